@@ -1,0 +1,156 @@
+// Package intent holds the two records wail writes to its logs, the Intent
+// (on the intent log) and the Event (on the event bus), as plain Go values,
+// and their wire encoding: the protobuf messages wail.v1.Intent and
+// wail.v1.ChangeEvent in standard binary form (see api/wail/v1/wail.proto for
+// the field-by-field format). The log record key is always the row key.
+package intent
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Op is what an intent or event does to a key.
+type Op uint8
+
+// Ops. The values match wail.v1.Op.
+const (
+	Upsert Op = 1
+	Delete Op = 2
+	Abort  Op = 3
+)
+
+func (o Op) String() string {
+	switch o {
+	case Upsert:
+		return "UPSERT"
+	case Delete:
+		return "DELETE"
+	case Abort:
+		return "ABORT"
+	}
+	return "OP(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Intent says that a key of a table is about to change to a version.
+type Intent struct {
+	Table     string
+	Key       []byte
+	Op        Op
+	Version   uint64
+	ID        string
+	ProxyID   uint32
+	CreatedAt time.Time
+}
+
+// Event is a final change event: the state of a key at a version.
+type Event struct {
+	Table          string
+	Key            []byte
+	Op             Op // Upsert or Delete
+	Version        uint64
+	Value          []byte
+	IntentAt       time.Time
+	ResolvedAt     time.Time
+	CoveredIntents uint32
+	SchemaID       uint32
+}
+
+// EventID is the stable id of an event: "table/hex(key)/version".
+func EventID(table string, key []byte, version uint64) string {
+	return table + "/" + hex.EncodeToString(key) + "/" + strconv.FormatUint(version, 10)
+}
+
+// Marshal encodes an intent as a wail.v1.Intent.
+func (in *Intent) Marshal() ([]byte, error) {
+	return proto.Marshal(&wailv1.Intent{
+		Table:       in.Table,
+		Key:         in.Key,
+		Op:          wailv1.Op(in.Op),
+		Version:     in.Version,
+		IntentId:    in.ID,
+		ProxyId:     in.ProxyID,
+		CreatedAtUs: in.CreatedAt.UnixMicro(),
+	})
+}
+
+// UnmarshalIntent decodes a wail.v1.Intent and checks that it makes sense.
+func UnmarshalIntent(b []byte) (Intent, error) {
+	var m wailv1.Intent
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return Intent{}, fmt.Errorf("decode intent: %w", err)
+	}
+	in := Intent{
+		Table:     m.Table,
+		Key:       m.Key,
+		Op:        Op(m.Op),
+		Version:   m.Version,
+		ID:        m.IntentId,
+		ProxyID:   m.ProxyId,
+		CreatedAt: time.UnixMicro(m.CreatedAtUs),
+	}
+	switch {
+	case in.Op != Upsert && in.Op != Delete && in.Op != Abort:
+		return Intent{}, fmt.Errorf("decode intent: invalid op %d", m.Op)
+	case in.Version == 0:
+		return Intent{}, fmt.Errorf("decode intent: zero version")
+	case len(in.Key) == 0:
+		return Intent{}, fmt.Errorf("decode intent: empty key")
+	}
+	return in, nil
+}
+
+// Proto returns the event as a wail.v1.ChangeEvent.
+func (e *Event) Proto() *wailv1.ChangeEvent {
+	return &wailv1.ChangeEvent{
+		Table:          e.Table,
+		Key:            e.Key,
+		Op:             wailv1.Op(e.Op),
+		Version:        e.Version,
+		Value:          e.Value,
+		IntentAtUs:     e.IntentAt.UnixMicro(),
+		ResolvedAtUs:   e.ResolvedAt.UnixMicro(),
+		CoveredIntents: e.CoveredIntents,
+		EventId:        EventID(e.Table, e.Key, e.Version),
+		SchemaId:       e.SchemaID,
+	}
+}
+
+// Marshal encodes an event as a wail.v1.ChangeEvent.
+func (e *Event) Marshal() ([]byte, error) { return proto.Marshal(e.Proto()) }
+
+// EventFromProto converts a wail.v1.ChangeEvent.
+func EventFromProto(m *wailv1.ChangeEvent) Event {
+	return Event{
+		Table:          m.Table,
+		Key:            m.Key,
+		Op:             Op(m.Op),
+		Version:        m.Version,
+		Value:          m.Value,
+		IntentAt:       time.UnixMicro(m.IntentAtUs),
+		ResolvedAt:     time.UnixMicro(m.ResolvedAtUs),
+		CoveredIntents: m.CoveredIntents,
+		SchemaID:       m.SchemaId,
+	}
+}
+
+// UnmarshalEvent decodes a wail.v1.ChangeEvent and checks that it makes sense.
+func UnmarshalEvent(b []byte) (Event, error) {
+	var m wailv1.ChangeEvent
+	if err := proto.Unmarshal(b, &m); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	e := EventFromProto(&m)
+	switch {
+	case e.Op != Upsert && e.Op != Delete:
+		return Event{}, fmt.Errorf("decode event: invalid op %d", m.Op)
+	case e.Version == 0:
+		return Event{}, fmt.Errorf("decode event: zero version")
+	}
+	return e, nil
+}

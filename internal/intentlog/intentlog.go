@@ -1,0 +1,151 @@
+// Package intentlog defines the partitioned, replayable log that wail's
+// intent log and event bus are both built on, and the pieces every
+// implementation shares: the record type, Kafka's murmur2 key partitioner and
+// the sentinel errors callers branch on.
+//
+// Implementations: embedded (segmented CRC-framed files on local disk, the
+// default) and, at scale, Kafka. Every implementation passes the acceptance
+// suite in package logtest.
+//
+// A log holds topics; a topic has a fixed number of partitions; a record goes
+// to partition Partition(key, n), so a key always lands on the same partition
+// and is totally ordered there. Offsets are per partition, start at 0 and
+// increase by one per record. Append returns only once its records are
+// durable, and readers never see a record before it is durable.
+package intentlog
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them with %w.
+var (
+	// ErrUnknownTopic: the topic does not exist.
+	ErrUnknownTopic = errors.New("unknown topic")
+	// ErrPartitionMismatch: a topic exists with another partition count.
+	ErrPartitionMismatch = errors.New("topic exists with a different partition count")
+	// ErrOffsetOutOfRange: the offset is below the log start (retention
+	// removed it) or beyond the end.
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrClosed: the log or reader was closed.
+	ErrClosed = errors.New("log closed")
+	// ErrTooLarge: a record or batch exceeds the configured maximum.
+	ErrTooLarge = errors.New("record too large")
+	// ErrCorrupt: stored bytes failed their checksum or could not be decoded.
+	ErrCorrupt = errors.New("corrupt log data")
+)
+
+// Header is a record header (Kafka headers; stored as-is by the embedded log).
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one log record. Append fills Partition, Offset and Timestamp.
+type Record struct {
+	Key     []byte
+	Value   []byte // nil is a tombstone (Kafka compaction); empty is a value
+	Headers []Header
+
+	Partition int32
+	Offset    int64
+	Timestamp time.Time // append time, set by the log
+}
+
+// TopicOptions configures a topic at creation.
+type TopicOptions struct {
+	// Retention removes records older than this (0: keep forever).
+	Retention time.Duration
+	// RetentionBytes caps each partition's size (0: no cap).
+	RetentionBytes int64
+	// Compact asks for log compaction where the implementation supports it
+	// (Kafka); the embedded log keeps every record.
+	Compact bool
+}
+
+// Log is a partitioned, replayable, durable log.
+type Log interface {
+	// CreateTopic creates a topic; it is a no-op when the topic exists with
+	// the same partition count, and fails with ErrPartitionMismatch when it
+	// exists with another.
+	CreateTopic(ctx context.Context, topic string, partitions int32, opts TopicOptions) error
+	// Partitions returns a topic's partition count (ErrUnknownTopic).
+	Partitions(ctx context.Context, topic string) (int32, error)
+	// Append appends records to a topic, each to Partition(key, n), and
+	// returns once all of them are durable, with Partition, Offset and
+	// Timestamp filled in. Records of one call that share a partition keep
+	// their order. On error none, some or all records may be durable.
+	Append(ctx context.Context, topic string, recs []*Record) error
+	// Bounds returns the first retained offset and the end offset (the
+	// offset the next record will get) of a partition.
+	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
+	// OffsetForTime returns the first offset whose timestamp is >= t, or the
+	// end offset when there is none. It may return an earlier offset (never a
+	// later one) when timestamps are not monotonic.
+	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
+	// NewReader reads a partition from offset on.
+	NewReader(topic string, partition int32, offset int64) (Reader, error)
+	// Commit stores a consumer group's next offsets durably.
+	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
+	// Committed returns a group's committed offsets; partitions never
+	// committed are absent.
+	Committed(ctx context.Context, group, topic string) (map[int32]int64, error)
+	// Close releases everything; pending Appends fail with ErrClosed.
+	Close() error
+}
+
+// Reader reads one partition in offset order.
+type Reader interface {
+	// Next returns the next records, blocking until at least one is durable
+	// or ctx ends. It fails with ErrOffsetOutOfRange when the reader's
+	// position fell below the log start.
+	Next(ctx context.Context) ([]Record, error)
+	// Close releases the reader.
+	Close() error
+}
+
+// Partition returns the partition of key among n partitions, exactly as
+// Kafka's default partitioner does for keyed records:
+// toPositive(murmur2(key)) % n.
+func Partition(key []byte, n int32) int32 {
+	return int32((Murmur2(key) & 0x7fffffff) % uint32(n))
+}
+
+// Murmur2 is Kafka's murmur2 hash (seed 0x9747b28c).
+func Murmur2(data []byte) uint32 {
+	const (
+		seed = 0x9747b28c
+		m    = 0x5bd1e995
+		r    = 24
+	)
+	length := len(data)
+	h := uint32(seed) ^ uint32(length)
+	n := length / 4
+	for i := 0; i < n; i++ {
+		j := i * 4
+		k := uint32(data[j]) | uint32(data[j+1])<<8 | uint32(data[j+2])<<16 | uint32(data[j+3])<<24
+		k *= m
+		k ^= k >> r
+		k *= m
+		h *= m
+		h ^= k
+	}
+	tail := data[n*4:]
+	switch len(tail) {
+	case 3:
+		h ^= uint32(tail[2]) << 16
+		fallthrough
+	case 2:
+		h ^= uint32(tail[1]) << 8
+		fallthrough
+	case 1:
+		h ^= uint32(tail[0])
+		h *= m
+	}
+	h ^= h >> 13
+	h *= m
+	h ^= h >> 15
+	return h
+}

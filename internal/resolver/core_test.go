@@ -1,0 +1,394 @@
+package resolver
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// ver returns a version stamped ms milliseconds after t0 (logical n).
+func ver(ms int, n uint64) uint64 { return hlc.At(t0.Add(time.Duration(ms)*time.Millisecond)) + n<<10 }
+
+func ent(off int64, key string, op intent.Op, v uint64) Entry {
+	return Entry{Offset: off, Intent: intent.Intent{
+		Table: "t", Key: []byte(key), Op: op, Version: v, CreatedAt: hlc.Time(v),
+	}}
+}
+
+func put(off int64, key string, v uint64) Entry { return ent(off, key, intent.Upsert, v) }
+
+// step is one input to the core and what Ready must then say.
+type step struct {
+	at int // ms after t0
+
+	ingest    []Entry
+	read      *ReadResult // Seq 0 means "the key's last read"
+	published bool        // acknowledge every event returned so far
+	tick      bool
+
+	reads   []string // "key@level"
+	events  []string // "key=version" or "key=version(D)" for deletes, "/n" covered count
+	commit  int64    // expected Commit; 0 means "-1" unless commitSet
+	commit0 bool     // the expected commit is really 0
+	unmat   []string // "key:v1,v2"
+}
+
+func row(v uint64, value string) *store.Row { return &store.Row{Version: v, Value: []byte(value)} }
+
+func res(key string, r *store.Row) *ReadResult {
+	rr := &ReadResult{Key: []byte(key)}
+	if r != nil {
+		rr.Row, rr.Found = *r, true
+	}
+	return rr
+}
+
+func errRes(key string) *ReadResult {
+	return &ReadResult{Key: []byte(key), Err: fmt.Errorf("boom")}
+}
+
+type harness struct {
+	t       *testing.T
+	c       *Core
+	lastSeq map[string]uint64
+	unacked []intent.Event
+}
+
+func run(t *testing.T, p Params, start int64, last map[string]uint64, steps []step) *Core {
+	t.Helper()
+	if p.Table == "" {
+		p.Table = "t"
+	}
+	h := &harness{t: t, c: NewCore(p, start, last), lastSeq: map[string]uint64{}}
+	for i, s := range steps {
+		now := t0.Add(time.Duration(s.at) * time.Millisecond)
+		if s.ingest != nil {
+			h.c.Ingest(now, s.ingest)
+		}
+		if s.read != nil {
+			r := *s.read
+			if r.Seq == 0 {
+				r.Seq = h.lastSeq[string(r.Key)]
+			}
+			h.c.ReadDone(now, r)
+		}
+		if s.published {
+			evs := h.unacked
+			h.unacked = nil
+			h.c.Published(now, evs)
+		}
+		if s.tick {
+			h.c.Tick(now)
+		}
+		h.check(i, h.c.Ready(), s)
+	}
+	return h.c
+}
+
+func (h *harness) check(i int, r Ready, s step) {
+	h.t.Helper()
+	var reads, events, unmat []string
+	for _, rq := range r.Reads {
+		reads = append(reads, fmt.Sprintf("%s@%d", rq.Key, rq.Level))
+		h.lastSeq[string(rq.Key)] = rq.Seq
+	}
+	for _, e := range r.Events {
+		d := ""
+		if e.Op == intent.Delete {
+			d = "(D)"
+		}
+		events = append(events, fmt.Sprintf("%s=%d%s/%d", e.Key, e.Version, d, e.CoveredIntents))
+		h.unacked = append(h.unacked, e)
+	}
+	for _, u := range r.Unmaterialized {
+		var vs []string
+		for _, v := range u.Versions {
+			vs = append(vs, fmt.Sprint(v))
+		}
+		unmat = append(unmat, fmt.Sprintf("%s:%s", u.Key, strings.Join(vs, ",")))
+	}
+	want := s.commit
+	if want == 0 && !s.commit0 {
+		want = -1
+	}
+	if !reflect.DeepEqual(reads, s.reads) || !reflect.DeepEqual(events, s.events) ||
+		r.Commit != want || !reflect.DeepEqual(unmat, s.unmat) {
+		h.t.Fatalf("step %d: got reads=%v events=%v commit=%d unmat=%v\nwant reads=%v events=%v commit=%d unmat=%v",
+			i, reads, events, r.Commit, unmat, s.reads, s.events, want, s.unmat)
+	}
+}
+
+func TestCore(t *testing.T) {
+	t.Parallel()
+	v1, v2, v3 := ver(0, 0), ver(1, 0), ver(2, 0)
+	base := Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond}
+	twoLevels := base
+	twoLevels.Levels = 2
+	ev := func(k string, v uint64, n int) string { return fmt.Sprintf("%s=%d/%d", k, v, n) }
+
+	tests := []struct {
+		name  string
+		p     Params
+		start int64
+		last  map[string]uint64
+		steps []step
+	}{
+		{
+			name: "one intent, state covers it, publish then commit",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 1},
+			},
+		},
+		{
+			name: "coalescing: three intents of one key in one batch make one read and one event",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "a", v2), put(2, "a", v3)}, reads: []string{"a@0"}},
+				{read: res("a", row(v3, "z")), events: []string{ev("a", v3, 3)}},
+				{published: true, commit: 3},
+			},
+		},
+		{
+			name: "coalescing: intents arriving during a read ride on it",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{ingest: []Entry{put(1, "a", v2)}},
+				{read: res("a", row(v2, "y")), events: []string{ev("a", v2, 2)}},
+				{published: true, commit: 2},
+			},
+		},
+		{
+			name: "partial coverage publishes what is covered and keeps waiting for the rest",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "a", v3)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 1},       // retry is due 10ms later
+				{at: 10, tick: true, reads: []string{"a@0"}},
+				{at: 11, read: res("a", row(v3, "z")), events: []string{ev("a", v3, 1)}},
+				{at: 12, published: true, commit: 2},
+			},
+		},
+		{
+			name: "stale read backs off exponentially then publishes",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v2)}, reads: []string{"a@0"}},
+				{read: res("a", nil)},
+				{at: 9, tick: true},
+				{at: 10, tick: true, reads: []string{"a@0"}},
+				{at: 11, read: res("a", row(v1, "old"))}, // next backoff: 20ms
+				{at: 30, tick: true},
+				{at: 31, tick: true, reads: []string{"a@0"}},
+				{at: 32, read: res("a", row(v2, "y")), events: []string{ev("a", v2, 1)}},
+				{at: 33, published: true, commit: 1},
+			},
+		},
+		{
+			name: "window expiry: unmaterialized, no event, commit moves on",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "b", v1)}, reads: []string{"a@0", "b@0"}},
+				{read: res("b", row(v1, "b")), events: []string{ev("b", v1, 1)}},
+				{published: true},
+				{at: 99, read: res("a", nil)},
+				{at: 109, tick: true, reads: []string{"a@0"}},
+				{at: 110, read: res("a", nil), unmat: []string{fmt.Sprintf("a:%d", v1)}, commit: 2},
+			},
+		},
+		{
+			name: "a slow key does not hold back the commit beyond itself",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "b", v1), put(1, "slow", v1), put(2, "c", v1)}, reads: []string{"b@0", "slow@0", "c@0"}},
+				{read: res("b", row(v1, "b")), events: []string{ev("b", v1, 1)}},
+				{read: res("c", row(v1, "c")), events: []string{ev("c", v1, 1)}},
+				{published: true, commit: 1},
+				{read: res("slow", row(v1, "s")), events: []string{ev("slow", v1, 1)}},
+				{published: true, commit: 3},
+			},
+		},
+		{
+			name: "abort resolves at once with one read at the strongest level",
+			p:    twoLevels,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", nil), reads: []string{"a@1"}},
+				{read: res("a", nil)}, // backing off
+				{ingest: []Entry{ent(1, "a", intent.Abort, v1)}, reads: []string{"a@1"}},
+				{read: res("a", nil), commit: 2},
+			},
+		},
+		{
+			name: "abort of a write that landed anyway publishes it",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{ingest: []Entry{ent(1, "a", intent.Abort, v1)}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 2},
+			},
+		},
+		{
+			name: "abort of an already published key needs no read",
+			p:    base,
+			last: map[string]uint64{"a": v2},
+			steps: []step{
+				{ingest: []Entry{ent(0, "a", intent.Abort, v1)}, commit: 1},
+			},
+		},
+		{
+			name: "progressive consistency: stale replica escalates to the primary",
+			p:    twoLevels,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v2)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "old")), reads: []string{"a@1"}},
+				{read: res("a", row(v2, "new")), events: []string{ev("a", v2, 1)}},
+				{published: true, commit: 1},
+			},
+		},
+		{
+			name: "progressive consistency: a current replica needs no escalation",
+			p:    twoLevels,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v2)}, reads: []string{"a@0"}},
+				{read: res("a", row(v2, "new")), events: []string{ev("a", v2, 1)}},
+				{published: true, commit: 1},
+			},
+		},
+		{
+			name: "read errors escalate, back off and never expire the window",
+			p:    twoLevels,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: errRes("a"), reads: []string{"a@1"}},
+				{at: 500, read: errRes("a")},
+				{at: 510, tick: true, reads: []string{"a@0"}},
+				{at: 511, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{at: 512, published: true, commit: 1},
+			},
+		},
+		{
+			name: "delete publishes a delete event from the tombstone",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{ent(0, "a", intent.Delete, v1)}, reads: []string{"a@0"}},
+				{read: res("a", &store.Row{Version: v1, Deleted: true}), events: []string{fmt.Sprintf("a=%d(D)/1", v1)}},
+				{published: true, commit: 1},
+			},
+		},
+		{
+			name: "duplicates after restart: versions already on the bus are not published again",
+			p:    base,
+			start: 5,
+			last:  map[string]uint64{"a": v2},
+			steps: []step{
+				// re-read after restart: both intents are covered by what is on the bus
+				{ingest: []Entry{put(5, "a", v1), put(6, "a", v2)}, commit: 7},
+				// a newer intent is read and published as usual
+				{ingest: []Entry{put(7, "a", v3)}, reads: []string{"a@0"}},
+				{read: res("a", row(v3, "z")), events: []string{ev("a", v3, 1)}},
+				{published: true, commit: 8},
+			},
+		},
+		{
+			name: "a read showing the last published version publishes nothing",
+			p:    base,
+			last: map[string]uint64{"a": v2},
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v3)}, reads: []string{"a@0"}},
+				{read: res("a", row(v2, "y"))},
+				{at: 10, tick: true, reads: []string{"a@0"}},
+				{at: 11, read: res("a", row(v3, "z")), events: []string{ev("a", v3, 1)}},
+				{at: 12, published: true, commit: 1},
+			},
+		},
+		{
+			name: "undecodable records resolve at once",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{{Offset: 0, Invalid: true}, put(1, "a", v1)}, reads: []string{"a@0"}, commit: 1},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 2},
+			},
+		},
+		{
+			name: "re-delivered offsets are ignored",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{ingest: []Entry{put(0, "a", v1)}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 1},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			run(t, tc.p, tc.start, tc.last, tc.steps)
+		})
+	}
+}
+
+func TestCoreStaleResultsIgnored(t *testing.T) {
+	t.Parallel()
+	c := NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 0, nil)
+	c.Ingest(t0, []Entry{put(0, "a", ver(0, 0))})
+	r := c.Ready()
+	c.ReadDone(t0, ReadResult{Key: []byte("a"), Seq: r.Reads[0].Seq + 99, Found: true, Row: store.Row{Version: ver(0, 0)}})
+	if got := c.Ready(); len(got.Events) != 0 {
+		t.Fatalf("a result for another read published %v", got.Events)
+	}
+	c.ReadDone(t0, ReadResult{Key: []byte("zz"), Seq: r.Reads[0].Seq})
+	if got := c.Ready(); len(got.Events)+len(got.Reads) != 0 {
+		t.Fatalf("a result for an unknown key did something: %+v", got)
+	}
+}
+
+func TestCoreEvictsIdleKeysPastHorizon(t *testing.T) {
+	t.Parallel()
+	c := NewCore(Params{Table: "t", Window: time.Second, Levels: 1, Horizon: time.Second}, 0, nil)
+	v := ver(0, 0)
+	c.Ingest(t0, []Entry{put(0, "a", v)})
+	r := c.Ready()
+	c.ReadDone(t0, ReadResult{Key: []byte("a"), Seq: r.Reads[0].Seq, Found: true, Row: store.Row{Version: v}})
+	c.Published(t0, c.Ready().Events)
+	if c.LastPublished([]byte("a")) != v {
+		t.Fatal("last published version not remembered")
+	}
+	// An intent of another key 500ms later keeps it; 2s later evicts it.
+	c.Ingest(t0, []Entry{put(1, "b", ver(500, 0))})
+	if c.LastPublished([]byte("a")) != v {
+		t.Fatal("evicted inside the horizon")
+	}
+	c.Ingest(t0, []Entry{put(2, "c", ver(2000, 0))})
+	if c.LastPublished([]byte("a")) != 0 {
+		t.Fatal("not evicted past the horizon")
+	}
+}
+
+// TestCoreRandomized drives the core with random intents and store states
+// and checks the resolver's invariants after every step.
+func TestCoreRandomized(t *testing.T) {
+	t.Parallel()
+	for seed := int64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			sim := newSim(seed)
+			sim.run(t, 3000)
+		})
+	}
+}

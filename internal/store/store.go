@@ -1,0 +1,90 @@
+// Package store defines what wail needs from the database that holds the
+// rows: conditional last-writer-wins writes on a version, versioned
+// tombstones, reads at one of several consistency levels, and the table
+// catalog. Implementations live in sub-packages (pebble, and at scale the SQL
+// and Cassandra stores) and all pass the acceptance suite in storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// Sentinel errors. Implementations wrap them with %w.
+var (
+	// ErrUnknownTable: the table was never created in this store.
+	ErrUnknownTable = errors.New("unknown table")
+	// ErrUnavailable: the store cannot be reached right now; retry later.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Mutation is one conditional write: it takes effect only if Version is
+// greater than the version the key holds (or the key is absent).
+type Mutation struct {
+	Key     []byte
+	Value   []byte // ignored for deletes
+	Version uint64
+	Delete  bool // write a tombstone at Version
+}
+
+// Outcome is what a Mutation did.
+type Outcome struct {
+	// Applied is true when the store now holds the mutation's version.
+	Applied bool
+	// Current is the version the key holds after the write (the mutation's
+	// own when Applied, the newer one that won otherwise). Stores that
+	// cannot tell cheaply report 0 when not applied.
+	Current uint64
+}
+
+// Row is the state of a key.
+type Row struct {
+	Value   []byte
+	Version uint64
+	Deleted bool // a tombstone: Value is empty
+}
+
+// Level is a read consistency level: index 0 is the cheapest (a replica,
+// consistency ONE), the last is the strongest (the primary, QUORUM).
+type Level int
+
+// Table is the catalog entry of a table, as a store keeps it.
+type Table struct {
+	Name string
+	// Spec is the encoded table definition (owned by package catalog).
+	Spec []byte
+}
+
+// Store is the contract every backend implements.
+type Store interface {
+	// CreateTable makes room for a table's rows; idempotent.
+	CreateTable(ctx context.Context, table string) error
+	// Apply writes mutations conditionally (last writer wins on version).
+	// Mutations may be applied in any order; one Outcome per mutation.
+	Apply(ctx context.Context, table string, muts []Mutation) ([]Outcome, error)
+	// Get reads a key at a consistency level; found is false for keys never
+	// written. A tombstone is found, with Deleted set.
+	Get(ctx context.Context, table string, key []byte, level Level) (row Row, found bool, err error)
+	// Levels returns the names of the read levels, cheapest first; at least one.
+	Levels() []string
+	// SaveTable and Tables persist the table catalog.
+	SaveTable(ctx context.Context, t Table) error
+	Tables(ctx context.Context) ([]Table, error)
+	Close() error
+}
+
+var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// ValidateTableName accepts lower-case ASCII letters, digits and underscores,
+// starting with a letter, at most 63 characters: safe as a file, topic and
+// SQL identifier everywhere wail puts it.
+func ValidateTableName(name string) error {
+	if !tableName.MatchString(name) {
+		return fmt.Errorf("invalid table name %q: use 1-63 lower-case letters, digits or '_', starting with a letter", name)
+	}
+	return nil
+}
