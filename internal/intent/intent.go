@@ -37,6 +37,9 @@ func (o Op) String() string {
 	return "OP(" + strconv.Itoa(int(o)) + ")"
 }
 
+// Topic is the intent log topic of a table.
+func Topic(table string) string { return "wail.intents." + table }
+
 // Intent says that a key of a table is about to change to a version.
 type Intent struct {
 	Table     string

@@ -47,6 +47,7 @@ type ReadRequest struct {
 type ReadResult struct {
 	Key   []byte
 	Seq   uint64
+	Level store.Level
 	Row   store.Row
 	Found bool
 	Err   error

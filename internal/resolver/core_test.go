@@ -175,7 +175,7 @@ func TestCore(t *testing.T) {
 			steps: []step{
 				{ingest: []Entry{put(0, "a", v1), put(1, "a", v3)}, reads: []string{"a@0"}},
 				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
-				{published: true, commit: 1},       // retry is due 10ms later
+				{published: true, commit: 1}, // retry is due 10ms later
 				{at: 10, tick: true, reads: []string{"a@0"}},
 				{at: 11, read: res("a", row(v3, "z")), events: []string{ev("a", v3, 1)}},
 				{at: 12, published: true, commit: 2},
@@ -290,8 +290,8 @@ func TestCore(t *testing.T) {
 			},
 		},
 		{
-			name: "duplicates after restart: versions already on the bus are not published again",
-			p:    base,
+			name:  "duplicates after restart: versions already on the bus are not published again",
+			p:     base,
 			start: 5,
 			last:  map[string]uint64{"a": v2},
 			steps: []step{

@@ -1,0 +1,180 @@
+// Package config is wail's configuration: defaults, the YAML file, and
+// validation with messages that say which setting is wrong and why.
+//
+// Every field has a default; a YAML file only names what it changes. Unknown
+// keys are errors, so a typo never silently falls back to a default.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a wail process.
+type Config struct {
+	// DataDir holds the embedded log, store and event bus.
+	DataDir string `yaml:"data_dir"`
+	// Listen is the address of the API (gRPC, gRPC-Web, Connect, JSON) and
+	// of /metrics and /healthz.
+	Listen string `yaml:"listen"`
+	// ProxyID goes into every version this proxy stamps (0..1023); proxies
+	// sharing a store must use different ids.
+	ProxyID uint32 `yaml:"proxy_id"`
+	// ShutdownTimeout bounds how long a graceful shutdown drains.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Limits   Limits   `yaml:"limits"`
+	Log      Log      `yaml:"log"`
+	Store    Store    `yaml:"store"`
+	Resolver Resolver `yaml:"resolver"`
+	Defaults Table    `yaml:"table_defaults"`
+	// Tables are created at start when missing.
+	Tables []Table `yaml:"tables"`
+}
+
+// Limits bound what the proxy accepts.
+type Limits struct {
+	MaxKeyBytes       int `yaml:"max_key_bytes"`
+	MaxValueBytes     int `yaml:"max_value_bytes"`
+	MaxBatchMutations int `yaml:"max_batch_mutations"`
+}
+
+// Log configures the embedded intent log and event bus.
+type Log struct {
+	SegmentBytes   int64         `yaml:"segment_bytes"`
+	Retention      time.Duration `yaml:"retention"`       // intent log; 0 keeps forever
+	EventRetention time.Duration `yaml:"event_retention"` // event bus; 0 keeps forever
+	// NoSync skips fsync: only for throwaway data (tests, demos of speed).
+	NoSync bool `yaml:"no_sync"`
+}
+
+// Store configures the store.
+type Store struct {
+	Kind   string `yaml:"kind"` // "pebble"
+	NoSync bool   `yaml:"no_sync"`
+}
+
+// Resolver configures the resolver.
+type Resolver struct {
+	Enabled bool `yaml:"enabled"`
+	// Concurrency bounds the reads in flight across all partitions.
+	Concurrency int           `yaml:"concurrency"`
+	BackoffMin  time.Duration `yaml:"backoff_min"`
+	BackoffMax  time.Duration `yaml:"backoff_max"`
+	// DedupeHorizon is how long the resolver remembers the last published
+	// version of an idle key, and how far back it scans the bus on restart.
+	DedupeHorizon  time.Duration `yaml:"dedupe_horizon"`
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// MaxUnresolved pauses reading a partition while this many of its
+	// intents are unresolved.
+	MaxUnresolved int    `yaml:"max_unresolved"`
+	Group         string `yaml:"group"`
+}
+
+// Table is a table definition (also used for defaults).
+type Table struct {
+	Name             string        `yaml:"name"`
+	FailureMode      string        `yaml:"failure_mode"` // transactional | independent
+	VisibilityWindow time.Duration `yaml:"visibility_window"`
+	Partitions       int32         `yaml:"partitions"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		DataDir:         "./wail-data",
+		Listen:          "127.0.0.1:7070",
+		ShutdownTimeout: 30 * time.Second,
+		Limits:          Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000},
+		Log:             Log{SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour},
+		Store:           Store{Kind: "pebble"},
+		Resolver: Resolver{
+			Enabled: true, Concurrency: 256, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
+			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
+			Group: "wail-resolver",
+		},
+		Defaults: Table{FailureMode: "transactional", VisibilityWindow: 10 * time.Second, Partitions: 8},
+	}
+}
+
+// Load reads a YAML file over the defaults and validates the result. An
+// empty path returns the defaults.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, c.Validate()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks every setting and names the first wrong one.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.DataDir != "", "data_dir must not be empty")
+	check(c.Listen != "", "listen must not be empty")
+	check(c.ProxyID <= 1023, "proxy_id %d out of range 0..1023", c.ProxyID)
+	check(c.ShutdownTimeout > 0, "shutdown_timeout must be positive")
+	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)
+	check(c.Limits.MaxValueBytes > 0 && c.Limits.MaxValueBytes <= 64<<20, "limits.max_value_bytes %d out of range 1..67108864", c.Limits.MaxValueBytes)
+	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")
+	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)
+	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0, "log retention must not be negative")
+	check(c.Store.Kind == "pebble", "store.kind %q is not supported (supported: pebble)", c.Store.Kind)
+	r := c.Resolver
+	check(r.Concurrency > 0, "resolver.concurrency must be positive")
+	check(r.BackoffMin > 0 && r.BackoffMax >= r.BackoffMin, "resolver.backoff_min must be positive and <= backoff_max")
+	check(r.DedupeHorizon >= time.Second, "resolver.dedupe_horizon must be at least 1s")
+	check(r.CommitInterval > 0, "resolver.commit_interval must be positive")
+	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
+	check(r.Group != "", "resolver.group must not be empty")
+	if err := c.Defaults.validate("table_defaults"); err != nil {
+		errs = append(errs, err)
+	}
+	for i, t := range c.Tables {
+		if t.Name == "" {
+			errs = append(errs, fmt.Errorf("tables[%d].name must not be empty", i))
+		}
+		if err := t.validate(fmt.Sprintf("tables[%d]", i)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t Table) validate(where string) error {
+	switch t.FailureMode {
+	case "", "transactional", "independent":
+	default:
+		return fmt.Errorf("%s.failure_mode %q: use transactional or independent", where, t.FailureMode)
+	}
+	if t.VisibilityWindow < 0 {
+		return fmt.Errorf("%s.visibility_window must not be negative", where)
+	}
+	if t.Partitions < 0 || t.Partitions > 1024 {
+		return fmt.Errorf("%s.partitions %d out of range 1..1024", where, t.Partitions)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package eventbus is where final change events go: one topic per table on
+// an intentlog.Log (the same log code as the intent log), keyed by row key so
+// that every key's events are totally ordered on one partition, replayable by
+// any number of subscribers.
+//
+// Record format: key = row key; value = wail.v1.ChangeEvent (proto binary,
+// see api/wail/v1/wail.proto); headers wail.version (decimal), wail.op
+// (UPSERT|DELETE) and wail.event_id, so tools that do not speak protobuf can
+// still read what changed.
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// Header names on every event record.
+const (
+	HeaderVersion = "wail.version"
+	HeaderOp      = "wail.op"
+	HeaderEventID = "wail.event_id"
+)
+
+// Topic is the event topic of a table.
+func Topic(table string) string { return "wail.events." + table }
+
+// Bus publishes and reads final events.
+type Bus struct {
+	log intentlog.Log
+}
+
+// New returns a bus on a log.
+func New(log intentlog.Log) *Bus { return &Bus{log: log} }
+
+// Log returns the log under the bus.
+func (b *Bus) Log() intentlog.Log { return b.log }
+
+// CreateTable creates a table's event topic.
+func (b *Bus) CreateTable(ctx context.Context, table string, partitions int32, retention time.Duration) error {
+	err := b.log.CreateTopic(ctx, Topic(table), partitions, intentlog.TopicOptions{Retention: retention, Compact: true})
+	if err != nil {
+		return fmt.Errorf("eventbus: create %s: %w", table, err)
+	}
+	return nil
+}
+
+// Publish appends events durably, in order. Events of one key must be
+// published in version order by a single caller (the resolver of the key's
+// partition); the bus keeps that order.
+func (b *Bus) Publish(ctx context.Context, table string, events []intent.Event) error {
+	recs := make([]*intentlog.Record, len(events))
+	for i := range events {
+		r, err := Encode(&events[i])
+		if err != nil {
+			return fmt.Errorf("eventbus: publish %s: %w", table, err)
+		}
+		recs[i] = r
+	}
+	if err := b.log.Append(ctx, Topic(table), recs); err != nil {
+		return fmt.Errorf("eventbus: publish %s: %w", table, err)
+	}
+	return nil
+}
+
+// Encode turns an event into its log record.
+func Encode(e *intent.Event) (*intentlog.Record, error) {
+	v, err := e.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return &intentlog.Record{
+		Key:   e.Key,
+		Value: v,
+		Headers: []intentlog.Header{
+			{Key: HeaderVersion, Value: strconv.AppendUint(nil, e.Version, 10)},
+			{Key: HeaderOp, Value: []byte(e.Op.String())},
+			{Key: HeaderEventID, Value: []byte(intent.EventID(e.Table, e.Key, e.Version))},
+		},
+	}, nil
+}
+
+// LastVersions scans a partition from the first event published at or after
+// since to the end and returns each key's highest version: what the resolver
+// needs after a restart to never publish a version twice.
+func (b *Bus) LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error) {
+	topic := Topic(table)
+	from, err := b.log.OffsetForTime(ctx, topic, partition, since)
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
+	}
+	_, end, err := b.log.Bounds(ctx, topic, partition)
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
+	}
+	last := map[string]uint64{}
+	if from >= end {
+		return last, nil
+	}
+	r, err := b.log.NewReader(topic, partition, from)
+	if err != nil {
+		return nil, fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
+	}
+	defer r.Close()
+	for next := from; next < end; {
+		recs, err := r.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, next, err)
+		}
+		for i := range recs {
+			next = recs[i].Offset + 1
+			if recs[i].Value == nil {
+				continue // a compaction tombstone
+			}
+			e, err := intent.UnmarshalEvent(recs[i].Value)
+			if err != nil {
+				continue // not ours to judge here; subscribers report it
+			}
+			if k := string(e.Key); e.Version > last[k] {
+				last[k] = e.Version
+			}
+		}
+	}
+	return last, nil
+}
+
+// ErrBadFrom: a subscription start position could not be parsed.
+var ErrBadFrom = errors.New(`invalid start position: use "beginning", "latest", "v<version>" or "@<offset>"`)
+
+// Start is where a subscription begins.
+type Start struct {
+	Beginning bool
+	Latest    bool
+	// AfterVersion skips events with a version <= it (0: none).
+	AfterVersion uint64
+	// Offset starts every partition at this offset (-1: unused).
+	Offset int64
+}
+
+// ParseStart parses "beginning", "latest" (also ""), "v<version>" or
+// "@<offset>"; a bare number is taken as a version.
+func ParseStart(s string) (Start, error) {
+	switch {
+	case s == "" || s == "latest":
+		return Start{Latest: true, Offset: -1}, nil
+	case s == "beginning" || s == "earliest":
+		return Start{Beginning: true, Offset: -1}, nil
+	case s[0] == '@':
+		n, err := strconv.ParseInt(s[1:], 10, 64)
+		if err != nil || n < 0 {
+			return Start{}, fmt.Errorf("%w: %q", ErrBadFrom, s)
+		}
+		return Start{Offset: n}, nil
+	case s[0] == 'v':
+		s = s[1:]
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return Start{}, fmt.Errorf("%w: %q", ErrBadFrom, s)
+	}
+	return Start{AfterVersion: n, Offset: -1}, nil
+}

@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the proxy's Prometheus collectors.
+type Metrics struct {
+	mutations    *prometheus.CounterVec
+	intentErrors prometheus.Counter
+	storeErrors  prometheus.Counter
+	abortErrors  prometheus.Counter
+}
+
+// NewMetrics registers the proxy's collectors on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wail_proxy_mutations_total", Help: "Mutations by table and result (stored, superseded, unlogged, rejected).",
+		}, []string{"table", "result"}),
+		intentErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_intent_append_errors_total", Help: "Intent log appends that failed.",
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_store_write_errors_total", Help: "Store writes that failed after the intent was logged.",
+		}),
+		abortErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_abort_append_errors_total", Help: "ABORT intents that could not be logged.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors)
+	}
+	return m
+}
+
+func (m *Metrics) observe(muts []Mutation, res []Result) {
+	for i := range res {
+		r := &res[i]
+		result := "stored"
+		switch {
+		case r.Err != nil:
+			result = "rejected"
+		case !r.IntentLogged:
+			result = "unlogged"
+		case r.Superseded:
+			result = "superseded"
+		}
+		table := muts[i].Table
+		if errors.Is(r.Err, ErrUnknownTable) {
+			table = "" // never a label per name a client made up
+		}
+		m.mutations.WithLabelValues(table, result).Inc()
+	}
+}

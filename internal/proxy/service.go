@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+// Service serves wail.v1.ProducerService on a Proxy.
+type Service struct {
+	p *Proxy
+}
+
+// NewService returns the ProducerService handler.
+func NewService(p *Proxy) *Service { return &Service{p: p} }
+
+// Code maps a proxy error to its Connect/gRPC code.
+func Code(err error) connect.Code {
+	switch {
+	case errors.Is(err, ErrUnknownTable):
+		return connect.CodeNotFound
+	case errors.Is(err, ErrInvalid):
+		return connect.CodeInvalidArgument
+	case errors.Is(err, context.Canceled):
+		return connect.CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded
+	}
+	return connect.CodeUnavailable
+}
+
+func toProto(r Result) *wailv1.WriteResult {
+	out := &wailv1.WriteResult{
+		Version: r.Version, IntentLogged: r.IntentLogged, Stored: r.Stored, Superseded: r.Superseded,
+	}
+	if r.Err != nil {
+		out.Error = &wailv1.Error{Code: Code(r.Err).String(), Message: r.Err.Error()}
+	}
+	return out
+}
+
+// one runs a single mutation; its failure is the RPC's failure.
+func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, error) {
+	r := s.p.Write(ctx, []Mutation{m})[0]
+	if r.Err != nil {
+		return nil, connect.NewError(Code(r.Err), r.Err)
+	}
+	return toProto(r), nil
+}
+
+// Put writes one key.
+func (s *Service) Put(ctx context.Context, req *connect.Request[wailv1.PutRequest]) (*connect.Response[wailv1.PutResponse], error) {
+	r, err := s.one(ctx, Mutation{Table: req.Msg.Table, Key: req.Msg.Key, Value: req.Msg.Value})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&wailv1.PutResponse{Result: r}), nil
+}
+
+// Delete deletes one key.
+func (s *Service) Delete(ctx context.Context, req *connect.Request[wailv1.DeleteRequest]) (*connect.Response[wailv1.DeleteResponse], error) {
+	r, err := s.one(ctx, Mutation{Table: req.Msg.Table, Key: req.Msg.Key, Delete: true})
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&wailv1.DeleteResponse{Result: r}), nil
+}
+
+// Write writes a batch; every mutation has its own result and error.
+func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRequest]) (*connect.Response[wailv1.WriteResponse], error) {
+	in := req.Msg.Mutations
+	if len(in) > s.p.limits.MaxBatch {
+		return nil, connect.NewError(connect.CodeInvalidArgument,
+			fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", len(in), s.p.limits.MaxBatch))
+	}
+	muts := make([]Mutation, len(in))
+	for i, m := range in {
+		switch m.Op {
+		case wailv1.Op_OP_UNSPECIFIED, wailv1.Op_OP_UPSERT, wailv1.Op_OP_DELETE:
+		default:
+			return nil, connect.NewError(connect.CodeInvalidArgument,
+				fmt.Errorf("mutation %d: op %s is not a write: use OP_UPSERT or OP_DELETE", i, m.Op))
+		}
+		muts[i] = Mutation{Table: m.Table, Key: m.Key, Value: m.Value, Delete: m.Op == wailv1.Op_OP_DELETE}
+	}
+	res := s.p.Write(ctx, muts)
+	out := &wailv1.WriteResponse{Results: make([]*wailv1.WriteResult, len(res))}
+	for i := range res {
+		out.Results[i] = toProto(res[i])
+	}
+	return connect.NewResponse(out), nil
+}
+
+// Get reads a key from the store.
+func (s *Service) Get(ctx context.Context, req *connect.Request[wailv1.GetRequest]) (*connect.Response[wailv1.GetResponse], error) {
+	row, found, err := s.p.Get(ctx, req.Msg.Table, req.Msg.Key)
+	if err != nil {
+		return nil, connect.NewError(Code(err), err)
+	}
+	out := &wailv1.GetResponse{Version: row.Version, Deleted: row.Deleted}
+	if found && !row.Deleted {
+		out.Found, out.Value = true, row.Value
+	}
+	return connect.NewResponse(out), nil
+}

@@ -1,0 +1,106 @@
+package resolver
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wail-cdc/wail/internal/intent"
+)
+
+// Metrics are the resolver's Prometheus collectors.
+type Metrics struct {
+	reads          *prometheus.CounterVec
+	readErrors     *prometheus.CounterVec
+	escalations    *prometheus.CounterVec
+	events         *prometheus.CounterVec
+	covered        *prometheus.CounterVec
+	unmaterialized *prometheus.CounterVec
+	invalid        *prometheus.CounterVec
+	publishErrors  *prometheus.CounterVec
+	commitErrors   *prometheus.CounterVec
+	lag            *prometheus.GaugeVec
+	latency        *prometheus.HistogramVec
+}
+
+// NewMetrics registers the resolver's collectors on reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wail_resolver_" + name, Help: help}, labels)
+	}
+	m := &Metrics{
+		reads:          counter("reads_total", "Store reads by table and read level.", "table", "level"),
+		readErrors:     counter("read_errors_total", "Store reads that failed.", "table"),
+		escalations:    counter("escalations_total", "Reads at a stronger level because a cheaper one was stale or failed.", "table"),
+		events:         counter("events_total", "Final events published.", "table"),
+		covered:        counter("covered_intents_total", "Intents covered by published events (coalescing: covered/events).", "table"),
+		unmaterialized: counter("unmaterialized_intents_total", "Intents whose version never became visible within the visibility window.", "table"),
+		invalid:        counter("invalid_intents_total", "Intent log records that could not be decoded and were skipped.", "table"),
+		publishErrors:  counter("publish_errors_total", "Failed event bus appends (retried).", "table"),
+		commitErrors:   counter("commit_errors_total", "Failed offset commits (retried).", "table"),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wail_resolver_lag_intents", Help: "Intents logged but not yet resolved, per partition.",
+		}, []string{"table", "partition"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wail_resolver_intent_to_event_seconds", Help: "From the newest covered intent's creation to its event being durable on the bus.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"table"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
+			m.invalid, m.publishErrors, m.commitErrors, m.lag, m.latency)
+	}
+	return m
+}
+
+// partitionMetrics are the collectors of one partition, labels resolved once.
+type partitionMetrics struct {
+	reads          []prometheus.Counter
+	readErrors     prometheus.Counter
+	escalations    prometheus.Counter
+	events         prometheus.Counter
+	covered        prometheus.Counter
+	unmaterialized prometheus.Counter
+	invalid        prometheus.Counter
+	publishErrors  prometheus.Counter
+	commitErrors   prometheus.Counter
+	lag            prometheus.Gauge
+	latency        prometheus.Observer
+}
+
+func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics {
+	pm := &partitionMetrics{
+		readErrors:     m.readErrors.WithLabelValues(table),
+		escalations:    m.escalations.WithLabelValues(table),
+		events:         m.events.WithLabelValues(table),
+		covered:        m.covered.WithLabelValues(table),
+		unmaterialized: m.unmaterialized.WithLabelValues(table),
+		invalid:        m.invalid.WithLabelValues(table),
+		publishErrors:  m.publishErrors.WithLabelValues(table),
+		commitErrors:   m.commitErrors.WithLabelValues(table),
+		lag:            m.lag.WithLabelValues(table, strconv.Itoa(int(p))),
+		latency:        m.latency.WithLabelValues(table),
+	}
+	for l := 0; l < levels; l++ {
+		pm.reads = append(pm.reads, m.reads.WithLabelValues(table, strconv.Itoa(l)))
+	}
+	return pm
+}
+
+func (m *partitionMetrics) observeRead(level int, r ReadResult) {
+	if level < len(m.reads) {
+		m.reads[level].Inc()
+	}
+	if r.Err != nil {
+		m.readErrors.Inc()
+	}
+}
+
+func (m *partitionMetrics) observeEvent(e *intent.Event, now time.Time) {
+	m.events.Inc()
+	m.covered.Add(float64(e.CoveredIntents))
+	if !e.IntentAt.IsZero() {
+		m.latency.Observe(now.Sub(e.IntentAt).Seconds())
+	}
+}

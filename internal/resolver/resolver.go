@@ -1,0 +1,207 @@
+// Package resolver is wail's smart consumer. It reads intents, reads the
+// current state of their keys back from the store, and publishes final
+// events: per key strictly in order, across keys in parallel.
+//
+// The decisions are made by Core, a deterministic state machine per
+// partition (core.go) that does no I/O. This file is the I/O around it: one
+// goroutine per partition feeds it intents, read results, publish
+// acknowledgements and clock ticks, runs the reads it asks for on a pool
+// bounded across all partitions, appends its events to the bus one batch at
+// a time (so a key's events keep their order), and commits its offset.
+//
+// Goroutines per partition: the loop (owns the Core), one intent reader, at
+// most one publisher, and one short-lived goroutine per read in flight (the
+// pool's semaphore bounds them). All are supervised by an errgroup; the loop
+// is the only one that touches the Core, so the Core needs no lock.
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Log is the intent log as the resolver uses it.
+type Log interface {
+	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
+	NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error)
+	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
+	Committed(ctx context.Context, group, topic string) (map[int32]int64, error)
+}
+
+// Store is the store as the resolver uses it.
+type Store interface {
+	Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error)
+	Levels() []string
+}
+
+// Bus is the event bus as the resolver uses it.
+type Bus interface {
+	Publish(ctx context.Context, table string, events []intent.Event) error
+	LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error)
+}
+
+// Config configures a Resolver.
+type Config struct {
+	Group          string
+	Concurrency    int
+	BackoffMin     time.Duration
+	BackoffMax     time.Duration
+	Horizon        time.Duration
+	CommitInterval time.Duration
+	MaxUnresolved  int
+	// DrainTimeout bounds how long shutdown waits for reads and publishes
+	// in flight.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      *Metrics
+}
+
+// Resolver resolves the intents of every table it is given.
+type Resolver struct {
+	log   Log
+	store Store
+	bus   Bus
+	cfg   Config
+	jobs  chan job // reads for the worker pool, from every partition
+}
+
+// New returns a resolver.
+func New(log Log, st Store, bus Bus, cfg Config) *Resolver {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	return &Resolver{log: log, store: st, bus: bus, cfg: cfg, jobs: make(chan job)}
+}
+
+// Run resolves every partition of the given tables and of each table that
+// arrives on more, until ctx ends; then it drains and commits. It returns
+// the first error that stops a partition for good.
+func (r *Resolver) Run(ctx context.Context, tables []catalog.Table, more <-chan catalog.Table) error {
+	// The read pool outlives ctx: draining partitions still read.
+	workCtx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	var workers sync.WaitGroup
+	for i := 0; i < r.cfg.Concurrency; i++ {
+		workers.Go(func() { r.worker(workCtx) })
+	}
+	defer func() {
+		stopWorkers()
+		workers.Wait()
+	}()
+	g, ctx := errgroup.WithContext(ctx)
+	start := func(t catalog.Table) {
+		for p := int32(0); p < t.Partitions; p++ {
+			g.Go(func() error { return r.runPartition(ctx, t, p) })
+		}
+	}
+	for _, t := range tables {
+		start(t)
+	}
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case t := <-more:
+				start(t)
+			}
+		}
+	})
+	return g.Wait()
+}
+
+// runPartition resolves one partition until ctx ends. A failure to start
+// (the log or bus unreachable) is retried with backoff.
+func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32) error {
+	backoff := r.cfg.BackoffMax
+	for {
+		err := r.resolvePartition(ctx, t, p)
+		if err == nil || ctx.Err() != nil {
+			return nil
+		}
+		r.cfg.Logger.Error("resolver partition stopped; restarting", "table", t.Name, "partition", p, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// resolvePartition recovers where the partition stopped and runs its loop.
+func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32) error {
+	topic := intent.Topic(t.Name)
+	committed, err := r.log.Committed(ctx, r.cfg.Group, topic)
+	if err != nil {
+		return fmt.Errorf("resolver: committed offsets of %s: %w", topic, err)
+	}
+	logStart, logEnd, err := r.log.Bounds(ctx, topic, p)
+	if err != nil {
+		return fmt.Errorf("resolver: bounds of %s/%d: %w", topic, p, err)
+	}
+	from, ok := committed[p]
+	if !ok || from < logStart {
+		from = logStart
+	}
+	rd, err := r.log.NewReader(topic, p, from)
+	if err != nil {
+		return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, from, err)
+	}
+	defer rd.Close()
+	var first []intentlog.Record
+	if from < logEnd {
+		if first, err = rd.Next(ctx); err != nil {
+			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, from, err)
+		}
+	}
+	// Everything published since the oldest unresolved intent was logged
+	// (minus the horizon) may cover intents we are about to re-read.
+	since := time.Now()
+	if len(first) > 0 {
+		since = first[0].Timestamp
+	}
+	last, err := r.bus.LastVersions(ctx, t.Name, p, since.Add(-r.cfg.Horizon))
+	if err != nil {
+		return fmt.Errorf("resolver: recover published versions of %s/%d: %w", t.Name, p, err)
+	}
+	params := Params{
+		Table: t.Name, Window: t.VisibilityWindow, Levels: len(r.store.Levels()),
+		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
+	}
+	l := &loop{r: r, table: t.Name, topic: topic, partition: p, core: NewCore(params, from, last), m: r.cfg.Metrics.partition(t.Name, p, params.Levels)}
+	return l.run(ctx, rd, first)
+}
+
+// decode turns log records into core entries.
+func decode(recs []intentlog.Record, m *partitionMetrics, logger *slog.Logger) []Entry {
+	out := make([]Entry, len(recs))
+	for i := range recs {
+		out[i].Offset = recs[i].Offset
+		in, err := intent.UnmarshalIntent(recs[i].Value)
+		if err != nil {
+			out[i].Invalid = true
+			m.invalid.Inc()
+			logger.Warn("skipping an intent that cannot be decoded", "offset", recs[i].Offset, "err", err)
+			continue
+		}
+		out[i].Intent = in
+	}
+	return out
+}

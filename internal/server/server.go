@@ -1,0 +1,239 @@
+// Package server assembles a wail process from its configuration: the
+// embedded log (intent log and event bus), the store, the catalog, the
+// proxy, the resolver and the HTTP server that carries the API, and runs
+// them until shutdown.
+//
+// Shutdown order: stop accepting requests and finish the ones in flight
+// (http.Server.Shutdown; event streams are ended first so they do not hold
+// it up), then stop the resolver (it drains reads and publishes in flight
+// and commits), then close the log and the store.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/proxy"
+	"github.com/wail-cdc/wail/internal/resolver"
+	"github.com/wail-cdc/wail/internal/store/pebble"
+)
+
+// maxRequestBytes bounds one decoded request (a Write batch).
+const maxRequestBytes = 64 << 20
+
+// Server is one wail process.
+type Server struct {
+	cfg    config.Config
+	logger *slog.Logger
+
+	log      *embedded.Log
+	store    *pebble.Store
+	bus      *eventbus.Bus
+	catalog  *catalog.Catalog
+	proxy    *proxy.Proxy
+	resolver *resolver.Resolver
+	events   *eventbus.Service
+	registry *prometheus.Registry
+}
+
+// New opens everything the configuration names; it does not listen yet.
+func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := s.open(); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) open() error {
+	cfg := s.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("server: data dir: %w", err)
+	}
+	var err error
+	s.log, err = embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
+		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, Logger: s.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("server: open log: %w", err)
+	}
+	s.store, err = pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: s.logger})
+	if err != nil {
+		return fmt.Errorf("server: open store: %w", err)
+	}
+	s.bus = eventbus.New(s.log)
+	defaults, err := tableDef(cfg.Defaults)
+	if err != nil {
+		return fmt.Errorf("server: table_defaults: %w", err)
+	}
+	ctx := context.Background()
+	s.catalog, err = catalog.Open(ctx, s.store, s.provision, defaults)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	for _, t := range cfg.Tables {
+		def, err := tableDef(t)
+		if err != nil {
+			return fmt.Errorf("server: table %s: %w", t.Name, err)
+		}
+		if _, _, err := s.catalog.Create(ctx, def); err != nil {
+			return fmt.Errorf("server: table %s: %w", t.Name, err)
+		}
+	}
+	clock, err := hlc.New(cfg.ProxyID, nil)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, proxy.Limits{
+		MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatch: cfg.Limits.MaxBatchMutations,
+	}, proxy.NewMetrics(s.registry))
+	rc := cfg.Resolver
+	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
+		Group: rc.Group, Concurrency: rc.Concurrency, BackoffMin: rc.BackoffMin, BackoffMax: rc.BackoffMax,
+		Horizon: rc.DedupeHorizon, CommitInterval: rc.CommitInterval, MaxUnresolved: rc.MaxUnresolved,
+		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry),
+	})
+	s.events = eventbus.NewService(s.bus, s.partitions)
+	return nil
+}
+
+// provision creates a table's intent and event topics.
+func (s *Server) provision(ctx context.Context, t catalog.Table) error {
+	err := s.log.CreateTopic(ctx, intent.Topic(t.Name), t.Partitions, intentTopicOptions(s.cfg))
+	if err != nil {
+		return err
+	}
+	return s.bus.CreateTable(ctx, t.Name, t.Partitions, s.cfg.Log.EventRetention)
+}
+
+func (s *Server) partitions(table string) (int32, bool) {
+	t, ok := s.catalog.Get(table)
+	return t.Partitions, ok
+}
+
+func tableDef(t config.Table) (catalog.Table, error) {
+	mode, err := catalog.ParseFailureMode(t.FailureMode)
+	if err != nil {
+		return catalog.Table{}, err
+	}
+	return catalog.Table{Name: t.Name, FailureMode: mode, VisibilityWindow: t.VisibilityWindow, Partitions: t.Partitions}, nil
+}
+
+// Handler returns the HTTP handler of the API, /metrics and /healthz.
+func (s *Server) Handler() http.Handler {
+	opts := []connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes), connect.WithRecover(s.recovered)}
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewProducerServiceHandler(proxy.NewService(s.proxy), opts...))
+	mux.Handle(wailv1connect.NewAdminServiceHandler(&admin{s: s}, opts...))
+	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
+	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return h2c.NewHandler(mux, &http2.Server{})
+}
+
+func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, p any) error {
+	s.logger.Error("panic in a request handler; the request failed, the server goes on", "procedure", spec.Procedure, "panic", p)
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
+}
+
+// Run listens on cfg.Listen, calls ready with the bound address, and serves
+// until ctx ends; then it stops accepting writes, finishes in-flight ones,
+// drains the resolver, commits and closes. It returns nil after a clean
+// shutdown.
+func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
+	defer s.close()
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("server: listen: %w", err)
+	}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	rctx, stopResolver := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopResolver()
+	resolverErr := make(chan error, 1)
+	if s.cfg.Resolver.Enabled {
+		more := make(chan catalog.Table, 16)
+		tables := s.catalog.Watch(more)
+		go func() { resolverErr <- s.resolver.Run(rctx, tables, more) }()
+	} else {
+		resolverErr <- nil
+	}
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return fmt.Errorf("server: serve: %w", err)
+	}
+	return s.shutdown(hs, stopResolver, resolverErr)
+}
+
+func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-chan error) error {
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.events.Close() // end event streams so they do not hold up Shutdown
+	var errs []error
+	if err := hs.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("server: stop serving: %w", err))
+	}
+	stopResolver()
+	select {
+	case err := <-resolverErr:
+		if err != nil {
+			errs = append(errs, fmt.Errorf("server: resolver: %w", err))
+		}
+	case <-sctx.Done():
+		errs = append(errs, errors.New("server: resolver did not drain within shutdown_timeout"))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) close() {
+	if s.log != nil {
+		if err := s.log.Close(); err != nil {
+			s.logger.Error("closing the log", "err", err)
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.logger.Error("closing the store", "err", err)
+		}
+	}
+}
+
+func intentTopicOptions(cfg config.Config) intentlog.TopicOptions {
+	return intentlog.TopicOptions{Retention: cfg.Log.Retention}
+}

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/config"
+)
+
+type clients struct {
+	producer wailv1connect.ProducerServiceClient
+	admin    wailv1connect.AdminServiceClient
+	events   wailv1connect.EventServiceClient
+}
+
+// start runs a server on a temp dir and returns clients; it stops with the test.
+func start(t *testing.T, mutate func(*config.Config)) clients {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, func(a string) { addr <- a }) }()
+	var url string
+	select {
+	case a := <-addr:
+		url = "http://" + a
+	case err := <-done:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	hc := http.DefaultClient
+	return clients{
+		producer: wailv1connect.NewProducerServiceClient(hc, url),
+		admin:    wailv1connect.NewAdminServiceClient(hc, url),
+		events:   wailv1connect.NewEventServiceClient(hc, url),
+	}
+}
+
+func TestPutThenEvent(t *testing.T) {
+	t.Parallel()
+	c := start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "orders"})); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := c.events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "orders", From: "beginning"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	put, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "orders", Key: []byte("o-1"), Value: []byte(`{"s":"placed"}`)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := put.Msg.Result
+	if !r.IntentLogged || !r.Stored || r.Version == 0 {
+		t.Fatalf("put result %+v", r)
+	}
+	if !stream.Receive() {
+		t.Fatalf("no event: %v", stream.Err())
+	}
+	ev := stream.Msg().Event
+	if string(ev.Key) != "o-1" || ev.Version != r.Version || string(ev.Value) != `{"s":"placed"}` || ev.Op != wailv1.Op_OP_UPSERT {
+		t.Fatalf("event %+v, want version %d", ev, r.Version)
+	}
+	got, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "orders", Key: []byte("o-1")}))
+	if err != nil || !got.Msg.Found || got.Msg.Version != r.Version {
+		t.Fatalf("get: %v %+v", err, got)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	c := start(t, func(cfg *config.Config) {
+		cfg.Limits.MaxKeyBytes = 8
+		cfg.Limits.MaxValueBytes = 16
+		cfg.Tables = []config.Table{{Name: "t"}}
+	})
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		req  *wailv1.PutRequest
+		code connect.Code
+	}{
+		{"unknown table", &wailv1.PutRequest{Table: "nope", Key: []byte("k")}, connect.CodeNotFound},
+		{"empty key", &wailv1.PutRequest{Table: "t"}, connect.CodeInvalidArgument},
+		{"key over limit", &wailv1.PutRequest{Table: "t", Key: []byte("123456789")}, connect.CodeInvalidArgument},
+		{"value over limit", &wailv1.PutRequest{Table: "t", Key: []byte("k"), Value: make([]byte, 17)}, connect.CodeInvalidArgument},
+	}
+	for _, tc := range cases {
+		_, err := c.producer.Put(ctx, connect.NewRequest(tc.req))
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != tc.code {
+			t.Errorf("%s: got %v, want code %v", tc.name, err, tc.code)
+		}
+	}
+}
