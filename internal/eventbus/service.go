@@ -16,7 +16,6 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
-
 // clockSkew is how far before a version's time a subscription from that
 // version starts reading, for events whose publish time is a little behind
 // the proxy clock that stamped them.
