@@ -1,0 +1,316 @@
+// Package e2etest is the end-to-end invariant suite: it drives a whole
+// pipeline (proxy, intent log, store, resolver, event bus) with concurrent
+// writers over a small hot key set and a large cold one, injects store-write
+// failures (before and after the write lands), stops and restarts the
+// resolver mid-stream, and then checks the four invariants:
+//
+//  1. an acknowledged write always leads to an event whose version is >=
+//     its own;
+//  2. no event carries a version that was never stored (and its value is the
+//     one stored with that version);
+//  3. per key, event versions strictly increase on the bus;
+//  4. once writes stop, the last event of each key equals the store's state.
+//
+// Every backend combination runs it through Run. Failures name the key and
+// the versions involved.
+package e2etest
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/proxy"
+	"github.com/wail-cdc/wail/internal/resolver"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Backends is what a pipeline under test runs on.
+type Backends struct {
+	Log   intentlog.Log // intent log and event bus
+	Store store.Store
+}
+
+// Options size a run.
+type Options struct {
+	Writers   int
+	Duration  time.Duration
+	HotKeys   int
+	ColdKeys  int
+	FailEvery int // about one store write in FailEvery fails (0: none)
+}
+
+// DefaultOptions fit a 2-core machine in a few seconds.
+func DefaultOptions() Options {
+	return Options{Writers: 4, Duration: 3 * time.Second, HotKeys: 8, ColdKeys: 20000, FailEvery: 50}
+}
+
+const (
+	table = "inv"
+	group = "wail-resolver"
+)
+
+// Run drives the pipeline on the backends that open returns and checks the
+// invariants.
+func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
+	b := open(t)
+	frozen := &frozenLog{Log: b.Log}
+	b.Log = frozen
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	flaky := &flakyStore{Store: b.Store, failEvery: opts.FailEvery, stored: map[string]map[uint64]storedRow{}}
+	bus := eventbus.New(b.Log)
+	cat, err := catalog.Open(ctx, b.Store, func(ctx context.Context, tb catalog.Table) error {
+		if err := b.Log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
+			return err
+		}
+		return bus.CreateTable(ctx, tb.Name, tb.Partitions, 0)
+	}, catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _, err := cat.Create(ctx, catalog.Table{Name: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock, _ := hlc.New(7, nil)
+	px := proxy.New(b.Log, flaky, cat, clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil)
+
+	res := startResolver(ctx, b, bus, tb)
+	h := &history{}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < opts.Writers; w++ {
+		wg.Go(func() { h.write(ctx, px, opts, int64(w), &stop) })
+	}
+	time.Sleep(opts.Duration / 3)
+	frozen.frozen.Store(true) // the resolver publishes but can no longer commit ...
+	time.Sleep(opts.Duration / 6)
+	res.stop(t) // ... and stops mid-stream, as if it had crashed ...
+	frozen.frozen.Store(false)
+	res = startResolver(ctx, b, bus, tb) // ... and a new one takes over
+	time.Sleep(opts.Duration / 2)
+	stop.Store(true)
+	wg.Wait()
+	waitResolved(t, ctx, b.Log, tb)
+	res.stop(t)
+	if h.acked == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	t.Logf("%d writes acknowledged, %d store failures injected", h.acked, flaky.failures.Load())
+	evs := readEvents(t, ctx, b.Log, tb)
+	Check(t, h.writes, evs, flaky.storedRows(), finalState(t, ctx, b.Store, flaky.keys()))
+}
+
+type runningResolver struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalog.Table) *runningResolver {
+	r := resolver.New(b.Log, b.Store, bus, resolver.Config{
+		Group: group, Concurrency: 32, BackoffMin: time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000,
+	})
+	rctx, cancel := context.WithCancel(ctx)
+	rr := &runningResolver{cancel: cancel, done: make(chan error, 1)}
+	go func() { rr.done <- r.Run(rctx, []catalog.Table{tb}, nil) }()
+	return rr
+}
+
+func (r *runningResolver) stop(t *testing.T) {
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatalf("resolver: %v", err)
+	}
+}
+
+// Write is one write the proxy answered.
+type Write struct {
+	Key     string
+	Version uint64
+	Value   string
+	Delete  bool
+	// Acked: the proxy answered without error and the intent is logged.
+	Acked bool
+}
+
+type history struct {
+	mu     sync.Mutex
+	writes []Write
+	acked  int
+}
+
+// write runs one writer: batches of puts and deletes, mostly on hot keys.
+func (h *history) write(ctx context.Context, px *proxy.Proxy, o Options, id int64, stop *atomic.Bool) {
+	rng := rand.New(rand.NewSource(id))
+	for seq := 0; !stop.Load() && ctx.Err() == nil; {
+		n := 1 + rng.Intn(16)
+		muts := make([]proxy.Mutation, n)
+		for i := range muts {
+			seq++
+			key := fmt.Sprintf("hot-%d", rng.Intn(o.HotKeys))
+			if rng.Intn(3) == 0 {
+				key = fmt.Sprintf("cold-%d", rng.Intn(o.ColdKeys))
+			}
+			muts[i] = proxy.Mutation{Table: table, Key: []byte(key), Value: []byte(fmt.Sprintf("%s#w%d#%d", key, id, seq)), Delete: rng.Intn(8) == 0}
+		}
+		res := px.Write(ctx, muts)
+		h.mu.Lock()
+		for i, r := range res {
+			w := Write{Key: string(muts[i].Key), Version: r.Version, Value: string(muts[i].Value), Delete: muts[i].Delete}
+			w.Acked = r.Err == nil && r.IntentLogged
+			if w.Acked {
+				h.acked++
+			}
+			h.writes = append(h.writes, w)
+		}
+		h.mu.Unlock()
+	}
+}
+
+// waitResolved waits until every partition's committed offset reaches the
+// end of the intent log.
+func waitResolved(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog.Table) {
+	t.Helper()
+	topic := intent.Topic(tb.Name)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		committed, err := log.Committed(ctx, group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		behind := ""
+		for p := int32(0); p < tb.Partitions; p++ {
+			_, end, err := log.Bounds(ctx, topic, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if committed[p] < end {
+				behind += fmt.Sprintf(" p%d:%d/%d", p, committed[p], end)
+			}
+		}
+		if behind == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resolver did not catch up:%s", behind)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Event is one event as read back from the bus, in bus order per partition.
+type Event struct {
+	Partition int32
+	Offset    int64
+	intent.Event
+}
+
+func readEvents(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog.Table) []Event {
+	t.Helper()
+	var out []Event
+	topic := eventbus.Topic(tb.Name)
+	for p := int32(0); p < tb.Partitions; p++ {
+		start, end, err := log.Bounds(ctx, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if start == end {
+			continue
+		}
+		r, err := log.NewReader(topic, p, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for next := start; next < end; {
+			recs, err := r.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range recs {
+				next = rec.Offset + 1
+				e, err := intent.UnmarshalEvent(rec.Value)
+				if err != nil {
+					t.Fatalf("event %s/%d@%d: %v", topic, p, rec.Offset, err)
+				}
+				out = append(out, Event{Partition: p, Offset: rec.Offset, Event: e})
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+func finalState(t *testing.T, ctx context.Context, st store.Store, keys []string) map[string]store.Row {
+	t.Helper()
+	top := store.Level(len(st.Levels()) - 1)
+	out := map[string]store.Row{}
+	for _, k := range keys {
+		row, found, err := st.Get(ctx, table, []byte(k), top)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			out[k] = row
+		}
+	}
+	return out
+}
+
+// Check verifies the four invariants. stored maps each key to the versions
+// the store ever applied (with what); final is each key's state after
+// writes stopped.
+func Check(t *testing.T, writes []Write, events []Event, stored map[string]map[uint64]storedRow, final map[string]store.Row) {
+	t.Helper()
+	last := map[string]Event{}
+	for _, e := range events { // events are in bus order within each partition
+		k := string(e.Key)
+		if prev, ok := last[k]; ok && e.Version <= prev.Version {
+			t.Errorf("invariant 3: key %q: event version %d (offset %d) after %d (offset %d): not strictly increasing",
+				k, e.Version, e.Offset, prev.Version, prev.Offset)
+		}
+		last[k] = e
+		s, ok := stored[k][e.Version]
+		switch {
+		case !ok:
+			t.Errorf("invariant 2: key %q: event version %d was never stored", k, e.Version)
+		case s.deleted != (e.Op == intent.Delete) || (!s.deleted && s.value != string(e.Value)):
+			t.Errorf("invariant 2: key %q version %d: event %s %q, store had deleted=%v %q", k, e.Version, e.Op, e.Value, s.deleted, s.value)
+		}
+	}
+	for _, w := range writes {
+		if !w.Acked {
+			continue
+		}
+		if e, ok := last[w.Key]; !ok || e.Version < w.Version {
+			t.Errorf("invariant 1: key %q: acknowledged write version %d has no event at or above it (last event %d)", w.Key, w.Version, e.Version)
+		}
+	}
+	keys := make([]string, 0, len(final))
+	for k := range final {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row, e := final[k], last[k]
+		if e.Version != row.Version || (e.Op == intent.Delete) != row.Deleted || (!row.Deleted && string(e.Value) != string(row.Value)) {
+			t.Errorf("invariant 4: key %q: store holds version %d deleted=%v, last event is version %d %s", k, row.Version, row.Deleted, e.Version, e.Op)
+		}
+	}
+	for k := range last {
+		if _, ok := final[k]; !ok {
+			t.Errorf("invariant 4: key %q has events but the store does not have it", k)
+		}
+	}
+}

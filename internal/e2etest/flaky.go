@@ -1,0 +1,93 @@
+package e2etest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+type storedRow struct {
+	value   string
+	deleted bool
+}
+
+// flakyStore fails about one Apply in failEvery: half of the failures
+// happen before the write (nothing stored), half after it (stored, but the
+// proxy is told it failed: the ambiguous case an ABORT must survive). It
+// records every version the store applied.
+type flakyStore struct {
+	store.Store
+	failEvery int
+	calls     atomic.Int64
+	failures  atomic.Int64
+
+	mu     sync.Mutex
+	stored map[string]map[uint64]storedRow
+}
+
+var errInjected = errors.New("injected store failure")
+
+func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
+	n := f.calls.Add(1)
+	fail := f.failEvery > 0 && n%int64(f.failEvery) == 0
+	if fail && n%int64(2*f.failEvery) == 0 {
+		f.failures.Add(1)
+		return nil, errInjected // before the write
+	}
+	outs, err := f.Store.Apply(ctx, table, muts)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	for i, o := range outs {
+		if !o.Applied {
+			continue
+		}
+		k := string(muts[i].Key)
+		if f.stored[k] == nil {
+			f.stored[k] = map[uint64]storedRow{}
+		}
+		f.stored[k][muts[i].Version] = storedRow{value: string(muts[i].Value), deleted: muts[i].Delete}
+	}
+	f.mu.Unlock()
+	if fail {
+		f.failures.Add(1)
+		return nil, errInjected // after the write
+	}
+	return outs, nil
+}
+
+func (f *flakyStore) storedRows() map[string]map[uint64]storedRow {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stored
+}
+
+func (f *flakyStore) keys() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.stored))
+	for k := range f.stored {
+		out = append(out, k)
+	}
+	return out
+}
+
+// frozenLog drops offset commits while frozen: a resolver stopped then
+// behaves as one that crashed after publishing but before committing, so
+// its successor re-reads intents that were already resolved.
+type frozenLog struct {
+	intentlog.Log
+	frozen atomic.Bool
+}
+
+func (f *frozenLog) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if f.frozen.Load() {
+		return errors.New("commits frozen (simulated crash)")
+	}
+	return f.Log.Commit(ctx, group, topic, offsets)
+}
