@@ -114,6 +114,9 @@ func (s *Server) open() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	if err := s.observeLoggedVersions(ctx, clock); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, proxy.Limits{
 		MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatch: cfg.Limits.MaxBatchMutations,
 	}, proxy.NewMetrics(s.registry))
@@ -124,6 +127,39 @@ func (s *Server) open() error {
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry),
 	})
 	s.events = eventbus.NewService(s.bus, s.partitions)
+	return nil
+}
+
+// observeLoggedVersions moves the clock past the newest intent of every
+// partition, so versions keep increasing across a restart even if the wall
+// clock went back while the process was down.
+func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) error {
+	for _, t := range s.catalog.List() {
+		topic := intent.Topic(t.Name)
+		for p := int32(0); p < t.Partitions; p++ {
+			start, end, err := s.log.Bounds(ctx, topic, p)
+			if err != nil {
+				return fmt.Errorf("bounds of %s/%d: %w", topic, p, err)
+			}
+			if end == start {
+				continue
+			}
+			r, err := s.log.NewReader(topic, p, end-1)
+			if err != nil {
+				return fmt.Errorf("read %s/%d: %w", topic, p, err)
+			}
+			recs, err := r.Next(ctx)
+			r.Close()
+			if err != nil {
+				return fmt.Errorf("read %s/%d: %w", topic, p, err)
+			}
+			for _, rec := range recs {
+				if in, err := intent.UnmarshalIntent(rec.Value); err == nil {
+					clock.Observe(in.Version)
+				}
+			}
+		}
+	}
 	return nil
 }
 

@@ -1,0 +1,253 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// world records the order of calls across the fake log and store.
+type world struct {
+	mu       sync.Mutex
+	calls    []string
+	intents  []intent.Intent
+	rows     map[string]store.Row
+	logFails bool
+	stFails  bool
+}
+
+type fakeLog struct{ w *world }
+
+func (l fakeLog) Append(_ context.Context, topic string, recs []*intentlog.Record) error {
+	l.w.mu.Lock()
+	defer l.w.mu.Unlock()
+	if l.w.logFails {
+		l.w.calls = append(l.w.calls, "append-failed")
+		return errors.New("log down")
+	}
+	for _, r := range recs {
+		in, err := intent.UnmarshalIntent(r.Value)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(r.Key, in.Key) || topic != intent.Topic(in.Table) {
+			return errors.New("record key or topic does not match the intent")
+		}
+		l.w.intents = append(l.w.intents, in)
+		l.w.calls = append(l.w.calls, "append:"+in.Op.String())
+	}
+	return nil
+}
+
+type fakeStore struct{ w *world }
+
+func (s fakeStore) Apply(_ context.Context, _ string, muts []store.Mutation) ([]store.Outcome, error) {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	if s.w.stFails {
+		s.w.calls = append(s.w.calls, "apply-failed")
+		return nil, errors.New("store down")
+	}
+	outs := make([]store.Outcome, len(muts))
+	for i, m := range muts {
+		cur := s.w.rows[string(m.Key)]
+		if m.Version > cur.Version {
+			s.w.rows[string(m.Key)] = store.Row{Value: m.Value, Version: m.Version, Deleted: m.Delete}
+			outs[i] = store.Outcome{Applied: true, Current: m.Version}
+		} else {
+			outs[i] = store.Outcome{Current: cur.Version}
+		}
+		s.w.calls = append(s.w.calls, "apply")
+	}
+	return outs, nil
+}
+
+func (s fakeStore) Get(_ context.Context, _ string, key []byte, _ store.Level) (store.Row, bool, error) {
+	s.w.mu.Lock()
+	defer s.w.mu.Unlock()
+	r, ok := s.w.rows[string(key)]
+	return r, ok, nil
+}
+
+func (s fakeStore) Levels() []string { return []string{"local"} }
+
+type tables map[string]catalog.Table
+
+func (t tables) Get(name string) (catalog.Table, bool) { v, ok := t[name]; return v, ok }
+
+func newProxy(t *testing.T, w *world) *Proxy {
+	t.Helper()
+	clock, err := hlc.New(3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rows = map[string]store.Row{}
+	tbs := tables{
+		"tx":  {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Second},
+		"ind": {Name: "ind", FailureMode: catalog.Independent, Partitions: 1, VisibilityWindow: time.Second},
+	}
+	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, nil)
+}
+
+func TestWritePath(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		table     string
+		logFails  bool
+		stFails   bool
+		wantErr   error
+		logged    bool
+		stored    bool
+		wantCalls []string
+	}{
+		{name: "intent first, then store", table: "tx", logged: true, stored: true,
+			wantCalls: []string{"append:UPSERT", "apply"}},
+		{name: "transactional: log down rejects and leaves the store alone", table: "tx", logFails: true,
+			wantErr: ErrUnavailable, wantCalls: []string{"append-failed"}},
+		{name: "independent: log down still writes the store", table: "ind", logFails: true, stored: true,
+			wantCalls: []string{"append-failed", "apply"}},
+		{name: "store down after the intent: error and an ABORT", table: "tx", stFails: true, logged: true,
+			wantErr: ErrUnavailable, wantCalls: []string{"append:UPSERT", "apply-failed", "append:ABORT"}},
+		{name: "independent: both down", table: "ind", logFails: true, stFails: true,
+			wantErr: ErrUnavailable, wantCalls: []string{"append-failed", "apply-failed"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := &world{logFails: tc.logFails, stFails: tc.stFails}
+			p := newProxy(t, w)
+			r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
+			if !errors.Is(r.Err, tc.wantErr) || (tc.wantErr == nil && r.Err != nil) {
+				t.Fatalf("err = %v, want %v", r.Err, tc.wantErr)
+			}
+			if r.IntentLogged != tc.logged || r.Stored != tc.stored || r.Version == 0 {
+				t.Fatalf("result %+v, want logged=%v stored=%v", r, tc.logged, tc.stored)
+			}
+			if strings.Join(w.calls, ",") != strings.Join(tc.wantCalls, ",") {
+				t.Fatalf("calls %v, want %v", w.calls, tc.wantCalls)
+			}
+			for _, in := range w.intents {
+				if in.Version != r.Version {
+					t.Fatalf("intent version %d, result version %d", in.Version, r.Version)
+				}
+			}
+		})
+	}
+}
+
+func TestLimitsAndUnknownTables(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		m       Mutation
+		wantErr error
+		wantMsg string
+	}{
+		{"unknown table", Mutation{Table: "nope", Key: []byte("k")}, ErrUnknownTable, `table "nope" does not exist`},
+		{"empty key", Mutation{Table: "tx"}, ErrInvalid, "key is empty"},
+		{"key over the limit", Mutation{Table: "tx", Key: []byte("123456789")}, ErrInvalid, "key is 9 bytes, the limit is 8"},
+		{"value over the limit", Mutation{Table: "tx", Key: []byte("k"), Value: make([]byte, 17)}, ErrInvalid, "value is 17 bytes, the limit is 16"},
+		{"key at the limit", Mutation{Table: "tx", Key: []byte("12345678"), Value: make([]byte, 16)}, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := &world{}
+			r := newProxy(t, w).Write(context.Background(), []Mutation{tc.m})[0]
+			if tc.wantErr == nil {
+				if r.Err != nil || !r.Stored {
+					t.Fatalf("result %+v", r)
+				}
+				return
+			}
+			if !errors.Is(r.Err, tc.wantErr) || !strings.Contains(r.Err.Error(), tc.wantMsg) {
+				t.Fatalf("err = %v, want %v containing %q", r.Err, tc.wantErr, tc.wantMsg)
+			}
+			if len(w.calls) != 0 {
+				t.Fatalf("rejected mutation reached the log or store: %v", w.calls)
+			}
+		})
+	}
+}
+
+func TestBatchMixesGoodAndBadMutations(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	p := newProxy(t, w)
+	res := p.Write(context.Background(), []Mutation{
+		{Table: "tx", Key: []byte("a"), Value: []byte("1")},
+		{Table: "nope", Key: []byte("b")},
+		{Table: "tx", Key: []byte("c"), Delete: true},
+		{Table: "ind", Key: []byte("d"), Value: []byte("4")},
+	})
+	if res[0].Err != nil || res[2].Err != nil || res[3].Err != nil || !errors.Is(res[1].Err, ErrUnknownTable) {
+		t.Fatalf("results %+v", res)
+	}
+	if res[1].Version != 0 {
+		t.Fatalf("a rejected mutation got version %d", res[1].Version)
+	}
+	if !(res[0].Version < res[2].Version && res[2].Version < res[3].Version) {
+		t.Fatalf("versions not increasing in batch order: %d %d %d", res[0].Version, res[2].Version, res[3].Version)
+	}
+	if got := w.rows["c"]; !got.Deleted || got.Version != res[2].Version {
+		t.Fatalf("delete not stored as a tombstone: %+v", got)
+	}
+	for _, in := range w.intents {
+		if in.Op == intent.Delete && string(in.Key) != "c" {
+			t.Fatalf("unexpected delete intent %+v", in)
+		}
+	}
+}
+
+func TestIntentsNeverCarryValues(t *testing.T) {
+	t.Parallel()
+	var captured [][]byte
+	w := &world{rows: map[string]store.Row{}}
+	clock, _ := hlc.New(1, nil)
+	log := captureLog{fakeLog{w}, &captured}
+	p := New(log, fakeStore{w}, tables{"tx": {Name: "tx", FailureMode: catalog.Transactional}}, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 64, MaxBatch: 1}, nil)
+	secret := []byte("SECRET-VALUE-BYTES")
+	p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: secret}})
+	if len(captured) != 1 || bytes.Contains(captured[0], secret) {
+		t.Fatalf("intent record carries the value: %q", captured)
+	}
+}
+
+type captureLog struct {
+	fakeLog
+	out *[][]byte
+}
+
+func (c captureLog) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	for _, r := range recs {
+		*c.out = append(*c.out, r.Value)
+	}
+	return c.fakeLog.Append(ctx, topic, recs)
+}
+
+func TestSupersededWriteMovesTheClock(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	p := newProxy(t, w)
+	future := hlc.At(time.Now().Add(time.Hour))
+	w.rows["k"] = store.Row{Version: future}
+	r := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
+	if r.Err != nil || r.Stored || !r.Superseded {
+		t.Fatalf("result %+v, want superseded", r)
+	}
+	r = p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v2")}})[0]
+	if !r.Stored || r.Version <= future {
+		t.Fatalf("after a superseded write the clock should follow the newer version: %+v (newer %d)", r, future)
+	}
+}
