@@ -1,0 +1,60 @@
+# wail — the two commands a newcomer needs are `go run ./cmd/wail demo` and
+# `make test`. Everything else here is for developers.
+
+GO        ?= go
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+BUF       := $(GOBIN)/buf
+BUF_VERSION                 := v1.75.0
+PROTOC_GEN_GO_VERSION       := v1.36.12
+PROTOC_GEN_CONNECT_VERSION  := v1.21.1
+STATICCHECK_VERSION         := v0.8.2
+TESTFLAGS ?=
+
+.PHONY: all build test test-short race vet fmt fmt-check lint staticcheck proto bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/wail ./cmd/wail
+
+# All tests. Integration tests against real services run when those
+# services are reachable (CI starts them); see README.md.
+test:
+	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt wants to rewrite:"; echo "$$out"; exit 1; fi
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+lint: fmt-check vet staticcheck
+
+# Regenerate api/wail/v1 from wail.proto (generated code is committed).
+proto:
+	$(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	$(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_VERSION)
+	PATH="$(GOBIN):$$PATH" $(BUF) lint
+	PATH="$(GOBIN):$$PATH" $(BUF) generate
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=2s ./internal/intentlog/embedded/ ./internal/store/pebble/ ./internal/resolver/
+
+# Short fuzzing session of every decoder of bytes from disk or network.
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeBatch -fuzztime=30s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalIntent -fuzztime=15s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=15s ./internal/intent/
+
+clean:
+	rm -rf bin

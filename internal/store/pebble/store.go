@@ -1,0 +1,409 @@
+// Package pebble is wail's embedded default store: store.Store on a local
+// Pebble LSM (github.com/cockroachdb/pebble/v2), with conditional
+// last-writer-wins writes serialised per key by a striped mutex and durable
+// (fsynced) commits unless Options.NoSync is set.
+//
+// On-disk key layout (all keys in one Pebble keyspace):
+//
+//	r/<table>\x00<key>  a row; table names never contain \x00 (see
+//	                    store.ValidateTableName), so the prefix is unambiguous
+//	t/<table>           table registry entry (CreateTable); empty value
+//	c/<name>            catalog entry (SaveTable); value is Table.Spec
+//
+// Row value encoding:
+//
+//	[0:8]  version, uint64 big-endian
+//	[8]    flags; bit 0 = tombstone (the rest must be zero)
+//	[9:]   value bytes (always empty for a tombstone)
+package pebble
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+const (
+	prefixRow     = "r/"
+	prefixTable   = "t/"
+	prefixCatalog = "c/"
+
+	headerLen     = 9 // version (8) + flags (1)
+	flagTombstone = 1 << 0
+
+	numStripes = 256
+)
+
+// Options configures Open. The zero value is durable and uses Pebble's
+// default block cache size.
+type Options struct {
+	// NoSync skips the fsync of each committed write. Faster, but a machine
+	// crash (not a process crash) can lose recently acknowledged writes.
+	NoSync bool
+	// CacheBytes is the block cache size; 0 means Pebble's default (8 MiB).
+	CacheBytes int64
+	// Logger receives Pebble's own log lines (info at Debug, errors at
+	// Error) and the store's. nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on a local Pebble database. It is safe for
+// concurrent use.
+type Store struct {
+	db    *pebble.DB
+	wopts *pebble.WriteOptions
+	log   *slog.Logger
+	seed  maphash.Seed
+
+	// life is read-held by every operation that touches db and write-held
+	// by Close, so db is never used after it is closed (Pebble panics then).
+	life   sync.RWMutex
+	closed bool
+
+	tablesMu sync.RWMutex
+	tables   map[string]struct{}
+
+	stripes [numStripes]stripe
+
+	// testHookCheck, if set, runs inside the critical section between the
+	// version checks and the commit (tests widen the race window with it).
+	testHookCheck func()
+}
+
+// stripe is one lock of the striped mutex, padded to its own cache line.
+type stripe struct {
+	sync.Mutex
+	_ [56]byte
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	po := &pebble.Options{
+		Logger:             slogLogger{log},
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	if opts.CacheBytes > 0 {
+		c := pebble.NewCache(opts.CacheBytes)
+		defer c.Unref() // the DB holds its own reference
+		po.Cache = c
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
+	s := &Store{
+		db:     db,
+		wopts:  pebble.Sync,
+		log:    log,
+		seed:   maphash.MakeSeed(),
+		tables: make(map[string]struct{}),
+	}
+	if opts.NoSync {
+		s.wopts = pebble.NoSync
+	}
+	if err := s.loadTables(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
+	log.Debug("pebble store opened", "dir", dir, "tables", len(s.tables), "sync", !opts.NoSync)
+	return s, nil
+}
+
+// scan calls fn for every key under prefix, with the prefix stripped. The
+// slices are only valid during the call.
+func (s *Store) scan(prefix string, fn func(k, v []byte)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte(prefix),
+		UpperBound: prefixEnd(prefix),
+	})
+	if err != nil {
+		return err
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		fn(it.Key()[len(prefix):], v)
+	}
+	return it.Close() // reports any iteration error
+}
+
+// prefixEnd is the smallest key greater than every key with prefix p (p is
+// one of the ASCII prefixes above, so its last byte is never 0xff).
+func prefixEnd(p string) []byte {
+	end := []byte(p)
+	end[len(end)-1]++
+	return end
+}
+
+// acquire read-locks the store's lifetime; it fails once the store is closed.
+func (s *Store) acquire() error {
+	s.life.RLock()
+	if s.closed {
+		s.life.RUnlock()
+		return store.ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) release() { s.life.RUnlock() }
+
+// Apply writes muts conditionally: each takes effect only if its version is
+// greater than the key's current one. Within one call, duplicate keys are
+// resolved first (highest version wins; on a tie the earliest), and the
+// writes that apply are committed in one batch.
+func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
+	out, err := s.apply(ctx, table, muts)
+	if err != nil {
+		return nil, fmt.Errorf("pebble: apply %s: %w", table, err)
+	}
+	return out, nil
+}
+
+// pending is the winning mutation for one distinct key of a batch.
+type pending struct {
+	idx    int // into muts
+	rowKey []byte
+	stripe uint32
+}
+
+func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.acquire(); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	if !s.known(table) {
+		return nil, store.ErrUnknownTable
+	}
+	out := make([]store.Outcome, len(muts))
+	if len(muts) == 0 {
+		return out, nil
+	}
+
+	// Outside any lock: resolve duplicates, build row keys, pick stripes.
+	winners, winnerOf := s.plan(table, muts)
+	stripes := make([]uint32, 0, len(winners))
+	for _, p := range winners {
+		stripes = append(stripes, p.stripe)
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+
+	b := s.db.NewBatch()
+	defer b.Close()
+
+	// Critical section: read-check-write of every winner, then one commit.
+	for _, st := range stripes {
+		s.stripes[st].Lock()
+	}
+	err := s.checkAndStage(b, muts, winners, out)
+	if s.testHookCheck != nil {
+		s.testHookCheck()
+	}
+	if err == nil && !b.Empty() {
+		err = b.Commit(s.wopts)
+	}
+	for i := len(stripes) - 1; i >= 0; i-- {
+		s.stripes[stripes[i]].Unlock()
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	// Losing duplicates report the key's version after the batch.
+	for i := range muts {
+		if w := winnerOf[i]; w != i {
+			out[i] = store.Outcome{Current: out[w].Current}
+		}
+	}
+	return out, nil
+}
+
+// plan resolves duplicate keys: winners holds one entry per distinct key and
+// winnerOf[i] is the index of the mutation that stands for muts[i].
+func (s *Store) plan(table string, muts []store.Mutation) ([]pending, []int) {
+	winnerOf := make([]int, len(muts))
+	winners := make([]pending, 0, len(muts))
+	var slot map[string]int // key -> index into winners; only if len > 1
+	if len(muts) > 1 {
+		slot = make(map[string]int, len(muts))
+	}
+	for i := range muts {
+		m := &muts[i]
+		if slot != nil {
+			if j, dup := slot[string(m.Key)]; dup {
+				if m.Version > muts[winners[j].idx].Version {
+					winners[j].idx = i
+				}
+				continue
+			}
+			slot[string(m.Key)] = len(winners)
+		}
+		rk := rowKey(table, m.Key)
+		winners = append(winners, pending{
+			idx:    i,
+			rowKey: rk,
+			stripe: uint32(maphash.Bytes(s.seed, rk) % numStripes),
+		})
+	}
+	for i := range muts {
+		winnerOf[i] = i
+	}
+	if slot != nil {
+		for i := range muts {
+			winnerOf[i] = winners[slot[string(muts[i].Key)]].idx
+		}
+	}
+	return winners, winnerOf
+}
+
+// checkAndStage must be called with the winners' stripes held.
+func (s *Store) checkAndStage(b *pebble.Batch, muts []store.Mutation, winners []pending, out []store.Outcome) error {
+	for _, p := range winners {
+		m := &muts[p.idx]
+		cur, found, err := s.version(p.rowKey)
+		if err != nil {
+			return err
+		}
+		if found && cur >= m.Version {
+			out[p.idx] = store.Outcome{Current: cur}
+			continue
+		}
+		value, flags := m.Value, byte(0)
+		if m.Delete {
+			value, flags = nil, flagTombstone
+		}
+		op := b.SetDeferred(len(p.rowKey), headerLen+len(value))
+		copy(op.Key, p.rowKey)
+		binary.BigEndian.PutUint64(op.Value, m.Version)
+		op.Value[8] = flags
+		copy(op.Value[headerLen:], value)
+		if err := op.Finish(); err != nil {
+			return err
+		}
+		out[p.idx] = store.Outcome{Applied: true, Current: m.Version}
+	}
+	return nil
+}
+
+// version reads only the version of a row.
+func (s *Store) version(rowKey []byte) (uint64, bool, error) {
+	v, closer, err := s.db.Get(rowKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	if len(v) < headerLen {
+		return 0, false, fmt.Errorf("corrupt row %q: %d-byte value", rowKey, len(v))
+	}
+	return binary.BigEndian.Uint64(v), true, nil
+}
+
+func rowKey(table string, key []byte) []byte {
+	k := make([]byte, 0, len(prefixRow)+len(table)+1+len(key))
+	k = append(k, prefixRow...)
+	k = append(k, table...)
+	k = append(k, 0)
+	return append(k, key...)
+}
+
+// Get reads key. The only level is 0 ("local").
+func (s *Store) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+	row, found, err := s.get(ctx, table, key, level)
+	if err != nil {
+		return store.Row{}, false, fmt.Errorf("pebble: get %s: %w", table, err)
+	}
+	return row, found, nil
+}
+
+func (s *Store) get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+	if level != 0 {
+		return store.Row{}, false, fmt.Errorf("read level %d out of range [0, 0]", level)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Row{}, false, err
+	}
+	if err := s.acquire(); err != nil {
+		return store.Row{}, false, err
+	}
+	defer s.release()
+	if !s.known(table) {
+		return store.Row{}, false, store.ErrUnknownTable
+	}
+	rk := rowKey(table, key)
+	v, closer, err := s.db.Get(rk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return store.Row{}, false, nil
+	}
+	if err != nil {
+		return store.Row{}, false, err
+	}
+	defer closer.Close()
+	row, err := decodeRow(v)
+	if err != nil {
+		return store.Row{}, false, fmt.Errorf("corrupt row %q: %w", key, err)
+	}
+	return row, true, nil
+}
+
+// decodeRow copies the value out of v (which Pebble owns).
+func decodeRow(v []byte) (store.Row, error) {
+	if len(v) < headerLen {
+		return store.Row{}, fmt.Errorf("%d-byte value, want at least %d", len(v), headerLen)
+	}
+	row := store.Row{Version: binary.BigEndian.Uint64(v)}
+	switch flags := v[8]; flags {
+	case 0:
+		row.Value = bytes.Clone(v[headerLen:])
+		if row.Value == nil {
+			row.Value = []byte{}
+		}
+	case flagTombstone:
+		row.Deleted = true
+	default:
+		return store.Row{}, fmt.Errorf("unknown flags %#x", flags)
+	}
+	return row, nil
+}
+
+// Levels returns the single read level.
+func (s *Store) Levels() []string { return []string{"local"} }
+
+// Close flushes and closes the database; later calls return nil and every
+// other operation fails with store.ErrClosed.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("pebble: close: %w", err)
+	}
+	return nil
+}
