@@ -131,7 +131,7 @@ func (p *Proxy) validate(m *Mutation) (catalog.Table, error) {
 	t, ok := p.tables.Get(m.Table)
 	switch {
 	case !ok:
-		return t, fmt.Errorf("%w: table %q does not exist (create it with `wail table create %s`)", ErrUnknownTable, m.Table, m.Table)
+		return t, fmt.Errorf("%w %q (create it with `wail table create %s`)", ErrUnknownTable, m.Table, m.Table)
 	case len(m.Key) == 0:
 		return t, fmt.Errorf("%w: key is empty", ErrInvalid)
 	case len(m.Key) > p.limits.MaxKeyBytes:
@@ -175,7 +175,11 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 			return
 		}
 	}
-	outs, err := p.store.Apply(ctx, t.Name, smuts)
+	// A store write that outlives the visibility window could land after the
+	// resolver gave up on its intent: bound it well inside the window.
+	sctx, cancel := context.WithTimeout(ctx, t.VisibilityWindow/2)
+	outs, err := p.store.Apply(sctx, t.Name, smuts)
+	cancel()
 	if err != nil {
 		p.metrics.storeErrors.Inc()
 		for _, i := range idx {

@@ -154,7 +154,7 @@ func TestLimitsAndUnknownTables(t *testing.T) {
 		wantErr error
 		wantMsg string
 	}{
-		{"unknown table", Mutation{Table: "nope", Key: []byte("k")}, ErrUnknownTable, `table "nope" does not exist`},
+		{"unknown table", Mutation{Table: "nope", Key: []byte("k")}, ErrUnknownTable, `unknown table "nope"`},
 		{"empty key", Mutation{Table: "tx"}, ErrInvalid, "key is empty"},
 		{"key over the limit", Mutation{Table: "tx", Key: []byte("123456789")}, ErrInvalid, "key is 9 bytes, the limit is 8"},
 		{"value over the limit", Mutation{Table: "tx", Key: []byte("k"), Value: make([]byte, 17)}, ErrInvalid, "value is 17 bytes, the limit is 16"},
