@@ -3,9 +3,11 @@ package e2etest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
+	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -61,10 +63,19 @@ func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutat
 	return outs, nil
 }
 
-func (f *flakyStore) storedRows() map[string]map[uint64]storedRow {
+// check is the Stored oracle: the store applied exactly this version with
+// this op and value.
+func (f *flakyStore) check(e *intent.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.stored
+	s, ok := f.stored[string(e.Key)][e.Version]
+	switch {
+	case !ok:
+		return errors.New("the store never held this version")
+	case s.deleted != (e.Op == intent.Delete) || (!s.deleted && s.value != string(e.Value)):
+		return fmt.Errorf("event value %q, the store had deleted=%v %q", e.Value, s.deleted, s.value)
+	}
+	return nil
 }
 
 func (f *flakyStore) keys() []string {

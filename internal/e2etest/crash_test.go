@@ -1,0 +1,280 @@
+package e2etest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/store/pebble"
+)
+
+// buildWail builds the wail binary once per test run.
+func buildWail(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "wail")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/wail-cdc/wail/cmd/wail").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// child is a `wail serve` process.
+type child struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+}
+
+func startServe(t *testing.T, bin, dir string) *child {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if f := strings.Fields(sc.Text()); len(f) >= 4 && f[0] == "wail" && f[1] == "listening" {
+				addr <- strings.TrimPrefix(f[3], "http://")
+			}
+		}
+		c.done <- cmd.Wait()
+	}()
+	select {
+	case c.addr = <-addr:
+	case err := <-c.done:
+		t.Fatalf("wail serve exited before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("wail serve did not start listening within 30s")
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return c
+}
+
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+}
+
+func (c *child) terminate(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Fatalf("wail serve did not exit cleanly on SIGTERM: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("wail serve did not exit within 60s of SIGTERM")
+	}
+}
+
+// attempt is a write sent to a server that may have died: its outcome is
+// known only if the answer came back.
+type attempt struct {
+	Write
+	answered bool
+}
+
+type remoteWriters struct {
+	url      atomic.Pointer[string]
+	mu       sync.Mutex
+	attempts []attempt
+	acked    atomic.Int64
+}
+
+func (w *remoteWriters) run(ctx context.Context, id int64, stop *atomic.Bool) {
+	rng := rand.New(rand.NewSource(id))
+	for seq := 0; !stop.Load(); {
+		pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, *w.url.Load())
+		n := 1 + rng.Intn(10)
+		req := &wailv1.WriteRequest{}
+		batch := make([]attempt, n)
+		for i := range batch {
+			seq++
+			key := fmt.Sprintf("hot-%d", rng.Intn(6))
+			if rng.Intn(3) == 0 {
+				key = fmt.Sprintf("cold-%d", rng.Intn(5000))
+			}
+			m := &wailv1.Mutation{Table: table, Key: []byte(key), Value: []byte(fmt.Sprintf("%s#w%d#%d", key, id, seq))}
+			if rng.Intn(8) == 0 {
+				m.Op, m.Value = wailv1.Op_OP_DELETE, nil
+			}
+			req.Mutations = append(req.Mutations, m)
+			batch[i].Write = Write{Key: key, Value: string(m.Value), Delete: m.Op == wailv1.Op_OP_DELETE}
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := pc.Write(rctx, connect.NewRequest(req))
+		cancel()
+		if err == nil {
+			for i, r := range resp.Msg.Results {
+				batch[i].answered = true
+				batch[i].Version = r.Version
+				batch[i].Acked = r.Error == nil && r.IntentLogged
+				if batch[i].Acked {
+					w.acked.Add(1)
+				}
+			}
+		} else {
+			time.Sleep(20 * time.Millisecond) // the server is down or restarting
+		}
+		w.mu.Lock()
+		w.attempts = append(w.attempts, batch...)
+		w.mu.Unlock()
+	}
+}
+
+// oracle accepts an event whose value was written by an attempt with the
+// event's version, or by an attempt whose answer never came back (it was in
+// flight when the server was killed).
+func (w *remoteWriters) oracle() Stored {
+	type kv struct{ key, value string }
+	byValue := map[kv][]attempt{}
+	for _, a := range w.attempts {
+		byValue[kv{a.Key, a.Value}] = append(byValue[kv{a.Key, a.Value}], a)
+	}
+	return func(e *intent.Event) error {
+		as := byValue[kv{string(e.Key), string(e.Value)}]
+		if len(as) == 0 {
+			return fmt.Errorf("no write of key %q had value %q", e.Key, e.Value)
+		}
+		for _, a := range as {
+			if a.Delete != (e.Op == intent.Delete) {
+				continue
+			}
+			if !a.answered || a.Version == e.Version {
+				return nil
+			}
+		}
+		return errors.New("no write with this value was stamped with this version")
+	}
+}
+
+// TestInvariantsAcrossKill9 runs `wail serve` as a child process, kills it
+// with SIGKILL mid-stream, restarts it on the same data dir, and checks the
+// invariants on what the data dir holds once writes stopped.
+func TestInvariantsAcrossKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the wail binary")
+	}
+	t.Parallel()
+	bin := buildWail(t)
+	dir := t.TempDir()
+	srv := startServe(t, bin, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	url := "http://" + srv.addr
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{
+		Name: table, Partitions: 4, VisibilityWindowMs: 2000,
+	})); err != nil {
+		t.Fatal(err)
+	}
+	w := &remoteWriters{}
+	w.url.Store(&url)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for id := int64(1); id <= 3; id++ {
+		wg.Go(func() { w.run(ctx, id, &stop) })
+	}
+	for round := 0; round < 2; round++ {
+		time.Sleep(time.Second)
+		before := w.acked.Load()
+		srv.kill(t) // SIGKILL mid-stream
+		srv = startServe(t, bin, dir)
+		url := "http://" + srv.addr
+		w.url.Store(&url)
+		t.Logf("killed with %d writes acknowledged; restarted at %s", before, url)
+	}
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+	waitResolvedRemote(t, ctx, "http://"+srv.addr)
+	srv.terminate(t)
+	t.Logf("%d writes acknowledged, %d attempted", w.acked.Load(), len(w.attempts))
+	checkDataDir(t, ctx, dir, w)
+}
+
+func waitResolvedRemote(t *testing.T, ctx context.Context, url string) {
+	t.Helper()
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := admin.DescribeTable(ctx, connect.NewRequest(&wailv1.DescribeTableRequest{Name: table}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		behind := ""
+		for p, end := range d.Msg.IntentEndOffsets {
+			if c := d.Msg.CommittedOffsets[p]; c < end {
+				behind += fmt.Sprintf(" p%d:%d/%d", p, c, end)
+			}
+		}
+		if behind == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("resolver did not catch up:%s", behind)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func checkDataDir(t *testing.T, ctx context.Context, dir string, w *remoteWriters) {
+	t.Helper()
+	log, err := embedded.Open(filepath.Join(dir, "log"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	st, err := pebble.Open(filepath.Join(dir, "store"), pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tb := catalog.Table{Name: table, Partitions: 4}
+	keys := map[string]bool{}
+	var writes []Write
+	for _, a := range w.attempts {
+		keys[a.Key] = true
+		writes = append(writes, a.Write)
+	}
+	var keyList []string
+	for k := range keys {
+		keyList = append(keyList, k)
+	}
+	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), finalState(t, ctx, st, keyList))
+}
