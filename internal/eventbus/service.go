@@ -105,7 +105,7 @@ func (s *Service) follow(ctx context.Context, table string, p int32, start Start
 		if err != nil {
 			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s/%d: %w", topic, p, err))
 		}
-		off, err = s.pump(ctx, r, p, start.AfterVersion, off, out)
+		err = s.pump(ctx, r, p, start.AfterVersion, out)
 		r.Close()
 		if ctx.Err() != nil {
 			return nil
@@ -120,14 +120,13 @@ func (s *Service) follow(ctx context.Context, table string, p int32, start Start
 	}
 }
 
-func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, after uint64, off int64, out chan<- delivery) (int64, error) {
+func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, after uint64, out chan<- delivery) error {
 	for {
 		recs, err := r.Next(ctx)
 		if err != nil {
-			return off, err
+			return err
 		}
 		for i := range recs {
-			off = recs[i].Offset + 1
 			if recs[i].Value == nil {
 				continue
 			}
@@ -138,7 +137,7 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, after u
 			select {
 			case out <- delivery{partition: p, offset: recs[i].Offset, event: &ev}:
 			case <-ctx.Done():
-				return off, ctx.Err()
+				return ctx.Err()
 			}
 		}
 	}

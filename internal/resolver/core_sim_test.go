@@ -28,14 +28,13 @@ type sim struct {
 	reads   []ReadRequest       // outstanding reads
 	unacked []intent.Event
 
-	log      []Entry // the intent log
-	params   Params
-	writes   []write // every intent logged (not aborts)
-	events   map[string][]uint64
-	unmat    map[uint64]bool
-	commit   int64
-	wakeAt   time.Time
-	stopping bool
+	log    []Entry // the intent log
+	params Params
+	writes []write // every intent logged (not aborts)
+	events map[string][]uint64
+	unmat  map[uint64]bool
+	commit int64
+	wakeAt time.Time
 }
 
 type stored struct {

@@ -24,8 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
@@ -194,7 +192,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	return h2c.NewHandler(mux, &http2.Server{})
+	return mux
 }
 
 func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, p any) error {
@@ -212,7 +210,11 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
 	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// HTTP/1.1 and unencrypted HTTP/2 (h2c, for gRPC clients) on one port.
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	hs := &http.Server{Handler: s.Handler(), Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 

@@ -15,6 +15,7 @@ import (
 )
 
 type clients struct {
+	url      string
 	producer wailv1connect.ProducerServiceClient
 	admin    wailv1connect.AdminServiceClient
 	events   wailv1connect.EventServiceClient
@@ -52,6 +53,7 @@ func start(t *testing.T, mutate func(*config.Config)) clients {
 	})
 	hc := http.DefaultClient
 	return clients{
+		url:      url,
 		producer: wailv1connect.NewProducerServiceClient(hc, url),
 		admin:    wailv1connect.NewAdminServiceClient(hc, url),
 		events:   wailv1connect.NewEventServiceClient(hc, url),
@@ -115,5 +117,26 @@ func TestBadInput(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code() != tc.code {
 			t.Errorf("%s: got %v, want code %v", tc.name, err, tc.code)
 		}
+	}
+}
+
+// TestGRPCOverH2C speaks real gRPC (HTTP/2 without TLS) to the server.
+func TestGRPCOverH2C(t *testing.T) {
+	t.Parallel()
+	url := start(t, func(cfg *config.Config) { cfg.Tables = []config.Table{{Name: "t"}} }).url
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	hc := &http.Client{Transport: &http.Transport{Protocols: &protocols}}
+	pc := wailv1connect.NewProducerServiceClient(hc, url, connect.WithGRPC())
+	resp, err := pc.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k"), Value: []byte("v")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !resp.Msg.Result.Stored {
+		t.Fatalf("result %+v", resp.Msg.Result)
+	}
+	_, err = pc.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "nope", Key: []byte("k")}))
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Fatalf("unknown table over gRPC: %v", err)
 	}
 }
