@@ -60,16 +60,16 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 	if err := stream.Send(nil); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
 		case <-s.closing:
 			cancel()
-		case <-ctx.Done():
+		case <-sctx.Done():
 		}
 	}()
-	g, ctx := errgroup.WithContext(ctx)
+	g, ctx := errgroup.WithContext(sctx)
 	out := make(chan delivery, 256)
 	for p := int32(0); p < n; p++ {
 		g.Go(func() error { return s.follow(ctx, req.Msg.Table, p, start, out) })
