@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +140,27 @@ func TestGRPCOverH2C(t *testing.T) {
 	_, err = pc.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "nope", Key: []byte("k")}))
 	if connect.CodeOf(err) != connect.CodeNotFound {
 		t.Fatalf("unknown table over gRPC: %v", err)
+	}
+}
+
+// TestMalformedBodies sends broken requests over plain HTTP: each gets
+// invalid_argument and the server goes on serving.
+func TestMalformedBodies(t *testing.T) {
+	t.Parallel()
+	c := start(t, func(cfg *config.Config) { cfg.Tables = []config.Table{{Name: "t"}} })
+	bodies := []string{`{"table":`, `{"table":"t","key":"not base64!"}`, `{"table":5}`, `[]`, "\x00\x01\x02"}
+	for _, b := range bodies {
+		resp, err := http.Post(c.url+"/wail.v1.ProducerService/Put", "application/json", strings.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "invalid_argument") {
+			t.Errorf("body %q: status %d %s", b, resp.StatusCode, body)
+		}
+	}
+	if _, err := c.producer.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k")})); err != nil {
+		t.Fatalf("server stopped serving after bad input: %v", err)
 	}
 }

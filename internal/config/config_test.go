@@ -1,0 +1,87 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "wail.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	t.Parallel()
+	c, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxKeyBytes != 4096 || c.Limits.MaxValueBytes != 1<<20 || c.Defaults.Partitions != 8 ||
+		c.Defaults.VisibilityWindow != 10*time.Second || c.Defaults.FailureMode != "transactional" {
+		t.Fatalf("defaults changed: %+v", c)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+		check   func(*testing.T, Config)
+	}{
+		{name: "empty file is all defaults", yaml: "", check: func(t *testing.T, c Config) {
+			if c.Listen != Default().Listen {
+				t.Fatal(c.Listen)
+			}
+		}},
+		{name: "overrides keep other defaults", yaml: "listen: 0.0.0.0:9000\nlimits:\n  max_key_bytes: 128\n", check: func(t *testing.T, c Config) {
+			if c.Listen != "0.0.0.0:9000" || c.Limits.MaxKeyBytes != 128 || c.Limits.MaxValueBytes != 1<<20 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "tables", yaml: "tables:\n  - name: orders\n    visibility_window: 3s\n    failure_mode: independent\n", check: func(t *testing.T, c Config) {
+			if len(c.Tables) != 1 || c.Tables[0].VisibilityWindow != 3*time.Second || c.Tables[0].FailureMode != "independent" {
+				t.Fatalf("%+v", c.Tables)
+			}
+		}},
+		{name: "unknown key", yaml: "lisen: x\n", wantErr: "field lisen not found"},
+		{name: "bad duration", yaml: "resolver:\n  backoff_min: soon\n", wantErr: "soon"},
+		{name: "proxy id out of range", yaml: "proxy_id: 5000\n", wantErr: "proxy_id 5000 out of range 0..1023"},
+		{name: "unsupported store", yaml: "store:\n  kind: oracle\n", wantErr: `store.kind "oracle" is not supported`},
+		{name: "bad failure mode", yaml: "tables:\n  - name: t\n    failure_mode: yolo\n", wantErr: `tables[0].failure_mode "yolo"`},
+		{name: "table without a name", yaml: "tables:\n  - partitions: 2\n", wantErr: "tables[0].name must not be empty"},
+		{name: "backoff order", yaml: "resolver:\n  backoff_min: 1s\n  backoff_max: 1ms\n", wantErr: "backoff_min must be positive and <= backoff_max"},
+		{name: "not yaml", yaml: "{{{", wantErr: "wail.yaml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(write(t, tc.yaml))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	t.Parallel()
+	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml")); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("err = %v", err)
+	}
+}
