@@ -1,0 +1,84 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store/pebble"
+)
+
+var defaults = Table{FailureMode: Transactional, VisibilityWindow: 10 * time.Second, Partitions: 8}
+
+func TestCatalog(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := pebble.Open(dir, pebble.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var provisioned []string
+	prov := func(_ context.Context, tb Table) error { provisioned = append(provisioned, tb.Name); return nil }
+	c, err := Open(ctx, st, prov, defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := make(chan Table, 4)
+	if got := c.Watch(watch); len(got) != 0 {
+		t.Fatalf("new catalog lists %v", got)
+	}
+
+	tb, created, err := c.Create(ctx, Table{Name: "orders", VisibilityWindow: time.Second})
+	if err != nil || !created {
+		t.Fatalf("create: %v created=%v", err, created)
+	}
+	if tb.Partitions != 8 || tb.FailureMode != Transactional || tb.VisibilityWindow != time.Second {
+		t.Fatalf("defaults not applied: %+v", tb)
+	}
+	if w := <-watch; w.Name != "orders" {
+		t.Fatalf("watcher got %+v", w)
+	}
+	if _, created, err := c.Create(ctx, Table{Name: "orders", VisibilityWindow: time.Second}); err != nil || created {
+		t.Fatalf("identical re-create: %v created=%v", err, created)
+	}
+	if _, _, err := c.Create(ctx, Table{Name: "orders", Partitions: 3}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("conflicting re-create: %v", err)
+	}
+	for _, bad := range []Table{{Name: "Bad-Name"}, {Name: "w", VisibilityWindow: time.Microsecond}, {Name: "p", Partitions: 5000}, {Name: "f", FailureMode: 9}} {
+		if _, _, err := c.Create(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("create %+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	if len(provisioned) != 1 {
+		t.Fatalf("provisioned %v", provisioned)
+	}
+
+	st.Close()
+	st, err = pebble.Open(dir, pebble.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err = Open(ctx, st, prov, defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := c.Get("orders")
+	if !ok || got.Partitions != 8 || got.VisibilityWindow != time.Second || got.CreatedAt.IsZero() {
+		t.Fatalf("after reopen: %+v %v", got, ok)
+	}
+}
+
+func TestParseFailureMode(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]FailureMode{"": Transactional, "transactional": Transactional, "independent": Independent} {
+		if got, err := ParseFailureMode(in); err != nil || got != want {
+			t.Errorf("ParseFailureMode(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseFailureMode("eventually"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad mode: %v", err)
+	}
+}
