@@ -52,9 +52,9 @@ bench:
 
 # Short fuzzing session of every decoder of bytes from disk or network.
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecodeBatch -fuzztime=30s ./internal/intentlog/embedded/
-	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalIntent -fuzztime=15s ./internal/intent/
-	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=15s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeBatch -fuzztime=30s -fuzzminimizetime=1s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalIntent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 
 clean:
 	rm -rf bin

@@ -1,0 +1,77 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// BenchmarkAppend appends 100-byte records to an 8-partition topic with
+// fsync on, from 1, 16 and 256 goroutines, one record or 100 records per
+// Append. b.N counts Append calls.
+func BenchmarkAppend(b *testing.B) {
+	for _, perAppend := range []int{1, 100} {
+		for _, conc := range []int{1, 16, 256} {
+			if perAppend > 1 && conc > 16 {
+				continue // 256×100 records in flight is too much for a small VM
+			}
+			b.Run(fmt.Sprintf("records=%d/conc=%d", perAppend, conc), func(b *testing.B) {
+				benchAppend(b, conc, perAppend)
+			})
+		}
+	}
+}
+
+func benchAppend(b *testing.B, conc, perAppend int) {
+	const valueSize = 100
+	l, err := Open(b.TempDir(), Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	if err := l.CreateTopic(ctx, "bench", 8, intentlog.TopicOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	keys := make([][]byte, 4096)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%d", i)
+	}
+	value := make([]byte, valueSize)
+	var calls atomic.Int64
+	b.SetBytes(int64(valueSize * perAppend))
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			recs := make([]*intentlog.Record, perAppend)
+			for i := range recs {
+				recs[i] = &intentlog.Record{Value: value}
+			}
+			for {
+				n := calls.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				for i, r := range recs {
+					r.Key = keys[(int(n)*perAppend+i)%len(keys)]
+				}
+				if err := l.Append(ctx, "bench", recs); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	secs := b.Elapsed().Seconds()
+	records := float64(b.N * perAppend)
+	b.ReportMetric(records/secs, "records/s")
+	b.ReportMetric(records*valueSize/1e6/secs, "MB/s")
+}

@@ -1,0 +1,457 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// Options configures a Log. Zero values mean the defaults.
+type Options struct {
+	// SegmentBytes rolls the active segment once the next batch would take
+	// it past this size (default 64 MiB, at most 1 GiB).
+	SegmentBytes int64
+	// IndexIntervalBytes is the log distance between sparse index entries
+	// (default 4 KiB).
+	IndexIntervalBytes int64
+	// MaxBatchBytes bounds one Append's encoded size and one written batch
+	// (default 16 MiB, at most 1 GiB). Larger Appends fail with ErrTooLarge.
+	MaxBatchBytes int64
+	// MaxRecordBytes bounds one encoded record (default 1 MiB, like Kafka's
+	// default, so that applications behave the same on both). Larger records
+	// fail with ErrTooLarge.
+	MaxRecordBytes int64
+	// NoSync skips every fsync. For tests and benchmarks only: an Append
+	// then returns once written to the page cache, not once durable.
+	NoSync bool
+	// RetentionCheckInterval is how often retention runs besides at each
+	// segment roll (default 1 minute; negative: only at rolls).
+	RetentionCheckInterval time.Duration
+	// Logger receives recovery and retention messages (default
+	// slog.Default()).
+	Logger *slog.Logger
+	// Now is the clock for record timestamps and retention (default
+	// time.Now).
+	Now func() time.Time
+}
+
+const maxPartitions = 1 << 16
+
+func (o *Options) normalize() error {
+	def := func(v *int64, d, limit int64, name string) error {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0 || *v > limit:
+			return fmt.Errorf("option %s = %d out of range (0, %d]", name, *v, limit)
+		}
+		return nil
+	}
+	if err := errors.Join(
+		def(&o.SegmentBytes, 64<<20, 1<<30, "SegmentBytes"),
+		def(&o.IndexIntervalBytes, 4<<10, 1<<30, "IndexIntervalBytes"),
+		def(&o.MaxBatchBytes, 16<<20, 1<<30, "MaxBatchBytes"),
+	); err != nil {
+		return err
+	}
+	if o.MaxBatchBytes <= batchHeaderLen {
+		return fmt.Errorf("option MaxBatchBytes = %d too small", o.MaxBatchBytes)
+	}
+	if err := def(&o.MaxRecordBytes, min(1<<20, o.MaxBatchBytes-batchHeaderLen), 1<<30, "MaxRecordBytes"); err != nil {
+		return err
+	}
+	if o.RetentionCheckInterval == 0 {
+		o.RetentionCheckInterval = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// topic is an open topic. Its fields but offMu and groups are immutable.
+type topic struct {
+	name  string
+	dir   string
+	opts  intentlog.TopicOptions
+	parts []*partition
+
+	offMu  sync.Mutex                 // guards groups and the offsets files
+	groups map[string]map[int32]int64 // cache of loaded offsets files
+}
+
+// Log is the embedded log. It is safe for concurrent use.
+type Log struct {
+	dir      string
+	opts     Options
+	lockFile *os.File
+
+	createMu sync.Mutex   // serializes CreateTopic
+	mu       sync.RWMutex // guards topics and closed
+	topics   map[string]*topic
+	closed   bool
+	closing  chan struct{} // closed by Close
+
+	wg        sync.WaitGroup // writers and the retention loop
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ intentlog.Log = (*Log)(nil)
+
+// Open opens (creating it if needed) the log stored in dir and recovers
+// every partition; see the package comment. Only one Log may have dir open.
+func Open(dir string, opts Options) (*Log, error) {
+	if err := opts.normalize(); err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, opts: opts, lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
+	if err := l.loadTopics(); err != nil {
+		for _, t := range l.topics {
+			t.closeFiles()
+		}
+		_ = lock.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	for _, t := range l.topics {
+		l.startWriters(t)
+	}
+	if opts.RetentionCheckInterval > 0 {
+		l.wg.Go(l.retentionLoop)
+	}
+	return l, nil
+}
+
+func (l *Log) loadTopics() error {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !e.IsDir() || validateName("topic", e.Name()) != nil {
+			continue
+		}
+		dir := filepath.Join(l.dir, e.Name())
+		m, err := readMeta(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			l.opts.Logger.Warn("embedded: ignoring topic directory without meta (interrupted CreateTopic)", "dir", dir)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		t, err := l.openTopic(e.Name(), m)
+		if err != nil {
+			return err
+		}
+		l.topics[t.name] = t
+	}
+	return nil
+}
+
+// openTopic opens (creating them if needed) the partitions of a topic.
+func (l *Log) openTopic(name string, m topicMeta) (*topic, error) {
+	t := &topic{name: name, dir: filepath.Join(l.dir, name), opts: m.options(), groups: map[string]map[int32]int64{}}
+	for i := range m.Partitions {
+		p, err := openPartition(l, name, t.dir, i, t.opts)
+		if err != nil {
+			t.closeFiles()
+			return nil, fmt.Errorf("partition %d: %w", i, err)
+		}
+		t.parts = append(t.parts, p)
+	}
+	return t, nil
+}
+
+func (t *topic) closeFiles() {
+	for _, p := range t.parts {
+		_ = p.closeFiles()
+	}
+}
+
+// startWriters starts the topic's writer goroutines; call it with l.mu held
+// or before the Log is shared.
+func (l *Log) startWriters(t *topic) {
+	for _, p := range t.parts {
+		l.wg.Go(p.run)
+	}
+}
+
+// lookup returns an open topic.
+func (l *Log) lookup(name string) (*topic, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, intentlog.ErrClosed
+	}
+	t, ok := l.topics[name]
+	if !ok {
+		return nil, intentlog.ErrUnknownTopic
+	}
+	return t, nil
+}
+
+// partition returns a partition, with errors wrapped for op.
+func (l *Log) partition(op, topic string, id int32) (*partition, error) {
+	t, err := l.lookup(topic)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %s %s/%d: %w", op, topic, id, err)
+	}
+	if id < 0 || int(id) >= len(t.parts) {
+		return nil, fmt.Errorf("embedded: %s %s/%d: topic has %d partitions: %w",
+			op, topic, id, len(t.parts), intentlog.ErrUnknownTopic)
+	}
+	return t.parts[id], nil
+}
+
+// CreateTopic implements intentlog.Log. The options of an existing topic are
+// left as they are.
+func (l *Log) CreateTopic(ctx context.Context, name string, partitions int32, opts intentlog.TopicOptions) error {
+	if err := l.createTopic(ctx, name, partitions, opts); err != nil {
+		return fmt.Errorf("embedded: create topic %s: %w", name, err)
+	}
+	return nil
+}
+
+func (l *Log) createTopic(ctx context.Context, name string, partitions int32, opts intentlog.TopicOptions) error {
+	if err := validateName("topic", name); err != nil {
+		return err
+	}
+	if partitions <= 0 || partitions > maxPartitions {
+		return fmt.Errorf("partition count %d out of range [1, %d]", partitions, maxPartitions)
+	}
+	if opts.Retention < 0 || opts.RetentionBytes < 0 {
+		return errors.New("negative retention")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.createMu.Lock()
+	defer l.createMu.Unlock()
+	if t, err := l.lookup(name); err == nil {
+		if n := int32(len(t.parts)); n != partitions {
+			return fmt.Errorf("has %d partitions, asked for %d: %w", n, partitions, intentlog.ErrPartitionMismatch)
+		}
+		return nil
+	} else if !errors.Is(err, intentlog.ErrUnknownTopic) {
+		return err
+	}
+	t, err := l.makeTopic(name, metaFor(partitions, opts))
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		t.closeFiles()
+		return intentlog.ErrClosed
+	}
+	l.topics[name] = t
+	l.startWriters(t)
+	return nil
+}
+
+// makeTopic creates a topic's directories and files; writing meta last
+// commits the creation.
+func (l *Log) makeTopic(name string, m topicMeta) (*topic, error) {
+	dir := filepath.Join(l.dir, name)
+	// A directory without meta is an interrupted creation: start over.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, offsetsDir), 0o755); err != nil {
+		return nil, err
+	}
+	t, err := l.openTopic(name, m)
+	if err == nil {
+		err = writeMeta(dir, m, l.opts.NoSync)
+		if err != nil {
+			t.closeFiles()
+		}
+	}
+	if err == nil && !l.opts.NoSync {
+		if err = syncDir(l.dir); err != nil {
+			t.closeFiles()
+		}
+	}
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return t, nil
+}
+
+// Partitions implements intentlog.Log.
+func (l *Log) Partitions(ctx context.Context, topic string) (int32, error) {
+	t, err := l.lookup(topic)
+	if err != nil {
+		return 0, fmt.Errorf("embedded: partitions %s: %w", topic, err)
+	}
+	return int32(len(t.parts)), nil
+}
+
+// Append implements intentlog.Log. Records are encoded by the caller's
+// goroutine, queued on each partition's writer and acknowledged once the
+// writer's batch holding them is fsync'd.
+func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	t, err := l.lookup(topic)
+	if err != nil {
+		return fmt.Errorf("embedded: append %s: %w", topic, err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ids, reqs, which, err := l.encode(t, recs)
+	if err != nil {
+		return fmt.Errorf("embedded: append %s: %w", topic, err)
+	}
+	for i, r := range reqs {
+		if err := t.parts[ids[i]].enqueue(r); err != nil {
+			return fmt.Errorf("embedded: append %s/%d: %w", topic, ids[i], err)
+		}
+	}
+	for i, r := range reqs {
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if r.err != nil {
+			return fmt.Errorf("embedded: append %s/%d: %w", topic, ids[i], r.err)
+		}
+	}
+	n := make([]int64, len(reqs))
+	for i, rec := range recs {
+		k := which[i]
+		rec.Partition, rec.Offset, rec.Timestamp = ids[k], reqs[k].base+n[k], time.UnixMicro(reqs[k].ts)
+		n[k]++
+	}
+	return nil
+}
+
+// encode splits recs by partition and encodes each part; which[i] is the
+// index in ids and reqs of recs[i]'s part.
+func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*appendReq, which []int, err error) {
+	nparts := int32(len(t.parts))
+	which = make([]int, len(recs))
+	slot := map[int32]int{}
+	total := int64(batchHeaderLen)
+	for i, rec := range recs {
+		if rec == nil {
+			return nil, nil, nil, fmt.Errorf("record %d is nil", i)
+		}
+		p := intentlog.Partition(rec.Key, nparts)
+		k, ok := slot[p]
+		if !ok {
+			k = len(reqs)
+			slot[p] = k
+			ids = append(ids, p)
+			reqs = append(reqs, &appendReq{done: make(chan struct{})})
+		}
+		r := reqs[k]
+		before := len(r.body)
+		r.body = appendRecord(r.body, 0, rec)
+		size := int64(len(r.body) - before)
+		total += size
+		if size > l.opts.MaxRecordBytes {
+			return nil, nil, nil, fmt.Errorf("record %d (key %q) is %d bytes encoded, max %d: %w",
+				i, truncKey(rec.Key), size, l.opts.MaxRecordBytes, intentlog.ErrTooLarge)
+		}
+		if total > l.opts.MaxBatchBytes {
+			return nil, nil, nil, fmt.Errorf("records take more than the max batch of %d bytes: %w",
+				l.opts.MaxBatchBytes, intentlog.ErrTooLarge)
+		}
+		r.count++
+		which[i] = k
+	}
+	return ids, reqs, which, nil
+}
+
+func truncKey(k []byte) []byte {
+	if len(k) > 64 {
+		return k[:64]
+	}
+	return k
+}
+
+// Bounds implements intentlog.Log.
+func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
+	p, err := l.partition("bounds", topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, 0, fmt.Errorf("embedded: bounds %s/%d: %w", topic, partition, intentlog.ErrClosed)
+	}
+	return p.start, p.end, nil
+}
+
+// OffsetForTime implements intentlog.Log.
+func (l *Log) OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error) {
+	p, err := l.partition("offset for time", topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	// Round up to whole microseconds, the stored precision.
+	ts := t.UnixMicro()
+	if t.Nanosecond()%1000 != 0 {
+		ts++
+	}
+	off, err := p.offsetForTime(ts)
+	if err != nil {
+		return 0, fmt.Errorf("embedded: offset for time %s/%d: %w", topic, partition, err)
+	}
+	return off, nil
+}
+
+// Close implements intentlog.Log: it fails queued Appends with ErrClosed,
+// stops the writers, wakes blocked readers and closes every file. Later
+// calls return the first call's result.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		close(l.closing)
+		topics := l.topics
+		l.mu.Unlock()
+		for _, t := range topics {
+			for _, p := range t.parts {
+				p.shutdown()
+			}
+		}
+		l.wg.Wait()
+		var errs []error
+		for _, t := range topics {
+			for _, p := range t.parts {
+				errs = append(errs, p.closeFiles())
+			}
+		}
+		errs = append(errs, l.lockFile.Close())
+		if err := errors.Join(errs...); err != nil {
+			l.closeErr = fmt.Errorf("embedded: close %s: %w", l.dir, err)
+		}
+	})
+	return l.closeErr
+}

@@ -1,0 +1,221 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+func TestTooLarge(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, t.TempDir(), Options{MaxRecordBytes: 200, MaxBatchBytes: 1000, NoSync: true})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	ctx := context.Background()
+	big := &intentlog.Record{Key: []byte("k"), Value: make([]byte, 300)}
+	if err := l.Append(ctx, testTopic, []*intentlog.Record{big}); !errors.Is(err, intentlog.ErrTooLarge) {
+		t.Errorf("append of a 300-byte record with MaxRecordBytes 200: %v, want ErrTooLarge", err)
+	}
+	var many []*intentlog.Record
+	for range 10 {
+		many = append(many, &intentlog.Record{Key: []byte("k"), Value: make([]byte, 150)})
+	}
+	if err := l.Append(ctx, testTopic, many); !errors.Is(err, intentlog.ErrTooLarge) {
+		t.Errorf("append of 10×150 bytes with MaxBatchBytes 1000: %v, want ErrTooLarge", err)
+	}
+	if err := l.Append(ctx, testTopic, many[:5]); err != nil {
+		t.Errorf("append of 5×150 bytes: %v", err)
+	}
+	if _, end, _ := l.Bounds(ctx, testTopic, 0); end != 5 {
+		t.Errorf("end = %d, want 5: failed appends must write nothing", end)
+	}
+}
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, t.TempDir(), Options{NoSync: true})
+	defer l.Close()
+	ctx := context.Background()
+	for _, bad := range []string{"", ".", "..", "a/b", "../x", `a\b`, "a b", "#lock", "é", strings.Repeat("x", 250)} {
+		if err := l.CreateTopic(ctx, bad, 1, intentlog.TopicOptions{}); err == nil || !strings.Contains(err.Error(), "invalid topic name") {
+			t.Errorf("CreateTopic(%q): %v, want an invalid name error", bad, err)
+		}
+	}
+	good := "Az09._-" + strings.Repeat("x", 242)
+	if err := l.CreateTopic(ctx, good, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatalf("CreateTopic(%q): %v", good, err)
+	}
+	for _, bad := range []string{"", "..", "g/h", "offsets/../x"} {
+		if err := l.Commit(ctx, bad, good, map[int32]int64{0: 1}); err == nil || !strings.Contains(err.Error(), "invalid group name") {
+			t.Errorf("Commit(group %q): %v, want an invalid name error", bad, err)
+		}
+	}
+	if err := l.Commit(ctx, "g", good, map[int32]int64{1: 1}); err == nil {
+		t.Errorf("Commit to partition 1 of 1: no error")
+	}
+}
+
+func TestDirectoryLocked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{NoSync: true})
+	if l2, err := Open(dir, Options{}); err == nil {
+		_ = l2.Close()
+		t.Fatal("second Open of the same directory succeeded")
+	}
+	noErr(t, l.Close())
+	noErr(t, openLog(t, dir, Options{NoSync: true}).Close())
+}
+
+// TestTailingReaders runs readers concurrently with appenders over many
+// small segments and checks what they see (run with -race).
+func TestTailingReaders(t *testing.T) {
+	t.Parallel()
+	const writers, perWriter = 4, 60
+	l := openLog(t, t.TempDir(), Options{SegmentBytes: 1024, IndexIntervalBytes: 128})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				key := fmt.Sprintf("w%d-%d", w, i)
+				rec := &intentlog.Record{Key: []byte(key), Value: []byte("v:" + key)}
+				if err := l.Append(ctx, testTopic, []*intentlog.Record{rec}); err != nil {
+					t.Errorf("Append: %v", err)
+					return
+				}
+			}
+		})
+	}
+	for range 3 {
+		wg.Go(func() {
+			r, err := l.NewReader(testTopic, 0, 0)
+			if err != nil {
+				t.Errorf("NewReader: %v", err)
+				return
+			}
+			defer r.Close()
+			for next := int64(0); next < writers*perWriter; {
+				recs, err := r.Next(ctx)
+				if err != nil {
+					t.Errorf("Next at %d: %v", next, err)
+					return
+				}
+				for _, rec := range recs {
+					if rec.Offset != next || string(rec.Value) != "v:"+string(rec.Key) {
+						t.Errorf("read %q=%q at %d, want offset %d", rec.Key, rec.Value, rec.Offset, next)
+						return
+					}
+					next++
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestCloseWhileAppending: Close with appends in flight returns them
+// ErrClosed (or success) and leaves no goroutine behind.
+func TestCloseWhileAppending(t *testing.T) {
+	before := runtime.NumGoroutine()
+	l := openLog(t, t.TempDir(), Options{})
+	createTestTopic(t, l, 4, intentlog.TopicOptions{})
+	r, err := l.NewReader(testTopic, 0, 0)
+	noErr(t, err)
+	var wg sync.WaitGroup
+	errs := make(chan error, 17)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				rec := &intentlog.Record{Key: fmt.Appendf(nil, "%d-%d", w, i)}
+				if err := l.Append(context.Background(), testTopic, []*intentlog.Record{rec}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			if _, err := r.Next(context.Background()); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	time.Sleep(30 * time.Millisecond)
+	noErr(t, l.Close())
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, intentlog.ErrClosed) {
+			t.Errorf("after Close: %v, want ErrClosed", err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestGroupCommit: concurrent appenders share batches (and fsyncs).
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	const appenders = 32
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{})
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	var wg sync.WaitGroup
+	for i := range appenders {
+		wg.Go(func() {
+			for j := range 10 {
+				rec := &intentlog.Record{Key: fmt.Appendf(nil, "%d-%d", i, j), Value: make([]byte, 100)}
+				if err := l.Append(context.Background(), testTopic, []*intentlog.Record{rec}); err != nil {
+					t.Errorf("Append: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	noErr(t, l.Close())
+	batches := 0
+	for _, path := range segmentFiles(t, dir, 0, logExt) {
+		batches += countBatches(t, path)
+	}
+	t.Logf("%d single-record appends from %d goroutines took %d batches", appenders*10, appenders, batches)
+	if batches >= appenders*10 {
+		t.Logf("no batch was shared (a very fast disk can do that)")
+	}
+}
+
+// countBatches counts the batches of a segment file.
+func countBatches(t testing.TB, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	noErr(t, err)
+	defer f.Close()
+	fr := frameReader{r: f, limit: fileSize(t, path), chunk: readChunk}
+	for n := 0; ; n++ {
+		if _, _, err := fr.next(); err == io.EOF {
+			return n
+		} else if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package embedded
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+const (
+	metaFile   = "meta"
+	offsetsDir = "offsets"
+	// offsetsMagic starts an offsets file:
+	//	"WOF1" | count u32 | count × (partition i32, offset i64) | CRC-32C u32
+	// big-endian, partitions ascending, the CRC covering everything before it.
+	offsetsMagic = "WOF1"
+	maxNameLen   = 249 // Kafka's topic name limit
+)
+
+// validateName accepts 1 to 249 characters of [A-Za-z0-9._-], except "."
+// and "..", so that a name is always one safe path element.
+func validateName(kind, name string) error {
+	ok := name != "" && len(name) <= maxNameLen && name != "." && name != ".."
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+	}
+	if !ok {
+		return fmt.Errorf("invalid %s name %q: use 1 to %d characters of [A-Za-z0-9._-] (but not \".\" or \"..\")",
+			kind, name, maxNameLen)
+	}
+	return nil
+}
+
+// topicMeta is the JSON content of dir/<topic>/meta.
+type topicMeta struct {
+	Version        int   `json:"version"`
+	Partitions     int32 `json:"partitions"`
+	RetentionNanos int64 `json:"retention_ns,omitempty"`
+	RetentionBytes int64 `json:"retention_bytes,omitempty"`
+	Compact        bool  `json:"compact,omitempty"`
+}
+
+func metaFor(partitions int32, o intentlog.TopicOptions) topicMeta {
+	return topicMeta{Version: 1, Partitions: partitions, RetentionNanos: int64(o.Retention),
+		RetentionBytes: o.RetentionBytes, Compact: o.Compact}
+}
+
+func (m topicMeta) options() intentlog.TopicOptions {
+	return intentlog.TopicOptions{Retention: time.Duration(m.RetentionNanos), RetentionBytes: m.RetentionBytes,
+		Compact: m.Compact}
+}
+
+func readMeta(topicDir string) (topicMeta, error) {
+	var m topicMeta
+	b, err := os.ReadFile(filepath.Join(topicDir, metaFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%s: %w: %v", filepath.Join(topicDir, metaFile), intentlog.ErrCorrupt, err)
+	}
+	if m.Version != 1 || m.Partitions <= 0 || m.Partitions > maxPartitions {
+		return m, fmt.Errorf("%s: %w: version %d, %d partitions", filepath.Join(topicDir, metaFile),
+			intentlog.ErrCorrupt, m.Version, m.Partitions)
+	}
+	return m, nil
+}
+
+func writeMeta(topicDir string, m topicMeta, noSync bool) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(topicDir, metaFile), b, noSync)
+}
+
+// writeFileAtomic replaces path with data: temporary file, fsync, rename,
+// fsync of the directory. The temporary name starts with '#', which no topic
+// or group name can, so it never collides with a real file.
+func writeFileAtomic(path string, data []byte, noSync bool) error {
+	dir := filepath.Dir(path)
+	tmp := filepath.Join(dir, "#"+filepath.Base(path)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && !noSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if noSync {
+		return nil
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func encodeOffsets(offs map[int32]int64) []byte {
+	b := append([]byte(nil), offsetsMagic...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(offs)))
+	for _, p := range slices.Sorted(maps.Keys(offs)) {
+		b = binary.BigEndian.AppendUint32(b, uint32(p))
+		b = binary.BigEndian.AppendUint64(b, uint64(offs[p]))
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func decodeOffsets(b []byte) (map[int32]int64, error) {
+	if len(b) < 12 || string(b[:4]) != offsetsMagic {
+		return nil, corrupt("bad offsets file header")
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, corrupt("offsets file crc mismatch")
+	}
+	n := int(binary.BigEndian.Uint32(body[4:]))
+	if len(body) != 8+12*n {
+		return nil, corrupt("offsets file length %d for %d entries", len(b), n)
+	}
+	offs := make(map[int32]int64, n)
+	for i := range n {
+		e := body[8+12*i:]
+		offs[int32(binary.BigEndian.Uint32(e))] = int64(binary.BigEndian.Uint64(e[4:]))
+	}
+	return offs, nil
+}
+
+// loadGroup returns the cached offsets of group, reading its file the first
+// time. Call with t.offMu held; do not modify the result.
+func (t *topic) loadGroup(group string) (map[int32]int64, error) {
+	if offs, ok := t.groups[group]; ok {
+		return offs, nil
+	}
+	path := filepath.Join(t.dir, offsetsDir, group)
+	b, err := os.ReadFile(path)
+	var offs map[int32]int64
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		offs = map[int32]int64{}
+	case err != nil:
+		return nil, err
+	default:
+		if offs, err = decodeOffsets(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	t.groups[group] = offs
+	return offs, nil
+}
+
+// Commit implements intentlog.Log. Offsets merge per partition with what the
+// group committed before.
+func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if err := l.commit(ctx, group, topic, offsets); err != nil {
+		return fmt.Errorf("embedded: commit %s/%s: %w", group, topic, err)
+	}
+	return nil
+}
+
+func (l *Log) commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if err := validateName("group", group); err != nil {
+		return err
+	}
+	t, err := l.lookup(topic)
+	if err != nil {
+		return err
+	}
+	for p, off := range offsets {
+		if p < 0 || int(p) >= len(t.parts) || off < 0 {
+			return fmt.Errorf("partition %d offset %d: out of range for %d partitions", p, off, len(t.parts))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t.offMu.Lock()
+	defer t.offMu.Unlock()
+	cur, err := t.loadGroup(group)
+	if err != nil {
+		return err
+	}
+	next := maps.Clone(cur)
+	maps.Copy(next, offsets)
+	if err := writeFileAtomic(filepath.Join(t.dir, offsetsDir, group), encodeOffsets(next), l.opts.NoSync); err != nil {
+		return err
+	}
+	t.groups[group] = next
+	return nil
+}
+
+// Committed implements intentlog.Log.
+func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	if err := validateName("group", group); err != nil {
+		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
+	}
+	t, err := l.lookup(topic)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
+	}
+	t.offMu.Lock()
+	defer t.offMu.Unlock()
+	cur, err := t.loadGroup(group)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
+	}
+	return maps.Clone(cur), nil
+}

@@ -1,0 +1,359 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// appendReq is one Append call's records for one partition, pre-encoded by
+// the appender (with timestamp delta 0) so that the writer never touches the
+// caller's records.
+type appendReq struct {
+	body  []byte
+	count int
+	done  chan struct{} // closed by the writer once base, ts and err are set
+	base  int64
+	ts    int64
+	err   error
+}
+
+// partition is one partition of a topic: its segments and its writer.
+type partition struct {
+	log   *Log
+	topic string
+	id    int32
+	dir   string
+	topts intentlog.TopicOptions
+
+	// qmu guards the append queue.
+	qmu     sync.Mutex
+	queue   []*appendReq
+	qclosed bool          // Close began: refuse new appends
+	broken  error         // a failed fsync or truncate: refuse all appends
+	wake    chan struct{} // cap 1: the queue is not empty
+	stop    chan struct{} // closed by Close
+
+	// mu guards the segment list, the bounds and what readers see.
+	mu     sync.Mutex
+	segs   []*segment    // by base offset; the last one is active
+	start  int64         // first retained offset
+	end    int64         // next offset; everything below is durable
+	notify chan struct{} // closed and replaced after each durable write
+	closed bool
+
+	// Owned by the writer goroutine.
+	active  *segment
+	wpos    int64 // bytes in the active segment (== active.size)
+	nextOff int64 // == end
+	lastTS  int64 // newest timestamp written; timestamps never go back
+	buf     []byte
+	taken   []*appendReq
+}
+
+// openPartition opens or creates a partition directory and recovers it.
+func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.TopicOptions) (*partition, error) {
+	p := &partition{log: l, topic: topic, id: id, dir: filepath.Join(topicDir, strconv.Itoa(int(id))), topts: topts,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), notify: make(chan struct{})}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := p.openSegments(); err != nil {
+		for _, s := range p.segs {
+			_ = s.closeFiles()
+		}
+		return nil, err
+	}
+	p.active = p.segs[len(p.segs)-1]
+	p.start, p.end = p.segs[0].base, p.active.next
+	p.wpos, p.nextOff = p.active.size, p.end
+	p.lastTS = math.MinInt64
+	for _, s := range p.segs {
+		p.lastTS = max(p.lastTS, s.maxTS)
+	}
+	return p, nil
+}
+
+func (p *partition) openSegments() error {
+	o := &p.log.opts
+	bases, err := listSegments(p.dir)
+	if err != nil {
+		return err
+	}
+	if len(bases) == 0 {
+		s, err := createSegment(p.dir, 0, o.NoSync)
+		if err != nil {
+			return err
+		}
+		p.segs = append(p.segs, s)
+		return nil
+	}
+	for i, base := range bases[:len(bases)-1] {
+		s, err := openSealed(p.dir, base, bases[i+1], o.IndexIntervalBytes, o.Logger)
+		if err != nil {
+			return err
+		}
+		p.segs = append(p.segs, s)
+	}
+	s, err := openActive(p.dir, bases[len(bases)-1], o.IndexIntervalBytes, o.NoSync, o.Logger)
+	if err != nil {
+		return err
+	}
+	p.segs = append(p.segs, s)
+	return nil
+}
+
+// enqueue hands r to the writer.
+func (p *partition) enqueue(r *appendReq) error {
+	p.qmu.Lock()
+	switch {
+	case p.qclosed:
+		p.qmu.Unlock()
+		return intentlog.ErrClosed
+	case p.broken != nil:
+		p.qmu.Unlock()
+		return p.broken
+	}
+	p.queue = append(p.queue, r)
+	p.qmu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// run is the writer goroutine: it commits the queue one batch per round
+// until Close, then fails what is still queued with ErrClosed.
+func (p *partition) run() {
+	for {
+		select {
+		case <-p.stop:
+			p.drain()
+			return
+		case <-p.wake:
+		}
+		for !p.stopping() && p.round() {
+		}
+	}
+}
+
+func (p *partition) stopping() bool {
+	select {
+	case <-p.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *partition) drain() {
+	p.qmu.Lock()
+	q := p.queue
+	p.queue, p.qclosed = nil, true
+	p.qmu.Unlock()
+	for _, r := range q {
+		r.err = intentlog.ErrClosed
+		close(r.done)
+	}
+}
+
+// take removes from the queue what fits in one batch (at least one request).
+func (p *partition) take() []*appendReq {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	size, n := int64(batchHeaderLen), 0
+	for ; n < len(p.queue); n++ {
+		l := int64(len(p.queue[n].body))
+		if n > 0 && size+l > p.log.opts.MaxBatchBytes {
+			break
+		}
+		size += l
+	}
+	p.taken = append(p.taken[:0], p.queue[:n]...)
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:])
+	p.queue = p.queue[:rest]
+	return p.taken
+}
+
+// round commits one batch and wakes its appenders; it reports whether there
+// was anything to do.
+func (p *partition) round() bool {
+	reqs := p.take()
+	if len(reqs) == 0 {
+		return false
+	}
+	base, ts, err := p.commit(reqs)
+	for _, r := range reqs {
+		if err != nil {
+			r.err = err
+		} else {
+			r.base, r.ts = base, ts
+			base += int64(r.count)
+		}
+		close(r.done)
+	}
+	clear(p.taken)
+	return true
+}
+
+// commit writes reqs as one batch, fsyncs it and publishes it to readers. It
+// returns the batch's base offset and timestamp.
+func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
+	p.qmu.Lock()
+	broken := p.broken
+	p.qmu.Unlock()
+	if broken != nil {
+		return 0, 0, broken
+	}
+	count, size := 0, int64(batchHeaderLen)
+	for _, r := range reqs {
+		count += r.count
+		size += int64(len(r.body))
+	}
+	if err := p.maybeRoll(size, count); err != nil {
+		return 0, 0, fmt.Errorf("roll segment: %w", err)
+	}
+	ts := max(p.log.opts.Now().UnixMicro(), p.lastTS)
+	buf := beginBatch(p.buf[:0])
+	for _, r := range reqs {
+		buf = append(buf, r.body...)
+	}
+	base := p.nextOff
+	finishBatch(buf, base, count, ts)
+	seg, pos := p.active, p.wpos
+	if _, err := seg.f.WriteAt(buf, pos); err != nil {
+		if terr := seg.f.Truncate(pos); terr != nil {
+			p.setBroken(fmt.Errorf("truncate %s after a failed write: %w", seg.logPath, terr))
+		}
+		return 0, 0, err
+	}
+	if !p.log.opts.NoSync {
+		if err := seg.f.Sync(); err != nil {
+			// The page cache state is unknown after a failed fsync: stop.
+			return 0, 0, p.setBroken(fmt.Errorf("fsync %s: %w", seg.logPath, err))
+		}
+	}
+	p.publish(seg, pos, int64(len(buf)), count, ts)
+	if cap(buf) <= 4<<20 {
+		p.buf = buf[:0]
+	} else {
+		p.buf = nil
+	}
+	return base, ts, nil
+}
+
+func (p *partition) setBroken(err error) error {
+	p.qmu.Lock()
+	if p.broken == nil {
+		p.broken = err
+	}
+	p.qmu.Unlock()
+	p.log.opts.Logger.Error("embedded: partition refuses appends until reopened",
+		"topic", p.topic, "partition", p.id, "err", err)
+	return err
+}
+
+// publish makes a durable batch visible: it updates the segment, the bounds
+// and the index, and wakes waiting readers.
+func (p *partition) publish(seg *segment, pos, n int64, count int, ts int64) {
+	var entry *indexEntry
+	if k := len(seg.index); k == 0 || pos-int64(seg.index[k-1].pos) >= p.log.opts.IndexIntervalBytes {
+		entry = &indexEntry{rel: uint32(p.nextOff - seg.base), pos: uint32(pos), ts: ts}
+	}
+	p.nextOff += int64(count)
+	p.wpos, p.lastTS = pos+n, ts
+	p.mu.Lock()
+	if entry != nil {
+		seg.index = append(seg.index, *entry)
+	}
+	seg.size, seg.next, seg.maxTS = p.wpos, p.nextOff, ts
+	p.end = p.nextOff
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.mu.Unlock()
+	if entry != nil {
+		p.writeIndexEntry(seg, *entry)
+	}
+}
+
+// writeIndexEntry appends to the .idx file; failures only cost a rebuild on
+// the next open.
+func (p *partition) writeIndexEntry(seg *segment, e indexEntry) {
+	if seg.idx == nil || seg.idxBroken {
+		return
+	}
+	var b [indexEntryLen]byte
+	if _, err := seg.idx.WriteAt(appendIndexEntry(b[:0], e), seg.idxSize); err != nil {
+		seg.idxBroken = true
+		p.log.opts.Logger.Warn("embedded: cannot write index; it will be rebuilt on open",
+			"file", seg.idxPath, "err", err)
+		return
+	}
+	seg.idxSize += indexEntryLen
+}
+
+// maybeRoll starts a new segment when a batch of size bytes and count
+// records does not fit in the active one, then applies retention.
+func (p *partition) maybeRoll(size int64, count int) error {
+	o := &p.log.opts
+	old := p.active
+	if p.wpos == 0 || (p.wpos+size <= o.SegmentBytes && p.nextOff+int64(count)-old.base <= maxRelOffset) {
+		return nil
+	}
+	s, err := createSegment(p.dir, p.nextOff, o.NoSync)
+	if err != nil {
+		return err
+	}
+	if old.idx != nil {
+		if err := old.idx.Close(); err != nil {
+			o.Logger.Warn("embedded: closing index", "file", old.idxPath, "err", err)
+		}
+		old.idx = nil
+	}
+	p.mu.Lock()
+	p.segs = append(p.segs, s)
+	p.mu.Unlock()
+	p.active, p.wpos = s, 0
+	p.applyRetention(o.Now())
+	return nil
+}
+
+// shutdown stops accepting appends and tells the writer to stop.
+func (p *partition) shutdown() {
+	p.qmu.Lock()
+	p.qclosed = true
+	p.qmu.Unlock()
+	close(p.stop)
+}
+
+// closeFiles closes every segment; call after the writer stopped.
+func (p *partition) closeFiles() error {
+	p.mu.Lock()
+	p.closed = true
+	segs := p.segs
+	p.mu.Unlock()
+	var errs []error
+	for _, s := range segs {
+		errs = append(errs, s.closeFiles())
+	}
+	return errors.Join(errs...)
+}
+
+// release drops a reader's reference on s.
+func (p *partition) release(s *segment) {
+	p.mu.Lock()
+	s.refs--
+	closeNow := s.dead && s.refs == 0
+	p.mu.Unlock()
+	if closeNow {
+		_ = s.closeFiles()
+	}
+}

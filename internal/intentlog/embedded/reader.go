@@ -1,0 +1,291 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+const (
+	// A Next call returns at most about this much (whole batches are
+	// decoded; records beyond the limit wait for the following call).
+	maxReadRecords = 1024
+	maxReadBytes   = 1 << 20
+	// readerChunk is a reader's ReadAt size; records alias these buffers.
+	readerChunk = 256 << 10
+)
+
+// reader reads one partition. Next must not be called concurrently with
+// itself; Close may be called at any time, from any goroutine.
+type reader struct {
+	l       *Log
+	p       *partition
+	next    int64              // offset of the next record to return
+	pending []intentlog.Record // decoded records from next on, not yet returned
+
+	// Where the batch at offset posOff starts in segment posBase, to resume
+	// without an index lookup; valid when posOK.
+	posOK   bool
+	posBase int64
+	pos     int64
+	posOff  int64
+
+	done chan struct{}
+	once sync.Once
+}
+
+// NewReader implements intentlog.Log. An offset outside [start, end] fails
+// here with ErrOffsetOutOfRange (not at the first Next); reading from end
+// waits for the next record.
+func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error) {
+	p, err := l.partition("new reader", topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	closed, start, end := p.closed, p.start, p.end
+	p.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("embedded: new reader %s/%d: %w", topic, partition, intentlog.ErrClosed)
+	case offset < start || offset > end:
+		return nil, fmt.Errorf("embedded: new reader %s/%d at %d: bounds are [%d, %d]: %w",
+			topic, partition, offset, start, end, intentlog.ErrOffsetOutOfRange)
+	}
+	return &reader{l: l, p: p, next: offset, done: make(chan struct{})}, nil
+}
+
+// Close implements intentlog.Reader; it wakes a blocked Next.
+func (r *reader) Close() error {
+	r.once.Do(func() { close(r.done) })
+	return nil
+}
+
+// Next implements intentlog.Reader.
+func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
+	for {
+		select {
+		case <-r.done:
+			return nil, r.wrap(intentlog.ErrClosed)
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if len(r.pending) > 0 {
+			return r.takePending(), nil
+		}
+		v, err := r.p.view(r.next)
+		if err != nil {
+			return nil, r.wrap(err)
+		}
+		if v.seg == nil {
+			if err := r.wait(ctx, v.notify); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		recs, err := r.read(v)
+		r.p.release(v.seg)
+		if err != nil {
+			return nil, r.wrap(r.p.readErr(err))
+		}
+		return recs, nil
+	}
+}
+
+func (r *reader) wrap(err error) error {
+	return fmt.Errorf("embedded: read %s/%d: %w", r.p.topic, r.p.id, err)
+}
+
+// wait blocks until the partition grows, ctx ends or a Close.
+func (r *reader) wait(ctx context.Context, notify <-chan struct{}) error {
+	select {
+	case <-notify:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.done:
+		return r.wrap(intentlog.ErrClosed)
+	case <-r.l.closing:
+		return r.wrap(intentlog.ErrClosed)
+	}
+}
+
+func (r *reader) takePending() []intentlog.Record {
+	k := min(len(r.pending), maxReadRecords)
+	out := r.pending[:k:k]
+	r.pending = r.pending[k:]
+	if len(r.pending) == 0 {
+		r.pending = nil
+	}
+	r.next += int64(k)
+	return out
+}
+
+// read returns at least one record from r.next on, read from the durable part
+// of v.seg, or an error.
+func (r *reader) read(v view) ([]intentlog.Record, error) {
+	s := v.seg
+	pos := lookupOffset(v.index, uint32(r.next-s.base))
+	if r.posOK && r.posBase == s.base && r.posOff == r.next {
+		pos = r.pos
+	}
+	fr := frameReader{r: s.f, pos: pos, limit: v.size, chunk: readerChunk}
+	var out []intentlog.Record
+	for n := 0; len(out) < maxReadRecords && n < maxReadBytes; {
+		frame, fpos, err := fr.next()
+		if err == io.EOF {
+			break
+		}
+		var h batchHeader
+		var recs []intentlog.Record
+		if err == nil {
+			h, recs, err = r.decode(frame)
+		}
+		if err != nil && len(out) > 0 {
+			return out, nil // the next call starts at the bad batch and fails there
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s at position %d: %w", s.logPath, fpos, err)
+		}
+		if recs == nil {
+			continue // batch before r.next
+		}
+		take := min(len(recs), maxReadRecords-len(out))
+		out = append(out, recs[:take]...)
+		r.pending = recs[take:]
+		if len(r.pending) == 0 {
+			r.pending = nil
+		}
+		r.next += int64(take)
+		r.posOK, r.posBase, r.pos, r.posOff = true, s.base, fr.pos, h.next()
+		n += len(frame)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: offset %d missing before position %d: %w",
+			s.logPath, r.next, fr.pos, intentlog.ErrCorrupt)
+	}
+	return out, nil
+}
+
+// decode returns the records of frame from r.next on, or nil records when
+// the batch ends before r.next (checking only its framing then).
+func (r *reader) decode(frame []byte) (batchHeader, []intentlog.Record, error) {
+	h, err := parseHeader(frame)
+	if err != nil || h.next() <= r.next {
+		return h, nil, err
+	}
+	if h.base > r.next {
+		return h, nil, corrupt("batch starts at offset %d, expected %d", h.base, r.next)
+	}
+	h, recs, err := decodeBatch(frame)
+	if err != nil {
+		return h, nil, err
+	}
+	recs = recs[r.next-h.base:]
+	for i := range recs {
+		recs[i].Partition = r.p.id
+	}
+	return h, recs, nil
+}
+
+// view is what a reader may read of the segment holding an offset.
+type view struct {
+	seg    *segment // referenced (release it); nil at the end of the partition
+	size   int64
+	index  []indexEntry
+	notify <-chan struct{}
+}
+
+// view returns the segment holding off, or the wake-up channel when off is
+// the end.
+func (p *partition) view(off int64) (view, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return view{}, intentlog.ErrClosed
+	}
+	if off < p.start || off > p.end {
+		return view{}, fmt.Errorf("offset %d outside [%d, %d]: %w", off, p.start, p.end, intentlog.ErrOffsetOutOfRange)
+	}
+	if off == p.end {
+		return view{notify: p.notify}, nil
+	}
+	i := sort.Search(len(p.segs), func(i int) bool { return p.segs[i].base > off }) - 1
+	s := p.segs[i]
+	s.refs++
+	return view{seg: s, size: s.size, index: s.index, notify: p.notify}, nil
+}
+
+// readErr turns a read failure caused by Close into ErrClosed.
+func (p *partition) readErr(err error) error {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if closed && !errors.Is(err, intentlog.ErrCorrupt) {
+		return intentlog.ErrClosed
+	}
+	return err
+}
+
+// offsetForTime returns the first offset with a timestamp >= ts (unix µs),
+// or the end offset. Timestamps never decrease within a partition, so the
+// first segment whose newest timestamp is >= ts holds it.
+func (p *partition) offsetForTime(ts int64) (int64, error) {
+	from := int64(-1)
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return 0, intentlog.ErrClosed
+		}
+		var v view
+		for _, s := range p.segs {
+			if s.base > from && s.size > 0 && s.maxTS >= ts {
+				s.refs++
+				v = view{seg: s, size: s.size, index: s.index}
+				break
+			}
+		}
+		end := p.end
+		p.mu.Unlock()
+		if v.seg == nil {
+			return end, nil
+		}
+		off, found, err := scanTime(v, ts)
+		p.release(v.seg)
+		if err != nil || found {
+			return off, p.readErr(err)
+		}
+		from = v.seg.base
+	}
+}
+
+// scanTime looks for the first record with a timestamp >= ts in v.
+func scanTime(v view, ts int64) (int64, bool, error) {
+	fr := frameReader{r: v.seg.f, pos: lookupTime(v.index, ts), limit: v.size, chunk: readerChunk, reuse: true}
+	for {
+		frame, pos, err := fr.next()
+		if err == io.EOF {
+			return 0, false, nil
+		}
+		if err == nil {
+			var recs []intentlog.Record
+			if _, recs, err = decodeBatch(frame); err == nil {
+				for _, rec := range recs {
+					if rec.Timestamp.UnixMicro() >= ts {
+						return rec.Offset, true, nil
+					}
+				}
+				continue
+			}
+		}
+		return 0, false, fmt.Errorf("%s at position %d: %w", v.seg.logPath, pos, err)
+	}
+}

@@ -1,0 +1,96 @@
+package embedded
+
+import (
+	"os"
+	"time"
+)
+
+// retentionLoop applies retention to every partition every
+// RetentionCheckInterval until Close.
+func (l *Log) retentionLoop() {
+	t := time.NewTicker(l.opts.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.closing:
+			return
+		case <-t.C:
+			l.enforceRetention()
+		}
+	}
+}
+
+// enforceRetention applies retention to every partition once.
+func (l *Log) enforceRetention() {
+	l.mu.RLock()
+	parts := make([]*partition, 0, len(l.topics))
+	for _, t := range l.topics {
+		parts = append(parts, t.parts...)
+	}
+	l.mu.RUnlock()
+	now := l.opts.Now()
+	for _, p := range parts {
+		p.applyRetention(now)
+	}
+}
+
+// applyRetention deletes the oldest non-active segments whose newest record
+// is older than the topic's Retention, and then as long as the partition is
+// larger than RetentionBytes. Readers still using a deleted segment keep
+// reading it; its file is closed when the last one lets go.
+func (p *partition) applyRetention(now time.Time) {
+	t := p.topts
+	if t.Retention <= 0 && t.RetentionBytes <= 0 {
+		return
+	}
+	cutoff := now.Add(-t.Retention).UnixMicro()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	var total int64
+	for _, s := range p.segs {
+		total += s.size
+	}
+	k := 0
+	for ; k < len(p.segs)-1; k++ {
+		s := p.segs[k]
+		byTime := t.Retention > 0 && s.maxTS < cutoff
+		bySize := t.RetentionBytes > 0 && total > t.RetentionBytes
+		if !byTime && !bySize {
+			break
+		}
+		total -= s.size
+	}
+	victims := p.segs[:k:k]
+	p.segs = append([]*segment(nil), p.segs[k:]...)
+	p.start = p.segs[0].base
+	var closeNow []*segment
+	for _, s := range victims {
+		s.dead = true
+		if s.refs == 0 {
+			closeNow = append(closeNow, s)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range closeNow {
+		_ = s.closeFiles()
+	}
+	for _, s := range victims {
+		p.removeFiles(s)
+	}
+}
+
+func (p *partition) removeFiles(s *segment) {
+	log := p.log.opts.Logger
+	if err := os.Remove(s.logPath); err != nil {
+		log.Warn("embedded: retention cannot delete segment", "file", s.logPath, "err", err)
+		return
+	}
+	if err := os.Remove(s.idxPath); err != nil && !os.IsNotExist(err) {
+		log.Warn("embedded: retention cannot delete index", "file", s.idxPath, "err", err)
+	}
+	log.Debug("embedded: retention deleted segment", "topic", p.topic, "partition", p.id,
+		"file", s.logPath, "bytes", s.size, "next_offset", s.next)
+}

@@ -1,0 +1,275 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+const (
+	logExt = ".log"
+	idxExt = ".idx"
+	// readChunk is how much a scan or reader reads per ReadAt.
+	readChunk = 1 << 20
+	// maxRelOffset bounds the records of a segment (relative offsets are u32).
+	maxRelOffset = math.MaxUint32
+)
+
+// segment is one .log file and its sparse index.
+type segment struct {
+	base    int64
+	logPath string
+	idxPath string
+	f       *os.File // the .log, read with ReadAt, written only by the writer
+
+	// Guarded by partition.mu.
+	size  int64        // durable (visible) bytes
+	next  int64        // offset after the last durable record
+	maxTS int64        // newest durable timestamp (unix µs; MinInt64 when empty)
+	index []indexEntry // appended only; readers use a snapshot
+	refs  int          // readers currently using f
+	dead  bool         // removed by retention; close f when refs drops to 0
+
+	// Owned by the writer goroutine (active segment only).
+	idx       *os.File // the .idx, appended to; nil when sealed
+	idxSize   int64
+	idxBroken bool // stop writing the .idx after a failed write
+
+	closeOnce sync.Once
+}
+
+func segmentPath(dir string, base int64, ext string) string {
+	return filepath.Join(dir, fmt.Sprintf("%020d%s", base, ext))
+}
+
+// closeFiles closes the segment's files; it is idempotent.
+func (s *segment) closeFiles() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.f.Close()
+		if s.idx != nil {
+			err = errors.Join(err, s.idx.Close())
+		}
+	})
+	return err
+}
+
+// listSegments returns the sorted base offsets of the .log files in dir and
+// removes leftovers: temporary files and .idx files without a .log.
+func listSegments(dir string) ([]int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	logs := map[int64]bool{}
+	var idxs []int64
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			_ = os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		ext := filepath.Ext(name)
+		base, perr := strconv.ParseInt(strings.TrimSuffix(name, ext), 10, 64)
+		switch {
+		case perr != nil || base < 0 || e.IsDir():
+			continue
+		case ext == logExt:
+			logs[base] = true
+		case ext == idxExt:
+			idxs = append(idxs, base)
+		}
+	}
+	for _, b := range idxs {
+		if !logs[b] {
+			_ = os.Remove(segmentPath(dir, b, idxExt))
+		}
+	}
+	bases := make([]int64, 0, len(logs))
+	for b := range logs {
+		bases = append(bases, b)
+	}
+	slices.Sort(bases)
+	return bases, nil
+}
+
+// createSegment creates an empty active segment and fsyncs the directory so
+// that the new files survive a crash.
+func createSegment(dir string, base int64, noSync bool) (*segment, error) {
+	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt),
+		next: base, maxTS: math.MinInt64}
+	f, err := os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := os.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	s.f, s.idx = f, idx
+	if !noSync {
+		if err := syncDir(dir); err != nil {
+			_ = s.closeFiles()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// openSealed opens a segment that is not the last one of its partition. Its
+// index is trusted after verification: monotonic, in bounds, its last entry
+// matching the batch it points at, and a header walk from there reaching the
+// end of the file without skipping an index entry. Otherwise the index is
+// rebuilt from a header walk over the whole file. A segment whose framing is
+// broken still opens: readers get ErrCorrupt when they reach the damage.
+func openSealed(dir string, base, nextBase, interval int64, log *slog.Logger) (*segment, error) {
+	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt),
+		next: nextBase}
+	f, err := os.Open(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	s.f = f
+	st, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	s.size = st.Size()
+	sc, err := s.verifyIndex(interval)
+	if err != nil && !errors.Is(err, errRebuild) {
+		_ = f.Close()
+		return nil, err
+	}
+	if err != nil {
+		if sc, err = s.rebuildIndex(interval, log); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	}
+	s.index, s.maxTS = sc.index, sc.maxTS
+	if sc.next != nextBase && sc.pos == s.size {
+		log.Warn("embedded: segment ends before the next one starts",
+			"file", s.logPath, "end_offset", sc.next, "next_base", nextBase)
+	}
+	return s, nil
+}
+
+var errRebuild = errors.New("rebuild index")
+
+// verifyIndex loads and checks the .idx of a sealed segment and walks the
+// batches after its last entry. It fails with errRebuild when the index must
+// be rebuilt.
+func (s *segment) verifyIndex(interval int64) (*scan, error) {
+	b, ok, err := readIndexFile(s.idxPath)
+	if err != nil || !ok || len(b) == 0 {
+		return nil, errRebuild
+	}
+	entries, err := parseIndex(b, s.size)
+	if err != nil {
+		return nil, errRebuild
+	}
+	last := entries[len(entries)-1]
+	sc := &scan{base: s.base, interval: interval, index: entries, pos: int64(last.pos),
+		next: s.base + int64(last.rel), maxTS: math.MinInt64}
+	var hdr [batchHeaderLen]byte
+	if _, err := s.f.ReadAt(hdr[:], sc.pos); err != nil {
+		return nil, errRebuild
+	}
+	if _, err := frameSize(hdr[:]); err != nil || int64(binary.BigEndian.Uint64(hdr[21:])) != last.ts {
+		return nil, errRebuild
+	}
+	err = sc.run(s.f, s.size, false)
+	switch {
+	case errors.Is(err, intentlog.ErrCorrupt):
+		return nil, errRebuild
+	case err != nil:
+		return nil, err
+	case sc.added > 0 || sc.pos != s.size:
+		return nil, errRebuild
+	}
+	return sc, nil
+}
+
+// rebuildIndex walks all batch headers of a sealed segment and rewrites its
+// .idx.
+func (s *segment) rebuildIndex(interval int64, log *slog.Logger) (*scan, error) {
+	sc := &scan{base: s.base, interval: interval, next: s.base, maxTS: math.MinInt64}
+	err := sc.run(s.f, s.size, false)
+	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
+		return nil, err
+	}
+	if err != nil {
+		log.Error("embedded: sealed segment is corrupt; readers will fail there",
+			"file", s.logPath, "position", sc.pos, "offset", sc.next, "err", err)
+	}
+	if werr := writeIndexFile(s.idxPath, sc.index); werr != nil {
+		log.Warn("embedded: cannot write index", "file", s.idxPath, "err", werr)
+	}
+	log.Info("embedded: rebuilt segment index", "file", s.idxPath, "entries", len(sc.index))
+	return sc, nil
+}
+
+// openActive opens the last segment of a partition: it verifies every batch,
+// truncates the file at the first torn or corrupt one and rebuilds the index.
+func openActive(dir string, base, interval int64, noSync bool, log *slog.Logger) (*segment, error) {
+	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt)}
+	f, err := os.OpenFile(s.logPath, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.f = f
+	if err := s.recover(interval, noSync, log); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if err := writeIndexFile(s.idxPath, s.index); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	idx, err := os.OpenFile(s.idxPath, os.O_RDWR, 0)
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	s.idx, s.idxSize = idx, int64(len(s.index)*indexEntryLen)
+	return s, nil
+}
+
+// recover verifies the active segment and truncates a torn tail.
+func (s *segment) recover(interval int64, noSync bool, log *slog.Logger) error {
+	st, err := s.f.Stat()
+	if err != nil {
+		return err
+	}
+	sc := &scan{base: s.base, interval: interval, next: s.base, maxTS: math.MinInt64}
+	err = sc.run(s.f, st.Size(), true)
+	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
+		return err
+	}
+	if err != nil {
+		if terr := s.f.Truncate(sc.pos); terr != nil {
+			return fmt.Errorf("truncate torn tail: %w", terr)
+		}
+		if !noSync {
+			if serr := s.f.Sync(); serr != nil {
+				return serr
+			}
+		}
+		log.Warn("embedded: truncated torn or corrupt tail of the active segment",
+			"file", s.logPath, "position", sc.pos, "bytes", st.Size()-sc.pos, "offset", sc.next, "reason", err)
+	}
+	s.size, s.next, s.maxTS, s.index = sc.pos, sc.next, sc.maxTS, sc.index
+	return nil
+}
