@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// encoding is how KEY and VALUE arguments are spelled on the command line
+// and how get prints a value.
+type encoding int
+
+const (
+	encText encoding = iota
+	encHex
+	encBase64
+)
+
+// parseEncoding turns the --hex and --base64 flags into an encoding.
+func parseEncoding(useHex, useBase64 bool) (encoding, error) {
+	switch {
+	case useHex && useBase64:
+		return encText, usageErrorf("--hex and --base64 are mutually exclusive")
+	case useHex:
+		return encHex, nil
+	case useBase64:
+		return encBase64, nil
+	}
+	return encText, nil
+}
+
+// argDecoder resolves KEY and VALUE arguments to bytes:
+//
+//	text     the argument itself, or decoded with --hex / --base64
+//	@FILE    the raw contents of FILE (never decoded)
+//	@-       the raw contents of stdin (at most one argument)
+//	@@text   the literal text "@text" (then decoded like any text)
+type argDecoder struct {
+	enc       encoding
+	stdin     io.Reader
+	readFile  func(string) ([]byte, error)
+	stdinUsed bool
+}
+
+func newArgDecoder(enc encoding, stdin io.Reader) *argDecoder {
+	return &argDecoder{enc: enc, stdin: stdin, readFile: os.ReadFile}
+}
+
+// decode resolves one argument; name ("KEY", "VALUE") goes into errors.
+func (d *argDecoder) decode(name, arg string) ([]byte, error) {
+	switch {
+	case strings.HasPrefix(arg, "@@"):
+		arg = arg[1:]
+	case arg == "@-":
+		if d.stdinUsed {
+			return nil, usageErrorf("%s: stdin (@-) can be used only once", name)
+		}
+		d.stdinUsed = true
+		if d.stdin == nil {
+			return nil, fmt.Errorf("%s: no stdin", name)
+		}
+		b, err := io.ReadAll(d.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading stdin: %w", name, err)
+		}
+		return b, nil
+	case strings.HasPrefix(arg, "@"):
+		b, err := d.readFile(arg[1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return b, nil
+	}
+	b, err := decodeText(d.enc, arg)
+	if err != nil {
+		return nil, usageErrorf("%s %q: %v", name, arg, err)
+	}
+	return b, nil
+}
+
+// decodeText decodes s in enc. Hex may carry a 0x prefix; base64 may be
+// standard or URL-safe, padded or not.
+func decodeText(enc encoding, s string) ([]byte, error) {
+	switch enc {
+	case encHex:
+		t := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+		b, err := hex.DecodeString(t)
+		if err != nil {
+			return nil, fmt.Errorf("invalid hex: %w", err)
+		}
+		return b, nil
+	case encBase64:
+		for _, e := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+			if b, err := e.DecodeString(s); err == nil {
+				return b, nil
+			}
+		}
+		return nil, errors.New("invalid base64")
+	}
+	return []byte(s), nil
+}
+
+// encodeText is the inverse of decodeText (hex without a prefix, padded
+// standard base64, text as is).
+func encodeText(enc encoding, b []byte) string {
+	switch enc {
+	case encHex:
+		return hex.EncodeToString(b)
+	case encBase64:
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	return string(b)
+}
+
+// isPrintable reports whether b is valid UTF-8 made only of printable runes
+// (spaces included, control characters not).
+func isPrintable(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// displayBytes shows b as text when printable, else as 0x-prefixed hex. A
+// limit > 0 truncates the result to that many characters, marked with "...".
+func displayBytes(b []byte, limit int) string {
+	var s string
+	switch {
+	case len(b) == 0:
+		return `""`
+	case isPrintable(b):
+		s = string(b)
+	default:
+		s = "0x" + hex.EncodeToString(b)
+	}
+	if limit > 0 && utf8.RuneCountInString(s) > limit {
+		r := []rune(s)
+		s = string(r[:limit]) + "..."
+	}
+	return s
+}

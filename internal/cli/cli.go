@@ -1,0 +1,162 @@
+// Package cli is the wail command line: the server (serve), table
+// administration, single-key reads and writes, the event tail and the
+// self-contained demo. Every client command talks to a wail server over the
+// Connect protocol (HTTP/1.1) at --addr.
+//
+// Exit codes: 0 on success, 1 on errors (server errors print as
+// "error: <code>: <message>", a missing key of get as well), 2 on usage
+// errors.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+)
+
+// defaultAddr is the server address when neither --addr nor WAIL_ADDR is set.
+const defaultAddr = "http://127.0.0.1:7070"
+
+// Main runs the wail command line with args (without the program name) and
+// returns the process exit code. SIGINT and SIGTERM cancel the command's
+// context (a second signal kills the process).
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // restore the default handlers: a second Ctrl-C kills
+	}()
+	return run(ctx, env{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}, args)
+}
+
+// env is what a command may touch outside its arguments.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// globals holds the global flags and the environment of one run.
+type globals struct {
+	env
+	addr    string
+	timeout time.Duration
+}
+
+// run executes one command line and maps its error to an exit code.
+func run(ctx context.Context, e env, args []string) int {
+	g := &globals{env: e}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	return reportError(e.stderr, cmd, err)
+}
+
+func newRootCmd(g *globals) *cobra.Command {
+	addr := defaultAddr
+	if v := g.getenv("WAIL_ADDR"); v != "" {
+		addr = v
+	}
+	root := &cobra.Command{
+		Use:   "wail",
+		Short: "wail: change data capture through a write-ahead intent log",
+		Long: "wail is a CDC system: a proxy logs an intent, writes the store, and a resolver\n" +
+			"reads the state back and publishes final change events.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.addr, "addr", addr, "server address (env WAIL_ADDR)")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "timeout of each request (0: none; tail and demo are not bounded)")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
+	root.AddCommand(newServeCmd(g), newTableCmd(g), newPutCmd(g), newDeleteCmd(g), newGetCmd(g),
+		newTailCmd(g), newDemoCmd(g))
+	return root
+}
+
+// usageError is a wrong command line: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{err: fmt.Errorf(format, args...)}
+}
+
+// exitError ends the command with a code and an optional message on stderr.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e exitError) Error() string { return e.msg }
+
+// codeError is an error with a Connect code name, like a failed mutation in
+// a batch: it prints the way a connect error does.
+type codeError struct{ code, msg string }
+
+func (e codeError) Error() string { return e.code + ": " + e.msg }
+
+// exactArgs is cobra.ExactArgs with a usage error naming the arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			return usageErrorf("%s takes %d argument(s) (%s), got %d", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
+
+// groupRunE is the RunE of a command that only holds subcommands.
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return usageErrorf("%s needs a subcommand", cmd.CommandPath())
+	}
+	return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+}
+
+// reportError prints err on w and returns the exit code.
+func reportError(w io.Writer, cmd *cobra.Command, err error) int {
+	if err == nil {
+		return 0
+	}
+	var (
+		ue usageError
+		ee exitError
+		ce *connect.Error
+	)
+	switch {
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(w, "error:", ee.msg)
+		}
+		return ee.code
+	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command"):
+		fmt.Fprintln(w, "error:", err)
+		if cmd != nil {
+			fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+		return 2
+	case errors.As(err, &ce):
+		fmt.Fprintf(w, "error: %s: %s\n", ce.Code(), ce.Message())
+		if ce.Code() == connect.CodeUnavailable {
+			fmt.Fprintln(w, "(is a wail server running at --addr / WAIL_ADDR?)")
+		}
+		return 1
+	}
+	fmt.Fprintln(w, "error:", err)
+	return 1
+}

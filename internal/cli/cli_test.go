@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/server/servertest"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// runCLI runs one command line against addr with stdin.
+func runCLI(ctx context.Context, addr, stdin string, args ...string) (code int, stdout, stderr string) {
+	var out, errOut syncBuffer
+	getenv := func(k string) string {
+		if k == "WAIL_ADDR" {
+			return addr
+		}
+		return ""
+	}
+	code = run(ctx, env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, getenv: getenv}, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	url := servertest.Start(t, nil)
+	steps := []struct {
+		args       []string
+		stdin      string
+		wantCode   int
+		wantOut    string // substring of stdout ("" = anything)
+		wantErrOut string // substring of stderr
+	}{
+		{args: []string{"table", "create", "orders", "--partitions", "2", "--visibility-window", "5s", "--failure-mode", "independent"},
+			wantOut: "created table orders (failure mode independent, window 5s, 2 partitions)"},
+		{args: []string{"table", "create", "orders", "--partitions", "2", "--visibility-window", "5s", "--failure-mode", "independent"},
+			wantOut: "table already exists: orders"},
+		{args: []string{"table", "create", "orders", "--partitions", "3"}, wantCode: 1, wantErrOut: "error: already_exists: "},
+		{args: []string{"table", "create", "x", "--failure-mode", "eventual"}, wantCode: 2, wantErrOut: "--failure-mode"},
+		{args: []string{"table", "ls"}, wantOut: "NAME    FAILURE MODE  WINDOW  PARTITIONS\norders  independent   5s      2\n"},
+		{args: []string{"put", "orders", "k1", "v1"}, wantOut: "version=N intent_logged=true stored=true superseded=false\n"},
+		{args: []string{"put", "orders", "--hex", "00ff", "@-"}, stdin: "binary\x00", wantOut: "version=N "},
+		{args: []string{"get", "orders", "k1"}, wantOut: "v1"},
+		{args: []string{"get", "orders", "--hex", "0x00ff"}, wantOut: "62696e61727900\n"},
+		{args: []string{"get", "orders", "--base64", "AP8="}, wantOut: "YmluYXJ5AA==\n"},
+		{args: []string{"get", "orders", "k1", "--json"}, wantOut: `"version":"N"`},
+		{args: []string{"delete", "orders", "k1", "--json"}, wantOut: `"intentLogged":true`},
+		{args: []string{"get", "orders", "k1"}, wantCode: 1, wantErrOut: "not found: key k1 in table orders (deleted at version N)"},
+		{args: []string{"get", "orders", "nope"}, wantCode: 1, wantErrOut: "not found: key nope"},
+		{args: []string{"get", "nope", "k"}, wantCode: 1, wantErrOut: "error: not_found: unknown table \"nope\" (create it with `wail table create nope`)"},
+		{args: []string{"put", "orders", "", "v"}, wantCode: 1, wantErrOut: "error: invalid_argument: invalid mutation: key is empty"},
+		{args: []string{"get", "orders", "--hex", "zz"}, wantCode: 2, wantErrOut: "invalid hex"},
+		{args: []string{"put", "orders", "k"}, wantCode: 2, wantErrOut: "takes 3 argument(s)"},
+		{args: []string{"put", "--bogus"}, wantCode: 2, wantErrOut: "unknown flag"},
+		{args: []string{"frobnicate"}, wantCode: 2, wantErrOut: "unknown command"},
+		{args: []string{"table"}, wantCode: 2, wantErrOut: "needs a subcommand"},
+		{args: []string{"tail", "orders", "--from", "yesterday"}, wantCode: 2, wantErrOut: "--from"},
+		{args: []string{"table", "describe", "orders"}, wantOut: "Failure mode:       independent"},
+		{args: []string{"--addr", "ftp://x", "table", "ls"}, wantCode: 2, wantErrOut: "scheme"},
+	}
+	ctx := context.Background()
+	for _, s := range steps {
+		code, out, errOut := runCLI(ctx, url, s.stdin, s.args...)
+		out, errOut = anyVersion(out), anyVersion(errOut)
+		if code != s.wantCode || !strings.Contains(out, s.wantOut) || !strings.Contains(errOut, s.wantErrOut) {
+			t.Errorf("wail %q: code %d, stdout %q, stderr %q; want code %d, stdout with %q, stderr with %q",
+				s.args, code, out, errOut, s.wantCode, s.wantOut, s.wantErrOut)
+		}
+	}
+}
+
+func TestDescribeOffsets(t *testing.T) {
+	t.Parallel()
+	url := servertest.Start(t, nil)
+	ctx := context.Background()
+	runCLI(ctx, url, "", "table", "create", "t", "--partitions", "2")
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		runCLI(ctx, url, "", "put", "t", k, "v")
+	}
+	// The resolver commits every 200ms: wait for it.
+	var total []string
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var code int
+		code, out, _ = runCLI(ctx, url, "", "table", "describe", "t")
+		if code != 0 || !strings.Contains(out, "PARTITION  INTENT END  COMMITTED  LAG  EVENT END") {
+			t.Fatalf("describe: code %d\n%s", code, out)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if total = strings.Fields(lines[len(lines)-1]); strings.Join(total, " ") == "total 5 5 0 5" {
+			return
+		}
+	}
+	t.Errorf("total row = %q\n%s", total, out)
+}
+
+func TestTail(t *testing.T) {
+	t.Parallel()
+	url := servertest.Start(t, nil)
+	bg := context.Background()
+	runCLI(bg, url, "", "table", "create", "t", "--partitions", "1")
+	runCLI(bg, url, "", "put", "t", "k1", strings.Repeat("x", 300))
+	_, second, _ := runCLI(bg, url, "", "put", "--hex", "t", "00", "00")
+	runCLI(bg, url, "", "delete", "t", "k1")
+	v2 := strings.TrimPrefix(strings.Fields(second)[0], "version=")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"tail", "t", "--from", "beginning"}, []string{
+			"0/0 UPSERT key=k1 version=N value=" + strings.Repeat("x", 200) + "...",
+			"0/1 UPSERT key=0x00 version=N value=0x00",
+			"0/2 DELETE key=k1 version=N",
+		}},
+		{[]string{"tail", "t", "--from", "v" + v2, "--json"}, []string{`"op":"OP_DELETE"`}},
+	} {
+		ctx, cancel := context.WithTimeout(bg, 2*time.Second)
+		code, out, errOut := runCLI(ctx, url, "", tc.args...)
+		out = anyVersion(out)
+		cancel()
+		if code != 0 {
+			t.Errorf("%q: exit %d: %s", tc.args, code, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != len(tc.want) {
+			t.Fatalf("%q printed %d lines, want %d:\n%s", tc.args, len(lines), len(tc.want), out)
+		}
+		for i, w := range tc.want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("%q line %d = %q, want %q", tc.args, i, lines[i], w)
+			}
+		}
+	}
+}
+
+func TestBaseAndDialAddr(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{"127.0.0.1:7070": "http://127.0.0.1:7070", "https://h:1/": "https://h:1"} {
+		if got, err := baseURL(in); err != nil || got != want {
+			t.Errorf("baseURL(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{"0.0.0.0:80": "127.0.0.1:80", ":81": "127.0.0.1:81", "[::]:82": "[::1]:82",
+		"http://10.0.0.1:83": "10.0.0.1:83"} {
+		if got := dialAddr(in); got != want {
+			t.Errorf("dialAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+var versionRE = regexp.MustCompile(`(version=|"version":"|at version )[0-9]+`)
+
+// anyVersion replaces the versions in CLI output with N: they come from the
+// server's clock.
+func anyVersion(s string) string { return versionRE.ReplaceAllString(s, "${1}N") }

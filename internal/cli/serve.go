@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
+)
+
+type serveFlags struct {
+	configFile string
+	dataDir    string
+	listen     string
+	proxyID    uint32
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a wail server until SIGINT or SIGTERM",
+		Long: "Run a wail server: the proxy, the resolver, the embedded intent log, store and\n" +
+			"event bus, and the API (gRPC, gRPC-Web, Connect) on one port. Settings come from\n" +
+			"--config (YAML over the defaults); the flags below override it when given.",
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config(cmd)
+			if err != nil {
+				return err
+			}
+			return serve(cmd, g, cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.configFile, "config", "", "YAML configuration `file` (default: built-in defaults)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides data_dir)")
+	fl.StringVar(&f.listen, "listen", "", "listen address host:port (overrides listen)")
+	fl.Uint32Var(&f.proxyID, "proxy-id", 0, "proxy id 0..1023 (overrides proxy_id)")
+	return cmd
+}
+
+// config loads the file and applies the flags that were set.
+func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(f.configFile)
+	if err != nil {
+		return cfg, err
+	}
+	fl := cmd.Flags()
+	if fl.Changed("data-dir") {
+		cfg.DataDir = f.dataDir
+	}
+	if fl.Changed("listen") {
+		cfg.Listen = f.listen
+	}
+	if fl.Changed("proxy-id") {
+		cfg.ProxyID = f.proxyID
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid settings: %w", err)
+	}
+	return cfg, nil
+}
+
+// serve runs the server until the command's context ends.
+func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	srv, err := server.New(cfg, logger)
+	if err != nil {
+		return err
+	}
+	dir := cfg.DataDir
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return srv.Run(cmd.Context(), func(addr string) {
+		if !strings.Contains(addr, "://") {
+			addr = "http://" + addr
+		}
+		fmt.Fprintf(g.stdout, "wail listening on %s (data dir %s)\n", addr, dir)
+	})
+}

@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+func newTableCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "table",
+		Short: "Create, list and describe tables",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	cmd.AddCommand(newTableCreateCmd(g), newTableLsCmd(g), newTableDescribeCmd(g))
+	return cmd
+}
+
+func newTableCreateCmd(g *globals) *cobra.Command {
+	var (
+		window     time.Duration
+		mode       string
+		partitions int32
+	)
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Create a table (no-op when an identical table exists)",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fm, err := parseFailureMode(mode)
+			if err != nil {
+				return err
+			}
+			if window < 0 || partitions < 0 {
+				return usageErrorf("--visibility-window and --partitions must not be negative")
+			}
+			req := &wailv1.CreateTableRequest{Name: args[0], FailureMode: fm,
+				VisibilityWindowMs: window.Milliseconds(), Partitions: partitions}
+			return createTable(cmd, g, req)
+		},
+	}
+	fl := cmd.Flags()
+	fl.DurationVar(&window, "visibility-window", 0, "how long the resolver waits for the store to show an intent, e.g. 10s (0: server default)")
+	fl.StringVar(&mode, "failure-mode", "", "transactional or independent (default: server default)")
+	fl.Int32Var(&partitions, "partitions", 0, "number of partitions (0: server default)")
+	return cmd
+}
+
+func createTable(cmd *cobra.Command, g *globals, req *wailv1.CreateTableRequest) error {
+	cl, err := g.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := g.unary(cmd.Context())
+	defer cancel()
+	resp, err := cl.admin.CreateTable(ctx, connect.NewRequest(req))
+	if err != nil {
+		return err
+	}
+	t := resp.Msg.GetTable()
+	what := "created table"
+	if !resp.Msg.GetCreated() {
+		what = "table already exists:"
+	}
+	fmt.Fprintf(g.stdout, "%s %s (failure mode %s, window %s, %d partitions)\n",
+		what, t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions())
+	return nil
+}
+
+func newTableLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List tables",
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.unary(cmd.Context())
+			defer cancel()
+			resp, err := cl.admin.ListTables(ctx, connect.NewRequest(&wailv1.ListTablesRequest{}))
+			if err != nil {
+				return err
+			}
+			tables := slices.Clone(resp.Msg.GetTables())
+			slices.SortFunc(tables, func(a, b *wailv1.Table) int { return cmp.Compare(a.GetName(), b.GetName()) })
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tFAILURE MODE\tWINDOW\tPARTITIONS")
+			for _, t := range tables {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions())
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newTableDescribeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a table and its per-partition offsets and resolver lag",
+		Args:  exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.unary(cmd.Context())
+			defer cancel()
+			resp, err := cl.admin.DescribeTable(ctx, connect.NewRequest(&wailv1.DescribeTableRequest{Name: args[0]}))
+			if err != nil {
+				return err
+			}
+			return printDescription(g, resp.Msg)
+		},
+	}
+}
+
+// printDescription prints the table settings, then one row per partition:
+// lag is intent end offset minus committed offset (intents the resolver has
+// not committed yet).
+func printDescription(g *globals, d *wailv1.DescribeTableResponse) error {
+	t := d.GetTable()
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s\n", t.GetName())
+	fmt.Fprintf(tw, "Failure mode:\t%s\n", failureModeName(t.GetFailureMode()))
+	fmt.Fprintf(tw, "Visibility window:\t%s\n", windowOf(t))
+	fmt.Fprintf(tw, "Partitions:\t%d\n", t.GetPartitions())
+	if us := t.GetCreatedAtUs(); us > 0 {
+		fmt.Fprintf(tw, "Created:\t%s\n", time.UnixMicro(us).UTC().Format(time.RFC3339))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout)
+	intent, committed, events := d.GetIntentEndOffsets(), d.GetCommittedOffsets(), d.GetEventEndOffsets()
+	n := max(len(intent), len(committed), len(events))
+	at := func(s []int64, i int) (int64, bool) {
+		if i < len(s) {
+			return s[i], true
+		}
+		return 0, false
+	}
+	show := func(v int64, ok bool) string {
+		if !ok {
+			return "-"
+		}
+		return fmt.Sprint(v)
+	}
+	tw = tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PARTITION\tINTENT END\tCOMMITTED\tLAG\tEVENT END\t")
+	var sumI, sumC, sumL, sumE int64
+	for i := range n {
+		iv, iok := at(intent, i)
+		cv, cok := at(committed, i)
+		ev, eok := at(events, i)
+		lag, lok := iv-cv, iok && cok
+		sumI, sumC, sumE = sumI+iv, sumC+cv, sumE+ev
+		if lok {
+			sumL += lag
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t\n", i, show(iv, iok), show(cv, cok), show(lag, lok), show(ev, eok))
+	}
+	fmt.Fprintf(tw, "total\t%d\t%d\t%d\t%d\t\n", sumI, sumC, sumL, sumE)
+	return tw.Flush()
+}
+
+// parseFailureMode accepts "", "transactional" and "independent".
+func parseFailureMode(s string) (wailv1.FailureMode, error) {
+	switch strings.ToLower(s) {
+	case "":
+		return wailv1.FailureMode_FAILURE_MODE_UNSPECIFIED, nil
+	case "transactional":
+		return wailv1.FailureMode_FAILURE_MODE_TRANSACTIONAL, nil
+	case "independent":
+		return wailv1.FailureMode_FAILURE_MODE_INDEPENDENT, nil
+	}
+	return 0, usageErrorf("--failure-mode %q: use transactional or independent", s)
+}
+
+func failureModeName(m wailv1.FailureMode) string {
+	if m == wailv1.FailureMode_FAILURE_MODE_UNSPECIFIED {
+		return "-"
+	}
+	return strings.ToLower(strings.TrimPrefix(m.String(), "FAILURE_MODE_"))
+}
+
+func windowOf(t *wailv1.Table) time.Duration {
+	return time.Duration(t.GetVisibilityWindowMs()) * time.Millisecond
+}
