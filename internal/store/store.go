@@ -67,7 +67,10 @@ type Store interface {
 	// Mutations may be applied in any order; one Outcome per mutation.
 	Apply(ctx context.Context, table string, muts []Mutation) ([]Outcome, error)
 	// Get reads a key at a consistency level; found is false for keys never
-	// written. A tombstone is found, with Deleted set.
+	// written. A tombstone is found, with Deleted set. Get must never return
+	// a write that is not yet durable (whose Apply has not returned): the
+	// resolver publishes what it reads, and an event must not outlive the
+	// state it carries if the store crashes.
 	Get(ctx context.Context, table string, key []byte, level Level) (row Row, found bool, err error)
 	// Levels returns the names of the read levels, cheapest first; at least one.
 	Levels() []string

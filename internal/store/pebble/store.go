@@ -81,9 +81,13 @@ type Store struct {
 }
 
 // stripe is one lock of the striped mutex, padded to its own cache line.
+// stripe serialises the writes of its keys (Lock, held across the synced
+// commit) and holds back reads of them while such a commit is in flight
+// (RLock): Pebble makes a batch visible before its WAL sync completes, and a
+// reader must never see a row that a crash could still take away.
 type stripe struct {
-	sync.Mutex
-	_ [56]byte
+	sync.RWMutex
+	_ [40]byte
 }
 
 var _ store.Store = (*Store)(nil)
@@ -264,7 +268,7 @@ func (s *Store) plan(table string, muts []store.Mutation) ([]pending, []int) {
 		winners = append(winners, pending{
 			idx:    i,
 			rowKey: rk,
-			stripe: uint32(maphash.Bytes(s.seed, rk) % numStripes),
+			stripe: s.stripeOf(rk),
 		})
 	}
 	for i := range muts {
@@ -276,6 +280,10 @@ func (s *Store) plan(table string, muts []store.Mutation) ([]pending, []int) {
 		}
 	}
 	return winners, winnerOf
+}
+
+func (s *Store) stripeOf(rowKey []byte) uint32 {
+	return uint32(maphash.Bytes(s.seed, rowKey) % numStripes)
 }
 
 // checkAndStage must be called with the winners' stripes held.
@@ -355,7 +363,10 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 		return store.Row{}, false, store.ErrUnknownTable
 	}
 	rk := rowKey(table, key)
+	st := &s.stripes[s.stripeOf(rk)]
+	st.RLock() // wait out an in-flight, not yet durable commit of this key
 	v, closer, err := s.db.Get(rk)
+	st.RUnlock()
 	if errors.Is(err, pebble.ErrNotFound) {
 		return store.Row{}, false, nil
 	}
