@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -42,6 +43,31 @@ func (f *kvFlags) decodeArgs(g *globals, names []string, args []string) ([][]byt
 	return out, enc, nil
 }
 
+// sendFunc sends one write with the decoded byte arguments.
+type sendFunc func(ctx context.Context, cl *clients, table string, b [][]byte) (*wailv1.WriteResult, error)
+
+// runWrite is the body of put and delete: decode the byte arguments, send,
+// print the result.
+func runWrite(g *globals, f *kvFlags, names []string, send sendFunc) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		b, _, err := f.decodeArgs(g, names, args[1:])
+		if err != nil {
+			return err
+		}
+		cl, err := g.clients()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := g.unary(cmd.Context())
+		defer cancel()
+		res, err := send(ctx, cl, args[0], b)
+		if err != nil {
+			return err
+		}
+		return printWriteResult(g, res, f.json)
+	}
+}
+
 func newPutCmd(g *globals) *cobra.Command {
 	var f kvFlags
 	cmd := &cobra.Command{
@@ -49,23 +75,13 @@ func newPutCmd(g *globals) *cobra.Command {
 		Short: "Write the value of a key",
 		Long:  "Write the value of a key and print the result.\n\n" + bytesArgHelp,
 		Args:  exactArgs("TABLE", "KEY", "VALUE"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, _, err := f.decodeArgs(g, []string{"KEY", "VALUE"}, args[1:])
+		RunE: runWrite(g, &f, []string{"KEY", "VALUE"}, func(ctx context.Context, cl *clients, table string, b [][]byte) (*wailv1.WriteResult, error) {
+			resp, err := cl.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: table, Key: b[0], Value: b[1]}))
 			if err != nil {
-				return err
+				return nil, err
 			}
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.unary(cmd.Context())
-			defer cancel()
-			resp, err := cl.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: args[0], Key: b[0], Value: b[1]}))
-			if err != nil {
-				return err
-			}
-			return printWriteResult(g, resp.Msg.GetResult(), f.json)
-		},
+			return resp.Msg.GetResult(), nil
+		}),
 	}
 	f.register(cmd, "KEY and VALUE", "")
 	return cmd
@@ -78,23 +94,13 @@ func newDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a key (the store keeps a versioned tombstone)",
 		Long:  "Delete a key and print the result.\n\n" + bytesArgHelp,
 		Args:  exactArgs("TABLE", "KEY"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, _, err := f.decodeArgs(g, []string{"KEY"}, args[1:])
+		RunE: runWrite(g, &f, []string{"KEY"}, func(ctx context.Context, cl *clients, table string, b [][]byte) (*wailv1.WriteResult, error) {
+			resp, err := cl.producer.Delete(ctx, connect.NewRequest(&wailv1.DeleteRequest{Table: table, Key: b[0]}))
 			if err != nil {
-				return err
+				return nil, err
 			}
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.unary(cmd.Context())
-			defer cancel()
-			resp, err := cl.producer.Delete(ctx, connect.NewRequest(&wailv1.DeleteRequest{Table: args[0], Key: b[0]}))
-			if err != nil {
-				return err
-			}
-			return printWriteResult(g, resp.Msg.GetResult(), f.json)
-		},
+			return resp.Msg.GetResult(), nil
+		}),
 	}
 	f.register(cmd, "KEY", "")
 	return cmd
