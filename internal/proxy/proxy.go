@@ -145,25 +145,8 @@ func (p *Proxy) validate(m *Mutation) (catalog.Table, error) {
 // writeTable is the write path for the mutations idx of one table:
 // stamp, log the intents, write the store, log ABORTs if the store failed.
 func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result) {
-	recs := make([]*intentlog.Record, len(idx))
-	smuts := make([]store.Mutation, len(idx))
 	now := time.Now()
-	for j, i := range idx {
-		m := &muts[i]
-		v := p.clock.Now()
-		res[i].Version = v
-		op := intent.Upsert
-		if m.Delete {
-			op = intent.Delete
-		}
-		rec, err := p.intentRecord(t.Name, m.Key, op, v, now)
-		if err != nil {
-			res[i].Err = fmt.Errorf("%w: encode intent: %v", ErrUnavailable, err)
-			continue
-		}
-		recs[j] = rec
-		smuts[j] = store.Mutation{Key: m.Key, Value: m.Value, Version: v, Delete: m.Delete}
-	}
+	recs, smuts := p.stamp(t.Name, muts, idx, res, now)
 	logged := true
 	if err := p.log.Append(ctx, intent.Topic(t.Name), recs); err != nil {
 		logged = false
@@ -201,7 +184,26 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	}
 }
 
-func (p *Proxy) intentRecord(table string, key []byte, op intent.Op, v uint64, now time.Time) (*intentlog.Record, error) {
+// stamp gives each mutation its version and builds its intent record and
+// its store mutation.
+func (p *Proxy) stamp(table string, muts []Mutation, idx []int, res []Result, now time.Time) ([]*intentlog.Record, []store.Mutation) {
+	recs := make([]*intentlog.Record, len(idx))
+	smuts := make([]store.Mutation, len(idx))
+	for j, i := range idx {
+		m := &muts[i]
+		v := p.clock.Now()
+		res[i].Version = v
+		op := intent.Upsert
+		if m.Delete {
+			op = intent.Delete
+		}
+		recs[j] = p.intentRecord(table, m.Key, op, v, now)
+		smuts[j] = store.Mutation{Key: m.Key, Value: m.Value, Version: v, Delete: m.Delete}
+	}
+	return recs, smuts
+}
+
+func (p *Proxy) intentRecord(table string, key []byte, op intent.Op, v uint64, now time.Time) *intentlog.Record {
 	in := intent.Intent{
 		Table: table, Key: key, Op: op, Version: v, ProxyID: p.clock.ProxyID(), CreatedAt: now,
 		ID: strconv.FormatUint(uint64(p.clock.ProxyID()), 10) + "-" + strconv.FormatUint(v, 10),
@@ -209,11 +211,10 @@ func (p *Proxy) intentRecord(table string, key []byte, op intent.Op, v uint64, n
 	if op == intent.Abort {
 		in.ID += "-abort"
 	}
-	b, err := in.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return &intentlog.Record{Key: key, Value: b}, nil
+	// Marshal fails only on invalid UTF-8 in string fields; the table name
+	// is validated ASCII and the id is digits.
+	b, _ := in.Marshal()
+	return &intentlog.Record{Key: key, Value: b}
 }
 
 // abort logs ABORT intents for store writes that failed. Best effort: if
@@ -223,9 +224,7 @@ func (p *Proxy) abort(table string, smuts []store.Mutation, now time.Time) {
 	defer cancel()
 	recs := make([]*intentlog.Record, 0, len(smuts))
 	for _, m := range smuts {
-		if r, err := p.intentRecord(table, m.Key, intent.Abort, m.Version, now); err == nil {
-			recs = append(recs, r)
-		}
+		recs = append(recs, p.intentRecord(table, m.Key, intent.Abort, m.Version, now))
 	}
 	if err := p.log.Append(ctx, intent.Topic(table), recs); err != nil {
 		p.metrics.abortErrors.Inc()
