@@ -63,10 +63,14 @@ type Store struct {
 // Resolver configures the resolver.
 type Resolver struct {
 	Enabled bool `yaml:"enabled"`
-	// Concurrency bounds the reads in flight across all partitions.
-	Concurrency int           `yaml:"concurrency"`
-	BackoffMin  time.Duration `yaml:"backoff_min"`
-	BackoffMax  time.Duration `yaml:"backoff_max"`
+	// Concurrency bounds the reads in flight across all partitions. Local
+	// stores want few (reads take microseconds), remote ones more.
+	Concurrency int `yaml:"concurrency"`
+	// FirstReadDelay holds the first read of an intent until this long after
+	// it was created, since the proxy writes the store only after logging it.
+	FirstReadDelay time.Duration `yaml:"first_read_delay"`
+	BackoffMin     time.Duration `yaml:"backoff_min"`
+	BackoffMax     time.Duration `yaml:"backoff_max"`
 	// DedupeHorizon is how long the resolver remembers the last published
 	// version of an idle key, and how far back it scans the bus on restart.
 	DedupeHorizon  time.Duration `yaml:"dedupe_horizon"`
@@ -95,7 +99,7 @@ func Default() Config {
 		Log:             Log{SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour},
 		Store:           Store{Kind: "pebble"},
 		Resolver: Resolver{
-			Enabled: true, Concurrency: 256, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
+			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
 			Group: "wail-resolver",
 		},
@@ -145,6 +149,7 @@ func (c *Config) Validate() error {
 	check(c.Store.Kind == "pebble", "store.kind %q is not supported (supported: pebble)", c.Store.Kind)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")
+	check(r.FirstReadDelay >= 0 && r.FirstReadDelay <= time.Second, "resolver.first_read_delay %s out of range 0..1s", r.FirstReadDelay)
 	check(r.BackoffMin > 0 && r.BackoffMax >= r.BackoffMin, "resolver.backoff_min must be positive and <= backoff_max")
 	check(r.DedupeHorizon >= time.Second, "resolver.dedupe_horizon must be at least 1s")
 	check(r.CommitInterval > 0, "resolver.commit_interval must be positive")

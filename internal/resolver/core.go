@@ -21,6 +21,11 @@ type Params struct {
 	// BackoffMin and BackoffMax bound the wait between rounds of reads of a
 	// key whose state is older than its intents.
 	BackoffMin, BackoffMax time.Duration
+	// FirstReadDelay holds the first read of a key until this long after its
+	// intent was created: the proxy writes the store only after the intent
+	// is durable, so an immediate read mostly finds the old state. Intents
+	// older than that (a resolver catching up) are read at once.
+	FirstReadDelay time.Duration
 	// Horizon is how long, in version time, the core remembers the last
 	// published version of an idle key (see "dedupe horizon" in DESIGN.md).
 	Horizon time.Duration
@@ -217,7 +222,17 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		created: in.CreatedAt, deadline: in.CreatedAt.Add(c.p.Window),
 	})
 	if ks.phase == idle {
-		c.read(ks, 0)
+		// Never wait longer than the delay itself, even if the proxy's
+		// clock runs ahead of ours.
+		at := in.CreatedAt.Add(c.p.FirstReadDelay)
+		if limit := now.Add(c.p.FirstReadDelay); at.After(limit) {
+			at = limit
+		}
+		if now.Before(at) {
+			c.wait(ks, at)
+		} else {
+			c.read(ks, 0)
+		}
 	}
 }
 

@@ -61,7 +61,8 @@ const replicaLag = 15 * time.Millisecond
 
 func newSim(seed int64) *sim {
 	p := Params{Table: "t", Window: 80 * time.Millisecond, Levels: 2,
-		BackoffMin: 2 * time.Millisecond, BackoffMax: 16 * time.Millisecond, Horizon: time.Minute}
+		BackoffMin: 2 * time.Millisecond, BackoffMax: 16 * time.Millisecond, Horizon: time.Minute,
+		FirstReadDelay: time.Duration(seed%3) * time.Millisecond}
 	return &sim{
 		rng: rand.New(rand.NewSource(seed)), core: NewCore(p, 0, nil), now: t0, params: p,
 		keys: []string{"a", "b", "c", "d", "e"}, history: map[string][]stored{},

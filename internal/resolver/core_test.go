@@ -160,6 +160,18 @@ func TestCore(t *testing.T) {
 			},
 		},
 		{
+			name: "first read waits for the store write, then coalesces what arrived meanwhile",
+			p:    withDelay(base, 2*time.Millisecond),
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}},                                        // created at 0ms: read at 2ms
+				{at: 1, ingest: []Entry{put(1, "a", v2)}},                                 // joins the wait
+				{at: 1, ingest: []Entry{put(2, "b", ver(-5, 0))}, reads: []string{"b@0"}}, // old intent: read now
+				{at: 2, tick: true, reads: []string{"a@0"}},
+				{at: 2, read: res("a", row(v2, "y")), events: []string{ev("a", v2, 2)}},
+				{at: 2, published: true, commit: 2}, // b is still being read
+			},
+		},
+		{
 			name: "coalescing: intents arriving during a read ride on it",
 			p:    base,
 			steps: []step{
@@ -341,6 +353,11 @@ func TestCore(t *testing.T) {
 			run(t, tc.p, tc.start, tc.last, tc.steps)
 		})
 	}
+}
+
+func withDelay(p Params, d time.Duration) Params {
+	p.FirstReadDelay = d
+	return p
 }
 
 func TestCoreStaleResultsIgnored(t *testing.T) {

@@ -54,6 +54,7 @@ type Bus interface {
 type Config struct {
 	Group          string
 	Concurrency    int
+	FirstReadDelay time.Duration
 	BackoffMin     time.Duration
 	BackoffMax     time.Duration
 	Horizon        time.Duration
@@ -184,6 +185,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	params := Params{
 		Table: t.Name, Window: t.VisibilityWindow, Levels: len(r.store.Levels()),
 		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
+		FirstReadDelay: r.cfg.FirstReadDelay,
 	}
 	l := &loop{r: r, table: t.Name, topic: topic, partition: p, core: NewCore(params, from, last), m: r.cfg.Metrics.partition(t.Name, p, params.Levels)}
 	return l.run(ctx, rd, first)

@@ -120,7 +120,7 @@ func (s *Server) open() error {
 	}, proxy.NewMetrics(s.registry))
 	rc := cfg.Resolver
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
-		Group: rc.Group, Concurrency: rc.Concurrency, BackoffMin: rc.BackoffMin, BackoffMax: rc.BackoffMax,
+		Group: rc.Group, Concurrency: rc.Concurrency, FirstReadDelay: rc.FirstReadDelay, BackoffMin: rc.BackoffMin, BackoffMax: rc.BackoffMax,
 		Horizon: rc.DedupeHorizon, CommitInterval: rc.CommitInterval, MaxUnresolved: rc.MaxUnresolved,
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry),
 	})

@@ -80,14 +80,12 @@ type Store struct {
 	testHookCheck func()
 }
 
-// stripe is one lock of the striped mutex, padded to its own cache line.
-// stripe serialises the writes of its keys (Lock, held across the synced
-// commit) and holds back reads of them while such a commit is in flight
-// (RLock): Pebble makes a batch visible before its WAL sync completes, and a
-// reader must never see a row that a crash could still take away.
+// stripe is one lock of the striped mutex: it serialises the version
+// checks and the apply of its keys, and guards their flights (durable.go).
 type stripe struct {
 	sync.RWMutex
-	_ [40]byte
+	flights map[string]*flight // row key -> batch applied but not yet durable
+	_       [32]byte
 }
 
 var _ store.Store = (*Store)(nil)
@@ -216,22 +214,7 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 
 	b := s.db.NewBatch()
 	defer b.Close()
-
-	// Critical section: read-check-write of every winner, then one commit.
-	for _, st := range stripes {
-		s.stripes[st].Lock()
-	}
-	err := s.checkAndStage(b, muts, winners, out)
-	if s.testHookCheck != nil {
-		s.testHookCheck()
-	}
-	if err == nil && !b.Empty() {
-		err = b.Commit(s.wopts)
-	}
-	for i := len(stripes) - 1; i >= 0; i-- {
-		s.stripes[stripes[i]].Unlock()
-	}
-	if err != nil {
+	if err := s.commit(b, muts, winners, stripes, out); err != nil {
 		return nil, err
 	}
 
@@ -242,6 +225,41 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 		}
 	}
 	return out, nil
+}
+
+// commit checks and stages the winners under their stripes, applies the
+// batch, and returns once it is durable (see durable.go for why the stripes
+// are released before the WAL sync).
+func (s *Store) commit(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) error {
+	for _, st := range stripes {
+		s.stripes[st].Lock()
+	}
+	err := s.checkAndStage(b, muts, winners, out)
+	if s.testHookCheck != nil {
+		s.testHookCheck()
+	}
+	empty := b.Empty()
+	var f *flight
+	switch {
+	case err != nil || empty:
+	case s.wopts.Sync:
+		f = &flight{done: make(chan struct{})}
+		s.register(f, winners)
+		err = s.db.ApplyNoSyncWait(b, s.wopts)
+	default:
+		err = s.db.Apply(b, s.wopts)
+	}
+	for _, i := range slices.Backward(stripes) {
+		s.stripes[i].Unlock()
+	}
+	if f == nil {
+		return err
+	}
+	if err == nil {
+		err = b.SyncWait()
+	}
+	s.land(f, winners, stripes)
+	return err
 }
 
 // plan resolves duplicate keys: winners holds one entry per distinct key and
@@ -363,22 +381,20 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 		return store.Row{}, false, store.ErrUnknownTable
 	}
 	rk := rowKey(table, key)
-	st := &s.stripes[s.stripeOf(rk)]
-	st.RLock() // wait out an in-flight, not yet durable commit of this key
 	v, closer, err := s.db.Get(rk)
-	st.RUnlock()
 	if errors.Is(err, pebble.ErrNotFound) {
 		return store.Row{}, false, nil
 	}
 	if err != nil {
 		return store.Row{}, false, err
 	}
-	defer closer.Close()
 	row, err := decodeRow(v)
+	closer.Close()
 	if err != nil {
 		return store.Row{}, false, fmt.Errorf("corrupt row %q: %w", key, err)
 	}
-	return row, true, nil
+	// The row may come from a batch whose WAL sync is still running.
+	return row, true, s.awaitDurable(ctx, rk)
 }
 
 // decodeRow copies the value out of v (which Pebble owns).
