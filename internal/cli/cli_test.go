@@ -175,3 +175,16 @@ var versionRE = regexp.MustCompile(`(version=|"version":"|at version )[0-9]+`)
 // anyVersion replaces the versions in CLI output with N: they come from the
 // server's clock.
 func anyVersion(s string) string { return versionRE.ReplaceAllString(s, "${1}N") }
+
+func TestDoctor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	code, out, errOut := runCLI(context.Background(), "", "", "doctor", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "store        ok (read levels [local])") || !strings.Contains(out, "catalog      ok (0 tables)") {
+		t.Fatalf("doctor: code %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(context.Background(), "", "", "doctor", "--store", "postgres")
+	if code != 1 || !strings.Contains(errOut, "store.dsn is required for store.kind postgres") {
+		t.Fatalf("doctor without a dsn: code %d, %s", code, errOut)
+	}
+}

@@ -12,10 +12,13 @@ import (
 )
 
 type serveFlags struct {
-	configFile string
-	dataDir    string
-	listen     string
-	proxyID    uint32
+	configFile  string
+	dataDir     string
+	listen      string
+	proxyID     uint32
+	storeKind   string
+	dsn         string
+	replicaDSNs []string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -35,12 +38,20 @@ func newServeCmd(g *globals) *cobra.Command {
 			return serve(cmd, g, cfg)
 		},
 	}
+	f.register(cmd)
+	return cmd
+}
+
+// register adds the flags shared by serve and doctor.
+func (f *serveFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.configFile, "config", "", "YAML configuration `file` (default: built-in defaults)")
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides data_dir)")
 	fl.StringVar(&f.listen, "listen", "", "listen address host:port (overrides listen)")
 	fl.Uint32Var(&f.proxyID, "proxy-id", 0, "proxy id 0..1023 (overrides proxy_id)")
-	return cmd
+	fl.StringVar(&f.storeKind, "store", "", "store kind: pebble, postgres or mysql (overrides store.kind)")
+	fl.StringVar(&f.dsn, "dsn", "", "primary DSN of a postgres or mysql store (overrides store.dsn)")
+	fl.StringArrayVar(&f.replicaDSNs, "replica-dsn", nil, "read replica DSN, cheapest first; repeat for more (overrides store.replica_dsns)")
 }
 
 // config loads the file and applies the flags that were set.
@@ -58,6 +69,15 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 	}
 	if fl.Changed("proxy-id") {
 		cfg.ProxyID = f.proxyID
+	}
+	if fl.Changed("store") {
+		cfg.Store.Kind = f.storeKind
+	}
+	if fl.Changed("dsn") {
+		cfg.Store.DSN = f.dsn
+	}
+	if fl.Changed("replica-dsn") {
+		cfg.Store.ReplicaDSNs = f.replicaDSNs
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid settings: %w", err)

@@ -56,9 +56,29 @@ type Log struct {
 
 // Store configures the store.
 type Store struct {
-	Kind   string `yaml:"kind"` // "pebble"
-	NoSync bool   `yaml:"no_sync"`
+	// Kind is pebble (embedded, in data_dir), postgres or mysql (MySQL 8
+	// and MariaDB 10.11+).
+	Kind string `yaml:"kind"`
+	// NoSync skips fsync in the embedded store: only for throwaway data.
+	NoSync bool `yaml:"no_sync"`
+	// DSN is the primary of a postgres or mysql store, e.g.
+	// postgres://user:pass@host:5432/db or user:pass@tcp(host:3306)/db.
+	DSN string `yaml:"dsn"`
+	// ReplicaDSNs are read replicas, read first (cheapest level first); the
+	// resolver escalates to the primary when they are behind.
+	ReplicaDSNs []string `yaml:"replica_dsns"`
+	// MaxConns sizes each connection pool.
+	MaxConns int `yaml:"max_conns"`
+	// QueryTimeout bounds every query.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 }
+
+// Store kinds.
+const (
+	StorePebble   = "pebble"
+	StorePostgres = "postgres"
+	StoreMySQL    = "mysql"
+)
 
 // Resolver configures the resolver.
 type Resolver struct {
@@ -97,7 +117,7 @@ func Default() Config {
 		ShutdownTimeout: 30 * time.Second,
 		Limits:          Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000},
 		Log:             Log{SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour},
-		Store:           Store{Kind: "pebble"},
+		Store:           Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
@@ -146,7 +166,7 @@ func (c *Config) Validate() error {
 	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")
 	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)
 	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0, "log retention must not be negative")
-	check(c.Store.Kind == "pebble", "store.kind %q is not supported (supported: pebble)", c.Store.Kind)
+	errs = append(errs, c.Store.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")
 	check(r.FirstReadDelay >= 0 && r.FirstReadDelay <= time.Second, "resolver.first_read_delay %s out of range 0..1s", r.FirstReadDelay)
@@ -167,6 +187,29 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (s Store) validate() []error {
+	var errs []error
+	switch s.Kind {
+	case StorePebble:
+		if s.DSN != "" || len(s.ReplicaDSNs) > 0 {
+			errs = append(errs, errors.New("store.dsn and store.replica_dsns need store.kind postgres or mysql"))
+		}
+	case StorePostgres, StoreMySQL:
+		if s.DSN == "" {
+			errs = append(errs, fmt.Errorf("store.dsn is required for store.kind %s", s.Kind))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("store.kind %q is not supported (supported: pebble, postgres, mysql)", s.Kind))
+	}
+	if s.MaxConns < 1 {
+		errs = append(errs, errors.New("store.max_conns must be positive"))
+	}
+	if s.QueryTimeout <= 0 {
+		errs = append(errs, errors.New("store.query_timeout must be positive"))
+	}
+	return errs
 }
 
 func (t Table) validate(where string) error {

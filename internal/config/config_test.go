@@ -56,6 +56,13 @@ func TestLoad(t *testing.T) {
 		{name: "bad duration", yaml: "resolver:\n  backoff_min: soon\n", wantErr: "soon"},
 		{name: "proxy id out of range", yaml: "proxy_id: 5000\n", wantErr: "proxy_id 5000 out of range 0..1023"},
 		{name: "unsupported store", yaml: "store:\n  kind: oracle\n", wantErr: `store.kind "oracle" is not supported`},
+		{name: "postgres needs a dsn", yaml: "store:\n  kind: postgres\n", wantErr: "store.dsn is required for store.kind postgres"},
+		{name: "dsn on pebble", yaml: "store:\n  dsn: postgres://x\n", wantErr: "store.dsn and store.replica_dsns need store.kind postgres or mysql"},
+		{name: "postgres with replicas", yaml: "store:\n  kind: postgres\n  dsn: postgres://p\n  replica_dsns: [postgres://r1, postgres://r2]\n", check: func(t *testing.T, c Config) {
+			if c.Store.Kind != StorePostgres || len(c.Store.ReplicaDSNs) != 2 || c.Store.MaxConns != 16 {
+				t.Fatalf("%+v", c.Store)
+			}
+		}},
 		{name: "bad failure mode", yaml: "tables:\n  - name: t\n    failure_mode: yolo\n", wantErr: `tables[0].failure_mode "yolo"`},
 		{name: "table without a name", yaml: "tables:\n  - partitions: 2\n", wantErr: "tables[0].name must not be empty"},
 		{name: "backoff order", yaml: "resolver:\n  backoff_min: 1s\n  backoff_max: 1ms\n", wantErr: "backoff_min must be positive and <= backoff_max"},

@@ -35,7 +35,7 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
-	"github.com/wail-cdc/wail/internal/store/pebble"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // maxRequestBytes bounds one decoded request (a Write batch).
@@ -47,7 +47,7 @@ type Server struct {
 	logger *slog.Logger
 
 	log      *embedded.Log
-	store    *pebble.Store
+	store    store.Store
 	bus      *eventbus.Bus
 	catalog  *catalog.Catalog
 	proxy    *proxy.Proxy
@@ -85,9 +85,9 @@ func (s *Server) open() error {
 	if err != nil {
 		return fmt.Errorf("server: open log: %w", err)
 	}
-	s.store, err = pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: s.logger})
+	s.store, err = OpenStore(context.Background(), cfg, s.logger)
 	if err != nil {
-		return fmt.Errorf("server: open store: %w", err)
+		return fmt.Errorf("server: %w", err)
 	}
 	s.bus = eventbus.New(s.log)
 	defaults, err := tableDef(cfg.Defaults)

@@ -1,0 +1,25 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/pebble"
+)
+
+// OpenStore opens the store the configuration names.
+func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (store.Store, error) {
+	switch cfg.Store.Kind {
+	case config.StorePebble:
+		st, err := pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open pebble store: %w", err)
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("store kind %q is not supported", cfg.Store.Kind)
+}
