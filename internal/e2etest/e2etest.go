@@ -48,6 +48,9 @@ type Options struct {
 	HotKeys   int
 	ColdKeys  int
 	FailEvery int // about one store write in FailEvery fails (0: none)
+	// Disrupt, if set, runs once mid-stream while writers keep writing
+	// (e.g. restarts the database); it returns when the disruption is over.
+	Disrupt func(t *testing.T)
 }
 
 // DefaultOptions fit a 2-core machine in a few seconds.
@@ -99,7 +102,11 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	res.stop(t) // ... and stops mid-stream, as if it had crashed ...
 	frozen.frozen.Store(false)
 	res = startResolver(ctx, b, bus, tb) // ... and a new one takes over
-	time.Sleep(opts.Duration / 2)
+	time.Sleep(opts.Duration / 4)
+	if opts.Disrupt != nil {
+		opts.Disrupt(t)
+	}
+	time.Sleep(opts.Duration / 4)
 	stop.Store(true)
 	wg.Wait()
 	waitResolved(t, ctx, b.Log, tb)
