@@ -10,17 +10,23 @@ PROTOC_GEN_CONNECT_VERSION  := v1.21.1
 STATICCHECK_VERSION         := v0.8.2
 TESTFLAGS ?=
 
-.PHONY: all build test test-short race vet fmt fmt-check lint staticcheck proto bench fuzz clean
+.PHONY: all build test test-short services race vet fmt fmt-check lint staticcheck proto bench fuzz clean
 
 all: build
 
 build:
 	$(GO) build -o bin/wail ./cmd/wail
 
-# All tests. Integration tests against real services run when those
-# services are reachable (CI starts them); see README.md.
+# All tests. Integration tests against the real databases run when they
+# are reachable (scripts/services.sh up starts them; CI does) and skip with
+# a message otherwise, except under CI=true, where they fail. Packages run
+# one at a time (-p 1): some tests pause the replica or restart a database.
 test:
-	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+	$(GO) test -race -count=1 -p 1 $(TESTFLAGS) ./...
+
+# Start PostgreSQL (primary + streaming replica) and MariaDB on loopback.
+services:
+	bash scripts/services.sh up
 
 test-short:
 	$(GO) test -short -count=1 ./...

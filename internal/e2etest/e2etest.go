@@ -71,7 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	b.Log = frozen
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	flaky := &flakyStore{Store: b.Store, failEvery: opts.FailEvery, stored: map[string]map[uint64]storedRow{}}
+	flaky := &flakyStore{Store: b.Store, failEvery: opts.FailEvery, stored: map[string]map[uint64]storedRow{}, maybe: map[string]map[uint64]storedRow{}}
 	bus := eventbus.New(b.Log)
 	cat, err := catalog.Open(ctx, b.Store, func(ctx context.Context, tb catalog.Table) error {
 		if err := b.Log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {

@@ -28,7 +28,16 @@ type flakyStore struct {
 	failures  atomic.Int64
 
 	mu     sync.Mutex
-	stored map[string]map[uint64]storedRow
+	stored map[string]map[uint64]storedRow // applied for sure
+	maybe  map[string]map[uint64]storedRow // Apply failed for real: may have committed
+}
+
+func (f *flakyStore) record(into map[string]map[uint64]storedRow, m store.Mutation) {
+	k := string(m.Key)
+	if into[k] == nil {
+		into[k] = map[uint64]storedRow{}
+	}
+	into[k][m.Version] = storedRow{value: string(m.Value), deleted: m.Delete}
 }
 
 var errInjected = errors.New("injected store failure")
@@ -42,6 +51,13 @@ func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutat
 	}
 	outs, err := f.Store.Apply(ctx, table, muts)
 	if err != nil {
+		// A real failure (a database restarting, a timeout) is ambiguous:
+		// the write may have committed although the client saw an error.
+		f.mu.Lock()
+		for _, m := range muts {
+			f.record(f.maybe, m)
+		}
+		f.mu.Unlock()
 		return nil, err
 	}
 	f.mu.Lock()
@@ -49,11 +65,7 @@ func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutat
 		if !o.Applied {
 			continue
 		}
-		k := string(muts[i].Key)
-		if f.stored[k] == nil {
-			f.stored[k] = map[uint64]storedRow{}
-		}
-		f.stored[k][muts[i].Version] = storedRow{value: string(muts[i].Value), deleted: muts[i].Delete}
+		f.record(f.stored, muts[i])
 	}
 	f.mu.Unlock()
 	if fail {
@@ -69,6 +81,9 @@ func (f *flakyStore) check(e *intent.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.stored[string(e.Key)][e.Version]
+	if !ok {
+		s, ok = f.maybe[string(e.Key)][e.Version]
+	}
 	switch {
 	case !ok:
 		return errors.New("the store never held this version")
@@ -81,9 +96,14 @@ func (f *flakyStore) check(e *intent.Event) error {
 func (f *flakyStore) keys() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]string, 0, len(f.stored))
+	out := make([]string, 0, len(f.stored)+len(f.maybe))
 	for k := range f.stored {
 		out = append(out, k)
+	}
+	for k := range f.maybe {
+		if f.stored[k] == nil {
+			out = append(out, k)
+		}
 	}
 	return out
 }

@@ -109,6 +109,9 @@ type keyState struct {
 	gen      uint64    // invalidates stale timers
 	retryAt  time.Time // after a partial publish: when to read again
 	inFlight []pending // intents covered by the event being published
+	// settleFrom is the first read seq that may settle an ABORT: a read
+	// issued before the ABORT arrived may predate the aborted write.
+	settleFrom uint64
 }
 
 // slot tracks one ingested offset for the commit position.
@@ -252,10 +255,15 @@ func (c *Core) abort(now time.Time, key string, in *intent.Intent, s *slot) {
 		}
 	}
 	ks.pending = append(ks.pending, pending{slot: s, version: in.Version, op: in.Op, created: in.CreatedAt})
+	ks.settleFrom = c.seq + 1
 	if ks.phase == idle || (ks.phase == waiting && !ks.needsCoverage()) {
 		c.read(ks, c.p.Levels-1)
 	}
 }
+
+// unsettled reports whether the key's last read predates an ABORT: then
+// one more read at the strongest level must settle it.
+func (ks *keyState) unsettled() bool { return ks.seq < ks.settleFrom }
 
 func (c *Core) keyState(key string, raw []byte) *keyState {
 	ks := c.keys[key]
@@ -331,12 +339,22 @@ func (c *Core) settle(now time.Time, ks *keyState, seen uint64) {
 		c.wait(ks, at)
 		return
 	}
+	c.finish(ks)
+}
+
+// finish resolves a key with nothing left to cover, unless an ABORT still
+// waits for a read issued after it.
+func (c *Core) finish(ks *keyState) {
+	if ks.unsettled() && len(ks.pending) > 0 {
+		c.read(ks, c.p.Levels-1)
+		return
+	}
 	c.resolveAll(ks)
 }
 
 // expireOrRetry drops the pending intents whose window has ended (the read
 // that found them missing was at the strongest level) and returns when to
-// read again for the rest (zero when nothing is left).
+// read again for the rest (zero when nothing needs covering any more).
 func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time {
 	var expired []uint64
 	kept := ks.pending[:0]
@@ -353,11 +371,7 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 		c.out.Unmaterialized = append(c.out.Unmaterialized, Unmaterialized{Key: ks.key, Versions: expired, Seen: seen})
 	}
 	if !ks.needsCoverage() {
-		for _, p := range ks.pending {
-			p.slot.done = true
-		}
-		ks.pending = nil
-		return time.Time{}
+		return time.Time{} // what is left (ABORTs) is for finish to settle
 	}
 	d := c.p.BackoffMin << min(ks.attempt, 30)
 	if d > c.p.BackoffMax || d <= 0 {
@@ -426,7 +440,7 @@ func (c *Core) Published(now time.Time, events []intent.Event) {
 		ks.inFlight = nil
 		switch {
 		case !ks.needsCoverage():
-			c.resolveAll(ks)
+			c.finish(ks)
 		case ks.retryAt.IsZero() || !now.Before(ks.retryAt):
 			c.read(ks, 0)
 		default:

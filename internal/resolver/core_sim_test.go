@@ -25,7 +25,8 @@ type sim struct {
 	logical uint64
 	history map[string][]stored // per key, every applied version in order
 	applies []apply             // store writes not yet applied
-	reads   []ReadRequest       // outstanding reads
+	aborts  []pendingAbort      // ABORTs the proxy logs after an ambiguous failure
+	reads   []ReadResult        // outstanding reads, answered from the state when issued
 	unacked []intent.Event
 
 	log    []Entry // the intent log
@@ -48,6 +49,12 @@ type apply struct {
 	key string
 	v   uint64
 	del bool
+}
+
+type pendingAbort struct {
+	at  time.Time
+	key string
+	v   uint64
 }
 
 type write struct {
@@ -88,7 +95,24 @@ func (s *sim) run(t *testing.T, steps int) {
 }
 
 func (s *sim) quiet() bool {
-	return s.core.Unresolved() == 0 && len(s.reads) == 0 && len(s.unacked) == 0 && len(s.applies) == 0
+	return s.core.Unresolved() == 0 && len(s.reads) == 0 && len(s.unacked) == 0 && len(s.applies) == 0 && len(s.aborts) == 0
+}
+
+// logAborts appends the ABORTs that are due.
+func (s *sim) logAborts() {
+	kept := s.aborts[:0]
+	for _, a := range s.aborts {
+		if s.now.Before(a.at) {
+			kept = append(kept, a)
+			continue
+		}
+		e := ent(s.nextOff, a.key, intent.Abort, a.v)
+		s.nextOff++
+		s.log = append(s.log, e)
+		s.core.Ingest(s.now, []Entry{e})
+		s.drain(nil)
+	}
+	s.aborts = kept
 }
 
 func (s *sim) step(t *testing.T, writing bool) {
@@ -97,11 +121,12 @@ func (s *sim) step(t *testing.T, writing bool) {
 		s.newWrite()
 	}
 	s.applyDue()
+	s.logAborts()
 	for j := 0; j < 3 && len(s.reads) > 0; j++ {
 		i := s.rng.Intn(len(s.reads))
-		rq := s.reads[i]
+		res := s.reads[i]
 		s.reads = append(s.reads[:i], s.reads[i+1:]...)
-		s.core.ReadDone(s.now, s.answer(rq))
+		s.core.ReadDone(s.now, res)
 		s.drain(t)
 	}
 	if len(s.unacked) > 0 && s.rng.Intn(2) == 0 {
@@ -118,6 +143,9 @@ func (s *sim) step(t *testing.T, writing bool) {
 
 func (s *sim) newWrite() {
 	key := s.keys[s.rng.Intn(len(s.keys))]
+	if s.rng.Intn(2) == 0 { // a cold key: often its last write is its only one
+		key = fmt.Sprintf("cold-%d", s.rng.Intn(300))
+	}
 	s.logical++
 	v := ver(int(s.now.Sub(t0)/time.Millisecond), s.logical%1000)
 	del := s.rng.Intn(6) == 0
@@ -133,6 +161,12 @@ func (s *sim) newWrite() {
 		w.failed = true
 		entries = append(entries, ent(s.nextOff, key, intent.Abort, v))
 		s.nextOff++
+	case r == 2: // the store write lands but the proxy is told it failed:
+		// it logs an ABORT right after, while reads may be in flight
+		at := s.now.Add(time.Duration(s.rng.Intn(5)) * time.Millisecond)
+		s.applies = append(s.applies, apply{at: at, key: key, v: v, del: del})
+		s.aborts = append(s.aborts, pendingAbort{at: at.Add(time.Millisecond), key: key, v: v})
+		w.failed = true
 	case r == 1: // the store write lands after the visibility window
 		s.applies = append(s.applies, apply{at: s.now.Add(200 * time.Millisecond), key: key, v: v, del: del})
 	default: // the store write lands soon after the intent
@@ -211,7 +245,9 @@ func (s *sim) answer(rq ReadRequest) ReadResult {
 
 func (s *sim) drain(t *testing.T) {
 	r := s.core.Ready()
-	s.reads = append(s.reads, r.Reads...)
+	for _, rq := range r.Reads {
+		s.reads = append(s.reads, s.answer(rq)) // the read runs now, its answer comes later
+	}
 	s.wakeAt = r.Wake
 	for _, e := range r.Events {
 		k := string(e.Key)

@@ -254,6 +254,17 @@ func TestCore(t *testing.T) {
 			},
 		},
 		{
+			name: "abort during a read that predates the write: one more read settles it",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}}, // runs before the store write
+				{ingest: []Entry{ent(1, "a", intent.Abort, v1)}},           // the write landed, the proxy saw an error
+				{read: res("a", nil), reads: []string{"a@0"}},              // the old read cannot settle the ABORT
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 2},
+			},
+		},
+		{
 			name: "abort of an already published key needs no read",
 			p:    base,
 			last: map[string]uint64{"a": v2},

@@ -8,7 +8,9 @@ import (
 
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/pebble"
+	"github.com/wail-cdc/wail/internal/store/postgres"
 )
 
 // OpenStore opens the store the configuration names.
@@ -18,6 +20,24 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 		st, err := pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: logger})
 		if err != nil {
 			return nil, fmt.Errorf("open pebble store: %w", err)
+		}
+		return st, nil
+	case config.StorePostgres:
+		st, err := postgres.Open(ctx, postgres.Options{
+			DSN: cfg.Store.DSN, ReplicaDSNs: cfg.Store.ReplicaDSNs, MaxConns: int32(cfg.Store.MaxConns),
+			QueryTimeout: cfg.Store.QueryTimeout, Logger: logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open postgres store: %w", err)
+		}
+		return st, nil
+	case config.StoreMySQL:
+		st, err := mysql.Open(ctx, mysql.Options{
+			DSN: cfg.Store.DSN, ReplicaDSNs: cfg.Store.ReplicaDSNs, MaxConns: int32(cfg.Store.MaxConns),
+			QueryTimeout: cfg.Store.QueryTimeout, Logger: logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open mysql store: %w", err)
 		}
 		return st, nil
 	}

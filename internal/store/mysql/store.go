@@ -1,0 +1,346 @@
+// Package mysql is store.Store on MariaDB (10.11, the tested target) or
+// MySQL 8, through database/sql and github.com/go-sql-driver/mysql, with
+// optional replicas as the cheaper read levels.
+//
+// Schema (in the DSN's database):
+//
+//	CREATE TABLE wail_<name> (
+//	  kh         BINARY(32)      NOT NULL PRIMARY KEY, -- SHA-256 of k
+//	  k          VARBINARY(4096) NOT NULL,
+//	  value      LONGBLOB        NOT NULL,             -- '' for a tombstone
+//	  version    BIGINT          NOT NULL,
+//	  deleted    BOOL            NOT NULL,
+//	  updated_at TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+//	) ENGINE=InnoDB;
+//	CREATE TABLE wail__catalog (name VARCHAR(64) PRIMARY KEY, spec LONGBLOB NOT NULL);
+//
+// The primary key is the SHA-256 of the row key (computed here): InnoDB
+// index keys hold at most 3072 bytes and wail keys go up to 4 KiB. Names
+// longer than 59 characters map to wailh_<first 40>_<hash> (MySQL allows 64).
+//
+// Apply runs one transaction per batch (READ COMMITTED), in which the
+// conditional write is one statement:
+//
+//	INSERT INTO wail_<name> (kh, k, value, version, deleted) VALUES (?,?,?,?,?), ...
+//	ON DUPLICATE KEY UPDATE
+//	  value      = IF(VALUES(version) > version, VALUES(value), value),
+//	  deleted    = IF(VALUES(version) > version, VALUES(deleted), deleted),
+//	  updated_at = IF(VALUES(version) > version, CURRENT_TIMESTAMP(6), updated_at),
+//	  version    = GREATEST(version, VALUES(version))
+//
+// MySQL evaluates the assignments left to right, each seeing the columns
+// already assigned, so version is assigned last. VALUES() is what MariaDB
+// understands; MySQL deprecated it in 8.0.20, and DialectMySQL8 (chosen
+// for MySQL 8.0.19+ from SELECT VERSION()) writes the same with a row
+// alias: VALUES (...) AS new ... IF(new.version > version, new.value, value).
+//
+// Around it: a plain read of the batch's versions before, and a locking read
+// (SELECT ... FOR UPDATE, of rows the write has locked anyway) after. A key
+// was applied when it holds the mutation's version afterwards and did not
+// hold it before. The batch is deduplicated (highest version wins) and
+// sorted by kh, so concurrent batches lock rows in one order; deadlocks and
+// lock wait timeouts are retried.
+//
+// Durability: InnoDB makes a commit visible before its redo log is flushed
+// unless the binary log's two-phase commit is on. With log_bin,
+// sync_binlog=1 and innodb_flush_log_at_trx_commit=1 (scripts/services.sh
+// sets them) a visible commit has its prepare record and binlog event on
+// disk, so crash recovery keeps it: Get never returns a write that is not
+// durable. Open logs a warning when the server runs otherwise.
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultMaxConns     = 16
+	DefaultQueryTimeout = 5 * time.Second
+	// maxAllowedPacket is what the driver may send in one packet; the
+	// server's max_allowed_packet must be at least the largest row (1 MiB
+	// values plus 4 KiB keys); services.sh sets 64 MiB.
+	maxAllowedPacket = 64 << 20
+)
+
+// Dialect selects the SQL for the conditional write.
+type Dialect int
+
+const (
+	// DialectAuto detects the dialect from SELECT VERSION() at Open.
+	DialectAuto Dialect = iota
+	// DialectMariaDB uses VALUES(col) in ON DUPLICATE KEY UPDATE: MariaDB
+	// and MySQL before 8.0.19.
+	DialectMariaDB
+	// DialectMySQL8 uses a row alias (VALUES (...) AS new ... new.col):
+	// MySQL 8.0.19 and later, where VALUES() is deprecated.
+	DialectMySQL8
+)
+
+// Options configures Open.
+type Options struct {
+	// DSN of the primary in the driver's form, e.g.
+	// "wail:wail@tcp(127.0.0.1:3307)/wail". Open sets parseTime,
+	// interpolateParams=false and a 64 MiB maxAllowedPacket.
+	DSN string
+	// ReplicaDSNs are read-only replicas, the cheaper read levels in order.
+	ReplicaDSNs []string
+	// MaxConns bounds each pool; 0 means 16.
+	MaxConns int32
+	// QueryTimeout bounds every operation, connecting included; 0 means 5s.
+	QueryTimeout time.Duration
+	// Dialect; DialectAuto (the zero value) detects it.
+	Dialect Dialect
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on MariaDB or MySQL. It is safe for concurrent use.
+type Store struct {
+	primary  *sql.DB
+	replicas []*sql.DB
+	levels   []string
+	dialect  Dialect
+	timeout  time.Duration
+	log      *slog.Logger
+	closed   atomic.Bool
+
+	tablesMu sync.RWMutex
+	tables   map[string]struct{} // known to exist on the primary
+
+	stmtsMu sync.Mutex
+	stmts   map[stmtKey]*sql.Stmt // see stmts.go
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the primary (and checks it answers), detects the dialect,
+// and creates the catalog table if needed. Replicas are connected lazily, so
+// one that is down fails only the reads at its level.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s := &Store{
+		dialect: opts.Dialect,
+		timeout: opts.QueryTimeout,
+		log:     opts.Logger,
+		tables:  make(map[string]struct{}),
+		stmts:   make(map[stmtKey]*sql.Stmt),
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultQueryTimeout
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if err := s.connect(ctx, opts); err != nil {
+		s.closePools()
+		return nil, fmt.Errorf("mysql: open: %w", err)
+	}
+	s.log.Debug("mysql store opened", "levels", s.levels, "dialect", s.dialect)
+	return s, nil
+}
+
+func (s *Store) connect(ctx context.Context, opts Options) error {
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	version, err := s.serverVersion(qctx, opts.DSN)
+	if err != nil {
+		return s.classify(ctx, err)
+	}
+	if s.dialect == DialectAuto {
+		s.dialect = detectDialect(version)
+	}
+	mariadb := strings.Contains(strings.ToLower(version), "mariadb")
+	if s.primary, err = s.newPool(opts.DSN, opts.MaxConns, mariadb); err != nil {
+		return err
+	}
+	for i, dsn := range opts.ReplicaDSNs {
+		p, err := s.newPool(dsn, opts.MaxConns, mariadb)
+		if err != nil {
+			return fmt.Errorf("replica %d: %w", i, err)
+		}
+		s.replicas = append(s.replicas, p)
+		s.levels = append(s.levels, fmt.Sprintf("replica-%d", i))
+	}
+	s.levels = append(s.levels, "primary")
+	if _, err := s.primary.ExecContext(qctx, createCatalogSQL); err != nil {
+		return s.classify(ctx, err)
+	}
+	s.warnIfNotDurable(qctx)
+	return nil
+}
+
+// config parses dsn and sets what the store relies on.
+func (s *Store) config(dsn string) (*mysql.Config, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, err // the driver's messages do not quote the DSN
+	}
+	cfg.ParseTime = true
+	cfg.InterpolateParams = false
+	if cfg.MaxAllowedPacket < maxAllowedPacket {
+		cfg.MaxAllowedPacket = maxAllowedPacket
+	}
+	if cfg.Timeout <= 0 || cfg.Timeout > s.timeout {
+		cfg.Timeout = s.timeout // dial timeout
+	}
+	return cfg, nil
+}
+
+// serverVersion asks a short-lived connection for SELECT VERSION().
+func (s *Store) serverVersion(ctx context.Context, dsn string) (string, error) {
+	cfg, err := s.config(dsn)
+	if err != nil {
+		return "", err
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return "", err
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	var version string
+	err = db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version)
+	return version, err
+}
+
+func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, error) {
+	cfg, err := s.config(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	// READ COMMITTED: no gap locks, fewer deadlocks between batches.
+	if mariadb {
+		cfg.Params["tx_isolation"] = "'READ-COMMITTED'"
+	} else {
+		cfg.Params["transaction_isolation"] = "'READ-COMMITTED'"
+	}
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(conn)
+	n := int(maxConns)
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return db, nil
+}
+
+// detectDialect picks the dialect for a SELECT VERSION() string such as
+// "10.11.6-MariaDB-0+deb12u1" or "8.0.36".
+func detectDialect(version string) Dialect {
+	if strings.Contains(strings.ToLower(version), "mariadb") {
+		return DialectMariaDB
+	}
+	var nums [3]int
+	for i, part := range strings.SplitN(strings.SplitN(version, "-", 2)[0], ".", 3) {
+		nums[i], _ = strconv.Atoi(part)
+	}
+	if nums[0] > 8 || nums[0] == 8 && (nums[1] > 0 || nums[2] >= 19) {
+		return DialectMySQL8
+	}
+	return DialectMariaDB
+}
+
+func (d Dialect) String() string {
+	switch d {
+	case DialectMariaDB:
+		return "mariadb"
+	case DialectMySQL8:
+		return "mysql8"
+	}
+	return "auto"
+}
+
+func (s *Store) warnIfNotDurable(ctx context.Context) {
+	var flush, logBin, syncBinlog int
+	err := s.primary.QueryRowContext(ctx, "SELECT @@innodb_flush_log_at_trx_commit, @@log_bin, @@sync_binlog").
+		Scan(&flush, &logBin, &syncBinlog)
+	if err == nil && (flush != 1 || logBin != 1 || syncBinlog != 1) {
+		s.log.Warn("mysql: reads may see commits that are not durable yet; set log_bin, sync_binlog=1 and innodb_flush_log_at_trx_commit=1",
+			"innodb_flush_log_at_trx_commit", flush, "log_bin", logBin, "sync_binlog", syncBinlog)
+	}
+}
+
+// Levels returns "replica-0", "replica-1", ... then "primary".
+func (s *Store) Levels() []string { return append([]string(nil), s.levels...) }
+
+// Dialect returns the dialect in use.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+func (s *Store) pool(level store.Level) (*sql.DB, error) {
+	switch {
+	case level < 0 || int(level) >= len(s.levels):
+		return nil, fmt.Errorf("read level %d out of range [0, %d]", level, len(s.levels)-1)
+	case int(level) < len(s.replicas):
+		return s.replicas[level], nil
+	default:
+		return s.primary, nil
+	}
+}
+
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Close closes every pool; later calls return nil and every other operation
+// fails with store.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.dropStmts("")
+	return s.closePools()
+}
+
+func (s *Store) closePools() error {
+	var errs []error
+	for _, db := range append([]*sql.DB{s.primary}, s.replicas...) {
+		if db != nil {
+			errs = append(errs, db.Close())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("mysql: close: %w", err)
+	}
+	return nil
+}
+
+// Check verifies that the primary and every replica answer and have the
+// catalog table.
+func (s *Store) Check(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("mysql: check: %w", store.ErrClosed)
+	}
+	var errs []error
+	for i, name := range s.levels {
+		db, _ := s.pool(store.Level(i))
+		qctx, cancel := s.withTimeout(ctx)
+		var n int
+		err := db.QueryRowContext(qctx, "SELECT COUNT(*) FROM "+quote(catalogTable)).Scan(&n)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mysql: check %s: %w", name, s.classify(ctx, err)))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,183 @@
+package mysql
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// The table registry (the wail_<name> tables themselves, cached in
+// Store.tables) and the catalog (wail__catalog); see the package comment.
+
+const (
+	catalogTable = "wail__catalog"
+	maxIdent     = 64 // MySQL's limit for a table name
+	rowPrefix    = "wail_"
+	longPrefix   = "wailh_"
+)
+
+var createCatalogSQL = `CREATE TABLE IF NOT EXISTS ` + quote(catalogTable) + ` (
+  name VARCHAR(64) NOT NULL PRIMARY KEY,
+  spec LONGBLOB NOT NULL
+) ENGINE=InnoDB`
+
+// quote quotes an identifier with backticks (doubling any inside; table
+// names are validated before they get here, so there are none).
+func quote(ident string) string {
+	return "`" + strings.ReplaceAll(ident, "`", "``") + "`"
+}
+
+// tableName returns the SQL name of a wail table; name must have passed
+// store.ValidateTableName. Distinct names give distinct SQL names: short
+// ones are wail_<name>, long ones wailh_<prefix>_<hash> (the fifth byte,
+// '_' or 'h', tells the two forms apart).
+func tableName(name string) string {
+	n := rowPrefix + name
+	if len(n) > maxIdent {
+		sum := sha256.Sum256([]byte(name))
+		n = longPrefix + name[:40] + "_" + hex.EncodeToString(sum[:8])
+	}
+	return n
+}
+
+// createTableSQL: value and version are non-reserved words on MariaDB and
+// MySQL, so the column names need no quoting.
+func createTableSQL(ident string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + ident + ` (
+  kh         BINARY(32)      NOT NULL PRIMARY KEY,
+  k          VARBINARY(4096) NOT NULL,
+  value      LONGBLOB        NOT NULL,
+  version    BIGINT          NOT NULL,
+  deleted    BOOL            NOT NULL,
+  updated_at TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+) ENGINE=InnoDB`
+}
+
+func (s *Store) known(table string) bool {
+	s.tablesMu.RLock()
+	_, ok := s.tables[table]
+	s.tablesMu.RUnlock()
+	return ok
+}
+
+func (s *Store) remember(table string, exists bool) {
+	s.tablesMu.Lock()
+	if exists {
+		s.tables[table] = struct{}{}
+	} else {
+		delete(s.tables, table)
+	}
+	s.tablesMu.Unlock()
+}
+
+// existsOnPrimary reports whether table exists, from the cache or the primary.
+func (s *Store) existsOnPrimary(ctx context.Context, table string) (bool, error) {
+	if s.known(table) {
+		return true, nil
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var n int
+	err := s.primary.QueryRowContext(qctx, `SELECT COUNT(*) FROM information_schema.tables
+ WHERE table_schema = DATABASE() AND table_name = ?`, tableName(table)).Scan(&n)
+	if err != nil {
+		return false, s.classify(ctx, err)
+	}
+	if n > 0 {
+		s.remember(table, true)
+	}
+	return n > 0, nil
+}
+
+// CreateTable creates the SQL table of table; idempotent.
+func (s *Store) CreateTable(ctx context.Context, table string) error {
+	if err := s.createTable(ctx, table); err != nil {
+		return fmt.Errorf("mysql: create table %s: %w", table, err)
+	}
+	return nil
+}
+
+func (s *Store) createTable(ctx context.Context, table string) error {
+	if err := store.ValidateTableName(table); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if s.known(table) {
+		return nil
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if _, err := s.primary.ExecContext(qctx, createTableSQL(quote(tableName(table)))); err != nil {
+		return s.classify(ctx, err)
+	}
+	s.remember(table, true)
+	return nil
+}
+
+// SaveTable stores (or replaces) the catalog entry t.Name.
+func (s *Store) SaveTable(ctx context.Context, t store.Table) error {
+	if err := s.saveTable(ctx, t); err != nil {
+		return fmt.Errorf("mysql: save table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+func (s *Store) saveTable(ctx context.Context, t store.Table) error {
+	if err := store.ValidateTableName(t.Name); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	spec := t.Spec
+	if spec == nil {
+		spec = []byte{}
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	// REPLACE is the same on MariaDB and MySQL.
+	if _, err := s.primary.ExecContext(qctx, `REPLACE INTO `+quote(catalogTable)+` (name, spec) VALUES (?, ?)`, t.Name, spec); err != nil {
+		return s.classify(ctx, err)
+	}
+	return nil
+}
+
+// Tables returns the catalog, ordered by name.
+func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
+	ts, err := s.listTables(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mysql: tables: %w", err)
+	}
+	return ts, nil
+}
+
+func (s *Store) listTables(ctx context.Context) ([]store.Table, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.primary.QueryContext(qctx, `SELECT name, spec FROM `+quote(catalogTable)+` ORDER BY name`)
+	if err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	defer rows.Close()
+	var ts []store.Table
+	for rows.Next() {
+		var t store.Table
+		if err := rows.Scan(&t.Name, &t.Spec); err != nil {
+			return nil, s.classify(ctx, err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	return ts, nil
+}

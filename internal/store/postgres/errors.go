@@ -1,0 +1,72 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// SQLSTATE codes the store reacts to.
+const (
+	codeUndefinedTable       = "42P01"
+	codeDeadlock             = "40P01"
+	codeSerializationFailure = "40001"
+)
+
+// classify maps a driver error to the store's sentinels: store.ErrClosed
+// after Close, store.ErrUnknownTable for a missing table, and
+// store.ErrUnavailable for connection failures and timeouts (the store's
+// own QueryTimeout, not a cancellation or deadline of the caller's ctx).
+// Other errors (SQL errors) are returned as they are.
+func (s *Store) classify(parent context.Context, err error) error {
+	var pgErr *pgconn.PgError
+	switch {
+	case s.closed.Load():
+		return store.ErrClosed
+	case errors.As(err, &pgErr) && pgErr.Code == codeUndefinedTable:
+		return store.ErrUnknownTable
+	case parent.Err() != nil:
+		return err
+	case unavailable(err):
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
+// unavailable reports errors that say the server cannot be reached or
+// cannot serve right now, as opposed to errors in what was asked.
+func unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		c := pgErr.Code
+		// 08: connection exception; 53: insufficient resources (too many
+		// connections, out of memory or disk); 57P01-57P05: shutting
+		// down, cannot connect now, idle timeouts; 40001/40P01: a lock
+		// race that outlasted Apply's retries, or a replica cancelling a
+		// read that conflicts with recovery.
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") || strings.HasPrefix(c, "57P") ||
+			c == codeDeadlock || c == codeSerializationFailure
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) ||
+		errors.As(err, &netErr) ||
+		pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed)
+}
+
+// retryable: the statement lost a lock race and can simply run again
+// (Apply is idempotent: last writer wins on the version).
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == codeDeadlock || pgErr.Code == codeSerializationFailure)
+}

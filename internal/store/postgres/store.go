@@ -1,0 +1,257 @@
+// Package postgres is store.Store on PostgreSQL (pgx v5, pgxpool), with
+// optional streaming replicas as the cheaper read levels.
+//
+// Schema (in the connection's search_path, usually public):
+//
+//	CREATE TABLE wail_<name> (
+//	    key        bytea       NOT NULL,
+//	    value      bytea       NOT NULL,          -- '' for a tombstone
+//	    version    bigint      NOT NULL,
+//	    deleted    boolean     NOT NULL,
+//	    updated_at timestamptz NOT NULL DEFAULT now(),
+//	    kh         bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY
+//	);
+//	CREATE TABLE wail__catalog (name text PRIMARY KEY, spec bytea NOT NULL);
+//
+// The primary key is the SHA-256 of the row key, not the key itself: a
+// B-tree entry holds at most 2704 bytes and wail keys go up to 4 KiB.
+// Lookups use kh = sha256($key) AND key = $key. A table exists when its SQL
+// table does (CREATE TABLE IF NOT EXISTS, serialised by an advisory lock);
+// names longer than 58 characters map to wailh_<first 40>_<hash>, so every
+// wail name gets its own identifier within PostgreSQL's 63 bytes, and the
+// double underscore of the catalog can never be a wail table's name.
+//
+// Apply is one statement per batch, one round trip:
+//
+//	INSERT INTO wail_<name> AS t (key, value, version, deleted)
+//	SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bool[])
+//	ON CONFLICT (kh) DO UPDATE
+//	   SET value = excluded.value, version = excluded.version,
+//	       deleted = excluded.deleted, updated_at = now()
+//	 WHERE t.version < excluded.version
+//	RETURNING key
+//
+// The batch is deduplicated first (highest version wins: ON CONFLICT cannot
+// touch a row twice) and sorted by key, so concurrent batches lock rows in
+// the same order. Rows named by RETURNING were applied; the stored versions
+// of the others are read by a second query, only when there are any.
+// Deadlocks and serialization failures are retried.
+//
+// Durability: sessions run with synchronous_commit=on, so a commit is
+// visible only after its WAL is flushed, and replicas only replay flushed
+// WAL: Get never returns a write that is not durable. Versions must fit in
+// a bigint (below 2^63), which wail's HLC versions do.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultMaxConns     = 16
+	DefaultQueryTimeout = 5 * time.Second
+)
+
+// Options configures Open.
+type Options struct {
+	// DSN of the primary, in any form pgx accepts
+	// ("postgres://user:pass@host:port/db?sslmode=disable" or "host=...").
+	DSN string
+	// ReplicaDSNs are read-only replicas, the cheaper read levels in order.
+	ReplicaDSNs []string
+	// MaxConns bounds each pool (primary and every replica); 0 means 16.
+	MaxConns int32
+	// QueryTimeout bounds every query, connecting included; 0 means 5s.
+	QueryTimeout time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	primary  *pgxpool.Pool
+	replicas []*pgxpool.Pool
+	levels   []string
+	timeout  time.Duration
+	log      *slog.Logger
+	closed   atomic.Bool
+
+	tablesMu sync.RWMutex
+	tables   map[string]struct{} // known to exist on the primary
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the primary (and checks it answers), creates the catalog
+// table if needed, and prepares a pool per replica; replicas are connected
+// lazily, so one that is down fails only the reads at its level.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s := &Store{
+		timeout: opts.QueryTimeout,
+		log:     opts.Logger,
+		tables:  make(map[string]struct{}),
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultQueryTimeout
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if err := s.connect(ctx, opts); err != nil {
+		s.closePools()
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	s.log.Debug("postgres store opened", "levels", s.levels)
+	return s, nil
+}
+
+func (s *Store) connect(ctx context.Context, opts Options) error {
+	primary, err := s.newPool(opts.DSN, opts.MaxConns, true)
+	if err != nil {
+		return err
+	}
+	s.primary = primary
+	for i, dsn := range opts.ReplicaDSNs {
+		p, err := s.newPool(dsn, opts.MaxConns, false)
+		if err != nil {
+			return fmt.Errorf("replica %d: %w", i, err)
+		}
+		s.replicas = append(s.replicas, p)
+		s.levels = append(s.levels, fmt.Sprintf("replica-%d", i))
+	}
+	s.levels = append(s.levels, "primary")
+
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if err := s.primary.Ping(qctx); err != nil {
+		return s.classify(ctx, err)
+	}
+	if err := s.ddl(qctx, createCatalogSQL); err != nil {
+		return s.classify(ctx, err)
+	}
+	return nil
+}
+
+func (s *Store) newPool(dsn string, maxConns int32, primary bool) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err // pgx redacts the password in the DSN it quotes
+	}
+	cfg.MaxConns = maxConns
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	cc := cfg.ConnConfig
+	if cc.ConnectTimeout <= 0 || cc.ConnectTimeout > s.timeout {
+		cc.ConnectTimeout = s.timeout
+	}
+	if _, ok := cc.RuntimeParams["application_name"]; !ok {
+		cc.RuntimeParams["application_name"] = "wail"
+	}
+	if primary {
+		// Visible only once durable (see the package comment).
+		cc.RuntimeParams["synchronous_commit"] = "on"
+	}
+	return pgxpool.NewWithConfig(context.Background(), cfg)
+}
+
+// Levels returns "replica-0", "replica-1", ... then "primary".
+func (s *Store) Levels() []string { return append([]string(nil), s.levels...) }
+
+// pool returns the pool of a read level.
+func (s *Store) pool(level store.Level) (*pgxpool.Pool, error) {
+	switch {
+	case level < 0 || int(level) >= len(s.levels):
+		return nil, fmt.Errorf("read level %d out of range [0, %d]", level, len(s.levels)-1)
+	case int(level) < len(s.replicas):
+		return s.replicas[level], nil
+	default:
+		return s.primary, nil
+	}
+}
+
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Close closes every pool; later calls return nil and every other operation
+// fails with store.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.closePools()
+	return nil
+}
+
+func (s *Store) closePools() {
+	for _, p := range append([]*pgxpool.Pool{s.primary}, s.replicas...) {
+		if p != nil {
+			p.Close()
+		}
+	}
+}
+
+// Check verifies that the primary and every replica answer and that the
+// catalog table exists on each.
+func (s *Store) Check(ctx context.Context) error {
+	if s.closed.Load() {
+		return fmt.Errorf("postgres: check: %w", store.ErrClosed)
+	}
+	var errs []error
+	for i, name := range s.levels {
+		p, _ := s.pool(store.Level(i))
+		qctx, cancel := s.withTimeout(ctx)
+		var ok bool
+		err := p.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", catalogTable).Scan(&ok)
+		cancel()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("postgres: check %s: %w", name, s.classify(ctx, err)))
+		case !ok:
+			errs = append(errs, fmt.Errorf("postgres: check %s: no catalog table %s", name, catalogTable))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ReplicaLag returns, per replica in level order, how far its visible state
+// trails the WAL it has received: 0 when everything received is replayed,
+// otherwise now() - pg_last_xact_replay_timestamp() (the age of the last
+// transaction it replayed). It does not see WAL the replica has not received
+// yet (a disconnected replica reports 0; check pg_stat_wal_receiver), and a
+// server that is not in recovery reports 0.
+func (s *Store) ReplicaLag(ctx context.Context) ([]time.Duration, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("postgres: replica lag: %w", store.ErrClosed)
+	}
+	lags := make([]time.Duration, len(s.replicas))
+	for i, p := range s.replicas {
+		qctx, cancel := s.withTimeout(ctx)
+		var secs float64
+		err := p.QueryRow(qctx, replicaLagSQL).Scan(&secs)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("postgres: replica lag %s: %w", s.levels[i], s.classify(ctx, err))
+		}
+		lags[i] = time.Duration(secs * float64(time.Second))
+	}
+	return lags, nil
+}
+
+const replicaLagSQL = `SELECT CASE
+  WHEN NOT pg_is_in_recovery() THEN 0
+  WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+  ELSE coalesce(greatest(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0), 0)
+END::float8`

@@ -1,0 +1,186 @@
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// The table registry (the wail_<name> tables themselves, cached in
+// Store.tables) and the catalog (wail__catalog); see the package comment.
+
+const (
+	catalogTable = "wail__catalog"
+	maxIdent     = 63 // PostgreSQL's NAMEDATALEN-1; longer names are truncated
+	rowPrefix    = "wail_"
+	longPrefix   = "wailh_"
+	// ddlLockKey serialises DDL of concurrent Opens and CreateTables:
+	// CREATE TABLE IF NOT EXISTS alone can fail on a unique violation in
+	// the system catalogs when two sessions race. ("wail" in ASCII.)
+	ddlLockKey = 0x7761696c
+)
+
+var createCatalogSQL = `CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{catalogTable}.Sanitize() + ` (
+  name text PRIMARY KEY,
+  spec bytea NOT NULL
+)`
+
+// tableIdent returns the quoted SQL identifier of a wail table; name must
+// have passed store.ValidateTableName. Distinct names give distinct
+// identifiers: short ones are wail_<name>, long ones wailh_<prefix>_<hash>
+// (the fifth byte, '_' or 'h', tells the two forms apart).
+func tableIdent(name string) string {
+	n := rowPrefix + name
+	if len(n) > maxIdent {
+		sum := sha256.Sum256([]byte(name))
+		n = longPrefix + name[:40] + "_" + hex.EncodeToString(sum[:8])
+	}
+	return pgx.Identifier{n}.Sanitize()
+}
+
+func createTableSQL(ident string) string {
+	return `CREATE TABLE IF NOT EXISTS ` + ident + ` (
+  key        bytea       NOT NULL,
+  value      bytea       NOT NULL,
+  version    bigint      NOT NULL,
+  deleted    boolean     NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  kh         bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY
+)`
+}
+
+// ddl runs one DDL statement on the primary under the advisory DDL lock.
+func (s *Store) ddl(ctx context.Context, sql string) error {
+	return pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(ddlLockKey)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, sql)
+		return err
+	})
+}
+
+func (s *Store) known(table string) bool {
+	s.tablesMu.RLock()
+	_, ok := s.tables[table]
+	s.tablesMu.RUnlock()
+	return ok
+}
+
+func (s *Store) remember(table string, exists bool) {
+	s.tablesMu.Lock()
+	if exists {
+		s.tables[table] = struct{}{}
+	} else {
+		delete(s.tables, table)
+	}
+	s.tablesMu.Unlock()
+}
+
+// existsOnPrimary reports whether table exists, from the cache or the primary.
+func (s *Store) existsOnPrimary(ctx context.Context, table string) (bool, error) {
+	if s.known(table) {
+		return true, nil
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	var ok bool
+	if err := s.primary.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", tableIdent(table)).Scan(&ok); err != nil {
+		return false, s.classify(ctx, err)
+	}
+	if ok {
+		s.remember(table, true)
+	}
+	return ok, nil
+}
+
+// CreateTable creates the SQL table of table; idempotent.
+func (s *Store) CreateTable(ctx context.Context, table string) error {
+	if err := s.createTable(ctx, table); err != nil {
+		return fmt.Errorf("postgres: create table %s: %w", table, err)
+	}
+	return nil
+}
+
+func (s *Store) createTable(ctx context.Context, table string) error {
+	if err := store.ValidateTableName(table); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if s.known(table) {
+		return nil
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	if err := s.ddl(qctx, createTableSQL(tableIdent(table))); err != nil {
+		return s.classify(ctx, err)
+	}
+	s.remember(table, true)
+	return nil
+}
+
+// SaveTable stores (or replaces) the catalog entry t.Name.
+func (s *Store) SaveTable(ctx context.Context, t store.Table) error {
+	if err := s.saveTable(ctx, t); err != nil {
+		return fmt.Errorf("postgres: save table %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+func (s *Store) saveTable(ctx context.Context, t store.Table) error {
+	if err := store.ValidateTableName(t.Name); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	spec := t.Spec
+	if spec == nil {
+		spec = []byte{}
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err := s.primary.Exec(qctx, `INSERT INTO `+pgx.Identifier{catalogTable}.Sanitize()+` (name, spec) VALUES ($1, $2)
+  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`, t.Name, spec)
+	if err != nil {
+		return s.classify(ctx, err)
+	}
+	return nil
+}
+
+// Tables returns the catalog, ordered by name.
+func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
+	ts, err := s.listTables(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: tables: %w", err)
+	}
+	return ts, nil
+}
+
+func (s *Store) listTables(ctx context.Context) ([]store.Table, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.primary.Query(qctx, `SELECT name, spec FROM `+pgx.Identifier{catalogTable}.Sanitize()+` ORDER BY name`)
+	if err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	ts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Table, error) {
+		var t store.Table
+		err := r.Scan(&t.Name, &t.Spec)
+		return t, err
+	})
+	if err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	return ts, nil
+}
