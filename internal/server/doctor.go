@@ -18,7 +18,7 @@ func Doctor(ctx context.Context, cfg config.Config, w io.Writer) error {
 	st, err := OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintf(w, "store        FAIL: %v\n", err)
-		return fmt.Errorf("doctor: store unreachable: %w", err)
+		return fmt.Errorf("doctor: the store check failed")
 	}
 	defer st.Close()
 	fmt.Fprintf(w, "store        ok (read levels %v)\n", st.Levels())
