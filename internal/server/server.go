@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
 
 	"connectrpc.com/connect"
@@ -32,7 +31,6 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
-	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
 	"github.com/wail-cdc/wail/internal/store"
@@ -46,7 +44,7 @@ type Server struct {
 	cfg    config.Config
 	logger *slog.Logger
 
-	log      *embedded.Log
+	log      intentlog.Log
 	store    store.Store
 	bus      *eventbus.Bus
 	catalog  *catalog.Catalog
@@ -79,11 +77,9 @@ func (s *Server) open() error {
 		return fmt.Errorf("server: data dir: %w", err)
 	}
 	var err error
-	s.log, err = embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
-		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, Logger: s.logger,
-	})
+	s.log, err = OpenLog(context.Background(), cfg, s.logger)
 	if err != nil {
-		return fmt.Errorf("server: open log: %w", err)
+		return fmt.Errorf("server: %w", err)
 	}
 	s.store, err = OpenStore(context.Background(), cfg, s.logger)
 	if err != nil {

@@ -7,11 +7,24 @@ import (
 	"path/filepath"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 	"github.com/wail-cdc/wail/internal/store/postgres"
 )
+
+// OpenLog opens the log (intent log and event bus) the configuration names.
+func OpenLog(_ context.Context, cfg config.Config, logger *slog.Logger) (intentlog.Log, error) {
+	l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
+		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, Logger: logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open embedded log: %w", err)
+	}
+	return l, nil
+}
 
 // OpenStore opens the store the configuration names.
 func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (store.Store, error) {
