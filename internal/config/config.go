@@ -45,14 +45,43 @@ type Limits struct {
 	MaxBatchMutations int `yaml:"max_batch_mutations"`
 }
 
-// Log configures the embedded intent log and event bus.
+// Log configures the intent log and the event bus.
 type Log struct {
+	// Kind is embedded (files in data_dir) or kafka.
+	Kind           string        `yaml:"kind"`
+	Kafka          Kafka         `yaml:"kafka"`
 	SegmentBytes   int64         `yaml:"segment_bytes"`
 	Retention      time.Duration `yaml:"retention"`       // intent log; 0 keeps forever
 	EventRetention time.Duration `yaml:"event_retention"` // event bus; 0 keeps forever
 	// NoSync skips fsync: only for throwaway data (tests, demos of speed).
 	NoSync bool `yaml:"no_sync"`
 }
+
+// Kafka configures the Kafka log.
+type Kafka struct {
+	Brokers  []string `yaml:"brokers"`
+	ClientID string   `yaml:"client_id"`
+	// ReplicationFactor of the topics wail creates (-1: the broker's default).
+	ReplicationFactor int16 `yaml:"replication_factor"`
+	TLS               struct {
+		Enabled  bool   `yaml:"enabled"`
+		CAFile   string `yaml:"ca_file"`
+		CertFile string `yaml:"cert_file"`
+		KeyFile  string `yaml:"key_file"`
+	} `yaml:"tls"`
+	SASL struct {
+		// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 ("" for none).
+		Mechanism string `yaml:"mechanism"`
+		User      string `yaml:"user"`
+		Password  string `yaml:"password"`
+	} `yaml:"sasl"`
+}
+
+// Log kinds.
+const (
+	LogEmbedded = "embedded"
+	LogKafka    = "kafka"
+)
 
 // Store configures the store.
 type Store struct {
@@ -116,8 +145,9 @@ func Default() Config {
 		Listen:          "127.0.0.1:7070",
 		ShutdownTimeout: 30 * time.Second,
 		Limits:          Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000},
-		Log:             Log{SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour},
-		Store:           Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second},
+		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
+			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1}},
+		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
@@ -167,6 +197,7 @@ func (c *Config) Validate() error {
 	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)
 	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0, "log retention must not be negative")
 	errs = append(errs, c.Store.validate()...)
+	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")
 	check(r.FirstReadDelay >= 0 && r.FirstReadDelay <= time.Second, "resolver.first_read_delay %s out of range 0..1s", r.FirstReadDelay)
@@ -187,6 +218,31 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (l Log) validate() []error {
+	var errs []error
+	switch l.Kind {
+	case LogEmbedded:
+	case LogKafka:
+		if len(l.Kafka.Brokers) == 0 {
+			errs = append(errs, errors.New("log.kafka.brokers is required for log.kind kafka"))
+		}
+		switch l.Kafka.SASL.Mechanism {
+		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			errs = append(errs, fmt.Errorf("log.kafka.sasl.mechanism %q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", l.Kafka.SASL.Mechanism))
+		}
+		if l.Kafka.SASL.Mechanism != "" && l.Kafka.SASL.User == "" {
+			errs = append(errs, errors.New("log.kafka.sasl.user is required with a SASL mechanism"))
+		}
+		if (l.Kafka.TLS.CertFile == "") != (l.Kafka.TLS.KeyFile == "") {
+			errs = append(errs, errors.New("log.kafka.tls.cert_file and key_file go together"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("log.kind %q is not supported (supported: embedded, kafka)", l.Kind))
+	}
+	return errs
 }
 
 func (s Store) validate() []error {

@@ -66,6 +66,13 @@ func TestLoad(t *testing.T) {
 		{name: "bad failure mode", yaml: "tables:\n  - name: t\n    failure_mode: yolo\n", wantErr: `tables[0].failure_mode "yolo"`},
 		{name: "table without a name", yaml: "tables:\n  - partitions: 2\n", wantErr: "tables[0].name must not be empty"},
 		{name: "backoff order", yaml: "resolver:\n  backoff_min: 1s\n  backoff_max: 1ms\n", wantErr: "backoff_min must be positive and <= backoff_max"},
+		{name: "kafka needs brokers", yaml: "log:\n  kind: kafka\n", wantErr: "log.kafka.brokers is required"},
+		{name: "bad sasl", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    sasl:\n      mechanism: GSSAPI\n", wantErr: `log.kafka.sasl.mechanism "GSSAPI"`},
+		{name: "kafka", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b1:9092, b2:9092]\n    sasl:\n      mechanism: SCRAM-SHA-512\n      user: u\n      password: p\n", check: func(t *testing.T, c Config) {
+			if c.Log.Kind != LogKafka || len(c.Log.Kafka.Brokers) != 2 || c.Log.Kafka.SASL.Password != "p" {
+				t.Fatalf("%+v", c.Log)
+			}
+		}},
 		{name: "not yaml", yaml: "{{{", wantErr: "wail.yaml"},
 	}
 	for _, tc := range tests {
