@@ -17,6 +17,9 @@ import (
 
 // OpenLog opens the log (intent log and event bus) the configuration names.
 func OpenLog(_ context.Context, cfg config.Config, logger *slog.Logger) (intentlog.Log, error) {
+	if cfg.Log.Kind != config.LogEmbedded {
+		return nil, fmt.Errorf("log kind %q is not supported by this build", cfg.Log.Kind)
+	}
 	l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
 		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, Logger: logger,
 	})
