@@ -247,6 +247,10 @@ func readEvents(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog
 			}
 			for _, rec := range recs {
 				next = rec.Offset + 1
+				if rec.Value == nil {
+					checkTombstone(t, out, p, rec)
+					continue
+				}
 				e, err := intent.UnmarshalEvent(rec.Value)
 				if err != nil {
 					t.Fatalf("event %s/%d@%d: %v", topic, p, rec.Offset, err)
@@ -257,6 +261,15 @@ func readEvents(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog
 		r.Close()
 	}
 	return out
+}
+
+// checkTombstone verifies that a tombstone follows a delete event of its key.
+func checkTombstone(t *testing.T, events []Event, p int32, rec intentlog.Record) {
+	t.Helper()
+	if n := len(events); n == 0 || events[n-1].Partition != p || events[n-1].Op != intent.Delete ||
+		string(events[n-1].Key) != string(rec.Key) {
+		t.Errorf("tombstone of key %q at %d/%d does not follow its delete event", rec.Key, p, rec.Offset)
+	}
 }
 
 func finalState(t *testing.T, ctx context.Context, st store.Store, keys []string) map[string]store.Row {

@@ -6,7 +6,8 @@
 // Record format: key = row key; value = wail.v1.ChangeEvent (proto binary,
 // see api/wail/v1/wail.proto); headers wail.version (decimal), wail.op
 // (UPSERT|DELETE) and wail.event_id, so tools that do not speak protobuf can
-// still read what changed.
+// still read what changed. Every DELETE event is followed by a tombstone:
+// the same key with a nil value and no headers.
 package eventbus
 
 import (
@@ -52,15 +53,20 @@ func (b *Bus) CreateTable(ctx context.Context, table string, partitions int32, r
 
 // Publish appends events durably, in order. Events of one key must be
 // published in version order by a single caller (the resolver of the key's
-// partition); the bus keeps that order.
+// partition); the bus keeps that order. A delete event is followed by a
+// tombstone (the key with a nil value), so that a compacted topic (Kafka)
+// can drop the key; readers skip tombstones.
 func (b *Bus) Publish(ctx context.Context, table string, events []intent.Event) error {
-	recs := make([]*intentlog.Record, len(events))
+	recs := make([]*intentlog.Record, 0, len(events))
 	for i := range events {
 		r, err := Encode(&events[i])
 		if err != nil {
 			return fmt.Errorf("eventbus: publish %s: %w", table, err)
 		}
-		recs[i] = r
+		recs = append(recs, r)
+		if events[i].Op == intent.Delete {
+			recs = append(recs, &intentlog.Record{Key: events[i].Key})
+		}
 	}
 	if err := b.log.Append(ctx, Topic(table), recs); err != nil {
 		return fmt.Errorf("eventbus: publish %s: %w", table, err)
