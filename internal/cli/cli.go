@@ -83,6 +83,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
 	root.AddCommand(newServeCmd(g), newTableCmd(g), newPutCmd(g), newDeleteCmd(g), newGetCmd(g),
 		newTailCmd(g), newDemoCmd(g))
+	root.AddCommand(newBenchCmd(g))
 	root.AddCommand(newDoctorCmd(g))
 	return root
 }

@@ -55,8 +55,14 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 	if err != nil {
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	// Send the response headers now, so the client's call returns before the
-	// first event exists.
+	// Fix where every partition starts, then send the response headers: once
+	// the client's call returns, every event published later is delivered.
+	offsets := make([]int64, n)
+	for p := range offsets {
+		if offsets[p], err = s.startOffset(ctx, Topic(req.Msg.Table), int32(p), start); err != nil {
+			return connect.NewError(connect.CodeUnavailable, err)
+		}
+	}
 	if err := stream.Send(nil); err != nil {
 		return err
 	}
@@ -72,7 +78,7 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 	g, ctx := errgroup.WithContext(sctx)
 	out := make(chan delivery, 256)
 	for p := int32(0); p < n; p++ {
-		g.Go(func() error { return s.follow(ctx, req.Msg.Table, p, start, out) })
+		g.Go(func() error { return s.follow(ctx, req.Msg.Table, p, offsets[p], start.AfterVersion, out) })
 	}
 	g.Go(func() error {
 		for {
@@ -94,18 +100,14 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 }
 
 // follow reads one partition and hands its events to out.
-func (s *Service) follow(ctx context.Context, table string, p int32, start Start, out chan<- delivery) error {
+func (s *Service) follow(ctx context.Context, table string, p int32, off int64, after uint64, out chan<- delivery) error {
 	topic := Topic(table)
-	off, err := s.startOffset(ctx, topic, p, start)
-	if err != nil {
-		return connect.NewError(connect.CodeUnavailable, err)
-	}
 	for {
 		r, err := s.bus.log.NewReader(topic, p, off)
 		if err != nil {
 			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s/%d: %w", topic, p, err))
 		}
-		err = s.pump(ctx, r, p, start.AfterVersion, out)
+		err = s.pump(ctx, r, p, after, out)
 		r.Close()
 		if ctx.Err() != nil {
 			return nil

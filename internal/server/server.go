@@ -36,8 +36,12 @@ import (
 	"github.com/wail-cdc/wail/internal/store"
 )
 
-// maxRequestBytes bounds one decoded request (a Write batch).
-const maxRequestBytes = 64 << 20
+const (
+	// maxRequestBytes bounds one decoded request (a Write batch).
+	maxRequestBytes = 64 << 20
+	// minCompressBytes: smaller messages go uncompressed.
+	minCompressBytes = 4 << 10
+)
 
 // Server is one wail process.
 type Server struct {
@@ -181,7 +185,12 @@ func tableDef(t config.Table) (catalog.Table, error) {
 
 // Handler returns the HTTP handler of the API, /metrics and /healthz.
 func (s *Server) Handler() http.Handler {
-	opts := []connect.HandlerOption{connect.WithReadMaxBytes(maxRequestBytes), connect.WithRecover(s.recovered)}
+	opts := []connect.HandlerOption{
+		connect.WithReadMaxBytes(maxRequestBytes),
+		connect.WithRecover(s.recovered),
+		// Compressing small answers and events costs more CPU than it saves.
+		connect.WithCompressMinBytes(minCompressBytes),
+	}
 	mux := http.NewServeMux()
 	mux.Handle(wailv1connect.NewProducerServiceHandler(proxy.NewService(s.proxy), opts...))
 	mux.Handle(wailv1connect.NewAdminServiceHandler(&admin{s: s}, opts...))

@@ -1,0 +1,129 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRunInProcess is `wail bench --duration 3s` at a modest rate against an
+// in-process server: it completes, and its JSON has every field of Result
+// (no timing thresholds).
+func TestRunInProcess(t *testing.T) {
+	t.Parallel()
+	o := DefaultOptions()
+	o.Duration, o.Warmup, o.Rate, o.Keys, o.Concurrency, o.NoSync = 3*time.Second, 500*time.Millisecond, 300, 500, 8, true
+	o.Tables, o.Dist, o.HotShare = 2, DistZipf, 0.1
+	o.DataDir = t.TempDir()
+	var out lockedBuffer
+	var js bytes.Buffer
+	o.Out, o.JSON, o.PlotFile = &out, &js, filepath.Join(t.TempDir(), "bench.svg")
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	if len(res.Steps) != 1 || res.Steps[0].Acked == 0 || len(res.Samples) == 0 {
+		t.Fatalf("steps %+v, %d samples\n%s", res.Steps, len(res.Samples), out.String())
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, js.String())
+	}
+	checkFields(t, "", reflect.TypeFor[Result](), doc)
+	for _, want := range []string{"preloading", "step 0", "e2e p50", "in-process", "plot written"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if b, err := os.ReadFile(o.PlotFile); err != nil || !bytes.Contains(b, []byte("</svg>")) {
+		t.Errorf("plot: %v", err)
+	}
+}
+
+// TestFloorOnly measures the floor briefly: every rate is positive.
+func TestFloorOnly(t *testing.T) {
+	t.Parallel()
+	o := DefaultOptions()
+	o.FloorOnly, o.FloorDuration, o.Concurrency, o.Keys, o.NoSync = true, 200*time.Millisecond, 4, 1000, true
+	o.DataDir = t.TempDir()
+	var out lockedBuffer
+	var js bytes.Buffer
+	o.Out, o.JSON = &out, &js
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := res.Floor
+	if f == nil || f.LogAppend.RecordsPerSec <= 0 || f.StoreApply.RecordsPerSec <= 0 || f.AppendThenApply.RecordsPerSec <= 0 || f.StoreGet.RecordsPerSec <= 0 {
+		t.Fatalf("floor %+v\n%s", f, out.String())
+	}
+	if f.IntentBytes < keyBytes || f.Partitions != 8 {
+		t.Errorf("intent %d bytes, %d partitions", f.IntentBytes, f.Partitions)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	checkFields(t, "floor", reflect.TypeFor[Floor](), doc["floor"].(map[string]any))
+	if !strings.Contains(out.String(), "raw floor on this machine") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+// checkFields fails for every json field of typ missing from v; it walks
+// nested structs, non-null pointers and the first element of slices.
+func checkFields(t *testing.T, path string, typ reflect.Type, v map[string]any) {
+	t.Helper()
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		val, ok := v[name]
+		if !ok {
+			t.Errorf("JSON lacks %s.%s", path, name)
+			continue
+		}
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Time]():
+			if m, ok := val.(map[string]any); ok {
+				checkFields(t, path+"."+name, ft, m)
+			} else if f.Type.Kind() != reflect.Pointer {
+				t.Errorf("JSON %s.%s is %T, want an object", path, name, val)
+			}
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			if arr, ok := val.([]any); ok && len(arr) > 0 {
+				checkFields(t, path+"."+name+"[0]", ft.Elem(), arr[0].(map[string]any))
+			}
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// FindMax is the outcome of --find-max.
+type FindMax struct {
+	BoundMs float64 `json:"p99_bound_ms"`
+	// MaxSustainableRate is the highest target rate of a sustainable step
+	// (0 if none was), MaxSustainableStep its index (-1 if none) and
+	// MaxSustainableWritesPerSec what that step achieved.
+	MaxSustainableRate         float64 `json:"max_sustainable_rate"`
+	MaxSustainableStep         int     `json:"max_sustainable_step"`
+	MaxSustainableWritesPerSec float64 `json:"max_sustainable_writes_per_sec"`
+	// FirstUnsustainableRate is the lowest target rate of a step that was
+	// not sustainable (0 if none was).
+	FirstUnsustainableRate float64 `json:"first_unsustainable_rate"`
+	Found                  bool    `json:"found"`
+	StoppedBecause         string  `json:"stopped_because"`
+}
+
+// stepFunc runs one step at rate for dur.
+type stepFunc func(ctx context.Context, idx int, rate float64, dur time.Duration) Step
+
+// findMax steps the rate up from o.StartRate by o.StepFactor until a step
+// is not sustainable, then runs one step halfway between the highest
+// sustainable and the lowest unsustainable rate. If the first step already
+// fails, it halves the rate until one passes, then bisects once the same
+// way.
+func findMax(ctx context.Context, o *Options, run stepFunc) ([]Step, FindMax) {
+	fm := FindMax{BoundMs: float64(o.MaxP99) / 1e6, MaxSustainableStep: -1}
+	var steps []Step
+	rate, good, bad := math.Round(o.StartRate), 0.0, 0.0
+	bisected := false
+	for {
+		if len(steps) == o.MaxSteps {
+			fm.StoppedBecause = fmt.Sprintf("ran --max-steps (%d) steps", o.MaxSteps)
+			break
+		}
+		st := run(ctx, len(steps), rate, o.StepDuration)
+		steps = append(steps, st)
+		if st.Interrupted || ctx.Err() != nil {
+			fm.StoppedBecause = "interrupted"
+			break
+		}
+		if st.Sustainable && rate > good {
+			good = rate
+			fm.MaxSustainableRate, fm.MaxSustainableStep, fm.MaxSustainableWritesPerSec = rate, st.Index, st.WritesPerSec
+		}
+		if !st.Sustainable && (bad == 0 || rate < bad) {
+			bad = rate
+		}
+		next, why := nextRate(rate, good, bad, o, &bisected)
+		if next == 0 {
+			fm.StoppedBecause = why
+			break
+		}
+		rate = next
+	}
+	fm.FirstUnsustainableRate = bad
+	fm.Found = good > 0
+	return steps, fm
+}
+
+// nextRate returns the rate of the next step, or 0 and why the search ends.
+func nextRate(rate, good, bad float64, o *Options, bisected *bool) (float64, string) {
+	switch {
+	case bad == 0:
+		if o.MaxRate > 0 && rate >= o.MaxRate {
+			return 0, "reached --max-rate"
+		}
+		next := math.Round(rate * o.StepFactor)
+		if o.MaxRate > 0 {
+			next = min(next, o.MaxRate)
+		}
+		return next, ""
+	case good == 0:
+		if next := math.Round(rate / 2); next >= 1 && next < rate {
+			return next, ""
+		}
+		return 0, "no rate down to 1 write/s was sustainable"
+	case !*bisected && bad-good > 1:
+		*bisected = true
+		return math.Round((good + bad) / 2), ""
+	}
+	return 0, "bisected once between the highest sustainable and the lowest unsustainable rate"
+}
+
+// judge decides whether a step is sustainable: e2e p99 within bound, the
+// resolver lag not growing, no errors, every write matched, and at least
+// 90% of the target rate acknowledged. The verdict says why not.
+func judge(st *Step, bound time.Duration) {
+	var why []string
+	boundMs := float64(bound) / 1e6
+	switch {
+	case st.Interrupted:
+		why = append(why, "interrupted")
+	case st.E2E.Count == 0:
+		why = append(why, "no end-to-end latency measured")
+	case st.E2E.P99 > boundMs:
+		why = append(why, fmt.Sprintf("e2e p99 %s > %s", fmtMs(st.E2E.P99, 1), fmtMs(boundMs, 1)))
+	}
+	if st.LagGrowing {
+		why = append(why, fmt.Sprintf("lag growing (%+.0f intents/s)", st.LagSlope))
+	}
+	if st.Errors > 0 {
+		why = append(why, fmt.Sprintf("%d errors", st.Errors))
+	}
+	if st.Unmatched > 0 {
+		why = append(why, fmt.Sprintf("%d writes without an event", st.Unmatched))
+	}
+	if !st.Interrupted && st.WritesPerSec < 0.9*st.TargetRate {
+		why = append(why, fmt.Sprintf("%.0f writes/s < 90%% of the target", st.WritesPerSec))
+	}
+	st.Sustainable = len(why) == 0
+	st.Verdict = "sustainable"
+	if !st.Sustainable {
+		st.Verdict = "not sustainable: " + strings.Join(why, ", ")
+	}
+}
+
+// lagGrowth fits a line to the second half of a step's per-second lag
+// samples (at least the last 3) and returns its slope in intents per
+// second. The lag is growing when the slope is above 2% of the rate (and 10
+// intents/s) and the last lag is above a quarter second of writes (and 100
+// intents): the resolver falls behind instead of jittering around a level.
+func lagGrowth(lags []float64, rate float64) (slope float64, growing bool) {
+	if len(lags) < 3 {
+		return 0, false
+	}
+	tail := lags[len(lags)/2:]
+	if len(tail) < 3 {
+		tail = lags[len(lags)-3:]
+	}
+	slope = linearSlope(tail)
+	last := tail[len(tail)-1]
+	return slope, slope > max(0.02*rate, 10) && last > max(0.25*rate, 100)
+}
+
+// linearSlope is the least-squares slope of ys against 0, 1, 2, ...
+func linearSlope(ys []float64) float64 {
+	n := float64(len(ys))
+	var sx, sy, sxx, sxy float64
+	for i, y := range ys {
+		x := float64(i)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	den := n*sxx - sx*sx
+	if den == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / den
+}

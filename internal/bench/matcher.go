@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// maxLatency is the largest latency the histograms hold; larger ones are
+// recorded as maxLatency.
+const maxLatency = time.Hour
+
+// maxEventsPerKey bounds the event history of one key (besides the horizon).
+const maxEventsPerKey = 8192
+
+// Matcher pairs acknowledged writes with the events that cover them and
+// records the end-to-end latency of each write: the arrival of the first
+// event of its key with a version at or above its own, minus the write's
+// intended send time.
+//
+// It is internal/demo's Matcher made fit for a load generator: keys are
+// per table; the history of a key is kept in version order (per key,
+// versions strictly increase on the bus), so an acknowledgement that comes
+// after its event finds it by binary search, even on a hot key; writes
+// carry a measured flag (warm-up writes count in the per-second window but
+// not in the step's total); and memory is bounded: pending writes by
+// maxPending (further ones are counted as untracked), events by a horizon
+// and a per-key cap. It is safe for concurrent use.
+type Matcher struct {
+	mu         sync.Mutex
+	horizon    time.Duration
+	maxPending int
+	keys       map[string]*keyTrack
+	pending    int
+	untracked  int64
+	window     *hdrhistogram.Histogram // every match, reset by TakeWindow
+	total      *hdrhistogram.Histogram // measured writes, reset by ResetTotal
+	onRecord   func(d time.Duration, measured bool)
+}
+
+type keyTrack struct {
+	writes []pendingWrite // acknowledged, no covering event yet
+	events []seenEvent    // events[head:] are live; ascending version and arrival
+	head   int
+}
+
+type pendingWrite struct {
+	version  uint64
+	intended time.Time
+	measured bool
+}
+
+type seenEvent struct {
+	version uint64
+	at      time.Time
+}
+
+// NewMatcher returns a matcher that keeps events for horizon (for
+// acknowledgements that arrive after their event) and at most maxPending
+// pending writes.
+func NewMatcher(horizon time.Duration, maxPending int) *Matcher {
+	return &Matcher{
+		horizon: horizon, maxPending: maxPending, keys: make(map[string]*keyTrack),
+		window: newHistogram(), total: newHistogram(),
+	}
+}
+
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, maxLatency.Microseconds(), 3)
+}
+
+func trackKey(table string, key []byte) string {
+	return table + "\x00" + string(key)
+}
+
+func (m *Matcher) track(table string, key []byte) *keyTrack {
+	k := trackKey(table, key)
+	kt, ok := m.keys[k]
+	if !ok {
+		kt = &keyTrack{}
+		m.keys[k] = kt
+	}
+	return kt
+}
+
+// Acked records a write of table/key acknowledged at version, intended to be
+// sent at intended; measured says whether it counts in the step's total.
+func (m *Matcher) Acked(table string, key []byte, version uint64, intended time.Time, measured bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kt := m.track(table, key)
+	evs := kt.events[kt.head:]
+	if i := sort.Search(len(evs), func(i int) bool { return evs[i].version >= version }); i < len(evs) {
+		m.record(evs[i].at.Sub(intended), measured)
+		return
+	}
+	if m.pending >= m.maxPending {
+		m.untracked++
+		return
+	}
+	kt.writes = append(kt.writes, pendingWrite{version: version, intended: intended, measured: measured})
+	m.pending++
+}
+
+// Event records an event of table/key at version that arrived at at, and
+// returns how many pending writes it covered.
+func (m *Matcher) Event(table string, key []byte, version uint64, at time.Time) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	kt := m.track(table, key)
+	if n := len(kt.events); n == kt.head || kt.events[n-1].version < version {
+		if n-kt.head >= maxEventsPerKey {
+			kt.head++
+		}
+		kt.events = append(kt.events, seenEvent{version: version, at: at})
+	}
+	kept := kt.writes[:0]
+	for _, w := range kt.writes {
+		if w.version <= version {
+			m.record(at.Sub(w.intended), w.measured)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	covered := len(kt.writes) - len(kept)
+	clear(kt.writes[len(kept):])
+	kt.writes = kept
+	m.pending -= covered
+	return covered
+}
+
+func (m *Matcher) record(d time.Duration, measured bool) {
+	d = min(max(d, time.Microsecond), maxLatency)
+	if m.onRecord != nil {
+		m.onRecord(d, measured)
+	}
+	us := d.Microseconds()
+	_ = m.window.RecordValue(us)
+	if measured {
+		_ = m.total.RecordValue(us)
+	}
+}
+
+// Sweep forgets events older than the horizon before now, and keys with
+// nothing left.
+func (m *Matcher) Sweep(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cutoff := now.Add(-m.horizon)
+	for k, kt := range m.keys {
+		for kt.head < len(kt.events) && kt.events[kt.head].at.Before(cutoff) {
+			kt.head++
+		}
+		if kt.head > 0 && kt.head >= len(kt.events)/2 {
+			kt.events = append(kt.events[:0], kt.events[kt.head:]...)
+			kt.head = 0
+		}
+		if len(kt.writes) == 0 && len(kt.events) == 0 {
+			delete(m.keys, k)
+		}
+	}
+}
+
+// GiveUp drops every pending write as unmatched: measured ones are recorded
+// at now minus their intended time (a lower bound of their latency). It
+// returns how many measured writes it dropped.
+func (m *Matcher) GiveUp(now time.Time) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, kt := range m.keys {
+		for _, w := range kt.writes {
+			if w.measured {
+				m.record(now.Sub(w.intended), true)
+				n++
+			}
+		}
+		kt.writes = nil
+	}
+	m.pending = 0
+	return n
+}
+
+// Pending is the number of acknowledged writes no event covered yet.
+func (m *Matcher) Pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pending
+}
+
+// Untracked is the number of writes not tracked because maxPending writes
+// were pending.
+func (m *Matcher) Untracked() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.untracked
+}
+
+// TakeWindow returns the latencies recorded since its last call.
+func (m *Matcher) TakeWindow() Percentiles {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := percentiles(m.window)
+	m.window.Reset()
+	return p
+}
+
+// Total returns the latencies of measured writes since ResetTotal.
+func (m *Matcher) Total() Percentiles {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return percentiles(m.total)
+}
+
+// ResetTotal starts a new total (a new step).
+func (m *Matcher) ResetTotal() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.total.Reset()
+	m.untracked = 0
+}

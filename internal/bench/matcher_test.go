@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// mstep is an ack (event false) or an event of table/key at version, at ms
+// milliseconds after t0; an ack's ms is its intended send time.
+type mstep struct {
+	event    bool
+	table    string
+	key      string
+	version  uint64
+	ms       int
+	measured bool
+}
+
+func ackAt(key string, v uint64, ms int) mstep {
+	return mstep{table: "t", key: key, version: v, ms: ms, measured: true}
+}
+func evAt(key string, v uint64, ms int) mstep {
+	return mstep{event: true, table: "t", key: key, version: v, ms: ms}
+}
+
+func TestMatcher(t *testing.T) {
+	t.Parallel()
+	warm := func(s mstep) mstep { s.measured = false; return s }
+	inTable := func(s mstep, table string) mstep { s.table = table; return s }
+	tests := []struct {
+		name        string
+		steps       []mstep
+		wantMs      []int // measured latencies, sorted
+		wantWindow  int64 // every latency recorded (warm-up too)
+		wantPending int
+	}{
+		{"one write one event", []mstep{ackAt("a", 1, 0), evAt("a", 1, 7)}, []int{7}, 1, 0},
+		{"event covers every lower version", []mstep{ackAt("a", 1, 0), ackAt("a", 2, 1), ackAt("a", 3, 2), evAt("a", 3, 10)}, []int{8, 9, 10}, 3, 0},
+		{"event covers only lower versions", []mstep{ackAt("a", 1, 0), ackAt("a", 5, 1), evAt("a", 3, 4)}, []int{4}, 1, 1},
+		{"a later event covers the rest", []mstep{ackAt("a", 1, 0), ackAt("a", 5, 1), evAt("a", 3, 4), evAt("a", 6, 9)}, []int{4, 8}, 2, 0},
+		{"event before the ack", []mstep{evAt("a", 4, 5), ackAt("a", 4, 1)}, []int{4}, 1, 0},
+		{"first covering event wins", []mstep{evAt("a", 1, 3), evAt("a", 2, 5), evAt("a", 3, 8), ackAt("a", 2, 0)}, []int{5}, 1, 0},
+		{"an older event does not cover", []mstep{evAt("a", 1, 3), ackAt("a", 2, 0)}, nil, 0, 1},
+		{"keys do not mix", []mstep{ackAt("a", 1, 0), ackAt("b", 2, 0), evAt("b", 5, 3)}, []int{3}, 1, 1},
+		{"tables do not mix", []mstep{inTable(ackAt("a", 1, 0), "x"), inTable(evAt("a", 5, 3), "y")}, nil, 0, 1},
+		{"warm-up writes count in the window only", []mstep{warm(ackAt("a", 1, 0)), ackAt("a", 2, 1), evAt("a", 2, 6)}, []int{5}, 2, 0},
+		{"an out-of-order event leaves the history alone", []mstep{evAt("a", 9, 1), ackAt("a", 3, 0), ackAt("a", 10, 2), evAt("a", 4, 3), evAt("a", 10, 4)}, []int{1, 2}, 2, 0},
+		{"an event before the intended time clamps", []mstep{evAt("a", 1, 0), ackAt("a", 1, 5)}, []int{0}, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			t0 := time.Unix(1000, 0)
+			m := NewMatcher(time.Minute, 100)
+			var got []int
+			m.onRecord = func(d time.Duration, measured bool) {
+				if measured {
+					got = append(got, int(d.Round(time.Millisecond)/time.Millisecond))
+				}
+			}
+			for _, s := range tc.steps {
+				at := t0.Add(time.Duration(s.ms) * time.Millisecond)
+				if s.event {
+					m.Event(s.table, []byte(s.key), s.version, at)
+				} else {
+					m.Acked(s.table, []byte(s.key), s.version, at, s.measured)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.wantMs) {
+				t.Errorf("measured latencies = %v ms, want %v", got, tc.wantMs)
+			}
+			if n := m.Total().Count; n != int64(len(tc.wantMs)) {
+				t.Errorf("total count = %d, want %d", n, len(tc.wantMs))
+			}
+			if n := m.TakeWindow().Count; n != tc.wantWindow {
+				t.Errorf("window count = %d, want %d", n, tc.wantWindow)
+			}
+			if p := m.Pending(); p != tc.wantPending {
+				t.Errorf("pending = %d, want %d", p, tc.wantPending)
+			}
+		})
+	}
+}
+
+func TestMatcherBoundsAndGiveUp(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	m := NewMatcher(time.Second, 2)
+	m.Acked("t", []byte("a"), 1, t0, true)
+	m.Acked("t", []byte("b"), 1, t0, false)
+	m.Acked("t", []byte("c"), 1, t0, true) // over maxPending
+	if m.Pending() != 2 || m.Untracked() != 1 {
+		t.Fatalf("pending %d, untracked %d; want 2 and 1", m.Pending(), m.Untracked())
+	}
+	if n := m.GiveUp(t0.Add(3 * time.Second)); n != 1 {
+		t.Errorf("GiveUp = %d measured writes, want 1", n)
+	}
+	if tot := m.Total(); tot.Count != 1 || tot.Max < 2999 {
+		t.Errorf("a given-up write is recorded at the give-up time: total %+v", tot)
+	}
+	if m.Pending() != 0 {
+		t.Errorf("pending %d after GiveUp", m.Pending())
+	}
+	// Events older than the horizon are forgotten, and so are idle keys.
+	m.Event("t", []byte("d"), 5, t0)
+	m.Sweep(t0.Add(2 * time.Second))
+	if len(m.keys) != 0 {
+		t.Errorf("%d keys left after the sweep, want 0", len(m.keys))
+	}
+	m.Acked("t", []byte("d"), 5, t0, true)
+	if m.Pending() != 1 {
+		t.Errorf("an event past the horizon still matched")
+	}
+	m.ResetTotal()
+	if m.Total().Count != 0 || m.Untracked() != 0 {
+		t.Errorf("ResetTotal left %+v, untracked %d", m.Total(), m.Untracked())
+	}
+}
+
+func TestMatcherHotKeyHistoryIsCapped(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	m := NewMatcher(time.Hour, 10)
+	for v := range uint64(3 * maxEventsPerKey) {
+		m.Event("t", []byte("hot"), v+1, t0.Add(time.Duration(v)*time.Microsecond))
+	}
+	m.Sweep(t0)
+	kt := m.keys[trackKey("t", []byte("hot"))]
+	if live := len(kt.events) - kt.head; live > maxEventsPerKey {
+		t.Errorf("%d events kept for one key, cap %d", live, maxEventsPerKey)
+	}
+	// The newest events are the ones kept: a late ack still finds its event.
+	m.Acked("t", []byte("hot"), 3*maxEventsPerKey, t0, true)
+	if m.Pending() != 0 {
+		t.Errorf("the late ack of the newest version found no event")
+	}
+}

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"io"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+	"github.com/wail-cdc/wail/internal/bench"
+)
+
+// benchFlags are the flags of bench that do not map one to one on
+// bench.Options.
+type benchFlags struct {
+	mix  string
+	json bool
+}
+
+func newBenchCmd(g *globals) *cobra.Command {
+	o := bench.DefaultOptions()
+	f := benchFlags{mix: o.Mix.String()}
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Benchmark wail open loop: ack and end-to-end latency, throughput, --find-max",
+		Long: "Drive writes through the proxy's API at a constant arrival rate (open loop: each batch\n" +
+			"has an intended send time and its latencies are measured from it, so a stall is not\n" +
+			"hidden) and follow the events: ack latency (send -> answer), end-to-end latency (send ->\n" +
+			"the event carrying the write's version or a later one), writes/s, events/s, resolver\n" +
+			"lag, reads per event and errors. By default it starts a server in-process on a\n" +
+			"temporary embedded data dir; --addr drives a running server instead.\n\n" +
+			"--find-max steps the rate up until the e2e p99 exceeds --max-p99 or the lag keeps\n" +
+			"growing, and reports the highest sustainable rate. Ctrl-C stops and prints what it has.",
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd, g, o, f)
+		},
+	}
+	floor := &cobra.Command{
+		Use:   "floor",
+		Short: "Measure the raw log and store floor, then wail's sustained rate, and compare",
+		Long: "Measure the raw I/O floor of this machine with the same record sizes, batch size,\n" +
+			"partitions, concurrency and fsync policy as the bench: raw appends to the embedded\n" +
+			"log, raw Pebble writes, both in sequence, raw Pebble reads. Then run the bench\n" +
+			"(--find-max unless --find-max=false is given) and print wail's sustained rate as a\n" +
+			"ratio of the floor. --floor-only skips the bench.",
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Floor = true
+			if !cmd.Flags().Changed("find-max") {
+				o.FindMax = true
+			}
+			return runBench(cmd, g, o, f)
+		},
+	}
+	floor.Flags().BoolVar(&o.FloorOnly, "floor-only", false, "only measure the floor")
+	cmd.AddCommand(floor)
+	registerBenchFlags(cmd, &o, &f)
+	return cmd
+}
+
+func registerBenchFlags(cmd *cobra.Command, o *bench.Options, f *benchFlags) {
+	fl := cmd.PersistentFlags()
+	fl.Float64Var(&o.Rate, "rate", o.Rate, "target writes per second (arrival rate)")
+	fl.DurationVar(&o.Duration, "duration", o.Duration, "measured time of the run (after --warmup)")
+	fl.DurationVar(&o.Warmup, "warmup", o.Warmup, "time sent before measuring (each find-max step too)")
+	fl.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "senders: write requests in flight at most")
+	fl.IntVar(&o.Connections, "connections", 0, "HTTP connections at most (0: --concurrency)")
+	fl.IntVar(&o.Batch, "batch", o.Batch, "writes per request")
+	fl.IntVar(&o.Keys, "keys", o.Keys, "key space of each table")
+	fl.StringVar(&o.Dist, "keys-dist", o.Dist, "key distribution of updates and deletes: uniform or zipf")
+	fl.Float64Var(&o.ZipfS, "zipf-s", o.ZipfS, "zipf exponent s > 0 (P(rank k) ~ k^-s)")
+	fl.Float64Var(&o.HotShare, "hot-share", 0, "share 0..1 of updates and deletes sent to --hot-keys keys")
+	fl.IntVar(&o.HotKeys, "hot-keys", o.HotKeys, "size of the hot set")
+	fl.IntVar(&o.ValueSize, "value-size", o.ValueSize, "bytes per value")
+	fl.StringVar(&f.mix, "mix", f.mix, "op mix: inserts write new keys, updates and deletes keys of the key space")
+	fl.IntVar(&o.Tables, "tables", o.Tables, "tables to spread the writes over (bench_0, bench_1, ...)")
+	fl.Int32Var(&o.Partitions, "partitions", 0, "partitions of new bench tables (0: server default)")
+	fl.BoolVar(&o.Preload, "preload", o.Preload, "write every key of the key space once before measuring")
+	fl.BoolVar(&o.AcceptGzip, "gzip", o.AcceptGzip, "accept gzip answers and events, as a default connect-go client does")
+	fl.Uint64Var(&o.Seed, "seed", 0, "workload seed (0: random)")
+	fl.DurationVar(&o.Drain, "drain", o.Drain, "how long to wait for the last events after sending")
+	fl.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the highest sustainable rate")
+	fl.DurationVar(&o.MaxP99, "max-p99", o.MaxP99, "find-max: bound on the e2e p99 of a sustainable step")
+	fl.Float64Var(&o.StartRate, "start-rate", o.StartRate, "find-max: rate of the first step")
+	fl.Float64Var(&o.StepFactor, "step-factor", o.StepFactor, "find-max: rate multiplier between steps")
+	fl.DurationVar(&o.StepDuration, "step-duration", o.StepDuration, "find-max: measured time of each step")
+	fl.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "find-max: steps at most")
+	fl.Float64Var(&o.MaxRate, "max-rate", 0, "find-max: rate cap (0: none)")
+	fl.DurationVar(&o.FloorDuration, "floor-duration", o.FloorDuration, "floor: time of each raw measurement")
+	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
+	fl.StringVar(&o.PlotFile, "plot", "", "write latency and throughput over time to `FILE` (.svg or .html)")
+	fl.StringVar(&o.DataDir, "data-dir", "", "in-process server: data directory (default: temporary, removed)")
+	fl.BoolVar(&o.NoSync, "no-sync", false, "in-process server and floor: skip fsync (not durable)")
+}
+
+func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) error {
+	mix, err := bench.ParseMix(f.mix)
+	if err != nil {
+		return usageError{err: err}
+	}
+	o.Mix = mix
+	if cmd.Flags().Changed("addr") {
+		if o.Addr, err = baseURL(g.addr); err != nil {
+			return usageError{err: err}
+		}
+	}
+	if g.timeout > 0 {
+		o.RequestTimeout = g.timeout
+	}
+	var human io.Writer = g.stdout
+	if f.json {
+		human, o.JSON = g.stderr, g.stdout
+	}
+	o.Out, o.Terminal = human, isTerminal(human)
+	o.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := o.Validate(); err != nil {
+		return usageError{err: err}
+	}
+	_, err = bench.Run(cmd.Context(), o)
+	return err
+}
