@@ -99,6 +99,13 @@ func (s *Server) open() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	// The catalog lives in the store, which other proxies may share: make
+	// sure this process's log has the topics of every table it knows.
+	for _, t := range s.catalog.List() {
+		if err := s.provision(ctx, t); err != nil {
+			return fmt.Errorf("server: topics of table %s: %w", t.Name, err)
+		}
+	}
 	for _, t := range cfg.Tables {
 		def, err := tableDef(t)
 		if err != nil {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
@@ -138,4 +142,38 @@ func TestMalformedBodies(t *testing.T) {
 	if _, err := c.producer.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k")})); err != nil {
 		t.Fatalf("server stopped serving after bad input: %v", err)
 	}
+}
+
+// TestNewLogOnAnExistingStore restarts a server whose store knows a table
+// but whose log is new (as when a proxy joins a shared database): the
+// table's topics are made at start and writes work.
+func TestNewLogOnAnExistingStore(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Tables = []config.Table{{Name: "t"}}
+	runOnce := func() {
+		srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		addr := make(chan string, 1)
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx, func(a string) { addr <- a }) }()
+		pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, "http://"+<-addr)
+		if _, err := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k")})); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	runOnce()
+	cfg.Tables = nil // the table is only in the store's catalog now
+	if err := os.RemoveAll(filepath.Join(cfg.DataDir, "log")); err != nil {
+		t.Fatal(err)
+	}
+	runOnce()
 }
