@@ -19,6 +19,8 @@ type serveFlags struct {
 	storeKind   string
 	dsn         string
 	replicaDSNs []string
+	logKind     string
+	brokers     []string
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -52,6 +54,8 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.storeKind, "store", "", "store kind: pebble, postgres or mysql (overrides store.kind)")
 	fl.StringVar(&f.dsn, "dsn", "", "primary DSN of a postgres or mysql store (overrides store.dsn)")
 	fl.StringArrayVar(&f.replicaDSNs, "replica-dsn", nil, "read replica DSN, cheapest first; repeat for more (overrides store.replica_dsns)")
+	fl.StringVar(&f.logKind, "log", "", "intent log and event bus: embedded or kafka (overrides log.kind)")
+	fl.StringSliceVar(&f.brokers, "brokers", nil, "Kafka bootstrap brokers host:port[,host:port] (overrides log.kafka.brokers)")
 }
 
 // config loads the file and applies the flags that were set.
@@ -78,6 +82,12 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 	}
 	if fl.Changed("replica-dsn") {
 		cfg.Store.ReplicaDSNs = f.replicaDSNs
+	}
+	if fl.Changed("log") {
+		cfg.Log.Kind = f.logKind
+	}
+	if fl.Changed("brokers") {
+		cfg.Log.Kafka.Brokers = f.brokers
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid settings: %w", err)

@@ -276,5 +276,5 @@ func checkDataDir(t *testing.T, ctx context.Context, dir string, w *remoteWriter
 	for k := range keys {
 		keyList = append(keyList, k)
 	}
-	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), finalState(t, ctx, st, keyList))
+	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), finalState(t, ctx, st, table, keyList))
 }

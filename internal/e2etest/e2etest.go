@@ -48,6 +48,9 @@ type Options struct {
 	HotKeys   int
 	ColdKeys  int
 	FailEvery int // about one store write in FailEvery fails (0: none)
+	// Table names the table (default "inv"); a unique name keeps runs apart
+	// on a shared broker.
+	Table string
 	// Disrupt, if set, runs once mid-stream while writers keep writing
 	// (e.g. restarts the database); it returns when the disruption is over.
 	Disrupt func(t *testing.T)
@@ -82,7 +85,10 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb, _, err := cat.Create(ctx, catalog.Table{Name: table})
+	if opts.Table == "" {
+		opts.Table = table
+	}
+	tb, _, err := cat.Create(ctx, catalog.Table{Name: opts.Table})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +100,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for w := 0; w < opts.Writers; w++ {
-		wg.Go(func() { h.write(ctx, px, opts, int64(w), &stop) })
+		wg.Go(func() { h.write(ctx, px, opts, tb.Name, int64(w), &stop) })
 	}
 	time.Sleep(opts.Duration / 3)
 	frozen.frozen.Store(true) // the resolver publishes but can no longer commit ...
@@ -116,7 +122,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	}
 	t.Logf("%d writes acknowledged, %d store failures injected", h.acked, flaky.failures.Load())
 	evs := readEvents(t, ctx, b.Log, tb)
-	Check(t, h.writes, evs, flaky.check, finalState(t, ctx, b.Store, flaky.keys()))
+	Check(t, h.writes, evs, flaky.check, finalState(t, ctx, b.Store, tb.Name, flaky.keys()))
 }
 
 type runningResolver struct {
@@ -159,7 +165,7 @@ type history struct {
 }
 
 // write runs one writer: batches of puts and deletes, mostly on hot keys.
-func (h *history) write(ctx context.Context, px *proxy.Proxy, o Options, id int64, stop *atomic.Bool) {
+func (h *history) write(ctx context.Context, px *proxy.Proxy, o Options, table string, id int64, stop *atomic.Bool) {
 	rng := rand.New(rand.NewSource(id))
 	for seq := 0; !stop.Load() && ctx.Err() == nil; {
 		n := 1 + rng.Intn(16)
@@ -272,7 +278,7 @@ func checkTombstone(t *testing.T, events []Event, p int32, rec intentlog.Record)
 	}
 }
 
-func finalState(t *testing.T, ctx context.Context, st store.Store, keys []string) map[string]store.Row {
+func finalState(t *testing.T, ctx context.Context, st store.Store, table string, keys []string) map[string]store.Row {
 	t.Helper()
 	top := store.Level(len(st.Levels()) - 1)
 	out := map[string]store.Row{}

@@ -32,11 +32,15 @@ func pgDSNs(t *testing.T) (primary, replica string) {
 	return sqltest.Postgres(t), sqltest.PostgresReplica(t)
 }
 
+func command(name string, args ...string) ([]byte, error) {
+	return exec.Command(name, args...).CombinedOutput()
+}
+
 // restart restarts a database of scripts/services.sh mid-test.
 func restart(service string) func(t *testing.T) {
 	return func(t *testing.T) {
 		start := time.Now()
-		out, err := exec.Command("bash", filepath.Join("..", "..", "scripts", "services.sh"), "restart", service).CombinedOutput()
+		out, err := command("bash", filepath.Join("..", "..", "scripts", "services.sh"), "restart", service)
 		if err != nil {
 			t.Fatalf("restart %s: %v\n%s", service, err, out)
 		}

@@ -12,6 +12,7 @@ type Metrics struct {
 	intentErrors prometheus.Counter
 	storeErrors  prometheus.Counter
 	abortErrors  prometheus.Counter
+	slowAppends  prometheus.Counter
 }
 
 // NewMetrics registers the proxy's collectors on reg.
@@ -29,9 +30,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		abortErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_abort_append_errors_total", Help: "ABORT intents that could not be logged.",
 		}),
+		slowAppends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_slow_intent_appends_total", Help: "Writes refused because the intent append took over half the visibility window.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors)
+		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends)
 	}
 	return m
 }

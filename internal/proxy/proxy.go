@@ -158,8 +158,21 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 			return
 		}
 	}
-	// A store write that outlives the visibility window could land after the
-	// resolver gave up on its intent: bound it well inside the window.
+	// The resolver may see the intent as soon as it is durable, which can be
+	// long before the append returns here (a lost acknowledgement, retried
+	// after a broker restart), and gives up after the visibility window.
+	// So the store write must end within one window of the stamp: at most
+	// half of it for the append, half for the store write.
+	if took := time.Since(now); logged && took > t.VisibilityWindow/2 {
+		for _, i := range idx {
+			res[i].IntentLogged = true
+			res[i].Err = fmt.Errorf("%w: the intent log took %s, over half the visibility window (%s); nothing was written, retry",
+				ErrUnavailable, took.Round(time.Millisecond), t.VisibilityWindow)
+		}
+		p.metrics.slowAppends.Inc()
+		p.abort(t.Name, smuts, now)
+		return
+	}
 	sctx, cancel := context.WithTimeout(ctx, t.VisibilityWindow/2)
 	outs, err := p.store.Apply(sctx, t.Name, smuts)
 	cancel()

@@ -24,11 +24,15 @@ type world struct {
 	rows     map[string]store.Row
 	logFails bool
 	stFails  bool
+	logDelay time.Duration
 }
 
 type fakeLog struct{ w *world }
 
 func (l fakeLog) Append(_ context.Context, topic string, recs []*intentlog.Record) error {
+	if l.w.logDelay > 0 {
+		time.Sleep(l.w.logDelay)
+	}
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
 	if l.w.logFails {
@@ -216,7 +220,7 @@ func TestIntentsNeverCarryValues(t *testing.T) {
 	w := &world{rows: map[string]store.Row{}}
 	clock, _ := hlc.New(1, nil)
 	log := captureLog{fakeLog{w}, &captured}
-	p := New(log, fakeStore{w}, tables{"tx": {Name: "tx", FailureMode: catalog.Transactional}}, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 64, MaxBatch: 1}, nil)
+	p := New(log, fakeStore{w}, tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, VisibilityWindow: time.Second}}, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 64, MaxBatch: 1}, nil)
 	secret := []byte("SECRET-VALUE-BYTES")
 	p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: secret}})
 	if len(captured) != 1 || bytes.Contains(captured[0], secret) {
@@ -249,5 +253,25 @@ func TestSupersededWriteMovesTheClock(t *testing.T) {
 	r = p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v2")}})[0]
 	if !r.Stored || r.Version <= future {
 		t.Fatalf("after a superseded write the clock should follow the newer version: %+v (newer %d)", r, future)
+	}
+}
+
+// TestSlowAppendWritesNothing: an intent append that took over half the
+// visibility window may have been visible to the resolver long before it
+// returned; the proxy then writes nothing, answers Unavailable and logs an
+// ABORT, so no acknowledged write can be declared unmaterialized.
+func TestSlowAppendWritesNothing(t *testing.T) {
+	t.Parallel()
+	w := &world{logDelay: 30 * time.Millisecond}
+	clock, _ := hlc.New(1, nil)
+	w.rows = map[string]store.Row{}
+	tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, VisibilityWindow: 40 * time.Millisecond}}
+	p := New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 8, MaxBatch: 1}, nil)
+	r := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
+	if !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "over half the visibility window") || r.Stored {
+		t.Fatalf("result %+v", r)
+	}
+	if got := strings.Join(w.calls, ","); got != "append:UPSERT,append:ABORT" {
+		t.Fatalf("calls %s: the store must not be written", got)
 	}
 }

@@ -12,9 +12,11 @@ import (
 // Params configure the Core of one partition.
 type Params struct {
 	Table string
-	// Window is the table's visibility window: how long after an intent was
-	// created the resolver keeps re-reading for it before it counts as
-	// unmaterialized.
+	// Window is the table's visibility window: how long after the core first
+	// sees an intent it keeps re-reading for it before the intent counts as
+	// unmaterialized. It starts at ingestion, not at the intent's creation:
+	// an append that took long (a log outage) makes an old intent visible
+	// only just before the proxy writes the store.
 	Window time.Duration
 	// Levels is the number of read levels of the store (>= 1).
 	Levels int
@@ -222,7 +224,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	ks := c.keyState(key, in.Key)
 	ks.pending = append(ks.pending, pending{
 		slot: s, version: in.Version, op: in.Op, needs: true,
-		created: in.CreatedAt, deadline: in.CreatedAt.Add(c.p.Window),
+		created: in.CreatedAt, deadline: now.Add(c.p.Window),
 	})
 	if ks.phase == idle {
 		// Never wait longer than the delay itself, even if the proxy's

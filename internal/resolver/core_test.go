@@ -371,6 +371,22 @@ func withDelay(p Params, d time.Duration) Params {
 	return p
 }
 
+// TestCoreWindowStartsWhenTheIntentIsSeen: an intent that reaches the log
+// long after it was stamped (the append waited out a log outage) still gets
+// its whole window, because the proxy writes the store only afterwards.
+func TestCoreWindowStartsWhenTheIntentIsSeen(t *testing.T) {
+	t.Parallel()
+	old := ver(0, 0) // stamped at t0
+	late := 7000     // ms: the append returned 7 s later
+	run(t, Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}, 0, nil, []step{
+		{at: late, ingest: []Entry{put(0, "a", old)}, reads: []string{"a@0"}},
+		{at: late + 1, read: res("a", nil)}, // the proxy has not written the store yet
+		{at: late + 11, tick: true, reads: []string{"a@0"}},
+		{at: late + 12, read: res("a", row(old, "x")), events: []string{fmt.Sprintf("a=%d/1", old)}},
+		{at: late + 13, published: true, commit: 1},
+	})
+}
+
 func TestCoreStaleResultsIgnored(t *testing.T) {
 	t.Parallel()
 	c := NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 0, nil)

@@ -175,24 +175,56 @@ func (l *loop) startPublish() {
 }
 
 // publishRetrying appends a batch to the bus, retrying with backoff until
-// it succeeds or the loop is gone.
+// it succeeds or the loop is gone. A failed append may still have landed in
+// part (a log that timed out after the write), so before each retry it
+// reads what reached the bus since the first attempt and publishes only the
+// rest: the loop is the only writer of its bus partition.
 func (l *loop) publishRetrying(batch []intent.Event) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.done: // nobody waits for this batch any more
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	since := time.Now().Add(-time.Minute)
 	backoff := l.r.cfg.BackoffMin
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), l.r.cfg.DrainTimeout)
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			backoff = min(backoff*2, l.r.cfg.BackoffMax)
+			last, err := l.r.bus.LastVersions(ctx, l.table, l.partition, since)
+			if err != nil {
+				l.m.publishErrors.Inc()
+				continue
+			}
+			if batch = unpublished(batch, last); len(batch) == 0 {
+				return nil
+			}
+		}
 		err := l.r.bus.Publish(ctx, l.table, batch)
-		cancel()
 		if err == nil {
 			return nil
 		}
 		l.m.publishErrors.Inc()
-		select {
-		case <-time.After(backoff):
-		case <-l.done:
-			return err // the loop returned: nobody waits for this batch any more
-		}
-		backoff = min(backoff*2, l.r.cfg.BackoffMax)
 	}
+}
+
+// unpublished returns the events of batch not yet on the bus.
+func unpublished(batch []intent.Event, last map[string]uint64) []intent.Event {
+	var out []intent.Event
+	for _, e := range batch {
+		if e.Version > last[string(e.Key)] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (l *loop) published(err error) {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/intentlog/kafka"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/pebble"
@@ -16,15 +18,36 @@ import (
 )
 
 // OpenLog opens the log (intent log and event bus) the configuration names.
-func OpenLog(_ context.Context, cfg config.Config, logger *slog.Logger) (intentlog.Log, error) {
-	if cfg.Log.Kind != config.LogEmbedded {
-		return nil, fmt.Errorf("log kind %q is not supported by this build", cfg.Log.Kind)
+func OpenLog(ctx context.Context, cfg config.Config, logger *slog.Logger) (intentlog.Log, error) {
+	if cfg.Log.Kind == config.LogKafka {
+		return openKafka(ctx, cfg.Log.Kafka, logger)
 	}
 	l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
 		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open embedded log: %w", err)
+	}
+	return l, nil
+}
+
+func openKafka(ctx context.Context, k config.Kafka, logger *slog.Logger) (intentlog.Log, error) {
+	opts := kafka.Options{
+		Brokers: k.Brokers, ClientID: k.ClientID, ReplicationFactor: k.ReplicationFactor,
+		TLSCAFile: k.TLS.CAFile, TLSCertFile: k.TLS.CertFile, TLSKeyFile: k.TLS.KeyFile,
+		SASL:   kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.User, Password: k.SASL.Password},
+		Logger: logger,
+	}
+	if k.TLS.Enabled && opts.TLSCAFile == "" && opts.TLSCertFile == "" {
+		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // the system roots
+	}
+	l, err := kafka.Open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open kafka log: %w", err)
+	}
+	if err := l.Ping(ctx); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("kafka brokers %v: %w", k.Brokers, err)
 	}
 	return l, nil
 }

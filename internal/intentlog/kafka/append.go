@@ -1,0 +1,128 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// Append produces recs to topic, each to partition intentlog.Partition(key,
+// n), and returns once all of them are acknowledged (acks=all), with
+// Partition, Offset and Timestamp filled in. It returns when ctx ends even if
+// records are still in flight (see the package comment).
+func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n, err := l.partitionCount(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("kafka: append %s: %w", topic, err)
+	}
+	krs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		krs[i] = &kgo.Record{
+			Topic:     topic,
+			Partition: intentlog.Partition(r.Key, n),
+			Key:       r.Key,
+			Value:     r.Value,
+			Headers:   toKgoHeaders(r.Headers),
+		}
+	}
+	w := newWaiter(len(krs))
+	l.produce(ctx, krs, w.promise)
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		return fmt.Errorf("kafka: append %s: %w", topic, ctx.Err())
+	}
+	if err := w.firstErr(); err != nil {
+		if errors.Is(err, intentlog.ErrUnknownTopic) {
+			l.forget(topic)
+		}
+		return fmt.Errorf("kafka: append %s: %w", topic, err)
+	}
+	for i, kr := range krs {
+		recs[i].Partition = kr.Partition
+		recs[i].Offset = kr.Offset
+		recs[i].Timestamp = kr.Timestamp
+	}
+	return nil
+}
+
+// produce stamps krs with one timestamp (milliseconds, as Kafka keeps them,
+// never below one handed out before) and hands them to the client in order.
+// Holding produceMu across both keeps every partition's timestamps in offset
+// order for the records of this Log.
+func (l *Log) produce(ctx context.Context, krs []*kgo.Record, promise func(*kgo.Record, error)) {
+	l.produceMu.Lock()
+	defer l.produceMu.Unlock()
+	milli := max(time.Now().UnixMilli(), l.lastMilli)
+	l.lastMilli = milli
+	ts := time.UnixMilli(milli)
+	for _, kr := range krs {
+		kr.Timestamp = ts
+		l.cl.Produce(ctx, kr, promise)
+	}
+}
+
+// waiter collects the promises of one Append.
+type waiter struct {
+	left atomic.Int64
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+func newWaiter(n int) *waiter {
+	w := &waiter{done: make(chan struct{})}
+	w.left.Store(int64(n))
+	return w
+}
+
+func (w *waiter) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		w.mu.Lock()
+		if w.err == nil {
+			w.err = mapErr(err)
+		}
+		w.mu.Unlock()
+	}
+	if w.left.Add(-1) == 0 {
+		close(w.done)
+	}
+}
+
+func (w *waiter) firstErr() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+func toKgoHeaders(hs []intentlog.Header) []kgo.RecordHeader {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]kgo.RecordHeader, len(hs))
+	for i, h := range hs {
+		out[i] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+	}
+	return out
+}
+
+func fromKgoHeaders(hs []kgo.RecordHeader) []intentlog.Header {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]intentlog.Header, len(hs))
+	for i, h := range hs {
+		out[i] = intentlog.Header{Key: h.Key, Value: h.Value}
+	}
+	return out
+}

@@ -1,0 +1,84 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// BenchmarkAppend appends 100-byte records to an 8-partition topic on the
+// real broker, from 1, 16 and 256 goroutines, one record or 100 records per
+// Append: the same shape as the embedded log's BenchmarkAppend. b.N counts
+// Append calls. WAIL_BENCH_KAFKA_LINGER (a Go duration) sets Options.Linger.
+func BenchmarkAppend(b *testing.B) {
+	brokers := realBrokers(b)
+	var linger time.Duration
+	if s := os.Getenv("WAIL_BENCH_KAFKA_LINGER"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		linger = d
+	}
+	j := newJanitor(b, brokers)
+	l := openLog(b, brokers, func(o *Options) { o.Linger = linger })
+	for _, perAppend := range []int{1, 100} {
+		for _, conc := range []int{1, 16, 256} {
+			if perAppend > 1 && conc > 16 {
+				continue // as in the embedded benchmark
+			}
+			b.Run(fmt.Sprintf("records=%d/conc=%d", perAppend, conc), func(b *testing.B) {
+				topic := topicName("bench")
+				j.add(topic)
+				if err := l.CreateTopic(context.Background(), topic, 8, intentlog.TopicOptions{}); err != nil {
+					b.Fatal(err)
+				}
+				benchAppend(b, l, topic, conc, perAppend)
+			})
+		}
+	}
+}
+
+func benchAppend(b *testing.B, l *Log, topic string, conc, perAppend int) {
+	const valueSize = 100
+	ctx := context.Background()
+	keys := make([][]byte, 4096)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%d", i)
+	}
+	value := make([]byte, valueSize)
+	var calls atomic.Int64
+	b.SetBytes(int64(valueSize * perAppend))
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for {
+				n := calls.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				recs := make([]*intentlog.Record, perAppend)
+				for i := range recs {
+					recs[i] = &intentlog.Record{Key: keys[(int(n)*perAppend+i)%len(keys)], Value: value}
+				}
+				if err := l.Append(ctx, topic, recs); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	secs := b.Elapsed().Seconds()
+	records := float64(b.N * perAppend)
+	b.ReportMetric(records/secs, "records/s")
+	b.ReportMetric(records*valueSize/1e6/secs, "MB/s")
+}

@@ -1,0 +1,78 @@
+// Package kafka is an intentlog.Log on Apache Kafka (franz-go): wail's intent
+// log and event bus at scale.
+//
+// # Mapping
+//
+//	intentlog            Kafka
+//	topic, partitions    topic, partitions (CreateTopic: CreateTopics with
+//	                     Options.ReplicationFactor; an existing topic with the
+//	                     same count is fine, another count is
+//	                     ErrPartitionMismatch)
+//	TopicOptions         retention.ms (-1 for 0 = keep forever),
+//	                     retention.bytes (-1 for 0), cleanup.policy: delete;
+//	                     compact when Compact, "compact,delete" when Compact
+//	                     and a retention is set (both are honoured);
+//	                     max.message.bytes = Options.MaxMessageBytes; plus
+//	                     Options.TopicConfigs
+//	Append               one idempotent producer (acks=all), records sent to
+//	                     partition intentlog.Partition(key, n) explicitly
+//	                     (manual partitioner, n from metadata, cached);
+//	                     returns once every record is acknowledged, with
+//	                     Partition, Offset and Timestamp from the ack
+//	Record.Timestamp     CreateTime in milliseconds, set by Append from the
+//	                     local clock, never decreasing within one Log
+//	Record.Value nil     a null value: a compaction tombstone
+//	Bounds               ListOffsets earliest / latest (the high watermark)
+//	OffsetForTime        ListOffsets by timestamp; the end offset when none
+//	Commit / Committed   OffsetCommit / OffsetFetch of a consumer group that
+//	                     has no members (as kadm does); never-committed
+//	                     partitions are absent
+//	Reader               a kgo client of its own consuming exactly one
+//	                     partition from an exact offset, read_committed, with
+//	                     no offset reset: falling below the log start is
+//	                     ErrOffsetOutOfRange, never a silent skip
+//
+// Errors map to the intentlog sentinels: UNKNOWN_TOPIC_OR_PARTITION to
+// ErrUnknownTopic, MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE (or a record
+// over MaxMessageBytes, refused by the client) to ErrTooLarge,
+// OFFSET_OUT_OF_RANGE to ErrOffsetOutOfRange, a closed client to ErrClosed.
+// The Kafka error stays in the chain.
+//
+// # Guarantees
+//
+//   - Placement: a key lands on the same partition as with the embedded log
+//     and with Kafka's default Java partitioner (murmur2), because Append
+//     chooses the partition itself. The event bus relies on this: intent
+//     partition p and event partition p hold the same keys.
+//   - Durability: acks=all with idempotence; an acknowledged record is on
+//     every in-sync replica (how many that is depends on the topic's
+//     replication factor and min.insync.replicas, which Options sets at
+//     creation only).
+//   - Order: records of one partition keep the order of the Append calls of
+//     one goroutine and, within a call, their order in the call; idempotence
+//     makes retries neither reorder nor duplicate them.
+//   - Readers see only acknowledged records of committed transactions
+//     (read_committed), in offset order.
+//
+// # Not guaranteed
+//
+//   - An Append that returns an error (context ended, broker down, Close)
+//     may still have written some or all of its records: once a request is
+//     in flight the idempotent producer cannot take it back, so Append
+//     returns at the caller's deadline but the records may land later.
+//     Records not yet sent are failed when the caller's context ends; as
+//     kgo fails a partition's buffered batch by the context of its first
+//     record, a concurrent Append's records buffered behind it can fail too.
+//   - Offsets are contiguous only on topics without transactional writes:
+//     Kafka's transaction markers take offsets too.
+//   - Timestamps are the appender's clock: monotonic within one Log, not
+//     across Logs (several proxies), so OffsetForTime may return an earlier
+//     offset than the exact one, as the interface allows.
+//   - Partition counts are cached for Append: a topic whose partitions are
+//     added behind wail's back keeps getting the old placement until the
+//     Log is reopened (and such a change breaks key order anyway).
+//
+// Open does not contact the brokers; Ping does. Every Reader has its own
+// client (one fetch session and its connections); that is fine for a
+// resolver's one reader per partition, but not for thousands of readers.
+package kafka

@@ -1,0 +1,408 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+var _ intentlog.Log = (*Log)(nil)
+
+// Log is an intentlog.Log on a Kafka cluster. It is safe for concurrent use.
+type Log struct {
+	opts   Options
+	common []kgo.Opt // options of every client: brokers, TLS, SASL, logger
+	cl     *kgo.Client
+	adm    *kadm.Client
+
+	produceMu sync.Mutex // orders timestamps with the Produce calls
+	lastMilli int64      // newest timestamp handed out, under produceMu
+
+	mu      sync.Mutex
+	closed  bool
+	parts   map[string]int32 // partition counts seen in metadata
+	readers map[*reader]struct{}
+}
+
+// Open returns a Log on the brokers of opts. It does not contact them: the
+// first operation does (see Ping).
+func Open(_ context.Context, opts Options) (*Log, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: open: %w", err)
+	}
+	common, err := opts.commonOpts()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: open: %w", err)
+	}
+	codec, err := opts.compression()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: open: %w", err)
+	}
+	producer := append(append([]kgo.Opt{}, common...),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs it
+		kgo.ProducerBatchMaxBytes(opts.MaxMessageBytes),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(opts.Linger),
+		kgo.ProduceRequestTimeout(opts.RequestTimeout),
+	)
+	producer = append(producer, opts.ExtraClientOpts...)
+	cl, err := kgo.NewClient(producer...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: open: %w", err)
+	}
+	adm := kadm.NewClient(cl)
+	adm.SetTimeoutMillis(int32(opts.RequestTimeout.Milliseconds()))
+	return &Log{
+		opts:    opts,
+		common:  common,
+		cl:      cl,
+		adm:     adm,
+		parts:   map[string]int32{},
+		readers: map[*reader]struct{}{},
+	}, nil
+}
+
+// Ping checks that a broker answers.
+func (l *Log) Ping(ctx context.Context) error {
+	if err := l.cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: ping %v: %w", l.opts.Brokers, mapErr(err))
+	}
+	return nil
+}
+
+// Close closes every reader and the producer. Appends still waiting fail
+// with intentlog.ErrClosed.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	readers := make([]*reader, 0, len(l.readers))
+	for r := range l.readers {
+		readers = append(readers, r)
+	}
+	l.mu.Unlock()
+	for _, r := range readers {
+		r.closeClient()
+	}
+	l.cl.Close()
+	return nil
+}
+
+func (l *Log) checkOpen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return intentlog.ErrClosed
+	}
+	return nil
+}
+
+// CreateTopic creates a topic (see the package comment for its configs) and
+// waits until every partition has a leader.
+func (l *Log) CreateTopic(ctx context.Context, topic string, partitions int32, opts intentlog.TopicOptions) error {
+	if err := l.checkOpen(); err != nil {
+		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
+	}
+	if partitions <= 0 {
+		return fmt.Errorf("kafka: create topic %s: %d partitions", topic, partitions)
+	}
+	_, err := l.adm.CreateTopic(ctx, partitions, l.opts.ReplicationFactor, l.topicConfigs(opts), topic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("kafka: create topic %s: %w", topic, mapErr(err))
+	}
+	if err := l.awaitTopic(ctx, topic, partitions); err != nil {
+		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
+	}
+	return nil
+}
+
+// topicConfigs derives a topic's configs from opts and Options.
+func (l *Log) topicConfigs(opts intentlog.TopicOptions) map[string]*string {
+	retention, retentionBytes := int64(-1), int64(-1)
+	if opts.Retention > 0 {
+		retention = max(opts.Retention.Milliseconds(), 1)
+	}
+	if opts.RetentionBytes > 0 {
+		retentionBytes = opts.RetentionBytes
+	}
+	policy := "delete"
+	if opts.Compact {
+		policy = "compact"
+		if retention > 0 || retentionBytes > 0 {
+			policy = "compact,delete"
+		}
+	}
+	cfg := map[string]*string{
+		"cleanup.policy":    kadm.StringPtr(policy),
+		"retention.ms":      kadm.StringPtr(strconv.FormatInt(retention, 10)),
+		"retention.bytes":   kadm.StringPtr(strconv.FormatInt(retentionBytes, 10)),
+		"max.message.bytes": kadm.StringPtr(strconv.Itoa(int(l.opts.MaxMessageBytes))),
+	}
+	for k, v := range l.opts.TopicConfigs {
+		cfg[k] = kadm.StringPtr(v)
+	}
+	return cfg
+}
+
+// awaitTopic waits until the metadata shows topic with a leader for each of
+// its partitions; ErrPartitionMismatch when it has another count.
+func (l *Log) awaitTopic(ctx context.Context, topic string, want int32) error {
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		n, ready, err := l.metadata(ctx, topic)
+		switch {
+		case err == nil && n != want:
+			return fmt.Errorf("%w: %s has %d partitions, %d requested", intentlog.ErrPartitionMismatch, topic, n, want)
+		case err == nil && ready:
+			return nil
+		case err != nil && !errors.Is(err, intentlog.ErrUnknownTopic):
+			return err
+		}
+		// Created a moment ago: not in the metadata yet, or leaderless.
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("partitions without a leader")
+			}
+			return fmt.Errorf("%w (waiting for the topic: %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// metadata returns topic's partition count and whether every partition has a
+// leader, and caches the count.
+func (l *Log) metadata(ctx context.Context, topic string) (n int32, ready bool, err error) {
+	tds, err := l.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return 0, false, mapErr(err)
+	}
+	td, ok := tds[topic]
+	if !ok {
+		return 0, false, intentlog.ErrUnknownTopic
+	}
+	if td.Err != nil {
+		return 0, false, mapErr(td.Err)
+	}
+	ready = true
+	for _, p := range td.Partitions {
+		if p.Err != nil || p.Leader < 0 {
+			ready = false
+		}
+	}
+	n = int32(len(td.Partitions))
+	if n > 0 {
+		l.mu.Lock()
+		l.parts[topic] = n
+		l.mu.Unlock()
+	}
+	return n, ready, nil
+}
+
+// Partitions returns a topic's partition count from fresh metadata.
+func (l *Log) Partitions(ctx context.Context, topic string) (int32, error) {
+	if err := l.checkOpen(); err != nil {
+		return 0, fmt.Errorf("kafka: partitions %s: %w", topic, err)
+	}
+	n, _, err := l.metadata(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: partitions %s: %w", topic, err)
+	}
+	return n, nil
+}
+
+// partitionCount returns a topic's partition count, cached.
+func (l *Log) partitionCount(ctx context.Context, topic string) (int32, error) {
+	l.mu.Lock()
+	n, ok := l.parts[topic]
+	closed := l.closed
+	l.mu.Unlock()
+	switch {
+	case closed:
+		return 0, intentlog.ErrClosed
+	case ok:
+		return n, nil
+	}
+	n, _, err := l.metadata(ctx, topic)
+	return n, err
+}
+
+// forget drops a cached partition count (the topic may be gone).
+func (l *Log) forget(topic string) {
+	l.mu.Lock()
+	delete(l.parts, topic)
+	l.mu.Unlock()
+}
+
+// checkPartition fails unless topic has partition p.
+func (l *Log) checkPartition(ctx context.Context, topic string, p int32) error {
+	n, err := l.partitionCount(ctx, topic)
+	if err != nil {
+		return err
+	}
+	if p < 0 || p >= n {
+		return fmt.Errorf("no partition %d (the topic has %d)", p, n)
+	}
+	return nil
+}
+
+// Bounds returns the log start offset and the high watermark of a partition.
+func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
+	if err := l.checkPartition(ctx, topic, partition); err != nil {
+		return 0, 0, fmt.Errorf("kafka: bounds %s/%d: %w", topic, partition, err)
+	}
+	start, err = l.listOffset(ctx, topic, partition, l.adm.ListStartOffsets)
+	if err == nil {
+		end, err = l.listOffset(ctx, topic, partition, l.adm.ListEndOffsets)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("kafka: bounds %s/%d: %w", topic, partition, err)
+	}
+	return start, end, nil
+}
+
+// OffsetForTime returns the first offset with a timestamp >= t, or the end
+// offset when there is none.
+func (l *Log) OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error) {
+	if err := l.checkPartition(ctx, topic, partition); err != nil {
+		return 0, fmt.Errorf("kafka: offset for time %s/%d: %w", topic, partition, err)
+	}
+	// Kafka has millisecond timestamps: round t up, so that a record of the
+	// millisecond before (still < t) is never returned.
+	milli := t.UnixMilli()
+	if time.UnixMilli(milli).Before(t) {
+		milli++
+	}
+	off, err := l.listOffset(ctx, topic, partition, func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
+		return l.adm.ListOffsetsAfterMilli(ctx, max(milli, 0), topics...)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("kafka: offset for time %s/%d: %w", topic, partition, err)
+	}
+	return off, nil
+}
+
+// listOffset runs a kadm listing for topic and returns partition's offset,
+// retrying retriable Kafka errors (a partition whose leader just moved or
+// was just created) until ctx ends; an unknown topic is not retried.
+func (l *Log) listOffset(ctx context.Context, topic string, partition int32,
+	list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		offs, err := list(ctx, topic)
+		var off int64
+		if err == nil {
+			off, err = listed(offs, topic, partition)
+		}
+		if errors.Is(err, intentlog.ErrUnknownTopic) {
+			l.forget(topic) // deleted: the next call asks the metadata
+			return 0, err
+		}
+		if err == nil || !kerr.IsRetriable(err) {
+			return off, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w (retrying %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// listed picks one partition's offset out of a kadm listing.
+func listed(offs kadm.ListedOffsets, topic string, partition int32) (int64, error) {
+	if o, ok := offs.Lookup(topic, -1); ok && o.Err != nil {
+		return 0, mapErr(o.Err)
+	}
+	o, ok := offs.Lookup(topic, partition)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("partition %d missing from the ListOffsets response", partition)
+	case o.Err != nil:
+		return 0, mapErr(o.Err)
+	case o.Offset < 0:
+		return 0, fmt.Errorf("broker listed offset %d", o.Offset)
+	}
+	return o.Offset, nil
+}
+
+// Commit stores a group's next offsets for a topic.
+func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if err := l.checkOpen(); err != nil {
+		return fmt.Errorf("kafka: commit %s/%s: %w", group, topic, err)
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	ps := make(map[int32]kadm.Offset, len(offsets))
+	for p, at := range offsets {
+		ps[p] = kadm.Offset{Topic: topic, Partition: p, At: at, LeaderEpoch: -1}
+	}
+	resp, err := l.adm.CommitOffsets(ctx, group, kadm.Offsets{topic: ps})
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: commit %s/%s: %w", group, topic, mapErr(err))
+	}
+	return nil
+}
+
+// Committed returns a group's committed offsets for a topic; partitions
+// never committed are absent.
+func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, err)
+	}
+	resp, err := l.adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]int64{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, mapErr(err))
+	}
+	out := map[int32]int64{}
+	for p, o := range resp[topic] {
+		if o.Err != nil {
+			return nil, fmt.Errorf("kafka: committed %s/%s partition %d: %w", group, topic, p, mapErr(o.Err))
+		}
+		if o.At >= 0 {
+			out[p] = o.At
+		}
+	}
+	return out, nil
+}
+
+// mapErr puts the intentlog sentinel matching a Kafka or kgo error in front
+// of it; other errors are returned as they are.
+func mapErr(err error) error {
+	var sentinel error
+	switch {
+	case errors.Is(err, intentlog.ErrUnknownTopic), errors.Is(err, intentlog.ErrTooLarge),
+		errors.Is(err, intentlog.ErrOffsetOutOfRange), errors.Is(err, intentlog.ErrClosed):
+		return err
+	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+		sentinel = intentlog.ErrUnknownTopic
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		sentinel = intentlog.ErrTooLarge
+	case errors.Is(err, kerr.OffsetOutOfRange):
+		sentinel = intentlog.ErrOffsetOutOfRange
+	case errors.Is(err, kgo.ErrClientClosed):
+		sentinel = intentlog.ErrClosed
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", sentinel, err)
+}

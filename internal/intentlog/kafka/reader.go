@@ -1,0 +1,192 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// reader reads one partition with a kgo client of its own, created by the
+// first Next (after checking that the partition exists).
+type reader struct {
+	l     *Log
+	topic string
+	part  int32
+	next  int64 // offset of the next record to return; only Next touches it
+
+	mu     sync.Mutex
+	cl     *kgo.Client
+	closed bool
+	err    error // sticky: an error that came with records, returned next
+}
+
+// NewReader returns a reader of a partition from offset on. A negative
+// offset fails at once; an unknown topic or partition, or an offset outside
+// [start, end], fails the first Next.
+func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, fmt.Errorf("kafka: reader %s/%d: %w", topic, partition, err)
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("kafka: reader %s/%d at %d: %w", topic, partition, offset, intentlog.ErrOffsetOutOfRange)
+	}
+	r := &reader{l: l, topic: topic, part: partition, next: offset}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, fmt.Errorf("kafka: reader %s/%d: %w", topic, partition, intentlog.ErrClosed)
+	}
+	l.readers[r] = struct{}{}
+	return r, nil
+}
+
+// Next returns the next records, blocking until there are some or ctx ends.
+func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
+	cl, err := r.client(ctx)
+	if err != nil {
+		return nil, r.wrap(err)
+	}
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := r.stateErr(); err != nil {
+			return nil, r.wrap(err)
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, r.wrap(err)
+		}
+		recs, err := r.convert(fs)
+		switch {
+		case len(recs) > 0:
+			r.setSticky(err)
+			return recs, nil
+		case err != nil:
+			return nil, r.wrap(err)
+		}
+	}
+}
+
+func (r *reader) wrap(err error) error {
+	return fmt.Errorf("kafka: read %s/%d at %d: %w", r.topic, r.part, r.next, err)
+}
+
+// client returns the reader's client, creating it on first use.
+func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
+	if err := r.stateErr(); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	cl := r.cl
+	r.mu.Unlock()
+	if cl != nil {
+		return cl, nil
+	}
+	if err := r.l.checkPartition(ctx, r.topic, r.part); err != nil {
+		return nil, err
+	}
+	opts := append(append([]kgo.Opt{}, r.l.common...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+			r.topic: {r.part: kgo.NewOffset().At(r.next)},
+		}),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // out of range is an error, never a jump
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(r.l.opts.MaxMessageBytes*4),
+		kgo.FetchMaxPartitionBytes(r.l.opts.MaxMessageBytes),
+	)
+	opts = append(opts, r.l.opts.ExtraClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed || r.cl != nil { // closed meanwhile, or another Next won
+		go cl.Close()
+		if r.closed {
+			return nil, intentlog.ErrClosed
+		}
+		return r.cl, nil
+	}
+	r.cl = cl
+	return cl, nil
+}
+
+// stateErr is ErrClosed once the reader or its log is closed, else the
+// sticky error, if any (which it clears).
+func (r *reader) stateErr() error {
+	r.mu.Lock()
+	closed, err := r.closed, r.err
+	r.err = nil
+	r.mu.Unlock()
+	if closed {
+		return intentlog.ErrClosed
+	}
+	if err := r.l.checkOpen(); err != nil {
+		return err
+	}
+	return err
+}
+
+func (r *reader) setSticky(err error) {
+	if err == nil {
+		return
+	}
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+}
+
+// convert turns a poll's records into intentlog records and its errors into
+// one error (the first), mapped to the intentlog sentinels.
+func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
+	var first error
+	fs.EachError(func(_ string, _ int32, err error) {
+		if first == nil {
+			first = mapErr(err)
+		}
+	})
+	var out []intentlog.Record
+	fs.EachRecord(func(kr *kgo.Record) {
+		if kr.Topic != r.topic || kr.Partition != r.part || kr.Offset < r.next {
+			return
+		}
+		out = append(out, intentlog.Record{
+			Key:       kr.Key,
+			Value:     kr.Value,
+			Headers:   fromKgoHeaders(kr.Headers),
+			Partition: kr.Partition,
+			Offset:    kr.Offset,
+			Timestamp: kr.Timestamp,
+		})
+		r.next = kr.Offset + 1
+	})
+	if errors.Is(first, context.Canceled) || errors.Is(first, context.DeadlineExceeded) {
+		first = nil // the caller's context, checked by Next
+	}
+	return out, first
+}
+
+// Close closes the reader; a blocked Next returns ErrClosed.
+func (r *reader) Close() error {
+	r.closeClient()
+	r.l.mu.Lock()
+	delete(r.l.readers, r)
+	r.l.mu.Unlock()
+	return nil
+}
+
+// closeClient marks the reader closed and closes its client, which wakes a
+// Next blocked in PollFetches.
+func (r *reader) closeClient() {
+	r.mu.Lock()
+	cl := r.cl
+	r.closed = true
+	r.mu.Unlock()
+	if cl != nil {
+		cl.Close()
+	}
+}
