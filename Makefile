@@ -24,9 +24,11 @@ build:
 test:
 	$(GO) test -race -count=1 -p 1 $(TESTFLAGS) ./...
 
-# Start PostgreSQL (primary + streaming replica) and MariaDB on loopback.
+# Start PostgreSQL (primary + streaming replica), MariaDB and a Kafka broker
+# on loopback, for the integration tests.
 services:
 	bash scripts/services.sh up
+	bash scripts/kafka.sh up
 
 test-short:
 	$(GO) test -short -count=1 ./...
