@@ -7,12 +7,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 const (
@@ -39,51 +39,39 @@ type batch struct {
 }
 
 // newBatch keeps, per key, the mutation with the highest version (on a tie
-// the earliest).
+// the earliest), ordered by key hash (a stable lock order for concurrent
+// batches).
 func newBatch(muts []store.Mutation) (*batch, error) {
-	byKey := make(map[string]int, len(muts))
-	var winners []int
-	for i, m := range muts {
-		if m.Version > math.MaxInt64 {
-			return nil, fmt.Errorf("key %q: version %d does not fit a BIGINT", m.Key, m.Version)
-		}
-		j, dup := byKey[string(m.Key)]
-		switch {
-		case !dup:
-			byKey[string(m.Key)] = len(winners)
-			winners = append(winners, i)
-		case m.Version > muts[winners[j]].Version:
-			winners[j] = i
-		}
+	winners, slot, err := sqlstore.Winners(muts)
+	if err != nil {
+		return nil, err
 	}
-	type entry struct {
-		kh  []byte
-		mut int
-	}
-	entries := make([]entry, len(winners))
+	hashes := make([][]byte, len(winners))
+	order := make([]int, len(winners)) // positions in winners, by key hash
 	for j, i := range winners {
 		sum := sha256.Sum256(muts[i].Key)
-		entries[j] = entry{sum[:], i}
+		hashes[j], order[j] = sum[:], j
 	}
-	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.kh, b.kh) })
-	b := &batch{slot: make([]int, len(muts)), byHash: make(map[string]int, len(entries))}
-	for j, e := range entries {
-		m := muts[e.mut]
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(hashes[a], hashes[b]) })
+	entryOf := make([]int, len(winners))
+	b := &batch{slot: make([]int, len(muts)), byHash: make(map[string]int, len(winners))}
+	for e, j := range order {
+		entryOf[j] = e
+		m := muts[winners[j]]
 		value := m.Value
 		if m.Delete || value == nil {
 			value = []byte{} // NOT NULL
 		}
-		b.hashes = append(b.hashes, e.kh)
+		b.hashes = append(b.hashes, hashes[j])
 		b.keys = append(b.keys, m.Key)
 		b.values = append(b.values, value)
 		b.versions = append(b.versions, int64(m.Version))
 		b.deleted = append(b.deleted, m.Delete)
-		b.winner = append(b.winner, e.mut)
-		b.byHash[string(e.kh)] = j
-		byKey[string(m.Key)] = j
+		b.winner = append(b.winner, winners[j])
+		b.byHash[string(hashes[j])] = e
 	}
-	for i, m := range muts {
-		b.slot[i] = byKey[string(m.Key)]
+	for i := range muts {
+		b.slot[i] = entryOf[slot[i]]
 	}
 	return b, nil
 }
@@ -163,7 +151,7 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 			break
 		}
 		s.log.Debug("mysql apply retried", "table", table, "attempt", attempt, "err", err)
-		if err := sleep(ctx, time.Duration(attempt)*time.Millisecond); err != nil {
+		if err := sqlstore.Sleep(ctx, time.Duration(attempt)*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -326,15 +314,4 @@ func (s *Store) replicaErr(ctx context.Context, table string, err error) (store.
 		return store.Row{}, false, nil
 	}
 	return store.Row{}, false, err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -2,12 +2,11 @@ package mysql
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 // The table registry (the wail_<name> tables themselves, cached in
@@ -16,8 +15,6 @@ import (
 const (
 	catalogTable = "wail__catalog"
 	maxIdent     = 64 // MySQL's limit for a table name
-	rowPrefix    = "wail_"
-	longPrefix   = "wailh_"
 )
 
 var createCatalogSQL = `CREATE TABLE IF NOT EXISTS ` + quote(catalogTable) + ` (
@@ -31,18 +28,8 @@ func quote(ident string) string {
 	return "`" + strings.ReplaceAll(ident, "`", "``") + "`"
 }
 
-// tableName returns the SQL name of a wail table; name must have passed
-// store.ValidateTableName. Distinct names give distinct SQL names: short
-// ones are wail_<name>, long ones wailh_<prefix>_<hash> (the fifth byte,
-// '_' or 'h', tells the two forms apart).
-func tableName(name string) string {
-	n := rowPrefix + name
-	if len(n) > maxIdent {
-		sum := sha256.Sum256([]byte(name))
-		n = longPrefix + name[:40] + "_" + hex.EncodeToString(sum[:8])
-	}
-	return n
-}
+// tableName returns the SQL name of a wail table (see sqlstore.TableName).
+func tableName(name string) string { return sqlstore.TableName(name, maxIdent) }
 
 // createTableSQL: value and version are non-reserved words on MariaDB and
 // MySQL, so the column names need no quoting.

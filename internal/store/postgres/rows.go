@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 // maxAttempts bounds the retries of a batch that lost a deadlock.
@@ -29,31 +29,22 @@ type batch struct {
 }
 
 // newBatch keeps, per key, the mutation with the highest version (on a tie
-// the earliest).
+// the earliest), ordered by key (a stable lock order for concurrent batches).
 func newBatch(muts []store.Mutation) (*batch, error) {
-	type entry struct {
-		key []byte
-		mut int
+	winners, slot, err := sqlstore.Winners(muts)
+	if err != nil {
+		return nil, err
 	}
-	byKey := make(map[string]int, len(muts))
-	var entries []entry
-	for i, m := range muts {
-		if m.Version > math.MaxInt64 {
-			return nil, fmt.Errorf("key %q: version %d does not fit a bigint", m.Key, m.Version)
-		}
-		j, dup := byKey[string(m.Key)]
-		switch {
-		case !dup:
-			byKey[string(m.Key)] = len(entries)
-			entries = append(entries, entry{m.Key, i})
-		case m.Version > muts[entries[j].mut].Version:
-			entries[j].mut = i
-		}
+	order := make([]int, len(winners)) // positions in winners, by key
+	for j := range order {
+		order[j] = j
 	}
-	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(muts[winners[a]].Key, muts[winners[b]].Key) })
+	entryOf := make([]int, len(winners))
 	b := &batch{slot: make([]int, len(muts))}
-	for j, e := range entries {
-		m := muts[e.mut]
+	for e, j := range order {
+		entryOf[j] = e
+		m := muts[winners[j]]
 		value := m.Value
 		if m.Delete || value == nil {
 			value = []byte{} // NOT NULL; a nil element would be sent as NULL
@@ -62,11 +53,10 @@ func newBatch(muts []store.Mutation) (*batch, error) {
 		b.values = append(b.values, value)
 		b.versions = append(b.versions, int64(m.Version))
 		b.deleted = append(b.deleted, m.Delete)
-		b.winner = append(b.winner, e.mut)
-		byKey[string(e.key)] = j
+		b.winner = append(b.winner, winners[j])
 	}
-	for i, m := range muts {
-		b.slot[i] = byKey[string(m.Key)]
+	for i := range muts {
+		b.slot[i] = entryOf[slot[i]]
 	}
 	return b, nil
 }
@@ -140,7 +130,7 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 		}
 		s.log.Debug("postgres apply retried", "table", table, "attempt", attempt, "err", err)
 		clear(applied)
-		if err := sleep(ctx, time.Duration(attempt)*time.Millisecond); err != nil {
+		if err := sqlstore.Sleep(ctx, time.Duration(attempt)*time.Millisecond); err != nil {
 			return nil, err
 		}
 	}
@@ -280,15 +270,4 @@ func (s *Store) replicaErr(ctx context.Context, table string, err error) (store.
 		return store.Row{}, false, nil
 	}
 	return store.Row{}, false, err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -2,13 +2,12 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 // The table registry (the wail_<name> tables themselves, cached in
@@ -17,8 +16,6 @@ import (
 const (
 	catalogTable = "wail__catalog"
 	maxIdent     = 63 // PostgreSQL's NAMEDATALEN-1; longer names are truncated
-	rowPrefix    = "wail_"
-	longPrefix   = "wailh_"
 	// ddlLockKey serialises DDL of concurrent Opens and CreateTables:
 	// CREATE TABLE IF NOT EXISTS alone can fail on a unique violation in
 	// the system catalogs when two sessions race. ("wail" in ASCII.)
@@ -30,17 +27,10 @@ var createCatalogSQL = `CREATE TABLE IF NOT EXISTS ` + pgx.Identifier{catalogTab
   spec bytea NOT NULL
 )`
 
-// tableIdent returns the quoted SQL identifier of a wail table; name must
-// have passed store.ValidateTableName. Distinct names give distinct
-// identifiers: short ones are wail_<name>, long ones wailh_<prefix>_<hash>
-// (the fifth byte, '_' or 'h', tells the two forms apart).
+// tableIdent returns the quoted SQL identifier of a wail table (see
+// sqlstore.TableName).
 func tableIdent(name string) string {
-	n := rowPrefix + name
-	if len(n) > maxIdent {
-		sum := sha256.Sum256([]byte(name))
-		n = longPrefix + name[:40] + "_" + hex.EncodeToString(sum[:8])
-	}
-	return pgx.Identifier{n}.Sanitize()
+	return pgx.Identifier{sqlstore.TableName(name, maxIdent)}.Sanitize()
 }
 
 func createTableSQL(ident string) string {
