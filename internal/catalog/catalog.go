@@ -134,6 +134,47 @@ func Open(ctx context.Context, b Backend, provision Provisioner, defaults Table)
 	return c, nil
 }
 
+// Refresh reloads the definitions from the backend and adds the tables
+// other processes sharing it created (provisioned here, announced to the
+// watchers). Tables are never redefined or dropped by a refresh.
+func (c *Catalog) Refresh(ctx context.Context) error {
+	rows, err := c.backend.Tables(ctx)
+	if err != nil {
+		return fmt.Errorf("catalog: refresh: %w", err)
+	}
+	for _, r := range rows {
+		if _, ok := c.Get(r.Name); ok {
+			continue
+		}
+		var p wailv1.Table
+		if err := proto.Unmarshal(r.Spec, &p); err != nil {
+			return fmt.Errorf("catalog: refresh %s: %w", r.Name, err)
+		}
+		t := FromProto(&p)
+		if err := c.provision(ctx, t); err != nil {
+			return fmt.Errorf("catalog: refresh %s: %w", t.Name, err)
+		}
+		c.add(t)
+	}
+	return nil
+}
+
+// add caches a table and tells the watchers, unless it is known already.
+func (c *Catalog) add(t Table) (Table, bool) {
+	c.mu.Lock()
+	if old, ok := c.tables[t.Name]; ok {
+		c.mu.Unlock()
+		return old, false
+	}
+	c.tables[t.Name] = t
+	watchers := append([]chan<- Table(nil), c.watchers...)
+	c.mu.Unlock()
+	for _, w := range watchers {
+		w <- t
+	}
+	return t, true
+}
+
 // Get returns a table by name.
 func (c *Catalog) Get(name string) (Table, bool) {
 	c.mu.RLock()
@@ -192,18 +233,8 @@ func (c *Catalog) Create(ctx context.Context, t Table) (_ Table, created bool, e
 	if err := c.backend.SaveTable(ctx, store.Table{Name: t.Name, Spec: spec}); err != nil {
 		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
 	}
-	c.mu.Lock()
-	if old, ok := c.tables[t.Name]; ok { // lost a race with a concurrent create
-		c.mu.Unlock()
-		return old, false, nil
-	}
-	c.tables[t.Name] = t
-	watchers := append([]chan<- Table(nil), c.watchers...)
-	c.mu.Unlock()
-	for _, w := range watchers {
-		w <- t
-	}
-	return t, true, nil
+	t, created = c.add(t) // false: lost a race with a concurrent create
+	return t, created, nil
 }
 
 func (c *Catalog) withDefaults(t Table) Table {

@@ -82,3 +82,39 @@ func TestParseFailureMode(t *testing.T) {
 		t.Errorf("bad mode: %v", err)
 	}
 }
+
+// TestRefreshSeesTablesOfOtherProcesses: two catalogs on one store, as two
+// proxies sharing a database.
+func TestRefreshSeesTablesOfOtherProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := pebble.Open(t.TempDir(), pebble.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	noop := func(context.Context, Table) error { return nil }
+	var provisioned []string
+	a, _ := Open(ctx, st, noop, defaults)
+	b, _ := Open(ctx, st, func(_ context.Context, tb Table) error { provisioned = append(provisioned, tb.Name); return nil }, defaults)
+	watch := make(chan Table, 1)
+	b.Watch(watch)
+	if _, _, err := a.Create(ctx, Table{Name: "shared"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Get("shared"); ok {
+		t.Fatal("b knew the table before a refresh")
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := b.Get("shared"); !ok || got.Partitions != 8 {
+		t.Fatalf("after refresh: %+v %v", got, ok)
+	}
+	if w := <-watch; w.Name != "shared" || len(provisioned) != 1 {
+		t.Fatalf("watcher got %+v, provisioned %v", w, provisioned)
+	}
+	if err := b.Refresh(ctx); err != nil || len(provisioned) != 1 {
+		t.Fatalf("a second refresh: %v, provisioned %v", err, provisioned)
+	}
+}

@@ -21,6 +21,8 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+
+	"github.com/wail-cdc/wail/internal/config"
 )
 
 // defaultAddr is the server address when neither --addr nor WAIL_ADDR is set.
@@ -84,7 +86,9 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.AddCommand(newServeCmd(g), newTableCmd(g), newPutCmd(g), newDeleteCmd(g), newGetCmd(g),
 		newTailCmd(g), newDemoCmd(g))
 	root.AddCommand(newBenchCmd(g))
-	root.AddCommand(newDoctorCmd(g))
+	root.AddCommand(newDoctorCmd(g),
+		newRoleCmd(g, "proxy", "Run the producer proxy only (no resolver)", func(c *config.Config) { c.Resolver.Enabled = false }),
+		newRoleCmd(g, "resolve", "Run the resolver only (no write API)", func(c *config.Config) { c.Proxy.Enabled = false }))
 	return root
 }
 

@@ -44,6 +44,29 @@ func newServeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// newRoleCmd is `wail proxy` or `wail resolve`: serve with one role only,
+// for deployments where several processes share a store and a Kafka log.
+func newRoleCmd(g *globals, use, short string, role func(*config.Config)) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + ".\nSettings as for `wail serve`. Several proxies need distinct --proxy-id values;\n" +
+			"until resolvers share work through a Kafka consumer group, run one resolver per table set.",
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config(cmd)
+			if err != nil {
+				return err
+			}
+			role(&cfg)
+			return serve(cmd, g, cfg)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
 // register adds the flags shared by serve and doctor.
 func (f *serveFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()

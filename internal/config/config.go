@@ -29,6 +29,14 @@ type Config struct {
 	// ShutdownTimeout bounds how long a graceful shutdown drains.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 
+	// Proxy is the write API (ProducerService). `wail resolve` runs without it.
+	Proxy struct {
+		Enabled bool `yaml:"enabled"`
+	} `yaml:"proxy"`
+	// CatalogRefresh is how often the catalog is reloaded from the store,
+	// to see tables that other processes sharing the store created.
+	CatalogRefresh time.Duration `yaml:"catalog_refresh"`
+
 	Limits   Limits   `yaml:"limits"`
 	Log      Log      `yaml:"log"`
 	Store    Store    `yaml:"store"`
@@ -140,7 +148,14 @@ type Table struct {
 
 // Default returns the configuration used when nothing is set.
 func Default() Config {
+	c := defaults()
+	c.Proxy.Enabled = true
+	return c
+}
+
+func defaults() Config {
 	return Config{
+		CatalogRefresh:  2 * time.Second,
 		DataDir:         "./wail-data",
 		Listen:          "127.0.0.1:7070",
 		ShutdownTimeout: 30 * time.Second,
@@ -191,6 +206,8 @@ func (c *Config) Validate() error {
 	check(c.Listen != "", "listen must not be empty")
 	check(c.ProxyID <= 1023, "proxy_id %d out of range 0..1023", c.ProxyID)
 	check(c.ShutdownTimeout > 0, "shutdown_timeout must be positive")
+	check(c.CatalogRefresh > 0, "catalog_refresh must be positive")
+	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
 	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)
 	check(c.Limits.MaxValueBytes > 0 && c.Limits.MaxValueBytes <= 64<<20, "limits.max_value_bytes %d out of range 1..67108864", c.Limits.MaxValueBytes)
 	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")

@@ -47,7 +47,14 @@ type child struct {
 
 func startServe(t *testing.T, bin, dir string) *child {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", "127.0.0.1:0")
+	return startWail(t, bin, "serve", "--data-dir", dir)
+}
+
+// startWail runs a wail command that listens (serve, proxy, resolve) on a
+// free port and waits until it does.
+func startWail(t *testing.T, bin string, args ...string) *child {
+	t.Helper()
+	cmd := exec.Command(bin, append(args, "--listen", "127.0.0.1:0")...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,12 +3,16 @@ package e2etest
 import (
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
@@ -62,4 +66,60 @@ func TestInvariantsKafka(t *testing.T) {
 		t.Cleanup(func() { st.Close() })
 		return Backends{Log: log, Store: st}
 	}, opts)
+}
+
+// TestProxyAndResolverProcesses runs `wail proxy` and `wail resolve` as
+// separate processes sharing PostgreSQL and Kafka. A table created through
+// the proxy after both started is resolved by the resolver process, whose
+// event stream delivers the write; the resolver process refuses writes.
+func TestProxyAndResolverProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the wail binary")
+	}
+	brokers := kafkaBrokers(t)
+	primary, _ := pgDSNs(t)
+	dsn, _ := freshSchema(t, primary, "")
+	bin := buildWail(t)
+	common := []string{"--store", "postgres", "--dsn", dsn, "--log", "kafka", "--brokers", strings.Join(brokers, ",")}
+	res := startWail(t, bin, append([]string{"resolve", "--data-dir", t.TempDir()}, common...)...)
+	px := startWail(t, bin, append([]string{"proxy", "--data-dir", t.TempDir(), "--proxy-id", "1"}, common...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	table := sqltest.Name("mp_")
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, "http://"+px.addr)
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: table, Partitions: 2})); err != nil {
+		t.Fatal(err)
+	}
+	put := func(addr string) (*connect.Response[wailv1.PutResponse], error) {
+		pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, "http://"+addr)
+		return pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: table, Key: []byte("k"), Value: []byte("v")}))
+	}
+	if _, err := put(res.addr); connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Fatalf("a write to the resolver process: %v, want unimplemented", err)
+	}
+	resp, err := put(px.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := wailv1connect.NewEventServiceClient(http.DefaultClient, "http://"+res.addr)
+	var stream *connect.ServerStreamForClient[wailv1.SubscribeResponse]
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		// the resolver process learns about the table at its next catalog
+		// refresh; until then it answers not_found (on the stream)
+		stream, err = events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: table, From: "beginning"}))
+		if err == nil && stream.Receive() {
+			break
+		}
+		if err == nil {
+			err = stream.Err()
+		}
+		if connect.CodeOf(err) != connect.CodeNotFound || time.Now().After(deadline) {
+			t.Fatalf("no event from the resolver process: %v", err)
+		}
+	}
+	if ev := stream.Msg().Event; string(ev.Key) != "k" || ev.Version != resp.Msg.Result.Version {
+		t.Fatalf("event %+v, want version %d", ev, resp.Msg.Result.Version)
+	}
+	px.terminate(t)
+	res.terminate(t)
 }

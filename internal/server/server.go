@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -199,7 +200,9 @@ func (s *Server) Handler() http.Handler {
 		connect.WithCompressMinBytes(minCompressBytes),
 	}
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(proxy.NewService(s.proxy), opts...))
+	if s.cfg.Proxy.Enabled {
+		mux.Handle(wailv1connect.NewProducerServiceHandler(proxy.NewService(s.proxy), opts...))
+	}
 	mux.Handle(wailv1connect.NewAdminServiceHandler(&admin{s: s}, opts...))
 	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
@@ -240,6 +243,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	} else {
 		resolverErr <- nil
 	}
+	var refresher sync.WaitGroup
+	refresher.Go(func() { s.refreshCatalog(rctx) })
+	defer func() {
+		stopResolver()
+		refresher.Wait() // before the log and store close
+	}()
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
@@ -249,6 +258,26 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("server: serve: %w", err)
 	}
 	return s.shutdown(hs, stopResolver, resolverErr)
+}
+
+// refreshCatalog reloads the catalog until ctx ends, so tables created
+// through other processes sharing the store appear here (and get resolved).
+func (s *Server) refreshCatalog(ctx context.Context) {
+	t := time.NewTicker(s.cfg.CatalogRefresh)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := s.catalog.Refresh(ctx)
+		if err != nil && !failing && ctx.Err() == nil {
+			s.logger.Warn("cannot reload the table catalog; tables created elsewhere stay unknown here until it works", "err", err)
+		}
+		failing = err != nil
+	}
 }
 
 func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-chan error) error {
