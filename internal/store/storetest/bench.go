@@ -1,0 +1,86 @@
+package storetest
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// The benchmarks below are shared by the stores that talk to a database
+// server; open returns a store on a fresh database or schema.
+
+// BenchApply measures batches of 50 puts of 100-byte values to fresh keys;
+// ops/s counts mutations.
+func BenchApply(b *testing.B, open func(b *testing.B) store.Store) {
+	const batch = 50
+	for _, conc := range []int{1, 16} {
+		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
+			s := open(b)
+			if err := s.CreateTable(b.Context(), "bench"); err != nil {
+				b.Fatal(err)
+			}
+			value := make([]byte, 100)
+			var seq atomic.Uint64
+			worker := func(next func() bool) {
+				muts := make([]store.Mutation, batch)
+				for next() {
+					for i := range muts {
+						n := seq.Add(1)
+						muts[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, n), Value: value, Version: n}
+					}
+					if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
+						b.Errorf("Apply: %v", err)
+						return
+					}
+				}
+			}
+			b.ResetTimer()
+			if conc == 1 {
+				worker(b.Loop)
+			} else {
+				procs := runtime.GOMAXPROCS(0)
+				b.SetParallelism((conc + procs - 1) / procs)
+				b.RunParallel(func(pb *testing.PB) { worker(pb.Next) })
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
+
+// BenchGet measures point reads of 100-byte values over 10k keys, 16 readers.
+func BenchGet(b *testing.B, open func(b *testing.B) store.Store) {
+	const nkeys = 10000
+	s := open(b)
+	if err := s.CreateTable(b.Context(), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	value := make([]byte, 100)
+	for start := 0; start < nkeys; start += 1000 {
+		var muts []store.Mutation
+		for i := start; i < start+1000; i++ {
+			muts = append(muts, store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: 1})
+		}
+		if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		key := make([]byte, 8)
+		for pb.Next() {
+			binary.BigEndian.PutUint64(key, uint64(r.IntN(nkeys)))
+			if _, found, err := s.Get(b.Context(), "bench", key, 0); err != nil || !found {
+				b.Errorf("Get(%x): found=%v err=%v", key, found, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
