@@ -12,6 +12,8 @@
 #   PostgreSQL primary  :5433  Debian cluster "wail"         (/var/lib/postgresql/V/wail)
 #   PostgreSQL replica  :5434  Debian cluster "wailreplica"  streaming from the
 #                              primary (pg_basebackup -R, physical slot "wailreplica")
+#                              Both: wal_level=logical, 10 WAL senders, 10 slots
+#                              (so logical decoding, e.g. Debezium, can run too)
 #   MariaDB             :3307  datadir /var/lib/wail-mariadb/data, its own
 #                              socket, pid and log in /var/lib/wail-mariadb
 # Users: wail/wail (database wail; may create schemas in it on PostgreSQL and
@@ -98,6 +100,14 @@ wait_pg() {
 	die "PostgreSQL on 127.0.0.1:$port did not answer within ${WAIT_SECS}s (see /var/log/postgresql/)"
 }
 
+# Replication settings, the same on primary and replica (a standby needs
+# max_wal_senders at least the primary's). wal_level = logical always, so
+# that wail and the Debezium comparison (bench/debezium) run on identical
+# settings; the physical streaming replica works with it unchanged.
+PG_WAL_LEVEL=logical
+PG_MAX_WAL_SENDERS=10
+PG_MAX_REPLICATION_SLOTS=10
+
 write_pg_conf() {
 	local v=$1 name=$2
 	install -d -o postgres -g postgres "/etc/postgresql/$v/$name/conf.d"
@@ -105,9 +115,9 @@ write_pg_conf() {
 		# written by wail scripts/services.sh
 		listen_addresses = '127.0.0.1'
 		max_connections = 300
-		wal_level = replica
-		max_wal_senders = 10
-		max_replication_slots = 10
+		wal_level = $PG_WAL_LEVEL
+		max_wal_senders = $PG_MAX_WAL_SENDERS
+		max_replication_slots = $PG_MAX_REPLICATION_SLOTS
 		hot_standby = on
 		hot_standby_feedback = on
 		synchronous_commit = on
@@ -115,12 +125,27 @@ write_pg_conf() {
 	EOF
 }
 
+# running_settings_differ PORT: the running server's restart-only
+# replication settings are not the ones written (e.g. the file was written
+# while the server ran and it was never restarted).
+running_settings_differ() {
+	local got
+	got=$(psql_on "$1" -At -c "SELECT current_setting('wal_level') || ' ' || current_setting('max_wal_senders')
+		|| ' ' || current_setting('max_replication_slots')" 2>/dev/null) || return 1
+	[[ $got != "$PG_WAL_LEVEL $PG_MAX_WAL_SENDERS $PG_MAX_REPLICATION_SLOTS" ]]
+}
+
 # configure_cluster writes the settings; a running cluster whose settings
-# changed is restarted (a failed restart is left to start_cluster's caller).
+# changed, or whose running values differ from them, is stopped here and
+# started again by start_cluster (a failed start is left to its caller).
+# Nothing restarts when the file and the running values already agree.
 configure_cluster() {
-	local v=$1 name=$2
+	local v=$1 name=$2 port=$3
 	if write_pg_conf "$v" "$name" && cluster_online "$name"; then
 		log "settings changed: restarting PostgreSQL $v/$name"
+		pg_ctlcluster "$v" "$name" stop -m fast || true
+	elif cluster_online "$name" && running_settings_differ "$port"; then
+		log "running settings differ from $name's wail.conf: restarting PostgreSQL $v/$name"
 		pg_ctlcluster "$v" "$name" stop -m fast || true
 	fi
 }
@@ -144,7 +169,7 @@ pg_primary_up() {
 		pg_createcluster -p "$PG_PORT" --start-conf=manual "$v" "$PG_CLUSTER" -- \
 			--auth-local=peer --auth-host=scram-sha-256 >/dev/null
 	fi
-	configure_cluster "$v" "$PG_CLUSTER"
+	configure_cluster "$v" "$PG_CLUSTER" "$PG_PORT"
 	start_cluster "$v" "$PG_CLUSTER" "$PG_PORT" || die "PostgreSQL primary $v/$PG_CLUSTER does not start"
 	psql_on "$PG_PORT" <<-'EOF'
 		SELECT format('CREATE ROLE wail LOGIN PASSWORD %L', 'wail')
@@ -175,7 +200,7 @@ clone_replica() {
 	runuser -u postgres -- pg_basebackup -D "$data" -R -c fast -X stream -C -S "$PG_REPLICA" \
 		-d "host=127.0.0.1 port=$PG_PORT user=wail_repl password=wail_repl application_name=$PG_REPLICA" ||
 		die "pg_basebackup from :$PG_PORT failed"
-	configure_cluster "$v" "$PG_REPLICA"
+	configure_cluster "$v" "$PG_REPLICA" "$PG_REPLICA_PORT"
 }
 
 # pg_replica_up starts the replica, cloning it when it is missing or does
@@ -185,7 +210,7 @@ pg_replica_up() {
 	if ! cluster_exists "$PG_REPLICA" || [[ ! -e $data/standby.signal ]]; then
 		clone_replica "$v"
 	else
-		configure_cluster "$v" "$PG_REPLICA"
+		configure_cluster "$v" "$PG_REPLICA" "$PG_REPLICA_PORT"
 	fi
 	start_cluster "$v" "$PG_REPLICA" "$PG_REPLICA_PORT" && return 0
 	log "the replica does not start: cloning it again"
