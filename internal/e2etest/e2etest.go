@@ -246,13 +246,12 @@ func readEvents(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog
 		if err != nil {
 			t.Fatal(err)
 		}
-		for next := start; next < end; {
+		for r.Position() < end {
 			recs, err := r.Next(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for _, rec := range recs {
-				next = rec.Offset + 1
 				if rec.Value == nil {
 					checkTombstone(t, out, p, rec)
 					continue

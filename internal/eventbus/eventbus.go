@@ -57,21 +57,33 @@ func (b *Bus) CreateTable(ctx context.Context, table string, partitions int32, r
 // tombstone (the key with a nil value), so that a compacted topic (Kafka)
 // can drop the key; readers skip tombstones.
 func (b *Bus) Publish(ctx context.Context, table string, events []intent.Event) error {
+	topic, recs, err := b.Records(table, events)
+	if err == nil {
+		err = b.log.Append(ctx, topic, recs)
+	}
+	if err != nil {
+		return fmt.Errorf("eventbus: publish %s: %w", table, err)
+	}
+	return nil
+}
+
+// Records returns the topic and the records that publish events: each
+// event's record, and a tombstone after each delete. A caller that appends
+// them itself (the resolver, inside a Kafka transaction) publishes exactly
+// what Publish would.
+func (b *Bus) Records(table string, events []intent.Event) (string, []*intentlog.Record, error) {
 	recs := make([]*intentlog.Record, 0, len(events))
 	for i := range events {
 		r, err := Encode(&events[i])
 		if err != nil {
-			return fmt.Errorf("eventbus: publish %s: %w", table, err)
+			return "", nil, err
 		}
 		recs = append(recs, r)
 		if events[i].Op == intent.Delete {
 			recs = append(recs, &intentlog.Record{Key: events[i].Key})
 		}
 	}
-	if err := b.log.Append(ctx, Topic(table), recs); err != nil {
-		return fmt.Errorf("eventbus: publish %s: %w", table, err)
-	}
-	return nil
+	return Topic(table), recs, nil
 }
 
 // Encode turns an event into its log record.
@@ -113,13 +125,12 @@ func (b *Bus) LastVersions(ctx context.Context, table string, partition int32, s
 		return nil, fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
 	}
 	defer r.Close()
-	for next := from; next < end; {
+	for r.Position() < end {
 		recs, err := r.Next(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, next, err)
+			return nil, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, r.Position(), err)
 		}
 		for i := range recs {
-			next = recs[i].Offset + 1
 			if recs[i].Value == nil {
 				continue // a compaction tombstone
 			}

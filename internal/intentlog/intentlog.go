@@ -100,8 +100,15 @@ type Log interface {
 type Reader interface {
 	// Next returns the next records, blocking until at least one is durable
 	// or ctx ends. It fails with ErrOffsetOutOfRange when the reader's
-	// position fell below the log start.
+	// position fell below the log start. Offsets may have gaps (Kafka's
+	// transaction markers and aborted records take offsets); when the
+	// reader passed only such offsets, Next returns no records and a
+	// moved Position instead of blocking.
 	Next(ctx context.Context) ([]Record, error)
+	// Position is the offset the reader reads next: one past the last
+	// offset it returned or skipped. Reading "up to end" means reading
+	// until Position() >= end.
+	Position() int64
 	// Close releases the reader.
 	Close() error
 }

@@ -66,6 +66,9 @@ func (r *reader) Close() error {
 	return nil
 }
 
+// Position implements intentlog.Reader.
+func (r *reader) Position() int64 { return r.next }
+
 // Next implements intentlog.Reader.
 func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 	for {

@@ -259,14 +259,16 @@ func (l *Log) checkPartition(ctx context.Context, topic string, p int32) error {
 	return nil
 }
 
-// Bounds returns the log start offset and the high watermark of a partition.
+// Bounds returns the log start offset and the last stable offset of a
+// partition: the end a read_committed reader (every reader of this package)
+// can reach. It equals the high watermark unless a transaction is open.
 func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
 	if err := l.checkPartition(ctx, topic, partition); err != nil {
 		return 0, 0, fmt.Errorf("kafka: bounds %s/%d: %w", topic, partition, err)
 	}
 	start, err = l.listOffset(ctx, topic, partition, l.adm.ListStartOffsets)
 	if err == nil {
-		end, err = l.listOffset(ctx, topic, partition, l.adm.ListEndOffsets)
+		end, err = l.listOffset(ctx, topic, partition, l.adm.ListCommittedOffsets)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("kafka: bounds %s/%d: %w", topic, partition, err)
@@ -361,12 +363,15 @@ func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32
 }
 
 // Committed returns a group's committed offsets for a topic; partitions
-// never committed are absent.
+// never committed are absent. It asks for stable offsets: while a
+// transaction that commits offsets of the group is open, it waits for its
+// end (KIP-447), so that a new owner of a partition never starts behind a
+// zombie's last transaction.
 func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, err)
 	}
-	resp, err := l.adm.FetchOffsets(ctx, group)
+	resp, err := l.adm.FetchOffsets(kadm.RequireStable(ctx), group)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{}, nil
 	}

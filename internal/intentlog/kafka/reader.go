@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -17,7 +18,7 @@ type reader struct {
 	l     *Log
 	topic string
 	part  int32
-	next  int64 // offset of the next record to return; only Next touches it
+	next  atomic.Int64 // offset of the next record to return; only Next moves it
 
 	mu     sync.Mutex
 	cl     *kgo.Client
@@ -35,7 +36,8 @@ func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.
 	if offset < 0 {
 		return nil, fmt.Errorf("kafka: reader %s/%d at %d: %w", topic, partition, offset, intentlog.ErrOffsetOutOfRange)
 	}
-	r := &reader{l: l, topic: topic, part: partition, next: offset}
+	r := &reader{l: l, topic: topic, part: partition}
+	r.next.Store(offset)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -45,7 +47,12 @@ func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.
 	return r, nil
 }
 
+// Position implements intentlog.Reader.
+func (r *reader) Position() int64 { return r.next.Load() }
+
 // Next returns the next records, blocking until there are some or ctx ends.
+// It returns none, with a moved Position, when a fetch held only
+// transaction markers.
 func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 	cl, err := r.client(ctx)
 	if err != nil {
@@ -59,9 +66,10 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, r.wrap(err)
 		}
+		from := r.next.Load()
 		recs, err := r.convert(fs)
 		switch {
-		case len(recs) > 0:
+		case len(recs) > 0 || (err == nil && r.next.Load() > from):
 			r.setSticky(err)
 			return recs, nil
 		case err != nil:
@@ -71,7 +79,7 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 }
 
 func (r *reader) wrap(err error) error {
-	return fmt.Errorf("kafka: read %s/%d at %d: %w", r.topic, r.part, r.next, err)
+	return fmt.Errorf("kafka: read %s/%d at %d: %w", r.topic, r.part, r.next.Load(), err)
 }
 
 // client returns the reader's client, creating it on first use.
@@ -90,8 +98,9 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 	}
 	opts := append(append([]kgo.Opt{}, r.l.common...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-			r.topic: {r.part: kgo.NewOffset().At(r.next)},
+			r.topic: {r.part: kgo.NewOffset().At(r.next.Load())},
 		}),
+		kgo.KeepControlRecords(),                    // to move Position past transaction markers
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // out of range is an error, never a jump
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(r.l.opts.MaxMessageBytes*4),
@@ -151,8 +160,12 @@ func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
 	})
 	var out []intentlog.Record
 	fs.EachRecord(func(kr *kgo.Record) {
-		if kr.Topic != r.topic || kr.Partition != r.part || kr.Offset < r.next {
+		if kr.Topic != r.topic || kr.Partition != r.part || kr.Offset < r.next.Load() {
 			return
+		}
+		r.next.Store(kr.Offset + 1)
+		if kr.Attrs.IsControl() {
+			return // a transaction's commit or abort marker
 		}
 		out = append(out, intentlog.Record{
 			Key:       kr.Key,
@@ -162,7 +175,6 @@ func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
 			Offset:    kr.Offset,
 			Timestamp: kr.Timestamp,
 		})
-		r.next = kr.Offset + 1
 	})
 	if errors.Is(first, context.Canceled) || errors.Is(first, context.DeadlineExceeded) {
 		first = nil // the caller's context, checked by Next

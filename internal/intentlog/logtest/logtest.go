@@ -151,6 +151,9 @@ func readRange(t *testing.T, l intentlog.Log, topic string, p int32, from, to in
 		if len(recs) == 0 {
 			t.Fatalf("partition %d: Next at offset %d returned no records and no error", p, next)
 		}
+		if pos, last := r.Position(), recs[len(recs)-1].Offset; pos != last+1 {
+			t.Fatalf("partition %d: Position %d after Next returned up to offset %d, want %d", p, pos, last, last+1)
+		}
 		for _, rec := range recs {
 			if next == to {
 				break

@@ -1,0 +1,342 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// ErrFenced: the member's transactional id or group membership was taken
+// over (another process started with the same instance id, or the group
+// moved on); the member must be closed and joined again.
+var ErrFenced = errors.New("kafka: fenced")
+
+// errAborted: a transaction aborted for a reason that a retry in a new
+// transaction can overcome (a rebalance, a coordinator moving).
+var errAborted = errors.New("kafka: transaction aborted")
+
+// IsAborted reports whether Transact failed with a transaction that was
+// aborted and may simply be tried again.
+func IsAborted(err error) bool { return errors.Is(err, errAborted) }
+
+// MemberOptions configures a Member.
+type MemberOptions struct {
+	// Group is the consumer group: members of one group share the
+	// partitions of Topics, and their offsets are committed under it.
+	Group string
+	// InstanceID names this member for its life and across restarts. Its
+	// transactional id is Group + "." + InstanceID, so a member that
+	// restarts with the same id fences its crashed predecessor and aborts
+	// its open transaction at once (instead of after TransactionTimeout).
+	// Two live members must not share one.
+	InstanceID string
+	// Topics are consumed by the group (more with AddTopics).
+	Topics []string
+	// OnAssigned is called with partitions newly assigned to this member.
+	OnAssigned func(map[string][]int32)
+	// OnRevoked is called with partitions taken away (or lost); it must
+	// return only once no Transact of theirs is running or will run.
+	// Both are called from the group's goroutine, never concurrently.
+	OnRevoked func(map[string][]int32)
+	// TransactionTimeout bounds how long a transaction of a crashed member
+	// that never comes back keeps its partitions' stable offset (and so
+	// read_committed readers) from moving. Default 10s.
+	TransactionTimeout time.Duration
+	// SessionTimeout: how long the group waits for a silent member before
+	// giving its partitions to others. Default 10s.
+	SessionTimeout time.Duration
+}
+
+// Member is a member of a consumer group with cooperative-sticky assignment
+// whose work is published in Kafka transactions: records and the group's
+// offsets commit together or not at all (exactly-once
+// consume-transform-produce, KIP-447 fencing). It only manages membership
+// and transactions: it fetches nothing (readers read the assigned
+// partitions). Transact calls are serialized.
+type Member struct {
+	l     *Log
+	cl    *kgo.Client
+	group string
+	txnID string
+
+	mu        sync.Mutex // one transaction at a time
+	lastMilli int64      // newest record timestamp, under mu
+	topicIDs  map[string][16]byte
+}
+
+// Join creates a member and starts joining its group; assignments arrive
+// through OnAssigned.
+func (l *Log) Join(opts MemberOptions) (*Member, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
+	}
+	if opts.Group == "" || opts.InstanceID == "" {
+		return nil, errors.New("kafka: join: a group and an instance id are required")
+	}
+	if opts.TransactionTimeout <= 0 {
+		opts.TransactionTimeout = 10 * time.Second
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 10 * time.Second
+	}
+	codec, err := l.opts.compression()
+	if err != nil {
+		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
+	}
+	m := &Member{l: l, group: opts.Group, txnID: opts.Group + "." + opts.InstanceID, topicIDs: map[string][16]byte{}}
+	clOpts := append(append([]kgo.Opt{}, l.common...),
+		kgo.TransactionalID(m.txnID),
+		kgo.TransactionTimeout(opts.TransactionTimeout),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(l.opts.MaxMessageBytes),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProduceRequestTimeout(l.opts.RequestTimeout),
+		kgo.ConsumerGroup(opts.Group),
+		kgo.ConsumeTopics(opts.Topics...),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(opts.SessionTimeout),
+		kgo.DisableAutoCommit(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+			if opts.OnAssigned != nil && len(a) > 0 {
+				opts.OnAssigned(a)
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+			if opts.OnRevoked != nil && len(r) > 0 {
+				opts.OnRevoked(r)
+			}
+		}),
+	)
+	clOpts = append(clOpts, l.opts.ExtraClientOpts...)
+	cl, err := kgo.NewClient(clOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
+	}
+	// Membership only: the partitions are read by readers of their own,
+	// from the offsets Committed returns.
+	cl.PauseFetchTopics(opts.Topics...)
+	m.cl = cl
+	return m, nil
+}
+
+// AddTopics makes the group consume more topics.
+func (m *Member) AddTopics(topics ...string) {
+	m.cl.PauseFetchTopics(topics...)
+	m.cl.AddConsumeTopics(topics...)
+}
+
+// Transact publishes recs (topic -> records, each to Partition(key, n) of
+// its topic) and commits the group's offsets (topic -> partition -> next
+// offset) in one transaction. With no records, it commits the offsets
+// alone, outside a transaction. It fails with an error for which IsAborted
+// holds when a retry can succeed, and with ErrFenced when the member must
+// be joined again; on any error nothing of it is visible to read_committed
+// readers.
+func (m *Member) Transact(ctx context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	krs, err := m.records(ctx, recs)
+	if err != nil {
+		return fmt.Errorf("kafka: transact: %w", err)
+	}
+	if len(krs) == 0 {
+		return m.commit(ctx, offsets)
+	}
+	if err := m.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("kafka: transact: %w", m.classify(err))
+	}
+	err = m.produce(ctx, krs)
+	if err == nil {
+		err = m.txnCommitOffsets(ctx, offsets)
+	}
+	if err != nil {
+		if aerr := m.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
+			return fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
+		}
+		return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
+	}
+	// Not cancellable: a cancelled EndTxn leaves its outcome unknown.
+	if err := m.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
+		if errors.Is(err, kerr.OperationNotAttempted) || errors.Is(err, kerr.TransactionAbortable) {
+			if aerr := m.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
+				return fmt.Errorf("kafka: transact: %w", m.classify(aerr))
+			}
+			return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
+		}
+		return fmt.Errorf("kafka: transact: end: %w", m.classify(err))
+	}
+	return nil
+}
+
+// records turns recs into kgo records placed by key and stamped with one
+// timestamp, never below one handed out before.
+func (m *Member) records(ctx context.Context, recs map[string][]*intentlog.Record) ([]*kgo.Record, error) {
+	milli := max(time.Now().UnixMilli(), m.lastMilli)
+	m.lastMilli = milli
+	ts := time.UnixMilli(milli)
+	var krs []*kgo.Record
+	for topic, rs := range recs {
+		if len(rs) == 0 {
+			continue
+		}
+		n, err := m.l.partitionCount(ctx, topic)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rs {
+			krs = append(krs, &kgo.Record{
+				Topic: topic, Partition: intentlog.Partition(r.Key, n), Key: r.Key, Value: r.Value,
+				Headers: toKgoHeaders(r.Headers), Timestamp: ts,
+			})
+		}
+	}
+	return krs, nil
+}
+
+// produce sends krs in the open transaction and waits for all of them.
+func (m *Member) produce(ctx context.Context, krs []*kgo.Record) error {
+	w := newWaiter(len(krs))
+	for _, kr := range krs {
+		m.cl.Produce(ctx, kr, w.promise)
+	}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		<-w.done // the client fails them once ctx ends
+	}
+	return w.firstErr()
+}
+
+// txnCommitOffsets adds the group's offsets to the open transaction, fenced
+// by the member's generation: a member that was replaced cannot commit.
+func (m *Member) txnCommitOffsets(ctx context.Context, offsets map[string]map[int32]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	pid, epoch, err := m.cl.ProducerID(ctx)
+	if err != nil {
+		return err
+	}
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = m.txnID, pid, epoch, m.group
+	addResp, err := add.RequestWith(ctx, m.cl)
+	if err != nil {
+		return err
+	}
+	if err := kerr.ErrorForCode(addResp.ErrorCode); err != nil {
+		return err
+	}
+	member, gen := m.cl.GroupMetadata()
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = m.txnID, m.group, pid, epoch
+	req.Generation, req.MemberID = gen, member
+	for topic, parts := range offsets {
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = topic
+		if rt.TopicID, err = m.topicID(ctx, topic); err != nil { // v6+ names topics by id
+			return err
+		}
+		for p, o := range parts {
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("commit %s/%d: %w", t.Topic, p.Partition, err)
+			}
+		}
+	}
+	return nil
+}
+
+// topicID returns a topic's id, from the metadata the first time.
+func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
+	if id, ok := m.topicIDs[topic]; ok {
+		return id, nil
+	}
+	td, err := m.l.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return [16]byte{}, err
+	}
+	d, ok := td[topic]
+	switch {
+	case !ok:
+		return [16]byte{}, fmt.Errorf("metadata of %s: %w", topic, intentlog.ErrUnknownTopic)
+	case d.Err != nil:
+		return [16]byte{}, fmt.Errorf("metadata of %s: %w", topic, mapErr(d.Err))
+	}
+	m.topicIDs[topic] = d.ID
+	return d.ID, nil
+}
+
+// commit commits offsets outside a transaction, under the member's
+// generation.
+func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	eo := make(map[string]map[int32]kgo.EpochOffset, len(offsets))
+	for topic, parts := range offsets {
+		eo[topic] = make(map[int32]kgo.EpochOffset, len(parts))
+		for p, o := range parts {
+			eo[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: o}
+		}
+	}
+	var cerr error
+	m.cl.CommitOffsetsSync(ctx, eo, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("commit %s/%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("kafka: commit offsets: %w: %w", errAborted, cerr)
+	}
+	return nil
+}
+
+// classify marks errors after which the member cannot go on.
+func (m *Member) classify(err error) error {
+	switch {
+	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch),
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed), errors.Is(err, kerr.InvalidTxnState):
+		return fmt.Errorf("%w: %w", ErrFenced, err)
+	}
+	return err
+}
+
+// Close leaves the group (its partitions go to the other members at once)
+// and closes the member's client.
+func (m *Member) Close(ctx context.Context) error {
+	err := m.cl.LeaveGroupContext(ctx)
+	m.cl.Close()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("kafka: leave %s: %w", m.group, err)
+	}
+	return nil
+}

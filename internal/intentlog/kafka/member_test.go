@@ -1,0 +1,205 @@
+package kafka
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// assignments tracks what a member owns, from its callbacks.
+type assignments struct {
+	mu    sync.Mutex
+	owned map[int32]bool
+}
+
+func (a *assignments) assigned(m map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ps := range m {
+		for _, p := range ps {
+			a.owned[p] = true
+		}
+	}
+}
+
+func (a *assignments) revoked(m map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, ps := range m {
+		for _, p := range ps {
+			delete(a.owned, p)
+		}
+	}
+}
+
+func (a *assignments) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.owned)
+}
+
+func (a *assignments) first() int32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for p := range a.owned {
+		return p
+	}
+	return -1
+}
+
+func join(t *testing.T, l *Log, group, id, topic string) (*Member, *assignments) {
+	t.Helper()
+	a := &assignments{owned: map[int32]bool{}}
+	m, err := l.Join(MemberOptions{Group: group, InstanceID: id, Topics: []string{topic},
+		OnAssigned: a.assigned, OnRevoked: a.revoked, SessionTimeout: 6 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, a
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// testMember checks that two members share a topic's partitions, that a
+// transaction makes its records and offsets visible together, that an
+// aborted one makes neither visible, and that a leaving member's partitions
+// move to the other.
+func testMember(t *testing.T, brokers []string) {
+	ctx := testCtx(t, 90*time.Second)
+	l := openLog(t, brokers, nil)
+	in, out := topicName("member-in"), topicName("member-out")
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 4, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := "g-" + in
+	m1, a1 := join(t, l, group, "one", in)
+	waitFor(t, "the first member to own all partitions", func() bool { return a1.count() == 4 })
+	m2, a2 := join(t, l, group, "two", in)
+	waitFor(t, "the partitions to be shared", func() bool { return a1.count() == 2 && a2.count() == 2 })
+
+	p := a1.first()
+	rec := func(v string) map[string][]*intentlog.Record {
+		return map[string][]*intentlog.Record{out: {{Key: []byte(v), Value: []byte(v)}}}
+	}
+	if err := m1.Transact(ctx, rec("committed"), map[string]map[int32]int64{in: {p: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m1.Transact(ctx, nil, map[string]map[int32]int64{in: {p: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.Committed(ctx, group, in)
+	if err != nil || got[p] != 9 {
+		t.Fatalf("committed %v, %v; want partition %d at 9", got, err, p)
+	}
+	if err := m2.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the partitions to move back", func() bool { return a1.count() == 4 })
+	if err := m1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The committed record is there for a read_committed reader.
+	var values []string
+	for q := int32(0); q < 4; q++ {
+		_, end, err := l.Bounds(ctx, out, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := l.NewReader(out, q, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r.Position() < end {
+			recs, err := r.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range recs {
+				values = append(values, string(rec.Value))
+			}
+		}
+		r.Close()
+	}
+	if fmt.Sprint(values) != "[committed]" {
+		t.Fatalf("read %q, want [committed]", values)
+	}
+}
+
+func TestMemberFake(t *testing.T) {
+	t.Parallel()
+	testMember(t, fakeBrokers(t))
+}
+
+func TestMemberKafka(t *testing.T) {
+	t.Parallel()
+	testMember(t, realBrokers(t))
+}
+
+// TestMemberFencedByRestart: a member restarted with the same instance id
+// fences the old one, whose next transaction fails and is not visible.
+func TestMemberFencedByRestart(t *testing.T) {
+	t.Parallel()
+	brokers := realBrokers(t)
+	ctx := testCtx(t, 60*time.Second)
+	l := openLog(t, brokers, nil)
+	in, out := topicName("fence-in"), topicName("fence-out")
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	group := "g-" + in
+	old, a := join(t, l, group, "same", in)
+	waitFor(t, "assignment", func() bool { return a.count() == 1 })
+	recs := map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("old")}}}
+	if err := old.Transact(ctx, recs, map[string]map[int32]int64{in: {0: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openLog(t, brokers, nil)
+	successor, _ := join(t, l2, group, "same", in)
+	defer successor.Close(ctx)
+	// The successor's producer id is initialized by its first
+	// transaction; until then the old one is not yet fenced.
+	if err := successor.Transact(ctx, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("new")}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := old.Transact(ctx, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("zombie")}}}, nil)
+	if err == nil {
+		t.Fatal("the fenced member's transaction committed")
+	}
+	_ = old.Close(ctx)
+	_, end, err := l.Bounds(ctx, out, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.NewReader(out, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var values []string
+	for r.Position() < end {
+		got, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range got {
+			values = append(values, string(rec.Value))
+		}
+	}
+	if fmt.Sprint(values) != "[old new]" {
+		t.Fatalf("read %q, want [old new]", values)
+	}
+}
