@@ -16,6 +16,7 @@ type serveFlags struct {
 	dataDir     string
 	listen      string
 	proxyID     uint32
+	resolverID  string
 	storeKind   string
 	dsn         string
 	replicaDSNs []string
@@ -52,7 +53,8 @@ func newRoleCmd(g *globals, use, short string, role func(*config.Config)) *cobra
 		Use:   use,
 		Short: short,
 		Long: short + ".\nSettings as for `wail serve`. Several proxies need distinct --proxy-id values;\n" +
-			"until resolvers share work through a Kafka consumer group, run one resolver per table set.",
+			"on Kafka, several resolvers share the intent partitions through the consumer group\n" +
+			"resolver.group, each with its own --resolver-id.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd)
@@ -74,6 +76,7 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides data_dir)")
 	fl.StringVar(&f.listen, "listen", "", "listen address host:port (overrides listen)")
 	fl.Uint32Var(&f.proxyID, "proxy-id", 0, "proxy id 0..1023 (overrides proxy_id)")
+	fl.StringVar(&f.resolverID, "resolver-id", "", "resolver instance id in its Kafka group, unique per process (overrides resolver.instance_id)")
 	fl.StringVar(&f.storeKind, "store", "", "store kind: pebble, postgres or mysql (overrides store.kind)")
 	fl.StringVar(&f.dsn, "dsn", "", "primary DSN of a postgres or mysql store (overrides store.dsn)")
 	fl.StringArrayVar(&f.replicaDSNs, "replica-dsn", nil, "read replica DSN, cheapest first; repeat for more (overrides store.replica_dsns)")
@@ -96,6 +99,9 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 	}
 	if fl.Changed("proxy-id") {
 		cfg.ProxyID = f.proxyID
+	}
+	if fl.Changed("resolver-id") {
+		cfg.Resolver.InstanceID = f.resolverID
 	}
 	if fl.Changed("store") {
 		cfg.Store.Kind = f.storeKind

@@ -134,8 +134,16 @@ type Resolver struct {
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	// MaxUnresolved pauses reading a partition while this many of its
 	// intents are unresolved.
-	MaxUnresolved int    `yaml:"max_unresolved"`
-	Group         string `yaml:"group"`
+	MaxUnresolved int `yaml:"max_unresolved"`
+	// Group is the resolvers' group: on Kafka, the consumer group whose
+	// members share the intent partitions; embedded, the name offsets are
+	// committed under.
+	Group string `yaml:"group"`
+	// InstanceID names this resolver in its group (Kafka) for its life and
+	// across restarts: a restart with the same id fences the old process
+	// and aborts its open transaction at once. Every resolver process of a
+	// group needs its own. Default: the host name.
+	InstanceID string `yaml:"instance_id"`
 }
 
 // Table is a table definition (also used for defaults).
@@ -166,7 +174,7 @@ func defaults() Config {
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
-			Group: "wail-resolver",
+			Group: "wail-resolver", InstanceID: hostname(),
 		},
 		Defaults: Table{FailureMode: "transactional", VisibilityWindow: 10 * time.Second, Partitions: 8},
 	}
@@ -223,6 +231,7 @@ func (c *Config) Validate() error {
 	check(r.CommitInterval > 0, "resolver.commit_interval must be positive")
 	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
 	check(r.Group != "", "resolver.group must not be empty")
+	check(r.InstanceID != "", "resolver.instance_id must not be empty")
 	if err := c.Defaults.validate("table_defaults"); err != nil {
 		errs = append(errs, err)
 	}
@@ -298,4 +307,13 @@ func (t Table) validate(where string) error {
 		return fmt.Errorf("%s.partitions %d out of range 1..1024", where, t.Partitions)
 	}
 	return nil
+}
+
+// hostname is the default resolver instance id.
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "wail"
+	}
+	return h
 }

@@ -117,6 +117,7 @@ type attempt struct {
 }
 
 type remoteWriters struct {
+	table    string // default: the package's table
 	url      atomic.Pointer[string]
 	mu       sync.Mutex
 	attempts []attempt
@@ -136,7 +137,7 @@ func (w *remoteWriters) run(ctx context.Context, id int64, stop *atomic.Bool) {
 			if rng.Intn(3) == 0 {
 				key = fmt.Sprintf("cold-%d", rng.Intn(5000))
 			}
-			m := &wailv1.Mutation{Table: table, Key: []byte(key), Value: []byte(fmt.Sprintf("%s#w%d#%d", key, id, seq))}
+			m := &wailv1.Mutation{Table: w.tableName(), Key: []byte(key), Value: []byte(fmt.Sprintf("%s#w%d#%d", key, id, seq))}
 			if rng.Intn(8) == 0 {
 				m.Op, m.Value = wailv1.Op_OP_DELETE, nil
 			}
@@ -162,6 +163,28 @@ func (w *remoteWriters) run(ctx context.Context, id int64, stop *atomic.Bool) {
 		w.attempts = append(w.attempts, batch...)
 		w.mu.Unlock()
 	}
+}
+
+func (w *remoteWriters) tableName() string {
+	if w.table == "" {
+		return table
+	}
+	return w.table
+}
+
+// keys returns every key written and the writes.
+func (w *remoteWriters) keys() ([]string, []Write) {
+	seen := map[string]bool{}
+	var keys []string
+	var writes []Write
+	for _, a := range w.attempts {
+		if !seen[a.Key] {
+			seen[a.Key] = true
+			keys = append(keys, a.Key)
+		}
+		writes = append(writes, a.Write)
+	}
+	return keys, writes
 }
 
 // oracle accepts an event whose value was written by an attempt with the
@@ -273,15 +296,6 @@ func checkDataDir(t *testing.T, ctx context.Context, dir string, w *remoteWriter
 	}
 	defer st.Close()
 	tb := catalog.Table{Name: table, Partitions: 4}
-	keys := map[string]bool{}
-	var writes []Write
-	for _, a := range w.attempts {
-		keys[a.Key] = true
-		writes = append(writes, a.Write)
-	}
-	var keyList []string
-	for k := range keys {
-		keyList = append(keyList, k)
-	}
-	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), finalState(t, ctx, st, table, keyList))
+	keys, writes := w.keys()
+	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), finalState(t, ctx, st, table, keys))
 }

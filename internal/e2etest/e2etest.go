@@ -39,6 +39,10 @@ import (
 type Backends struct {
 	Log   intentlog.Log // intent log and event bus
 	Store store.Store
+	// Join, when set, makes the resolvers group members (Kafka): it returns
+	// the JoinFunc of a resolver of the group with the given instance id. The second
+	// resolver then joins before the first leaves (a rebalance each way).
+	Join func(group, instance string) resolver.JoinFunc
 }
 
 // Options size a run.
@@ -61,10 +65,11 @@ func DefaultOptions() Options {
 	return Options{Writers: 4, Duration: 3 * time.Second, HotKeys: 8, ColdKeys: 20000, FailEvery: 50}
 }
 
-const (
-	table = "inv"
-	group = "wail-resolver"
-)
+const table = "inv"
+
+// groupOf is the resolvers' group of a table: runs on a shared broker
+// must not share a consumer group.
+func groupOf(table string) string { return "wail-resolver." + table }
 
 // Run drives the pipeline on the backends that open returns and checks the
 // invariants.
@@ -95,7 +100,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	clock, _ := hlc.New(7, nil)
 	px := proxy.New(b.Log, flaky, cat, clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil)
 
-	res := startResolver(ctx, b, bus, tb)
+	res := startResolver(ctx, b, bus, tb, "first")
 	h := &history{}
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -103,11 +108,20 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 		wg.Go(func() { h.write(ctx, px, opts, tb.Name, int64(w), &stop) })
 	}
 	time.Sleep(opts.Duration / 3)
-	frozen.frozen.Store(true) // the resolver publishes but can no longer commit ...
-	time.Sleep(opts.Duration / 6)
-	res.stop(t) // ... and stops mid-stream, as if it had crashed ...
-	frozen.frozen.Store(false)
-	res = startResolver(ctx, b, bus, tb) // ... and a new one takes over
+	if b.Join != nil {
+		// A second member joins (partitions move to it), then the first
+		// leaves (they all move to the second).
+		second := startResolver(ctx, b, bus, tb, "second")
+		time.Sleep(opts.Duration / 6)
+		res.stop(t)
+		res = second
+	} else {
+		frozen.frozen.Store(true) // the resolver publishes but can no longer commit ...
+		time.Sleep(opts.Duration / 6)
+		res.stop(t) // ... and stops mid-stream, as if it had crashed ...
+		frozen.frozen.Store(false)
+		res = startResolver(ctx, b, bus, tb, "second") // ... and a new one takes over
+	}
 	time.Sleep(opts.Duration / 4)
 	if opts.Disrupt != nil {
 		opts.Disrupt(t)
@@ -115,7 +129,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	time.Sleep(opts.Duration / 4)
 	stop.Store(true)
 	wg.Wait()
-	waitResolved(t, ctx, b.Log, tb)
+	waitResolved(t, ctx, b.Log, groupOf(tb.Name), tb)
 	res.stop(t)
 	if h.acked == 0 {
 		t.Fatal("no write was acknowledged")
@@ -130,11 +144,15 @@ type runningResolver struct {
 	done   chan error
 }
 
-func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalog.Table) *runningResolver {
-	r := resolver.New(b.Log, b.Store, bus, resolver.Config{
-		Group: group, Concurrency: 32, BackoffMin: time.Millisecond, BackoffMax: 50 * time.Millisecond,
+func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalog.Table, instance string) *runningResolver {
+	cfg := resolver.Config{
+		Group: groupOf(tb.Name), Concurrency: 32, BackoffMin: time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000,
-	})
+	}
+	if b.Join != nil {
+		cfg.Join = b.Join(cfg.Group, instance)
+	}
+	r := resolver.New(b.Log, b.Store, bus, cfg)
 	rctx, cancel := context.WithCancel(ctx)
 	rr := &runningResolver{cancel: cancel, done: make(chan error, 1)}
 	go func() { rr.done <- r.Run(rctx, []catalog.Table{tb}, nil) }()
@@ -192,12 +210,12 @@ func (h *history) write(ctx context.Context, px *proxy.Proxy, o Options, table s
 	}
 }
 
-// waitResolved waits until every partition's committed offset reaches the
-// end of the intent log.
-func waitResolved(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog.Table) {
+// waitResolved waits until every partition's committed offset (of the
+// resolvers' group) reaches the end of the intent log.
+func waitResolved(t *testing.T, ctx context.Context, log intentlog.Log, group string, tb catalog.Table) {
 	t.Helper()
 	topic := intent.Topic(tb.Name)
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		committed, err := log.Committed(ctx, group, topic)
 		if err != nil {

@@ -14,6 +14,8 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
+	"github.com/wail-cdc/wail/internal/resolver"
+	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
@@ -64,7 +66,9 @@ func TestInvariantsKafka(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		return Backends{Log: log, Store: st}
+		return Backends{Log: log, Store: st, Join: func(group, instance string) resolver.JoinFunc {
+			return server.GroupJoin(log, group, instance)
+		}}
 	}, opts)
 }
 

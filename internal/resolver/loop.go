@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,6 +65,11 @@ type loop struct {
 	timer    *time.Timer
 	commit   int64 // last committed offset
 	unmatLog time.Time
+
+	// Group mode: events and offsets go through the member's pump.
+	pump      *pump
+	pubOffset int64 // the offset committed with pubBatch
+	fatal     error // the membership failed: the loop stops
 }
 
 func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.Record) error {
@@ -111,6 +117,9 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 			l.core.ReadDone(time.Now(), res)
 		case err := <-l.pubDone:
 			l.published(err)
+			if l.fatal != nil {
+				return l.fatal
+			}
 		case <-l.timer.C:
 			l.core.Tick(time.Now())
 		case <-tick.C:
@@ -171,7 +180,63 @@ func (l *loop) startPublish() {
 	l.pubBatch = l.pubQ[:n:n]
 	l.pubQ = l.pubQ[n:]
 	batch := l.pubBatch
+	if l.pump != nil {
+		l.transactAsync(batch)
+		return
+	}
 	go func() { l.pubDone <- l.publishRetrying(batch) }()
+}
+
+// transactAsync hands a batch (maybe empty: offsets only) and the offset
+// below every unresolved intent to the member's next transaction.
+func (l *loop) transactAsync(batch []intent.Event) {
+	l.pubBatch = batch
+	l.pubOffset = l.core.Committed()
+	off := l.pubOffset
+	go func() { l.pubDone <- l.transactRetrying(batch, off) }()
+}
+
+// transactRetrying publishes a batch with the partition's offset in one
+// transaction, retrying aborted ones (nothing of them is visible) until
+// one commits or the loop is gone. A fenced member or a transaction of
+// unknown outcome ends the membership.
+func (l *loop) transactRetrying(batch []intent.Event, offset int64) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var recs map[string][]*intentlog.Record
+	if len(batch) > 0 {
+		topic, rs, err := l.r.bus.Records(l.table, batch)
+		if err != nil {
+			return fmt.Errorf("%w: encode events: %w", errMembership, err)
+		}
+		recs = map[string][]*intentlog.Record{topic: rs}
+	}
+	backoff := l.r.cfg.BackoffMin
+	for {
+		err := l.pump.do(ctx, &txnRequest{recs: recs, topic: l.topic, part: l.partition, offset: offset, done: l.done})
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case !errors.Is(err, ErrAborted):
+			return fmt.Errorf("%w: %s/%d: %w", errMembership, l.topic, l.partition, err)
+		}
+		l.m.publishErrors.Inc()
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, l.r.cfg.BackoffMax)
+	}
 }
 
 // publishRetrying appends a batch to the bus, retrying with backoff until
@@ -231,8 +296,15 @@ func (l *loop) published(err error) {
 	batch := l.pubBatch
 	l.pubBatch = nil
 	if err != nil {
-		// Only after the loop is gone; nothing of this batch is committed.
+		// The loop is gone (nothing of this batch is committed), or, in
+		// group mode, the membership failed.
+		if errors.Is(err, errMembership) {
+			l.fatal = err
+		}
 		return
+	}
+	if l.pump != nil {
+		l.commit = max(l.commit, l.pubOffset)
 	}
 	now := time.Now()
 	for i := range batch {
@@ -255,7 +327,11 @@ func (l *loop) unmaterialized(u Unmaterialized) {
 // commitOffset stores the lowest unresolved offset if it moved.
 func (l *loop) commitOffset(ctx context.Context) {
 	c := l.core.Committed()
-	if c != l.commit {
+	if c != l.commit && l.pump != nil {
+		if l.pubBatch == nil { // else the batch on its way carries an offset
+			l.transactAsync([]intent.Event{})
+		}
+	} else if c != l.commit {
 		if err := l.r.log.Commit(ctx, l.r.cfg.Group, l.topic, map[int32]int64{l.partition: c}); err != nil {
 			l.m.commitErrors.Inc()
 			return
@@ -299,7 +375,14 @@ func (l *loop) drain() error {
 func (l *loop) commitFinal() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	l.commitOffset(ctx)
+	if c := l.core.Committed(); l.pump != nil && c != l.commit && l.pubBatch == nil {
+		err := l.pump.do(ctx, &txnRequest{topic: l.topic, part: l.partition, offset: c, done: l.done})
+		if err == nil {
+			l.commit = c
+		}
+	} else if l.pump == nil {
+		l.commitOffset(ctx)
+	}
 	if c := l.core.Committed(); c != l.commit {
 		l.r.cfg.Logger.Error("resolver could not commit its final offset; intents after the last commit are re-read after restart",
 			"table", l.table, "partition", l.partition, "offset", c)

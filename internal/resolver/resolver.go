@@ -17,6 +17,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -47,6 +48,8 @@ type Store interface {
 // Bus is the event bus as the resolver uses it.
 type Bus interface {
 	Publish(ctx context.Context, table string, events []intent.Event) error
+	// Records returns what Publish would append, for a transaction.
+	Records(table string, events []intent.Event) (string, []*intentlog.Record, error)
 	LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error)
 }
 
@@ -65,6 +68,10 @@ type Config struct {
 	DrainTimeout time.Duration
 	Logger       *slog.Logger
 	Metrics      *Metrics
+	// Join, when set, makes the resolver a member of Group (group.go):
+	// it resolves only the partitions the group assigns it and publishes
+	// in transactions. Without it, the resolver owns every partition.
+	Join JoinFunc
 }
 
 // Resolver resolves the intents of every table it is given.
@@ -105,10 +112,13 @@ func (r *Resolver) Run(ctx context.Context, tables []catalog.Table, more <-chan 
 		stopWorkers()
 		workers.Wait()
 	}()
+	if r.cfg.Join != nil {
+		return r.runGroup(ctx, tables, more)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	start := func(t catalog.Table) {
 		for p := int32(0); p < t.Partitions; p++ {
-			g.Go(func() error { return r.runPartition(ctx, t, p) })
+			g.Go(func() error { return r.runPartition(ctx, t, p, nil) })
 		}
 	}
 	for _, t := range tables {
@@ -128,13 +138,17 @@ func (r *Resolver) Run(ctx context.Context, tables []catalog.Table, more <-chan 
 }
 
 // runPartition resolves one partition until ctx ends. A failure to start
-// (the log or bus unreachable) is retried with backoff.
-func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32) error {
+// (the log or bus unreachable) is retried with backoff; a failure of the
+// group membership (pm) is returned.
+func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
 	backoff := r.cfg.BackoffMax
 	for {
-		err := r.resolvePartition(ctx, t, p)
+		err := r.resolvePartition(ctx, t, p, pm)
 		if err == nil || ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errMembership) {
+			return err
 		}
 		r.cfg.Logger.Error("resolver partition stopped; restarting", "table", t.Name, "partition", p, "err", err, "retry_in", backoff)
 		select {
@@ -147,7 +161,7 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32) e
 }
 
 // resolvePartition recovers where the partition stopped and runs its loop.
-func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32) error {
+func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
 	topic := intent.Topic(t.Name)
 	committed, err := r.log.Committed(ctx, r.cfg.Group, topic)
 	if err != nil {
@@ -187,7 +201,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
 		FirstReadDelay: r.cfg.FirstReadDelay,
 	}
-	l := &loop{r: r, table: t.Name, topic: topic, partition: p, core: NewCore(params, from, last), m: r.cfg.Metrics.partition(t.Name, p, params.Levels)}
+	l := &loop{r: r, table: t.Name, topic: topic, partition: p, core: NewCore(params, from, last), m: r.cfg.Metrics.partition(t.Name, p, params.Levels), pump: pm}
 	return l.run(ctx, rd, first)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
+	"github.com/wail-cdc/wail/internal/resolver"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/pebble"
@@ -81,4 +83,39 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 		return st, nil
 	}
 	return nil, fmt.Errorf("store kind %q is not supported", cfg.Store.Kind)
+}
+
+// GroupJoin returns the resolver's JoinFunc on a Kafka log: a member of
+// group with the instance id, publishing in transactions. Other logs have
+// no groups (nil).
+func GroupJoin(log intentlog.Log, group, instance string) resolver.JoinFunc {
+	kl, ok := log.(*kafka.Log)
+	if !ok {
+		return nil
+	}
+	return func(topics []string, assigned, revoked func(map[string][]int32)) (resolver.Group, error) {
+		m, err := kl.Join(kafka.MemberOptions{
+			Group: group, InstanceID: instance, Topics: topics, OnAssigned: assigned, OnRevoked: revoked,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return groupMember{m}, nil
+	}
+}
+
+// groupMember maps the Kafka member's errors to the resolver's.
+type groupMember struct{ *kafka.Member }
+
+func (g groupMember) Transact(ctx context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	err := g.Member.Transact(ctx, recs, offsets)
+	switch {
+	case err == nil:
+		return nil
+	case kafka.IsAborted(err):
+		return fmt.Errorf("%w: %w", resolver.ErrAborted, err)
+	case errors.Is(err, kafka.ErrFenced):
+		return fmt.Errorf("%w: %w", resolver.ErrFenced, err)
+	}
+	return err
 }

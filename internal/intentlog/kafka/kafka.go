@@ -371,6 +371,20 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, err)
 	}
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		out, err := l.committed(ctx, group, topic)
+		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+			return out, err
+		}
+		select { // a transaction committing offsets of the group is open
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kafka: committed %s/%s: %w (waiting for %w)", group, topic, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (l *Log) committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
 	resp, err := l.adm.FetchOffsets(kadm.RequireStable(ctx), group)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{}, nil

@@ -116,6 +116,11 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 				opts.OnRevoked(r)
 			}
 		}),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+			if opts.OnRevoked != nil && len(r) > 0 {
+				opts.OnRevoked(r)
+			}
+		}),
 	)
 	clOpts = append(clOpts, l.opts.ExtraClientOpts...)
 	cl, err := kgo.NewClient(clOpts...)

@@ -1,0 +1,326 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// Group mode (Kafka): the resolver is a member of a consumer group. The
+// group assigns partitions of the intent topics to the members
+// (cooperative-sticky); this process runs a loop for each partition it is
+// assigned and stops it, after draining, when the partition is revoked.
+// Events and the offsets below them are published in one transaction
+// (Group.Transact), so what a crashed or replaced member published either
+// committed with its offsets or is invisible; a new owner starts from the
+// stable committed offset (which waits for the old owner's open
+// transaction) and reads back the versions already on the bus.
+
+// ErrFenced: the group member was replaced (by a restart with the same
+// instance id, or by the group after it stopped hearing from us); the
+// resolver joins again.
+var ErrFenced = errors.New("resolver: fenced out of the group")
+
+// ErrAborted: a transaction aborted (a rebalance, a coordinator moving);
+// nothing of it is visible and it may be retried.
+var ErrAborted = errors.New("resolver: transaction aborted")
+
+// errMembership wraps what ends a membership: a fenced member, or a
+// transaction whose outcome is unknown.
+var errMembership = errors.New("resolver: group membership failed")
+
+// Group is a consumer-group membership that publishes atomically.
+type Group interface {
+	// AddTopics makes the group consume more intent topics.
+	AddTopics(topics ...string)
+	// Transact appends recs (topic -> records) and commits offsets
+	// (intent topic -> partition -> next offset) atomically. It fails
+	// with ErrAborted when a retry may succeed and with ErrFenced when the
+	// member must join again; other errors leave the outcome unknown.
+	Transact(ctx context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error
+	// Close leaves the group.
+	Close(ctx context.Context) error
+}
+
+// JoinFunc joins the resolver's group, consuming topics. assigned and
+// revoked are called with intent topic -> partitions; revoked returns once
+// the partitions' loops stopped.
+type JoinFunc func(topics []string, assigned, revoked func(map[string][]int32)) (Group, error)
+
+// txnRequest is one loop's batch for the next transaction.
+type txnRequest struct {
+	recs   map[string][]*intentlog.Record
+	topic  string // intent topic
+	part   int32
+	offset int64
+	done   <-chan struct{} // the loop is gone: drop the request
+	reply  chan error
+}
+
+// maxTxnRequests bounds the loop batches of one transaction.
+const maxTxnRequests = 256
+
+// pump runs the transactions of every loop of this member, one at a time,
+// each carrying the batches that queued while the previous one ran.
+type pump struct {
+	group Group
+	reqs  chan *txnRequest
+	busy  sync.Mutex // held while a transaction runs
+}
+
+func newPump(g Group) *pump { return &pump{group: g, reqs: make(chan *txnRequest, maxTxnRequests)} }
+
+func (p *pump) run(ctx context.Context) {
+	for {
+		var batch []*txnRequest
+		select {
+		case <-ctx.Done():
+			return
+		case rq := <-p.reqs:
+			batch = append(batch, rq)
+		}
+	gather:
+		for len(batch) < maxTxnRequests {
+			select {
+			case rq := <-p.reqs:
+				batch = append(batch, rq)
+			default:
+				break gather
+			}
+		}
+		p.transact(ctx, batch)
+	}
+}
+
+// transact runs one transaction for the batches whose loops still wait.
+func (p *pump) transact(ctx context.Context, batch []*txnRequest) {
+	p.busy.Lock()
+	defer p.busy.Unlock()
+	recs := map[string][]*intentlog.Record{}
+	offsets := map[string]map[int32]int64{}
+	live := batch[:0]
+	for _, rq := range batch {
+		select {
+		case <-rq.done:
+			continue // revoked or stopped: not ours to publish any more
+		default:
+		}
+		live = append(live, rq)
+		for topic, rs := range rq.recs {
+			recs[topic] = append(recs[topic], rs...)
+		}
+		if offsets[rq.topic] == nil {
+			offsets[rq.topic] = map[int32]int64{}
+		}
+		offsets[rq.topic][rq.part] = max(offsets[rq.topic][rq.part], rq.offset)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := p.group.Transact(ctx, recs, offsets)
+	for _, rq := range live {
+		rq.reply <- err
+	}
+}
+
+// barrier returns once no transaction is running.
+func (p *pump) barrier() {
+	p.busy.Lock()
+	defer p.busy.Unlock() //nolint:staticcheck // an empty critical section is the point
+}
+
+// do queues a request and waits for its outcome or for done.
+func (p *pump) do(ctx context.Context, rq *txnRequest) error {
+	rq.reply = make(chan error, 1)
+	select {
+	case p.reqs <- rq:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-rq.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// tp names a partition of an intent topic.
+type tp struct {
+	topic string
+	part  int32
+}
+
+// member is this process's membership in the group, from join to leave.
+type member struct {
+	r    *Resolver
+	ctx  context.Context // the partitions' parent: ends on shutdown
+	pump *pump
+	errs chan error // a partition that failed for good (fenced)
+
+	mu     sync.Mutex
+	tables map[string]catalog.Table // by intent topic
+	parts  map[tp]*partitionRun
+	// unknown holds assigned partitions of tables this process has not
+	// loaded yet (another member created them); they start when the
+	// table arrives.
+	unknown map[tp]bool
+	closed  bool // stopAll ran: assign nothing more
+}
+
+type partitionRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// runGroup runs memberships until ctx ends, joining again after a member
+// was fenced or failed.
+func (r *Resolver) runGroup(ctx context.Context, tables []catalog.Table, more <-chan catalog.Table) error {
+	backoff := r.cfg.BackoffMax
+	known := append([]catalog.Table(nil), tables...)
+	for {
+		err := r.runMember(ctx, &known, more)
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.cfg.Logger.Error("resolver group member stopped; joining again", "group", r.cfg.Group, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// runMember joins the group and runs the assigned partitions until ctx
+// ends (then drains them, commits and leaves) or a partition fails.
+func (r *Resolver) runMember(ctx context.Context, known *[]catalog.Table, more <-chan catalog.Table) error {
+	m := &member{r: r, ctx: ctx, errs: make(chan error, 1), tables: map[string]catalog.Table{}, parts: map[tp]*partitionRun{}, unknown: map[tp]bool{}}
+	var topics []string
+	for _, t := range *known {
+		m.tables[intent.Topic(t.Name)] = t
+		topics = append(topics, intent.Topic(t.Name))
+	}
+	g, err := r.cfg.Join(topics, m.assigned, m.revoked)
+	if err != nil {
+		return fmt.Errorf("resolver: join %s: %w", r.cfg.Group, err)
+	}
+	m.pump = newPump(g)
+	pumpCtx, stopPump := context.WithCancel(context.WithoutCancel(ctx))
+	pumpDone := make(chan struct{})
+	go func() { defer close(pumpDone); m.pump.run(pumpCtx) }()
+	defer func() {
+		m.stopAll() // drains through the pump, which is still running
+		stopPump()
+		<-pumpDone
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = g.Close(cctx) // leaving is a courtesy; the session timeout does it too
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-m.errs:
+			return err
+		case t := <-more:
+			*known = append(*known, t)
+			m.addTable(t)
+			g.AddTopics(intent.Topic(t.Name))
+		}
+	}
+}
+
+// assigned starts a loop for each new partition.
+func (m *member) assigned(a map[string][]int32) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for topic, ps := range a {
+		for _, p := range ps {
+			m.startLocked(tp{topic, p})
+		}
+	}
+}
+
+// addTable starts the assigned partitions of a table that just arrived.
+func (m *member) addTable(t catalog.Table) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.tables[intent.Topic(t.Name)] = t
+	for k := range m.unknown {
+		if k.topic == intent.Topic(t.Name) {
+			delete(m.unknown, k)
+			m.startLocked(k)
+		}
+	}
+}
+
+func (m *member) startLocked(k tp) {
+	t, ok := m.tables[k.topic]
+	switch {
+	case m.closed:
+		return
+	case !ok:
+		m.unknown[k] = true
+		return
+	}
+	if _, running := m.parts[k]; running {
+		return
+	}
+	pctx, cancel := context.WithCancel(m.ctx)
+	run := &partitionRun{cancel: cancel, done: make(chan struct{})}
+	m.parts[k] = run
+	go func() {
+		defer close(run.done)
+		if err := m.r.runPartition(pctx, t, k.part, m.pump); err != nil {
+			select {
+			case m.errs <- err:
+			default:
+			}
+		}
+	}()
+}
+
+// revoked stops (draining and committing) the loops of the partitions and
+// returns once they stopped and no transaction of theirs is running.
+func (m *member) revoked(r map[string][]int32) {
+	var stopped []*partitionRun
+	m.mu.Lock()
+	for topic, ps := range r {
+		for _, p := range ps {
+			delete(m.unknown, tp{topic, p})
+			if run, ok := m.parts[tp{topic, p}]; ok {
+				delete(m.parts, tp{topic, p})
+				run.cancel()
+				stopped = append(stopped, run)
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, run := range stopped {
+		<-run.done
+	}
+	m.pump.barrier()
+}
+
+// stopAll stops every loop (draining) and waits for them.
+func (m *member) stopAll() {
+	m.mu.Lock()
+	all := m.parts
+	m.parts = map[tp]*partitionRun{}
+	m.closed = true
+	m.mu.Unlock()
+	for _, run := range all {
+		run.cancel()
+	}
+	for _, run := range all {
+		<-run.done
+	}
+}
