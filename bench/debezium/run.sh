@@ -112,7 +112,7 @@ all() {
 	local rc=0
 	(cd "$ROOT" && bin/wail bench vs-debezium --dsn "$WAIL_TEST_PG_DSN" --brokers "$WAIL_TEST_KAFKA_BROKERS" \
 		--debezium-cmd "bash $HERE/run.sh server" --wail-bin "$ROOT/bin/wail" \
-		--json "$CACHE/last-run.json" --plot "$ROOT/docs/bench-vs-debezium.svg" "$@") || rc=$?
+		--json-out "$CACHE/last-run.json" --plot "$ROOT/docs/bench-vs-debezium.svg" "$@") || rc=$?
 	cleanup || true
 	return $rc
 }

@@ -3,9 +3,12 @@ package cli
 import (
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/wail-cdc/wail/internal/bench"
+	"github.com/wail-cdc/wail/internal/bench/versus"
 )
 
 // benchFlags are the flags of bench that do not map one to one on
@@ -53,6 +56,7 @@ func newBenchCmd(g *globals) *cobra.Command {
 	}
 	floor.Flags().BoolVar(&o.FloorOnly, "floor-only", false, "only measure the floor")
 	cmd.AddCommand(floor)
+	cmd.AddCommand(newBenchVersusCmd(g, &o, &f))
 	registerBenchFlags(cmd, &o, &f)
 	return cmd
 }
@@ -117,4 +121,72 @@ func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) err
 	}
 	_, err = bench.Run(cmd.Context(), o)
 	return err
+}
+
+// newBenchVersusCmd is `wail bench vs-debezium`: the workload flags of bench
+// (--keys, --mix, --batch, --concurrency, --warmup, --step-duration,
+// --start-rate, ... and --plot) apply; the flags here say where the shared
+// PostgreSQL and Kafka are and how to start the two pipelines.
+func newBenchVersusCmd(g *globals, load *bench.Options, f *benchFlags) *cobra.Command {
+	v := versus.DefaultOptions()
+	var pipelines string
+	cmd := &cobra.Command{
+		Use:   "vs-debezium",
+		Short: "wail and Debezium side by side on the same PostgreSQL and Kafka (make bench-vs-debezium)",
+		Long: "Run the same open-loop workload through wail (wail serve --store postgres --log kafka, writes\n" +
+			"through the proxy) and through Debezium Server (writes straight into PostgreSQL, pgoutput,\n" +
+			"Kafka sink), one after the other, stepping the rate up until each is not sustainable.\n" +
+			"One consumer code measures both: from each write's intended send time to the arrival on\n" +
+			"Kafka of the first event at or after the write. CPU and memory come from /proc.\n" +
+			"bench/debezium/run.sh (make bench-vs-debezium) starts the services and runs this.",
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mix, err := bench.ParseMix(f.mix)
+			if err != nil {
+				return usageError{err: err}
+			}
+			v.Load = *load
+			v.Load.Mix = mix
+			if v.Load.Seed == 0 {
+				v.Load.Seed = rand.Uint64()
+			}
+			fl := cmd.Flags()
+			set := func(name string, apply func()) {
+				if fl.Changed(name) {
+					apply()
+				}
+			}
+			set("warmup", func() { v.Warmup = load.Warmup })
+			set("step-duration", func() { v.StepDuration = load.StepDuration })
+			set("drain", func() { v.Drain = load.Drain })
+			set("start-rate", func() { v.StartRate = load.StartRate })
+			set("step-factor", func() { v.StepFactor = load.StepFactor })
+			set("max-steps", func() { v.MaxSteps = load.MaxSteps })
+			set("max-p99", func() { v.MaxP99 = load.MaxP99 })
+			set("partitions", func() { v.Partitions = load.Partitions })
+			v.PlotFile = load.PlotFile
+			v.Pipelines = strings.Split(pipelines, ",")
+			v.Out = g.stdout
+			if err := v.Validate(); err != nil {
+				return usageError{err: err}
+			}
+			_, err = versus.Run(cmd.Context(), &v)
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&v.DSN, "dsn", "", "PostgreSQL primary both pipelines use (needs wal_level=logical)")
+	fl.StringVar(&v.Brokers, "brokers", v.Brokers, "Kafka broker(s) both pipelines use")
+	fl.StringVar(&v.WailBin, "wail-bin", v.WailBin, "wail binary to run as wail serve")
+	fl.StringArrayVar(&v.WailReplicaDSNs, "wail-replica-dsn", nil, "replica DSN for wail's reads (default none: Debezium reads only the primary)")
+	fl.StringVar(&v.DebeziumCmd, "debezium-cmd", v.DebeziumCmd, "command that becomes Debezium Server (configured from DBZ_* variables)")
+	fl.StringVar(&v.DebeziumUser, "debezium-user", v.DebeziumUser, "replication role Debezium connects as")
+	fl.StringVar(&v.DebeziumPassword, "debezium-password", v.DebeziumPassword, "its password")
+	fl.StringVar(&pipelines, "pipelines", strings.Join(v.Pipelines, ","), "pipelines to run, in order")
+	fl.IntVar(&v.PGConns, "pg-conns", v.PGConns, "PostgreSQL connections of the Debezium load (wail's store pool has 16)")
+	fl.StringVar(&v.JSONFile, "json-out", "", "write the result as JSON to `FILE`")
+	fl.StringVar(&v.PGPidFile, "pg-pid-file", v.PGPidFile, "postmaster.pid of the PostgreSQL primary (CPU)")
+	fl.StringVar(&v.PGReplicaPidFile, "pg-replica-pid-file", v.PGReplicaPidFile, "postmaster.pid of the replica (CPU)")
+	fl.StringVar(&v.KafkaPidFile, "kafka-pid-file", v.KafkaPidFile, "pid file of the Kafka broker (CPU)")
+	return cmd
 }
