@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kfake"
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
@@ -55,7 +56,25 @@ func TestInvariantsKafka(t *testing.T) {
 		}
 		t.Logf("kafka restarted in %s", time.Since(start).Round(time.Millisecond))
 	}
-	Run(t, func(t *testing.T) Backends {
+	Run(t, kafkaBackends(brokers), opts)
+}
+
+// TestInvariantsKafkaFake runs the invariant suite on franz-go's in-process
+// fake broker (kfake), with the resolvers as transactional group members:
+// the Kafka code paths on a machine without a broker.
+func TestInvariantsKafkaFake(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	Run(t, kafkaBackends(c.ListenAddrs()), DefaultOptions())
+}
+
+// kafkaBackends opens Kafka as log and bus (resolvers join groups) and a
+// Pebble store.
+func kafkaBackends(brokers []string) func(t *testing.T) Backends {
+	return func(t *testing.T) Backends {
 		log, err := kafka.Open(context.Background(), kafka.Options{Brokers: brokers})
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +88,7 @@ func TestInvariantsKafka(t *testing.T) {
 		return Backends{Log: log, Store: st, Join: func(group, instance string) resolver.JoinFunc {
 			return server.GroupJoin(log, group, instance)
 		}}
-	}, opts)
+	}
 }
 
 // TestProxyAndResolverProcesses runs `wail proxy` and `wail resolve` as
