@@ -22,15 +22,27 @@
 //	Record.Timestamp     CreateTime in milliseconds, set by Append from the
 //	                     local clock, never decreasing within one Log
 //	Record.Value nil     a null value: a compaction tombstone
-//	Bounds               ListOffsets earliest / latest (the high watermark)
+//	Bounds               ListOffsets earliest / read_committed latest (the
+//	                     last stable offset: what a reader can reach)
 //	OffsetForTime        ListOffsets by timestamp; the end offset when none
 //	Commit / Committed   OffsetCommit / OffsetFetch of a consumer group that
 //	                     has no members (as kadm does); never-committed
-//	                     partitions are absent
+//	                     partitions are absent. Committed sets
+//	                     require_stable and waits out UNSTABLE_OFFSET_COMMIT:
+//	                     it never returns an offset an open transaction is
+//	                     about to move
 //	Reader               a kgo client of its own consuming exactly one
 //	                     partition from an exact offset, read_committed, with
 //	                     no offset reset: falling below the log start is
-//	                     ErrOffsetOutOfRange, never a silent skip
+//	                     ErrOffsetOutOfRange, never a silent skip; control
+//	                     records are kept only to move Position past them
+//	Member (member.go)   a consumer-group member (cooperative-sticky) that
+//	                     fetches nothing and publishes with a transactional
+//	                     producer (transactional.id = group.instance):
+//	                     Transact = BeginTransaction, Produce, AddOffsetsToTxn,
+//	                     TxnOffsetCommit (member id and generation: KIP-447;
+//	                     topic ids for v6+), EndTxn; offsets alone go in an
+//	                     OffsetCommit with the generation
 //
 // Errors map to the intentlog sentinels: UNKNOWN_TOPIC_OR_PARTITION to
 // ErrUnknownTopic, MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE (or a record
