@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -71,7 +72,11 @@ type Kafka struct {
 	ClientID string   `yaml:"client_id"`
 	// ReplicationFactor of the topics wail creates (-1: the broker's default).
 	ReplicationFactor int16 `yaml:"replication_factor"`
-	TLS               struct {
+	// IntentTopic and EventTopic name a table's topics; {table} is the
+	// table's name (defaults wail.intents.{table}, wail.events.{table}).
+	IntentTopic string `yaml:"intent_topic"`
+	EventTopic  string `yaml:"event_topic"`
+	TLS         struct {
 		Enabled  bool   `yaml:"enabled"`
 		CAFile   string `yaml:"ca_file"`
 		CertFile string `yaml:"cert_file"`
@@ -169,7 +174,7 @@ func defaults() Config {
 		ShutdownTimeout: 30 * time.Second,
 		Limits:          Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000},
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
-			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1}},
+			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}"}},
 		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
@@ -261,6 +266,11 @@ func (l Log) validate() []error {
 		}
 		if l.Kafka.SASL.Mechanism != "" && l.Kafka.SASL.User == "" {
 			errs = append(errs, errors.New("log.kafka.sasl.user is required with a SASL mechanism"))
+		}
+		if !strings.Contains(l.Kafka.IntentTopic, "{table}") || !strings.Contains(l.Kafka.EventTopic, "{table}") ||
+			l.Kafka.IntentTopic == l.Kafka.EventTopic {
+			errs = append(errs, fmt.Errorf("log.kafka.intent_topic %q and event_topic %q must differ and contain {table}",
+				l.Kafka.IntentTopic, l.Kafka.EventTopic))
 		}
 		if (l.Kafka.TLS.CertFile == "") != (l.Kafka.TLS.KeyFile == "") {
 			errs = append(errs, errors.New("log.kafka.tls.cert_file and key_file go together"))

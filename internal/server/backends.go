@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
@@ -39,6 +41,10 @@ func openKafka(ctx context.Context, k config.Kafka, logger *slog.Logger) (intent
 		TLSCAFile: k.TLS.CAFile, TLSCertFile: k.TLS.CertFile, TLSKeyFile: k.TLS.KeyFile,
 		SASL:   kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.User, Password: k.SASL.Password},
 		Logger: logger,
+		TopicNames: []kafka.TopicName{
+			{Prefix: intent.Topic(""), Template: k.IntentTopic},
+			{Prefix: eventbus.Topic(""), Template: k.EventTopic},
+		},
 	}
 	if k.TLS.Enabled && opts.TLSCAFile == "" && opts.TLSCertFile == "" {
 		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // the system roots

@@ -18,6 +18,7 @@ import (
 // Partition, Offset and Timestamp filled in. It returns when ctx ends even if
 // records are still in flight (see the package comment).
 func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	topic = l.names.external(topic)
 	if len(recs) == 0 {
 		return nil
 	}

@@ -20,6 +20,7 @@ var _ intentlog.Log = (*Log)(nil)
 // Log is an intentlog.Log on a Kafka cluster. It is safe for concurrent use.
 type Log struct {
 	opts   Options
+	names  names     // wail's topic names -> Kafka's
 	common []kgo.Opt // options of every client: brokers, TLS, SASL, logger
 	cl     *kgo.Client
 	adm    *kadm.Client
@@ -65,6 +66,7 @@ func Open(_ context.Context, opts Options) (*Log, error) {
 	adm.SetTimeoutMillis(int32(opts.RequestTimeout.Milliseconds()))
 	return &Log{
 		opts:    opts,
+		names:   names(opts.TopicNames),
 		common:  common,
 		cl:      cl,
 		adm:     adm,
@@ -114,6 +116,7 @@ func (l *Log) checkOpen() error {
 // CreateTopic creates a topic (see the package comment for its configs) and
 // waits until every partition has a leader.
 func (l *Log) CreateTopic(ctx context.Context, topic string, partitions int32, opts intentlog.TopicOptions) error {
+	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
 	}
@@ -214,6 +217,7 @@ func (l *Log) metadata(ctx context.Context, topic string) (n int32, ready bool, 
 
 // Partitions returns a topic's partition count from fresh metadata.
 func (l *Log) Partitions(ctx context.Context, topic string) (int32, error) {
+	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return 0, fmt.Errorf("kafka: partitions %s: %w", topic, err)
 	}
@@ -263,6 +267,7 @@ func (l *Log) checkPartition(ctx context.Context, topic string, p int32) error {
 // partition: the end a read_committed reader (every reader of this package)
 // can reach. It equals the high watermark unless a transaction is open.
 func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
+	topic = l.names.external(topic)
 	if err := l.checkPartition(ctx, topic, partition); err != nil {
 		return 0, 0, fmt.Errorf("kafka: bounds %s/%d: %w", topic, partition, err)
 	}
@@ -279,6 +284,7 @@ func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start,
 // OffsetForTime returns the first offset with a timestamp >= t, or the end
 // offset when there is none.
 func (l *Log) OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error) {
+	topic = l.names.external(topic)
 	if err := l.checkPartition(ctx, topic, partition); err != nil {
 		return 0, fmt.Errorf("kafka: offset for time %s/%d: %w", topic, partition, err)
 	}
@@ -342,6 +348,7 @@ func listed(offs kadm.ListedOffsets, topic string, partition int32) (int64, erro
 
 // Commit stores a group's next offsets for a topic.
 func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return fmt.Errorf("kafka: commit %s/%s: %w", group, topic, err)
 	}
@@ -368,6 +375,7 @@ func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32
 // end (KIP-447), so that a new owner of a partition never starts behind a
 // zombie's last transaction.
 func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, err)
 	}

@@ -101,24 +101,24 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProduceRequestTimeout(l.opts.RequestTimeout),
 		kgo.ConsumerGroup(opts.Group),
-		kgo.ConsumeTopics(opts.Topics...),
+		kgo.ConsumeTopics(l.names.externalAll(opts.Topics)...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(opts.SessionTimeout),
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
 			if opts.OnAssigned != nil && len(a) > 0 {
-				opts.OnAssigned(a)
+				opts.OnAssigned(internalMap(l.names, a))
 			}
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
 			if opts.OnRevoked != nil && len(r) > 0 {
-				opts.OnRevoked(r)
+				opts.OnRevoked(internalMap(l.names, r))
 			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
 			if opts.OnRevoked != nil && len(r) > 0 {
-				opts.OnRevoked(r)
+				opts.OnRevoked(internalMap(l.names, r))
 			}
 		}),
 	)
@@ -129,13 +129,14 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	}
 	// Membership only: the partitions are read by readers of their own,
 	// from the offsets Committed returns.
-	cl.PauseFetchTopics(opts.Topics...)
+	cl.PauseFetchTopics(l.names.externalAll(opts.Topics)...)
 	m.cl = cl
 	return m, nil
 }
 
 // AddTopics makes the group consume more topics.
 func (m *Member) AddTopics(topics ...string) {
+	topics = m.l.names.externalAll(topics)
 	m.cl.PauseFetchTopics(topics...)
 	m.cl.AddConsumeTopics(topics...)
 }
@@ -150,6 +151,7 @@ func (m *Member) AddTopics(topics ...string) {
 func (m *Member) Transact(ctx context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	recs, offsets = externalMap(m.l.names, recs), externalMap(m.l.names, offsets)
 	krs, err := m.records(ctx, recs)
 	if err != nil {
 		return fmt.Errorf("kafka: transact: %w", err)

@@ -33,6 +33,9 @@ type Options struct {
 	// {"min.insync.replicas": "2"}; they override the ones derived from
 	// intentlog.TopicOptions.
 	TopicConfigs map[string]string
+	// TopicNames rename wail's topics on the brokers (names.go); topics
+	// that match no prefix keep their names.
+	TopicNames []TopicName
 	// MaxMessageBytes is the largest record batch the producer sends and the
 	// max.message.bytes of the topics CreateTopic makes (default 4 MiB: a
 	// 1 MiB value plus key, headers and event envelope fits). Larger records
@@ -126,6 +129,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := names(o.TopicNames).validate(); err != nil {
+		return o, err
 	}
 	return o, nil
 }

@@ -30,6 +30,7 @@ type reader struct {
 // offset fails at once; an unknown topic or partition, or an offset outside
 // [start, end], fails the first Next.
 func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error) {
+	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: reader %s/%d: %w", topic, partition, err)
 	}
