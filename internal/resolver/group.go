@@ -132,7 +132,8 @@ func (p *pump) transact(ctx context.Context, batch []*txnRequest) {
 // barrier returns once no transaction is running.
 func (p *pump) barrier() {
 	p.busy.Lock()
-	defer p.busy.Unlock() //nolint:staticcheck // an empty critical section is the point
+	//lint:ignore SA2001 waiting for the holder to let go is the point
+	p.busy.Unlock()
 }
 
 // do queues a request and waits for its outcome or for done.
@@ -190,10 +191,17 @@ func (r *Resolver) runGroup(ctx context.Context, tables []catalog.Table, more <-
 			return nil
 		}
 		r.cfg.Logger.Error("resolver group member stopped; joining again", "group", r.cfg.Group, "err", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
+		wait := time.After(backoff)
+	backoff:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case t := <-more: // keep the catalog's sends from blocking
+				known = append(known, t)
+			case <-wait:
+				break backoff
+			}
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
