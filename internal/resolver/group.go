@@ -104,7 +104,7 @@ func (p *pump) transact(ctx context.Context, batch []*txnRequest) {
 	defer p.busy.Unlock()
 	recs := map[string][]*intentlog.Record{}
 	offsets := map[string]map[int32]int64{}
-	live := batch[:0]
+	live := make([]*txnRequest, 0, len(batch))
 	for _, rq := range batch {
 		select {
 		case <-rq.done:

@@ -1,0 +1,117 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// fakeGroup records the transactions it was asked for.
+type fakeGroup struct {
+	err   error
+	calls []fakeTxn
+}
+
+type fakeTxn struct {
+	recs    map[string][]*intentlog.Record
+	offsets map[string]map[int32]int64
+}
+
+func (g *fakeGroup) AddTopics(...string) {}
+func (g *fakeGroup) Close(context.Context) error { return nil }
+func (g *fakeGroup) Transact(_ context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	g.calls = append(g.calls, fakeTxn{recs, offsets})
+	return g.err
+}
+
+func TestPumpTransact(t *testing.T) {
+	t.Parallel()
+	gone := make(chan struct{})
+	close(gone)
+	live := make(chan struct{})
+	rec := func(k string) map[string][]*intentlog.Record {
+		return map[string][]*intentlog.Record{"ev": {{Key: []byte(k)}}}
+	}
+	cases := []struct {
+		name     string
+		reqs     []*txnRequest
+		err      error
+		wantTxns int
+		wantRecs int
+		wantOffs map[int32]int64
+	}{
+		{
+			name: "batches of several loops share one transaction",
+			reqs: []*txnRequest{
+				{recs: rec("a"), topic: "in", part: 0, offset: 5, done: live},
+				{recs: rec("b"), topic: "in", part: 1, offset: 9, done: live},
+				{topic: "in", part: 0, offset: 7, done: live}, // offsets only, later
+			},
+			wantTxns: 1, wantRecs: 2, wantOffs: map[int32]int64{0: 7, 1: 9},
+		},
+		{
+			name: "a gone loop's batch is dropped",
+			reqs: []*txnRequest{
+				{recs: rec("a"), topic: "in", part: 0, offset: 5, done: gone},
+				{recs: rec("b"), topic: "in", part: 1, offset: 9, done: live},
+			},
+			wantTxns: 1, wantRecs: 1, wantOffs: map[int32]int64{1: 9},
+		},
+		{
+			name:     "nothing live: no transaction",
+			reqs:     []*txnRequest{{recs: rec("a"), topic: "in", part: 0, offset: 5, done: gone}},
+			wantTxns: 0,
+		},
+		{
+			name:     "an abort reaches every live loop",
+			reqs:     []*txnRequest{{recs: rec("a"), topic: "in", part: 0, offset: 5, done: live}, {topic: "in", part: 1, offset: 2, done: live}},
+			err:      ErrAborted,
+			wantTxns: 1, wantRecs: 1, wantOffs: map[int32]int64{0: 5, 1: 2},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			g := &fakeGroup{err: c.err}
+			p := newPump(g)
+			for _, rq := range c.reqs {
+				rq.reply = make(chan error, 1)
+			}
+			p.transact(context.Background(), c.reqs)
+			if len(g.calls) != c.wantTxns {
+				t.Fatalf("%d transactions, want %d", len(g.calls), c.wantTxns)
+			}
+			for _, rq := range c.reqs {
+				select {
+				case err := <-rq.reply:
+					if rq.done == gone {
+						t.Errorf("a gone loop got an answer")
+					} else if !errors.Is(err, c.err) && err != c.err {
+						t.Errorf("answer %v, want %v", err, c.err)
+					}
+				default:
+					if rq.done != gone {
+						t.Errorf("a live loop got no answer")
+					}
+				}
+			}
+			if c.wantTxns == 0 {
+				return
+			}
+			if n := len(g.calls[0].recs["ev"]); n != c.wantRecs {
+				t.Errorf("%d records, want %d", n, c.wantRecs)
+			}
+			got := g.calls[0].offsets["in"]
+			if len(got) != len(c.wantOffs) {
+				t.Fatalf("offsets %v, want %v", got, c.wantOffs)
+			}
+			for p, o := range c.wantOffs {
+				if got[p] != o {
+					t.Errorf("offsets %v, want %v", got, c.wantOffs)
+				}
+			}
+		})
+	}
+}
