@@ -19,7 +19,7 @@ type fakeTxn struct {
 	offsets map[string]map[int32]int64
 }
 
-func (g *fakeGroup) AddTopics(...string) {}
+func (g *fakeGroup) AddTopics(...string)         {}
 func (g *fakeGroup) Close(context.Context) error { return nil }
 func (g *fakeGroup) Transact(_ context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
 	g.calls = append(g.calls, fakeTxn{recs, offsets})
