@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -147,7 +148,8 @@ type Resolver struct {
 	// InstanceID names this resolver in its group (Kafka) for its life and
 	// across restarts: a restart with the same id fences the old process
 	// and aborts its open transaction at once. Every resolver process of a
-	// group needs its own. Default: the host name.
+	// group needs its own. Default: the host name and the listen port,
+	// which are both stable and, together, unique.
 	InstanceID string `yaml:"instance_id"`
 }
 
@@ -179,7 +181,7 @@ func defaults() Config {
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
-			Group: "wail-resolver", InstanceID: hostname(),
+			Group: "wail-resolver",
 		},
 		Defaults: Table{FailureMode: "transactional", VisibilityWindow: 10 * time.Second, Partitions: 8},
 	}
@@ -236,7 +238,6 @@ func (c *Config) Validate() error {
 	check(r.CommitInterval > 0, "resolver.commit_interval must be positive")
 	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
 	check(r.Group != "", "resolver.group must not be empty")
-	check(r.InstanceID != "", "resolver.instance_id must not be empty")
 	if err := c.Defaults.validate("table_defaults"); err != nil {
 		errs = append(errs, err)
 	}
@@ -319,11 +320,19 @@ func (t Table) validate(where string) error {
 	return nil
 }
 
-// hostname is the default resolver instance id.
-func hostname() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		return "wail"
+// ResolverInstance is resolver.instance_id, or its default: the host name
+// and the listen port.
+func (c *Config) ResolverInstance() string {
+	if c.Resolver.InstanceID != "" {
+		return c.Resolver.InstanceID
 	}
-	return h
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "wail"
+	}
+	_, port, err := net.SplitHostPort(c.Listen)
+	if err != nil || port == "" || port == "0" {
+		return host
+	}
+	return host + "-" + port
 }

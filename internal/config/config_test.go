@@ -99,3 +99,20 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestResolverInstance(t *testing.T) {
+	t.Parallel()
+	host, _ := os.Hostname()
+	cases := []struct{ id, listen, want string }{
+		{"given", "127.0.0.1:7070", "given"},
+		{"", "127.0.0.1:7070", host + "-7070"},
+		{"", "127.0.0.1:0", host},
+	}
+	for _, c := range cases {
+		cfg := Default()
+		cfg.Resolver.InstanceID, cfg.Listen = c.id, c.listen
+		if got := cfg.ResolverInstance(); got != c.want {
+			t.Errorf("ResolverInstance(%q, %q) = %q, want %q", c.id, c.listen, got, c.want)
+		}
+	}
+}
