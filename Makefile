@@ -10,7 +10,7 @@ PROTOC_GEN_CONNECT_VERSION  := v1.21.1
 STATICCHECK_VERSION         := v0.8.2
 TESTFLAGS ?=
 
-.PHONY: all build test test-short services race vet fmt fmt-check lint staticcheck proto bench fuzz clean
+.PHONY: all build test test-short services race vet fmt fmt-check lint staticcheck proto bench bench-vs-debezium fuzz clean
 
 all: build
 
@@ -58,11 +58,20 @@ proto:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=2s ./internal/intentlog/embedded/ ./internal/store/pebble/ ./internal/resolver/
 
+# wail and Debezium Server side by side on the same PostgreSQL and Kafka, the
+# same open-loop load, one consumer (docs/benchmarks.md, "wail vs Debezium").
+# About 15 minutes; needs root (it starts the services) and Maven Central.
+# Not part of `make test`. ARGS go to `wail bench vs-debezium`.
+bench-vs-debezium:
+	bash bench/debezium/run.sh $(ARGS)
+
 # Short fuzzing session of every decoder of bytes from disk or network.
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeBatch -fuzztime=30s -fuzzminimizetime=1s ./internal/intentlog/embedded/
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalIntent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeWail -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeDebezium -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
 
 clean:
 	rm -rf bin

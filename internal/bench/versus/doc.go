@@ -54,6 +54,15 @@
 // walsender that decodes for Debezium), of the Kafka broker and of the load
 // generator itself; the pipeline's peak resident memory (VmHWM) and RSS.
 //
+// # Steps
+//
+// Each pipeline starts on a fresh table, writes every key of the key space
+// once (preload, closed loop) and waits for those events, then runs one
+// unrecorded step at the start rate (settling: Debezium's JVM compiles its
+// hot code in the first minute, which on 2 cores otherwise lands in the
+// first measured step), then the ladder. A step is a warm-up, the measured
+// period and a drain (until every write is delivered, or the drain time).
+//
 // # Sustainable
 //
 // As `wail bench --find-max`: e2e p99 within the bound, the lag (writes

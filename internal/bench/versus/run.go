@@ -158,6 +158,10 @@ func runPipeline(ctx context.Context, o *Options, name string, admin *pgxpool.Po
 		return pr
 	}
 	fmt.Fprintf(o.Out, "== %s: ready after %.1fs, %d keys preloaded\n", name, pr.StartupSeconds, o.Load.Keys)
+	// Settle: one unrecorded step at the start rate, so that neither a
+	// JIT (Debezium's JVM) nor cold caches and connection pools count.
+	settle := s.runStep(ctx, o.StartRate)
+	fmt.Fprintln(o.Out, stepLine(name+" (settling, not recorded)", settle))
 	s.findMax(ctx, &pr)
 	if u, ok := smp.Take()[procPipeline]; ok {
 		pr.PeakHWMMB = u.HWMMB
