@@ -75,7 +75,7 @@ server() {
 		-e "s|@TABLE@|$DBZ_TABLE|g" -e "s|@SLOT@|$DBZ_SLOT|g" -e "s|@PREFIX@|$DBZ_PREFIX|g" -e "s|@RUN@|$RUN|g" \
 		-e "s|@LINGER_MS@|${DBZ_LINGER_MS:-0}|g" -e "s|@BATCH_BYTES@|${DBZ_BATCH_BYTES:-16384}|g" \
 		-e "s|@MAX_BATCH@|${DBZ_MAX_BATCH:-2048}|g" -e "s|@MAX_QUEUE@|${DBZ_MAX_QUEUE:-8192}|g" \
-		-e "s|@POLL_MS@|${DBZ_POLL_MS:-500}|g" -e "s|@HTTP_PORT@|${DBZ_HTTP_PORT:-18080}|g" \
+		-e "s|@POLL_MS@|${DBZ_POLL_MS:-10}|g" -e "s|@HTTP_PORT@|${DBZ_HTTP_PORT:-18080}|g" \
 		"$HERE/application.properties.in" >"$RUN/conf/application.properties"
 	cd "$DIST"
 	local runner
