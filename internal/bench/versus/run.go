@@ -319,11 +319,12 @@ func (s *session) findMax(ctx context.Context, pr *PipelineResult) {
 			rate = math.Round(rate * s.o.StepFactor)
 			continue
 		case good == 0:
-			if next := math.Round(rate / 2); next >= 1 && next < rate && !bisected {
-				rate, bisected = next, true
+			// Halve until a step passes; the bisection above it is still due.
+			if next := math.Round(rate / 2); next >= 1 && next < rate && len(pr.Steps) < s.o.MaxSteps {
+				rate = next
 				continue
 			}
-			pr.StoppedBecause = "the first steps were not sustainable"
+			pr.StoppedBecause = "no rate down to 1 write/s was sustainable"
 		case !bisected && bad-good > 1:
 			rate, bisected = math.Round((good+bad)/2), true
 			continue
