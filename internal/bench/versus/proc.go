@@ -182,11 +182,21 @@ func readPidFile(path string) (int, error) {
 type Sampler struct {
 	fs       procFS
 	roots    map[string]int // name -> root pid
-	restarts int            // roots that changed pid (see runStep)
+	alone    map[string]bool
+	restarts int // roots that changed pid (see runStep)
 }
 
 // NewSampler samples the real /proc.
-func NewSampler() *Sampler { return &Sampler{fs: procFS{root: "/proc"}, roots: map[string]int{}} }
+func NewSampler() *Sampler {
+	return &Sampler{fs: procFS{root: "/proc"}, roots: map[string]int{}, alone: map[string]bool{}}
+}
+
+// WatchAlone adds a process without its descendants (the bench itself,
+// whose children are the pipelines, measured on their own).
+func (s *Sampler) WatchAlone(name string, pid int) {
+	s.roots[name] = pid
+	s.alone[name] = true
+}
 
 // Watch adds (or replaces) a named tree.
 func (s *Sampler) Watch(name string, pid int) { s.roots[name] = pid }
@@ -203,7 +213,16 @@ func (s *Sampler) Take() map[string]Usage {
 		return out
 	}
 	for name, pid := range s.roots {
-		if u, err := s.fs.treeUsage(procs, pid); err == nil {
+		tree := procs
+		if s.alone[name] {
+			st, ok := procs[pid]
+			if !ok {
+				continue
+			}
+			st.cutime, st.cstime = 0, 0
+			tree = map[int]procStat{pid: st}
+		}
+		if u, err := s.fs.treeUsage(tree, pid); err == nil {
 			out[name] = u
 		}
 	}

@@ -149,3 +149,29 @@ func TestReadPidFile(t *testing.T) {
 		})
 	}
 }
+
+// TestSamplerAlone: a process watched alone excludes its children (the bench
+// and the pipelines it starts).
+func TestSamplerAlone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for pid, line := range map[int]string{
+		10: statLine(10, "wail", 1, 100, 100, 50, 50),
+		11: statLine(11, "wail serve", 10, 300, 100, 0, 0),
+	} {
+		d := filepath.Join(dir, strconv.Itoa(pid))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "stat"), []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Sampler{fs: procFS{root: dir}, roots: map[string]int{}, alone: map[string]bool{}}
+	s.WatchAlone("loadgen", 10)
+	s.Watch("pipeline", 11)
+	got := s.Take()
+	if got["loadgen"].CPUSeconds != 2 || got["pipeline"].CPUSeconds != 4 {
+		t.Fatalf("got %+v, want loadgen 2 s (alone), pipeline 4 s", got)
+	}
+}

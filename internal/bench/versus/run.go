@@ -61,7 +61,7 @@ func Run(ctx context.Context, o *Options) (*Result, error) {
 		return nil, err
 	}
 	smp := NewSampler()
-	smp.Watch(procLoad, os.Getpid())
+	smp.WatchAlone(procLoad, os.Getpid())
 	for name, file := range sharedPidFiles(o) {
 		if _, err := readPidFile(file); err != nil {
 			fmt.Fprintf(o.Out, "note: no CPU for %s: %v\n", name, err)
