@@ -70,6 +70,10 @@ type Member struct {
 	mu        sync.Mutex // one transaction at a time
 	lastMilli int64      // newest record timestamp, under mu
 	topicIDs  map[string][16]byte
+	// implicitOffsets: the cluster adds the group's offsets to a
+	// transaction with TxnOffsetCommit v5+ (KIP-890 part 2, transaction
+	// version 2), so AddOffsetsToTxn is skipped; checked once, under mu.
+	implicitOffsets *bool
 }
 
 // Join creates a member and starts joining its group; assignments arrive
@@ -234,14 +238,16 @@ func (m *Member) txnCommitOffsets(ctx context.Context, offsets map[string]map[in
 	if err != nil {
 		return err
 	}
-	add := kmsg.NewPtrAddOffsetsToTxnRequest()
-	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = m.txnID, pid, epoch, m.group
-	addResp, err := add.RequestWith(ctx, m.cl)
-	if err != nil {
-		return err
-	}
-	if err := kerr.ErrorForCode(addResp.ErrorCode); err != nil {
-		return err
+	if !m.offsetsAddImplicitly(ctx) {
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = m.txnID, pid, epoch, m.group
+		addResp, err := add.RequestWith(ctx, m.cl)
+		if err != nil {
+			return err
+		}
+		if err := kerr.ErrorForCode(addResp.ErrorCode); err != nil {
+			return err
+		}
 	}
 	member, gen := m.cl.GroupMetadata()
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
@@ -272,6 +278,37 @@ func (m *Member) txnCommitOffsets(ctx context.Context, offsets map[string]map[in
 		}
 	}
 	return nil
+}
+
+// offsetsAddImplicitly tells whether the cluster finalized transaction
+// version 2 and takes TxnOffsetCommit v5+ (as franz-go decides for its own
+// transactions): then TxnOffsetCommit adds the offsets to the transaction
+// itself, one round trip fewer. When in doubt (the question failed): no.
+func (m *Member) offsetsAddImplicitly(ctx context.Context) bool {
+	if m.implicitOffsets != nil {
+		return *m.implicitOffsets
+	}
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "wail", "1"
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err != nil || resp.ErrorCode != 0 {
+		return false // ask again next time
+	}
+	ok := false
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "transaction.version" && f.MaxVersionLevel >= 2 {
+			ok = true
+		}
+	}
+	txnOffsetCommitV5 := false
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == int16(kmsg.TxnOffsetCommit) && k.MaxVersion >= 5 {
+			txnOffsetCommitV5 = true
+		}
+	}
+	ok = ok && txnOffsetCommitV5
+	m.implicitOffsets = &ok
+	return ok
 }
 
 // topicID returns a topic's id, from the metadata the first time.
