@@ -151,6 +151,9 @@ type Resolver struct {
 	// group needs its own. Default: the host name and the listen port,
 	// which are both stable and, together, unique.
 	InstanceID string `yaml:"instance_id"`
+	// TransactionProducers (Kafka) is how many transactions one resolver
+	// process runs at once, each for its share of the partitions.
+	TransactionProducers int `yaml:"transaction_producers"`
 }
 
 // Table is a table definition (also used for defaults).
@@ -181,7 +184,7 @@ func defaults() Config {
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
-			Group: "wail-resolver",
+			Group: "wail-resolver", TransactionProducers: 1,
 		},
 		Defaults: Table{FailureMode: "transactional", VisibilityWindow: 10 * time.Second, Partitions: 8},
 	}
@@ -238,6 +241,7 @@ func (c *Config) Validate() error {
 	check(r.CommitInterval > 0, "resolver.commit_interval must be positive")
 	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
 	check(r.Group != "", "resolver.group must not be empty")
+	check(r.TransactionProducers >= 1 && r.TransactionProducers <= 64, "resolver.transaction_producers %d out of range 1..64", r.TransactionProducers)
 	if err := c.Defaults.validate("table_defaults"); err != nil {
 		errs = append(errs, err)
 	}

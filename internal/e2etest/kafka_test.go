@@ -86,7 +86,7 @@ func kafkaBackends(brokers []string) func(t *testing.T) Backends {
 		}
 		t.Cleanup(func() { st.Close() })
 		return Backends{Log: log, Store: st, Join: func(group, instance string) resolver.JoinFunc {
-			return server.GroupJoin(log, group, instance)
+			return server.GroupJoin(log, group, instance, 2)
 		}}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 
@@ -39,11 +40,14 @@ var errMembership = errors.New("resolver: group membership failed")
 type Group interface {
 	// AddTopics makes the group consume more intent topics.
 	AddTopics(topics ...string)
+	// Shards is how many transactions can run at once (one per shard).
+	Shards() int
 	// Transact appends recs (topic -> records) and commits offsets
-	// (intent topic -> partition -> next offset) atomically. It fails
-	// with ErrAborted when a retry may succeed and with ErrFenced when the
-	// member must join again; other errors leave the outcome unknown.
-	Transact(ctx context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error
+	// (intent topic -> partition -> next offset) atomically, in a
+	// transaction of the shard. It fails with ErrAborted when a retry may
+	// succeed and with ErrFenced when the member must join again; other
+	// errors leave the outcome unknown.
+	Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error
 	// Close leaves the group.
 	Close(ctx context.Context) error
 }
@@ -66,15 +70,18 @@ type txnRequest struct {
 // maxTxnRequests bounds the loop batches of one transaction.
 const maxTxnRequests = 256
 
-// pump runs the transactions of every loop of this member, one at a time,
-// each carrying the batches that queued while the previous one ran.
+// pump runs the transactions of one shard of this member's loops, one at a
+// time, each carrying the batches that queued while the previous one ran.
 type pump struct {
 	group Group
+	shard int
 	reqs  chan *txnRequest
 	busy  sync.Mutex // held while a transaction runs
 }
 
-func newPump(g Group) *pump { return &pump{group: g, reqs: make(chan *txnRequest, maxTxnRequests)} }
+func newPump(g Group, shard int) *pump {
+	return &pump{group: g, shard: shard, reqs: make(chan *txnRequest, maxTxnRequests)}
+}
 
 func (p *pump) run(ctx context.Context) {
 	for {
@@ -123,7 +130,7 @@ func (p *pump) transact(ctx context.Context, batch []*txnRequest) {
 	if len(live) == 0 {
 		return
 	}
-	err := p.group.Transact(ctx, recs, offsets)
+	err := p.group.Transact(ctx, p.shard, recs, offsets)
 	for _, rq := range live {
 		rq.reply <- err
 	}
@@ -160,10 +167,10 @@ type tp struct {
 
 // member is this process's membership in the group, from join to leave.
 type member struct {
-	r    *Resolver
-	ctx  context.Context // the partitions' parent: ends on shutdown
-	pump *pump
-	errs chan error // a partition that failed for good (fenced)
+	r     *Resolver
+	ctx   context.Context // the partitions' parent: ends on shutdown
+	pumps []*pump         // a partition's pump: pumpOf
+	errs  chan error      // a partition that failed for good (fenced)
 
 	mu     sync.Mutex
 	tables map[string]catalog.Table // by intent topic
@@ -220,14 +227,17 @@ func (r *Resolver) runMember(ctx context.Context, known *[]catalog.Table, more <
 	if err != nil {
 		return fmt.Errorf("resolver: join %s: %w", r.cfg.Group, err)
 	}
-	m.pump = newPump(g)
-	pumpCtx, stopPump := context.WithCancel(context.WithoutCancel(ctx))
-	pumpDone := make(chan struct{})
-	go func() { defer close(pumpDone); m.pump.run(pumpCtx) }()
+	pumpCtx, stopPumps := context.WithCancel(context.WithoutCancel(ctx))
+	var pumps sync.WaitGroup
+	for shard := range max(g.Shards(), 1) {
+		p := newPump(g, shard)
+		m.pumps = append(m.pumps, p)
+		pumps.Go(func() { p.run(pumpCtx) })
+	}
 	defer func() {
-		m.stopAll() // drains through the pump, which is still running
-		stopPump()
-		<-pumpDone
+		m.stopAll() // drains through the pumps, which still run
+		stopPumps()
+		pumps.Wait()
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = g.Close(cctx) // leaving is a courtesy; the session timeout does it too
@@ -287,7 +297,7 @@ func (m *member) startLocked(k tp) {
 	m.parts[k] = run
 	go func() {
 		defer close(run.done)
-		if err := m.r.runPartition(pctx, t, k.part, m.pump); err != nil {
+		if err := m.r.runPartition(pctx, t, k.part, m.pumpOf(k)); err != nil {
 			select {
 			case m.errs <- err:
 			default:
@@ -315,7 +325,16 @@ func (m *member) revoked(r map[string][]int32) {
 	for _, run := range stopped {
 		<-run.done
 	}
-	m.pump.barrier()
+	for _, p := range m.pumps {
+		p.barrier()
+	}
+}
+
+// pumpOf spreads partitions over the pumps.
+func (m *member) pumpOf(k tp) *pump {
+	h := fnv.New32a()
+	h.Write([]byte(k.topic))
+	return m.pumps[(h.Sum32()+uint32(k.part))%uint32(len(m.pumps))]
 }
 
 // stopAll stops every loop (draining) and waits for them.

@@ -21,7 +21,8 @@ type fakeTxn struct {
 
 func (g *fakeGroup) AddTopics(...string)         {}
 func (g *fakeGroup) Close(context.Context) error { return nil }
-func (g *fakeGroup) Transact(_ context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+func (g *fakeGroup) Shards() int                 { return 1 }
+func (g *fakeGroup) Transact(_ context.Context, _ int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
 	g.calls = append(g.calls, fakeTxn{recs, offsets})
 	return g.err
 }
@@ -75,7 +76,7 @@ func TestPumpTransact(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			g := &fakeGroup{err: c.err}
-			p := newPump(g)
+			p := newPump(g, 0)
 			for _, rq := range c.reqs {
 				rq.reply = make(chan error, 1)
 			}

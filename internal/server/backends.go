@@ -92,9 +92,9 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 }
 
 // GroupJoin returns the resolver's JoinFunc on a Kafka log: a member of
-// group with the instance id, publishing in transactions. Other logs have
-// no groups (nil).
-func GroupJoin(log intentlog.Log, group, instance string) resolver.JoinFunc {
+// group with the instance id, publishing in transactions of producers
+// transactional producers. Other logs have no groups (nil).
+func GroupJoin(log intentlog.Log, group, instance string, producers int) resolver.JoinFunc {
 	kl, ok := log.(*kafka.Log)
 	if !ok {
 		return nil
@@ -102,6 +102,7 @@ func GroupJoin(log intentlog.Log, group, instance string) resolver.JoinFunc {
 	return func(topics []string, assigned, revoked func(map[string][]int32)) (resolver.Group, error) {
 		m, err := kl.Join(kafka.MemberOptions{
 			Group: group, InstanceID: instance, Topics: topics, OnAssigned: assigned, OnRevoked: revoked,
+			Producers: producers,
 		})
 		if err != nil {
 			return nil, err
@@ -113,8 +114,8 @@ func GroupJoin(log intentlog.Log, group, instance string) resolver.JoinFunc {
 // groupMember maps the Kafka member's errors to the resolver's.
 type groupMember struct{ *kafka.Member }
 
-func (g groupMember) Transact(ctx context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
-	err := g.Member.Transact(ctx, recs, offsets)
+func (g groupMember) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	err := g.Member.Transact(ctx, shard, recs, offsets)
 	switch {
 	case err == nil:
 		return nil

@@ -54,6 +54,11 @@ type MemberOptions struct {
 	// SessionTimeout: how long the group waits for a silent member before
 	// giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration
+	// Producers is the number of transactional producers (default 1):
+	// Transact calls of different shards run concurrently, each producer
+	// one transaction at a time. Their transactional ids are
+	// Group.InstanceID.0, .1, ...
+	Producers int
 }
 
 // Member is a member of a consumer group with cooperative-sticky assignment
@@ -61,11 +66,17 @@ type MemberOptions struct {
 // offsets commit together or not at all (exactly-once
 // consume-transform-produce, KIP-447 fencing). It only manages membership
 // and transactions: it fetches nothing (readers read the assigned
-// partitions). Transact calls are serialized.
+// partitions). Transact calls of one shard are serialized.
 type Member struct {
-	l     *Log
+	l         *Log
+	cl        *kgo.Client // group membership and offset commits outside transactions
+	group     string
+	producers []*producer
+}
+
+// producer is one transactional producer of a Member.
+type producer struct {
 	cl    *kgo.Client
-	group string
 	txnID string
 
 	mu        sync.Mutex // one transaction at a time
@@ -91,18 +102,29 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
-	m := &Member{l: l, group: opts.Group, txnID: opts.Group + "." + opts.InstanceID}
+	m := &Member{l: l, group: opts.Group}
+	for i := range max(opts.Producers, 1) {
+		txnID := fmt.Sprintf("%s.%s.%d", opts.Group, opts.InstanceID, i)
+		pOpts := append(append([]kgo.Opt{}, l.common...),
+			kgo.TransactionalID(txnID),
+			kgo.TransactionTimeout(opts.TransactionTimeout),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.ProducerBatchMaxBytes(l.opts.MaxMessageBytes),
+			kgo.ProducerBatchCompression(codec),
+			kgo.ProducerLinger(l.opts.Linger), // kgo's default (10 ms) would be on every transaction
+			kgo.MaxVersions(txnVersions()),
+			kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
+			kgo.ProduceRequestTimeout(l.opts.RequestTimeout),
+		)
+		pcl, err := kgo.NewClient(append(pOpts, l.opts.ExtraClientOpts...)...)
+		if err != nil {
+			m.closeProducers()
+			return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
+		}
+		m.producers = append(m.producers, &producer{cl: pcl, txnID: txnID})
+	}
 	clOpts := append(append([]kgo.Opt{}, l.common...),
-		kgo.TransactionalID(m.txnID),
-		kgo.TransactionTimeout(opts.TransactionTimeout),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchMaxBytes(l.opts.MaxMessageBytes),
-		kgo.ProducerBatchCompression(codec),
-		kgo.ProducerLinger(l.opts.Linger), // kgo's default (10 ms) would be on every transaction
-		kgo.MaxVersions(txnVersions()),
-		kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
-		kgo.ProduceRequestTimeout(l.opts.RequestTimeout),
 		kgo.ConsumerGroup(opts.Group),
 		kgo.ConsumeTopics(l.names.externalAll(opts.Topics)...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -128,6 +150,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	clOpts = append(clOpts, l.opts.ExtraClientOpts...)
 	cl, err := kgo.NewClient(clOpts...)
 	if err != nil {
+		m.closeProducers()
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
 	// Membership only: the partitions are read by readers of their own,
@@ -144,41 +167,45 @@ func (m *Member) AddTopics(topics ...string) {
 	m.cl.AddConsumeTopics(topics...)
 }
 
+// Shards is the number of transactional producers.
+func (m *Member) Shards() int { return len(m.producers) }
+
 // Transact publishes recs (topic -> records, each to Partition(key, n) of
 // its topic) and commits the group's offsets (topic -> partition -> next
-// offset) in one transaction. With no records, it commits the offsets
+// offset) in one transaction of producer shard (mod Shards). With no records, it commits the offsets
 // alone, outside a transaction. It fails with an error for which IsAborted
 // holds when a retry can succeed, and with ErrFenced when the member must
 // be joined again; on any error nothing of it is visible to read_committed
 // readers.
-func (m *Member) Transact(ctx context.Context, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	p := m.producers[shard%len(m.producers)]
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	recs, offsets = externalMap(m.l.names, recs), externalMap(m.l.names, offsets)
-	krs, err := m.records(ctx, recs)
+	krs, err := m.records(ctx, p, recs)
 	if err != nil {
 		return fmt.Errorf("kafka: transact: %w", err)
 	}
 	if len(krs) == 0 {
 		return m.commit(ctx, offsets)
 	}
-	if err := m.cl.BeginTransaction(); err != nil {
+	if err := p.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("kafka: transact: %w", m.classify(err))
 	}
-	err = m.produce(ctx, krs)
+	err = produce(ctx, p.cl, krs)
 	if err == nil {
-		err = m.txnCommitOffsets(ctx, offsets)
+		err = m.txnCommitOffsets(ctx, p, offsets)
 	}
 	if err != nil {
-		if aerr := m.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
+		if aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
 			return fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
 		}
 		return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
 	}
 	// Not cancellable: a cancelled EndTxn leaves its outcome unknown.
-	if err := m.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
+	if err := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
 		if errors.Is(err, kerr.OperationNotAttempted) || errors.Is(err, kerr.TransactionAbortable) {
-			if aerr := m.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
+			if aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
 				return fmt.Errorf("kafka: transact: %w", m.classify(aerr))
 			}
 			return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
@@ -190,9 +217,9 @@ func (m *Member) Transact(ctx context.Context, recs map[string][]*intentlog.Reco
 
 // records turns recs into kgo records placed by key and stamped with one
 // timestamp, never below one handed out before.
-func (m *Member) records(ctx context.Context, recs map[string][]*intentlog.Record) ([]*kgo.Record, error) {
-	milli := max(time.Now().UnixMilli(), m.lastMilli)
-	m.lastMilli = milli
+func (m *Member) records(ctx context.Context, p *producer, recs map[string][]*intentlog.Record) ([]*kgo.Record, error) {
+	milli := max(time.Now().UnixMilli(), p.lastMilli)
+	p.lastMilli = milli
 	ts := time.UnixMilli(milli)
 	var krs []*kgo.Record
 	for topic, rs := range recs {
@@ -214,10 +241,10 @@ func (m *Member) records(ctx context.Context, recs map[string][]*intentlog.Recor
 }
 
 // produce sends krs in the open transaction and waits for all of them.
-func (m *Member) produce(ctx context.Context, krs []*kgo.Record) error {
+func produce(ctx context.Context, cl *kgo.Client, krs []*kgo.Record) error {
 	w := newWaiter(len(krs))
 	for _, kr := range krs {
-		m.cl.Produce(ctx, kr, w.promise)
+		cl.Produce(ctx, kr, w.promise)
 	}
 	select {
 	case <-w.done:
@@ -229,17 +256,17 @@ func (m *Member) produce(ctx context.Context, krs []*kgo.Record) error {
 
 // txnCommitOffsets adds the group's offsets to the open transaction, fenced
 // by the member's generation: a member that was replaced cannot commit.
-func (m *Member) txnCommitOffsets(ctx context.Context, offsets map[string]map[int32]int64) error {
+func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[string]map[int32]int64) error {
 	if len(offsets) == 0 {
 		return nil
 	}
-	pid, epoch, err := m.cl.ProducerID(ctx)
+	pid, epoch, err := p.cl.ProducerID(ctx)
 	if err != nil {
 		return err
 	}
 	add := kmsg.NewPtrAddOffsetsToTxnRequest()
-	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = m.txnID, pid, epoch, m.group
-	addResp, err := add.RequestWith(ctx, m.cl)
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = p.txnID, pid, epoch, m.group
+	addResp, err := add.RequestWith(ctx, p.cl)
 	if err != nil {
 		return err
 	}
@@ -248,7 +275,7 @@ func (m *Member) txnCommitOffsets(ctx context.Context, offsets map[string]map[in
 	}
 	member, gen := m.cl.GroupMetadata()
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
-	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = m.txnID, m.group, pid, epoch
+	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = p.txnID, m.group, pid, epoch
 	req.Generation, req.MemberID = gen, member
 	for topic, parts := range offsets {
 		rt := kmsg.NewTxnOffsetCommitRequestTopic()
@@ -260,7 +287,7 @@ func (m *Member) txnCommitOffsets(ctx context.Context, offsets map[string]map[in
 		}
 		req.Topics = append(req.Topics, rt)
 	}
-	resp, err := req.RequestWith(ctx, m.cl)
+	resp, err := req.RequestWith(ctx, p.cl)
 	if err != nil {
 		return err
 	}
@@ -322,6 +349,7 @@ func (m *Member) classify(err error) error {
 func (m *Member) Close(ctx context.Context) error {
 	err := m.cl.LeaveGroupContext(ctx)
 	m.cl.Close()
+	m.closeProducers()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("kafka: leave %s: %w", m.group, err)
 	}
@@ -346,4 +374,10 @@ func txnVersions() *kversion.Versions {
 	v.SetMaxKeyVersion(int16(kmsg.EndTxn), 4)
 	v.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
 	return v
+}
+
+func (m *Member) closeProducers() {
+	for _, p := range m.producers {
+		p.cl.Close()
+	}
 }

@@ -93,10 +93,10 @@ func testMember(t *testing.T, brokers []string) {
 	rec := func(v string) map[string][]*intentlog.Record {
 		return map[string][]*intentlog.Record{out: {{Key: []byte(v), Value: []byte(v)}}}
 	}
-	if err := m1.Transact(ctx, rec("committed"), map[string]map[int32]int64{in: {p: 7}}); err != nil {
+	if err := m1.Transact(ctx, 0, rec("committed"), map[string]map[int32]int64{in: {p: 7}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m1.Transact(ctx, nil, map[string]map[int32]int64{in: {p: 9}}); err != nil {
+	if err := m1.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {p: 9}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := l.Committed(ctx, group, in)
@@ -164,7 +164,7 @@ func TestMemberFencedByRestart(t *testing.T) {
 	old, a := join(t, l, group, "same", in)
 	waitFor(t, "assignment", func() bool { return a.count() == 1 })
 	recs := map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("old")}}}
-	if err := old.Transact(ctx, recs, map[string]map[int32]int64{in: {0: 1}}); err != nil {
+	if err := old.Transact(ctx, 0, recs, map[string]map[int32]int64{in: {0: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	l2 := openLog(t, brokers, nil)
@@ -172,10 +172,10 @@ func TestMemberFencedByRestart(t *testing.T) {
 	defer successor.Close(ctx)
 	// The successor's producer id is initialized by its first
 	// transaction; until then the old one is not yet fenced.
-	if err := successor.Transact(ctx, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("new")}}}, nil); err != nil {
+	if err := successor.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("new")}}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	err := old.Transact(ctx, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("zombie")}}}, nil)
+	err := old.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("zombie")}}}, nil)
 	if err == nil {
 		t.Fatal("the fenced member's transaction committed")
 	}

@@ -64,7 +64,7 @@ func TestTopicNamesOnBroker(t *testing.T) {
 	m, a := join(t, l, "g-names", "one", "wail.intents.t1")
 	defer m.Close(ctx)
 	waitFor(t, "assignment under wail's name", func() bool { return a.count() == 2 })
-	if err := m.Transact(ctx, nil, map[string]map[int32]int64{"wail.intents.t1": {0: 1}}); err != nil {
+	if err := m.Transact(ctx, 0, nil, map[string]map[int32]int64{"wail.intents.t1": {0: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := l.Committed(ctx, "g-names", "wail.intents.t1")
