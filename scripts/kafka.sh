@@ -123,11 +123,19 @@ answers() {
 start() {
 	[[ -f $LOGFILE ]] && (($(stat -c %s "$LOGFILE") > 50 << 20)) && mv -f "$LOGFILE" "$LOGFILE.1"
 	log "starting broker on $ADDR (log: $LOGFILE)"
-	# setsid: the broker outlives this shell and its process group.
-	setsid nohup java -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+	# setsid: the broker outlives this shell and its process group. setsid
+	# forks when it leads a process group (job control), so $! is not the
+	# broker's pid: the shell inside writes its own pid, then becomes java.
+	rm -f "$PIDFILE"
+	setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' wail-kafka "$PIDFILE" \
+		java -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
 		-Dlog4j2.configurationFile="file:$LOG4J" -Dkafka.logs.dir="$CACHE" \
 		-cp "$LIBS/*" kafka.Kafka "$CONF" </dev/null >>"$LOGFILE" 2>&1 &
-	echo $! >"$PIDFILE"
+	local deadline=$((SECONDS + 10))
+	until [[ -s $PIDFILE ]]; do
+		((SECONDS < deadline)) || die "the broker's launcher wrote no pid file (log: $LOGFILE)"
+		sleep 0.05
+	done
 }
 
 wait_ready() {

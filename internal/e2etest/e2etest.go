@@ -18,7 +18,9 @@ package e2etest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -148,6 +150,7 @@ func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalo
 	cfg := resolver.Config{
 		Group: groupOf(tb.Name), Concurrency: 32, BackoffMin: time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if b.Join != nil {
 		cfg.Join = b.Join(cfg.Group, instance)

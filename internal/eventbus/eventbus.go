@@ -105,7 +105,10 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 
 // LastVersions scans a partition from the first event published at or after
 // since to the end and returns each key's highest version: what the resolver
-// needs after a restart to never publish a version twice.
+// needs after a restart to never publish a version twice. On Kafka the end
+// is the high watermark, so the scan also waits until every transaction
+// already on the partition committed or aborted: a previous owner's last
+// transaction can still be writing its markers when the new owner starts.
 func (b *Bus) LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error) {
 	topic := Topic(table)
 	from, err := b.log.OffsetForTime(ctx, topic, partition, since)

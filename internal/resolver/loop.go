@@ -219,7 +219,8 @@ func (l *loop) transactRetrying(batch []intent.Event, offset int64) error {
 		recs = map[string][]*intentlog.Record{topic: rs}
 	}
 	backoff := l.r.cfg.BackoffMin
-	for {
+	var logged time.Time
+	for start := time.Now(); ; {
 		err := l.pump.do(ctx, &txnRequest{recs: recs, topic: l.topic, part: l.partition, offset: offset, done: l.done})
 		switch {
 		case err == nil:
@@ -230,6 +231,11 @@ func (l *loop) transactRetrying(batch []intent.Event, offset int64) error {
 			return fmt.Errorf("%w: %s/%d: %w", errMembership, l.topic, l.partition, err)
 		}
 		l.m.publishErrors.Inc()
+		if time.Since(start) > 5*time.Second && time.Since(logged) > 5*time.Second {
+			logged = time.Now()
+			l.r.cfg.Logger.Warn("resolver transactions keep aborting; events of this partition wait",
+				"table", l.table, "partition", l.partition, "for", time.Since(start).Round(time.Second), "err", err)
+		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():

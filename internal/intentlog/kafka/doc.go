@@ -22,8 +22,8 @@
 //	Record.Timestamp     CreateTime in milliseconds, set by Append from the
 //	                     local clock, never decreasing within one Log
 //	Record.Value nil     a null value: a compaction tombstone
-//	Bounds               ListOffsets earliest / read_committed latest (the
-//	                     last stable offset: what a reader can reach)
+//	Bounds               ListOffsets earliest / latest (the high watermark;
+//	                     a reader reaches it once open transactions ended)
 //	OffsetForTime        ListOffsets by timestamp; the end offset when none
 //	Commit / Committed   OffsetCommit / OffsetFetch of a consumer group that
 //	                     has no members (as kadm does); never-committed

@@ -263,9 +263,12 @@ func (l *Log) checkPartition(ctx context.Context, topic string, p int32) error {
 	return nil
 }
 
-// Bounds returns the log start offset and the last stable offset of a
-// partition: the end a read_committed reader (every reader of this package)
-// can reach. It equals the high watermark unless a transaction is open.
+// Bounds returns the log start offset and the high watermark of a
+// partition. A read_committed reader (every reader of this package) gets
+// past an open transaction's records only once it ended, so reading until
+// Position() >= end also waits for every transaction begun before Bounds
+// was asked: what a new owner of a partition needs before it trusts what
+// it read (see the resolver's recovery).
 func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error) {
 	topic = l.names.external(topic)
 	if err := l.checkPartition(ctx, topic, partition); err != nil {
@@ -273,7 +276,7 @@ func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start,
 	}
 	start, err = l.listOffset(ctx, topic, partition, l.adm.ListStartOffsets)
 	if err == nil {
-		end, err = l.listOffset(ctx, topic, partition, l.adm.ListCommittedOffsets)
+		end, err = l.listOffset(ctx, topic, partition, l.adm.ListEndOffsets)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("kafka: bounds %s/%d: %w", topic, partition, err)
@@ -370,19 +373,29 @@ func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32
 }
 
 // Committed returns a group's committed offsets for a topic; partitions
-// never committed are absent. It asks for stable offsets: while a
+// never committed are absent. It first asks for stable offsets: while a
 // transaction that commits offsets of the group is open, it waits for its
-// end (KIP-447), so that a new owner of a partition never starts behind a
-// zombie's last transaction.
+// end (KIP-447), so that a new owner of a partition starts where the old
+// owner's last transaction left it. A transaction that stays open longer
+// than stableWait (a hanging one) is not waited for: the committed offsets
+// without it are returned, which is safe for wail (a committed offset is
+// only ever a lower bound of what was resolved; the resolver re-reads from
+// there and skips what the bus already has) and is logged.
 func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
 	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, err)
 	}
+	deadline := time.Now().Add(stableWait)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
-		out, err := l.committed(ctx, group, topic)
+		out, err := l.committed(kadm.RequireStable(ctx), group, topic)
 		if !errors.Is(err, kerr.UnstableOffsetCommit) {
 			return out, err
+		}
+		if time.Now().After(deadline) {
+			l.opts.Logger.Warn("a transaction with offsets of the group stays open; reading the offsets committed before it",
+				"group", group, "topic", topic, "waited", stableWait, "hint", "kafka-transactions.sh find-hanging / abort")
+			return l.committed(ctx, group, topic)
 		}
 		select { // a transaction committing offsets of the group is open
 		case <-ctx.Done():
@@ -392,8 +405,12 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 	}
 }
 
+// stableWait bounds how long Committed waits for open transactions: a bit
+// over the default transaction timeout of the resolver's producers.
+const stableWait = 15 * time.Second
+
 func (l *Log) committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
-	resp, err := l.adm.FetchOffsets(kadm.RequireStable(ctx), group)
+	resp, err := l.adm.FetchOffsets(ctx, group)
 	if errors.Is(err, kerr.GroupIDNotFound) {
 		return map[int32]int64{}, nil
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -72,6 +71,13 @@ type Member struct {
 	cl        *kgo.Client // group membership and offset commits outside transactions
 	group     string
 	producers []*producer
+
+	metaMu sync.Mutex // guards what follows: cluster facts, asked once
+	// implicitOffsets: the cluster adds the group's offsets to a
+	// transaction with TxnOffsetCommit v5+ (KIP-890 part 2, transaction
+	// version 2), so AddOffsetsToTxn is skipped.
+	implicitOffsets *bool
+	topicIDs        map[string][16]byte // TxnOffsetCommit v6+ names topics by id
 }
 
 // producer is one transactional producer of a Member.
@@ -102,7 +108,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
-	m := &Member{l: l, group: opts.Group}
+	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}}
 	for i := range max(opts.Producers, 1) {
 		txnID := fmt.Sprintf("%s.%s.%d", opts.Group, opts.InstanceID, i)
 		pOpts := append(append([]kgo.Opt{}, l.common...),
@@ -113,7 +119,6 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 			kgo.ProducerBatchMaxBytes(l.opts.MaxMessageBytes),
 			kgo.ProducerBatchCompression(codec),
 			kgo.ProducerLinger(l.opts.Linger), // kgo's default (10 ms) would be on every transaction
-			kgo.MaxVersions(txnVersions()),
 			kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
 			kgo.ProduceRequestTimeout(l.opts.RequestTimeout),
 		)
@@ -123,6 +128,19 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 			return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 		}
 		m.producers = append(m.producers, &producer{cl: pcl, txnID: txnID})
+		// InitProducerID now, before any partition is assigned: it fences
+		// a predecessor with this transactional id (a killed process, or
+		// this process's previous membership) and aborts its open
+		// transaction, which would otherwise hold the partitions' stable
+		// offsets until the transaction timeout, while the new owner
+		// waits for them.
+		ictx, cancel := context.WithTimeout(context.Background(), l.opts.RequestTimeout)
+		_, _, err = pcl.ProducerID(ictx)
+		cancel()
+		if err != nil {
+			m.closeProducers()
+			return nil, fmt.Errorf("kafka: join %s: init producer %s: %w", opts.Group, txnID, err)
+		}
 	}
 	clOpts := append(append([]kgo.Opt{}, l.common...),
 		kgo.ConsumerGroup(opts.Group),
@@ -264,14 +282,16 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 	if err != nil {
 		return err
 	}
-	add := kmsg.NewPtrAddOffsetsToTxnRequest()
-	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = p.txnID, pid, epoch, m.group
-	addResp, err := add.RequestWith(ctx, p.cl)
-	if err != nil {
-		return err
-	}
-	if err := kerr.ErrorForCode(addResp.ErrorCode); err != nil {
-		return err
+	if !m.offsetsAddImplicitly(ctx) {
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = p.txnID, pid, epoch, m.group
+		addResp, err := add.RequestWith(ctx, p.cl)
+		if err != nil {
+			return err
+		}
+		if err := kerr.ErrorForCode(addResp.ErrorCode); err != nil {
+			return err
+		}
 	}
 	member, gen := m.cl.GroupMetadata()
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
@@ -280,6 +300,9 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 	for topic, parts := range offsets {
 		rt := kmsg.NewTxnOffsetCommitRequestTopic()
 		rt.Topic = topic
+		if rt.TopicID, err = m.topicID(ctx, topic); err != nil {
+			return err
+		}
 		for p, o := range parts {
 			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o, -1
@@ -299,6 +322,61 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 		}
 	}
 	return nil
+}
+
+// offsetsAddImplicitly tells whether the cluster finalized transaction
+// version 2 and takes TxnOffsetCommit v5+ (as franz-go decides for its own
+// transactions): then TxnOffsetCommit adds the offsets to the transaction
+// itself, one round trip fewer. When in doubt (the question failed): no.
+func (m *Member) offsetsAddImplicitly(ctx context.Context) bool {
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	if m.implicitOffsets != nil {
+		return *m.implicitOffsets
+	}
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.ClientSoftwareName, req.ClientSoftwareVersion = "wail", "1"
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err != nil || resp.ErrorCode != 0 {
+		return false // ask again next time
+	}
+	ok := false
+	for _, f := range resp.FinalizedFeatures {
+		if f.Name == "transaction.version" && f.MaxVersionLevel >= 2 {
+			ok = true
+		}
+	}
+	txnOffsetCommitV5 := false
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == int16(kmsg.TxnOffsetCommit) && k.MaxVersion >= 5 {
+			txnOffsetCommitV5 = true
+		}
+	}
+	ok = ok && txnOffsetCommitV5
+	m.implicitOffsets = &ok
+	return ok
+}
+
+// topicID returns a topic's id, from the metadata the first time.
+func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	if id, ok := m.topicIDs[topic]; ok {
+		return id, nil
+	}
+	td, err := m.l.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return [16]byte{}, err
+	}
+	d, ok := td[topic]
+	switch {
+	case !ok:
+		return [16]byte{}, fmt.Errorf("metadata of %s: %w", topic, intentlog.ErrUnknownTopic)
+	case d.Err != nil:
+		return [16]byte{}, fmt.Errorf("metadata of %s: %w", topic, mapErr(d.Err))
+	}
+	m.topicIDs[topic] = d.ID
+	return d.ID, nil
 }
 
 // commit commits offsets outside a transaction, under the member's
@@ -354,26 +432,6 @@ func (m *Member) Close(ctx context.Context) error {
 		return fmt.Errorf("kafka: leave %s: %w", m.group, err)
 	}
 	return nil
-}
-
-// txnVersions caps the protocol at transaction version 1 (Produce v11,
-// EndTxn v4, TxnOffsetCommit v4: explicit AddPartitionsToTxn and
-// AddOffsetsToTxn, and no topic ids). Why: a transaction that begins right
-// after the previous one ended meets CONCURRENT_TRANSACTIONS until the
-// coordinator has written the previous markers. With version 2 the broker
-// retries the implicit partition add itself, after
-// add.partitions.to.txn.retry.backoff.ms (20 ms by default), which put
-// ~24 ms on every produce here; with version 1 the client retries, after
-// ConcurrentTransactionsBackoff (2 ms). Measured with wail bench at 1000
-// writes/s on one broker: produce in a transaction p50 24 -> 6 ms, e2e
-// p50 82 -> 39 ms. Both versions fence zombies the same way for wail: one
-// transactional id per member and KIP-447 offset commits.
-func txnVersions() *kversion.Versions {
-	v := kversion.Stable()
-	v.SetMaxKeyVersion(int16(kmsg.Produce), 11)
-	v.SetMaxKeyVersion(int16(kmsg.EndTxn), 4)
-	v.SetMaxKeyVersion(int16(kmsg.TxnOffsetCommit), 4)
-	return v
 }
 
 func (m *Member) closeProducers() {
