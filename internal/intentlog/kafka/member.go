@@ -142,6 +142,11 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 			return nil, fmt.Errorf("kafka: join %s: init producer %s: %w", opts.Group, txnID, err)
 		}
 	}
+	revoked := func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+		if opts.OnRevoked != nil && len(r) > 0 {
+			opts.OnRevoked(internalMap(l.names, r))
+		}
+	}
 	clOpts := append(append([]kgo.Opt{}, l.common...),
 		kgo.ConsumerGroup(opts.Group),
 		kgo.ConsumeTopics(l.names.externalAll(opts.Topics)...),
@@ -154,16 +159,8 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 				opts.OnAssigned(internalMap(l.names, a))
 			}
 		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
-			if opts.OnRevoked != nil && len(r) > 0 {
-				opts.OnRevoked(internalMap(l.names, r))
-			}
-		}),
-		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
-			if opts.OnRevoked != nil && len(r) > 0 {
-				opts.OnRevoked(internalMap(l.names, r))
-			}
-		}),
+		kgo.OnPartitionsRevoked(revoked),
+		kgo.OnPartitionsLost(revoked), // commits will fail; the loops stop all the same
 	)
 	clOpts = append(clOpts, l.opts.ExtraClientOpts...)
 	cl, err := kgo.NewClient(clOpts...)
