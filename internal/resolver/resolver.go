@@ -13,6 +13,11 @@
 // most one publisher, and one short-lived goroutine per read in flight (the
 // pool's semaphore bounds them). All are supervised by an errgroup; the loop
 // is the only one that touches the Core, so the Core needs no lock.
+//
+// On Kafka (Config.Join set) the resolver is a consumer-group member
+// (group.go): it runs loops only for the partitions assigned to it, and
+// publishes events with their offsets through per-process transaction
+// pumps instead of the bus and the log's Commit.
 package resolver
 
 import (
