@@ -225,7 +225,15 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 			}
 			return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
 		}
-		return fmt.Errorf("kafka: transact: end: %w", m.classify(err))
+		// The commit's outcome is unknown. The documented recovery, an
+		// abort, re-initializes the producer (bumping its epoch, which
+		// aborts the transaction if it is still open), so that the next
+		// transaction does not find the client still in this one.
+		err = m.classify(err)
+		if !errors.Is(err, ErrFenced) {
+			_ = p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+		}
+		return fmt.Errorf("kafka: transact: commit of unknown outcome: %w", err)
 	}
 	return nil
 }
