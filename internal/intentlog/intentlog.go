@@ -113,6 +113,24 @@ type Reader interface {
 	Close() error
 }
 
+// Hanging describes transactions that hang on a partition: open there
+// while their coordinator has finished them (a broker lost their markers),
+// so that they hold the partition's stable offset and readers stop at them
+// forever. Only logs with transactions (Kafka) report them.
+type Hanging struct {
+	// Committed are the records from the asked offset up to the asked end
+	// whose transactions committed (or that had none), read past the
+	// hanging ones, in offset order.
+	Committed []Record
+	// Records are the records of the hanging transactions, in offset order.
+	// Their coordinator may have committed them: an owner that needs them
+	// appends them again before it calls Abort.
+	Records []Record
+	// Abort ends the hanging transactions with abort markers; readers then
+	// pass them.
+	Abort func(ctx context.Context) error
+}
+
 // Partition returns the partition of key among n partitions, exactly as
 // Kafka's default partitioner does for keyed records:
 // toPositive(murmur2(key)) % n.

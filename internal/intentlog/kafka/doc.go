@@ -30,7 +30,8 @@
 //	                     partitions are absent. Committed sets
 //	                     require_stable and waits out UNSTABLE_OFFSET_COMMIT:
 //	                     it never returns an offset an open transaction is
-//	                     about to move
+//	                     about to move; after 15 s it aborts a hanging
+//	                     transaction of the group's own producers there
 //	Reader               a kgo client of its own consuming exactly one
 //	                     partition from an exact offset, read_committed, with
 //	                     no offset reset: falling below the log start is
@@ -43,6 +44,11 @@
 //	                     TxnOffsetCommit (member id and generation: KIP-447;
 //	                     topic ids for v6+), EndTxn; offsets alone go in an
 //	                     OffsetCommit with the generation
+//	Unhang (hanging.go)  DescribeProducers, ListTransactions and
+//	                     DescribeTransactions find a transaction open on a
+//	                     partition that its coordinator finished (its
+//	                     markers lost); a read without isolation sorts the
+//	                     records by their markers; WriteTxnMarkers aborts it
 //
 // Errors map to the intentlog sentinels: UNKNOWN_TOPIC_OR_PARTITION to
 // ErrUnknownTopic, MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE (or a record

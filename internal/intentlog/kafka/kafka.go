@@ -393,9 +393,7 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 			return out, err
 		}
 		if time.Now().After(deadline) {
-			l.opts.Logger.Warn("a transaction with offsets of the group stays open; reading the offsets committed before it",
-				"group", group, "topic", topic, "waited", stableWait, "hint", "kafka-transactions.sh find-hanging / abort")
-			return l.committed(ctx, group, topic)
+			return l.committedPastHang(ctx, group, topic)
 		}
 		select { // a transaction committing offsets of the group is open
 		case <-ctx.Done():
@@ -403,6 +401,26 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 		case <-time.After(delay):
 		}
 	}
+}
+
+// committedPastHang reads the group's offsets when a transaction with some
+// of them stays open: it aborts it if it is a hanging one of the group's
+// own (see unhangOffsets) and reads again; otherwise it reads the offsets
+// committed before it.
+func (l *Log) committedPastHang(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	aborted, err := l.unhangOffsets(ctx, group)
+	switch {
+	case err != nil:
+		l.opts.Logger.Warn("a transaction with offsets of the group stays open and could not be aborted; reading the offsets committed before it",
+			"group", group, "topic", topic, "waited", stableWait, "err", err)
+	case aborted:
+		l.opts.Logger.Warn("aborted a hanging transaction of the group's offsets (a broker lost its markers); its offsets are re-read from before it",
+			"group", group, "topic", topic)
+	default:
+		l.opts.Logger.Warn("a transaction with offsets of the group stays open; reading the offsets committed before it",
+			"group", group, "topic", topic, "waited", stableWait, "hint", "kafka-transactions.sh find-hanging / abort")
+	}
+	return l.committed(ctx, group, topic)
 }
 
 // stableWait bounds how long Committed waits for open transactions: a bit

@@ -58,6 +58,11 @@ type Options struct {
 	// caller's (NewReader's checks, Close's leave); it is also the broker-side
 	// produce timeout (default 30 s).
 	RequestTimeout time.Duration
+	// HangingAfter is how long a transaction must have been silent on a
+	// partition before AbortHanging considers it (default 30s): well above
+	// the transaction timeout of wail's producers (10s by default), so by
+	// then the coordinator has ended every transaction it still knew of.
+	HangingAfter time.Duration
 	// Linger is how long the producer waits for more records before sending
 	// a partition's batch (default 0: send at once; concurrent Appends still
 	// share requests while earlier ones are in flight). See the benchmark.
@@ -120,6 +125,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = defaultDialTimeout
+	}
+	if o.HangingAfter <= 0 {
+		o.HangingAfter = 30 * time.Second
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = defaultRequestTimeout
