@@ -116,6 +116,18 @@ type frozenLog struct {
 	frozen atomic.Bool
 }
 
+// Unhang forwards to a log whose transactions can hang (Kafka): the bus
+// finds it through this wrapper.
+func (f *frozenLog) Unhang(ctx context.Context, topic string, partition int32, from, end int64) (*intentlog.Hanging, error) {
+	u, ok := f.Log.(interface {
+		Unhang(ctx context.Context, topic string, partition int32, from, end int64) (*intentlog.Hanging, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	return u.Unhang(ctx, topic, partition, from, end)
+}
+
 func (f *frozenLog) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
 	if f.frozen.Load() {
 		return errors.New("commits frozen (simulated crash)")

@@ -110,43 +110,146 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 // already on the partition committed or aborted: a previous owner's last
 // transaction can still be writing its markers when the new owner starts.
 func (b *Bus) LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error) {
+	rec, err := b.scan(ctx, table, partition, since, false)
+	return rec.Last, err
+}
+
+// Recovered is what a new owner of a bus partition learns from it.
+type Recovered struct {
+	// Last is each key's highest published version.
+	Last map[string]uint64
+	// Orphans and Unblock are set when hanging transactions (see
+	// intentlog.Hanging) held the partition. Orphans are their events whose
+	// versions are above Last, in order: readers never saw them, yet their
+	// transactions may have committed the offsets of their intents. The
+	// owner makes their keys resolve again (durably: it logs new intents
+	// for them), then calls Unblock, which aborts the hanging transactions
+	// so that readers get past them. It must not publish to the partition
+	// before: a hang's producer may be its own, and a record of that
+	// producer there would join the hanging transaction.
+	Orphans []intent.Event
+	Unblock func(ctx context.Context) error
+}
+
+// Recover is LastVersions for the partition's owner. When the partition is
+// held by hanging transactions (a Kafka broker lost their markers), it
+// reads past them and returns what to do about them.
+func (b *Bus) Recover(ctx context.Context, table string, partition int32, since time.Time) (Recovered, error) {
+	return b.scan(ctx, table, partition, since, true)
+}
+
+// unhanger is a log on which transactions can hang: Kafka.
+type unhanger interface {
+	Unhang(ctx context.Context, topic string, partition int32, from, end int64) (*intentlog.Hanging, error)
+}
+
+// stallCheck is how long a scan waits for records before it asks the log
+// about hanging transactions (the log decides which are).
+const stallCheck = 5 * time.Second
+
+func (b *Bus) scan(ctx context.Context, table string, partition int32, since time.Time, heal bool) (Recovered, error) {
+	rec := Recovered{Last: map[string]uint64{}}
 	topic := Topic(table)
 	from, err := b.log.OffsetForTime(ctx, topic, partition, since)
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
+		return rec, wrapScan(table, partition, err)
 	}
 	_, end, err := b.log.Bounds(ctx, topic, partition)
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
+		return rec, wrapScan(table, partition, err)
 	}
-	last := map[string]uint64{}
+	un, _ := b.log.(unhanger)
+	if !heal {
+		un = nil
+	}
 	if from >= end {
-		return last, nil
+		if un != nil { // nothing to scan, but a hang before from still holds subscribers
+			return rec.unhang(ctx, un, topic, partition, end, end)
+		}
+		return rec, nil
 	}
 	r, err := b.log.NewReader(topic, partition, from)
 	if err != nil {
-		return nil, fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
+		return rec, wrapScan(table, partition, err)
 	}
 	defer r.Close()
 	for r.Position() < end {
-		recs, err := r.Next(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, r.Position(), err)
+		nctx, cancel := context.WithTimeout(ctx, stallCheck)
+		recs, err := r.Next(nctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			if un == nil {
+				continue // a transaction that has yet to end
+			}
+			if rec, err = rec.unhang(ctx, un, topic, partition, r.Position(), end); err != nil || rec.Unblock != nil {
+				return rec, err
+			}
+			continue
 		}
-		for i := range recs {
-			if recs[i].Value == nil {
-				continue // a compaction tombstone
-			}
-			e, err := intent.UnmarshalEvent(recs[i].Value)
-			if err != nil {
-				continue // not ours to judge here; subscribers report it
-			}
-			if k := string(e.Key); e.Version > last[k] {
-				last[k] = e.Version
-			}
+		if err != nil {
+			return rec, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, r.Position(), err)
+		}
+		rec.add(recs)
+	}
+	return rec, nil
+}
+
+// unhang asks the log about hanging transactions; when there are, it
+// completes rec from what the log read past them.
+func (rec Recovered) unhang(ctx context.Context, un unhanger, topic string, partition int32, from, end int64) (Recovered, error) {
+	h, err := un.Unhang(ctx, topic, partition, from, end)
+	if err != nil || h == nil {
+		return rec, wrapScan(topic, partition, err)
+	}
+	rec.add(h.Committed)
+	rec.Orphans = orphanEvents(h.Records, rec.Last)
+	rec.Unblock = h.Abort
+	return rec, nil
+}
+
+// add counts the events of recs in Last.
+func (rec *Recovered) add(recs []intentlog.Record) {
+	for i := range recs {
+		if e, ok := decodeEvent(&recs[i]); ok && e.Version > rec.Last[string(e.Key)] {
+			rec.Last[string(e.Key)] = e.Version
 		}
 	}
-	return last, nil
+}
+
+// orphanEvents decodes the events of aborted records whose versions are
+// above last, keeping one per key and version, in order.
+func orphanEvents(recs []intentlog.Record, last map[string]uint64) []intent.Event {
+	var out []intent.Event
+	seen := map[string]uint64{}
+	for i := range recs {
+		e, ok := decodeEvent(&recs[i])
+		if !ok {
+			continue
+		}
+		k := string(e.Key)
+		if e.Version > last[k] && e.Version > seen[k] {
+			seen[k] = e.Version
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// decodeEvent decodes an event record; tombstones and records that are not
+// events are skipped (not ours to judge here; subscribers report them).
+func decodeEvent(r *intentlog.Record) (intent.Event, bool) {
+	if r.Value == nil {
+		return intent.Event{}, false
+	}
+	e, err := intent.UnmarshalEvent(r.Value)
+	return e, err == nil
+}
+
+func wrapScan(table string, partition int32, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
 }
 
 // ErrBadFrom: a subscription start position could not be parsed.

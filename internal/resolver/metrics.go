@@ -20,6 +20,7 @@ type Metrics struct {
 	invalid        *prometheus.CounterVec
 	publishErrors  *prometheus.CounterVec
 	commitErrors   *prometheus.CounterVec
+	hangs          *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
 	latency        *prometheus.HistogramVec
 }
@@ -39,6 +40,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		invalid:        counter("invalid_intents_total", "Intent log records that could not be decoded and were skipped.", "table"),
 		publishErrors:  counter("publish_errors_total", "Failed event bus appends (retried).", "table"),
 		commitErrors:   counter("commit_errors_total", "Failed offset commits (retried).", "table"),
+		hangs: counter("hanging_transactions_total",
+			"Take-overs that found an event partition held by hanging Kafka transactions (their events are published again, then they are aborted).", "table"),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wail_resolver_lag_intents", Help: "Intents logged but not yet resolved, per partition.",
 		}, []string{"table", "partition"}),
@@ -49,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
-			m.invalid, m.publishErrors, m.commitErrors, m.lag, m.latency)
+			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency)
 	}
 	return m
 }

@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
@@ -38,6 +39,8 @@ import (
 
 // Log is the intent log as the resolver uses it.
 type Log interface {
+	// Append is for intents of keys to resolve again (see unhang).
+	Append(ctx context.Context, topic string, recs []*intentlog.Record) error
 	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
 	NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error)
 	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
@@ -56,6 +59,9 @@ type Bus interface {
 	// Records returns what Publish would append, for a transaction.
 	Records(table string, events []intent.Event) (string, []*intentlog.Record, error)
 	LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error)
+	// Recover is LastVersions for a new owner of the partition, plus what
+	// it needs to end hanging transactions there (see unhang).
+	Recover(ctx context.Context, table string, partition int32, since time.Time) (eventbus.Recovered, error)
 }
 
 // Config configures a Resolver.
@@ -197,17 +203,53 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	if len(first) > 0 {
 		since = first[0].Timestamp
 	}
-	last, err := r.bus.LastVersions(ctx, t.Name, p, since.Add(-r.cfg.Horizon))
+	rec, err := r.bus.Recover(ctx, t.Name, p, since.Add(-r.cfg.Horizon))
 	if err != nil {
 		return fmt.Errorf("resolver: recover published versions of %s/%d: %w", t.Name, p, err)
+	}
+	if rec.Unblock != nil {
+		if err := r.unhang(ctx, t.Name, p, rec); err != nil {
+			return err
+		}
 	}
 	params := Params{
 		Table: t.Name, Window: t.VisibilityWindow, Levels: len(r.store.Levels()),
 		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
 		FirstReadDelay: r.cfg.FirstReadDelay,
 	}
-	l := &loop{r: r, table: t.Name, topic: topic, partition: p, core: NewCore(params, from, last), m: r.cfg.Metrics.partition(t.Name, p, params.Levels), pump: pm}
+	l := &loop{r: r, table: t.Name, topic: topic, partition: p, core: NewCore(params, from, rec.Last), m: r.cfg.Metrics.partition(t.Name, p, params.Levels), pump: pm}
 	return l.run(ctx, rd, first)
+}
+
+// unhang deals with hanging transactions that held a bus partition (see
+// eventbus.Recovered): it logs intents again for the keys of their events
+// that readers have not seen, then aborts them. The intents are durable
+// before the abort, so the keys resolve again (to their current state)
+// even if this process stops right after it; a restart before the abort
+// finds the hang again, and logging the same intents twice costs a read.
+func (r *Resolver) unhang(ctx context.Context, table string, p int32, rec eventbus.Recovered) error {
+	r.cfg.Metrics.hangs.WithLabelValues(table).Inc()
+	r.cfg.Logger.Warn("resolver found a hanging Kafka transaction on its event partition (the broker lost its markers); "+
+		"resolving its keys again and aborting it", "table", table, "partition", p, "keys", len(rec.Orphans))
+	if len(rec.Orphans) > 0 {
+		recs := make([]*intentlog.Record, 0, len(rec.Orphans))
+		for _, e := range rec.Orphans {
+			in := intent.Intent{Table: table, Key: e.Key, Op: e.Op, Version: e.Version,
+				ID: "unhang:" + intent.EventID(table, e.Key, e.Version), CreatedAt: time.Now()}
+			v, err := in.Marshal()
+			if err != nil {
+				return fmt.Errorf("resolver: %s/%d: intent for a hanging event: %w", table, p, err)
+			}
+			recs = append(recs, &intentlog.Record{Key: e.Key, Value: v})
+		}
+		if err := r.log.Append(ctx, intent.Topic(table), recs); err != nil {
+			return fmt.Errorf("resolver: %s/%d: log intents for hanging events: %w", table, p, err)
+		}
+	}
+	if err := rec.Unblock(ctx); err != nil {
+		return fmt.Errorf("resolver: %s/%d: %w", table, p, err)
+	}
+	return nil
 }
 
 // decode turns log records into core entries.

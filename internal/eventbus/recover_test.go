@@ -1,0 +1,76 @@
+package eventbus
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+)
+
+// hangLog is an embedded log that reports one hanging transaction.
+type hangLog struct {
+	*embedded.Log
+	hanging *intentlog.Hanging
+	asked   int
+}
+
+func (l *hangLog) Unhang(context.Context, string, int32, int64, int64) (*intentlog.Hanging, error) {
+	l.asked++
+	return l.hanging, nil
+}
+
+func eventRec(t *testing.T, key string, version uint64) intentlog.Record {
+	t.Helper()
+	e := intent.Event{Table: "t", Key: []byte(key), Op: intent.Upsert, Version: version, Value: []byte("v")}
+	r, err := Encode(&e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *r
+}
+
+func TestRecoverHanging(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	emb, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	aborted := false
+	log := &hangLog{Log: emb, hanging: &intentlog.Hanging{
+		// k committed past the hang at 3; the hang has k@2 (covered), j@1
+		// twice (one copy is enough) and a tombstone.
+		Committed: []intentlog.Record{eventRec(t, "k", 3)},
+		Records:   []intentlog.Record{eventRec(t, "k", 2), eventRec(t, "j", 1), eventRec(t, "j", 1), {Key: []byte("j")}},
+		Abort:     func(context.Context) error { aborted = true; return nil },
+	}}
+	b := New(log)
+	if err := b.CreateTable(ctx, "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := b.LastVersions(ctx, "t", 0, time.Now())
+	if err != nil || len(rec) != 0 || log.asked != 0 {
+		t.Fatalf("LastVersions = %v, %v after %d questions; want nothing, no question about hangs", rec, err, log.asked)
+	}
+	got, err := b.Recover(ctx, "t", 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Last["k"] != 3 || len(got.Last) != 1 {
+		t.Errorf("Last = %v, want k:3", got.Last)
+	}
+	if len(got.Orphans) != 1 || string(got.Orphans[0].Key) != "j" || got.Orphans[0].Version != 1 {
+		t.Errorf("Orphans = %+v, want j@1", got.Orphans)
+	}
+	if got.Unblock == nil || got.Unblock(ctx) != nil || !aborted {
+		t.Error("Unblock does not abort the hang")
+	}
+	log.hanging = nil
+	if got, err := b.Recover(ctx, "t", 0, time.Now()); err != nil || got.Unblock != nil || len(got.Orphans) != 0 {
+		t.Errorf("Recover without a hang = %+v, %v", got, err)
+	}
+}
