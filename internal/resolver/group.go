@@ -167,17 +167,18 @@ type tp struct {
 
 // member is this process's membership in the group, from join to leave.
 type member struct {
-	r     *Resolver
-	ctx   context.Context // the partitions' parent: ends on shutdown
-	pumps []*pump         // a partition's pump: pumpOf
-	errs  chan error      // a partition that failed for good (fenced)
+	r    *Resolver
+	ctx  context.Context // the partitions' parent: ends on shutdown
+	errs chan error      // a partition that failed for good (fenced)
 
 	mu     sync.Mutex
+	pumps  []*pump                  // a partition's pump: pumpOf; set once, after Join
 	tables map[string]catalog.Table // by intent topic
 	parts  map[tp]*partitionRun
-	// unknown holds assigned partitions of tables this process has not
-	// loaded yet (another member created them); they start when the
-	// table arrives.
+	// unknown holds assigned partitions that cannot start yet: of tables
+	// this process has not loaded (another member created them), or
+	// assigned before the pumps existed. They start when what they lack
+	// arrives.
 	unknown map[tp]bool
 	closed  bool // stopAll ran: assign nothing more
 }
@@ -229,11 +230,13 @@ func (r *Resolver) runMember(ctx context.Context, known *[]catalog.Table, more <
 	}
 	pumpCtx, stopPumps := context.WithCancel(context.WithoutCancel(ctx))
 	var pumps sync.WaitGroup
+	var ps []*pump
 	for shard := range max(g.Shards(), 1) {
 		p := newPump(g, shard)
-		m.pumps = append(m.pumps, p)
+		ps = append(ps, p)
 		pumps.Go(func() { p.run(pumpCtx) })
 	}
+	m.setPumps(ps) // partitions assigned meanwhile start now
 	defer func() {
 		m.stopAll() // drains through the pumps, which still run
 		stopPumps()
@@ -272,11 +275,30 @@ func (m *member) addTable(t catalog.Table) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.tables[intent.Topic(t.Name)] = t
+	m.startParkedLocked(func(k tp) bool { return k.topic == intent.Topic(t.Name) })
+}
+
+// setPumps hands the member its pumps and starts the partitions that were
+// assigned before it had them (the group may assign as soon as Join
+// returns).
+func (m *member) setPumps(ps []*pump) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pumps = ps
+	m.startParkedLocked(func(tp) bool { return true })
+}
+
+// startParkedLocked tries again to start the parked partitions that match.
+func (m *member) startParkedLocked(match func(tp) bool) {
+	var parked []tp
 	for k := range m.unknown {
-		if k.topic == intent.Topic(t.Name) {
-			delete(m.unknown, k)
-			m.startLocked(k)
+		if match(k) {
+			parked = append(parked, k)
 		}
+	}
+	for _, k := range parked {
+		delete(m.unknown, k)
+		m.startLocked(k) // parks it again if it still lacks something
 	}
 }
 
@@ -285,7 +307,7 @@ func (m *member) startLocked(k tp) {
 	switch {
 	case m.closed:
 		return
-	case !ok:
+	case !ok || len(m.pumps) == 0: // parked until the table or the pumps arrive
 		m.unknown[k] = true
 		return
 	}
@@ -295,9 +317,10 @@ func (m *member) startLocked(k tp) {
 	pctx, cancel := context.WithCancel(m.ctx)
 	run := &partitionRun{cancel: cancel, done: make(chan struct{})}
 	m.parts[k] = run
+	pm := m.pumpOf(k)
 	go func() {
 		defer close(run.done)
-		if err := m.r.runPartition(pctx, t, k.part, m.pumpOf(k)); err != nil {
+		if err := m.r.runPartition(pctx, t, k.part, pm); err != nil {
 			select {
 			case m.errs <- err:
 			default:
@@ -321,11 +344,12 @@ func (m *member) revoked(r map[string][]int32) {
 			}
 		}
 	}
+	pumps := m.pumps
 	m.mu.Unlock()
 	for _, run := range stopped {
 		<-run.done
 	}
-	for _, p := range m.pumps {
+	for _, p := range pumps {
 		p.barrier()
 	}
 }

@@ -3,7 +3,11 @@ package resolver
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -114,5 +118,58 @@ func TestPumpTransact(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// eagerGroup is a group that assigns partition 0 of its first topic while
+// Join still runs, as a real group may, and reports the offsets it
+// commits.
+type eagerGroup struct {
+	mu      sync.Mutex
+	offsets map[int32]int64
+}
+
+func (g *eagerGroup) AddTopics(...string)         {}
+func (g *eagerGroup) Close(context.Context) error { return nil }
+func (g *eagerGroup) Shards() int                 { return 2 }
+func (g *eagerGroup) Transact(_ context.Context, _ int, _ map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, parts := range offsets {
+		for p, o := range parts {
+			g.offsets[p] = max(g.offsets[p], o)
+		}
+	}
+	return nil
+}
+
+func (g *eagerGroup) committed() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.offsets[0]
+}
+
+// TestAssignedDuringJoin: a partition assigned before Join returned (before
+// the member has its pumps) starts once they exist.
+func TestAssignedDuringJoin(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "eager")
+	env.write(ctx, t, "k", 1, "one")
+	g := &eagerGroup{offsets: map[int32]int64{}}
+	join := func(topics []string, assigned, _ func(map[string][]int32)) (Group, error) {
+		assigned(map[string][]int32{topics[0]: {0}})
+		return g, nil
+	}
+	r := New(env.log, env.st, env.bus, Config{Group: "g", BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 100, Join: join})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx, []catalog.Table{env.tb}, nil) }()
+	waitUntil(ctx, t, "the partition assigned during Join resolved its intent", func() bool { return g.committed() == 1 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

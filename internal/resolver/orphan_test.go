@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,10 +10,6 @@ import (
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
-	"github.com/wail-cdc/wail/internal/intentlog"
-	"github.com/wail-cdc/wail/internal/intentlog/embedded"
-	"github.com/wail-cdc/wail/internal/store"
-	"github.com/wail-cdc/wail/internal/store/pebble"
 )
 
 // hangBus is a bus whose first recovery reports a hanging transaction
@@ -60,54 +55,21 @@ func TestRecoverOrphans(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	log, err := embedded.Open(filepath.Join(dir, "log"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	st, err := pebble.Open(filepath.Join(dir, "store"), pebble.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tb := catalog.Table{Name: "orph", Partitions: 1, VisibilityWindow: 5 * time.Second}
-	inner := eventbus.New(log)
-	bus := &hangBus{Bus: inner, orphan: intent.Event{Table: tb.Name, Key: []byte("k"), Op: intent.Upsert, Version: 1, Value: []byte("one")}}
-	if err := log.CreateTopic(ctx, intent.Topic(tb.Name), 1, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := inner.CreateTable(ctx, tb.Name, 1, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateTable(ctx, tb.Name); err != nil {
-		t.Fatal(err)
-	}
-	// The intent of version 2, resolved by the hanging transaction's event
-	// k@1 and a later one of k@2 that readers saw (Last): the hang's event
-	// is above nothing, so its key is logged again.
-	in := intent.Intent{Table: tb.Name, Key: []byte("k"), Op: intent.Upsert, Version: 2, CreatedAt: time.Now()}
-	b, _ := in.Marshal()
-	if err := log.Append(ctx, intent.Topic(tb.Name), []*intentlog.Record{{Key: in.Key, Value: b}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Apply(ctx, tb.Name, []store.Mutation{{Key: []byte("k"), Value: []byte("two"), Version: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	r := New(log, st, bus, Config{Group: "g", BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+	env := newTestEnv(ctx, t, "orph")
+	log, tb := env.log, env.tb
+	bus := &hangBus{Bus: env.bus, orphan: intent.Event{Table: tb.Name, Key: []byte("k"), Op: intent.Upsert, Version: 1, Value: []byte("one")}}
+	// One intent, of the store's version 2. The hang's event k@1 is above
+	// what readers saw (nothing), so its key is logged again.
+	env.write(ctx, t, "k", 2, "two")
+	r := New(log, env.st, bus, Config{Group: "g", BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 100})
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx, []catalog.Table{tb}, nil) }()
-	for {
-		if c, _ := log.Committed(ctx, "g", intent.Topic(tb.Name)); c[0] == 2 { // both intents
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("the resolver did not resolve the logged intent and the one for the hang")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(ctx, t, "the intent and the one logged for the hang resolved", func() bool {
+		c, _ := log.Committed(ctx, "g", intent.Topic(tb.Name))
+		return c[0] == 2
+	})
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -1,0 +1,78 @@
+package resolver
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/pebble"
+)
+
+// testEnv is a one-partition table on an embedded log, a Pebble store and
+// a bus, closed when the test ends.
+type testEnv struct {
+	log *embedded.Log
+	st  *pebble.Store
+	bus *eventbus.Bus
+	tb  catalog.Table
+}
+
+func newTestEnv(ctx context.Context, t *testing.T, table string) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	log, err := embedded.Open(filepath.Join(dir, "log"), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	st, err := pebble.Open(filepath.Join(dir, "store"), pebble.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := &testEnv{log: log, st: st, bus: eventbus.New(log), tb: catalog.Table{Name: table, Partitions: 1, VisibilityWindow: 5 * time.Second}}
+	if err := log.CreateTopic(ctx, intent.Topic(table), 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.bus.CreateTable(ctx, table, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateTable(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// write logs an intent and stores the row, as the proxy does.
+func (e *testEnv) write(ctx context.Context, t *testing.T, key string, version uint64, value string) {
+	t.Helper()
+	in := intent.Intent{Table: e.tb.Name, Key: []byte(key), Op: intent.Upsert, Version: version, CreatedAt: time.Now()}
+	b, err := in.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.log.Append(ctx, intent.Topic(e.tb.Name), []*intentlog.Record{{Key: in.Key, Value: b}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Apply(ctx, e.tb.Name, []store.Mutation{{Key: in.Key, Value: []byte(value), Version: version}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test when ctx ends.
+func waitUntil(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if ctx.Err() != nil {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
