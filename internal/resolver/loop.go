@@ -64,6 +64,8 @@ type loop struct {
 	pubDone  chan error
 	timer    *time.Timer
 	commit   int64 // last committed offset
+	end      int64 // the partition's end when last asked (for the lag gauge)
+	endAt    time.Time
 	unmatLog time.Time
 
 	// Group mode: events and offsets go through the member's pump.
@@ -344,10 +346,18 @@ func (l *loop) commitOffset(ctx context.Context) {
 		}
 		l.commit = c
 	}
-	if _, end, err := l.r.log.Bounds(ctx, l.topic, l.partition); err == nil {
-		l.m.lag.Set(float64(end - c))
+	if time.Since(l.endAt) >= lagEvery {
+		if _, end, err := l.r.log.Bounds(ctx, l.topic, l.partition); err == nil {
+			l.end, l.endAt = end, time.Now()
+		}
 	}
+	l.m.lag.Set(float64(max(l.end, l.core.Next()) - c))
 }
+
+// lagEvery is how often a loop asks the log for its partition's end, for
+// the lag gauge (on Kafka, two ListOffsets that the loop waits for); in
+// between, the end is at least the offset after what it read.
+const lagEvery = 5 * time.Second
 
 // drain finishes the reads and publishes in flight (issuing no new reads),
 // then commits.
