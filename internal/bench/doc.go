@@ -16,10 +16,10 @@
 // digits): ack, from the intended time to the proxy's answer, and
 // end-to-end (e2e), from the intended time to the arrival, through a
 // subscriber, of the first event of that key whose version is at or above
-// the write's version (matcher.go). Subscriptions start before the first
-// write. A write whose event never comes within the drain time counts as
-// unmatched and is recorded at the time the bench gave up, a lower bound, so
-// it raises the tail instead of vanishing.
+// the write's version (internal/latency's Matcher). Subscriptions start
+// before the first write. A write whose event never comes within the drain
+// time counts as unmatched and is recorded at the time the bench gave up, a
+// lower bound, so it raises the tail instead of vanishing.
 //
 // A third latency, delivery, runs from the resolver's read of an event's
 // state (ChangeEvent.resolved_at) to its arrival at the subscriber; it is

@@ -6,13 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // capacityRunner simulates a target that sustains rates up to capacity.
 func capacityRunner(capacity float64, rates *[]float64) stepFunc {
 	return func(_ context.Context, idx int, rate float64, _ time.Duration) Step {
 		*rates = append(*rates, rate)
-		st := Step{Index: idx, TargetRate: rate, WritesPerSec: rate, E2E: Percentiles{Count: 100, P99: 20}}
+		st := Step{Index: idx, TargetRate: rate, WritesPerSec: rate, E2E: latency.Percentiles{Count: 100, P99: 20}}
 		if rate > capacity {
 			st.E2E.P99 = 5000
 			st.LagSlope, st.LagGrowing = rate-capacity, true
@@ -80,7 +82,7 @@ func TestFindMaxInterrupted(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	t.Parallel()
-	ok := Step{TargetRate: 1000, WritesPerSec: 990, E2E: Percentiles{Count: 10, P99: 50}}
+	ok := Step{TargetRate: 1000, WritesPerSec: 990, E2E: latency.Percentiles{Count: 10, P99: 50}}
 	tests := []struct {
 		name    string
 		mod     func(*Step)
@@ -93,7 +95,7 @@ func TestJudge(t *testing.T) {
 		{"errors", func(s *Step) { s.Errors = 3 }, false, "3 errors"},
 		{"unmatched", func(s *Step) { s.Unmatched = 2 }, false, "2 writes without an event"},
 		{"rate not reached", func(s *Step) { s.WritesPerSec = 800 }, false, "800 writes/s < 90% of the target"},
-		{"no e2e", func(s *Step) { s.E2E = Percentiles{} }, false, "no end-to-end latency"},
+		{"no e2e", func(s *Step) { s.E2E = latency.Percentiles{} }, false, "no end-to-end latency"},
 		{"interrupted", func(s *Step) { s.Interrupted, s.WritesPerSec = true, 10 }, false, "interrupted"},
 	}
 	for _, tc := range tests {

@@ -19,6 +19,7 @@ import (
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/latency"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 )
@@ -54,9 +55,9 @@ type Floor struct {
 
 // FloorRate is one floor measurement.
 type FloorRate struct {
-	RecordsPerSec float64     `json:"records_per_sec"`
-	CallsPerSec   float64     `json:"calls_per_sec"`
-	Call          Percentiles `json:"call_latency"`
+	RecordsPerSec float64             `json:"records_per_sec"`
+	CallsPerSec   float64             `json:"calls_per_sec"`
+	Call          latency.Percentiles `json:"call_latency"`
 }
 
 // FloorRatio is WailRate over each floor (0 when there is no wail rate).
@@ -202,7 +203,7 @@ func (r *floorRig) get(ctx context.Context, rng *rand.Rand) (int, error) {
 func closedLoop(ctx context.Context, d time.Duration, conc int, seed uint64, op func(context.Context, *rand.Rand) (int, error)) (FloorRate, error) {
 	var (
 		mu      sync.Mutex
-		hist    = newHistogram()
+		hist    = latency.NewHistogram()
 		records atomic.Int64
 		firstEr error
 		wg      sync.WaitGroup
@@ -212,7 +213,7 @@ func closedLoop(ctx context.Context, d time.Duration, conc int, seed uint64, op 
 	for w := range conc {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(seed, uint64(w)+1000))
-			h := newHistogram()
+			h := latency.NewHistogram()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
 				n, err := op(ctx, rng)
@@ -222,7 +223,7 @@ func closedLoop(ctx context.Context, d time.Duration, conc int, seed uint64, op 
 					mu.Unlock()
 					return
 				}
-				_ = h.RecordValue(max(time.Since(t0).Microseconds(), 1))
+				latency.Record(h, time.Since(t0))
 				records.Add(int64(n))
 			}
 			mu.Lock()
@@ -236,7 +237,7 @@ func closedLoop(ctx context.Context, d time.Duration, conc int, seed uint64, op 
 }
 
 func floorRate(records int64, h *hdrhistogram.Histogram, secs float64) FloorRate {
-	return FloorRate{RecordsPerSec: float64(records) / secs, CallsPerSec: float64(h.TotalCount()) / secs, Call: percentiles(h)}
+	return FloorRate{RecordsPerSec: float64(records) / secs, CallsPerSec: float64(h.TotalCount()) / secs, Call: latency.Summarize(h)}
 }
 
 // compare sets WailRate from res (the highest sustainable rate of

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 func sampleResult() *Result {
@@ -17,9 +19,9 @@ func sampleResult() *Result {
 	r.Steps = []Step{{Index: 0, TargetRate: 1000, StartT: 0, MeasureT: 2}, {Index: 1, TargetRate: 1500, StartT: 12, MeasureT: 14}}
 	for i := range 24 {
 		s := Sample{T: float64(i + 1), Step: i / 12, Phase: phaseMeasure, TargetRate: 1000, WritesPerSec: 990, EventsPerSec: 950,
-			Ack: Percentiles{Count: 10, P50: 2, P99: 9}, E2E: Percentiles{Count: 10, P50: 5, P99: 40, P999: 90}, Delivery: Percentiles{Count: 9, P99: 3}, Lag: int64(i * 10)}
+			Ack: latency.Percentiles{Count: 10, P50: 2, P99: 9}, E2E: latency.Percentiles{Count: 10, P50: 5, P99: 40, P999: 90}, Delivery: latency.Percentiles{Count: 9, P99: 3}, Lag: int64(i * 10)}
 		if i == 5 {
-			s.E2E, s.Lag = Percentiles{}, -1 // gaps
+			s.E2E, s.Lag = latency.Percentiles{}, -1 // gaps
 		}
 		r.Samples = append(r.Samples, s)
 	}

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/latency"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -80,7 +81,7 @@ type session struct {
 	res     *Result
 	tables  []string
 	work    *Workload
-	matcher *Matcher
+	matcher *latency.Matcher
 	rec     *recorder
 	scr     *scraper
 	rngs    []*rand.Rand
@@ -112,7 +113,7 @@ type phase struct {
 
 func newSession(ctx context.Context, o *Options, tgt *target, res *Result) (_ *session, err error) {
 	s := &session{o: o, tgt: tgt, res: res, tables: tableNames(o.Tables), rec: newRecorder(),
-		matcher: NewMatcher(30*time.Second, 4<<20), progress: newProgress(o.Out, o.Terminal)}
+		matcher: latency.NewMatcher(30*time.Second, 4<<20), progress: newProgress(o.Out, o.Terminal)}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.bg, s.stopBg = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {

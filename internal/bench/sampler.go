@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // Phases of a sample.
@@ -18,22 +20,22 @@ const (
 
 // Sample is one second of the run.
 type Sample struct {
-	T               float64     `json:"t"` // seconds since the bench started, at the end of the second
-	Step            int         `json:"step"`
-	Phase           string      `json:"phase"` // warmup, measure, drain or idle
-	TargetRate      float64     `json:"target_rate"`
-	WritesPerSec    float64     `json:"writes_per_sec"` // acknowledged
-	EventsPerSec    float64     `json:"events_per_sec"` // received by the subscriber
-	Ack             Percentiles `json:"ack"`
-	E2E             Percentiles `json:"e2e"`
-	Delivery        Percentiles `json:"delivery"` // resolver read -> subscriber
-	Lag             int64       `json:"lag"`      // resolver lag in intents, -1 if unknown
-	ReadsPerEvent   float64     `json:"reads_per_event"`
-	IntentsPerEvent float64     `json:"intents_per_event"`
-	Errors          int64       `json:"errors"`
-	InFlight        int64       `json:"in_flight"`         // batches sent, not answered
-	Pending         int         `json:"pending"`           // acknowledged writes without an event yet
-	SendDelayMaxMs  float64     `json:"send_delay_max_ms"` // how late the latest batch left
+	T               float64             `json:"t"` // seconds since the bench started, at the end of the second
+	Step            int                 `json:"step"`
+	Phase           string              `json:"phase"` // warmup, measure, drain or idle
+	TargetRate      float64             `json:"target_rate"`
+	WritesPerSec    float64             `json:"writes_per_sec"` // acknowledged
+	EventsPerSec    float64             `json:"events_per_sec"` // received by the subscriber
+	Ack             latency.Percentiles `json:"ack"`
+	E2E             latency.Percentiles `json:"e2e"`
+	Delivery        latency.Percentiles `json:"delivery"` // resolver read -> subscriber
+	Lag             int64               `json:"lag"`      // resolver lag in intents, -1 if unknown
+	ReadsPerEvent   float64             `json:"reads_per_event"`
+	IntentsPerEvent float64             `json:"intents_per_event"`
+	Errors          int64               `json:"errors"`
+	InFlight        int64               `json:"in_flight"`         // batches sent, not answered
+	Pending         int                 `json:"pending"`           // acknowledged writes without an event yet
+	SendDelayMaxMs  float64             `json:"send_delay_max_ms"` // how late the latest batch left
 }
 
 // sampleLoop takes a sample every second until ctx ends.

@@ -7,30 +7,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/wail-cdc/wail/internal/latency"
 )
-
-// Percentiles summarize a latency histogram, in milliseconds.
-type Percentiles struct {
-	Count int64   `json:"count"`
-	Mean  float64 `json:"mean_ms"`
-	P50   float64 `json:"p50_ms"`
-	P90   float64 `json:"p90_ms"`
-	P99   float64 `json:"p99_ms"`
-	P999  float64 `json:"p999_ms"`
-	Max   float64 `json:"max_ms"`
-}
-
-func percentiles(h *hdrhistogram.Histogram) Percentiles {
-	if h.TotalCount() == 0 {
-		return Percentiles{}
-	}
-	ms := func(us int64) float64 { return float64(us) / 1000 }
-	return Percentiles{
-		Count: h.TotalCount(), Mean: h.Mean() / 1000,
-		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)),
-		P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max()),
-	}
-}
 
 // recorder collects what the senders and the subscriber see: ack
 // latencies, counts and errors by kind. The step counters count measured
@@ -58,7 +37,7 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	return &recorder{ackWin: newHistogram(), ackTotal: newHistogram(), delWin: newHistogram(), delTotal: newHistogram(), errs: map[string]int64{}}
+	return &recorder{ackWin: latency.NewHistogram(), ackTotal: latency.NewHistogram(), delWin: latency.NewHistogram(), delTotal: latency.NewHistogram(), errs: map[string]int64{}}
 }
 
 // startStep resets the step counters; the measured period starts at from.
@@ -97,17 +76,16 @@ func (r *recorder) started(delay time.Duration, n int, measured bool) {
 }
 
 // answered records the answer of a batch: ok writes acknowledged after
-// latency, superseded of them lost to a newer version.
-func (r *recorder) answered(latency time.Duration, ok, superseded int, measured bool) {
+// lat, superseded of them lost to a newer version.
+func (r *recorder) answered(lat time.Duration, ok, superseded int, measured bool) {
 	r.inFlight.Add(-1)
 	if ok == 0 {
 		return
 	}
-	us := min(max(latency, time.Microsecond), maxLatency).Microseconds()
 	r.mu.Lock()
-	_ = r.ackWin.RecordValues(us, int64(ok))
+	latency.RecordN(r.ackWin, lat, int64(ok))
 	if measured {
-		_ = r.ackTotal.RecordValues(us, int64(ok))
+		latency.RecordN(r.ackTotal, lat, int64(ok))
 	}
 	r.mu.Unlock()
 	r.ackedWin.Add(int64(ok))
@@ -138,11 +116,11 @@ func (r *recorder) event(at, resolved time.Time) {
 	if resolved.IsZero() {
 		return
 	}
-	us := min(max(at.Sub(resolved), time.Microsecond), maxLatency).Microseconds()
+	d := at.Sub(resolved)
 	r.mu.Lock()
-	_ = r.delWin.RecordValue(us)
+	latency.Record(r.delWin, d)
 	if measured {
-		_ = r.delTotal.RecordValue(us)
+		latency.Record(r.delTotal, d)
 	}
 	r.mu.Unlock()
 }
@@ -150,13 +128,13 @@ func (r *recorder) event(at, resolved time.Time) {
 // window is what the sampler takes once a second.
 type window struct {
 	acked, events, errors int64
-	ack, delivery         Percentiles
+	ack, delivery         latency.Percentiles
 	delayMax              time.Duration
 }
 
 func (r *recorder) takeWindow() window {
 	r.mu.Lock()
-	w := window{ack: percentiles(r.ackWin), delivery: percentiles(r.delWin), errors: r.errsWin}
+	w := window{ack: latency.Summarize(r.ackWin), delivery: latency.Summarize(r.delWin), errors: r.errsWin}
 	r.ackWin.Reset()
 	r.delWin.Reset()
 	r.errsWin = 0
@@ -168,10 +146,10 @@ func (r *recorder) takeWindow() window {
 }
 
 // totals returns the step's ack and delivery latencies and errors.
-func (r *recorder) totals() (ack, delivery Percentiles, errs map[string]int64) {
+func (r *recorder) totals() (ack, delivery latency.Percentiles, errs map[string]int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return percentiles(r.ackTotal), percentiles(r.delTotal), maps.Clone(r.errs)
+	return latency.Summarize(r.ackTotal), latency.Summarize(r.delTotal), maps.Clone(r.errs)
 }
 
 func storeMax(a *atomic.Int64, v int64) {

@@ -7,6 +7,7 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // Step is the result of one constant-rate period.
@@ -20,31 +21,31 @@ type Step struct {
 	// Seconds is the measured period: from the end of the warm-up until the
 	// last measured write was answered (longer than --duration when the
 	// target fell behind).
-	Seconds      float64     `json:"seconds"`
-	Sent         int64       `json:"sent"`
-	Acked        int64       `json:"acked"`
-	Superseded   int64       `json:"superseded"`
-	WritesPerSec float64     `json:"writes_per_sec"`
-	Events       int64       `json:"events"`
-	EventsPerSec float64     `json:"events_per_sec"`
-	Ack          Percentiles `json:"ack"`
-	E2E          Percentiles `json:"e2e"`
+	Seconds      float64             `json:"seconds"`
+	Sent         int64               `json:"sent"`
+	Acked        int64               `json:"acked"`
+	Superseded   int64               `json:"superseded"`
+	WritesPerSec float64             `json:"writes_per_sec"`
+	Events       int64               `json:"events"`
+	EventsPerSec float64             `json:"events_per_sec"`
+	Ack          latency.Percentiles `json:"ack"`
+	E2E          latency.Percentiles `json:"e2e"`
 	// Delivery is from the resolver's read of an event's state to its
 	// arrival at the subscriber (meaningful on one clock only).
-	Delivery        Percentiles      `json:"delivery"`
-	Unmatched       int64            `json:"unmatched"`
-	Untracked       int64            `json:"untracked"`
-	ReadsPerEvent   float64          `json:"reads_per_event"`
-	IntentsPerEvent float64          `json:"intents_per_event"`
-	MaxLag          int64            `json:"max_lag"`
-	LagSlope        float64          `json:"lag_slope_per_sec"`
-	LagGrowing      bool             `json:"lag_growing"`
-	MaxSendDelayMs  float64          `json:"max_send_delay_ms"`
-	Errors          int64            `json:"errors"`
-	ErrorsByKind    map[string]int64 `json:"errors_by_kind"`
-	Sustainable     bool             `json:"sustainable"`
-	Verdict         string           `json:"verdict"`
-	Interrupted     bool             `json:"interrupted"`
+	Delivery        latency.Percentiles `json:"delivery"`
+	Unmatched       int64               `json:"unmatched"`
+	Untracked       int64               `json:"untracked"`
+	ReadsPerEvent   float64             `json:"reads_per_event"`
+	IntentsPerEvent float64             `json:"intents_per_event"`
+	MaxLag          int64               `json:"max_lag"`
+	LagSlope        float64             `json:"lag_slope_per_sec"`
+	LagGrowing      bool                `json:"lag_growing"`
+	MaxSendDelayMs  float64             `json:"max_send_delay_ms"`
+	Errors          int64               `json:"errors"`
+	ErrorsByKind    map[string]int64    `json:"errors_by_kind"`
+	Sustainable     bool                `json:"sustainable"`
+	Verdict         string              `json:"verdict"`
+	Interrupted     bool                `json:"interrupted"`
 }
 
 // runStep sends at rate for the warm-up and then dur, drains, and returns
@@ -113,7 +114,7 @@ func (s *session) send(ctx context.Context, worker int, d Due, measured bool) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.RequestTimeout)
 	resp, err := s.tgt.producer.Write(rctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts}))
 	cancel()
-	latency := time.Since(d.At)
+	lat := time.Since(d.At)
 	kind := ""
 	switch {
 	case err != nil:
@@ -123,7 +124,7 @@ func (s *session) send(ctx context.Context, worker int, d Due, measured bool) {
 	}
 	if kind != "" {
 		s.rec.fail(kind, len(muts), measured)
-		s.rec.answered(latency, 0, 0, measured)
+		s.rec.answered(lat, 0, 0, measured)
 		return
 	}
 	ok, superseded := 0, 0
@@ -141,7 +142,7 @@ func (s *session) send(ctx context.Context, worker int, d Due, measured bool) {
 			s.matcher.Acked(muts[i].GetTable(), muts[i].GetKey(), r.GetVersion(), d.At, measured)
 		}
 	}
-	s.rec.answered(latency, ok, superseded, measured)
+	s.rec.answered(lat, ok, superseded, measured)
 }
 
 // drain waits until every acknowledged write is matched (and, with

@@ -17,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // Config configures a demo run. The clients and Out are required.
@@ -73,11 +74,15 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// maxPending bounds the writes the matcher waits an event for; far above
+// what the demo's rates leave pending.
+const maxPending = 1 << 20
+
 // demo is the state of one run.
 type demo struct {
 	cfg     Config
 	gen     *Generator
-	matcher *Matcher
+	matcher *latency.Matcher
 	stats   stats
 	samples samples
 }
@@ -93,7 +98,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	d := &demo{
 		cfg:     cfg,
 		gen:     NewGenerator(cfg.Table, cfg.Keys, cfg.Seed, nil),
-		matcher: NewMatcher(30 * time.Second),
+		matcher: latency.NewMatcher(30*time.Second, maxPending),
 	}
 	// The subscription outlives ctx: after Ctrl-C it still drains. The
 	// server answers Subscribe once the stream is live, so every write made
@@ -156,7 +161,7 @@ func (d *demo) receive(stream *connect.ServerStreamForClient[wailv1.SubscribeRes
 		if ev == nil {
 			continue
 		}
-		d.matcher.Event(ev.GetKey(), ev.GetVersion(), time.Now())
+		d.matcher.Event(d.cfg.Table, ev.GetKey(), ev.GetVersion(), time.Now())
 		d.stats.events.Add(1)
 		d.samples.offer(msg)
 	}
@@ -211,7 +216,7 @@ func (d *demo) send(ctx context.Context, n int) {
 			d.stats.fail(1, e.GetCode()+": "+e.GetMessage())
 			continue
 		}
-		d.matcher.Acked(muts[i].GetKey(), r.GetVersion(), sent)
+		d.matcher.Acked(d.cfg.Table, muts[i].GetKey(), r.GetVersion(), sent, true)
 		d.stats.writes.Add(1)
 		if r.GetSuperseded() {
 			d.stats.superseded.Add(1)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // stats are the run's counters.
@@ -108,7 +110,7 @@ func (d *demo) statusLine(ctx context.Context, writesPerSec, eventsPerSec float6
 	l := d.matcher.TakeWindow()
 	p50, p99 := "-", "-"
 	if l.Count > 0 {
-		p50, p99 = fmtDuration(l.P50), fmtDuration(l.P99)
+		p50, p99 = fmtDuration(ms(l.P50)), fmtDuration(ms(l.P99))
 	}
 	return fmt.Sprintf("%8.0f  %8.0f  %12s  %8s  %8s  %6d", writesPerSec, eventsPerSec, lag, p50, p99, d.stats.errors.Load())
 }
@@ -180,6 +182,12 @@ func readable(m *wailv1.SubscribeResponse) sample {
 	return s
 }
 
+// ms converts milliseconds (as in latency.Percentiles, whole microseconds)
+// to a duration.
+func ms(v float64) time.Duration {
+	return time.Duration(math.Round(v*1000)) * time.Microsecond
+}
+
 func fmtDuration(d time.Duration) string {
 	switch {
 	case d >= time.Second:
@@ -192,13 +200,13 @@ func fmtDuration(d time.Duration) string {
 
 // Summary is the outcome of a run.
 type Summary struct {
-	Elapsed    time.Duration // time the writers ran
-	Writes     int64         // acknowledged mutations
-	Events     int64         // events received (probe excluded)
-	Errors     int64         // failed mutations
-	Superseded int64         // acknowledged as superseded
-	Unmatched  int64         // acknowledged writes no event covered
-	Latency    Latencies     // write sent to first covering event
+	Elapsed    time.Duration       // time the writers ran
+	Writes     int64               // acknowledged mutations
+	Events     int64               // events received (probe excluded)
+	Errors     int64               // failed mutations
+	Superseded int64               // acknowledged as superseded
+	Unmatched  int64               // acknowledged writes no event covered
+	Latency    latency.Percentiles // write sent to first covering event
 	LastError  string
 }
 
@@ -232,7 +240,7 @@ func (s Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "  events      %d (%.0f/s)\n", s.Events, rate(s.Events))
 	fmt.Fprintf(w, "  coalescing  %.2f writes/event\n", s.Coalescing())
 	fmt.Fprintf(w, "  latency     p50 %s  p99 %s  p99.9 %s  max %s  (%d writes matched)\n",
-		fmtDuration(l.P50), fmtDuration(l.P99), fmtDuration(l.P999), fmtDuration(l.Max), l.Count)
+		fmtDuration(ms(l.P50)), fmtDuration(ms(l.P99)), fmtDuration(ms(l.P999)), fmtDuration(ms(l.Max)), l.Count)
 	fmt.Fprintf(w, "  unmatched   %d writes without an event\n", s.Unmatched)
 	if s.LastError != "" {
 		fmt.Fprintf(w, "  last error  %s\n", s.LastError)

@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/wail-cdc/wail/internal/bench"
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // topicAdmin creates and deletes the bench's topics.
@@ -66,7 +66,7 @@ const recentTokens = 8
 type consumer struct {
 	cl      *kgo.Client
 	decode  Decoder
-	matcher *bench.Matcher
+	matcher *latency.Matcher
 	table   string
 
 	mu     sync.Mutex
@@ -79,7 +79,7 @@ type consumer struct {
 
 // newConsumer subscribes to topic (read_committed, from the start) and runs
 // until close.
-func newConsumer(brokers, topic, table string, decode Decoder, m *bench.Matcher) (*consumer, error) {
+func newConsumer(brokers, topic, table string, decode Decoder, m *latency.Matcher) (*consumer, error) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(strings.Split(brokers, ",")...),
 		kgo.ConsumeTopics(topic),

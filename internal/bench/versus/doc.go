@@ -20,7 +20,7 @@
 // write mix, value size, batch size and senders, with the write id of every
 // write in the first 8 bytes of its value. The schedule is internal/bench's
 // open-loop Schedule and Dispatch (latency from the intended send time, no
-// coordinated omission) and the matcher is internal/bench's Matcher.
+// coordinated omission) and the matcher is internal/latency's Matcher.
 //
 // # Matching: when is a write delivered
 //

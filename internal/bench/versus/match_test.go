@@ -9,8 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
-	"github.com/wail-cdc/wail/internal/bench"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // TestConsumerMatching drives the shared consumer code with both decoders:
@@ -72,7 +72,7 @@ func TestConsumerMatching(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			m := bench.NewMatcher(time.Minute, 1000)
+			m := latency.NewMatcher(time.Minute, 1000)
 			decode := DecodeDebezium
 			if tc.wail {
 				decode = DecodeWail
@@ -158,7 +158,7 @@ func TestPlanBatch(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	t.Parallel()
-	ok := StepResult{TargetRate: 1000, WritesPerSec: 995, E2E: bench.Percentiles{Count: 10, P99: 200}}
+	ok := StepResult{TargetRate: 1000, WritesPerSec: 995, E2E: latency.Percentiles{Count: 10, P99: 200}}
 	tests := []struct {
 		name string
 		mod  func(*StepResult)
@@ -170,7 +170,7 @@ func TestJudge(t *testing.T) {
 		{"unmatched", func(s *StepResult) { s.Unmatched = 1 }, false},
 		{"errors", func(s *StepResult) { s.Errors = 3 }, false},
 		{"too few writes", func(s *StepResult) { s.WritesPerSec = 800 }, false},
-		{"nothing measured", func(s *StepResult) { s.E2E = bench.Percentiles{} }, false},
+		{"nothing measured", func(s *StepResult) { s.E2E = latency.Percentiles{} }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/bench"
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // Result is the whole comparison, as the JSON has it.
@@ -57,11 +58,11 @@ type StepResult struct {
 	EventsPerSec float64 `json:"events_per_sec"`
 	// NoEvent counts acknowledged writes that changed nothing (no event
 	// due); Untracked, writes the matcher had no room for.
-	NoEvent   int64             `json:"no_event"`
-	Untracked int64             `json:"untracked"`
-	Unmatched int64             `json:"unmatched"`
-	E2E       bench.Percentiles `json:"e2e"`
-	Ack       bench.Percentiles `json:"ack"`
+	NoEvent   int64               `json:"no_event"`
+	Untracked int64               `json:"untracked"`
+	Unmatched int64               `json:"unmatched"`
+	E2E       latency.Percentiles `json:"e2e"`
+	Ack       latency.Percentiles `json:"ack"`
 	// Duplicates: events whose (key, token) had been seen; OutOfOrder:
 	// events older than one already seen for the key.
 	Duplicates   int64            `json:"duplicates"`

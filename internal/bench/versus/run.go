@@ -19,6 +19,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/bench"
+	"github.com/wail-cdc/wail/internal/latency"
 )
 
 // Names of the process trees whose usage is recorded.
@@ -103,7 +104,7 @@ type session struct {
 	o        *Options
 	p        pipeline
 	table    string
-	matcher  *bench.Matcher
+	matcher  *latency.Matcher
 	cons     *consumer
 	smp      *Sampler
 	work     *bench.Workload
@@ -141,7 +142,7 @@ func runPipeline(ctx context.Context, o *Options, name string, admin *pgxpool.Po
 		pr.Error = err.Error()
 		return pr
 	}
-	s := &session{o: o, p: p, table: table, smp: smp, matcher: bench.NewMatcher(2*time.Minute, 4_000_000),
+	s := &session{o: o, p: p, table: table, smp: smp, matcher: latency.NewMatcher(2*time.Minute, 4_000_000),
 		work: bench.NewWorkload(&o.Load, []string{table}, keys)}
 	if s.cons, err = newConsumer(o.Brokers, p.Topic(), table, p.Decode(), s.matcher); err != nil {
 		pr.Error = err.Error()
@@ -365,7 +366,7 @@ func (s *session) runStep(ctx context.Context, rate float64) StepResult {
 	end := from.Add(o.StepDuration)
 	sched := bench.Schedule{Start: start, Rate: rate, Batch: o.Load.Batch, Duration: o.Warmup + o.StepDuration}
 	s.matcher.ResetTotal()
-	c := &stepCounters{errs: map[string]int64{}, ack: hdrhistogram.New(1, time.Hour.Microseconds(), 3)}
+	c := &stepCounters{errs: map[string]int64{}, ack: latency.NewHistogram()}
 	dups0, ooo0 := s.cons.dups.Load(), s.cons.outOfOrder.Load()
 
 	// Per-second samples of the lag, and usage at both ends of the
@@ -408,7 +409,7 @@ func (s *session) runStep(ctx context.Context, rate float64) StepResult {
 		c.lastAck.Store(now.UnixNano())
 		c.mu.Lock()
 		if acked > 0 {
-			_ = c.ack.RecordValues(max(now.Sub(d.At).Microseconds(), 1), int64(acked))
+			latency.RecordN(c.ack, now.Sub(d.At), int64(acked))
 		}
 		for k, n := range errs {
 			c.errs[k] += int64(n)
@@ -427,7 +428,7 @@ func (s *session) runStep(ctx context.Context, rate float64) StepResult {
 	st.EventsPerSec = float64(events1-events0) / o.StepDuration.Seconds()
 	st.E2E = s.matcher.Total()
 	st.Untracked = s.matcher.Untracked()
-	st.Ack = percentiles(c.ack)
+	st.Ack = latency.Summarize(c.ack)
 	st.ErrorsByKind = c.errs
 	for _, n := range c.errs {
 		st.Errors += n
@@ -480,16 +481,6 @@ func judge(st *StepResult, bound time.Duration, interrupted bool) {
 	if !st.Sustainable {
 		st.Verdict = "not sustainable: " + strings.Join(why, ", ")
 	}
-}
-
-func percentiles(h *hdrhistogram.Histogram) bench.Percentiles {
-	if h.TotalCount() == 0 {
-		return bench.Percentiles{}
-	}
-	ms := func(us int64) float64 { return float64(us) / 1000 }
-	return bench.Percentiles{Count: h.TotalCount(), Mean: h.Mean() / 1000,
-		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)),
-		P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max())}
 }
 
 func loadAvg() string {

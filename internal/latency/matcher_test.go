@@ -1,4 +1,4 @@
-package bench
+package latency
 
 import (
 	"slices"
@@ -81,6 +81,32 @@ func TestMatcher(t *testing.T) {
 				t.Errorf("pending = %d, want %d", p, tc.wantPending)
 			}
 		})
+	}
+}
+
+func TestMatcherWindowAndSweep(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	m := NewMatcher(time.Second, 1000)
+	for i := range 100 {
+		key := []byte{byte(i)}
+		m.Acked("t", key, 1, t0, true)
+		m.Event("t", key, 1, t0.Add(time.Duration(i+1)*time.Millisecond))
+	}
+	w := m.TakeWindow()
+	if w.Count != 100 || w.P50 < 49 || w.P50 > 51 || w.Max < 99 {
+		t.Errorf("window = %+v", w)
+	}
+	if w := m.TakeWindow(); w.Count != 0 {
+		t.Errorf("second window count = %d, want 0", w.Count)
+	}
+	if tot := m.Total(); tot.Count != 100 {
+		t.Errorf("total count = %d, want 100", tot.Count)
+	}
+	m.Acked("t", []byte("pending"), 1, t0, true)
+	m.Sweep(t0.Add(time.Minute))
+	if n := len(m.keys); n != 1 {
+		t.Errorf("after sweep %d keys remain, want 1 (the pending one)", n)
 	}
 }
 

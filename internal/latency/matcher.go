@@ -1,4 +1,4 @@
-package bench
+package latency
 
 import (
 	"sort"
@@ -8,26 +8,21 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// maxLatency is the largest latency the histograms hold; larger ones are
-// recorded as maxLatency.
-const maxLatency = time.Hour
-
 // maxEventsPerKey bounds the event history of one key (besides the horizon).
 const maxEventsPerKey = 8192
 
 // Matcher pairs acknowledged writes with the events that cover them and
 // records the end-to-end latency of each write: the arrival of the first
-// event of its key with a version at or above its own, minus the write's
-// intended send time.
+// event of its table and key with a version at or above its own, minus the
+// write's intended send time.
 //
-// It is internal/demo's Matcher made fit for a load generator: keys are
-// per table; the history of a key is kept in version order (per key,
-// versions strictly increase on the bus), so an acknowledgement that comes
-// after its event finds it by binary search, even on a hot key; writes
-// carry a measured flag (warm-up writes count in the per-second window but
-// not in the step's total); and memory is bounded: pending writes by
-// maxPending (further ones are counted as untracked), events by a horizon
-// and a per-key cap. It is safe for concurrent use.
+// It is fit for a load generator: the history of a key is kept in version
+// order (per key, versions strictly increase on the bus), so an
+// acknowledgement that comes after its event finds it by binary search,
+// even on a hot key; writes carry a measured flag (warm-up writes count in
+// the window but not in the total); and memory is bounded: pending writes
+// by maxPending (further ones are counted as untracked), events by a
+// horizon (see Sweep) and a per-key cap. It is safe for concurrent use.
 type Matcher struct {
 	mu         sync.Mutex
 	horizon    time.Duration
@@ -35,9 +30,9 @@ type Matcher struct {
 	keys       map[string]*keyTrack
 	pending    int
 	untracked  int64
-	window     *hdrhistogram.Histogram // every match, reset by TakeWindow
-	total      *hdrhistogram.Histogram // measured writes, reset by ResetTotal
-	onRecord   func(d time.Duration, measured bool)
+	window     *hdrhistogram.Histogram              // every match, reset by TakeWindow
+	total      *hdrhistogram.Histogram              // measured writes, reset by ResetTotal
+	onRecord   func(d time.Duration, measured bool) // test hook
 }
 
 type keyTrack struct {
@@ -63,12 +58,8 @@ type seenEvent struct {
 func NewMatcher(horizon time.Duration, maxPending int) *Matcher {
 	return &Matcher{
 		horizon: horizon, maxPending: maxPending, keys: make(map[string]*keyTrack),
-		window: newHistogram(), total: newHistogram(),
+		window: NewHistogram(), total: NewHistogram(),
 	}
-}
-
-func newHistogram() *hdrhistogram.Histogram {
-	return hdrhistogram.New(1, maxLatency.Microseconds(), 3)
 }
 
 func trackKey(table string, key []byte) string {
@@ -132,14 +123,13 @@ func (m *Matcher) Event(table string, key []byte, version uint64, at time.Time) 
 }
 
 func (m *Matcher) record(d time.Duration, measured bool) {
-	d = min(max(d, time.Microsecond), maxLatency)
+	d = clamp(d)
 	if m.onRecord != nil {
 		m.onRecord(d, measured)
 	}
-	us := d.Microseconds()
-	_ = m.window.RecordValue(us)
+	Record(m.window, d)
 	if measured {
-		_ = m.total.RecordValue(us)
+		Record(m.total, d)
 	}
 }
 
@@ -202,7 +192,7 @@ func (m *Matcher) Untracked() int64 {
 func (m *Matcher) TakeWindow() Percentiles {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p := percentiles(m.window)
+	p := Summarize(m.window)
 	m.window.Reset()
 	return p
 }
@@ -211,7 +201,7 @@ func (m *Matcher) TakeWindow() Percentiles {
 func (m *Matcher) Total() Percentiles {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return percentiles(m.total)
+	return Summarize(m.total)
 }
 
 // ResetTotal starts a new total (a new step).
