@@ -64,6 +64,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 // Defaults for the zero fields of Options.
@@ -118,8 +119,7 @@ type Store struct {
 	log      *slog.Logger
 	closed   atomic.Bool
 
-	tablesMu sync.RWMutex
-	tables   map[string]struct{} // known to exist on the primary
+	tables sqlstore.Tables // known to exist on the primary
 
 	stmtsMu sync.Mutex
 	stmts   map[stmtKey]*sql.Stmt // see stmts.go
@@ -135,7 +135,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		dialect: opts.Dialect,
 		timeout: opts.QueryTimeout,
 		log:     opts.Logger,
-		tables:  make(map[string]struct{}),
 		stmts:   make(map[stmtKey]*sql.Stmt),
 	}
 	if s.timeout <= 0 {
@@ -172,9 +171,8 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 			return fmt.Errorf("replica %d: %w", i, err)
 		}
 		s.replicas = append(s.replicas, p)
-		s.levels = append(s.levels, fmt.Sprintf("replica-%d", i))
 	}
-	s.levels = append(s.levels, "primary")
+	s.levels = sqlstore.LevelNames(len(s.replicas))
 	if _, err := s.primary.ExecContext(qctx, createCatalogSQL); err != nil {
 		return s.classify(ctx, err)
 	}
@@ -287,17 +285,6 @@ func (s *Store) Levels() []string { return append([]string(nil), s.levels...) }
 // Dialect returns the dialect in use.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-func (s *Store) pool(level store.Level) (*sql.DB, error) {
-	switch {
-	case level < 0 || int(level) >= len(s.levels):
-		return nil, fmt.Errorf("read level %d out of range [0, %d]", level, len(s.levels)-1)
-	case int(level) < len(s.replicas):
-		return s.replicas[level], nil
-	default:
-		return s.primary, nil
-	}
-}
-
 func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
 }
@@ -333,7 +320,7 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
-		db, _ := s.pool(store.Level(i))
+		db, _ := sqlstore.Pool(store.Level(i), s.primary, s.replicas)
 		qctx, cancel := s.withTimeout(ctx)
 		var n int
 		err := db.QueryRowContext(qctx, "SELECT COUNT(*) FROM "+quote(catalogTable)).Scan(&n)

@@ -44,40 +44,19 @@ func createTableSQL(ident string) string {
 ) ENGINE=InnoDB`
 }
 
-func (s *Store) known(table string) bool {
-	s.tablesMu.RLock()
-	_, ok := s.tables[table]
-	s.tablesMu.RUnlock()
-	return ok
-}
-
-func (s *Store) remember(table string, exists bool) {
-	s.tablesMu.Lock()
-	if exists {
-		s.tables[table] = struct{}{}
-	} else {
-		delete(s.tables, table)
-	}
-	s.tablesMu.Unlock()
-}
-
 // existsOnPrimary reports whether table exists, from the cache or the primary.
 func (s *Store) existsOnPrimary(ctx context.Context, table string) (bool, error) {
-	if s.known(table) {
-		return true, nil
-	}
-	qctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	var n int
-	err := s.primary.QueryRowContext(qctx, `SELECT COUNT(*) FROM information_schema.tables
+	return s.tables.Exists(table, func() (bool, error) {
+		qctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		var n int
+		err := s.primary.QueryRowContext(qctx, `SELECT COUNT(*) FROM information_schema.tables
  WHERE table_schema = DATABASE() AND table_name = ?`, tableName(table)).Scan(&n)
-	if err != nil {
-		return false, s.classify(ctx, err)
-	}
-	if n > 0 {
-		s.remember(table, true)
-	}
-	return n > 0, nil
+		if err != nil {
+			return false, s.classify(ctx, err)
+		}
+		return n > 0, nil
+	})
 }
 
 // CreateTable creates the SQL table of table; idempotent.
@@ -95,16 +74,14 @@ func (s *Store) createTable(ctx context.Context, table string) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	if s.known(table) {
+	return s.tables.Create(table, func() error {
+		qctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		if _, err := s.primary.ExecContext(qctx, createTableSQL(quote(tableName(table)))); err != nil {
+			return s.classify(ctx, err)
+		}
 		return nil
-	}
-	qctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	if _, err := s.primary.ExecContext(qctx, createTableSQL(quote(tableName(table)))); err != nil {
-		return s.classify(ctx, err)
-	}
-	s.remember(table, true)
-	return nil
+	})
 }
 
 // SaveTable stores (or replaces) the catalog entry t.Name.
@@ -122,14 +99,10 @@ func (s *Store) saveTable(ctx context.Context, t store.Table) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	spec := t.Spec
-	if spec == nil {
-		spec = []byte{}
-	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	// REPLACE is the same on MariaDB and MySQL.
-	if _, err := s.primary.ExecContext(qctx, `REPLACE INTO `+quote(catalogTable)+` (name, spec) VALUES (?, ?)`, t.Name, spec); err != nil {
+	if _, err := s.primary.ExecContext(qctx, `REPLACE INTO `+quote(catalogTable)+` (name, spec) VALUES (?, ?)`, t.Name, sqlstore.NotNull(t.Spec)); err != nil {
 		return s.classify(ctx, err)
 	}
 	return nil

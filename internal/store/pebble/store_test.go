@@ -116,23 +116,6 @@ func TestErrors(t *testing.T) {
 		!errors.Is(err, store.ErrUnknownTable) || err.Error() != "pebble: apply zz: unknown table" {
 		t.Errorf("Apply on unknown table: %v", err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	checks := map[string]error{}
-	_, checks["apply"] = s.Apply(ctx, "t", []store.Mutation{{Key: []byte("k"), Version: 1}})
-	_, _, checks["get"] = s.Get(ctx, "t", []byte("k"), 0)
-	checks["create"] = s.CreateTable(ctx, "t")
-	checks["save"] = s.SaveTable(ctx, store.Table{Name: "t"})
-	_, checks["tables"] = s.Tables(ctx)
-	for op, err := range checks {
-		if !errors.Is(err, store.ErrClosed) {
-			t.Errorf("%s after Close: %v, want ErrClosed", op, err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second Close: %v", err)
-	}
 }
 
 func TestOpenLocked(t *testing.T) {

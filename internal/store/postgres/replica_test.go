@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wail-cdc/wail/internal/store"
-	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
 func queryString(t testing.TB, dsn, sql string) string {
@@ -121,51 +120,5 @@ func TestReplicaLagsTable(t *testing.T) {
 	}
 	if _, _, err := s.Get(ctx, "never", []byte("k"), 0); !errors.Is(err, store.ErrUnknownTable) {
 		t.Errorf("Get(never) at level 0: %v, want ErrUnknownTable", err)
-	}
-}
-
-func TestUnavailable(t *testing.T) {
-	ctx := t.Context()
-	dsnAt := func(addr string) string { return "postgres://wail:wail@" + addr + "/wail?sslmode=disable" }
-	for name, addr := range map[string]string{"refused": sqltest.ClosedAddr(t), "silent": sqltest.SilentAddr(t)} {
-		start := time.Now()
-		s, err := Open(ctx, Options{DSN: dsnAt(addr), QueryTimeout: 500 * time.Millisecond, Logger: quiet})
-		if err == nil {
-			s.Close()
-		}
-		if !errors.Is(err, store.ErrUnavailable) || time.Since(start) > 3*time.Second {
-			t.Errorf("Open (%s): %v after %v, want ErrUnavailable within 3s", name, err, time.Since(start))
-		}
-
-		dsn := primaryDSN(t)
-		s, err = Open(ctx, Options{DSN: withSearchPath(t, dsn, freshSchema(t, dsn)), ReplicaDSNs: []string{dsnAt(addr)},
-			QueryTimeout: 500 * time.Millisecond, Logger: quiet})
-		if err != nil {
-			t.Fatalf("Open with a dead replica: %v", err)
-		}
-		defer s.Close()
-		if err := s.CreateTable(ctx, "u"); err != nil {
-			t.Fatal(err)
-		}
-		start = time.Now()
-		if _, _, err := s.Get(ctx, "u", []byte("k"), 0); !errors.Is(err, store.ErrUnavailable) || time.Since(start) > 3*time.Second {
-			t.Errorf("Get at the dead replica (%s): %v after %v, want ErrUnavailable within 3s", name, err, time.Since(start))
-		}
-		if _, found, err := s.Get(ctx, "u", []byte("k"), 1); err != nil || found {
-			t.Errorf("Get at the primary: found=%v err=%v", found, err)
-		}
-		if _, err := s.ReplicaLag(ctx); !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("ReplicaLag (%s): %v, want ErrUnavailable", name, err)
-		}
-		if err := s.Check(ctx); !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("Check (%s): %v, want ErrUnavailable", name, err)
-		}
-	}
-	// The caller's own cancellation is not the store being unavailable.
-	s := openFresh(t, false)
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, _, err := s.Get(cctx, "x", []byte("k"), 0); err == nil || errors.Is(err, store.ErrUnavailable) {
-		t.Errorf("Get with a cancelled context: %v, want an error that is not ErrUnavailable", err)
 	}
 }

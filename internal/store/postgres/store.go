@@ -48,13 +48,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 // Defaults for the zero fields of Options.
@@ -87,8 +87,7 @@ type Store struct {
 	log      *slog.Logger
 	closed   atomic.Bool
 
-	tablesMu sync.RWMutex
-	tables   map[string]struct{} // known to exist on the primary
+	tables sqlstore.Tables // known to exist on the primary
 }
 
 var _ store.Store = (*Store)(nil)
@@ -100,7 +99,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		timeout: opts.QueryTimeout,
 		log:     opts.Logger,
-		tables:  make(map[string]struct{}),
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultQueryTimeout
@@ -128,9 +126,8 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 			return fmt.Errorf("replica %d: %w", i, err)
 		}
 		s.replicas = append(s.replicas, p)
-		s.levels = append(s.levels, fmt.Sprintf("replica-%d", i))
 	}
-	s.levels = append(s.levels, "primary")
+	s.levels = sqlstore.LevelNames(len(s.replicas))
 
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -169,18 +166,6 @@ func (s *Store) newPool(dsn string, maxConns int32, primary bool) (*pgxpool.Pool
 // Levels returns "replica-0", "replica-1", ... then "primary".
 func (s *Store) Levels() []string { return append([]string(nil), s.levels...) }
 
-// pool returns the pool of a read level.
-func (s *Store) pool(level store.Level) (*pgxpool.Pool, error) {
-	switch {
-	case level < 0 || int(level) >= len(s.levels):
-		return nil, fmt.Errorf("read level %d out of range [0, %d]", level, len(s.levels)-1)
-	case int(level) < len(s.replicas):
-		return s.replicas[level], nil
-	default:
-		return s.primary, nil
-	}
-}
-
 func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
 }
@@ -211,7 +196,7 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
-		p, _ := s.pool(store.Level(i))
+		p, _ := sqlstore.Pool(store.Level(i), s.primary, s.replicas)
 		qctx, cancel := s.withTimeout(ctx)
 		var ok bool
 		err := p.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", catalogTable).Scan(&ok)

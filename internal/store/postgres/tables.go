@@ -55,38 +55,17 @@ func (s *Store) ddl(ctx context.Context, sql string) error {
 	})
 }
 
-func (s *Store) known(table string) bool {
-	s.tablesMu.RLock()
-	_, ok := s.tables[table]
-	s.tablesMu.RUnlock()
-	return ok
-}
-
-func (s *Store) remember(table string, exists bool) {
-	s.tablesMu.Lock()
-	if exists {
-		s.tables[table] = struct{}{}
-	} else {
-		delete(s.tables, table)
-	}
-	s.tablesMu.Unlock()
-}
-
 // existsOnPrimary reports whether table exists, from the cache or the primary.
 func (s *Store) existsOnPrimary(ctx context.Context, table string) (bool, error) {
-	if s.known(table) {
-		return true, nil
-	}
-	qctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	var ok bool
-	if err := s.primary.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", tableIdent(table)).Scan(&ok); err != nil {
-		return false, s.classify(ctx, err)
-	}
-	if ok {
-		s.remember(table, true)
-	}
-	return ok, nil
+	return s.tables.Exists(table, func() (bool, error) {
+		qctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		var ok bool
+		if err := s.primary.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", tableIdent(table)).Scan(&ok); err != nil {
+			return false, s.classify(ctx, err)
+		}
+		return ok, nil
+	})
 }
 
 // CreateTable creates the SQL table of table; idempotent.
@@ -104,16 +83,14 @@ func (s *Store) createTable(ctx context.Context, table string) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	if s.known(table) {
+	return s.tables.Create(table, func() error {
+		qctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		if err := s.ddl(qctx, createTableSQL(tableIdent(table))); err != nil {
+			return s.classify(ctx, err)
+		}
 		return nil
-	}
-	qctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	if err := s.ddl(qctx, createTableSQL(tableIdent(table))); err != nil {
-		return s.classify(ctx, err)
-	}
-	s.remember(table, true)
-	return nil
+	})
 }
 
 // SaveTable stores (or replaces) the catalog entry t.Name.
@@ -131,14 +108,10 @@ func (s *Store) saveTable(ctx context.Context, t store.Table) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	spec := t.Spec
-	if spec == nil {
-		spec = []byte{}
-	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err := s.primary.Exec(qctx, `INSERT INTO `+pgx.Identifier{catalogTable}.Sanitize()+` (name, spec) VALUES ($1, $2)
-  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`, t.Name, spec)
+  ON CONFLICT (name) DO UPDATE SET spec = excluded.spec`, t.Name, sqlstore.NotNull(t.Spec))
 	if err != nil {
 		return s.classify(ctx, err)
 	}

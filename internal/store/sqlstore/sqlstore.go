@@ -1,17 +1,12 @@
 // Package sqlstore holds what the SQL stores (postgres, mysql) share and
 // does not depend on a driver: how a wail table is named in SQL, which
-// mutations of a batch win, and waiting between retries.
+// mutations of a batch win and what each one did, retrying a write that
+// lost a lock race, the table cache, read levels and what a read returns.
 package sqlstore
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
-	"math"
-	"time"
-
-	"github.com/wail-cdc/wail/internal/store"
 )
 
 // Prefixes of the SQL table names (the fifth byte, '_' or 'h', tells the
@@ -35,39 +30,11 @@ func TableName(name string, maxIdent int) string {
 	return n
 }
 
-// Winners returns, per distinct key of muts in order of first appearance,
-// the index of the mutation that stands for it (the highest version; on a
-// tie the earliest), and for every mutation the position of its key in
-// that list. Versions must fit a signed 64-bit column.
-func Winners(muts []store.Mutation) (winners []int, slot []int, err error) {
-	byKey := make(map[string]int, len(muts))
-	slot = make([]int, len(muts))
-	for i, m := range muts {
-		if m.Version > math.MaxInt64 {
-			return nil, nil, fmt.Errorf("key %q: version %d does not fit a signed 64-bit column", m.Key, m.Version)
-		}
-		j, dup := byKey[string(m.Key)]
-		switch {
-		case !dup:
-			j = len(winners)
-			byKey[string(m.Key)] = j
-			winners = append(winners, i)
-		case m.Version > muts[winners[j]].Version:
-			winners[j] = i
-		}
-		slot[i] = j
+// NotNull returns b, or an empty slice for nil: the drivers send a nil
+// []byte as NULL, and the stores' columns are NOT NULL.
+func NotNull(b []byte) []byte {
+	if b == nil {
+		return []byte{}
 	}
-	return winners, slot, nil
-}
-
-// Sleep waits for d or until ctx ends.
-func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return b
 }

@@ -1,5 +1,6 @@
 // Package sqltest holds what the tests of the SQL stores (postgres, mysql)
-// share: finding the test database, or skipping when there is none.
+// share: finding the test database, or skipping when there is none, and
+// the suite both pass besides storetest's (Run, suite.go).
 package sqltest
 
 import (
