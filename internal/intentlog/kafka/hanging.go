@@ -28,7 +28,6 @@ type openTxn struct {
 	epoch      int16
 	coordEpoch int32
 	start      int64 // its first offset: the partition's stable offset is at most this
-	last       time.Time
 }
 
 // coordView is what the transaction coordinator says of the transactional
@@ -187,7 +186,7 @@ func (l *Log) openTxns(ctx context.Context, topic string, partition int32, idleS
 		last := time.UnixMilli(p.LastTimestamp)
 		if p.CurrentTxnStartOffset >= 0 && last.Before(idleSince) {
 			out = append(out, openTxn{pid: p.ProducerID, epoch: p.ProducerEpoch, coordEpoch: p.CoordinatorEpoch,
-				start: p.CurrentTxnStartOffset, last: last})
+				start: p.CurrentTxnStartOffset})
 		}
 	})
 	if perr != nil {
