@@ -29,6 +29,7 @@ import (
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -57,6 +58,8 @@ type Server struct {
 	resolver *resolver.Resolver
 	events   *eventbus.Service
 	registry *prometheus.Registry
+	// health is what /healthz reports; components raise conditions on it.
+	health *health.Registry
 }
 
 // New opens everything the configuration names; it does not listen yet.
@@ -69,6 +72,7 @@ func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.health = health.NewRegistry(s.registry)
 	if err := s.open(); err != nil {
 		s.close()
 		return nil, err
@@ -178,6 +182,9 @@ func (s *Server) provision(ctx context.Context, t catalog.Table) error {
 	return s.bus.CreateTable(ctx, t.Name, t.Partitions, s.cfg.Log.EventRetention)
 }
 
+// Health returns the process's health registry.
+func (s *Server) Health() *health.Registry { return s.health }
+
 func (s *Server) partitions(table string) (int32, bool) {
 	t, ok := s.catalog.Get(table)
 	return t.Partitions, ok
@@ -191,7 +198,8 @@ func tableDef(t config.Table) (catalog.Table, error) {
 	return catalog.Table{Name: t.Name, FailureMode: mode, VisibilityWindow: t.VisibilityWindow, Partitions: t.Partitions}, nil
 }
 
-// Handler returns the HTTP handler of the API, /metrics and /healthz.
+// Handler returns the HTTP handler of the API, /metrics and /healthz (see
+// package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithReadMaxBytes(maxRequestBytes),
@@ -206,7 +214,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(wailv1connect.NewAdminServiceHandler(&admin{s: s}, opts...))
 	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.Handle("/healthz", s.health.Handler())
 	return mux
 }
 
