@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -15,6 +16,9 @@ import (
 
 // admin serves wail.v1.AdminService.
 type admin struct {
+	// Unimplemented answers CodeUnimplemented for the RPCs being built
+	// (table alter/drop, reconcile, dead letters); remove it once all are.
+	wailv1connect.UnimplementedAdminServiceHandler
 	s *Server
 }
 

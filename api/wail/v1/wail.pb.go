@@ -146,6 +146,117 @@ func (FailureMode) EnumDescriptor() ([]byte, []int) {
 	return file_wail_v1_wail_proto_rawDescGZIP(), []int{1}
 }
 
+// DeadLetterKind says why intents were dead-lettered.
+type DeadLetterKind int32
+
+const (
+	DeadLetterKind_DEAD_LETTER_KIND_UNSPECIFIED DeadLetterKind = 0
+	// PUBLISH: the key's event could not be published (e.g. larger than the
+	// bus takes), permanently or past the table's retry bounds.
+	DeadLetterKind_DEAD_LETTER_KIND_PUBLISH DeadLetterKind = 1
+	// READ: the key's state could not be read from the store within the
+	// table's retry bounds while the store answered for other keys.
+	DeadLetterKind_DEAD_LETTER_KIND_READ DeadLetterKind = 2
+	// GAP: retention removed intents of a partition before the resolver
+	// resolved them (the resolver fell behind); there is no key.
+	DeadLetterKind_DEAD_LETTER_KIND_GAP DeadLetterKind = 3
+)
+
+// Enum value maps for DeadLetterKind.
+var (
+	DeadLetterKind_name = map[int32]string{
+		0: "DEAD_LETTER_KIND_UNSPECIFIED",
+		1: "DEAD_LETTER_KIND_PUBLISH",
+		2: "DEAD_LETTER_KIND_READ",
+		3: "DEAD_LETTER_KIND_GAP",
+	}
+	DeadLetterKind_value = map[string]int32{
+		"DEAD_LETTER_KIND_UNSPECIFIED": 0,
+		"DEAD_LETTER_KIND_PUBLISH":     1,
+		"DEAD_LETTER_KIND_READ":        2,
+		"DEAD_LETTER_KIND_GAP":         3,
+	}
+)
+
+func (x DeadLetterKind) Enum() *DeadLetterKind {
+	p := new(DeadLetterKind)
+	*p = x
+	return p
+}
+
+func (x DeadLetterKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeadLetterKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_wail_v1_wail_proto_enumTypes[2].Descriptor()
+}
+
+func (DeadLetterKind) Type() protoreflect.EnumType {
+	return &file_wail_v1_wail_proto_enumTypes[2]
+}
+
+func (x DeadLetterKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeadLetterKind.Descriptor instead.
+func (DeadLetterKind) EnumDescriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{2}
+}
+
+// DeadLetterAction is how an operator settled a dead letter.
+type DeadLetterAction int32
+
+const (
+	DeadLetterAction_DEAD_LETTER_ACTION_UNSPECIFIED DeadLetterAction = 0
+	// REDRIVEN: the key was resolved again from the store's current state.
+	DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN DeadLetterAction = 1
+	// DROPPED: the dead letter was discarded without an event.
+	DeadLetterAction_DEAD_LETTER_ACTION_DROPPED DeadLetterAction = 2
+)
+
+// Enum value maps for DeadLetterAction.
+var (
+	DeadLetterAction_name = map[int32]string{
+		0: "DEAD_LETTER_ACTION_UNSPECIFIED",
+		1: "DEAD_LETTER_ACTION_REDRIVEN",
+		2: "DEAD_LETTER_ACTION_DROPPED",
+	}
+	DeadLetterAction_value = map[string]int32{
+		"DEAD_LETTER_ACTION_UNSPECIFIED": 0,
+		"DEAD_LETTER_ACTION_REDRIVEN":    1,
+		"DEAD_LETTER_ACTION_DROPPED":     2,
+	}
+)
+
+func (x DeadLetterAction) Enum() *DeadLetterAction {
+	p := new(DeadLetterAction)
+	*p = x
+	return p
+}
+
+func (x DeadLetterAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DeadLetterAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_wail_v1_wail_proto_enumTypes[3].Descriptor()
+}
+
+func (DeadLetterAction) Type() protoreflect.EnumType {
+	return &file_wail_v1_wail_proto_enumTypes[3]
+}
+
+func (x DeadLetterAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DeadLetterAction.Descriptor instead.
+func (DeadLetterAction) EnumDescriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{3}
+}
+
 // Intent is what the proxy appends to the intent log before it writes the
 // store: which key of which table is about to change, and to which version.
 // It never carries the value.
@@ -162,9 +273,16 @@ type Intent struct {
 	ProxyId  uint32 `protobuf:"varint,6,opt,name=proxy_id,json=proxyId,proto3" json:"proxy_id,omitempty"`
 	// created_at is the proxy's wall clock when it stamped the intent, in
 	// microseconds since the Unix epoch.
-	CreatedAtUs   int64 `protobuf:"varint,7,opt,name=created_at_us,json=createdAtUs,proto3" json:"created_at_us,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CreatedAtUs int64 `protobuf:"varint,7,opt,name=created_at_us,json=createdAtUs,proto3" json:"created_at_us,omitempty"`
+	// published_floor, when set, is a version at or below the key's last event
+	// on the bus when this intent was logged: the resolver treats it as the
+	// key's last published version unless it remembers a higher one. Set on
+	// intents that reconcile and dead-letter redrive log (version = the
+	// store's current version), so that resolving a key again never publishes
+	// a version the bus already has.
+	PublishedFloor uint64 `protobuf:"varint,8,opt,name=published_floor,json=publishedFloor,proto3" json:"published_floor,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Intent) Reset() {
@@ -242,6 +360,13 @@ func (x *Intent) GetProxyId() uint32 {
 func (x *Intent) GetCreatedAtUs() int64 {
 	if x != nil {
 		return x.CreatedAtUs
+	}
+	return 0
+}
+
+func (x *Intent) GetPublishedFloor() uint64 {
+	if x != nil {
+		return x.PublishedFloor
 	}
 	return 0
 }
@@ -997,8 +1122,14 @@ type Table struct {
 	VisibilityWindowMs int64 `protobuf:"varint,3,opt,name=visibility_window_ms,json=visibilityWindowMs,proto3" json:"visibility_window_ms,omitempty"`
 	Partitions         int32 `protobuf:"varint,4,opt,name=partitions,proto3" json:"partitions,omitempty"`
 	CreatedAtUs        int64 `protobuf:"varint,5,opt,name=created_at_us,json=createdAtUs,proto3" json:"created_at_us,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// max_attempts bounds the tries of a key's store read or event publish
+	// before its intents go to the table's dead-letter queue; max_retry_time_ms
+	// bounds the time from the first failed try. Whole-backend outages are
+	// retried without bound and dead-letter nothing.
+	MaxAttempts    int32 `protobuf:"varint,6,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	MaxRetryTimeMs int64 `protobuf:"varint,7,opt,name=max_retry_time_ms,json=maxRetryTimeMs,proto3" json:"max_retry_time_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -1066,6 +1197,20 @@ func (x *Table) GetCreatedAtUs() int64 {
 	return 0
 }
 
+func (x *Table) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *Table) GetMaxRetryTimeMs() int64 {
+	if x != nil {
+		return x.MaxRetryTimeMs
+	}
+	return 0
+}
+
 type CreateTableRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1073,9 +1218,13 @@ type CreateTableRequest struct {
 	// 0 means the server default (10 s).
 	VisibilityWindowMs int64 `protobuf:"varint,3,opt,name=visibility_window_ms,json=visibilityWindowMs,proto3" json:"visibility_window_ms,omitempty"`
 	// 0 means the server default (8).
-	Partitions    int32 `protobuf:"varint,4,opt,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Partitions int32 `protobuf:"varint,4,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// 0 means the server default.
+	MaxAttempts int32 `protobuf:"varint,5,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	// 0 means the server default.
+	MaxRetryTimeMs int64 `protobuf:"varint,6,opt,name=max_retry_time_ms,json=maxRetryTimeMs,proto3" json:"max_retry_time_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateTableRequest) Reset() {
@@ -1136,6 +1285,242 @@ func (x *CreateTableRequest) GetPartitions() int32 {
 	return 0
 }
 
+func (x *CreateTableRequest) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *CreateTableRequest) GetMaxRetryTimeMs() int64 {
+	if x != nil {
+		return x.MaxRetryTimeMs
+	}
+	return 0
+}
+
+// AlterTableRequest changes what can change safely on a live table; unset
+// fields are kept. The partition count cannot change.
+type AlterTableRequest struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Name               string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	FailureMode        *FailureMode           `protobuf:"varint,2,opt,name=failure_mode,json=failureMode,proto3,enum=wail.v1.FailureMode,oneof" json:"failure_mode,omitempty"`
+	VisibilityWindowMs *int64                 `protobuf:"varint,3,opt,name=visibility_window_ms,json=visibilityWindowMs,proto3,oneof" json:"visibility_window_ms,omitempty"`
+	MaxAttempts        *int32                 `protobuf:"varint,4,opt,name=max_attempts,json=maxAttempts,proto3,oneof" json:"max_attempts,omitempty"`
+	MaxRetryTimeMs     *int64                 `protobuf:"varint,5,opt,name=max_retry_time_ms,json=maxRetryTimeMs,proto3,oneof" json:"max_retry_time_ms,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *AlterTableRequest) Reset() {
+	*x = AlterTableRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTableRequest) ProtoMessage() {}
+
+func (x *AlterTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTableRequest.ProtoReflect.Descriptor instead.
+func (*AlterTableRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AlterTableRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AlterTableRequest) GetFailureMode() FailureMode {
+	if x != nil && x.FailureMode != nil {
+		return *x.FailureMode
+	}
+	return FailureMode_FAILURE_MODE_UNSPECIFIED
+}
+
+func (x *AlterTableRequest) GetVisibilityWindowMs() int64 {
+	if x != nil && x.VisibilityWindowMs != nil {
+		return *x.VisibilityWindowMs
+	}
+	return 0
+}
+
+func (x *AlterTableRequest) GetMaxAttempts() int32 {
+	if x != nil && x.MaxAttempts != nil {
+		return *x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *AlterTableRequest) GetMaxRetryTimeMs() int64 {
+	if x != nil && x.MaxRetryTimeMs != nil {
+		return *x.MaxRetryTimeMs
+	}
+	return 0
+}
+
+type AlterTableResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table *Table                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// changed is false when the table already had this definition.
+	Changed       bool `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterTableResponse) Reset() {
+	*x = AlterTableResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterTableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterTableResponse) ProtoMessage() {}
+
+func (x *AlterTableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterTableResponse.ProtoReflect.Descriptor instead.
+func (*AlterTableResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AlterTableResponse) GetTable() *Table {
+	if x != nil {
+		return x.Table
+	}
+	return nil
+}
+
+func (x *AlterTableResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+// DropTableRequest removes a table: its rows, topics and committed offsets.
+type DropTableRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// force drops it even while writes are in flight or intents are
+	// unresolved (their events are lost).
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropTableRequest) Reset() {
+	*x = DropTableRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropTableRequest) ProtoMessage() {}
+
+func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
+func (*DropTableRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DropTableRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DropTableRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
+type DropTableResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropTableResponse) Reset() {
+	*x = DropTableResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropTableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropTableResponse) ProtoMessage() {}
+
+func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
+func (*DropTableResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
+}
+
 type CreateTableResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table *Table                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1147,7 +1532,7 @@ type CreateTableResponse struct {
 
 func (x *CreateTableResponse) Reset() {
 	*x = CreateTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1544,7 @@ func (x *CreateTableResponse) String() string {
 func (*CreateTableResponse) ProtoMessage() {}
 
 func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1557,7 @@ func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableResponse.ProtoReflect.Descriptor instead.
 func (*CreateTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{15}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreateTableResponse) GetTable() *Table {
@@ -1197,7 +1582,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1209,7 +1594,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1222,7 +1607,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
 }
 
 type ListTablesResponse struct {
@@ -1234,7 +1619,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1631,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1644,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -1278,7 +1663,7 @@ type DescribeTableRequest struct {
 
 func (x *DescribeTableRequest) Reset() {
 	*x = DescribeTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1675,7 @@ func (x *DescribeTableRequest) String() string {
 func (*DescribeTableRequest) ProtoMessage() {}
 
 func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1688,7 @@ func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DescribeTableRequest) GetName() string {
@@ -1327,7 +1712,7 @@ type DescribeTableResponse struct {
 
 func (x *DescribeTableResponse) Reset() {
 	*x = DescribeTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1724,7 @@ func (x *DescribeTableResponse) String() string {
 func (*DescribeTableResponse) ProtoMessage() {}
 
 func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1737,7 @@ func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DescribeTableResponse) GetTable() *Table {
@@ -1383,6 +1768,1008 @@ func (x *DescribeTableResponse) GetCommittedOffsets() []int64 {
 	return nil
 }
 
+// DeadLetter is intents the resolver settled without an event, and why.
+type DeadLetter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// partition is the intent log partition of the intents.
+	Partition int32 `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	// key is the row key (empty for GAP).
+	Key  []byte         `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	Kind DeadLetterKind `protobuf:"varint,4,opt,name=kind,proto3,enum=wail.v1.DeadLetterKind" json:"kind,omitempty"`
+	// intents are the key's unresolved intents this record settles, in log
+	// order, with their offsets in the intent log.
+	Intents       []*Intent `protobuf:"bytes,5,rep,name=intents,proto3" json:"intents,omitempty"`
+	IntentOffsets []int64   `protobuf:"varint,6,rep,packed,name=intent_offsets,json=intentOffsets,proto3" json:"intent_offsets,omitempty"`
+	// error is the last error; permanent says it can never succeed by
+	// retrying (too large for the bus, cannot be encoded).
+	Error          string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	Permanent      bool   `protobuf:"varint,8,opt,name=permanent,proto3" json:"permanent,omitempty"`
+	Attempts       uint32 `protobuf:"varint,9,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	FirstAttemptUs int64  `protobuf:"varint,10,opt,name=first_attempt_us,json=firstAttemptUs,proto3" json:"first_attempt_us,omitempty"`
+	LastAttemptUs  int64  `protobuf:"varint,11,opt,name=last_attempt_us,json=lastAttemptUs,proto3" json:"last_attempt_us,omitempty"`
+	// resolver_id is the resolver instance that wrote the record.
+	ResolverId string `protobuf:"bytes,12,opt,name=resolver_id,json=resolverId,proto3" json:"resolver_id,omitempty"`
+	// GAP: intent offsets [gap_start_offset, gap_end_offset) of the partition
+	// were lost to retention.
+	GapStartOffset int64 `protobuf:"varint,13,opt,name=gap_start_offset,json=gapStartOffset,proto3" json:"gap_start_offset,omitempty"`
+	GapEndOffset   int64 `protobuf:"varint,14,opt,name=gap_end_offset,json=gapEndOffset,proto3" json:"gap_end_offset,omitempty"`
+	DeadAtUs       int64 `protobuf:"varint,15,opt,name=dead_at_us,json=deadAtUs,proto3" json:"dead_at_us,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeadLetter) Reset() {
+	*x = DeadLetter{}
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetter) ProtoMessage() {}
+
+func (x *DeadLetter) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
+func (*DeadLetter) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeadLetter) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetKind() DeadLetterKind {
+	if x != nil {
+		return x.Kind
+	}
+	return DeadLetterKind_DEAD_LETTER_KIND_UNSPECIFIED
+}
+
+func (x *DeadLetter) GetIntents() []*Intent {
+	if x != nil {
+		return x.Intents
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetIntentOffsets() []int64 {
+	if x != nil {
+		return x.IntentOffsets
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetPermanent() bool {
+	if x != nil {
+		return x.Permanent
+	}
+	return false
+}
+
+func (x *DeadLetter) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetFirstAttemptUs() int64 {
+	if x != nil {
+		return x.FirstAttemptUs
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetLastAttemptUs() int64 {
+	if x != nil {
+		return x.LastAttemptUs
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetResolverId() string {
+	if x != nil {
+		return x.ResolverId
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetGapStartOffset() int64 {
+	if x != nil {
+		return x.GapStartOffset
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetGapEndOffset() int64 {
+	if x != nil {
+		return x.GapEndOffset
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetDeadAtUs() int64 {
+	if x != nil {
+		return x.DeadAtUs
+	}
+	return 0
+}
+
+// DeadLetterResolution settles the dead letter at offset of the same topic.
+type DeadLetterResolution struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Offset int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Action DeadLetterAction       `protobuf:"varint,2,opt,name=action,proto3,enum=wail.v1.DeadLetterAction" json:"action,omitempty"`
+	AtUs   int64                  `protobuf:"varint,3,opt,name=at_us,json=atUs,proto3" json:"at_us,omitempty"`
+	// redrive_version is the version of the intent logged to resolve the key
+	// again (REDRIVEN); 0 when the bus already held an event at or above the
+	// store's version, so nothing needed publishing.
+	RedriveVersion uint64 `protobuf:"varint,4,opt,name=redrive_version,json=redriveVersion,proto3" json:"redrive_version,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeadLetterResolution) Reset() {
+	*x = DeadLetterResolution{}
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetterResolution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetterResolution) ProtoMessage() {}
+
+func (x *DeadLetterResolution) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetterResolution.ProtoReflect.Descriptor instead.
+func (*DeadLetterResolution) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *DeadLetterResolution) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *DeadLetterResolution) GetAction() DeadLetterAction {
+	if x != nil {
+		return x.Action
+	}
+	return DeadLetterAction_DEAD_LETTER_ACTION_UNSPECIFIED
+}
+
+func (x *DeadLetterResolution) GetAtUs() int64 {
+	if x != nil {
+		return x.AtUs
+	}
+	return 0
+}
+
+func (x *DeadLetterResolution) GetRedriveVersion() uint64 {
+	if x != nil {
+		return x.RedriveVersion
+	}
+	return 0
+}
+
+// DeadLetterRecord is one record of a table's dead-letter queue topic
+// (wail.dlq.<table>, one partition): a dead letter, or the resolution of
+// an earlier one. Record key: the row key (empty for GAP and resolutions).
+type DeadLetterRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Entry:
+	//
+	//	*DeadLetterRecord_Letter
+	//	*DeadLetterRecord_Resolution
+	Entry         isDeadLetterRecord_Entry `protobuf_oneof:"entry"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetterRecord) Reset() {
+	*x = DeadLetterRecord{}
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetterRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetterRecord) ProtoMessage() {}
+
+func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetterRecord.ProtoReflect.Descriptor instead.
+func (*DeadLetterRecord) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DeadLetterRecord) GetEntry() isDeadLetterRecord_Entry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *DeadLetterRecord) GetLetter() *DeadLetter {
+	if x != nil {
+		if x, ok := x.Entry.(*DeadLetterRecord_Letter); ok {
+			return x.Letter
+		}
+	}
+	return nil
+}
+
+func (x *DeadLetterRecord) GetResolution() *DeadLetterResolution {
+	if x != nil {
+		if x, ok := x.Entry.(*DeadLetterRecord_Resolution); ok {
+			return x.Resolution
+		}
+	}
+	return nil
+}
+
+type isDeadLetterRecord_Entry interface {
+	isDeadLetterRecord_Entry()
+}
+
+type DeadLetterRecord_Letter struct {
+	Letter *DeadLetter `protobuf:"bytes,1,opt,name=letter,proto3,oneof"`
+}
+
+type DeadLetterRecord_Resolution struct {
+	Resolution *DeadLetterResolution `protobuf:"bytes,2,opt,name=resolution,proto3,oneof"`
+}
+
+func (*DeadLetterRecord_Letter) isDeadLetterRecord_Entry() {}
+
+func (*DeadLetterRecord_Resolution) isDeadLetterRecord_Entry() {}
+
+// DeadLetterEntry is a dead letter as the API shows it.
+type DeadLetterEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// offset identifies the dead letter in its table's dead-letter topic.
+	Offset int64       `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Letter *DeadLetter `protobuf:"bytes,2,opt,name=letter,proto3" json:"letter,omitempty"`
+	// resolution is set once the dead letter was redriven or dropped.
+	Resolution    *DeadLetterResolution `protobuf:"bytes,3,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetterEntry) Reset() {
+	*x = DeadLetterEntry{}
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetterEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetterEntry) ProtoMessage() {}
+
+func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetterEntry.ProtoReflect.Descriptor instead.
+func (*DeadLetterEntry) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DeadLetterEntry) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *DeadLetterEntry) GetLetter() *DeadLetter {
+	if x != nil {
+		return x.Letter
+	}
+	return nil
+}
+
+func (x *DeadLetterEntry) GetResolution() *DeadLetterResolution {
+	if x != nil {
+		return x.Resolution
+	}
+	return nil
+}
+
+type ListDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// include_settled lists redriven and dropped dead letters too.
+	IncludeSettled bool `protobuf:"varint,2,opt,name=include_settled,json=includeSettled,proto3" json:"include_settled,omitempty"`
+	// after_offset pages: only dead letters at higher offsets (-1 or unset: from the start).
+	AfterOffset int64 `protobuf:"varint,3,opt,name=after_offset,json=afterOffset,proto3" json:"after_offset,omitempty"`
+	// limit caps the entries (0: the server default, 100).
+	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersRequest) Reset() {
+	*x = ListDeadLettersRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersRequest) ProtoMessage() {}
+
+func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListDeadLettersRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetIncludeSettled() bool {
+	if x != nil {
+		return x.IncludeSettled
+	}
+	return false
+}
+
+func (x *ListDeadLettersRequest) GetAfterOffset() int64 {
+	if x != nil {
+		return x.AfterOffset
+	}
+	return 0
+}
+
+func (x *ListDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListDeadLettersResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entries []*DeadLetterEntry     `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// more is true when entries past the last one exist.
+	More          bool `protobuf:"varint,2,opt,name=more,proto3" json:"more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDeadLettersResponse) Reset() {
+	*x = ListDeadLettersResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDeadLettersResponse) ProtoMessage() {}
+
+func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListDeadLettersResponse) GetEntries() []*DeadLetterEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListDeadLettersResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
+type GetDeadLetterRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeadLetterRequest) Reset() {
+	*x = GetDeadLetterRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeadLetterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeadLetterRequest) ProtoMessage() {}
+
+func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeadLetterRequest.ProtoReflect.Descriptor instead.
+func (*GetDeadLetterRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetDeadLetterRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *GetDeadLetterRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type GetDeadLetterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *DeadLetterEntry       `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDeadLetterResponse) Reset() {
+	*x = GetDeadLetterResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDeadLetterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDeadLetterResponse) ProtoMessage() {}
+
+func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDeadLetterResponse.ProtoReflect.Descriptor instead.
+func (*GetDeadLetterResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetDeadLetterResponse) GetEntry() *DeadLetterEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+type RedriveDeadLettersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// offsets to redrive; all redrives every unsettled dead letter instead.
+	Offsets       []int64 `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	All           bool    `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveDeadLettersRequest) Reset() {
+	*x = RedriveDeadLettersRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveDeadLettersRequest) ProtoMessage() {}
+
+func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RedriveDeadLettersRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *RedriveDeadLettersRequest) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *RedriveDeadLettersRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type RedriveDeadLettersResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Resolutions   []*DeadLetterResolution `protobuf:"bytes,1,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedriveDeadLettersResponse) Reset() {
+	*x = RedriveDeadLettersResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedriveDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedriveDeadLettersResponse) ProtoMessage() {}
+
+func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RedriveDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
+	if x != nil {
+		return x.Resolutions
+	}
+	return nil
+}
+
+type DropDeadLettersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Offsets       []int64                `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	All           bool                   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDeadLettersRequest) Reset() {
+	*x = DropDeadLettersRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDeadLettersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDeadLettersRequest) ProtoMessage() {}
+
+func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDeadLettersRequest.ProtoReflect.Descriptor instead.
+func (*DropDeadLettersRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DropDeadLettersRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *DropDeadLettersRequest) GetOffsets() []int64 {
+	if x != nil {
+		return x.Offsets
+	}
+	return nil
+}
+
+func (x *DropDeadLettersRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type DropDeadLettersResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Resolutions   []*DeadLetterResolution `protobuf:"bytes,1,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropDeadLettersResponse) Reset() {
+	*x = DropDeadLettersResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropDeadLettersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropDeadLettersResponse) ProtoMessage() {}
+
+func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropDeadLettersResponse.ProtoReflect.Descriptor instead.
+func (*DropDeadLettersResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DropDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
+	if x != nil {
+		return x.Resolutions
+	}
+	return nil
+}
+
+type ReconcileTableRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// dry_run reports the keys that are behind without logging intents.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileTableRequest) Reset() {
+	*x = ReconcileTableRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileTableRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileTableRequest) ProtoMessage() {}
+
+func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileTableRequest.ProtoReflect.Descriptor instead.
+func (*ReconcileTableRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReconcileTableRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReconcileTableRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+// ReconciledKey is a key whose stored version was newer than its last event.
+type ReconciledKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	StoredVersion uint64                 `protobuf:"varint,3,opt,name=stored_version,json=storedVersion,proto3" json:"stored_version,omitempty"`
+	// last_event_version is 0 when the bus holds no event of the key.
+	LastEventVersion uint64 `protobuf:"varint,4,opt,name=last_event_version,json=lastEventVersion,proto3" json:"last_event_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ReconciledKey) Reset() {
+	*x = ReconciledKey{}
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconciledKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconciledKey) ProtoMessage() {}
+
+func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconciledKey.ProtoReflect.Descriptor instead.
+func (*ReconciledKey) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReconciledKey) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReconciledKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ReconciledKey) GetStoredVersion() uint64 {
+	if x != nil {
+		return x.StoredVersion
+	}
+	return 0
+}
+
+func (x *ReconciledKey) GetLastEventVersion() uint64 {
+	if x != nil {
+		return x.LastEventVersion
+	}
+	return 0
+}
+
+type ReconcileTableResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	KeysScanned int64                  `protobuf:"varint,1,opt,name=keys_scanned,json=keysScanned,proto3" json:"keys_scanned,omitempty"`
+	// keys_behind counts the keys whose stored version was newer than their
+	// last event; an intent was logged for each (unless dry_run), and the
+	// resolver publishes their current state.
+	KeysBehind int64 `protobuf:"varint,2,opt,name=keys_behind,json=keysBehind,proto3" json:"keys_behind,omitempty"`
+	// keys lists the first of them (at most 1000).
+	Keys          []*ReconciledKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconcileTableResponse) Reset() {
+	*x = ReconcileTableResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconcileTableResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconcileTableResponse) ProtoMessage() {}
+
+func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconcileTableResponse.ProtoReflect.Descriptor instead.
+func (*ReconcileTableResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReconcileTableResponse) GetKeysScanned() int64 {
+	if x != nil {
+		return x.KeysScanned
+	}
+	return 0
+}
+
+func (x *ReconcileTableResponse) GetKeysBehind() int64 {
+	if x != nil {
+		return x.KeysBehind
+	}
+	return 0
+}
+
+func (x *ReconcileTableResponse) GetKeys() []*ReconciledKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1396,7 +2783,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +2795,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +2808,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SubscribeRequest) GetTable() string {
@@ -1449,7 +2836,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +2848,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +2861,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SubscribeResponse) GetEvent() *ChangeEvent {
@@ -1502,7 +2889,7 @@ var File_wail_v1_wail_proto protoreflect.FileDescriptor
 
 const file_wail_v1_wail_proto_rawDesc = "" +
 	"\n" +
-	"\x12wail/v1/wail.proto\x12\awail.v1\"\xc3\x01\n" +
+	"\x12wail/v1/wail.proto\x12\awail.v1\"\xec\x01\n" +
 	"\x06Intent\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1b\n" +
@@ -1510,7 +2897,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1b\n" +
 	"\tintent_id\x18\x05 \x01(\tR\bintentId\x12\x19\n" +
 	"\bproxy_id\x18\x06 \x01(\rR\aproxyId\x12\"\n" +
-	"\rcreated_at_us\x18\a \x01(\x03R\vcreatedAtUs\"\xab\x02\n" +
+	"\rcreated_at_us\x18\a \x01(\x03R\vcreatedAtUs\x12'\n" +
+	"\x0fpublished_floor\x18\b \x01(\x04R\x0epublishedFloor\"\xab\x02\n" +
 	"\vChangeEvent\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1b\n" +
@@ -1564,7 +2952,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
-	"\adeleted\x18\x04 \x01(\bR\adeleted\"\xca\x01\n" +
+	"\adeleted\x18\x04 \x01(\bR\adeleted\"\x98\x02\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -1572,14 +2960,35 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x04 \x01(\x05R\n" +
 	"partitions\x12\"\n" +
-	"\rcreated_at_us\x18\x05 \x01(\x03R\vcreatedAtUs\"\xb3\x01\n" +
+	"\rcreated_at_us\x18\x05 \x01(\x03R\vcreatedAtUs\x12!\n" +
+	"\fmax_attempts\x18\x06 \x01(\x05R\vmaxAttempts\x12)\n" +
+	"\x11max_retry_time_ms\x18\a \x01(\x03R\x0emaxRetryTimeMs\"\x81\x02\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
 	"\x14visibility_window_ms\x18\x03 \x01(\x03R\x12visibilityWindowMs\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x04 \x01(\x05R\n" +
-	"partitions\"U\n" +
+	"partitions\x12!\n" +
+	"\fmax_attempts\x18\x05 \x01(\x05R\vmaxAttempts\x12)\n" +
+	"\x11max_retry_time_ms\x18\x06 \x01(\x03R\x0emaxRetryTimeMs\"\xc5\x02\n" +
+	"\x11AlterTableRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
+	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeH\x00R\vfailureMode\x88\x01\x01\x125\n" +
+	"\x14visibility_window_ms\x18\x03 \x01(\x03H\x01R\x12visibilityWindowMs\x88\x01\x01\x12&\n" +
+	"\fmax_attempts\x18\x04 \x01(\x05H\x02R\vmaxAttempts\x88\x01\x01\x12.\n" +
+	"\x11max_retry_time_ms\x18\x05 \x01(\x03H\x03R\x0emaxRetryTimeMs\x88\x01\x01B\x0f\n" +
+	"\r_failure_modeB\x17\n" +
+	"\x15_visibility_window_msB\x0f\n" +
+	"\r_max_attemptsB\x14\n" +
+	"\x12_max_retry_time_ms\"T\n" +
+	"\x12AlterTableResponse\x12$\n" +
+	"\x05table\x18\x01 \x01(\v2\x0e.wail.v1.TableR\x05table\x12\x18\n" +
+	"\achanged\x18\x02 \x01(\bR\achanged\"<\n" +
+	"\x10DropTableRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x13\n" +
+	"\x11DropTableResponse\"U\n" +
 	"\x13CreateTableResponse\x12$\n" +
 	"\x05table\x18\x01 \x01(\v2\x0e.wail.v1.TableR\x05table\x12\x18\n" +
 	"\acreated\x18\x02 \x01(\bR\acreated\"\x13\n" +
@@ -1592,7 +3001,82 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05table\x18\x01 \x01(\v2\x0e.wail.v1.TableR\x05table\x12,\n" +
 	"\x12intent_end_offsets\x18\x02 \x03(\x03R\x10intentEndOffsets\x12*\n" +
 	"\x11event_end_offsets\x18\x03 \x03(\x03R\x0feventEndOffsets\x12+\n" +
-	"\x11committed_offsets\x18\x04 \x03(\x03R\x10committedOffsets\"<\n" +
+	"\x11committed_offsets\x18\x04 \x03(\x03R\x10committedOffsets\"\x82\x04\n" +
+	"\n" +
+	"DeadLetter\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\fR\x03key\x12+\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x17.wail.v1.DeadLetterKindR\x04kind\x12)\n" +
+	"\aintents\x18\x05 \x03(\v2\x0f.wail.v1.IntentR\aintents\x12%\n" +
+	"\x0eintent_offsets\x18\x06 \x03(\x03R\rintentOffsets\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x1c\n" +
+	"\tpermanent\x18\b \x01(\bR\tpermanent\x12\x1a\n" +
+	"\battempts\x18\t \x01(\rR\battempts\x12(\n" +
+	"\x10first_attempt_us\x18\n" +
+	" \x01(\x03R\x0efirstAttemptUs\x12&\n" +
+	"\x0flast_attempt_us\x18\v \x01(\x03R\rlastAttemptUs\x12\x1f\n" +
+	"\vresolver_id\x18\f \x01(\tR\n" +
+	"resolverId\x12(\n" +
+	"\x10gap_start_offset\x18\r \x01(\x03R\x0egapStartOffset\x12$\n" +
+	"\x0egap_end_offset\x18\x0e \x01(\x03R\fgapEndOffset\x12\x1c\n" +
+	"\n" +
+	"dead_at_us\x18\x0f \x01(\x03R\bdeadAtUs\"\x9f\x01\n" +
+	"\x14DeadLetterResolution\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x121\n" +
+	"\x06action\x18\x02 \x01(\x0e2\x19.wail.v1.DeadLetterActionR\x06action\x12\x13\n" +
+	"\x05at_us\x18\x03 \x01(\x03R\x04atUs\x12'\n" +
+	"\x0fredrive_version\x18\x04 \x01(\x04R\x0eredriveVersion\"\x8b\x01\n" +
+	"\x10DeadLetterRecord\x12-\n" +
+	"\x06letter\x18\x01 \x01(\v2\x13.wail.v1.DeadLetterH\x00R\x06letter\x12?\n" +
+	"\n" +
+	"resolution\x18\x02 \x01(\v2\x1d.wail.v1.DeadLetterResolutionH\x00R\n" +
+	"resolutionB\a\n" +
+	"\x05entry\"\x95\x01\n" +
+	"\x0fDeadLetterEntry\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12+\n" +
+	"\x06letter\x18\x02 \x01(\v2\x13.wail.v1.DeadLetterR\x06letter\x12=\n" +
+	"\n" +
+	"resolution\x18\x03 \x01(\v2\x1d.wail.v1.DeadLetterResolutionR\n" +
+	"resolution\"\x90\x01\n" +
+	"\x16ListDeadLettersRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12'\n" +
+	"\x0finclude_settled\x18\x02 \x01(\bR\x0eincludeSettled\x12!\n" +
+	"\fafter_offset\x18\x03 \x01(\x03R\vafterOffset\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"a\n" +
+	"\x17ListDeadLettersResponse\x122\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.wail.v1.DeadLetterEntryR\aentries\x12\x12\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"D\n" +
+	"\x14GetDeadLetterRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"G\n" +
+	"\x15GetDeadLetterResponse\x12.\n" +
+	"\x05entry\x18\x01 \x01(\v2\x18.wail.v1.DeadLetterEntryR\x05entry\"]\n" +
+	"\x19RedriveDeadLettersRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
+	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\"]\n" +
+	"\x1aRedriveDeadLettersResponse\x12?\n" +
+	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\"Z\n" +
+	"\x16DropDeadLettersRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
+	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\"Z\n" +
+	"\x17DropDeadLettersResponse\x12?\n" +
+	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\"D\n" +
+	"\x15ReconcileTableRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\x94\x01\n" +
+	"\rReconciledKey\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12%\n" +
+	"\x0estored_version\x18\x03 \x01(\x04R\rstoredVersion\x12,\n" +
+	"\x12last_event_version\x18\x04 \x01(\x04R\x10lastEventVersion\"\x88\x01\n" +
+	"\x16ReconcileTableResponse\x12!\n" +
+	"\fkeys_scanned\x18\x01 \x01(\x03R\vkeysScanned\x12\x1f\n" +
+	"\vkeys_behind\x18\x02 \x01(\x03R\n" +
+	"keysBehind\x12*\n" +
+	"\x04keys\x18\x03 \x03(\v2\x16.wail.v1.ReconciledKeyR\x04keys\"<\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\"u\n" +
@@ -1608,17 +3092,34 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\vFailureMode\x12\x1c\n" +
 	"\x18FAILURE_MODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aFAILURE_MODE_TRANSACTIONAL\x10\x01\x12\x1c\n" +
-	"\x18FAILURE_MODE_INDEPENDENT\x10\x022\xe8\x01\n" +
+	"\x18FAILURE_MODE_INDEPENDENT\x10\x02*\x85\x01\n" +
+	"\x0eDeadLetterKind\x12 \n" +
+	"\x1cDEAD_LETTER_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18DEAD_LETTER_KIND_PUBLISH\x10\x01\x12\x19\n" +
+	"\x15DEAD_LETTER_KIND_READ\x10\x02\x12\x18\n" +
+	"\x14DEAD_LETTER_KIND_GAP\x10\x03*w\n" +
+	"\x10DeadLetterAction\x12\"\n" +
+	"\x1eDEAD_LETTER_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bDEAD_LETTER_ACTION_REDRIVEN\x10\x01\x12\x1e\n" +
+	"\x1aDEAD_LETTER_ACTION_DROPPED\x10\x022\xe8\x01\n" +
 	"\x0fProducerService\x120\n" +
 	"\x03Put\x12\x13.wail.v1.PutRequest\x1a\x14.wail.v1.PutResponse\x129\n" +
 	"\x06Delete\x12\x16.wail.v1.DeleteRequest\x1a\x17.wail.v1.DeleteResponse\x126\n" +
 	"\x05Write\x12\x15.wail.v1.WriteRequest\x1a\x16.wail.v1.WriteResponse\x120\n" +
-	"\x03Get\x12\x13.wail.v1.GetRequest\x1a\x14.wail.v1.GetResponse2\xef\x01\n" +
+	"\x03Get\x12\x13.wail.v1.GetRequest\x1a\x14.wail.v1.GetResponse2\xa8\x06\n" +
 	"\fAdminService\x12H\n" +
 	"\vCreateTable\x12\x1b.wail.v1.CreateTableRequest\x1a\x1c.wail.v1.CreateTableResponse\x12E\n" +
 	"\n" +
 	"ListTables\x12\x1a.wail.v1.ListTablesRequest\x1a\x1b.wail.v1.ListTablesResponse\x12N\n" +
-	"\rDescribeTable\x12\x1d.wail.v1.DescribeTableRequest\x1a\x1e.wail.v1.DescribeTableResponse2T\n" +
+	"\rDescribeTable\x12\x1d.wail.v1.DescribeTableRequest\x1a\x1e.wail.v1.DescribeTableResponse\x12E\n" +
+	"\n" +
+	"AlterTable\x12\x1a.wail.v1.AlterTableRequest\x1a\x1b.wail.v1.AlterTableResponse\x12B\n" +
+	"\tDropTable\x12\x19.wail.v1.DropTableRequest\x1a\x1a.wail.v1.DropTableResponse\x12Q\n" +
+	"\x0eReconcileTable\x12\x1e.wail.v1.ReconcileTableRequest\x1a\x1f.wail.v1.ReconcileTableResponse\x12T\n" +
+	"\x0fListDeadLetters\x12\x1f.wail.v1.ListDeadLettersRequest\x1a .wail.v1.ListDeadLettersResponse\x12N\n" +
+	"\rGetDeadLetter\x12\x1d.wail.v1.GetDeadLetterRequest\x1a\x1e.wail.v1.GetDeadLetterResponse\x12]\n" +
+	"\x12RedriveDeadLetters\x12\".wail.v1.RedriveDeadLettersRequest\x1a#.wail.v1.RedriveDeadLettersResponse\x12T\n" +
+	"\x0fDropDeadLetters\x12\x1f.wail.v1.DropDeadLettersRequest\x1a .wail.v1.DropDeadLettersResponse2T\n" +
 	"\fEventService\x12D\n" +
 	"\tSubscribe\x12\x19.wail.v1.SubscribeRequest\x1a\x1a.wail.v1.SubscribeResponse0\x01B-Z+github.com/wail-cdc/wail/api/wail/v1;wailv1b\x06proto3"
 
@@ -1634,70 +3135,119 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 	return file_wail_v1_wail_proto_rawDescData
 }
 
-var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_wail_v1_wail_proto_goTypes = []any{
-	(Op)(0),                       // 0: wail.v1.Op
-	(FailureMode)(0),              // 1: wail.v1.FailureMode
-	(*Intent)(nil),                // 2: wail.v1.Intent
-	(*ChangeEvent)(nil),           // 3: wail.v1.ChangeEvent
-	(*Mutation)(nil),              // 4: wail.v1.Mutation
-	(*WriteResult)(nil),           // 5: wail.v1.WriteResult
-	(*Error)(nil),                 // 6: wail.v1.Error
-	(*PutRequest)(nil),            // 7: wail.v1.PutRequest
-	(*PutResponse)(nil),           // 8: wail.v1.PutResponse
-	(*DeleteRequest)(nil),         // 9: wail.v1.DeleteRequest
-	(*DeleteResponse)(nil),        // 10: wail.v1.DeleteResponse
-	(*WriteRequest)(nil),          // 11: wail.v1.WriteRequest
-	(*WriteResponse)(nil),         // 12: wail.v1.WriteResponse
-	(*GetRequest)(nil),            // 13: wail.v1.GetRequest
-	(*GetResponse)(nil),           // 14: wail.v1.GetResponse
-	(*Table)(nil),                 // 15: wail.v1.Table
-	(*CreateTableRequest)(nil),    // 16: wail.v1.CreateTableRequest
-	(*CreateTableResponse)(nil),   // 17: wail.v1.CreateTableResponse
-	(*ListTablesRequest)(nil),     // 18: wail.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),    // 19: wail.v1.ListTablesResponse
-	(*DescribeTableRequest)(nil),  // 20: wail.v1.DescribeTableRequest
-	(*DescribeTableResponse)(nil), // 21: wail.v1.DescribeTableResponse
-	(*SubscribeRequest)(nil),      // 22: wail.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),     // 23: wail.v1.SubscribeResponse
+	(Op)(0),                            // 0: wail.v1.Op
+	(FailureMode)(0),                   // 1: wail.v1.FailureMode
+	(DeadLetterKind)(0),                // 2: wail.v1.DeadLetterKind
+	(DeadLetterAction)(0),              // 3: wail.v1.DeadLetterAction
+	(*Intent)(nil),                     // 4: wail.v1.Intent
+	(*ChangeEvent)(nil),                // 5: wail.v1.ChangeEvent
+	(*Mutation)(nil),                   // 6: wail.v1.Mutation
+	(*WriteResult)(nil),                // 7: wail.v1.WriteResult
+	(*Error)(nil),                      // 8: wail.v1.Error
+	(*PutRequest)(nil),                 // 9: wail.v1.PutRequest
+	(*PutResponse)(nil),                // 10: wail.v1.PutResponse
+	(*DeleteRequest)(nil),              // 11: wail.v1.DeleteRequest
+	(*DeleteResponse)(nil),             // 12: wail.v1.DeleteResponse
+	(*WriteRequest)(nil),               // 13: wail.v1.WriteRequest
+	(*WriteResponse)(nil),              // 14: wail.v1.WriteResponse
+	(*GetRequest)(nil),                 // 15: wail.v1.GetRequest
+	(*GetResponse)(nil),                // 16: wail.v1.GetResponse
+	(*Table)(nil),                      // 17: wail.v1.Table
+	(*CreateTableRequest)(nil),         // 18: wail.v1.CreateTableRequest
+	(*AlterTableRequest)(nil),          // 19: wail.v1.AlterTableRequest
+	(*AlterTableResponse)(nil),         // 20: wail.v1.AlterTableResponse
+	(*DropTableRequest)(nil),           // 21: wail.v1.DropTableRequest
+	(*DropTableResponse)(nil),          // 22: wail.v1.DropTableResponse
+	(*CreateTableResponse)(nil),        // 23: wail.v1.CreateTableResponse
+	(*ListTablesRequest)(nil),          // 24: wail.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),         // 25: wail.v1.ListTablesResponse
+	(*DescribeTableRequest)(nil),       // 26: wail.v1.DescribeTableRequest
+	(*DescribeTableResponse)(nil),      // 27: wail.v1.DescribeTableResponse
+	(*DeadLetter)(nil),                 // 28: wail.v1.DeadLetter
+	(*DeadLetterResolution)(nil),       // 29: wail.v1.DeadLetterResolution
+	(*DeadLetterRecord)(nil),           // 30: wail.v1.DeadLetterRecord
+	(*DeadLetterEntry)(nil),            // 31: wail.v1.DeadLetterEntry
+	(*ListDeadLettersRequest)(nil),     // 32: wail.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 33: wail.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),       // 34: wail.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),      // 35: wail.v1.GetDeadLetterResponse
+	(*RedriveDeadLettersRequest)(nil),  // 36: wail.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 37: wail.v1.RedriveDeadLettersResponse
+	(*DropDeadLettersRequest)(nil),     // 38: wail.v1.DropDeadLettersRequest
+	(*DropDeadLettersResponse)(nil),    // 39: wail.v1.DropDeadLettersResponse
+	(*ReconcileTableRequest)(nil),      // 40: wail.v1.ReconcileTableRequest
+	(*ReconciledKey)(nil),              // 41: wail.v1.ReconciledKey
+	(*ReconcileTableResponse)(nil),     // 42: wail.v1.ReconcileTableResponse
+	(*SubscribeRequest)(nil),           // 43: wail.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),          // 44: wail.v1.SubscribeResponse
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
 	0,  // 1: wail.v1.ChangeEvent.op:type_name -> wail.v1.Op
 	0,  // 2: wail.v1.Mutation.op:type_name -> wail.v1.Op
-	6,  // 3: wail.v1.WriteResult.error:type_name -> wail.v1.Error
-	5,  // 4: wail.v1.PutResponse.result:type_name -> wail.v1.WriteResult
-	5,  // 5: wail.v1.DeleteResponse.result:type_name -> wail.v1.WriteResult
-	4,  // 6: wail.v1.WriteRequest.mutations:type_name -> wail.v1.Mutation
-	5,  // 7: wail.v1.WriteResponse.results:type_name -> wail.v1.WriteResult
+	8,  // 3: wail.v1.WriteResult.error:type_name -> wail.v1.Error
+	7,  // 4: wail.v1.PutResponse.result:type_name -> wail.v1.WriteResult
+	7,  // 5: wail.v1.DeleteResponse.result:type_name -> wail.v1.WriteResult
+	6,  // 6: wail.v1.WriteRequest.mutations:type_name -> wail.v1.Mutation
+	7,  // 7: wail.v1.WriteResponse.results:type_name -> wail.v1.WriteResult
 	1,  // 8: wail.v1.Table.failure_mode:type_name -> wail.v1.FailureMode
 	1,  // 9: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	15, // 10: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
-	15, // 11: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
-	15, // 12: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
-	3,  // 13: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	7,  // 14: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	9,  // 15: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	11, // 16: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	13, // 17: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	16, // 18: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	18, // 19: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	20, // 20: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	22, // 21: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	8,  // 22: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	10, // 23: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	12, // 24: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	14, // 25: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	17, // 26: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	19, // 27: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	21, // 28: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	23, // 29: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	1,  // 10: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	17, // 11: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
+	17, // 12: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
+	17, // 13: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
+	17, // 14: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
+	2,  // 15: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
+	4,  // 16: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
+	3,  // 17: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
+	28, // 18: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
+	29, // 19: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
+	28, // 20: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
+	29, // 21: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
+	31, // 22: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	31, // 23: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	29, // 24: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	29, // 25: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	41, // 26: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	5,  // 27: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	9,  // 28: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	11, // 29: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	13, // 30: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	15, // 31: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	18, // 32: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	24, // 33: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	26, // 34: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	19, // 35: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	21, // 36: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	40, // 37: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	32, // 38: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	34, // 39: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	36, // 40: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	38, // 41: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	43, // 42: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	10, // 43: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	12, // 44: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	14, // 45: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	16, // 46: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	23, // 47: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	25, // 48: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	27, // 49: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	20, // 50: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	22, // 51: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	42, // 52: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	33, // 53: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	35, // 54: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	37, // 55: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	39, // 56: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	44, // 57: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	43, // [43:58] is the sub-list for method output_type
+	28, // [28:43] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -1705,13 +3255,18 @@ func file_wail_v1_wail_proto_init() {
 	if File_wail_v1_wail_proto != nil {
 		return
 	}
+	file_wail_v1_wail_proto_msgTypes[15].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[26].OneofWrappers = []any{
+		(*DeadLetterRecord_Letter)(nil),
+		(*DeadLetterRecord_Resolution)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   22,
+			NumEnums:      4,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

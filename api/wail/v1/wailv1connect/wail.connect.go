@@ -69,6 +69,25 @@ const (
 	// AdminServiceDescribeTableProcedure is the fully-qualified name of the AdminService's
 	// DescribeTable RPC.
 	AdminServiceDescribeTableProcedure = "/wail.v1.AdminService/DescribeTable"
+	// AdminServiceAlterTableProcedure is the fully-qualified name of the AdminService's AlterTable RPC.
+	AdminServiceAlterTableProcedure = "/wail.v1.AdminService/AlterTable"
+	// AdminServiceDropTableProcedure is the fully-qualified name of the AdminService's DropTable RPC.
+	AdminServiceDropTableProcedure = "/wail.v1.AdminService/DropTable"
+	// AdminServiceReconcileTableProcedure is the fully-qualified name of the AdminService's
+	// ReconcileTable RPC.
+	AdminServiceReconcileTableProcedure = "/wail.v1.AdminService/ReconcileTable"
+	// AdminServiceListDeadLettersProcedure is the fully-qualified name of the AdminService's
+	// ListDeadLetters RPC.
+	AdminServiceListDeadLettersProcedure = "/wail.v1.AdminService/ListDeadLetters"
+	// AdminServiceGetDeadLetterProcedure is the fully-qualified name of the AdminService's
+	// GetDeadLetter RPC.
+	AdminServiceGetDeadLetterProcedure = "/wail.v1.AdminService/GetDeadLetter"
+	// AdminServiceRedriveDeadLettersProcedure is the fully-qualified name of the AdminService's
+	// RedriveDeadLetters RPC.
+	AdminServiceRedriveDeadLettersProcedure = "/wail.v1.AdminService/RedriveDeadLetters"
+	// AdminServiceDropDeadLettersProcedure is the fully-qualified name of the AdminService's
+	// DropDeadLetters RPC.
+	AdminServiceDropDeadLettersProcedure = "/wail.v1.AdminService/DropDeadLetters"
 	// EventServiceSubscribeProcedure is the fully-qualified name of the EventService's Subscribe RPC.
 	EventServiceSubscribeProcedure = "/wail.v1.EventService/Subscribe"
 )
@@ -226,6 +245,19 @@ type AdminServiceClient interface {
 	CreateTable(context.Context, *connect.Request[v1.CreateTableRequest]) (*connect.Response[v1.CreateTableResponse], error)
 	ListTables(context.Context, *connect.Request[v1.ListTablesRequest]) (*connect.Response[v1.ListTablesResponse], error)
 	DescribeTable(context.Context, *connect.Request[v1.DescribeTableRequest]) (*connect.Response[v1.DescribeTableResponse], error)
+	AlterTable(context.Context, *connect.Request[v1.AlterTableRequest]) (*connect.Response[v1.AlterTableResponse], error)
+	DropTable(context.Context, *connect.Request[v1.DropTableRequest]) (*connect.Response[v1.DropTableResponse], error)
+	// ReconcileTable logs an intent for every key whose stored version is
+	// newer than its last event, so the resolver publishes its current state:
+	// the recovery after a retention gap, an operator mistake or a bug. Safe
+	// while writes continue.
+	ReconcileTable(context.Context, *connect.Request[v1.ReconcileTableRequest]) (*connect.Response[v1.ReconcileTableResponse], error)
+	ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error)
+	GetDeadLetter(context.Context, *connect.Request[v1.GetDeadLetterRequest]) (*connect.Response[v1.GetDeadLetterResponse], error)
+	// RedriveDeadLetters resolves the keys of dead letters again from the
+	// store's current state; per-key versions on the bus keep increasing.
+	RedriveDeadLetters(context.Context, *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error)
+	DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the wail.v1.AdminService service. By default, it
@@ -257,14 +289,63 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("DescribeTable")),
 			connect.WithClientOptions(opts...),
 		),
+		alterTable: connect.NewClient[v1.AlterTableRequest, v1.AlterTableResponse](
+			httpClient,
+			baseURL+AdminServiceAlterTableProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("AlterTable")),
+			connect.WithClientOptions(opts...),
+		),
+		dropTable: connect.NewClient[v1.DropTableRequest, v1.DropTableResponse](
+			httpClient,
+			baseURL+AdminServiceDropTableProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("DropTable")),
+			connect.WithClientOptions(opts...),
+		),
+		reconcileTable: connect.NewClient[v1.ReconcileTableRequest, v1.ReconcileTableResponse](
+			httpClient,
+			baseURL+AdminServiceReconcileTableProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ReconcileTable")),
+			connect.WithClientOptions(opts...),
+		),
+		listDeadLetters: connect.NewClient[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse](
+			httpClient,
+			baseURL+AdminServiceListDeadLettersProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListDeadLetters")),
+			connect.WithClientOptions(opts...),
+		),
+		getDeadLetter: connect.NewClient[v1.GetDeadLetterRequest, v1.GetDeadLetterResponse](
+			httpClient,
+			baseURL+AdminServiceGetDeadLetterProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("GetDeadLetter")),
+			connect.WithClientOptions(opts...),
+		),
+		redriveDeadLetters: connect.NewClient[v1.RedriveDeadLettersRequest, v1.RedriveDeadLettersResponse](
+			httpClient,
+			baseURL+AdminServiceRedriveDeadLettersProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("RedriveDeadLetters")),
+			connect.WithClientOptions(opts...),
+		),
+		dropDeadLetters: connect.NewClient[v1.DropDeadLettersRequest, v1.DropDeadLettersResponse](
+			httpClient,
+			baseURL+AdminServiceDropDeadLettersProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("DropDeadLetters")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	createTable   *connect.Client[v1.CreateTableRequest, v1.CreateTableResponse]
-	listTables    *connect.Client[v1.ListTablesRequest, v1.ListTablesResponse]
-	describeTable *connect.Client[v1.DescribeTableRequest, v1.DescribeTableResponse]
+	createTable        *connect.Client[v1.CreateTableRequest, v1.CreateTableResponse]
+	listTables         *connect.Client[v1.ListTablesRequest, v1.ListTablesResponse]
+	describeTable      *connect.Client[v1.DescribeTableRequest, v1.DescribeTableResponse]
+	alterTable         *connect.Client[v1.AlterTableRequest, v1.AlterTableResponse]
+	dropTable          *connect.Client[v1.DropTableRequest, v1.DropTableResponse]
+	reconcileTable     *connect.Client[v1.ReconcileTableRequest, v1.ReconcileTableResponse]
+	listDeadLetters    *connect.Client[v1.ListDeadLettersRequest, v1.ListDeadLettersResponse]
+	getDeadLetter      *connect.Client[v1.GetDeadLetterRequest, v1.GetDeadLetterResponse]
+	redriveDeadLetters *connect.Client[v1.RedriveDeadLettersRequest, v1.RedriveDeadLettersResponse]
+	dropDeadLetters    *connect.Client[v1.DropDeadLettersRequest, v1.DropDeadLettersResponse]
 }
 
 // CreateTable calls wail.v1.AdminService.CreateTable.
@@ -282,11 +363,59 @@ func (c *adminServiceClient) DescribeTable(ctx context.Context, req *connect.Req
 	return c.describeTable.CallUnary(ctx, req)
 }
 
+// AlterTable calls wail.v1.AdminService.AlterTable.
+func (c *adminServiceClient) AlterTable(ctx context.Context, req *connect.Request[v1.AlterTableRequest]) (*connect.Response[v1.AlterTableResponse], error) {
+	return c.alterTable.CallUnary(ctx, req)
+}
+
+// DropTable calls wail.v1.AdminService.DropTable.
+func (c *adminServiceClient) DropTable(ctx context.Context, req *connect.Request[v1.DropTableRequest]) (*connect.Response[v1.DropTableResponse], error) {
+	return c.dropTable.CallUnary(ctx, req)
+}
+
+// ReconcileTable calls wail.v1.AdminService.ReconcileTable.
+func (c *adminServiceClient) ReconcileTable(ctx context.Context, req *connect.Request[v1.ReconcileTableRequest]) (*connect.Response[v1.ReconcileTableResponse], error) {
+	return c.reconcileTable.CallUnary(ctx, req)
+}
+
+// ListDeadLetters calls wail.v1.AdminService.ListDeadLetters.
+func (c *adminServiceClient) ListDeadLetters(ctx context.Context, req *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error) {
+	return c.listDeadLetters.CallUnary(ctx, req)
+}
+
+// GetDeadLetter calls wail.v1.AdminService.GetDeadLetter.
+func (c *adminServiceClient) GetDeadLetter(ctx context.Context, req *connect.Request[v1.GetDeadLetterRequest]) (*connect.Response[v1.GetDeadLetterResponse], error) {
+	return c.getDeadLetter.CallUnary(ctx, req)
+}
+
+// RedriveDeadLetters calls wail.v1.AdminService.RedriveDeadLetters.
+func (c *adminServiceClient) RedriveDeadLetters(ctx context.Context, req *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error) {
+	return c.redriveDeadLetters.CallUnary(ctx, req)
+}
+
+// DropDeadLetters calls wail.v1.AdminService.DropDeadLetters.
+func (c *adminServiceClient) DropDeadLetters(ctx context.Context, req *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error) {
+	return c.dropDeadLetters.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the wail.v1.AdminService service.
 type AdminServiceHandler interface {
 	CreateTable(context.Context, *connect.Request[v1.CreateTableRequest]) (*connect.Response[v1.CreateTableResponse], error)
 	ListTables(context.Context, *connect.Request[v1.ListTablesRequest]) (*connect.Response[v1.ListTablesResponse], error)
 	DescribeTable(context.Context, *connect.Request[v1.DescribeTableRequest]) (*connect.Response[v1.DescribeTableResponse], error)
+	AlterTable(context.Context, *connect.Request[v1.AlterTableRequest]) (*connect.Response[v1.AlterTableResponse], error)
+	DropTable(context.Context, *connect.Request[v1.DropTableRequest]) (*connect.Response[v1.DropTableResponse], error)
+	// ReconcileTable logs an intent for every key whose stored version is
+	// newer than its last event, so the resolver publishes its current state:
+	// the recovery after a retention gap, an operator mistake or a bug. Safe
+	// while writes continue.
+	ReconcileTable(context.Context, *connect.Request[v1.ReconcileTableRequest]) (*connect.Response[v1.ReconcileTableResponse], error)
+	ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error)
+	GetDeadLetter(context.Context, *connect.Request[v1.GetDeadLetterRequest]) (*connect.Response[v1.GetDeadLetterResponse], error)
+	// RedriveDeadLetters resolves the keys of dead letters again from the
+	// store's current state; per-key versions on the bus keep increasing.
+	RedriveDeadLetters(context.Context, *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error)
+	DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -314,6 +443,48 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("DescribeTable")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceAlterTableHandler := connect.NewUnaryHandler(
+		AdminServiceAlterTableProcedure,
+		svc.AlterTable,
+		connect.WithSchema(adminServiceMethods.ByName("AlterTable")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceDropTableHandler := connect.NewUnaryHandler(
+		AdminServiceDropTableProcedure,
+		svc.DropTable,
+		connect.WithSchema(adminServiceMethods.ByName("DropTable")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceReconcileTableHandler := connect.NewUnaryHandler(
+		AdminServiceReconcileTableProcedure,
+		svc.ReconcileTable,
+		connect.WithSchema(adminServiceMethods.ByName("ReconcileTable")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListDeadLettersHandler := connect.NewUnaryHandler(
+		AdminServiceListDeadLettersProcedure,
+		svc.ListDeadLetters,
+		connect.WithSchema(adminServiceMethods.ByName("ListDeadLetters")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceGetDeadLetterHandler := connect.NewUnaryHandler(
+		AdminServiceGetDeadLetterProcedure,
+		svc.GetDeadLetter,
+		connect.WithSchema(adminServiceMethods.ByName("GetDeadLetter")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceRedriveDeadLettersHandler := connect.NewUnaryHandler(
+		AdminServiceRedriveDeadLettersProcedure,
+		svc.RedriveDeadLetters,
+		connect.WithSchema(adminServiceMethods.ByName("RedriveDeadLetters")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceDropDeadLettersHandler := connect.NewUnaryHandler(
+		AdminServiceDropDeadLettersProcedure,
+		svc.DropDeadLetters,
+		connect.WithSchema(adminServiceMethods.ByName("DropDeadLetters")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wail.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateTableProcedure:
@@ -322,6 +493,20 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceListTablesHandler.ServeHTTP(w, r)
 		case AdminServiceDescribeTableProcedure:
 			adminServiceDescribeTableHandler.ServeHTTP(w, r)
+		case AdminServiceAlterTableProcedure:
+			adminServiceAlterTableHandler.ServeHTTP(w, r)
+		case AdminServiceDropTableProcedure:
+			adminServiceDropTableHandler.ServeHTTP(w, r)
+		case AdminServiceReconcileTableProcedure:
+			adminServiceReconcileTableHandler.ServeHTTP(w, r)
+		case AdminServiceListDeadLettersProcedure:
+			adminServiceListDeadLettersHandler.ServeHTTP(w, r)
+		case AdminServiceGetDeadLetterProcedure:
+			adminServiceGetDeadLetterHandler.ServeHTTP(w, r)
+		case AdminServiceRedriveDeadLettersProcedure:
+			adminServiceRedriveDeadLettersHandler.ServeHTTP(w, r)
+		case AdminServiceDropDeadLettersProcedure:
+			adminServiceDropDeadLettersHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -341,6 +526,34 @@ func (UnimplementedAdminServiceHandler) ListTables(context.Context, *connect.Req
 
 func (UnimplementedAdminServiceHandler) DescribeTable(context.Context, *connect.Request[v1.DescribeTableRequest]) (*connect.Response[v1.DescribeTableResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.DescribeTable is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) AlterTable(context.Context, *connect.Request[v1.AlterTableRequest]) (*connect.Response[v1.AlterTableResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.AlterTable is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) DropTable(context.Context, *connect.Request[v1.DropTableRequest]) (*connect.Response[v1.DropTableResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.DropTable is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ReconcileTable(context.Context, *connect.Request[v1.ReconcileTableRequest]) (*connect.Response[v1.ReconcileTableResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.ReconcileTable is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListDeadLetters(context.Context, *connect.Request[v1.ListDeadLettersRequest]) (*connect.Response[v1.ListDeadLettersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.ListDeadLetters is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) GetDeadLetter(context.Context, *connect.Request[v1.GetDeadLetterRequest]) (*connect.Response[v1.GetDeadLetterResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.GetDeadLetter is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) RedriveDeadLetters(context.Context, *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.RedriveDeadLetters is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.DropDeadLetters is not implemented"))
 }
 
 // EventServiceClient is a client for the wail.v1.EventService service.
