@@ -49,6 +49,11 @@ type Intent struct {
 	ID        string
 	ProxyID   uint32
 	CreatedAt time.Time
+	// PublishedFloor, when not 0, is a version at or below the key's last
+	// event on the bus when the intent was logged (reconcile and redrive set
+	// it): the resolver takes it as the key's last published version unless
+	// it remembers a higher one.
+	PublishedFloor uint64
 }
 
 // Event is a final change event: the state of a key at a version.
@@ -72,13 +77,14 @@ func EventID(table string, key []byte, version uint64) string {
 // Marshal encodes an intent as a wail.v1.Intent.
 func (in *Intent) Marshal() ([]byte, error) {
 	return proto.Marshal(&wailv1.Intent{
-		Table:       in.Table,
-		Key:         in.Key,
-		Op:          wailv1.Op(in.Op),
-		Version:     in.Version,
-		IntentId:    in.ID,
-		ProxyId:     in.ProxyID,
-		CreatedAtUs: in.CreatedAt.UnixMicro(),
+		Table:          in.Table,
+		Key:            in.Key,
+		Op:             wailv1.Op(in.Op),
+		Version:        in.Version,
+		IntentId:       in.ID,
+		ProxyId:        in.ProxyID,
+		CreatedAtUs:    in.CreatedAt.UnixMicro(),
+		PublishedFloor: in.PublishedFloor,
 	})
 }
 
@@ -96,6 +102,8 @@ func UnmarshalIntent(b []byte) (Intent, error) {
 		ID:        m.IntentId,
 		ProxyID:   m.ProxyId,
 		CreatedAt: time.UnixMicro(m.CreatedAtUs),
+
+		PublishedFloor: m.PublishedFloor,
 	}
 	switch {
 	case in.Op != Upsert && in.Op != Delete && in.Op != Abort:

@@ -65,6 +65,30 @@ func TestIntentWireFormat(t *testing.T) {
 	}
 }
 
+// TestReconcileIntentWireFormat pins an intent with a published floor, as
+// reconcile and dead-letter redrive log them.
+func TestReconcileIntentWireFormat(t *testing.T) {
+	t.Parallel()
+	in := goldenIntent
+	in.ID, in.PublishedFloor = "reconcile-228014658021236743", 228014658021236000
+	b, err := in.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "intent_floor.golden", b)
+	got, err := UnmarshalIntent(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.PublishedFloor != in.PublishedFloor || got.Version != in.Version || got.ID != in.ID {
+		t.Fatalf("round trip: %+v", got)
+	}
+	// The floor is field 8, a varint: tag 0x40.
+	if !bytes.Contains(b, []byte{0x40}) {
+		t.Fatal("no field 8 in the encoding")
+	}
+}
+
 func TestEventWireFormat(t *testing.T) {
 	t.Parallel()
 	b, err := goldenEvent.Marshal()
