@@ -122,6 +122,15 @@ type remoteWriters struct {
 	mu       sync.Mutex
 	attempts []attempt
 	acked    atomic.Int64
+	seen     int64 // acked at the last progress check
+}
+
+// progress waits until writes were acknowledged since its last call, so a
+// kill or hand-over that follows happens with writes in flight.
+func (w *remoteWriters) progress(t *testing.T, what string) {
+	t.Helper()
+	waitFor(t, "writes acknowledged "+what, func() bool { return w.acked.Load() > w.seen })
+	w.seen = w.acked.Load()
 }
 
 func (w *remoteWriters) run(ctx context.Context, id int64, stop *atomic.Bool) {
@@ -242,6 +251,7 @@ func TestInvariantsAcrossKill9(t *testing.T) {
 	}
 	for round := 0; round < 2; round++ {
 		time.Sleep(time.Second)
+		w.progress(t, fmt.Sprintf("before kill %d", round+1))
 		before := w.acked.Load()
 		srv.kill(t) // SIGKILL mid-stream
 		srv = startServe(t, bin, dir)
@@ -250,6 +260,7 @@ func TestInvariantsAcrossKill9(t *testing.T) {
 		t.Logf("killed with %d writes acknowledged; restarted at %s", before, url)
 	}
 	time.Sleep(time.Second)
+	w.progress(t, "after the last restart")
 	stop.Store(true)
 	wg.Wait()
 	waitResolvedRemote(t, ctx, "http://"+srv.addr)

@@ -110,16 +110,22 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 		wg.Go(func() { h.write(ctx, px, opts, tb.Name, int64(w), &stop) })
 	}
 	time.Sleep(opts.Duration / 3)
+	h.progress(t, "before the resolver hand-over")
 	if b.Join != nil {
 		// A second member joins (partitions move to it), then the first
 		// leaves (they all move to the second).
 		second := startResolver(ctx, b, bus, tb, "second")
 		time.Sleep(opts.Duration / 6)
+		h.progress(t, "while two resolvers share the group")
 		res.stop(t)
 		res = second
 	} else {
 		frozen.frozen.Store(true) // the resolver publishes but can no longer commit ...
 		time.Sleep(opts.Duration / 6)
+		h.progress(t, "while commits are frozen")
+		// ... until it has resolved intents it could not commit: the crash
+		// below then happens with published-but-uncommitted work.
+		waitFor(t, "a commit refused while frozen", func() bool { return frozen.refused.Load() > 0 })
 		res.stop(t) // ... and stops mid-stream, as if it had crashed ...
 		frozen.frozen.Store(false)
 		res = startResolver(ctx, b, bus, tb, "second") // ... and a new one takes over
@@ -129,6 +135,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 		opts.Disrupt(t)
 	}
 	time.Sleep(opts.Duration / 4)
+	h.progress(t, "after the hand-over")
 	stop.Store(true)
 	wg.Wait()
 	waitResolved(t, ctx, b.Log, groupOf(tb.Name), tb)
@@ -136,7 +143,12 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	if h.acked == 0 {
 		t.Fatal("no write was acknowledged")
 	}
-	t.Logf("%d writes acknowledged, %d store failures injected", h.acked, flaky.failures.Load())
+	t.Logf("%d writes acknowledged, %d store failures injected (%d before the write, %d after it), %d commits refused while frozen",
+		h.acked, flaky.failures.Load(), flaky.before.Load(), flaky.after.Load(), frozen.refused.Load())
+	if opts.FailEvery > 0 && (flaky.before.Load() == 0 || flaky.after.Load() == 0) {
+		t.Fatalf("store failures were to be injected (one in %d) but %d happened before the write and %d after it: the run proves nothing about them",
+			opts.FailEvery, flaky.before.Load(), flaky.after.Load())
+	}
 	evs := readEvents(t, ctx, b.Log, tb)
 	Check(t, h.writes, evs, flaky.check, finalState(t, ctx, b.Store, tb.Name, flaky.keys()))
 }
@@ -183,6 +195,35 @@ type history struct {
 	mu     sync.Mutex
 	writes []Write
 	acked  int
+	// seen is acked at the last progress check.
+	seen int
+}
+
+// progress waits until writes were acknowledged since its last call, so
+// each step of a run happens with writes in flight (on a loaded machine a
+// sleep alone can turn "crash mid-stream" into "crash when idle").
+func (h *history) progress(t *testing.T, what string) {
+	t.Helper()
+	waitFor(t, "writes acknowledged "+what, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.acked > h.seen
+	})
+	h.mu.Lock()
+	h.seen = h.acked
+	h.mu.Unlock()
+}
+
+// waitFor polls cond until it holds; the test fails after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within a minute", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // write runs one writer: batches of puts and deletes, mostly on hot keys.
@@ -267,6 +308,7 @@ func readEvents(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog
 		if err != nil {
 			t.Fatal(err)
 		}
+		var del *Event // a delete event whose tombstone must come next
 		for r.Position() < end {
 			recs, err := r.Next(ctx)
 			if err != nil {
@@ -274,26 +316,38 @@ func readEvents(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog
 			}
 			for _, rec := range recs {
 				if rec.Value == nil {
-					checkTombstone(t, out, p, rec)
+					checkTombstone(t, del, p, rec)
+					del = nil
 					continue
+				}
+				if del != nil {
+					t.Errorf("delete event of key %q at %d/%d is not followed by its tombstone (offset %d is an event)", del.Key, p, del.Offset, rec.Offset)
+					del = nil
 				}
 				e, err := intent.UnmarshalEvent(rec.Value)
 				if err != nil {
 					t.Fatalf("event %s/%d@%d: %v", topic, p, rec.Offset, err)
 				}
 				out = append(out, Event{Partition: p, Offset: rec.Offset, Event: e})
+				if e.Op == intent.Delete {
+					d := out[len(out)-1]
+					del = &d
+				}
 			}
+		}
+		if del != nil {
+			t.Errorf("delete event of key %q at %d/%d is the last record of its partition: its tombstone is missing", del.Key, p, del.Offset)
 		}
 		r.Close()
 	}
 	return out
 }
 
-// checkTombstone verifies that a tombstone follows a delete event of its key.
-func checkTombstone(t *testing.T, events []Event, p int32, rec intentlog.Record) {
+// checkTombstone verifies that a tombstone follows the delete event of its
+// key (del: the event just before it in the partition, if a delete).
+func checkTombstone(t *testing.T, del *Event, p int32, rec intentlog.Record) {
 	t.Helper()
-	if n := len(events); n == 0 || events[n-1].Partition != p || events[n-1].Op != intent.Delete ||
-		string(events[n-1].Key) != string(rec.Key) {
+	if del == nil || string(del.Key) != string(rec.Key) {
 		t.Errorf("tombstone of key %q at %d/%d does not follow its delete event", rec.Key, p, rec.Offset)
 	}
 }

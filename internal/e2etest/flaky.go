@@ -26,6 +26,9 @@ type flakyStore struct {
 	failEvery int
 	calls     atomic.Int64
 	failures  atomic.Int64
+	// before and after count the injected failures of each kind, so a run
+	// can prove both happened.
+	before, after atomic.Int64
 
 	mu     sync.Mutex
 	stored map[string]map[uint64]storedRow // applied for sure
@@ -47,6 +50,7 @@ func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutat
 	fail := f.failEvery > 0 && n%int64(f.failEvery) == 0
 	if fail && n%int64(2*f.failEvery) == 0 {
 		f.failures.Add(1)
+		f.before.Add(1)
 		return nil, errInjected // before the write
 	}
 	outs, err := f.Store.Apply(ctx, table, muts)
@@ -70,6 +74,7 @@ func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutat
 	f.mu.Unlock()
 	if fail {
 		f.failures.Add(1)
+		f.after.Add(1)
 		return nil, errInjected // after the write
 	}
 	return outs, nil
@@ -114,6 +119,10 @@ func (f *flakyStore) keys() []string {
 type frozenLog struct {
 	intentlog.Log
 	frozen atomic.Bool
+	// refused counts commits refused while frozen: each one moved the
+	// committed offset past intents already resolved, so a successor
+	// re-reads them.
+	refused atomic.Int64
 }
 
 // Unhang forwards to a log whose transactions can hang (Kafka): the bus
@@ -130,6 +139,7 @@ func (f *frozenLog) Unhang(ctx context.Context, topic string, partition int32, f
 
 func (f *frozenLog) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
 	if f.frozen.Load() {
+		f.refused.Add(1)
 		return errors.New("commits frozen (simulated crash)")
 	}
 	return f.Log.Commit(ctx, group, topic, offsets)

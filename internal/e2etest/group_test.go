@@ -69,6 +69,7 @@ func TestResolverGroupProcesses(t *testing.T) {
 	}
 	step := func(what string) {
 		time.Sleep(1500 * time.Millisecond)
+		w.progress(t, "before: "+what)
 		t.Logf("%s (%d writes acknowledged)", what, w.acked.Load())
 	}
 	step("second resolver joins")
