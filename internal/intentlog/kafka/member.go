@@ -78,6 +78,10 @@ type Member struct {
 	// version 2), so AddOffsetsToTxn is skipped.
 	implicitOffsets *bool
 	topicIDs        map[string][16]byte // TxnOffsetCommit v6+ names topics by id
+
+	// afterProduce, when set (tests), runs between a transaction's produce
+	// and its offset commit: the crash test kills the process there.
+	afterProduce func()
 }
 
 // producer is one transactional producer of a Member.
@@ -208,6 +212,9 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 		return fmt.Errorf("kafka: transact: %w", m.classify(err))
 	}
 	err = produce(ctx, p.cl, krs)
+	if err == nil && m.afterProduce != nil {
+		m.afterProduce()
+	}
 	if err == nil {
 		err = m.txnCommitOffsets(ctx, p, offsets)
 	}

@@ -76,7 +76,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // move to the other.
 func testMember(t *testing.T, brokers []string) {
 	ctx := testCtx(t, 90*time.Second)
-	l := openLog(t, brokers, nil)
+	// Small batches, so that one record can make a transaction fail.
+	l := openLog(t, brokers, func(o *Options) { o.MaxMessageBytes = 256 << 10 })
 	in, out := topicName("member-in"), topicName("member-out")
 	for _, topic := range []string{in, out} {
 		if err := l.CreateTopic(ctx, topic, 4, intentlog.TopicOptions{}); err != nil {
@@ -102,6 +103,21 @@ func testMember(t *testing.T, brokers []string) {
 	got, err := l.Committed(ctx, group, in)
 	if err != nil || got[p] != 9 {
 		t.Fatalf("committed %v, %v; want partition %d at 9", got, err, p)
+	}
+	// A transaction that fails after producing part of its records (one is
+	// over the batch limit) is aborted: neither its records nor its offsets
+	// are visible.
+	aborted := map[string][]*intentlog.Record{out: {
+		{Key: []byte("aborted"), Value: []byte("aborted")},
+		{Key: []byte("huge"), Value: make([]byte, 300<<10)},
+	}}
+	err = m1.Transact(ctx, 0, aborted, map[string]map[int32]int64{in: {p: 42}})
+	if !IsAborted(err) {
+		t.Fatalf("transaction with a record over the limit: %v, want an aborted transaction", err)
+	}
+	got, err = l.Committed(ctx, group, in)
+	if err != nil || got[p] != 9 {
+		t.Fatalf("after an aborted transaction: committed %v, %v; want partition %d still at 9", got, err, p)
 	}
 	if err := m2.Close(ctx); err != nil {
 		t.Fatal(err)
