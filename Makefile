@@ -19,10 +19,20 @@ build:
 
 # All tests. Integration tests against the real databases run when they
 # are reachable (scripts/services.sh up starts them; CI does) and skip with
-# a message otherwise, except under CI=true, where they fail. Packages run
-# one at a time (-p 1): some tests pause the replica or restart a database.
+# a message otherwise, except under CI=true, where they fail; the skipped
+# ones are listed at the end (package servicetest). Packages run one at a
+# time (-p 1): some tests pause the replica or restart a database.
+SKIPPED := $(CURDIR)/.skipped-tests
 test:
-	$(GO) test -race -count=1 -p 1 $(TESTFLAGS) ./...
+	@rm -f $(SKIPPED)
+	@WAIL_SKIPPED=$(SKIPPED) $(GO) test -race -count=1 -p 1 $(TESTFLAGS) ./...; rc=$$?; \
+	if [ -s $(SKIPPED) ]; then \
+		echo; echo "!! $$(wc -l <$(SKIPPED)) INTEGRATION TESTS DID NOT RUN (a service is missing; 'make services' starts them):"; \
+		sort $(SKIPPED) | sed 's/^/!!   /'; \
+	fi; rm -f $(SKIPPED); exit $$rc
+
+# The same, with the race detector (make test already uses it).
+race: test
 
 # Start PostgreSQL (primary + streaming replica), MariaDB and a Kafka broker
 # on loopback, for the integration tests.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/servicetest"
 )
 
 // Tests with kcat (librdkafka), an independent client, against the real
@@ -44,10 +44,7 @@ func kcat(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("kcat"); err != nil {
 		msg := "kcat not installed: run scripts/kafka.sh up (it installs kcat)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		servicetest.Missing(t, msg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

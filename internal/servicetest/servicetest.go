@@ -1,0 +1,46 @@
+// Package servicetest decides what a test does when a real service it
+// needs (PostgreSQL, MariaDB, Kafka, kcat) is not there: under CI
+// (CI=true) the test fails, since CI must run every integration test;
+// elsewhere it skips, telling how to start the service, and records the
+// skip so that `make test` can say at the end, loudly, which integration
+// suites did not run.
+package servicetest
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+)
+
+// SkippedEnv names the file `make test` collects skips in: one line per
+// skipped test, "test: why".
+const SkippedEnv = "WAIL_SKIPPED"
+
+var mu sync.Mutex
+
+// Missing fails (under CI) or skips t because a service is missing; why
+// says which and how to start it.
+func Missing(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(why)
+	}
+	if path := os.Getenv(SkippedEnv); path != "" {
+		record(path, t.Name()+": "+why)
+	}
+	t.Skip(why)
+}
+
+// record appends a line to path; a failure to record is not the test's
+// failure (the skip message still shows with -v).
+func record(path, line string) {
+	mu.Lock()
+	defer mu.Unlock()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = fmt.Fprintln(f, line)
+}
