@@ -10,7 +10,7 @@ PROTOC_GEN_CONNECT_VERSION  := v1.21.1
 STATICCHECK_VERSION         := v0.8.2
 TESTFLAGS ?=
 
-.PHONY: all build test test-short services race vet fmt fmt-check lint staticcheck proto bench bench-vs-debezium fuzz clean
+.PHONY: all build test test-short services race vet fmt fmt-check lint staticcheck proto bench bench-vs-debezium fuzz mutate clean
 
 all: build
 
@@ -74,6 +74,14 @@ bench:
 # Not part of `make test`. ARGS go to `wail bench vs-debezium`.
 bench-vs-debezium:
 	bash bench/debezium/run.sh $(ARGS)
+
+# Mutation testing of the core packages (scripts/mutate): per package, the
+# share of one-line code changes the tests catch; survivors must be killed
+# by a test or judged equivalent in scripts/mutate/judged.txt. PKGS limits
+# it to some packages (e.g. PKGS=internal/hlc).
+PKGS ?=
+mutate:
+	$(GO) run ./scripts/mutate $(PKGS)
 
 # Short fuzzing session of every decoder of bytes from disk or network.
 fuzz:

@@ -33,6 +33,13 @@ func TestProxyIDRange(t *testing.T) {
 	if _, err := New(MaxProxyID+1, nil); err == nil {
 		t.Fatal("proxy id above the range accepted")
 	}
+	c, err := New(MaxProxyID, nil)
+	if err != nil {
+		t.Fatalf("the largest proxy id refused: %v", err)
+	}
+	if v := c.Now(); ProxyOf(v) != MaxProxyID {
+		t.Fatalf("version %d carries proxy id %d, want %d", v, ProxyOf(v), MaxProxyID)
+	}
 }
 
 func TestStrictlyIncreasingEvenWhenTheWallClockGoesBack(t *testing.T) {

@@ -1,0 +1,243 @@
+// Command mutate runs mutation testing (gremlins) over wail's core packages
+// and reports, per package, how many mutants the tests kill. A mutant that
+// lives is a one-line change to the code that every test of its package
+// lets through: either the tests miss a behaviour, or the change is
+// equivalent (it cannot change what the code does). Equivalent survivors
+// are listed, each with the reason, in judged.txt beside this file; every
+// other survivor is a hole in the tests.
+//
+//	go run ./scripts/mutate [-workers N] [-threshold 90] [pkg ...]
+//
+// It exits non-zero when a package's score (killed over killed plus
+// lived, judged equivalents left out) is below the threshold, or when a
+// survivor is not judged. `make mutate` runs it; CI runs it too.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// gremlins is the mutation tool, run with `go run` so nothing needs
+// installing (the module proxy serves it).
+const gremlins = "github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0"
+
+// corePackages are the packages the invariants rest on.
+var corePackages = []string{
+	"internal/resolver", "internal/proxy", "internal/hlc",
+	"internal/intentlog/embedded", "internal/store/pebble", "internal/eventbus",
+}
+
+func main() {
+	workers := flag.Int("workers", 2, "mutants tested at once")
+	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
+	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
+	flag.Parse()
+	pkgs := flag.Args()
+	if len(pkgs) == 0 {
+		pkgs = corePackages
+	}
+	judged, err := readJudged(*judgedPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutate:", err)
+		os.Exit(2)
+	}
+	var reports []report
+	failed := false
+	for _, pkg := range pkgs {
+		res, err := unleash(pkg, *workers)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
+			os.Exit(2)
+		}
+		r, err := judge(pkg, res, judged, os.ReadFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
+			os.Exit(2)
+		}
+		reports = append(reports, r)
+		if r.score() < *threshold || len(r.unjudged) > 0 {
+			failed = true
+		}
+	}
+	print(os.Stdout, reports, *threshold)
+	if failed {
+		os.Exit(1)
+	}
+}
+
+// result is gremlins' machine-readable output (-o).
+type result struct {
+	Files []fileResult `json:"files"`
+}
+
+type fileResult struct {
+	FileName  string     `json:"file_name"`
+	Mutations []mutation `json:"mutations"`
+}
+
+type mutation struct {
+	Type   string `json:"type"`
+	Status string `json:"status"`
+	Line   int    `json:"line"`
+	Column int    `json:"column"`
+}
+
+func unleash(pkg string, workers int) (*result, error) {
+	out, err := os.CreateTemp("", "gremlins-*.json")
+	if err != nil {
+		return nil, err
+	}
+	out.Close()
+	defer os.Remove(out.Name())
+	cmd := exec.Command("go", "run", gremlins, "unleash", "--silent", "--workers", fmt.Sprint(workers),
+		"--timeout-coefficient", "5", "-o", out.Name(), "./"+pkg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("gremlins: %w", err)
+	}
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		return nil, err
+	}
+	var r result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("gremlins output: %w", err)
+	}
+	return &r, nil
+}
+
+// survivor is a mutant that lived.
+type survivor struct {
+	File, Type, Source string
+	Line, Column       int
+	Reason             string // why it is equivalent, when judged
+}
+
+func (s survivor) key() string { return s.File + "|" + s.Type + "|" + s.Source }
+
+type report struct {
+	pkg                                 string
+	killed, lived, timedOut, notCovered int
+	notViable                           int
+	equivalent                          []survivor
+	unjudged                            []survivor
+}
+
+// score is killed over killed plus lived, judged equivalents left out;
+// a timed-out mutant counts as killed (the tests noticed: they hung).
+func (r report) score() float64 {
+	killed := r.killed + r.timedOut
+	real := killed + r.lived - len(r.equivalent)
+	if real <= 0 {
+		return 100
+	}
+	return 100 * float64(killed) / float64(real)
+}
+
+func (r report) raw() float64 {
+	killed := r.killed + r.timedOut
+	if killed+r.lived == 0 {
+		return 100
+	}
+	return 100 * float64(killed) / float64(killed+r.lived)
+}
+
+// judge counts a package's mutants and sorts its survivors into judged
+// equivalents and holes. Survivors are matched to judged.txt by file,
+// mutator and the text of their source line, so edits elsewhere in the
+// file do not unjudge them.
+func judge(pkg string, res *result, judged map[string]string, read func(string) ([]byte, error)) (report, error) {
+	r := report{pkg: pkg}
+	for _, f := range res.Files {
+		path := filepath.Join(pkg, filepath.Base(f.FileName))
+		var lines []string
+		for _, m := range f.Mutations {
+			switch m.Status {
+			case "KILLED":
+				r.killed++
+			case "TIMED OUT":
+				r.timedOut++
+			case "NOT COVERED":
+				r.notCovered++
+			case "NOT VIABLE":
+				r.notViable++
+			case "LIVED":
+				r.lived++
+				if lines == nil {
+					b, err := read(path)
+					if err != nil {
+						return r, err
+					}
+					lines = strings.Split(string(b), "\n")
+				}
+				s := survivor{File: path, Type: m.Type, Line: m.Line, Column: m.Column}
+				if m.Line >= 1 && m.Line <= len(lines) {
+					s.Source = strings.TrimSpace(lines[m.Line-1])
+				}
+				if why, ok := judged[s.key()]; ok {
+					s.Reason = why
+					r.equivalent = append(r.equivalent, s)
+				} else {
+					r.unjudged = append(r.unjudged, s)
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// readJudged reads judged.txt: one survivor per line as
+// "file | MUTATOR | source line | why it is equivalent"; # starts a comment.
+func readJudged(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.SplitN(line, " | ", 4)
+		if len(parts) != 4 || strings.TrimSpace(parts[3]) == "" {
+			return nil, fmt.Errorf("%s:%d: want \"file | MUTATOR | source line | why\"", path, n)
+		}
+		s := survivor{File: strings.TrimSpace(parts[0]), Type: strings.TrimSpace(parts[1]), Source: strings.TrimSpace(parts[2])}
+		out[s.key()] = strings.TrimSpace(parts[3])
+	}
+	return out, sc.Err()
+}
+
+func print(w io.Writer, reports []report, threshold float64) {
+	fmt.Fprintf(w, "%-30s %7s %6s %6s %8s %10s %6s %7s\n", "package", "killed", "lived", "equiv", "timeout", "uncovered", "raw%", "score%")
+	for _, r := range reports {
+		mark := ""
+		if r.score() < threshold || len(r.unjudged) > 0 {
+			mark = "  <- FAIL"
+		}
+		fmt.Fprintf(w, "%-30s %7d %6d %6d %8d %10d %6.1f %7.1f%s\n", r.pkg, r.killed, r.lived, len(r.equivalent),
+			r.timedOut, r.notCovered, r.raw(), r.score(), mark)
+	}
+	for _, r := range reports {
+		sort.Slice(r.unjudged, func(i, j int) bool { return r.unjudged[i].Line < r.unjudged[j].Line })
+		for _, s := range r.unjudged {
+			fmt.Fprintf(w, "LIVED %s:%d:%d %s: %s\n", s.File, s.Line, s.Column, s.Type, s.Source)
+		}
+		for _, s := range r.equivalent {
+			fmt.Fprintf(w, "equivalent %s:%d %s: %s (%s)\n", s.File, s.Line, s.Type, s.Source, s.Reason)
+		}
+	}
+	fmt.Fprintf(w, "score: killed / (killed + lived - judged equivalent), timeouts count as killed; threshold %.0f%%\n", threshold)
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestJudge(t *testing.T) {
+	src := "package x\n\nif a > b {\n\tx++\n}\n"
+	res := &result{Files: []fileResult{{FileName: "x.go"}}}
+	add := func(typ, status string, line int) {
+		res.Files[0].Mutations = append(res.Files[0].Mutations, mutation{typ, status, line, 1})
+	}
+	add("CONDITIONALS_BOUNDARY", "LIVED", 3) // judged below
+	add("CONDITIONALS_NEGATION", "LIVED", 3) // a hole
+	add("INCREMENT_DECREMENT", "KILLED", 4)
+	add("INCREMENT_DECREMENT", "TIMED OUT", 4)
+	add("ARITHMETIC_BASE", "NOT COVERED", 4)
+	judged := map[string]string{"pkg/x.go|CONDITIONALS_BOUNDARY|if a > b {": "equal values"}
+	r, err := judge("pkg", res, judged, func(p string) ([]byte, error) {
+		if p != filepath.Join("pkg", "x.go") {
+			t.Fatalf("read %s", p)
+		}
+		return []byte(src), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.killed != 1 || r.timedOut != 1 || r.lived != 2 || r.notCovered != 1 || len(r.equivalent) != 1 || len(r.unjudged) != 1 {
+		t.Fatalf("report %+v", r)
+	}
+	if r.unjudged[0].Type != "CONDITIONALS_NEGATION" || r.unjudged[0].Source != "if a > b {" {
+		t.Fatalf("unjudged %+v", r.unjudged[0])
+	}
+	// 2 killed (one by timeout) of 3 real mutants.
+	if got := r.score(); got < 66.6 || got > 66.7 {
+		t.Fatalf("score %.2f, want 66.67", got)
+	}
+	if got := r.raw(); got != 50 {
+		t.Fatalf("raw %.2f, want 50", got)
+	}
+}
+
+func TestReadJudged(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good")
+	if err := os.WriteFile(good, []byte("# comment\n\na.go | X | if a { | why\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readJudged(good)
+	if err != nil || m["a.go|X|if a {"] != "why" {
+		t.Fatalf("%v, %v", m, err)
+	}
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("a.go | X | if a {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readJudged(bad); err == nil {
+		t.Fatal("a line without a reason was accepted")
+	}
+}
