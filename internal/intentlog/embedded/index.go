@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/wail-cdc/wail/internal/vfs"
 	"sort"
 )
 
@@ -149,8 +151,8 @@ func (s *scan) add(pos int64, h batchHeader) {
 
 // readIndexFile reads an .idx file; a missing file is an empty index with
 // ok false.
-func readIndexFile(path string) ([]byte, bool, error) {
-	b, err := os.ReadFile(path)
+func readIndexFile(fsys vfs.FS, path string) ([]byte, bool, error) {
+	b, err := vfs.ReadFile(fsys, path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -158,10 +160,10 @@ func readIndexFile(path string) ([]byte, bool, error) {
 }
 
 // writeIndexFile replaces an .idx file (not fsync'd: it can be rebuilt).
-func writeIndexFile(path string, entries []indexEntry) error {
+func writeIndexFile(fsys vfs.FS, path string, entries []indexEntry) error {
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, encodeIndex(entries), 0o644); err != nil {
+	if err := vfs.WriteFile(fsys, tmp, encodeIndex(entries), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return fsys.Rename(tmp, path)
 }

@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // Options configures a Log. Zero values mean the defaults.
@@ -40,6 +42,9 @@ type Options struct {
 	// Now is the clock for record timestamps and retention (default
 	// time.Now).
 	Now func() time.Time
+	// FS is the filesystem (default vfs.Default, the operating system's);
+	// tests inject faults and crashes through it.
+	FS vfs.FS
 }
 
 const maxPartitions = 1 << 16
@@ -76,6 +81,9 @@ func (o *Options) normalize() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
 	return nil
 }
 
@@ -94,7 +102,8 @@ type topic struct {
 type Log struct {
 	dir      string
 	opts     Options
-	lockFile *os.File
+	fs       vfs.FS
+	lockFile io.Closer
 
 	createMu sync.Mutex   // serializes CreateTopic
 	mu       sync.RWMutex // guards topics and closed
@@ -115,14 +124,14 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
-	lock, err := lockDir(dir)
+	lock, err := opts.FS.Lock(filepath.Join(dir, lockFileName))
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, opts: opts, lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
+	l := &Log{dir: dir, opts: opts, fs: opts.FS, lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
 	if err := l.loadTopics(); err != nil {
 		for _, t := range l.topics {
 			t.closeFiles()
@@ -140,7 +149,7 @@ func Open(dir string, opts Options) (*Log, error) {
 }
 
 func (l *Log) loadTopics() error {
-	ents, err := os.ReadDir(l.dir)
+	ents, err := l.fs.ReadDir(l.dir)
 	if err != nil {
 		return err
 	}
@@ -149,8 +158,8 @@ func (l *Log) loadTopics() error {
 			continue
 		}
 		dir := filepath.Join(l.dir, e.Name())
-		m, err := readMeta(dir)
-		if errors.Is(err, os.ErrNotExist) {
+		m, err := readMeta(l.fs, dir)
+		if errors.Is(err, fs.ErrNotExist) {
 			l.opts.Logger.Warn("embedded: ignoring topic directory without meta (interrupted CreateTopic)", "dir", dir)
 			continue
 		}
@@ -273,26 +282,26 @@ func (l *Log) createTopic(ctx context.Context, name string, partitions int32, op
 func (l *Log) makeTopic(name string, m topicMeta) (*topic, error) {
 	dir := filepath.Join(l.dir, name)
 	// A directory without meta is an interrupted creation: start over.
-	if err := os.RemoveAll(dir); err != nil {
+	if err := l.fs.RemoveAll(dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, offsetsDir), 0o755); err != nil {
+	if err := l.fs.MkdirAll(filepath.Join(dir, offsetsDir), 0o755); err != nil {
 		return nil, err
 	}
 	t, err := l.openTopic(name, m)
 	if err == nil {
-		err = writeMeta(dir, m, l.opts.NoSync)
+		err = writeMeta(l.fs, dir, m, l.opts.NoSync)
 		if err != nil {
 			t.closeFiles()
 		}
 	}
 	if err == nil && !l.opts.NoSync {
-		if err = syncDir(l.dir); err != nil {
+		if err = l.fs.SyncDir(l.dir); err != nil {
 			t.closeFiles()
 		}
 	}
 	if err != nil {
-		_ = os.RemoveAll(dir)
+		_ = l.fs.RemoveAll(dir)
 		return nil, err
 	}
 	return t, nil
@@ -455,3 +464,6 @@ func (l *Log) Close() error {
 	})
 	return l.closeErr
 }
+
+// lockFileName cannot collide with a topic: '#' is not allowed in names.
+const lockFileName = "#lock"

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 const (
@@ -60,9 +61,9 @@ func (m topicMeta) options() intentlog.TopicOptions {
 		Compact: m.Compact}
 }
 
-func readMeta(topicDir string) (topicMeta, error) {
+func readMeta(fsys vfs.FS, topicDir string) (topicMeta, error) {
 	var m topicMeta
-	b, err := os.ReadFile(filepath.Join(topicDir, metaFile))
+	b, err := vfs.ReadFile(fsys, filepath.Join(topicDir, metaFile))
 	if err != nil {
 		return m, err
 	}
@@ -76,25 +77,25 @@ func readMeta(topicDir string) (topicMeta, error) {
 	return m, nil
 }
 
-func writeMeta(topicDir string, m topicMeta, noSync bool) error {
+func writeMeta(fsys vfs.FS, topicDir string, m topicMeta, noSync bool) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(topicDir, metaFile), b, noSync)
+	return writeFileAtomic(fsys, filepath.Join(topicDir, metaFile), b, noSync)
 }
 
 // writeFileAtomic replaces path with data: temporary file, fsync, rename,
 // fsync of the directory. The temporary name starts with '#', which no topic
 // or group name can, so it never collides with a real file.
-func writeFileAtomic(path string, data []byte, noSync bool) error {
+func writeFileAtomic(fsys vfs.FS, path string, data []byte, noSync bool) error {
 	dir := filepath.Dir(path)
 	tmp := filepath.Join(dir, "#"+filepath.Base(path)+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	_, err = f.WriteAt(data, 0)
 	if err == nil && !noSync {
 		err = f.Sync()
 	}
@@ -102,28 +103,16 @@ func writeFileAtomic(path string, data []byte, noSync bool) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fsys.Rename(tmp, path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = fsys.Remove(tmp)
 		return err
 	}
 	if noSync {
 		return nil
 	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fsys.SyncDir(dir)
 }
 
 func encodeOffsets(offs map[int32]int64) []byte {
@@ -158,12 +147,12 @@ func decodeOffsets(b []byte) (map[int32]int64, error) {
 
 // loadGroup returns the cached offsets of group, reading its file the first
 // time. Call with t.offMu held; do not modify the result.
-func (t *topic) loadGroup(group string) (map[int32]int64, error) {
+func (t *topic) loadGroup(fsys vfs.FS, group string) (map[int32]int64, error) {
 	if offs, ok := t.groups[group]; ok {
 		return offs, nil
 	}
 	path := filepath.Join(t.dir, offsetsDir, group)
-	b, err := os.ReadFile(path)
+	b, err := vfs.ReadFile(fsys, path)
 	var offs map[int32]int64
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -206,13 +195,13 @@ func (l *Log) commit(ctx context.Context, group, topic string, offsets map[int32
 	}
 	t.offMu.Lock()
 	defer t.offMu.Unlock()
-	cur, err := t.loadGroup(group)
+	cur, err := t.loadGroup(l.fs, group)
 	if err != nil {
 		return err
 	}
 	next := maps.Clone(cur)
 	maps.Copy(next, offsets)
-	if err := writeFileAtomic(filepath.Join(t.dir, offsetsDir, group), encodeOffsets(next), l.opts.NoSync); err != nil {
+	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, offsetsDir, group), encodeOffsets(next), l.opts.NoSync); err != nil {
 		return err
 	}
 	t.groups[group] = next
@@ -230,7 +219,7 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 	}
 	t.offMu.Lock()
 	defer t.offMu.Unlock()
-	cur, err := t.loadGroup(group)
+	cur, err := t.loadGroup(l.fs, group)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
 	}

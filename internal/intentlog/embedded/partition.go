@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -61,7 +60,7 @@ type partition struct {
 func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.TopicOptions) (*partition, error) {
 	p := &partition{log: l, topic: topic, id: id, dir: filepath.Join(topicDir, strconv.Itoa(int(id))), topts: topts,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), notify: make(chan struct{})}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+	if err := l.fs.MkdirAll(p.dir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := p.openSegments(); err != nil {
@@ -82,12 +81,12 @@ func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.Top
 
 func (p *partition) openSegments() error {
 	o := &p.log.opts
-	bases, err := listSegments(p.dir)
+	bases, err := listSegments(p.log.fs, p.dir)
 	if err != nil {
 		return err
 	}
 	if len(bases) == 0 {
-		s, err := createSegment(p.dir, 0, o.NoSync)
+		s, err := createSegment(p.log.fs, p.dir, 0, o.NoSync)
 		if err != nil {
 			return err
 		}
@@ -95,13 +94,13 @@ func (p *partition) openSegments() error {
 		return nil
 	}
 	for i, base := range bases[:len(bases)-1] {
-		s, err := openSealed(p.dir, base, bases[i+1], o.IndexIntervalBytes, o.Logger)
+		s, err := openSealed(p.log.fs, p.dir, base, bases[i+1], o.IndexIntervalBytes, o.Logger)
 		if err != nil {
 			return err
 		}
 		p.segs = append(p.segs, s)
 	}
-	s, err := openActive(p.dir, bases[len(bases)-1], o.IndexIntervalBytes, o.NoSync, o.Logger)
+	s, err := openActive(p.log.fs, p.dir, bases[len(bases)-1], o.IndexIntervalBytes, o.NoSync, o.Logger)
 	if err != nil {
 		return err
 	}
@@ -308,7 +307,7 @@ func (p *partition) maybeRoll(size int64, count int) error {
 	if p.wpos == 0 || (p.wpos+size <= o.SegmentBytes && p.nextOff+int64(count)-old.base <= maxRelOffset) {
 		return nil
 	}
-	s, err := createSegment(p.dir, p.nextOff, o.NoSync)
+	s, err := createSegment(p.log.fs, p.dir, p.nextOff, o.NoSync)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,8 @@
 package embedded
 
 import (
-	"os"
+	"errors"
+	"io/fs"
 	"time"
 )
 
@@ -84,11 +85,11 @@ func (p *partition) applyRetention(now time.Time) {
 
 func (p *partition) removeFiles(s *segment) {
 	log := p.log.opts.Logger
-	if err := os.Remove(s.logPath); err != nil {
+	if err := p.log.fs.Remove(s.logPath); err != nil {
 		log.Warn("embedded: retention cannot delete segment", "file", s.logPath, "err", err)
 		return
 	}
-	if err := os.Remove(s.idxPath); err != nil && !os.IsNotExist(err) {
+	if err := p.log.fs.Remove(s.idxPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		log.Warn("embedded: retention cannot delete index", "file", s.idxPath, "err", err)
 	}
 	log.Debug("embedded: retention deleted segment", "topic", p.topic, "partition", p.id,

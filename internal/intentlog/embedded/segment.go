@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 const (
@@ -30,7 +31,7 @@ type segment struct {
 	base    int64
 	logPath string
 	idxPath string
-	f       *os.File // the .log, read with ReadAt, written only by the writer
+	f       vfs.File // the .log, read with ReadAt, written only by the writer
 
 	// Guarded by partition.mu.
 	size  int64        // durable (visible) bytes
@@ -41,7 +42,7 @@ type segment struct {
 	dead  bool         // removed by retention; close f when refs drops to 0
 
 	// Owned by the writer goroutine (active segment only).
-	idx       *os.File // the .idx, appended to; nil when sealed
+	idx       vfs.File // the .idx, appended to; nil when sealed
 	idxSize   int64
 	idxBroken bool // stop writing the .idx after a failed write
 
@@ -66,8 +67,8 @@ func (s *segment) closeFiles() error {
 
 // listSegments returns the sorted base offsets of the .log files in dir and
 // removes leftovers: temporary files and .idx files without a .log.
-func listSegments(dir string) ([]int64, error) {
-	ents, err := os.ReadDir(dir)
+func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
+	ents, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func listSegments(dir string) ([]int64, error) {
 	for _, e := range ents {
 		name := e.Name()
 		if strings.HasSuffix(name, ".tmp") {
-			_ = os.Remove(filepath.Join(dir, name))
+			_ = fsys.Remove(filepath.Join(dir, name))
 			continue
 		}
 		ext := filepath.Ext(name)
@@ -92,7 +93,7 @@ func listSegments(dir string) ([]int64, error) {
 	}
 	for _, b := range idxs {
 		if !logs[b] {
-			_ = os.Remove(segmentPath(dir, b, idxExt))
+			_ = fsys.Remove(segmentPath(dir, b, idxExt))
 		}
 	}
 	bases := make([]int64, 0, len(logs))
@@ -105,21 +106,21 @@ func listSegments(dir string) ([]int64, error) {
 
 // createSegment creates an empty active segment and fsyncs the directory so
 // that the new files survive a crash.
-func createSegment(dir string, base int64, noSync bool) (*segment, error) {
+func createSegment(fsys vfs.FS, dir string, base int64, noSync bool) (*segment, error) {
 	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt),
 		next: base, maxTS: math.MinInt64}
-	f, err := os.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := fsys.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	idx, err := os.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	idx, err := fsys.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		_ = f.Close()
 		return nil, err
 	}
 	s.f, s.idx = f, idx
 	if !noSync {
-		if err := syncDir(dir); err != nil {
+		if err := fsys.SyncDir(dir); err != nil {
 			_ = s.closeFiles()
 			return nil, err
 		}
@@ -133,27 +134,25 @@ func createSegment(dir string, base int64, noSync bool) (*segment, error) {
 // end of the file without skipping an index entry. Otherwise the index is
 // rebuilt from a header walk over the whole file. A segment whose framing is
 // broken still opens: readers get ErrCorrupt when they reach the damage.
-func openSealed(dir string, base, nextBase, interval int64, log *slog.Logger) (*segment, error) {
+func openSealed(fsys vfs.FS, dir string, base, nextBase, interval int64, log *slog.Logger) (*segment, error) {
 	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt),
 		next: nextBase}
-	f, err := os.Open(s.logPath)
+	f, err := fsys.OpenFile(s.logPath, os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	s.f = f
-	st, err := f.Stat()
-	if err != nil {
+	if s.size, err = f.Size(); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	s.size = st.Size()
-	sc, err := s.verifyIndex(interval)
+	sc, err := s.verifyIndex(fsys, interval)
 	if err != nil && !errors.Is(err, errRebuild) {
 		_ = f.Close()
 		return nil, err
 	}
 	if err != nil {
-		if sc, err = s.rebuildIndex(interval, log); err != nil {
+		if sc, err = s.rebuildIndex(fsys, interval, log); err != nil {
 			_ = f.Close()
 			return nil, err
 		}
@@ -171,8 +170,8 @@ var errRebuild = errors.New("rebuild index")
 // verifyIndex loads and checks the .idx of a sealed segment and walks the
 // batches after its last entry. It fails with errRebuild when the index must
 // be rebuilt.
-func (s *segment) verifyIndex(interval int64) (*scan, error) {
-	b, ok, err := readIndexFile(s.idxPath)
+func (s *segment) verifyIndex(fsys vfs.FS, interval int64) (*scan, error) {
+	b, ok, err := readIndexFile(fsys, s.idxPath)
 	if err != nil || !ok || len(b) == 0 {
 		return nil, errRebuild
 	}
@@ -204,7 +203,7 @@ func (s *segment) verifyIndex(interval int64) (*scan, error) {
 
 // rebuildIndex walks all batch headers of a sealed segment and rewrites its
 // .idx.
-func (s *segment) rebuildIndex(interval int64, log *slog.Logger) (*scan, error) {
+func (s *segment) rebuildIndex(fsys vfs.FS, interval int64, log *slog.Logger) (*scan, error) {
 	sc := &scan{base: s.base, interval: interval, next: s.base, maxTS: math.MinInt64}
 	err := sc.run(s.f, s.size, false)
 	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
@@ -214,7 +213,7 @@ func (s *segment) rebuildIndex(interval int64, log *slog.Logger) (*scan, error) 
 		log.Error("embedded: sealed segment is corrupt; readers will fail there",
 			"file", s.logPath, "position", sc.pos, "offset", sc.next, "err", err)
 	}
-	if werr := writeIndexFile(s.idxPath, sc.index); werr != nil {
+	if werr := writeIndexFile(fsys, s.idxPath, sc.index); werr != nil {
 		log.Warn("embedded: cannot write index", "file", s.idxPath, "err", werr)
 	}
 	log.Info("embedded: rebuilt segment index", "file", s.idxPath, "entries", len(sc.index))
@@ -223,9 +222,9 @@ func (s *segment) rebuildIndex(interval int64, log *slog.Logger) (*scan, error) 
 
 // openActive opens the last segment of a partition: it verifies every batch,
 // truncates the file at the first torn or corrupt one and rebuilds the index.
-func openActive(dir string, base, interval int64, noSync bool, log *slog.Logger) (*segment, error) {
+func openActive(fsys vfs.FS, dir string, base, interval int64, noSync bool, log *slog.Logger) (*segment, error) {
 	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt)}
-	f, err := os.OpenFile(s.logPath, os.O_RDWR, 0)
+	f, err := fsys.OpenFile(s.logPath, os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -234,11 +233,11 @@ func openActive(dir string, base, interval int64, noSync bool, log *slog.Logger)
 		_ = f.Close()
 		return nil, err
 	}
-	if err := writeIndexFile(s.idxPath, s.index); err != nil {
+	if err := writeIndexFile(fsys, s.idxPath, s.index); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	idx, err := os.OpenFile(s.idxPath, os.O_RDWR, 0)
+	idx, err := fsys.OpenFile(s.idxPath, os.O_RDWR, 0)
 	if err != nil {
 		_ = f.Close()
 		return nil, err
@@ -249,12 +248,12 @@ func openActive(dir string, base, interval int64, noSync bool, log *slog.Logger)
 
 // recover verifies the active segment and truncates a torn tail.
 func (s *segment) recover(interval int64, noSync bool, log *slog.Logger) error {
-	st, err := s.f.Stat()
+	size, err := s.f.Size()
 	if err != nil {
 		return err
 	}
 	sc := &scan{base: s.base, interval: interval, next: s.base, maxTS: math.MinInt64}
-	err = sc.run(s.f, st.Size(), true)
+	err = sc.run(s.f, size, true)
 	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
 		return err
 	}
@@ -268,7 +267,7 @@ func (s *segment) recover(interval int64, noSync bool, log *slog.Logger) error {
 			}
 		}
 		log.Warn("embedded: truncated torn or corrupt tail of the active segment",
-			"file", s.logPath, "position", sc.pos, "bytes", st.Size()-sc.pos, "offset", sc.next, "reason", err)
+			"file", s.logPath, "position", sc.pos, "bytes", size-sc.pos, "offset", sc.next, "reason", err)
 	}
 	s.size, s.next, s.maxTS, s.index = sc.pos, sc.next, sc.maxTS, sc.index
 	return nil
