@@ -127,6 +127,13 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
+	// The directory may have just been created: make its entry durable, or
+	// a crash could lose the whole log with acknowledged records in it.
+	if !opts.NoSync {
+		if err := opts.FS.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
+			return nil, fmt.Errorf("embedded: open %s: sync parent directory: %w", dir, err)
+		}
+	}
 	lock, err := opts.FS.Lock(filepath.Join(dir, lockFileName))
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
