@@ -141,4 +141,3 @@ func (e dirEntry) Size() int64                { return e.size }
 func (e dirEntry) Mode() fs.FileMode          { return e.Type() | 0o644 }
 func (e dirEntry) ModTime() time.Time         { return time.Time{} }
 func (e dirEntry) Sys() any                   { return nil }
-

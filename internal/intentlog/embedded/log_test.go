@@ -127,42 +127,61 @@ func TestTailingReaders(t *testing.T) {
 }
 
 // TestCloseWhileAppending: Close with appends in flight returns them
-// ErrClosed (or success) and leaves no goroutine behind.
+// ErrClosed and leaves no goroutine behind. Close comes once every appender
+// has had an append acknowledged and the reader has read, so all of them
+// are mid-stream, without relying on a sleep.
 func TestCloseWhileAppending(t *testing.T) {
+	const appenders = 16
 	before := runtime.NumGoroutine()
 	l := openLog(t, t.TempDir(), Options{})
 	createTestTopic(t, l, 4, intentlog.TopicOptions{})
 	r, err := l.NewReader(testTopic, 0, 0)
 	noErr(t, err)
-	var wg sync.WaitGroup
-	errs := make(chan error, 17)
-	for w := range 16 {
+	var wg, running sync.WaitGroup
+	running.Add(appenders + 1)
+	errs := make(chan error, appenders+1)
+	for w := range appenders {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				rec := &intentlog.Record{Key: fmt.Appendf(nil, "%d-%d", w, i)}
 				if err := l.Append(context.Background(), testTopic, []*intentlog.Record{rec}); err != nil {
+					if i == 0 {
+						running.Done()
+					}
 					errs <- err
 					return
+				}
+				if i == 0 {
+					running.Done()
 				}
 			}
 		})
 	}
 	wg.Go(func() {
-		for {
-			if _, err := r.Next(context.Background()); err != nil {
+		for i := 0; ; i++ {
+			_, err := r.Next(context.Background())
+			if i == 0 {
+				running.Done()
+			}
+			if err != nil {
 				errs <- err
 				return
 			}
 		}
 	})
-	time.Sleep(30 * time.Millisecond)
+	running.Wait()
 	noErr(t, l.Close())
 	wg.Wait()
 	close(errs)
+	n := 0
 	for err := range errs {
+		n++
 		if !errors.Is(err, intentlog.ErrClosed) {
 			t.Errorf("after Close: %v, want ErrClosed", err)
 		}
+	}
+	if n != appenders+1 {
+		t.Errorf("%d appenders and readers ended with ErrClosed, want %d", n, appenders+1)
 	}
 	deadline := time.Now().Add(2 * time.Second)
 	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
