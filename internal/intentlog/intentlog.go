@@ -17,6 +17,7 @@ package intentlog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -35,6 +36,15 @@ var (
 	ErrTooLarge = errors.New("record too large")
 	// ErrCorrupt: stored bytes failed their checksum or could not be decoded.
 	ErrCorrupt = errors.New("corrupt log data")
+	// ErrStorage: the log's storage failed (an I/O error, a failed fsync, a
+	// full disk). The call that got it was not acknowledged; whether its
+	// records are durable is unknown. A server answers it as unavailable and
+	// reports itself unhealthy. Errors wrapping ErrNoSpace wrap it too.
+	ErrStorage = errors.New("log storage failed")
+	// ErrNoSpace: the device holding the log is full (ENOSPC, EDQUOT). It
+	// wraps ErrStorage. Unlike other storage failures it is expected to
+	// clear: once space returns, appends succeed again without a restart.
+	ErrNoSpace = fmt.Errorf("%w: no space left on device", ErrStorage)
 )
 
 // Header is a record header (Kafka headers; stored as-is by the embedded log).

@@ -42,6 +42,14 @@ type Options struct {
 	// Now is the clock for record timestamps and retention (default
 	// time.Now).
 	Now func() time.Time
+	// OnHealth, if set, is called with Health's new result whenever it
+	// changes (a partition ran out of space or broke, or recovered). It is
+	// called from the log's goroutines, never concurrently with itself,
+	// and must not block or call back into the Log.
+	OnHealth func(error)
+	// SpaceProbeInterval is how often, while the disk is full, the log
+	// writes a small probe file to notice that space returned (default 1s).
+	SpaceProbeInterval time.Duration
 	// FS is the filesystem (default vfs.Default, the operating system's);
 	// tests inject faults and crashes through it.
 	FS vfs.FS
@@ -81,6 +89,9 @@ func (o *Options) normalize() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.SpaceProbeInterval <= 0 {
+		o.SpaceProbeInterval = time.Second
+	}
 	if o.FS == nil {
 		o.FS = vfs.Default
 	}
@@ -111,7 +122,10 @@ type Log struct {
 	closed   bool
 	closing  chan struct{} // closed by Close
 
-	wg        sync.WaitGroup // writers and the retention loop
+	wg        sync.WaitGroup // writers, the retention and space loops
+
+	healthMu   sync.Mutex // serializes OnHealth calls
+	lastHealth string
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -152,6 +166,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.RetentionCheckInterval > 0 {
 		l.wg.Go(l.retentionLoop)
 	}
+	l.wg.Go(l.spaceLoop)
 	return l, nil
 }
 
@@ -271,7 +286,7 @@ func (l *Log) createTopic(ctx context.Context, name string, partitions int32, op
 	}
 	t, err := l.makeTopic(name, metaFor(partitions, opts))
 	if err != nil {
-		return err
+		return storageErr(err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -158,7 +158,7 @@ func (t *topic) loadGroup(fsys vfs.FS, group string) (map[int32]int64, error) {
 	case errors.Is(err, os.ErrNotExist):
 		offs = map[int32]int64{}
 	case err != nil:
-		return nil, err
+		return nil, storageErr(err)
 	default:
 		if offs, err = decodeOffsets(b); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -202,7 +202,7 @@ func (l *Log) commit(ctx context.Context, group, topic string, offsets map[int32
 	next := maps.Clone(cur)
 	maps.Copy(next, offsets)
 	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, offsetsDir, group), encodeOffsets(next), l.opts.NoSync); err != nil {
-		return err
+		return storageErr(err)
 	}
 	t.groups[group] = next
 	return nil

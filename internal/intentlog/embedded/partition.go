@@ -35,7 +35,8 @@ type partition struct {
 	qmu     sync.Mutex
 	queue   []*appendReq
 	qclosed bool          // Close began: refuse new appends
-	broken  error         // a failed fsync or truncate: refuse all appends
+	broken  error         // a failed fsync or I/O error: refuse all appends
+	noSpace error         // the last write failed on a full disk
 	wake    chan struct{} // cap 1: the queue is not empty
 	stop    chan struct{} // closed by Close
 
@@ -218,7 +219,11 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 		size += int64(len(r.body))
 	}
 	if err := p.maybeRoll(size, count); err != nil {
-		return 0, 0, fmt.Errorf("roll segment: %w", err)
+		err = storageErr(fmt.Errorf("roll segment in %s: %w", p.dir, err))
+		if errors.Is(err, intentlog.ErrNoSpace) {
+			return 0, 0, p.setNoSpace(err)
+		}
+		return 0, 0, p.setBroken(err)
 	}
 	ts := max(p.log.opts.Now().UnixMicro(), p.lastTS)
 	buf := beginBatch(p.buf[:0])
@@ -229,18 +234,20 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 	finishBatch(buf, base, count, ts)
 	seg, pos := p.active, p.wpos
 	if _, err := seg.f.WriteAt(buf, pos); err != nil {
-		if terr := seg.f.Truncate(pos); terr != nil {
-			p.setBroken(fmt.Errorf("truncate %s after a failed write: %w", seg.logPath, terr))
-		}
-		return 0, 0, err
+		return 0, 0, p.writeFailed(seg, pos, err)
 	}
 	if !p.log.opts.NoSync {
 		if err := seg.f.Sync(); err != nil {
-			// The page cache state is unknown after a failed fsync: stop.
-			return 0, 0, p.setBroken(fmt.Errorf("fsync %s: %w", seg.logPath, err))
+			// After a failed fsync the kernel may have dropped the dirty
+			// pages and cleared the error: the file cannot be trusted. Cut
+			// the batch off (best effort, so that a reopen in this process
+			// does not read it back from the page cache) and stop.
+			_ = seg.f.Truncate(pos)
+			return 0, 0, p.setBroken(fmt.Errorf("%w: fsync %s: %w", intentlog.ErrStorage, seg.logPath, err))
 		}
 	}
 	p.publish(seg, pos, int64(len(buf)), count, ts)
+	p.clearNoSpace()
 	if cap(buf) <= 4<<20 {
 		p.buf = buf[:0]
 	} else {
@@ -249,15 +256,21 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 	return base, ts, nil
 }
 
-func (p *partition) setBroken(err error) error {
-	p.qmu.Lock()
-	if p.broken == nil {
-		p.broken = err
+// writeFailed handles a failed write of the batch at pos: whatever part of
+// it reached the file is cut off (readers never saw it: they stop at the
+// published size), so the next batch is written at pos again. A full disk
+// leaves the partition taking appends; any other error, or a failed
+// truncate, breaks it.
+func (p *partition) writeFailed(seg *segment, pos int64, err error) error {
+	if terr := seg.f.Truncate(pos); terr != nil {
+		return p.setBroken(fmt.Errorf("%w: write %s at %d: %w; truncating back failed: %v",
+			intentlog.ErrStorage, seg.logPath, pos, err, terr))
 	}
-	p.qmu.Unlock()
-	p.log.opts.Logger.Error("embedded: partition refuses appends until reopened",
-		"topic", p.topic, "partition", p.id, "err", err)
-	return err
+	err = storageErr(fmt.Errorf("write %s at %d: %w", seg.logPath, pos, err))
+	if errors.Is(err, intentlog.ErrNoSpace) {
+		return p.setNoSpace(err)
+	}
+	return p.setBroken(err)
 }
 
 // publish makes a durable batch visible: it updates the segment, the bounds

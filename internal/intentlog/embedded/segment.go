@@ -116,12 +116,16 @@ func createSegment(fsys vfs.FS, dir string, base int64, noSync bool) (*segment, 
 	idx, err := fsys.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		_ = f.Close()
+		_ = fsys.Remove(s.logPath)
 		return nil, err
 	}
 	s.f, s.idx = f, idx
 	if !noSync {
 		if err := fsys.SyncDir(dir); err != nil {
+			// Remove the files, so that a retry can create them again.
 			_ = s.closeFiles()
+			_ = fsys.Remove(s.logPath)
+			_ = fsys.Remove(s.idxPath)
 			return nil, err
 		}
 	}

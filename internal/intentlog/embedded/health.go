@@ -1,0 +1,199 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
+)
+
+// Storage failures (see the package comment, "Storage errors"):
+//
+//   - a full disk (ENOSPC, EDQUOT) on a write, a segment roll or a commit of
+//     offsets: the failed batch is cut off again and the partition goes on
+//     taking appends, each failing with ErrNoSpace until one succeeds. A
+//     probe writes a small file every SpaceProbeInterval so that Health
+//     clears once space returns even when no one appends.
+//   - any failed fsync of a segment, or another I/O error on a write or a
+//     roll: the partition is broken and refuses appends with ErrStorage
+//     until the log is reopened, since after a failed fsync the kernel may
+//     have dropped the dirty pages and forgotten the error (PostgreSQL and
+//     Kafka treat it as fatal too).
+
+// storageErr wraps an error of a file operation with ErrNoSpace or
+// ErrStorage.
+func storageErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, intentlog.ErrStorage), errors.Is(err, intentlog.ErrCorrupt),
+		errors.Is(err, intentlog.ErrClosed):
+		return err
+	case vfs.IsNoSpace(err):
+		return fmt.Errorf("%w: %w", intentlog.ErrNoSpace, err)
+	default:
+		return fmt.Errorf("%w: %w", intentlog.ErrStorage, err)
+	}
+}
+
+// setBroken makes the partition refuse appends until the log is reopened.
+func (p *partition) setBroken(err error) error {
+	p.qmu.Lock()
+	if p.broken == nil {
+		p.broken = err
+	}
+	p.qmu.Unlock()
+	p.log.opts.Logger.Error("embedded: partition refuses appends until wail restarts; check the disk (dmesg, SMART) first",
+		"topic", p.topic, "partition", p.id, "err", err)
+	p.log.reportHealth()
+	return err
+}
+
+// setNoSpace records that a write failed on a full disk.
+func (p *partition) setNoSpace(err error) error {
+	p.qmu.Lock()
+	first := p.noSpace == nil
+	p.noSpace = err
+	p.qmu.Unlock()
+	if first {
+		p.log.opts.Logger.Error("embedded: disk full: appends fail until space is freed",
+			"topic", p.topic, "partition", p.id, "dir", p.dir, "err", err)
+		p.log.reportHealth()
+	}
+	return err
+}
+
+// clearNoSpace records that a write succeeded.
+func (p *partition) clearNoSpace() {
+	p.qmu.Lock()
+	was := p.noSpace != nil
+	p.noSpace = nil
+	p.qmu.Unlock()
+	if was {
+		p.log.opts.Logger.Info("embedded: disk has space again; appends resume", "topic", p.topic, "partition", p.id)
+		p.log.reportHealth()
+	}
+}
+
+// condition returns the partition's broken or no-space error.
+func (p *partition) condition() (broken, noSpace error) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	return p.broken, p.noSpace
+}
+
+// Health reports whether the log takes appends: nil, or an error wrapping
+// intentlog.ErrNoSpace (the disk is full; it clears by itself once space
+// returns) or intentlog.ErrStorage alone (an fsync or I/O error broke a
+// partition; it refuses appends until the log is reopened). The message
+// names the first failing partition and how many fail.
+func (l *Log) Health() error {
+	l.mu.RLock()
+	topics := l.topics
+	var broken, noSpace error
+	nb, ns := 0, 0
+	for _, t := range topics {
+		for _, p := range t.parts {
+			b, s := p.condition()
+			if b != nil {
+				nb++
+				broken = cmpOr(broken, fmt.Errorf("%s/%d: %w", t.name, p.id, b))
+			}
+			if s != nil {
+				ns++
+				noSpace = cmpOr(noSpace, fmt.Errorf("%s/%d: %w", t.name, p.id, s))
+			}
+		}
+	}
+	l.mu.RUnlock()
+	switch {
+	case broken != nil:
+		return fmt.Errorf("%d partition(s) broken by a storage error, first %w", nb, broken)
+	case noSpace != nil:
+		return fmt.Errorf("%d partition(s) cannot append, first %w", ns, noSpace)
+	}
+	return nil
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// reportHealth calls Options.OnHealth when the health changed.
+func (l *Log) reportHealth() {
+	if l.opts.OnHealth == nil {
+		return
+	}
+	l.healthMu.Lock()
+	defer l.healthMu.Unlock()
+	h := l.Health()
+	msg := ""
+	if h != nil {
+		msg = h.Error()
+	}
+	if msg == l.lastHealth {
+		return
+	}
+	l.lastHealth = msg
+	l.opts.OnHealth(h)
+}
+
+// probeName is the file the space probe writes; '#' keeps it apart from
+// topics.
+const probeName = "#space-probe.tmp"
+
+// spaceLoop probes for free space every SpaceProbeInterval while a
+// partition is out of space, and clears the condition once a probe write of
+// probeBytes succeeds (the next append then tries for real).
+func (l *Log) spaceLoop() {
+	t := time.NewTicker(l.opts.SpaceProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.closing:
+			return
+		case <-t.C:
+		}
+		var full []*partition
+		l.mu.RLock()
+		for _, t := range l.topics {
+			for _, p := range t.parts {
+				if _, s := p.condition(); s != nil {
+					full = append(full, p)
+				}
+			}
+		}
+		l.mu.RUnlock()
+		if len(full) == 0 || l.probeSpace() != nil {
+			continue
+		}
+		for _, p := range full {
+			p.clearNoSpace()
+		}
+	}
+}
+
+// probeBytes is the size of the space probe: a batch of that size would fit.
+const probeBytes = 1 << 20
+
+// probeSpace writes and fsyncs a probe file, then removes it.
+func (l *Log) probeSpace() error {
+	path := filepath.Join(l.dir, probeName)
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(make([]byte, probeBytes), 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	err = errors.Join(err, f.Close(), l.fs.Remove(path))
+	return err
+}
