@@ -94,8 +94,12 @@ func (p *partition) openSegments() error {
 		p.segs = append(p.segs, s)
 		return nil
 	}
+	lost, err := readLost(p.log.fs, p.dir)
+	if err != nil {
+		return err
+	}
 	for i, base := range bases[:len(bases)-1] {
-		s, err := openSealed(p.log.fs, p.dir, base, bases[i+1], o.IndexIntervalBytes, o.Logger)
+		s, err := openSealed(p.log.fs, p.dir, base, bases[i+1], o.IndexIntervalBytes, lost, o.Logger)
 		if err != nil {
 			return err
 		}

@@ -87,6 +87,12 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 		if err != nil {
 			return nil, r.wrap(err)
 		}
+		if v.gapTo > 0 {
+			// Skip the gap: no records and a moved Position, as the
+			// interface allows.
+			r.next, r.posOK = v.gapTo, false
+			return nil, nil
+		}
 		if v.seg == nil {
 			if err := r.wait(ctx, v.notify); err != nil {
 				return nil, err
@@ -96,7 +102,10 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 		recs, err := r.read(v)
 		r.p.release(v.seg)
 		if err != nil {
-			return nil, r.wrap(r.p.readErr(err))
+			if err = r.p.readErr(err); errors.Is(err, intentlog.ErrCorrupt) {
+				err = fmt.Errorf("%w; %s", err, RepairHint)
+			}
+			return nil, r.wrap(err)
 		}
 		return recs, nil
 	}
@@ -201,6 +210,7 @@ func (r *reader) decode(frame []byte) (batchHeader, []intentlog.Record, error) {
 // view is what a reader may read of the segment holding an offset.
 type view struct {
 	seg    *segment // referenced (release it); nil at the end of the partition
+	gapTo  int64    // > 0: no offsets exist from the asked one up to gapTo
 	size   int64
 	index  []indexEntry
 	notify <-chan struct{}
@@ -222,6 +232,10 @@ func (p *partition) view(off int64) (view, error) {
 	}
 	i := sort.Search(len(p.segs), func(i int) bool { return p.segs[i].base > off }) - 1
 	s := p.segs[i]
+	if off >= s.next && i < len(p.segs)-1 {
+		// Offsets a repair removed (listed in the partition's #lost file).
+		return view{gapTo: p.segs[i+1].base}, nil
+	}
 	s.refs++
 	return view{seg: s, size: s.size, index: s.index, notify: p.notify}, nil
 }

@@ -138,7 +138,7 @@ func createSegment(fsys vfs.FS, dir string, base int64, noSync bool) (*segment, 
 // end of the file without skipping an index entry. Otherwise the index is
 // rebuilt from a header walk over the whole file. A segment whose framing is
 // broken still opens: readers get ErrCorrupt when they reach the damage.
-func openSealed(fsys vfs.FS, dir string, base, nextBase, interval int64, log *slog.Logger) (*segment, error) {
+func openSealed(fsys vfs.FS, dir string, base, nextBase, interval int64, lost lostRanges, log *slog.Logger) (*segment, error) {
 	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt),
 		next: nextBase}
 	f, err := fsys.OpenFile(s.logPath, os.O_RDONLY, 0)
@@ -161,10 +161,11 @@ func openSealed(fsys vfs.FS, dir string, base, nextBase, interval int64, log *sl
 			return nil, err
 		}
 	}
-	s.index, s.maxTS = sc.index, sc.maxTS
-	if sc.next != nextBase && sc.pos == s.size {
-		log.Warn("embedded: segment ends before the next one starts",
-			"file", s.logPath, "end_offset", sc.next, "next_base", nextBase)
+	s.index, s.maxTS, s.next = sc.index, sc.maxTS, sc.next
+	if sc.next != nextBase && !lost.covers(sc.next, nextBase) {
+		_ = f.Close()
+		return nil, corruptSegment(s.logPath, sc.pos, sc.next, fmt.Errorf("segment ends at offset %d", sc.next),
+			fmt.Sprintf("the next segment starts at offset %d, so offsets [%d, %d) are missing", nextBase, sc.next, nextBase))
 	}
 	return s, nil
 }
@@ -214,8 +215,7 @@ func (s *segment) rebuildIndex(fsys vfs.FS, interval int64, log *slog.Logger) (*
 		return nil, err
 	}
 	if err != nil {
-		log.Error("embedded: sealed segment is corrupt; readers will fail there",
-			"file", s.logPath, "position", sc.pos, "offset", sc.next, "err", err)
+		return nil, corruptSegment(s.logPath, sc.pos, sc.next, err, "the segment is sealed (not the last one)")
 	}
 	if werr := writeIndexFile(fsys, s.idxPath, sc.index); werr != nil {
 		log.Warn("embedded: cannot write index", "file", s.idxPath, "err", werr)
@@ -262,6 +262,14 @@ func (s *segment) recover(interval int64, noSync bool, log *slog.Logger) error {
 		return err
 	}
 	if err != nil {
+		q, h, found, ferr := findBatch(s.f, sc.pos+1, size, sc.next)
+		if ferr != nil {
+			return ferr
+		}
+		if found {
+			return corruptSegment(s.logPath, sc.pos, sc.next, err,
+				fmt.Sprintf("a valid batch (offset %d) follows at position %d", h.base, q))
+		}
 		if terr := s.f.Truncate(sc.pos); terr != nil {
 			return fmt.Errorf("truncate torn tail: %w", terr)
 		}
@@ -270,7 +278,7 @@ func (s *segment) recover(interval int64, noSync bool, log *slog.Logger) error {
 				return serr
 			}
 		}
-		log.Warn("embedded: truncated torn or corrupt tail of the active segment",
+		log.Warn("embedded: truncated the torn tail of the active segment (a write cut short by a crash; never acknowledged)",
 			"file", s.logPath, "position", sc.pos, "bytes", size-sc.pos, "offset", sc.next, "reason", err)
 	}
 	s.size, s.next, s.maxTS, s.index = sc.pos, sc.next, sc.maxTS, sc.index

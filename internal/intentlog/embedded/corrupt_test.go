@@ -1,0 +1,177 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// batchPositions returns the position of every batch of a segment file.
+func batchPositions(t *testing.T, path string) []int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	noErr(t, err)
+	defer f.Close()
+	fr := frameReader{r: f, limit: fileSize(t, path), chunk: readChunk}
+	var out []int64
+	for {
+		_, pos, err := fr.next()
+		if err != nil {
+			return out
+		}
+		out = append(out, pos)
+	}
+}
+
+func patch(t *testing.T, path string, at int64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	noErr(t, err)
+	noErr2[int](t)(f.WriteAt(b, at))
+	noErr(t, f.Close())
+}
+
+// TestCorruptionIsNotTornTail damages chosen bytes of a log of 20 batches of
+// 3 records (5 segments of 4 batches; the last one active) and checks
+// that Open refuses to start, naming the file, position, offset and the
+// fix, instead of dropping the valid batches after the damage; then that
+// Repair removes exactly the damaged batch, records the lost offsets,
+// quarantines the bytes, and that the repaired log opens, reads
+// everything else (skipping the gap) and appends after it.
+func TestCorruptionIsNotTornTail(t *testing.T) {
+	const batches, per, perSeg = 20, 3, 4
+	type target struct {
+		seg, batch int // which segment, which of its batches
+	}
+	cases := []struct {
+		name   string
+		at     target
+		damage func(t *testing.T, path string, pos int64)
+		// openFails: Open refuses (else a reader fails at the damage).
+		openFails bool
+		lost      [2]int64 // offsets removed by Repair
+	}{
+		{"active: crc", target{4, 1}, flipByte(40), true, [2]int64{51, 54}},
+		{"active: length field", target{4, 1}, setBytes(1, 0x7f, 0, 0, 0), true, [2]int64{51, 54}},
+		{"active: zeroed page", target{4, 0}, setBytes(0, make([]byte, 64)...), true, [2]int64{48, 51}},
+		{"active: bad magic", target{4, 2}, setBytes(0, 0x00), true, [2]int64{54, 57}},
+		// The index of a sealed segment is verified from its last entry on;
+		// damage before it is found by readers (then repaired) ...
+		{"sealed: crc", target{1, 1}, flipByte(40), false, [2]int64{15, 18}},
+		// ... and damage after it, or damage with the index gone, at Open.
+		{"sealed: framing, index removed", target{2, 1}, removeIndexAnd(setBytes(1, 0x7f, 0, 0, 0)), true, [2]int64{27, 30}},
+		{"sealed: last batch framing", target{2, 3}, setBytes(1, 0x7f, 0, 0, 0), true, [2]int64{33, 36}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			const batchBytes = batchHeaderLen + per*23 // keys "bNN-i", values "value of bNN-i"
+			opts := Options{SegmentBytes: perSeg * batchBytes, IndexIntervalBytes: 3 * batchBytes}
+			l := openLog(t, dir, opts)
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			var want []intentlog.Record
+			for i := range batches {
+				want = append(want, appendBatch(t, l, fmt.Sprintf("b%02d", i), per)...)
+			}
+			noErr(t, l.Close())
+			segs := segmentFiles(t, dir, 0, logExt)
+			if len(segs) != batches/perSeg {
+				t.Fatalf("%d segments, want %d", len(segs), batches/perSeg)
+			}
+			path := segs[tc.at.seg]
+			pos := batchPositions(t, path)[tc.at.batch]
+			off := int64((tc.at.seg*perSeg + tc.at.batch) * per)
+			tc.damage(t, path, pos)
+
+			l, err := Open(dir, Options{Logger: testLogger(t)})
+			if tc.openFails {
+				for _, s := range []string{path, fmt.Sprintf("position %d", pos), fmt.Sprintf("offset %d", off), "wail log repair"} {
+					if err == nil || !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), s) {
+						t.Fatalf("Open over damage: %v; want ErrCorrupt naming %q", err, s)
+					}
+				}
+			} else {
+				noErr(t, err)
+				r, err := l.NewReader(testTopic, 0, 0)
+				noErr(t, err)
+				for err == nil {
+					_, err = r.Next(context.Background())
+				}
+				noErr(t, l.Close())
+				for _, s := range []string{path, fmt.Sprintf("position %d", pos), "wail log repair"} {
+					if !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), s) {
+						t.Fatalf("reader over damage: %v; want ErrCorrupt naming %q", err, s)
+					}
+				}
+			}
+			rep, err := Repair(dir, Options{Logger: testLogger(t)})
+			noErr(t, err)
+			if len(rep.Lost) != 1 || rep.Lost[0].From != tc.lost[0] || rep.Lost[0].To != tc.lost[1] ||
+				rep.Lost[0].Segment != path || rep.Lost[0].Position != pos {
+				t.Fatalf("repair lost %+v; want offsets [%d, %d) of %s at %d", rep.Lost, tc.lost[0], tc.lost[1], path, pos)
+			}
+			q, err := os.ReadFile(rep.Lost[0].Quarantine)
+			if err != nil || int64(len(q)) != rep.Lost[0].Bytes || len(q) == 0 {
+				t.Fatalf("quarantine file %s: %d bytes, %v; want %d", rep.Lost[0].Quarantine, len(q), err, rep.Lost[0].Bytes)
+			}
+			again, err := Repair(dir, Options{Logger: testLogger(t)})
+			if err != nil || len(again.Lost) != 0 || again.Segments < rep.Segments {
+				t.Fatalf("second repair: %+v, %v; want nothing lost", again, err)
+			}
+
+			l = openLog(t, dir, opts)
+			defer l.Close()
+			kept := append(want[:tc.lost[0]:tc.lost[0]], want[tc.lost[1]:]...)
+			got := readGaps(t, l, 0, int64(len(want)))
+			sameRecords(t, "after repair", got, kept)
+			more := appendBatch(t, l, "after", 2)
+			if more[0].Offset != int64(len(want)) {
+				t.Fatalf("append after repair at %d, want %d", more[0].Offset, len(want))
+			}
+		})
+	}
+}
+
+// readGaps reads partition p from 0 to end, allowing gaps.
+func readGaps(t *testing.T, l *Log, p int32, end int64) []intentlog.Record {
+	t.Helper()
+	r, err := l.NewReader(testTopic, p, 0)
+	noErr(t, err)
+	defer r.Close()
+	var out []intentlog.Record
+	for r.Position() < end {
+		recs, err := r.Next(context.Background())
+		noErr(t, err)
+		out = append(out, recs...)
+	}
+	return out
+}
+
+func flipByte(rel int64) func(t *testing.T, path string, pos int64) {
+	return func(t *testing.T, path string, pos int64) {
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		noErr(t, err)
+		b := make([]byte, 1)
+		noErr2[int](t)(f.ReadAt(b, pos+rel))
+		b[0] ^= 0x10
+		noErr2[int](t)(f.WriteAt(b, pos+rel))
+		noErr(t, f.Close())
+	}
+}
+
+func setBytes(rel int64, b ...byte) func(t *testing.T, path string, pos int64) {
+	return func(t *testing.T, path string, pos int64) { patch(t, path, pos+rel, b) }
+}
+
+func removeIndexAnd(d func(t *testing.T, path string, pos int64)) func(t *testing.T, path string, pos int64) {
+	return func(t *testing.T, path string, pos int64) {
+		noErr(t, os.Remove(strings.TrimSuffix(path, logExt)+idxExt))
+		d(t, path, pos)
+	}
+}

@@ -1,0 +1,255 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
+)
+
+// RepairReport is what Repair checked and removed.
+type RepairReport struct {
+	Partitions int    // partitions checked
+	Segments   int    // segment files checked
+	Bytes      int64  // bytes checked
+	Lost       []Lost // ranges removed by this repair
+}
+
+// Repair checks every batch (framing, CRC, records, offsets) of every
+// segment of the log in dir, which no Log may have open, and removes what
+// Open refuses: each damaged region is moved to a quarantine file next to
+// its segment ("#quarantine-<segment base>-<position>"), the valid batches
+// after it are moved to a segment file of their own, and the lost offsets
+// are recorded in the partition's #lost file (so that Open accepts the gap
+// and readers skip it) and returned. A gap between segments (a segment
+// file lost) is recorded the same way. Only FS and Logger of opts are used.
+//
+// Nothing valid is removed: a batch is dropped only when it fails its
+// checks. Running Repair on a sound log changes nothing.
+func Repair(dir string, opts Options) (*RepairReport, error) {
+	if err := opts.normalize(); err != nil {
+		return nil, err
+	}
+	fsys := opts.FS
+	lock, err := fsys.Lock(filepath.Join(dir, lockFileName))
+	if err != nil {
+		return nil, fmt.Errorf("embedded: repair %s: is wail still running? %w", dir, err)
+	}
+	defer lock.Close()
+	ents, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: repair %s: %w", dir, err)
+	}
+	rep := &RepairReport{}
+	for _, e := range ents {
+		if !e.IsDir() || validateName("topic", e.Name()) != nil {
+			continue
+		}
+		tdir := filepath.Join(dir, e.Name())
+		m, err := readMeta(fsys, tdir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return rep, fmt.Errorf("embedded: repair %s: %w", dir, err)
+		}
+		for id := range m.Partitions {
+			pr := partRepair{fs: fsys, topic: e.Name(), id: id, dir: filepath.Join(tdir, strconv.Itoa(int(id))), rep: rep}
+			if err := pr.run(); err != nil {
+				return rep, fmt.Errorf("embedded: repair %s/%d: %w", e.Name(), id, err)
+			}
+			rep.Partitions++
+		}
+	}
+	for _, l := range rep.Lost {
+		opts.Logger.Warn("embedded: repair removed offsets", "topic", l.Topic, "partition", l.Partition,
+			"from", l.From, "to", l.To, "segment", l.Segment, "position", l.Position, "bytes", l.Bytes,
+			"quarantine", l.Quarantine, "reason", l.Reason)
+	}
+	return rep, nil
+}
+
+// span is a region of a segment: a run of valid batches with offsets
+// [base, next), or a damaged region (next -1: up to the end).
+type span struct {
+	pos, end   int64
+	base, next int64
+	reason     string
+}
+
+type partRepair struct {
+	fs    vfs.FS
+	topic string
+	id    int32
+	dir   string
+	rep   *RepairReport
+	lost  lostRanges
+	found lostRanges // added by this repair
+}
+
+func (pr *partRepair) run() error {
+	bases, err := listSegments(pr.fs, pr.dir)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(bases) == 0 {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if pr.lost, err = readLost(pr.fs, pr.dir); err != nil {
+		return err
+	}
+	for i, base := range bases {
+		limit := int64(math.MaxInt64)
+		if i+1 < len(bases) {
+			limit = bases[i+1]
+		}
+		end, err := pr.segment(base, limit)
+		if err != nil {
+			return err
+		}
+		if limit != math.MaxInt64 && end < limit && !pr.lost.covers(end, limit) && !pr.found.covers(end, limit) {
+			pr.found = append(pr.found, Lost{Topic: pr.topic, Partition: pr.id, From: end, To: limit,
+				Segment: segmentPath(pr.dir, base, logExt), Position: -1,
+				Reason: fmt.Sprintf("no segment holds offsets [%d, %d)", end, limit)})
+		}
+	}
+	if len(pr.found) == 0 {
+		return nil
+	}
+	if err := pr.fs.SyncDir(pr.dir); err != nil {
+		return err
+	}
+	if err := writeLost(pr.fs, pr.dir, append(pr.lost, pr.found...)); err != nil {
+		return err
+	}
+	pr.rep.Lost = append(pr.rep.Lost, pr.found...)
+	return nil
+}
+
+// segment checks one segment, whose offsets must stay below limit, and
+// repairs it; it returns the offset after its last valid record.
+func (pr *partRepair) segment(base, limit int64) (int64, error) {
+	path := segmentPath(pr.dir, base, logExt)
+	f, err := pr.fs.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return 0, err
+	}
+	pr.rep.Segments++
+	pr.rep.Bytes += size
+	spans, err := walkSpans(f, base, size, limit)
+	if err != nil {
+		return 0, err
+	}
+	end := base
+	var good []span
+	for _, s := range spans {
+		if s.reason == "" {
+			good = append(good, s)
+			end = s.next
+		}
+	}
+	if len(good) == len(spans) {
+		return end, nil
+	}
+	for _, s := range spans {
+		if s.reason == "" {
+			continue
+		}
+		q := filepath.Join(pr.dir, fmt.Sprintf("#quarantine-%020d-%d", base, s.pos))
+		if err := copyRange(pr.fs, f, q, s.pos, s.end); err != nil {
+			return 0, fmt.Errorf("quarantine %s [%d, %d): %w", path, s.pos, s.end, err)
+		}
+		to := s.next
+		if to == -1 && limit != math.MaxInt64 {
+			to = limit
+		}
+		pr.found = append(pr.found, Lost{Topic: pr.topic, Partition: pr.id, From: s.base, To: to, Segment: path,
+			Position: s.pos, Bytes: s.end - s.pos, Quarantine: q, Reason: s.reason})
+	}
+	// Valid runs after the first damage get segment files of their own.
+	keep := int64(0)
+	for i, s := range good {
+		if i == 0 && s.pos == 0 {
+			keep = s.end
+			continue
+		}
+		if err := copyRange(pr.fs, f, segmentPath(pr.dir, s.base, logExt), s.pos, s.end); err != nil {
+			return 0, fmt.Errorf("move valid batches [%d, %d) of %s: %w", s.base, s.next, path, err)
+		}
+	}
+	if err := pr.fs.SyncDir(pr.dir); err != nil {
+		return 0, err
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, err
+	}
+	if err := f.Sync(); err != nil {
+		return 0, err
+	}
+	if err := pr.fs.Remove(segmentPath(pr.dir, base, idxExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	return end, nil
+}
+
+// walkSpans splits a segment into runs of valid batches and damaged
+// regions. A damaged region ends where the next valid batch with a
+// plausible base offset (not below the run before, below limit) starts.
+func walkSpans(f vfs.File, base, size, limit int64) ([]span, error) {
+	var spans []span
+	pos, expect := int64(0), base
+	for pos < size {
+		sc := &scan{base: base, interval: math.MaxInt64, next: expect, pos: pos, maxTS: math.MinInt64}
+		err := sc.run(f, size, true)
+		if sc.pos > pos {
+			spans = append(spans, span{pos: pos, end: sc.pos, base: expect, next: sc.next})
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, intentlog.ErrCorrupt) {
+			return nil, err
+		}
+		bad := span{pos: sc.pos, end: size, base: sc.next, next: -1, reason: stripCorrupt(err)}
+		q, h, ok, err := findBatch(f, sc.pos+1, size, sc.next)
+		if err != nil {
+			return nil, err
+		}
+		if ok && h.base < limit {
+			bad.end, bad.next = q, h.base
+		}
+		spans = append(spans, bad)
+		pos, expect = bad.end, bad.next
+	}
+	return spans, nil
+}
+
+// copyRange writes bytes [from, to) of src to a new file at path, fsync'd.
+func copyRange(fsys vfs.FS, src vfs.File, path string, from, to int64) error {
+	dst, err := fsys.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, readChunk)
+	for at := from; at < to && err == nil; at += int64(len(buf)) {
+		n := min(int64(len(buf)), to-at)
+		if _, err = src.ReadAt(buf[:n], at); err == nil {
+			_, err = dst.WriteAt(buf[:n], at-from)
+		}
+	}
+	if err == nil {
+		err = dst.Sync()
+	}
+	return errors.Join(err, dst.Close())
+}
