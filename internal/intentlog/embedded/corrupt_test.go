@@ -175,3 +175,5 @@ func removeIndexAnd(d func(t *testing.T, path string, pos int64)) func(t *testin
 		d(t, path, pos)
 	}
 }
+
+func truncateFile(path string, size int64) error { return os.Truncate(path, size) }

@@ -122,12 +122,13 @@ type Log struct {
 	closed   bool
 	closing  chan struct{} // closed by Close
 
-	wg        sync.WaitGroup // writers, the retention and space loops
+	wg sync.WaitGroup // writers, the retention and space loops
 
 	healthMu   sync.Mutex // serializes OnHealth calls
+	warnings   []string // found by Open; immutable after
 	lastHealth string
-	closeOnce sync.Once
-	closeErr  error
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 var _ intentlog.Log = (*Log)(nil)
@@ -193,6 +194,9 @@ func (l *Log) loadTopics() error {
 			return err
 		}
 		l.topics[t.name] = t
+		if err := l.clampOffsets(t); err != nil {
+			return fmt.Errorf("topic %s: %w", t.name, err)
+		}
 	}
 	return nil
 }
