@@ -2,8 +2,8 @@ package embedded
 
 import (
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 )

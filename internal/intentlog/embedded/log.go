@@ -125,7 +125,7 @@ type Log struct {
 	wg sync.WaitGroup // writers, the retention and space loops
 
 	healthMu   sync.Mutex // serializes OnHealth calls
-	warnings   []string // found by Open; immutable after
+	warnings   []string   // found by Open; immutable after
 	lastHealth string
 	closeOnce  sync.Once
 	closeErr   error
