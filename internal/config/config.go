@@ -65,6 +65,10 @@ type Log struct {
 	EventRetention time.Duration `yaml:"event_retention"` // event bus; 0 keeps forever
 	// NoSync skips fsync: only for throwaway data (tests, demos of speed).
 	NoSync bool `yaml:"no_sync"`
+	// MaxOpenFiles bounds the embedded log's open segment files (0: a
+	// quarter of the soft RLIMIT_NOFILE, which the server first raises to
+	// the hard limit, between 64 and 4096).
+	MaxOpenFiles int `yaml:"max_open_files"`
 }
 
 // Kafka configures the Kafka log.
@@ -231,6 +235,7 @@ func (c *Config) Validate() error {
 	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")
 	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)
 	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0, "log retention must not be negative")
+	check(c.Log.MaxOpenFiles >= 0, "log.max_open_files %d must not be negative (0: automatic)", c.Log.MaxOpenFiles)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver

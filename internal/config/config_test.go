@@ -53,6 +53,12 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "unknown key", yaml: "lisen: x\n", wantErr: "field lisen not found"},
+		{name: "log open file budget", yaml: "log:\n  max_open_files: 512\n", check: func(t *testing.T, c Config) {
+			if c.Log.MaxOpenFiles != 512 || Default().Log.MaxOpenFiles != 0 {
+				t.Fatalf("max_open_files %d, default %d", c.Log.MaxOpenFiles, Default().Log.MaxOpenFiles)
+			}
+		}},
+		{name: "negative open file budget", yaml: "log:\n  max_open_files: -1\n", wantErr: "log.max_open_files -1 must not be negative"},
 		{name: "bad duration", yaml: "resolver:\n  backoff_min: soon\n", wantErr: "soon"},
 		{name: "proxy id out of range", yaml: "proxy_id: 5000\n", wantErr: "proxy_id 5000 out of range 0..1023"},
 		{name: "unsupported store", yaml: "store:\n  kind: oracle\n", wantErr: `store.kind "oracle" is not supported`},

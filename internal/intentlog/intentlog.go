@@ -97,7 +97,11 @@ type Log interface {
 	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
 	// NewReader reads a partition from offset on.
 	NewReader(topic string, partition int32, offset int64) (Reader, error)
-	// Commit stores a consumer group's next offsets durably.
+	// Commit stores a consumer group's next offsets durably. An offset
+	// beyond the partition's end is not meant to be committed; if the log
+	// later ends below a committed offset (it lost its tail), the embedded
+	// log lowers the offset to the end at Open so that no new record is
+	// skipped.
 	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
 	// Committed returns a group's committed offsets; partitions never
 	// committed are absent.

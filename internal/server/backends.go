@@ -19,6 +19,7 @@ import (
 	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 	"github.com/wail-cdc/wail/internal/store/postgres"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // OpenLog opens the log (intent log and event bus) the configuration names.
@@ -26,8 +27,13 @@ func OpenLog(ctx context.Context, cfg config.Config, logger *slog.Logger) (inten
 	if cfg.Log.Kind == config.LogKafka {
 		return openKafka(ctx, cfg.Log.Kafka, logger)
 	}
+	// Segment files, store files and connections need more than the
+	// usual soft limit of 1024 descriptors.
+	if _, err := vfs.RaiseOpenFileLimit(); err != nil {
+		logger.Warn("cannot raise the open file limit (RLIMIT_NOFILE) to the hard limit; raise it (ulimit -n) if the log reports too many open files", "err", err)
+	}
 	l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
-		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, Logger: logger,
+		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, MaxOpenFiles: cfg.Log.MaxOpenFiles, Logger: logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open embedded log: %w", err)

@@ -50,6 +50,12 @@ type Options struct {
 	// SpaceProbeInterval is how often, while the disk is full, the log
 	// writes a small probe file to notice that space returned (default 1s).
 	SpaceProbeInterval time.Duration
+	// MaxOpenFiles bounds the segment files open at once (default: a
+	// quarter of the soft RLIMIT_NOFILE, between 64 and 4096). Segment
+	// files are opened when read or written; the least recently used idle
+	// one is closed when another must open, and when all are in use the
+	// next reader or writer waits for one.
+	MaxOpenFiles int
 	// FS is the filesystem (default vfs.Default, the operating system's);
 	// tests inject faults and crashes through it.
 	FS vfs.FS
@@ -89,6 +95,12 @@ func (o *Options) normalize() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	switch {
+	case o.MaxOpenFiles == 0:
+		o.MaxOpenFiles = defaultMaxOpenFiles()
+	case o.MaxOpenFiles < 0:
+		return fmt.Errorf("option MaxOpenFiles = %d is negative", o.MaxOpenFiles)
+	}
 	if o.SpaceProbeInterval <= 0 {
 		o.SpaceProbeInterval = time.Second
 	}
@@ -114,6 +126,7 @@ type Log struct {
 	dir      string
 	opts     Options
 	fs       vfs.FS
+	files    *fileCache
 	lockFile io.Closer
 
 	createMu sync.Mutex   // serializes CreateTopic
@@ -153,7 +166,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, opts: opts, fs: opts.FS, lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
+	l := &Log{dir: dir, opts: opts, fs: opts.FS, files: newFileCache(opts.FS, opts.MaxOpenFiles), lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
 	if err := l.loadTopics(); err != nil {
 		for _, t := range l.topics {
 			t.closeFiles()

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // appendReq is one Append call's records for one partition, pre-encoded by
@@ -66,7 +67,7 @@ func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.Top
 	}
 	if err := p.openSegments(); err != nil {
 		for _, s := range p.segs {
-			_ = s.closeFiles()
+			_ = l.files.forget(s)
 		}
 		return nil, err
 	}
@@ -87,7 +88,7 @@ func (p *partition) openSegments() error {
 		return err
 	}
 	if len(bases) == 0 {
-		s, err := createSegment(p.log.fs, p.dir, 0, o.NoSync)
+		s, err := createSegment(p.log.files, p.dir, 0, o.NoSync)
 		if err != nil {
 			return err
 		}
@@ -99,13 +100,13 @@ func (p *partition) openSegments() error {
 		return err
 	}
 	for i, base := range bases[:len(bases)-1] {
-		s, err := openSealed(p.log.fs, p.dir, base, bases[i+1], o.IndexIntervalBytes, lost, o.Logger)
+		s, err := openSealed(p.log.files, p.dir, base, bases[i+1], o.IndexIntervalBytes, lost, o.Logger)
 		if err != nil {
 			return err
 		}
 		p.segs = append(p.segs, s)
 	}
-	s, err := openActive(p.log.fs, p.dir, bases[len(bases)-1], o.IndexIntervalBytes, o.NoSync, o.Logger)
+	s, err := openActive(p.log.files, p.dir, bases[len(bases)-1], o.IndexIntervalBytes, o.NoSync, o.Logger)
 	if err != nil {
 		return err
 	}
@@ -237,16 +238,22 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 	base := p.nextOff
 	finishBatch(buf, base, count, ts)
 	seg, pos := p.active, p.wpos
-	if _, err := seg.f.WriteAt(buf, pos); err != nil {
-		return 0, 0, p.writeFailed(seg, pos, err)
+	f, err := p.log.files.acquire(seg)
+	if err != nil {
+		// Nothing was written: the partition stays as it was.
+		return 0, 0, storageErr(fmt.Errorf("open %s: %w", seg.logPath, err))
+	}
+	defer p.log.files.release(seg)
+	if _, err := f.WriteAt(buf, pos); err != nil {
+		return 0, 0, p.writeFailed(f, seg, pos, err)
 	}
 	if !p.log.opts.NoSync {
-		if err := seg.f.Sync(); err != nil {
+		if err := f.Sync(); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages and cleared the error: the file cannot be trusted. Cut
 			// the batch off (best effort, so that a reopen in this process
 			// does not read it back from the page cache) and stop.
-			_ = seg.f.Truncate(pos)
+			_ = f.Truncate(pos)
 			return 0, 0, p.setBroken(fmt.Errorf("%w: fsync %s: %w", intentlog.ErrStorage, seg.logPath, err))
 		}
 	}
@@ -265,8 +272,8 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 // published size), so the next batch is written at pos again. A full disk
 // leaves the partition taking appends; any other error, or a failed
 // truncate, breaks it.
-func (p *partition) writeFailed(seg *segment, pos int64, err error) error {
-	if terr := seg.f.Truncate(pos); terr != nil {
+func (p *partition) writeFailed(f vfs.File, seg *segment, pos int64, err error) error {
+	if terr := f.Truncate(pos); terr != nil {
 		return p.setBroken(fmt.Errorf("%w: write %s at %d: %w; truncating back failed: %v",
 			intentlog.ErrStorage, seg.logPath, pos, err, terr))
 	}
@@ -295,25 +302,6 @@ func (p *partition) publish(seg *segment, pos, n int64, count int, ts int64) {
 	close(p.notify)
 	p.notify = make(chan struct{})
 	p.mu.Unlock()
-	if entry != nil {
-		p.writeIndexEntry(seg, *entry)
-	}
-}
-
-// writeIndexEntry appends to the .idx file; failures only cost a rebuild on
-// the next open.
-func (p *partition) writeIndexEntry(seg *segment, e indexEntry) {
-	if seg.idx == nil || seg.idxBroken {
-		return
-	}
-	var b [indexEntryLen]byte
-	if _, err := seg.idx.WriteAt(appendIndexEntry(b[:0], e), seg.idxSize); err != nil {
-		seg.idxBroken = true
-		p.log.opts.Logger.Warn("embedded: cannot write index; it will be rebuilt on open",
-			"file", seg.idxPath, "err", err)
-		return
-	}
-	seg.idxSize += indexEntryLen
 }
 
 // maybeRoll starts a new segment when a batch of size bytes and count
@@ -324,15 +312,14 @@ func (p *partition) maybeRoll(size int64, count int) error {
 	if p.wpos == 0 || (p.wpos+size <= o.SegmentBytes && p.nextOff+int64(count)-old.base <= maxRelOffset) {
 		return nil
 	}
-	s, err := createSegment(p.log.fs, p.dir, p.nextOff, o.NoSync)
+	s, err := createSegment(p.log.files, p.dir, p.nextOff, o.NoSync)
 	if err != nil {
 		return err
 	}
-	if old.idx != nil {
-		if err := old.idx.Close(); err != nil {
-			o.Logger.Warn("embedded: closing index", "file", old.idxPath, "err", err)
-		}
-		old.idx = nil
+	// The index of a sealed segment is written once, not fsync'd: Open
+	// verifies it and rebuilds it when it is missing or wrong.
+	if err := writeIndexFile(p.log.fs, old.idxPath, old.index); err != nil {
+		o.Logger.Warn("embedded: cannot write index; it will be rebuilt on open", "file", old.idxPath, "err", err)
 	}
 	p.mu.Lock()
 	p.segs = append(p.segs, s)
@@ -358,7 +345,7 @@ func (p *partition) closeFiles() error {
 	p.mu.Unlock()
 	var errs []error
 	for _, s := range segs {
-		errs = append(errs, s.closeFiles())
+		errs = append(errs, p.log.files.forget(s))
 	}
 	return errors.Join(errs...)
 }
@@ -367,9 +354,9 @@ func (p *partition) closeFiles() error {
 func (p *partition) release(s *segment) {
 	p.mu.Lock()
 	s.refs--
-	closeNow := s.dead && s.refs == 0
+	gone := s.dead && s.refs == 0
 	p.mu.Unlock()
-	if closeNow {
-		_ = s.closeFiles()
+	if gone {
+		p.removeFiles(s)
 	}
 }

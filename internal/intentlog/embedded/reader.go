@@ -148,7 +148,12 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 	if r.posOK && r.posBase == s.base && r.posOff == r.next {
 		pos = r.pos
 	}
-	fr := frameReader{r: s.f, pos: pos, limit: v.size, chunk: readerChunk}
+	f, err := r.l.files.acquire(s)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer r.l.files.release(s)
+	fr := frameReader{r: f, pos: pos, limit: v.size, chunk: readerChunk}
 	var out []intentlog.Record
 	for n := 0; len(out) < maxReadRecords && n < maxReadBytes; {
 		frame, fpos, err := fr.next()
@@ -275,7 +280,7 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 		if v.seg == nil {
 			return end, nil
 		}
-		off, found, err := scanTime(v, ts)
+		off, found, err := p.scanTime(v, ts)
 		p.release(v.seg)
 		if err != nil || found {
 			return off, p.readErr(err)
@@ -285,8 +290,13 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 }
 
 // scanTime looks for the first record with a timestamp >= ts in v.
-func scanTime(v view, ts int64) (int64, bool, error) {
-	fr := frameReader{r: v.seg.f, pos: lookupTime(v.index, ts), limit: v.size, chunk: readerChunk, reuse: true}
+func (p *partition) scanTime(v view, ts int64) (int64, bool, error) {
+	f, err := p.log.files.acquire(v.seg)
+	if err != nil {
+		return 0, false, storageErr(err)
+	}
+	defer p.log.files.release(v.seg)
+	fr := frameReader{r: f, pos: lookupTime(v.index, ts), limit: v.size, chunk: readerChunk, reuse: true}
 	for {
 		frame, pos, err := fr.next()
 		if err == io.EOF {

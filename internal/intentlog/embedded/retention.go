@@ -67,24 +67,25 @@ func (p *partition) applyRetention(now time.Time) {
 	victims := p.segs[:k:k]
 	p.segs = append([]*segment(nil), p.segs[k:]...)
 	p.start = p.segs[0].base
-	var closeNow []*segment
+	var gone []*segment
 	for _, s := range victims {
 		s.dead = true
 		if s.refs == 0 {
-			closeNow = append(closeNow, s)
+			gone = append(gone, s)
 		}
 	}
 	p.mu.Unlock()
-	for _, s := range closeNow {
-		_ = s.closeFiles()
-	}
-	for _, s := range victims {
+	// A segment still being read is deleted by its last reader's release
+	// (files are opened lazily: deleting it now would fail that reader).
+	for _, s := range gone {
 		p.removeFiles(s)
 	}
 }
 
+// removeFiles closes and deletes the files of a segment retention removed.
 func (p *partition) removeFiles(s *segment) {
 	log := p.log.opts.Logger
+	_ = p.log.files.forget(s)
 	if err := p.log.fs.Remove(s.logPath); err != nil {
 		log.Warn("embedded: retention cannot delete segment", "file", s.logPath, "err", err)
 		return

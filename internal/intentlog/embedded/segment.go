@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"container/list"
+	"io/fs"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/vfs"
@@ -31,38 +32,30 @@ type segment struct {
 	base    int64
 	logPath string
 	idxPath string
-	f       vfs.File // the .log, read with ReadAt, written only by the writer
+
+	// Guarded by fileCache.mu: the open .log (nil while closed; read with
+	// ReadAt, written only by the writer), its users, its place in the
+	// cache's idle list, and whether it is gone for good.
+	f         vfs.File
+	users     int
+	elem      *list.Element
+	forgotten bool
 
 	// Guarded by partition.mu.
 	size  int64        // durable (visible) bytes
 	next  int64        // offset after the last durable record
 	maxTS int64        // newest durable timestamp (unix µs; MinInt64 when empty)
 	index []indexEntry // appended only; readers use a snapshot
-	refs  int          // readers currently using f
-	dead  bool         // removed by retention; close f when refs drops to 0
-
-	// Owned by the writer goroutine (active segment only).
-	idx       vfs.File // the .idx, appended to; nil when sealed
-	idxSize   int64
-	idxBroken bool // stop writing the .idx after a failed write
-
-	closeOnce sync.Once
+	refs  int          // readers currently using the segment
+	dead  bool         // removed by retention; delete the files when refs drops to 0
 }
 
 func segmentPath(dir string, base int64, ext string) string {
 	return filepath.Join(dir, fmt.Sprintf("%020d%s", base, ext))
 }
 
-// closeFiles closes the segment's files; it is idempotent.
-func (s *segment) closeFiles() error {
-	var err error
-	s.closeOnce.Do(func() {
-		err = s.f.Close()
-		if s.idx != nil {
-			err = errors.Join(err, s.idx.Close())
-		}
-	})
-	return err
+func newSegment(dir string, base int64) *segment {
+	return &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt)}
 }
 
 // listSegments returns the sorted base offsets of the .log files in dir and
@@ -105,27 +98,23 @@ func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
 }
 
 // createSegment creates an empty active segment and fsyncs the directory so
-// that the new files survive a crash.
-func createSegment(fsys vfs.FS, dir string, base int64, noSync bool) (*segment, error) {
-	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt),
-		next: base, maxTS: math.MinInt64}
-	f, err := fsys.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+// that the new file survives a crash. Its .idx is written when it is
+// sealed.
+func createSegment(c *fileCache, dir string, base int64, noSync bool) (*segment, error) {
+	s := newSegment(dir, base)
+	s.next, s.maxTS = base, math.MinInt64
+	err := c.create(s, func() (vfs.File, error) {
+		return c.fs.OpenFile(s.logPath, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	})
 	if err != nil {
 		return nil, err
 	}
-	idx, err := fsys.OpenFile(s.idxPath, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		_ = f.Close()
-		_ = fsys.Remove(s.logPath)
-		return nil, err
-	}
-	s.f, s.idx = f, idx
+	defer c.release(s)
 	if !noSync {
-		if err := fsys.SyncDir(dir); err != nil {
-			// Remove the files, so that a retry can create them again.
-			_ = s.closeFiles()
-			_ = fsys.Remove(s.logPath)
-			_ = fsys.Remove(s.idxPath)
+		if err := c.fs.SyncDir(dir); err != nil {
+			// Remove the file, so that a retry can create it again.
+			_ = c.forget(s)
+			_ = c.fs.Remove(s.logPath)
 			return nil, err
 		}
 	}
@@ -138,32 +127,27 @@ func createSegment(fsys vfs.FS, dir string, base int64, noSync bool) (*segment, 
 // end of the file without skipping an index entry. Otherwise the index is
 // rebuilt from a header walk over the whole file. A segment whose framing is
 // broken still opens: readers get ErrCorrupt when they reach the damage.
-func openSealed(fsys vfs.FS, dir string, base, nextBase, interval int64, lost lostRanges, log *slog.Logger) (*segment, error) {
-	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt),
-		next: nextBase}
-	f, err := fsys.OpenFile(s.logPath, os.O_RDONLY, 0)
+func openSealed(c *fileCache, dir string, base, nextBase, interval int64, lost lostRanges, log *slog.Logger) (*segment, error) {
+	s := newSegment(dir, base)
+	f, err := c.acquire(s)
 	if err != nil {
 		return nil, err
 	}
-	s.f = f
+	defer c.release(s)
 	if s.size, err = f.Size(); err != nil {
-		_ = f.Close()
 		return nil, err
 	}
-	sc, err := s.verifyIndex(fsys, interval)
+	sc, err := s.verifyIndex(c.fs, f, interval)
 	if err != nil && !errors.Is(err, errRebuild) {
-		_ = f.Close()
 		return nil, err
 	}
 	if err != nil {
-		if sc, err = s.rebuildIndex(fsys, interval, log); err != nil {
-			_ = f.Close()
+		if sc, err = s.rebuildIndex(c.fs, f, interval, log); err != nil {
 			return nil, err
 		}
 	}
 	s.index, s.maxTS, s.next = sc.index, sc.maxTS, sc.next
 	if sc.next != nextBase && !lost.covers(sc.next, nextBase) {
-		_ = f.Close()
 		return nil, corruptSegment(s.logPath, sc.pos, sc.next, fmt.Errorf("segment ends at offset %d", sc.next),
 			fmt.Sprintf("the next segment starts at offset %d, so offsets [%d, %d) are missing", nextBase, sc.next, nextBase))
 	}
@@ -175,7 +159,7 @@ var errRebuild = errors.New("rebuild index")
 // verifyIndex loads and checks the .idx of a sealed segment and walks the
 // batches after its last entry. It fails with errRebuild when the index must
 // be rebuilt.
-func (s *segment) verifyIndex(fsys vfs.FS, interval int64) (*scan, error) {
+func (s *segment) verifyIndex(fsys vfs.FS, f vfs.File, interval int64) (*scan, error) {
 	b, ok, err := readIndexFile(fsys, s.idxPath)
 	if err != nil || !ok || len(b) == 0 {
 		return nil, errRebuild
@@ -188,13 +172,13 @@ func (s *segment) verifyIndex(fsys vfs.FS, interval int64) (*scan, error) {
 	sc := &scan{base: s.base, interval: interval, index: entries, pos: int64(last.pos),
 		next: s.base + int64(last.rel), maxTS: math.MinInt64}
 	var hdr [batchHeaderLen]byte
-	if _, err := s.f.ReadAt(hdr[:], sc.pos); err != nil {
+	if _, err := f.ReadAt(hdr[:], sc.pos); err != nil {
 		return nil, errRebuild
 	}
 	if _, err := frameSize(hdr[:]); err != nil || int64(binary.BigEndian.Uint64(hdr[21:])) != last.ts {
 		return nil, errRebuild
 	}
-	err = sc.run(s.f, s.size, false)
+	err = sc.run(f, s.size, false)
 	switch {
 	case errors.Is(err, intentlog.ErrCorrupt):
 		return nil, errRebuild
@@ -208,9 +192,9 @@ func (s *segment) verifyIndex(fsys vfs.FS, interval int64) (*scan, error) {
 
 // rebuildIndex walks all batch headers of a sealed segment and rewrites its
 // .idx.
-func (s *segment) rebuildIndex(fsys vfs.FS, interval int64, log *slog.Logger) (*scan, error) {
+func (s *segment) rebuildIndex(fsys vfs.FS, f vfs.File, interval int64, log *slog.Logger) (*scan, error) {
 	sc := &scan{base: s.base, interval: interval, next: s.base, maxTS: math.MinInt64}
-	err := sc.run(s.f, s.size, false)
+	err := sc.run(f, s.size, false)
 	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
 		return nil, err
 	}
@@ -224,45 +208,38 @@ func (s *segment) rebuildIndex(fsys vfs.FS, interval int64, log *slog.Logger) (*
 	return sc, nil
 }
 
-// openActive opens the last segment of a partition: it verifies every batch,
-// truncates the file at the first torn or corrupt one and rebuilds the index.
-func openActive(fsys vfs.FS, dir string, base, interval int64, noSync bool, log *slog.Logger) (*segment, error) {
-	s := &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt)}
-	f, err := fsys.OpenFile(s.logPath, os.O_RDWR, 0)
+// openActive opens the last segment of a partition: it verifies every batch
+// and truncates a torn tail. Its index is rebuilt in memory; a stale .idx
+// is removed (it is written when the segment is sealed).
+func openActive(c *fileCache, dir string, base, interval int64, noSync bool, log *slog.Logger) (*segment, error) {
+	s := newSegment(dir, base)
+	f, err := c.acquire(s)
 	if err != nil {
 		return nil, err
 	}
-	s.f = f
-	if err := s.recover(interval, noSync, log); err != nil {
-		_ = f.Close()
+	defer c.release(s)
+	if err := s.recover(f, interval, noSync, log); err != nil {
 		return nil, err
 	}
-	if err := writeIndexFile(fsys, s.idxPath, s.index); err != nil {
-		_ = f.Close()
+	if err := c.fs.Remove(s.idxPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	idx, err := fsys.OpenFile(s.idxPath, os.O_RDWR, 0)
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	s.idx, s.idxSize = idx, int64(len(s.index)*indexEntryLen)
 	return s, nil
 }
 
 // recover verifies the active segment and truncates a torn tail.
-func (s *segment) recover(interval int64, noSync bool, log *slog.Logger) error {
-	size, err := s.f.Size()
+func (s *segment) recover(f vfs.File, interval int64, noSync bool, log *slog.Logger) error {
+	size, err := f.Size()
 	if err != nil {
 		return err
 	}
 	sc := &scan{base: s.base, interval: interval, next: s.base, maxTS: math.MinInt64}
-	err = sc.run(s.f, size, true)
+	err = sc.run(f, size, true)
 	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
 		return err
 	}
 	if err != nil {
-		q, h, found, ferr := findBatch(s.f, sc.pos+1, size, sc.next)
+		q, h, found, ferr := findBatch(f, sc.pos+1, size, sc.next)
 		if ferr != nil {
 			return ferr
 		}
@@ -270,11 +247,11 @@ func (s *segment) recover(interval int64, noSync bool, log *slog.Logger) error {
 			return corruptSegment(s.logPath, sc.pos, sc.next, err,
 				fmt.Sprintf("a valid batch (offset %d) follows at position %d", h.base, q))
 		}
-		if terr := s.f.Truncate(sc.pos); terr != nil {
+		if terr := f.Truncate(sc.pos); terr != nil {
 			return fmt.Errorf("truncate torn tail: %w", terr)
 		}
 		if !noSync {
-			if serr := s.f.Sync(); serr != nil {
+			if serr := f.Sync(); serr != nil {
 				return serr
 			}
 		}

@@ -275,6 +275,15 @@ func (s *suite) testCommittedOffsets(t *testing.T) {
 	a, b := s.topic(t, "-a"), s.topic(t, "-b")
 	createTopic(t, l, a, 3)
 	createTopic(t, l, b, 3)
+	// Records first, so that every committed offset is within its partition
+	// (the embedded log lowers an offset beyond the end at Open).
+	for _, topic := range []string{a, b} {
+		recs := make([]*intentlog.Record, 100)
+		for i := range recs {
+			recs[i] = keyed(fmt.Sprint("k", i), "v")
+		}
+		appendRecs(t, l, topic, recs)
+	}
 	commit := func(l intentlog.Log, group, topic string, offs map[int32]int64) {
 		t.Helper()
 		if err := l.Commit(ctx, group, topic, offs); err != nil {
