@@ -2,10 +2,10 @@ package embedded
 
 import (
 	"container/list"
-	"io/fs"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
