@@ -277,7 +277,7 @@ func (p *partition) writeFailed(f vfs.File, seg *segment, pos int64, err error) 
 		return p.setBroken(fmt.Errorf("%w: write %s at %d: %w; truncating back failed: %v",
 			intentlog.ErrStorage, seg.logPath, pos, err, terr))
 	}
-	err = storageErr(fmt.Errorf("write %s at %d: %w", seg.logPath, pos, err))
+	err = storageErr(fmt.Errorf("at position %d: %w", pos, err))
 	if errors.Is(err, intentlog.ErrNoSpace) {
 		return p.setNoSpace(err)
 	}
