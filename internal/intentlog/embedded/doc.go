@@ -3,11 +3,15 @@
 //
 // # Layout
 //
-//	dir/#lock                             flock'd while a Log has dir open
+//	dir/#lock                             flock'd while a Log (or Repair) has dir open
+//	dir/#space-probe.tmp                  written and removed while the disk is full
 //	dir/<topic>/meta                      JSON: partition count and TopicOptions
 //	dir/<topic>/<partition>/<base>.log    record batches; <base> is the segment's
 //	                                      first offset, 20 digits
-//	dir/<topic>/<partition>/<base>.idx    the segment's sparse index
+//	dir/<topic>/<partition>/<base>.idx    a sealed segment's sparse index
+//	dir/<topic>/<partition>/#lost         JSON: offset ranges a repair removed
+//	dir/<topic>/<partition>/#quarantine-<base>-<position>
+//	                                      damaged bytes a repair moved out
 //	dir/<topic>/offsets/<group>           a consumer group's committed offsets
 //
 // Topic and group names match [A-Za-z0-9._-]+ (not "." or "..", at most 249
@@ -22,8 +26,10 @@
 // a length and a CRC-32C; batch.go documents the format byte by byte. The
 // .idx file holds an entry (relative offset, file position, timestamp) for
 // the first batch of the segment and then every IndexIntervalBytes of log;
-// index.go documents it. Readers and OffsetForTime binary-search the index,
-// then walk batches from there.
+// index.go documents it. The active segment's index lives in memory; it is
+// written to the .idx once, when the segment is sealed (never fsync'd:
+// Open verifies it and rebuilds it when wrong). Readers and OffsetForTime
+// binary-search the index, then walk batches from there.
 //
 // # Group commit
 //
@@ -42,18 +48,38 @@
 //
 // # Recovery
 //
-// Open takes the directory lock, then for every partition: sealed segments
-// (all but the last) are trusted but their index is verified (monotonic, in
-// bounds, its last entry matching the batch it points at, and a framing walk
-// from there reaching the end of the file); a bad index is rebuilt from a
-// framing walk. The active (last) segment is read completely, checking every
-// batch's CRC, records and offsets; the file is truncated at the first torn
-// or corrupt batch (logged once with the position, bytes dropped and offset)
-// and its index is rebuilt. Since an Append returns only after its batch was
-// fsync'd, and a crash can only tear what was written after the last fsync,
-// truncation never drops an acknowledged record. A corrupt batch inside a
-// sealed segment does not stop Open: readers reaching it get an error
-// wrapping intentlog.ErrCorrupt that names the file and position.
+// Open makes its directory durable in its parent, takes the directory lock,
+// then for every partition: sealed segments (all but the last) are trusted
+// but their index is verified (monotonic, in bounds, its last entry
+// matching the batch it points at, and a framing walk from there reaching
+// the end of the file); a bad index is rebuilt from a framing walk. The
+// active (last) segment is read completely, checking every batch's CRC,
+// records and offsets, and its index is rebuilt in memory.
+//
+// Corruption is not a torn tail. The writer writes one batch and fsyncs it
+// before it writes the next, so a crash can only tear the last batch: when
+// the active segment's first bad batch has no valid batch after it, it is a
+// torn tail, never acknowledged, and the file is truncated there (logged
+// with the position, bytes dropped and offset). When a valid batch follows
+// the bad one, the bytes were damaged at rest: Open refuses to start with an
+// error wrapping intentlog.ErrCorrupt that names the file, the position,
+// the offset and the fix (RepairHint). So does framing damage found in a
+// sealed segment, and a sealed segment that ends before the next one starts
+// (a lost file or lost bytes), unless the gap is listed in the partition's
+// #lost file. CRC damage inside a sealed segment (whose batches Open does
+// not read) is found by readers, whose error wraps ErrCorrupt and names
+// file, position and RepairHint.
+//
+// Repair (`wail log repair DATA_DIR`) checks every batch, moves each damaged
+// region to a #quarantine file, gives the valid batches after it a segment
+// file of their own, and records the lost offsets in #lost. Readers skip a
+// gap between segments: Next returns no records and a moved Position.
+//
+// Then Open compares every consumer group's committed offsets with the
+// recovered ends: an offset beyond the end (the log lost its tail after the
+// group read it) is lowered to the end, durably, with an error log line and
+// an entry in Warnings, so that records appended later, which reuse those
+// offsets, are not skipped.
 //
 // # Reading
 //
@@ -62,9 +88,9 @@
 // then reads with ReadAt without any lock, so it runs concurrently with the
 // writer and only ever sees fsync'd bytes. At the end of the partition it
 // blocks on the notify channel (and its context, Reader.Close and
-// Log.Close). Retention removes segments from the list at once but closes a
-// segment's file only when its last reader lets go; a reader whose position
-// fell below the new start gets ErrOffsetOutOfRange.
+// Log.Close). Retention removes segments from the list at once but deletes
+// a segment's file only when its last reader lets go; a reader whose
+// position fell below the new start gets ErrOffsetOutOfRange.
 //
 // # Retention
 //
@@ -86,11 +112,54 @@
 //
 // In practice only Log.createMu -> Log.mu is ever nested; partition.qmu and
 // partition.mu are never held during file I/O. The active segment's file
-// position and .idx file belong to the writer goroutine alone.
+// position belongs to the writer goroutine alone. fileCache.mu is a leaf
+// (taken with none of the above held). No goroutine holds two segment files
+// at once, so waiting for the file budget cannot deadlock.
+//
+// # Filesystem seam
+//
+// Every file operation goes through Options.FS (package vfs): the operating
+// system by default; in tests an ErrorFS that injects ENOSPC or EIO at
+// chosen operations, or a MemFS that simulates a power loss by dropping
+// every byte and directory entry not fsync'd (TestCrashDropsUnsynced).
+//
+// # Storage errors
+//
+// A full disk (ENOSPC, EDQUOT) on a batch write or a segment roll fails the
+// batch's Appends with an error wrapping intentlog.ErrNoSpace; the part of
+// the batch that reached the file is truncated away (readers never saw it:
+// they stop at the published size) and the end offset does not move. The
+// partition keeps trying: the next Append writes at the same position. A
+// probe file written every SpaceProbeInterval clears the condition once
+// space returns, so that Health recovers even when nobody appends.
+//
+// Any failed fsync of a segment (ENOSPC included), any other write error
+// and a failed truncate break the partition: its Appends fail with
+// ErrStorage until the log is reopened (wail restarts). After a failed
+// fsync the kernel may have dropped the dirty pages and forgotten the
+// error, so the file cannot be trusted in this process; PostgreSQL and
+// Kafka halt on it too. Only the batch being written is affected: every
+// acknowledged one was fsync'd before. A failed commit of offsets or
+// creation of a topic returns ErrNoSpace or ErrStorage and changes nothing
+// (the files are replaced atomically).
+//
+// Health returns nil, or the worst condition (ErrStorage before
+// ErrNoSpace) with the number of partitions affected and the first one;
+// Options.OnHealth is called whenever it changes.
+//
+// # Descriptors
+//
+// Segment files are opened when read or written and kept in an LRU of at
+// most Options.MaxOpenFiles (default: a quarter of the soft RLIMIT_NOFILE,
+// between 64 and 4096); when all are in use the next reader or writer
+// waits. Nothing else holds a descriptor for long: .idx, meta and offsets
+// files are opened, written and closed. A segment retention deletes while
+// a reader uses it is deleted when that reader lets go.
 //
 // # Goroutines
 //
-// One writer per partition and one retention ticker, all in one WaitGroup.
+// One writer per partition, one retention ticker and one space prober, all
+// in one WaitGroup.
 // Close marks the log closed, wakes blocked readers, stops the writers (each
 // finishes its current batch, then fails what is still queued with
 // ErrClosed), waits for them and closes every file.
