@@ -53,14 +53,13 @@ func TestCrashDropsUnsynced(t *testing.T) {
 	run.cond = sync.NewCond(&run.mu)
 	opts := Options{SegmentBytes: 2 << 10, IndexIntervalBytes: 256, RetentionCheckInterval: -1,
 		Logger: slog.New(slog.DiscardHandler)}
-	total := 0
 	for round := range rounds {
 		opts.FS = fsys
 		l := openLog(t, "/log", opts)
 		if err := l.CreateTopic(context.Background(), testTopic, parts, intentlog.TopicOptions{}); err != nil {
 			t.Fatalf("round %d: CreateTopic: %v", round, err)
 		}
-		total = run.check(t, l, parts, round)
+		run.check(t, l, parts, round)
 
 		var wg sync.WaitGroup
 		for w := range writers {
@@ -86,7 +85,7 @@ func TestCrashDropsUnsynced(t *testing.T) {
 	opts.FS = fsys
 	l := openLog(t, "/log", opts)
 	defer l.Close()
-	total = run.check(t, l, parts, rounds)
+	total := run.check(t, l, parts, rounds)
 	t.Logf("%d rounds, %d acknowledged records intact, %d records in all", rounds, len(run.acks), total)
 }
 

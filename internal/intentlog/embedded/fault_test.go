@@ -25,13 +25,14 @@ func (h *healthLog) report(err error) {
 	h.mu.Unlock()
 }
 
-func (h *healthLog) last() (error, int) {
+// last returns how many calls there were and the last one's error.
+func (h *healthLog) last() (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.calls) == 0 {
-		return nil, 0
+		return 0, nil
 	}
-	return h.calls[len(h.calls)-1], len(h.calls)
+	return len(h.calls), h.calls[len(h.calls)-1]
 }
 
 // tryAppend appends one record and returns the error.
@@ -99,7 +100,7 @@ func TestDiskFull(t *testing.T) {
 			if err := l.Health(); !errors.Is(err, intentlog.ErrNoSpace) {
 				t.Fatalf("Health() = %v, want ErrNoSpace", err)
 			}
-			if err, n := h.last(); !errors.Is(err, intentlog.ErrNoSpace) || n != 1 {
+			if n, err := h.last(); !errors.Is(err, intentlog.ErrNoSpace) || n != 1 {
 				t.Fatalf("OnHealth last called with %v (%d calls), want ErrNoSpace once", err, n)
 			}
 			if _, end, _ := l.Bounds(context.Background(), testTopic, 0); end != end0 {
@@ -114,7 +115,7 @@ func TestDiskFull(t *testing.T) {
 			efs.Clear()
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) { // OnHealth follows Health closely
-				if err, n := h.last(); err == nil && n > 1 && l.Health() == nil {
+				if n, err := h.last(); err == nil && n > 1 && l.Health() == nil {
 					break
 				}
 				time.Sleep(time.Millisecond)
@@ -122,7 +123,7 @@ func TestDiskFull(t *testing.T) {
 			if err := l.Health(); err != nil {
 				t.Fatalf("Health() = %v after space returned, want nil", err)
 			}
-			if err, n := h.last(); err != nil || n != 2 {
+			if n, err := h.last(); err != nil || n != 2 {
 				t.Fatalf("OnHealth last called with %v (%d calls), want nil as the second call", err, n)
 			}
 			more := appendBatch(t, l, "c", 3)
@@ -181,7 +182,7 @@ func TestStorageErrorBreaksPartition(t *testing.T) {
 			if err := l.Health(); !errors.Is(err, intentlog.ErrStorage) || errors.Is(err, intentlog.ErrNoSpace) {
 				t.Fatalf("Health() = %v; want ErrStorage", err)
 			}
-			if err, _ := h.last(); !errors.Is(err, intentlog.ErrStorage) {
+			if _, err := h.last(); !errors.Is(err, intentlog.ErrStorage) {
 				t.Fatalf("OnHealth last called with %v", err)
 			}
 			mustBlockNext(t, r)

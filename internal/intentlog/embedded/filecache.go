@@ -134,13 +134,6 @@ func (c *fileCache) evict(room int) {
 	}
 }
 
-// openFiles returns how many segment files are open.
-func (c *fileCache) openFiles() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.open
-}
-
 // defaultMaxOpenFiles is a quarter of the soft RLIMIT_NOFILE (raise it
 // first: see vfs.RaiseOpenFileLimit), between 64 and 4096; 256 when the
 // limit is unknown. The rest is left to the store, connections and the
