@@ -9,8 +9,15 @@ import (
 )
 
 func openEmbedded(t *testing.T) Backends {
+	b, _ := openEmbeddedWith(t, embedded.Options{})
+	return b
+}
+
+// openEmbeddedWith opens the embedded log with opts, and Pebble, in a
+// temporary data directory.
+func openEmbeddedWith(t *testing.T, opts embedded.Options) (Backends, *embedded.Log) {
 	dir := t.TempDir()
-	log, err := embedded.Open(filepath.Join(dir, "log"), embedded.Options{})
+	log, err := embedded.Open(filepath.Join(dir, "log"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +29,7 @@ func openEmbedded(t *testing.T) Backends {
 		log.Close()
 		st.Close()
 	})
-	return Backends{Log: log, Store: st}
+	return Backends{Log: log, Store: st}, log
 }
 
 func TestInvariantsEmbedded(t *testing.T) {

@@ -2,7 +2,6 @@ package e2etest
 
 import (
 	"errors"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
-	"github.com/wail-cdc/wail/internal/store/pebble"
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
@@ -28,9 +26,8 @@ func TestInvariantsEmbeddedLogDiskFull(t *testing.T) {
 	var health []error
 	var log *embedded.Log
 	open := func(t *testing.T) Backends {
-		dir := t.TempDir()
-		var err error
-		log, err = embedded.Open(filepath.Join(dir, "log"), embedded.Options{
+		var b Backends
+		b, log = openEmbeddedWith(t, embedded.Options{
 			FS: efs, SpaceProbeInterval: 10 * time.Millisecond,
 			OnHealth: func(err error) {
 				mu.Lock()
@@ -38,18 +35,7 @@ func TestInvariantsEmbeddedLogDiskFull(t *testing.T) {
 				mu.Unlock()
 			},
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := pebble.Open(filepath.Join(dir, "store"), pebble.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			log.Close()
-			st.Close()
-		})
-		return Backends{Log: log, Store: st}
+		return b
 	}
 	opts := DefaultOptions()
 	opts.Table = "logdiskfull"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/vfs"
@@ -149,34 +148,25 @@ func (l *Log) reportHealth() {
 // topics.
 const probeName = "#space-probe.tmp"
 
-// spaceLoop probes for free space every SpaceProbeInterval while a
-// partition is out of space, and clears the condition once a probe write of
-// probeBytes succeeds (the next append then tries for real).
-func (l *Log) spaceLoop() {
-	t := time.NewTicker(l.opts.SpaceProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.closing:
-			return
-		case <-t.C:
-		}
-		var full []*partition
-		l.mu.RLock()
-		for _, t := range l.topics {
-			for _, p := range t.parts {
-				if _, s := p.condition(); s != nil {
-					full = append(full, p)
-				}
+// probeWhileFull, called every SpaceProbeInterval, probes for free space
+// while a partition is out of space, and clears the condition once a probe
+// write of probeBytes succeeds (the next append then tries for real).
+func (l *Log) probeWhileFull() {
+	var full []*partition
+	l.mu.RLock()
+	for _, t := range l.topics {
+		for _, p := range t.parts {
+			if _, s := p.condition(); s != nil {
+				full = append(full, p)
 			}
 		}
-		l.mu.RUnlock()
-		if len(full) == 0 || l.probeSpace() != nil {
-			continue
-		}
-		for _, p := range full {
-			p.clearNoSpace()
-		}
+	}
+	l.mu.RUnlock()
+	if len(full) == 0 || l.probeSpace() != nil {
+		return
+	}
+	for _, p := range full {
+		p.clearNoSpace()
 	}
 }
 

@@ -178,9 +178,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		l.startWriters(t)
 	}
 	if opts.RetentionCheckInterval > 0 {
-		l.wg.Go(l.retentionLoop)
+		l.wg.Go(func() { l.every(opts.RetentionCheckInterval, l.enforceRetention) })
 	}
-	l.wg.Go(l.spaceLoop)
+	l.wg.Go(func() { l.every(opts.SpaceProbeInterval, l.probeWhileFull) })
 	return l, nil
 }
 

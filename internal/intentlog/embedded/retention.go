@@ -6,17 +6,16 @@ import (
 	"time"
 )
 
-// retentionLoop applies retention to every partition every
-// RetentionCheckInterval until Close.
-func (l *Log) retentionLoop() {
-	t := time.NewTicker(l.opts.RetentionCheckInterval)
+// every calls fn every interval until Close.
+func (l *Log) every(interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-l.closing:
 			return
 		case <-t.C:
-			l.enforceRetention()
+			fn()
 		}
 	}
 }
