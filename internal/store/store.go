@@ -20,6 +20,15 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrNotApplied: an Apply that failed definitely did not take effect
+	// and never will: it was never sent, or the database answered that it
+	// rolled the write back (an error in the statement, its own lock or
+	// statement timeout, a deadlock that outlasted the retries). Apply
+	// wraps it only when it is sure. Any other Apply error leaves the
+	// outcome unknown (the caller's deadline, a connection lost mid-write):
+	// the write may have committed, or may still commit until the bound
+	// the database puts on it (see Store.Apply) runs out.
+	ErrNotApplied = errors.New("write not applied")
 )
 
 // Mutation is one conditional write: it takes effect only if Version is
@@ -65,6 +74,12 @@ type Store interface {
 	CreateTable(ctx context.Context, table string) error
 	// Apply writes mutations conditionally (last writer wins on version).
 	// Mutations may be applied in any order; one Outcome per mutation.
+	// On error the outcome is unknown unless the error wraps ErrNotApplied.
+	// A store whose writes can outlive the call (a database that goes on
+	// with a statement its client gave up on) bounds the write inside the
+	// database by ctx's deadline, so that it cannot commit after it; what
+	// such a bound cannot cover (the delay before the statement starts, a
+	// slow commit) is documented by the store.
 	Apply(ctx context.Context, table string, muts []Mutation) ([]Outcome, error)
 	// Get reads a key at a consistency level; found is false for keys never
 	// written. A tombstone is found, with Deleted set. Get must never return

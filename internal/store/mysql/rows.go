@@ -6,7 +6,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqlstore"
@@ -54,7 +57,9 @@ func (s *Store) upsertSQL(ident string, n int) string {
 }
 
 // Apply writes muts conditionally (last writer wins on version); see the
-// package comment for the statement and the transaction around it.
+// package comment for the statement, the transaction around it and the
+// bound on it. Errors wrap store.ErrNotApplied when the write did not
+// commit for sure: every error before the COMMIT was sent.
 func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	out, err := s.apply(ctx, table, muts)
 	if err != nil {
@@ -65,17 +70,17 @@ func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) 
 
 func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	if s.closed.Load() {
-		return nil, store.ErrClosed
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, store.ErrClosed)
 	}
 	if store.ValidateTableName(table) != nil {
-		return nil, store.ErrUnknownTable
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, store.ErrUnknownTable)
 	}
 	if len(muts) == 0 {
 		return []store.Outcome{}, nil
 	}
 	b, err := sqlstore.NewBatch(muts, keyHash)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
 	ident := quote(tableName(table))
 	applied := make([]bool, len(b.Keys))
@@ -84,14 +89,34 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 		s.log.Debug("mysql apply retried", "table", table, "attempt", attempt, "err", err)
 	}}
 	write := func() error { return s.applyTx(ctx, ident, b, applied, stored) }
-	if err := retry.Run(ctx, write, func(err error) error { return s.tableErr(ctx, table, err) }); err != nil {
+	if err := retry.Run(ctx, write, func(err error) error { return s.writeErr(ctx, table, err) }); err != nil {
 		return nil, err
 	}
 	return b.Outcomes(muts, applied, stored), nil
 }
 
+// writeErr classifies the error of a write (see tableErr) and wraps
+// store.ErrNotApplied unless the COMMIT was sent.
+func (s *Store) writeErr(ctx context.Context, table string, err error) error {
+	classified := s.tableErr(ctx, table, err)
+	var unknown commitErr
+	if errors.As(err, &unknown) {
+		return classified
+	}
+	return fmt.Errorf("%w: %w", store.ErrNotApplied, classified)
+}
+
+// commitErr is an error of the COMMIT: the transaction may have committed.
+type commitErr struct{ err error }
+
+func (e commitErr) Error() string { return "commit: " + e.err.Error() }
+func (e commitErr) Unwrap() error { return e.err }
+
 // applyTx runs one batch in a transaction: read the versions, write,
-// read them again under the write's locks.
+// read them again under the write's locks. The write is bounded inside
+// the server by ctx's deadline (see sqlstore.Budget and bound). Nothing
+// commits before the COMMIT, which is sent only while ctx has time left:
+// every error before it means the write did not happen.
 func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool, stored []uint64) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -110,7 +135,11 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 		for j := lo; j < hi; j++ {
 			args = append(args, b.LockKeys[j], b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j])
 		}
-		if _, err := tx.ExecContext(qctx, s.upsertSQL(ident, hi-lo), args...); err != nil {
+		bounded, err := s.bound(qctx, tx, s.upsertSQL(ident, hi-lo))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(qctx, bounded, args...); err != nil {
 			return err
 		}
 	}
@@ -118,8 +147,11 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 	if err := s.readVersions(qctx, tx, ident, b, " FOR UPDATE", after); err != nil {
 		return err
 	}
+	if err := qctx.Err(); err != nil {
+		return err // the COMMIT is not sent
+	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return commitErr{err}
 	}
 	for j, v := range b.Versions {
 		// Holding v now, and not before: this batch wrote it (or a writer
@@ -128,6 +160,24 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 		stored[j] = uint64(after[j])
 	}
 	return nil
+}
+
+// bound returns the write statement q bounded by the time ctx has left
+// (sqlstore.Budget): on MariaDB with SET STATEMENT max_statement_time and
+// innodb_lock_wait_timeout for q alone; MySQL 8 has no statement timeout
+// for writes, so it sets the session's innodb_lock_wait_timeout (whole
+// seconds, rounded up) before q, which bounds its lock waits only.
+func (s *Store) bound(ctx context.Context, tx *sql.Tx, q string) (string, error) {
+	budget, err := sqlstore.Budget(ctx, time.Now())
+	if err != nil || budget == 0 {
+		return q, err
+	}
+	lockWait := int64(math.Ceil(budget.Seconds()))
+	if s.dialect == DialectMySQL8 {
+		_, err := tx.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = "+strconv.FormatInt(lockWait, 10))
+		return q, err
+	}
+	return fmt.Sprintf("SET STATEMENT max_statement_time=%.6f, innodb_lock_wait_timeout=%d FOR %s", budget.Seconds(), lockWait, q), nil
 }
 
 // readVersions fills versions[j] with the stored version of entry j (-1

@@ -88,6 +88,7 @@ func TestSQL(t *testing.T) {
 		},
 		DSN:      func(addr string) string { return "wail:wail@tcp(" + addr + ")/wail" },
 		MaxIdent: maxIdent,
+		Locker:   sqltest.MySQLLocker,
 	})
 }
 

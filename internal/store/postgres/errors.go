@@ -70,3 +70,43 @@ func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == codeDeadlock || pgErr.Code == codeSerializationFailure)
 }
+
+// notSent is an error that came before the write was sent (no connection,
+// no time left): the write did not happen.
+type notSent struct{ err error }
+
+func (e notSent) Error() string { return e.err.Error() }
+func (e notSent) Unwrap() error { return e.err }
+
+// definite reports whether err of a write says that it did not commit and
+// will not: it was never sent, or PostgreSQL answered with an ERROR, which
+// rolls the write's transaction back (its own statement or lock timeout
+// included). Anything else (FATAL or PANIC, which end the session and can
+// come after the commit; a connection lost; the caller's deadline, after
+// which pgx closes the connection and the statement may still run) leaves
+// the outcome unknown.
+func definite(err error) bool {
+	var ns notSent
+	if errors.As(err, &ns) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		sev := pgErr.SeverityUnlocalized
+		if sev == "" {
+			sev = pgErr.Severity
+		}
+		return sev == "ERROR"
+	}
+	return false
+}
+
+// writeErr classifies the error of a write (see tableErr) and wraps
+// store.ErrNotApplied when it is definite.
+func (s *Store) writeErr(ctx context.Context, table string, err error) error {
+	classified := s.tableErr(ctx, table, err)
+	if definite(err) {
+		return fmt.Errorf("%w: %w", store.ErrNotApplied, classified)
+	}
+	return classified
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -29,8 +31,15 @@ func versionsSQL(ident string) string {
  WHERE kh IN (SELECT sha256(k) FROM unnest($1::bytea[]) AS u(k))`
 }
 
+// boundSQL bounds the statement after it, in the same implicit
+// transaction of a batch: set_config(..., true) is local to the
+// transaction, and PostgreSQL arms statement_timeout for each statement
+// of a pipeline as it starts, with the value set then.
+const boundSQL = `SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)`
+
 // Apply writes muts conditionally (last writer wins on version); see the
-// package comment for the statement.
+// package comment for the statement and the bound on it. Errors wrap
+// store.ErrNotApplied when the write did not commit for sure.
 func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	out, err := s.apply(ctx, table, muts)
 	if err != nil {
@@ -41,17 +50,17 @@ func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) 
 
 func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	if s.closed.Load() {
-		return nil, store.ErrClosed
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, store.ErrClosed)
 	}
 	if store.ValidateTableName(table) != nil {
-		return nil, store.ErrUnknownTable
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, store.ErrUnknownTable)
 	}
 	if len(muts) == 0 {
 		return []store.Outcome{}, nil
 	}
 	b, err := sqlstore.NewBatch(muts, nil) // sorted by key
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
 	ident := tableIdent(table)
 	applied := make([]bool, len(b.Keys))
@@ -62,23 +71,54 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 		clear(applied) // of a run that failed
 		return s.applyOnce(ctx, ident, b, applied)
 	}
-	if err := retry.Run(ctx, write, func(err error) error { return s.tableErr(ctx, table, err) }); err != nil {
+	if err := retry.Run(ctx, write, func(err error) error { return s.writeErr(ctx, table, err) }); err != nil {
 		return nil, err
 	}
 	stored := make([]uint64, len(b.Keys))
 	if slices.Contains(applied, false) {
 		if err := s.storedVersions(ctx, ident, b, applied, stored); err != nil {
-			return nil, s.tableErr(ctx, table, err)
+			// The write committed: this error must not say otherwise.
+			return nil, fmt.Errorf("the write committed, reading the versions it lost to failed: %w", s.tableErr(ctx, table, err))
 		}
 	}
 	return b.Outcomes(muts, applied, stored), nil
 }
 
-// applyOnce runs the statement and marks the entries RETURNING names.
+// applyOnce runs the statement, bounded inside PostgreSQL by ctx's
+// deadline (see sqlstore.Budget), and marks the entries RETURNING names.
+// It is one round trip: a batch (one implicit transaction) of boundSQL and
+// the statement.
 func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rows, err := s.primary.Query(qctx, applySQL(ident), b.Keys, b.Values, b.Versions, b.Deleted)
+	conn, err := s.primary.Acquire(qctx)
+	if err != nil {
+		return notSent{err}
+	}
+	defer conn.Release()
+	// The bound is taken once a connection is at hand: the time spent
+	// waiting for one does not count against the database's budget.
+	budget, err := sqlstore.Budget(qctx, time.Now())
+	if err != nil {
+		return notSent{err}
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(boundSQL, strconv.FormatInt(max(budget.Milliseconds(), 1), 10))
+	batch.Queue(applySQL(ident), b.Keys, b.Values, b.Versions, b.Deleted)
+	br := conn.SendBatch(qctx, batch)
+	if err := readApplied(br, b, applied); err != nil {
+		_ = br.Close()
+		return err
+	}
+	return br.Close() // the commit's outcome
+}
+
+// readApplied reads the results of the batch of applyOnce.
+func readApplied(br pgx.BatchResults, b *sqlstore.Batch, applied []bool) error {
+	if _, err := br.Exec(); err != nil {
+		return err
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return err
 	}

@@ -70,5 +70,6 @@ func TestSQL(t *testing.T) {
 		},
 		DSN:      func(addr string) string { return "postgres://wail:wail@" + addr + "/wail?sslmode=disable" },
 		MaxIdent: maxIdent,
+		Locker:   sqltest.PostgresLocker,
 	})
 }

@@ -2,7 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // Retry is how a SQL store runs a write that can lose a lock race (a
@@ -20,8 +23,9 @@ type Retry struct {
 
 // Run runs write until it returns nil or an error Retryable rejects, or
 // has run Attempts times. It returns nil, write's last error passed
-// through fail (the store's classification), or ctx's error as it is when
-// ctx ends during a wait.
+// through fail (the store's classification), or ctx's error when ctx ends
+// during a wait: then the last run lost its race, nothing is in flight,
+// and the error wraps store.ErrNotApplied.
 func (r Retry) Run(ctx context.Context, write func() error, fail func(error) error) error {
 	for attempt := 1; ; attempt++ {
 		err := write()
@@ -34,8 +38,8 @@ func (r Retry) Run(ctx context.Context, write func() error, fail func(error) err
 		if r.Retried != nil {
 			r.Retried(attempt, err)
 		}
-		if err := Sleep(ctx, time.Duration(attempt)*time.Millisecond); err != nil {
-			return err
+		if serr := Sleep(ctx, time.Duration(attempt)*time.Millisecond); serr != nil {
+			return fmt.Errorf("%w: %w (after %d runs that lost lock races, the last: %v)", store.ErrNotApplied, serr, attempt, err)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 func TestRetry(t *testing.T) {
@@ -48,6 +50,9 @@ func TestRetry(t *testing.T) {
 			var last error
 			fail := func(err error) error { last = err; return failed }
 			err := r.Run(ctx, write, fail)
+			if tc.cancelled && !errors.Is(err, store.ErrNotApplied) {
+				t.Errorf("Run = %v: ctx ended while nothing was in flight, want store.ErrNotApplied", err)
+			}
 			if !errors.Is(err, tc.want) || runs != tc.wantRuns {
 				t.Errorf("Run = %v after %d runs, want %v after %d", err, runs, tc.want, tc.wantRuns)
 			}

@@ -1,7 +1,8 @@
 // The suite the SQL stores (postgres, mysql) pass besides storetest's:
 // what a SQL store must get right beyond the store.Store contract, namely
 // hostile and long table names, the versions it reports, replicas as read
-// levels, Check, and servers that are down. A store's test calls Run with a
+// levels, Check, servers that are down, and writes bounded inside the
+// database by the caller's deadline. A store's test calls Run with a
 // Config that opens fresh, empty stores (a new database or schema each) and
 // says what differs between the databases.
 
@@ -43,6 +44,8 @@ type Config[S Store] struct {
 	DSN func(addr string) string
 	// MaxIdent is the database's longest identifier, in bytes.
 	MaxIdent int
+	// Locker opens another session on dsn that locks rows of a wail table.
+	Locker func(t testing.TB, dsn, table string) RowLocker
 }
 
 // Run runs the suite; each test opens its own stores.
@@ -58,6 +61,7 @@ func Run[S Store](t *testing.T, c Config[S]) {
 		{"Current", testCurrent[S]},
 		{"Closed", testClosed[S]},
 		{"Unavailable", testUnavailable[S]},
+		{"WriteBound", testWriteBound[S]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,108 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
+)
+
+func TestDefinite(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"an ERROR rolls the transaction back", &pgconn.PgError{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: "57014"}, true},
+		{"a localized ERROR", &pgconn.PgError{Severity: "ERROR", Code: "55P03"}, true},
+		{"FATAL can follow the commit", &pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01"}, false},
+		{"PANIC", &pgconn.PgError{SeverityUnlocalized: "PANIC"}, false},
+		{"never sent", notSent{context.DeadlineExceeded}, true},
+		{"wrapped", fmt.Errorf("x: %w", notSent{io.EOF}), true},
+		{"the caller's deadline mid-write", context.DeadlineExceeded, false},
+		{"the connection lost", io.ErrUnexpectedEOF, false},
+	}
+	for _, tc := range tests {
+		if got := definite(tc.err); got != tc.want {
+			t.Errorf("%s: definite(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestWriteBoundIsLocal: the bound a write sets lives only as long as its
+// transaction: the session (the pool's only connection) is back to no
+// statement or lock timeout after a write that hit it.
+func TestWriteBoundIsLocal(t *testing.T) {
+	t.Parallel()
+	dsn, _ := freshDSNs(t, 0)
+	s, err := Open(context.Background(), Options{DSN: dsn, MaxConns: 1, Logger: quiet})
+	s = sqltest.Closing(t, s, err)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(ctx context.Context, v uint64) error {
+		_, err := s.Apply(ctx, "b", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: v}})
+		return err
+	}
+	if err := apply(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	lk := sqltest.PostgresLocker(t, dsn, "b")
+	if err := lk.Lock(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err = apply(wctx, 2)
+	cancel()
+	if !errors.Is(err, store.ErrNotApplied) {
+		t.Fatalf("write blocked by a lock: %v, want ErrNotApplied", err)
+	}
+	if err := lk.Release(); err != nil {
+		t.Fatal(err)
+	}
+	for _, setting := range []string{"statement_timeout", "lock_timeout"} {
+		var v string
+		if err := s.primary.QueryRow(ctx, "SHOW "+setting).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != "0" {
+			t.Errorf("after the bounded write the session has %s = %s, want 0", setting, v)
+		}
+	}
+}
+
+// TestCancelledWriteIsUnknown: a write the caller gave up on while
+// PostgreSQL still ran it may commit: it is not ErrNotApplied.
+func TestCancelledWriteIsUnknown(t *testing.T) {
+	t.Parallel()
+	dsn, _ := freshDSNs(t, 0)
+	s, err := Open(context.Background(), Options{DSN: dsn, MaxConns: 2, Logger: quiet})
+	s = sqltest.Closing(t, s, err)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "c", []store.Mutation{{Key: []byte("k"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	lk := sqltest.PostgresLocker(t, dsn, "c")
+	if err := lk.Lock(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lk.Release() }()
+	wctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err = s.Apply(wctx, "c", []store.Mutation{{Key: []byte("k"), Version: 2}})
+	if err == nil || errors.Is(err, store.ErrNotApplied) {
+		t.Fatalf("write cancelled while it waited on a lock: %v, want an error of unknown outcome", err)
+	}
+}

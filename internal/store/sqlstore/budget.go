@@ -1,0 +1,41 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Margins of Budget: what is kept back from the time left, so that the
+// database's own timeout fires, and its answer (a definite failure) comes
+// back, before the caller's deadline.
+const (
+	minMargin = 5 * time.Millisecond
+	maxMargin = 250 * time.Millisecond
+)
+
+// Budget returns how long the database may work on a statement of a write
+// that must be over by ctx's deadline: the time left less a margin (a
+// tenth of it, within 5 ms and 250 ms) for the answer to come back. It
+// fails, wrapping store.ErrNotApplied, when no more than the margin is
+// left: such a statement must not be sent. Without a deadline it returns
+// 0 (no bound).
+//
+// A SQL store tells the database to stop the statement after Budget (a
+// statement timeout, a lock wait timeout), so the write cannot commit
+// after ctx's deadline, give or take the delay before the statement
+// starts at the server and the commit's own time.
+func Budget(ctx context.Context, now time.Time) (time.Duration, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return 0, nil
+	}
+	left := deadline.Sub(now)
+	margin := min(max(left/10, minMargin), maxMargin)
+	if left <= margin {
+		return 0, fmt.Errorf("%w: %s left before the deadline, too little to send the write", store.ErrNotApplied, left.Round(time.Millisecond))
+	}
+	return left - margin, nil
+}

@@ -1,0 +1,70 @@
+package sqltest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// testWriteBound: a write that waits on a row lock another session holds
+// is stopped by the database itself before the caller's deadline, and
+// Apply says it was not applied (store.ErrNotApplied): it must not commit
+// when the lock goes away later. The bound is the write's own: the next
+// write, with time enough, waits for the lock and succeeds.
+func testWriteBound[S Store](t *testing.T, c Config[S]) {
+	dsn, _ := c.Fresh(t, 0)
+	s := c.open(t, dsn, nil, 0)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "wb"); err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("k")
+	apply := func(ctx context.Context, v uint64) error {
+		_, err := s.Apply(ctx, "wb", []store.Mutation{{Key: key, Value: []byte("v"), Version: v}})
+		return err
+	}
+	if err := apply(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	lk := c.Locker(t, dsn, "wb")
+	if err := lk.Lock(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	const deadline = 400 * time.Millisecond
+	wctx, cancel := context.WithTimeout(ctx, deadline)
+	start := time.Now()
+	err := apply(wctx, 2)
+	took := time.Since(start)
+	cancel()
+	if err == nil || !errors.Is(err, store.ErrNotApplied) || took >= deadline {
+		t.Fatalf("a write blocked by a row lock: %v after %s; want store.ErrNotApplied before the %s deadline", err, took, deadline)
+	}
+	t.Logf("a write blocked by a row lock failed after %s: %v", took.Round(time.Millisecond), err)
+	if err := lk.Release(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a write still queued would commit now
+	if row, _, err := s.Get(ctx, "wb", key, store.Level(len(s.Levels())-1)); err != nil || row.Version != 1 {
+		t.Fatalf("after the lock was released the key holds version %d (%v), want 1: the write committed after it failed", row.Version, err)
+	}
+
+	if err := lk.Lock(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		done <- apply(wctx, 3)
+	}()
+	time.Sleep(2 * deadline) // longer than the first write's bound
+	if err := lk.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a write with time to wait for the lock: %v", err)
+	}
+}
