@@ -127,9 +127,13 @@ func (s *Server) open() error {
 	if err := s.observeLoggedVersions(ctx, clock); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, proxy.Limits{
+	limits := proxy.Limits{
 		MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatch: cfg.Limits.MaxBatchMutations,
-	}, proxy.NewMetrics(s.registry))
+	}
+	if bus, ok := s.log.(proxy.RecordLimiter); ok {
+		limits.Bus = bus // values whose events would not fit the bus are refused
+	}
+	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry))
 	rc := cfg.Resolver
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
 		Group: rc.Group, Concurrency: rc.Concurrency, FirstReadDelay: rc.FirstReadDelay, BackoffMin: rc.BackoffMin, BackoffMax: rc.BackoffMax,

@@ -32,6 +32,8 @@ type Log struct {
 	closed  bool
 	parts   map[string]int32 // partition counts seen in metadata
 	readers map[*reader]struct{}
+
+	limits recordLimits // max.message.bytes of topics (limits.go)
 }
 
 // Open returns a Log on the brokers of opts. It does not contact them: the
@@ -130,6 +132,7 @@ func (l *Log) CreateTopic(ctx context.Context, topic string, partitions int32, o
 	if err := l.awaitTopic(ctx, topic, partitions); err != nil {
 		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
 	}
+	_, _ = l.maxMessageBytes(ctx, topic) // for RecordLimit; a failure is logged there
 	return nil
 }
 

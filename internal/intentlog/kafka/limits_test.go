@@ -1,0 +1,82 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// recordSize is the size of r encoded as the only record of a Kafka record
+// batch (timestamp and offset deltas 0): what RecordLimit counts.
+func recordSize(r *intentlog.Record) int {
+	v := func(n int) int { return len(binary.AppendVarint(nil, int64(n))) }
+	body := 1 + 1 + 1 + v(len(r.Key)) + len(r.Key) + v(len(r.Value)) + len(r.Value) + v(len(r.Headers))
+	for _, h := range r.Headers {
+		body += v(len(h.Key)) + len(h.Key) + v(len(h.Value)) + len(h.Value)
+	}
+	return v(body) + body
+}
+
+// TestRecordLimit: the limit is the smaller of the topic's
+// max.message.bytes and the producer's, less the record batch around the
+// record, and it is safe and tight: a record of exactly that size is
+// written; one byte more is refused by the broker, and a few bytes more by
+// the producer (which counts the batch's length prefix as a 1 to 4 byte
+// uvarint on recent protocol versions; RecordLimit counts 4).
+func TestRecordLimit(t *testing.T) {
+	brokers := realBrokers(t)
+	tests := []struct {
+		name     string
+		topicMax string
+		producer int32
+		source   string
+		over     int // the smallest excess refused
+	}{
+		{"topic", "1048576", 4 << 20, "max.message.bytes=1048576 of Kafka topic", 1},
+		{"producer", "8388608", 1 << 20, "producer's limit of 1048576 bytes", 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l := openLog(t, brokers, func(o *Options) {
+				o.MaxMessageBytes = tc.producer
+				o.TopicConfigs = map[string]string{"max.message.bytes": tc.topicMax}
+			})
+			j := newJanitor(t, brokers)
+			log := tracked{l, j}
+			ctx := testCtx(t, time.Minute)
+			topic := topicName("limit")
+			if err := log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			limit, source, err := l.RecordLimit(ctx, topic)
+			if err != nil || !strings.Contains(source, tc.source) {
+				t.Fatalf("RecordLimit = %d, %q, %v; want the source to name %q", limit, source, err, tc.source)
+			}
+			rec := func(extra int) *intentlog.Record {
+				r := &intentlog.Record{Key: []byte("k"), Headers: []intentlog.Header{{Key: "h", Value: []byte("v")}}}
+				r.Value = make([]byte, limit-recordSize(r)) // roughly; the varint of the length grows
+				for recordSize(r) > limit {
+					r.Value = r.Value[:len(r.Value)-1]
+				}
+				for recordSize(r) < limit+extra {
+					r.Value = append(r.Value, 0)
+				}
+				return r
+			}
+			if r := rec(0); recordSize(r) != limit {
+				t.Fatalf("cannot build a record of exactly %d bytes", limit)
+			} else if err := l.Append(ctx, topic, []*intentlog.Record{r}); err != nil {
+				t.Fatalf("a record of exactly the limit (%d bytes): %v", limit, err)
+			}
+			if err := l.Append(ctx, topic, []*intentlog.Record{rec(tc.over)}); !errors.Is(err, intentlog.ErrTooLarge) {
+				t.Fatalf("a record %d bytes over the limit: %v, want ErrTooLarge", tc.over, err)
+			}
+			t.Logf("%s: %d bytes (%s)", tc.name, limit, source)
+		})
+	}
+}
