@@ -10,7 +10,7 @@ import (
 type Metrics struct {
 	mutations    *prometheus.CounterVec
 	intentErrors prometheus.Counter
-	storeErrors  prometheus.Counter
+	storeErrors  *prometheus.CounterVec
 	abortErrors  prometheus.Counter
 	slowAppends  prometheus.Counter
 }
@@ -24,14 +24,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		intentErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_intent_append_errors_total", Help: "Intent log appends that failed.",
 		}),
-		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wail_proxy_store_write_errors_total", Help: "Store writes that failed after the intent was logged.",
-		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wail_proxy_store_write_errors_total",
+			Help: "Store writes that failed, by outcome: not_applied (the store says so; an ABORT follows) or unknown (it may have been stored).",
+		}, []string{"outcome"}),
 		abortErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_abort_append_errors_total", Help: "ABORT intents that could not be logged.",
 		}),
 		slowAppends: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "wail_proxy_slow_intent_appends_total", Help: "Writes refused because the intent append took over half the visibility window.",
+			Name: "wail_proxy_slow_intent_appends_total", Help: "Intent appends that took over half the visibility window (cut off, or refused after it).",
 		}),
 	}
 	if reg != nil {

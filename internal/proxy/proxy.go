@@ -62,6 +62,19 @@ type Limits struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
 	MaxBatch      int
+	// Bus, when set, is the log under the event bus: a value is refused
+	// when its event would not fit a record there (see fitsBus), so that
+	// no write is acknowledged whose event can never be published.
+	Bus RecordLimiter
+}
+
+// RecordLimiter is a log that tells the largest record an Append to a
+// topic takes (the embedded and Kafka logs can).
+type RecordLimiter interface {
+	// RecordLimit returns the largest record, counted with the log's own
+	// per-record framing (not the batch's), that an Append to topic
+	// takes, and what sets that limit, for messages.
+	RecordLimit(ctx context.Context, topic string) (bytes int, source string, err error)
 }
 
 // Mutation is one write.
@@ -110,6 +123,9 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 	var order []string
 	for i := range muts {
 		t, err := p.validate(&muts[i])
+		if err == nil {
+			err = p.fitsBus(ctx, t.Name, &muts[i])
+		}
 		if err != nil {
 			res[i].Err = err
 			continue
@@ -142,49 +158,65 @@ func (p *Proxy) validate(m *Mutation) (catalog.Table, error) {
 	return t, nil
 }
 
+// Deadlines of a write, as fractions of its table's visibility window W,
+// counted from when the proxy begins to log its intents (t0). The resolver
+// gives up on an intent no earlier than W after it saw it, and it cannot
+// see it before t0: a store write must be over, inside the database, by
+// t0 + W. The append may take until t0 + W/2; the store write is bounded
+// (by the store, inside the database) by t0 + 3W/4; the last quarter is
+// the slack for what that bound cannot count (see DESIGN.md, "Ambiguous
+// store writes").
+const (
+	appendShare = 2 // the append ends by t0 + W/appendShare
+	storeNum    = 3 // the store write ends by t0 + storeNum*W/storeDen
+	storeDen    = 4
+)
+
 // writeTable is the write path for the mutations idx of one table:
-// stamp, log the intents, write the store, log ABORTs if the store failed.
+// stamp, log the intents, write the store, log ABORTs if the store
+// definitely did not apply the write.
 func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result) {
 	now := time.Now()
+	w := t.VisibilityWindow
 	recs, smuts := p.stamp(t.Name, muts, idx, res, now)
-	logged := true
-	if err := p.log.Append(ctx, intent.Topic(t.Name), recs); err != nil {
-		logged = false
+	actx, cancel := context.WithDeadline(ctx, now.Add(w/appendShare))
+	err := p.log.Append(actx, intent.Topic(t.Name), recs)
+	cancel()
+	took := time.Since(now)
+	logged := err == nil
+	if !logged {
 		p.metrics.intentErrors.Inc()
-		if t.FailureMode == catalog.Transactional {
-			for _, i := range idx {
-				res[i].Err = fmt.Errorf("%w: the intent log did not take the intent, nothing was written: %v", ErrUnavailable, err)
-			}
-			return
-		}
 	}
-	// The resolver may see the intent as soon as it is durable, which can be
-	// long before the append returns here (a lost acknowledgement, retried
-	// after a broker restart), and gives up after the visibility window.
-	// So the store write must end within one window of the stamp: at most
-	// half of it for the append, half for the store write.
-	if took := time.Since(now); logged && took > t.VisibilityWindow/2 {
+	if took >= w/appendShare {
+		p.metrics.slowAppends.Inc() // cut off at its deadline, or overran it
+	}
+	switch {
+	case !logged && t.FailureMode == catalog.Transactional:
+		for _, i := range idx {
+			res[i].Err = fmt.Errorf("%w: the intent log did not take the intent within half the visibility window (%s), nothing was written; retry: %v",
+				ErrUnavailable, w/appendShare, err)
+		}
+		return
+	case logged && took > w/appendShare && t.FailureMode == catalog.Transactional:
+		// The log overran the deadline it was given: the store write
+		// would get less than its share of the window.
 		for _, i := range idx {
 			res[i].IntentLogged = true
 			res[i].Err = fmt.Errorf("%w: the intent log took %s, over half the visibility window (%s); nothing was written, retry",
-				ErrUnavailable, took.Round(time.Millisecond), t.VisibilityWindow)
+				ErrUnavailable, took.Round(time.Millisecond), w)
 		}
-		p.metrics.slowAppends.Inc()
 		p.abort(t.Name, smuts, now)
 		return
 	}
-	sctx, cancel := context.WithTimeout(ctx, t.VisibilityWindow/2)
+	// An independent table writes the store whatever the append did: an
+	// intent cut off at its deadline may still reach the log later, and
+	// then the resolver reads this write's version like any other, since
+	// the write is over by t0 + W, before the resolver can give up on it.
+	sctx, cancel := context.WithDeadline(ctx, now.Add(w*storeNum/storeDen))
 	outs, err := p.store.Apply(sctx, t.Name, smuts)
 	cancel()
 	if err != nil {
-		p.metrics.storeErrors.Inc()
-		for _, i := range idx {
-			res[i].IntentLogged = logged
-			res[i].Err = fmt.Errorf("%w: the store write failed after the intent was logged (an ABORT intent follows): %v", ErrUnavailable, err)
-		}
-		if logged {
-			p.abort(t.Name, smuts, now)
-		}
+		p.storeFailed(t, smuts, idx, res, logged, now, err)
 		return
 	}
 	for j, i := range idx {
@@ -194,6 +226,36 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 		if !outs[j].Applied {
 			p.clock.Observe(outs[j].Current) // another proxy's clock is ahead: follow it
 		}
+	}
+}
+
+// storeFailed answers the mutations idx of a store write that failed. An
+// ABORT intent is logged only when the store says that the write did not
+// and will not commit (store.ErrNotApplied): the resolver then settles the
+// intents at once. Otherwise the outcome is unknown and the resolver must
+// keep reading until the visibility window ends (the store bounds the
+// write inside the database well before that).
+func (p *Proxy) storeFailed(t catalog.Table, smuts []store.Mutation, idx []int, res []Result, logged bool, now time.Time, err error) {
+	notApplied := errors.Is(err, store.ErrNotApplied)
+	if notApplied {
+		p.metrics.storeErrors.WithLabelValues("not_applied").Inc()
+	} else {
+		p.metrics.storeErrors.WithLabelValues("unknown").Inc()
+	}
+	for _, i := range idx {
+		res[i].IntentLogged = logged
+		switch {
+		case notApplied && logged:
+			res[i].Err = fmt.Errorf("%w: the store did not apply the write (an ABORT intent follows); retry: %v", ErrUnavailable, err)
+		case notApplied:
+			res[i].Err = fmt.Errorf("%w: the store did not apply the write; retry: %v", ErrUnavailable, err)
+		default:
+			res[i].Err = fmt.Errorf("%w: the store write's outcome is unknown, it may have been stored (then its event follows within the visibility window): "+
+				"read the key to know, or write again (a new write, with a new version): %v", ErrUnavailable, err)
+		}
+	}
+	if notApplied && logged {
+		p.abort(t.Name, smuts, now)
 	}
 }
 

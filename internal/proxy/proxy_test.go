@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -23,18 +24,29 @@ type world struct {
 	intents  []intent.Intent
 	rows     map[string]store.Row
 	logFails bool
-	stFails  bool
+	stErr    error // what Apply fails with, nil: it works
 	logDelay time.Duration
+	logBlock bool // Append waits until its ctx ends (a broker that does not answer)
+	// deadlines of the last Append and Apply (zero: none)
+	appendDeadline, applyDeadline time.Time
 }
 
 type fakeLog struct{ w *world }
 
-func (l fakeLog) Append(_ context.Context, topic string, recs []*intentlog.Record) error {
+func (l fakeLog) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
 	if l.w.logDelay > 0 {
 		time.Sleep(l.w.logDelay)
 	}
 	l.w.mu.Lock()
 	defer l.w.mu.Unlock()
+	l.w.appendDeadline, _ = ctx.Deadline()
+	if l.w.logBlock {
+		l.w.mu.Unlock()
+		<-ctx.Done()
+		l.w.mu.Lock()
+		l.w.calls = append(l.w.calls, "append-cut-off")
+		return ctx.Err()
+	}
 	if l.w.logFails {
 		l.w.calls = append(l.w.calls, "append-failed")
 		return errors.New("log down")
@@ -55,12 +67,13 @@ func (l fakeLog) Append(_ context.Context, topic string, recs []*intentlog.Recor
 
 type fakeStore struct{ w *world }
 
-func (s fakeStore) Apply(_ context.Context, _ string, muts []store.Mutation) ([]store.Outcome, error) {
+func (s fakeStore) Apply(ctx context.Context, _ string, muts []store.Mutation) ([]store.Outcome, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
-	if s.w.stFails {
+	s.w.applyDeadline, _ = ctx.Deadline()
+	if s.w.stErr != nil {
 		s.w.calls = append(s.w.calls, "apply-failed")
-		return nil, errors.New("store down")
+		return nil, s.w.stErr
 	}
 	outs := make([]store.Outcome, len(muts))
 	for i, m := range muts {
@@ -103,14 +116,21 @@ func newProxy(t *testing.T, w *world) *Proxy {
 	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, nil)
 }
 
+var (
+	errStoreDown   = errors.New("store down")                                    // outcome unknown
+	errNotApplied  = fmt.Errorf("%w: rolled back", store.ErrNotApplied)          // definite
+	errUnknownSent = fmt.Errorf("connection lost: %w", context.DeadlineExceeded) // outcome unknown
+)
+
 func TestWritePath(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
 		table     string
 		logFails  bool
-		stFails   bool
+		stErr     error
 		wantErr   error
+		wantMsg   string
 		logged    bool
 		stored    bool
 		wantCalls []string
@@ -118,22 +138,26 @@ func TestWritePath(t *testing.T) {
 		{name: "intent first, then store", table: "tx", logged: true, stored: true,
 			wantCalls: []string{"append:UPSERT", "apply"}},
 		{name: "transactional: log down rejects and leaves the store alone", table: "tx", logFails: true,
-			wantErr: ErrUnavailable, wantCalls: []string{"append-failed"}},
+			wantErr: ErrUnavailable, wantMsg: "nothing was written", wantCalls: []string{"append-failed"}},
 		{name: "independent: log down still writes the store", table: "ind", logFails: true, stored: true,
 			wantCalls: []string{"append-failed", "apply"}},
-		{name: "store down after the intent: error and an ABORT", table: "tx", stFails: true, logged: true,
-			wantErr: ErrUnavailable, wantCalls: []string{"append:UPSERT", "apply-failed", "append:ABORT"}},
-		{name: "independent: both down", table: "ind", logFails: true, stFails: true,
-			wantErr: ErrUnavailable, wantCalls: []string{"append-failed", "apply-failed"}},
+		{name: "store did not apply the write: error and an ABORT", table: "tx", stErr: errNotApplied, logged: true,
+			wantErr: ErrUnavailable, wantMsg: "did not apply", wantCalls: []string{"append:UPSERT", "apply-failed", "append:ABORT"}},
+		{name: "store outcome unknown: error, no ABORT", table: "tx", stErr: errStoreDown, logged: true,
+			wantErr: ErrUnavailable, wantMsg: "outcome is unknown", wantCalls: []string{"append:UPSERT", "apply-failed"}},
+		{name: "store deadline mid-write: no ABORT", table: "tx", stErr: errUnknownSent, logged: true,
+			wantErr: ErrUnavailable, wantMsg: "outcome is unknown", wantCalls: []string{"append:UPSERT", "apply-failed"}},
+		{name: "independent: both down", table: "ind", logFails: true, stErr: errNotApplied,
+			wantErr: ErrUnavailable, wantMsg: "did not apply", wantCalls: []string{"append-failed", "apply-failed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w := &world{logFails: tc.logFails, stFails: tc.stFails}
+			w := &world{logFails: tc.logFails, stErr: tc.stErr}
 			p := newProxy(t, w)
 			r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
-			if !errors.Is(r.Err, tc.wantErr) || (tc.wantErr == nil && r.Err != nil) {
-				t.Fatalf("err = %v, want %v", r.Err, tc.wantErr)
+			if !errors.Is(r.Err, tc.wantErr) || (tc.wantErr == nil && r.Err != nil) || (r.Err != nil && !strings.Contains(r.Err.Error(), tc.wantMsg)) {
+				t.Fatalf("err = %v, want %v saying %q", r.Err, tc.wantErr, tc.wantMsg)
 			}
 			if r.IntentLogged != tc.logged || r.Stored != tc.stored || r.Version == 0 {
 				t.Fatalf("result %+v, want logged=%v stored=%v", r, tc.logged, tc.stored)
@@ -253,25 +277,5 @@ func TestSupersededWriteMovesTheClock(t *testing.T) {
 	r = p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v2")}})[0]
 	if !r.Stored || r.Version <= future {
 		t.Fatalf("after a superseded write the clock should follow the newer version: %+v (newer %d)", r, future)
-	}
-}
-
-// TestSlowAppendWritesNothing: an intent append that took over half the
-// visibility window may have been visible to the resolver long before it
-// returned; the proxy then writes nothing, answers Unavailable and logs an
-// ABORT, so no acknowledged write can be declared unmaterialized.
-func TestSlowAppendWritesNothing(t *testing.T) {
-	t.Parallel()
-	w := &world{logDelay: 30 * time.Millisecond}
-	clock, _ := hlc.New(1, nil)
-	w.rows = map[string]store.Row{}
-	tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, VisibilityWindow: 40 * time.Millisecond}}
-	p := New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 8, MaxBatch: 1}, nil)
-	r := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
-	if !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "over half the visibility window") || r.Stored {
-		t.Fatalf("result %+v", r)
-	}
-	if got := strings.Join(w.calls, ","); got != "append:UPSERT,append:ABORT" {
-		t.Fatalf("calls %s: the store must not be written", got)
 	}
 }

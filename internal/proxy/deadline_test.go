@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// newWindowProxy is a proxy whose tables tx (transactional) and ind
+// (independent) have the visibility window window.
+func newWindowProxy(t *testing.T, w *world, window time.Duration) *Proxy {
+	t.Helper()
+	clock, err := hlc.New(1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rows = map[string]store.Row{}
+	tbs := tables{
+		"tx":  {Name: "tx", FailureMode: catalog.Transactional, VisibilityWindow: window},
+		"ind": {Name: "ind", FailureMode: catalog.Independent, VisibilityWindow: window},
+	}
+	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 8, MaxBatch: 1}, nil)
+}
+
+// TestWriteDeadlines: the append must end by half the visibility window
+// after it began, the store write by three quarters: the last quarter is
+// the slack for what the database's own bound cannot count, so that the
+// write is over before the resolver can give up on its intent.
+func TestWriteDeadlines(t *testing.T) {
+	t.Parallel()
+	const window = 10 * time.Second
+	w := &world{}
+	p := newWindowProxy(t, w, window)
+	start := time.Now()
+	r := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
+	end := time.Now()
+	if r.Err != nil || !r.Stored {
+		t.Fatalf("result %+v", r)
+	}
+	within := func(what string, got time.Time, share time.Duration) {
+		t.Helper()
+		if got.Before(start.Add(share)) || got.After(end.Add(share)) {
+			t.Errorf("%s deadline %s after the write began, want %s", what, got.Sub(start), share)
+		}
+	}
+	within("append", w.appendDeadline, window/2)
+	within("store", w.applyDeadline, window*3/4)
+
+	// A client deadline shorter than that is kept.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	client, _ := ctx.Deadline()
+	if r := p.Write(ctx, []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]; r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if !w.appendDeadline.Equal(client) || !w.applyDeadline.Equal(client) {
+		t.Errorf("deadlines %v and %v, want the client's %v", w.appendDeadline, w.applyDeadline, client)
+	}
+}
+
+// TestSlowAppend: an intent log that does not answer (a broker restarting)
+// is cut off at half the visibility window. A transactional table then
+// refuses the write and leaves the store alone; an independent table
+// writes the store and answers intent_logged=false: its promise is that
+// the write goes on without the log.
+func TestSlowAppend(t *testing.T) {
+	t.Parallel()
+	const window = 200 * time.Millisecond
+	tests := []struct {
+		table   string
+		wantErr bool
+		stored  bool
+		calls   string
+	}{
+		{"tx", true, false, "append-cut-off"},
+		{"ind", false, true, "append-cut-off,apply"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.table, func(t *testing.T) {
+			t.Parallel()
+			w := &world{logBlock: true}
+			p := newWindowProxy(t, w, window)
+			start := time.Now()
+			r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
+			took := time.Since(start)
+			if (r.Err != nil) != tc.wantErr || r.Stored != tc.stored || r.IntentLogged {
+				t.Fatalf("result %+v, want error: %v, stored: %v, intent not logged", r, tc.wantErr, tc.stored)
+			}
+			if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "nothing was written")) {
+				t.Fatalf("err = %v", r.Err)
+			}
+			if got := strings.Join(w.calls, ","); got != tc.calls {
+				t.Fatalf("calls %s, want %s", got, tc.calls)
+			}
+			if took < window/2 || took > window {
+				t.Errorf("answered after %s, want about half the window (%s)", took, window/2)
+			}
+			if d := w.applyDeadline.Sub(start); tc.stored && (d < window*3/4 || d > window*3/4+10*time.Millisecond) {
+				t.Errorf("store deadline %s after the write began, want %s: counted from when the append began", d, window*3/4)
+			}
+		})
+	}
+}
+
+// TestSlowAppendWritesNothing: a log that overran the deadline it was given
+// and then took the intent leaves a transactional write less than its
+// share of the window for the store: the proxy writes nothing, answers
+// Unavailable and logs an ABORT. An independent table writes the store
+// with the time that is left.
+func TestSlowAppendWritesNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		table, calls string
+		wantErr      bool
+	}{
+		{"tx", "append:UPSERT,append:ABORT", true},
+		{"ind", "append:UPSERT,apply", false},
+	} {
+		w := &world{logDelay: 30 * time.Millisecond}
+		p := newWindowProxy(t, w, 40*time.Millisecond)
+		r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
+		if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "over half the visibility window") || r.Stored) {
+			t.Fatalf("%s: result %+v", tc.table, r)
+		}
+		if !tc.wantErr && (r.Err != nil || !r.Stored || !r.IntentLogged) {
+			t.Fatalf("%s: result %+v", tc.table, r)
+		}
+		if got := strings.Join(w.calls, ","); got != tc.calls {
+			t.Fatalf("%s: calls %s, want %s", tc.table, got, tc.calls)
+		}
+	}
+}
