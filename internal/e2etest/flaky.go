@@ -18,9 +18,10 @@ type storedRow struct {
 }
 
 // flakyStore fails about one Apply in failEvery: half of the failures
-// happen before the write (nothing stored), half after it (stored, but the
-// proxy is told it failed: the ambiguous case an ABORT must survive). It
-// records every version the store applied.
+// happen before the write (nothing stored, store.ErrNotApplied: the proxy
+// logs an ABORT), half after it (stored, but the proxy is told it failed
+// with an unknown outcome: the resolver must find the write). It records
+// every version the store applied.
 type flakyStore struct {
 	store.Store
 	failEvery int
@@ -43,7 +44,10 @@ func (f *flakyStore) record(into map[string]map[uint64]storedRow, m store.Mutati
 	into[k][m.Version] = storedRow{value: string(m.Value), deleted: m.Delete}
 }
 
-var errInjected = errors.New("injected store failure")
+var (
+	errInjected      = fmt.Errorf("%w: injected store failure", store.ErrNotApplied)
+	errInjectedAfter = errors.New("injected store failure after the write")
+)
 
 func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	n := f.calls.Add(1)
@@ -75,7 +79,7 @@ func (f *flakyStore) Apply(ctx context.Context, table string, muts []store.Mutat
 	if fail {
 		f.failures.Add(1)
 		f.after.Add(1)
-		return nil, errInjected // after the write
+		return nil, errInjectedAfter
 	}
 	return outs, nil
 }
