@@ -103,6 +103,7 @@ func (l *Log) Close() error {
 		r.closeClient()
 	}
 	l.cl.Close()
+	l.limits.close() // refreshes of max.message.bytes end with the client
 	return nil
 }
 

@@ -25,22 +25,34 @@ const (
 // recordLimits caches the max.message.bytes of topics.
 type recordLimits struct {
 	mu     sync.Mutex
-	topics map[string]topicLimit
+	topics map[string]*topicLimit
+	closed bool           // no more refreshes
+	wg     sync.WaitGroup // refreshes in flight
+}
+
+// close waits for the refreshes in flight and starts no more.
+func (c *recordLimits) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.wg.Wait()
 }
 
 type topicLimit struct {
-	bytes  int
-	read   time.Time
-	warned bool // the last read failed and it was logged
+	bytes      int
+	read       time.Time // zero: never read
+	refreshing bool
+	warned     bool // a read failed and it was logged
 }
 
 // RecordLimit returns the largest record, counted with its framing in a
 // record batch, that an Append to topic takes: the topic's
-// max.message.bytes (read from the brokers at creation and again after a
-// minute) or the producer's own limit (Options.MaxMessageBytes), whichever
-// is smaller, less the batch around the record; and which limit that is.
-// When the topic's setting cannot be read (no DescribeConfigs permission,
-// brokers down) it returns the producer's limit, or the last value read.
+// max.message.bytes or the producer's own limit (Options.MaxMessageBytes),
+// whichever is smaller, less the batch around the record; and which limit
+// that is. The topic's setting is read from the brokers at creation (or at
+// the first call), then served from memory and refreshed in the
+// background once a minute old. When it was never read (no DescribeConfigs
+// permission, brokers down) the producer's limit applies.
 func (l *Log) RecordLimit(ctx context.Context, topic string) (int, string, error) {
 	if err := l.checkOpen(); err != nil {
 		return 0, "", fmt.Errorf("kafka: record limit of %s: %w", topic, err)
@@ -58,39 +70,63 @@ func (l *Log) RecordLimit(ctx context.Context, topic string) (int, string, error
 	return producer, producerSource, nil
 }
 
-// maxMessageBytes returns the max.message.bytes of topic (a Kafka name):
-// cached, or read if the cached value is older than limitTTL. When a read
-// fails it returns the cached value, however old, and logs the failure
-// once.
+// maxMessageBytes returns the max.message.bytes of topic (a Kafka name).
+// The first call reads it (waiting at most firstRead); later calls return
+// the cached value at once and, once it is older than limitTTL, refresh it
+// in the background, so that a write never waits on brokers that are down.
 func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 	c := &l.limits
 	c.mu.Lock()
-	cached, ok := c.topics[topic]
-	c.mu.Unlock()
-	if ok && time.Since(cached.read) < limitTTL {
-		return cached.bytes, nil
+	tl := c.topics[topic]
+	if tl == nil {
+		tl = &topicLimit{}
+		if c.topics == nil {
+			c.topics = map[string]*topicLimit{}
+		}
+		c.topics[topic] = tl
 	}
-	n, err := l.describeMaxMessageBytes(ctx, topic)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.topics == nil {
-		c.topics = map[string]topicLimit{}
-	}
-	if err == nil {
-		c.topics[topic] = topicLimit{bytes: n, read: time.Now()}
+	if !tl.read.IsZero() {
+		if time.Since(tl.read) >= limitTTL && !tl.refreshing && !c.closed {
+			tl.refreshing = true
+			c.wg.Go(func() {
+				rctx, cancel := context.WithTimeout(context.Background(), l.opts.RequestTimeout)
+				defer cancel()
+				n, err := l.describeMaxMessageBytes(rctx, topic)
+				l.storeLimit(topic, n, err)
+			})
+		}
+		n := tl.bytes
+		c.mu.Unlock()
 		return n, nil
 	}
-	cur := c.topics[topic]
-	if !cur.warned {
-		l.opts.Logger.Warn("kafka: cannot read max.message.bytes of a topic; the proxy checks values against the last value read or the producer's limit; grant DescribeConfigs on the topic",
+	c.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, firstRead)
+	defer cancel()
+	n, err := l.describeMaxMessageBytes(rctx, topic)
+	l.storeLimit(topic, n, err)
+	return n, err
+}
+
+// firstRead bounds the first read of a topic's max.message.bytes.
+const firstRead = 2 * time.Second
+
+// storeLimit records the outcome of a read of topic's max.message.bytes:
+// a failure keeps the last value (or none) and is logged once.
+func (l *Log) storeLimit(topic string, n int, err error) {
+	c := &l.limits
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tl := c.topics[topic]
+	tl.refreshing = false
+	if err == nil {
+		tl.bytes, tl.read, tl.warned = n, time.Now(), false
+		return
+	}
+	if !tl.warned {
+		tl.warned = true
+		l.opts.Logger.Warn("kafka: cannot read max.message.bytes of a topic; record limits use the last value read or the producer's limit; grant DescribeConfigs on the topic",
 			"topic", topic, "err", err)
-		cur.warned = true
-		c.topics[topic] = cur
 	}
-	if cur.read.IsZero() {
-		return 0, err
-	}
-	return cur.bytes, nil
 }
 
 func (l *Log) describeMaxMessageBytes(ctx context.Context, topic string) (int, error) {

@@ -1,11 +1,14 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -78,5 +81,36 @@ func TestRecordLimit(t *testing.T) {
 			}
 			t.Logf("%s: %d bytes (%s)", tc.name, limit, source)
 		})
+	}
+}
+
+// TestRecordLimitCached: once read, a topic's limit is served from memory,
+// so a write never waits on brokers that went away.
+func TestRecordLimitCached(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := openLog(t, c.ListenAddrs(), func(o *Options) {
+		o.TopicConfigs = map[string]string{"max.message.bytes": "100000"}
+	})
+	ctx := testCtx(t, 30*time.Second)
+	if err := l.CreateTopic(ctx, "t", 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := l.RecordLimit(ctx, "t")
+	if err != nil || want != 100000-brokerBatchOverhead {
+		t.Fatalf("RecordLimit = %d, %v; want %d", want, err, 100000-brokerBatchOverhead)
+	}
+	c.Close()
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if got, _, err := l.RecordLimit(short, "t"); got != want || err != nil {
+		t.Fatalf("with the brokers gone: %d, %v; want the cached %d", got, err, want)
+	}
+	// A topic never read falls back on the producer's limit.
+	if got, source, err := l.RecordLimit(short, "u"); err != nil || got != int(defaultMaxMessageBytes)-producerBatchOverhead || !strings.Contains(source, "could not be read") {
+		t.Fatalf("a topic never read with the brokers gone: %d, %q, %v", got, source, err)
 	}
 }
