@@ -5,15 +5,22 @@
 // answers what was logged and what was stored. It never parses values and
 // never waits on consumers.
 //
-// Failure handling per table:
+// Failure handling (DESIGN.md, "Ambiguous store writes"): the append
+// must end by half the table's visibility window after it began, the
+// store write by three quarters.
 //   - transactional: if the intent cannot be logged the mutation fails with
 //     Unavailable and the store is not touched;
 //   - independent: the store is written anyway and the answer says
 //     intent_logged=false (no event is guaranteed for that write).
 //
-// If the store write fails after the intent was logged, the mutation fails
-// and the proxy appends a best-effort ABORT intent so the resolver stops
-// waiting for that version.
+// If the store says the write was not applied (store.ErrNotApplied) after
+// the intent was logged, the mutation fails and the proxy appends a
+// best-effort ABORT intent so the resolver stops waiting for that version.
+// If the store write's outcome is unknown, no ABORT is logged: the
+// resolver reads until the window ends, and the store bounds the write
+// inside the database well before that.
+//
+// A value whose event could not fit the event bus is refused (envelope.go).
 package proxy
 
 import (

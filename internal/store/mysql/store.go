@@ -41,6 +41,15 @@
 // sorted by kh, so concurrent batches lock rows in one order; deadlocks and
 // lock wait timeouts are retried.
 //
+// The write is bounded inside the server by the caller's deadline, less a
+// margin (sqlstore.Budget): MariaDB runs it as SET STATEMENT
+// max_statement_time=…, innodb_lock_wait_timeout=… FOR INSERT …; MySQL 8
+// has no statement timeout for writes and sets the session's
+// innodb_lock_wait_timeout (whole seconds) before it. Nothing commits
+// before the COMMIT, which is sent only while the deadline has not passed,
+// so Apply wraps store.ErrNotApplied for every error before it; an error
+// of the COMMIT leaves the outcome unknown.
+//
 // Durability: InnoDB makes a commit visible before its redo log is flushed
 // unless the binary log's two-phase commit is on. With log_bin,
 // sync_binlog=1 and innodb_flush_log_at_trx_commit=1 (scripts/services.sh

@@ -37,6 +37,19 @@
 // of the others are read by a second query, only when there are any.
 // Deadlocks and serialization failures are retried.
 //
+// The statement is bounded inside PostgreSQL by the caller's deadline: it
+// is sent in one pgx batch (one round trip, one implicit transaction)
+// after
+//
+//	SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)
+//
+// with the time left less a margin (sqlstore.Budget), so a write the
+// caller gave up on cannot commit long after (DESIGN.md, "Ambiguous store
+// writes"). An ERROR from PostgreSQL (these timeouts included) rolled the
+// write back: Apply wraps store.ErrNotApplied, as for a write never sent;
+// other errors (FATAL, a lost connection, the caller's deadline) leave
+// the outcome unknown.
+//
 // Durability: sessions run with synchronous_commit=on, so a commit is
 // visible only after its WAL is flushed, and replicas only replay flushed
 // WAL: Get never returns a write that is not durable. Versions must fit in

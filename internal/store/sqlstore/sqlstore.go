@@ -1,7 +1,8 @@
 // Package sqlstore holds what the SQL stores (postgres, mysql) share and
 // does not depend on a driver: how a wail table is named in SQL, which
 // mutations of a batch win and what each one did, retrying a write that
-// lost a lock race, the table cache, read levels and what a read returns.
+// lost a lock race, how long the database may work on a write (Budget),
+// the table cache, read levels and what a read returns.
 package sqlstore
 
 import (
