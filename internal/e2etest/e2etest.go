@@ -83,15 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	defer cancel()
 	flaky := &flakyStore{Store: b.Store, failEvery: opts.FailEvery, stored: map[string]map[uint64]storedRow{}, maybe: map[string]map[uint64]storedRow{}}
 	bus := eventbus.New(b.Log)
-	cat, err := catalog.Open(ctx, b.Store, func(ctx context.Context, tb catalog.Table) error {
-		if err := b.Log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
-			return err
-		}
-		return bus.CreateTable(ctx, tb.Name, tb.Partitions, 0)
-	}, catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := openCatalog(ctx, t, b, bus, catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 4})
 	if opts.Table == "" {
 		opts.Table = table
 	}
@@ -151,6 +143,22 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	}
 	evs := readEvents(t, ctx, b.Log, tb)
 	Check(t, h.writes, evs, flaky.check, finalState(t, ctx, b.Store, tb.Name, flaky.keys()))
+}
+
+// openCatalog opens the table catalog on b's store with defaults; a new
+// table's topics go on b's log (intents) and bus (events).
+func openCatalog(ctx context.Context, t *testing.T, b Backends, bus *eventbus.Bus, defaults catalog.Table) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.Open(ctx, b.Store, func(ctx context.Context, tb catalog.Table) error {
+		if err := b.Log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
+			return err
+		}
+		return bus.CreateTable(ctx, tb.Name, tb.Partitions, 0)
+	}, defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }
 
 type runningResolver struct {

@@ -22,7 +22,6 @@ import (
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
-	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
@@ -176,15 +175,7 @@ func TestIndependentAcrossBrokerStop(t *testing.T) {
 	defer cancel()
 	flaky := &flakyStore{Store: b.Store, stored: map[string]map[uint64]storedRow{}, maybe: map[string]map[uint64]storedRow{}}
 	bus := eventbus.New(b.Log)
-	cat, err := catalog.Open(ctx, b.Store, func(ctx context.Context, tb catalog.Table) error {
-		if err := b.Log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
-			return err
-		}
-		return bus.CreateTable(ctx, tb.Name, tb.Partitions, 0)
-	}, catalog.Table{FailureMode: catalog.Independent, VisibilityWindow: window, Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := openCatalog(ctx, t, b, bus, catalog.Table{FailureMode: catalog.Independent, VisibilityWindow: window, Partitions: 4})
 	tb, _, err := cat.Create(ctx, catalog.Table{Name: sqltest.Name("ind_")})
 	if err != nil {
 		t.Fatal(err)

@@ -17,8 +17,6 @@ import (
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/hlc"
-	"github.com/wail-cdc/wail/internal/intent"
-	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/mysql"
@@ -191,15 +189,7 @@ func lockSweep(t *testing.T, db sqlDB, trials int, lead time.Duration) {
 	b := Backends{Log: openLog(t), Store: st}
 	flaky := &flakyStore{Store: hastyStore{st, lead}, stored: map[string]map[uint64]storedRow{}, maybe: map[string]map[uint64]storedRow{}}
 	bus := eventbus.New(b.Log)
-	cat, err := catalog.Open(ctx, st, func(ctx context.Context, tb catalog.Table) error {
-		if err := b.Log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
-			return err
-		}
-		return bus.CreateTable(ctx, tb.Name, tb.Partitions, 0)
-	}, catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: sweepWindow, Partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat := openCatalog(ctx, t, b, bus, catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: sweepWindow, Partitions: 4})
 	tb, _, err := cat.Create(ctx, catalog.Table{Name: "sweep"})
 	if err != nil {
 		t.Fatal(err)

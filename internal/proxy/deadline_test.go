@@ -6,27 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/wail-cdc/wail/internal/catalog"
-	"github.com/wail-cdc/wail/internal/hlc"
-	"github.com/wail-cdc/wail/internal/store"
 )
-
-// newWindowProxy is a proxy whose tables tx (transactional) and ind
-// (independent) have the visibility window window.
-func newWindowProxy(t *testing.T, w *world, window time.Duration) *Proxy {
-	t.Helper()
-	clock, err := hlc.New(1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.rows = map[string]store.Row{}
-	tbs := tables{
-		"tx":  {Name: "tx", FailureMode: catalog.Transactional, VisibilityWindow: window},
-		"ind": {Name: "ind", FailureMode: catalog.Independent, VisibilityWindow: window},
-	}
-	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 8, MaxBatch: 1}, nil)
-}
 
 // TestWriteDeadlines: the append must end by half the visibility window
 // after it began, the store write by three quarters: the last quarter is

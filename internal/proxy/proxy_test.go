@@ -102,7 +102,12 @@ type tables map[string]catalog.Table
 
 func (t tables) Get(name string) (catalog.Table, bool) { v, ok := t[name]; return v, ok }
 
-func newProxy(t *testing.T, w *world) *Proxy {
+// newProxy is a proxy whose tables tx (transactional) and ind
+// (independent) have a visibility window of a second.
+func newProxy(t *testing.T, w *world) *Proxy { return newWindowProxy(t, w, time.Second) }
+
+// newWindowProxy is newProxy with the visibility window window.
+func newWindowProxy(t *testing.T, w *world, window time.Duration) *Proxy {
 	t.Helper()
 	clock, err := hlc.New(3, nil)
 	if err != nil {
@@ -110,8 +115,8 @@ func newProxy(t *testing.T, w *world) *Proxy {
 	}
 	w.rows = map[string]store.Row{}
 	tbs := tables{
-		"tx":  {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Second},
-		"ind": {Name: "ind", FailureMode: catalog.Independent, Partitions: 1, VisibilityWindow: time.Second},
+		"tx":  {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: window},
+		"ind": {Name: "ind", FailureMode: catalog.Independent, Partitions: 1, VisibilityWindow: window},
 	}
 	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, nil)
 }

@@ -79,30 +79,3 @@ func TestWriteBoundIsLocal(t *testing.T) {
 		}
 	}
 }
-
-// TestCancelledWriteIsUnknown: a write the caller gave up on while
-// PostgreSQL still ran it may commit: it is not ErrNotApplied.
-func TestCancelledWriteIsUnknown(t *testing.T) {
-	t.Parallel()
-	dsn, _ := freshDSNs(t, 0)
-	s, err := Open(context.Background(), Options{DSN: dsn, MaxConns: 2, Logger: quiet})
-	s = sqltest.Closing(t, s, err)
-	ctx := t.Context()
-	if err := s.CreateTable(ctx, "c"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Apply(ctx, "c", []store.Mutation{{Key: []byte("k"), Version: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	lk := sqltest.PostgresLocker(t, dsn, "c")
-	if err := lk.Lock(ctx, []byte("k")); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = lk.Release() }()
-	wctx, cancel := context.WithCancel(ctx)
-	time.AfterFunc(100*time.Millisecond, cancel)
-	_, err = s.Apply(wctx, "c", []store.Mutation{{Key: []byte("k"), Version: 2}})
-	if err == nil || errors.Is(err, store.ErrNotApplied) {
-		t.Fatalf("write cancelled while it waited on a lock: %v, want an error of unknown outcome", err)
-	}
-}

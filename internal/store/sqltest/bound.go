@@ -68,3 +68,41 @@ func testWriteBound[S Store](t *testing.T, c Config[S]) {
 		t.Fatalf("a write with time to wait for the lock: %v", err)
 	}
 }
+
+// testCancelledWrite: a write the caller gives up on while it waits on a
+// row lock. Where the database can still commit it on its own
+// (PostgreSQL: the statement commits as it ends), Apply must not say it
+// was not applied; where nothing commits without the COMMIT the store
+// sends last (MySQL, MariaDB), it must, and the write must not show up
+// when the lock goes away.
+func testCancelledWrite[S Store](t *testing.T, c Config[S]) {
+	dsn, _ := c.Fresh(t, 0)
+	s := c.open(t, dsn, nil, 0)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "c", []store.Mutation{{Key: []byte("k"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	lk := c.Locker(t, dsn, "c")
+	if err := lk.Lock(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	_, err := s.Apply(wctx, "c", []store.Mutation{{Key: []byte("k"), Version: 2}})
+	if err == nil || errors.Is(err, store.ErrNotApplied) == c.CancelledUnknown {
+		t.Fatalf("write cancelled while it waited on a lock: %v; want an unknown outcome: %v", err, c.CancelledUnknown)
+	}
+	if err := lk.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if c.CancelledUnknown {
+		return
+	}
+	time.Sleep(100 * time.Millisecond)
+	if row, _, err := s.Get(ctx, "c", []byte("k"), store.Level(len(s.Levels())-1)); err != nil || row.Version != 1 {
+		t.Fatalf("the key holds version %d (%v) after the lock went away, want 1", row.Version, err)
+	}
+}

@@ -46,6 +46,10 @@ type Config[S Store] struct {
 	MaxIdent int
 	// Locker opens another session on dsn that locks rows of a wail table.
 	Locker func(t testing.TB, dsn, table string) RowLocker
+	// CancelledUnknown: a write the caller cancelled while the database
+	// ran it may still commit (its outcome is unknown), as on PostgreSQL;
+	// false where nothing commits before the store's COMMIT (MySQL).
+	CancelledUnknown bool
 }
 
 // Run runs the suite; each test opens its own stores.
@@ -62,6 +66,7 @@ func Run[S Store](t *testing.T, c Config[S]) {
 		{"Closed", testClosed[S]},
 		{"Unavailable", testUnavailable[S]},
 		{"WriteBound", testWriteBound[S]},
+		{"CancelledWrite", testCancelledWrite[S]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
