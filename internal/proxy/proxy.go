@@ -256,8 +256,11 @@ func (p *Proxy) storeFailed(t catalog.Table, smuts []store.Mutation, idx []int, 
 			res[i].Err = fmt.Errorf("%w: the store did not apply the write (an ABORT intent follows); retry: %v", ErrUnavailable, err)
 		case notApplied:
 			res[i].Err = fmt.Errorf("%w: the store did not apply the write; retry: %v", ErrUnavailable, err)
-		default:
+		case logged:
 			res[i].Err = fmt.Errorf("%w: the store write's outcome is unknown, it may have been stored (then its event follows within the visibility window): "+
+				"read the key to know, or write again (a new write, with a new version): %v", ErrUnavailable, err)
+		default:
+			res[i].Err = fmt.Errorf("%w: the store write's outcome is unknown, it may have been stored (no event is guaranteed: its intent was not logged): "+
 				"read the key to know, or write again (a new write, with a new version): %v", ErrUnavailable, err)
 		}
 	}

@@ -154,6 +154,8 @@ func TestWritePath(t *testing.T) {
 			wantErr: ErrUnavailable, wantMsg: "outcome is unknown", wantCalls: []string{"append:UPSERT", "apply-failed"}},
 		{name: "independent: both down", table: "ind", logFails: true, stErr: errNotApplied,
 			wantErr: ErrUnavailable, wantMsg: "did not apply", wantCalls: []string{"append-failed", "apply-failed"}},
+		{name: "independent: log down, store outcome unknown", table: "ind", logFails: true, stErr: errStoreDown,
+			wantErr: ErrUnavailable, wantMsg: "no event is guaranteed", wantCalls: []string{"append-failed", "apply-failed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
