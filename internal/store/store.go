@@ -95,6 +95,39 @@ type Store interface {
 	Close() error
 }
 
+// KeyVersion is a key as a scan lists it: its version and whether it is a
+// tombstone, without the value.
+type KeyVersion struct {
+	Key     []byte
+	Version uint64
+	Deleted bool
+}
+
+// Scanner is a store that can list a table's keys with their versions, in
+// pages: what `wail table reconcile` compares with the event bus. Pebble,
+// PostgreSQL and MySQL implement it.
+//
+// Keys come in an order the store chooses (Pebble: key order; the SQL
+// stores: the order of the key's SHA-256, their primary key) that never
+// changes. A page starts after the key given (nil: at the first key), so
+// a scan that passes each page's last key to the next call returns every
+// key that exists for the whole scan exactly once, whatever is written
+// meanwhile; a key created or deleted during the scan may or may not be
+// seen, and a version may be newer than when the scan began. Reads go to
+// the primary. A version listed may belong to a write whose Apply has not
+// returned yet: read a key with Get at the strongest level before
+// publishing anything about it. A page holds at most limit keys (values are
+// never read), so memory is bounded by limit times the largest key.
+type Scanner interface {
+	// ScanKeys returns up to limit keys of table after the key after
+	// (ErrUnknownTable when the table does not exist). Fewer than limit
+	// means the scan is complete.
+	ScanKeys(ctx context.Context, table string, after []byte, limit int) ([]KeyVersion, error)
+}
+
+// ErrBadLimit: a scan asked for no keys (limit <= 0).
+var ErrBadLimit = errors.New("scan limit must be positive")
+
 var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // ValidateTableName accepts lower-case ASCII letters, digits and underscores,

@@ -124,6 +124,7 @@ type Store struct {
 	replicas []*sql.DB
 	levels   []string
 	dialect  Dialect
+	mariadb  bool // the server is MariaDB (not MySQL)
 	timeout  time.Duration
 	log      *slog.Logger
 	closed   atomic.Bool
@@ -171,6 +172,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		s.dialect = detectDialect(version)
 	}
 	mariadb := strings.Contains(strings.ToLower(version), "mariadb")
+	s.mariadb = mariadb
 	if s.primary, err = s.newPool(opts.DSN, opts.MaxConns, mariadb); err != nil {
 		return err
 	}

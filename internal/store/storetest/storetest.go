@@ -1,7 +1,8 @@
 // Package storetest is the acceptance suite every store.Store backend must
 // pass: conditional last-writer-wins writes, tombstones, batches, binary and
 // large keys and values, table isolation, the catalog, read levels,
-// concurrent writers and behaviour after Close.
+// concurrent writers, behaviour after Close, and (for a store.Scanner)
+// paged key scans.
 //
 // A backend's test calls Run with a function that opens a fresh, empty store
 // (a temporary directory, database or schema). Run closes every store it
@@ -42,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Levels", testLevels},
 		{"Concurrent", testConcurrent},
 		{"Closed", testClosed},
+		{"Scan", testScan},
+		{"ScanMemory", testScanMemory},
+		{"ScanConcurrent", testScanConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
