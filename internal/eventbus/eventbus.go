@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -147,17 +148,58 @@ type unhanger interface {
 // about hanging transactions (the log decides which are).
 const stallCheck = 5 * time.Second
 
+// Retained is what a whole-partition scan found (see LastVersionsOf).
+type Retained struct {
+	// Last is the highest version of each key asked for that has an
+	// event on the partition.
+	Last map[string]uint64
+	// Start is the partition's first retained offset (above 0 once
+	// retention removed records); End is where the scan ended.
+	Start, End int64
+	// FirstAt is the append time of the first record read (zero when the
+	// partition holds none): events published before it may be gone.
+	FirstAt time.Time
+}
+
+// LastVersionsOf scans a whole partition, from its first retained record
+// to its end when the scan starts, and returns the highest version of each
+// key that want accepts (nil: every key), so the memory it takes is bounded
+// by the keys wanted. On Kafka it reads committed records only and waits
+// out open transactions, as LastVersions does.
+func (b *Bus) LastVersionsOf(ctx context.Context, table string, partition int32, want func(key []byte) bool) (Retained, error) {
+	start, end, err := b.log.Bounds(ctx, Topic(table), partition)
+	if err != nil {
+		return Retained{}, wrapScan(table, partition, err)
+	}
+	ret := Retained{Start: start, End: end}
+	rec, err := b.scanRange(ctx, table, partition, start, end, false, func(r *intentlog.Record) bool {
+		if ret.FirstAt.IsZero() {
+			ret.FirstAt = r.Timestamp
+		}
+		return want == nil || want(r.Key)
+	})
+	ret.Last = rec.Last
+	return ret, err
+}
+
 func (b *Bus) scan(ctx context.Context, table string, partition int32, since time.Time, heal bool) (Recovered, error) {
-	rec := Recovered{Last: map[string]uint64{}}
 	topic := Topic(table)
 	from, err := b.log.OffsetForTime(ctx, topic, partition, since)
 	if err != nil {
-		return rec, wrapScan(table, partition, err)
+		return Recovered{Last: map[string]uint64{}}, wrapScan(table, partition, err)
 	}
 	_, end, err := b.log.Bounds(ctx, topic, partition)
 	if err != nil {
-		return rec, wrapScan(table, partition, err)
+		return Recovered{Last: map[string]uint64{}}, wrapScan(table, partition, err)
 	}
+	return b.scanRange(ctx, table, partition, from, end, heal, nil)
+}
+
+// scanRange reads [from, end) of a partition into Last, counting only the
+// records that want accepts (nil: all).
+func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from, end int64, heal bool, want func(*intentlog.Record) bool) (Recovered, error) {
+	rec := Recovered{Last: map[string]uint64{}}
+	topic := Topic(table)
 	un, _ := b.log.(unhanger)
 	if !heal {
 		un = nil
@@ -188,6 +230,9 @@ func (b *Bus) scan(ctx context.Context, table string, partition int32, since tim
 		}
 		if err != nil {
 			return rec, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, r.Position(), err)
+		}
+		if want != nil {
+			recs = slices.DeleteFunc(recs, func(r intentlog.Record) bool { return !want(&r) })
 		}
 		rec.add(recs)
 	}

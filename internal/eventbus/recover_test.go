@@ -74,3 +74,44 @@ func TestRecoverHanging(t *testing.T) {
 		t.Errorf("Recover without a hang = %+v, %v", got, err)
 	}
 }
+
+func TestLastVersionsOf(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	log, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	b := New(log)
+	if err := b.CreateTable(ctx, "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.LastVersionsOf(ctx, "t", 0, nil); err != nil || len(got.Last) != 0 || !got.FirstAt.IsZero() || got.End != 0 {
+		t.Fatalf("empty partition: %+v, %v", got, err)
+	}
+	before := time.Now()
+	events := []intent.Event{
+		{Table: "t", Key: []byte("a"), Op: intent.Upsert, Version: 5, Value: []byte("x")},
+		{Table: "t", Key: []byte("b"), Op: intent.Upsert, Version: 3, Value: []byte("x")},
+		{Table: "t", Key: []byte("a"), Op: intent.Delete, Version: 9},
+		{Table: "t", Key: []byte("c"), Op: intent.Upsert, Version: 1, Value: []byte("x")},
+	}
+	if err := b.Publish(ctx, "t", events); err != nil {
+		t.Fatal(err)
+	}
+	all, err := b.LastVersionsOf(ctx, "t", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Last) != 3 || all.Last["a"] != 9 || all.Last["b"] != 3 || all.Last["c"] != 1 {
+		t.Errorf("every key: %v, want a:9 b:3 c:1", all.Last)
+	}
+	if all.Start != 0 || all.End != 5 || all.FirstAt.Before(before.Add(-time.Second)) {
+		t.Errorf("bounds %d..%d, first at %v", all.Start, all.End, all.FirstAt)
+	}
+	some, err := b.LastVersionsOf(ctx, "t", 0, func(k []byte) bool { return string(k) == "a" || string(k) == "z" })
+	if err != nil || len(some.Last) != 1 || some.Last["a"] != 9 {
+		t.Errorf("keys a and z: %v, %v; want a:9 only", some.Last, err)
+	}
+}
