@@ -156,23 +156,25 @@ type Retained struct {
 	// Start is the partition's first retained offset (above 0 once
 	// retention removed records); End is where the scan ended.
 	Start, End int64
-	// FirstAt is the append time of the first record read (zero when the
-	// partition holds none): events published before it may be gone.
+	// FirstAt is the append time of the first record read (zero when
+	// none was): scanned from the start, events published before it may
+	// be gone.
 	FirstAt time.Time
 }
 
-// LastVersionsOf scans a whole partition, from its first retained record
-// to its end when the scan starts, and returns the highest version of each
-// key that want accepts (nil: every key), so the memory it takes is bounded
-// by the keys wanted. On Kafka it reads committed records only and waits
-// out open transactions, as LastVersions does.
-func (b *Bus) LastVersionsOf(ctx context.Context, table string, partition int32, want func(key []byte) bool) (Retained, error) {
+// LastVersionsOf scans a partition from offset from (the first retained
+// record when below it) to its end when the scan starts, and returns the
+// highest version of each key that want accepts (nil: every key), so the
+// memory it takes is bounded by the keys wanted. On Kafka it reads
+// committed records only and waits out open transactions, as LastVersions
+// does.
+func (b *Bus) LastVersionsOf(ctx context.Context, table string, partition int32, from int64, want func(key []byte) bool) (Retained, error) {
 	start, end, err := b.log.Bounds(ctx, Topic(table), partition)
 	if err != nil {
 		return Retained{}, wrapScan(table, partition, err)
 	}
 	ret := Retained{Start: start, End: end}
-	rec, err := b.scanRange(ctx, table, partition, start, end, false, func(r *intentlog.Record) bool {
+	rec, err := b.scanRange(ctx, table, partition, max(from, start), end, false, func(r *intentlog.Record) bool {
 		if ret.FirstAt.IsZero() {
 			ret.FirstAt = r.Timestamp
 		}

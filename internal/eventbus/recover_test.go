@@ -87,7 +87,7 @@ func TestLastVersionsOf(t *testing.T) {
 	if err := b.CreateTable(ctx, "t", 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.LastVersionsOf(ctx, "t", 0, nil); err != nil || len(got.Last) != 0 || !got.FirstAt.IsZero() || got.End != 0 {
+	if got, err := b.LastVersionsOf(ctx, "t", 0, 0, nil); err != nil || len(got.Last) != 0 || !got.FirstAt.IsZero() || got.End != 0 {
 		t.Fatalf("empty partition: %+v, %v", got, err)
 	}
 	before := time.Now()
@@ -100,7 +100,7 @@ func TestLastVersionsOf(t *testing.T) {
 	if err := b.Publish(ctx, "t", events); err != nil {
 		t.Fatal(err)
 	}
-	all, err := b.LastVersionsOf(ctx, "t", 0, nil)
+	all, err := b.LastVersionsOf(ctx, "t", 0, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +110,12 @@ func TestLastVersionsOf(t *testing.T) {
 	if all.Start != 0 || all.End != 5 || all.FirstAt.Before(before.Add(-time.Second)) {
 		t.Errorf("bounds %d..%d, first at %v", all.Start, all.End, all.FirstAt)
 	}
-	some, err := b.LastVersionsOf(ctx, "t", 0, func(k []byte) bool { return string(k) == "a" || string(k) == "z" })
+	some, err := b.LastVersionsOf(ctx, "t", 0, 0, func(k []byte) bool { return string(k) == "a" || string(k) == "z" })
 	if err != nil || len(some.Last) != 1 || some.Last["a"] != 9 {
 		t.Errorf("keys a and z: %v, %v; want a:9 only", some.Last, err)
+	}
+	tail, err := b.LastVersionsOf(ctx, "t", 0, 3, nil) // the tombstone of a's delete, then c
+	if err != nil || len(tail.Last) != 1 || tail.Last["c"] != 1 || tail.End != 5 {
+		t.Errorf("from offset 3: %+v, %v; want c:1", tail, err)
 	}
 }
