@@ -2159,9 +2159,12 @@ type ListDeadLettersRequest struct {
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
 	// include_settled lists redriven and dropped dead letters too.
 	IncludeSettled bool `protobuf:"varint,2,opt,name=include_settled,json=includeSettled,proto3" json:"include_settled,omitempty"`
-	// after_offset pages: only dead letters at higher offsets (-1 or unset: from the start).
-	AfterOffset int64 `protobuf:"varint,3,opt,name=after_offset,json=afterOffset,proto3" json:"after_offset,omitempty"`
-	// limit caps the entries (0: the server default, 100).
+	// after_offset pages: only dead letters at higher offsets (unset or -1:
+	// from the start). Pass the offset of the last entry of a page to get
+	// the next one.
+	AfterOffset *int64 `protobuf:"varint,3,opt,name=after_offset,json=afterOffset,proto3,oneof" json:"after_offset,omitempty"`
+	// limit caps the entries (0: the server default, 100; at most 1000,
+	// larger values count as 1000).
 	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2212,8 +2215,8 @@ func (x *ListDeadLettersRequest) GetIncludeSettled() bool {
 }
 
 func (x *ListDeadLettersRequest) GetAfterOffset() int64 {
-	if x != nil {
-		return x.AfterOffset
+	if x != nil && x.AfterOffset != nil {
+		return *x.AfterOffset
 	}
 	return 0
 }
@@ -2436,8 +2439,11 @@ func (x *RedriveDeadLettersRequest) GetAll() bool {
 }
 
 type RedriveDeadLettersResponse struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Resolutions   []*DeadLetterResolution `protobuf:"bytes,1,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
+	state       protoimpl.MessageState  `protogen:"open.v1"`
+	Resolutions []*DeadLetterResolution `protobuf:"bytes,1,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
+	// gap_reconcile is what the reconcile of the partitions of the GAP
+	// letters redriven did (unset when there were none).
+	GapReconcile  *ReconcileTableResponse `protobuf:"bytes,2,opt,name=gap_reconcile,json=gapReconcile,proto3" json:"gap_reconcile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2475,6 +2481,13 @@ func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
 func (x *RedriveDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
 	if x != nil {
 		return x.Resolutions
+	}
+	return nil
+}
+
+func (x *RedriveDeadLettersResponse) GetGapReconcile() *ReconcileTableResponse {
+	if x != nil {
+		return x.GapReconcile
 	}
 	return nil
 }
@@ -2644,8 +2657,10 @@ type ReconciledKey struct {
 	StoredVersion uint64                 `protobuf:"varint,3,opt,name=stored_version,json=storedVersion,proto3" json:"stored_version,omitempty"`
 	// last_event_version is 0 when the bus holds no event of the key.
 	LastEventVersion uint64 `protobuf:"varint,4,opt,name=last_event_version,json=lastEventVersion,proto3" json:"last_event_version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// deleted: the stored state is a tombstone (a DELETE intent was logged).
+	Deleted       bool `protobuf:"varint,5,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReconciledKey) Reset() {
@@ -2706,6 +2721,13 @@ func (x *ReconciledKey) GetLastEventVersion() uint64 {
 	return 0
 }
 
+func (x *ReconciledKey) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
 type ReconcileTableResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	KeysScanned int64                  `protobuf:"varint,1,opt,name=keys_scanned,json=keysScanned,proto3" json:"keys_scanned,omitempty"`
@@ -2714,7 +2736,15 @@ type ReconcileTableResponse struct {
 	// resolver publishes their current state.
 	KeysBehind int64 `protobuf:"varint,2,opt,name=keys_behind,json=keysBehind,proto3" json:"keys_behind,omitempty"`
 	// keys lists the first of them (at most 1000).
-	Keys          []*ReconciledKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	Keys []*ReconciledKey `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	// keys_in_flight counts keys whose stored version was newer than their
+	// last event but whose own intent was still being resolved: the resolver
+	// publishes them (nothing logged).
+	KeysInFlight int64 `protobuf:"varint,4,opt,name=keys_in_flight,json=keysInFlight,proto3" json:"keys_in_flight,omitempty"`
+	// keys_expired counts keys with no event left on the bus whose event
+	// retention or compaction may have removed: left alone, so that no
+	// version is published twice.
+	KeysExpired   int64 `protobuf:"varint,5,opt,name=keys_expired,json=keysExpired,proto3" json:"keys_expired,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2768,6 +2798,20 @@ func (x *ReconcileTableResponse) GetKeys() []*ReconciledKey {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *ReconcileTableResponse) GetKeysInFlight() int64 {
+	if x != nil {
+		return x.KeysInFlight
+	}
+	return 0
+}
+
+func (x *ReconcileTableResponse) GetKeysExpired() int64 {
+	if x != nil {
+		return x.KeysExpired
+	}
+	return 0
 }
 
 type SubscribeRequest struct {
@@ -3038,12 +3082,13 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06letter\x18\x02 \x01(\v2\x13.wail.v1.DeadLetterR\x06letter\x12=\n" +
 	"\n" +
 	"resolution\x18\x03 \x01(\v2\x1d.wail.v1.DeadLetterResolutionR\n" +
-	"resolution\"\x90\x01\n" +
+	"resolution\"\xa6\x01\n" +
 	"\x16ListDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12'\n" +
-	"\x0finclude_settled\x18\x02 \x01(\bR\x0eincludeSettled\x12!\n" +
-	"\fafter_offset\x18\x03 \x01(\x03R\vafterOffset\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"a\n" +
+	"\x0finclude_settled\x18\x02 \x01(\bR\x0eincludeSettled\x12&\n" +
+	"\fafter_offset\x18\x03 \x01(\x03H\x00R\vafterOffset\x88\x01\x01\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limitB\x0f\n" +
+	"\r_after_offset\"a\n" +
 	"\x17ListDeadLettersResponse\x122\n" +
 	"\aentries\x18\x01 \x03(\v2\x18.wail.v1.DeadLetterEntryR\aentries\x12\x12\n" +
 	"\x04more\x18\x02 \x01(\bR\x04more\"D\n" +
@@ -3055,9 +3100,10 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x19RedriveDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
-	"\x03all\x18\x03 \x01(\bR\x03all\"]\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\"\xa3\x01\n" +
 	"\x1aRedriveDeadLettersResponse\x12?\n" +
-	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\"Z\n" +
+	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\x12D\n" +
+	"\rgap_reconcile\x18\x02 \x01(\v2\x1f.wail.v1.ReconcileTableResponseR\fgapReconcile\"Z\n" +
 	"\x16DropDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
@@ -3066,17 +3112,20 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\"D\n" +
 	"\x15ReconcileTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\x94\x01\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xae\x01\n" +
 	"\rReconciledKey\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12%\n" +
 	"\x0estored_version\x18\x03 \x01(\x04R\rstoredVersion\x12,\n" +
-	"\x12last_event_version\x18\x04 \x01(\x04R\x10lastEventVersion\"\x88\x01\n" +
+	"\x12last_event_version\x18\x04 \x01(\x04R\x10lastEventVersion\x12\x18\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xd1\x01\n" +
 	"\x16ReconcileTableResponse\x12!\n" +
 	"\fkeys_scanned\x18\x01 \x01(\x03R\vkeysScanned\x12\x1f\n" +
 	"\vkeys_behind\x18\x02 \x01(\x03R\n" +
 	"keysBehind\x12*\n" +
-	"\x04keys\x18\x03 \x03(\v2\x16.wail.v1.ReconciledKeyR\x04keys\"<\n" +
+	"\x04keys\x18\x03 \x03(\v2\x16.wail.v1.ReconciledKeyR\x04keys\x12$\n" +
+	"\x0ekeys_in_flight\x18\x04 \x01(\x03R\fkeysInFlight\x12!\n" +
+	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\"<\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\"u\n" +
@@ -3210,44 +3259,45 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	31, // 22: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
 	31, // 23: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
 	29, // 24: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	29, // 25: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	41, // 26: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	5,  // 27: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	9,  // 28: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	11, // 29: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	13, // 30: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	15, // 31: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	18, // 32: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	24, // 33: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	26, // 34: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	19, // 35: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	21, // 36: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	40, // 37: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	32, // 38: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	34, // 39: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	36, // 40: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	38, // 41: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	43, // 42: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	10, // 43: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	12, // 44: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	14, // 45: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	16, // 46: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	23, // 47: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	25, // 48: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	27, // 49: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	20, // 50: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	22, // 51: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	42, // 52: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	33, // 53: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	35, // 54: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	37, // 55: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	39, // 56: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	44, // 57: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	43, // [43:58] is the sub-list for method output_type
-	28, // [28:43] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	42, // 25: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	29, // 26: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	41, // 27: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	5,  // 28: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	9,  // 29: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	11, // 30: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	13, // 31: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	15, // 32: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	18, // 33: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	24, // 34: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	26, // 35: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	19, // 36: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	21, // 37: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	40, // 38: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	32, // 39: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	34, // 40: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	36, // 41: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	38, // 42: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	43, // 43: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	10, // 44: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	12, // 45: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	14, // 46: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	16, // 47: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	23, // 48: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	25, // 49: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	27, // 50: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	20, // 51: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	22, // 52: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	42, // 53: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	33, // 54: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	35, // 55: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	37, // 56: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	39, // 57: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	44, // 58: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	44, // [44:59] is the sub-list for method output_type
+	29, // [29:44] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -3260,6 +3310,7 @@ func file_wail_v1_wail_proto_init() {
 		(*DeadLetterRecord_Letter)(nil),
 		(*DeadLetterRecord_Resolution)(nil),
 	}
+	file_wail_v1_wail_proto_msgTypes[28].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
