@@ -8,6 +8,11 @@
 // a retention gap; empty for a resolution. Value: the DeadLetterRecord in
 // protobuf binary. A dead letter is identified by its offset in the topic.
 // The topic is never compacted: a key can be dead-lettered more than once.
+//
+// Besides the wire format: Queue reads a topic as dead-letter entries
+// (fold.go, queue.go: list, get, page; bounded memory), and settles them
+// (settle.go: redrive, drop, and the settling of GAP letters by a table
+// reconcile), with package reconcile doing the resolving again.
 package dlq
 
 import (

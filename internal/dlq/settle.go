@@ -1,0 +1,248 @@
+package dlq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/reconcile"
+)
+
+// Redrive and drop. Both act on a selection of dead letters and append one
+// resolution per letter they settle. A letter already settled is not acted
+// on again: its first resolution is returned as it is, so repeating a
+// request (a retry after a lost answer) is harmless. Two operators acting
+// on one letter at once both append a resolution; the first one in the
+// topic counts.
+//
+// Redrive of a key's dead letter resolves the key again from the store's
+// current state (reconcile.Keys: an intent with the stored version and the
+// key's last version on the bus as published_floor, when the bus is behind)
+// and appends REDRIVEN only once that intent is durable: a crash in
+// between leaves the letter unsettled, and redriving it again logs at most
+// one more intent, which the resolver finds covered. Redrive of a GAP
+// letter reconciles the gap's partition (reconcile.Run on it): the lost
+// intents' keys are unknown, so every key of the partition is compared
+// with the bus.
+
+// Selection names dead letters: explicit offsets, or every unsettled one.
+type Selection struct {
+	Offsets []int64
+	All     bool
+}
+
+// ErrBadSelection: a selection with neither offsets nor all, both, or more
+// than MaxLimit offsets.
+var ErrBadSelection = errors.New("invalid selection of dead letters")
+
+func (sel Selection) check() error {
+	switch {
+	case sel.All && len(sel.Offsets) > 0:
+		return fmt.Errorf("%w: give offsets or all, not both", ErrBadSelection)
+	case !sel.All && len(sel.Offsets) == 0:
+		return fmt.Errorf("%w: give the offsets of dead letters, or all", ErrBadSelection)
+	case len(sel.Offsets) > MaxLimit:
+		return fmt.Errorf("%w: %d offsets, at most %d in one request", ErrBadSelection, len(sel.Offsets), MaxLimit)
+	}
+	for _, off := range sel.Offsets {
+		if off < 0 {
+			return fmt.Errorf("%w: offset %d", ErrBadSelection, off)
+		}
+	}
+	return nil
+}
+
+// each calls fn with the unsettled letters selected, in batches of at most
+// MaxLimit (all of them: paging through one snapshot of the topic), and
+// returns the first resolutions of the settled letters selected.
+func (q *Queue) each(ctx context.Context, sel Selection, fn func([]*wailv1.DeadLetterEntry) error) ([]*wailv1.DeadLetterResolution, error) {
+	if err := sel.check(); err != nil {
+		return nil, err
+	}
+	s, err := q.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !sel.All {
+		entries, err := s.entries(ctx, sel.Offsets)
+		if err != nil {
+			return nil, err
+		}
+		var open []*wailv1.DeadLetterEntry
+		var settled []*wailv1.DeadLetterResolution
+		seen := map[int64]bool{}
+		for _, e := range entries {
+			switch {
+			case seen[e.Offset]:
+			case e.Resolution != nil:
+				settled = append(settled, e.Resolution)
+			default:
+				open = append(open, e)
+			}
+			seen[e.Offset] = true
+		}
+		if len(open) == 0 {
+			return settled, nil
+		}
+		return settled, fn(open)
+	}
+	for after := int64(-1); ; {
+		page, more, err := s.letters(ctx, after, MaxLimit, func(_ int64, settled bool) bool { return !settled })
+		if err != nil {
+			return nil, err
+		}
+		if len(page) > 0 {
+			if err := fn(page); err != nil {
+				return nil, err
+			}
+			after = page[len(page)-1].Offset
+		}
+		if !more {
+			return nil, nil
+		}
+	}
+}
+
+// Drop settles the selected letters without an event (DROPPED) and returns
+// the resolutions: the ones appended, then those of letters already
+// settled.
+func (q *Queue) Drop(ctx context.Context, sel Selection, now time.Time) ([]*wailv1.DeadLetterResolution, error) {
+	var out []*wailv1.DeadLetterResolution
+	settled, err := q.each(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
+		res := make([]*wailv1.DeadLetterResolution, len(batch))
+		for i, e := range batch {
+			res[i] = &wailv1.DeadLetterResolution{Offset: e.Offset, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED, AtUs: now.UnixMicro()}
+		}
+		if err := q.Settle(ctx, res); err != nil {
+			return err
+		}
+		out = append(out, res...)
+		return nil
+	})
+	return append(out, settled...), err
+}
+
+// Redriven is what a redrive did.
+type Redriven struct {
+	// Resolutions: the ones appended, then those of letters already
+	// settled.
+	Resolutions []*wailv1.DeadLetterResolution
+	// Gap is the reconcile of the partitions of the GAP letters (nil when
+	// there were none).
+	Gap *reconcile.Report
+}
+
+// Redrive resolves the keys of the selected letters again (see the top of
+// this file) and settles them (REDRIVEN). o and t say how to reconcile and
+// where.
+func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options, t reconcile.Table) (Redriven, error) {
+	var out Redriven
+	var gaps []*wailv1.DeadLetterEntry
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	o.IDPrefix = "redrive"
+	settled, err := q.each(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
+		var letters []*wailv1.DeadLetterEntry
+		var keys [][]byte
+		for _, e := range batch {
+			if e.Letter.Kind == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
+				gaps = append(gaps, e)
+				continue
+			}
+			letters = append(letters, e)
+			keys = append(keys, e.Letter.Key)
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		got, err := reconcile.Keys(ctx, o, t, keys)
+		if err != nil {
+			return err
+		}
+		res := make([]*wailv1.DeadLetterResolution, len(letters))
+		for i, e := range letters {
+			res[i] = redriven(e.Offset, got[i].Logged, now())
+		}
+		if err := q.Settle(ctx, res); err != nil {
+			return err
+		}
+		out.Resolutions = append(out.Resolutions, res...)
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	if len(gaps) > 0 {
+		var parts []int32
+		seen := map[int32]bool{}
+		for _, e := range gaps {
+			if p := e.Letter.Partition; !seen[p] && p < t.Partitions {
+				seen[p] = true
+				parts = append(parts, p)
+			}
+		}
+		rep := reconcile.Report{}
+		if len(parts) > 0 {
+			if rep, err = reconcile.Run(ctx, o, t, parts); err != nil {
+				return out, err
+			}
+		}
+		out.Gap = &rep
+		res, err := q.settleGaps(ctx, gaps, now())
+		if err != nil {
+			return out, err
+		}
+		out.Resolutions = append(out.Resolutions, res...)
+	}
+	out.Resolutions = append(out.Resolutions, settled...)
+	return out, nil
+}
+
+func (q *Queue) settleGaps(ctx context.Context, gaps []*wailv1.DeadLetterEntry, at time.Time) ([]*wailv1.DeadLetterResolution, error) {
+	res := make([]*wailv1.DeadLetterResolution, len(gaps))
+	for i, e := range gaps {
+		res[i] = redriven(e.Offset, 0, at)
+	}
+	return res, q.Settle(ctx, res)
+}
+
+// Reconcile reconciles the whole table (reconcile.Run) and then settles
+// (REDRIVEN) the GAP letters that were unsettled when it started: their
+// lost intents were logged before they were written, so the reconcile
+// compared those intents' keys with the bus. A dry run settles nothing.
+// It returns the report and the resolutions appended.
+func (q *Queue) Reconcile(ctx context.Context, o reconcile.Options, t reconcile.Table) (reconcile.Report, []*wailv1.DeadLetterResolution, error) {
+	var gaps []*wailv1.DeadLetterEntry
+	_, err := q.each(ctx, Selection{All: true}, func(batch []*wailv1.DeadLetterEntry) error {
+		for _, e := range batch {
+			if e.Letter.Kind == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
+				gaps = append(gaps, e)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return reconcile.Report{}, nil, err
+	}
+	rep, err := reconcile.Run(ctx, o, t, nil)
+	if err != nil || o.DryRun || len(gaps) == 0 {
+		return rep, nil, err
+	}
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	res, err := q.settleGaps(ctx, gaps, now())
+	return rep, res, err
+}
+
+func redriven(offset int64, version uint64, at time.Time) *wailv1.DeadLetterResolution {
+	return &wailv1.DeadLetterResolution{
+		Offset: offset, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN,
+		AtUs: at.UnixMicro(), RedriveVersion: version,
+	}
+}

@@ -1,0 +1,233 @@
+package dlq
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/reconcile"
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/pebble"
+)
+
+// table is a one-partition table "t" with a store, a bus and no resolver:
+// the test commits the intent offsets itself.
+type table struct {
+	log   intentlog.Log
+	store *pebble.Store
+	bus   *eventbus.Bus
+	q     *Queue
+	o     reconcile.Options
+	t     reconcile.Table
+}
+
+func newTable(t *testing.T) *table {
+	t.Helper()
+	log := openLog(t)
+	st, err := pebble.Open(t.TempDir(), pebble.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	bus := eventbus.New(log)
+	if err := st.CreateTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.CreateTopic(ctx, intent.Topic("t"), 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.CreateTable(ctx, "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	return &table{log: log, store: st, bus: bus, q: NewQueue(log, "t"), t: reconcile.Table{Name: "t", Partitions: 1},
+		o: reconcile.Options{Log: log, Bus: bus, Store: st, Group: "g", CatchUp: time.Second}}
+}
+
+func (tb *table) state(t *testing.T, key string, version uint64, published uint64) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := tb.store.Apply(ctx, "t", []store.Mutation{{Key: []byte(key), Value: []byte("v"), Version: version}}); err != nil {
+		t.Fatal(err)
+	}
+	if published > 0 {
+		e := intent.Event{Table: "t", Key: []byte(key), Op: intent.Upsert, Version: published, Value: []byte("v")}
+		if err := tb.bus.Publish(ctx, "t", []intent.Event{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// resolved commits the intent log's end (as a resolver that caught up).
+func (tb *table) resolved(t *testing.T) {
+	t.Helper()
+	_, end, err := tb.log.Bounds(t.Context(), intent.Topic("t"), 0)
+	if err == nil {
+		err = tb.log.Commit(t.Context(), "g", intent.Topic("t"), map[int32]int64{0: end})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (tb *table) intents(t *testing.T) []intent.Intent {
+	t.Helper()
+	_, end, _ := tb.log.Bounds(t.Context(), intent.Topic("t"), 0)
+	var out []intent.Intent
+	rd, err := tb.log.NewReader(intent.Topic("t"), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for rd.Position() < end {
+		recs, err := rd.Next(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			in, err := intent.UnmarshalIntent(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+func TestRedrive(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	tb.state(t, "behind", 50, 30) // stored 50, last event 30
+	tb.state(t, "covered", 60, 60)
+	tb.resolved(t)
+	offs := appendLetters(t, tb.log, letter("behind", 0), letter("covered", 0), letter("other", 0))
+	got, err := tb.q.Redrive(ctx, Selection{Offsets: []int64{offs[0], offs[1], offs[0]}}, tb.o, tb.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Resolutions) != 2 || got.Gap != nil {
+		t.Fatalf("resolutions %v, gap %v", got.Resolutions, got.Gap)
+	}
+	want := map[int64]uint64{offs[0]: 50, offs[1]: 0}
+	for _, r := range got.Resolutions {
+		if r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN || r.RedriveVersion != want[r.Offset] || r.AtUs == 0 {
+			t.Errorf("resolution %v, want redriven with version %d", r, want[r.Offset])
+		}
+	}
+	ins := tb.intents(t)
+	if len(ins) != 1 || string(ins[0].Key) != "behind" || ins[0].Version != 50 || ins[0].PublishedFloor != 30 || !strings.HasPrefix(ins[0].ID, "redrive-") {
+		t.Fatalf("intents logged: %+v", ins)
+	}
+	// A retry changes nothing and answers the same.
+	tb.resolved(t)
+	again, err := tb.q.Redrive(ctx, Selection{Offsets: []int64{offs[0], offs[1]}}, tb.o, tb.t)
+	if err != nil || len(again.Resolutions) != 2 || again.Resolutions[0].RedriveVersion != 50 {
+		t.Fatalf("retry: %v, %v", again.Resolutions, err)
+	}
+	if n := len(tb.intents(t)); n != 1 {
+		t.Errorf("a retry logged %d intents in all, want 1", n)
+	}
+	left, _, err := tb.q.List(ctx, ListOptions{After: -1})
+	if err != nil || len(left) != 1 || left[0].Offset != offs[2] {
+		t.Errorf("unsettled after redrive: %v, %v", offsetsOf(left), err)
+	}
+	// Unknown offsets: nothing happens.
+	if _, err := tb.q.Redrive(ctx, Selection{Offsets: []int64{offs[2], 999}}, tb.o, tb.t); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown offset: %v", err)
+	}
+	if left, _, _ := tb.q.List(ctx, ListOptions{After: -1}); len(left) != 1 {
+		t.Errorf("a failed request settled letters: %v", offsetsOf(left))
+	}
+	for _, sel := range []Selection{{}, {All: true, Offsets: []int64{1}}, {Offsets: []int64{-3}}, {Offsets: make([]int64, MaxLimit+1)}} {
+		if _, err := tb.q.Redrive(ctx, sel, tb.o, tb.t); !errors.Is(err, ErrBadSelection) {
+			t.Errorf("selection %+v: %v, want ErrBadSelection", sel, err)
+		}
+	}
+}
+
+// TestRedriveNotCaughtUp: when the resolver has not caught up, redrive
+// logs nothing and settles nothing.
+func TestRedriveNotCaughtUp(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	tb.state(t, "k", 5, 0)
+	in := intent.Intent{Table: "t", Key: []byte("k"), Op: intent.Upsert, Version: 5, ID: "w"}
+	b, _ := in.Marshal()
+	if err := tb.log.Append(t.Context(), intent.Topic("t"), []*intentlog.Record{{Key: in.Key, Value: b}}); err != nil {
+		t.Fatal(err)
+	}
+	appendLetters(t, tb.log, letter("k", 0))
+	tb.o.CatchUp = 30 * time.Millisecond
+	if _, err := tb.q.Redrive(t.Context(), Selection{All: true}, tb.o, tb.t); !errors.Is(err, reconcile.ErrNotCaughtUp) {
+		t.Fatalf("err = %v", err)
+	}
+	if left, _, _ := tb.q.List(t.Context(), ListOptions{After: -1}); len(left) != 1 {
+		t.Errorf("unsettled %v, want the letter", offsetsOf(left))
+	}
+	if n := len(tb.intents(t)); n != 1 {
+		t.Errorf("%d intents, want the write's only", n)
+	}
+}
+
+func TestRedriveGapAndReconcile(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	tb.state(t, "lost", 40, 0)
+	tb.resolved(t)
+	offs := appendLetters(t, tb.log, gap(0), letter("lost", 0), gap(0))
+	got, err := tb.q.Redrive(ctx, Selection{Offsets: []int64{offs[0]}}, tb.o, tb.t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Gap == nil || got.Gap.Scanned != 1 || got.Gap.Behind != 1 || len(got.Resolutions) != 1 || got.Resolutions[0].Offset != offs[0] {
+		t.Fatalf("gap redrive: %+v, %+v", got.Resolutions, got.Gap)
+	}
+	if ins := tb.intents(t); len(ins) != 1 || ins[0].Version != 40 {
+		t.Fatalf("intents %+v", ins)
+	}
+	// Reconcile settles the remaining GAP letter, not the key's letter.
+	tb.resolved(t)
+	rep, res, err := tb.q.Reconcile(ctx, tb.o, tb.t)
+	if err != nil || rep.Scanned != 1 || len(res) != 1 || res[0].Offset != offs[2] {
+		t.Fatalf("reconcile: %+v %v %v", rep, res, err)
+	}
+	left, _, _ := tb.q.List(ctx, ListOptions{After: -1})
+	if len(left) != 1 || left[0].Offset != offs[1] {
+		t.Errorf("unsettled %v, want the key's letter %d", offsetsOf(left), offs[1])
+	}
+}
+
+func TestDrop(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	offs := appendLetters(t, tb.log, letter("a", 0), letter("b", 0), gap(0))
+	at := time.UnixMicro(1234)
+	first, err := tb.q.Drop(ctx, Selection{Offsets: []int64{offs[1]}}, at)
+	if err != nil || len(first) != 1 || first[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED || first[0].AtUs != 1234 {
+		t.Fatalf("drop b: %v, %v", first, err)
+	}
+	all, err := tb.q.Drop(ctx, Selection{All: true}, at)
+	if err != nil || len(all) != 2 || all[0].Offset != offs[0] || all[1].Offset != offs[2] {
+		t.Fatalf("drop all: %v, %v", all, err)
+	}
+	if left, _, _ := tb.q.List(ctx, ListOptions{After: -1}); len(left) != 0 {
+		t.Errorf("unsettled after drop --all: %v", offsetsOf(left))
+	}
+	if again, err := tb.q.Drop(ctx, Selection{All: true}, at); err != nil || len(again) != 0 {
+		t.Errorf("drop --all of nothing: %v, %v", again, err)
+	}
+	if n := len(tb.intents(t)); n != 0 {
+		t.Errorf("drop logged %d intents", n)
+	}
+}
