@@ -17,7 +17,8 @@ import (
 // admin serves wail.v1.AdminService.
 type admin struct {
 	// Unimplemented answers CodeUnimplemented for the RPCs being built
-	// (table alter/drop, reconcile, dead letters); remove it once all are.
+	// (table alter/drop); remove it once all are. Dead letters and
+	// reconcile: admin_dlq.go.
 	wailv1connect.UnimplementedAdminServiceHandler
 	s *Server
 }

@@ -186,6 +186,14 @@ func (s *Server) provision(ctx context.Context, t catalog.Table) error {
 	return s.bus.CreateTable(ctx, t.Name, t.Partitions, s.cfg.Log.EventRetention)
 }
 
+// Log returns the process's log (intent log, event bus and dead-letter
+// topics), for tools and tests in the same process.
+func (s *Server) Log() intentlog.Log { return s.log }
+
+// Store returns the process's store, for tools and tests in the same
+// process.
+func (s *Server) Store() store.Store { return s.store }
+
 // Health returns the process's health registry.
 func (s *Server) Health() *health.Registry { return s.health }
 

@@ -15,6 +15,14 @@ import (
 // shuts down cleanly when the test ends. mutate may adjust the config.
 func Start(t testing.TB, mutate func(*config.Config)) string {
 	t.Helper()
+	_, url := StartServer(t, mutate)
+	return url
+}
+
+// StartServer is Start that also returns the server, for tests that reach
+// its log or store directly (e.g. to lose events on purpose).
+func StartServer(t testing.TB, mutate func(*config.Config)) (*server.Server, string) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
@@ -39,10 +47,10 @@ func Start(t testing.TB, mutate func(*config.Config)) string {
 				t.Errorf("server shutdown: %v", err)
 			}
 		})
-		return "http://" + a
+		return srv, "http://" + a
 	case err := <-done:
 		cancel()
 		t.Fatalf("server: %v", err)
-		return ""
+		return nil, ""
 	}
 }

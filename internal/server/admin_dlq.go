@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/reconcile"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// The operator tools of a table's dead-letter queue and reconcile
+// (AdminService). The work is in packages dlq and reconcile; here are the
+// table lookup, the request checks and the error codes.
+
+// table returns a table of the catalog, or NotFound.
+func (a *admin) table(name string) (catalog.Table, error) {
+	t, ok := a.s.catalog.Get(name)
+	if !ok {
+		return t, connect.NewError(connect.CodeNotFound, fmt.Errorf("table %q does not exist (`wail table ls` lists the tables)", name))
+	}
+	return t, nil
+}
+
+// reconcileOptions are the backends and settings reconcile and redrive
+// run with in this process.
+func (s *Server) reconcileOptions() reconcile.Options {
+	return reconcile.Options{
+		Log: s.log, Bus: s.bus, Store: s.store, Group: s.cfg.Resolver.Group, ProxyID: s.cfg.ProxyID,
+		Horizon: s.cfg.Resolver.DedupeHorizon, Compacted: s.cfg.Log.Kind == config.LogKafka,
+		EventRetention: s.cfg.Log.EventRetention,
+	}
+}
+
+// toolErr maps an error of the dead-letter and reconcile tools to its code.
+func toolErr(ctx context.Context, err error) error {
+	code := connect.CodeUnavailable // the log or the store failed, or the resolver is behind: retry later
+	switch {
+	case errors.Is(err, dlq.ErrBadSelection), errors.Is(err, store.ErrBadLimit):
+		code = connect.CodeInvalidArgument
+	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, store.ErrUnknownTable):
+		code = connect.CodeNotFound
+	case errors.Is(err, reconcile.ErrNoScan):
+		code = connect.CodeUnimplemented
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, reconcile.ErrNotCaughtUp):
+		// Unavailable even when the store's own timeout is what expired.
+	case errors.Is(ctx.Err(), context.DeadlineExceeded): // the caller's deadline passed
+		code = connect.CodeDeadlineExceeded
+	case ctx.Err() != nil: // the caller went away
+		code = connect.CodeCanceled
+	}
+	return connect.NewError(code, err)
+}
+
+func (a *admin) ListDeadLetters(ctx context.Context, req *connect.Request[wailv1.ListDeadLettersRequest]) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
+	m := req.Msg
+	if _, err := a.table(m.Table); err != nil {
+		return nil, err
+	}
+	after := int64(-1)
+	if m.AfterOffset != nil {
+		after = *m.AfterOffset
+	}
+	if after < -1 || m.Limit < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("after_offset %d, limit %d: after_offset must be -1 or more, limit 0 or more", after, m.Limit))
+	}
+	entries, more, err := dlq.NewQueue(a.s.log, m.Table).List(ctx, dlq.ListOptions{IncludeSettled: m.IncludeSettled, After: after, Limit: int(m.Limit)})
+	if err != nil {
+		return nil, toolErr(ctx, err)
+	}
+	return connect.NewResponse(&wailv1.ListDeadLettersResponse{Entries: entries, More: more}), nil
+}
+
+func (a *admin) GetDeadLetter(ctx context.Context, req *connect.Request[wailv1.GetDeadLetterRequest]) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
+	m := req.Msg
+	if _, err := a.table(m.Table); err != nil {
+		return nil, err
+	}
+	if m.Offset < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("offset %d: dead letters are at offsets 0 and up", m.Offset))
+	}
+	e, err := dlq.NewQueue(a.s.log, m.Table).Get(ctx, m.Offset)
+	if err != nil {
+		return nil, toolErr(ctx, err)
+	}
+	return connect.NewResponse(&wailv1.GetDeadLetterResponse{Entry: e}), nil
+}
+
+func (a *admin) RedriveDeadLetters(ctx context.Context, req *connect.Request[wailv1.RedriveDeadLettersRequest]) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
+	m := req.Msg
+	t, err := a.table(m.Table)
+	if err != nil {
+		return nil, err
+	}
+	got, err := dlq.NewQueue(a.s.log, m.Table).Redrive(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All},
+		a.s.reconcileOptions(), reconcile.Table{Name: t.Name, Partitions: t.Partitions})
+	if err != nil {
+		return nil, toolErr(ctx, err)
+	}
+	out := &wailv1.RedriveDeadLettersResponse{Resolutions: got.Resolutions}
+	if got.Gap != nil {
+		out.GapReconcile = reconcileResponse(*got.Gap)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (a *admin) DropDeadLetters(ctx context.Context, req *connect.Request[wailv1.DropDeadLettersRequest]) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
+	m := req.Msg
+	if _, err := a.table(m.Table); err != nil {
+		return nil, err
+	}
+	res, err := dlq.NewQueue(a.s.log, m.Table).Drop(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All}, time.Now())
+	if err != nil {
+		return nil, toolErr(ctx, err)
+	}
+	return connect.NewResponse(&wailv1.DropDeadLettersResponse{Resolutions: res}), nil
+}
+
+func (a *admin) ReconcileTable(ctx context.Context, req *connect.Request[wailv1.ReconcileTableRequest]) (*connect.Response[wailv1.ReconcileTableResponse], error) {
+	m := req.Msg
+	t, err := a.table(m.Name)
+	if err != nil {
+		return nil, err
+	}
+	o := a.s.reconcileOptions()
+	o.DryRun = m.DryRun
+	rep, _, err := dlq.NewQueue(a.s.log, m.Name).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
+	if err != nil {
+		return nil, toolErr(ctx, err)
+	}
+	return connect.NewResponse(reconcileResponse(rep)), nil
+}
+
+func reconcileResponse(rep reconcile.Report) *wailv1.ReconcileTableResponse {
+	out := &wailv1.ReconcileTableResponse{KeysScanned: rep.Scanned, KeysBehind: rep.Behind, KeysInFlight: rep.InFlight, KeysExpired: rep.Expired}
+	for _, k := range rep.Keys {
+		out.Keys = append(out.Keys, &wailv1.ReconciledKey{
+			Partition: k.Partition, Key: k.Key, StoredVersion: k.Stored, LastEventVersion: k.LastEvent, Deleted: k.Deleted,
+		})
+	}
+	return out
+}
