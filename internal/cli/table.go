@@ -16,11 +16,11 @@ import (
 func newTableCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "table",
-		Short: "Create, list and describe tables",
+		Short: "Create, list, describe and reconcile tables",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newTableCreateCmd(g), newTableLsCmd(g), newTableDescribeCmd(g))
+	cmd.AddCommand(newTableCreateCmd(g), newTableLsCmd(g), newTableDescribeCmd(g), newTableReconcileCmd(g))
 	return cmd
 }
 

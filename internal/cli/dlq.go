@@ -1,0 +1,435 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+// errorLimit is how much of a dead letter's error ls prints.
+const errorLimit = 60
+
+func newDLQCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect, redrive and drop a table's dead letters",
+		Long: "A table's dead-letter queue holds the intents the resolver settled without an event\n" +
+			"(a publish or read that kept failing) and the retention gaps of its intent log.\n" +
+			"ls and show inspect it; redrive resolves the keys again from the store's current\n" +
+			"state; drop discards dead letters without an event.",
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	cmd.AddCommand(newDLQLsCmd(g), newDLQShowCmd(g), newDLQRedriveCmd(g), newDLQDropCmd(g))
+	return cmd
+}
+
+// long bounds a request that may take long (redrive, reconcile) by
+// --timeout only when it was given.
+func (g *globals) long(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	if f := cmd.Flag("timeout"); f != nil && f.Changed {
+		return g.unary(cmd.Context())
+	}
+	return context.WithCancel(cmd.Context())
+}
+
+func newDLQLsCmd(g *globals) *cobra.Command {
+	var (
+		settled, asJSON bool
+		limit           int32
+		after           int64
+	)
+	cmd := &cobra.Command{
+		Use:     "ls TABLE",
+		Aliases: []string{"list"},
+		Short:   "List dead letters (unsettled ones unless --include-settled)",
+		Args:    exactArgs("TABLE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 || after < -1 {
+				return usageErrorf("--limit must be 0 or more and --after -1 or more")
+			}
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.unary(cmd.Context())
+			defer cancel()
+			req := &wailv1.ListDeadLettersRequest{Table: args[0], IncludeSettled: settled, Limit: limit}
+			if cmd.Flag("after").Changed {
+				req.AfterOffset = &after
+			}
+			resp, err := cl.admin.ListDeadLetters(ctx, connect.NewRequest(req))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeProtoJSON(g.stdout, resp.Msg)
+			}
+			return printLetters(g.stdout, args[0], resp.Msg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&settled, "include-settled", false, "list redriven and dropped dead letters too")
+	fl.Int32Var(&limit, "limit", 0, "at most this many (0: the server default, 100; at most 1000)")
+	fl.Int64Var(&after, "after", -1, "only dead letters at offsets above this one (the last offset of the previous page)")
+	fl.BoolVar(&asJSON, "json", false, "print the response as JSON")
+	return cmd
+}
+
+func printLetters(w io.Writer, table string, m *wailv1.ListDeadLettersResponse) error {
+	if len(m.GetEntries()) == 0 {
+		fmt.Fprintf(w, "no dead letters in table %s\n", table)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OFFSET\tKIND\tPARTITION\tKEY\tVERSIONS\tATTEMPTS\tDEAD AT\tSTATE\tERROR")
+	for _, e := range m.GetEntries() {
+		l := e.GetLetter()
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", e.GetOffset(), kindName(l), l.GetPartition(),
+			letterKey(l), versions(l), l.GetAttempts(), timeUs(l.GetDeadAtUs()), stateOf(e.GetResolution()), oneLine(l.GetError(), errorLimit))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if m.GetMore() {
+		last := m.GetEntries()[len(m.GetEntries())-1].GetOffset()
+		fmt.Fprintf(w, "more: wail dlq ls %s --after %d\n", table, last)
+	}
+	return nil
+}
+
+func kindName(l *wailv1.DeadLetter) string {
+	k := strings.ToLower(strings.TrimPrefix(l.GetKind().String(), "DEAD_LETTER_KIND_"))
+	if l.GetPermanent() {
+		k += " (permanent)"
+	}
+	return k
+}
+
+// letterKey is the key of a letter, or the lost offsets of a gap.
+func letterKey(l *wailv1.DeadLetter) string {
+	if l.GetKind() == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
+		return fmt.Sprintf("intents [%d, %d)", l.GetGapStartOffset(), l.GetGapEndOffset())
+	}
+	return displayBytes(l.GetKey(), 40)
+}
+
+// versions summarizes the versions of a letter's intents.
+func versions(l *wailv1.DeadLetter) string {
+	in := l.GetIntents()
+	switch len(in) {
+	case 0:
+		return "-"
+	case 1:
+		return strconv.FormatUint(in[0].GetVersion(), 10)
+	}
+	return fmt.Sprintf("%d..%d (%d intents)", in[0].GetVersion(), in[len(in)-1].GetVersion(), len(in))
+}
+
+// stateOf says whether a letter is settled, and how.
+func stateOf(r *wailv1.DeadLetterResolution) string {
+	switch {
+	case r == nil:
+		return "unsettled"
+	case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
+		return "dropped"
+	case r.GetRedriveVersion() == 0:
+		return "redriven (nothing to publish)"
+	}
+	return fmt.Sprintf("redriven (intent v%d)", r.GetRedriveVersion())
+}
+
+func timeUs(us int64) string {
+	if us <= 0 {
+		return "-"
+	}
+	return time.UnixMicro(us).UTC().Format(time.RFC3339Nano)
+}
+
+// oneLine flattens s to one line of at most limit characters.
+func oneLine(s string, limit int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); limit > 0 && len(r) > limit {
+		s = string(r[:limit]) + "..."
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newDLQShowCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show TABLE OFFSET",
+		Short: "Show one dead letter in full: its intents, error, attempts, times and state",
+		Args:  exactArgs("TABLE", "OFFSET"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			offs, err := parseOffsets(args[1:])
+			if err != nil {
+				return err
+			}
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.unary(cmd.Context())
+			defer cancel()
+			resp, err := cl.admin.GetDeadLetter(ctx, connect.NewRequest(&wailv1.GetDeadLetterRequest{Table: args[0], Offset: offs[0]}))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeProtoJSON(g.stdout, resp.Msg)
+			}
+			return printLetter(g.stdout, args[0], resp.Msg.GetEntry())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
+	return cmd
+}
+
+func printLetter(w io.Writer, table string, e *wailv1.DeadLetterEntry) error {
+	l := e.GetLetter()
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Offset:\t%d\n", e.GetOffset())
+	fmt.Fprintf(tw, "Kind:\t%s\n", kindName(l))
+	fmt.Fprintf(tw, "Partition:\t%d\n", l.GetPartition())
+	if l.GetKind() == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
+		fmt.Fprintf(tw, "Lost intents:\toffsets [%d, %d) of the intent log partition\n", l.GetGapStartOffset(), l.GetGapEndOffset())
+	} else {
+		fmt.Fprintf(tw, "Key:\t%s\n", displayBytes(l.GetKey(), 0))
+	}
+	fmt.Fprintf(tw, "Error:\t%s\n", oneLine(l.GetError(), 0))
+	fmt.Fprintf(tw, "Attempts:\t%d\n", l.GetAttempts())
+	fmt.Fprintf(tw, "First attempt:\t%s\n", timeUs(l.GetFirstAttemptUs()))
+	fmt.Fprintf(tw, "Last attempt:\t%s\n", timeUs(l.GetLastAttemptUs()))
+	fmt.Fprintf(tw, "Dead at:\t%s\n", timeUs(l.GetDeadAtUs()))
+	fmt.Fprintf(tw, "Resolver:\t%s\n", oneLine(l.GetResolverId(), 0))
+	r := e.GetResolution()
+	state := stateOf(r)
+	if r != nil {
+		state += " at " + timeUs(r.GetAtUs())
+	} else {
+		state += fmt.Sprintf(" (wail dlq redrive %s %d, or wail dlq drop %s %d)", table, e.GetOffset(), table, e.GetOffset())
+	}
+	fmt.Fprintf(tw, "State:\t%s\n", state)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(l.GetIntents()) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nIntents:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OFFSET\tOP\tVERSION\tINTENT ID\tCREATED")
+	for i, in := range l.GetIntents() {
+		off := "-"
+		if i < len(l.GetIntentOffsets()) {
+			off = strconv.FormatInt(l.GetIntentOffsets()[i], 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", off, strings.TrimPrefix(in.GetOp().String(), "OP_"), in.GetVersion(),
+			oneLine(in.GetIntentId(), 0), timeUs(in.GetCreatedAtUs()))
+	}
+	return tw.Flush()
+}
+
+// parseOffsets parses dead-letter offsets (usage error when one is not a
+// number of 0 or more).
+func parseOffsets(args []string) ([]int64, error) {
+	out := make([]int64, len(args))
+	for i, a := range args {
+		n, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || n < 0 {
+			return nil, usageErrorf("offset %q: want a number of 0 or more (the OFFSET column of wail dlq ls)", a)
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+// selection parses the arguments of redrive and drop: TABLE, then offsets
+// or --all.
+func selection(cmd *cobra.Command, args []string, all bool) ([]int64, error) {
+	if len(args) == 0 {
+		return nil, usageErrorf("%s takes a TABLE, then OFFSETs or --all", cmd.CommandPath())
+	}
+	switch n := len(args) - 1; {
+	case n == 0 && !all:
+		return nil, usageErrorf("%s: name the offsets of dead letters (wail dlq ls %s), or --all", cmd.CommandPath(), args[0])
+	case n > 0 && all:
+		return nil, usageErrorf("%s: give offsets or --all, not both", cmd.CommandPath())
+	}
+	return parseOffsets(args[1:])
+}
+
+func newDLQRedriveCmd(g *globals) *cobra.Command {
+	var all, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "redrive TABLE [OFFSET...] [--all]",
+		Short: "Resolve the keys of dead letters again from the store's current state",
+		Long: "Redrive resolves each dead letter's key again: when the store holds a version\n" +
+			"newer than the key's last event, it logs an intent for it and the resolver publishes\n" +
+			"the key's current state; otherwise there is nothing to publish. A GAP letter\n" +
+			"reconciles its partition (see wail table reconcile). Settled letters are not\n" +
+			"redriven again. Waits (up to 30s) for the resolver to resolve what was logged\n" +
+			"before; not bounded by --timeout unless given.",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			offs, err := selection(cmd, args, all)
+			if err != nil {
+				return err
+			}
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.long(cmd)
+			defer cancel()
+			resp, err := cl.admin.RedriveDeadLetters(ctx, connect.NewRequest(&wailv1.RedriveDeadLettersRequest{Table: args[0], Offsets: offs, All: all}))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeProtoJSON(g.stdout, resp.Msg)
+			}
+			printResolutions(g.stdout, resp.Msg.GetResolutions())
+			if rep := resp.Msg.GetGapReconcile(); rep != nil {
+				fmt.Fprint(g.stdout, "GAP letters: ")
+				return printReconcile(g.stdout, rep, false)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "redrive every unsettled dead letter of the table")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
+	return cmd
+}
+
+func printResolutions(w io.Writer, res []*wailv1.DeadLetterResolution) {
+	if len(res) == 0 {
+		fmt.Fprintln(w, "no dead letters to settle")
+		return
+	}
+	for _, r := range res {
+		switch {
+		case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
+			fmt.Fprintf(w, "%d dropped\n", r.GetOffset())
+		case r.GetRedriveVersion() == 0:
+			fmt.Fprintf(w, "%d redriven: nothing to publish (the bus has the stored version, or it is being resolved)\n", r.GetOffset())
+		default:
+			fmt.Fprintf(w, "%d redriven: intent logged at version %d; the resolver publishes the key's current state\n", r.GetOffset(), r.GetRedriveVersion())
+		}
+	}
+}
+
+func newDLQDropCmd(g *globals) *cobra.Command {
+	var all, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "drop TABLE [OFFSET...] [--all]",
+		Short: "Discard dead letters without an event",
+		Long: "Drop settles dead letters without publishing anything: their intents get no event.\n" +
+			"Use it for letters that must not be published (or were fixed another way).",
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			offs, err := selection(cmd, args, all)
+			if err != nil {
+				return err
+			}
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.unary(cmd.Context())
+			defer cancel()
+			resp, err := cl.admin.DropDeadLetters(ctx, connect.NewRequest(&wailv1.DropDeadLettersRequest{Table: args[0], Offsets: offs, All: all}))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeProtoJSON(g.stdout, resp.Msg)
+			}
+			printResolutions(g.stdout, resp.Msg.GetResolutions())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "drop every unsettled dead letter of the table")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
+	return cmd
+}
+
+func newTableReconcileCmd(g *globals) *cobra.Command {
+	var dry, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reconcile NAME",
+		Short: "Publish the current state of every key whose stored version is newer than its last event",
+		Long: "Reconcile compares every key of the table's store with its last event on the bus and\n" +
+			"logs an intent for each key the bus is behind on; the resolver then publishes the\n" +
+			"key's current state. Run it after a GAP dead letter (retention removed intents\n" +
+			"before they were resolved), an operator mistake (e.g. a store written behind\n" +
+			"wail's back) or any bug. Safe while writes continue. It settles the table's GAP\n" +
+			"letters. Waits (up to 30s per partition) for the resolver to resolve what was\n" +
+			"logged before; not bounded by --timeout unless given.",
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.long(cmd)
+			defer cancel()
+			resp, err := cl.admin.ReconcileTable(ctx, connect.NewRequest(&wailv1.ReconcileTableRequest{Name: args[0], DryRun: dry}))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeProtoJSON(g.stdout, resp.Msg)
+			}
+			return printReconcile(g.stdout, resp.Msg, dry)
+		},
+	}
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "only report the keys that are behind; log nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
+	return cmd
+}
+
+func printReconcile(w io.Writer, m *wailv1.ReconcileTableResponse, dry bool) error {
+	what := "intents logged; the resolver publishes their current state"
+	if dry {
+		what = "dry run: nothing logged"
+	}
+	fmt.Fprintf(w, "scanned %d keys: %d behind (%s), %d in flight, %d expired\n",
+		m.GetKeysScanned(), m.GetKeysBehind(), what, m.GetKeysInFlight(), m.GetKeysExpired())
+	if len(m.GetKeys()) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tKEY\tSTORED\tLAST EVENT")
+	for _, k := range m.GetKeys() {
+		last := "-"
+		if v := k.GetLastEventVersion(); v > 0 {
+			last = strconv.FormatUint(v, 10)
+		}
+		stored := strconv.FormatUint(k.GetStoredVersion(), 10)
+		if k.GetDeleted() {
+			stored += " (deleted)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", k.GetPartition(), displayBytes(k.GetKey(), 40), stored, last)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if n := m.GetKeysBehind(); n > int64(len(m.GetKeys())) {
+		fmt.Fprintf(w, "(%d more not listed)\n", n-int64(len(m.GetKeys())))
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/server"
+	"github.com/wail-cdc/wail/internal/server/servertest"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// loseEvents writes keys to the server's store behind the proxy's back (no
+// intent, so no event): what reconcile and redrive repair.
+func loseEvents(t *testing.T, srv *server.Server, table string, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		m := store.Mutation{Key: []byte(k), Value: []byte("lost-" + k), Version: hlc.At(time.Now())}
+		if _, err := srv.Store().Apply(t.Context(), table, []store.Mutation{m}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// writeLetters writes dead letters to a table's dead-letter topic.
+func writeLetters(t *testing.T, srv *server.Server, letters ...*wailv1.DeadLetter) {
+	t.Helper()
+	log := srv.Log()
+	if err := log.CreateTopic(t.Context(), dlq.Topic("t"), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range letters {
+		rec, err := dlq.LetterRecord(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := log.Append(t.Context(), dlq.Topic("t"), []*intentlog.Record{rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var (
+	numbersRE = regexp.MustCompile(`[0-9]{12,}`)
+	spacesRE  = regexp.MustCompile(` +`)
+)
+
+// loose makes CLI output comparable: versions and long numbers become N,
+// runs of spaces (table columns) one space.
+func loose(s string) string {
+	return spacesRE.ReplaceAllString(numbersRE.ReplaceAllString(anyVersion(s), "N"), " ")
+}
+
+func TestDLQCommands(t *testing.T) {
+	t.Parallel()
+	srv, url := servertest.StartServer(t, nil)
+	ctx := context.Background()
+	runCLI(ctx, url, "", "table", "create", "t", "--partitions", "1")
+	loseEvents(t, srv, "t", "k1")
+	now := time.Now().UnixMicro()
+	writeLetters(t, srv,
+		&wailv1.DeadLetter{Table: "t", Key: []byte("k1"), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ,
+			Intents:       []*wailv1.Intent{{Table: "t", Key: []byte("k1"), Op: wailv1.Op_OP_UPSERT, Version: 5, IntentId: "7-1", CreatedAtUs: now}},
+			IntentOffsets: []int64{12}, Error: "postgres: get t:\n timeout", Attempts: 5, FirstAttemptUs: now, LastAttemptUs: now,
+			DeadAtUs: now, ResolverId: "host-7070"},
+		&wailv1.DeadLetter{Table: "t", Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP, GapStartOffset: 3, GapEndOffset: 9,
+			Error: "retention removed intents", DeadAtUs: now},
+		&wailv1.DeadLetter{Table: "t", Key: []byte{0, 0xff}, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH, Permanent: true,
+			Intents: []*wailv1.Intent{{Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_UPSERT, Version: 6}, {Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_DELETE, Version: 8}},
+			IntentOffsets: []int64{13, 14}, Error: "record too large", Attempts: 1})
+	steps := []struct {
+		args     []string
+		wantCode int
+		want     []string // substrings of stdout (versions as N)
+		wantErr  string   // substring of stderr
+	}{
+		{args: []string{"dlq", "ls", "t"}, want: []string{
+			"OFFSET  KIND                 PARTITION  KEY               VERSIONS",
+			"0       read                 0          k1                5",
+			"1       gap                  0          intents [3, 9)",
+			"2       publish (permanent)  0          0x00ff            6..8 (2 intents)",
+			"unsettled", "postgres: get t: timeout"}},
+		{args: []string{"dlq", "ls", "t", "--limit", "1"}, want: []string{"0       read", "more: wail dlq ls t --after 0"}},
+		{args: []string{"dlq", "ls", "t", "--limit", "1", "--after", "0"}, want: []string{"1       gap", "more: wail dlq ls t --after 1"}},
+		{args: []string{"dlq", "ls", "t", "--json"}, want: []string{`"entries":[{"offset":"0"`, `"more":false`}},
+		{args: []string{"dlq", "ls", "t", "--limit", "-1"}, wantCode: 2, wantErr: "--limit"},
+		{args: []string{"dlq", "show", "t", "0"}, want: []string{
+			"Key:            k1", "Kind:           read", "Attempts:       5", "Resolver:       host-7070",
+			"State:          unsettled (wail dlq redrive t 0, or wail dlq drop t 0)",
+			"OFFSET  OP      VERSION  INTENT ID  CREATED", "12      UPSERT  5        7-1"}},
+		{args: []string{"dlq", "show", "t", "1"}, want: []string{"Lost intents:   offsets [3, 9) of the intent log partition"}},
+		{args: []string{"dlq", "show", "t", "99"}, wantCode: 1, wantErr: "error: not_found: no dead letter at that offset"},
+		{args: []string{"dlq", "show", "t", "x"}, wantCode: 2, wantErr: `offset "x"`},
+		{args: []string{"dlq", "show", "nope", "0"}, wantCode: 1, wantErr: `error: not_found: table "nope" does not exist`},
+		{args: []string{"dlq", "redrive", "t"}, wantCode: 2, wantErr: "name the offsets"},
+		{args: []string{"dlq", "redrive", "t", "0", "--all"}, wantCode: 2, wantErr: "not both"},
+		{args: []string{"dlq", "redrive"}, wantCode: 2, wantErr: "takes a TABLE"},
+		{args: []string{"dlq", "redrive", "t", "0"}, want: []string{"0 redriven: intent logged at version N; the resolver publishes"}},
+		{args: []string{"dlq", "redrive", "t", "0"}, want: []string{"0 redriven: intent logged at version N"}}, // a retry answers the same
+		{args: []string{"dlq", "redrive", "t", "1"}, want: []string{"1 redriven: nothing to publish", "GAP letters: scanned 1 keys: 0 behind"}},
+		{args: []string{"dlq", "drop", "t", "--all"}, want: []string{"2 dropped"}},
+		{args: []string{"dlq", "drop", "t", "--all"}, want: []string{"no dead letters to settle"}},
+		{args: []string{"dlq", "ls", "t"}, want: []string{"no dead letters in table t"}},
+		{args: []string{"dlq", "ls", "t", "--include-settled"}, want: []string{"redriven (intent vN)", "redriven (nothing to publish)", "dropped"}},
+	}
+	for _, s := range steps {
+		code, out, errOut := runCLI(ctx, url, "", s.args...)
+		out = loose(out)
+		ok := code == s.wantCode && strings.Contains(errOut, s.wantErr)
+		for _, w := range s.want {
+			ok = ok && strings.Contains(out, loose(w))
+		}
+		if !ok {
+			t.Errorf("wail %q: code %d\nstdout:\n%s\nstderr: %s\nwant code %d, stdout with %q, stderr with %q", s.args, code, out, errOut, s.wantCode, s.want, s.wantErr)
+		}
+	}
+}
+
+func TestReconcileCommand(t *testing.T) {
+	t.Parallel()
+	srv, url := servertest.StartServer(t, nil)
+	ctx := context.Background()
+	runCLI(ctx, url, "", "table", "create", "t", "--partitions", "2")
+	runCLI(ctx, url, "", "put", "t", "ok", "v")
+	loseEvents(t, srv, "t", "lost")
+	steps := []struct {
+		args     []string
+		wantCode int
+		want     []string
+		wantErr  string
+	}{
+		{args: []string{"table", "reconcile", "t", "--dry-run"}, want: []string{
+			"scanned 2 keys: 1 behind (dry run: nothing logged), 0 in flight, 0 expired",
+			"PARTITION  KEY   STORED  LAST EVENT", "lost  N       -"}},
+		{args: []string{"table", "reconcile", "t"}, want: []string{"1 behind (intents logged; the resolver publishes their current state)"}},
+		{args: []string{"table", "reconcile", "t", "--json"}, want: []string{`"keysScanned":"2"`, `"keysBehind":"0"`}},
+		{args: []string{"tail", "t", "--from", "beginning"}, want: []string{"key=lost version=N value=lost-lost"}},
+		{args: []string{"table", "reconcile", "nope"}, wantCode: 1, wantErr: `error: not_found: table "nope" does not exist`},
+		{args: []string{"table", "reconcile"}, wantCode: 2, wantErr: "takes 1 argument"},
+	}
+	for _, s := range steps {
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second) // tail runs until cancelled
+		code, out, errOut := runCLI(sctx, url, "", s.args...)
+		cancel()
+		out = loose(out)
+		ok := code == s.wantCode && strings.Contains(errOut, s.wantErr)
+		for _, w := range s.want {
+			ok = ok && strings.Contains(out, loose(w))
+		}
+		if !ok {
+			t.Errorf("wail %q: code %d\nstdout:\n%s\nstderr: %s\nwant code %d, stdout with %q, stderr with %q", s.args, code, out, errOut, s.wantCode, s.want, s.wantErr)
+		}
+	}
+}
