@@ -72,7 +72,7 @@ func TestDLQCommands(t *testing.T) {
 		&wailv1.DeadLetter{Table: "t", Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP, GapStartOffset: 3, GapEndOffset: 9,
 			Error: "retention removed intents", DeadAtUs: now},
 		&wailv1.DeadLetter{Table: "t", Key: []byte{0, 0xff}, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH, Permanent: true,
-			Intents: []*wailv1.Intent{{Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_UPSERT, Version: 6}, {Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_DELETE, Version: 8}},
+			Intents:       []*wailv1.Intent{{Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_UPSERT, Version: 6}, {Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_DELETE, Version: 8}},
 			IntentOffsets: []int64{13, 14}, Error: "record too large", Attempts: 1})
 	steps := []struct {
 		args     []string
