@@ -10,17 +10,23 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check that the configured store is reachable, its schema in place, and how far replicas lag",
+		Short: "Check a running server's health, the store, its schema, and how far replicas lag",
 		Long: "Check the configuration that `wail serve` would use (same --config and flags):\n" +
 			"the store is reachable, its schema is in place, and how far each read replica lags.\n" +
-			"Exits with code 1 when a check fails.",
+			"When a server answers at --addr, print its health (/healthz): ok, degraded or\n" +
+			"unhealthy, with each condition's reason and what to do.\n" +
+			"Exits with code 1 when a check fails or the server is unhealthy.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd)
 			if err != nil {
 				return err
 			}
-			return server.Doctor(cmd.Context(), cfg, g.stdout)
+			addr, err := baseURL(g.addr)
+			if err != nil {
+				return usageError{err: err}
+			}
+			return server.Doctor(cmd.Context(), cfg, addr, g.stdout)
 		},
 	}
 	f.register(cmd)
