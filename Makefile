@@ -89,6 +89,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalIntent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
+	$(GO) test -run='^$$' -fuzz=FuzzFold -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeWail -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeDebezium -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
 
