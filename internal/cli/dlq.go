@@ -12,7 +12,10 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	"google.golang.org/protobuf/proto"
+
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
 // errorLimit is how much of a dead letter's error ls prints.
@@ -33,13 +36,30 @@ func newDLQCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// long bounds a request that may take long (redrive, reconcile) by
-// --timeout only when it was given.
-func (g *globals) long(cmd *cobra.Command) (context.Context, context.CancelFunc) {
-	if f := cmd.Flag("timeout"); f != nil && f.Changed {
-		return g.unary(cmd.Context())
+// adminCall runs one AdminService request for --addr and prints its
+// response, as JSON with asJSON, else with print. The request is bounded
+// by --timeout; a long one (redrive, reconcile) only when --timeout was
+// given.
+func adminCall[T any](cmd *cobra.Command, g *globals, long, asJSON bool,
+	call func(context.Context, wailv1connect.AdminServiceClient) (*connect.Response[T], error), print func(*T) error) error {
+	cl, err := g.clients()
+	if err != nil {
+		return err
 	}
-	return context.WithCancel(cmd.Context())
+	ctx, cancel := g.unary(cmd.Context())
+	if f := cmd.Flag("timeout"); long && (f == nil || !f.Changed) {
+		cancel()
+		ctx, cancel = context.WithCancel(cmd.Context())
+	}
+	defer cancel()
+	resp, err := call(ctx, cl.admin)
+	if err != nil {
+		return err
+	}
+	if m, ok := any(resp.Msg).(proto.Message); ok && asJSON {
+		return writeProtoJSON(g.stdout, m)
+	}
+	return print(resp.Msg)
 }
 
 func newDLQLsCmd(g *globals) *cobra.Command {
@@ -57,24 +77,13 @@ func newDLQLsCmd(g *globals) *cobra.Command {
 			if limit < 0 || after < -1 {
 				return usageErrorf("--limit must be 0 or more and --after -1 or more")
 			}
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.unary(cmd.Context())
-			defer cancel()
 			req := &wailv1.ListDeadLettersRequest{Table: args[0], IncludeSettled: settled, Limit: limit}
 			if cmd.Flag("after").Changed {
 				req.AfterOffset = &after
 			}
-			resp, err := cl.admin.ListDeadLetters(ctx, connect.NewRequest(req))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeProtoJSON(g.stdout, resp.Msg)
-			}
-			return printLetters(g.stdout, args[0], resp.Msg)
+			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
+				return a.ListDeadLetters(ctx, connect.NewRequest(req))
+			}, func(m *wailv1.ListDeadLettersResponse) error { return printLetters(g.stdout, args[0], m) })
 		},
 	}
 	fl := cmd.Flags()
@@ -178,20 +187,10 @@ func newDLQShowCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.unary(cmd.Context())
-			defer cancel()
-			resp, err := cl.admin.GetDeadLetter(ctx, connect.NewRequest(&wailv1.GetDeadLetterRequest{Table: args[0], Offset: offs[0]}))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeProtoJSON(g.stdout, resp.Msg)
-			}
-			return printLetter(g.stdout, args[0], resp.Msg.GetEntry())
+			req := &wailv1.GetDeadLetterRequest{Table: args[0], Offset: offs[0]}
+			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
+				return a.GetDeadLetter(ctx, connect.NewRequest(req))
+			}, func(m *wailv1.GetDeadLetterResponse) error { return printLetter(g.stdout, args[0], m.GetEntry()) })
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
@@ -289,25 +288,17 @@ func newDLQRedriveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.long(cmd)
-			defer cancel()
-			resp, err := cl.admin.RedriveDeadLetters(ctx, connect.NewRequest(&wailv1.RedriveDeadLettersRequest{Table: args[0], Offsets: offs, All: all}))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeProtoJSON(g.stdout, resp.Msg)
-			}
-			printResolutions(g.stdout, resp.Msg.GetResolutions())
-			if rep := resp.Msg.GetGapReconcile(); rep != nil {
-				fmt.Fprint(g.stdout, "GAP letters: ")
-				return printReconcile(g.stdout, rep, false)
-			}
-			return nil
+			req := &wailv1.RedriveDeadLettersRequest{Table: args[0], Offsets: offs, All: all}
+			return adminCall(cmd, g, true, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
+				return a.RedriveDeadLetters(ctx, connect.NewRequest(req))
+			}, func(m *wailv1.RedriveDeadLettersResponse) error {
+				printResolutions(g.stdout, m.GetResolutions())
+				if rep := m.GetGapReconcile(); rep != nil {
+					fmt.Fprint(g.stdout, "GAP letters: ")
+					return printReconcile(g.stdout, rep, false)
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "redrive every unsettled dead letter of the table")
@@ -345,21 +336,13 @@ func newDLQDropCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.unary(cmd.Context())
-			defer cancel()
-			resp, err := cl.admin.DropDeadLetters(ctx, connect.NewRequest(&wailv1.DropDeadLettersRequest{Table: args[0], Offsets: offs, All: all}))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeProtoJSON(g.stdout, resp.Msg)
-			}
-			printResolutions(g.stdout, resp.Msg.GetResolutions())
-			return nil
+			req := &wailv1.DropDeadLettersRequest{Table: args[0], Offsets: offs, All: all}
+			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
+				return a.DropDeadLetters(ctx, connect.NewRequest(req))
+			}, func(m *wailv1.DropDeadLettersResponse) error {
+				printResolutions(g.stdout, m.GetResolutions())
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "drop every unsettled dead letter of the table")
@@ -381,20 +364,10 @@ func newTableReconcileCmd(g *globals) *cobra.Command {
 			"logged before; not bounded by --timeout unless given.",
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.long(cmd)
-			defer cancel()
-			resp, err := cl.admin.ReconcileTable(ctx, connect.NewRequest(&wailv1.ReconcileTableRequest{Name: args[0], DryRun: dry}))
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeProtoJSON(g.stdout, resp.Msg)
-			}
-			return printReconcile(g.stdout, resp.Msg, dry)
+			req := &wailv1.ReconcileTableRequest{Name: args[0], DryRun: dry}
+			return adminCall(cmd, g, true, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.ReconcileTableResponse], error) {
+				return a.ReconcileTable(ctx, connect.NewRequest(req))
+			}, func(m *wailv1.ReconcileTableResponse) error { return printReconcile(g.stdout, m, dry) })
 		},
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only report the keys that are behind; log nothing")

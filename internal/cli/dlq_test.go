@@ -8,48 +8,43 @@ import (
 	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
-	"github.com/wail-cdc/wail/internal/dlq"
-	"github.com/wail-cdc/wail/internal/hlc"
-	"github.com/wail-cdc/wail/internal/intentlog"
-	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
-	"github.com/wail-cdc/wail/internal/store"
 )
-
-// loseEvents writes keys to the server's store behind the proxy's back (no
-// intent, so no event): what reconcile and redrive repair.
-func loseEvents(t *testing.T, srv *server.Server, table string, keys ...string) {
-	t.Helper()
-	for _, k := range keys {
-		m := store.Mutation{Key: []byte(k), Value: []byte("lost-" + k), Version: hlc.At(time.Now())}
-		if _, err := srv.Store().Apply(t.Context(), table, []store.Mutation{m}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// writeLetters writes dead letters to a table's dead-letter topic.
-func writeLetters(t *testing.T, srv *server.Server, letters ...*wailv1.DeadLetter) {
-	t.Helper()
-	log := srv.Log()
-	if err := log.CreateTopic(t.Context(), dlq.Topic("t"), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range letters {
-		rec, err := dlq.LetterRecord(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := log.Append(t.Context(), dlq.Topic("t"), []*intentlog.Record{rec}); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 var (
 	numbersRE = regexp.MustCompile(`[0-9]{12,}`)
 	spacesRE  = regexp.MustCompile(` +`)
 )
+
+// step is one command line and what it must print.
+type step struct {
+	args     []string
+	wantCode int
+	want     []string      // substrings of stdout, compared loosely
+	wantErr  string        // substring of stderr
+	timeout  time.Duration // ends the command (tail); 0: none
+}
+
+// runSteps runs command lines against url in order.
+func runSteps(t *testing.T, url string, steps []step) {
+	t.Helper()
+	for _, s := range steps {
+		ctx, cancel := context.Background(), func() {}
+		if s.timeout > 0 {
+			ctx, cancel = context.WithTimeout(ctx, s.timeout)
+		}
+		code, out, errOut := runCLI(ctx, url, "", s.args...)
+		cancel()
+		out = loose(out)
+		ok := code == s.wantCode && strings.Contains(errOut, s.wantErr)
+		for _, w := range s.want {
+			ok = ok && strings.Contains(out, loose(w))
+		}
+		if !ok {
+			t.Errorf("wail %q: code %d\nstdout:\n%s\nstderr: %s\nwant code %d, stdout with %q, stderr with %q", s.args, code, out, errOut, s.wantCode, s.want, s.wantErr)
+		}
+	}
+}
 
 // loose makes CLI output comparable: versions and long numbers become N,
 // runs of spaces (table columns) one space.
@@ -62,9 +57,9 @@ func TestDLQCommands(t *testing.T) {
 	srv, url := servertest.StartServer(t, nil)
 	ctx := context.Background()
 	runCLI(ctx, url, "", "table", "create", "t", "--partitions", "1")
-	loseEvents(t, srv, "t", "k1")
+	servertest.Lose(t, srv, "t", "k1", "lost-k1", false)
 	now := time.Now().UnixMicro()
-	writeLetters(t, srv,
+	servertest.DeadLetters(t, srv, "t",
 		&wailv1.DeadLetter{Table: "t", Key: []byte("k1"), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ,
 			Intents:       []*wailv1.Intent{{Table: "t", Key: []byte("k1"), Op: wailv1.Op_OP_UPSERT, Version: 5, IntentId: "7-1", CreatedAtUs: now}},
 			IntentOffsets: []int64{12}, Error: "postgres: get t:\n timeout", Attempts: 5, FirstAttemptUs: now, LastAttemptUs: now,
@@ -74,12 +69,7 @@ func TestDLQCommands(t *testing.T) {
 		&wailv1.DeadLetter{Table: "t", Key: []byte{0, 0xff}, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH, Permanent: true,
 			Intents:       []*wailv1.Intent{{Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_UPSERT, Version: 6}, {Table: "t", Key: []byte{0, 0xff}, Op: wailv1.Op_OP_DELETE, Version: 8}},
 			IntentOffsets: []int64{13, 14}, Error: "record too large", Attempts: 1})
-	steps := []struct {
-		args     []string
-		wantCode int
-		want     []string // substrings of stdout (versions as N)
-		wantErr  string   // substring of stderr
-	}{
+	runSteps(t, url, []step{
 		{args: []string{"dlq", "ls", "t"}, want: []string{
 			"OFFSET  KIND                 PARTITION  KEY               VERSIONS",
 			"0       read                 0          k1                5",
@@ -108,18 +98,7 @@ func TestDLQCommands(t *testing.T) {
 		{args: []string{"dlq", "drop", "t", "--all"}, want: []string{"no dead letters to settle"}},
 		{args: []string{"dlq", "ls", "t"}, want: []string{"no dead letters in table t"}},
 		{args: []string{"dlq", "ls", "t", "--include-settled"}, want: []string{"redriven (intent vN)", "redriven (nothing to publish)", "dropped"}},
-	}
-	for _, s := range steps {
-		code, out, errOut := runCLI(ctx, url, "", s.args...)
-		out = loose(out)
-		ok := code == s.wantCode && strings.Contains(errOut, s.wantErr)
-		for _, w := range s.want {
-			ok = ok && strings.Contains(out, loose(w))
-		}
-		if !ok {
-			t.Errorf("wail %q: code %d\nstdout:\n%s\nstderr: %s\nwant code %d, stdout with %q, stderr with %q", s.args, code, out, errOut, s.wantCode, s.want, s.wantErr)
-		}
-	}
+	})
 }
 
 func TestReconcileCommand(t *testing.T) {
@@ -128,33 +107,16 @@ func TestReconcileCommand(t *testing.T) {
 	ctx := context.Background()
 	runCLI(ctx, url, "", "table", "create", "t", "--partitions", "2")
 	runCLI(ctx, url, "", "put", "t", "ok", "v")
-	loseEvents(t, srv, "t", "lost")
-	steps := []struct {
-		args     []string
-		wantCode int
-		want     []string
-		wantErr  string
-	}{
+	servertest.Lose(t, srv, "t", "lost", "lost-lost", false)
+	runSteps(t, url, []step{
 		{args: []string{"table", "reconcile", "t", "--dry-run"}, want: []string{
 			"scanned 2 keys: 1 behind (dry run: nothing logged), 0 in flight, 0 expired",
 			"PARTITION  KEY   STORED  LAST EVENT", "lost  N       -"}},
 		{args: []string{"table", "reconcile", "t"}, want: []string{"1 behind (intents logged; the resolver publishes their current state)"}},
 		{args: []string{"table", "reconcile", "t", "--json"}, want: []string{`"keysScanned":"2"`, `"keysBehind":"0"`}},
-		{args: []string{"tail", "t", "--from", "beginning"}, want: []string{"key=lost version=N value=lost-lost"}},
+		{args: []string{"tail", "t", "--from", "beginning"}, want: []string{"key=lost version=N value=lost-lost"}, timeout: 3 * time.Second},
+		{args: []string{"table", "reconcile", "t", "--timeout", "1ns"}, wantCode: 1, wantErr: "error: deadline_exceeded"},
 		{args: []string{"table", "reconcile", "nope"}, wantCode: 1, wantErr: `error: not_found: table "nope" does not exist`},
 		{args: []string{"table", "reconcile"}, wantCode: 2, wantErr: "takes 1 argument"},
-	}
-	for _, s := range steps {
-		sctx, cancel := context.WithTimeout(ctx, 3*time.Second) // tail runs until cancelled
-		code, out, errOut := runCLI(sctx, url, "", s.args...)
-		cancel()
-		out = loose(out)
-		ok := code == s.wantCode && strings.Contains(errOut, s.wantErr)
-		for _, w := range s.want {
-			ok = ok && strings.Contains(out, loose(w))
-		}
-		if !ok {
-			t.Errorf("wail %q: code %d\nstdout:\n%s\nstderr: %s\nwant code %d, stdout with %q, stderr with %q", s.args, code, out, errOut, s.wantCode, s.want, s.wantErr)
-		}
-	}
+	})
 }

@@ -12,12 +12,8 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
-	"github.com/wail-cdc/wail/internal/dlq"
-	"github.com/wail-cdc/wail/internal/hlc"
-	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
-	"github.com/wail-cdc/wail/internal/store"
 )
 
 // toolRig is a server with one table "t" and direct access to its log and
@@ -40,42 +36,9 @@ func startTools(t *testing.T, partitions int32) toolRig {
 	return r
 }
 
-// lose writes a key's state to the store behind the proxy's back: no
-// intent, so no event (as if its events were lost). It returns the version.
+// lose loses a key's events (see servertest.Lose).
 func (r toolRig) lose(t *testing.T, key, value string, deleted bool) uint64 {
-	t.Helper()
-	v := hlc.At(time.Now()) // above what the proxy stamped so far
-	m := store.Mutation{Key: []byte(key), Value: []byte(value), Version: v, Delete: deleted}
-	if _, err := r.srv.Store().Apply(t.Context(), "t", []store.Mutation{m}); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-// letters writes dead letters of keys of table t and returns their offsets.
-func (r toolRig) letters(t *testing.T, letters ...*wailv1.DeadLetter) []int64 {
-	t.Helper()
-	ctx := t.Context()
-	log := r.srv.Log()
-	if err := log.CreateTopic(ctx, dlq.Topic("t"), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var recs []*intentlog.Record
-	for _, l := range letters {
-		rec, err := dlq.LetterRecord(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, rec)
-	}
-	if err := log.Append(ctx, dlq.Topic("t"), recs); err != nil {
-		t.Fatal(err)
-	}
-	var offs []int64
-	for _, rec := range recs {
-		offs = append(offs, rec.Offset)
-	}
-	return offs
+	return servertest.Lose(t, r.srv, "t", key, value, deleted)
 }
 
 func keyLetter(key string, version uint64) *wailv1.DeadLetter {
@@ -122,7 +85,7 @@ func TestDeadLetterRPCs(t *testing.T) {
 	}
 	r.awaitEvent(t, "lost", put.Msg.Result.Version)
 	stored := r.lose(t, "lost", "new", false) // its event never comes
-	offs := r.letters(t, keyLetter("lost", stored), keyLetter("junk", 1))
+	offs := servertest.DeadLetters(t, r.srv, "t", keyLetter("lost", stored), keyLetter("junk", 1))
 
 	list, err := r.admin.ListDeadLetters(ctx, connect.NewRequest(&wailv1.ListDeadLettersRequest{Table: "t"}))
 	if err != nil || len(list.Msg.Entries) != 2 || list.Msg.More || string(list.Msg.Entries[0].Letter.Key) != "lost" {

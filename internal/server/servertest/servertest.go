@@ -6,9 +6,15 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/server"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // Start runs a server on 127.0.0.1 with fsync off and returns its URL; it
@@ -53,4 +59,53 @@ func StartServer(t testing.TB, mutate func(*config.Config)) (*server.Server, str
 		t.Fatalf("server: %v", err)
 		return nil, ""
 	}
+}
+
+// Lose writes a key's state to the server's store behind the proxy's back,
+// at a version above every one stamped so far: no intent is logged, so no
+// event will come for it (what reconcile and redrive repair). It returns
+// the version.
+func Lose(t testing.TB, srv *server.Server, table, key, value string, deleted bool) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	st := srv.Store()
+	row, _, err := st.Get(ctx, table, []byte(key), store.Level(len(st.Levels())-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := max(hlc.At(time.Now()), row.Version+1)
+	m := store.Mutation{Key: []byte(key), Value: []byte(value), Version: v, Delete: deleted}
+	out, err := st.Apply(ctx, table, []store.Mutation{m})
+	if err != nil || !out[0].Applied {
+		t.Fatalf("lose %s/%s at version %d: %v %+v", table, key, v, err, out)
+	}
+	return v
+}
+
+// DeadLetters writes dead letters to a table's dead-letter topic (creating
+// it if needed), as a resolver that gave up would, and returns their
+// offsets.
+func DeadLetters(t testing.TB, srv *server.Server, table string, letters ...*wailv1.DeadLetter) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	log := srv.Log()
+	if err := log.CreateTopic(ctx, dlq.Topic(table), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*intentlog.Record, len(letters))
+	for i, l := range letters {
+		rec, err := dlq.LetterRecord(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[i] = rec
+	}
+	if err := log.Append(ctx, dlq.Topic(table), recs); err != nil {
+		t.Fatal(err)
+	}
+	offs := make([]int64, len(recs))
+	for i, rec := range recs {
+		offs[i] = rec.Offset
+	}
+	return offs
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 var _ store.Scanner = (*Store)(nil)
@@ -34,18 +35,12 @@ func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit 
 }
 
 func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
-	if limit <= 0 {
-		return nil, store.ErrBadLimit
-	}
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	if store.ValidateTableName(table) != nil {
-		return nil, store.ErrUnknownTable
-	}
-	from := []byte{} // below every SHA-256
-	if after != nil {
-		from = keyHash(after)
+	from, err := sqlstore.ScanFrom(table, after, limit)
+	if err != nil {
+		return nil, err
 	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()

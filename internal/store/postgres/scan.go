@@ -2,13 +2,13 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 var _ store.Scanner = (*Store)(nil)
@@ -32,24 +32,17 @@ func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit 
 }
 
 func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
-	if limit <= 0 {
-		return nil, store.ErrBadLimit
-	}
 	if s.closed.Load() {
 		return nil, store.ErrClosed
 	}
-	if store.ValidateTableName(table) != nil {
-		return nil, store.ErrUnknownTable
-	}
-	from := []byte{} // below every SHA-256
-	if after != nil {
-		sum := sha256.Sum256(after)
-		from = sum[:]
+	from, err := sqlstore.ScanFrom(table, after, limit)
+	if err != nil {
+		return nil, err
 	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	out := make([]store.KeyVersion, 0, min(limit, 1024))
-	err := pgx.BeginFunc(qctx, s.primary, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(qctx, s.primary, func(tx pgx.Tx) error {
 		ms := strconv.FormatInt(s.timeout.Milliseconds(), 10)
 		if _, err := tx.Exec(qctx, "SELECT set_config('statement_timeout', $1, true)", ms); err != nil {
 			return err

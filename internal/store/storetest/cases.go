@@ -283,6 +283,9 @@ func testClosed(t *testing.T, s store.Store) {
 	checks["create"] = s.CreateTable(ctx, "other")
 	checks["save"] = s.SaveTable(ctx, store.Table{Name: "other"})
 	_, checks["tables"] = s.Tables(ctx)
+	if sc, ok := s.(store.Scanner); ok {
+		_, checks["scan"] = sc.ScanKeys(ctx, "closed", nil, 10)
+	}
 	for op, err := range checks {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", op, err)
