@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
@@ -285,7 +286,7 @@ func TestRedriveWhileWriting(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r := newRepairRig(t, ctx, openEmbedded(t), "redrive")
+	r := newRepairRig(t, ctx, openEmbedded(t), sqltest.Name("redrive_"))
 	letters := r.deadLetter(r.damage(keysOf("dl", 40)))
 	if n := r.behind(); n < 20 || letters < 40 {
 		t.Fatalf("the damage left %d keys behind and %d dead letters; want at least 20 and 40", n, letters)
@@ -333,7 +334,7 @@ func TestReconcileAfterGap(t *testing.T) {
 func reconcileAfterGap(t *testing.T, b Backends) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r := newRepairRig(t, ctx, b, "gap")
+	r := newRepairRig(t, ctx, b, sqltest.Name("gap_"))
 	lost := r.damage(keysOf("gap", 40))
 	for p, rng := range lost {
 		r.appendLetter(&wailv1.DeadLetter{Table: r.tb.Name, Partition: p, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP,
@@ -385,4 +386,16 @@ func TestReconcileAfterGapMariaDB(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	reconcileAfterGap(t, Backends{Log: openLog(t), Store: st})
+}
+
+// TestReconcileAfterGapKafkaFake: the same on Kafka (franz-go's in-process
+// fake broker), with the resolvers as transactional group members.
+func TestReconcileAfterGapKafkaFake(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reconcileAfterGap(t, kafkaBackends(c.ListenAddrs())(t))
 }
