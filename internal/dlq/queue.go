@@ -15,6 +15,9 @@ import (
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
+	// MaxBytes bounds the encoded size of the letters of one List page
+	// (at least one letter is returned, up to the log's record limit).
+	MaxBytes = 4 << 20
 )
 
 // ErrNotFound: no dead letter at an offset.
@@ -88,25 +91,43 @@ func (q *Queue) read(ctx context.Context, from, end int64, fn func(*intentlog.Re
 	return nil
 }
 
-// letters returns up to limit letters at offsets above after that
-// keep accepts (given the offset and whether it is settled), and whether
-// there are more; settled ones carry their resolution.
-func (s *snapshot) letters(ctx context.Context, after int64, limit int, keep func(off int64, settled bool) bool) ([]*wailv1.DeadLetterEntry, bool, error) {
+// pick says which letters a pass returns.
+type pick struct {
+	after int64 // only letters at higher offsets
+	limit int   // at most this many
+	// maxBytes bounds the encoded size of the letters returned (0: no
+	// bound); the first one is always returned.
+	maxBytes int
+	// slim keeps only what settling a letter needs: kind, partition, key
+	// and gap range (not the intents or the error).
+	slim bool
+	keep func(off int64, settled bool) bool
+}
+
+// letters returns the letters p picks and whether more follow; settled
+// ones carry their resolution.
+func (s *snapshot) letters(ctx context.Context, p pick) ([]*wailv1.DeadLetterEntry, bool, error) {
 	var out []*wailv1.DeadLetterEntry
-	more := false
-	err := s.q.read(ctx, max(after+1, s.start), s.end, func(r *intentlog.Record) (bool, error) {
-		if len(r.Key) == 0 || !keep(r.Offset, s.f.settled.has(r.Offset)) {
+	more, size := false, 0
+	err := s.q.read(ctx, max(p.after+1, s.start), s.end, func(r *intentlog.Record) (bool, error) {
+		if len(r.Key) == 0 || !p.keep(r.Offset, s.f.settled.has(r.Offset)) {
 			return true, nil
 		}
 		m, err := Decode(r.Value)
 		if err != nil || m.GetLetter() == nil {
-			return true, nil // counted by the fold as invalid only if keyless; a bad letter is skipped
+			return true, nil // not a letter: nothing to list or settle
 		}
-		if len(out) == limit {
+		size += len(r.Value)
+		if len(out) == p.limit || (p.maxBytes > 0 && size > p.maxBytes && len(out) > 0) {
 			more = true
 			return false, nil
 		}
-		out = append(out, &wailv1.DeadLetterEntry{Offset: r.Offset, Letter: m.GetLetter()})
+		l := m.GetLetter()
+		if p.slim {
+			l = &wailv1.DeadLetter{Table: l.Table, Partition: l.Partition, Key: l.Key, Kind: l.Kind,
+				GapStartOffset: l.GapStartOffset, GapEndOffset: l.GapEndOffset}
+		}
+		out = append(out, &wailv1.DeadLetterEntry{Offset: r.Offset, Letter: l})
 		return true, nil
 	})
 	if err != nil {
@@ -167,29 +188,27 @@ func (q *Queue) List(ctx context.Context, o ListOptions) ([]*wailv1.DeadLetterEn
 	if err != nil {
 		return nil, false, err
 	}
-	return s.letters(ctx, max(o.After, -1), limit, func(_ int64, settled bool) bool { return o.IncludeSettled || !settled })
+	return s.letters(ctx, pick{after: max(o.After, -1), limit: limit, maxBytes: MaxBytes,
+		keep: func(_ int64, settled bool) bool { return o.IncludeSettled || !settled }})
 }
 
 // Get returns the dead letter at offset, with its resolution if settled.
 func (q *Queue) Get(ctx context.Context, offset int64) (*wailv1.DeadLetterEntry, error) {
-	got, err := q.Entries(ctx, []int64{offset})
+	s, err := q.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	got, err := s.entries(ctx, []int64{offset}, false)
 	if err != nil {
 		return nil, err
 	}
 	return got[0], nil
 }
 
-// Entries returns the dead letters at offsets (in that order), settled or
-// not; ErrNotFound names the offsets that hold none.
-func (q *Queue) Entries(ctx context.Context, offsets []int64) ([]*wailv1.DeadLetterEntry, error) {
-	s, err := q.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.entries(ctx, offsets)
-}
-
-func (s *snapshot) entries(ctx context.Context, offsets []int64) ([]*wailv1.DeadLetterEntry, error) {
+// entries returns the dead letters at offsets (in that order), settled or
+// not, slim ones (see pick) when slim; ErrNotFound names the offsets that
+// hold none.
+func (s *snapshot) entries(ctx context.Context, offsets []int64, slim bool) ([]*wailv1.DeadLetterEntry, error) {
 	if len(offsets) == 0 {
 		return nil, nil
 	}
@@ -197,7 +216,8 @@ func (s *snapshot) entries(ctx context.Context, offsets []int64) ([]*wailv1.Dead
 	for _, off := range offsets {
 		want[off] = true
 	}
-	found, _, err := s.letters(ctx, slices.Min(offsets)-1, len(want), func(off int64, _ bool) bool { return want[off] })
+	found, _, err := s.letters(ctx, pick{after: slices.Min(offsets) - 1, limit: len(want), slim: slim,
+		keep: func(off int64, _ bool) bool { return want[off] }})
 	if err != nil {
 		return nil, err
 	}

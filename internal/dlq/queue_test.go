@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -208,5 +209,45 @@ func TestOffsetSet(t *testing.T) {
 	}
 	if len(s.bits) != 3 {
 		t.Errorf("%d words for 130 offsets, want 3", len(s.bits))
+	}
+}
+
+// TestListBytes: a page holds at most MaxBytes of letters (at least one),
+// whatever the limit; settling works on slim letters.
+func TestListBytes(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	q := NewQueue(log, "t")
+	var letters []*wailv1.DeadLetter
+	for i := range 12 {
+		l := letter(fmt.Sprintf("big%d", i), 0)
+		l.Error = strings.Repeat("x", 700<<10) // 12 x 700 KiB: more than 2 pages
+		letters = append(letters, l)
+	}
+	appendLetters(t, log, letters...)
+	var all []int64
+	for after, pages := int64(-1), 0; ; pages++ {
+		page, more, err := q.List(t.Context(), ListOptions{After: after, Limit: MaxLimit})
+		if err != nil || len(page) == 0 {
+			t.Fatalf("page %d: %d letters, %v", pages, len(page), err)
+		}
+		if n := len(page) * (700 << 10); n > MaxBytes {
+			t.Errorf("page %d holds %d letters, %d bytes: over %d", pages, len(page), n, MaxBytes)
+		}
+		if len(page[0].Letter.Error) != 700<<10 {
+			t.Errorf("a listed letter lost its error")
+		}
+		all = append(all, offsetsOf(page)...)
+		if !more {
+			break
+		}
+		after = page[len(page)-1].Offset
+	}
+	if len(all) != 12 {
+		t.Errorf("paged through %d letters, want 12: %v", len(all), all)
+	}
+	res, err := q.Drop(t.Context(), Selection{All: true}, time.Now())
+	if err != nil || len(res) != 12 {
+		t.Errorf("drop --all of big letters: %d, %v", len(res), err)
 	}
 }

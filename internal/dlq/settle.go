@@ -54,9 +54,10 @@ func (sel Selection) check() error {
 	return nil
 }
 
-// each calls fn with the unsettled letters selected, in batches of at most
-// MaxLimit (all of them: paging through one snapshot of the topic), and
-// returns the first resolutions of the settled letters selected.
+// each calls fn with the unsettled letters selected (slim: see pick), in
+// batches of at most MaxLimit (all of them: paging through one snapshot of
+// the topic), and returns the first resolutions of the settled letters
+// selected. Memory: a batch's keys.
 func (q *Queue) each(ctx context.Context, sel Selection, fn func([]*wailv1.DeadLetterEntry) error) ([]*wailv1.DeadLetterResolution, error) {
 	if err := sel.check(); err != nil {
 		return nil, err
@@ -66,7 +67,7 @@ func (q *Queue) each(ctx context.Context, sel Selection, fn func([]*wailv1.DeadL
 		return nil, err
 	}
 	if !sel.All {
-		entries, err := s.entries(ctx, sel.Offsets)
+		entries, err := s.entries(ctx, sel.Offsets, true)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +90,7 @@ func (q *Queue) each(ctx context.Context, sel Selection, fn func([]*wailv1.DeadL
 		return settled, fn(open)
 	}
 	for after := int64(-1); ; {
-		page, more, err := s.letters(ctx, after, MaxLimit, func(_ int64, settled bool) bool { return !settled })
+		page, more, err := s.letters(ctx, pick{after: after, limit: MaxLimit, slim: true, keep: func(_ int64, settled bool) bool { return !settled }})
 		if err != nil {
 			return nil, err
 		}

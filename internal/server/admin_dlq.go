@@ -18,7 +18,8 @@ import (
 
 // The operator tools of a table's dead-letter queue and reconcile
 // (AdminService). The work is in packages dlq and reconcile; here are the
-// table lookup, the request checks and the error codes.
+// table lookup, the request checks, the error codes, and one log line per
+// change an operator made (redrive, drop, reconcile), for the record.
 
 // table returns a table of the catalog, or NotFound.
 func (a *admin) table(name string) (catalog.Table, error) {
@@ -104,6 +105,7 @@ func (a *admin) RedriveDeadLetters(ctx context.Context, req *connect.Request[wai
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
+	a.s.logger.Info("dead letters redriven", "table", m.Table, "letters", len(got.Resolutions), "all", m.All, "gaps_reconciled", got.Gap != nil)
 	out := &wailv1.RedriveDeadLettersResponse{Resolutions: got.Resolutions}
 	if got.Gap != nil {
 		out.GapReconcile = reconcileResponse(*got.Gap)
@@ -120,6 +122,7 @@ func (a *admin) DropDeadLetters(ctx context.Context, req *connect.Request[wailv1
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
+	a.s.logger.Info("dead letters dropped: their intents get no event", "table", m.Table, "letters", len(res), "all", m.All)
 	return connect.NewResponse(&wailv1.DropDeadLettersResponse{Resolutions: res}), nil
 }
 
@@ -131,9 +134,13 @@ func (a *admin) ReconcileTable(ctx context.Context, req *connect.Request[wailv1.
 	}
 	o := a.s.reconcileOptions()
 	o.DryRun = m.DryRun
-	rep, _, err := dlq.NewQueue(a.s.log, m.Name).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
+	rep, gaps, err := dlq.NewQueue(a.s.log, m.Name).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
 	if err != nil {
 		return nil, toolErr(ctx, err)
+	}
+	if !m.DryRun {
+		a.s.logger.Info("table reconciled", "table", m.Name, "scanned", rep.Scanned, "behind", rep.Behind,
+			"in_flight", rep.InFlight, "expired", rep.Expired, "gap_letters_settled", len(gaps))
 	}
 	return connect.NewResponse(reconcileResponse(rep)), nil
 }

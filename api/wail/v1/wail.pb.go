@@ -2164,7 +2164,8 @@ type ListDeadLettersRequest struct {
 	// the next one.
 	AfterOffset *int64 `protobuf:"varint,3,opt,name=after_offset,json=afterOffset,proto3,oneof" json:"after_offset,omitempty"`
 	// limit caps the entries (0: the server default, 100; at most 1000,
-	// larger values count as 1000).
+	// larger values count as 1000). A page also holds at most 4 MiB of
+	// letters (at least one); more says whether others follow.
 	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
