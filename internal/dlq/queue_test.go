@@ -15,7 +15,7 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
-func openLog(t *testing.T) *embedded.Log {
+func openLog(t testing.TB) *embedded.Log {
 	t.Helper()
 	l, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
@@ -40,7 +40,7 @@ func gap(partition int32) *wailv1.DeadLetter {
 }
 
 // appendLetters writes letters (and creates the topic); it returns their offsets.
-func appendLetters(t *testing.T, log intentlog.Log, letters ...*wailv1.DeadLetter) []int64 {
+func appendLetters(t testing.TB, log intentlog.Log, letters ...*wailv1.DeadLetter) []int64 {
 	t.Helper()
 	ctx := context.Background()
 	if err := log.CreateTopic(ctx, Topic("t"), Partitions, intentlog.TopicOptions{}); err != nil {

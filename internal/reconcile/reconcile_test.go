@@ -57,7 +57,7 @@ func TestDecide(t *testing.T) {
 // rig is a table on an embedded log and a Pebble store, with no resolver:
 // tests publish events and commit offsets themselves.
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	log   *hookLog
 	bus   *eventbus.Bus
 	store *pebble.Store
@@ -86,7 +86,7 @@ func (l *hookLog) Committed(ctx context.Context, g, topic string) (map[int32]int
 	return l.Log.Committed(ctx, g, topic)
 }
 
-func newRig(t *testing.T, partitions int32) *rig {
+func newRig(t testing.TB, partitions int32) *rig {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	el, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, Logger: quiet})
