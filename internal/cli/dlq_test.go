@@ -94,8 +94,12 @@ func TestDLQCommands(t *testing.T) {
 		{args: []string{"dlq", "redrive", "t", "0"}, want: []string{"0 redriven: intent logged at version N; the resolver publishes"}},
 		{args: []string{"dlq", "redrive", "t", "0"}, want: []string{"0 redriven: intent logged at version N"}}, // a retry answers the same
 		{args: []string{"dlq", "redrive", "t", "1"}, want: []string{"1 redriven: nothing to publish", "GAP letters: scanned 1 keys: 0 behind"}},
-		{args: []string{"dlq", "drop", "t", "--all"}, want: []string{"2 dropped"}},
+		{args: []string{"dlq", "show", "t", "1", "--json"}, want: []string{`"entry":{"offset":"1"`, `"kind":"DEAD_LETTER_KIND_GAP"`, `"action":"DEAD_LETTER_ACTION_REDRIVEN"`}},
+		{args: []string{"dlq", "drop", "t", "2", "--json"}, want: []string{`"resolutions":[{"offset":"2","action":"DEAD_LETTER_ACTION_DROPPED"`}},
+		{args: []string{"dlq", "redrive", "t", "--all"}, want: []string{"no dead letters to settle"}},
 		{args: []string{"dlq", "drop", "t", "--all"}, want: []string{"no dead letters to settle"}},
+		{args: []string{"dlq", "redrive", "t", "2", "--json"}, want: []string{`"action":"DEAD_LETTER_ACTION_DROPPED"`}}, // settled: its first resolution
+		{args: []string{"dlq", "ls", "t", "--include-settled", "--limit", "1", "--after", "0", "--json"}, want: []string{`"entries":[{"offset":"1"`, `"more":true`}},
 		{args: []string{"dlq", "ls", "t"}, want: []string{"no dead letters in table t"}},
 		{args: []string{"dlq", "ls", "t", "--include-settled"}, want: []string{"redriven (intent vN)", "redriven (nothing to publish)", "dropped"}},
 	})
