@@ -162,19 +162,27 @@ type Retained struct {
 	FirstAt time.Time
 }
 
+// ErrStalled: a scan got no record for too long (a transaction on the
+// partition that does not end: a hanging one, see DESIGN.md).
+var ErrStalled = errors.New("the partition does not advance")
+
+// stallLimit bounds how long LastVersionsOf waits for records that do not
+// come (a variable for tests).
+var stallLimit = 30 * time.Second
+
 // LastVersionsOf scans a partition from offset from (the first retained
 // record when below it) to its end when the scan starts, and returns the
 // highest version of each key that want accepts (nil: every key), so the
 // memory it takes is bounded by the keys wanted. On Kafka it reads
 // committed records only and waits out open transactions, as LastVersions
-// does.
+// does, but for 30 s at most (ErrStalled).
 func (b *Bus) LastVersionsOf(ctx context.Context, table string, partition int32, from int64, want func(key []byte) bool) (Retained, error) {
 	start, end, err := b.log.Bounds(ctx, Topic(table), partition)
 	if err != nil {
 		return Retained{}, wrapScan(table, partition, err)
 	}
 	ret := Retained{Start: start, End: end}
-	rec, err := b.scanRange(ctx, table, partition, max(from, start), end, false, func(r *intentlog.Record) bool {
+	rec, err := b.scanRange(ctx, table, partition, max(from, start), end, false, stallLimit, func(r *intentlog.Record) bool {
 		if ret.FirstAt.IsZero() {
 			ret.FirstAt = r.Timestamp
 		}
@@ -194,12 +202,13 @@ func (b *Bus) scan(ctx context.Context, table string, partition int32, since tim
 	if err != nil {
 		return Recovered{Last: map[string]uint64{}}, wrapScan(table, partition, err)
 	}
-	return b.scanRange(ctx, table, partition, from, end, heal, nil)
+	return b.scanRange(ctx, table, partition, from, end, heal, 0, nil)
 }
 
 // scanRange reads [from, end) of a partition into Last, counting only the
-// records that want accepts (nil: all).
-func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from, end int64, heal bool, want func(*intentlog.Record) bool) (Recovered, error) {
+// records that want accepts (nil: all). Without records for stall (0: no
+// bound; hangs are then healed or waited out), it fails with ErrStalled.
+func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from, end int64, heal bool, stall time.Duration, want func(*intentlog.Record) bool) (Recovered, error) {
 	rec := Recovered{Last: map[string]uint64{}}
 	topic := Topic(table)
 	un, _ := b.log.(unhanger)
@@ -217,11 +226,20 @@ func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from
 		return rec, wrapScan(table, partition, err)
 	}
 	defer r.Close()
+	progress := time.Now()
 	for r.Position() < end {
-		nctx, cancel := context.WithTimeout(ctx, stallCheck)
+		wait := stallCheck
+		if stall > 0 {
+			wait = min(wait, max(time.Until(progress.Add(stall)), time.Millisecond))
+		}
+		nctx, cancel := context.WithTimeout(ctx, wait)
 		recs, err := r.Next(nctx)
 		cancel()
 		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			if stall > 0 && time.Since(progress) >= stall {
+				return rec, fmt.Errorf("eventbus: scan %s/%d: %w past offset %d for %s (a transaction that does not end?)",
+					table, partition, ErrStalled, r.Position(), stall)
+			}
 			if un == nil {
 				continue // a transaction that has yet to end
 			}
@@ -233,6 +251,7 @@ func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from
 		if err != nil {
 			return rec, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, r.Position(), err)
 		}
+		progress = time.Now()
 		if want != nil {
 			recs = slices.DeleteFunc(recs, func(r intentlog.Record) bool { return !want(&r) })
 		}

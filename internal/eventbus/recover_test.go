@@ -2,6 +2,8 @@ package eventbus
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,5 +119,49 @@ func TestLastVersionsOf(t *testing.T) {
 	tail, err := b.LastVersionsOf(ctx, "t", 0, 3, nil) // the tombstone of a's delete, then c
 	if err != nil || len(tail.Last) != 1 || tail.Last["c"] != 1 || tail.End != 5 {
 		t.Errorf("from offset 3: %+v, %v; want c:1", tail, err)
+	}
+}
+
+// stuckLog reads nothing: its readers wait as if a transaction held the
+// partition.
+type stuckLog struct{ *embedded.Log }
+
+func (l stuckLog) NewReader(string, int32, int64) (intentlog.Reader, error) { return stuckReader{}, nil }
+
+type stuckReader struct{}
+
+func (stuckReader) Next(ctx context.Context) ([]intentlog.Record, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (stuckReader) Position() int64 { return 0 }
+func (stuckReader) Close() error    { return nil }
+
+// TestLastVersionsOfStalled: a partition that does not advance fails the
+// scan after stallLimit instead of holding it forever. Not parallel: it
+// sets stallLimit.
+func TestLastVersionsOfStalled(t *testing.T) {
+	ctx := context.Background()
+	emb, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	b := New(stuckLog{emb})
+	if err := b.CreateTable(ctx, "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "t", []intent.Event{{Table: "t", Key: []byte("k"), Op: intent.Upsert, Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	defer func(old time.Duration) { stallLimit = old }(stallLimit)
+	stallLimit = 50 * time.Millisecond
+	start := time.Now()
+	_, err = b.LastVersionsOf(ctx, "t", 0, 0, nil)
+	if !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), "past offset 0") {
+		t.Fatalf("err = %v, want ErrStalled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("gave up after %s, want about %s", d, stallLimit)
 	}
 }
