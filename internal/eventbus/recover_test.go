@@ -126,7 +126,9 @@ func TestLastVersionsOf(t *testing.T) {
 // partition.
 type stuckLog struct{ *embedded.Log }
 
-func (l stuckLog) NewReader(string, int32, int64) (intentlog.Reader, error) { return stuckReader{}, nil }
+func (l stuckLog) NewReader(string, int32, int64) (intentlog.Reader, error) {
+	return stuckReader{}, nil
+}
 
 type stuckReader struct{}
 
