@@ -47,7 +47,7 @@ type repairRig struct {
 	q     *dlq.Queue
 }
 
-func newRepairRig(t *testing.T, ctx context.Context, b Backends, name string) *repairRig {
+func newRepairRig(t *testing.T, ctx context.Context, b Backends, def catalog.Table) *repairRig {
 	t.Helper()
 	r := &repairRig{t: t, ctx: ctx, b: b, h: &history{}, opts: Options{Writers: 3, HotKeys: 8, ColdKeys: 2000}}
 	r.flaky = &flakyStore{Store: b.Store, stored: map[string]map[uint64]storedRow{}, maybe: map[string]map[uint64]storedRow{}}
@@ -64,12 +64,12 @@ func newRepairRig(t *testing.T, ctx context.Context, b Backends, name string) *r
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.tb, _, err = cat.Create(ctx, catalog.Table{Name: name}); err != nil {
+	if r.tb, _, err = cat.Create(ctx, def); err != nil {
 		t.Fatal(err)
 	}
 	r.clock, _ = hlc.New(7, nil)
 	r.px = proxy.New(b.Log, r.flaky, cat, r.clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil)
-	r.q = dlq.NewQueue(b.Log, name)
+	r.q = dlq.NewQueue(b.Log, def.Name)
 	return r
 }
 
@@ -286,7 +286,7 @@ func TestRedriveWhileWriting(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r := newRepairRig(t, ctx, openEmbedded(t), sqltest.Name("redrive_"))
+	r := newRepairRig(t, ctx, openEmbedded(t), catalog.Table{Name: sqltest.Name("redrive_")})
 	letters := r.deadLetter(r.damage(keysOf("dl", 40)))
 	if n := r.behind(); n < 20 || letters < 40 {
 		t.Fatalf("the damage left %d keys behind and %d dead letters; want at least 20 and 40", n, letters)
@@ -334,7 +334,7 @@ func TestReconcileAfterGap(t *testing.T) {
 func reconcileAfterGap(t *testing.T, b Backends) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	r := newRepairRig(t, ctx, b, sqltest.Name("gap_"))
+	r := newRepairRig(t, ctx, b, catalog.Table{Name: sqltest.Name("gap_")})
 	lost := r.damage(keysOf("gap", 40))
 	for p, rng := range lost {
 		r.appendLetter(&wailv1.DeadLetter{Table: r.tb.Name, Partition: p, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP,
