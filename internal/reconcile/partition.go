@@ -53,13 +53,9 @@ func (pr *part) wanted(key []byte) bool { return pr.want[string(key)] }
 // refence waits until the resolvers resolved everything logged so far,
 // then brings the bus scan up to date.
 func (pr *part) refence(ctx context.Context) error {
-	o, topic := &pr.r.o, intent.Topic(pr.r.t.Name)
-	at := o.Now()
-	_, end, err := o.Log.Bounds(ctx, topic, pr.p)
+	o := &pr.r.o
+	at, end, err := pr.fenceOnce(ctx)
 	if err != nil {
-		return fmt.Errorf("reconcile %s/%d: intent log: %w", pr.r.t.Name, pr.p, err)
-	}
-	if err := pr.awaitCommitted(ctx, topic, end); err != nil {
 		return err
 	}
 	ret, err := o.Bus.LastVersionsOf(ctx, pr.r.t.Name, pr.p, pr.busEnd, pr.wanted)
@@ -85,6 +81,35 @@ func (pr *part) refence(ctx context.Context) error {
 	pr.fence, pr.fenceAt = end, at
 	pr.pending, pr.pendingEnd = map[string][]uint64{}, end
 	return nil
+}
+
+// fenceOnce reads the intent partition's end and waits until the
+// resolvers resolved everything below it. The wait counts against the
+// budget of what is logged against this fence (DESIGN.md), so a wait
+// longer than half of it is done again from a new end: the resolvers,
+// having caught up that far, then need less time. It returns when the end
+// was read, and the end.
+func (pr *part) fenceOnce(ctx context.Context) (time.Time, int64, error) {
+	o, topic := &pr.r.o, intent.Topic(pr.r.t.Name)
+	budget := o.Horizon / 4
+	for try := 1; ; try++ {
+		at := o.Now()
+		_, end, err := o.Log.Bounds(ctx, topic, pr.p)
+		if err != nil {
+			return at, 0, fmt.Errorf("reconcile %s/%d: intent log: %w", pr.r.t.Name, pr.p, err)
+		}
+		if err := pr.awaitCommitted(ctx, topic, end); err != nil {
+			return at, 0, err
+		}
+		waited := o.Now().Sub(at)
+		if waited <= budget/2 {
+			return at, end, nil
+		}
+		if try > maxRefences {
+			return at, 0, fmt.Errorf("%w: partition %d of table %s: the resolvers took %s to resolve what was logged before the fence, %d times in a row; reconcile needs less than %s (an eighth of the dedupe horizon): retry when `wail table describe %s` shows less lag",
+				ErrNotCaughtUp, pr.p, pr.r.t.Name, waited.Round(time.Millisecond), try, budget/2, pr.r.t.Name)
+		}
+	}
 }
 
 // awaitCommitted waits until the resolvers' committed offset of the

@@ -16,7 +16,8 @@
 //  1. Fence: note the intent partition's end E, then wait until the
 //     resolvers' committed offset reaches E (every intent logged before is
 //     resolved: published, or dead-lettered, or found unmaterialized), up
-//     to Options.CatchUp.
+//     to Options.CatchUp; a wait over an eighth of Options.Horizon is taken
+//     again from a new end.
 //  2. Scan the event partition (all of it the first time, only what is new
 //     after a later fence) for the last version of each key wanted.
 //  3. Read each key at the store's strongest level.

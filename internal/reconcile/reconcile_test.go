@@ -66,22 +66,27 @@ type rig struct {
 
 const group = "g"
 
-// hookLog runs onCommitted (once) when Committed is called.
+// hookLog runs onCommitted (once) and everyCommitted when Committed is
+// called.
 type hookLog struct {
 	*embedded.Log
-	mu          sync.Mutex
-	onCommitted func()
-	committed   atomic.Int64
+	mu             sync.Mutex
+	onCommitted    func()
+	everyCommitted func()
+	committed      atomic.Int64
 }
 
 func (l *hookLog) Committed(ctx context.Context, g, topic string) (map[int32]int64, error) {
 	l.committed.Add(1)
 	l.mu.Lock()
-	f := l.onCommitted
+	f, every := l.onCommitted, l.everyCommitted
 	l.onCommitted = nil
 	l.mu.Unlock()
 	if f != nil {
 		f()
+	}
+	if every != nil {
+		every()
 	}
 	return l.Log.Committed(ctx, g, topic)
 }
@@ -406,5 +411,39 @@ func TestNoScanner(t *testing.T) {
 	o.Store = &slowStore{Store: r.store, get: func() {}}
 	if _, err := Run(t.Context(), o, r.table, nil); !errors.Is(err, ErrNoScan) {
 		t.Errorf("err = %v, want ErrNoScan", err)
+	}
+}
+
+// TestSlowFence: a fence whose wait for the resolvers eats more than half
+// the budget is taken again; when every wait is that slow, reconcile gives
+// up (the resolvers are too far behind for it to be safe).
+func TestSlowFence(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 1)
+	r.write("k", 7, false)
+	r.resolveAll()
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	o := r.opts()
+	o.Horizon = time.Minute // budget 15 s: a wait may take 7.5 s
+	o.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	r.log.mu.Lock()
+	r.log.everyCommitted = func() { clock.Add(int64(10 * time.Second)) }
+	r.log.mu.Unlock()
+	_, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
+	if !errors.Is(err, ErrNotCaughtUp) || !strings.Contains(err.Error(), "took 10s") {
+		t.Fatalf("err = %v, want ErrNotCaughtUp: the resolvers are too slow", err)
+	}
+	slow := atomic.Int32{}
+	r.log.mu.Lock()
+	r.log.everyCommitted = func() {
+		if slow.Add(1) == 1 {
+			clock.Add(int64(10 * time.Second))
+		}
+	}
+	r.log.mu.Unlock()
+	got, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
+	if err != nil || got[0].Logged != 7 || slow.Load() != 2 {
+		t.Fatalf("one slow wait: %+v, %v after %d waits; want the key logged after a second fence", got, err, slow.Load())
 	}
 }
