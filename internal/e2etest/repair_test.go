@@ -52,19 +52,12 @@ func newRepairRig(t *testing.T, ctx context.Context, b Backends, def catalog.Tab
 	r := &repairRig{t: t, ctx: ctx, b: b, h: &history{}, opts: Options{Writers: 3, HotKeys: 8, ColdKeys: 2000}}
 	r.flaky = &flakyStore{Store: b.Store, stored: map[string]map[uint64]storedRow{}, maybe: map[string]map[uint64]storedRow{}}
 	r.bus = eventbus.New(b.Log)
-	cat, err := catalog.Open(ctx, b.Store, func(ctx context.Context, tb catalog.Table) error {
-		if err := b.Log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
-			return err
-		}
-		if err := b.Log.CreateTopic(ctx, dlq.Topic(tb.Name), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
-			return err
-		}
-		return r.bus.CreateTable(ctx, tb.Name, tb.Partitions, 0)
-	}, catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 4})
-	if err != nil {
+	cat := openCatalog(ctx, t, b, r.bus, catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 4})
+	var err error
+	if r.tb, _, err = cat.Create(ctx, def); err != nil {
 		t.Fatal(err)
 	}
-	if r.tb, _, err = cat.Create(ctx, def); err != nil {
+	if err := b.Log.CreateTopic(ctx, dlq.Topic(def.Name), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r.clock, _ = hlc.New(7, nil)
