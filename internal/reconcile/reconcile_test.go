@@ -355,19 +355,27 @@ func TestNotCaughtUp(t *testing.T) {
 	}
 }
 
+// newClockedRig is a one-partition rig with key k stored at 7 and
+// resolved, and options on a clock the test moves; the horizon is a
+// minute (budget 15 s; a fence may wait 7.5 s).
+func newClockedRig(t *testing.T) (*rig, Options, *atomic.Int64) {
+	r := newRig(t, 1)
+	r.write("k", 7, false)
+	r.resolveAll()
+	clock := &atomic.Int64{}
+	clock.Store(time.Now().UnixNano())
+	o := r.opts()
+	o.Horizon = time.Minute
+	o.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	return r, o, clock
+}
+
 // TestSlowReads: reads that outlast a quarter of the horizon make the
 // partition fence again before anything is logged, and give up after a
 // few tries.
 func TestSlowReads(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 1)
-	r.write("k", 7, false)
-	r.resolveAll()
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	o := r.opts()
-	o.Horizon = time.Minute
-	o.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	r, o, clock := newClockedRig(t)
 	slow := &slowStore{Store: r.store, get: func() { clock.Add(int64(20 * time.Second)) }}
 	o.Store = slow
 	before := r.log.committed.Load()
@@ -419,14 +427,7 @@ func TestNoScanner(t *testing.T) {
 // up (the resolvers are too far behind for it to be safe).
 func TestSlowFence(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, 1)
-	r.write("k", 7, false)
-	r.resolveAll()
-	var clock atomic.Int64
-	clock.Store(time.Now().UnixNano())
-	o := r.opts()
-	o.Horizon = time.Minute // budget 15 s: a wait may take 7.5 s
-	o.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	r, o, clock := newClockedRig(t)
 	r.log.mu.Lock()
 	r.log.everyCommitted = func() { clock.Add(int64(10 * time.Second)) }
 	r.log.mu.Unlock()
