@@ -29,6 +29,13 @@ var (
 	// the write may have committed, or may still commit until the bound
 	// the database puts on it (see Store.Apply) runs out.
 	ErrNotApplied = errors.New("write not applied")
+	// ErrStorage: the store's own storage failed (disk full, an I/O error,
+	// a storage engine panic) and the durability of its recent writes is
+	// unknown. The store has stopped for good: every later call fails with
+	// it and never returns a write that may not be durable. Do not retry on
+	// the same store; the process must restart, and recovery keeps exactly
+	// the durable writes.
+	ErrStorage = errors.New("storage failed")
 )
 
 // Mutation is one conditional write: it takes effect only if Version is

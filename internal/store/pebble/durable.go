@@ -2,7 +2,6 @@ package pebble
 
 import (
 	"context"
-	"slices"
 )
 
 // Durability of reads.
@@ -13,63 +12,86 @@ import (
 // away. A synced Apply therefore:
 //
 //  1. takes the stripes of its keys, checks versions and stages the batch,
-//  2. registers a flight for its keys on their stripes (still locked),
+//  2. registers a flight for its keys (still holding the stripes),
 //  3. applies the batch with ApplyNoSyncWait: the sequence numbers are
 //     assigned under the stripe locks, so last-writer-wins order holds,
 //  4. releases the stripes, so other batches pipeline into the same WAL sync
 //     (group commit), and waits for the sync (Batch.SyncWait),
-//  5. closes the flight and removes it from the stripes.
+//  5. closes the flight and removes it.
 //
 // Get reads the row, then looks for a flight of its key: the flight was
 // registered before the row could be seen, and is removed only once it is
 // durable, so if the row read came from a batch not yet synced, Get finds
-// that batch's flight and waits for it.
+// that batch's flight and waits for it. If the sync fails, the store fails
+// (failstop.go) before the flight is closed, and Get, which checks for the
+// failure after waiting, returns the failure instead of the row.
+//
+// A mutation that loses to a newer version reports "not applied" only once
+// that version is durable: it waits for the flight of its key too. (The
+// proxy answers a superseded write as acknowledged; a crash must not take
+// away the version that superseded it.)
+//
+// Flights have a lock of their own in each stripe (flightsMu), so a Get
+// never waits for a stripe that a commit holds.
 
 // flight is a synced batch between being applied and being durable.
 type flight struct {
 	done chan struct{}
 }
 
+func newFlight() *flight { return &flight{done: make(chan struct{})} }
+
 // register records f for the row keys; the caller holds their stripes.
 func (s *Store) register(f *flight, winners []pending) {
 	for _, p := range winners {
 		st := &s.stripes[p.stripe]
+		st.flightsMu.Lock()
 		if st.flights == nil {
 			st.flights = map[string]*flight{}
 		}
 		st.flights[string(p.rowKey)] = f
+		st.flightsMu.Unlock()
 	}
 }
 
-// land marks f durable (or failed) and forgets it.
-func (s *Store) land(f *flight, winners []pending, stripes []uint32) {
+// land marks f durable (or failed: the store failed first) and forgets it.
+func (s *Store) land(f *flight, winners []pending) {
 	close(f.done)
-	for _, i := range stripes {
-		s.stripes[i].Lock()
-	}
 	for _, p := range winners {
 		st := &s.stripes[p.stripe]
+		st.flightsMu.Lock()
 		if st.flights[string(p.rowKey)] == f {
 			delete(st.flights, string(p.rowKey))
 		}
+		st.flightsMu.Unlock()
 	}
-	for _, i := range slices.Backward(stripes) {
-		s.stripes[i].Unlock()
-	}
+}
+
+// flightOf returns the flight of the latest batch that wrote rowKey and is
+// not durable yet, or nil.
+func (s *Store) flightOf(rowKey []byte, stripe uint32) *flight {
+	st := &s.stripes[stripe]
+	st.flightsMu.Lock()
+	defer st.flightsMu.Unlock()
+	return st.flights[string(rowKey)]
 }
 
 // awaitDurable waits until the latest batch that wrote rowKey is durable.
 func (s *Store) awaitDurable(ctx context.Context, rowKey []byte) error {
-	st := &s.stripes[s.stripeOf(rowKey)]
-	st.RLock()
-	f := st.flights[string(rowKey)]
-	st.RUnlock()
+	return s.awaitFlight(ctx, s.flightOf(rowKey, s.stripeOf(rowKey)))
+}
+
+// awaitFlight waits for f (nil: nothing to wait for), the store's failure
+// or the end of ctx.
+func (s *Store) awaitFlight(ctx context.Context, f *flight) error {
 	if f == nil {
 		return nil
 	}
 	select {
 	case <-f.done:
 		return nil
+	case <-s.failure.done:
+		return s.failure.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -1,7 +1,9 @@
 // Package pebble is wail's embedded default store: store.Store on a local
 // Pebble LSM (github.com/cockroachdb/pebble/v2), with conditional
 // last-writer-wins writes serialised per key by a striped mutex and durable
-// (fsynced) commits unless Options.NoSync is set.
+// (fsynced) commits unless Options.NoSync is set. Reads never return a
+// write before it is durable (durable.go); a storage error stops the store
+// for good with store.ErrStorage (failstop.go), and the process restarts.
 //
 // On-disk key layout (all keys in one Pebble keyspace):
 //
@@ -29,6 +31,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -55,15 +58,19 @@ type Options struct {
 	// Logger receives Pebble's own log lines (info at Debug, errors at
 	// Error) and the store's. nil means slog.Default().
 	Logger *slog.Logger
+	// FS is the filesystem the store lives on; nil means the operating
+	// system's. Tests inject faults through it (vfs/errorfs, vfs.MemFS).
+	FS vfs.FS
 }
 
 // Store is a store.Store on a local Pebble database. It is safe for
 // concurrent use.
 type Store struct {
-	db    *pebble.DB
-	wopts *pebble.WriteOptions
-	log   *slog.Logger
-	seed  maphash.Seed
+	db      *pebble.DB
+	wopts   *pebble.WriteOptions
+	log     *slog.Logger
+	seed    maphash.Seed
+	failure *failure
 
 	// life is read-held by every operation that touches db and write-held
 	// by Close, so db is never used after it is closed (Pebble panics then).
@@ -81,40 +88,54 @@ type Store struct {
 }
 
 // stripe is one lock of the striped mutex: it serialises the version
-// checks and the apply of its keys, and guards their flights (durable.go).
+// checks and the apply of its keys. flightsMu guards their flights
+// (durable.go).
 type stripe struct {
-	sync.RWMutex
-	flights map[string]*flight // row key -> batch applied but not yet durable
-	_       [32]byte
+	sync.Mutex
+	flightsMu sync.Mutex
+	flights   map[string]*flight // row key -> batch applied but not yet durable
+	_         [24]byte
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the store in dir.
-func Open(dir string, opts Options) (*Store, error) {
+func Open(dir string, opts Options) (s *Store, err error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	fail := newFailure(log)
 	po := &pebble.Options{
-		Logger:             slogLogger{log},
+		Logger:             slogLogger{l: log, f: fail},
 		FormatMajorVersion: pebble.FormatNewest,
+		FS:                 &stopFS{FS: fs, f: fail},
 	}
 	if opts.CacheBytes > 0 {
 		c := pebble.NewCache(opts.CacheBytes)
 		defer c.Unref() // the DB holds its own reference
 		po.Cache = c
 	}
+	defer func() { // Fatalf panics (log.go)
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble: open %s: %v", dir, r)
+		}
+	}()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
-	s := &Store{
-		db:     db,
-		wopts:  pebble.Sync,
-		log:    log,
-		seed:   maphash.MakeSeed(),
-		tables: make(map[string]struct{}),
+	s = &Store{
+		db:      db,
+		wopts:   pebble.Sync,
+		log:     log,
+		seed:    maphash.MakeSeed(),
+		failure: fail,
+		tables:  make(map[string]struct{}),
 	}
 	if opts.NoSync {
 		s.wopts = pebble.NoSync
@@ -123,6 +144,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
+	fail.arm()
 	log.Debug("pebble store opened", "dir", dir, "tables", len(s.tables), "sync", !opts.NoSync)
 	return s, nil
 }
@@ -148,6 +170,30 @@ func (s *Store) scan(prefix string, fn func(k, v []byte)) error {
 	return it.Close() // reports any iteration error
 }
 
+// scanChecked is scan for a working store: a read error fails the store.
+func (s *Store) scanChecked(prefix string, fn func(k, v []byte)) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.failure.fail(fmt.Errorf("pebble panicked in a scan: %v", r))
+		}
+	}()
+	if err := s.scan(prefix, fn); err != nil {
+		return s.failure.fail(fmt.Errorf("scan: %w", err))
+	}
+	return nil
+}
+
+// set writes one key durably (unless NoSync) on a goroutine of its own
+// (await); an error fails the store.
+func (s *Store) set(key, value []byte) error {
+	return s.await(func() error {
+		if err := s.db.Set(key, value, s.wopts); err != nil {
+			return s.failure.fail(fmt.Errorf("write: %w", err))
+		}
+		return nil
+	})
+}
+
 // prefixEnd is the smallest key greater than every key with prefix p (p is
 // one of the ASCII prefixes above, so its last byte is never 0xff).
 func prefixEnd(p string) []byte {
@@ -156,12 +202,17 @@ func prefixEnd(p string) []byte {
 	return end
 }
 
-// acquire read-locks the store's lifetime; it fails once the store is closed.
+// acquire read-locks the store's lifetime; it fails once the store is
+// closed or failed.
 func (s *Store) acquire() error {
 	s.life.RLock()
 	if s.closed {
 		s.life.RUnlock()
 		return store.ErrClosed
+	}
+	if err := s.failure.failed(); err != nil {
+		s.life.RUnlock()
+		return err
 	}
 	return nil
 }
@@ -212,9 +263,7 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
 
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := s.commit(b, muts, winners, stripes, out); err != nil {
+	if err := s.await(func() error { return s.commit(muts, winners, stripes, out) }); err != nil {
 		return nil, err
 	}
 
@@ -228,38 +277,70 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 }
 
 // commit checks and stages the winners under their stripes, applies the
-// batch, and returns once it is durable (see durable.go for why the stripes
-// are released before the WAL sync).
-func (s *Store) commit(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) error {
+// batch, and returns once it is durable, and once every newer version that
+// made a mutation lose is durable too (see durable.go for why the stripes
+// are released before the WAL sync). It runs on a goroutine of its own
+// (await); any error from Pebble fails the store.
+func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) error {
+	b := s.db.NewBatch()
+	f, newer, err := s.stage(b, muts, winners, stripes, out)
+	if err == nil && f != nil {
+		if err = b.SyncWait(); err != nil {
+			err = s.failure.fail(fmt.Errorf("WAL sync: %w", err))
+		}
+		s.land(f, winners) // after the failure, so a Get woken by it sees it
+	}
+	if s.failure.failed() == nil { // else Pebble may still hold the batch
+		_ = b.Close()
+	}
+	for _, n := range newer {
+		if err != nil {
+			break
+		}
+		err = s.awaitFlight(context.Background(), n)
+	}
+	return err
+}
+
+// stage holds the stripes while it checks versions, stages the winners,
+// registers the batch's flight (when synced) and applies the batch; f is
+// nil when nothing was applied or the store does not sync. newer are the
+// flights of the versions that beat a mutation.
+func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) (f *flight, newer []*flight, err error) {
 	for _, st := range stripes {
 		s.stripes[st].Lock()
 	}
-	err := s.checkAndStage(b, muts, winners, out)
+	defer func() { // also when Pebble panics: await recovers it
+		for _, i := range slices.Backward(stripes) {
+			s.stripes[i].Unlock()
+		}
+	}()
+	if err := s.failure.failed(); err != nil { // while we waited for the stripes
+		return nil, nil, err
+	}
+	newer, err = s.checkAndStage(b, muts, winners, out)
 	if s.testHookCheck != nil {
 		s.testHookCheck()
 	}
-	empty := b.Empty()
-	var f *flight
 	switch {
-	case err != nil || empty:
-	case s.wopts.Sync:
-		f = &flight{done: make(chan struct{})}
-		s.register(f, winners)
-		err = s.db.ApplyNoSyncWait(b, s.wopts)
-	default:
-		err = s.db.Apply(b, s.wopts)
+	case err != nil:
+		return nil, nil, err
+	case b.Empty():
+		return nil, newer, nil
+	case !s.wopts.Sync:
+		if err := s.db.Apply(b, s.wopts); err != nil {
+			return nil, nil, s.failure.fail(fmt.Errorf("apply: %w", err))
+		}
+		return nil, newer, nil
 	}
-	for _, i := range slices.Backward(stripes) {
-		s.stripes[i].Unlock()
+	f = newFlight()
+	s.register(f, winners)
+	if err := s.db.ApplyNoSyncWait(b, s.wopts); err != nil {
+		err = s.failure.fail(fmt.Errorf("apply: %w", err))
+		s.land(f, winners)
+		return nil, nil, err
 	}
-	if f == nil {
-		return err
-	}
-	if err == nil {
-		err = b.SyncWait()
-	}
-	s.land(f, winners, stripes)
-	return err
+	return f, newer, nil
 }
 
 // plan resolves duplicate keys: winners holds one entry per distinct key and
@@ -304,16 +385,20 @@ func (s *Store) stripeOf(rowKey []byte) uint32 {
 	return uint32(maphash.Bytes(s.seed, rowKey) % numStripes)
 }
 
-// checkAndStage must be called with the winners' stripes held.
-func (s *Store) checkAndStage(b *pebble.Batch, muts []store.Mutation, winners []pending, out []store.Outcome) error {
+// checkAndStage must be called with the winners' stripes held. newer are
+// the flights of the versions that beat a mutation (not durable yet).
+func (s *Store) checkAndStage(b *pebble.Batch, muts []store.Mutation, winners []pending, out []store.Outcome) (newer []*flight, err error) {
 	for _, p := range winners {
 		m := &muts[p.idx]
 		cur, found, err := s.version(p.rowKey)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if found && cur >= m.Version {
 			out[p.idx] = store.Outcome{Current: cur}
+			if f := s.flightOf(p.rowKey, p.stripe); f != nil {
+				newer = append(newer, f)
+			}
 			continue
 		}
 		value, flags := m.Value, byte(0)
@@ -326,11 +411,11 @@ func (s *Store) checkAndStage(b *pebble.Batch, muts []store.Mutation, winners []
 		op.Value[8] = flags
 		copy(op.Value[headerLen:], value)
 		if err := op.Finish(); err != nil {
-			return err
+			return nil, err
 		}
 		out[p.idx] = store.Outcome{Applied: true, Current: m.Version}
 	}
-	return nil
+	return newer, nil
 }
 
 // version reads only the version of a row.
@@ -340,7 +425,7 @@ func (s *Store) version(rowKey []byte) (uint64, bool, error) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, false, s.failure.fail(fmt.Errorf("read: %w", err))
 	}
 	defer closer.Close()
 	if len(v) < headerLen {
@@ -366,7 +451,7 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 	return row, found, nil
 }
 
-func (s *Store) get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+func (s *Store) get(ctx context.Context, table string, key []byte, level store.Level) (row store.Row, found bool, err error) {
 	if level != 0 {
 		return store.Row{}, false, fmt.Errorf("read level %d out of range [0, 0]", level)
 	}
@@ -380,21 +465,33 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	if !s.known(table) {
 		return store.Row{}, false, store.ErrUnknownTable
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			row, found, err = store.Row{}, false, s.failure.fail(fmt.Errorf("pebble panicked in a read: %v", r))
+		}
+	}()
 	rk := rowKey(table, key)
 	v, closer, err := s.db.Get(rk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return store.Row{}, false, nil
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		return store.Row{}, false, s.failure.failed()
+	case err != nil:
+		return store.Row{}, false, s.failure.fail(fmt.Errorf("read: %w", err))
 	}
-	if err != nil {
-		return store.Row{}, false, err
-	}
-	row, err := decodeRow(v)
+	row, err = decodeRow(v)
 	closer.Close()
 	if err != nil {
 		return store.Row{}, false, fmt.Errorf("corrupt row %q: %w", key, err)
 	}
-	// The row may come from a batch whose WAL sync is still running.
-	return row, true, s.awaitDurable(ctx, rk)
+	// The row may come from a batch whose WAL sync is still running, or
+	// failed (then the store failed).
+	if err := s.awaitDurable(ctx, rk); err != nil {
+		return store.Row{}, false, err
+	}
+	if err := s.failure.failed(); err != nil {
+		return store.Row{}, false, err
+	}
+	return row, true, nil
 }
 
 // decodeRow copies the value out of v (which Pebble owns).
@@ -421,7 +518,8 @@ func decodeRow(v []byte) (store.Row, error) {
 func (s *Store) Levels() []string { return []string{"local"} }
 
 // Close flushes and closes the database; later calls return nil and every
-// other operation fails with store.ErrClosed.
+// other operation fails with store.ErrClosed. After a storage failure it
+// leaves Pebble as it is and returns the failure (see failstop.go).
 func (s *Store) Close() error {
 	s.life.Lock()
 	defer s.life.Unlock()
@@ -429,6 +527,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	if err := s.failure.failed(); err != nil {
+		return fmt.Errorf("pebble: not closed after the failure, the process must exit (the next start replays the WAL): %w", err)
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebble: close: %w", err)
 	}

@@ -46,7 +46,7 @@ func (s *Store) createTable(ctx context.Context, table string) error {
 	if s.known(table) {
 		return nil
 	}
-	if err := s.db.Set([]byte(prefixTable+table), nil, s.wopts); err != nil {
+	if err := s.set([]byte(prefixTable+table), nil); err != nil {
 		return err
 	}
 	s.tablesMu.Lock()
@@ -74,7 +74,7 @@ func (s *Store) saveTable(ctx context.Context, t store.Table) error {
 		return err
 	}
 	defer s.release()
-	return s.db.Set([]byte(prefixCatalog+t.Name), t.Spec, s.wopts)
+	return s.set([]byte(prefixCatalog+t.Name), t.Spec)
 }
 
 // Tables returns the catalog, ordered by name.
@@ -95,7 +95,7 @@ func (s *Store) listTables(ctx context.Context) ([]store.Table, error) {
 	}
 	defer s.release()
 	var ts []store.Table
-	err := s.scan(prefixCatalog, func(k, v []byte) {
+	err := s.scanChecked(prefixCatalog, func(k, v []byte) {
 		ts = append(ts, store.Table{Name: string(k), Spec: bytes.Clone(v)})
 	})
 	return ts, err

@@ -1,0 +1,215 @@
+package pebble
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Fail stop.
+//
+// A write the store cannot make durable must never be read back: the
+// resolver would publish it, and a restart would take it away. Pebble
+// applies a batch to its memtable before the WAL write and sync. When they
+// fail, Pebble reports the error to the batch's SyncWait but the batch stays
+// readable; the next WAL write panics inside the commit pipeline with its
+// mutex held (later commits hang); a failed WAL rotation or MANIFEST write
+// is fatal (Logger.Fatalf, also from background jobs, where nothing can
+// recover it). None of that can be undone inside the process, so the store
+// fails stop:
+//
+//  1. Every write-side filesystem operation goes through stopFS. Once the
+//     store is open, the first error of one (ENOSPC, EIO, ...) fails the
+//     store: Failure is set, Failed is closed, the error is logged once.
+//     That operation, and every write-side operation after it, then blocks
+//     for the rest of the process: Pebble never acts on a failed write (it
+//     would panic, or go on from a state nobody can reason about), and
+//     nothing more reaches the disk.
+//  2. Every call checks for the failure first and returns it (it wraps
+//     store.ErrStorage). Get checks again after its read and after waiting
+//     for the row's WAL sync (durable.go), so it never returns a row whose
+//     sync failed or never finished.
+//  3. Calls that reach Pebble's write path run on a goroutine of their own
+//     (await): the caller waits for it or for the failure, whichever comes
+//     first, so no caller hangs on a blocked Pebble. A panic inside Pebble
+//     is recovered there (or in Get) and fails the store; Fatalf panics
+//     (log.go) after failing it. A read error is a storage failure too.
+//  4. Close of a failed store leaves Pebble as it is (parts of it are
+//     blocked for good) and returns the failure. The process must exit: the
+//     next Open replays the WAL and finds exactly the writes whose sync
+//     succeeded.
+//
+// Before Open returns, filesystem errors go to Pebble as usual and Open
+// fails with them (e.g. a disk too full to start on).
+
+// failure is the store's fail-stop state.
+type failure struct {
+	log  *slog.Logger
+	once sync.Once
+	done chan struct{} // closed once err is set
+	err  error
+
+	mu    sync.Mutex
+	armed bool // the store is open: filesystem errors fail it
+}
+
+func newFailure(log *slog.Logger) *failure {
+	return &failure{log: log, done: make(chan struct{})}
+}
+
+// fail stops the store for good, the first time with cause; it returns the
+// store's failure (the first cause, wrapped in store.ErrStorage).
+func (f *failure) fail(cause error) error {
+	f.once.Do(func() {
+		f.err = fmt.Errorf("%w: %w", store.ErrStorage, cause)
+		f.log.Error("the store stopped after a storage failure: it refuses every call from now on and wail must restart "+
+			"(the restart recovers exactly the durable writes); if the disk is full, free space first",
+			"err", cause)
+		close(f.done)
+	})
+	return f.err
+}
+
+// failed returns the failure, or nil while the store works.
+func (f *failure) failed() error {
+	select {
+	case <-f.done:
+		return f.err
+	default:
+		return nil
+	}
+}
+
+func (f *failure) arm() {
+	f.mu.Lock()
+	f.armed = true
+	f.mu.Unlock()
+}
+
+// check handles the result of a write-side filesystem operation: once the
+// store is open, an error fails it and the operation never returns.
+func (f *failure) check(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	f.mu.Lock()
+	armed := f.armed
+	f.mu.Unlock()
+	if !armed {
+		return err
+	}
+	f.fail(fmt.Errorf("%s %s: %w", op, path, err))
+	select {} // fail stop: see above
+}
+
+// Failed is closed when the store stopped after a storage failure.
+func (s *Store) Failed() <-chan struct{} { return s.failure.done }
+
+// Failure is why the store stopped (it wraps store.ErrStorage), or nil
+// while it works.
+func (s *Store) Failure() error { return s.failure.failed() }
+
+// await runs op on a goroutine of its own and returns its error, or the
+// store's failure if that comes first (op may then be blocked for good). A
+// panic in op fails the store.
+func (s *Store) await(op func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- s.failure.fail(fmt.Errorf("pebble panicked: %v", r))
+			}
+		}()
+		done <- op()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-s.failure.done:
+		select {
+		case err := <-done: // finished too: its own answer
+			return err
+		default:
+			return s.failure.err
+		}
+	}
+}
+
+// stopFS is the store's filesystem: write-side operations report their
+// errors to the failure (see above); everything else passes through.
+type stopFS struct {
+	vfs.FS
+	f *failure
+}
+
+func (fs *stopFS) Unwrap() vfs.FS { return fs.FS }
+
+func (fs *stopFS) file(f vfs.File, name, op string, err error) (vfs.File, error) {
+	if err = fs.f.check(op, name, err); err != nil {
+		return nil, err
+	}
+	return &stopFile{File: f, name: name, f: fs.f}, nil
+}
+
+func (fs *stopFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, category)
+	return fs.file(f, name, "create", err)
+}
+
+func (fs *stopFS) OpenReadWrite(name string, category vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	f, err := fs.FS.OpenReadWrite(name, category, opts...)
+	return fs.file(f, name, "open", err)
+}
+
+func (fs *stopFS) ReuseForWrite(oldname, newname string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname, category)
+	return fs.file(f, newname, "reuse", err)
+}
+
+// OpenDir opens a directory for syncing (after creating or renaming files).
+func (fs *stopFS) OpenDir(name string) (vfs.File, error) {
+	f, err := fs.FS.OpenDir(name)
+	return fs.file(f, name, "open directory", err)
+}
+
+func (fs *stopFS) Rename(oldname, newname string) error {
+	return fs.f.check("rename", oldname+" to "+newname, fs.FS.Rename(oldname, newname))
+}
+
+func (fs *stopFS) MkdirAll(dir string, perm os.FileMode) error {
+	return fs.f.check("mkdir", dir, fs.FS.MkdirAll(dir, perm))
+}
+
+// stopFile is a file the store writes.
+type stopFile struct {
+	vfs.File
+	name string
+	f    *failure
+}
+
+func (f *stopFile) Write(p []byte) (int, error) {
+	n, err := f.File.Write(p)
+	return n, f.f.check("write", f.name, err)
+}
+
+func (f *stopFile) WriteAt(p []byte, off int64) (int, error) {
+	n, err := f.File.WriteAt(p, off)
+	return n, f.f.check("write", f.name, err)
+}
+
+func (f *stopFile) Sync() error { return f.f.check("sync", f.name, f.File.Sync()) }
+
+func (f *stopFile) SyncData() error { return f.f.check("sync", f.name, f.File.SyncData()) }
+
+func (f *stopFile) SyncTo(length int64) (bool, error) {
+	full, err := f.File.SyncTo(length)
+	return full, f.f.check("sync", f.name, err)
+}
+
+// Close reports write errors some filesystems only report on close.
+func (f *stopFile) Close() error { return f.f.check("close", f.name, f.File.Close()) }
