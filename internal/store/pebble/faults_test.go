@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/storetest"
 )
 
 // Storage faults, injected through Pebble's vfs: the WAL write or sync
@@ -73,6 +74,10 @@ func (f *fault) holdOps(match func(errorfs.Op) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.match, f.err, f.hold = match, nil, make(chan struct{})
+	select { // forget an earlier hold's signal
+	case <-f.held:
+	default:
+	}
 }
 
 // release ends a hold: the held operations (and later matching ones) fail
@@ -137,6 +142,26 @@ func openFaultyOn(t *testing.T, mem *vfs.MemFS, opts Options) *faultyStore {
 		t.Fatal(err)
 	}
 	return &faultyStore{Store: s, mem: mem, fault: f}
+}
+
+// HoldSync and ReleaseSync hold the WAL sync for storetest (SyncHolder).
+func (fs *faultyStore) HoldSync() <-chan struct{} {
+	fs.fault.holdOps(both(isWAL, isSync))
+	return fs.fault.held
+}
+
+func (fs *faultyStore) ReleaseSync(fail bool) {
+	if fail {
+		fs.fault.release(syscall.EIO)
+		return
+	}
+	fs.fault.release(nil)
+}
+
+// TestSuiteFaultFS runs the suite on a fault-injecting in-memory
+// filesystem, so it also holds and fails the WAL sync (storetest.SyncHolder).
+func TestSuiteFaultFS(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openFaulty(t, Options{}) })
 }
 
 // restart is a machine crash and a restart: a new store on what was synced.

@@ -1,8 +1,10 @@
 // Package storetest is the acceptance suite every store.Store backend must
 // pass: conditional last-writer-wins writes, tombstones, batches, binary and
 // large keys and values, table isolation, the catalog, read levels,
-// concurrent writers, behaviour after Close, and (for a store.Scanner)
-// paged key scans.
+// concurrent writers, behaviour after Close, (for a store.Scanner) paged
+// key scans, and the rule that a read never returns a write that is not
+// durable (durable.go; stores that can hold their durability point for a
+// test offer SyncHolder).
 //
 // A backend's test calls Run with a function that opens a fresh, empty store
 // (a temporary directory, database or schema). Run closes every store it
@@ -49,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Closed", testClosed, false},
 		{"Scan", testScan, false},
 		{"ScanConcurrent", testScanConcurrent, false},
+		{"DurableReads", testDurableReads, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
