@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -159,6 +160,9 @@ func testCatalog(t *testing.T, s store.Store) {
 	}
 }
 
+// testLevels: every level finds a written row, the strongest at once,
+// cheaper ones (replicas) within a lag bound; what a level returns is always
+// a real row. A level that never finds anything fails.
 func testLevels(t *testing.T, s store.Store) {
 	levels := s.Levels()
 	if len(levels) == 0 {
@@ -166,18 +170,30 @@ func testLevels(t *testing.T, s store.Store) {
 	}
 	create(t, s, "levels")
 	apply(t, s, "levels", put("k", 7, "v"))
+	const maxLag = 10 * time.Second
 	for i, name := range levels {
-		row, found, err := s.Get(t.Context(), "levels", []byte("k"), store.Level(i))
-		if err != nil {
-			t.Errorf("Get at level %d (%s): %v", i, name, err)
-			continue
-		}
-		// Cheaper levels may lag; what they return must still be a real row.
-		if found && (row.Version != 7 || string(row.Value) != "v" || row.Deleted) {
-			t.Errorf("Get at level %d (%s): %+v, want version 7 value \"v\"", i, name, row)
-		}
-		if !found && i == len(levels)-1 {
-			t.Errorf("Get at the strongest level %d (%s): not found", i, name)
+		deadline := time.Now().Add(maxLag)
+		for attempt := 0; ; attempt++ {
+			row, found, err := s.Get(t.Context(), "levels", []byte("k"), store.Level(i))
+			if err != nil {
+				t.Errorf("Get at level %d (%s): %v", i, name, err)
+				break
+			}
+			if found && (row.Version != 7 || string(row.Value) != "v" || row.Deleted) {
+				t.Errorf("Get at level %d (%s): %+v, want version 7 value \"v\"", i, name, row)
+			}
+			if found {
+				break
+			}
+			if i == len(levels)-1 {
+				t.Errorf("Get at the strongest level %d (%s): not found", i, name)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("Get at level %d (%s): still not found %v after the write (%d reads): the level lags without bound or reads the wrong place", i, name, maxLag, attempt+1)
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
 		if _, found, err := s.Get(t.Context(), "levels", []byte("absent"), store.Level(i)); err != nil || found {
 			t.Errorf("Get(absent) at level %d (%s): found=%v err=%v", i, name, found, err)
