@@ -20,8 +20,15 @@ func TestLayout(t *testing.T) {
 	if int64(v) < 0 {
 		t.Fatal("version does not fit a signed 64-bit column")
 	}
-	if v2 := c.Now(); Logical(v2) != 1 || v2 <= v {
-		t.Fatalf("same millisecond: logical %d, v2 %d <= v %d", Logical(v2), v2, v)
+	// The layout is persisted (stores, intents, events): pin it with
+	// literals, not only through this package's decoders. 199792800123 ms
+	// since 2020-01-01 UTC, logical 0, proxy 513.
+	// 0x02e8494317b00201 = 199792800123<<20 | 0<<10 | 513.
+	if v != 0x02e8494317b00201 {
+		t.Fatalf("version %#x, want 0x02e8494317b00201 (ms<<20 | logical<<10 | proxy)", v)
+	}
+	if v2 := c.Now(); Logical(v2) != 1 || v2 <= v || v2 != 0x02e8494317b00601 {
+		t.Fatalf("same millisecond: v2 %#x (logical %d), want 0x02e8494317b00601 (logical 1) > v %#x", v2, Logical(v2), v)
 	}
 	if At(at) > v {
 		t.Fatal("At(t) must not exceed versions stamped at t")
