@@ -5,7 +5,8 @@
 //
 // Exit codes: 0 on success, 1 on errors (server errors print as
 // "error: <code>: <message>", a missing key of get as well), 2 on usage
-// errors.
+// errors, 74 when serve, proxy or resolve stopped after a storage failure
+// (server.ExitFailStop: restart it, after freeing space if the disk is full).
 package cli
 
 import (

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -135,10 +136,14 @@ func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	return srv.Run(cmd.Context(), func(addr string) {
+	err = srv.Run(cmd.Context(), func(addr string) {
 		if !strings.Contains(addr, "://") {
 			addr = "http://" + addr
 		}
 		fmt.Fprintf(g.stdout, "wail listening on %s (data dir %s)\n", addr, dir)
 	})
+	if errors.Is(err, server.ErrFailStop) { // a supervisor restarts it
+		return exitError{code: server.ExitFailStop, msg: err.Error()}
+	}
+	return err
 }

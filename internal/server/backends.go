@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -22,8 +24,20 @@ import (
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
+// seams are what a server's own tests put under the log and the store:
+// filesystems with faults, and the log's health callback.
+type seams struct {
+	logFS       vfs.FS       // the embedded log's (nil: the OS's)
+	onLogHealth func(error)  // embedded.Options.OnHealth
+	storeFS     pebblevfs.FS // Pebble's (nil: the OS's)
+}
+
 // OpenLog opens the log (intent log and event bus) the configuration names.
 func OpenLog(ctx context.Context, cfg config.Config, logger *slog.Logger) (intentlog.Log, error) {
+	return openLog(ctx, cfg, logger, seams{})
+}
+
+func openLog(ctx context.Context, cfg config.Config, logger *slog.Logger, sm seams) (intentlog.Log, error) {
 	if cfg.Log.Kind == config.LogKafka {
 		return openKafka(ctx, cfg.Log.Kafka, logger)
 	}
@@ -34,6 +48,7 @@ func OpenLog(ctx context.Context, cfg config.Config, logger *slog.Logger) (inten
 	}
 	l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
 		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, MaxOpenFiles: cfg.Log.MaxOpenFiles, Logger: logger,
+		FS: sm.logFS, OnHealth: sm.onLogHealth,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open embedded log: %w", err)
@@ -68,9 +83,13 @@ func openKafka(ctx context.Context, k config.Kafka, logger *slog.Logger) (intent
 
 // OpenStore opens the store the configuration names.
 func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (store.Store, error) {
+	return openStore(ctx, cfg, logger, seams{})
+}
+
+func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm seams) (store.Store, error) {
 	switch cfg.Store.Kind {
 	case config.StorePebble:
-		st, err := pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: logger})
+		st, err := pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: logger, FS: sm.storeFS})
 		if err != nil {
 			return nil, fmt.Errorf("open pebble store: %w", err)
 		}

@@ -6,7 +6,13 @@
 // Shutdown order: stop accepting requests and finish the ones in flight
 // (http.Server.Shutdown; event streams are ended first so they do not hold
 // it up), then stop the resolver (it drains reads and publishes in flight
-// and commits), then close the log and the store.
+// and commits), then close the log and the store. All of it ends within
+// shutdown_timeout, whatever the disk does.
+//
+// A storage failure that only a restart recovers from (the store stopped, a
+// log partition broke) makes the process stop taking writes at once, report
+// unhealthy, shut down the same way and exit with ExitFailStop; a full disk
+// under the log is unhealthy until space returns (failstop.go).
 package server
 
 import (
@@ -17,7 +23,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -60,17 +68,27 @@ type Server struct {
 	registry *prometheus.Registry
 	// health is what /healthz reports; components raise conditions on it.
 	health *health.Registry
+
+	seams seams
+	// stopping is set (to the cause) once a storage failure makes the
+	// process stop (failstop.go); failed then tells Run.
+	stopping atomic.Pointer[error]
+	failed   chan error
 }
 
 // New opens everything the configuration names; it does not listen yet.
 func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+	return newServer(cfg, logger, seams{})
+}
+
+func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("server: config: %w", err)
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), seams: sm, failed: make(chan error, 1)}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.health = health.NewRegistry(s.registry)
 	if err := s.open(); err != nil {
@@ -86,11 +104,15 @@ func (s *Server) open() error {
 		return fmt.Errorf("server: data dir: %w", err)
 	}
 	var err error
-	s.log, err = OpenLog(context.Background(), cfg, s.logger)
+	logSeams := s.seams
+	if logSeams.onLogHealth == nil {
+		logSeams.onLogHealth = s.logHealth
+	}
+	s.log, err = openLog(context.Background(), cfg, s.logger, logSeams)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	s.store, err = OpenStore(context.Background(), cfg, s.logger)
+	s.store, err = openStore(context.Background(), cfg, s.logger, s.seams)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -221,7 +243,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	if s.cfg.Proxy.Enabled {
-		mux.Handle(wailv1connect.NewProducerServiceHandler(proxy.NewService(s.proxy), opts...))
+		popts := append(slices.Clip(opts), connect.WithInterceptors(s.refuseWhenStopping()))
+		mux.Handle(wailv1connect.NewProducerServiceHandler(proxy.NewService(s.proxy), popts...))
 	}
 	mux.Handle(wailv1connect.NewAdminServiceHandler(&admin{s: s}, opts...))
 	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
@@ -239,8 +262,10 @@ func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, 
 // until ctx ends; then it stops accepting writes, finishes in-flight ones,
 // drains the resolver, commits and closes. It returns nil after a clean
 // shutdown.
-func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
-	defer s.close()
+func (s *Server) Run(ctx context.Context, ready func(addr string)) (err error) {
+	// Set when shutdown starts: draining and closing end by then.
+	var deadline time.Time
+	defer func() { err = errors.Join(err, s.closeBy(deadline)) }()
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
@@ -263,11 +288,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	} else {
 		resolverErr <- nil
 	}
-	var refresher sync.WaitGroup
-	refresher.Go(func() { s.refreshCatalog(rctx) })
+	var background sync.WaitGroup
+	background.Go(func() { s.refreshCatalog(rctx) })
+	background.Go(func() { s.watchStore(rctx) })
 	defer func() {
 		stopResolver()
-		refresher.Wait() // before the log and store close
+		background.Wait() // before the log and store close
 	}()
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -276,8 +302,18 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("server: serve: %w", err)
+	case <-s.failed: // a storage failure: stop as for SIGTERM, sooner
 	}
-	return s.shutdown(hs, stopResolver, resolverErr)
+	timeout := s.cfg.ShutdownTimeout
+	if s.stopping.Load() != nil {
+		timeout = min(timeout, failStopTimeout)
+	}
+	deadline = time.Now().Add(timeout)
+	err = s.shutdown(hs, stopResolver, resolverErr, deadline)
+	if cause := s.stopping.Load(); cause != nil {
+		err = errors.Join(fmt.Errorf("server: %w: %w", ErrFailStop, *cause), err)
+	}
+	return err
 }
 
 // refreshCatalog reloads the catalog until ctx ends, so tables created
@@ -300,8 +336,10 @@ func (s *Server) refreshCatalog(ctx context.Context) {
 	}
 }
 
-func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-chan error) error {
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+// shutdown stops serving and drains the resolver; it leaves a tenth of the
+// time until deadline for closing the log and the store.
+func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-chan error, deadline time.Time) error {
+	sctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-time.Until(deadline)/10))
 	defer cancel()
 	s.events.Close() // end event streams so they do not hold up Shutdown
 	var errs []error
@@ -318,6 +356,29 @@ func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-ch
 		errs = append(errs, errors.New("server: resolver did not drain within shutdown_timeout"))
 	}
 	return errors.Join(errs...)
+}
+
+// closeBy closes the log and the store, waiting until deadline at most (a
+// zero deadline: shutdown_timeout from now): a disk that hangs must not
+// hold the process up. What they did not close recovers at the next start.
+func (s *Server) closeBy(deadline time.Time) error {
+	if deadline.IsZero() {
+		deadline = time.Now().Add(s.cfg.ShutdownTimeout)
+	}
+	done := make(chan struct{})
+	go func() {
+		s.close()
+		close(done)
+	}()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		s.logger.Error("the log or the store did not close within shutdown_timeout (a disk that hangs?); exiting without; they recover at the next start")
+		return errors.New("server: the log or the store did not close within shutdown_timeout")
+	}
 }
 
 func (s *Server) close() {
