@@ -115,11 +115,11 @@ func (s *Server) failStop(component string, err error) {
 func failureText(component string, err error, dataDir string) (reason, action string) {
 	dir := dataDir + "/" + component
 	reason = fmt.Sprintf("the %s stopped after a storage failure, the durability of its latest writes is unknown: %v", component, err)
-	restart := fmt.Sprintf("wail exits with code %d; restart it (the restart keeps exactly the durable writes)", ExitFailStop)
+	fix := fmt.Sprintf("check the disk of %s (dmesg, SMART)", dir)
 	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, intentlog.ErrNoSpace) {
-		return reason, fmt.Sprintf("free space on the disk of %s (df -h %s), then %s", dir, dir, restart)
+		fix = fmt.Sprintf("free space on the disk of %s (df -h %s)", dir, dir)
 	}
-	return reason, fmt.Sprintf("check the disk of %s (dmesg, SMART), then %s", dir, restart)
+	return reason, fmt.Sprintf("%s and restart wail (it exits with code %d for a supervisor; the restart keeps exactly the durable writes)", fix, ExitFailStop)
 }
 
 // refuseWhenStopping answers writes with unavailable once the process is

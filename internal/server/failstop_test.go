@@ -267,14 +267,15 @@ func TestLogStorageErrorStopsTheProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	efs.Inject(vfs.Fault{Ops: vfs.OpSync, Err: syscall.EIO})
-	if _, err := r.put(ctx, "k", "v2"); connect.CodeOf(err) != connect.CodeUnavailable {
-		t.Fatalf("write with a failing log fsync: %v, want unavailable", err)
+	// The resolver's own fsyncs (events, offsets) may break the log first;
+	// then the server is already stopping and the write finds it gone.
+	if _, err := r.put(ctx, "k", "v2"); err == nil {
+		t.Fatal("a write with a failing log fsync was acknowledged")
 	}
 	runErr := r.exited(t, cfg)
 	if !errors.Is(runErr, ErrFailStop) || !errors.Is(runErr, intentlog.ErrStorage) {
 		t.Fatalf("Run returned %v, want ErrFailStop wrapping the log's ErrStorage", runErr)
 	}
-	t.Logf("Run: %v", runErr)
 	if c, ok := condition(r.srv.Health(), "log"); !ok || c.State != health.Unhealthy || !strings.Contains(c.Action, "dmesg") {
 		t.Fatalf("health: %+v", r.srv.Health().Report())
 	}

@@ -1,7 +1,9 @@
 package pebble
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -103,7 +105,11 @@ func (f *failure) check(op, path string, err error) error {
 	if !armed {
 		return err
 	}
-	f.fail(fmt.Errorf("%s %s: %w", op, path, err))
+	var pe *fs.PathError
+	if !errors.As(err, &pe) { // else it names the operation and the file
+		err = fmt.Errorf("%s %s: %w", op, path, err)
+	}
+	f.fail(err)
 	select {} // fail stop: see above
 }
 
