@@ -17,6 +17,7 @@ package e2etest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand"
@@ -60,6 +61,9 @@ type Options struct {
 	// Disrupt, if set, runs once mid-stream while writers keep writing
 	// (e.g. restarts the database); it returns when the disruption is over.
 	Disrupt func(t *testing.T)
+	// Lost, if set, says that a version of a key was never durable (a
+	// crash took it away): an event that carries it breaks invariant 2.
+	Lost func(key string, version uint64) bool
 }
 
 // DefaultOptions fit a 2-core machine in a few seconds.
@@ -142,7 +146,16 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 			opts.FailEvery, flaky.before.Load(), flaky.after.Load())
 	}
 	evs := readEvents(t, ctx, b.Log, tb)
-	Check(t, h.writes, evs, flaky.check, finalState(t, ctx, b.Store, tb.Name, flaky.keys()))
+	stored := flaky.check
+	if opts.Lost != nil {
+		stored = func(e *intent.Event) error {
+			if opts.Lost(string(e.Key), e.Version) {
+				return errors.New("the store never made this version durable (a crash took it away)")
+			}
+			return flaky.check(e)
+		}
+	}
+	Check(t, h.writes, evs, stored, finalState(t, ctx, b.Store, tb.Name, flaky.keys()))
 }
 
 // openCatalog opens the table catalog on b's store with defaults; a new
