@@ -267,11 +267,15 @@ func checkStopped(t *testing.T, s *Store) {
 		"create": func() error { return s.CreateTable(ctx, "u") },
 		"save":   func() error { return s.SaveTable(ctx, store.Table{Name: "u"}) },
 		"tables": func() error { _, err := s.Tables(ctx); return err },
+		"scan":   func() error { _, err := s.ScanKeys(ctx, "t", nil, 10); return err },
 	}
 	for op, fn := range checks {
 		err := within(t, 5*time.Second, op, func() error { return noPanic(fn) })
 		if !errors.Is(err, store.ErrStorage) {
 			t.Errorf("%s after the failure: %v, want store.ErrStorage", op, err)
+		}
+		if op == "apply" && !errors.Is(err, store.ErrNotApplied) {
+			t.Errorf("apply after the failure: %v, want store.ErrNotApplied (it never started)", err)
 		}
 	}
 	if err := within(t, 5*time.Second, "Close", func() error { return noPanic(s.Close) }); !errors.Is(err, store.ErrStorage) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -12,6 +13,10 @@ import (
 )
 
 var _ store.Scanner = (*Store)(nil)
+
+// errCorruptRow: a row value this package cannot decode (not a failure of
+// the storage).
+var errCorruptRow = errors.New("corrupt row")
 
 // ScanKeys lists up to limit keys of table after the key after, in key
 // order, with their versions (see store.Scanner). One Pebble iterator per
@@ -24,7 +29,7 @@ func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit 
 	return out, nil
 }
 
-func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
+func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit int) (_ []store.KeyVersion, err error) {
 	if limit <= 0 {
 		return nil, store.ErrBadLimit
 	}
@@ -38,6 +43,13 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 	if !s.known(table) {
 		return nil, store.ErrUnknownTable
 	}
+	defer func() { // a read error or a panic in Pebble fails the store (failstop.go)
+		if r := recover(); r != nil {
+			err = s.failure.fail(fmt.Errorf("pebble panicked in a scan: %v", r))
+		} else if err != nil && !errors.Is(err, errCorruptRow) {
+			err = s.failure.fail(fmt.Errorf("scan: %w", err))
+		}
+	}()
 	prefix := rowKey(table, nil) // r/<table>\x00
 	lower := prefix
 	if after != nil {
@@ -58,7 +70,7 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 		}
 		if len(v) < headerLen || v[8]&^flagTombstone != 0 {
 			_ = it.Close()
-			return nil, fmt.Errorf("corrupt row %q: %d-byte value", it.Key(), len(v))
+			return nil, fmt.Errorf("%w %q: %d-byte value", errCorruptRow, it.Key(), len(v))
 		}
 		out = append(out, store.KeyVersion{
 			Key:     bytes.Clone(it.Key()[len(prefix):]),

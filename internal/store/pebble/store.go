@@ -222,7 +222,11 @@ func (s *Store) release() { s.life.RUnlock() }
 // Apply writes muts conditionally: each takes effect only if its version is
 // greater than the key's current one. Within one call, duplicate keys are
 // resolved first (highest version wins; on a tie the earliest), and the
-// writes that apply are committed in one batch.
+// writes that apply are committed in one batch. A write never outlives the
+// call (ctx is checked before it starts): an error wraps
+// store.ErrNotApplied when the batch was not applied (the store was closed
+// or had failed, the table is unknown, ctx had ended); after a storage
+// failure during the commit the outcome is unknown.
 func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	out, err := s.apply(ctx, table, muts)
 	if err != nil {
@@ -240,14 +244,14 @@ type pending struct {
 
 func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
 	if err := s.acquire(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
 	defer s.release()
 	if !s.known(table) {
-		return nil, store.ErrUnknownTable
+		return nil, fmt.Errorf("%w: %w", store.ErrNotApplied, store.ErrUnknownTable)
 	}
 	out := make([]store.Outcome, len(muts))
 	if len(muts) == 0 {
@@ -316,7 +320,7 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 		}
 	}()
 	if err := s.failure.failed(); err != nil { // while we waited for the stripes
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
 	newer, err = s.checkAndStage(b, muts, winners, out)
 	if s.testHookCheck != nil {

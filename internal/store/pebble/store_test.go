@@ -117,7 +117,7 @@ func TestErrors(t *testing.T) {
 		t.Errorf("Levels() = %v", got)
 	}
 	if _, err := s.Apply(ctx, "zz", []store.Mutation{{Key: []byte("k"), Version: 1}}); err == nil ||
-		!errors.Is(err, store.ErrUnknownTable) || err.Error() != "pebble: apply zz: unknown table" {
+		!errors.Is(err, store.ErrUnknownTable) || !errors.Is(err, store.ErrNotApplied) || err.Error() != "pebble: apply zz: write not applied: unknown table" {
 		t.Errorf("Apply on unknown table: %v", err)
 	}
 }
