@@ -216,18 +216,26 @@ func TestWritesRefusedWhileStopping(t *testing.T) {
 	}
 }
 
+// runWithLogFS runs a server whose embedded log is on an ErrorFS, after one
+// acknowledged write.
+func runWithLogFS(t *testing.T) (config.Config, *running, *vfs.ErrorFS) {
+	t.Helper()
+	cfg := testConfig(t)
+	efs := vfs.NewErrorFS(nil)
+	r := runServer(t, cfg, seams{logFS: efs})
+	if _, err := r.put(t.Context(), "k", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, r, efs
+}
+
 // TestLogDiskFullRecovers: the embedded log's disk fills up: writes fail
 // unavailable, the health is unhealthy naming the full disk, and once space
 // returns it clears and writes work again, without a restart.
 func TestLogDiskFullRecovers(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	efs := vfs.NewErrorFS(nil)
-	r := runServer(t, cfg, seams{logFS: efs})
+	_, r, efs := runWithLogFS(t)
 	ctx := t.Context()
-	if _, err := r.put(ctx, "k", "v1"); err != nil {
-		t.Fatal(err)
-	}
 	efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Err: syscall.ENOSPC})
 	_, err := r.put(ctx, "k", "v2")
 	if connect.CodeOf(err) != connect.CodeUnavailable {
@@ -259,13 +267,8 @@ func TestLogDiskFullRecovers(t *testing.T) {
 // partition is broken until a restart, so the process fails stop.
 func TestLogStorageErrorStopsTheProcess(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig(t)
-	efs := vfs.NewErrorFS(nil)
-	r := runServer(t, cfg, seams{logFS: efs})
+	cfg, r, efs := runWithLogFS(t)
 	ctx := t.Context()
-	if _, err := r.put(ctx, "k", "v1"); err != nil {
-		t.Fatal(err)
-	}
 	efs.Inject(vfs.Fault{Ops: vfs.OpSync, Err: syscall.EIO})
 	// The resolver's own fsyncs (events, offsets) may break the log first;
 	// then the server is already stopping and the write finds it gone.

@@ -95,8 +95,6 @@ func (f *fault) release(err error) {
 	}
 }
 
-func (f *fault) disarm() { f.release(nil) }
-
 // Matchers of the files Pebble writes.
 func isWAL(op errorfs.Op) bool      { return strings.HasSuffix(op.Path, ".log") }
 func isTable(op errorfs.Op) bool    { return strings.HasSuffix(op.Path, ".sst") }
@@ -159,7 +157,10 @@ func (fs *faultyStore) ReleaseSync(fail bool) {
 }
 
 // TestSuiteFaultFS runs the suite on a fault-injecting in-memory
-// filesystem, so it also holds and fails the WAL sync (storetest.SyncHolder).
+// filesystem, so it also holds and fails the WAL sync (storetest.SyncHolder):
+// DurableReads checks that a Get never returns a write whose sync is held or
+// failed (kills mutation S3 of issue 19: Get not waiting for its batch's WAL
+// sync).
 func TestSuiteFaultFS(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openFaulty(t, Options{}) })
 }
@@ -280,79 +281,6 @@ func checkStopped(t *testing.T, s *Store) {
 	}
 	if err := within(t, 5*time.Second, "Close", func() error { return noPanic(s.Close) }); !errors.Is(err, store.ErrStorage) {
 		t.Errorf("Close after the failure: %v, want store.ErrStorage", err)
-	}
-}
-
-// TestGetWaitsForWALSync holds the WAL sync of a write: Get of its key
-// waits (until its context ends) instead of returning the write, and
-// returns it once the sync succeeds. If the sync fails instead, the waiting
-// Get fails and never returns the write. (Kills mutation S3 of issue 19:
-// Get not waiting for its batch's WAL sync.)
-func TestGetWaitsForWALSync(t *testing.T) {
-	for _, syncErr := range []error{nil, syscall.EIO} {
-		t.Run(fmt.Sprint("sync_", syncErr), func(t *testing.T) {
-			t.Parallel()
-			fs := openFaulty(t, Options{})
-			mustApply(t, fs.Store, mut("k", 1))
-			fs.fault.holdOps(both(isWAL, isSync))
-			applied := make(chan error, 1)
-			go func() {
-				applied <- noPanic(func() error { _, err := fs.Apply(context.Background(), "t", []store.Mutation{mut("k", 2)}); return err })
-			}()
-			select {
-			case <-fs.fault.held:
-			case err := <-applied:
-				t.Fatalf("Apply returned (%v) without waiting for its WAL sync", err)
-			case <-time.After(10 * time.Second):
-				t.Fatal("the WAL sync was never held")
-			}
-			// The batch is in the memtable now; its sync is held.
-			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-			row, found, err := fs.Get(ctx, "t", []byte("k"), 0)
-			cancel()
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("Get while the WAL sync is held: %+v found=%v err=%v; want it to wait (context deadline)", row, found, err)
-			}
-			// A Get that waits across the end of the sync.
-			type result struct {
-				row   store.Row
-				found bool
-				err   error
-			}
-			got := make(chan result, 1)
-			go func() {
-				var r result
-				r.err = noPanic(func() error {
-					var err error
-					r.row, r.found, err = fs.Get(context.Background(), "t", []byte("k"), 0)
-					return err
-				})
-				got <- r
-			}()
-			select {
-			case r := <-got:
-				t.Fatalf("Get returned %+v found=%v err=%v while the WAL sync is held", r.row, r.found, r.err)
-			case <-time.After(50 * time.Millisecond):
-			}
-			fs.fault.release(syncErr)
-			r := within(t, 10*time.Second, "Get after the sync", func() result { return <-got })
-			aerr := within(t, 10*time.Second, "Apply after the sync", func() error { return <-applied })
-			if syncErr == nil {
-				if aerr != nil || r.err != nil || !r.found || r.row.Version != 2 {
-					t.Fatalf("after a good sync: Apply %v; Get %+v found=%v err=%v; want version 2", aerr, r.row, r.found, r.err)
-				}
-				return
-			}
-			if !errors.Is(aerr, store.ErrStorage) {
-				t.Errorf("Apply whose sync failed: %v, want store.ErrStorage", aerr)
-			}
-			if r.err == nil && r.found && r.row.Version == 2 {
-				t.Fatal("Get returned version 2, whose WAL sync failed")
-			}
-			if !errors.Is(r.err, store.ErrStorage) {
-				t.Errorf("Get across a failed sync: %+v found=%v err=%v, want store.ErrStorage", r.row, r.found, r.err)
-			}
-		})
 	}
 }
 
