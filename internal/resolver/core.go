@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"container/heap"
+	"math/rand/v2"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/hlc"
@@ -12,6 +13,8 @@ import (
 // Params configure the Core of one partition.
 type Params struct {
 	Table string
+	// Partition is the intent log partition (it goes into dead letters).
+	Partition int32
 	// Window is the table's visibility window: how long after the core first
 	// sees an intent it keeps re-reading for it before the intent counts as
 	// unmaterialized. It starts at ingestion, not at the intent's creation:
@@ -33,7 +36,29 @@ type Params struct {
 	Horizon time.Duration
 	// SchemaID is stamped on every event.
 	SchemaID uint32
+
+	// MaxAttempts and MaxRetryTime bound the failed reads or publishes of a
+	// key that count (see failure.go) before its intents go to the
+	// dead-letter queue, whichever is reached first. 0: DefaultMaxAttempts,
+	// DefaultMaxRetryTime.
+	MaxAttempts  int
+	MaxRetryTime time.Duration
+	// RetryMin and RetryMax bound the backoff between failed attempts of a
+	// key: RetryMin doubling per attempt up to RetryMax, each jittered down
+	// by up to half. 0: DefaultRetryMin, DefaultRetryMax.
+	RetryMin, RetryMax time.Duration
+	// Seed seeds the jitter: a core given the same inputs makes the same
+	// decisions.
+	Seed uint64
 }
+
+// Defaults of the retry settings (see Params).
+const (
+	DefaultMaxAttempts  = 10
+	DefaultMaxRetryTime = time.Minute
+	DefaultRetryMin     = 10 * time.Millisecond
+	DefaultRetryMax     = 5 * time.Second
+)
 
 // Entry is one record of the intent log as the core sees it.
 type Entry struct {
@@ -70,16 +95,22 @@ type Unmaterialized struct {
 }
 
 // Ready is what the core wants done. Events must be appended to the bus in
-// order and acknowledged with Published; Reads may run concurrently.
+// order and acknowledged with Published or PublishFailed; Letters must be
+// made durable in the dead-letter queue and acknowledged with Lettered or
+// LetterFailed; Reads may run concurrently.
 type Ready struct {
 	Reads          []ReadRequest
 	Events         []intent.Event
+	Letters        []Letter
 	Unmaterialized []Unmaterialized
 	// Commit is the new committed offset (the lowest unresolved offset), or
 	// -1 when it did not move.
 	Commit int64
 	// Wake is when Tick must be called next (zero: no timer needed).
 	Wake time.Time
+	// ReadRetries and PublishRetries count the failed attempts since the
+	// last Ready that will be tried again.
+	ReadRetries, PublishRetries int
 }
 
 type phase uint8
@@ -87,8 +118,10 @@ type phase uint8
 const (
 	idle       phase = iota // nothing in flight, no timer
 	reading                 // a read is outstanding
-	waiting                 // backing off until wakeAt
+	waiting                 // backing off until the timer, then reads
 	publishing              // an event is outstanding on the bus
+	retrying                // backing off after a failed publish or letter, then sends it again
+	lettering               // a dead letter is outstanding
 )
 
 // pending is an intent of a key that is not resolved yet.
@@ -99,6 +132,10 @@ type pending struct {
 	needs    bool // must be covered by an event (false for ABORT and aborted intents)
 	created  time.Time
 	deadline time.Time
+	// for dead letters: the rest of the intent
+	id    string
+	proxy uint32
+	floor uint64
 }
 
 type keyState struct {
@@ -110,15 +147,20 @@ type keyState struct {
 	seq      uint64
 	gen      uint64    // invalidates stale timers
 	retryAt  time.Time // after a partial publish: when to read again
-	inFlight []pending // intents covered by the event being published
+	event    *intent.Event
+	inFlight []pending // intents covered by event
+	letter   *Letter
+	lettered []pending // intents settled by letter
 	// settleFrom is the first read seq that may settle an ABORT: a read
 	// issued before the ABORT arrived may predate the aborted write.
 	settleFrom uint64
+	fail       failStreak
 }
 
 // slot tracks one ingested offset for the commit position.
 type slot struct {
 	offset int64
+	seen   time.Time // when the core ingested it
 	done   bool
 }
 
@@ -129,23 +171,32 @@ type pubRec struct {
 
 // Core is the deterministic decision logic of the resolver for one
 // partition of one table. It does no I/O and reads no clock: intents, read
-// results, publish acknowledgements and the time come in; reads, events and
-// commits go out through Ready. It is not safe for concurrent use.
+// results, publish acknowledgements and the time come in; reads, events,
+// dead letters and commits go out through Ready. It is not safe for
+// concurrent use.
 type Core struct {
 	p Params
 
 	keys    map[string]*keyState
-	lastPub map[string]uint64
-	pubLog  []pubRec // publish order, for evicting lastPub past the horizon
+	lastPub map[string]uint64 // acknowledged by the bus
+	pubLog  []pubRec          // publish order, for evicting lastPub past the horizon
 
-	slots     []*slot
-	next      int64 // offset after the last ingested entry
+	slots     []*slot // from the lowest unresolved offset on; done ones may linger
+	live      int     // slots not done
+	next      int64   // offset after the last ingested entry
 	committed int64
 	watermark uint64 // highest intent version ingested
 
 	timers timerHeap
 	seq    uint64
 	out    Ready
+
+	// The outage rule (failure.go): what the backends served lately.
+	readOK  []uint64 // per level, the highest seq of a read that succeeded
+	pubOK   uint64   // events and letters acknowledged so far
+	letters uint64   // ids of dead letters
+	parked  int      // keys with a failed attempt they have not yet got past
+	rng     *rand.Rand
 }
 
 // NewCore returns a core that resumes at offset start (the committed offset)
@@ -161,6 +212,18 @@ func NewCore(p Params, start int64, lastPublished map[string]uint64) *Core {
 	if p.BackoffMax < p.BackoffMin {
 		p.BackoffMax = p.BackoffMin
 	}
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.MaxRetryTime <= 0 {
+		p.MaxRetryTime = DefaultMaxRetryTime
+	}
+	if p.RetryMin <= 0 {
+		p.RetryMin = DefaultRetryMin
+	}
+	if p.RetryMax < p.RetryMin {
+		p.RetryMax = max(DefaultRetryMax, p.RetryMin)
+	}
 	c := &Core{
 		p:         p,
 		keys:      make(map[string]*keyState),
@@ -168,6 +231,8 @@ func NewCore(p Params, start int64, lastPublished map[string]uint64) *Core {
 		next:      start,
 		committed: start,
 		out:       Ready{Commit: -1},
+		readOK:    make([]uint64, p.Levels),
+		rng:       rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15)),
 	}
 	for k, v := range lastPublished {
 		c.lastPub[k] = v
@@ -183,10 +248,21 @@ func (c *Core) Committed() int64 { return c.committed }
 func (c *Core) Next() int64 { return c.next }
 
 // Unresolved returns how many ingested intents are not resolved yet.
-func (c *Core) Unresolved() int { return len(c.slots) }
+func (c *Core) Unresolved() int { return c.live }
 
 // ActiveKeys returns how many keys have unresolved intents.
 func (c *Core) ActiveKeys() int { return len(c.keys) }
+
+// OldestSeen returns when the core ingested its oldest unresolved intent
+// (zero when every intent is resolved).
+func (c *Core) OldestSeen() time.Time {
+	for _, s := range c.slots {
+		if !s.done {
+			return s.seen
+		}
+	}
+	return time.Time{}
+}
 
 // Ingest takes the next entries of the partition, in offset order.
 func (c *Core) Ingest(now time.Time, entries []Entry) {
@@ -201,31 +277,46 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	if e.Offset < c.next {
 		return // already ingested (a re-delivery)
 	}
-	s := &slot{offset: e.Offset}
+	s := &slot{offset: e.Offset, seen: now}
 	c.slots = append(c.slots, s)
+	c.live++
 	c.next = e.Offset + 1
 	in := &e.Intent
 	if e.Invalid || len(in.Key) == 0 || in.Version == 0 {
-		s.done = true
+		c.done(s)
 		return
 	}
 	if in.Version > c.watermark {
 		c.watermark = in.Version
 	}
 	key := string(in.Key)
+	if in.PublishedFloor > c.lastPub[key] {
+		// Logged by reconcile or redrive: the bus has an event at or
+		// above the floor, whatever we remember.
+		c.lastPub[key] = in.PublishedFloor
+		c.pubLog = append(c.pubLog, pubRec{key, in.PublishedFloor})
+	}
+	p := pending{
+		slot: s, version: in.Version, op: in.Op, created: in.CreatedAt,
+		id: in.ID, proxy: in.ProxyID, floor: in.PublishedFloor,
+	}
+	if ks := c.keys[key]; ks != nil && ks.event != nil && in.Version <= ks.event.Version {
+		// The event on its way covers it: it settles with that event (or
+		// with its dead letter).
+		ks.inFlight = append(ks.inFlight, p)
+		return
+	}
 	if in.Op == intent.Abort {
-		c.abort(now, key, in, s)
+		c.abort(key, in, p)
 		return
 	}
 	if in.Version <= c.lastPub[key] {
-		s.done = true // an event at or above this version is already out
+		c.done(s) // an event at or above this version is already out
 		return
 	}
 	ks := c.keyState(key, in.Key)
-	ks.pending = append(ks.pending, pending{
-		slot: s, version: in.Version, op: in.Op, needs: true,
-		created: in.CreatedAt, deadline: now.Add(c.p.Window),
-	})
+	p.needs, p.deadline = true, now.Add(c.p.Window)
+	ks.pending = append(ks.pending, p)
 	if ks.phase == idle {
 		// Never wait longer than the delay itself, even if the proxy's
 		// clock runs ahead of ours.
@@ -244,10 +335,10 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 // abort resolves an ABORT intent: the write of in.Version failed, so no
 // intent waits for it; one read at the strongest level settles the key in
 // case the write landed after all.
-func (c *Core) abort(now time.Time, key string, in *intent.Intent, s *slot) {
+func (c *Core) abort(key string, in *intent.Intent, p pending) {
 	ks := c.keys[key]
 	if ks == nil && in.Version <= c.lastPub[key] {
-		s.done = true
+		c.done(p.slot)
 		return
 	}
 	ks = c.keyState(key, in.Key)
@@ -256,7 +347,7 @@ func (c *Core) abort(now time.Time, key string, in *intent.Intent, s *slot) {
 			ks.pending[i].needs = false
 		}
 	}
-	ks.pending = append(ks.pending, pending{slot: s, version: in.Version, op: in.Op, created: in.CreatedAt})
+	ks.pending = append(ks.pending, p)
 	ks.settleFrom = c.seq + 1
 	if ks.phase == idle || (ks.phase == waiting && !ks.needsCoverage()) {
 		c.read(ks, c.p.Levels-1)
@@ -271,6 +362,8 @@ func (c *Core) keyState(key string, raw []byte) *keyState {
 	ks := c.keys[key]
 	if ks == nil {
 		ks = &keyState{key: raw}
+		ks.fail.readMark = c.seq
+		ks.fail.pubMark = c.pubOK
 		c.keys[key] = ks
 	}
 	return ks
@@ -303,22 +396,23 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 	}
 	top := ks.level == c.p.Levels-1
 	if r.Err != nil {
-		// An error says nothing about visibility: never expire on it.
-		if !top {
-			c.read(ks, ks.level+1)
-			return
-		}
-		c.backoff(now, ks)
+		c.readFailed(now, ks, r.Err, top)
 		return
 	}
+	c.readOK[ks.level] = max(c.readOK[ks.level], r.Seq)
 	var v uint64
 	if r.Found {
 		v = r.Row.Version
 	}
 	if !top && (!coversAll(ks.pending, v) || hasAbort(ks.pending)) {
-		c.read(ks, ks.level+1) // escalate before publishing or settling anything
+		// Escalate before publishing or settling anything. An ABORT needs
+		// the strongest level: its write may have landed on the primary
+		// only (reported failed, committed anyway), and a replica that
+		// shows an older version cannot tell.
+		c.read(ks, ks.level+1)
 		return
 	}
+	c.recovered(ks)
 	covered, rest := split(ks.pending, v)
 	ks.pending = rest
 	if len(covered) > 0 && v > c.lastPub[string(r.Key)] {
@@ -329,7 +423,7 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		return
 	}
 	for _, p := range covered {
-		p.slot.done = true // covered by a version already published
+		c.done(p.slot) // covered by a version already published
 	}
 	c.settle(now, ks, v)
 	c.advance()
@@ -362,7 +456,7 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 	kept := ks.pending[:0]
 	for _, p := range ks.pending {
 		if p.needs && !now.Before(p.deadline) {
-			p.slot.done = true
+			c.done(p.slot)
 			expired = append(expired, p.version)
 			continue
 		}
@@ -383,23 +477,18 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 	return now.Add(d)
 }
 
-func (c *Core) backoff(now time.Time, ks *keyState) {
-	d := c.p.BackoffMin << min(ks.attempt, 30)
-	if d > c.p.BackoffMax || d <= 0 {
-		d = c.p.BackoffMax
-	}
-	ks.attempt++
-	c.wait(ks, now.Add(d))
-}
-
 func (c *Core) wait(ks *keyState, at time.Time) {
 	ks.phase = waiting
+	c.timer(ks, at)
+}
+
+func (c *Core) timer(ks *keyState, at time.Time) {
 	ks.gen++
 	heap.Push(&c.timers, timer{at: at, key: string(ks.key), gen: ks.gen})
 }
 
 func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store.Row) {
-	ev := intent.Event{
+	ev := &intent.Event{
 		Table:      c.p.Table,
 		Key:        ks.key,
 		Op:         intent.Upsert,
@@ -419,44 +508,53 @@ func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store
 			ev.IntentAt = p.created
 		}
 	}
-	key := string(ks.key)
-	c.lastPub[key] = row.Version
-	c.pubLog = append(c.pubLog, pubRec{key, row.Version})
+	ks.event = ev
 	ks.inFlight = covered
 	ks.phase = publishing
 	ks.retryAt = time.Time{}
-	c.out.Events = append(c.out.Events, ev)
+	c.out.Events = append(c.out.Events, *ev)
 }
 
 // Published acknowledges that events returned by Ready are durable on the
 // bus, which resolves the intents they cover.
 func (c *Core) Published(now time.Time, events []intent.Event) {
 	for i := range events {
-		ks := c.keys[string(events[i].Key)]
-		if ks == nil || ks.phase != publishing {
+		key := string(events[i].Key)
+		ks := c.keys[key]
+		if ks == nil || ks.phase != publishing || ks.event == nil || ks.event.Version != events[i].Version {
 			continue
 		}
+		c.pubOK++
+		c.lastPub[key] = ks.event.Version
+		c.pubLog = append(c.pubLog, pubRec{key, ks.event.Version})
 		for _, p := range ks.inFlight {
-			p.slot.done = true
+			c.done(p.slot)
 		}
-		ks.inFlight = nil
-		switch {
-		case !ks.needsCoverage():
-			c.finish(ks)
-		case ks.retryAt.IsZero() || !now.Before(ks.retryAt):
-			c.read(ks, 0)
-		default:
-			c.wait(ks, ks.retryAt)
-		}
+		ks.inFlight, ks.event = nil, nil
+		c.recovered(ks)
+		c.proceed(now, ks)
 	}
 	c.advance()
+}
+
+// proceed decides what a key does once its event or dead letter is out.
+func (c *Core) proceed(now time.Time, ks *keyState) {
+	switch {
+	case !ks.needsCoverage():
+		c.finish(ks)
+	case ks.retryAt.IsZero() || !now.Before(ks.retryAt):
+		c.read(ks, 0)
+	default:
+		c.wait(ks, ks.retryAt)
+	}
 }
 
 // resolveAll marks what is left of an idle key resolved and forgets it.
 func (c *Core) resolveAll(ks *keyState) {
 	for _, p := range ks.pending {
-		p.slot.done = true
+		c.done(p.slot)
 	}
+	c.recovered(ks)
 	delete(c.keys, string(ks.key))
 	ks.phase = idle
 	ks.gen++
@@ -467,14 +565,19 @@ func (c *Core) Tick(now time.Time) {
 	for len(c.timers) > 0 && !now.Before(c.timers[0].at) {
 		t := heap.Pop(&c.timers).(timer)
 		ks := c.keys[t.key]
-		if ks == nil || ks.phase != waiting || ks.gen != t.gen {
+		if ks == nil || ks.gen != t.gen {
 			continue
 		}
-		level := 0
-		if !ks.needsCoverage() {
-			level = c.p.Levels - 1
+		switch ks.phase {
+		case waiting:
+			level := 0
+			if !ks.needsCoverage() {
+				level = c.p.Levels - 1
+			}
+			c.read(ks, level)
+		case retrying:
+			c.resend(ks)
 		}
-		c.read(ks, level)
 	}
 }
 
@@ -488,26 +591,46 @@ func (c *Core) Ready() Ready {
 	return r
 }
 
+// done resolves a slot.
+func (c *Core) done(s *slot) {
+	if !s.done {
+		s.done = true
+		c.live--
+	}
+}
+
 // advance moves the committed offset past resolved entries.
 func (c *Core) advance() {
 	i := 0
 	for i < len(c.slots) && c.slots[i].done {
 		i++
 	}
-	if i == 0 {
-		return
+	if i > 0 {
+		c.slots = c.slots[i:]
+		if len(c.slots) == 0 {
+			c.slots = nil // let the backing array go
+		}
+		committed := c.next
+		if len(c.slots) > 0 {
+			committed = c.slots[0].offset
+		}
+		if committed != c.committed {
+			c.committed = committed
+			c.out.Commit = committed
+		}
 	}
-	c.slots = c.slots[i:]
-	if len(c.slots) == 0 {
-		c.slots = nil // let the backing array go
-	}
-	committed := c.next
-	if len(c.slots) > 0 {
-		committed = c.slots[0].offset
-	}
-	if committed != c.committed {
-		c.committed = committed
-		c.out.Commit = committed
+	if len(c.slots) > 2*c.live+1024 {
+		// A parked key holds the first slot: drop the resolved ones
+		// behind it, so memory and backpressure follow the unresolved
+		// intents, not the offsets since.
+		kept := c.slots[:0]
+		for _, s := range c.slots {
+			if !s.done {
+				kept = append(kept, s)
+			}
+		}
+		clear(c.slots[len(kept):])
+		c.slots = kept
 	}
 }
 

@@ -1,8 +1,10 @@
 package resolver
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,11 @@ type step struct {
 
 	ingest    []Entry
 	read      *ReadResult // Seq 0 means "the key's last read"
-	published bool        // acknowledge every event returned so far
+	published bool        // acknowledge every event returned so far (but those in failed)
+	failed    []string    // keys whose unacknowledged events fail (reported after the acknowledged ones)
+	fail      pubFail     // how they fail
+	lettered  bool        // acknowledge every letter returned so far
+	unwritten bool        // every letter returned so far fails to be written
 	tick      bool
 
 	reads   []string // "key@level"
@@ -39,7 +45,16 @@ type step struct {
 	commit  int64    // expected Commit; 0 means "-1" unless commitSet
 	commit0 bool     // the expected commit is really 0
 	unmat   []string // "key:v1,v2"
+	letters []string // "key/kind:v1,v2"
+	parked  *int     // expected Parked() (nil: not checked)
 }
+
+// pubFail says how the failed events of a step fail.
+type pubFail struct {
+	permanent, together, uncertain bool
+}
+
+func n(i int) *int { return &i }
 
 func row(v uint64, value string) *store.Row { return &store.Row{Version: v, Value: []byte(value)} }
 
@@ -60,6 +75,7 @@ type harness struct {
 	c       *Core
 	lastSeq map[string]uint64
 	unacked []intent.Event
+	unwrote []Letter
 }
 
 func run(t *testing.T, p Params, start int64, last map[string]uint64, steps []step) *Core {
@@ -80,10 +96,28 @@ func run(t *testing.T, p Params, start int64, last map[string]uint64, steps []st
 			}
 			h.c.ReadDone(now, r)
 		}
-		if s.published {
-			evs := h.unacked
+		if s.published || s.failed != nil {
+			var ok []intent.Event
+			var fails []PublishFailure
+			for _, e := range h.unacked {
+				if slices.Contains(s.failed, string(e.Key)) {
+					fails = append(fails, PublishFailure{Event: e, Err: errors.New("bus says no"), Permanent: s.fail.permanent,
+						Alone: !s.fail.together, Uncertain: s.fail.uncertain})
+				} else if s.published {
+					ok = append(ok, e)
+				}
+			}
 			h.unacked = nil
-			h.c.Published(now, evs)
+			h.c.Published(now, ok)
+			h.c.PublishFailed(now, fails)
+		}
+		if s.lettered {
+			h.c.Lettered(now, h.unwrote)
+			h.unwrote = nil
+		}
+		if s.unwritten {
+			h.c.LetterFailed(now, h.unwrote, errors.New("dlq says no"))
+			h.unwrote = nil
 		}
 		if s.tick {
 			h.c.Tick(now)
@@ -95,7 +129,7 @@ func run(t *testing.T, p Params, start int64, last map[string]uint64, steps []st
 
 func (h *harness) check(i int, r Ready, s step) {
 	h.t.Helper()
-	var reads, events, unmat []string
+	var reads, events, unmat, letters []string
 	for _, rq := range r.Reads {
 		reads = append(reads, fmt.Sprintf("%s@%d", rq.Key, rq.Level))
 		h.lastSeq[string(rq.Key)] = rq.Seq
@@ -115,14 +149,32 @@ func (h *harness) check(i int, r Ready, s step) {
 		}
 		unmat = append(unmat, fmt.Sprintf("%s:%s", u.Key, strings.Join(vs, ",")))
 	}
+	for _, l := range r.Letters {
+		var vs []string
+		for i, in := range l.Intents {
+			if string(in.Key) != string(l.Key) || in.Table != "t" || l.Offsets[i] < 0 {
+				h.t.Fatalf("step %d: letter %+v: intent %d is not of its key and table", i, l, i)
+			}
+			v := fmt.Sprint(in.Version)
+			if in.Op == intent.Abort {
+				v += "(A)"
+			}
+			vs = append(vs, v)
+		}
+		letters = append(letters, fmt.Sprintf("%s/%s:%s", l.Key, l.Kind, strings.Join(vs, ",")))
+		h.unwrote = append(h.unwrote, l)
+	}
 	want := s.commit
 	if want == 0 && !s.commit0 {
 		want = -1
 	}
 	if !reflect.DeepEqual(reads, s.reads) || !reflect.DeepEqual(events, s.events) ||
-		r.Commit != want || !reflect.DeepEqual(unmat, s.unmat) {
-		h.t.Fatalf("step %d: got reads=%v events=%v commit=%d unmat=%v\nwant reads=%v events=%v commit=%d unmat=%v",
-			i, reads, events, r.Commit, unmat, s.reads, s.events, want, s.unmat)
+		r.Commit != want || !reflect.DeepEqual(unmat, s.unmat) || !reflect.DeepEqual(letters, s.letters) {
+		h.t.Fatalf("step %d: got reads=%v events=%v commit=%d unmat=%v letters=%v\nwant reads=%v events=%v commit=%d unmat=%v letters=%v",
+			i, reads, events, r.Commit, unmat, letters, s.reads, s.events, want, s.unmat, s.letters)
+	}
+	if s.parked != nil && h.c.Parked() != *s.parked {
+		h.t.Fatalf("step %d: %d keys parked, want %d", i, h.c.Parked(), *s.parked)
 	}
 }
 

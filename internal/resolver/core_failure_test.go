@@ -1,0 +1,353 @@
+package resolver
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+)
+
+// failParams: three counted failures dead-letter; retries wait at most
+// 10, 20, 40, 40 ... ms.
+var failParams = Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond,
+	MaxAttempts: 3, MaxRetryTime: time.Hour, RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond, Seed: 1}
+
+func ev(k string, v uint64, n int) string { return fmt.Sprintf("%s=%d/%d", k, v, n) }
+
+func letter(k, kind string, vs ...uint64) string {
+	s := k + "/" + kind + ":"
+	for i, v := range vs {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprint(v)
+	}
+	return s
+}
+
+// flowingPublishFailures: key a's event fails tries times (as how says),
+// and before each failure another key's event gets through. With
+// letterAt > 0, the letterAt-th failure must dead-letter a; otherwise a
+// gets through after the last one.
+func flowingPublishFailures(how pubFail, tries, letterAt int) []step {
+	v1 := ver(0, 0)
+	steps := []step{
+		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+		{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+	}
+	at := 0
+	for i := 1; i <= tries; i++ {
+		k := fmt.Sprintf("k%d", i)
+		steps = append(steps,
+			step{at: at, ingest: []Entry{put(int64(i), k, v1)}, reads: []string{k + "@0"}},
+			step{at: at, read: res(k, row(v1, "k")), events: []string{ev(k, v1, 1)}})
+		fail := step{at: at, published: true, failed: []string{"a"}, fail: how, parked: n(1)}
+		if i == letterAt {
+			fail.letters = []string{letter("a", "publish", v1)}
+			return append(steps, fail, step{at: at, lettered: true, commit: int64(i + 1), parked: n(0)})
+		}
+		at += 40
+		steps = append(steps, fail, step{at: at, tick: true, events: []string{ev("a", v1, 1)}})
+	}
+	return append(steps, step{at: at, published: true, commit: int64(tries + 1), parked: n(0)})
+}
+
+// flowingReadFailures: key a's reads fail tries times; before each failure
+// another key is read (and published) if others.
+func flowingReadFailures(tries, letterAt int, others bool) []step {
+	v1 := ver(0, 0)
+	steps := []step{{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}}}
+	at, off := 0, int64(1)
+	for i := 1; i <= tries; i++ {
+		if others {
+			k := fmt.Sprintf("k%d", i)
+			steps = append(steps,
+				step{at: at, ingest: []Entry{put(off, k, v1)}, reads: []string{k + "@0"}},
+				step{at: at, read: res(k, row(v1, "k")), events: []string{ev(k, v1, 1)}},
+				step{at: at, published: true})
+			off++
+		}
+		fail := step{at: at, read: errRes("a"), parked: n(1)}
+		if i == letterAt {
+			fail.letters = []string{letter("a", "read", v1)}
+			return append(steps, fail, step{at: at, lettered: true, commit: off, parked: n(0)})
+		}
+		at += 40
+		steps = append(steps, fail, step{at: at, tick: true, reads: []string{"a@0"}})
+	}
+	return append(steps,
+		step{at: at, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}, parked: n(0)},
+		step{at: at, published: true, commit: off})
+}
+
+func TestCoreFailures(t *testing.T) {
+	t.Parallel()
+	v1, v2, v3 := ver(0, 0), ver(1, 0), ver(2, 0)
+	twoLevels := failParams
+	twoLevels.Levels = 2
+	timeBound := failParams
+	timeBound.MaxAttempts, timeBound.MaxRetryTime = 100, 50*time.Millisecond
+	floor := func(e Entry, f uint64) Entry { e.Intent.PublishedFloor = f; return e }
+
+	tests := []struct {
+		name  string
+		p     Params
+		steps []step
+	}{
+		{
+			name: "a permanent publish failure dead-letters the covered intents at once; the partition flows on",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "b", v1)}, reads: []string{"a@0", "b@0"}},
+				{read: res("a", row(v1, "too big")), events: []string{ev("a", v1, 1)}},
+				{read: res("b", row(v1, "b")), events: []string{ev("b", v1, 1)}},
+				{published: true, failed: []string{"a"}, fail: pubFail{permanent: true}, letters: []string{letter("a", "publish", v1)}, parked: n(1)},
+				{lettered: true, commit: 2, parked: n(0)}, // settled only once the letter is durable
+			},
+		},
+		{
+			name:  "counted publish failures (alone, while the bus takes other events) dead-letter at MaxAttempts",
+			p:     failParams,
+			steps: flowingPublishFailures(pubFail{}, 3, 3),
+		},
+		{
+			name:  "the time bound dead-letters at the first counted failure past MaxRetryTime",
+			p:     timeBound,
+			steps: flowingPublishFailures(pubFail{}, 3, 3),
+		},
+		{
+			name:  "failures together with other events never count: the key is retried, not dead-lettered",
+			p:     failParams,
+			steps: flowingPublishFailures(pubFail{together: true}, 5, 0),
+		},
+		{
+			name:  "a failure that may have landed never counts",
+			p:     failParams,
+			steps: flowingPublishFailures(pubFail{uncertain: true}, 5, 0),
+		},
+		{
+			name:  "a permanent failure together with others is not yet known to be its own: retried",
+			p:     failParams,
+			steps: flowingPublishFailures(pubFail{permanent: true, together: true}, 4, 0),
+		},
+		{
+			name: "a bus outage (nothing else gets through) never dead-letters",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{failed: []string{"a"}, parked: n(1)},
+				{at: 10, tick: true, events: []string{ev("a", v1, 1)}},
+				{at: 10, failed: []string{"a"}},
+				{at: 30, tick: true, events: []string{ev("a", v1, 1)}},
+				{at: 30, failed: []string{"a"}},
+				{at: 70, tick: true, events: []string{ev("a", v1, 1)}},
+				{at: 70, failed: []string{"a"}},
+				{at: 110, tick: true, events: []string{ev("a", v1, 1)}},
+				{at: 110, published: true, commit: 1, parked: n(0)},
+			},
+		},
+		{
+			name:  "counted read failures (the store serves other keys) dead-letter at MaxAttempts",
+			p:     failParams,
+			steps: flowingReadFailures(3, 3, true),
+		},
+		{
+			name:  "a store outage (no other read succeeds) never dead-letters",
+			p:     failParams,
+			steps: flowingReadFailures(5, 0, false),
+		},
+		{
+			name: "a primary outage while the replica serves does not count",
+			p:    twoLevels,
+			steps: func() []step {
+				steps := []step{{ingest: []Entry{put(0, "a", v2)}, reads: []string{"a@0"}}}
+				at := 0
+				for i := 1; i <= 4; i++ {
+					k := fmt.Sprintf("k%d", i)
+					steps = append(steps,
+						step{at: at, ingest: []Entry{put(int64(i), k, v1)}, reads: []string{k + "@0"}},
+						step{at: at, read: res(k, row(v1, "k")), events: []string{ev(k, v1, 1)}},
+						step{at: at, published: true},
+						step{at: at, read: res("a", row(v1, "old")), reads: []string{"a@1"}},
+						step{at: at, read: errRes("a"), parked: n(1)})
+					at += 40
+					steps = append(steps, step{at: at, tick: true, reads: []string{"a@0"}})
+				}
+				return append(steps,
+					step{at: at, read: res("a", row(v2, "new")), events: []string{ev("a", v2, 1)}, parked: n(0)},
+					step{at: at, published: true, commit: 5})
+			}(),
+		},
+		{
+			name: "a parked key's later intents queue behind it; other keys flow; the commit stays below it",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: errRes("a"), parked: n(1)},
+				{at: 1, ingest: []Entry{put(1, "a", v2), put(2, "b", v2)}, reads: []string{"b@0"}},
+				{at: 1, read: res("b", row(v2, "b")), events: []string{ev("b", v2, 1)}},
+				{at: 1, published: true},
+				{at: 10, tick: true, reads: []string{"a@0"}},
+				{at: 10, read: res("a", row(v2, "y")), events: []string{ev("a", v2, 2)}, parked: n(0)},
+				{at: 10, published: true, commit: 3},
+			},
+		},
+		{
+			name: "a letter that cannot be written is written again; its intents wait for it",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "b", v1)}, reads: []string{"a@0", "b@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{read: res("b", row(v1, "b")), events: []string{ev("b", v1, 1)}},
+				{published: true, failed: []string{"a"}, fail: pubFail{permanent: true}, letters: []string{letter("a", "publish", v1)}},
+				{unwritten: true, parked: n(1)},
+				{at: 20, tick: true, letters: []string{letter("a", "publish", v1)}},
+				{at: 20, unwritten: true},
+				{at: 60, tick: true, letters: []string{letter("a", "publish", v1)}},
+				{at: 60, lettered: true, commit: 2, parked: n(0)},
+			},
+		},
+		{
+			name: "intents that arrive while a letter is written start afresh after it",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{failed: []string{"a"}, fail: pubFail{permanent: true}, letters: []string{letter("a", "publish", v1)}},
+				{at: 1, ingest: []Entry{put(1, "a", v2)}},
+				{at: 1, lettered: true, reads: []string{"a@0"}, commit: 1},
+				{at: 1, read: res("a", row(v2, "y")), events: []string{ev("a", v2, 1)}},
+				{at: 1, published: true, commit: 2},
+			},
+		},
+		{
+			name: "an older intent that arrives while its covering event is retried joins it, and its letter",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v2)}, reads: []string{"a@0"}},
+				{read: res("a", row(v2, "y")), events: []string{ev("a", v2, 1)}},
+				{failed: []string{"a"}},
+				{at: 1, ingest: []Entry{put(1, "a", v1), ent(2, "a", intent.Abort, v1)}}, // no read: the event covers them
+				{at: 10, tick: true, events: []string{ev("a", v2, 1)}},
+				{at: 10, failed: []string{"a"}, fail: pubFail{permanent: true}, letters: []string{letter("a", "publish", v2, v1) + fmt.Sprintf(",%d(A)", v1)}},
+				{at: 10, lettered: true, commit: 3},
+			},
+		},
+		{
+			name: "a version the bus has (published floor, from redrive or reconcile) is not published again",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{floor(put(0, "a", v2), v2)}, commit: 1},
+				{ingest: []Entry{put(1, "a", v1)}, commit: 2}, // below the floor: covered too
+				{ingest: []Entry{floor(put(2, "a", v3), v2)}, reads: []string{"a@0"}},
+				{read: res("a", row(v2, "y"))}, // the floor's version: nothing to publish, wait for v3
+				{at: 10, tick: true, reads: []string{"a@0"}},
+				{at: 10, read: res("a", row(v3, "z")), events: []string{ev("a", v3, 1)}},
+				{at: 10, published: true, commit: 3},
+			},
+		},
+		{
+			// R8 (issue 19): the replica shows v1, the pending set holds
+			// v2's ABORT; v2 landed on the primary (reported failed,
+			// committed anyway). Publishing v1 from the replica and
+			// settling would leave v2 without an event.
+			name: "an ABORT escalates to the strongest level even when the replica covers what is needed",
+			p:    withDelay(twoLevels, 2*time.Millisecond),
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "a", ver(0, 1)), ent(2, "a", intent.Abort, ver(0, 1))}},
+				{at: 2, tick: true, reads: []string{"a@0"}},
+				{at: 2, read: res("a", row(v1, "x")), reads: []string{"a@1"}},
+				{at: 2, read: res("a", row(ver(0, 1), "y")), events: []string{ev("a", ver(0, 1), 2)}},
+				{at: 2, published: true, commit: 3},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			run(t, tc.p, 0, nil, tc.steps)
+		})
+	}
+}
+
+// TestCoreKeepsLastPublishedOfActiveKeys (R9, issue 19): past the horizon,
+// the last published version of a key that is active again must stay, or
+// a late ABORT below it makes the core publish that version twice.
+func TestCoreKeepsLastPublishedOfActiveKeys(t *testing.T) {
+	t.Parallel()
+	v1, far := ver(0, 0), ver(5000, 0)
+	p := Params{Window: time.Minute, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, Horizon: time.Second}
+	c := run(t, p, 0, nil, []step{
+		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+		{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+		{published: true, commit: 1},
+		{at: 1, ingest: []Entry{put(1, "a", far)}, reads: []string{"a@0"}}, // past the horizon, a is active again
+		{at: 1, ingest: []Entry{ent(2, "a", intent.Abort, v1)}},             // a late ABORT of v1
+		{at: 2, read: res("a", row(v1, "x"))},                               // must not publish v1 again
+		{at: 12, tick: true, reads: []string{"a@0"}},
+		{at: 12, read: res("a", row(far, "y")), events: []string{ev("a", far, 1)}},
+		{at: 12, published: true, commit: 3},
+	})
+	if c.LastPublished([]byte("a")) != far {
+		t.Fatalf("last published %d, want %d", c.LastPublished([]byte("a")), far)
+	}
+}
+
+// TestCoreCommitAfter: a transaction carrying events or letters can commit
+// the offset their acknowledgement will move the commit to, and no further.
+func TestCoreCommitAfter(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	v := ver(0, 0)
+	c.Ingest(t0, []Entry{put(0, "a", v), put(1, "b", v), put(2, "c", v)})
+	seqs := map[string]uint64{}
+	for _, r := range c.Ready().Reads {
+		seqs[string(r.Key)] = r.Seq
+	}
+	for _, k := range []string{"a", "b"} {
+		c.ReadDone(t0, ReadResult{Key: []byte(k), Seq: seqs[k], Found: true, Row: *row(v, k)})
+	}
+	c.Ready()
+	cases := []struct {
+		keys []string
+		want int64
+	}{
+		{nil, 0},
+		{[]string{"b"}, 0},      // a holds it
+		{[]string{"a"}, 1},      // b is still on its way
+		{[]string{"a", "b"}, 2}, // c is being read
+		{[]string{"c"}, 0},      // not in flight
+	}
+	for _, tc := range cases {
+		var keys [][]byte
+		for _, k := range tc.keys {
+			keys = append(keys, []byte(k))
+		}
+		if got := c.CommitAfter(keys); got != tc.want {
+			t.Errorf("CommitAfter(%v) = %d, want %d", tc.keys, got, tc.want)
+		}
+	}
+}
+
+// TestCoreParkedKeyDoesNotHoldBackpressure: the intents of other keys
+// that resolved behind a parked key do not count as unresolved, so the
+// partition keeps reading.
+func TestCoreParkedKeyDoesNotHoldBackpressure(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	c.Ingest(t0, []Entry{put(0, "stuck", ver(0, 0))})
+	c.Ready()
+	for i := 1; i <= 5000; i++ {
+		// covered at once: an event above them is already out
+		c.lastPub["k"] = ver(10, 0)
+		c.Ingest(t0, []Entry{put(int64(i), "k", ver(0, 0))})
+	}
+	if c.Unresolved() != 1 || c.Committed() != 0 {
+		t.Fatalf("unresolved %d, committed %d: want 1 and 0", c.Unresolved(), c.Committed())
+	}
+	if len(c.slots) > 2*c.live+1024 {
+		t.Fatalf("%d slots kept for %d unresolved intents", len(c.slots), c.live)
+	}
+}

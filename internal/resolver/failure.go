@@ -1,0 +1,300 @@
+package resolver
+
+import (
+	"sort"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+)
+
+// Failures, parking and dead letters: what the Core decides when a key's
+// store read or bus append fails.
+//
+// A key whose read or publish failed is parked: it backs off (RetryMin
+// doubling up to RetryMax, jittered) and tries again; its later intents
+// queue behind it (one read or publish answers them all); every other key
+// of the partition goes on, and the committed offset stays below the
+// parked key's oldest intent. Its intents go to the table's dead-letter
+// queue (a Letter) when
+//   - the failure is permanent for that record (an event too large for the
+//     bus, or one that cannot be encoded), once the event failed alone: at
+//     once;
+//   - MaxAttempts of its failed attempts counted, or MaxRetryTime passed
+//     since its first counted one (checked at each counted failure).
+//
+// The outage rule decides what counts: a failed attempt counts only if the
+// backend served other keys since the key's previous attempt.
+//   - A read round (cheapest level up to the strongest) counts when, at a
+//     level where it failed, a read issued after the key's previous failed
+//     round succeeded.
+//   - A publish counts when the event failed alone (the loop isolates it by
+//     bisecting its batch) and the bus took other events or letters since
+//     the key's previous failure. A publish that may have landed (the loop
+//     could not check) never counts.
+//
+// So while the store or the bus is down for every key, nothing counts and
+// nothing is dead-lettered: the keys back off and retry until it is back.
+// A dead letter settles its intents only once it is durable (Lettered);
+// one that fails to be written is retried, never given up.
+
+// LetterKind says why intents were dead-lettered.
+type LetterKind uint8
+
+// Letter kinds.
+const (
+	LetterRead    LetterKind = iota + 1 // the key's state could not be read
+	LetterPublish                       // its event could not be published
+)
+
+func (k LetterKind) String() string {
+	if k == LetterRead {
+		return "read"
+	}
+	return "publish"
+}
+
+// Letter is a dead letter: intents of one key that the core settles
+// without an event, and why.
+type Letter struct {
+	// ID identifies the letter within the core (for Lettered).
+	ID   uint64
+	Key  []byte
+	Kind LetterKind
+	// Intents are the intents it settles, in log order, at Offsets.
+	Intents []intent.Intent
+	Offsets []int64
+	// Err is the last error; Permanent says retrying could never help.
+	Err       string
+	Permanent bool
+	// Attempts counts the failed attempts, from FirstAttempt to LastAttempt.
+	Attempts                  int
+	FirstAttempt, LastAttempt time.Time
+}
+
+// PublishFailure is an event of Ready that did not reach the bus.
+type PublishFailure struct {
+	Event intent.Event
+	Err   error
+	// Permanent: the bus can never take this event (too large, cannot be
+	// encoded).
+	Permanent bool
+	// Alone: it failed in an append of its own (see the outage rule).
+	Alone bool
+	// Uncertain: it may have reached the bus after all (the check failed).
+	Uncertain bool
+}
+
+// failStreak is a key's run of failed attempts since it last got through.
+type failStreak struct {
+	tries        int // every failed attempt
+	counted      int // those that count toward the bounds
+	first, last  time.Time
+	firstCounted time.Time
+	err          string
+	permanent    bool
+	readMark     uint64 // c.seq at the key's previous failed read round
+	pubMark      uint64 // c.pubOK at the key's previous failed publish
+	served       bool   // this read round failed at a level that served others since readMark
+}
+
+// Parked returns how many keys are parked: they failed and have not got
+// through (or been dead-lettered) since.
+func (c *Core) Parked() int { return c.parked }
+
+// readFailed handles a failed read: escalate, back off, or dead-letter.
+func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
+	f := &ks.fail
+	if c.readOK[ks.level] > f.readMark {
+		f.served = true
+	}
+	if !top {
+		c.read(ks, ks.level+1)
+		return
+	}
+	counted := f.served
+	f.served = false
+	f.readMark = c.seq
+	if c.failed(now, ks, err.Error(), counted, false) {
+		ps := ks.pending
+		ks.pending = nil
+		c.deadLetter(ks, LetterRead, ps)
+		return
+	}
+	c.out.ReadRetries++
+	c.wait(ks, c.retryAt(now, ks))
+}
+
+// PublishFailed takes the events of Ready that did not reach the bus. Each
+// key backs off and publishes its event again, or dead-letters the intents
+// it covers.
+func (c *Core) PublishFailed(now time.Time, fails []PublishFailure) {
+	for i := range fails {
+		f := &fails[i]
+		ks := c.keys[string(f.Event.Key)]
+		if ks == nil || ks.phase != publishing || ks.event == nil || ks.event.Version != f.Event.Version {
+			continue
+		}
+		certain := f.Alone && !f.Uncertain
+		counted := certain && c.pubOK > ks.fail.pubMark
+		ks.fail.pubMark = c.pubOK
+		if c.failed(now, ks, errString(f.Err), counted, certain && f.Permanent) {
+			ps := ks.inFlight
+			ks.inFlight, ks.event = nil, nil
+			c.deadLetter(ks, LetterPublish, ps)
+			continue
+		}
+		c.out.PublishRetries++
+		ks.phase = retrying
+		c.timer(ks, c.retryAt(now, ks))
+	}
+}
+
+// Lettered acknowledges that letters returned by Ready are durable in the
+// dead-letter queue, which settles the intents they hold.
+func (c *Core) Lettered(now time.Time, letters []Letter) {
+	for i := range letters {
+		ks := c.lettering(&letters[i])
+		if ks == nil {
+			continue
+		}
+		c.pubOK++
+		for _, p := range ks.lettered {
+			c.done(p.slot)
+		}
+		ks.letter, ks.lettered = nil, nil
+		c.recovered(ks)
+		if len(ks.pending) == 0 {
+			c.resolveAll(ks)
+			continue
+		}
+		c.proceed(now, ks) // intents that arrived meanwhile start afresh
+	}
+	c.advance()
+}
+
+// LetterFailed takes letters of Ready that could not be written: they are
+// written again after a backoff, for as long as it takes.
+func (c *Core) LetterFailed(now time.Time, letters []Letter, err error) {
+	for i := range letters {
+		ks := c.lettering(&letters[i])
+		if ks == nil {
+			continue
+		}
+		c.failed(now, ks, errString(err), false, false)
+		ks.phase = retrying
+		c.timer(ks, c.retryAt(now, ks))
+	}
+}
+
+func (c *Core) lettering(l *Letter) *keyState {
+	ks := c.keys[string(l.Key)]
+	if ks == nil || ks.phase != lettering || ks.letter == nil || ks.letter.ID != l.ID {
+		return nil
+	}
+	return ks
+}
+
+// failed records a failed attempt and reports whether the key's intents
+// must go to the dead-letter queue now.
+func (c *Core) failed(now time.Time, ks *keyState, err string, counted, permanent bool) bool {
+	f := &ks.fail
+	if f.tries == 0 {
+		f.first = now
+		c.parked++
+	}
+	f.tries++
+	f.last, f.err = now, err
+	if permanent {
+		f.permanent = true
+		return true
+	}
+	if !counted {
+		return false
+	}
+	if f.counted == 0 {
+		f.firstCounted = now
+	}
+	f.counted++
+	return f.counted >= c.p.MaxAttempts || now.Sub(f.firstCounted) >= c.p.MaxRetryTime
+}
+
+// recovered ends a key's failure streak: it got through.
+func (c *Core) recovered(ks *keyState) {
+	if ks.fail.tries > 0 {
+		c.parked--
+	}
+	ks.fail = failStreak{readMark: c.seq, pubMark: c.pubOK}
+}
+
+// retryAt is when a key that failed tries again: RetryMin doubling per
+// failed attempt up to RetryMax, less a random part of up to half of it
+// (so that keys that failed together do not retry together).
+func (c *Core) retryAt(now time.Time, ks *keyState) time.Time {
+	d := c.p.RetryMin << min(max(ks.fail.tries-1, 0), 30)
+	if d > c.p.RetryMax || d <= 0 {
+		d = c.p.RetryMax
+	}
+	return now.Add(d - time.Duration(c.rng.Int64N(int64(d/2)+1)))
+}
+
+// deadLetter sends a key's intents ps to the dead-letter queue.
+func (c *Core) deadLetter(ks *keyState, kind LetterKind, ps []pending) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].slot.offset < ps[j].slot.offset })
+	c.letters++
+	f := &ks.fail
+	l := &Letter{ID: c.letters, Key: ks.key, Kind: kind, Err: f.err, Permanent: f.permanent,
+		Attempts: f.tries, FirstAttempt: f.first, LastAttempt: f.last}
+	for _, p := range ps {
+		l.Intents = append(l.Intents, intent.Intent{Table: c.p.Table, Key: ks.key, Op: p.op, Version: p.version,
+			ID: p.id, ProxyID: p.proxy, CreatedAt: p.created, PublishedFloor: p.floor})
+		l.Offsets = append(l.Offsets, p.slot.offset)
+	}
+	ks.letter, ks.lettered = l, ps
+	ks.phase = lettering
+	ks.retryAt = time.Time{}
+	ks.gen++
+	c.out.Letters = append(c.out.Letters, *l)
+}
+
+// resend publishes a key's event, or writes its letter, again.
+func (c *Core) resend(ks *keyState) {
+	ks.gen++
+	switch {
+	case ks.letter != nil:
+		ks.phase = lettering
+		c.out.Letters = append(c.out.Letters, *ks.letter)
+	case ks.event != nil:
+		ks.phase = publishing
+		c.out.Events = append(c.out.Events, *ks.event)
+	}
+}
+
+// CommitAfter returns the committed offset as it will be once the events
+// and letters now on their way for keys are acknowledged: a transaction
+// that carries them can commit that offset with them.
+func (c *Core) CommitAfter(keys [][]byte) int64 {
+	flying := map[*slot]bool{}
+	for _, k := range keys {
+		if ks := c.keys[string(k)]; ks != nil {
+			for _, p := range ks.inFlight {
+				flying[p.slot] = true
+			}
+			for _, p := range ks.lettered {
+				flying[p.slot] = true
+			}
+		}
+	}
+	for _, s := range c.slots {
+		if !s.done && !flying[s] {
+			return s.offset
+		}
+	}
+	return c.next
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	return err.Error()
+}
