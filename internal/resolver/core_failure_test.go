@@ -284,8 +284,8 @@ func TestCoreKeepsLastPublishedOfActiveKeys(t *testing.T) {
 		{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
 		{published: true, commit: 1},
 		{at: 1, ingest: []Entry{put(1, "a", far)}, reads: []string{"a@0"}}, // past the horizon, a is active again
-		{at: 1, ingest: []Entry{ent(2, "a", intent.Abort, v1)}},             // a late ABORT of v1
-		{at: 2, read: res("a", row(v1, "x"))},                               // must not publish v1 again
+		{at: 1, ingest: []Entry{ent(2, "a", intent.Abort, v1)}},            // a late ABORT of v1
+		{at: 2, read: res("a", row(v1, "x"))},                              // must not publish v1 again
 		{at: 12, tick: true, reads: []string{"a@0"}},
 		{at: 12, read: res("a", row(far, "y")), events: []string{ev("a", far, 1)}},
 		{at: 12, published: true, commit: 3},
