@@ -73,6 +73,9 @@ type ReadRequest struct {
 	Key   []byte
 	Level store.Level
 	Seq   uint64
+	// Probe marks a read that only asks whether the store serves (see
+	// the outage rule in failure.go); its result goes back as any other.
+	Probe bool
 }
 
 // ReadResult is the answer to a ReadRequest.
@@ -83,6 +86,7 @@ type ReadResult struct {
 	Row   store.Row
 	Found bool
 	Err   error
+	Probe bool
 }
 
 // Unmaterialized reports intents whose version never became visible in the
@@ -190,9 +194,14 @@ type Core struct {
 	timers timerHeap
 	seq    uint64
 	out    Ready
+	// settled are offsets at or after the start that durable dead letters
+	// settled before a restart: they resolve when ingested.
+	settled map[int64]bool
 
 	// The outage rule (failure.go): what the backends served lately.
 	readOK  []uint64 // per level, the highest seq of a read that succeeded
+	served  []byte   // a key whose strongest-level read succeeded lately (for probes)
+	probing bool     // a probe read is outstanding
 	pubOK   uint64   // events and letters acknowledged so far
 	letters uint64   // ids of dead letters
 	parked  int      // keys with a failed attempt they have not yet got past
@@ -241,6 +250,21 @@ func NewCore(p Params, start int64, lastPublished map[string]uint64) *Core {
 	return c
 }
 
+// AlreadySettled tells the core, before it ingests them, which offsets at
+// or after its start durable dead letters settled (found in the dead-letter
+// queue after a restart): they resolve at once, so that a letter written
+// just before a crash is not written twice.
+func (c *Core) AlreadySettled(offsets []int64) {
+	for _, o := range offsets {
+		if o >= c.next {
+			if c.settled == nil {
+				c.settled = map[int64]bool{}
+			}
+			c.settled[o] = true
+		}
+	}
+}
+
 // Committed returns the lowest offset not yet resolved.
 func (c *Core) Committed() int64 { return c.committed }
 
@@ -282,7 +306,8 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	c.live++
 	c.next = e.Offset + 1
 	in := &e.Intent
-	if e.Invalid || len(in.Key) == 0 || in.Version == 0 {
+	if e.Invalid || len(in.Key) == 0 || in.Version == 0 || c.settled[e.Offset] {
+		delete(c.settled, e.Offset)
 		c.done(s)
 		return
 	}
@@ -390,6 +415,10 @@ func (c *Core) read(ks *keyState, level int) {
 // ReadDone takes the result of a read. Results that no longer match the
 // key's outstanding read are ignored.
 func (c *Core) ReadDone(now time.Time, r ReadResult) {
+	if r.Probe {
+		c.probed(r)
+		return
+	}
 	ks := c.keys[string(r.Key)]
 	if ks == nil || ks.phase != reading || ks.seq != r.Seq {
 		return
@@ -400,6 +429,9 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		return
 	}
 	c.readOK[ks.level] = max(c.readOK[ks.level], r.Seq)
+	if top {
+		c.served = ks.key
+	}
 	var v uint64
 	if r.Found {
 		v = r.Row.Version

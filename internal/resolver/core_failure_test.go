@@ -54,8 +54,9 @@ func flowingPublishFailures(how pubFail, tries, letterAt int) []step {
 }
 
 // flowingReadFailures: key a's reads fail tries times; before each failure
-// another key is read (and published) if others.
-func flowingReadFailures(tries, letterAt int, others bool) []step {
+// another key is read (and published) if others; each failed round asks
+// for a probe, answered as probeOK says.
+func flowingReadFailures(tries, letterAt int, others, probeOK bool) []step {
 	v1 := ver(0, 0)
 	steps := []step{{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}}}
 	at, off := 0, int64(1)
@@ -73,8 +74,9 @@ func flowingReadFailures(tries, letterAt int, others bool) []step {
 			fail.letters = []string{letter("a", "read", v1)}
 			return append(steps, fail, step{at: at, lettered: true, commit: off, parked: n(0)})
 		}
+		fail.reads = []string{"probe@0"}
 		at += 40
-		steps = append(steps, fail, step{at: at, tick: true, reads: []string{"a@0"}})
+		steps = append(steps, fail, step{at: at, read: probeRes(probeOK)}, step{at: at, tick: true, reads: []string{"a@0"}})
 	}
 	return append(steps,
 		step{at: at, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}, parked: n(0)},
@@ -151,12 +153,17 @@ func TestCoreFailures(t *testing.T) {
 		{
 			name:  "counted read failures (the store serves other keys) dead-letter at MaxAttempts",
 			p:     failParams,
-			steps: flowingReadFailures(3, 3, true),
+			steps: flowingReadFailures(3, 3, true, false),
 		},
 		{
-			name:  "a store outage (no other read succeeds) never dead-letters",
+			name:  "a store outage (no other read or probe succeeds) never dead-letters",
 			p:     failParams,
-			steps: flowingReadFailures(5, 0, false),
+			steps: flowingReadFailures(5, 0, false, false),
+		},
+		{
+			name:  "in a quiet partition, probes that succeed make the failures count",
+			p:     failParams,
+			steps: flowingReadFailures(4, 4, false, true), // the first failure has no probe before it
 		},
 		{
 			name: "a primary outage while the replica serves does not count",
@@ -171,7 +178,8 @@ func TestCoreFailures(t *testing.T) {
 						step{at: at, read: res(k, row(v1, "k")), events: []string{ev(k, v1, 1)}},
 						step{at: at, published: true},
 						step{at: at, read: res("a", row(v1, "old")), reads: []string{"a@1"}},
-						step{at: at, read: errRes("a"), parked: n(1)})
+						step{at: at, read: errRes("a"), reads: []string{"probe@1"}, parked: n(1)},
+						step{at: at, read: probeRes(false)})
 					at += 40
 					steps = append(steps, step{at: at, tick: true, reads: []string{"a@0"}})
 				}
@@ -185,7 +193,7 @@ func TestCoreFailures(t *testing.T) {
 			p:    failParams,
 			steps: []step{
 				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
-				{read: errRes("a"), parked: n(1)},
+				{read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)},
 				{at: 1, ingest: []Entry{put(1, "a", v2), put(2, "b", v2)}, reads: []string{"b@0"}},
 				{at: 1, read: res("b", row(v2, "b")), events: []string{ev("b", v2, 1)}},
 				{at: 1, published: true},

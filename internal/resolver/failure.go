@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // Failures, parking and dead letters: what the Core decides when a key's
@@ -34,6 +35,13 @@ import (
 //
 // So while the store or the bus is down for every key, nothing counts and
 // nothing is dead-lettered: the keys back off and retry until it is back.
+// So that this holds in a partition where no other key is being read, a
+// failed read round asks for a probe: a strongest-level read of a key that
+// read fine lately (or of an absent key), one probe at a time. If it
+// succeeds, the store serves, and the key's next failed round counts. Publishes have no such probe (an
+// append has effects): a publish that fails for one key of an otherwise
+// idle partition stays parked, and says so (Parked), until it gets through
+// or other events flow.
 // A dead letter settles its intents only once it is durable (Lettered);
 // one that fails to be written is retried, never given up.
 
@@ -122,6 +130,35 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 	}
 	c.out.ReadRetries++
 	c.wait(ks, c.retryAt(now, ks))
+	c.probe(ks)
+}
+
+// probeKey is read by a probe when no other key read fine lately (after a
+// restart): an absent key the store answers "not found" for when it serves.
+var probeKey = []byte("\x00wail.probe")
+
+// probe asks whether the store serves other keys at the strongest level,
+// unless a probe is out already.
+func (c *Core) probe(ks *keyState) {
+	if c.probing {
+		return
+	}
+	key := c.served
+	if key == nil || string(key) == string(ks.key) {
+		key = probeKey
+	}
+	c.probing = true
+	c.seq++
+	c.out.Reads = append(c.out.Reads, ReadRequest{Key: key, Level: store.Level(c.p.Levels - 1), Seq: c.seq, Probe: true})
+}
+
+// probed takes the result of a probe.
+func (c *Core) probed(r ReadResult) {
+	c.probing = false
+	if r.Err == nil {
+		top := c.p.Levels - 1
+		c.readOK[top] = max(c.readOK[top], r.Seq)
+	}
 }
 
 // PublishFailed takes the events of Ready that did not reach the bus. Each
