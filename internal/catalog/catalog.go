@@ -1,11 +1,12 @@
 // Package catalog keeps wail's table definitions: name, failure mode,
-// visibility window and partition count. Definitions are persisted through
+// visibility window, partition count and the resolver's retry bounds. Definitions are persisted through
 // the store (so every proxy sharing a store sees the same tables) and cached
 // in memory; the proxy reads the cache on every request, the resolver is told
 // when a table appears.
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,7 +66,18 @@ type Table struct {
 	VisibilityWindow time.Duration
 	Partitions       int32
 	CreatedAt        time.Time
+	// MaxAttempts and MaxRetryTime bound the counted failed store reads or
+	// event publishes of a key before the resolver dead-letters its
+	// intents (whichever comes first; see DESIGN.md, the resolve path).
+	MaxAttempts  int32
+	MaxRetryTime time.Duration
 }
+
+// Retry bounds of tables that were defined without them.
+const (
+	DefaultMaxAttempts  = 10
+	DefaultMaxRetryTime = time.Minute
+)
 
 // Proto returns the API form of the definition.
 func (t Table) Proto() *wailv1.Table {
@@ -75,23 +87,36 @@ func (t Table) Proto() *wailv1.Table {
 		VisibilityWindowMs: t.VisibilityWindow.Milliseconds(),
 		Partitions:         t.Partitions,
 		CreatedAtUs:        t.CreatedAt.UnixMicro(),
+		MaxAttempts:        t.MaxAttempts,
+		MaxRetryTimeMs:     t.MaxRetryTime.Milliseconds(),
 	}
 }
 
-// FromProto converts the API form.
+// FromProto converts the API form. A definition stored before tables had
+// retry bounds gets the defaults.
 func FromProto(p *wailv1.Table) Table {
-	return Table{
+	t := Table{
 		Name:             p.Name,
 		FailureMode:      FailureMode(p.FailureMode),
 		VisibilityWindow: time.Duration(p.VisibilityWindowMs) * time.Millisecond,
 		Partitions:       p.Partitions,
 		CreatedAt:        time.UnixMicro(p.CreatedAtUs),
+		MaxAttempts:      p.MaxAttempts,
+		MaxRetryTime:     time.Duration(p.MaxRetryTimeMs) * time.Millisecond,
 	}
+	if t.MaxAttempts == 0 {
+		t.MaxAttempts = DefaultMaxAttempts
+	}
+	if t.MaxRetryTime == 0 {
+		t.MaxRetryTime = DefaultMaxRetryTime
+	}
+	return t
 }
 
 func (t Table) sameAs(o Table) bool {
 	return t.Name == o.Name && t.FailureMode == o.FailureMode &&
-		t.VisibilityWindow == o.VisibilityWindow && t.Partitions == o.Partitions
+		t.VisibilityWindow == o.VisibilityWindow && t.Partitions == o.Partitions &&
+		t.MaxAttempts == o.MaxAttempts && t.MaxRetryTime == o.MaxRetryTime
 }
 
 // Backend persists definitions; store.Store implements it.
@@ -214,8 +239,8 @@ func (c *Catalog) Create(ctx context.Context, t Table) (_ Table, created bool, e
 	}
 	if old, ok := c.Get(t.Name); ok {
 		if !old.sameAs(t) {
-			return old, false, fmt.Errorf("%w: %s is %s, window %s, %d partitions", ErrConflict,
-				old.Name, old.FailureMode, old.VisibilityWindow, old.Partitions)
+			return old, false, fmt.Errorf("%w: %s is %s, window %s, %d partitions, max attempts %d, max retry time %s", ErrConflict,
+				old.Name, old.FailureMode, old.VisibilityWindow, old.Partitions, old.MaxAttempts, old.MaxRetryTime)
 		}
 		return old, false, nil
 	}
@@ -247,6 +272,12 @@ func (c *Catalog) withDefaults(t Table) Table {
 	if t.Partitions == 0 {
 		t.Partitions = c.defaults.Partitions
 	}
+	if t.MaxAttempts == 0 {
+		t.MaxAttempts = cmp.Or(c.defaults.MaxAttempts, DefaultMaxAttempts)
+	}
+	if t.MaxRetryTime == 0 {
+		t.MaxRetryTime = cmp.Or(c.defaults.MaxRetryTime, DefaultMaxRetryTime)
+	}
 	return t
 }
 
@@ -261,6 +292,10 @@ func validate(t Table) error {
 		return fmt.Errorf("%w: visibility window %s out of range 10ms..24h", ErrInvalid, t.VisibilityWindow)
 	case t.Partitions < 1 || t.Partitions > 1024:
 		return fmt.Errorf("%w: %d partitions out of range 1..1024", ErrInvalid, t.Partitions)
+	case t.MaxAttempts < 1 || t.MaxAttempts > 1_000_000:
+		return fmt.Errorf("%w: max attempts %d out of range 1..1000000", ErrInvalid, t.MaxAttempts)
+	case t.MaxRetryTime < time.Second || t.MaxRetryTime > 7*24*time.Hour:
+		return fmt.Errorf("%w: max retry time %s out of range 1s..168h", ErrInvalid, t.MaxRetryTime)
 	}
 	return nil
 }

@@ -118,3 +118,57 @@ func TestRefreshSeesTablesOfOtherProcesses(t *testing.T) {
 		t.Fatalf("a second refresh: %v, provisioned %v", err, provisioned)
 	}
 }
+
+// TestRetryBounds: a table's retry bounds take the catalog's defaults (or
+// the package's when those are unset, as in definitions stored before
+// they existed), survive a reload, are validated, and are part of the
+// definition.
+func TestRetryBounds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := pebble.Open(t.TempDir(), pebble.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	noop := func(context.Context, Table) error { return nil }
+	withRetry := defaults
+	withRetry.MaxAttempts, withRetry.MaxRetryTime = 20, 2*time.Minute
+	c, err := Open(ctx, st, noop, withRetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _, err := c.Create(ctx, Table{Name: "d"})
+	if err != nil || tb.MaxAttempts != 20 || tb.MaxRetryTime != 2*time.Minute {
+		t.Fatalf("catalog defaults: %+v, %v", tb, err)
+	}
+	tb, _, err = c.Create(ctx, Table{Name: "own", MaxAttempts: 3, MaxRetryTime: 5 * time.Second})
+	if err != nil || tb.MaxAttempts != 3 || tb.MaxRetryTime != 5*time.Second {
+		t.Fatalf("own bounds: %+v, %v", tb, err)
+	}
+	if _, _, err := c.Create(ctx, Table{Name: "own", MaxAttempts: 4, MaxRetryTime: 5 * time.Second}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("other bounds on an existing table: %v, want ErrConflict", err)
+	}
+	for _, bad := range []Table{{Name: "a0", MaxAttempts: -1}, {Name: "a1", MaxAttempts: 2_000_000}, {Name: "r0", MaxRetryTime: time.Millisecond}, {Name: "r1", MaxRetryTime: 8 * 24 * time.Hour}} {
+		if _, _, err := c.Create(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("create %+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	c2, err := Open(ctx, st, noop, defaults) // the package defaults
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c2.Get("own"); got.MaxAttempts != 3 || got.MaxRetryTime != 5*time.Second {
+		t.Fatalf("reloaded: %+v", got)
+	}
+	if tb, _, _ := c2.Create(ctx, Table{Name: "p"}); tb.MaxAttempts != DefaultMaxAttempts || tb.MaxRetryTime != DefaultMaxRetryTime {
+		t.Fatalf("package defaults: %+v", tb)
+	}
+	// A definition stored without bounds (an older wail) reads with the
+	// package defaults, and an identical create does not conflict.
+	old := Table{Name: "old", FailureMode: Transactional, VisibilityWindow: 10 * time.Second, Partitions: 8}.Proto()
+	old.MaxAttempts, old.MaxRetryTimeMs = 0, 0
+	if got := FromProto(old); got.MaxAttempts != DefaultMaxAttempts || got.MaxRetryTime != DefaultMaxRetryTime {
+		t.Fatalf("old definition: %+v", got)
+	}
+}

@@ -63,6 +63,9 @@ type Log struct {
 	SegmentBytes   int64         `yaml:"segment_bytes"`
 	Retention      time.Duration `yaml:"retention"`       // intent log; 0 keeps forever
 	EventRetention time.Duration `yaml:"event_retention"` // event bus; 0 keeps forever
+	// DLQRetention bounds the dead-letter topics (0, the default, keeps
+	// them forever: a dead letter waits for a person).
+	DLQRetention time.Duration `yaml:"dlq_retention"`
 	// NoSync skips fsync: only for throwaway data (tests, demos of speed).
 	NoSync bool `yaml:"no_sync"`
 	// MaxOpenFiles bounds the embedded log's open segment files (0: a
@@ -77,10 +80,12 @@ type Kafka struct {
 	ClientID string   `yaml:"client_id"`
 	// ReplicationFactor of the topics wail creates (-1: the broker's default).
 	ReplicationFactor int16 `yaml:"replication_factor"`
-	// IntentTopic and EventTopic name a table's topics; {table} is the
-	// table's name (defaults wail.intents.{table}, wail.events.{table}).
+	// IntentTopic, EventTopic and DLQTopic name a table's topics; {table}
+	// is the table's name (defaults wail.intents.{table},
+	// wail.events.{table}, wail.dlq.{table}).
 	IntentTopic string `yaml:"intent_topic"`
 	EventTopic  string `yaml:"event_topic"`
+	DLQTopic    string `yaml:"dlq_topic"`
 	TLS         struct {
 		Enabled  bool   `yaml:"enabled"`
 		CAFile   string `yaml:"ca_file"`
@@ -158,6 +163,16 @@ type Resolver struct {
 	// TransactionProducers (Kafka) is how many transactions one resolver
 	// process runs at once, each for its share of the partitions.
 	TransactionProducers int `yaml:"transaction_producers"`
+	// RetryBackoffMin and RetryBackoffMax bound the backoff of a key whose
+	// store read or event publish failed: doubling from min to max, with
+	// jitter. How long it is retried is the table's max_attempts and
+	// max_retry_time.
+	RetryBackoffMin time.Duration `yaml:"retry_backoff_min"`
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+	// StallAfter: a partition whose oldest unresolved intent waits longer
+	// (and at least twice its table's visibility window) is reported
+	// degraded on /healthz.
+	StallAfter time.Duration `yaml:"stall_after"`
 }
 
 // Table is a table definition (also used for defaults).
@@ -166,6 +181,11 @@ type Table struct {
 	FailureMode      string        `yaml:"failure_mode"` // transactional | independent
 	VisibilityWindow time.Duration `yaml:"visibility_window"`
 	Partitions       int32         `yaml:"partitions"`
+	// MaxAttempts and MaxRetryTime bound the counted failures of a key's
+	// store read or event publish before the resolver dead-letters its
+	// intents (whichever comes first).
+	MaxAttempts  int32         `yaml:"max_attempts"`
+	MaxRetryTime time.Duration `yaml:"max_retry_time"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -183,14 +203,17 @@ func defaults() Config {
 		ShutdownTimeout: 30 * time.Second,
 		Limits:          Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000},
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
-			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}"}},
+			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
+				DLQTopic: "wail.dlq.{table}"}},
 		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
 			Group: "wail-resolver", TransactionProducers: 1,
+			RetryBackoffMin: 10 * time.Millisecond, RetryBackoffMax: 5 * time.Second, StallAfter: time.Minute,
 		},
-		Defaults: Table{FailureMode: "transactional", VisibilityWindow: 10 * time.Second, Partitions: 8},
+		Defaults: Table{FailureMode: "transactional", VisibilityWindow: 10 * time.Second, Partitions: 8,
+			MaxAttempts: 10, MaxRetryTime: time.Minute},
 	}
 }
 
@@ -234,7 +257,7 @@ func (c *Config) Validate() error {
 	check(c.Limits.MaxValueBytes > 0 && c.Limits.MaxValueBytes <= 64<<20, "limits.max_value_bytes %d out of range 1..67108864", c.Limits.MaxValueBytes)
 	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")
 	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)
-	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0, "log retention must not be negative")
+	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0 && c.Log.DLQRetention >= 0, "log retention must not be negative")
 	check(c.Log.MaxOpenFiles >= 0, "log.max_open_files %d must not be negative (0: automatic)", c.Log.MaxOpenFiles)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.Log.validate()...)
@@ -247,6 +270,8 @@ func (c *Config) Validate() error {
 	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
 	check(r.Group != "", "resolver.group must not be empty")
 	check(r.TransactionProducers >= 1 && r.TransactionProducers <= 64, "resolver.transaction_producers %d out of range 1..64", r.TransactionProducers)
+	check(r.RetryBackoffMin > 0 && r.RetryBackoffMax >= r.RetryBackoffMin, "resolver.retry_backoff_min must be positive and <= retry_backoff_max")
+	check(r.StallAfter >= time.Second, "resolver.stall_after must be at least 1s")
 	if err := c.Defaults.validate("table_defaults"); err != nil {
 		errs = append(errs, err)
 	}
@@ -277,10 +302,11 @@ func (l Log) validate() []error {
 		if l.Kafka.SASL.Mechanism != "" && l.Kafka.SASL.User == "" {
 			errs = append(errs, errors.New("log.kafka.sasl.user is required with a SASL mechanism"))
 		}
-		if !strings.Contains(l.Kafka.IntentTopic, "{table}") || !strings.Contains(l.Kafka.EventTopic, "{table}") ||
-			l.Kafka.IntentTopic == l.Kafka.EventTopic {
-			errs = append(errs, fmt.Errorf("log.kafka.intent_topic %q and event_topic %q must differ and contain {table}",
-				l.Kafka.IntentTopic, l.Kafka.EventTopic))
+		k := l.Kafka
+		if !strings.Contains(k.IntentTopic, "{table}") || !strings.Contains(k.EventTopic, "{table}") || !strings.Contains(k.DLQTopic, "{table}") ||
+			k.IntentTopic == k.EventTopic || k.DLQTopic == k.IntentTopic || k.DLQTopic == k.EventTopic {
+			errs = append(errs, fmt.Errorf("log.kafka.intent_topic %q, event_topic %q and dlq_topic %q must differ and contain {table}",
+				k.IntentTopic, k.EventTopic, k.DLQTopic))
 		}
 		if (l.Kafka.TLS.CertFile == "") != (l.Kafka.TLS.KeyFile == "") {
 			errs = append(errs, errors.New("log.kafka.tls.cert_file and key_file go together"))
@@ -325,6 +351,12 @@ func (t Table) validate(where string) error {
 	}
 	if t.Partitions < 0 || t.Partitions > 1024 {
 		return fmt.Errorf("%s.partitions %d out of range 1..1024", where, t.Partitions)
+	}
+	if t.MaxAttempts < 0 || t.MaxAttempts > 1_000_000 {
+		return fmt.Errorf("%s.max_attempts %d out of range 1..1000000", where, t.MaxAttempts)
+	}
+	if t.MaxRetryTime != 0 && (t.MaxRetryTime < time.Second || t.MaxRetryTime > 7*24*time.Hour) {
+		return fmt.Errorf("%s.max_retry_time %s out of range 1s..168h", where, t.MaxRetryTime)
 	}
 	return nil
 }

@@ -80,6 +80,24 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "not yaml", yaml: "{{{", wantErr: "wail.yaml"},
+		{name: "retry bounds", yaml: "table_defaults:\n  max_attempts: 5\ntables:\n  - name: t\n    max_retry_time: 30s\n" +
+			"resolver:\n  retry_backoff_min: 50ms\n  retry_backoff_max: 2s\n  stall_after: 5m\n", check: func(t *testing.T, c Config) {
+			if c.Defaults.MaxAttempts != 5 || c.Defaults.MaxRetryTime != time.Minute || c.Tables[0].MaxRetryTime != 30*time.Second ||
+				c.Resolver.RetryBackoffMin != 50*time.Millisecond || c.Resolver.RetryBackoffMax != 2*time.Second || c.Resolver.StallAfter != 5*time.Minute {
+				t.Fatalf("%+v %+v %+v", c.Defaults, c.Tables, c.Resolver)
+			}
+		}},
+		{name: "max attempts range", yaml: "tables:\n  - name: t\n    max_attempts: -1\n", wantErr: "tables[0].max_attempts -1 out of range"},
+		{name: "max retry time range", yaml: "table_defaults:\n  max_retry_time: 10ms\n", wantErr: "table_defaults.max_retry_time 10ms out of range 1s..168h"},
+		{name: "retry backoff order", yaml: "resolver:\n  retry_backoff_min: 1s\n  retry_backoff_max: 1ms\n", wantErr: "retry_backoff_min must be positive and <= retry_backoff_max"},
+		{name: "stall after", yaml: "resolver:\n  stall_after: 10ms\n", wantErr: "resolver.stall_after must be at least 1s"},
+		{name: "dlq retention", yaml: "log:\n  dlq_retention: -1s\n", wantErr: "log retention must not be negative"},
+		{name: "dlq topic", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    dlq_topic: wail.events.{table}\n", wantErr: "dlq_topic"},
+		{name: "dlq topic default", yaml: "", check: func(t *testing.T, c Config) {
+			if c.Log.Kafka.DLQTopic != "wail.dlq.{table}" || c.Log.DLQRetention != 0 {
+				t.Fatalf("%+v", c.Log)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,6 +29,9 @@ const (
 	HeaderEventID = "wail.event_id"
 )
 
+// ErrEncode: an event that cannot be encoded (it can never be published).
+var ErrEncode = errors.New("eventbus: event cannot be encoded")
+
 // Topic is the event topic of a table.
 func Topic(table string) string { return "wail.events." + table }
 
@@ -87,11 +90,11 @@ func (b *Bus) Records(table string, events []intent.Event) (string, []*intentlog
 	return Topic(table), recs, nil
 }
 
-// Encode turns an event into its log record.
+// Encode turns an event into its log record. It fails with ErrEncode.
 func Encode(e *intent.Event) (*intentlog.Record, error) {
 	v, err := e.Marshal()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: key %q version %d: %w", ErrEncode, e.Key, e.Version, err)
 	}
 	return &intentlog.Record{
 		Key:   e.Key,

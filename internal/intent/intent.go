@@ -74,9 +74,9 @@ func EventID(table string, key []byte, version uint64) string {
 	return table + "/" + hex.EncodeToString(key) + "/" + strconv.FormatUint(version, 10)
 }
 
-// Marshal encodes an intent as a wail.v1.Intent.
-func (in *Intent) Marshal() ([]byte, error) {
-	return proto.Marshal(&wailv1.Intent{
+// Proto returns the intent as a wail.v1.Intent.
+func (in *Intent) Proto() *wailv1.Intent {
+	return &wailv1.Intent{
 		Table:          in.Table,
 		Key:            in.Key,
 		Op:             wailv1.Op(in.Op),
@@ -85,8 +85,11 @@ func (in *Intent) Marshal() ([]byte, error) {
 		ProxyId:        in.ProxyID,
 		CreatedAtUs:    in.CreatedAt.UnixMicro(),
 		PublishedFloor: in.PublishedFloor,
-	})
+	}
 }
+
+// Marshal encodes an intent as a wail.v1.Intent.
+func (in *Intent) Marshal() ([]byte, error) { return proto.Marshal(in.Proto()) }
 
 // UnmarshalIntent decodes a wail.v1.Intent and checks that it makes sense.
 func UnmarshalIntent(b []byte) (Intent, error) {

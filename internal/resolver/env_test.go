@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -42,6 +43,9 @@ func newTestEnv(ctx context.Context, t *testing.T, table string) *testEnv {
 		t.Fatal(err)
 	}
 	if err := e.bus.CreateTable(ctx, table, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.CreateTopic(ctx, dlq.Topic(table), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateTable(ctx, table); err != nil {

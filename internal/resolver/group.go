@@ -131,6 +131,20 @@ func (p *pump) transact(ctx context.Context, batch []*txnRequest) {
 		return
 	}
 	err := p.group.Transact(ctx, p.shard, recs, offsets)
+	if len(live) > 1 && errors.Is(err, ErrAborted) {
+		// One loop's records may have aborted it (too large for the
+		// topic, refused by the broker): each runs alone, so that they
+		// fail only their own loop.
+		for _, rq := range live {
+			select {
+			case <-rq.done:
+				continue
+			default:
+			}
+			rq.reply <- p.group.Transact(ctx, p.shard, rq.recs, map[string]map[int32]int64{rq.topic: {rq.part: rq.offset}})
+		}
+		return
+	}
 	for _, rq := range live {
 		rq.reply <- err
 	}

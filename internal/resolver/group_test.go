@@ -12,7 +12,8 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
-// fakeGroup records the transactions it was asked for.
+// fakeGroup records the transactions it was asked for; those with a
+// record of key "bad" abort, the others fail with err.
 type fakeGroup struct {
 	err   error
 	calls []fakeTxn
@@ -28,6 +29,13 @@ func (g *fakeGroup) Close(context.Context) error { return nil }
 func (g *fakeGroup) Shards() int                 { return 1 }
 func (g *fakeGroup) Transact(_ context.Context, _ int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
 	g.calls = append(g.calls, fakeTxn{recs, offsets})
+	for _, rs := range recs {
+		for _, r := range rs {
+			if string(r.Key) == "bad" {
+				return ErrAborted
+			}
+		}
+	}
 	return g.err
 }
 
@@ -46,6 +54,7 @@ func TestPumpTransact(t *testing.T) {
 		wantTxns int
 		wantRecs int
 		wantOffs map[int32]int64
+		wantErrs []error // per request, when not all get err
 	}{
 		{
 			name: "batches of several loops share one transaction",
@@ -70,10 +79,20 @@ func TestPumpTransact(t *testing.T) {
 			wantTxns: 0,
 		},
 		{
-			name:     "an abort reaches every live loop",
+			name:     "an abort is retried per loop, and reaches every loop whose own transaction aborts",
 			reqs:     []*txnRequest{{recs: rec("a"), topic: "in", part: 0, offset: 5, done: live}, {topic: "in", part: 1, offset: 2, done: live}},
 			err:      ErrAborted,
-			wantTxns: 1, wantRecs: 1, wantOffs: map[int32]int64{0: 5, 1: 2},
+			wantTxns: 3, wantRecs: 1, wantOffs: map[int32]int64{0: 5, 1: 2},
+		},
+		{
+			name: "a loop whose records abort the shared transaction fails alone",
+			reqs: []*txnRequest{
+				{recs: rec("a"), topic: "in", part: 0, offset: 5, done: live},
+				{recs: rec("bad"), topic: "in", part: 1, offset: 9, done: live},
+				{recs: rec("c"), topic: "in", part: 2, offset: 3, done: live},
+			},
+			wantTxns: 4, wantRecs: 3, wantOffs: map[int32]int64{0: 5, 1: 9, 2: 3},
+			wantErrs: []error{nil, ErrAborted, nil},
 		},
 	}
 	for _, c := range cases {
@@ -88,13 +107,17 @@ func TestPumpTransact(t *testing.T) {
 			if len(g.calls) != c.wantTxns {
 				t.Fatalf("%d transactions, want %d", len(g.calls), c.wantTxns)
 			}
-			for _, rq := range c.reqs {
+			for i, rq := range c.reqs {
+				want := c.err
+				if c.wantErrs != nil {
+					want = c.wantErrs[i]
+				}
 				select {
 				case err := <-rq.reply:
 					if rq.done == gone {
 						t.Errorf("a gone loop got an answer")
-					} else if !errors.Is(err, c.err) && err != c.err {
-						t.Errorf("answer %v, want %v", err, c.err)
+					} else if !errors.Is(err, want) && err != want {
+						t.Errorf("request %d: answer %v, want %v", i, err, want)
 					}
 				default:
 					if rq.done != gone {

@@ -15,8 +15,12 @@ import (
 // (retried, never a reason to give up on an intent).
 const readTimeout = 5 * time.Second
 
-// maxPublishBatch bounds the events of one bus append.
-const maxPublishBatch = 4096
+// maxPublishBatch bounds the events of one bus append, maxLetterBatch the
+// letters of one dead-letter append.
+const (
+	maxPublishBatch = 4096
+	maxLetterBatch  = 256
+)
 
 // job is one store read for the shared worker pool.
 type job struct {
@@ -36,7 +40,7 @@ func (r *Resolver) worker(ctx context.Context) {
 			rctx, cancel := context.WithTimeout(ctx, readTimeout)
 			row, found, err := r.store.Get(rctx, j.table, j.req.Key, j.req.Level)
 			cancel()
-			res := ReadResult{Key: j.req.Key, Seq: j.req.Seq, Level: j.req.Level, Row: row, Found: found, Err: err}
+			res := ReadResult{Key: j.req.Key, Seq: j.req.Seq, Level: j.req.Level, Row: row, Found: found, Err: err, Probe: j.req.Probe}
 			select {
 			case j.reply <- res:
 			case <-j.done:
@@ -46,7 +50,9 @@ func (r *Resolver) worker(ctx context.Context) {
 }
 
 // loop is the I/O around the Core of one partition. Only its goroutine
-// touches the Core.
+// touches the Core. Its output (events, dead letters, offset commits) goes
+// through its publisher, one job at a time, so that a key's events keep
+// their order.
 type loop struct {
 	r         *Resolver
 	table     string
@@ -54,34 +60,52 @@ type loop struct {
 	partition int32
 	core      *Core
 	m         *partitionMetrics
+	pub       publisher
+	health    partitionHealth
 
-	results  chan ReadResult
-	done     chan struct{}
-	readQ    []ReadRequest // asked for, not yet handed to the pool
-	reads    int           // handed to the pool, not yet answered
-	pubQ     []intent.Event
-	pubBatch []intent.Event // on its way to the bus
-	pubDone  chan error
-	timer    *time.Timer
-	commit   int64 // last committed offset
-	end      int64 // the partition's end when last asked (for the lag gauge)
-	endAt    time.Time
-	unmatLog time.Time
+	results chan ReadResult
+	done    chan struct{} // closed when run returns
+	readQ   []ReadRequest // asked for, not yet handed to the pool
+	reads   int           // handed to the pool, not yet answered
+	pubQ    []intent.Event
+	letterQ []Letter
+	job     *pubJob // on its way
+	jobDone chan *pubJob
+	jobCtx  context.Context // ends when the loop is gone or the drain gives up
+	stopJob context.CancelFunc
+	timer   *time.Timer
+	commit  int64 // last committed offset
+	// commitDue: the commit interval passed; commit unless a job carried
+	// the offset meanwhile.
+	commitDue bool
+	end       int64 // the partition's end when last asked (for the lag gauge)
+	endAt     time.Time
+	logged    map[string]time.Time // rate limit of warnings, by kind
+	fatal     error                // the membership failed: the loop stops
+}
 
-	// Group mode: events and offsets go through the member's pump.
-	pump      *pump
-	pubOffset int64 // the offset committed with pubBatch
-	fatal     error // the membership failed: the loop stops
+func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
+	l := &loop{
+		r: r, table: table, topic: intent.Topic(table), partition: p, core: core,
+		results: make(chan ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, 1),
+		logged: map[string]time.Time{},
+	}
+	l.jobCtx, l.stopJob = context.WithCancel(context.Background())
+	l.health = newPartitionHealth(r.cfg.Health, table, p)
+	return l
 }
 
 func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.Record) error {
-	l.results = make(chan ReadResult, 64)
-	l.done = make(chan struct{})
-	l.pubDone = make(chan error, 1)
 	l.timer = time.NewTimer(time.Hour)
 	l.commit = l.core.Committed()
 	defer close(l.done)
+	defer l.stopJob()
 	defer l.timer.Stop()
+	defer func() {
+		l.health.clear()
+		l.m.parked.Set(0)
+		l.m.oldest.Set(0)
+	}()
 
 	intents := make(chan []intentlog.Record, 1)
 	readErr := make(chan error, 1)
@@ -114,19 +138,26 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 			l.readQ = l.readQ[1:]
 			l.reads++
 		case res := <-l.results:
-			l.reads--
-			l.m.observeRead(int(res.Level), res)
-			l.core.ReadDone(time.Now(), res)
-		case err := <-l.pubDone:
-			l.published(err)
+			l.readDone(res)
+		case j := <-l.jobDone:
+			l.finished(j)
 			if l.fatal != nil {
 				return l.fatal
 			}
 		case <-l.timer.C:
 			l.core.Tick(time.Now())
 		case <-tick.C:
-			l.commitOffset(ctx)
+			l.tick(ctx)
 		case err := <-readErr:
+			if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
+				// Retention removed intents the reader had not read. Finish
+				// what is in flight; the partition starts again from its
+				// committed offset, which records the gap.
+				if err := l.drain(); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: %s/%d: %w", errGap, l.topic, l.partition, err)
+			}
 			return fmt.Errorf("resolver: read %s/%d: %w", l.topic, l.partition, err)
 		}
 		l.handle(l.core.Ready())
@@ -150,21 +181,31 @@ func readIntents(ctx context.Context, rd intentlog.Reader, out chan<- []intentlo
 	}
 }
 
+func (l *loop) readDone(res ReadResult) {
+	l.reads--
+	l.m.observeRead(int(res.Level), res)
+	if res.Err != nil {
+		l.warn("read", "store reads fail; the keys are parked and read again with backoff (dead-lettered after the table's max_attempts "+
+			"only while the store serves other keys)", "key", printable(res.Key), "level", res.Level, "probe", res.Probe, "err", res.Err)
+	}
+	l.core.ReadDone(time.Now(), res)
+}
+
 // handle carries out what the Core asked for.
 func (l *loop) handle(rd Ready) {
 	for _, rq := range rd.Reads {
-		if rq.Level > 0 {
+		if rq.Level > 0 && !rq.Probe {
 			l.m.escalations.Inc()
 		}
 	}
 	l.readQ = append(l.readQ, rd.Reads...)
-	if len(rd.Events) > 0 {
-		l.pubQ = append(l.pubQ, rd.Events...)
-		l.startPublish()
-	}
+	l.pubQ = append(l.pubQ, rd.Events...)
+	l.letterQ = append(l.letterQ, rd.Letters...)
+	l.m.retries(rd.ReadRetries, rd.PublishRetries)
 	for _, u := range rd.Unmaterialized {
 		l.unmaterialized(u)
 	}
+	l.startJob()
 	if rd.Wake.IsZero() {
 		l.timer.Stop()
 	} else {
@@ -172,186 +213,142 @@ func (l *loop) handle(rd Ready) {
 	}
 }
 
-// startPublish sends the queued events to the bus unless a batch is
-// already on its way: one batch at a time keeps each key's events in order.
-func (l *loop) startPublish() {
-	if l.pubBatch != nil || len(l.pubQ) == 0 {
+// startJob sends the next job to the publisher unless one is on its way:
+// a commit that is due, else the queued dead letters, else the queued
+// events. A transactional publisher commits, with records, the offset the
+// commit moves to once they are acknowledged (Core.CommitAfter).
+func (l *loop) startJob() {
+	if l.job != nil || l.fatal != nil {
 		return
 	}
-	n := min(len(l.pubQ), maxPublishBatch)
-	l.pubBatch = l.pubQ[:n:n]
-	l.pubQ = l.pubQ[n:]
-	batch := l.pubBatch
-	if l.pump != nil {
-		l.transactAsync(batch)
+	j := &pubJob{committed: -1}
+	switch {
+	case l.commitDue && l.core.Committed() != l.commit:
+		j.commitOnly, j.offset = true, l.core.Committed()
+	case len(l.letterQ) > 0:
+		n := min(len(l.letterQ), maxLetterBatch)
+		j.letters, l.letterQ = l.letterQ[:n:n], l.letterQ[n:]
+		keys := make([][]byte, len(j.letters))
+		for i := range j.letters {
+			keys[i] = j.letters[i].Key
+		}
+		j.offset = l.core.CommitAfter(keys)
+	case len(l.pubQ) > 0:
+		n := min(len(l.pubQ), maxPublishBatch)
+		j.events, l.pubQ = l.pubQ[:n:n], l.pubQ[n:]
+		keys := make([][]byte, len(j.events))
+		for i := range j.events {
+			keys[i] = j.events[i].Key
+		}
+		j.offset, j.base = l.core.CommitAfter(keys), l.core.Committed()
+	default:
 		return
 	}
-	go func() { l.pubDone <- l.publishRetrying(batch) }()
+	l.commitDue = false
+	l.job = j
+	go func() { l.jobDone <- l.runJob(l.jobCtx, j) }()
 }
 
-// transactAsync hands a batch (maybe empty: offsets only) and the offset
-// below every unresolved intent to the member's next transaction.
-func (l *loop) transactAsync(batch []intent.Event) {
-	l.pubBatch = batch
-	l.pubOffset = l.core.Committed()
-	off := l.pubOffset
-	go func() { l.pubDone <- l.transactRetrying(batch, off) }()
-}
-
-// transactRetrying publishes a batch with the partition's offset in one
-// transaction, retrying aborted ones (nothing of them is visible) until
-// one commits or the loop is gone. A fenced member or a transaction of
-// unknown outcome ends the membership.
-func (l *loop) transactRetrying(batch []intent.Event, offset int64) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-l.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	var recs map[string][]*intentlog.Record
-	if len(batch) > 0 {
-		topic, rs, err := l.r.bus.Records(l.table, batch)
-		if err != nil {
-			return fmt.Errorf("%w: encode events: %w", errMembership, err)
-		}
-		recs = map[string][]*intentlog.Record{topic: rs}
-	}
-	backoff := l.r.cfg.BackoffMin
-	var logged time.Time
-	for start := time.Now(); ; {
-		err := l.pump.do(ctx, &txnRequest{recs: recs, topic: l.topic, part: l.partition, offset: offset, done: l.done})
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case !errors.Is(err, ErrAborted):
-			return fmt.Errorf("%w: %s/%d: %w", errMembership, l.topic, l.partition, err)
-		}
-		l.m.publishErrors.Inc()
-		if time.Since(start) > 5*time.Second && time.Since(logged) > 5*time.Second {
-			logged = time.Now()
-			l.r.cfg.Logger.Warn("resolver transactions keep aborting; events of this partition wait",
-				"table", l.table, "partition", l.partition, "for", time.Since(start).Round(time.Second), "err", err)
-		}
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(backoff*2, l.r.cfg.BackoffMax)
-	}
-}
-
-// publishRetrying appends a batch to the bus, retrying with backoff until
-// it succeeds or the loop is gone. A failed append may still have landed in
-// part (a log that timed out after the write), so before each retry it
-// reads what reached the bus since the first attempt and publishes only the
-// rest: the loop is the only writer of its bus partition.
-func (l *loop) publishRetrying(batch []intent.Event) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-l.done: // nobody waits for this batch any more
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	since := time.Now().Add(-time.Minute)
-	backoff := l.r.cfg.BackoffMin
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			backoff = min(backoff*2, l.r.cfg.BackoffMax)
-			last, err := l.r.bus.LastVersions(ctx, l.table, l.partition, since)
-			if err != nil {
-				l.m.publishErrors.Inc()
-				continue
-			}
-			if batch = unpublished(batch, last); len(batch) == 0 {
-				return nil
-			}
-		}
-		err := l.r.bus.Publish(ctx, l.table, batch)
-		if err == nil {
-			return nil
-		}
-		l.m.publishErrors.Inc()
-	}
-}
-
-// unpublished returns the events of batch not yet on the bus.
-func unpublished(batch []intent.Event, last map[string]uint64) []intent.Event {
-	var out []intent.Event
-	for _, e := range batch {
-		if e.Version > last[string(e.Key)] {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (l *loop) published(err error) {
-	batch := l.pubBatch
-	l.pubBatch = nil
-	if err != nil {
-		// The loop is gone (nothing of this batch is committed), or, in
-		// group mode, the membership failed.
-		if errors.Is(err, errMembership) {
-			l.fatal = err
-		}
+// finished takes the outcome of a job back to the Core.
+func (l *loop) finished(j *pubJob) {
+	l.job = nil
+	if j.fatal != nil {
+		l.fatal = j.fatal
 		return
 	}
-	if l.pump != nil {
-		l.commit = max(l.commit, l.pubOffset)
+	if j.committed >= 0 {
+		l.commit = max(l.commit, j.committed)
 	}
 	now := time.Now()
-	for i := range batch {
-		l.m.observeEvent(&batch[i], now)
+	switch {
+	case j.commitOnly:
+		if j.err != nil {
+			l.m.commitErrors.Inc()
+		}
+	case len(j.letters) > 0:
+		if j.err != nil {
+			l.m.letterErrors.Inc()
+			l.warn("dlq", "dead letters cannot be written; their intents wait (the partition's committed offset stays below them) and "+
+				"are written again with backoff", "err", j.err)
+			l.core.LetterFailed(now, j.letters, j.err)
+			break
+		}
+		l.lettered(j.letters)
+		l.core.Lettered(now, j.letters)
+	default:
+		for i := range j.ok {
+			l.m.observeEvent(&j.ok[i], now)
+		}
+		l.core.Published(now, j.ok)
+		if len(j.fails) > 0 {
+			l.m.publishErrors.Add(float64(len(j.fails)))
+			f := j.fails[0]
+			l.warn("publish", "event publishes fail; the keys are parked and published again with backoff (an event the bus can never take "+
+				"is dead-lettered at once, others after the table's max_attempts only while the bus takes other events)",
+				"key", printable(f.Event.Key), "version", f.Event.Version, "failed", len(j.fails), "err", f.Err)
+			l.core.PublishFailed(now, j.fails)
+		}
 	}
-	l.core.Published(now, batch)
-	l.startPublish()
+	l.startJob()
+}
+
+// lettered logs and counts letters made durable.
+func (l *loop) lettered(ls []Letter) {
+	for i := range ls {
+		lt := &ls[i]
+		l.m.deadLetters(lt.Kind).Inc()
+		var versions []uint64
+		for _, in := range lt.Intents[:min(len(lt.Intents), 10)] {
+			versions = append(versions, in.Version)
+		}
+		l.logEvery("letter", time.Second, func() {
+			l.r.cfg.Logger.Error("resolver dead-lettered intents: their key gets no event for them until redriven. "+
+				"See them with `wail dlq ls "+l.table+"`; once the cause is fixed, `wail dlq redrive "+l.table+"` resolves the keys again",
+				"table", l.table, "partition", l.partition, "key", printable(lt.Key), "kind", lt.Kind.String(), "versions", versions,
+				"intents", len(lt.Intents), "attempts", lt.Attempts, "permanent", lt.Permanent, "err", lt.Err)
+		})
+	}
 }
 
 func (l *loop) unmaterialized(u Unmaterialized) {
 	l.m.unmaterialized.Add(float64(len(u.Versions)))
-	if time.Since(l.unmatLog) < time.Second {
-		return // logged once a second at most; the counter has them all
-	}
-	l.unmatLog = time.Now()
-	l.r.cfg.Logger.Warn("intent unmaterialized: the store never showed its version within the visibility window; no event",
-		"table", l.table, "partition", l.partition, "key", printable(u.Key), "versions", u.Versions, "store_version", u.Seen)
+	l.logEvery("unmaterialized", time.Second, func() {
+		l.r.cfg.Logger.Warn("intent unmaterialized: the store never showed its version within the visibility window; no event",
+			"table", l.table, "partition", l.partition, "key", printable(u.Key), "versions", u.Versions, "store_version", u.Seen)
+	})
 }
 
-// commitOffset stores the lowest unresolved offset if it moved.
-func (l *loop) commitOffset(ctx context.Context) {
-	c := l.core.Committed()
-	if c != l.commit && l.pump != nil {
-		if l.pubBatch == nil { // else the batch on its way carries an offset
-			l.transactAsync([]intent.Event{})
-		}
-	} else if c != l.commit {
-		if err := l.r.log.Commit(ctx, l.r.cfg.Group, l.topic, map[int32]int64{l.partition: c}); err != nil {
-			l.m.commitErrors.Inc()
-			return
-		}
-		l.commit = c
+// warnEvery is how often a partition logs a kind of failure it retries.
+const warnEvery = 10 * time.Second
+
+func (l *loop) warn(kind, msg string, args ...any) {
+	l.logEvery(kind, warnEvery, func() {
+		l.r.cfg.Logger.Warn("resolver: "+msg, append([]any{"table", l.table, "partition", l.partition}, args...)...)
+	})
+}
+
+// logEvery runs log unless it ran for kind less than every ago (the
+// metrics count everything).
+func (l *loop) logEvery(kind string, every time.Duration, log func()) {
+	if time.Since(l.logged[kind]) < every {
+		return
 	}
+	l.logged[kind] = time.Now()
+	log()
+}
+
+// tick runs every commit interval: commit, gauges, health.
+func (l *loop) tick(ctx context.Context) {
+	l.commitDue = true
+	l.startJob()
+	c := l.core.Committed()
 	if time.Since(l.endAt) >= lagEvery {
 		if _, end, err := l.r.log.Bounds(ctx, l.topic, l.partition); err == nil {
 			l.end, l.endAt = end, time.Now()
 		}
 	}
 	l.m.lag.Set(float64(max(l.end, l.core.Next()) - c))
+	l.observeHealth(time.Now())
 }
 
 // lagEvery is how often a loop asks the log for its partition's end, for
@@ -359,30 +356,30 @@ func (l *loop) commitOffset(ctx context.Context) {
 // between, the end is at least the offset after what it read.
 const lagEvery = 5 * time.Second
 
-// drain finishes the reads and publishes in flight (issuing no new reads),
-// then commits.
+// drain finishes the reads and the jobs in flight (issuing no new reads,
+// retrying nothing: a parked key waits for the next owner), then commits.
 func (l *loop) drain() error {
 	deadline := time.NewTimer(l.r.cfg.DrainTimeout)
 	defer deadline.Stop()
-	for l.reads > 0 || l.pubBatch != nil {
+	for l.reads > 0 || l.job != nil {
 		select {
 		case res := <-l.results:
-			l.reads--
-			l.core.ReadDone(time.Now(), res)
-			rd := l.core.Ready()
-			rd.Reads = nil
-			l.handle(rd)
-		case err := <-l.pubDone:
-			l.published(err)
-			rd := l.core.Ready()
-			rd.Reads = nil
-			l.handle(rd)
+			l.readDone(res)
+		case j := <-l.jobDone:
+			l.finished(j)
+			if l.fatal != nil {
+				return l.fatal
+			}
 		case <-deadline.C:
 			l.r.cfg.Logger.Warn("resolver drain timed out; unfinished intents resolve after restart",
-				"table", l.table, "partition", l.partition, "reads", l.reads)
+				"table", l.table, "partition", l.partition, "reads", l.reads, "publishing", l.job != nil)
+			l.stopJob()
 			l.commitFinal()
 			return nil
 		}
+		rd := l.core.Ready()
+		rd.Reads = nil
+		l.handle(rd)
 	}
 	l.commitFinal()
 	return nil
@@ -391,18 +388,16 @@ func (l *loop) drain() error {
 func (l *loop) commitFinal() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if c := l.core.Committed(); l.pump != nil && c != l.commit && l.pubBatch == nil {
-		err := l.pump.do(ctx, &txnRequest{topic: l.topic, part: l.partition, offset: c, done: l.done})
-		if err == nil {
-			l.commit = c
-		}
-	} else if l.pump == nil {
-		l.commitOffset(ctx)
+	c := l.core.Committed()
+	if c == l.commit {
+		return
 	}
-	if c := l.core.Committed(); c != l.commit {
+	if err := l.pub.commit(ctx, c); err != nil {
 		l.r.cfg.Logger.Error("resolver could not commit its final offset; intents after the last commit are re-read after restart",
-			"table", l.table, "partition", l.partition, "offset", c)
+			"table", l.table, "partition", l.partition, "offset", c, "err", err)
+		return
 	}
+	l.commit = c
 }
 
 // printable shows a key as text when it is, else as hex.

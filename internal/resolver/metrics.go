@@ -23,6 +23,12 @@ type Metrics struct {
 	hangs          *prometheus.CounterVec
 	lag            *prometheus.GaugeVec
 	latency        *prometheus.HistogramVec
+	retriesVec     *prometheus.CounterVec
+	letters        *prometheus.CounterVec
+	letterErrors   *prometheus.CounterVec
+	gapIntents     *prometheus.CounterVec
+	parked         *prometheus.GaugeVec
+	oldest         *prometheus.GaugeVec
 }
 
 // NewMetrics registers the resolver's collectors on reg (nil: unregistered).
@@ -49,10 +55,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "wail_resolver_intent_to_event_seconds", Help: "From the newest covered intent's creation to its event being durable on the bus.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"table"}),
+		retriesVec: counter("retries_total",
+			"Failed store reads (kind=read) and event publishes (kind=publish) of a key that it tries again after a backoff.", "table", "kind"),
+		letters: counter("dead_letters_total",
+			"Dead-letter records written: intents settled without an event (kind=read, publish) and retention gaps (kind=gap).", "table", "kind"),
+		letterErrors: counter("dead_letter_errors_total", "Failed appends of dead letters (retried; their intents wait).", "table"),
+		gapIntents: counter("gap_intents_total",
+			"Intent offsets that log retention removed before the resolver resolved them (each gap is also a dead letter).", "table"),
+		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wail_resolver_parked_keys", Help: "Keys whose store read or event publish failed and that wait to retry, per partition.",
+		}, []string{"table", "partition"}),
+		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wail_resolver_oldest_unresolved_seconds",
+			Help: "How long the oldest unresolved intent of the partition has waited since the resolver read it (0: none).",
+		}, []string{"table", "partition"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
-			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency)
+			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency,
+			m.retriesVec, m.letters, m.letterErrors, m.gapIntents, m.parked, m.oldest)
 	}
 	return m
 }
@@ -70,6 +91,13 @@ type partitionMetrics struct {
 	commitErrors   prometheus.Counter
 	lag            prometheus.Gauge
 	latency        prometheus.Observer
+	readRetries    prometheus.Counter
+	pubRetries     prometheus.Counter
+	readLetters    prometheus.Counter
+	pubLetters     prometheus.Counter
+	letterErrors   prometheus.Counter
+	parked         prometheus.Gauge
+	oldest         prometheus.Gauge
 }
 
 func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics {
@@ -84,6 +112,13 @@ func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics
 		commitErrors:   m.commitErrors.WithLabelValues(table),
 		lag:            m.lag.WithLabelValues(table, strconv.Itoa(int(p))),
 		latency:        m.latency.WithLabelValues(table),
+		readRetries:    m.retriesVec.WithLabelValues(table, "read"),
+		pubRetries:     m.retriesVec.WithLabelValues(table, "publish"),
+		readLetters:    m.letters.WithLabelValues(table, "read"),
+		pubLetters:     m.letters.WithLabelValues(table, "publish"),
+		letterErrors:   m.letterErrors.WithLabelValues(table),
+		parked:         m.parked.WithLabelValues(table, strconv.Itoa(int(p))),
+		oldest:         m.oldest.WithLabelValues(table, strconv.Itoa(int(p))),
 	}
 	for l := 0; l < levels; l++ {
 		pm.reads = append(pm.reads, m.reads.WithLabelValues(table, strconv.Itoa(l)))
@@ -106,4 +141,26 @@ func (m *partitionMetrics) observeEvent(e *intent.Event, now time.Time) {
 	if !e.IntentAt.IsZero() {
 		m.latency.Observe(now.Sub(e.IntentAt).Seconds())
 	}
+}
+
+func (m *partitionMetrics) retries(read, publish int) {
+	if read > 0 {
+		m.readRetries.Add(float64(read))
+	}
+	if publish > 0 {
+		m.pubRetries.Add(float64(publish))
+	}
+}
+
+func (m *partitionMetrics) deadLetters(k LetterKind) prometheus.Counter {
+	if k == LetterRead {
+		return m.readLetters
+	}
+	return m.pubLetters
+}
+
+// gap counts a retention gap of n intent offsets.
+func (m *Metrics) gap(table string, n int64) {
+	m.letters.WithLabelValues(table, "gap").Inc()
+	m.gapIntents.WithLabelValues(table).Add(float64(n))
 }

@@ -42,6 +42,7 @@ type Log interface {
 	// Append is for intents of keys to resolve again (see unhang).
 	Append(ctx context.Context, topic string, recs []*intentlog.Record) error
 	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
+	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
 	NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error)
 	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
 	Committed(ctx context.Context, group, topic string) (map[int32]int64, error)
@@ -77,8 +78,20 @@ type Config struct {
 	// DrainTimeout bounds how long shutdown waits for reads and publishes
 	// in flight.
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
-	Metrics      *Metrics
+	// RetryMin and RetryMax bound the backoff of a key whose read or
+	// publish failed (Params; 0: the defaults). The tables' MaxAttempts and
+	// MaxRetryTime bound how long it is retried.
+	RetryMin, RetryMax time.Duration
+	// StallAfter: a partition whose oldest unresolved intent waits longer
+	// (and at least twice its table's visibility window) is reported
+	// stalled on Health (0: DefaultStallAfter).
+	StallAfter time.Duration
+	// InstanceID names this resolver in the dead letters it writes.
+	InstanceID string
+	// Health, when set, receives the partitions' health conditions.
+	Health  HealthSink
+	Logger  *slog.Logger
+	Metrics *Metrics
 	// Join, when set, makes the resolver a member of Group (group.go):
 	// it resolves only the partitions the group assigns it and publishes
 	// in transactions. Without it, the resolver owns every partition.
@@ -104,6 +117,9 @@ func New(log Log, st Store, bus Bus, cfg Config) *Resolver {
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.StallAfter <= 0 {
+		cfg.StallAfter = DefaultStallAfter
 	}
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	return &Resolver{log: log, store: st, bus: bus, cfg: cfg, jobs: make(chan job)}
@@ -161,6 +177,9 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 		if errors.Is(err, errMembership) {
 			return err
 		}
+		if errors.Is(err, errGap) {
+			continue // starts again at once and records the gap
+		}
 		r.cfg.Logger.Error("resolver partition stopped; restarting", "table", t.Name, "partition", p, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
@@ -174,6 +193,20 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 // resolvePartition recovers where the partition stopped and runs its loop.
 func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
 	topic := intent.Topic(t.Name)
+	params := Params{
+		Table: t.Name, Partition: p, Window: t.VisibilityWindow, Levels: len(r.store.Levels()),
+		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
+		FirstReadDelay: r.cfg.FirstReadDelay,
+		MaxAttempts:    int(t.MaxAttempts), MaxRetryTime: t.MaxRetryTime, RetryMin: r.cfg.RetryMin, RetryMax: r.cfg.RetryMax,
+		Seed: uint64(time.Now().UnixNano()) ^ uint64(p)<<48,
+	}
+	l := newLoop(r, t.Name, p, nil)
+	if pm != nil {
+		l.pub = &txnPublisher{r: r, pump: pm, table: t.Name, topic: topic, part: p, done: l.done}
+	} else {
+		l.pub = newPlainPublisher(r, t.Name, p)
+	}
+	l.health.stallAfter = max(r.cfg.StallAfter, 2*t.VisibilityWindow)
 	committed, err := r.log.Committed(ctx, r.cfg.Group, topic)
 	if err != nil {
 		return fmt.Errorf("resolver: committed offsets of %s: %w", topic, err)
@@ -183,7 +216,15 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		return fmt.Errorf("resolver: bounds of %s/%d: %w", topic, p, err)
 	}
 	from, ok := committed[p]
-	if !ok || from < logStart {
+	switch {
+	case !ok:
+		from = logStart // a new group starts where the log does
+	case from < logStart:
+		// Retention removed intents that were never resolved: record the
+		// gap before moving past it.
+		if err := r.recordGap(ctx, l.pub, t.Name, p, from, logStart); err != nil {
+			return err
+		}
 		from = logStart
 	}
 	rd, err := r.log.NewReader(topic, p, from)
@@ -198,7 +239,8 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		}
 	}
 	// Everything published since the oldest unresolved intent was logged
-	// (minus the horizon) may cover intents we are about to re-read.
+	// (minus the horizon) may cover intents we are about to re-read, and
+	// every dead letter written since may settle some.
 	since := time.Now()
 	if len(first) > 0 {
 		since = first[0].Timestamp
@@ -212,12 +254,13 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 			return err
 		}
 	}
-	params := Params{
-		Table: t.Name, Window: t.VisibilityWindow, Levels: len(r.store.Levels()),
-		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
-		FirstReadDelay: r.cfg.FirstReadDelay,
+	letters, err := scanLetters(ctx, r.log, t.Name, p, since.Add(-r.cfg.Horizon))
+	if err != nil {
+		return fmt.Errorf("resolver: recover the dead letters of %s/%d: %w", t.Name, p, err)
 	}
-	l := &loop{r: r, table: t.Name, topic: topic, partition: p, core: NewCore(params, from, rec.Last), m: r.cfg.Metrics.partition(t.Name, p, params.Levels), pump: pm}
+	l.core = NewCore(params, from, rec.Last)
+	l.core.AlreadySettled(letters.settled())
+	l.m = r.cfg.Metrics.partition(t.Name, p, params.Levels)
 	return l.run(ctx, rd, first)
 }
 

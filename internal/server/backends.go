@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 
 	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -65,6 +67,7 @@ func openKafka(ctx context.Context, k config.Kafka, logger *slog.Logger) (intent
 		TopicNames: []kafka.TopicName{
 			{Prefix: intent.Topic(""), Template: k.IntentTopic},
 			{Prefix: eventbus.Topic(""), Template: k.EventTopic},
+			{Prefix: dlq.Topic(""), Template: k.DLQTopic},
 		},
 	}
 	if k.TLS.Enabled && opts.TLSCAFile == "" && opts.TLSCertFile == "" {
@@ -144,6 +147,10 @@ func (g groupMember) Transact(ctx context.Context, shard int, recs map[string][]
 	switch {
 	case err == nil:
 		return nil
+	case kafka.IsAborted(err) && (errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)):
+		// A record too large for the topic aborted the transaction: the
+		// record's fault, for good (the resolver dead-letters it).
+		return fmt.Errorf("%w: %w: %w", resolver.ErrAborted, intentlog.ErrTooLarge, err)
 	case kafka.IsAborted(err):
 		return fmt.Errorf("%w: %w", resolver.ErrAborted, err)
 	case errors.Is(err, kafka.ErrFenced):

@@ -36,6 +36,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/hlc"
@@ -160,6 +161,8 @@ func (s *Server) open() error {
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
 		Group: rc.Group, Concurrency: rc.Concurrency, FirstReadDelay: rc.FirstReadDelay, BackoffMin: rc.BackoffMin, BackoffMax: rc.BackoffMax,
 		Horizon: rc.DedupeHorizon, CommitInterval: rc.CommitInterval, MaxUnresolved: rc.MaxUnresolved,
+		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
+		InstanceID: cfg.ResolverInstance(), Health: s.health,
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 	})
 	s.events = eventbus.NewService(s.bus, s.partitions)
@@ -199,13 +202,20 @@ func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) er
 	return nil
 }
 
-// provision creates a table's intent and event topics.
+// provision creates a table's intent, event and dead-letter topics.
 func (s *Server) provision(ctx context.Context, t catalog.Table) error {
 	err := s.log.CreateTopic(ctx, intent.Topic(t.Name), t.Partitions, intentTopicOptions(s.cfg))
 	if err != nil {
 		return err
 	}
-	return s.bus.CreateTable(ctx, t.Name, t.Partitions, s.cfg.Log.EventRetention)
+	if err := s.bus.CreateTable(ctx, t.Name, t.Partitions, s.cfg.Log.EventRetention); err != nil {
+		return err
+	}
+	// Never compacted: a key can be dead-lettered more than once.
+	if err := s.log.CreateTopic(ctx, dlq.Topic(t.Name), dlq.Partitions, intentlog.TopicOptions{Retention: s.cfg.Log.DLQRetention}); err != nil {
+		return fmt.Errorf("dead-letter topic of %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // Log returns the process's log (intent log, event bus and dead-letter
@@ -229,7 +239,8 @@ func tableDef(t config.Table) (catalog.Table, error) {
 	if err != nil {
 		return catalog.Table{}, err
 	}
-	return catalog.Table{Name: t.Name, FailureMode: mode, VisibilityWindow: t.VisibilityWindow, Partitions: t.Partitions}, nil
+	return catalog.Table{Name: t.Name, FailureMode: mode, VisibilityWindow: t.VisibilityWindow, Partitions: t.Partitions,
+		MaxAttempts: t.MaxAttempts, MaxRetryTime: t.MaxRetryTime}, nil
 }
 
 // Handler returns the HTTP handler of the API, /metrics and /healthz (see

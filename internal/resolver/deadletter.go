@@ -1,0 +1,182 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// The resolver's side of the dead-letter queue (package dlq has the wire
+// format): it turns the core's letters into records, finds the letters of
+// a partition after a restart (so that none is written twice), and writes
+// a gap letter when retention removed intents before they were resolved.
+
+// maxLetterIntents bounds the intents of one dead-letter record: a hot key
+// parked for long gathers many, and a record must fit the log.
+const maxLetterIntents = 1000
+
+// scanTimeout bounds a read of the dead-letter topic.
+const scanTimeout = 30 * time.Second
+
+// deadLetters turns a core letter into dead-letter records, in chunks of
+// at most maxLetterIntents intents.
+func (l *loop) deadLetters(lt *Letter, now time.Time) []*wailv1.DeadLetter {
+	kind := wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH
+	if lt.Kind == LetterRead {
+		kind = wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ
+	}
+	var out []*wailv1.DeadLetter
+	for i := 0; i < len(lt.Intents); i += maxLetterIntents {
+		j := min(i+maxLetterIntents, len(lt.Intents))
+		d := &wailv1.DeadLetter{
+			Table: l.table, Partition: l.partition, Key: lt.Key, Kind: kind,
+			IntentOffsets: lt.Offsets[i:j], Error: lt.Err, Permanent: lt.Permanent, Attempts: uint32(lt.Attempts),
+			FirstAttemptUs: lt.FirstAttempt.UnixMicro(), LastAttemptUs: lt.LastAttempt.UnixMicro(),
+			ResolverId: l.r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
+		}
+		for k := i; k < j; k++ {
+			d.Intents = append(d.Intents, lt.Intents[k].Proto())
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// gapLetter records that retention removed the intents [from, to) of a
+// partition before they were resolved.
+func (r *Resolver) gapLetter(table string, p int32, from, to int64, now time.Time) *wailv1.DeadLetter {
+	return &wailv1.DeadLetter{
+		Table: table, Partition: p, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP,
+		Error:          fmt.Sprintf("log retention removed intent offsets [%d, %d) before the resolver resolved them", from, to),
+		GapStartOffset: from, GapEndOffset: to, ResolverId: r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
+	}
+}
+
+func letterRecords(ls []*wailv1.DeadLetter) ([]*intentlog.Record, error) {
+	recs := make([]*intentlog.Record, 0, len(ls))
+	for _, d := range ls {
+		rec, err := dlq.LetterRecord(d)
+		if err != nil {
+			return nil, fmt.Errorf("resolver: dead letter of %s/%d: %w", d.Table, d.Partition, err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// lettersFound is what a partition's letters in the dead-letter topic
+// settled.
+type lettersFound struct {
+	offsets map[int64]bool  // intent offsets
+	gaps    map[int64]int64 // gap start -> end
+}
+
+// settled returns the intent offsets, for Core.AlreadySettled.
+func (f lettersFound) settled() []int64 {
+	out := make([]int64, 0, len(f.offsets))
+	for o := range f.offsets {
+		out = append(out, o)
+	}
+	return out
+}
+
+// missing returns the letters of ls that are not in the topic.
+func (f lettersFound) missing(ls []*wailv1.DeadLetter) []*wailv1.DeadLetter {
+	var out []*wailv1.DeadLetter
+	for _, d := range ls {
+		switch {
+		case d.Kind == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP:
+			if f.gaps[d.GapStartOffset] != d.GapEndOffset {
+				out = append(out, d)
+			}
+		case len(d.IntentOffsets) == 0 || !f.offsets[d.IntentOffsets[0]]:
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// scanLetters reads a table's dead-letter topic from the first record
+// appended at or after since, and returns what the letters of partition p
+// settled.
+func scanLetters(ctx context.Context, log Log, table string, p int32, since time.Time) (lettersFound, error) {
+	found := lettersFound{offsets: map[int64]bool{}, gaps: map[int64]int64{}}
+	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
+	topic := dlq.Topic(table)
+	from, err := log.OffsetForTime(ctx, topic, 0, since)
+	if errors.Is(err, intentlog.ErrUnknownTopic) {
+		return found, nil // not provisioned (yet): no letters; writing one fails and is retried
+	}
+	if err != nil {
+		return found, fmt.Errorf("resolver: scan %s: %w", topic, err)
+	}
+	_, end, err := log.Bounds(ctx, topic, 0)
+	if err != nil {
+		return found, fmt.Errorf("resolver: scan %s: %w", topic, err)
+	}
+	if from >= end {
+		return found, nil
+	}
+	rd, err := log.NewReader(topic, 0, from)
+	if err != nil {
+		return found, fmt.Errorf("resolver: scan %s: %w", topic, err)
+	}
+	defer rd.Close()
+	for rd.Position() < end {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			return found, fmt.Errorf("resolver: scan %s at %d: %w", topic, rd.Position(), err)
+		}
+		for i := range recs {
+			m, err := dlq.Decode(recs[i].Value)
+			if err != nil {
+				continue // not ours to judge here; the dead-letter tools report it
+			}
+			d := m.GetLetter()
+			if d == nil || d.Partition != p {
+				continue
+			}
+			if d.Kind == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
+				found.gaps[d.GapStartOffset] = d.GapEndOffset
+			}
+			for _, o := range d.IntentOffsets {
+				found.offsets[o] = true
+			}
+		}
+	}
+	return found, nil
+}
+
+// errGap: the intent reader fell below the log start (retention removed
+// intents it had not read): the partition starts again, which records the
+// gap.
+var errGap = errors.New("resolver: the intent log's retention passed the reader")
+
+// recordGap writes a gap letter for the intents [from, to) of a partition
+// and commits to, before the partition goes on from there: never a silent
+// skip.
+func (r *Resolver) recordGap(ctx context.Context, pub publisher, table string, p int32, from, to int64) error {
+	d := r.gapLetter(table, p, from, to, time.Now())
+	committed, err := pub.letters(ctx, []*wailv1.DeadLetter{d}, to)
+	if err != nil {
+		return fmt.Errorf("resolver: record the retention gap [%d, %d) of %s/%d: %w", from, to, intent.Topic(table), p, err)
+	}
+	if !committed {
+		if err := pub.commit(ctx, to); err != nil {
+			return fmt.Errorf("resolver: commit past the retention gap of %s/%d: %w", intent.Topic(table), p, err)
+		}
+	}
+	r.cfg.Metrics.gap(table, to-from)
+	r.cfg.Logger.Error("resolver: the intent log's retention removed intents before they were resolved; "+
+		"their keys may lack events. Run `wail table reconcile "+table+"` to publish every key whose stored version is newer than its last event, "+
+		"and raise log.retention (or fix what kept the resolver behind)",
+		"table", table, "partition", p, "lost_offsets_from", from, "lost_offsets_to", to)
+	return nil
+}

@@ -1,0 +1,77 @@
+package resolver
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/health"
+)
+
+// HealthSink receives the resolver's health conditions; *health.Registry
+// implements it. Each partition of this process raises at most one, as
+// component "resolver/<table>/<partition>", and clears it when it
+// recovers or stops.
+type HealthSink interface {
+	Set(component string, s health.State, reason, action string)
+	Clear(component string)
+}
+
+// DefaultStallAfter is when a partition whose oldest unresolved intent
+// waits longer counts as stalled (at least twice the table's visibility
+// window).
+const DefaultStallAfter = time.Minute
+
+type partitionHealth struct {
+	sink       HealthSink
+	component  string
+	table      string
+	partition  int32
+	stallAfter time.Duration
+	raised     bool
+}
+
+func newPartitionHealth(sink HealthSink, table string, p int32) partitionHealth {
+	return partitionHealth{sink: sink, component: fmt.Sprintf("resolver/%s/%d", table, p), table: table, partition: p}
+}
+
+// observeHealth updates the partition's gauges and health condition:
+// degraded while a key is parked or the oldest unresolved intent waits
+// longer than stallAfter.
+func (l *loop) observeHealth(now time.Time) {
+	parked := l.core.Parked()
+	var age time.Duration
+	if at := l.core.OldestSeen(); !at.IsZero() {
+		age = now.Sub(at)
+	}
+	l.m.parked.Set(float64(parked))
+	l.m.oldest.Set(age.Seconds())
+	h := &l.health
+	switch {
+	case parked > 0:
+		h.set(fmt.Sprintf("%d keys of table %s partition %d are parked: their store reads or event publishes fail and are retried",
+			parked, h.table, h.partition),
+			"read the resolver's warnings for the error; the keys resume once the store or bus serves them, or go to the "+
+				"dead-letter queue after the table's max_attempts or max_retry_time (`wail dlq ls "+h.table+"`); see docs/operations.md, Resolver")
+	case age > h.stallAfter:
+		h.set(fmt.Sprintf("the oldest unresolved intent of table %s partition %d has waited %s (stalled after %s)",
+			h.table, h.partition, age.Round(time.Second), h.stallAfter),
+			"check that the store and the event bus answer and read the resolver's warnings; see docs/operations.md, Resolver")
+	default:
+		h.clear()
+	}
+}
+
+func (h *partitionHealth) set(reason, action string) {
+	if h.sink == nil {
+		return
+	}
+	h.sink.Set(h.component, health.Degraded, reason, action)
+	h.raised = true
+}
+
+func (h *partitionHealth) clear() {
+	if h.sink != nil && h.raised {
+		h.sink.Clear(h.component)
+		h.raised = false
+	}
+}

@@ -1,0 +1,233 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// faultyBus is a real bus whose appends fail as told: an append with a
+// poison key fails (before writing anything); with landHalf set, the next
+// append writes its first half and then fails, as a log that timed out
+// after a partial write does; with down set, every append fails; with
+// blind set, LastVersions fails too.
+type faultyBus struct {
+	*eventbus.Bus
+	mu       sync.Mutex
+	poison   map[string]error
+	landHalf bool
+	down     bool
+	blind    bool
+	appends  int
+}
+
+var errFlaky = errors.New("injected bus failure")
+
+func (b *faultyBus) Publish(ctx context.Context, table string, events []intent.Event) error {
+	b.mu.Lock()
+	b.appends++
+	half, down := b.landHalf, b.down
+	b.landHalf = false
+	var poison error
+	for _, e := range events {
+		if err := b.poison[string(e.Key)]; err != nil {
+			poison = err
+		}
+	}
+	b.mu.Unlock()
+	switch {
+	case down:
+		return errFlaky
+	case poison != nil:
+		return poison
+	case half:
+		if err := b.Bus.Publish(ctx, table, events[:len(events)/2]); err != nil {
+			return err
+		}
+		return fmt.Errorf("after a partial write: %w", errFlaky)
+	}
+	return b.Bus.Publish(ctx, table, events)
+}
+
+func (b *faultyBus) LastVersions(ctx context.Context, table string, p int32, since time.Time) (map[string]uint64, error) {
+	b.mu.Lock()
+	blind := b.blind
+	b.mu.Unlock()
+	if blind {
+		return nil, errFlaky
+	}
+	return b.Bus.LastVersions(ctx, table, p, since)
+}
+
+func events(table string, keys ...string) []intent.Event {
+	var out []intent.Event
+	for i, k := range keys {
+		out = append(out, intent.Event{Table: table, Key: []byte(k), Op: intent.Upsert, Version: uint64(100 + i), Value: []byte(k)})
+	}
+	return out
+}
+
+// onBus returns how often each key has an event on the bus.
+func onBus(ctx context.Context, t *testing.T, e *testEnv) map[string]int {
+	t.Helper()
+	topic := eventbus.Topic(e.tb.Name)
+	_, end, err := e.log.Bounds(ctx, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	if end == 0 {
+		return got
+	}
+	rd, err := e.log.NewReader(topic, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for rd.Position() < end {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if r.Value != nil {
+				got[string(r.Key)]++
+			}
+		}
+	}
+	return got
+}
+
+func keysOf(evs []intent.Event) string {
+	var ks []string
+	for _, e := range evs {
+		ks = append(ks, string(e.Key))
+	}
+	return strings.Join(ks, ",")
+}
+
+// TestPlainPublisherPartialAppend (R11, issue 19): an append that fails
+// after part of the batch landed reports only the rest as failed; the rest
+// is published once, and nothing twice.
+func TestPlainPublisherPartialAppend(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := newTestEnv(ctx, t, "partial")
+	bus := &faultyBus{Bus: env.bus, landHalf: true}
+	r := New(env.log, env.st, bus, Config{Group: "g"})
+	p := newPlainPublisher(r, env.tb.Name, 0)
+	evs := events(env.tb.Name, "a", "b", "c", "d")
+
+	res := p.events(ctx, evs, 0)
+	if res.err == nil || res.uncertain || keysOf(res.failed) != "c,d" {
+		t.Fatalf("partial append: failed %q uncertain %v err %v; want c,d certain", keysOf(res.failed), res.uncertain, res.err)
+	}
+	if res := p.events(ctx, res.failed, 0); res.err != nil {
+		t.Fatal(res.err)
+	}
+	for k, n := range onBus(ctx, t, env) {
+		if n != 1 {
+			t.Errorf("key %s has %d events on the bus, want 1", k, n)
+		}
+	}
+
+	// The same, but the check after the failure fails too: the events are
+	// uncertain, and the next append of any of them checks first.
+	bus.mu.Lock()
+	bus.landHalf, bus.blind = true, true
+	bus.mu.Unlock()
+	evs = events(env.tb.Name, "e", "f", "g", "h")
+	for i := range evs {
+		evs[i].Version += 100
+	}
+	res = p.events(ctx, evs, 0)
+	if res.err == nil || !res.uncertain || len(res.failed) != 4 {
+		t.Fatalf("blind partial append: failed %q uncertain %v err %v; want all four, uncertain", keysOf(res.failed), res.uncertain, res.err)
+	}
+	bus.mu.Lock()
+	bus.blind = false
+	bus.mu.Unlock()
+	if res := p.events(ctx, evs[1:2], 0); res.err != nil { // f landed: not appended again
+		t.Fatal(res.err)
+	}
+	if res := p.events(ctx, evs[2:], 0); res.err != nil { // g, h did not
+		t.Fatal(res.err)
+	}
+	if res := p.events(ctx, evs[:1], 0); res.err != nil { // e landed
+		t.Fatal(res.err)
+	}
+	got := onBus(ctx, t, env)
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		if got[k] != 1 {
+			t.Errorf("key %s has %d events on the bus, want 1 (all: %v)", k, got[k], got)
+		}
+	}
+}
+
+// TestIsolateFailures: a batch with records the bus refuses is bisected so
+// that every other event is published and each refused one fails alone;
+// a bus that refuses everything costs three appends and nothing fails
+// alone.
+func TestIsolateFailures(t *testing.T) {
+	t.Parallel()
+	errBad := errors.New("record refused")
+	tooLarge := fmt.Errorf("record 3 is 2000000 bytes: %w", intentlog.ErrTooLarge)
+	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"}
+	cases := []struct {
+		name        string
+		poison      map[string]error
+		down        bool
+		wantFailed  string
+		wantAlone   bool
+		wantPerm    bool
+		wantAppends int
+	}{
+		{name: "one refused record", poison: map[string]error{"k3": errBad}, wantFailed: "k3", wantAlone: true},
+		{name: "one record too large", poison: map[string]error{"k7": tooLarge}, wantFailed: "k7", wantAlone: true, wantPerm: true},
+		{name: "two too large records in both halves", poison: map[string]error{"k1": tooLarge, "k8": tooLarge}, wantFailed: "k1,k8", wantAlone: true, wantPerm: true},
+		{name: "bus down", down: true, wantFailed: strings.Join(keys, ","), wantAppends: 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			env := newTestEnv(ctx, t, "iso")
+			bus := &faultyBus{Bus: env.bus, poison: c.poison, down: c.down}
+			r := New(env.log, env.st, bus, Config{Group: "g"})
+			l := newLoop(r, env.tb.Name, 0, nil)
+			l.pub = newPlainPublisher(r, env.tb.Name, 0)
+			j := &pubJob{events: events(env.tb.Name, keys...), committed: -1}
+			l.runJob(ctx, j)
+			var failed []intent.Event
+			for _, f := range j.fails {
+				failed = append(failed, f.Event)
+				if f.Alone != c.wantAlone || f.Permanent != c.wantPerm || f.Uncertain {
+					t.Errorf("failure of %s: alone %v permanent %v uncertain %v, want %v %v false", f.Event.Key, f.Alone, f.Permanent, f.Uncertain, c.wantAlone, c.wantPerm)
+				}
+			}
+			if keysOf(failed) != c.wantFailed {
+				t.Fatalf("failed %q, want %q", keysOf(failed), c.wantFailed)
+			}
+			if len(j.ok)+len(j.fails) != len(keys) {
+				t.Fatalf("%d published + %d failed of %d", len(j.ok), len(j.fails), len(keys))
+			}
+			got := onBus(ctx, t, env)
+			for _, e := range j.ok {
+				if got[string(e.Key)] != 1 {
+					t.Errorf("published %s is on the bus %d times", e.Key, got[string(e.Key)])
+				}
+			}
+			if c.wantAppends > 0 && bus.appends != c.wantAppends {
+				t.Errorf("%d appends, want %d", bus.appends, c.wantAppends)
+			}
+		})
+	}
+}

@@ -1,0 +1,227 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// publisher is where a loop's output goes: events to the bus, dead letters
+// to the table's dead-letter topic, the committed offset to the log. One
+// loop uses one publisher, from one goroutine at a time.
+//
+//   - plainPublisher appends to the bus and the dead-letter topic and
+//     commits with the log's Commit (the embedded log, or any log without
+//     a group). A failed append may have landed in part: it checks the bus
+//     before it reports what failed, and before it appends an event whose
+//     fate it could not check.
+//   - txnPublisher hands everything to the member's transaction pump
+//     (Kafka): the records and the offset commit in one transaction, all
+//     or nothing.
+type publisher interface {
+	// events appends events to the bus, in order, and commits offset with
+	// them when it can (res.committed).
+	events(ctx context.Context, evs []intent.Event, offset int64) pubResult
+	// letters appends dead letters, and commits offset with them when it
+	// can (committed).
+	letters(ctx context.Context, ls []*wailv1.DeadLetter, offset int64) (committed bool, err error)
+	// commit moves the committed offset.
+	commit(ctx context.Context, offset int64) error
+}
+
+// pubResult is what came of appending events.
+type pubResult struct {
+	// failed are the events not on the bus (all of them when err is set,
+	// unless some landed before the append failed).
+	failed []intent.Event
+	err    error
+	// uncertain: the failed events may be on the bus after all (the check
+	// failed too); they are checked before they are appended again.
+	uncertain bool
+	// committed: the offset was committed with the events.
+	committed bool
+}
+
+// permanent reports whether an append error is the record's own fault and
+// can never go away: too large for the bus, or not encodable.
+func permanent(err error) bool {
+	return errors.Is(err, intentlog.ErrTooLarge) || errors.Is(err, eventbus.ErrEncode)
+}
+
+// landedMargin is how far before a failed append a check of the bus starts
+// reading: record timestamps come from the log's clock.
+const landedMargin = 10 * time.Second
+
+type plainPublisher struct {
+	r     *Resolver
+	table string
+	topic string // intent topic
+	part  int32
+
+	// Events whose append failed and whose landing could not be checked:
+	// key -> version, since when.
+	uncertain      map[string]uint64
+	uncertainSince time.Time
+	// landed are the last versions on the bus of keys that were
+	// uncertain, from the check that settled them; an event at or below
+	// is on the bus already.
+	landed map[string]uint64
+	// a letters append failed: check the dead-letter topic before the next
+	lettersUncertain time.Time
+}
+
+func newPlainPublisher(r *Resolver, table string, part int32) *plainPublisher {
+	return &plainPublisher{r: r, table: table, topic: intent.Topic(table), part: part,
+		uncertain: map[string]uint64{}, landed: map[string]uint64{}}
+}
+
+func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64) pubResult {
+	for i := range evs {
+		if _, ok := p.uncertain[string(evs[i].Key)]; ok {
+			if err := p.check(ctx); err != nil {
+				return pubResult{failed: evs, err: err, uncertain: true}
+			}
+			break
+		}
+	}
+	var rest []intent.Event
+	for _, e := range evs {
+		k := string(e.Key)
+		if v, ok := p.landed[k]; ok {
+			delete(p.landed, k)
+			if e.Version <= v {
+				continue // it reached the bus when its append failed
+			}
+		}
+		rest = append(rest, e)
+	}
+	if len(rest) == 0 {
+		return pubResult{}
+	}
+	err := p.r.bus.Publish(ctx, p.table, rest)
+	if err == nil {
+		return pubResult{}
+	}
+	// A failed append may have landed in part: find out now, so that
+	// what is reported failed is known not to be on the bus.
+	if len(p.uncertain) == 0 {
+		p.uncertainSince = time.Now().Add(-landedMargin)
+	}
+	for _, e := range rest {
+		p.uncertain[string(e.Key)] = e.Version
+	}
+	if cerr := p.check(ctx); cerr != nil {
+		return pubResult{failed: rest, err: err, uncertain: true}
+	}
+	var failed []intent.Event
+	for _, e := range rest {
+		if v, ok := p.landed[string(e.Key)]; ok && e.Version <= v {
+			delete(p.landed, string(e.Key))
+			continue
+		}
+		delete(p.landed, string(e.Key))
+		failed = append(failed, e)
+	}
+	return pubResult{failed: failed, err: err}
+}
+
+// check reads what reached the bus since the first uncertain append and
+// settles every uncertain event: landed (remembered in p.landed) or not.
+func (p *plainPublisher) check(ctx context.Context) error {
+	last, err := p.r.bus.LastVersions(ctx, p.table, p.part, p.uncertainSince)
+	if err != nil {
+		return fmt.Errorf("resolver: check what reached the bus: %w", err)
+	}
+	for k, v := range p.uncertain {
+		if last[k] >= v {
+			p.landed[k] = last[k]
+		}
+	}
+	clear(p.uncertain)
+	return nil
+}
+
+func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _ int64) (bool, error) {
+	if !p.lettersUncertain.IsZero() {
+		// An append of letters failed: skip those that landed anyway.
+		found, err := scanLetters(ctx, p.r.log, p.table, p.part, p.lettersUncertain)
+		if err != nil {
+			return false, err
+		}
+		p.lettersUncertain = time.Time{}
+		ls = found.missing(ls)
+		if len(ls) == 0 {
+			return false, nil
+		}
+	}
+	recs, err := letterRecords(ls)
+	if err == nil {
+		err = p.r.log.Append(ctx, dlq.Topic(p.table), recs)
+	}
+	if err != nil {
+		p.lettersUncertain = time.Now().Add(-landedMargin)
+		return false, fmt.Errorf("resolver: write dead letters of %s: %w", p.table, err)
+	}
+	return false, nil
+}
+
+func (p *plainPublisher) commit(ctx context.Context, offset int64) error {
+	return p.r.log.Commit(ctx, p.r.cfg.Group, p.topic, map[int32]int64{p.part: offset})
+}
+
+// txnPublisher publishes through the member's transaction pump: records
+// and the offset in one transaction. An aborted one left nothing visible
+// (ErrAborted: it can be tried again); any other failure ends the
+// membership (errMembership).
+type txnPublisher struct {
+	r     *Resolver
+	pump  *pump
+	table string
+	topic string // intent topic
+	part  int32
+	done  <-chan struct{} // the loop is gone: drop what it asked for
+}
+
+func (p *txnPublisher) events(ctx context.Context, evs []intent.Event, offset int64) pubResult {
+	topic, recs, err := p.r.bus.Records(p.table, evs)
+	if err != nil {
+		return pubResult{failed: evs, err: err}
+	}
+	if err := p.transact(ctx, map[string][]*intentlog.Record{topic: recs}, offset); err != nil {
+		return pubResult{failed: evs, err: err}
+	}
+	return pubResult{committed: true}
+}
+
+func (p *txnPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, offset int64) (bool, error) {
+	recs, err := letterRecords(ls)
+	if err != nil {
+		return false, err
+	}
+	if err := p.transact(ctx, map[string][]*intentlog.Record{dlq.Topic(p.table): recs}, offset); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (p *txnPublisher) commit(ctx context.Context, offset int64) error {
+	return p.transact(ctx, nil, offset)
+}
+
+func (p *txnPublisher) transact(ctx context.Context, recs map[string][]*intentlog.Record, offset int64) error {
+	err := p.pump.do(ctx, &txnRequest{recs: recs, topic: p.topic, part: p.part, offset: offset, done: p.done})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil, errors.Is(err, ErrAborted), errors.Is(err, intentlog.ErrTooLarge):
+		return err
+	}
+	return fmt.Errorf("%w: %s/%d: %w", errMembership, p.topic, p.part, err)
+}
