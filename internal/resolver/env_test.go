@@ -27,8 +27,14 @@ type testEnv struct {
 
 func newTestEnv(ctx context.Context, t *testing.T, table string) *testEnv {
 	t.Helper()
+	return newTestEnvWith(ctx, t, table, embedded.Options{}, intentlog.TopicOptions{})
+}
+
+// newTestEnvWith is newTestEnv with log options and intent topic options.
+func newTestEnvWith(ctx context.Context, t *testing.T, table string, opts embedded.Options, intents intentlog.TopicOptions) *testEnv {
+	t.Helper()
 	dir := t.TempDir()
-	log, err := embedded.Open(filepath.Join(dir, "log"), embedded.Options{})
+	log, err := embedded.Open(filepath.Join(dir, "log"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +45,7 @@ func newTestEnv(ctx context.Context, t *testing.T, table string) *testEnv {
 	}
 	t.Cleanup(func() { st.Close() })
 	e := &testEnv{log: log, st: st, bus: eventbus.New(log), tb: catalog.Table{Name: table, Partitions: 1, VisibilityWindow: 5 * time.Second}}
-	if err := log.CreateTopic(ctx, intent.Topic(table), 1, intentlog.TopicOptions{}); err != nil {
+	if err := log.CreateTopic(ctx, intent.Topic(table), 1, intents); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.bus.CreateTable(ctx, table, 1, 0); err != nil {

@@ -3,12 +3,15 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
-
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -194,5 +197,73 @@ func TestAssignedDuringJoin(t *testing.T) {
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recordingGroup assigns partition 0 of its first topic at join and keeps
+// every transaction; records too large for the embedded log's limit
+// abort theirs, as on a topic with max.message.bytes of 1 MiB.
+type recordingGroup struct {
+	mu    sync.Mutex
+	calls []fakeTxn
+}
+
+func (g *recordingGroup) AddTopics(...string)         {}
+func (g *recordingGroup) Close(context.Context) error { return nil }
+func (g *recordingGroup) Shards() int                 { return 1 }
+func (g *recordingGroup) Transact(_ context.Context, _ int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, rs := range recs {
+		for _, r := range rs {
+			if len(r.Value) > 1<<20 {
+				return fmt.Errorf("%w: %w", ErrAborted, intentlog.ErrTooLarge)
+			}
+		}
+	}
+	g.calls = append(g.calls, fakeTxn{recs, offsets})
+	return nil
+}
+
+// letterTxn returns the committed transaction that carries a dead letter.
+func (g *recordingGroup) letterTxn(table string) *fakeTxn {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range g.calls {
+		if len(g.calls[i].recs[dlq.Topic(table)]) > 0 {
+			return &g.calls[i]
+		}
+	}
+	return nil
+}
+
+// TestLetterAndOffsetInOneTransaction: on Kafka a dead letter commits in
+// the same transaction as the offset past the intents it settles, so a
+// resolver killed at any point leaves either both or neither.
+func TestLetterAndOffsetInOneTransaction(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "txl")
+	env.write(ctx, t, "a", 1, "small")                      // offset 0
+	env.write(ctx, t, "big", 2, strings.Repeat("x", 1<<20)) // offset 1
+	g := &recordingGroup{}
+	join := func(topics []string, assigned, _ func(map[string][]int32)) (Group, error) {
+		assigned(map[string][]int32{topics[0]: {0}})
+		return g, nil
+	}
+	logger, _ := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.Join = join
+	run := start(ctx, New(env.log, env.st, env.bus, cfg), env.tb)
+	waitUntil(ctx, t, "the letter committed", func() bool { return g.letterTxn("txl") != nil })
+	run.stop(t)
+	txn := g.letterTxn("txl")
+	m, err := dlq.Decode(txn.recs[dlq.Topic("txl")][0].Value)
+	if err != nil || string(m.GetLetter().Key) != "big" {
+		t.Fatalf("letter %v, %v", m, err)
+	}
+	if off := txn.offsets[intent.Topic("txl")][0]; off < 2 {
+		t.Fatalf("the letter's transaction commits offset %d: not past its intent (offset 1)", off)
 	}
 }

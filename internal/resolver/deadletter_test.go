@@ -1,0 +1,424 @@
+package resolver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/pebble"
+)
+
+// syncBuffer collects log output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testLogger() (*slog.Logger, *syncBuffer) {
+	buf := &syncBuffer{}
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelWarn})), buf
+}
+
+// faultyStore is a Pebble store whose reads of poison keys fail, and whose
+// reads of blocked keys wait until they are let go.
+type faultyStore struct {
+	*pebble.Store
+	mu     sync.Mutex
+	poison map[string]bool
+	block  map[string]chan struct{}
+	asked  chan string // a blocked key was read
+}
+
+func newFaultyStore(st *pebble.Store) *faultyStore {
+	return &faultyStore{Store: st, poison: map[string]bool{}, block: map[string]chan struct{}{}, asked: make(chan string, 100)}
+}
+
+func (s *faultyStore) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+	s.mu.Lock()
+	poison, block := s.poison[string(key)], s.block[string(key)]
+	s.mu.Unlock()
+	if block != nil {
+		select {
+		case s.asked <- string(key):
+		default:
+		}
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return store.Row{}, false, ctx.Err()
+		}
+	}
+	if poison {
+		return store.Row{}, false, errors.New("injected: row cannot be decoded")
+	}
+	return s.Store.Get(ctx, table, key, level)
+}
+
+func (s *faultyStore) setPoison(key string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.poison[key] = on
+}
+
+// commitFreezer drops commits while frozen: a resolver stopped then is one
+// that crashed before it committed.
+type commitFreezer struct {
+	*embedded.Log
+	frozen bool
+}
+
+func (f *commitFreezer) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if f.frozen {
+		return errors.New("commits frozen (a crash)")
+	}
+	return f.Log.Commit(ctx, group, topic, offsets)
+}
+
+// running is a resolver running until stop.
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(ctx context.Context, r *Resolver, tb catalog.Table) *running {
+	rctx, cancel := context.WithCancel(ctx)
+	run := &running{cancel: cancel, done: make(chan error, 1)}
+	go func() { run.done <- r.Run(rctx, []catalog.Table{tb}, nil) }()
+	return run
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testConfig(logger *slog.Logger, m *Metrics) Config {
+	return Config{Group: "g", BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond, Horizon: time.Minute,
+		CommitInterval: 10 * time.Millisecond, MaxUnresolved: 1000, Logger: logger, Metrics: m, InstanceID: "test-resolver",
+		RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond}
+}
+
+func committedAt(ctx context.Context, t *testing.T, log Log, tb catalog.Table) int64 {
+	t.Helper()
+	c, err := log.Committed(ctx, "g", intent.Topic(tb.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c[0]
+}
+
+// readLetters returns every dead letter in a table's dead-letter topic.
+func readLetters(ctx context.Context, t *testing.T, log intentlog.Log, table string) []*wailv1.DeadLetter {
+	t.Helper()
+	_, end, err := log.Bounds(ctx, dlq.Topic(table), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*wailv1.DeadLetter
+	if end == 0 {
+		return out
+	}
+	rd, err := log.NewReader(dlq.Topic(table), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for rd.Position() < end {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			m, err := dlq.Decode(r.Value)
+			if err != nil {
+				t.Fatalf("dead-letter record %d: %v", r.Offset, err)
+			}
+			out = append(out, m.GetLetter())
+		}
+	}
+	return out
+}
+
+// TestTooLargeEventIsDeadLettered is issue 11's first case: a value that
+// makes its event larger than the embedded log's record limit. Its intent
+// goes to the dead-letter queue at once, with an error log a person can
+// act on and a metric; every other key of the partition gets its event.
+func TestTooLargeEventIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := newTestEnv(ctx, t, "big")
+	for i := 0; i < 5; i++ {
+		env.write(ctx, t, fmt.Sprintf("k%d", i), uint64(10+i), "small")
+	}
+	env.write(ctx, t, "big", 20, strings.Repeat("x", 1<<20)) // offset 5
+	for i := 5; i < 10; i++ {
+		env.write(ctx, t, fmt.Sprintf("k%d", i), uint64(30+i), "small")
+	}
+	logger, logs := testLogger()
+	reg := prometheus.NewRegistry()
+	r := New(env.log, env.st, env.bus, testConfig(logger, NewMetrics(reg)))
+	run := start(ctx, r, env.tb)
+	waitUntil(ctx, t, "every intent settled", func() bool { return committedAt(ctx, t, env.log, env.tb) == 11 })
+	run.stop(t)
+
+	got := onBus(ctx, t, env)
+	for i := 0; i < 10; i++ {
+		if k := fmt.Sprintf("k%d", i); got[k] != 1 {
+			t.Errorf("key %s: %d events, want 1", k, got[k])
+		}
+	}
+	if got["big"] != 0 {
+		t.Errorf("the too large event is on the bus")
+	}
+	ls := readLetters(ctx, t, env.log, env.tb.Name)
+	if len(ls) != 1 {
+		t.Fatalf("%d dead letters, want 1: %v", len(ls), ls)
+	}
+	l := ls[0]
+	if string(l.Key) != "big" || l.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH || !l.Permanent || l.Attempts != 1 ||
+		len(l.Intents) != 1 || l.Intents[0].Version != 20 || l.IntentOffsets[0] != 5 || l.ResolverId != "test-resolver" ||
+		!strings.Contains(l.Error, "record too large") || l.Table != "big" || l.DeadAtUs == 0 {
+		t.Fatalf("dead letter %v", l)
+	}
+	if n := testutil.ToFloat64(r.cfg.Metrics.letters.WithLabelValues("big", "publish")); n != 1 {
+		t.Errorf("dead_letters_total{kind=publish} = %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "wail dlq redrive big") || !strings.Contains(logs.String(), "key=big") {
+		t.Errorf("no error log naming the key and the fix:\n%s", logs)
+	}
+}
+
+// TestLetterNotWrittenTwiceAfterRestart: a resolver that wrote a dead
+// letter but crashed before it committed past its intents leaves the next
+// one to find the letter, not to write it again.
+func TestLetterNotWrittenTwiceAfterRestart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := newTestEnv(ctx, t, "twice")
+	env.write(ctx, t, "a", 1, "small")
+	env.write(ctx, t, "big", 2, strings.Repeat("x", 1<<20))
+	env.write(ctx, t, "b", 3, "small")
+	frozen := &commitFreezer{Log: env.log, frozen: true}
+	logger, _ := testLogger()
+	run := start(ctx, New(frozen, env.st, env.bus, testConfig(logger, nil)), env.tb)
+	waitUntil(ctx, t, "the letter and the events written", func() bool {
+		return len(readLetters(ctx, t, env.log, env.tb.Name)) == 1 && len(onBus(ctx, t, env)) == 2
+	})
+	run.stop(t)
+	if c := committedAt(ctx, t, env.log, env.tb); c != 0 {
+		t.Fatalf("committed %d with commits frozen", c)
+	}
+	run = start(ctx, New(env.log, env.st, env.bus, testConfig(logger, nil)), env.tb)
+	waitUntil(ctx, t, "every intent settled", func() bool { return committedAt(ctx, t, env.log, env.tb) == 3 })
+	run.stop(t)
+	if ls := readLetters(ctx, t, env.log, env.tb.Name); len(ls) != 1 {
+		t.Fatalf("%d dead letters after the restart, want 1", len(ls))
+	}
+	for k, n := range onBus(ctx, t, env) {
+		if n != 1 {
+			t.Errorf("key %s: %d events after the restart, want 1", k, n)
+		}
+	}
+}
+
+// retentionEnv: segments of about 1 KiB, intent partitions cut to 2 KiB.
+func retentionEnv(ctx context.Context, t *testing.T, table string) *testEnv {
+	return newTestEnvWith(ctx, t, table, embedded.Options{SegmentBytes: 1024, RetentionCheckInterval: -1},
+		intentlog.TopicOptions{RetentionBytes: 2048})
+}
+
+// TestRetentionGapAtStart: a committed offset below the log start (the
+// resolver was down while retention ran) is a gap letter, an error log
+// naming reconcile, and metrics; then the partition goes on.
+func TestRetentionGapAtStart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := retentionEnv(ctx, t, "gap")
+	if err := env.log.Commit(ctx, "g", intent.Topic("gap"), map[int32]int64{0: 0}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		env.write(ctx, t, fmt.Sprintf("k%d", i%20), uint64(i+1), "v")
+	}
+	logStart, end, err := env.log.Bounds(ctx, intent.Topic("gap"), 0)
+	if err != nil || logStart == 0 {
+		t.Fatalf("retention removed nothing: start %d, %v", logStart, err)
+	}
+	logger, logs := testLogger()
+	r := New(env.log, env.st, env.bus, testConfig(logger, NewMetrics(nil)))
+	run := start(ctx, r, env.tb)
+	waitUntil(ctx, t, "the rest resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == end })
+	run.stop(t)
+	ls := readLetters(ctx, t, env.log, "gap")
+	if len(ls) != 1 || ls[0].Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP || ls[0].GapStartOffset != 0 || ls[0].GapEndOffset != logStart {
+		t.Fatalf("dead letters %v, want one gap [0, %d)", ls, logStart)
+	}
+	if n := testutil.ToFloat64(r.cfg.Metrics.gapIntents.WithLabelValues("gap")); n != float64(logStart) {
+		t.Errorf("gap_intents_total = %v, want %d", n, logStart)
+	}
+	if n := testutil.ToFloat64(r.cfg.Metrics.letters.WithLabelValues("gap", "gap")); n != 1 {
+		t.Errorf("dead_letters_total{kind=gap} = %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "wail table reconcile gap") {
+		t.Errorf("no error log naming reconcile:\n%s", logs)
+	}
+}
+
+// TestRetentionGapMidRun: retention passes the reader while the partition
+// is held back (a slow read, backpressure): the reader's out-of-range is
+// a gap letter too, never a silent skip.
+func TestRetentionGapMidRun(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := retentionEnv(ctx, t, "gapmid")
+	fs := newFaultyStore(env.st)
+	release := make(chan struct{})
+	fs.block["stuck"] = release
+	env.write(ctx, t, "stuck", 1, "v")
+	logger, logs := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.MaxUnresolved = 1
+	run := start(ctx, New(env.log, fs, env.bus, cfg), env.tb)
+	<-fs.asked // the loop holds one unresolved intent: it reads no more
+	for i := 0; i < 200; i++ {
+		env.write(ctx, t, fmt.Sprintf("k%d", i%20), uint64(i+2), "v")
+	}
+	logStart, end, err := env.log.Bounds(ctx, intent.Topic("gapmid"), 0)
+	if err != nil || logStart < 10 {
+		t.Fatalf("retention removed too little: start %d, %v", logStart, err)
+	}
+	close(release)
+	waitUntil(ctx, t, "the rest resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == end })
+	run.stop(t)
+	ls := readLetters(ctx, t, env.log, "gapmid")
+	if len(ls) != 1 || ls[0].Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP || ls[0].GapStartOffset < 1 || ls[0].GapEndOffset != logStart {
+		t.Fatalf("dead letters %v, want one gap ending at %d", ls, logStart)
+	}
+	if !strings.Contains(logs.String(), "wail table reconcile gapmid") {
+		t.Errorf("no error log naming reconcile:\n%s", logs)
+	}
+}
+
+// TestShutdownWithParkedKeys: keys whose reads and publishes keep failing
+// (parked, not yet dead-lettered) do not hold up the drain (issue 11:
+// shutdown took 12 s with a poisoned partition), and the committed offset
+// stays below them.
+func TestShutdownWithParkedKeys(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := newTestEnv(ctx, t, "shut")
+	env.tb.MaxAttempts = 1_000_000
+	fs := newFaultyStore(env.st)
+	fs.setPoison("unreadable", true)
+	bus := &faultyBus{Bus: env.bus, poison: map[string]error{"unpublishable": errFlaky}}
+	env.write(ctx, t, "unreadable", 1, "v")
+	env.write(ctx, t, "unpublishable", 2, "v")
+	for i := 0; i < 10; i++ {
+		env.write(ctx, t, fmt.Sprintf("k%d", i), uint64(10+i), "v")
+	}
+	logger, logs := testLogger()
+	cfg := testConfig(logger, NewMetrics(nil))
+	cfg.DrainTimeout = time.Minute
+	r := New(env.log, fs, bus, cfg)
+	run := start(ctx, r, env.tb)
+	parked := r.cfg.Metrics.parked.WithLabelValues("shut", "0")
+	waitUntil(ctx, t, "the others published, two keys parked", func() bool {
+		return len(onBus(ctx, t, env)) == 10 && testutil.ToFloat64(parked) == 2
+	})
+	run.stop(t)
+	if strings.Contains(logs.String(), "drain timed out") {
+		t.Fatalf("the drain waited for parked keys:\n%s", logs)
+	}
+	if c := committedAt(ctx, t, env.log, env.tb); c != 0 {
+		t.Fatalf("committed %d past a parked key", c)
+	}
+	if ls := readLetters(ctx, t, env.log, "shut"); len(ls) != 0 {
+		t.Fatalf("dead letters %v before the bound", ls)
+	}
+}
+
+// TestHealthOfParkedAndStalledPartitions: a parked key raises degraded on
+// the health registry with a reason and an action, and clears once it got
+// through; so does a partition whose oldest intent waits past StallAfter.
+func TestHealthOfParkedAndStalledPartitions(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := newTestEnv(ctx, t, "hl")
+	env.tb.VisibilityWindow = 100 * time.Millisecond
+	env.tb.MaxAttempts = 1_000_000
+	fs := newFaultyStore(env.st)
+	reg := health.NewRegistry(nil)
+	logger, _ := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.Health, cfg.StallAfter = reg, 300*time.Millisecond
+	run := start(ctx, New(env.log, fs, env.bus, cfg), env.tb)
+	defer run.stop(t)
+	condition := func() *health.Condition {
+		for _, c := range reg.Report().Conditions {
+			if c.Component == "resolver/hl/0" {
+				return &c
+			}
+		}
+		return nil
+	}
+
+	fs.setPoison("p", true)
+	env.write(ctx, t, "p", 1, "v")
+	waitUntil(ctx, t, "degraded: parked", func() bool {
+		c := condition()
+		return c != nil && c.State == health.Degraded && strings.Contains(c.Reason, "1 keys of table hl partition 0 are parked") &&
+			strings.Contains(c.Action, "wail dlq ls hl")
+	})
+	fs.setPoison("p", false)
+	waitUntil(ctx, t, "cleared", func() bool { return condition() == nil })
+
+	release := make(chan struct{})
+	fs.mu.Lock()
+	fs.block["slow"] = release
+	fs.mu.Unlock()
+	env.write(ctx, t, "slow", 2, "v")
+	waitUntil(ctx, t, "degraded: stalled", func() bool {
+		c := condition()
+		return c != nil && strings.Contains(c.Reason, "oldest unresolved intent of table hl partition 0 has waited")
+	})
+	close(release)
+	waitUntil(ctx, t, "cleared", func() bool { return condition() == nil })
+}
