@@ -323,5 +323,5 @@ func checkDataDirExcept(t *testing.T, ctx context.Context, dir string, w *remote
 			delete(final, k)
 		}
 	}
-	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), final)
+	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), final, nil)
 }

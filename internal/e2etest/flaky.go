@@ -44,6 +44,10 @@ func (f *flakyStore) record(into map[string]map[uint64]storedRow, m store.Mutati
 	into[k][m.Version] = storedRow{value: string(m.Value), deleted: m.Delete}
 }
 
+func newFlakyStore(st store.Store, failEvery int) *flakyStore {
+	return &flakyStore{Store: st, failEvery: failEvery, stored: map[string]map[uint64]storedRow{}, maybe: map[string]map[uint64]storedRow{}}
+}
+
 var (
 	errInjected      = fmt.Errorf("%w: injected store failure", store.ErrNotApplied)
 	errInjectedAfter = errors.New("injected store failure after the write")

@@ -102,5 +102,5 @@ func TestResolverGroupProcesses(t *testing.T) {
 	defer st.Close()
 	keys, writes := w.keys()
 	t.Logf("%d writes acknowledged, %d attempted", w.acked.Load(), len(w.attempts))
-	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), finalState(t, ctx, st, tbl, keys))
+	Check(t, writes, readEvents(t, ctx, log, tb), w.oracle(), finalState(t, ctx, st, tbl, keys), nil)
 }

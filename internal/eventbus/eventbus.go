@@ -195,6 +195,15 @@ func (b *Bus) LastVersionsOf(ctx context.Context, table string, partition int32,
 	return ret, err
 }
 
+// End returns the offset the next event of a partition will get.
+func (b *Bus) End(ctx context.Context, table string, partition int32) (int64, error) {
+	_, end, err := b.log.Bounds(ctx, Topic(table), partition)
+	if err != nil {
+		return 0, wrapScan(table, partition, err)
+	}
+	return end, nil
+}
+
 func (b *Bus) scan(ctx context.Context, table string, partition int32, since time.Time, heal bool) (Recovered, error) {
 	topic := Topic(table)
 	from, err := b.log.OffsetForTime(ctx, topic, partition, since)

@@ -78,7 +78,11 @@ type loop struct {
 	// commitDue: the commit interval passed; commit unless a job carried
 	// the offset meanwhile.
 	commitDue bool
-	end       int64 // the partition's end when last asked (for the lag gauge)
+	// suspect are keys whose event failed alone while the bus took the
+	// others: their events go in appends of their own, so that the others
+	// are not bisected again with them.
+	suspect map[string]bool
+	end     int64 // the partition's end when last asked (for the lag gauge)
 	endAt     time.Time
 	logged    map[string]time.Time // rate limit of warnings, by kind
 	fatal     error                // the membership failed: the loop stops
@@ -88,7 +92,7 @@ func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 	l := &loop{
 		r: r, table: table, topic: intent.Topic(table), partition: p, core: core,
 		results: make(chan ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, 1),
-		logged: map[string]time.Time{},
+		logged: map[string]time.Time{}, suspect: map[string]bool{},
 	}
 	l.jobCtx, l.stopJob = context.WithCancel(context.Background())
 	l.health = newPartitionHealth(r.cfg.Health, table, p)
@@ -234,8 +238,7 @@ func (l *loop) startJob() {
 		}
 		j.offset = l.core.CommitAfter(keys)
 	case len(l.pubQ) > 0:
-		n := min(len(l.pubQ), maxPublishBatch)
-		j.events, l.pubQ = l.pubQ[:n:n], l.pubQ[n:]
+		j.events = l.nextEvents()
 		keys := make([][]byte, len(j.events))
 		for i := range j.events {
 			keys[i] = j.events[i].Key
@@ -247,6 +250,32 @@ func (l *loop) startJob() {
 	l.commitDue = false
 	l.job = j
 	go func() { l.jobDone <- l.runJob(l.jobCtx, j) }()
+}
+
+// nextEvents takes the next batch of events off the queue: a suspect
+// key's event alone, or up to maxPublishBatch events of the others (in
+// queue order; a key has one event queued at most).
+func (l *loop) nextEvents() []intent.Event {
+	if l.suspect[string(l.pubQ[0].Key)] {
+		batch := l.pubQ[:1:1]
+		l.pubQ = l.pubQ[1:]
+		return batch
+	}
+	var batch, rest []intent.Event
+	for i, e := range l.pubQ {
+		switch {
+		case len(batch) == maxPublishBatch:
+			rest = append(rest, l.pubQ[i:]...)
+			l.pubQ = rest
+			return batch
+		case l.suspect[string(e.Key)]:
+			rest = append(rest, e)
+		default:
+			batch = append(batch, e)
+		}
+	}
+	l.pubQ = rest
+	return batch
 }
 
 // finished takes the outcome of a job back to the Core.
@@ -274,12 +303,21 @@ func (l *loop) finished(j *pubJob) {
 			break
 		}
 		l.lettered(j.letters)
+		for i := range j.letters {
+			delete(l.suspect, string(j.letters[i].Key))
+		}
 		l.core.Lettered(now, j.letters)
 	default:
 		for i := range j.ok {
 			l.m.observeEvent(&j.ok[i], now)
+			delete(l.suspect, string(j.ok[i].Key))
 		}
 		l.core.Published(now, j.ok)
+		for _, f := range j.fails {
+			if f.Alone && len(j.ok) > 0 {
+				l.suspect[string(f.Event.Key)] = true
+			}
+		}
 		if len(j.fails) > 0 {
 			l.m.publishErrors.Add(float64(len(j.fails)))
 			f := j.fails[0]

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -57,14 +56,14 @@ func (b *faultyBus) Publish(ctx context.Context, table string, events []intent.E
 	return b.Bus.Publish(ctx, table, events)
 }
 
-func (b *faultyBus) LastVersions(ctx context.Context, table string, p int32, since time.Time) (map[string]uint64, error) {
+func (b *faultyBus) LastVersionsOf(ctx context.Context, table string, p int32, from int64, want func([]byte) bool) (eventbus.Retained, error) {
 	b.mu.Lock()
 	blind := b.blind
 	b.mu.Unlock()
 	if blind {
-		return nil, errFlaky
+		return eventbus.Retained{}, errFlaky
 	}
-	return b.Bus.LastVersions(ctx, table, p, since)
+	return b.Bus.LastVersionsOf(ctx, table, p, from, want)
 }
 
 func events(table string, keys ...string) []intent.Event {

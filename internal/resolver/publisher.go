@@ -19,8 +19,10 @@ import (
 //
 //   - plainPublisher appends to the bus and the dead-letter topic and
 //     commits with the log's Commit (the embedded log, or any log without
-//     a group). A failed append may have landed in part: it checks the bus
-//     before it reports what failed, and before it appends an event whose
+//     a group). A failed append may have landed in part: it reads what the
+//     append wrote (the loop is the only writer of its bus partition, so
+//     that is everything from the partition's end before the append) before
+//     it reports what failed, and before it appends again an event whose
 //     fate it could not check.
 //   - txnPublisher hands everything to the member's transaction pump
 //     (Kafka): the records and the offset commit in one transaction, all
@@ -55,8 +57,9 @@ func permanent(err error) bool {
 	return errors.Is(err, intentlog.ErrTooLarge) || errors.Is(err, eventbus.ErrEncode)
 }
 
-// landedMargin is how far before a failed append a check of the bus starts
-// reading: record timestamps come from the log's clock.
+// landedMargin is how far before a failed append of dead letters a check
+// of the dead-letter topic starts reading (the topic has a writer per
+// partition; record timestamps come from the log's clock).
 const landedMargin = 10 * time.Second
 
 type plainPublisher struct {
@@ -66,9 +69,9 @@ type plainPublisher struct {
 	part  int32
 
 	// Events whose append failed and whose landing could not be checked:
-	// key -> version, since when.
-	uncertain      map[string]uint64
-	uncertainSince time.Time
+	// key -> version; the bus partition's end before the first of them.
+	uncertain     map[string]uint64
+	uncertainFrom int64
 	// landed are the last versions on the bus of keys that were
 	// uncertain, from the check that settled them; an event at or below
 	// is on the bus already.
@@ -105,14 +108,18 @@ func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64
 	if len(rest) == 0 {
 		return pubResult{}
 	}
-	err := p.r.bus.Publish(ctx, p.table, rest)
+	end, err := p.r.bus.End(ctx, p.table, p.part)
+	if err != nil {
+		return pubResult{failed: rest, err: err} // nothing appended
+	}
+	err = p.r.bus.Publish(ctx, p.table, rest)
 	if err == nil {
 		return pubResult{}
 	}
 	// A failed append may have landed in part: find out now, so that
 	// what is reported failed is known not to be on the bus.
 	if len(p.uncertain) == 0 {
-		p.uncertainSince = time.Now().Add(-landedMargin)
+		p.uncertainFrom = end
 	}
 	for _, e := range rest {
 		p.uncertain[string(e.Key)] = e.Version
@@ -135,13 +142,16 @@ func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64
 // check reads what reached the bus since the first uncertain append and
 // settles every uncertain event: landed (remembered in p.landed) or not.
 func (p *plainPublisher) check(ctx context.Context) error {
-	last, err := p.r.bus.LastVersions(ctx, p.table, p.part, p.uncertainSince)
+	ret, err := p.r.bus.LastVersionsOf(ctx, p.table, p.part, p.uncertainFrom, func(key []byte) bool {
+		_, ok := p.uncertain[string(key)]
+		return ok
+	})
 	if err != nil {
 		return fmt.Errorf("resolver: check what reached the bus: %w", err)
 	}
 	for k, v := range p.uncertain {
-		if last[k] >= v {
-			p.landed[k] = last[k]
+		if last := ret.Last[k]; last >= v {
+			p.landed[k] = last
 		}
 	}
 	clear(p.uncertain)

@@ -59,7 +59,11 @@ type Bus interface {
 	Publish(ctx context.Context, table string, events []intent.Event) error
 	// Records returns what Publish would append, for a transaction.
 	Records(table string, events []intent.Event) (string, []*intentlog.Record, error)
-	LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error)
+	// End is the offset the next event of a partition gets;
+	// LastVersionsOf returns each key's last version in the events from an
+	// offset on (what a failed append may have written).
+	End(ctx context.Context, table string, partition int32) (int64, error)
+	LastVersionsOf(ctx context.Context, table string, partition int32, from int64, want func(key []byte) bool) (eventbus.Retained, error)
 	// Recover is LastVersions for a new owner of the partition, plus what
 	// it needs to end hanging transactions there (see unhang).
 	Recover(ctx context.Context, table string, partition int32, since time.Time) (eventbus.Recovered, error)

@@ -1,0 +1,313 @@
+package e2etest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/kafka"
+	"github.com/wail-cdc/wail/internal/proxy"
+	"github.com/wail-cdc/wail/internal/resolver"
+	"github.com/wail-cdc/wail/internal/server"
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/postgres"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
+)
+
+// TestDeadLettersEmbedded: permanent read and publish failures of a few
+// keys, and an event too large for the embedded log, on the embedded
+// backends.
+func TestDeadLettersEmbedded(t *testing.T) {
+	t.Parallel()
+	runDeadLetters(t, openEmbedded(t), "dlqe", true)
+}
+
+// TestDeadLettersKafkaPostgres: permanent read and publish failures of a
+// few keys with Kafka as log and bus (the resolver a transactional group
+// member) and PostgreSQL as the store. It restarts nothing.
+func TestDeadLettersKafkaPostgres(t *testing.T) {
+	brokers := kafkaBrokers(t)
+	primary, _ := pgDSNs(t)
+	dsn, _ := freshSchema(t, primary, "")
+	st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, MaxConns: 8, QueryTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log, err := kafka.Open(context.Background(), kafka.Options{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	runDeadLetters(t, Backends{Log: log, Store: st, Join: func(group, instance string) resolver.JoinFunc {
+		return server.GroupJoin(log, group, instance, 1)
+	}}, sqltest.Name("dlq_"), false)
+}
+
+// runDeadLetters writes with concurrent writers, first without faults,
+// then with the reads of some keys and the publishes of others failing
+// for good (and, with tooLarge, one event too large for the log). The
+// poison keys must end in the dead-letter queue, each with its own kind,
+// and nothing else; the other keys of their partitions keep flowing (the
+// rates and latencies of both phases are logged, not asserted); and the
+// invariants hold with the dead-lettered versions exempt.
+func runDeadLetters(t *testing.T, b Backends, table string, tooLarge bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const phase = 3 * time.Second
+	read, pub := poisonKeys(2)
+	poison := NewPoison(table, read, pub)
+	flaky := newFlakyStore(b.Store, 0)
+	bus := eventbus.New(b.Log)
+	cat, err := catalog.Open(ctx, b.Store, provision(b.Log, bus), catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, _, err := cat.Create(ctx, catalog.Table{Name: table, MaxAttempts: 5, MaxRetryTime: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock, _ := hlc.New(7, nil)
+	px := proxy.New(b.Log, flaky, cat, clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil)
+
+	reg := prometheus.NewRegistry()
+	cfg := resolver.Config{
+		Group: groupOf(table), Concurrency: 32, BackoffMin: time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000,
+		RetryMin: time.Millisecond, RetryMax: 50 * time.Millisecond, InstanceID: "dlq-e2e",
+		Logger:  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		Metrics: resolver.NewMetrics(reg),
+	}
+	resBus := eventbus.New(poison.Log(b.Log))
+	if b.Join != nil {
+		cfg.Join = poison.Join(b.Join(cfg.Group, "one"))
+		resBus = bus // appends go through the group's transactions
+	}
+	rctx, stopResolver := context.WithCancel(ctx)
+	resDone := make(chan error, 1)
+	go func() { resDone <- resolver.New(b.Log, poison.Store(b.Store), resBus, cfg).Run(rctx, []catalog.Table{tb}, nil) }()
+
+	h := &history{}
+	opts := Options{Writers: 4, HotKeys: 8, ColdKeys: 20000, Poison: poison}
+	poison.Writes.Store(true)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < opts.Writers; w++ {
+		wg.Go(func() { h.write(ctx, px, opts, tb.Name, int64(w), &stop) })
+	}
+	acked := func() int {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.acked
+	}
+	start := time.Now()
+	time.Sleep(phase) // the poison keys are written and published like any other
+	faultsAt, ackedBase := time.Now(), acked()
+	poison.On.Store(true)
+	var huge uint64
+	if tooLarge {
+		huge = writeTooLarge(ctx, t, b.Log, flaky, clock, h, table)
+	}
+	time.Sleep(phase)
+	faultsEnd, ackedFaults := time.Now(), acked()-ackedBase
+	// The poison keys get no more writes; the others keep writing (with
+	// nothing else flowing, a failing publish cannot be told from a bus
+	// outage) until every parked key is dead-lettered.
+	poison.Writes.Store(false)
+	time.Sleep(200 * time.Millisecond)
+	waitSteady(ctx, t, "every parked key dead-lettered", func() bool { return gauge(t, reg, "wail_resolver_parked_keys") == 0 })
+	stop.Store(true)
+	wg.Wait()
+	waitResolved(t, ctx, b.Log, cfg.Group, tb)
+	stopResolver()
+	if err := <-resDone; err != nil {
+		t.Fatalf("resolver: %v", err)
+	}
+
+	reads, publishes := poison.Fired()
+	if h.acked == 0 || reads == 0 || publishes == 0 {
+		t.Fatalf("%d writes acknowledged, %d reads and %d publishes failed by injection: the run proves nothing", h.acked, reads, publishes)
+	}
+	letters := readDeadLetters(t, ctx, b.Log, table)
+	checkLetters(t, letters, poison, "huge", huge)
+	evs := readEvents(t, ctx, b.Log, tb)
+	Check(t, h.writes, evs, flaky.check, finalState(t, ctx, b.Store, tb.Name, flaky.keys()), letters.exempt())
+
+	base := flowOf(evs, poison, start, faultsAt)
+	faults := flowOf(evs, poison, faultsAt, faultsEnd)
+	t.Logf("%d writes acknowledged; %d dead letters of %d keys; %d reads and %d publishes failed by injection",
+		h.acked, len(letters.letters), len(letters.keys()), reads, publishes)
+	t.Logf("without faults: %d writes acknowledged; other keys: %s", ackedBase, base)
+	t.Logf("with faults:    %d writes acknowledged; other keys: %s", ackedFaults, faults)
+	if base.events == 0 || faults.events == 0 {
+		t.Fatalf("no events of other keys in a phase: without faults %d, with faults %d", base.events, faults.events)
+	}
+}
+
+// poisonKeys returns n read-poison and n publish-poison keys, one of each
+// on every partition of a two-partition table.
+func poisonKeys(n int) (read, pub []string) {
+	for _, kind := range []string{"read", "pub"} {
+		var found []string
+		byPart := map[int32]int{}
+		for i := 0; len(found) < n; i++ {
+			k := fmt.Sprintf("poison-%s-%d", kind, i)
+			if p := intentlog.Partition([]byte(k), 2); byPart[p] < n/2 {
+				byPart[p]++
+				found = append(found, k)
+			}
+		}
+		if kind == "read" {
+			read = found
+		} else {
+			pub = found
+		}
+	}
+	return read, pub
+}
+
+// writeTooLarge logs an intent and stores a 1 MiB value for key "huge", as
+// a proxy that accepts it would: its event is over the embedded log's
+// record limit.
+func writeTooLarge(ctx context.Context, t *testing.T, log intentlog.Log, st *flakyStore, clock *hlc.Clock, h *history, table string) uint64 {
+	t.Helper()
+	v := clock.Now()
+	in := intent.Intent{Table: table, Key: []byte("huge"), Op: intent.Upsert, Version: v, ID: "huge", ProxyID: clock.ProxyID(), CreatedAt: time.Now()}
+	b, err := in.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Append(ctx, intent.Topic(table), []*intentlog.Record{{Key: in.Key, Value: b}}); err != nil {
+		t.Fatal(err)
+	}
+	value := strings.Repeat("h", 1<<20)
+	if _, err := st.Apply(ctx, table, []store.Mutation{{Key: in.Key, Value: []byte(value), Version: v}}); err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.writes = append(h.writes, Write{Key: "huge", Version: v, Value: value, Acked: true})
+	h.acked++
+	h.mu.Unlock()
+	return v
+}
+
+// checkLetters: the dead letters are exactly of the poison keys, each of
+// its kind, every poison key has one, and no intent is in two.
+func checkLetters(t *testing.T, d deadLetters, p *Poison, huge string, hugeVersion uint64) {
+	t.Helper()
+	want := append([]string(nil), p.keys...)
+	if hugeVersion != 0 {
+		want = append(want, huge)
+	}
+	sort.Strings(want)
+	if got := d.keys(); !slices.Equal(got, want) {
+		t.Errorf("dead-lettered keys %v, want %v", got, want)
+	}
+	seen := map[string]int64{}
+	for off, l := range d.letters {
+		k := string(l.Key)
+		switch {
+		case p.Read[k] && l.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ,
+			p.Publish[k] && (l.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH || l.Permanent),
+			k == huge && (l.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH || !l.Permanent || l.Intents[0].Version != hugeVersion):
+			t.Errorf("dead letter at %d of key %s: kind %v permanent %v (%s)", off, k, l.Kind, l.Permanent, l.Error)
+		}
+		if !l.Permanent && l.Attempts < 5 {
+			t.Errorf("dead letter at %d of key %s after %d attempts, below the table's max_attempts (5)", off, k, l.Attempts)
+		}
+		for i, in := range l.Intents {
+			id := fmt.Sprintf("%d/%d", l.Partition, l.IntentOffsets[i])
+			if prev, dup := seen[id]; dup {
+				t.Errorf("intent %s is in the dead letters at %d and %d", id, prev, off)
+			}
+			seen[id] = off
+			if string(in.Key) != k {
+				t.Errorf("dead letter at %d of key %s holds an intent of key %s", off, k, in.Key)
+			}
+		}
+	}
+}
+
+// flow is the events of the other keys in a time span.
+type flow struct {
+	span          time.Duration
+	events        int
+	p50, p99, max time.Duration
+}
+
+func (f flow) String() string {
+	return fmt.Sprintf("%d events in %s (%.0f/s), intent-to-bus latency p50 %s p99 %s max %s",
+		f.events, f.span.Round(time.Millisecond), float64(f.events)/f.span.Seconds(),
+		f.p50.Round(100*time.Microsecond), f.p99.Round(100*time.Microsecond), f.max.Round(100*time.Microsecond))
+}
+
+// flowOf measures the events of keys that are not poison whose newest
+// intent was created in [from, to): how many, and how long from that
+// intent to the bus.
+func flowOf(evs []Event, p *Poison, from, to time.Time) flow {
+	f := flow{span: to.Sub(from)}
+	var lat []time.Duration
+	for _, e := range evs {
+		k := string(e.Key)
+		if p.Read[k] || p.Publish[k] || k == "huge" || e.IntentAt.Before(from) || !e.IntentAt.Before(to) {
+			continue
+		}
+		f.events++
+		lat = append(lat, e.At.Sub(e.IntentAt))
+	}
+	if len(lat) == 0 {
+		return f
+	}
+	slices.Sort(lat)
+	f.p50, f.p99, f.max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	return f
+}
+
+// gauge sums a gauge's samples.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// waitSteady polls cond until it holds three times in a row, 50 ms apart.
+func waitSteady(ctx context.Context, t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for held := 0; held < 3; time.Sleep(50 * time.Millisecond) {
+		if ctx.Err() != nil {
+			t.Fatalf("never: %s", what)
+		}
+		if cond() {
+			held++
+		} else {
+			held = 0
+		}
+	}
+}
