@@ -101,7 +101,9 @@ func runDeadLetters(t *testing.T, b Backends, table string, tooLarge bool) {
 	}
 	rctx, stopResolver := context.WithCancel(ctx)
 	resDone := make(chan error, 1)
-	go func() { resDone <- resolver.New(b.Log, poison.Store(b.Store), resBus, cfg).Run(rctx, []catalog.Table{tb}, nil) }()
+	go func() {
+		resDone <- resolver.New(b.Log, poison.Store(b.Store), resBus, cfg).Run(rctx, []catalog.Table{tb}, nil)
+	}()
 
 	h := &history{}
 	opts := Options{Writers: 4, HotKeys: 8, ColdKeys: 20000, Poison: poison}

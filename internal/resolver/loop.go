@@ -83,9 +83,9 @@ type loop struct {
 	// are not bisected again with them.
 	suspect map[string]bool
 	end     int64 // the partition's end when last asked (for the lag gauge)
-	endAt     time.Time
-	logged    map[string]time.Time // rate limit of warnings, by kind
-	fatal     error                // the membership failed: the loop stops
+	endAt   time.Time
+	logged  map[string]time.Time // rate limit of warnings, by kind
+	fatal   error                // the membership failed: the loop stops
 }
 
 func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
