@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/catalog"
@@ -118,6 +119,8 @@ func runDeadLetters(t *testing.T, b Backends, table string, tooLarge bool) {
 		defer h.mu.Unlock()
 		return h.acked
 	}
+	waitSteady(ctx, t, "events flowing", func() bool { return counter(t, reg, "wail_resolver_events_total") > 0 })
+	time.Sleep(500 * time.Millisecond) // past the start (a group member joins)
 	start := time.Now()
 	time.Sleep(phase) // the poison keys are written and published like any other
 	faultsAt, ackedBase := time.Now(), acked()
@@ -281,8 +284,16 @@ func flowOf(evs []Event, p *Poison, from, to time.Time) flow {
 	return f
 }
 
-// gauge sums a gauge's samples.
+// gauge sums a gauge's samples, counter a counter's.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	return sample(t, reg, name, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	return sample(t, reg, name, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+}
+
+func sample(t *testing.T, reg *prometheus.Registry, name string, value func(*dto.Metric) float64) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -292,7 +303,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetGauge().GetValue()
+				sum += value(m)
 			}
 		}
 	}

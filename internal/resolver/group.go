@@ -63,6 +63,7 @@ type txnRequest struct {
 	topic  string // intent topic
 	part   int32
 	offset int64
+	apart  bool            // runs in a transaction of its own
 	done   <-chan struct{} // the loop is gone: drop the request
 	reply  chan error
 }
@@ -105,10 +106,23 @@ func (p *pump) run(ctx context.Context) {
 	}
 }
 
-// transact runs one transaction for the batches whose loops still wait.
+// transact runs one transaction for the batches whose loops still wait,
+// and one for each that asked to be apart.
 func (p *pump) transact(ctx context.Context, batch []*txnRequest) {
 	p.busy.Lock()
 	defer p.busy.Unlock()
+	var merged []*txnRequest
+	for _, rq := range batch {
+		if rq.apart {
+			p.transactLocked(ctx, []*txnRequest{rq})
+		} else {
+			merged = append(merged, rq)
+		}
+	}
+	p.transactLocked(ctx, merged)
+}
+
+func (p *pump) transactLocked(ctx context.Context, batch []*txnRequest) {
 	recs := map[string][]*intentlog.Record{}
 	offsets := map[string]map[int32]int64{}
 	live := make([]*txnRequest, 0, len(batch))

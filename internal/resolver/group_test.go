@@ -97,6 +97,16 @@ func TestPumpTransact(t *testing.T) {
 			wantTxns: 4, wantRecs: 3, wantOffs: map[int32]int64{0: 5, 1: 9, 2: 3},
 			wantErrs: []error{nil, ErrAborted, nil},
 		},
+		{
+			name: "a request apart (it failed alone before) runs alone and aborts nobody else's",
+			reqs: []*txnRequest{
+				{recs: rec("a"), topic: "in", part: 0, offset: 5, done: live},
+				{recs: rec("bad"), topic: "in", part: 1, offset: 9, done: live, apart: true},
+				{recs: rec("c"), topic: "in", part: 2, offset: 3, done: live},
+			},
+			wantTxns: 2, wantRecs: 1, wantOffs: map[int32]int64{1: 9},
+			wantErrs: []error{nil, ErrAborted, nil},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -239,6 +239,7 @@ func (l *loop) startJob() {
 		j.offset = l.core.CommitAfter(keys)
 	case len(l.pubQ) > 0:
 		j.events = l.nextEvents()
+		j.apart = len(j.events) == 1 && l.suspect[string(j.events[0].Key)]
 		keys := make([][]byte, len(j.events))
 		for i := range j.events {
 			keys[i] = j.events[i].Key

@@ -15,6 +15,7 @@ type pubJob struct {
 	commitOnly bool
 	letters    []Letter
 	events     []intent.Event
+	apart      bool // events of keys that failed alone before (see publisher.events)
 	// offset is committed with the records (transactional publishers);
 	// base is the committed offset without them, for parts of a bisected
 	// batch.
@@ -46,7 +47,7 @@ func (l *loop) runJob(ctx context.Context, j *pubJob) *pubJob {
 			j.committed = j.offset
 		}
 	default:
-		res := l.pub.events(ctx, j.events, j.offset)
+		res := l.pub.events(ctx, j.events, j.offset, j.apart)
 		if res.err == nil && res.committed {
 			j.committed = j.offset
 		}
@@ -80,12 +81,12 @@ func (j *pubJob) settle(ctx context.Context, pub publisher, evs []intent.Event, 
 		return
 	}
 	h1, h2 := f[:len(f)/2], f[len(f)/2:]
-	r1 := pub.events(ctx, h1, j.base)
+	r1 := pub.events(ctx, h1, j.base, false)
 	if errors.Is(r1.err, errMembership) {
 		j.fatal = r1.err
 		return
 	}
-	r2 := pub.events(ctx, h2, j.base)
+	r2 := pub.events(ctx, h2, j.base, false)
 	if errors.Is(r2.err, errMembership) {
 		j.fatal = r2.err
 		return

@@ -125,11 +125,11 @@ func TestPlainPublisherPartialAppend(t *testing.T) {
 	p := newPlainPublisher(r, env.tb.Name, 0)
 	evs := events(env.tb.Name, "a", "b", "c", "d")
 
-	res := p.events(ctx, evs, 0)
+	res := p.events(ctx, evs, 0, false)
 	if res.err == nil || res.uncertain || keysOf(res.failed) != "c,d" {
 		t.Fatalf("partial append: failed %q uncertain %v err %v; want c,d certain", keysOf(res.failed), res.uncertain, res.err)
 	}
-	if res := p.events(ctx, res.failed, 0); res.err != nil {
+	if res := p.events(ctx, res.failed, 0, false); res.err != nil {
 		t.Fatal(res.err)
 	}
 	for k, n := range onBus(ctx, t, env) {
@@ -147,20 +147,20 @@ func TestPlainPublisherPartialAppend(t *testing.T) {
 	for i := range evs {
 		evs[i].Version += 100
 	}
-	res = p.events(ctx, evs, 0)
+	res = p.events(ctx, evs, 0, false)
 	if res.err == nil || !res.uncertain || len(res.failed) != 4 {
 		t.Fatalf("blind partial append: failed %q uncertain %v err %v; want all four, uncertain", keysOf(res.failed), res.uncertain, res.err)
 	}
 	bus.mu.Lock()
 	bus.blind = false
 	bus.mu.Unlock()
-	if res := p.events(ctx, evs[1:2], 0); res.err != nil { // f landed: not appended again
+	if res := p.events(ctx, evs[1:2], 0, false); res.err != nil { // f landed: not appended again
 		t.Fatal(res.err)
 	}
-	if res := p.events(ctx, evs[2:], 0); res.err != nil { // g, h did not
+	if res := p.events(ctx, evs[2:], 0, false); res.err != nil { // g, h did not
 		t.Fatal(res.err)
 	}
-	if res := p.events(ctx, evs[:1], 0); res.err != nil { // e landed
+	if res := p.events(ctx, evs[:1], 0, false); res.err != nil { // e landed
 		t.Fatal(res.err)
 	}
 	got := onBus(ctx, t, env)

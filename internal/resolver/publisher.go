@@ -29,8 +29,11 @@ import (
 //     or nothing.
 type publisher interface {
 	// events appends events to the bus, in order, and commits offset with
-	// them when it can (res.committed).
-	events(ctx context.Context, evs []intent.Event, offset int64) pubResult
+	// them when it can (res.committed). apart asks to keep them apart from
+	// other partitions' records (they failed alone before: a transactional
+	// publisher gives them a transaction of their own, so that their abort
+	// does not abort the others').
+	events(ctx context.Context, evs []intent.Event, offset int64, apart bool) pubResult
 	// letters appends dead letters, and commits offset with them when it
 	// can (committed).
 	letters(ctx context.Context, ls []*wailv1.DeadLetter, offset int64) (committed bool, err error)
@@ -85,7 +88,7 @@ func newPlainPublisher(r *Resolver, table string, part int32) *plainPublisher {
 		uncertain: map[string]uint64{}, landed: map[string]uint64{}}
 }
 
-func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64) pubResult {
+func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64, _ bool) pubResult {
 	for i := range evs {
 		if _, ok := p.uncertain[string(evs[i].Key)]; ok {
 			if err := p.check(ctx); err != nil {
@@ -199,12 +202,12 @@ type txnPublisher struct {
 	done  <-chan struct{} // the loop is gone: drop what it asked for
 }
 
-func (p *txnPublisher) events(ctx context.Context, evs []intent.Event, offset int64) pubResult {
+func (p *txnPublisher) events(ctx context.Context, evs []intent.Event, offset int64, apart bool) pubResult {
 	topic, recs, err := p.r.bus.Records(p.table, evs)
 	if err != nil {
 		return pubResult{failed: evs, err: err}
 	}
-	if err := p.transact(ctx, map[string][]*intentlog.Record{topic: recs}, offset); err != nil {
+	if err := p.transact(ctx, &txnRequest{recs: map[string][]*intentlog.Record{topic: recs}, offset: offset, apart: apart}); err != nil {
 		return pubResult{failed: evs, err: err}
 	}
 	return pubResult{committed: true}
@@ -215,18 +218,19 @@ func (p *txnPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, off
 	if err != nil {
 		return false, err
 	}
-	if err := p.transact(ctx, map[string][]*intentlog.Record{dlq.Topic(p.table): recs}, offset); err != nil {
+	if err := p.transact(ctx, &txnRequest{recs: map[string][]*intentlog.Record{dlq.Topic(p.table): recs}, offset: offset}); err != nil {
 		return false, err
 	}
 	return true, nil
 }
 
 func (p *txnPublisher) commit(ctx context.Context, offset int64) error {
-	return p.transact(ctx, nil, offset)
+	return p.transact(ctx, &txnRequest{offset: offset})
 }
 
-func (p *txnPublisher) transact(ctx context.Context, recs map[string][]*intentlog.Record, offset int64) error {
-	err := p.pump.do(ctx, &txnRequest{recs: recs, topic: p.topic, part: p.part, offset: offset, done: p.done})
+func (p *txnPublisher) transact(ctx context.Context, rq *txnRequest) error {
+	rq.topic, rq.part, rq.done = p.topic, p.part, p.done
+	err := p.pump.do(ctx, rq)
 	switch {
 	case err == nil:
 		return nil
