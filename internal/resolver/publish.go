@@ -76,6 +76,9 @@ func (j *pubJob) settle(ctx context.Context, pub publisher, evs []intent.Event, 
 	if res.err == nil || len(f) == 0 {
 		return
 	}
+	if ctx.Err() != nil {
+		res.uncertain = true // the loop is stopping: this says nothing about the records
+	}
 	if len(f) == 1 || res.uncertain || ctx.Err() != nil {
 		j.fail(f, res, len(f) == 1)
 		return
