@@ -142,31 +142,13 @@ func committedAt(ctx context.Context, t *testing.T, log Log, tb catalog.Table) i
 // readLetters returns every dead letter in a table's dead-letter topic.
 func readLetters(ctx context.Context, t *testing.T, log intentlog.Log, table string) []*wailv1.DeadLetter {
 	t.Helper()
-	_, end, err := log.Bounds(ctx, dlq.Topic(table), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*wailv1.DeadLetter
-	if end == 0 {
-		return out
-	}
-	rd, err := log.NewReader(dlq.Topic(table), 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	for rd.Position() < end {
-		recs, err := rd.Next(ctx)
+	for _, r := range readTopic(ctx, t, log, dlq.Topic(table)) {
+		m, err := dlq.Decode(r.Value)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("dead-letter record %d: %v", r.Offset, err)
 		}
-		for _, r := range recs {
-			m, err := dlq.Decode(r.Value)
-			if err != nil {
-				t.Fatalf("dead-letter record %d: %v", r.Offset, err)
-			}
-			out = append(out, m.GetLetter())
-		}
+		out = append(out, m.GetLetter())
 	}
 	return out
 }
@@ -284,17 +266,27 @@ func TestRetentionGapAtStart(t *testing.T) {
 	run := start(ctx, r, env.tb)
 	waitUntil(ctx, t, "the rest resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == end })
 	run.stop(t)
-	ls := readLetters(ctx, t, env.log, "gap")
-	if len(ls) != 1 || ls[0].Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP || ls[0].GapStartOffset != 0 || ls[0].GapEndOffset != logStart {
-		t.Fatalf("dead letters %v, want one gap [0, %d)", ls, logStart)
+	checkGap(ctx, t, env, r, logs, 0, logStart)
+}
+
+// checkGap: one gap letter, from from (-1: any offset after the first) to
+// the log start, counted, and an error log naming reconcile.
+func checkGap(ctx context.Context, t *testing.T, env *testEnv, r *Resolver, logs *syncBuffer, from, logStart int64) {
+	t.Helper()
+	table := env.tb.Name
+	ls := readLetters(ctx, t, env.log, table)
+	if len(ls) != 1 || ls[0].Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP || ls[0].GapEndOffset != logStart ||
+		(from >= 0 && ls[0].GapStartOffset != from) || ls[0].GapStartOffset < 0 {
+		t.Fatalf("dead letters %v, want one gap from %d to %d", ls, from, logStart)
 	}
-	if n := testutil.ToFloat64(r.cfg.Metrics.gapIntents.WithLabelValues("gap")); n != float64(logStart) {
-		t.Errorf("gap_intents_total = %v, want %d", n, logStart)
+	lost := logStart - ls[0].GapStartOffset
+	if n := testutil.ToFloat64(r.cfg.Metrics.gapIntents.WithLabelValues(table)); n != float64(lost) {
+		t.Errorf("gap_intents_total = %v, want %d", n, lost)
 	}
-	if n := testutil.ToFloat64(r.cfg.Metrics.letters.WithLabelValues("gap", "gap")); n != 1 {
+	if n := testutil.ToFloat64(r.cfg.Metrics.letters.WithLabelValues(table, "gap")); n != 1 {
 		t.Errorf("dead_letters_total{kind=gap} = %v, want 1", n)
 	}
-	if !strings.Contains(logs.String(), "wail table reconcile gap") {
+	if !strings.Contains(logs.String(), "wail table reconcile "+table) {
 		t.Errorf("no error log naming reconcile:\n%s", logs)
 	}
 }
@@ -312,9 +304,10 @@ func TestRetentionGapMidRun(t *testing.T) {
 	fs.block["stuck"] = release
 	env.write(ctx, t, "stuck", 1, "v")
 	logger, logs := testLogger()
-	cfg := testConfig(logger, nil)
+	cfg := testConfig(logger, NewMetrics(nil))
 	cfg.MaxUnresolved = 1
-	run := start(ctx, New(env.log, fs, env.bus, cfg), env.tb)
+	r := New(env.log, fs, env.bus, cfg)
+	run := start(ctx, r, env.tb)
 	<-fs.asked // the loop holds one unresolved intent: it reads no more
 	for i := 0; i < 200; i++ {
 		env.write(ctx, t, fmt.Sprintf("k%d", i%20), uint64(i+2), "v")
@@ -326,13 +319,7 @@ func TestRetentionGapMidRun(t *testing.T) {
 	close(release)
 	waitUntil(ctx, t, "the rest resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == end })
 	run.stop(t)
-	ls := readLetters(ctx, t, env.log, "gapmid")
-	if len(ls) != 1 || ls[0].Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP || ls[0].GapStartOffset < 1 || ls[0].GapEndOffset != logStart {
-		t.Fatalf("dead letters %v, want one gap ending at %d", ls, logStart)
-	}
-	if !strings.Contains(logs.String(), "wail table reconcile gapmid") {
-		t.Errorf("no error log naming reconcile:\n%s", logs)
-	}
+	checkGap(ctx, t, env, r, logs, -1, logStart)
 }
 
 // TestShutdownWithParkedKeys: keys whose reads and publishes keep failing

@@ -74,19 +74,18 @@ func events(table string, keys ...string) []intent.Event {
 	return out
 }
 
-// onBus returns how often each key has an event on the bus.
-func onBus(ctx context.Context, t *testing.T, e *testEnv) map[string]int {
+// readTopic returns every record of partition 0 of a topic.
+func readTopic(ctx context.Context, t *testing.T, log intentlog.Log, topic string) []intentlog.Record {
 	t.Helper()
-	topic := eventbus.Topic(e.tb.Name)
-	_, end, err := e.log.Bounds(ctx, topic, 0)
+	_, end, err := log.Bounds(ctx, topic, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]int{}
+	var out []intentlog.Record
 	if end == 0 {
-		return got
+		return out
 	}
-	rd, err := e.log.NewReader(topic, 0, 0)
+	rd, err := log.NewReader(topic, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,10 +95,18 @@ func onBus(ctx context.Context, t *testing.T, e *testEnv) map[string]int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range recs {
-			if r.Value != nil {
-				got[string(r.Key)]++
-			}
+		out = append(out, recs...)
+	}
+	return out
+}
+
+// onBus returns how often each key has an event on the bus.
+func onBus(ctx context.Context, t *testing.T, e *testEnv) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for _, r := range readTopic(ctx, t, e.log, eventbus.Topic(e.tb.Name)) {
+		if r.Value != nil {
+			got[string(r.Key)]++
 		}
 	}
 	return got
