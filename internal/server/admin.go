@@ -42,6 +42,8 @@ func (a *admin) CreateTable(ctx context.Context, req *connect.Request[wailv1.Cre
 		FailureMode:      catalog.FailureMode(m.FailureMode),
 		VisibilityWindow: time.Duration(m.VisibilityWindowMs) * time.Millisecond,
 		Partitions:       m.Partitions,
+		MaxAttempts:      m.MaxAttempts,
+		MaxRetryTime:     time.Duration(m.MaxRetryTimeMs) * time.Millisecond,
 	})
 	if err != nil {
 		return nil, connect.NewError(catalogCode(err), err)
