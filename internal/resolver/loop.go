@@ -342,7 +342,8 @@ func (l *loop) lettered(ls []Letter) {
 		}
 		l.logEvery("letter", time.Second, func() {
 			l.r.cfg.Logger.Error("resolver dead-lettered intents: their key gets no event for them until redriven. "+
-				"See them with `wail dlq ls "+l.table+"`; once the cause is fixed, `wail dlq redrive "+l.table+"` resolves the keys again",
+				"See them with `wail dlq ls "+l.table+"`; once the cause is fixed, `wail dlq redrive "+l.table+" OFFSET` (or --all) "+
+				"resolves the keys again from the store's current state",
 				"table", l.table, "partition", l.partition, "key", printable(lt.Key), "kind", lt.Kind.String(), "versions", versions,
 				"intents", len(lt.Intents), "attempts", lt.Attempts, "permanent", lt.Permanent, "err", lt.Err)
 		})
