@@ -198,6 +198,8 @@ func TestIsolateFailures(t *testing.T) {
 	}{
 		{name: "one refused record", poison: map[string]error{"k3": errBad}, wantFailed: "k3", wantAlone: true},
 		{name: "one record too large", poison: map[string]error{"k7": tooLarge}, wantFailed: "k7", wantAlone: true, wantPerm: true},
+		{name: "one event that cannot be encoded", poison: map[string]error{"k0": fmt.Errorf("%w: invalid UTF-8", eventbus.ErrEncode)},
+			wantFailed: "k0", wantAlone: true, wantPerm: true},
 		{name: "two too large records in both halves", poison: map[string]error{"k1": tooLarge, "k8": tooLarge}, wantFailed: "k1,k8", wantAlone: true, wantPerm: true},
 		{name: "bus down", down: true, wantFailed: strings.Join(keys, ","), wantAppends: 3},
 	}
