@@ -261,7 +261,7 @@ func TestIndependentAcrossBrokerStop(t *testing.T) {
 	events := readEvents(t, ctx, b.Log, tb)
 	final := finalState(t, ctx, b.Store, tb.Name, flaky.keys())
 	relaxUnlogged(t, writes, events, final)
-	Check(t, writes, events, flaky.check, final)
+	Check(t, writes, events, flaky.check, final, nil)
 }
 
 // relaxUnlogged adapts final (each key's stored row) for Check's

@@ -271,7 +271,7 @@ func lockSweep(t *testing.T, db sqlDB, trials int, lead time.Duration) {
 	keys := flaky.keys()
 	final := finalState(t, ctx, st, tb.Name, keys)
 	reportSweep(t, outcomes, final)
-	Check(t, writes, events, flaky.check, final)
+	Check(t, writes, events, flaky.check, final, nil)
 }
 
 // reportSweep logs, per 10 ms of hold time relative to the mean answer,

@@ -240,7 +240,7 @@ func (r *repairRig) check() {
 		r.t.Errorf("unsettled dead letters after the repair: %d (%v)", len(left), err)
 	}
 	evs := readEvents(r.t, r.ctx, r.b.Log, r.tb)
-	Check(r.t, r.h.writes, evs, r.flaky.check, finalState(r.t, r.ctx, r.b.Store, r.tb.Name, r.flaky.keys()))
+	Check(r.t, r.h.writes, evs, r.flaky.check, finalState(r.t, r.ctx, r.b.Store, r.tb.Name, r.flaky.keys()), nil)
 }
 
 func (r *repairRig) reconcileOptions() (reconcile.Options, reconcile.Table) {
