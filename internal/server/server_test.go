@@ -18,7 +18,6 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/dlq"
-	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
@@ -185,18 +184,10 @@ func TestNewLogOnAnExistingStore(t *testing.T) {
 // dead-letter topic (one partition) with its other topics.
 func TestTableRetryBoundsAndDeadLetterTopic(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	cfg.Defaults.MaxAttempts = 7
-	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, func(a string) { addr <- a }) }()
-	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, "http://"+<-addr)
+	srv, url := servertest.StartServer(t, func(c *config.Config) { c.Defaults.MaxAttempts = 7 })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
 	resp, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "orders", MaxRetryTimeMs: 30000}))
 	if err != nil {
 		t.Fatal(err)
@@ -207,16 +198,7 @@ func TestTableRetryBoundsAndDeadLetterTopic(t *testing.T) {
 	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "bad", MaxRetryTimeMs: 5})); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Fatalf("max_retry_time_ms 5: %v, want invalid_argument", err)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	log, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	if n, err := log.Partitions(context.Background(), dlq.Topic("orders")); err != nil || n != dlq.Partitions {
+	if n, err := srv.Log().Partitions(ctx, dlq.Topic("orders")); err != nil || n != dlq.Partitions {
 		t.Fatalf("dead-letter topic: %d partitions, %v", n, err)
 	}
 }
