@@ -92,6 +92,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzFold -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeWail -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeDebezium -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
+	$(GO) test -run='^$$' -fuzz=FuzzStrictJSON -fuzztime=10s -fuzzminimizetime=1s ./internal/server/
 
 clean:
 	rm -rf bin

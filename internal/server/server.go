@@ -246,12 +246,12 @@ func tableDef(t config.Table) (catalog.Table, error) {
 // Handler returns the HTTP handler of the API, /metrics and /healthz (see
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
-	opts := []connect.HandlerOption{
+	opts := append(jsonCodecs(),
 		connect.WithReadMaxBytes(maxRequestBytes),
 		connect.WithRecover(s.recovered),
 		// Compressing small answers and events costs more CPU than it saves.
 		connect.WithCompressMinBytes(minCompressBytes),
-	}
+	)
 	mux := http.NewServeMux()
 	if s.cfg.Proxy.Enabled {
 		popts := append(slices.Clip(opts), connect.WithInterceptors(s.refuseWhenStopping()))
