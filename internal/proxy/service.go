@@ -43,11 +43,22 @@ func toProto(r Result) *wailv1.WriteResult {
 	return out
 }
 
-// one runs a single mutation; its failure is the RPC's failure.
+// one runs a single mutation; its failure is the RPC's failure. A failure
+// after the version was stamped carries the WriteResult (version,
+// intent_logged, stored) as an error detail, so the client can match the
+// ABORT intent or a later event to its failed write, as Write's results do.
 func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, error) {
 	r := s.p.Write(ctx, []Mutation{m})[0]
 	if r.Err != nil {
-		return nil, connect.NewError(Code(r.Err), r.Err)
+		ce := connect.NewError(Code(r.Err), r.Err)
+		if r.Version != 0 {
+			res := toProto(r)
+			res.Error = nil // the error itself says it
+			if d, err := connect.NewErrorDetail(res); err == nil {
+				ce.AddDetail(d)
+			}
+		}
+		return nil, ce
 	}
 	return toProto(r), nil
 }
