@@ -40,6 +40,7 @@ type Config struct {
 	CatalogRefresh time.Duration `yaml:"catalog_refresh"`
 
 	Limits   Limits   `yaml:"limits"`
+	API      API      `yaml:"api"` // request, connection and stream budgets (api.go)
 	Log      Log      `yaml:"log"`
 	Store    Store    `yaml:"store"`
 	Resolver Resolver `yaml:"resolver"`
@@ -202,6 +203,7 @@ func defaults() Config {
 		Listen:          "127.0.0.1:7070",
 		ShutdownTimeout: 30 * time.Second,
 		Limits:          Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000},
+		API:             defaultAPI(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
@@ -260,6 +262,7 @@ func (c *Config) Validate() error {
 	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0 && c.Log.DLQRetention >= 0, "log retention must not be negative")
 	check(c.Log.MaxOpenFiles >= 0, "log.max_open_files %d must not be negative (0: automatic)", c.Log.MaxOpenFiles)
 	errs = append(errs, c.Store.validate()...)
+	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")

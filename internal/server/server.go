@@ -47,12 +47,8 @@ import (
 	"github.com/wail-cdc/wail/internal/store"
 )
 
-const (
-	// maxRequestBytes bounds one decoded request (a Write batch).
-	maxRequestBytes = 64 << 20
-	// minCompressBytes: smaller messages go uncompressed.
-	minCompressBytes = 4 << 10
-)
+// minCompressBytes: smaller messages go uncompressed.
+const minCompressBytes = 4 << 10
 
 // Server is one wail process.
 type Server struct {
@@ -75,6 +71,8 @@ type Server struct {
 	// process stop (failstop.go); failed then tells Run.
 	stopping atomic.Pointer[error]
 	failed   chan error
+	// streams are the event streams' limits (budget.go).
+	streams eventbus.Limits
 }
 
 // New opens everything the configuration names; it does not listen yet.
@@ -92,6 +90,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s := &Server{cfg: cfg, logger: logger, registry: prometheus.NewRegistry(), seams: sm, failed: make(chan error, 1)}
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.health = health.NewRegistry(s.registry)
+	s.streams = s.streamLimits()
 	if err := s.open(); err != nil {
 		s.close()
 		return nil, err
@@ -165,7 +164,7 @@ func (s *Server) open() error {
 		InstanceID: cfg.ResolverInstance(), Health: s.health,
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 	})
-	s.events = eventbus.NewService(s.bus, s.partitions)
+	s.events = eventbus.NewService(s.bus, s.partitions, s.streams)
 	return nil
 }
 
@@ -247,7 +246,7 @@ func tableDef(t config.Table) (catalog.Table, error) {
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
 	opts := append(jsonCodecs(),
-		connect.WithReadMaxBytes(maxRequestBytes),
+		budgetOptions(&s.cfg), // request size caps (budget.go)
 		connect.WithRecover(s.recovered),
 		// Compressing small answers and events costs more CPU than it saves.
 		connect.WithCompressMinBytes(minCompressBytes),
@@ -261,7 +260,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.Handler())
-	return mux
+	return newGuard(&s.cfg, mux)
 }
 
 func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, p any) error {
@@ -285,7 +284,10 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) (err error) {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	hs := &http.Server{Handler: s.Handler(), Protocols: &protocols, ReadHeaderTimeout: 10 * time.Second}
+	// Read and write timeouts are per request (budget.go): server-wide
+	// ones would cut event streams.
+	hs := &http.Server{Handler: s.Handler(), Protocols: &protocols,
+		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 

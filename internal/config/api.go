@@ -1,0 +1,100 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// API bounds what one client can make the server hold: how large a
+// request may be (after decompression), how long its body may take to
+// arrive, how long a client may leave a response unread, how long an idle
+// connection stays open, and how many event streams are open.
+//
+// The request size of Put, Delete and Get follows from limits (see
+// UnaryRequestBytes); a Write batch may be as large as max_batch_mutations
+// such mutations, up to MaxWriteRequestBytes.
+type API struct {
+	// MaxWriteRequestBytes caps one Write batch, decoded (JSON or
+	// protobuf) and decompressed.
+	MaxWriteRequestBytes int64 `yaml:"max_write_request_bytes"`
+	// MaxAdminRequestBytes caps a request to AdminService and
+	// EventService.
+	MaxAdminRequestBytes int64 `yaml:"max_admin_request_bytes"`
+	// ReadHeaderTimeout bounds the arrival of a request's headers.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds the arrival of a request's body, from the end of
+	// its headers; not the work that follows, nor an event stream.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds each write of a response (one event of a
+	// stream): a client that does not take it within this loses the
+	// stream (HTTP/2) or the connection (HTTP/1.1).
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxSubscriptions bounds the open Subscribe streams of the process;
+	// MaxSubscriptionsPerClient those of one client address (behind a
+	// load balancer or proxy, that is the proxy's address).
+	MaxSubscriptions          int `yaml:"max_subscriptions"`
+	MaxSubscriptionsPerClient int `yaml:"max_subscriptions_per_client"`
+	// SubscriptionBufferBytes bounds the events a stream holds read ahead
+	// of its client (one event larger than this still passes alone).
+	SubscriptionBufferBytes int `yaml:"subscription_buffer_bytes"`
+}
+
+func defaultAPI() API {
+	return API{
+		MaxWriteRequestBytes: 32 << 20,
+		MaxAdminRequestBytes: 1 << 20,
+		ReadHeaderTimeout:    10 * time.Second,
+		ReadTimeout:          30 * time.Second,
+		WriteTimeout:         30 * time.Second,
+		IdleTimeout:          2 * time.Minute,
+		MaxSubscriptions:     1024,
+		// `wail tail` is one stream; a service with a few consumers per
+		// host stays well below.
+		MaxSubscriptionsPerClient: 64,
+		SubscriptionBufferBytes:   4 << 20,
+	}
+}
+
+// mutationBytes is the most one mutation takes on the wire: key and value
+// base64 in JSON (4/3), plus the table name, op and punctuation.
+func (c *Config) mutationBytes() int64 {
+	return int64(c.Limits.MaxKeyBytes+c.Limits.MaxValueBytes)*4/3 + 256
+}
+
+// UnaryRequestBytes is the request cap of Put, Delete and Get: one mutation
+// at limits.max_key_bytes and limits.max_value_bytes, plus 4 KiB.
+func (c *Config) UnaryRequestBytes() int64 { return c.mutationBytes() + 4<<10 }
+
+// WriteRequestBytes is the request cap of Write: max_batch_mutations
+// mutations at their limits, at most api.max_write_request_bytes.
+func (c *Config) WriteRequestBytes() int64 {
+	return min(int64(c.Limits.MaxBatchMutations)*c.mutationBytes()+4<<10, c.API.MaxWriteRequestBytes)
+}
+
+func (c *Config) validateAPI() []error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	a := c.API
+	check(a.MaxWriteRequestBytes >= c.UnaryRequestBytes() && a.MaxWriteRequestBytes <= 1<<30,
+		"api.max_write_request_bytes %d out of range %d..%d (at least one mutation at limits.max_key_bytes and max_value_bytes)",
+		a.MaxWriteRequestBytes, c.UnaryRequestBytes(), 1<<30)
+	check(a.MaxAdminRequestBytes >= 4<<10 && a.MaxAdminRequestBytes <= 1<<30,
+		"api.max_admin_request_bytes %d out of range 4096..%d", a.MaxAdminRequestBytes, 1<<30)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"read_header_timeout", a.ReadHeaderTimeout}, {"read_timeout", a.ReadTimeout}, {"write_timeout", a.WriteTimeout}, {"idle_timeout", a.IdleTimeout}} {
+		check(d.v >= 100*time.Millisecond, "api.%s %s is below 100ms", d.name, d.v)
+	}
+	check(a.MaxSubscriptions >= 1, "api.max_subscriptions must be positive")
+	check(a.MaxSubscriptionsPerClient >= 1 && a.MaxSubscriptionsPerClient <= a.MaxSubscriptions,
+		"api.max_subscriptions_per_client %d out of range 1..%d (api.max_subscriptions)", a.MaxSubscriptionsPerClient, a.MaxSubscriptions)
+	check(a.SubscriptionBufferBytes >= 64<<10, "api.subscription_buffer_bytes %d is below 64 KiB", a.SubscriptionBufferBytes)
+	return errs
+}

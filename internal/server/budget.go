@@ -1,0 +1,249 @@
+package server
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/eventbus"
+)
+
+// Request budgets (docs/operations.md, "Limits and budgets"): what one
+// request may make the server hold, and for how long.
+//
+//   - Size: each procedure has a cap on its request, decoded and
+//     decompressed (requestBytes). connect enforces it on the message; a
+//     gzip body is inflated through cappedGzip, which stops at the cap
+//     instead of inflating the rest to measure it (connect's own gzip
+//     inflates a 1 MB bomb to 1 GB to report its size). The raw body is
+//     capped too (http.MaxBytesReader), and a Content-Length above it is
+//     refused before reading.
+//   - Time: the body must arrive within api.read_timeout of the headers;
+//     once it has, the read deadline is lifted, so neither a long handler
+//     nor an event stream is cut. Each write of a response must be taken
+//     by the client within api.write_timeout (timedWriter), so a client
+//     that stops reading loses its stream instead of holding the server.
+
+// requestBytes is the cap of one request of procedure, decoded.
+func requestBytes(cfg *config.Config, procedure string) int64 {
+	switch procedure {
+	case wailv1connect.ProducerServicePutProcedure, wailv1connect.ProducerServiceDeleteProcedure, wailv1connect.ProducerServiceGetProcedure:
+		return cfg.UnaryRequestBytes()
+	case wailv1connect.ProducerServiceWriteProcedure:
+		return cfg.WriteRequestBytes()
+	}
+	return cfg.API.MaxAdminRequestBytes
+}
+
+// capSetting names the settings behind a procedure's cap, for errors.
+func capSetting(procedure string) string {
+	switch procedure {
+	case wailv1connect.ProducerServicePutProcedure, wailv1connect.ProducerServiceDeleteProcedure, wailv1connect.ProducerServiceGetProcedure:
+		return "limits.max_key_bytes + limits.max_value_bytes"
+	case wailv1connect.ProducerServiceWriteProcedure:
+		return "limits.max_batch_mutations mutations at those limits, at most api.max_write_request_bytes"
+	}
+	return "api.max_admin_request_bytes"
+}
+
+// rawBytes is the cap of a request's body as sent: connect applies the
+// decoded cap to the compressed message too, so only the 5-byte envelope
+// of gRPC and streams comes on top.
+func rawBytes(decoded int64) int64 { return decoded + 5 }
+
+// budgetOptions gives each procedure its size cap, for the message and for
+// what a compressed message inflates to.
+func budgetOptions(cfg *config.Config) connect.HandlerOption {
+	return connect.WithConditionalHandlerOptions(func(spec connect.Spec) []connect.HandlerOption {
+		n := requestBytes(cfg, spec.Procedure)
+		setting := capSetting(spec.Procedure)
+		return []connect.HandlerOption{
+			connect.WithReadMaxBytes(int(n)),
+			connect.WithCompression("gzip",
+				func() connect.Decompressor { return &cappedGzip{limit: n, setting: setting} },
+				func() connect.Compressor { return gzip.NewWriter(io.Discard) }),
+		}
+	})
+}
+
+// cappedGzip inflates at most limit+1 bytes; reading past them fails at
+// once. connect reads limit+1 bytes to see that a message is too large and
+// then drains the decompressor to tell its size: here that drain ends
+// immediately.
+type cappedGzip struct {
+	zr      gzip.Reader
+	limit   int64
+	setting string
+	n       int64
+}
+
+func (d *cappedGzip) Read(p []byte) (int, error) {
+	if d.n > d.limit {
+		return 0, fmt.Errorf("the request inflates past %d bytes, the cap of this method (%s); it was not inflated further", d.limit, d.setting)
+	}
+	if rest := d.limit + 1 - d.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := d.zr.Read(p)
+	d.n += int64(n)
+	return n, err
+}
+
+func (d *cappedGzip) Reset(r io.Reader) error {
+	d.n = 0
+	return d.zr.Reset(r)
+}
+
+func (d *cappedGzip) Close() error { return d.zr.Close() }
+
+// guard applies the raw size cap and the read and write deadlines to every
+// request.
+type guard struct {
+	next http.Handler
+	cfg  *config.Config
+	errs *connect.ErrorWriter
+}
+
+func newGuard(cfg *config.Config, next http.Handler) *guard {
+	return &guard{next: next, cfg: cfg, errs: connect.NewErrorWriter()}
+}
+
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	procedure := r.URL.Path
+	raw := rawBytes(requestBytes(g.cfg, procedure))
+	if r.ContentLength > raw {
+		_ = g.errs.Write(w, r, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("the request body is %d bytes; %s takes at most %d (%s)", r.ContentLength, procedure, raw, capSetting(procedure))))
+		return
+	}
+	rc := http.NewResponseController(w)
+	if r.Body != nil && r.Body != http.NoBody {
+		_ = rc.SetReadDeadline(time.Now().Add(g.cfg.API.ReadTimeout))
+		r.Body = &timedBody{ReadCloser: http.MaxBytesReader(w, r.Body, raw), rc: rc, timeout: g.cfg.API.ReadTimeout,
+			procedure: procedure}
+	}
+	tw := &timedWriter{ResponseWriter: w, rc: rc, timeout: g.cfg.API.WriteTimeout}
+	defer tw.finish()
+	g.next.ServeHTTP(tw, r)
+}
+
+// timedBody lifts the read deadline once the body has arrived, and turns a
+// deadline or size overrun into an error that says which setting it hit.
+type timedBody struct {
+	io.ReadCloser
+	rc        *http.ResponseController
+	timeout   time.Duration
+	procedure string
+	lifted    bool
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == io.EOF && !b.lifted:
+		b.lifted = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return n, connect.NewError(connect.CodeDeadlineExceeded,
+			fmt.Errorf("the request body did not arrive within %s (api.read_timeout)", b.timeout))
+	case errors.As(err, &tooLarge):
+		return n, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("the request body passes %d bytes; that is the most %s takes (%s)", tooLarge.Limit, b.procedure, capSetting(b.procedure)))
+	}
+	return n, err
+}
+
+// timedWriter fails a response write (HTTP/1.1: the connection; HTTP/2:
+// the stream) that the client has not taken within timeout. The deadline
+// runs only while a write or flush is pending, so an idle event stream
+// lives on.
+type timedWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+
+	mu    sync.Mutex
+	timer *time.Timer
+	done  bool // the handler returned: the ResponseController must not be used
+}
+
+func (t *timedWriter) arm() {
+	t.mu.Lock()
+	if t.timer == nil {
+		t.timer = time.AfterFunc(t.timeout, t.expire)
+	} else {
+		t.timer.Reset(t.timeout)
+	}
+	t.mu.Unlock()
+}
+
+func (t *timedWriter) disarm() {
+	t.mu.Lock()
+	t.timer.Stop()
+	t.mu.Unlock()
+}
+
+func (t *timedWriter) expire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.done {
+		_ = t.rc.SetWriteDeadline(time.Now()) // fails the pending write now
+	}
+}
+
+func (t *timedWriter) finish() {
+	t.mu.Lock()
+	t.done = true
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.mu.Unlock()
+}
+
+func (t *timedWriter) Write(p []byte) (int, error) {
+	t.arm()
+	defer t.disarm()
+	return t.ResponseWriter.Write(p)
+}
+
+// Flush implements http.Flusher (connect's event streams need it).
+func (t *timedWriter) Flush() {
+	t.arm()
+	defer t.disarm()
+	_ = t.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// streamLimits are the event streams' limits, counted in
+// wail_api_subscriptions_refused_total; wail_api_subscriptions is the
+// number open.
+func (s *Server) streamLimits() eventbus.Limits {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wail_api_subscriptions_refused_total",
+		Help: "Subscribe streams refused because a limit was reached: total (api.max_subscriptions) or per_client (api.max_subscriptions_per_client).",
+	}, []string{"limit"})
+	open := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "wail_api_subscriptions",
+		Help: "Subscribe streams open.",
+	})
+	s.registry.MustRegister(refused, open)
+	a := s.cfg.API
+	return eventbus.Limits{
+		MaxStreams: a.MaxSubscriptions, MaxStreamsPerClient: a.MaxSubscriptionsPerClient, BufferBytes: int64(a.SubscriptionBufferBytes),
+		Refused: func(limit string) { refused.WithLabelValues(limit).Inc() },
+		Opened:  func(n int) { open.Set(float64(n)) },
+	}
+}
