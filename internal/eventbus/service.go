@@ -53,9 +53,16 @@ type Service struct {
 	byClient map[string]int
 }
 
-// NewService returns the EventService handler.
-func NewService(bus *Bus, partitions func(table string) (int32, bool), limits Limits) *Service {
-	return &Service{bus: bus, partitions: partitions, limits: limits, closing: make(chan struct{}), byClient: map[string]int{}}
+// NewService returns the EventService handler, without limits (see
+// WithLimits).
+func NewService(bus *Bus, partitions func(table string) (int32, bool)) *Service {
+	return &Service{bus: bus, partitions: partitions, closing: make(chan struct{}), byClient: map[string]int{}}
+}
+
+// WithLimits sets the limits; call it before serving.
+func (s *Service) WithLimits(l Limits) *Service {
+	s.limits = l
+	return s
 }
 
 // Open returns how many streams are open.

@@ -164,7 +164,7 @@ func (s *Server) open() error {
 		InstanceID: cfg.ResolverInstance(), Health: s.health,
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 	})
-	s.events = eventbus.NewService(s.bus, s.partitions, s.streams)
+	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams)
 	return nil
 }
 
