@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -36,14 +37,10 @@ func catalogCode(err error) connect.Code {
 
 func (a *admin) CreateTable(ctx context.Context, req *connect.Request[wailv1.CreateTableRequest]) (*connect.Response[wailv1.CreateTableResponse], error) {
 	m := req.Msg
-	window, err := catalog.Millis("visibilityWindowMs", m.VisibilityWindowMs)
-	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
-	}
 	t, created, err := a.s.catalog.Create(ctx, catalog.Table{
 		Name:             m.Name,
 		FailureMode:      catalog.FailureMode(m.FailureMode),
-		VisibilityWindow: window,
+		VisibilityWindow: time.Duration(m.VisibilityWindowMs) * time.Millisecond,
 		Partitions:       m.Partitions,
 		MaxAttempts:      m.MaxAttempts,
 		MaxRetryTime:     time.Duration(m.MaxRetryTimeMs) * time.Millisecond,
