@@ -30,6 +30,9 @@ type Config struct {
 	ProxyID uint32 `yaml:"proxy_id"`
 	// ShutdownTimeout bounds how long a graceful shutdown drains.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// StartTimeout bounds how long a start waits for the Kafka brokers or
+	// the SQL store to answer (0: for ever); see internal/server/start.go.
+	StartTimeout time.Duration `yaml:"start_timeout"`
 
 	// Proxy is the write API (ProducerService). `wail resolve` runs without it.
 	Proxy struct {
@@ -253,6 +256,7 @@ func (c *Config) Validate() error {
 	check(c.Listen != "", "listen must not be empty")
 	check(c.ProxyID <= 1023, "proxy_id %d out of range 0..1023", c.ProxyID)
 	check(c.ShutdownTimeout > 0, "shutdown_timeout must be positive")
+	check(c.StartTimeout >= 0, "start_timeout must not be negative (0: wait for ever)")
 	check(c.CatalogRefresh > 0, "catalog_refresh must be positive")
 	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
 	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -36,18 +34,7 @@ import (
 // it is not reachable.
 func kafkaBrokers(t *testing.T) []string {
 	t.Helper()
-	brokers := os.Getenv("WAIL_TEST_KAFKA_BROKERS")
-	if brokers == "" {
-		brokers = "127.0.0.1:9092"
-	}
-	list := strings.Split(brokers, ",")
-	conn, err := net.DialTimeout("tcp", list[0], time.Second)
-	if err != nil {
-		msg := "Kafka not reachable at " + list[0] + ": run scripts/kafka.sh up (" + err.Error() + ")"
-		servicetest.Missing(t, msg)
-	}
-	conn.Close()
-	return list
+	return servicetest.KafkaBrokers(t)
 }
 
 // TestInvariantsKafka runs the invariant suite with Kafka as the intent log

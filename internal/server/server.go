@@ -73,9 +73,16 @@ type Server struct {
 	failed   chan error
 	// streams are the event streams' limits (budget.go).
 	streams eventbus.Limits
+	clock   *hlc.Clock
+	// opened is set once open succeeded; starting says what the start
+	// waits for (start.go).
+	opened   bool
+	starting atomic.Pointer[string]
 }
 
-// New opens everything the configuration names; it does not listen yet.
+// New opens everything the configuration names, unless it names a remote
+// dependency (Kafka, a SQL store): Run then opens it, listening meanwhile
+// and waiting for the dependency (start.go). New does not listen.
 func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
 	return newServer(cfg, logger, seams{})
 }
@@ -91,14 +98,20 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.health = health.NewRegistry(s.registry)
 	s.streams = s.streamLimits()
-	if err := s.open(); err != nil {
-		s.close()
-		return nil, err
+	if !s.remote() {
+		if err := s.open(context.Background()); err != nil {
+			s.close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
 
-func (s *Server) open() error {
+// open opens the log, the store and what lives on them. It runs again
+// after an error that says a dependency cannot be reached yet (start.go),
+// keeping the log and store it opened: steps that register metrics go
+// last, after every step that can fail.
+func (s *Server) open(ctx context.Context) error {
 	cfg := s.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("server: data dir: %w", err)
@@ -108,20 +121,21 @@ func (s *Server) open() error {
 	if logSeams.onLogHealth == nil {
 		logSeams.onLogHealth = s.logHealth
 	}
-	s.log, err = openLog(context.Background(), cfg, s.logger, logSeams)
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
+	if s.log == nil {
+		if s.log, err = openLog(ctx, cfg, s.logger, logSeams); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
 	}
-	s.store, err = openStore(context.Background(), cfg, s.logger, s.seams)
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
+	if s.store == nil {
+		if s.store, err = openStore(ctx, cfg, s.logger, s.seams); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
 	}
 	s.bus = eventbus.New(s.log)
 	defaults, err := tableDef(cfg.Defaults)
 	if err != nil {
 		return fmt.Errorf("server: table_defaults: %w", err)
 	}
-	ctx := context.Background()
 	s.catalog, err = catalog.Open(ctx, s.store, s.provision, defaults)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -149,6 +163,7 @@ func (s *Server) open() error {
 	if err := s.observeLoggedVersions(ctx, clock); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
+	s.clock = clock
 	limits := proxy.Limits{
 		MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatch: cfg.Limits.MaxBatchMutations,
 	}
@@ -165,6 +180,7 @@ func (s *Server) open() error {
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 	})
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams)
+	s.opened = true
 	return nil
 }
 
@@ -268,28 +284,46 @@ func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, 
 	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error"))
 }
 
-// Run listens on cfg.Listen, calls ready with the bound address, and serves
-// until ctx ends; then it stops accepting writes, finishes in-flight ones,
-// drains the resolver, commits and closes. It returns nil after a clean
-// shutdown.
-func (s *Server) Run(ctx context.Context, ready func(addr string)) (err error) {
+// Run listens on cfg.Listen, calls ready with the bound address once it
+// serves, and serves until ctx ends; then it stops accepting writes,
+// finishes in-flight ones, drains the resolver, commits and closes. It
+// returns nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return errors.Join(fmt.Errorf("server: listen: %w", err), s.closeBy(time.Time{}))
+	}
+	return s.Serve(ctx, ln, ready)
+}
+
+// Serve is Run on a listener of the caller's. /healthz and /metrics answer
+// at once; the API answers Unavailable, saying what the server waits for,
+// until the log and store are open (start.go). A ctx that ends before then
+// makes it return nil.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) (err error) {
 	// Set when shutdown starts: draining and closing end by then.
 	var deadline time.Time
 	defer func() { err = errors.Join(err, s.closeBy(deadline)) }()
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("server: listen: %w", err)
-	}
 	// HTTP/1.1 and unencrypted HTTP/2 (h2c, for gRPC clients) on one port.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
+	var front gate
+	front.set(s.startingHandler())
 	// Read and write timeouts are per request (budget.go): server-wide
 	// ones would cut event streams.
-	hs := &http.Server{Handler: s.Handler(), Protocols: &protocols,
+	hs := &http.Server{Handler: &front, Protocols: &protocols,
 		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
+	if err := s.start(ctx); err != nil {
+		_ = hs.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	front.set(s.Handler())
 
 	rctx, stopResolver := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopResolver()

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Starting while dependencies are down. A process on Kafka or a SQL store
+// does not exit when the brokers or the database do not answer at start:
+// it listens at once (/healthz: unhealthy, the component "start" saying
+// what it waits for; the API: Unavailable with the same words), retries
+// with backoff, and serves once they answer, as Kafka clients do. Errors
+// that waiting cannot fix (a corrupt or locked data dir, a YAML table that
+// conflicts with the saved one) end the start at once. start_timeout
+// bounds the wait (0: wait for ever).
+
+const (
+	startComponent = "start"
+	// startAttempt bounds one attempt, so a broker that does not answer at
+	// all is reported, not waited on silently.
+	startAttempt   = 30 * time.Second
+	startBackoff   = 500 * time.Millisecond
+	startBackoffTo = 15 * time.Second
+	startLogEvery  = time.Minute
+)
+
+// gate is the server's handler: the starting one, then the API.
+type gate struct{ h atomic.Pointer[http.Handler] }
+
+func (g *gate) set(h http.Handler)                               { g.h.Store(&h) }
+func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*g.h.Load()).ServeHTTP(w, r) }
+
+// startingHandler answers while the server starts: /healthz and /metrics,
+// and Unavailable on every RPC, saying what the server waits for.
+func (s *Server) startingHandler() http.Handler {
+	opts := append(jsonCodecs(), budgetOptions(&s.cfg),
+		connect.WithRequestGate(func(ctx context.Context, _ connect.Spec, _ connect.Peer, _ http.Header) (context.Context, error) {
+			return ctx, connect.NewError(connect.CodeUnavailable, errors.New(s.startingReason()))
+		}))
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewProducerServiceHandler(wailv1connect.UnimplementedProducerServiceHandler{}, opts...))
+	mux.Handle(wailv1connect.NewAdminServiceHandler(wailv1connect.UnimplementedAdminServiceHandler{}, opts...))
+	mux.Handle(wailv1connect.NewEventServiceHandler(wailv1connect.UnimplementedEventServiceHandler{}, opts...))
+	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", s.health.Handler())
+	return newGuard(&s.cfg, mux)
+}
+
+func (s *Server) startingReason() string {
+	if r := s.starting.Load(); r != nil {
+		return *r
+	}
+	return "wail is starting: opening the log and the store"
+}
+
+// start opens the log, the store and what lives on them, waiting while a
+// remote dependency does not answer.
+func (s *Server) start(ctx context.Context) error {
+	if s.opened { // New opened what is local
+		return nil
+	}
+	begin := time.Now()
+	backoff := startBackoff
+	var lastLog time.Time
+	var lastWhat string
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, startAttempt)
+		err := s.open(actx)
+		cancel()
+		if err == nil {
+			s.health.Clear(startComponent)
+			if attempt > 1 {
+				s.logger.Info("the dependencies answer: serving", "waited", time.Since(begin).Round(time.Millisecond))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !waitable(err) {
+			return err
+		}
+		what := s.waitingFor()
+		if t := s.cfg.StartTimeout; t > 0 && time.Since(begin)+backoff > t {
+			return fmt.Errorf("server: gave up after %s (start_timeout) waiting for %s: %w", time.Since(begin).Round(time.Second), what, err)
+		}
+		reason := fmt.Sprintf("wail is starting: waiting for %s (attempt %d, for %s): %v",
+			what, attempt, time.Since(begin).Round(time.Second), err)
+		s.starting.Store(&reason)
+		s.health.Set(startComponent, health.Unhealthy, reason, waitAction(s.cfg))
+		if what != lastWhat || time.Since(lastLog) >= startLogEvery {
+			s.logger.Warn("waiting for a dependency before serving; /healthz says unhealthy and the API unavailable meanwhile",
+				"waiting_for", what, "err", err, "next_attempt_in", backoff, "start_timeout", s.cfg.StartTimeout)
+			lastLog, lastWhat = time.Now(), what
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, startBackoffTo)
+	}
+}
+
+// remote reports whether the configuration names a dependency the start
+// may have to wait for: Kafka, a SQL store.
+func (s *Server) remote() bool {
+	return s.cfg.Log.Kind == config.LogKafka || s.cfg.Store.Kind != config.StorePebble
+}
+
+// waitingFor names the dependency the start waits for.
+func (s *Server) waitingFor() string {
+	var deps []string
+	if s.cfg.Log.Kind == config.LogKafka {
+		deps = append(deps, fmt.Sprintf("the Kafka brokers %s (log.kafka.brokers)", strings.Join(s.cfg.Log.Kafka.Brokers, ",")))
+	}
+	if s.cfg.Store.Kind != config.StorePebble {
+		deps = append(deps, fmt.Sprintf("the %s store (store.dsn)", s.cfg.Store.Kind))
+	}
+	switch {
+	case s.log == nil && s.cfg.Log.Kind == config.LogKafka:
+		return deps[0]
+	case s.store == nil:
+		return deps[len(deps)-1]
+	}
+	return strings.Join(deps, " and ")
+}
+
+func waitAction(cfg config.Config) string {
+	a := "check that the dependency is up and reachable from this host; wail serves once it answers"
+	if cfg.StartTimeout > 0 {
+		return a + fmt.Sprintf(" (it gives up after start_timeout, %s)", cfg.StartTimeout)
+	}
+	return a
+}
+
+// waitable reports an error that says a dependency cannot be reached yet:
+// a network error, a timeout, a store that says it is unavailable, a
+// retriable Kafka error. Waiting fixes those; it fixes nothing else.
+func waitable(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	var ke *kerr.Error
+	return errors.Is(err, store.ErrUnavailable) || errors.As(err, &op) || errors.As(err, &dns) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		(errors.As(err, &ke) && ke.Retriable)
+}

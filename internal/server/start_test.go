@@ -1,0 +1,293 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
+	"github.com/wail-cdc/wail/internal/servicetest"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
+)
+
+// door is a TCP port that is closed until opened; then it forwards every
+// connection to target. It stands for a dependency that is down at start
+// and comes back.
+type door struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+}
+
+func newDoor(t *testing.T, target string) *door {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &door{addr: ln.Addr().String(), target: target}
+	ln.Close() // closed: connections are refused
+	t.Cleanup(func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.ln != nil {
+			d.ln.Close()
+		}
+	})
+	return d
+}
+
+func (d *door) open(t *testing.T) {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 { // the port was free a moment ago
+		if ln, err = net.Listen("tcp", d.addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.ln = ln
+	d.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", d.target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+}
+
+// starting runs a server on a listener of the test's and returns its URL
+// and what Serve returned (once it has).
+func starting(t *testing.T, cfg config.Config) (string, <-chan error, <-chan string) {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	ready := make(chan string, 1)
+	go func() {
+		defer close(exited)
+		done <- srv.Serve(ctx, ln, func(a string) { ready <- a })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			t.Error("the server did not stop")
+		}
+	})
+	return "http://" + ln.Addr().String(), done, ready
+}
+
+func healthz(t *testing.T, base string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitsThenServes checks that a server waiting for a dependency says so,
+// then serves once the door opens.
+func waitsThenServes(t *testing.T, base string, ready <-chan string, d *door, says string) {
+	t.Helper()
+	var status int
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if status, body = healthz(t, base); strings.Contains(body, says) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "unhealthy start: wail is starting: waiting for "+says) {
+		t.Fatalf("/healthz while the dependency is down: %d %q", status, body)
+	}
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, base)
+	_, err := admin.ListTables(context.Background(), connect.NewRequest(&wailv1.ListTablesRequest{}))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "waiting for "+says) {
+		t.Fatalf("the API while the dependency is down: %v", err)
+	}
+	select {
+	case <-ready:
+		t.Fatal("ready before the dependency answered")
+	default:
+	}
+	d.open(t)
+	select {
+	case <-ready:
+	case <-time.After(time.Minute):
+		t.Fatal("not serving a minute after the dependency came back")
+	}
+	if status, body := healthz(t, base); status != http.StatusOK {
+		t.Fatalf("/healthz once serving: %d %q", status, body)
+	}
+	ctx := context.Background()
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 1})); err != nil {
+		t.Fatal(err)
+	}
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, base)
+	if r, err := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k"), Value: []byte("v")})); err != nil || !r.Msg.Result.Stored {
+		t.Fatalf("put once serving: %v", err)
+	}
+}
+
+// TestStartWaitsForPostgres: a server whose PostgreSQL is down at start
+// listens, says unhealthy and what it waits for, and serves once the
+// database answers.
+func TestStartWaitsForPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := sqltest.Postgres(t)
+	dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDoor(t, u.Host)
+	u.Host = d.addr
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Store = config.Store{Kind: config.StorePostgres, DSN: u.String(), MaxConns: 4, QueryTimeout: 5 * time.Second}
+	base, _, ready := starting(t, cfg)
+	waitsThenServes(t, base, ready, d, "the postgres store")
+}
+
+// TestStartWaitsForKafka: the same with the Kafka brokers down at start.
+func TestStartWaitsForKafka(t *testing.T) {
+	t.Parallel()
+	brokers := servicetest.KafkaBrokers(t)
+	d := newDoor(t, brokers[0])
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Log.Kind = config.LogKafka
+	cfg.Log.Kafka.Brokers = []string{d.addr}
+	prefix := sqltest.Name("start_") // topics of their own
+	cfg.Log.Kafka.IntentTopic, cfg.Log.Kafka.EventTopic = prefix+".intents.{table}", prefix+".events.{table}"
+	cfg.Resolver.Group = prefix
+	t.Cleanup(func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = kadm.NewClient(cl).DeleteTopics(ctx, prefix+".intents.t", prefix+".events.t")
+	})
+	base, _, ready := starting(t, cfg)
+	waitsThenServes(t, base, ready, d, "the Kafka brokers "+d.addr)
+}
+
+// TestStartTimeout: with start_timeout set, a dependency that stays down
+// ends the start with an error naming it.
+func TestStartTimeout(t *testing.T) {
+	t.Parallel()
+	d := newDoor(t, "")
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.StartTimeout = 2 * time.Second
+	cfg.Store = config.Store{Kind: config.StorePostgres, DSN: "postgres://wail:wail@" + d.addr + "/wail", MaxConns: 1, QueryTimeout: time.Second}
+	_, done, _ := starting(t, cfg)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "start_timeout") || !strings.Contains(err.Error(), "the postgres store") {
+			t.Fatalf("error %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("still waiting long after start_timeout")
+	}
+}
+
+// TestStartFailsAtOnceOnWhatWaitingCannotFix: a data dir that cannot be
+// made ends the start at once, even with a remote store configured.
+func TestStartFailsAtOnceOnWhatWaitingCannotFix(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(file, "data")
+	cfg.Store = config.Store{Kind: config.StorePostgres, DSN: "postgres://wail:wail@127.0.0.1:1/wail", MaxConns: 1, QueryTimeout: time.Second}
+	_, done, _ := starting(t, cfg)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "data dir") {
+			t.Fatalf("error %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("waiting on an error that waiting cannot fix")
+	}
+}
+
+// TestStopWhileWaiting: a shutdown while the start waits returns nil.
+func TestStopWhileWaiting(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Store = config.Store{Kind: config.StorePostgres, DSN: "postgres://wail:wail@127.0.0.1:1/wail", MaxConns: 1, QueryTimeout: time.Second}
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, nil) }()
+	for srv.Health().State() == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+}
