@@ -37,6 +37,14 @@ type Config struct {
 	// Proxy is the write API (ProducerService). `wail resolve` runs without it.
 	Proxy struct {
 		Enabled bool `yaml:"enabled"`
+		// LeaseTTL: on a shared (SQL) store a proxy leases its proxy id
+		// for this long and renews it every third of it; a crashed
+		// proxy's id is free again after it (internal/lease).
+		LeaseTTL time.Duration `yaml:"lease_ttl"`
+		// ClockSkewAlert: when versions this proxy observes (from other
+		// proxies, the log, the store) run ahead of its clock by more
+		// than this, it warns and reports degraded.
+		ClockSkewAlert time.Duration `yaml:"clock_skew_alert"`
 	} `yaml:"proxy"`
 	// CatalogRefresh is how often the catalog is reloaded from the store,
 	// to see tables that other processes sharing the store created.
@@ -196,6 +204,7 @@ type Table struct {
 func Default() Config {
 	c := defaults()
 	c.Proxy.Enabled = true
+	c.Proxy.LeaseTTL, c.Proxy.ClockSkewAlert = 15*time.Second, time.Second
 	return c
 }
 
@@ -257,6 +266,8 @@ func (c *Config) Validate() error {
 	check(c.ProxyID <= 1023, "proxy_id %d out of range 0..1023", c.ProxyID)
 	check(c.ShutdownTimeout > 0, "shutdown_timeout must be positive")
 	check(c.StartTimeout >= 0, "start_timeout must not be negative (0: wait for ever)")
+	check(c.Proxy.LeaseTTL >= 3*time.Second && c.Proxy.LeaseTTL <= 10*time.Minute, "proxy.lease_ttl %s out of range 3s..10m", c.Proxy.LeaseTTL)
+	check(c.Proxy.ClockSkewAlert > 0, "proxy.clock_skew_alert must be positive")
 	check(c.CatalogRefresh > 0, "catalog_refresh must be positive")
 	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
 	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)

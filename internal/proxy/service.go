@@ -13,10 +13,30 @@ import (
 // Service serves wail.v1.ProducerService on a Proxy.
 type Service struct {
 	p *Proxy
+	// admit, if set, may refuse writes (Unavailable) before they are
+	// stamped: the proxy id's lease is not valid.
+	admit func() error
 }
 
 // NewService returns the ProducerService handler.
 func NewService(p *Proxy) *Service { return &Service{p: p} }
+
+// WithAdmit makes every write ask admit first; an error refuses it with
+// Unavailable before a version is stamped. Call it before serving.
+func (s *Service) WithAdmit(admit func() error) *Service {
+	s.admit = admit
+	return s
+}
+
+func (s *Service) admitted() error {
+	if s.admit == nil {
+		return nil
+	}
+	if err := s.admit(); err != nil {
+		return connect.NewError(connect.CodeUnavailable, err)
+	}
+	return nil
+}
 
 // Code maps a proxy error to its Connect/gRPC code.
 func Code(err error) connect.Code {
@@ -48,6 +68,9 @@ func toProto(r Result) *wailv1.WriteResult {
 // intent_logged, stored) as an error detail, so the client can match the
 // ABORT intent or a later event to its failed write, as Write's results do.
 func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, error) {
+	if err := s.admitted(); err != nil {
+		return nil, err
+	}
 	r := s.p.Write(ctx, []Mutation{m})[0]
 	if r.Err != nil {
 		ce := connect.NewError(Code(r.Err), r.Err)
@@ -84,6 +107,9 @@ func (s *Service) Delete(ctx context.Context, req *connect.Request[wailv1.Delete
 // Write writes a batch; every mutation has its own result and error.
 func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRequest]) (*connect.Response[wailv1.WriteResponse], error) {
 	in := req.Msg.Mutations
+	if err := s.admitted(); err != nil {
+		return nil, err
+	}
 	if len(in) > s.p.limits.MaxBatch {
 		return nil, connect.NewError(connect.CodeInvalidArgument,
 			fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", len(in), s.p.limits.MaxBatch))

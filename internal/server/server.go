@@ -42,6 +42,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/lease"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
 	"github.com/wail-cdc/wail/internal/store"
@@ -74,9 +75,10 @@ type Server struct {
 	// streams are the event streams' limits (budget.go).
 	streams eventbus.Limits
 	clock   *hlc.Clock
-	// opened is set once open succeeded; starting says what the start
-	// waits for (start.go).
-	opened   bool
+	// opened is set once open succeeded (start.go).
+	opened bool
+	lease  *lease.Keeper // the proxy id's, on a shared store (lease.go)
+	// starting says what the start waits for (start.go).
 	starting atomic.Pointer[string]
 }
 
@@ -270,7 +272,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	if s.cfg.Proxy.Enabled {
 		popts := append(slices.Clip(opts), connect.WithInterceptors(s.refuseWhenStopping()))
-		mux.Handle(wailv1connect.NewProducerServiceHandler(proxy.NewService(s.proxy), popts...))
+		mux.Handle(wailv1connect.NewProducerServiceHandler(s.producerService(), popts...))
 	}
 	mux.Handle(wailv1connect.NewAdminServiceHandler(&admin{s: s}, opts...))
 	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
@@ -318,11 +320,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	go func() { serveErr <- hs.Serve(ln) }()
 	if err := s.start(ctx); err != nil {
 		_ = hs.Close()
+		if s.lease != nil {
+			s.lease.Release()
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
+	stopLease, leaseLost := s.keepLease(ctx)
+	defer stopLease() // after the resolver stopped, before the store closes
 	front.set(s.Handler())
 
 	rctx, stopResolver := context.WithCancel(context.WithoutCancel(ctx))
@@ -345,11 +352,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
+	var lost error
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return fmt.Errorf("server: serve: %w", err)
 	case <-s.failed: // a storage failure: stop as for SIGTERM, sooner
+	case lost = <-leaseLost: // another process took the proxy id
 	}
 	timeout := s.cfg.ShutdownTimeout
 	if s.stopping.Load() != nil {
@@ -360,7 +369,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	if cause := s.stopping.Load(); cause != nil {
 		err = errors.Join(fmt.Errorf("server: %w: %w", ErrFailStop, *cause), err)
 	}
-	return err
+	return errors.Join(lost, err)
 }
 
 // refreshCatalog reloads the catalog until ctx ends, so tables created

@@ -70,25 +70,47 @@ func (s *Server) startingReason() string {
 	return "wail is starting: opening the log and the store"
 }
 
-// start opens the log, the store and what lives on them, waiting while a
-// remote dependency does not answer.
+// start opens the log, the store and what lives on them, and claims the
+// proxy id (lease.go), waiting while a remote dependency does not answer.
 func (s *Server) start(ctx context.Context) error {
-	if s.opened { // New opened what is local
-		return nil
+	w := &waiter{s: s, begin: time.Now(), backoff: startBackoff}
+	var err error
+	if !s.opened { // else New opened it (nothing remote)
+		err = w.until(ctx, s.waitingFor, func(ctx context.Context) error {
+			actx, cancel := context.WithTimeout(ctx, startAttempt)
+			defer cancel()
+			return s.open(actx)
+		})
 	}
-	begin := time.Now()
-	backoff := startBackoff
-	var lastLog time.Time
-	var lastWhat string
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, startAttempt)
-		err := s.open(actx)
-		cancel()
+	if err == nil {
+		err = w.until(ctx, s.waitingFor, s.claimProxyID)
+	}
+	if err != nil {
+		return err
+	}
+	s.health.Clear(startComponent)
+	if w.attempts > 0 {
+		s.logger.Info("the dependencies answer: serving", "waited", time.Since(w.begin).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// waiter runs the steps of a start again while they fail with errors
+// that waiting fixes, with backoff, saying what it waits for.
+type waiter struct {
+	s        *Server
+	begin    time.Time
+	backoff  time.Duration
+	attempts int
+	lastLog  time.Time
+	lastWhat string
+}
+
+func (w *waiter) until(ctx context.Context, what func() string, step func(context.Context) error) error {
+	s := w.s
+	for {
+		err := step(ctx)
 		if err == nil {
-			s.health.Clear(startComponent)
-			if attempt > 1 {
-				s.logger.Info("the dependencies answer: serving", "waited", time.Since(begin).Round(time.Millisecond))
-			}
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -97,25 +119,24 @@ func (s *Server) start(ctx context.Context) error {
 		if !waitable(err) {
 			return err
 		}
-		what := s.waitingFor()
-		if t := s.cfg.StartTimeout; t > 0 && time.Since(begin)+backoff > t {
-			return fmt.Errorf("server: gave up after %s (start_timeout) waiting for %s: %w", time.Since(begin).Round(time.Second), what, err)
+		w.attempts++
+		dep := what()
+		if t := s.cfg.StartTimeout; t > 0 && time.Since(w.begin)+w.backoff > t {
+			return fmt.Errorf("server: gave up after %s (start_timeout) waiting for %s: %w", time.Since(w.begin).Round(time.Second), dep, err)
 		}
-		reason := fmt.Sprintf("wail is starting: waiting for %s (attempt %d, for %s): %v",
-			what, attempt, time.Since(begin).Round(time.Second), err)
-		s.starting.Store(&reason)
-		s.health.Set(startComponent, health.Unhealthy, reason, waitAction(s.cfg))
-		if what != lastWhat || time.Since(lastLog) >= startLogEvery {
+		s.setStarting(fmt.Sprintf("waiting for %s (attempt %d, for %s): %v", dep, w.attempts, time.Since(w.begin).Round(time.Second), err),
+			waitAction(s.cfg))
+		if dep != w.lastWhat || time.Since(w.lastLog) >= startLogEvery {
 			s.logger.Warn("waiting for a dependency before serving; /healthz says unhealthy and the API unavailable meanwhile",
-				"waiting_for", what, "err", err, "next_attempt_in", backoff, "start_timeout", s.cfg.StartTimeout)
-			lastLog, lastWhat = time.Now(), what
+				"waiting_for", dep, "err", err, "next_attempt_in", w.backoff, "start_timeout", s.cfg.StartTimeout)
+			w.lastLog, w.lastWhat = time.Now(), dep
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(w.backoff):
 		}
-		backoff = min(2*backoff, startBackoffTo)
+		w.backoff = min(2*w.backoff, startBackoffTo)
 	}
 }
 
@@ -123,6 +144,14 @@ func (s *Server) start(ctx context.Context) error {
 // may have to wait for: Kafka, a SQL store.
 func (s *Server) remote() bool {
 	return s.cfg.Log.Kind == config.LogKafka || s.cfg.Store.Kind != config.StorePebble
+}
+
+// setStarting says what the start waits for, on /healthz and in the API's
+// Unavailable answers.
+func (s *Server) setStarting(waiting, action string) {
+	reason := "wail is starting: " + waiting
+	s.starting.Store(&reason)
+	s.health.Set(startComponent, health.Unhealthy, reason, action)
 }
 
 // waitingFor names the dependency the start waits for.

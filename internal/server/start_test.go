@@ -34,6 +34,27 @@ type door struct {
 	addr, target string
 	mu           sync.Mutex
 	ln           net.Listener
+	conns        []net.Conn
+}
+
+// shut closes the door and cuts every connection through it.
+func (d *door) shut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ln != nil {
+		d.ln.Close()
+		d.ln = nil
+	}
+	for _, c := range d.conns {
+		c.Close()
+	}
+	d.conns = nil
+}
+
+func (d *door) track(cs ...net.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.conns = append(d.conns, cs...)
 }
 
 func newDoor(t *testing.T, target string) *door {
@@ -44,13 +65,7 @@ func newDoor(t *testing.T, target string) *door {
 	}
 	d := &door{addr: ln.Addr().String(), target: target}
 	ln.Close() // closed: connections are refused
-	t.Cleanup(func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.ln != nil {
-			d.ln.Close()
-		}
-	})
+	t.Cleanup(d.shut)
 	return d
 }
 
@@ -83,6 +98,7 @@ func (d *door) open(t *testing.T) {
 					return
 				}
 				defer up.Close()
+				d.track(c, up)
 				go io.Copy(up, c)
 				io.Copy(c, up)
 			}()

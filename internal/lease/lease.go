@@ -1,0 +1,223 @@
+// Package lease keeps a process's claim on a name in a store that several
+// processes share: a proxy's claim on its proxy id, since versions are
+// unique only per proxy id.
+//
+//   - Claim takes the name at start. If another holder has it, Claim
+//     watches the holder's lease: a holder that renews it is alive, and
+//     Claim fails with a *HeldError naming it (host, pid, since); a holder
+//     that does not (it crashed) loses it when it expires, after at most
+//     its TTL, and Claim takes it.
+//   - Run renews the lease every TTL/3 until its context ends, then
+//     releases it, so a restart does not wait. If the name was taken by
+//     another process (after this one's lease lapsed), Run returns a
+//     *LostError: the process must stop writing.
+//   - Check says whether the lease is still valid: it is for TTL from the
+//     start of the last successful renewal, minus a fifth of the TTL for
+//     clock rate differences and writes in flight. The store decides
+//     expiry by its own clock, and another process can claim the name only
+//     after that, so two holders never write with one name at once.
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Store keeps leases (the SQL stores).
+type Store interface {
+	ClaimLease(ctx context.Context, name string, l store.Lease, ttl time.Duration) (store.Lease, error)
+	RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error)
+	ReleaseLease(ctx context.Context, name, holder string) error
+}
+
+// Options tune a Keeper.
+type Options struct {
+	// TTL is how long a lease lasts without renewal.
+	TTL time.Duration
+	// What names the claimed thing in messages ("proxy id 3").
+	What string
+	// Waiting, if set, is called while Claim waits for another holder's
+	// lease to expire.
+	Waiting func(held store.Lease)
+	// Now is the local clock (nil: time.Now); Sleep waits (nil: a timer).
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+func (o *Options) defaults() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	if o.What == "" {
+		o.What = "the lease"
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// HeldError says that a live holder has the name.
+type HeldError struct {
+	What  string
+	Lease store.Lease
+}
+
+func (e *HeldError) Error() string {
+	l := e.Lease
+	return fmt.Sprintf("%s is held by another live process: host %s, pid %d, since %s (it renews its lease); "+
+		"give every proxy sharing a store its own id, or stop that process",
+		e.What, l.Host, l.PID, l.Since.UTC().Format(time.RFC3339))
+}
+
+func (e *HeldError) Unwrap() error { return store.ErrLeaseHeld }
+
+// LostError says that another process took the name after this process's
+// lease lapsed.
+type LostError struct {
+	What  string
+	Lease store.Lease // the new holder's, if known
+}
+
+func (e *LostError) Error() string {
+	l := e.Lease
+	if l.Holder == "" {
+		return fmt.Sprintf("%s: this process's lease lapsed and is gone: stop writing", e.What)
+	}
+	return fmt.Sprintf("%s: this process's lease lapsed and host %s, pid %d took it at %s: stop writing",
+		e.What, l.Host, l.PID, l.Since.UTC().Format(time.RFC3339))
+}
+
+func (e *LostError) Unwrap() error { return store.ErrLeaseLost }
+
+// Keeper holds one claimed lease.
+type Keeper struct {
+	st   Store
+	name string
+	me   store.Lease
+	opts Options
+
+	mu         sync.Mutex
+	validUntil time.Time // by the local clock
+	renewErr   error     // the last renewal's error, nil once one succeeds
+}
+
+// Claim takes name for me (Holder, Host, PID set), waiting while another
+// holder's lease is not renewed (see the package comment). Store errors
+// (e.g. unreachable) are returned as they are.
+func Claim(ctx context.Context, st Store, name string, me store.Lease, opts Options) (*Keeper, error) {
+	opts.defaults()
+	k := &Keeper{st: st, name: name, me: me, opts: opts}
+	poll := min(max(opts.TTL/10, 100*time.Millisecond), time.Second)
+	var first *store.Lease
+	for {
+		start := opts.Now()
+		got, err := st.ClaimLease(ctx, name, me, opts.TTL)
+		if err == nil {
+			k.me = got
+			k.validUntil = start.Add(opts.TTL)
+			return k, nil
+		}
+		if !errors.Is(err, store.ErrLeaseHeld) {
+			return nil, err
+		}
+		switch {
+		case first == nil:
+			first = &got
+		case got.Holder != first.Holder || !got.Renewed.Equal(first.Renewed):
+			return nil, &HeldError{What: opts.What, Lease: got}
+		}
+		if opts.Waiting != nil {
+			opts.Waiting(got)
+		}
+		if err := opts.Sleep(ctx, poll); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Lease returns the lease as claimed.
+func (k *Keeper) Lease() store.Lease { return k.me }
+
+// margin is how long before the end of its TTL a lease stops being valid
+// here.
+func (k *Keeper) margin() time.Duration { return k.opts.TTL / 5 }
+
+// Check returns nil while the lease is valid, else an error that says why
+// not.
+func (k *Keeper) Check() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.opts.Now().Before(k.validUntil.Add(-k.margin())) {
+		return nil
+	}
+	return fmt.Errorf("%s: the lease was not renewed in time (last error: %v); writes resume once it is", k.opts.What, k.renewErr)
+}
+
+// Renewing returns the error of the last renewal, nil if it succeeded.
+func (k *Keeper) Renewing() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.renewErr
+}
+
+// Run renews the lease until ctx ends, then releases it. It returns a
+// *LostError if the lease is gone to another process, nil otherwise.
+// changed, if set, is called after each renewal attempt.
+func (k *Keeper) Run(ctx context.Context, changed func()) error {
+	defer k.Release()
+	every := k.opts.TTL / 3
+	for {
+		wait := every
+		if k.Renewing() != nil {
+			wait = max(every/4, 50*time.Millisecond) // retry sooner while failing
+		}
+		if k.opts.Sleep(ctx, wait) != nil {
+			return nil
+		}
+		start := k.opts.Now()
+		got, err := k.st.RenewLease(ctx, k.name, k.me.Holder, k.opts.TTL)
+		if ctx.Err() != nil {
+			return nil
+		}
+		lost := errors.Is(err, store.ErrLeaseLost)
+		k.mu.Lock()
+		k.renewErr = err
+		switch {
+		case err == nil:
+			k.validUntil = start.Add(k.opts.TTL)
+		case lost:
+			k.validUntil = time.Time{} // never valid again
+		}
+		k.mu.Unlock()
+		if changed != nil {
+			changed()
+		}
+		if lost {
+			return &LostError{What: k.opts.What, Lease: got}
+		}
+	}
+}
+
+// Release gives the lease up (best effort: else it expires). Run does it
+// when it ends.
+func (k *Keeper) Release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = k.st.ReleaseLease(ctx, k.name, k.me.Holder)
+}

@@ -1,0 +1,244 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// world is a store of leases and a virtual clock that Sleep advances; the
+// store's clock is the same clock.
+type world struct {
+	mu     sync.Mutex
+	now    time.Time
+	leases map[string]store.Lease
+	down   bool // the store does not answer
+	// tick runs at every Sleep (another process acting meanwhile).
+	tick     func(w *world)
+	released []string
+}
+
+func newWorld() *world {
+	return &world{now: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), leases: map[string]store.Lease{}}
+}
+
+var errDown = errors.New("store down")
+
+func (w *world) ClaimLease(_ context.Context, name string, l store.Lease, ttl time.Duration) (store.Lease, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.down {
+		return store.Lease{}, errDown
+	}
+	cur, ok := w.leases[name]
+	if ok && cur.Holder != l.Holder && !cur.Expires.Before(w.now) {
+		return cur, store.ErrLeaseHeld
+	}
+	l.Name, l.Since, l.Renewed, l.Expires = name, w.now, w.now, w.now.Add(ttl)
+	if ok && cur.Holder == l.Holder {
+		l.Since = cur.Since
+	}
+	w.leases[name] = l
+	return l, nil
+}
+
+func (w *world) RenewLease(_ context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.down {
+		return store.Lease{}, errDown
+	}
+	cur, ok := w.leases[name]
+	if !ok || cur.Holder != holder {
+		return cur, store.ErrLeaseLost
+	}
+	cur.Renewed, cur.Expires = w.now, w.now.Add(ttl)
+	w.leases[name] = cur
+	return cur, nil
+}
+
+func (w *world) ReleaseLease(_ context.Context, name, holder string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if cur, ok := w.leases[name]; ok && cur.Holder == holder {
+		delete(w.leases, name)
+		w.released = append(w.released, holder)
+	}
+	return nil
+}
+
+func (w *world) clock() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.now
+}
+
+func (w *world) sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.now = w.now.Add(d)
+	tick := w.tick
+	w.mu.Unlock()
+	if tick != nil {
+		tick(w)
+	}
+	return ctx.Err()
+}
+
+func (w *world) opts() Options {
+	return Options{TTL: 15 * time.Second, What: "proxy id 3", Now: w.clock, Sleep: w.sleep}
+}
+
+var (
+	me    = store.Lease{Holder: "me", Host: "here", PID: 1}
+	other = store.Lease{Holder: "other", Host: "there", PID: 4242}
+)
+
+func TestClaimFree(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	k, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
+	if err != nil || k.Check() != nil || k.Lease().Holder != "me" {
+		t.Fatalf("claim: %v, check %v", err, k.Check())
+	}
+	w.sleep(context.Background(), 11*time.Second) // under 80% of 15s
+	if err := k.Check(); err != nil {
+		t.Fatalf("valid at 11s: %v", err)
+	}
+	w.sleep(context.Background(), 2*time.Second) // 13s: past 80%
+	if err := k.Check(); err == nil || !strings.Contains(err.Error(), "proxy id 3") {
+		t.Fatalf("still valid at 13s without renewal: %v", err)
+	}
+}
+
+// TestClaimRefusedByALiveHolder: a holder that renews is alive: Claim
+// fails naming it, within one renewal period.
+func TestClaimRefusedByALiveHolder(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	if _, err := w.ClaimLease(context.Background(), "proxy/3", other, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	begin := w.clock()
+	w.tick = func(w *world) { // the other process renews every 5s
+		if w.clock().Sub(begin) >= 5*time.Second {
+			w.RenewLease(context.Background(), "proxy/3", "other", 15*time.Second)
+		}
+	}
+	_, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
+	var held *HeldError
+	if !errors.As(err, &held) || !errors.Is(err, store.ErrLeaseHeld) || held.Lease.Host != "there" || held.Lease.PID != 4242 {
+		t.Fatalf("claim: %v", err)
+	}
+	for _, want := range []string{"proxy id 3", "host there", "pid 4242", "since 2026-05-01T00:00:00Z"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if waited := w.clock().Sub(begin); waited > 7*time.Second {
+		t.Fatalf("refused after %s", waited)
+	}
+}
+
+// TestClaimAfterACrashedHolder: a holder that stopped renewing loses the
+// name when its lease expires, and Claim takes it then.
+func TestClaimAfterACrashedHolder(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	if _, err := w.ClaimLease(context.Background(), "proxy/3", other, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	begin := w.clock()
+	waits := 0
+	o := w.opts()
+	o.Waiting = func(held store.Lease) {
+		if held.Holder != "other" {
+			t.Errorf("waiting on %+v", held)
+		}
+		waits++
+	}
+	k, err := Claim(context.Background(), w, "proxy/3", me, o)
+	if err != nil || k.Check() != nil {
+		t.Fatalf("claim after the holder crashed: %v", err)
+	}
+	if took := w.clock().Sub(begin); took < 15*time.Second || took > 17*time.Second || waits == 0 {
+		t.Fatalf("took %s, %d waits; want the holder's TTL", took, waits)
+	}
+}
+
+func TestClaimStoreDown(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	w.down = true
+	if _, err := Claim(context.Background(), w, "proxy/3", me, w.opts()); !errors.Is(err, errDown) {
+		t.Fatalf("claim on a store that is down: %v", err)
+	}
+}
+
+// TestRun: renewals keep the lease valid; while the store is down it
+// stays valid until the margin, then writes must stop; they resume when a
+// renewal succeeds; the lease is released at the end.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	k, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	begin := w.clock()
+	var sawValidWhileDown, sawInvalid, sawRecovered bool
+	w.tick = func(w *world) {
+		el := w.clock().Sub(begin)
+		w.mu.Lock()
+		w.down = el >= 20*time.Second && el < 60*time.Second
+		w.mu.Unlock()
+		switch {
+		case el >= 20*time.Second && el < 25*time.Second && k.Check() == nil:
+			sawValidWhileDown = true
+		case el >= 40*time.Second && el < 60*time.Second && k.Check() != nil:
+			sawInvalid = true
+		case el >= 70*time.Second:
+			sawRecovered = k.Check() == nil && k.Renewing() == nil
+			cancel()
+		}
+	}
+	if err := k.Run(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !sawValidWhileDown || !sawInvalid || !sawRecovered {
+		t.Fatalf("valid while down %v, invalid later %v, recovered %v", sawValidWhileDown, sawInvalid, sawRecovered)
+	}
+	if len(w.released) != 1 || w.released[0] != "me" {
+		t.Fatalf("released %v", w.released)
+	}
+}
+
+// TestRunLost: another process took the name after this one's lease
+// lapsed: Run returns a LostError naming it.
+func TestRunLost(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	k, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.leases["proxy/3"] = store.Lease{Name: "proxy/3", Holder: "other", Host: "there", PID: 4242, Since: w.now, Expires: w.now.Add(time.Minute)}
+	w.mu.Unlock()
+	err = k.Run(context.Background(), nil)
+	var lost *LostError
+	if !errors.As(err, &lost) || !errors.Is(err, store.ErrLeaseLost) || !strings.Contains(err.Error(), "host there, pid 4242") {
+		t.Fatalf("run: %v", err)
+	}
+	if len(w.released) != 0 {
+		t.Fatalf("released another's lease: %v", w.released)
+	}
+}

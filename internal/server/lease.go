@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/lease"
+	"github.com/wail-cdc/wail/internal/proxy"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// The proxy id lease. Versions are unique only per proxy id, so a proxy on
+// a store that several processes share (the SQL stores) leases
+// "proxy/<id>" there (package lease): a second proxy with a live id refuses
+// to start, naming the holder; a crashed holder's id is free again after
+// proxy.lease_ttl; writes stop when the lease is not renewed in time, and
+// the process exits if another process took the id. A Pebble store is one
+// process's (its directory lock): nothing to lease.
+
+const leaseComponent = "proxy/lease"
+
+func (s *Server) proxyIDName() string { return fmt.Sprintf("proxy id %d", s.cfg.ProxyID) }
+
+// claimProxyID claims the proxy id at start (a step of start), then moves
+// the clock past every intent in the log: the previous holder's last
+// versions are there now.
+func (s *Server) claimProxyID(ctx context.Context) error {
+	st, ok := s.store.(lease.Store)
+	if !s.cfg.Proxy.Enabled || !ok {
+		return nil
+	}
+	if s.lease == nil {
+		host, _ := os.Hostname()
+		var rnd [6]byte
+		_, _ = rand.Read(rnd[:])
+		me := store.Lease{Holder: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:])), Host: host, PID: os.Getpid()}
+		logged := false
+		k, err := lease.Claim(ctx, st, fmt.Sprintf("proxy/%d", s.cfg.ProxyID), me, lease.Options{
+			TTL: s.cfg.Proxy.LeaseTTL, What: s.proxyIDName(),
+			Waiting: func(held store.Lease) {
+				why := fmt.Sprintf("%s is held by host %s, pid %d, since %s: waiting to see its lease renewed (a live holder: this process will not start) or expire (a stopped one: this process takes the id; at most proxy.lease_ttl)",
+					s.proxyIDName(), held.Host, held.PID, held.Since.UTC().Format(time.RFC3339))
+				s.setStarting(why, "if that process still runs, stop it or give this one its own --proxy-id")
+				if !logged {
+					s.logger.Warn(why)
+					logged = true
+				}
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+		s.lease = k
+	}
+	if err := s.observeLoggedVersions(ctx, s.clock); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+// producerService is the ProducerService, refusing writes while the proxy
+// id's lease is not valid.
+func (s *Server) producerService() *proxy.Service {
+	svc := proxy.NewService(s.proxy)
+	if s.lease != nil {
+		svc = svc.WithAdmit(s.lease.Check)
+	}
+	return svc
+}
+
+// keepLease renews the proxy id's lease until stop is called (which
+// releases it); lost gets an error if another process took the id.
+func (s *Server) keepLease(ctx context.Context) (stop func(), lost <-chan error) {
+	ch := make(chan error, 1)
+	if s.lease == nil {
+		return func() {}, ch
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.lease.Run(lctx, s.leaseHealth); err != nil {
+			s.health.Set(leaseComponent, health.Unhealthy, err.Error(), "give every proxy sharing a store its own --proxy-id; this process exits")
+			ch <- fmt.Errorf("server: %w", err)
+		}
+	}()
+	return func() { cancel(); <-done }, ch
+}
+
+// leaseHealth reports renewals that fail: degraded while the lease is
+// still valid, unhealthy (writes refused) once it is not.
+func (s *Server) leaseHealth() {
+	err := s.lease.Renewing()
+	switch {
+	case err == nil:
+		s.health.Clear(leaseComponent)
+	case s.lease.Check() == nil:
+		s.health.Set(leaseComponent, health.Degraded,
+			fmt.Sprintf("cannot renew the lease on %s: %v; writes stop if it is not renewed in time", s.proxyIDName(), err),
+			"check that the store is reachable")
+	default:
+		s.health.Set(leaseComponent, health.Unhealthy,
+			fmt.Sprintf("the lease on %s lapsed: writes are refused until it is renewed: %v", s.proxyIDName(), err),
+			"check that the store is reachable")
+	}
+}
