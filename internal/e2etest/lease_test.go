@@ -110,7 +110,9 @@ func TestProxyIDLease(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("proxy:\n  lease_ttl: 3s\ntables:\n  - name: leased\n    partitions: 1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	as := func(id string) []string { return []string{"--config", conf, "--store", "postgres", "--dsn", dsn, "--proxy-id", id} }
+	as := func(id string) []string {
+		return []string{"--config", conf, "--store", "postgres", "--dsn", dsn, "--proxy-id", id}
+	}
 	host, _ := os.Hostname()
 
 	first, ok := startProxy(t, bin, as("7")...)

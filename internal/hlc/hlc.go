@@ -42,6 +42,9 @@ type Clock struct {
 
 	mu   sync.Mutex
 	last uint64 // physical<<logicalBits | logical of the last stamp
+	// lead is the most, in ms, by which versions this clock stamped or
+	// observed ran ahead of its wall clock since TakeLead last read it.
+	lead uint64
 }
 
 // New returns a clock for the given proxy id. now may be nil for time.Now.
@@ -66,6 +69,7 @@ func (c *Clock) Now() uint64 {
 	next := phys << logicalBits
 	if next <= c.last {
 		next = c.last + 1 // same or earlier ms: bump the logical counter (carries into ms)
+		c.lead = max(c.lead, c.last>>logicalBits-phys)
 	}
 	c.last = next
 	c.mu.Unlock()
@@ -76,11 +80,29 @@ func (c *Clock) Now() uint64 {
 // than v (a version seen from another proxy, a store or a log).
 func (c *Clock) Observe(v uint64) {
 	hl := v >> proxyBits
+	phys := physical(c.now())
 	c.mu.Lock()
 	if hl > c.last {
 		c.last = hl
 	}
+	if ms := hl >> logicalBits; ms > phys {
+		c.lead = max(c.lead, ms-phys)
+	}
 	c.mu.Unlock()
+}
+
+// TakeLead returns the most by which versions this clock stamped or
+// observed ran ahead of its wall clock since the last call (0 if none),
+// and starts over. A lead is another proxy's clock ahead of this one, or
+// this host's clock set back: last-writer-wins then follows the clock
+// that is ahead, and clocks apart by more than the resolver's dedupe
+// horizon can duplicate events (DESIGN.md, "Clock skew").
+func (c *Clock) TakeLead() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lead := c.lead
+	c.lead = 0
+	return time.Duration(lead) * time.Millisecond
 }
 
 func physical(t time.Time) uint64 {

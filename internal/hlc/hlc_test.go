@@ -109,3 +109,34 @@ func TestObserve(t *testing.T) {
 		t.Fatalf("after Observe(%d), Now() = %d", ahead, v)
 	}
 }
+
+// TestLead: versions observed ahead of the wall clock, and a wall clock
+// set back behind the clock's own stamps, show as a lead; TakeLead
+// starts over.
+func TestLead(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	c, _ := New(1, func() time.Time { return now })
+	c.Now()
+	c.Observe(At(now.Add(-time.Second))) // behind: no lead
+	if lead := c.TakeLead(); lead != 0 {
+		t.Fatalf("lead %s with nothing ahead", lead)
+	}
+	c.Observe(At(now.Add(1500 * time.Millisecond)))
+	c.Observe(At(now.Add(700 * time.Millisecond)))
+	if lead := c.TakeLead(); lead != 1500*time.Millisecond {
+		t.Fatalf("lead %s, want 1.5s", lead)
+	}
+	if lead := c.TakeLead(); lead != 0 {
+		t.Fatalf("lead %s after TakeLead", lead)
+	}
+	now = now.Add(2 * time.Second) // past the observed version
+	c.Now()
+	now = now.Add(-300 * time.Millisecond) // the wall clock is set back
+	if v := c.Now(); Time(v).Before(now.Add(300 * time.Millisecond)) {
+		t.Fatalf("version %v went back with the wall clock", Time(v))
+	}
+	if lead := c.TakeLead(); lead != 300*time.Millisecond {
+		t.Fatalf("lead %s after the wall clock went back 300ms, want 300ms", lead)
+	}
+}

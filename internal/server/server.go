@@ -78,6 +78,8 @@ type Server struct {
 	// opened is set once open succeeded (start.go).
 	opened bool
 	lease  *lease.Keeper // the proxy id's, on a shared store (lease.go)
+	// clockWatch alerts on clock skew (clock.go).
+	clockWatch *clockWatch
 	// starting says what the start waits for (start.go).
 	starting atomic.Pointer[string]
 }
@@ -100,6 +102,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.health = health.NewRegistry(s.registry)
 	s.streams = s.streamLimits()
+	s.clockWatch = newClockWatch(s.registry)
 	if !s.remote() {
 		if err := s.open(context.Background()); err != nil {
 			s.close()
@@ -330,6 +333,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	}
 	stopLease, leaseLost := s.keepLease(ctx)
 	defer stopLease() // after the resolver stopped, before the store closes
+	defer s.watchClock(ctx)()
 	front.set(s.Handler())
 
 	rctx, stopResolver := context.WithCancel(context.WithoutCancel(ctx))
