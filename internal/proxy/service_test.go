@@ -57,7 +57,7 @@ func TestFailedWriteCarriesItsVersion(t *testing.T) {
 	}{{"connect+proto", nil}, {"connect+json", []connect.ClientOption{connect.WithProtoJSON()}}, {"grpc-web", []connect.ClientOption{connect.WithGRPCWeb()}}} {
 		t.Run(protocol.name, func(t *testing.T) {
 			t.Parallel()
-			w := &world{stFails: true}
+			w := &world{stErr: errNotApplied}
 			pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serve(t, w), protocol.opts...)
 			ctx := context.Background()
 			_, putErr := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("k"), Value: []byte("v")}))
@@ -88,6 +88,18 @@ func TestFailedWriteCarriesItsVersion(t *testing.T) {
 	}
 }
 
+// TestUnknownOutcomeCarriesItsVersion: when the store write's outcome is
+// unknown (no ABORT follows), the version in the error is how the client
+// tells later whether its write landed (a read or an event of it).
+func TestUnknownOutcomeCarriesItsVersion(t *testing.T) {
+	t.Parallel()
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serve(t, &world{stErr: errStoreDown}))
+	_, err := pc.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("k"), Value: []byte("v")}))
+	if r := resultOf(t, err); connect.CodeOf(err) != connect.CodeUnavailable || r == nil || r.Version == 0 || !r.IntentLogged {
+		t.Fatalf("err %v, detail %+v", err, r)
+	}
+}
+
 // TestRejectedWriteHasNoVersion: a mutation refused before it was stamped
 // carries no WriteResult detail.
 func TestRejectedWriteHasNoVersion(t *testing.T) {
@@ -103,7 +115,7 @@ func TestRejectedWriteHasNoVersion(t *testing.T) {
 // details[].debug, as README shows.
 func TestFailedWriteDetailInJSON(t *testing.T) {
 	t.Parallel()
-	url := serve(t, &world{stFails: true})
+	url := serve(t, &world{stErr: errNotApplied})
 	resp, err := http.Post(url+"/wail.v1.ProducerService/Put", "application/json", strings.NewReader(`{"table":"tx","key":"aw==","value":"dg=="}`))
 	if err != nil {
 		t.Fatal(err)
