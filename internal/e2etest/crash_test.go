@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand"
 	"net/http"
 	"os"
@@ -55,16 +56,28 @@ func startServe(t *testing.T, bin, dir string) *child {
 // free port and waits until it does.
 func startWail(t *testing.T, bin string, args ...string) *child {
 	t.Helper()
+	c, listening := launchWail(t, bin, os.Stderr, args...)
+	if !listening {
+		t.Fatalf("wail %s exited before listening: %v", args[0], <-c.done)
+	}
+	return c
+}
+
+// launchWail runs a wail command that listens, with its stderr to stderr,
+// until it listens (true) or exits (false; its exit is then on c.done).
+func launchWail(t *testing.T, bin string, stderr io.Writer, args ...string) (c *child, listening bool) {
+	t.Helper()
 	cmd := exec.Command(bin, append(args, "--listen", "127.0.0.1:0")...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	c = &child{cmd: cmd, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -77,14 +90,14 @@ func startWail(t *testing.T, bin string, args ...string) *child {
 	}()
 	select {
 	case c.addr = <-addr:
+		return c, true
 	case err := <-c.done:
-		t.Fatalf("wail serve exited before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("wail serve did not start listening within 30s")
+		c.done <- err
+		return c, false
+	case <-time.After(60 * time.Second):
+		t.Fatalf("wail %s neither listened nor exited within 60s", args[0])
 	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	return c
+	return nil, false
 }
 
 func (c *child) kill(t *testing.T) {

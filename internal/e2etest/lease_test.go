@@ -1,19 +1,16 @@
 package e2etest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"connectrpc.com/connect"
 
@@ -42,47 +39,17 @@ func (l *logged) String() string {
 
 // proxyProc is a `wail proxy` process.
 type proxyProc struct {
-	cmd    *exec.Cmd
-	addr   string
+	*child
 	stderr *logged
-	done   chan error
 }
 
-// startProxy runs `wail proxy` with args and waits until it listens or
-// exits; listening reports which.
-func startProxy(t *testing.T, bin string, args ...string) (p *proxyProc, listening bool) {
+// startProxy runs `wail proxy` with args until it listens (true) or exits.
+func startProxy(t *testing.T, bin string, args ...string) (*proxyProc, bool) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"proxy", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, args...)...)
-	p = &proxyProc{cmd: cmd, stderr: &logged{}, done: make(chan error, 1)}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if f := strings.Fields(sc.Text()); len(f) >= 4 && f[0] == "wail" && f[1] == "listening" {
-				addr <- strings.TrimPrefix(f[3], "http://")
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	select {
-	case p.addr = <-addr:
-		return p, true
-	case err := <-p.done:
-		p.done <- err
-		return p, false
-	case <-time.After(60 * time.Second):
-		t.Fatal("wail proxy neither listened nor exited within 60s")
-	}
-	return nil, false
+	p := &proxyProc{stderr: &logged{}}
+	var listening bool
+	p.child, listening = launchWail(t, bin, p.stderr, append([]string{"proxy", "--data-dir", t.TempDir()}, args...)...)
+	return p, listening
 }
 
 func (p *proxyProc) put(t *testing.T, table, key string) uint64 {
