@@ -151,6 +151,20 @@ func TestRequestSizeCaps(t *testing.T) {
 			}
 		})
 	}
+	// The same over gRPC (h2c) and the Connect protocol, from real clients
+	// gzipping a value of zeros: small on the wire, past the cap inflated.
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: &http.Transport{Protocols: &protocols}}
+	for name, pc := range map[string]wailv1connect.ProducerServiceClient{
+		"grpc":    wailv1connect.NewProducerServiceClient(h2c, c.url, connect.WithGRPC(), connect.WithSendGzip()),
+		"connect": wailv1connect.NewProducerServiceClient(http.DefaultClient, c.url, connect.WithSendGzip()),
+	} {
+		_, err := pc.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("z"), Value: make([]byte, 4<<20)}))
+		if connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "not inflated further") {
+			t.Errorf("%s: a gzipped 4 MiB value: %v", name, err)
+		}
+	}
 	// A binary Write of 4 mutations at the limits fits its cap.
 	muts := make([]*wailv1.Mutation, 4)
 	for i := range muts {
