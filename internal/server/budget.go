@@ -173,13 +173,15 @@ type timedWriter struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 
-	mu    sync.Mutex
-	timer *time.Timer
-	done  bool // the handler returned: the ResponseController must not be used
+	mu      sync.Mutex
+	timer   *time.Timer
+	pending bool // a write or flush is under way
+	done    bool // the handler returned: the ResponseController must not be used
 }
 
 func (t *timedWriter) arm() {
 	t.mu.Lock()
+	t.pending = true
 	if t.timer == nil {
 		t.timer = time.AfterFunc(t.timeout, t.expire)
 	} else {
@@ -190,15 +192,18 @@ func (t *timedWriter) arm() {
 
 func (t *timedWriter) disarm() {
 	t.mu.Lock()
+	t.pending = false
 	t.timer.Stop()
 	t.mu.Unlock()
 }
 
+// expire fails the pending write now. A timer that fired as the write
+// ended finds nothing pending (Stop does not wait for a running func).
 func (t *timedWriter) expire() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.done {
-		_ = t.rc.SetWriteDeadline(time.Now()) // fails the pending write now
+	if t.pending && !t.done {
+		_ = t.rc.SetWriteDeadline(time.Now())
 	}
 }
 
