@@ -67,7 +67,7 @@ func (s *Server) startingReason() string {
 	if r := s.starting.Load(); r != nil {
 		return *r
 	}
-	return "wail is starting: opening the log and the store"
+	return "wail is starting"
 }
 
 // start opens the log, the store and what lives on them, and claims the
@@ -76,6 +76,7 @@ func (s *Server) start(ctx context.Context) error {
 	w := &waiter{s: s, begin: time.Now(), backoff: startBackoff}
 	var err error
 	if !s.opened { // else New opened it (nothing remote)
+		s.setStarting("opening the log and the store", "wait; if it lasts, see the process's log")
 		err = w.until(ctx, s.waitingFor, func(ctx context.Context) error {
 			actx, cancel := context.WithTimeout(ctx, startAttempt)
 			defer cancel()
