@@ -39,7 +39,7 @@ type others struct {
 	failed error
 }
 
-func serveOthers(t *testing.T, c clients, table string) *others {
+func serveOthers(t *testing.T, pc wailv1connect.ProducerServiceClient, table string) *others {
 	t.Helper()
 	o := &others{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
@@ -51,7 +51,7 @@ func serveOthers(t *testing.T, c clients, table string) *others {
 			default:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: table, Key: fmt.Appendf(nil, "other-%d", i), Value: []byte("v")}))
+			_, err := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: table, Key: fmt.Appendf(nil, "other-%d", i), Value: []byte("v")}))
 			cancel()
 			if err != nil {
 				o.mu.Lock()
@@ -104,7 +104,7 @@ func TestRequestSizeCaps(t *testing.T) {
 		cfg.API.MaxWriteRequestBytes = 64 << 10
 		cfg.API.MaxAdminRequestBytes = 8 << 10
 	})
-	o := serveOthers(t, c, "t")
+	o := serveOthers(t, c.producer, "t")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(make([]byte, 16<<20)) // 16 KB, under the Put cap; inflates past it
@@ -197,7 +197,10 @@ func TestSlowClientsAreCut(t *testing.T) {
 		cfg.Tables = []config.Table{{Name: "t"}}
 		cfg.API.ReadTimeout, cfg.API.ReadHeaderTimeout, cfg.API.IdleTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
 	})
-	o := serveOthers(t, c, "t")
+	// The other client opens a connection per request: with an idle
+	// timeout this short, a kept-alive one races the server's close (as
+	// any HTTP client whose idle timeout is not below the server's).
+	o := serveOthers(t, wailv1connect.NewProducerServiceClient(&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, c.url), "t")
 	cases := []struct {
 		name  string
 		first string // sent at once
@@ -371,7 +374,7 @@ func TestSubscriptionLimits(t *testing.T) {
 		cfg.Tables = []config.Table{{Name: "t"}}
 		cfg.API.MaxSubscriptions, cfg.API.MaxSubscriptionsPerClient = 3, 2
 	})
-	o := serveOthers(t, c, "t")
+	o := serveOthers(t, c.producer, "t")
 	from := func(ip string) wailv1connect.EventServiceClient {
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
 		return wailv1connect.NewEventServiceClient(&http.Client{Transport: &http.Transport{DialContext: d.DialContext}}, c.url)
