@@ -8,15 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/lease"
 	"github.com/wail-cdc/wail/internal/store"
 )
-
-// Leaser is a store that keeps leases (store.Lease).
-type Leaser interface {
-	ClaimLease(ctx context.Context, name string, l store.Lease, ttl time.Duration) (store.Lease, error)
-	RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error)
-	ReleaseLease(ctx context.Context, name, holder string) error
-}
 
 func holder(id string) store.Lease {
 	return store.Lease{Holder: "host-" + id + "/42/" + id, Host: "host-" + id, PID: 42}
@@ -24,7 +18,7 @@ func holder(id string) store.Lease {
 
 // RunLeases checks the lease contract with two handles on one database, a
 // and b, standing for two processes.
-func RunLeases(t *testing.T, a, b Leaser) {
+func RunLeases(t *testing.T, a, b lease.Store) {
 	ctx := context.Background()
 	ha, hb := holder("a"), holder("b")
 	t.Run("held", func(t *testing.T) {
