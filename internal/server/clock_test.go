@@ -19,10 +19,13 @@ import (
 func TestClockSkewAlert(t *testing.T) {
 	t.Parallel()
 	var logs bytes.Buffer
-	s, err := New(config.Default(), slog.New(slog.NewTextHandler(&logs, nil)))
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir() // New opens the embedded log and store
+	s, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.close()
 	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	s.checkClock(t0, 500*time.Millisecond)
 	if s.Health().State() != health.OK || testutil.ToFloat64(s.clockWatch.behind) != 0 || logs.Len() != 0 {
