@@ -96,9 +96,13 @@ type Store interface {
 	Get(ctx context.Context, table string, key []byte, level Level) (row Row, found bool, err error)
 	// Levels returns the names of the read levels, cheapest first; at least one.
 	Levels() []string
-	// SaveTable and Tables persist the table catalog.
+	// SaveTable and Tables persist the table catalog. SaveTable replaces an
+	// entry unconditionally; the catalog itself changes entries only with
+	// SwapTable.
 	SaveTable(ctx context.Context, t Table) error
 	Tables(ctx context.Context) ([]Table, error)
+	CatalogSwapper
+	TableDropper
 	Close() error
 }
 
@@ -134,6 +138,26 @@ type Scanner interface {
 
 // ErrBadLimit: a scan asked for no keys (limit <= 0).
 var ErrBadLimit = errors.New("scan limit must be positive")
+
+// CatalogSwapper changes catalog entries atomically, so that processes
+// sharing a store agree on one definition per table.
+type CatalogSwapper interface {
+	// SwapTable replaces the catalog entry name with new if it holds
+	// exactly old: old nil means "if absent" (create), new nil means
+	// "delete". It reports whether it swapped, and the entry it found
+	// when it did not (nil: absent). A present entry is never empty.
+	// Swaps of one name are linearizable across every process sharing
+	// the store.
+	SwapTable(ctx context.Context, name string, old, new []byte) (current []byte, swapped bool, err error)
+}
+
+// TableDropper removes a table's rows and the room CreateTable made for
+// them; idempotent (dropping an unknown table is not an error). Applies and
+// reads of the table fail with ErrUnknownTable afterwards, until it is
+// created again (then empty). The catalog entry is not touched.
+type TableDropper interface {
+	DropTable(ctx context.Context, table string) error
+}
 
 var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 

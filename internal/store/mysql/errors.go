@@ -16,6 +16,7 @@ import (
 // Server error numbers the store reacts to.
 const (
 	errNoSuchTable     = 1146
+	errDuplicateKey    = 1062
 	errLockWaitTimeout = 1205
 	errDeadlock        = 1213
 )
@@ -75,4 +76,10 @@ func unavailable(err error) bool {
 func retryable(err error) bool {
 	var myErr *mysql.MySQLError
 	return errors.As(err, &myErr) && (myErr.Number == errDeadlock || myErr.Number == errLockWaitTimeout)
+}
+
+// duplicateKey: an INSERT found the primary key taken.
+func duplicateKey(err error) bool {
+	var myErr *mysql.MySQLError
+	return errors.As(err, &myErr) && myErr.Number == errDuplicateKey
 }

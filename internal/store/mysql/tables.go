@@ -1,7 +1,10 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -140,4 +143,95 @@ func (s *Store) listTables(ctx context.Context) ([]store.Table, error) {
 		return nil, s.classify(ctx, err)
 	}
 	return ts, nil
+}
+
+// DropTable implements store.TableDropper: DROP TABLE waits for the
+// transactions that hold the table's metadata lock (writes in flight).
+func (s *Store) DropTable(ctx context.Context, table string) error {
+	if err := s.dropTable(ctx, table); err != nil {
+		return fmt.Errorf("mysql: drop table %s: %w", table, err)
+	}
+	return nil
+}
+
+func (s *Store) dropTable(ctx context.Context, table string) error {
+	if err := store.ValidateTableName(table); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return s.tables.Drop(table, func() error {
+		qctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		if _, err := s.primary.ExecContext(qctx, `DROP TABLE IF EXISTS `+quote(tableName(table))); err != nil {
+			return s.classify(ctx, err)
+		}
+		return nil
+	})
+}
+
+// SwapTable implements store.CatalogSwapper with one conditional statement
+// on the primary (INSERT, failing on a taken name; UPDATE or DELETE ...
+// WHERE spec = old), then a read of the entry when it did not swap.
+func (s *Store) SwapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	cur, ok, err := s.swapTable(ctx, name, old, new)
+	if err != nil {
+		return nil, false, fmt.Errorf("mysql: swap table %s: %w", name, err)
+	}
+	return cur, ok, nil
+}
+
+func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	if err := store.ValidateTableName(name); err != nil {
+		return nil, false, err
+	}
+	if s.closed.Load() {
+		return nil, false, store.ErrClosed
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	cat := quote(catalogTable)
+	var (
+		query string
+		args  []any
+	)
+	switch {
+	case old == nil && new == nil:
+	case old == nil:
+		query, args = `INSERT INTO `+cat+` (name, spec) VALUES (?, ?)`, []any{name, new}
+	case new == nil:
+		query, args = `DELETE FROM `+cat+` WHERE name = ? AND spec = ?`, []any{name, old}
+	default:
+		query, args = `UPDATE `+cat+` SET spec = ? WHERE name = ? AND spec = ?`, []any{new, name, old}
+	}
+	if query != "" {
+		res, err := s.primary.ExecContext(qctx, query, args...)
+		switch {
+		case duplicateKey(err):
+		case err != nil:
+			return nil, false, s.classify(ctx, err)
+		default:
+			// Affected rows are the changed ones: 0 for an UPDATE to the
+			// same bytes, which the read below settles.
+			if n, err := res.RowsAffected(); err == nil && n == 1 {
+				return new, true, nil
+			}
+		}
+	}
+	var cur []byte
+	err := s.primary.QueryRowContext(qctx, `SELECT spec FROM `+cat+` WHERE name = ?`, name).Scan(&cur)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, old == nil && new == nil, nil
+	case err != nil:
+		return nil, false, s.classify(ctx, err)
+	}
+	if cur == nil {
+		cur = []byte{}
+	}
+	if old != nil && new != nil && bytes.Equal(old, new) && bytes.Equal(cur, old) {
+		return cur, true, nil
+	}
+	return cur, false, nil
 }

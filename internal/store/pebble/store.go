@@ -10,7 +10,7 @@
 //	r/<table>\x00<key>  a row; table names never contain \x00 (see
 //	                    store.ValidateTableName), so the prefix is unambiguous
 //	t/<table>           table registry entry (CreateTable); empty value
-//	c/<name>            catalog entry (SaveTable); value is Table.Spec
+//	c/<name>            catalog entry (SaveTable, SwapTable); value is Table.Spec
 //
 // Row value encoding:
 //
@@ -79,6 +79,10 @@ type Store struct {
 
 	tablesMu sync.RWMutex
 	tables   map[string]struct{}
+
+	// catalogMu serialises SwapTable's read-compare-write (Pebble allows
+	// one process per directory, so a mutex makes swaps linearizable).
+	catalogMu sync.Mutex
 
 	stripes [numStripes]stripe
 

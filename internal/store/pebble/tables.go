@@ -3,7 +3,10 @@ package pebble
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -99,4 +102,96 @@ func (s *Store) listTables(ctx context.Context) ([]store.Table, error) {
 		ts = append(ts, store.Table{Name: string(k), Spec: bytes.Clone(v)})
 	})
 	return ts, err
+}
+
+// SwapTable implements store.CatalogSwapper.
+func (s *Store) SwapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	cur, ok, err := s.swapTable(ctx, name, old, new)
+	if err != nil {
+		return nil, false, fmt.Errorf("pebble: swap table %s: %w", name, err)
+	}
+	return cur, ok, nil
+}
+
+func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	if err := store.ValidateTableName(name); err != nil {
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	if err := s.acquire(); err != nil {
+		return nil, false, err
+	}
+	defer s.release()
+	s.catalogMu.Lock()
+	defer s.catalogMu.Unlock()
+	key := []byte(prefixCatalog + name)
+	var cur []byte
+	v, closer, err := s.db.Get(key)
+	switch {
+	case err == nil:
+		cur = bytes.Clone(v)
+		if cur == nil {
+			cur = []byte{}
+		}
+		closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return nil, false, err
+	}
+	if (cur == nil) != (old == nil) || !bytes.Equal(cur, old) {
+		return cur, false, nil
+	}
+	if new == nil {
+		err = s.db.Delete(key, s.wopts)
+	} else {
+		err = s.db.Set(key, new, s.wopts)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return new, true, nil
+}
+
+// DropTable implements store.TableDropper: it deletes the table's rows and
+// registry entry in one batch. It waits for every operation in flight (it
+// holds the store's lifetime lock exclusively, as Close does), so no
+// Apply of the table lands after it.
+func (s *Store) DropTable(ctx context.Context, table string) error {
+	if err := s.dropTable(ctx, table); err != nil {
+		return fmt.Errorf("pebble: drop table %s: %w", table, err)
+	}
+	return nil
+}
+
+func (s *Store) dropTable(ctx context.Context, table string) error {
+	if err := store.ValidateTableName(table); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	from := rowKey(table, nil)
+	to := bytes.Clone(from)
+	to[len(to)-1]++ // the \x00 after the table name: every key of the table sorts below
+	if err := b.DeleteRange(from, to, nil); err != nil {
+		return err
+	}
+	if err := b.Delete([]byte(prefixTable+table), nil); err != nil {
+		return err
+	}
+	if err := s.db.Apply(b, s.wopts); err != nil {
+		return err
+	}
+	s.tablesMu.Lock()
+	delete(s.tables, table)
+	s.tablesMu.Unlock()
+	return nil
 }

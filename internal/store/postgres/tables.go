@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -146,4 +147,87 @@ func (s *Store) listTables(ctx context.Context) ([]store.Table, error) {
 		return nil, s.classify(ctx, err)
 	}
 	return ts, nil
+}
+
+// DropTable implements store.TableDropper: DROP TABLE waits for the
+// writes in flight (it takes the table's exclusive lock).
+func (s *Store) DropTable(ctx context.Context, table string) error {
+	if err := s.dropTable(ctx, table); err != nil {
+		return fmt.Errorf("postgres: drop table %s: %w", table, err)
+	}
+	return nil
+}
+
+func (s *Store) dropTable(ctx context.Context, table string) error {
+	if err := store.ValidateTableName(table); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return s.tables.Drop(table, func() error {
+		qctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		if err := s.ddl(qctx, `DROP TABLE IF EXISTS `+tableIdent(table)); err != nil {
+			return s.classify(ctx, err)
+		}
+		return nil
+	})
+}
+
+// SwapTable implements store.CatalogSwapper with one conditional statement
+// on the primary (INSERT ... ON CONFLICT DO NOTHING, UPDATE or DELETE ...
+// WHERE spec = old), then a read of the entry when it did not swap.
+func (s *Store) SwapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	cur, ok, err := s.swapTable(ctx, name, old, new)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres: swap table %s: %w", name, err)
+	}
+	return cur, ok, nil
+}
+
+func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	if err := store.ValidateTableName(name); err != nil {
+		return nil, false, err
+	}
+	if s.closed.Load() {
+		return nil, false, store.ErrClosed
+	}
+	qctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	cat := pgx.Identifier{catalogTable}.Sanitize()
+	var (
+		sql  string
+		args []any
+	)
+	switch {
+	case old == nil && new == nil:
+	case old == nil:
+		sql, args = `INSERT INTO `+cat+` (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, []any{name, new}
+	case new == nil:
+		sql, args = `DELETE FROM `+cat+` WHERE name = $1 AND spec = $2`, []any{name, old}
+	default:
+		sql, args = `UPDATE `+cat+` SET spec = $3 WHERE name = $1 AND spec = $2`, []any{name, old, new}
+	}
+	if sql != "" {
+		tag, err := s.primary.Exec(qctx, sql, args...)
+		if err != nil {
+			return nil, false, s.classify(ctx, err)
+		}
+		if tag.RowsAffected() == 1 {
+			return new, true, nil
+		}
+	}
+	var cur []byte
+	err := s.primary.QueryRow(qctx, `SELECT spec FROM `+cat+` WHERE name = $1`, name).Scan(&cur)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, old == nil && new == nil, nil
+	case err != nil:
+		return nil, false, s.classify(ctx, err)
+	}
+	if cur == nil {
+		cur = []byte{}
+	}
+	return cur, false, nil
 }

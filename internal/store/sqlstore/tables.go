@@ -53,15 +53,22 @@ func (t *Tables) Exists(table string, ask func() (bool, error)) (bool, error) {
 	return ok, nil
 }
 
-// Create runs create (idempotent DDL) unless table is known to exist, and
-// remembers the table once create succeeds.
+// Create runs create (idempotent DDL) and remembers the table once it
+// succeeds. It runs create even for a known table: another process sharing
+// the database may have dropped it since.
 func (t *Tables) Create(table string, create func() error) error {
-	if t.Known(table) {
-		return nil
-	}
 	if err := create(); err != nil {
 		return err
 	}
 	t.Remember(table)
+	return nil
+}
+
+// Drop runs drop (idempotent DDL) and forgets the table once it succeeds.
+func (t *Tables) Drop(table string, drop func() error) error {
+	if err := drop(); err != nil {
+		return err
+	}
+	t.Forget(table)
 	return nil
 }

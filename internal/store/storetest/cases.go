@@ -298,6 +298,8 @@ func testClosed(t *testing.T, s store.Store) {
 	_, _, checks["get"] = s.Get(ctx, "closed", []byte("k"), 0)
 	checks["create"] = s.CreateTable(ctx, "other")
 	checks["save"] = s.SaveTable(ctx, store.Table{Name: "other"})
+	_, _, checks["swap"] = s.SwapTable(ctx, "other", nil, []byte("x"))
+	checks["drop"] = s.DropTable(ctx, "closed")
 	_, checks["tables"] = s.Tables(ctx)
 	if sc, ok := s.(store.Scanner); ok {
 		_, checks["scan"] = sc.ScanKeys(ctx, "closed", nil, 10)

@@ -1,10 +1,10 @@
 // Package storetest is the acceptance suite every store.Store backend must
 // pass: conditional last-writer-wins writes, tombstones, batches, binary and
-// large keys and values, table isolation, the catalog, read levels,
-// concurrent writers, behaviour after Close, (for a store.Scanner) paged
-// key scans, and the rule that a read never returns a write that is not
-// durable (durable.go; stores that can hold their durability point for a
-// test offer SyncHolder).
+// large keys and values, table isolation, the catalog and its atomic swaps,
+// dropping tables, read levels, concurrent writers, behaviour after Close,
+// (for a store.Scanner) paged key scans, and the rule that a read never
+// returns a write that is not durable (durable.go; stores that can hold
+// their durability point for a test offer SyncHolder).
 //
 // A backend's test calls Run with a function that opens a fresh, empty store
 // (a temporary directory, database or schema). Run closes every store it
@@ -46,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CreateTable", testCreateTable, false},
 		{"TableIsolation", testTableIsolation, false},
 		{"Catalog", testCatalog, false},
+		{"SwapTable", testSwapTable, false},
+		{"SwapTableRace", testSwapTableRace, false},
+		{"DropTable", testDropTable, false},
 		{"Levels", testLevels, false},
 		{"Concurrent", testConcurrent, false},
 		{"Closed", testClosed, false},
