@@ -106,8 +106,19 @@ type Log interface {
 	// Committed returns a group's committed offsets; partitions never
 	// committed are absent.
 	Committed(ctx context.Context, group, topic string) (map[int32]int64, error)
+	TopicDeleter
 	// Close releases everything; pending Appends fail with ErrClosed.
 	Close() error
+}
+
+// TopicDeleter deletes topics (a dropped table's).
+type TopicDeleter interface {
+	// DeleteTopic deletes a topic: its records and the offsets every group
+	// committed on it. Deleting an unknown topic is not an error. Appends
+	// and reads of the topic fail afterwards with ErrUnknownTopic, and a
+	// topic of that name can be created again (empty, with any partition
+	// count) once DeleteTopic returned.
+	DeleteTopic(ctx context.Context, topic string) error
 }
 
 // Reader reads one partition in offset order.

@@ -117,8 +117,9 @@ type topic struct {
 	opts  intentlog.TopicOptions
 	parts []*partition
 
-	offMu  sync.Mutex                 // guards groups and the offsets files
-	groups map[string]map[int32]int64 // cache of loaded offsets files
+	offMu   sync.Mutex                 // guards groups, deleted and the offsets files
+	groups  map[string]map[int32]int64 // cache of loaded offsets files
+	deleted bool                       // DeleteTopic moved the directory away
 }
 
 // Log is the embedded log. It is safe for concurrent use.
@@ -189,6 +190,7 @@ func (l *Log) loadTopics() error {
 	if err != nil {
 		return err
 	}
+	l.removeDeleted(ents)
 	for _, e := range ents {
 		if !e.IsDir() || validateName("topic", e.Name()) != nil {
 			continue
@@ -451,7 +453,7 @@ func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start,
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return 0, 0, fmt.Errorf("embedded: bounds %s/%d: %w", topic, partition, intentlog.ErrClosed)
+		return 0, 0, fmt.Errorf("embedded: bounds %s/%d: %w", topic, partition, p.closedErr())
 	}
 	return p.start, p.end, nil
 }

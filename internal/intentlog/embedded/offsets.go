@@ -195,6 +195,9 @@ func (l *Log) commit(ctx context.Context, group, topic string, offsets map[int32
 	}
 	t.offMu.Lock()
 	defer t.offMu.Unlock()
+	if t.deleted {
+		return errDeleted
+	}
 	cur, err := t.loadGroup(l.fs, group)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/vfs"
@@ -40,6 +41,8 @@ type partition struct {
 	noSpace error         // the last write failed on a full disk
 	wake    chan struct{} // cap 1: the queue is not empty
 	stop    chan struct{} // closed by Close
+	exited  chan struct{} // closed when the writer returned
+	deleted atomic.Bool   // DeleteTopic: fail with errDeleted, not ErrClosed
 
 	// mu guards the segment list, the bounds and what readers see.
 	mu     sync.Mutex
@@ -61,7 +64,7 @@ type partition struct {
 // openPartition opens or creates a partition directory and recovers it.
 func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.TopicOptions) (*partition, error) {
 	p := &partition{log: l, topic: topic, id: id, dir: filepath.Join(topicDir, strconv.Itoa(int(id))), topts: topts,
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), notify: make(chan struct{})}
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{}), notify: make(chan struct{})}
 	if err := l.fs.MkdirAll(p.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -120,7 +123,7 @@ func (p *partition) enqueue(r *appendReq) error {
 	switch {
 	case p.qclosed:
 		p.qmu.Unlock()
-		return intentlog.ErrClosed
+		return p.closedErr()
 	case p.broken != nil:
 		p.qmu.Unlock()
 		return p.broken
@@ -137,6 +140,7 @@ func (p *partition) enqueue(r *appendReq) error {
 // run is the writer goroutine: it commits the queue one batch per round
 // until Close, then fails what is still queued with ErrClosed.
 func (p *partition) run() {
+	defer close(p.exited)
 	for {
 		select {
 		case <-p.stop:
@@ -164,7 +168,7 @@ func (p *partition) drain() {
 	p.queue, p.qclosed = nil, true
 	p.qmu.Unlock()
 	for _, r := range q {
-		r.err = intentlog.ErrClosed
+		r.err = p.closedErr()
 		close(r.done)
 	}
 }

@@ -52,7 +52,7 @@ func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.
 	p.mu.Unlock()
 	switch {
 	case closed:
-		return nil, fmt.Errorf("embedded: new reader %s/%d: %w", topic, partition, intentlog.ErrClosed)
+		return nil, fmt.Errorf("embedded: new reader %s/%d: %w", topic, partition, p.closedErr())
 	case offset < start || offset > end:
 		return nil, fmt.Errorf("embedded: new reader %s/%d at %d: bounds are [%d, %d]: %w",
 			topic, partition, offset, start, end, intentlog.ErrOffsetOutOfRange)
@@ -227,7 +227,7 @@ func (p *partition) view(off int64) (view, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return view{}, intentlog.ErrClosed
+		return view{}, p.closedErr()
 	}
 	if off < p.start || off > p.end {
 		return view{}, fmt.Errorf("offset %d outside [%d, %d]: %w", off, p.start, p.end, intentlog.ErrOffsetOutOfRange)
@@ -251,7 +251,7 @@ func (p *partition) readErr(err error) error {
 	closed := p.closed
 	p.mu.Unlock()
 	if closed && !errors.Is(err, intentlog.ErrCorrupt) {
-		return intentlog.ErrClosed
+		return p.closedErr()
 	}
 	return err
 }
@@ -265,7 +265,7 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
-			return 0, intentlog.ErrClosed
+			return 0, p.closedErr()
 		}
 		var v view
 		for _, s := range p.segs {

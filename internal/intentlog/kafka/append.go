@@ -45,7 +45,10 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	}
 	if err := w.firstErr(); err != nil {
 		if errors.Is(err, intentlog.ErrUnknownTopic) {
+			// Deleted, maybe created again (with a new topic id that the
+			// client must look up): start over with fresh metadata.
 			l.forget(topic)
+			l.cl.PurgeTopicsFromProducing(topic)
 		}
 		return fmt.Errorf("kafka: append %s: %w", topic, err)
 	}

@@ -472,3 +472,40 @@ func mapErr(err error) error {
 	}
 	return fmt.Errorf("%w: %w", sentinel, err)
 }
+
+// DeleteTopic implements intentlog.TopicDeleter with DeleteTopics, then
+// waits until the metadata no longer lists the topic (Kafka deletes
+// asynchronously; creating the name again before that fails), and purges
+// the topic from the client (a topic created again gets a new topic id).
+// The group coordinator removes the offsets committed on a deleted topic's
+// partitions.
+func (l *Log) DeleteTopic(ctx context.Context, topic string) error {
+	topic = l.names.external(topic)
+	if err := l.checkOpen(); err != nil {
+		return fmt.Errorf("kafka: delete topic %s: %w", topic, err)
+	}
+	resp, err := l.adm.DeleteTopics(ctx, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("kafka: delete topic %s: %w", topic, mapErr(err))
+	}
+	l.forget(topic)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		_, _, err := l.metadata(ctx, topic)
+		switch {
+		case errors.Is(err, intentlog.ErrUnknownTopic):
+			l.cl.PurgeTopicsFromClient(topic)
+			l.forget(topic)
+			return nil
+		case err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition):
+			return fmt.Errorf("kafka: delete topic %s: waiting for the deletion: %w", topic, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka: delete topic %s: waiting for the deletion: %w", topic, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) intentlog.Log) {
 		fn   func(*testing.T)
 	}{
 		{"TopicAdmin", s.testTopicAdmin},
+		{"DeleteTopic", s.testDeleteTopic},
 		{"Ordering", s.testOrdering},
 		{"Durability", s.testDurability},
 		{"BoundsAndOffsetForTime", s.testBoundsAndOffsetForTime},
