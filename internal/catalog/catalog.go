@@ -1,12 +1,32 @@
 // Package catalog keeps wail's table definitions: name, failure mode,
-// visibility window, partition count and the resolver's retry bounds. Definitions are persisted through
-// the store (so every proxy sharing a store sees the same tables) and cached
-// in memory; the proxy reads the cache on every request, the resolver is told
-// when a table appears.
+// visibility window, partition count and retry bounds, and where each table
+// is in its life (creating, ready, dropping, deleting).
+//
+// Definitions live in the store's catalog (so every process sharing a store
+// sees the same tables) and are cached here; the proxy reads the cache on
+// every request, the resolver is told when a table appears and looks up
+// whether it is still there as it goes.
+//
+// Every change of a definition is one compare-and-set in the store
+// (store.CatalogSwapper), so processes sharing a store agree on one
+// definition per table and a process always serves exactly what is saved:
+//
+//   - Create reserves the name (creating, if absent), makes the table's
+//     topics and store room, then marks it ready. Only ready tables take
+//     writes. A create of the same definition finishes a reservation that
+//     a crashed process left; a failed create removes what it made and
+//     the reservation.
+//   - Alter changes what can change on a live table (failure mode,
+//     visibility window, retry bounds); every process picks it up at its
+//     next Refresh.
+//   - Drop stops writes (dropping), waits until no write can still be in
+//     flight anywhere and every intent is resolved (unless forced), then
+//     stops resolving (deleting), removes topics, rows and offsets, and
+//     finally the entry. A drop that stops half way is finished by running
+//     it again.
 package catalog
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +47,12 @@ var (
 	ErrConflict = errors.New("table exists with a different definition")
 	// ErrInvalid: the definition is not acceptable.
 	ErrInvalid = errors.New("invalid table definition")
+	// ErrBusy: the table is not in a state that allows the change (being
+	// created or dropped, writes in flight, unresolved intents); the
+	// message says how to proceed.
+	ErrBusy = errors.New("table busy")
+	// ErrBudget: the change would pass a partition budget.
+	ErrBudget = errors.New("partition budget exhausted")
 )
 
 // FailureMode says what the proxy does when an intent cannot be logged.
@@ -53,10 +79,39 @@ func ParseFailureMode(s string) (FailureMode, error) {
 }
 
 func (m FailureMode) String() string {
-	if m == Independent {
+	switch m {
+	case Transactional:
+		return "transactional"
+	case Independent:
 		return "independent"
 	}
-	return "transactional"
+	return fmt.Sprintf("failure mode %d", m)
+}
+
+// State is where a table is in its life. The values match
+// wail.v1.TableState.
+type State uint8
+
+// States; see wail.v1.TableState.
+const (
+	Creating State = 1
+	Ready    State = 2
+	Dropping State = 3
+	Deleting State = 4
+)
+
+func (s State) String() string {
+	switch s {
+	case Creating:
+		return "creating"
+	case Ready:
+		return "ready"
+	case Dropping:
+		return "dropping"
+	case Deleting:
+		return "deleting"
+	}
+	return fmt.Sprintf("state %d", s)
 }
 
 // Table is a table definition.
@@ -65,12 +120,12 @@ type Table struct {
 	FailureMode      FailureMode
 	VisibilityWindow time.Duration
 	Partitions       int32
-	CreatedAt        time.Time
-	// MaxAttempts and MaxRetryTime bound the counted failed store reads or
-	// event publishes of a key before the resolver dead-letters its
-	// intents (whichever comes first; see DESIGN.md, the resolve path).
+	// MaxAttempts and MaxRetryTime bound the resolver's tries of a key's
+	// store read or event publish before its intents are dead-lettered.
 	MaxAttempts  int32
 	MaxRetryTime time.Duration
+	CreatedAt    time.Time
+	State        State
 }
 
 // Retry bounds of tables that were defined without them.
@@ -89,20 +144,26 @@ func (t Table) Proto() *wailv1.Table {
 		CreatedAtUs:        t.CreatedAt.UnixMicro(),
 		MaxAttempts:        t.MaxAttempts,
 		MaxRetryTimeMs:     t.MaxRetryTime.Milliseconds(),
+		State:              wailv1.TableState(t.State),
 	}
 }
 
-// FromProto converts the API form. A definition stored before tables had
-// retry bounds gets the defaults.
+// FromProto converts the API form. A definition saved before states
+// existed is ready; one saved before tables had retry bounds gets the
+// defaults.
 func FromProto(p *wailv1.Table) Table {
 	t := Table{
 		Name:             p.Name,
 		FailureMode:      FailureMode(p.FailureMode),
 		VisibilityWindow: time.Duration(p.VisibilityWindowMs) * time.Millisecond,
 		Partitions:       p.Partitions,
-		CreatedAt:        time.UnixMicro(p.CreatedAtUs),
 		MaxAttempts:      p.MaxAttempts,
 		MaxRetryTime:     time.Duration(p.MaxRetryTimeMs) * time.Millisecond,
+		CreatedAt:        time.UnixMicro(p.CreatedAtUs),
+		State:            State(p.State),
+	}
+	if t.State == 0 {
+		t.State = Ready
 	}
 	if t.MaxAttempts == 0 {
 		t.MaxAttempts = DefaultMaxAttempts
@@ -113,189 +174,272 @@ func FromProto(p *wailv1.Table) Table {
 	return t
 }
 
-func (t Table) sameAs(o Table) bool {
-	return t.Name == o.Name && t.FailureMode == o.FailureMode &&
-		t.VisibilityWindow == o.VisibilityWindow && t.Partitions == o.Partitions &&
-		t.MaxAttempts == o.MaxAttempts && t.MaxRetryTime == o.MaxRetryTime
+// Describe names the settings of a definition, for messages.
+func (t Table) Describe() string {
+	return fmt.Sprintf("%s (failure mode %s, window %s, %d partitions, max attempts %d, max retry time %s)",
+		t.Name, t.FailureMode, short(t.VisibilityWindow), t.Partitions, t.MaxAttempts, short(t.MaxRetryTime))
 }
 
-// Backend persists definitions; store.Store implements it.
+// sameDefinition compares what a create asks for (not the creation time or
+// the state).
+func (t Table) sameDefinition(o Table) bool {
+	return t.Name == o.Name && t.FailureMode == o.FailureMode && t.VisibilityWindow == o.VisibilityWindow &&
+		t.Partitions == o.Partitions && t.MaxAttempts == o.MaxAttempts && t.MaxRetryTime == o.MaxRetryTime
+}
+
+// encode is the catalog entry of a definition (deterministic bytes, since
+// swaps compare them).
+func (t Table) encode() ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(t.Proto())
+}
+
+func decode(spec []byte) (Table, error) {
+	var p wailv1.Table
+	if err := proto.Unmarshal(spec, &p); err != nil {
+		return Table{}, err
+	}
+	return FromProto(&p), nil
+}
+
+// Backend persists definitions and makes and removes a table's room in the
+// store; store.Store implements it.
 type Backend interface {
-	SaveTable(ctx context.Context, t store.Table) error
 	Tables(ctx context.Context) ([]store.Table, error)
+	store.CatalogSwapper
 	CreateTable(ctx context.Context, table string) error
+	store.TableDropper
 }
 
-// Provisioner makes the room a new table needs outside the store (the
-// intent log and event bus topics). It must be idempotent.
-type Provisioner func(ctx context.Context, t Table) error
+// Provisioner makes and removes what a table needs outside the store: its
+// topics on the intent log and event bus (and their committed offsets).
+// Both must be idempotent.
+type Provisioner interface {
+	Provision(ctx context.Context, t Table) error
+	Unprovision(ctx context.Context, t Table) error
+}
+
+// Options configures a Catalog.
+type Options struct {
+	// Defaults fills in what a create leaves zero (Name and State unused).
+	Defaults Table
+	Limits   Limits
+	// Provisioner makes and removes topics; required.
+	Provisioner Provisioner
+	// Refresh is how often every process sharing the store reloads the
+	// catalog (config catalog_refresh): a drop waits this long for every
+	// process to see a state change.
+	Refresh time.Duration
+	// OnProblem, when set, is told when a ready table cannot be served
+	// here (its topics cannot be made) and when that clears (err nil).
+	OnProblem func(table string, err error)
+}
+
+// entry is a table as saved, with the exact bytes the store holds (swaps
+// compare them).
+type entry struct {
+	t    Table
+	spec []byte
+	// served: this process made sure of its topics; only then is a ready
+	// table written and resolved here.
+	served bool
+}
 
 // Catalog is the cached set of tables.
 type Catalog struct {
-	backend   Backend
-	provision Provisioner
-	defaults  Table
+	backend Backend
+	opts    Options
+
+	// opMu orders this process's swaps and what they install in the cache.
+	opMu sync.Mutex
+	seq  uint64 // local installs, under opMu: a refresh that saw an older store skips its round
 
 	mu       sync.RWMutex
-	tables   map[string]Table
+	tables   map[string]entry
 	watchers []chan<- Table
 }
 
-// Open loads the catalog from the backend. defaults fills in what a
-// create request leaves zero.
-func Open(ctx context.Context, b Backend, provision Provisioner, defaults Table) (*Catalog, error) {
-	c := &Catalog{backend: b, provision: provision, defaults: defaults, tables: map[string]Table{}}
-	rows, err := b.Tables(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("catalog: load: %w", err)
+// Open loads the catalog from the backend and makes sure of the topics of
+// every ready table. It fails only when the catalog cannot be read: a table
+// whose topics cannot be made is not served (Options.OnProblem is told;
+// Refresh tries again).
+func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
+	if opts.Provisioner == nil {
+		return nil, errors.New("catalog: no provisioner")
 	}
-	for _, r := range rows {
-		var p wailv1.Table
-		if err := proto.Unmarshal(r.Spec, &p); err != nil {
-			return nil, fmt.Errorf("catalog: load %s: %w", r.Name, err)
-		}
-		c.tables[r.Name] = FromProto(&p)
+	opts.Limits = opts.Limits.withDefaults()
+	opts.Defaults = WithDefaults(opts.Defaults, Table{MaxAttempts: DefaultMaxAttempts, MaxRetryTime: DefaultMaxRetryTime})
+	c := &Catalog{backend: b, opts: opts, tables: map[string]entry{}}
+	if _, err := c.reload(ctx); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
 
-// Refresh reloads the definitions from the backend and adds the tables
-// other processes sharing it created (provisioned here, announced to the
-// watchers). Tables are never redefined or dropped by a refresh.
+// Refresh reloads the definitions from the backend: it takes up tables that
+// other processes created (making sure of their topics here first, then
+// announcing them to the watchers), alters, drops, and tables whose topics
+// could not be made before. It returns the first error of reading the
+// catalog, or the problems of tables it cannot serve.
 func (c *Catalog) Refresh(ctx context.Context) error {
+	problems, err := c.reload(ctx)
+	if err != nil {
+		return err
+	}
+	return problems
+}
+
+// reload is Refresh; problems are the tables it cannot serve, err a failure
+// to read the catalog.
+func (c *Catalog) reload(ctx context.Context) (problems, err error) {
+	c.opMu.Lock()
+	seq := c.seq
+	c.opMu.Unlock()
 	rows, err := c.backend.Tables(ctx)
 	if err != nil {
-		return fmt.Errorf("catalog: refresh: %w", err)
+		return nil, fmt.Errorf("catalog: load: %w", err)
 	}
+	loaded := make(map[string]entry, len(rows))
+	var errs []error
 	for _, r := range rows {
-		if _, ok := c.Get(r.Name); ok {
-			continue
+		t, err := decode(r.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: load %s: %w", r.Name, err)
 		}
-		var p wailv1.Table
-		if err := proto.Unmarshal(r.Spec, &p); err != nil {
-			return fmt.Errorf("catalog: refresh %s: %w", r.Name, err)
+		e := entry{t: t, spec: r.Spec}
+		if old, ok := c.lookup(t.Name); ok && old.served && old.t.CreatedAt.Equal(t.CreatedAt) {
+			e.served = true
+		} else if t.State == Ready || t.State == Dropping {
+			e.served, err = c.provision(ctx, t)
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
-		t := FromProto(&p)
-		if err := c.provision(ctx, t); err != nil {
-			return fmt.Errorf("catalog: refresh %s: %w", t.Name, err)
-		}
-		c.add(t)
+		loaded[t.Name] = e
 	}
-	return nil
-}
-
-// add caches a table and tells the watchers, unless it is known already.
-func (c *Catalog) add(t Table) (Table, bool) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	if c.seq != seq {
+		return errors.Join(errs...), nil // a local change raced this reload: the next one takes it up
+	}
 	c.mu.Lock()
-	if old, ok := c.tables[t.Name]; ok {
-		c.mu.Unlock()
-		return old, false
+	var announce []Table
+	for name, e := range loaded {
+		old, ok := c.tables[name]
+		if resolvable(e) && (!ok || !resolvable(old) || !old.t.CreatedAt.Equal(e.t.CreatedAt)) {
+			announce = append(announce, e.t)
+		}
 	}
-	c.tables[t.Name] = t
-	watchers := append([]chan<- Table(nil), c.watchers...)
+	c.tables = loaded
 	c.mu.Unlock()
-	for _, w := range watchers {
-		w <- t
+	c.announce(announce)
+	return errors.Join(errs...), nil
+}
+
+// provision makes sure of a ready table's topics in this process and tells
+// OnProblem how it went; served reports success.
+func (c *Catalog) provision(ctx context.Context, t Table) (served bool, err error) {
+	err = c.opts.Provisioner.Provision(ctx, t)
+	if err != nil {
+		err = fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
 	}
-	return t, true
+	if c.opts.OnProblem != nil {
+		c.opts.OnProblem(t.Name, err)
+	}
+	return err == nil, err
 }
 
-// Get returns a table by name.
-func (c *Catalog) Get(name string) (Table, bool) {
+// resolvable: the resolver works on the table (ready or dropping, and its
+// topics are in place here).
+func resolvable(e entry) bool {
+	return e.served && (e.t.State == Ready || e.t.State == Dropping)
+}
+
+// install caches what this process just saved (call with opMu held) and
+// announces a table that became resolvable.
+func (c *Catalog) install(e entry, deleted bool) {
+	c.seq++
+	c.mu.Lock()
+	old, had := c.tables[e.t.Name]
+	if deleted {
+		delete(c.tables, e.t.Name)
+	} else {
+		c.tables[e.t.Name] = e
+	}
+	c.mu.Unlock()
+	if !deleted && resolvable(e) && (!had || !resolvable(old) || !old.t.CreatedAt.Equal(e.t.CreatedAt)) {
+		c.announce([]Table{e.t})
+	}
+}
+
+func (c *Catalog) announce(ts []Table) {
+	if len(ts) == 0 {
+		return
+	}
 	c.mu.RLock()
-	t, ok := c.tables[name]
+	watchers := append([]chan<- Table(nil), c.watchers...)
 	c.mu.RUnlock()
-	return t, ok
+	for _, t := range ts {
+		for _, w := range watchers {
+			w <- t
+		}
+	}
 }
 
-// List returns all tables sorted by name.
+func (c *Catalog) lookup(name string) (entry, bool) {
+	c.mu.RLock()
+	e, ok := c.tables[name]
+	c.mu.RUnlock()
+	return e, ok
+}
+
+// Get returns a table that takes writes: ready, with its topics in place.
+func (c *Catalog) Get(name string) (Table, bool) {
+	e, ok := c.lookup(name)
+	if !ok || !e.served || e.t.State != Ready {
+		return Table{}, false
+	}
+	return e.t, true
+}
+
+// Resolving returns a table the resolver must work on: ready or dropping
+// (a drop waits for its intents to resolve). A table that is being
+// deleted, gone, or created again since (another CreatedAt) is not: its
+// partitions stop.
+func (c *Catalog) Resolving(name string) (Table, bool) {
+	e, ok := c.lookup(name)
+	if !ok || !resolvable(e) {
+		return Table{}, false
+	}
+	return e.t, true
+}
+
+// List returns every table in any state, sorted by name.
 func (c *Catalog) List() []Table {
 	c.mu.RLock()
 	out := make([]Table, 0, len(c.tables))
-	for _, t := range c.tables {
-		out = append(out, t)
+	for _, e := range c.tables {
+		out = append(out, e.t)
 	}
 	c.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// Watch returns every existing table and then each table created later on
-// ch (which must be buffered or drained promptly).
+// Watch returns the tables to resolve now and then sends on ch each table
+// that becomes one to resolve: created (here or, after a Refresh,
+// elsewhere), or created again after a drop. ch must be buffered or
+// drained promptly. A table that must no longer be resolved is not sent:
+// see Resolving.
 func (c *Catalog) Watch(ch chan<- Table) []Table {
 	c.mu.Lock()
 	c.watchers = append(c.watchers, ch)
-	c.mu.Unlock()
-	return c.List()
-}
-
-// Create defines a table (zero fields take the defaults), provisions its
-// topics and store room, and persists it. Creating an identical table again
-// is not an error: created is then false.
-func (c *Catalog) Create(ctx context.Context, t Table) (_ Table, created bool, err error) {
-	t = c.withDefaults(t)
-	if err := validate(t); err != nil {
-		return Table{}, false, err
-	}
-	if old, ok := c.Get(t.Name); ok {
-		if !old.sameAs(t) {
-			return old, false, fmt.Errorf("%w: %s is %s, window %s, %d partitions, max attempts %d, max retry time %s", ErrConflict,
-				old.Name, old.FailureMode, old.VisibilityWindow, old.Partitions, old.MaxAttempts, old.MaxRetryTime)
+	var out []Table
+	for _, e := range c.tables {
+		if resolvable(e) {
+			out = append(out, e.t)
 		}
-		return old, false, nil
 	}
-	t.CreatedAt = time.Now().Truncate(time.Microsecond)
-	if err := c.provision(ctx, t); err != nil {
-		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
-	}
-	if err := c.backend.CreateTable(ctx, t.Name); err != nil {
-		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
-	}
-	spec, err := proto.Marshal(t.Proto())
-	if err != nil {
-		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
-	}
-	if err := c.backend.SaveTable(ctx, store.Table{Name: t.Name, Spec: spec}); err != nil {
-		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
-	}
-	t, created = c.add(t) // false: lost a race with a concurrent create
-	return t, created, nil
-}
-
-func (c *Catalog) withDefaults(t Table) Table {
-	if t.FailureMode == 0 {
-		t.FailureMode = c.defaults.FailureMode
-	}
-	if t.VisibilityWindow == 0 {
-		t.VisibilityWindow = c.defaults.VisibilityWindow
-	}
-	if t.Partitions == 0 {
-		t.Partitions = c.defaults.Partitions
-	}
-	if t.MaxAttempts == 0 {
-		t.MaxAttempts = cmp.Or(c.defaults.MaxAttempts, DefaultMaxAttempts)
-	}
-	if t.MaxRetryTime == 0 {
-		t.MaxRetryTime = cmp.Or(c.defaults.MaxRetryTime, DefaultMaxRetryTime)
-	}
-	return t
-}
-
-func validate(t Table) error {
-	if err := store.ValidateTableName(t.Name); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	switch {
-	case t.FailureMode != Transactional && t.FailureMode != Independent:
-		return fmt.Errorf("%w: failure mode %d: use transactional or independent", ErrInvalid, t.FailureMode)
-	case t.VisibilityWindow < 10*time.Millisecond || t.VisibilityWindow > 24*time.Hour:
-		return fmt.Errorf("%w: visibility window %s out of range 10ms..24h", ErrInvalid, t.VisibilityWindow)
-	case t.Partitions < 1 || t.Partitions > 1024:
-		return fmt.Errorf("%w: %d partitions out of range 1..1024", ErrInvalid, t.Partitions)
-	case t.MaxAttempts < 1 || t.MaxAttempts > 1_000_000:
-		return fmt.Errorf("%w: max attempts %d out of range 1..1000000", ErrInvalid, t.MaxAttempts)
-	case t.MaxRetryTime < time.Second || t.MaxRetryTime > 7*24*time.Hour:
-		return fmt.Errorf("%w: max retry time %s out of range 1s..168h", ErrInvalid, t.MaxRetryTime)
-	}
-	return nil
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

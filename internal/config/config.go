@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/wail-cdc/wail/internal/catalog"
 )
 
 // Config is the whole configuration of a wail process.
@@ -60,11 +62,18 @@ type Config struct {
 	Tables []Table `yaml:"tables"`
 }
 
-// Limits bound what the proxy accepts.
+// Limits bound what the proxy accepts and how many partitions tables
+// may have.
 type Limits struct {
 	MaxKeyBytes       int `yaml:"max_key_bytes"`
 	MaxValueBytes     int `yaml:"max_value_bytes"`
 	MaxBatchMutations int `yaml:"max_batch_mutations"`
+	// MaxTablePartitions bounds one table's partitions (a create or a
+	// table_defaults over it is InvalidArgument).
+	MaxTablePartitions int32 `yaml:"max_table_partitions"`
+	// MaxPartitions bounds the partitions of all tables of the store (a
+	// create over it is ResourceExhausted).
+	MaxPartitions int `yaml:"max_partitions"`
 }
 
 // Log configures the intent log and the event bus.
@@ -187,7 +196,9 @@ type Resolver struct {
 	StallAfter time.Duration `yaml:"stall_after"`
 }
 
-// Table is a table definition (also used for defaults).
+// Table is a table definition (also used for defaults). In tables, a
+// setting left out takes table_defaults' at creation, and is not compared
+// with (or applied to) a table that exists.
 type Table struct {
 	Name             string        `yaml:"name"`
 	FailureMode      string        `yaml:"failure_mode"` // transactional | independent
@@ -214,8 +225,9 @@ func defaults() Config {
 		DataDir:         "./wail-data",
 		Listen:          "127.0.0.1:7070",
 		ShutdownTimeout: 30 * time.Second,
-		Limits:          Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000},
-		API:             defaultAPI(),
+		Limits: Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000,
+			MaxTablePartitions: catalog.DefaultMaxTablePartitions, MaxPartitions: catalog.DefaultMaxPartitions},
+		API: defaultAPI(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
@@ -245,6 +257,9 @@ func Load(path string) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+		if strings.Contains(err.Error(), "into time.Duration") {
+			err = fmt.Errorf("%w\n(durations need a unit: 0s, 500ms, 10s, 2m, 168h)", err)
+		}
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	if err := c.Validate(); err != nil {
@@ -290,18 +305,73 @@ func (c *Config) Validate() error {
 	check(r.TransactionProducers >= 1 && r.TransactionProducers <= 64, "resolver.transaction_producers %d out of range 1..64", r.TransactionProducers)
 	check(r.RetryBackoffMin > 0 && r.RetryBackoffMax >= r.RetryBackoffMin, "resolver.retry_backoff_min must be positive and <= retry_backoff_max")
 	check(r.StallAfter >= time.Second, "resolver.stall_after must be at least 1s")
-	if err := c.Defaults.validate("table_defaults"); err != nil {
-		errs = append(errs, err)
-	}
-	for i, t := range c.Tables {
-		if t.Name == "" {
-			errs = append(errs, fmt.Errorf("tables[%d].name must not be empty", i))
-		}
-		if err := t.validate(fmt.Sprintf("tables[%d]", i)); err != nil {
-			errs = append(errs, err)
-		}
-	}
+	errs = append(errs, c.validateTables()...)
 	return errors.Join(errs...)
+}
+
+// validateTables checks the budgets, table_defaults and every table with
+// the validator the API uses (catalog.Validate), so that no setting loads
+// that a create would then refuse.
+func (c *Config) validateTables() []error {
+	if err := c.CatalogLimits().Check(); err != nil {
+		return []error{err}
+	}
+	var errs []error
+	if def, err := c.TableDefaults(); err != nil {
+		errs = append(errs, fmt.Errorf("table_defaults: %w", err))
+	} else if err := catalog.Validate(def, c.CatalogLimits(), false); err != nil {
+		errs = append(errs, fmt.Errorf("table_defaults: %w", err))
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Tables {
+		switch {
+		case t.Name == "":
+			errs = append(errs, fmt.Errorf("tables[%d].name must not be empty", i))
+			continue
+		case seen[t.Name]:
+			errs = append(errs, fmt.Errorf("tables[%d]: table %s is listed twice", i, t.Name))
+			continue
+		}
+		seen[t.Name] = true
+		def, err := c.TableDef(t)
+		if err == nil {
+			err = catalog.Validate(c.withDefaults(def), c.CatalogLimits(), true)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tables[%d] (%s): %w", i, t.Name, err))
+		}
+	}
+	return errs
+}
+
+// CatalogLimits are the partition budgets.
+func (c *Config) CatalogLimits() catalog.Limits {
+	return catalog.Limits{MaxTablePartitions: c.Limits.MaxTablePartitions, MaxPartitions: c.Limits.MaxPartitions}
+}
+
+// TableDefaults is table_defaults as a definition (without a name).
+func (c *Config) TableDefaults() (catalog.Table, error) {
+	return c.TableDef(c.Defaults)
+}
+
+// TableDef converts a table of the configuration; what it leaves out stays
+// zero (see Table).
+func (c *Config) TableDef(t Table) (catalog.Table, error) {
+	var mode catalog.FailureMode
+	if t.FailureMode != "" {
+		var err error
+		if mode, err = catalog.ParseFailureMode(t.FailureMode); err != nil {
+			return catalog.Table{}, err
+		}
+	}
+	return catalog.Table{Name: t.Name, FailureMode: mode, VisibilityWindow: t.VisibilityWindow, Partitions: t.Partitions,
+		MaxAttempts: t.MaxAttempts, MaxRetryTime: t.MaxRetryTime}, nil
+}
+
+// withDefaults fills what def leaves zero from table_defaults.
+func (c *Config) withDefaults(def catalog.Table) catalog.Table {
+	d, _ := c.TableDefaults()
+	return catalog.WithDefaults(def, d)
 }
 
 func (l Log) validate() []error {
@@ -356,27 +426,6 @@ func (s Store) validate() []error {
 		errs = append(errs, errors.New("store.query_timeout must be positive"))
 	}
 	return errs
-}
-
-func (t Table) validate(where string) error {
-	switch t.FailureMode {
-	case "", "transactional", "independent":
-	default:
-		return fmt.Errorf("%s.failure_mode %q: use transactional or independent", where, t.FailureMode)
-	}
-	if t.VisibilityWindow < 0 {
-		return fmt.Errorf("%s.visibility_window must not be negative", where)
-	}
-	if t.Partitions < 0 || t.Partitions > 1024 {
-		return fmt.Errorf("%s.partitions %d out of range 1..1024", where, t.Partitions)
-	}
-	if t.MaxAttempts < 0 || t.MaxAttempts > 1_000_000 {
-		return fmt.Errorf("%s.max_attempts %d out of range 1..1000000", where, t.MaxAttempts)
-	}
-	if t.MaxRetryTime != 0 && (t.MaxRetryTime < time.Second || t.MaxRetryTime > 7*24*time.Hour) {
-		return fmt.Errorf("%s.max_retry_time %s out of range 1s..168h", where, t.MaxRetryTime)
-	}
-	return nil
 }
 
 // ResolverInstance is resolver.instance_id, or its default: the host name

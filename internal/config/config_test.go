@@ -69,7 +69,7 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("%+v", c.Store)
 			}
 		}},
-		{name: "bad failure mode", yaml: "tables:\n  - name: t\n    failure_mode: yolo\n", wantErr: `tables[0].failure_mode "yolo"`},
+		{name: "bad failure mode", yaml: "tables:\n  - name: t\n    failure_mode: yolo\n", wantErr: `tables[0] (t): invalid table definition: failure mode "yolo"`},
 		{name: "table without a name", yaml: "tables:\n  - partitions: 2\n", wantErr: "tables[0].name must not be empty"},
 		{name: "backoff order", yaml: "resolver:\n  backoff_min: 1s\n  backoff_max: 1ms\n", wantErr: "backoff_min must be positive and <= backoff_max"},
 		{name: "kafka needs brokers", yaml: "log:\n  kind: kafka\n", wantErr: "log.kafka.brokers is required"},
@@ -87,8 +87,8 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("%+v %+v %+v", c.Defaults, c.Tables, c.Resolver)
 			}
 		}},
-		{name: "max attempts range", yaml: "tables:\n  - name: t\n    max_attempts: -1\n", wantErr: "tables[0].max_attempts -1 out of range"},
-		{name: "max retry time range", yaml: "table_defaults:\n  max_retry_time: 10ms\n", wantErr: "table_defaults.max_retry_time 10ms out of range 1s..168h"},
+		{name: "max attempts range", yaml: "tables:\n  - name: t\n    max_attempts: -1\n", wantErr: "tables[0] (t): invalid table definition: max_attempts -1 out of range 1..1000000"},
+		{name: "max retry time range", yaml: "table_defaults:\n  max_retry_time: 10ms\n", wantErr: "table_defaults: invalid table definition: max_retry_time 10ms out of range 1s..168h"},
 		{name: "retry backoff order", yaml: "resolver:\n  retry_backoff_min: 1s\n  retry_backoff_max: 1ms\n", wantErr: "retry_backoff_min must be positive and <= retry_backoff_max"},
 		{name: "stall after", yaml: "resolver:\n  stall_after: 10ms\n", wantErr: "resolver.stall_after must be at least 1s"},
 		{name: "dlq retention", yaml: "log:\n  dlq_retention: -1s\n", wantErr: "log retention must not be negative"},
@@ -98,6 +98,26 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("%+v", c.Log)
 			}
 		}},
+		// Table settings are checked by the API's validator: a default
+		// that every create would then refuse does not load.
+		{name: "default window below the minimum", yaml: "table_defaults:\n  visibility_window: 1ms\n",
+			wantErr: "table_defaults: invalid table definition: visibility_window 1ms out of range 10ms..24h"},
+		{name: "default partitions over the budget", yaml: "limits:\n  max_table_partitions: 4\ntable_defaults:\n  partitions: 8\n",
+			wantErr: "partitions 8 out of range 1..4 (limits.max_table_partitions)"},
+		{name: "default retry bounds", yaml: "table_defaults:\n  max_attempts: 0\n  max_retry_time: 10ms\n",
+			wantErr: "max_attempts 0 out of range"},
+		{name: "table window", yaml: "tables:\n  - name: t\n    visibility_window: 1ms\n", wantErr: "tables[0] (t): invalid table definition: visibility_window 1ms"},
+		{name: "table name", yaml: "tables:\n  - name: Bad-Name\n", wantErr: `tables[0] (Bad-Name): invalid table definition: invalid table name "Bad-Name"`},
+		{name: "table named twice", yaml: "tables:\n  - name: t\n  - name: t\n", wantErr: "tables[1]: table t is listed twice"},
+		{name: "budgets", yaml: "limits:\n  max_table_partitions: 16\n  max_partitions: 8\n", wantErr: "limits.max_partitions 8 is below limits.max_table_partitions 16"},
+		{name: "per-table keys", yaml: "tables:\n  - name: t\n    failure_mode: independent\n    visibility_window: 3s\n    partitions: 2\n    max_attempts: 5\n    max_retry_time: 1m\n",
+			check: func(t *testing.T, c Config) {
+				def, err := c.TableDef(c.Tables[0])
+				if err != nil || def.MaxAttempts != 5 || def.MaxRetryTime != time.Minute || def.Partitions != 2 {
+					t.Fatalf("%+v %v", def, err)
+				}
+			}},
+		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n", wantErr: "line 2: cannot unmarshal !!int `0` into time.Duration\n(durations need a unit: 0s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -78,7 +78,8 @@ func runDeadLetters(t *testing.T, b Backends, table string, tooLarge bool) {
 	poison := NewPoison(table, read, pub)
 	flaky := newFlakyStore(b.Store, 0)
 	bus := eventbus.New(b.Log)
-	cat, err := catalog.Open(ctx, b.Store, provision(b.Log, bus), catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 2})
+	cat, err := catalog.Open(ctx, b.Store, catalog.Options{Provisioner: provision(b.Log, bus),
+		Defaults: catalog.Table{FailureMode: catalog.Transactional, VisibilityWindow: 2 * time.Second, Partitions: 2}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,29 +166,44 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	Check(t, h.writes, evs, stored, finalState(t, ctx, b.Store, tb.Name, flaky.keys()), nil)
 }
 
-// provision creates a table's intent, event and dead-letter topics, as
-// the server does.
-func provision(log intentlog.Log, bus *eventbus.Bus) catalog.Provisioner {
-	return func(ctx context.Context, tb catalog.Table) error {
-		if err := log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
-			return err
-		}
-		if err := bus.CreateTable(ctx, tb.Name, tb.Partitions, 0); err != nil {
-			return err
-		}
-		return log.CreateTopic(ctx, dlq.Topic(tb.Name), dlq.Partitions, intentlog.TopicOptions{})
-	}
-}
+// provision makes and removes a table's intent, event and dead-letter
+// topics, as the server does.
+func provision(log intentlog.Log, bus *eventbus.Bus) catalog.Provisioner { return topics{log, bus} }
 
 // openCatalog opens the table catalog on b's store with defaults; a new
 // table's topics go on b's log (intents, dead letters) and bus (events).
 func openCatalog(ctx context.Context, t *testing.T, b Backends, bus *eventbus.Bus, defaults catalog.Table) *catalog.Catalog {
 	t.Helper()
-	cat, err := catalog.Open(ctx, b.Store, provision(b.Log, bus), defaults)
+	cat, err := catalog.Open(ctx, b.Store, catalog.Options{Provisioner: provision(b.Log, bus), Defaults: defaults})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cat
+}
+
+// topics makes and removes a table's topics.
+type topics struct {
+	log intentlog.Log
+	bus *eventbus.Bus
+}
+
+func (p topics) Provision(ctx context.Context, tb catalog.Table) error {
+	if err := p.log.CreateTopic(ctx, intent.Topic(tb.Name), tb.Partitions, intentlog.TopicOptions{}); err != nil {
+		return err
+	}
+	if err := p.bus.CreateTable(ctx, tb.Name, tb.Partitions, 0); err != nil {
+		return err
+	}
+	return p.log.CreateTopic(ctx, dlq.Topic(tb.Name), dlq.Partitions, intentlog.TopicOptions{})
+}
+
+func (p topics) Unprovision(ctx context.Context, tb catalog.Table) error {
+	for _, topic := range []string{intent.Topic(tb.Name), eventbus.Topic(tb.Name), dlq.Topic(tb.Name)} {
+		if err := p.log.DeleteTopic(ctx, topic); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type runningResolver struct {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -56,6 +57,7 @@ func (r *Resolver) worker(ctx context.Context) {
 type loop struct {
 	r         *Resolver
 	table     string
+	def       catalog.Table // as the catalog had it at the last commit tick
 	topic     string
 	partition int32
 	core      *Core
@@ -152,6 +154,9 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 			l.core.Tick(time.Now())
 		case <-tick.C:
 			l.tick(ctx)
+			if l.follow() {
+				return l.drain()
+			}
 		case err := <-readErr:
 			if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
 				// Retention removed intents the reader had not read. Finish

@@ -100,6 +100,9 @@ type Config struct {
 	// it resolves only the partitions the group assigns it and publishes
 	// in transactions. Without it, the resolver owns every partition.
 	Join JoinFunc
+	// Tables, when set, says whether a table is still to be resolved and
+	// its current definition (catalog.Catalog.Resolving); see tables.go.
+	Tables func(name string) (catalog.Table, bool)
 }
 
 // Resolver resolves the intents of every table it is given.
@@ -109,6 +112,7 @@ type Resolver struct {
 	bus   Bus
 	cfg   Config
 	jobs  chan job // reads for the worker pool, from every partition
+	runs  runs     // partitions running per table (Stopped)
 }
 
 // New returns a resolver.
@@ -172,9 +176,14 @@ func (r *Resolver) Run(ctx context.Context, tables []catalog.Table, more <-chan 
 // (the log or bus unreachable) is retried with backoff; a failure of the
 // group membership (pm) is returned.
 func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
+	defer r.runs.enter(t.Name)()
 	backoff := r.cfg.BackoffMax
 	for {
-		err := r.resolvePartition(ctx, t, p, pm)
+		cur, ok := r.current(t)
+		if !ok {
+			return nil // dropped
+		}
+		err := r.resolvePartition(ctx, cur, p, pm)
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -265,6 +274,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	l.core = NewCore(params, from, rec.Last)
 	l.core.AlreadySettled(letters.settled())
 	l.m = r.cfg.Metrics.partition(t.Name, p, params.Levels)
+	l.def = t
 	return l.run(ctx, rd, first)
 }
 

@@ -3,12 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
-	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -16,10 +16,6 @@ import (
 
 // admin serves wail.v1.AdminService.
 type admin struct {
-	// Unimplemented answers CodeUnimplemented for the RPCs being built
-	// (table alter/drop); remove it once all are. Dead letters and
-	// reconcile: admin_dlq.go.
-	wailv1connect.UnimplementedAdminServiceHandler
 	s *Server
 }
 
@@ -31,24 +27,99 @@ func catalogCode(err error) connect.Code {
 		return connect.CodeAlreadyExists
 	case errors.Is(err, catalog.ErrNotFound):
 		return connect.CodeNotFound
+	case errors.Is(err, catalog.ErrBusy):
+		return connect.CodeFailedPrecondition
+	case errors.Is(err, catalog.ErrBudget):
+		return connect.CodeResourceExhausted
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded
 	}
 	return connect.CodeUnavailable
 }
 
+// adminTimeout bounds a create or alter that the client no longer waits
+// for: once begun, a table change finishes (or cleans up) on its own.
+const adminTimeout = 2 * time.Minute
+
 func (a *admin) CreateTable(ctx context.Context, req *connect.Request[wailv1.CreateTableRequest]) (*connect.Response[wailv1.CreateTableResponse], error) {
 	m := req.Msg
+	window, err := catalog.Millis("visibility_window_ms", m.VisibilityWindowMs, catalog.MaxVisibilityWindow)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	retry, err := catalog.Millis("max_retry_time_ms", m.MaxRetryTimeMs, catalog.MaxMaxRetryTime)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminTimeout)
+	defer cancel()
 	t, created, err := a.s.catalog.Create(ctx, catalog.Table{
 		Name:             m.Name,
 		FailureMode:      catalog.FailureMode(m.FailureMode),
-		VisibilityWindow: time.Duration(m.VisibilityWindowMs) * time.Millisecond,
+		VisibilityWindow: window,
 		Partitions:       m.Partitions,
 		MaxAttempts:      m.MaxAttempts,
-		MaxRetryTime:     time.Duration(m.MaxRetryTimeMs) * time.Millisecond,
+		MaxRetryTime:     retry,
 	})
 	if err != nil {
 		return nil, connect.NewError(catalogCode(err), err)
 	}
 	return connect.NewResponse(&wailv1.CreateTableResponse{Table: t.Proto(), Created: created}), nil
+}
+
+func (a *admin) AlterTable(ctx context.Context, req *connect.Request[wailv1.AlterTableRequest]) (*connect.Response[wailv1.AlterTableResponse], error) {
+	m := req.Msg
+	var alter catalog.Alter
+	if m.FailureMode != nil {
+		mode := catalog.FailureMode(m.GetFailureMode())
+		if mode != catalog.Transactional && mode != catalog.Independent {
+			return nil, connect.NewError(connect.CodeInvalidArgument,
+				fmt.Errorf("%w: failure_mode %s: use FAILURE_MODE_TRANSACTIONAL or FAILURE_MODE_INDEPENDENT", catalog.ErrInvalid, m.GetFailureMode()))
+		}
+		alter.FailureMode = &mode
+	}
+	if m.VisibilityWindowMs != nil {
+		d, err := catalog.Millis("visibility_window_ms", m.GetVisibilityWindowMs(), catalog.MaxVisibilityWindow)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+		alter.VisibilityWindow = &d
+	}
+	if m.MaxAttempts != nil {
+		n := m.GetMaxAttempts()
+		alter.MaxAttempts = &n
+	}
+	if m.MaxRetryTimeMs != nil {
+		d, err := catalog.Millis("max_retry_time_ms", m.GetMaxRetryTimeMs(), catalog.MaxMaxRetryTime)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+		alter.MaxRetryTime = &d
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminTimeout)
+	defer cancel()
+	t, changed, err := a.s.catalog.Alter(ctx, m.Name, alter)
+	if err != nil {
+		return nil, connect.NewError(catalogCode(err), err)
+	}
+	return connect.NewResponse(&wailv1.AlterTableResponse{Table: t.Proto(), Changed: changed}), nil
+}
+
+// DropTable runs to its end even when the client stops waiting (a drop
+// waits one catalog refresh, or two plus the table's visibility window
+// when not forced), so that it never stops half way for that reason.
+func (a *admin) DropTable(ctx context.Context, req *connect.Request[wailv1.DropTableRequest]) (*connect.Response[wailv1.DropTableResponse], error) {
+	m := req.Msg
+	var window time.Duration
+	if t, ok := a.s.table(m.Name); ok {
+		window = t.VisibilityWindow
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*a.s.cfg.CatalogRefresh+window+adminTimeout)
+	defer cancel()
+	if err := a.s.catalog.Drop(ctx, m.Name, m.Force, a.s.dropHooks()); err != nil {
+		return nil, connect.NewError(catalogCode(err), err)
+	}
+	return connect.NewResponse(&wailv1.DropTableResponse{}), nil
 }
 
 func (a *admin) ListTables(context.Context, *connect.Request[wailv1.ListTablesRequest]) (*connect.Response[wailv1.ListTablesResponse], error) {
@@ -60,11 +131,14 @@ func (a *admin) ListTables(context.Context, *connect.Request[wailv1.ListTablesRe
 }
 
 func (a *admin) DescribeTable(ctx context.Context, req *connect.Request[wailv1.DescribeTableRequest]) (*connect.Response[wailv1.DescribeTableResponse], error) {
-	t, ok := a.s.catalog.Get(req.Msg.Name)
+	t, ok := a.s.table(req.Msg.Name)
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("table "+req.Msg.Name+" does not exist"))
 	}
 	out := &wailv1.DescribeTableResponse{Table: t.Proto()}
+	if _, ok := a.s.catalog.Resolving(t.Name); !ok {
+		return connect.NewResponse(out), nil // being created or deleted: its topics may be missing
+	}
 	committed, err := a.s.log.Committed(ctx, a.s.cfg.Resolver.Group, intent.Topic(t.Name))
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)

@@ -36,7 +36,6 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
-	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/hlc"
@@ -137,29 +136,8 @@ func (s *Server) open(ctx context.Context) error {
 		}
 	}
 	s.bus = eventbus.New(s.log)
-	defaults, err := tableDef(cfg.Defaults)
-	if err != nil {
-		return fmt.Errorf("server: table_defaults: %w", err)
-	}
-	s.catalog, err = catalog.Open(ctx, s.store, s.provision, defaults)
-	if err != nil {
+	if err := s.openCatalog(ctx); err != nil {
 		return fmt.Errorf("server: %w", err)
-	}
-	// The catalog lives in the store, which other proxies may share: make
-	// sure this process's log has the topics of every table it knows.
-	for _, t := range s.catalog.List() {
-		if err := s.provision(ctx, t); err != nil {
-			return fmt.Errorf("server: topics of table %s: %w", t.Name, err)
-		}
-	}
-	for _, t := range cfg.Tables {
-		def, err := tableDef(t)
-		if err != nil {
-			return fmt.Errorf("server: table %s: %w", t.Name, err)
-		}
-		if _, _, err := s.catalog.Create(ctx, def); err != nil {
-			return fmt.Errorf("server: table %s: %w", t.Name, err)
-		}
 	}
 	clock, err := hlc.New(cfg.ProxyID, nil)
 	if err != nil {
@@ -183,6 +161,7 @@ func (s *Server) open(ctx context.Context) error {
 		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
 		InstanceID: cfg.ResolverInstance(), Health: s.health,
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
+		Tables: s.catalog.Resolving,
 	})
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams)
 	s.opened = true
@@ -194,6 +173,9 @@ func (s *Server) open(ctx context.Context) error {
 // clock went back while the process was down.
 func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) error {
 	for _, t := range s.catalog.List() {
+		if _, ok := s.catalog.Resolving(t.Name); !ok {
+			continue // no topics here (yet), or being deleted
+		}
 		topic := intent.Topic(t.Name)
 		for p := int32(0); p < t.Partitions; p++ {
 			start, end, err := s.log.Bounds(ctx, topic, p)
@@ -222,22 +204,6 @@ func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) er
 	return nil
 }
 
-// provision creates a table's intent, event and dead-letter topics.
-func (s *Server) provision(ctx context.Context, t catalog.Table) error {
-	err := s.log.CreateTopic(ctx, intent.Topic(t.Name), t.Partitions, intentTopicOptions(s.cfg))
-	if err != nil {
-		return err
-	}
-	if err := s.bus.CreateTable(ctx, t.Name, t.Partitions, s.cfg.Log.EventRetention); err != nil {
-		return err
-	}
-	// Never compacted: a key can be dead-lettered more than once.
-	if err := s.log.CreateTopic(ctx, dlq.Topic(t.Name), dlq.Partitions, intentlog.TopicOptions{Retention: s.cfg.Log.DLQRetention}); err != nil {
-		return fmt.Errorf("dead-letter topic of %s: %w", t.Name, err)
-	}
-	return nil
-}
-
 // Log returns the process's log (intent log, event bus and dead-letter
 // topics), for tools and tests in the same process.
 func (s *Server) Log() intentlog.Log { return s.log }
@@ -252,15 +218,6 @@ func (s *Server) Health() *health.Registry { return s.health }
 func (s *Server) partitions(table string) (int32, bool) {
 	t, ok := s.catalog.Get(table)
 	return t.Partitions, ok
-}
-
-func tableDef(t config.Table) (catalog.Table, error) {
-	mode, err := catalog.ParseFailureMode(t.FailureMode)
-	if err != nil {
-		return catalog.Table{}, err
-	}
-	return catalog.Table{Name: t.Name, FailureMode: mode, VisibilityWindow: t.VisibilityWindow, Partitions: t.Partitions,
-		MaxAttempts: t.MaxAttempts, MaxRetryTime: t.MaxRetryTime}, nil
 }
 
 // Handler returns the HTTP handler of the API, /metrics and /healthz (see

@@ -146,6 +146,73 @@ func (FailureMode) EnumDescriptor() ([]byte, []int) {
 	return file_wail_v1_wail_proto_rawDescGZIP(), []int{1}
 }
 
+// TableState is a table's place in its life; the catalog moves it from one
+// to the next atomically in the store, so every process sharing the store
+// agrees.
+type TableState int32
+
+const (
+	// UNSPECIFIED: a READY table saved before states existed.
+	TableState_TABLE_STATE_UNSPECIFIED TableState = 0
+	// CREATING: its topics and store room are being made; not served. A
+	// create with the same definition finishes it; a drop removes it.
+	TableState_TABLE_STATE_CREATING TableState = 1
+	// READY: takes writes and is resolved.
+	TableState_TABLE_STATE_READY TableState = 2
+	// DROPPING: a drop waits for writes in flight and unresolved intents;
+	// takes no writes, still resolved. The drop either proceeds or puts the
+	// table back to READY.
+	TableState_TABLE_STATE_DROPPING TableState = 3
+	// DELETING: its topics, rows and offsets are being removed; neither
+	// written nor resolved. Running the drop again finishes it.
+	TableState_TABLE_STATE_DELETING TableState = 4
+)
+
+// Enum value maps for TableState.
+var (
+	TableState_name = map[int32]string{
+		0: "TABLE_STATE_UNSPECIFIED",
+		1: "TABLE_STATE_CREATING",
+		2: "TABLE_STATE_READY",
+		3: "TABLE_STATE_DROPPING",
+		4: "TABLE_STATE_DELETING",
+	}
+	TableState_value = map[string]int32{
+		"TABLE_STATE_UNSPECIFIED": 0,
+		"TABLE_STATE_CREATING":    1,
+		"TABLE_STATE_READY":       2,
+		"TABLE_STATE_DROPPING":    3,
+		"TABLE_STATE_DELETING":    4,
+	}
+)
+
+func (x TableState) Enum() *TableState {
+	p := new(TableState)
+	*p = x
+	return p
+}
+
+func (x TableState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TableState) Descriptor() protoreflect.EnumDescriptor {
+	return file_wail_v1_wail_proto_enumTypes[2].Descriptor()
+}
+
+func (TableState) Type() protoreflect.EnumType {
+	return &file_wail_v1_wail_proto_enumTypes[2]
+}
+
+func (x TableState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TableState.Descriptor instead.
+func (TableState) EnumDescriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{2}
+}
+
 // DeadLetterKind says why intents were dead-lettered.
 type DeadLetterKind int32
 
@@ -189,11 +256,11 @@ func (x DeadLetterKind) String() string {
 }
 
 func (DeadLetterKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_wail_v1_wail_proto_enumTypes[2].Descriptor()
+	return file_wail_v1_wail_proto_enumTypes[3].Descriptor()
 }
 
 func (DeadLetterKind) Type() protoreflect.EnumType {
-	return &file_wail_v1_wail_proto_enumTypes[2]
+	return &file_wail_v1_wail_proto_enumTypes[3]
 }
 
 func (x DeadLetterKind) Number() protoreflect.EnumNumber {
@@ -202,7 +269,7 @@ func (x DeadLetterKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeadLetterKind.Descriptor instead.
 func (DeadLetterKind) EnumDescriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{2}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{3}
 }
 
 // DeadLetterAction is how an operator settled a dead letter.
@@ -241,11 +308,11 @@ func (x DeadLetterAction) String() string {
 }
 
 func (DeadLetterAction) Descriptor() protoreflect.EnumDescriptor {
-	return file_wail_v1_wail_proto_enumTypes[3].Descriptor()
+	return file_wail_v1_wail_proto_enumTypes[4].Descriptor()
 }
 
 func (DeadLetterAction) Type() protoreflect.EnumType {
-	return &file_wail_v1_wail_proto_enumTypes[3]
+	return &file_wail_v1_wail_proto_enumTypes[4]
 }
 
 func (x DeadLetterAction) Number() protoreflect.EnumNumber {
@@ -254,7 +321,7 @@ func (x DeadLetterAction) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeadLetterAction.Descriptor instead.
 func (DeadLetterAction) EnumDescriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{3}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{4}
 }
 
 // Intent is what the proxy appends to the intent log before it writes the
@@ -1128,8 +1195,12 @@ type Table struct {
 	// retried without bound and dead-letter nothing.
 	MaxAttempts    int32 `protobuf:"varint,6,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	MaxRetryTimeMs int64 `protobuf:"varint,7,opt,name=max_retry_time_ms,json=maxRetryTimeMs,proto3" json:"max_retry_time_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// state is where the table is in its life. Only READY tables take writes
+	// and are resolved; ListTables also shows tables whose creation or drop
+	// did not finish, so that an operator can finish or undo it.
+	State         TableState `protobuf:"varint,8,opt,name=state,proto3,enum=wail.v1.TableState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -1209,6 +1280,13 @@ func (x *Table) GetMaxRetryTimeMs() int64 {
 		return x.MaxRetryTimeMs
 	}
 	return 0
+}
+
+func (x *Table) GetState() TableState {
+	if x != nil {
+		return x.State
+	}
+	return TableState_TABLE_STATE_UNSPECIFIED
 }
 
 type CreateTableRequest struct {
@@ -2997,7 +3075,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
-	"\adeleted\x18\x04 \x01(\bR\adeleted\"\x98\x02\n" +
+	"\adeleted\x18\x04 \x01(\bR\adeleted\"\xc3\x02\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -3007,7 +3085,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"partitions\x12\"\n" +
 	"\rcreated_at_us\x18\x05 \x01(\x03R\vcreatedAtUs\x12!\n" +
 	"\fmax_attempts\x18\x06 \x01(\x05R\vmaxAttempts\x12)\n" +
-	"\x11max_retry_time_ms\x18\a \x01(\x03R\x0emaxRetryTimeMs\"\x81\x02\n" +
+	"\x11max_retry_time_ms\x18\a \x01(\x03R\x0emaxRetryTimeMs\x12)\n" +
+	"\x05state\x18\b \x01(\x0e2\x13.wail.v1.TableStateR\x05state\"\x81\x02\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -3142,7 +3221,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\vFailureMode\x12\x1c\n" +
 	"\x18FAILURE_MODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aFAILURE_MODE_TRANSACTIONAL\x10\x01\x12\x1c\n" +
-	"\x18FAILURE_MODE_INDEPENDENT\x10\x02*\x85\x01\n" +
+	"\x18FAILURE_MODE_INDEPENDENT\x10\x02*\x8e\x01\n" +
+	"\n" +
+	"TableState\x12\x1b\n" +
+	"\x17TABLE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14TABLE_STATE_CREATING\x10\x01\x12\x15\n" +
+	"\x11TABLE_STATE_READY\x10\x02\x12\x18\n" +
+	"\x14TABLE_STATE_DROPPING\x10\x03\x12\x18\n" +
+	"\x14TABLE_STATE_DELETING\x10\x04*\x85\x01\n" +
 	"\x0eDeadLetterKind\x12 \n" +
 	"\x1cDEAD_LETTER_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DEAD_LETTER_KIND_PUBLISH\x10\x01\x12\x19\n" +
@@ -3185,120 +3271,122 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 	return file_wail_v1_wail_proto_rawDescData
 }
 
-var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
-	(DeadLetterKind)(0),                // 2: wail.v1.DeadLetterKind
-	(DeadLetterAction)(0),              // 3: wail.v1.DeadLetterAction
-	(*Intent)(nil),                     // 4: wail.v1.Intent
-	(*ChangeEvent)(nil),                // 5: wail.v1.ChangeEvent
-	(*Mutation)(nil),                   // 6: wail.v1.Mutation
-	(*WriteResult)(nil),                // 7: wail.v1.WriteResult
-	(*Error)(nil),                      // 8: wail.v1.Error
-	(*PutRequest)(nil),                 // 9: wail.v1.PutRequest
-	(*PutResponse)(nil),                // 10: wail.v1.PutResponse
-	(*DeleteRequest)(nil),              // 11: wail.v1.DeleteRequest
-	(*DeleteResponse)(nil),             // 12: wail.v1.DeleteResponse
-	(*WriteRequest)(nil),               // 13: wail.v1.WriteRequest
-	(*WriteResponse)(nil),              // 14: wail.v1.WriteResponse
-	(*GetRequest)(nil),                 // 15: wail.v1.GetRequest
-	(*GetResponse)(nil),                // 16: wail.v1.GetResponse
-	(*Table)(nil),                      // 17: wail.v1.Table
-	(*CreateTableRequest)(nil),         // 18: wail.v1.CreateTableRequest
-	(*AlterTableRequest)(nil),          // 19: wail.v1.AlterTableRequest
-	(*AlterTableResponse)(nil),         // 20: wail.v1.AlterTableResponse
-	(*DropTableRequest)(nil),           // 21: wail.v1.DropTableRequest
-	(*DropTableResponse)(nil),          // 22: wail.v1.DropTableResponse
-	(*CreateTableResponse)(nil),        // 23: wail.v1.CreateTableResponse
-	(*ListTablesRequest)(nil),          // 24: wail.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),         // 25: wail.v1.ListTablesResponse
-	(*DescribeTableRequest)(nil),       // 26: wail.v1.DescribeTableRequest
-	(*DescribeTableResponse)(nil),      // 27: wail.v1.DescribeTableResponse
-	(*DeadLetter)(nil),                 // 28: wail.v1.DeadLetter
-	(*DeadLetterResolution)(nil),       // 29: wail.v1.DeadLetterResolution
-	(*DeadLetterRecord)(nil),           // 30: wail.v1.DeadLetterRecord
-	(*DeadLetterEntry)(nil),            // 31: wail.v1.DeadLetterEntry
-	(*ListDeadLettersRequest)(nil),     // 32: wail.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 33: wail.v1.ListDeadLettersResponse
-	(*GetDeadLetterRequest)(nil),       // 34: wail.v1.GetDeadLetterRequest
-	(*GetDeadLetterResponse)(nil),      // 35: wail.v1.GetDeadLetterResponse
-	(*RedriveDeadLettersRequest)(nil),  // 36: wail.v1.RedriveDeadLettersRequest
-	(*RedriveDeadLettersResponse)(nil), // 37: wail.v1.RedriveDeadLettersResponse
-	(*DropDeadLettersRequest)(nil),     // 38: wail.v1.DropDeadLettersRequest
-	(*DropDeadLettersResponse)(nil),    // 39: wail.v1.DropDeadLettersResponse
-	(*ReconcileTableRequest)(nil),      // 40: wail.v1.ReconcileTableRequest
-	(*ReconciledKey)(nil),              // 41: wail.v1.ReconciledKey
-	(*ReconcileTableResponse)(nil),     // 42: wail.v1.ReconcileTableResponse
-	(*SubscribeRequest)(nil),           // 43: wail.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),          // 44: wail.v1.SubscribeResponse
+	(TableState)(0),                    // 2: wail.v1.TableState
+	(DeadLetterKind)(0),                // 3: wail.v1.DeadLetterKind
+	(DeadLetterAction)(0),              // 4: wail.v1.DeadLetterAction
+	(*Intent)(nil),                     // 5: wail.v1.Intent
+	(*ChangeEvent)(nil),                // 6: wail.v1.ChangeEvent
+	(*Mutation)(nil),                   // 7: wail.v1.Mutation
+	(*WriteResult)(nil),                // 8: wail.v1.WriteResult
+	(*Error)(nil),                      // 9: wail.v1.Error
+	(*PutRequest)(nil),                 // 10: wail.v1.PutRequest
+	(*PutResponse)(nil),                // 11: wail.v1.PutResponse
+	(*DeleteRequest)(nil),              // 12: wail.v1.DeleteRequest
+	(*DeleteResponse)(nil),             // 13: wail.v1.DeleteResponse
+	(*WriteRequest)(nil),               // 14: wail.v1.WriteRequest
+	(*WriteResponse)(nil),              // 15: wail.v1.WriteResponse
+	(*GetRequest)(nil),                 // 16: wail.v1.GetRequest
+	(*GetResponse)(nil),                // 17: wail.v1.GetResponse
+	(*Table)(nil),                      // 18: wail.v1.Table
+	(*CreateTableRequest)(nil),         // 19: wail.v1.CreateTableRequest
+	(*AlterTableRequest)(nil),          // 20: wail.v1.AlterTableRequest
+	(*AlterTableResponse)(nil),         // 21: wail.v1.AlterTableResponse
+	(*DropTableRequest)(nil),           // 22: wail.v1.DropTableRequest
+	(*DropTableResponse)(nil),          // 23: wail.v1.DropTableResponse
+	(*CreateTableResponse)(nil),        // 24: wail.v1.CreateTableResponse
+	(*ListTablesRequest)(nil),          // 25: wail.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),         // 26: wail.v1.ListTablesResponse
+	(*DescribeTableRequest)(nil),       // 27: wail.v1.DescribeTableRequest
+	(*DescribeTableResponse)(nil),      // 28: wail.v1.DescribeTableResponse
+	(*DeadLetter)(nil),                 // 29: wail.v1.DeadLetter
+	(*DeadLetterResolution)(nil),       // 30: wail.v1.DeadLetterResolution
+	(*DeadLetterRecord)(nil),           // 31: wail.v1.DeadLetterRecord
+	(*DeadLetterEntry)(nil),            // 32: wail.v1.DeadLetterEntry
+	(*ListDeadLettersRequest)(nil),     // 33: wail.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 34: wail.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),       // 35: wail.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),      // 36: wail.v1.GetDeadLetterResponse
+	(*RedriveDeadLettersRequest)(nil),  // 37: wail.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 38: wail.v1.RedriveDeadLettersResponse
+	(*DropDeadLettersRequest)(nil),     // 39: wail.v1.DropDeadLettersRequest
+	(*DropDeadLettersResponse)(nil),    // 40: wail.v1.DropDeadLettersResponse
+	(*ReconcileTableRequest)(nil),      // 41: wail.v1.ReconcileTableRequest
+	(*ReconciledKey)(nil),              // 42: wail.v1.ReconciledKey
+	(*ReconcileTableResponse)(nil),     // 43: wail.v1.ReconcileTableResponse
+	(*SubscribeRequest)(nil),           // 44: wail.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),          // 45: wail.v1.SubscribeResponse
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
 	0,  // 1: wail.v1.ChangeEvent.op:type_name -> wail.v1.Op
 	0,  // 2: wail.v1.Mutation.op:type_name -> wail.v1.Op
-	8,  // 3: wail.v1.WriteResult.error:type_name -> wail.v1.Error
-	7,  // 4: wail.v1.PutResponse.result:type_name -> wail.v1.WriteResult
-	7,  // 5: wail.v1.DeleteResponse.result:type_name -> wail.v1.WriteResult
-	6,  // 6: wail.v1.WriteRequest.mutations:type_name -> wail.v1.Mutation
-	7,  // 7: wail.v1.WriteResponse.results:type_name -> wail.v1.WriteResult
+	9,  // 3: wail.v1.WriteResult.error:type_name -> wail.v1.Error
+	8,  // 4: wail.v1.PutResponse.result:type_name -> wail.v1.WriteResult
+	8,  // 5: wail.v1.DeleteResponse.result:type_name -> wail.v1.WriteResult
+	7,  // 6: wail.v1.WriteRequest.mutations:type_name -> wail.v1.Mutation
+	8,  // 7: wail.v1.WriteResponse.results:type_name -> wail.v1.WriteResult
 	1,  // 8: wail.v1.Table.failure_mode:type_name -> wail.v1.FailureMode
-	1,  // 9: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	1,  // 10: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	17, // 11: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
-	17, // 12: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
-	17, // 13: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
-	17, // 14: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
-	2,  // 15: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
-	4,  // 16: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
-	3,  // 17: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
-	28, // 18: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
-	29, // 19: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
-	28, // 20: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
-	29, // 21: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
-	31, // 22: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
-	31, // 23: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
-	29, // 24: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	42, // 25: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
-	29, // 26: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	41, // 27: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	5,  // 28: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	9,  // 29: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	11, // 30: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	13, // 31: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	15, // 32: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	18, // 33: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	24, // 34: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	26, // 35: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	19, // 36: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	21, // 37: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	40, // 38: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	32, // 39: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	34, // 40: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	36, // 41: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	38, // 42: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	43, // 43: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	10, // 44: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	12, // 45: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	14, // 46: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	16, // 47: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	23, // 48: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	25, // 49: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	27, // 50: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	20, // 51: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	22, // 52: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	42, // 53: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	33, // 54: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	35, // 55: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	37, // 56: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	39, // 57: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	44, // 58: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	44, // [44:59] is the sub-list for method output_type
-	29, // [29:44] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	2,  // 9: wail.v1.Table.state:type_name -> wail.v1.TableState
+	1,  // 10: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	1,  // 11: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	18, // 12: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
+	18, // 13: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
+	18, // 14: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
+	18, // 15: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
+	3,  // 16: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
+	5,  // 17: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
+	4,  // 18: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
+	29, // 19: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
+	30, // 20: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
+	29, // 21: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
+	30, // 22: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
+	32, // 23: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	32, // 24: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	30, // 25: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	43, // 26: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	30, // 27: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	42, // 28: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	6,  // 29: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	10, // 30: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 31: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 32: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 33: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	19, // 34: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	25, // 35: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	27, // 36: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	20, // 37: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	22, // 38: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	41, // 39: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	33, // 40: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	35, // 41: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	37, // 42: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	39, // 43: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	44, // 44: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	11, // 45: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 46: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 47: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 48: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	24, // 49: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	26, // 50: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	28, // 51: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	21, // 52: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	23, // 53: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	43, // 54: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	34, // 55: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	36, // 56: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	38, // 57: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	40, // 58: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	45, // 59: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	45, // [45:60] is the sub-list for method output_type
+	30, // [30:45] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -3317,7 +3405,7 @@ func file_wail_v1_wail_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,

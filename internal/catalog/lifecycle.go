@@ -1,0 +1,461 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// maxSwaps bounds how often a change retries after losing a swap to
+// another process; more means the entry changes faster than we can look.
+const maxSwaps = 16
+
+// errLost: a swap lost to a concurrent change; look again.
+var errLost = errors.New("catalog entry changed concurrently")
+
+// load reads one entry fresh from the store (found false: absent).
+func (c *Catalog) load(ctx context.Context, name string) (e entry, found bool, err error) {
+	rows, err := c.backend.Tables(ctx)
+	if err != nil {
+		return entry{}, false, err
+	}
+	for _, r := range rows {
+		if r.Name == name {
+			t, err := decode(r.Spec)
+			if err != nil {
+				return entry{}, false, fmt.Errorf("table %s: %w", name, err)
+			}
+			return entry{t: t, spec: r.Spec}, true, nil
+		}
+	}
+	return entry{}, false, nil
+}
+
+// swap saves t in place of old (nil: absent) and caches it; deleted swaps
+// old for nothing. It fails with errLost when the store holds something
+// else.
+func (c *Catalog) swap(ctx context.Context, old []byte, t Table, served, deleted bool) (entry, error) {
+	var spec []byte
+	if !deleted {
+		var err error
+		if spec, err = t.encode(); err != nil {
+			return entry{}, err
+		}
+	}
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	_, ok, err := c.backend.SwapTable(ctx, t.Name, old, spec)
+	switch {
+	case err != nil:
+		return entry{}, err
+	case !ok:
+		return entry{}, errLost
+	}
+	e := entry{t: t, spec: spec, served: served}
+	c.install(e, deleted)
+	return e, nil
+}
+
+func (c *Catalog) withDefaults(t Table) Table { return WithDefaults(t, c.opts.Defaults) }
+
+// WithDefaults fills what t leaves zero (failure mode, window, partitions,
+// retry bounds) from d.
+func WithDefaults(t, d Table) Table {
+	if t.FailureMode == 0 {
+		t.FailureMode = d.FailureMode
+	}
+	if t.VisibilityWindow == 0 {
+		t.VisibilityWindow = d.VisibilityWindow
+	}
+	if t.Partitions == 0 {
+		t.Partitions = d.Partitions
+	}
+	if t.MaxAttempts == 0 {
+		t.MaxAttempts = d.MaxAttempts
+	}
+	if t.MaxRetryTime == 0 {
+		t.MaxRetryTime = d.MaxRetryTime
+	}
+	return t
+}
+
+// Create defines a table (zero fields take the defaults), makes its topics
+// and store room, and saves it, atomically across every process sharing
+// the store: of concurrent creates of one name, one definition wins. The
+// same definition again is not an error (created is then false); another
+// one is ErrConflict naming the saved definition. A create that fails
+// leaves nothing behind (or says how to remove what it could not).
+func (c *Catalog) Create(ctx context.Context, req Table) (_ Table, created bool, err error) {
+	t := c.withDefaults(req)
+	t.State, t.CreatedAt = 0, time.Time{}
+	if err := Validate(t, c.opts.Limits, true); err != nil {
+		return Table{}, false, err
+	}
+	for range maxSwaps {
+		t, created, err := c.create(ctx, t)
+		if !errors.Is(err, errLost) {
+			return t, created, err
+		}
+	}
+	return Table{}, false, fmt.Errorf("%w: create %s: its catalog entry kept changing; try again", ErrBusy, t.Name)
+}
+
+func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
+	rows, err := c.backend.Tables(ctx)
+	if err != nil {
+		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
+	}
+	total := int(t.Partitions)
+	for _, r := range rows {
+		ex, err := decode(r.Spec)
+		if err != nil {
+			return Table{}, false, fmt.Errorf("catalog: create %s: table %s: %w", t.Name, r.Name, err)
+		}
+		if r.Name == t.Name {
+			return c.createExisting(ctx, t, entry{t: ex, spec: r.Spec})
+		}
+		total += int(ex.Partitions)
+	}
+	if lim := c.opts.Limits; total > lim.MaxPartitions {
+		return Table{}, false, fmt.Errorf("%w: creating %s (%d partitions) would bring all tables to %d partitions, "+
+			"over limits.max_partitions %d: drop a table or raise the limit", ErrBudget, t.Name, t.Partitions, total, lim.MaxPartitions)
+	}
+	t.State, t.CreatedAt = Creating, time.Now().Truncate(time.Microsecond)
+	e, err := c.swap(ctx, nil, t, false, false)
+	if err != nil {
+		return Table{}, false, c.wrap("create", t.Name, err)
+	}
+	ready, err := c.finish(ctx, e)
+	switch {
+	case errors.Is(err, errLost):
+		// A creator of the same definition may have finished our
+		// reservation: then we created it all the same.
+		now, found, lerr := c.load(ctx, t.Name)
+		if lerr != nil || !found || now.t.State != Ready || !now.t.CreatedAt.Equal(t.CreatedAt) {
+			return Table{}, false, errLost
+		}
+		ready, _, err = c.createExisting(ctx, t, now)
+	case err != nil:
+		err = c.undoCreate(ctx, e, err)
+	}
+	return ready, err == nil, err
+}
+
+// createExisting answers a create of a name the store already holds.
+func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry) (Table, bool, error) {
+	if ex.t.State == Dropping || ex.t.State == Deleting {
+		return Table{}, false, fmt.Errorf("%w: table %s is being dropped; create it once the drop finished "+
+			"(if the drop was interrupted, finish it with `wail table drop %s --force`)", ErrBusy, t.Name, t.Name)
+	}
+	if !ex.t.sameDefinition(t) {
+		state := ""
+		if ex.t.State == Creating {
+			state = ", still being created"
+		}
+		return ex.t, false, fmt.Errorf("%w: %s%s; drop it first to define it anew, or alter what can change",
+			ErrConflict, ex.t.Describe(), state)
+	}
+	if ex.t.State == Creating { // its creator died, or is still at it: finish it (idempotent)
+		ready, err := c.finish(ctx, ex)
+		return ready, false, err
+	}
+	if local, ok := c.lookup(t.Name); ok && local.served && local.t.CreatedAt.Equal(ex.t.CreatedAt) {
+		return local.t, false, nil
+	}
+	served, err := c.provision(ctx, ex.t)
+	if err != nil {
+		return Table{}, false, err
+	}
+	c.opMu.Lock()
+	c.install(entry{t: ex.t, spec: ex.spec, served: served}, false)
+	c.opMu.Unlock()
+	return ex.t, false, nil
+}
+
+// finish makes a reserved table's topics and store room and marks it
+// ready.
+func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
+	t := e.t
+	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
+		return Table{}, c.wrap("create", t.Name, fmt.Errorf("topics: %w", err))
+	}
+	if err := c.backend.CreateTable(ctx, t.Name); err != nil {
+		return Table{}, c.wrap("create", t.Name, fmt.Errorf("store: %w", err))
+	}
+	t.State = Ready
+	if _, err := c.swap(ctx, e.spec, t, true, false); err != nil {
+		return Table{}, c.wrap("create", t.Name, err)
+	}
+	if c.opts.OnProblem != nil {
+		c.opts.OnProblem(t.Name, nil)
+	}
+	return t, nil
+}
+
+// undoCreate removes what a failed create made, unless another creator of
+// the same definition finished it meanwhile.
+func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
+	ctx = context.WithoutCancel(ctx) // a cancelled create must still clean up
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	t := e.t
+	t.State = Deleting
+	del, err := c.swap(ctx, e.spec, t, false, false)
+	if errors.Is(err, errLost) {
+		return cause // finished (or removed) by someone else
+	}
+	if err == nil && errors.Is(cause, intentlog.ErrPartitionMismatch) {
+		// Topics of this name existed before the create (the name was
+		// free in the catalog): not ours to delete.
+		_, err = c.swap(ctx, del.spec, del.t, false, true)
+		if errors.Is(err, errLost) {
+			err = nil
+		}
+		if err == nil {
+			return fmt.Errorf("%w: topics of that name exist with another partition count (left by an earlier "+
+				"wail, or made by hand): delete them, or create the table with their partition count", cause)
+		}
+	} else if err == nil {
+		err = c.remove(ctx, del)
+	}
+	if err != nil {
+		return fmt.Errorf("%w; removing what it made failed too (%w): run `wail table drop %s --force`", cause, err, t.Name)
+	}
+	return cause
+}
+
+// remove deletes a table marked deleting: topics, rows, then the entry.
+func (c *Catalog) remove(ctx context.Context, e entry) error {
+	if err := c.opts.Provisioner.Unprovision(ctx, e.t); err != nil {
+		return fmt.Errorf("topics: %w", err)
+	}
+	if err := c.backend.DropTable(ctx, e.t.Name); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if _, err := c.swap(ctx, e.spec, e.t, false, true); err != nil && !errors.Is(err, errLost) {
+		return fmt.Errorf("catalog entry: %w", err)
+	}
+	return nil
+}
+
+func (c *Catalog) wrap(op, name string, err error) error {
+	if errors.Is(err, errLost) {
+		return err
+	}
+	return fmt.Errorf("catalog: %s %s: %w", op, name, err)
+}
+
+// Alter says what to change on a live table; nil fields stay.
+type Alter struct {
+	FailureMode      *FailureMode
+	VisibilityWindow *time.Duration
+	MaxAttempts      *int32
+	MaxRetryTime     *time.Duration
+}
+
+func (a Alter) apply(t Table) Table {
+	if a.FailureMode != nil {
+		t.FailureMode = *a.FailureMode
+	}
+	if a.VisibilityWindow != nil {
+		t.VisibilityWindow = *a.VisibilityWindow
+	}
+	if a.MaxAttempts != nil {
+		t.MaxAttempts = *a.MaxAttempts
+	}
+	if a.MaxRetryTime != nil {
+		t.MaxRetryTime = *a.MaxRetryTime
+	}
+	return t
+}
+
+// Alter changes what can change safely on a ready table and saves it; every
+// process sharing the store takes it up at its next Refresh (this one at
+// once). changed is false when the table already had these settings.
+func (c *Catalog) Alter(ctx context.Context, name string, a Alter) (_ Table, changed bool, err error) {
+	for range maxSwaps {
+		t, changed, err := c.alter(ctx, name, a)
+		if !errors.Is(err, errLost) {
+			return t, changed, err
+		}
+	}
+	return Table{}, false, fmt.Errorf("%w: alter %s: its catalog entry kept changing; try again", ErrBusy, name)
+}
+
+func (c *Catalog) alter(ctx context.Context, name string, a Alter) (Table, bool, error) {
+	e, found, err := c.load(ctx, name)
+	switch {
+	case err != nil:
+		return Table{}, false, c.wrap("alter", name, err)
+	case !found:
+		return Table{}, false, fmt.Errorf("%w: %s", ErrNotFound, name)
+	case e.t.State == Creating:
+		return Table{}, false, fmt.Errorf("%w: table %s is still being created; try again when `wail table ls` shows it ready", ErrBusy, name)
+	case e.t.State != Ready:
+		return Table{}, false, fmt.Errorf("%w: table %s is being dropped (%s)", ErrBusy, name, e.t.State)
+	}
+	t := a.apply(e.t)
+	if err := Validate(t, c.opts.Limits, true); err != nil {
+		return Table{}, false, err
+	}
+	local, ok := c.lookup(name)
+	served := ok && local.served && local.t.CreatedAt.Equal(t.CreatedAt)
+	if t == e.t {
+		return t, false, nil
+	}
+	if _, err := c.swap(ctx, e.spec, t, served, false); err != nil {
+		return Table{}, false, c.wrap("alter", name, err)
+	}
+	return t, true, nil
+}
+
+// DropHooks are what a drop needs from the process around the catalog.
+type DropHooks struct {
+	// Progress returns, per partition, the end offset of the table's
+	// intent log and the offset the resolvers committed (below it: resolved).
+	Progress func(ctx context.Context, t Table) (ends, committed []int64, err error)
+	// Stopped returns once this process resolves no partition of the table
+	// (each drained what it had in flight and stopped).
+	Stopped func(ctx context.Context, name string) error
+}
+
+// Drop removes a table: its rows, its topics (and their committed offsets)
+// and its entry. Unless forced it refuses (ErrBusy) while intents of the
+// table are unresolved, and it first stops the table's writes everywhere,
+// waits until no write can still be in flight (one catalog refresh plus the
+// table's visibility window, which bounds a write), and refuses, putting the
+// table back, when intents arrived meanwhile. Then no process resolves the
+// table any more (after another refresh) and it is removed. A drop that
+// stopped half way (a crash) is finished by running it again; the table
+// takes no writes meanwhile.
+func (c *Catalog) Drop(ctx context.Context, name string, force bool, h DropHooks) error {
+	for range maxSwaps {
+		err := c.drop(ctx, name, force, h)
+		if !errors.Is(err, errLost) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: drop %s: its catalog entry kept changing; try again", ErrBusy, name)
+}
+
+func (c *Catalog) drop(ctx context.Context, name string, force bool, h DropHooks) error {
+	e, found, err := c.load(ctx, name)
+	switch {
+	case err != nil:
+		return c.wrap("drop", name, err)
+	case !found:
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	}
+	if !force && (e.t.State == Ready || e.t.State == Dropping) {
+		if e, err = c.quiesce(ctx, e, h); err != nil {
+			return err
+		}
+	}
+	if e.t.State != Deleting {
+		t := e.t
+		t.State = Deleting
+		if e, err = c.swap(ctx, e.spec, t, false, false); err != nil {
+			return c.wrap("drop", name, err)
+		}
+	}
+	// Every process stops resolving the table at its next refresh; this
+	// one has stopped already (Resolving says no).
+	if err := sleep(ctx, c.opts.Refresh); err != nil {
+		return c.wrap("drop", name, err)
+	}
+	if err := h.Stopped(ctx, name); err != nil {
+		return c.wrap("drop", name, fmt.Errorf("stopping its resolver partitions: %w", err))
+	}
+	if err := c.remove(ctx, e); err != nil {
+		return fmt.Errorf("catalog: drop %s: %w; the table takes no writes: run the drop again to finish it", name, err)
+	}
+	return nil
+}
+
+// quiesce stops the table's writes (dropping), waits until no write can be
+// in flight, and checks that every intent is resolved; on unresolved
+// intents it puts the table back (ready) and fails with ErrBusy.
+func (c *Catalog) quiesce(ctx context.Context, e entry, h DropHooks) (entry, error) {
+	name := e.t.Name
+	ends, committed, err := h.Progress(ctx, e.t)
+	if err != nil {
+		return entry{}, c.wrap("drop", name, fmt.Errorf("reading the resolver's progress: %w", err))
+	}
+	if n, parts := unresolved(ends, committed); n > 0 {
+		return entry{}, fmt.Errorf("%w: table %s has %d unresolved intents (partitions %v): wait until "+
+			"`wail table describe %s` shows lag 0 (a resolver must be running), or drop it with force "+
+			"(`wail table drop %s --force`; their events are lost)", ErrBusy, name, n, parts, name, name)
+	}
+	if e.t.State == Ready {
+		t := e.t
+		t.State = Dropping
+		local, ok := c.lookup(name)
+		if e, err = c.swap(ctx, e.spec, t, ok && local.served, false); err != nil {
+			return entry{}, c.wrap("drop", name, err)
+		}
+	}
+	// Writes admitted before every process saw "dropping" log their intent
+	// and write the store within the visibility window.
+	if err := sleep(ctx, c.opts.Refresh+e.t.VisibilityWindow); err != nil {
+		return entry{}, c.wrap("drop", name, err)
+	}
+	ends2, committed2, err := h.Progress(ctx, e.t)
+	if err == nil {
+		n, parts := unresolved(ends2, committed2)
+		if moved := logged(ends, ends2); moved > 0 || n > 0 {
+			err = fmt.Errorf("%w: table %s had writes in flight: %d intents were logged while the drop waited "+
+				"and %d are unresolved (partitions %v); the table takes writes again: stop its writers and drop "+
+				"it again, or drop it with force (`wail table drop %s --force`)", ErrBusy, name, moved, n, parts, name)
+		}
+	} else {
+		err = c.wrap("drop", name, fmt.Errorf("reading the resolver's progress: %w", err))
+	}
+	if err != nil {
+		t := e.t
+		t.State = Ready
+		if _, serr := c.swap(context.WithoutCancel(ctx), e.spec, t, e.served, false); serr != nil {
+			err = fmt.Errorf("%w; putting it back to ready failed too (%w): drop it with force or run the drop again", err, serr)
+		}
+		return entry{}, err
+	}
+	return e, nil
+}
+
+// unresolved counts the intents at or above the committed offsets.
+func unresolved(ends, committed []int64) (n int64, parts []int) {
+	for p, end := range ends {
+		var c int64
+		if p < len(committed) {
+			c = committed[p]
+		}
+		if end > c {
+			n += end - c
+			parts = append(parts, p)
+		}
+	}
+	return n, parts
+}
+
+// logged counts the records appended between two readings of the ends.
+func logged(before, after []int64) (n int64) {
+	for p, end := range after {
+		if p < len(before) {
+			n += end - before[p]
+		}
+	}
+	return n
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

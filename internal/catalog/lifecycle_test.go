@@ -1,0 +1,230 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// TestAlter: an alter is saved, seen by every process after its refresh,
+// validated like a create, and a no-op when nothing changes.
+func TestAlter(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	a, b := openCatalog(t, st, newTopics()), openCatalog(t, st, newTopics())
+	if _, _, err := a.Create(ctx, Table{Name: "t", VisibilityWindow: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, changed, err := a.Alter(ctx, "t", Alter{VisibilityWindow: ptr(3 * time.Second), FailureMode: ptr(Independent), MaxAttempts: ptr[int32](7)})
+	if err != nil || !changed || got.VisibilityWindow != 3*time.Second || got.FailureMode != Independent || got.MaxAttempts != 7 || got.Partitions != 8 {
+		t.Fatalf("alter: %+v %v %v", got, changed, err)
+	}
+	if s, _ := saved(t, st, "t"); s != got {
+		t.Errorf("saved %+v, alter answered %+v", s, got)
+	}
+	if g, _ := a.Get("t"); g != got {
+		t.Errorf("the altering process serves %+v", g)
+	}
+	if g, _ := b.Get("t"); g.VisibilityWindow != time.Second {
+		t.Errorf("the other process changed before its refresh: %+v", g)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := b.Resolving("t"); g != got {
+		t.Errorf("after its refresh the other process resolves with %+v, want %+v", g, got)
+	}
+	if _, changed, err := a.Alter(ctx, "t", Alter{VisibilityWindow: ptr(3 * time.Second)}); err != nil || changed {
+		t.Errorf("an alter that changes nothing: %v %v", changed, err)
+	}
+	if _, _, err := b.Alter(ctx, "t", Alter{VisibilityWindow: ptr(time.Millisecond)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a window below the minimum: %v", err)
+	}
+	if _, _, err := b.Alter(ctx, "nope", Alter{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("alter of an unknown table: %v", err)
+	}
+}
+
+// dropHooks fake the resolver's progress and its partitions.
+type dropHooks struct {
+	mu        sync.Mutex
+	ends      [][]int64 // one reading per call; the last repeats
+	committed []int64
+	calls     int
+	during    func() // runs at the second reading (the drop waited)
+	stopped   []string
+}
+
+func (h *dropHooks) hooks() DropHooks {
+	return DropHooks{
+		Progress: func(_ context.Context, tb Table) ([]int64, []int64, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.calls++
+			if h.calls == 2 && h.during != nil {
+				h.during()
+			}
+			return h.ends[min(h.calls, len(h.ends))-1], h.committed, nil
+		},
+		Stopped: func(_ context.Context, name string) error {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.stopped = append(h.stopped, name)
+			return nil
+		},
+	}
+}
+
+func TestDrop(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	prov := newTopics()
+	c := openCatalog(t, st, prov)
+	other := openCatalog(t, st, newTopics())
+	watch := make(chan Table, 4)
+	c.Watch(watch)
+	first, _, err := c.Create(ctx, Table{Name: "t", Partitions: 2, VisibilityWindow: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-watch
+	if _, err := st.Apply(ctx, "t", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 9}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Unresolved intents: refused, nothing changes.
+	h := &dropHooks{ends: [][]int64{{5, 3}}, committed: []int64{5, 1}}
+	err = c.Drop(ctx, "t", false, h.hooks())
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "2 unresolved intents (partitions [1])") || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("drop with unresolved intents: %v", err)
+	}
+	if s, _ := saved(t, st, "t"); s.State != Ready {
+		t.Errorf("a refused drop left the table %s", s.State)
+	}
+
+	// Writes in flight: intents logged while the drop waited; the table
+	// took no writes meanwhile and takes them again afterwards.
+	h = &dropHooks{ends: [][]int64{{5, 3}, {6, 3}}, committed: []int64{5, 3}}
+	h.during = func() {
+		if _, ok := c.Get("t"); ok {
+			t.Error("the table took writes while the drop waited")
+		}
+		if _, ok := c.Resolving("t"); !ok {
+			t.Error("the table was not resolved while the drop waited")
+		}
+		if s, _ := saved(t, st, "t"); s.State != Dropping {
+			t.Errorf("while the drop waited the table was %s", s.State)
+		}
+	}
+	err = c.Drop(ctx, "t", false, h.hooks())
+	if !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "1 intents were logged while the drop waited") {
+		t.Fatalf("drop with writes in flight: %v", err)
+	}
+	if _, ok := c.Get("t"); !ok {
+		t.Error("the table takes no writes after a refused drop")
+	}
+
+	// Everything resolved: dropped, everywhere.
+	h = &dropHooks{ends: [][]int64{{5, 3}}, committed: []int64{5, 3}}
+	if err := c.Drop(ctx, "t", false, h.hooks()); err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+	if !slices.Equal(h.stopped, []string{"t"}) || prov.has("t") || !slices.Contains(prov.removed, "t") {
+		t.Errorf("drop: resolver stopped %v, topics left %v, removed %v", h.stopped, prov.has("t"), prov.removed)
+	}
+	if _, ok := saved(t, st, "t"); ok {
+		t.Error("the catalog entry is left")
+	}
+	if _, _, err := st.Get(ctx, "t", []byte("k"), 0); !errors.Is(err, store.ErrUnknownTable) {
+		t.Errorf("the rows are left: %v", err)
+	}
+	if _, ok := c.Resolving("t"); ok {
+		t.Error("a dropped table is resolved")
+	}
+	if err := other.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := other.Get("t"); ok {
+		t.Error("another process serves the dropped table after its refresh")
+	}
+	if err := c.Drop(ctx, "t", false, h.hooks()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("drop of a dropped table: %v", err)
+	}
+
+	// Created again: empty, announced again.
+	again, created, err := c.Create(ctx, Table{Name: "t", Partitions: 3})
+	if err != nil || !created || again.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("create after drop: %+v %v %v", again, created, err)
+	}
+	if w := <-watch; w.Partitions != 3 {
+		t.Errorf("watcher got %+v", w)
+	}
+	if _, found, err := st.Get(ctx, "t", []byte("k"), 0); err != nil || found {
+		t.Errorf("a row of the dropped table is back: %v %v", found, err)
+	}
+
+	// Forced: unresolved intents are no obstacle.
+	h = &dropHooks{ends: [][]int64{{9, 9, 9}}, committed: []int64{0, 0, 0}}
+	if err := c.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatalf("forced drop: %v", err)
+	}
+	if h.calls != 0 {
+		t.Errorf("a forced drop read the progress %d times", h.calls)
+	}
+}
+
+// TestInterruptedDrop: a table left deleting (a crash mid-drop) takes no
+// writes, cannot be created anew, and a drop finishes it.
+func TestInterruptedDrop(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	prov := newTopics()
+	c := openCatalog(t, st, prov)
+	tb, _, err := c.Create(ctx, Table{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := tb.encode()
+	tb.State = Deleting
+	spec, _ := tb.encode()
+	if _, ok, err := st.SwapTable(ctx, "t", old, spec); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	c = openCatalog(t, st, prov)
+	if _, ok := c.Get("t"); ok {
+		t.Error("a table being deleted takes writes")
+	}
+	if _, _, err := c.Create(ctx, Table{Name: "t"}); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "wail table drop t --force") {
+		t.Errorf("create of a table being deleted: %v", err)
+	}
+	if _, _, err := c.Alter(ctx, "t", Alter{MaxAttempts: ptr[int32](3)}); !errors.Is(err, ErrBusy) {
+		t.Errorf("alter of a table being deleted: %v", err)
+	}
+	h := &dropHooks{ends: [][]int64{{1}}}
+	if err := c.Drop(ctx, "t", false, h.hooks()); err != nil {
+		t.Fatalf("finishing the drop: %v", err)
+	}
+	if h.calls != 0 || prov.has("t") {
+		t.Errorf("finishing: %d progress readings, topics left %v", h.calls, prov.has("t"))
+	}
+	if _, created, err := c.Create(ctx, Table{Name: "t"}); err != nil || !created {
+		t.Errorf("create after the finished drop: %v %v", created, err)
+	}
+}

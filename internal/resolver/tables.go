@@ -1,0 +1,103 @@
+package resolver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+)
+
+// Following the catalog. With Config.Tables set, each partition loop asks
+// on every commit tick whether its table is still one to resolve: a table
+// that is being dropped, is gone or was created again since (another
+// CreatedAt) stops the loop (drained and committed, not restarted); an
+// altered visibility window applies to the intents the loop reads from then
+// on. Stopped tells a drop when this process resolves none of a table's
+// partitions any more.
+
+// runs counts the partitions of each table that run in this process.
+type runs struct {
+	mu   sync.Mutex
+	n    map[string]int
+	idle map[string]chan struct{} // closed when n drops to 0
+}
+
+// enter records a running partition of table; the func it returns ends it.
+func (r *runs) enter(table string) func() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.n == nil {
+		r.n, r.idle = map[string]int{}, map[string]chan struct{}{}
+	}
+	if r.n[table] == 0 {
+		r.idle[table] = make(chan struct{})
+	}
+	r.n[table]++
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if r.n[table]--; r.n[table] == 0 {
+			close(r.idle[table])
+			delete(r.n, table)
+			delete(r.idle, table)
+		}
+	}
+}
+
+// Stopped returns once no partition of table runs in this process, or when
+// ctx ends. The loops of a table that Config.Tables no longer reports stop
+// within a commit interval plus their drain.
+func (r *Resolver) Stopped(ctx context.Context, table string) error {
+	r.runs.mu.Lock()
+	idle, running := r.runs.idle[table]
+	r.runs.mu.Unlock()
+	if !running {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// current reports whether t is still to be resolved, as the catalog has
+// it now (always, without Config.Tables).
+func (r *Resolver) current(t catalog.Table) (catalog.Table, bool) {
+	if r.cfg.Tables == nil {
+		return t, true
+	}
+	now, ok := r.cfg.Tables(t.Name)
+	if !ok || !now.CreatedAt.Equal(t.CreatedAt) {
+		return catalog.Table{}, false
+	}
+	return now, true
+}
+
+// follow applies the catalog's current definition to the loop; stop is
+// true when the table must no longer be resolved.
+func (l *loop) follow() (stop bool) {
+	t, ok := l.r.current(l.def)
+	if !ok {
+		l.r.cfg.Logger.Info("resolver stops a partition: its table was dropped", "table", l.table, "partition", l.partition)
+		return true
+	}
+	if t.VisibilityWindow != l.def.VisibilityWindow {
+		l.core.SetWindow(t.VisibilityWindow)
+	}
+	if t.MaxAttempts != l.def.MaxAttempts || t.MaxRetryTime != l.def.MaxRetryTime {
+		l.core.SetRetryBounds(int(t.MaxAttempts), t.MaxRetryTime)
+	}
+	l.def = t
+	return false
+}
+
+// SetWindow changes the visibility window for the intents ingested from now
+// on (the table was altered); pending intents keep their deadlines.
+func (c *Core) SetWindow(d time.Duration) { c.p.Window = d }
+
+// SetRetryBounds changes the table's retry bounds (altered); they apply to
+// the next failure of each key.
+func (c *Core) SetRetryBounds(attempts int, d time.Duration) { c.p.MaxAttempts, c.p.MaxRetryTime = attempts, d }

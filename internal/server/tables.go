@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// topics is the catalog's Provisioner: a table's intent, event and
+// dead-letter topics on this process's log.
+type topics struct{ s *Server }
+
+func (p topics) Provision(ctx context.Context, t catalog.Table) error {
+	err := p.s.log.CreateTopic(ctx, intent.Topic(t.Name), t.Partitions, intentTopicOptions(p.s.cfg))
+	if err != nil {
+		return err
+	}
+	if err := p.s.bus.CreateTable(ctx, t.Name, t.Partitions, p.s.cfg.Log.EventRetention); err != nil {
+		return err
+	}
+	// Never compacted: a key can be dead-lettered more than once.
+	if err := p.s.log.CreateTopic(ctx, dlq.Topic(t.Name), dlq.Partitions, intentlog.TopicOptions{Retention: p.s.cfg.Log.DLQRetention}); err != nil {
+		return fmt.Errorf("dead-letter topic of %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// Unprovision deletes the topics with the offsets committed on them.
+func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
+	for _, topic := range []string{intent.Topic(t.Name), eventbus.Topic(t.Name), dlq.Topic(t.Name)} {
+		if err := p.s.log.DeleteTopic(ctx, topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openCatalog opens the catalog and applies the configuration's tables.
+func (s *Server) openCatalog(ctx context.Context) error {
+	defaults, err := s.cfg.TableDefaults()
+	if err != nil {
+		return fmt.Errorf("table_defaults: %w", err)
+	}
+	s.catalog, err = catalog.Open(ctx, s.store, catalog.Options{
+		Defaults: defaults, Limits: s.cfg.CatalogLimits(), Provisioner: topics{s},
+		Refresh: s.cfg.CatalogRefresh, OnProblem: s.tableProblem,
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range s.cfg.Tables {
+		if err := s.configTable(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tableProblem raises (or clears) the health condition of a table that
+// cannot be served here.
+func (s *Server) tableProblem(table string, err error) {
+	if err == nil {
+		s.health.Clear("catalog/" + table)
+		return
+	}
+	s.health.Set("catalog/"+table, health.Degraded, err.Error(),
+		"check the log (wail doctor); the table is served again once its topics can be made, "+
+			"or drop it (wail table drop "+table+" --force)")
+}
+
+// configTable creates a table of the configuration, or brings the saved
+// table to the settings the configuration names (those it leaves out are
+// not compared): what an alter can change is altered; a partition count
+// that differs refuses to start.
+func (s *Server) configTable(ctx context.Context, ct config.Table) error {
+	def, err := s.cfg.TableDef(ct)
+	if err != nil {
+		return fmt.Errorf("table %s: %w", ct.Name, err)
+	}
+	saved, _, err := s.catalog.Create(ctx, def)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, catalog.ErrConflict) {
+		return fmt.Errorf("table %s: %w", ct.Name, err)
+	}
+	if def.Partitions != 0 && def.Partitions != saved.Partitions {
+		return fmt.Errorf("table %s: the configuration says %d partitions, the saved table has %d, and partitions "+
+			"cannot change: set partitions: %d in the configuration (or leave it out), or drop the table "+
+			"(`wail table drop %s`: its rows and events are deleted) and start again",
+			ct.Name, def.Partitions, saved.Partitions, saved.Partitions, ct.Name)
+	}
+	var a catalog.Alter
+	var changes []string
+	if def.FailureMode != 0 && def.FailureMode != saved.FailureMode {
+		a.FailureMode = &def.FailureMode
+		changes = append(changes, fmt.Sprintf("failure_mode %s -> %s", saved.FailureMode, def.FailureMode))
+	}
+	if def.VisibilityWindow != 0 && def.VisibilityWindow != saved.VisibilityWindow {
+		a.VisibilityWindow = &def.VisibilityWindow
+		changes = append(changes, fmt.Sprintf("visibility_window %s -> %s", saved.VisibilityWindow, def.VisibilityWindow))
+	}
+	if def.MaxAttempts != 0 && def.MaxAttempts != saved.MaxAttempts {
+		a.MaxAttempts = &def.MaxAttempts
+		changes = append(changes, fmt.Sprintf("max_attempts %d -> %d", saved.MaxAttempts, def.MaxAttempts))
+	}
+	if def.MaxRetryTime != 0 && def.MaxRetryTime != saved.MaxRetryTime {
+		a.MaxRetryTime = &def.MaxRetryTime
+		changes = append(changes, fmt.Sprintf("max_retry_time %s -> %s", saved.MaxRetryTime, def.MaxRetryTime))
+	}
+	if len(changes) == 0 {
+		return nil // it differs only in settings the configuration leaves out
+	}
+	if _, _, err := s.catalog.Alter(ctx, ct.Name, a); err != nil {
+		return fmt.Errorf("table %s: altering it to the configuration (%s): %w", ct.Name, strings.Join(changes, ", "), err)
+	}
+	s.logger.Info("table altered to match the configuration", "table", ct.Name, "changes", strings.Join(changes, ", "))
+	return nil
+}
+
+// table returns a table in any state.
+func (s *Server) table(name string) (catalog.Table, bool) {
+	for _, t := range s.catalog.List() {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return catalog.Table{}, false
+}
+
+// dropHooks are what the catalog needs to drop a table here.
+func (s *Server) dropHooks() catalog.DropHooks {
+	return catalog.DropHooks{
+		Progress: s.progress,
+		Stopped: func(ctx context.Context, name string) error {
+			if s.resolver == nil {
+				return nil
+			}
+			return s.resolver.Stopped(ctx, name)
+		},
+	}
+}
+
+// progress returns per partition the intent log's end and the resolvers'
+// committed offset.
+func (s *Server) progress(ctx context.Context, t catalog.Table) (ends, committed []int64, err error) {
+	topic := intent.Topic(t.Name)
+	offs, err := s.log.Committed(ctx, s.cfg.Resolver.Group, topic)
+	if err != nil {
+		return nil, nil, err
+	}
+	for p := int32(0); p < t.Partitions; p++ {
+		start, end, err := s.log.Bounds(ctx, topic, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		ends = append(ends, end)
+		committed = append(committed, max(offs[p], start)) // below the start: removed by retention
+	}
+	return ends, committed, nil
+}
