@@ -232,6 +232,11 @@ type Options struct {
 	// OnProblem, when set, is told when a ready table cannot be served
 	// here (its topics cannot be made) and when that clears (err nil).
 	OnProblem func(table string, err error)
+	// Release, when set, is called by a refresh for a table this process
+	// served that another process dropped (or dropped and created anew),
+	// after it stopped being resolved here: a log of this process alone
+	// (embedded) removes its topics, which the dropping process cannot.
+	Release func(ctx context.Context, t Table) error
 }
 
 // entry is a table as saved, with the exact bytes the store holds (swaps
@@ -299,16 +304,26 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		return nil, fmt.Errorf("catalog: load: %w", err)
 	}
 	loaded := make(map[string]entry, len(rows))
-	var errs []error
+	var (
+		errs    []error
+		release []Table // served here, and dropped or created anew elsewhere
+	)
 	for _, r := range rows {
 		t, err := decode(r.Spec)
 		if err != nil {
 			return nil, fmt.Errorf("catalog: load %s: %w", r.Name, err)
 		}
 		e := entry{t: t, spec: r.Spec}
-		if old, ok := c.lookup(t.Name); ok && old.served && old.t.CreatedAt.Equal(t.CreatedAt) {
+		old, had := c.lookup(t.Name)
+		same := had && old.served && old.t.CreatedAt.Equal(t.CreatedAt)
+		switch {
+		case had && old.served && (!same || t.State == Deleting):
+			// Release the old one first; a table created anew is
+			// provisioned at the next refresh.
+			release = append(release, old.t)
+		case same:
 			e.served = true
-		} else if t.State == Ready || t.State == Dropping {
+		case t.State == Ready || t.State == Dropping:
 			e.served, err = c.provision(ctx, t)
 			if err != nil {
 				errs = append(errs, err)
@@ -316,9 +331,16 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		}
 		loaded[t.Name] = e
 	}
+	c.mu.RLock()
+	for name, old := range c.tables {
+		if _, ok := loaded[name]; !ok && old.served {
+			release = append(release, old.t)
+		}
+	}
+	c.mu.RUnlock()
 	c.opMu.Lock()
-	defer c.opMu.Unlock()
 	if c.seq != seq {
+		c.opMu.Unlock()
 		return errors.Join(errs...), nil // a local change raced this reload: the next one takes it up
 	}
 	c.mu.Lock()
@@ -331,7 +353,15 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 	}
 	c.tables = loaded
 	c.mu.Unlock()
+	c.opMu.Unlock()
 	c.announce(announce)
+	if c.opts.Release != nil {
+		for _, t := range release {
+			if err := c.opts.Release(ctx, t); err != nil {
+				errs = append(errs, fmt.Errorf("catalog: table %s was dropped elsewhere; releasing it here: %w", t.Name, err))
+			}
+		}
+	}
 	return errors.Join(errs...), nil
 }
 

@@ -228,3 +228,56 @@ func TestInterruptedDrop(t *testing.T) {
 		t.Errorf("create after the finished drop: %v %v", created, err)
 	}
 }
+
+// TestDroppedElsewhere: a process that served a table another process
+// dropped releases it at its refresh (its own log's topics), and serves
+// the table again once it is created anew.
+func TestDroppedElsewhere(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	a := openCatalog(t, st, newTopics())
+	provB := newTopics()
+	var released []string
+	var b *Catalog
+	b = openCatalog(t, st, provB, func(o *Options) {
+		o.Release = func(ctx context.Context, tb Table) error {
+			if _, ok := b.Resolving(tb.Name); ok {
+				t.Error("released while still resolved")
+			}
+			released = append(released, tb.Name)
+			return provB.Unprovision(ctx, tb)
+		}
+	})
+	if _, _, err := a.Create(ctx, Table{Name: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil || !provB.has("t") {
+		t.Fatalf("b did not take up the table: %v", err)
+	}
+	h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+	if err := a.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(released, []string{"t"}) || provB.has("t") {
+		t.Errorf("b released %v, topics left %v", released, provB.has("t"))
+	}
+	if _, ok := b.Get("t"); ok {
+		t.Error("b serves a table dropped elsewhere")
+	}
+	if _, _, err := a.Create(ctx, Table{Name: "t", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := b.Get("t"); !ok || got.Partitions != 2 {
+		t.Errorf("b does not serve the table created anew: %+v %v", got, ok)
+	}
+	if err := b.Refresh(ctx); err != nil || len(released) != 1 {
+		t.Errorf("another refresh released again: %v %v", released, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
@@ -52,7 +53,7 @@ func (s *Server) openCatalog(ctx context.Context) error {
 	}
 	s.catalog, err = catalog.Open(ctx, s.store, catalog.Options{
 		Defaults: defaults, Limits: s.cfg.CatalogLimits(), Provisioner: topics{s},
-		Refresh: s.cfg.CatalogRefresh, OnProblem: s.tableProblem,
+		Refresh: s.cfg.CatalogRefresh, OnProblem: s.tableProblem, Release: s.release,
 	})
 	if err != nil {
 		return err
@@ -63,6 +64,24 @@ func (s *Server) openCatalog(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// release lets go of a table another process dropped: once this process's
+// resolver stopped its partitions, an embedded log (this process's alone)
+// deletes its topics; Kafka's the dropping process deleted.
+func (s *Server) release(ctx context.Context, t catalog.Table) error {
+	s.tableProblem(t.Name, nil)
+	if s.cfg.Log.Kind != config.LogEmbedded {
+		return nil
+	}
+	if s.resolver != nil {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := s.resolver.Stopped(ctx, t.Name); err != nil {
+			return fmt.Errorf("its resolver partitions did not stop: %w", err)
+		}
+	}
+	return topics{s}.Unprovision(ctx, t)
 }
 
 // tableProblem raises (or clears) the health condition of a table that
