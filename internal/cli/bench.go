@@ -55,19 +55,21 @@ func newBenchCmd(g *globals) *cobra.Command {
 		},
 	}
 	floor.Flags().BoolVar(&o.FloorOnly, "floor-only", false, "only measure the floor")
+	floor.Flags().DurationVar(&o.FloorDuration, "floor-duration", o.FloorDuration, "time of each raw measurement")
 	cmd.AddCommand(floor)
 	cmd.AddCommand(newBenchVersusCmd(g, &o, &f))
-	registerBenchFlags(cmd, &o, &f)
+	registerWorkloadFlags(cmd, &o, &f)
+	registerRunFlags(g, cmd, &o, &f)
+	registerRunFlags(g, floor, &o, &f)
 	return cmd
 }
 
-func registerBenchFlags(cmd *cobra.Command, o *bench.Options, f *benchFlags) {
+// registerWorkloadFlags adds the flags that shape the load, which
+// vs-debezium shares (persistent flags of bench).
+func registerWorkloadFlags(cmd *cobra.Command, o *bench.Options, f *benchFlags) {
 	fl := cmd.PersistentFlags()
-	fl.Float64Var(&o.Rate, "rate", o.Rate, "target writes per second (arrival rate)")
-	fl.DurationVar(&o.Duration, "duration", o.Duration, "measured time of the run (after --warmup)")
 	fl.DurationVar(&o.Warmup, "warmup", o.Warmup, "time sent before measuring (each find-max step too)")
 	fl.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "senders: write requests in flight at most")
-	fl.IntVar(&o.Connections, "connections", 0, "HTTP connections at most (0: --concurrency)")
 	fl.IntVar(&o.Batch, "batch", o.Batch, "writes per request")
 	fl.IntVar(&o.Keys, "keys", o.Keys, "key space of each table")
 	fl.StringVar(&o.Dist, "keys-dist", o.Dist, "key distribution of updates and deletes: uniform or zipf")
@@ -76,22 +78,31 @@ func registerBenchFlags(cmd *cobra.Command, o *bench.Options, f *benchFlags) {
 	fl.IntVar(&o.HotKeys, "hot-keys", o.HotKeys, "size of the hot set")
 	fl.IntVar(&o.ValueSize, "value-size", o.ValueSize, "bytes per value")
 	fl.StringVar(&f.mix, "mix", f.mix, "op mix: inserts write new keys, updates and deletes keys of the key space")
-	fl.IntVar(&o.Tables, "tables", o.Tables, "tables to spread the writes over (bench_0, bench_1, ...)")
 	fl.Int32Var(&o.Partitions, "partitions", 0, "partitions of new bench tables (0: server default)")
-	fl.BoolVar(&o.Preload, "preload", o.Preload, "write every key of the key space once before measuring")
-	fl.BoolVar(&o.AcceptGzip, "gzip", o.AcceptGzip, "accept gzip answers and events, as a default connect-go client does")
 	fl.Uint64Var(&o.Seed, "seed", 0, "workload seed (0: random)")
 	fl.DurationVar(&o.Drain, "drain", o.Drain, "how long to wait for the last events after sending")
-	fl.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the highest sustainable rate")
 	fl.DurationVar(&o.MaxP99, "max-p99", o.MaxP99, "find-max: bound on the e2e p99 of a sustainable step")
 	fl.Float64Var(&o.StartRate, "start-rate", o.StartRate, "find-max: rate of the first step")
 	fl.Float64Var(&o.StepFactor, "step-factor", o.StepFactor, "find-max: rate multiplier between steps")
 	fl.DurationVar(&o.StepDuration, "step-duration", o.StepDuration, "find-max: measured time of each step")
 	fl.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "find-max: steps at most")
-	fl.Float64Var(&o.MaxRate, "max-rate", 0, "find-max: rate cap (0: none)")
-	fl.DurationVar(&o.FloorDuration, "floor-duration", o.FloorDuration, "floor: time of each raw measurement")
-	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	fl.StringVar(&o.PlotFile, "plot", "", "write latency and throughput over time to `FILE` (.svg or .html)")
+}
+
+// registerRunFlags adds the flags of a run of wail alone (bench and bench
+// floor; vs-debezium runs its own servers).
+func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *benchFlags) {
+	fl := cmd.Flags()
+	g.clientFlags(fl)
+	fl.Float64Var(&o.Rate, "rate", o.Rate, "target writes per second (arrival rate)")
+	fl.DurationVar(&o.Duration, "duration", o.Duration, "measured time of the run (after --warmup)")
+	fl.IntVar(&o.Connections, "connections", 0, "HTTP connections at most (0: --concurrency)")
+	fl.IntVar(&o.Tables, "tables", o.Tables, "tables to spread the writes over (bench_0, bench_1, ...)")
+	fl.BoolVar(&o.Preload, "preload", o.Preload, "write every key of the key space once before measuring")
+	fl.BoolVar(&o.AcceptGzip, "gzip", o.AcceptGzip, "accept gzip answers and events, as a default connect-go client does")
+	fl.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the highest sustainable rate")
+	fl.Float64Var(&o.MaxRate, "max-rate", 0, "find-max: rate cap (0: none)")
+	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	fl.StringVar(&o.DataDir, "data-dir", "", "in-process server: data directory (default: temporary, removed)")
 	fl.BoolVar(&o.NoSync, "no-sync", false, "in-process server and floor: skip fsync (not durable)")
 }
@@ -108,7 +119,7 @@ func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) err
 		}
 	}
 	if g.timeout > 0 {
-		o.RequestTimeout = g.timeout
+		o.RequestTimeout = g.timeout // --timeout (default 10s)
 	}
 	var human io.Writer = g.stdout
 	if f.json {

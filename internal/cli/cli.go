@@ -1,7 +1,10 @@
 // Package cli is the wail command line: the server (serve), table
 // administration, single-key reads and writes, the event tail and the
 // self-contained demo. Every client command talks to a wail server over the
-// Connect protocol (HTTP/1.1) at --addr.
+// Connect protocol (HTTP/1.1) at --addr. A command offers only the flags it
+// uses: the client flags (--addr, --timeout) are not on serve, proxy,
+// resolve, doctor or demo. docs/reference.md lists every command, flag and
+// configuration key; TestReference generates it from the commands.
 //
 // Exit codes: 0 on success, 1 on errors (server errors print as
 // "error: <code>: <message>", a missing key of get as well), 2 on usage
@@ -22,6 +25,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/wail-cdc/wail/internal/config"
 )
@@ -69,10 +73,6 @@ func run(ctx context.Context, e env, args []string) int {
 }
 
 func newRootCmd(g *globals) *cobra.Command {
-	addr := defaultAddr
-	if v := g.getenv("WAIL_ADDR"); v != "" {
-		addr = v
-	}
 	root := &cobra.Command{
 		Use:   "wail",
 		Short: "wail: change data capture through a write-ahead intent log",
@@ -81,16 +81,32 @@ func newRootCmd(g *globals) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.addr, "addr", addr, "server address (env WAIL_ADDR)")
-	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 10*time.Second, "timeout of each request (0: none; tail and demo are not bounded)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
 	root.AddCommand(newServeCmd(g), newTableCmd(g), newPutCmd(g), newDeleteCmd(g), newGetCmd(g),
 		newTailCmd(g), newDemoCmd(g))
 	root.AddCommand(newBenchCmd(g), newLogCmd(g), newDLQCmd(g))
 	root.AddCommand(newDoctorCmd(g),
-		newRoleCmd(g, "proxy", "Run the producer proxy only (no resolver)", func(c *config.Config) { c.Resolver.Enabled = false }),
-		newRoleCmd(g, "resolve", "Run the resolver only (no write API)", func(c *config.Config) { c.Proxy.Enabled = false }))
+		newRoleCmd(g, "proxy", "Run the producer proxy only (no resolver)", roleProxy, func(c *config.Config) { c.Resolver.Enabled = false }),
+		newRoleCmd(g, "resolve", "Run the resolver only (no write API)", roleResolve, func(c *config.Config) { c.Proxy.Enabled = false }))
 	return root
+}
+
+// defaultTimeout bounds each request of a client command.
+const defaultTimeout = 10 * time.Second
+
+// addrFlag adds --addr, the server a client command talks to.
+func (g *globals) addrFlag(fl *pflag.FlagSet) {
+	addr := defaultAddr
+	if v := g.getenv("WAIL_ADDR"); v != "" {
+		addr = v
+	}
+	fl.StringVar(&g.addr, "addr", addr, "server address (env WAIL_ADDR)")
+}
+
+// clientFlags adds --addr and --timeout.
+func (g *globals) clientFlags(fl *pflag.FlagSet) {
+	g.addrFlag(fl)
+	fl.DurationVar(&g.timeout, "timeout", defaultTimeout, "timeout of each request (0: none)")
 }
 
 // usageError is a wrong command line: exit code 2.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
@@ -45,7 +46,7 @@ func runCLI(ctx context.Context, addr, stdin string, args ...string) (code int, 
 
 func TestCommands(t *testing.T) {
 	t.Parallel()
-	url := servertest.Start(t, nil)
+	url := servertest.Start(t, func(cfg *config.Config) { cfg.CatalogRefresh = 50 * time.Millisecond })
 	steps := []struct {
 		args       []string
 		stdin      string
@@ -54,12 +55,33 @@ func TestCommands(t *testing.T) {
 		wantErrOut string // substring of stderr
 	}{
 		{args: []string{"table", "create", "orders", "--partitions", "2", "--visibility-window", "5s", "--failure-mode", "independent"},
-			wantOut: "created table orders (failure mode independent, window 5s, 2 partitions)"},
+			wantOut: "created table orders (failure mode independent, window 5s, 2 partitions, max attempts 100, max retry time 10m0s)"},
 		{args: []string{"table", "create", "orders", "--partitions", "2", "--visibility-window", "5s", "--failure-mode", "independent"},
 			wantOut: "table already exists: orders"},
 		{args: []string{"table", "create", "orders", "--partitions", "3"}, wantCode: 1, wantErrOut: "error: already_exists: "},
 		{args: []string{"table", "create", "x", "--failure-mode", "eventual"}, wantCode: 2, wantErrOut: "--failure-mode"},
-		{args: []string{"table", "ls"}, wantOut: "NAME    FAILURE MODE  WINDOW  PARTITIONS\norders  independent   5s      2\n"},
+		{args: []string{"table", "ls"}, wantOut: "NAME    FAILURE MODE  WINDOW  PARTITIONS  STATE\norders  independent   5s      2           ready\n"},
+		{args: []string{"table", "alter", "orders", "--visibility-window", "7s", "--max-attempts", "5"},
+			wantOut: "altered table orders (failure mode independent, window 7s, 2 partitions, max attempts 5, max retry time 10m0s)"},
+		{args: []string{"table", "alter", "orders", "--visibility-window", "7s"}, wantOut: "table unchanged: orders"},
+		{args: []string{"table", "alter", "orders"}, wantCode: 2, wantErrOut: "nothing to alter"},
+		{args: []string{"table", "alter", "orders", "--failure-mode", "eventual"}, wantCode: 2, wantErrOut: "--failure-mode"},
+		{args: []string{"table", "alter", "orders", "--visibility-window", "1ms"}, wantCode: 1,
+			wantErrOut: "error: invalid_argument: invalid table definition: visibility_window 1ms out of range 10ms..24h"},
+		{args: []string{"table", "alter", "nope", "--max-attempts", "3"}, wantCode: 1, wantErrOut: "error: not_found:"},
+		{args: []string{"table", "drop", "nope"}, wantCode: 1, wantErrOut: "error: not_found:"},
+		{args: []string{"table", "create", "scratch", "--visibility-window", "100ms", "--partitions", "1"}, wantOut: "created table scratch"},
+		{args: []string{"put", "scratch", "k", "v"}, wantOut: "version=N"},
+		{args: []string{"table", "drop", "scratch", "--force"}, wantOut: "dropped table scratch\n"},
+		{args: []string{"get", "scratch", "k"}, wantCode: 1, wantErrOut: "error: not_found:"},
+		// Flags a command does not use are not offered there.
+		{args: []string{"serve", "--addr", "127.0.0.1:1"}, wantCode: 2, wantErrOut: "unknown flag: --addr"},
+		{args: []string{"serve", "--timeout", "1s"}, wantCode: 2, wantErrOut: "unknown flag: --timeout"},
+		{args: []string{"proxy", "--resolver-id", "a"}, wantCode: 2, wantErrOut: "unknown flag: --resolver-id"},
+		{args: []string{"resolve", "--proxy-id", "1"}, wantCode: 2, wantErrOut: "unknown flag: --proxy-id"},
+		{args: []string{"demo", "--addr", "127.0.0.1:1"}, wantCode: 2, wantErrOut: "unknown flag: --addr"},
+		{args: []string{"doctor", "--listen", "127.0.0.1:1"}, wantCode: 2, wantErrOut: "unknown flag: --listen"},
+		{args: []string{"tail", "orders", "--timeout", "1s"}, wantCode: 2, wantErrOut: "unknown flag: --timeout"},
 		{args: []string{"put", "orders", "k1", "v1"}, wantOut: "version=N intent_logged=true stored=true superseded=false\n"},
 		{args: []string{"put", "orders", "--hex", "00ff", "@-"}, stdin: "binary\x00", wantOut: "version=N "},
 		{args: []string{"get", "orders", "k1"}, wantOut: "v1"},
@@ -189,5 +211,32 @@ func TestDoctor(t *testing.T) {
 	code, _, errOut = runCLI(context.Background(), "127.0.0.1:1", "", "doctor", "--store", "postgres")
 	if code != 1 || !strings.Contains(errOut, "store.dsn is required for store.kind postgres") {
 		t.Fatalf("doctor without a dsn: code %d, %s", code, errOut)
+	}
+}
+
+// TestTableDropRefuses: a drop refuses while intents are unresolved and
+// says what to do; --force drops anyway.
+func TestTableDropRefuses(t *testing.T) {
+	t.Parallel()
+	url := servertest.Start(t, func(cfg *config.Config) {
+		cfg.Resolver.Enabled = false // nothing resolves: the intent stays unresolved
+		cfg.CatalogRefresh = 50 * time.Millisecond
+	})
+	ctx := context.Background()
+	for _, step := range [][]string{{"table", "create", "t", "--visibility-window", "100ms"}, {"put", "t", "k", "v"}} {
+		if code, _, errOut := runCLI(ctx, url, "", step...); code != 0 {
+			t.Fatalf("%q: %s", step, errOut)
+		}
+	}
+	code, _, errOut := runCLI(ctx, url, "", "table", "drop", "t")
+	if code != 1 || !strings.Contains(errOut, "error: failed_precondition: table busy: table t has 1 unresolved intents") ||
+		!strings.Contains(errOut, "wail table drop t --force") {
+		t.Fatalf("drop with an unresolved intent: code %d, %s", code, errOut)
+	}
+	if code, out, errOut := runCLI(ctx, url, "", "table", "drop", "t", "--force"); code != 0 || out != "dropped table t\n" {
+		t.Fatalf("forced drop: code %d, %s%s", code, out, errOut)
+	}
+	if _, out, _ := runCLI(ctx, url, "", "table", "ls"); strings.Contains(out, "\nt ") {
+		t.Fatalf("the dropped table is listed:\n%s", out)
 	}
 }

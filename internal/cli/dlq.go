@@ -32,6 +32,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
+	g.clientFlags(cmd.PersistentFlags())
 	cmd.AddCommand(newDLQLsCmd(g), newDLQShowCmd(g), newDLQRedriveCmd(g), newDLQDropCmd(g))
 	return cmd
 }

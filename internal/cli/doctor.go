@@ -29,6 +29,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			return server.Doctor(cmd.Context(), cfg, addr, g.stdout)
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, roleDoctor)
+	g.addrFlag(cmd.Flags())
 	return cmd
 }

@@ -21,7 +21,8 @@ type kvFlags struct {
 	hex, base64, json bool
 }
 
-func (f *kvFlags) register(cmd *cobra.Command, args, extra string) {
+func (f *kvFlags) register(g *globals, cmd *cobra.Command, args, extra string) {
+	g.clientFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&f.hex, "hex", false, args+" written in hex"+extra)
 	cmd.Flags().BoolVar(&f.base64, "base64", false, args+" written in base64"+extra)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the result as JSON")
@@ -83,7 +84,7 @@ func newPutCmd(g *globals) *cobra.Command {
 			return resp.Msg.GetResult(), nil
 		}),
 	}
-	f.register(cmd, "KEY and VALUE", "")
+	f.register(g, cmd, "KEY and VALUE", "")
 	return cmd
 }
 
@@ -102,7 +103,7 @@ func newDeleteCmd(g *globals) *cobra.Command {
 			return resp.Msg.GetResult(), nil
 		}),
 	}
-	f.register(cmd, "KEY", "")
+	f.register(g, cmd, "KEY", "")
 	return cmd
 }
 
@@ -132,7 +133,7 @@ func newGetCmd(g *globals) *cobra.Command {
 			return printGet(g, args[0], b[0], resp.Msg, enc, f.json)
 		},
 	}
-	f.register(cmd, "KEY", "; print the value in it too")
+	f.register(g, cmd, "KEY", "; print the value in it too")
 	return cmd
 }
 

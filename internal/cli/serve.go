@@ -42,13 +42,23 @@ func newServeCmd(g *globals) *cobra.Command {
 			return serve(cmd, g, cfg)
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, roleServe)
 	return cmd
 }
 
+// role says which of the serve flags a command offers.
+type role int
+
+const (
+	roleServe   role = iota // everything
+	roleProxy               // no --resolver-id
+	roleResolve             // no --proxy-id
+	roleDoctor              // neither, and no --listen
+)
+
 // newRoleCmd is `wail proxy` or `wail resolve`: serve with one role only,
 // for deployments where several processes share a store and a Kafka log.
-func newRoleCmd(g *globals, use, short string, role func(*config.Config)) *cobra.Command {
+func newRoleCmd(g *globals, use, short string, r role, apply func(*config.Config)) *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   use,
@@ -62,22 +72,28 @@ func newRoleCmd(g *globals, use, short string, role func(*config.Config)) *cobra
 			if err != nil {
 				return err
 			}
-			role(&cfg)
+			apply(&cfg)
 			return serve(cmd, g, cfg)
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, r)
 	return cmd
 }
 
-// register adds the flags shared by serve and doctor.
-func (f *serveFlags) register(cmd *cobra.Command) {
+// register adds the flags of serve that the role uses (see role).
+func (f *serveFlags) register(cmd *cobra.Command, r role) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.configFile, "config", "", "YAML configuration `file` (default: built-in defaults)")
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory (overrides data_dir)")
-	fl.StringVar(&f.listen, "listen", "", "listen address host:port (overrides listen)")
-	fl.Uint32Var(&f.proxyID, "proxy-id", 0, "proxy id 0..1023 (overrides proxy_id)")
-	fl.StringVar(&f.resolverID, "resolver-id", "", "resolver instance id in its Kafka group, unique per process (overrides resolver.instance_id)")
+	if r != roleDoctor {
+		fl.StringVar(&f.listen, "listen", "", "listen address host:port (overrides listen)")
+	}
+	if r == roleServe || r == roleProxy {
+		fl.Uint32Var(&f.proxyID, "proxy-id", 0, "proxy id 0..1023 (overrides proxy_id)")
+	}
+	if r == roleServe || r == roleResolve {
+		fl.StringVar(&f.resolverID, "resolver-id", "", "resolver instance id in its Kafka group, unique per process (overrides resolver.instance_id)")
+	}
 	fl.StringVar(&f.storeKind, "store", "", "store kind: pebble, postgres or mysql (overrides store.kind)")
 	fl.StringVar(&f.dsn, "dsn", "", "primary DSN of a postgres or mysql store (overrides store.dsn)")
 	fl.StringArrayVar(&f.replicaDSNs, "replica-dsn", nil, "read replica DSN, cheapest first; repeat for more (overrides store.replica_dsns)")

@@ -16,42 +16,61 @@ import (
 func newTableCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "table",
-		Short: "Create, list, describe and reconcile tables",
+		Short: "Create, list, describe, alter, drop and reconcile tables",
 		Args:  cobra.ArbitraryArgs,
 		RunE:  groupRunE,
 	}
-	cmd.AddCommand(newTableCreateCmd(g), newTableLsCmd(g), newTableDescribeCmd(g), newTableReconcileCmd(g))
+	g.clientFlags(cmd.PersistentFlags())
+	cmd.AddCommand(newTableCreateCmd(g), newTableLsCmd(g), newTableDescribeCmd(g), newTableAlterCmd(g), newTableDropCmd(g),
+		newTableReconcileCmd(g))
 	return cmd
 }
 
 func newTableCreateCmd(g *globals) *cobra.Command {
 	var (
-		window     time.Duration
-		mode       string
+		f          tableFlags
 		partitions int32
 	)
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create a table (no-op when an identical table exists)",
-		Args:  exactArgs("NAME"),
+		Long: "Create a table: its topics and store room, atomically for every process sharing the\n" +
+			"store. Settings left out take the server's table_defaults. The same definition again\n" +
+			"is not an error; another one is (already_exists, naming the saved definition).",
+		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fm, err := parseFailureMode(mode)
+			fm, err := parseFailureMode(f.mode)
 			if err != nil {
 				return err
 			}
-			if window < 0 || partitions < 0 {
-				return usageErrorf("--visibility-window and --partitions must not be negative")
+			if f.window < 0 || partitions < 0 || f.maxAttempts < 0 || f.maxRetryTime < 0 {
+				return usageErrorf("--visibility-window, --partitions, --max-attempts and --max-retry-time must not be negative")
 			}
 			req := &wailv1.CreateTableRequest{Name: args[0], FailureMode: fm,
-				VisibilityWindowMs: window.Milliseconds(), Partitions: partitions}
+				VisibilityWindowMs: f.window.Milliseconds(), Partitions: partitions,
+				MaxAttempts: f.maxAttempts, MaxRetryTimeMs: f.maxRetryTime.Milliseconds()}
 			return createTable(cmd, g, req)
 		},
 	}
-	fl := cmd.Flags()
-	fl.DurationVar(&window, "visibility-window", 0, "how long the resolver waits for the store to show an intent, e.g. 10s (0: server default)")
-	fl.StringVar(&mode, "failure-mode", "", "transactional or independent (default: server default)")
-	fl.Int32Var(&partitions, "partitions", 0, "number of partitions (0: server default)")
+	f.register(cmd, "0: server default")
+	cmd.Flags().Int32Var(&partitions, "partitions", 0, "number of partitions; cannot change later (0: server default)")
 	return cmd
+}
+
+// tableFlags are the settings create and alter share.
+type tableFlags struct {
+	window       time.Duration
+	mode         string
+	maxAttempts  int32
+	maxRetryTime time.Duration
+}
+
+func (f *tableFlags) register(cmd *cobra.Command, zero string) {
+	fl := cmd.Flags()
+	fl.DurationVar(&f.window, "visibility-window", 0, "how long the resolver waits for the store to show an intent, e.g. 10s ("+zero+")")
+	fl.StringVar(&f.mode, "failure-mode", "", "transactional or independent ("+zero+")")
+	fl.Int32Var(&f.maxAttempts, "max-attempts", 0, "tries of a key's read or publish before its intents are dead-lettered ("+zero+")")
+	fl.DurationVar(&f.maxRetryTime, "max-retry-time", 0, "time from a key's first failed try until its intents are dead-lettered ("+zero+")")
 }
 
 func createTable(cmd *cobra.Command, g *globals, req *wailv1.CreateTableRequest) error {
@@ -70,9 +89,14 @@ func createTable(cmd *cobra.Command, g *globals, req *wailv1.CreateTableRequest)
 	if !resp.Msg.GetCreated() {
 		what = "table already exists:"
 	}
-	fmt.Fprintf(g.stdout, "%s %s (failure mode %s, window %s, %d partitions)\n",
-		what, t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions())
+	fmt.Fprintf(g.stdout, "%s %s\n", what, describe(t))
 	return nil
+}
+
+// describe prints a definition on one line.
+func describe(t *wailv1.Table) string {
+	return fmt.Sprintf("%s (failure mode %s, window %s, %d partitions, max attempts %d, max retry time %s)",
+		t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions(), t.GetMaxAttempts(), retryTimeOf(t))
 }
 
 func newTableLsCmd(g *globals) *cobra.Command {
@@ -95,9 +119,9 @@ func newTableLsCmd(g *globals) *cobra.Command {
 			tables := slices.Clone(resp.Msg.GetTables())
 			slices.SortFunc(tables, func(a, b *wailv1.Table) int { return cmp.Compare(a.GetName(), b.GetName()) })
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tFAILURE MODE\tWINDOW\tPARTITIONS")
+			fmt.Fprintln(tw, "NAME\tFAILURE MODE\tWINDOW\tPARTITIONS\tSTATE")
 			for _, t := range tables {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions())
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions(), stateName(t.GetState()))
 			}
 			return tw.Flush()
 		},
@@ -135,6 +159,9 @@ func printDescription(g *globals, d *wailv1.DescribeTableResponse) error {
 	fmt.Fprintf(tw, "Failure mode:\t%s\n", failureModeName(t.GetFailureMode()))
 	fmt.Fprintf(tw, "Visibility window:\t%s\n", windowOf(t))
 	fmt.Fprintf(tw, "Partitions:\t%d\n", t.GetPartitions())
+	fmt.Fprintf(tw, "Max attempts:\t%d\n", t.GetMaxAttempts())
+	fmt.Fprintf(tw, "Max retry time:\t%s\n", retryTimeOf(t))
+	fmt.Fprintf(tw, "State:\t%s\n", stateName(t.GetState()))
 	if us := t.GetCreatedAtUs(); us > 0 {
 		fmt.Fprintf(tw, "Created:\t%s\n", time.UnixMicro(us).UTC().Format(time.RFC3339))
 	}
@@ -196,4 +223,15 @@ func failureModeName(m wailv1.FailureMode) string {
 
 func windowOf(t *wailv1.Table) time.Duration {
 	return time.Duration(t.GetVisibilityWindowMs()) * time.Millisecond
+}
+
+func retryTimeOf(t *wailv1.Table) time.Duration {
+	return time.Duration(t.GetMaxRetryTimeMs()) * time.Millisecond
+}
+
+func stateName(s wailv1.TableState) string {
+	if s == wailv1.TableState_TABLE_STATE_UNSPECIFIED {
+		return "ready"
+	}
+	return strings.ToLower(strings.TrimPrefix(s.String(), "TABLE_STATE_"))
 }

@@ -39,6 +39,7 @@ func newTailCmd(g *globals) *cobra.Command {
 			return tail(cmd, cl, g.stdout, &wailv1.SubscribeRequest{Table: args[0], From: from}, asJSON)
 		},
 	}
+	g.addrFlag(cmd.Flags())
 	cmd.Flags().StringVar(&from, "from", "latest", "where to start: beginning, latest, vN (after version N) or @OFFSET (on every partition)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print events as protojson, one per line")
 	return cmd

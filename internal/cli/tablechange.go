@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+func newTableAlterCmd(g *globals) *cobra.Command {
+	var f tableFlags
+	cmd := &cobra.Command{
+		Use:   "alter NAME",
+		Short: "Change a table's failure mode, visibility window or retry bounds",
+		Long: "Change what can change on a live table; the flags given are changed, the rest kept.\n" +
+			"Every process sharing the store takes the change up at its next catalog refresh\n" +
+			"(catalog_refresh, 2s); a new visibility window applies to intents the resolver reads\n" +
+			"from then on. The partition count cannot change: drop and create the table again.",
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req := &wailv1.AlterTableRequest{Name: args[0]}
+			fl := cmd.Flags()
+			if fl.Changed("failure-mode") {
+				fm, err := parseFailureMode(f.mode)
+				if err != nil || f.mode == "" {
+					return usageErrorf("--failure-mode %q: use transactional or independent", f.mode)
+				}
+				req.FailureMode = &fm
+			}
+			if fl.Changed("visibility-window") {
+				ms := f.window.Milliseconds()
+				req.VisibilityWindowMs = &ms
+			}
+			if fl.Changed("max-attempts") {
+				req.MaxAttempts = &f.maxAttempts
+			}
+			if fl.Changed("max-retry-time") {
+				ms := f.maxRetryTime.Milliseconds()
+				req.MaxRetryTimeMs = &ms
+			}
+			if req.FailureMode == nil && req.VisibilityWindowMs == nil && req.MaxAttempts == nil && req.MaxRetryTimeMs == nil {
+				return usageErrorf("nothing to alter: give --failure-mode, --visibility-window, --max-attempts or --max-retry-time")
+			}
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.unary(cmd.Context())
+			defer cancel()
+			resp, err := cl.admin.AlterTable(ctx, connect.NewRequest(req))
+			if err != nil {
+				return err
+			}
+			what := "altered table"
+			if !resp.Msg.GetChanged() {
+				what = "table unchanged:"
+			}
+			fmt.Fprintf(g.stdout, "%s %s\n", what, describe(resp.Msg.GetTable()))
+			return nil
+		},
+	}
+	f.register(cmd, "unchanged when not given")
+	return cmd
+}
+
+// dropTimeout bounds a drop unless --timeout is given: a drop waits for
+// every process to see it (catalog_refresh), and, unless forced, for writes
+// in flight (the table's visibility window).
+const dropTimeout = 5 * time.Minute
+
+func newTableDropCmd(g *globals) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "drop NAME",
+		Short: "Delete a table: its rows, topics and committed offsets",
+		Long: "Delete a table: its rows, its intent, event and dead-letter topics, and the resolver's\n" +
+			"committed offsets. The table stops taking writes everywhere first; the drop waits one\n" +
+			"catalog refresh plus the table's visibility window so that no write is in flight, and\n" +
+			"refuses (failed_precondition) while intents are unresolved or writes arrived meanwhile:\n" +
+			"then stop the writers, wait until `wail table describe NAME` shows lag 0, and run it\n" +
+			"again, or give --force (the unresolved intents get no events). A drop that stopped\n" +
+			"half way is finished by running it again. Waits up to 5m unless --timeout is given.",
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.unary(cmd.Context())
+			if !cmd.Flags().Changed("timeout") {
+				cancel()
+				ctx, cancel = context.WithTimeout(cmd.Context(), dropTimeout)
+			}
+			defer cancel()
+			if _, err := cl.admin.DropTable(ctx, connect.NewRequest(&wailv1.DropTableRequest{Name: args[0], Force: force})); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "dropped table %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "drop even while intents are unresolved or writes are in flight (their events are lost)")
+	return cmd
+}
