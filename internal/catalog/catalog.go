@@ -193,6 +193,9 @@ func (t Table) encode() ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(t.Proto())
 }
 
+// Decode reads a catalog entry (store.Table.Spec).
+func Decode(spec []byte) (Table, error) { return decode(spec) }
+
 func decode(spec []byte) (Table, error) {
 	var p wailv1.Table
 	if err := proto.Unmarshal(spec, &p); err != nil {

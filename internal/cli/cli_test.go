@@ -3,6 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
@@ -201,42 +206,90 @@ func anyVersion(s string) string { return versionRE.ReplaceAllString(s, "${1}N")
 
 func TestDoctor(t *testing.T) {
 	t.Parallel()
+	ctx := context.Background()
 	dir := t.TempDir()
 	// Nothing listens on port 1: the server's health is not checked.
-	code, out, errOut := runCLI(context.Background(), "127.0.0.1:1", "", "doctor", "--data-dir", dir)
+	code, out, errOut := runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "store        ok (read levels [local])") || !strings.Contains(out, "catalog      ok (0 tables)") ||
-		!strings.Contains(out, "server       none answers at http://127.0.0.1:1 (health not checked)") {
+		!strings.Contains(out, "server       none answers at http://127.0.0.1:1 (health not checked)") ||
+		!strings.Contains(out, "log          ok (embedded)") || !strings.Contains(out, "topics       ok (0 topics of 0 tables)") {
 		t.Fatalf("doctor: code %d\n%s%s", code, out, errOut)
 	}
-	code, _, errOut = runCLI(context.Background(), "127.0.0.1:1", "", "doctor", "--store", "postgres")
+	code, _, errOut = runCLI(ctx, "127.0.0.1:1", "", "doctor", "--store", "postgres")
 	if code != 1 || !strings.Contains(errOut, "store.dsn is required for store.kind postgres") {
 		t.Fatalf("doctor without a dsn: code %d, %s", code, errOut)
 	}
 }
 
-// TestTableDropRefuses: a drop refuses while intents are unresolved and
-// says what to do; --force drops anyway.
-func TestTableDropRefuses(t *testing.T) {
+// TestDoctorChecksTheLog: doctor checks the log and each table's topics,
+// not only the store.
+func TestDoctorChecksTheLog(t *testing.T) {
 	t.Parallel()
-	url := servertest.Start(t, func(cfg *config.Config) {
-		cfg.Resolver.Enabled = false // nothing resolves: the intent stays unresolved
-		cfg.CatalogRefresh = 50 * time.Millisecond
-	})
 	ctx := context.Background()
-	for _, step := range [][]string{{"table", "create", "t", "--visibility-window", "100ms"}, {"put", "t", "k", "v"}} {
-		if code, _, errOut := runCLI(ctx, url, "", step...); code != 0 {
-			t.Fatalf("%q: %s", step, errOut)
+	dir := t.TempDir()
+	url, stop := runServer(t, func(cfg *config.Config) { cfg.DataDir = dir })
+	if code, _, errOut := runCLI(ctx, url, "", "table", "create", "t", "--partitions", "2"); code != 0 {
+		t.Fatal(errOut)
+	}
+	stop()
+	code, out, errOut := runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "topics       ok (2 topics of 1 tables)") {
+		t.Fatalf("doctor: code %d\n%s%s", code, out, errOut)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "log", "wail.events.t")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", dir)
+	if code != 1 || !strings.Contains(out, "topics       FAIL: wail.events.t of table t is missing") || !strings.Contains(errOut, "failed checks: [topics]") {
+		t.Fatalf("doctor with a topic missing: code %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", t.TempDir(), "--log", "kafka", "--brokers", closedAddr(t))
+	if code != 1 || !strings.Contains(out, "log          FAIL: ") {
+		t.Fatalf("doctor with the broker down: code %d\n%s", code, out)
+	}
+	if brokers := os.Getenv("WAIL_TEST_KAFKA_BROKERS"); brokers != "" {
+		code, out, errOut = runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", t.TempDir(), "--log", "kafka", "--brokers", brokers)
+		if code != 0 || !strings.Contains(out, "log          ok (kafka [") {
+			t.Fatalf("doctor with Kafka: code %d\n%s%s", code, out, errOut)
 		}
 	}
-	code, _, errOut := runCLI(ctx, url, "", "table", "drop", "t")
-	if code != 1 || !strings.Contains(errOut, "error: failed_precondition: table busy: table t has 1 unresolved intents") ||
-		!strings.Contains(errOut, "wail table drop t --force") {
-		t.Fatalf("drop with an unresolved intent: code %d, %s", code, errOut)
+}
+
+// runServer runs a server (as the demo does) until stop or the test's end.
+func runServer(t *testing.T, mutate func(*config.Config)) (url string, stop func()) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	if mutate != nil {
+		mutate(&cfg)
 	}
-	if code, out, errOut := runCLI(ctx, url, "", "table", "drop", "t", "--force"); code != 0 || out != "dropped table t\n" {
-		t.Fatalf("forced drop: code %d, %s%s", code, out, errOut)
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, out, _ := runCLI(ctx, url, "", "table", "ls"); strings.Contains(out, "\nt ") {
-		t.Fatalf("the dropped table is listed:\n%s", out)
+	addr, stopServer, err := startServer(context.Background(), srv)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if err := stopServer(); err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + addr, stop
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

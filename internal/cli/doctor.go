@@ -10,11 +10,13 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check a running server's health, the store, its schema, and how far replicas lag",
+		Short: "Check a running server's health, the store and the log: reachable, schema and topics in place, replica lag",
 		Long: "Check the configuration that `wail serve` would use (same --config and flags):\n" +
-			"the store is reachable, its schema is in place, and how far each read replica lags.\n" +
-			"When a server answers at --addr, print its health (/healthz): ok, degraded or\n" +
-			"unhealthy, with each condition's reason and what to do.\n" +
+			"the store is reachable, its schema is in place, how far each read replica lags; the\n" +
+			"log (Kafka brokers, or the embedded log in the data dir) is reachable, and every ready\n" +
+			"table has its intent and event topics with its partition count. When a server answers\n" +
+			"at --addr, print its health (/healthz) first: ok, degraded or unhealthy, with each\n" +
+			"condition's reason and what to do; the embedded store and log it holds are skipped.\n" +
 			"Exits with code 1 when a check fails or the server is unhealthy.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -3,25 +3,41 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
+// doctorTimeout bounds each check that talks to a server.
+const doctorTimeout = 10 * time.Second
+
 // Doctor checks what a configuration needs, prints one line per check to w
-// and returns an error naming the failed checks: the store is reachable,
-// its schema (the catalog) is in place, and how far each replica lags.
-// With addr set (a server's base URL), it first prints the health of the
-// server answering there (see DoctorHealth); an unhealthy server fails the
-// check, one that does not answer does not.
+// and returns an error naming the failed checks. With addr set (a server's
+// base URL), it first prints the health of the server answering there (see
+// DoctorHealth); an unhealthy server fails the check, one that does not
+// answer does not. Then: the store is reachable, its schema (the catalog)
+// is in place, how far each replica lags; the log (the Kafka brokers, or
+// the embedded log in the data dir) is reachable, and every ready table has
+// its intent and event topics with its partition count. The embedded store
+// and log that the server at addr holds are skipped.
 func Doctor(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
-	fmt.Fprintf(w, "config       ok (store %s, data dir %s)\n", cfg.Store.Kind, cfg.DataDir)
+	fmt.Fprintf(w, "config       ok (store %s, log %s, data dir %s)\n", cfg.Store.Kind, cfg.Log.Kind, cfg.DataDir)
 	var failed []string
+	fail := func(check, format string, args ...any) {
+		fmt.Fprintf(w, "%-12s FAIL: %s\n", check, fmt.Sprintf(format, args...))
+		failed = append(failed, check)
+	}
 	answered := false
 	if addr != "" {
 		rep, err := DoctorHealth(ctx, addr, w)
@@ -30,37 +46,54 @@ func Doctor(ctx context.Context, cfg config.Config, addr string, w io.Writer) er
 			failed = append(failed, "server")
 		}
 	}
-	st, err := OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	tables, inUse := doctorStore(ctx, cfg, w, fail, answered)
+	if inUse {
+		fmt.Fprintf(w, "store        skipped: the embedded store is in use (by the server at %s?), whose health is above\n", addr)
+	}
+	if inUse && cfg.Log.Kind == config.LogEmbedded {
+		fmt.Fprintf(w, "log          skipped: the embedded log is in use too\n")
+	} else {
+		doctorLog(ctx, cfg, w, tables, fail)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("doctor: failed checks: %v", failed)
+	}
+	return nil
+}
+
+// doctorStore checks the store and returns the tables of its catalog;
+// inUse says that the embedded store is locked by a server that answered.
+func doctorStore(ctx context.Context, cfg config.Config, w io.Writer, fail func(check, format string, args ...any), answered bool) (tables []catalog.Table, inUse bool) {
+	sctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+	defer cancel()
+	st, err := OpenStore(sctx, cfg, slog.New(slog.DiscardHandler))
 	switch {
 	case err != nil && answered && cfg.Store.Kind == config.StorePebble:
-		fmt.Fprintf(w, "store        skipped: the embedded store is in use (by the server at %s?), whose health is above (%v)\n", addr, err)
-		return doctorResult(failed)
+		return nil, true
 	case err != nil:
-		fmt.Fprintf(w, "store        FAIL: %v\n", err)
-		return doctorResult(append(failed, "store"))
+		fail("store", "%v", err)
+		return nil, false
 	}
 	defer st.Close()
 	fmt.Fprintf(w, "store        ok (read levels %v)\n", st.Levels())
 	if c, ok := st.(interface{ Check(context.Context) error }); ok {
-		if err := c.Check(ctx); err != nil {
-			fmt.Fprintf(w, "schema       FAIL: %v\n", err)
-			failed = append(failed, "schema")
+		if err := c.Check(sctx); err != nil {
+			fail("schema", "%v", err)
 		}
 	}
-	if tables, err := st.Tables(ctx); err != nil {
-		fmt.Fprintf(w, "catalog      FAIL: %v\n", err)
-		failed = append(failed, "catalog")
+	if rows, err := st.Tables(sctx); err != nil {
+		fail("catalog", "%v", err)
 	} else {
-		fmt.Fprintf(w, "catalog      ok (%d tables)\n", len(tables))
+		tables = decodeTables(rows)
+		fmt.Fprintf(w, "catalog      ok (%d tables)\n", len(rows))
 	}
 	if r, ok := st.(interface {
 		ReplicaLag(context.Context) ([]time.Duration, error)
 	}); ok {
-		lags, err := r.ReplicaLag(ctx)
+		lags, err := r.ReplicaLag(sctx)
 		switch {
 		case err != nil:
-			fmt.Fprintf(w, "replicas     FAIL: %v\n", err)
-			failed = append(failed, "replicas")
+			fail("replicas", "%v", err)
 		case len(lags) == 0:
 			fmt.Fprintf(w, "replicas     none configured\n")
 		default:
@@ -69,14 +102,60 @@ func Doctor(ctx context.Context, cfg config.Config, addr string, w io.Writer) er
 			}
 		}
 	}
-	return doctorResult(failed)
+	return tables, false
 }
 
-func doctorResult(failed []string) error {
-	if len(failed) > 0 {
-		return fmt.Errorf("doctor: failed checks: %v", failed)
+func decodeTables(rows []store.Table) []catalog.Table {
+	var out []catalog.Table
+	for _, r := range rows {
+		if t, err := catalog.Decode(r.Spec); err == nil {
+			out = append(out, t)
+		}
 	}
-	return nil
+	return out
+}
+
+// doctorLog checks the log and the topics of the ready tables.
+func doctorLog(ctx context.Context, cfg config.Config, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
+	lctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+	defer cancel()
+	log, err := OpenLog(lctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		fail("log", "%v", err)
+		return
+	}
+	defer log.Close()
+	where := "embedded"
+	if cfg.Log.Kind == config.LogKafka {
+		where = fmt.Sprintf("kafka %v", cfg.Log.Kafka.Brokers)
+	}
+	fmt.Fprintf(w, "log          ok (%s)\n", where)
+	var problems []error
+	n := 0
+	for _, t := range tables {
+		if t.State != catalog.Ready && t.State != catalog.Dropping {
+			continue
+		}
+		for _, topic := range []string{intent.Topic(t.Name), eventbus.Topic(t.Name)} {
+			n++
+			got, err := log.Partitions(lctx, topic)
+			switch {
+			case errors.Is(err, intentlog.ErrUnknownTopic):
+				problems = append(problems, fmt.Errorf("%s of table %s is missing: a wail process makes it when it starts or "+
+					"refreshes its catalog; if it does not, check its log (permissions on the broker, disk)", topic, t.Name))
+			case err != nil:
+				problems = append(problems, fmt.Errorf("%s of table %s: %w", topic, t.Name, err))
+			case got != t.Partitions:
+				problems = append(problems, fmt.Errorf("%s has %d partitions, table %s has %d: the table is not served; "+
+					"drop the table (wail table drop %s --force) or the topic", topic, got, t.Name, t.Partitions, t.Name))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		fail("topics", "%v", errors.Join(problems...))
+		return
+	}
+	fmt.Fprintf(w, "topics       ok (%d topics of %d tables)\n", n, n/2)
 }
 
 // healthTimeout bounds the question to a server's /healthz.
