@@ -176,7 +176,7 @@ func (r *Resolver) Run(ctx context.Context, tables []catalog.Table, more <-chan 
 // (the log or bus unreachable) is retried with backoff; a failure of the
 // group membership (pm) is returned.
 func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
-	defer r.runs.enter(t.Name)()
+	defer r.runs.enter(t.Name, p)()
 	backoff := r.cfg.BackoffMax
 	for {
 		cur, ok := r.current(t)

@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"context"
+	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -18,22 +20,25 @@ import (
 
 // runs counts the partitions of each table that run in this process.
 type runs struct {
-	mu   sync.Mutex
-	n    map[string]int
-	idle map[string]chan struct{} // closed when n drops to 0
+	mu    sync.Mutex
+	n     map[string]int
+	idle  map[string]chan struct{} // closed when n drops to 0
+	parts map[string]int           // "table/partition" -> runs
 }
 
-// enter records a running partition of table; the func it returns ends it.
-func (r *runs) enter(table string) func() {
+// enter records a running partition; the func it returns ends it.
+func (r *runs) enter(table string, p int32) func() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.n == nil {
-		r.n, r.idle = map[string]int{}, map[string]chan struct{}{}
+		r.n, r.idle, r.parts = map[string]int{}, map[string]chan struct{}{}, map[string]int{}
 	}
 	if r.n[table] == 0 {
 		r.idle[table] = make(chan struct{})
 	}
 	r.n[table]++
+	part := fmt.Sprintf("%s/%d", table, p)
+	r.parts[part]++
 	return func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -42,7 +47,23 @@ func (r *runs) enter(table string) func() {
 			delete(r.n, table)
 			delete(r.idle, table)
 		}
+		if r.parts[part]--; r.parts[part] == 0 {
+			delete(r.parts, part)
+		}
 	}
+}
+
+// Running names the partitions that run in this process ("table/p"),
+// sorted: after a cancellation, those still draining.
+func (r *Resolver) Running() []string {
+	r.runs.mu.Lock()
+	defer r.runs.mu.Unlock()
+	out := make([]string, 0, len(r.runs.parts))
+	for p := range r.runs.parts {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Stopped returns once no partition of table runs in this process, or when

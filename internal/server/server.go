@@ -81,6 +81,10 @@ type Server struct {
 	clockWatch *clockWatch
 	// starting says what the start waits for (start.go).
 	starting atomic.Pointer[string]
+	// inflight are the requests being served (what a shutdown waits for).
+	inflight inflight
+	// fresh are the connections without a request yet (closed at shutdown).
+	fresh fresh
 }
 
 // New opens everything the configuration names, unless it names a remote
@@ -162,6 +166,8 @@ func (s *Server) open(ctx context.Context) error {
 		InstanceID: cfg.ResolverInstance(), Health: s.health,
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 		Tables: s.catalog.Resolving,
+		// Half of shutdown_timeout: the HTTP server has the other half.
+		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams)
 	s.opened = true
@@ -274,8 +280,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	front.set(s.startingHandler())
 	// Read and write timeouts are per request (budget.go): server-wide
 	// ones would cut event streams.
-	hs := &http.Server{Handler: &front, Protocols: &protocols,
-		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout}
+	hs := &http.Server{Handler: s.inflight.wrap(&front), Protocols: &protocols,
+		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
+		ConnState: s.fresh.track}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	if err := s.start(ctx); err != nil {
@@ -351,28 +358,6 @@ func (s *Server) refreshCatalog(ctx context.Context) {
 		}
 		failing = err != nil
 	}
-}
-
-// shutdown stops serving and drains the resolver; it leaves a tenth of the
-// time until deadline for closing the log and the store.
-func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-chan error, deadline time.Time) error {
-	sctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-time.Until(deadline)/10))
-	defer cancel()
-	s.events.Close() // end event streams so they do not hold up Shutdown
-	var errs []error
-	if err := hs.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("server: stop serving: %w", err))
-	}
-	stopResolver()
-	select {
-	case err := <-resolverErr:
-		if err != nil {
-			errs = append(errs, fmt.Errorf("server: resolver: %w", err))
-		}
-	case <-sctx.Done():
-		errs = append(errs, errors.New("server: resolver did not drain within shutdown_timeout"))
-	}
-	return errors.Join(errs...)
 }
 
 // closeBy closes the log and the store, waiting until deadline at most (a
