@@ -38,6 +38,8 @@ type Config struct {
 
 	// Proxy is the write API (ProducerService). `wail resolve` runs without it.
 	Proxy struct {
+		// Enabled serves the write API; false for a resolver-only process
+		// (wail resolve).
 		Enabled bool `yaml:"enabled"`
 		// LeaseTTL: on a shared (SQL) store a proxy leases its proxy id
 		// for this long and renews it every third of it; a crashed
@@ -65,8 +67,11 @@ type Config struct {
 // Limits bound what the proxy accepts and how many partitions tables
 // may have.
 type Limits struct {
-	MaxKeyBytes       int `yaml:"max_key_bytes"`
-	MaxValueBytes     int `yaml:"max_value_bytes"`
+	// MaxKeyBytes bounds a row key (1..65536; over it: InvalidArgument).
+	MaxKeyBytes int `yaml:"max_key_bytes"`
+	// MaxValueBytes bounds a value (1..67108864; over it: InvalidArgument).
+	MaxValueBytes int `yaml:"max_value_bytes"`
+	// MaxBatchMutations bounds the mutations of one Write.
 	MaxBatchMutations int `yaml:"max_batch_mutations"`
 	// MaxTablePartitions bounds one table's partitions (a create or a
 	// table_defaults over it is InvalidArgument).
@@ -79,12 +84,17 @@ type Limits struct {
 // Log configures the intent log and the event bus.
 type Log struct {
 	// Kind is embedded (files in data_dir) or kafka.
-	Kind           string        `yaml:"kind"`
-	Kafka          Kafka         `yaml:"kafka"`
-	SegmentBytes   int64         `yaml:"segment_bytes"`
-	Retention      time.Duration `yaml:"retention"`       // intent log; 0 keeps forever
-	EventRetention time.Duration `yaml:"event_retention"` // event bus; 0 keeps forever
-	// DLQRetention bounds the dead-letter topics (0, the default, keeps
+	Kind  string `yaml:"kind"`
+	Kafka Kafka  `yaml:"kafka"`
+	// SegmentBytes is the size at which the embedded log starts a new
+	// segment file (at least 1 MiB).
+	SegmentBytes int64 `yaml:"segment_bytes"`
+	// Retention removes intents older than this (0s keeps them forever).
+	Retention time.Duration `yaml:"retention"`
+	// EventRetention removes events older than this (0s keeps them
+	// forever; Kafka also compacts the event topics).
+	EventRetention time.Duration `yaml:"event_retention"`
+	// DLQRetention bounds the dead-letter topics (0s, the default, keeps
 	// them forever: a dead letter waits for a person).
 	DLQRetention time.Duration `yaml:"dlq_retention"`
 	// NoSync skips fsync: only for throwaway data (tests, demos of speed).
@@ -97,27 +107,42 @@ type Log struct {
 
 // Kafka configures the Kafka log.
 type Kafka struct {
-	Brokers  []string `yaml:"brokers"`
-	ClientID string   `yaml:"client_id"`
+	// Brokers are the bootstrap brokers, host:port.
+	Brokers []string `yaml:"brokers"`
+	// ClientID is the client id wail's Kafka clients send (broker logs,
+	// quotas).
+	ClientID string `yaml:"client_id"`
 	// ReplicationFactor of the topics wail creates (-1: the broker's default).
 	ReplicationFactor int16 `yaml:"replication_factor"`
-	// IntentTopic, EventTopic and DLQTopic name a table's topics; {table}
-	// is the table's name (defaults wail.intents.{table},
-	// wail.events.{table}, wail.dlq.{table}).
+	// IntentTopic names a table's intent topic; {table} is the table's
+	// name.
 	IntentTopic string `yaml:"intent_topic"`
-	EventTopic  string `yaml:"event_topic"`
-	DLQTopic    string `yaml:"dlq_topic"`
-	TLS         struct {
-		Enabled  bool   `yaml:"enabled"`
-		CAFile   string `yaml:"ca_file"`
+	// EventTopic names a table's event topic (compacted); {table} is the
+	// table's name.
+	EventTopic string `yaml:"event_topic"`
+	// DLQTopic names a table's dead-letter topic; {table} is the table's
+	// name.
+	DLQTopic string `yaml:"dlq_topic"`
+	TLS      struct {
+		// Enabled talks TLS to the brokers (the system's roots unless
+		// ca_file is given).
+		Enabled bool `yaml:"enabled"`
+		// CAFile is a PEM file of the CAs that sign the brokers'
+		// certificates.
+		CAFile string `yaml:"ca_file"`
+		// CertFile is the client certificate (PEM) for brokers that want
+		// one; key_file goes with it.
 		CertFile string `yaml:"cert_file"`
-		KeyFile  string `yaml:"key_file"`
+		// KeyFile is the client certificate's key (PEM).
+		KeyFile string `yaml:"key_file"`
 	} `yaml:"tls"`
 	SASL struct {
 		// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 ("" for none).
 		Mechanism string `yaml:"mechanism"`
-		User      string `yaml:"user"`
-		Password  string `yaml:"password"`
+		// User is the SASL user (required with a mechanism).
+		User string `yaml:"user"`
+		// Password is the SASL password.
+		Password string `yaml:"password"`
 	} `yaml:"sasl"`
 }
 
@@ -155,6 +180,8 @@ const (
 
 // Resolver configures the resolver.
 type Resolver struct {
+	// Enabled runs the resolver; false for a proxy-only process (wail
+	// proxy).
 	Enabled bool `yaml:"enabled"`
 	// Concurrency bounds the reads in flight across all partitions. Local
 	// stores want few (reads take microseconds), remote ones more.
@@ -162,11 +189,16 @@ type Resolver struct {
 	// FirstReadDelay holds the first read of an intent until this long after
 	// it was created, since the proxy writes the store only after logging it.
 	FirstReadDelay time.Duration `yaml:"first_read_delay"`
-	BackoffMin     time.Duration `yaml:"backoff_min"`
-	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// BackoffMin is the first wait before a key is read again when the
+	// store does not show its version yet; it doubles up to BackoffMax.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	// BackoffMax bounds the wait between reads of a key.
+	BackoffMax time.Duration `yaml:"backoff_max"`
 	// DedupeHorizon is how long the resolver remembers the last published
 	// version of an idle key, and how far back it scans the bus on restart.
-	DedupeHorizon  time.Duration `yaml:"dedupe_horizon"`
+	DedupeHorizon time.Duration `yaml:"dedupe_horizon"`
+	// CommitInterval is how often each partition commits its lowest
+	// unresolved offset (and looks up its table's definition).
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	// MaxUnresolved pauses reading a partition while this many of its
 	// intents are unresolved.
@@ -200,14 +232,26 @@ type Resolver struct {
 // setting left out takes table_defaults' at creation, and is not compared
 // with (or applied to) a table that exists.
 type Table struct {
-	Name             string        `yaml:"name"`
-	FailureMode      string        `yaml:"failure_mode"` // transactional | independent
+	// Name of a table: 1-63 lower-case letters, digits or '_', starting
+	// with a letter (not in table_defaults).
+	Name string `yaml:"name"`
+	// FailureMode is transactional (a write whose intent cannot be logged
+	// fails and the store is untouched) or independent (the store is
+	// written anyway; no event is guaranteed).
+	FailureMode string `yaml:"failure_mode"`
+	// VisibilityWindow is how long the resolver waits for the store to
+	// show an intent's version before counting it unmaterialized
+	// (10ms..24h). Alterable.
 	VisibilityWindow time.Duration `yaml:"visibility_window"`
-	Partitions       int32         `yaml:"partitions"`
-	// MaxAttempts and MaxRetryTime bound the counted failures of a key's
-	// store read or event publish before the resolver dead-letters its
-	// intents (whichever comes first).
-	MaxAttempts  int32         `yaml:"max_attempts"`
+	// Partitions of the table's topics (1..limits.max_table_partitions);
+	// cannot change once created.
+	Partitions int32 `yaml:"partitions"`
+	// MaxAttempts bounds the counted failures of a key's store read or
+	// event publish before the resolver dead-letters its intents
+	// (1..1000000; whichever of the two bounds comes first). Alterable.
+	MaxAttempts int32 `yaml:"max_attempts"`
+	// MaxRetryTime bounds the time from a key's first failed try until its
+	// intents are dead-lettered (1s..168h). Alterable.
 	MaxRetryTime time.Duration `yaml:"max_retry_time"`
 }
 
@@ -321,6 +365,9 @@ func (c *Config) validateTables() []error {
 		errs = append(errs, fmt.Errorf("table_defaults: %w", err))
 	} else if err := catalog.Validate(def, c.CatalogLimits(), false); err != nil {
 		errs = append(errs, fmt.Errorf("table_defaults: %w", err))
+	}
+	if c.Defaults.Name != "" {
+		errs = append(errs, fmt.Errorf("table_defaults.name %q is not a setting: name tables in tables[].name", c.Defaults.Name))
 	}
 	seen := map[string]bool{}
 	for i, t := range c.Tables {

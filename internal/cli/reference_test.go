@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/wail-cdc/wail/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/reference.md from the commands and the configuration")
+
+const referencePath = "../../docs/reference.md"
+
+// TestReference: docs/reference.md is what the commands and the
+// configuration say about themselves. Run with -update after changing a
+// command, a flag or a configuration key.
+func TestReference(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	b.WriteString("# wail reference\n\n" +
+		"Every command, flag and configuration key, generated from the commands and from\n" +
+		"`internal/config` (`go test ./internal/cli -run TestReference -update`; the test\n" +
+		"fails when this file is stale). README.md explains what they are for.\n\n")
+	writeCommands(&b)
+	if undocumented := writeConfig(t, &b); len(undocumented) > 0 {
+		t.Errorf("configuration keys without a doc comment in internal/config: %v", undocumented)
+	}
+	got := b.String()
+	if *update {
+		if err := os.WriteFile(referencePath, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(referencePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != got {
+		t.Fatalf("docs/reference.md is stale: run go test ./internal/cli -run TestReference -update\n%s", firstDiff(string(want), got))
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range max(len(al), len(bl)) {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d:\n  file:      %q\n  generated: %q", i+1, x, y)
+		}
+	}
+	return ""
+}
+
+// --- commands ----------------------------------------------------------------
+
+func writeCommands(b *bytes.Buffer) {
+	g := &globals{env: env{getenv: func(string) string { return "" }}}
+	root := newRootCmd(g)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	b.WriteString("## Commands\n\n" +
+		"Exit codes: 0 on success, 1 on errors, 2 on a wrong command line. Client commands talk\n" +
+		"to the server at `--addr` (default `http://127.0.0.1:7070`, or `WAIL_ADDR`).\n\n")
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden {
+			return
+		}
+		if c != root {
+			writeCommand(b, c)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+func writeCommand(b *bytes.Buffer, c *cobra.Command) {
+	fmt.Fprintf(b, "### `%s`\n\n", c.UseLine())
+	text := c.Long
+	if text == "" {
+		text = c.Short
+	}
+	fmt.Fprintf(b, "%s\n\n", strings.TrimSpace(text))
+	if c.HasAvailableSubCommands() {
+		var subs []string
+		for _, s := range c.Commands() {
+			if !s.Hidden {
+				subs = append(subs, "`"+s.Name()+"`")
+			}
+		}
+		fmt.Fprintf(b, "Subcommands: %s.\n\n", strings.Join(subs, ", "))
+	}
+	var rows []string
+	add := func(fs *pflag.FlagSet, from string) {
+		fs.VisitAll(func(f *pflag.Flag) {
+			if f.Hidden || f.Name == "help" {
+				return
+			}
+			name, usage := pflag.UnquoteUsage(f)
+			flagName := "--" + f.Name
+			if f.Shorthand != "" {
+				flagName = "-" + f.Shorthand + ", " + flagName
+			}
+			if name != "" && name != "bool" {
+				flagName += " " + name
+			}
+			def := f.DefValue
+			switch {
+			case f.Name == "addr":
+				def = defaultAddr // without WAIL_ADDR
+			case def == "" || def == "[]":
+				def = "-"
+			}
+			if from != "" {
+				usage += " (from `" + from + "`)"
+			}
+			rows = append(rows, fmt.Sprintf("| `%s` | `%s` | %s |", flagName, def, escapeCell(usage)))
+		})
+	}
+	add(c.LocalFlags(), "")
+	if c.HasParent() && c.Parent().HasParent() {
+		add(c.InheritedFlags(), c.Parent().CommandPath())
+	}
+	if len(rows) > 0 {
+		b.WriteString("| flag | default | |\n|---|---|---|\n")
+		b.WriteString(strings.Join(rows, "\n"))
+		b.WriteString("\n\n")
+	}
+}
+
+func escapeCell(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ")
+}
+
+// --- configuration -----------------------------------------------------------
+
+// writeConfig writes the table of keys and returns those without a doc.
+func writeConfig(t *testing.T, b *bytes.Buffer) (undocumented []string) {
+	docs := fieldDocs(t, "../config/config.go")
+	b.WriteString("## Configuration keys\n\n" +
+		"YAML (`wail serve --config FILE`); every key has the default shown, and a file names\n" +
+		"only what it changes. Unknown keys are errors. Durations need a unit (`0s`, `500ms`,\n" +
+		"`2m`). `tables[]` entries take `table_defaults` for what they leave out.\n\n" +
+		"| key | default | |\n|---|---|---|\n")
+	walkConfig(b, docs, reflect.TypeOf(config.Config{}), reflect.ValueOf(config.Default()), "Config", "", &undocumented)
+	b.WriteString("\n")
+	return undocumented
+}
+
+func walkConfig(b *bytes.Buffer, docs map[string]string, typ reflect.Type, val reflect.Value, docPrefix, keyPrefix string, undocumented *[]string) {
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if key == "" || key == "-" {
+			continue
+		}
+		path := keyPrefix + key
+		if path == "table_defaults.name" {
+			continue // the same struct as tables[], but not a setting
+		}
+		doc := docs[docPrefix+"."+f.Name]
+		if rest, ok := strings.CutPrefix(doc, f.Name+" "); ok { // "DataDir holds" -> "`data_dir` holds"
+			doc = "`" + key + "` " + rest
+		}
+		ft, fv := f.Type, val.Field(i)
+		switch {
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)):
+			inner := docPrefix + "." + f.Name
+			if ft.Name() != "" {
+				inner = ft.Name()
+			}
+			walkConfig(b, docs, ft, fv, inner, path+".", undocumented)
+			continue
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			fmt.Fprintf(b, "| `%s` | `[]` | %s |\n", path, escapeCell(doc))
+			walkConfig(b, docs, ft.Elem(), reflect.Zero(ft.Elem()), ft.Elem().Name(), path+"[].", undocumented)
+		default:
+			fmt.Fprintf(b, "| `%s` | `%s` | %s |\n", path, formatDefault(fv), escapeCell(doc))
+		}
+		if doc == "" {
+			*undocumented = append(*undocumented, path)
+		}
+	}
+}
+
+func formatDefault(v reflect.Value) string {
+	switch x := v.Interface().(type) {
+	case time.Duration:
+		s := x.String() // 24h0m0s -> 24h, 10m0s -> 10m
+		if strings.HasSuffix(s, "m0s") {
+			s = s[:len(s)-2]
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = s[:len(s)-2]
+		}
+		return s
+	case string:
+		if x == "" {
+			return `""`
+		}
+		return x
+	case []string:
+		return "[" + strings.Join(x, ", ") + "]"
+	}
+	return fmt.Sprint(v.Interface())
+}
+
+// fieldDocs returns the doc and line comments of every struct field in
+// file, by "Type.Field" (and "Type.Field.Inner" for inline structs).
+func fieldDocs(t *testing.T, file string) map[string]string {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, file, nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	var visit func(prefix string, st *ast.StructType)
+	visit = func(prefix string, st *ast.StructType) {
+		for _, fld := range st.Fields.List {
+			text := strings.TrimSpace(fld.Doc.Text() + " " + fld.Comment.Text())
+			text = strings.Join(strings.Fields(text), " ")
+			for _, n := range fld.Names {
+				docs[prefix+"."+n.Name] = text
+				if inner, ok := fld.Type.(*ast.StructType); ok {
+					visit(prefix+"."+n.Name, inner)
+				}
+			}
+		}
+	}
+	ast.Inspect(f, func(n ast.Node) bool {
+		if ts, ok := n.(*ast.TypeSpec); ok {
+			if st, ok := ts.Type.(*ast.StructType); ok {
+				visit(ts.Name.Name, st)
+			}
+		}
+		return true
+	})
+	return docs
+}
