@@ -1,0 +1,409 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/config"
+)
+
+// block is a fenced code block of a markdown file.
+type block struct {
+	file, lang string
+	line       int // of the opening fence
+	text       string
+}
+
+func codeBlocks(t *testing.T, files ...string) []block {
+	t.Helper()
+	var out []block
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cur *block
+		for i, line := range strings.Split(string(b), "\n") {
+			switch {
+			case cur == nil && strings.HasPrefix(line, "```"):
+				cur = &block{file: filepath.Base(f), lang: strings.TrimPrefix(line, "```"), line: i + 1}
+			case cur != nil && strings.HasPrefix(line, "```"):
+				out = append(out, *cur)
+				cur = nil
+			case cur != nil:
+				cur.text += line + "\n"
+			}
+		}
+	}
+	return out
+}
+
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	docs, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{"../../README.md"}, docs...)
+}
+
+// TestDocsYAML: every YAML snippet of README.md and docs/*.md loads
+// through config.Load (the README's did not: `event_retention: 0`).
+func TestDocsYAML(t *testing.T) {
+	t.Parallel()
+	n := 0
+	for _, b := range codeBlocks(t, docFiles(t)...) {
+		if b.lang != "yaml" {
+			continue
+		}
+		n++
+		p := filepath.Join(t.TempDir(), "wail.yaml")
+		if err := os.WriteFile(p, []byte(b.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(p); err != nil {
+			t.Errorf("%s:%d: the YAML does not load: %v", b.file, b.line, err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no YAML snippet found: is the README where it was?")
+	}
+}
+
+// shellLines splits a shell block into command lines: continuations
+// joined, comments and blank lines dropped.
+func shellLines(text string) []string {
+	var out []string
+	cur := ""
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(stripComment(l))
+		if c, ok := strings.CutSuffix(l, "\\"); ok {
+			cur += c + " "
+			continue
+		}
+		cur += strings.TrimSuffix(l, " &") // run in the background
+		if strings.TrimSpace(cur) != "" {
+			out = append(out, strings.TrimSpace(cur))
+		}
+		cur = ""
+	}
+	return out
+}
+
+// stripComment cuts a # comment that starts a word outside quotes.
+func stripComment(l string) string {
+	var quote rune
+	for i, r := range l {
+		switch {
+		case quote != 0:
+			if r == quote {
+				quote = 0
+			}
+		case r == '\'' || r == '"':
+			quote = r
+		case r == '#' && (i == 0 || l[i-1] == ' ' || l[i-1] == '\t'):
+			return l[:i]
+		}
+	}
+	return l
+}
+
+// words splits a command line as a shell would (quotes, no expansion).
+func words(l string) []string {
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	in := false
+	for _, r := range l {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// placeholder: a line that names hosts or values to fill in; it is only
+// checked against the commands, not run.
+var placeholder = regexp.MustCompile(`\.\.\.|@db:|replica:|kafka-\d|secret@`)
+
+// checkArgs parses a wail command line against the commands without
+// running it: the command and its flags exist, the arguments fit.
+func checkArgs(args []string) error {
+	err := parseArgs(args)
+	if err != nil && len(args) > 0 && args[len(args)-1] == "..." {
+		return parseArgs(args[:len(args)-1]) // "and more flags"
+	}
+	return err
+}
+
+func parseArgs(args []string) error {
+	root := newRootCmd(&globals{env: env{getenv: func(string) string { return "" }}})
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	cmd, rest, err := root.Find(args)
+	if err != nil {
+		return err
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		return err
+	}
+	if cmd.Args != nil {
+		return cmd.Args(cmd, cmd.Flags().Args())
+	}
+	return nil
+}
+
+// wailArgs returns the arguments of a line that runs wail.
+func wailArgs(line string) ([]string, bool) {
+	w := words(line)
+	switch {
+	case len(w) >= 3 && w[0] == "go" && w[1] == "run" && w[2] == "./cmd/wail":
+		return w[3:], true
+	case len(w) >= 1 && (w[0] == "./wail" || w[0] == "wail"):
+		return w[1:], true
+	}
+	return nil, false
+}
+
+// TestDocsCommandLines: every `wail` line of README.md and docs/*.md names
+// a command and flags that exist, with arguments that fit.
+func TestDocsCommandLines(t *testing.T) {
+	t.Parallel()
+	n := 0
+	for _, b := range codeBlocks(t, docFiles(t)...) {
+		if b.lang != "sh" {
+			continue
+		}
+		for _, l := range shellLines(b.text) {
+			if args, ok := wailArgs(l); ok {
+				n++
+				if err := checkArgs(args); err != nil {
+					t.Errorf("%s:%d: %q: %v", b.file, b.line, l, err)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no wail command line found")
+	}
+}
+
+// TestReadmeRuns runs the README's command lines in order: the demo, the
+// servers (with --data-dir and --listen pointed at the test's, and the
+// README's YAML as wail.yaml), every client command and curl example
+// against the server the README starts, and checks that every make target
+// it names exists. Lines that name hosts to fill in are checked against
+// the commands only (TestDocsCommandLines).
+func TestReadmeRuns(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs the demo and a server")
+	}
+	dir := t.TempDir()
+	targets := makeTargets(t)
+	blocks := codeBlocks(t, "../../README.md")
+	for _, b := range blocks {
+		if b.lang == "yaml" {
+			if err := os.WriteFile(filepath.Join(dir, "wail.yaml"), []byte(b.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "order.json"), []byte(`{"status":"placed"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var addr string // the server the README's last `wail serve` line started
+	stop := func() {}
+	defer func() { stop() }()
+	ran := 0
+	for _, b := range blocks {
+		if b.lang != "sh" {
+			continue
+		}
+		for _, l := range shellLines(b.text) {
+			where := b.file + ":" + strconv.Itoa(b.line) + ": " + l
+			args, isWail := wailArgs(l)
+			w := words(l)
+			switch {
+			case w[0] == "make":
+				target := "all"
+				if len(w) > 1 {
+					target = w[1]
+				}
+				if !targets[target] {
+					t.Errorf("%s: the Makefile has no target %q", where, target)
+				}
+			case w[0] == "go" && len(w) > 1 && w[1] == "build":
+				// builds the binary; the lines below run the commands in-process
+			case w[0] == "curl":
+				if addr == "" {
+					t.Fatalf("%s: no server yet", where)
+				}
+				runCurl(t, where, l, addr)
+				ran++
+			case !isWail:
+				t.Errorf("%s: a README line the test does not know how to run: teach it, or say why not", where)
+			case placeholder.MatchString(l):
+				// checked by TestDocsCommandLines
+			case args[0] == "demo":
+				runDemoLine(t, where, args)
+				ran++
+			case args[0] == "serve":
+				stop() // the README's previous server
+				stop = func() {}
+				addr, stop = runServeLine(t, where, withFiles(args, dir), dir)
+				ran++
+			default:
+				if addr == "" {
+					t.Fatalf("%s: no server yet", where)
+				}
+				runClientLine(t, where, withFiles(args, dir), addr)
+				ran++
+			}
+		}
+	}
+	if ran < 10 {
+		t.Fatalf("ran only %d README lines", ran)
+	}
+}
+
+// withFiles points file arguments of the README (wail.yaml, @order.json)
+// at the test's directory.
+func withFiles(args []string, dir string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		switch {
+		case a == "wail.yaml":
+			a = filepath.Join(dir, a)
+		case strings.HasPrefix(a, "@") && strings.HasSuffix(a, ".json"):
+			a = "@" + filepath.Join(dir, a[1:])
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// runServeLine starts a README serve line in-process on the test's data
+// dir and a free port, and returns its URL and how to stop it (it must
+// exit 0).
+func runServeLine(t *testing.T, where string, args []string, dir string) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	args = append(args, "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0")
+	done := make(chan int, 1)
+	var out, errOut syncBuffer
+	go func() {
+		done <- run(ctx, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}, args)
+	}()
+	listening := regexp.MustCompile(`wail listening on (http://\S+)`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(out.String()); m != nil {
+			return m[1], func() {
+				cancel()
+				if code := <-done; code != 0 {
+					t.Errorf("%s: exit %d on shutdown: %s", where, code, errOut.String())
+				}
+			}
+		}
+		select {
+		case code := <-done:
+			cancel()
+			t.Fatalf("%s: exited %d before listening: %s", where, code, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("%s: not listening after 30s", where)
+		}
+	}
+}
+
+// runDemoLine runs the demo for a few seconds and stops it as Ctrl-C
+// would: it must print its summary and exit 0.
+func runDemoLine(t *testing.T, where string, args []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	code, out, errOut := runCLI(ctx, "", "", args...)
+	if code != 0 || !strings.Contains(out, "acknowledged") {
+		t.Errorf("%s: exit %d\n%s%s", where, code, out, errOut)
+	}
+}
+
+// runClientLine runs a client command against addr; tail runs a second.
+func runClientLine(t *testing.T, where string, args []string, addr string) {
+	t.Helper()
+	ctx := context.Background()
+	if args[0] == "tail" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Second)
+		defer cancel()
+	}
+	code, out, errOut := runCLI(ctx, addr, "", args...)
+	if code != 0 {
+		t.Errorf("%s: exit %d\n%s%s", where, code, out, errOut)
+	}
+}
+
+// runCurl runs a curl example through bash against addr (for
+// localhost:7070); an answer with an error code fails.
+func runCurl(t *testing.T, where, line, addr string) {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl", "base64"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s: %s is missing", where, tool)
+			}
+			t.Skipf("%s is missing: the curl examples are not run", tool)
+		}
+	}
+	line = strings.ReplaceAll(line, "localhost:7070", strings.TrimPrefix(addr, "http://"))
+	out, err := exec.Command("bash", "-c", line).CombinedOutput()
+	if err != nil || strings.Contains(string(out), `"code"`) || len(strings.TrimSpace(string(out))) == 0 {
+		t.Errorf("%s: %v\n%s", where, err, out)
+	}
+}
+
+// makeTargets returns the targets the Makefile defines.
+func makeTargets(t *testing.T) map[string]bool {
+	t.Helper()
+	f, err := os.Open("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	targets := map[string]bool{}
+	rule := regexp.MustCompile(`^([a-zA-Z0-9_-]+):`)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := rule.FindStringSubmatch(sc.Text()); m != nil && !strings.Contains(sc.Text(), ":=") {
+			targets[m[1]] = true
+		}
+	}
+	return targets
+}
