@@ -3,11 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
 func newTableAlterCmd(g *globals) *cobra.Command {
@@ -44,32 +45,21 @@ func newTableAlterCmd(g *globals) *cobra.Command {
 			if req.FailureMode == nil && req.VisibilityWindowMs == nil && req.MaxAttempts == nil && req.MaxRetryTimeMs == nil {
 				return usageErrorf("nothing to alter: give --failure-mode, --visibility-window, --max-attempts or --max-retry-time")
 			}
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.unary(cmd.Context())
-			defer cancel()
-			resp, err := cl.admin.AlterTable(ctx, connect.NewRequest(req))
-			if err != nil {
-				return err
-			}
-			what := "altered table"
-			if !resp.Msg.GetChanged() {
-				what = "table unchanged:"
-			}
-			fmt.Fprintf(g.stdout, "%s %s\n", what, describe(resp.Msg.GetTable()))
-			return nil
+			return adminCall(cmd, g, false, false, func(ctx context.Context, admin wailv1connect.AdminServiceClient) (*connect.Response[wailv1.AlterTableResponse], error) {
+				return admin.AlterTable(ctx, connect.NewRequest(req))
+			}, func(resp *wailv1.AlterTableResponse) error {
+				what := "altered table"
+				if !resp.GetChanged() {
+					what = "table unchanged:"
+				}
+				fmt.Fprintf(g.stdout, "%s %s\n", what, describe(resp.GetTable()))
+				return nil
+			})
 		},
 	}
 	f.register(cmd, "unchanged when not given")
 	return cmd
 }
-
-// dropTimeout bounds a drop unless --timeout is given: a drop waits for
-// every process to see it (catalog_refresh), and, unless forced, for writes
-// in flight (the table's visibility window).
-const dropTimeout = 5 * time.Minute
 
 func newTableDropCmd(g *globals) *cobra.Command {
 	var force bool
@@ -82,24 +72,17 @@ func newTableDropCmd(g *globals) *cobra.Command {
 			"refuses (failed_precondition) while intents are unresolved or writes arrived meanwhile:\n" +
 			"then stop the writers, wait until `wail table describe NAME` shows lag 0, and run it\n" +
 			"again, or give --force (the unresolved intents get no events). A drop that stopped\n" +
-			"half way is finished by running it again. Waits up to 5m unless --timeout is given.",
+			"half way is finished by running it again. Not bounded by --timeout unless given (the\n" +
+			"server finishes a drop it began even when the client stops waiting).",
 		Args: exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := g.clients()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := g.unary(cmd.Context())
-			if !cmd.Flags().Changed("timeout") {
-				cancel()
-				ctx, cancel = context.WithTimeout(cmd.Context(), dropTimeout)
-			}
-			defer cancel()
-			if _, err := cl.admin.DropTable(ctx, connect.NewRequest(&wailv1.DropTableRequest{Name: args[0], Force: force})); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "dropped table %s\n", args[0])
-			return nil
+			req := &wailv1.DropTableRequest{Name: args[0], Force: force}
+			return adminCall(cmd, g, true, false, func(ctx context.Context, admin wailv1connect.AdminServiceClient) (*connect.Response[wailv1.DropTableResponse], error) {
+				return admin.DropTable(ctx, connect.NewRequest(req))
+			}, func(*wailv1.DropTableResponse) error {
+				fmt.Fprintf(g.stdout, "dropped table %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "drop even while intents are unresolved or writes are in flight (their events are lost)")
