@@ -66,6 +66,14 @@ func (r *restartableStore) Tables(ctx context.Context) ([]store.Table, error) {
 	return r.current().Tables(ctx)
 }
 
+func (r *restartableStore) SwapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	return r.current().SwapTable(ctx, name, old, new)
+}
+
+func (r *restartableStore) DropTable(ctx context.Context, table string) error {
+	return r.current().DropTable(ctx, table)
+}
+
 func (r *restartableStore) Close() error { return r.current().Close() }
 
 // restart replaces the failed store with next and returns, per key, the
