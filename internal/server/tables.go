@@ -37,7 +37,7 @@ func (p topics) Provision(ctx context.Context, t catalog.Table) error {
 
 // Unprovision deletes the topics with the offsets committed on them.
 func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
-	for _, topic := range []string{intent.Topic(t.Name), eventbus.Topic(t.Name), dlq.Topic(t.Name)} {
+	for _, topic := range tableTopics(t.Name) {
 		if err := p.s.log.DeleteTopic(ctx, topic); err != nil {
 			return err
 		}
@@ -66,14 +66,17 @@ func (s *Server) openCatalog(ctx context.Context) error {
 	return nil
 }
 
-// release lets go of a table another process dropped: once this process's
-// resolver stopped its partitions, an embedded log (this process's alone)
-// deletes its topics; Kafka's the dropping process deleted.
+// forgetter is a log whose clients cache what they learned of topics
+// (Kafka: ids, partition counts): a topic another process deleted, maybe
+// created again since, must be forgotten.
+type forgetter interface{ Forget(topics ...string) }
+
+// release lets go of a table another process dropped (or dropped and
+// created anew): once this process's resolver stopped its partitions, an
+// embedded log (this process's alone) deletes the table's topics; Kafka's,
+// which the dropping process deleted, are forgotten.
 func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	s.tableProblem(t.Name, nil)
-	if s.cfg.Log.Kind != config.LogEmbedded {
-		return nil
-	}
 	if s.resolver != nil {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -81,7 +84,18 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 			return fmt.Errorf("its resolver partitions did not stop: %w", err)
 		}
 	}
+	if f, ok := s.log.(forgetter); ok {
+		f.Forget(tableTopics(t.Name)...)
+	}
+	if s.cfg.Log.Kind != config.LogEmbedded {
+		return nil
+	}
 	return topics{s}.Unprovision(ctx, t)
+}
+
+// tableTopics are the topics of a table: intents, events, dead letters.
+func tableTopics(table string) []string {
+	return []string{intent.Topic(table), eventbus.Topic(table), dlq.Topic(table)}
 }
 
 // tableProblem raises (or clears) the health condition of a table that

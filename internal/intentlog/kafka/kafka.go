@@ -32,6 +32,7 @@ type Log struct {
 	closed  bool
 	parts   map[string]int32 // partition counts seen in metadata
 	readers map[*reader]struct{}
+	members map[*Member]struct{} // joined and not closed (Forget)
 
 	limits recordLimits // max.message.bytes of topics (limits.go)
 }
@@ -74,6 +75,7 @@ func Open(_ context.Context, opts Options) (*Log, error) {
 		adm:     adm,
 		parts:   map[string]int32{},
 		readers: map[*reader]struct{}{},
+		members: map[*Member]struct{}{},
 	}, nil
 }
 
@@ -475,8 +477,8 @@ func mapErr(err error) error {
 
 // DeleteTopic implements intentlog.TopicDeleter with DeleteTopics, then
 // waits until the metadata no longer lists the topic (Kafka deletes
-// asynchronously; creating the name again before that fails), and purges
-// the topic from the client (a topic created again gets a new topic id).
+// asynchronously; creating the name again before that fails), and forgets
+// the topic in this Log and its members (see Forget).
 // The group coordinator removes the offsets committed on a deleted topic's
 // partitions.
 func (l *Log) DeleteTopic(ctx context.Context, topic string) error {
@@ -496,8 +498,7 @@ func (l *Log) DeleteTopic(ctx context.Context, topic string) error {
 		_, _, err := l.metadata(ctx, topic)
 		switch {
 		case errors.Is(err, intentlog.ErrUnknownTopic):
-			l.cl.PurgeTopicsFromClient(topic)
-			l.forget(topic)
+			l.Forget(l.names.internal(topic))
 			return nil
 		case err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition):
 			return fmt.Errorf("kafka: delete topic %s: waiting for the deletion: %w", topic, err)

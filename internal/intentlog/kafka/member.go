@@ -176,6 +176,9 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	// from the offsets Committed returns.
 	cl.PauseFetchTopics(l.names.externalAll(opts.Topics)...)
 	m.cl = cl
+	l.mu.Lock()
+	l.members[m] = struct{}{}
+	l.mu.Unlock()
 	return m, nil
 }
 
@@ -437,6 +440,9 @@ func (m *Member) classify(err error) error {
 // Close leaves the group (its partitions go to the other members at once)
 // and closes the member's client.
 func (m *Member) Close(ctx context.Context) error {
+	m.l.mu.Lock()
+	delete(m.l.members, m)
+	m.l.mu.Unlock()
 	err := m.cl.LeaveGroupContext(ctx)
 	m.cl.Close()
 	m.closeProducers()
