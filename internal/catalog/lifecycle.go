@@ -272,6 +272,29 @@ func (a Alter) apply(t Table) Table {
 	return t
 }
 
+// AlterTo returns the alter that brings saved to the settings want names
+// (its non-zero alterable ones) and a description of each change (none:
+// nothing to change). Partitions are not alterable: the caller compares
+// them.
+func AlterTo(saved, want Table) (a Alter, changes []string) {
+	a.FailureMode = changed(want.FailureMode, saved.FailureMode, "failure_mode", &changes)
+	a.VisibilityWindow = changed(want.VisibilityWindow, saved.VisibilityWindow, "visibility_window", &changes)
+	a.MaxAttempts = changed(want.MaxAttempts, saved.MaxAttempts, "max_attempts", &changes)
+	a.MaxRetryTime = changed(want.MaxRetryTime, saved.MaxRetryTime, "max_retry_time", &changes)
+	return a, changes
+}
+
+// changed returns &want when want is set and differs from saved, noting
+// the change.
+func changed[T comparable](want, saved T, name string, changes *[]string) *T {
+	var zero T
+	if want == zero || want == saved {
+		return nil
+	}
+	*changes = append(*changes, fmt.Sprintf("%s %v -> %v", name, saved, want))
+	return &want
+}
+
 // Alter changes what can change safely on a ready table and saves it; every
 // process sharing the store takes it up at its next Refresh (this one at
 // once). changed is false when the table already had these settings.

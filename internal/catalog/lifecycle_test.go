@@ -281,3 +281,17 @@ func TestDroppedElsewhere(t *testing.T) {
 		t.Errorf("another refresh released again: %v %v", released, err)
 	}
 }
+
+// TestAlterTo: only the settings want names, and that differ, change.
+func TestAlterTo(t *testing.T) {
+	t.Parallel()
+	saved := defaults
+	a, changes := AlterTo(saved, Table{VisibilityWindow: time.Second, FailureMode: saved.FailureMode, Partitions: 3})
+	if a.VisibilityWindow == nil || *a.VisibilityWindow != time.Second || a.FailureMode != nil || a.MaxAttempts != nil || a.MaxRetryTime != nil ||
+		!slices.Equal(changes, []string{"visibility_window 10s -> 1s"}) {
+		t.Errorf("AlterTo: %+v %q", a, changes)
+	}
+	if _, changes := AlterTo(saved, Table{}); len(changes) != 0 {
+		t.Errorf("a definition that names nothing changes %q", changes)
+	}
+}

@@ -132,24 +132,7 @@ func (s *Server) configTable(ctx context.Context, ct config.Table) error {
 			"(`wail table drop %s`: its rows and events are deleted) and start again",
 			ct.Name, def.Partitions, saved.Partitions, saved.Partitions, ct.Name)
 	}
-	var a catalog.Alter
-	var changes []string
-	if def.FailureMode != 0 && def.FailureMode != saved.FailureMode {
-		a.FailureMode = &def.FailureMode
-		changes = append(changes, fmt.Sprintf("failure_mode %s -> %s", saved.FailureMode, def.FailureMode))
-	}
-	if def.VisibilityWindow != 0 && def.VisibilityWindow != saved.VisibilityWindow {
-		a.VisibilityWindow = &def.VisibilityWindow
-		changes = append(changes, fmt.Sprintf("visibility_window %s -> %s", saved.VisibilityWindow, def.VisibilityWindow))
-	}
-	if def.MaxAttempts != 0 && def.MaxAttempts != saved.MaxAttempts {
-		a.MaxAttempts = &def.MaxAttempts
-		changes = append(changes, fmt.Sprintf("max_attempts %d -> %d", saved.MaxAttempts, def.MaxAttempts))
-	}
-	if def.MaxRetryTime != 0 && def.MaxRetryTime != saved.MaxRetryTime {
-		a.MaxRetryTime = &def.MaxRetryTime
-		changes = append(changes, fmt.Sprintf("max_retry_time %s -> %s", saved.MaxRetryTime, def.MaxRetryTime))
-	}
+	a, changes := catalog.AlterTo(saved, def)
 	if len(changes) == 0 {
 		return nil // it differs only in settings the configuration leaves out
 	}

@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -192,46 +191,36 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	cat := quote(catalogTable)
-	var (
-		query string
-		args  []any
-	)
-	switch {
-	case old == nil && new == nil:
-	case old == nil:
-		query, args = `INSERT INTO `+cat+` (name, spec) VALUES (?, ?)`, []any{name, new}
-	case new == nil:
-		query, args = `DELETE FROM `+cat+` WHERE name = ? AND spec = ?`, []any{name, old}
-	default:
-		query, args = `UPDATE `+cat+` SET spec = ? WHERE name = ? AND spec = ?`, []any{new, name, old}
-	}
-	if query != "" {
-		res, err := s.primary.ExecContext(qctx, query, args...)
+	exec := func(kind sqlstore.Swap) (bool, error) {
+		var res sql.Result
+		var err error
+		switch kind {
+		case sqlstore.SwapInsert:
+			res, err = s.primary.ExecContext(qctx, `INSERT INTO `+cat+` (name, spec) VALUES (?, ?)`, name, new)
+		case sqlstore.SwapDelete:
+			res, err = s.primary.ExecContext(qctx, `DELETE FROM `+cat+` WHERE name = ? AND spec = ?`, name, old)
+		default:
+			res, err = s.primary.ExecContext(qctx, `UPDATE `+cat+` SET spec = ? WHERE name = ? AND spec = ?`, new, name, old)
+		}
 		switch {
 		case duplicateKey(err):
+			return false, nil
 		case err != nil:
-			return nil, false, s.classify(ctx, err)
-		default:
-			// Affected rows are the changed ones: 0 for an UPDATE to the
-			// same bytes, which the read below settles.
-			if n, err := res.RowsAffected(); err == nil && n == 1 {
-				return new, true, nil
-			}
+			return false, s.classify(ctx, err)
 		}
+		n, err := res.RowsAffected()
+		return err == nil && n == 1, nil
 	}
-	var cur []byte
-	err := s.primary.QueryRowContext(qctx, `SELECT spec FROM `+cat+` WHERE name = ?`, name).Scan(&cur)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, old == nil && new == nil, nil
-	case err != nil:
-		return nil, false, s.classify(ctx, err)
+	read := func() ([]byte, error) {
+		var cur []byte
+		err := s.primary.QueryRowContext(qctx, `SELECT spec FROM `+cat+` WHERE name = ?`, name).Scan(&cur)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil, nil
+		case err != nil:
+			return nil, s.classify(ctx, err)
+		}
+		return sqlstore.NotNull(cur), nil
 	}
-	if cur == nil {
-		cur = []byte{}
-	}
-	if old != nil && new != nil && bytes.Equal(old, new) && bytes.Equal(cur, old) {
-		return cur, true, nil
-	}
-	return cur, false, nil
+	return sqlstore.SwapTable(old, new, exec, read)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqlstore"
@@ -196,38 +197,32 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	cat := pgx.Identifier{catalogTable}.Sanitize()
-	var (
-		sql  string
-		args []any
-	)
-	switch {
-	case old == nil && new == nil:
-	case old == nil:
-		sql, args = `INSERT INTO `+cat+` (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, []any{name, new}
-	case new == nil:
-		sql, args = `DELETE FROM `+cat+` WHERE name = $1 AND spec = $2`, []any{name, old}
-	default:
-		sql, args = `UPDATE `+cat+` SET spec = $3 WHERE name = $1 AND spec = $2`, []any{name, old, new}
-	}
-	if sql != "" {
-		tag, err := s.primary.Exec(qctx, sql, args...)
+	exec := func(kind sqlstore.Swap) (bool, error) {
+		var tag pgconn.CommandTag
+		var err error
+		switch kind {
+		case sqlstore.SwapInsert:
+			tag, err = s.primary.Exec(qctx, `INSERT INTO `+cat+` (name, spec) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, new)
+		case sqlstore.SwapDelete:
+			tag, err = s.primary.Exec(qctx, `DELETE FROM `+cat+` WHERE name = $1 AND spec = $2`, name, old)
+		default:
+			tag, err = s.primary.Exec(qctx, `UPDATE `+cat+` SET spec = $3 WHERE name = $1 AND spec = $2`, name, old, new)
+		}
 		if err != nil {
-			return nil, false, s.classify(ctx, err)
+			return false, s.classify(ctx, err)
 		}
-		if tag.RowsAffected() == 1 {
-			return new, true, nil
+		return tag.RowsAffected() == 1, nil
+	}
+	read := func() ([]byte, error) {
+		var cur []byte
+		err := s.primary.QueryRow(qctx, `SELECT spec FROM `+cat+` WHERE name = $1`, name).Scan(&cur)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil, nil
+		case err != nil:
+			return nil, s.classify(ctx, err)
 		}
+		return sqlstore.NotNull(cur), nil
 	}
-	var cur []byte
-	err := s.primary.QueryRow(qctx, `SELECT spec FROM `+cat+` WHERE name = $1`, name).Scan(&cur)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, old == nil && new == nil, nil
-	case err != nil:
-		return nil, false, s.classify(ctx, err)
-	}
-	if cur == nil {
-		cur = []byte{}
-	}
-	return cur, false, nil
+	return sqlstore.SwapTable(old, new, exec, read)
 }
