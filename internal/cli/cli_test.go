@@ -60,14 +60,14 @@ func TestCommands(t *testing.T) {
 		wantErrOut string // substring of stderr
 	}{
 		{args: []string{"table", "create", "orders", "--partitions", "2", "--visibility-window", "5s", "--failure-mode", "independent"},
-			wantOut: "created table orders (failure mode independent, window 5s, 2 partitions, max attempts 100, max retry time 10m0s)"},
+			wantOut: "created table orders (failure mode independent, window 5s, 2 partitions, max attempts 10, max retry time 1m0s)"},
 		{args: []string{"table", "create", "orders", "--partitions", "2", "--visibility-window", "5s", "--failure-mode", "independent"},
 			wantOut: "table already exists: orders"},
 		{args: []string{"table", "create", "orders", "--partitions", "3"}, wantCode: 1, wantErrOut: "error: already_exists: "},
 		{args: []string{"table", "create", "x", "--failure-mode", "eventual"}, wantCode: 2, wantErrOut: "--failure-mode"},
 		{args: []string{"table", "ls"}, wantOut: "NAME    FAILURE MODE  WINDOW  PARTITIONS  STATE\norders  independent   5s      2           ready\n"},
 		{args: []string{"table", "alter", "orders", "--visibility-window", "7s", "--max-attempts", "5"},
-			wantOut: "altered table orders (failure mode independent, window 7s, 2 partitions, max attempts 5, max retry time 10m0s)"},
+			wantOut: "altered table orders (failure mode independent, window 7s, 2 partitions, max attempts 5, max retry time 1m0s)"},
 		{args: []string{"table", "alter", "orders", "--visibility-window", "7s"}, wantOut: "table unchanged: orders"},
 		{args: []string{"table", "alter", "orders"}, wantCode: 2, wantErrOut: "nothing to alter"},
 		{args: []string{"table", "alter", "orders", "--failure-mode", "eventual"}, wantCode: 2, wantErrOut: "--failure-mode"},

@@ -221,6 +221,8 @@ type Resolver struct {
 	// jitter. How long it is retried is the table's max_attempts and
 	// max_retry_time.
 	RetryBackoffMin time.Duration `yaml:"retry_backoff_min"`
+	// RetryBackoffMax bounds the backoff of a key whose read or publish
+	// failed.
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
 	// StallAfter: a partition whose oldest unresolved intent waits longer
 	// (and at least twice its table's visibility window) is reported
