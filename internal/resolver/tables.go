@@ -121,4 +121,6 @@ func (c *Core) SetWindow(d time.Duration) { c.p.Window = d }
 
 // SetRetryBounds changes the table's retry bounds (altered); they apply to
 // the next failure of each key.
-func (c *Core) SetRetryBounds(attempts int, d time.Duration) { c.p.MaxAttempts, c.p.MaxRetryTime = attempts, d }
+func (c *Core) SetRetryBounds(attempts int, d time.Duration) {
+	c.p.MaxAttempts, c.p.MaxRetryTime = attempts, d
+}
