@@ -284,6 +284,9 @@ func TestReadmeRuns(t *testing.T) {
 				if addr == "" {
 					t.Fatalf("%s: no server yet", where)
 				}
+				if args[0] == "doctor" { // the running server's data dir, not ./wail-data here
+					args = append(args, "--data-dir", filepath.Join(dir, "data-"+strconv.Itoa(serves)))
+				}
 				runClientLine(t, where, withFiles(args, dir), addr)
 				ran++
 			}
