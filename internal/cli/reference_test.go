@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -157,7 +158,7 @@ func escapeCell(s string) string {
 
 // writeConfig writes the table of keys and returns those without a doc.
 func writeConfig(t *testing.T, b *bytes.Buffer) (undocumented []string) {
-	docs := fieldDocs(t, "../config/config.go")
+	docs := fieldDocs(t, "../config")
 	b.WriteString("## Configuration keys\n\n" +
 		"YAML (`wail serve --config FILE`); every key has the default shown, and a file names\n" +
 		"only what it changes. Unknown keys are errors. Durations need a unit (`0s`, `500ms`,\n" +
@@ -227,14 +228,29 @@ func formatDefault(v reflect.Value) string {
 }
 
 // fieldDocs returns the doc and line comments of every struct field in
-// file, by "Type.Field" (and "Type.Field.Inner" for inline structs).
-func fieldDocs(t *testing.T, file string) map[string]string {
+// the package in dir (tests left out), by "Type.Field" (and
+// "Type.Field.Inner" for inline structs).
+func fieldDocs(t *testing.T, dir string) map[string]string {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{}
+	for _, file := range files {
+		if !strings.HasSuffix(file, "_test.go") {
+			fileDocs(t, file, docs)
+		}
+	}
+	return docs
+}
+
+// fileDocs adds the field docs of one file.
+func fileDocs(t *testing.T, file string, docs map[string]string) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, file, nil, parser.ParseComments)
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs := map[string]string{}
 	var visit func(prefix string, st *ast.StructType)
 	visit = func(prefix string, st *ast.StructType) {
 		for _, fld := range st.Fields.List {
@@ -256,5 +272,4 @@ func fieldDocs(t *testing.T, file string) map[string]string {
 		}
 		return true
 	})
-	return docs
 }

@@ -31,10 +31,11 @@ type API struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// MaxSubscriptions bounds the open Subscribe streams of the process;
-	// MaxSubscriptionsPerClient those of one client address (behind a
-	// load balancer or proxy, that is the proxy's address).
-	MaxSubscriptions          int `yaml:"max_subscriptions"`
+	// MaxSubscriptions bounds the open Subscribe streams of the process.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+	// MaxSubscriptionsPerClient bounds the open Subscribe streams of one
+	// client address (behind a load balancer or proxy, that is the
+	// proxy's address).
 	MaxSubscriptionsPerClient int `yaml:"max_subscriptions_per_client"`
 	// SubscriptionBufferBytes bounds the events a stream holds read ahead
 	// of its client (one event larger than this still passes alone).
