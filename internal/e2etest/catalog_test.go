@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,8 +39,9 @@ func TestCatalogAcrossProcessesPostgres(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir()}
 	startBoth := func() []*child {
 		var cs []*child
-		for _, dir := range dirs {
-			cs = append(cs, startWail(t, bin, "serve", "--config", cfgFile, "--data-dir", dir, "--store", "postgres", "--dsn", dsn))
+		for i, dir := range dirs { // proxies sharing a store need their own ids
+			cs = append(cs, startWail(t, bin, "serve", "--config", cfgFile, "--data-dir", dir, "--store", "postgres", "--dsn", dsn,
+				"--proxy-id", strconv.Itoa(i+1)))
 		}
 		return cs
 	}
