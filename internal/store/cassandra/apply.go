@@ -1,0 +1,132 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gocql/gocql"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
+)
+
+// keyResult is what the write of one key of a batch did.
+type keyResult struct {
+	applied bool
+	stored  uint64 // the version that beat it, when not applied
+	sent    bool   // the INSERT went out: a failure leaves its outcome unknown
+	err     error
+}
+
+// Apply writes mutations last writer wins on their versions: per key (the
+// highest version of the batch), a read of the stored version at the
+// table's write consistency, then, if the new version is higher, the
+// INSERT at that consistency with the version as the write timestamp.
+// Keys are written concurrently, at most Options.InFlight at once.
+//
+// On error: if no INSERT was sent, or every one that was sent was refused
+// before reaching a replica, the error wraps store.ErrNotApplied; if any
+// key was written, or any INSERT's outcome is unknown (a timeout, a lost
+// connection), the batch's outcome is unknown.
+func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, fmt.Errorf("cassandra: apply: %w", err)
+	}
+	q, err := s.qualified(table)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: apply: %w: %w: %w", store.ErrUnknownTable, store.ErrNotApplied, err)
+	}
+	b, err := sqlstore.NewBatch(muts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: apply: %w: %w", store.ErrNotApplied, err)
+	}
+	cl := s.writeConsistency(table)
+	res := make([]keyResult, len(b.Keys))
+	write := func(j int) {
+		res[j] = s.writeKey(ctx, q, cl, b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j])
+	}
+	if len(res) == 1 {
+		write(0)
+	} else {
+		var g errgroup.Group
+		g.SetLimit(s.inFlight)
+		for j := range res {
+			g.Go(func() error { write(j); return nil })
+		}
+		_ = g.Wait() // writeKey reports in res
+	}
+	applied := make([]bool, len(res))
+	stored := make([]uint64, len(res))
+	var unknown, definite error
+	written := 0
+	for j, r := range res {
+		applied[j], stored[j] = r.applied, r.stored
+		switch {
+		case r.applied:
+			written++
+		case r.err != nil && r.sent && !notApplied(r.err):
+			unknown = firstErr(unknown, r.err)
+		case r.err != nil:
+			definite = firstErr(definite, r.err)
+		}
+	}
+	switch {
+	case unknown == nil && definite == nil:
+		return b.Outcomes(muts, applied, stored), nil
+	case unknown == nil && written == 0:
+		return nil, fmt.Errorf("cassandra: apply to %q: %w: %w", table, store.ErrNotApplied, s.classify(ctx, definite))
+	case unknown == nil:
+		return nil, fmt.Errorf("cassandra: apply to %q: %d of %d keys written, the others failed: %w", table, written, len(res), s.classify(ctx, definite))
+	}
+	return nil, fmt.Errorf("cassandra: apply to %q: outcome unknown (%d of %d keys written for sure): %w", table, written, len(res), s.classify(ctx, unknown))
+}
+
+// firstErr keeps the first error.
+func firstErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// writeKey writes one key: the read of its version, then the INSERT.
+func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, key, value []byte, version int64, deleted bool) keyResult {
+	var cur int64
+	err := s.session.Query("SELECT version FROM "+q+" WHERE key = ?", key).WithContext(ctx).Consistency(cl).Scan(&cur)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound):
+	case err != nil:
+		return keyResult{err: err}
+	case cur >= version:
+		return keyResult{stored: uint64(cur)}
+	}
+	if err := s.sendable(ctx, time.Now()); err != nil {
+		return keyResult{err: err}
+	}
+	err = s.session.Query("INSERT INTO "+q+" (key, value, version, deleted) VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+		key, value, version, deleted, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
+	if err != nil {
+		return keyResult{sent: true, err: err}
+	}
+	return keyResult{applied: true, sent: true}
+}
+
+// sendable says whether an INSERT may go out now: only when the cluster's
+// own bound on it, write_request_timeout after the coordinator received
+// it, ends before ctx's deadline, so that no replica applies it after the
+// deadline. Without a deadline there is nothing to bound.
+func (s *Store) sendable(ctx context.Context, now time.Time) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	if left := deadline.Sub(now); left < s.writeTimeout {
+		return fmt.Errorf("%w: %s left before the write's deadline, less than the cluster's write_request_timeout (%s) during which a replica "+
+			"may still apply it, so it was not sent: raise the table's visibility window (the store write gets three quarters of it) "+
+			"or lower write_request_timeout", store.ErrNotApplied, left.Round(time.Millisecond), s.writeTimeout)
+	}
+	return nil
+}

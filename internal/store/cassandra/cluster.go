@@ -1,0 +1,179 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gocql/gocql"
+)
+
+// Node is one node of the cluster as the store sees it.
+type Node struct {
+	Address    string
+	DataCenter string
+	Rack       string
+	HostID     string
+	// Up is the driver's view (gossip events and its connections).
+	Up bool
+	// Answered: the node answered a query sent to it just now; Err says
+	// why not.
+	Answered bool
+	Err      error
+	// Version is the node's release; SchemaVersion its schema version
+	// (every node that answers must agree).
+	Version       string
+	SchemaVersion string
+	// CommitlogSync (batch, group or periodic) and WriteRequestTimeout
+	// are the node's settings (system_views.settings), when it tells them.
+	CommitlogSync       string
+	WriteRequestTimeout time.Duration
+}
+
+// Cluster is what Nodes reports.
+type Cluster struct {
+	Nodes []Node
+	// SchemaAgreement: every node that answered has the same schema version.
+	SchemaAgreement bool
+	Keyspace        string
+	Replication     Replication
+	LocalDC         string
+	// WriteRequestTimeout is the bound the store uses (the largest any
+	// node told, or the configured one).
+	WriteRequestTimeout time.Duration
+}
+
+// Nodes asks every node the driver knows about itself: release, schema
+// version, commit log mode and write_request_timeout.
+func (s *Store) Nodes(ctx context.Context) (Cluster, error) {
+	c := Cluster{Keyspace: s.ks, Replication: s.replication, LocalDC: s.localDC, WriteRequestTimeout: s.writeTimeout}
+	if err := s.checkOpen(); err != nil {
+		return c, fmt.Errorf("cassandra: nodes: %w", err)
+	}
+	schemas := map[string]bool{}
+	for _, h := range s.policy.known() {
+		n := Node{Address: h.ConnectAddress().String(), DataCenter: h.DataCenter(), Rack: h.Rack(), HostID: h.HostID(), Up: h.IsUp()}
+		s.askNode(ctx, h, &n)
+		if n.Answered {
+			schemas[n.SchemaVersion] = true
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+	c.SchemaAgreement = len(schemas) == 1
+	return c, nil
+}
+
+// askNode reads system.local and the settings wail depends on from node h.
+func (s *Store) askNode(ctx context.Context, h *gocql.HostInfo, n *Node) {
+	qctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	qctx = onHost(qctx, h)
+	var schema gocql.UUID
+	err := s.session.Query("SELECT release_version, schema_version FROM system.local").WithContext(qctx).
+		Consistency(gocql.One).Scan(&n.Version, &schema)
+	if err != nil {
+		n.Err = s.classify(ctx, err)
+		return
+	}
+	n.Answered, n.SchemaVersion = true, schema.String()
+	iter := s.session.Query("SELECT name, value FROM system_views.settings WHERE name IN ('commitlog_sync', 'write_request_timeout')").
+		WithContext(qctx).Consistency(gocql.One).Iter()
+	var name, value string
+	for iter.Scan(&name, &value) {
+		switch name {
+		case "commitlog_sync":
+			n.CommitlogSync = value
+		case "write_request_timeout":
+			d, err := parseCassandraDuration(value)
+			if err != nil {
+				n.Err = fmt.Errorf("write_request_timeout %q: %w", value, err)
+				continue
+			}
+			n.WriteRequestTimeout = d
+		}
+	}
+	if err := iter.Close(); err != nil {
+		n.Err = fmt.Errorf("system_views.settings: %w", s.classify(ctx, err))
+	}
+}
+
+// parseCassandraDuration reads a duration as Cassandra prints its
+// settings: "2000ms", "2s", "1m", also "2000" (milliseconds).
+func parseCassandraDuration(v string) (time.Duration, error) {
+	v = strings.ToLower(strings.TrimSpace(v))
+	if v == "" {
+		return 0, errors.New("empty")
+	}
+	if strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }) < 0 {
+		v += "ms"
+	}
+	v = strings.NewReplacer("milliseconds", "ms", "seconds", "s", "minutes", "m", "hours", "h").Replace(v)
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, errors.New("not a duration")
+	}
+	return d, nil
+}
+
+// learnSettings takes the largest write_request_timeout of the nodes (and
+// the configured one) as the bound of a write, and warns about nodes whose
+// commit log shows writes before they are on disk.
+func (s *Store) learnSettings(ctx context.Context) {
+	c, err := s.Nodes(ctx)
+	if err != nil {
+		return
+	}
+	told := false
+	for _, n := range c.Nodes {
+		if n.WriteRequestTimeout > 0 {
+			told = true
+			s.writeTimeout = max(s.writeTimeout, n.WriteRequestTimeout)
+		}
+		if n.Answered && n.CommitlogSync == "periodic" {
+			s.log.Warn("a Cassandra node runs commitlog_sync: periodic: it shows writes before they are on disk, so an event could carry a version "+
+				"that a crash of its replicas takes back; set commitlog_sync: batch (or group) on every node", "node", n.Address)
+		}
+	}
+	if !told && s.writeTimeout == 0 {
+		s.writeTimeout = DefaultWriteRequestTimeout
+		s.log.Warn("no Cassandra node told its write_request_timeout (system_views.settings); assuming Cassandra's default; "+
+			"set store.cassandra.write_request_timeout to the cluster's", "assumed", DefaultWriteRequestTimeout)
+	}
+}
+
+// Check verifies that the keyspace and the catalog table exist, that the
+// nodes agree on the schema, and that every node keeps writes invisible
+// until they are on disk.
+func (s *Store) Check(ctx context.Context) error {
+	if err := s.checkOpen(); err != nil {
+		return fmt.Errorf("cassandra: check: %w", err)
+	}
+	var errs []error
+	var n int
+	err := s.session.Query("SELECT count(*) FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?", s.ks, catalogTable).
+		WithContext(ctx).Consistency(gocql.One).Scan(&n)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("cassandra: check: %w", s.classify(ctx, err)))
+	case n == 0:
+		errs = append(errs, fmt.Errorf("cassandra: check: no catalog table %s.%s", s.ks, catalogTable))
+	}
+	c, err := s.Nodes(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if !c.SchemaAgreement {
+		errs = append(errs, errors.New("cassandra: check: the nodes do not agree on the schema (see the schema versions above); wait, or look for nodes that cannot gossip"))
+	}
+	for _, n := range c.Nodes {
+		if n.Answered && n.CommitlogSync == "periodic" {
+			errs = append(errs, fmt.Errorf("cassandra: check: node %s runs commitlog_sync: periodic: set batch or group", n.Address))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package cassandra
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/gocql/gocql"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
+)
+
+// Get reads a key at the consistency of read level level (an index into
+// the ladder). A replica shows a write only after its commit log entry is
+// on disk (commitlog_sync batch or group), so what Get returns is durable
+// on the replicas that returned it.
+func (s *Store) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+	if err := s.checkOpen(); err != nil {
+		return store.Row{}, false, fmt.Errorf("cassandra: get: %w", err)
+	}
+	if level < 0 || int(level) >= len(s.ladder) {
+		return store.Row{}, false, fmt.Errorf("cassandra: get: read level %d out of range [0, %d]", level, len(s.ladder)-1)
+	}
+	q, err := s.qualified(table)
+	if err != nil {
+		return store.Row{}, false, fmt.Errorf("cassandra: get: %w: %w", store.ErrUnknownTable, err)
+	}
+	var value []byte
+	var version int64
+	var deleted bool
+	err = s.session.Query("SELECT value, version, deleted FROM "+q+" WHERE key = ?", key).
+		WithContext(ctx).Consistency(s.ladder[level]).Scan(&value, &version, &deleted)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound):
+		return store.Row{}, false, nil
+	case err != nil:
+		return store.Row{}, false, fmt.Errorf("cassandra: get %q at %s: %w", table, s.levels[level], s.classify(ctx, err))
+	}
+	return sqlstore.Row(value, version, deleted), true, nil
+}
+
+// maxScanPage bounds the rows the driver fetches per round trip of a scan.
+const maxScanPage = 5000
+
+// ScanKeys lists keys with their versions, at the strongest read level, in
+// Cassandra's partition order: by the key's token (Murmur3), then by the
+// key's bytes, unsigned, which is how Cassandra orders keys that share a
+// token. A page after key k is the keys that share k's token and sort
+// after it, then the keys of higher tokens. Values are not read.
+func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, fmt.Errorf("cassandra: scan: %w", err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("cassandra: scan: %w", store.ErrBadLimit)
+	}
+	q, err := s.qualified(table)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: scan: %w: %w", store.ErrUnknownTable, err)
+	}
+	var out []store.KeyVersion
+	if after != nil {
+		// The keys after `after` that share its token (a Murmur3
+		// collision: practically never more than after itself).
+		same, err := s.scan(ctx, "SELECT key, version, deleted FROM "+q+" WHERE token(key) = token(?)", after)
+		if err != nil {
+			return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
+		}
+		slices.SortFunc(same, func(a, b store.KeyVersion) int { return bytes.Compare(a.Key, b.Key) })
+		for _, kv := range same {
+			if bytes.Compare(kv.Key, after) > 0 && len(out) < limit {
+				out = append(out, kv)
+			}
+		}
+		if len(out) == limit {
+			return out, nil
+		}
+		rest, err := s.scan(ctx, "SELECT key, version, deleted FROM "+q+" WHERE token(key) > token(?) LIMIT ?", after, limit-len(out))
+		if err != nil {
+			return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
+		}
+		return append(out, rest...), nil
+	}
+	out, err = s.scan(ctx, "SELECT key, version, deleted FROM "+q+" LIMIT ?", limit)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
+	}
+	return out, nil
+}
+
+func (s *Store) scan(ctx context.Context, stmt string, args ...any) ([]store.KeyVersion, error) {
+	page := maxScanPage
+	if n, ok := args[len(args)-1].(int); ok {
+		page = min(n, maxScanPage)
+	}
+	iter := s.session.Query(stmt, args...).WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).PageSize(page).Iter()
+	var out []store.KeyVersion
+	var key []byte
+	var version int64
+	var deleted bool
+	for iter.Scan(&key, &version, &deleted) {
+		out = append(out, store.KeyVersion{Key: key, Version: uint64(version), Deleted: deleted})
+		key = nil // the next row gets its own slice
+	}
+	if err := iter.Close(); err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	return out, nil
+}

@@ -1,0 +1,429 @@
+// Package cassandra is store.Store on Apache Cassandra (gocql), with the
+// consistency levels of a configurable ladder as the read levels: the
+// resolver reads at ONE first and escalates (LOCAL_QUORUM, then QUORUM or
+// ALL) only when what it read does not cover the intent.
+//
+// Schema, in one keyspace (created with the configured replication when
+// missing):
+//
+//	CREATE TABLE <ks>.wail_<name> (
+//	    key     blob PRIMARY KEY,
+//	    value   blob,              -- empty for a tombstone, never null
+//	    version bigint,            -- wail's version: also every cell's write timestamp
+//	    deleted boolean
+//	) WITH ID = <derived from keyspace and name> AND gc_grace_seconds = 0;
+//	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob);
+//
+// Names longer than Cassandra's 48 characters map to
+// wailh_<first 25>_<hash>. The table id is derived from the names, so that
+// wail processes creating a table at once create the same one.
+//
+// Last writer wins without Paxos: every write is
+//
+//	INSERT INTO <table> (key, value, version, deleted) VALUES (?, ?, ?, ?) USING TIMESTAMP <version>
+//
+// and Cassandra keeps, cell by cell and replica by replica, the value with
+// the highest write timestamp. wail's 63-bit versions are the timestamps
+// themselves: Cassandra compares them as signed 64-bit integers and never
+// reads them as a time (TTLs and tombstone expiry use the node's clock), so
+// the map is exact and monotonic. A delete is such an INSERT with
+// deleted=true and an empty value: live cells, never a Cassandra
+// tombstone, so nothing is purged after gc_grace_seconds and nothing can
+// come back (DESIGN.md, "The Cassandra store"). gc_grace_seconds = 0 also
+// makes hints for these tables expire at once: a write that timed out is
+// never replayed from a hint long after wail gave up on it.
+//
+// Apply reads each key's version first, at the write consistency, and
+// sends the INSERT only when the new version is higher: that tells
+// applied from superseded (store.Outcome) and keeps a write with an equal
+// version from replacing the stored value (Cassandra breaks timestamp ties
+// by comparing values). A concurrent higher write that the read did not
+// see still wins in Cassandra, and the outcome then says applied.
+//
+// A write is bounded inside the cluster by its write_request_timeout: a
+// replica drops a mutation older than that (counted from when the
+// coordinator received the request). Apply sends an INSERT only when at
+// least that much time is left before ctx's deadline, so no replica can
+// apply it after the deadline (DESIGN.md, "Ambiguous store writes").
+//
+// Durability: the cluster must run commitlog_sync batch or group, which
+// make a write visible on a replica only after its commit log entry is
+// fsync'd; Open warns when a node runs periodic (then Get could return a
+// write that a crash of its replicas takes back).
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
+)
+
+// Defaults for the zero fields of Options.
+const (
+	DefaultKeyspace     = "wail"
+	DefaultQueryTimeout = 5 * time.Second
+	DefaultConns        = 2
+	DefaultInFlight     = 64
+	// DefaultWriteRequestTimeout is Cassandra's own default, assumed when
+	// no node tells its write_request_timeout.
+	DefaultWriteRequestTimeout = 2 * time.Second
+	// DefaultReplicationFactor is the replication factor, in the local
+	// data center, of a keyspace Open creates without Options.Replication.
+	DefaultReplicationFactor = 3
+)
+
+// DefaultReadLadder is the read levels when none are configured.
+var DefaultReadLadder = []Consistency{gocql.One, gocql.LocalQuorum}
+
+// Options configures Open.
+type Options struct {
+	// Hosts are contact points, host or host:port (port 9042 by default).
+	Hosts []string
+	// Keyspace holds wail's tables; created when missing.
+	Keyspace string
+	// Replication of the keyspace when Open creates it (ParseReplication);
+	// nil: NetworkTopologyStrategy with DefaultReplicationFactor replicas
+	// in the local data center. An existing keyspace is left as it is.
+	Replication Replication
+	// LocalDC is this process's data center: requests go to its nodes and
+	// LOCAL_* levels count its replicas. Empty: the data center of the
+	// first contact point that answers.
+	LocalDC string
+	// Write is the consistency of writes; zero (ANY, which is refused)
+	// means LOCAL_QUORUM. TableWrite overrides it per wail table.
+	Write      Consistency
+	TableWrite map[string]Consistency
+	// ReadLadder are the read levels, cheapest first (DefaultReadLadder
+	// when empty). The last must overlap every table's write level.
+	ReadLadder []Consistency
+	// Coordinators, when set, are the only nodes (addresses) requests go
+	// to; every node still holds its replicas. Empty: every node of the
+	// local data center, token-aware.
+	Coordinators []string
+	// Conns per node; 0 means DefaultConns.
+	Conns int
+	// InFlight bounds the keys of one Apply written at once; 0 means
+	// DefaultInFlight.
+	InFlight int
+	// QueryTimeout bounds every request, connecting included; 0 means 5s.
+	QueryTimeout time.Duration
+	// WriteRequestTimeout is the cluster's write_request_timeout: how long
+	// a replica may still apply a write. Open reads it from every node
+	// (system_views.settings) and keeps the largest of what they say and
+	// this; when no node tells and this is 0, Cassandra's default (2s).
+	WriteRequestTimeout time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a store.Store on Cassandra. It is safe for concurrent use.
+type Store struct {
+	session      *gocql.Session
+	policy       *hostPolicy
+	ks           string
+	localDC      string
+	ladder       []Consistency
+	levels       []string
+	write        Consistency
+	tableWrite   map[string]Consistency
+	inFlight     int
+	timeout      time.Duration
+	writeTimeout time.Duration
+	replication  Replication
+	log          *slog.Logger
+	closed       atomic.Bool
+
+	tables sqlstore.Tables // known to exist
+}
+
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Scanner = (*Store)(nil)
+)
+
+// Open connects to the cluster, creates the keyspace and the catalog table
+// when missing, checks that the strongest read level overlaps the write
+// levels with the keyspace's replication, and learns the nodes'
+// write_request_timeout and commit log mode.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	s, err := newStore(opts)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: open: %w", err)
+	}
+	if err := s.connect(ctx, opts); err != nil {
+		if s.session != nil {
+			s.session.Close()
+		}
+		return nil, fmt.Errorf("cassandra: open: %w", err)
+	}
+	s.log.Debug("cassandra store opened", "keyspace", s.ks, "local_dc", s.localDC, "levels", s.levels,
+		"write", levelName(s.write), "write_request_timeout", s.writeTimeout)
+	return s, nil
+}
+
+func newStore(opts Options) (*Store, error) {
+	s := &Store{
+		ks: opts.Keyspace, localDC: opts.LocalDC, ladder: opts.ReadLadder, write: opts.Write,
+		tableWrite: opts.TableWrite, inFlight: opts.InFlight, timeout: opts.QueryTimeout,
+		writeTimeout: opts.WriteRequestTimeout, replication: opts.Replication, log: opts.Logger,
+	}
+	if len(opts.Hosts) == 0 {
+		return nil, errors.New("no hosts given")
+	}
+	if s.ks == "" {
+		s.ks = DefaultKeyspace
+	}
+	if err := validateKeyspace(s.ks); err != nil {
+		return nil, err
+	}
+	if len(s.ladder) == 0 {
+		s.ladder = DefaultReadLadder
+	}
+	for _, c := range s.ladder {
+		s.levels = append(s.levels, levelName(c))
+	}
+	if s.write == gocql.Any {
+		s.write = gocql.LocalQuorum
+	}
+	for t := range s.tableWrite {
+		if _, err := tableName(t); err != nil {
+			return nil, fmt.Errorf("write consistency of table %q: %w", t, err)
+		}
+	}
+	if s.inFlight <= 0 {
+		s.inFlight = DefaultInFlight
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultQueryTimeout
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s, nil
+}
+
+func (s *Store) connect(ctx context.Context, opts Options) error {
+	if s.localDC == "" {
+		dc, err := s.probeDC(opts)
+		if err != nil {
+			return err
+		}
+		s.localDC = dc
+	}
+	s.policy = newHostPolicy(s.localDC)
+	cluster := s.clusterConfig(opts)
+	cluster.PoolConfig.HostSelectionPolicy = s.policy
+	if len(opts.Coordinators) > 0 {
+		cluster.HostFilter = gocql.WhiteListHostFilter(opts.Coordinators...)
+	}
+	session, err := cluster.CreateSession()
+	if err != nil {
+		return fmt.Errorf("%w: hosts %v: %w", store.ErrUnavailable, opts.Hosts, err)
+	}
+	s.session = session
+	if err := s.prepareKeyspace(ctx); err != nil {
+		return err
+	}
+	s.learnSettings(ctx)
+	return nil
+}
+
+func (s *Store) clusterConfig(opts Options) *gocql.ClusterConfig {
+	c := gocql.NewCluster(opts.Hosts...)
+	c.Consistency = s.write
+	c.Timeout = s.timeout
+	c.ConnectTimeout = s.timeout
+	c.WriteTimeout = s.timeout
+	c.NumConns = opts.Conns
+	if c.NumConns <= 0 {
+		c.NumConns = DefaultConns
+	}
+	c.ReconnectInterval = 5 * time.Second
+	c.Logger = driverLog{s.log}
+	return c
+}
+
+// probeDC asks the first contact point that answers for its data center.
+func (s *Store) probeDC(opts Options) (string, error) {
+	c := s.clusterConfig(opts)
+	c.DisableInitialHostLookup = true
+	session, err := c.CreateSession()
+	if err != nil {
+		return "", fmt.Errorf("%w: hosts %v: %w", store.ErrUnavailable, opts.Hosts, err)
+	}
+	defer session.Close()
+	var dc string
+	if err := session.Query("SELECT data_center FROM system.local").Consistency(gocql.One).Scan(&dc); err != nil {
+		return "", fmt.Errorf("%w: the data center of hosts %v: %w", store.ErrUnavailable, opts.Hosts, err)
+	}
+	return dc, nil
+}
+
+// prepareKeyspace creates the keyspace (if missing) and the catalog table,
+// then checks the levels against the keyspace's actual replication.
+func (s *Store) prepareKeyspace(ctx context.Context) error {
+	repl := s.replication
+	if repl == nil {
+		repl = Replication{s.localDC: DefaultReplicationFactor}
+	}
+	if err := s.ddl(ctx, fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s", s.ks, repl.CQL())); err != nil {
+		return err
+	}
+	var opts map[string]string
+	q := s.session.Query("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?", s.ks).WithContext(ctx)
+	if err := q.Consistency(gocql.One).Scan(&opts); err != nil {
+		return fmt.Errorf("reading the replication of keyspace %s: %w", s.ks, s.classify(ctx, err))
+	}
+	actual, err := ParseReplication(opts)
+	if err != nil {
+		return fmt.Errorf("keyspace %s: %w", s.ks, err)
+	}
+	s.replication = actual
+	if err := s.checkLevels(); err != nil {
+		return err
+	}
+	return s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob) WITH ID = %s AND gc_grace_seconds = 0",
+		s.ks, catalogTable, tableID(s.ks, catalogTable)))
+}
+
+// checkLevels: every level can be met, and the strongest read sees every
+// acknowledged write of every table.
+func (s *Store) checkLevels() error {
+	r := s.replication
+	top := s.ladder[len(s.ladder)-1]
+	writes := map[string]Consistency{"store.cassandra.write_consistency": s.write}
+	for t, c := range s.tableWrite {
+		writes["the write consistency of table "+t] = c
+	}
+	for _, c := range s.ladder {
+		if err := r.Satisfiable(c, s.localDC); err != nil {
+			return fmt.Errorf("read level: %w", err)
+		}
+	}
+	for what, w := range writes {
+		if err := r.Satisfiable(w, s.localDC); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if !r.Overlaps(w, top, s.localDC) {
+			return fmt.Errorf("the strongest read level %s does not overlap %s (%s) with replication %s in data center %q: "+
+				"the resolver could miss acknowledged writes; end store.cassandra.read_ladder with a stronger level, or write at a stronger one "+
+				"(reads + writes must exceed the replicas)", levelName(top), what, levelName(w), r.CQL(), s.localDC)
+		}
+	}
+	return nil
+}
+
+// ddl runs a schema change; the driver waits for schema agreement.
+func (s *Store) ddl(ctx context.Context, stmt string) error {
+	if err := s.session.Query(stmt).WithContext(ctx).Consistency(gocql.One).Exec(); err != nil {
+		return s.classify(ctx, err)
+	}
+	return nil
+}
+
+// Levels returns the read ladder's level names, cheapest first.
+func (s *Store) Levels() []string { return append([]string(nil), s.levels...) }
+
+// Close closes the session; later calls return nil and every other
+// operation fails with store.ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.session.Close()
+	return nil
+}
+
+func (s *Store) checkOpen() error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	return nil
+}
+
+// writeConsistency is the write level of a table.
+func (s *Store) writeConsistency(table string) Consistency {
+	if c, ok := s.tableWrite[table]; ok {
+		return c
+	}
+	return s.write
+}
+
+func (s *Store) qualified(table string) (string, error) {
+	name, err := tableName(table)
+	if err != nil {
+		return "", err
+	}
+	return s.ks + "." + name, nil
+}
+
+// CreateTable creates the table's Cassandra table if it does not exist.
+func (s *Store) CreateTable(ctx context.Context, table string) error {
+	if err := s.checkOpen(); err != nil {
+		return fmt.Errorf("cassandra: create table: %w", err)
+	}
+	q, err := s.qualified(table)
+	if err != nil {
+		return fmt.Errorf("cassandra: create table: %w", err)
+	}
+	name, _ := tableName(table)
+	return s.tables.Create(table, func() error {
+		stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean) "+
+			"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, tableID(s.ks, name), table)
+		if err := s.ddl(ctx, stmt); err != nil {
+			return fmt.Errorf("cassandra: create table %q: %w", table, err)
+		}
+		return nil
+	})
+}
+
+// SaveTable writes a catalog entry at the write consistency.
+func (s *Store) SaveTable(ctx context.Context, t store.Table) error {
+	if err := s.checkOpen(); err != nil {
+		return fmt.Errorf("cassandra: save table: %w", err)
+	}
+	q := s.session.Query(fmt.Sprintf("INSERT INTO %s.%s (name, spec) VALUES (?, ?)", s.ks, catalogTable), t.Name, sqlstore.NotNull(t.Spec))
+	if err := q.WithContext(ctx).Consistency(s.write).Exec(); err != nil {
+		return fmt.Errorf("cassandra: save table %q: %w", t.Name, s.classify(ctx, err))
+	}
+	return nil
+}
+
+// Tables reads the catalog at the strongest read level.
+func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, fmt.Errorf("cassandra: tables: %w", err)
+	}
+	iter := s.session.Query(fmt.Sprintf("SELECT name, spec FROM %s.%s", s.ks, catalogTable)).
+		WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).Iter()
+	var out []store.Table
+	var name string
+	var spec []byte
+	for iter.Scan(&name, &spec) {
+		out = append(out, store.Table{Name: name, Spec: append([]byte{}, spec...)})
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("cassandra: tables: %w", s.classify(ctx, err))
+	}
+	return out, nil
+}
+
+// driverLog sends the driver's log lines to slog at debug level: what a
+// person must act on (a node down, a write that failed) reaches them as
+// errors of the store's calls.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) { d.log.Debug(strings.TrimSpace(fmt.Sprint(v...)), "component", "gocql") }
+func (d driverLog) Printf(format string, v ...any) {
+	d.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "gocql")
+}
+func (d driverLog) Println(v ...any) { d.log.Debug(strings.TrimSpace(fmt.Sprintln(v...)), "component", "gocql") }

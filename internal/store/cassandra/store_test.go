@@ -1,0 +1,226 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/cassandra/cassandratest"
+	"github.com/wail-cdc/wail/internal/store/storetest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testOptions are the options of a store on a fresh keyspace of the test
+// cluster: replication factor 3 in its data center, the default levels.
+func testOptions(t testing.TB) Options {
+	hosts := cassandratest.Hosts(t)
+	return Options{
+		Hosts: hosts, Keyspace: cassandratest.Keyspace(t, hosts), LocalDC: cassandratest.DC(),
+		Replication: Replication{cassandratest.DC(): 3}, QueryTimeout: 10 * time.Second, Logger: quiet,
+	}
+}
+
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSuite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, testOptions(t)) })
+}
+
+// TestWriteTimestampIsTheVersion: Cassandra holds every cell of a row at
+// the write timestamp wail's version gave it, and a delete is live cells
+// (deleted=true, an empty value), not a Cassandra tombstone.
+func TestWriteTimestampIsTheVersion(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "ts"); err != nil {
+		t.Fatal(err)
+	}
+	const v1, v2 = uint64(228014804086816768), uint64(228014804086816769 + 1<<20)
+	if _, err := s.Apply(ctx, "ts", []store.Mutation{{Key: []byte("k"), Value: []byte("x"), Version: v1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "ts", []store.Mutation{{Key: []byte("k"), Version: v2, Delete: true}}); err != nil {
+		t.Fatal(err)
+	}
+	var value nullable
+	var deleted bool
+	var wtValue, wtVersion, wtDeleted int64
+	q := "SELECT value, deleted, WRITETIME(value), WRITETIME(version), WRITETIME(deleted) FROM " + s.ks + ".wail_ts WHERE key = ?"
+	if err := s.session.Query(q, []byte("k")).Consistency(gocql.All).Scan(&value, &deleted, &wtValue, &wtVersion, &wtDeleted); err != nil {
+		t.Fatal(err)
+	}
+	if !deleted || value.null || len(value.b) != 0 {
+		t.Errorf("after the delete: deleted=%v value=%q (null=%v), want true and an empty, non-null value", deleted, value.b, value.null)
+	}
+	for name, wt := range map[string]int64{"value": wtValue, "version": wtVersion, "deleted": wtDeleted} {
+		if uint64(wt) != v2 {
+			t.Errorf("WRITETIME(%s) = %d, want the version %d", name, wt, v2)
+		}
+	}
+}
+
+// TestWriteBound: a write whose deadline leaves less than the cluster's
+// write_request_timeout is not sent (store.ErrNotApplied), and nothing is
+// written; with enough time it goes through.
+func TestWriteBound(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	if s.writeTimeout <= 0 {
+		t.Fatalf("write_request_timeout not learned: %v", s.writeTimeout)
+	}
+	t.Logf("write_request_timeout %s", s.writeTimeout)
+	if err := s.CreateTable(t.Context(), "bound"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), s.writeTimeout/2)
+	defer cancel()
+	_, err := s.Apply(ctx, "bound", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 5}})
+	if !errors.Is(err, store.ErrNotApplied) {
+		t.Fatalf("Apply with %s left: %v, want ErrNotApplied", s.writeTimeout/2, err)
+	}
+	if _, found, err := s.Get(t.Context(), "bound", []byte("k"), 1); err != nil || found {
+		t.Fatalf("after a write that was not sent: found=%v err=%v", found, err)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), s.writeTimeout+5*time.Second)
+	defer cancel()
+	if out, err := s.Apply(ctx, "bound", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 5}}); err != nil || !out[0].Applied {
+		t.Fatalf("Apply with enough time: %v, %v", out, err)
+	}
+}
+
+// TestUnavailableIsNotApplied: a write the coordinator refuses for want of
+// live replicas (replication factor 4 on 3 nodes, written at ALL) is
+// store.ErrNotApplied and store.ErrUnavailable; a read at ALL is
+// unavailable.
+func TestUnavailableIsNotApplied(t *testing.T) {
+	opts := testOptions(t)
+	opts.Replication = Replication{"": 4}
+	opts.Write = gocql.All
+	opts.ReadLadder = []Consistency{gocql.One, gocql.All}
+	s := openTest(t, opts)
+	if err := s.CreateTable(t.Context(), "unavail"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Apply(t.Context(), "unavail", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 5}, {Key: []byte("j"), Version: 6, Delete: true}})
+	if !errors.Is(err, store.ErrNotApplied) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("write at ALL with 3 of 4 replicas: %v, want ErrNotApplied and ErrUnavailable", err)
+	}
+	if _, _, err := s.Get(t.Context(), "unavail", []byte("k"), 1); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("read at ALL with 3 of 4 replicas: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestOpenRefusesLevelsThatMissWrites: a strongest read level that does
+// not overlap the writes (ONE after writes at ONE, 3 replicas) or that
+// cannot be met (THREE with 2 replicas) makes Open fail, naming the fix.
+func TestOpenRefusesLevelsThatMissWrites(t *testing.T) {
+	cases := []struct {
+		name  string
+		tune  func(*Options)
+		wants string
+	}{
+		{"read_one_write_one", func(o *Options) { o.Write = gocql.One; o.ReadLadder = []Consistency{gocql.One} }, "does not overlap"},
+		{"table_write_one", func(o *Options) { o.TableWrite = map[string]Consistency{"orders": gocql.One} }, "table orders"},
+		{"three_of_two", func(o *Options) { o.Replication = Replication{cassandratest.DC(): 2}; o.ReadLadder = []Consistency{gocql.Three} }, "needs 3 replicas"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := testOptions(t)
+			tc.tune(&opts)
+			s, err := Open(t.Context(), opts)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tc.wants) {
+				t.Fatalf("Open: %v, want it to say %q", err, tc.wants)
+			}
+		})
+	}
+}
+
+// TestNodes: every node answers, they agree on the schema, each keeps
+// writes invisible until they are on disk (batch), and the store learned
+// their write_request_timeout.
+func TestNodes(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	c, err := s.Nodes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Nodes) != len(cassandratest.Hosts(t)) || !c.SchemaAgreement {
+		t.Fatalf("nodes %+v, schema agreement %v", c.Nodes, c.SchemaAgreement)
+	}
+	for _, n := range c.Nodes {
+		if !n.Up || !n.Answered || n.Err != nil || n.CommitlogSync != "batch" || n.WriteRequestTimeout != c.WriteRequestTimeout || n.DataCenter != cassandratest.DC() {
+			t.Errorf("node %+v (store's write_request_timeout %s)", n, c.WriteRequestTimeout)
+		}
+	}
+	if err := s.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentCreateTable: stores creating the same table at once, on
+// different coordinators, create one table (the same derived id), and see
+// each other's rows.
+func TestConcurrentCreateTable(t *testing.T) {
+	opts := testOptions(t)
+	hosts := opts.Hosts
+	stores := make([]*Store, len(hosts))
+	for i, h := range hosts {
+		o := opts
+		o.Coordinators = []string{h}
+		stores[i] = openTest(t, o)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.CreateTable(t.Context(), "racy") })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+	}
+	if _, err := stores[0].Apply(t.Context(), "racy", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		if row, found, err := s.Get(t.Context(), "racy", []byte("k"), 1); err != nil || !found || row.Version != 1 {
+			t.Errorf("store %d: %+v found=%v err=%v", i, row, found, err)
+		}
+	}
+	if err := stores[1].Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nullable is a blob that tells null (a Cassandra tombstone in the cell)
+// from empty: gocql scans both into a nil []byte.
+type nullable struct {
+	b    []byte
+	null bool
+}
+
+func (n *nullable) UnmarshalCQL(_ gocql.TypeInfo, data []byte) error {
+	n.b, n.null = append([]byte(nil), data...), data == nil
+	return nil
+}
