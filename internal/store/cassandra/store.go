@@ -422,8 +422,12 @@ func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
 // errors of the store's calls.
 type driverLog struct{ log *slog.Logger }
 
-func (d driverLog) Print(v ...any) { d.log.Debug(strings.TrimSpace(fmt.Sprint(v...)), "component", "gocql") }
+func (d driverLog) Print(v ...any) {
+	d.log.Debug(strings.TrimSpace(fmt.Sprint(v...)), "component", "gocql")
+}
 func (d driverLog) Printf(format string, v ...any) {
 	d.log.Debug(strings.TrimSpace(fmt.Sprintf(format, v...)), "component", "gocql")
 }
-func (d driverLog) Println(v ...any) { d.log.Debug(strings.TrimSpace(fmt.Sprintln(v...)), "component", "gocql") }
+func (d driverLog) Println(v ...any) {
+	d.log.Debug(strings.TrimSpace(fmt.Sprintln(v...)), "component", "gocql")
+}

@@ -137,7 +137,10 @@ func TestOpenRefusesLevelsThatMissWrites(t *testing.T) {
 	}{
 		{"read_one_write_one", func(o *Options) { o.Write = gocql.One; o.ReadLadder = []Consistency{gocql.One} }, "does not overlap"},
 		{"table_write_one", func(o *Options) { o.TableWrite = map[string]Consistency{"orders": gocql.One} }, "table orders"},
-		{"three_of_two", func(o *Options) { o.Replication = Replication{cassandratest.DC(): 2}; o.ReadLadder = []Consistency{gocql.Three} }, "needs 3 replicas"},
+		{"three_of_two", func(o *Options) {
+			o.Replication = Replication{cassandratest.DC(): 2}
+			o.ReadLadder = []Consistency{gocql.Three}
+		}, "needs 3 replicas"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
