@@ -21,6 +21,7 @@ type serveFlags struct {
 	storeKind   string
 	dsn         string
 	replicaDSNs []string
+	hosts       []string
 	logKind     string
 	brokers     []string
 }
@@ -94,9 +95,10 @@ func (f *serveFlags) register(cmd *cobra.Command, r role) {
 	if r == roleServe || r == roleResolve {
 		fl.StringVar(&f.resolverID, "resolver-id", "", "resolver instance id in its Kafka group, unique per process (overrides resolver.instance_id)")
 	}
-	fl.StringVar(&f.storeKind, "store", "", "store kind: pebble, postgres or mysql (overrides store.kind)")
+	fl.StringVar(&f.storeKind, "store", "", "store kind: pebble, postgres, mysql or cassandra (overrides store.kind)")
 	fl.StringVar(&f.dsn, "dsn", "", "primary DSN of a postgres or mysql store (overrides store.dsn)")
 	fl.StringArrayVar(&f.replicaDSNs, "replica-dsn", nil, "read replica DSN, cheapest first; repeat for more (overrides store.replica_dsns)")
+	fl.StringSliceVar(&f.hosts, "hosts", nil, "Cassandra contact points host[:port][,host[:port]] (overrides store.cassandra.hosts)")
 	fl.StringVar(&f.logKind, "log", "", "intent log and event bus: embedded or kafka (overrides log.kind)")
 	fl.StringSliceVar(&f.brokers, "brokers", nil, "Kafka bootstrap brokers host:port[,host:port] (overrides log.kafka.brokers)")
 }
@@ -128,6 +130,9 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 	}
 	if fl.Changed("replica-dsn") {
 		cfg.Store.ReplicaDSNs = f.replicaDSNs
+	}
+	if fl.Changed("hosts") {
+		cfg.Store.Cassandra.Hosts = f.hosts
 	}
 	if fl.Changed("log") {
 		cfg.Log.Kind = f.logKind

@@ -154,8 +154,8 @@ const (
 
 // Store configures the store.
 type Store struct {
-	// Kind is pebble (embedded, in data_dir), postgres or mysql (MySQL 8
-	// and MariaDB 10.11+).
+	// Kind is pebble (embedded, in data_dir), postgres, mysql (MySQL 8
+	// and MariaDB 10.11+) or cassandra.
 	Kind string `yaml:"kind"`
 	// NoSync skips fsync in the embedded store: only for throwaway data.
 	NoSync bool `yaml:"no_sync"`
@@ -169,13 +169,16 @@ type Store struct {
 	MaxConns int `yaml:"max_conns"`
 	// QueryTimeout bounds every query.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// Cassandra configures store.kind cassandra (cassandra.go).
+	Cassandra Cassandra `yaml:"cassandra"`
 }
 
 // Store kinds.
 const (
-	StorePebble   = "pebble"
-	StorePostgres = "postgres"
-	StoreMySQL    = "mysql"
+	StorePebble    = "pebble"
+	StorePostgres  = "postgres"
+	StoreMySQL     = "mysql"
+	StoreCassandra = "cassandra"
 )
 
 // Resolver configures the resolver.
@@ -277,7 +280,7 @@ func defaults() Config {
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
-		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second},
+		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, Cassandra: defaultCassandra()},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
@@ -465,8 +468,16 @@ func (s Store) validate() []error {
 		if s.DSN == "" {
 			errs = append(errs, fmt.Errorf("store.dsn is required for store.kind %s", s.Kind))
 		}
+	case StoreCassandra:
+		if s.DSN != "" || len(s.ReplicaDSNs) > 0 {
+			errs = append(errs, errors.New("store.dsn and store.replica_dsns need store.kind postgres or mysql (cassandra: store.cassandra.hosts)"))
+		}
+		errs = append(errs, s.Cassandra.validate()...)
 	default:
-		errs = append(errs, fmt.Errorf("store.kind %q is not supported (supported: pebble, postgres, mysql)", s.Kind))
+		errs = append(errs, fmt.Errorf("store.kind %q is not supported (supported: pebble, postgres, mysql, cassandra)", s.Kind))
+	}
+	if s.Kind != StoreCassandra && len(s.Cassandra.Hosts) > 0 {
+		errs = append(errs, errors.New("store.cassandra.hosts needs store.kind cassandra"))
 	}
 	if s.MaxConns < 1 {
 		errs = append(errs, errors.New("store.max_conns must be positive"))

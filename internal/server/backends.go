@@ -115,6 +115,12 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm s
 			return nil, fmt.Errorf("open mysql store: %w", err)
 		}
 		return st, nil
+	case config.StoreCassandra:
+		st, err := openCassandra(ctx, cfg.Store, logger)
+		if err != nil {
+			return nil, err // not a nil *cassandra.Store in a non-nil store.Store
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("store kind %q is not supported", cfg.Store.Kind)
 }

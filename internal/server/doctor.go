@@ -87,6 +87,9 @@ func doctorStore(ctx context.Context, cfg config.Config, w io.Writer, fail func(
 		tables = decodeTables(rows)
 		fmt.Fprintf(w, "catalog      ok (%d tables)\n", len(rows))
 	}
+	if c, ok := st.(clusterStore); ok && doctorCluster(ctx, c, w) != nil {
+		failed = append(failed, "nodes")
+	}
 	if r, ok := st.(interface {
 		ReplicaLag(context.Context) ([]time.Duration, error)
 	}); ok {

@@ -12,7 +12,8 @@
 //	    version bigint,            -- wail's version: also every cell's write timestamp
 //	    deleted boolean
 //	) WITH ID = <derived from keyspace and name> AND gc_grace_seconds = 0;
-//	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob);
+//	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob);  -- swaps: catalog.go
+//	CREATE TABLE <ks>.wail__leases (...);                                  -- lease.go
 //
 // Names longer than Cassandra's 48 characters map to
 // wailh_<first 25>_<hash>. The table id is derived from the names, so that
@@ -291,7 +292,7 @@ func (s *Store) prepareKeyspace(ctx context.Context) error {
 	if err := s.checkLevels(); err != nil {
 		return err
 	}
-	return s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob) WITH ID = %s AND gc_grace_seconds = 0",
+	return s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob) WITH ID = %s",
 		s.ks, catalogTable, tableID(s.ks, catalogTable)))
 }
 
@@ -375,15 +376,16 @@ func (s *Store) CreateTable(ctx context.Context, table string) error {
 	if err != nil {
 		return fmt.Errorf("cassandra: create table: %w", err)
 	}
+	// The statement runs even for a table this store made: another
+	// process may have dropped it since.
 	name, _ := tableName(table)
-	return s.tables.Create(table, func() error {
-		stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean) "+
-			"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, tableID(s.ks, name), table)
-		if err := s.ddl(ctx, stmt); err != nil {
-			return fmt.Errorf("cassandra: create table %q: %w", table, err)
-		}
-		return nil
-	})
+	stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean) "+
+		"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, tableID(s.ks, name), table)
+	if err := s.ddl(ctx, stmt); err != nil {
+		return fmt.Errorf("cassandra: create table %q: %w", table, err)
+	}
+	s.tables.Remember(table)
+	return nil
 }
 
 // SaveTable writes a catalog entry at the write consistency.

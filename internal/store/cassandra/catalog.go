@@ -1,0 +1,85 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gocql/gocql"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
+)
+
+// The catalog's swaps are lightweight transactions at SERIAL on
+// wail__catalog (INSERT ... IF NOT EXISTS, UPDATE ... IF spec = ?, DELETE
+// ... IF spec = ?): linearizable across every process, and rare (a table
+// created, altered or dropped). The catalog keeps Cassandra's default
+// gc_grace_seconds, since a dropped table's entry is a delete (a
+// tombstone): run repair within gc_grace_seconds, as for any table with
+// deletes, or a replica that missed the delete could bring the entry back.
+
+// SwapTable implements store.CatalogSwapper.
+func (s *Store) SwapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	cur, ok, err := s.swapTable(ctx, name, old, new)
+	if err != nil {
+		return nil, false, fmt.Errorf("cassandra: swap table %s: %w", name, err)
+	}
+	return cur, ok, nil
+}
+
+func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
+	if err := store.ValidateTableName(name); err != nil {
+		return nil, false, err
+	}
+	if err := s.checkOpen(); err != nil {
+		return nil, false, err
+	}
+	cat := s.ks + "." + catalogTable
+	exec := func(kind sqlstore.Swap) (bool, error) {
+		switch kind {
+		case sqlstore.SwapInsert:
+			return s.cas(ctx, "INSERT INTO "+cat+" (name, spec) VALUES (?, ?) IF NOT EXISTS", name, new)
+		case sqlstore.SwapDelete:
+			return s.cas(ctx, "DELETE FROM "+cat+" WHERE name = ? IF spec = ?", name, old)
+		}
+		return s.cas(ctx, "UPDATE "+cat+" SET spec = ? WHERE name = ? IF spec = ?", new, name, old)
+	}
+	read := func() ([]byte, error) {
+		var cur []byte
+		err := s.paxos(ctx, func() error {
+			err := s.session.Query("SELECT spec FROM "+cat+" WHERE name = ?", name).WithContext(ctx).
+				Consistency(gocql.Consistency(gocql.Serial)).Scan(&cur)
+			if errors.Is(err, gocql.ErrNotFound) {
+				cur = nil
+				return nil
+			}
+			return err
+		})
+		if err == nil && cur == nil {
+			return nil, nil
+		}
+		return append([]byte{}, cur...), err
+	}
+	return sqlstore.SwapTable(old, new, exec, read)
+}
+
+// DropTable drops the table's Cassandra table (and its rows); dropping a
+// table that does not exist is not an error. The catalog entry is kept.
+func (s *Store) DropTable(ctx context.Context, table string) error {
+	if err := s.dropTable(ctx, table); err != nil {
+		return fmt.Errorf("cassandra: drop table %s: %w", table, err)
+	}
+	return nil
+}
+
+func (s *Store) dropTable(ctx context.Context, table string) error {
+	q, err := s.qualified(table)
+	if err != nil {
+		return err
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	return s.tables.Drop(table, func() error { return s.ddl(ctx, "DROP TABLE IF EXISTS "+q) })
+}
