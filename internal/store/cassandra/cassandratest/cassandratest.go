@@ -118,3 +118,23 @@ func script(t testing.TB) string {
 		dir = parent
 	}
 }
+
+// WaitState waits until node observer's gossip shows node n in state
+// ("UN": up and normal, "DN": down), as `nodetool status` prints it; the
+// test fails after two minutes.
+func WaitState(t testing.TB, observer, n int, state string) {
+	t.Helper()
+	start := time.Now()
+	want := state + "  " + Hosts(t)[n-1] + " "
+	for {
+		out, err := exec.Command("bash", script(t), "nodetool", strconv.Itoa(observer), "status").CombinedOutput()
+		if err == nil && strings.Contains(string(out), want) {
+			t.Logf("node %d sees node %d %s after %s", observer, n, state, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("node %d does not see node %d %s after 2 minutes (err %v):\n%s", observer, n, state, err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
