@@ -66,7 +66,7 @@ func TestInvariantsCassandraNodeKilled(t *testing.T) {
 	run.Disrupt = func(t *testing.T) {
 		cassandratest.Node(t, "kill", 3)
 		t.Cleanup(func() { cassandratest.Node(t, "start", 3) }) // if the test fails before the restart
-		time.Sleep(time.Second)                                  // writes go on with node 3 dead
+		time.Sleep(time.Second)                                 // writes go on with node 3 dead
 		cassandratest.Node(t, "start", 3)
 	}
 	Run(t, func(t *testing.T) Backends { return Backends{Log: openLog(t), Store: openCassandra(t, opts)} }, run)
