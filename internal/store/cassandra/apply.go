@@ -79,7 +79,8 @@ func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) 
 	case unknown == nil && written == 0:
 		return nil, fmt.Errorf("cassandra: apply to %q: %w: %w", table, store.ErrNotApplied, s.classify(ctx, definite))
 	case unknown == nil:
-		return nil, fmt.Errorf("cassandra: apply to %q: %d of %d keys written, the others failed: %w", table, written, len(res), s.classify(ctx, definite))
+		// Not store.ErrNotApplied: some keys were written.
+		return nil, fmt.Errorf("cassandra: apply to %q: %d of %d keys written, the others were not: %v", table, written, len(res), s.classify(ctx, definite))
 	}
 	return nil, fmt.Errorf("cassandra: apply to %q: outcome unknown (%d of %d keys written for sure): %w", table, written, len(res), s.classify(ctx, unknown))
 }
