@@ -34,11 +34,12 @@ test:
 # The same, with the race detector (make test already uses it).
 race: test
 
-# Start PostgreSQL (primary + streaming replica), MariaDB and a Kafka broker
-# on loopback, for the integration tests.
+# Start PostgreSQL (primary + streaming replica), MariaDB, a Kafka broker
+# and a 3-node Cassandra cluster on loopback, for the integration tests.
 services:
 	bash scripts/services.sh up
 	bash scripts/kafka.sh up
+	bash scripts/cassandra.sh up
 
 test-short:
 	$(GO) test -short -count=1 ./...

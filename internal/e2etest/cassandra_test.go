@@ -46,11 +46,20 @@ func openCassandra(t *testing.T, opts cassandra.Options) *cassandra.Store {
 	return st
 }
 
+// cassandraRun sizes a run for the cluster: a write is two quorum round
+// trips with an fsync on each replica, so more writers, longer, and a
+// store failure injected more often than on the other stores.
+func cassandraRun() Options {
+	o := DefaultOptions()
+	o.Writers, o.Duration, o.FailEvery = 8, 12*time.Second, 20
+	return o
+}
+
 // TestInvariantsCassandra runs the invariant suite on the Cassandra store
 // with its default read ladder (ONE, then LOCAL_QUORUM).
 func TestInvariantsCassandra(t *testing.T) {
 	opts := cassandraOptions(t)
-	Run(t, func(t *testing.T) Backends { return Backends{Log: openLog(t), Store: openCassandra(t, opts)} }, DefaultOptions())
+	Run(t, func(t *testing.T) Backends { return Backends{Log: openLog(t), Store: openCassandra(t, opts)} }, cassandraRun())
 }
 
 // TestInvariantsCassandraNodeKilled runs the invariant suite while node 3
@@ -62,7 +71,8 @@ func TestInvariantsCassandra(t *testing.T) {
 func TestInvariantsCassandraNodeKilled(t *testing.T) {
 	opts := cassandraOptions(t)
 	opts.ReadLadder = []cassandra.Consistency{gocql.One, gocql.LocalQuorum, gocql.All}
-	run := DefaultOptions()
+	run := cassandraRun()
+	run.Timeout = 5 * time.Minute // a node restarts in 30-100 s on a busy 2-core machine
 	run.Disrupt = func(t *testing.T) {
 		cassandratest.Node(t, "kill", 3)
 		t.Cleanup(func() { cassandratest.Node(t, "start", 3) }) // if the test fails before the restart

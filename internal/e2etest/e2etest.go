@@ -67,6 +67,8 @@ type Options struct {
 	Lost func(key string, version uint64) bool
 	// Poison, if set, gets one mutation in eight while its writes are on.
 	Poison *Poison
+	// Timeout bounds the whole run (0: 2 minutes).
+	Timeout time.Duration
 }
 
 // DefaultOptions fit a 2-core machine in a few seconds.
@@ -86,7 +88,10 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	b := open(t)
 	frozen := &frozenLog{Log: b.Log}
 	b.Log = frozen
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	defer cancel()
 	flaky := newFlakyStore(b.Store, opts.FailEvery)
 	bus := eventbus.New(b.Log)
