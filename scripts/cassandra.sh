@@ -124,16 +124,22 @@ start_node() {
 	log "starting node $n on $(addr "$n"):$PORT (log: $dir/cassandra.log)"
 	rm -f "$dir/cassandra.pid"
 	# setsid: the node outlives this shell and its process group; the shell
-	# inside writes its own pid, then becomes java (see kafka.sh).
-	(cd "$dir" && setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' wail-cassandra "$dir/cassandra.pid" \
-		java "${opts[@]}" \
-		-Dcassandra.config="file://$dir/cassandra.yaml" \
-		-Dcassandra-rackdc.properties="file://$dir/cassandra-rackdc.properties" \
-		-Dlogback.configurationFile="file://$dir/logback.xml" \
-		-Dcassandra.logdir="$dir" -Dcassandra.storagedir="$dir" \
-		-Dcassandra.jmx.local.port="$(jmx_port "$n")" \
-		-XX:HeapDumpPath="$dir" -XX:ErrorFile="$dir/hs_err_%p.log" \
-		-cp "$LIBS/*" org.apache.cassandra.service.CassandraDaemon </dev/null >>"$dir/cassandra.log" 2>&1 &)
+	# inside writes its own pid, then becomes java (see kafka.sh). The
+	# subshell (for the working directory) becomes setsid itself (exec)
+	# with the log as its output: nothing keeps the caller's stdout open,
+	# so a caller that reads it to the end (a test) is not held up.
+	(
+		cd "$dir" || exit 1
+		exec setsid nohup bash -c 'echo $$ >"$1"; shift; exec "$@"' wail-cassandra "$dir/cassandra.pid" \
+			java "${opts[@]}" \
+			-Dcassandra.config="file://$dir/cassandra.yaml" \
+			-Dcassandra-rackdc.properties="file://$dir/cassandra-rackdc.properties" \
+			-Dlogback.configurationFile="file://$dir/logback.xml" \
+			-Dcassandra.logdir="$dir" -Dcassandra.storagedir="$dir" \
+			-Dcassandra.jmx.local.port="$(jmx_port "$n")" \
+			-XX:HeapDumpPath="$dir" -XX:ErrorFile="$dir/hs_err_%p.log" \
+			-cp "$LIBS/*" org.apache.cassandra.service.CassandraDaemon
+	) </dev/null >>"$dir/cassandra.log" 2>&1 &
 	local deadline=$((SECONDS + 10))
 	until [[ -s $dir/cassandra.pid ]]; do
 		((SECONDS < deadline)) || die "node $n's launcher wrote no pid file (log: $dir/cassandra.log)"
