@@ -1,0 +1,288 @@
+package cassandra
+
+// Tests that need no cluster: levels and replication, names, error
+// classification, the write bound, settings parsing.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gocql/gocql"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+func TestOverlaps(t *testing.T) {
+	t.Parallel()
+	one, two, lq, q, all, eq, lone := gocql.One, gocql.Two, gocql.LocalQuorum, gocql.Quorum, gocql.All, gocql.EachQuorum, gocql.LocalOne
+	single := Replication{"dc1": 3}
+	multi := Replication{"dc1": 3, "dc2": 3}
+	simple := Replication{"": 3}
+	tests := []struct {
+		r           Replication
+		write, read Consistency
+		want        bool
+	}{
+		{single, lq, lq, true},
+		{single, lq, one, false},
+		{single, one, one, false},
+		{single, one, all, true},
+		{single, all, one, true},
+		{single, q, q, true},
+		{single, two, two, true},
+		{single, lone, lq, false},
+		{simple, lq, lq, true}, // LOCAL_* count every replica under SimpleStrategy
+		{simple, one, q, false},
+		{multi, lq, lq, true},   // writers and readers share dc1
+		{multi, lq, q, false},   // QUORUM (4 of 6) may take 3 in dc2 and 1 in dc1
+		{multi, lq, all, true},  // ALL sees every replica
+		{multi, eq, lq, true},   // EACH_QUORUM writes a quorum in dc1 too
+		{multi, q, q, true},     // 4 + 4 > 6
+		{multi, one, eq, false}, // the one replica may be outside both quorums
+		{multi, eq, eq, true},
+		{Replication{"dc1": 2}, lq, lq, true}, // 2 + 2 > 2
+		{Replication{"dc1": 1}, one, one, true},
+	}
+	for _, tc := range tests {
+		if got := tc.r.Overlaps(tc.write, tc.read, "dc1"); got != tc.want {
+			t.Errorf("replication %v: writes at %s, reads at %s: overlap %v, want %v", tc.r, levelName(tc.write), levelName(tc.read), got, tc.want)
+		}
+	}
+}
+
+func TestSatisfiable(t *testing.T) {
+	t.Parallel()
+	r := Replication{"dc1": 2, "dc2": 1}
+	for c, want := range map[Consistency]string{
+		gocql.One: "", gocql.Two: "", gocql.Three: "", gocql.All: "", gocql.LocalQuorum: "", gocql.EachQuorum: "",
+	} {
+		if err := r.Satisfiable(c, "dc1"); (err == nil) != (want == "") {
+			t.Errorf("%s: %v", levelName(c), err)
+		}
+	}
+	if err := (Replication{"dc1": 2}).Satisfiable(gocql.Three, "dc1"); err == nil || !strings.Contains(err.Error(), "needs 3 replicas") {
+		t.Errorf("THREE of 2: %v", err)
+	}
+	if err := (Replication{"dc1": 3}).Satisfiable(gocql.LocalQuorum, "dc9"); err == nil || !strings.Contains(err.Error(), `data center "dc9"`) {
+		t.Errorf("LOCAL_QUORUM in a data center without replicas: %v", err)
+	}
+}
+
+func TestParseReplication(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		opts    map[string]string
+		want    string // CQL
+		wantErr string
+	}{
+		{map[string]string{"class": "SimpleStrategy", "replication_factor": "3"}, "{'class': 'SimpleStrategy', 'replication_factor': 3}", ""},
+		{map[string]string{"class": "org.apache.cassandra.locator.NetworkTopologyStrategy", "dc2": "3", "dc1": "2"},
+			"{'class': 'NetworkTopologyStrategy', 'dc1': 2, 'dc2': 3}", ""},
+		{map[string]string{"class": "NetworkTopologyStrategy", "dc1": "3", "dc2": "0"}, "{'class': 'NetworkTopologyStrategy', 'dc1': 3}", ""},
+		{map[string]string{"class": "NetworkTopologyStrategy", "it's": "1"}, "{'class': 'NetworkTopologyStrategy', 'it''s': 1}", ""},
+		{map[string]string{"class": "LocalStrategy"}, "", "use SimpleStrategy or NetworkTopologyStrategy"},
+		{map[string]string{"class": "SimpleStrategy", "replication_factor": "x"}, "", "is not a replication factor"},
+		{map[string]string{"class": "SimpleStrategy", "dc1": "3"}, "", "does not go with"},
+		{map[string]string{"class": "NetworkTopologyStrategy", "replication_factor": "3"}, "", "does not go with"},
+		{map[string]string{"class": "NetworkTopologyStrategy", "dc1": "0"}, "", "has no replicas"},
+		{map[string]string{"class": "SimpleStrategy", "replication_factor": "-1"}, "", "is not a replication factor"},
+	}
+	for _, tc := range tests {
+		r, err := ParseReplication(tc.opts)
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: %v, want %q", tc.opts, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%v: %v", tc.opts, err)
+		case r.CQL() != tc.want:
+			t.Errorf("%v: %s, want %s", tc.opts, r.CQL(), tc.want)
+		}
+	}
+}
+
+func TestParseConsistency(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"one", "TWO", "three", "quorum", "all", "local_quorum", "Each_Quorum", " local_one "} {
+		c, err := ParseConsistency(name)
+		if err != nil || levelName(c) != strings.ToLower(strings.TrimSpace(name)) {
+			t.Errorf("%q: %v, %v", name, levelName(c), err)
+		}
+	}
+	for _, name := range []string{"any", "serial", "local_serial", "", "quorumm"} {
+		if _, err := ParseConsistency(name); err == nil {
+			t.Errorf("%q accepted", name)
+		}
+	}
+}
+
+func TestTableName(t *testing.T) {
+	t.Parallel()
+	seen := map[string]string{}
+	names := []string{"a", "orders", strings.Repeat("a", 43), strings.Repeat("a", 44), strings.Repeat("a", 63), strings.Repeat("a", 62) + "b",
+		strings.Repeat("b", 25) + "_" + strings.Repeat("c", 30)}
+	for _, n := range names {
+		got, err := tableName(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > maxTableName || got == catalogTable {
+			t.Errorf("%q -> %q (%d characters)", n, got, len(got))
+		}
+		if prev, dup := seen[got]; dup {
+			t.Errorf("%q and %q both map to %q", prev, n, got)
+		}
+		seen[got] = n
+	}
+	if got, _ := tableName("orders"); got != "wail_orders" {
+		t.Errorf("orders -> %q", got)
+	}
+	if _, err := tableName("Bad-Name"); err == nil {
+		t.Error("an invalid name was accepted")
+	}
+	if tableID("ks", "wail_a") != tableID("ks", "wail_a") || tableID("ks", "wail_a") == tableID("ks2", "wail_a") || tableID("ks", "wail_a") == tableID("ks", "wail_b") {
+		t.Error("table ids are not derived from keyspace and table alone")
+	}
+	if id := tableID("ks", "wail_a"); id[6]>>4 != 8 || id[8]>>6 != 2 {
+		t.Errorf("table id %s: not a version-8 RFC 4122 UUID", id)
+	}
+}
+
+// requestErr is an error as Cassandra answers it (gocql.RequestError).
+type requestErr struct {
+	code int
+	msg  string
+}
+
+func (e requestErr) Code() int       { return e.code }
+func (e requestErr) Message() string { return e.msg }
+func (e requestErr) Error() string   { return e.msg }
+
+func TestClassification(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		err                     error
+		notApplied, unavailable bool
+		unknownTable            bool
+	}{
+		{requestErr{gocql.ErrCodeUnavailable, "Cannot achieve consistency level"}, true, true, false},
+		{requestErr{gocql.ErrCodeBootstrapping, "bootstrapping"}, true, true, false},
+		{requestErr{gocql.ErrCodeWriteTimeout, "Operation timed out"}, false, true, false},
+		{requestErr{gocql.ErrCodeWriteFailure, "failure"}, false, true, false},
+		{requestErr{gocql.ErrCodeOverloaded, "overloaded"}, false, true, false},
+		{requestErr{gocql.ErrCodeServer, "server error"}, false, false, false},
+		{requestErr{gocql.ErrCodeInvalid, "table wail_x does not exist"}, true, false, true},
+		{requestErr{gocql.ErrCodeInvalid, "unconfigured table wail_x"}, true, false, true},
+		{requestErr{gocql.ErrCodeInvalid, "Key may not be empty"}, true, false, false},
+		{requestErr{gocql.ErrCodeSyntax, "line 1"}, true, false, false},
+		{fmt.Errorf("send: %w", gocql.ErrNoConnections), true, true, false},
+		{gocql.ErrConnectionClosed, false, true, false},
+		{gocql.ErrTimeoutNoResponse, false, true, false},
+		{context.DeadlineExceeded, false, true, false},
+		{errors.New("something else"), false, false, false},
+	}
+	s := &Store{}
+	for _, tc := range tests {
+		if got := notApplied(tc.err); got != tc.notApplied {
+			t.Errorf("%v: notApplied %v, want %v", tc.err, got, tc.notApplied)
+		}
+		c := s.classify(context.Background(), tc.err)
+		if got := errors.Is(c, store.ErrUnavailable); got != tc.unavailable {
+			t.Errorf("%v: unavailable %v, want %v", tc.err, got, tc.unavailable)
+		}
+		if got := errors.Is(c, store.ErrUnknownTable); got != tc.unknownTable {
+			t.Errorf("%v: unknown table %v, want %v", tc.err, got, tc.unknownTable)
+		}
+	}
+	// The caller's own context ended: not the cluster's unavailability.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if errors.Is(s.classify(ctx, context.Canceled), store.ErrUnavailable) {
+		t.Error("a cancelled caller is reported as an unavailable store")
+	}
+	s.closed.Store(true)
+	if !errors.Is(s.classify(context.Background(), gocql.ErrConnectionClosed), store.ErrClosed) {
+		t.Error("after Close: not ErrClosed")
+	}
+}
+
+func TestSendable(t *testing.T) {
+	t.Parallel()
+	s := &Store{writeTimeout: 2 * time.Second}
+	now := time.Now()
+	ctx, cancel := context.WithDeadline(context.Background(), now.Add(1999*time.Millisecond))
+	defer cancel()
+	if err := s.sendable(ctx, now); !errors.Is(err, store.ErrNotApplied) || !strings.Contains(err.Error(), "write_request_timeout (2s)") {
+		t.Errorf("1.999s left, 2s bound: %v", err)
+	}
+	ctx2, cancel2 := context.WithDeadline(context.Background(), now.Add(2*time.Second))
+	defer cancel2()
+	if err := s.sendable(ctx2, now); err != nil {
+		t.Errorf("2s left, 2s bound: %v", err)
+	}
+	if err := s.sendable(context.Background(), now); err != nil {
+		t.Errorf("no deadline: %v", err)
+	}
+}
+
+func TestParseCassandraDuration(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{
+		"2000ms": 2 * time.Second, "2s": 2 * time.Second, "500": 500 * time.Millisecond, " 1m ": time.Minute,
+		"1500milliseconds": 1500 * time.Millisecond, "3seconds": 3 * time.Second, "1h": time.Hour,
+	} {
+		if got, err := parseCassandraDuration(in); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "soon", "-1s", "ms"} {
+		if _, err := parseCassandraDuration(in); err == nil {
+			t.Errorf("%q accepted", in)
+		}
+	}
+}
+
+// FuzzParseCassandraDuration: settings come from the nodes; a value wail
+// cannot read is an error, never a panic or a negative bound.
+func FuzzParseCassandraDuration(f *testing.F) {
+	for _, s := range []string{"2000ms", "2s", "500", "1m", "1500milliseconds", "", "PT2S"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseCassandraDuration(s)
+		if err == nil && d < 0 {
+			t.Fatalf("%q -> %v", s, d)
+		}
+	})
+}
+
+// FuzzParseReplication: a keyspace's replication comes from the cluster
+// (system_schema.keyspaces); what ParseReplication accepts renders as CQL
+// that parses back to the same replication.
+func FuzzParseReplication(f *testing.F) {
+	f.Add("SimpleStrategy", "replication_factor", "3", "", "")
+	f.Add("NetworkTopologyStrategy", "dc1", "3", "dc2", "2")
+	f.Fuzz(func(t *testing.T, class, k1, v1, k2, v2 string) {
+		opts := map[string]string{"class": class, k1: v1}
+		if k2 != "" {
+			opts[k2] = v2
+		}
+		r, err := ParseReplication(opts)
+		if err != nil {
+			return
+		}
+		if r.Total() <= 0 {
+			t.Fatalf("%v: accepted with %d replicas", opts, r.Total())
+		}
+		for dc, n := range r {
+			if n <= 0 {
+				t.Fatalf("%v: data center %q with %d replicas", opts, dc, n)
+			}
+		}
+	})
+}
