@@ -48,10 +48,11 @@ func openCassandra(t *testing.T, opts cassandra.Options) *cassandra.Store {
 
 // cassandraRun sizes a run for the cluster: a write is two quorum round
 // trips with an fsync on each replica, so more writers, longer, and a
-// store failure injected more often than on the other stores.
+// store failure injected more often than on the other stores; fewer cold
+// keys, since the final check reads every key written, one at a time.
 func cassandraRun() Options {
 	o := DefaultOptions()
-	o.Writers, o.Duration, o.FailEvery = 8, 12*time.Second, 20
+	o.Writers, o.Duration, o.FailEvery, o.ColdKeys = 8, 12*time.Second, 20, 2000
 	return o
 }
 
