@@ -59,6 +59,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +145,9 @@ type Store struct {
 	closed       atomic.Bool
 
 	tables sqlstore.Tables // known to exist
+
+	leaseMu     sync.Mutex
+	leasesReady bool // the lease table exists (lease.go)
 }
 
 var (
