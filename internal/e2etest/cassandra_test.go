@@ -6,12 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gocql/gocql"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
@@ -179,8 +179,8 @@ func TestProgressiveReadsCassandra(t *testing.T) {
 	if len(evs) != 1 || evs[0].Version != v2 || string(evs[0].Value) != "paid" {
 		t.Fatalf("events of %s: %+v, want one: version %d \"paid\"", key, evs, v2)
 	}
-	r0, r1 := counter(t, reg, "wail_resolver_reads_total", "0"), counter(t, reg, "wail_resolver_reads_total", "1")
-	esc := counter(t, reg, "wail_resolver_escalations_total", "")
+	r0, r1 := levelCounter(t, reg, "wail_resolver_reads_total", "0"), levelCounter(t, reg, "wail_resolver_reads_total", "1")
+	esc := counter(t, reg, "wail_resolver_escalations_total")
 	t.Logf("node 3 stale: reads at one %v, at local_quorum %v, escalations %v", r0, r1, esc)
 	if r0 < 1 || r1 < 1 || esc < 1 {
 		t.Fatalf("with node 3 stale the resolver must read it at ONE, escalate and read at LOCAL_QUORUM: reads %v/%v, escalations %v", r0, r1, esc)
@@ -199,8 +199,8 @@ func TestProgressiveReadsCassandra(t *testing.T) {
 		}
 	}
 	waitResolved(t, ctx, log, groupOf(tb.Name), tb)
-	r0b := counter(t, reg, "wail_resolver_reads_total", "0") - r0
-	escb := counter(t, reg, "wail_resolver_escalations_total", "") - esc
+	r0b := levelCounter(t, reg, "wail_resolver_reads_total", "0") - r0
+	escb := counter(t, reg, "wail_resolver_escalations_total") - esc
 	t.Logf("every replica current: %d keys, reads at one %v, escalations %v (%.0f%% of the first reads)", keys, r0b, escb, 100*escb/max(r0b, 1))
 	if r0b < keys || escb >= keys {
 		t.Fatalf("with every replica current: reads at one %v, escalations %v for %d keys: reads at ONE should mostly cover", r0b, escb, keys)
@@ -219,28 +219,14 @@ func eventsOf(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog.T
 	return out
 }
 
-// counter sums the samples of a counter whose label values include label
-// ("" for any).
-func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
-	t.Helper()
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			match := label == ""
-			for _, l := range m.GetLabel() {
-				match = match || (strings.HasPrefix(l.GetName(), "level") && l.GetValue() == label)
-			}
-			if match {
-				sum += m.GetCounter().GetValue()
+// levelCounter sums the samples of a counter whose label "level" is level.
+func levelCounter(t *testing.T, reg *prometheus.Registry, name, level string) float64 {
+	return sample(t, reg, name, func(m *dto.Metric) float64 {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "level" && l.GetValue() == level {
+				return m.GetCounter().GetValue()
 			}
 		}
-	}
-	return sum
+		return 0
+	})
 }
