@@ -145,7 +145,8 @@ func TestTableName(t *testing.T) {
 	if _, err := tableName("Bad-Name"); err == nil {
 		t.Error("an invalid name was accepted")
 	}
-	if tableID("ks", "wail_a") != tableID("ks", "wail_a") || tableID("ks", "wail_a") == tableID("ks2", "wail_a") || tableID("ks", "wail_a") == tableID("ks", "wail_b") {
+	a, again := tableID("ks", "wail_a"), tableID("ks", "wail_a")
+	if a != again || a == tableID("ks2", "wail_a") || a == tableID("ks", "wail_b") {
 		t.Error("table ids are not derived from keyspace and table alone")
 	}
 	if id := tableID("ks", "wail_a"); id[6]>>4 != 8 || id[8]>>6 != 2 {
