@@ -26,6 +26,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=jars.sh
+source "$HERE/jars.sh"
 SRC=$HERE/cassandra
 CACHE=${WAIL_CASSANDRA_CACHE:-/var/lib/wail-cassandra}
 NODES=${WAIL_CASSANDRA_NODES:-3}
@@ -53,26 +55,8 @@ need_tools() {
 	command -v mvn >/dev/null || die "mvn not found (the jars come from Maven Central)"
 }
 
-# fetch_libs: copy the runtime jars of pom.xml into $LIBS, unless they are
-# there for this very pom (its hash is stamped in $LIBS/.pom.sha256).
-fetch_libs() {
-	local want have=""
-	want=$(sha256sum "$SRC/pom.xml" | cut -d' ' -f1)
-	[[ -f $LIBS/.pom.sha256 ]] && have=$(<"$LIBS/.pom.sha256")
-	[[ $have == "$want" ]] && return 0
-	log "fetching jars (mvn dependency:copy-dependencies)"
-	rm -rf "$LIBS.new"
-	mkdir -p "$LIBS.new"
-	if ! mvn -q -B -Dstyle.color=never -f "$SRC/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-		-DoutputDirectory="$LIBS.new" >"$CACHE/mvn.log" 2>&1; then
-		tail -30 "$CACHE/mvn.log" >&2
-		die "mvn failed (full output in $CACHE/mvn.log)"
-	fi
-	ls "$LIBS.new"/cassandra-all-*.jar >/dev/null 2>&1 || die "no cassandra-all jar in $LIBS.new"
-	echo "$want" >"$LIBS.new/.pom.sha256"
-	rm -rf "$LIBS"
-	mv "$LIBS.new" "$LIBS"
-}
+# fetch_libs: the jars of pom.xml in $LIBS (scripts/jars.sh).
+fetch_libs() { fetch_jars "$SRC/pom.xml" "$LIBS" 'cassandra-all-*.jar'; }
 
 # render_config N: node N's cassandra.yaml, rack file and logging config,
 # copied under its directory so a running node does not depend on the work tree.

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=jars.sh
+source "$HERE/jars.sh"
 SRC=$HERE/kafka
 CACHE=${WAIL_KAFKA_CACHE:-/var/lib/wail-kafka}
 PORT=${WAIL_KAFKA_PORT:-9092}
@@ -52,26 +54,8 @@ need_tools() {
 	fi
 }
 
-# fetch_libs: copy the runtime jars of pom.xml into $LIBS, unless they are
-# there for this very pom (its hash is stamped in $LIBS/.pom.sha256).
-fetch_libs() {
-	local want have=""
-	want=$(sha256sum "$SRC/pom.xml" | cut -d' ' -f1)
-	[[ -f $LIBS/.pom.sha256 ]] && have=$(<"$LIBS/.pom.sha256")
-	[[ $have == "$want" ]] && return 0
-	log "fetching jars (mvn dependency:copy-dependencies)"
-	rm -rf "$LIBS.new"
-	mkdir -p "$LIBS.new"
-	if ! mvn -q -B -Dstyle.color=never -f "$SRC/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-		-DoutputDirectory="$LIBS.new" >"$CACHE/mvn.log" 2>&1; then
-		tail -30 "$CACHE/mvn.log" >&2
-		die "mvn failed (full output in $CACHE/mvn.log)"
-	fi
-	ls "$LIBS.new"/kafka_2.13-*.jar >/dev/null 2>&1 || die "no kafka_2.13 jar in $LIBS.new"
-	echo "$want" >"$LIBS.new/.pom.sha256"
-	rm -rf "$LIBS"
-	mv "$LIBS.new" "$LIBS"
-}
+# fetch_libs: the jars of pom.xml in $LIBS (scripts/jars.sh).
+fetch_libs() { fetch_jars "$SRC/pom.xml" "$LIBS" 'kafka_2.13-*.jar'; }
 
 # render_config: server.properties and the log4j config, copied under $CACHE
 # so the running broker does not depend on the work tree.
