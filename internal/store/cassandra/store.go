@@ -296,6 +296,7 @@ func (s *Store) prepareKeyspace(ctx context.Context) error {
 	if err := s.checkLevels(); err != nil {
 		return err
 	}
+	s.warnFewNodes()
 	return s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob) WITH ID = %s",
 		s.ks, catalogTable, tableID(s.ks, catalogTable)))
 }
@@ -325,6 +326,29 @@ func (s *Store) checkLevels() error {
 		}
 	}
 	return nil
+}
+
+// warnFewNodes warns when a level needs more replicas in a data center
+// than it has nodes (a keyspace made for a bigger cluster): every request
+// at that level fails with Unavailable until nodes are added.
+func (s *Store) warnFewNodes() {
+	nodes := map[string]int{}
+	for _, h := range s.policy.known() {
+		nodes[h.DataCenter()]++
+	}
+	if _, simple := s.replication[""]; simple {
+		nodes = map[string]int{"": len(s.policy.known())}
+	}
+	for _, c := range append([]Consistency{s.write}, s.ladder...) {
+		_, perDC := s.replication.reach(c, s.localDC)
+		for dc, need := range perDC {
+			if need > nodes[dc] {
+				s.log.Warn("a Cassandra consistency level needs more replicas than the data center has nodes: requests at it fail (Unavailable) "+
+					"until nodes are added; check store.cassandra.replication (an existing keyspace keeps its own: ALTER KEYSPACE)",
+					"level", levelName(c), "data_center", dc, "needs", need, "nodes", nodes[dc], "keyspace", s.ks, "replication", s.replication.CQL())
+			}
+		}
+	}
 }
 
 // ddl runs a schema change; the driver waits for schema agreement.
