@@ -21,11 +21,13 @@ build:
 # are reachable (scripts/services.sh up starts them; CI does) and skip with
 # a message otherwise, except under CI=true, where they fail; the skipped
 # ones are listed at the end (package servicetest). Packages run one at a
-# time (-p 1): some tests pause the replica or restart a database.
+# time (-p 1): some tests pause the replica or restart a database. A
+# package may take up to 30 minutes (-timeout; go test's default, 10, is
+# too short for e2etest with a Cassandra node restart on a busy machine).
 SKIPPED := $(CURDIR)/.skipped-tests
 test:
 	@rm -f $(SKIPPED)
-	@WAIL_SKIPPED=$(SKIPPED) $(GO) test -race -count=1 -p 1 $(TESTFLAGS) ./...; rc=$$?; \
+	@WAIL_SKIPPED=$(SKIPPED) $(GO) test -race -count=1 -p 1 -timeout 30m $(TESTFLAGS) ./...; rc=$$?; \
 	if [ -s $(SKIPPED) ]; then \
 		echo; echo "!! $$(wc -l <$(SKIPPED)) INTEGRATION TESTS DID NOT RUN (a service is missing; 'make services' starts them):"; \
 		sort $(SKIPPED) | sed 's/^/!!   /'; \
