@@ -96,7 +96,8 @@ func firstErr(first, err error) error {
 // writeKey writes one key: the read of its version, then the INSERT.
 func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, key, value []byte, version int64, deleted bool) keyResult {
 	var cur int64
-	err := s.session.Query("SELECT version FROM "+q+" WHERE key = ?", key).WithContext(ctx).Consistency(cl).Scan(&cur)
+	err := s.session.Query("SELECT version FROM "+q+" WHERE key = ?", key).WithContext(ctx).Consistency(cl).
+		RetryPolicy(readRetry).Scan(&cur)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 	case err != nil:
@@ -104,16 +105,27 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, key, val
 	case cur >= version:
 		return keyResult{stored: uint64(cur)}
 	}
-	if err := s.sendable(ctx, time.Now()); err != nil {
-		return keyResult{err: err}
+	// A coordinator that refused the write for sure (Unavailable: it does
+	// not see enough replicas; bootstrapping; no connection) is followed
+	// by another try, through the node the driver picks next, while the
+	// write may still be sent (the same INSERT: idempotent).
+	for try := 1; ; try++ {
+		if err := s.sendable(ctx, time.Now()); err != nil {
+			return keyResult{err: err}
+		}
+		err = s.session.Query("INSERT INTO "+q+" (key, value, version, deleted) VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
+			key, value, version, deleted, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
+		switch {
+		case err == nil:
+			return keyResult{applied: true, sent: true}
+		case !notApplied(err) || !coordinatorCannotServe(err) && !errors.Is(err, gocql.ErrNoConnections) || try == writeTries:
+			return keyResult{sent: true, err: err}
+		}
 	}
-	err = s.session.Query("INSERT INTO "+q+" (key, value, version, deleted) VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
-		key, value, version, deleted, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
-	if err != nil {
-		return keyResult{sent: true, err: err}
-	}
-	return keyResult{applied: true, sent: true}
 }
+
+// writeTries bounds the tries of one INSERT refused for sure.
+const writeTries = 3
 
 // sendable says whether an INSERT may go out now: only when the cluster's
 // own bound on it, write_request_timeout after the coordinator received

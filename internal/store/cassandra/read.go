@@ -32,7 +32,7 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 	var version int64
 	var deleted bool
 	err = s.session.Query("SELECT value, version, deleted FROM "+q+" WHERE key = ?", key).
-		WithContext(ctx).Consistency(s.ladder[level]).Scan(&value, &version, &deleted)
+		WithContext(ctx).Consistency(s.ladder[level]).RetryPolicy(readRetry).Scan(&value, &version, &deleted)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 		return store.Row{}, false, nil
@@ -96,7 +96,7 @@ func (s *Store) scan(ctx context.Context, stmt string, args ...any) ([]store.Key
 	if n, ok := args[len(args)-1].(int); ok {
 		page = min(n, maxScanPage)
 	}
-	iter := s.session.Query(stmt, args...).WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).PageSize(page).Iter()
+	iter := s.session.Query(stmt, args...).WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).PageSize(page).Iter()
 	var out []store.KeyVersion
 	var key []byte
 	var version int64

@@ -434,7 +434,7 @@ func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
 		return nil, fmt.Errorf("cassandra: tables: %w", err)
 	}
 	iter := s.session.Query(fmt.Sprintf("SELECT name, spec FROM %s.%s", s.ks, catalogTable)).
-		WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).Iter()
+		WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).Iter()
 	var out []store.Table
 	var name string
 	var spec []byte

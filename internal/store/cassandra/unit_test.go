@@ -287,3 +287,20 @@ func FuzzParseReplication(f *testing.F) {
 		}
 	})
 }
+
+func TestReadRetry(t *testing.T) {
+	t.Parallel()
+	for err, want := range map[error]gocql.RetryType{
+		requestErr{gocql.ErrCodeUnavailable, "Cannot achieve consistency level ALL"}: gocql.RetryNextHost,
+		requestErr{gocql.ErrCodeReadTimeout, "Operation timed out"}:                  gocql.RetryNextHost,
+		requestErr{gocql.ErrCodeBootstrapping, "bootstrapping"}:                      gocql.RetryNextHost,
+		gocql.ErrConnectionClosed: gocql.RetryNextHost,
+		requestErr{gocql.ErrCodeInvalid, "table wail_x does not exist"}: gocql.Rethrow,
+		requestErr{gocql.ErrCodeServer, "server error"}:                 gocql.Rethrow,
+		errors.New("something else"):                                    gocql.Rethrow,
+	} {
+		if got := readRetry.GetRetryType(err); got != want {
+			t.Errorf("%v: retry type %v, want %v", err, got, want)
+		}
+	}
+}
