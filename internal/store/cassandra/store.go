@@ -47,6 +47,9 @@
 // least that much time is left before ctx's deadline, so no replica can
 // apply it after the deadline (DESIGN.md, "Ambiguous store writes").
 //
+// Leases (lease.go) are the one use of lightweight transactions. Reads go
+// to another node when the coordinator cannot serve (retry.go).
+//
 // Durability: the cluster must run commitlog_sync batch or group, which
 // make a write visible on a replica only after its commit log entry is
 // fsync'd; Open warns when a node runs periodic (then Get could return a
