@@ -23,9 +23,11 @@ type Cassandra struct {
 	// {class: NetworkTopologyStrategy, dc1: 3}. Empty: 3 replicas in the
 	// local data center. An existing keyspace is left as it is.
 	Replication map[string]string `yaml:"replication"`
-	// WriteConsistency of every write, and per table where
-	// TableWriteConsistency names one.
-	WriteConsistency      string            `yaml:"write_consistency"`
+	// WriteConsistency is the consistency level of every write, unless
+	// TableWriteConsistency names one for its table.
+	WriteConsistency string `yaml:"write_consistency"`
+	// TableWriteConsistency is the write consistency level of some tables,
+	// by table name (e.g. {orders: quorum}).
 	TableWriteConsistency map[string]string `yaml:"table_write_consistency"`
 	// ReadLadder are the resolver's read levels, cheapest first; the last
 	// must overlap every write level (reads + writes > replicas).

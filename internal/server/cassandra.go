@@ -72,7 +72,6 @@ type clusterStore interface {
 func doctorCluster(ctx context.Context, st clusterStore, w io.Writer) error {
 	c, err := st.Nodes(ctx)
 	if err != nil {
-		fmt.Fprintf(w, "nodes        FAIL: %v\n", err)
 		return err
 	}
 	agree := "yes"

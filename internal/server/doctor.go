@@ -87,8 +87,10 @@ func doctorStore(ctx context.Context, cfg config.Config, w io.Writer, fail func(
 		tables = decodeTables(rows)
 		fmt.Fprintf(w, "catalog      ok (%d tables)\n", len(rows))
 	}
-	if c, ok := st.(clusterStore); ok && doctorCluster(ctx, c, w) != nil {
-		failed = append(failed, "nodes")
+	if c, ok := st.(clusterStore); ok {
+		if err := doctorCluster(sctx, c, w); err != nil {
+			fail("nodes", "%v", err)
+		}
 	}
 	if r, ok := st.(interface {
 		ReplicaLag(context.Context) ([]time.Duration, error)
