@@ -31,6 +31,7 @@ type fault struct {
 	match func(errorfs.Op) bool
 	err   error
 	hold  chan struct{}
+	gate  chan struct{} // each matching operation waits for a pass
 	// fired counts the operations the fault hit; held is signalled (without
 	// blocking) whenever an operation starts waiting on hold.
 	fired atomic.Int64
@@ -43,18 +44,22 @@ func (f *fault) String() string { return "test fault" }
 
 func (f *fault) MaybeError(op errorfs.Op) error {
 	f.mu.Lock()
-	match, err, hold := f.match, f.err, f.hold
+	match, err, hold, gate := f.match, f.err, f.hold, f.gate
 	f.mu.Unlock()
 	if match == nil || !match(op) {
 		return nil
 	}
 	f.fired.Add(1)
-	if hold != nil {
+	if hold != nil || gate != nil {
 		select {
 		case f.held <- struct{}{}:
 		default:
 		}
-		<-hold
+		if gate != nil {
+			<-gate // a pass, or release closed it
+		} else {
+			<-hold
+		}
 		f.mu.Lock()
 		err = f.err
 		f.mu.Unlock()
@@ -66,18 +71,36 @@ func (f *fault) MaybeError(op errorfs.Op) error {
 func (f *fault) arm(match func(errorfs.Op) bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.match, f.err, f.hold = match, err, nil
+	f.match, f.err, f.hold, f.gate = match, err, nil, nil
 }
 
 // holdOps makes matching operations wait; release lets them go on.
 func (f *fault) holdOps(match func(errorfs.Op) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.match, f.err, f.hold = match, nil, make(chan struct{})
+	f.match, f.err, f.hold, f.gate = match, nil, make(chan struct{}), nil
 	select { // forget an earlier hold's signal
 	case <-f.held:
 	default:
 	}
+}
+
+// gateOps makes matching operations wait, each until pass lets it through
+// (or release ends the gate).
+func (f *fault) gateOps(match func(errorfs.Op) bool) {
+	f.holdOps(match)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hold, f.gate = nil, make(chan struct{})
+}
+
+// pass lets one matching operation through the gate: one waiting, or the
+// next one. It returns once one took the pass.
+func (f *fault) pass() {
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	gate <- struct{}{}
 }
 
 // release ends a hold: the held operations (and later matching ones) fail
@@ -89,6 +112,10 @@ func (f *fault) release(err error) {
 	if f.hold != nil {
 		close(f.hold)
 		f.hold = nil
+	}
+	if f.gate != nil {
+		close(f.gate)
+		f.gate = nil
 	}
 	if err == nil {
 		f.match = nil
@@ -135,7 +162,7 @@ func openFaultyOn(t *testing.T, mem *vfs.MemFS, opts Options) *faultyStore {
 	opts.FS = errorfs.Wrap(mem, f)
 	s := openT(t, "store", opts)
 	t.Cleanup(func() { _ = s.Close() })
-	t.Cleanup(func() { f.release(errors.New("test over")) }) // runs first: nothing stays held
+	t.Cleanup(func() { f.release(nil) }) // runs first: nothing stays held, and a working store closes
 	if err := s.CreateTable(t.Context(), "t"); err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,8 @@ type Options struct {
 	// crash (not a process crash) can lose recently acknowledged writes.
 	NoSync bool
 	// CacheBytes is the block cache size; 0 means Pebble's default (8 MiB).
+	// Pebble charges its memtables (4 MiB each once grown, two while one
+	// flushes) to this cache, so 8 MiB keeps few blocks under writes.
 	CacheBytes int64
 	// Logger receives Pebble's own log lines (info at Debug, errors at
 	// Error) and the store's. nil means slog.Default().

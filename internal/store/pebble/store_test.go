@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
@@ -269,6 +270,62 @@ func TestPlan(t *testing.T) {
 				if err != nil || string(row.Value) != fmt.Sprintf("#%d", w) {
 					t.Errorf("key %s: value %q, %v; want the winner's #%d", x.key, row.Value, err, w)
 				}
+			}
+		})
+	}
+}
+
+// TestCacheBytes: reads are served from a block cache of
+// Options.CacheBytes, or of Pebble's default size when it is 0. (Pebble
+// charges its memtables to the block cache, so the default 8 MiB caches
+// nothing once they have grown to 4 MiB each; the test keeps them small.)
+func TestCacheBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		cacheBytes int64
+		rows       int
+		min        int64 // bytes the cache must hold after two reads of every row
+	}{
+		{"default", 0, 128, 256 << 10},     // 512 KiB of rows
+		{"32MiB", 32 << 20, 2048, 6 << 20}, // 8 MiB of rows: more than Pebble's default cache
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := openT(t, t.TempDir(), Options{CacheBytes: tc.cacheBytes, NoSync: true})
+			defer s.Close()
+			ctx := t.Context()
+			if err := s.CreateTable(ctx, "t"); err != nil {
+				t.Fatal(err)
+			}
+			r := rand.New(rand.NewPCG(1, 2))
+			const size = 4 << 10
+			for i := 0; i < tc.rows; i += 64 {
+				var muts []store.Mutation
+				for j := i; j < i+64; j++ {
+					v := make([]byte, size) // random: compression keeps it 4 KiB
+					for k := range v {
+						v[k] = byte(r.Uint32())
+					}
+					muts = append(muts, store.Mutation{Key: fmt.Appendf(nil, "k%04d", j), Value: v, Version: 1})
+				}
+				if _, err := s.Apply(ctx, "t", muts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.db.Flush(); err != nil { // reads now come from sstables, through the cache
+				t.Fatal(err)
+			}
+			for range 2 { // the cache keeps a block read twice
+				for i := range tc.rows {
+					if _, found, err := s.Get(ctx, "t", fmt.Appendf(nil, "k%04d", i), 0); err != nil || !found {
+						t.Fatalf("k%04d: found=%v err=%v", i, found, err)
+					}
+				}
+			}
+			m := s.db.Metrics().BlockCache
+			t.Logf("%+v", m)
+			if m.Size < tc.min || m.Hits == 0 {
+				t.Errorf("block cache holds %d bytes (%d hits) after reading %d KiB twice, want at least %d bytes", m.Size, m.Hits, tc.rows*size>>10, tc.min)
 			}
 		})
 	}

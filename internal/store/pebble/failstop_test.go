@@ -1,0 +1,86 @@
+package pebble
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// lockedBuffer is a log destination for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records decodes the JSON log lines written so far.
+func (b *lockedBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(b.buf.Bytes()), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var r map[string]any
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestFailureIsLogged: the operator learns of the failure from the store's
+// logger (Options.Logger), once, at Error, with the failed operation and
+// file and what to do; the failure keeps its first cause.
+func TestFailureIsLogged(t *testing.T) {
+	var logs lockedBuffer
+	fs := openFaulty(t, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	mustApply(t, fs.Store, mut("k", 1))
+	fs.fault.arm(both(isWAL, isSync), syscall.EIO)
+	err := within(t, 10*time.Second, "Apply", func() error {
+		_, err := fs.Apply(t.Context(), "t", []store.Mutation{mut("k", 2)})
+		return err
+	})
+	if !errors.Is(err, store.ErrStorage) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("Apply on a failing WAL sync: %v, want store.ErrStorage wrapping EIO", err)
+	}
+	fs.failure.fail(errors.New("a later failure"))
+	if got := fs.Failure(); !errors.Is(got, syscall.EIO) || strings.Contains(got.Error(), "later") {
+		t.Errorf("Failure() = %v, want the first cause (EIO)", got)
+	}
+
+	var stopped []map[string]any
+	for _, r := range logs.records(t) {
+		if msg, _ := r["msg"].(string); strings.Contains(msg, "the store stopped") {
+			stopped = append(stopped, r)
+		}
+	}
+	if len(stopped) != 1 {
+		t.Fatalf("%d log records of the failure, want 1: %v", len(stopped), stopped)
+	}
+	r := stopped[0]
+	msg, _ := r["msg"].(string)
+	cause, _ := r["err"].(string)
+	if r["level"] != "ERROR" || !strings.Contains(msg, "must restart") || !strings.Contains(msg, "free space") {
+		t.Errorf("failure record %v: want level ERROR, saying to restart and to free space", r)
+	}
+	if !strings.Contains(cause, "sync") || !strings.Contains(cause, ".log") || !strings.Contains(cause, syscall.EIO.Error()) {
+		t.Errorf("failure record's err %q: want the operation (sync), the WAL file and the error", cause)
+	}
+}
