@@ -2,6 +2,9 @@ package pebble
 
 import (
 	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // Durability of reads.
@@ -16,8 +19,13 @@ import (
 //  3. applies the batch with ApplyNoSyncWait: the sequence numbers are
 //     assigned under the stripe locks, so last-writer-wins order holds,
 //  4. releases the stripes, so other batches pipeline into the same WAL sync
-//     (group commit), and waits for the sync (Batch.SyncWait),
-//  5. closes the flight and removes it.
+//     (group commit), and hands the batch to the syncer, which waits for
+//     the sync (Batch.SyncWait),
+//  5. closes the flight and removes it, and answers the caller.
+//
+// The syncer is one goroutine of the store: it waits for the batches in the
+// order they were applied, which is (nearly) the order of the WAL, so a
+// WAL sync wakes it once rather than every commit it made durable.
 //
 // Get reads the row, then looks for a flight of its key: the flight was
 // registered before the row could be seen, and is removed only once it is
@@ -94,5 +102,53 @@ func (s *Store) awaitFlight(ctx context.Context, f *flight) error {
 		return s.failure.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// maxSyncing bounds the batches waiting for the syncer; a committer with
+// another one waits.
+const maxSyncing = 1024
+
+// syncing is a batch applied but maybe not durable yet, and the caller's
+// answer.
+type syncing struct {
+	b       *pebble.Batch
+	f       *flight
+	winners []pending
+	done    chan<- error
+}
+
+// syncLater hands c to the syncer, or answers the store's failure if that
+// comes first (the syncer may be blocked for good).
+func (s *Store) syncLater(c syncing) {
+	select {
+	case s.syncq <- c:
+	case <-s.failure.done:
+		c.done <- s.failure.err
+	}
+}
+
+// syncer waits for the WAL sync of each batch in turn, lands its flight and
+// answers its caller, until the store is closed. A failed sync fails the
+// store.
+func (s *Store) syncer() {
+	defer func() {
+		if r := recover(); r != nil {
+			s.failure.fail(fmt.Errorf("pebble panicked in a WAL sync: %v", r))
+		}
+	}()
+	for {
+		select {
+		case c := <-s.syncq:
+			err := c.b.SyncWait()
+			if err != nil {
+				err = s.failure.fail(fmt.Errorf("WAL sync: %w", err))
+			}
+			s.land(c.f, c.winners) // after the failure, so a Get woken by it sees it
+			_ = c.b.Close()
+			c.done <- err
+		case <-s.quit:
+			return
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -36,11 +37,16 @@ import (
 //     store.ErrStorage). Get checks again after its read and after waiting
 //     for the row's WAL sync (durable.go), so it never returns a row whose
 //     sync failed or never finished.
-//  3. Calls that reach Pebble's write path run on a goroutine of their own
-//     (await): the caller waits for it or for the failure, whichever comes
-//     first, so no caller hangs on a blocked Pebble. A panic inside Pebble
-//     is recovered there (or in Get) and fails the store; Fatalf panics
-//     (log.go) after failing it. A read error is a storage failure too.
+//  3. Calls that reach Pebble's write path run on a committer, a goroutine
+//     of the store's (await): the caller waits for it or for the failure,
+//     whichever comes first, so no caller hangs on a blocked Pebble. A panic
+//     inside Pebble is recovered there (or in Get) and fails the store;
+//     Fatalf panics (log.go) after failing it. A read error is a storage
+//     failure too. Committers outlive a call (one per call in flight, each
+//     exits after committerIdle without work, or at Close): a new goroutine
+//     per call would grow its stack to Pebble's depth every time, which
+//     cost a third of a synced commit's CPU. A committer does not wait for
+//     the WAL sync: the syncer does (durable.go).
 //  4. Close of a failed store leaves Pebble as it is (parts of it are
 //     blocked for good) and returns the failure. The process must exit: the
 //     next Open replays the WAL and finds exactly the writes whose sync
@@ -120,19 +126,26 @@ func (s *Store) Failed() <-chan struct{} { return s.failure.done }
 // while it works.
 func (s *Store) Failure() error { return s.failure.failed() }
 
-// await runs op on a goroutine of its own and returns its error, or the
+// await runs op on a committer and returns the error it answers on done
+// (op answers once, or hands done on to the syncer, durable.go), or the
 // store's failure if that comes first (op may then be blocked for good). A
 // panic in op fails the store.
-func (s *Store) await(op func() error) error {
+func (s *Store) await(op func(done chan<- error)) error {
 	done := make(chan error, 1)
-	go func() {
+	job := func() {
 		defer func() {
 			if r := recover(); r != nil {
 				done <- s.failure.fail(fmt.Errorf("pebble panicked: %v", r))
 			}
 		}()
-		done <- op()
-	}()
+		op(done)
+	}
+	select {
+	case s.work <- job: // an idle committer took it
+	default:
+		s.committers.Add(1)
+		s.running.Go(func() { s.committer(job) })
+	}
 	select {
 	case err := <-done:
 		return err
@@ -142,6 +155,35 @@ func (s *Store) await(op func() error) error {
 			return err
 		default:
 			return s.failure.err
+		}
+	}
+}
+
+// committerIdle is how long a committer waits for work before it exits
+// (between one and two times that, so the timer is not reset per call).
+const committerIdle = 10 * time.Second
+
+// committer runs job, then the jobs of later calls, until it has had no
+// work for s.idle (committerIdle) or the store is closed.
+func (s *Store) committer(job func()) {
+	defer s.committers.Add(-1)
+	idle := time.NewTimer(s.idle)
+	defer idle.Stop()
+	job()
+	worked := true // since the timer was last set
+	for {
+		select {
+		case job := <-s.work:
+			job()
+			worked = true
+		case <-idle.C:
+			if !worked {
+				return
+			}
+			worked = false
+			idle.Reset(s.idle)
+		case <-s.quit:
+			return
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -82,5 +84,82 @@ func TestFailureIsLogged(t *testing.T) {
 	}
 	if !strings.Contains(cause, "sync") || !strings.Contains(cause, ".log") || !strings.Contains(cause, syscall.EIO.Error()) {
 		t.Errorf("failure record's err %q: want the operation (sync), the WAL file and the error", cause)
+	}
+}
+
+// TestCommitters: a call hands its commit to an idle committer instead of
+// starting a goroutine (a new one grows its stack to Pebble's depth on
+// every call: BenchmarkApply); a committer without work exits, and Close
+// ends the idle ones.
+func TestCommitters(t *testing.T) {
+	t.Run("reused", func(t *testing.T) {
+		s := openT(t, "store", Options{FS: vfs.NewMem()})
+		if err := s.CreateTable(t.Context(), "t"); err != nil {
+			t.Fatal(err)
+		}
+		for v := range uint64(100) {
+			mustApply(t, s, mut("k", v+1))
+		}
+		// A committer that has just answered may not be back waiting when
+		// the next call comes, so a few may start; not one per call.
+		if n := s.committers.Load(); n < 1 || n > 10 {
+			t.Errorf("%d committers after 101 calls one after the other, want 1 (a few at most)", n)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.committers.Load(); n != 0 {
+			t.Errorf("%d committers still running after Close", n)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		s := openT(t, "store", Options{FS: vfs.NewMem()})
+		defer s.Close()
+		s.idle = 20 * time.Millisecond
+		if err := s.CreateTable(t.Context(), "t"); err != nil {
+			t.Fatal(err)
+		}
+		waitCommitters(t, s, "without work")
+		mustApply(t, s, mut("k", 1)) // a new one
+		waitCommitters(t, s, "without work again")
+	})
+}
+
+func waitCommitters(t *testing.T, s *Store, when string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); s.committers.Load() != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d committers still running 5s %s", s.committers.Load(), when)
+		}
+	}
+}
+
+// TestCleanClose: closing a working store is not a failure: Failed stays
+// open, Failure nil, nothing is logged at Error, and the store's
+// goroutines have ended when Close returns.
+func TestCleanClose(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		var logs lockedBuffer
+		s := openT(t, "store", Options{FS: vfs.NewMem(), NoSync: noSync, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+		if err := s.CreateTable(t.Context(), "t"); err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, s, mut("k", 1))
+		if err := s.Close(); err != nil {
+			t.Fatalf("Close (NoSync %v): %v", noSync, err)
+		}
+		select {
+		case <-s.Failed():
+			t.Errorf("NoSync %v: Failed() is closed after a clean Close: %v", noSync, s.Failure())
+		default:
+		}
+		if err := s.Failure(); err != nil {
+			t.Errorf("NoSync %v: Failure() = %v after a clean Close", noSync, err)
+		}
+		for _, r := range logs.records(t) {
+			if r["level"] == "ERROR" {
+				t.Errorf("NoSync %v: logged at Error: %v", noSync, r)
+			}
+		}
 	}
 }

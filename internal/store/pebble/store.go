@@ -29,6 +29,8 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -88,6 +90,16 @@ type Store struct {
 
 	stripes [numStripes]stripe
 
+	// Committers (failstop.go): an idle one receives on work; committers
+	// counts the live ones. The syncer (durable.go) receives on syncq.
+	// Close closes quit and waits for them (running) unless the store failed.
+	work       chan func()
+	committers atomic.Int32
+	idle       time.Duration // committerIdle; tests shorten it
+	syncq      chan syncing
+	quit       chan struct{}
+	running    sync.WaitGroup
+
 	// testHookCheck, if set, runs inside the critical section between the
 	// version checks and the commit (tests widen the race window with it).
 	testHookCheck func()
@@ -142,6 +154,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		seed:    maphash.MakeSeed(),
 		failure: fail,
 		tables:  make(map[string]struct{}),
+		work:    make(chan func()),
+		idle:    committerIdle,
+		quit:    make(chan struct{}),
+		syncq:   make(chan syncing, maxSyncing),
 	}
 	if opts.NoSync {
 		s.wopts = pebble.NoSync
@@ -151,6 +167,9 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
 	fail.arm()
+	if s.wopts.Sync {
+		s.running.Go(s.syncer)
+	}
 	log.Debug("pebble store opened", "dir", dir, "tables", len(s.tables), "sync", !opts.NoSync)
 	return s, nil
 }
@@ -189,14 +208,15 @@ func (s *Store) scanChecked(prefix string, fn func(k, v []byte)) (err error) {
 	return nil
 }
 
-// set writes one key durably (unless NoSync) on a goroutine of its own
-// (await); an error fails the store.
+// set writes one key durably (unless NoSync) on a committer (await); an
+// error fails the store.
 func (s *Store) set(key, value []byte) error {
-	return s.await(func() error {
-		if err := s.db.Set(key, value, s.wopts); err != nil {
-			return s.failure.fail(fmt.Errorf("write: %w", err))
+	return s.await(func(done chan<- error) {
+		err := s.db.Set(key, value, s.wopts)
+		if err != nil {
+			err = s.failure.fail(fmt.Errorf("write: %w", err))
 		}
-		return nil
+		done <- err
 	})
 }
 
@@ -273,7 +293,7 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
 
-	if err := s.await(func() error { return s.commit(muts, winners, stripes, out) }); err != nil {
+	if err := s.commit(muts, winners, stripes, out); err != nil {
 		return nil, err
 	}
 
@@ -286,30 +306,33 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 	return out, nil
 }
 
-// commit checks and stages the winners under their stripes, applies the
-// batch, and returns once it is durable, and once every newer version that
-// made a mutation lose is durable too (see durable.go for why the stripes
-// are released before the WAL sync). It runs on a goroutine of its own
-// (await); any error from Pebble fails the store.
+// commit runs stage on a committer (await): it checks and stages the
+// winners under their stripes and applies the batch. A synced batch then
+// goes to the syncer (durable.go), which answers once it is durable. Last,
+// commit waits for every newer version that made a mutation lose to be
+// durable too. Any error from Pebble fails the store.
 func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) error {
-	b := s.db.NewBatch()
-	f, newer, err := s.stage(b, muts, winners, stripes, out)
-	if err == nil && f != nil {
-		if err = b.SyncWait(); err != nil {
-			err = s.failure.fail(fmt.Errorf("WAL sync: %w", err))
+	var newer []*flight
+	err := s.await(func(done chan<- error) {
+		b := s.db.NewBatch()
+		f, nw, err := s.stage(b, muts, winners, stripes, out)
+		newer = nw
+		if err != nil || f == nil {
+			_ = b.Close() // Pebble is done with it (or, after an error, never reuses it)
+			done <- err
+			return
 		}
-		s.land(f, winners) // after the failure, so a Get woken by it sees it
-	}
-	if s.failure.failed() == nil { // else Pebble may still hold the batch
-		_ = b.Close()
+		s.syncLater(syncing{b: b, f: f, winners: winners, done: done})
+	})
+	if err != nil {
+		return err // and newer may still be written: read it only after an answer
 	}
 	for _, n := range newer {
-		if err != nil {
-			break
+		if err := s.awaitFlight(context.Background(), n); err != nil {
+			return err
 		}
-		err = s.awaitFlight(context.Background(), n)
 	}
-	return err
+	return nil
 }
 
 // stage holds the stripes while it checks versions, stages the winners,
@@ -537,9 +560,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	// The committers and the syncer exit (no call is in flight), unless
+	// they are stuck in a failed Pebble.
+	close(s.quit)
 	if err := s.failure.failed(); err != nil {
 		return fmt.Errorf("pebble: not closed after the failure, the process must exit (the next start replays the WAL): %w", err)
 	}
+	s.running.Wait()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebble: close: %w", err)
 	}
