@@ -163,3 +163,34 @@ func TestCleanClose(t *testing.T) {
 		}
 	}
 }
+
+// TestFatalf: Pebble's Fatalf (an unrecoverable error) fails the store
+// with the message and does not return (it panics; the store recovers the
+// panic on its own calls).
+func TestFatalf(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	f := newFailure(log)
+	var recovered any
+	func() {
+		defer func() { recovered = recover() }()
+		slogLogger{l: log, f: f}.Fatalf("MANIFEST %s: %v", "000002", syscall.EIO)
+		t.Error("Fatalf returned")
+	}()
+	want := "pebble: fatal: MANIFEST 000002: " + syscall.EIO.Error()
+	if msg, _ := recovered.(string); msg != want {
+		t.Errorf("Fatalf panicked with %v, want %q", recovered, want)
+	}
+	if err := f.failed(); !errors.Is(err, store.ErrStorage) || !strings.Contains(err.Error(), want) {
+		t.Errorf("failure after Fatalf: %v, want store.ErrStorage with %q", err, want)
+	}
+	var fatal int
+	for _, r := range logs.records(t) {
+		if r["level"] == "ERROR" && r["fatal"] == true && strings.Contains(r["msg"].(string), "MANIFEST 000002") {
+			fatal++
+		}
+	}
+	if fatal != 1 {
+		t.Errorf("%d fatal records logged, want 1: %v", fatal, logs.records(t))
+	}
+}
