@@ -41,6 +41,10 @@ import (
 //
 // Flights have a lock of their own in each stripe (flightsMu), so a Get
 // never waits for a stripe that a commit holds.
+//
+// The catalog needs no flights: its writes (SaveTable, SwapTable) hold
+// catalogMu until they are durable, and its reads (Tables, SwapTable) take
+// it and check for the failure (lockCatalog, tables.go).
 
 // flight is a synced batch between being applied and being durable.
 type flight struct {

@@ -80,3 +80,66 @@ func TestOverlappingFlights(t *testing.T) {
 		t.Error("a flight is left behind after both batches are durable")
 	}
 }
+
+// TestCatalogReadsAreDurable: a catalog read (Tables, SwapTable) never
+// returns an entry whose WAL sync is still running: it waits for the write,
+// and fails with it when the sync fails (a crash would take the entry away).
+func TestCatalogReadsAreDurable(t *testing.T) {
+	fs := openFaulty(t, Options{})
+	ctx := context.Background()
+	held := fs.HoldSync()
+	saved := make(chan error, 1)
+	go func() {
+		saved <- noPanic(func() error { return fs.SaveTable(ctx, store.Table{Name: "u", Spec: []byte("v1")}) })
+	}()
+	select {
+	case <-held:
+	case err := <-saved:
+		t.Fatalf("SaveTable returned (%v) although its sync was held", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("SaveTable did not reach the held sync within 10s")
+	}
+	type result struct {
+		what string
+		got  string // the entry u as read
+		err  error
+	}
+	reads := make(chan result, 2)
+	go func() {
+		r := result{what: "Tables"}
+		r.err = noPanic(func() error {
+			ts, err := fs.Tables(ctx)
+			for _, tb := range ts {
+				if tb.Name == "u" {
+					r.got = string(tb.Spec)
+				}
+			}
+			return err
+		})
+		reads <- r
+	}()
+	go func() {
+		r := result{what: "SwapTable"}
+		r.err = noPanic(func() error {
+			cur, _, err := fs.SwapTable(ctx, "u", []byte("v0"), []byte("v2"))
+			r.got = string(cur)
+			return err
+		})
+		reads <- r
+	}()
+	select {
+	case r := <-reads:
+		t.Fatalf("%s returned (entry %q, %v) while the entry's sync is held", r.what, r.got, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	fs.ReleaseSync(true)
+	if err := within(t, 10*time.Second, "SaveTable", func() error { return <-saved }); !errors.Is(err, store.ErrStorage) {
+		t.Errorf("SaveTable whose sync failed: %v, want store.ErrStorage", err)
+	}
+	for range 2 {
+		r := within(t, 10*time.Second, "a catalog read", func() result { return <-reads })
+		if r.got != "" || !errors.Is(r.err, store.ErrStorage) {
+			t.Errorf("%s after the entry's sync failed: entry %q, %v; want store.ErrStorage and no entry", r.what, r.got, r.err)
+		}
+	}
+}

@@ -296,6 +296,8 @@ func checkStopped(t *testing.T, s *Store) {
 		"save":   func() error { return s.SaveTable(ctx, store.Table{Name: "u"}) },
 		"tables": func() error { _, err := s.Tables(ctx); return err },
 		"scan":   func() error { _, err := s.ScanKeys(ctx, "t", nil, 10); return err },
+		"swap":   func() error { _, _, err := s.SwapTable(ctx, "u", nil, []byte("spec")); return err },
+		"drop":   func() error { return s.DropTable(ctx, "t") },
 	}
 	for op, fn := range checks {
 		err := within(t, 5*time.Second, op, func() error { return noPanic(fn) })
@@ -527,5 +529,93 @@ func TestOpenOnAFailingDisk(t *testing.T) {
 	})
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Open on a full disk: %v, want ENOSPC", err)
+	}
+}
+
+// TestTableWritesOnAFailingWAL: a write of the catalog or the table
+// registry (CreateTable, SaveTable, SwapTable, DropTable) whose WAL write or
+// sync fails returns store.ErrStorage in bounded time (it never hangs, and
+// no panic escapes), the store fails stop, and after a crash the write is
+// not there.
+func TestTableWritesOnAFailingWAL(t *testing.T) {
+	catalog := func(t *testing.T, s *Store) map[string]string {
+		t.Helper()
+		ts, err := s.Tables(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, tb := range ts {
+			m[tb.Name] = string(tb.Spec)
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name  string
+		op    func(ctx context.Context, s *Store) error
+		after func(t *testing.T, s *Store) // on the store restarted from what was synced
+	}{
+		{"create", func(ctx context.Context, s *Store) error { return s.CreateTable(ctx, "u") },
+			func(t *testing.T, s *Store) {
+				if _, _, err := s.Get(t.Context(), "u", []byte("k"), 0); !errors.Is(err, store.ErrUnknownTable) {
+					t.Errorf("table u after the crash: %v, want ErrUnknownTable", err)
+				}
+			}},
+		{"save", func(ctx context.Context, s *Store) error {
+			return s.SaveTable(ctx, store.Table{Name: "t", Spec: []byte("v2")})
+		},
+			func(t *testing.T, s *Store) {
+				if c := catalog(t, s); c["t"] != "v1" {
+					t.Errorf("catalog after the crash: %v, want t: v1", c)
+				}
+			}},
+		{"swap_update", func(ctx context.Context, s *Store) error {
+			_, _, err := s.SwapTable(ctx, "t", []byte("v1"), []byte("v2"))
+			return err
+		}, func(t *testing.T, s *Store) {
+			if c := catalog(t, s); c["t"] != "v1" {
+				t.Errorf("catalog after the crash: %v, want t: v1", c)
+			}
+		}},
+		{"swap_delete", func(ctx context.Context, s *Store) error {
+			_, _, err := s.SwapTable(ctx, "t", []byte("v1"), nil)
+			return err
+		}, func(t *testing.T, s *Store) {
+			if c := catalog(t, s); c["t"] != "v1" {
+				t.Errorf("catalog after the crash: %v, want t: v1", c)
+			}
+		}},
+		{"drop", func(ctx context.Context, s *Store) error { return s.DropTable(ctx, "t") },
+			func(t *testing.T, s *Store) {
+				if row, found, err := s.Get(t.Context(), "t", []byte("k"), 0); err != nil || !found || row.Version != 1 {
+					t.Errorf("row of table t after the crash: %+v found=%v err=%v, want version 1", row, found, err)
+				}
+			}},
+	} {
+		for _, kind := range []struct {
+			name  string
+			match func(errorfs.Op) bool
+		}{{"write", both(isWAL, isWrite)}, {"sync", both(isWAL, isSync)}} {
+			t.Run(tc.name+"_"+kind.name, func(t *testing.T) {
+				t.Parallel()
+				fs := openFaulty(t, Options{})
+				mustApply(t, fs.Store, mut("k", 1))
+				if err := fs.SaveTable(t.Context(), store.Table{Name: "t", Spec: []byte("v1")}); err != nil {
+					t.Fatal(err)
+				}
+				fs.fault.arm(kind.match, syscall.EIO)
+				err := within(t, 10*time.Second, tc.name, func() error {
+					return noPanic(func() error { return tc.op(t.Context(), fs.Store) })
+				})
+				if !errors.Is(err, store.ErrStorage) {
+					t.Errorf("%s with a failing WAL %s: %v, want store.ErrStorage", tc.name, kind.name, err)
+				}
+				if fs.fault.fired.Load() == 0 {
+					t.Fatal("the fault never fired")
+				}
+				checkStopped(t, fs.Store)
+				tc.after(t, fs.restart(t))
+			})
+		}
 	}
 }

@@ -84,8 +84,10 @@ type Store struct {
 	tablesMu sync.RWMutex
 	tables   map[string]struct{}
 
-	// catalogMu serialises SwapTable's read-compare-write (Pebble allows
-	// one process per directory, so a mutex makes swaps linearizable).
+	// catalogMu serialises the catalog's reads and writes: SwapTable's
+	// read-compare-write (Pebble allows one process per directory, so a
+	// mutex makes swaps linearizable), and reads after the durability of
+	// writes (lockCatalog).
 	catalogMu sync.Mutex
 
 	stripes [numStripes]stripe
@@ -208,11 +210,16 @@ func (s *Store) scanChecked(prefix string, fn func(k, v []byte)) (err error) {
 	return nil
 }
 
-// set writes one key durably (unless NoSync) on a committer (await); an
-// error fails the store.
+// set writes one key durably (unless NoSync); see write.
 func (s *Store) set(key, value []byte) error {
+	return s.write(func() error { return s.db.Set(key, value, s.wopts) })
+}
+
+// write runs op, a write through Pebble that returns once it is durable
+// (unless NoSync), on a committer (await); an error fails the store.
+func (s *Store) write(op func() error) error {
 	return s.await(func(done chan<- error) {
-		err := s.db.Set(key, value, s.wopts)
+		err := op()
 		if err != nil {
 			err = s.failure.fail(fmt.Errorf("write: %w", err))
 		}

@@ -77,6 +77,8 @@ func (s *Store) saveTable(ctx context.Context, t store.Table) error {
 		return err
 	}
 	defer s.release()
+	s.catalogMu.Lock()
+	defer s.catalogMu.Unlock()
 	return s.set([]byte(prefixCatalog+t.Name), t.Spec)
 }
 
@@ -97,6 +99,10 @@ func (s *Store) listTables(ctx context.Context) ([]store.Table, error) {
 		return nil, err
 	}
 	defer s.release()
+	if err := s.lockCatalog(); err != nil {
+		return nil, err
+	}
+	defer s.catalogMu.Unlock()
 	var ts []store.Table
 	err := s.scanChecked(prefixCatalog, func(k, v []byte) {
 		ts = append(ts, store.Table{Name: string(k), Spec: bytes.Clone(v)})
@@ -124,33 +130,59 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 		return nil, false, err
 	}
 	defer s.release()
-	s.catalogMu.Lock()
+	if err := s.lockCatalog(); err != nil {
+		return nil, false, err
+	}
 	defer s.catalogMu.Unlock()
 	key := []byte(prefixCatalog + name)
-	var cur []byte
-	v, closer, err := s.db.Get(key)
-	switch {
-	case err == nil:
-		cur = bytes.Clone(v)
-		if cur == nil {
-			cur = []byte{}
-		}
-		closer.Close()
-	case !errors.Is(err, pebble.ErrNotFound):
+	cur, err := s.catalogEntry(key)
+	if err != nil {
 		return nil, false, err
 	}
 	if (cur == nil) != (old == nil) || !bytes.Equal(cur, old) {
 		return cur, false, nil
 	}
-	if new == nil {
-		err = s.db.Delete(key, s.wopts)
-	} else {
-		err = s.db.Set(key, new, s.wopts)
-	}
-	if err != nil {
+	if err := s.write(func() error {
+		if new == nil {
+			return s.db.Delete(key, s.wopts)
+		}
+		return s.db.Set(key, new, s.wopts)
+	}); err != nil {
 		return nil, false, err
 	}
 	return new, true, nil
+}
+
+// lockCatalog takes catalogMu for a read of the catalog: every catalog
+// write holds it until the write is durable, or failed (then the store
+// failed, and the read fails), so a read never returns an entry a crash
+// could take away.
+func (s *Store) lockCatalog() error {
+	s.catalogMu.Lock()
+	if err := s.failure.failed(); err != nil {
+		s.catalogMu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// catalogEntry reads the catalog entry at key (nil: absent, never empty
+// otherwise); a read error or a panic in Pebble fails the store.
+func (s *Store) catalogEntry(key []byte) (cur []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cur, err = nil, s.failure.fail(fmt.Errorf("pebble panicked in a read: %v", r))
+		}
+	}()
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.failure.fail(fmt.Errorf("read: %w", err))
+	}
+	defer closer.Close()
+	return append([]byte{}, v...), nil
 }
 
 // DropTable implements store.TableDropper: it deletes the table's rows and
@@ -176,18 +208,28 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 	if s.closed {
 		return store.ErrClosed
 	}
+	if err := s.failure.failed(); err != nil {
+		return err
+	}
 	b := s.db.NewBatch()
-	defer b.Close()
 	from := rowKey(table, nil)
 	to := bytes.Clone(from)
 	to[len(to)-1]++ // the \x00 after the table name: every key of the table sorts below
 	if err := b.DeleteRange(from, to, nil); err != nil {
+		_ = b.Close()
 		return err
 	}
 	if err := b.Delete([]byte(prefixTable+table), nil); err != nil {
+		_ = b.Close()
 		return err
 	}
-	if err := s.db.Apply(b, s.wopts); err != nil {
+	if err := s.write(func() error {
+		if err := s.db.Apply(b, s.wopts); err != nil {
+			return err
+		}
+		_ = b.Close() // only once Pebble is done with it
+		return nil
+	}); err != nil {
 		return err
 	}
 	s.tablesMu.Lock()
