@@ -6,7 +6,7 @@
 // are listed, each with the reason, in judged.txt beside this file; every
 // other survivor is a hole in the tests.
 //
-//	go run ./scripts/mutate [-workers N] [-threshold 90] [pkg ...]
+//	go run ./scripts/mutate [-workers N] [-threshold 90] [-cases=false] [pkg ...]
 //
 // It exits non-zero when a package's score (killed over killed plus
 // lived, judged equivalents left out) is below the threshold, or when a
@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // gremlins is the mutation tool, run with `go run` so nothing needs
@@ -39,6 +40,7 @@ var corePackages = []string{
 func main() {
 	workers := flag.Int("workers", 2, "mutants tested at once")
 	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
+	cases := flag.Bool("cases", true, "also run the mutants in switch case expressions, which gremlins reports NOT COVERED (cases.go)")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
 	flag.Parse()
 	pkgs := flag.Args()
@@ -54,6 +56,9 @@ func main() {
 	failed := false
 	for _, pkg := range pkgs {
 		res, err := unleash(pkg, *workers)
+		if err == nil && *cases {
+			_, err = runCases(pkg, res, 2*time.Minute)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
 			os.Exit(2)
