@@ -1,0 +1,360 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// subscriber serves svc and returns a client of it.
+func subscriber(t *testing.T, svc *Service) wailv1connect.EventServiceClient {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewEventServiceHandler(svc))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { svc.Close(); srv.Close() })
+	return wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL)
+}
+
+// memService is a Service on a memLog with a table "t" of n partitions.
+func memService(t *testing.T, n int32) (*memLog, *Bus, *Service) {
+	t.Helper()
+	log := newMemLog()
+	b := New(log)
+	if err := b.CreateTable(context.Background(), "t", n, 0); err != nil {
+		t.Fatal(err)
+	}
+	return log, b, NewService(b, func(table string) (int32, bool) { return n, table == "t" })
+}
+
+// upserts publishes an upsert of key k for each version.
+func upserts(t *testing.T, b *Bus, versions ...uint64) {
+	t.Helper()
+	var evs []intent.Event
+	for _, v := range versions {
+		evs = append(evs, intent.Event{Table: "t", Key: []byte("k"), Op: intent.Upsert, Version: v, Value: []byte("value")})
+	}
+	if err := b.Publish(context.Background(), "t", evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// subscribe opens a stream from from; its error, if the call failed.
+func subscribe(ctx context.Context, c wailv1connect.EventServiceClient, table, from string) (*connect.ServerStreamForClient[wailv1.SubscribeResponse], error) {
+	return c.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: table, From: from}))
+}
+
+// receive returns the next n events of a stream.
+func receive(t *testing.T, s *connect.ServerStreamForClient[wailv1.SubscribeResponse], n int) []*wailv1.SubscribeResponse {
+	t.Helper()
+	var out []*wailv1.SubscribeResponse
+	for len(out) < n && s.Receive() {
+		if s.Msg().Event != nil {
+			out = append(out, s.Msg())
+		}
+	}
+	if len(out) < n {
+		t.Fatalf("stream ended after %d events of %d: %v", len(out), n, s.Err())
+	}
+	return out
+}
+
+// streamErr is the error a stream that fails at once ends with.
+func streamErr(ctx context.Context, c wailv1connect.EventServiceClient, table, from string) error {
+	s, err := subscribe(ctx, c, table, from)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for s.Receive() {
+	}
+	return s.Err()
+}
+
+// TestSubscribeRefused: what a client is told when its stream cannot
+// begin.
+func TestSubscribeRefused(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log, _, svc := memService(t, 2)
+	c := subscriber(t, svc)
+	for _, tc := range []struct {
+		table, from string
+		code        connect.Code
+		msg         string
+	}{
+		{"nope", "", connect.CodeNotFound, "create it with `wail table create nope`"},
+		{"t", "yesterday", connect.CodeInvalidArgument, "invalid start position"},
+	} {
+		if err := streamErr(ctx, c, tc.table, tc.from); connect.CodeOf(err) != tc.code || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("table %s from %q: %v, want %v saying %q", tc.table, tc.from, err, tc.code, tc.msg)
+		}
+	}
+	log.mu.Lock()
+	log.boundsErr = errors.New("broker gone")
+	log.mu.Unlock()
+	if err := streamErr(ctx, c, "t", "beginning"); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "broker gone") {
+		t.Errorf("bounds unknown: %v", err)
+	}
+	log.mu.Lock()
+	log.boundsErr, log.readerErr = nil, errors.New("no reader")
+	log.mu.Unlock()
+	if err := streamErr(ctx, c, "t", "beginning"); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "read wail.events.t/") {
+		t.Errorf("no reader: %v", err)
+	}
+	log.mu.Lock()
+	log.readerErr, log.nextErr = nil, intentlog.ErrCorrupt
+	log.mu.Unlock()
+	if err := streamErr(ctx, c, "t", "beginning"); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), intentlog.ErrCorrupt.Error()) {
+		t.Errorf("a read that fails: %v", err)
+	}
+	if n := svc.Open(); n != 0 {
+		t.Errorf("%d streams open after every one failed", n)
+	}
+}
+
+// TestSubscribeLimits: api.max_subscriptions and its per-client cousin
+// refuse a stream over them with ResourceExhausted; a closed stream frees
+// its slot.
+func TestSubscribeLimits(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, b, svc := memService(t, 1)
+	opened := make(chan int, 16)
+	svc.WithLimits(Limits{MaxStreams: 1, Opened: func(n int) { opened <- n }})
+	c := subscriber(t, svc)
+	upserts(t, b, 1)
+	sctx, stop := context.WithCancel(ctx)
+	s, err := subscribe(sctx, c, "t", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	receive(t, s, 1)
+	if err := streamErr(ctx, c, "t", "beginning"); connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "api.max_subscriptions") {
+		t.Fatalf("a second stream: %v", err)
+	}
+	stop()
+	s.Close()
+	for n := range opened {
+		if n == 0 {
+			break
+		}
+	}
+	s, err = subscribe(ctx, c, "t", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	receive(t, s, 1)
+}
+
+// TestSubscribeStart: where each start position begins a partition.
+func TestSubscribeStart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log, b, svc := memService(t, 1)
+	c := subscriber(t, svc)
+	upserts(t, b, 1, 2, 3, 4, 5, 6) // offsets 0..5
+	log.retain(Topic("t"), 0, 2)
+	log.mu.Lock()
+	log.timeOffset = 2
+	log.mu.Unlock()
+	for _, tc := range []struct {
+		from  string
+		first int64 // offset of the first event; 6: the next published
+		vers  uint64
+	}{
+		{"beginning", 2, 3},
+		{"@0", 2, 3}, // below the start: the start
+		{"@2", 2, 3},
+		{"@4", 4, 5},
+		{"@6", 6, 7},
+		{"@100", 6, 7}, // beyond the end: the end
+		{"latest", 6, 7},
+		{"v4", 4, 5}, // read from the offset of v4's time less clockSkew, skipping versions up to 4
+	} {
+		sctx, stop := context.WithCancel(ctx)
+		s, err := subscribe(sctx, c, "t", tc.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.first == 6 {
+			upserts(t, b, 7)
+		}
+		got := receive(t, s, 1)[0]
+		if got.Offset != tc.first || got.Event.Version != tc.vers || got.Partition != 0 {
+			t.Errorf("from %s: first event at %d (version %d), want %d (version %d)", tc.from, got.Offset, got.Event.Version, tc.first, tc.vers)
+		}
+		stop()
+		s.Close()
+		if tc.first == 6 { // take version 7 back out of the way
+			log.mu.Lock()
+			log.parts[Topic("t")][0].recs = log.parts[Topic("t")][0].recs[:4]
+			log.mu.Unlock()
+		}
+	}
+	log.mu.Lock()
+	asked := log.askedTime
+	log.mu.Unlock()
+	if want := hlc.Time(4).Add(-clockSkew); !asked.Equal(want) {
+		t.Errorf("from v4 asked the offset of %v, want %v (v4's time less clockSkew)", asked, want)
+	}
+	if err := streamErr(ctx, c, "t", "@-1"); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("@-1: %v", err)
+	}
+}
+
+// TestSubscribeRetention: when retention removes the records a stream is
+// about to read, it goes on from the partition's new start.
+func TestSubscribeRetention(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log, b, svc := memService(t, 1)
+	c := subscriber(t, svc)
+	upserts(t, b, 1, 2, 3, 4, 5, 6)
+	log.mu.Lock()
+	log.onNewReader = func() { log.retain(Topic("t"), 0, 4) }
+	log.mu.Unlock()
+	s, err := subscribe(ctx, c, "t", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := receive(t, s, 2)
+	if got[0].Offset != 4 || got[0].Event.Version != 5 || got[1].Offset != 5 {
+		t.Fatalf("after retention: offsets %d, %d; want 4, 5", got[0].Offset, got[1].Offset)
+	}
+	if n := log.openReaders(); n != 1 {
+		t.Errorf("%d readers open, want 1 (the one past retention)", n)
+	}
+}
+
+// TestSubscribeSkips: tombstones and records that are not events are not
+// delivered; what follows them is.
+func TestSubscribeSkips(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log, b, svc := memService(t, 1)
+	c := subscriber(t, svc)
+	upserts(t, b, 1)
+	if err := log.Append(ctx, Topic("t"), []*intentlog.Record{{Key: []byte("k")}, {Key: []byte("k"), Value: []byte{0xff}}}); err != nil {
+		t.Fatal(err)
+	}
+	upserts(t, b, 2)
+	s, err := subscribe(ctx, c, "t", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := receive(t, s, 2)
+	if got[0].Offset != 0 || got[0].Event.Version != 1 || got[1].Offset != 3 || got[1].Event.Version != 2 {
+		t.Fatalf("events at %d (v%d), %d (v%d); want 0 (v1), 3 (v2)", got[0].Offset, got[0].Event.Version, got[1].Offset, got[1].Event.Version)
+	}
+}
+
+// TestSubscribeClose: Close (server shutdown) ends every open stream and
+// its readers.
+func TestSubscribeClose(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log, b, svc := memService(t, 2)
+	c := subscriber(t, svc)
+	upserts(t, b, 1)
+	s, err := subscribe(ctx, c, "t", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	receive(t, s, 1)
+	svc.Close()
+	for s.Receive() {
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("stream ended with %v, want a clean end", err)
+	}
+	for svc.Open() != 0 || log.openReaders() != 0 {
+		if ctx.Err() != nil {
+			t.Fatalf("%d streams and %d readers open after Close", svc.Open(), log.openReaders())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSubscribeBudget: a stream whose read-ahead budget is smaller than
+// one event still delivers every event: each frees its share once sent.
+func TestSubscribeBudget(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, b, svc := memService(t, 2)
+	svc.WithLimits(Limits{BufferBytes: 1})
+	c := subscriber(t, svc)
+	var vs []uint64
+	for v := uint64(1); v <= 40; v++ {
+		vs = append(vs, v)
+	}
+	upserts(t, b, vs...)
+	s, err := subscribe(ctx, c, "t", "beginning")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	receive(t, s, 40)
+}
+
+// TestPumpHoldsItsBudget: a partition's reader stops reading ahead once
+// the events it holds for a client that does not take them fill the
+// budget, and reads on as they are taken.
+func TestPumpHoldsItsBudget(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	log, b, svc := memService(t, 1)
+	upserts(t, b, 1, 2, 3, 4, 5, 6)
+	size := int64(len(log.parts[Topic("t")][0].recs[0].Value))
+	budget := newBudget(2 * size)
+	r, err := log.NewReader(Topic("t"), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	out := make(chan delivery, 10)
+	done := make(chan error, 1)
+	go func() { done <- svc.pump(ctx, r, 0, 0, budget, out) }()
+	held := func(want int) {
+		t.Helper()
+		time.Sleep(50 * time.Millisecond) // time to read too far, if it would
+		if len(out) != want {
+			t.Fatalf("%d events held, want %d (the budget)", len(out), want)
+		}
+	}
+	held(2)
+	d := <-out
+	if d.size != size || d.event.Version != 1 {
+		t.Fatalf("delivery %+v, want version 1 taking %d bytes", d, size)
+	}
+	budget.release(d.size)
+	held(2)
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("pump ended with %v", err)
+	}
+}
