@@ -20,25 +20,30 @@ import (
 )
 
 // Gremlins runs a mutant only when its position lies inside a block of the
-// package's coverage profile. Go's cover tool starts a case clause's block
-// after the clause's colon, so a mutant in a case expression of a switch
-// (`case len(key) > limit:`) is reported NOT COVERED and never run,
-// whatever the tests do: every decision written as a switch goes
-// untested. runCases runs those mutants itself: each NOT COVERED mutant
-// in a case expression of a switch that the tests reach is applied to a
-// copy of its file, which `go test -overlay` compiles in place of the
-// original (the worktree is never written), and its status becomes what
-// gremlins would have reported.
+// package's coverage profile, and two kinds of code lie in none:
+//   - case expressions: Go's cover tool starts a case clause's block after
+//     the clause's colon, so a mutant in `case len(key) > limit:` is
+//     reported NOT COVERED and never run, whatever the tests do: every
+//     decision written as a switch goes untested;
+//   - package-level var and const declarations (`var stallLimit = 30 *
+//     time.Second`), which run whenever the package is loaded.
+//
+// runCases runs those mutants itself: each NOT COVERED mutant in a case
+// expression of a switch that the tests reach, or in a package-level
+// declaration, is applied to a copy of its file, which `go test -overlay`
+// compiles in place of the original (the worktree is never written), and
+// its status becomes what gremlins would have reported.
 
-// caseMutant is a mutant in a case expression.
+// caseMutant is a mutant in a case expression or a package-level
+// declaration.
 type caseMutant struct {
 	m      *mutation
-	file   string    // path of the source file
-	offset int       // of the operator in the file
-	from   string    // the operator
-	to     string    // what the mutant makes of it
-	sw     token.Pos // the switch keyword, for coverage
-	swLine int
+	file   string // path of the source file
+	offset int    // of the operator in the file
+	from   string // the operator
+	to     string // what the mutant makes of it
+	decl   bool   // in a package-level declaration: run whenever the package is
+	swLine int    // the switch keyword (of a case expression), for coverage
 	swCol  int
 }
 
@@ -52,8 +57,9 @@ var mutations = map[string]map[string]string{
 }
 
 // runCases runs the NOT COVERED mutants of res that sit in case
-// expressions of switches the package's tests reach, and records their
-// outcome in res. It returns how many it ran.
+// expressions of switches the package's tests reach or in package-level
+// declarations, and records their outcome in res. It returns how many it
+// ran.
 func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 	var cands []caseMutant
 	for i := range res.Files {
@@ -92,7 +98,7 @@ func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 	timeout := max(5*took, minTimeout)
 	ran := 0
 	for _, c := range cands {
-		if !prof.reaches(pkg, filepath.Base(c.file), c.swLine, c.swCol) {
+		if !c.decl && !prof.reaches(pkg, filepath.Base(c.file), c.swLine, c.swCol) {
 			continue
 		}
 		status, err := runMutant(pkg, c, timeout)
@@ -101,12 +107,17 @@ func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 		}
 		c.m.Status = status
 		ran++
-		fmt.Fprintf(os.Stderr, "%12s %s at %s:%d:%d (case expression, run by scripts/mutate)\n", status, c.m.Type, filepath.Base(c.file), c.m.Line, c.m.Column)
+		where := "case expression"
+		if c.decl {
+			where = "package-level declaration"
+		}
+		fmt.Fprintf(os.Stderr, "%12s %s at %s:%d:%d (%s, run by scripts/mutate)\n", status, c.m.Type, filepath.Base(c.file), c.m.Line, c.m.Column, where)
 	}
 	return ran, nil
 }
 
-// findCase returns m as a caseMutant when it sits in a case expression.
+// findCase returns m as a caseMutant when it sits in a case expression or
+// a package-level declaration.
 func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseMutant, bool) {
 	tf := fset.File(af.Pos())
 	if m.Line < 1 || m.Line > tf.LineCount() {
@@ -114,8 +125,14 @@ func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseM
 	}
 	offset := tf.Offset(tf.LineStart(m.Line)) + m.Column - 1
 	pos := tf.Pos(offset)
+	within := func(n ast.Node) bool { return n.Pos() <= pos && pos < n.End() }
 	var found caseMutant
 	ok := false
+	for _, d := range af.Decls {
+		if g, isGen := d.(*ast.GenDecl); isGen && (g.Tok == token.VAR || g.Tok == token.CONST) && within(g) {
+			found, ok = caseMutant{m: m, offset: offset, decl: true}, true
+		}
+	}
 	ast.Inspect(af, func(n ast.Node) bool {
 		sw, isSwitch := n.(*ast.SwitchStmt)
 		if ok || !isSwitch {
@@ -123,8 +140,9 @@ func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseM
 		}
 		for _, st := range sw.Body.List {
 			for _, e := range st.(*ast.CaseClause).List {
-				if e.Pos() <= pos && pos < e.End() {
-					found = caseMutant{m: m, offset: offset, sw: sw.Switch}
+				if within(e) {
+					p := fset.Position(sw.Switch)
+					found = caseMutant{m: m, offset: offset, swLine: p.Line, swCol: p.Column}
 					ok = true
 				}
 			}
@@ -147,8 +165,6 @@ func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseM
 	if found.to == "" {
 		return caseMutant{}, false
 	}
-	p := fset.Position(found.sw)
-	found.swLine, found.swCol = p.Line, p.Column
 	return found, true
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 func TestFindCase(t *testing.T) {
-	src := "package x\n\nfunc f(n int) int {\n\tif n >= 2 {\n\t\treturn 0\n\t}\n\tswitch {\n\tcase n > 3, n-1 == 0:\n\t\treturn 1\n\t}\n\treturn 2\n}\n"
+	src := "package x\n\nvar d = 5 * 2\nfunc f(n int) int {\n\tif n >= 2 {\n\t\treturn 0\n\t}\n\tswitch {\n\tcase n > 3, n-1 == 0:\n\t\treturn 1\n\t}\n\treturn 2\n}\n"
 	fset := token.NewFileSet()
 	af, err := parser.ParseFile(fset, "x.go", src, 0)
 	if err != nil {
@@ -20,16 +20,17 @@ func TestFindCase(t *testing.T) {
 		from, to     string
 		swLine, swCo int
 	}{
-		{"CONDITIONALS_BOUNDARY", 8, 9, true, ">", ">=", 7, 2},
-		{"CONDITIONALS_NEGATION", 8, 9, true, ">", "<=", 7, 2},
-		{"ARITHMETIC_BASE", 8, 15, true, "-", "+", 7, 2},
-		{"CONDITIONALS_NEGATION", 8, 18, true, "==", "!=", 7, 2},
-		{"CONDITIONALS_BOUNDARY", 4, 7, false, "", "", 0, 0}, // an if: gremlins sees it
-		{"INCREMENT_DECREMENT", 8, 9, false, "", "", 0, 0},   // no such mutation of >
+		{"CONDITIONALS_BOUNDARY", 9, 9, true, ">", ">=", 8, 2},
+		{"CONDITIONALS_NEGATION", 9, 9, true, ">", "<=", 8, 2},
+		{"ARITHMETIC_BASE", 9, 15, true, "-", "+", 8, 2},
+		{"CONDITIONALS_NEGATION", 9, 18, true, "==", "!=", 8, 2},
+		{"CONDITIONALS_BOUNDARY", 5, 7, false, "", "", 0, 0}, // an if: gremlins sees it
+		{"INCREMENT_DECREMENT", 9, 9, false, "", "", 0, 0},   // no such mutation of >
+		{"ARITHMETIC_BASE", 3, 11, true, "*", "/", 0, 0},     // a package-level declaration
 	} {
 		m := &mutation{Type: tc.typ, Status: "NOT COVERED", Line: tc.line, Column: tc.col}
 		c, ok := findCase(fset, af, []byte(src), m)
-		if ok != tc.found || c.from != tc.from || c.to != tc.to || c.swLine != tc.swLine || c.swCol != tc.swCo {
+		if ok != tc.found || c.from != tc.from || c.to != tc.to || c.swLine != tc.swLine || c.swCol != tc.swCo || c.decl != (tc.line == 3) {
 			t.Errorf("%s at %d:%d: %+v, %v", tc.typ, tc.line, tc.col, c, ok)
 		}
 	}
