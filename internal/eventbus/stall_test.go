@@ -65,6 +65,7 @@ func setStallCheck(t *testing.T, d time.Duration) {
 func TestScanWaitsForOpenTransactions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	initial := stallCheck
 	setStallCheck(t, 20*time.Millisecond)
 	b, log, release := heldBus(t)
 	time.AfterFunc(150*time.Millisecond, release)
@@ -86,8 +87,9 @@ func TestScanWaitsForOpenTransactions(t *testing.T) {
 		t.Fatal("Recover did not ask about hanging transactions past offset 0 while the partition did not advance")
 	}
 
-	// Records that come before stallCheck passes: no question.
-	setStallCheck(t, 5*time.Second)
+	// Records that come before stallCheck (at its default) passes: no
+	// question.
+	setStallCheck(t, initial)
 	b, log, release = heldBus(t)
 	time.AfterFunc(50*time.Millisecond, release)
 	if rec, err := b.Recover(ctx, "t", 0, time.Time{}); err != nil || rec.Last["b"] != 2 {
@@ -119,5 +121,14 @@ func TestRecoverHangingMidScan(t *testing.T) {
 	}
 	if rec.Unblock(ctx) != nil || !aborted {
 		t.Fatal("Unblock does not abort the hang")
+	}
+}
+
+// TestStallLimit: LastVersionsOf gives up on a partition that does not
+// advance after 30 s, as documented.
+func TestStallLimit(t *testing.T) {
+	t.Parallel()
+	if stallLimit != 30*time.Second {
+		t.Fatalf("stallLimit is %s, documented as 30 s", stallLimit)
 	}
 }

@@ -129,6 +129,10 @@ type survivor struct {
 
 func (s survivor) key() string { return s.File + "|" + s.Type + "|" + s.Source }
 
+// keyAt is key for judged lines that name the mutant's column: a line
+// with two mutants of one mutator, one killed and one equivalent.
+func (s survivor) keyAt() string { return fmt.Sprintf("%s#%d|%s|%s", s.File, s.Column, s.Type, s.Source) }
+
 type report struct {
 	pkg                                 string
 	killed, lived, timedOut, notCovered int
@@ -188,7 +192,11 @@ func judge(pkg string, res *result, judged map[string]string, read func(string) 
 				if m.Line >= 1 && m.Line <= len(lines) {
 					s.Source = strings.TrimSpace(lines[m.Line-1])
 				}
-				if why, ok := judged[s.key()]; ok {
+				why, ok := judged[s.keyAt()]
+				if !ok {
+					why, ok = judged[s.key()]
+				}
+				if ok {
 					s.Reason = why
 					r.equivalent = append(r.equivalent, s)
 				} else {
@@ -201,7 +209,9 @@ func judge(pkg string, res *result, judged map[string]string, read func(string) 
 }
 
 // readJudged reads judged.txt: one survivor per line as
-// "file | MUTATOR | source line | why it is equivalent"; # starts a comment.
+// "file | MUTATOR | source line | why it is equivalent", or "file#column |
+// ..." to judge one mutant of a line with more of that mutator; # starts
+// a comment.
 func readJudged(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
