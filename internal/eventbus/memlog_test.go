@@ -122,6 +122,13 @@ func (l *memLog) Commit(context.Context, string, string, map[int32]int64) error 
 func (l *memLog) Committed(context.Context, string, string) (map[int32]int64, error) {
 	return nil, nil
 }
+func (l *memLog) DeleteTopic(_ context.Context, topic string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.parts, topic)
+	return nil
+}
+
 func (l *memLog) Close() error { return nil }
 
 // memReader returns up to 2 records a call.
