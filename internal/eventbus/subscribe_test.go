@@ -18,25 +18,33 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
-// subscriber serves svc and returns a client of it.
-func subscriber(t *testing.T, svc *Service) wailv1connect.EventServiceClient {
-	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(svc))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { svc.Close(); srv.Close() })
-	return wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL)
+// streams is a Service on a memLog with a table "t", served, a client
+// of it, and a context that ends the test's waits.
+type streams struct {
+	ctx context.Context
+	log *memLog
+	bus *Bus
+	svc *Service
+	c   wailv1connect.EventServiceClient
 }
 
-// memService is a Service on a memLog with a table "t" of n partitions.
-func memService(t *testing.T, n int32) (*memLog, *Bus, *Service) {
+// newStreams serves a Service with limits l on a memLog whose table "t"
+// has n partitions.
+func newStreams(t *testing.T, n int32, l Limits) *streams {
 	t.Helper()
-	log := newMemLog()
-	b := New(log)
-	if err := b.CreateTable(context.Background(), "t", n, 0); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	st := &streams{ctx: ctx, log: newMemLog()}
+	st.bus = New(st.log)
+	if err := st.bus.CreateTable(ctx, "t", n, 0); err != nil {
 		t.Fatal(err)
 	}
-	return log, b, NewService(b, func(table string) (int32, bool) { return n, table == "t" })
+	st.svc = NewService(st.bus, func(table string) (int32, bool) { return n, table == "t" }).WithLimits(l)
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewEventServiceHandler(st.svc))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() { cancel(); st.svc.Close(); srv.Close() })
+	st.c = wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL)
+	return st
 }
 
 // upserts publishes an upsert of key k for each version.
@@ -87,10 +95,8 @@ func streamErr(ctx context.Context, c wailv1connect.EventServiceClient, table, f
 // begin.
 func TestSubscribeRefused(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	log, _, svc := memService(t, 2)
-	c := subscriber(t, svc)
+	st := newStreams(t, 2, Limits{})
+	ctx, log, svc, c := st.ctx, st.log, st.svc, st.c
 	for _, tc := range []struct {
 		table, from string
 		code        connect.Code
@@ -131,12 +137,9 @@ func TestSubscribeRefused(t *testing.T) {
 // its slot.
 func TestSubscribeLimits(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, svc := memService(t, 1)
 	opened := make(chan int, 16)
-	svc.WithLimits(Limits{MaxStreams: 1, Opened: func(n int) { opened <- n }})
-	c := subscriber(t, svc)
+	st := newStreams(t, 1, Limits{MaxStreams: 1, Opened: func(n int) { opened <- n }})
+	ctx, b, c := st.ctx, st.bus, st.c
 	upserts(t, b, 1)
 	sctx, stop := context.WithCancel(ctx)
 	s, err := subscribe(sctx, c, "t", "beginning")
@@ -184,10 +187,8 @@ func TestSubscribeStart(t *testing.T) {
 	} {
 		t.Run(tc.from, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			log, b, svc := memService(t, 1)
-			c := subscriber(t, svc)
+			st := newStreams(t, 1, Limits{})
+			ctx, log, b, c := st.ctx, st.log, st.bus, st.c
 			upserts(t, b, 1, 2, 3, 4, 5, 6) // offsets 0..5
 			log.retain(Topic("t"), 0, 2)
 			log.mu.Lock()
@@ -219,10 +220,8 @@ func TestSubscribeStart(t *testing.T) {
 // about to read, it goes on from the partition's new start.
 func TestSubscribeRetention(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	log, b, svc := memService(t, 1)
-	c := subscriber(t, svc)
+	st := newStreams(t, 1, Limits{})
+	ctx, log, b, c := st.ctx, st.log, st.bus, st.c
 	upserts(t, b, 1, 2, 3, 4, 5, 6)
 	log.mu.Lock()
 	log.onNewReader = func() { log.retain(Topic("t"), 0, 4) }
@@ -245,10 +244,8 @@ func TestSubscribeRetention(t *testing.T) {
 // delivered; what follows them is.
 func TestSubscribeSkips(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	log, b, svc := memService(t, 1)
-	c := subscriber(t, svc)
+	st := newStreams(t, 1, Limits{})
+	ctx, log, b, c := st.ctx, st.log, st.bus, st.c
 	upserts(t, b, 1)
 	if err := log.Append(ctx, Topic("t"), []*intentlog.Record{{Key: []byte("k")}, {Key: []byte("k"), Value: []byte{0xff}}}); err != nil {
 		t.Fatal(err)
@@ -269,10 +266,8 @@ func TestSubscribeSkips(t *testing.T) {
 // its readers.
 func TestSubscribeClose(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	log, b, svc := memService(t, 2)
-	c := subscriber(t, svc)
+	st := newStreams(t, 2, Limits{})
+	ctx, log, b, svc, c := st.ctx, st.log, st.bus, st.svc, st.c
 	upserts(t, b, 1)
 	s, err := subscribe(ctx, c, "t", "beginning")
 	if err != nil {
@@ -298,11 +293,8 @@ func TestSubscribeClose(t *testing.T) {
 // one event still delivers every event: each frees its share once sent.
 func TestSubscribeBudget(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, svc := memService(t, 2)
-	svc.WithLimits(Limits{BufferBytes: 1})
-	c := subscriber(t, svc)
+	st := newStreams(t, 2, Limits{BufferBytes: 1})
+	ctx, b, c := st.ctx, st.bus, st.c
 	var vs []uint64
 	for v := uint64(1); v <= 40; v++ {
 		vs = append(vs, v)
@@ -321,9 +313,10 @@ func TestSubscribeBudget(t *testing.T) {
 // budget, and reads on as they are taken.
 func TestPumpHoldsItsBudget(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	st := newStreams(t, 1, Limits{})
+	log, b, svc := st.log, st.bus, st.svc
+	ctx, cancel := context.WithCancel(st.ctx)
 	defer cancel()
-	log, b, svc := memService(t, 1)
 	upserts(t, b, 1, 2, 3, 4, 5, 6)
 	size := int64(len(log.parts[Topic("t")][0].recs[0].Value))
 	budget := newBudget(2 * size)
