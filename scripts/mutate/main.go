@@ -131,7 +131,9 @@ func (s survivor) key() string { return s.File + "|" + s.Type + "|" + s.Source }
 
 // keyAt is key for judged lines that name the mutant's column: a line
 // with two mutants of one mutator, one killed and one equivalent.
-func (s survivor) keyAt() string { return fmt.Sprintf("%s#%d|%s|%s", s.File, s.Column, s.Type, s.Source) }
+func (s survivor) keyAt() string {
+	return fmt.Sprintf("%s#%d|%s|%s", s.File, s.Column, s.Type, s.Source)
+}
 
 type report struct {
 	pkg                                 string
