@@ -4,7 +4,9 @@
 // lets through: either the tests miss a behaviour, or the change is
 // equivalent (it cannot change what the code does). Equivalent survivors
 // are listed, each with the reason, in judged.txt beside this file; every
-// other survivor is a hole in the tests.
+// other survivor is a hole in the tests. Gremlins never runs the mutants
+// of switch case expressions and package-level declarations (they lie in
+// no coverage block): this command runs them itself (cases.go).
 //
 //	go run ./scripts/mutate [-workers N] [-threshold 90] [-cases=false] [pkg ...]
 //
