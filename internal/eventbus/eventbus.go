@@ -148,8 +148,9 @@ type unhanger interface {
 }
 
 // stallCheck is how long a scan waits for records before it asks the log
-// about hanging transactions (the log decides which are).
-const stallCheck = 5 * time.Second
+// about hanging transactions (the log decides which are); a variable for
+// tests.
+var stallCheck = 5 * time.Second
 
 // Retained is what a whole-partition scan found (see LastVersionsOf).
 type Retained struct {

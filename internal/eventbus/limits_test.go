@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,11 +62,24 @@ func TestAdmit(t *testing.T) {
 	if open != 2 || s.Open() != 2 {
 		t.Fatalf("open %d/%d, want 2", open, s.Open())
 	}
+	// a has one stream left: one more, not two.
+	r2, err := s.admit("a")
+	if err != nil {
+		t.Fatalf("a's second stream after one closed: %v", err)
+	}
+	r2()
 	if _, err := s.admit("c"); err != nil {
 		t.Fatal(err)
 	}
 	if len(refused) != 2 || refused[0] != "per_client" || refused[1] != "total" {
 		t.Fatalf("refused %v", refused)
+	}
+	s.limits.MaxStreams = 0 // only the per-client limit
+	if _, err := s.admit("a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.admit("a"); connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "a has 2 event streams open") {
+		t.Fatalf("a's third stream: %v", err)
 	}
 	if clientOf("10.0.0.1:5000") != "10.0.0.1" || clientOf("[::1]:80") != "::1" {
 		t.Fatal("clientOf")

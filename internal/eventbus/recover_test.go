@@ -44,10 +44,10 @@ func TestRecoverHanging(t *testing.T) {
 	defer emb.Close()
 	aborted := false
 	log := &hangLog{Log: emb, hanging: &intentlog.Hanging{
-		// k committed past the hang at 3; the hang has k@2 (covered), j@1
-		// twice (one copy is enough) and a tombstone.
+		// k committed past the hang at 3; the hang has k@2 and k@3
+		// (covered), j@1 twice (one copy is enough) and a tombstone.
 		Committed: []intentlog.Record{eventRec(t, "k", 3)},
-		Records:   []intentlog.Record{eventRec(t, "k", 2), eventRec(t, "j", 1), eventRec(t, "j", 1), {Key: []byte("j")}},
+		Records:   []intentlog.Record{eventRec(t, "k", 2), eventRec(t, "k", 3), eventRec(t, "j", 1), eventRec(t, "j", 1), {Key: []byte("j")}},
 		Abort:     func(context.Context) error { aborted = true; return nil },
 	}}
 	b := New(log)

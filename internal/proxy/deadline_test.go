@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
 )
 
 // TestWriteDeadlines: the append must end by half the visibility window
@@ -72,7 +74,7 @@ func TestSlowAppend(t *testing.T) {
 			if (r.Err != nil) != tc.wantErr || r.Stored != tc.stored || r.IntentLogged {
 				t.Fatalf("result %+v, want error: %v, stored: %v, intent not logged", r, tc.wantErr, tc.stored)
 			}
-			if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "nothing was written")) {
+			if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "within half the visibility window (100ms), nothing was written")) {
 				t.Fatalf("err = %v", r.Err)
 			}
 			if got := strings.Join(w.calls, ","); got != tc.calls {
@@ -105,7 +107,7 @@ func TestSlowAppendWritesNothing(t *testing.T) {
 		w := &world{logDelay: 30 * time.Millisecond}
 		p := newWindowProxy(t, w, 40*time.Millisecond)
 		r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
-		if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "over half the visibility window") || r.Stored) {
+		if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "over half the visibility window (40ms)") || r.Stored || !r.IntentLogged) {
 			t.Fatalf("%s: result %+v", tc.table, r)
 		}
 		if !tc.wantErr && (r.Err != nil || !r.Stored || !r.IntentLogged) {
@@ -113,6 +115,45 @@ func TestSlowAppendWritesNothing(t *testing.T) {
 		}
 		if got := strings.Join(w.calls, ","); got != tc.calls {
 			t.Fatalf("%s: calls %s, want %s", tc.table, got, tc.calls)
+		}
+	}
+}
+
+// TestAfterAppend pins the decision after the append, at its boundaries:
+// W/2 exactly is within the append's deadline (a transactional write goes
+// on) and counts as slow; a nanosecond more is late; an independent table
+// writes the store whatever the append did; a failure mode that is neither
+// (never stored by the catalog) is treated as transactional.
+func TestAfterAppend(t *testing.T) {
+	t.Parallel()
+	const w = 10 * time.Second
+	tx, ind := catalog.Transactional, catalog.Independent
+	tests := []struct {
+		mode   catalog.FailureMode
+		logged bool
+		took   time.Duration
+		want   step
+		slow   bool
+	}{
+		{tx, true, 0, writeStore, false},
+		{tx, true, w/2 - 1, writeStore, false},
+		{tx, true, w / 2, writeStore, true},
+		{tx, true, w/2 + 1, refuseLate, true},
+		{tx, true, 2 * w, refuseLate, true},
+		{tx, false, 0, refuse, false},
+		{tx, false, w / 2, refuse, true},
+		{tx, false, w/2 + 1, refuse, true},
+		{ind, true, 0, writeStore, false},
+		{ind, true, w/2 + 1, writeStore, true},
+		{ind, false, 0, writeStore, false},
+		{ind, false, w / 2, writeStore, true},
+		{0, false, 0, refuse, false},
+		{3, true, w/2 + 1, refuseLate, true},
+	}
+	for _, tc := range tests {
+		got, slow := afterAppend(tc.mode, tc.logged, tc.took, w)
+		if got != tc.want || slow != tc.slow {
+			t.Errorf("%v, logged %v, took %s: %d, slow %v; want %d, slow %v", tc.mode, tc.logged, tc.took, got, slow, tc.want, tc.slow)
 		}
 	}
 }

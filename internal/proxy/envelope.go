@@ -21,6 +21,10 @@ const recordFields = 7
 // and 3 per table byte; TestEventOverheadBound checks it.
 const fastSlack = 512
 
+// cheapOverhead is an upper bound of eventOverhead that costs no
+// encoding.
+func cheapOverhead(table string, key []byte) int { return 6*len(key) + 3*len(table) + fastSlack }
+
 // fitsBus refuses a mutation whose event could not be published: the
 // event record (the value plus key, table, event id, headers and framing)
 // would exceed the largest record the bus takes on the table's event
@@ -34,7 +38,7 @@ func (p *Proxy) fitsBus(ctx context.Context, table string, m *Mutation) error {
 	if err != nil {
 		return fmt.Errorf("%w: cannot learn how large an event the bus takes: %v", ErrUnavailable, err)
 	}
-	if len(m.Value)+6*len(m.Key)+3*len(table)+fastSlack <= limit {
+	if len(m.Value)+cheapOverhead(table, m.Key) <= limit {
 		return nil
 	}
 	overhead := eventOverhead(table, m.Key)

@@ -26,7 +26,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wail_proxy_store_write_errors_total",
-			Help: "Store writes that failed, by outcome: not_applied (the store says so; an ABORT follows) or unknown (it may have been stored).",
+			Help: "Store writes that failed, by outcome: not_applied (the store says so; an ABORT follows if the intent was logged) or unknown (it may have been stored).",
 		}, []string{"outcome"}),
 		abortErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_abort_append_errors_total", Help: "ABORT intents that could not be logged.",

@@ -179,6 +179,36 @@ const (
 	storeDen    = 4
 )
 
+// step is what a write does once its intent append ended.
+type step int
+
+const (
+	writeStore step = iota // write the store
+	refuse                 // fail; the intent was not logged, the store is left alone
+	refuseLate             // fail; the intent was logged after W/2: ABORT it, the store is left alone
+)
+
+// afterAppend decides what a write to a table in mode with visibility
+// window w does after an append that took took and logged the intents
+// or not, and whether that append counts as slow (it took W/2 or more:
+// cut off at its deadline, or overran it). An independent table writes
+// the store whatever the append did; any other goes on only with its
+// intents logged by t0 + W/2: a log that answered later would leave the
+// store write less than its share of the window.
+func afterAppend(mode catalog.FailureMode, logged bool, took, w time.Duration) (next step, slow bool) {
+	slow = took >= w/appendShare
+	if mode == catalog.Independent {
+		return writeStore, slow
+	}
+	if !logged {
+		return refuse, slow
+	}
+	if took > w/appendShare {
+		return refuseLate, slow
+	}
+	return writeStore, slow
+}
+
 // writeTable is the write path for the mutations idx of one table:
 // stamp, log the intents, write the store, log ABORTs if the store
 // definitely did not apply the write.
@@ -191,22 +221,21 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	cancel()
 	took := time.Since(now)
 	logged := err == nil
+	next, slow := afterAppend(t.FailureMode, logged, took, w)
 	if !logged {
 		p.metrics.intentErrors.Inc()
 	}
-	if took >= w/appendShare {
+	if slow {
 		p.metrics.slowAppends.Inc() // cut off at its deadline, or overran it
 	}
-	switch {
-	case !logged && t.FailureMode == catalog.Transactional:
+	switch next {
+	case refuse:
 		for _, i := range idx {
 			res[i].Err = fmt.Errorf("%w: the intent log did not take the intent within half the visibility window (%s), nothing was written; retry: %v",
 				ErrUnavailable, w/appendShare, err)
 		}
 		return
-	case logged && took > w/appendShare && t.FailureMode == catalog.Transactional:
-		// The log overran the deadline it was given: the store write
-		// would get less than its share of the window.
+	case refuseLate:
 		for _, i := range idx {
 			res[i].IntentLogged = true
 			res[i].Err = fmt.Errorf("%w: the intent log took %s, over half the visibility window (%s); nothing was written, retry",

@@ -29,11 +29,24 @@ type world struct {
 	logBlock bool // Append waits until its ctx ends (a broker that does not answer)
 	// deadlines of the last Append and Apply (zero: none)
 	appendDeadline, applyDeadline time.Time
+	abortFails                    bool     // an ABORT append fails (the others as logFails says)
+	levels                        []string // the store's read levels (nil: one, "local")
+	getErr                        error    // what Get fails with
+	gotLevel                      store.Level
+	onApply                       func() // called as Apply begins
 }
 
 type fakeLog struct{ w *world }
 
 func (l fakeLog) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	if err := ctx.Err(); err != nil {
+		l.w.mu.Lock()
+		defer l.w.mu.Unlock()
+		l.w.calls = append(l.w.calls, "append-canceled")
+		return err
+	}
+	// After logDelay the log takes the intents whatever the deadline was:
+	// a log that overran it.
 	if l.w.logDelay > 0 {
 		time.Sleep(l.w.logDelay)
 	}
@@ -47,7 +60,7 @@ func (l fakeLog) Append(ctx context.Context, topic string, recs []*intentlog.Rec
 		l.w.calls = append(l.w.calls, "append-cut-off")
 		return ctx.Err()
 	}
-	if l.w.logFails {
+	if l.w.logFails || (l.w.abortFails && isAbort(recs)) {
 		l.w.calls = append(l.w.calls, "append-failed")
 		return errors.New("log down")
 	}
@@ -71,6 +84,9 @@ func (s fakeStore) Apply(ctx context.Context, _ string, muts []store.Mutation) (
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
 	s.w.applyDeadline, _ = ctx.Deadline()
+	if s.w.onApply != nil {
+		s.w.onApply()
+	}
 	if s.w.stErr != nil {
 		s.w.calls = append(s.w.calls, "apply-failed")
 		return nil, s.w.stErr
@@ -89,14 +105,29 @@ func (s fakeStore) Apply(ctx context.Context, _ string, muts []store.Mutation) (
 	return outs, nil
 }
 
-func (s fakeStore) Get(_ context.Context, _ string, key []byte, _ store.Level) (store.Row, bool, error) {
+func (s fakeStore) Get(_ context.Context, _ string, key []byte, level store.Level) (store.Row, bool, error) {
 	s.w.mu.Lock()
 	defer s.w.mu.Unlock()
+	s.w.gotLevel = level
+	if s.w.getErr != nil {
+		return store.Row{}, false, s.w.getErr
+	}
 	r, ok := s.w.rows[string(key)]
 	return r, ok, nil
 }
 
-func (s fakeStore) Levels() []string { return []string{"local"} }
+func (s fakeStore) Levels() []string {
+	if s.w.levels == nil {
+		return []string{"local"}
+	}
+	return s.w.levels
+}
+
+// isAbort says whether recs are ABORT intents.
+func isAbort(recs []*intentlog.Record) bool {
+	in, err := intent.UnmarshalIntent(recs[0].Value)
+	return err == nil && in.Op == intent.Abort
+}
 
 type tables map[string]catalog.Table
 
@@ -109,6 +140,12 @@ func newProxy(t *testing.T, w *world) *Proxy { return newWindowProxy(t, w, time.
 // newWindowProxy is newProxy with the visibility window window.
 func newWindowProxy(t *testing.T, w *world, window time.Duration) *Proxy {
 	t.Helper()
+	return newMeteredProxy(t, w, window, nil)
+}
+
+// newMeteredProxy is newWindowProxy with the metrics m.
+func newMeteredProxy(t *testing.T, w *world, window time.Duration, m *Metrics) *Proxy {
+	t.Helper()
 	clock, err := hlc.New(3, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +155,7 @@ func newWindowProxy(t *testing.T, w *world, window time.Duration) *Proxy {
 		"tx":  {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: window},
 		"ind": {Name: "ind", FailureMode: catalog.Independent, Partitions: 1, VisibilityWindow: window},
 	}
-	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, nil)
+	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, m)
 }
 
 var (
@@ -284,5 +321,49 @@ func TestSupersededWriteMovesTheClock(t *testing.T) {
 	r = p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v2")}})[0]
 	if !r.Stored || r.Version <= future {
 		t.Fatalf("after a superseded write the clock should follow the newer version: %+v (newer %d)", r, future)
+	}
+}
+
+// TestAbortIntent: the ABORT of a write that the store did not apply names
+// the same table, key, version and proxy as its intent, with an id of its
+// own ("<proxy>-<version>-abort"), so the resolver settles that version
+// and keeps the two apart.
+func TestAbortIntent(t *testing.T) {
+	t.Parallel()
+	w := &world{stErr: errNotApplied}
+	r := newProxy(t, w).Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
+	if len(w.intents) != 2 {
+		t.Fatalf("intents %+v, want the upsert and its ABORT", w.intents)
+	}
+	up, ab := w.intents[0], w.intents[1]
+	id := fmt.Sprintf("3-%d", r.Version)
+	if up.Op != intent.Upsert || up.ID != id || ab.Op != intent.Abort || ab.ID != id+"-abort" {
+		t.Fatalf("intents %+v and %+v, want ids %s and %s-abort", up, ab, id, id)
+	}
+	for _, in := range w.intents {
+		if in.Table != "tx" || string(in.Key) != "k" || in.Version != r.Version || in.ProxyID != 3 || in.CreatedAt.IsZero() {
+			t.Fatalf("intent %+v", in)
+		}
+	}
+}
+
+// TestAbortOutlivesTheClient: the ABORT of a write the store did not apply
+// is appended on a context of its own, bounded by abortTimeout, so a
+// client that went away during the store write does not leave the
+// resolver waiting out the window.
+func TestAbortOutlivesTheClient(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &world{stErr: errNotApplied, onApply: cancel}
+	p := newProxy(t, w)
+	start := time.Now()
+	p.Write(ctx, []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})
+	end := time.Now()
+	if got := strings.Join(w.calls, ","); got != "append:UPSERT,apply-failed,append:ABORT" {
+		t.Fatalf("calls %s, want the ABORT appended after the client left", got)
+	}
+	if d := w.appendDeadline; d.Before(start.Add(p.abortTimeout)) || d.After(end.Add(p.abortTimeout)) || p.abortTimeout != 5*time.Second {
+		t.Fatalf("ABORT deadline %s after the write began, want abortTimeout (%s)", d.Sub(start), p.abortTimeout)
 	}
 }

@@ -3,10 +3,12 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -14,11 +16,17 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 func serve(t *testing.T, w *world) string {
 	t.Helper()
-	path, h := wailv1connect.NewProducerServiceHandler(NewService(newProxy(t, w)))
+	return serveService(t, NewService(newProxy(t, w)))
+}
+
+func serveService(t *testing.T, svc *Service) string {
+	t.Helper()
+	path, h := wailv1connect.NewProducerServiceHandler(svc)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	srv := httptest.NewServer(mux)
@@ -126,5 +134,181 @@ func TestFailedWriteDetailInJSON(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("body %s lacks %s", b, want)
 		}
+	}
+}
+
+// TestAdmitGatesWrites: while admit refuses (the proxy id's lease is not
+// valid), Put, Delete and Write answer Unavailable with its reason before
+// a version is stamped: nothing reaches the log or the store. Reads are
+// not gated.
+func TestAdmitGatesWrites(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	var refuse atomic.Bool
+	refuse.Store(true)
+	url := serveService(t, NewService(newProxy(t, w)).WithAdmit(func() error {
+		if refuse.Load() {
+			return errors.New("the lease of proxy id 3 expired")
+		}
+		return nil
+	}))
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, url)
+	ctx := context.Background()
+	_, putErr := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("k"), Value: []byte("v")}))
+	_, delErr := pc.Delete(ctx, connect.NewRequest(&wailv1.DeleteRequest{Table: "tx", Key: []byte("k")}))
+	_, writeErr := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{{Table: "tx", Key: []byte("k")}}}))
+	for _, err := range []error{putErr, delErr, writeErr} {
+		if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "lease of proxy id 3 expired") || resultOf(t, err) != nil {
+			t.Fatalf("err %v, want unavailable with the reason and no version", err)
+		}
+	}
+	if _, err := pc.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "tx", Key: []byte("k")})); err != nil {
+		t.Fatalf("a read while writes are refused: %v", err)
+	}
+	w.mu.Lock()
+	calls := len(w.calls)
+	w.mu.Unlock()
+	if calls != 0 {
+		t.Fatalf("refused writes reached the log or the store: %v", w.calls)
+	}
+	refuse.Store(false)
+	if _, err := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("k"), Value: []byte("v")})); err != nil {
+		t.Fatalf("admitted again: %v", err)
+	}
+}
+
+func TestCode(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		err  error
+		want connect.Code
+	}{
+		{fmt.Errorf("%w %q", ErrUnknownTable, "t"), connect.CodeNotFound},
+		{fmt.Errorf("%w: key is empty", ErrInvalid), connect.CodeInvalidArgument},
+		{fmt.Errorf("%w: log down", ErrUnavailable), connect.CodeUnavailable},
+		{fmt.Errorf("append: %w", context.Canceled), connect.CodeCanceled},
+		{fmt.Errorf("append: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded},
+		{errors.New("anything else"), connect.CodeUnavailable},
+	} {
+		if got := Code(tc.err); got != tc.want {
+			t.Errorf("Code(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestWriteRPC: a batch answers one result per mutation, in order, each
+// with its own error (code and message) or none; a delete writes a
+// tombstone; a batch over limits.max_batch_mutations or with an op that is
+// not a write is refused whole, before anything is written.
+func TestWriteRPC(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serve(t, w))
+	ctx := context.Background()
+	resp, err := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+		{Table: "tx", Key: []byte("a"), Value: []byte("1")},
+		{Table: "nope", Key: []byte("b")},
+		{Table: "ind", Key: []byte("c"), Op: wailv1.Op_OP_DELETE},
+		{Table: "tx", Key: []byte("d"), Value: []byte("4"), Op: wailv1.Op_OP_UPSERT},
+	}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := resp.Msg.Results
+	if len(res) != 4 {
+		t.Fatalf("%d results, want 4", len(res))
+	}
+	for _, i := range []int{0, 2, 3} {
+		if r := res[i]; r.Error != nil || !r.Stored || !r.IntentLogged || r.Version == 0 {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+	}
+	if r := res[1]; r.Error.GetCode() != "not_found" || !strings.Contains(r.Error.GetMessage(), `unknown table "nope"`) || r.Version != 0 {
+		t.Fatalf("result 1: %+v, want not_found", r)
+	}
+	w.mu.Lock()
+	a, c, d := w.rows["a"], w.rows["c"], w.rows["d"]
+	w.mu.Unlock()
+	if a.Deleted || string(a.Value) != "1" || !c.Deleted || c.Version != res[2].Version || d.Deleted || string(d.Value) != "4" {
+		t.Fatalf("rows a %+v, c %+v, d %+v; want c a tombstone", a, c, d)
+	}
+
+	batch := func(n int) []*wailv1.Mutation {
+		var out []*wailv1.Mutation
+		for i := range n {
+			out = append(out, &wailv1.Mutation{Table: "tx", Key: []byte{'k', byte('0' + i)}})
+		}
+		return out
+	}
+	if resp, err := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: batch(10)})); err != nil || len(resp.Msg.Results) != 10 {
+		t.Fatalf("a batch at the limit: %v", err)
+	}
+	w.mu.Lock()
+	before := len(w.calls)
+	w.mu.Unlock()
+	_, err = pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: batch(11)}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "batch has 11 mutations, the limit is 10 (limits.max_batch_mutations)") {
+		t.Fatalf("a batch over the limit: %v", err)
+	}
+	abort := batch(2)
+	abort[1].Op = wailv1.Op_OP_ABORT
+	_, err = pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: abort}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "mutation 1: op OP_ABORT is not a write") {
+		t.Fatalf("an ABORT op: %v", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.calls) != before {
+		t.Fatalf("refused batches were written: %v", w.calls[before:])
+	}
+}
+
+// TestGetRPC: Get reads the store at its strongest level and tells a
+// value, a tombstone (deleted, with its version) and nothing apart.
+func TestGetRPC(t *testing.T) {
+	t.Parallel()
+	w := &world{levels: []string{"replica", "primary"}}
+	p := newProxy(t, w)
+	w.rows["v"] = store.Row{Value: []byte("x"), Version: 7}
+	w.rows["gone"] = store.Row{Version: 9, Deleted: true}
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serveService(t, NewService(p)))
+	ctx := context.Background()
+	get := func(table, key string) (*wailv1.GetResponse, error) {
+		resp, err := pc.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: table, Key: []byte(key)}))
+		if err != nil {
+			return nil, err
+		}
+		return resp.Msg, nil
+	}
+	for _, tc := range []struct {
+		key  string
+		want *wailv1.GetResponse
+	}{
+		{"v", &wailv1.GetResponse{Found: true, Value: []byte("x"), Version: 7}},
+		{"gone", &wailv1.GetResponse{Version: 9, Deleted: true}},
+		{"none", &wailv1.GetResponse{}},
+	} {
+		got, err := get("tx", tc.key)
+		if err != nil || got.Found != tc.want.Found || string(got.Value) != string(tc.want.Value) || got.Version != tc.want.Version || got.Deleted != tc.want.Deleted {
+			t.Errorf("get %s: %+v, %v; want %+v", tc.key, got, err, tc.want)
+		}
+	}
+	w.mu.Lock()
+	level := w.gotLevel
+	w.mu.Unlock()
+	if level != 1 {
+		t.Errorf("read at level %d, want 1 (primary, the strongest)", level)
+	}
+	if _, err := get("nope", "k"); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("unknown table: %v", err)
+	}
+	if _, err := get("tx", ""); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("empty key: %v", err)
+	}
+	w.mu.Lock()
+	w.getErr = errors.New("replica gone")
+	w.mu.Unlock()
+	if _, err := get("tx", "v"); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "read tx: replica gone") {
+		t.Errorf("store error: %v", err)
 	}
 }

@@ -4,9 +4,11 @@
 // lets through: either the tests miss a behaviour, or the change is
 // equivalent (it cannot change what the code does). Equivalent survivors
 // are listed, each with the reason, in judged.txt beside this file; every
-// other survivor is a hole in the tests.
+// other survivor is a hole in the tests. Gremlins never runs the mutants
+// of switch case expressions and package-level declarations (they lie in
+// no coverage block): this command runs them itself (cases.go).
 //
-//	go run ./scripts/mutate [-workers N] [-threshold 90] [pkg ...]
+//	go run ./scripts/mutate [-workers N] [-threshold 90] [-cases=false] [pkg ...]
 //
 // It exits non-zero when a package's score (killed over killed plus
 // lived, judged equivalents left out) is below the threshold, or when a
@@ -24,6 +26,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // gremlins is the mutation tool, run with `go run` so nothing needs
@@ -39,6 +42,7 @@ var corePackages = []string{
 func main() {
 	workers := flag.Int("workers", 2, "mutants tested at once")
 	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
+	cases := flag.Bool("cases", true, "also run the mutants in switch case expressions, which gremlins reports NOT COVERED (cases.go)")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
 	flag.Parse()
 	pkgs := flag.Args()
@@ -54,6 +58,9 @@ func main() {
 	failed := false
 	for _, pkg := range pkgs {
 		res, err := unleash(pkg, *workers)
+		if err == nil && *cases {
+			_, err = runCases(pkg, res, 2*time.Minute)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
 			os.Exit(2)
@@ -124,6 +131,12 @@ type survivor struct {
 
 func (s survivor) key() string { return s.File + "|" + s.Type + "|" + s.Source }
 
+// keyAt is key for judged lines that name the mutant's column: a line
+// with two mutants of one mutator, one killed and one equivalent.
+func (s survivor) keyAt() string {
+	return fmt.Sprintf("%s#%d|%s|%s", s.File, s.Column, s.Type, s.Source)
+}
+
 type report struct {
 	pkg                                 string
 	killed, lived, timedOut, notCovered int
@@ -183,7 +196,11 @@ func judge(pkg string, res *result, judged map[string]string, read func(string) 
 				if m.Line >= 1 && m.Line <= len(lines) {
 					s.Source = strings.TrimSpace(lines[m.Line-1])
 				}
-				if why, ok := judged[s.key()]; ok {
+				why, ok := judged[s.keyAt()]
+				if !ok {
+					why, ok = judged[s.key()]
+				}
+				if ok {
 					s.Reason = why
 					r.equivalent = append(r.equivalent, s)
 				} else {
@@ -196,7 +213,9 @@ func judge(pkg string, res *result, judged map[string]string, read func(string) 
 }
 
 // readJudged reads judged.txt: one survivor per line as
-// "file | MUTATOR | source line | why it is equivalent"; # starts a comment.
+// "file | MUTATOR | source line | why it is equivalent", or "file#column |
+// ..." to judge one mutant of a line with more of that mutator; # starts
+// a comment.
 func readJudged(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -7,17 +7,20 @@ import (
 )
 
 func TestJudge(t *testing.T) {
-	src := "package x\n\nif a > b {\n\tx++\n}\n"
+	src := "package x\n\nif a > b {\n\tx = 1 + 2 + 3\n}\n"
 	res := &result{Files: []fileResult{{FileName: "x.go"}}}
 	add := func(typ, status string, line int) {
 		res.Files[0].Mutations = append(res.Files[0].Mutations, mutation{typ, status, line, 1})
 	}
 	add("CONDITIONALS_BOUNDARY", "LIVED", 3) // judged below
 	add("CONDITIONALS_NEGATION", "LIVED", 3) // a hole
+	res.Files[0].Mutations = append(res.Files[0].Mutations,
+		mutation{"ARITHMETIC_BASE", "LIVED", 4, 3}, // judged at its column
+		mutation{"ARITHMETIC_BASE", "LIVED", 4, 5}) // another column of the line: a hole
 	add("INCREMENT_DECREMENT", "KILLED", 4)
 	add("INCREMENT_DECREMENT", "TIMED OUT", 4)
 	add("ARITHMETIC_BASE", "NOT COVERED", 4)
-	judged := map[string]string{"pkg/x.go|CONDITIONALS_BOUNDARY|if a > b {": "equal values"}
+	judged := map[string]string{"pkg/x.go|CONDITIONALS_BOUNDARY|if a > b {": "equal values", "pkg/x.go#3|ARITHMETIC_BASE|x = 1 + 2 + 3": "why"}
 	r, err := judge("pkg", res, judged, func(p string) ([]byte, error) {
 		if p != filepath.Join("pkg", "x.go") {
 			t.Fatalf("read %s", p)
@@ -27,18 +30,21 @@ func TestJudge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.killed != 1 || r.timedOut != 1 || r.lived != 2 || r.notCovered != 1 || len(r.equivalent) != 1 || len(r.unjudged) != 1 {
+	if r.killed != 1 || r.timedOut != 1 || r.lived != 4 || r.notCovered != 1 || len(r.equivalent) != 2 || len(r.unjudged) != 2 {
 		t.Fatalf("report %+v", r)
 	}
 	if r.unjudged[0].Type != "CONDITIONALS_NEGATION" || r.unjudged[0].Source != "if a > b {" {
 		t.Fatalf("unjudged %+v", r.unjudged[0])
 	}
-	// 2 killed (one by timeout) of 3 real mutants.
-	if got := r.score(); got < 66.6 || got > 66.7 {
-		t.Fatalf("score %.2f, want 66.67", got)
+	if r.unjudged[1].Type != "ARITHMETIC_BASE" || r.unjudged[1].Column != 5 {
+		t.Fatalf("unjudged %+v", r.unjudged[1])
 	}
-	if got := r.raw(); got != 50 {
-		t.Fatalf("raw %.2f, want 50", got)
+	// 2 killed (one by timeout) of 4 real mutants.
+	if got := r.score(); got != 50 {
+		t.Fatalf("score %.2f, want 50", got)
+	}
+	if got := r.raw(); got < 33.3 || got > 33.4 {
+		t.Fatalf("raw %.2f, want 33.33", got)
 	}
 }
 

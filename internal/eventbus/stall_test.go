@@ -1,0 +1,134 @@
+package eventbus
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// hangMem is a memLog on which transactions can hang.
+type hangMem struct {
+	*memLog
+	hanging *intentlog.Hanging
+	asked   []int64 // the offsets Unhang was asked from
+}
+
+func (l *hangMem) Unhang(_ context.Context, _ string, _ int32, from, _ int64) (*intentlog.Hanging, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked = append(l.asked, from)
+	return l.hanging, nil
+}
+
+func (l *hangMem) questions() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]int64{}, l.asked...)
+}
+
+// heldBus is a bus on a hangMem whose partition holds a:1, b:2 that
+// readers get only once release is called.
+func heldBus(t *testing.T) (b *Bus, log *hangMem, release func()) {
+	t.Helper()
+	log = &hangMem{memLog: newMemLog()}
+	b = New(log)
+	ctx := context.Background()
+	if err := b.CreateTable(ctx, "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publish(ctx, "t", []intent.Event{
+		{Table: "t", Key: []byte("a"), Op: intent.Upsert, Version: 1},
+		{Table: "t", Key: []byte("b"), Op: intent.Upsert, Version: 2},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	log.hold = hold
+	return b, log, func() { close(hold) }
+}
+
+// setStallCheck sets stallCheck for a test (which must not be parallel).
+func setStallCheck(t *testing.T, d time.Duration) {
+	old := stallCheck
+	stallCheck = d
+	t.Cleanup(func() { stallCheck = old })
+}
+
+// TestScanWaitsForOpenTransactions: a scan without a stall bound waits
+// for records that are slow to come (a transaction still open) however
+// many times stallCheck passes, and asks about hanging transactions only
+// when healing (Recover) and only once stallCheck passed without records.
+// Not parallel: it sets stallCheck.
+func TestScanWaitsForOpenTransactions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	initial := stallCheck
+	setStallCheck(t, 20*time.Millisecond)
+	b, log, release := heldBus(t)
+	time.AfterFunc(150*time.Millisecond, release)
+	got, err := b.LastVersions(ctx, "t", 0, time.Time{})
+	if err != nil || got["a"] != 1 || got["b"] != 2 {
+		t.Fatalf("LastVersions = %v, %v; want a:1 b:2 once the records came", got, err)
+	}
+	if q := log.questions(); len(q) != 0 {
+		t.Fatalf("LastVersions asked about hanging transactions (%v)", q)
+	}
+
+	b, log, release = heldBus(t)
+	time.AfterFunc(150*time.Millisecond, release)
+	rec, err := b.Recover(ctx, "t", 0, time.Time{})
+	if err != nil || rec.Last["a"] != 1 || rec.Last["b"] != 2 || rec.Unblock != nil {
+		t.Fatalf("Recover = %+v, %v; want a:1 b:2, nothing hanging", rec, err)
+	}
+	if q := log.questions(); len(q) == 0 || q[0] != 0 {
+		t.Fatal("Recover did not ask about hanging transactions past offset 0 while the partition did not advance")
+	}
+
+	// Records that come before stallCheck (at its default) passes: no
+	// question.
+	setStallCheck(t, initial)
+	b, log, release = heldBus(t)
+	time.AfterFunc(50*time.Millisecond, release)
+	if rec, err := b.Recover(ctx, "t", 0, time.Time{}); err != nil || rec.Last["b"] != 2 {
+		t.Fatalf("Recover = %+v, %v", rec, err)
+	}
+	if q := log.questions(); len(q) != 0 {
+		t.Fatalf("Recover asked about hanging transactions before stallCheck passed (%v)", q)
+	}
+}
+
+// TestRecoverHangingMidScan: when the partition stops advancing because
+// of hanging transactions, Recover returns what the log read past them:
+// the committed records in Last, the hanging ones as orphans, and Unblock.
+// Not parallel: it sets stallCheck.
+func TestRecoverHangingMidScan(t *testing.T) {
+	setStallCheck(t, 20*time.Millisecond)
+	b, log, _ := heldBus(t) // never released: the hang holds the readers
+	aborted := false
+	log.hanging = &intentlog.Hanging{
+		Committed: []intentlog.Record{eventRec(t, "a", 1)},
+		Records:   []intentlog.Record{eventRec(t, "b", 2)},
+		Abort:     func(context.Context) error { aborted = true; return nil },
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := b.Recover(ctx, "t", 0, time.Time{})
+	if err != nil || len(rec.Last) != 1 || rec.Last["a"] != 1 || len(rec.Orphans) != 1 || rec.Orphans[0].Version != 2 || rec.Unblock == nil {
+		t.Fatalf("Recover = %+v, %v; want a:1, orphan b@2, Unblock", rec, err)
+	}
+	if rec.Unblock(ctx) != nil || !aborted {
+		t.Fatal("Unblock does not abort the hang")
+	}
+}
+
+// TestStallLimit: LastVersionsOf gives up on a partition that does not
+// advance after 30 s, as documented.
+func TestStallLimit(t *testing.T) {
+	t.Parallel()
+	if stallLimit != 30*time.Second {
+		t.Fatalf("stallLimit is %s, documented as 30 s", stallLimit)
+	}
+}

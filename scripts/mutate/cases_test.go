@@ -1,0 +1,59 @@
+package main
+
+import (
+	"go/parser"
+	"go/token"
+	"testing"
+)
+
+func TestFindCase(t *testing.T) {
+	src := "package x\n\nvar d = 5 * 2\nfunc f(n int) int {\n\tif n >= 2 {\n\t\treturn 0\n\t}\n\tswitch {\n\tcase n > 3, n-1 == 0:\n\t\treturn 1\n\t}\n\treturn 2\n}\n"
+	fset := token.NewFileSet()
+	af, err := parser.ParseFile(fset, "x.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		typ          string
+		line, col    int
+		found        bool
+		from, to     string
+		swLine, swCo int
+	}{
+		{"CONDITIONALS_BOUNDARY", 9, 9, true, ">", ">=", 8, 2},
+		{"CONDITIONALS_NEGATION", 9, 9, true, ">", "<=", 8, 2},
+		{"ARITHMETIC_BASE", 9, 15, true, "-", "+", 8, 2},
+		{"CONDITIONALS_NEGATION", 9, 18, true, "==", "!=", 8, 2},
+		{"CONDITIONALS_BOUNDARY", 5, 7, false, "", "", 0, 0}, // an if: gremlins sees it
+		{"INCREMENT_DECREMENT", 9, 9, false, "", "", 0, 0},   // no such mutation of >
+		{"ARITHMETIC_BASE", 3, 11, true, "*", "/", 0, 0},     // a package-level declaration
+	} {
+		m := &mutation{Type: tc.typ, Status: "NOT COVERED", Line: tc.line, Column: tc.col}
+		c, ok := findCase(fset, af, []byte(src), m)
+		if ok != tc.found || c.from != tc.from || c.to != tc.to || c.swLine != tc.swLine || c.swCol != tc.swCo || c.decl != (tc.line == 3) {
+			t.Errorf("%s at %d:%d: %+v, %v", tc.typ, tc.line, tc.col, c, ok)
+		}
+	}
+}
+
+func TestReaches(t *testing.T) {
+	p, err := parseProfile([]byte("mode: set\nexample.com/m/internal/x/x.go:3.20,4.12 1 1\nexample.com/m/internal/x/x.go:7.2,7.9 1 1\nexample.com/m/internal/x/x.go:9.2,9.9 1 0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file      string
+		line, col int
+		want      bool
+	}{
+		{"x.go", 7, 2, true},
+		{"x.go", 9, 2, false}, // not run
+		{"x.go", 8, 2, false}, // in no block
+		{"y.go", 7, 2, false},
+		{"x.go", 4, 2, true},
+	} {
+		if got := p.reaches("internal/x", tc.file, tc.line, tc.col); got != tc.want {
+			t.Errorf("%s:%d:%d: %v, want %v", tc.file, tc.line, tc.col, got, tc.want)
+		}
+	}
+}
