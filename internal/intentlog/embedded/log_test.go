@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -190,51 +188,5 @@ func TestCloseWhileAppending(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before {
 		buf := make([]byte, 1<<16)
 		t.Errorf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
-	}
-}
-
-// TestGroupCommit: concurrent appenders share batches (and fsyncs).
-func TestGroupCommit(t *testing.T) {
-	t.Parallel()
-	const appenders = 32
-	dir := t.TempDir()
-	l := openLog(t, dir, Options{})
-	createTestTopic(t, l, 1, intentlog.TopicOptions{})
-	var wg sync.WaitGroup
-	for i := range appenders {
-		wg.Go(func() {
-			for j := range 10 {
-				rec := &intentlog.Record{Key: fmt.Appendf(nil, "%d-%d", i, j), Value: make([]byte, 100)}
-				if err := l.Append(context.Background(), testTopic, []*intentlog.Record{rec}); err != nil {
-					t.Errorf("Append: %v", err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	noErr(t, l.Close())
-	batches := 0
-	for _, path := range segmentFiles(t, dir, 0, logExt) {
-		batches += countBatches(t, path)
-	}
-	t.Logf("%d single-record appends from %d goroutines took %d batches", appenders*10, appenders, batches)
-	if batches >= appenders*10 {
-		t.Logf("no batch was shared (a very fast disk can do that)")
-	}
-}
-
-// countBatches counts the batches of a segment file.
-func countBatches(t testing.TB, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	noErr(t, err)
-	defer f.Close()
-	fr := frameReader{r: f, limit: fileSize(t, path), chunk: readChunk}
-	for n := 0; ; n++ {
-		if _, _, err := fr.next(); err == io.EOF {
-			return n
-		} else if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
 	}
 }
