@@ -14,11 +14,12 @@ import (
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
-// countingFS counts the segment (.log) files open at once.
+// countingFS counts the segment (.log) files open at once, the most at
+// once, and how many were opened in all.
 type countingFS struct {
 	vfs.FS
-	mu        sync.Mutex
-	open, max int
+	mu               sync.Mutex
+	open, max, total int
 }
 
 type countedFile struct {
@@ -34,6 +35,7 @@ func (c *countingFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File
 	}
 	c.mu.Lock()
 	c.open++
+	c.total++
 	c.max = max(c.max, c.open)
 	c.mu.Unlock()
 	return &countedFile{File: f, c: c}, nil
