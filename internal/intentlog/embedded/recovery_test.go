@@ -120,6 +120,7 @@ func TestRecoverTornTail(t *testing.T) {
 		damage    damage
 		survivors int // records left of the 15
 		cut       bool
+		reason    string // logged
 	}{
 		{"garbage", func(t *testing.T, f *os.File, _, size int64) {
 			junk := make([]byte, 100)
@@ -128,22 +129,25 @@ func TestRecoverTornTail(t *testing.T) {
 			}
 			junk[0] = batchMagic
 			noErr2[int](t)(f.WriteAt(junk, size))
-		}, 15, false},
+		}, 15, false, ""},
 		{"zeros", func(t *testing.T, f *os.File, _, size int64) {
 			noErr2[int](t)(f.WriteAt(make([]byte, 4096), size))
-		}, 15, false},
+		}, 15, false, "bad magic byte 0x00"},
 		{"truncated", func(t *testing.T, f *os.File, lastPos, size int64) {
 			noErr(t, f.Truncate(lastPos+(size-lastPos)/2))
-		}, 10, true},
+		}, 10, true, "overruns the data end by"},
 		{"truncated header", func(t *testing.T, f *os.File, lastPos, _ int64) {
 			noErr(t, f.Truncate(lastPos+7))
-		}, 10, true},
+		}, 10, true, "truncated batch header (7 bytes)"},
+		{"truncated to a header", func(t *testing.T, f *os.File, lastPos, _ int64) {
+			noErr(t, f.Truncate(lastPos+batchHeaderLen))
+		}, 10, true, "overruns the data end by"},
 		{"flipped", func(t *testing.T, f *os.File, lastPos, _ int64) {
 			b := make([]byte, 1)
 			noErr2[int](t)(f.ReadAt(b, lastPos+40))
 			b[0] ^= 0x10
 			noErr2[int](t)(f.WriteAt(b, lastPos+40))
-		}, 10, true},
+		}, 10, true, "crc mismatch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,16 +169,18 @@ func TestRecoverTornTail(t *testing.T) {
 			}
 			tc.damage(t, f, lastPos, size)
 			noErr(t, f.Close())
+			damaged := fileSize(t, path)
 
 			logs := &logBuffer{}
 			l = openLog(t, dir, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			defer l.Close()
-			if !strings.Contains(logs.String(), "truncated") {
-				t.Errorf("no truncation logged; log:\n%s", logs)
-			}
 			wantSize := size
 			if tc.cut {
 				wantSize = lastPos
+			}
+			if !strings.Contains(logs.String(), "truncated the torn tail") || !strings.Contains(logs.String(), tc.reason) ||
+				!strings.Contains(logs.String(), fmt.Sprintf(" position=%d bytes=%d offset=%d ", wantSize, damaged-wantSize, tc.survivors)) {
+				t.Errorf("truncation at %d of %d bytes (offset %d, %q) not logged; log:\n%s", wantSize, damaged-wantSize, tc.survivors, tc.reason, logs)
 			}
 			if got := fileSize(t, path); got != wantSize {
 				t.Errorf("file size after recovery %d, want %d", got, wantSize)
