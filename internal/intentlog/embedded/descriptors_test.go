@@ -142,7 +142,8 @@ func TestHelperManyPartitions(t *testing.T) {
 	}
 	lim := syscall.Rlimit{Cur: 256, Max: 256}
 	noErr(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
-	const topics, parts = 2, 384                                          // 768 segment files, three times the limit
+	// 768 segment files: three times the limit.
+	const topics, parts = 2, 384
 	open := func() *Log { return openLog(t, dir, Options{NoSync: true}) } // default budget: 64 under 256
 	l := open()
 	for round := range 2 {
