@@ -37,11 +37,12 @@ func stripCorrupt(err error) string {
 
 // resumeAt returns where valid data resumes after a scan stopped at a bad
 // batch at pos that should have started at offset next: at pos itself when
-// the batch there is whole and valid but starts past next (offsets are
-// missing; the batch was written completely, so it is neither torn nor
-// damaged), else at the first valid batch after pos.
-func resumeAt(r io.ReaderAt, pos, limit, next int64) (int64, batchHeader, bool, error) {
-	if h, ok, err := validBatchAt(r, pos, limit, next+1); err != nil || ok {
+// the batch there is whole and valid with a base offset of at least
+// minAtPos (only its offsets are wrong; it was written completely, since a
+// torn write cannot leave a whole batch), else at the first valid batch
+// after pos with a base offset of at least next.
+func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
+	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
 		return pos, h, ok, err
 	}
 	return findBatch(r, pos+1, limit, next)

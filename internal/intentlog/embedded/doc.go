@@ -61,9 +61,9 @@
 // the active segment's first bad batch has no valid batch after it, it is a
 // torn tail, never acknowledged, and the file is truncated there (logged
 // with the position, bytes dropped and offset). When a valid batch follows
-// the bad one, or the bad one is itself whole and valid but starts past the
-// expected offset (offsets are missing; a torn write cannot leave a whole
-// batch), the bytes were damaged at rest: Open refuses to start with an
+// the bad one, or the bad one is itself whole and valid and only its
+// offsets are wrong (a torn write cannot leave a whole batch), the bytes
+// were damaged at rest: Open refuses to start with an
 // error wrapping intentlog.ErrCorrupt that names the file, the position,
 // the offset and the fix (RepairHint). So does framing damage found in a
 // sealed segment, and a sealed segment that ends before the next one starts

@@ -77,6 +77,12 @@ func TestRepair(t *testing.T) {
 			writeFile(t, fsys, seg(0), append(bytes.Clone(f[0]), craftedBatch(6, 3)...))
 			return Lost{From: 3, To: 6, Segment: seg(0), Position: int64(len(f[0]))}, nil
 		}, true, append(offsets(0, 3), offsets(6, 9)...), 9},
+		{"a whole batch whose offsets go back", [][]int{{3}}, func(t *testing.T, fsys vfs.FS) (Lost, []byte) {
+			f := framesOf(t, fsys, seg(0))
+			back := craftedBatch(2, 3)
+			writeFile(t, fsys, seg(0), append(bytes.Clone(f[0]), back...))
+			return Lost{From: 3, To: -1, Segment: seg(0), Position: int64(len(f[0])), Bytes: int64(len(back))}, back
+		}, true, offsets(0, 3), 3},
 		{"a segment whose first batch starts past its base", [][]int{{3}}, func(t *testing.T, fsys vfs.FS) (Lost, []byte) {
 			writeFile(t, fsys, seg(0), append(craftedBatch(3, 3), craftedBatch(6, 3)...))
 			return Lost{From: 0, To: 3, Segment: seg(0), Position: 0}, nil

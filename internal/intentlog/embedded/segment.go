@@ -239,7 +239,9 @@ func (s *segment) recover(f vfs.File, interval int64, noSync bool, log *slog.Log
 		return err
 	}
 	if err != nil {
-		q, h, found, ferr := resumeAt(f, sc.pos, size, sc.next)
+		// Not a torn tail if the bad batch is whole (only its offsets are
+		// wrong) or a valid batch follows it.
+		q, h, found, ferr := resumeAt(f, sc.pos, size, sc.next, math.MinInt64)
 		if ferr != nil {
 			return ferr
 		}
