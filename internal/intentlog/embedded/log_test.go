@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 func TestTooLarge(t *testing.T) {
@@ -35,6 +36,35 @@ func TestTooLarge(t *testing.T) {
 	}
 	if _, end, _ := l.Bounds(ctx, testTopic, 0); end != 5 {
 		t.Errorf("end = %d, want 5: failed appends must write nothing", end)
+	}
+}
+
+// TestTooLargeEdges: a record of exactly MaxRecordBytes encoded, and an
+// Append of exactly MaxBatchBytes (batch header included), are accepted;
+// one byte more is refused, with a message naming the size, the limit and
+// (the first 64 bytes of) the key.
+func TestTooLargeEdges(t *testing.T) {
+	t.Parallel()
+	rec := func(key string, v int) *intentlog.Record { return &intentlog.Record{Key: []byte(key), Value: make([]byte, v)} }
+	size := int64(len(appendRecord(nil, 0, rec("k1", 100))))
+	l := openLog(t, "/log", Options{FS: vfs.NewMem(), MaxRecordBytes: size, MaxBatchBytes: batchHeaderLen + 2*size})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	ctx := context.Background()
+	noErr(t, l.Append(ctx, testTopic, []*intentlog.Record{rec("k1", 100)}))
+	long := strings.Repeat("x", 64) + "y"
+	err := l.Append(ctx, testTopic, []*intentlog.Record{rec(long, 100-len(long)+3)})
+	if want := fmt.Sprintf("record 0 (key %q) is %d bytes encoded, max %d", long[:64], size+1, size); !errors.Is(err, intentlog.ErrTooLarge) ||
+		!strings.Contains(err.Error(), want) {
+		t.Fatalf("a record one byte over: %v; want ErrTooLarge saying %q", err, want)
+	}
+	noErr(t, l.Append(ctx, testTopic, []*intentlog.Record{rec("k1", 100), rec("k2", 100)}))
+	err = l.Append(ctx, testTopic, []*intentlog.Record{rec("k1", 100), rec("k2", 100), rec("", 0)})
+	if !errors.Is(err, intentlog.ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("more than the max batch of %d bytes", batchHeaderLen+2*size)) {
+		t.Fatalf("an append over MaxBatchBytes: %v", err)
+	}
+	if _, end, _ := l.Bounds(ctx, testTopic, 0); end != 3 {
+		t.Fatalf("end %d, want 3", end)
 	}
 }
 

@@ -289,3 +289,27 @@ func firstAtOrAfter(recs []intentlog.Record, ts time.Time) int {
 	}
 	return len(recs)
 }
+
+// TestOffsetForTimeNextSegment: when a segment's newest batch time is at
+// or after the asked time but none of its records is (a batch may stamp
+// its records before its own time), OffsetForTime goes on to the next
+// segment.
+func TestOffsetForTimeNextSegment(t *testing.T) {
+	t.Parallel()
+	mem := vfs.NewMem()
+	l := openLog(t, "/log", Options{FS: mem})
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	noErr(t, l.Close())
+	at := func(us int64) time.Time { return craftedTime.Add(time.Duration(us) * time.Microsecond) }
+	early := []intentlog.Record{{Key: []byte("a"), Timestamp: at(100)}, {Key: []byte("b"), Timestamp: at(100)}}
+	writeFile(t, mem, segmentPath(craftedDir, 0, logExt), encodeBatch(nil, 0, at(200).UnixMicro(), early))
+	writeFile(t, mem, segmentPath(craftedDir, 2, logExt), encodeBatch(nil, 2, at(300).UnixMicro(),
+		[]intentlog.Record{{Key: []byte("c"), Timestamp: at(300)}}))
+	l = openLog(t, "/log", Options{FS: mem})
+	defer l.Close()
+	for us, want := range map[int64]int64{50: 0, 100: 0, 150: 2, 300: 2, 301: 3} {
+		if off, err := l.OffsetForTime(context.Background(), testTopic, 0, at(us)); err != nil || off != want {
+			t.Errorf("OffsetForTime(+%dµs) = %d, %v; want %d", us, off, err, want)
+		}
+	}
+}
