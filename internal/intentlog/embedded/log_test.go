@@ -45,7 +45,9 @@ func TestTooLarge(t *testing.T) {
 // (the first 64 bytes of) the key.
 func TestTooLargeEdges(t *testing.T) {
 	t.Parallel()
-	rec := func(key string, v int) *intentlog.Record { return &intentlog.Record{Key: []byte(key), Value: make([]byte, v)} }
+	rec := func(key string, v int) *intentlog.Record {
+		return &intentlog.Record{Key: []byte(key), Value: make([]byte, v)}
+	}
 	size := int64(len(appendRecord(nil, 0, rec("k1", 100))))
 	l := openLog(t, "/log", Options{FS: vfs.NewMem(), MaxRecordBytes: size, MaxBatchBytes: batchHeaderLen + 2*size})
 	defer l.Close()
