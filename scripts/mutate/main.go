@@ -30,10 +30,12 @@ import (
 // installing (the module proxy serves it).
 const gremlins = "github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0"
 
-// corePackages are the packages the invariants rest on.
+// corePackages are the packages the invariants rest on (vfs: the
+// embedded log's durability tests rest on its fault injection and crash
+// simulation).
 var corePackages = []string{
 	"internal/resolver", "internal/proxy", "internal/hlc",
-	"internal/intentlog/embedded", "internal/store/pebble", "internal/eventbus",
+	"internal/intentlog/embedded", "internal/vfs", "internal/store/pebble", "internal/eventbus",
 }
 
 func main() {
