@@ -181,7 +181,8 @@ func (m *MemFS) children(dir string) []string {
 	return out
 }
 
-// Rename implements FS; it replaces a file, not a non-empty directory.
+// Rename implements FS; it replaces a file, never a directory (as
+// os.Rename, which refuses any existing directory with EEXIST).
 func (m *MemFS) Rename(oldname, newname string) error {
 	if err := m.lock("rename", oldname); err != nil {
 		return err
@@ -195,8 +196,8 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if err := m.parentDir("rename", n); err != nil {
 		return err
 	}
-	if dst := m.cur[n]; dst != nil && dst.dir && len(m.children(n)) > 0 {
-		return pathErr("rename", newname, syscall.ENOTEMPTY)
+	if dst := m.cur[n]; dst != nil && dst.dir {
+		return pathErr("rename", newname, syscall.EEXIST)
 	}
 	if o == n {
 		return nil

@@ -110,8 +110,15 @@ func TestFS(t *testing.T) {
 			if n, err := f.ReadAt(b, 5); n != 0 || err != io.EOF {
 				t.Fatalf("ReadAt at the end = %d, %v", n, err)
 			}
+			if n, err := f.ReadAt(nil, 5); n != 0 || (err != nil) != (tc.name == "mem") {
+				// io.ReaderAt allows both; MemFS takes the stricter one.
+				t.Fatalf("empty ReadAt at the end = %d, %v; want io.EOF from MemFS, nil from the OS", n, err)
+			}
 			must(t, f.Truncate(4))
 			must(t, f.Truncate(6))
+			if n, err := f.Size(); n != 6 || err != nil {
+				t.Fatalf("size after truncating to 4 then 6: %d, %v", n, err)
+			}
 			if n, err := f.ReadAt(b[:6], 0); n != 6 || err != nil || string(b[:6]) != "\x00\x00ab\x00\x00" {
 				t.Fatalf("after truncating to 4 then 6: %q, %v", b[:n], err)
 			}
@@ -165,9 +172,10 @@ func TestFS(t *testing.T) {
 			must(t, fsys.MkdirAll(p("m/n"), 0o755))
 			must(t, WriteFile(fsys, p("m/n/x"), []byte("x"), 0o644))
 			must(t, fsys.MkdirAll(p("full/y"), 0o755))
-			if err := fsys.Rename(p("m"), p("full")); !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
-				t.Fatalf("rename onto a non-empty directory: %v", err)
-			}
+			must(t, fsys.MkdirAll(p("empty"), 0o755))
+			isErr(t, "rename onto a directory", fsys.Rename(p("m"), p("full")), syscall.EEXIST)
+			isErr(t, "rename onto an empty directory", fsys.Rename(p("m"), p("empty")), syscall.EEXIST)
+			isErr(t, "rename a directory onto itself", fsys.Rename(p("m"), p("m")), syscall.EEXIST)
 			must(t, fsys.Rename(p("m"), p("moved")))
 			if b, err := ReadFile(fsys, p("moved/n/x")); err != nil || string(b) != "x" {
 				t.Fatalf("file of a renamed directory: %q, %v", b, err)
@@ -380,5 +388,33 @@ func TestFaultMatching(t *testing.T) {
 	}
 	if b, _ := ReadFile(mem, "/f"); string(b) != "abc" {
 		t.Fatalf("after short writes: %q, want abc", b)
+	}
+}
+
+func TestOpenFileLimit(t *testing.T) {
+	var r syscall.Rlimit
+	must(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r))
+	soft, hard, err := OpenFileLimit()
+	if err != nil || soft != uint64(r.Cur) || hard != uint64(r.Max) || soft == 0 {
+		t.Fatalf("OpenFileLimit() = %d, %d, %v; want %d, %d", soft, hard, err, r.Cur, r.Max)
+	}
+}
+
+// TestSyncDirCloses: the OS's SyncDir closes the directory it opened.
+func TestSyncDirCloses(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Skipf("no /proc/self/fd: %v", err)
+		}
+		return len(ents)
+	}
+	dir := t.TempDir()
+	before := fds()
+	for range 50 {
+		must(t, Default.SyncDir(dir))
+	}
+	if after := fds(); after > before+10 {
+		t.Fatalf("%d descriptors open after 50 SyncDir calls, %d before", after, before)
 	}
 }

@@ -96,6 +96,13 @@ func TestMemCrash(t *testing.T) {
 			must(t, m.Rename("/f.tmp", "/f"))
 			must(t, m.SyncDir("/"))
 		}, map[string]string{"/f": "new"}},
+		{"remove with directory sync is durable", func(t *testing.T, m *MemFS) {
+			write(t, m, "/f", "x", true)
+			write(t, m, "/g", "y", true)
+			must(t, m.SyncDir("/"))
+			must(t, m.Remove("/f"))
+			must(t, m.SyncDir("/"))
+		}, map[string]string{"/g": "y"}},
 		{"remove without directory sync is undone", func(t *testing.T, m *MemFS) {
 			write(t, m, "/f", "x", true)
 			must(t, m.SyncDir("/"))

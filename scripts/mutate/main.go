@@ -132,6 +132,7 @@ type report struct {
 	notViable                           int
 	equivalent                          []survivor
 	unjudged                            []survivor
+	timeouts                            []survivor // counted as killed: check each is a real hang, not load
 }
 
 // score is killed over killed plus lived, judged equivalents left out;
@@ -162,28 +163,40 @@ func judge(pkg string, res *result, judged map[string]string, read func(string) 
 	for _, f := range res.Files {
 		path := filepath.Join(pkg, filepath.Base(f.FileName))
 		var lines []string
+		at := func(m mutation) (survivor, error) {
+			if lines == nil {
+				b, err := read(path)
+				if err != nil {
+					return survivor{}, err
+				}
+				lines = strings.Split(string(b), "\n")
+			}
+			s := survivor{File: path, Type: m.Type, Line: m.Line, Column: m.Column}
+			if m.Line >= 1 && m.Line <= len(lines) {
+				s.Source = strings.TrimSpace(lines[m.Line-1])
+			}
+			return s, nil
+		}
 		for _, m := range f.Mutations {
 			switch m.Status {
 			case "KILLED":
 				r.killed++
 			case "TIMED OUT":
 				r.timedOut++
+				s, err := at(m)
+				if err != nil {
+					return r, err
+				}
+				r.timeouts = append(r.timeouts, s)
 			case "NOT COVERED":
 				r.notCovered++
 			case "NOT VIABLE":
 				r.notViable++
 			case "LIVED":
 				r.lived++
-				if lines == nil {
-					b, err := read(path)
-					if err != nil {
-						return r, err
-					}
-					lines = strings.Split(string(b), "\n")
-				}
-				s := survivor{File: path, Type: m.Type, Line: m.Line, Column: m.Column}
-				if m.Line >= 1 && m.Line <= len(lines) {
-					s.Source = strings.TrimSpace(lines[m.Line-1])
+				s, err := at(m)
+				if err != nil {
+					return r, err
 				}
 				if why, ok := judged[s.key()]; ok {
 					s.Reason = why
@@ -240,6 +253,11 @@ func print(w io.Writer, reports []report, threshold float64) {
 		for _, s := range r.equivalent {
 			fmt.Fprintf(w, "equivalent %s:%d %s: %s (%s)\n", s.File, s.Line, s.Type, s.Source, s.Reason)
 		}
+		sort.Slice(r.timeouts, func(i, j int) bool { return r.timeouts[i].Line < r.timeouts[j].Line })
+		for _, s := range r.timeouts {
+			fmt.Fprintf(w, "TIMED OUT %s:%d:%d %s: %s\n", s.File, s.Line, s.Column, s.Type, s.Source)
+		}
 	}
-	fmt.Fprintf(w, "score: killed / (killed + lived - judged equivalent), timeouts count as killed; threshold %.0f%%\n", threshold)
+	fmt.Fprintf(w, "score: killed / (killed + lived - judged equivalent), timeouts count as killed "+
+		"(each is listed: check it is a real hang, not load); threshold %.0f%%\n", threshold)
 }

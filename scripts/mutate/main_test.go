@@ -33,6 +33,9 @@ func TestJudge(t *testing.T) {
 	if r.unjudged[0].Type != "CONDITIONALS_NEGATION" || r.unjudged[0].Source != "if a > b {" {
 		t.Fatalf("unjudged %+v", r.unjudged[0])
 	}
+	if len(r.timeouts) != 1 || r.timeouts[0].Source != "x++" || r.timeouts[0].Line != 4 {
+		t.Fatalf("timeouts %+v", r.timeouts)
+	}
 	// 2 killed (one by timeout) of 3 real mutants.
 	if got := r.score(); got < 66.6 || got > 66.7 {
 		t.Fatalf("score %.2f, want 66.67", got)
