@@ -320,3 +320,41 @@ func TestFindBatch(t *testing.T) {
 		t.Fatalf("validBatchAt over a failing reader: %v, %v; want EIO", ok, err)
 	}
 }
+
+// TestIndexLookup: lookupOffset finds the last indexed batch whose base is
+// at most the offset; lookupTime the last one whose time is below the
+// asked time (batches of an equal time before it may hold the first
+// record at that time).
+func TestIndexLookup(t *testing.T) {
+	entries := []indexEntry{{0, 0, 10}, {5, 100, 20}, {9, 200, 20}, {14, 300, 30}}
+	for rel, want := range map[uint32]int64{0: 0, 4: 0, 5: 100, 8: 100, 9: 200, 13: 200, 14: 300, 1000: 300} {
+		if got := lookupOffset(entries, rel); got != want {
+			t.Errorf("lookupOffset(%d) = %d, want %d", rel, got, want)
+		}
+	}
+	for ts, want := range map[int64]int64{5: 0, 10: 0, 11: 0, 20: 0, 21: 200, 30: 200, 31: 300} {
+		if got := lookupTime(entries, ts); got != want {
+			t.Errorf("lookupTime(%d) = %d, want %d", ts, got, want)
+		}
+	}
+	if lookupOffset(nil, 3) != 0 || lookupTime(nil, 3) != 0 {
+		t.Error("lookups in an empty index must start at 0")
+	}
+}
+
+// TestLostCovers: a gap is accepted only when one recorded range holds
+// all of it; a range to -1 runs to the end of the partition.
+func TestLostCovers(t *testing.T) {
+	ls := lostRanges{{From: 0, To: 1}, {From: 5, To: 10}, {From: 20, To: -1}}
+	for _, c := range []struct {
+		from, to int64
+		want     bool
+	}{
+		{0, 1, true}, {5, 10, true}, {6, 9, true}, {4, 10, false}, {5, 11, false},
+		{1, 2, false}, {10, 12, false}, {20, 25, true}, {30, 1 << 40, true}, {19, 25, false},
+	} {
+		if got := ls.covers(c.from, c.to); got != c.want {
+			t.Errorf("covers(%d, %d) = %v, want %v", c.from, c.to, got, c.want)
+		}
+	}
+}

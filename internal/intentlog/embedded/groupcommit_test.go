@@ -146,3 +146,25 @@ func TestBatchBytesBound(t *testing.T) {
 	}
 	sameRecords(t, "read back", readAll(t, l, 0), derefSorted(recs))
 }
+
+// TestWriterBuffer: the writer reuses its batch buffer from one batch to
+// the next, but does not keep one that a large batch grew past 4 MiB.
+func TestWriterBuffer(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, "/log", Options{FS: vfs.NewMem(), NoSync: true, MaxRecordBytes: 8 << 20})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	p := l.topics[testTopic].parts[0]
+	appendBatch(t, l, "small", 3)
+	if cap(p.buf) == 0 {
+		t.Fatal("the batch buffer was not kept for the next batch")
+	}
+	noErr(t, l.Append(context.Background(), testTopic, []*intentlog.Record{{Key: []byte("big"), Value: make([]byte, 5<<20)}}))
+	if p.buf != nil {
+		t.Fatalf("a %d-byte batch buffer was kept", cap(p.buf))
+	}
+	appendBatch(t, l, "small-again", 3)
+	if cap(p.buf) == 0 || cap(p.buf) > 4<<20 {
+		t.Fatalf("buffer of %d bytes after a small batch", cap(p.buf))
+	}
+}

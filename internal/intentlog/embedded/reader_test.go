@@ -78,6 +78,9 @@ func nextSizes(t *testing.T, l *Log, off int64) []int {
 	for r.Position() < end {
 		recs, err := r.Next(context.Background())
 		noErr(t, err)
+		if len(recs) == 0 {
+			t.Fatalf("Next at %d returned no record", r.Position())
+		}
 		for i, rec := range recs {
 			if want := r.Position() - int64(len(recs)-i); rec.Offset != want {
 				t.Fatalf("record %q at %d, want offset %d", rec.Key, rec.Offset, want)
@@ -259,6 +262,12 @@ func TestLargeOffsets(t *testing.T) {
 	}
 	if len(idxs) < 3 {
 		t.Fatalf("%d sealed segments; the test wants several", len(idxs))
+	}
+	for _, e := range ents {
+		if info, _ := e.Info(); filepath.Ext(e.Name()) == logExt && idxs[strings.TrimSuffix(e.Name(), logExt)+idxExt] != nil &&
+			info.Size() <= opts.SegmentBytes/2 {
+			t.Fatalf("sealed segment %s holds only %d bytes of %d: rolled too early", e.Name(), info.Size(), opts.SegmentBytes)
+		}
 	}
 	noErr(t, l.Close())
 	l = openLog(t, "/log", opts)

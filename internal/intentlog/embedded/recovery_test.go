@@ -68,6 +68,9 @@ func readFrom(t testing.TB, l *Log, p int32, from, to int64) []intentlog.Record 
 		if err != nil {
 			t.Fatalf("partition %d: Next at %d: %v", p, next, err)
 		}
+		if len(recs) == 0 {
+			t.Fatalf("partition %d: Next at %d returned no record (Position %d)", p, next, r.Position())
+		}
 		for _, rec := range recs {
 			if rec.Offset != next {
 				t.Fatalf("partition %d: got offset %d, want %d", p, rec.Offset, next)
