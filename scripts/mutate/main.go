@@ -103,6 +103,11 @@ func unleash(pkg string, workers int) (*result, error) {
 	cmd := exec.Command("go", "run", gremlins, "unleash", "--silent", "--workers", fmt.Sprint(workers),
 		"--timeout-coefficient", "5", "-o", out.Name(), "./"+pkg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Never take the coverage run from the test cache: gremlins times each
+	// mutant out at timeout-coefficient times that run's duration, and a
+	// cached run lasts a second, which times out every mutant while it
+	// compiles (leaving its compiler running).
+	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -count=1"))
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("gremlins: %w", err)
 	}
