@@ -6,7 +6,7 @@
 // are listed, each with the reason, in judged.txt beside this file; every
 // other survivor is a hole in the tests.
 //
-//	go run ./scripts/mutate [-workers N] [-threshold 90] [pkg ...]
+//	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [pkg ...]
 //
 // It exits non-zero when a package's score (killed over killed plus
 // lived, judged equivalents left out) is below the threshold, or when a
@@ -19,11 +19,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // gremlins is the mutation tool, run with `go run` so nothing needs
@@ -40,6 +42,7 @@ var corePackages = []string{
 
 func main() {
 	workers := flag.Int("workers", 2, "mutants tested at once")
+	minTimeout := flag.Duration("min-timeout", 2*time.Minute, "least time a mutant's build and test run gets before it counts as hung")
 	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
 	flag.Parse()
@@ -55,7 +58,7 @@ func main() {
 	var reports []report
 	failed := false
 	for _, pkg := range pkgs {
-		res, err := unleash(pkg, *workers)
+		res, err := unleash(pkg, *workers, *minTimeout)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
 			os.Exit(2)
@@ -93,7 +96,11 @@ type mutation struct {
 	Column int    `json:"column"`
 }
 
-func unleash(pkg string, workers int) (*result, error) {
+func unleash(pkg string, workers int, minTimeout time.Duration) (*result, error) {
+	coef, err := timeoutCoefficient(pkg, minTimeout)
+	if err != nil {
+		return nil, err
+	}
 	out, err := os.CreateTemp("", "gremlins-*.json")
 	if err != nil {
 		return nil, err
@@ -101,12 +108,10 @@ func unleash(pkg string, workers int) (*result, error) {
 	out.Close()
 	defer os.Remove(out.Name())
 	cmd := exec.Command("go", "run", gremlins, "unleash", "--silent", "--workers", fmt.Sprint(workers),
-		"--timeout-coefficient", "5", "-o", out.Name(), "./"+pkg)
+		"--timeout-coefficient", fmt.Sprint(coef), "-o", out.Name(), "./"+pkg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// Never take the coverage run from the test cache: gremlins times each
-	// mutant out at timeout-coefficient times that run's duration, and a
-	// cached run lasts a second, which times out every mutant while it
-	// compiles (leaving its compiler running).
+	// Never take the coverage run from the test cache (see
+	// timeoutCoefficient).
 	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -count=1"))
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("gremlins: %w", err)
@@ -120,6 +125,26 @@ func unleash(pkg string, workers int) (*result, error) {
 		return nil, fmt.Errorf("gremlins output: %w", err)
 	}
 	return &r, nil
+}
+
+// timeoutCoefficient runs the package's tests once (they must pass) and
+// returns gremlins' timeout coefficient: a mutant counts as hung after that
+// many times the duration of gremlins' coverage run, at least 5, and at
+// least minTimeout. The coverage run reuses the build cache, but a mutant
+// compiles its package and links its test binary again, which on a loaded
+// machine takes far longer than running the tests: without the floor,
+// mutants time out while compiling and count as killed.
+func timeoutCoefficient(pkg string, minTimeout time.Duration) (int, error) {
+	start := time.Now()
+	out, err := exec.Command("go", "test", "-count=1", "-cover", "./"+pkg+"/...").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("tests fail before any mutation: %w\n%s", err, out)
+	}
+	return coefficientFor(time.Since(start), minTimeout), nil
+}
+
+func coefficientFor(run, minTimeout time.Duration) int {
+	return max(5, int(math.Ceil(float64(minTimeout)/float64(max(run, time.Millisecond)))))
 }
 
 // survivor is a mutant that lived.

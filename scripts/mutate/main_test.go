@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestJudge(t *testing.T) {
@@ -61,5 +62,23 @@ func TestReadJudged(t *testing.T) {
 	}
 	if _, err := readJudged(bad); err == nil {
 		t.Fatal("a line without a reason was accepted")
+	}
+}
+
+func TestCoefficientFor(t *testing.T) {
+	for _, c := range []struct {
+		run, min time.Duration
+		want     int
+	}{
+		{time.Second, 2 * time.Minute, 120},
+		{50 * time.Second, 2 * time.Minute, 5},
+		{30 * time.Second, 2 * time.Minute, 5},
+		{25 * time.Second, 2 * time.Minute, 5},
+		{23 * time.Second, 2 * time.Minute, 6},
+		{0, time.Minute, 60000},
+	} {
+		if got := coefficientFor(c.run, c.min); got != c.want {
+			t.Errorf("coefficientFor(%v, %v) = %d, want %d", c.run, c.min, got, c.want)
+		}
 	}
 }
