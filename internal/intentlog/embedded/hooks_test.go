@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,4 +142,16 @@ func readFile(t testing.TB, fsys vfs.FS, path string) []byte {
 	b, err := vfs.ReadFile(fsys, path)
 	noErr(t, err)
 	return b
+}
+
+// countReads returns a MemFS that counts the bytes read from segment
+// files.
+func countReads() (*hookFS, *atomic.Int64) {
+	read := &atomic.Int64{}
+	return &hookFS{FS: vfs.NewMem(), hook: func(op vfs.Op, name string, _ int64, n int) error {
+		if op == vfs.OpRead && strings.HasSuffix(name, logExt) {
+			read.Add(int64(n))
+		}
+		return nil
+	}}, read
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,13 +96,7 @@ func nextSizes(t *testing.T, l *Log, off int64) []int {
 // maxReadBytes of batches.
 func TestNextLimits(t *testing.T) {
 	t.Parallel()
-	var read atomic.Int64
-	fsys := &hookFS{FS: vfs.NewMem(), hook: func(op vfs.Op, name string, _ int64, n int) error {
-		if op == vfs.OpRead && strings.HasSuffix(name, logExt) {
-			read.Add(int64(n))
-		}
-		return nil
-	}}
+	fsys, read := countReads()
 	l, _, _ := craftLog(t, fsys, Options{}, 0, []int{2500})
 	read.Store(0)
 	if got := fmt.Sprint(nextSizes(t, l, 0)); got != "[1024 1024 452]" {
@@ -154,13 +147,7 @@ func TestNextLimits(t *testing.T) {
 // entry at every Next.
 func TestTailingReaderResumes(t *testing.T) {
 	t.Parallel()
-	var read atomic.Int64
-	fsys := &hookFS{FS: vfs.NewMem(), hook: func(op vfs.Op, name string, _ int64, n int) error {
-		if op == vfs.OpRead && strings.HasSuffix(name, logExt) {
-			read.Add(int64(n))
-		}
-		return nil
-	}}
+	fsys, read := countReads()
 	l := openLog(t, "/log", Options{FS: fsys, NoSync: true, IndexIntervalBytes: 1 << 30})
 	defer l.Close()
 	createTestTopic(t, l, 1, intentlog.TopicOptions{})
