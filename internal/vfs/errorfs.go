@@ -234,7 +234,7 @@ func (f *errorFile) ReadAt(p []byte, off int64) (int, error) {
 func (f *errorFile) WriteAt(p []byte, off int64) (int, error) {
 	if ft := f.e.check(OpWrite, f.name); ft != nil {
 		n := 0
-		if ft.Partial && len(p) > 1 {
+		if ft.Partial {
 			n, _ = f.f.WriteAt(p[:len(p)/2], off)
 		}
 		return n, &os.PathError{Op: OpWrite.String(), Path: f.name, Err: ft.Err}

@@ -181,7 +181,8 @@ func (m *MemFS) children(dir string) []string {
 	return out
 }
 
-// Rename implements FS; it replaces a file, not a non-empty directory.
+// Rename implements FS; it replaces a file, never a directory (as
+// os.Rename, which refuses any existing directory with EEXIST).
 func (m *MemFS) Rename(oldname, newname string) error {
 	if err := m.lock("rename", oldname); err != nil {
 		return err
@@ -195,8 +196,8 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if err := m.parentDir("rename", n); err != nil {
 		return err
 	}
-	if dst := m.cur[n]; dst != nil && dst.dir && len(m.children(n)) > 0 {
-		return pathErr("rename", newname, syscall.ENOTEMPTY)
+	if dst := m.cur[n]; dst != nil && dst.dir {
+		return pathErr("rename", newname, syscall.EEXIST)
 	}
 	if o == n {
 		return nil
@@ -220,14 +221,15 @@ func (m *MemFS) MkdirAll(dir string, _ os.FileMode) error {
 	defer m.mu.Unlock()
 	p := clean(dir)
 	var missing []string
-	for q := p; m.cur[q] == nil; q = filepath.Dir(q) {
+	q := p
+	for ; m.cur[q] == nil; q = filepath.Dir(q) {
 		missing = append(missing, q)
+	}
+	if !m.cur[q].dir { // the closest existing one is a file
+		return pathErr("mkdir", q, syscall.ENOTDIR)
 	}
 	for _, q := range slices.Backward(missing) {
 		m.cur[q] = &node{dir: true}
-	}
-	if !m.cur[p].dir {
-		return pathErr("mkdir", dir, syscall.ENOTDIR)
 	}
 	return nil
 }
@@ -349,6 +351,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	defer f.fs.mu.Unlock()
 	if !f.write {
 		return 0, pathErr("write", f.name, syscall.EBADF)
+	}
+	if len(p) == 0 {
+		return 0, nil // a write of nothing changes nothing, also beyond the end (pwrite)
 	}
 	if end := off + int64(len(p)); end > int64(len(f.n.data)) {
 		f.n.data = append(f.n.data, make([]byte, end-int64(len(f.n.data)))...)

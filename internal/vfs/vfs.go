@@ -70,8 +70,13 @@ func WriteFile(fsys FS, name string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	_, err = f.WriteAt(data, 0)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	return closing(f, err)
+}
+
+// closing closes c and returns err, or the error of Close when err is nil.
+func closing(c io.Closer, err error) error {
+	if cerr := c.Close(); err == nil {
+		return cerr
 	}
 	return err
 }
@@ -112,11 +117,7 @@ func (osFS) SyncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return closing(d, d.Sync())
 }
 
 func (osFS) Lock(name string) (io.Closer, error) { return lockFile(name) }

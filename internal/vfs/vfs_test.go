@@ -96,6 +96,13 @@ func TestMemCrash(t *testing.T) {
 			must(t, m.Rename("/f.tmp", "/f"))
 			must(t, m.SyncDir("/"))
 		}, map[string]string{"/f": "new"}},
+		{"remove with directory sync is durable", func(t *testing.T, m *MemFS) {
+			write(t, m, "/f", "x", true)
+			write(t, m, "/g", "y", true)
+			must(t, m.SyncDir("/"))
+			must(t, m.Remove("/f"))
+			must(t, m.SyncDir("/"))
+		}, map[string]string{"/g": "y"}},
 		{"remove without directory sync is undone", func(t *testing.T, m *MemFS) {
 			write(t, m, "/f", "x", true)
 			must(t, m.SyncDir("/"))
@@ -151,7 +158,7 @@ func TestMemCrashedFSFails(t *testing.T) {
 func TestMemCrashTorn(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	lens := map[int]bool{}
-	for range 50 {
+	for range 100 {
 		m := NewMem()
 		write(t, m, "/f", "synced", true)
 		must(t, m.SyncDir("/"))
@@ -162,6 +169,19 @@ func TestMemCrashTorn(t *testing.T) {
 			t.Fatalf("torn crash kept %q", b)
 		}
 		lens[len(b)] = true
+	}
+	if !lens[6] || !lens[16] {
+		t.Fatalf("torn crashes kept lengths %v; want all of the unsynced bytes sometimes, none sometimes", lens)
+	}
+	// Bytes rewritten in place are not an extension: only the synced ones
+	// survive, torn or not.
+	m := NewMem()
+	f := write(t, m, "/f", "synced", true)
+	must(t, m.SyncDir("/"))
+	_, err := f.WriteAt([]byte("SYNCED+more"), 0)
+	must(t, err)
+	if b, err := ReadFile(m.CrashTorn(r), "/f"); err != nil || string(b) != "synced" {
+		t.Fatalf("torn crash after a rewrite kept %q, %v", b, err)
 	}
 	if len(lens) < 5 {
 		t.Fatalf("torn crashes kept only lengths %v", slices.Sorted(func(y func(int) bool) {

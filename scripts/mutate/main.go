@@ -8,7 +8,7 @@
 // of switch case expressions and package-level declarations (they lie in
 // no coverage block): this command runs them itself (cases.go).
 //
-//	go run ./scripts/mutate [-workers N] [-threshold 90] [-cases=false] [pkg ...]
+//	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [pkg ...]
 //
 // It exits non-zero when a package's score (killed over killed plus
 // lived, judged equivalents left out) is below the threshold, or when a
@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,14 +34,17 @@ import (
 // installing (the module proxy serves it).
 const gremlins = "github.com/go-gremlins/gremlins/cmd/gremlins@v0.6.0"
 
-// corePackages are the packages the invariants rest on.
+// corePackages are the packages the invariants rest on (vfs: the
+// embedded log's durability tests rest on its fault injection and crash
+// simulation).
 var corePackages = []string{
 	"internal/resolver", "internal/proxy", "internal/hlc",
-	"internal/intentlog/embedded", "internal/store/pebble", "internal/eventbus",
+	"internal/intentlog/embedded", "internal/vfs", "internal/store/pebble", "internal/eventbus",
 }
 
 func main() {
 	workers := flag.Int("workers", 2, "mutants tested at once")
+	minTimeout := flag.Duration("min-timeout", 2*time.Minute, "least time a mutant's build and test run gets before it counts as hung")
 	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
 	cases := flag.Bool("cases", true, "also run the mutants in switch case expressions, which gremlins reports NOT COVERED (cases.go)")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
@@ -57,9 +61,9 @@ func main() {
 	var reports []report
 	failed := false
 	for _, pkg := range pkgs {
-		res, err := unleash(pkg, *workers)
+		res, err := unleash(pkg, *workers, *minTimeout)
 		if err == nil && *cases {
-			_, err = runCases(pkg, res, 2*time.Minute)
+			_, err = runCases(pkg, res, *minTimeout)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
@@ -98,7 +102,11 @@ type mutation struct {
 	Column int    `json:"column"`
 }
 
-func unleash(pkg string, workers int) (*result, error) {
+func unleash(pkg string, workers int, minTimeout time.Duration) (*result, error) {
+	coef, err := timeoutCoefficient(pkg, minTimeout)
+	if err != nil {
+		return nil, err
+	}
 	out, err := os.CreateTemp("", "gremlins-*.json")
 	if err != nil {
 		return nil, err
@@ -106,8 +114,11 @@ func unleash(pkg string, workers int) (*result, error) {
 	out.Close()
 	defer os.Remove(out.Name())
 	cmd := exec.Command("go", "run", gremlins, "unleash", "--silent", "--workers", fmt.Sprint(workers),
-		"--timeout-coefficient", "5", "-o", out.Name(), "./"+pkg)
+		"--timeout-coefficient", fmt.Sprint(coef), "-o", out.Name(), "./"+pkg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Never take the coverage run from the test cache (see
+	// timeoutCoefficient).
+	cmd.Env = append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -count=1"))
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("gremlins: %w", err)
 	}
@@ -120,6 +131,26 @@ func unleash(pkg string, workers int) (*result, error) {
 		return nil, fmt.Errorf("gremlins output: %w", err)
 	}
 	return &r, nil
+}
+
+// timeoutCoefficient runs the package's tests once (they must pass) and
+// returns gremlins' timeout coefficient: a mutant counts as hung after that
+// many times the duration of gremlins' coverage run, at least 5, and at
+// least minTimeout. The coverage run reuses the build cache, but a mutant
+// compiles its package and links its test binary again, which on a loaded
+// machine takes far longer than running the tests: without the floor,
+// mutants time out while compiling and count as killed.
+func timeoutCoefficient(pkg string, minTimeout time.Duration) (int, error) {
+	start := time.Now()
+	out, err := exec.Command("go", "test", "-count=1", "-cover", "./"+pkg+"/...").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("tests fail before any mutation: %w\n%s", err, out)
+	}
+	return coefficientFor(time.Since(start), minTimeout), nil
+}
+
+func coefficientFor(run, minTimeout time.Duration) int {
+	return max(5, int(math.Ceil(float64(minTimeout)/float64(max(run, time.Millisecond)))))
 }
 
 // survivor is a mutant that lived.
@@ -143,6 +174,7 @@ type report struct {
 	notViable                           int
 	equivalent                          []survivor
 	unjudged                            []survivor
+	timeouts                            []survivor // counted as killed: check each is a real hang, not load
 }
 
 // score is killed over killed plus lived, judged equivalents left out;
@@ -173,28 +205,40 @@ func judge(pkg string, res *result, judged map[string]string, read func(string) 
 	for _, f := range res.Files {
 		path := filepath.Join(pkg, filepath.Base(f.FileName))
 		var lines []string
+		at := func(m mutation) (survivor, error) {
+			if lines == nil {
+				b, err := read(path)
+				if err != nil {
+					return survivor{}, err
+				}
+				lines = strings.Split(string(b), "\n")
+			}
+			s := survivor{File: path, Type: m.Type, Line: m.Line, Column: m.Column}
+			if m.Line >= 1 && m.Line <= len(lines) {
+				s.Source = strings.TrimSpace(lines[m.Line-1])
+			}
+			return s, nil
+		}
 		for _, m := range f.Mutations {
 			switch m.Status {
 			case "KILLED":
 				r.killed++
 			case "TIMED OUT":
 				r.timedOut++
+				s, err := at(m)
+				if err != nil {
+					return r, err
+				}
+				r.timeouts = append(r.timeouts, s)
 			case "NOT COVERED":
 				r.notCovered++
 			case "NOT VIABLE":
 				r.notViable++
 			case "LIVED":
 				r.lived++
-				if lines == nil {
-					b, err := read(path)
-					if err != nil {
-						return r, err
-					}
-					lines = strings.Split(string(b), "\n")
-				}
-				s := survivor{File: path, Type: m.Type, Line: m.Line, Column: m.Column}
-				if m.Line >= 1 && m.Line <= len(lines) {
-					s.Source = strings.TrimSpace(lines[m.Line-1])
+				s, err := at(m)
+				if err != nil {
+					return r, err
 				}
 				why, ok := judged[s.keyAt()]
 				if !ok {
@@ -257,6 +301,11 @@ func print(w io.Writer, reports []report, threshold float64) {
 		for _, s := range r.equivalent {
 			fmt.Fprintf(w, "equivalent %s:%d %s: %s (%s)\n", s.File, s.Line, s.Type, s.Source, s.Reason)
 		}
+		sort.Slice(r.timeouts, func(i, j int) bool { return r.timeouts[i].Line < r.timeouts[j].Line })
+		for _, s := range r.timeouts {
+			fmt.Fprintf(w, "TIMED OUT %s:%d:%d %s: %s\n", s.File, s.Line, s.Column, s.Type, s.Source)
+		}
 	}
-	fmt.Fprintf(w, "score: killed / (killed + lived - judged equivalent), timeouts count as killed; threshold %.0f%%\n", threshold)
+	fmt.Fprintf(w, "score: killed / (killed + lived - judged equivalent), timeouts count as killed "+
+		"(each is listed: check it is a real hang, not load); threshold %.0f%%\n", threshold)
 }

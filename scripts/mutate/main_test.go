@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestJudge(t *testing.T) {
@@ -39,6 +40,9 @@ func TestJudge(t *testing.T) {
 	if r.unjudged[1].Type != "ARITHMETIC_BASE" || r.unjudged[1].Column != 5 {
 		t.Fatalf("unjudged %+v", r.unjudged[1])
 	}
+	if len(r.timeouts) != 1 || r.timeouts[0].Source != "x = 1 + 2 + 3" || r.timeouts[0].Line != 4 {
+		t.Fatalf("timeouts %+v", r.timeouts)
+	}
 	// 2 killed (one by timeout) of 4 real mutants.
 	if got := r.score(); got != 50 {
 		t.Fatalf("score %.2f, want 50", got)
@@ -64,5 +68,23 @@ func TestReadJudged(t *testing.T) {
 	}
 	if _, err := readJudged(bad); err == nil {
 		t.Fatal("a line without a reason was accepted")
+	}
+}
+
+func TestCoefficientFor(t *testing.T) {
+	for _, c := range []struct {
+		run, min time.Duration
+		want     int
+	}{
+		{time.Second, 2 * time.Minute, 120},
+		{50 * time.Second, 2 * time.Minute, 5},
+		{30 * time.Second, 2 * time.Minute, 5},
+		{25 * time.Second, 2 * time.Minute, 5},
+		{23 * time.Second, 2 * time.Minute, 6},
+		{0, time.Minute, 60000},
+	} {
+		if got := coefficientFor(c.run, c.min); got != c.want {
+			t.Errorf("coefficientFor(%v, %v) = %d, want %d", c.run, c.min, got, c.want)
+		}
 	}
 }

@@ -55,6 +55,7 @@ func TestClockGoesBack(t *testing.T) {
 		{t0.Add(time.Millisecond), 2},
 		{newest, 2},
 		{newest.Add(time.Microsecond), int64(len(want))},
+		{newest.Add(time.Nanosecond), int64(len(want))}, // rounded up to the next microsecond
 	} {
 		if off, err := l.OffsetForTime(ctx, testTopic, 0, c.at); err != nil || off != c.want {
 			t.Errorf("OffsetForTime(%v) = %d, %v; want %d", c.at, off, err, c.want)

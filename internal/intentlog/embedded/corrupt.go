@@ -35,6 +35,19 @@ func stripCorrupt(err error) string {
 	return s
 }
 
+// resumeAt returns where valid data resumes after a scan stopped at a bad
+// batch at pos that should have started at offset next: at pos itself when
+// the batch there is whole and valid with a base offset of at least
+// minAtPos (only its offsets are wrong; it was written completely, since a
+// torn write cannot leave a whole batch), else at the first valid batch
+// after pos with a base offset of at least next.
+func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
+	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
+		return pos, h, ok, err
+	}
+	return findBatch(r, pos+1, limit, next)
+}
+
 // findBatch looks for the first position in [from, limit) where a whole,
 // valid batch (framing, CRC and records) with a base offset >= minBase
 // starts.

@@ -1,14 +1,18 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // batchPositions returns the position of every batch of a segment file.
@@ -96,6 +100,9 @@ func TestCorruptionIsNotTornTail(t *testing.T) {
 						t.Fatalf("Open over damage: %v; want ErrCorrupt naming %q", err, s)
 					}
 				}
+				if n := strings.Count(err.Error(), intentlog.ErrCorrupt.Error()); n != 1 {
+					t.Fatalf("Open over damage: %v; want %q said once", err, intentlog.ErrCorrupt)
+				}
 			} else {
 				noErr(t, err)
 				r, err := l.NewReader(testTopic, 0, 0)
@@ -177,3 +184,41 @@ func removeIndexAnd(d func(t *testing.T, path string, pos int64)) func(t *testin
 }
 
 func truncateFile(path string, size int64) error { return os.Truncate(path, size) }
+
+// TestRecoverReadError: an I/O error while Open looks for valid data after
+// a bad batch of the active segment fails Open; it is not taken for "no
+// valid batch after it", which would truncate valid batches as a torn tail.
+func TestRecoverReadError(t *testing.T) {
+	for _, at := range []string{"the bad batch", "the bytes after it"} {
+		t.Run(at, func(t *testing.T) {
+			mem := vfs.NewMem()
+			l, _, _ := craftLog(t, mem, Options{}, 0, []int{3, 3, 3})
+			noErr(t, l.Close())
+			path := segmentPath(craftedDir, 0, logExt)
+			f := framesOf(t, mem, path)
+			damaged := bytes.Join([][]byte{f[0], append(bytes.Clone(f[1][:40]), f[1][40]^0x10), f[1][41:], f[2]}, nil)
+			writeFile(t, mem, path, damaged)
+			failAt := int64(len(f[0]))
+			if at == "the bytes after it" {
+				failAt++
+			}
+			var fired atomic.Int64
+			fsys := &hookFS{FS: mem, hook: func(op vfs.Op, name string, off int64, _ int) error {
+				if op == vfs.OpRead && name == path && off == failAt {
+					fired.Add(1)
+					return syscall.EIO
+				}
+				return nil
+			}}
+			if l, err := Open("/log", Options{FS: fsys, Logger: testLogger(t)}); !errors.Is(err, syscall.EIO) || fired.Load() == 0 {
+				if err == nil {
+					_ = l.Close()
+				}
+				t.Fatalf("Open with a read error at %s: %v; want EIO", at, err)
+			}
+			if b := readFile(t, mem, path); !bytes.Equal(b, damaged) {
+				t.Fatalf("the segment changed from %d to %d bytes", len(damaged), len(b))
+			}
+		})
+	}
+}

@@ -14,11 +14,12 @@ import (
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
-// countingFS counts the segment (.log) files open at once.
+// countingFS counts the segment (.log) files open at once, the most at
+// once, and how many were opened in all.
 type countingFS struct {
 	vfs.FS
-	mu        sync.Mutex
-	open, max int
+	mu               sync.Mutex
+	open, max, total int
 }
 
 type countedFile struct {
@@ -34,6 +35,7 @@ func (c *countingFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File
 	}
 	c.mu.Lock()
 	c.open++
+	c.total++
 	c.max = max(c.max, c.open)
 	c.mu.Unlock()
 	return &countedFile{File: f, c: c}, nil
@@ -80,22 +82,23 @@ func readEverything(t testing.TB, l *Log, topic string) int {
 	return total
 }
 
-// TestOpenFileBudget: with 300 partitions of several segments each,
-// concurrent appenders and readers never have more than MaxOpenFiles
-// segment files open, and everything stays readable, also after a reopen.
+// TestOpenFileBudget: with 64 partitions of several segments each (far
+// more files than the budget), concurrent appenders and readers never have
+// more than MaxOpenFiles segment files open, and everything stays
+// readable, also after a reopen.
 func TestOpenFileBudget(t *testing.T) {
 	t.Parallel()
-	const budget, parts = 8, 300
+	const budget, parts, writers, appends, perAppend = 8, 64, 8, 10, 48
 	cfs := &countingFS{FS: vfs.Default}
 	dir := t.TempDir()
 	opts := Options{FS: cfs, MaxOpenFiles: budget, SegmentBytes: 512, NoSync: true}
 	l := openLog(t, dir, opts)
 	createTestTopic(t, l, parts, intentlog.TopicOptions{})
 	var wg sync.WaitGroup
-	for w := range 8 {
+	for w := range writers {
 		wg.Go(func() {
-			for i := range 10 {
-				if err := l.Append(context.Background(), testTopic, manyRecords(fmt.Sprint(w, "-", i), 200)); err != nil {
+			for i := range appends {
+				if err := l.Append(context.Background(), testTopic, manyRecords(fmt.Sprint(w, "-", i), perAppend)); err != nil {
 					t.Errorf("Append: %v", err)
 					return
 				}
@@ -108,8 +111,9 @@ func TestOpenFileBudget(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	if n := readEverything(t, l, testTopic); n != 8*10*200 {
-		t.Fatalf("%d records read, want %d", n, 8*10*200)
+	const total = writers * appends * perAppend
+	if n := readEverything(t, l, testTopic); n != total {
+		t.Fatalf("%d records read, want %d", n, total)
 	}
 	if segs := len(segmentFiles(t, dir, 0, logExt)); segs < 3 {
 		t.Fatalf("partition 0 has %d segments; the test wants several", segs)
@@ -117,8 +121,8 @@ func TestOpenFileBudget(t *testing.T) {
 	noErr(t, l.Close())
 	l = openLog(t, dir, opts)
 	defer l.Close()
-	if n := readEverything(t, l, testTopic); n != 8*10*200 {
-		t.Fatalf("after reopen: %d records read, want %d", n, 8*10*200)
+	if n := readEverything(t, l, testTopic); n != total {
+		t.Fatalf("after reopen: %d records read, want %d", n, total)
 	}
 	cfs.mu.Lock()
 	defer cfs.mu.Unlock()
@@ -138,7 +142,8 @@ func TestHelperManyPartitions(t *testing.T) {
 	}
 	lim := syscall.Rlimit{Cur: 256, Max: 256}
 	noErr(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
-	const topics, parts = 5, 1024
+	// 768 segment files: three times the limit.
+	const topics, parts = 2, 384
 	open := func() *Log { return openLog(t, dir, Options{NoSync: true}) } // default budget: 64 under 256
 	l := open()
 	for round := range 2 {
@@ -159,13 +164,13 @@ func TestHelperManyPartitions(t *testing.T) {
 	fmt.Println("many-partitions-ok")
 }
 
-// TestManyPartitionsLowRlimit creates 5 tables of 1024 partitions (10240
-// segment files with the old one-descriptor-per-file layout) in a child
-// process whose RLIMIT_NOFILE is 256, appends to and reads every partition
-// twice and reopens the log.
+// TestManyPartitionsLowRlimit creates 2 tables of 384 partitions (768
+// segment files, three times the limit: the old one-descriptor-per-file
+// layout fails) in a child process whose RLIMIT_NOFILE is 256, appends to
+// and reads every partition twice and reopens the log.
 func TestManyPartitionsLowRlimit(t *testing.T) {
 	if testing.Short() {
-		t.Skip("slow: 5120 partitions")
+		t.Skip("slow: 768 partitions in a child process")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperManyPartitions$", "-test.v")
 	cmd.Env = append(os.Environ(), fdChildEnv+"="+t.TempDir())

@@ -61,7 +61,9 @@
 // the active segment's first bad batch has no valid batch after it, it is a
 // torn tail, never acknowledged, and the file is truncated there (logged
 // with the position, bytes dropped and offset). When a valid batch follows
-// the bad one, the bytes were damaged at rest: Open refuses to start with an
+// the bad one, or the bad one is itself whole and valid and only its
+// offsets are wrong (a torn write cannot leave a whole batch), the bytes
+// were damaged at rest: Open refuses to start with an
 // error wrapping intentlog.ErrCorrupt that names the file, the position,
 // the offset and the fix (RepairHint). So does framing damage found in a
 // sealed segment, and a sealed segment that ends before the next one starts
@@ -72,7 +74,8 @@
 //
 // Repair (`wail log repair DATA_DIR`) checks every batch, moves each damaged
 // region to a #quarantine file, gives the valid batches after it a segment
-// file of their own, and records the lost offsets in #lost. Readers skip a
+// file of their own, and records the lost offsets in #lost (also offsets
+// missing between two whole batches, which lose no byte). Readers skip a
 // gap between segments: Next returns no records and a moved Position.
 //
 // Then Open compares every consumer group's committed offsets with the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -93,12 +94,21 @@ func TestDiskFull(t *testing.T) {
 				if !errors.Is(err, intentlog.ErrNoSpace) || !errors.Is(err, intentlog.ErrStorage) || !errors.Is(err, tc.fault.Err) {
 					t.Fatalf("append on a full disk: %v; want ErrNoSpace wrapping %v", err, tc.fault.Err)
 				}
+				// OnHealth hears of it at the first failure, and only then.
+				if n, err := h.last(); !errors.Is(err, intentlog.ErrNoSpace) || n != 1 {
+					t.Fatalf("after failed append %d: OnHealth last called with %v (%d calls), want ErrNoSpace once", i, err, n)
+				}
 			}
 			if efs.Fired() == 0 {
 				t.Fatal("the fault never fired")
 			}
-			if err := l.Health(); !errors.Is(err, intentlog.ErrNoSpace) {
-				t.Fatalf("Health() = %v, want ErrNoSpace", err)
+			// The space probe runs and fails while the disk is full: the
+			// condition stays.
+			fired := efs.Fired()
+			waitFor(t, "two probes on the full disk", func() bool { return efs.Fired() >= fired+2 || l.Health() == nil })
+			if err := l.Health(); !errors.Is(err, intentlog.ErrNoSpace) ||
+				!strings.HasPrefix(err.Error(), "1 partition(s) cannot append, first t/0: ") {
+				t.Fatalf("Health() = %v, want ErrNoSpace for 1 partition, t/0", err)
 			}
 			if n, err := h.last(); !errors.Is(err, intentlog.ErrNoSpace) || n != 1 {
 				t.Fatalf("OnHealth last called with %v (%d calls), want ErrNoSpace once", err, n)
@@ -179,8 +189,9 @@ func TestStorageErrorBreaksPartition(t *testing.T) {
 			if _, err := tryAppend(l, "a-0"); !errors.Is(err, intentlog.ErrStorage) {
 				t.Fatalf("append after the fault cleared: %v; want ErrStorage (the partition stays broken)", err)
 			}
-			if err := l.Health(); !errors.Is(err, intentlog.ErrStorage) || errors.Is(err, intentlog.ErrNoSpace) {
-				t.Fatalf("Health() = %v; want ErrStorage", err)
+			if err := l.Health(); !errors.Is(err, intentlog.ErrStorage) || errors.Is(err, intentlog.ErrNoSpace) ||
+				!strings.HasPrefix(err.Error(), fmt.Sprintf("1 partition(s) broken by a storage error, first t/%d: ", p)) {
+				t.Fatalf("Health() = %v; want ErrStorage for 1 partition, t/%d", err, p)
 			}
 			if _, err := h.last(); !errors.Is(err, intentlog.ErrStorage) {
 				t.Fatalf("OnHealth last called with %v", err)
@@ -206,6 +217,37 @@ func TestStorageErrorBreaksPartition(t *testing.T) {
 				t.Fatalf("append after reopen at offset %d, want 1 (the failed batch is gone)", more[0].Offset)
 			}
 			sameRecords(t, "after reopen", readAll(t, l, p), append(want, more...))
+		})
+	}
+}
+
+// TestSpaceProbe: while the disk is full, the probe clears the condition
+// only once it could write, fsync and remove its file; a probe that fails
+// at any of these leaves the partition reported full.
+func TestSpaceProbe(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpOpen, vfs.OpWrite, vfs.OpSync, vfs.OpRemove} {
+		t.Run(op.String(), func(t *testing.T) {
+			t.Parallel()
+			efs := vfs.NewErrorFS(vfs.NewMem())
+			h := &healthLog{}
+			l := openLog(t, "/log", Options{FS: efs, OnHealth: h.report, SpaceProbeInterval: time.Millisecond})
+			defer l.Close()
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Path: "*.log", Times: 1, Err: syscall.ENOSPC})
+			efs.Inject(vfs.Fault{Ops: op, Path: probeName, Err: syscall.ENOSPC})
+			if _, err := tryAppend(l, "k"); !errors.Is(err, intentlog.ErrNoSpace) {
+				t.Fatalf("append on a full disk: %v", err)
+			}
+			fired := efs.Fired()
+			waitFor(t, "two failed probes", func() bool { return efs.Fired() >= fired+2 || l.Health() == nil })
+			if err := l.Health(); !errors.Is(err, intentlog.ErrNoSpace) {
+				t.Fatalf("Health() = %v after probes failing at %s, want ErrNoSpace", err, op)
+			}
+			efs.Clear()
+			waitFor(t, "the probe to clear the condition", func() bool { n, err := h.last(); return n == 2 && err == nil })
+			if err := l.Health(); err != nil {
+				t.Fatalf("Health() = %v after space returned", err)
+			}
 		})
 	}
 }

@@ -143,5 +143,10 @@ func defaultMaxOpenFiles() int {
 	if err != nil {
 		return 256
 	}
+	return maxOpenFilesFor(soft)
+}
+
+// maxOpenFilesFor is the default budget under a soft RLIMIT_NOFILE of soft.
+func maxOpenFilesFor(soft uint64) int {
 	return int(min(max(soft/4, 64), 4096))
 }

@@ -63,6 +63,14 @@ type Options struct {
 
 const maxPartitions = 1 << 16
 
+// checkPartitions accepts a partition count of 1 to maxPartitions.
+func checkPartitions(n int32) error {
+	if n <= 0 || n > maxPartitions {
+		return fmt.Errorf("partition count %d out of range [1, %d]", n, maxPartitions)
+	}
+	return nil
+}
+
 func (o *Options) normalize() error {
 	def := func(v *int64, d, limit int64, name string) error {
 		switch {
@@ -284,8 +292,8 @@ func (l *Log) createTopic(ctx context.Context, name string, partitions int32, op
 	if err := validateName("topic", name); err != nil {
 		return err
 	}
-	if partitions <= 0 || partitions > maxPartitions {
-		return fmt.Errorf("partition count %d out of range [1, %d]", partitions, maxPartitions)
+	if err := checkPartitions(partitions); err != nil {
+		return err
 	}
 	if opts.Retention < 0 || opts.RetentionBytes < 0 {
 		return errors.New("negative retention")

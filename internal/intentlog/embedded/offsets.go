@@ -70,7 +70,7 @@ func readMeta(fsys vfs.FS, topicDir string) (topicMeta, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return m, fmt.Errorf("%s: %w: %v", filepath.Join(topicDir, metaFile), intentlog.ErrCorrupt, err)
 	}
-	if m.Version != 1 || m.Partitions <= 0 || m.Partitions > maxPartitions {
+	if err := checkPartitions(m.Partitions); m.Version != 1 || err != nil {
 		return m, fmt.Errorf("%s: %w: version %d, %d partitions", filepath.Join(topicDir, metaFile),
 			intentlog.ErrCorrupt, m.Version, m.Partitions)
 	}

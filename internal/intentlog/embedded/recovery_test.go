@@ -3,8 +3,10 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 const testTopic = "t"
@@ -64,6 +67,9 @@ func readFrom(t testing.TB, l *Log, p int32, from, to int64) []intentlog.Record 
 		recs, err := r.Next(context.Background())
 		if err != nil {
 			t.Fatalf("partition %d: Next at %d: %v", p, next, err)
+		}
+		if len(recs) == 0 {
+			t.Fatalf("partition %d: Next at %d returned no record (Position %d)", p, next, r.Position())
 		}
 		for _, rec := range recs {
 			if rec.Offset != next {
@@ -117,6 +123,7 @@ func TestRecoverTornTail(t *testing.T) {
 		damage    damage
 		survivors int // records left of the 15
 		cut       bool
+		reason    string // logged
 	}{
 		{"garbage", func(t *testing.T, f *os.File, _, size int64) {
 			junk := make([]byte, 100)
@@ -125,22 +132,25 @@ func TestRecoverTornTail(t *testing.T) {
 			}
 			junk[0] = batchMagic
 			noErr2[int](t)(f.WriteAt(junk, size))
-		}, 15, false},
+		}, 15, false, ""},
 		{"zeros", func(t *testing.T, f *os.File, _, size int64) {
 			noErr2[int](t)(f.WriteAt(make([]byte, 4096), size))
-		}, 15, false},
+		}, 15, false, "bad magic byte 0x00"},
 		{"truncated", func(t *testing.T, f *os.File, lastPos, size int64) {
 			noErr(t, f.Truncate(lastPos+(size-lastPos)/2))
-		}, 10, true},
+		}, 10, true, "overruns the data end by"},
 		{"truncated header", func(t *testing.T, f *os.File, lastPos, _ int64) {
 			noErr(t, f.Truncate(lastPos+7))
-		}, 10, true},
+		}, 10, true, "truncated batch header (7 bytes)"},
+		{"truncated to a header", func(t *testing.T, f *os.File, lastPos, _ int64) {
+			noErr(t, f.Truncate(lastPos+batchHeaderLen))
+		}, 10, true, "overruns the data end by"},
 		{"flipped", func(t *testing.T, f *os.File, lastPos, _ int64) {
 			b := make([]byte, 1)
 			noErr2[int](t)(f.ReadAt(b, lastPos+40))
 			b[0] ^= 0x10
 			noErr2[int](t)(f.WriteAt(b, lastPos+40))
-		}, 10, true},
+		}, 10, true, "crc mismatch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,16 +172,18 @@ func TestRecoverTornTail(t *testing.T) {
 			}
 			tc.damage(t, f, lastPos, size)
 			noErr(t, f.Close())
+			damaged := fileSize(t, path)
 
 			logs := &logBuffer{}
 			l = openLog(t, dir, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			defer l.Close()
-			if !strings.Contains(logs.String(), "truncated") {
-				t.Errorf("no truncation logged; log:\n%s", logs)
-			}
 			wantSize := size
 			if tc.cut {
 				wantSize = lastPos
+			}
+			if !strings.Contains(logs.String(), "truncated the torn tail") || !strings.Contains(logs.String(), tc.reason) ||
+				!strings.Contains(logs.String(), fmt.Sprintf(" position=%d bytes=%d offset=%d ", wantSize, damaged-wantSize, tc.survivors)) {
+				t.Errorf("truncation at %d of %d bytes (offset %d, %q) not logged; log:\n%s", wantSize, damaged-wantSize, tc.survivors, tc.reason, logs)
 			}
 			if got := fileSize(t, path); got != wantSize {
 				t.Errorf("file size after recovery %d, want %d", got, wantSize)
@@ -203,57 +215,147 @@ func noErr2[T any](t testing.TB) func(T, error) {
 	}
 }
 
+// TestIndexRebuild: Open trusts a sound index of a sealed segment (no
+// rebuild, no warning) and rebuilds every damaged one, byte for byte as the
+// writer wrote it; a stale index of the active segment is removed; reads
+// from anywhere and OffsetForTime work after either.
 func TestIndexRebuild(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	opts := Options{SegmentBytes: 1024, IndexIntervalBytes: 100}
+	logs := &logBuffer{}
+	opts := Options{SegmentBytes: 1024, IndexIntervalBytes: 100, NoSync: true,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}
 	l := openLog(t, dir, opts)
 	createTestTopic(t, l, 1, intentlog.TopicOptions{})
 	var want []intentlog.Record
-	for i := range 60 {
+	for i := range 160 {
 		want = append(want, appendBatch(t, l, fmt.Sprint(i), 1+i%4)...)
 	}
 	noErr(t, l.Close())
-	idxs := segmentFiles(t, dir, 0, idxExt)
-	if len(idxs) < 4 {
-		t.Fatalf("only %d segments", len(idxs))
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("warnings while appending:\n%s", logs)
 	}
+	idxs := segmentFiles(t, dir, 0, idxExt)
 	orig := map[string][]byte{}
 	for _, p := range idxs {
 		b, err := os.ReadFile(p)
 		noErr(t, err)
-		if len(b) < 2*indexEntryLen && p != idxs[len(idxs)-1] {
+		if len(b) < 4*indexEntryLen {
 			t.Fatalf("%s has %d bytes: too few index entries for the test", p, len(b))
 		}
 		orig[p] = b
 	}
-	// Missing, torn, short by one entry, out of order, and the active one.
-	noErr(t, os.Remove(idxs[0]))
-	noErr(t, os.Truncate(idxs[1], 7))
-	noErr(t, os.WriteFile(idxs[2], orig[idxs[2]][:len(orig[idxs[2]])-indexEntryLen], 0o644))
-	swapped := slices.Clone(orig[idxs[3]])
-	copy(swapped[4:8], orig[idxs[3]][indexEntryLen+4:indexEntryLen+8])
-	noErr(t, os.WriteFile(idxs[3], swapped, 0o644))
-	noErr(t, os.Remove(idxs[len(idxs)-1]))
+	checkReads := func(l *Log) {
+		t.Helper()
+		end := int64(len(want))
+		for _, from := range []int64{0, 1, 7, 33, 90, 201, end - 1} {
+			sameRecords(t, fmt.Sprintf("reading from %d", from), readFrom(t, l, 0, from, end), want[from:])
+		}
+		for i, r := range want {
+			off, err := l.OffsetForTime(context.Background(), testTopic, 0, r.Timestamp)
+			if first := firstAtOrAfter(want, r.Timestamp); err != nil || off != int64(first) {
+				t.Fatalf("OffsetForTime(record %d) = %d, %v; want %d", i, off, err, first)
+			}
+		}
+	}
+	l = openLog(t, dir, opts)
+	checkReads(l)
+	noErr(t, l.Close())
+	if strings.Contains(logs.String(), "rebuilt") || strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("sound indexes rebuilt, or warnings:\n%s", logs)
+	}
+
+	entry := func(b []byte, i int) []byte { return b[i*indexEntryLen : (i+1)*indexEntryLen] }
+	damage := []struct {
+		name string
+		fn   func(b []byte) []byte // nil: remove the file
+	}{
+		{"missing", nil},
+		{"torn", func(b []byte) []byte { return b[:7] }},
+		{"short by one entry", func(b []byte) []byte { return b[:len(b)-indexEntryLen] }},
+		{"positions out of order", func(b []byte) []byte {
+			p1 := slices.Clone(entry(b, 1)[4:8])
+			copy(entry(b, 1)[4:8], entry(b, 2)[4:8])
+			copy(entry(b, 2)[4:8], p1)
+			return b
+		}},
+		{"equal relative offsets", func(b []byte) []byte { copy(entry(b, 2)[:4], entry(b, 1)[:4]); return b }},
+		{"equal positions", func(b []byte) []byte { copy(entry(b, 2)[4:8], entry(b, 1)[4:8]); return b }},
+		{"only the last entry", func(b []byte) []byte { return entry(b, len(b)/indexEntryLen-1) }},
+		{"first entry not the first batch", func(b []byte) []byte { return b[indexEntryLen:] }},
+		{"last entry's time", func(b []byte) []byte { entry(b, len(b)/indexEntryLen-1)[15]++; return b }},
+		{"last entry beyond the log", func(b []byte) []byte {
+			binary.BigEndian.PutUint32(entry(b, len(b)/indexEntryLen-1)[4:], 1<<20)
+			return b
+		}},
+	}
+	if len(idxs) < len(damage) {
+		t.Fatalf("%d sealed segments for %d kinds of damage", len(idxs), len(damage))
+	}
+	for i, d := range damage {
+		if d.fn == nil {
+			noErr(t, os.Remove(idxs[i]))
+		} else {
+			noErr(t, os.WriteFile(idxs[i], d.fn(slices.Clone(orig[idxs[i]])), 0o644))
+		}
+	}
+	logsPath := segmentFiles(t, dir, 0, logExt)
+	stale := strings.TrimSuffix(logsPath[len(logsPath)-1], logExt) + idxExt
+	noErr(t, os.WriteFile(stale, orig[idxs[0]], 0o644))
 
 	l = openLog(t, dir, opts)
 	defer l.Close()
-	for _, p := range idxs {
+	for i, p := range idxs {
 		b, err := os.ReadFile(p)
 		if err != nil || !bytes.Equal(b, orig[p]) {
-			t.Errorf("%s not rebuilt identically (err %v, %d bytes, want %d)", p, err, len(b), len(orig[p]))
+			what := "intact"
+			if i < len(damage) {
+				what = damage[i].name
+			}
+			t.Errorf("%s (%s) not rebuilt identically (err %v, %d bytes, want %d)", p, what, err, len(b), len(orig[p]))
 		}
 	}
-	end := int64(len(want))
-	for _, from := range []int64{0, 1, 7, 33, 90, end - 1} {
-		if from < end {
-			sameRecords(t, fmt.Sprintf("reading from %d", from), readFrom(t, l, 0, from, end), want[from:])
-		}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("stale index of the active segment: %v, want it removed", err)
 	}
-	for i, r := range want {
-		off, err := l.OffsetForTime(context.Background(), testTopic, 0, r.Timestamp)
-		first := slices.IndexFunc(want, func(x intentlog.Record) bool { return !x.Timestamp.Before(r.Timestamp) })
-		if err != nil || off != int64(first) {
-			t.Fatalf("OffsetForTime(record %d) = %d, %v; want %d", i, off, err, first)
+	if n := strings.Count(logs.String(), "rebuilt segment index"); n != len(damage) || strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("%d indexes rebuilt, want %d, and no warning:\n%s", n, len(damage), logs)
+	}
+	checkReads(l)
+	appendBatch(t, l, "more", 2)
+}
+
+// TestIndexInterval: an index entry is due once a batch starts at least
+// IndexIntervalBytes after the last indexed one, the same rule for the
+// writer and for a rebuild.
+func TestIndexInterval(t *testing.T) {
+	t.Parallel()
+	rec := func(i int) *intentlog.Record {
+		return &intentlog.Record{Key: fmt.Appendf(nil, "key-%03d", i), Value: []byte("value")}
+	}
+	batch := int64(batchHeaderLen + len(appendRecord(nil, 0, rec(0))))
+	for _, tc := range []struct {
+		interval int64
+		entries  int
+	}{{batch, 10}, {batch + 1, 5}, {2 * batch, 5}, {2*batch + 1, 4}} {
+		fsys := vfs.NewMem()
+		opts := Options{FS: fsys, SegmentBytes: 10 * batch, IndexIntervalBytes: tc.interval}
+		l := openLog(t, "/log", opts)
+		createTestTopic(t, l, 1, intentlog.TopicOptions{})
+		for i := range 11 { // the 11th rolls the segment
+			noErr(t, l.Append(context.Background(), testTopic, []*intentlog.Record{rec(i)}))
+		}
+		noErr(t, l.Close())
+		path := segmentPath(craftedDir, 0, idxExt)
+		written := readFile(t, fsys, path)
+		if n := len(written) / indexEntryLen; n != tc.entries {
+			t.Errorf("interval %d for %d-byte batches: %d index entries, want %d", tc.interval, batch, n, tc.entries)
+		}
+		noErr(t, fsys.Remove(path))
+		l = openLog(t, "/log", opts)
+		noErr(t, l.Close())
+		if rebuilt := readFile(t, fsys, path); !bytes.Equal(rebuilt, written) {
+			t.Errorf("interval %d: rebuilt index %x, written %x", tc.interval, rebuilt, written)
 		}
 	}
 }

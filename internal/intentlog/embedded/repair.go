@@ -31,7 +31,9 @@ type RepairReport struct {
 // file lost) is recorded the same way. Only FS and Logger of opts are used.
 //
 // Nothing valid is removed: a batch is dropped only when it fails its
-// checks. Running Repair on a sound log changes nothing.
+// checks (a whole, valid batch that starts past the expected offset is
+// kept, and the offsets before it are listed as lost). Running Repair on a
+// sound log changes nothing.
 func Repair(dir string, opts Options) (*RepairReport, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, err
@@ -166,9 +168,12 @@ func (pr *partRepair) segment(base, limit int64) (int64, error) {
 		if s.reason == "" {
 			continue
 		}
-		q := filepath.Join(pr.dir, fmt.Sprintf("#quarantine-%020d-%d", base, s.pos))
-		if err := copyRange(pr.fs, f, q, s.pos, s.end); err != nil {
-			return 0, fmt.Errorf("quarantine %s [%d, %d): %w", path, s.pos, s.end, err)
+		q := "" // offsets missing between two whole batches: no damaged byte
+		if s.end > s.pos {
+			q = filepath.Join(pr.dir, fmt.Sprintf("#quarantine-%020d-%d", base, s.pos))
+			if err := copyRange(pr.fs, f, q, s.pos, s.end); err != nil {
+				return 0, fmt.Errorf("quarantine %s [%d, %d): %w", path, s.pos, s.end, err)
+			}
 		}
 		to := s.next
 		if to == -1 && limit != math.MaxInt64 {
@@ -177,10 +182,11 @@ func (pr *partRepair) segment(base, limit int64) (int64, error) {
 		pr.found = append(pr.found, Lost{Topic: pr.topic, Partition: pr.id, From: s.base, To: to, Segment: path,
 			Position: s.pos, Bytes: s.end - s.pos, Quarantine: q, Reason: s.reason})
 	}
-	// Valid runs after the first damage get segment files of their own.
+	// Valid runs after the first damage get segment files of their own, and
+	// so does a first run that does not start at the segment's base.
 	keep := int64(0)
 	for i, s := range good {
-		if i == 0 && s.pos == 0 {
+		if i == 0 && s.pos == 0 && s.base == base {
 			keep = s.end
 			continue
 		}
@@ -222,7 +228,10 @@ func walkSpans(f vfs.File, base, size, limit int64) ([]span, error) {
 			return nil, err
 		}
 		bad := span{pos: sc.pos, end: size, base: sc.next, next: -1, reason: stripCorrupt(err)}
-		q, h, ok, err := findBatch(f, sc.pos+1, size, sc.next)
+		// Damage ends at the next valid batch; a whole batch that starts
+		// past the expected offset is kept (the offsets before it are lost),
+		// one that goes back is damage (its offsets are taken).
+		q, h, ok, err := resumeAt(f, sc.pos, size, sc.next, sc.next+1)
 		if err != nil {
 			return nil, err
 		}

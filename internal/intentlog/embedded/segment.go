@@ -239,13 +239,15 @@ func (s *segment) recover(f vfs.File, interval int64, noSync bool, log *slog.Log
 		return err
 	}
 	if err != nil {
-		q, h, found, ferr := findBatch(f, sc.pos+1, size, sc.next)
+		// Not a torn tail if the bad batch is whole (only its offsets are
+		// wrong) or a valid batch follows it.
+		q, h, found, ferr := resumeAt(f, sc.pos, size, sc.next, math.MinInt64)
 		if ferr != nil {
 			return ferr
 		}
 		if found {
 			return corruptSegment(s.logPath, sc.pos, sc.next, err,
-				fmt.Sprintf("a valid batch (offset %d) follows at position %d", h.base, q))
+				fmt.Sprintf("a valid batch (offset %d) starts at position %d", h.base, q))
 		}
 		if terr := f.Truncate(sc.pos); terr != nil {
 			return fmt.Errorf("truncate torn tail: %w", terr)
