@@ -143,12 +143,18 @@ type pending struct {
 }
 
 type keyState struct {
-	key      []byte
-	pending  []pending
-	phase    phase
-	level    int
-	attempt  int
-	seq      uint64
+	key     []byte
+	pending []pending
+	phase   phase
+	level   int
+	attempt int
+	seq     uint64
+	// readAt is when the outstanding (or last) read was asked for: the
+	// read runs, and takes its snapshot of the store, no earlier. Only a
+	// strongest-level read asked for at or after an intent's deadline can
+	// prove it unmaterialized: an earlier one may predate a store write
+	// that committed within the window, however late its answer comes.
+	readAt   time.Time
 	gen      uint64    // invalidates stale timers
 	retryAt  time.Time // after a partial publish: when to read again
 	event    *intent.Event
@@ -332,7 +338,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		return
 	}
 	if in.Op == intent.Abort {
-		c.abort(key, in, p)
+		c.abort(now, key, in, p)
 		return
 	}
 	if in.Version <= c.lastPub[key] {
@@ -352,7 +358,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		if now.Before(at) {
 			c.wait(ks, at)
 		} else {
-			c.read(ks, 0)
+			c.read(now, ks, 0)
 		}
 	}
 }
@@ -360,7 +366,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 // abort resolves an ABORT intent: the write of in.Version failed, so no
 // intent waits for it; one read at the strongest level settles the key in
 // case the write landed after all.
-func (c *Core) abort(key string, in *intent.Intent, p pending) {
+func (c *Core) abort(now time.Time, key string, in *intent.Intent, p pending) {
 	ks := c.keys[key]
 	if ks == nil && in.Version <= c.lastPub[key] {
 		c.done(p.slot)
@@ -375,7 +381,7 @@ func (c *Core) abort(key string, in *intent.Intent, p pending) {
 	ks.pending = append(ks.pending, p)
 	ks.settleFrom = c.seq + 1
 	if ks.phase == idle || (ks.phase == waiting && !ks.needsCoverage()) {
-		c.read(ks, c.p.Levels-1)
+		c.read(now, ks, c.p.Levels-1)
 	}
 }
 
@@ -403,9 +409,10 @@ func (ks *keyState) needsCoverage() bool {
 	return false
 }
 
-func (c *Core) read(ks *keyState, level int) {
+func (c *Core) read(now time.Time, ks *keyState, level int) {
 	c.seq++
 	ks.seq = c.seq
+	ks.readAt = now
 	ks.level = level
 	ks.phase = reading
 	ks.gen++
@@ -441,7 +448,7 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		// the strongest level: its write may have landed on the primary
 		// only (reported failed, committed anyway), and a replica that
 		// shows an older version cannot tell.
-		c.read(ks, ks.level+1)
+		c.read(now, ks, ks.level+1)
 		return
 	}
 	c.recovered(ks)
@@ -467,27 +474,28 @@ func (c *Core) settle(now time.Time, ks *keyState, seen uint64) {
 		c.wait(ks, at)
 		return
 	}
-	c.finish(ks)
+	c.finish(now, ks)
 }
 
 // finish resolves a key with nothing left to cover, unless an ABORT still
 // waits for a read issued after it.
-func (c *Core) finish(ks *keyState) {
+func (c *Core) finish(now time.Time, ks *keyState) {
 	if ks.unsettled() && len(ks.pending) > 0 {
-		c.read(ks, c.p.Levels-1)
+		c.read(now, ks, c.p.Levels-1)
 		return
 	}
 	c.resolveAll(ks)
 }
 
-// expireOrRetry drops the pending intents whose window has ended (the read
-// that found them missing was at the strongest level) and returns when to
-// read again for the rest (zero when nothing needs covering any more).
+// expireOrRetry drops the pending intents whose window had ended when the
+// read that found them missing was asked for (at the strongest level) and
+// returns when to read again for the rest (zero when nothing needs
+// covering any more).
 func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time {
 	var expired []uint64
 	kept := ks.pending[:0]
 	for _, p := range ks.pending {
-		if p.needs && !now.Before(p.deadline) {
+		if p.needs && !ks.readAt.Before(p.deadline) {
 			c.done(p.slot)
 			expired = append(expired, p.version)
 			continue
@@ -573,9 +581,9 @@ func (c *Core) Published(now time.Time, events []intent.Event) {
 func (c *Core) proceed(now time.Time, ks *keyState) {
 	switch {
 	case !ks.needsCoverage():
-		c.finish(ks)
+		c.finish(now, ks)
 	case ks.retryAt.IsZero() || !now.Before(ks.retryAt):
-		c.read(ks, 0)
+		c.read(now, ks, 0)
 	default:
 		c.wait(ks, ks.retryAt)
 	}
@@ -606,7 +614,7 @@ func (c *Core) Tick(now time.Time) {
 			if !ks.needsCoverage() {
 				level = c.p.Levels - 1
 			}
-			c.read(ks, level)
+			c.read(now, ks, level)
 		case retrying:
 			c.resend(ks)
 		}

@@ -488,3 +488,58 @@ func TestCoreEvictsIdleKeysPastHorizon(t *testing.T) {
 		t.Fatal("not evicted past the horizon")
 	}
 }
+
+// TestCoreExpiresOnlyOnReadsIssuedAfterTheDeadline: a strongest-level read
+// issued before an intent's deadline may predate its store write, which the
+// proxy bounds to commit before the window ends; its answer, however late,
+// must not expire the intent. The next read, issued after the deadline,
+// decides: it finds the write (an event), or proves it unmaterialized.
+func TestCoreExpiresOnlyOnReadsIssuedAfterTheDeadline(t *testing.T) {
+	t.Parallel()
+	v1 := ver(0, 0)
+	p := Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond}
+	// reads at 0, 11, 32, 73 (backoff 10, 20, 40 ms); the read issued at
+	// 73 runs before the write lands and answers at 150, after the
+	// deadline at 100.
+	slow := []step{
+		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+		{at: 1, read: res("a", nil)},
+		{at: 11, tick: true, reads: []string{"a@0"}},
+		{at: 12, read: res("a", nil)},
+		{at: 32, tick: true, reads: []string{"a@0"}},
+		{at: 33, read: res("a", nil)},
+		{at: 73, tick: true, reads: []string{"a@0"}},
+		{at: 150, read: res("a", nil)}, // issued at 73: proves nothing about the write
+		{at: 189, tick: true},
+	}
+	t.Run("the next read finds the write", func(t *testing.T) {
+		t.Parallel()
+		run(t, p, 0, nil, append(slices.Clone(slow),
+			step{at: 190, tick: true, reads: []string{"a@0"}},
+			step{at: 191, read: res("a", row(v1, "x")), events: []string{fmt.Sprintf("a=%d/1", v1)}},
+			step{at: 192, published: true, commit: 1},
+		))
+	})
+	t.Run("the next read proves it unmaterialized", func(t *testing.T) {
+		t.Parallel()
+		run(t, p, 0, nil, append(slices.Clone(slow),
+			step{at: 190, tick: true, reads: []string{"a@0"}},
+			step{at: 191, read: res("a", nil), unmat: []string{fmt.Sprintf("a:%d", v1)}, commit: 1},
+		))
+	})
+	// With two levels the strongest read is issued when the replica's
+	// answer escalates: that is when its snapshot starts.
+	two := p
+	two.Levels = 2
+	t.Run("an escalation issued before the deadline", func(t *testing.T) {
+		t.Parallel()
+		run(t, two, 0, nil, []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{at: 99, read: res("a", nil), reads: []string{"a@1"}},
+			{at: 120, read: res("a", nil)}, // issued at 99
+			{at: 130, tick: true, reads: []string{"a@0"}},
+			{at: 131, read: res("a", nil), reads: []string{"a@1"}},
+			{at: 132, read: res("a", nil), unmat: []string{fmt.Sprintf("a:%d", v1)}, commit: 1},
+		})
+	})
+}

@@ -116,7 +116,7 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 		f.served = true
 	}
 	if !top {
-		c.read(ks, ks.level+1)
+		c.read(now, ks, ks.level+1)
 		return
 	}
 	counted := f.served
