@@ -2,9 +2,12 @@ package resolver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/dlq"
@@ -17,35 +20,52 @@ import (
 // a partition after a restart (so that none is written twice), and writes
 // a gap letter when retention removed intents before they were resolved.
 
-// maxLetterIntents bounds the intents of one dead-letter record: a hot key
-// parked for long gathers many, and a record must fit the log.
-const maxLetterIntents = 1000
+// maxLetterIntents and maxLetterIntentBytes bound the intents of one
+// dead-letter record (their count, their encoded size): a hot key parked
+// for long gathers many, and a record must fit the log's record limit (1
+// MiB by default on both logs), also with keys of a few KiB.
+const (
+	maxLetterIntents     = 1000
+	maxLetterIntentBytes = 256 << 10
+)
 
 // scanTimeout bounds a read of the dead-letter topic.
 const scanTimeout = 30 * time.Second
 
 // deadLetters turns a core letter into dead-letter records, in chunks of
-// at most maxLetterIntents intents.
+// at most maxLetterIntents intents and maxLetterIntentBytes of them.
 func (l *loop) deadLetters(lt *Letter, now time.Time) []*wailv1.DeadLetter {
 	kind := wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH
 	if lt.Kind == LetterRead {
 		kind = wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ
 	}
 	var out []*wailv1.DeadLetter
-	for i := 0; i < len(lt.Intents); i += maxLetterIntents {
-		j := min(i+maxLetterIntents, len(lt.Intents))
-		d := &wailv1.DeadLetter{
-			Table: l.table, Partition: l.partition, Key: lt.Key, Kind: kind,
-			IntentOffsets: lt.Offsets[i:j], Error: lt.Err, Permanent: lt.Permanent, Attempts: uint32(lt.Attempts),
-			FirstAttemptUs: lt.FirstAttempt.UnixMicro(), LastAttemptUs: lt.LastAttempt.UnixMicro(),
-			ResolverId: l.r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
+	var d *wailv1.DeadLetter
+	size := 0
+	for k := range lt.Intents {
+		in := lt.Intents[k].Proto()
+		n := proto.Size(in)
+		if d == nil || len(d.Intents) == maxLetterIntents || size+n > maxLetterIntentBytes {
+			d = &wailv1.DeadLetter{
+				Table: l.table, Partition: l.partition, Key: lt.Key, Kind: kind,
+				Error: lt.Err, Permanent: lt.Permanent, Attempts: uint32(lt.Attempts),
+				FirstAttemptUs: lt.FirstAttempt.UnixMicro(), LastAttemptUs: lt.LastAttempt.UnixMicro(),
+				ResolverId: l.r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
+			}
+			out = append(out, d)
+			size = 0
 		}
-		for k := i; k < j; k++ {
-			d.Intents = append(d.Intents, lt.Intents[k].Proto())
-		}
-		out = append(out, d)
+		d.Intents = append(d.Intents, in)
+		d.IntentOffsets = append(d.IntentOffsets, lt.Offsets[k])
+		size += n
 	}
 	return out
+}
+
+// letterBytes bounds the bytes the record of d takes in a log's batch:
+// its key, its value and the log's framing (see eventbus.Size).
+func letterBytes(d *wailv1.DeadLetter) int {
+	return len(d.Key) + proto.Size(d) + 16 + 10*binary.MaxVarintLen64
 }
 
 // gapLetter records that retention removed the intents [from, to) of a

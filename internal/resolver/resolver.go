@@ -69,6 +69,19 @@ type Bus interface {
 	Recover(ctx context.Context, table string, partition int32, since time.Time) (eventbus.Recovered, error)
 }
 
+// AppendLimiter is a log that tells how large one append may be (the
+// embedded and Kafka logs can).
+type AppendLimiter interface {
+	// AppendLimit returns the largest total of records, each counted with
+	// the log's framing, that one append to a partition of topic takes;
+	// more may fail as a whole with intentlog.ErrTooLarge.
+	AppendLimit(ctx context.Context, topic string) (int, error)
+}
+
+// DefaultAppendBytes bounds the records of one append when the log does
+// not tell its limit (Config.Limits): Kafka's default max.message.bytes.
+const DefaultAppendBytes = 1 << 20
+
 // Config configures a Resolver.
 type Config struct {
 	Group          string
@@ -96,6 +109,11 @@ type Config struct {
 	Health  HealthSink
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Limits, when set, is the log under the event bus and the dead-letter
+	// topics: the events, or dead letters, of one append stay within its
+	// AppendLimit (else within DefaultAppendBytes), so that an append of
+	// many large records does not fail as a whole.
+	Limits AppendLimiter
 	// Join, when set, makes the resolver a member of Group (group.go):
 	// it resolves only the partitions the group assigns it and publishes
 	// in transactions. Without it, the resolver owns every partition.
@@ -211,6 +229,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		l.pub = newPlainPublisher(r, t.Name, p)
 	}
 	l.health.stallAfter = max(r.cfg.StallAfter, 2*t.VisibilityWindow)
+	l.limits(ctx)
 	committed, err := r.log.Committed(ctx, r.cfg.Group, topic)
 	if err != nil {
 		return fmt.Errorf("resolver: committed offsets of %s: %w", topic, err)
