@@ -74,13 +74,15 @@ func TestLargeEventsFitOneAppend(t *testing.T) {
 }
 
 // TestLargeLetterFitsTheLog: a parked key with large keys and many
-// intents makes a dead letter far larger than a record may be; it is
-// written as records of a size the log takes, and every intent is settled.
+// intents makes a dead letter far larger than a record, and than an
+// append, may be; it is written as records of a size the log takes, in
+// appends it takes, and every intent is settled.
 func TestLargeLetterFitsTheLog(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	env := newTestEnv(ctx, t, "bigletter")
+	// Appends of at most 1 MiB: the letter's records take more than one.
+	env := newTestEnvWith(ctx, t, "bigletter", embedded.Options{MaxBatchBytes: 1 << 20}, intentlog.TopicOptions{})
 	env.tb.MaxAttempts = 3
 	const intents = 600
 	key := strings.Repeat("k", 4096) // 600 intents of it: 2.4 MiB
