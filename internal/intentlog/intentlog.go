@@ -64,6 +64,11 @@ type Record struct {
 	Timestamp time.Time // append time, set by the log
 }
 
+// Range is the offsets [From, To) of a partition.
+type Range struct {
+	From, To int64
+}
+
 // TopicOptions configures a topic at creation.
 type TopicOptions struct {
 	// Retention removes records older than this (0: keep forever).
@@ -97,6 +102,15 @@ type Log interface {
 	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
 	// NewReader reads a partition from offset on.
 	NewReader(topic string, partition int32, offset int64) (Reader, error)
+	// Lost returns the offset ranges of a partition, from its start on and
+	// in offset order, whose records existed and were removed other than
+	// by retention: readers pass them (Next returns no records and a moved
+	// Position) and no record ever takes those offsets again. Only the
+	// embedded log has them: `wail log repair` removes damaged bytes and
+	// missing segment files. Offsets that never held a record a reader
+	// should see (Kafka's transaction markers and aborted records) are not
+	// lost.
+	Lost(ctx context.Context, topic string, partition int32) ([]Range, error)
 	// Commit stores a consumer group's next offsets durably. An offset
 	// beyond the partition's end is not meant to be committed; if the log
 	// later ends below a committed offset (it lost its tail), the embedded
@@ -115,9 +129,10 @@ type Reader interface {
 	// Next returns the next records, blocking until at least one is durable
 	// or ctx ends. It fails with ErrOffsetOutOfRange when the reader's
 	// position fell below the log start. Offsets may have gaps (Kafka's
-	// transaction markers and aborted records take offsets); when the
-	// reader passed only such offsets, Next returns no records and a
-	// moved Position instead of blocking.
+	// transaction markers and aborted records take offsets; the embedded
+	// log's offsets lost to a repair, see Log.Lost); when the reader
+	// passed only such offsets, Next returns no records and a moved
+	// Position instead of blocking.
 	Next(ctx context.Context) ([]Record, error)
 	// Position is the offset the reader reads next: one past the last
 	// offset it returned or skipped. Reading "up to end" means reading

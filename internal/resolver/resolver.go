@@ -44,6 +44,8 @@ type Log interface {
 	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
 	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
 	NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error)
+	// Lost is for offsets a repair removed (see recordLost).
+	Lost(ctx context.Context, topic string, partition int32) ([]intentlog.Range, error)
 	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
 	Committed(ctx context.Context, group, topic string) (map[int32]int64, error)
 }
@@ -255,10 +257,12 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, from, err)
 	}
 	defer rd.Close()
+	// The first record from the committed offset on tells when it was
+	// logged (Next passes offsets lost to a repair without records).
 	var first []intentlog.Record
-	if from < logEnd {
+	for len(first) == 0 && rd.Position() < logEnd {
 		if first, err = rd.Next(ctx); err != nil {
-			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, from, err)
+			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, rd.Position(), err)
 		}
 	}
 	// Everything published since the oldest unresolved intent was logged
@@ -280,6 +284,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	letters, err := scanLetters(ctx, r.log, t.Name, p, since.Add(-r.cfg.Horizon))
 	if err != nil {
 		return fmt.Errorf("resolver: recover the dead letters of %s/%d: %w", t.Name, p, err)
+	}
+	if err := r.recordLost(ctx, l.pub, t.Name, p, from, letters); err != nil {
+		return err
 	}
 	l.core = NewCore(params, from, rec.Last)
 	l.core.AlreadySettled(letters.settled())
