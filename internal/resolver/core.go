@@ -155,7 +155,7 @@ type keyState struct {
 	// prove it unmaterialized: an earlier one may predate a store write
 	// that committed within the window, however late its answer comes.
 	readAt   time.Time
-	gen      uint64    // invalidates stale timers
+	gen      uint64    // of its timer; a new one invalidates the others (see bump)
 	retryAt  time.Time // after a partial publish: when to read again
 	event    *intent.Event
 	inFlight []pending // intents covered by event
@@ -198,6 +198,7 @@ type Core struct {
 	watermark uint64 // highest intent version ingested
 
 	timers timerHeap
+	gen    uint64 // the last timer generation handed out (bump)
 	seq    uint64
 	out    Ready
 	// settled are offsets at or after the start that durable dead letters
@@ -415,7 +416,7 @@ func (c *Core) read(now time.Time, ks *keyState, level int) {
 	ks.readAt = now
 	ks.level = level
 	ks.phase = reading
-	ks.gen++
+	c.bump(ks)
 	c.out.Reads = append(c.out.Reads, ReadRequest{Key: ks.key, Level: store.Level(level), Seq: ks.seq})
 }
 
@@ -523,8 +524,16 @@ func (c *Core) wait(ks *keyState, at time.Time) {
 }
 
 func (c *Core) timer(ks *keyState, at time.Time) {
-	ks.gen++
+	c.bump(ks)
 	heap.Push(&c.timers, timer{at: at, key: string(ks.key), gen: ks.gen})
+}
+
+// bump gives a key a new timer generation, which makes its earlier timers
+// stale. Generations are unique in the core, so that a timer of a key
+// that was resolved and forgotten never fires for its next intents.
+func (c *Core) bump(ks *keyState) {
+	c.gen++
+	ks.gen = c.gen
 }
 
 func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store.Row) {
@@ -596,8 +605,6 @@ func (c *Core) resolveAll(ks *keyState) {
 	}
 	c.recovered(ks)
 	delete(c.keys, string(ks.key))
-	ks.phase = idle
-	ks.gen++
 }
 
 // Tick fires the timers due at now.

@@ -445,6 +445,20 @@ func TestCore(t *testing.T) {
 			},
 		},
 		{
+			name: "a timer of a resolved key's earlier state does not fire for its next intent",
+			p:    withDelay(base, 5*time.Millisecond),
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}}, // first read at 5ms
+				{at: 1, ingest: []Entry{ent(1, "a", intent.Abort, v1)}, reads: []string{"a@0"}},
+				{at: 2, read: res("a", nil), commit: 2},          // resolved and forgotten
+				{at: 3, ingest: []Entry{put(2, "a", ver(3, 0))}}, // first read at 8ms
+				{at: 5, tick: true},
+				{at: 8, tick: true, reads: []string{"a@0"}},
+				{at: 9, read: res("a", row(ver(3, 0), "y")), events: []string{ev("a", ver(3, 0), 1)}},
+				{at: 10, published: true, commit: 3},
+			},
+		},
+		{
 			name: "re-delivered offsets are ignored",
 			p:    base,
 			steps: []step{

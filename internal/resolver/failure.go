@@ -289,13 +289,13 @@ func (c *Core) deadLetter(ks *keyState, kind LetterKind, ps []pending) {
 	ks.letter, ks.lettered = l, ps
 	ks.phase = lettering
 	ks.retryAt = time.Time{}
-	ks.gen++
+	c.bump(ks)
 	c.out.Letters = append(c.out.Letters, *l)
 }
 
 // resend publishes a key's event, or writes its letter, again.
 func (c *Core) resend(ks *keyState) {
-	ks.gen++
+	c.bump(ks)
 	switch {
 	case ks.letter != nil:
 		ks.phase = lettering
