@@ -459,6 +459,16 @@ func TestCore(t *testing.T) {
 			},
 		},
 		{
+			name:  "offsets without records before the first intent: the commit moves when it resolves",
+			p:     base,
+			start: 5,
+			steps: []step{
+				{ingest: []Entry{put(7, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 8},
+			},
+		},
+		{
 			name: "re-delivered offsets are ignored",
 			p:    base,
 			steps: []step{
@@ -530,8 +540,15 @@ func TestCoreEvictsIdleKeysPastHorizon(t *testing.T) {
 		t.Fatal("evicted inside the horizon")
 	}
 	c.Ingest(t0, []Entry{put(2, "c", ver(2000, 0))})
-	if c.LastPublished([]byte("a")) != 0 {
-		t.Fatal("not evicted past the horizon")
+	if c.LastPublished([]byte("a")) != 0 || len(c.pubLog) != 0 {
+		t.Fatalf("not evicted past the horizon: last published %d, %d records of publishes", c.LastPublished([]byte("a")), len(c.pubLog))
+	}
+
+	// Without a horizon, nothing is forgotten.
+	c = NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 0, map[string]uint64{"a": v})
+	c.Ingest(t0, []Entry{put(0, "b", ver(3_600_000, 0))})
+	if c.LastPublished([]byte("a")) != v {
+		t.Fatal("evicted without a horizon")
 	}
 }
 
