@@ -12,7 +12,6 @@ package eventbus
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -110,24 +109,17 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 	}, nil
 }
 
-// recordFields is how many varints a log frames a record with besides two
-// per header (lengths of key, value and headers, a header count, timestamp
-// and offset deltas, attributes: Kafka's record format, which the embedded
-// log's is a subset of), each at most binary.MaxVarintLen64 bytes.
-const recordFields = 7
-
 // Size returns an upper bound of the bytes the records that publish e (its
 // record, and a tombstone after a delete; see Records) take in a log's
-// batch, each with its framing: what counts against a log's limit of one
-// append. It does not encode the value.
+// record batch, each with its framing (intentlog.FramedSize): what counts
+// against a log's limit of one append. It does not encode the value.
 func Size(e *intent.Event) int {
-	// Headers: the version in decimal (at most 20 digits), the op's name,
-	// the event id (table/hex(key)/version).
-	headers := len(HeaderVersion) + 20 + len(HeaderOp) + len("UPSERT") +
-		len(HeaderEventID) + len(e.Table) + 2*len(e.Key) + 22
-	n := len(e.Key) + proto.Size(e.Proto()) + headers + binary.MaxVarintLen64*(recordFields+2*3)
+	n := intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()),
+		[2]int{len(HeaderVersion), len(strconv.FormatUint(e.Version, 10))},
+		[2]int{len(HeaderOp), len(e.Op.String())},
+		[2]int{len(HeaderEventID), len(intent.EventID(e.Table, e.Key, e.Version))})
 	if e.Op == intent.Delete {
-		n += len(e.Key) + binary.MaxVarintLen64*recordFields
+		n += intentlog.FramedSize(len(e.Key), 0)
 	}
 	return n
 }

@@ -16,6 +16,7 @@ package intentlog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -68,6 +69,25 @@ type Record struct {
 type Range struct {
 	From, To int64
 }
+
+// FramedSize returns an upper bound of the bytes a record with a key of
+// keyLen bytes, a value of valueLen bytes (a nil value counts as empty)
+// and headers of the given key and value lengths takes in a record batch
+// of either log: Kafka's record format (length, attributes, timestamp and
+// offset deltas, then key, value and headers, each after its length), with
+// the deltas at their widest; the embedded log's format is a subset of it.
+// The logs' record and append limits count records so.
+func FramedSize(keyLen, valueLen int, headers ...[2]int) int {
+	body := 1 + binary.MaxVarintLen64 + binary.MaxVarintLen32 + // attributes, timestamp and offset deltas
+		varintLen(keyLen) + keyLen + varintLen(valueLen) + valueLen + varintLen(len(headers))
+	for _, h := range headers {
+		body += varintLen(h[0]) + h[0] + varintLen(h[1]) + h[1]
+	}
+	return varintLen(body) + body
+}
+
+// varintLen is the length of n as a zigzag varint, as Kafka writes lengths.
+func varintLen(n int) int { return len(binary.AppendVarint(nil, int64(n))) }
 
 // TopicOptions configures a topic at creation.
 type TopicOptions struct {

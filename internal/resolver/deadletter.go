@@ -2,7 +2,6 @@ package resolver
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -62,10 +61,14 @@ func (l *loop) deadLetters(lt *Letter, now time.Time) []*wailv1.DeadLetter {
 	return out
 }
 
-// letterBytes bounds the bytes the record of d takes in a log's batch:
-// its key, its value and the log's framing (see eventbus.Size).
+// letterBytes bounds the bytes the record of d takes in a log's batch
+// (intentlog.FramedSize); 0 when d cannot be a record (writing it fails).
 func letterBytes(d *wailv1.DeadLetter) int {
-	return len(d.Key) + proto.Size(d) + 16 + 10*binary.MaxVarintLen64
+	rec, err := dlq.LetterRecord(d)
+	if err != nil {
+		return 0
+	}
+	return intentlog.FramedSize(len(rec.Key), len(rec.Value))
 }
 
 // gapLetter records that the intents [from, to) of a partition were

@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
@@ -109,5 +112,66 @@ func TestLargeLetterFitsTheLog(t *testing.T) {
 	}
 	if want := intents * len(key) / maxLetterIntentBytes; len(ls) < want {
 		t.Errorf("%d records for %d bytes of intents, want at least %d", len(ls), intents*len(key), want)
+	}
+}
+
+// TestDeadLetterChunks: a letter's intents go into records of at most
+// maxLetterIntents intents and maxLetterIntentBytes of encoded intents,
+// each record as full as those bounds allow, in order, each intent with
+// its offset.
+func TestDeadLetterChunks(t *testing.T) {
+	t.Parallel()
+	// keyFor returns a key whose intents encode to exactly size bytes.
+	keyFor := func(size int) []byte {
+		for n := 1; n < size; n++ {
+			key := []byte(strings.Repeat("k", n))
+			in := intent.Intent{Table: "t", Key: key, Op: intent.Upsert, Version: 1 << 40, ID: "id"}
+			if proto.Size(in.Proto()) == size {
+				return key
+			}
+		}
+		t.Fatalf("no key makes intents of %d bytes", size)
+		return nil
+	}
+	cases := []struct {
+		name    string
+		key     []byte
+		intents int
+		want    []int // intents per record
+	}{
+		{name: "by count", key: []byte("k"), intents: 2500, want: []int{1000, 1000, 500}},
+		{name: "by bytes, filling each record exactly", key: keyFor(512), intents: 1500, want: []int{512, 512, 476}},
+		{name: "one intent", key: []byte("k"), intents: 1, want: []int{1}},
+	}
+	r := New(nil, nil, nil, Config{InstanceID: "r1"})
+	l := newLoop(r, "t", 3, nil)
+	for _, c := range cases {
+		lt := &Letter{Key: c.key, Kind: LetterRead, Err: "boom", Attempts: 4}
+		for i := 0; i < c.intents; i++ {
+			lt.Intents = append(lt.Intents, intent.Intent{Table: "t", Key: c.key, Op: intent.Upsert, Version: 1<<40 + uint64(i), ID: "id"})
+			lt.Offsets = append(lt.Offsets, int64(100+i))
+		}
+		ds := l.deadLetters(lt, t0)
+		var got []int
+		next := 0
+		for _, d := range ds {
+			got = append(got, len(d.Intents))
+			if d.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ || d.Partition != 3 || d.ResolverId != "r1" || d.Attempts != 4 ||
+				len(d.IntentOffsets) != len(d.Intents) {
+				t.Fatalf("%s: record %+v", c.name, d)
+			}
+			for i, in := range d.Intents {
+				if in.Version != 1<<40+uint64(next) || d.IntentOffsets[i] != int64(100+next) {
+					t.Fatalf("%s: intent %d of a record is version %d at %d, want the letter's intent %d", c.name, i, in.Version, d.IntentOffsets[i], next)
+				}
+				next++
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("%s: records of %v intents, want %v", c.name, got, c.want)
+		}
+	}
+	if d := l.deadLetters(&Letter{Key: []byte("k"), Kind: LetterPublish}, t0); len(d) != 0 {
+		t.Errorf("a letter without intents made records: %v", d)
 	}
 }
