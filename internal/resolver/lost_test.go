@@ -196,3 +196,77 @@ func lastEvents(ctx context.Context, t *testing.T, env *testEnv) map[string]uint
 	}
 	return out
 }
+
+// lostLog reports lost ranges of every partition.
+type lostLog struct {
+	Log
+	lost []intentlog.Range
+}
+
+func (l lostLog) Lost(context.Context, string, int32) ([]intentlog.Range, error) { return l.lost, nil }
+
+// letterSink is a publisher that keeps the letters and commits it gets.
+type letterSink struct {
+	publisher
+	written []*wailv1.DeadLetter
+	commits []int64
+}
+
+func (s *letterSink) letters(_ context.Context, ls []*wailv1.DeadLetter, _ int64) (bool, error) {
+	s.written = append(s.written, ls...)
+	return false, nil
+}
+
+func (s *letterSink) commit(_ context.Context, offset int64) error {
+	s.commits = append(s.commits, offset)
+	return nil
+}
+
+// TestRecordLost: each lost range from the committed offset on is a gap
+// letter, from the committed offset when it lies inside; a range before
+// it (resolved before it was lost) or recorded before is not; the
+// committed offset does not move.
+func TestRecordLost(t *testing.T) {
+	t.Parallel()
+	lost := []intentlog.Range{{From: 10, To: 20}, {From: 30, To: 40}, {From: 50, To: 60}}
+	cases := []struct {
+		name      string
+		committed int64
+		recorded  map[int64]int64 // gap letters found in the dead-letter topic
+		want      string
+	}{
+		{name: "all ahead", committed: 0, want: "[10,20) [30,40) [50,60)"},
+		{name: "the first ends at the committed offset", committed: 20, want: "[30,40) [50,60)"},
+		{name: "the committed offset inside one", committed: 35, want: "[35,40) [50,60)"},
+		{name: "at the start of one", committed: 30, want: "[30,40) [50,60)"},
+		{name: "one recorded before", committed: 35, recorded: map[int64]int64{35: 40}, want: "[50,60)"},
+		{name: "a record of another range", committed: 0, recorded: map[int64]int64{10: 19}, want: "[10,20) [30,40) [50,60)"},
+		{name: "all behind", committed: 60, want: ""},
+	}
+	for _, c := range cases {
+		logger, logs := testLogger()
+		r := New(lostLog{lost: lost}, nil, nil, Config{Logger: logger, Metrics: NewMetrics(nil)})
+		sink := &letterSink{}
+		if err := r.recordLost(context.Background(), sink, "t", 2, c.committed, lettersFound{gaps: c.recorded}); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		var n int64
+		for _, d := range sink.written {
+			if d.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP || d.Partition != 2 || !strings.Contains(d.Error, "wail log repair") {
+				t.Errorf("%s: letter %v", c.name, d)
+			}
+			got = append(got, fmt.Sprintf("[%d,%d)", d.GapStartOffset, d.GapEndOffset))
+			n += d.GapEndOffset - d.GapStartOffset
+		}
+		if strings.Join(got, " ") != c.want || len(sink.commits) != 0 {
+			t.Errorf("%s: letters %v, commits %v; want %s and none", c.name, got, sink.commits, c.want)
+		}
+		if m := testutil.ToFloat64(r.cfg.Metrics.gapIntents.WithLabelValues("t")); m != float64(n) {
+			t.Errorf("%s: gap_intents_total %v, want %d", c.name, m, n)
+		}
+		if logged := strings.Count(logs.String(), "wail table reconcile t"); logged != len(got) {
+			t.Errorf("%s: %d error logs naming reconcile, want %d", c.name, logged, len(got))
+		}
+	}
+}
