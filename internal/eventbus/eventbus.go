@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -105,6 +107,21 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 			{Key: HeaderEventID, Value: []byte(intent.EventID(e.Table, e.Key, e.Version))},
 		},
 	}, nil
+}
+
+// Size returns an upper bound of the bytes the records that publish e (its
+// record, and a tombstone after a delete; see Records) take in a log's
+// record batch, each with its framing (intentlog.FramedSize): what counts
+// against a log's limit of one append. It does not encode the value.
+func Size(e *intent.Event) int {
+	n := intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()),
+		[2]int{len(HeaderVersion), len(strconv.FormatUint(e.Version, 10))},
+		[2]int{len(HeaderOp), len(e.Op.String())},
+		[2]int{len(HeaderEventID), len(intent.EventID(e.Table, e.Key, e.Version))})
+	if e.Op == intent.Delete {
+		n += intentlog.FramedSize(len(e.Key), 0)
+	}
+	return n
 }
 
 // LastVersions scans a partition from the first event published at or after

@@ -190,3 +190,5 @@ func (r *memReader) Close() error {
 	r.l.readers--
 	return nil
 }
+
+func (l *memLog) Lost(context.Context, string, int32) ([]intentlog.Range, error) { return nil, nil }

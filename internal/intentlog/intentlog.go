@@ -16,6 +16,7 @@ package intentlog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -64,6 +65,30 @@ type Record struct {
 	Timestamp time.Time // append time, set by the log
 }
 
+// Range is the offsets [From, To) of a partition.
+type Range struct {
+	From, To int64
+}
+
+// FramedSize returns an upper bound of the bytes a record with a key of
+// keyLen bytes, a value of valueLen bytes (a nil value counts as empty)
+// and headers of the given key and value lengths takes in a record batch
+// of either log: Kafka's record format (length, attributes, timestamp and
+// offset deltas, then key, value and headers, each after its length), with
+// the deltas at their widest; the embedded log's format is a subset of it.
+// The logs' record and append limits count records so.
+func FramedSize(keyLen, valueLen int, headers ...[2]int) int {
+	body := 1 + binary.MaxVarintLen64 + binary.MaxVarintLen32 + // attributes, timestamp and offset deltas
+		varintLen(keyLen) + keyLen + varintLen(valueLen) + valueLen + varintLen(len(headers))
+	for _, h := range headers {
+		body += varintLen(h[0]) + h[0] + varintLen(h[1]) + h[1]
+	}
+	return varintLen(body) + body
+}
+
+// varintLen is the length of n as a zigzag varint, as Kafka writes lengths.
+func varintLen(n int) int { return len(binary.AppendVarint(nil, int64(n))) }
+
 // TopicOptions configures a topic at creation.
 type TopicOptions struct {
 	// Retention removes records older than this (0: keep forever).
@@ -97,6 +122,15 @@ type Log interface {
 	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
 	// NewReader reads a partition from offset on.
 	NewReader(topic string, partition int32, offset int64) (Reader, error)
+	// Lost returns the offset ranges of a partition, from its start on and
+	// in offset order, whose records existed and were removed other than
+	// by retention: readers pass them (Next returns no records and a moved
+	// Position) and no record ever takes those offsets again. Only the
+	// embedded log has them: `wail log repair` removes damaged bytes and
+	// missing segment files. Offsets that never held a record a reader
+	// should see (Kafka's transaction markers and aborted records) are not
+	// lost.
+	Lost(ctx context.Context, topic string, partition int32) ([]Range, error)
 	// Commit stores a consumer group's next offsets durably. An offset
 	// beyond the partition's end is not meant to be committed; if the log
 	// later ends below a committed offset (it lost its tail), the embedded
@@ -126,9 +160,10 @@ type Reader interface {
 	// Next returns the next records, blocking until at least one is durable
 	// or ctx ends. It fails with ErrOffsetOutOfRange when the reader's
 	// position fell below the log start. Offsets may have gaps (Kafka's
-	// transaction markers and aborted records take offsets); when the
-	// reader passed only such offsets, Next returns no records and a
-	// moved Position instead of blocking.
+	// transaction markers and aborted records take offsets; the embedded
+	// log's offsets lost to a repair, see Log.Lost); when the reader
+	// passed only such offsets, Next returns no records and a moved
+	// Position instead of blocking.
 	Next(ctx context.Context) ([]Record, error)
 	// Position is the offset the reader reads next: one past the last
 	// offset it returned or skipped. Reading "up to end" means reading

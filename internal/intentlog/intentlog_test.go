@@ -1,6 +1,11 @@
 package intentlog
 
-import "testing"
+import (
+	"math"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // Vectors from Kafka's own tests (org.apache.kafka.common.utils.UtilsTest
 // testMurmur2) so that keys land on the same partition as with Kafka.
@@ -32,6 +37,38 @@ func TestPartitionInRange(t *testing.T) {
 			if p := Partition(key, n); p < 0 || p >= n {
 				t.Fatalf("Partition(%v, %d) = %d", key, n, p)
 			}
+		}
+	}
+}
+
+// TestFramedSize: exactly the size of the record in Kafka's format with
+// its timestamp and offset deltas at their widest (franz-go's encoding is
+// the oracle).
+func TestFramedSize(t *testing.T) {
+	t.Parallel()
+	kafka := func(key, value []byte, headers []kmsg.Header) int {
+		r := kmsg.Record{TimestampDelta64: math.MinInt64, OffsetDelta: math.MinInt32, Key: key, Value: value, Headers: headers}
+		r.Length = int32(len(r.AppendTo(nil)) - 1) // what follows the length (1 byte when 0)
+		return len(r.AppendTo(nil))
+	}
+	big := make([]byte, 1<<20)
+	for _, c := range []struct {
+		key, value []byte
+		headers    []kmsg.Header
+	}{
+		{key: []byte("k"), value: []byte("v")},
+		{key: []byte{}, value: nil},
+		{key: big[:63], value: big[:64]},
+		{key: big[:4096], value: big, headers: []kmsg.Header{{Key: "wail.version", Value: []byte("12345678901234567890")}, {Key: "wail.op", Value: []byte("UPSERT")}}},
+		{key: big[:8191], value: big[:8192], headers: []kmsg.Header{{Key: string(big[:300]), Value: big[:20000]}}},
+	} {
+		var hs [][2]int
+		for _, h := range c.headers {
+			hs = append(hs, [2]int{len(h.Key), len(h.Value)})
+		}
+		want := kafka(c.key, c.value, c.headers) // a nil value's length is -1: as long as 0
+		if got := FramedSize(len(c.key), len(c.value), hs...); got != want {
+			t.Errorf("FramedSize(key %d, value %d, headers %v) = %d, want %d", len(c.key), len(c.value), hs, got, want)
 		}
 	}
 }

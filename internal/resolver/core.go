@@ -143,13 +143,19 @@ type pending struct {
 }
 
 type keyState struct {
-	key      []byte
-	pending  []pending
-	phase    phase
-	level    int
-	attempt  int
-	seq      uint64
-	gen      uint64    // invalidates stale timers
+	key     []byte
+	pending []pending
+	phase   phase
+	level   int
+	attempt int
+	seq     uint64
+	// readAt is when the outstanding (or last) read was asked for: the
+	// read runs, and takes its snapshot of the store, no earlier. Only a
+	// strongest-level read asked for at or after an intent's deadline can
+	// prove it unmaterialized: an earlier one may predate a store write
+	// that committed within the window, however late its answer comes.
+	readAt   time.Time
+	gen      uint64    // of its timer; a new one invalidates the others (see bump)
 	retryAt  time.Time // after a partial publish: when to read again
 	event    *intent.Event
 	inFlight []pending // intents covered by event
@@ -192,6 +198,7 @@ type Core struct {
 	watermark uint64 // highest intent version ingested
 
 	timers timerHeap
+	gen    uint64 // the last timer generation handed out (bump)
 	seq    uint64
 	out    Ready
 	// settled are offsets at or after the start that durable dead letters
@@ -332,7 +339,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		return
 	}
 	if in.Op == intent.Abort {
-		c.abort(key, in, p)
+		c.abort(now, key, in, p)
 		return
 	}
 	if in.Version <= c.lastPub[key] {
@@ -352,7 +359,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		if now.Before(at) {
 			c.wait(ks, at)
 		} else {
-			c.read(ks, 0)
+			c.read(now, ks, 0)
 		}
 	}
 }
@@ -360,7 +367,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 // abort resolves an ABORT intent: the write of in.Version failed, so no
 // intent waits for it; one read at the strongest level settles the key in
 // case the write landed after all.
-func (c *Core) abort(key string, in *intent.Intent, p pending) {
+func (c *Core) abort(now time.Time, key string, in *intent.Intent, p pending) {
 	ks := c.keys[key]
 	if ks == nil && in.Version <= c.lastPub[key] {
 		c.done(p.slot)
@@ -375,7 +382,7 @@ func (c *Core) abort(key string, in *intent.Intent, p pending) {
 	ks.pending = append(ks.pending, p)
 	ks.settleFrom = c.seq + 1
 	if ks.phase == idle || (ks.phase == waiting && !ks.needsCoverage()) {
-		c.read(ks, c.p.Levels-1)
+		c.read(now, ks, c.p.Levels-1)
 	}
 }
 
@@ -403,12 +410,13 @@ func (ks *keyState) needsCoverage() bool {
 	return false
 }
 
-func (c *Core) read(ks *keyState, level int) {
+func (c *Core) read(now time.Time, ks *keyState, level int) {
 	c.seq++
 	ks.seq = c.seq
+	ks.readAt = now
 	ks.level = level
 	ks.phase = reading
-	ks.gen++
+	c.bump(ks)
 	c.out.Reads = append(c.out.Reads, ReadRequest{Key: ks.key, Level: store.Level(level), Seq: ks.seq})
 }
 
@@ -441,7 +449,7 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		// the strongest level: its write may have landed on the primary
 		// only (reported failed, committed anyway), and a replica that
 		// shows an older version cannot tell.
-		c.read(ks, ks.level+1)
+		c.read(now, ks, ks.level+1)
 		return
 	}
 	c.recovered(ks)
@@ -467,27 +475,28 @@ func (c *Core) settle(now time.Time, ks *keyState, seen uint64) {
 		c.wait(ks, at)
 		return
 	}
-	c.finish(ks)
+	c.finish(now, ks)
 }
 
 // finish resolves a key with nothing left to cover, unless an ABORT still
 // waits for a read issued after it.
-func (c *Core) finish(ks *keyState) {
+func (c *Core) finish(now time.Time, ks *keyState) {
 	if ks.unsettled() && len(ks.pending) > 0 {
-		c.read(ks, c.p.Levels-1)
+		c.read(now, ks, c.p.Levels-1)
 		return
 	}
 	c.resolveAll(ks)
 }
 
-// expireOrRetry drops the pending intents whose window has ended (the read
-// that found them missing was at the strongest level) and returns when to
-// read again for the rest (zero when nothing needs covering any more).
+// expireOrRetry drops the pending intents whose window had ended when the
+// read that found them missing was asked for (at the strongest level) and
+// returns when to read again for the rest (zero when nothing needs
+// covering any more).
 func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time {
 	var expired []uint64
 	kept := ks.pending[:0]
 	for _, p := range ks.pending {
-		if p.needs && !now.Before(p.deadline) {
+		if p.needs && !ks.readAt.Before(p.deadline) {
 			c.done(p.slot)
 			expired = append(expired, p.version)
 			continue
@@ -515,8 +524,16 @@ func (c *Core) wait(ks *keyState, at time.Time) {
 }
 
 func (c *Core) timer(ks *keyState, at time.Time) {
-	ks.gen++
+	c.bump(ks)
 	heap.Push(&c.timers, timer{at: at, key: string(ks.key), gen: ks.gen})
+}
+
+// bump gives a key a new timer generation, which makes its earlier timers
+// stale. Generations are unique in the core, so that a timer of a key
+// that was resolved and forgotten never fires for its next intents.
+func (c *Core) bump(ks *keyState) {
+	c.gen++
+	ks.gen = c.gen
 }
 
 func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store.Row) {
@@ -573,9 +590,9 @@ func (c *Core) Published(now time.Time, events []intent.Event) {
 func (c *Core) proceed(now time.Time, ks *keyState) {
 	switch {
 	case !ks.needsCoverage():
-		c.finish(ks)
+		c.finish(now, ks)
 	case ks.retryAt.IsZero() || !now.Before(ks.retryAt):
-		c.read(ks, 0)
+		c.read(now, ks, 0)
 	default:
 		c.wait(ks, ks.retryAt)
 	}
@@ -588,8 +605,6 @@ func (c *Core) resolveAll(ks *keyState) {
 	}
 	c.recovered(ks)
 	delete(c.keys, string(ks.key))
-	ks.phase = idle
-	ks.gen++
 }
 
 // Tick fires the timers due at now.
@@ -606,7 +621,7 @@ func (c *Core) Tick(now time.Time) {
 			if !ks.needsCoverage() {
 				level = c.p.Levels - 1
 			}
-			c.read(ks, level)
+			c.read(now, ks, level)
 		case retrying:
 			c.resend(ks)
 		}

@@ -33,7 +33,7 @@ type sim struct {
 	history map[string][]stored // per key, every applied version in order
 	applies []apply             // store writes not yet applied
 	aborts  []pendingAbort      // ABORTs the proxy logs after an ambiguous failure
-	reads   []ReadResult        // outstanding reads, answered from the state when issued
+	reads   []simRead           // outstanding reads, answered from the state when issued
 	unacked []intent.Event
 	unwrote []Letter
 
@@ -85,8 +85,17 @@ type pendingAbort struct {
 type write struct {
 	key     string
 	v       uint64
+	seen    time.Time // when the core first ingested its intent
 	applied bool
+	at      time.Time // when it was applied
 	failed  bool
+}
+
+// simRead is a read in flight: its answer, taken from the store when it
+// was issued, arrives at due (a slow read answers long after).
+type simRead struct {
+	res ReadResult
+	due time.Time
 }
 
 // poisonKey is a key whose reads always fail, at every level.
@@ -168,9 +177,18 @@ func (s *sim) step(writing bool) {
 	}
 	s.applyDue()
 	s.logAborts()
-	for j := 0; j < 3 && len(s.reads) > 0; j++ {
-		i := s.rng.Intn(len(s.reads))
-		res := s.reads[i]
+	for j := 0; j < 3; j++ {
+		var due []int
+		for i, r := range s.reads {
+			if !s.now.Before(r.due) {
+				due = append(due, i)
+			}
+		}
+		if len(due) == 0 {
+			break
+		}
+		i := due[s.rng.Intn(len(due))]
+		res := s.reads[i].res
 		s.reads = append(s.reads[:i], s.reads[i+1:]...)
 		s.core.ReadDone(s.now, res)
 		s.drain()
@@ -274,7 +292,7 @@ func (s *sim) newWrite() {
 	}
 	entries := []Entry{ent(s.nextOff, key, op, v)}
 	s.nextOff++
-	w := write{key: key, v: v}
+	w := write{key: key, v: v, seen: s.now}
 	switch r := s.rng.Intn(s.cfg.ambiguous); {
 	case r == 0: // the store write fails and the proxy logs an ABORT
 		w.failed = true
@@ -288,6 +306,9 @@ func (s *sim) newWrite() {
 		w.failed = true
 	case r == 1: // the store write lands after the visibility window
 		s.applies = append(s.applies, apply{at: s.now.Add(200 * time.Millisecond), key: key, v: v, del: del})
+	case r == 3 || r == 4: // the store write lands just before the proxy's bound (3/4 of the window)
+		bound := s.params.Window * 3 / 4
+		s.applies = append(s.applies, apply{at: s.now.Add(bound - time.Duration(s.rng.Intn(5))*time.Millisecond), key: key, v: v, del: del})
 	default: // the store write lands soon after the intent
 		s.applies = append(s.applies, apply{at: s.now.Add(time.Duration(s.rng.Intn(20)) * time.Millisecond), key: key, v: v, del: del})
 	}
@@ -334,10 +355,8 @@ func (s *sim) applyDue() {
 		h := s.history[a.key]
 		if len(h) == 0 || h[len(h)-1].v < a.v { // last writer wins
 			s.history[a.key] = append(h, stored{at: s.now, v: a.v, d: a.del})
-			for i := range s.writes {
-				if s.writes[i].v == a.v && s.writes[i].key == a.key {
-					s.writes[i].applied = true
-				}
+			if i, ok := s.byVer[fmt.Sprintf("%s/%d", a.key, a.v)]; ok {
+				s.writes[i].applied, s.writes[i].at = true, s.now
 			}
 		}
 	}
@@ -377,7 +396,13 @@ func (s *sim) drain() {
 	t := s.t
 	r := s.core.Ready()
 	for _, rq := range r.Reads {
-		s.reads = append(s.reads, s.answer(rq)) // the read runs now, its answer comes later
+		// The read runs now, its answer comes later: most soon, some
+		// much later (a slow read can straddle an intent's deadline).
+		due := s.now
+		if s.rng.Intn(6) == 0 {
+			due = due.Add(time.Duration(10+s.rng.Intn(30)) * time.Millisecond)
+		}
+		s.reads = append(s.reads, simRead{res: s.answer(rq), due: due})
 	}
 	s.wakeAt = r.Wake
 	for _, e := range r.Events {
@@ -394,6 +419,14 @@ func (s *sim) drain() {
 	}
 	for _, u := range r.Unmaterialized {
 		for _, v := range u.Versions {
+			// The proxy's write commits within the window (its bounds
+			// make sure): a write that landed before its intent's
+			// deadline is never unmaterialized.
+			if i, ok := s.byVer[fmt.Sprintf("%s/%d", u.Key, v)]; ok && s.writes[i].applied &&
+				!s.writes[i].at.After(s.writes[i].seen.Add(s.params.Window)) {
+				t.Fatalf("key %s version %d unmaterialized although it was stored at %v, before its deadline %v",
+					u.Key, v, s.writes[i].at.Sub(t0), s.writes[i].seen.Add(s.params.Window).Sub(t0))
+			}
 			s.unmat[v] = true
 		}
 	}

@@ -413,6 +413,62 @@ func TestCore(t *testing.T) {
 			},
 		},
 		{
+			name: "an intent of the version on its way joins its event: no read",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{ingest: []Entry{put(1, "a", v1), ent(2, "a", intent.Abort, v1)}},
+				{published: true, commit: 3},
+			},
+		},
+		{
+			name: "abort of exactly the last published version needs no read",
+			p:    base,
+			last: map[string]uint64{"a": v1},
+			steps: []step{
+				{ingest: []Entry{ent(0, "a", intent.Abort, v1)}, commit: 1},
+			},
+		},
+		{
+			name: "a timer of an earlier wait does not fire a read",
+			p:    withDelay(base, 5*time.Millisecond),
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}},                                              // first read at 5ms
+				{at: 1, ingest: []Entry{ent(1, "a", intent.Abort, v1)}, reads: []string{"a@0"}}, // settles at once
+				{at: 1, ingest: []Entry{put(2, "a", v2)}},
+				{at: 2, read: res("a", nil)}, // v2 not there yet: back off until 12ms
+				{at: 5, tick: true},          // the first wait's timer is stale
+				{at: 12, tick: true, reads: []string{"a@0"}},
+				{at: 13, read: res("a", row(v2, "y")), events: []string{ev("a", v2, 2)}},
+				{at: 14, published: true, commit: 3},
+			},
+		},
+		{
+			name: "a timer of a resolved key's earlier state does not fire for its next intent",
+			p:    withDelay(base, 5*time.Millisecond),
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}}, // first read at 5ms
+				{at: 1, ingest: []Entry{ent(1, "a", intent.Abort, v1)}, reads: []string{"a@0"}},
+				{at: 2, read: res("a", nil), commit: 2},          // resolved and forgotten
+				{at: 3, ingest: []Entry{put(2, "a", ver(3, 0))}}, // first read at 8ms
+				{at: 5, tick: true},
+				{at: 8, tick: true, reads: []string{"a@0"}},
+				{at: 9, read: res("a", row(ver(3, 0), "y")), events: []string{ev("a", ver(3, 0), 1)}},
+				{at: 10, published: true, commit: 3},
+			},
+		},
+		{
+			name:  "offsets without records before the first intent: the commit moves when it resolves",
+			p:     base,
+			start: 5,
+			steps: []step{
+				{ingest: []Entry{put(7, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 8},
+			},
+		},
+		{
 			name: "re-delivered offsets are ignored",
 			p:    base,
 			steps: []step{
@@ -484,7 +540,115 @@ func TestCoreEvictsIdleKeysPastHorizon(t *testing.T) {
 		t.Fatal("evicted inside the horizon")
 	}
 	c.Ingest(t0, []Entry{put(2, "c", ver(2000, 0))})
-	if c.LastPublished([]byte("a")) != 0 {
-		t.Fatal("not evicted past the horizon")
+	if c.LastPublished([]byte("a")) != 0 || len(c.pubLog) != 0 {
+		t.Fatalf("not evicted past the horizon: last published %d, %d records of publishes", c.LastPublished([]byte("a")), len(c.pubLog))
+	}
+
+	// Without a horizon, nothing is forgotten.
+	c = NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 0, map[string]uint64{"a": v})
+	c.Ingest(t0, []Entry{put(0, "b", ver(3_600_000, 0))})
+	if c.LastPublished([]byte("a")) != v {
+		t.Fatal("evicted without a horizon")
+	}
+}
+
+// TestCoreExpiresOnlyOnReadsIssuedAfterTheDeadline: a strongest-level read
+// issued before an intent's deadline may predate its store write, which the
+// proxy bounds to commit before the window ends; its answer, however late,
+// must not expire the intent. The next read, issued after the deadline,
+// decides: it finds the write (an event), or proves it unmaterialized.
+func TestCoreExpiresOnlyOnReadsIssuedAfterTheDeadline(t *testing.T) {
+	t.Parallel()
+	v1 := ver(0, 0)
+	p := Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond}
+	// reads at 0, 11, 32, 73 (backoff 10, 20, 40 ms); the read issued at
+	// 73 runs before the write lands and answers at 150, after the
+	// deadline at 100.
+	slow := []step{
+		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+		{at: 1, read: res("a", nil)},
+		{at: 11, tick: true, reads: []string{"a@0"}},
+		{at: 12, read: res("a", nil)},
+		{at: 32, tick: true, reads: []string{"a@0"}},
+		{at: 33, read: res("a", nil)},
+		{at: 73, tick: true, reads: []string{"a@0"}},
+		{at: 150, read: res("a", nil)}, // issued at 73: proves nothing about the write
+		{at: 189, tick: true},
+	}
+	t.Run("the next read finds the write", func(t *testing.T) {
+		t.Parallel()
+		run(t, p, 0, nil, append(slices.Clone(slow),
+			step{at: 190, tick: true, reads: []string{"a@0"}},
+			step{at: 191, read: res("a", row(v1, "x")), events: []string{fmt.Sprintf("a=%d/1", v1)}},
+			step{at: 192, published: true, commit: 1},
+		))
+	})
+	t.Run("the next read proves it unmaterialized", func(t *testing.T) {
+		t.Parallel()
+		run(t, p, 0, nil, append(slices.Clone(slow),
+			step{at: 190, tick: true, reads: []string{"a@0"}},
+			step{at: 191, read: res("a", nil), unmat: []string{fmt.Sprintf("a:%d", v1)}, commit: 1},
+		))
+	})
+	// With two levels the strongest read is issued when the replica's
+	// answer escalates: that is when its snapshot starts.
+	two := p
+	two.Levels = 2
+	t.Run("an escalation issued before the deadline", func(t *testing.T) {
+		t.Parallel()
+		run(t, two, 0, nil, []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{at: 99, read: res("a", nil), reads: []string{"a@1"}},
+			{at: 120, read: res("a", nil)}, // issued at 99
+			{at: 130, tick: true, reads: []string{"a@0"}},
+			{at: 131, read: res("a", nil), reads: []string{"a@1"}},
+			{at: 132, read: res("a", nil), unmat: []string{fmt.Sprintf("a:%d", v1)}, commit: 1},
+		})
+	})
+}
+
+// TestCoreParams: zero or negative settings take their defaults, bounds
+// below their minimum are raised to it, and what is set is kept.
+func TestCoreParams(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		in   Params
+		want Params
+	}{
+		{name: "zero: the defaults", in: Params{},
+			want: Params{Levels: 1, BackoffMin: ms, BackoffMax: ms, MaxAttempts: DefaultMaxAttempts, MaxRetryTime: DefaultMaxRetryTime,
+				RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax}},
+		{name: "negative: the defaults", in: Params{Levels: -1, BackoffMin: -ms, BackoffMax: -ms, MaxAttempts: -1, MaxRetryTime: -ms, RetryMin: -ms, RetryMax: -ms},
+			want: Params{Levels: 1, BackoffMin: ms, BackoffMax: ms, MaxAttempts: DefaultMaxAttempts, MaxRetryTime: DefaultMaxRetryTime,
+				RetryMin: DefaultRetryMin, RetryMax: DefaultRetryMax}},
+		{name: "set: kept", in: Params{Levels: 2, BackoffMin: 3 * ms, BackoffMax: 9 * ms, MaxAttempts: 1, MaxRetryTime: ms, RetryMin: ms, RetryMax: ms},
+			want: Params{Levels: 2, BackoffMin: 3 * ms, BackoffMax: 9 * ms, MaxAttempts: 1, MaxRetryTime: ms, RetryMin: ms, RetryMax: ms}},
+		{name: "maxima below their minima", in: Params{Levels: 1, BackoffMin: 7 * ms, BackoffMax: 2 * ms, RetryMin: 8 * time.Second, RetryMax: ms},
+			want: Params{Levels: 1, BackoffMin: 7 * ms, BackoffMax: 7 * ms, MaxAttempts: DefaultMaxAttempts, MaxRetryTime: DefaultMaxRetryTime,
+				RetryMin: 8 * time.Second, RetryMax: 8 * time.Second}},
+		{name: "a retry minimum below the default maximum", in: Params{Levels: 1, RetryMin: 2 * time.Second, RetryMax: ms},
+			want: Params{Levels: 1, BackoffMin: ms, BackoffMax: ms, MaxAttempts: DefaultMaxAttempts, MaxRetryTime: DefaultMaxRetryTime,
+				RetryMin: 2 * time.Second, RetryMax: DefaultRetryMax}},
+	}
+	for _, tc := range tests {
+		if got := NewCore(tc.in, 0, nil).p; got != tc.want {
+			t.Errorf("%s: NewCore(%+v) params %+v, want %+v", tc.name, tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestCoreAlreadySettled: offsets that durable dead letters settled before
+// a restart, from the start on, resolve when ingested, without a read;
+// the others are read as usual.
+func TestCoreAlreadySettled(t *testing.T) {
+	t.Parallel()
+	c := NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 5, nil)
+	c.AlreadySettled([]int64{4, 5, 7})
+	c.Ingest(t0, []Entry{put(5, "a", ver(0, 0)), put(6, "b", ver(0, 0)), put(7, "c", ver(0, 0))})
+	r := c.Ready()
+	if len(r.Reads) != 1 || string(r.Reads[0].Key) != "b" || r.Commit != 6 || c.Unresolved() != 1 {
+		t.Fatalf("reads %v, commit %d, %d unresolved; want a read of b only, commit 6, 1 unresolved", r.Reads, r.Commit, c.Unresolved())
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -17,43 +19,64 @@ import (
 // a partition after a restart (so that none is written twice), and writes
 // a gap letter when retention removed intents before they were resolved.
 
-// maxLetterIntents bounds the intents of one dead-letter record: a hot key
-// parked for long gathers many, and a record must fit the log.
-const maxLetterIntents = 1000
+// maxLetterIntents and maxLetterIntentBytes bound the intents of one
+// dead-letter record (their count, their encoded size): a hot key parked
+// for long gathers many, and a record must fit the log's record limit (1
+// MiB by default on both logs), also with keys of a few KiB.
+const (
+	maxLetterIntents     = 1000
+	maxLetterIntentBytes = 256 << 10
+)
 
 // scanTimeout bounds a read of the dead-letter topic.
 const scanTimeout = 30 * time.Second
 
 // deadLetters turns a core letter into dead-letter records, in chunks of
-// at most maxLetterIntents intents.
+// at most maxLetterIntents intents and maxLetterIntentBytes of them.
 func (l *loop) deadLetters(lt *Letter, now time.Time) []*wailv1.DeadLetter {
 	kind := wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH
 	if lt.Kind == LetterRead {
 		kind = wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ
 	}
 	var out []*wailv1.DeadLetter
-	for i := 0; i < len(lt.Intents); i += maxLetterIntents {
-		j := min(i+maxLetterIntents, len(lt.Intents))
-		d := &wailv1.DeadLetter{
-			Table: l.table, Partition: l.partition, Key: lt.Key, Kind: kind,
-			IntentOffsets: lt.Offsets[i:j], Error: lt.Err, Permanent: lt.Permanent, Attempts: uint32(lt.Attempts),
-			FirstAttemptUs: lt.FirstAttempt.UnixMicro(), LastAttemptUs: lt.LastAttempt.UnixMicro(),
-			ResolverId: l.r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
+	var d *wailv1.DeadLetter
+	size := 0
+	for k := range lt.Intents {
+		in := lt.Intents[k].Proto()
+		n := proto.Size(in)
+		if d == nil || len(d.Intents) == maxLetterIntents || size+n > maxLetterIntentBytes {
+			d = &wailv1.DeadLetter{
+				Table: l.table, Partition: l.partition, Key: lt.Key, Kind: kind,
+				Error: lt.Err, Permanent: lt.Permanent, Attempts: uint32(lt.Attempts),
+				FirstAttemptUs: lt.FirstAttempt.UnixMicro(), LastAttemptUs: lt.LastAttempt.UnixMicro(),
+				ResolverId: l.r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
+			}
+			out = append(out, d)
+			size = 0
 		}
-		for k := i; k < j; k++ {
-			d.Intents = append(d.Intents, lt.Intents[k].Proto())
-		}
-		out = append(out, d)
+		d.Intents = append(d.Intents, in)
+		d.IntentOffsets = append(d.IntentOffsets, lt.Offsets[k])
+		size += n
 	}
 	return out
 }
 
-// gapLetter records that retention removed the intents [from, to) of a
-// partition before they were resolved.
-func (r *Resolver) gapLetter(table string, p int32, from, to int64, now time.Time) *wailv1.DeadLetter {
+// letterBytes bounds the bytes the record of d takes in a log's batch
+// (intentlog.FramedSize); 0 when d cannot be a record (writing it fails).
+func letterBytes(d *wailv1.DeadLetter) int {
+	rec, err := dlq.LetterRecord(d)
+	if err != nil {
+		return 0
+	}
+	return intentlog.FramedSize(len(rec.Key), len(rec.Value))
+}
+
+// gapLetter records that the intents [from, to) of a partition were
+// removed (how: by what) before they were resolved.
+func (r *Resolver) gapLetter(table string, p int32, from, to int64, by string, now time.Time) *wailv1.DeadLetter {
 	return &wailv1.DeadLetter{
 		Table: table, Partition: p, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP,
-		Error:          fmt.Sprintf("log retention removed intent offsets [%d, %d) before the resolver resolved them", from, to),
+		Error:          fmt.Sprintf("%s removed intent offsets [%d, %d) before the resolver resolved them", by, from, to),
 		GapStartOffset: from, GapEndOffset: to, ResolverId: r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
 	}
 }
@@ -159,24 +182,65 @@ func scanLetters(ctx context.Context, log Log, table string, p int32, since time
 // gap.
 var errGap = errors.New("resolver: the intent log's retention passed the reader")
 
+// What removes intents before they are resolved (gap letters say which).
+const (
+	byRetention = "log retention"
+	byRepair    = "a repair of damaged log bytes (wail log repair)"
+)
+
 // recordGap writes a gap letter for the intents [from, to) of a partition
-// and commits to, before the partition goes on from there: never a silent
-// skip.
+// that retention removed and commits to, before the partition goes on
+// from there: never a silent skip.
 func (r *Resolver) recordGap(ctx context.Context, pub publisher, table string, p int32, from, to int64) error {
-	d := r.gapLetter(table, p, from, to, time.Now())
-	committed, err := pub.letters(ctx, []*wailv1.DeadLetter{d}, to)
+	committed, err := r.gap(ctx, pub, table, p, from, to, byRetention, to)
 	if err != nil {
-		return fmt.Errorf("resolver: record the retention gap [%d, %d) of %s/%d: %w", from, to, intent.Topic(table), p, err)
+		return err
 	}
 	if !committed {
 		if err := pub.commit(ctx, to); err != nil {
 			return fmt.Errorf("resolver: commit past the retention gap of %s/%d: %w", intent.Topic(table), p, err)
 		}
 	}
-	r.cfg.Metrics.gap(table, to-from)
 	r.cfg.Logger.Error("resolver: the intent log's retention removed intents before they were resolved; "+
 		"their keys may lack events. Run `wail table reconcile "+table+"` to publish every key whose stored version is newer than its last event, "+
 		"and raise log.retention (or fix what kept the resolver behind)",
 		"table", table, "partition", p, "lost_offsets_from", from, "lost_offsets_to", to)
 	return nil
+}
+
+// recordLost writes a gap letter for each range of a partition's intents
+// from the committed offset on that the log lost to a repair (Log.Lost):
+// the reader skips them, but never silently. A range whose letter an
+// earlier run wrote (found among the partition's letters) is not written
+// again. The committed offset stays where it is: intents before the range
+// may be unresolved.
+func (r *Resolver) recordLost(ctx context.Context, pub publisher, table string, p int32, committed int64, found lettersFound) error {
+	lost, err := r.log.Lost(ctx, intent.Topic(table), p)
+	if err != nil {
+		return fmt.Errorf("resolver: lost offsets of %s/%d: %w", intent.Topic(table), p, err)
+	}
+	for _, g := range lost {
+		from := max(g.From, committed)
+		if g.To <= from || found.gaps[from] == g.To {
+			continue // resolved before they were lost, or recorded already
+		}
+		if _, err := r.gap(ctx, pub, table, p, from, g.To, byRepair, committed); err != nil {
+			return err
+		}
+		r.cfg.Logger.Error("resolver: a repair of the intent log (wail log repair) removed intents before they were resolved; "+
+			"their keys may lack events. Run `wail table reconcile "+table+"` to publish every key whose stored version is newer than its last event",
+			"table", table, "partition", p, "lost_offsets_from", from, "lost_offsets_to", g.To)
+	}
+	return nil
+}
+
+// gap writes the gap letter of intents [from, to), with offset committed
+// with it when the publisher can (committed), and counts it.
+func (r *Resolver) gap(ctx context.Context, pub publisher, table string, p int32, from, to int64, by string, offset int64) (committed bool, err error) {
+	d := r.gapLetter(table, p, from, to, by, time.Now())
+	if committed, err = pub.letters(ctx, []*wailv1.DeadLetter{d}, offset); err != nil {
+		return false, fmt.Errorf("resolver: record the gap [%d, %d) of %s/%d (%s): %w", from, to, intent.Topic(table), p, by, err)
+	}
+	r.cfg.Metrics.gap(table, to-from)
+	return committed, nil
 }

@@ -23,6 +23,19 @@ type testEnv struct {
 	st  *pebble.Store
 	bus *eventbus.Bus
 	tb  catalog.Table
+
+	logDir  string
+	logOpts embedded.Options
+}
+
+// openLog opens the log (again, after a close) and the bus on it.
+func (e *testEnv) openLog(t *testing.T) {
+	t.Helper()
+	log, err := embedded.Open(e.logDir, e.logOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.log, e.bus = log, eventbus.New(log)
 }
 
 func newTestEnv(ctx context.Context, t *testing.T, table string) *testEnv {
@@ -34,17 +47,16 @@ func newTestEnv(ctx context.Context, t *testing.T, table string) *testEnv {
 func newTestEnvWith(ctx context.Context, t *testing.T, table string, opts embedded.Options, intents intentlog.TopicOptions) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
-	log, err := embedded.Open(filepath.Join(dir, "log"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
+	e := &testEnv{logDir: filepath.Join(dir, "log"), logOpts: opts, tb: catalog.Table{Name: table, Partitions: 1, VisibilityWindow: 5 * time.Second}}
+	e.openLog(t)
+	t.Cleanup(func() { e.log.Close() })
 	st, err := pebble.Open(filepath.Join(dir, "store"), pebble.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	e := &testEnv{log: log, st: st, bus: eventbus.New(log), tb: catalog.Table{Name: table, Partitions: 1, VisibilityWindow: 5 * time.Second}}
+	e.st = st
+	log := e.log
 	if err := log.CreateTopic(ctx, intent.Topic(table), 1, intents); err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 		f.served = true
 	}
 	if !top {
-		c.read(ks, ks.level+1)
+		c.read(now, ks, ks.level+1)
 		return
 	}
 	counted := f.served
@@ -289,13 +289,13 @@ func (c *Core) deadLetter(ks *keyState, kind LetterKind, ps []pending) {
 	ks.letter, ks.lettered = l, ps
 	ks.phase = lettering
 	ks.retryAt = time.Time{}
-	ks.gen++
+	c.bump(ks)
 	c.out.Letters = append(c.out.Letters, *l)
 }
 
 // resend publishes a key's event, or writes its letter, again.
 func (c *Core) resend(ks *keyState) {
-	ks.gen++
+	c.bump(ks)
 	switch {
 	case ks.letter != nil:
 		ks.phase = lettering

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -17,7 +19,8 @@ import (
 const readTimeout = 5 * time.Second
 
 // maxPublishBatch bounds the events of one bus append, maxLetterBatch the
-// letters of one dead-letter append.
+// letters of one dead-letter append; both are bounded by bytes too (the
+// log's AppendLimit).
 const (
 	maxPublishBatch = 4096
 	maxLetterBatch  = 256
@@ -71,12 +74,15 @@ type loop struct {
 	reads   int           // handed to the pool, not yet answered
 	pubQ    []intent.Event
 	letterQ []Letter
-	job     *pubJob // on its way
-	jobDone chan *pubJob
-	jobCtx  context.Context // ends when the loop is gone or the drain gives up
-	stopJob context.CancelFunc
-	timer   *time.Timer
-	commit  int64 // last committed offset
+	// eventBytes and letterBytes bound the records of one append to the
+	// event topic and to the dead-letter topic (AppendLimit).
+	eventBytes, letterBytes int
+	job                     *pubJob // on its way
+	jobDone                 chan *pubJob
+	jobCtx                  context.Context // ends when the loop is gone or the drain gives up
+	stopJob                 context.CancelFunc
+	timer                   *time.Timer
+	commit                  int64 // last committed offset
 	// commitDue: the commit interval passed; commit unless a job carried
 	// the offset meanwhile.
 	commitDue bool
@@ -95,6 +101,7 @@ func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 		r: r, table: table, topic: intent.Topic(table), partition: p, core: core,
 		results: make(chan ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, 1),
 		logged: map[string]time.Time{}, suspect: map[string]bool{},
+		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes,
 	}
 	l.jobCtx, l.stopJob = context.WithCancel(context.Background())
 	l.health = newPartitionHealth(r.cfg.Health, table, p)
@@ -235,7 +242,23 @@ func (l *loop) startJob() {
 	case l.commitDue && l.core.Committed() != l.commit:
 		j.commitOnly, j.offset = true, l.core.Committed()
 	case len(l.letterQ) > 0:
-		n := min(len(l.letterQ), maxLetterBatch)
+		// Up to maxLetterBatch letters, and letterBytes of records (at
+		// least one letter).
+		now := time.Now()
+		n, size := 0, 0
+		for n < min(len(l.letterQ), maxLetterBatch) {
+			ds := l.deadLetters(&l.letterQ[n], now)
+			s := 0
+			for _, d := range ds {
+				s += letterBytes(d)
+			}
+			if n > 0 && size+s > l.letterBytes {
+				break
+			}
+			j.records = append(j.records, ds...)
+			size += s
+			n++
+		}
 		j.letters, l.letterQ = l.letterQ[:n:n], l.letterQ[n:]
 		keys := make([][]byte, len(j.letters))
 		for i := range j.letters {
@@ -259,8 +282,9 @@ func (l *loop) startJob() {
 }
 
 // nextEvents takes the next batch of events off the queue: a suspect
-// key's event alone, or up to maxPublishBatch events of the others (in
-// queue order; a key has one event queued at most).
+// key's event alone, or the events of the others (in queue order; a key
+// has one event queued at most), up to maxPublishBatch of them and
+// eventBytes of records (at least one event).
 func (l *loop) nextEvents() []intent.Event {
 	if l.suspect[string(l.pubQ[0].Key)] {
 		batch := l.pubQ[:1:1]
@@ -268,20 +292,41 @@ func (l *loop) nextEvents() []intent.Event {
 		return batch
 	}
 	var batch, rest []intent.Event
+	size := 0
 	for i, e := range l.pubQ {
-		switch {
-		case len(batch) == maxPublishBatch:
+		if l.suspect[string(e.Key)] {
+			rest = append(rest, e)
+			continue
+		}
+		n := eventbus.Size(&l.pubQ[i])
+		if len(batch) == maxPublishBatch || len(batch) > 0 && size+n > l.eventBytes {
 			rest = append(rest, l.pubQ[i:]...)
 			l.pubQ = rest
 			return batch
-		case l.suspect[string(e.Key)]:
-			rest = append(rest, e)
-		default:
-			batch = append(batch, e)
 		}
+		batch = append(batch, e)
+		size += n
 	}
 	l.pubQ = rest
 	return batch
+}
+
+// limits asks the log how large an append to the event topic and to the
+// dead-letter topic may be (DefaultAppendBytes when it does not tell).
+func (l *loop) limits(ctx context.Context) {
+	l.eventBytes = l.r.appendLimit(ctx, eventbus.Topic(l.table))
+	l.letterBytes = l.r.appendLimit(ctx, dlq.Topic(l.table))
+}
+
+func (r *Resolver) appendLimit(ctx context.Context, topic string) int {
+	if r.cfg.Limits == nil {
+		return DefaultAppendBytes
+	}
+	n, err := r.cfg.Limits.AppendLimit(ctx, topic)
+	if err != nil || n <= 0 {
+		return DefaultAppendBytes
+	}
+	return n
 }
 
 // finished takes the outcome of a job back to the Core.
@@ -391,6 +436,7 @@ func (l *loop) tick(ctx context.Context) {
 		if _, end, err := l.r.log.Bounds(ctx, l.topic, l.partition); err == nil {
 			l.end, l.endAt = end, time.Now()
 		}
+		l.limits(ctx) // an operator may change a Kafka topic's max.message.bytes
 	}
 	l.m.lag.Set(float64(max(l.end, l.core.Next()) - c))
 	l.observeHealth(time.Now())

@@ -58,10 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		retriesVec: counter("retries_total",
 			"Failed store reads (kind=read) and event publishes (kind=publish) of a key that it tries again after a backoff.", "table", "kind"),
 		letters: counter("dead_letters_total",
-			"Dead-letter records written: intents settled without an event (kind=read, publish) and retention gaps (kind=gap).", "table", "kind"),
+			"Dead-letter records written: intents settled without an event (kind=read, publish) and gaps (kind=gap: intents lost to retention or to a log repair).", "table", "kind"),
 		letterErrors: counter("dead_letter_errors_total", "Failed appends of dead letters (retried; their intents wait).", "table"),
 		gapIntents: counter("gap_intents_total",
-			"Intent offsets that log retention removed before the resolver resolved them (each gap is also a dead letter).", "table"),
+			"Intent offsets that log retention, or a repair of damaged log bytes, removed before the resolver resolved them (each gap is also a dead letter).", "table"),
 		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wail_resolver_parked_keys", Help: "Keys whose store read or event publish failed and that wait to retry, per partition.",
 		}, []string{"table", "partition"}),
@@ -159,7 +159,7 @@ func (m *partitionMetrics) deadLetters(k LetterKind) prometheus.Counter {
 	return m.pubLetters
 }
 
-// gap counts a retention gap of n intent offsets.
+// gap counts a gap of n intent offsets (retention, a repair).
 func (m *Metrics) gap(table string, n int64) {
 	m.letters.WithLabelValues(table, "gap").Inc()
 	m.gapIntents.WithLabelValues(table).Add(float64(n))

@@ -3,7 +3,6 @@ package resolver
 import (
 	"context"
 	"errors"
-	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -14,6 +13,7 @@ import (
 type pubJob struct {
 	commitOnly bool
 	letters    []Letter
+	records    []*wailv1.DeadLetter // of letters
 	events     []intent.Event
 	apart      bool // events of keys that failed alone before (see publisher.events)
 	// offset is committed with the records (transactional publishers);
@@ -37,12 +37,7 @@ func (l *loop) runJob(ctx context.Context, j *pubJob) *pubJob {
 			j.committed = j.offset
 		}
 	case len(j.letters) > 0:
-		now := time.Now()
-		var ds []*wailv1.DeadLetter
-		for i := range j.letters {
-			ds = append(ds, l.deadLetters(&j.letters[i], now)...)
-		}
-		committed, err := l.pub.letters(ctx, ds, j.offset)
+		committed, err := l.pub.letters(ctx, j.records, j.offset)
 		if j.err = err; err == nil && committed {
 			j.committed = j.offset
 		}
@@ -61,11 +56,14 @@ func (l *loop) runJob(ctx context.Context, j *pubJob) *pubJob {
 
 // settle records what came of appending evs and isolates what failed by
 // bisecting it, so that the keys whose events the bus takes go on and a
-// failure is reported alone (PublishFailure.Alone) only when the bus took
-// everything else. When both halves of a batch fail whole with an error
-// that is not the records' own (the bus is down, or more than one record
-// is bad), it stops there: a bus outage costs three appends, not one per
-// event, and the keys retry in other batches after their backoff.
+// failure is reported alone (PublishFailure.Alone) only when an append of
+// that event alone failed while the bus took everything else: an error of
+// an append of several events, ErrTooLarge included (the batch over the
+// log's limit), is never blamed on one of them. When both halves of a
+// batch fail whole with an error that is not the records' own (the bus is
+// down, or more than one record is bad), it stops there: a bus outage
+// costs three appends, not one per event, and the keys retry in other
+// batches after their backoff.
 func (j *pubJob) settle(ctx context.Context, pub publisher, evs []intent.Event, res pubResult) {
 	if errors.Is(res.err, errMembership) {
 		j.fatal = res.err
@@ -79,8 +77,19 @@ func (j *pubJob) settle(ctx context.Context, pub publisher, evs []intent.Event, 
 	if ctx.Err() != nil {
 		res.uncertain = true // the loop is stopping: this says nothing about the records
 	}
-	if len(f) == 1 || res.uncertain || ctx.Err() != nil {
-		j.fail(f, res, len(f) == 1)
+	if len(evs) == 1 || res.uncertain {
+		j.fail(f, res, len(evs) == 1)
+		return
+	}
+	if len(f) == 1 {
+		// The others landed: only an append of its own can tell whether
+		// the error is the event's.
+		r := pub.events(ctx, f, j.base, false)
+		if errors.Is(r.err, errMembership) {
+			j.fatal = r.err
+			return
+		}
+		j.settle(ctx, pub, f, r)
 		return
 	}
 	h1, h2 := f[:len(f)/2], f[len(f)/2:]

@@ -17,23 +17,50 @@ import (
 // poison key fails (before writing anything); with landHalf set, the next
 // append writes its first half and then fails, as a log that timed out
 // after a partial write does; with down set, every append fails; with
-// blind set, LastVersions fails too.
+// blind set, LastVersions fails too. With maxBatch set, an append of more
+// events fails whole with ErrTooLarge (a batch over the log's limit);
+// with tooLargeTail set, an append of more than one event writes all but
+// the last, which fails with ErrTooLarge (a producer batch of its own that
+// the broker refused).
 type faultyBus struct {
 	*eventbus.Bus
-	mu       sync.Mutex
-	poison   map[string]error
-	landHalf bool
-	down     bool
-	blind    bool
-	appends  int
+	mu           sync.Mutex
+	poison       map[string]error
+	landHalf     bool
+	down         bool
+	blind        bool
+	maxBatch     int
+	tooLargeTail bool
+	gate         chan struct{} // appends wait until it is closed
+	appends      int
+	failed       int // appends that failed
 }
+
+var errBatchTooLarge = fmt.Errorf("records take more than the max batch: %w", intentlog.ErrTooLarge)
 
 var errFlaky = errors.New("injected bus failure")
 
 func (b *faultyBus) Publish(ctx context.Context, table string, events []intent.Event) error {
+	err := b.publish(ctx, table, events)
 	b.mu.Lock()
 	b.appends++
-	half, down := b.landHalf, b.down
+	if err != nil {
+		b.failed++
+	}
+	b.mu.Unlock()
+	return err
+}
+
+func (b *faultyBus) publish(ctx context.Context, table string, events []intent.Event) error {
+	if b.gate != nil {
+		select {
+		case <-b.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	b.mu.Lock()
+	half, down, maxBatch, tail := b.landHalf, b.down, b.maxBatch, b.tooLargeTail
 	b.landHalf = false
 	var poison error
 	for _, e := range events {
@@ -47,13 +74,26 @@ func (b *faultyBus) Publish(ctx context.Context, table string, events []intent.E
 		return errFlaky
 	case poison != nil:
 		return poison
+	case maxBatch > 0 && len(events) > maxBatch:
+		return errBatchTooLarge
 	case half:
 		if err := b.Bus.Publish(ctx, table, events[:len(events)/2]); err != nil {
 			return err
 		}
 		return fmt.Errorf("after a partial write: %w", errFlaky)
+	case tail && len(events) > 1:
+		if err := b.Bus.Publish(ctx, table, events[:len(events)-1]); err != nil {
+			return err
+		}
+		return errBatchTooLarge
 	}
 	return b.Bus.Publish(ctx, table, events)
+}
+
+func (b *faultyBus) counts() (appends, failed int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.appends, b.failed
 }
 
 func (b *faultyBus) LastVersionsOf(ctx context.Context, table string, p int32, from int64, want func([]byte) bool) (eventbus.Retained, error) {
@@ -235,6 +275,49 @@ func TestIsolateFailures(t *testing.T) {
 			}
 			if c.wantAppends > 0 && bus.appends != c.wantAppends {
 				t.Errorf("%d appends, want %d", bus.appends, c.wantAppends)
+			}
+		})
+	}
+}
+
+// TestBatchTooLargeIsNotTheRecords: an append that fails as a whole with
+// ErrTooLarge (the batch over the log's limit, or a producer batch the
+// broker refused while the others landed) says nothing about any one
+// event: every event is published, none fails, so none is dead-lettered.
+// Only an append of an event alone can blame it.
+func TestBatchTooLargeIsNotTheRecords(t *testing.T) {
+	t.Parallel()
+	keys := []string{"k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9"}
+	cases := []struct {
+		name         string
+		maxBatch     int
+		tooLargeTail bool
+	}{
+		{name: "the batch refused whole", maxBatch: 3},
+		{name: "all but the last landed", tooLargeTail: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			env := newTestEnv(ctx, t, "batch")
+			bus := &faultyBus{Bus: env.bus, maxBatch: c.maxBatch, tooLargeTail: c.tooLargeTail}
+			r := New(env.log, env.st, bus, Config{Group: "g"})
+			l := newLoop(r, env.tb.Name, 0, nil)
+			l.pub = newPlainPublisher(r, env.tb.Name, 0)
+			j := &pubJob{events: events(env.tb.Name, keys...), committed: -1}
+			l.runJob(ctx, j)
+			for _, f := range j.fails {
+				t.Errorf("%s failed (alone %v, permanent %v): %v", f.Event.Key, f.Alone, f.Permanent, f.Err)
+			}
+			if _, failed := bus.counts(); failed == 0 {
+				t.Fatal("no append failed: the case tests nothing")
+			}
+			got := onBus(ctx, t, env)
+			for _, k := range keys {
+				if got[k] != 1 {
+					t.Errorf("key %s has %d events on the bus, want 1", k, got[k])
+				}
 			}
 		})
 	}

@@ -174,13 +174,25 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 			return false, nil
 		}
 	}
-	recs, err := letterRecords(ls)
-	if err == nil {
-		err = p.r.log.Append(ctx, dlq.Topic(p.table), recs)
-	}
-	if err != nil {
-		p.lettersUncertain = time.Now().Add(-landedMargin)
-		return false, fmt.Errorf("resolver: write dead letters of %s: %w", p.table, err)
+	// One letter may hold more intents than one append takes: the
+	// records go in appends within the log's limit (a failure midway
+	// leaves the next call to skip what landed).
+	limit := p.r.appendLimit(ctx, dlq.Topic(p.table))
+	for len(ls) > 0 {
+		n, size := 1, letterBytes(ls[0])
+		for n < len(ls) && size+letterBytes(ls[n]) <= limit {
+			size += letterBytes(ls[n])
+			n++
+		}
+		recs, err := letterRecords(ls[:n])
+		if err == nil {
+			err = p.r.log.Append(ctx, dlq.Topic(p.table), recs)
+		}
+		if err != nil {
+			p.lettersUncertain = time.Now().Add(-landedMargin)
+			return false, fmt.Errorf("resolver: write dead letters of %s: %w", p.table, err)
+		}
+		ls = ls[n:]
 	}
 	return false, nil
 }

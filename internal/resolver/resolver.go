@@ -44,6 +44,8 @@ type Log interface {
 	Bounds(ctx context.Context, topic string, partition int32) (start, end int64, err error)
 	OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error)
 	NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error)
+	// Lost is for offsets a repair removed (see recordLost).
+	Lost(ctx context.Context, topic string, partition int32) ([]intentlog.Range, error)
 	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
 	Committed(ctx context.Context, group, topic string) (map[int32]int64, error)
 }
@@ -68,6 +70,19 @@ type Bus interface {
 	// it needs to end hanging transactions there (see unhang).
 	Recover(ctx context.Context, table string, partition int32, since time.Time) (eventbus.Recovered, error)
 }
+
+// AppendLimiter is a log that tells how large one append may be (the
+// embedded and Kafka logs can).
+type AppendLimiter interface {
+	// AppendLimit returns the largest total of records, each counted with
+	// the log's framing, that one append to a partition of topic takes;
+	// more may fail as a whole with intentlog.ErrTooLarge.
+	AppendLimit(ctx context.Context, topic string) (int, error)
+}
+
+// DefaultAppendBytes bounds the records of one append when the log does
+// not tell its limit (Config.Limits): Kafka's default max.message.bytes.
+const DefaultAppendBytes = 1 << 20
 
 // Config configures a Resolver.
 type Config struct {
@@ -96,6 +111,11 @@ type Config struct {
 	Health  HealthSink
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Limits, when set, is the log under the event bus and the dead-letter
+	// topics: the events, or dead letters, of one append stay within its
+	// AppendLimit (else within DefaultAppendBytes), so that an append of
+	// many large records does not fail as a whole.
+	Limits AppendLimiter
 	// Join, when set, makes the resolver a member of Group (group.go):
 	// it resolves only the partitions the group assigns it and publishes
 	// in transactions. Without it, the resolver owns every partition.
@@ -220,6 +240,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		l.pub = newPlainPublisher(r, t.Name, p)
 	}
 	l.health.stallAfter = max(r.cfg.StallAfter, 2*t.VisibilityWindow)
+	l.limits(ctx)
 	committed, err := r.log.Committed(ctx, r.cfg.Group, topic)
 	if err != nil {
 		return fmt.Errorf("resolver: committed offsets of %s: %w", topic, err)
@@ -245,10 +266,12 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, from, err)
 	}
 	defer rd.Close()
+	// The first record from the committed offset on tells when it was
+	// logged (Next passes offsets lost to a repair without records).
 	var first []intentlog.Record
-	if from < logEnd {
+	for len(first) == 0 && rd.Position() < logEnd {
 		if first, err = rd.Next(ctx); err != nil {
-			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, from, err)
+			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, rd.Position(), err)
 		}
 	}
 	// Everything published since the oldest unresolved intent was logged
@@ -270,6 +293,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	letters, err := scanLetters(ctx, r.log, t.Name, p, since.Add(-r.cfg.Horizon))
 	if err != nil {
 		return fmt.Errorf("resolver: recover the dead letters of %s/%d: %w", t.Name, p, err)
+	}
+	if err := r.recordLost(ctx, l.pub, t.Name, p, from, letters); err != nil {
+		return err
 	}
 	l.core = NewCore(params, from, rec.Last)
 	l.core.AlreadySettled(letters.settled())

@@ -34,6 +34,12 @@ type seams struct {
 	storeFS     pebblevfs.FS // Pebble's (nil: the OS's)
 }
 
+// Both logs tell the resolver how large an append may be (Server.open).
+var (
+	_ resolver.AppendLimiter = (*embedded.Log)(nil)
+	_ resolver.AppendLimiter = (*kafka.Log)(nil)
+)
+
 // OpenLog opens the log (intent log and event bus) the configuration names.
 func OpenLog(ctx context.Context, cfg config.Config, logger *slog.Logger) (intentlog.Log, error) {
 	return openLog(ctx, cfg, logger, seams{})

@@ -159,11 +159,12 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry))
 	rc := cfg.Resolver
+	appendLimits, _ := s.log.(resolver.AppendLimiter) // both logs tell; else the resolver's default
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
 		Group: rc.Group, Concurrency: rc.Concurrency, FirstReadDelay: rc.FirstReadDelay, BackoffMin: rc.BackoffMin, BackoffMax: rc.BackoffMax,
 		Horizon: rc.DedupeHorizon, CommitInterval: rc.CommitInterval, MaxUnresolved: rc.MaxUnresolved,
 		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
-		InstanceID: cfg.ResolverInstance(), Health: s.health,
+		InstanceID: cfg.ResolverInstance(), Health: s.health, Limits: appendLimits,
 		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 		Tables: s.catalog.Resolving,
 		// Half of shutdown_timeout: the HTTP server has the other half.

@@ -224,8 +224,9 @@ const (
 	// READ: the key's state could not be read from the store within the
 	// table's retry bounds while the store answered for other keys.
 	DeadLetterKind_DEAD_LETTER_KIND_READ DeadLetterKind = 2
-	// GAP: retention removed intents of a partition before the resolver
-	// resolved them (the resolver fell behind); there is no key.
+	// GAP: retention (the resolver fell behind) or a repair of damaged log
+	// bytes removed intents of a partition before the resolver resolved
+	// them; there is no key.
 	DeadLetterKind_DEAD_LETTER_KIND_GAP DeadLetterKind = 3
 )
 
@@ -1869,7 +1870,7 @@ type DeadLetter struct {
 	// resolver_id is the resolver instance that wrote the record.
 	ResolverId string `protobuf:"bytes,12,opt,name=resolver_id,json=resolverId,proto3" json:"resolver_id,omitempty"`
 	// GAP: intent offsets [gap_start_offset, gap_end_offset) of the partition
-	// were lost to retention.
+	// were lost to retention or to a repair of damaged log bytes.
 	GapStartOffset int64 `protobuf:"varint,13,opt,name=gap_start_offset,json=gapStartOffset,proto3" json:"gap_start_offset,omitempty"`
 	GapEndOffset   int64 `protobuf:"varint,14,opt,name=gap_end_offset,json=gapEndOffset,proto3" json:"gap_end_offset,omitempty"`
 	DeadAtUs       int64 `protobuf:"varint,15,opt,name=dead_at_us,json=deadAtUs,proto3" json:"dead_at_us,omitempty"`

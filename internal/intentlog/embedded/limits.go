@@ -13,3 +13,11 @@ func (l *Log) RecordLimit(context.Context, string) (int, string, error) {
 	n := min(l.opts.MaxRecordBytes, l.opts.MaxBatchBytes-batchHeaderLen)
 	return int(n), fmt.Sprintf("the embedded log's record limit of %d bytes", n), nil
 }
+
+// AppendLimit returns the largest total of encoded records (each counted
+// as RecordLimit counts one) that one Append to any topic takes:
+// MaxBatchBytes less the batch header. A larger Append fails as a whole
+// with ErrTooLarge, however small each record.
+func (l *Log) AppendLimit(context.Context, string) (int, error) {
+	return int(l.opts.MaxBatchBytes - batchHeaderLen), nil
+}

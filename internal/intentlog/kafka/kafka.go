@@ -378,6 +378,16 @@ func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32
 	return nil
 }
 
+// Lost implements intentlog.Log: Kafka loses no offsets but to retention.
+// The offsets of transaction markers and aborted records, which readers
+// pass, never held a record a reader should see.
+func (l *Log) Lost(context.Context, string, int32) ([]intentlog.Range, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, fmt.Errorf("kafka: lost offsets: %w", err)
+	}
+	return nil, nil
+}
+
 // Committed returns a group's committed offsets for a topic; partitions
 // never committed are absent. It first asks for stable offsets: while a
 // transaction that commits offsets of the group is open, it waits for its

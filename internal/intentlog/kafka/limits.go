@@ -148,3 +148,14 @@ func (l *Log) describeMaxMessageBytes(ctx context.Context, topic string) (int, e
 	}
 	return 0, errors.New("the brokers did not name max.message.bytes")
 }
+
+// AppendLimit returns the largest total of records (each counted as
+// RecordLimit counts one) that an Append, or a transaction, to one
+// partition of topic is sure to get through in one record batch: the
+// record limit. The producer splits more into batches of up to its own
+// limit, which a broker whose max.message.bytes for the topic is lower
+// refuses as a whole.
+func (l *Log) AppendLimit(ctx context.Context, topic string) (int, error) {
+	n, _, err := l.RecordLimit(ctx, topic)
+	return n, err
+}

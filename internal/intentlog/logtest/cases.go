@@ -243,6 +243,9 @@ func (s *suite) testBoundsAndOffsetForTime(t *testing.T) {
 	if start, end, err := l.Bounds(ctx, topic, 0); err != nil || start != 0 || end != n {
 		t.Fatalf("Bounds = %d, %d, %v; want 0, %d", start, end, err, n)
 	}
+	if lost, err := l.Lost(ctx, topic, 0); err != nil || len(lost) != 0 {
+		t.Errorf("Lost = %v, %v; want no offsets lost", lost, err)
+	}
 	first, last := recs[0].Timestamp, recs[n-1].Timestamp
 	check := func(at time.Time, want int64, exact bool, what string) {
 		t.Helper()

@@ -1,0 +1,47 @@
+package resolver
+
+import (
+	"testing"
+	"time"
+)
+
+// TestNewDefaults: what a Config leaves zero (or negative) takes its
+// default; what it sets is kept.
+func TestNewDefaults(t *testing.T) {
+	t.Parallel()
+	r := New(nil, nil, nil, Config{DrainTimeout: -1, StallAfter: -1, Concurrency: -3})
+	if r.cfg.Logger == nil || r.cfg.Metrics == nil || r.cfg.DrainTimeout != 10*time.Second || r.cfg.StallAfter != DefaultStallAfter ||
+		r.cfg.Concurrency != 1 {
+		t.Fatalf("defaults: %+v", r.cfg)
+	}
+	if r := New(nil, nil, nil, Config{}); r.cfg.DrainTimeout != 10*time.Second || r.cfg.StallAfter != DefaultStallAfter || r.cfg.Concurrency != 1 {
+		t.Fatalf("defaults of a zero config: %+v", r.cfg)
+	}
+	logger, _ := testLogger()
+	m := NewMetrics(nil)
+	set := Config{Logger: logger, Metrics: m, DrainTimeout: time.Second, StallAfter: time.Hour, Concurrency: 7}
+	if r := New(nil, nil, nil, set); r.cfg.Logger != logger || r.cfg.Metrics != m || r.cfg.DrainTimeout != time.Second ||
+		r.cfg.StallAfter != time.Hour || r.cfg.Concurrency != 7 {
+		t.Fatalf("set: %+v", r.cfg)
+	}
+}
+
+// TestPrintable: keys show as text when every byte is printable ASCII,
+// else as hex.
+func TestPrintable(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"":            "",
+		"order-42":    "order-42",
+		" ~":          " ~",
+		"a\x1fb":      "0x611f62",
+		"a\x7f":       "0x617f",
+		"\xffkey":     "0xff6b6579",
+		"tab\there":   "0x7461620968657265",
+		"!\"#$%&'()*": "!\"#$%&'()*",
+	} {
+		if got := printable([]byte(in)); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
