@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wail-cdc/wail/client"
 )
 
 // Key distributions.
@@ -21,7 +23,9 @@ const (
 type Options struct {
 	// Addr is the server to drive; empty starts one in-process on a
 	// temporary embedded data dir (DataDir, NoSync, Partitions apply).
-	Addr    string
+	Addr string
+	// Conn is how to reach Addr (TLS files, token); its Addr is ignored.
+	Conn    client.Options
 	DataDir string
 	NoSync  bool
 

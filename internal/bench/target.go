@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server"
 )
@@ -53,11 +52,10 @@ type target struct {
 // openTarget starts the in-process server, or dials o.Addr.
 func openTarget(ctx context.Context, o *Options) (*target, error) {
 	if o.Addr != "" {
-		base := o.Addr
-		if !strings.Contains(base, "://") {
-			base = "http://" + base
+		t, err := newTarget(o.Addr, o)
+		if err != nil {
+			return nil, err
 		}
-		t := newTarget(strings.TrimSuffix(base, "/"), o)
 		t.backend = Backend{Target: "remote", Addr: t.base, IntentLog: "unknown", EventBus: "unknown", Store: "unknown",
 			Fsync: "unknown", SharesCPU: "unknown (remote server); the load generator runs on this machine"}
 		t.stop = func() error { return nil }
@@ -66,25 +64,31 @@ func openTarget(ctx context.Context, o *Options) (*target, error) {
 	return startInProcess(ctx, o)
 }
 
-func newTarget(base string, o *Options) *target {
-	conns := o.connections()
-	writers := &http.Client{Transport: &http.Transport{
-		Proxy: nil, DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
-		IdleConnTimeout: 90 * time.Second, DisableCompression: true,
-	}}
-	control := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second}}
+// newTarget dials addr with o.Conn's TLS and token: the writers on up to
+// o.connections() connections of their own, the rest on a few.
+func newTarget(addr string, o *Options) (*target, error) {
 	var opts []connect.ClientOption
 	if !o.AcceptGzip {
 		opts = append(opts, connect.WithAcceptCompression("gzip", nil, nil)) // no gzip: identity answers
 	}
-	return &target{
-		base:     base,
-		producer: wailv1connect.NewProducerServiceClient(writers, base, opts...),
-		admin:    wailv1connect.NewAdminServiceClient(control, base, opts...),
-		events:   wailv1connect.NewEventServiceClient(control, base, opts...),
-		control:  control,
+	conn := o.Conn
+	conn.Addr, conn.ConnectOptions = addr, opts
+	control, err := client.Dial(conn)
+	if err != nil {
+		return nil, err
 	}
+	conn.MaxConns, conn.DisableCompression = o.connections(), true
+	writers, err := client.Dial(conn)
+	if err != nil {
+		return nil, err
+	}
+	return &target{
+		base:     control.URL,
+		producer: writers.Producer,
+		admin:    control.Admin,
+		events:   control.Events,
+		control:  control.HTTP,
+	}, nil
 }
 
 // startInProcess runs a server with the default configuration on a
@@ -118,7 +122,12 @@ func startInProcess(ctx context.Context, o *Options) (*target, error) {
 		cleanup()
 		return nil, err
 	}
-	t := newTarget("http://"+addr, o)
+	t, err := newTarget("http://"+addr, o)
+	if err != nil {
+		_ = stop()
+		cleanup()
+		return nil, err
+	}
 	fsync := "on"
 	if o.NoSync {
 		fsync = "off"

@@ -114,9 +114,12 @@ func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) err
 	}
 	o.Mix = mix
 	if cmd.Flags().Changed("addr") {
-		if o.Addr, err = baseURL(g.addr); err != nil {
+		if o.Addr, err = g.baseURL(); err != nil {
 			return usageError{err: err}
 		}
+	}
+	if o.Conn, err = g.connOptions(); err != nil { // TLS and token of a remote server
+		return err
 	}
 	if g.timeout > 0 {
 		o.RequestTimeout = g.timeout // --timeout (default 10s)

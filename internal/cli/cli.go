@@ -27,11 +27,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 )
-
-// defaultAddr is the server address when neither --addr nor WAIL_ADDR is set.
-const defaultAddr = "http://127.0.0.1:7070"
 
 // Main runs the wail command line with args (without the program name) and
 // returns the process exit code. SIGINT and SIGTERM cancel the command's
@@ -56,8 +54,9 @@ type env struct {
 // globals holds the global flags and the environment of one run.
 type globals struct {
 	env
-	addr    string
-	timeout time.Duration
+	conn      client.Options // --addr and the connection flags
+	tokenFile string
+	timeout   time.Duration
 }
 
 // run executes one command line and maps its error to an exit code.
@@ -94,13 +93,17 @@ func newRootCmd(g *globals) *cobra.Command {
 // defaultTimeout bounds each request of a client command.
 const defaultTimeout = 10 * time.Second
 
-// addrFlag adds --addr, the server a client command talks to.
+// addrFlag adds --addr, the server a client command talks to (connflags.go).
 func (g *globals) addrFlag(fl *pflag.FlagSet) {
-	addr := defaultAddr
-	if v := g.getenv("WAIL_ADDR"); v != "" {
-		addr = v
+	env := client.Options{}.FromEnv(g.getenv)
+	if env.Addr == "" {
+		env.Addr = client.DefaultAddr
 	}
-	fl.StringVar(&g.addr, "addr", addr, "server address (env WAIL_ADDR)")
+	fl.StringVar(&g.conn.Addr, "addr", env.Addr, "server address (env "+client.EnvAddr+")")
+	fl.StringVar(&g.conn.CAFile, "ca", "", "PEM file of the CA that signed the server's certificate; implies https (env "+client.EnvCA+")")
+	fl.StringVar(&g.conn.CertFile, "cert", "", "PEM file of the client certificate, for mutual TLS (env "+client.EnvCert+")")
+	fl.StringVar(&g.conn.KeyFile, "key", "", "PEM file of the client certificate's key (env "+client.EnvKey+")")
+	fl.StringVar(&g.tokenFile, "token-file", "", "file holding the bearer token (env "+client.EnvToken+" holds the token itself)")
 }
 
 // clientFlags adds --addr and --timeout.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
@@ -186,7 +187,7 @@ func TestTail(t *testing.T) {
 func TestBaseAndDialAddr(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{"127.0.0.1:7070": "http://127.0.0.1:7070", "https://h:1/": "https://h:1"} {
-		if got, err := baseURL(in); err != nil || got != want {
+		if got, err := (client.Options{Addr: in}).BaseURL(); err != nil || got != want {
 			t.Errorf("baseURL(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}

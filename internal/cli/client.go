@@ -8,10 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
+	"os"
 	"strings"
 
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
@@ -21,25 +22,47 @@ type clients struct {
 	producer wailv1connect.ProducerServiceClient
 	admin    wailv1connect.AdminServiceClient
 	events   wailv1connect.EventServiceClient
+	http     *http.Client // /healthz, /metrics
+	url      string
 }
 
-// newClients returns Connect-protocol clients (HTTP/1.1) for baseURL.
-func newClients(baseURL string) *clients {
-	hc := &http.Client{Transport: http.DefaultTransport}
-	return &clients{
-		producer: wailv1connect.NewProducerServiceClient(hc, baseURL),
-		admin:    wailv1connect.NewAdminServiceClient(hc, baseURL),
-		events:   wailv1connect.NewEventServiceClient(hc, baseURL),
+// newClients returns Connect-protocol clients (HTTP/1.1) for o
+// (client.Dial: address, TLS and token).
+func newClients(o client.Options) (*clients, error) {
+	c, err := client.Dial(o)
+	if err != nil {
+		return nil, err
 	}
+	return &clients{producer: c.Producer, admin: c.Admin, events: c.Events, http: c.HTTP, url: c.URL}, nil
 }
 
-// clients returns the clients for --addr.
+// clients returns the clients for --addr and the connection flags.
 func (g *globals) clients() (*clients, error) {
-	u, err := baseURL(g.addr)
+	o, err := g.connOptions()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := newClients(o)
 	if err != nil {
 		return nil, usageError{err: err}
 	}
-	return newClients(u), nil
+	return cl, nil
+}
+
+// connOptions are the connection flags, completed from the environment
+// (WAIL_CA, WAIL_CERT, WAIL_KEY, WAIL_TOKEN) and --token-file.
+func (g *globals) connOptions() (client.Options, error) {
+	o := g.conn
+	if g.tokenFile != "" {
+		b, err := os.ReadFile(g.tokenFile)
+		if err != nil {
+			return o, usageErrorf("--token-file: %v", err)
+		}
+		if o.Token = strings.TrimSpace(string(b)); o.Token == "" {
+			return o, usageErrorf("--token-file %s is empty", g.tokenFile)
+		}
+	}
+	return o.FromEnv(g.getenv), nil
 }
 
 // unary bounds one request by --timeout.
@@ -51,26 +74,18 @@ func (g *globals) unary(ctx context.Context) (context.Context, context.CancelFun
 }
 
 // baseURL normalizes a server address: "host:port" becomes
-// "http://host:port"; only http and https are accepted.
-func baseURL(addr string) (string, error) {
-	addr = strings.TrimSpace(addr)
-	if addr == "" {
-		return "", fmt.Errorf("--addr is empty")
-	}
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	u, err := url.Parse(addr)
+// "http://host:port" (https with --ca, --cert or --key); only http and
+// https are accepted.
+func (g *globals) baseURL() (string, error) {
+	o, err := g.connOptions()
 	if err != nil {
-		return "", fmt.Errorf("--addr %q: %w", addr, err)
+		return "", err
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("--addr %q: scheme must be http or https", addr)
+	u, err := o.BaseURL()
+	if err != nil {
+		return "", fmt.Errorf("--addr: %w", err)
 	}
-	if u.Host == "" {
-		return "", fmt.Errorf("--addr %q: no host", addr)
-	}
-	return strings.TrimSuffix(u.String(), "/"), nil
+	return u, nil
 }
 
 // dialAddr turns the address a server listens on into one a local client can

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/demo"
 	"github.com/wail-cdc/wail/internal/server"
@@ -76,7 +77,10 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	cl := newClients("http://" + addr)
+	cl, err := newClients(client.Options{Addr: "http://" + addr})
+	if err != nil {
+		return err
+	}
 	if err := createDemoTable(ctx, cl); err != nil {
 		return err
 	}

@@ -24,7 +24,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			addr, err := baseURL(g.addr)
+			addr, err := g.baseURL()
 			if err != nil {
 				return usageError{err: err}
 			}

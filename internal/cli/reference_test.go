@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 )
 
@@ -80,7 +81,8 @@ func writeCommands(b *bytes.Buffer) {
 	root.InitDefaultCompletionCmd()
 	b.WriteString("## Commands\n\n" +
 		"Exit codes: 0 on success, 1 on errors, 2 on a wrong command line. Client commands talk\n" +
-		"to the server at `--addr` (default `http://127.0.0.1:7070`, or `WAIL_ADDR`).\n\n")
+		"to the server at `--addr` (default `127.0.0.1:7070`, or `WAIL_ADDR`; http, or https with\n" +
+		"`--ca`, `--cert` and `--key`), with the bearer token of `WAIL_TOKEN` or `--token-file`.\n\n")
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.Hidden {
@@ -129,7 +131,7 @@ func writeCommand(b *bytes.Buffer, c *cobra.Command) {
 			def := f.DefValue
 			switch {
 			case f.Name == "addr":
-				def = defaultAddr // without WAIL_ADDR
+				def = client.DefaultAddr // without WAIL_ADDR
 			case def == "" || def == "[]":
 				def = "-"
 			}

@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
@@ -230,19 +229,18 @@ func (s *Server) partitions(table string) (int32, bool) {
 // Handler returns the HTTP handler of the API, /metrics and /healthz (see
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
-	opts := append(jsonCodecs(),
+	mux := http.NewServeMux()
+	svc := api.Services{Admin: &admin{s: s}, Events: s.events,
+		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
+	if s.cfg.Proxy.Enabled {
+		svc.Producer = s.producerService()
+	}
+	api.Mount(mux, svc,
 		budgetOptions(&s.cfg), // request size caps (budget.go)
 		connect.WithRecover(s.recovered),
 		// Compressing small answers and events costs more CPU than it saves.
 		connect.WithCompressMinBytes(minCompressBytes),
 	)
-	mux := http.NewServeMux()
-	if s.cfg.Proxy.Enabled {
-		popts := append(slices.Clip(opts), connect.WithInterceptors(s.refuseWhenStopping()))
-		mux.Handle(wailv1connect.NewProducerServiceHandler(s.producerService(), popts...))
-	}
-	mux.Handle(wailv1connect.NewAdminServiceHandler(&admin{s: s}, opts...))
-	mux.Handle(wailv1connect.NewEventServiceHandler(s.events, opts...))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.Handler())
 	return newGuard(&s.cfg, mux)

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/store"
@@ -50,14 +50,11 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*g.h.Load())
 // startingHandler answers while the server starts: /healthz and /metrics,
 // and Unavailable on every RPC, saying what the server waits for.
 func (s *Server) startingHandler() http.Handler {
-	opts := append(jsonCodecs(), budgetOptions(&s.cfg),
+	mux := http.NewServeMux()
+	api.Mount(mux, api.Unimplemented(), budgetOptions(&s.cfg),
 		connect.WithRequestGate(func(ctx context.Context, _ connect.Spec, _ connect.Peer, _ http.Header) (context.Context, error) {
 			return ctx, connect.NewError(connect.CodeUnavailable, errors.New(s.startingReason()))
 		}))
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(wailv1connect.UnimplementedProducerServiceHandler{}, opts...))
-	mux.Handle(wailv1connect.NewAdminServiceHandler(wailv1connect.UnimplementedAdminServiceHandler{}, opts...))
-	mux.Handle(wailv1connect.NewEventServiceHandler(wailv1connect.UnimplementedEventServiceHandler{}, opts...))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.Handler())
 	return newGuard(&s.cfg, mux)

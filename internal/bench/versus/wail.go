@@ -16,6 +16,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/store/sqlstore"
@@ -55,13 +56,15 @@ func startWail(ctx context.Context, o *Options, table string, pool *pgxpool.Pool
 		return nil, err
 	}
 	base := "http://" + addr
-	writers := &http.Client{Transport: &http.Transport{
-		MaxIdleConns: o.Load.Concurrency, MaxIdleConnsPerHost: o.Load.Concurrency, MaxConnsPerHost: o.Load.Concurrency,
-		IdleConnTimeout: 90 * time.Second, DisableCompression: true,
-	}}
 	noGzip := connect.WithAcceptCompression("gzip", nil, nil)
-	w.producer = wailv1connect.NewProducerServiceClient(writers, base, noGzip)
-	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, base, noGzip)
+	writers, err := client.Dial(client.Options{Addr: base, MaxConns: o.Load.Concurrency, DisableCompression: true,
+		ConnectOptions: []connect.ClientOption{noGzip}})
+	if err != nil {
+		_ = w.Close(ctx)
+		return nil, err
+	}
+	w.producer = writers.Producer
+	admin := writers.Admin
 	if err := w.awaitHealthy(ctx, base, 60*time.Second); err != nil {
 		_ = w.Close(ctx)
 		return nil, err

@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"errors"
@@ -20,8 +20,8 @@ import (
 // fields: that is how protobuf schemas evolve.
 type strictJSON struct{ name string }
 
-// jsonCodecs replaces connect's JSON codecs (both names it registers).
-func jsonCodecs() []connect.HandlerOption {
+// JSONCodecs replaces connect's JSON codecs (both names it registers).
+func JSONCodecs() []connect.HandlerOption {
 	return []connect.HandlerOption{
 		connect.WithCodec(strictJSON{"json"}),
 		connect.WithCodec(strictJSON{"json; charset=utf-8"}),

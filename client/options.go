@@ -1,0 +1,224 @@
+// Package client connects to a wail server: one constructor (Dial) builds
+// the Connect clients of the three API services (ProducerService,
+// AdminService, EventService) and the HTTP client for /metrics and
+// /healthz, with the server's address, TLS (a CA to trust, a client
+// certificate for mutual TLS) and a bearer token wired once. The wail
+// command line and the bench use it; so can programs of yours.
+//
+// Options come from code, or from the environment (FromEnv: WAIL_ADDR,
+// WAIL_CA, WAIL_CERT, WAIL_KEY, WAIL_TOKEN), the same variables the wail
+// commands read.
+package client
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+)
+
+// DefaultAddr is the server address when none is given (http, or https
+// with a CA or client certificate).
+const DefaultAddr = "127.0.0.1:7070"
+
+// The environment variables FromEnv reads.
+const (
+	EnvAddr  = "WAIL_ADDR"  // server address
+	EnvCA    = "WAIL_CA"    // PEM file of the CA(s) that signed the server's certificate
+	EnvCert  = "WAIL_CERT"  // PEM file of the client certificate (mutual TLS)
+	EnvKey   = "WAIL_KEY"   // PEM file of the client certificate's key
+	EnvToken = "WAIL_TOKEN" // bearer token
+)
+
+// Options say how to reach a server.
+type Options struct {
+	// Addr is "host:port" or a URL (http:// or https://). Without a scheme
+	// it is https when a CA or client certificate is given, else http.
+	// Empty: DefaultAddr.
+	Addr string
+	// CAFile is a PEM file of the CA(s) that signed the server's
+	// certificate (empty: the system's roots).
+	CAFile string
+	// CertFile and KeyFile are the client certificate and its key, for a
+	// server that asks for one (mutual TLS). Both or neither.
+	CertFile, KeyFile string
+	// Token is sent as "Authorization: Bearer <token>" on every request.
+	Token string
+
+	// MaxConns caps the connections to the server (0: no cap).
+	MaxConns int
+	// DisableCompression stops the transport from asking for gzip on
+	// plain HTTP requests (/metrics); see also ConnectOptions.
+	DisableCompression bool
+	// ConnectOptions are added to every service client (for example
+	// connect.WithGRPC, or connect.WithAcceptCompression).
+	ConnectOptions []connect.ClientOption
+}
+
+// FromEnv returns o with every empty connection field (Addr, CAFile,
+// CertFile, KeyFile, Token) taken from the environment, read by getenv
+// (os.Getenv when nil).
+func (o Options) FromEnv(getenv func(string) string) Options {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	for _, f := range []struct {
+		v   *string
+		env string
+	}{{&o.Addr, EnvAddr}, {&o.CAFile, EnvCA}, {&o.CertFile, EnvCert}, {&o.KeyFile, EnvKey}, {&o.Token, EnvToken}} {
+		if *f.v == "" {
+			*f.v = getenv(f.env)
+		}
+	}
+	return o
+}
+
+// tlsWanted reports whether a CA or client certificate is given.
+func (o Options) tlsWanted() bool { return o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" }
+
+// BaseURL returns the normalized URL of Addr: a scheme (http or https) and
+// a host, no trailing slash.
+func (o Options) BaseURL() (string, error) {
+	addr := strings.TrimSpace(o.Addr)
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if !strings.Contains(addr, "://") {
+		scheme := "http://"
+		if o.tlsWanted() {
+			scheme = "https://"
+		}
+		addr = scheme + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return "", fmt.Errorf("address %q: %w", addr, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("address %q: scheme must be http or https", addr)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("address %q: no host", addr)
+	}
+	if u.Scheme == "http" && o.tlsWanted() {
+		return "", fmt.Errorf("address %q is plain http, but a CA or client certificate is given: use https://", addr)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// TLSConfig returns the client's TLS configuration (nil for plain http):
+// the CA file's roots, the client certificate, TLS 1.2 at least.
+func (o Options) TLSConfig() (*tls.Config, error) {
+	if (o.CertFile == "") != (o.KeyFile == "") {
+		return nil, errors.New("a client certificate needs both its certificate and its key file (--cert and --key)")
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s: no PEM certificate in it", o.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if o.CertFile != "" {
+		// Read at each handshake, so a renewed certificate is used
+		// without restarting the client.
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			c, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("client certificate: %w", err)
+			}
+			return &c, nil
+		}
+		if _, err := tls.LoadX509KeyPair(o.CertFile, o.KeyFile); err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// HTTPClient returns the HTTP client Dial uses: the TLS configuration and
+// the bearer token on every request.
+func (o Options) HTTPClient() (*http.Client, error) {
+	base, err := o.BaseURL()
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        max(o.MaxConns, 100),
+		MaxIdleConnsPerHost: max(o.MaxConns, 4),
+		MaxConnsPerHost:     o.MaxConns,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		DisableCompression:  o.DisableCompression,
+	}
+	if strings.HasPrefix(base, "https://") {
+		if tr.TLSClientConfig, err = o.TLSConfig(); err != nil {
+			return nil, err
+		}
+	}
+	var rt http.RoundTripper = tr
+	if o.Token != "" {
+		rt = bearer{token: "Bearer " + o.Token, next: tr}
+	}
+	return &http.Client{Transport: rt}, nil
+}
+
+// bearer adds the token to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", b.token)
+	return b.next.RoundTrip(r)
+}
+
+// Client is the API of one server.
+type Client struct {
+	// URL is the server's base URL.
+	URL      string
+	Producer wailv1connect.ProducerServiceClient
+	Admin    wailv1connect.AdminServiceClient
+	Events   wailv1connect.EventServiceClient
+	// HTTP carries the same TLS and token, for /metrics and /healthz.
+	HTTP *http.Client
+}
+
+// Dial returns the clients of the server o names. It does not connect:
+// the first request does.
+func Dial(o Options) (*Client, error) {
+	base, err := o.BaseURL()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := o.HTTPClient()
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		URL:      base,
+		Producer: wailv1connect.NewProducerServiceClient(hc, base, o.ConnectOptions...),
+		Admin:    wailv1connect.NewAdminServiceClient(hc, base, o.ConnectOptions...),
+		Events:   wailv1connect.NewEventServiceClient(hc, base, o.ConnectOptions...),
+		HTTP:     hc,
+	}, nil
+}
