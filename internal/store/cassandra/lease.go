@@ -70,12 +70,21 @@ func (s *Store) paxos(ctx context.Context, op func() error) error {
 
 // cas runs a lightweight transaction; applied says whether it took effect.
 func (s *Store) cas(ctx context.Context, stmt string, args ...any) (applied bool, err error) {
+	applied, _, err = s.casTries(ctx, stmt, args...)
+	return applied, err
+}
+
+// casTries is cas that also says how many attempts it took. After more
+// than one, "not applied" is ambiguous: an attempt that timed out may
+// have applied, and the last attempt then found its own change.
+func (s *Store) casTries(ctx context.Context, stmt string, args ...any) (applied bool, tries int, err error) {
 	err = s.paxos(ctx, func() (err error) {
+		tries++
 		applied, err = s.session.Query(stmt, args...).WithContext(ctx).Consistency(gocql.Quorum).
 			SerialConsistency(gocql.Serial).MapScanCAS(map[string]any{})
 		return err
 	})
-	return applied, err
+	return applied, tries, err
 }
 
 // lease reads name's lease at SERIAL (what Paxos decided last).
