@@ -1,0 +1,264 @@
+// Package schema compiles Protobuf schemas and decides whether one may
+// follow another.
+//
+// A schema is one .proto file and the files it imports, compiled by a real
+// Protobuf compiler (bufbuild/protocompile) into descriptors, or taken
+// ready-made from a FileDescriptorSet. Nothing here reads .proto text
+// itself.
+//
+// Diff lists the differences between two schemas with the rules of the
+// Confluent Schema Registry's Protobuf provider
+// (io.confluent.kafka.schemaregistry.protobuf.diff): the same difference
+// types, the same paths ('#/Message/Nested/<field number>'), the same set
+// of compatible changes. Check applies a compatibility level (BACKWARD,
+// FORWARD, FULL, their _TRANSITIVE forms, NONE) to a candidate and the
+// versions before it and words each breaking change the way the Confluent
+// registry does, so a client that knows one knows the other; wail adds the
+// field's name and types to each message, as the path alone names a field
+// by number.
+//
+// As in the Confluent registry, reserved names and numbers are not
+// compared, options are ignored, and moving or reordering messages is
+// compatible (serialized message indexes refer to the schema id they were
+// written with).
+package schema
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/bufbuild/protocompile"
+	"github.com/bufbuild/protocompile/reporter"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+)
+
+// ErrInvalid: the schema does not compile (syntax, unknown type, missing
+// import...); the message says where.
+var ErrInvalid = errors.New("invalid schema")
+
+// MainPath is the import path a schema's own file compiles under when the
+// caller gives none.
+const MainPath = "schema.proto"
+
+// File is one .proto source file.
+type File struct {
+	// Path is the path other files import it by ("shop/money.proto").
+	Path string
+	// Source is the file's text.
+	Source string
+	// Origin says where the file's types come from, for imports: two
+	// imports with the same non-empty Origin (a registry's subject and
+	// version) hold the same types, so messages reached through them are
+	// not compared again. Empty: unknown, always compared.
+	Origin string
+}
+
+// Limits bound what Compile accepts.
+type Limits struct {
+	// MaxFileBytes bounds each file's source.
+	MaxFileBytes int
+	// MaxFiles bounds how many files a schema may import, directly or not.
+	MaxFiles int
+}
+
+// DefaultLimits are the limits used when a field is zero.
+var DefaultLimits = Limits{MaxFileBytes: 1 << 20, MaxFiles: 256}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxFileBytes <= 0 {
+		l.MaxFileBytes = DefaultLimits.MaxFileBytes
+	}
+	if l.MaxFiles <= 0 {
+		l.MaxFiles = DefaultLimits.MaxFiles
+	}
+	return l
+}
+
+// Schema is a compiled Protobuf file with what it imports.
+type Schema struct {
+	file    protoreflect.FileDescriptor
+	origins map[string]string // import path -> File.Origin
+}
+
+// localOrigin marks the types of the schema's own file: local types of two
+// schemas are compared once, at the top level, not again through fields.
+const localOrigin = "\x00local"
+
+// Compile compiles main with the files it imports (directly or not). The
+// Protobuf standard imports (google/protobuf/*.proto) are built in. It fails
+// with ErrInvalid, naming the file, line and column, when the source does
+// not compile, and when a file passes lim.
+func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schema, error) {
+	lim = lim.withDefaults()
+	if main.Path == "" {
+		main.Path = MainPath
+	}
+	if len(imports) > lim.MaxFiles {
+		return nil, fmt.Errorf("%w: %d imported files, over the limit of %d", ErrInvalid, len(imports), lim.MaxFiles)
+	}
+	srcs := make(map[string]string, len(imports)+1)
+	origins := make(map[string]string, len(imports)+1)
+	for _, f := range append([]File{main}, imports...) {
+		if len(f.Source) > lim.MaxFileBytes {
+			return nil, fmt.Errorf("%w: %s is %d bytes, over the limit of %d", ErrInvalid, f.Path, len(f.Source), lim.MaxFileBytes)
+		}
+		if _, dup := srcs[f.Path]; dup {
+			return nil, fmt.Errorf("%w: two files named %q", ErrInvalid, f.Path)
+		}
+		srcs[f.Path] = f.Source
+		origins[f.Path] = f.Origin
+	}
+	origins[main.Path] = localOrigin
+	c := protocompile.Compiler{
+		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
+			Accessor: func(path string) (io.ReadCloser, error) {
+				src, ok := srcs[path]
+				if !ok {
+					return nil, fmt.Errorf("import %q: %w (add it as a reference)", path, os.ErrNotExist)
+				}
+				return io.NopCloser(strings.NewReader(src)), nil
+			},
+		}),
+		MaxParallelism: 1,
+		Reporter:       reporter.NewReporter(nil, nil),
+	}
+	files, err := c.Compile(ctx, main.Path)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return &Schema{file: files[0], origins: origins}, nil
+}
+
+// FromDescriptorSet takes the schema of the file path (empty: the last
+// file, which protoc --include_imports writes after its imports) from a
+// serialized google.protobuf.FileDescriptorSet holding it and everything it
+// imports.
+func FromDescriptorSet(set []byte, path string) (*Schema, error) {
+	var fds descriptorpb.FileDescriptorSet
+	if err := proto.Unmarshal(set, &fds); err != nil {
+		return nil, fmt.Errorf("%w: not a FileDescriptorSet: %v", ErrInvalid, err)
+	}
+	if len(fds.File) == 0 {
+		return nil, fmt.Errorf("%w: the FileDescriptorSet holds no file", ErrInvalid)
+	}
+	if path == "" {
+		path = fds.File[len(fds.File)-1].GetName()
+	}
+	files, err := protodesc.NewFiles(&fds)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	fd, err := files.FindFileByPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the FileDescriptorSet has no file %q", ErrInvalid, path)
+	}
+	return &Schema{file: fd, origins: map[string]string{path: localOrigin}}, nil
+}
+
+// File is the schema's own file.
+func (s *Schema) File() protoreflect.FileDescriptor { return s.file }
+
+// Message finds a message of the schema's own file by full name
+// ("shop.Order") or, when it is unique, by its name alone ("Order").
+func (s *Schema) Message(name string) (protoreflect.MessageDescriptor, error) {
+	var found []protoreflect.MessageDescriptor
+	walkMessages(s.file.Messages(), func(m protoreflect.MessageDescriptor) {
+		if string(m.FullName()) == name || (!strings.Contains(name, ".") && string(m.Name()) == name) {
+			found = append(found, m)
+		}
+	})
+	switch {
+	case len(found) == 1:
+		return found[0], nil
+	case len(found) > 1:
+		return nil, fmt.Errorf("%w: %d messages are named %s: give the full name (%s)", ErrInvalid, len(found), name, found[0].FullName())
+	}
+	return nil, fmt.Errorf("%w: %s defines no message %s (it defines %s)", ErrInvalid, s.file.Path(), name, strings.Join(s.MessageNames(), ", "))
+}
+
+// MessageNames lists the full names of the messages the schema's own file
+// defines, nested ones included (map entries excluded).
+func (s *Schema) MessageNames() []string {
+	var names []string
+	walkMessages(s.file.Messages(), func(m protoreflect.MessageDescriptor) { names = append(names, string(m.FullName())) })
+	return names
+}
+
+func walkMessages(ms protoreflect.MessageDescriptors, fn func(protoreflect.MessageDescriptor)) {
+	for i := range ms.Len() {
+		m := ms.Get(i)
+		if m.IsMapEntry() {
+			continue
+		}
+		fn(m)
+		walkMessages(m.Messages(), fn)
+	}
+}
+
+// Fingerprint identifies what the schema means, not how it is written: the
+// SHA-256 of its own file's descriptor (comments, spacing and source
+// positions dropped) and the paths and origins of its imports. Two texts
+// that differ only in layout have the same fingerprint.
+func (s *Schema) Fingerprint() [32]byte {
+	fdp := protodesc.ToFileDescriptorProto(s.file)
+	fdp.SourceCodeInfo = nil
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(fdp)
+	if err != nil {
+		// A descriptor built by protodesc always marshals.
+		panic(fmt.Sprintf("schema: marshal descriptor: %v", err))
+	}
+	var buf bytes.Buffer
+	buf.Write(b)
+	paths := make([]string, 0, len(s.origins))
+	for p := range s.origins {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Fprintf(&buf, "\x00%s\x00%s", p, s.origins[p])
+	}
+	return sha256.Sum256(buf.Bytes())
+}
+
+// DescriptorSet is the schema as a serialized FileDescriptorSet: its own
+// file last, after every file it imports.
+func (s *Schema) DescriptorSet() []byte {
+	var set descriptorpb.FileDescriptorSet
+	seen := map[string]bool{}
+	var add func(fd protoreflect.FileDescriptor)
+	add = func(fd protoreflect.FileDescriptor) {
+		if seen[fd.Path()] {
+			return
+		}
+		seen[fd.Path()] = true
+		imps := fd.Imports()
+		for i := range imps.Len() {
+			add(imps.Get(i).FileDescriptor)
+		}
+		set.File = append(set.File, protodesc.ToFileDescriptorProto(fd))
+	}
+	add(s.file)
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&set)
+	if err != nil {
+		panic(fmt.Sprintf("schema: marshal descriptor set: %v", err))
+	}
+	return b
+}
+
+// origin is where a type of the schema comes from (see File.Origin).
+func (s *Schema) origin(d protoreflect.Descriptor) string {
+	return s.origins[d.ParentFile().Path()]
+}

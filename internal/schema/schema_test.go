@@ -1,0 +1,112 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestCompileErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		main    File
+		imports []File
+		lim     Limits
+		want    string
+	}{
+		{"syntax error names line and column", File{Source: "syntax = \"proto3\";\nmessage M {\n  int32 x = ;\n}"}, nil, Limits{}, "schema.proto:3:13"},
+		{"unknown type", File{Source: `syntax = "proto3"; message M { Missing x = 1; }`}, nil, Limits{}, "field M.x: unknown type Missing"},
+		{"missing import", File{Source: `syntax = "proto3"; import "other.proto"; message M {}`}, nil, Limits{}, "add it as a reference"},
+		{"file too large", File{Source: `syntax = "proto3"; message M {}` + strings.Repeat(" ", 100)}, nil, Limits{MaxFileBytes: 64}, "over the limit of 64"},
+		{"too many imports", File{Source: `syntax = "proto3";`}, []File{{Path: "a.proto"}, {Path: "b.proto"}}, Limits{MaxFiles: 1}, "2 imported files, over the limit of 1"},
+		{"duplicate file", File{Path: "a.proto", Source: `syntax = "proto3";`}, []File{{Path: "a.proto"}}, Limits{}, `two files named "a.proto"`},
+		{"import cycle", File{Path: "a.proto", Source: `syntax = "proto3"; import "b.proto";`},
+			[]File{{Path: "b.proto", Source: `syntax = "proto3"; import "a.proto";`}}, Limits{}, "cycle"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Compile(ctx, tc.main, tc.imports, tc.lim)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want ErrInvalid naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCompileImportsAndWellKnownTypes(t *testing.T) {
+	s := mustCompile(t, `syntax = "proto3"; package shop;
+import "google/protobuf/timestamp.proto";
+import "shop/money.proto";
+message Order { google.protobuf.Timestamp at = 1; shop.money.Money total = 2; message Line {} }`,
+		File{Path: "shop/money.proto", Source: `syntax = "proto3"; package shop.money; message Money { int64 units = 1; }`})
+	if got := strings.Join(s.MessageNames(), ","); got != "shop.Order,shop.Order.Line" {
+		t.Errorf("MessageNames = %s", got)
+	}
+	for _, name := range []string{"shop.Order", "Order", "Line", "shop.Order.Line"} {
+		if _, err := s.Message(name); err != nil {
+			t.Errorf("Message(%s): %v", name, err)
+		}
+	}
+	if _, err := s.Message("Refund"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "shop.Order, shop.Order.Line") {
+		t.Errorf("Message(Refund): %v", err)
+	}
+}
+
+// TestDescriptorSetRoundTrip: a schema written as a FileDescriptorSet reads
+// back as the same schema.
+func TestDescriptorSetRoundTrip(t *testing.T) {
+	s := mustCompile(t, `syntax = "proto3"; package shop; import "shop/money.proto"; message Order { shop.money.Money total = 1; }`,
+		File{Path: "shop/money.proto", Source: `syntax = "proto3"; package shop.money; message Money { int64 units = 1; }`})
+	back, err := FromDescriptorSet(s.DescriptorSet(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.File().Path() != MainPath || len(Diff(s, back)) != 0 {
+		t.Fatalf("round trip: path %s, differences %v", back.File().Path(), Diff(s, back))
+	}
+	if _, err := FromDescriptorSet([]byte("not a descriptor set"), ""); !errors.Is(err, ErrInvalid) {
+		t.Errorf("garbage: %v", err)
+	}
+	if _, err := FromDescriptorSet(s.DescriptorSet(), "nope.proto"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "nope.proto") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	a := mustCompile(t, `syntax = "proto3"; message M { int32 x = 1; }`)
+	b := mustCompile(t, "// a comment\nsyntax = \"proto3\";\n\nmessage M {\n  int32 x = 1; // x\n}\n")
+	c := mustCompile(t, `syntax = "proto3"; message M { int64 x = 1; }`)
+	if a.Fingerprint() != b.Fingerprint() {
+		t.Error("layout changed the fingerprint")
+	}
+	if a.Fingerprint() == c.Fingerprint() {
+		t.Error("a type change kept the fingerprint")
+	}
+	imp := func(origin string) *Schema {
+		return mustCompile(t, `syntax = "proto3"; import "d.proto"; message M { D d = 1; }`,
+			File{Path: "d.proto", Source: `syntax = "proto3"; message D {}`, Origin: origin})
+	}
+	if imp("d/1").Fingerprint() == imp("d/2").Fingerprint() {
+		t.Error("another reference version kept the fingerprint")
+	}
+}
+
+// FuzzCompile: any text, as a file or an import, compiles or fails with
+// ErrInvalid; never a panic.
+func FuzzCompile(f *testing.F) {
+	f.Add(`syntax = "proto3"; message M { int32 x = 1; }`, `syntax = "proto2"; message D { optional D d = 1; }`)
+	f.Add("syntax = \"proto3\"; import \"d.proto\"; message M { map<string, D> m = 1; oneof o { int32 a = 2; } }", `syntax="proto3"; message D {}`)
+	f.Add(`edition = "2023"; message M { int32 x = 1 [features.field_presence = IMPLICIT]; }`, "")
+	f.Fuzz(func(t *testing.T, main, dep string) {
+		s, err := Compile(context.Background(), File{Source: main}, []File{{Path: "d.proto", Source: dep}}, Limits{MaxFileBytes: 1 << 14})
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		_ = Diff(s, s)
+		_ = s.Fingerprint()
+	})
+}
