@@ -302,7 +302,7 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 	c.opMu.Lock()
 	seq := c.seq
 	c.opMu.Unlock()
-	rows, err := c.backend.Tables(ctx)
+	rows, err := c.tableEntries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: load: %w", err)
 	}

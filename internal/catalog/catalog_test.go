@@ -537,3 +537,26 @@ func TestRetryBounds(t *testing.T) {
 		t.Fatalf("old definition: %+v", got)
 	}
 }
+
+// TestReservedEntriesAreNotTables: state other packages keep with the
+// catalog (names starting with store.ReservedPrefix, such as the schema
+// registry's) is neither served, decoded nor counted as a table.
+func TestReservedEntriesAreNotTables(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	if _, ok, err := st.SwapTable(ctx, store.ReservedPrefix+"schema_registry", nil, []byte(`{"not":"a table"}`)); err != nil || !ok {
+		t.Fatalf("save reserved entry: %v %v", ok, err)
+	}
+	prov := newTopics()
+	c := openCatalog(t, st, prov)
+	if _, _, err := c.Create(ctx, Table{Name: "orders"}); err != nil {
+		t.Fatalf("create beside a reserved entry: %v", err)
+	}
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatalf("refresh beside a reserved entry: %v", err)
+	}
+	if got := c.Watch(make(chan Table, 1)); len(got) != 1 || got[0].Name != "orders" {
+		t.Fatalf("tables: %+v", got)
+	}
+}

@@ -1,9 +1,12 @@
 package catalog
 
 import (
+	"slices"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wail-cdc/wail/internal/store"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -16,9 +19,19 @@ const maxSwaps = 16
 // errLost: a swap lost to a concurrent change; look again.
 var errLost = errors.New("catalog entry changed concurrently")
 
+// tableEntries reads the catalog's table entries, skipping the entries of other
+// state kept with it (store.ReservedPrefix).
+func (c *Catalog) tableEntries(ctx context.Context) ([]store.Table, error) {
+	rows, err := c.backend.Tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(rows, func(r store.Table) bool { return !store.IsTableEntry(r.Name) }), nil
+}
+
 // load reads one entry fresh from the store (found false: absent).
 func (c *Catalog) load(ctx context.Context, name string) (e entry, found bool, err error) {
-	rows, err := c.backend.Tables(ctx)
+	rows, err := c.tableEntries(ctx)
 	if err != nil {
 		return entry{}, false, err
 	}
@@ -104,7 +117,7 @@ func (c *Catalog) Create(ctx context.Context, req Table) (_ Table, created bool,
 }
 
 func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
-	rows, err := c.backend.Tables(ctx)
+	rows, err := c.tableEntries(ctx)
 	if err != nil {
 		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
 	}

@@ -113,6 +113,9 @@ func doctorStore(ctx context.Context, cfg config.Config, w io.Writer, fail func(
 func decodeTables(rows []store.Table) []catalog.Table {
 	var out []catalog.Table
 	for _, r := range rows {
+		if !store.IsTableEntry(r.Name) {
+			continue
+		}
 		if t, err := catalog.Decode(r.Spec); err == nil {
 			out = append(out, t)
 		}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Sentinel errors. Implementations wrap them with %w.
@@ -160,6 +161,27 @@ type TableDropper interface {
 }
 
 var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// ReservedPrefix begins the names of catalog entries that are not tables
+// (ValidateTableName never accepts it): other durable state kept with the
+// table catalog, such as the schema registry's (package schemaregistry).
+// Whatever lists tables skips them (IsTableEntry).
+const ReservedPrefix = "_"
+
+// IsTableEntry reports whether a catalog entry is a table's.
+func IsTableEntry(name string) bool { return !strings.HasPrefix(name, ReservedPrefix) }
+
+var reservedName = regexp.MustCompile(`^_[a-z0-9_]{1,62}$`)
+
+// ValidateCatalogName accepts the name of a catalog entry: a table's
+// (ValidateTableName) or a reserved one ('_' then 1-62 lower-case letters,
+// digits or '_').
+func ValidateCatalogName(name string) error {
+	if reservedName.MatchString(name) {
+		return nil
+	}
+	return ValidateTableName(name)
+}
 
 // ValidateTableName accepts lower-case ASCII letters, digits and underscores,
 // starting with a letter, at most 63 characters: safe as a file, topic and

@@ -182,7 +182,7 @@ func (s *Store) SwapTable(ctx context.Context, name string, old, new []byte) ([]
 }
 
 func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
-	if err := store.ValidateTableName(name); err != nil {
+	if err := store.ValidateCatalogName(name); err != nil {
 		return nil, false, err
 	}
 	if s.closed.Load() {
