@@ -1,0 +1,326 @@
+package schemaregistry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+)
+
+// contentType is the Confluent registry's media type; clients also accept
+// plain JSON.
+const contentType = "application/vnd.schemaregistry.v1+json"
+
+// maxBodyBytes bounds a request body past the schema itself (JSON quoting
+// and references).
+const maxBodyOverhead = 64 << 10
+
+// Handler serves the registry's REST API at the root of its path space;
+// mount it under a prefix with http.StripPrefix. Errors have the Confluent
+// body, {"error_code": N, "message": "..."}.
+func Handler(r *Registry, logger *slog.Logger) http.Handler {
+	h := &handler{r: r, logger: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { h.reply(w, map[string]any{}) })
+	mux.HandleFunc("GET /schemas/types", func(w http.ResponseWriter, _ *http.Request) { h.reply(w, []string{Protobuf}) })
+	mux.HandleFunc("GET /schemas/ids/{id}", h.schemaByID)
+	mux.HandleFunc("GET /schemas/ids/{id}/schema", h.schemaTextByID)
+	mux.HandleFunc("GET /schemas/ids/{id}/subjects", h.subjectsByID)
+	mux.HandleFunc("GET /schemas/ids/{id}/versions", h.versionsByID)
+	mux.HandleFunc("GET /subjects", h.subjects)
+	mux.HandleFunc("POST /subjects/{subject}", h.lookup)
+	mux.HandleFunc("DELETE /subjects/{subject}", h.deleteSubject)
+	mux.HandleFunc("GET /subjects/{subject}/versions", h.versions)
+	mux.HandleFunc("POST /subjects/{subject}/versions", h.register)
+	mux.HandleFunc("GET /subjects/{subject}/versions/{version}", h.version)
+	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/schema", h.versionText)
+	mux.HandleFunc("GET /subjects/{subject}/versions/{version}/referencedby", h.referencedBy)
+	mux.HandleFunc("DELETE /subjects/{subject}/versions/{version}", h.deleteVersion)
+	mux.HandleFunc("POST /compatibility/subjects/{subject}/versions/{version}", h.check)
+	mux.HandleFunc("POST /compatibility/subjects/{subject}/versions", h.check)
+	mux.HandleFunc("GET /config", h.getConfig)
+	mux.HandleFunc("PUT /config", h.putConfig)
+	mux.HandleFunc("DELETE /config", h.deleteConfig)
+	mux.HandleFunc("GET /config/{subject}", h.getConfig)
+	mux.HandleFunc("PUT /config/{subject}", h.putConfig)
+	mux.HandleFunc("DELETE /config/{subject}", h.deleteConfig)
+	mux.HandleFunc("GET /mode", h.getMode)
+	mux.HandleFunc("PUT /mode", h.putMode)
+	mux.HandleFunc("DELETE /mode", h.deleteMode)
+	mux.HandleFunc("GET /mode/{subject}", h.getMode)
+	mux.HandleFunc("PUT /mode/{subject}", h.putMode)
+	mux.HandleFunc("DELETE /mode/{subject}", h.deleteMode)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if _, pattern := mux.Handler(req); pattern == "" {
+			h.fail(w, errf(http.StatusNotFound, 404, "HTTP 404 Not Found: %s %s is not part of the schema registry API", req.Method, req.URL.Path))
+			return
+		}
+		mux.ServeHTTP(w, req)
+	})
+}
+
+type handler struct {
+	r      *Registry
+	logger *slog.Logger
+}
+
+func (h *handler) reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", contentType)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (h *handler) text(w http.ResponseWriter, s string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, s)
+}
+
+func (h *handler) fail(w http.ResponseWriter, err error) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, context.DeadlineExceeded):
+		e = errf(http.StatusInternalServerError, CodeTimeout, "The operation timed out: %v", err)
+	default:
+		h.logger.Error("schema registry: storage failed; the request was refused, check the store (wail doctor)", "err", err)
+		e = errf(http.StatusInternalServerError, CodeStore, "Error in the backend data store: %v", err)
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+// do replies with v or the error.
+func do[T any](h *handler, w http.ResponseWriter, v T, err error) {
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.reply(w, v)
+}
+
+func flag(req *http.Request, name string) bool {
+	b, _ := strconv.ParseBool(req.URL.Query().Get(name))
+	return b
+}
+
+func (h *handler) id(w http.ResponseWriter, req *http.Request) (int, bool) {
+	id, err := strconv.Atoi(req.PathValue("id"))
+	if err != nil || id < 1 {
+		h.fail(w, errf(http.StatusNotFound, CodeSchemaNotFound, "Schema %s not found", req.PathValue("id")))
+		return 0, false
+	}
+	return id, true
+}
+
+func (h *handler) versionParam(w http.ResponseWriter, req *http.Request) (int, bool) {
+	v, e := parseVersion(req.PathValue("version"))
+	if e != nil {
+		h.fail(w, e)
+		return 0, false
+	}
+	return v, true
+}
+
+// body decodes a schema request, bounded by the schema size limit.
+func (h *handler) body(w http.ResponseWriter, req *http.Request) (SchemaRequest, bool) {
+	var sr SchemaRequest
+	limit := int64(h.r.lim.MaxSchemaBytes)*2 + maxBodyOverhead // JSON may double a text's size
+	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, limit))
+	if err := dec.Decode(&sr); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.fail(w, errf(http.StatusRequestEntityTooLarge, CodeSchemaTooLarge,
+				"The request is over %d bytes (schema_registry.max_schema_bytes is %d)", limit, h.r.lim.MaxSchemaBytes))
+		} else {
+			h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidSchema, "Invalid schema: the body is not a schema request in JSON: %v", err))
+		}
+		return sr, false
+	}
+	return sr, true
+}
+
+func (h *handler) schemaByID(w http.ResponseWriter, req *http.Request) {
+	if id, ok := h.id(w, req); ok {
+		s, err := h.r.SchemaByID(req.Context(), id)
+		do(h, w, struct {
+			SchemaType string      `json:"schemaType"`
+			Schema     string      `json:"schema"`
+			References []Reference `json:"references,omitempty"`
+		}{s.SchemaType, s.Schema, s.References}, err)
+	}
+}
+
+func (h *handler) schemaTextByID(w http.ResponseWriter, req *http.Request) {
+	if id, ok := h.id(w, req); ok {
+		s, err := h.r.SchemaByID(req.Context(), id)
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		h.text(w, s.Schema)
+	}
+}
+
+func (h *handler) subjectsByID(w http.ResponseWriter, req *http.Request) {
+	if id, ok := h.id(w, req); ok {
+		us, err := h.r.Usages(req.Context(), id, flag(req, "deleted"))
+		names := []string{}
+		for _, u := range us {
+			if len(names) == 0 || names[len(names)-1] != u.Subject {
+				names = append(names, u.Subject)
+			}
+		}
+		do(h, w, names, err)
+	}
+}
+
+func (h *handler) versionsByID(w http.ResponseWriter, req *http.Request) {
+	if id, ok := h.id(w, req); ok {
+		us, err := h.r.Usages(req.Context(), id, flag(req, "deleted"))
+		do(h, w, us, err)
+	}
+}
+
+func (h *handler) subjects(w http.ResponseWriter, req *http.Request) {
+	s, err := h.r.Subjects(req.Context(), req.URL.Query().Get("subjectPrefix"), flag(req, "deleted"))
+	do(h, w, s, err)
+}
+
+func (h *handler) versions(w http.ResponseWriter, req *http.Request) {
+	v, err := h.r.Versions(req.Context(), req.PathValue("subject"), flag(req, "deleted"))
+	do(h, w, v, err)
+}
+
+func (h *handler) version(w http.ResponseWriter, req *http.Request) {
+	if v, ok := h.versionParam(w, req); ok {
+		s, err := h.r.Version(req.Context(), req.PathValue("subject"), v, flag(req, "deleted"))
+		do(h, w, s, err)
+	}
+}
+
+func (h *handler) versionText(w http.ResponseWriter, req *http.Request) {
+	if v, ok := h.versionParam(w, req); ok {
+		s, err := h.r.Version(req.Context(), req.PathValue("subject"), v, flag(req, "deleted"))
+		if err != nil {
+			h.fail(w, err)
+			return
+		}
+		h.text(w, s.Schema)
+	}
+}
+
+func (h *handler) referencedBy(w http.ResponseWriter, req *http.Request) {
+	if v, ok := h.versionParam(w, req); ok {
+		ids, err := h.r.ReferencedBy(req.Context(), req.PathValue("subject"), v)
+		do(h, w, ids, err)
+	}
+}
+
+func (h *handler) register(w http.ResponseWriter, req *http.Request) {
+	if sr, ok := h.body(w, req); ok {
+		id, err := h.r.Register(req.Context(), req.PathValue("subject"), sr)
+		do(h, w, struct {
+			ID int `json:"id"`
+		}{id}, err)
+	}
+}
+
+func (h *handler) lookup(w http.ResponseWriter, req *http.Request) {
+	if sr, ok := h.body(w, req); ok {
+		s, err := h.r.Lookup(req.Context(), req.PathValue("subject"), sr, flag(req, "deleted"))
+		do(h, w, s, err)
+	}
+}
+
+func (h *handler) deleteSubject(w http.ResponseWriter, req *http.Request) {
+	vs, err := h.r.DeleteSubject(req.Context(), req.PathValue("subject"), flag(req, "permanent"))
+	do(h, w, vs, err)
+}
+
+func (h *handler) deleteVersion(w http.ResponseWriter, req *http.Request) {
+	if v, ok := h.versionParam(w, req); ok {
+		n, err := h.r.DeleteVersion(req.Context(), req.PathValue("subject"), v, flag(req, "permanent"))
+		do(h, w, n, err)
+	}
+}
+
+func (h *handler) check(w http.ResponseWriter, req *http.Request) {
+	version, all := latest, req.PathValue("version") == ""
+	if !all {
+		var ok bool
+		if version, ok = h.versionParam(w, req); !ok {
+			return
+		}
+	}
+	sr, ok := h.body(w, req)
+	if !ok {
+		return
+	}
+	msgs, err := h.r.Check(req.Context(), req.PathValue("subject"), version, all, sr)
+	var e *Error
+	if errors.As(err, &e) && e.Code == CodeInvalidSchema && flag(req, "verbose") {
+		msgs, err = []string{e.Message}, nil // verbose: an invalid schema is an answer
+	}
+	resp := struct {
+		IsCompatible bool     `json:"is_compatible"`
+		Messages     []string `json:"messages,omitempty"`
+	}{IsCompatible: len(msgs) == 0}
+	if flag(req, "verbose") {
+		resp.Messages = msgs
+	}
+	do(h, w, resp, err)
+}
+
+type configBody struct {
+	Compatibility string `json:"compatibility"`
+}
+
+func (h *handler) getConfig(w http.ResponseWriter, req *http.Request) {
+	l, err := h.r.Compatibility(req.Context(), req.PathValue("subject"), flag(req, "defaultToGlobal"))
+	do(h, w, map[string]string{"compatibilityLevel": string(l)}, err)
+}
+
+func (h *handler) putConfig(w http.ResponseWriter, req *http.Request) {
+	var b configBody
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || b.Compatibility == "" {
+		h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility, "Invalid compatibility level: send {\"compatibility\": \"BACKWARD\"} or another level"))
+		return
+	}
+	_, err := h.r.SetCompatibility(req.Context(), req.PathValue("subject"), b.Compatibility)
+	l, _ := h.r.Compatibility(req.Context(), req.PathValue("subject"), true)
+	do(h, w, configBody{Compatibility: string(l)}, err)
+}
+
+func (h *handler) deleteConfig(w http.ResponseWriter, req *http.Request) {
+	prev, err := h.r.SetCompatibility(req.Context(), req.PathValue("subject"), "")
+	do(h, w, map[string]string{"compatibilityLevel": string(prev), "compatibility": string(prev)}, err)
+}
+
+type modeBody struct {
+	Mode string `json:"mode"`
+}
+
+func (h *handler) getMode(w http.ResponseWriter, req *http.Request) {
+	m, err := h.r.Mode(req.Context(), req.PathValue("subject"), flag(req, "defaultToGlobal"))
+	do(h, w, modeBody{m}, err)
+}
+
+func (h *handler) putMode(w http.ResponseWriter, req *http.Request) {
+	var b modeBody
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || b.Mode == "" {
+		h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidMode, "Invalid mode: send {\"mode\": \"READWRITE\"} or another mode"))
+		return
+	}
+	_, err := h.r.SetMode(req.Context(), req.PathValue("subject"), b.Mode, flag(req, "force"))
+	m, _ := h.r.Mode(req.Context(), req.PathValue("subject"), true)
+	do(h, w, modeBody{m}, err)
+}
+
+func (h *handler) deleteMode(w http.ResponseWriter, req *http.Request) {
+	prev, err := h.r.SetMode(req.Context(), req.PathValue("subject"), "", false)
+	do(h, w, modeBody{prev}, err)
+}
+

@@ -1,0 +1,139 @@
+package schemaregistry
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func call(t *testing.T, h http.Handler, method, path, body string) (int, string, http.Header) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	b, _ := io.ReadAll(rec.Result().Body)
+	return rec.Code, string(b), rec.Result().Header
+}
+
+// TestErrorBodies: each refusal has the Confluent status, error_code and a
+// message that says what to do.
+func TestErrorBodies(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog{Store: st}, Limits{MaxSchemaBytes: 200, MaxDocumentBytes: 2000})
+	h := Handler(r, slog.New(slog.DiscardHandler))
+	reg := func(schema string) string {
+		b, _ := json.Marshal(SchemaRequest{Schema: schema, SchemaType: Protobuf})
+		return string(b)
+	}
+	if c, body, _ := call(t, h, "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message A { int32 x = 1; }`)); c != 200 || body != "{\"id\":1}\n" {
+		t.Fatalf("register: %d %s", c, body)
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		status, code             int
+		msg                      string
+	}{
+		{"subject not found", "GET", "/subjects/nope/versions", "", 404, 40401, "Subject 'nope' not found."},
+		{"version not found", "GET", "/subjects/a/versions/9", "", 404, 40402, "Version 9 not found."},
+		{"invalid version", "GET", "/subjects/a/versions/first", "", 422, 42202, "'first' is not a valid version id"},
+		{"schema not found", "GET", "/schemas/ids/7", "", 404, 40403, "Schema 7 not found"},
+		{"bad id", "GET", "/schemas/ids/x", "", 404, 40403, "Schema x not found"},
+		{"unknown path", "GET", "/nothing/here", "", 404, 404, "GET /nothing/here is not part of the schema registry API"},
+		{"wrong method", "PATCH", "/subjects", "", 404, 404, "not part of the schema registry API"},
+		{"avro", "POST", "/subjects/a/versions", `{"schema": "{\"type\": \"string\"}"}`, 422, 42201, "set \"schemaType\": \"PROTOBUF\""},
+		{"json schema", "POST", "/subjects/a/versions", `{"schema": "{}", "schemaType": "JSON"}`, 422, 42201, "this one is JSON"},
+		{"not json", "POST", "/subjects/a/versions", `schema please`, 422, 42201, "not a schema request in JSON"},
+		{"empty", "POST", "/subjects/a/versions", reg("  "), 422, 42201, "the schema is empty"},
+		{"syntax error", "POST", "/subjects/a/versions", reg("syntax = \"proto3\";\nmessage {"), 422, 42201, "schema.proto:2:9"},
+		{"schema too large", "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message A { int32 x = 1; }` + strings.Repeat("\n", 300)), 422, 42209, "over schema_registry.max_schema_bytes (200)"},
+		{"request too large", "POST", "/subjects/a/versions", reg(strings.Repeat("x", 70<<10)), 413, 42209, "schema_registry.max_schema_bytes is 200"},
+		{"invalid subject", "POST", "/subjects/a%01b/versions", reg(`syntax = "proto3";`), 422, 42208, "Invalid subject"},
+		{"reserved subject", "POST", "/subjects/__GLOBAL/versions", reg(`syntax = "proto3";`), 422, 42208, "not starting with '__'"},
+		{"incompatible", "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message B {}`), 409, 409, "MESSAGE_REMOVED"},
+		{"invalid level", "PUT", "/config", `{"compatibility": "SIDEWAYS"}`, 422, 42203, "Invalid compatibility level"},
+		{"invalid mode", "PUT", "/mode/a", `{"mode": "SIDEWAYS"}`, 422, 42204, "Invalid mode"},
+		{"no subject level", "GET", "/config/a", "", 404, 40408, "does not have subject-level compatibility configured"},
+		{"no subject mode", "GET", "/mode/a", "", 404, 40409, "does not have subject-level mode configured"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, body, hdr := call(t, h, tc.method, tc.path, tc.body)
+			var e Error
+			if err := json.Unmarshal([]byte(body), &e); err != nil {
+				t.Fatalf("body %q: %v", body, err)
+			}
+			if c != tc.status || e.Code != tc.code || !strings.Contains(e.Message, tc.msg) {
+				t.Fatalf("got %d %+v, want %d %d %q", c, e, tc.status, tc.code, tc.msg)
+			}
+			if ct := hdr.Get("Content-Type"); ct != contentType {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+
+	// The whole document has a bound too.
+	var code int
+	var e Error
+	for i := range 40 {
+		var body string
+		code, body, _ = call(t, h, "POST", "/subjects/fill"+string(rune('a'+i%26))+string(rune('a'+i/26))+"/versions",
+			reg(`syntax = "proto3"; message Fill { int32 x = 1; }`+strings.Repeat(" ", i)))
+		if code != 200 {
+			_ = json.Unmarshal([]byte(body), &e)
+			break
+		}
+	}
+	if code != 422 || e.Code != CodeSchemaTooLarge || !strings.Contains(e.Message, "schema_registry.max_document_bytes (2000)") {
+		t.Fatalf("document limit: %d %+v", code, e)
+	}
+}
+
+// TestStoreFailure: a store that fails gives 50001 and the cause, and the
+// handler goes on.
+func TestStoreFailure(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler))
+	st.Close()
+	c, body, _ := call(t, h, "GET", "/subjects", "")
+	var e Error
+	_ = json.Unmarshal([]byte(body), &e)
+	if c != 500 || e.Code != CodeStore || !strings.Contains(e.Message, "closed") {
+		t.Fatalf("closed store: %d %s", c, body)
+	}
+}
+
+// TestRawShapes: the JSON of the answers clients parse, field by field.
+func TestRawShapes(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler))
+	b, _ := json.Marshal(SchemaRequest{Schema: orderV1, SchemaType: Protobuf})
+	call(t, h, "POST", "/subjects/orders-value/versions", string(b))
+	for _, tc := range []struct{ path, want string }{
+		{"/", "{}\n"},
+		{"/schemas/types", `["PROTOBUF"]` + "\n"},
+		{"/subjects", `["orders-value"]` + "\n"},
+		{"/subjects/orders-value/versions", "[1]\n"},
+		{"/schemas/ids/1/versions", `[{"subject":"orders-value","version":1}]` + "\n"},
+		{"/subjects/orders-value/versions/latest/referencedby", "[]\n"},
+		{"/config", `{"compatibilityLevel":"BACKWARD"}` + "\n"},
+		{"/mode", `{"mode":"READWRITE"}` + "\n"},
+		{"/schemas/ids/1/schema", orderV1},
+		{"/subjects/orders-value/versions/1/schema", orderV1},
+	} {
+		if c, body, _ := call(t, h, "GET", tc.path, ""); c != 200 || body != tc.want {
+			t.Errorf("GET %s: %d %q, want %q", tc.path, c, body, tc.want)
+		}
+	}
+	_, body, _ := call(t, h, "GET", "/subjects/orders-value/versions/1", "")
+	var got map[string]any
+	_ = json.Unmarshal([]byte(body), &got)
+	if got["subject"] != "orders-value" || got["version"] != 1.0 || got["id"] != 1.0 || got["schemaType"] != "PROTOBUF" || got["schema"] != orderV1 {
+		t.Errorf("version: %s", body)
+	}
+}

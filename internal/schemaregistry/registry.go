@@ -1,0 +1,213 @@
+// Package schemaregistry is a schema registry that speaks the Confluent
+// Schema Registry REST API (the subset clients use: subjects, versions,
+// schemas by id, references, compatibility levels per subject and global,
+// compatibility tests, soft and hard deletes, modes) for Protobuf schemas.
+// Clients written for Confluent's registry (franz-go's sr, confluent-kafka's
+// SchemaRegistryClient, the Java serializers) use it unchanged.
+//
+// Registry holds the logic; Handler serves it over HTTP. Schemas compile
+// with package schema (a real Protobuf compiler); a new version is checked
+// with the subject's compatibility level under the Confluent registry's
+// Protobuf rules, and an incompatible one is refused with status 409 and a
+// message per breaking change.
+//
+// The whole registry is one JSON document kept by a Storage and changed by
+// compare-and-set: a change reads the document, applies itself, and saves
+// the result only if nobody saved in between, else starts over. Processes
+// sharing a Storage therefore agree on every id and version with no
+// leader. wail keeps the document in its store's table catalog (Catalog),
+// next to the tables' definitions. Ids are never reused. A read reuses the
+// decoded document while the stored bytes are unchanged.
+package schemaregistry
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/wail-cdc/wail/internal/schema"
+)
+
+// Limits bound what the registry accepts. Zero fields take the defaults.
+type Limits struct {
+	// MaxSchemaBytes bounds one schema's text (error 42209 past it).
+	MaxSchemaBytes int
+	// MaxReferences bounds the files a schema imports, directly or not.
+	MaxReferences int
+	// MaxDocumentBytes bounds the whole registry's document, all schemas
+	// together; a registration past it is refused (42209).
+	MaxDocumentBytes int
+}
+
+// DefaultLimits are the limits used for zero fields.
+var DefaultLimits = Limits{MaxSchemaBytes: 256 << 10, MaxReferences: 64, MaxDocumentBytes: 8 << 20}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxSchemaBytes <= 0 {
+		l.MaxSchemaBytes = DefaultLimits.MaxSchemaBytes
+	}
+	if l.MaxReferences <= 0 {
+		l.MaxReferences = DefaultLimits.MaxReferences
+	}
+	if l.MaxDocumentBytes <= 0 {
+		l.MaxDocumentBytes = DefaultLimits.MaxDocumentBytes
+	}
+	return l
+}
+
+// maxSwaps bounds how often a change starts over after losing a swap.
+const maxSwaps = 32
+
+// Registry is the registry's logic over a Storage. Safe for concurrent use.
+type Registry struct {
+	storage Storage
+	lim     Limits
+
+	mu       sync.Mutex
+	raw      []byte // the document last read
+	st       *state // raw decoded; read-only
+	compiled map[int]*schema.Schema
+}
+
+// New returns a registry over storage.
+func New(storage Storage, lim Limits) *Registry {
+	return &Registry{storage: storage, lim: lim.withDefaults(), compiled: map[int]*schema.Schema{}}
+}
+
+// read returns the current document, decoded; callers must not change it.
+func (r *Registry) read(ctx context.Context) (*state, error) {
+	raw, err := r.storage.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st != nil && bytes.Equal(raw, r.raw) {
+		return r.st, nil
+	}
+	st, err := decodeState(raw)
+	if err != nil {
+		return nil, err
+	}
+	r.raw, r.st = raw, st
+	return st, nil
+}
+
+// update applies fn to a fresh copy of the document and saves it by
+// compare-and-set, starting over when another change got in first. fn
+// returns false to save nothing.
+func (r *Registry) update(ctx context.Context, fn func(st *state) (save bool, err error)) error {
+	for range maxSwaps {
+		raw, err := r.storage.Load(ctx)
+		if err != nil {
+			return err
+		}
+		st, err := decodeState(raw)
+		if err != nil {
+			return err
+		}
+		save, err := fn(st)
+		if err != nil || !save {
+			return err
+		}
+		b, err := st.encode()
+		if err != nil {
+			return fmt.Errorf("schema registry: encode: %w", err)
+		}
+		if len(b) > r.lim.MaxDocumentBytes {
+			return errf(http.StatusUnprocessableEntity, CodeSchemaTooLarge,
+				"The registry would hold %d bytes of schemas, over schema_registry.max_document_bytes (%d): delete unused subjects permanently or raise the limit",
+				len(b), r.lim.MaxDocumentBytes)
+		}
+		ok, err := r.storage.Swap(ctx, raw, b)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+	}
+	return errf(http.StatusInternalServerError, CodeStore, "The registry changed %d times while this change was made; try again", maxSwaps)
+}
+
+// compile compiles a schema text with its references, resolved in st.
+func (r *Registry) compile(ctx context.Context, st *state, text string, refs []Reference) (*schema.Schema, error) {
+	if len(text) > r.lim.MaxSchemaBytes {
+		return nil, errf(http.StatusUnprocessableEntity, CodeSchemaTooLarge,
+			"The schema is %d bytes, over schema_registry.max_schema_bytes (%d)", len(text), r.lim.MaxSchemaBytes)
+	}
+	var imports []schema.File
+	seen := map[string]string{} // import path -> subject/version
+	var walk func(refs []Reference) error
+	walk = func(refs []Reference) error {
+		for _, ref := range refs {
+			v, e := st.version(ref.Subject, ref.Version, false)
+			if e != nil {
+				return invalidSchema("reference %q (subject %q version %d): %s", ref.Name, ref.Subject, ref.Version, e.Message)
+			}
+			origin := fmt.Sprintf("%s/%d", ref.Subject, v.Version)
+			if prev, ok := seen[ref.Name]; ok {
+				if prev != origin {
+					return invalidSchema("two references named %q: %s and %s", ref.Name, prev, origin)
+				}
+				continue
+			}
+			if len(seen) >= r.lim.MaxReferences {
+				return invalidSchema("more than %d referenced files (schema_registry.max_references)", r.lim.MaxReferences)
+			}
+			seen[ref.Name] = origin
+			rec := st.Schemas[v.ID]
+			imports = append(imports, schema.File{Path: ref.Name, Source: rec.Text, Origin: origin})
+			if err := walk(rec.Refs); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(refs); err != nil {
+		return nil, err
+	}
+	s, err := schema.Compile(ctx, schema.File{Source: text}, imports, schema.Limits{MaxFileBytes: r.lim.MaxSchemaBytes, MaxFiles: r.lim.MaxReferences})
+	if err != nil {
+		if errors.Is(err, schema.ErrInvalid) {
+			return nil, invalidSchema("%v", err)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// compiledByID compiles a stored schema once; ids are never reused, so a
+// compiled schema stays valid.
+func (r *Registry) compiledByID(ctx context.Context, st *state, id int) (*schema.Schema, error) {
+	r.mu.Lock()
+	s, ok := r.compiled[id]
+	r.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	rec := st.Schemas[id]
+	if rec == nil {
+		return nil, schemaNotFound(id)
+	}
+	s, err := r.compile(ctx, st, rec.Text, rec.Refs)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry: stored schema %d no longer compiles: %w", id, err)
+	}
+	r.mu.Lock()
+	if len(r.compiled) >= 4096 {
+		clear(r.compiled)
+	}
+	r.compiled[id] = s
+	r.mu.Unlock()
+	return s, nil
+}
+
+func fingerprint(s *schema.Schema) string {
+	fp := s.Fingerprint()
+	return hex.EncodeToString(fp[:])
+}
