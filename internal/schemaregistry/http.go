@@ -323,4 +323,3 @@ func (h *handler) deleteMode(w http.ResponseWriter, req *http.Request) {
 	prev, err := h.r.SetMode(req.Context(), req.PathValue("subject"), "", false)
 	do(h, w, modeBody{prev}, err)
 }
-
