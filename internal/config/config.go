@@ -60,6 +60,9 @@ type Config struct {
 	Store    Store    `yaml:"store"`
 	Resolver Resolver `yaml:"resolver"`
 	Defaults Table    `yaml:"table_defaults"`
+	// SchemaRegistry is the Confluent-compatible schema registry
+	// (schema_registry.go).
+	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
 	// Tables are created at start when missing.
 	Tables []Table `yaml:"tables"`
 }
@@ -276,7 +279,8 @@ func defaults() Config {
 		ShutdownTimeout: 30 * time.Second,
 		Limits: Limits{MaxKeyBytes: 4 << 10, MaxValueBytes: 1 << 20, MaxBatchMutations: 10000,
 			MaxTablePartitions: catalog.DefaultMaxTablePartitions, MaxPartitions: catalog.DefaultMaxPartitions},
-		API: defaultAPI(),
+		API:            defaultAPI(),
+		SchemaRegistry: defaultSchemaRegistry(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
@@ -342,6 +346,7 @@ func (c *Config) Validate() error {
 	check(c.Log.MaxOpenFiles >= 0, "log.max_open_files %d must not be negative (0: automatic)", c.Log.MaxOpenFiles)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateAPI()...)
+	errs = append(errs, c.validateSchemaRegistry()...)
 	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")

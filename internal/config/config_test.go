@@ -53,6 +53,16 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "unknown key", yaml: "lisen: x\n", wantErr: "field lisen not found"},
+		{name: "schema registry", yaml: "schema_registry:\n  enabled: false\n  max_schema_bytes: 65536\n", check: func(t *testing.T, c Config) {
+			if c.SchemaRegistry.Enabled || c.SchemaRegistry.MaxSchemaBytes != 64<<10 || c.SchemaRegistry.MaxDocumentBytes != 8<<20 {
+				t.Fatalf("%+v", c.SchemaRegistry)
+			}
+		}},
+		{name: "schema larger than a request", yaml: "schema_registry:\n  max_schema_bytes: 1048576\n",
+			wantErr: "schema_registry.max_schema_bytes 1048576 out of range 1024..491520 (twice it plus 64 KiB must fit api.max_admin_request_bytes 1048576)"},
+		{name: "schema registry document below a schema", yaml: "schema_registry:\n  max_document_bytes: 1000\n",
+			wantErr: "schema_registry.max_document_bytes 1000 out of range 262144 (max_schema_bytes)"},
+		{name: "schema registry references", yaml: "schema_registry:\n  max_references: 0\n", wantErr: "schema_registry.max_references 0 out of range 1..4096"},
 		{name: "log open file budget", yaml: "log:\n  max_open_files: 512\n", check: func(t *testing.T, c Config) {
 			if c.Log.MaxOpenFiles != 512 || Default().Log.MaxOpenFiles != 0 {
 				t.Fatalf("max_open_files %d, default %d", c.Log.MaxOpenFiles, Default().Log.MaxOpenFiles)

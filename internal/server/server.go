@@ -243,6 +243,9 @@ func (s *Server) Handler() http.Handler {
 	)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.Handler())
+	if s.cfg.SchemaRegistry.Enabled {
+		mux.Handle(config.SchemaRegistryPath+"/", s.schemaRegistry())
+	}
 	return newGuard(&s.cfg, mux)
 }
 
