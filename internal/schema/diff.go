@@ -1,8 +1,10 @@
 package schema
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -212,14 +214,7 @@ func (d *differ) types(om, um protoreflect.MessageDescriptors, oe, ue protorefle
 
 func (d *differ) enum(o, u protoreflect.EnumDescriptor) {
 	ov, uv := enumValues(o), enumValues(u)
-	nums := map[protoreflect.EnumNumber]bool{}
-	for n := range ov {
-		nums[n] = true
-	}
-	for n := range uv {
-		nums[n] = true
-	}
-	for _, n := range sortedKeys(nums) {
+	for _, n := range unionKeys(ov, uv) {
 		seg := strconv.Itoa(int(n))
 		a, b := ov[n], uv[n]
 		switch {
@@ -306,43 +301,16 @@ func (d *differ) message(o, u protoreflect.MessageDescriptor) {
 		}
 	}
 
-	nums := map[protoreflect.FieldNumber]bool{}
-	for n := range oFields {
-		nums[n] = true
-	}
-	for n := range uFields {
-		nums[n] = true
-	}
-	for _, n := range sortedKeys(nums) {
+	for _, n := range unionKeys(oFields, uFields) {
 		seg := strconv.Itoa(int(n))
 		of, uf := oFields[n], uFields[n]
 		switch {
 		case uf == nil:
-			detail := "field " + fieldName(of) + " removed"
-			switch oo := oneofOf(of); {
-			case oo != "":
-				if !deleted[oo] {
-					leave := d.enter(oo)
-					d.add(OneofFieldRemoved, seg, detail)
-					leave()
-				}
-			case of.Cardinality() == protoreflect.Required:
-				d.add(RequiredFieldRemoved, seg, detail)
-			default:
-				d.add(FieldRemoved, seg, detail)
+			if oo := oneofOf(of); oo == "" || !deleted[oo] {
+				d.presence(of, seg, "removed", OneofFieldRemoved, RequiredFieldRemoved, FieldRemoved)
 			}
 		case of == nil:
-			detail := "field " + fieldName(uf) + " added"
-			switch uo := oneofOf(uf); {
-			case uo != "":
-				leave := d.enter(uo)
-				d.add(OneofFieldAdded, seg, detail)
-				leave()
-			case uf.Cardinality() == protoreflect.Required:
-				d.add(RequiredFieldAdded, seg, detail)
-			default:
-				d.add(FieldAdded, seg, detail)
-			}
+			d.presence(uf, seg, "added", OneofFieldAdded, RequiredFieldAdded, FieldAdded)
 		default:
 			uo := oneofOf(uf)
 			if oneofOf(of) != "" && uo == "" {
@@ -362,6 +330,22 @@ func (d *differ) message(o, u protoreflect.MessageDescriptor) {
 		}
 	}
 	d.types(o.Messages(), u.Messages(), o.Enums(), u.Enums())
+}
+
+// presence records a field added or removed: in a oneof, required, or
+// plain.
+func (d *differ) presence(f protoreflect.FieldDescriptor, seg, verb string, inOneof, required, plain DiffType) {
+	detail := "field " + fieldName(f) + " " + verb
+	switch o := oneofOf(f); {
+	case o != "":
+		leave := d.enter(o)
+		d.add(inOneof, seg, detail)
+		leave()
+	case f.Cardinality() == protoreflect.Required:
+		d.add(required, seg, detail)
+	default:
+		d.add(plain, seg, detail)
+	}
 }
 
 // field compares two fields of the same number: FieldSchemaDiff.
@@ -534,46 +518,40 @@ func messagesByName(ms protoreflect.MessageDescriptors) (map[string]protoreflect
 	return byName, idx
 }
 
-func enumsByName(es protoreflect.EnumDescriptors) map[string]protoreflect.EnumDescriptor {
-	m := map[string]protoreflect.EnumDescriptor{}
-	for i := range es.Len() {
-		m[string(es.Get(i).Name())] = es.Get(i)
-	}
-	return m
-}
-
-// enumValues maps numbers to values; of aliases the last one counts.
-func enumValues(e protoreflect.EnumDescriptor) map[protoreflect.EnumNumber]protoreflect.EnumValueDescriptor {
-	m := map[protoreflect.EnumNumber]protoreflect.EnumValueDescriptor{}
-	vs := e.Values()
-	for i := range vs.Len() {
-		m[vs.Get(i).Number()] = vs.Get(i)
-	}
-	return m
-}
-
-func fieldsByNumber(m protoreflect.MessageDescriptor) map[protoreflect.FieldNumber]protoreflect.FieldDescriptor {
-	out := map[protoreflect.FieldNumber]protoreflect.FieldDescriptor{}
-	fs := m.Fields()
-	for i := range fs.Len() {
-		out[fs.Get(i).Number()] = fs.Get(i)
-	}
-	return out
-}
-
-func oneofsByName(m protoreflect.MessageDescriptor) map[string]protoreflect.OneofDescriptor {
-	out := map[string]protoreflect.OneofDescriptor{}
-	os := m.Oneofs()
-	for i := range os.Len() {
-		if !os.Get(i).IsSynthetic() {
-			out[string(os.Get(i).Name())] = os.Get(i)
+// index maps a descriptor list by key (ok false: left out); of equal keys
+// the last counts, as for enum value aliases.
+func index[K comparable, D any](list interface {
+	Len() int
+	Get(int) D
+}, key func(D) (K, bool)) map[K]D {
+	out := map[K]D{}
+	for i := range list.Len() {
+		d := list.Get(i)
+		if k, ok := key(d); ok {
+			out[k] = d
 		}
 	}
 	return out
 }
 
-func unionKeys[V any](a, b map[string]V) []string {
-	seen := map[string]bool{}
+func enumsByName(es protoreflect.EnumDescriptors) map[string]protoreflect.EnumDescriptor {
+	return index(es, func(e protoreflect.EnumDescriptor) (string, bool) { return string(e.Name()), true })
+}
+
+func enumValues(e protoreflect.EnumDescriptor) map[protoreflect.EnumNumber]protoreflect.EnumValueDescriptor {
+	return index(e.Values(), func(v protoreflect.EnumValueDescriptor) (protoreflect.EnumNumber, bool) { return v.Number(), true })
+}
+
+func fieldsByNumber(m protoreflect.MessageDescriptor) map[protoreflect.FieldNumber]protoreflect.FieldDescriptor {
+	return index(m.Fields(), func(f protoreflect.FieldDescriptor) (protoreflect.FieldNumber, bool) { return f.Number(), true })
+}
+
+func oneofsByName(m protoreflect.MessageDescriptor) map[string]protoreflect.OneofDescriptor {
+	return index(m.Oneofs(), func(o protoreflect.OneofDescriptor) (string, bool) { return string(o.Name()), !o.IsSynthetic() })
+}
+
+func unionKeys[K cmp.Ordered, V any](a, b map[K]V) []K {
+	seen := map[K]bool{}
 	for k := range a {
 		seen[k] = true
 	}
@@ -583,12 +561,9 @@ func unionKeys[V any](a, b map[string]V) []string {
 	return sortedKeys(seen)
 }
 
-func sortedKeys[K ~string | ~int32 | ~int, V any](m map[K]V) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	keys := slices.Collect(maps.Keys(m))
+	slices.Sort(keys)
 	return keys
 }
 

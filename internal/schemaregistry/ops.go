@@ -414,8 +414,7 @@ func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent 
 		}
 		for _, v := range live {
 			if ids := referencedByLive(st, subject, v.Version); len(ids) > 0 {
-				return false, errf(http.StatusUnprocessableEntity, CodeReferenceExists,
-					"One or more references exist to the schema {subject=%s, version=%d}: schema ids %v import it", subject, v.Version, ids)
+				return false, referenceExists(subject, v.Version, ids)
 			}
 		}
 		for i := range sub.Versions {
@@ -427,6 +426,11 @@ func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent 
 		return true, nil
 	})
 	return deleted, err
+}
+
+func referenceExists(subject string, version int, ids []int) *Error {
+	return errf(http.StatusUnprocessableEntity, CodeReferenceExists,
+		"One or more references exist to the schema {subject=%s, version=%d}: schema ids %v import it; delete those first", subject, version, ids)
 }
 
 // referencedByLive lists the schemas importing a version that some live
@@ -469,8 +473,7 @@ func (r *Registry) DeleteVersion(ctx context.Context, subject string, version in
 					"Subject '%s' Version %d was not deleted first before being permanently deleted", subject, v.Version)
 			}
 			if ids := st.referencedBy(subject, v.Version); len(ids) > 0 {
-				return false, errf(http.StatusUnprocessableEntity, CodeReferenceExists,
-					"One or more references exist to the schema {subject=%s, version=%d}: schema ids %v import it", subject, v.Version, ids)
+				return false, referenceExists(subject, v.Version, ids)
 			}
 			sub.Versions = append(sub.Versions[:i], sub.Versions[i+1:]...)
 			if len(sub.Versions) == 0 {
@@ -484,8 +487,7 @@ func (r *Registry) DeleteVersion(ctx context.Context, subject string, version in
 				"Subject '%s' Version %d was soft deleted. Set permanent=true to delete permanently", subject, v.Version)
 		}
 		if ids := referencedByLive(st, subject, v.Version); len(ids) > 0 {
-			return false, errf(http.StatusUnprocessableEntity, CodeReferenceExists,
-				"One or more references exist to the schema {subject=%s, version=%d}: schema ids %v import it", subject, v.Version, ids)
+			return false, referenceExists(subject, v.Version, ids)
 		}
 		sub.Versions[i].Deleted = true
 		return true, nil
