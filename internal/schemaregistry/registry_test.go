@@ -381,15 +381,12 @@ func TestConfigAndMode(t *testing.T) {
 	}
 }
 
-// TestDurableAndShared: the registry lives in the store: a registry
-// opened on the same store after a restart sees every id and version, and
-// registries of several processes on one store never hand out one id
-// twice.
-func TestDurableAndShared(t *testing.T) {
+// checkShared registers from two registries at once (two processes on
+// one store): one schema gets one id whichever registers it, another
+// schema another id, and both see every subject.
+func checkShared(t *testing.T, a, b *Registry) map[int]bool {
+	t.Helper()
 	ctx := t.Context()
-	dir := t.TempDir()
-	st := openPebble(t, dir)
-	a, b := New(Catalog{Store: st}, Limits{}), New(Catalog{Store: st}, Limits{})
 	const n = 12
 	var wg sync.WaitGroup
 	ids := make([]int, n)
@@ -421,6 +418,17 @@ func TestDurableAndShared(t *testing.T) {
 			t.Fatalf("subjects: %v %v", subs, err)
 		}
 	}
+	return seen
+}
+
+// TestDurableAndShared: the registry lives in the store: registries of
+// two processes on one store never hand out one id twice, and one opened
+// on the same store after a restart sees every id and version.
+func TestDurableAndShared(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	st := openPebble(t, dir)
+	seen := checkShared(t, New(Catalog{Store: st}, Limits{}), New(Catalog{Store: st}, Limits{}))
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,51 @@
+package schemaregistry
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store/mysql"
+	"github.com/wail-cdc/wail/internal/store/postgres"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
+)
+
+// TestSQLStores: the registry kept in a SQL store's catalog, by two
+// processes (two store connections) at once, survives a reconnect.
+// Needs the test databases (scripts/services.sh); skipped without them,
+// failed under CI=true.
+func TestSQLStores(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) func() Catalog
+	}{
+		{"postgres", func(t *testing.T) func() Catalog {
+			dsn := sqltest.Postgres(t)
+			dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
+			return func() Catalog {
+				st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, MaxConns: 4, QueryTimeout: 5 * time.Second})
+				return Catalog{Store: sqltest.Closing(t, st, err)}
+			}
+		}},
+		{"mysql", func(t *testing.T) func() Catalog {
+			dsn := sqltest.MySQLDatabase(t, sqltest.MySQL(t))
+			return func() Catalog {
+				st, err := mysql.Open(context.Background(), mysql.Options{DSN: dsn, MaxConns: 4})
+				return Catalog{Store: sqltest.Closing(t, st, err)}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			open := tc.open(t)
+			seen := checkShared(t, New(open(), Limits{}), New(open(), Limits{}))
+			r := New(open(), Limits{})
+			for id := range seen {
+				if _, err := r.SchemaByID(t.Context(), id); err != nil {
+					t.Fatalf("id %d from a new connection: %v", id, err)
+				}
+			}
+		})
+	}
+}
