@@ -237,6 +237,12 @@ func TestReadmeRuns(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "order.json"), []byte(`{"status":"placed"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The schema of the README's `wail schema` lines: a compatible change of
+	// the one its curl lines register.
+	if err := os.WriteFile(filepath.Join(dir, "order.proto"),
+		[]byte(`syntax = "proto3"; package shop; message Order { string id = 1; int64 amount = 2; string note = 3; }`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	var addr string // the server the README's last `wail serve` line started
 	stop := func() {}
 	defer func() { stop() }()
@@ -297,7 +303,7 @@ func TestReadmeRuns(t *testing.T) {
 	}
 }
 
-// withFiles points file arguments of the README (wail.yaml, @order.json,
+// withFiles points file arguments of the README (wail.yaml, order.proto, @order.json,
 // ./wail-data: the data dir of the README's first, stopped, server) at the
 // test's directory.
 func withFiles(args []string, dir string) []string {
@@ -308,6 +314,8 @@ func withFiles(args []string, dir string) []string {
 			a = filepath.Join(dir, a)
 		case a == "./wail-data":
 			a = filepath.Join(dir, "data-1")
+		case strings.HasSuffix(a, ".proto"):
+			a = filepath.Join(dir, a)
 		case strings.HasPrefix(a, "@") && strings.HasSuffix(a, ".json"):
 			a = "@" + filepath.Join(dir, a[1:])
 		}
