@@ -10,14 +10,23 @@ import (
 	"testing"
 )
 
-func call(t *testing.T, h http.Handler, method, path, body string) (int, string, http.Header) {
+type answer struct {
+	code   int
+	body   string
+	header http.Header
+}
+
+func call(t *testing.T, h http.Handler, method, path, body string) answer {
 	t.Helper()
-	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	return httptestRecorder(h, httptest.NewRequest(method, path, strings.NewReader(body)))
+}
+
+func httptestRecorder(h http.Handler, req *http.Request) answer {
 	req.Header.Set("Content-Type", contentType)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	b, _ := io.ReadAll(rec.Result().Body)
-	return rec.Code, string(b), rec.Result().Header
+	return answer{rec.Code, string(b), rec.Result().Header}
 }
 
 // TestErrorBodies: each refusal has the Confluent status, error_code and a
@@ -31,8 +40,8 @@ func TestErrorBodies(t *testing.T) {
 		b, _ := json.Marshal(SchemaRequest{Schema: schema, SchemaType: Protobuf})
 		return string(b)
 	}
-	if c, body, _ := call(t, h, "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message A { int32 x = 1; }`)); c != 200 || body != "{\"id\":1}\n" {
-		t.Fatalf("register: %d %s", c, body)
+	if a := call(t, h, "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message A { int32 x = 1; }`)); a.code != 200 || a.body != "{\"id\":1}\n" {
+		t.Fatalf("register: %d %s", a.code, a.body)
 	}
 	for _, tc := range []struct {
 		name, method, path, body string
@@ -62,7 +71,8 @@ func TestErrorBodies(t *testing.T) {
 		{"no subject mode", "GET", "/mode/a", "", 404, 40409, "does not have subject-level mode configured"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, body, hdr := call(t, h, tc.method, tc.path, tc.body)
+			a := call(t, h, tc.method, tc.path, tc.body)
+			c, body, hdr := a.code, a.body, a.header
 			var e Error
 			if err := json.Unmarshal([]byte(body), &e); err != nil {
 				t.Fatalf("body %q: %v", body, err)
@@ -80,11 +90,11 @@ func TestErrorBodies(t *testing.T) {
 	var code int
 	var e Error
 	for i := range 40 {
-		var body string
-		code, body, _ = call(t, h, "POST", "/subjects/fill"+string(rune('a'+i%26))+string(rune('a'+i/26))+"/versions",
+		var a answer
+		a = call(t, h, "POST", "/subjects/fill"+string(rune('a'+i%26))+string(rune('a'+i/26))+"/versions",
 			reg(`syntax = "proto3"; message Fill { int32 x = 1; }`+strings.Repeat(" ", i)))
-		if code != 200 {
-			_ = json.Unmarshal([]byte(body), &e)
+		if code = a.code; code != 200 {
+			_ = json.Unmarshal([]byte(a.body), &e)
 			break
 		}
 	}
@@ -99,11 +109,11 @@ func TestStoreFailure(t *testing.T) {
 	st := openPebble(t, t.TempDir())
 	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler))
 	st.Close()
-	c, body, _ := call(t, h, "GET", "/subjects", "")
+	a := call(t, h, "GET", "/subjects", "")
 	var e Error
-	_ = json.Unmarshal([]byte(body), &e)
-	if c != 500 || e.Code != CodeStore || !strings.Contains(e.Message, "closed") {
-		t.Fatalf("closed store: %d %s", c, body)
+	_ = json.Unmarshal([]byte(a.body), &e)
+	if a.code != 500 || e.Code != CodeStore || !strings.Contains(e.Message, "closed") {
+		t.Fatalf("closed store: %d %s", a.code, a.body)
 	}
 }
 
@@ -126,11 +136,11 @@ func TestRawShapes(t *testing.T) {
 		{"/schemas/ids/1/schema", orderV1},
 		{"/subjects/orders-value/versions/1/schema", orderV1},
 	} {
-		if c, body, _ := call(t, h, "GET", tc.path, ""); c != 200 || body != tc.want {
-			t.Errorf("GET %s: %d %q, want %q", tc.path, c, body, tc.want)
+		if a := call(t, h, "GET", tc.path, ""); a.code != 200 || a.body != tc.want {
+			t.Errorf("GET %s: %d %q, want %q", tc.path, a.code, a.body, tc.want)
 		}
 	}
-	_, body, _ := call(t, h, "GET", "/subjects/orders-value/versions/1", "")
+	body := call(t, h, "GET", "/subjects/orders-value/versions/1", "").body
 	var got map[string]any
 	_ = json.Unmarshal([]byte(body), &got)
 	if got["subject"] != "orders-value" || got["version"] != 1.0 || got["id"] != 1.0 || got["schemaType"] != "PROTOBUF" || got["schema"] != orderV1 {

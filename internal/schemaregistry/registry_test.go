@@ -51,7 +51,7 @@ message Order { string id = 1; shop.money.Money total = 2; }
 `
 )
 
-func openPebble(t *testing.T, dir string) *pebble.Store {
+func openPebble(t testing.TB, dir string) *pebble.Store {
 	t.Helper()
 	st, err := pebble.Open(dir, pebble.Options{NoSync: true})
 	if err != nil {
