@@ -25,6 +25,7 @@ package schema
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -88,6 +89,12 @@ func (l Limits) withDefaults() Limits {
 type Schema struct {
 	file    protoreflect.FileDescriptor
 	origins map[string]string // import path -> File.Origin
+	// descriptorForm: the schema was given as a descriptor (base64 or a
+	// FileDescriptorSet), whose map fields are nested map entry messages
+	// that message indexes count; in .proto text they are map<K, V>
+	// fields and not counted. The Confluent registry keeps both forms
+	// apart, and so does the fingerprint.
+	descriptorForm bool
 }
 
 // localOrigin marks the types of the schema's own file: local types of two
@@ -95,7 +102,9 @@ type Schema struct {
 const localOrigin = "\x00local"
 
 // Compile compiles main with the files it imports (directly or not). The
-// Protobuf standard imports (google/protobuf/*.proto) are built in. It fails
+// Protobuf standard imports (google/protobuf/*.proto) are built in. main's
+// Source is .proto text or, as the Confluent registry also takes, a base64
+// serialized FileDescriptorProto (imports stay text). It fails
 // with ErrInvalid, naming the file, line and column, when the source does
 // not compile, and when a file passes lim.
 func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schema, error) {
@@ -119,16 +128,26 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		origins[f.Path] = f.Origin
 	}
 	origins[main.Path] = localOrigin
+	sources := &protocompile.SourceResolver{
+		Accessor: func(path string) (io.ReadCloser, error) {
+			src, ok := srcs[path]
+			if !ok {
+				return nil, fmt.Errorf("import %q: %w (add it as a reference)", path, os.ErrNotExist)
+			}
+			return io.NopCloser(strings.NewReader(src)), nil
+		},
+	}
+	serialized := decodeSerialized(main.Source)
+	if serialized != nil {
+		serialized.Name = proto.String(main.Path)
+	}
 	c := protocompile.Compiler{
-		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
-			Accessor: func(path string) (io.ReadCloser, error) {
-				src, ok := srcs[path]
-				if !ok {
-					return nil, fmt.Errorf("import %q: %w (add it as a reference)", path, os.ErrNotExist)
-				}
-				return io.NopCloser(strings.NewReader(src)), nil
-			},
-		}),
+		Resolver: protocompile.WithStandardImports(protocompile.ResolverFunc(func(path string) (protocompile.SearchResult, error) {
+			if path == main.Path && serialized != nil {
+				return protocompile.SearchResult{Proto: serialized}, nil
+			}
+			return sources.FindFileByPath(path)
+		})),
 		MaxParallelism: 1,
 		Reporter:       reporter.NewReporter(nil, nil),
 	}
@@ -139,7 +158,23 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return &Schema{file: files[0], origins: origins}, nil
+	return &Schema{file: files[0], origins: origins, descriptorForm: serialized != nil}, nil
+}
+
+// decodeSerialized reads a schema sent as a base64 serialized
+// google.protobuf.FileDescriptorProto, as the Confluent registry accepts
+// and confluent-kafka's Python serializer registers them; nil when the
+// text is not one (a .proto file's text never is valid base64 of one).
+func decodeSerialized(src string) *descriptorpb.FileDescriptorProto {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(src))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	var fdp descriptorpb.FileDescriptorProto
+	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b, &fdp); err != nil || len(fdp.ProtoReflect().GetUnknown()) > 0 {
+		return nil
+	}
+	return &fdp
 }
 
 // FromDescriptorSet takes the schema of the file path (empty: the last
@@ -165,7 +200,7 @@ func FromDescriptorSet(set []byte, path string) (*Schema, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: the FileDescriptorSet has no file %q", ErrInvalid, path)
 	}
-	return &Schema{file: fd, origins: map[string]string{path: localOrigin}}, nil
+	return &Schema{file: fd, origins: map[string]string{path: localOrigin}, descriptorForm: true}, nil
 }
 
 // File is the schema's own file.
@@ -210,8 +245,9 @@ func walkMessages(ms protoreflect.MessageDescriptors, fn func(protoreflect.Messa
 
 // Fingerprint identifies what the schema means, not how it is written: the
 // SHA-256 of its own file's descriptor (comments, spacing and source
-// positions dropped) and the paths and origins of its imports. Two texts
-// that differ only in layout have the same fingerprint.
+// positions dropped), its form (text or descriptor: message indexes
+// differ) and the paths and origins of its imports. Two texts that differ
+// only in layout have the same fingerprint.
 func (s *Schema) Fingerprint() [32]byte {
 	fdp := protodesc.ToFileDescriptorProto(s.file)
 	fdp.SourceCodeInfo = nil
@@ -222,6 +258,9 @@ func (s *Schema) Fingerprint() [32]byte {
 	}
 	var buf bytes.Buffer
 	buf.Write(b)
+	if s.descriptorForm {
+		buf.WriteString("\x00descriptor form")
+	}
 	paths := make([]string, 0, len(s.origins))
 	for p := range s.origins {
 		paths = append(paths, p)

@@ -2,9 +2,13 @@ package schema
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 )
 
 func TestCompileErrors(t *testing.T) {
@@ -109,4 +113,38 @@ func FuzzCompile(f *testing.F) {
 		_ = Diff(s, s)
 		_ = s.Fingerprint()
 	})
+}
+
+// TestCompileSerialized: a schema sent as a base64 FileDescriptorProto (as
+// confluent-kafka's Python serializer registers it) is the same schema as
+// its text, imports included.
+func TestCompileSerialized(t *testing.T) {
+	money := File{Path: "shop/money.proto", Source: `syntax = "proto3"; package shop.money; message Money { int64 units = 1; }`}
+	text := mustCompile(t, `syntax = "proto3"; package shop; import "shop/money.proto"; import "google/protobuf/timestamp.proto";
+message Order { shop.money.Money total = 1; google.protobuf.Timestamp at = 2; }`, money)
+	fdp := protodesc.ToFileDescriptorProto(text.File())
+	fdp.Name = proto.String("order.proto") // the client's own file name
+	b, err := proto.Marshal(fdp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ser, err := Compile(context.Background(), File{Source: base64.StdEncoding.EncodeToString(b)}, []File{money}, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Diff(text, ser); len(d) != 0 {
+		t.Fatalf("serialized schema differs from its text: %v", d)
+	}
+	// The same meaning, another form (message indexes count map entries
+	// in descriptors): another schema, as in the Confluent registry.
+	if ser.Fingerprint() == text.Fingerprint() {
+		t.Fatal("the descriptor form has the text form's fingerprint")
+	}
+	if _, err := Compile(context.Background(), File{Source: base64.StdEncoding.EncodeToString(b)}, nil, Limits{}); !errors.Is(err, ErrInvalid) ||
+		!strings.Contains(err.Error(), "shop/money.proto") {
+		t.Fatalf("serialized schema without its import: %v", err)
+	}
+	if _, err := Compile(context.Background(), File{Source: "aGVsbG8="}, nil, Limits{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("base64 of something else: %v", err)
+	}
 }

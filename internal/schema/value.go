@@ -20,6 +20,8 @@ var ErrValue = errors.New("value does not match the schema")
 // value is.
 type Message struct {
 	desc protoreflect.MessageDescriptor
+	// countMapEntries: the schema is in descriptor form (see Schema).
+	countMapEntries bool
 }
 
 // MessageType returns the message type name of the schema's own file (full
@@ -29,7 +31,7 @@ func (s *Schema) MessageType(name string) (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	return Message{desc: d}, nil
+	return Message{desc: d, countMapEntries: s.descriptorForm}, nil
 }
 
 // Descriptor is the message's descriptor.
@@ -117,8 +119,9 @@ func (m Message) ToJSON(b []byte) ([]byte, error) {
 
 // Indexes locates the message in its file as Confluent's wire format
 // does: its index among the file's top-level messages, then among each
-// enclosing message's nested messages (enums and map entries are not
-// counted).
+// enclosing message's nested messages. Enums are not counted; map entries
+// are counted only in a schema given in descriptor form, as its clients
+// (confluent-kafka's serializers working from descriptors) count them.
 func (m Message) Indexes() []int {
 	var path []int
 	var d protoreflect.Descriptor = m.desc
@@ -139,7 +142,7 @@ func (m Message) Indexes() []int {
 			if s.FullName() == d.FullName() {
 				break
 			}
-			if !s.IsMapEntry() {
+			if !s.IsMapEntry() || m.countMapEntries {
 				n++
 			}
 		}
@@ -159,7 +162,7 @@ func (s *Schema) ByIndexes(indexes []int) (Message, error) {
 		n := 0
 		found = nil
 		for i := range ms.Len() {
-			if ms.Get(i).IsMapEntry() {
+			if ms.Get(i).IsMapEntry() && !s.descriptorForm {
 				continue
 			}
 			if n == want {
@@ -176,5 +179,5 @@ func (s *Schema) ByIndexes(indexes []int) (Message, error) {
 	if found == nil {
 		return Message{}, fmt.Errorf("%w: no message indexes", ErrValue)
 	}
-	return Message{desc: found}, nil
+	return Message{desc: found, countMapEntries: s.descriptorForm}, nil
 }

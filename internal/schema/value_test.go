@@ -115,6 +115,19 @@ func TestMessageIndexes(t *testing.T) {
 	if _, err := s.ByIndexes([]int{7}); !errors.Is(err, ErrValue) {
 		t.Errorf("ByIndexes out of range: %v", err)
 	}
+	// In descriptor form the map entry Order.LinesEntry is a nested
+	// message like any other, and counts.
+	ds, err := FromDescriptorSet(s.DescriptorSet(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := ds.MessageType("shop.Order.Line")
+	if got := line.Indexes(); !slices.Equal(got, []int{1, 1}) {
+		t.Errorf("descriptor form: shop.Order.Line at %v, want [1 1]", got)
+	}
+	if back, err := ds.ByIndexes([]int{1, 1}); err != nil || back.Descriptor().FullName() != "shop.Order.Line" {
+		t.Errorf("descriptor form ByIndexes([1 1]) = %v, %v", back.Descriptor(), err)
+	}
 }
 
 // TestWireGolden: the Confluent wire format, byte for byte
