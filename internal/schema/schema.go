@@ -25,9 +25,9 @@ package schema
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
