@@ -17,6 +17,10 @@
 // field's name and types to each message, as the path alone names a field
 // by number.
 //
+// Message checks values of one message type (Protobuf binary, with no
+// field the schema lacks; or Protobuf JSON, converted to binary) and
+// locates it for the Confluent wire format (AppendWire, ParseWire).
+//
 // As in the Confluent registry, reserved names and numbers are not
 // compared, options are ignored, and moving or reordering messages is
 // compatible (serialized message indexes refer to the schema id they were
