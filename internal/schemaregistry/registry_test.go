@@ -180,6 +180,10 @@ func TestRegisterFetchEvolve(t *testing.T) {
 	if _, err := cl.CheckCompatibility(ctx, "orders-value", 7, proto(orderV2)); code(err) != CodeVersionNotFound {
 		t.Fatalf("check against a missing version: %v", err)
 	}
+	// Any subject name a client may send, escaped in the path.
+	if odd, err := cl.CreateSchema(ctx, "team/orders value", proto(orderV1)); err != nil || odd.Subject != "team/orders value" || odd.ID != 1 {
+		t.Fatalf("subject with a slash and a space: %+v, %v", odd, err)
+	}
 	// Under NONE the same schema registers.
 	if r := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatNone}, "orders-value"); r[0].Err != nil || r[0].Level != sr.CompatNone {
 		t.Fatalf("set NONE: %+v", r[0])
