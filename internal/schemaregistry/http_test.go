@@ -90,8 +90,7 @@ func TestErrorBodies(t *testing.T) {
 	var code int
 	var e Error
 	for i := range 40 {
-		var a answer
-		a = call(t, h, "POST", "/subjects/fill"+string(rune('a'+i%26))+string(rune('a'+i/26))+"/versions",
+		a := call(t, h, "POST", "/subjects/fill"+string(rune('a'+i%26))+string(rune('a'+i/26))+"/versions",
 			reg(`syntax = "proto3"; message Fill { int32 x = 1; }`+strings.Repeat(" ", i)))
 		if code = a.code; code != 200 {
 			_ = json.Unmarshal([]byte(a.body), &e)
