@@ -49,7 +49,7 @@ func TestRetryAfterUnknownOutcome(t *testing.T) {
 	if !errors.Is(err, errConnLost) || s.fired.Load() != 1 {
 		t.Fatalf("register with a lost answer: %v (fired %d)", err, s.fired.Load())
 	}
-	rec := call(t, Handler(r, slog.New(slog.DiscardHandler)), "GET", "/subjects/orders-value/versions", "")
+	rec := call(t, Handler(r, slog.New(slog.DiscardHandler), nil), "GET", "/subjects/orders-value/versions", "")
 	if rec.code != 200 || rec.body != "[1,2]\n" {
 		t.Fatalf("the lost registration was not saved: %d %s", rec.code, rec.body)
 	}
@@ -63,7 +63,7 @@ func TestRetryAfterUnknownOutcome(t *testing.T) {
 	// Over HTTP the lost answer is a store error the client may retry.
 	s.armed.Store(true)
 	b, _ := json.Marshal(SchemaRequest{Schema: orderBad, SchemaType: Protobuf})
-	h := Handler(New(s, Limits{}), slog.New(slog.DiscardHandler))
+	h := Handler(New(s, Limits{}), slog.New(slog.DiscardHandler), nil)
 	call(t, h, "PUT", "/config/orders-value", `{"compatibility": "NONE"}`) // fires the fault
 	if rec := call(t, h, "GET", "/config/orders-value", ""); rec.body != `{"compatibilityLevel":"NONE"}`+"\n" {
 		t.Fatalf("level after a lost answer: %s", rec.body)
@@ -106,7 +106,7 @@ func FuzzHandler(f *testing.F) {
 	}
 	st := openPebble(f, f.TempDir())
 	f.Cleanup(func() { st.Close() })
-	h := Handler(New(Catalog{Store: st}, Limits{MaxSchemaBytes: 4 << 10}), slog.New(slog.DiscardHandler))
+	h := Handler(New(Catalog{Store: st}, Limits{MaxSchemaBytes: 4 << 10}), slog.New(slog.DiscardHandler), nil)
 	f.Fuzz(func(t *testing.T, method, path, body string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n#") || !validMethod(method) {
 			return // not a request an HTTP server would hand over

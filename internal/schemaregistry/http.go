@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // contentType is the Confluent registry's media type; clients also accept
@@ -20,8 +22,23 @@ const maxBodyOverhead = 64 << 10
 
 // Handler serves the registry's REST API at the root of its path space;
 // mount it under a prefix with http.StripPrefix. Errors have the Confluent
-// body, {"error_code": N, "message": "..."}.
-func Handler(r *Registry, logger *slog.Logger) http.Handler {
+// body, {"error_code": N, "message": "..."}. Requests are counted in reg
+// (nil: not counted) as wail_schema_registry_requests_total{route,code}:
+// the route's pattern and the Confluent error code, 0 for success.
+func Handler(r *Registry, logger *slog.Logger, reg prometheus.Registerer) http.Handler {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wail_schema_registry_requests_total",
+		Help: "Schema registry requests by route and Confluent error code (0: answered).",
+	}, []string{"route", "code"})
+	if reg != nil {
+		if err := reg.Register(requests); err != nil {
+			var dup prometheus.AlreadyRegisteredError
+			if !errors.As(err, &dup) {
+				panic(err) // a name clash with another metric: a bug
+			}
+			requests = dup.ExistingCollector.(*prometheus.CounterVec) // a second handler of one server
+		}
+	}
 	h := &handler{r: r, logger: logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { h.reply(w, map[string]any{}) })
@@ -54,12 +71,22 @@ func Handler(r *Registry, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("PUT /mode/{subject}", h.putMode)
 	mux.HandleFunc("DELETE /mode/{subject}", h.deleteMode)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if _, pattern := mux.Handler(req); pattern == "" {
-			h.fail(w, errf(http.StatusNotFound, 404, "HTTP 404 Not Found: %s %s is not part of the schema registry API", req.Method, req.URL.Path))
-			return
+		cw := &codeWriter{ResponseWriter: w}
+		_, pattern := mux.Handler(req)
+		if pattern == "" {
+			pattern = "unknown"
+			h.fail(cw, errf(http.StatusNotFound, 404, "HTTP 404 Not Found: %s %s is not part of the schema registry API", req.Method, req.URL.Path))
+		} else {
+			mux.ServeHTTP(cw, req)
 		}
-		mux.ServeHTTP(w, req)
+		requests.WithLabelValues(pattern, strconv.Itoa(cw.code)).Inc()
 	})
+}
+
+// codeWriter notes the Confluent error code a handler answered with.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
 }
 
 type handler struct {
@@ -86,6 +113,9 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	default:
 		h.logger.Error("schema registry: storage failed; the request was refused, check the store (wail doctor)", "err", err)
 		e = errf(http.StatusInternalServerError, CodeStore, "Error in the backend data store: %v", err)
+	}
+	if cw, ok := w.(*codeWriter); ok {
+		cw.code = e.Code
 	}
 	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(e.Status)

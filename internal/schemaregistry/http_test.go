@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type answer struct {
@@ -35,7 +38,7 @@ func TestErrorBodies(t *testing.T) {
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
 	r := New(Catalog{Store: st}, Limits{MaxSchemaBytes: 200, MaxDocumentBytes: 2000})
-	h := Handler(r, slog.New(slog.DiscardHandler))
+	h := Handler(r, slog.New(slog.DiscardHandler), nil)
 	reg := func(schema string) string {
 		b, _ := json.Marshal(SchemaRequest{Schema: schema, SchemaType: Protobuf})
 		return string(b)
@@ -106,7 +109,7 @@ func TestErrorBodies(t *testing.T) {
 // handler goes on.
 func TestStoreFailure(t *testing.T) {
 	st := openPebble(t, t.TempDir())
-	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler))
+	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler), nil)
 	st.Close()
 	a := call(t, h, "GET", "/subjects", "")
 	var e Error
@@ -120,7 +123,7 @@ func TestStoreFailure(t *testing.T) {
 func TestRawShapes(t *testing.T) {
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler))
+	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler), nil)
 	b, _ := json.Marshal(SchemaRequest{Schema: orderV1, SchemaType: Protobuf})
 	call(t, h, "POST", "/subjects/orders-value/versions", string(b))
 	for _, tc := range []struct{ path, want string }{
@@ -144,5 +147,30 @@ func TestRawShapes(t *testing.T) {
 	_ = json.Unmarshal([]byte(body), &got)
 	if got["subject"] != "orders-value" || got["version"] != 1.0 || got["id"] != 1.0 || got["schemaType"] != "PROTOBUF" || got["schema"] != orderV1 {
 		t.Errorf("version: %s", body)
+	}
+}
+
+// TestMetrics: requests are counted by route and error code, and a second
+// handler on the same registry of metrics counts into the same series.
+func TestMetrics(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	reg := prometheus.NewRegistry()
+	r := New(Catalog{Store: st}, Limits{})
+	h := Handler(r, slog.New(slog.DiscardHandler), reg)
+	h2 := Handler(r, slog.New(slog.DiscardHandler), reg)
+	call(t, h, "GET", "/subjects", "")
+	call(t, h2, "GET", "/subjects", "")
+	call(t, h, "GET", "/subjects/nope/versions", "")
+	call(t, h, "GET", "/nothing", "")
+	want := `
+# HELP wail_schema_registry_requests_total Schema registry requests by route and Confluent error code (0: answered).
+# TYPE wail_schema_registry_requests_total counter
+wail_schema_registry_requests_total{code="0",route="GET /subjects"} 2
+wail_schema_registry_requests_total{code="404",route="unknown"} 1
+wail_schema_registry_requests_total{code="40401",route="GET /subjects/{subject}/versions"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wail_schema_registry_requests_total"); err != nil {
+		t.Fatal(err)
 	}
 }

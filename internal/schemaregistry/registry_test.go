@@ -68,7 +68,7 @@ func serve(t *testing.T) (*sr.Client, *Registry, string) {
 	t.Cleanup(func() { st.Close() })
 	r := New(Catalog{Store: st}, Limits{})
 	mux := http.NewServeMux()
-	mux.Handle("/registry/", http.StripPrefix("/registry", Handler(r, slog.New(slog.DiscardHandler))))
+	mux.Handle("/registry/", http.StripPrefix("/registry", Handler(r, slog.New(slog.DiscardHandler), nil)))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	cl, err := sr.NewClient(sr.URLs(srv.URL + "/registry"))

@@ -13,5 +13,5 @@ func (s *Server) schemaRegistry() http.Handler {
 	c := s.cfg.SchemaRegistry
 	r := schemaregistry.New(schemaregistry.Catalog{Store: s.store}, schemaregistry.Limits{
 		MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes})
-	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(r, s.logger))
+	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(r, s.logger, s.registry))
 }
