@@ -2,19 +2,23 @@ package schemaregistry
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/store/cassandra"
+	"github.com/wail-cdc/wail/internal/store/cassandra/cassandratest"
 	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/postgres"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
-// TestSQLStores: the registry kept in a SQL store's catalog, by two
-// processes (two store connections) at once, survives a reconnect.
-// Needs the test databases (scripts/services.sh); skipped without them,
+// TestSharedStores: the registry kept in a shared store's catalog
+// (PostgreSQL, MySQL, Cassandra), by two processes (two store
+// connections) at once, survives a reconnect. Needs the test databases
+// (scripts/services.sh, scripts/cassandra.sh); skipped without them,
 // failed under CI=true.
-func TestSQLStores(t *testing.T) {
+func TestSharedStores(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
@@ -33,6 +37,20 @@ func TestSQLStores(t *testing.T) {
 			return func() Catalog {
 				st, err := mysql.Open(context.Background(), mysql.Options{DSN: dsn, MaxConns: 4})
 				return Catalog{Store: sqltest.Closing(t, st, err)}
+			}
+		}},
+		{"cassandra", func(t *testing.T) func() Catalog {
+			hosts := cassandratest.Hosts(t)
+			opts := cassandra.Options{Hosts: hosts, Keyspace: cassandratest.Keyspace(t, hosts), LocalDC: cassandratest.DC(),
+				Replication: cassandra.Replication{cassandratest.DC(): 3}, QueryTimeout: 10 * time.Second,
+				Logger: slog.New(slog.DiscardHandler)}
+			return func() Catalog {
+				st, err := cassandra.Open(context.Background(), opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				return Catalog{Store: st}
 			}
 		}},
 	} {
