@@ -24,6 +24,7 @@ type serveFlags struct {
 	hosts       []string
 	logKind     string
 	brokers     []string
+	security    securityFlags
 }
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -101,6 +102,9 @@ func (f *serveFlags) register(cmd *cobra.Command, r role) {
 	fl.StringSliceVar(&f.hosts, "hosts", nil, "Cassandra contact points host[:port][,host[:port]] (overrides store.cassandra.hosts)")
 	fl.StringVar(&f.logKind, "log", "", "intent log and event bus: embedded or kafka (overrides log.kind)")
 	fl.StringSliceVar(&f.brokers, "brokers", nil, "Kafka bootstrap brokers host:port[,host:port] (overrides log.kafka.brokers)")
+	if r != roleDoctor {
+		f.security.register(fl)
+	}
 }
 
 // config loads the file and applies the flags that were set.
@@ -140,6 +144,7 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 	if fl.Changed("brokers") {
 		cfg.Log.Kafka.Brokers = f.brokers
 	}
+	f.security.apply(fl, &cfg)
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid settings: %w", err)
 	}
@@ -159,7 +164,11 @@ func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 	}
 	err = srv.Run(cmd.Context(), func(addr string) {
 		if !strings.Contains(addr, "://") {
-			addr = "http://" + addr
+			scheme := "http://"
+			if cfg.Security.TLS.Enabled() {
+				scheme = "https://"
+			}
+			addr = scheme + addr
 		}
 		fmt.Fprintf(g.stdout, "wail listening on %s (data dir %s)\n", addr, dir)
 	})

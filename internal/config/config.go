@@ -54,8 +54,11 @@ type Config struct {
 	// to see tables that other processes sharing the store created.
 	CatalogRefresh time.Duration `yaml:"catalog_refresh"`
 
-	Limits   Limits   `yaml:"limits"`
-	API      API      `yaml:"api"` // request, connection and stream budgets (api.go)
+	Limits Limits `yaml:"limits"`
+	API    API    `yaml:"api"` // request, connection and stream budgets (api.go)
+	// Security is TLS, authentication and authorization of the API
+	// (security.go).
+	Security Security `yaml:"security"`
 	Log      Log      `yaml:"log"`
 	Store    Store    `yaml:"store"`
 	Resolver Resolver `yaml:"resolver"`
@@ -281,6 +284,7 @@ func defaults() Config {
 			MaxTablePartitions: catalog.DefaultMaxTablePartitions, MaxPartitions: catalog.DefaultMaxPartitions},
 		API:            defaultAPI(),
 		SchemaRegistry: defaultSchemaRegistry(),
+		Security:       Security{ReloadInterval: 5 * time.Second},
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
@@ -347,6 +351,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.validateSchemaRegistry()...)
+	errs = append(errs, c.validateSecurity()...)
 	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")

@@ -17,6 +17,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,6 +85,10 @@ type Server struct {
 	inflight inflight
 	// fresh are the connections without a request yet (closed at shutdown).
 	fresh fresh
+	// guard authenticates and authorizes requests; tls is the API port's
+	// TLS, nil without (security.go).
+	guard *api.Guard
+	tls   *tls.Config
 }
 
 // New opens everything the configuration names, unless it names a remote
@@ -105,6 +110,9 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.health = health.NewRegistry(s.registry)
 	s.streams = s.streamLimits()
 	s.clockWatch = newClockWatch(s.registry)
+	if err := s.openSecurity(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	if !s.remote() {
 		if err := s.open(context.Background()); err != nil {
 			s.close()
@@ -235,18 +243,19 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.Proxy.Enabled {
 		svc.Producer = s.producerService()
 	}
-	api.Mount(mux, svc,
+	opts := append([]connect.HandlerOption{
 		budgetOptions(&s.cfg), // request size caps (budget.go)
 		connect.WithRecover(s.recovered),
 		// Compressing small answers and events costs more CPU than it saves.
 		connect.WithCompressMinBytes(minCompressBytes),
-	)
+	}, s.guard.Options()...) // authentication, authorization, audit (package api)
+	api.Mount(mux, svc, opts...)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.Handler())
 	if s.cfg.SchemaRegistry.Enabled {
 		mux.Handle(config.SchemaRegistryPath+"/", s.schemaRegistry())
 	}
-	return newGuard(&s.cfg, mux)
+	return newGuard(&s.cfg, s.guard.Middleware(mux))
 }
 
 func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, p any) error {
@@ -274,9 +283,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	// Set when shutdown starts: draining and closing end by then.
 	var deadline time.Time
 	defer func() { err = errors.Join(err, s.closeBy(deadline)) }()
-	// HTTP/1.1 and unencrypted HTTP/2 (h2c, for gRPC clients) on one port.
+	// HTTP/1.1 and HTTP/2 (h2c without TLS, for gRPC clients) on one port.
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
 	protocols.SetUnencryptedHTTP2(true)
 	var front gate
 	front.set(s.startingHandler())
@@ -286,7 +296,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
 		ConnState: s.fresh.track}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	go func() { serveErr <- s.serveTLS(hs, ln) }()
+	stopMetrics, err := s.serveMetrics()
+	if err != nil {
+		_ = hs.Close()
+		return err
+	}
+	defer stopMetrics()
 	if err := s.start(ctx); err != nil {
 		_ = hs.Close()
 		if s.lease != nil {

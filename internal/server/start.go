@@ -57,7 +57,7 @@ func (s *Server) startingHandler() http.Handler {
 		}))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.Handler())
-	return newGuard(&s.cfg, mux)
+	return newGuard(&s.cfg, s.guard.Middleware(mux))
 }
 
 func (s *Server) startingReason() string {

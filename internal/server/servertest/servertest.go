@@ -17,7 +17,8 @@ import (
 	"github.com/wail-cdc/wail/internal/store"
 )
 
-// Start runs a server on 127.0.0.1 with fsync off and returns its URL; it
+// Start runs a server on 127.0.0.1 with fsync off and returns its URL
+// (https with security.tls); it
 // shuts down cleanly when the test ends. mutate may adjust the config.
 func Start(t testing.TB, mutate func(*config.Config)) string {
 	t.Helper()
@@ -53,6 +54,9 @@ func StartServer(t testing.TB, mutate func(*config.Config)) (*server.Server, str
 				t.Errorf("server shutdown: %v", err)
 			}
 		})
+		if cfg.Security.TLS.Enabled() {
+			return srv, "https://" + a
+		}
 		return srv, "http://" + a
 	case err := <-done:
 		cancel()

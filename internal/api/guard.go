@@ -1,0 +1,322 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/auth"
+	"github.com/wail-cdc/wail/internal/config"
+)
+
+// Where authentication and authorization happen. Every request to the API
+// port passes Guard.Middleware first: it finds the principal (a bearer
+// token, checked against the tokens file, else a client certificate that
+// TLS verified against the client CA) and answers the HTTP endpoints
+// itself (/healthz open, /metrics with the metrics permission, any other
+// non-RPC path refused). An RPC then passes the request gate (no
+// principal: Unauthenticated, before the request is even read; no rule:
+// PermissionDenied) and the interceptor (the permission its rule names on
+// every table the request names, else PermissionDenied naming it). With
+// auth off, every request is let through as before, and admin operations
+// are still audited, as from "anonymous".
+
+// Guard authenticates and authorizes the requests of the API.
+type Guard struct {
+	enabled bool
+	tokens  *auth.Watched[*auth.TokenFile] // nil with auth off
+	grants  map[auth.Principal][]auth.Grant
+	audit   *slog.Logger
+}
+
+// GuardOptions are what NewGuard needs besides the configuration.
+type GuardOptions struct {
+	// Logger gets the audit lines (one per admin operation, with its
+	// principal and outcome) and reloads of the tokens file.
+	Logger *slog.Logger
+	// OnTokensError is told when the tokens file cannot be read (the last
+	// good one stays in use), and nil once it can.
+	OnTokensError func(error)
+}
+
+// NewGuard returns the guard of cfg.Security; with auth on it reads the
+// tokens file (a missing one holds no token).
+func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	g := &Guard{enabled: cfg.Security.Auth.Enabled, audit: o.Logger, grants: map[auth.Principal][]auth.Grant{}}
+	for _, cg := range cfg.Security.Auth.Grants {
+		p, err := auth.ParsePrincipal(cg.Principal)
+		if err != nil {
+			return nil, err
+		}
+		gs, err := auth.ParseGrants(cg.Allow)
+		if err != nil {
+			return nil, err
+		}
+		g.grants[p] = append(g.grants[p], gs...)
+	}
+	if !g.enabled {
+		return g, nil
+	}
+	path := cfg.TokensPath()
+	var err error
+	g.tokens, err = auth.Watch([]string{path}, cfg.Security.ReloadInterval, func() (*auth.TokenFile, error) {
+		return auth.ReadTokenFile(path)
+	}, o.OnTokensError)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return g, nil
+}
+
+// Enabled reports whether auth is on.
+func (g *Guard) Enabled() bool { return g.enabled }
+
+// identity is who a request comes from, as Middleware found.
+type identity struct {
+	principal auth.Principal // zero: anonymous
+	grants    []auth.Grant
+	err       error // a bearer token that did not check out
+}
+
+func (id identity) String() string {
+	if id.principal.IsZero() {
+		return "anonymous"
+	}
+	return id.principal.String()
+}
+
+type identityKey struct{}
+
+func identityOf(ctx context.Context) identity {
+	id, _ := ctx.Value(identityKey{}).(identity)
+	return id
+}
+
+// authenticate finds the principal of r: its bearer token if it has one
+// (a bad one is an error, not a fall back to the certificate), else its
+// verified client certificate.
+func (g *Guard) authenticate(r *http.Request) identity {
+	if h := r.Header.Get("Authorization"); h != "" {
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return identity{err: errors.New(`the Authorization header is not "Bearer <token>"`)}
+		}
+		if g.tokens == nil {
+			return identity{err: errors.New("this server has no tokens (auth is off)")}
+		}
+		e, err := g.tokens.Get().Verify(strings.TrimSpace(tok))
+		if err != nil {
+			return identity{err: err}
+		}
+		p := e.Principal()
+		gs, _ := auth.ParseGrants(e.Grants) // checked when the file was read
+		return identity{principal: p, grants: append(gs, g.grants[p]...)}
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		p, ok := auth.CertIdentity(r.TLS.VerifiedChains[0][0])
+		if !ok {
+			return identity{err: errors.New("the client certificate names no identity (no common name, URI or DNS SAN)")}
+		}
+		return identity{principal: p, grants: g.grants[p]}
+	}
+	return identity{}
+}
+
+// endpoints are the HTTP endpoints besides the RPCs, and the permission
+// each needs ("" for none). Any other path is refused when auth is on.
+var endpoints = map[string]auth.Permission{
+	"/healthz": "", // open: load balancers and orchestrators probe it
+	"/metrics": auth.Metrics,
+}
+
+// Endpoints returns the HTTP endpoints that are not RPCs and the
+// permission each needs ("" for none).
+func Endpoints() map[string]auth.Permission { return endpoints }
+
+// Middleware authenticates every request, answers the HTTP endpoints'
+// refusals itself, and hands the principal to the gate and interceptor.
+func (g *Guard) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := identity{}
+		if g.enabled || r.TLS != nil { // with auth off, only to name the principal in audit lines
+			id = g.authenticate(r)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+		if !g.enabled || isProcedure(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		perm, known := endpoints[r.URL.Path]
+		switch {
+		case known && perm == "":
+			next.ServeHTTP(w, r)
+		case id.err != nil || (known && id.principal.IsZero()):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
+			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
+		case !known:
+			http.Error(w, fmt.Sprintf("%s: no permission is mapped to this path (internal/api endpoints); refused", r.URL.Path), http.StatusForbidden)
+		case !auth.Allowed(id.grants, perm, nil):
+			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s (grant %s)", id, perm, r.URL.Path, perm), http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func isProcedure(path string) bool { return strings.HasPrefix(path, "/wail.v1.") }
+
+// unauthenticated is the error for a request without a valid principal.
+func unauthenticated(id identity) error {
+	if id.err != nil {
+		return fmt.Errorf("%w (`wail token ls` lists the tokens; `wail token create` makes one)", id.err)
+	}
+	return errors.New("this API needs a bearer token (WAIL_TOKEN or --token-file; Authorization: Bearer) or a client certificate")
+}
+
+// Options are the handler options that apply the guard to every RPC: the
+// request gate (authentication) and the interceptor (authorization, audit).
+func (g *Guard) Options() []connect.HandlerOption {
+	return []connect.HandlerOption{connect.WithRequestGate(g.gate), connect.WithInterceptors(interceptor{g})}
+}
+
+// gate refuses an RPC before its request is read: no principal, or a
+// procedure that no rule maps.
+func (g *Guard) gate(ctx context.Context, spec connect.Spec, _ connect.Peer, _ http.Header) (context.Context, error) {
+	if !g.enabled {
+		return ctx, nil
+	}
+	id := identityOf(ctx)
+	if id.err != nil || id.principal.IsZero() {
+		return ctx, connect.NewError(connect.CodeUnauthenticated, unauthenticated(id))
+	}
+	if _, ok := rules[spec.Procedure]; !ok {
+		return ctx, connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("%s: no permission is mapped to this procedure (internal/api rules); refused", spec.Procedure))
+	}
+	return ctx, nil
+}
+
+// authorize checks that the caller may run procedure on the tables req
+// names.
+func (g *Guard) authorize(ctx context.Context, procedure string, req any) error {
+	if !g.enabled {
+		return nil
+	}
+	id := identityOf(ctx)
+	perm, ok := rules[procedure]
+	if !ok { // the gate refused it already; never let one through
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s: no permission is mapped to this procedure; refused", procedure))
+	}
+	var tables []string
+	if m, ok := req.(proto.Message); ok {
+		tables = tablesOf(m)
+	}
+	for _, t := range tables {
+		if !auth.Allowed(id.grants, perm, []string{t}) {
+			return connect.NewError(connect.CodePermissionDenied, denied(id, perm, t))
+		}
+	}
+	if len(tables) == 0 && !auth.Allowed(id.grants, perm, nil) {
+		return connect.NewError(connect.CodePermissionDenied, denied(id, perm, "*"))
+	}
+	return nil
+}
+
+func denied(id identity, perm auth.Permission, table string) error {
+	if perm == auth.Any {
+		return fmt.Errorf("%s has no permission on table %q (grant one, e.g. read:%s)", id, table, table)
+	}
+	return fmt.Errorf("%s lacks the %s permission on table %q (grant %s:%s)", id, perm, table, perm, table)
+}
+
+// interceptor authorizes each RPC once its request is read, filters
+// ListTables to the tables the caller has a grant on, and audits admin
+// operations.
+type interceptor struct{ g *Guard }
+
+func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		proc := req.Spec().Procedure
+		start := time.Now()
+		err := i.g.authorize(ctx, proc, req.Any())
+		var resp connect.AnyResponse
+		if err == nil {
+			resp, err = next(ctx, req)
+		}
+		if err == nil && i.g.enabled && proc == wailv1connect.AdminServiceListTablesProcedure {
+			i.g.filterTables(ctx, resp.Any())
+		}
+		i.g.auditRPC(ctx, proc, req.Any(), start, err)
+		return resp, err
+	}
+}
+
+func (interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(ctx, &authorizedConn{StreamingHandlerConn: conn, ctx: ctx, g: i.g})
+	}
+}
+
+// authorizedConn authorizes each request message of a stream as it is
+// read (a server stream reads one).
+type authorizedConn struct {
+	connect.StreamingHandlerConn
+	ctx context.Context
+	g   *Guard
+}
+
+func (c *authorizedConn) Receive(m any) error {
+	if err := c.StreamingHandlerConn.Receive(m); err != nil {
+		return err
+	}
+	return c.g.authorize(c.ctx, c.Spec().Procedure, m)
+}
+
+func (g *Guard) filterTables(ctx context.Context, resp any) {
+	out, ok := resp.(*wailv1.ListTablesResponse)
+	if !ok {
+		return
+	}
+	id := identityOf(ctx)
+	kept := out.Tables[:0]
+	for _, t := range out.Tables {
+		if auth.Allowed(id.grants, auth.Any, []string{t.GetName()}) {
+			kept = append(kept, t)
+		}
+	}
+	out.Tables = kept
+}
+
+// auditRPC logs an admin operation: who, what, on which tables, and how
+// it ended.
+func (g *Guard) auditRPC(ctx context.Context, procedure string, req any, start time.Time, err error) {
+	if rules[procedure] != auth.Admin {
+		return
+	}
+	var tables []string
+	if m, ok := req.(proto.Message); ok {
+		tables = tablesOf(m)
+	}
+	code := "ok"
+	if err != nil {
+		code = connect.CodeOf(err).String()
+	}
+	g.audit.Info("audit: admin operation", "principal", identityOf(ctx).String(), "procedure", procedure,
+		"tables", tables, "code", code, "took", time.Since(start).Round(time.Microsecond))
+}

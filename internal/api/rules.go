@@ -1,0 +1,108 @@
+package api
+
+import (
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/auth"
+)
+
+// rules map every procedure of the API to the permission it needs on the
+// tables its request names (tablesOf). A procedure without a rule is
+// refused (PermissionDenied) when auth is on, and TestEveryProcedureHasARule
+// fails: add the rule with the RPC.
+var rules = map[string]auth.Permission{
+	wailv1connect.ProducerServicePutProcedure:    auth.Produce,
+	wailv1connect.ProducerServiceDeleteProcedure: auth.Produce,
+	wailv1connect.ProducerServiceWriteProcedure:  auth.Produce,
+	wailv1connect.ProducerServiceGetProcedure:    auth.Read,
+
+	wailv1connect.AdminServiceCreateTableProcedure:        auth.Admin,
+	wailv1connect.AdminServiceAlterTableProcedure:         auth.Admin,
+	wailv1connect.AdminServiceDropTableProcedure:          auth.Admin,
+	wailv1connect.AdminServiceReconcileTableProcedure:     auth.Admin,
+	wailv1connect.AdminServiceListDeadLettersProcedure:    auth.Admin,
+	wailv1connect.AdminServiceGetDeadLetterProcedure:      auth.Admin,
+	wailv1connect.AdminServiceRedriveDeadLettersProcedure: auth.Admin,
+	wailv1connect.AdminServiceDropDeadLettersProcedure:    auth.Admin,
+	wailv1connect.AdminServiceDescribeTableProcedure:      auth.Any, // any permission on the table
+	wailv1connect.AdminServiceListTablesProcedure:         auth.Any, // lists the tables the principal has a grant on
+
+	wailv1connect.EventServiceSubscribeProcedure: auth.Consume,
+}
+
+// Rule returns the permission procedure needs; ok is false when it has
+// none (and is refused when auth is on).
+func Rule(procedure string) (perm auth.Permission, ok bool) {
+	perm, ok = rules[procedure]
+	return perm, ok
+}
+
+// Methods are the methods of every service of package wail.v1 (in every
+// file of it), from the service descriptors.
+func Methods() []protoreflect.MethodDescriptor {
+	_ = wailv1.File_wail_v1_wail_proto // registers the package's files
+	var out []protoreflect.MethodDescriptor
+	protoregistry.GlobalFiles.RangeFilesByPackage("wail.v1", func(f protoreflect.FileDescriptor) bool {
+		for i := range f.Services().Len() {
+			s := f.Services().Get(i)
+			for j := range s.Methods().Len() {
+				out = append(out, s.Methods().Get(j))
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// Procedure is a method's procedure: "/wail.v1.ProducerService/Put".
+func Procedure(m protoreflect.MethodDescriptor) string {
+	return "/" + string(m.Parent().FullName()) + "/" + string(m.Name())
+}
+
+// tablesOf returns the tables a request names: its "table" field (or
+// "name", for the table requests of AdminService), and the "table" fields
+// of the messages of its repeated fields (a Write batch's mutations), each
+// once.
+func tablesOf(m proto.Message) []string {
+	r := m.ProtoReflect()
+	var out []string
+	add := func(t string) {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	fields := r.Descriptor().Fields()
+	if f := tableField(r.Descriptor()); f != nil {
+		add(r.Get(f).String())
+	}
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if !f.IsList() || f.Kind() != protoreflect.MessageKind {
+			continue
+		}
+		list := r.Get(f).List()
+		for j := range list.Len() {
+			el := list.Get(j).Message()
+			if tf := el.Descriptor().Fields().ByName("table"); tf != nil && tf.Kind() == protoreflect.StringKind && !tf.IsList() {
+				add(el.Get(tf).String())
+			}
+		}
+	}
+	return out
+}
+
+// tableField is a message's "table" string field, else its "name" one.
+func tableField(md protoreflect.MessageDescriptor) protoreflect.FieldDescriptor {
+	for _, name := range []protoreflect.Name{"table", "name"} {
+		if f := md.Fields().ByName(name); f != nil && f.Kind() == protoreflect.StringKind && !f.IsList() {
+			return f
+		}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wail-cdc/wail/internal/auth"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/vfs"
+)
+
+// tokenFlags locate the tokens file: --tokens-file, else
+// security.auth.tokens_file of --config, else tokens.json in the data dir.
+type tokenFlags struct {
+	configFile, dataDir, tokensFile string
+}
+
+func (f *tokenFlags) path(cmd *cobra.Command) (string, error) {
+	if cmd.Flags().Changed("tokens-file") {
+		return f.tokensFile, nil
+	}
+	cfg, err := config.Load(f.configFile)
+	if err != nil {
+		return "", err
+	}
+	if cmd.Flags().Changed("data-dir") {
+		cfg.DataDir = f.dataDir
+	}
+	return cfg.TokensPath(), nil
+}
+
+func newTokenCmd(g *globals) *cobra.Command {
+	var f tokenFlags
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke the API's bearer tokens",
+		Long: "Create, list and revoke bearer tokens in the tokens file of the server (with --auth):\n" +
+			"the file keeps only a hash of each token; a running server reads it again when it\n" +
+			"changes (security.reload_interval). Run these where the server's data dir (or\n" +
+			"security.auth.tokens_file) is.",
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&f.configFile, "config", "", "YAML configuration `file` of the server")
+	fl.StringVar(&f.dataDir, "data-dir", "", "the server's data directory (overrides data_dir)")
+	fl.StringVar(&f.tokensFile, "tokens-file", "", "the tokens file (overrides security.auth.tokens_file)")
+	cmd.AddCommand(newTokenCreateCmd(g, &f), newTokenLsCmd(g, &f), newTokenRevokeCmd(g, &f))
+	return cmd
+}
+
+func newTokenCreateCmd(g *globals, f *tokenFlags) *cobra.Command {
+	var grants []string
+	cmd := &cobra.Command{
+		Use:   "create NAME",
+		Short: "Make a token for principal token:NAME and print it (once: only its hash is kept)",
+		Long: "Make a bearer token for the principal token:NAME with the grants given, and print it on\n" +
+			"stdout: this is the only time it is shown. A grant is PERMISSION:TABLES, the permission\n" +
+			"one of produce, read, consume, admin, metrics or *, the tables a name pattern where *\n" +
+			"matches any run (produce:orders, consume:orders_*, admin:*).",
+		Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			gs, err := auth.ParseGrants(grants)
+			if err != nil {
+				return usageError{err: err}
+			}
+			if err := auth.CheckTokenName(args[0]); err != nil {
+				return usageError{err: err}
+			}
+			var tok string
+			var e auth.TokenEntry
+			err = editTokens(cmd, f, func(tf *auth.TokenFile) error {
+				tok, e, err = tf.Create(args[0], gs, time.Now())
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "token %s for token:%s, grants [%s]; it is shown once:\n", e.ID, e.Name, strings.Join(e.Grants, " "))
+			fmt.Fprintln(g.stdout, tok)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&grants, "grant", nil, "PERMISSION:TABLES the token allows; repeat for more")
+	return cmd
+}
+
+func newTokenLsCmd(g *globals, f *tokenFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "ls",
+		Short: "List the tokens: id, name, grants, created, revoked (never the tokens)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := f.path(cmd)
+			if err != nil {
+				return err
+			}
+			tf, err := auth.ReadTokenFile(path)
+			if err != nil {
+				return err
+			}
+			return listTokens(g.stdout, tf, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per token (no hash)")
+	return cmd
+}
+
+func listTokens(w io.Writer, tf *auth.TokenFile, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		for _, e := range tf.Tokens {
+			e.SHA256 = ""
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tGRANTS\tCREATED\tREVOKED")
+	for _, e := range tf.Tokens {
+		revoked := "-"
+		if e.Revoked != nil {
+			revoked = e.Revoked.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, strings.Join(e.Grants, ","), e.Created.Format(time.RFC3339), revoked)
+	}
+	return tw.Flush()
+}
+
+func newTokenRevokeCmd(g *globals, f *tokenFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke ID|NAME",
+		Short: "Revoke a token by id, or every token of a name; a running server refuses it within security.reload_interval",
+		Args:  exactArgs("ID|NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n := 0
+			err := editTokens(cmd, f, func(tf *auth.TokenFile) error {
+				if n = tf.Revoke(args[0], time.Now()); n == 0 {
+					return exitError{code: 1, msg: fmt.Sprintf("no unrevoked token has id or name %q (`wail token ls` lists them)", args[0])}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "revoked %d token(s) of %s\n", n, args[0])
+			return nil
+		},
+	}
+}
+
+// editTokens changes the tokens file under a lock (one edit at a time;
+// the server only reads).
+func editTokens(cmd *cobra.Command, f *tokenFlags, edit func(*auth.TokenFile) error) error {
+	path, err := f.path(cmd)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	lock, err := vfs.Default.Lock(path + ".lock")
+	if err != nil {
+		return fmt.Errorf("another `wail token` command is changing %s; try again: %w", path, err)
+	}
+	defer lock.Close()
+	tf, err := auth.ReadTokenFile(path)
+	if err != nil {
+		return err
+	}
+	if err := edit(tf); err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			return ee
+		}
+		return err
+	}
+	return tf.Write(path)
+}

@@ -1,0 +1,142 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/auth"
+)
+
+// Security is TLS and access control on the API port (README "Security").
+// Left as it is, the API is open on loopback only: a listen address that
+// other hosts can reach needs TLS and auth, or insecure.
+type Security struct {
+	TLS  TLS  `yaml:"tls"`
+	Auth Auth `yaml:"auth"`
+	// Insecure lets the API listen on an address other hosts reach
+	// without TLS and auth (anyone who reaches the port may then do
+	// anything).
+	Insecure bool `yaml:"insecure"`
+	// MetricsListen, if set, serves /metrics and /healthz on their own
+	// port, without TLS or auth (bind it to a private interface); the API
+	// port then requires the metrics permission for /metrics when auth is
+	// on.
+	MetricsListen string `yaml:"metrics_listen"`
+	// ReloadInterval is how often the certificate, key, client CA and
+	// tokens files are checked for changes (a change is loaded without a
+	// restart).
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// TLS of the API port.
+type TLS struct {
+	// CertFile is the server's certificate chain (PEM); with KeyFile it
+	// turns TLS on (TLS 1.2 at least).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the server certificate's private key (PEM).
+	KeyFile string `yaml:"key_file"`
+	// ClientCAFile (PEM) verifies the certificates clients present
+	// (mutual TLS); a verified certificate's identity is a principal
+	// ("cert:" + its common name, else its first URI or DNS SAN).
+	ClientCAFile string `yaml:"client_ca_file"`
+	// RequireClientCert refuses connections without a client certificate
+	// signed by client_ca_file (else one is optional and bearer tokens
+	// work too).
+	RequireClientCert bool `yaml:"require_client_cert"`
+}
+
+// Enabled reports whether TLS is on.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Auth is who may call the API.
+type Auth struct {
+	// Enabled requires every request but /healthz to come from a
+	// principal (a bearer token or a verified client certificate) with a
+	// grant for what it does.
+	Enabled bool `yaml:"enabled"`
+	// TokensFile holds the bearer tokens, hashed, with their grants
+	// (`wail token create|ls|revoke`); "" is tokens.json in data_dir.
+	TokensFile string `yaml:"tokens_file"`
+	// Grants give principals permissions, besides a token's own grants.
+	Grants []Grant `yaml:"grants"`
+}
+
+// Grant gives one principal permissions.
+type Grant struct {
+	// Principal is "token:NAME" or "cert:IDENTITY".
+	Principal string `yaml:"principal"`
+	// Allow are PERMISSION:TABLES entries: produce, read, consume, admin,
+	// metrics or * on a table name pattern ('*' matches any run), such as
+	// produce:orders, consume:orders_*, admin:*.
+	Allow []string `yaml:"allow"`
+}
+
+// TokensPath is auth.tokens_file, or tokens.json in data_dir.
+func (c *Config) TokensPath() string {
+	if c.Security.Auth.TokensFile != "" {
+		return c.Security.Auth.TokensFile
+	}
+	return c.DataDir + "/tokens.json"
+}
+
+func (c *Config) validateSecurity() []error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	s := c.Security
+	check((s.TLS.CertFile == "") == (s.TLS.KeyFile == ""), "security.tls.cert_file and key_file go together")
+	check(s.TLS.ClientCAFile == "" || s.TLS.Enabled(), "security.tls.client_ca_file needs cert_file and key_file (mutual TLS is TLS)")
+	check(!s.TLS.RequireClientCert || s.TLS.ClientCAFile != "", "security.tls.require_client_cert needs client_ca_file")
+	check(s.ReloadInterval >= 10*time.Millisecond, "security.reload_interval %s is below 10ms", s.ReloadInterval)
+	for i, g := range s.Auth.Grants {
+		_, err := auth.ParsePrincipal(g.Principal)
+		check(err == nil, "security.auth.grants[%d]: %v", i, err)
+		_, err = auth.ParseGrants(g.Allow)
+		check(err == nil, "security.auth.grants[%d]: %v", i, err)
+	}
+	if s.MetricsListen != "" {
+		_, _, err := net.SplitHostPort(s.MetricsListen)
+		check(err == nil, "security.metrics_listen %q: %v", s.MetricsListen, err)
+	}
+	return errs
+}
+
+// Loopback reports whether addr (host:port) only listens on loopback: a
+// host that is a loopback IP or "localhost". An empty host, 0.0.0.0, ::
+// and any other name or address are reachable from other hosts.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CheckExposure refuses an API that other hosts can reach without TLS and
+// auth, unless security.insecure says so.
+func (c *Config) CheckExposure() error {
+	s := c.Security
+	if Loopback(c.Listen) || s.Insecure || (s.TLS.Enabled() && s.Auth.Enabled) {
+		return nil
+	}
+	var missing string
+	switch {
+	case !s.TLS.Enabled() && !s.Auth.Enabled:
+		missing = "TLS and authentication"
+	case !s.TLS.Enabled():
+		missing = "TLS"
+	default:
+		missing = "authentication"
+	}
+	return fmt.Errorf("refusing to serve the API on %s, which other hosts can reach, without %s: "+
+		"set security.tls (--tls-cert, --tls-key) and security.auth (--auth), "+
+		"or listen on 127.0.0.1, or accept an open API with --insecure (security.insecure) (README \"Security\")", c.Listen, missing)
+}

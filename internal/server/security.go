@@ -1,0 +1,97 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wail-cdc/wail/internal/api"
+	"github.com/wail-cdc/wail/internal/health"
+)
+
+// TLS and access control of the API port (config.Security, package api):
+// the checks at start, the guard, and the metrics listener.
+
+const (
+	authComponent = "auth"
+	tlsComponent  = "tls"
+)
+
+// openSecurity refuses an exposed API without TLS and auth, reads the
+// tokens file and the TLS files: a start with a bad file fails at once,
+// saying which. Later changes that do not load keep the last good files
+// and report degraded.
+func (s *Server) openSecurity() error {
+	if err := s.cfg.CheckExposure(); err != nil {
+		return err
+	}
+	var err error
+	s.guard, err = api.NewGuard(&s.cfg, api.GuardOptions{Logger: s.logger,
+		OnTokensError: s.reloadProblem(authComponent, "the tokens file "+s.cfg.TokensPath(), "fix the file (`wail token ls` reads it)")})
+	if err != nil {
+		return err
+	}
+	if t := s.cfg.Security.TLS; t.Enabled() {
+		s.tls, err = api.ServerTLS(t, s.cfg.Security.ReloadInterval,
+			s.reloadProblem(tlsComponent, "the TLS files", "check that the certificate and key files match and are PEM"))
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reloadProblem reports, as degraded on /healthz and in the log, a file
+// that changed but does not load.
+func (s *Server) reloadProblem(component, what, action string) func(error) {
+	return func(err error) {
+		if err == nil {
+			s.health.Clear(component)
+			s.logger.Info("reloaded " + what)
+			return
+		}
+		s.health.Set(component, health.Degraded, fmt.Sprintf("%s changed but does not load; the last good one stays in use: %v", what, err), action)
+		s.logger.Warn(what+" changed but does not load; the last good one stays in use", "err", err, "action", action)
+	}
+}
+
+// serveTLS serves hs on ln, with TLS when it is configured.
+func (s *Server) serveTLS(hs *http.Server, ln net.Listener) error {
+	if s.tls == nil {
+		return hs.Serve(ln)
+	}
+	return hs.Serve(tls.NewListener(ln, s.tls))
+}
+
+// serveMetrics serves /metrics and /healthz on security.metrics_listen,
+// without TLS or auth, until the returned stop is called.
+func (s *Server) serveMetrics() (stop func(), err error) {
+	addr := s.cfg.Security.MetricsListen
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", s.health.Handler())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
+		WriteTimeout: s.cfg.API.WriteTimeout}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("the metrics listener stopped; /metrics answers on the API port only", "addr", addr, "err", err)
+		}
+	}()
+	return func() {
+		_ = hs.Close() // scrapes are short: nothing to drain
+		<-done
+	}, nil
+}
