@@ -178,8 +178,11 @@ func reportError(w io.Writer, cmd *cobra.Command, err error) int {
 		return 2
 	case errors.As(err, &ce):
 		fmt.Fprintf(w, "error: %s: %s\n", ce.Code(), ce.Message())
-		if ce.Code() == connect.CodeUnavailable {
-			fmt.Fprintln(w, "(is a wail server running at --addr / WAIL_ADDR?)")
+		switch ce.Code() {
+		case connect.CodeUnavailable:
+			fmt.Fprintln(w, "(is a wail server running at --addr / WAIL_ADDR? with TLS, give its CA: --ca / WAIL_CA)")
+		case connect.CodeUnauthenticated:
+			fmt.Fprintln(w, "(give a token of `wail token create`: WAIL_TOKEN or --token-file; or a client certificate: --cert, --key)")
 		}
 		return 1
 	}

@@ -24,11 +24,11 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			addr, err := g.baseURL()
+			cl, err := g.clients()
 			if err != nil {
-				return usageError{err: err}
+				return err
 			}
-			return server.Doctor(cmd.Context(), cfg, addr, g.stdout)
+			return server.Doctor(cmd.Context(), cfg, cl.http, cl.url, g.stdout)
 		},
 	}
 	f.register(cmd, roleDoctor)

@@ -30,8 +30,9 @@ const doctorTimeout = 10 * time.Second
 // is in place, how far each replica lags; the log (the Kafka brokers, or
 // the embedded log in the data dir) is reachable, and every ready table has
 // its intent and event topics with its partition count. The embedded store
-// and log that the server at addr holds are skipped.
-func Doctor(ctx context.Context, cfg config.Config, addr string, w io.Writer) error {
+// and log that the server at addr holds are skipped. hc (nil:
+// http.DefaultClient) carries the client's TLS settings.
+func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string, w io.Writer) error {
 	fmt.Fprintf(w, "config       ok (store %s, log %s, data dir %s)\n", cfg.Store.Kind, cfg.Log.Kind, cfg.DataDir)
 	var failed []string
 	fail := func(check, format string, args ...any) {
@@ -40,7 +41,7 @@ func Doctor(ctx context.Context, cfg config.Config, addr string, w io.Writer) er
 	}
 	answered := false
 	if addr != "" {
-		rep, err := DoctorHealth(ctx, addr, w)
+		rep, err := DoctorHealth(ctx, hc, addr, w)
 		answered = err == nil
 		if answered && rep.State == health.Unhealthy {
 			failed = append(failed, "server")
@@ -172,7 +173,10 @@ const healthTimeout = 3 * time.Second
 // DoctorHealth asks the server at addr (a base URL) for its /healthz and
 // prints its state and conditions (reason and action) to w. It returns an
 // error, after printing that no server answered, when none did.
-func DoctorHealth(ctx context.Context, addr string, w io.Writer) (health.Report, error) {
+func DoctorHealth(ctx context.Context, hc *http.Client, addr string, w io.Writer) (health.Report, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
 	var rep health.Report
 	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
@@ -180,7 +184,7 @@ func DoctorHealth(ctx context.Context, addr string, w io.Writer) (health.Report,
 	if err != nil {
 		return rep, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		fmt.Fprintf(w, "server       none answers at %s (health not checked)\n", addr)
 		return rep, err
