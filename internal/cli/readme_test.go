@@ -147,9 +147,9 @@ func words(l string) []string {
 	return out
 }
 
-// placeholder: a line that names hosts or values to fill in; it is only
+// placeholder: a line that names hosts, files (/etc/wail/) or values to fill in; it is only
 // checked against the commands, not run.
-var placeholder = regexp.MustCompile(`\.\.\.|@db:|replica:|kafka-\d|secret@`)
+var placeholder = regexp.MustCompile(`\.\.\.|@db:|replica:|kafka-\d|secret@|/etc/wail/`)
 
 // checkArgs parses a wail command line against the commands without
 // running it: the command and its flags exist, the arguments fit.
