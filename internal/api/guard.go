@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
@@ -36,6 +38,9 @@ type Guard struct {
 	tokens  *auth.Watched[*auth.TokenFile] // nil with auth off
 	grants  map[auth.Principal][]auth.Grant
 	audit   *slog.Logger
+	// writes and reads are the quotas (quota.go); nil: none.
+	writes, reads *limiter
+	now           func() time.Time
 }
 
 // GuardOptions are what NewGuard needs besides the configuration.
@@ -54,7 +59,10 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	g := &Guard{enabled: cfg.Security.Auth.Enabled, audit: o.Logger, grants: map[auth.Principal][]auth.Grant{}}
+	q := cfg.Security.Quotas
+	g := &Guard{enabled: cfg.Security.Auth.Enabled, audit: o.Logger, grants: map[auth.Principal][]auth.Grant{}, now: time.Now,
+		writes: newLimiter("write", "security.quotas.write_rate", q.WriteRate, q.WriteBurst),
+		reads:  newLimiter("read", "security.quotas.read_rate", q.ReadRate, q.ReadBurst)}
 	for _, cg := range cfg.Security.Auth.Grants {
 		p, err := auth.ParsePrincipal(cg.Principal)
 		if err != nil {
@@ -251,6 +259,9 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		proc := req.Spec().Procedure
 		start := time.Now()
 		err := i.g.authorize(ctx, proc, req.Any())
+		if err == nil {
+			err = i.g.charge(ctx, proc, req.Peer(), req.Any())
+		}
 		var resp connect.AnyResponse
 		if err == nil {
 			resp, err = next(ctx, req)
@@ -285,7 +296,58 @@ func (c *authorizedConn) Receive(m any) error {
 	if err := c.StreamingHandlerConn.Receive(m); err != nil {
 		return err
 	}
-	return c.g.authorize(c.ctx, c.Spec().Procedure, m)
+	if err := c.g.authorize(c.ctx, c.Spec().Procedure, m); err != nil {
+		return err
+	}
+	return c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
+}
+
+// charge takes a call's cost from its caller's quota: a write's
+// mutations, or one read.
+func (g *Guard) charge(ctx context.Context, procedure string, peer connect.Peer, req any) error {
+	var l *limiter
+	cost := 1.0
+	switch rules[procedure] {
+	case auth.Produce:
+		l = g.writes
+		if m, ok := req.(proto.Message); ok {
+			cost = float64(max(1, mutations(m)))
+		}
+	case auth.Read, auth.Consume:
+		l = g.reads
+	}
+	if l == nil {
+		return nil
+	}
+	who := identityOf(ctx).String()
+	if who == "anonymous" {
+		who = "client " + clientHost(peer.Addr)
+	}
+	if wait, ok := l.take(who, cost, g.now()); !ok {
+		return l.exhausted(who, wait)
+	}
+	return nil
+}
+
+// mutations is the length of a request's repeated message field (a
+// batch), 0 if it has none.
+func mutations(m proto.Message) int {
+	r := m.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		if f := fields.Get(i); f.IsList() && f.Kind() == protoreflect.MessageKind {
+			return r.Get(f).List().Len()
+		}
+	}
+	return 0
+}
+
+// clientHost is the host of a peer address.
+func clientHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 func (g *Guard) filterTables(ctx context.Context, resp any) {

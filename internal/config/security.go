@@ -23,10 +23,30 @@ type Security struct {
 	// port then requires the metrics permission for /metrics when auth is
 	// on.
 	MetricsListen string `yaml:"metrics_listen"`
+	// Quotas bound each principal's rate of calls.
+	Quotas Quotas `yaml:"quotas"`
 	// ReloadInterval is how often the certificate, key, client CA and
 	// tokens files are checked for changes (a change is loaded without a
 	// restart).
 	ReloadInterval time.Duration `yaml:"reload_interval"`
+}
+
+// Quotas are per-principal token buckets (per network address with auth
+// off); a call over its quota is refused with resource_exhausted and the
+// time to wait. 0 rates are no quota.
+type Quotas struct {
+	// WriteRate is the mutations per second a principal may write (a Write
+	// batch counts each mutation).
+	WriteRate float64 `yaml:"write_rate"`
+	// WriteBurst is how many mutations a principal may write at once
+	// above the rate (0: a second's worth).
+	WriteBurst int `yaml:"write_burst"`
+	// ReadRate is the Get calls and Subscribe opens per second a principal
+	// may make.
+	ReadRate float64 `yaml:"read_rate"`
+	// ReadBurst is how many reads a principal may make at once above the
+	// rate (0: a second's worth).
+	ReadBurst int `yaml:"read_burst"`
 }
 
 // TLS of the API port.
@@ -92,6 +112,8 @@ func (c *Config) validateSecurity() []error {
 	check(s.TLS.ClientCAFile == "" || s.TLS.Enabled(), "security.tls.client_ca_file needs cert_file and key_file (mutual TLS is TLS)")
 	check(!s.TLS.RequireClientCert || s.TLS.ClientCAFile != "", "security.tls.require_client_cert needs client_ca_file")
 	check(s.ReloadInterval >= 10*time.Millisecond, "security.reload_interval %s is below 10ms", s.ReloadInterval)
+	q := s.Quotas
+	check(q.WriteRate >= 0 && q.ReadRate >= 0 && q.WriteBurst >= 0 && q.ReadBurst >= 0, "security.quotas must not be negative (0: no quota)")
 	for i, g := range s.Auth.Grants {
 		_, err := auth.ParsePrincipal(g.Principal)
 		check(err == nil, "security.auth.grants[%d]: %v", i, err)

@@ -3,9 +3,11 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -349,5 +351,55 @@ func TestTLSRequired(t *testing.T) {
 	mtls := s.dial(t, client.Options{CertFile: s.svcCert.CertFile, KeyFile: s.svcCert.KeyFile})
 	if _, err := mtls.Producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "t", Key: []byte("k")})); err != nil {
 		t.Fatalf("mTLS with read:t: %v", err)
+	}
+}
+
+// TestQuotas: a principal over its write or read quota is refused with
+// resource_exhausted and the time to wait, before anything is written;
+// another principal is not held up by it; after the wait it goes on.
+func TestQuotas(t *testing.T) {
+	t.Parallel()
+	s := startSecured(t, func(c *config.Config) {
+		c.Security.Quotas = config.Quotas{WriteRate: 2, WriteBurst: 3, ReadRate: 2, ReadBurst: 2}
+	})
+	ctx := context.Background()
+	p := s.dial(t, client.Options{Token: s.tokens["produce"]})
+	batch := func(keys ...string) error {
+		var muts []*wailv1.Mutation
+		for _, k := range keys {
+			muts = append(muts, &wailv1.Mutation{Table: "t", Key: []byte(k), Value: []byte("v")})
+		}
+		_, err := p.Producer.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts}))
+		return err
+	}
+	if err := batch("a", "b", "c"); err != nil {
+		t.Fatalf("a batch of the burst: %v", err)
+	}
+	err := batch("d")
+	var ce *connect.Error
+	if connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "token:produce is over its write quota") ||
+		!errors.As(err, &ce) || ce.Meta().Get("Retry-After-Ms") == "" {
+		t.Fatalf("over the write quota: %v, want resource_exhausted with a retry hint", err)
+	}
+	root := s.dial(t, client.Options{Token: s.tokens["root"], CertFile: s.svcCert.CertFile, KeyFile: s.svcCert.KeyFile})
+	if r, err := root.Producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "t", Key: []byte("d")})); err != nil || r.Msg.Found {
+		t.Fatalf("the refused write was stored, or root is held up: %v %v", r, err)
+	}
+	wait, _ := strconv.Atoi(ce.Meta().Get("Retry-After-Ms"))
+	time.Sleep(time.Duration(wait) * time.Millisecond)
+	if err := batch("d"); err != nil {
+		t.Fatalf("after the wait the hint gave: %v", err)
+	}
+
+	// Reads: Get and Subscribe opens share the read quota.
+	m := s.dial(t, client.Options{CertFile: s.svcCert.CertFile, KeyFile: s.svcCert.KeyFile})
+	for i := range 3 {
+		_, err := m.Producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "t", Key: []byte("k")}))
+		if want := i < 2; (err == nil) != want {
+			t.Fatalf("read %d: %v (burst 2)", i, err)
+		}
+		if i == 2 && (connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "cert:svc-orders is over its read quota")) {
+			t.Fatalf("over the read quota: %v", err)
+		}
 	}
 }

@@ -1,0 +1,101 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// Quotas: per-principal token buckets on writes (mutations: a batch
+// costs one per mutation) and reads (Get calls and Subscribe opens), so
+// that one client cannot take the whole process. A call over its quota is
+// refused with ResourceExhausted before any work, saying when to retry
+// (also in the Retry-After-Ms header). With auth off the caller is its
+// network address.
+
+// maxBuckets bounds the callers tracked; past it, full buckets (idle
+// callers, who lose nothing by being forgotten) are dropped.
+const maxBuckets = 10000
+
+// rate is a token bucket's settings: per second and burst.
+type rate struct {
+	perSecond float64
+	burst     float64
+}
+
+// bucket is one caller's tokens.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// limiter holds the buckets of one kind of call. Its decisions are a
+// function of the calls and the times given.
+type limiter struct {
+	name, setting string
+	rate          rate
+	mu            sync.Mutex
+	buckets       map[string]*bucket
+}
+
+func newLimiter(name, setting string, perSecond float64, burst int) *limiter {
+	if perSecond <= 0 {
+		return nil
+	}
+	b := float64(burst)
+	if b < 1 {
+		b = math.Max(1, perSecond) // a second's worth
+	}
+	return &limiter{name: name, setting: setting, rate: rate{perSecond: perSecond, burst: b}, buckets: map[string]*bucket{}}
+}
+
+// take takes n tokens of caller at now, or returns how long until they
+// are there (a cost above the burst waits for a full bucket and then
+// takes it all: a large batch is slowed, never refused for ever).
+func (l *limiter) take(caller string, n float64, now time.Time) (wait time.Duration, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[caller]
+	if b == nil {
+		if len(l.buckets) >= maxBuckets {
+			l.sweep(now)
+		}
+		b = &bucket{tokens: l.rate.burst, at: now}
+		l.buckets[caller] = b
+	}
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = math.Min(l.rate.burst, b.tokens+d.Seconds()*l.rate.perSecond)
+		b.at = now
+	}
+	need := math.Min(n, l.rate.burst)
+	if b.tokens >= need {
+		b.tokens -= n // may go below zero: a large batch is paid for
+		return 0, true
+	}
+	return time.Duration((need - b.tokens) / l.rate.perSecond * float64(time.Second)), false
+}
+
+// sweep drops the buckets that are full by now.
+func (l *limiter) sweep(now time.Time) {
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.at).Seconds()*l.rate.perSecond >= l.rate.burst {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// retryHeader carries the wait of a ResourceExhausted answer in
+// milliseconds.
+const retryHeader = "Retry-After-Ms"
+
+// exhausted is the error of a call over its quota.
+func (l *limiter) exhausted(who string, wait time.Duration) error {
+	wait = max(wait.Round(time.Millisecond), time.Millisecond)
+	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+		"%s is over its %s quota (%s: %g per second, burst %g); retry in %s", who, l.name, l.setting, l.rate.perSecond, l.rate.burst, wait))
+	err.Meta().Set(retryHeader, fmt.Sprint(wait.Milliseconds()))
+	return err
+}
