@@ -83,7 +83,7 @@ func launchWail(t *testing.T, bin string, stderr io.Writer, args ...string) (c *
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if f := strings.Fields(sc.Text()); len(f) >= 4 && f[0] == "wail" && f[1] == "listening" {
-				addr <- strings.TrimPrefix(f[3], "http://")
+				addr <- strings.TrimPrefix(strings.TrimPrefix(f[3], "http://"), "https://")
 			}
 		}
 		c.done <- cmd.Wait()
@@ -131,7 +131,10 @@ type attempt struct {
 }
 
 type remoteWriters struct {
-	table    string // default: the package's table
+	table string // default: the package's table
+	// producer returns the client of a server's URL (default: plain HTTP,
+	// no credentials).
+	producer func(url string) wailv1connect.ProducerServiceClient
 	url      atomic.Pointer[string]
 	mu       sync.Mutex
 	attempts []attempt
@@ -150,7 +153,12 @@ func (w *remoteWriters) progress(t *testing.T, what string) {
 func (w *remoteWriters) run(ctx context.Context, id int64, stop *atomic.Bool) {
 	rng := rand.New(rand.NewSource(id))
 	for seq := 0; !stop.Load(); {
-		pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, *w.url.Load())
+		var pc wailv1connect.ProducerServiceClient
+		if w.producer != nil {
+			pc = w.producer(*w.url.Load())
+		} else {
+			pc = wailv1connect.NewProducerServiceClient(http.DefaultClient, *w.url.Load())
+		}
 		n := 1 + rng.Intn(10)
 		req := &wailv1.WriteRequest{}
 		batch := make([]attempt, n)
@@ -285,7 +293,13 @@ func TestInvariantsAcrossKill9(t *testing.T) {
 
 func waitResolvedRemote(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
-	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	waitResolvedBy(t, ctx, wailv1connect.NewAdminServiceClient(http.DefaultClient, url))
+}
+
+// waitResolvedBy waits until the resolver committed every intent of the
+// table, asking admin.
+func waitResolvedBy(t *testing.T, ctx context.Context, admin wailv1connect.AdminServiceClient) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		d, err := admin.DescribeTable(ctx, connect.NewRequest(&wailv1.DescribeTableRequest{Name: table}))
