@@ -70,13 +70,19 @@ func Procedure(m protoreflect.MethodDescriptor) string {
 // of the messages of its repeated fields (a Write batch's mutations), each
 // once.
 func tablesOf(m proto.Message) []string {
-	r := m.ProtoReflect()
 	var out []string
 	add := func(t string) {
 		if !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}
+	if w, ok := m.(*wailv1.WriteRequest); ok { // the hot one, without reflection
+		for _, mu := range w.GetMutations() {
+			add(mu.GetTable())
+		}
+		return out
+	}
+	r := m.ProtoReflect()
 	fields := r.Descriptor().Fields()
 	if f := tableField(r.Descriptor()); f != nil {
 		add(r.Get(f).String())
@@ -86,12 +92,13 @@ func tablesOf(m proto.Message) []string {
 		if !f.IsList() || f.Kind() != protoreflect.MessageKind {
 			continue
 		}
+		tf := f.Message().Fields().ByName("table")
+		if tf == nil || tf.Kind() != protoreflect.StringKind || tf.IsList() {
+			continue
+		}
 		list := r.Get(f).List()
 		for j := range list.Len() {
-			el := list.Get(j).Message()
-			if tf := el.Descriptor().Fields().ByName("table"); tf != nil && tf.Kind() == protoreflect.StringKind && !tf.IsList() {
-				add(el.Get(tf).String())
-			}
+			add(list.Get(j).Message().Get(tf).String())
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -401,5 +402,41 @@ func TestQuotas(t *testing.T) {
 		if i == 2 && (connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "cert:svc-orders is over its read quota")) {
 			t.Fatalf("over the read quota: %v", err)
 		}
+	}
+}
+
+// TestMetricsListen: with auth on, security.metrics_listen serves
+// /metrics and /healthz on their own port without credentials, while
+// /metrics on the API port still needs them.
+func TestMetricsListen(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+	s := startSecured(t, func(c *config.Config) { c.Security.MetricsListen = metricsAddr })
+	for _, path := range []string{"/metrics", "/healthz"} {
+		resp, err := http.Get("http://" + metricsAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || (path == "/metrics" && !strings.Contains(string(body), "wail_health_state")) {
+			t.Errorf("GET %s on the metrics listener: %d %.100s", path, resp.StatusCode, body)
+		}
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/wail.v1.AdminService/ListTables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the metrics listener answers the API: %s", resp.Status)
+	}
+	if got := get(t, s.dial(t, client.Options{}), "/metrics"); got != http.StatusUnauthorized {
+		t.Errorf("/metrics on the API port without a token: %d, want 401", got)
 	}
 }

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSecurityValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		yaml, want string // want: a substring of the error, "" for none
+	}{
+		{yaml: "security: {tls: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem, require_client_cert: true}, auth: {enabled: true}}"},
+		{yaml: "security: {auth: {enabled: true, grants: [{principal: 'cert:orders svc', allow: ['produce:orders_*', metrics]}]}}"},
+		{yaml: "security: {quotas: {write_rate: 100.5, write_burst: 10, read_rate: 5}}"},
+		{yaml: "security: {tls: {cert_file: c.pem}}", want: "cert_file and key_file go together"},
+		{yaml: "security: {tls: {client_ca_file: ca.pem}}", want: "client_ca_file needs cert_file"},
+		{yaml: "security: {tls: {cert_file: c, key_file: k, require_client_cert: true}}", want: "require_client_cert needs client_ca_file"},
+		{yaml: "security: {auth: {grants: [{principal: alice, allow: [admin]}]}}", want: "security.auth.grants[0]: bad principal"},
+		{yaml: "security: {auth: {grants: [{principal: 'token:alice', allow: ['write:t']}]}}", want: "permission \"write\""},
+		{yaml: "security: {reload_interval: 1ms}", want: "reload_interval"},
+		{yaml: "security: {quotas: {read_rate: -1}}", want: "security.quotas must not be negative"},
+		{yaml: "security: {metrics_listen: nohost}", want: "security.metrics_listen"},
+		{yaml: "security: {tls: {certfile: c.pem}}", want: "field certfile not found"},
+	} {
+		p := filepath.Join(t.TempDir(), "wail.yaml")
+		if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(p)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.yaml, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error saying %q", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestLoopback(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7070": true, "127.8.0.1:1": true, "[::1]:7070": true, "localhost:7070": true,
+		":7070": false, "0.0.0.0:7070": false, "[::]:7070": false, "10.0.0.5:7070": false, "wail.internal:7070": false, "garbage": false,
+	} {
+		if got := Loopback(addr); got != want {
+			t.Errorf("Loopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestTokensPath(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.DataDir = "/d"
+	if got := c.TokensPath(); got != "/d/tokens.json" {
+		t.Errorf("default tokens path %q", got)
+	}
+	c.Security.Auth.TokensFile = "/etc/wail/tokens.json"
+	if got := c.TokensPath(); got != "/etc/wail/tokens.json" {
+		t.Errorf("tokens_file %q", got)
+	}
+}
