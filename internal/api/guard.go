@@ -78,9 +78,15 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 		return g, nil
 	}
 	path := cfg.TokensPath()
+	var last *auth.TokenFile
 	var err error
 	g.tokens, err = auth.Watch([]string{path}, cfg.Security.ReloadInterval, func() (*auth.TokenFile, error) {
-		return auth.ReadTokenFile(path)
+		tf, err := auth.ReadTokenFile(path)
+		if err == nil {
+			g.auditTokens(path, last, tf)
+			last = tf
+		}
+		return tf, err
 	}, o.OnTokensError)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -363,6 +369,32 @@ func (g *Guard) filterTables(ctx context.Context, resp any) {
 		}
 	}
 	out.Tables = kept
+}
+
+// auditTokens logs the token changes between two readings of the tokens
+// file (none at the first): made with `wail token` on the server host,
+// they take effect here.
+func (g *Guard) auditTokens(path string, before, after *auth.TokenFile) {
+	if before == nil {
+		return
+	}
+	was := map[string]auth.TokenEntry{}
+	for _, e := range before.Tokens {
+		was[e.ID] = e
+	}
+	for _, e := range after.Tokens {
+		old, ok := was[e.ID]
+		delete(was, e.ID)
+		switch {
+		case !ok:
+			g.audit.Info("audit: token created", "principal", e.Principal().String(), "token", e.ID, "grants", e.Grants, "tokens_file", path)
+		case old.Revoked == nil && e.Revoked != nil:
+			g.audit.Info("audit: token revoked", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
+		}
+	}
+	for _, e := range was {
+		g.audit.Info("audit: token removed", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
+	}
 }
 
 // auditRPC logs an admin operation: who, what, on which tables, and how

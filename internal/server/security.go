@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wail-cdc/wail/internal/api"
+	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/health"
 )
 
@@ -28,6 +29,10 @@ const (
 func (s *Server) openSecurity() error {
 	if err := s.cfg.CheckExposure(); err != nil {
 		return err
+	}
+	if sec := s.cfg.Security; !config.Loopback(s.cfg.Listen) && !(sec.TLS.Enabled() && sec.Auth.Enabled) {
+		s.logger.Warn("security.insecure: the API is served to other hosts without TLS or authentication; anyone who reaches it may write, read and drop tables",
+			"listen", s.cfg.Listen, "tls", sec.TLS.Enabled(), "auth", sec.Auth.Enabled)
 	}
 	var err error
 	s.guard, err = api.NewGuard(&s.cfg, api.GuardOptions{Logger: s.logger,
