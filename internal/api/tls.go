@@ -17,8 +17,9 @@ import (
 // interval, at a handshake), so a renewal needs no restart: connections
 // made before it keep the certificate they got. A renewal that does not
 // load (a key that does not match, half a file) keeps the last good files
-// and is reported to onError (nil once they load again).
-func ServerTLS(c config.TLS, interval time.Duration, onError func(error)) (*tls.Config, error) {
+// and is reported to onError (nil once they load again). onLoad, if set,
+// gets the certificate of every pair that loads.
+func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad func(*x509.Certificate)) (*tls.Config, error) {
 	load := func() (serverFiles, error) {
 		var f serverFiles
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -35,6 +36,9 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error)) (*tls.
 			if !f.clientCAs.AppendCertsFromPEM(pem) {
 				return f, fmt.Errorf("TLS client CA %s: no PEM certificate in it", c.ClientCAFile)
 			}
+		}
+		if onLoad != nil {
+			onLoad(cert.Leaf) // parsed by LoadX509KeyPair
 		}
 		return f, nil
 	}

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,9 +97,15 @@ func TestTLSRotation(t *testing.T) {
 	if got := served(); got != "server-1" {
 		t.Fatalf("serves %q, want server-1", got)
 	}
-	second := ca.Server(t, "server-2")
+	if got := expiry(t, c); got != first.Cert.NotAfter.Unix() {
+		t.Fatalf("wail_tls_certificate_expiry_timestamp_seconds %d, want server-1's %d", got, first.Cert.NotAfter.Unix())
+	}
+	second := ca.ServerUntil(t, "server-2", time.Now().Add(48*time.Hour))
 	second.CopyTo(t, certFile, keyFile)
 	waitFor("server-2's certificate", func() bool { return served() == "server-2" })
+	if got := expiry(t, c); got != second.Cert.NotAfter.Unix() {
+		t.Fatalf("wail_tls_certificate_expiry_timestamp_seconds %d, want server-2's %d", got, second.Cert.NotAfter.Unix())
+	}
 
 	// A key that is not the certificate's: the last good pair stays.
 	third := ca.Server(t, "server-3")
@@ -129,6 +137,28 @@ func servedCert(t *testing.T, addr string, ca *tlstest.CA) string {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+}
+
+// expiry is wail_tls_certificate_expiry_timestamp_seconds.
+func expiry(t *testing.T, c *client.Client) int64 {
+	t.Helper()
+	resp, err := c.HTTP.Get(c.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "wail_tls_certificate_expiry_timestamp_seconds "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int64(f)
+		}
+	}
+	t.Fatal("no wail_tls_certificate_expiry_timestamp_seconds in /metrics")
+	return 0
 }
 
 // tlsState is the state of the "tls" condition on /healthz (OK if none).

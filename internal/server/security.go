@@ -2,11 +2,14 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wail-cdc/wail/internal/api"
@@ -41,11 +44,17 @@ func (s *Server) openSecurity() error {
 		return err
 	}
 	if t := s.cfg.Security.TLS; t.Enabled() {
+		var notAfter atomic.Int64
 		s.tls, err = api.ServerTLS(t, s.cfg.Security.ReloadInterval,
-			s.reloadProblem(tlsComponent, "the TLS files", "check that the certificate and key files match and are PEM"))
+			s.reloadProblem(tlsComponent, "the TLS files", "check that the certificate and key files match and are PEM"),
+			func(c *x509.Certificate) { notAfter.Store(c.NotAfter.Unix()) })
 		if err != nil {
 			return err
 		}
+		s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wail_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the API port's certificate in use expires (Unix time); alert well before: wail_tls_certificate_expiry_timestamp_seconds - time() < 14 * 86400.",
+		}, func() float64 { return float64(notAfter.Load()) }))
 	}
 	return nil
 }

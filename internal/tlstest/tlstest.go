@@ -60,13 +60,20 @@ type Pair struct {
 }
 
 // Server issues a certificate for 127.0.0.1, ::1 and localhost, its
-// subject's common name cn.
+// subject's common name cn, valid for a day.
 func (ca *CA) Server(t testing.TB, cn string) Pair {
+	t.Helper()
+	return ca.ServerUntil(t, cn, time.Now().Add(24*time.Hour))
+}
+
+// ServerUntil is Server valid until notAfter (whole seconds).
+func (ca *CA) ServerUntil(t testing.TB, cn string, notAfter time.Time) Pair {
 	t.Helper()
 	return ca.issue(t, &x509.Certificate{
 		Subject: pkix.Name{CommonName: cn}, DNSNames: []string{"localhost"},
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		NotBefore:   time.Now().Add(-time.Hour), NotAfter: notAfter.Truncate(time.Second),
 	})
 }
 
