@@ -36,8 +36,32 @@ func Unimplemented() Services {
 	}
 }
 
+// Mux is an http.ServeMux that remembers its patterns, so that a test can
+// check that every route has a permission (Covered).
+type Mux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
+
+// Handle registers h for pattern.
+func (m *Mux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// HandleFunc registers f for pattern.
+func (m *Mux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(f))
+}
+
+// Patterns are the patterns registered, in order.
+func (m *Mux) Patterns() []string { return m.patterns }
+
 // Mount adds the services to mux, each with JSONCodecs and opts.
-func Mount(mux *http.ServeMux, s Services, opts ...connect.HandlerOption) {
+func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 	all := append(JSONCodecs(), opts...)
 	if s.Producer != nil {
 		popts := append(append([]connect.HandlerOption(nil), all...), s.ProducerOptions...)

@@ -148,16 +148,52 @@ func (g *Guard) authenticate(r *http.Request) identity {
 	return identity{}
 }
 
-// endpoints are the HTTP endpoints besides the RPCs, and the permission
-// each needs ("" for none). Any other path is refused when auth is on.
-var endpoints = map[string]auth.Permission{
-	"/healthz": "", // open: load balancers and orchestrators probe it
-	"/metrics": auth.Metrics,
+// Endpoint is the permission of an HTTP endpoint that is not an RPC: Read
+// for GET and HEAD, Write for the other methods; Open needs no principal.
+type Endpoint struct {
+	Open        bool
+	Read, Write auth.Permission
 }
 
-// Endpoints returns the HTTP endpoints that are not RPCs and the
-// permission each needs ("" for none).
-func Endpoints() map[string]auth.Permission { return endpoints }
+// endpoints are the HTTP endpoints besides the RPCs, by path, or by path
+// prefix for a pattern ending in "/". Any other path is refused when auth
+// is on, and a route on the mux without an entry fails TestAuthMatrix.
+var endpoints = map[string]Endpoint{
+	"/healthz": {Open: true}, // load balancers and orchestrators probe it
+	"/metrics": {Read: auth.Metrics, Write: auth.Metrics},
+}
+
+// Endpoints returns the HTTP endpoints that are not RPCs and their
+// permissions.
+func Endpoints() map[string]Endpoint { return endpoints }
+
+// endpointOf returns the endpoint of path: its own entry, else the longest
+// prefix entry ("/x/") it is under.
+func endpointOf(path string) (Endpoint, bool) {
+	if e, ok := endpoints[path]; ok {
+		return e, true
+	}
+	best, found := "", false
+	for p := range endpoints {
+		if strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) && len(p) > len(best) {
+			best, found = p, true
+		}
+	}
+	return endpoints[best], found
+}
+
+// Covered reports whether a mux pattern ("/metrics", "/wail.v1.X/",
+// "GET /x/{id}") has a permission: a service of wail.v1, or an endpoint.
+func Covered(pattern string) bool {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	if isProcedure(pattern) {
+		return true
+	}
+	_, ok := endpointOf(pattern)
+	return ok
+}
 
 // Middleware authenticates every request, answers the HTTP endpoints'
 // refusals itself, and hands the principal to the gate and interceptor.
@@ -172,17 +208,21 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		perm, known := endpoints[r.URL.Path]
+		e, known := endpointOf(r.URL.Path)
+		perm := e.Write
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			perm = e.Read
+		}
 		switch {
-		case known && perm == "":
+		case known && e.Open:
 			next.ServeHTTP(w, r)
 		case id.err != nil || (known && id.principal.IsZero()):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
 			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
-		case !known:
-			http.Error(w, fmt.Sprintf("%s: no permission is mapped to this path (internal/api endpoints); refused", r.URL.Path), http.StatusForbidden)
+		case !known || perm == "":
+			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
 		case !auth.Allowed(id.grants, perm, nil):
-			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s (grant %s)", id, perm, r.URL.Path, perm), http.StatusForbidden)
+			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, perm), http.StatusForbidden)
 		default:
 			next.ServeHTTP(w, r)
 		}

@@ -95,7 +95,7 @@ func BenchmarkGuardedPut(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			g, tok := newTestGuard(b)
 			g.enabled = on
-			mux := http.NewServeMux()
+			mux := NewMux()
 			svc := Unimplemented()
 			svc.Producer = putOK{}
 			Mount(mux, svc, g.Options()...)
@@ -164,7 +164,7 @@ func TestAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
+	mux := NewMux()
 	Mount(mux, Unimplemented(), g.Options()...)
 	srv := httptest.NewServer(g.Middleware(mux))
 	defer srv.Close()

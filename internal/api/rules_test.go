@@ -62,3 +62,17 @@ func TestTablesOf(t *testing.T) {
 		t.Error("an empty Write passed with a grant on one table")
 	}
 }
+
+// TestCovered changes endpoints: not parallel.
+func TestCovered(t *testing.T) {
+	endpoints["/test-prefix/"] = Endpoint{Read: auth.Read, Write: auth.Admin}
+	defer delete(endpoints, "/test-prefix/")
+	for pattern, want := range map[string]bool{
+		"/metrics": true, "/healthz": true, "/wail.v1.ProducerService/": true, "GET /test-prefix/x/{id}": true,
+		"/test-prefix/": true, "/test-prefixx": false, "/debug/pprof/": false, "/": false, "GET /metricsx": false,
+	} {
+		if got := Covered(pattern); got != want {
+			t.Errorf("Covered(%q) = %v, want %v", pattern, got, want)
+		}
+	}
+}

@@ -59,6 +59,13 @@ func (s *Server) openSecurity() error {
 	return nil
 }
 
+// guarded wraps the routes of mux in the request budgets (budget.go) and
+// the guard's authentication (package api).
+func (s *Server) guarded(mux *api.Mux) http.Handler {
+	s.routes = mux.Patterns()
+	return newGuard(&s.cfg, s.guard.Middleware(mux))
+}
+
 // reloadProblem reports, as degraded on /healthz and in the log, a file
 // that changed but does not load.
 func (s *Server) reloadProblem(component, what, action string) func(error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 	"github.com/wail-cdc/wail/internal/tlstest"
 )
@@ -29,6 +30,7 @@ import (
 // secured is a server with TLS, a client CA and auth on, and the tokens
 // of its roles.
 type secured struct {
+	srv        *server.Server
 	url, addr  string
 	ca         *tlstest.CA
 	tokensFile string
@@ -66,7 +68,7 @@ func startSecured(t *testing.T, mutate func(*config.Config)) *secured {
 	if err := tf.Write(s.tokensFile); err != nil {
 		t.Fatal(err)
 	}
-	s.url = servertest.Start(t, func(c *config.Config) {
+	s.srv, s.url = servertest.StartServer(t, func(c *config.Config) {
 		c.Security.TLS = config.TLS{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: s.ca.File}
 		c.Security.Auth = config.Auth{Enabled: true, TokensFile: s.tokensFile,
 			Grants: []config.Grant{{Principal: "cert:svc-orders", Allow: []string{"read:t", "consume:t"}}}}
@@ -144,6 +146,13 @@ func TestAuthMatrix(t *testing.T) {
 		{name: "mTLS identity", opts: client.Options{CertFile: s.svcCert.CertFile, KeyFile: s.svcCert.KeyFile}, authn: true,
 			perms: map[auth.Permission]bool{auth.Read: true, auth.Consume: true}},
 	}
+	// Every route of the server has a permission: a service of wail.v1 (its
+	// procedures are run below) or an endpoint of api.Endpoints.
+	for _, p := range server.Routes(s.srv) {
+		if !api.Covered(p) {
+			t.Errorf("route %q has no permission: add it to api.Endpoints (internal/api/guard.go)", p)
+		}
+	}
 	methods := api.Methods()
 	for _, r := range roles {
 		t.Run(r.name, func(t *testing.T) {
@@ -177,13 +186,13 @@ func TestAuthMatrix(t *testing.T) {
 					}
 				}
 			}
-			for path, perm := range api.Endpoints() {
+			for path, e := range api.Endpoints() {
 				want := http.StatusOK
 				switch {
-				case perm == "":
+				case e.Open:
 				case !r.authn:
 					want = http.StatusUnauthorized
-				case !r.allows(perm, ""):
+				case !r.allows(e.Read, ""):
 					want = http.StatusForbidden
 				}
 				if got := get(t, c, path); got != want {

@@ -89,6 +89,9 @@ type Server struct {
 	// TLS, nil without (security.go).
 	guard *api.Guard
 	tls   *tls.Config
+	// routes are the patterns of the last handler made (for tests: each
+	// must have a permission, api.Covered).
+	routes []string
 }
 
 // New opens everything the configuration names, unless it names a remote
@@ -237,7 +240,7 @@ func (s *Server) partitions(table string) (int32, bool) {
 // Handler returns the HTTP handler of the API, /metrics and /healthz (see
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := api.NewMux()
 	svc := api.Services{Admin: &admin{s: s}, Events: s.events,
 		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
 	if s.cfg.Proxy.Enabled {
@@ -255,7 +258,7 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.SchemaRegistry.Enabled {
 		mux.Handle(config.SchemaRegistryPath+"/", s.schemaRegistry())
 	}
-	return newGuard(&s.cfg, s.guard.Middleware(mux))
+	return s.guarded(mux)
 }
 
 func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, p any) error {

@@ -50,14 +50,14 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*g.h.Load())
 // startingHandler answers while the server starts: /healthz and /metrics,
 // and Unavailable on every RPC, saying what the server waits for.
 func (s *Server) startingHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := api.NewMux()
 	api.Mount(mux, api.Unimplemented(), budgetOptions(&s.cfg),
 		connect.WithRequestGate(func(ctx context.Context, _ connect.Spec, _ connect.Peer, _ http.Header) (context.Context, error) {
 			return ctx, connect.NewError(connect.CodeUnavailable, errors.New(s.startingReason()))
 		}))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.Handler())
-	return newGuard(&s.cfg, s.guard.Middleware(mux))
+	return s.guarded(mux)
 }
 
 func (s *Server) startingReason() string {
