@@ -63,6 +63,10 @@ type Options struct {
 	// ConnectOptions are added to every service client (for example
 	// connect.WithGRPC, or connect.WithAcceptCompression).
 	ConnectOptions []connect.ClientOption
+	// HTTP2 speaks HTTP/2 over TLS (gRPC needs it; plain http stays
+	// HTTP/1.1). Off, HTTP/1.1: a refused client certificate then reads
+	// as the TLS alert it is, and MaxConns counts requests in parallel.
+	HTTP2 bool
 }
 
 // FromEnv returns o with every empty connection field (Addr, CAFile,
@@ -167,6 +171,7 @@ func (o Options) HTTPClient() (*http.Client, error) {
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableCompression:  o.DisableCompression,
+		ForceAttemptHTTP2:   o.HTTP2,
 	}
 	if strings.HasPrefix(base, "https://") {
 		if tr.TLSClientConfig, err = o.TLSConfig(); err != nil {

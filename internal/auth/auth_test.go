@@ -2,8 +2,8 @@ package auth
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"os"
