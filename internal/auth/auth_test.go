@@ -180,6 +180,11 @@ func TestTokens(t *testing.T) {
 			t.Errorf("a revoked token: %v", err)
 		}
 	}
+	// A token made on a file that was read verifies at once.
+	tok3, _, _ := tf.Create("carol", nil, now)
+	if e, err := tf.Verify(tok3); err != nil || e.Name != "carol" {
+		t.Errorf("a token made after reading: %+v, %v", e, err)
+	}
 }
 
 func TestParseTokenFileRefuses(t *testing.T) {

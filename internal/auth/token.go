@@ -86,6 +86,7 @@ func (e TokenEntry) Principal() Principal { return Principal{Kind: KindToken, Na
 // TokenFile is the tokens file: JSON, written whole by a rename.
 type TokenFile struct {
 	Tokens []TokenEntry `json:"tokens"`
+	byID   map[string]int // index into Tokens, built by ParseTokenFile
 }
 
 // ReadTokenFile reads path; a missing file is an empty one.
@@ -121,6 +122,10 @@ func ParseTokenFile(b []byte) (*TokenFile, error) {
 		if _, err := ParseGrants(e.Grants); err != nil {
 			return nil, fmt.Errorf("tokens file: token %s: %w", e.ID, err)
 		}
+	}
+	f.byID = make(map[string]int, len(f.Tokens))
+	for i, e := range f.Tokens {
+		f.byID[e.ID] = i
 	}
 	return &f, nil
 }
@@ -175,6 +180,9 @@ func (f *TokenFile) Create(name string, grants []Grant, now time.Time) (string, 
 		e.Grants = append(e.Grants, g.String())
 	}
 	f.Tokens = append(f.Tokens, e)
+	if f.byID != nil {
+		f.byID[e.ID] = len(f.Tokens) - 1
+	}
 	return tok, e, nil
 }
 
@@ -200,12 +208,14 @@ func (f *TokenFile) Verify(tok string) (TokenEntry, error) {
 	if err != nil {
 		return TokenEntry{}, err
 	}
-	sum := hashToken(tok)
-	for _, e := range f.Tokens {
-		if e.ID != id {
-			continue
-		}
-		if subtle.ConstantTimeCompare([]byte(e.SHA256), []byte(sum)) != 1 {
+	i, ok := f.byID[id]
+	if f.byID == nil { // not read from a file: scan
+		i = slices.IndexFunc(f.Tokens, func(e TokenEntry) bool { return e.ID == id })
+		ok = i >= 0
+	}
+	if ok {
+		e := f.Tokens[i]
+		if subtle.ConstantTimeCompare([]byte(e.SHA256), []byte(hashToken(tok))) != 1 {
 			return TokenEntry{}, ErrUnknownToken
 		}
 		if e.Revoked != nil {

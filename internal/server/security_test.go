@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -461,4 +462,22 @@ func TestMetricsListen(t *testing.T) {
 	if got := get(t, s.dial(t, client.Options{}), "/metrics"); got != http.StatusUnauthorized {
 		t.Errorf("/metrics on the API port without a token: %d, want 401", got)
 	}
+}
+
+// TestTLSHandshakeBounded: a connection that never finishes its TLS
+// handshake is closed after api.read_header_timeout, not held.
+func TestTLSHandshakeBounded(t *testing.T) {
+	t.Parallel()
+	s := startSecured(t, func(c *config.Config) { c.API.ReadHeaderTimeout = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a silent connection was not closed within 10s: %v", err)
+	}
+	t.Logf("closed after %s", time.Since(start).Round(time.Millisecond))
 }
