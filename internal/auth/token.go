@@ -85,7 +85,7 @@ func (e TokenEntry) Principal() Principal { return Principal{Kind: KindToken, Na
 
 // TokenFile is the tokens file: JSON, written whole by a rename.
 type TokenFile struct {
-	Tokens []TokenEntry `json:"tokens"`
+	Tokens []TokenEntry   `json:"tokens"`
 	byID   map[string]int // index into Tokens, built by ParseTokenFile
 }
 
