@@ -123,8 +123,8 @@ func identityOf(ctx context.Context) identity {
 // verified client certificate.
 func (g *Guard) authenticate(r *http.Request) identity {
 	if h := r.Header.Get("Authorization"); h != "" {
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
+		scheme, tok, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") { // the scheme is case-insensitive (RFC 6750)
 			return identity{err: errors.New(`the Authorization header is not "Bearer <token>"`)}
 		}
 		if g.tokens == nil {

@@ -60,6 +60,8 @@ func TestAuthenticate(t *testing.T) {
 	}{
 		{name: "nothing", want: "anonymous"},
 		{name: "token", header: "Bearer " + tok, want: "token:writer"},
+		{name: "lower-case scheme", header: "bearer " + tok, want: "token:writer"},
+		{name: "no token", header: "Bearer", want: "malformed bearer token"},
 		{name: "token and certificate: the token", header: "Bearer " + tok, tls: verified(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}}), want: "token:writer"},
 		{name: "certificate", tls: verified(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}}), want: "cert:svc"},
 		{name: "unverified certificate", tls: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: "svc"}}}}, want: "anonymous"},
