@@ -85,9 +85,9 @@ func (w *Watched[T]) Get() T {
 	}
 	v, err := w.load()
 	if err != nil {
-		// Keep the old value; try again at the next change (a renewal
-		// that writes the certificate and then the key passes through a
-		// pair that does not match); the next check tries again.
+		// Keep the old value and try again at the next check (a renewal
+		// that writes the certificate, then the key, passes through a pair
+		// that does not match).
 		w.onError(err)
 		return w.value
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,15 +69,24 @@ func (s *Server) guarded(mux *api.Mux) http.Handler {
 
 // reloadProblem reports, as degraded on /healthz and in the log, a file
 // that changed but does not load.
+// It logs a problem once, not at every check that finds it again.
 func (s *Server) reloadProblem(component, what, action string) func(error) {
+	var mu sync.Mutex
+	last := ""
 	return func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
 		if err == nil {
 			s.health.Clear(component)
 			s.logger.Info("reloaded " + what)
+			last = ""
 			return
 		}
 		s.health.Set(component, health.Degraded, fmt.Sprintf("%s changed but does not load; the last good one stays in use: %v", what, err), action)
-		s.logger.Warn(what+" changed but does not load; the last good one stays in use", "err", err, "action", action)
+		if err.Error() != last {
+			s.logger.Warn(what+" changed but does not load; the last good one stays in use", "err", err, "action", action)
+			last = err.Error()
+		}
 	}
 }
 
