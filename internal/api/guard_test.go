@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -223,4 +225,82 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestBidiStreamAuthorized: every request message of a client or
+// bidirectional stream is authorized as it is read (a later message to a
+// table without the grant ends the stream with permission_denied), and
+// charged to the quota. It adds a procedure to rules: not parallel.
+func TestBidiStreamAuthorized(t *testing.T) {
+	const proc = "/wail.v1.ProducerService/TestBidi"
+	rules[proc] = auth.Produce
+	defer delete(rules, proc)
+	g, tok := newTestGuard(t)
+	mux := NewMux()
+	mux.Handle(proc, connect.NewBidiStreamHandler(proc,
+		func(_ context.Context, s *connect.BidiStream[wailv1.WriteRequest, wailv1.WriteResponse]) error {
+			for {
+				if _, err := s.Receive(); err != nil {
+					if errors.Is(err, io.EOF) {
+						return nil
+					}
+					return err
+				}
+				if err := s.Send(&wailv1.WriteResponse{}); err != nil {
+					return err
+				}
+			}
+		}, g.Options()...))
+	srv := httptest.NewUnstartedServer(g.Middleware(mux))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	c := connect.NewClient[wailv1.WriteRequest, wailv1.WriteResponse](srv.Client(), srv.URL+proc)
+	batch := func(table string, n int) *wailv1.WriteRequest {
+		w := &wailv1.WriteRequest{}
+		for range n {
+			w.Mutations = append(w.Mutations, &wailv1.Mutation{Table: table, Key: []byte("k")})
+		}
+		return w
+	}
+	for _, tc := range []struct {
+		name string
+		msgs []*wailv1.WriteRequest
+		code connect.Code // of the stream's end; 0: ends well
+		msg  string
+	}{
+		{"granted", []*wailv1.WriteRequest{batch("t", 1), batch("t", 1)}, 0, ""},
+		{"a later message to another table", []*wailv1.WriteRequest{batch("t", 1), batch("u", 1)}, connect.CodePermissionDenied,
+			`token:writer lacks the produce permission on table "u"`},
+		{"over the quota mid-stream", []*wailv1.WriteRequest{batch("t", 3), batch("t", 1)}, connect.CodeResourceExhausted, "over its write quota"},
+	} {
+		g.writes = newLimiter("write", "security.quotas.write_rate", 1, 3) // full
+		stream := c.CallBidiStream(context.Background())
+		stream.RequestHeader().Set("Authorization", "Bearer "+tok)
+		var err error
+		answered := 0
+		for _, m := range tc.msgs {
+			if err = stream.Send(m); err != nil {
+				break
+			}
+			if _, err = stream.Receive(); err != nil {
+				break
+			}
+			answered++
+		}
+		if tc.code != 0 && answered != 1 {
+			t.Errorf("%s: %d messages answered before the refusal, want 1 (the refusal is mid-stream)", tc.name, answered)
+		}
+		if err == nil {
+			_ = stream.CloseRequest()
+			_, err = stream.Receive()
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+		}
+		_ = stream.CloseResponse()
+		if connect.CodeOf(err) != tc.code && !(tc.code == 0 && err == nil) || tc.code != 0 && !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v, want %v %q", tc.name, err, tc.code, tc.msg)
+		}
+	}
 }

@@ -98,6 +98,7 @@ func startSecured(t *testing.T, mutate func(*config.Config)) *secured {
 func (s *secured) dial(t *testing.T, o client.Options) *client.Client {
 	t.Helper()
 	o.Addr, o.CAFile = s.url, s.ca.File
+	o.HTTP2 = true // bidirectional streams need it
 	c, err := client.Dial(o)
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +231,26 @@ func call(t *testing.T, c *client.Client, m protoreflect.MethodDescriptor, table
 			*msg.(*dynamicpb.Message) = *dynamicpb.NewMessage(m.Output())
 			return nil
 		}))
-	if m.IsStreamingServer() {
+	switch {
+	case m.IsStreamingClient() && m.IsStreamingServer(): // one request, then the first answer
+		stream := cl.CallBidiStream(ctx)
+		defer stream.CloseResponse()
+		if err := stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if err := stream.CloseRequest(); err != nil {
+			return err
+		}
+		_, err := stream.Receive()
+		return err
+	case m.IsStreamingClient():
+		stream := cl.CallClientStream(ctx)
+		if err := stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		_, err := stream.CloseAndReceive()
+		return err
+	case m.IsStreamingServer():
 		stream, err := cl.CallServerStream(ctx, connect.NewRequest(req))
 		if err != nil {
 			return err
