@@ -12,8 +12,10 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Use:   "doctor",
 		Short: "Check a running server's health, the store and the log: reachable, schema and topics in place, replica lag",
 		Long: "Check the configuration that `wail serve` would use (same --config and flags):\n" +
-			"the store is reachable, its schema is in place, how far each read replica lags; the\n" +
-			"log (Kafka brokers, or the embedded log in the data dir) is reachable, and every ready\n" +
+			"TLS and auth (the certificate and when it expires, the tokens file, a listen address\n" +
+			"that would be refused); the store is reachable, its schema is in place, how far each\n" +
+			"read replica lags; the log (Kafka brokers, or the embedded log in the data dir) is\n" +
+			"reachable, and every ready\n" +
 			"table has its intent and event topics with its partition count. When a server answers\n" +
 			"at --addr, print its health (/healthz) first: ok, degraded or unhealthy, with each\n" +
 			"condition's reason and what to do; the embedded store and log it holds are skipped.\n" +

@@ -26,8 +26,9 @@ const doctorTimeout = 10 * time.Second
 // and returns an error naming the failed checks. With addr set (a server's
 // base URL), it first prints the health of the server answering there (see
 // DoctorHealth); an unhealthy server fails the check, one that does not
-// answer does not. Then: the store is reachable, its schema (the catalog)
-// is in place, how far each replica lags; the log (the Kafka brokers, or
+// answer does not. Then: TLS and auth (an exposed API that would be
+// refused, the certificate and how long it lasts, the tokens file); the
+// store is reachable, its schema (the catalog) is in place, how far each replica lags; the log (the Kafka brokers, or
 // the embedded log in the data dir) is reachable, and every ready table has
 // its intent and event topics with its partition count. The embedded store
 // and log that the server at addr holds are skipped. hc (nil:
@@ -39,6 +40,7 @@ func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string
 		fmt.Fprintf(w, "%-12s FAIL: %s\n", check, fmt.Sprintf(format, args...))
 		failed = append(failed, check)
 	}
+	doctorSecurity(cfg, w, fail) // security.go
 	answered := false
 	if addr != "" {
 		rep, err := DoctorHealth(ctx, hc, addr, w)

@@ -222,3 +222,45 @@ func TestExposure(t *testing.T) {
 		t.Fatalf("server.New on 0.0.0.0 without TLS and auth: %v", err)
 	}
 }
+
+// TestDoctorSecurity: doctor checks the TLS files (and warns before they
+// expire), the tokens file, and an API that would be refused at start.
+func TestDoctorSecurity(t *testing.T) {
+	t.Parallel()
+	ca := tlstest.NewCA(t, "wail-test")
+	soon := ca.ServerUntil(t, "soon", time.Now().Add(72*time.Hour))
+	for _, tc := range []struct {
+		name   string
+		mutate func(*config.Config)
+		want   []string
+		fails  bool
+	}{
+		{"tls and auth", func(c *config.Config) {
+			c.Security.TLS = config.TLS{CertFile: soon.CertFile, KeyFile: soon.KeyFile, ClientCAFile: ca.File}
+			c.Security.Auth.Enabled = true
+		}, []string{"tls          ok (certificate CN=soon, expires in 72h", "WARN: renew it soon",
+			"auth         ok (tokens file ", "0 active, 0 revoked", "WARN: no token and no grant"}, false},
+		{"a key of another certificate", func(c *config.Config) {
+			c.Security.TLS = config.TLS{CertFile: soon.CertFile, KeyFile: ca.Server(t, "other").KeyFile}
+		}, []string{"tls          FAIL: certificate "}, true},
+		{"exposed", func(c *config.Config) { c.Listen = "0.0.0.0:7070" },
+			[]string{"security     FAIL: refusing to serve the API on 0.0.0.0:7070"}, true},
+		{"a broken tokens file", func(c *config.Config) {
+			c.Security.Auth = config.Auth{Enabled: true, TokensFile: ca.File} // PEM, not JSON
+		}, []string{"auth         FAIL: tokens file: "}, true},
+	} {
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir()
+		tc.mutate(&cfg)
+		var out strings.Builder
+		err := server.Doctor(context.Background(), cfg, nil, "", &out)
+		if (err != nil) != tc.fails {
+			t.Errorf("%s: %v\n%s", tc.name, err, out.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: no %q in:\n%s", tc.name, w, out.String())
+			}
+		}
+	}
+}

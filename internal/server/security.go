@@ -5,15 +5,19 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wail-cdc/wail/internal/api"
+	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/health"
 )
@@ -125,4 +129,57 @@ func (s *Server) serveMetrics() (stop func(), err error) {
 		_ = hs.Close() // scrapes are short: nothing to drain
 		<-done
 	}, nil
+}
+
+// certWarnBefore is how long before its expiry doctor warns of a
+// certificate.
+const certWarnBefore = 14 * 24 * time.Hour
+
+// doctorSecurity checks what the configuration says of TLS and auth: an
+// exposed API refused at start, the certificate and key (and how long they
+// last), the client CA, the tokens file.
+func doctorSecurity(cfg config.Config, w io.Writer, fail func(check, format string, args ...any)) {
+	if err := cfg.CheckExposure(); err != nil {
+		fail("security", "%v", err)
+	}
+	if t := cfg.Security.TLS; t.Enabled() {
+		pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		switch {
+		case err != nil:
+			fail("tls", "certificate %s and key %s: %v", t.CertFile, t.KeyFile, err)
+		case time.Now().After(pair.Leaf.NotAfter):
+			fail("tls", "certificate %s (%s) expired at %s: renew it (no restart needed)", t.CertFile, pair.Leaf.Subject, pair.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		default:
+			left := time.Until(pair.Leaf.NotAfter).Round(time.Hour)
+			note := ""
+			if left < certWarnBefore {
+				note = "; WARN: renew it soon"
+			}
+			fmt.Fprintf(w, "tls          ok (certificate %s, expires in %s%s)\n", pair.Leaf.Subject, left, note)
+		}
+		if t.ClientCAFile != "" {
+			b, err := os.ReadFile(t.ClientCAFile)
+			if err != nil || !x509.NewCertPool().AppendCertsFromPEM(b) {
+				fail("tls", "client CA %s: not a readable PEM certificate file (%v)", t.ClientCAFile, err)
+			}
+		}
+	}
+	if a := cfg.Security.Auth; a.Enabled {
+		tf, err := auth.ReadTokenFile(cfg.TokensPath())
+		if err != nil {
+			fail("auth", "%v", err)
+			return
+		}
+		active := 0
+		for _, e := range tf.Tokens {
+			if e.Revoked == nil {
+				active++
+			}
+		}
+		fmt.Fprintf(w, "auth         ok (tokens file %s: %d active, %d revoked; %d configured grants)\n",
+			cfg.TokensPath(), active, len(tf.Tokens)-active, len(a.Grants))
+		if active == 0 && len(a.Grants) == 0 {
+			fmt.Fprintf(w, "auth         WARN: no token and no grant: every request but /healthz is refused (`wail token create`)\n")
+		}
+	}
 }
