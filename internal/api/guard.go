@@ -2,17 +2,13 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
@@ -96,148 +92,6 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 
 // Enabled reports whether auth is on.
 func (g *Guard) Enabled() bool { return g.enabled }
-
-// identity is who a request comes from, as Middleware found.
-type identity struct {
-	principal auth.Principal // zero: anonymous
-	grants    []auth.Grant
-	err       error // a bearer token that did not check out
-}
-
-func (id identity) String() string {
-	if id.principal.IsZero() {
-		return "anonymous"
-	}
-	return id.principal.String()
-}
-
-type identityKey struct{}
-
-func identityOf(ctx context.Context) identity {
-	id, _ := ctx.Value(identityKey{}).(identity)
-	return id
-}
-
-// authenticate finds the principal of r: its bearer token if it has one
-// (a bad one is an error, not a fall back to the certificate), else its
-// verified client certificate.
-func (g *Guard) authenticate(r *http.Request) identity {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Bearer") { // the scheme is case-insensitive (RFC 6750)
-			return identity{err: errors.New(`the Authorization header is not "Bearer <token>"`)}
-		}
-		if g.tokens == nil {
-			return identity{err: errors.New("this server has no tokens (auth is off)")}
-		}
-		e, err := g.tokens.Get().Verify(strings.TrimSpace(tok))
-		if err != nil {
-			return identity{err: err}
-		}
-		p := e.Principal()
-		gs, _ := auth.ParseGrants(e.Grants) // checked when the file was read
-		return identity{principal: p, grants: append(gs, g.grants[p]...)}
-	}
-	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		p, ok := auth.CertIdentity(r.TLS.VerifiedChains[0][0])
-		if !ok {
-			return identity{err: errors.New("the client certificate names no identity (no common name, URI or DNS SAN)")}
-		}
-		return identity{principal: p, grants: g.grants[p]}
-	}
-	return identity{}
-}
-
-// Endpoint is the permission of an HTTP endpoint that is not an RPC: Read
-// for GET and HEAD, Write for the other methods; Open needs no principal.
-type Endpoint struct {
-	Open        bool
-	Read, Write auth.Permission
-}
-
-// endpoints are the HTTP endpoints besides the RPCs, by path, or by path
-// prefix for a pattern ending in "/". Any other path is refused when auth
-// is on, and a route on the mux without an entry fails TestAuthMatrix.
-var endpoints = map[string]Endpoint{
-	"/healthz": {Open: true}, // load balancers and orchestrators probe it
-	"/metrics": {Read: auth.Metrics, Write: auth.Metrics},
-}
-
-// Endpoints returns the HTTP endpoints that are not RPCs and their
-// permissions.
-func Endpoints() map[string]Endpoint { return endpoints }
-
-// endpointOf returns the endpoint of path: its own entry, else the longest
-// prefix entry ("/x/") it is under.
-func endpointOf(path string) (Endpoint, bool) {
-	if e, ok := endpoints[path]; ok {
-		return e, true
-	}
-	best, found := "", false
-	for p := range endpoints {
-		if strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) && len(p) > len(best) {
-			best, found = p, true
-		}
-	}
-	return endpoints[best], found
-}
-
-// Covered reports whether a mux pattern ("/metrics", "/wail.v1.X/",
-// "GET /x/{id}") has a permission: a service of wail.v1, or an endpoint.
-func Covered(pattern string) bool {
-	if _, path, ok := strings.Cut(pattern, " "); ok {
-		pattern = path
-	}
-	if isProcedure(pattern) {
-		return true
-	}
-	_, ok := endpointOf(pattern)
-	return ok
-}
-
-// Middleware authenticates every request, answers the HTTP endpoints'
-// refusals itself, and hands the principal to the gate and interceptor.
-func (g *Guard) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := identity{}
-		if g.enabled || r.TLS != nil { // with auth off, only to name the principal in audit lines
-			id = g.authenticate(r)
-		}
-		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
-		if !g.enabled || isProcedure(r.URL.Path) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		e, known := endpointOf(r.URL.Path)
-		perm := e.Write
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			perm = e.Read
-		}
-		switch {
-		case known && e.Open:
-			next.ServeHTTP(w, r)
-		case id.err != nil || (known && id.principal.IsZero()):
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
-			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
-		case !known || perm == "":
-			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
-		case !auth.Allowed(id.grants, perm, nil):
-			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, perm), http.StatusForbidden)
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
-}
-
-func isProcedure(path string) bool { return strings.HasPrefix(path, "/wail.v1.") }
-
-// unauthenticated is the error for a request without a valid principal.
-func unauthenticated(id identity) error {
-	if id.err != nil {
-		return fmt.Errorf("%w (`wail token ls` lists the tokens; `wail token create` makes one)", id.err)
-	}
-	return errors.New("this API needs a bearer token (WAIL_TOKEN or --token-file; Authorization: Bearer) or a client certificate")
-}
 
 // Options are the handler options that apply the guard to every RPC: the
 // request gate (authentication) and the interceptor (authorization, audit).
@@ -348,54 +202,8 @@ func (c *authorizedConn) Receive(m any) error {
 	return c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
 }
 
-// charge takes a call's cost from its caller's quota: a write's
-// mutations, or one read.
-func (g *Guard) charge(ctx context.Context, procedure string, peer connect.Peer, req any) error {
-	var l *limiter
-	cost := 1.0
-	switch rules[procedure] {
-	case auth.Produce:
-		l = g.writes
-		if m, ok := req.(proto.Message); ok {
-			cost = float64(max(1, mutations(m)))
-		}
-	case auth.Read, auth.Consume:
-		l = g.reads
-	}
-	if l == nil {
-		return nil
-	}
-	who := identityOf(ctx).String()
-	if who == "anonymous" {
-		who = "client " + clientHost(peer.Addr)
-	}
-	if wait, ok := l.take(who, cost, g.now()); !ok {
-		return l.exhausted(who, wait)
-	}
-	return nil
-}
-
-// mutations is the length of a request's repeated message field (a
-// batch), 0 if it has none.
-func mutations(m proto.Message) int {
-	r := m.ProtoReflect()
-	fields := r.Descriptor().Fields()
-	for i := range fields.Len() {
-		if f := fields.Get(i); f.IsList() && f.Kind() == protoreflect.MessageKind {
-			return r.Get(f).List().Len()
-		}
-	}
-	return 0
-}
-
-// clientHost is the host of a peer address.
-func clientHost(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
-}
-
+// filterTables keeps, of a ListTables answer, the tables the caller has a
+// grant on.
 func (g *Guard) filterTables(ctx context.Context, resp any) {
 	out, ok := resp.(*wailv1.ListTablesResponse)
 	if !ok {
@@ -409,48 +217,4 @@ func (g *Guard) filterTables(ctx context.Context, resp any) {
 		}
 	}
 	out.Tables = kept
-}
-
-// auditTokens logs the token changes between two readings of the tokens
-// file (none at the first): made with `wail token` on the server host,
-// they take effect here.
-func (g *Guard) auditTokens(path string, before, after *auth.TokenFile) {
-	if before == nil {
-		return
-	}
-	was := map[string]auth.TokenEntry{}
-	for _, e := range before.Tokens {
-		was[e.ID] = e
-	}
-	for _, e := range after.Tokens {
-		old, ok := was[e.ID]
-		delete(was, e.ID)
-		switch {
-		case !ok:
-			g.audit.Info("audit: token created", "principal", e.Principal().String(), "token", e.ID, "grants", e.Grants, "tokens_file", path)
-		case old.Revoked == nil && e.Revoked != nil:
-			g.audit.Info("audit: token revoked", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
-		}
-	}
-	for _, e := range was {
-		g.audit.Info("audit: token removed", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
-	}
-}
-
-// auditRPC logs an admin operation: who, what, on which tables, and how
-// it ended.
-func (g *Guard) auditRPC(ctx context.Context, procedure string, req any, start time.Time, err error) {
-	if rules[procedure] != auth.Admin {
-		return
-	}
-	var tables []string
-	if m, ok := req.(proto.Message); ok {
-		tables = tablesOf(m)
-	}
-	code := "ok"
-	if err != nil {
-		code = connect.CodeOf(err).String()
-	}
-	g.audit.Info("audit: admin operation", "principal", identityOf(ctx).String(), "procedure", procedure,
-		"tables", tables, "code", code, "took", time.Since(start).Round(time.Microsecond))
 }

@@ -1,12 +1,18 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"math"
+	"net"
 	"sync"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/wail-cdc/wail/internal/auth"
 )
 
 // Quotas: per-principal token buckets on writes (mutations: a batch
@@ -98,4 +104,52 @@ func (l *limiter) exhausted(who string, wait time.Duration) error {
 		"%s is over its %s quota (%s: %g per second, burst %g); retry in %s", who, l.name, l.setting, l.rate.perSecond, l.rate.burst, wait))
 	err.Meta().Set(retryHeader, fmt.Sprint(wait.Milliseconds()))
 	return err
+}
+
+// charge takes a call's cost from its caller's quota: a write's
+// mutations, or one read.
+func (g *Guard) charge(ctx context.Context, procedure string, peer connect.Peer, req any) error {
+	var l *limiter
+	cost := 1.0
+	switch rules[procedure] {
+	case auth.Produce:
+		l = g.writes
+		if m, ok := req.(proto.Message); ok {
+			cost = float64(max(1, mutations(m)))
+		}
+	case auth.Read, auth.Consume:
+		l = g.reads
+	}
+	if l == nil {
+		return nil
+	}
+	who := identityOf(ctx).String()
+	if who == "anonymous" {
+		who = "client " + clientHost(peer.Addr)
+	}
+	if wait, ok := l.take(who, cost, g.now()); !ok {
+		return l.exhausted(who, wait)
+	}
+	return nil
+}
+
+// mutations is the length of a request's repeated message field (a
+// batch), 0 if it has none.
+func mutations(m proto.Message) int {
+	r := m.ProtoReflect()
+	fields := r.Descriptor().Fields()
+	for i := range fields.Len() {
+		if f := fields.Get(i); f.IsList() && f.Kind() == protoreflect.MessageKind {
+			return r.Get(f).List().Len()
+		}
+	}
+	return 0
+}
+
+// clientHost is the host of a peer address.
+func clientHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }

@@ -1,0 +1,153 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/wail-cdc/wail/internal/auth"
+)
+
+// identity is who a request comes from, as Middleware found.
+type identity struct {
+	principal auth.Principal // zero: anonymous
+	grants    []auth.Grant
+	err       error // a bearer token that did not check out
+}
+
+func (id identity) String() string {
+	if id.principal.IsZero() {
+		return "anonymous"
+	}
+	return id.principal.String()
+}
+
+type identityKey struct{}
+
+func identityOf(ctx context.Context) identity {
+	id, _ := ctx.Value(identityKey{}).(identity)
+	return id
+}
+
+// authenticate finds the principal of r: its bearer token if it has one
+// (a bad one is an error, not a fall back to the certificate), else its
+// verified client certificate.
+func (g *Guard) authenticate(r *http.Request) identity {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") { // the scheme is case-insensitive (RFC 6750)
+			return identity{err: errors.New(`the Authorization header is not "Bearer <token>"`)}
+		}
+		if g.tokens == nil {
+			return identity{err: errors.New("this server has no tokens (auth is off)")}
+		}
+		e, err := g.tokens.Get().Verify(strings.TrimSpace(tok))
+		if err != nil {
+			return identity{err: err}
+		}
+		p := e.Principal()
+		gs, _ := auth.ParseGrants(e.Grants) // checked when the file was read
+		return identity{principal: p, grants: append(gs, g.grants[p]...)}
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		p, ok := auth.CertIdentity(r.TLS.VerifiedChains[0][0])
+		if !ok {
+			return identity{err: errors.New("the client certificate names no identity (no common name, URI or DNS SAN)")}
+		}
+		return identity{principal: p, grants: g.grants[p]}
+	}
+	return identity{}
+}
+
+// Endpoint is the permission of an HTTP endpoint that is not an RPC: Read
+// for GET and HEAD, Write for the other methods; Open needs no principal.
+type Endpoint struct {
+	Open        bool
+	Read, Write auth.Permission
+}
+
+// endpoints are the HTTP endpoints besides the RPCs, by path, or by path
+// prefix for a pattern ending in "/". Any other path is refused when auth
+// is on, and a route on the mux without an entry fails TestAuthMatrix.
+var endpoints = map[string]Endpoint{
+	"/healthz": {Open: true}, // load balancers and orchestrators probe it
+	"/metrics": {Read: auth.Metrics, Write: auth.Metrics},
+}
+
+// Endpoints returns the HTTP endpoints that are not RPCs and their
+// permissions.
+func Endpoints() map[string]Endpoint { return endpoints }
+
+// endpointOf returns the endpoint of path: its own entry, else the longest
+// prefix entry ("/x/") it is under.
+func endpointOf(path string) (Endpoint, bool) {
+	if e, ok := endpoints[path]; ok {
+		return e, true
+	}
+	best, found := "", false
+	for p := range endpoints {
+		if strings.HasSuffix(p, "/") && strings.HasPrefix(path, p) && len(p) > len(best) {
+			best, found = p, true
+		}
+	}
+	return endpoints[best], found
+}
+
+// Covered reports whether a mux pattern ("/metrics", "/wail.v1.X/",
+// "GET /x/{id}") has a permission: a service of wail.v1, or an endpoint.
+func Covered(pattern string) bool {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		pattern = path
+	}
+	if isProcedure(pattern) {
+		return true
+	}
+	_, ok := endpointOf(pattern)
+	return ok
+}
+
+// Middleware authenticates every request, answers the HTTP endpoints'
+// refusals itself, and hands the principal to the gate and interceptor.
+func (g *Guard) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := identity{}
+		if g.enabled || r.TLS != nil { // with auth off, only to name the principal in audit lines
+			id = g.authenticate(r)
+		}
+		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
+		if !g.enabled || isProcedure(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		e, known := endpointOf(r.URL.Path)
+		perm := e.Write
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			perm = e.Read
+		}
+		switch {
+		case known && e.Open:
+			next.ServeHTTP(w, r)
+		case id.err != nil || (known && id.principal.IsZero()):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
+			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
+		case !known || perm == "":
+			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
+		case !auth.Allowed(id.grants, perm, nil):
+			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, perm), http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+func isProcedure(path string) bool { return strings.HasPrefix(path, "/wail.v1.") }
+
+// unauthenticated is the error for a request without a valid principal.
+func unauthenticated(id identity) error {
+	if id.err != nil {
+		return fmt.Errorf("%w (`wail token ls` lists the tokens; `wail token create` makes one)", id.err)
+	}
+	return errors.New("this API needs a bearer token (WAIL_TOKEN or --token-file; Authorization: Bearer) or a client certificate")
+}
