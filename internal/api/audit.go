@@ -53,3 +53,9 @@ func (g *Guard) auditRPC(ctx context.Context, procedure string, req any, start t
 	g.audit.Info("audit: admin operation", "principal", identityOf(ctx).String(), "procedure", procedure,
 		"tables", tables, "code", code, "took", time.Since(start).Round(time.Microsecond))
 }
+
+// auditHTTP logs an admin operation on an HTTP endpoint (the schema
+// registry's changes): who, what, and the status it answered.
+func (g *Guard) auditHTTP(id identity, method, path string, status int) {
+	g.audit.Info("audit: admin operation", "principal", id.String(), "endpoint", method+" "+path, "status", status)
+}

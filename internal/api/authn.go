@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/wail-cdc/wail/internal/auth"
+	"github.com/wail-cdc/wail/internal/config"
 )
 
 // identity is who a request comes from, as Middleware found.
@@ -62,18 +63,48 @@ func (g *Guard) authenticate(r *http.Request) identity {
 }
 
 // Endpoint is the permission of an HTTP endpoint that is not an RPC: Read
-// for GET and HEAD, Write for the other methods; Open needs no principal.
+// for GET and HEAD, Write for the other methods, or what Decide says of a
+// method and escaped path; Open needs no principal.
 type Endpoint struct {
 	Open        bool
 	Read, Write auth.Permission
+	Decide      func(method, path string) auth.Permission
+}
+
+// Permission is what a request with method to path needs.
+func (e Endpoint) Permission(method, path string) auth.Permission {
+	switch {
+	case e.Decide != nil:
+		return e.Decide(method, path)
+	case method == http.MethodGet || method == http.MethodHead:
+		return e.Read
+	}
+	return e.Write
 }
 
 // endpoints are the HTTP endpoints besides the RPCs, by path, or by path
 // prefix for a pattern ending in "/". Any other path is refused when auth
 // is on, and a route on the mux without an entry fails TestAuthMatrix.
 var endpoints = map[string]Endpoint{
-	"/healthz": {Open: true}, // load balancers and orchestrators probe it
-	"/metrics": {Read: auth.Metrics, Write: auth.Metrics},
+	"/healthz":                      {Open: true}, // load balancers and orchestrators probe it
+	"/metrics":                      {Read: auth.Metrics, Write: auth.Metrics},
+	config.SchemaRegistryPath + "/": {Decide: registryPermission},
+}
+
+// registryPermission: reading the schema registry (GET, a lookup of a
+// schema's id, a compatibility test) needs a grant, any; changing it
+// (registering, deleting, levels, modes) is admin on every table.
+func registryPermission(method, path string) auth.Permission {
+	segs := strings.Split(strings.TrimPrefix(path, config.SchemaRegistryPath+"/"), "/")
+	switch {
+	case method == http.MethodGet || method == http.MethodHead:
+		return auth.Any
+	case method == http.MethodPost && segs[0] == "compatibility":
+		return auth.Any
+	case method == http.MethodPost && len(segs) == 2 && segs[0] == "subjects": // lookup
+		return auth.Any
+	}
+	return auth.Admin
 }
 
 // Endpoints returns the HTTP endpoints that are not RPCs and their
@@ -117,17 +148,19 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 			id = g.authenticate(r)
 		}
 		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
-		if !g.enabled || isProcedure(r.URL.Path) {
+		if isProcedure(r.URL.Path) { // the gate and the interceptor decide
 			next.ServeHTTP(w, r)
 			return
 		}
 		e, known := endpointOf(r.URL.Path)
-		perm := e.Write
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			perm = e.Read
+		perm := e.Permission(r.Method, r.URL.EscapedPath())
+		if perm == auth.Admin && known { // audited, as admin RPCs are
+			aw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+			defer func() { g.auditHTTP(id, r.Method, r.URL.Path, aw.code) }()
+			w = aw
 		}
 		switch {
-		case known && e.Open:
+		case !g.enabled || (known && e.Open):
 			next.ServeHTTP(w, r)
 		case id.err != nil || (known && id.principal.IsZero()):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
@@ -135,12 +168,33 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		case !known || perm == "":
 			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
 		case !auth.Allowed(id.grants, perm, nil):
-			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, perm), http.StatusForbidden)
+			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, grantHint(perm)), http.StatusForbidden)
 		default:
 			next.ServeHTTP(w, r)
 		}
 	})
 }
+
+// grantHint is a grant that gives perm on every table.
+func grantHint(perm auth.Permission) string {
+	if perm == auth.Any {
+		return "any permission, e.g. read:*"
+	}
+	return string(perm) + ":*"
+}
+
+// statusWriter remembers the status of a response, for the audit line.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func isProcedure(path string) bool { return strings.HasPrefix(path, "/wail.v1.") }
 

@@ -170,6 +170,7 @@ func TestAudit(t *testing.T) {
 	}
 	mux := NewMux()
 	Mount(mux, Unimplemented(), g.Options()...)
+	mux.HandleFunc("/registry/", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	srv := httptest.NewServer(g.Middleware(mux))
 	defer srv.Close()
 	admin := wailv1connect.NewAdminServiceClient(srv.Client(), srv.URL)
@@ -177,8 +178,24 @@ func TestAudit(t *testing.T) {
 		req := connect.NewRequest(&wailv1.DropTableRequest{Name: "orders"})
 		req.Header().Set("Authorization", "Bearer "+token)
 		_, _ = admin.DropTable(context.Background(), req)
+		hr, _ := http.NewRequest(http.MethodPost, srv.URL+"/registry/subjects/orders-value/versions", strings.NewReader("{}"))
+		hr.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := srv.Client().Do(hr); err == nil {
+			resp.Body.Close()
+		}
+		// Reads are not audited.
+		hr, _ = http.NewRequest(http.MethodGet, srv.URL+"/registry/subjects", nil)
+		hr.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := srv.Client().Do(hr); err == nil {
+			resp.Body.Close()
+		}
+	}
+	if strings.Contains(logs.String(), "GET /registry") {
+		t.Errorf("a registry read was audited:\n%s", logs.String())
 	}
 	for _, want := range []string{
+		`msg="audit: admin operation" principal=token:writer endpoint="POST /registry/subjects/orders-value/versions" status=403`,
+		`msg="audit: admin operation" principal=token:ops endpoint="POST /registry/subjects/orders-value/versions" status=418`,
 		`msg="audit: admin operation" principal=token:writer procedure=/wail.v1.AdminService/DropTable tables=[orders] code=permission_denied`,
 		`msg="audit: admin operation" principal=token:ops procedure=/wail.v1.AdminService/DropTable tables=[orders] code=unimplemented`,
 	} {

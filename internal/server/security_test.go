@@ -200,11 +200,34 @@ func TestAuthMatrix(t *testing.T) {
 				case e.Open:
 				case !r.authn:
 					want = http.StatusUnauthorized
-				case !r.allows(e.Read, ""):
+				case !r.allows(e.Permission(http.MethodGet, path), ""):
 					want = http.StatusForbidden
 				}
 				if got := get(t, c, path); got != want {
 					t.Errorf("GET %s: %d, want %d", path, got, want)
+				}
+			}
+			// The schema registry: reads (a lookup, a compatibility test
+			// included) need a grant, changes admin.
+			for _, req := range []struct {
+				method, path string
+				perm         auth.Permission
+			}{
+				{http.MethodGet, "/registry/subjects", auth.Any},
+				{http.MethodPost, "/registry/subjects/orders-value", auth.Any},
+				{http.MethodPost, "/registry/compatibility/subjects/orders-value/versions", auth.Any},
+				{http.MethodPost, "/registry/subjects/orders-value/versions", auth.Admin},
+				{http.MethodDelete, "/registry/subjects/orders-value", auth.Admin},
+				{http.MethodPut, "/registry/config", auth.Admin},
+			} {
+				got := do(t, c, req.method, req.path, `{"schema": ""}`)
+				switch {
+				case !r.authn && got != http.StatusUnauthorized:
+					t.Errorf("%s %s: %d, want 401", req.method, req.path, got)
+				case r.authn && !r.allows(req.perm, "") && got != http.StatusForbidden:
+					t.Errorf("%s %s: %d, want 403", req.method, req.path, got)
+				case r.authn && r.allows(req.perm, "") && (got == http.StatusUnauthorized || got == http.StatusForbidden):
+					t.Errorf("%s %s: %d, want it let through (%s)", req.method, req.path, got, req.perm)
 				}
 			}
 			want := http.StatusForbidden // a path that no permission maps
@@ -287,7 +310,17 @@ func fill(msg protoreflect.Message, table string) {
 
 func get(t *testing.T, c *client.Client, path string) int {
 	t.Helper()
-	resp, err := c.HTTP.Get(c.URL + path)
+	return do(t, c, http.MethodGet, path, "")
+}
+
+func do(t *testing.T, c *client.Client, method, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, c.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
