@@ -266,6 +266,18 @@ func TestInvariantsAcrossKill9(t *testing.T) {
 	}
 	w := &remoteWriters{}
 	w.url.Store(&url)
+	srv = w.killTwice(ctx, t, srv, "http://", func() *child { return startServe(t, bin, dir) })
+	waitResolvedRemote(t, ctx, "http://"+srv.addr)
+	srv.terminate(t)
+	t.Logf("%d writes acknowledged, %d attempted", w.acked.Load(), len(w.attempts))
+	checkDataDir(t, ctx, dir, w)
+}
+
+// killTwice runs three writers while it kills srv with SIGKILL mid-stream
+// and restarts it (restart) twice, then stops the writers once writes were
+// acknowledged after the last restart; it returns the server running.
+func (w *remoteWriters) killTwice(ctx context.Context, t *testing.T, srv *child, scheme string, restart func() *child) *child {
+	t.Helper()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for id := int64(1); id <= 3; id++ {
@@ -276,8 +288,8 @@ func TestInvariantsAcrossKill9(t *testing.T) {
 		w.progress(t, fmt.Sprintf("before kill %d", round+1))
 		before := w.acked.Load()
 		srv.kill(t) // SIGKILL mid-stream
-		srv = startServe(t, bin, dir)
-		url := "http://" + srv.addr
+		srv = restart()
+		url := scheme + srv.addr
 		w.url.Store(&url)
 		t.Logf("killed with %d writes acknowledged; restarted at %s", before, url)
 	}
@@ -285,10 +297,7 @@ func TestInvariantsAcrossKill9(t *testing.T) {
 	w.progress(t, "after the last restart")
 	stop.Store(true)
 	wg.Wait()
-	waitResolvedRemote(t, ctx, "http://"+srv.addr)
-	srv.terminate(t)
-	t.Logf("%d writes acknowledged, %d attempted", w.acked.Load(), len(w.attempts))
-	checkDataDir(t, ctx, dir, w)
+	return srv
 }
 
 func waitResolvedRemote(t *testing.T, ctx context.Context, url string) {
