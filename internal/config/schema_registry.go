@@ -31,7 +31,7 @@ func (c *Config) validateSchemaRegistry() []error {
 	var errs []error
 	s := c.SchemaRegistry
 	// A schema travels JSON-quoted: up to twice its size, plus references.
-	if need := int64(s.MaxSchemaBytes)*2 + 64<<10; s.MaxSchemaBytes < 1<<10 || need > c.API.MaxAdminRequestBytes {
+	if need := int64(s.MaxSchemaBytes)*2 + 64<<10; s.MaxSchemaBytes < 1<<10 || (s.Enabled && need > c.API.MaxAdminRequestBytes) {
 		errs = append(errs, fmt.Errorf("schema_registry.max_schema_bytes %d out of range 1024..%d (twice it plus 64 KiB must fit api.max_admin_request_bytes %d)",
 			s.MaxSchemaBytes, (c.API.MaxAdminRequestBytes-64<<10)/2, c.API.MaxAdminRequestBytes))
 	}

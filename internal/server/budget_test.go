@@ -103,6 +103,7 @@ func TestRequestSizeCaps(t *testing.T) {
 		cfg.Limits.MaxKeyBytes, cfg.Limits.MaxValueBytes, cfg.Limits.MaxBatchMutations = 1<<10, 16<<10, 4
 		cfg.API.MaxWriteRequestBytes = 64 << 10
 		cfg.API.MaxAdminRequestBytes = 8 << 10
+		cfg.SchemaRegistry.Enabled = false // its schemas need a larger admin cap
 	})
 	o := serveOthers(t, c.producer, "t")
 	var gz bytes.Buffer
