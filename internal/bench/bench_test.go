@@ -79,8 +79,16 @@ func TestFloorOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := res.Floor
-	if f == nil || f.LogAppend.RecordsPerSec <= 0 || f.StoreApply.RecordsPerSec <= 0 || f.AppendThenApply.RecordsPerSec <= 0 || f.StoreGet.RecordsPerSec <= 0 {
+	if f == nil || f.LogAppend.RecordsPerSec <= 0 || f.PebbleBatch.RecordsPerSec <= 0 || f.StoreApply.RecordsPerSec <= 0 {
 		t.Fatalf("floor %+v\n%s", f, out.String())
+	}
+	if len(f.Pipeline) != len(floorPipelineBatches) || f.Best.RecordsPerSec <= 0 {
+		t.Fatalf("pipeline %+v, best %+v", f.Pipeline, f.Best)
+	}
+	for _, p := range f.Pipeline {
+		if p.RecordsPerSec <= 0 || p.Call.Count == 0 || p.RecordsPerSec > f.Best.RecordsPerSec {
+			t.Errorf("pipeline at batch %d: %+v (best %+v)", p.Batch, p.FloorRate, f.Best)
+		}
 	}
 	if f.IntentBytes < keyBytes || f.Partitions != 8 {
 		t.Errorf("intent %d bytes, %d partitions", f.IntentBytes, f.Partitions)
@@ -90,7 +98,7 @@ func TestFloorOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkFields(t, "floor", reflect.TypeFor[Floor](), doc["floor"].(map[string]any))
-	if !strings.Contains(out.String(), "raw floor on this machine") {
+	if !strings.Contains(out.String(), "floor on this machine") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }

@@ -202,26 +202,3 @@ func errorKinds(m map[string]int64) string {
 	}
 	return strings.Join(parts, ", ")
 }
-
-func (f *Floor) print(w io.Writer) {
-	fmt.Fprintf(w, "\nraw floor on this machine (fsync %s, %d partitions, %d writers, batch %d, key %d B, intent %d B, value %d B, %gs each)\n",
-		f.Fsync, f.Partitions, f.Concurrency, f.Batch, f.KeyBytes, f.IntentBytes, f.ValueBytes, f.SecondsEach)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(name string, r FloorRate, unit string, ratio float64) {
-		rs := "-"
-		if ratio > 0 {
-			rs = fmt.Sprintf("%.3f", ratio)
-		}
-		fmt.Fprintf(tw, "  %s\t%10.0f %s\tcall p50 %s p99 %s\twail/floor %s\n", name, r.RecordsPerSec, unit,
-			fmtMs(r.Call.P50, r.Call.Count), fmtMs(r.Call.P99, r.Call.Count), rs)
-	}
-	row("log append (embedded)", f.LogAppend, "records/s", f.Ratio.LogAppend)
-	row("store write (pebble Apply)", f.StoreApply, "records/s", f.Ratio.StoreApply)
-	row("append then write", f.AppendThenApply, "records/s", f.Ratio.AppendThenApply)
-	row(fmt.Sprintf("store read (Get, %d readers)", f.ReadConcurrency), f.StoreGet, "reads/s  ", 0)
-	_ = tw.Flush()
-	if f.WailRate > 0 {
-		fmt.Fprintf(w, "wail: %.0f writes/s (%s) = %.3f of min(log append, store write), %.3f of append-then-write\n",
-			f.WailRate, f.WailRateSource, f.Ratio.MinOfBoth, f.Ratio.AppendThenApply)
-	}
-}

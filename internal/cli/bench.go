@@ -39,12 +39,14 @@ func newBenchCmd(g *globals) *cobra.Command {
 	}
 	floor := &cobra.Command{
 		Use:   "floor",
-		Short: "Measure the raw log and store floor, then wail's sustained rate, and compare",
-		Long: "Measure the raw I/O floor of this machine with the same record sizes, batch size,\n" +
-			"partitions, concurrency and fsync policy as the bench: raw appends to the embedded\n" +
-			"log, raw Pebble writes, both in sequence, raw Pebble reads. Then run the bench\n" +
-			"(--find-max unless --find-max=false is given) and print wail's sustained rate as a\n" +
-			"ratio of the floor. --floor-only skips the bench.",
+		Short: "Measure the storage and pipeline floor, then wail's sustained rate, and compare",
+		Long: "Measure what this machine can do at best with wail's own storage, in-process, with the\n" +
+			"bench's record sizes, partitions and fsync policy but at large batches: raw appends to\n" +
+			"the embedded log, raw Pebble batches, LWW store writes, and the whole embedded pipeline\n" +
+			"(intent append, store write, read-back, event append) at batches of 100, 1000 and 4000.\n" +
+			"The best pipeline rate is the floor. Then run the bench (--find-max unless\n" +
+			"--find-max=false is given) and print wail's sustained rate as a ratio of the floor.\n" +
+			"--floor-only skips the bench.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Floor = true
