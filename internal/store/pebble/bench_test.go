@@ -11,43 +11,60 @@ import (
 	"github.com/wail-cdc/wail/internal/store"
 )
 
-// BenchmarkApply: single synced 100-byte puts to fresh keys.
+// BenchmarkApply: synced puts of 100-byte values, one mutation per Apply
+// from 1 and 64 goroutines, and batches of 1000 from 4 goroutines, over
+// 10k keys each written once first (so every write checks a version).
 func BenchmarkApply(b *testing.B) {
-	for _, conc := range []int{1, 64} {
-		b.Run(fmt.Sprintf("conc=%d", conc), func(b *testing.B) {
-			s := openT(b, b.TempDir(), Options{})
-			defer s.Close()
-			if err := s.CreateTable(b.Context(), "bench"); err != nil {
-				b.Fatal(err)
-			}
-			value := make([]byte, 100)
-			var seq atomic.Uint64
-			worker := func(next func() bool) {
-				key := make([]byte, 8)
-				muts := make([]store.Mutation, 1)
-				for next() {
-					n := seq.Add(1)
-					binary.BigEndian.PutUint64(key, n)
-					muts[0] = store.Mutation{Key: key, Value: value, Version: n}
-					out, err := s.Apply(b.Context(), "bench", muts)
-					if err != nil || !out[0].Applied {
-						b.Errorf("Apply: %+v, %v", out, err)
-						return
-					}
-				}
-			}
-			b.ResetTimer()
-			if conc == 1 {
-				worker(b.Loop)
-			} else {
-				// RunParallel starts parallelism*GOMAXPROCS goroutines.
-				procs := runtime.GOMAXPROCS(0)
-				b.SetParallelism((conc + procs - 1) / procs)
-				b.RunParallel(func(pb *testing.PB) { worker(pb.Next) })
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+	for _, tc := range []struct{ batch, conc int }{{1, 1}, {1, 64}, {1000, 4}} {
+		b.Run(fmt.Sprintf("batch=%d/conc=%d", tc.batch, tc.conc), func(b *testing.B) {
+			benchApply(b, tc.batch, tc.conc)
 		})
 	}
+}
+
+func benchApply(b *testing.B, batch, conc int) {
+	const nkeys = 10000
+	s := openT(b, b.TempDir(), Options{})
+	defer s.Close()
+	if err := s.CreateTable(b.Context(), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	value := make([]byte, 100)
+	var seq atomic.Uint64
+	preload := make([]store.Mutation, nkeys)
+	for i := range preload {
+		preload[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: seq.Add(1)}
+	}
+	if _, err := s.Apply(b.Context(), "bench", preload); err != nil {
+		b.Fatal(err)
+	}
+	worker := func(next func() bool) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		muts := make([]store.Mutation, batch)
+		for i := range muts {
+			muts[i] = store.Mutation{Key: make([]byte, 8), Value: value}
+		}
+		for next() {
+			for i := range muts {
+				binary.BigEndian.PutUint64(muts[i].Key, uint64(r.IntN(nkeys)))
+				muts[i].Version = seq.Add(1)
+			}
+			if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
+				b.Errorf("Apply: %v", err)
+				return
+			}
+		}
+	}
+	b.ResetTimer()
+	if conc == 1 {
+		worker(b.Loop)
+	} else {
+		// RunParallel starts parallelism*GOMAXPROCS goroutines.
+		procs := runtime.GOMAXPROCS(0)
+		b.SetParallelism((conc + procs - 1) / procs)
+		b.RunParallel(func(pb *testing.PB) { worker(pb.Next) })
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "writes/s")
 }
 
 // BenchmarkGet: point reads of 100-byte values over 10k keys.

@@ -1,6 +1,7 @@
 // Package pebble is wail's embedded default store: store.Store on a local
 // Pebble LSM (github.com/cockroachdb/pebble/v2), with conditional
-// last-writer-wins writes serialised per key by a striped mutex and durable
+// last-writer-wins writes serialised per key by a striped mutex (checking
+// versions cached in memory, versions.go, before reading Pebble) and durable
 // (fsynced) commits unless Options.NoSync is set. Reads never return a
 // write before it is durable (durable.go); a storage error stops the store
 // for good with store.ErrStorage (failstop.go), and the process restarts.
@@ -65,6 +66,11 @@ type Options struct {
 	// FS is the filesystem the store lives on; nil means the operating
 	// system's. Tests inject faults through it (vfs/errorfs, vfs.MemFS).
 	FS vfs.FS
+	// VersionCacheKeys bounds the row versions kept in memory so that a
+	// write need not read its key's version from Pebble (versions.go):
+	// 0 means the default (131072, about 10 MiB with 16-byte keys), a
+	// negative value turns the cache off.
+	VersionCacheKeys int
 }
 
 // Store is a store.Store on a local Pebble database. It is safe for
@@ -91,6 +97,10 @@ type Store struct {
 	catalogMu sync.Mutex
 
 	stripes [numStripes]stripe
+	// versionLimit bounds each stripe's cached versions (0: no cache);
+	// versionReads counts the versions read from Pebble (cache misses).
+	versionLimit int
+	versionReads atomic.Int64
 
 	// Committers (failstop.go): an idle one receives on work; committers
 	// counts the live ones. The syncer (durable.go) receives on syncq.
@@ -108,13 +118,14 @@ type Store struct {
 }
 
 // stripe is one lock of the striped mutex: it serialises the version
-// checks and the apply of its keys. flightsMu guards their flights
-// (durable.go).
+// checks and the apply of its keys, and guards their cached versions
+// (versions.go). flightsMu guards their flights (durable.go).
 type stripe struct {
 	sync.Mutex
+	versions  map[string]uint64 // row key -> version Pebble holds
 	flightsMu sync.Mutex
 	flights   map[string]*flight // row key -> batch applied but not yet durable
-	_         [24]byte
+	_         [32]byte
 }
 
 var _ store.Store = (*Store)(nil)
@@ -160,6 +171,8 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		idle:    committerIdle,
 		quit:    make(chan struct{}),
 		syncq:   make(chan syncing, maxSyncing),
+
+		versionLimit: versionLimitPerStripe(opts.VersionCacheKeys),
 	}
 	if opts.NoSync {
 		s.wopts = pebble.NoSync
@@ -342,11 +355,17 @@ func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint3
 	return nil
 }
 
-// stage holds the stripes while it checks versions, stages the winners,
-// registers the batch's flight (when synced) and applies the batch; f is
-// nil when nothing was applied or the store does not sync. newer are the
-// flights of the versions that beat a mutation.
+// stage encodes the winners into b, then holds the stripes while it checks
+// versions (versions.go), drops the losers from b, registers the batch's
+// flight (when synced), applies the batch and caches the versions written;
+// f is nil when nothing was applied or the store does not sync. newer are
+// the flights of the versions that beat a mutation.
 func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) (f *flight, newer []*flight, err error) {
+	// Outside the stripes: most writes win, so the batch is built first
+	// and rebuilt, under the stripes, only when some lose.
+	if err := encodeRows(b, muts, winners, nil); err != nil {
+		return nil, nil, err
+	}
 	for _, st := range stripes {
 		s.stripes[st].Lock()
 	}
@@ -358,7 +377,11 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 	if err := s.failure.failed(); err != nil { // while we waited for the stripes
 		return nil, nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
-	newer, err = s.checkAndStage(b, muts, winners, out)
+	newer, lost, err := s.check(muts, winners, out)
+	if err == nil && lost > 0 {
+		b.Reset()
+		err = encodeRows(b, muts, winners, out)
+	}
 	if s.testHookCheck != nil {
 		s.testHookCheck()
 	}
@@ -371,6 +394,7 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 		if err := s.db.Apply(b, s.wopts); err != nil {
 			return nil, nil, s.failure.fail(fmt.Errorf("apply: %w", err))
 		}
+		s.rememberApplied(muts, winners, out)
 		return nil, newer, nil
 	}
 	f = newFlight()
@@ -380,7 +404,18 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 		s.land(f, winners)
 		return nil, nil, err
 	}
+	s.rememberApplied(muts, winners, out)
 	return f, newer, nil
+}
+
+// rememberApplied caches the versions of the winners that were applied;
+// the caller holds their stripes.
+func (s *Store) rememberApplied(muts []store.Mutation, winners []pending, out []store.Outcome) {
+	for _, p := range winners {
+		if out[p.idx].Applied {
+			s.remember(p.stripe, p.rowKey, muts[p.idx].Version)
+		}
+	}
 }
 
 // plan resolves duplicate keys: winners holds one entry per distinct key and
@@ -425,22 +460,38 @@ func (s *Store) stripeOf(rowKey []byte) uint32 {
 	return uint32(maphash.Bytes(s.seed, rowKey) % numStripes)
 }
 
-// checkAndStage must be called with the winners' stripes held. newer are
-// the flights of the versions that beat a mutation (not durable yet).
-func (s *Store) checkAndStage(b *pebble.Batch, muts []store.Mutation, winners []pending, out []store.Outcome) (newer []*flight, err error) {
+// check sets the outcome of each winner against its key's current
+// version; lost counts the winners that lost. It must be called with the
+// winners' stripes held. newer are the flights of the versions that beat a
+// mutation (not durable yet).
+func (s *Store) check(muts []store.Mutation, winners []pending, out []store.Outcome) (newer []*flight, lost int, err error) {
 	for _, p := range winners {
 		m := &muts[p.idx]
-		cur, found, err := s.version(p.rowKey)
+		cur, found, err := s.currentVersion(p.rowKey, p.stripe)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if found && cur >= m.Version {
 			out[p.idx] = store.Outcome{Current: cur}
+			lost++
 			if f := s.flightOf(p.rowKey, p.stripe); f != nil {
 				newer = append(newer, f)
 			}
 			continue
 		}
+		out[p.idx] = store.Outcome{Applied: true, Current: m.Version}
+	}
+	return newer, lost, nil
+}
+
+// encodeRows adds the winners to b, all of them when out is nil, else only
+// those out says were applied.
+func encodeRows(b *pebble.Batch, muts []store.Mutation, winners []pending, out []store.Outcome) error {
+	for _, p := range winners {
+		if out != nil && !out[p.idx].Applied {
+			continue
+		}
+		m := &muts[p.idx]
 		value, flags := m.Value, byte(0)
 		if m.Delete {
 			value, flags = nil, flagTombstone
@@ -451,11 +502,10 @@ func (s *Store) checkAndStage(b *pebble.Batch, muts []store.Mutation, winners []
 		op.Value[8] = flags
 		copy(op.Value[headerLen:], value)
 		if err := op.Finish(); err != nil {
-			return nil, err
+			return err
 		}
-		out[p.idx] = store.Outcome{Applied: true, Current: m.Version}
 	}
-	return newer, nil
+	return nil
 }
 
 // version reads only the version of a row.

@@ -232,6 +232,7 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 	}); err != nil {
 		return err
 	}
+	s.forgetVersions() // no Apply runs: we hold the lifetime lock
 	s.tablesMu.Lock()
 	delete(s.tables, table)
 	s.tablesMu.Unlock()

@@ -1,0 +1,101 @@
+package pebble
+
+// Versions in memory.
+//
+// A conditional write must know its key's current version. Reading it from
+// Pebble (a Get while holding the key's stripe) used to be most of the cost
+// of a write, and the stripes were held across it, so concurrent batches
+// queued on them. Now each stripe keeps the versions of its recently written
+// keys, exactly as Pebble holds them, and a write reads Pebble only for a
+// key the cache does not hold.
+//
+// The cache is exact because:
+//
+//   - it is written only with a stripe held: by a write right after its
+//     batch was applied to Pebble (the version Pebble now returns), or by a
+//     write that read the version from Pebble under the same stripe;
+//   - only Apply writes rows under the stripes; DropTable, the only other
+//     writer of rows, holds the store's lifetime lock exclusively (no Apply
+//     runs) and empties the cache;
+//   - it lives in memory: Open starts it empty, so after a restart or a
+//     crash versions come from Pebble again;
+//   - after a failed commit the store fails for good (failstop.go), so a
+//     cached version never outlives a batch Pebble did not take.
+//
+// Like a Get from Pebble, the cache may hold a version whose batch is not
+// durable yet: a write that loses to it still waits for its flight
+// (durable.go). Each stripe holds at most Options.VersionCacheKeys/256
+// versions (rounded up); a new key past that evicts an arbitrary one
+// (Go's map iteration order), whose next write reads Pebble again.
+
+// defaultVersionCacheKeys bounds the cached versions by default: about 10
+// MiB with 16-byte keys.
+const defaultVersionCacheKeys = 1 << 17
+
+// versionLimitPerStripe turns Options.VersionCacheKeys into a per-stripe
+// bound (0: no cache).
+func versionLimitPerStripe(n int) int {
+	switch {
+	case n < 0:
+		return 0
+	case n == 0:
+		n = defaultVersionCacheKeys
+	}
+	return (n + numStripes - 1) / numStripes
+}
+
+// currentVersion returns the version Pebble holds for rowKey, from the
+// cache or else from Pebble (then cached). The caller holds the stripe.
+func (s *Store) currentVersion(rowKey []byte, stripe uint32) (uint64, bool, error) {
+	st := &s.stripes[stripe]
+	if v, ok := st.versions[string(rowKey)]; ok {
+		return v, true, nil
+	}
+	s.versionReads.Add(1)
+	v, found, err := s.version(rowKey)
+	if err == nil && found {
+		s.remember(stripe, rowKey, v)
+	}
+	return v, found, err
+}
+
+// remember caches rowKey's version, evicting another key of the stripe
+// when it is full. The caller holds the stripe.
+func (s *Store) remember(stripe uint32, rowKey []byte, v uint64) {
+	if s.versionLimit == 0 {
+		return
+	}
+	st := &s.stripes[stripe]
+	if _, ok := st.versions[string(rowKey)]; !ok {
+		if st.versions == nil {
+			st.versions = make(map[string]uint64)
+		}
+		for k := range st.versions {
+			if len(st.versions) < s.versionLimit {
+				break
+			}
+			delete(st.versions, k)
+		}
+	}
+	st.versions[string(rowKey)] = v
+}
+
+// forgetVersions empties the cache. The caller holds the lifetime lock
+// exclusively (no Apply runs).
+func (s *Store) forgetVersions() {
+	for i := range s.stripes {
+		s.stripes[i].versions = nil
+	}
+}
+
+// cachedVersions counts the cached versions (tests).
+func (s *Store) cachedVersions() int {
+	n := 0
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		st.Lock()
+		n += len(st.versions)
+		st.Unlock()
+	}
+	return n
+}
