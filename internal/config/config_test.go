@@ -69,6 +69,12 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "negative open file budget", yaml: "log:\n  max_open_files: -1\n", wantErr: "log.max_open_files -1 must not be negative"},
+		{name: "negative version cache", yaml: "store:\n  version_cache_keys: -1\n", wantErr: "store.version_cache_keys -1 must not be negative"},
+		{name: "log sync rounds", yaml: "log:\n  sync_filesystem: true\n", check: func(t *testing.T, c Config) {
+			if !c.Log.SyncFilesystem || Default().Log.SyncFilesystem {
+				t.Fatalf("sync_filesystem %v, default %v", c.Log.SyncFilesystem, Default().Log.SyncFilesystem)
+			}
+		}},
 		{name: "bad duration", yaml: "resolver:\n  backoff_min: soon\n", wantErr: "soon"},
 		{name: "proxy id out of range", yaml: "proxy_id: 5000\n", wantErr: "proxy_id 5000 out of range 0..1023"},
 		{name: "unsupported store", yaml: "store:\n  kind: oracle\n", wantErr: `store.kind "oracle" is not supported`},

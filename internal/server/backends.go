@@ -56,7 +56,8 @@ func openLog(ctx context.Context, cfg config.Config, logger *slog.Logger, sm sea
 	}
 	l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{
 		SegmentBytes: cfg.Log.SegmentBytes, NoSync: cfg.Log.NoSync, MaxOpenFiles: cfg.Log.MaxOpenFiles, Logger: logger,
-		FS: sm.logFS, OnHealth: sm.onLogHealth,
+		SyncFilesystem: cfg.Log.SyncFilesystem,
+		FS:             sm.logFS, OnHealth: sm.onLogHealth,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open embedded log: %w", err)
@@ -98,7 +99,12 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm seams) (store.Store, error) {
 	switch cfg.Store.Kind {
 	case config.StorePebble:
-		st, err := pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: logger, FS: sm.storeFS})
+		versions := cfg.Store.VersionCacheKeys
+		if versions == 0 {
+			versions = -1 // pebble.Options: negative turns the cache off, 0 is its default
+		}
+		st, err := pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: logger, FS: sm.storeFS,
+			VersionCacheKeys: versions})
 		if err != nil {
 			return nil, fmt.Errorf("open pebble store: %w", err)
 		}

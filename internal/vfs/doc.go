@@ -22,6 +22,10 @@
 //     tails appear. The FS that crashed fails every later call with
 //     ErrCrashed: the process that used it is dead.
 //
+// An FS may also implement FilesystemSyncer (the operating system's on
+// Linux >= 5.8, MemFS): one call makes every write to the whole filesystem
+// durable (syncfs(2)), which the log uses for its sync rounds.
+//
 // The model is the POSIX contract as Linux filesystems honour it (and as
 // the log assumes): fsync of a file makes its bytes durable but not its
 // name; fsync of a directory makes its entries durable. It is stricter than

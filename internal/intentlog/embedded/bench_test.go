@@ -21,15 +21,29 @@ func BenchmarkAppend(b *testing.B) {
 				continue // 256×100 records in flight is too much for a small VM
 			}
 			b.Run(fmt.Sprintf("records=%d/conc=%d", perAppend, conc), func(b *testing.B) {
-				benchAppend(b, conc, perAppend)
+				benchAppend(b, conc, perAppend, Options{})
 			})
 		}
 	}
 }
 
-func benchAppend(b *testing.B, conc, perAppend int) {
+// BenchmarkSyncRound compares one syncfs per round (SyncFilesystem) with
+// an fsync per partition per batch, in BenchmarkAppend's shapes
+// (records=1/conc=256 and records=100/conc=16).
+func BenchmarkSyncRound(b *testing.B) {
+	for _, syncfs := range []bool{false, true} {
+		for _, tc := range []struct{ perAppend, conc int }{{1, 256}, {100, 16}} {
+			b.Run(fmt.Sprintf("syncfs=%v/records=%d/conc=%d", syncfs, tc.perAppend, tc.conc), func(b *testing.B) {
+				benchAppend(b, tc.conc, tc.perAppend, Options{SyncFilesystem: syncfs})
+			})
+		}
+	}
+}
+
+func benchAppend(b *testing.B, conc, perAppend int, o Options) {
 	const valueSize = 100
-	l, err := Open(b.TempDir(), Options{Logger: slog.New(slog.DiscardHandler)})
+	o.Logger = slog.New(slog.DiscardHandler)
+	l, err := Open(b.TempDir(), o)
 	if err != nil {
 		b.Fatal(err)
 	}

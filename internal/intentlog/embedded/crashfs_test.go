@@ -42,6 +42,15 @@ func crashKey(round, w, i, j int) string { return fmt.Sprintf("r%d-w%d-%d-%d", r
 // Each round continues on what the previous crash left.
 func TestCrashDropsUnsynced(t *testing.T) {
 	t.Parallel()
+	for _, syncfs := range []bool{false, true} { // an fsync per file, one syncfs per round
+		t.Run(fmt.Sprintf("syncfs=%v", syncfs), func(t *testing.T) {
+			t.Parallel()
+			crashDropsUnsynced(t, syncfs)
+		})
+	}
+}
+
+func crashDropsUnsynced(t *testing.T, syncfs bool) {
 	const (
 		rounds  = 25
 		parts   = crashParts
@@ -52,10 +61,13 @@ func TestCrashDropsUnsynced(t *testing.T) {
 	run := &crashRun{acks: map[ack]string{}, calls: map[string]int{}}
 	run.cond = sync.NewCond(&run.mu)
 	opts := Options{SegmentBytes: 2 << 10, IndexIntervalBytes: 256, RetentionCheckInterval: -1,
-		Logger: slog.New(slog.DiscardHandler)}
+		Logger: slog.New(slog.DiscardHandler), SyncFilesystem: syncfs}
 	for round := range rounds {
 		opts.FS = fsys
 		l := openLog(t, "/log", opts)
+		if syncfs != (l.syncer != nil) {
+			t.Fatalf("SyncFilesystem %v, syncer running %v", syncfs, l.syncer != nil)
+		}
 		if err := l.CreateTopic(context.Background(), testTopic, parts, intentlog.TopicOptions{}); err != nil {
 			t.Fatalf("round %d: CreateTopic: %v", round, err)
 		}

@@ -67,6 +67,8 @@ func (l *Log) deleteTopic(ctx context.Context, name string) error {
 	dir := filepath.Join(l.dir, name)
 	tomb := filepath.Join(l.dir, deletedPrefix+name+"-"+strconv.FormatInt(time.Now().UnixNano(), 10))
 	if ok {
+		t.offIO.Lock() // no offsets file is being written
+		defer t.offIO.Unlock()
 		t.offMu.Lock()
 		defer t.offMu.Unlock()
 		t.deleted = true

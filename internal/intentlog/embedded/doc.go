@@ -41,7 +41,11 @@
 // appends the index entry if one is due, closes the partition's notify
 // channel (replacing it with a new one) to wake waiting readers, and wakes
 // the appenders with their offsets and the batch timestamp. N concurrent
-// appenders thus share one write and one fsync. Timestamps come from
+// appenders thus share one write and one fsync. With
+// Options.SyncFilesystem, the writers of all partitions of all topics share
+// the sync too: each hands its written batch to the log's syncer, which
+// makes every batch queued durable with one syncfs(2) per round (sync.go).
+// Timestamps come from
 // Options.Now, clamped so they never decrease within a partition. Before a
 // batch that would take the active segment past SegmentBytes, the writer
 // rolls a new segment (and fsyncs the directory) and then applies retention.
@@ -108,7 +112,10 @@
 //
 //	Log.createMu      serializes CreateTopic (held during its file I/O)
 //	Log.mu            topics map and closed flag (RWMutex)
-//	topic.offMu       committed offsets of one topic (held during their fsync)
+//	topic.offIO       offsets files of one topic: held shared while one is
+//	                  written, exclusively by DeleteTopic
+//	topic.offMu       committed offsets of one topic (never held during
+//	                  file I/O, but for the first read of a group's file)
 //	partition.qmu     append queue, closing and broken flags
 //	partition.mu      segment list, bounds, durable sizes, index slices,
 //	                  segment reference counts, notify channel
@@ -136,13 +143,17 @@
 // probe file written every SpaceProbeInterval clears the condition once
 // space returns, so that Health recovers even when nobody appends.
 //
-// Any failed fsync of a segment (ENOSPC included), any other write error
+// Any failed fsync of a segment (ENOSPC included), or a failed syncfs
+// round (which breaks every partition of the round, and then every
+// partition at its next append: sync.go), any other write error
 // and a failed truncate break the partition: its Appends fail with
 // ErrStorage until the log is reopened (wail restarts). After a failed
 // fsync the kernel may have dropped the dirty pages and forgotten the
 // error, so the file cannot be trusted in this process; PostgreSQL and
 // Kafka halt on it too. Only the batch being written is affected: every
-// acknowledged one was fsync'd before. A failed commit of offsets or
+// acknowledged one was fsync'd before. Concurrent commits of one group's
+// offsets are merged into one write of its file, made without holding the
+// lock Committed takes (offsets.go). A failed commit of offsets or
 // creation of a topic returns ErrNoSpace or ErrStorage and changes nothing
 // (the files are replaced atomically).
 //
@@ -162,7 +173,7 @@
 // # Goroutines
 //
 // One writer per partition, one retention ticker and one space prober, all
-// in one WaitGroup.
+// in one WaitGroup; with SyncFilesystem, one syncer, stopped after them.
 // Close marks the log closed, wakes blocked readers, stops the writers (each
 // finishes its current batch, then fails what is still queued with
 // ErrClosed), waits for them and closes every file.

@@ -20,6 +20,12 @@ func TestAcceptance(t *testing.T) {
 			return openLog(t, dir, Options{SegmentBytes: 1 << 10, IndexIntervalBytes: 128})
 		})
 	})
+	// One syncfs per round (Linux >= 5.8; elsewhere it falls back).
+	t.Run("SyncFilesystem", func(t *testing.T) {
+		logtest.Run(t, func(t *testing.T, dir string) intentlog.Log {
+			return openLog(t, dir, Options{SyncFilesystem: true})
+		})
+	})
 }
 
 // openLog opens a Log for a test, with a quiet logger unless one is given.

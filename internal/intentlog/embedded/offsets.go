@@ -146,7 +146,8 @@ func decodeOffsets(b []byte) (map[int32]int64, error) {
 }
 
 // loadGroup returns the cached offsets of group, reading its file the first
-// time. Call with t.offMu held; do not modify the result.
+// time (the only file I/O under t.offMu). Call with t.offMu held; do not
+// modify the result.
 func (t *topic) loadGroup(fsys vfs.FS, group string) (map[int32]int64, error) {
 	if offs, ok := t.groups[group]; ok {
 		return offs, nil
@@ -177,6 +178,23 @@ func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32
 	return nil
 }
 
+// Offset commits.
+//
+// A group's offsets live in one file, replaced atomically (writeFileAtomic:
+// write, fsync, rename, fsync of the directory). Concurrent commits of one
+// group (the resolver commits each partition from its own loop) are merged:
+// the first becomes the writer; the commits arriving while it writes queue
+// their offsets and wait, and its next write carries all of them at once
+// and answers them all with its result. No lock that Committed or another
+// group takes is held during the file I/O: topic.offMu guards only the
+// maps, and the writer holds topic.offIO shared, which DeleteTopic takes
+// exclusively before it moves the directory away.
+type groupCommit struct {
+	pending map[int32]int64 // offsets queued for the next write
+	waiters []chan error    // their commits, answered after that write
+	writing bool            // a commit is writing (or about to)
+}
+
 func (l *Log) commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
 	if err := validateName("group", group); err != nil {
 		return err
@@ -193,21 +211,82 @@ func (l *Log) commit(ctx context.Context, group, topic string, offsets map[int32
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	done := make(chan error, 1)
 	t.offMu.Lock()
-	defer t.offMu.Unlock()
 	if t.deleted {
+		t.offMu.Unlock()
 		return errDeleted
 	}
-	cur, err := t.loadGroup(l.fs, group)
-	if err != nil {
-		return err
+	g := t.commits[group]
+	if g == nil {
+		g = &groupCommit{}
+		t.commits[group] = g
 	}
-	next := maps.Clone(cur)
-	maps.Copy(next, offsets)
-	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, offsetsDir, group), encodeOffsets(next), l.opts.NoSync); err != nil {
+	if g.pending == nil {
+		g.pending = map[int32]int64{}
+	}
+	maps.Copy(g.pending, offsets)
+	g.waiters = append(g.waiters, done)
+	lead := !g.writing
+	g.writing = true
+	t.offMu.Unlock()
+	if lead {
+		l.writeCommits(t, group, g)
+	}
+	return <-done
+}
+
+// writeCommits writes g's queued offsets, one merged write at a time, until
+// none is queued, answering each write's commits.
+func (l *Log) writeCommits(t *topic, group string, g *groupCommit) {
+	for {
+		t.offMu.Lock()
+		if len(g.waiters) == 0 {
+			g.writing = false
+			t.offMu.Unlock()
+			return
+		}
+		offsets, waiters := g.pending, g.waiters
+		g.pending, g.waiters = nil, nil
+		var next map[int32]int64
+		cur, err := t.loadGroup(l.fs, group)
+		if err == nil && t.deleted {
+			err = errDeleted
+		}
+		if err == nil {
+			next = maps.Clone(cur)
+			maps.Copy(next, offsets)
+		}
+		t.offMu.Unlock()
+		if err == nil {
+			err = l.writeOffsets(t, group, next)
+		}
+		for _, w := range waiters {
+			w <- err
+		}
+	}
+}
+
+// writeOffsets replaces group's file with offs and, once durable, its
+// cached offsets.
+func (l *Log) writeOffsets(t *topic, group string, offs map[int32]int64) error {
+	t.offIO.RLock()
+	defer t.offIO.RUnlock()
+	if l.testHookOffsetsWrite != nil {
+		l.testHookOffsetsWrite(group)
+	}
+	t.offMu.Lock()
+	deleted := t.deleted
+	t.offMu.Unlock()
+	if deleted {
+		return errDeleted
+	}
+	if err := writeFileAtomic(l.fs, filepath.Join(t.dir, offsetsDir, group), encodeOffsets(offs), l.opts.NoSync); err != nil {
 		return storageErr(err)
 	}
-	t.groups[group] = next
+	t.offMu.Lock()
+	t.groups[group] = offs
+	t.offMu.Unlock()
 	return nil
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"maps"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -177,4 +180,80 @@ func TestClampOffsets(t *testing.T) {
 		t.Fatalf("Warnings() at the next Open = %q", w)
 	}
 	check(l)
+}
+
+// TestCommitsMerge: while one commit of a group writes its file (held in
+// the write by a hook, as a slow fsync would), Committed and the commits
+// of another group do not wait for it, and the commits of the same group
+// that arrive meanwhile are written together, in one more write, with one
+// result: all succeed, or all fail (and change nothing) when that write
+// fails.
+func TestCommitsMerge(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			const nparts = 8
+			efs := vfs.NewErrorFS(vfs.NewMem())
+			l := openLog(t, "/log", Options{FS: efs})
+			defer l.Close()
+			createTestTopic(t, l, nparts, intentlog.TopicOptions{})
+			ctx := context.Background()
+			noErr(t, l.Append(ctx, testTopic, manyRecords("r", 200)))
+
+			var writes sync.Map // group -> *atomic.Int32
+			release := make(chan struct{})
+			var held atomic.Bool
+			l.testHookOffsetsWrite = func(group string) {
+				n, _ := writes.LoadOrStore(group, new(atomic.Int32))
+				if n.(*atomic.Int32).Add(1) == 1 && group == "g" {
+					held.Store(true)
+					<-release
+				}
+			}
+			first := make(chan error, 1)
+			go func() { first <- l.Commit(ctx, "g", testTopic, map[int32]int64{0: 1}) }()
+			waitFor(t, "the first commit in its write", held.Load)
+
+			// Not held up by the write in progress.
+			if got, err := l.Committed(ctx, "g", testTopic); err != nil || len(got) != 0 {
+				t.Fatalf("Committed during the first write = %v, %v; want nothing yet", got, err)
+			}
+			noErr(t, l.Commit(ctx, "other", testTopic, map[int32]int64{1: 1}))
+
+			errs := make(chan error, nparts-1)
+			for p := int32(1); p < nparts; p++ {
+				go func() { errs <- l.Commit(ctx, "g", testTopic, map[int32]int64{p: 1}) }()
+			}
+			waitFor(t, "the other commits queued", func() bool {
+				tp, _ := l.lookup(testTopic)
+				tp.offMu.Lock()
+				defer tp.offMu.Unlock()
+				return len(tp.commits["g"].waiters) == nparts-1
+			})
+			if fail { // the first write passes, the merged one fails
+				efs.Inject(vfs.Fault{Ops: vfs.OpSync, Path: "#g.tmp", After: 1})
+			}
+			close(release)
+			err := <-first
+			for range nparts - 1 {
+				e := <-errs
+				if fail != (e != nil) || (fail && !errors.Is(e, intentlog.ErrStorage)) {
+					t.Errorf("merged commit: %v, want failure %v", e, fail)
+				}
+			}
+			efs.Clear()
+			if n, _ := writes.Load("g"); n.(*atomic.Int32).Load() != 2 {
+				t.Errorf("%d writes of g's offsets for %d commits, want 2 (the first, then the rest merged)", n.(*atomic.Int32).Load(), nparts)
+			}
+			noErr(t, err)
+			want := map[int32]int64{0: 1}
+			if !fail {
+				for p := range int32(nparts) {
+					want[p] = 1
+				}
+			}
+			if got, err := l.Committed(ctx, "g", testTopic); err != nil || !maps.Equal(got, want) {
+				t.Fatalf("Committed = %v, %v; want %v", got, err, want)
+			}
+		})
+	}
 }

@@ -252,13 +252,13 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 		return 0, 0, p.writeFailed(f, seg, pos, err)
 	}
 	if !p.log.opts.NoSync {
-		if err := f.Sync(); err != nil {
+		if err := p.sync(f); err != nil {
 			// After a failed fsync the kernel may have dropped the dirty
 			// pages and cleared the error: the file cannot be trusted. Cut
 			// the batch off (best effort, so that a reopen in this process
 			// does not read it back from the page cache) and stop.
 			_ = f.Truncate(pos)
-			return 0, 0, p.setBroken(fmt.Errorf("%w: fsync %s: %w", intentlog.ErrStorage, seg.logPath, err))
+			return 0, 0, p.setBroken(fmt.Errorf("%w: sync of %s failed: %w", intentlog.ErrStorage, seg.logPath, err))
 		}
 	}
 	p.publish(seg, pos, int64(len(buf)), count, ts)
@@ -269,6 +269,15 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 		p.buf = nil
 	}
 	return base, ts, nil
+}
+
+// sync makes the batch just written to f durable: in the log's next
+// syncfs round (sync.go), or with an fsync of f.
+func (p *partition) sync(f vfs.File) error {
+	if p.log.syncer != nil {
+		return p.log.syncer.sync(f)
+	}
+	return f.Sync()
 }
 
 // writeFailed handles a failed write of the batch at pos: whatever part of
