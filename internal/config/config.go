@@ -175,6 +175,10 @@ type Store struct {
 	// memory so that a write need not read its key first (about 80 bytes
 	// each with 16-byte keys; 0: none, every write reads).
 	VersionCacheKeys int `yaml:"version_cache_keys"`
+	// RowCacheBytes bounds the rows the pebble store keeps in memory after
+	// writing them, so that the resolver's read-back of them need not read
+	// Pebble (0: none, every read goes to Pebble).
+	RowCacheBytes int64 `yaml:"row_cache_bytes"`
 	// DSN is the primary of a postgres or mysql store, e.g.
 	// postgres://user:pass@host:5432/db or user:pass@tcp(host:3306)/db.
 	DSN string `yaml:"dsn"`
@@ -299,7 +303,7 @@ func defaults() Config {
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
 		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, Cassandra: defaultCassandra(),
-			VersionCacheKeys: 1 << 17},
+			VersionCacheKeys: 1 << 17, RowCacheBytes: 32 << 20},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
@@ -360,6 +364,7 @@ func (c *Config) Validate() error {
 	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0 && c.Log.DLQRetention >= 0, "log retention must not be negative")
 	check(c.Log.MaxOpenFiles >= 0, "log.max_open_files %d must not be negative (0: automatic)", c.Log.MaxOpenFiles)
 	check(c.Store.VersionCacheKeys >= 0, "store.version_cache_keys %d must not be negative (0: no cache)", c.Store.VersionCacheKeys)
+	check(c.Store.RowCacheBytes >= 0, "store.row_cache_bytes %d must not be negative (0: no cache)", c.Store.RowCacheBytes)
 	errs = append(errs, c.Store.validate()...)
 	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.validateSchemaRegistry()...)

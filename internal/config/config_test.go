@@ -70,6 +70,7 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "negative open file budget", yaml: "log:\n  max_open_files: -1\n", wantErr: "log.max_open_files -1 must not be negative"},
 		{name: "negative version cache", yaml: "store:\n  version_cache_keys: -1\n", wantErr: "store.version_cache_keys -1 must not be negative"},
+		{name: "negative row cache", yaml: "store:\n  row_cache_bytes: -1\n", wantErr: "store.row_cache_bytes -1 must not be negative"},
 		{name: "log sync rounds", yaml: "log:\n  sync_filesystem: true\n", check: func(t *testing.T, c Config) {
 			if !c.Log.SyncFilesystem || Default().Log.SyncFilesystem {
 				t.Fatalf("sync_filesystem %v, default %v", c.Log.SyncFilesystem, Default().Log.SyncFilesystem)

@@ -99,12 +99,16 @@ func OpenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (sto
 func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm seams) (store.Store, error) {
 	switch cfg.Store.Kind {
 	case config.StorePebble:
-		versions := cfg.Store.VersionCacheKeys
+		// pebble.Options: a negative bound turns a cache off, 0 is its default.
+		versions, rows := cfg.Store.VersionCacheKeys, cfg.Store.RowCacheBytes
 		if versions == 0 {
-			versions = -1 // pebble.Options: negative turns the cache off, 0 is its default
+			versions = -1
+		}
+		if rows == 0 {
+			rows = -1
 		}
 		st, err := pebble.Open(filepath.Join(cfg.DataDir, "store"), pebble.Options{NoSync: cfg.Store.NoSync, Logger: logger, FS: sm.storeFS,
-			VersionCacheKeys: versions})
+			VersionCacheKeys: versions, RowCacheBytes: rows})
 		if err != nil {
 			return nil, fmt.Errorf("open pebble store: %w", err)
 		}

@@ -71,6 +71,10 @@ type Options struct {
 	// 0 means the default (131072, about 10 MiB with 16-byte keys), a
 	// negative value turns the cache off.
 	VersionCacheKeys int
+	// RowCacheBytes bounds the rows kept in memory after they were written
+	// so that a Get of them need not read Pebble (rows.go): 0 means the
+	// default (32 MiB), a negative value turns the cache off.
+	RowCacheBytes int64
 }
 
 // Store is a store.Store on a local Pebble database. It is safe for
@@ -101,6 +105,10 @@ type Store struct {
 	// versionReads counts the versions read from Pebble (cache misses).
 	versionLimit int
 	versionReads atomic.Int64
+	// rowLimit bounds each stripe's cached rows in bytes (0: no cache);
+	// rowReads counts the Gets that read Pebble.
+	rowLimit int
+	rowReads atomic.Int64
 
 	// Committers (failstop.go): an idle one receives on work; committers
 	// counts the live ones. The syncer (durable.go) receives on syncq.
@@ -119,13 +127,15 @@ type Store struct {
 
 // stripe is one lock of the striped mutex: it serialises the version
 // checks and the apply of its keys, and guards their cached versions
-// (versions.go). flightsMu guards their flights (durable.go).
+// (versions.go). flightsMu guards their flights (durable.go) and cached
+// rows (rows.go).
 type stripe struct {
 	sync.Mutex
 	versions  map[string]uint64 // row key -> version Pebble holds
 	flightsMu sync.Mutex
-	flights   map[string]*flight // row key -> batch applied but not yet durable
-	_         [32]byte
+	flights   map[string]*flight   // row key -> batch applied but not yet durable
+	rows      map[string]cachedRow // row key -> row Pebble holds
+	rowBytes  int
 }
 
 var _ store.Store = (*Store)(nil)
@@ -173,6 +183,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		syncq:   make(chan syncing, maxSyncing),
 
 		versionLimit: versionLimitPerStripe(opts.VersionCacheKeys),
+		rowLimit:     rowLimitPerStripe(opts.RowCacheBytes),
 	}
 	if opts.NoSync {
 		s.wopts = pebble.NoSync
@@ -395,6 +406,7 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 			return nil, nil, s.failure.fail(fmt.Errorf("apply: %w", err))
 		}
 		s.rememberApplied(muts, winners, out)
+		s.rememberRows(muts, winners, out)
 		return nil, newer, nil
 	}
 	f = newFlight()
@@ -405,6 +417,7 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 		return nil, nil, err
 	}
 	s.rememberApplied(muts, winners, out)
+	s.rememberRows(muts, winners, out)
 	return f, newer, nil
 }
 
@@ -561,6 +574,17 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 		}
 	}()
 	rk := rowKey(table, key)
+	if r, ok, f := s.cachedRowAndFlight(rk); ok {
+		// Durable once its flight (if any) has landed, as below.
+		if err := s.awaitFlight(ctx, f); err != nil {
+			return store.Row{}, false, err
+		}
+		if err := s.failure.failed(); err != nil {
+			return store.Row{}, false, err
+		}
+		return store.Row{Version: r.version, Deleted: r.deleted, Value: bytes.Clone(r.value)}, true, nil
+	}
+	s.rowReads.Add(1)
 	v, closer, err := s.db.Get(rk)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):

@@ -291,7 +291,8 @@ func TestCacheBytes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := openT(t, t.TempDir(), Options{CacheBytes: tc.cacheBytes, NoSync: true})
+			// Without the row cache, so that the reads go to Pebble.
+			s := openT(t, t.TempDir(), Options{CacheBytes: tc.cacheBytes, NoSync: true, RowCacheBytes: -1})
 			defer s.Close()
 			ctx := t.Context()
 			if err := s.CreateTable(ctx, "t"); err != nil {

@@ -232,7 +232,8 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 	}); err != nil {
 		return err
 	}
-	s.forgetVersions() // no Apply runs: we hold the lifetime lock
+	s.forgetVersions() // no Apply or Get runs: we hold the lifetime lock
+	s.forgetRows()
 	s.tablesMu.Lock()
 	delete(s.tables, table)
 	s.tablesMu.Unlock()

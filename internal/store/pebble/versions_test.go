@@ -20,11 +20,12 @@ func TestSuiteSmallVersionCache(t *testing.T) {
 	})
 }
 
-// TestSuiteNoVersionCache runs the suite with the cache off: every write
-// reads the version from Pebble, as before the cache.
-func TestSuiteNoVersionCache(t *testing.T) {
+// TestSuiteNoCaches runs the suite with the version and row caches off:
+// every write reads the version from Pebble and every Get reads the row,
+// as before the caches.
+func TestSuiteNoCaches(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		return openT(t, t.TempDir(), Options{VersionCacheKeys: -1})
+		return openT(t, t.TempDir(), Options{VersionCacheKeys: -1, RowCacheBytes: -1})
 	})
 }
 

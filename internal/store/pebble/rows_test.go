@@ -1,0 +1,112 @@
+package pebble
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/storetest"
+)
+
+// TestSuiteSmallRowCache runs the suite with a row cache so small that most
+// rows do not fit and entries are evicted all the time, with a widened
+// race window.
+func TestSuiteSmallRowCache(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s := openT(t, t.TempDir(), Options{NoSync: true, RowCacheBytes: 64 * numStripes})
+		s.testHookCheck = func() { time.Sleep(10 * time.Microsecond) }
+		return s
+	})
+}
+
+// TestRowCache: a Get of a row just written is served from memory, with
+// the row's latest version (also after a tombstone, a losing write and a
+// value too large to cache, which must not leave the older row served);
+// after a reopen (empty cache) and for rows never written since, Get reads
+// Pebble; DropTable forgets the table's rows; the cache keeps to its bound.
+func TestRowCache(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	const budget = 256 * numStripes // 256 bytes per stripe
+	s := openT(t, dir, Options{RowCacheBytes: budget})
+	defer func() { _ = s.Close() }()
+	if err := s.CreateTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	apply := func(muts ...store.Mutation) {
+		t.Helper()
+		if _, err := s.Apply(ctx, "t", muts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// want reads key and checks the row and whether Pebble was read.
+	want := func(key string, version uint64, deleted bool, value []byte, fromPebble bool) {
+		t.Helper()
+		before := s.rowReads.Load()
+		row, found, err := s.Get(ctx, "t", []byte(key), 0)
+		if err != nil || !found || row.Version != version || row.Deleted != deleted || !bytes.Equal(row.Value, value) {
+			t.Fatalf("Get(%s) = %+v found=%v err=%v; want version %d deleted %v value %q", key, row, found, err, version, deleted, value)
+		}
+		if read := s.rowReads.Load() > before; read != fromPebble {
+			t.Fatalf("Get(%s): read Pebble %v, want %v", key, read, fromPebble)
+		}
+	}
+	apply(store.Mutation{Key: []byte("a"), Value: []byte("a1"), Version: 10})
+	want("a", 10, false, []byte("a1"), false)
+	apply(store.Mutation{Key: []byte("a"), Value: []byte("stale"), Version: 5})
+	want("a", 10, false, []byte("a1"), false)
+	apply(store.Mutation{Key: []byte("a"), Version: 11, Delete: true})
+	want("a", 11, true, nil, false)
+	big := bytes.Repeat([]byte("x"), 1000) // more than a stripe's budget
+	apply(store.Mutation{Key: []byte("a"), Value: big, Version: 12})
+	want("a", 12, false, big, true)
+	apply(store.Mutation{Key: []byte("b"), Value: []byte{}, Version: 1})
+	want("b", 1, false, []byte{}, false)
+
+	for i := range 20 * numStripes {
+		apply(store.Mutation{Key: fmt.Appendf(nil, "k%05d", i), Value: []byte("0123456789"), Version: 1})
+	}
+	if n := s.cachedRowBytes(); n > budget || n < budget/2 {
+		t.Errorf("row cache holds %d bytes, bound %d (and it was filled)", n, budget)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{RowCacheBytes: budget})
+	want("b", 1, false, []byte{}, true)
+	apply(store.Mutation{Key: []byte("b"), Value: []byte("b2"), Version: 2})
+	want("b", 2, false, []byte("b2"), false)
+	if err := s.DropTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := s.Get(ctx, "t", []byte("b"), 0); err != nil || found {
+		t.Fatalf("Get after DropTable: found=%v err=%v; want nothing", found, err)
+	}
+}
+
+// TestRowCacheOff: with the cache off every Get reads Pebble.
+func TestRowCacheOff(t *testing.T) {
+	ctx := t.Context()
+	s := openT(t, t.TempDir(), Options{RowCacheBytes: -1})
+	defer s.Close()
+	if err := s.CreateTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "t", []store.Mutation{{Key: []byte("a"), Value: []byte("v"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, _, err := s.Get(ctx, "t", []byte("a"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.rowReads.Load(); n != 3 {
+		t.Fatalf("%d Pebble reads for 3 Gets with the cache off", n)
+	}
+}
