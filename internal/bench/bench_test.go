@@ -82,12 +82,12 @@ func TestFloorOnly(t *testing.T) {
 	if f == nil || f.LogAppend.RecordsPerSec <= 0 || f.PebbleBatch.RecordsPerSec <= 0 || f.StoreApply.RecordsPerSec <= 0 {
 		t.Fatalf("floor %+v\n%s", f, out.String())
 	}
-	if len(f.Pipeline) != len(floorPipelineBatches) || f.Best.RecordsPerSec <= 0 {
+	if len(f.Pipeline) != len(floorPipelineBatches)*len(floorPipelineWriters) || f.Best.RecordsPerSec <= 0 {
 		t.Fatalf("pipeline %+v, best %+v", f.Pipeline, f.Best)
 	}
 	for _, p := range f.Pipeline {
 		if p.RecordsPerSec <= 0 || p.Call.Count == 0 || p.RecordsPerSec > f.Best.RecordsPerSec {
-			t.Errorf("pipeline at batch %d: %+v (best %+v)", p.Batch, p.FloorRate, f.Best)
+			t.Errorf("pipeline at batch %d, %d writers: %+v (best %+v)", p.Batch, p.Writers, p.FloorRate, f.Best)
 		}
 	}
 	if f.IntentBytes < keyBytes || f.Partitions != 8 {
@@ -133,5 +133,35 @@ func checkFields(t *testing.T, path string, typ reflect.Type, v map[string]any) 
 				checkFields(t, path+"."+name+"[0]", ft.Elem(), arr[0].(map[string]any))
 			}
 		}
+	}
+}
+
+// TestFloorCompare: wail's rate is divided by the best pipeline rate (and
+// by each raw rate), from find-max when it found a rate, else from the
+// last step; without either there is no ratio.
+func TestFloorCompare(t *testing.T) {
+	floor := func() *Floor {
+		return &Floor{LogAppend: FloorRate{RecordsPerSec: 400000}, PebbleBatch: FloorRate{RecordsPerSec: 200000},
+			StoreApply: FloorRate{RecordsPerSec: 100000}, Best: PipelineRate{Batch: 1000, Writers: 4, FloorRate: FloorRate{RecordsPerSec: 40000}}}
+	}
+	for _, tc := range []struct {
+		name string
+		res  Result
+		rate float64
+		want FloorRatio
+	}{
+		{"find-max", Result{FindMax: &FindMax{Found: true, MaxSustainableRate: 20000}, Steps: []Step{{WritesPerSec: 1}}}, 20000,
+			FloorRatio{LogAppend: 0.05, PebbleBatch: 0.1, StoreApply: 0.2, Pipeline: 0.5}},
+		{"last step", Result{Steps: []Step{{WritesPerSec: 1}, {WritesPerSec: 4000, TargetRate: 4000}}}, 4000,
+			FloorRatio{LogAppend: 0.01, PebbleBatch: 0.02, StoreApply: 0.04, Pipeline: 0.1}},
+		{"nothing", Result{}, 0, FloorRatio{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := floor()
+			f.compare(&tc.res)
+			if f.WailRate != tc.rate || f.Ratio != tc.want {
+				t.Errorf("rate %v ratio %+v, want %v %+v", f.WailRate, f.Ratio, tc.rate, tc.want)
+			}
+		})
 	}
 }

@@ -34,7 +34,8 @@ import (
 // bench's: the raw log append and a raw Pebble batch at LargeBatch, the LWW
 // store write at LargeBatch, and the whole embedded pipeline (the work wail
 // cannot avoid for a write: encode and append the intent, LWW store write,
-// read the row back, encode and append the event) at each of PipelineBatches.
+// read the row back, encode and append the event) at each of PipelineBatches
+// with each of PipelineWriters concurrent callers.
 // The best pipeline rate is the floor wail is compared with: wail does all of
 // that work and more (RPC, HLC, resolver bookkeeping), so it cannot beat it.
 type Floor struct {
@@ -46,8 +47,9 @@ type Floor struct {
 	SecondsEach     float64 `json:"seconds_each"`
 	Dir             string  `json:"dir"`
 	LargeBatch      int     `json:"large_batch"`
-	Writers         int     `json:"writers"`          // concurrent callers of each measurement
+	Writers         int     `json:"writers"`          // concurrent callers of each raw measurement
 	PipelineBatches []int   `json:"pipeline_batches"` // the batch sizes tried
+	PipelineWriters []int   `json:"pipeline_writers"` // the concurrent callers tried
 	// LogAppend: embedded log Append of LargeBatch intent-sized records;
 	// PebbleBatch: a raw Pebble batch of LargeBatch row-sized Sets, committed
 	// with the fsync policy (no version check); StoreApply: the Pebble
@@ -55,7 +57,8 @@ type Floor struct {
 	LogAppend   FloorRate `json:"log_append"`
 	PebbleBatch FloorRate `json:"pebble_batch"`
 	StoreApply  FloorRate `json:"store_apply"`
-	// Pipeline has one entry per PipelineBatches size; Best is the highest.
+	// Pipeline has one entry per PipelineBatches size and PipelineWriters
+	// count; Best is the highest.
 	Pipeline []PipelineRate `json:"pipeline"`
 	Best     PipelineRate   `json:"pipeline_best"`
 	// WailRate is wail's sustained rate the ratios compare (writes/s),
@@ -72,9 +75,10 @@ type FloorRate struct {
 	Call          latency.Percentiles `json:"call_latency"`
 }
 
-// PipelineRate is the whole pipeline at one batch size.
+// PipelineRate is the whole pipeline at one batch size and concurrency.
 type PipelineRate struct {
-	Batch int `json:"batch"`
+	Batch   int `json:"batch"`
+	Writers int `json:"writers"`
 	FloorRate
 }
 
@@ -93,8 +97,13 @@ const (
 	floorPebbleValue = 9 // the store's row header: version and flags
 )
 
-// floorPipelineBatches are the batch sizes the pipeline floor tries.
-var floorPipelineBatches = []int{100, 1000, 4000}
+// floorPipelineBatches and floorPipelineWriters are what the pipeline
+// floor tries: a pipeline call waits for three syncs in turn, so a few
+// writers keep the disk busy, and more hide its latency when it is slow.
+var (
+	floorPipelineBatches = []int{100, 1000, 4000}
+	floorPipelineWriters = []int{4, 16}
+)
 
 // floorRig holds what the floor measurements run on.
 type floorRig struct {
@@ -123,7 +132,7 @@ func runFloor(ctx context.Context, o *Options, res *Result) (*Floor, error) {
 	defer os.RemoveAll(dir)
 	f := &Floor{Fsync: "on", Partitions: floorPartitions(o, res), KeyBytes: keyBytes, ValueBytes: o.ValueSize,
 		SecondsEach: o.FloorDuration.Seconds(), Dir: dir, LargeBatch: floorLargeBatch, Writers: floorWriters,
-		PipelineBatches: floorPipelineBatches}
+		PipelineBatches: floorPipelineBatches, PipelineWriters: floorPipelineWriters}
 	if o.NoSync {
 		f.Fsync = "off"
 	}
@@ -133,8 +142,8 @@ func runFloor(ctx context.Context, o *Options, res *Result) (*Floor, error) {
 	}
 	defer rig.close()
 	f.IntentBytes = len(rig.intent)
-	fmt.Fprintf(o.Out, "floor: %s each of raw log appends, raw Pebble batches and LWW store writes (batch %d), then the whole pipeline at batches %v (%d writers, intent %d B, value %d B, fsync %s)\n",
-		o.FloorDuration, floorLargeBatch, floorPipelineBatches, floorWriters, f.IntentBytes, o.ValueSize, f.Fsync)
+	fmt.Fprintf(o.Out, "floor: %s each of raw log appends, raw Pebble batches and LWW store writes (batch %d, %d writers), then the whole pipeline at batches %v with %v writers (intent %d B, value %d B, fsync %s)\n",
+		o.FloorDuration, floorLargeBatch, floorWriters, floorPipelineBatches, floorPipelineWriters, f.IntentBytes, o.ValueSize, f.Fsync)
 	runs := []struct {
 		dst *FloorRate
 		op  func(context.Context, *rand.Rand) (int, error)
@@ -149,14 +158,16 @@ func runFloor(ctx context.Context, o *Options, res *Result) (*Floor, error) {
 		}
 	}
 	for _, b := range floorPipelineBatches {
-		r, err := closedLoop(ctx, o.FloorDuration, floorWriters, o.Seed, rig.pipeline(b))
-		if err != nil {
-			return f, err
-		}
-		p := PipelineRate{Batch: b, FloorRate: r}
-		f.Pipeline = append(f.Pipeline, p)
-		if p.RecordsPerSec > f.Best.RecordsPerSec {
-			f.Best = p
+		for _, w := range floorPipelineWriters {
+			r, err := closedLoop(ctx, o.FloorDuration, w, o.Seed, rig.pipeline(b))
+			if err != nil {
+				return f, err
+			}
+			p := PipelineRate{Batch: b, Writers: w, FloorRate: r}
+			f.Pipeline = append(f.Pipeline, p)
+			if p.RecordsPerSec > f.Best.RecordsPerSec {
+				f.Best = p
+			}
 		}
 	}
 	f.compare(res)
@@ -368,8 +379,8 @@ func (f *Floor) compare(res *Result) {
 }
 
 func (f *Floor) print(w io.Writer) {
-	fmt.Fprintf(w, "\nfloor on this machine (fsync %s, %d partitions, %d writers, key %d B, intent %d B, value %d B, %gs each)\n",
-		f.Fsync, f.Partitions, f.Writers, f.KeyBytes, f.IntentBytes, f.ValueBytes, f.SecondsEach)
+	fmt.Fprintf(w, "\nfloor on this machine (fsync %s, %d partitions, key %d B, intent %d B, value %d B, %gs each)\n",
+		f.Fsync, f.Partitions, f.KeyBytes, f.IntentBytes, f.ValueBytes, f.SecondsEach)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(name string, r FloorRate, ratio float64) {
 		rs := "-"
@@ -379,20 +390,20 @@ func (f *Floor) print(w io.Writer) {
 		fmt.Fprintf(tw, "  %s\t%10.0f records/s\tcall p50 %s p99 %s\twail/floor %s\n", name, r.RecordsPerSec,
 			fmtMs(r.Call.P50, r.Call.Count), fmtMs(r.Call.P99, r.Call.Count), rs)
 	}
-	row(fmt.Sprintf("log append (embedded, batch %d)", f.LargeBatch), f.LogAppend, f.Ratio.LogAppend)
-	row(fmt.Sprintf("raw Pebble batch (%d)", f.LargeBatch), f.PebbleBatch, f.Ratio.PebbleBatch)
-	row(fmt.Sprintf("LWW store write (batch %d)", f.LargeBatch), f.StoreApply, f.Ratio.StoreApply)
+	row(fmt.Sprintf("log append (embedded, batch %d, %d writers)", f.LargeBatch, f.Writers), f.LogAppend, f.Ratio.LogAppend)
+	row(fmt.Sprintf("raw Pebble batch (%d, %d writers)", f.LargeBatch, f.Writers), f.PebbleBatch, f.Ratio.PebbleBatch)
+	row(fmt.Sprintf("LWW store write (batch %d, %d writers)", f.LargeBatch, f.Writers), f.StoreApply, f.Ratio.StoreApply)
 	for _, p := range f.Pipeline {
 		ratio := 0.0
-		if p.Batch == f.Best.Batch {
+		if p.Batch == f.Best.Batch && p.Writers == f.Best.Writers {
 			ratio = f.Ratio.Pipeline
 		}
-		row(fmt.Sprintf("pipeline (batch %d)", p.Batch), p.FloorRate, ratio)
+		row(fmt.Sprintf("pipeline (batch %d, %d writers)", p.Batch, p.Writers), p.FloorRate, ratio)
 	}
 	_ = tw.Flush()
 	if f.WailRate > 0 {
-		fmt.Fprintf(w, "wail: %.0f writes/s (%s) = %.3f of the pipeline floor (%.0f writes/s at batch %d)\n",
-			f.WailRate, f.WailRateSource, f.Ratio.Pipeline, f.Best.RecordsPerSec, f.Best.Batch)
+		fmt.Fprintf(w, "wail: %.0f writes/s (%s) = %.3f of the pipeline floor (%.0f writes/s at batch %d, %d writers)\n",
+			f.WailRate, f.WailRateSource, f.Ratio.Pipeline, f.Best.RecordsPerSec, f.Best.Batch, f.Best.Writers)
 	}
 }
 

@@ -43,7 +43,8 @@ func newBenchCmd(g *globals) *cobra.Command {
 		Long: "Measure what this machine can do at best with wail's own storage, in-process, with the\n" +
 			"bench's record sizes, partitions and fsync policy but at large batches: raw appends to\n" +
 			"the embedded log, raw Pebble batches, LWW store writes, and the whole embedded pipeline\n" +
-			"(intent append, store write, read-back, event append) at batches of 100, 1000 and 4000.\n" +
+			"(intent append, store write, read-back, event append) at batches of 100, 1000 and 4000\n" +
+			"with 4 and 16 concurrent callers.\n" +
 			"The best pipeline rate is the floor. Then run the bench (--find-max unless\n" +
 			"--find-max=false is given) and print wail's sustained rate as a ratio of the floor.\n" +
 			"--floor-only skips the bench.",
