@@ -4,11 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sync/atomic"
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/storetest"
 )
 
 // BenchmarkApply: synced puts of 100-byte values, one mutation per Apply
@@ -55,15 +55,7 @@ func benchApply(b *testing.B, batch, conc int) {
 			}
 		}
 	}
-	b.ResetTimer()
-	if conc == 1 {
-		worker(b.Loop)
-	} else {
-		// RunParallel starts parallelism*GOMAXPROCS goroutines.
-		procs := runtime.GOMAXPROCS(0)
-		b.SetParallelism((conc + procs - 1) / procs)
-		b.RunParallel(func(pb *testing.PB) { worker(pb.Next) })
-	}
+	storetest.RunWorkers(b, conc, worker)
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "writes/s")
 }
 

@@ -40,18 +40,6 @@ type cachedRow struct {
 
 func rowSize(rowKey []byte, r cachedRow) int { return len(rowKey) + len(r.value) + rowOverhead }
 
-// rowLimitPerStripe turns Options.RowCacheBytes into a per-stripe bound in
-// bytes (0: no cache).
-func rowLimitPerStripe(n int64) int {
-	switch {
-	case n < 0:
-		return 0
-	case n == 0:
-		n = defaultRowCacheBytes
-	}
-	return int((n + numStripes - 1) / numStripes)
-}
-
 // rememberRows caches the rows of the winners that were applied. The
 // caller holds their stripes (not their flightsMu).
 func (s *Store) rememberRows(muts []store.Mutation, winners []pending, out []store.Outcome) {

@@ -4,22 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
-	"github.com/wail-cdc/wail/internal/store/storetest"
 )
-
-// TestSuiteSmallRowCache runs the suite with a row cache so small that most
-// rows do not fit and entries are evicted all the time, with a widened
-// race window.
-func TestSuiteSmallRowCache(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s := openT(t, t.TempDir(), Options{NoSync: true, RowCacheBytes: 64 * numStripes})
-		s.testHookCheck = func() { time.Sleep(10 * time.Microsecond) }
-		return s
-	})
-}
 
 // TestRowCache: a Get of a row just written is served from memory, with
 // the row's latest version (also after a tombstone, a losing write and a

@@ -182,8 +182,8 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		quit:    make(chan struct{}),
 		syncq:   make(chan syncing, maxSyncing),
 
-		versionLimit: versionLimitPerStripe(opts.VersionCacheKeys),
-		rowLimit:     rowLimitPerStripe(opts.RowCacheBytes),
+		versionLimit: perStripe(int64(opts.VersionCacheKeys), defaultVersionCacheKeys),
+		rowLimit:     perStripe(opts.RowCacheBytes, defaultRowCacheBytes),
 	}
 	if opts.NoSync {
 		s.wopts = pebble.NoSync

@@ -32,16 +32,16 @@ package pebble
 // MiB with 16-byte keys.
 const defaultVersionCacheKeys = 1 << 17
 
-// versionLimitPerStripe turns Options.VersionCacheKeys into a per-stripe
-// bound (0: no cache).
-func versionLimitPerStripe(n int) int {
+// perStripe turns a cache's bound from Options (0: def, negative: no
+// cache) into each stripe's share, rounded up (0: no cache).
+func perStripe(n, def int64) int {
 	switch {
 	case n < 0:
 		return 0
 	case n == 0:
-		n = defaultVersionCacheKeys
+		n = def
 	}
-	return (n + numStripes - 1) / numStripes
+	return int((n + numStripes - 1) / numStripes)
 }
 
 // currentVersion returns the version Pebble holds for rowKey, from the

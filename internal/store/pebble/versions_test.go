@@ -9,12 +9,13 @@ import (
 	"github.com/wail-cdc/wail/internal/store/storetest"
 )
 
-// TestSuiteSmallVersionCache runs the suite with room for a single version
-// per stripe (every write evicts) and a widened race window: last writer
-// wins must stay exact when the cache misses and evicts all the time.
-func TestSuiteSmallVersionCache(t *testing.T) {
+// TestSuiteSmallCaches runs the suite with room for a single version per
+// stripe (every write evicts) and a row cache too small for most rows, with
+// a widened race window: last writer wins and reads must stay exact when
+// the caches miss and evict all the time.
+func TestSuiteSmallCaches(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
-		s := openT(t, t.TempDir(), Options{NoSync: true, VersionCacheKeys: 1})
+		s := openT(t, t.TempDir(), Options{NoSync: true, VersionCacheKeys: 1, RowCacheBytes: 64 * numStripes})
 		s.testHookCheck = func() { time.Sleep(10 * time.Microsecond) }
 		return s
 	})

@@ -39,17 +39,25 @@ func BenchApply(b *testing.B, open func(b *testing.B) store.Store) {
 					}
 				}
 			}
-			b.ResetTimer()
-			if conc == 1 {
-				worker(b.Loop)
-			} else {
-				procs := runtime.GOMAXPROCS(0)
-				b.SetParallelism((conc + procs - 1) / procs)
-				b.RunParallel(func(pb *testing.PB) { worker(pb.Next) })
-			}
+			RunWorkers(b, conc, worker)
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "ops/s")
 		})
 	}
+}
+
+// RunWorkers resets b's timer and runs worker from conc goroutines (with
+// one, in the benchmark's own), each calling it until next says b.N calls
+// are done.
+func RunWorkers(b *testing.B, conc int, worker func(next func() bool)) {
+	b.ResetTimer()
+	if conc == 1 {
+		worker(b.Loop)
+		return
+	}
+	// RunParallel starts parallelism*GOMAXPROCS goroutines.
+	procs := runtime.GOMAXPROCS(0)
+	b.SetParallelism((conc + procs - 1) / procs)
+	b.RunParallel(func(pb *testing.PB) { worker(pb.Next) })
 }
 
 // BenchGet measures point reads of 100-byte values over 10k keys, 16 readers.
