@@ -36,3 +36,14 @@ func TestInvariantsEmbedded(t *testing.T) {
 	t.Parallel()
 	Run(t, openEmbedded, DefaultOptions())
 }
+
+// TestInvariantsEmbeddedSyncFilesystem: the invariants with the log's
+// partitions sharing one syncfs per round (Linux >= 5.8; elsewhere the log
+// falls back to an fsync per file).
+func TestInvariantsEmbeddedSyncFilesystem(t *testing.T) {
+	t.Parallel()
+	Run(t, func(t *testing.T) Backends {
+		b, _ := openEmbeddedWith(t, embedded.Options{SyncFilesystem: true})
+		return b
+	}, DefaultOptions())
+}
