@@ -294,3 +294,55 @@ func closedAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// TestTailUntilEnd: tail --until-end prints what exists and exits, with
+// the cursor on stderr; --cursor then prints exactly what came after.
+func TestTailUntilEnd(t *testing.T) {
+	t.Parallel()
+	url := servertest.Start(t, nil)
+	bg := context.Background()
+	runCLI(bg, url, "", "table", "create", "t", "--partitions", "3")
+	// tail --until-end until n events exist; returns them and the cursor
+	await := func(from []string, n int) ([]string, string) {
+		t.Helper()
+		var out, errOut string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			var code int
+			code, out, errOut = runCLI(bg, url, "", append([]string{"tail", "t", "--until-end"}, from...)...)
+			if code != 0 || !strings.HasPrefix(errOut, "cursor: c") {
+				t.Fatalf("tail --until-end %q: exit %d, stderr %q", from, code, errOut)
+			}
+			if strings.Count(out, "\n") >= n {
+				return strings.Split(strings.TrimSpace(out), "\n"), strings.TrimSpace(strings.TrimPrefix(errOut, "cursor: "))
+			}
+		}
+		t.Fatalf("tail --until-end %q: %q, want %d events", from, out, n)
+		return nil, ""
+	}
+	for _, k := range []string{"a", "b", "c", "d"} {
+		runCLI(bg, url, "", "put", "t", k, "v")
+	}
+	runCLI(bg, url, "", "delete", "t", "a") // a tombstone: offsets are not dense
+	first, cursor := await([]string{"--from", "beginning"}, 5)
+	if len(first) != 5 {
+		t.Fatalf("printed %d events, want 5:\n%s", len(first), strings.Join(first, "\n"))
+	}
+	runCLI(bg, url, "", "put", "t", "e", "v")
+	next, _ := await([]string{"--cursor", cursor}, 1)
+	if len(next) != 1 || !strings.Contains(next[0], "key=e ") {
+		t.Fatalf("from the cursor: %q, want only e's event", next)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--cursor", "xyz"}, "not a cursor"},
+		{[]string{"--cursor", cursor, "--from", "beginning"}, "give one"},
+		{[]string{"--cursor", "cAAAA"}, "invalid cursor: it is too short"},
+	} {
+		code, _, errOut := runCLI(bg, url, "", append([]string{"tail", "t", "--until-end"}, tc.args...)...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("tail %q: exit %d, %q; want an error saying %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

@@ -3,12 +3,12 @@ package cli
 import (
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/eventbus"
 )
 
 // tailValueLimit is how many characters of a value a tail line shows.
@@ -16,55 +16,56 @@ const tailValueLimit = 200
 
 func newTailCmd(g *globals) *cobra.Command {
 	var (
-		from   string
-		asJSON bool
+		from, cursor string
+		asJSON       bool
+		untilEnd     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail TABLE",
-		Short: "Stream the change events of a table until Ctrl-C",
+		Short: "Stream the change events of a table until Ctrl-C (or --until-end)",
 		Long: "Stream the change events of a table, one line per event:\n" +
 			"  PARTITION/OFFSET OP key=KEY version=N value=VALUE\n" +
 			"Keys and values print as text when printable, else as 0x-prefixed hex;\n" +
 			"values are cut at 200 characters. --json prints each SubscribeResponse\n" +
-			"(event, partition, offset) as one line of protojson.",
+			"(event, partition, offset, cursor) as one line of protojson.\n" +
+			"--until-end stops at the end of what the table's events held when tail\n" +
+			"started and prints the cursor to resume from on stderr (\"cursor: C\");\n" +
+			"--cursor C resumes exactly after it. Offsets are not dense (tombstones,\n" +
+			"Kafka transaction markers): never count events to find an end.",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkFrom(from); err != nil {
-				return err
+			if cursor != "" {
+				if cmd.Flags().Changed("from") {
+					return usageErrorf("--cursor and --from: give one")
+				}
+				if !eventbus.IsCursor(cursor) {
+					return usageErrorf("--cursor %q: not a cursor (pass one exactly as a stream printed it)", cursor)
+				}
+				from = cursor
+			}
+			if _, err := eventbus.ParseStart(from); err != nil {
+				return usageErrorf("--from %q: %v", from, err)
 			}
 			cl, err := g.clients()
 			if err != nil {
 				return err
 			}
-			return tail(cmd, cl, g.stdout, &wailv1.SubscribeRequest{Table: args[0], From: from}, asJSON)
+			return tail(cmd, cl, g, &wailv1.SubscribeRequest{Table: args[0], From: from, UntilEnd: untilEnd}, asJSON)
 		},
 	}
 	g.addrFlag(cmd.Flags())
-	cmd.Flags().StringVar(&from, "from", "latest", "where to start: beginning, latest, vN (after version N) or @OFFSET (on every partition)")
+	cmd.Flags().StringVar(&from, "from", "latest",
+		"where to start: beginning, latest, snapshot (every key's current state, then the changes), "+
+			"a time (RFC 3339 or -DURATION, e.g. -15m), vN (after version N) or @OFFSET (on every partition)")
+	cmd.Flags().StringVar(&cursor, "cursor", "", "resume exactly after this cursor (printed by --until-end, carried by --json)")
+	cmd.Flags().BoolVar(&untilEnd, "until-end", false, "stop at the end of what exists when tail starts; print the cursor on stderr")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print events as protojson, one per line")
 	return cmd
 }
 
-// checkFrom validates the --from syntax before asking the server.
-func checkFrom(from string) error {
-	switch {
-	case from == "beginning" || from == "latest":
-		return nil
-	case strings.HasPrefix(from, "v"):
-		if _, err := strconv.ParseUint(from[1:], 10, 64); err == nil {
-			return nil
-		}
-	case strings.HasPrefix(from, "@"):
-		if n, err := strconv.ParseInt(from[1:], 10, 64); err == nil && n >= 0 {
-			return nil
-		}
-	}
-	return usageErrorf("--from %q: use beginning, latest, vN or @OFFSET", from)
-}
-
 // tail prints events until the stream ends or the context is cancelled
 // (which is a clean exit).
-func tail(cmd *cobra.Command, cl *clients, w io.Writer, req *wailv1.SubscribeRequest, asJSON bool) error {
+func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequest, asJSON bool) error {
 	ctx := cmd.Context()
 	stream, err := cl.events.Subscribe(ctx, connect.NewRequest(req))
 	if err != nil {
@@ -74,12 +75,17 @@ func tail(cmd *cobra.Command, cl *clients, w io.Writer, req *wailv1.SubscribeReq
 		return err
 	}
 	defer stream.Close()
+	cursor := ""
 	for stream.Receive() {
 		msg := stream.Msg()
-		if asJSON {
-			err = writeProtoJSON(w, msg)
-		} else {
-			_, err = io.WriteString(w, formatEvent(msg)+"\n")
+		if msg.Cursor != "" {
+			cursor = msg.Cursor
+		}
+		switch {
+		case asJSON:
+			err = writeProtoJSON(g.stdout, msg)
+		case msg.Event != nil:
+			_, err = io.WriteString(g.stdout, formatEvent(msg)+"\n")
 		}
 		if err != nil {
 			return err
@@ -88,14 +94,24 @@ func tail(cmd *cobra.Command, cl *clients, w io.Writer, req *wailv1.SubscribeReq
 	if ctx.Err() != nil {
 		return nil
 	}
-	return stream.Err()
+	if err := stream.Err(); err != nil {
+		return err
+	}
+	if req.UntilEnd && cursor != "" {
+		_, err = fmt.Fprintf(g.stderr, "cursor: %s\n", cursor)
+	}
+	return err
 }
 
 // formatEvent renders one event as a tail line.
 func formatEvent(m *wailv1.SubscribeResponse) string {
 	ev := m.GetEvent()
 	op := strings.TrimPrefix(ev.GetOp().String(), "OP_")
-	s := fmt.Sprintf("%d/%d %s key=%s version=%d", m.GetPartition(), m.GetOffset(), op,
+	at := fmt.Sprintf("%d/%d", m.GetPartition(), m.GetOffset())
+	if m.GetSnapshot() {
+		at = "snapshot"
+	}
+	s := fmt.Sprintf("%s %s key=%s version=%d", at, op,
 		displayBytes(ev.GetKey(), tailValueLimit), ev.GetVersion())
 	if ev.GetOp() != wailv1.Op_OP_DELETE {
 		s += " value=" + displayBytes(ev.GetValue(), tailValueLimit)

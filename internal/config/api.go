@@ -40,6 +40,13 @@ type API struct {
 	// SubscriptionBufferBytes bounds the events a stream holds read ahead
 	// of its client (one event larger than this still passes alone).
 	SubscriptionBufferBytes int `yaml:"subscription_buffer_bytes"`
+	// SnapshotMaxKeys bounds the keys a from "snapshot" stream remembers
+	// while its snapshot runs (the chunks in flight, and the keys that
+	// got an event meanwhile); past it the stream fails with
+	// resource_exhausted.
+	SnapshotMaxKeys int `yaml:"snapshot_max_keys"`
+	// SnapshotChunkKeys is how many keys a snapshot reads per store page.
+	SnapshotChunkKeys int `yaml:"snapshot_chunk_keys"`
 }
 
 func defaultAPI() API {
@@ -55,6 +62,8 @@ func defaultAPI() API {
 		// host stays well below.
 		MaxSubscriptionsPerClient: 64,
 		SubscriptionBufferBytes:   4 << 20,
+		SnapshotMaxKeys:           1_000_000,
+		SnapshotChunkKeys:         512,
 	}
 }
 
@@ -97,5 +106,8 @@ func (c *Config) validateAPI() []error {
 	check(a.MaxSubscriptionsPerClient >= 1 && a.MaxSubscriptionsPerClient <= a.MaxSubscriptions,
 		"api.max_subscriptions_per_client %d out of range 1..%d (api.max_subscriptions)", a.MaxSubscriptionsPerClient, a.MaxSubscriptions)
 	check(a.SubscriptionBufferBytes >= 64<<10, "api.subscription_buffer_bytes %d is below 64 KiB", a.SubscriptionBufferBytes)
+	check(a.SnapshotChunkKeys >= 1 && a.SnapshotChunkKeys <= 100_000, "api.snapshot_chunk_keys %d out of range 1..100000", a.SnapshotChunkKeys)
+	check(a.SnapshotMaxKeys >= 8*a.SnapshotChunkKeys, "api.snapshot_max_keys %d is below 8 chunks (8 * api.snapshot_chunk_keys = %d)",
+		a.SnapshotMaxKeys, 8*a.SnapshotChunkKeys)
 	return errs
 }

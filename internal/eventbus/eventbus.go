@@ -222,6 +222,24 @@ func (b *Bus) End(ctx context.Context, table string, partition int32) (int64, er
 	return end, nil
 }
 
+// ends returns the end offset of every partition of a table's events.
+func (b *Bus) ends(ctx context.Context, table string, n int32) ([]int64, error) {
+	return b.endsOf(ctx, Topic(table), n)
+}
+
+// endsOf returns the end offset of every partition of a topic.
+func (b *Bus) endsOf(ctx context.Context, topic string, n int32) ([]int64, error) {
+	out := make([]int64, n)
+	for p := range out {
+		_, end, err := b.log.Bounds(ctx, topic, int32(p))
+		if err != nil {
+			return nil, fmt.Errorf("eventbus: bounds of %s/%d: %w", topic, p, err)
+		}
+		out[p] = end
+	}
+	return out, nil
+}
+
 func (b *Bus) scan(ctx context.Context, table string, partition int32, since time.Time, heal bool) (Recovered, error) {
 	topic := Topic(table)
 	from, err := b.log.OffsetForTime(ctx, topic, partition, since)
@@ -346,41 +364,4 @@ func wrapScan(table string, partition int32, err error) error {
 		return nil
 	}
 	return fmt.Errorf("eventbus: scan %s/%d: %w", table, partition, err)
-}
-
-// ErrBadFrom: a subscription start position could not be parsed.
-var ErrBadFrom = errors.New(`invalid start position: use "beginning", "latest", "v<version>" or "@<offset>"`)
-
-// Start is where a subscription begins.
-type Start struct {
-	Beginning bool
-	Latest    bool
-	// AfterVersion skips events with a version <= it (0: none).
-	AfterVersion uint64
-	// Offset starts every partition at this offset (-1: unused).
-	Offset int64
-}
-
-// ParseStart parses "beginning", "latest" (also ""), "v<version>" or
-// "@<offset>"; a bare number is taken as a version.
-func ParseStart(s string) (Start, error) {
-	switch {
-	case s == "" || s == "latest":
-		return Start{Latest: true, Offset: -1}, nil
-	case s == "beginning" || s == "earliest":
-		return Start{Beginning: true, Offset: -1}, nil
-	case s[0] == '@':
-		n, err := strconv.ParseInt(s[1:], 10, 64)
-		if err != nil || n < 0 {
-			return Start{}, fmt.Errorf("%w: %q", ErrBadFrom, s)
-		}
-		return Start{Offset: n}, nil
-	case s[0] == 'v':
-		s = s[1:]
-	}
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return Start{}, fmt.Errorf("%w: %q", ErrBadFrom, s)
-	}
-	return Start{AfterVersion: n, Offset: -1}, nil
 }

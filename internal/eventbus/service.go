@@ -45,6 +45,7 @@ type Service struct {
 	// partitions returns a table's partition count, false if unknown.
 	partitions func(table string) (int32, bool)
 	limits     Limits
+	snapshots  Snapshots
 	closing    chan struct{}
 	closeOnce  sync.Once
 
@@ -128,34 +129,53 @@ func clientOf(addr string) string {
 // Close ends every open subscription (at server shutdown).
 func (s *Service) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
 
-type delivery struct {
-	partition int32
-	offset    int64
-	event     *wailv1.ChangeEvent
-	size      int64 // taken from the stream's budget
+// batch is what a partition reader hands the stream: the events of one
+// read, and its position after it.
+type batch struct {
+	p      int32
+	events []liveEvent
+	next   int64
+	size   int64 // taken from the stream's budget
 }
 
 // Subscribe streams the final events of a table, from every partition,
-// until the client goes away.
+// until the client goes away (or, with until_end, to the end of what was
+// published when it started). See SubscribeRequest for where it starts.
 func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.SubscribeRequest], stream *connect.ServerStream[wailv1.SubscribeResponse]) error {
 	release, err := s.admit(clientOf(req.Peer().Addr))
 	if err != nil {
 		return err
 	}
 	defer release()
-	n, ok := s.partitions(req.Msg.Table)
+	table := req.Msg.Table
+	n, ok := s.partitions(table)
 	if !ok {
-		return connect.NewError(connect.CodeNotFound, fmt.Errorf("table %q does not exist: create it with `wail table create %s`", req.Msg.Table, req.Msg.Table))
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("table %q does not exist: create it with `wail table create %s`", table, table))
 	}
 	start, err := ParseStart(req.Msg.From)
 	if err != nil {
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	// Fix where every partition starts, then send the response headers: once
-	// the client's call returns, every event published later is delivered.
-	offsets := make([]int64, n)
-	for p := range offsets {
-		if offsets[p], err = s.startOffset(ctx, Topic(req.Msg.Table), int32(p), start); err != nil {
+	snapKeys := 0
+	if start.Snapshot {
+		if req.Msg.UntilEnd {
+			return connect.NewError(connect.CodeInvalidArgument, errors.New(`until_end does not go with from "snapshot": take the snapshot without it`))
+		}
+		if s.snapshots.Source == nil {
+			return connect.NewError(connect.CodeFailedPrecondition, errors.New(`this server's store cannot list keys: from "snapshot" is not available; use "beginning"`))
+		}
+		snapKeys = s.snapshots.maxKeys()
+	}
+	// Fix where every partition starts (and ends), then send the response
+	// headers: once the client's call returns, every event published later
+	// is delivered.
+	offsets, err := s.startOffsets(ctx, table, n, start)
+	if err != nil {
+		return err
+	}
+	var until []int64
+	if req.Msg.UntilEnd {
+		if until, err = s.bus.ends(ctx, table, n); err != nil {
 			return connect.NewError(connect.CodeUnavailable, err)
 		}
 	}
@@ -172,46 +192,89 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 		}
 	}()
 	g, ctx := errgroup.WithContext(sctx)
-	out := make(chan delivery, 256)
+	core := newStreamCore(table, offsets, until, snapKeys)
+	out := make(chan batch, 64)
 	buf := newBudget(s.limits.BufferBytes)
 	for p := int32(0); p < n; p++ {
-		g.Go(func() error { return s.follow(ctx, req.Msg.Table, p, offsets[p], start.AfterVersion, buf, out) })
+		end := int64(-1)
+		if until != nil {
+			end = until[p]
+		}
+		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, start.AfterVersion, buf, out) })
+	}
+	var snap <-chan snapshotMsg
+	if start.Snapshot {
+		c := make(chan snapshotMsg, 4)
+		snap = c
+		g.Go(func() error { return s.snapshot(ctx, table, n, buf, c) })
 	}
 	g.Go(func() error {
+		defer cancel() // the stream is over: stop the readers
+		if core.done() {
+			return stream.Send(&wailv1.SubscribeResponse{Cursor: core.cursor()})
+		}
 		for {
+			var resps []*wailv1.SubscribeResponse
+			var size int64
+			var err error
 			select {
 			case <-ctx.Done():
 				return nil
-			case d := <-out:
-				err := stream.Send(&wailv1.SubscribeResponse{Event: d.event, Partition: d.partition, Offset: d.offset})
-				buf.release(d.size)
-				if err != nil {
-					return err
-				}
+			case b := <-out:
+				resps, err = core.live(b.p, b.events, b.next)
+				size = b.size
+			case m := <-snap:
+				resps, err = m.apply(core)
+				size = m.size
+			}
+			if err == nil {
+				err = sendAll(stream, resps)
+			}
+			buf.release(size)
+			if err != nil {
+				return err
+			}
+			if core.done() {
+				return stream.Send(&wailv1.SubscribeResponse{Cursor: core.cursor()})
 			}
 		}
 	})
 	err = g.Wait()
-	if err == nil || errors.Is(err, context.Canceled) {
+	switch {
+	case err == nil || errors.Is(err, context.Canceled):
 		return nil
+	case errors.Is(err, ErrSnapshotBusy):
+		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
 	return err
 }
 
-// follow reads one partition and hands its events to out.
-func (s *Service) follow(ctx context.Context, table string, p int32, off int64, after uint64, buf *budget, out chan<- delivery) error {
+func sendAll(stream *connect.ServerStream[wailv1.SubscribeResponse], resps []*wailv1.SubscribeResponse) error {
+	for _, r := range resps {
+		if err := stream.Send(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// follow reads one partition from off and hands its events to out, up to
+// end (-1: forever).
+func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, buf *budget, out chan<- batch) error {
 	topic := Topic(table)
-	for {
+	for end < 0 || off < end {
 		r, err := s.bus.log.NewReader(topic, p, off)
 		if err != nil {
 			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s/%d: %w", topic, p, err))
 		}
-		err = s.pump(ctx, r, p, after, buf, out)
+		off, err = s.pump(ctx, r, p, end, after, buf, out)
 		r.Close()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return nil
-		}
-		if !errors.Is(err, intentlog.ErrOffsetOutOfRange) {
+		case err == nil:
+			return nil // reached end
+		case !errors.Is(err, intentlog.ErrOffsetOutOfRange):
 			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s/%d: %w", topic, p, err))
 		}
 		// retention removed what we were about to read: go on from the start
@@ -219,14 +282,17 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off int64, 
 			return connect.NewError(connect.CodeUnavailable, err)
 		}
 	}
+	return nil
 }
 
-func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, after uint64, buf *budget, out chan<- delivery) error {
-	for {
+// pump reads r until end (-1: until an error) and returns its position.
+func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, buf *budget, out chan<- batch) (int64, error) {
+	for end < 0 || r.Position() < end {
 		recs, err := r.Next(ctx)
 		if err != nil {
-			return err
+			return r.Position(), err
 		}
+		b := batch{p: p, next: r.Position()}
 		for i := range recs {
 			if recs[i].Value == nil {
 				continue
@@ -235,34 +301,64 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, after u
 			if err := proto.Unmarshal(recs[i].Value, &ev); err != nil || ev.Version <= after {
 				continue
 			}
-			size, err := buf.acquire(ctx, int64(len(recs[i].Value)))
-			if err != nil {
-				return err
+			b.events = append(b.events, liveEvent{offset: recs[i].Offset, event: &ev})
+			b.size += int64(len(recs[i].Value))
+		}
+		if b.size, err = buf.acquire(ctx, b.size); err != nil {
+			return r.Position(), err
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			buf.release(b.size)
+			return r.Position(), ctx.Err()
+		}
+	}
+	return r.Position(), nil
+}
+
+// startOffsets returns where each partition of a stream starts.
+func (s *Service) startOffsets(ctx context.Context, table string, n int32, st Start) ([]int64, error) {
+	var cur Cursor
+	if st.Cursor != "" {
+		var err error
+		if cur, err = ParseCursor(st.Cursor, table, n); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+	}
+	if st.Ago > 0 {
+		st.At = time.Now().Add(-st.Ago)
+	}
+	topic := Topic(table)
+	offsets := make([]int64, n)
+	for p := range offsets {
+		start, end, err := s.bus.log.Bounds(ctx, topic, int32(p))
+		if err != nil {
+			return nil, connect.NewError(connect.CodeUnavailable, err)
+		}
+		switch {
+		case st.Latest || st.Snapshot:
+			offsets[p] = end
+		case st.Beginning:
+			offsets[p] = start
+		case cur.Offsets != nil:
+			// Below start: retention removed them; above end: the log
+			// lost its tail (Kafka unclean election, a repair) and new
+			// events take those offsets again.
+			offsets[p] = min(max(cur.Offsets[p], start), end)
+		case st.Offset >= 0:
+			offsets[p] = min(max(st.Offset, start), end)
+		default:
+			at := st.At
+			if at.IsZero() {
+				at = hlc.Time(st.AfterVersion).Add(-clockSkew)
 			}
-			select {
-			case out <- delivery{partition: p, offset: recs[i].Offset, event: &ev, size: size}:
-			case <-ctx.Done():
-				buf.release(size)
-				return ctx.Err()
+			if offsets[p], err = s.bus.log.OffsetForTime(ctx, topic, int32(p), at); err != nil {
+				return nil, connect.NewError(connect.CodeUnavailable, err)
 			}
 		}
 	}
-}
-
-func (s *Service) startOffset(ctx context.Context, topic string, p int32, st Start) (int64, error) {
-	start, end, err := s.bus.log.Bounds(ctx, topic, p)
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case st.Latest:
-		return end, nil
-	case st.Beginning:
-		return start, nil
-	case st.Offset >= 0:
-		return min(max(st.Offset, start), end), nil
-	}
-	return s.bus.log.OffsetForTime(ctx, topic, p, hlc.Time(st.AfterVersion).Add(-clockSkew))
+	return offsets, nil
 }
 
 // budget bounds the bytes of events a stream holds between reading them

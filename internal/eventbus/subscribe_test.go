@@ -325,28 +325,28 @@ func TestPumpHoldsItsBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	out := make(chan delivery, 10)
+	out := make(chan batch, 10)
 	done := make(chan error, 1)
-	go func() { done <- svc.pump(ctx, r, 0, 0, budget, out) }()
+	go func() { _, err := svc.pump(ctx, r, 0, -1, 0, budget, out); done <- err }()
 	held := func(want int) {
 		t.Helper()
 		time.Sleep(50 * time.Millisecond) // time to read too far, if it would
 		if len(out) != want {
-			t.Fatalf("%d events held, want %d (the budget)", len(out), want)
+			t.Fatalf("%d batches held, want %d (the budget)", len(out), want)
 		}
 	}
-	held(2)
-	var d delivery
+	held(1) // the memLog's reads return 2 records: one read fills the budget
+	var d batch
 	select {
 	case d = <-out:
 	case <-ctx.Done():
 		t.Fatal("no delivery")
 	}
-	if d.size != size || d.event.Version != 1 {
-		t.Fatalf("delivery %+v, want version 1 taking %d bytes", d, size)
+	if d.size != 2*size || len(d.events) != 2 || d.events[0].event.Version != 1 || d.next != 2 {
+		t.Fatalf("batch %+v, want versions 1 and 2 taking %d bytes", d, 2*size)
 	}
 	budget.release(d.size)
-	held(2)
+	held(1)
 	cancel()
 	select {
 	case err := <-done:

@@ -252,3 +252,12 @@ func (s *Server) streamLimits() eventbus.Limits {
 		Opened:  func(n int) { open.Set(float64(n)) },
 	}
 }
+
+// snapshots configures from "snapshot" streams: the store, if it can list
+// keys, and the resolvers' group, whose commits tell when a chunk's keys
+// can no longer get an older event.
+func (s *Server) snapshots() eventbus.Snapshots {
+	src, _ := s.store.(eventbus.SnapshotSource) // every store of wail has one
+	a := s.cfg.API
+	return eventbus.Snapshots{Source: src, ResolverGroup: s.cfg.Resolver.Group, ChunkKeys: a.SnapshotChunkKeys, MaxKeys: a.SnapshotMaxKeys}
+}

@@ -180,7 +180,7 @@ func (s *Server) open(ctx context.Context) error {
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})
-	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams)
+	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots())
 	s.opened = true
 	return nil
 }

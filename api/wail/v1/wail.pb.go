@@ -2897,10 +2897,25 @@ func (x *ReconcileTableResponse) GetKeysExpired() int64 {
 type SubscribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	// from is "beginning", "latest" (the default), a version ("v123", events
-	// with a higher version), or an offset ("@42", the same offset on every
-	// partition).
-	From          string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// from is where the stream starts:
+	//
+	//	"latest" (the default): events published after the call;
+	//	"beginning": every retained event;
+	//	"snapshot": the current state of every key (read from the store,
+	//	  responses with snapshot set), then the events published after the
+	//	  call, per key in strictly increasing versions;
+	//	a cursor (a SubscribeResponse's cursor): exactly the events after it;
+	//	a time, RFC 3339 ("2026-11-30T14:00:00Z") or "-DURATION" ("-15m"):
+	//	  each partition from its first event appended at or after it;
+	//	"v123": events with a version above 123 (approximate: the bus is in
+	//	  publish order, not version order; prefer a cursor);
+	//	"@42": offset 42 on every partition (prefer a cursor).
+	From string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// until_end ends the stream once it delivered everything published
+	// before the call (offsets are not dense: the end is each partition's end
+	// offset at the call, not a count of events). Its last message carries
+	// the cursor of that end. Not with from "snapshot".
+	UntilEnd      bool `protobuf:"varint,3,opt,name=until_end,json=untilEnd,proto3" json:"until_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2949,11 +2964,27 @@ func (x *SubscribeRequest) GetFrom() string {
 	return ""
 }
 
+func (x *SubscribeRequest) GetUntilEnd() bool {
+	if x != nil {
+		return x.UntilEnd
+	}
+	return false
+}
+
 type SubscribeResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Event         *ChangeEvent           `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
-	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// event is absent on a message that carries only a cursor: at the end of
+	// a snapshot and at the end of an until_end stream.
+	Event     *ChangeEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	Partition int32        `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    int64        `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// cursor resumes the stream right after this message (from = cursor). It
+	// is empty during a snapshot: a consumer that stops then starts the
+	// snapshot again. Opaque: pass it back as it came.
+	Cursor string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// snapshot marks an event read from the store by a from "snapshot"
+	// stream (partition and offset are then 0).
+	Snapshot      bool `protobuf:"varint,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3007,6 +3038,20 @@ func (x *SubscribeResponse) GetOffset() int64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *SubscribeResponse) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *SubscribeResponse) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
 }
 
 var File_wail_v1_wail_proto protoreflect.FileDescriptor
@@ -3206,14 +3251,17 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"keysBehind\x12*\n" +
 	"\x04keys\x18\x03 \x03(\v2\x16.wail.v1.ReconciledKeyR\x04keys\x12$\n" +
 	"\x0ekeys_in_flight\x18\x04 \x01(\x03R\fkeysInFlight\x12!\n" +
-	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\"<\n" +
+	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\"Y\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
-	"\x04from\x18\x02 \x01(\tR\x04from\"u\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x1b\n" +
+	"\tuntil_end\x18\x03 \x01(\bR\buntilEnd\"\xa9\x01\n" +
 	"\x11SubscribeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset*D\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x1a\n" +
+	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot*D\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_UPSERT\x10\x01\x12\r\n" +

@@ -1,0 +1,142 @@
+package eventbus
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"strings"
+)
+
+// A cursor is where a subscriber resumes: the next offset of every
+// partition of a table's event topic (one past the last record delivered
+// or passed). Subscribe sends one with every event; a subscription from a
+// cursor starts every partition at its offset, so it delivers exactly
+// what came after: no event lost (unless retention removed it), none
+// repeated. Offsets are not dense (tombstones after deletes, Kafka's
+// transaction markers, offsets lost to a repair), which is why a cursor
+// holds positions, not counts.
+//
+// Text form: "c" followed by the unpadded base64url of the binary form
+// (cursorVersion1):
+//
+//	byte     version (1)
+//	uint32   CRC-32C of the table name, big endian: a cursor of another table is refused
+//	uvarint  n, the number of partitions
+//	n uvarint the next offset of partitions 0..n-1
+//	uint32   CRC-32C of everything before, big endian
+//
+// Clients treat cursors as opaque strings: the format may gain versions,
+// and a server decodes every version it ever wrote.
+
+// cursorVersion1 is the only cursor encoding so far.
+const cursorVersion1 = 1
+
+// cursorPrefix starts a cursor's text form.
+const cursorPrefix = "c"
+
+// maxCursorPartitions bounds what a cursor may hold (a decoder of
+// external bytes must not allocate what they say).
+const maxCursorPartitions = 1 << 16
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrBadCursor: a cursor could not be decoded or does not fit the table.
+var ErrBadCursor = errors.New("invalid cursor")
+
+// Cursor is a decoded cursor: the next offset of each partition.
+type Cursor struct {
+	Table   string
+	Offsets []int64
+}
+
+// String encodes the cursor.
+func (c Cursor) String() string { return encodeCursor(tableSum(c.Table), c.Offsets) }
+
+func encodeCursor(table uint32, offsets []int64) string {
+	b := make([]byte, 0, 1+4+binary.MaxVarintLen32+len(offsets)*4+4)
+	b = append(b, cursorVersion1)
+	b = binary.BigEndian.AppendUint32(b, table)
+	b = binary.AppendUvarint(b, uint64(len(offsets)))
+	for _, o := range offsets {
+		b = binary.AppendUvarint(b, uint64(o))
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func tableSum(table string) uint32 { return crc32.Checksum([]byte(table), castagnoli) }
+
+// IsCursor reports whether s is in a cursor's text form (it may still
+// fail to decode).
+func IsCursor(s string) bool { return strings.HasPrefix(s, cursorPrefix) }
+
+// ParseCursor decodes a cursor of table with the given partition count.
+// Every failure wraps ErrBadCursor with what is wrong.
+func ParseCursor(s, table string, partitions int32) (Cursor, error) {
+	c, sum, err := decodeCursor(s)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("%w: %w: pass a cursor exactly as a SubscribeResponse carried it", ErrBadCursor, err)
+	}
+	if sum != tableSum(table) {
+		return Cursor{}, fmt.Errorf("%w: it belongs to another table than %q", ErrBadCursor, table)
+	}
+	if len(c.Offsets) != int(partitions) {
+		return Cursor{}, fmt.Errorf("%w: it has %d partitions, table %q has %d (was the table dropped and created again?)",
+			ErrBadCursor, len(c.Offsets), table, partitions)
+	}
+	c.Table = table
+	return c, nil
+}
+
+// decodeCursor decodes a cursor's text form, returning the table checksum.
+func decodeCursor(s string) (Cursor, uint32, error) {
+	if !IsCursor(s) {
+		return Cursor{}, 0, fmt.Errorf("it does not start with %q", cursorPrefix)
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s[len(cursorPrefix):])
+	if err != nil {
+		return Cursor{}, 0, errors.New("it is not base64url")
+	}
+	if len(b) < 1+4+1+4 {
+		return Cursor{}, 0, errors.New("it is too short")
+	}
+	if b[0] != cursorVersion1 {
+		return Cursor{}, 0, fmt.Errorf("unknown version %d (written by a newer wail?)", b[0])
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return Cursor{}, 0, errors.New("its checksum does not match (cut or altered)")
+	}
+	table := binary.BigEndian.Uint32(body[1:5])
+	rest := body[5:]
+	n, k := uvarint(rest)
+	if k <= 0 || n > maxCursorPartitions || n > uint64(len(rest)-k) {
+		return Cursor{}, 0, errors.New("bad partition count")
+	}
+	rest = rest[k:]
+	c := Cursor{Offsets: make([]int64, n)}
+	for i := range c.Offsets {
+		o, k := uvarint(rest)
+		if k <= 0 || o > math.MaxInt64 {
+			return Cursor{}, 0, fmt.Errorf("bad offset of partition %d", i)
+		}
+		c.Offsets[i], rest = int64(o), rest[k:]
+	}
+	if len(rest) != 0 {
+		return Cursor{}, 0, errors.New("trailing bytes")
+	}
+	return c, table, nil
+}
+
+// uvarint decodes a uvarint in its shortest form only, so that a cursor
+// has one text form.
+func uvarint(b []byte) (uint64, int) {
+	v, k := binary.Uvarint(b)
+	if k <= 0 || k != len(binary.AppendUvarint(nil, v)) {
+		return 0, -1
+	}
+	return v, k
+}

@@ -1,0 +1,221 @@
+package eventbus
+
+import (
+	"errors"
+	"fmt"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/intent"
+)
+
+// streamCore decides what one Subscribe stream sends, without I/O: it
+// keeps every partition's position (what cursors hold), ends an
+// until-end stream once every partition reached its end, and during a
+// snapshot keeps each key's versions increasing across rows read from the
+// store and events read from the bus (see DESIGN.md, "Snapshot, then
+// stream"). The stream's loop feeds it what the partition readers and
+// the snapshot scan produce, in the order it processes them, and sends
+// what it returns.
+type streamCore struct {
+	table string
+	// pos is each partition's next offset: one past the last record
+	// delivered or passed.
+	pos []int64
+	// until is each partition's end for an until-end stream (nil: follow
+	// forever).
+	until []int64
+	// snap is the snapshot's state while one runs (nil: none, or over).
+	snap *snapshotFilter
+}
+
+// snapshotFilter keeps per-key versions increasing while a snapshot
+// interleaves rows read from the store and events read from the bus. It
+// holds the keys of the chunks in flight, and the keys that got an event
+// during the snapshot (see DESIGN.md, "Snapshot, then stream"), at most
+// maxKeys of them.
+type snapshotFilter struct {
+	// seen is the highest version delivered for each key held.
+	seen    map[string]uint64
+	maxKeys int
+	// settling are the chunks whose rows were delivered, waiting for
+	// every partition to reach their mark, in order.
+	settling []settling
+	// scanned is set once the scan delivered its last chunk.
+	scanned bool
+}
+
+type settling struct {
+	keys []string
+	mark []int64
+	done func() // called when the chunk is forgotten
+}
+
+// liveEvent is an event read from a partition.
+type liveEvent struct {
+	offset int64
+	event  *wailv1.ChangeEvent
+}
+
+// snapshotRow is a key's state as the snapshot read it from the store.
+type snapshotRow struct {
+	key     []byte
+	value   []byte
+	version uint64
+	deleted bool
+}
+
+// newStreamCore returns the core of a stream of table whose partitions
+// start at start; until, if not nil, ends it there. snapshotKeys > 0 runs
+// a snapshot first, whose filter holds at most that many keys.
+func newStreamCore(table string, start, until []int64, snapshotKeys int) *streamCore {
+	c := &streamCore{table: table, pos: append([]int64(nil), start...), until: until}
+	if snapshotKeys > 0 {
+		c.snap = &snapshotFilter{seen: map[string]uint64{}, maxKeys: snapshotKeys}
+	}
+	return c
+}
+
+// ErrSnapshotBusy: a snapshot's filter would hold more keys than allowed.
+var ErrSnapshotBusy = errors.New("snapshot too busy")
+
+// cursor returns the current cursor, or "" while a snapshot runs (a
+// cursor taken then would not resume it).
+func (c *streamCore) cursor() string {
+	if c.snap != nil {
+		return ""
+	}
+	return Cursor{Table: c.table, Offsets: c.pos}.String()
+}
+
+// live handles a batch read from partition p: its events, then the
+// reader's position after it. It returns the responses to send.
+func (c *streamCore) live(p int32, evs []liveEvent, next int64) ([]*wailv1.SubscribeResponse, error) {
+	var out []*wailv1.SubscribeResponse
+	end := int64(-1)
+	if c.until != nil {
+		end = c.until[p]
+	}
+	for _, e := range evs {
+		if e.offset < c.pos[p] {
+			continue // already passed (a reader that restarted below us)
+		}
+		if end >= 0 && e.offset >= end {
+			break
+		}
+		c.pos[p] = e.offset + 1
+		if c.snap != nil {
+			if ok, err := c.snap.pass(e.event.Key, e.event.Version); err != nil || !ok {
+				if err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		out = append(out, &wailv1.SubscribeResponse{Event: e.event, Partition: p, Offset: e.offset, Cursor: c.cursor()})
+	}
+	if end >= 0 {
+		next = min(next, end)
+	}
+	c.pos[p] = max(c.pos[p], next)
+	return append(out, c.settle()...), nil
+}
+
+// done reports whether an until-end stream reached the end of every
+// partition.
+func (c *streamCore) done() bool {
+	if c.until == nil || c.snap != nil {
+		return false
+	}
+	for p, e := range c.until {
+		if c.pos[p] < e {
+			return false
+		}
+	}
+	return true
+}
+
+// rows handles rows read from the store: a row is delivered unless an
+// event at or above its version already was; tombstones are never
+// delivered, but still hold back older events.
+func (c *streamCore) rows(rows []snapshotRow) ([]*wailv1.SubscribeResponse, error) {
+	var out []*wailv1.SubscribeResponse
+	for _, r := range rows {
+		ok, err := c.snap.pass(r.key, r.version)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || r.deleted {
+			continue
+		}
+		out = append(out, &wailv1.SubscribeResponse{Snapshot: true, Event: &wailv1.ChangeEvent{
+			Table: c.table, Key: r.key, Op: wailv1.Op_OP_UPSERT, Version: r.version, Value: r.value,
+			EventId: intent.EventID(c.table, r.key, r.version),
+		}})
+	}
+	return out, nil
+}
+
+// settled queues the forgetting of a chunk's keys once every partition's
+// position reached mark: from there on the bus holds, for each of them,
+// no event at or below the version its row had (see DESIGN.md). done is
+// called when they are forgotten.
+func (c *streamCore) settled(keys []string, mark []int64, done func()) []*wailv1.SubscribeResponse {
+	c.snap.settling = append(c.snap.settling, settling{keys: keys, mark: mark, done: done})
+	return c.settle()
+}
+
+// scanned records that the snapshot's scan is over (every chunk was
+// passed to settled).
+func (c *streamCore) scanned() []*wailv1.SubscribeResponse {
+	c.snap.scanned = true
+	return c.settle()
+}
+
+// settle forgets the chunks whose marks every partition reached. When
+// the snapshot is over, it returns a message with the stream's first
+// cursor.
+func (c *streamCore) settle() []*wailv1.SubscribeResponse {
+	s := c.snap
+	if s == nil {
+		return nil
+	}
+	for len(s.settling) > 0 && reached(c.pos, s.settling[0].mark) {
+		for _, k := range s.settling[0].keys {
+			delete(s.seen, k)
+		}
+		if s.settling[0].done != nil {
+			s.settling[0].done()
+		}
+		s.settling = s.settling[1:]
+	}
+	if !s.scanned || len(s.settling) > 0 {
+		return nil
+	}
+	c.snap = nil
+	return []*wailv1.SubscribeResponse{{Cursor: c.cursor()}}
+}
+
+func reached(pos, mark []int64) bool {
+	for p := range mark {
+		if pos[p] < mark[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// pass reports whether version v of key may be delivered (it is above
+// everything delivered for the key that the filter holds), and records
+// it. It fails with ErrSnapshotBusy when the filter is full.
+func (s *snapshotFilter) pass(key []byte, v uint64) (bool, error) {
+	seen, ok := s.seen[string(key)]
+	if ok && v <= seen {
+		return false, nil
+	}
+	if !ok && len(s.seen) >= s.maxKeys {
+		return false, fmt.Errorf("%w: %d keys changed or are being read during the snapshot, the most a stream holds "+
+			"(api.snapshot_max_keys): retry when writes are fewer, or raise it", ErrSnapshotBusy, len(s.seen))
+	}
+	s.seen[string(key)] = v
+	return true, nil
+}
