@@ -220,23 +220,32 @@ func TestCursorResumesExactly(t *testing.T) {
 }
 
 // TestCursorRefusedOverTheWire: a malformed cursor or one of another
-// table is invalid_argument, with what is wrong.
+// table is invalid_argument, with what is wrong; so is a snapshot with
+// until_end, and a snapshot on a store that cannot list keys is
+// failed_precondition.
 func TestCursorRefusedOverTheWire(t *testing.T) {
 	t.Parallel()
 	st := newStreams(t, 2, Limits{})
-	for _, tc := range []struct{ from, want string }{
-		{"cAAAA", "invalid cursor: it is too short"},
-		{Cursor{Table: "u", Offsets: []int64{1, 2}}.String(), "another table"},
-		{Cursor{Table: "t", Offsets: []int64{1}}.String(), "it has 1 partitions"},
+	for _, tc := range []struct {
+		from     string
+		untilEnd bool
+		code     connect.Code
+		want     string
+	}{
+		{"cAAAA", false, connect.CodeInvalidArgument, "invalid cursor: it is too short"},
+		{Cursor{Table: "u", Offsets: []int64{1, 2}}.String(), false, connect.CodeInvalidArgument, "another table"},
+		{Cursor{Table: "t", Offsets: []int64{1}}.String(), false, connect.CodeInvalidArgument, "it has 1 partitions"},
+		{"snapshot", true, connect.CodeInvalidArgument, "until_end does not go with"},
+		{"snapshot", false, connect.CodeFailedPrecondition, "store cannot list keys"}, // no Snapshots.Source
 	} {
-		s, err := st.c.Subscribe(st.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "t", From: tc.from}))
+		s, err := st.c.Subscribe(st.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "t", From: tc.from, UntilEnd: tc.untilEnd}))
 		if err == nil {
 			for s.Receive() {
 			}
 			err = s.Err()
 		}
-		if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("from %q: %v, want invalid_argument saying %q", tc.from, err, tc.want)
+		if connect.CodeOf(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("from %q: %v, want %v saying %q", tc.from, err, tc.code, tc.want)
 		}
 	}
 }

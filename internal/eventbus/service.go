@@ -267,7 +267,7 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		if err != nil {
 			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s/%d: %w", topic, p, err))
 		}
-		off, err = s.pump(ctx, r, p, end, after, buf, out)
+		err = s.pump(ctx, r, p, end, after, buf, out)
 		r.Close()
 		switch {
 		case ctx.Err() != nil:
@@ -285,12 +285,12 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 	return nil
 }
 
-// pump reads r until end (-1: until an error) and returns its position.
-func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, buf *budget, out chan<- batch) (int64, error) {
+// pump reads r until end (-1: until an error).
+func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, buf *budget, out chan<- batch) error {
 	for end < 0 || r.Position() < end {
 		recs, err := r.Next(ctx)
 		if err != nil {
-			return r.Position(), err
+			return err
 		}
 		b := batch{p: p, next: r.Position()}
 		for i := range recs {
@@ -305,16 +305,16 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int
 			b.size += int64(len(recs[i].Value))
 		}
 		if b.size, err = buf.acquire(ctx, b.size); err != nil {
-			return r.Position(), err
+			return err
 		}
 		select {
 		case out <- b:
 		case <-ctx.Done():
 			buf.release(b.size)
-			return r.Position(), ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return r.Position(), nil
+	return nil
 }
 
 // startOffsets returns where each partition of a stream starts.

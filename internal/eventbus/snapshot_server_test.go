@@ -1,0 +1,195 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server/servertest"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// readModel is what a consumer builds from a stream: each key's state,
+// checking that its versions strictly increase.
+type readModel struct {
+	state    map[string]*wailv1.ChangeEvent // nil value: deleted
+	rows     int                            // snapshot rows received
+	live     int                            // events received before the snapshot ended
+	over     bool                           // the snapshot's end (its first cursor) came
+	backward error
+}
+
+func (m *readModel) apply(r *wailv1.SubscribeResponse) {
+	if r.Event == nil {
+		if r.Cursor != "" {
+			m.over = true
+		}
+		return
+	}
+	e := r.Event
+	k := string(e.Key)
+	if prev, ok := m.state[k]; ok && e.Version <= prev.Version && m.backward == nil {
+		m.backward = fmt.Errorf("key %q: version %d (snapshot=%v) after %d", k, e.Version, r.Snapshot, prev.Version)
+	}
+	switch {
+	case r.Snapshot:
+		m.rows++
+		if m.over {
+			m.backward = errors.New("a snapshot row after the snapshot's end")
+		}
+	case !m.over:
+		m.live++
+		if r.Cursor != "" {
+			m.backward = errors.New("a cursor during the snapshot")
+		}
+	}
+	m.state[k] = e
+}
+
+// TestSnapshotThenStream: a from=snapshot stream taken while writes run
+// (puts and deletes of existing and new keys) delivers every key's state,
+// then the changes; per key the versions it delivers strictly increase,
+// and once writes stop, what the consumer built equals the store.
+func TestSnapshotThenStream(t *testing.T) {
+	t.Parallel()
+	srv, url := servertest.StartServer(t, func(c *config.Config) {
+		c.API.SnapshotChunkKeys = 8 // many chunks in flight while writes run
+		c.API.SnapshotMaxKeys = 100_000
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	prod := wailv1connect.NewProducerServiceClient(http.DefaultClient, url)
+	events := wailv1connect.NewEventServiceClient(http.DefaultClient, url)
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "s", Partitions: 4})); err != nil {
+		t.Fatal(err)
+	}
+	const keys = 600 // 400 before the snapshot, 200 more created during it
+	key := func(i int) []byte { return fmt.Appendf(nil, "k%04d", i) }
+	var muts []*wailv1.Mutation
+	for i := range 400 {
+		muts = append(muts, &wailv1.Mutation{Table: "s", Key: key(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("initial")})
+	}
+	if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
+		t.Fatal(err)
+	}
+
+	var written atomic.Int64
+	stop := make(chan struct{})
+	var writers sync.WaitGroup
+	for w := range 4 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 1))
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := key(rng.IntN(keys))
+				var err error
+				if rng.IntN(5) == 0 {
+					_, err = prod.Delete(ctx, connect.NewRequest(&wailv1.DeleteRequest{Table: "s", Key: k}))
+				} else {
+					_, err = prod.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "s", Key: k, Value: fmt.Appendf(nil, "w%d-%d", w, n)}))
+				}
+				if err != nil {
+					t.Errorf("write: %v", err)
+					return
+				}
+				written.Add(1)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // writes run before and during the snapshot
+
+	s, err := events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "s", From: "snapshot"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := &readModel{state: map[string]*wailv1.ChangeEvent{}}
+	msgs := make(chan *wailv1.SubscribeResponse, 1024)
+	go func() {
+		defer close(msgs)
+		for s.Receive() {
+			msgs <- s.Msg()
+		}
+	}()
+	next := func(wait time.Duration) (*wailv1.SubscribeResponse, bool) {
+		select {
+		case r, ok := <-msgs:
+			if !ok {
+				t.Fatalf("the stream ended: %v", s.Err())
+			}
+			return r, true
+		case <-time.After(wait):
+			return nil, false
+		}
+	}
+	for !m.over {
+		r, ok := next(30 * time.Second)
+		if !ok {
+			t.Fatalf("the snapshot did not end: %d rows, %d events", m.rows, m.live)
+		}
+		m.apply(r)
+	}
+	atWrites := written.Load()
+	time.Sleep(300 * time.Millisecond) // writes go on after the snapshot
+	close(stop)
+	writers.Wait()
+	t.Logf("snapshot: %d rows, %d events during it, %d writes by its end, %d in all", m.rows, m.live, atWrites, written.Load())
+	if m.rows < 100 || m.live == 0 {
+		t.Fatalf("%d rows and %d events during the snapshot: the test needs both", m.rows, m.live)
+	}
+
+	// Once writes stopped, the consumer converges on the store's state.
+	want := map[string]store.Row{}
+	for i := range keys {
+		row, found, err := srv.Store().Get(ctx, "s", key(i), store.Level(len(srv.Store().Levels())-1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			want[string(key(i))] = row
+		}
+	}
+	diff := func() string {
+		for k, row := range want {
+			e := m.state[k]
+			switch {
+			case row.Deleted && e != nil && e.Op != wailv1.Op_OP_DELETE:
+				return fmt.Sprintf("key %q deleted at %d, consumer has %d", k, row.Version, e.Version)
+			case !row.Deleted && (e == nil || e.Version != row.Version || string(e.Value) != string(row.Value)):
+				return fmt.Sprintf("key %q at %d in the store, consumer has %v", k, row.Version, e)
+			}
+		}
+		return ""
+	}
+	for d := diff(); d != ""; d = diff() {
+		r, ok := next(15 * time.Second)
+		if !ok {
+			t.Fatalf("the consumer does not reach the store's state: %s", d)
+		}
+		m.apply(r)
+		if m.backward != nil {
+			break
+		}
+	}
+	if m.backward != nil {
+		t.Fatal(m.backward)
+	}
+}
