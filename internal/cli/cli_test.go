@@ -346,3 +346,64 @@ func TestTailUntilEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupCommands: wail consume prints a member's events and commits
+// them; group ls, describe and reset show and move the group.
+func TestGroupCommands(t *testing.T) {
+	t.Parallel()
+	url := servertest.Start(t, nil)
+	bg := context.Background()
+	runCLI(bg, url, "", "table", "create", "t", "--partitions", "2")
+	for _, k := range []string{"a", "b", "c"} {
+		runCLI(bg, url, "", "put", "t", k, "v")
+	}
+	var out, errOut string
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(out, "\n") < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("consume printed %q, %q; want 3 events", out, errOut)
+		}
+		ctx, cancel := context.WithTimeout(bg, time.Second)
+		var code int
+		code, out, errOut = runCLI(ctx, url, "", "consume", "t", "--group", "g", "--member", "m1")
+		cancel()
+		if code != 0 || !strings.Contains(errOut, "granted partition") {
+			t.Fatalf("consume: exit %d, %q", code, errOut)
+		}
+		// a second run prints only what the first did not commit
+	}
+	if code, out, _ := runCLI(bg, url, "", "group", "ls", "t"); code != 0 || out != "g\n" {
+		t.Fatalf("group ls: %d %q", code, out)
+	}
+	code, out, _ := runCLI(bg, url, "", "group", "describe", "t", "g")
+	if code != 0 || !strings.Contains(out, "members: none") || !strings.Contains(out, "total") {
+		t.Fatalf("group describe: %d\n%s", code, out)
+	}
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	last := strings.Fields(rows[len(rows)-1])
+	if last[0] != "total" || last[1] != "0" {
+		t.Fatalf("lag after consuming everything: %q\n%s", last, out)
+	}
+	code, out, _ = runCLI(bg, url, "", "group", "reset", "t", "g", "--to", "beginning")
+	if code != 0 || !strings.Contains(out, "total") || strings.Contains(out, "total  0") {
+		t.Fatalf("group reset: %d\n%s", code, out)
+	}
+	ctx, cancel := context.WithTimeout(bg, time.Second)
+	defer cancel()
+	if _, out, _ := runCLI(ctx, url, "", "consume", "t", "--group", "g", "--member", "m2"); strings.Count(out, "\n") != 3 {
+		t.Fatalf("after the reset: %q, want the 3 events again", out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"group", "describe", "t", "nope"}, "not_found"},
+		{[]string{"group", "describe", "t", "bad name"}, "invalid group"},
+		{[]string{"group", "reset", "t", "g", "--to", "snapshot"}, "cannot be reset"},
+		{[]string{"consume", "t", "--group", "g"}, "--member"},
+	} {
+		code, _, errOut := runCLI(bg, url, "", tc.args...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, %q; want an error saying %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}

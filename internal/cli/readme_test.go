@@ -375,11 +375,12 @@ func runDemoLine(t *testing.T, where string, args []string) {
 // the command and its RPC are there.
 var exampleLetters = regexp.MustCompile(`^dlq (show|redrive|drop) orders [0-9]`)
 
-// runClientLine runs a client command against addr; tail runs a second.
+// runClientLine runs a client command against addr; tail and consume
+// run a second.
 func runClientLine(t *testing.T, where string, args []string, addr string) {
 	t.Helper()
 	ctx := context.Background()
-	if args[0] == "tail" {
+	if args[0] == "tail" || args[0] == "consume" {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Second)
 		defer cancel()

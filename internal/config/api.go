@@ -47,6 +47,10 @@ type API struct {
 	SnapshotMaxKeys int `yaml:"snapshot_max_keys"`
 	// SnapshotChunkKeys is how many keys a snapshot reads per store page.
 	SnapshotChunkKeys int `yaml:"snapshot_chunk_keys"`
+	// GroupLeaseTimeout is how long a consumer group member may leave
+	// delivered events unacknowledged before it loses its partitions (and
+	// its unacknowledged events go to other members).
+	GroupLeaseTimeout time.Duration `yaml:"group_lease_timeout"`
 }
 
 func defaultAPI() API {
@@ -64,6 +68,7 @@ func defaultAPI() API {
 		SubscriptionBufferBytes:   4 << 20,
 		SnapshotMaxKeys:           1_000_000,
 		SnapshotChunkKeys:         512,
+		GroupLeaseTimeout:         30 * time.Second,
 	}
 }
 
@@ -106,6 +111,7 @@ func (c *Config) validateAPI() []error {
 	check(a.MaxSubscriptionsPerClient >= 1 && a.MaxSubscriptionsPerClient <= a.MaxSubscriptions,
 		"api.max_subscriptions_per_client %d out of range 1..%d (api.max_subscriptions)", a.MaxSubscriptionsPerClient, a.MaxSubscriptions)
 	check(a.SubscriptionBufferBytes >= 64<<10, "api.subscription_buffer_bytes %d is below 64 KiB", a.SubscriptionBufferBytes)
+	check(a.GroupLeaseTimeout >= 100*time.Millisecond, "api.group_lease_timeout %s is below 100ms", a.GroupLeaseTimeout)
 	check(a.SnapshotChunkKeys >= 1 && a.SnapshotChunkKeys <= 100_000, "api.snapshot_chunk_keys %d out of range 1..100000", a.SnapshotChunkKeys)
 	check(a.SnapshotMaxKeys >= 8*a.SnapshotChunkKeys, "api.snapshot_max_keys %d is below 8 chunks (8 * api.snapshot_chunk_keys = %d)",
 		a.SnapshotMaxKeys, 8*a.SnapshotChunkKeys)

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -46,6 +47,7 @@ type Service struct {
 	partitions func(table string) (int32, bool)
 	limits     Limits
 	snapshots  Snapshots
+	groups     *group.Groups
 	closing    chan struct{}
 	closeOnce  sync.Once
 
@@ -126,8 +128,16 @@ func clientOf(addr string) string {
 	return addr
 }
 
-// Close ends every open subscription (at server shutdown).
-func (s *Service) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+// Close ends every open subscription and group member (at server
+// shutdown).
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		if s.groups != nil {
+			s.groups.Close()
+		}
+	})
+}
 
 // batch is what a partition reader hands the stream: the events of one
 // read, and its position after it.

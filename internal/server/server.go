@@ -37,6 +37,7 @@ import (
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -180,7 +181,8 @@ func (s *Server) open(ctx context.Context) error {
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})
-	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots())
+	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
+		WithGroups(group.New(s.log, cfg.API.GroupLeaseTimeout))
 	s.opened = true
 	return nil
 }

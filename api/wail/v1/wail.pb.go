@@ -3054,6 +3054,862 @@ func (x *SubscribeResponse) GetSnapshot() bool {
 	return false
 }
 
+type ConsumeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// group names the consumer group (1-128 letters, digits, '.', '_', '-').
+	Group string `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	// member names this member, unique among the group's live members.
+	Member string `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	// start is where a new group's partitions start: "beginning" (the
+	// default) or "latest". A group that exists resumes where it committed.
+	Start         string `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeRequest) Reset() {
+	*x = ConsumeRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeRequest) ProtoMessage() {}
+
+func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
+func (*ConsumeRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ConsumeRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *ConsumeRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ConsumeRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *ConsumeRequest) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+// PartitionGrant is a partition given to a member: its events follow from
+// offset (the group's committed offset), under epoch.
+type PartitionGrant struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionGrant) Reset() {
+	*x = PartitionGrant{}
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionGrant) ProtoMessage() {}
+
+func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionGrant.ProtoReflect.Descriptor instead.
+func (*PartitionGrant) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PartitionGrant) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionGrant) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PartitionGrant) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+// ConsumeResponse is an event of a partition the member owns, or a change
+// of what it owns (granted, revoked).
+type ConsumeResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Event     *ChangeEvent           `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// epoch of the member's ownership of the partition; acknowledgements
+	// carry it.
+	Epoch uint64 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// next is what to acknowledge once this event and those before it on
+	// the partition were processed.
+	Next    int64             `protobuf:"varint,5,opt,name=next,proto3" json:"next,omitempty"`
+	Granted []*PartitionGrant `protobuf:"bytes,6,rep,name=granted,proto3" json:"granted,omitempty"`
+	// revoked partitions went to other members: stop processing their
+	// events; acknowledgements of them are refused.
+	Revoked       []int32 `protobuf:"varint,7,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConsumeResponse) Reset() {
+	*x = ConsumeResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumeResponse) ProtoMessage() {}
+
+func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
+func (*ConsumeResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ConsumeResponse) GetEvent() *ChangeEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *ConsumeResponse) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ConsumeResponse) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ConsumeResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ConsumeResponse) GetNext() int64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+func (x *ConsumeResponse) GetGranted() []*PartitionGrant {
+	if x != nil {
+		return x.Granted
+	}
+	return nil
+}
+
+func (x *ConsumeResponse) GetRevoked() []int32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
+}
+
+type PartitionAck struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Epoch     uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// next is a ConsumeResponse's next: every event before it was processed.
+	Next          int64 `protobuf:"varint,3,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionAck) Reset() {
+	*x = PartitionAck{}
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionAck) ProtoMessage() {}
+
+func (x *PartitionAck) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionAck.ProtoReflect.Descriptor instead.
+func (*PartitionAck) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *PartitionAck) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PartitionAck) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *PartitionAck) GetNext() int64 {
+	if x != nil {
+		return x.Next
+	}
+	return 0
+}
+
+type AckRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Member        string                 `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	Acks          []*PartitionAck        `protobuf:"bytes,4,rep,name=acks,proto3" json:"acks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckRequest) Reset() {
+	*x = AckRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckRequest) ProtoMessage() {}
+
+func (x *AckRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
+func (*AckRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AckRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *AckRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *AckRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *AckRequest) GetAcks() []*PartitionAck {
+	if x != nil {
+		return x.Acks
+	}
+	return nil
+}
+
+type AckRefused struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckRefused) Reset() {
+	*x = AckRefused{}
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckRefused) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckRefused) ProtoMessage() {}
+
+func (x *AckRefused) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckRefused.ProtoReflect.Descriptor instead.
+func (*AckRefused) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AckRefused) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *AckRefused) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type AckResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// refused acknowledgements were not committed: the partition moved to
+	// another member (which gets those events again) or next was past what
+	// was delivered. The others are committed durably.
+	Refused       []*AckRefused `protobuf:"bytes,1,rep,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AckResponse) Reset() {
+	*x = AckResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AckResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AckResponse) ProtoMessage() {}
+
+func (x *AckResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
+func (*AckResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *AckResponse) GetRefused() []*AckRefused {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListGroupsRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []string               `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListGroupsResponse) GetGroups() []string {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *DescribeGroupRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type GroupPartition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// committed is the next offset the group processes (-1: none yet).
+	Committed int64 `protobuf:"varint,2,opt,name=committed,proto3" json:"committed,omitempty"`
+	End       int64 `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
+	// lag is end - committed: offsets, not events (tombstones and Kafka
+	// transaction markers take offsets too).
+	Lag int64 `protobuf:"varint,4,opt,name=lag,proto3" json:"lag,omitempty"`
+	// owner is the member that owns it on this server ("" none).
+	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	Epoch uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// unacked_ms is how long its oldest unacknowledged event has waited.
+	UnackedMs     int64 `protobuf:"varint,7,opt,name=unacked_ms,json=unackedMs,proto3" json:"unacked_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupPartition) Reset() {
+	*x = GroupPartition{}
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupPartition) ProtoMessage() {}
+
+func (x *GroupPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
+func (*GroupPartition) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GroupPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetCommitted() int64 {
+	if x != nil {
+		return x.Committed
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetEnd() int64 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *GroupPartition) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *GroupPartition) GetUnackedMs() int64 {
+	if x != nil {
+		return x.UnackedMs
+	}
+	return 0
+}
+
+type DescribeGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []string               `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions    []*GroupPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *DescribeGroupResponse) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *DescribeGroupResponse) GetPartitions() []*GroupPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ResetGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Group string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	// to is "beginning", "latest", a cursor or a time (as Subscribe's from).
+	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetGroupRequest) Reset() {
+	*x = ResetGroupRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetGroupRequest) ProtoMessage() {}
+
+func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetGroupRequest.ProtoReflect.Descriptor instead.
+func (*ResetGroupRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *ResetGroupRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *ResetGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ResetGroupRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type ResetGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partitions    []*GroupPartition      `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetGroupResponse) Reset() {
+	*x = ResetGroupResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetGroupResponse) ProtoMessage() {}
+
+func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetGroupResponse.ProtoReflect.Descriptor instead.
+func (*ResetGroupResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
 var File_wail_v1_wail_proto protoreflect.FileDescriptor
 
 const file_wail_v1_wail_proto_rawDesc = "" +
@@ -3261,7 +4117,69 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x1a\n" +
-	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot*D\n" +
+	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot\"j\n" +
+	"\x0eConsumeRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\tR\x06member\x12\x14\n" +
+	"\x05start\x18\x04 \x01(\tR\x05start\"\\\n" +
+	"\x0ePartitionGrant\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xea\x01\n" +
+	"\x0fConsumeResponse\x12*\n" +
+	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04next\x18\x05 \x01(\x03R\x04next\x121\n" +
+	"\agranted\x18\x06 \x03(\v2\x17.wail.v1.PartitionGrantR\agranted\x12\x18\n" +
+	"\arevoked\x18\a \x03(\x05R\arevoked\"V\n" +
+	"\fPartitionAck\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
+	"\x04next\x18\x03 \x01(\x03R\x04next\"{\n" +
+	"\n" +
+	"AckRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
+	"\x06member\x18\x03 \x01(\tR\x06member\x12)\n" +
+	"\x04acks\x18\x04 \x03(\v2\x15.wail.v1.PartitionAckR\x04acks\"B\n" +
+	"\n" +
+	"AckRefused\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"<\n" +
+	"\vAckResponse\x12-\n" +
+	"\arefused\x18\x01 \x03(\v2\x13.wail.v1.AckRefusedR\arefused\")\n" +
+	"\x11ListGroupsRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\",\n" +
+	"\x12ListGroupsResponse\x12\x16\n" +
+	"\x06groups\x18\x01 \x03(\tR\x06groups\"B\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\xbb\x01\n" +
+	"\x0eGroupPartition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1c\n" +
+	"\tcommitted\x18\x02 \x01(\x03R\tcommitted\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\x03R\x03end\x12\x10\n" +
+	"\x03lag\x18\x04 \x01(\x03R\x03lag\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x1d\n" +
+	"\n" +
+	"unacked_ms\x18\a \x01(\x03R\tunackedMs\"j\n" +
+	"\x15DescribeGroupResponse\x12\x18\n" +
+	"\amembers\x18\x01 \x03(\tR\amembers\x127\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
+	"partitions\"O\n" +
+	"\x11ResetGroupRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\"M\n" +
+	"\x12ResetGroupResponse\x127\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
+	"partitions*D\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_UPSERT\x10\x01\x12\r\n" +
@@ -3304,9 +4222,16 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0fListDeadLetters\x12\x1f.wail.v1.ListDeadLettersRequest\x1a .wail.v1.ListDeadLettersResponse\x12N\n" +
 	"\rGetDeadLetter\x12\x1d.wail.v1.GetDeadLetterRequest\x1a\x1e.wail.v1.GetDeadLetterResponse\x12]\n" +
 	"\x12RedriveDeadLetters\x12\".wail.v1.RedriveDeadLettersRequest\x1a#.wail.v1.RedriveDeadLettersResponse\x12T\n" +
-	"\x0fDropDeadLetters\x12\x1f.wail.v1.DropDeadLettersRequest\x1a .wail.v1.DropDeadLettersResponse2T\n" +
+	"\x0fDropDeadLetters\x12\x1f.wail.v1.DropDeadLettersRequest\x1a .wail.v1.DropDeadLettersResponse2\xa4\x03\n" +
 	"\fEventService\x12D\n" +
-	"\tSubscribe\x12\x19.wail.v1.SubscribeRequest\x1a\x1a.wail.v1.SubscribeResponse0\x01B-Z+github.com/wail-cdc/wail/api/wail/v1;wailv1b\x06proto3"
+	"\tSubscribe\x12\x19.wail.v1.SubscribeRequest\x1a\x1a.wail.v1.SubscribeResponse0\x01\x12>\n" +
+	"\aConsume\x12\x17.wail.v1.ConsumeRequest\x1a\x18.wail.v1.ConsumeResponse0\x01\x120\n" +
+	"\x03Ack\x12\x13.wail.v1.AckRequest\x1a\x14.wail.v1.AckResponse\x12E\n" +
+	"\n" +
+	"ListGroups\x12\x1a.wail.v1.ListGroupsRequest\x1a\x1b.wail.v1.ListGroupsResponse\x12N\n" +
+	"\rDescribeGroup\x12\x1d.wail.v1.DescribeGroupRequest\x1a\x1e.wail.v1.DescribeGroupResponse\x12E\n" +
+	"\n" +
+	"ResetGroup\x12\x1a.wail.v1.ResetGroupRequest\x1a\x1b.wail.v1.ResetGroupResponseB-Z+github.com/wail-cdc/wail/api/wail/v1;wailv1b\x06proto3"
 
 var (
 	file_wail_v1_wail_proto_rawDescOnce sync.Once
@@ -3321,7 +4246,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -3369,6 +4294,20 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*ReconcileTableResponse)(nil),     // 43: wail.v1.ReconcileTableResponse
 	(*SubscribeRequest)(nil),           // 44: wail.v1.SubscribeRequest
 	(*SubscribeResponse)(nil),          // 45: wail.v1.SubscribeResponse
+	(*ConsumeRequest)(nil),             // 46: wail.v1.ConsumeRequest
+	(*PartitionGrant)(nil),             // 47: wail.v1.PartitionGrant
+	(*ConsumeResponse)(nil),            // 48: wail.v1.ConsumeResponse
+	(*PartitionAck)(nil),               // 49: wail.v1.PartitionAck
+	(*AckRequest)(nil),                 // 50: wail.v1.AckRequest
+	(*AckRefused)(nil),                 // 51: wail.v1.AckRefused
+	(*AckResponse)(nil),                // 52: wail.v1.AckResponse
+	(*ListGroupsRequest)(nil),          // 53: wail.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 54: wail.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 55: wail.v1.DescribeGroupRequest
+	(*GroupPartition)(nil),             // 56: wail.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 57: wail.v1.DescribeGroupResponse
+	(*ResetGroupRequest)(nil),          // 58: wail.v1.ResetGroupRequest
+	(*ResetGroupResponse)(nil),         // 59: wail.v1.ResetGroupResponse
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -3401,41 +4340,57 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	30, // 27: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
 	42, // 28: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
 	6,  // 29: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	10, // 30: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 31: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 32: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 33: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	19, // 34: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	25, // 35: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	27, // 36: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	20, // 37: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	22, // 38: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	41, // 39: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	33, // 40: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	35, // 41: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	37, // 42: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	39, // 43: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	44, // 44: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	11, // 45: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 46: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 47: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 48: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	24, // 49: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	26, // 50: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	28, // 51: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	21, // 52: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	23, // 53: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	43, // 54: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	34, // 55: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	36, // 56: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	38, // 57: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	40, // 58: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	45, // 59: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	45, // [45:60] is the sub-list for method output_type
-	30, // [30:45] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	6,  // 30: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	47, // 31: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	49, // 32: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	51, // 33: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	56, // 34: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	56, // 35: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	10, // 36: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 37: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 38: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 39: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	19, // 40: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	25, // 41: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	27, // 42: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	20, // 43: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	22, // 44: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	41, // 45: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	33, // 46: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	35, // 47: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	37, // 48: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	39, // 49: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	44, // 50: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	46, // 51: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	50, // 52: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	53, // 53: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	55, // 54: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	58, // 55: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 56: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 57: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 58: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 59: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	24, // 60: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	26, // 61: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	28, // 62: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	21, // 63: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	23, // 64: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	43, // 65: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	34, // 66: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	36, // 67: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	38, // 68: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	40, // 69: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	45, // 70: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	48, // 71: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	52, // 72: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	54, // 73: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	57, // 74: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	59, // 75: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	56, // [56:76] is the sub-list for method output_type
+	36, // [36:56] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -3455,7 +4410,7 @@ func file_wail_v1_wail_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   41,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

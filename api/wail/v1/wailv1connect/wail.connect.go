@@ -90,6 +90,17 @@ const (
 	AdminServiceDropDeadLettersProcedure = "/wail.v1.AdminService/DropDeadLetters"
 	// EventServiceSubscribeProcedure is the fully-qualified name of the EventService's Subscribe RPC.
 	EventServiceSubscribeProcedure = "/wail.v1.EventService/Subscribe"
+	// EventServiceConsumeProcedure is the fully-qualified name of the EventService's Consume RPC.
+	EventServiceConsumeProcedure = "/wail.v1.EventService/Consume"
+	// EventServiceAckProcedure is the fully-qualified name of the EventService's Ack RPC.
+	EventServiceAckProcedure = "/wail.v1.EventService/Ack"
+	// EventServiceListGroupsProcedure is the fully-qualified name of the EventService's ListGroups RPC.
+	EventServiceListGroupsProcedure = "/wail.v1.EventService/ListGroups"
+	// EventServiceDescribeGroupProcedure is the fully-qualified name of the EventService's
+	// DescribeGroup RPC.
+	EventServiceDescribeGroupProcedure = "/wail.v1.EventService/DescribeGroup"
+	// EventServiceResetGroupProcedure is the fully-qualified name of the EventService's ResetGroup RPC.
+	EventServiceResetGroupProcedure = "/wail.v1.EventService/ResetGroup"
 )
 
 // ProducerServiceClient is a client for the wail.v1.ProducerService service.
@@ -559,6 +570,16 @@ func (UnimplementedAdminServiceHandler) DropDeadLetters(context.Context, *connec
 // EventServiceClient is a client for the wail.v1.EventService service.
 type EventServiceClient interface {
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest]) (*connect.ServerStreamForClient[v1.SubscribeResponse], error)
+	// Consume joins a consumer group as a member and streams the events of
+	// the partitions it owns, until it leaves (ends the call), dies, or
+	// does not acknowledge delivered events within the lease timeout.
+	Consume(context.Context, *connect.Request[v1.ConsumeRequest]) (*connect.ServerStreamForClient[v1.ConsumeResponse], error)
+	// Ack commits a member's progress durably.
+	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
+	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error)
+	// ResetGroup moves a group without live members to another position.
+	ResetGroup(context.Context, *connect.Request[v1.ResetGroupRequest]) (*connect.Response[v1.ResetGroupResponse], error)
 }
 
 // NewEventServiceClient constructs a client for the wail.v1.EventService service. By default, it
@@ -578,12 +599,47 @@ func NewEventServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(eventServiceMethods.ByName("Subscribe")),
 			connect.WithClientOptions(opts...),
 		),
+		consume: connect.NewClient[v1.ConsumeRequest, v1.ConsumeResponse](
+			httpClient,
+			baseURL+EventServiceConsumeProcedure,
+			connect.WithSchema(eventServiceMethods.ByName("Consume")),
+			connect.WithClientOptions(opts...),
+		),
+		ack: connect.NewClient[v1.AckRequest, v1.AckResponse](
+			httpClient,
+			baseURL+EventServiceAckProcedure,
+			connect.WithSchema(eventServiceMethods.ByName("Ack")),
+			connect.WithClientOptions(opts...),
+		),
+		listGroups: connect.NewClient[v1.ListGroupsRequest, v1.ListGroupsResponse](
+			httpClient,
+			baseURL+EventServiceListGroupsProcedure,
+			connect.WithSchema(eventServiceMethods.ByName("ListGroups")),
+			connect.WithClientOptions(opts...),
+		),
+		describeGroup: connect.NewClient[v1.DescribeGroupRequest, v1.DescribeGroupResponse](
+			httpClient,
+			baseURL+EventServiceDescribeGroupProcedure,
+			connect.WithSchema(eventServiceMethods.ByName("DescribeGroup")),
+			connect.WithClientOptions(opts...),
+		),
+		resetGroup: connect.NewClient[v1.ResetGroupRequest, v1.ResetGroupResponse](
+			httpClient,
+			baseURL+EventServiceResetGroupProcedure,
+			connect.WithSchema(eventServiceMethods.ByName("ResetGroup")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // eventServiceClient implements EventServiceClient.
 type eventServiceClient struct {
-	subscribe *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
+	subscribe     *connect.Client[v1.SubscribeRequest, v1.SubscribeResponse]
+	consume       *connect.Client[v1.ConsumeRequest, v1.ConsumeResponse]
+	ack           *connect.Client[v1.AckRequest, v1.AckResponse]
+	listGroups    *connect.Client[v1.ListGroupsRequest, v1.ListGroupsResponse]
+	describeGroup *connect.Client[v1.DescribeGroupRequest, v1.DescribeGroupResponse]
+	resetGroup    *connect.Client[v1.ResetGroupRequest, v1.ResetGroupResponse]
 }
 
 // Subscribe calls wail.v1.EventService.Subscribe.
@@ -591,9 +647,44 @@ func (c *eventServiceClient) Subscribe(ctx context.Context, req *connect.Request
 	return c.subscribe.CallServerStream(ctx, req)
 }
 
+// Consume calls wail.v1.EventService.Consume.
+func (c *eventServiceClient) Consume(ctx context.Context, req *connect.Request[v1.ConsumeRequest]) (*connect.ServerStreamForClient[v1.ConsumeResponse], error) {
+	return c.consume.CallServerStream(ctx, req)
+}
+
+// Ack calls wail.v1.EventService.Ack.
+func (c *eventServiceClient) Ack(ctx context.Context, req *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
+	return c.ack.CallUnary(ctx, req)
+}
+
+// ListGroups calls wail.v1.EventService.ListGroups.
+func (c *eventServiceClient) ListGroups(ctx context.Context, req *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
+	return c.listGroups.CallUnary(ctx, req)
+}
+
+// DescribeGroup calls wail.v1.EventService.DescribeGroup.
+func (c *eventServiceClient) DescribeGroup(ctx context.Context, req *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error) {
+	return c.describeGroup.CallUnary(ctx, req)
+}
+
+// ResetGroup calls wail.v1.EventService.ResetGroup.
+func (c *eventServiceClient) ResetGroup(ctx context.Context, req *connect.Request[v1.ResetGroupRequest]) (*connect.Response[v1.ResetGroupResponse], error) {
+	return c.resetGroup.CallUnary(ctx, req)
+}
+
 // EventServiceHandler is an implementation of the wail.v1.EventService service.
 type EventServiceHandler interface {
 	Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.SubscribeResponse]) error
+	// Consume joins a consumer group as a member and streams the events of
+	// the partitions it owns, until it leaves (ends the call), dies, or
+	// does not acknowledge delivered events within the lease timeout.
+	Consume(context.Context, *connect.Request[v1.ConsumeRequest], *connect.ServerStream[v1.ConsumeResponse]) error
+	// Ack commits a member's progress durably.
+	Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error)
+	ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error)
+	DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error)
+	// ResetGroup moves a group without live members to another position.
+	ResetGroup(context.Context, *connect.Request[v1.ResetGroupRequest]) (*connect.Response[v1.ResetGroupResponse], error)
 }
 
 // NewEventServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -609,10 +700,50 @@ func NewEventServiceHandler(svc EventServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(eventServiceMethods.ByName("Subscribe")),
 		connect.WithHandlerOptions(opts...),
 	)
+	eventServiceConsumeHandler := connect.NewServerStreamHandler(
+		EventServiceConsumeProcedure,
+		svc.Consume,
+		connect.WithSchema(eventServiceMethods.ByName("Consume")),
+		connect.WithHandlerOptions(opts...),
+	)
+	eventServiceAckHandler := connect.NewUnaryHandler(
+		EventServiceAckProcedure,
+		svc.Ack,
+		connect.WithSchema(eventServiceMethods.ByName("Ack")),
+		connect.WithHandlerOptions(opts...),
+	)
+	eventServiceListGroupsHandler := connect.NewUnaryHandler(
+		EventServiceListGroupsProcedure,
+		svc.ListGroups,
+		connect.WithSchema(eventServiceMethods.ByName("ListGroups")),
+		connect.WithHandlerOptions(opts...),
+	)
+	eventServiceDescribeGroupHandler := connect.NewUnaryHandler(
+		EventServiceDescribeGroupProcedure,
+		svc.DescribeGroup,
+		connect.WithSchema(eventServiceMethods.ByName("DescribeGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
+	eventServiceResetGroupHandler := connect.NewUnaryHandler(
+		EventServiceResetGroupProcedure,
+		svc.ResetGroup,
+		connect.WithSchema(eventServiceMethods.ByName("ResetGroup")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wail.v1.EventService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case EventServiceSubscribeProcedure:
 			eventServiceSubscribeHandler.ServeHTTP(w, r)
+		case EventServiceConsumeProcedure:
+			eventServiceConsumeHandler.ServeHTTP(w, r)
+		case EventServiceAckProcedure:
+			eventServiceAckHandler.ServeHTTP(w, r)
+		case EventServiceListGroupsProcedure:
+			eventServiceListGroupsHandler.ServeHTTP(w, r)
+		case EventServiceDescribeGroupProcedure:
+			eventServiceDescribeGroupHandler.ServeHTTP(w, r)
+		case EventServiceResetGroupProcedure:
+			eventServiceResetGroupHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -624,4 +755,24 @@ type UnimplementedEventServiceHandler struct{}
 
 func (UnimplementedEventServiceHandler) Subscribe(context.Context, *connect.Request[v1.SubscribeRequest], *connect.ServerStream[v1.SubscribeResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.EventService.Subscribe is not implemented"))
+}
+
+func (UnimplementedEventServiceHandler) Consume(context.Context, *connect.Request[v1.ConsumeRequest], *connect.ServerStream[v1.ConsumeResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.EventService.Consume is not implemented"))
+}
+
+func (UnimplementedEventServiceHandler) Ack(context.Context, *connect.Request[v1.AckRequest]) (*connect.Response[v1.AckResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.EventService.Ack is not implemented"))
+}
+
+func (UnimplementedEventServiceHandler) ListGroups(context.Context, *connect.Request[v1.ListGroupsRequest]) (*connect.Response[v1.ListGroupsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.EventService.ListGroups is not implemented"))
+}
+
+func (UnimplementedEventServiceHandler) DescribeGroup(context.Context, *connect.Request[v1.DescribeGroupRequest]) (*connect.Response[v1.DescribeGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.EventService.DescribeGroup is not implemented"))
+}
+
+func (UnimplementedEventServiceHandler) ResetGroup(context.Context, *connect.Request[v1.ResetGroupRequest]) (*connect.Response[v1.ResetGroupResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.EventService.ResetGroup is not implemented"))
 }

@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+)
+
+func newGroupCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "group",
+		Short: "List, describe and reset a table's consumer groups",
+		Long: "A consumer group's members (wail consume, or the Consume API) share a table's\n" +
+			"partitions; each acknowledges how far it processed, durably. ls lists a table's\n" +
+			"groups, describe shows each partition's committed offset, end, lag (offsets, not\n" +
+			"events: tombstones and Kafka transaction markers take offsets) and owner, reset\n" +
+			"moves a group without live members.",
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	g.clientFlags(cmd.PersistentFlags())
+	cmd.AddCommand(newGroupLsCmd(g), newGroupDescribeCmd(g), newGroupResetCmd(g))
+	return cmd
+}
+
+// eventsCall runs one EventService request for --addr, bounded by --timeout.
+func eventsCall[T any](cmd *cobra.Command, g *globals, call func(context.Context, wailv1connect.EventServiceClient) (*connect.Response[T], error)) (*T, error) {
+	cl, err := g.clients()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := g.unary(cmd.Context())
+	defer cancel()
+	resp, err := call(ctx, cl.events)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
+
+func newGroupLsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls TABLE",
+		Aliases: []string{"list"},
+		Short:   "List a table's consumer groups",
+		Args:    exactArgs("TABLE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := eventsCall(cmd, g, func(ctx context.Context, c wailv1connect.EventServiceClient) (*connect.Response[wailv1.ListGroupsResponse], error) {
+				return c.ListGroups(ctx, connect.NewRequest(&wailv1.ListGroupsRequest{Table: args[0]}))
+			})
+			if err != nil {
+				return err
+			}
+			for _, name := range m.Groups {
+				if _, err := fmt.Fprintln(g.stdout, name); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func newGroupDescribeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe TABLE GROUP",
+		Short: "Show a consumer group's members and each partition's committed offset, lag and owner",
+		Args:  exactArgs("TABLE", "GROUP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := eventsCall(cmd, g, func(ctx context.Context, c wailv1connect.EventServiceClient) (*connect.Response[wailv1.DescribeGroupResponse], error) {
+				return c.DescribeGroup(ctx, connect.NewRequest(&wailv1.DescribeGroupRequest{Table: args[0], Group: args[1]}))
+			})
+			if err != nil {
+				return err
+			}
+			members := "none"
+			if len(m.Members) > 0 {
+				members = strings.Join(m.Members, ", ")
+			}
+			if _, err := fmt.Fprintf(g.stdout, "members: %s\n", members); err != nil {
+				return err
+			}
+			return printGroupPartitions(g.stdout, m.Partitions)
+		},
+	}
+}
+
+func printGroupPartitions(w io.Writer, parts []*wailv1.GroupPartition) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tCOMMITTED\tEND\tLAG\tOWNER\tUNACKED")
+	var lag int64
+	for _, p := range parts {
+		owner, unacked := p.Owner, "-"
+		if owner == "" {
+			owner = "-"
+		}
+		if p.UnackedMs > 0 {
+			unacked = fmt.Sprintf("%dms", p.UnackedMs)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%s\t%s\n", p.Partition, p.Committed, p.End, p.Lag, owner, unacked)
+		lag += p.Lag
+	}
+	fmt.Fprintf(tw, "total\t\t\t%d\t\t\n", lag)
+	return tw.Flush()
+}
+
+func newGroupResetCmd(g *globals) *cobra.Command {
+	var to string
+	cmd := &cobra.Command{
+		Use:   "reset TABLE GROUP --to beginning|latest|CURSOR|TIME",
+		Short: "Move a consumer group without live members (creating it if new)",
+		Args:  exactArgs("TABLE", "GROUP"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageErrorf("--to is required: beginning, latest, a cursor or a time")
+			}
+			m, err := eventsCall(cmd, g, func(ctx context.Context, c wailv1connect.EventServiceClient) (*connect.Response[wailv1.ResetGroupResponse], error) {
+				return c.ResetGroup(ctx, connect.NewRequest(&wailv1.ResetGroupRequest{Table: args[0], Group: args[1], To: to}))
+			})
+			if err != nil {
+				return err
+			}
+			return printGroupPartitions(g.stdout, m.Partitions)
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "where: beginning, latest, a cursor (from tail) or a time (RFC 3339 or -DURATION)")
+	return cmd
+}
+
+func newConsumeCmd(g *globals) *cobra.Command {
+	var group, member, start string
+	cmd := &cobra.Command{
+		Use:   "consume TABLE --group GROUP --member ID",
+		Short: "Consume a table's events as a member of a consumer group, acknowledging each once printed",
+		Long: "Join a consumer group of a table and print the events of the partitions this member\n" +
+			"owns, as tail does; each event is acknowledged (committed) once printed, so a member\n" +
+			"that dies leaves only its unprinted events to another member. Grants and revocations\n" +
+			"print on stderr. Runs until Ctrl-C.",
+		Args: exactArgs("TABLE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if group == "" || member == "" {
+				return usageErrorf("--group and --member are required")
+			}
+			cl, err := g.clients()
+			if err != nil {
+				return err
+			}
+			return consume(cmd.Context(), cl.events, g, &wailv1.ConsumeRequest{Table: args[0], Group: group, Member: member, Start: start})
+		},
+	}
+	g.addrFlag(cmd.Flags())
+	cmd.Flags().StringVar(&group, "group", "", "the consumer group")
+	cmd.Flags().StringVar(&member, "member", "", "this member's id, unique among the group's live members")
+	cmd.Flags().StringVar(&start, "start", "beginning", "where a new group starts: beginning or latest")
+	return cmd
+}
+
+// consume prints a member's events and acknowledges each once printed.
+func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals, req *wailv1.ConsumeRequest) error {
+	stream, err := c.Consume(ctx, connect.NewRequest(req))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		m := stream.Msg()
+		for _, gr := range m.Granted {
+			fmt.Fprintf(g.stderr, "granted partition %d at offset %d\n", gr.Partition, gr.Offset)
+		}
+		for _, p := range m.Revoked {
+			fmt.Fprintf(g.stderr, "revoked partition %d\n", p)
+		}
+		if m.Event == nil {
+			continue
+		}
+		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset})+"\n"); err != nil {
+			return err
+		}
+		ack, err := c.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: req.Table, Group: req.Group, Member: req.Member,
+			Acks: []*wailv1.PartitionAck{{Partition: m.Partition, Epoch: m.Epoch, Next: m.Next}}}))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, r := range ack.Msg.Refused {
+			fmt.Fprintf(g.stderr, "acknowledgement of partition %d refused: %s\n", r.Partition, r.Reason)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return stream.Err()
+}

@@ -1,0 +1,240 @@
+// Package group runs consumer groups over wail's own API: members of a
+// named group of a table share its event partitions, each partition's
+// events go to one member at a time, in order; members acknowledge
+// (commit) how far they processed, durably, in the log's committed
+// offsets; a member that leaves, dies or stops acknowledging loses its
+// partitions, and the next owner starts at the committed offset, so that
+// exactly the unacknowledged events are delivered again. See DESIGN.md,
+// "Consumer groups".
+//
+// Core (this file) decides membership, assignment and leases without I/O;
+// Groups (groups.go) runs it over a log.
+package group
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// ErrNotOwner: an acknowledgement for a partition the member does not own
+// (any more) at that epoch; it was not committed.
+var ErrNotOwner = errors.New("partition not owned by this member")
+
+// ErrDuplicateMember: a member joined with the id of a live member.
+var ErrDuplicateMember = errors.New("member id already in the group")
+
+// ErrBeyondDelivered: an acknowledgement past what was delivered.
+var ErrBeyondDelivered = errors.New("acknowledged past the delivered events")
+
+// Core is the state of one group of one table. Not safe for concurrent
+// use.
+type Core struct {
+	n     int32
+	lease time.Duration
+	// members in join order
+	members []*member
+	// per partition: owner ("" none), epoch (increases at every change of
+	// owner), committed next offset (-1: never committed), delivered next
+	// offset of the current owner's stream, and when the oldest
+	// unacknowledged delivery was sent (zero: none).
+	owner     []string
+	epoch     []uint64
+	committed []int64
+	delivered []int64
+	eventsTo  []int64 // delivered's value after the last batch that had events
+	unacked   []time.Time
+	seq       uint64 // epochs are unique across partitions and changes
+}
+
+type member struct {
+	id string
+}
+
+// Grant is a partition given to a member: it reads from Offset (the
+// committed offset) under Epoch.
+type Grant struct {
+	Partition int32
+	Epoch     uint64
+	Offset    int64
+}
+
+// Change is what a membership change does: per member, the partitions it
+// loses and those it gets. Revocations must take effect (the member's
+// reader of the partition stopped) before grants are started.
+type Change struct {
+	Revoked map[string][]int32
+	Granted map[string][]Grant
+}
+
+// NewCore returns the core of a group over n partitions whose members
+// lose their partitions when an acknowledgement is overdue by lease;
+// committed are the durable offsets (absent: never committed).
+func NewCore(n int32, lease time.Duration, committed map[int32]int64) *Core {
+	c := &Core{n: n, lease: lease, owner: make([]string, n), epoch: make([]uint64, n),
+		committed: make([]int64, n), delivered: make([]int64, n), eventsTo: make([]int64, n), unacked: make([]time.Time, n)}
+	for p := range c.committed {
+		c.committed[p] = -1
+		if o, ok := committed[int32(p)]; ok {
+			c.committed[p] = o
+		}
+	}
+	return c
+}
+
+// Members returns the member ids in join order.
+func (c *Core) Members() []string {
+	out := make([]string, len(c.members))
+	for i, m := range c.members {
+		out[i] = m.id
+	}
+	return out
+}
+
+// Owner returns a partition's owner ("" none) and epoch.
+func (c *Core) Owner(p int32) (string, uint64) { return c.owner[p], c.epoch[p] }
+
+// Committed returns a partition's committed offset (-1: never).
+func (c *Core) Committed(p int32) int64 { return c.committed[p] }
+
+// SetCommitted records a partition's committed offset where no member
+// acknowledged (a new group's start, a reset).
+func (c *Core) SetCommitted(p int32, off int64) {
+	c.committed[p] = off
+	if c.owner[p] == "" {
+		c.delivered[p] = off
+	}
+}
+
+// Join adds a member (a member id already in is an error: two live
+// members must not share an id).
+func (c *Core) Join(id string) (Change, error) {
+	if c.has(id) {
+		return Change{}, fmt.Errorf("%w: %q is a live member: give each member its own id (a member that died leaves when its stream ends)", ErrDuplicateMember, id)
+	}
+	c.members = append(c.members, &member{id: id})
+	return c.rebalance(), nil
+}
+
+// Leave removes a member (unknown: nothing happens).
+func (c *Core) Leave(id string) Change {
+	i := slices.IndexFunc(c.members, func(m *member) bool { return m.id == id })
+	if i < 0 {
+		return Change{}
+	}
+	c.members = slices.Delete(c.members, i, i+1)
+	return c.rebalance()
+}
+
+func (c *Core) has(id string) bool {
+	return slices.ContainsFunc(c.members, func(m *member) bool { return m.id == id })
+}
+
+// rebalance gives every partition to a live member, as evenly as the
+// counts allow (the first n%m members in join order take one more),
+// keeping partitions where they are when it can.
+func (c *Core) rebalance() Change {
+	ch := Change{Revoked: map[string][]int32{}, Granted: map[string][]Grant{}}
+	m := len(c.members)
+	caps := map[string]int{}
+	for i, mb := range c.members {
+		caps[mb.id] = int(c.n) / m
+		if i < int(c.n)%m {
+			caps[mb.id]++
+		}
+	}
+	kept := map[string]int{}
+	var free []int32
+	for p := range c.n {
+		o := c.owner[p]
+		if o != "" && c.has(o) && kept[o] < caps[o] {
+			kept[o]++
+			continue
+		}
+		if o != "" {
+			if c.has(o) {
+				ch.Revoked[o] = append(ch.Revoked[o], p)
+			}
+			c.owner[p] = ""
+			c.unacked[p] = time.Time{}
+		}
+		free = append(free, p)
+	}
+	for _, p := range free {
+		for _, mb := range c.members {
+			if kept[mb.id] < caps[mb.id] {
+				kept[mb.id]++
+				c.seq++
+				c.owner[p], c.epoch[p] = mb.id, c.seq
+				c.delivered[p] = max(c.committed[p], 0)
+				c.eventsTo[p] = c.delivered[p]
+				ch.Granted[mb.id] = append(ch.Granted[mb.id], Grant{Partition: p, Epoch: c.seq, Offset: c.committed[p]})
+				break
+			}
+		}
+	}
+	return ch
+}
+
+// Delivered records that the owner of p at epoch was sent the events
+// before next; it reports false when that owner lost p meanwhile (the
+// events must not be sent).
+func (c *Core) Delivered(p int32, epoch uint64, next int64, events bool, now time.Time) bool {
+	if c.epoch[p] != epoch || c.owner[p] == "" {
+		return false
+	}
+	if events && c.unacked[p].IsZero() && next > c.committedOrZero(p) {
+		c.unacked[p] = now
+	}
+	c.delivered[p] = max(c.delivered[p], next)
+	if events {
+		c.eventsTo[p] = c.delivered[p]
+	}
+	return true
+}
+
+func (c *Core) committedOrZero(p int32) int64 { return max(c.committed[p], 0) }
+
+// Ack checks an acknowledgement of p up to next (exclusive) by member id
+// at epoch: it must own p at that epoch, and next must not pass what was
+// delivered. It returns whether it moves the committed offset; the caller
+// makes it durable, then calls Committed.
+func (c *Core) Ack(id string, p int32, epoch uint64, next int64) (bool, error) {
+	switch {
+	case p < 0 || p >= c.n:
+		return false, fmt.Errorf("partition %d does not exist (the table has %d)", p, c.n)
+	case c.owner[p] != id || c.epoch[p] != epoch:
+		return false, fmt.Errorf("%w: partition %d epoch %d (it moved to another member: its unacknowledged events go there)", ErrNotOwner, p, epoch)
+	case next > c.delivered[p]:
+		return false, fmt.Errorf("%w: partition %d offset %d, delivered up to %d", ErrBeyondDelivered, p, next, c.delivered[p])
+	}
+	return next > c.committed[p], nil
+}
+
+// Commit records a durable commit of p at next by the owner at epoch.
+func (c *Core) Commit(p int32, epoch uint64, next int64, now time.Time) {
+	if next <= c.committed[p] {
+		return
+	}
+	c.committed[p] = next
+	if c.epoch[p] == epoch {
+		if next >= c.eventsTo[p] {
+			c.unacked[p] = time.Time{}
+		} else {
+			c.unacked[p] = now // the rest was delivered before now: its lease starts again
+		}
+	}
+}
+
+// Expired returns the members with an acknowledgement overdue: events
+// delivered to them and unacknowledged for longer than the lease.
+func (c *Core) Expired(now time.Time) []string {
+	var out []string
+	for p := range c.n {
+		if o := c.owner[p]; o != "" && !c.unacked[p].IsZero() && now.Sub(c.unacked[p]) > c.lease && !slices.Contains(out, o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}

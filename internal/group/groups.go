@@ -1,0 +1,316 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// ErrLeaseExpired ends a member whose acknowledgement was overdue.
+var ErrLeaseExpired = errors.New("lease expired")
+
+// ErrNotMember: an acknowledgement of a member that is not in the group
+// (it left, was expired, or the server restarted).
+var ErrNotMember = errors.New("not a member of the group")
+
+// ErrMembers: a reset of a group that has live members.
+var ErrMembers = errors.New("the group has live members")
+
+// registryTopic lists the groups ever created, one record per table and
+// group (key "table/group"): what `wail group ls` reads.
+const registryTopic = "wail.groups"
+
+var groupName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
+
+// ValidateName accepts 1-128 letters, digits, '.', '_' and '-', starting
+// with a letter or digit (also used for member ids).
+func ValidateName(what, name string) error {
+	if !groupName.MatchString(name) {
+		return fmt.Errorf("invalid %s %q: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
+	}
+	return nil
+}
+
+// LogGroup is the name a group's offsets are committed under in the log
+// (a Kafka consumer group id on Kafka).
+func LogGroup(group string) string { return "wail.consumer." + group }
+
+// Groups runs the consumer groups of a process over a log.
+type Groups struct {
+	log   intentlog.Log
+	lease time.Duration
+
+	mu     sync.Mutex
+	groups map[[2]string]*grp // by table, group
+	stop   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
+}
+
+// New returns the groups of a log; a member whose acknowledgement is
+// overdue by lease loses its partitions. Close stops its lease checks.
+func New(log intentlog.Log, lease time.Duration) *Groups {
+	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, stop: make(chan struct{})}
+	g.wg.Add(1)
+	go g.expire()
+	return g
+}
+
+// Close ends every member and stops the lease checks.
+func (g *Groups) Close() {
+	g.once.Do(func() { close(g.stop) })
+	g.wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, gr := range g.groups {
+		gr.mu.Lock()
+		for _, s := range gr.sessions {
+			s.end(errors.New("the server is shutting down"))
+		}
+		gr.mu.Unlock()
+	}
+}
+
+type grp struct {
+	g           *Groups
+	table, name string
+	topic       string
+	mu          sync.Mutex // guards core and sessions
+	core        *Core
+	sessions    map[string]*Session
+}
+
+// Table describes where a table's events are, for a group.
+type Table struct {
+	Name       string
+	Topic      string
+	Partitions int32
+}
+
+// StartLatest, when true, starts a new group's partitions at their ends;
+// otherwise at their first retained offsets.
+type StartLatest bool
+
+// load returns the group, creating its state (and, for a new group, its
+// committed offsets, durably) on first use.
+func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLatest) (*grp, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := [2]string{t.Name, name}
+	if gr, ok := g.groups[k]; ok {
+		return gr, nil
+	}
+	committed, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
+	}
+	missing := map[int32]int64{}
+	for p := range t.Partitions {
+		if _, ok := committed[p]; ok {
+			continue
+		}
+		start, end, err := g.log.Bounds(ctx, t.Topic, p)
+		if err != nil {
+			return nil, fmt.Errorf("group %s of %s: bounds of partition %d: %w", name, t.Name, p, err)
+		}
+		missing[p] = start
+		if latest {
+			missing[p] = end
+		}
+	}
+	if len(missing) > 0 {
+		if len(committed) == 0 { // a new group: list it
+			if err := g.register(ctx, t.Name, name); err != nil {
+				return nil, err
+			}
+		}
+		if err := g.log.Commit(ctx, LogGroup(name), t.Topic, missing); err != nil {
+			return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
+		}
+		if committed == nil {
+			committed = map[int32]int64{}
+		}
+		for p, o := range missing {
+			committed[p] = o
+		}
+	}
+	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, committed), sessions: map[string]*Session{}}
+	g.groups[k] = gr
+	return gr, nil
+}
+
+func (g *Groups) register(ctx context.Context, table, name string) error {
+	if err := g.log.CreateTopic(ctx, registryTopic, 1, intentlog.TopicOptions{Compact: true}); err != nil {
+		return fmt.Errorf("group registry: %w", err)
+	}
+	if err := g.log.Append(ctx, registryTopic, []*intentlog.Record{{Key: []byte(table + "/" + name), Value: []byte{}}}); err != nil {
+		return fmt.Errorf("group registry: %w", err)
+	}
+	return nil
+}
+
+// List returns the names of the groups of a table that have committed
+// offsets, sorted.
+func (g *Groups) List(ctx context.Context, t Table) ([]string, error) {
+	n, err := g.log.Partitions(ctx, registryTopic)
+	if errors.Is(err, intentlog.ErrUnknownTopic) {
+		return nil, nil
+	}
+	if err != nil || n != 1 {
+		return nil, fmt.Errorf("group registry: %d partitions, %w", n, err)
+	}
+	start, end, err := g.log.Bounds(ctx, registryTopic, 0)
+	if err != nil {
+		return nil, fmt.Errorf("group registry: %w", err)
+	}
+	names := map[string]bool{}
+	if start < end {
+		r, err := g.log.NewReader(registryTopic, 0, start)
+		if err != nil {
+			return nil, fmt.Errorf("group registry: %w", err)
+		}
+		defer r.Close()
+		for r.Position() < end {
+			recs, err := r.Next(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("group registry: %w", err)
+			}
+			for _, rec := range recs {
+				if tbl, name, ok := strings.Cut(string(rec.Key), "/"); ok && tbl == t.Name {
+					names[name] = true
+				}
+			}
+		}
+	}
+	var out []string
+	for name := range names {
+		c, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
+		if err != nil {
+			return nil, fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
+		}
+		if len(c) > 0 { // a dropped table took them
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// PartitionState is a partition of a group as Describe reports it.
+type PartitionState struct {
+	Partition int32
+	Committed int64 // -1: never
+	End       int64
+	Owner     string
+	Epoch     uint64
+	Unacked   time.Time // when the oldest unacknowledged delivery was sent
+	Delivered int64
+}
+
+// Describe returns a group's members (in join order) and partitions.
+func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, []PartitionState, error) {
+	committed, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
+	if err != nil {
+		return nil, nil, fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
+	}
+	g.mu.Lock()
+	gr := g.groups[[2]string{t.Name, name}]
+	g.mu.Unlock()
+	if len(committed) == 0 && gr == nil {
+		return nil, nil, nil
+	}
+	out := make([]PartitionState, t.Partitions)
+	for p := range t.Partitions {
+		_, end, err := g.log.Bounds(ctx, t.Topic, p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("group %s of %s: bounds of partition %d: %w", name, t.Name, p, err)
+		}
+		c, ok := committed[p]
+		if !ok {
+			c = -1
+		}
+		out[p] = PartitionState{Partition: p, Committed: c, End: end}
+	}
+	var members []string
+	if gr != nil {
+		gr.mu.Lock()
+		members = gr.core.Members()
+		for p := range t.Partitions {
+			out[p].Owner, out[p].Epoch = gr.core.Owner(p)
+			out[p].Unacked, out[p].Delivered = gr.core.unacked[p], gr.core.delivered[p]
+		}
+		gr.mu.Unlock()
+	}
+	return members, out, nil
+}
+
+// Reset commits offsets for a group without live members (a new group
+// is created).
+func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[int32]int64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	gr := g.groups[[2]string{t.Name, name}]
+	if gr != nil {
+		gr.mu.Lock()
+		defer gr.mu.Unlock()
+		if m := gr.core.Members(); len(m) > 0 {
+			return fmt.Errorf("%w (%s): stop them first", ErrMembers, strings.Join(m, ", "))
+		}
+	}
+	prev, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
+	if err != nil {
+		return fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
+	}
+	if len(prev) == 0 {
+		if err := g.register(ctx, t.Name, name); err != nil {
+			return err
+		}
+	}
+	if err := g.log.Commit(ctx, LogGroup(name), t.Topic, offsets); err != nil {
+		return fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
+	}
+	if gr != nil {
+		for p, o := range offsets {
+			gr.core.SetCommitted(p, o)
+		}
+	}
+	return nil
+}
+
+// expire ends the members whose acknowledgements are overdue.
+func (g *Groups) expire() {
+	defer g.wg.Done()
+	t := time.NewTicker(max(g.lease/8, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case now := <-t.C:
+			g.mu.Lock()
+			grs := make([]*grp, 0, len(g.groups))
+			for _, gr := range g.groups {
+				grs = append(grs, gr)
+			}
+			g.mu.Unlock()
+			for _, gr := range grs {
+				gr.mu.Lock()
+				for _, id := range gr.core.Expired(now) {
+					if s := gr.sessions[id]; s != nil {
+						gr.leave(s, fmt.Errorf("%w: member %q did not acknowledge delivered events within %s; "+
+							"its partitions went to other members, which get its unacknowledged events again: join again",
+							ErrLeaseExpired, id, g.lease))
+					}
+				}
+				gr.mu.Unlock()
+			}
+		}
+	}
+}

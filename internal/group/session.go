@@ -1,0 +1,318 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// Message is what a member's stream sends: partitions granted or revoked,
+// or a batch of one partition's records.
+type Message struct {
+	Granted []Grant
+	Revoked []int32
+
+	Partition int32
+	Epoch     uint64
+	Records   []intentlog.Record
+	// Next is the partition's position after Records (records passed
+	// without being sent, such as tombstones, included).
+	Next int64
+}
+
+// Session is a live member: its stream takes Messages until Done.
+type Session struct {
+	gr   *grp
+	id   string
+	out  chan Message
+	done chan struct{}
+	err  error // why it ended, set before done is closed
+
+	mu      sync.Mutex
+	readers map[int32]context.CancelFunc
+	wg      sync.WaitGroup
+	ended   bool
+	// ctl holds grants and revocations, sent before any record batch;
+	// signal wakes Next when one is queued.
+	ctl     []Message
+	signal  chan struct{}
+	pending *Message // a batch taken from out while ctl was not empty
+}
+
+// sessionBuffer is how many messages a member holds before its readers
+// wait for its stream.
+const sessionBuffer = 16
+
+// Join makes member id a member of the group name of table t, starting a
+// new group's partitions at their first or last offsets. The member takes
+// its Messages until Done; Leave (or the end of ctx) removes it.
+func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest StartLatest) (*Session, error) {
+	gr, err := g.load(ctx, t, name, latest)
+	if err != nil {
+		return nil, err
+	}
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	ch, err := gr.core.Join(id)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{gr: gr, id: id, out: make(chan Message, sessionBuffer), done: make(chan struct{}),
+		readers: map[int32]context.CancelFunc{}, signal: make(chan struct{}, 1)}
+	gr.sessions[id] = s
+	gr.apply(ch)
+	return s, nil
+}
+
+// Next returns the member's next message: grants and revocations first,
+// in order, then record batches (pass them through Check before sending).
+// It fails with why the session ended, or ctx's error.
+func (s *Session) Next(ctx context.Context) (Message, error) {
+	for {
+		s.mu.Lock()
+		if len(s.ctl) > 0 {
+			m := s.ctl[0]
+			s.ctl = s.ctl[1:]
+			s.mu.Unlock()
+			return m, nil
+		}
+		if p := s.pending; p != nil {
+			s.pending = nil
+			s.mu.Unlock()
+			return *p, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.signal:
+		case m := <-s.out:
+			s.mu.Lock()
+			if len(s.ctl) > 0 { // a grant queued meanwhile goes first
+				s.pending = &m
+				s.mu.Unlock()
+				continue
+			}
+			s.mu.Unlock()
+			return m, nil
+		case <-s.done:
+			return Message{}, s.err
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+}
+
+// Done is closed when the member was ended (Err says why).
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err is why the session ended (after Done).
+func (s *Session) Err() error { return s.err }
+
+// Leave removes the member; its partitions go to the others.
+func (s *Session) Leave() {
+	s.gr.mu.Lock()
+	s.gr.leave(s, errors.New("left"))
+	s.gr.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Check reports whether a batch of records may still be sent to the
+// member (it owns the partition at the message's epoch), and records the
+// delivery. Grants and revocations always pass.
+func (s *Session) Check(m Message) bool {
+	if m.Granted != nil || m.Revoked != nil {
+		return true
+	}
+	s.gr.mu.Lock()
+	defer s.gr.mu.Unlock()
+	return s.gr.core.Delivered(m.Partition, m.Epoch, m.Next, len(m.Records) > 0, time.Now())
+}
+
+// leave ends s and gives its partitions away; under gr.mu.
+func (gr *grp) leave(s *Session, why error) {
+	if gr.sessions[s.id] != s {
+		return
+	}
+	delete(gr.sessions, s.id)
+	s.end(why)
+	gr.apply(gr.core.Leave(s.id))
+}
+
+// end stops the session's readers and closes done; under gr.mu.
+func (s *Session) end(why error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	for _, cancel := range s.readers {
+		cancel()
+	}
+	s.err = why
+	close(s.done)
+}
+
+// apply stops the readers of revoked partitions and starts those of
+// granted ones (at the committed offsets), and tells the members; under
+// gr.mu.
+func (gr *grp) apply(ch Change) {
+	for id, ps := range ch.Revoked {
+		if s := gr.sessions[id]; s != nil {
+			s.stopReaders(ps)
+			s.notify(Message{Revoked: ps})
+		}
+	}
+	ids := make([]string, 0, len(ch.Granted))
+	for id := range ch.Granted {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		s := gr.sessions[id]
+		if s == nil {
+			continue
+		}
+		s.notify(Message{Granted: ch.Granted[id]})
+		for _, gt := range ch.Granted[id] {
+			s.startReader(gr.topic, gt)
+		}
+	}
+}
+
+func (s *Session) stopReaders(ps []int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range ps {
+		if cancel := s.readers[p]; cancel != nil {
+			cancel()
+			delete(s.readers, p)
+		}
+	}
+}
+
+// notify queues a grant or revocation without blocking the group.
+func (s *Session) notify(m Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ctl = append(s.ctl, m)
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Session) startReader(topic string, gt Grant) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.readers[gt.Partition] = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := s.read(ctx, topic, gt)
+		if err != nil && ctx.Err() == nil {
+			s.gr.mu.Lock()
+			s.gr.leave(s, fmt.Errorf("read %s/%d: %w", topic, gt.Partition, err))
+			s.gr.mu.Unlock()
+		}
+	}()
+}
+
+// read sends a partition's records from the grant's offset on.
+func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
+	off := max(gt.Offset, 0)
+	for {
+		r, err := s.gr.g.log.NewReader(topic, gt.Partition, off)
+		if err != nil {
+			return err
+		}
+		for {
+			recs, err := r.Next(ctx)
+			if err != nil {
+				r.Close()
+				if ctx.Err() != nil {
+					return nil
+				}
+				if !errors.Is(err, intentlog.ErrOffsetOutOfRange) {
+					return err
+				}
+				// retention removed what we were to read: go on from the start
+				if off, _, err = s.gr.g.log.Bounds(ctx, topic, gt.Partition); err != nil {
+					return err
+				}
+				break
+			}
+			m := Message{Partition: gt.Partition, Epoch: gt.Epoch, Next: r.Position()}
+			for _, rec := range recs {
+				if rec.Value != nil {
+					m.Records = append(m.Records, rec)
+				}
+			}
+			select {
+			case s.out <- m:
+			case <-ctx.Done():
+				r.Close()
+				return nil
+			}
+		}
+	}
+}
+
+// Ack is an acknowledgement of a partition: every record before Next was
+// processed.
+type Ack struct {
+	Partition int32
+	Epoch     uint64
+	Next      int64
+}
+
+// Ack commits acknowledgements of member id durably. Those of partitions
+// it no longer owns (or at another epoch) are refused with ErrNotOwner
+// and not committed; the others are committed. It fails with ErrNotMember
+// when id is not a member.
+func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) (refused map[int32]error, err error) {
+	g.mu.Lock()
+	gr := g.groups[[2]string{t.Name, name}]
+	g.mu.Unlock()
+	if gr == nil {
+		return nil, fmt.Errorf("%w: group %q of %s has no live members here (the server restarted?): join again", ErrNotMember, name, t.Name)
+	}
+	// The lock is held across the durable commit, so that a partition
+	// handed over meanwhile starts at the offset committed here.
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	if gr.sessions[id] == nil {
+		return nil, fmt.Errorf("%w: %q is not a member of group %q of %s (it left or its lease expired): join again", ErrNotMember, id, name, t.Name)
+	}
+	commit := map[int32]int64{}
+	epochs := map[int32]uint64{}
+	refused = map[int32]error{}
+	for _, a := range acks {
+		move, err := gr.core.Ack(id, a.Partition, a.Epoch, a.Next)
+		if err != nil {
+			refused[a.Partition] = err
+			continue
+		}
+		if move && a.Next > commit[a.Partition] {
+			commit[a.Partition], epochs[a.Partition] = a.Next, a.Epoch
+		}
+	}
+	if len(commit) > 0 {
+		if err := g.log.Commit(ctx, LogGroup(name), t.Topic, commit); err != nil {
+			return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
+		}
+		now := time.Now()
+		for p, o := range commit {
+			gr.core.Commit(p, epochs[p], o, now)
+		}
+	}
+	return refused, nil
+}
