@@ -98,15 +98,6 @@ func (c *Core) Owner(p int32) (string, uint64) { return c.owner[p], c.epoch[p] }
 // Committed returns a partition's committed offset (-1: never).
 func (c *Core) Committed(p int32) int64 { return c.committed[p] }
 
-// SetCommitted records a partition's committed offset where no member
-// acknowledged (a new group's start, a reset).
-func (c *Core) SetCommitted(p int32, off int64) {
-	c.committed[p] = off
-	if c.owner[p] == "" {
-		c.delivered[p] = off
-	}
-}
-
 // Join adds a member (a member id already in is an error: two live
 // members must not share an id).
 func (c *Core) Join(id string) (Change, error) {

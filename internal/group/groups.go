@@ -98,14 +98,25 @@ type Table struct {
 // otherwise at their first retained offsets.
 type StartLatest bool
 
-// load returns the group, creating its state (and, for a new group, its
-// committed offsets, durably) on first use.
+// load returns the group, under g.mu, loading its state from the log
+// (and, for a new group, committing its start durably) when it has no
+// live members here: a group without members keeps nothing in memory
+// that the log does not have (the table may have been dropped and created
+// again, the group reset).
 func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLatest) (*grp, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	k := [2]string{t.Name, name}
 	if gr, ok := g.groups[k]; ok {
-		return gr, nil
+		gr.mu.Lock()
+		live := len(gr.sessions) > 0
+		gr.mu.Unlock()
+		if live && gr.core.n != t.Partitions {
+			return nil, fmt.Errorf("group %s of %s: its members joined when the table had %d partitions; it has %d (dropped and created again?): stop them",
+				name, t.Name, gr.core.n, t.Partitions)
+		}
+		if live {
+			return gr, nil
+		}
+		delete(g.groups, k)
 	}
 	committed, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 	if err != nil {
@@ -239,7 +250,7 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 		out[p] = PartitionState{Partition: p, Committed: c, End: end}
 	}
 	var members []string
-	if gr != nil {
+	if gr != nil && gr.core.n == t.Partitions {
 		gr.mu.Lock()
 		members = gr.core.Members()
 		for p := range t.Partitions {
@@ -256,13 +267,15 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[int32]int64) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gr := g.groups[[2]string{t.Name, name}]
-	if gr != nil {
+	k := [2]string{t.Name, name}
+	if gr := g.groups[k]; gr != nil {
 		gr.mu.Lock()
-		defer gr.mu.Unlock()
-		if m := gr.core.Members(); len(m) > 0 {
+		m := gr.core.Members()
+		gr.mu.Unlock()
+		if len(m) > 0 {
 			return fmt.Errorf("%w (%s): stop them first", ErrMembers, strings.Join(m, ", "))
 		}
+		delete(g.groups, k) // the next member loads what is committed here
 	}
 	prev, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 	if err != nil {
@@ -275,11 +288,6 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 	}
 	if err := g.log.Commit(ctx, LogGroup(name), t.Topic, offsets); err != nil {
 		return fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
-	}
-	if gr != nil {
-		for p, o := range offsets {
-			gr.core.SetCommitted(p, o)
-		}
 	}
 	return nil
 }

@@ -52,6 +52,8 @@ const sessionBuffer = 16
 // new group's partitions at their first or last offsets. The member takes
 // its Messages until Done; Leave (or the end of ctx) removes it.
 func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest StartLatest) (*Session, error) {
+	g.mu.Lock() // held until the member is in: a group without members may be reloaded
+	defer g.mu.Unlock()
 	gr, err := g.load(ctx, t, name, latest)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,165 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+)
+
+func openLog(t *testing.T) intentlog.Log {
+	t.Helper()
+	l, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// table creates topic "ev" with n partitions and appends count records
+// with a value to each.
+func table(t *testing.T, l intentlog.Log, n int32, count int) Table {
+	t.Helper()
+	ctx := context.Background()
+	if err := l.CreateTopic(ctx, "ev", n, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*intentlog.Record
+	for i := range count * int(n) * 4 {
+		recs = append(recs, &intentlog.Record{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")})
+	}
+	if err := l.Append(ctx, "ev", recs); err != nil {
+		t.Fatal(err)
+	}
+	return Table{Name: "t", Topic: "ev", Partitions: n}
+}
+
+// next returns the session's next message within 5s.
+func next(t *testing.T, s *Session) Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("next: %v", err)
+	}
+	return m
+}
+
+// TestGroupsHandOver: a partition moved to a new member starts at the
+// committed offset; the old owner's batches and acknowledgements of it
+// are refused; an overdue acknowledgement expires a member.
+func TestGroupsHandOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	tb := table(t, l, 1, 5)
+	g := New(l, 300*time.Millisecond)
+	defer g.Close()
+	a, err := g.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Join(ctx, tb, "g", "a", false); !errors.Is(err, ErrDuplicateMember) {
+		t.Fatalf("a second a: %v", err)
+	}
+	grant := next(t, a)
+	if len(grant.Granted) != 1 || grant.Granted[0].Offset != 0 {
+		t.Fatalf("first message %+v, want the grant of partition 0 at 0", grant)
+	}
+	batch := next(t, a)
+	if !a.Check(batch) || len(batch.Records) == 0 {
+		t.Fatalf("batch %+v refused", batch)
+	}
+	mid := batch.Records[0].Offset + 1
+	if refused, err := g.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, mid}}); err != nil || len(refused) != 0 {
+		t.Fatalf("ack: %v %v", refused, err)
+	}
+	if err := g.Reset(ctx, tb, "g", map[int32]int64{0: 0}); !errors.Is(err, ErrMembers) {
+		t.Fatalf("reset with a live member: %v", err)
+	}
+	// a acknowledges no more: its lease expires and b, joined meanwhile,
+	// owns nothing until then (one partition)
+	b, err := g.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Done():
+		if !errors.Is(a.Err(), ErrLeaseExpired) {
+			t.Fatalf("a ended with %v", a.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a's lease did not expire")
+	}
+	m := next(t, b)
+	if len(m.Granted) != 1 || m.Granted[0].Offset != mid || m.Granted[0].Epoch == batch.Epoch {
+		t.Fatalf("b got %+v, want partition 0 at the committed %d under a new epoch", m, mid)
+	}
+	if a.Check(batch) {
+		t.Fatal("a's batch of the old epoch passed")
+	}
+	if _, err := g.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, batch.Next}}); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("the expired member's ack: %v", err)
+	}
+	if bm := next(t, b); len(bm.Records) == 0 || bm.Records[0].Offset != mid {
+		t.Fatalf("b's first batch %+v, want from offset %d", bm, mid)
+	}
+	b.Leave()
+	_, parts, err := g.Describe(ctx, tb, "g")
+	if err != nil || parts[0].Committed != mid || parts[0].Owner != "" {
+		t.Fatalf("describe: %+v %v", parts, err)
+	}
+}
+
+// TestGroupsTableCreatedAgain: a group without members keeps nothing in
+// memory: after its table is dropped and created with another partition
+// count, a member starts from what the log has.
+func TestGroupsTableCreatedAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	tb := table(t, l, 2, 3)
+	g := New(l, time.Minute)
+	defer g.Close()
+	a, err := g.Join(ctx, tb, "g", "a", true) // latest: at the ends
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, a); len(m.Granted) != 2 || m.Granted[0].Offset == 0 {
+		t.Fatalf("grants %+v, want both partitions at their ends", m.Granted)
+	}
+	a.Leave()
+	if names, err := g.List(ctx, tb); err != nil || len(names) != 1 || names[0] != "g" {
+		t.Fatalf("list: %v %v", names, err)
+	}
+	if err := l.DeleteTopic(ctx, "ev"); err != nil {
+		t.Fatal(err)
+	}
+	tb = table(t, l, 3, 1)
+	if names, err := g.List(ctx, tb); err != nil || len(names) != 0 {
+		t.Fatalf("list after the drop: %v %v", names, err)
+	}
+	b, err := g.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Leave()
+	m := next(t, b)
+	if len(m.Granted) != 3 {
+		t.Fatalf("grants %+v, want 3 partitions", m.Granted)
+	}
+	for _, gr := range m.Granted {
+		if gr.Offset != 0 {
+			t.Fatalf("grant %+v, want offset 0 (the new table's start)", gr)
+		}
+	}
+	if _, parts, err := g.Describe(ctx, tb, "g"); err != nil || len(parts) != 3 || parts[2].Owner != "b" {
+		t.Fatalf("describe: %+v %v", parts, err)
+	}
+}
