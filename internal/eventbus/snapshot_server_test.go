@@ -45,6 +45,9 @@ func (m *readModel) apply(r *wailv1.SubscribeResponse) {
 	switch {
 	case r.Snapshot:
 		m.rows++
+		if len(e.Value) == 0 {
+			m.backward = fmt.Errorf("key %q: a snapshot row without a value", k)
+		}
 		if m.over {
 			m.backward = errors.New("a snapshot row after the snapshot's end")
 		}
@@ -77,9 +80,12 @@ func TestSnapshotThenStream(t *testing.T) {
 	}
 	const keys = 600 // 400 before the snapshot, 200 more created during it
 	key := func(i int) []byte { return fmt.Appendf(nil, "k%04d", i) }
+	// keys the writers never touch: the snapshot must deliver each as a row
+	quiet := func(i int) []byte { return fmt.Appendf(nil, "q%04d", i) }
 	var muts []*wailv1.Mutation
 	for i := range 400 {
-		muts = append(muts, &wailv1.Mutation{Table: "s", Key: key(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("initial")})
+		muts = append(muts, &wailv1.Mutation{Table: "s", Key: key(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("initial")},
+			&wailv1.Mutation{Table: "s", Key: quiet(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("quiet")})
 	}
 	if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
 		t.Fatal(err)
@@ -152,8 +158,13 @@ func TestSnapshotThenStream(t *testing.T) {
 	close(stop)
 	writers.Wait()
 	t.Logf("snapshot: %d rows, %d events during it, %d writes by its end, %d in all", m.rows, m.live, atWrites, written.Load())
-	if m.rows < 100 || m.live == 0 {
-		t.Fatalf("%d rows and %d events during the snapshot: the test needs both", m.rows, m.live)
+	if m.live == 0 {
+		t.Fatalf("%d rows and no event during the snapshot: the test needs both", m.rows)
+	}
+	for i := range 400 {
+		if e := m.state[string(quiet(i))]; e == nil || string(e.Value) != "quiet" {
+			t.Fatalf("untouched key %s: consumer has %v after the snapshot", quiet(i), e)
+		}
 	}
 
 	// Once writes stopped, the consumer converges on the store's state.
