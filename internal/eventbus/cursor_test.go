@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -108,4 +109,27 @@ func FuzzCursor(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkCursor: the cost of the cursor every event carries, by
+// partition count.
+func BenchmarkCursor(b *testing.B) {
+	for _, n := range []int{8, 64, 1024} {
+		offs := make([]int64, n)
+		for i := range offs {
+			offs[i] = int64(1e6 + i*1000)
+		}
+		b.Run(fmt.Sprintf("encode/%d", n), func(b *testing.B) {
+			c := Cursor{Table: "orders", Offsets: offs}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = c.String()
+			}
+		})
+		b.Run(fmt.Sprintf("size/%d", n), func(b *testing.B) {
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(len(Cursor{Table: "orders", Offsets: offs}.String())), "bytes")
+		})
+	}
 }
