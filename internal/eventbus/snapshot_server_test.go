@@ -17,6 +17,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server/servertest"
+	"github.com/wail-cdc/wail/internal/servicetest"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -24,6 +25,7 @@ import (
 // checking that its versions strictly increase.
 type readModel struct {
 	state    map[string]*wailv1.ChangeEvent // nil value: deleted
+	row      map[string]bool                // the key's last delivery was a snapshot row
 	rows     int                            // snapshot rows received
 	live     int                            // events received before the snapshot ended
 	over     bool                           // the snapshot's end (its first cursor) came
@@ -45,7 +47,7 @@ func (m *readModel) apply(r *wailv1.SubscribeResponse) {
 	switch {
 	case r.Snapshot:
 		m.rows++
-		if len(e.Value) == 0 {
+		if len(e.Value) == 0 && e.Op != wailv1.Op_OP_DELETE {
 			m.backward = fmt.Errorf("key %q: a snapshot row without a value", k)
 		}
 		if m.over {
@@ -58,6 +60,7 @@ func (m *readModel) apply(r *wailv1.SubscribeResponse) {
 		}
 	}
 	m.state[k] = e
+	m.row[k] = r.Snapshot
 }
 
 // TestSnapshotThenStream: a from=snapshot stream taken while writes run
@@ -66,29 +69,63 @@ func (m *readModel) apply(r *wailv1.SubscribeResponse) {
 // and once writes stop, what the consumer built equals the store.
 func TestSnapshotThenStream(t *testing.T) {
 	t.Parallel()
+	for _, kind := range []string{"embedded", "kafka"} {
+		t.Run(kind, func(t *testing.T) { testSnapshotThenStream(t, kind) })
+	}
+}
+
+func testSnapshotThenStream(t *testing.T, kind string) {
+	t.Parallel()
+	var brokers []string
+	if kind == "kafka" {
+		brokers = servicetest.KafkaBrokers(t)
+	}
+	uniq := fmt.Sprintf("%x", time.Now().UnixNano())
+	tbl := "s_" + uniq
 	srv, url := servertest.StartServer(t, func(c *config.Config) {
 		c.API.SnapshotChunkKeys = 8 // many chunks in flight while writes run
 		c.API.SnapshotMaxKeys = 100_000
+		if kind == "kafka" {
+			c.Log.Kind, c.Log.Kafka.Brokers = "kafka", brokers
+			c.Resolver.Group = "wail-test-snapshot-" + uniq // a group of its own on the shared broker
+		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
 	prod := wailv1connect.NewProducerServiceClient(http.DefaultClient, url)
 	events := wailv1connect.NewEventServiceClient(http.DefaultClient, url)
-	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "s", Partitions: 4})); err != nil {
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: tbl, Partitions: 4})); err != nil {
 		t.Fatal(err)
 	}
 	const keys = 600 // 400 before the snapshot, 200 more created during it
 	key := func(i int) []byte { return fmt.Appendf(nil, "k%04d", i) }
-	// keys the writers never touch: the snapshot must deliver each as a row
+	// keys the writers never touch
 	quiet := func(i int) []byte { return fmt.Appendf(nil, "q%04d", i) }
 	var muts []*wailv1.Mutation
 	for i := range 400 {
-		muts = append(muts, &wailv1.Mutation{Table: "s", Key: key(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("initial")},
-			&wailv1.Mutation{Table: "s", Key: quiet(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("quiet")})
+		muts = append(muts, &wailv1.Mutation{Table: tbl, Key: key(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("initial")},
+			&wailv1.Mutation{Table: tbl, Key: quiet(i), Op: wailv1.Op_OP_UPSERT, Value: []byte("quiet")})
 	}
 	if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
 		t.Fatal(err)
+	}
+	// Their events are on the bus before the snapshot starts: the quiet
+	// keys can then only come as snapshot rows.
+	for published := 0; published < len(muts); {
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d events published", published, len(muts))
+		}
+		s, err := events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: tbl, From: "beginning", UntilEnd: true}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for published = 0; s.Receive(); {
+			if s.Msg().Event != nil {
+				published++
+			}
+		}
+		s.Close()
 	}
 
 	var written atomic.Int64
@@ -108,9 +145,9 @@ func TestSnapshotThenStream(t *testing.T) {
 				k := key(rng.IntN(keys))
 				var err error
 				if rng.IntN(5) == 0 {
-					_, err = prod.Delete(ctx, connect.NewRequest(&wailv1.DeleteRequest{Table: "s", Key: k}))
+					_, err = prod.Delete(ctx, connect.NewRequest(&wailv1.DeleteRequest{Table: tbl, Key: k}))
 				} else {
-					_, err = prod.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "s", Key: k, Value: fmt.Appendf(nil, "w%d-%d", w, n)}))
+					_, err = prod.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: tbl, Key: k, Value: fmt.Appendf(nil, "w%d-%d", w, n)}))
 				}
 				if err != nil {
 					t.Errorf("write: %v", err)
@@ -122,12 +159,12 @@ func TestSnapshotThenStream(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // writes run before and during the snapshot
 
-	s, err := events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "s", From: "snapshot"}))
+	s, err := events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: tbl, From: "snapshot"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	m := &readModel{state: map[string]*wailv1.ChangeEvent{}}
+	m := &readModel{state: map[string]*wailv1.ChangeEvent{}, row: map[string]bool{}}
 	msgs := make(chan *wailv1.SubscribeResponse, 1024)
 	go func() {
 		defer close(msgs)
@@ -162,15 +199,15 @@ func TestSnapshotThenStream(t *testing.T) {
 		t.Fatalf("%d rows and no event during the snapshot: the test needs both", m.rows)
 	}
 	for i := range 400 {
-		if e := m.state[string(quiet(i))]; e == nil || string(e.Value) != "quiet" {
-			t.Fatalf("untouched key %s: consumer has %v after the snapshot", quiet(i), e)
+		if e := m.state[string(quiet(i))]; e == nil || string(e.Value) != "quiet" || !m.row[string(quiet(i))] {
+			t.Fatalf("untouched key %s: consumer has %v after the snapshot, as a row: %v", quiet(i), e, m.row[string(quiet(i))])
 		}
 	}
 
 	// Once writes stopped, the consumer converges on the store's state.
 	want := map[string]store.Row{}
 	for i := range keys {
-		row, found, err := srv.Store().Get(ctx, "s", key(i), store.Level(len(srv.Store().Levels())-1))
+		row, found, err := srv.Store().Get(ctx, tbl, key(i), store.Level(len(srv.Store().Levels())-1))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -135,22 +135,28 @@ func (c *streamCore) done() bool {
 }
 
 // rows handles rows read from the store: a row is delivered unless an
-// event at or above its version already was; tombstones are never
-// delivered, but still hold back older events.
+// event at or above its version already was. A tombstone holds older
+// events back; it is delivered (as a DELETE) only when the stream already
+// delivered an older state of the key, which it must then replace: a
+// consumer that starts with the snapshot has nothing of the other deleted
+// keys.
 func (c *streamCore) rows(rows []snapshotRow) ([]*wailv1.SubscribeResponse, error) {
 	var out []*wailv1.SubscribeResponse
 	for _, r := range rows {
+		_, had := c.snap.seen[string(r.key)]
 		ok, err := c.snap.pass(r.key, r.version)
 		if err != nil {
 			return nil, err
 		}
-		if !ok || r.deleted {
+		if !ok || (r.deleted && !had) {
 			continue
 		}
-		out = append(out, &wailv1.SubscribeResponse{Snapshot: true, Event: &wailv1.ChangeEvent{
-			Table: c.table, Key: r.key, Op: wailv1.Op_OP_UPSERT, Version: r.version, Value: r.value,
-			EventId: intent.EventID(c.table, r.key, r.version),
-		}})
+		ev := &wailv1.ChangeEvent{Table: c.table, Key: r.key, Op: wailv1.Op_OP_UPSERT, Version: r.version, Value: r.value,
+			EventId: intent.EventID(c.table, r.key, r.version)}
+		if r.deleted {
+			ev.Op, ev.Value = wailv1.Op_OP_DELETE, nil
+		}
+		out = append(out, &wailv1.SubscribeResponse{Snapshot: true, Event: ev})
 	}
 	return out, nil
 }

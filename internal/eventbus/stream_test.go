@@ -61,6 +61,11 @@ func TestStreamCoreSnapshot(t *testing.T) {
 			{rows: []snapshotRow{{key: []byte("a"), version: 5, deleted: true}}},
 			{live: []liveEvent{ev("a", 4, 10), ev("a", 7, 11)}, want: []string{"a@7"}},
 		}},
+		{"a tombstone replaces an older state the stream delivered", []step{
+			{live: []liveEvent{ev("a", 4, 10)}, want: []string{"a@4"}},
+			{rows: []snapshotRow{{key: []byte("a"), version: 5, deleted: true}}, want: []string{"+a@5"}},
+			{live: []liveEvent{ev("a", 5, 11)}},
+		}},
 		{"a chunk is forgotten at its mark only; the end of the snapshot gives the first cursor", []step{
 			{rows: []snapshotRow{row("a", 5)}, want: []string{"+a@5"}},
 			{settle: []string{"a"}, at: 20, scanned: true},
