@@ -309,7 +309,9 @@ func (g *Groups) expire() {
 			}
 			g.mu.Unlock()
 			for _, gr := range grs {
-				gr.mu.Lock()
+				if !gr.mu.TryLock() {
+					continue // busy (a commit in progress): at the next tick
+				}
 				for _, id := range gr.core.Expired(now) {
 					if s := gr.sessions[id]; s != nil {
 						gr.leave(s, fmt.Errorf("%w: member %q did not acknowledge delivered events within %s; "+

@@ -276,7 +276,8 @@ type Ack struct {
 	Next      int64
 }
 
-// Ack commits acknowledgements of member id durably. Those of partitions
+// Ack commits acknowledgements of member id durably, within half the
+// lease (the group's other calls wait for it). Those of partitions
 // it no longer owns (or at another epoch) are refused with ErrNotOwner
 // and not committed; the others are committed. It fails with ErrNotMember
 // when id is not a member.
@@ -308,6 +309,10 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 		}
 	}
 	if len(commit) > 0 {
+		// Bounded here, whatever the client's deadline: the group waits
+		// on this commit.
+		ctx, cancel := context.WithTimeout(ctx, g.lease/2)
+		defer cancel()
 		if err := g.log.Commit(ctx, LogGroup(name), t.Topic, commit); err != nil {
 			return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 		}
