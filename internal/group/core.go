@@ -70,9 +70,11 @@ type Change struct {
 
 // NewCore returns the core of a group over n partitions whose members
 // lose their partitions when an acknowledgement is overdue by lease;
-// committed are the durable offsets (absent: never committed).
-func NewCore(n int32, lease time.Duration, committed map[int32]int64) *Core {
-	c := &Core{n: n, lease: lease, owner: make([]string, n), epoch: make([]uint64, n),
+// committed are the durable offsets (absent: never committed). Its epochs
+// are above after (the last epoch of the group's previous core, so that
+// epochs keep increasing while the process lives).
+func NewCore(n int32, lease time.Duration, committed map[int32]int64, after uint64) *Core {
+	c := &Core{n: n, lease: lease, seq: after, owner: make([]string, n), epoch: make([]uint64, n),
 		committed: make([]int64, n), delivered: make([]int64, n), eventsTo: make([]int64, n), unacked: make([]time.Time, n)}
 	for p := range c.committed {
 		c.committed[p] = -1
@@ -91,6 +93,9 @@ func (c *Core) Members() []string {
 	}
 	return out
 }
+
+// LastEpoch returns the last epoch given.
+func (c *Core) LastEpoch() uint64 { return c.seq }
 
 // Owner returns a partition's owner ("" none) and epoch.
 func (c *Core) Owner(p int32) (string, uint64) { return c.owner[p], c.epoch[p] }

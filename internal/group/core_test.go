@@ -46,7 +46,7 @@ func TestCoreMembership(t *testing.T) {
 	for seed := range uint64(50) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		n := int32(1 + rng.IntN(12))
-		c := NewCore(n, time.Second, map[int32]int64{0: 5})
+		c := NewCore(n, time.Second, map[int32]int64{0: 5}, 0)
 		var live []string
 		epochs := map[uint64]bool{}
 		for step := range 40 {
@@ -87,7 +87,7 @@ func TestCoreMembership(t *testing.T) {
 
 func TestCoreJoinTwice(t *testing.T) {
 	t.Parallel()
-	c := NewCore(2, time.Second, nil)
+	c := NewCore(2, time.Second, nil, 0)
 	if _, err := c.Join("a"); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestCoreJoinTwice(t *testing.T) {
 func TestCoreAcks(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
-	c := NewCore(1, time.Second, map[int32]int64{0: 10})
+	c := NewCore(1, time.Second, map[int32]int64{0: 10}, 0)
 	ch, _ := c.Join("a")
 	g := ch.Granted["a"][0]
 	if g.Offset != 10 {

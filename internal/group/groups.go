@@ -105,6 +105,7 @@ type StartLatest bool
 // again, the group reset).
 func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLatest) (*grp, error) {
 	k := [2]string{t.Name, name}
+	var after uint64
 	if gr, ok := g.groups[k]; ok {
 		gr.mu.Lock()
 		live := len(gr.sessions) > 0
@@ -116,6 +117,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		if live {
 			return gr, nil
 		}
+		after = gr.core.LastEpoch()
 		delete(g.groups, k)
 	}
 	committed, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
@@ -152,7 +154,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			committed[p] = o
 		}
 	}
-	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, committed), sessions: map[string]*Session{}}
+	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, committed, after), sessions: map[string]*Session{}}
 	g.groups[k] = gr
 	return gr, nil
 }

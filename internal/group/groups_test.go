@@ -131,8 +131,9 @@ func TestGroupsTableCreatedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := next(t, a); len(m.Granted) != 2 || m.Granted[0].Offset == 0 {
-		t.Fatalf("grants %+v, want both partitions at their ends", m.Granted)
+	first := next(t, a)
+	if len(first.Granted) != 2 || first.Granted[0].Offset == 0 {
+		t.Fatalf("grants %+v, want both partitions at their ends", first.Granted)
 	}
 	a.Leave()
 	if names, err := g.List(ctx, tb); err != nil || len(names) != 1 || names[0] != "g" {
@@ -155,8 +156,8 @@ func TestGroupsTableCreatedAgain(t *testing.T) {
 		t.Fatalf("grants %+v, want 3 partitions", m.Granted)
 	}
 	for _, gr := range m.Granted {
-		if gr.Offset != 0 {
-			t.Fatalf("grant %+v, want offset 0 (the new table's start)", gr)
+		if gr.Offset != 0 || gr.Epoch <= first.Granted[1].Epoch {
+			t.Fatalf("grant %+v, want offset 0 (the new table's start) and an epoch above the last one (%d)", gr, first.Granted[1].Epoch)
 		}
 	}
 	if _, parts, err := g.Describe(ctx, tb, "g"); err != nil || len(parts) != 3 || parts[2].Owner != "b" {
