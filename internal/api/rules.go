@@ -33,7 +33,12 @@ var rules = map[string]auth.Permission{
 	wailv1connect.AdminServiceDescribeTableProcedure:      auth.Any, // any permission on the table
 	wailv1connect.AdminServiceListTablesProcedure:         auth.Any, // lists the tables the principal has a grant on
 
-	wailv1connect.EventServiceSubscribeProcedure: auth.Consume,
+	wailv1connect.EventServiceSubscribeProcedure:     auth.Consume,
+	wailv1connect.EventServiceConsumeProcedure:       auth.Consume, // consumer groups
+	wailv1connect.EventServiceAckProcedure:           auth.Consume,
+	wailv1connect.EventServiceListGroupsProcedure:    auth.Consume,
+	wailv1connect.EventServiceDescribeGroupProcedure: auth.Consume,
+	wailv1connect.EventServiceResetGroupProcedure:    auth.Admin, // moves a group's positions
 }
 
 // Rule returns the permission procedure needs; ok is false when it has

@@ -19,7 +19,7 @@ type Permission string
 const (
 	Produce Permission = "produce" // Put, Delete, Write
 	Read    Permission = "read"    // Get
-	Consume Permission = "consume" // Subscribe
+	Consume Permission = "consume" // Subscribe, consumer groups (Consume, Ack, ListGroups, DescribeGroup)
 	Admin   Permission = "admin"   // tables, dead letters, reconcile
 	Metrics Permission = "metrics" // GET /metrics on the API port
 	// Any is met by any permission on the table (DescribeTable,
