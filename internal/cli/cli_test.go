@@ -374,9 +374,19 @@ func TestGroupCommands(t *testing.T) {
 	if code, out, _ := runCLI(bg, url, "", "group", "ls", "t"); code != 0 || out != "g\n" {
 		t.Fatalf("group ls: %d %q", code, out)
 	}
-	code, out, _ := runCLI(bg, url, "", "group", "describe", "t", "g")
-	if code != 0 || !strings.Contains(out, "members: none") || !strings.Contains(out, "total") {
-		t.Fatalf("group describe: %d\n%s", code, out)
+	// the server sees the member leave once its stream's connection closed
+	var code int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, out, _ = runCLI(bg, url, "", "group", "describe", "t", "g")
+		if code != 0 || !strings.Contains(out, "total") {
+			t.Fatalf("group describe: %d\n%s", code, out)
+		}
+		if strings.Contains(out, "members: none") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the member is still in the group after its consume ended:\n%s", out)
+		}
 	}
 	rows := strings.Split(strings.TrimSpace(out), "\n")
 	last := strings.Fields(rows[len(rows)-1])
