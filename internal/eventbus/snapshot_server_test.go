@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -239,5 +240,65 @@ func testSnapshotThenStream(t *testing.T, kind string) {
 	}
 	if m.backward != nil {
 		t.Fatal(m.backward)
+	}
+}
+
+// TestSnapshotTooBusy: a snapshot whose filter would hold more keys than
+// api.snapshot_max_keys (writes of many keys while it runs) fails with
+// resource_exhausted naming the setting, and the server goes on.
+func TestSnapshotTooBusy(t *testing.T) {
+	t.Parallel()
+	_, url := servertest.StartServer(t, func(c *config.Config) {
+		c.API.SnapshotChunkKeys = 1
+		c.API.SnapshotMaxKeys = 8 // the least: 8 chunks of one key
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	prod := wailv1connect.NewProducerServiceClient(http.DefaultClient, url)
+	events := wailv1connect.NewEventServiceClient(http.DefaultClient, url)
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "busy", Partitions: 2})); err != nil {
+		t.Fatal(err)
+	}
+	var muts []*wailv1.Mutation
+	for i := range 200 {
+		muts = append(muts, &wailv1.Mutation{Table: "busy", Key: fmt.Appendf(nil, "k%d", i), Op: wailv1.Op_OP_UPSERT, Value: []byte("v")})
+	}
+	if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // new keys, each an event the snapshot's filter must hold
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := prod.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "busy", Key: fmt.Appendf(nil, "new%d", i), Value: []byte("v")})); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	s, err := events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "busy", From: "snapshot"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := 0
+	for s.Receive() {
+		if s.Msg().Cursor != "" {
+			t.Fatalf("the snapshot ended after %d messages; the test needs it to overflow", n)
+		}
+		n++
+	}
+	if err := s.Err(); connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "api.snapshot_max_keys") {
+		t.Fatalf("after %d messages: %v, want resource_exhausted naming api.snapshot_max_keys", n, err)
+	}
+	if _, err := events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "busy", From: "latest"})); err != nil {
+		t.Fatalf("the server after the refusal: %v", err)
 	}
 }
