@@ -53,14 +53,19 @@ func (a *admin) CreateTable(ctx context.Context, req *connect.Request[wailv1.Cre
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminTimeout)
 	defer cancel()
-	t, created, err := a.s.catalog.Create(ctx, catalog.Table{
+	def := catalog.Table{
 		Name:             m.Name,
 		FailureMode:      catalog.FailureMode(m.FailureMode),
 		VisibilityWindow: window,
 		Partitions:       m.Partitions,
 		MaxAttempts:      m.MaxAttempts,
 		MaxRetryTime:     retry,
-	})
+		SkipValidation:   m.SkipValidation,
+	}
+	if def.KeyMessage, def.ValueMessage, err = a.s.createTypes(ctx, m.Name, m.KeySchema, m.ValueSchema); err != nil {
+		return nil, err
+	}
+	t, created, err := a.s.catalog.Create(ctx, def)
 	if err != nil {
 		return nil, connect.NewError(catalogCode(err), err)
 	}
@@ -96,9 +101,18 @@ func (a *admin) AlterTable(ctx context.Context, req *connect.Request[wailv1.Alte
 		}
 		alter.MaxRetryTime = &d
 	}
+	if m.SkipValidation != nil {
+		skip := m.GetSkipValidation()
+		alter.SkipValidation = &skip
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminTimeout)
 	defer cancel()
+	evolved, err := a.s.evolveTypes(ctx, m.Name, m.KeySchema, m.ValueSchema)
+	if err != nil {
+		return nil, err
+	}
 	t, changed, err := a.s.catalog.Alter(ctx, m.Name, alter)
+	changed = changed || evolved
 	if err != nil {
 		return nil, connect.NewError(catalogCode(err), err)
 	}
