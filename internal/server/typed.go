@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -271,4 +272,38 @@ func (s *Server) evolveTypes(ctx context.Context, table string, key, value *wail
 		evolved = evolved || len(after) != len(before)
 	}
 	return evolved, nil
+}
+
+// configTypes reads a configured table's .proto files and registers them
+// (a table that exists gets a new version when its file changed), filling
+// in the definition's message types.
+func (s *Server) configTypes(ctx context.Context, ct config.Table, def catalog.Table) (catalog.Table, error) {
+	read := func(file, message string) (*wailv1.TypeSchema, error) {
+		if file == "" {
+			return nil, nil
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		return &wailv1.TypeSchema{Schema: string(b), Message: message}, nil
+	}
+	key, err := read(ct.KeyProto, ct.KeyMessage)
+	if err != nil {
+		return def, fmt.Errorf("key_proto: %w", err)
+	}
+	value, err := read(ct.ValueProto, ct.ValueMessage)
+	if err != nil {
+		return def, fmt.Errorf("value_proto: %w", err)
+	}
+	if key == nil && value == nil {
+		return def, nil
+	}
+	if _, exists := s.table(ct.Name); exists {
+		if _, err := s.evolveTypes(ctx, ct.Name, key, value); err != nil {
+			return def, err
+		}
+	}
+	def.KeyMessage, def.ValueMessage, err = s.createTypes(ctx, ct.Name, key, value)
+	return def, err
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/config"
 )
 
 const ordersV1 = `syntax = "proto3";
@@ -208,5 +213,48 @@ func TestTypedTableCreateRefused(t *testing.T) {
 	list, err := c.admin.ListTables(ctx, connect.NewRequest(&wailv1.ListTablesRequest{}))
 	if err != nil || len(list.Msg.Tables) != 0 {
 		t.Fatalf("tables after refused creates: %v, %v", list, err)
+	}
+}
+
+// TestTypedTableFromConfig: a table of the configuration with value_proto
+// is created typed, its schema registered, and takes JSON values.
+func TestTypedTableFromConfig(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "orders.proto")
+	if err := os.WriteFile(file, []byte(ordersV1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	c := start(t, func(cfg *config.Config) {
+		cfg.Tables = []config.Table{{Name: "orders", ValueProto: file, ValueMessage: "shop.Order"}, {Name: "loose", ValueProto: file, ValueMessage: "Order", Validate: &off}}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	list, err := c.admin.ListTables(ctx, connect.NewRequest(&wailv1.ListTablesRequest{}))
+	if err != nil || len(list.Msg.Tables) != 2 {
+		t.Fatalf("tables: %v, %v", list, err)
+	}
+	for _, tb := range list.Msg.Tables {
+		if tb.ValueMessage != "shop.Order" || tb.SkipValidation != (tb.Name == "loose") {
+			t.Fatalf("table %+v", tb)
+		}
+	}
+	if _, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "orders", Key: []byte("k"), ValueJson: `{"id":"o-1"}`})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "orders", Key: []byte("k"), Value: []byte{0xff}})); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("bad value on a validated table: %v", err)
+	}
+	if _, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "loose", Key: []byte("k"), Value: []byte{0xff}})); err != nil {
+		t.Fatalf("bad value with validate: false: %v", err)
+	}
+	resp, err := http.Get(c.url + config.SchemaRegistryPath + "/subjects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), `"wail.events.orders-value"`) || !strings.Contains(string(b), `"wail.events.loose-value"`) {
+		t.Fatalf("subjects %s", b)
 	}
 }
