@@ -278,14 +278,18 @@ type Table struct {
 	// MaxRetryTime bounds the time from a key's first failed try until its
 	// intents are dead-lettered (1s..168h). Alterable.
 	MaxRetryTime time.Duration `yaml:"max_retry_time"`
-	// KeyProto and ValueProto make a typed table (not in table_defaults):
-	// the .proto file of its keys' or values' message type (KeyMessage,
-	// ValueMessage), registered under <event topic>-key or -value at start
-	// (a changed file registers a new version, compatibility-checked).
-	// Imports are not supported here: use wail table create --value-ref.
-	KeyProto     string `yaml:"key_proto"`
-	KeyMessage   string `yaml:"key_message"`
-	ValueProto   string `yaml:"value_proto"`
+	// KeyProto makes a typed table's keys (not in table_defaults): the
+	// .proto file of their message type, registered under
+	// <event topic>-key at start (a changed file registers a new version,
+	// compatibility-checked). Imports are not supported here: use
+	// wail table create --key-ref.
+	KeyProto string `yaml:"key_proto"`
+	// KeyMessage is the keys' message type in key_proto.
+	KeyMessage string `yaml:"key_message"`
+	// ValueProto makes a typed table's values, as key_proto does the
+	// keys (subject <event topic>-value).
+	ValueProto string `yaml:"value_proto"`
+	// ValueMessage is the values' message type in value_proto.
 	ValueMessage string `yaml:"value_message"`
 	// Validate checks writes of a typed table against its schemas
 	// (default true). Alterable.
