@@ -1594,9 +1594,8 @@ type AlterTableRequest struct {
 	MaxAttempts        *int32                 `protobuf:"varint,4,opt,name=max_attempts,json=maxAttempts,proto3,oneof" json:"max_attempts,omitempty"`
 	MaxRetryTimeMs     *int64                 `protobuf:"varint,5,opt,name=max_retry_time_ms,json=maxRetryTimeMs,proto3,oneof" json:"max_retry_time_ms,omitempty"`
 	// key_schema and value_schema register a new version of a typed table's
-	// schema (checked by the subject's compatibility level); the message type
-	// stays the one the table was created with unless the TypeSchema names
-	// another.
+	// schema (checked by the subject's compatibility level). The message type
+	// cannot change: a TypeSchema that names another is refused.
 	KeySchema      *TypeSchema `protobuf:"bytes,6,opt,name=key_schema,json=keySchema,proto3" json:"key_schema,omitempty"`
 	ValueSchema    *TypeSchema `protobuf:"bytes,7,opt,name=value_schema,json=valueSchema,proto3" json:"value_schema,omitempty"`
 	SkipValidation *bool       `protobuf:"varint,8,opt,name=skip_validation,json=skipValidation,proto3,oneof" json:"skip_validation,omitempty"`
