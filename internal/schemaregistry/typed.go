@@ -13,18 +13,26 @@ import (
 // Compile compiles a schema as Register would (its references resolved in
 // the registry as it is now) without registering it.
 func (r *Registry) Compile(ctx context.Context, req SchemaRequest) (*schema.Schema, error) {
+	_, s, err := r.compileRequest(ctx, req)
+	return s, err
+}
+
+// compileRequest compiles a request's schema against the registry as it is
+// now, and returns that state too.
+func (r *Registry) compileRequest(ctx context.Context, req SchemaRequest) (*state, *schema.Schema, error) {
 	if e := req.validate(); e != nil {
-		return nil, e
+		return nil, nil, e
 	}
 	st, err := r.read(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	refs, e := resolveRefs(st, req.References)
 	if e != nil {
-		return nil, e
+		return nil, nil, e
 	}
-	return r.compile(ctx, st, req.Schema, refs)
+	s, err := r.compile(ctx, st, req.Schema, refs)
+	return st, s, err
 }
 
 // Latest returns the id and the compiled schema of a subject's newest live
