@@ -118,7 +118,10 @@ func newDeleteCmd(g *globals) *cobra.Command {
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	var f kvFlags
+	var (
+		f         kvFlags
+		valueJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "get TABLE KEY",
 		Short: "Read the value of a key",
@@ -136,14 +139,19 @@ func newGetCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := g.unary(cmd.Context())
 			defer cancel()
-			resp, err := cl.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: args[0], Key: b[0]}))
+			resp, err := cl.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: args[0], Key: b[0], ValueJson: valueJSON}))
 			if err != nil {
 				return err
+			}
+			if valueJSON && resp.Msg.GetFound() && !f.json {
+				fmt.Fprintln(g.stdout, resp.Msg.GetValueJson())
+				return nil
 			}
 			return printGet(g, args[0], b[0], resp.Msg, enc, f.json)
 		},
 	}
 	f.register(g, cmd, "KEY", "; print the value in it too")
+	cmd.Flags().BoolVar(&valueJSON, "value-json", false, "print a typed table's value as its message's Protobuf JSON")
 	return cmd
 }
 

@@ -35,6 +35,8 @@ func TestTypedTableCommands(t *testing.T) {
 		{args: []string{"put", "orders", "6f2d31", row, "--hex"}, want: []string{"stored"}},
 		{args: []string{"put", "orders", "json", `{"id":"o-1","cents":1250}`, "--value-json"}, want: []string{"stored"}},
 		{args: []string{"get", "orders", "6a736f6e", "--hex"}, want: []string{row}},
+		{args: []string{"get", "orders", "o-1", "--value-json"}, want: []string{`{"id":"o-1","cents":"1250"}`}},
+		{args: []string{"get", "orders", "o-1", "--value-json", "--json"}, want: []string{`"valueJson":`, `cents`}},
 		{args: []string{"put", "orders", "k", `{"id":"o-1","colour":"red"}`, "--value-json"}, wantCode: 1, wantErr: "colour"},
 		{args: []string{"put", "orders", "6b", "0a036f2d311a0167", "--hex"}, wantCode: 1, wantErr: "field number 3 is not in shop.Order"},
 		{args: []string{"table", "alter", "orders", "--value-proto", bad}, wantCode: 1, wantErr: "incompatible"},

@@ -95,24 +95,6 @@ type Mutation struct {
 	JSON bool
 }
 
-// Validator checks the key and value of a mutation of table t before it
-// is stamped, and may replace m.Value (JSON converted to Protobuf binary).
-// A value that does not fit is an error wrapping ErrInvalid that names the
-// field and the problem; a schema that cannot be read, ErrUnavailable.
-// The server implements it from the tables' schemas (typed tables).
-type Validator interface {
-	Validate(ctx context.Context, t catalog.Table, m *Mutation) error
-}
-
-// Result says what happened to one Mutation.
-type Result struct {
-	Version      uint64
-	IntentLogged bool
-	Stored       bool
-	Superseded   bool
-	Err          error
-}
-
 // Proxy is the write path.
 type Proxy struct {
 	log     Log
@@ -123,31 +105,10 @@ type Proxy struct {
 	metrics *Metrics
 	// abortTimeout bounds the best-effort ABORT append.
 	abortTimeout time.Duration
-	// values, when set, checks keys and values before stamping.
-	values Validator
-}
-
-// SetValidator makes every write check its key and value with v before it
-// is stamped. Call it before serving.
-func (p *Proxy) SetValidator(v Validator) { p.values = v }
-
-// checkValue runs the Validator, if any, on a mutation that passed the
-// size checks; a value converted from JSON is checked against the size
-// limit again.
-func (p *Proxy) checkValue(ctx context.Context, t catalog.Table, m *Mutation) error {
-	if p.values == nil {
-		if m.JSON {
-			return fmt.Errorf("%w: a JSON value needs a typed table; %s has no value message type", ErrInvalid, t.Name)
-		}
-		return nil
-	}
-	if err := p.values.Validate(ctx, t, m); err != nil {
-		return err
-	}
-	if len(m.Value) > p.limits.MaxValueBytes {
-		return fmt.Errorf("%w: value is %d bytes in Protobuf binary, the limit is %d (limits.max_value_bytes)", ErrInvalid, len(m.Value), p.limits.MaxValueBytes)
-	}
-	return nil
+	// values, when set, checks keys and values before stamping; printer
+	// prints typed values as JSON (values.go).
+	values  Validator
+	printer Printer
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).

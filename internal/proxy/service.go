@@ -165,6 +165,13 @@ func (s *Service) Get(ctx context.Context, req *connect.Request[wailv1.GetReques
 	out := &wailv1.GetResponse{Version: row.Version, Deleted: row.Deleted}
 	if found && !row.Deleted {
 		out.Found, out.Value = true, row.Value
+		if req.Msg.ValueJson {
+			j, err := s.p.ValueJSON(ctx, req.Msg.Table, row.Value)
+			if err != nil {
+				return nil, connect.NewError(Code(err), err)
+			}
+			out.ValueJson = string(j)
+		}
 	}
 	return connect.NewResponse(out), nil
 }

@@ -175,6 +175,7 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry))
 	s.proxy.SetValidator(s.values)
+	s.proxy.SetPrinter(s.values)
 	rc := cfg.Resolver
 	appendLimits, _ := s.log.(resolver.AppendLimiter) // both logs tell; else the resolver's default
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +13,9 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/catalog"
@@ -306,4 +311,30 @@ func (s *Server) configTypes(ctx context.Context, ct config.Table, def catalog.T
 	}
 	def.KeyMessage, def.ValueMessage, err = s.createTypes(ctx, ct.Name, key, value)
 	return def, err
+}
+
+// JSON implements proxy.Printer: the value printed with the latest schema
+// of the table's value subject. Fields that schema no longer has (a row
+// written before a field was removed) are left out rather than refused.
+func (v *typedValues) JSON(ctx context.Context, t catalog.Table, value []byte) ([]byte, error) {
+	msg, _, err := v.message(ctx, t.Name, partValue, t.ValueMessage)
+	if err != nil {
+		return nil, err
+	}
+	m := dynamicpb.NewMessage(msg.Descriptor())
+	if err := proto.Unmarshal(value, m); err != nil {
+		return nil, fmt.Errorf("%w: the stored value of %s is not a %s in Protobuf binary (written with validation off?): %v; read it without JSON",
+			proxy.ErrInvalid, t.Name, t.ValueMessage, err)
+	}
+	j, err := protojson.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the stored value of %s cannot be printed as JSON: %v", proxy.ErrInvalid, t.Name, err)
+	}
+	// protojson's spacing varies from run to run on purpose; print it
+	// compact, the same every time.
+	var out bytes.Buffer
+	if err := json.Compact(&out, j); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }

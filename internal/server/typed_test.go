@@ -112,6 +112,32 @@ func TestTypedTable(t *testing.T) {
 			t.Fatalf("%s stored %x, want the binary row %x", k, got, bin)
 		}
 	}
+	// Read back as JSON: the same row, whichever way it was written.
+	for _, k := range []string{"bin", "json"} {
+		got, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "orders", Key: []byte(k), ValueJson: true}))
+		if err != nil || got.Msg.ValueJson != js || !bytes.Equal(got.Msg.Value, bin) {
+			t.Fatalf("get %s as JSON: %v, %v; want %s", k, got, err, js)
+		}
+	}
+	if _, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "orders", Key: []byte("absent"), ValueJson: true})); err != nil {
+		t.Fatalf("JSON get of a missing key: %v", err)
+	}
+	// The events carry the stored bytes: the JSON-written row's event is
+	// the binary one.
+	stream, err := c.events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "orders", From: "beginning"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string][]byte{}
+	for len(seen) < 3 && stream.Receive() {
+		seen[string(stream.Msg().Event.Key)] = stream.Msg().Event.Value
+	}
+	stream.Close()
+	for _, k := range []string{"bin", "json", "batch"} {
+		if !bytes.Equal(seen[k], bin) {
+			t.Fatalf("event of %s: %x, want %x (events %v, %v)", k, seen[k], bin, seen, stream.Err())
+		}
+	}
 
 	// Values that do not fit: each refused with InvalidArgument and a
 	// message that says what is wrong; nothing is stamped.
@@ -144,6 +170,12 @@ func TestTypedTable(t *testing.T) {
 	if got, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "orders", Key: []byte("refused")})); err != nil || got.Msg.Found {
 		t.Fatalf("a refused value was stored: %v, %v", got, err)
 	}
+	if _, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "plain", Key: []byte("k"), Value: bin})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "plain", Key: []byte("k"), ValueJson: true})); connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "not typed") {
+		t.Fatalf("JSON get on an untyped table: %v", err)
+	}
 
 	// An incompatible schema is refused by the subject's BACKWARD check.
 	const breaking = `syntax = "proto3"; package shop; message Order { int64 id = 1; } message Line { string sku = 1; }`
@@ -169,6 +201,15 @@ func TestTypedTable(t *testing.T) {
 	}
 	if got := get("note-json"); !bytes.Equal(got, withNote) {
 		t.Fatalf("evolved JSON stored %x, want %x", got, withNote)
+	}
+	// A field removed again (compatible under BACKWARD): rows that have it
+	// still print, without it.
+	v3 := strings.Replace(ordersV2, "string note = 4;", "reserved 4;", 1)
+	if _, err := c.admin.AlterTable(ctx, connect.NewRequest(&wailv1.AlterTableRequest{Name: "orders", ValueSchema: &wailv1.TypeSchema{Schema: v3}})); err != nil {
+		t.Fatalf("remove the field: %v", err)
+	}
+	if got, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "orders", Key: []byte("note"), ValueJson: true})); err != nil || got.Msg.ValueJson != js {
+		t.Fatalf("an older row as JSON: %v, %v; want %s", got, err, js)
 	}
 
 	// Validation off: any bytes go; JSON is still converted.

@@ -1082,9 +1082,12 @@ func (x *WriteResponse) GetResults() []*WriteResult {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// value_json asks, for a typed table, for the value as its message's
+	// Protobuf JSON too (GetResponse.value_json).
+	ValueJson     bool `protobuf:"varint,3,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1133,13 +1136,23 @@ func (x *GetRequest) GetKey() []byte {
 	return nil
 }
 
+func (x *GetRequest) GetValueJson() bool {
+	if x != nil {
+		return x.ValueJson
+	}
+	return false
+}
+
 type GetResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Found   bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
 	Value   []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	// deleted is true when the key holds a tombstone (found is then false).
-	Deleted       bool `protobuf:"varint,4,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Deleted bool `protobuf:"varint,4,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// value_json is the value as Protobuf JSON, when asked for and the table
+	// is typed (the value printed with the latest schema of its subject).
+	ValueJson     string `protobuf:"bytes,5,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1200,6 +1213,13 @@ func (x *GetResponse) GetDeleted() bool {
 		return x.Deleted
 	}
 	return false
+}
+
+func (x *GetResponse) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
 }
 
 type Table struct {
@@ -3304,16 +3324,20 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fWriteRequest\x12/\n" +
 	"\tmutations\x18\x01 \x03(\v2\x11.wail.v1.MutationR\tmutations\"?\n" +
 	"\rWriteResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"4\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"S\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\"m\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x03 \x01(\bR\tvalueJson\"\x8c\x01\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
-	"\adeleted\x18\x04 \x01(\bR\adeleted\"\xb2\x03\n" +
+	"\adeleted\x18\x04 \x01(\bR\adeleted\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xb2\x03\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
