@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -194,4 +195,33 @@ func FuzzParseWire(f *testing.F) {
 			t.Fatalf("%x parsed as %d %v %x, appends as %x, parsed again as %d %v %x %v", b, id, idx, payload, again, id2, idx2, payload2, err)
 		}
 	})
+}
+
+// TestPrint: Print leaves out fields the message lacks (older or newer
+// rows) and is compact; malformed bytes are ErrValue.
+func TestPrint(t *testing.T) {
+	s, err := Compile(context.Background(), File{Source: `syntax = "proto3"; package p; message M { string a = 1; int64 b = 2; }`}, nil, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.MessageType("M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+		err  bool
+	}{
+		{"known fields", []byte{0x0a, 0x01, 'x', 0x10, 0x05}, `{"a":"x","b":"5"}`, false},
+		{"a field it lacks", []byte{0x0a, 0x01, 'x', 0x18, 0x01}, `{"a":"x"}`, false},
+		{"empty", nil, `{}`, false},
+		{"malformed", []byte{0x0a, 0x05}, "", true},
+	} {
+		got, err := m.Print(tc.in)
+		if (err != nil) != tc.err || (err != nil && !errors.Is(err, ErrValue)) || string(got) != tc.want {
+			t.Errorf("%s: %s, %v; want %s (error %t)", tc.name, got, err, tc.want, tc.err)
+		}
+	}
 }

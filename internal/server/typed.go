@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,9 +11,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/dynamicpb"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/catalog"
@@ -321,20 +316,9 @@ func (v *typedValues) JSON(ctx context.Context, t catalog.Table, value []byte) (
 	if err != nil {
 		return nil, err
 	}
-	m := dynamicpb.NewMessage(msg.Descriptor())
-	if err := proto.Unmarshal(value, m); err != nil {
-		return nil, fmt.Errorf("%w: the stored value of %s is not a %s in Protobuf binary (written with validation off?): %v; read it without JSON",
-			proxy.ErrInvalid, t.Name, t.ValueMessage, err)
-	}
-	j, err := protojson.Marshal(m)
+	j, err := msg.Print(value)
 	if err != nil {
-		return nil, fmt.Errorf("%w: the stored value of %s cannot be printed as JSON: %v", proxy.ErrInvalid, t.Name, err)
+		return nil, fmt.Errorf("%w: the stored value of %s (written with validation off?): %w; read it without JSON", proxy.ErrInvalid, t.Name, err)
 	}
-	// protojson's spacing varies from run to run on purpose; print it
-	// compact, the same every time.
-	var out bytes.Buffer
-	if err := json.Compact(&out, j); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return j, nil
 }
