@@ -1,11 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"time"
 
+	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/sr"
+
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/schema"
 )
 
 // typeFlags are the typed-table flags of table create and alter: a .proto
@@ -83,4 +89,64 @@ func typesOf(t *wailv1.Table) string {
 		validation = "off"
 	}
 	return fmt.Sprintf(", key %s, value %s, validation %s", or(t.GetKeyMessage()), or(t.GetValueMessage()), validation)
+}
+
+// valuePrinter prints a typed table's values as Protobuf JSON with the
+// latest schema of its value subject, fetched from the registry; a value
+// with fields that schema lacks (written under a newer version) fetches
+// it again, at most once a second.
+type valuePrinter struct {
+	cmd              *cobra.Command
+	g                *globals
+	subject, message string
+	msg              schema.Message
+	loaded           time.Time
+}
+
+func newValuePrinter(cmd *cobra.Command, g *globals, cl *clients, table string) (*valuePrinter, error) {
+	ctx, cancel := g.unary(cmd.Context())
+	defer cancel()
+	resp, err := cl.admin.DescribeTable(ctx, connect.NewRequest(&wailv1.DescribeTableRequest{Name: table}))
+	if err != nil {
+		return nil, err
+	}
+	t := resp.Msg.GetTable()
+	if t.GetValueMessage() == "" {
+		return nil, usageErrorf("table %s is not typed: its values have no JSON form (leave out --value-json)", table)
+	}
+	p := &valuePrinter{cmd: cmd, g: g, subject: t.GetValueSubject(), message: t.GetValueMessage()}
+	if err := p.load(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// load fetches the subject's latest schema.
+func (p *valuePrinter) load() error {
+	p.loaded = time.Now()
+	return registryCall(p.cmd, p.g, func(ctx context.Context, cl *sr.Client) error {
+		s, err := loadSchema(ctx, cl, p.subject, "latest", nil)
+		if err != nil {
+			return err
+		}
+		msg, err := s.MessageType(p.message)
+		if err != nil {
+			return err
+		}
+		p.msg = msg
+		return nil
+	})
+}
+
+// print renders a value: JSON, or its bytes with the reason when it does
+// not decode.
+func (p *valuePrinter) print(b []byte) string {
+	if p.msg.Validate(b) != nil && time.Since(p.loaded) > time.Second {
+		_ = p.load() // a newer version may know the value's fields; else print with what we have
+	}
+	j, err := p.msg.Print(b)
+	if err != nil {
+		return displayBytes(b, tailValueLimit) + " (" + err.Error() + ")"
+	}
+	return string(j)
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
@@ -39,6 +40,10 @@ func TestTypedTableCommands(t *testing.T) {
 		{args: []string{"get", "orders", "o-1", "--value-json", "--json"}, want: []string{`"valueJson":`, `cents`}},
 		{args: []string{"put", "orders", "k", `{"id":"o-1","colour":"red"}`, "--value-json"}, wantCode: 1, wantErr: "colour"},
 		{args: []string{"put", "orders", "6b", "0a036f2d311a0167", "--hex"}, wantCode: 1, wantErr: "field number 3 is not in shop.Order"},
+		{args: []string{"tail", "orders", "--from", "beginning", "--value-json"}, timeout: 2 * time.Second,
+			want: []string{`key=json version=N value={"id":"o-1","cents":"1250"}`, `key=o-1 version=N value={"id":"o-1","cents":"1250"}`}},
+		{args: []string{"table", "create", "plain"}, want: []string{"created table plain"}},
+		{args: []string{"tail", "plain", "--value-json"}, wantCode: 2, wantErr: "not typed"},
 		{args: []string{"table", "alter", "orders", "--value-proto", bad}, wantCode: 1, wantErr: "incompatible"},
 		{args: []string{"table", "alter", "orders", "--value-proto", v2}, want: []string{"altered table orders"}},
 		{args: []string{"put", "orders", "6b", "0a036f2d311a0167", "--hex"}, want: []string{"stored"}},

@@ -16,8 +16,9 @@ const tailValueLimit = 200
 
 func newTailCmd(g *globals) *cobra.Command {
 	var (
-		from   string
-		asJSON bool
+		from      string
+		asJSON    bool
+		valueJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail TABLE",
@@ -26,7 +27,8 @@ func newTailCmd(g *globals) *cobra.Command {
 			"  PARTITION/OFFSET OP key=KEY version=N value=VALUE\n" +
 			"Keys and values print as text when printable, else as 0x-prefixed hex;\n" +
 			"values are cut at 200 characters. --json prints each SubscribeResponse\n" +
-			"(event, partition, offset) as one line of protojson.",
+			"(event, partition, offset) as one line of protojson. --value-json prints a typed\n" +
+			"table's values as Protobuf JSON (with the latest schema of its value subject).",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFrom(from); err != nil {
@@ -36,12 +38,24 @@ func newTailCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return tail(cmd, cl, g.stdout, &wailv1.SubscribeRequest{Table: args[0], From: from}, asJSON)
+			value := func(b []byte) string { return displayBytes(b, tailValueLimit) }
+			if valueJSON {
+				if asJSON {
+					return usageErrorf("--value-json prints event lines: leave out --json")
+				}
+				p, err := newValuePrinter(cmd, g, cl, args[0])
+				if err != nil {
+					return err
+				}
+				value = p.print
+			}
+			return tail(cmd, cl, g.stdout, &wailv1.SubscribeRequest{Table: args[0], From: from}, asJSON, value)
 		},
 	}
 	g.addrFlag(cmd.Flags())
 	cmd.Flags().StringVar(&from, "from", "latest", "where to start: beginning, latest, vN (after version N) or @OFFSET (on every partition)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print events as protojson, one per line")
+	cmd.Flags().BoolVar(&valueJSON, "value-json", false, "print a typed table's values as Protobuf JSON")
 	return cmd
 }
 
@@ -64,7 +78,7 @@ func checkFrom(from string) error {
 
 // tail prints events until the stream ends or the context is cancelled
 // (which is a clean exit).
-func tail(cmd *cobra.Command, cl *clients, w io.Writer, req *wailv1.SubscribeRequest, asJSON bool) error {
+func tail(cmd *cobra.Command, cl *clients, w io.Writer, req *wailv1.SubscribeRequest, asJSON bool, value func([]byte) string) error {
 	ctx := cmd.Context()
 	stream, err := cl.events.Subscribe(ctx, connect.NewRequest(req))
 	if err != nil {
@@ -79,7 +93,7 @@ func tail(cmd *cobra.Command, cl *clients, w io.Writer, req *wailv1.SubscribeReq
 		if asJSON {
 			err = writeProtoJSON(w, msg)
 		} else {
-			_, err = io.WriteString(w, formatEvent(msg)+"\n")
+			_, err = io.WriteString(w, formatEvent(msg, value)+"\n")
 		}
 		if err != nil {
 			return err
@@ -91,14 +105,14 @@ func tail(cmd *cobra.Command, cl *clients, w io.Writer, req *wailv1.SubscribeReq
 	return stream.Err()
 }
 
-// formatEvent renders one event as a tail line.
-func formatEvent(m *wailv1.SubscribeResponse) string {
+// formatEvent renders one event as a tail line, its value with value.
+func formatEvent(m *wailv1.SubscribeResponse, value func([]byte) string) string {
 	ev := m.GetEvent()
 	op := strings.TrimPrefix(ev.GetOp().String(), "OP_")
 	s := fmt.Sprintf("%d/%d %s key=%s version=%d", m.GetPartition(), m.GetOffset(), op,
 		displayBytes(ev.GetKey(), tailValueLimit), ev.GetVersion())
 	if ev.GetOp() != wailv1.Op_OP_DELETE {
-		s += " value=" + displayBytes(ev.GetValue(), tailValueLimit)
+		s += " value=" + value(ev.GetValue())
 	}
 	return s
 }

@@ -322,3 +322,15 @@ func (v *typedValues) JSON(ctx context.Context, t catalog.Table, value []byte) (
 	}
 	return j, nil
 }
+
+// tableProto is a table's API form with its subjects.
+func (s *Server) tableProto(t catalog.Table) *wailv1.Table {
+	p := t.Proto()
+	if t.KeyMessage != "" {
+		p.KeySubject = s.subject(t.Name, partKey)
+	}
+	if t.ValueMessage != "" {
+		p.ValueSubject = s.subject(t.Name, partValue)
+	}
+	return p
+}

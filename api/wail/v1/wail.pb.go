@@ -1250,8 +1250,13 @@ type Table struct {
 	// skip_validation: writes to a typed table are not checked against its
 	// schemas (JSON values are still converted).
 	SkipValidation bool `protobuf:"varint,11,opt,name=skip_validation,json=skipValidation,proto3" json:"skip_validation,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// key_subject and value_subject are the registry subjects of a typed
+	// table's schemas, in answers (not saved: they follow from the event
+	// topic's name).
+	KeySubject    string `protobuf:"bytes,12,opt,name=key_subject,json=keySubject,proto3" json:"key_subject,omitempty"`
+	ValueSubject  string `protobuf:"bytes,13,opt,name=value_subject,json=valueSubject,proto3" json:"value_subject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -1359,6 +1364,20 @@ func (x *Table) GetSkipValidation() bool {
 		return x.SkipValidation
 	}
 	return false
+}
+
+func (x *Table) GetKeySubject() string {
+	if x != nil {
+		return x.KeySubject
+	}
+	return ""
+}
+
+func (x *Table) GetValueSubject() string {
+	if x != nil {
+		return x.ValueSubject
+	}
+	return ""
 }
 
 // TypeSchema is the schema of a typed table's keys or values: a Protobuf
@@ -3337,7 +3356,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
 	"\adeleted\x18\x04 \x01(\bR\adeleted\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xb2\x03\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xf8\x03\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -3353,7 +3372,10 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"keyMessage\x12#\n" +
 	"\rvalue_message\x18\n" +
 	" \x01(\tR\fvalueMessage\x12'\n" +
-	"\x0fskip_validation\x18\v \x01(\bR\x0eskipValidation\"x\n" +
+	"\x0fskip_validation\x18\v \x01(\bR\x0eskipValidation\x12\x1f\n" +
+	"\vkey_subject\x18\f \x01(\tR\n" +
+	"keySubject\x12#\n" +
+	"\rvalue_subject\x18\r \x01(\tR\fvalueSubject\"x\n" +
 	"\n" +
 	"TypeSchema\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\tR\x06schema\x128\n" +
