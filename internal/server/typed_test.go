@@ -298,4 +298,22 @@ func TestTypedTableFromConfig(t *testing.T) {
 	if !strings.Contains(string(b), `"wail.events.orders-value"`) || !strings.Contains(string(b), `"wail.events.loose-value"`) {
 		t.Fatalf("subjects %s", b)
 	}
+	// The subject deleted in the registry: a write that needs the schema
+	// is Unavailable, saying which subject; nothing is stamped.
+	req, _ := http.NewRequest(http.MethodDelete, c.url+config.SchemaRegistryPath+"/subjects/wail.events.loose-value", nil)
+	del, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del.Body.Close()
+	if del.StatusCode != http.StatusOK {
+		t.Fatalf("delete subject: %d", del.StatusCode)
+	}
+	_, err = c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "loose", Key: []byte("j"), ValueJson: `{"id":"o-1"}`}))
+	if connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "subject wail.events.loose-value") {
+		t.Fatalf("write without a schema: %v", err)
+	}
+	if got, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "loose", Key: []byte("j")})); err != nil || got.Msg.Found {
+		t.Fatalf("a write refused for its schema was stored: %v, %v", got, err)
+	}
 }
