@@ -104,7 +104,8 @@ func registryError(part string, err error) error {
 // values against the latest schemas of its subjects and converts JSON
 // values to Protobuf binary. A subject's latest schema is cached for
 // ttl (catalog_refresh): a schema registered by another process is taken
-// up within that time, one registered through this process at once.
+// up within that time (at once by a value that needs it: see recheck),
+// one registered through this process at once.
 type typedValues struct {
 	s   *Server
 	ttl time.Duration
@@ -138,32 +139,60 @@ func (v *typedValues) forget(subject string) {
 }
 
 // message returns the message type of a table's part in the subject's
-// latest schema, and that schema's id.
-func (v *typedValues) message(ctx context.Context, table, part, name string) (schema.Message, int, error) {
+// latest schema (cached), and when that was read.
+func (v *typedValues) message(ctx context.Context, table, part, name string) (schema.Message, time.Time, error) {
 	subject := v.s.subject(table, part)
 	k := subject + "\x00" + name
 	v.mu.Lock()
 	c, ok := v.cache[k]
 	v.mu.Unlock()
 	if ok && time.Since(c.at) < v.ttl {
-		return c.msg, c.id, nil
+		return c.msg, c.at, nil
 	}
 	id, sch, err := v.s.schemas.Latest(ctx, subject)
 	if err != nil {
-		return schema.Message{}, 0, fmt.Errorf("%w: table %s's %s schema (subject %s): %w", proxy.ErrUnavailable, table, part, subject, err)
+		return schema.Message{}, time.Time{}, fmt.Errorf("%w: table %s's %s schema (subject %s): %w", proxy.ErrUnavailable, table, part, subject, err)
 	}
 	msg, err := sch.MessageType(name)
 	if err != nil {
-		return schema.Message{}, 0, fmt.Errorf("%w: table %s's %s schema (subject %s, id %d) has no message %s: register one that has it: %w",
+		return schema.Message{}, time.Time{}, fmt.Errorf("%w: table %s's %s schema (subject %s, id %d) has no message %s: register one that has it: %w",
 			proxy.ErrUnavailable, table, part, subject, id, name, err)
 	}
+	c = cachedType{msg: msg, id: id, at: time.Now()}
 	v.mu.Lock()
 	if len(v.cache) >= 4096 {
 		clear(v.cache)
 	}
-	v.cache[k] = cachedType{msg: msg, id: id, at: time.Now()}
+	v.cache[k] = c
 	v.mu.Unlock()
-	return msg, id, nil
+	return c.msg, c.at, nil
+}
+
+// recheck: a value refused by a schema read longer ago than this is
+// checked once more against the subject's latest schema (another process
+// may have registered the version that has its field), so a new version
+// is taken at once by a write that needs it, and a flood of bad values
+// reads the registry at most once per recheck per subject.
+const recheck = 250 * time.Millisecond
+
+// with runs fn on a table part's message type; a refusal is retried once
+// on the latest schema when the cached one is older than recheck.
+func (v *typedValues) with(ctx context.Context, t catalog.Table, part, name string, fn func(schema.Message) error) error {
+	msg, at, err := v.message(ctx, t.Name, part, name)
+	if err != nil {
+		return err
+	}
+	err = fn(msg)
+	if err != nil && time.Since(at) > recheck {
+		v.forget(v.s.subject(t.Name, part))
+		if latest, _, lerr := v.message(ctx, t.Name, part, name); lerr == nil {
+			err = fn(latest)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s of %s: %w", proxy.ErrInvalid, part, t.Name, err)
+	}
+	return nil
 }
 
 // Validate implements proxy.Validator.
@@ -173,33 +202,23 @@ func (v *typedValues) Validate(ctx context.Context, t catalog.Table, m *proxy.Mu
 	}
 	check := !t.SkipValidation
 	if t.KeyMessage != "" && check {
-		msg, _, err := v.message(ctx, t.Name, partKey, t.KeyMessage)
-		if err != nil {
+		if err := v.with(ctx, t, partKey, t.KeyMessage, func(msg schema.Message) error { return msg.Validate(m.Key) }); err != nil {
 			return err
 		}
-		if err := msg.Validate(m.Key); err != nil {
-			return fmt.Errorf("%w: key of %s: %w", proxy.ErrInvalid, t.Name, err)
-		}
 	}
-	if t.ValueMessage == "" || m.Delete || !(check || m.JSON) {
+	switch {
+	case t.ValueMessage == "" || m.Delete || !(check || m.JSON):
 		return nil
+	case m.JSON:
+		return v.with(ctx, t, partValue, t.ValueMessage, func(msg schema.Message) error {
+			b, err := msg.FromJSON(m.Value)
+			if err == nil {
+				m.Value, m.JSON = b, false
+			}
+			return err
+		})
 	}
-	msg, _, err := v.message(ctx, t.Name, partValue, t.ValueMessage)
-	if err != nil {
-		return err
-	}
-	if m.JSON {
-		b, err := msg.FromJSON(m.Value)
-		if err != nil {
-			return fmt.Errorf("%w: value of %s: %w", proxy.ErrInvalid, t.Name, err)
-		}
-		m.Value, m.JSON = b, false
-		return nil
-	}
-	if err := msg.Validate(m.Value); err != nil {
-		return fmt.Errorf("%w: value of %s: %w", proxy.ErrInvalid, t.Name, err)
-	}
-	return nil
+	return v.with(ctx, t, partValue, t.ValueMessage, func(msg schema.Message) error { return msg.Validate(m.Value) })
 }
 
 // createTypes registers the schemas of a table being created and returns

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -315,5 +316,43 @@ func TestTypedTableFromConfig(t *testing.T) {
 	}
 	if got, err := c.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "loose", Key: []byte("j")})); err != nil || got.Msg.Found {
 		t.Fatalf("a write refused for its schema was stored: %v, %v", got, err)
+	}
+}
+
+// TestTypedTableNewVersionElsewhere: a version registered past this
+// process (here: over the registry's HTTP API, as another process or a
+// Confluent client would) is taken at once by a value that needs it, even
+// while the cached schema is within catalog_refresh; a value that fits
+// no version is still refused.
+func TestTypedTableNewVersionElsewhere(t *testing.T) {
+	t.Parallel()
+	c := start(t, func(cfg *config.Config) { cfg.CatalogRefresh = time.Minute })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{
+		Name: "orders", ValueSchema: &wailv1.TypeSchema{Schema: ordersV1, Message: "Order"}})); err != nil {
+		t.Fatal(err)
+	}
+	bin := order("o-1", 1250, "tea", 2)
+	if _, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "orders", Key: []byte("k"), Value: bin})); err != nil {
+		t.Fatal(err) // the schema is cached now
+	}
+	withNote := protowire.AppendString(protowire.AppendTag(bytes.Clone(bin), 4, protowire.BytesType), "gift")
+	body, _ := json.Marshal(map[string]string{"schemaType": "PROTOBUF", "schema": ordersV2})
+	resp, err := http.Post(c.url+config.SchemaRegistryPath+"/subjects/wail.events.orders-value/versions", "application/vnd.schemaregistry.v1+json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("register v2 over HTTP: %d", resp.StatusCode)
+	}
+	time.Sleep(300 * time.Millisecond) // past recheck, well within catalog_refresh
+	if _, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "orders", Key: []byte("k"), Value: withNote})); err != nil {
+		t.Fatalf("a value of the version registered elsewhere: %v", err)
+	}
+	unknown := protowire.AppendVarint(protowire.AppendTag(bytes.Clone(bin), 9, protowire.VarintType), 1)
+	if _, err := c.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "orders", Key: []byte("k"), Value: unknown})); connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "field number 9") {
+		t.Fatalf("a value no version has: %v", err)
 	}
 }
