@@ -126,7 +126,18 @@ type Table struct {
 	MaxRetryTime time.Duration
 	CreatedAt    time.Time
 	State        State
+	// KeyMessage and ValueMessage make a typed table: the Protobuf message
+	// types of its keys and values, in the latest schemas of its subjects
+	// in the schema registry (<event topic>-key, <event topic>-value).
+	// Empty: opaque bytes. Set at create; not alterable.
+	KeyMessage, ValueMessage string
+	// SkipValidation: writes are not checked against the schemas.
+	// Alterable.
+	SkipValidation bool
 }
+
+// Typed reports whether keys or values have a message type.
+func (t Table) Typed() bool { return t.KeyMessage != "" || t.ValueMessage != "" }
 
 // Retry bounds of tables that were defined without them.
 const (
@@ -145,6 +156,9 @@ func (t Table) Proto() *wailv1.Table {
 		MaxAttempts:        t.MaxAttempts,
 		MaxRetryTimeMs:     t.MaxRetryTime.Milliseconds(),
 		State:              wailv1.TableState(t.State),
+		KeyMessage:         t.KeyMessage,
+		ValueMessage:       t.ValueMessage,
+		SkipValidation:     t.SkipValidation,
 	}
 }
 
@@ -161,6 +175,9 @@ func FromProto(p *wailv1.Table) Table {
 		MaxRetryTime:     time.Duration(p.MaxRetryTimeMs) * time.Millisecond,
 		CreatedAt:        time.UnixMicro(p.CreatedAtUs),
 		State:            State(p.State),
+		KeyMessage:       p.KeyMessage,
+		ValueMessage:     p.ValueMessage,
+		SkipValidation:   p.SkipValidation,
 	}
 	if t.State == 0 {
 		t.State = Ready
@@ -176,15 +193,27 @@ func FromProto(p *wailv1.Table) Table {
 
 // Describe names the settings of a definition, for messages.
 func (t Table) Describe() string {
-	return fmt.Sprintf("%s (failure mode %s, window %s, %d partitions, max attempts %d, max retry time %s)",
-		t.Name, t.FailureMode, short(t.VisibilityWindow), t.Partitions, t.MaxAttempts, short(t.MaxRetryTime))
+	typed := ""
+	if t.Typed() {
+		typed = fmt.Sprintf(", key %s, value %s, validation %s", orBytes(t.KeyMessage), orBytes(t.ValueMessage), map[bool]string{false: "on", true: "off"}[t.SkipValidation])
+	}
+	return fmt.Sprintf("%s (failure mode %s, window %s, %d partitions, max attempts %d, max retry time %s%s)",
+		t.Name, t.FailureMode, short(t.VisibilityWindow), t.Partitions, t.MaxAttempts, short(t.MaxRetryTime), typed)
+}
+
+func orBytes(message string) string {
+	if message == "" {
+		return "bytes"
+	}
+	return message
 }
 
 // sameDefinition compares what a create asks for (not the creation time or
 // the state).
 func (t Table) sameDefinition(o Table) bool {
 	return t.Name == o.Name && t.FailureMode == o.FailureMode && t.VisibilityWindow == o.VisibilityWindow &&
-		t.Partitions == o.Partitions && t.MaxAttempts == o.MaxAttempts && t.MaxRetryTime == o.MaxRetryTime
+		t.Partitions == o.Partitions && t.MaxAttempts == o.MaxAttempts && t.MaxRetryTime == o.MaxRetryTime &&
+		t.KeyMessage == o.KeyMessage && t.ValueMessage == o.ValueMessage && t.SkipValidation == o.SkipValidation
 }
 
 // encode is the catalog entry of a definition (deterministic bytes, since

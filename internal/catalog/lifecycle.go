@@ -267,9 +267,13 @@ type Alter struct {
 	VisibilityWindow *time.Duration
 	MaxAttempts      *int32
 	MaxRetryTime     *time.Duration
+	SkipValidation   *bool
 }
 
 func (a Alter) apply(t Table) Table {
+	if a.SkipValidation != nil {
+		t.SkipValidation = *a.SkipValidation
+	}
 	if a.FailureMode != nil {
 		t.FailureMode = *a.FailureMode
 	}

@@ -184,7 +184,7 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 		if m.Event == nil {
 			continue
 		}
-		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset})+"\n"); err != nil {
+		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset}, plainValue)+"\n"); err != nil {
 			return err
 		}
 		ack, err := c.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: req.Table, Group: req.Group, Member: req.Member,

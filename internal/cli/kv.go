@@ -70,14 +70,23 @@ func runWrite(g *globals, f *kvFlags, names []string, send sendFunc) func(*cobra
 }
 
 func newPutCmd(g *globals) *cobra.Command {
-	var f kvFlags
+	var (
+		f         kvFlags
+		valueJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "put TABLE KEY VALUE",
 		Short: "Write the value of a key",
-		Long:  "Write the value of a key and print the result.\n\n" + bytesArgHelp,
-		Args:  exactArgs("TABLE", "KEY", "VALUE"),
+		Long: "Write the value of a key and print the result.\n\n" + bytesArgHelp + "\n\n" +
+			"With --value-json, VALUE is the Protobuf JSON of a typed table's value message; the\n" +
+			"server converts it to Protobuf binary.",
+		Args: exactArgs("TABLE", "KEY", "VALUE"),
 		RunE: runWrite(g, &f, []string{"KEY", "VALUE"}, func(ctx context.Context, cl *clients, table string, b [][]byte) (*wailv1.WriteResult, error) {
-			resp, err := cl.producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: table, Key: b[0], Value: b[1]}))
+			req := &wailv1.PutRequest{Table: table, Key: b[0], Value: b[1]}
+			if valueJSON {
+				req.Value, req.ValueJson = nil, string(b[1])
+			}
+			resp, err := cl.producer.Put(ctx, connect.NewRequest(req))
 			if err != nil {
 				return nil, err
 			}
@@ -85,6 +94,7 @@ func newPutCmd(g *globals) *cobra.Command {
 		}),
 	}
 	f.register(g, cmd, "KEY and VALUE", "")
+	cmd.Flags().BoolVar(&valueJSON, "value-json", false, "VALUE is the Protobuf JSON of the table's value message (typed tables)")
 	return cmd
 }
 
@@ -108,7 +118,10 @@ func newDeleteCmd(g *globals) *cobra.Command {
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	var f kvFlags
+	var (
+		f         kvFlags
+		valueJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "get TABLE KEY",
 		Short: "Read the value of a key",
@@ -126,14 +139,19 @@ func newGetCmd(g *globals) *cobra.Command {
 			}
 			ctx, cancel := g.unary(cmd.Context())
 			defer cancel()
-			resp, err := cl.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: args[0], Key: b[0]}))
+			resp, err := cl.producer.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: args[0], Key: b[0], ValueJson: valueJSON}))
 			if err != nil {
 				return err
+			}
+			if valueJSON && resp.Msg.GetFound() && !f.json {
+				fmt.Fprintln(g.stdout, resp.Msg.GetValueJson())
+				return nil
 			}
 			return printGet(g, args[0], b[0], resp.Msg, enc, f.json)
 		},
 	}
 	f.register(g, cmd, "KEY", "; print the value in it too")
+	cmd.Flags().BoolVar(&valueJSON, "value-json", false, "print a typed table's value as its message's Protobuf JSON")
 	return cmd
 }
 

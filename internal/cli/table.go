@@ -29,6 +29,7 @@ func newTableCmd(g *globals) *cobra.Command {
 func newTableCreateCmd(g *globals) *cobra.Command {
 	var (
 		f          tableFlags
+		types      typeFlags
 		partitions int32
 	)
 	cmd := &cobra.Command{
@@ -48,11 +49,15 @@ func newTableCreateCmd(g *globals) *cobra.Command {
 			}
 			req := &wailv1.CreateTableRequest{Name: args[0], FailureMode: fm,
 				VisibilityWindowMs: f.window.Milliseconds(), Partitions: partitions,
-				MaxAttempts: f.maxAttempts, MaxRetryTimeMs: f.maxRetryTime.Milliseconds()}
+				MaxAttempts: f.maxAttempts, MaxRetryTimeMs: f.maxRetryTime.Milliseconds(), SkipValidation: !types.validate}
+			if req.KeySchema, req.ValueSchema, err = types.schemas(); err != nil {
+				return err
+			}
 			return createTable(cmd, g, req)
 		},
 	}
 	f.register(cmd, "0: server default")
+	types.register(cmd, true)
 	cmd.Flags().Int32Var(&partitions, "partitions", 0, "number of partitions; cannot change later (0: server default)")
 	return cmd
 }
@@ -95,8 +100,8 @@ func createTable(cmd *cobra.Command, g *globals, req *wailv1.CreateTableRequest)
 
 // describe prints a definition on one line.
 func describe(t *wailv1.Table) string {
-	return fmt.Sprintf("%s (failure mode %s, window %s, %d partitions, max attempts %d, max retry time %s)",
-		t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions(), t.GetMaxAttempts(), retryTimeOf(t))
+	return fmt.Sprintf("%s (failure mode %s, window %s, %d partitions, max attempts %d, max retry time %s%s)",
+		t.GetName(), failureModeName(t.GetFailureMode()), windowOf(t), t.GetPartitions(), t.GetMaxAttempts(), retryTimeOf(t), typesOf(t))
 }
 
 func newTableLsCmd(g *globals) *cobra.Command {

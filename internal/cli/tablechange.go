@@ -12,10 +12,13 @@ import (
 )
 
 func newTableAlterCmd(g *globals) *cobra.Command {
-	var f tableFlags
+	var (
+		f     tableFlags
+		types typeFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "alter NAME",
-		Short: "Change a table's failure mode, visibility window or retry bounds",
+		Short: "Change a table's failure mode, visibility window, retry bounds, validation or schemas",
 		Long: "Change what can change on a live table; the flags given are changed, the rest kept.\n" +
 			"Every process sharing the store takes the change up at its next catalog refresh\n" +
 			"(catalog_refresh, 2s); a new visibility window applies to intents the resolver reads\n" +
@@ -42,8 +45,17 @@ func newTableAlterCmd(g *globals) *cobra.Command {
 				ms := f.maxRetryTime.Milliseconds()
 				req.MaxRetryTimeMs = &ms
 			}
-			if req.FailureMode == nil && req.VisibilityWindowMs == nil && req.MaxAttempts == nil && req.MaxRetryTimeMs == nil {
-				return usageErrorf("nothing to alter: give --failure-mode, --visibility-window, --max-attempts or --max-retry-time")
+			if fl.Changed("validate") {
+				skip := !types.validate
+				req.SkipValidation = &skip
+			}
+			var err error
+			if req.KeySchema, req.ValueSchema, err = types.schemas(); err != nil {
+				return err
+			}
+			if req.FailureMode == nil && req.VisibilityWindowMs == nil && req.MaxAttempts == nil && req.MaxRetryTimeMs == nil &&
+				req.SkipValidation == nil && req.KeySchema == nil && req.ValueSchema == nil {
+				return usageErrorf("nothing to alter: give --failure-mode, --visibility-window, --max-attempts, --max-retry-time, --validate, --key-proto or --value-proto")
 			}
 			return adminCall(cmd, g, false, false, func(ctx context.Context, admin wailv1connect.AdminServiceClient) (*connect.Response[wailv1.AlterTableResponse], error) {
 				return admin.AlterTable(ctx, connect.NewRequest(req))
@@ -58,6 +70,7 @@ func newTableAlterCmd(g *globals) *cobra.Command {
 		},
 	}
 	f.register(cmd, "unchanged when not given")
+	types.register(cmd, false)
 	return cmd
 }
 

@@ -19,6 +19,7 @@ func newTailCmd(g *globals) *cobra.Command {
 		from, cursor string
 		asJSON       bool
 		untilEnd     bool
+		valueJSON    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail TABLE",
@@ -31,7 +32,9 @@ func newTailCmd(g *globals) *cobra.Command {
 			"--until-end stops at the end of what the table's events held when tail\n" +
 			"started and prints the cursor to resume from on stderr (\"cursor: C\");\n" +
 			"--cursor C resumes exactly after it. Offsets are not dense (tombstones,\n" +
-			"Kafka transaction markers): never count events to find an end.",
+			"Kafka transaction markers): never count events to find an end.\n" +
+			"--value-json prints a typed table's values as Protobuf JSON (with the latest\n" +
+			"schema of its value subject).",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cursor != "" {
@@ -50,7 +53,18 @@ func newTailCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return tail(cmd, cl, g, &wailv1.SubscribeRequest{Table: args[0], From: from, UntilEnd: untilEnd}, asJSON)
+			value := plainValue
+			if valueJSON {
+				if asJSON {
+					return usageErrorf("--value-json prints event lines: leave out --json")
+				}
+				p, err := newValuePrinter(cmd, g, cl, args[0])
+				if err != nil {
+					return err
+				}
+				value = p.print
+			}
+			return tail(cmd, cl, g, &wailv1.SubscribeRequest{Table: args[0], From: from, UntilEnd: untilEnd}, asJSON, value)
 		},
 	}
 	g.addrFlag(cmd.Flags())
@@ -60,12 +74,13 @@ func newTailCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&cursor, "cursor", "", "resume exactly after this cursor (printed by --until-end, carried by --json)")
 	cmd.Flags().BoolVar(&untilEnd, "until-end", false, "stop at the end of what exists when tail starts; print the cursor on stderr")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print events as protojson, one per line")
+	cmd.Flags().BoolVar(&valueJSON, "value-json", false, "print a typed table's values as Protobuf JSON")
 	return cmd
 }
 
 // tail prints events until the stream ends or the context is cancelled
 // (which is a clean exit).
-func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequest, asJSON bool) error {
+func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequest, asJSON bool, value func([]byte) string) error {
 	ctx := cmd.Context()
 	stream, err := cl.events.Subscribe(ctx, connect.NewRequest(req))
 	if err != nil {
@@ -85,7 +100,7 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 		case asJSON:
 			err = writeProtoJSON(g.stdout, msg)
 		case msg.Event != nil:
-			_, err = io.WriteString(g.stdout, formatEvent(msg)+"\n")
+			_, err = io.WriteString(g.stdout, formatEvent(msg, value)+"\n")
 		}
 		if err != nil {
 			return err
@@ -103,8 +118,8 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 	return err
 }
 
-// formatEvent renders one event as a tail line.
-func formatEvent(m *wailv1.SubscribeResponse) string {
+// formatEvent renders one event as a tail line, its value with value.
+func formatEvent(m *wailv1.SubscribeResponse, value func([]byte) string) string {
 	ev := m.GetEvent()
 	op := strings.TrimPrefix(ev.GetOp().String(), "OP_")
 	at := fmt.Sprintf("%d/%d", m.GetPartition(), m.GetOffset())
@@ -114,7 +129,11 @@ func formatEvent(m *wailv1.SubscribeResponse) string {
 	s := fmt.Sprintf("%s %s key=%s version=%d", at, op,
 		displayBytes(ev.GetKey(), tailValueLimit), ev.GetVersion())
 	if ev.GetOp() != wailv1.Op_OP_DELETE {
-		s += " value=" + displayBytes(ev.GetValue(), tailValueLimit)
+		s += " value=" + value(ev.GetValue())
 	}
 	return s
 }
+
+// plainValue prints a value as text when printable, else as hex, cut at
+// tailValueLimit.
+func plainValue(b []byte) string { return displayBytes(b, tailValueLimit) }

@@ -278,6 +278,22 @@ type Table struct {
 	// MaxRetryTime bounds the time from a key's first failed try until its
 	// intents are dead-lettered (1s..168h). Alterable.
 	MaxRetryTime time.Duration `yaml:"max_retry_time"`
+	// KeyProto makes a typed table's keys (not in table_defaults): the
+	// .proto file of their message type, registered under
+	// <event topic>-key at start (a changed file registers a new version,
+	// compatibility-checked). Imports are not supported here: use
+	// wail table create --key-ref.
+	KeyProto string `yaml:"key_proto"`
+	// KeyMessage is the keys' message type in key_proto.
+	KeyMessage string `yaml:"key_message"`
+	// ValueProto makes a typed table's values, as key_proto does the
+	// keys (subject <event topic>-value).
+	ValueProto string `yaml:"value_proto"`
+	// ValueMessage is the values' message type in value_proto.
+	ValueMessage string `yaml:"value_message"`
+	// Validate checks writes of a typed table against its schemas
+	// (default true). Alterable.
+	Validate *bool `yaml:"validate"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -401,6 +417,9 @@ func (c *Config) validateTables() []error {
 	if c.Defaults.Name != "" {
 		errs = append(errs, fmt.Errorf("table_defaults.name %q is not a setting: name tables in tables[].name", c.Defaults.Name))
 	}
+	if d := c.Defaults; d.KeyProto != "" || d.ValueProto != "" || d.KeyMessage != "" || d.ValueMessage != "" || d.Validate != nil {
+		errs = append(errs, errors.New("table_defaults: key_proto, key_message, value_proto, value_message and validate are settings of one table: set them in tables[]"))
+	}
 	seen := map[string]bool{}
 	for i, t := range c.Tables {
 		switch {
@@ -412,6 +431,9 @@ func (c *Config) validateTables() []error {
 			continue
 		}
 		seen[t.Name] = true
+		if (t.KeyMessage != "" && t.KeyProto == "") || (t.ValueMessage != "" && t.ValueProto == "") {
+			errs = append(errs, fmt.Errorf("tables[%d] (%s): key_message and value_message need key_proto or value_proto", i, t.Name))
+		}
 		def, err := c.TableDef(t)
 		if err == nil {
 			err = catalog.Validate(c.withDefaults(def), c.CatalogLimits(), true)
@@ -444,7 +466,7 @@ func (c *Config) TableDef(t Table) (catalog.Table, error) {
 		}
 	}
 	return catalog.Table{Name: t.Name, FailureMode: mode, VisibilityWindow: t.VisibilityWindow, Partitions: t.Partitions,
-		MaxAttempts: t.MaxAttempts, MaxRetryTime: t.MaxRetryTime}, nil
+		MaxAttempts: t.MaxAttempts, MaxRetryTime: t.MaxRetryTime, SkipValidation: t.Validate != nil && !*t.Validate}, nil
 }
 
 // withDefaults fills what def leaves zero from table_defaults.

@@ -69,6 +69,11 @@ type Options struct {
 	Poison *Poison
 	// Timeout bounds the whole run (0: 2 minutes).
 	Timeout time.Duration
+	// Validator, if set, is the proxy's (a typed table); Value, if set,
+	// makes the writers' values (json: Value is the value message's
+	// Protobuf JSON, converted by the Validator).
+	Validator proxy.Validator
+	Value     func(key string, writer int64, seq int) (value []byte, json bool)
 }
 
 // DefaultOptions fit a 2-core machine in a few seconds.
@@ -105,6 +110,9 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	}
 	clock, _ := hlc.New(7, nil)
 	px := proxy.New(b.Log, flaky, cat, clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil)
+	if opts.Validator != nil {
+		px.SetValidator(opts.Validator)
+	}
 
 	res := startResolver(ctx, b, bus, tb, "first")
 	h := &history{}
@@ -300,8 +308,11 @@ func (h *history) write(ctx context.Context, px *proxy.Proxy, o Options, table s
 				key = o.Poison.keys[rng.Intn(len(o.Poison.keys))]
 			}
 			muts[i] = proxy.Mutation{Table: table, Key: []byte(key), Value: []byte(fmt.Sprintf("%s#w%d#%d", key, id, seq)), Delete: rng.Intn(8) == 0}
+			if o.Value != nil && !muts[i].Delete {
+				muts[i].Value, muts[i].JSON = o.Value(key, id, seq)
+			}
 		}
-		res := px.Write(ctx, muts)
+		res := px.Write(ctx, muts) // a Validator may replace values (JSON converted): what is recorded is what was stored
 		h.mu.Lock()
 		for i, r := range res {
 			w := Write{Key: string(muts[i].Key), Version: r.Version, Value: string(muts[i].Value), Delete: muts[i].Delete}

@@ -90,15 +90,9 @@ type Mutation struct {
 	Key    []byte
 	Value  []byte
 	Delete bool
-}
-
-// Result says what happened to one Mutation.
-type Result struct {
-	Version      uint64
-	IntentLogged bool
-	Stored       bool
-	Superseded   bool
-	Err          error
+	// JSON: Value is the value message's Protobuf JSON, for a typed table;
+	// the Validator converts it to binary (without one, it is refused).
+	JSON bool
 }
 
 // Proxy is the write path.
@@ -111,6 +105,10 @@ type Proxy struct {
 	metrics *Metrics
 	// abortTimeout bounds the best-effort ABORT append.
 	abortTimeout time.Duration
+	// values, when set, checks keys and values before stamping; printer
+	// prints typed values as JSON (values.go).
+	values  Validator
+	printer Printer
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -130,6 +128,9 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 	var order []string
 	for i := range muts {
 		t, err := p.validate(&muts[i])
+		if err == nil {
+			err = p.checkValue(ctx, t, &muts[i])
+		}
 		if err == nil {
 			err = p.fitsBus(ctx, t.Name, &muts[i])
 		}

@@ -88,7 +88,11 @@ func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, err
 
 // Put writes one key.
 func (s *Service) Put(ctx context.Context, req *connect.Request[wailv1.PutRequest]) (*connect.Response[wailv1.PutResponse], error) {
-	r, err := s.one(ctx, Mutation{Table: req.Msg.Table, Key: req.Msg.Key, Value: req.Msg.Value})
+	m, err := value(Mutation{Table: req.Msg.Table, Key: req.Msg.Key}, req.Msg.Value, req.Msg.ValueJson)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	r, err := s.one(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +126,11 @@ func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRe
 			return nil, connect.NewError(connect.CodeInvalidArgument,
 				fmt.Errorf("mutation %d: op %s is not a write: use OP_UPSERT or OP_DELETE", i, m.Op))
 		}
-		muts[i] = Mutation{Table: m.Table, Key: m.Key, Value: m.Value, Delete: m.Op == wailv1.Op_OP_DELETE}
+		mut, err := value(Mutation{Table: m.Table, Key: m.Key, Delete: m.Op == wailv1.Op_OP_DELETE}, m.Value, m.ValueJson)
+		if err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("mutation %d: %w", i, err))
+		}
+		muts[i] = mut
 	}
 	res := s.p.Write(ctx, muts)
 	out := &wailv1.WriteResponse{Results: make([]*wailv1.WriteResult, len(res))}
@@ -130,6 +138,22 @@ func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRe
 		out.Results[i] = toProto(res[i])
 	}
 	return connect.NewResponse(out), nil
+}
+
+// value sets a mutation's value from the API's value or value_json (one
+// of them).
+func value(m Mutation, bin []byte, json string) (Mutation, error) {
+	switch {
+	case json != "" && len(bin) > 0:
+		return m, fmt.Errorf("%w: set value or value_json, not both", ErrInvalid)
+	case json != "" && m.Delete:
+		return m, fmt.Errorf("%w: a delete has no value", ErrInvalid)
+	case json != "":
+		m.Value, m.JSON = []byte(json), true
+	default:
+		m.Value = bin
+	}
+	return m, nil
 }
 
 // Get reads a key from the store.
@@ -141,6 +165,13 @@ func (s *Service) Get(ctx context.Context, req *connect.Request[wailv1.GetReques
 	out := &wailv1.GetResponse{Version: row.Version, Deleted: row.Deleted}
 	if found && !row.Deleted {
 		out.Found, out.Value = true, row.Value
+		if req.Msg.ValueJson {
+			j, err := s.p.ValueJSON(ctx, req.Msg.Table, row.Value)
+			if err != nil {
+				return nil, connect.NewError(Code(err), err)
+			}
+			out.ValueJson = string(j)
+		}
 	}
 	return connect.NewResponse(out), nil
 }

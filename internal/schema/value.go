@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -115,6 +117,27 @@ func (m Message) ToJSON(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return protojson.MarshalOptions{}.Marshal(msg.Interface())
+}
+
+// Print prints Protobuf binary as the message's Protobuf JSON for a
+// person to read, compact (protojson's own spacing varies on purpose):
+// unlike ToJSON it leaves out fields the message does not have (a value
+// written before a field was removed, or after one was added, prints what
+// this schema knows). Malformed bytes are ErrValue.
+func (m Message) Print(b []byte) ([]byte, error) {
+	msg := dynamicpb.NewMessage(m.desc)
+	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(b, msg); err != nil {
+		return nil, fmt.Errorf("%w: not a %s in Protobuf binary: %v", ErrValue, m.desc.FullName(), err)
+	}
+	j, err := protojson.MarshalOptions{AllowPartial: true}.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrValue, m.desc.FullName(), err)
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, j); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrValue, m.desc.FullName(), err)
+	}
+	return out.Bytes(), nil
 }
 
 // Indexes locates the message in its file as Confluent's wire format

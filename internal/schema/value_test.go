@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -192,6 +194,83 @@ func FuzzParseWire(f *testing.F) {
 		id2, idx2, payload2, err := ParseWire(again)
 		if err != nil || id2 != id || !slices.Equal(idx2, idx) || string(payload2) != string(payload) {
 			t.Fatalf("%x parsed as %d %v %x, appends as %x, parsed again as %d %v %x %v", b, id, idx, payload, again, id2, idx2, payload2, err)
+		}
+	})
+}
+
+// TestPrint: Print leaves out fields the message lacks (older or newer
+// rows) and is compact; malformed bytes are ErrValue.
+func TestPrint(t *testing.T) {
+	s, err := Compile(context.Background(), File{Source: `syntax = "proto3"; package p; message M { string a = 1; int64 b = 2; }`}, nil, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.MessageType("M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want string
+		err  bool
+	}{
+		{"known fields", []byte{0x0a, 0x01, 'x', 0x10, 0x05}, `{"a":"x","b":"5"}`, false},
+		{"a field it lacks", []byte{0x0a, 0x01, 'x', 0x18, 0x01}, `{"a":"x"}`, false},
+		{"empty", nil, `{}`, false},
+		{"malformed", []byte{0x0a, 0x05}, "", true},
+	} {
+		got, err := m.Print(tc.in)
+		if (err != nil) != tc.err || (err != nil && !errors.Is(err, ErrValue)) || string(got) != tc.want {
+			t.Errorf("%s: %s, %v; want %s (error %t)", tc.name, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// FuzzMessageValues: what a typed table's writer sends (Protobuf binary
+// or JSON, any bytes) never panics the checks; a JSON value converts to
+// binary that passes the check and prints; a value that passes the check
+// goes through JSON and back to the same bytes as its JSON's conversion.
+func FuzzMessageValues(f *testing.F) {
+	s, err := Compile(context.Background(), File{Source: shop}, nil, Limits{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	order, err := s.MessageType("shop.Order")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte(`{"id": "o-1", "amount": "250", "status": "OPEN", "lines": {"a": {"sku": "x", "qty": 2}}, "customers": [{"name": "ann"}]}`))
+	f.Add([]byte{0x0a, 0x03, 'o', '-', '1', 0x10, 0xfa, 0x01})
+	f.Add([]byte{0x22, 0x05, 0x0a, 0x01, 'a', 0x12, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = order.Print(b)
+		if bin, err := order.FromJSON(b); err == nil {
+			if err := order.Validate(bin); err != nil {
+				t.Fatalf("JSON %q converted to %x, which the check refuses: %v", b, bin, err)
+			}
+			if _, err := order.Print(bin); err != nil {
+				t.Fatalf("converted %x does not print: %v", bin, err)
+			}
+		}
+		if order.Validate(b) != nil {
+			return
+		}
+		j, err := order.ToJSON(b)
+		if err != nil {
+			t.Fatalf("checked %x does not print: %v", b, err)
+		}
+		once, err := order.FromJSON(j)
+		if err != nil {
+			t.Fatalf("checked %x printed %s, which does not convert back: %v", b, j, err)
+		}
+		j2, err := order.ToJSON(once)
+		if err != nil {
+			t.Fatal(err)
+		}
+		twice, err := order.FromJSON(j2)
+		if err != nil || !bytes.Equal(once, twice) {
+			t.Fatalf("JSON round trip not stable: %x then %x (%v)", once, twice, err)
 		}
 	})
 }

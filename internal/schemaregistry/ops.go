@@ -339,18 +339,7 @@ func (r *Registry) ReferencedBy(ctx context.Context, subject string, version int
 // one version, or (all) against what the subject's level checks on
 // registration. It returns the reasons it is incompatible; none: it is.
 func (r *Registry) Check(ctx context.Context, subject string, version int, all bool, req SchemaRequest) ([]string, error) {
-	if e := req.validate(); e != nil {
-		return nil, e
-	}
-	st, err := r.read(ctx)
-	if err != nil {
-		return nil, err
-	}
-	refs, e := resolveRefs(st, req.References)
-	if e != nil {
-		return nil, e
-	}
-	s, err := r.compile(ctx, st, req.Schema, refs)
+	st, s, err := r.compileRequest(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -53,18 +53,23 @@ func (a *admin) CreateTable(ctx context.Context, req *connect.Request[wailv1.Cre
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminTimeout)
 	defer cancel()
-	t, created, err := a.s.catalog.Create(ctx, catalog.Table{
+	def := catalog.Table{
 		Name:             m.Name,
 		FailureMode:      catalog.FailureMode(m.FailureMode),
 		VisibilityWindow: window,
 		Partitions:       m.Partitions,
 		MaxAttempts:      m.MaxAttempts,
 		MaxRetryTime:     retry,
-	})
+		SkipValidation:   m.SkipValidation,
+	}
+	if def.KeyMessage, def.ValueMessage, err = a.s.createTypes(ctx, m.Name, m.KeySchema, m.ValueSchema); err != nil {
+		return nil, err
+	}
+	t, created, err := a.s.catalog.Create(ctx, def)
 	if err != nil {
 		return nil, connect.NewError(catalogCode(err), err)
 	}
-	return connect.NewResponse(&wailv1.CreateTableResponse{Table: t.Proto(), Created: created}), nil
+	return connect.NewResponse(&wailv1.CreateTableResponse{Table: a.s.tableProto(t), Created: created}), nil
 }
 
 func (a *admin) AlterTable(ctx context.Context, req *connect.Request[wailv1.AlterTableRequest]) (*connect.Response[wailv1.AlterTableResponse], error) {
@@ -96,13 +101,22 @@ func (a *admin) AlterTable(ctx context.Context, req *connect.Request[wailv1.Alte
 		}
 		alter.MaxRetryTime = &d
 	}
+	if m.SkipValidation != nil {
+		skip := m.GetSkipValidation()
+		alter.SkipValidation = &skip
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adminTimeout)
 	defer cancel()
+	evolved, err := a.s.evolveTypes(ctx, m.Name, m.KeySchema, m.ValueSchema)
+	if err != nil {
+		return nil, err
+	}
 	t, changed, err := a.s.catalog.Alter(ctx, m.Name, alter)
+	changed = changed || evolved
 	if err != nil {
 		return nil, connect.NewError(catalogCode(err), err)
 	}
-	return connect.NewResponse(&wailv1.AlterTableResponse{Table: t.Proto(), Changed: changed}), nil
+	return connect.NewResponse(&wailv1.AlterTableResponse{Table: a.s.tableProto(t), Changed: changed}), nil
 }
 
 // DropTable runs to its end even when the client stops waiting (a drop
@@ -125,7 +139,7 @@ func (a *admin) DropTable(ctx context.Context, req *connect.Request[wailv1.DropT
 func (a *admin) ListTables(context.Context, *connect.Request[wailv1.ListTablesRequest]) (*connect.Response[wailv1.ListTablesResponse], error) {
 	out := &wailv1.ListTablesResponse{}
 	for _, t := range a.s.catalog.List() {
-		out.Tables = append(out.Tables, t.Proto())
+		out.Tables = append(out.Tables, a.s.tableProto(t))
 	}
 	return connect.NewResponse(out), nil
 }
@@ -135,7 +149,7 @@ func (a *admin) DescribeTable(ctx context.Context, req *connect.Request[wailv1.D
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("table "+req.Msg.Name+" does not exist"))
 	}
-	out := &wailv1.DescribeTableResponse{Table: t.Proto()}
+	out := &wailv1.DescribeTableResponse{Table: a.s.tableProto(t)}
 	if _, ok := a.s.catalog.Resolving(t.Name); !ok {
 		return connect.NewResponse(out), nil // being created or deleted: its topics may be missing
 	}

@@ -10,8 +10,14 @@ import (
 // schemaRegistry is the Confluent-compatible schema registry, kept in the
 // store's catalog and mounted at config.SchemaRegistryPath.
 func (s *Server) schemaRegistry() http.Handler {
+	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(s.schemas, s.logger, s.registry))
+}
+
+// openSchemas opens the schema registry on the store's catalog (typed
+// tables use it whether or not its HTTP API is served).
+func (s *Server) openSchemas() {
 	c := s.cfg.SchemaRegistry
-	r := schemaregistry.New(schemaregistry.Catalog{Store: s.store}, schemaregistry.Limits{
+	s.schemas = schemaregistry.New(schemaregistry.Catalog{Store: s.store}, schemaregistry.Limits{
 		MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes})
-	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(r, s.logger, s.registry))
+	s.values = newTypedValues(s, s.cfg.CatalogRefresh)
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/wail-cdc/wail/internal/lease"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
+	"github.com/wail-cdc/wail/internal/schemaregistry"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -64,6 +65,10 @@ type Server struct {
 	resolver *resolver.Resolver
 	events   *eventbus.Service
 	registry *prometheus.Registry
+	// schemas is the schema registry; values checks typed tables' writes
+	// against it (typed.go).
+	schemas *schemaregistry.Registry
+	values  *typedValues
 	// health is what /healthz reports; components raise conditions on it.
 	health *health.Registry
 
@@ -151,6 +156,7 @@ func (s *Server) open(ctx context.Context) error {
 		}
 	}
 	s.bus = eventbus.New(s.log)
+	s.openSchemas()
 	if err := s.openCatalog(ctx); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
@@ -169,6 +175,8 @@ func (s *Server) open(ctx context.Context) error {
 		limits.Bus = bus // values whose events would not fit the bus are refused
 	}
 	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry))
+	s.proxy.SetValidator(s.values)
+	s.proxy.SetPrinter(s.values)
 	rc := cfg.Resolver
 	appendLimits, _ := s.log.(resolver.AppendLimiter) // both logs tell; else the resolver's default
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{

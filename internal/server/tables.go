@@ -119,6 +119,9 @@ func (s *Server) configTable(ctx context.Context, ct config.Table) error {
 	if err != nil {
 		return fmt.Errorf("table %s: %w", ct.Name, err)
 	}
+	if def, err = s.configTypes(ctx, ct, def); err != nil {
+		return fmt.Errorf("table %s: %w", ct.Name, err)
+	}
 	saved, _, err := s.catalog.Create(ctx, def)
 	if err == nil {
 		return nil
@@ -133,6 +136,10 @@ func (s *Server) configTable(ctx context.Context, ct config.Table) error {
 			ct.Name, def.Partitions, saved.Partitions, saved.Partitions, ct.Name)
 	}
 	a, changes := catalog.AlterTo(saved, def)
+	if ct.Validate != nil && def.SkipValidation != saved.SkipValidation {
+		a.SkipValidation = &def.SkipValidation
+		changes = append(changes, fmt.Sprintf("validate %t -> %t", !saved.SkipValidation, !def.SkipValidation))
+	}
 	if len(changes) == 0 {
 		return nil // it differs only in settings the configuration leaves out
 	}

@@ -570,8 +570,13 @@ type Mutation struct {
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
 	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	// op is UPSERT or DELETE.
-	Op            Op     `protobuf:"varint,3,opt,name=op,proto3,enum=wail.v1.Op" json:"op,omitempty"`
-	Value         []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Op    Op     `protobuf:"varint,3,opt,name=op,proto3,enum=wail.v1.Op" json:"op,omitempty"`
+	Value []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// value_json, for a typed table instead of value: the value as the
+	// value message's Protobuf JSON (protojson), converted to Protobuf binary
+	// before it is stored, so a JSON writer and a binary writer of the same
+	// row store the same bytes. Refused on an untyped table.
+	ValueJson     string `protobuf:"bytes,5,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -632,6 +637,13 @@ func (x *Mutation) GetValue() []byte {
 		return x.Value
 	}
 	return nil
+}
+
+func (x *Mutation) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
 }
 
 // WriteResult says what happened to one mutation.
@@ -773,10 +785,12 @@ func (x *Error) GetMessage() string {
 }
 
 type PutRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Value []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// value_json: see Mutation.value_json.
+	ValueJson     string `protobuf:"bytes,4,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -830,6 +844,13 @@ func (x *PutRequest) GetValue() []byte {
 		return x.Value
 	}
 	return nil
+}
+
+func (x *PutRequest) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
 }
 
 type PutResponse struct {
@@ -1061,9 +1082,12 @@ func (x *WriteResponse) GetResults() []*WriteResult {
 }
 
 type GetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// value_json asks, for a typed table, for the value as its message's
+	// Protobuf JSON too (GetResponse.value_json).
+	ValueJson     bool `protobuf:"varint,3,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1112,13 +1136,23 @@ func (x *GetRequest) GetKey() []byte {
 	return nil
 }
 
+func (x *GetRequest) GetValueJson() bool {
+	if x != nil {
+		return x.ValueJson
+	}
+	return false
+}
+
 type GetResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Found   bool                   `protobuf:"varint,1,opt,name=found,proto3" json:"found,omitempty"`
 	Value   []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	// deleted is true when the key holds a tombstone (found is then false).
-	Deleted       bool `protobuf:"varint,4,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Deleted bool `protobuf:"varint,4,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// value_json is the value as Protobuf JSON, when asked for and the table
+	// is typed (the value printed with the latest schema of its subject).
+	ValueJson     string `protobuf:"bytes,5,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1181,6 +1215,13 @@ func (x *GetResponse) GetDeleted() bool {
 	return false
 }
 
+func (x *GetResponse) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
+}
+
 type Table struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1199,7 +1240,21 @@ type Table struct {
 	// state is where the table is in its life. Only READY tables take writes
 	// and are resolved; ListTables also shows tables whose creation or drop
 	// did not finish, so that an operator can finish or undo it.
-	State         TableState `protobuf:"varint,8,opt,name=state,proto3,enum=wail.v1.TableState" json:"state,omitempty"`
+	State TableState `protobuf:"varint,8,opt,name=state,proto3,enum=wail.v1.TableState" json:"state,omitempty"`
+	// key_message and value_message make a typed table: the Protobuf message
+	// type (full name) of its keys and of its values, from the latest schema
+	// of the subjects <event topic>-key and <event topic>-value in wail's
+	// schema registry. Empty: that part is opaque bytes.
+	KeyMessage   string `protobuf:"bytes,9,opt,name=key_message,json=keyMessage,proto3" json:"key_message,omitempty"`
+	ValueMessage string `protobuf:"bytes,10,opt,name=value_message,json=valueMessage,proto3" json:"value_message,omitempty"`
+	// skip_validation: writes to a typed table are not checked against its
+	// schemas (JSON values are still converted).
+	SkipValidation bool `protobuf:"varint,11,opt,name=skip_validation,json=skipValidation,proto3" json:"skip_validation,omitempty"`
+	// key_subject and value_subject are the registry subjects of a typed
+	// table's schemas, in answers (not saved: they follow from the event
+	// topic's name).
+	KeySubject    string `protobuf:"bytes,12,opt,name=key_subject,json=keySubject,proto3" json:"key_subject,omitempty"`
+	ValueSubject  string `protobuf:"bytes,13,opt,name=value_subject,json=valueSubject,proto3" json:"value_subject,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1290,6 +1345,168 @@ func (x *Table) GetState() TableState {
 	return TableState_TABLE_STATE_UNSPECIFIED
 }
 
+func (x *Table) GetKeyMessage() string {
+	if x != nil {
+		return x.KeyMessage
+	}
+	return ""
+}
+
+func (x *Table) GetValueMessage() string {
+	if x != nil {
+		return x.ValueMessage
+	}
+	return ""
+}
+
+func (x *Table) GetSkipValidation() bool {
+	if x != nil {
+		return x.SkipValidation
+	}
+	return false
+}
+
+func (x *Table) GetKeySubject() string {
+	if x != nil {
+		return x.KeySubject
+	}
+	return ""
+}
+
+func (x *Table) GetValueSubject() string {
+	if x != nil {
+		return x.ValueSubject
+	}
+	return ""
+}
+
+// TypeSchema is the schema of a typed table's keys or values: a Protobuf
+// schema as the schema registry takes it, and the message type in it.
+type TypeSchema struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// schema is the .proto source, or a base64 FileDescriptorProto.
+	Schema string `protobuf:"bytes,1,opt,name=schema,proto3" json:"schema,omitempty"`
+	// references are the registered schemas it imports.
+	References []*SchemaReference `protobuf:"bytes,2,rep,name=references,proto3" json:"references,omitempty"`
+	// message is the message type (full name, or the name alone when unique).
+	Message       string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TypeSchema) Reset() {
+	*x = TypeSchema{}
+	mi := &file_wail_v1_wail_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TypeSchema) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TypeSchema) ProtoMessage() {}
+
+func (x *TypeSchema) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TypeSchema.ProtoReflect.Descriptor instead.
+func (*TypeSchema) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TypeSchema) GetSchema() string {
+	if x != nil {
+		return x.Schema
+	}
+	return ""
+}
+
+func (x *TypeSchema) GetReferences() []*SchemaReference {
+	if x != nil {
+		return x.References
+	}
+	return nil
+}
+
+func (x *TypeSchema) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// SchemaReference is an import of a schema: the import path and the
+// registered subject version that holds it (version -1: the latest).
+type SchemaReference struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Subject       string                 `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
+	Version       int32                  `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaReference) Reset() {
+	*x = SchemaReference{}
+	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaReference) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaReference) ProtoMessage() {}
+
+func (x *SchemaReference) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaReference.ProtoReflect.Descriptor instead.
+func (*SchemaReference) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SchemaReference) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchemaReference) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *SchemaReference) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 type CreateTableRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1302,13 +1519,20 @@ type CreateTableRequest struct {
 	MaxAttempts int32 `protobuf:"varint,5,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	// 0 means the server default.
 	MaxRetryTimeMs int64 `protobuf:"varint,6,opt,name=max_retry_time_ms,json=maxRetryTimeMs,proto3" json:"max_retry_time_ms,omitempty"`
+	// key_schema and value_schema make a typed table: each is registered
+	// (with the subject's compatibility check) under <event topic>-key or
+	// <event topic>-value before the table is created.
+	KeySchema   *TypeSchema `protobuf:"bytes,7,opt,name=key_schema,json=keySchema,proto3" json:"key_schema,omitempty"`
+	ValueSchema *TypeSchema `protobuf:"bytes,8,opt,name=value_schema,json=valueSchema,proto3" json:"value_schema,omitempty"`
+	// skip_validation turns off the check of values against the schemas.
+	SkipValidation bool `protobuf:"varint,9,opt,name=skip_validation,json=skipValidation,proto3" json:"skip_validation,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[14]
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1544,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[14]
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1557,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{14}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -1378,6 +1602,27 @@ func (x *CreateTableRequest) GetMaxRetryTimeMs() int64 {
 	return 0
 }
 
+func (x *CreateTableRequest) GetKeySchema() *TypeSchema {
+	if x != nil {
+		return x.KeySchema
+	}
+	return nil
+}
+
+func (x *CreateTableRequest) GetValueSchema() *TypeSchema {
+	if x != nil {
+		return x.ValueSchema
+	}
+	return nil
+}
+
+func (x *CreateTableRequest) GetSkipValidation() bool {
+	if x != nil {
+		return x.SkipValidation
+	}
+	return false
+}
+
 // AlterTableRequest changes what can change safely on a live table; unset
 // fields are kept. The partition count cannot change.
 type AlterTableRequest struct {
@@ -1387,13 +1632,19 @@ type AlterTableRequest struct {
 	VisibilityWindowMs *int64                 `protobuf:"varint,3,opt,name=visibility_window_ms,json=visibilityWindowMs,proto3,oneof" json:"visibility_window_ms,omitempty"`
 	MaxAttempts        *int32                 `protobuf:"varint,4,opt,name=max_attempts,json=maxAttempts,proto3,oneof" json:"max_attempts,omitempty"`
 	MaxRetryTimeMs     *int64                 `protobuf:"varint,5,opt,name=max_retry_time_ms,json=maxRetryTimeMs,proto3,oneof" json:"max_retry_time_ms,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// key_schema and value_schema register a new version of a typed table's
+	// schema (checked by the subject's compatibility level). The message type
+	// cannot change: a TypeSchema that names another is refused.
+	KeySchema      *TypeSchema `protobuf:"bytes,6,opt,name=key_schema,json=keySchema,proto3" json:"key_schema,omitempty"`
+	ValueSchema    *TypeSchema `protobuf:"bytes,7,opt,name=value_schema,json=valueSchema,proto3" json:"value_schema,omitempty"`
+	SkipValidation *bool       `protobuf:"varint,8,opt,name=skip_validation,json=skipValidation,proto3,oneof" json:"skip_validation,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AlterTableRequest) Reset() {
 	*x = AlterTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1656,7 @@ func (x *AlterTableRequest) String() string {
 func (*AlterTableRequest) ProtoMessage() {}
 
 func (x *AlterTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1669,7 @@ func (x *AlterTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTableRequest.ProtoReflect.Descriptor instead.
 func (*AlterTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{15}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AlterTableRequest) GetName() string {
@@ -1456,6 +1707,27 @@ func (x *AlterTableRequest) GetMaxRetryTimeMs() int64 {
 	return 0
 }
 
+func (x *AlterTableRequest) GetKeySchema() *TypeSchema {
+	if x != nil {
+		return x.KeySchema
+	}
+	return nil
+}
+
+func (x *AlterTableRequest) GetValueSchema() *TypeSchema {
+	if x != nil {
+		return x.ValueSchema
+	}
+	return nil
+}
+
+func (x *AlterTableRequest) GetSkipValidation() bool {
+	if x != nil && x.SkipValidation != nil {
+		return *x.SkipValidation
+	}
+	return false
+}
+
 type AlterTableResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table *Table                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1467,7 +1739,7 @@ type AlterTableResponse struct {
 
 func (x *AlterTableResponse) Reset() {
 	*x = AlterTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1751,7 @@ func (x *AlterTableResponse) String() string {
 func (*AlterTableResponse) ProtoMessage() {}
 
 func (x *AlterTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1764,7 @@ func (x *AlterTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTableResponse.ProtoReflect.Descriptor instead.
 func (*AlterTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AlterTableResponse) GetTable() *Table {
@@ -1522,7 +1794,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1534,7 +1806,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1547,7 +1819,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -1572,7 +1844,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1856,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1869,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
 }
 
 type CreateTableResponse struct {
@@ -1611,7 +1883,7 @@ type CreateTableResponse struct {
 
 func (x *CreateTableResponse) Reset() {
 	*x = CreateTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1895,7 @@ func (x *CreateTableResponse) String() string {
 func (*CreateTableResponse) ProtoMessage() {}
 
 func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1908,7 @@ func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableResponse.ProtoReflect.Descriptor instead.
 func (*CreateTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreateTableResponse) GetTable() *Table {
@@ -1661,7 +1933,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1945,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1958,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{22}
 }
 
 type ListTablesResponse struct {
@@ -1698,7 +1970,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +1982,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +1995,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -1742,7 +2014,7 @@ type DescribeTableRequest struct {
 
 func (x *DescribeTableRequest) Reset() {
 	*x = DescribeTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[22]
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +2026,7 @@ func (x *DescribeTableRequest) String() string {
 func (*DescribeTableRequest) ProtoMessage() {}
 
 func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[22]
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +2039,7 @@ func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{22}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DescribeTableRequest) GetName() string {
@@ -1791,7 +2063,7 @@ type DescribeTableResponse struct {
 
 func (x *DescribeTableResponse) Reset() {
 	*x = DescribeTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[23]
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +2075,7 @@ func (x *DescribeTableResponse) String() string {
 func (*DescribeTableResponse) ProtoMessage() {}
 
 func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[23]
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +2088,7 @@ func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{23}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DescribeTableResponse) GetTable() *Table {
@@ -1880,7 +2152,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +2164,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2177,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{24}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DeadLetter) GetTable() string {
@@ -2029,7 +2301,7 @@ type DeadLetterResolution struct {
 
 func (x *DeadLetterResolution) Reset() {
 	*x = DeadLetterResolution{}
-	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2041,7 +2313,7 @@ func (x *DeadLetterResolution) String() string {
 func (*DeadLetterResolution) ProtoMessage() {}
 
 func (x *DeadLetterResolution) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2054,7 +2326,7 @@ func (x *DeadLetterResolution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterResolution.ProtoReflect.Descriptor instead.
 func (*DeadLetterResolution) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{25}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeadLetterResolution) GetOffset() int64 {
@@ -2101,7 +2373,7 @@ type DeadLetterRecord struct {
 
 func (x *DeadLetterRecord) Reset() {
 	*x = DeadLetterRecord{}
-	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2385,7 @@ func (x *DeadLetterRecord) String() string {
 func (*DeadLetterRecord) ProtoMessage() {}
 
 func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2398,7 @@ func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterRecord.ProtoReflect.Descriptor instead.
 func (*DeadLetterRecord) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{26}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeadLetterRecord) GetEntry() isDeadLetterRecord_Entry {
@@ -2184,7 +2456,7 @@ type DeadLetterEntry struct {
 
 func (x *DeadLetterEntry) Reset() {
 	*x = DeadLetterEntry{}
-	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2468,7 @@ func (x *DeadLetterEntry) String() string {
 func (*DeadLetterEntry) ProtoMessage() {}
 
 func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2481,7 @@ func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterEntry.ProtoReflect.Descriptor instead.
 func (*DeadLetterEntry) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{27}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeadLetterEntry) GetOffset() int64 {
@@ -2252,7 +2524,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2264,7 +2536,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +2549,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{28}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListDeadLettersRequest) GetTable() string {
@@ -2319,7 +2591,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2603,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2616,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{29}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListDeadLettersResponse) GetEntries() []*DeadLetterEntry {
@@ -2371,7 +2643,7 @@ type GetDeadLetterRequest struct {
 
 func (x *GetDeadLetterRequest) Reset() {
 	*x = GetDeadLetterRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2655,7 @@ func (x *GetDeadLetterRequest) String() string {
 func (*GetDeadLetterRequest) ProtoMessage() {}
 
 func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2668,7 @@ func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetDeadLetterRequest) GetTable() string {
@@ -2422,7 +2694,7 @@ type GetDeadLetterResponse struct {
 
 func (x *GetDeadLetterResponse) Reset() {
 	*x = GetDeadLetterResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2706,7 @@ func (x *GetDeadLetterResponse) String() string {
 func (*GetDeadLetterResponse) ProtoMessage() {}
 
 func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2719,7 @@ func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetDeadLetterResponse) GetEntry() *DeadLetterEntry {
@@ -2469,7 +2741,7 @@ type RedriveDeadLettersRequest struct {
 
 func (x *RedriveDeadLettersRequest) Reset() {
 	*x = RedriveDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2753,7 @@ func (x *RedriveDeadLettersRequest) String() string {
 func (*RedriveDeadLettersRequest) ProtoMessage() {}
 
 func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2766,7 @@ func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RedriveDeadLettersRequest) GetTable() string {
@@ -2530,7 +2802,7 @@ type RedriveDeadLettersResponse struct {
 
 func (x *RedriveDeadLettersResponse) Reset() {
 	*x = RedriveDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2814,7 @@ func (x *RedriveDeadLettersResponse) String() string {
 func (*RedriveDeadLettersResponse) ProtoMessage() {}
 
 func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2827,7 @@ func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RedriveDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -2583,7 +2855,7 @@ type DropDeadLettersRequest struct {
 
 func (x *DropDeadLettersRequest) Reset() {
 	*x = DropDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2595,7 +2867,7 @@ func (x *DropDeadLettersRequest) String() string {
 func (*DropDeadLettersRequest) ProtoMessage() {}
 
 func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2608,7 +2880,7 @@ func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DropDeadLettersRequest) GetTable() string {
@@ -2641,7 +2913,7 @@ type DropDeadLettersResponse struct {
 
 func (x *DropDeadLettersResponse) Reset() {
 	*x = DropDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +2925,7 @@ func (x *DropDeadLettersResponse) String() string {
 func (*DropDeadLettersResponse) ProtoMessage() {}
 
 func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2938,7 @@ func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DropDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -2687,7 +2959,7 @@ type ReconcileTableRequest struct {
 
 func (x *ReconcileTableRequest) Reset() {
 	*x = ReconcileTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +2971,7 @@ func (x *ReconcileTableRequest) String() string {
 func (*ReconcileTableRequest) ProtoMessage() {}
 
 func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +2984,7 @@ func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableRequest.ProtoReflect.Descriptor instead.
 func (*ReconcileTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReconcileTableRequest) GetName() string {
@@ -2745,7 +3017,7 @@ type ReconciledKey struct {
 
 func (x *ReconciledKey) Reset() {
 	*x = ReconciledKey{}
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2757,7 +3029,7 @@ func (x *ReconciledKey) String() string {
 func (*ReconciledKey) ProtoMessage() {}
 
 func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2770,7 +3042,7 @@ func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciledKey.ProtoReflect.Descriptor instead.
 func (*ReconciledKey) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReconciledKey) GetPartition() int32 {
@@ -2831,7 +3103,7 @@ type ReconcileTableResponse struct {
 
 func (x *ReconcileTableResponse) Reset() {
 	*x = ReconcileTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +3115,7 @@ func (x *ReconcileTableResponse) String() string {
 func (*ReconcileTableResponse) ProtoMessage() {}
 
 func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +3128,7 @@ func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableResponse.ProtoReflect.Descriptor instead.
 func (*ReconcileTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReconcileTableResponse) GetKeysScanned() int64 {
@@ -2922,7 +3194,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2934,7 +3206,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2947,7 +3219,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SubscribeRequest) GetTable() string {
@@ -2991,7 +3263,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +3275,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +3288,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SubscribeResponse) GetEvent() *ChangeEvent {
@@ -3070,7 +3342,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3082,7 +3354,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3095,7 +3367,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ConsumeRequest) GetTable() string {
@@ -3139,7 +3411,7 @@ type PartitionGrant struct {
 
 func (x *PartitionGrant) Reset() {
 	*x = PartitionGrant{}
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3151,7 +3423,7 @@ func (x *PartitionGrant) String() string {
 func (*PartitionGrant) ProtoMessage() {}
 
 func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3164,7 +3436,7 @@ func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionGrant.ProtoReflect.Descriptor instead.
 func (*PartitionGrant) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PartitionGrant) GetPartition() int32 {
@@ -3211,7 +3483,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3495,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3236,7 +3508,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ConsumeResponse) GetEvent() *ChangeEvent {
@@ -3300,7 +3572,7 @@ type PartitionAck struct {
 
 func (x *PartitionAck) Reset() {
 	*x = PartitionAck{}
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3312,7 +3584,7 @@ func (x *PartitionAck) String() string {
 func (*PartitionAck) ProtoMessage() {}
 
 func (x *PartitionAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3325,7 +3597,7 @@ func (x *PartitionAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAck.ProtoReflect.Descriptor instead.
 func (*PartitionAck) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PartitionAck) GetPartition() int32 {
@@ -3361,7 +3633,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3373,7 +3645,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3386,7 +3658,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AckRequest) GetTable() string {
@@ -3427,7 +3699,7 @@ type AckRefused struct {
 
 func (x *AckRefused) Reset() {
 	*x = AckRefused{}
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3439,7 +3711,7 @@ func (x *AckRefused) String() string {
 func (*AckRefused) ProtoMessage() {}
 
 func (x *AckRefused) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3452,7 +3724,7 @@ func (x *AckRefused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRefused.ProtoReflect.Descriptor instead.
 func (*AckRefused) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AckRefused) GetPartition() int32 {
@@ -3481,7 +3753,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3493,7 +3765,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3506,7 +3778,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AckResponse) GetRefused() []*AckRefused {
@@ -3525,7 +3797,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3537,7 +3809,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3550,7 +3822,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListGroupsRequest) GetTable() string {
@@ -3569,7 +3841,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +3853,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +3866,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -3614,7 +3886,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3626,7 +3898,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3639,7 +3911,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DescribeGroupRequest) GetTable() string {
@@ -3676,7 +3948,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3688,7 +3960,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3701,7 +3973,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GroupPartition) GetPartition() int32 {
@@ -3763,7 +4035,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +4047,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3788,7 +4060,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DescribeGroupResponse) GetMembers() []string {
@@ -3817,7 +4089,7 @@ type ResetGroupRequest struct {
 
 func (x *ResetGroupRequest) Reset() {
 	*x = ResetGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3829,7 +4101,7 @@ func (x *ResetGroupRequest) String() string {
 func (*ResetGroupRequest) ProtoMessage() {}
 
 func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3842,7 +4114,7 @@ func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ResetGroupRequest) GetTable() string {
@@ -3875,7 +4147,7 @@ type ResetGroupResponse struct {
 
 func (x *ResetGroupResponse) Reset() {
 	*x = ResetGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3887,7 +4159,7 @@ func (x *ResetGroupResponse) String() string {
 func (*ResetGroupResponse) ProtoMessage() {}
 
 func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3900,7 +4172,7 @@ func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
@@ -3936,12 +4208,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0fcovered_intents\x18\b \x01(\rR\x0ecoveredIntents\x12\x19\n" +
 	"\bevent_id\x18\t \x01(\tR\aeventId\x12\x1b\n" +
 	"\tschema_id\x18\n" +
-	" \x01(\rR\bschemaId\"e\n" +
+	" \x01(\rR\bschemaId\"\x84\x01\n" +
 	"\bMutation\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1b\n" +
 	"\x02op\x18\x03 \x01(\x0e2\v.wail.v1.OpR\x02op\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\fR\x05value\"\xaa\x01\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xaa\x01\n" +
 	"\vWriteResult\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12#\n" +
 	"\rintent_logged\x18\x02 \x01(\bR\fintentLogged\x12\x16\n" +
@@ -3952,12 +4226,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\v2\x0e.wail.v1.ErrorR\x05error\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"J\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"i\n" +
 	"\n" +
 	"PutRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x03 \x01(\fR\x05value\";\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x04 \x01(\tR\tvalueJson\";\n" +
 	"\vPutResponse\x12,\n" +
 	"\x06result\x18\x01 \x01(\v2\x14.wail.v1.WriteResultR\x06result\"7\n" +
 	"\rDeleteRequest\x12\x14\n" +
@@ -3968,16 +4244,20 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fWriteRequest\x12/\n" +
 	"\tmutations\x18\x01 \x03(\v2\x11.wail.v1.MutationR\tmutations\"?\n" +
 	"\rWriteResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"4\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"S\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\fR\x03key\"m\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x03 \x01(\bR\tvalueJson\"\x8c\x01\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
-	"\adeleted\x18\x04 \x01(\bR\adeleted\"\xc3\x02\n" +
+	"\adeleted\x18\x04 \x01(\bR\adeleted\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xf8\x03\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -3988,7 +4268,26 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\rcreated_at_us\x18\x05 \x01(\x03R\vcreatedAtUs\x12!\n" +
 	"\fmax_attempts\x18\x06 \x01(\x05R\vmaxAttempts\x12)\n" +
 	"\x11max_retry_time_ms\x18\a \x01(\x03R\x0emaxRetryTimeMs\x12)\n" +
-	"\x05state\x18\b \x01(\x0e2\x13.wail.v1.TableStateR\x05state\"\x81\x02\n" +
+	"\x05state\x18\b \x01(\x0e2\x13.wail.v1.TableStateR\x05state\x12\x1f\n" +
+	"\vkey_message\x18\t \x01(\tR\n" +
+	"keyMessage\x12#\n" +
+	"\rvalue_message\x18\n" +
+	" \x01(\tR\fvalueMessage\x12'\n" +
+	"\x0fskip_validation\x18\v \x01(\bR\x0eskipValidation\x12\x1f\n" +
+	"\vkey_subject\x18\f \x01(\tR\n" +
+	"keySubject\x12#\n" +
+	"\rvalue_subject\x18\r \x01(\tR\fvalueSubject\"x\n" +
+	"\n" +
+	"TypeSchema\x12\x16\n" +
+	"\x06schema\x18\x01 \x01(\tR\x06schema\x128\n" +
+	"\n" +
+	"references\x18\x02 \x03(\v2\x18.wail.v1.SchemaReferenceR\n" +
+	"references\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"Y\n" +
+	"\x0fSchemaReference\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\asubject\x18\x02 \x01(\tR\asubject\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x05R\aversion\"\x96\x03\n" +
 	"\x12CreateTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -3997,17 +4296,26 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"partitions\x18\x04 \x01(\x05R\n" +
 	"partitions\x12!\n" +
 	"\fmax_attempts\x18\x05 \x01(\x05R\vmaxAttempts\x12)\n" +
-	"\x11max_retry_time_ms\x18\x06 \x01(\x03R\x0emaxRetryTimeMs\"\xc5\x02\n" +
+	"\x11max_retry_time_ms\x18\x06 \x01(\x03R\x0emaxRetryTimeMs\x122\n" +
+	"\n" +
+	"key_schema\x18\a \x01(\v2\x13.wail.v1.TypeSchemaR\tkeySchema\x126\n" +
+	"\fvalue_schema\x18\b \x01(\v2\x13.wail.v1.TypeSchemaR\vvalueSchema\x12'\n" +
+	"\x0fskip_validation\x18\t \x01(\bR\x0eskipValidation\"\xf3\x03\n" +
 	"\x11AlterTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12<\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeH\x00R\vfailureMode\x88\x01\x01\x125\n" +
 	"\x14visibility_window_ms\x18\x03 \x01(\x03H\x01R\x12visibilityWindowMs\x88\x01\x01\x12&\n" +
 	"\fmax_attempts\x18\x04 \x01(\x05H\x02R\vmaxAttempts\x88\x01\x01\x12.\n" +
-	"\x11max_retry_time_ms\x18\x05 \x01(\x03H\x03R\x0emaxRetryTimeMs\x88\x01\x01B\x0f\n" +
+	"\x11max_retry_time_ms\x18\x05 \x01(\x03H\x03R\x0emaxRetryTimeMs\x88\x01\x01\x122\n" +
+	"\n" +
+	"key_schema\x18\x06 \x01(\v2\x13.wail.v1.TypeSchemaR\tkeySchema\x126\n" +
+	"\fvalue_schema\x18\a \x01(\v2\x13.wail.v1.TypeSchemaR\vvalueSchema\x12,\n" +
+	"\x0fskip_validation\x18\b \x01(\bH\x04R\x0eskipValidation\x88\x01\x01B\x0f\n" +
 	"\r_failure_modeB\x17\n" +
 	"\x15_visibility_window_msB\x0f\n" +
 	"\r_max_attemptsB\x14\n" +
-	"\x12_max_retry_time_ms\"T\n" +
+	"\x12_max_retry_time_msB\x12\n" +
+	"\x10_skip_validation\"T\n" +
 	"\x12AlterTableResponse\x12$\n" +
 	"\x05table\x18\x01 \x01(\v2\x0e.wail.v1.TableR\x05table\x12\x18\n" +
 	"\achanged\x18\x02 \x01(\bR\achanged\"<\n" +
@@ -4246,7 +4554,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -4267,47 +4575,49 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*GetRequest)(nil),                 // 16: wail.v1.GetRequest
 	(*GetResponse)(nil),                // 17: wail.v1.GetResponse
 	(*Table)(nil),                      // 18: wail.v1.Table
-	(*CreateTableRequest)(nil),         // 19: wail.v1.CreateTableRequest
-	(*AlterTableRequest)(nil),          // 20: wail.v1.AlterTableRequest
-	(*AlterTableResponse)(nil),         // 21: wail.v1.AlterTableResponse
-	(*DropTableRequest)(nil),           // 22: wail.v1.DropTableRequest
-	(*DropTableResponse)(nil),          // 23: wail.v1.DropTableResponse
-	(*CreateTableResponse)(nil),        // 24: wail.v1.CreateTableResponse
-	(*ListTablesRequest)(nil),          // 25: wail.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),         // 26: wail.v1.ListTablesResponse
-	(*DescribeTableRequest)(nil),       // 27: wail.v1.DescribeTableRequest
-	(*DescribeTableResponse)(nil),      // 28: wail.v1.DescribeTableResponse
-	(*DeadLetter)(nil),                 // 29: wail.v1.DeadLetter
-	(*DeadLetterResolution)(nil),       // 30: wail.v1.DeadLetterResolution
-	(*DeadLetterRecord)(nil),           // 31: wail.v1.DeadLetterRecord
-	(*DeadLetterEntry)(nil),            // 32: wail.v1.DeadLetterEntry
-	(*ListDeadLettersRequest)(nil),     // 33: wail.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 34: wail.v1.ListDeadLettersResponse
-	(*GetDeadLetterRequest)(nil),       // 35: wail.v1.GetDeadLetterRequest
-	(*GetDeadLetterResponse)(nil),      // 36: wail.v1.GetDeadLetterResponse
-	(*RedriveDeadLettersRequest)(nil),  // 37: wail.v1.RedriveDeadLettersRequest
-	(*RedriveDeadLettersResponse)(nil), // 38: wail.v1.RedriveDeadLettersResponse
-	(*DropDeadLettersRequest)(nil),     // 39: wail.v1.DropDeadLettersRequest
-	(*DropDeadLettersResponse)(nil),    // 40: wail.v1.DropDeadLettersResponse
-	(*ReconcileTableRequest)(nil),      // 41: wail.v1.ReconcileTableRequest
-	(*ReconciledKey)(nil),              // 42: wail.v1.ReconciledKey
-	(*ReconcileTableResponse)(nil),     // 43: wail.v1.ReconcileTableResponse
-	(*SubscribeRequest)(nil),           // 44: wail.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),          // 45: wail.v1.SubscribeResponse
-	(*ConsumeRequest)(nil),             // 46: wail.v1.ConsumeRequest
-	(*PartitionGrant)(nil),             // 47: wail.v1.PartitionGrant
-	(*ConsumeResponse)(nil),            // 48: wail.v1.ConsumeResponse
-	(*PartitionAck)(nil),               // 49: wail.v1.PartitionAck
-	(*AckRequest)(nil),                 // 50: wail.v1.AckRequest
-	(*AckRefused)(nil),                 // 51: wail.v1.AckRefused
-	(*AckResponse)(nil),                // 52: wail.v1.AckResponse
-	(*ListGroupsRequest)(nil),          // 53: wail.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 54: wail.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 55: wail.v1.DescribeGroupRequest
-	(*GroupPartition)(nil),             // 56: wail.v1.GroupPartition
-	(*DescribeGroupResponse)(nil),      // 57: wail.v1.DescribeGroupResponse
-	(*ResetGroupRequest)(nil),          // 58: wail.v1.ResetGroupRequest
-	(*ResetGroupResponse)(nil),         // 59: wail.v1.ResetGroupResponse
+	(*TypeSchema)(nil),                 // 19: wail.v1.TypeSchema
+	(*SchemaReference)(nil),            // 20: wail.v1.SchemaReference
+	(*CreateTableRequest)(nil),         // 21: wail.v1.CreateTableRequest
+	(*AlterTableRequest)(nil),          // 22: wail.v1.AlterTableRequest
+	(*AlterTableResponse)(nil),         // 23: wail.v1.AlterTableResponse
+	(*DropTableRequest)(nil),           // 24: wail.v1.DropTableRequest
+	(*DropTableResponse)(nil),          // 25: wail.v1.DropTableResponse
+	(*CreateTableResponse)(nil),        // 26: wail.v1.CreateTableResponse
+	(*ListTablesRequest)(nil),          // 27: wail.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),         // 28: wail.v1.ListTablesResponse
+	(*DescribeTableRequest)(nil),       // 29: wail.v1.DescribeTableRequest
+	(*DescribeTableResponse)(nil),      // 30: wail.v1.DescribeTableResponse
+	(*DeadLetter)(nil),                 // 31: wail.v1.DeadLetter
+	(*DeadLetterResolution)(nil),       // 32: wail.v1.DeadLetterResolution
+	(*DeadLetterRecord)(nil),           // 33: wail.v1.DeadLetterRecord
+	(*DeadLetterEntry)(nil),            // 34: wail.v1.DeadLetterEntry
+	(*ListDeadLettersRequest)(nil),     // 35: wail.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 36: wail.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),       // 37: wail.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),      // 38: wail.v1.GetDeadLetterResponse
+	(*RedriveDeadLettersRequest)(nil),  // 39: wail.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 40: wail.v1.RedriveDeadLettersResponse
+	(*DropDeadLettersRequest)(nil),     // 41: wail.v1.DropDeadLettersRequest
+	(*DropDeadLettersResponse)(nil),    // 42: wail.v1.DropDeadLettersResponse
+	(*ReconcileTableRequest)(nil),      // 43: wail.v1.ReconcileTableRequest
+	(*ReconciledKey)(nil),              // 44: wail.v1.ReconciledKey
+	(*ReconcileTableResponse)(nil),     // 45: wail.v1.ReconcileTableResponse
+	(*SubscribeRequest)(nil),           // 46: wail.v1.SubscribeRequest
+	(*SubscribeResponse)(nil),          // 47: wail.v1.SubscribeResponse
+	(*ConsumeRequest)(nil),             // 48: wail.v1.ConsumeRequest
+	(*PartitionGrant)(nil),             // 49: wail.v1.PartitionGrant
+	(*ConsumeResponse)(nil),            // 50: wail.v1.ConsumeResponse
+	(*PartitionAck)(nil),               // 51: wail.v1.PartitionAck
+	(*AckRequest)(nil),                 // 52: wail.v1.AckRequest
+	(*AckRefused)(nil),                 // 53: wail.v1.AckRefused
+	(*AckResponse)(nil),                // 54: wail.v1.AckResponse
+	(*ListGroupsRequest)(nil),          // 55: wail.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 56: wail.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 57: wail.v1.DescribeGroupRequest
+	(*GroupPartition)(nil),             // 58: wail.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 59: wail.v1.DescribeGroupResponse
+	(*ResetGroupRequest)(nil),          // 60: wail.v1.ResetGroupRequest
+	(*ResetGroupResponse)(nil),         // 61: wail.v1.ResetGroupResponse
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -4320,77 +4630,82 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	8,  // 7: wail.v1.WriteResponse.results:type_name -> wail.v1.WriteResult
 	1,  // 8: wail.v1.Table.failure_mode:type_name -> wail.v1.FailureMode
 	2,  // 9: wail.v1.Table.state:type_name -> wail.v1.TableState
-	1,  // 10: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	1,  // 11: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	18, // 12: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
-	18, // 13: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
-	18, // 14: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
-	18, // 15: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
-	3,  // 16: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
-	5,  // 17: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
-	4,  // 18: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
-	29, // 19: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
-	30, // 20: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
-	29, // 21: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
-	30, // 22: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
-	32, // 23: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
-	32, // 24: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
-	30, // 25: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	43, // 26: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
-	30, // 27: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	42, // 28: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	6,  // 29: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	6,  // 30: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	47, // 31: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	49, // 32: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	51, // 33: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	56, // 34: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	56, // 35: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	10, // 36: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 37: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 38: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 39: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	19, // 40: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	25, // 41: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	27, // 42: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	20, // 43: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	22, // 44: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	41, // 45: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	33, // 46: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	35, // 47: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	37, // 48: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	39, // 49: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	44, // 50: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	46, // 51: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	50, // 52: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	53, // 53: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	55, // 54: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	58, // 55: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 56: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 57: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 58: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 59: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	24, // 60: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	26, // 61: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	28, // 62: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	21, // 63: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	23, // 64: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	43, // 65: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	34, // 66: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	36, // 67: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	38, // 68: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	40, // 69: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	45, // 70: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	48, // 71: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	52, // 72: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	54, // 73: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	57, // 74: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	59, // 75: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	56, // [56:76] is the sub-list for method output_type
-	36, // [36:56] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	20, // 10: wail.v1.TypeSchema.references:type_name -> wail.v1.SchemaReference
+	1,  // 11: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	19, // 12: wail.v1.CreateTableRequest.key_schema:type_name -> wail.v1.TypeSchema
+	19, // 13: wail.v1.CreateTableRequest.value_schema:type_name -> wail.v1.TypeSchema
+	1,  // 14: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	19, // 15: wail.v1.AlterTableRequest.key_schema:type_name -> wail.v1.TypeSchema
+	19, // 16: wail.v1.AlterTableRequest.value_schema:type_name -> wail.v1.TypeSchema
+	18, // 17: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
+	18, // 18: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
+	18, // 19: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
+	18, // 20: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
+	3,  // 21: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
+	5,  // 22: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
+	4,  // 23: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
+	31, // 24: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
+	32, // 25: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
+	31, // 26: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
+	32, // 27: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
+	34, // 28: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	34, // 29: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	32, // 30: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	45, // 31: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	32, // 32: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	44, // 33: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	6,  // 34: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	6,  // 35: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	49, // 36: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	51, // 37: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	53, // 38: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	58, // 39: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	58, // 40: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	10, // 41: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 42: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 43: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 44: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	21, // 45: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	27, // 46: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	29, // 47: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	22, // 48: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	24, // 49: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	43, // 50: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	35, // 51: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	37, // 52: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	39, // 53: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	41, // 54: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	46, // 55: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	48, // 56: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	52, // 57: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	55, // 58: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	57, // 59: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	60, // 60: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 61: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 62: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 63: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 64: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	26, // 65: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	28, // 66: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	30, // 67: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	23, // 68: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	25, // 69: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	45, // 70: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	36, // 71: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	38, // 72: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	40, // 73: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	42, // 74: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	47, // 75: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	50, // 76: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	54, // 77: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	56, // 78: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	59, // 79: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	61, // 80: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	61, // [61:81] is the sub-list for method output_type
+	41, // [41:61] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -4398,19 +4713,19 @@ func file_wail_v1_wail_proto_init() {
 	if File_wail_v1_wail_proto != nil {
 		return
 	}
-	file_wail_v1_wail_proto_msgTypes[15].OneofWrappers = []any{}
-	file_wail_v1_wail_proto_msgTypes[26].OneofWrappers = []any{
+	file_wail_v1_wail_proto_msgTypes[17].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[28].OneofWrappers = []any{
 		(*DeadLetterRecord_Letter)(nil),
 		(*DeadLetterRecord_Resolution)(nil),
 	}
-	file_wail_v1_wail_proto_msgTypes[28].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   55,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+)
+
+// upperValidator stands for the server's typed values: JSON values are
+// "converted" (upper-cased), values starting with '!' refused, "long"
+// converts to more than the value limit.
+type upperValidator struct{ calls int }
+
+func (v *upperValidator) Validate(_ context.Context, _ catalog.Table, m *Mutation) error {
+	v.calls++
+	switch {
+	case strings.HasPrefix(string(m.Value), "!"):
+		return fmt.Errorf("%w: value: field x is not a number", ErrInvalid)
+	case string(m.Value) == "long":
+		m.Value = []byte(strings.Repeat("x", 17))
+	case m.JSON:
+		m.Value, m.JSON = []byte(strings.ToUpper(string(m.Value))), false
+	}
+	return nil
+}
+
+// TestValidator: the validator sees every mutation that passed the size
+// checks before it is stamped; its refusal stops the mutation alone (no
+// version, no intent, no row); a converted value is stored and checked
+// against the value limit again; without a validator, JSON is refused.
+func TestValidator(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		validator bool
+		mut       Mutation
+		wantErr   string // "" : stored
+		wantValue string
+	}{
+		{"binary passes", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("v")}, "", "v"},
+		{"JSON converted", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("{a}"), JSON: true}, "", "{A}"},
+		{"refused", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("!v")}, "field x", ""},
+		{"converted too large", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("long")}, "17 bytes in Protobuf binary", ""},
+		{"JSON without validator", false, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("{}"), JSON: true}, "needs a typed table", ""},
+		{"binary without validator", false, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("v")}, "", "v"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &world{}
+			p := newProxy(t, w)
+			v := &upperValidator{}
+			if tc.validator {
+				p.SetValidator(v)
+			}
+			res := p.Write(context.Background(), []Mutation{tc.mut, {Table: "tx", Key: []byte("ok"), Value: []byte("fine")}})
+			if res[1].Err != nil || !res[1].Stored {
+				t.Fatalf("the other mutation of the batch: %+v", res[1])
+			}
+			r := res[0]
+			if tc.wantErr != "" {
+				if !errors.Is(r.Err, ErrInvalid) || !strings.Contains(r.Err.Error(), tc.wantErr) || r.Version != 0 {
+					t.Fatalf("got %+v, want ErrInvalid with %q and no version", r, tc.wantErr)
+				}
+				if _, ok := w.rows["k"]; ok || len(w.intents) != 1 {
+					t.Fatalf("a refused mutation left a row or an intent: %v, %v", w.rows, w.intents)
+				}
+				return
+			}
+			if r.Err != nil || !r.Stored || string(w.rows["k"].Value) != tc.wantValue {
+				t.Fatalf("got %+v, row %q, want %q stored", r, w.rows["k"].Value, tc.wantValue)
+			}
+			if tc.validator && v.calls != 2 {
+				t.Fatalf("validator called %d times for 2 mutations", v.calls)
+			}
+		})
+	}
+}
