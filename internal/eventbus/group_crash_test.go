@@ -26,8 +26,8 @@ import (
 )
 
 // memberEnv runs TestGroupMemberProcess as a group member: "url table
-// group member mode" (mode: ack, or hang: stop acknowledging after 5
-// events).
+// group member mode" (mode: ack, or hang: never acknowledge, so that its
+// lease expires whenever it owns a partition with events).
 const memberEnv = "WAIL_TEST_GROUP_MEMBER"
 
 // TestGroupMemberProcess is the child process of TestGroupMembersKilled:
@@ -68,7 +68,7 @@ func consumeOnce(ctx context.Context, c wailv1connect.EventServiceClient, table,
 	count := map[int32]int{}
 	events := 0
 	ack := func() {
-		if len(pending) == 0 || (mode == "hang" && events > 5) {
+		if len(pending) == 0 || mode == "hang" {
 			return
 		}
 		req := &wailv1.AckRequest{Table: table, Group: grp, Member: member}
@@ -317,10 +317,18 @@ func testGroupMembersKilled(t *testing.T, kind string) {
 		}
 		return miss
 	}
+	hung := func() bool { // the member that stopped acknowledging lost its lease
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(ended[hanger], "lease expired")
+	}
 	deadline := time.Now().Add(60 * time.Second)
-	for missing() > 0 {
+	for missing() > 0 || !hung() {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events never delivered", missing(), len(published))
+			mu.Lock()
+			why := ended[hanger]
+			mu.Unlock()
+			t.Fatalf("%d of %d events never delivered; the member that stopped acknowledging ended with %q", missing(), len(published), why)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
