@@ -382,7 +382,7 @@ func (r *Registry) Check(ctx context.Context, subject string, version int, all b
 // a soft-deleted subject; it returns the versions deleted.
 func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent bool) ([]int, error) {
 	var deleted []int
-	err := r.update(ctx, func(st *state) (bool, error) {
+	err := r.cleanup(ctx, func(st *state) (bool, error) {
 		deleted = deleted[:0]
 		sub := st.Subjects[subject]
 		if len(sub.live(true)) == 0 {
@@ -449,7 +449,7 @@ func referencedByLive(st *state, subject string, version int) []int {
 // soft-deleted one; it returns the version number.
 func (r *Registry) DeleteVersion(ctx context.Context, subject string, version int, permanent bool) (int, error) {
 	var done int
-	err := r.update(ctx, func(st *state) (bool, error) {
+	err := r.cleanup(ctx, func(st *state) (bool, error) {
 		v, e := st.version(subject, version, true)
 		if e != nil {
 			return false, e

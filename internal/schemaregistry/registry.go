@@ -99,8 +99,20 @@ func (r *Registry) read(ctx context.Context) (*state, error) {
 
 // update applies fn to a fresh copy of the document and saves it by
 // compare-and-set, starting over when another change got in first. fn
-// returns false to save nothing.
+// returns false to save nothing. A document past MaxDocumentBytes is
+// refused.
 func (r *Registry) update(ctx context.Context, fn func(st *state) (save bool, err error)) error {
+	return r.swap(ctx, true, fn)
+}
+
+// cleanup is update for deletes: not bounded by MaxDocumentBytes, since at
+// the limit deleting is the way out (and a soft delete, which a permanent
+// one needs first, marks each version: a few bytes more).
+func (r *Registry) cleanup(ctx context.Context, fn func(st *state) (save bool, err error)) error {
+	return r.swap(ctx, false, fn)
+}
+
+func (r *Registry) swap(ctx context.Context, bounded bool, fn func(st *state) (save bool, err error)) error {
 	for range maxSwaps {
 		raw, err := r.storage.Load(ctx)
 		if err != nil {
@@ -118,7 +130,7 @@ func (r *Registry) update(ctx context.Context, fn func(st *state) (save bool, er
 		if err != nil {
 			return fmt.Errorf("schema registry: encode: %w", err)
 		}
-		if len(b) > r.lim.MaxDocumentBytes {
+		if bounded && len(b) > r.lim.MaxDocumentBytes {
 			return errf(http.StatusUnprocessableEntity, CodeSchemaTooLarge,
 				"The registry would hold %d bytes of schemas, over schema_registry.max_document_bytes (%d): delete unused subjects permanently or raise the limit",
 				len(b), r.lim.MaxDocumentBytes)
