@@ -50,3 +50,52 @@ func TestDeleteAtDocumentLimit(t *testing.T) {
 		t.Fatalf("register after freeing space: %v", err)
 	}
 }
+
+// TestImportReusesDeletedID: IMPORT mode may give a new schema the id of
+// one deleted permanently (as the Confluent registry allows); checks
+// against it then use the new schema, not the one this process compiled
+// under that id before.
+func TestImportReusesDeletedID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog{Store: st}, Limits{})
+	reg := func(subject string, req SchemaRequest) (int, error) {
+		req.SchemaType = Protobuf
+		return r.Register(ctx, subject, req)
+	}
+	if id, err := reg("s", SchemaRequest{Schema: orderV1}); err != nil || id != 1 {
+		t.Fatalf("register: %d, %v", id, err)
+	}
+	if _, err := reg("s", SchemaRequest{Schema: orderV2}); err != nil { // checks against id 1: compiles it
+		t.Fatal(err)
+	}
+	for _, permanent := range []bool{false, true} {
+		if _, err := r.DeleteSubject(ctx, "s", permanent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.SetMode(ctx, "", Import, false); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := reg("t", SchemaRequest{Schema: orderBad, ID: 1, Version: 1}); err != nil || id != 1 {
+		t.Fatalf("import under id 1: %d, %v", id, err)
+	}
+	if _, err := r.SetMode(ctx, "", "", false); err != nil {
+		t.Fatal(err)
+	}
+	// orderBad with a field more: compatible with orderBad (id 1 now),
+	// not with orderV1 (id 1 before).
+	next := `syntax = "proto3";
+package shop;
+message Order {
+  string id = 1;
+  string amount = 2;
+  string note = 3;
+}
+`
+	if _, err := reg("t", SchemaRequest{Schema: next}); err != nil {
+		t.Fatalf("a schema compatible with id 1 as it is now: %v", err)
+	}
+}
