@@ -300,3 +300,32 @@ func FuzzParseTokenFile(f *testing.F) {
 		}
 	})
 }
+
+// TestMetricsGrantsNoTable: "metrics" is for scraping /metrics: it is no
+// permission on a table, so a scraper's token neither lists nor describes
+// tables nor reads the schema registry (what Any asks for).
+func TestMetricsGrantsNoTable(t *testing.T) {
+	t.Parallel()
+	gs, err := ParseGrants([]string{"metrics"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		perm   Permission
+		tables []string
+		want   bool
+	}{
+		{Metrics, nil, true},
+		{Any, []string{"orders"}, false},
+		{Any, nil, false},
+		{Read, []string{"orders"}, false},
+	} {
+		if got := Allowed(gs, tc.perm, tc.tables); got != tc.want {
+			t.Errorf("metrics only: Allowed(%s, %q) = %v, want %v", tc.perm, tc.tables, got, tc.want)
+		}
+	}
+	// "*" is every permission, a table one included.
+	if !Allowed([]Grant{{All, "*"}}, Any, []string{"orders"}) || !Allowed([]Grant{{Metrics, "*"}, {Read, "o*"}}, Any, nil) {
+		t.Error("a grant on tables no longer meets Any")
+	}
+}
