@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 func TestMatch(t *testing.T) {
@@ -327,5 +329,49 @@ func TestMetricsGrantsNoTable(t *testing.T) {
 	// "*" is every permission, a table one included.
 	if !Allowed([]Grant{{All, "*"}}, Any, []string{"orders"}) || !Allowed([]Grant{{Metrics, "*"}, {Read, "o*"}}, Any, nil) {
 		t.Error("a grant on tables no longer meets Any")
+	}
+}
+
+// TestTokenFileSurvivesCrash: a token change that Write reported done is
+// there after a power loss: a revoked token stays revoked.
+func TestTokenFileSurvivesCrash(t *testing.T) {
+	t.Parallel()
+	fsys := vfs.NewMem()
+	if err := fsys.MkdirAll("/data", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	const path = "/data/tokens.json"
+	tf := &TokenFile{}
+	tok, _, err := tf.Create("ci", nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.WriteFS(fsys, path); err != nil {
+		t.Fatal(err)
+	}
+	fsys = fsys.Crash()
+	got, err := ReadTokenFileFS(fsys, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := got.Verify(tok); err != nil {
+		t.Fatalf("after a crash, the token created before it: %v", err)
+	}
+	if got.Revoke("ci", time.Now()) != 1 {
+		t.Fatal("nothing revoked")
+	}
+	if err := got.WriteFS(fsys, path); err != nil {
+		t.Fatal(err)
+	}
+	fsys = fsys.Crash()
+	after, err := ReadTokenFileFS(fsys, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.Verify(tok); !errors.Is(err, ErrRevokedToken) {
+		t.Fatalf("after a crash, the token revoked before it: %v, want %v", err, ErrRevokedToken)
 	}
 }
