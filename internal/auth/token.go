@@ -136,7 +136,8 @@ func ParseTokenFile(b []byte) (*TokenFile, error) {
 }
 
 // Write replaces path with f (0600, by a rename: a reader sees the old
-// file or the new one, never half).
+// file or the new one, never half), durably: after it returns, a power
+// loss keeps the new file.
 func (f *TokenFile) Write(path string) error { return f.WriteFS(vfs.Default, path) }
 
 // WriteFS is Write on fsys.
@@ -163,6 +164,11 @@ func (f *TokenFile) WriteFS(fsys vfs.FS, path string) error {
 		return fmt.Errorf("tokens file: %w", err)
 	}
 	if err := fsys.Rename(tmp, path); err != nil {
+		return fmt.Errorf("tokens file: %w", err)
+	}
+	// The rename is durable once the directory is: else a power loss could
+	// bring back the old file, and a revoked token with it.
+	if err := fsys.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("tokens file: %w", err)
 	}
 	return nil
