@@ -161,17 +161,21 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		switch {
 		case !g.enabled || (known && e.Open):
-			next.ServeHTTP(w, r)
 		case id.err != nil || (known && id.principal.IsZero()):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
 			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
+			return
 		case !known || perm == "":
 			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
+			return
 		case !auth.Allowed(id.grants, perm, nil):
 			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, grantHint(perm)), http.StatusForbidden)
-		default:
-			next.ServeHTTP(w, r)
+			return
 		}
+		if known && !e.Open && perm == auth.Any && !g.chargeHTTP(w, r, id) { // a read (the schema registry's)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
