@@ -98,3 +98,28 @@ func TestRevokedTokenEndsStream(t *testing.T) {
 		t.Fatalf("the stream ended with %v, want unauthenticated", stream.Err())
 	}
 }
+
+// TestRecheck: what a stream's credential is checked against as it goes.
+func TestRecheck(t *testing.T) {
+	t.Parallel()
+	g, tok := newTestGuard(t)
+	now := time.Unix(2_000_000_000, 0)
+	g.now = func() time.Time { return now }
+	cert := auth.Principal{Kind: auth.KindCert, Name: "svc"}
+	for _, tc := range []struct {
+		name string
+		id   identity
+		ok   bool
+	}{
+		{"anonymous (auth let it through)", identity{}, true},
+		{"token still valid", identity{principal: auth.Principal{Kind: auth.KindToken, Name: "writer"}, token: tok}, true},
+		{"token unknown now", identity{principal: auth.Principal{Kind: auth.KindToken, Name: "writer"}, token: tok[:len(tok)-1] + "A"}, false},
+		{"certificate valid", identity{principal: cert, notAfter: now.Add(time.Second)}, true},
+		{"certificate expired during the stream", identity{principal: cert, notAfter: now.Add(-time.Second)}, false},
+	} {
+		err := g.recheck(tc.id)
+		if tc.ok != (err == nil) || err != nil && connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
