@@ -199,6 +199,9 @@ type authorizedConn struct {
 }
 
 func (c *authorizedConn) Send(m any) error {
+	if !c.g.enabled {
+		return c.StreamingHandlerConn.Send(m)
+	}
 	if now := c.g.now(); !now.Before(c.recheckAt) {
 		if err := c.g.recheck(identityOf(c.ctx)); err != nil {
 			return err
