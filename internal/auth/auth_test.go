@@ -375,3 +375,27 @@ func TestTokenFileSurvivesCrash(t *testing.T) {
 		t.Fatalf("after a crash, the token revoked before it: %v, want %v", err, ErrRevokedToken)
 	}
 }
+
+// TestTokenFileWritableByOthers: a tokens file that users other than its
+// owner may write is refused (whoever writes it makes tokens, admin ones
+// included), saying how to fix it; read-only for others is fine (it holds
+// only hashes).
+func TestTokenFileWritableByOthers(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := (&TokenFile{}).Write(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o644, true}, {0o664, false}, {0o606, false}, {0o666, false}} {
+		if err := os.Chmod(path, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadTokenFile(path)
+		if tc.ok != (err == nil) || err != nil && (!errors.Is(err, ErrTokenFileMode) || !strings.Contains(err.Error(), "chmod 600")) {
+			t.Errorf("mode %o: %v", tc.mode, err)
+		}
+	}
+}

@@ -36,6 +36,8 @@ var (
 	ErrUnknownToken   = errors.New("unknown bearer token")
 	ErrRevokedToken   = errors.New("revoked bearer token")
 	ErrBadTokenName   = errors.New("bad token name")
+	// ErrTokenFileMode is a tokens file that others than its owner may write.
+	ErrTokenFileMode = errors.New("the tokens file is writable by others than its owner")
 )
 
 // ParseToken checks a token's form and returns its id.
