@@ -93,8 +93,16 @@ type TokenFile struct {
 	byID   map[string]int // index into Tokens, built by ParseTokenFile
 }
 
-// ReadTokenFile reads path; a missing file is an empty one.
-func ReadTokenFile(path string) (*TokenFile, error) { return ReadTokenFileFS(vfs.Default, path) }
+// ReadTokenFile reads path; a missing file is an empty one. A file that
+// others than its owner may write is refused (ErrTokenFileMode).
+func ReadTokenFile(path string) (*TokenFile, error) {
+	if fi, err := os.Stat(path); err == nil {
+		if err := checkMode(path, fi); err != nil {
+			return nil, fmt.Errorf("tokens file: %w", err)
+		}
+	}
+	return ReadTokenFileFS(vfs.Default, path)
+}
 
 // ReadTokenFileFS is ReadTokenFile on fsys.
 func ReadTokenFileFS(fsys vfs.FS, path string) (*TokenFile, error) {
