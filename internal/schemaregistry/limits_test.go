@@ -99,3 +99,31 @@ message Order {
 		t.Fatalf("a schema compatible with id 1 as it is now: %v", err)
 	}
 }
+
+// TestImportIDRange: ids and versions are 32-bit in Confluent's API and
+// wire format (a record carries its schema id in 4 bytes); an import
+// naming a larger one is refused, else the records of that schema would
+// carry another schema's id.
+func TestImportIDRange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog{Store: st}, Limits{})
+	if _, err := r.SetMode(ctx, "", Import, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []SchemaRequest{
+		{Schema: orderV1, ID: 1 << 32},
+		{Schema: orderV1, ID: 1<<31 + 5},
+		{Schema: orderV1, ID: 7, Version: 1 << 31},
+	} {
+		req.SchemaType = Protobuf
+		if id, err := r.Register(ctx, "s", req); err == nil || errCode(err)/100 != 422 {
+			t.Errorf("import id %d version %d: %d, %v; want it refused (422xx)", req.ID, req.Version, id, err)
+		}
+	}
+	if id, err := r.Register(ctx, "s", SchemaRequest{Schema: orderV1, SchemaType: Protobuf, ID: 1<<31 - 1}); err != nil || id != 1<<31-1 {
+		t.Fatalf("the largest id: %d, %v", id, err)
+	}
+}
