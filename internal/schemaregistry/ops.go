@@ -3,6 +3,7 @@ package schemaregistry
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -43,6 +44,14 @@ func (req *SchemaRequest) validate() *Error {
 	}
 	if strings.TrimSpace(req.Schema) == "" {
 		return invalidSchema("the schema is empty")
+	}
+	// Ids and versions are 32-bit in the API and the wire format (a
+	// record carries its schema id in 4 bytes).
+	if req.ID > math.MaxInt32 {
+		return invalidSchema("schema id %d is out of range: ids are 1 to %d", req.ID, math.MaxInt32)
+	}
+	if req.Version > math.MaxInt32 {
+		return errf(http.StatusUnprocessableEntity, CodeInvalidVersion, "Version %d is out of range: versions are 1 to %d", req.Version, math.MaxInt32)
 	}
 	return nil
 }
