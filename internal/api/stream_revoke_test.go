@@ -2,9 +2,7 @@ package api
 
 import (
 	"context"
-	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -41,23 +39,9 @@ func (s ticking) Subscribe(ctx context.Context, _ *connect.Request[wailv1.Subscr
 // call would.
 func TestRevokedTokenEndsStream(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Security.Auth.Enabled = true
-	cfg.Security.ReloadInterval = 10 * time.Millisecond
-	path := filepath.Join(cfg.DataDir, "tokens.json")
-	tf := &auth.TokenFile{}
-	tok, _, err := tf.Create("reader", []auth.Grant{{Permission: auth.Consume, Tables: "t"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tf.Write(path); err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGuard(&cfg, GuardOptions{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	const interval = 10 * time.Millisecond
+	g, tok, tf := newGuardWithToken(t, func(c *config.Config) { c.Security.ReloadInterval = interval },
+		"reader", auth.Grant{Permission: auth.Consume, Tables: "t"})
 	svc := ticking{tick: make(chan struct{})}
 	mux := NewMux()
 	Mount(mux, Services{Admin: wailv1connect.UnimplementedAdminServiceHandler{}, Events: svc}, g.Options()...)
@@ -82,10 +66,10 @@ func TestRevokedTokenEndsStream(t *testing.T) {
 	if tf.Revoke("reader", time.Now()) != 1 {
 		t.Fatal("nothing revoked")
 	}
-	if err := tf.Write(path); err != nil {
+	if err := tf.Write(tf.path); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * cfg.Security.ReloadInterval) // past the next reading of the file
+	time.Sleep(3 * interval) // past the next reading of the file
 	select {
 	case svc.tick <- struct{}{}:
 	case <-ctx.Done():
