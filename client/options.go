@@ -180,18 +180,26 @@ func (o Options) HTTPClient() (*http.Client, error) {
 	}
 	var rt http.RoundTripper = tr
 	if o.Token != "" {
-		rt = bearer{token: "Bearer " + o.Token, next: tr}
+		u, _ := url.Parse(base) // parsed by BaseURL
+		rt = bearer{token: "Bearer " + o.Token, scheme: u.Scheme, host: u.Host, next: tr}
 	}
 	return &http.Client{Transport: rt}, nil
 }
 
-// bearer adds the token to every request.
+// bearer adds the token to every request to the server (scheme and host
+// of Addr), and to no other: a redirect elsewhere, or to plain http, does
+// not carry it (net/http's client drops Authorization on such a redirect;
+// a transport that sets it would put it back).
 type bearer struct {
-	token string
-	next  http.RoundTripper
+	token        string
+	scheme, host string
+	next         http.RoundTripper
 }
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != b.scheme || !strings.EqualFold(r.URL.Host, b.host) {
+		return b.next.RoundTrip(r)
+	}
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", b.token)
 	return b.next.RoundTrip(r)

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
+
+	"connectrpc.com/connect"
 
 	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/config"
@@ -16,6 +19,10 @@ type identity struct {
 	principal auth.Principal // zero: anonymous
 	grants    []auth.Grant
 	err       error // a bearer token that did not check out
+	// token is the bearer token, notAfter the client certificate's
+	// expiry: what a long stream is checked against again (recheck).
+	token    string
+	notAfter time.Time
 }
 
 func (id identity) String() string {
@@ -44,22 +51,42 @@ func (g *Guard) authenticate(r *http.Request) identity {
 		if g.tokens == nil {
 			return identity{err: errors.New("this server has no tokens (auth is off)")}
 		}
-		e, err := g.tokens.Get().Verify(strings.TrimSpace(tok))
+		tok = strings.TrimSpace(tok)
+		e, err := g.tokens.Get().Verify(tok)
 		if err != nil {
 			return identity{err: err}
 		}
 		p := e.Principal()
 		gs, _ := auth.ParseGrants(e.Grants) // checked when the file was read
-		return identity{principal: p, grants: append(gs, g.grants[p]...)}
+		return identity{principal: p, grants: append(gs, g.grants[p]...), token: tok}
 	}
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		p, ok := auth.CertIdentity(r.TLS.VerifiedChains[0][0])
+		leaf := r.TLS.VerifiedChains[0][0]
+		p, ok := auth.CertIdentity(leaf)
 		if !ok {
 			return identity{err: errors.New("the client certificate names no identity (no common name, URI or DNS SAN)")}
 		}
-		return identity{principal: p, grants: g.grants[p]}
+		return identity{principal: p, grants: g.grants[p], notAfter: leaf.NotAfter}
 	}
 	return identity{}
+}
+
+// recheck checks again the credential a stream was opened with: a bearer
+// token revoked (or removed) since, as the tokens file was last read, or
+// a client certificate expired since, ends it Unauthenticated, as a new
+// call would be.
+func (g *Guard) recheck(id identity) error {
+	switch {
+	case !g.enabled || id.principal.IsZero():
+	case id.token != "":
+		if _, err := g.tokens.Get().Verify(id.token); err != nil {
+			return connect.NewError(connect.CodeUnauthenticated, unauthenticated(identity{err: err}))
+		}
+	case !id.notAfter.IsZero() && g.now().After(id.notAfter):
+		return connect.NewError(connect.CodeUnauthenticated,
+			fmt.Errorf("the client certificate of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
+	}
+	return nil
 }
 
 // Endpoint is the permission of an HTTP endpoint that is not an RPC: Read
@@ -161,17 +188,21 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		switch {
 		case !g.enabled || (known && e.Open):
-			next.ServeHTTP(w, r)
 		case id.err != nil || (known && id.principal.IsZero()):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
 			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
+			return
 		case !known || perm == "":
 			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
+			return
 		case !auth.Allowed(id.grants, perm, nil):
 			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, grantHint(perm)), http.StatusForbidden)
-		default:
-			next.ServeHTTP(w, r)
+			return
 		}
+		if known && !e.Open && perm == auth.Any && !g.chargeHTTP(w, r, id) { // a read (the schema registry's)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

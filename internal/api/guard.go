@@ -37,6 +37,9 @@ type Guard struct {
 	// writes and reads are the quotas (quota.go); nil: none.
 	writes, reads *limiter
 	now           func() time.Time
+	// recheckEvery is how often a stream's credential is checked again
+	// (security.reload_interval: tokens are not read more often).
+	recheckEvery time.Duration
 }
 
 // GuardOptions are what NewGuard needs besides the configuration.
@@ -57,8 +60,9 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 	}
 	q := cfg.Security.Quotas
 	g := &Guard{enabled: cfg.Security.Auth.Enabled, audit: o.Logger, grants: map[auth.Principal][]auth.Grant{}, now: time.Now,
-		writes: newLimiter("write", "security.quotas.write_rate", q.WriteRate, q.WriteBurst),
-		reads:  newLimiter("read", "security.quotas.read_rate", q.ReadRate, q.ReadBurst)}
+		recheckEvery: cfg.Security.ReloadInterval,
+		writes:       newLimiter("write", "security.quotas.write_rate", q.WriteRate, q.WriteBurst),
+		reads:        newLimiter("read", "security.quotas.read_rate", q.ReadRate, q.ReadBurst)}
 	for _, cg := range cfg.Security.Auth.Grants {
 		p, err := auth.ParsePrincipal(cg.Principal)
 		if err != nil {
@@ -185,11 +189,26 @@ func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 }
 
 // authorizedConn authorizes each request message of a stream as it is
-// read (a server stream reads one).
+// read (a server stream reads one), and checks its credential again as it
+// sends (at most every recheckEvery): a stream lives longer than a token.
 type authorizedConn struct {
 	connect.StreamingHandlerConn
-	ctx context.Context
-	g   *Guard
+	ctx       context.Context
+	g         *Guard
+	recheckAt time.Time
+}
+
+func (c *authorizedConn) Send(m any) error {
+	if !c.g.enabled {
+		return c.StreamingHandlerConn.Send(m)
+	}
+	if now := c.g.now(); !now.Before(c.recheckAt) {
+		if err := c.g.recheck(identityOf(c.ctx)); err != nil {
+			return err
+		}
+		c.recheckAt = now.Add(c.g.recheckEvery)
+	}
+	return c.StreamingHandlerConn.Send(m)
 }
 
 func (c *authorizedConn) Receive(m any) error {

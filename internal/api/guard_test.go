@@ -28,23 +28,41 @@ import (
 // produce:t, and cert:svc with read:t.
 func newTestGuard(t testing.TB) (*Guard, string) {
 	t.Helper()
+	g, tok, _ := newGuardWithToken(t, nil, "writer", auth.Grant{Permission: auth.Produce, Tables: "t"})
+	return g, tok
+}
+
+// newGuardWithToken returns a guard with auth on (cfg changed by mutate),
+// cert:svc with read:t, and a token named name with grant; tf is the
+// tokens file, at path.
+func newGuardWithToken(t testing.TB, mutate func(*config.Config), name string, grant auth.Grant) (g *Guard, tok string, tf tokensAt) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Security.Auth.Enabled = true
 	cfg.Security.Auth.Grants = []config.Grant{{Principal: "cert:svc", Allow: []string{"read:t"}}}
-	tf := &auth.TokenFile{}
-	tok, _, err := tf.Create("writer", []auth.Grant{{Permission: auth.Produce, Tables: "t"}}, time.Now())
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	tf = tokensAt{TokenFile: &auth.TokenFile{}, path: filepath.Join(cfg.DataDir, "tokens.json")}
+	tok, _, err := tf.Create(name, []auth.Grant{grant}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tf.Write(filepath.Join(cfg.DataDir, "tokens.json")); err != nil {
+	if err := tf.Write(tf.path); err != nil {
 		t.Fatal(err)
 	}
-	g, err := NewGuard(&cfg, GuardOptions{Logger: slog.New(slog.DiscardHandler)})
+	g, err = NewGuard(&cfg, GuardOptions{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return g, tok
+	return g, tok, tf
+}
+
+// tokensAt is a tokens file and its path.
+type tokensAt struct {
+	*auth.TokenFile
+	path string
 }
 
 // TestAuthenticate: what Middleware takes as the principal of a request.

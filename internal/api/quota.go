@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -16,7 +18,8 @@ import (
 )
 
 // Quotas: per-principal token buckets on writes (mutations: a batch
-// costs one per mutation) and reads (Get calls and Subscribe opens), so
+// costs one per mutation) and reads (Get, DescribeTable and ListTables
+// calls, Subscribe opens, and the schema registry's reads), so
 // that one client cannot take the whole process. A call over its quota is
 // refused with ResourceExhausted before any work, saying when to retry
 // (also in the Retry-After-Ms header). With auth off the caller is its
@@ -117,20 +120,46 @@ func (g *Guard) charge(ctx context.Context, procedure string, peer connect.Peer,
 		if m, ok := req.(proto.Message); ok {
 			cost = float64(max(1, mutations(m)))
 		}
-	case auth.Read, auth.Consume:
+	case auth.Read, auth.Consume, auth.Any:
 		l = g.reads
 	}
 	if l == nil {
 		return nil
 	}
-	who := identityOf(ctx).String()
-	if who == "anonymous" {
-		who = "client " + clientHost(peer.Addr)
-	}
+	who := caller(identityOf(ctx), peer.Addr)
 	if wait, ok := l.take(who, cost, g.now()); !ok {
 		return l.exhausted(who, wait)
 	}
 	return nil
+}
+
+// chargeHTTP takes one read from the caller's quota for an HTTP endpoint
+// (a read of the schema registry); over it, it answers 429 with the wait
+// and reports false.
+func (g *Guard) chargeHTTP(w http.ResponseWriter, r *http.Request, id identity) bool {
+	if g.reads == nil {
+		return true
+	}
+	who := caller(id, r.RemoteAddr)
+	wait, ok := g.reads.take(who, 1, g.now())
+	if ok {
+		return true
+	}
+	var ce *connect.Error
+	errors.As(g.reads.exhausted(who, wait), &ce)
+	w.Header().Set(retryHeader, ce.Meta().Get(retryHeader))
+	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds())))) // whole seconds, for HTTP clients
+	http.Error(w, ce.Message(), http.StatusTooManyRequests)
+	return false
+}
+
+// caller names whose quota a call takes: its principal, or with none its
+// client's host.
+func caller(id identity, addr string) string {
+	if id.principal.IsZero() {
+		return "client " + clientHost(addr)
+	}
+	return id.String()
 }
 
 // mutations is the length of a request's repeated message field (a

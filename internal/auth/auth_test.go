@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 func TestMatch(t *testing.T) {
@@ -299,4 +301,101 @@ func FuzzParseTokenFile(f *testing.F) {
 			t.Fatalf("a token verified against an entry without its hash: %+v", e)
 		}
 	})
+}
+
+// TestMetricsGrantsNoTable: "metrics" is for scraping /metrics: it is no
+// permission on a table, so a scraper's token neither lists nor describes
+// tables nor reads the schema registry (what Any asks for).
+func TestMetricsGrantsNoTable(t *testing.T) {
+	t.Parallel()
+	gs, err := ParseGrants([]string{"metrics"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		perm   Permission
+		tables []string
+		want   bool
+	}{
+		{Metrics, nil, true},
+		{Any, []string{"orders"}, false},
+		{Any, nil, false},
+		{Read, []string{"orders"}, false},
+	} {
+		if got := Allowed(gs, tc.perm, tc.tables); got != tc.want {
+			t.Errorf("metrics only: Allowed(%s, %q) = %v, want %v", tc.perm, tc.tables, got, tc.want)
+		}
+	}
+	// "*" is every permission, a table one included.
+	if !Allowed([]Grant{{All, "*"}}, Any, []string{"orders"}) || !Allowed([]Grant{{Metrics, "*"}, {Read, "o*"}}, Any, nil) {
+		t.Error("a grant on tables no longer meets Any")
+	}
+}
+
+// TestTokenFileSurvivesCrash: a token change that Write reported done is
+// there after a power loss: a revoked token stays revoked.
+func TestTokenFileSurvivesCrash(t *testing.T) {
+	t.Parallel()
+	fsys := vfs.NewMem()
+	if err := fsys.MkdirAll("/data", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := fsys.SyncDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	const path = "/data/tokens.json"
+	tf := &TokenFile{}
+	tok, _, err := tf.Create("ci", nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.WriteFS(fsys, path); err != nil {
+		t.Fatal(err)
+	}
+	fsys = fsys.Crash()
+	got, err := ReadTokenFileFS(fsys, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := got.Verify(tok); err != nil {
+		t.Fatalf("after a crash, the token created before it: %v", err)
+	}
+	if got.Revoke("ci", time.Now()) != 1 {
+		t.Fatal("nothing revoked")
+	}
+	if err := got.WriteFS(fsys, path); err != nil {
+		t.Fatal(err)
+	}
+	fsys = fsys.Crash()
+	after, err := ReadTokenFileFS(fsys, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.Verify(tok); !errors.Is(err, ErrRevokedToken) {
+		t.Fatalf("after a crash, the token revoked before it: %v, want %v", err, ErrRevokedToken)
+	}
+}
+
+// TestTokenFileWritableByOthers: a tokens file that users other than its
+// owner may write is refused (whoever writes it makes tokens, admin ones
+// included), saying how to fix it; read-only for others is fine (it holds
+// only hashes).
+func TestTokenFileWritableByOthers(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	if err := (&TokenFile{}).Write(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o644, true}, {0o664, false}, {0o606, false}, {0o666, false}} {
+		if err := os.Chmod(path, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadTokenFile(path)
+		if tc.ok != (err == nil) || err != nil && (!errors.Is(err, ErrTokenFileMode) || !strings.Contains(err.Error(), "chmod 600")) {
+			t.Errorf("mode %o: %v", tc.mode, err)
+		}
+	}
 }

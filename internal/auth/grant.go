@@ -23,7 +23,7 @@ const (
 	Admin   Permission = "admin"   // tables, dead letters, reconcile
 	Metrics Permission = "metrics" // GET /metrics on the API port
 	// Any is met by any permission on the table (DescribeTable,
-	// ListTables); it is not granted.
+	// ListTables), metrics excepted; it is not granted.
 	Any Permission = "any"
 	// All, in a grant, is every permission.
 	All Permission = "*"
@@ -80,9 +80,13 @@ func ParseGrants(ss []string) ([]Grant, error) {
 
 func badRune(r rune) bool { return r <= ' ' || r == 0x7f || r == ':' }
 
-// Allows reports whether g allows perm on table.
+// Allows reports whether g allows perm on table. Any is met by a
+// permission on tables: metrics is none.
 func (g Grant) Allows(perm Permission, table string) bool {
-	if g.Permission != All && g.Permission != perm && perm != Any {
+	switch {
+	case perm == Any && g.Permission == Metrics:
+		return false
+	case g.Permission != All && g.Permission != perm && perm != Any:
 		return false
 	}
 	return Match(g.Tables, table)
@@ -119,11 +123,11 @@ func Match(pattern, name string) bool {
 
 // Allowed reports whether any of grants allows perm on every table of
 // tables; no table at all needs a grant on every table ("*" pattern) for
-// perm, except for Any, which any grant meets.
+// perm, except for Any, which any grant but metrics meets.
 func Allowed(grants []Grant, perm Permission, tables []string) bool {
 	if len(tables) == 0 {
 		for _, g := range grants {
-			if perm == Any || (g.Allows(perm, "") && g.Tables == "*") {
+			if (perm == Any && g.Permission != Metrics) || (g.Allows(perm, "") && g.Tables == "*") {
 				return true
 			}
 		}

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // A bearer token is "wail_" + 16 hex digits (its id, which is not secret
@@ -34,6 +36,8 @@ var (
 	ErrUnknownToken   = errors.New("unknown bearer token")
 	ErrRevokedToken   = errors.New("revoked bearer token")
 	ErrBadTokenName   = errors.New("bad token name")
+	// ErrTokenFileMode is a tokens file that others than its owner may write.
+	ErrTokenFileMode = errors.New("the tokens file is writable by others than its owner")
 )
 
 // ParseToken checks a token's form and returns its id.
@@ -89,9 +93,20 @@ type TokenFile struct {
 	byID   map[string]int // index into Tokens, built by ParseTokenFile
 }
 
-// ReadTokenFile reads path; a missing file is an empty one.
+// ReadTokenFile reads path; a missing file is an empty one. A file that
+// others than its owner may write is refused (ErrTokenFileMode).
 func ReadTokenFile(path string) (*TokenFile, error) {
-	b, err := os.ReadFile(path)
+	if fi, err := os.Stat(path); err == nil {
+		if err := checkMode(path, fi); err != nil {
+			return nil, fmt.Errorf("tokens file: %w", err)
+		}
+	}
+	return ReadTokenFileFS(vfs.Default, path)
+}
+
+// ReadTokenFileFS is ReadTokenFile on fsys.
+func ReadTokenFileFS(fsys vfs.FS, path string) (*TokenFile, error) {
+	b, err := vfs.ReadFile(fsys, path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &TokenFile{}, nil
 	}
@@ -131,29 +146,39 @@ func ParseTokenFile(b []byte) (*TokenFile, error) {
 }
 
 // Write replaces path with f (0600, by a rename: a reader sees the old
-// file or the new one, never half).
-func (f *TokenFile) Write(path string) error {
+// file or the new one, never half), durably: after it returns, a power
+// loss keeps the new file.
+func (f *TokenFile) Write(path string) error { return f.WriteFS(vfs.Default, path) }
+
+// WriteFS is Write on fsys.
+func (f *TokenFile) WriteFS(fsys vfs.FS, path string) error {
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tokens-*")
+	tmp := filepath.Join(filepath.Dir(path), ".tokens-"+rand.Text())
+	t, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("tokens file: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
+	defer fsys.Remove(tmp)
+	if _, err := t.WriteAt(append(b, '\n'), 0); err != nil {
+		t.Close()
 		return fmt.Errorf("tokens file: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+	if err := t.Sync(); err != nil {
+		t.Close()
 		return fmt.Errorf("tokens file: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
+	if err := t.Close(); err != nil {
 		return fmt.Errorf("tokens file: %w", err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := fsys.Rename(tmp, path); err != nil {
+		return fmt.Errorf("tokens file: %w", err)
+	}
+	// The rename is durable once the directory is: else a power loss could
+	// bring back the old file, and a revoked token with it.
+	if err := fsys.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("tokens file: %w", err)
 	}
 	return nil

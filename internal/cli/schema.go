@@ -63,6 +63,9 @@ func registryError(err error) error {
 		return err
 	}
 	msg := re.Message
+	if msg == "" { // not a Confluent error body: the API's 401, 403 or 429
+		msg = strings.TrimSpace(string(re.Raw))
+	}
 	if i := strings.Index(msg, "details: ["); i >= 0 && strings.HasSuffix(msg, "]") {
 		msg = msg[:i] + "details:\n  " + strings.Join(splitReasons(msg[i+len("details: ["):len(msg)-1]), "\n  ")
 	}

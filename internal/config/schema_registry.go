@@ -19,7 +19,8 @@ type SchemaRegistry struct {
 	// MaxReferences bounds the files one schema imports, directly or not.
 	MaxReferences int `yaml:"max_references"`
 	// MaxDocumentBytes bounds all schemas together, as stored in the
-	// store's catalog: a registration past it is refused (42209).
+	// store's catalog: a registration past it is refused (42209);
+	// deletes (soft, then permanent) always go through, to make room.
 	MaxDocumentBytes int `yaml:"max_document_bytes"`
 }
 

@@ -41,8 +41,9 @@ type Quotas struct {
 	// WriteBurst is how many mutations a principal may write at once
 	// above the rate (0: a second's worth).
 	WriteBurst int `yaml:"write_burst"`
-	// ReadRate is the Get calls and Subscribe opens per second a principal
-	// may make.
+	// ReadRate is the reads per second a principal may make: Get,
+	// DescribeTable and ListTables calls, Subscribe opens, and the schema
+	// registry's reads.
 	ReadRate float64 `yaml:"read_rate"`
 	// ReadBurst is how many reads a principal may make at once above the
 	// rate (0: a second's worth).

@@ -110,6 +110,8 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	case errors.As(err, &e):
 	case errors.Is(err, context.DeadlineExceeded):
 		e = errf(http.StatusInternalServerError, CodeTimeout, "The operation timed out: %v", err)
+	case errors.Is(err, context.Canceled): // the client hung up: nothing for an operator
+		e = errf(http.StatusInternalServerError, CodeTimeout, "The request was canceled: %v", err)
 	default:
 		h.logger.Error("schema registry: storage failed; the request was refused, check the store (wail doctor)", "err", err)
 		e = errf(http.StatusInternalServerError, CodeStore, "Error in the backend data store: %v", err)

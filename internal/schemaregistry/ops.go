@@ -3,6 +3,7 @@ package schemaregistry
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strings"
@@ -43,6 +44,14 @@ func (req *SchemaRequest) validate() *Error {
 	}
 	if strings.TrimSpace(req.Schema) == "" {
 		return invalidSchema("the schema is empty")
+	}
+	// Ids and versions are 32-bit in the API and the wire format (a
+	// record carries its schema id in 4 bytes).
+	if req.ID > math.MaxInt32 {
+		return invalidSchema("schema id %d is out of range: ids are 1 to %d", req.ID, math.MaxInt32)
+	}
+	if req.Version > math.MaxInt32 {
+		return errf(http.StatusUnprocessableEntity, CodeInvalidVersion, "Version %d is out of range: versions are 1 to %d", req.Version, math.MaxInt32)
 	}
 	return nil
 }
@@ -371,7 +380,7 @@ func (r *Registry) Check(ctx context.Context, subject string, version int, all b
 // a soft-deleted subject; it returns the versions deleted.
 func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent bool) ([]int, error) {
 	var deleted []int
-	err := r.update(ctx, func(st *state) (bool, error) {
+	err := r.cleanup(ctx, func(st *state) (bool, error) {
 		deleted = deleted[:0]
 		sub := st.Subjects[subject]
 		if len(sub.live(true)) == 0 {
@@ -438,7 +447,7 @@ func referencedByLive(st *state, subject string, version int) []int {
 // soft-deleted one; it returns the version number.
 func (r *Registry) DeleteVersion(ctx context.Context, subject string, version int, permanent bool) (int, error) {
 	var done int
-	err := r.update(ctx, func(st *state) (bool, error) {
+	err := r.cleanup(ctx, func(st *state) (bool, error) {
 		v, e := st.version(subject, version, true)
 		if e != nil {
 			return false, e

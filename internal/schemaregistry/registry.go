@@ -16,7 +16,8 @@
 // the result only if nobody saved in between, else starts over. Processes
 // sharing a Storage therefore agree on every id and version with no
 // leader. wail keeps the document in its store's table catalog (Catalog),
-// next to the tables' definitions. Ids are never reused. A read reuses the
+// next to the tables' definitions. Ids are never reused, unless IMPORT mode
+// is told to give a deleted one again. A read reuses the
 // decoded document while the stored bytes are unchanged.
 package schemaregistry
 
@@ -70,12 +71,12 @@ type Registry struct {
 	mu       sync.Mutex
 	raw      []byte // the document last read
 	st       *state // raw decoded; read-only
-	compiled map[int]*schema.Schema
+	compiled map[int]compiledSchema
 }
 
 // New returns a registry over storage.
 func New(storage Storage, lim Limits) *Registry {
-	return &Registry{storage: storage, lim: lim.withDefaults(), compiled: map[int]*schema.Schema{}}
+	return &Registry{storage: storage, lim: lim.withDefaults(), compiled: map[int]compiledSchema{}}
 }
 
 // read returns the current document, decoded; callers must not change it.
@@ -99,8 +100,20 @@ func (r *Registry) read(ctx context.Context) (*state, error) {
 
 // update applies fn to a fresh copy of the document and saves it by
 // compare-and-set, starting over when another change got in first. fn
-// returns false to save nothing.
+// returns false to save nothing. A document past MaxDocumentBytes is
+// refused.
 func (r *Registry) update(ctx context.Context, fn func(st *state) (save bool, err error)) error {
+	return r.swap(ctx, true, fn)
+}
+
+// cleanup is update for deletes: not bounded by MaxDocumentBytes, since at
+// the limit deleting is the way out (and a soft delete, which a permanent
+// one needs first, marks each version: a few bytes more).
+func (r *Registry) cleanup(ctx context.Context, fn func(st *state) (save bool, err error)) error {
+	return r.swap(ctx, false, fn)
+}
+
+func (r *Registry) swap(ctx context.Context, bounded bool, fn func(st *state) (save bool, err error)) error {
 	for range maxSwaps {
 		raw, err := r.storage.Load(ctx)
 		if err != nil {
@@ -118,7 +131,7 @@ func (r *Registry) update(ctx context.Context, fn func(st *state) (save bool, er
 		if err != nil {
 			return fmt.Errorf("schema registry: encode: %w", err)
 		}
-		if len(b) > r.lim.MaxDocumentBytes {
+		if bounded && len(b) > r.lim.MaxDocumentBytes {
 			return errf(http.StatusUnprocessableEntity, CodeSchemaTooLarge,
 				"The registry would hold %d bytes of schemas, over schema_registry.max_document_bytes (%d): delete unused subjects permanently or raise the limit",
 				len(b), r.lim.MaxDocumentBytes)
@@ -181,18 +194,19 @@ func (r *Registry) compile(ctx context.Context, st *state, text string, refs []R
 	return s, nil
 }
 
-// compiledByID compiles a stored schema once; ids are never reused, so a
-// compiled schema stays valid.
+// compiledByID compiles a stored schema once. A compiled schema is kept
+// while its id holds the same schema: new ids are never reused, but IMPORT
+// mode may give a new schema the id of one deleted permanently.
 func (r *Registry) compiledByID(ctx context.Context, st *state, id int) (*schema.Schema, error) {
-	r.mu.Lock()
-	s, ok := r.compiled[id]
-	r.mu.Unlock()
-	if ok {
-		return s, nil
-	}
 	rec := st.Schemas[id]
 	if rec == nil {
 		return nil, schemaNotFound(id)
+	}
+	r.mu.Lock()
+	c, ok := r.compiled[id]
+	r.mu.Unlock()
+	if ok && c.fingerprint == rec.Fingerprint {
+		return c.schema, nil
 	}
 	s, err := r.compile(ctx, st, rec.Text, rec.Refs)
 	if err != nil {
@@ -202,9 +216,16 @@ func (r *Registry) compiledByID(ctx context.Context, st *state, id int) (*schema
 	if len(r.compiled) >= 4096 {
 		clear(r.compiled)
 	}
-	r.compiled[id] = s
+	r.compiled[id] = compiledSchema{schema: s, fingerprint: rec.Fingerprint}
 	r.mu.Unlock()
 	return s, nil
+}
+
+// compiledSchema is a stored schema compiled, with the fingerprint it was
+// stored with.
+type compiledSchema struct {
+	schema      *schema.Schema
+	fingerprint string
 }
 
 func fingerprint(s *schema.Schema) string {

@@ -1,0 +1,109 @@
+package api
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/auth"
+	"github.com/wail-cdc/wail/internal/config"
+)
+
+// ticking is an EventService whose Subscribe sends one event per tick.
+type ticking struct {
+	wailv1connect.UnimplementedEventServiceHandler
+	tick chan struct{}
+}
+
+func (s ticking) Subscribe(ctx context.Context, _ *connect.Request[wailv1.SubscribeRequest], out *connect.ServerStream[wailv1.SubscribeResponse]) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.tick:
+		}
+		if err := out.Send(&wailv1.SubscribeResponse{}); err != nil {
+			return err
+		}
+	}
+}
+
+// TestRevokedTokenEndsStream: a token revoked while its Subscribe stream
+// is open gets no event after the revocation takes effect (the next
+// reading of the tokens file): the stream ends Unauthenticated, as a new
+// call would.
+func TestRevokedTokenEndsStream(t *testing.T) {
+	t.Parallel()
+	const interval = 10 * time.Millisecond
+	g, tok, tf := newGuardWithToken(t, func(c *config.Config) { c.Security.ReloadInterval = interval },
+		"reader", auth.Grant{Permission: auth.Consume, Tables: "t"})
+	svc := ticking{tick: make(chan struct{})}
+	mux := NewMux()
+	Mount(mux, Services{Admin: wailv1connect.UnimplementedAdminServiceHandler{}, Events: svc}, g.Options()...)
+	srv := httptest.NewUnstartedServer(g.Middleware(mux))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := connect.NewRequest(&wailv1.SubscribeRequest{Table: "t"})
+	req.Header().Set("Authorization", "Bearer "+tok)
+	go func() { svc.tick <- struct{}{} }() // the answer's headers come with the first event
+	stream, err := wailv1connect.NewEventServiceClient(srv.Client(), srv.URL).Subscribe(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Close()
+	if !stream.Receive() {
+		t.Fatalf("the first event: %v", stream.Err())
+	}
+	if tf.Revoke("reader", time.Now()) != 1 {
+		t.Fatal("nothing revoked")
+	}
+	if err := tf.Write(tf.path); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * interval) // past the next reading of the file
+	select {
+	case svc.tick <- struct{}{}:
+	case <-ctx.Done():
+		t.Fatal("the stream ended before the revocation was applied to it")
+	}
+	if stream.Receive() {
+		t.Fatal("an event reached a revoked token")
+	}
+	if connect.CodeOf(stream.Err()) != connect.CodeUnauthenticated {
+		t.Fatalf("the stream ended with %v, want unauthenticated", stream.Err())
+	}
+}
+
+// TestRecheck: what a stream's credential is checked against as it goes.
+func TestRecheck(t *testing.T) {
+	t.Parallel()
+	g, tok := newTestGuard(t)
+	now := time.Unix(2_000_000_000, 0)
+	g.now = func() time.Time { return now }
+	cert := auth.Principal{Kind: auth.KindCert, Name: "svc"}
+	for _, tc := range []struct {
+		name string
+		id   identity
+		ok   bool
+	}{
+		{"anonymous (auth let it through)", identity{}, true},
+		{"token still valid", identity{principal: auth.Principal{Kind: auth.KindToken, Name: "writer"}, token: tok}, true},
+		{"token unknown now", identity{principal: auth.Principal{Kind: auth.KindToken, Name: "writer"}, token: tok[:len(tok)-1] + "A"}, false},
+		{"certificate valid", identity{principal: cert, notAfter: now.Add(time.Second)}, true},
+		{"certificate expired during the stream", identity{principal: cert, notAfter: now.Add(-time.Second)}, false},
+	} {
+		err := g.recheck(tc.id)
+		if tc.ok != (err == nil) || err != nil && connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}

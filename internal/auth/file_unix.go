@@ -1,0 +1,27 @@
+//go:build unix
+
+package auth
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// inode tells apart a file replaced by a rename with the same size and
+// modification time.
+func inode(fi os.FileInfo) any {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return nil
+}
+
+// checkMode refuses a tokens file that users other than its owner may
+// write: whoever writes it makes tokens.
+func checkMode(path string, fi os.FileInfo) error {
+	if m := fi.Mode().Perm(); m&0o022 != 0 {
+		return fmt.Errorf("%w: %s has mode %o; run chmod 600 %s", ErrTokenFileMode, path, m, path)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package schemaregistry
+
+import (
+	"context"
+	"errors"
+	"testing"
+)
+
+// errCode is the Confluent error code of a Registry error.
+func errCode(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return 0
+}
+
+// TestDeleteAtDocumentLimit: a registry whose document is at
+// schema_registry.max_document_bytes can still be cleaned up, as the
+// refusal tells the operator to do: a soft delete (which marks versions,
+// adding bytes) and then a permanent one go through, and the space they
+// free takes a new schema.
+func TestDeleteAtDocumentLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	store := Catalog{Store: st}
+	big := New(store, Limits{})
+	for _, s := range []string{"a", "b"} {
+		if _, err := big.Register(ctx, s, SchemaRequest{Schema: orderV1 + "// " + s + "\n", SchemaType: Protobuf}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := New(store, Limits{MaxDocumentBytes: len(raw)}) // at the limit
+	if _, err := full.Register(ctx, "c", SchemaRequest{Schema: orderV1 + "// c\n", SchemaType: Protobuf}); errCode(err) != CodeSchemaTooLarge {
+		t.Fatalf("register at the limit: %v, want error code %d (else the registry is not full)", err, CodeSchemaTooLarge)
+	}
+	if _, err := full.DeleteSubject(ctx, "a", false); err != nil {
+		t.Fatalf("soft delete at the limit: %v", err)
+	}
+	if _, err := full.DeleteSubject(ctx, "a", true); err != nil {
+		t.Fatalf("permanent delete at the limit: %v", err)
+	}
+	if _, err := full.Register(ctx, "c", SchemaRequest{Schema: orderV1 + "// c\n", SchemaType: Protobuf}); err != nil {
+		t.Fatalf("register after freeing space: %v", err)
+	}
+}
+
+// TestImportReusesDeletedID: IMPORT mode may give a new schema the id of
+// one deleted permanently (as the Confluent registry allows); checks
+// against it then use the new schema, not the one this process compiled
+// under that id before.
+func TestImportReusesDeletedID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog{Store: st}, Limits{})
+	reg := func(subject string, req SchemaRequest) (int, error) {
+		req.SchemaType = Protobuf
+		return r.Register(ctx, subject, req)
+	}
+	if id, err := reg("s", SchemaRequest{Schema: orderV1}); err != nil || id != 1 {
+		t.Fatalf("register: %d, %v", id, err)
+	}
+	if _, err := reg("s", SchemaRequest{Schema: orderV2}); err != nil { // checks against id 1: compiles it
+		t.Fatal(err)
+	}
+	for _, permanent := range []bool{false, true} {
+		if _, err := r.DeleteSubject(ctx, "s", permanent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.SetMode(ctx, "", Import, false); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := reg("t", SchemaRequest{Schema: orderBad, ID: 1, Version: 1}); err != nil || id != 1 {
+		t.Fatalf("import under id 1: %d, %v", id, err)
+	}
+	if _, err := r.SetMode(ctx, "", "", false); err != nil {
+		t.Fatal(err)
+	}
+	// orderBad with a field more: compatible with orderBad (id 1 now),
+	// not with orderV1 (id 1 before).
+	next := `syntax = "proto3";
+package shop;
+message Order {
+  string id = 1;
+  string amount = 2;
+  string note = 3;
+}
+`
+	if _, err := reg("t", SchemaRequest{Schema: next}); err != nil {
+		t.Fatalf("a schema compatible with id 1 as it is now: %v", err)
+	}
+}
+
+// TestImportIDRange: ids and versions are 32-bit in Confluent's API and
+// wire format (a record carries its schema id in 4 bytes); an import
+// naming a larger one is refused, else the records of that schema would
+// carry another schema's id.
+func TestImportIDRange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog{Store: st}, Limits{})
+	if _, err := r.SetMode(ctx, "", Import, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []SchemaRequest{
+		{Schema: orderV1, ID: 1 << 32},
+		{Schema: orderV1, ID: 1<<31 + 5},
+		{Schema: orderV1, ID: 7, Version: 1 << 31},
+	} {
+		req.SchemaType = Protobuf
+		if id, err := r.Register(ctx, "s", req); err == nil || errCode(err)/100 != 422 {
+			t.Errorf("import id %d version %d: %d, %v; want it refused (422xx)", req.ID, req.Version, id, err)
+		}
+	}
+	if id, err := r.Register(ctx, "s", SchemaRequest{Schema: orderV1, SchemaType: Protobuf, ID: 1<<31 - 1}); err != nil || id != 1<<31-1 {
+		t.Fatalf("the largest id: %d, %v", id, err)
+	}
+}
