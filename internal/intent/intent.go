@@ -54,6 +54,9 @@ type Intent struct {
 	// it): the resolver takes it as the key's last published version unless
 	// it remembers a higher one.
 	PublishedFloor uint64
+	// Trace is the W3C traceparent of the write, when it is traced (see
+	// package telemetry): the resolver's spans of its event join it.
+	Trace string
 }
 
 // Event is a final change event: the state of a key at a version.

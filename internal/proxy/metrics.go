@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wail-cdc/wail/internal/telemetry"
 )
 
 // Metrics are the proxy's Prometheus collectors.
@@ -13,6 +15,11 @@ type Metrics struct {
 	storeErrors  *prometheus.CounterVec
 	abortErrors  prometheus.Counter
 	slowAppends  prometheus.Counter
+	// The latency of a table's part of a write: the whole of it (what the
+	// client waits for, less the API), and its two steps.
+	writeTime  *prometheus.HistogramVec
+	appendTime *prometheus.HistogramVec
+	storeTime  *prometheus.HistogramVec
 }
 
 // NewMetrics registers the proxy's collectors on reg.
@@ -34,9 +41,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slowAppends: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_slow_intent_appends_total", Help: "Intent appends that took over half the visibility window (cut off, or refused after it).",
 		}),
+		writeTime: telemetry.Latency("wail_proxy_write_seconds",
+			"Histogram: the proxy's part of a write of a table's mutations, from stamping versions to the answer (intent append plus store write).", "table"),
+		appendTime: telemetry.Latency("wail_proxy_intent_append_seconds",
+			"Histogram: intent log appends of a table's mutations, until durable (or failed, or cut off at half the visibility window).", "table"),
+		storeTime: telemetry.Latency("wail_proxy_store_write_seconds",
+			"Histogram: store writes of a table's mutations, until the store answered (or failed).", "table"),
 	}
 	if reg != nil {
-		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends)
+		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends,
+			m.writeTime, m.appendTime, m.storeTime)
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -111,4 +112,51 @@ func sorted(m map[string]float64) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestLatencyMetrics: each write of a table observes the steps it took,
+// and how long they took, in the latency histograms.
+func TestLatencyMetrics(t *testing.T) {
+	t.Parallel()
+	k, v := []byte("k"), []byte("v")
+	tests := []struct {
+		name                 string
+		w                    world
+		m                    Mutation
+		write, append, store uint64 // samples
+		appendAtLeast        time.Duration
+	}{
+		{name: "stored", m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1, store: 1},
+		{name: "slow log", w: world{logDelay: 30 * time.Millisecond}, m: Mutation{Table: "tx", Key: k, Value: v},
+			write: 1, append: 1, store: 1, appendAtLeast: 30 * time.Millisecond},
+		{name: "transactional, log down: no store write", w: world{logFails: true}, m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1},
+		{name: "independent, log down", w: world{logFails: true}, m: Mutation{Table: "ind", Key: k, Value: v}, write: 1, append: 1, store: 1},
+		{name: "store outcome unknown", w: world{stErr: errStoreDown}, m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1, store: 1},
+		{name: "invalid: nothing", m: Mutation{Table: "tx"}},
+	}
+	for i := range tests {
+		tc := &tests[i]
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := NewMetrics(prometheus.NewRegistry())
+			p := newMeteredProxy(t, &tc.w, 10*time.Second, m)
+			p.Write(context.Background(), []Mutation{tc.m})
+			count := func(h *prometheus.HistogramVec) (uint64, float64) {
+				var d dto.Metric
+				if err := h.WithLabelValues(tc.m.Table).(prometheus.Histogram).Write(&d); err != nil {
+					t.Fatal(err)
+				}
+				return d.GetHistogram().GetSampleCount(), d.GetHistogram().GetSampleSum()
+			}
+			w, _ := count(m.writeTime)
+			a, asum := count(m.appendTime)
+			s, _ := count(m.storeTime)
+			if w != tc.write || a != tc.append || s != tc.store {
+				t.Errorf("samples: write %d append %d store %d, want %d %d %d", w, a, s, tc.write, tc.append, tc.store)
+			}
+			if asum < tc.appendAtLeast.Seconds() {
+				t.Errorf("append took %v s, want >= %v", asum, tc.appendAtLeast)
+			}
+		})
+	}
 }

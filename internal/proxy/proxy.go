@@ -221,6 +221,8 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	err := p.log.Append(actx, intent.Topic(t.Name), recs)
 	cancel()
 	took := time.Since(now)
+	p.metrics.appendTime.WithLabelValues(t.Name).Observe(took.Seconds())
+	defer func() { p.metrics.writeTime.WithLabelValues(t.Name).Observe(time.Since(now).Seconds()) }()
 	logged := err == nil
 	next, slow := afterAppend(t.FailureMode, logged, took, w)
 	if !logged {
@@ -250,7 +252,9 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	// then the resolver reads this write's version like any other, since
 	// the write is over by t0 + W, before the resolver can give up on it.
 	sctx, cancel := context.WithDeadline(ctx, now.Add(w*storeNum/storeDen))
+	began := time.Now()
 	outs, err := p.store.Apply(sctx, t.Name, smuts)
+	p.metrics.storeTime.WithLabelValues(t.Name).Observe(time.Since(began).Seconds())
 	cancel()
 	if err != nil {
 		p.storeFailed(t, smuts, idx, res, logged, now, err)

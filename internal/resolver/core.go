@@ -87,6 +87,8 @@ type ReadResult struct {
 	Found bool
 	Err   error
 	Probe bool
+	// Took is how long the store took to answer (for metrics).
+	Took time.Duration
 }
 
 // Unmaterialized reports intents whose version never became visible in the
@@ -140,6 +142,7 @@ type pending struct {
 	id    string
 	proxy uint32
 	floor uint64
+	trace string // W3C traceparent, when the write is traced
 }
 
 type keyState struct {
@@ -165,13 +168,18 @@ type keyState struct {
 	// issued before the ABORT arrived may predate the aborted write.
 	settleFrom uint64
 	fail       failStreak
+	// round are the reads since the last event, stats those of the event
+	// on its way (stats.go); traced: a pending intent carries a trace.
+	round, stats EventStats
+	traced       bool
 }
 
 // slot tracks one ingested offset for the commit position.
 type slot struct {
-	offset int64
-	seen   time.Time // when the core ingested it
-	done   bool
+	offset  int64
+	seen    time.Time // when the core ingested it
+	created time.Time // the intent's creation (zero: not an intent)
+	done    bool
 }
 
 type pubRec struct {
@@ -318,6 +326,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		c.done(s)
 		return
 	}
+	s.created = in.CreatedAt
 	if in.Version > c.watermark {
 		c.watermark = in.Version
 	}
@@ -330,7 +339,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	}
 	p := pending{
 		slot: s, version: in.Version, op: in.Op, created: in.CreatedAt,
-		id: in.ID, proxy: in.ProxyID, floor: in.PublishedFloor,
+		id: in.ID, proxy: in.ProxyID, floor: in.PublishedFloor, trace: in.Trace,
 	}
 	if ks := c.keys[key]; ks != nil && ks.event != nil && in.Version <= ks.event.Version {
 		// The event on its way covers it: it settles with that event (or
@@ -349,6 +358,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	ks := c.keyState(key, in.Key)
 	p.needs, p.deadline = true, now.Add(c.p.Window)
 	ks.pending = append(ks.pending, p)
+	ks.traced = ks.traced || p.trace != ""
 	if ks.phase == idle {
 		// Never wait longer than the delay itself, even if the proxy's
 		// clock runs ahead of ours.
@@ -416,6 +426,7 @@ func (c *Core) read(now time.Time, ks *keyState, level int) {
 	ks.readAt = now
 	ks.level = level
 	ks.phase = reading
+	ks.readAsked(now, level)
 	c.bump(ks)
 	c.out.Reads = append(c.out.Reads, ReadRequest{Key: ks.key, Level: store.Level(level), Seq: ks.seq})
 }
@@ -431,6 +442,7 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 	if ks == nil || ks.phase != reading || ks.seq != r.Seq {
 		return
 	}
+	ks.readAnswered(now, r.Err)
 	top := ks.level == c.p.Levels-1
 	if r.Err != nil {
 		c.readFailed(now, ks, r.Err, top)
@@ -559,6 +571,7 @@ func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store
 	}
 	ks.event = ev
 	ks.inFlight = covered
+	ks.endRound(covered)
 	ks.phase = publishing
 	ks.retryAt = time.Time{}
 	c.out.Events = append(c.out.Events, *ev)

@@ -75,7 +75,14 @@ func newTestEnvWith(ctx context.Context, t *testing.T, table string, opts embedd
 // write logs an intent and stores the row, as the proxy does.
 func (e *testEnv) write(ctx context.Context, t *testing.T, key string, version uint64, value string) {
 	t.Helper()
-	in := intent.Intent{Table: e.tb.Name, Key: []byte(key), Op: intent.Upsert, Version: version, CreatedAt: time.Now()}
+	e.writeIntent(ctx, t, intent.Intent{Key: []byte(key), Op: intent.Upsert, Version: version, CreatedAt: time.Now()}, value)
+}
+
+// writeIntent logs in (of the env's table) and stores value at its
+// version, unless value is empty.
+func (e *testEnv) writeIntent(ctx context.Context, t *testing.T, in intent.Intent, value string) {
+	t.Helper()
+	in.Table = e.tb.Name
 	b, err := in.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +90,10 @@ func (e *testEnv) write(ctx context.Context, t *testing.T, key string, version u
 	if err := e.log.Append(ctx, intent.Topic(e.tb.Name), []*intentlog.Record{{Key: in.Key, Value: b}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.st.Apply(ctx, e.tb.Name, []store.Mutation{{Key: in.Key, Value: []byte(value), Version: version}}); err != nil {
+	if value == "" {
+		return
+	}
+	if _, err := e.st.Apply(ctx, e.tb.Name, []store.Mutation{{Key: in.Key, Value: []byte(value), Version: in.Version}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -42,9 +42,11 @@ func (r *Resolver) worker(ctx context.Context) {
 			return
 		case j := <-r.jobs:
 			rctx, cancel := context.WithTimeout(ctx, readTimeout)
+			began := time.Now()
 			row, found, err := r.store.Get(rctx, j.table, j.req.Key, j.req.Level)
+			took := time.Since(began)
 			cancel()
-			res := ReadResult{Key: j.req.Key, Seq: j.req.Seq, Level: j.req.Level, Row: row, Found: found, Err: err, Probe: j.req.Probe}
+			res := ReadResult{Key: j.req.Key, Seq: j.req.Seq, Level: j.req.Level, Row: row, Found: found, Err: err, Probe: j.req.Probe, Took: took}
 			select {
 			case j.reply <- res:
 			case <-j.done:
@@ -92,8 +94,10 @@ type loop struct {
 	suspect map[string]bool
 	end     int64 // the partition's end when last asked (for the lag gauge)
 	endAt   time.Time
-	logged  map[string]time.Time // rate limit of warnings, by kind
-	fatal   error                // the membership failed: the loop stops
+	// lastCreated is the creation of the last intent read (lag in seconds).
+	lastCreated time.Time
+	logged      map[string]time.Time // rate limit of warnings, by kind
+	fatal       error                // the membership failed: the loop stops
 }
 
 func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
@@ -118,6 +122,7 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 		l.health.clear()
 		l.m.parked.Set(0)
 		l.m.oldest.Set(0)
+		l.m.lagSeconds.Set(0)
 	}()
 
 	intents := make(chan []intentlog.Record, 1)
@@ -127,7 +132,7 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 	go readIntents(rctx, rd, intents, readErr)
 
 	if len(first) > 0 {
-		l.core.Ingest(time.Now(), decode(first, l.m, l.r.cfg.Logger))
+		l.ingest(first)
 		l.handle(l.core.Ready())
 	}
 	tick := time.NewTicker(l.r.cfg.CommitInterval)
@@ -146,7 +151,7 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 		case <-ctx.Done():
 			return l.drain()
 		case recs := <-in:
-			l.core.Ingest(time.Now(), decode(recs, l.m, l.r.cfg.Logger))
+			l.ingest(recs)
 		case jobs <- next:
 			l.readQ = l.readQ[1:]
 			l.reads++
@@ -178,6 +183,34 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 		}
 		l.handle(l.core.Ready())
 	}
+}
+
+func (l *loop) ingest(recs []intentlog.Record) {
+	entries := decode(recs, l.m, l.r.cfg.Logger)
+	for i := len(entries) - 1; i >= 0; i-- {
+		if !entries[i].Invalid {
+			l.lastCreated = entries[i].Intent.CreatedAt
+			break
+		}
+	}
+	l.core.Ingest(time.Now(), entries)
+}
+
+// lagSeconds is wail_resolver_lag_seconds at now: the age of the first
+// unresolved intent read, or of the last intent read while the log's end
+// is ahead of the reader, whichever is older.
+func (l *loop) lagSeconds(now time.Time) float64 {
+	var from time.Time
+	if l.end > l.core.Next() {
+		from = l.lastCreated
+	}
+	if o := l.core.OldestCreated(); !o.IsZero() && (from.IsZero() || o.Before(from)) {
+		from = o
+	}
+	if from.IsZero() {
+		return 0
+	}
+	return max(now.Sub(from), 0).Seconds()
 }
 
 func readIntents(ctx context.Context, rd intentlog.Reader, out chan<- []intentlog.Record, errc chan<- error) {
@@ -360,7 +393,8 @@ func (l *loop) finished(j *pubJob) {
 		l.core.Lettered(now, j.letters)
 	default:
 		for i := range j.ok {
-			l.m.observeEvent(&j.ok[i], now)
+			st, _ := l.core.EventStats(j.ok[i].Key)
+			l.m.observeEvent(&j.ok[i], st, now)
 			delete(l.suspect, string(j.ok[i].Key))
 		}
 		l.core.Published(now, j.ok)
@@ -439,6 +473,7 @@ func (l *loop) tick(ctx context.Context) {
 		l.limits(ctx) // an operator may change a Kafka topic's max.message.bytes
 	}
 	l.m.lag.Set(float64(max(l.end, l.core.Next()) - c))
+	l.m.lagSeconds.Set(l.lagSeconds(time.Now()))
 	l.observeHealth(time.Now())
 }
 

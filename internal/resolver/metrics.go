@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/telemetry"
 )
 
 // Metrics are the resolver's Prometheus collectors.
@@ -29,6 +30,14 @@ type Metrics struct {
 	gapIntents     *prometheus.CounterVec
 	parked         *prometheus.GaugeVec
 	oldest         *prometheus.GaugeVec
+	lagSeconds     *prometheus.GaugeVec
+	// The parts of intent_to_event (see observeEvent).
+	firstReadWait *prometheus.HistogramVec
+	resolveTime   *prometheus.HistogramVec
+	publishTime   *prometheus.HistogramVec
+	readsPerEvent *prometheus.HistogramVec
+	perEvent      *prometheus.HistogramVec
+	readTime      *prometheus.HistogramVec
 }
 
 // NewMetrics registers the resolver's collectors on reg (nil: unregistered).
@@ -51,10 +60,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wail_resolver_lag_intents", Help: "Intents logged but not yet resolved, per partition.",
 		}, []string{"table", "partition"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "wail_resolver_intent_to_event_seconds", Help: "From the newest covered intent's creation to its event being durable on the bus.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"table"}),
+		latency: telemetry.Latency("wail_resolver_intent_to_event_seconds",
+			"Histogram, per event: from the creation of the newest intent it covers to the event being durable on the bus.", "table"),
 		retriesVec: counter("retries_total",
 			"Failed store reads (kind=read) and event publishes (kind=publish) of a key that it tries again after a backoff.", "table", "kind"),
 		letters: counter("dead_letters_total",
@@ -69,11 +76,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "wail_resolver_oldest_unresolved_seconds",
 			Help: "How long the oldest unresolved intent of the partition has waited since the resolver read it (0: none).",
 		}, []string{"table", "partition"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wail_resolver_lag_seconds",
+			Help: "How far behind the resolver is, in time: the age (since its creation by the proxy) of the first unresolved intent it read, " +
+				"or of the last intent it read while it has not read up to the log's end (0: caught up).",
+		}, []string{"table", "partition"}),
+		firstReadWait: telemetry.Latency("wail_resolver_first_read_wait_seconds",
+			"Histogram, per event: from the creation of the oldest intent it covers to the first store read for it "+
+				"(resolver.first_read_delay, plus queueing when the resolver is behind).", "table"),
+		resolveTime: telemetry.Latency("wail_resolver_resolve_seconds",
+			"Histogram, per event: from its first store read to the read that found its version (reads, escalations, backoff).", "table"),
+		publishTime: telemetry.Latency("wail_resolver_publish_seconds",
+			"Histogram, per event: from the read that found its version to it being durable on the bus (queue and append).", "table"),
+		readsPerEvent: telemetry.Count("wail_resolver_reads_per_event",
+			"Histogram: store reads it took to resolve an event (1: the first read found it; more: escalations, backoff rounds, retries).", "table"),
+		perEvent: telemetry.Count("wail_resolver_intents_per_event",
+			"Histogram: intents an event covers (coalescing: above 1 when a key changed again before its event).", "table"),
+		readTime: telemetry.Latency("wail_resolver_read_seconds",
+			"Histogram: store reads of the resolver by read level, until the store answered (or failed).", "table", "level"),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
 			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency,
-			m.retriesVec, m.letters, m.letterErrors, m.gapIntents, m.parked, m.oldest)
+			m.retriesVec, m.letters, m.letterErrors, m.gapIntents, m.parked, m.oldest, m.lagSeconds,
+			m.firstReadWait, m.resolveTime, m.publishTime, m.readsPerEvent, m.perEvent, m.readTime)
 	}
 	return m
 }
@@ -98,6 +124,13 @@ type partitionMetrics struct {
 	letterErrors   prometheus.Counter
 	parked         prometheus.Gauge
 	oldest         prometheus.Gauge
+	lagSeconds     prometheus.Gauge
+	firstReadWait  prometheus.Observer
+	resolveTime    prometheus.Observer
+	publishTime    prometheus.Observer
+	readsPerEvent  prometheus.Observer
+	perEvent       prometheus.Observer
+	readTime       []prometheus.Observer // by level
 }
 
 func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics {
@@ -119,9 +152,16 @@ func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics
 		letterErrors:   m.letterErrors.WithLabelValues(table),
 		parked:         m.parked.WithLabelValues(table, strconv.Itoa(int(p))),
 		oldest:         m.oldest.WithLabelValues(table, strconv.Itoa(int(p))),
+		lagSeconds:     m.lagSeconds.WithLabelValues(table, strconv.Itoa(int(p))),
+		firstReadWait:  m.firstReadWait.WithLabelValues(table),
+		resolveTime:    m.resolveTime.WithLabelValues(table),
+		publishTime:    m.publishTime.WithLabelValues(table),
+		readsPerEvent:  m.readsPerEvent.WithLabelValues(table),
+		perEvent:       m.perEvent.WithLabelValues(table),
 	}
 	for l := 0; l < levels; l++ {
 		pm.reads = append(pm.reads, m.reads.WithLabelValues(table, strconv.Itoa(l)))
+		pm.readTime = append(pm.readTime, m.readTime.WithLabelValues(table, strconv.Itoa(l)))
 	}
 	return pm
 }
@@ -129,18 +169,33 @@ func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics
 func (m *partitionMetrics) observeRead(level int, r ReadResult) {
 	if level < len(m.reads) {
 		m.reads[level].Inc()
+		m.readTime[level].Observe(r.Took.Seconds())
 	}
 	if r.Err != nil {
 		m.readErrors.Inc()
 	}
 }
 
-func (m *partitionMetrics) observeEvent(e *intent.Event, now time.Time) {
+// observeEvent counts an event durable on the bus at now. Its latency
+// from the newest intent it covers goes to intent_to_event; the parts,
+// from the oldest intent pending when its first read was asked, add up:
+// first_read_wait + resolve + publish.
+func (m *partitionMetrics) observeEvent(e *intent.Event, st EventStats, now time.Time) {
 	m.events.Inc()
 	m.covered.Add(float64(e.CoveredIntents))
+	m.perEvent.Observe(float64(e.CoveredIntents))
 	if !e.IntentAt.IsZero() {
 		m.latency.Observe(now.Sub(e.IntentAt).Seconds())
 	}
+	if st.Reads == 0 {
+		return // not resolved by a read of its own (stats unknown)
+	}
+	m.readsPerEvent.Observe(float64(st.Reads))
+	if !st.FirstCreated.IsZero() {
+		m.firstReadWait.Observe(max(st.FirstRead.Sub(st.FirstCreated), 0).Seconds())
+	}
+	m.resolveTime.Observe(e.ResolvedAt.Sub(st.FirstRead).Seconds())
+	m.publishTime.Observe(now.Sub(e.ResolvedAt).Seconds())
 }
 
 func (m *partitionMetrics) retries(read, publish int) {
