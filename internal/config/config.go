@@ -59,6 +59,7 @@ type Config struct {
 	// Security is TLS, authentication and authorization of the API
 	// (security.go).
 	Security Security `yaml:"security"`
+	Tracing  Tracing  `yaml:"tracing"` // OpenTelemetry traces of writes (tracing.go)
 	Log      Log      `yaml:"log"`
 	Store    Store    `yaml:"store"`
 	Resolver Resolver `yaml:"resolver"`
@@ -315,6 +316,7 @@ func defaults() Config {
 		API:            defaultAPI(),
 		SchemaRegistry: defaultSchemaRegistry(),
 		Security:       Security{ReloadInterval: 5 * time.Second},
+		Tracing:        defaultTracing(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
@@ -385,6 +387,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateAPI()...)
 	errs = append(errs, c.validateSchemaRegistry()...)
 	errs = append(errs, c.validateSecurity()...)
+	errs = append(errs, c.validateTracing()...)
 	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")

@@ -134,6 +134,20 @@ func TestLoad(t *testing.T) {
 					t.Fatalf("%+v %v", def, err)
 				}
 			}},
+		{name: "tracing off by default", yaml: "", check: func(t *testing.T, c Config) {
+			if c.Tracing.Enabled || c.Tracing.SampleRatio != 0.01 {
+				t.Fatalf("%+v", c.Tracing)
+			}
+		}},
+		{name: "tracing on", yaml: "tracing:\n  enabled: true\n  endpoint: https://otel:4318/v1/traces\n  sample_ratio: 1\n",
+			check: func(t *testing.T, c Config) {
+				if !c.Tracing.Enabled || c.Tracing.Endpoint != "https://otel:4318/v1/traces" || c.Tracing.SampleRatio != 1 || c.Tracing.ServiceName != "wail" {
+					t.Fatalf("%+v", c.Tracing)
+				}
+			}},
+		{name: "tracing sample ratio", yaml: "tracing:\n  sample_ratio: 1.5\n", wantErr: "tracing.sample_ratio 1.5 out of range 0..1"},
+		{name: "tracing endpoint", yaml: "tracing:\n  enabled: true\n  endpoint: otel:4318\n", wantErr: `tracing.endpoint "otel:4318" is not an http(s) URL`},
+		{name: "tracing service name", yaml: "tracing:\n  enabled: true\n  service_name: ''\n", wantErr: "tracing.service_name is empty"},
 		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n", wantErr: "line 2: cannot unmarshal !!int `0` into time.Duration\n(durations need a unit: 0s"},
 	}
 	for _, tc := range tests {

@@ -6,7 +6,7 @@
 // Record format: key = row key; value = wail.v1.ChangeEvent (proto binary,
 // see api/wail/v1/wail.proto); headers wail.version (decimal), wail.op
 // (UPSERT|DELETE) and wail.event_id, so tools that do not speak protobuf can
-// still read what changed. Every DELETE event is followed by a tombstone:
+// still read what changed, and traceparent (W3C) when the event is traced. Every DELETE event is followed by a tombstone:
 // the same key with a nil value and no headers.
 package eventbus
 
@@ -29,6 +29,8 @@ const (
 	HeaderVersion = "wail.version"
 	HeaderOp      = "wail.op"
 	HeaderEventID = "wail.event_id"
+	// HeaderTrace is the event's W3C traceparent, only on traced events.
+	HeaderTrace = "traceparent"
 )
 
 // ErrEncode: an event that cannot be encoded (it can never be published).
@@ -98,7 +100,7 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: key %q version %d: %w", ErrEncode, e.Key, e.Version, err)
 	}
-	return &intentlog.Record{
+	rec := &intentlog.Record{
 		Key:   e.Key,
 		Value: v,
 		Headers: []intentlog.Header{
@@ -106,7 +108,11 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 			{Key: HeaderOp, Value: []byte(e.Op.String())},
 			{Key: HeaderEventID, Value: []byte(intent.EventID(e.Table, e.Key, e.Version))},
 		},
-	}, nil
+	}
+	if e.Trace != "" {
+		rec.Headers = append(rec.Headers, intentlog.Header{Key: HeaderTrace, Value: []byte(e.Trace)})
+	}
+	return rec, nil
 }
 
 // Size returns an upper bound of the bytes the records that publish e (its
@@ -114,10 +120,15 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 // record batch, each with its framing (intentlog.FramedSize): what counts
 // against a log's limit of one append. It does not encode the value.
 func Size(e *intent.Event) int {
-	n := intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()),
-		[2]int{len(HeaderVersion), len(strconv.FormatUint(e.Version, 10))},
+	version, op, id := [2]int{len(HeaderVersion), len(strconv.FormatUint(e.Version, 10))},
 		[2]int{len(HeaderOp), len(e.Op.String())},
-		[2]int{len(HeaderEventID), len(intent.EventID(e.Table, e.Key, e.Version))})
+		[2]int{len(HeaderEventID), len(intent.EventID(e.Table, e.Key, e.Version))}
+	var n int
+	if e.Trace != "" {
+		n = intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()), version, op, id, [2]int{len(HeaderTrace), len(e.Trace)})
+	} else {
+		n = intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()), version, op, id)
+	}
 	if e.Op == intent.Delete {
 		n += intentlog.FramedSize(len(e.Key), 0)
 	}

@@ -70,7 +70,14 @@ type Event struct {
 	ResolvedAt     time.Time
 	CoveredIntents uint32
 	SchemaID       uint32
+	// Trace is the W3C traceparent of the span that published the event
+	// (empty: no write it covers was traced).
+	Trace string
 }
+
+// WidestTrace is as long as any Trace wail writes (the traceparent of
+// version 00): for upper bounds of a record's size.
+const WidestTrace = "00-00000000000000000000000000000000-0000000000000000-00"
 
 // EventID is the stable id of an event: "table/hex(key)/version".
 func EventID(table string, key []byte, version uint64) string {
@@ -88,6 +95,7 @@ func (in *Intent) Proto() *wailv1.Intent {
 		ProxyId:        in.ProxyID,
 		CreatedAtUs:    in.CreatedAt.UnixMicro(),
 		PublishedFloor: in.PublishedFloor,
+		Traceparent:    in.Trace,
 	}
 }
 
@@ -110,6 +118,7 @@ func UnmarshalIntent(b []byte) (Intent, error) {
 		CreatedAt: time.UnixMicro(m.CreatedAtUs),
 
 		PublishedFloor: m.PublishedFloor,
+		Trace:          m.Traceparent,
 	}
 	switch {
 	case in.Op != Upsert && in.Op != Delete && in.Op != Abort:
@@ -135,6 +144,7 @@ func (e *Event) Proto() *wailv1.ChangeEvent {
 		CoveredIntents: e.CoveredIntents,
 		EventId:        EventID(e.Table, e.Key, e.Version),
 		SchemaId:       e.SchemaID,
+		Traceparent:    e.Trace,
 	}
 }
 
@@ -153,6 +163,7 @@ func EventFromProto(m *wailv1.ChangeEvent) Event {
 		ResolvedAt:     time.UnixMicro(m.ResolvedAtUs),
 		CoveredIntents: m.CoveredIntents,
 		SchemaID:       m.SchemaId,
+		Trace:          m.Traceparent,
 	}
 }
 

@@ -109,6 +109,60 @@ func TestEventWireFormat(t *testing.T) {
 	}
 }
 
+// TestTracedWireFormat pins an intent and an event that carry a trace
+// context (field 9 of the intent, 11 of the event); the encodings of
+// untraced ones (the goldens above) are unchanged and still decode.
+func TestTracedWireFormat(t *testing.T) {
+	t.Parallel()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	in := goldenIntent
+	in.Trace = tp
+	b, err := in.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "intent_trace.golden", b)
+	got, err := UnmarshalIntent(b)
+	if err != nil || got.Trace != tp || got.Version != in.Version {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	e := goldenEvent
+	e.Trace = tp
+	if b, err = e.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "event_trace.golden", b)
+	ge, err := UnmarshalEvent(b)
+	if err != nil || ge.Trace != tp || ge.Version != e.Version {
+		t.Fatalf("round trip: %+v, %v", ge, err)
+	}
+	if len(tp) != len(WidestTrace) {
+		t.Fatalf("WidestTrace is %d bytes, a traceparent %d", len(WidestTrace), len(tp))
+	}
+	for _, name := range []string{"intent.golden", "intent_floor.golden"} {
+		if in, err := UnmarshalIntent(readGolden(t, name)); err != nil || in.Trace != "" {
+			t.Errorf("%s: %+v, %v", name, in, err)
+		}
+	}
+	if e, err := UnmarshalEvent(readGolden(t, "event.golden")); err != nil || e.Trace != "" {
+		t.Errorf("event.golden: %+v, %v", e, err)
+	}
+}
+
+// readGolden returns the bytes of a golden file.
+func readGolden(t *testing.T, name string) []byte {
+	t.Helper()
+	h, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.ReplaceAll(string(h), "\n", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestUnmarshalRejectsNonsense(t *testing.T) {
 	t.Parallel()
 	bad := []struct {

@@ -61,6 +61,7 @@ func eventOverhead(table string, key []byte) int {
 		Table: table, Key: key, Op: intent.Upsert, Version: math.MaxUint64,
 		IntentAt: time.UnixMicro(-1), ResolvedAt: time.UnixMicro(-1), // negative: 10-byte varints
 		CoveredIntents: math.MaxUint32, SchemaID: math.MaxUint32,
+		Trace: intent.WidestTrace, // a traced event's field and header
 	}
 	rec, err := eventbus.Encode(&e)
 	if err != nil { // only for invalid UTF-8 in the table name, which is validated

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,6 +21,22 @@ type Metrics struct {
 	writeTime  *prometheus.HistogramVec
 	appendTime *prometheus.HistogramVec
 	storeTime  *prometheus.HistogramVec
+	byTable    sync.Map // table name -> *tableMetrics
+}
+
+// tableMetrics are the latency observers of a table, labels resolved once.
+type tableMetrics struct {
+	write, append, store prometheus.Observer
+}
+
+func (m *Metrics) table(name string) *tableMetrics {
+	if tm, ok := m.byTable.Load(name); ok {
+		return tm.(*tableMetrics)
+	}
+	tm, _ := m.byTable.LoadOrStore(name, &tableMetrics{
+		write: m.writeTime.WithLabelValues(name), append: m.appendTime.WithLabelValues(name), store: m.storeTime.WithLabelValues(name),
+	})
+	return tm.(*tableMetrics)
 }
 
 // NewMetrics registers the proxy's collectors on reg.

@@ -30,11 +30,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/telemetry"
 )
 
 // Sentinel errors; the API maps them to gRPC/Connect codes.
@@ -109,6 +114,7 @@ type Proxy struct {
 	// prints typed values as JSON (values.go).
 	values  Validator
 	printer Printer
+	tracing *telemetry.Tracing // nil: off
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -119,10 +125,19 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second}
 }
 
+// WithTracing traces writes (nil: off) and returns p.
+func (p *Proxy) WithTracing(t *telemetry.Tracing) *Proxy {
+	p.tracing = t
+	return p
+}
+
 // Write runs mutations through the write path. A batch may span tables; each
 // mutation gets its own Result. Mutations of one table share one intent
-// append and one store write.
+// append and one store write. With tracing, the batch is a span (a child
+// of ctx's, e.g. the caller's traceparent) that its intents carry.
 func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
+	ctx, span := p.tracing.Start(ctx, "wail.write", trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
 	res := make([]Result, len(muts))
 	byTable := map[string][]int{}
 	var order []string
@@ -216,13 +231,20 @@ func afterAppend(mode catalog.FailureMode, logged bool, took, w time.Duration) (
 func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result) {
 	now := time.Now()
 	w := t.VisibilityWindow
-	recs, smuts := p.stamp(t.Name, muts, idx, res, now)
+	var tp string
+	if p.tracing.On() {
+		tp = telemetry.Traceparent(trace.SpanContextFromContext(ctx))
+	}
+	recs, smuts := p.stamp(t.Name, muts, idx, res, now, tp)
 	actx, cancel := context.WithDeadline(ctx, now.Add(w/appendShare))
+	actx, span := p.tracing.Start(actx, "wail.intent.append")
 	err := p.log.Append(actx, intent.Topic(t.Name), recs)
+	endSpan(span, err)
 	cancel()
 	took := time.Since(now)
-	p.metrics.appendTime.WithLabelValues(t.Name).Observe(took.Seconds())
-	defer func() { p.metrics.writeTime.WithLabelValues(t.Name).Observe(time.Since(now).Seconds()) }()
+	tm := p.metrics.table(t.Name)
+	tm.append.Observe(took.Seconds())
+	defer observeSince(tm.write, now)
 	logged := err == nil
 	next, slow := afterAppend(t.FailureMode, logged, took, w)
 	if !logged {
@@ -253,8 +275,10 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	// the write is over by t0 + W, before the resolver can give up on it.
 	sctx, cancel := context.WithDeadline(ctx, now.Add(w*storeNum/storeDen))
 	began := time.Now()
+	sctx, span = p.tracing.Start(sctx, "wail.store.write")
 	outs, err := p.store.Apply(sctx, t.Name, smuts)
-	p.metrics.storeTime.WithLabelValues(t.Name).Observe(time.Since(began).Seconds())
+	endSpan(span, err)
+	observeSince(tm.store, began)
 	cancel()
 	if err != nil {
 		p.storeFailed(t, smuts, idx, res, logged, now, err)
@@ -305,7 +329,7 @@ func (p *Proxy) storeFailed(t catalog.Table, smuts []store.Mutation, idx []int, 
 
 // stamp gives each mutation its version and builds its intent record and
 // its store mutation.
-func (p *Proxy) stamp(table string, muts []Mutation, idx []int, res []Result, now time.Time) ([]*intentlog.Record, []store.Mutation) {
+func (p *Proxy) stamp(table string, muts []Mutation, idx []int, res []Result, now time.Time, trace string) ([]*intentlog.Record, []store.Mutation) {
 	recs := make([]*intentlog.Record, len(idx))
 	smuts := make([]store.Mutation, len(idx))
 	for j, i := range idx {
@@ -316,15 +340,15 @@ func (p *Proxy) stamp(table string, muts []Mutation, idx []int, res []Result, no
 		if m.Delete {
 			op = intent.Delete
 		}
-		recs[j] = p.intentRecord(table, m.Key, op, v, now)
+		recs[j] = p.intentRecord(table, m.Key, op, v, now, trace)
 		smuts[j] = store.Mutation{Key: m.Key, Value: m.Value, Version: v, Delete: m.Delete}
 	}
 	return recs, smuts
 }
 
-func (p *Proxy) intentRecord(table string, key []byte, op intent.Op, v uint64, now time.Time) *intentlog.Record {
+func (p *Proxy) intentRecord(table string, key []byte, op intent.Op, v uint64, now time.Time, trace string) *intentlog.Record {
 	in := intent.Intent{
-		Table: table, Key: key, Op: op, Version: v, ProxyID: p.clock.ProxyID(), CreatedAt: now,
+		Table: table, Key: key, Op: op, Version: v, ProxyID: p.clock.ProxyID(), CreatedAt: now, Trace: trace,
 		ID: strconv.FormatUint(uint64(p.clock.ProxyID()), 10) + "-" + strconv.FormatUint(v, 10),
 	}
 	if op == intent.Abort {
@@ -343,11 +367,21 @@ func (p *Proxy) abort(table string, smuts []store.Mutation, now time.Time) {
 	defer cancel()
 	recs := make([]*intentlog.Record, 0, len(smuts))
 	for _, m := range smuts {
-		recs = append(recs, p.intentRecord(table, m.Key, intent.Abort, m.Version, now))
+		recs = append(recs, p.intentRecord(table, m.Key, intent.Abort, m.Version, now, ""))
 	}
 	if err := p.log.Append(ctx, intent.Topic(table), recs); err != nil {
 		p.metrics.abortErrors.Inc()
 	}
+}
+
+func observeSince(o prometheus.Observer, t time.Time) { o.Observe(time.Since(t).Seconds()) }
+
+// endSpan ends a span of a step, marked failed by err.
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // Get reads a key through to the store at its strongest level.

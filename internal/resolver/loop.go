@@ -306,6 +306,7 @@ func (l *loop) startJob() {
 			keys[i] = j.events[i].Key
 		}
 		j.offset, j.base = l.core.CommitAfter(keys), l.core.Committed()
+		l.traceEvents(j)
 	default:
 		return
 	}
@@ -373,6 +374,7 @@ func (l *loop) finished(j *pubJob) {
 		l.commit = max(l.commit, j.committed)
 	}
 	now := time.Now()
+	j.endTraces(now)
 	switch {
 	case j.commitOnly:
 		if j.err != nil {

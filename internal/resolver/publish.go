@@ -25,7 +25,8 @@ type pubJob struct {
 	err       error // of a commit or of letters
 	ok        []intent.Event
 	fails     []PublishFailure
-	fatal     error // the membership failed
+	fatal     error                  // the membership failed
+	spans     map[string]*eventSpans // of traced events, by key (trace.go)
 }
 
 // runJob carries out a job; it runs on a goroutine of its own and touches

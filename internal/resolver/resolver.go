@@ -35,6 +35,7 @@ import (
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/telemetry"
 )
 
 // Log is the intent log as the resolver uses it.
@@ -111,6 +112,9 @@ type Config struct {
 	Health  HealthSink
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// Tracing, when set, makes each event of traced intents a span of
+	// their trace (trace.go).
+	Tracing *telemetry.Tracing
 	// Limits, when set, is the log under the event bus and the dead-letter
 	// topics: the events, or dead letters, of one append stay within its
 	// AppendLimit (else within DefaultAppendBytes), so that an append of

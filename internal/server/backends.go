@@ -23,15 +23,17 @@ import (
 	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 	"github.com/wail-cdc/wail/internal/store/postgres"
+	"github.com/wail-cdc/wail/internal/telemetry"
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // seams are what a server's own tests put under the log and the store:
 // filesystems with faults, and the log's health callback.
 type seams struct {
-	logFS       vfs.FS       // the embedded log's (nil: the OS's)
-	onLogHealth func(error)  // embedded.Options.OnHealth
-	storeFS     pebblevfs.FS // Pebble's (nil: the OS's)
+	logFS       vfs.FS             // the embedded log's (nil: the OS's)
+	onLogHealth func(error)        // embedded.Options.OnHealth
+	storeFS     pebblevfs.FS       // Pebble's (nil: the OS's)
+	tracing     *telemetry.Tracing // instead of the configured tracing (tests)
 }
 
 // Both logs tell the resolver how large an append may be (Server.open).

@@ -47,6 +47,7 @@ import (
 	"github.com/wail-cdc/wail/internal/resolver"
 	"github.com/wail-cdc/wail/internal/schemaregistry"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/telemetry"
 )
 
 // minCompressBytes: smaller messages go uncompressed.
@@ -71,6 +72,10 @@ type Server struct {
 	values  *typedValues
 	// health is what /healthz reports; components raise conditions on it.
 	health *health.Registry
+	// tracing traces writes (nil: off; cfg.Tracing); traceWarned is
+	// when an export failure was last logged (unix ns).
+	tracing     *telemetry.Tracing
+	traceWarned atomic.Int64
 
 	seams seams
 	// stopping is set (to the cause) once a storage failure makes the
@@ -121,6 +126,15 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.clockWatch = newClockWatch(s.registry)
 	if err := s.openSecurity(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
+	}
+	if s.tracing = sm.tracing; s.tracing == nil && cfg.Tracing.Enabled {
+		tc := cfg.Tracing
+		var err error
+		if s.tracing, err = telemetry.NewTracing(context.Background(), telemetry.TraceOptions{
+			Endpoint: tc.Endpoint, SampleRatio: tc.SampleRatio, ServiceName: tc.ServiceName, OnError: s.traceExportFailed,
+		}); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	if !s.remote() {
 		if err := s.open(context.Background()); err != nil {
@@ -174,7 +188,7 @@ func (s *Server) open(ctx context.Context) error {
 	if bus, ok := s.log.(proxy.RecordLimiter); ok {
 		limits.Bus = bus // values whose events would not fit the bus are refused
 	}
-	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry))
+	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry)).WithTracing(s.tracing)
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
 	rc := cfg.Resolver
@@ -184,7 +198,7 @@ func (s *Server) open(ctx context.Context) error {
 		Horizon: rc.DedupeHorizon, CommitInterval: rc.CommitInterval, MaxUnresolved: rc.MaxUnresolved,
 		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
 		InstanceID: cfg.ResolverInstance(), Health: s.health, Limits: appendLimits,
-		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
+		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Tracing: s.tracing, Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 		Tables: s.catalog.Resolving,
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
@@ -268,7 +282,30 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.SchemaRegistry.Enabled {
 		mux.Handle(config.SchemaRegistryPath+"/", s.schemaRegistry())
 	}
-	return s.guarded(mux)
+	return s.traced(s.guarded(mux))
+}
+
+// traceExportFailed logs, at most once a minute, that spans cannot be
+// exported (writes go on; the spans are lost).
+func (s *Server) traceExportFailed(err error) {
+	now := time.Now().UnixNano()
+	last := s.traceWarned.Load()
+	if now-last < int64(time.Minute) || !s.traceWarned.CompareAndSwap(last, now) {
+		return
+	}
+	s.logger.Warn("tracing: spans cannot be exported and are dropped (writes are not affected); check that the OpenTelemetry collector "+
+		"at tracing.endpoint is up and takes OTLP/HTTP", "endpoint", s.cfg.Tracing.Endpoint, "err", err)
+}
+
+// traced continues the caller's W3C trace context (traceparent header)
+// in the request's context, when tracing is on.
+func (s *Server) traced(h http.Handler) http.Handler {
+	if !s.tracing.On() {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(s.tracing.Extract(r.Context(), r.Header)))
+	})
 }
 
 func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, p any) error {
@@ -415,6 +452,11 @@ func (s *Server) closeBy(deadline time.Time) error {
 }
 
 func (s *Server) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.tracing.Shutdown(ctx); err != nil {
+		s.logger.Warn("the last spans could not be exported (is the OpenTelemetry collector at tracing.endpoint up?)", "err", err)
+	}
 	if s.log != nil {
 		if err := s.log.Close(); err != nil {
 			s.logger.Error("closing the log", "err", err)

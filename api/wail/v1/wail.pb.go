@@ -349,8 +349,13 @@ type Intent struct {
 	// store's current version), so that resolving a key again never publishes
 	// a version the bus already has.
 	PublishedFloor uint64 `protobuf:"varint,8,opt,name=published_floor,json=publishedFloor,proto3" json:"published_floor,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// traceparent is the W3C trace context of the write's span in the proxy,
+	// "00-<trace id>-<span id>-<flags>", set when the write is traced
+	// (tracing.enabled and sampled): the resolver's spans of its event join
+	// that trace.
+	Traceparent   string `protobuf:"bytes,9,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Intent) Reset() {
@@ -439,6 +444,13 @@ func (x *Intent) GetPublishedFloor() uint64 {
 	return 0
 }
 
+func (x *Intent) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
 // ChangeEvent is a final event on the event bus: the full current state of a
 // key as read back from the store, at a version that covers one or more
 // intents. Per key, versions strictly increase on the bus.
@@ -459,7 +471,12 @@ type ChangeEvent struct {
 	// event_id is stable for a key and version: "table/hex(key)/version".
 	EventId string `protobuf:"bytes,9,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// schema_id names the schema of key and value, when the table has one.
-	SchemaId      uint32 `protobuf:"varint,10,opt,name=schema_id,json=schemaId,proto3" json:"schema_id,omitempty"`
+	SchemaId uint32 `protobuf:"varint,10,opt,name=schema_id,json=schemaId,proto3" json:"schema_id,omitempty"`
+	// traceparent is the W3C trace context of the span that published this
+	// event, in the trace of the newest traced write it covers (also the
+	// Kafka header "traceparent"): a consumer continues the trace from it.
+	// Empty when no write it covers was traced.
+	Traceparent   string `protobuf:"bytes,11,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -562,6 +579,13 @@ func (x *ChangeEvent) GetSchemaId() uint32 {
 		return x.SchemaId
 	}
 	return 0
+}
+
+func (x *ChangeEvent) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
 }
 
 // Mutation is one write in a batch.
@@ -4186,7 +4210,7 @@ var File_wail_v1_wail_proto protoreflect.FileDescriptor
 
 const file_wail_v1_wail_proto_rawDesc = "" +
 	"\n" +
-	"\x12wail/v1/wail.proto\x12\awail.v1\"\xec\x01\n" +
+	"\x12wail/v1/wail.proto\x12\awail.v1\"\x8e\x02\n" +
 	"\x06Intent\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1b\n" +
@@ -4195,7 +4219,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\tintent_id\x18\x05 \x01(\tR\bintentId\x12\x19\n" +
 	"\bproxy_id\x18\x06 \x01(\rR\aproxyId\x12\"\n" +
 	"\rcreated_at_us\x18\a \x01(\x03R\vcreatedAtUs\x12'\n" +
-	"\x0fpublished_floor\x18\b \x01(\x04R\x0epublishedFloor\"\xab\x02\n" +
+	"\x0fpublished_floor\x18\b \x01(\x04R\x0epublishedFloor\x12 \n" +
+	"\vtraceparent\x18\t \x01(\tR\vtraceparent\"\xcd\x02\n" +
 	"\vChangeEvent\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1b\n" +
@@ -4208,7 +4233,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0fcovered_intents\x18\b \x01(\rR\x0ecoveredIntents\x12\x19\n" +
 	"\bevent_id\x18\t \x01(\tR\aeventId\x12\x1b\n" +
 	"\tschema_id\x18\n" +
-	" \x01(\rR\bschemaId\"\x84\x01\n" +
+	" \x01(\rR\bschemaId\x12 \n" +
+	"\vtraceparent\x18\v \x01(\tR\vtraceparent\"\x84\x01\n" +
 	"\bMutation\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1b\n" +
