@@ -142,13 +142,15 @@ type pending struct {
 	id    string
 	proxy uint32
 	floor uint64
-	trace string // W3C traceparent, when the write is traced
+	trace *string // W3C traceparent, when the write is traced
 }
 
 type keyState struct {
 	key     []byte
 	pending []pending
 	phase   phase
+	traced  bool  // a pending intent carries a trace (stats.go)
+	reads   int32 // of the round (stats.go)
 	level   int
 	attempt int
 	seq     uint64
@@ -168,17 +170,16 @@ type keyState struct {
 	// issued before the ABORT arrived may predate the aborted write.
 	settleFrom uint64
 	fail       failStreak
-	// round are the reads since the last event, stats those of the event
-	// on its way (stats.go); traced: a pending intent carries a trace.
-	round, stats EventStats
-	traced       bool
+	// round are the reads since the last event, or those of the event
+	// on its way (stats.go).
+	round round
 }
 
 // slot tracks one ingested offset for the commit position.
 type slot struct {
 	offset  int64
 	seen    time.Time // when the core ingested it
-	created time.Time // the intent's creation (zero: not an intent)
+	created int64     // the intent's creation, Unix ns (0: not an intent)
 	done    bool
 }
 
@@ -326,7 +327,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		c.done(s)
 		return
 	}
-	s.created = in.CreatedAt
+	s.created = unixNano(in.CreatedAt)
 	if in.Version > c.watermark {
 		c.watermark = in.Version
 	}
@@ -339,7 +340,11 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	}
 	p := pending{
 		slot: s, version: in.Version, op: in.Op, created: in.CreatedAt,
-		id: in.ID, proxy: in.ProxyID, floor: in.PublishedFloor, trace: in.Trace,
+		id: in.ID, proxy: in.ProxyID, floor: in.PublishedFloor,
+	}
+	if in.Trace != "" {
+		tp := in.Trace
+		p.trace = &tp
 	}
 	if ks := c.keys[key]; ks != nil && ks.event != nil && in.Version <= ks.event.Version {
 		// The event on its way covers it: it settles with that event (or
@@ -358,7 +363,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	ks := c.keyState(key, in.Key)
 	p.needs, p.deadline = true, now.Add(c.p.Window)
 	ks.pending = append(ks.pending, p)
-	ks.traced = ks.traced || p.trace != ""
+	ks.traced = ks.traced || p.trace != nil
 	if ks.phase == idle {
 		// Never wait longer than the delay itself, even if the proxy's
 		// clock runs ahead of ours.

@@ -34,50 +34,101 @@ type ReadSpan struct {
 // maxReadSpans bounds the reads a traced round keeps.
 const maxReadSpans = 32
 
+// round is what the core keeps of a key's round, compactly: times in
+// Unix nanoseconds (0: none); spans and traces only for traced intents;
+// the count of reads in keyState.reads. A key reads nothing while its
+// event is on its way, so one round does for both: once the event is
+// made (endRound) firstRead turns negative (-1: the round had no read)
+// and the next read starts a new round.
+type round struct {
+	firstCreated, firstRead int64
+	trace                   *roundTrace
+}
+
+type roundTrace struct {
+	spans  []ReadSpan
+	traces []string
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
 // readAsked records in the key's round a read asked at now.
 func (ks *keyState) readAsked(now time.Time, level int) {
 	r := &ks.round
-	if r.FirstRead.IsZero() {
-		r.FirstRead = now
+	if r.firstRead < 0 { // the last round ended with its event
+		*r, ks.reads = round{}, 0
+	}
+	if r.firstRead == 0 {
+		r.firstRead = unixNano(now)
 		for i := range ks.pending {
-			if p := &ks.pending[i]; p.needs && (r.FirstCreated.IsZero() || p.created.Before(r.FirstCreated)) {
-				r.FirstCreated = p.created
+			if p := &ks.pending[i]; p.needs && !p.created.IsZero() {
+				if c := p.created.UnixNano(); r.firstCreated == 0 || c < r.firstCreated {
+					r.firstCreated = c
+				}
 			}
 		}
 	}
-	r.Reads++
-	if ks.traced && len(r.Spans) < maxReadSpans {
-		r.Spans = append(r.Spans, ReadSpan{Level: store.Level(level), Asked: now})
+	ks.reads++
+	if ks.traced {
+		if r.trace == nil {
+			r.trace = &roundTrace{}
+		}
+		if len(r.trace.spans) < maxReadSpans {
+			r.trace.spans = append(r.trace.spans, ReadSpan{Level: store.Level(level), Asked: now})
+		}
 	}
 }
 
 // readAnswered records the answer to the key's outstanding read.
 func (ks *keyState) readAnswered(now time.Time, err error) {
-	if n := len(ks.round.Spans); n > 0 && ks.round.Spans[n-1].Answered.IsZero() {
-		ks.round.Spans[n-1].Answered, ks.round.Spans[n-1].Err = now, err != nil
+	if ks.round.trace == nil {
+		return
+	}
+	sp := ks.round.trace.spans
+	if n := len(sp); n > 0 && sp[n-1].Answered.IsZero() {
+		sp[n-1].Answered, sp[n-1].Err = now, err != nil
 	}
 }
 
-// endRound hands the round over to the event made of covered and starts
-// the next one.
+// endRound hands the round over to the event made of covered: the
+// next read starts a new one.
 func (ks *keyState) endRound(covered []pending) {
-	ks.stats = ks.round
-	ks.round = EventStats{}
+	if ks.round.firstRead == 0 {
+		ks.round.firstRead = -1 // no read of its own (stats unknown)
+	}
+	ks.round.firstRead = -abs(ks.round.firstRead)
 	if !ks.traced {
 		return
 	}
+	if ks.round.trace == nil {
+		ks.round.trace = &roundTrace{}
+	}
 	for i := len(covered) - 1; i >= 0; i-- {
-		if tp := covered[i].trace; tp != "" {
-			ks.stats.Traces = append(ks.stats.Traces, tp)
+		if tp := covered[i].trace; tp != nil {
+			ks.round.trace.traces = append(ks.round.trace.traces, *tp)
 		}
 	}
 	ks.traced = false
 	for i := range ks.pending {
-		if ks.pending[i].trace != "" {
+		if ks.pending[i].trace != nil {
 			ks.traced = true
 		}
 	}
 }
+
+func abs(n int64) int64 { return max(n, -n) }
 
 // EventStats returns the stats of the key's event on its way to the bus
 // (false when it has none): call it before Published.
@@ -86,7 +137,15 @@ func (c *Core) EventStats(key []byte) (EventStats, bool) {
 	if ks == nil || ks.event == nil {
 		return EventStats{}, false
 	}
-	return ks.stats, true
+	r := ks.round
+	if r.firstRead == -1 {
+		return EventStats{}, true
+	}
+	st := EventStats{FirstCreated: fromUnixNano(r.firstCreated), FirstRead: fromUnixNano(-r.firstRead), Reads: int(ks.reads)}
+	if t := r.trace; t != nil {
+		st.Spans, st.Traces = t.spans, t.traces
+	}
+	return st, true
 }
 
 // OldestCreated returns the creation time of the first unresolved intent
@@ -95,7 +154,7 @@ func (c *Core) EventStats(key []byte) (EventStats, bool) {
 func (c *Core) OldestCreated() time.Time {
 	for _, s := range c.slots {
 		if !s.done {
-			return s.created
+			return fromUnixNano(s.created)
 		}
 	}
 	return time.Time{}

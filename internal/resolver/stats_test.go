@@ -44,7 +44,7 @@ func TestEventStats(t *testing.T) {
 	if len(rd.Events) != 1 || rd.Events[0].Version != ver(1, 0) {
 		t.Fatalf("events: %+v", rd.Events)
 	}
-	st, ok := c.EventStats([]byte("k"))
+	st, ok := stats(c, "k")
 	want := EventStats{
 		FirstCreated: e1.Intent.CreatedAt, FirstRead: at(5), Reads: 3,
 		Spans: []ReadSpan{
@@ -67,7 +67,7 @@ func TestEventStats(t *testing.T) {
 	c.Tick(at(31))
 	answer(33, ver(2, 0))
 	rd = c.Ready()
-	st, ok = c.EventStats([]byte("k"))
+	st, ok = stats(c, "k")
 	if want := (EventStats{FirstCreated: hlcTime(ver(2, 0)), FirstRead: at(31), Reads: 1}); !ok || len(rd.Events) != 1 || !reflect.DeepEqual(st, want) {
 		t.Fatalf("second round: events %+v stats %+v, want %+v", rd.Events, st, want)
 	}
@@ -78,6 +78,13 @@ func TestEventStats(t *testing.T) {
 	if got := c.OldestCreated(); !got.IsZero() {
 		t.Fatalf("oldest created once all resolved: %v", got)
 	}
+}
+
+// stats is Core.EventStats with its times in UTC, to compare.
+func stats(c *Core, key string) (EventStats, bool) {
+	st, ok := c.EventStats([]byte(key))
+	st.FirstCreated, st.FirstRead = st.FirstCreated.UTC(), st.FirstRead.UTC()
+	return st, ok
 }
 
 func hlcTime(v uint64) time.Time { return put(0, "", v).Intent.CreatedAt }
