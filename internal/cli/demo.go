@@ -85,6 +85,7 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) (err error) {
 		return err
 	}
 	fmt.Fprintf(g.stdout, "wail demo: server at http://%s, data dir %s, table orders\n", addr, dir)
+	fmt.Fprintf(g.stdout, "wail demo: console at http://%s/console/ (live charts, event tail, dead letters)\n", addr)
 	_, err = demo.Run(ctx, demo.Config{
 		Producer: cl.producer, Admin: cl.admin, Events: cl.events, Out: g.stdout,
 		Table: "orders", Duration: f.duration, Rate: f.rate, Keys: f.keys, Terminal: isTerminal(g.stdout),

@@ -171,6 +171,9 @@ func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 			addr = scheme + addr
 		}
 		fmt.Fprintf(g.stdout, "wail listening on %s (data dir %s)\n", addr, dir)
+		if cfg.Console.Enabled {
+			fmt.Fprintf(g.stdout, "wail console at %s/console/\n", addr)
+		}
 	})
 	if errors.Is(err, server.ErrFailStop) { // a supervisor restarts it
 		return exitError{code: server.ExitFailStop, msg: err.Error()}

@@ -60,6 +60,7 @@ type Config struct {
 	// (security.go).
 	Security Security `yaml:"security"`
 	Tracing  Tracing  `yaml:"tracing"` // OpenTelemetry traces of writes (tracing.go)
+	Console  Console  `yaml:"console"` // the web console (console.go)
 	Log      Log      `yaml:"log"`
 	Store    Store    `yaml:"store"`
 	Resolver Resolver `yaml:"resolver"`
@@ -317,6 +318,7 @@ func defaults() Config {
 		SchemaRegistry: defaultSchemaRegistry(),
 		Security:       Security{ReloadInterval: 5 * time.Second},
 		Tracing:        defaultTracing(),
+		Console:        defaultConsole(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
@@ -388,6 +390,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSchemaRegistry()...)
 	errs = append(errs, c.validateSecurity()...)
 	errs = append(errs, c.validateTracing()...)
+	errs = append(errs, c.validateConsole()...)
 	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")

@@ -36,6 +36,7 @@ import (
 	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/console"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/health"
@@ -76,6 +77,8 @@ type Server struct {
 	// when an export failure was last logged (unix ns).
 	tracing     *telemetry.Tracing
 	traceWarned atomic.Int64
+	// console is the web console (nil: console.enabled is false).
+	console *console.Console
 
 	seams seams
 	// stopping is set (to the cause) once a storage failure makes the
@@ -203,6 +206,10 @@ func (s *Server) open(ctx context.Context) error {
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})
+	if cfg.Console.Enabled {
+		s.console = console.New(console.Options{Gatherer: s.registry, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
+			MaxTails: cfg.Console.MaxTails})
+	}
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
 		WithGroups(group.New(s.log, cfg.API.GroupLeaseTimeout))
 	s.opened = true
@@ -278,6 +285,9 @@ func (s *Server) Handler() http.Handler {
 	}, s.guard.Options()...) // authentication, authorization, audit (package api)
 	api.Mount(mux, svc, opts...)
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	if s.console != nil {
+		mux.Handle("/console/", s.console.Handler())
+	}
 	mux.Handle("/healthz", s.health.Handler())
 	if s.cfg.SchemaRegistry.Enabled {
 		mux.Handle(config.SchemaRegistryPath+"/", s.schemaRegistry())
@@ -367,6 +377,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	defer stopLease() // after the resolver stopped, before the store closes
 	defer s.watchClock(ctx)()
 	front.set(s.Handler())
+	if s.console != nil {
+		cctx, stopConsole := context.WithCancel(ctx)
+		sampled := make(chan struct{})
+		go func() { defer close(sampled); s.console.Run(cctx) }()
+		defer func() { stopConsole(); <-sampled }()
+	}
 
 	rctx, stopResolver := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopResolver()

@@ -1,0 +1,242 @@
+// Package console is wail's web console, served by `wail serve` under
+// /console/: static pages embedded in the binary (plain HTML and
+// JavaScript, no build step) and the little they cannot get from the API.
+//
+//   - /console/api/series: the live charts' points per table, sampled
+//     from the process's own Prometheus registry every Interval and kept
+//     for Keep samples (write and event rates, write-to-event p50/p99,
+//     lag in intents and seconds and the oldest unresolved intent per
+//     partition), with the counters as /metrics shows them.
+//   - /console/api/tail?table=T&key=K: a live tail of a table's events
+//     from now on (server-sent events), only keys containing K.
+//
+// Tables, a key's current row and the dead-letter queue (with redrive)
+// the pages read from the API itself (Connect JSON: AdminService,
+// ProducerService).
+package console
+
+import (
+	"context"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+//go:embed static
+var static embed.FS
+
+// Options configure a Console.
+type Options struct {
+	// Gatherer is the process's registry (what /metrics serves).
+	Gatherer prometheus.Gatherer
+	// Table returns a table's definition (false: no such table).
+	Table func(name string) (catalog.Table, bool)
+	// Log holds the event topics the tail reads.
+	Log    intentlog.Log
+	Logger *slog.Logger
+	// Interval between samples of the registry (0: 1s); Keep samples are
+	// kept (0: 300, five minutes at 1s).
+	Interval time.Duration
+	Keep     int
+	// MaxTails bounds the tails open at once (0: 8).
+	MaxTails int
+}
+
+// Console serves the console.
+type Console struct {
+	o      Options
+	series *series
+	tails  atomic.Int32
+}
+
+// New returns a console; Run samples the registry.
+func New(o Options) *Console {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.Keep <= 0 {
+		o.Keep = 300
+	}
+	if o.MaxTails <= 0 {
+		o.MaxTails = 8
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Console{o: o, series: newSeries(o.Keep)}
+}
+
+// Run samples the registry every Interval until ctx ends.
+func (c *Console) Run(ctx context.Context) {
+	t := time.NewTicker(c.o.Interval)
+	defer t.Stop()
+	for {
+		if err := c.series.sample(c.o.Gatherer, time.Now()); err != nil {
+			c.o.Logger.Warn("console: cannot read the metrics registry; the live charts stop", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Handler serves /console/ (mount it at "/console/").
+func (c *Console) Handler() http.Handler {
+	mux := http.NewServeMux()
+	sub, _ := fs.Sub(static, "static") // the directory is embedded
+	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(sub)))
+	mux.HandleFunc("GET /console/api/series", c.serveSeries)
+	mux.HandleFunc("GET /console/api/tail", c.serveTail)
+	return mux
+}
+
+func (c *Console) serveSeries(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(struct {
+		Interval float64            `json:"interval_seconds"`
+		Tables   map[string][]Point `json:"tables"`
+	}{c.o.Interval.Seconds(), c.series.snapshot()})
+}
+
+// TailEvent is an event as the tail shows it.
+type TailEvent struct {
+	Partition  int32     `json:"partition"`
+	Offset     int64     `json:"offset"`
+	Key        string    `json:"key"`
+	Op         string    `json:"op"`
+	Version    uint64    `json:"version"`
+	Value      string    `json:"value"`
+	Truncated  bool      `json:"truncated,omitempty"`
+	IntentAt   time.Time `json:"intent_at"`
+	ResolvedAt time.Time `json:"resolved_at"`
+	Covered    uint32    `json:"covered_intents"`
+	Trace      string    `json:"traceparent,omitempty"`
+}
+
+// maxTailValue bounds the bytes of a value the tail shows.
+const maxTailValue = 512
+
+func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
+	table, filter := r.URL.Query().Get("table"), r.URL.Query().Get("key")
+	t, ok := c.o.Table(table)
+	if !ok {
+		http.Error(w, fmt.Sprintf("no table %q", table), http.StatusNotFound)
+		return
+	}
+	if n := c.tails.Add(1); n > int32(c.o.MaxTails) {
+		c.tails.Add(-1)
+		http.Error(w, fmt.Sprintf("%d tails are open, the most the console serves at once; close one", c.o.MaxTails), http.StatusTooManyRequests)
+		return
+	}
+	defer c.tails.Add(-1)
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	out := make(chan TailEvent, 64)
+	errc := make(chan error, t.Partitions)
+	topic := eventbus.Topic(table)
+	for p := int32(0); p < t.Partitions; p++ {
+		go func() { errc <- c.follow(ctx, topic, p, filter, out) }()
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprint(w, ": tail of "+table+"\n\n")
+	flusher.Flush()
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-errc:
+			if err != nil && ctx.Err() == nil {
+				fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
+				flusher.Flush()
+				return
+			}
+		case e := <-out:
+			fmt.Fprint(w, "data: ")
+			if err := enc.Encode(e); err != nil {
+				return
+			}
+			fmt.Fprint(w, "\n")
+			flusher.Flush()
+		}
+	}
+}
+
+// follow sends the events of a partition from its end on whose key
+// contains filter.
+func (c *Console) follow(ctx context.Context, topic string, p int32, filter string, out chan<- TailEvent) error {
+	_, end, err := c.o.Log.Bounds(ctx, topic, p)
+	if err != nil {
+		return fmt.Errorf("tail %s/%d: %w", topic, p, err)
+	}
+	rd, err := c.o.Log.NewReader(topic, p, end)
+	if err != nil {
+		return fmt.Errorf("tail %s/%d: %w", topic, p, err)
+	}
+	defer rd.Close()
+	for {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("tail %s/%d: %w", topic, p, err)
+		}
+		for i := range recs {
+			if recs[i].Value == nil {
+				continue // a delete's tombstone
+			}
+			e, err := intent.UnmarshalEvent(recs[i].Value)
+			if err != nil {
+				continue
+			}
+			key := printable(e.Key)
+			if !strings.Contains(key, filter) {
+				continue
+			}
+			te := TailEvent{Partition: p, Offset: recs[i].Offset, Key: key, Op: e.Op.String(), Version: e.Version,
+				IntentAt: e.IntentAt, ResolvedAt: e.ResolvedAt, Covered: e.CoveredIntents, Trace: e.Trace}
+			v := e.Value
+			if len(v) > maxTailValue {
+				v, te.Truncated = v[:maxTailValue], true
+			}
+			te.Value = printable(v)
+			select {
+			case out <- te:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// printable shows bytes as text when they are valid UTF-8 without
+// control characters, else as 0x-hex.
+func printable(b []byte) string {
+	if utf8.Valid(b) && !strings.ContainsFunc(string(b), func(r rune) bool { return r < 0x20 && r != '\t' }) {
+		return string(b)
+	}
+	return "0x" + hex.EncodeToString(b)
+}
