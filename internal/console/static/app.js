@@ -113,14 +113,14 @@ function fmt(v, unit) {
 }
 
 const sum = m => Object.values(m || {}).reduce((a, b) => a + b, 0);
-const top = m => Object.values(m || {}).reduce((a, b) => Math.max(a, b), 0);
+const highest = m => Object.values(m || {}).reduce((a, b) => Math.max(a, b), 0);
 
 // The charts of a table: [title, unit, [[series name, field, fn(point)]]].
 const charts = [
   ["writes and events", "/s", [["writes", "write_rate", p => p.write_rate], ["events", "event_rate", p => p.event_rate]]],
   ["write → event latency", "s", [["p50", "p50", p => p.p50], ["p99", "p99", p => p.p99]]],
   ["lag (intents)", "", [["all partitions", "lag", p => sum(p.lag)]]],
-  ["lag (seconds) and oldest unresolved intent", "s", [["lag", "lag_seconds", p => top(p.lag_seconds)], ["oldest", "oldest", p => top(p.oldest)]]],
+  ["lag (seconds) and oldest unresolved intent", "s", [["lag", "lag_seconds", p => highest(p.lag_seconds)], ["oldest", "oldest", p => highest(p.oldest)]]],
 ];
 
 function card(table) {
