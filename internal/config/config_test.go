@@ -148,6 +148,8 @@ func TestLoad(t *testing.T) {
 		{name: "tracing sample ratio", yaml: "tracing:\n  sample_ratio: 1.5\n", wantErr: "tracing.sample_ratio 1.5 out of range 0..1"},
 		{name: "tracing endpoint", yaml: "tracing:\n  enabled: true\n  endpoint: otel:4318\n", wantErr: `tracing.endpoint "otel:4318" is not an http(s) URL`},
 		{name: "tracing service name", yaml: "tracing:\n  enabled: true\n  service_name: ''\n", wantErr: "tracing.service_name is empty"},
+		{name: "console limits", yaml: "console:\n  max_tails: 0\n  history_records: 0\n",
+			wantErr: "console.max_tails 0 out of range 1..1024\nconsole.history_records 0 out of range"},
 		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n", wantErr: "line 2: cannot unmarshal !!int `0` into time.Duration\n(durations need a unit: 0s"},
 	}
 	for _, tc := range tests {

@@ -10,13 +10,20 @@ type Console struct {
 	// MaxTails bounds the live event tails open at once (each reads
 	// every partition of its table).
 	MaxTails int `yaml:"max_tails"`
+	// HistoryRecords bounds the records of a partition that a key's
+	// history reads back from the partition's end.
+	HistoryRecords int64 `yaml:"history_records"`
 }
 
-func defaultConsole() Console { return Console{Enabled: true, MaxTails: 8} }
+func defaultConsole() Console { return Console{Enabled: true, MaxTails: 8, HistoryRecords: 100000} }
 
 func (c *Config) validateConsole() []error {
+	var errs []error
 	if c.Console.MaxTails < 1 || c.Console.MaxTails > 1024 {
-		return []error{fmt.Errorf("console.max_tails %d out of range 1..1024", c.Console.MaxTails)}
+		errs = append(errs, fmt.Errorf("console.max_tails %d out of range 1..1024", c.Console.MaxTails))
 	}
-	return nil
+	if c.Console.HistoryRecords < 1 || c.Console.HistoryRecords > 100_000_000 {
+		errs = append(errs, fmt.Errorf("console.history_records %d out of range 1..100000000", c.Console.HistoryRecords))
+	}
+	return errs
 }

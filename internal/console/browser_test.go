@@ -180,6 +180,7 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS("the key's row", `document.querySelector('#key-row').textContent.includes('"needle"')`)
+	waitJS("the key's events from the bus", `document.querySelectorAll('#key-events tbody tr').length >= 1`)
 	shot("key")
 
 	// Stop the load: the live counters must come to match /metrics.

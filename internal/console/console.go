@@ -9,6 +9,8 @@
 //     partition), with the counters as /metrics shows them.
 //   - /console/api/tail?table=T&key=K: a live tail of a table's events
 //     from now on (server-sent events), only keys containing K.
+//   - /console/api/history?table=T&key=K: the events of key K still on
+//     the bus, among the last HistoryScan records of its partition.
 //
 // Tables, a key's current row and the dead-letter queue (with redrive)
 // the pages read from the API itself (Connect JSON: AdminService,
@@ -55,6 +57,9 @@ type Options struct {
 	Keep     int
 	// MaxTails bounds the tails open at once (0: 8).
 	MaxTails int
+	// HistoryScan bounds the records of a partition a key's history reads
+	// back from its end (0: 100000).
+	HistoryScan int64
 }
 
 // Console serves the console.
@@ -74,6 +79,9 @@ func New(o Options) *Console {
 	}
 	if o.MaxTails <= 0 {
 		o.MaxTails = 8
+	}
+	if o.HistoryScan <= 0 {
+		o.HistoryScan = 100000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -104,6 +112,7 @@ func (c *Console) Handler() http.Handler {
 	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(sub)))
 	mux.HandleFunc("GET /console/api/series", c.serveSeries)
 	mux.HandleFunc("GET /console/api/tail", c.serveTail)
+	mux.HandleFunc("GET /console/api/history", c.serveHistory)
 	return mux
 }
 
@@ -129,6 +138,76 @@ type TailEvent struct {
 	ResolvedAt time.Time `json:"resolved_at"`
 	Covered    uint32    `json:"covered_intents"`
 	Trace      string    `json:"traceparent,omitempty"`
+}
+
+// History is what the bus holds of a key.
+type History struct {
+	Partition int32 `json:"partition"`
+	// From and End are the offsets read: [From, End) of the partition;
+	// Complete when From is the partition's start (nothing older is kept).
+	From     int64       `json:"from"`
+	End      int64       `json:"end"`
+	Complete bool        `json:"complete"`
+	Events   []TailEvent `json:"events"`
+}
+
+// historyTimeout bounds the scan of a key's history.
+const historyTimeout = 10 * time.Second
+
+func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
+	table, key := r.URL.Query().Get("table"), r.URL.Query().Get("key")
+	t, ok := c.o.Table(table)
+	if !ok {
+		http.Error(w, fmt.Sprintf("no table %q", table), http.StatusNotFound)
+		return
+	}
+	if key == "" {
+		http.Error(w, "key is empty", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), historyTimeout)
+	defer cancel()
+	h, err := c.history(ctx, table, t.Partitions, []byte(key))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(h)
+}
+
+// history reads the last HistoryScan records of key's partition for its
+// events, oldest first.
+func (c *Console) history(ctx context.Context, table string, partitions int32, key []byte) (History, error) {
+	topic := eventbus.Topic(table)
+	h := History{Partition: intentlog.Partition(key, partitions), Events: []TailEvent{}}
+	start, end, err := c.o.Log.Bounds(ctx, topic, h.Partition)
+	if err != nil {
+		return h, fmt.Errorf("history of %s/%d: %w", topic, h.Partition, err)
+	}
+	h.From, h.End = max(start, end-c.o.HistoryScan), end
+	h.Complete = h.From == start
+	rd, err := c.o.Log.NewReader(topic, h.Partition, h.From)
+	if err != nil {
+		return h, fmt.Errorf("history of %s/%d: %w", topic, h.Partition, err)
+	}
+	defer rd.Close()
+	for rd.Position() < end {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			return h, fmt.Errorf("history of %s/%d (read up to %d of %d): %w", topic, h.Partition, rd.Position(), end, err)
+		}
+		for i := range recs {
+			if recs[i].Offset >= end || string(recs[i].Key) != string(key) || recs[i].Value == nil {
+				continue
+			}
+			if e, err := intent.UnmarshalEvent(recs[i].Value); err == nil {
+				h.Events = append(h.Events, tailEvent(h.Partition, recs[i].Offset, &e))
+			}
+		}
+	}
+	return h, nil
 }
 
 // maxTailValue bounds the bytes of a value the tail shows.
@@ -212,24 +291,27 @@ func (c *Console) follow(ctx context.Context, topic string, p int32, filter stri
 			if err != nil {
 				continue
 			}
-			key := printable(e.Key)
-			if !strings.Contains(key, filter) {
+			if !strings.Contains(printable(e.Key), filter) {
 				continue
 			}
-			te := TailEvent{Partition: p, Offset: recs[i].Offset, Key: key, Op: e.Op.String(), Version: e.Version,
-				IntentAt: e.IntentAt, ResolvedAt: e.ResolvedAt, Covered: e.CoveredIntents, Trace: e.Trace}
-			v := e.Value
-			if len(v) > maxTailValue {
-				v, te.Truncated = v[:maxTailValue], true
-			}
-			te.Value = printable(v)
 			select {
-			case out <- te:
+			case out <- tailEvent(p, recs[i].Offset, &e):
 			case <-ctx.Done():
 				return nil
 			}
 		}
 	}
+}
+
+func tailEvent(p int32, offset int64, e *intent.Event) TailEvent {
+	te := TailEvent{Partition: p, Offset: offset, Key: printable(e.Key), Op: e.Op.String(), Version: e.Version,
+		IntentAt: e.IntentAt, ResolvedAt: e.ResolvedAt, Covered: e.CoveredIntents, Trace: e.Trace}
+	v := e.Value
+	if len(v) > maxTailValue {
+		v, te.Truncated = v[:maxTailValue], true
+	}
+	te.Value = printable(v)
+	return te
 }
 
 // printable shows bytes as text when they are valid UTF-8 without

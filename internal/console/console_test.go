@@ -131,6 +131,19 @@ func TestConsole(t *testing.T) {
 		got[e.Key] = true
 	}
 
+	// A key's history: its one event, from the bus.
+	code, body := get(t, url+"/console/api/history?table=t&key=match-4")
+	var h console.History
+	if err := json.Unmarshal([]byte(body), &h); code != http.StatusOK || err != nil {
+		t.Fatalf("history: %d %s %v", code, body, err)
+	}
+	if len(h.Events) != 1 || h.Events[0].Key != "match-4" || h.Events[0].Value != "v4" || !h.Complete || h.End == 0 {
+		t.Errorf("history of match-4: %+v", h)
+	}
+	if code, _ := get(t, url+"/console/api/history?table=t&key="); code != http.StatusBadRequest {
+		t.Errorf("history of no key: %d, want 400", code)
+	}
+
 	// A client that goes away frees its tail.
 	resp.Body.Close()
 	waitOK := time.Now().Add(10 * time.Second)

@@ -208,7 +208,7 @@ func (s *Server) open(ctx context.Context) error {
 	})
 	if cfg.Console.Enabled {
 		s.console = console.New(console.Options{Gatherer: s.registry, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
-			MaxTails: cfg.Console.MaxTails})
+			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
 		WithGroups(group.New(s.log, cfg.API.GroupLeaseTimeout))

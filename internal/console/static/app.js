@@ -235,12 +235,19 @@ $("#key-form").addEventListener("submit", async ev => {
       ? `version ${r.version}${r.deleted ? " (deleted)" : ""}\n${unb64(r.value)}` : "not in the store";
   } catch (e) { $("#key-row").textContent = e.message; }
   if (keyTail) keyTail.close();
-  $("#key-events tbody").replaceChildren();
-  keyTail = follow(table, key, e => {
-    if (e.key !== key) return;
-    addRow($("#key-events tbody"), el("tr", {}, el("td", { text: new Date().toLocaleTimeString() }), el("td", { text: e.op }),
-      el("td", { text: e.version }), el("td", { text: e.covered_intents }), el("td", { class: "value", text: e.value })));
-  }, () => {});
+  const rows = $("#key-events tbody");
+  rows.replaceChildren();
+  const row = e => el("tr", { "data-version": e.version }, el("td", { text: `${e.partition}/${e.offset}` }), el("td", { text: e.op }),
+    el("td", { text: e.version }), el("td", { text: e.covered_intents }), el("td", { text: e.resolved_at }),
+    el("td", { class: "value", text: e.value + (e.truncated ? "…" : "") }));
+  try {
+    const r = await fetch(`api/history?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`);
+    if (!r.ok) throw new Error(await r.text());
+    const h = await r.json();
+    h.events.forEach(e => rows.prepend(row(e)));
+    $("#key-scope").textContent = `(partition ${h.partition}, offsets ${h.from}..${h.end}${h.complete ? "" : ", older ones not read"}; newest first, new ones as they come)`;
+  } catch (e) { $("#key-scope").textContent = e.message; }
+  keyTail = follow(table, key, e => { if (e.key === key) addRow(rows, row(e)); }, () => {});
 });
 
 // ---- dead letters ----
