@@ -154,11 +154,19 @@ type History struct {
 // historyTimeout bounds the scan of a key's history.
 const historyTimeout = 10 * time.Second
 
-func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
-	table, key := r.URL.Query().Get("table"), r.URL.Query().Get("key")
-	t, ok := c.o.Table(table)
-	if !ok {
+// request reads a request's table and key parameters; false: it
+// answered 404 (no such table).
+func (c *Console) request(w http.ResponseWriter, r *http.Request) (t catalog.Table, key string, ok bool) {
+	table := r.URL.Query().Get("table")
+	if t, ok = c.o.Table(table); !ok {
 		http.Error(w, fmt.Sprintf("no table %q", table), http.StatusNotFound)
+	}
+	return t, r.URL.Query().Get("key"), ok
+}
+
+func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
+	t, key, ok := c.request(w, r)
+	if !ok {
 		return
 	}
 	if key == "" {
@@ -167,7 +175,7 @@ func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), historyTimeout)
 	defer cancel()
-	h, err := c.history(ctx, table, t.Partitions, []byte(key))
+	h, err := c.history(ctx, t.Name, t.Partitions, []byte(key))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
@@ -214,12 +222,11 @@ func (c *Console) history(ctx context.Context, table string, partitions int32, k
 const maxTailValue = 512
 
 func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
-	table, filter := r.URL.Query().Get("table"), r.URL.Query().Get("key")
-	t, ok := c.o.Table(table)
+	t, filter, ok := c.request(w, r)
 	if !ok {
-		http.Error(w, fmt.Sprintf("no table %q", table), http.StatusNotFound)
 		return
 	}
+	table := t.Name
 	if n := c.tails.Add(1); n > int32(c.o.MaxTails) {
 		c.tails.Add(-1)
 		http.Error(w, fmt.Sprintf("%d tails are open, the most the console serves at once; close one", c.o.MaxTails), http.StatusTooManyRequests)
