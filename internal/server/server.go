@@ -191,7 +191,9 @@ func (s *Server) open(ctx context.Context) error {
 	if bus, ok := s.log.(proxy.RecordLimiter); ok {
 		limits.Bus = bus // values whose events would not fit the bus are refused
 	}
-	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry)).WithTracing(s.tracing)
+	// The console's charts read some of these metrics (console.Registerer).
+	reg, charted := console.Registerer(s.registry)
+	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(reg)).WithTracing(s.tracing)
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
 	rc := cfg.Resolver
@@ -201,13 +203,13 @@ func (s *Server) open(ctx context.Context) error {
 		Horizon: rc.DedupeHorizon, CommitInterval: rc.CommitInterval, MaxUnresolved: rc.MaxUnresolved,
 		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
 		InstanceID: cfg.ResolverInstance(), Health: s.health, Limits: appendLimits,
-		Logger: s.logger, Metrics: resolver.NewMetrics(s.registry), Tracing: s.tracing, Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
+		Logger: s.logger, Metrics: resolver.NewMetrics(reg), Tracing: s.tracing, Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 		Tables: s.catalog.Resolving,
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})
 	if cfg.Console.Enabled {
-		s.console = console.New(console.Options{Gatherer: s.registry, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
+		s.console = console.New(console.Options{Gatherer: charted, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
 			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
