@@ -69,4 +69,3 @@ func isCharted(c prometheus.Collector) bool {
 	}
 	return found
 }
-
