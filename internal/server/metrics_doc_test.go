@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/tlstest"
 )
 
 var updateMetrics = flag.Bool("update-metrics", false, "rewrite the metrics list in docs/operations.md")
@@ -33,12 +34,16 @@ type metricDesc struct {
 var descRE = regexp.MustCompile(`^Desc\{fqName: "([^"]+)", help: ("(?:[^"\\]|\\.)*"), unit: "[^"]*", constLabels: \{[^}]*\}, variableLabels: \{([^}]*)\}\}$`)
 
 // registeredMetrics are the wail metrics a server registers (the Go
-// runtime's go_* and process_* aside), by name.
+// runtime's go_* and process_* aside), by name, with every optional part
+// that registers some turned on (TLS, the schema registry).
 func registeredMetrics(t *testing.T) map[string]metricDesc {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	pair := tlstest.NewCA(t, "wail-test").Server(t, "127.0.0.1")
+	cfg.Security.TLS = config.TLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile}
+	cfg.SchemaRegistry.Enabled = true
 	s, err := newServer(cfg, slog.New(slog.DiscardHandler), seams{})
 	if err != nil {
 		t.Fatal(err)
