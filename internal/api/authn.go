@@ -116,6 +116,22 @@ var endpoints = map[string]Endpoint{
 	"/healthz":                      {Open: true}, // load balancers and orchestrators probe it
 	"/metrics":                      {Read: auth.Metrics, Write: auth.Metrics},
 	config.SchemaRegistryPath + "/": {Decide: registryPermission},
+	"/console/":                     {Decide: consolePermission},
+}
+
+// consolePermission: the web console's live series are the metrics'; its
+// event tail and a key's history show the events of any table (admin on
+// every table); its pages themselves need any grant. (A browser sends no
+// bearer token: with authentication on, the console is for clients that
+// can, until it has a login.)
+func consolePermission(_, path string) auth.Permission {
+	switch {
+	case path == "/console/api/series":
+		return auth.Metrics
+	case strings.HasPrefix(path, "/console/api/"):
+		return auth.Admin
+	}
+	return auth.Any
 }
 
 // registryPermission: reading the schema registry (GET, a lookup of a
