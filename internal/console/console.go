@@ -233,11 +233,7 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.tails.Add(-1)
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming is not supported here", http.StatusInternalServerError)
-		return
-	}
+	rc := http.NewResponseController(w) // reaches a Flusher through wrappers (Unwrap)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	out := make(chan TailEvent, 64)
@@ -250,7 +246,9 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": tail of "+table+"\n\n")
-	flusher.Flush()
+	if err := rc.Flush(); err != nil {
+		return // the connection cannot stream (or is gone)
+	}
 	enc := json.NewEncoder(w)
 	for {
 		select {
@@ -259,7 +257,7 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 		case err := <-errc:
 			if err != nil && ctx.Err() == nil {
 				fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
-				flusher.Flush()
+				_ = rc.Flush()
 				return
 			}
 		case e := <-out:
@@ -268,7 +266,9 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			fmt.Fprint(w, "\n")
-			flusher.Flush()
+			if err := rc.Flush(); err != nil {
+				return
+			}
 		}
 	}
 }
