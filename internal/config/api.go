@@ -51,6 +51,12 @@ type API struct {
 	// delivered events unacknowledged before it loses its partitions (and
 	// its unacknowledged events go to other members).
 	GroupLeaseTimeout time.Duration `yaml:"group_lease_timeout"`
+	// CompressEvents gzips Subscribe messages of 4 KiB or more for clients
+	// that accept gzip. Off by default: a batch of events compresses well,
+	// but on a fast network gzip costs the server more CPU per event than
+	// sending the bytes (docs/benchmarks.md); turn it on when bandwidth to
+	// subscribers is scarce.
+	CompressEvents bool `yaml:"compress_events"`
 }
 
 func defaultAPI() API {

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -253,6 +254,10 @@ func (s *Server) Handler() http.Handler {
 	mux := api.NewMux()
 	svc := api.Services{Admin: &admin{s: s}, Events: s.events,
 		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
+	if !s.cfg.API.CompressEvents {
+		// never: see api.compress_events
+		svc.EventOptions = []connect.HandlerOption{connect.WithCompressMinBytes(math.MaxInt)}
+	}
 	if s.cfg.Proxy.Enabled {
 		svc.Producer = s.producerService()
 	}

@@ -3187,9 +3187,17 @@ type SubscribeRequest struct {
 	// before the call (offsets are not dense: the end is each partition's end
 	// offset at the call, not a count of events). Its last message carries
 	// the cursor of that end. Not with from "snapshot".
-	UntilEnd      bool `protobuf:"varint,3,opt,name=until_end,json=untilEnd,proto3" json:"until_end,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UntilEnd bool `protobuf:"varint,3,opt,name=until_end,json=untilEnd,proto3" json:"until_end,omitempty"`
+	// max_batch_events, when positive, asks for events in batches: each
+	// message that carries events then carries between 1 and
+	// max_batch_events of them in events (and leaves event, partition,
+	// offset and snapshot unset); its cursor resumes after the last one. The
+	// server sends what it has read without waiting for more, so a batch
+	// adds no latency; it caps the value at 1000. 0 (the default, and what
+	// clients that predate batches send) streams one event per message.
+	MaxBatchEvents int32 `protobuf:"varint,4,opt,name=max_batch_events,json=maxBatchEvents,proto3" json:"max_batch_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
@@ -3243,10 +3251,89 @@ func (x *SubscribeRequest) GetUntilEnd() bool {
 	return false
 }
 
+func (x *SubscribeRequest) GetMaxBatchEvents() int32 {
+	if x != nil {
+		return x.MaxBatchEvents
+	}
+	return 0
+}
+
+// StreamedEvent is one event of a batch and where it is on the bus.
+type StreamedEvent struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Event     *ChangeEvent           `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset    int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// snapshot marks an event read from the store by a from "snapshot"
+	// stream (partition and offset are then 0).
+	Snapshot      bool `protobuf:"varint,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamedEvent) Reset() {
+	*x = StreamedEvent{}
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamedEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamedEvent) ProtoMessage() {}
+
+func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamedEvent.ProtoReflect.Descriptor instead.
+func (*StreamedEvent) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *StreamedEvent) GetEvent() *ChangeEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *StreamedEvent) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *StreamedEvent) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *StreamedEvent) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// event is absent on a message that carries only a cursor: at the end of
-	// a snapshot and at the end of an until_end stream.
+	// a snapshot and at the end of an until_end stream; and on a message
+	// that carries events (max_batch_events).
 	Event     *ChangeEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	Partition int32        `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	Offset    int64        `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
@@ -3256,14 +3343,17 @@ type SubscribeResponse struct {
 	Cursor string `protobuf:"bytes,4,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	// snapshot marks an event read from the store by a from "snapshot"
 	// stream (partition and offset are then 0).
-	Snapshot      bool `protobuf:"varint,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Snapshot bool `protobuf:"varint,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// events are set when the request asked for batches, in the order the
+	// server read them (per partition, in offset order).
+	Events        []*StreamedEvent `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3275,7 +3365,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3288,7 +3378,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SubscribeResponse) GetEvent() *ChangeEvent {
@@ -3326,6 +3416,13 @@ func (x *SubscribeResponse) GetSnapshot() bool {
 	return false
 }
 
+func (x *SubscribeResponse) GetEvents() []*StreamedEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 type ConsumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -3342,7 +3439,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3451,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3464,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ConsumeRequest) GetTable() string {
@@ -3411,7 +3508,7 @@ type PartitionGrant struct {
 
 func (x *PartitionGrant) Reset() {
 	*x = PartitionGrant{}
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3423,7 +3520,7 @@ func (x *PartitionGrant) String() string {
 func (*PartitionGrant) ProtoMessage() {}
 
 func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3436,7 +3533,7 @@ func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionGrant.ProtoReflect.Descriptor instead.
 func (*PartitionGrant) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PartitionGrant) GetPartition() int32 {
@@ -3483,7 +3580,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3592,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3605,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ConsumeResponse) GetEvent() *ChangeEvent {
@@ -3572,7 +3669,7 @@ type PartitionAck struct {
 
 func (x *PartitionAck) Reset() {
 	*x = PartitionAck{}
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3584,7 +3681,7 @@ func (x *PartitionAck) String() string {
 func (*PartitionAck) ProtoMessage() {}
 
 func (x *PartitionAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3597,7 +3694,7 @@ func (x *PartitionAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAck.ProtoReflect.Descriptor instead.
 func (*PartitionAck) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PartitionAck) GetPartition() int32 {
@@ -3633,7 +3730,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3645,7 +3742,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3658,7 +3755,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AckRequest) GetTable() string {
@@ -3699,7 +3796,7 @@ type AckRefused struct {
 
 func (x *AckRefused) Reset() {
 	*x = AckRefused{}
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3711,7 +3808,7 @@ func (x *AckRefused) String() string {
 func (*AckRefused) ProtoMessage() {}
 
 func (x *AckRefused) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3724,7 +3821,7 @@ func (x *AckRefused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRefused.ProtoReflect.Descriptor instead.
 func (*AckRefused) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AckRefused) GetPartition() int32 {
@@ -3753,7 +3850,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3765,7 +3862,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3778,7 +3875,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AckResponse) GetRefused() []*AckRefused {
@@ -3797,7 +3894,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +3906,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +3919,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListGroupsRequest) GetTable() string {
@@ -3841,7 +3938,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +3950,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +3963,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -3886,7 +3983,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3898,7 +3995,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3911,7 +4008,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *DescribeGroupRequest) GetTable() string {
@@ -3948,7 +4045,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3960,7 +4057,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3973,7 +4070,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GroupPartition) GetPartition() int32 {
@@ -4035,7 +4132,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4047,7 +4144,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4060,7 +4157,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DescribeGroupResponse) GetMembers() []string {
@@ -4089,7 +4186,7 @@ type ResetGroupRequest struct {
 
 func (x *ResetGroupRequest) Reset() {
 	*x = ResetGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4101,7 +4198,7 @@ func (x *ResetGroupRequest) String() string {
 func (*ResetGroupRequest) ProtoMessage() {}
 
 func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4114,7 +4211,7 @@ func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ResetGroupRequest) GetTable() string {
@@ -4147,7 +4244,7 @@ type ResetGroupResponse struct {
 
 func (x *ResetGroupResponse) Reset() {
 	*x = ResetGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4256,7 @@ func (x *ResetGroupResponse) String() string {
 func (*ResetGroupResponse) ProtoMessage() {}
 
 func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4269,7 @@ func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
@@ -4415,17 +4512,24 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"keysBehind\x12*\n" +
 	"\x04keys\x18\x03 \x03(\v2\x16.wail.v1.ReconciledKeyR\x04keys\x12$\n" +
 	"\x0ekeys_in_flight\x18\x04 \x01(\x03R\fkeysInFlight\x12!\n" +
-	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\"Y\n" +
+	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\"\x83\x01\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x1b\n" +
-	"\tuntil_end\x18\x03 \x01(\bR\buntilEnd\"\xa9\x01\n" +
+	"\tuntil_end\x18\x03 \x01(\bR\buntilEnd\x12(\n" +
+	"\x10max_batch_events\x18\x04 \x01(\x05R\x0emaxBatchEvents\"\x8d\x01\n" +
+	"\rStreamedEvent\x12*\n" +
+	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
+	"\bsnapshot\x18\x04 \x01(\bR\bsnapshot\"\xd9\x01\n" +
 	"\x11SubscribeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x1a\n" +
-	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot\"j\n" +
+	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot\x12.\n" +
+	"\x06events\x18\x06 \x03(\v2\x16.wail.v1.StreamedEventR\x06events\"j\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
@@ -4554,7 +4658,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -4603,21 +4707,22 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*ReconciledKey)(nil),              // 44: wail.v1.ReconciledKey
 	(*ReconcileTableResponse)(nil),     // 45: wail.v1.ReconcileTableResponse
 	(*SubscribeRequest)(nil),           // 46: wail.v1.SubscribeRequest
-	(*SubscribeResponse)(nil),          // 47: wail.v1.SubscribeResponse
-	(*ConsumeRequest)(nil),             // 48: wail.v1.ConsumeRequest
-	(*PartitionGrant)(nil),             // 49: wail.v1.PartitionGrant
-	(*ConsumeResponse)(nil),            // 50: wail.v1.ConsumeResponse
-	(*PartitionAck)(nil),               // 51: wail.v1.PartitionAck
-	(*AckRequest)(nil),                 // 52: wail.v1.AckRequest
-	(*AckRefused)(nil),                 // 53: wail.v1.AckRefused
-	(*AckResponse)(nil),                // 54: wail.v1.AckResponse
-	(*ListGroupsRequest)(nil),          // 55: wail.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 56: wail.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 57: wail.v1.DescribeGroupRequest
-	(*GroupPartition)(nil),             // 58: wail.v1.GroupPartition
-	(*DescribeGroupResponse)(nil),      // 59: wail.v1.DescribeGroupResponse
-	(*ResetGroupRequest)(nil),          // 60: wail.v1.ResetGroupRequest
-	(*ResetGroupResponse)(nil),         // 61: wail.v1.ResetGroupResponse
+	(*StreamedEvent)(nil),              // 47: wail.v1.StreamedEvent
+	(*SubscribeResponse)(nil),          // 48: wail.v1.SubscribeResponse
+	(*ConsumeRequest)(nil),             // 49: wail.v1.ConsumeRequest
+	(*PartitionGrant)(nil),             // 50: wail.v1.PartitionGrant
+	(*ConsumeResponse)(nil),            // 51: wail.v1.ConsumeResponse
+	(*PartitionAck)(nil),               // 52: wail.v1.PartitionAck
+	(*AckRequest)(nil),                 // 53: wail.v1.AckRequest
+	(*AckRefused)(nil),                 // 54: wail.v1.AckRefused
+	(*AckResponse)(nil),                // 55: wail.v1.AckResponse
+	(*ListGroupsRequest)(nil),          // 56: wail.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 57: wail.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 58: wail.v1.DescribeGroupRequest
+	(*GroupPartition)(nil),             // 59: wail.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 60: wail.v1.DescribeGroupResponse
+	(*ResetGroupRequest)(nil),          // 61: wail.v1.ResetGroupRequest
+	(*ResetGroupResponse)(nil),         // 62: wail.v1.ResetGroupResponse
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -4654,58 +4759,60 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	45, // 31: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
 	32, // 32: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
 	44, // 33: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	6,  // 34: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	6,  // 35: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	49, // 36: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	51, // 37: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	53, // 38: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	58, // 39: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	58, // 40: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	10, // 41: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 42: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 43: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 44: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	21, // 45: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	27, // 46: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	29, // 47: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	22, // 48: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	24, // 49: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	43, // 50: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	35, // 51: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	37, // 52: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	39, // 53: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	41, // 54: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	46, // 55: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	48, // 56: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	52, // 57: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	55, // 58: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	57, // 59: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	60, // 60: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 61: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 62: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 63: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 64: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	26, // 65: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	28, // 66: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	30, // 67: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	23, // 68: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	25, // 69: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	45, // 70: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	36, // 71: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	38, // 72: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	40, // 73: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	42, // 74: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	47, // 75: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	50, // 76: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	54, // 77: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	56, // 78: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	59, // 79: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	61, // 80: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	61, // [61:81] is the sub-list for method output_type
-	41, // [41:61] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	6,  // 34: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
+	6,  // 35: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	47, // 36: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	6,  // 37: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	50, // 38: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	52, // 39: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	54, // 40: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	59, // 41: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	59, // 42: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	10, // 43: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 44: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 45: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 46: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	21, // 47: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	27, // 48: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	29, // 49: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	22, // 50: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	24, // 51: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	43, // 52: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	35, // 53: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	37, // 54: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	39, // 55: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	41, // 56: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	46, // 57: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	49, // 58: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	53, // 59: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	56, // 60: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	58, // 61: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	61, // 62: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 63: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 64: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 65: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 66: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	26, // 67: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	28, // 68: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	30, // 69: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	23, // 70: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	25, // 71: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	45, // 72: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	36, // 73: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	38, // 74: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	40, // 75: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	42, // 76: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	48, // 77: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	51, // 78: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	55, // 79: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	57, // 80: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	60, // 81: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	62, // 82: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	63, // [63:83] is the sub-list for method output_type
+	43, // [43:63] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -4725,7 +4832,7 @@ func file_wail_v1_wail_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   57,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
