@@ -13,6 +13,8 @@ type Metrics struct {
 	storeErrors  *prometheus.CounterVec
 	abortErrors  prometheus.Counter
 	slowAppends  prometheus.Counter
+	mergeWaits   prometheus.Counter
+	merged       prometheus.Histogram
 }
 
 // NewMetrics registers the proxy's collectors on reg.
@@ -34,9 +36,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slowAppends: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_slow_intent_appends_total", Help: "Intent appends that took over half the visibility window (cut off, or refused after it).",
 		}),
+		mergeWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_merge_waits_total",
+			Help: "Writes that waited because proxy.writes_in_flight batches of their table ran, and were merged with others.",
+		}),
+		merged: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "wail_proxy_merged_writes", Help: "Write requests merged into one intent append and one store write (merged batches only).",
+			Buckets: prometheus.ExponentialBuckets(2, 2, 10),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends)
+		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends, m.mergeWaits, m.merged)
 	}
 	return m
 }

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
@@ -69,6 +70,11 @@ type Limits struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
 	MaxBatch      int
+	// WritesInFlight is how many batches of one table run the write path
+	// at once; writes that arrive meanwhile wait and are merged (merge.go).
+	// MaxMerge caps the mutations of a merged batch (one write larger
+	// than that runs alone). Zero values: 4 and MaxBatch.
+	WritesInFlight, MaxMerge int
 	// Bus, when set, is the log under the event bus: a value is refused
 	// when its event would not fit a record there (see fitsBus), so that
 	// no write is acknowledged whose event can never be published.
@@ -95,6 +101,9 @@ type Mutation struct {
 	JSON bool
 }
 
+// DefaultWritesInFlight is Limits.WritesInFlight when unset.
+const DefaultWritesInFlight = 4
+
 // Proxy is the write path.
 type Proxy struct {
 	log     Log
@@ -109,6 +118,9 @@ type Proxy struct {
 	// prints typed values as JSON (values.go).
 	values  Validator
 	printer Printer
+
+	mergeMu sync.Mutex
+	mergers map[string]*merger // by table
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -116,7 +128,14 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second}
+	if limits.WritesInFlight <= 0 {
+		limits.WritesInFlight = DefaultWritesInFlight
+	}
+	if limits.MaxMerge <= 0 {
+		limits.MaxMerge = max(limits.MaxBatch, 1)
+	}
+	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second,
+		mergers: map[string]*merger{}}
 }
 
 // Write runs mutations through the write path. A batch may span tables; each
@@ -145,7 +164,7 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 	}
 	for _, name := range order {
 		t, _ := p.tables.Get(name)
-		p.writeTable(ctx, t, muts, byTable[name], res)
+		p.writeMerged(ctx, t, muts, byTable[name], res)
 	}
 	p.metrics.observe(muts, res)
 	return res

@@ -171,6 +171,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.clock = clock
 	limits := proxy.Limits{
 		MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatch: cfg.Limits.MaxBatchMutations,
+		WritesInFlight: cfg.Proxy.WritesInFlight,
 	}
 	if bus, ok := s.log.(proxy.RecordLimiter); ok {
 		limits.Bus = bus // values whose events would not fit the bus are refused
