@@ -78,8 +78,12 @@ type Server struct {
 	// process stop (failstop.go); failed then tells Run.
 	stopping atomic.Pointer[error]
 	failed   chan error
-	// streams are the event streams' limits (budget.go).
-	streams eventbus.Limits
+	// streams are the event streams' limits, writeStreams the write
+	// streams' (budget.go).
+	streams      eventbus.Limits
+	writeStreams proxy.StreamLimits
+	// producer is the ProducerService, once Handler made it.
+	producer *proxy.Service
 	clock   *hlc.Clock
 	// opened is set once open succeeded (start.go).
 	opened bool
@@ -119,6 +123,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.health = health.NewRegistry(s.registry)
 	s.streams = s.streamLimits()
+	s.writeStreams = s.writeStreamLimits()
 	s.clockWatch = newClockWatch(s.registry)
 	if err := s.openSecurity(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)

@@ -733,9 +733,13 @@ func (x *WriteResult) GetError() *Error {
 }
 
 type Error struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// retry_after_ms, when set, is how long the server asks the client to
+	// wait before it retries (resource_exhausted: the server is past the
+	// rate its resolver sustains; see docs/operations.md).
+	RetryAfterMs  int64 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -782,6 +786,13 @@ func (x *Error) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *Error) GetRetryAfterMs() int64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
 }
 
 type PutRequest struct {
@@ -1081,6 +1092,128 @@ func (x *WriteResponse) GetResults() []*WriteResult {
 	return nil
 }
 
+// WriteStreamRequest is one batch of a write stream.
+type WriteStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// seq is the client's number of the batch; its response carries it.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// mutations are at most limits.max_batch_mutations, as in Write.
+	Mutations     []*Mutation `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteStreamRequest) Reset() {
+	*x = WriteStreamRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteStreamRequest) ProtoMessage() {}
+
+func (x *WriteStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteStreamRequest.ProtoReflect.Descriptor instead.
+func (*WriteStreamRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WriteStreamRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WriteStreamRequest) GetMutations() []*Mutation {
+	if x != nil {
+		return x.Mutations
+	}
+	return nil
+}
+
+// WriteStreamResponse answers one batch of a write stream. Batches of one
+// stream run concurrently (up to api.write_stream_in_flight), so responses
+// may come in another order than the requests: match them by seq.
+type WriteStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// results are one per mutation, as Write's, when error is unset.
+	Results []*WriteResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// error is set when the whole batch was refused before any of it was
+	// stamped (too many mutations, a bad op, the server is overloaded or
+	// not taking writes): nothing of it was written.
+	Error         *Error `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WriteStreamResponse) Reset() {
+	*x = WriteStreamResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WriteStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WriteStreamResponse) ProtoMessage() {}
+
+func (x *WriteStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WriteStreamResponse.ProtoReflect.Descriptor instead.
+func (*WriteStreamResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WriteStreamResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *WriteStreamResponse) GetResults() []*WriteResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *WriteStreamResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type GetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -1094,7 +1227,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[11]
+	mi := &file_wail_v1_wail_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1239,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[11]
+	mi := &file_wail_v1_wail_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1252,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{11}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetRequest) GetTable() string {
@@ -1159,7 +1292,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[12]
+	mi := &file_wail_v1_wail_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +1304,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[12]
+	mi := &file_wail_v1_wail_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +1317,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{12}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -1261,7 +1394,7 @@ type Table struct {
 
 func (x *Table) Reset() {
 	*x = Table{}
-	mi := &file_wail_v1_wail_proto_msgTypes[13]
+	mi := &file_wail_v1_wail_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1406,7 @@ func (x *Table) String() string {
 func (*Table) ProtoMessage() {}
 
 func (x *Table) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[13]
+	mi := &file_wail_v1_wail_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1419,7 @@ func (x *Table) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Table.ProtoReflect.Descriptor instead.
 func (*Table) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{13}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Table) GetName() string {
@@ -1396,7 +1529,7 @@ type TypeSchema struct {
 
 func (x *TypeSchema) Reset() {
 	*x = TypeSchema{}
-	mi := &file_wail_v1_wail_proto_msgTypes[14]
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1408,7 +1541,7 @@ func (x *TypeSchema) String() string {
 func (*TypeSchema) ProtoMessage() {}
 
 func (x *TypeSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[14]
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1421,7 +1554,7 @@ func (x *TypeSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeSchema.ProtoReflect.Descriptor instead.
 func (*TypeSchema) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{14}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TypeSchema) GetSchema() string {
@@ -1458,7 +1591,7 @@ type SchemaReference struct {
 
 func (x *SchemaReference) Reset() {
 	*x = SchemaReference{}
-	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1603,7 @@ func (x *SchemaReference) String() string {
 func (*SchemaReference) ProtoMessage() {}
 
 func (x *SchemaReference) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[15]
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1616,7 @@ func (x *SchemaReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchemaReference.ProtoReflect.Descriptor instead.
 func (*SchemaReference) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{15}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SchemaReference) GetName() string {
@@ -1532,7 +1665,7 @@ type CreateTableRequest struct {
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1677,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1690,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -1644,7 +1777,7 @@ type AlterTableRequest struct {
 
 func (x *AlterTableRequest) Reset() {
 	*x = AlterTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1789,7 @@ func (x *AlterTableRequest) String() string {
 func (*AlterTableRequest) ProtoMessage() {}
 
 func (x *AlterTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1802,7 @@ func (x *AlterTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTableRequest.ProtoReflect.Descriptor instead.
 func (*AlterTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AlterTableRequest) GetName() string {
@@ -1739,7 +1872,7 @@ type AlterTableResponse struct {
 
 func (x *AlterTableResponse) Reset() {
 	*x = AlterTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1884,7 @@ func (x *AlterTableResponse) String() string {
 func (*AlterTableResponse) ProtoMessage() {}
 
 func (x *AlterTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1897,7 @@ func (x *AlterTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTableResponse.ProtoReflect.Descriptor instead.
 func (*AlterTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AlterTableResponse) GetTable() *Table {
@@ -1794,7 +1927,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1806,7 +1939,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1819,7 +1952,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -1844,7 +1977,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1989,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2002,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{22}
 }
 
 type CreateTableResponse struct {
@@ -1883,7 +2016,7 @@ type CreateTableResponse struct {
 
 func (x *CreateTableResponse) Reset() {
 	*x = CreateTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2028,7 @@ func (x *CreateTableResponse) String() string {
 func (*CreateTableResponse) ProtoMessage() {}
 
 func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2041,7 @@ func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableResponse.ProtoReflect.Descriptor instead.
 func (*CreateTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreateTableResponse) GetTable() *Table {
@@ -1933,7 +2066,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[22]
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2078,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[22]
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2091,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{22}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{24}
 }
 
 type ListTablesResponse struct {
@@ -1970,7 +2103,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[23]
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2115,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[23]
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2128,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{23}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -2014,7 +2147,7 @@ type DescribeTableRequest struct {
 
 func (x *DescribeTableRequest) Reset() {
 	*x = DescribeTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2159,7 @@ func (x *DescribeTableRequest) String() string {
 func (*DescribeTableRequest) ProtoMessage() {}
 
 func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2172,7 @@ func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{24}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DescribeTableRequest) GetName() string {
@@ -2063,7 +2196,7 @@ type DescribeTableResponse struct {
 
 func (x *DescribeTableResponse) Reset() {
 	*x = DescribeTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2208,7 @@ func (x *DescribeTableResponse) String() string {
 func (*DescribeTableResponse) ProtoMessage() {}
 
 func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2221,7 @@ func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{25}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DescribeTableResponse) GetTable() *Table {
@@ -2152,7 +2285,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2297,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2310,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{26}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DeadLetter) GetTable() string {
@@ -2301,7 +2434,7 @@ type DeadLetterResolution struct {
 
 func (x *DeadLetterResolution) Reset() {
 	*x = DeadLetterResolution{}
-	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2446,7 @@ func (x *DeadLetterResolution) String() string {
 func (*DeadLetterResolution) ProtoMessage() {}
 
 func (x *DeadLetterResolution) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2459,7 @@ func (x *DeadLetterResolution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterResolution.ProtoReflect.Descriptor instead.
 func (*DeadLetterResolution) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{27}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeadLetterResolution) GetOffset() int64 {
@@ -2373,7 +2506,7 @@ type DeadLetterRecord struct {
 
 func (x *DeadLetterRecord) Reset() {
 	*x = DeadLetterRecord{}
-	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2518,7 @@ func (x *DeadLetterRecord) String() string {
 func (*DeadLetterRecord) ProtoMessage() {}
 
 func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2531,7 @@ func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterRecord.ProtoReflect.Descriptor instead.
 func (*DeadLetterRecord) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{28}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeadLetterRecord) GetEntry() isDeadLetterRecord_Entry {
@@ -2456,7 +2589,7 @@ type DeadLetterEntry struct {
 
 func (x *DeadLetterEntry) Reset() {
 	*x = DeadLetterEntry{}
-	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2468,7 +2601,7 @@ func (x *DeadLetterEntry) String() string {
 func (*DeadLetterEntry) ProtoMessage() {}
 
 func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2481,7 +2614,7 @@ func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterEntry.ProtoReflect.Descriptor instead.
 func (*DeadLetterEntry) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{29}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeadLetterEntry) GetOffset() int64 {
@@ -2524,7 +2657,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2669,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2682,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListDeadLettersRequest) GetTable() string {
@@ -2591,7 +2724,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2736,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +2749,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListDeadLettersResponse) GetEntries() []*DeadLetterEntry {
@@ -2643,7 +2776,7 @@ type GetDeadLetterRequest struct {
 
 func (x *GetDeadLetterRequest) Reset() {
 	*x = GetDeadLetterRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2788,7 @@ func (x *GetDeadLetterRequest) String() string {
 func (*GetDeadLetterRequest) ProtoMessage() {}
 
 func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2801,7 @@ func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetDeadLetterRequest) GetTable() string {
@@ -2694,7 +2827,7 @@ type GetDeadLetterResponse struct {
 
 func (x *GetDeadLetterResponse) Reset() {
 	*x = GetDeadLetterResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2706,7 +2839,7 @@ func (x *GetDeadLetterResponse) String() string {
 func (*GetDeadLetterResponse) ProtoMessage() {}
 
 func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2719,7 +2852,7 @@ func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDeadLetterResponse) GetEntry() *DeadLetterEntry {
@@ -2741,7 +2874,7 @@ type RedriveDeadLettersRequest struct {
 
 func (x *RedriveDeadLettersRequest) Reset() {
 	*x = RedriveDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2753,7 +2886,7 @@ func (x *RedriveDeadLettersRequest) String() string {
 func (*RedriveDeadLettersRequest) ProtoMessage() {}
 
 func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2766,7 +2899,7 @@ func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RedriveDeadLettersRequest) GetTable() string {
@@ -2802,7 +2935,7 @@ type RedriveDeadLettersResponse struct {
 
 func (x *RedriveDeadLettersResponse) Reset() {
 	*x = RedriveDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2947,7 @@ func (x *RedriveDeadLettersResponse) String() string {
 func (*RedriveDeadLettersResponse) ProtoMessage() {}
 
 func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2960,7 @@ func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RedriveDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -2855,7 +2988,7 @@ type DropDeadLettersRequest struct {
 
 func (x *DropDeadLettersRequest) Reset() {
 	*x = DropDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2867,7 +3000,7 @@ func (x *DropDeadLettersRequest) String() string {
 func (*DropDeadLettersRequest) ProtoMessage() {}
 
 func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2880,7 +3013,7 @@ func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DropDeadLettersRequest) GetTable() string {
@@ -2913,7 +3046,7 @@ type DropDeadLettersResponse struct {
 
 func (x *DropDeadLettersResponse) Reset() {
 	*x = DropDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3058,7 @@ func (x *DropDeadLettersResponse) String() string {
 func (*DropDeadLettersResponse) ProtoMessage() {}
 
 func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3071,7 @@ func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DropDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -2959,7 +3092,7 @@ type ReconcileTableRequest struct {
 
 func (x *ReconcileTableRequest) Reset() {
 	*x = ReconcileTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3104,7 @@ func (x *ReconcileTableRequest) String() string {
 func (*ReconcileTableRequest) ProtoMessage() {}
 
 func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3117,7 @@ func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableRequest.ProtoReflect.Descriptor instead.
 func (*ReconcileTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ReconcileTableRequest) GetName() string {
@@ -3017,7 +3150,7 @@ type ReconciledKey struct {
 
 func (x *ReconciledKey) Reset() {
 	*x = ReconciledKey{}
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3162,7 @@ func (x *ReconciledKey) String() string {
 func (*ReconciledKey) ProtoMessage() {}
 
 func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3175,7 @@ func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciledKey.ProtoReflect.Descriptor instead.
 func (*ReconciledKey) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReconciledKey) GetPartition() int32 {
@@ -3103,7 +3236,7 @@ type ReconcileTableResponse struct {
 
 func (x *ReconcileTableResponse) Reset() {
 	*x = ReconcileTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3248,7 @@ func (x *ReconcileTableResponse) String() string {
 func (*ReconcileTableResponse) ProtoMessage() {}
 
 func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3128,7 +3261,7 @@ func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableResponse.ProtoReflect.Descriptor instead.
 func (*ReconcileTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReconcileTableResponse) GetKeysScanned() int64 {
@@ -3202,7 +3335,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3214,7 +3347,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3227,7 +3360,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SubscribeRequest) GetTable() string {
@@ -3273,7 +3406,7 @@ type StreamedEvent struct {
 
 func (x *StreamedEvent) Reset() {
 	*x = StreamedEvent{}
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3418,7 @@ func (x *StreamedEvent) String() string {
 func (*StreamedEvent) ProtoMessage() {}
 
 func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3431,7 @@ func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamedEvent.ProtoReflect.Descriptor instead.
 func (*StreamedEvent) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *StreamedEvent) GetEvent() *ChangeEvent {
@@ -3353,7 +3486,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3365,7 +3498,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3378,7 +3511,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SubscribeResponse) GetEvent() *ChangeEvent {
@@ -3439,7 +3572,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3584,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3597,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ConsumeRequest) GetTable() string {
@@ -3508,7 +3641,7 @@ type PartitionGrant struct {
 
 func (x *PartitionGrant) Reset() {
 	*x = PartitionGrant{}
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +3653,7 @@ func (x *PartitionGrant) String() string {
 func (*PartitionGrant) ProtoMessage() {}
 
 func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3533,7 +3666,7 @@ func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionGrant.ProtoReflect.Descriptor instead.
 func (*PartitionGrant) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PartitionGrant) GetPartition() int32 {
@@ -3580,7 +3713,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3592,7 +3725,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3605,7 +3738,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ConsumeResponse) GetEvent() *ChangeEvent {
@@ -3669,7 +3802,7 @@ type PartitionAck struct {
 
 func (x *PartitionAck) Reset() {
 	*x = PartitionAck{}
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3681,7 +3814,7 @@ func (x *PartitionAck) String() string {
 func (*PartitionAck) ProtoMessage() {}
 
 func (x *PartitionAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3694,7 +3827,7 @@ func (x *PartitionAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAck.ProtoReflect.Descriptor instead.
 func (*PartitionAck) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PartitionAck) GetPartition() int32 {
@@ -3730,7 +3863,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3742,7 +3875,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3755,7 +3888,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AckRequest) GetTable() string {
@@ -3796,7 +3929,7 @@ type AckRefused struct {
 
 func (x *AckRefused) Reset() {
 	*x = AckRefused{}
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +3941,7 @@ func (x *AckRefused) String() string {
 func (*AckRefused) ProtoMessage() {}
 
 func (x *AckRefused) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +3954,7 @@ func (x *AckRefused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRefused.ProtoReflect.Descriptor instead.
 func (*AckRefused) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AckRefused) GetPartition() int32 {
@@ -3850,7 +3983,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3862,7 +3995,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3875,7 +4008,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AckResponse) GetRefused() []*AckRefused {
@@ -3894,7 +4027,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3906,7 +4039,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3919,7 +4052,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListGroupsRequest) GetTable() string {
@@ -3938,7 +4071,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3950,7 +4083,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3963,7 +4096,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -3983,7 +4116,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4128,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4141,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *DescribeGroupRequest) GetTable() string {
@@ -4045,7 +4178,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4057,7 +4190,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4070,7 +4203,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *GroupPartition) GetPartition() int32 {
@@ -4132,7 +4265,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4277,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4290,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *DescribeGroupResponse) GetMembers() []string {
@@ -4186,7 +4319,7 @@ type ResetGroupRequest struct {
 
 func (x *ResetGroupRequest) Reset() {
 	*x = ResetGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4198,7 +4331,7 @@ func (x *ResetGroupRequest) String() string {
 func (*ResetGroupRequest) ProtoMessage() {}
 
 func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4211,7 +4344,7 @@ func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ResetGroupRequest) GetTable() string {
@@ -4244,7 +4377,7 @@ type ResetGroupResponse struct {
 
 func (x *ResetGroupResponse) Reset() {
 	*x = ResetGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4256,7 +4389,7 @@ func (x *ResetGroupResponse) String() string {
 func (*ResetGroupResponse) ProtoMessage() {}
 
 func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4269,7 +4402,7 @@ func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
@@ -4320,10 +4453,11 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\n" +
 	"superseded\x18\x04 \x01(\bR\n" +
 	"superseded\x12$\n" +
-	"\x05error\x18\x05 \x01(\v2\x0e.wail.v1.ErrorR\x05error\"5\n" +
+	"\x05error\x18\x05 \x01(\v2\x0e.wail.v1.ErrorR\x05error\"[\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"i\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x03R\fretryAfterMs\"i\n" +
 	"\n" +
 	"PutRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
@@ -4341,7 +4475,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fWriteRequest\x12/\n" +
 	"\tmutations\x18\x01 \x03(\v2\x11.wail.v1.MutationR\tmutations\"?\n" +
 	"\rWriteResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"S\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"W\n" +
+	"\x12WriteStreamRequest\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
+	"\tmutations\x18\x02 \x03(\v2\x11.wail.v1.MutationR\tmutations\"}\n" +
+	"\x13WriteStreamResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
+	"\aresults\x18\x02 \x03(\v2\x14.wail.v1.WriteResultR\aresults\x12$\n" +
+	"\x05error\x18\x03 \x01(\v2\x0e.wail.v1.ErrorR\x05error\"S\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
@@ -4616,11 +4757,12 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x10DeadLetterAction\x12\"\n" +
 	"\x1eDEAD_LETTER_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bDEAD_LETTER_ACTION_REDRIVEN\x10\x01\x12\x1e\n" +
-	"\x1aDEAD_LETTER_ACTION_DROPPED\x10\x022\xe8\x01\n" +
+	"\x1aDEAD_LETTER_ACTION_DROPPED\x10\x022\xb6\x02\n" +
 	"\x0fProducerService\x120\n" +
 	"\x03Put\x12\x13.wail.v1.PutRequest\x1a\x14.wail.v1.PutResponse\x129\n" +
 	"\x06Delete\x12\x16.wail.v1.DeleteRequest\x1a\x17.wail.v1.DeleteResponse\x126\n" +
-	"\x05Write\x12\x15.wail.v1.WriteRequest\x1a\x16.wail.v1.WriteResponse\x120\n" +
+	"\x05Write\x12\x15.wail.v1.WriteRequest\x1a\x16.wail.v1.WriteResponse\x12L\n" +
+	"\vWriteStream\x12\x1b.wail.v1.WriteStreamRequest\x1a\x1c.wail.v1.WriteStreamResponse(\x010\x01\x120\n" +
 	"\x03Get\x12\x13.wail.v1.GetRequest\x1a\x14.wail.v1.GetResponse2\xa8\x06\n" +
 	"\fAdminService\x12H\n" +
 	"\vCreateTable\x12\x1b.wail.v1.CreateTableRequest\x1a\x1c.wail.v1.CreateTableResponse\x12E\n" +
@@ -4658,7 +4800,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -4676,53 +4818,55 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*DeleteResponse)(nil),             // 13: wail.v1.DeleteResponse
 	(*WriteRequest)(nil),               // 14: wail.v1.WriteRequest
 	(*WriteResponse)(nil),              // 15: wail.v1.WriteResponse
-	(*GetRequest)(nil),                 // 16: wail.v1.GetRequest
-	(*GetResponse)(nil),                // 17: wail.v1.GetResponse
-	(*Table)(nil),                      // 18: wail.v1.Table
-	(*TypeSchema)(nil),                 // 19: wail.v1.TypeSchema
-	(*SchemaReference)(nil),            // 20: wail.v1.SchemaReference
-	(*CreateTableRequest)(nil),         // 21: wail.v1.CreateTableRequest
-	(*AlterTableRequest)(nil),          // 22: wail.v1.AlterTableRequest
-	(*AlterTableResponse)(nil),         // 23: wail.v1.AlterTableResponse
-	(*DropTableRequest)(nil),           // 24: wail.v1.DropTableRequest
-	(*DropTableResponse)(nil),          // 25: wail.v1.DropTableResponse
-	(*CreateTableResponse)(nil),        // 26: wail.v1.CreateTableResponse
-	(*ListTablesRequest)(nil),          // 27: wail.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),         // 28: wail.v1.ListTablesResponse
-	(*DescribeTableRequest)(nil),       // 29: wail.v1.DescribeTableRequest
-	(*DescribeTableResponse)(nil),      // 30: wail.v1.DescribeTableResponse
-	(*DeadLetter)(nil),                 // 31: wail.v1.DeadLetter
-	(*DeadLetterResolution)(nil),       // 32: wail.v1.DeadLetterResolution
-	(*DeadLetterRecord)(nil),           // 33: wail.v1.DeadLetterRecord
-	(*DeadLetterEntry)(nil),            // 34: wail.v1.DeadLetterEntry
-	(*ListDeadLettersRequest)(nil),     // 35: wail.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 36: wail.v1.ListDeadLettersResponse
-	(*GetDeadLetterRequest)(nil),       // 37: wail.v1.GetDeadLetterRequest
-	(*GetDeadLetterResponse)(nil),      // 38: wail.v1.GetDeadLetterResponse
-	(*RedriveDeadLettersRequest)(nil),  // 39: wail.v1.RedriveDeadLettersRequest
-	(*RedriveDeadLettersResponse)(nil), // 40: wail.v1.RedriveDeadLettersResponse
-	(*DropDeadLettersRequest)(nil),     // 41: wail.v1.DropDeadLettersRequest
-	(*DropDeadLettersResponse)(nil),    // 42: wail.v1.DropDeadLettersResponse
-	(*ReconcileTableRequest)(nil),      // 43: wail.v1.ReconcileTableRequest
-	(*ReconciledKey)(nil),              // 44: wail.v1.ReconciledKey
-	(*ReconcileTableResponse)(nil),     // 45: wail.v1.ReconcileTableResponse
-	(*SubscribeRequest)(nil),           // 46: wail.v1.SubscribeRequest
-	(*StreamedEvent)(nil),              // 47: wail.v1.StreamedEvent
-	(*SubscribeResponse)(nil),          // 48: wail.v1.SubscribeResponse
-	(*ConsumeRequest)(nil),             // 49: wail.v1.ConsumeRequest
-	(*PartitionGrant)(nil),             // 50: wail.v1.PartitionGrant
-	(*ConsumeResponse)(nil),            // 51: wail.v1.ConsumeResponse
-	(*PartitionAck)(nil),               // 52: wail.v1.PartitionAck
-	(*AckRequest)(nil),                 // 53: wail.v1.AckRequest
-	(*AckRefused)(nil),                 // 54: wail.v1.AckRefused
-	(*AckResponse)(nil),                // 55: wail.v1.AckResponse
-	(*ListGroupsRequest)(nil),          // 56: wail.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 57: wail.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 58: wail.v1.DescribeGroupRequest
-	(*GroupPartition)(nil),             // 59: wail.v1.GroupPartition
-	(*DescribeGroupResponse)(nil),      // 60: wail.v1.DescribeGroupResponse
-	(*ResetGroupRequest)(nil),          // 61: wail.v1.ResetGroupRequest
-	(*ResetGroupResponse)(nil),         // 62: wail.v1.ResetGroupResponse
+	(*WriteStreamRequest)(nil),         // 16: wail.v1.WriteStreamRequest
+	(*WriteStreamResponse)(nil),        // 17: wail.v1.WriteStreamResponse
+	(*GetRequest)(nil),                 // 18: wail.v1.GetRequest
+	(*GetResponse)(nil),                // 19: wail.v1.GetResponse
+	(*Table)(nil),                      // 20: wail.v1.Table
+	(*TypeSchema)(nil),                 // 21: wail.v1.TypeSchema
+	(*SchemaReference)(nil),            // 22: wail.v1.SchemaReference
+	(*CreateTableRequest)(nil),         // 23: wail.v1.CreateTableRequest
+	(*AlterTableRequest)(nil),          // 24: wail.v1.AlterTableRequest
+	(*AlterTableResponse)(nil),         // 25: wail.v1.AlterTableResponse
+	(*DropTableRequest)(nil),           // 26: wail.v1.DropTableRequest
+	(*DropTableResponse)(nil),          // 27: wail.v1.DropTableResponse
+	(*CreateTableResponse)(nil),        // 28: wail.v1.CreateTableResponse
+	(*ListTablesRequest)(nil),          // 29: wail.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),         // 30: wail.v1.ListTablesResponse
+	(*DescribeTableRequest)(nil),       // 31: wail.v1.DescribeTableRequest
+	(*DescribeTableResponse)(nil),      // 32: wail.v1.DescribeTableResponse
+	(*DeadLetter)(nil),                 // 33: wail.v1.DeadLetter
+	(*DeadLetterResolution)(nil),       // 34: wail.v1.DeadLetterResolution
+	(*DeadLetterRecord)(nil),           // 35: wail.v1.DeadLetterRecord
+	(*DeadLetterEntry)(nil),            // 36: wail.v1.DeadLetterEntry
+	(*ListDeadLettersRequest)(nil),     // 37: wail.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 38: wail.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),       // 39: wail.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),      // 40: wail.v1.GetDeadLetterResponse
+	(*RedriveDeadLettersRequest)(nil),  // 41: wail.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 42: wail.v1.RedriveDeadLettersResponse
+	(*DropDeadLettersRequest)(nil),     // 43: wail.v1.DropDeadLettersRequest
+	(*DropDeadLettersResponse)(nil),    // 44: wail.v1.DropDeadLettersResponse
+	(*ReconcileTableRequest)(nil),      // 45: wail.v1.ReconcileTableRequest
+	(*ReconciledKey)(nil),              // 46: wail.v1.ReconciledKey
+	(*ReconcileTableResponse)(nil),     // 47: wail.v1.ReconcileTableResponse
+	(*SubscribeRequest)(nil),           // 48: wail.v1.SubscribeRequest
+	(*StreamedEvent)(nil),              // 49: wail.v1.StreamedEvent
+	(*SubscribeResponse)(nil),          // 50: wail.v1.SubscribeResponse
+	(*ConsumeRequest)(nil),             // 51: wail.v1.ConsumeRequest
+	(*PartitionGrant)(nil),             // 52: wail.v1.PartitionGrant
+	(*ConsumeResponse)(nil),            // 53: wail.v1.ConsumeResponse
+	(*PartitionAck)(nil),               // 54: wail.v1.PartitionAck
+	(*AckRequest)(nil),                 // 55: wail.v1.AckRequest
+	(*AckRefused)(nil),                 // 56: wail.v1.AckRefused
+	(*AckResponse)(nil),                // 57: wail.v1.AckResponse
+	(*ListGroupsRequest)(nil),          // 58: wail.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 59: wail.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 60: wail.v1.DescribeGroupRequest
+	(*GroupPartition)(nil),             // 61: wail.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 62: wail.v1.DescribeGroupResponse
+	(*ResetGroupRequest)(nil),          // 63: wail.v1.ResetGroupRequest
+	(*ResetGroupResponse)(nil),         // 64: wail.v1.ResetGroupResponse
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -4733,86 +4877,91 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	8,  // 5: wail.v1.DeleteResponse.result:type_name -> wail.v1.WriteResult
 	7,  // 6: wail.v1.WriteRequest.mutations:type_name -> wail.v1.Mutation
 	8,  // 7: wail.v1.WriteResponse.results:type_name -> wail.v1.WriteResult
-	1,  // 8: wail.v1.Table.failure_mode:type_name -> wail.v1.FailureMode
-	2,  // 9: wail.v1.Table.state:type_name -> wail.v1.TableState
-	20, // 10: wail.v1.TypeSchema.references:type_name -> wail.v1.SchemaReference
-	1,  // 11: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	19, // 12: wail.v1.CreateTableRequest.key_schema:type_name -> wail.v1.TypeSchema
-	19, // 13: wail.v1.CreateTableRequest.value_schema:type_name -> wail.v1.TypeSchema
-	1,  // 14: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	19, // 15: wail.v1.AlterTableRequest.key_schema:type_name -> wail.v1.TypeSchema
-	19, // 16: wail.v1.AlterTableRequest.value_schema:type_name -> wail.v1.TypeSchema
-	18, // 17: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
-	18, // 18: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
-	18, // 19: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
-	18, // 20: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
-	3,  // 21: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
-	5,  // 22: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
-	4,  // 23: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
-	31, // 24: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
-	32, // 25: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
-	31, // 26: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
-	32, // 27: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
-	34, // 28: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
-	34, // 29: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
-	32, // 30: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	45, // 31: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
-	32, // 32: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	44, // 33: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	6,  // 34: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
-	6,  // 35: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	47, // 36: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
-	6,  // 37: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	50, // 38: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	52, // 39: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	54, // 40: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	59, // 41: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	59, // 42: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	10, // 43: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 44: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 45: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 46: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	21, // 47: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	27, // 48: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	29, // 49: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	22, // 50: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	24, // 51: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	43, // 52: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	35, // 53: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	37, // 54: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	39, // 55: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	41, // 56: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	46, // 57: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	49, // 58: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	53, // 59: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	56, // 60: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	58, // 61: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	61, // 62: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 63: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 64: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 65: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 66: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	26, // 67: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	28, // 68: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	30, // 69: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	23, // 70: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	25, // 71: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	45, // 72: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	36, // 73: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	38, // 74: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	40, // 75: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	42, // 76: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	48, // 77: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	51, // 78: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	55, // 79: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	57, // 80: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	60, // 81: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	62, // 82: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	63, // [63:83] is the sub-list for method output_type
-	43, // [43:63] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	7,  // 8: wail.v1.WriteStreamRequest.mutations:type_name -> wail.v1.Mutation
+	8,  // 9: wail.v1.WriteStreamResponse.results:type_name -> wail.v1.WriteResult
+	9,  // 10: wail.v1.WriteStreamResponse.error:type_name -> wail.v1.Error
+	1,  // 11: wail.v1.Table.failure_mode:type_name -> wail.v1.FailureMode
+	2,  // 12: wail.v1.Table.state:type_name -> wail.v1.TableState
+	22, // 13: wail.v1.TypeSchema.references:type_name -> wail.v1.SchemaReference
+	1,  // 14: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	21, // 15: wail.v1.CreateTableRequest.key_schema:type_name -> wail.v1.TypeSchema
+	21, // 16: wail.v1.CreateTableRequest.value_schema:type_name -> wail.v1.TypeSchema
+	1,  // 17: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	21, // 18: wail.v1.AlterTableRequest.key_schema:type_name -> wail.v1.TypeSchema
+	21, // 19: wail.v1.AlterTableRequest.value_schema:type_name -> wail.v1.TypeSchema
+	20, // 20: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
+	20, // 21: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
+	20, // 22: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
+	20, // 23: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
+	3,  // 24: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
+	5,  // 25: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
+	4,  // 26: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
+	33, // 27: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
+	34, // 28: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
+	33, // 29: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
+	34, // 30: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
+	36, // 31: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	36, // 32: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	34, // 33: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	47, // 34: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	34, // 35: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	46, // 36: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	6,  // 37: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
+	6,  // 38: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	49, // 39: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	6,  // 40: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	52, // 41: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	54, // 42: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	56, // 43: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	61, // 44: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	61, // 45: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	10, // 46: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 47: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 48: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 49: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 50: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	23, // 51: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	29, // 52: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	31, // 53: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	24, // 54: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	26, // 55: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	45, // 56: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	37, // 57: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	39, // 58: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	41, // 59: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	43, // 60: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	48, // 61: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	51, // 62: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	55, // 63: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	58, // 64: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	60, // 65: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	63, // 66: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 67: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 68: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 69: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 70: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 71: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	28, // 72: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	30, // 73: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	32, // 74: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	25, // 75: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	27, // 76: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	47, // 77: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	38, // 78: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	40, // 79: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	42, // 80: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	44, // 81: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	50, // 82: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	53, // 83: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	57, // 84: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	59, // 85: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	62, // 86: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	64, // 87: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	67, // [67:88] is the sub-list for method output_type
+	46, // [46:67] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -4820,19 +4969,19 @@ func file_wail_v1_wail_proto_init() {
 	if File_wail_v1_wail_proto != nil {
 		return
 	}
-	file_wail_v1_wail_proto_msgTypes[17].OneofWrappers = []any{}
-	file_wail_v1_wail_proto_msgTypes[28].OneofWrappers = []any{
+	file_wail_v1_wail_proto_msgTypes[19].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[30].OneofWrappers = []any{
 		(*DeadLetterRecord_Letter)(nil),
 		(*DeadLetterRecord_Resolution)(nil),
 	}
-	file_wail_v1_wail_proto_msgTypes[30].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[32].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   58,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
