@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
 )
@@ -23,6 +25,16 @@ import (
 // cancellation (a writer that goes away does not cut the others' append);
 // its time is bounded by the table's visibility window as any write's.
 
+// MaxStampDelay bounds the time from a Write call to the stamping of its
+// versions: a write still unstamped after it (it waited in a merge queue
+// behind slow batches) fails with Unavailable, nothing written. A client
+// that lost its connection with writes in flight therefore knows that
+// none of them gets a version later than MaxStampDelay after it sent them,
+// and can retry them without a lost attempt being stamped after (and so
+// overwriting) a retry or a later write of the same key (client.Producer
+// waits that long before it retries after a broken stream).
+const MaxStampDelay = 5 * time.Second
+
 // merger is the queue of one table.
 type merger struct {
 	mu      sync.Mutex
@@ -36,6 +48,7 @@ type queued struct {
 	muts []Mutation
 	idx  []int
 	res  []Result
+	at   time.Time // when it was queued
 	// lead receives the batch this write must run (it is its first);
 	// done is closed once another write ran it.
 	lead chan []*queued
@@ -66,7 +79,7 @@ func (p *Proxy) writeMerged(ctx context.Context, t catalog.Table, muts []Mutatio
 		p.handOn(m)
 		return
 	}
-	q := &queued{t: t, muts: muts, idx: idx, res: res, lead: make(chan []*queued, 1), done: make(chan struct{})}
+	q := &queued{t: t, muts: muts, idx: idx, res: res, at: time.Now(), lead: make(chan []*queued, 1), done: make(chan struct{})}
 	m.queue = append(m.queue, q)
 	m.mu.Unlock()
 	p.metrics.mergeWaits.Inc()
@@ -101,6 +114,18 @@ func (p *Proxy) handOn(m *merger) {
 // runMerged runs the writes of batch as one and answers each of them;
 // batch[0] is the caller's own.
 func (p *Proxy) runMerged(ctx context.Context, batch []*queued) {
+	leader := batch[0]
+	batch = p.refuseLate(leader, batch)
+	defer func() {
+		for _, q := range batch {
+			if q != leader {
+				close(q.done)
+			}
+		}
+	}()
+	if len(batch) == 0 {
+		return
+	}
 	if len(batch) == 1 {
 		q := batch[0]
 		p.writeTable(context.WithoutCancel(ctx), q.t, q.muts, q.idx, q.res)
@@ -128,7 +153,26 @@ func (p *Proxy) runMerged(ctx context.Context, batch []*queued) {
 			j++
 		}
 	}
-	for _, q := range batch[1:] {
-		close(q.done)
+}
+
+// refuseLate answers the writes of batch queued p.stampDelay ago or more
+// (nothing of them is written) and returns the others.
+func (p *Proxy) refuseLate(leader *queued, batch []*queued) []*queued {
+	keep := batch[:0:0]
+	for _, q := range batch {
+		waited := time.Since(q.at)
+		if waited < p.stampDelay {
+			keep = append(keep, q)
+			continue
+		}
+		for _, i := range q.idx {
+			q.res[i].Err = fmt.Errorf("%w: the write waited %s for earlier writes of its table, over %s: nothing was written; retry",
+				ErrUnavailable, waited.Round(time.Millisecond), p.stampDelay)
+		}
+		p.metrics.lateWrites.Inc()
+		if q != leader {
+			close(q.done)
+		}
 	}
+	return keep
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -127,5 +128,41 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached within 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLateWritesAreRefused: writes that waited in the merge queue past the
+// stamp bound are refused unwritten (so a client that lost its connection
+// knows when no attempt of its can be stamped any more); the others of
+// their batch are written.
+func TestLateWritesAreRefused(t *testing.T) {
+	t.Parallel()
+	w := &world{rows: map[string]store.Row{}}
+	log := &gatedLog{fakeLog: fakeLog{w}, entered: make(chan struct{}, 100), gate: make(chan struct{})}
+	clock, err := hlc.New(3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
+	p := New(log, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10, WritesInFlight: 1}, nil)
+	p.stampDelay = 200 * time.Millisecond
+	go p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("first")}})
+	<-log.entered
+	late := make(chan Result, 1)
+	go func() { late <- p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("late")}})[0] }()
+	waitFor(t, func() bool { m := p.mergerOf("tx"); m.mu.Lock(); defer m.mu.Unlock(); return len(m.queue) == 1 })
+	time.Sleep(p.stampDelay) // the queued write is now past the bound
+	onTime := make(chan Result, 1)
+	go func() { onTime <- p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("ontime")}})[0] }()
+	waitFor(t, func() bool { m := p.mergerOf("tx"); m.mu.Lock(); defer m.mu.Unlock(); return len(m.queue) == 2 })
+	close(log.gate)
+	if r := <-late; !errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || r.IntentLogged {
+		t.Fatalf("late write: %+v; want unavailable, unstamped", r)
+	}
+	if r := <-onTime; r.Err != nil || !r.Stored {
+		t.Fatalf("the write queued in time: %+v", r)
+	}
+	if _, ok := w.rows["late"]; ok {
+		t.Fatal("the late write was stored")
 	}
 }

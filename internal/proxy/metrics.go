@@ -15,6 +15,7 @@ type Metrics struct {
 	slowAppends  prometheus.Counter
 	mergeWaits   prometheus.Counter
 	merged       prometheus.Histogram
+	lateWrites   prometheus.Counter
 }
 
 // NewMetrics registers the proxy's collectors on reg.
@@ -44,9 +45,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "wail_proxy_merged_writes", Help: "Write requests merged into one intent append and one store write (merged batches only).",
 			Buckets: prometheus.ExponentialBuckets(2, 2, 10),
 		}),
+		lateWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_late_writes_total",
+			Help: "Write requests refused unwritten because they waited in a merge queue past the stamp bound (5 s): the store or the log is too slow for the load.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends, m.mergeWaits, m.merged)
+		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends, m.mergeWaits, m.merged, m.lateWrites)
 	}
 	return m
 }

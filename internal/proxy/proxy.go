@@ -121,6 +121,8 @@ type Proxy struct {
 
 	mergeMu sync.Mutex
 	mergers map[string]*merger // by table
+	// stampDelay is MaxStampDelay (tests shorten it).
+	stampDelay time.Duration
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -135,7 +137,7 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 		limits.MaxMerge = max(limits.MaxBatch, 1)
 	}
 	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second,
-		mergers: map[string]*merger{}}
+		mergers: map[string]*merger{}, stampDelay: MaxStampDelay}
 }
 
 // Write runs mutations through the write path. A batch may span tables; each
