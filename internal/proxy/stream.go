@@ -154,8 +154,8 @@ type writeStream struct {
 	ctx     context.Context // the batches': without the client's cancellation
 	slots   chan struct{}
 	answers chan *wailv1.WriteStreamResponse
-	read    chan error // the receiver ended (nil: the client closed its side)
-	sent    chan error // the sender ended
+	read    chan error    // the receiver ended (nil: the client closed its side)
+	sent    chan error    // the sender ended
 	failed  chan struct{} // closed when a send failed
 
 	mu      sync.Mutex

@@ -187,8 +187,6 @@ func TestWriteStreamLimits(t *testing.T) {
 	}
 }
 
-
-
 // TestWriteStreamClientGoesAway: a client that goes away with batches in
 // flight cuts none of them: every intent logged has its store write, and
 // every batch the client saw answered is stored as answered.

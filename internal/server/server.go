@@ -84,7 +84,7 @@ type Server struct {
 	writeStreams proxy.StreamLimits
 	// producer is the ProducerService, once Handler made it.
 	producer *proxy.Service
-	clock   *hlc.Clock
+	clock    *hlc.Clock
 	// opened is set once open succeeded (start.go).
 	opened bool
 	lease  *lease.Keeper // the proxy id's, on a shared store (lease.go)
