@@ -54,7 +54,7 @@ func runLoad(ctx context.Context, o *Options, res *Result) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, tgt.stop()) }()
+	defer func() { err = errors.Join(err, tgt.closeBatcher(), tgt.stop()) }()
 	res.Backend = tgt.backend
 	s, err := newSession(ctx, o, tgt, res)
 	if err != nil {
