@@ -101,6 +101,24 @@ type Mutation struct {
 	JSON bool
 }
 
+// Result says what happened to one Mutation.
+type Result struct {
+	Version      uint64
+	IntentLogged bool
+	Stored       bool
+	Superseded   bool
+	Err          error
+	// RetryAfter is the server's hint with an ErrOverloaded Err.
+	RetryAfter time.Duration
+}
+
+// WithAdmission makes writes ask a first (see Admission); call it before
+// serving.
+func (p *Proxy) WithAdmission(a *Admission) *Proxy {
+	p.admission = a
+	return p
+}
+
 // DefaultWritesInFlight is Limits.WritesInFlight when unset.
 const DefaultWritesInFlight = 4
 
@@ -123,6 +141,8 @@ type Proxy struct {
 	mergers map[string]*merger // by table
 	// stampDelay is MaxStampDelay (tests shorten it).
 	stampDelay time.Duration
+	// admission refuses writes past the resolver's rate (nil: never).
+	admission *Admission
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -166,6 +186,12 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 	}
 	for _, name := range order {
 		t, _ := p.tables.Get(name)
+		if wait, err := p.admission.Admit(name); err != nil {
+			for _, i := range byTable[name] {
+				res[i].Err, res[i].RetryAfter = err, wait
+			}
+			continue
+		}
 		p.writeMerged(ctx, t, muts, byTable[name], res)
 	}
 	p.metrics.observe(muts, res)

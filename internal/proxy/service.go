@@ -57,6 +57,8 @@ func Code(err error) connect.Code {
 		return connect.CodeNotFound
 	case errors.Is(err, ErrInvalid):
 		return connect.CodeInvalidArgument
+	case errors.Is(err, ErrOverloaded):
+		return connect.CodeResourceExhausted
 	case errors.Is(err, context.Canceled):
 		return connect.CodeCanceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -70,7 +72,7 @@ func toProto(r Result) *wailv1.WriteResult {
 		Version: r.Version, IntentLogged: r.IntentLogged, Stored: r.Stored, Superseded: r.Superseded,
 	}
 	if r.Err != nil {
-		out.Error = &wailv1.Error{Code: Code(r.Err).String(), Message: r.Err.Error()}
+		out.Error = &wailv1.Error{Code: Code(r.Err).String(), Message: r.Err.Error(), RetryAfterMs: r.RetryAfter.Milliseconds()}
 	}
 	return out
 }
@@ -86,6 +88,12 @@ func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, err
 	r := s.p.Write(ctx, []Mutation{m})[0]
 	if r.Err != nil {
 		ce := connect.NewError(Code(r.Err), r.Err)
+		if r.RetryAfter > 0 {
+			// the hint, as a wail.v1.Error detail
+			if d, err := connect.NewErrorDetail(toProto(r).Error); err == nil {
+				ce.AddDetail(d)
+			}
+		}
 		if r.Version != 0 {
 			res := toProto(r)
 			res.Error = nil // the error itself says it

@@ -84,6 +84,8 @@ type Server struct {
 	writeStreams proxy.StreamLimits
 	// producer is the ProducerService, once Handler made it.
 	producer *proxy.Service
+	// admission refuses writes past the resolver's rate (overload.go).
+	admission *proxy.Admission
 	clock    *hlc.Clock
 	// opened is set once open succeeded (start.go).
 	opened bool
@@ -184,6 +186,10 @@ func (s *Server) open(ctx context.Context) error {
 	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(s.registry))
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
+	if cfg.Proxy.Enabled && cfg.Proxy.MaxBacklog > 0 {
+		s.admission = proxy.NewAdmission(cfg.Proxy.MaxBacklog)
+		s.proxy.WithAdmission(s.admission)
+	}
 	rc := cfg.Resolver
 	appendLimits, _ := s.log.(resolver.AppendLimiter) // both logs tell; else the resolver's default
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
@@ -355,6 +361,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	var background sync.WaitGroup
 	background.Go(func() { s.refreshCatalog(rctx) })
 	background.Go(func() { s.watchStore(rctx) })
+	if s.admission != nil {
+		background.Go(func() { s.watchBacklog(rctx, s.admission) })
+	}
 	defer func() {
 		stopResolver()
 		background.Wait() // before the log and store close
