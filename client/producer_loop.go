@@ -233,9 +233,9 @@ func (l *loop) open(now time.Time) bool {
 
 func (l *loop) closeStream() {
 	if l.stream != nil {
+		l.stream.cancel() // the receiver stops first
 		_ = l.stream.s.CloseRequest()
 		_ = l.stream.s.CloseResponse()
-		l.stream.cancel()
 		l.stream = nil
 	}
 }
@@ -245,6 +245,23 @@ func (l *loop) closeStream() {
 // FenceAfterBreak, then go again.
 func (l *loop) broken(err error) {
 	l.closeStream()
+	if code := connect.CodeOf(err); code == connect.CodeUnimplemented || code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied {
+		// Retrying cannot help: fail what is held. Nothing in flight was
+		// written (the stream was refused), so no fence.
+		werr := &WriteError{Code: code, Message: "the server refused the write stream (a server without WriteStream, or not over HTTP/2, or not allowed): " + err.Error()}
+		for seq, f := range l.flights {
+			for _, w := range f.writes {
+				delete(l.busy, w.key)
+				l.finish(w, Result{}, werr)
+			}
+			delete(l.flights, seq)
+		}
+		for _, w := range l.queue {
+			l.finish(w, Result{}, werr)
+		}
+		l.queue = nil
+		return
+	}
 	l.reopenErr++
 	l.reopenAt = time.Now().Add(backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, l.reopenErr))
 	fence := time.Now().Add(l.p.fence)

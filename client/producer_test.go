@@ -338,3 +338,28 @@ func TestProducerClose(t *testing.T) {
 		t.Fatalf("a write after Close: %v", err)
 	}
 }
+
+// TestProducerUnimplemented: against a server without WriteStream a write
+// fails at once with unimplemented instead of retrying until its timeout.
+func TestProducerUnimplemented(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewProducerServiceHandler(wailv1connect.UnimplementedProducerServiceHandler{}))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	p, err := NewProducer(Options{Addr: srv.URL}, ProducerConfig{DeliveryTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	defer p.Close(ctx)
+	_, err = p.Put(ctx, "t", []byte("k"), nil)
+	var werr *WriteError
+	if !errors.As(err, &werr) || werr.Code != connect.CodeUnimplemented {
+		t.Fatalf("against a server without WriteStream: %v", err)
+	}
+}

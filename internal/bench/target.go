@@ -45,10 +45,10 @@ type target struct {
 	producer wailv1connect.ProducerServiceClient // on the writers' connections
 	// batcher, in --producer mode, carries the measured writes.
 	batcher *client.Producer
-	admin    wailv1connect.AdminServiceClient
-	events   wailv1connect.EventServiceClient
-	control  *http.Client // admin, events, /metrics
-	stop     func() error
+	admin   wailv1connect.AdminServiceClient
+	events  wailv1connect.EventServiceClient
+	control *http.Client // admin, events, /metrics
+	stop    func() error
 }
 
 // openTarget starts the in-process server, or dials o.Addr.

@@ -86,7 +86,7 @@ type Server struct {
 	producer *proxy.Service
 	// admission refuses writes past the resolver's rate (overload.go).
 	admission *proxy.Admission
-	clock    *hlc.Clock
+	clock     *hlc.Clock
 	// opened is set once open succeeded (start.go).
 	opened bool
 	lease  *lease.Keeper // the proxy id's, on a shared store (lease.go)
