@@ -57,10 +57,11 @@ type Options struct {
 
 	// MaxConns caps the connections to the server (0: no cap).
 	MaxConns int
-	// HTTP2 speaks HTTP/2 without TLS (h2c) to a plain http:// address
-	// (https negotiates HTTP/2 anyway). Streams that send and receive at
-	// once (ProducerService.WriteStream, used by Producer) need HTTP/2.
-	HTTP2 bool
+	// H2C speaks HTTP/2 without TLS (prior knowledge) to a plain http://
+	// address. Streams that send and receive at once
+	// (ProducerService.WriteStream, used by Producer) need HTTP/2:
+	// NewProducer sets H2C, and HTTP2 for https.
+	H2C bool
 	// DisableCompression stops the transport from asking for gzip on
 	// plain HTTP requests (/metrics); see also ConnectOptions.
 	DisableCompression bool
@@ -181,8 +182,7 @@ func (o Options) HTTPClient() (*http.Client, error) {
 		if tr.TLSClientConfig, err = o.TLSConfig(); err != nil {
 			return nil, err
 		}
-		tr.ForceAttemptHTTP2 = o.HTTP2 // a custom dialer and TLS config turn it off
-	} else if o.HTTP2 {
+	} else if o.H2C {
 		tr.Protocols = new(http.Protocols)
 		tr.Protocols.SetUnencryptedHTTP2(true)
 	}

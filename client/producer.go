@@ -148,11 +148,11 @@ type outcome struct {
 	err error
 }
 
-// NewProducer returns a producer on the server o names (o.HTTP2 is set
-// for it: write streams need HTTP/2). It does not connect: the first
-// write does.
+// NewProducer returns a producer on the server o names (o.H2C and
+// o.HTTP2 are set for it: write streams need HTTP/2). It does not
+// connect: the first write does.
 func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
-	o.HTTP2 = true
+	o.H2C, o.HTTP2 = true, true
 	base, err := o.BaseURL()
 	if err != nil {
 		return nil, err

@@ -117,7 +117,7 @@ func serveScript(t *testing.T, s *script, cfg ProducerConfig, fence time.Duratio
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Start()
-	hc, err := Options{Addr: srv.URL, HTTP2: true}.HTTPClient()
+	hc, err := Options{Addr: srv.URL, H2C: true}.HTTPClient()
 	if err != nil {
 		t.Fatal(err)
 	}
