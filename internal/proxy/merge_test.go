@@ -58,14 +58,7 @@ func TestMergedWrites(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			w := &world{rows: map[string]store.Row{}}
-			log := &gatedLog{fakeLog: fakeLog{w}, entered: make(chan struct{}, 100), gate: make(chan struct{})}
-			clock, err := hlc.New(3, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
-			p := New(log, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10, WritesInFlight: 1, MaxMerge: tc.maxMerge}, nil)
+			w, log, p := gatedProxy(t, tc.maxMerge)
 
 			first := make(chan []Result, 1)
 			go func() { first <- p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("first")}}) }()
@@ -120,6 +113,21 @@ func TestMergedWrites(t *testing.T) {
 	}
 }
 
+// gatedProxy is a proxy on a gatedLog with one batch of table "tx" in
+// flight at most and merged batches of maxMerge mutations (0: MaxBatch).
+func gatedProxy(t *testing.T, maxMerge int) (*world, *gatedLog, *Proxy) {
+	t.Helper()
+	w := &world{rows: map[string]store.Row{}}
+	log := &gatedLog{fakeLog: fakeLog{w}, entered: make(chan struct{}, 100), gate: make(chan struct{})}
+	clock, err := hlc.New(3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
+	p := New(log, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10, WritesInFlight: 1, MaxMerge: maxMerge}, nil)
+	return w, log, p
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -137,14 +145,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // their batch are written.
 func TestLateWritesAreRefused(t *testing.T) {
 	t.Parallel()
-	w := &world{rows: map[string]store.Row{}}
-	log := &gatedLog{fakeLog: fakeLog{w}, entered: make(chan struct{}, 100), gate: make(chan struct{})}
-	clock, err := hlc.New(3, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
-	p := New(log, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10, WritesInFlight: 1}, nil)
+	w, log, p := gatedProxy(t, 0)
 	p.stampDelay = 200 * time.Millisecond
 	go p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("first")}})
 	<-log.entered
