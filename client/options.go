@@ -57,6 +57,11 @@ type Options struct {
 
 	// MaxConns caps the connections to the server (0: no cap).
 	MaxConns int
+	// H2C speaks HTTP/2 without TLS (prior knowledge) to a plain http://
+	// address. Streams that send and receive at once
+	// (ProducerService.WriteStream, used by Producer) need HTTP/2:
+	// NewProducer sets H2C, and HTTP2 for https.
+	H2C bool
 	// DisableCompression stops the transport from asking for gzip on
 	// plain HTTP requests (/metrics); see also ConnectOptions.
 	DisableCompression bool
@@ -177,6 +182,9 @@ func (o Options) HTTPClient() (*http.Client, error) {
 		if tr.TLSClientConfig, err = o.TLSConfig(); err != nil {
 			return nil, err
 		}
+	} else if o.H2C {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	var rt http.RoundTripper = tr
 	if o.Token != "" {

@@ -22,8 +22,9 @@ type Services struct {
 	Producer wailv1connect.ProducerServiceHandler
 	Admin    wailv1connect.AdminServiceHandler
 	Events   wailv1connect.EventServiceHandler
-	// ProducerOptions are added to Producer's options only.
-	ProducerOptions []connect.HandlerOption
+	// ProducerOptions are added to Producer's options only, EventOptions
+	// to Events' only.
+	ProducerOptions, EventOptions []connect.HandlerOption
 }
 
 // Unimplemented are services whose every procedure answers Unimplemented
@@ -68,5 +69,6 @@ func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 		mux.Handle(wailv1connect.NewProducerServiceHandler(s.Producer, popts...))
 	}
 	mux.Handle(wailv1connect.NewAdminServiceHandler(s.Admin, all...))
-	mux.Handle(wailv1connect.NewEventServiceHandler(s.Events, all...))
+	eopts := append(append([]connect.HandlerOption(nil), all...), s.EventOptions...)
+	mux.Handle(wailv1connect.NewEventServiceHandler(s.Events, eopts...))
 }

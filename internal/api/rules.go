@@ -20,7 +20,9 @@ var rules = map[string]auth.Permission{
 	wailv1connect.ProducerServicePutProcedure:    auth.Produce,
 	wailv1connect.ProducerServiceDeleteProcedure: auth.Produce,
 	wailv1connect.ProducerServiceWriteProcedure:  auth.Produce,
-	wailv1connect.ProducerServiceGetProcedure:    auth.Read,
+	// each batch of the stream, as it is read
+	wailv1connect.ProducerServiceWriteStreamProcedure: auth.Produce,
+	wailv1connect.ProducerServiceGetProcedure:         auth.Read,
 
 	wailv1connect.AdminServiceCreateTableProcedure:        auth.Admin,
 	wailv1connect.AdminServiceAlterTableProcedure:         auth.Admin,
@@ -81,8 +83,15 @@ func tablesOf(m proto.Message) []string {
 			out = append(out, t)
 		}
 	}
-	if w, ok := m.(*wailv1.WriteRequest); ok { // the hot one, without reflection
-		for _, mu := range w.GetMutations() {
+	var muts []*wailv1.Mutation
+	switch w := m.(type) { // the hot ones, without reflection
+	case *wailv1.WriteRequest:
+		muts = w.GetMutations()
+	case *wailv1.WriteStreamRequest:
+		muts = w.GetMutations()
+	}
+	if muts != nil {
+		for _, mu := range muts {
 			add(mu.GetTable())
 		}
 		return out

@@ -165,3 +165,28 @@ func TestFloorCompare(t *testing.T) {
 		})
 	}
 }
+
+// TestRunProducer is `wail bench --producer --batch 1` briefly: every
+// write goes through client.Producer, is acknowledged and matched to its
+// event, and none fails.
+func TestRunProducer(t *testing.T) {
+	t.Parallel()
+	o := DefaultOptions()
+	o.Duration, o.Warmup, o.Rate, o.Keys, o.Concurrency, o.NoSync = 2*time.Second, 200*time.Millisecond, 500, 500, 64, true
+	o.Batch, o.Producer = 1, true
+	o.DataDir = t.TempDir()
+	var out lockedBuffer
+	o.Out = &out
+	res, err := Run(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	st := res.Steps[0]
+	if st.Acked == 0 || st.Errors != 0 || st.Unmatched != 0 || st.Events == 0 {
+		t.Fatalf("acked %d, errors %v, unmatched %d, events %d\n%s", st.Acked, st.ErrorsByKind, st.Unmatched, st.Events, out.String())
+	}
+	o.Batch = 10
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--batch 1") {
+		t.Fatalf("--producer with --batch 10: %v", err)
+	}
+}

@@ -48,6 +48,15 @@ type Options struct {
 	// AcceptGzip lets the server gzip its answers and events, as it does
 	// for a default connect-go client (false: ask for identity).
 	AcceptGzip bool
+	// Producer sends the measured writes through client.Producer, one
+	// write per call by each of Concurrency logical writers (Batch must
+	// be 1): the way applications write one key at a time, batched by
+	// the client.
+	Producer bool
+	// EventBatch is the most events the bench asks the server to send per
+	// Subscribe message (0: one event per message, as clients that
+	// predate batches get).
+	EventBatch int
 	Seed       uint64
 	// RequestTimeout bounds one Write.
 	RequestTimeout time.Duration
@@ -83,7 +92,7 @@ func DefaultOptions() Options {
 	return Options{
 		Rate: 2000, Duration: 20 * time.Second, Warmup: 2 * time.Second,
 		Concurrency: 64, Batch: 10, Keys: 10000, Dist: DistUniform, ZipfS: 1.1, HotKeys: 10,
-		ValueSize: 100, Mix: Mix{Insert: 10, Update: 80, Delete: 10}, Tables: 1, Preload: true, AcceptGzip: true,
+		ValueSize: 100, Mix: Mix{Insert: 10, Update: 80, Delete: 10}, Tables: 1, Preload: true, AcceptGzip: true, EventBatch: 1000,
 		RequestTimeout: 10 * time.Second, Drain: 30 * time.Second,
 		MaxP99: time.Second, StartRate: 1000, StepFactor: 1.5, StepDuration: 10 * time.Second, MaxSteps: 14,
 		FloorDuration: 5 * time.Second,
@@ -114,10 +123,14 @@ func (o *Options) Validate() error {
 	check(o.RequestTimeout > 0 && o.Drain >= 0, "--timeout must be positive, --drain not negative")
 	check(o.MaxP99 > 0 && o.StartRate > 0 && o.StepFactor > 1 && o.StepDuration > 0 && o.MaxSteps > 0 && o.MaxRate >= 0,
 		"find-max: --max-p99, --start-rate, --step-duration and --max-steps must be positive, --step-factor above 1")
+	check(!o.Producer || o.Batch == 1, "--producer: use --batch 1 (each logical writer writes one key at a time; the producer batches)")
+	check(o.EventBatch >= 0 && o.EventBatch <= 1000, "--event-batch must be in 0..1000")
 	check(o.FloorDuration > 0, "--floor-duration must be positive")
 	check(o.Out != nil, "bench: Out is required")
 	return errors.Join(errs...)
 }
+
+func (o *Options) eventBatch() int32 { return int32(o.EventBatch) }
 
 func (o *Options) connections() int {
 	if o.Connections > 0 {
@@ -186,6 +199,8 @@ type ConfigReport struct {
 	Tables        int     `json:"tables"`
 	Preload       bool    `json:"preload"`
 	AcceptGzip    bool    `json:"accept_gzip"`
+	EventBatch    int     `json:"event_batch"`
+	Producer      bool    `json:"producer"`
 	Seed          uint64  `json:"seed"`
 	Drain         string  `json:"drain"`
 	FindMax       bool    `json:"find_max"`
@@ -208,7 +223,7 @@ func (o *Options) report() ConfigReport {
 		Target: target, Rate: o.Rate, Duration: o.Duration.String(), Warmup: o.Warmup.String(),
 		Concurrency: o.Concurrency, Connections: o.connections(), Batch: o.Batch, Keys: o.Keys, KeyBytes: keyBytes,
 		KeysDist: o.Dist, ZipfS: o.ZipfS, HotShare: o.HotShare, HotKeys: o.HotKeys, ValueSize: o.ValueSize,
-		Mix: o.Mix.String(), Tables: o.Tables, Preload: o.Preload, AcceptGzip: o.AcceptGzip, Seed: o.Seed, Drain: o.Drain.String(),
+		Mix: o.Mix.String(), Tables: o.Tables, Preload: o.Preload, AcceptGzip: o.AcceptGzip, EventBatch: o.EventBatch, Producer: o.Producer, Seed: o.Seed, Drain: o.Drain.String(),
 		FindMax: o.FindMax, MaxP99: o.MaxP99.String(), StartRate: o.StartRate, StepFactor: o.StepFactor,
 		StepDuration: o.StepDuration.String(), MaxSteps: o.MaxSteps, MaxRate: o.MaxRate,
 		Floor: o.Floor || o.FloorOnly, FloorDuration: o.FloorDuration.String(),

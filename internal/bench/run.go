@@ -54,7 +54,7 @@ func runLoad(ctx context.Context, o *Options, res *Result) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, tgt.stop()) }()
+	defer func() { err = errors.Join(err, tgt.closeBatcher(), tgt.stop()) }()
 	res.Backend = tgt.backend
 	s, err := newSession(ctx, o, tgt, res)
 	if err != nil {
@@ -161,7 +161,7 @@ var probeKey = []byte("wail-bench-probe")
 func (s *session) subscribe() error {
 	live := make(map[string]chan struct{}, len(s.tables))
 	for _, table := range s.tables {
-		stream, err := s.tgt.events.Subscribe(s.bg, connect.NewRequest(&wailv1.SubscribeRequest{Table: table, From: "latest"}))
+		stream, err := s.tgt.events.Subscribe(s.bg, connect.NewRequest(&wailv1.SubscribeRequest{Table: table, From: "latest", MaxBatchEvents: s.o.eventBatch()}))
 		if err != nil {
 			return fmt.Errorf("subscribe to %s: %w", table, err)
 		}
@@ -209,29 +209,37 @@ func (s *session) probe(table string, live <-chan struct{}) error {
 func (s *session) receive(stream *connect.ServerStreamForClient[wailv1.SubscribeResponse], live chan struct{}) error {
 	defer stream.Close()
 	for stream.Receive() {
-		ev := stream.Msg().GetEvent()
-		if ev == nil {
-			continue
-		}
-		if bytes.Equal(ev.GetKey(), probeKey) {
-			if live != nil {
-				close(live)
-				live = nil
-			}
-			continue
-		}
+		msg := stream.Msg()
 		now := time.Now()
-		s.matcher.Event(ev.GetTable(), ev.GetKey(), ev.GetVersion(), now)
-		var resolved time.Time
-		if us := ev.GetResolvedAtUs(); us > 0 {
-			resolved = time.UnixMicro(us)
+		if ev := msg.GetEvent(); ev != nil {
+			s.event(ev, now, &live)
 		}
-		s.rec.event(now, resolved)
+		for _, e := range msg.GetEvents() {
+			s.event(e.GetEvent(), now, &live)
+		}
 	}
 	if err := stream.Err(); err != nil {
 		return err
 	}
 	return errors.New("the server ended the stream")
+}
+
+// event records one event that arrived at now; the first probe event
+// closes *live.
+func (s *session) event(ev *wailv1.ChangeEvent, now time.Time, live *chan struct{}) {
+	if bytes.Equal(ev.GetKey(), probeKey) {
+		if *live != nil {
+			close(*live)
+			*live = nil
+		}
+		return
+	}
+	s.matcher.Event(ev.GetTable(), ev.GetKey(), ev.GetVersion(), now)
+	var resolved time.Time
+	if us := ev.GetResolvedAtUs(); us > 0 {
+		resolved = time.UnixMicro(us)
+	}
+	s.rec.event(now, resolved)
 }
 
 // fail stops the run with err (the first one wins).

@@ -2,11 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/latency"
 )
 
@@ -111,6 +113,10 @@ func (s *session) fillStep(st *Step) {
 func (s *session) send(ctx context.Context, worker int, d Due, measured bool) {
 	muts := s.work.Next(s.rngs[worker], s.o.Batch)
 	s.rec.started(time.Since(d.At), len(muts), measured)
+	if s.tgt.batcher != nil {
+		s.sendOne(ctx, muts[0], d, measured)
+		return
+	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.RequestTimeout)
 	resp, err := s.tgt.producer.Write(rctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts}))
 	cancel()
@@ -143,6 +149,31 @@ func (s *session) send(ctx context.Context, worker int, d Due, measured bool) {
 		}
 	}
 	s.rec.answered(lat, ok, superseded, measured)
+}
+
+// sendOne writes one mutation through the producer client (--producer)
+// and records its answer.
+func (s *session) sendOne(ctx context.Context, m *wailv1.Mutation, d Due, measured bool) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.RequestTimeout)
+	res, err := s.tgt.batcher.Write(rctx, m)
+	cancel()
+	lat := time.Since(d.At)
+	if err != nil {
+		kind := connect.CodeOf(err).String()
+		var werr *client.WriteError
+		if errors.As(err, &werr) {
+			kind = werr.Code.String()
+		}
+		s.rec.fail(kind, 1, measured)
+		s.rec.answered(lat, 0, 0, measured)
+		return
+	}
+	superseded := 0
+	if res.Superseded {
+		superseded = 1
+	}
+	s.matcher.Acked(m.GetTable(), m.GetKey(), res.Version, d.At, measured)
+	s.rec.answered(lat, 1, superseded, measured)
 }
 
 // drain waits until every acknowledged write is matched (and, with

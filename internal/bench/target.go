@@ -43,10 +43,12 @@ type target struct {
 	backend  Backend
 	base     string
 	producer wailv1connect.ProducerServiceClient // on the writers' connections
-	admin    wailv1connect.AdminServiceClient
-	events   wailv1connect.EventServiceClient
-	control  *http.Client // admin, events, /metrics
-	stop     func() error
+	// batcher, in --producer mode, carries the measured writes.
+	batcher *client.Producer
+	admin   wailv1connect.AdminServiceClient
+	events  wailv1connect.EventServiceClient
+	control *http.Client // admin, events, /metrics
+	stop    func() error
 }
 
 // openTarget starts the in-process server, or dials o.Addr.
@@ -82,13 +84,30 @@ func newTarget(addr string, o *Options) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &target{
+	t := &target{
 		base:     control.URL,
 		producer: writers.Producer,
 		admin:    control.Admin,
 		events:   control.Events,
 		control:  control.HTTP,
-	}, nil
+	}
+	if o.Producer {
+		conn.MaxConns = 0
+		if t.batcher, err = client.NewProducer(conn, client.ProducerConfig{DeliveryTimeout: o.RequestTimeout}); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// closeBatcher flushes the producer of --producer mode.
+func (t *target) closeBatcher() error {
+	if t.batcher == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return t.batcher.Close(ctx)
 }
 
 // startInProcess runs a server with the default configuration on a

@@ -103,6 +103,8 @@ func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *bench
 	fl.IntVar(&o.Tables, "tables", o.Tables, "tables to spread the writes over (bench_0, bench_1, ...)")
 	fl.BoolVar(&o.Preload, "preload", o.Preload, "write every key of the key space once before measuring")
 	fl.BoolVar(&o.AcceptGzip, "gzip", o.AcceptGzip, "accept gzip answers and events, as a default connect-go client does")
+	fl.BoolVar(&o.Producer, "producer", false, "send through the Go producer client (client.Producer), one write per call by each of --concurrency writers; needs --batch 1")
+	fl.IntVar(&o.EventBatch, "event-batch", o.EventBatch, "events per Subscribe message at most (0: one per message, as older clients get)")
 	fl.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the highest sustainable rate")
 	fl.Float64Var(&o.MaxRate, "max-rate", 0, "find-max: rate cap (0: none)")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout (the table goes to stderr)")

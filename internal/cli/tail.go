@@ -64,7 +64,8 @@ func newTailCmd(g *globals) *cobra.Command {
 				}
 				value = p.print
 			}
-			return tail(cmd, cl, g, &wailv1.SubscribeRequest{Table: args[0], From: from, UntilEnd: untilEnd}, asJSON, value)
+			req := &wailv1.SubscribeRequest{Table: args[0], From: from, UntilEnd: untilEnd, MaxBatchEvents: eventsPerMessage}
+			return tail(cmd, cl, g, req, asJSON, value)
 		},
 	}
 	g.addrFlag(cmd.Flags())
@@ -92,18 +93,19 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 	defer stream.Close()
 	cursor := ""
 	for stream.Receive() {
-		msg := stream.Msg()
-		if msg.Cursor != "" {
-			cursor = msg.Cursor
-		}
-		switch {
-		case asJSON:
-			err = writeProtoJSON(g.stdout, msg)
-		case msg.Event != nil:
-			_, err = io.WriteString(g.stdout, formatEvent(msg, value)+"\n")
-		}
-		if err != nil {
-			return err
+		for _, msg := range unbatch(stream.Msg()) {
+			if msg.Cursor != "" {
+				cursor = msg.Cursor
+			}
+			switch {
+			case asJSON:
+				err = writeProtoJSON(g.stdout, msg)
+			case msg.Event != nil:
+				_, err = io.WriteString(g.stdout, formatEvent(msg, value)+"\n")
+			}
+			if err != nil {
+				return err
+			}
 		}
 	}
 	if ctx.Err() != nil {
@@ -116,6 +118,26 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 		_, err = fmt.Fprintf(g.stderr, "cursor: %s\n", cursor)
 	}
 	return err
+}
+
+// eventsPerMessage is the batch tail asks the server for.
+const eventsPerMessage = 1000
+
+// unbatch returns the events of a message one per SubscribeResponse
+// (event, partition, offset, snapshot; the last one with the message's
+// cursor), the form tail prints, whether the server sent them batched or
+// one per message (a server that predates batches); a message without
+// events (a cursor) as it is.
+func unbatch(m *wailv1.SubscribeResponse) []*wailv1.SubscribeResponse {
+	if len(m.GetEvents()) == 0 {
+		return []*wailv1.SubscribeResponse{m}
+	}
+	out := make([]*wailv1.SubscribeResponse, len(m.GetEvents()))
+	for i, e := range m.GetEvents() {
+		out[i] = &wailv1.SubscribeResponse{Event: e.GetEvent(), Partition: e.GetPartition(), Offset: e.GetOffset(), Snapshot: e.GetSnapshot()}
+	}
+	out[len(out)-1].Cursor = m.GetCursor()
+	return out
 }
 
 // formatEvent renders one event as a tail line, its value with value.

@@ -51,6 +51,21 @@ type API struct {
 	// delivered events unacknowledged before it loses its partitions (and
 	// its unacknowledged events go to other members).
 	GroupLeaseTimeout time.Duration `yaml:"group_lease_timeout"`
+	// CompressEvents gzips Subscribe messages of 4 KiB or more for clients
+	// that accept gzip. Off by default: a batch of events compresses well,
+	// but on a fast network gzip costs the server more CPU per event than
+	// sending the bytes (docs/benchmarks.md); turn it on when bandwidth to
+	// subscribers is scarce.
+	CompressEvents bool `yaml:"compress_events"`
+	// MaxWriteStreams bounds the open WriteStream streams of the process.
+	MaxWriteStreams int `yaml:"max_write_streams"`
+	// MaxWriteStreamsPerClient bounds the open WriteStream streams of one
+	// client address (a producer client needs one).
+	MaxWriteStreamsPerClient int `yaml:"max_write_streams_per_client"`
+	// WriteStreamInFlight is how many batches of one write stream run at
+	// once (answers not yet taken by the client count): the server reads
+	// no more of a stream while that many are out.
+	WriteStreamInFlight int `yaml:"write_stream_in_flight"`
 }
 
 func defaultAPI() API {
@@ -69,6 +84,8 @@ func defaultAPI() API {
 		SnapshotMaxKeys:           1_000_000,
 		SnapshotChunkKeys:         512,
 		GroupLeaseTimeout:         30 * time.Second,
+		// A producer client opens one stream and multiplexes on it.
+		MaxWriteStreams: 1024, MaxWriteStreamsPerClient: 64, WriteStreamInFlight: 8,
 	}
 }
 
@@ -110,6 +127,10 @@ func (c *Config) validateAPI() []error {
 	check(a.MaxSubscriptions >= 1, "api.max_subscriptions must be positive")
 	check(a.MaxSubscriptionsPerClient >= 1 && a.MaxSubscriptionsPerClient <= a.MaxSubscriptions,
 		"api.max_subscriptions_per_client %d out of range 1..%d (api.max_subscriptions)", a.MaxSubscriptionsPerClient, a.MaxSubscriptions)
+	check(a.MaxWriteStreams >= 1, "api.max_write_streams must be positive")
+	check(a.MaxWriteStreamsPerClient >= 1 && a.MaxWriteStreamsPerClient <= a.MaxWriteStreams,
+		"api.max_write_streams_per_client %d out of range 1..%d (api.max_write_streams)", a.MaxWriteStreamsPerClient, a.MaxWriteStreams)
+	check(a.WriteStreamInFlight >= 1 && a.WriteStreamInFlight <= 1024, "api.write_stream_in_flight %d out of range 1..1024", a.WriteStreamInFlight)
 	check(a.SubscriptionBufferBytes >= 64<<10, "api.subscription_buffer_bytes %d is below 64 KiB", a.SubscriptionBufferBytes)
 	check(a.GroupLeaseTimeout >= 100*time.Millisecond, "api.group_lease_timeout %s is below 100ms", a.GroupLeaseTimeout)
 	check(a.SnapshotChunkKeys >= 1 && a.SnapshotChunkKeys <= 100_000, "api.snapshot_chunk_keys %d out of range 1..100000", a.SnapshotChunkKeys)

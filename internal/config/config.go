@@ -49,6 +49,19 @@ type Config struct {
 		// proxies, the log, the store) run ahead of its clock by more
 		// than this, it warns and reports degraded.
 		ClockSkewAlert time.Duration `yaml:"clock_skew_alert"`
+		// WritesInFlight is how many write batches of one table run at
+		// once (intent append, then store write); writes that arrive
+		// while that many run wait and are merged into one batch of up to
+		// limits.max_batch_mutations. Higher lets more appends share one
+		// log sync; lower merges more.
+		WritesInFlight int `yaml:"writes_in_flight"`
+		// MaxBacklog is the most intents of a table logged past the
+		// resolver's committed offsets: at that many its writes are
+		// refused (resource_exhausted, with a retry hint) until the
+		// resolver catches up, so that past the rate the resolver
+		// sustains, writes slow down instead of events falling behind
+		// without bound. 0 turns it off.
+		MaxBacklog int64 `yaml:"max_backlog"`
 	} `yaml:"proxy"`
 	// CatalogRefresh is how often the catalog is reloaded from the store,
 	// to see tables that other processes sharing the store created.
@@ -303,6 +316,8 @@ func Default() Config {
 	c := defaults()
 	c.Proxy.Enabled = true
 	c.Proxy.LeaseTTL, c.Proxy.ClockSkewAlert = 15*time.Second, time.Second
+	c.Proxy.WritesInFlight = 4
+	c.Proxy.MaxBacklog = 200000
 	return c
 }
 
@@ -375,6 +390,8 @@ func (c *Config) Validate() error {
 	check(c.StartTimeout >= 0, "start_timeout must not be negative (0: wait for ever)")
 	check(c.Proxy.LeaseTTL >= 3*time.Second && c.Proxy.LeaseTTL <= 10*time.Minute, "proxy.lease_ttl %s out of range 3s..10m", c.Proxy.LeaseTTL)
 	check(c.Proxy.ClockSkewAlert > 0, "proxy.clock_skew_alert must be positive")
+	check(c.Proxy.MaxBacklog >= 0, "proxy.max_backlog must not be negative (0: off)")
+	check(c.Proxy.WritesInFlight >= 1 && c.Proxy.WritesInFlight <= 1024, "proxy.writes_in_flight %d out of range 1..1024", c.Proxy.WritesInFlight)
 	check(c.CatalogRefresh > 0, "catalog_refresh must be positive")
 	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
 	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)

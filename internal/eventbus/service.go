@@ -204,6 +204,7 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 	g, ctx := errgroup.WithContext(sctx)
 	core := newStreamCore(table, offsets, until, snapKeys)
 	out := make(chan batch, 64)
+	per := int(min(max(req.Msg.MaxBatchEvents, 0), MaxBatchEvents))
 	buf := newBudget(s.limits.BufferBytes)
 	for p := int32(0); p < n; p++ {
 		end := int64(-1)
@@ -233,12 +234,24 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 			case b := <-out:
 				resps, err = core.live(b.p, b.events, b.next)
 				size = b.size
+				// Batching: take what else the queue holds, without
+				// waiting, up to a message's worth of events.
+				for more := per > 0; more && err == nil && len(resps) < per && !core.done(); {
+					select {
+					case b := <-out:
+						var rs []*wailv1.SubscribeResponse
+						rs, err = core.live(b.p, b.events, b.next)
+						resps, size = append(resps, rs...), size+b.size
+					default:
+						more = false
+					}
+				}
 			case m := <-snap:
 				resps, err = m.apply(core)
 				size = m.size
 			}
 			if err == nil {
-				err = sendAll(stream, resps)
+				err = sendAll(stream, pack(resps, per))
 			}
 			buf.release(size)
 			if err != nil {
@@ -257,6 +270,35 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
 	return err
+}
+
+// MaxBatchEvents caps SubscribeRequest.max_batch_events.
+const MaxBatchEvents = 1000
+
+// pack puts the events of resps into messages of up to per events each
+// (per 0: as they are, one event per message), each with the cursor of
+// its last event; messages without an event (a cursor) stay as they are,
+// in place. resps is what one read of the stream's queue gave: a batch
+// never waits for more events.
+func pack(resps []*wailv1.SubscribeResponse, per int) []*wailv1.SubscribeResponse {
+	if per == 0 {
+		return resps
+	}
+	var out []*wailv1.SubscribeResponse
+	var cur *wailv1.SubscribeResponse
+	for _, r := range resps {
+		if r.Event == nil {
+			out, cur = append(out, r), nil
+			continue
+		}
+		if cur == nil || len(cur.Events) >= per {
+			cur = &wailv1.SubscribeResponse{Events: make([]*wailv1.StreamedEvent, 0, min(per, len(resps)))}
+			out = append(out, cur)
+		}
+		cur.Events = append(cur.Events, &wailv1.StreamedEvent{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot})
+		cur.Cursor = r.Cursor
+	}
+	return out
 }
 
 func sendAll(stream *connect.ServerStream[wailv1.SubscribeResponse], resps []*wailv1.SubscribeResponse) error {

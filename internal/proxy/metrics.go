@@ -16,6 +16,9 @@ type Metrics struct {
 	storeErrors  *prometheus.CounterVec
 	abortErrors  prometheus.Counter
 	slowAppends  prometheus.Counter
+	mergeWaits   prometheus.Counter
+	merged       prometheus.Histogram
+	lateWrites   prometheus.Counter
 	// The latency of a table's part of a write: the whole of it (what the
 	// client waits for, less the API), and its two steps.
 	writeTime  *prometheus.HistogramVec
@@ -58,6 +61,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slowAppends: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_slow_intent_appends_total", Help: "Intent appends that took over half the visibility window (cut off, or refused after it).",
 		}),
+		mergeWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_merge_waits_total",
+			Help: "Writes that waited because proxy.writes_in_flight batches of their table ran, and were merged with others.",
+		}),
+		merged: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "wail_proxy_merged_writes", Help: "Write requests merged into one intent append and one store write (merged batches only).",
+			Buckets: prometheus.ExponentialBuckets(2, 2, 10),
+		}),
+		lateWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wail_proxy_late_writes_total",
+			Help: "Write requests refused unwritten because they waited in a merge queue past the stamp bound (5 s): the store or the log is too slow for the load.",
+		}),
 		writeTime: telemetry.Latency("wail_proxy_write_seconds",
 			"Histogram: the proxy's part of a write of a table's mutations, from stamping versions to the answer (intent append plus store write).", "table"),
 		appendTime: telemetry.Latency("wail_proxy_intent_append_seconds",
@@ -67,7 +82,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.mutations, m.intentErrors, m.storeErrors, m.abortErrors, m.slowAppends,
-			m.writeTime, m.appendTime, m.storeTime)
+			m.writeTime, m.appendTime, m.storeTime, m.mergeWaits, m.merged, m.lateWrites)
 	}
 	return m
 }

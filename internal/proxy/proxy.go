@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +75,11 @@ type Limits struct {
 	MaxKeyBytes   int
 	MaxValueBytes int
 	MaxBatch      int
+	// WritesInFlight is how many batches of one table run the write path
+	// at once; writes that arrive meanwhile wait and are merged (merge.go).
+	// MaxMerge caps the mutations of a merged batch (one write larger
+	// than that runs alone). Zero values: 4 and MaxBatch.
+	WritesInFlight, MaxMerge int
 	// Bus, when set, is the log under the event bus: a value is refused
 	// when its event would not fit a record there (see fitsBus), so that
 	// no write is acknowledged whose event can never be published.
@@ -100,6 +106,27 @@ type Mutation struct {
 	JSON bool
 }
 
+// Result says what happened to one Mutation.
+type Result struct {
+	Version      uint64
+	IntentLogged bool
+	Stored       bool
+	Superseded   bool
+	Err          error
+	// RetryAfter is the server's hint with an ErrOverloaded Err.
+	RetryAfter time.Duration
+}
+
+// WithAdmission makes writes ask a first (see Admission); call it before
+// serving.
+func (p *Proxy) WithAdmission(a *Admission) *Proxy {
+	p.admission = a
+	return p
+}
+
+// DefaultWritesInFlight is Limits.WritesInFlight when unset.
+const DefaultWritesInFlight = 4
+
 // Proxy is the write path.
 type Proxy struct {
 	log     Log
@@ -115,6 +142,13 @@ type Proxy struct {
 	values  Validator
 	printer Printer
 	tracing *telemetry.Tracing // nil: off
+
+	mergeMu sync.Mutex
+	mergers map[string]*merger // by table
+	// stampDelay is MaxStampDelay (tests shorten it).
+	stampDelay time.Duration
+	// admission refuses writes past the resolver's rate (nil: never).
+	admission *Admission
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -122,7 +156,14 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second}
+	if limits.WritesInFlight <= 0 {
+		limits.WritesInFlight = DefaultWritesInFlight
+	}
+	if limits.MaxMerge <= 0 {
+		limits.MaxMerge = max(limits.MaxBatch, 1)
+	}
+	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second,
+		mergers: map[string]*merger{}, stampDelay: MaxStampDelay}
 }
 
 // WithTracing traces writes (nil: off) and returns p.
@@ -160,7 +201,13 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 	}
 	for _, name := range order {
 		t, _ := p.tables.Get(name)
-		p.writeTable(ctx, t, muts, byTable[name], res)
+		if wait, err := p.admission.Admit(name); err != nil {
+			for _, i := range byTable[name] {
+				res[i].Err, res[i].RetryAfter = err, wait
+			}
+			continue
+		}
+		p.writeMerged(ctx, t, muts, byTable[name], res)
 	}
 	p.metrics.observe(muts, res)
 	return res

@@ -34,6 +34,7 @@ type world struct {
 	getErr                        error    // what Get fails with
 	gotLevel                      store.Level
 	onApply                       func() // called as Apply begins
+	applyHonoursCtx               bool   // Apply fails once its ctx ended
 }
 
 type fakeLog struct{ w *world }
@@ -86,6 +87,10 @@ func (s fakeStore) Apply(ctx context.Context, _ string, muts []store.Mutation) (
 	s.w.applyDeadline, _ = ctx.Deadline()
 	if s.w.onApply != nil {
 		s.w.onApply()
+	}
+	if err := ctx.Err(); err != nil && s.w.applyHonoursCtx {
+		s.w.calls = append(s.w.calls, "apply-canceled")
+		return nil, err
 	}
 	if s.w.stErr != nil {
 		s.w.calls = append(s.w.calls, "apply-failed")

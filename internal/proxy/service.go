@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"connectrpc.com/connect"
 
@@ -16,10 +17,21 @@ type Service struct {
 	// admit, if set, may refuse writes (Unavailable) before they are
 	// stamped: the proxy id's lease is not valid.
 	admit func() error
+	// streams are the write streams' limits and counts (stream.go).
+	streams   streamSlots
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
-// NewService returns the ProducerService handler.
-func NewService(p *Proxy) *Service { return &Service{p: p} }
+// Close ends the write streams (at server shutdown): each stops reading,
+// answers the batches it runs and ends.
+func (s *Service) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+
+// NewService returns the ProducerService handler, with the default write
+// stream limits (see WithStreamLimits).
+func NewService(p *Proxy) *Service {
+	return (&Service{p: p, closing: make(chan struct{})}).WithStreamLimits(StreamLimits{})
+}
 
 // WithAdmit makes every write ask admit first; an error refuses it with
 // Unavailable before a version is stamped. Call it before serving.
@@ -45,6 +57,8 @@ func Code(err error) connect.Code {
 		return connect.CodeNotFound
 	case errors.Is(err, ErrInvalid):
 		return connect.CodeInvalidArgument
+	case errors.Is(err, ErrOverloaded):
+		return connect.CodeResourceExhausted
 	case errors.Is(err, context.Canceled):
 		return connect.CodeCanceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -58,7 +72,7 @@ func toProto(r Result) *wailv1.WriteResult {
 		Version: r.Version, IntentLogged: r.IntentLogged, Stored: r.Stored, Superseded: r.Superseded,
 	}
 	if r.Err != nil {
-		out.Error = &wailv1.Error{Code: Code(r.Err).String(), Message: r.Err.Error()}
+		out.Error = &wailv1.Error{Code: Code(r.Err).String(), Message: r.Err.Error(), RetryAfterMs: r.RetryAfter.Milliseconds()}
 	}
 	return out
 }
@@ -74,6 +88,12 @@ func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, err
 	r := s.p.Write(ctx, []Mutation{m})[0]
 	if r.Err != nil {
 		ce := connect.NewError(Code(r.Err), r.Err)
+		if r.RetryAfter > 0 {
+			// the hint, as a wail.v1.Error detail
+			if d, err := connect.NewErrorDetail(toProto(r).Error); err == nil {
+				ce.AddDetail(d)
+			}
+		}
 		if r.Version != 0 {
 			res := toProto(r)
 			res.Error = nil // the error itself says it
@@ -110,10 +130,19 @@ func (s *Service) Delete(ctx context.Context, req *connect.Request[wailv1.Delete
 
 // Write writes a batch; every mutation has its own result and error.
 func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRequest]) (*connect.Response[wailv1.WriteResponse], error) {
-	in := req.Msg.Mutations
 	if err := s.admitted(); err != nil {
 		return nil, err
 	}
+	muts, err := s.batch(req.Msg.Mutations)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&wailv1.WriteResponse{Results: resultsProto(s.p.Write(ctx, muts))}), nil
+}
+
+// batch checks a batch's size and ops and converts it; its error is a
+// *connect.Error.
+func (s *Service) batch(in []*wailv1.Mutation) ([]Mutation, error) {
 	if len(in) > s.p.limits.MaxBatch {
 		return nil, connect.NewError(connect.CodeInvalidArgument,
 			fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", len(in), s.p.limits.MaxBatch))
@@ -132,12 +161,15 @@ func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRe
 		}
 		muts[i] = mut
 	}
-	res := s.p.Write(ctx, muts)
-	out := &wailv1.WriteResponse{Results: make([]*wailv1.WriteResult, len(res))}
+	return muts, nil
+}
+
+func resultsProto(res []Result) []*wailv1.WriteResult {
+	out := make([]*wailv1.WriteResult, len(res))
 	for i := range res {
-		out.Results[i] = toProto(res[i])
+		out[i] = toProto(res[i])
 	}
-	return connect.NewResponse(out), nil
+	return out
 }
 
 // value sets a mutation's value from the API's value or value_json (one

@@ -20,15 +20,6 @@ type Validator interface {
 	Validate(ctx context.Context, t catalog.Table, m *Mutation) error
 }
 
-// Result says what happened to one Mutation.
-type Result struct {
-	Version      uint64
-	IntentLogged bool
-	Stored       bool
-	Superseded   bool
-	Err          error
-}
-
 // Printer prints a typed table's value as its message's Protobuf JSON.
 type Printer interface {
 	JSON(ctx context.Context, t catalog.Table, value []byte) ([]byte, error)

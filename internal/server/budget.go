@@ -16,6 +16,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/proxy"
 )
 
 // Request budgets (docs/operations.md, "Limits and budgets"): what one
@@ -39,8 +40,8 @@ func requestBytes(cfg *config.Config, procedure string) int64 {
 	switch procedure {
 	case wailv1connect.ProducerServicePutProcedure, wailv1connect.ProducerServiceDeleteProcedure, wailv1connect.ProducerServiceGetProcedure:
 		return cfg.UnaryRequestBytes()
-	case wailv1connect.ProducerServiceWriteProcedure:
-		return cfg.WriteRequestBytes()
+	case wailv1connect.ProducerServiceWriteProcedure, wailv1connect.ProducerServiceWriteStreamProcedure:
+		return cfg.WriteRequestBytes() // WriteStream: each message
 	}
 	return cfg.API.MaxAdminRequestBytes
 }
@@ -50,7 +51,7 @@ func capSetting(procedure string) string {
 	switch procedure {
 	case wailv1connect.ProducerServicePutProcedure, wailv1connect.ProducerServiceDeleteProcedure, wailv1connect.ProducerServiceGetProcedure:
 		return "limits.max_key_bytes + limits.max_value_bytes"
-	case wailv1connect.ProducerServiceWriteProcedure:
+	case wailv1connect.ProducerServiceWriteProcedure, wailv1connect.ProducerServiceWriteStreamProcedure:
 		return "limits.max_batch_mutations mutations at those limits, at most api.max_write_request_bytes"
 	}
 	return "api.max_admin_request_bytes"
@@ -127,7 +128,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	if r.Body != nil && r.Body != http.NoBody {
+	if procedure == wailv1connect.ProducerServiceWriteStreamProcedure {
+		// A write stream's body is its batches, for as long as it lives:
+		// connect caps each message, api.max_write_streams the streams.
+		_ = rc.SetReadDeadline(time.Time{})
+	} else if r.Body != nil && r.Body != http.NoBody {
 		_ = rc.SetReadDeadline(time.Now().Add(g.cfg.API.ReadTimeout))
 		r.Body = &timedBody{ReadCloser: http.MaxBytesReader(w, r.Body, raw), rc: rc, timeout: g.cfg.API.ReadTimeout,
 			procedure: procedure}
@@ -231,6 +236,24 @@ func (t *timedWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection.
 func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// writeStreamLimits are the write streams' limits, counted in
+// wail_api_write_streams_refused_total; wail_api_write_streams is the
+// number open.
+func (s *Server) writeStreamLimits() proxy.StreamLimits {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wail_api_write_streams_refused_total",
+		Help: "WriteStream streams refused because a limit was reached: total (api.max_write_streams) or per_client (api.max_write_streams_per_client).",
+	}, []string{"limit"})
+	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "wail_api_write_streams", Help: "WriteStream streams open."})
+	s.registry.MustRegister(refused, open)
+	a := s.cfg.API
+	return proxy.StreamLimits{
+		MaxStreams: a.MaxWriteStreams, MaxStreamsPerClient: a.MaxWriteStreamsPerClient, InFlight: a.WriteStreamInFlight,
+		Refused: func(limit string) { refused.WithLabelValues(limit).Inc() },
+		Opened:  func(n int) { open.Set(float64(n)) },
+	}
+}
 
 // streamLimits are the event streams' limits, counted in
 // wail_api_subscriptions_refused_total; wail_api_subscriptions is the

@@ -66,11 +66,21 @@ func (s *Server) claimProxyID(ctx context.Context) error {
 // producerService is the ProducerService, refusing writes while the proxy
 // id's lease is not valid.
 func (s *Server) producerService() *proxy.Service {
-	svc := proxy.NewService(s.proxy)
-	if s.lease != nil {
-		svc = svc.WithAdmit(s.lease.Check)
+	if s.producer != nil {
+		return s.producer
 	}
-	return svc
+	// The fail-stop interceptor refuses unary writes; the batches of a
+	// write stream ask here.
+	s.producer = proxy.NewService(s.proxy).WithStreamLimits(s.writeStreams).WithAdmit(func() error {
+		if cause := s.stopping.Load(); cause != nil {
+			return fmt.Errorf("wail is stopping after a storage failure and writes nothing more; retry on another instance or after the restart (%v)", *cause)
+		}
+		if s.lease != nil {
+			return s.lease.Check()
+		}
+		return nil
+	})
+	return s.producer
 }
 
 // keepLease renews the proxy id's lease until stop is called (which

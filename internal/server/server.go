@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -85,9 +86,16 @@ type Server struct {
 	// process stop (failstop.go); failed then tells Run.
 	stopping atomic.Pointer[error]
 	failed   chan error
-	// streams are the event streams' limits (budget.go).
-	streams eventbus.Limits
-	clock   *hlc.Clock
+	// streams are the event streams' limits, writeStreams the write
+	// streams' (budget.go).
+	streams      eventbus.Limits
+	writeStreams proxy.StreamLimits
+	// producer is the ProducerService, once Handler made it.
+	producer *proxy.Service
+	// admission refuses writes past the resolver's rate (overload.go).
+	admission    *proxy.Admission
+	backlogGauge *prometheus.GaugeVec // wail_proxy_backlog_intents, with admission
+	clock        *hlc.Clock
 	// opened is set once open succeeded (start.go).
 	opened bool
 	lease  *lease.Keeper // the proxy id's, on a shared store (lease.go)
@@ -126,6 +134,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.health = health.NewRegistry(s.registry)
 	s.streams = s.streamLimits()
+	s.writeStreams = s.writeStreamLimits()
 	s.clockWatch = newClockWatch(s.registry)
 	if err := s.openSecurity(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -187,6 +196,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.clock = clock
 	limits := proxy.Limits{
 		MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatch: cfg.Limits.MaxBatchMutations,
+		WritesInFlight: cfg.Proxy.WritesInFlight,
 	}
 	if bus, ok := s.log.(proxy.RecordLimiter); ok {
 		limits.Bus = bus // values whose events would not fit the bus are refused
@@ -196,6 +206,11 @@ func (s *Server) open(ctx context.Context) error {
 	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(reg)).WithTracing(s.tracing)
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
+	if cfg.Proxy.Enabled && cfg.Proxy.MaxBacklog > 0 {
+		s.admission = proxy.NewAdmission(cfg.Proxy.MaxBacklog)
+		s.proxy.WithAdmission(s.admission)
+		s.backlogGauge = newBacklogGauge(reg)
+	}
 	rc := cfg.Resolver
 	appendLimits, _ := s.log.(resolver.AppendLimiter) // both logs tell; else the resolver's default
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
@@ -276,6 +291,10 @@ func (s *Server) Handler() http.Handler {
 	mux := api.NewMux()
 	svc := api.Services{Admin: &admin{s: s}, Events: s.events,
 		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
+	if !s.cfg.API.CompressEvents {
+		// never: see api.compress_events
+		svc.EventOptions = []connect.HandlerOption{connect.WithCompressMinBytes(math.MaxInt)}
+	}
 	if s.cfg.Proxy.Enabled {
 		svc.Producer = s.producerService()
 	}
@@ -399,6 +418,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	var background sync.WaitGroup
 	background.Go(func() { s.refreshCatalog(rctx) })
 	background.Go(func() { s.watchStore(rctx) })
+	if s.admission != nil {
+		background.Go(func() { s.watchBacklog(rctx, s.admission) })
+	}
 	defer func() {
 		stopResolver()
 		background.Wait() // before the log and store close

@@ -107,6 +107,9 @@ func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-ch
 	start := time.Now()
 	budget := time.Until(deadline) * 9 / 10
 	s.events.Close() // end event streams so they do not hold up Shutdown
+	if s.producer != nil {
+		s.producer.Close() // write streams answer what they run and end
+	}
 	s.fresh.closeAll()
 	var errs []error
 	hctx, cancel := context.WithDeadline(context.Background(), start.Add(budget/2))

@@ -59,6 +59,9 @@ const (
 	ProducerServiceDeleteProcedure = "/wail.v1.ProducerService/Delete"
 	// ProducerServiceWriteProcedure is the fully-qualified name of the ProducerService's Write RPC.
 	ProducerServiceWriteProcedure = "/wail.v1.ProducerService/Write"
+	// ProducerServiceWriteStreamProcedure is the fully-qualified name of the ProducerService's
+	// WriteStream RPC.
+	ProducerServiceWriteStreamProcedure = "/wail.v1.ProducerService/WriteStream"
 	// ProducerServiceGetProcedure is the fully-qualified name of the ProducerService's Get RPC.
 	ProducerServiceGetProcedure = "/wail.v1.ProducerService/Get"
 	// AdminServiceCreateTableProcedure is the fully-qualified name of the AdminService's CreateTable
@@ -108,6 +111,12 @@ type ProducerServiceClient interface {
 	Put(context.Context, *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error)
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
 	Write(context.Context, *connect.Request[v1.WriteRequest]) (*connect.Response[v1.WriteResponse], error)
+	// WriteStream takes batches and answers each one when it is done, as
+	// Write does, on one long-lived stream (HTTP/2 only). A batch is
+	// acknowledged only by its response: batches the client sent but whose
+	// response it did not get (it went away) may or may not have been
+	// written, and those written get their events like any write.
+	WriteStream(context.Context) *connect.BidiStreamForClient[v1.WriteStreamRequest, v1.WriteStreamResponse]
 	Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error)
 }
 
@@ -140,6 +149,12 @@ func NewProducerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(producerServiceMethods.ByName("Write")),
 			connect.WithClientOptions(opts...),
 		),
+		writeStream: connect.NewClient[v1.WriteStreamRequest, v1.WriteStreamResponse](
+			httpClient,
+			baseURL+ProducerServiceWriteStreamProcedure,
+			connect.WithSchema(producerServiceMethods.ByName("WriteStream")),
+			connect.WithClientOptions(opts...),
+		),
 		get: connect.NewClient[v1.GetRequest, v1.GetResponse](
 			httpClient,
 			baseURL+ProducerServiceGetProcedure,
@@ -151,10 +166,11 @@ func NewProducerServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 
 // producerServiceClient implements ProducerServiceClient.
 type producerServiceClient struct {
-	put    *connect.Client[v1.PutRequest, v1.PutResponse]
-	delete *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
-	write  *connect.Client[v1.WriteRequest, v1.WriteResponse]
-	get    *connect.Client[v1.GetRequest, v1.GetResponse]
+	put         *connect.Client[v1.PutRequest, v1.PutResponse]
+	delete      *connect.Client[v1.DeleteRequest, v1.DeleteResponse]
+	write       *connect.Client[v1.WriteRequest, v1.WriteResponse]
+	writeStream *connect.Client[v1.WriteStreamRequest, v1.WriteStreamResponse]
+	get         *connect.Client[v1.GetRequest, v1.GetResponse]
 }
 
 // Put calls wail.v1.ProducerService.Put.
@@ -172,6 +188,11 @@ func (c *producerServiceClient) Write(ctx context.Context, req *connect.Request[
 	return c.write.CallUnary(ctx, req)
 }
 
+// WriteStream calls wail.v1.ProducerService.WriteStream.
+func (c *producerServiceClient) WriteStream(ctx context.Context) *connect.BidiStreamForClient[v1.WriteStreamRequest, v1.WriteStreamResponse] {
+	return c.writeStream.CallBidiStream(ctx)
+}
+
 // Get calls wail.v1.ProducerService.Get.
 func (c *producerServiceClient) Get(ctx context.Context, req *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {
 	return c.get.CallUnary(ctx, req)
@@ -182,6 +203,12 @@ type ProducerServiceHandler interface {
 	Put(context.Context, *connect.Request[v1.PutRequest]) (*connect.Response[v1.PutResponse], error)
 	Delete(context.Context, *connect.Request[v1.DeleteRequest]) (*connect.Response[v1.DeleteResponse], error)
 	Write(context.Context, *connect.Request[v1.WriteRequest]) (*connect.Response[v1.WriteResponse], error)
+	// WriteStream takes batches and answers each one when it is done, as
+	// Write does, on one long-lived stream (HTTP/2 only). A batch is
+	// acknowledged only by its response: batches the client sent but whose
+	// response it did not get (it went away) may or may not have been
+	// written, and those written get their events like any write.
+	WriteStream(context.Context, *connect.BidiStream[v1.WriteStreamRequest, v1.WriteStreamResponse]) error
 	Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error)
 }
 
@@ -210,6 +237,12 @@ func NewProducerServiceHandler(svc ProducerServiceHandler, opts ...connect.Handl
 		connect.WithSchema(producerServiceMethods.ByName("Write")),
 		connect.WithHandlerOptions(opts...),
 	)
+	producerServiceWriteStreamHandler := connect.NewBidiStreamHandler(
+		ProducerServiceWriteStreamProcedure,
+		svc.WriteStream,
+		connect.WithSchema(producerServiceMethods.ByName("WriteStream")),
+		connect.WithHandlerOptions(opts...),
+	)
 	producerServiceGetHandler := connect.NewUnaryHandler(
 		ProducerServiceGetProcedure,
 		svc.Get,
@@ -224,6 +257,8 @@ func NewProducerServiceHandler(svc ProducerServiceHandler, opts ...connect.Handl
 			producerServiceDeleteHandler.ServeHTTP(w, r)
 		case ProducerServiceWriteProcedure:
 			producerServiceWriteHandler.ServeHTTP(w, r)
+		case ProducerServiceWriteStreamProcedure:
+			producerServiceWriteStreamHandler.ServeHTTP(w, r)
 		case ProducerServiceGetProcedure:
 			producerServiceGetHandler.ServeHTTP(w, r)
 		default:
@@ -245,6 +280,10 @@ func (UnimplementedProducerServiceHandler) Delete(context.Context, *connect.Requ
 
 func (UnimplementedProducerServiceHandler) Write(context.Context, *connect.Request[v1.WriteRequest]) (*connect.Response[v1.WriteResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.ProducerService.Write is not implemented"))
+}
+
+func (UnimplementedProducerServiceHandler) WriteStream(context.Context, *connect.BidiStream[v1.WriteStreamRequest, v1.WriteStreamResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.ProducerService.WriteStream is not implemented"))
 }
 
 func (UnimplementedProducerServiceHandler) Get(context.Context, *connect.Request[v1.GetRequest]) (*connect.Response[v1.GetResponse], error) {

@@ -1,0 +1,229 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+)
+
+// ProducerConfig tunes a Producer. Zero values take the defaults.
+type ProducerConfig struct {
+	// Linger is how long a batch waits for more writes before it is sent
+	// (default 2ms); a full batch goes at once.
+	Linger time.Duration
+	// BatchSize is the most mutations per batch (default 1000; at most
+	// the server's limits.max_batch_mutations).
+	BatchSize int
+	// MaxInFlight is the most batches sent and not yet answered (default
+	// 8, the server's api.write_stream_in_flight).
+	MaxInFlight int
+	// MaxBuffered is the most writes the producer holds (waiting, in
+	// flight, retrying); Write blocks while it holds that many (default
+	// 100000).
+	MaxBuffered int
+	// RetryBackoff is the first wait before a retry (default 50ms); it
+	// doubles up to RetryBackoffMax (default 2s). A server that asks for
+	// a longer wait (resource_exhausted with retry_after_ms) gets it.
+	RetryBackoff, RetryBackoffMax time.Duration
+	// DeliveryTimeout bounds the time from Write to its answer, retries
+	// included (default 2m): then Write fails with the last error.
+	DeliveryTimeout time.Duration
+}
+
+func (c ProducerConfig) withDefaults() ProducerConfig {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Linger, 2*time.Millisecond)
+	def(&c.RetryBackoff, 50*time.Millisecond)
+	def(&c.RetryBackoffMax, 2*time.Second)
+	def(&c.DeliveryTimeout, 2*time.Minute)
+	defInt(&c.BatchSize, 1000)
+	defInt(&c.MaxInFlight, 8)
+	defInt(&c.MaxBuffered, 100000)
+	return c
+}
+
+// FenceAfterBreak is how long a Producer waits, after a stream broke with
+// writes in flight, before it sends those writes again or any later write
+// of their keys: the server stamps a write within 5 s of receiving it or
+// refuses it (internal/proxy.MaxStampDelay), so after this no attempt
+// lost with the stream can still get a version, and no lost attempt can
+// overwrite a retry or a later write of the same key.
+const FenceAfterBreak = 6 * time.Second
+
+// Result is what the server answered for one write.
+type Result struct {
+	// Version is the version the write was stored at (or, if Superseded,
+	// stamped with).
+	Version uint64
+	// Superseded: the store already held a newer version of the key; the
+	// event of that version covers this write.
+	Superseded bool
+}
+
+// WriteError is a write that failed. Code is its Connect/gRPC code; when
+// Version is not 0 the write was stamped before it failed, and Stored or
+// not is what the server knew (a store write whose outcome is unknown may
+// have been stored: then its event follows).
+type WriteError struct {
+	Code         connect.Code
+	Message      string
+	Version      uint64
+	IntentLogged bool
+}
+
+func (e *WriteError) Error() string { return fmt.Sprintf("wail: %s: %s", e.Code, e.Message) }
+
+// ErrClosed: a write after Close, or one still waiting when Close gave up.
+var ErrClosed = errors.New("wail: producer closed")
+
+// Producer batches the writes of many goroutines into few large batches
+// on one ProducerService.WriteStream: each Write waits for its own answer,
+// while the producer sends what they wrote every Linger or BatchSize
+// writes, MaxInFlight batches at a time, and retries what can be retried.
+//
+// Order: writes of one key are answered, and get versions, in the order
+// their Writes were called (a key is in at most one batch in flight; later
+// writes of it wait for that batch's answer). So a write the caller saw
+// answered before it wrote the key again always has the lower version,
+// also across retries. Writes of different keys are not ordered.
+//
+// Retries: a batch or a write the server refused unwritten (unavailable,
+// resource_exhausted, aborted) is sent again after a backoff; a write
+// stamped whose store write failed with an unknown outcome is written
+// again, with a new, higher version. A broken stream is reopened; its
+// writes in flight may or may not have been written, so they and every
+// later write of their keys wait FenceAfterBreak before they are sent
+// again: a lost attempt cannot be stamped after that, so a retry or later
+// write of the key always gets the higher version and the event after.
+// A write that ends in an error may still have been written (its event
+// then follows); the WriteError says what the server knew.
+//
+// A Producer is safe for concurrent use. Close it to flush.
+type Producer struct {
+	cfg    ProducerConfig
+	fence  time.Duration // FenceAfterBreak (tests shorten it)
+	client wailv1connect.ProducerServiceClient
+
+	space chan struct{} // MaxBuffered tokens
+	in    chan *pending
+	stop  chan struct{} // Close was called: send what is held, then stop
+	abort chan struct{} // Close gave up: fail what is held
+	done  chan struct{}
+
+	closeOnce, abortOnce sync.Once
+}
+
+// pending is one write.
+type pending struct {
+	m        *wailv1.Mutation
+	n        uint64    // arrival order
+	key      string    // table and key
+	at       time.Time // when Write was called
+	deadline time.Time
+	result   chan outcome // buffered 1
+	lastErr  error
+	// notBefore: sent again no earlier (a backoff or a fence).
+	notBefore time.Time
+	tries     int
+}
+
+type outcome struct {
+	r   Result
+	err error
+}
+
+// NewProducer returns a producer on the server o names (o.H2C and
+// o.HTTP2 are set for it: write streams need HTTP/2). It does not
+// connect: the first write does.
+func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
+	o.H2C, o.HTTP2 = true, true
+	base, err := o.BaseURL()
+	if err != nil {
+		return nil, err
+	}
+	hc, err := o.HTTPClient()
+	if err != nil {
+		return nil, err
+	}
+	p := newProducer(wailv1connect.NewProducerServiceClient(hc, base, o.ConnectOptions...), cfg, FenceAfterBreak)
+	return p, nil
+}
+
+func newProducer(c wailv1connect.ProducerServiceClient, cfg ProducerConfig, fence time.Duration) *Producer {
+	cfg = cfg.withDefaults()
+	p := &Producer{cfg: cfg, fence: fence, client: c, space: make(chan struct{}, cfg.MaxBuffered),
+		in: make(chan *pending), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+// Put writes value to key of table and waits for its answer.
+func (p *Producer) Put(ctx context.Context, table string, key, value []byte) (Result, error) {
+	return p.Write(ctx, &wailv1.Mutation{Table: table, Key: key, Value: value, Op: wailv1.Op_OP_UPSERT})
+}
+
+// Delete deletes key of table and waits for its answer.
+func (p *Producer) Delete(ctx context.Context, table string, key []byte) (Result, error) {
+	return p.Write(ctx, &wailv1.Mutation{Table: table, Key: key, Op: wailv1.Op_OP_DELETE})
+}
+
+// Write sends m in the next batch and waits for its answer. If ctx ends
+// first, Write returns ctx's error and the write goes on without a waiter
+// (it may be written).
+func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error) {
+	select {
+	case p.space <- struct{}{}:
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	case <-p.stop:
+		return Result{}, ErrClosed
+	}
+	now := time.Now()
+	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
+		result: make(chan outcome, 1)}
+	select {
+	case p.in <- w:
+	case <-ctx.Done():
+		<-p.space
+		return Result{}, ctx.Err()
+	case <-p.stop:
+		<-p.space
+		return Result{}, ErrClosed
+	}
+	select {
+	case o := <-w.result:
+		return o.r, o.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// Close sends what the producer holds, waits for the answers until ctx
+// ends, and stops. Writes still waiting then fail with ErrClosed.
+func (p *Producer) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { close(p.stop) })
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		p.abortOnce.Do(func() { close(p.abort) })
+		<-p.done
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,88 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// TestAdmission: the decision on the observed backlogs: under the limit
+// writes go; at or over it they are refused with a hint from the
+// resolver's measured rate, clamped; below it again they go; 0 turns it
+// off.
+func TestAdmission(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	type obs struct {
+		intents, committed int64
+		after              time.Duration
+	}
+	for _, tc := range []struct {
+		name      string
+		limit     int64
+		observed  []obs
+		wantOK    bool
+		wantRetry time.Duration
+	}{
+		{name: "unknown table goes", limit: 100, wantOK: true},
+		{name: "under the limit", limit: 100, observed: []obs{{99, 0, 0}}, wantOK: true},
+		{name: "at the limit, rate unknown: the longest hint", limit: 100, observed: []obs{{100, 0, 0}}, wantRetry: maxRetryAfter},
+		// drain 1000/s, excess over 90: 1000-900 = 100 intents: 100ms
+		{name: "hint from the drain rate", limit: 1000, observed: []obs{{1000, 0, 0}, {1000, 1000, time.Second}}, wantRetry: 100 * time.Millisecond},
+		{name: "hint at least the minimum", limit: 1000, observed: []obs{{1000, 0, 0}, {1000, 1000000, time.Second}}, wantRetry: minRetryAfter},
+		{name: "resolver stalled: the longest hint", limit: 1000, observed: []obs{{5000, 10, 0}, {6000, 10, time.Second}}, wantRetry: maxRetryAfter},
+		{name: "back under the limit", limit: 100, observed: []obs{{500, 0, 0}, {50, 450, time.Second}}, wantOK: true},
+		{name: "off", limit: 0, observed: []obs{{1 << 40, 0, 0}}, wantOK: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := NewAdmission(tc.limit)
+			now := t0
+			for _, o := range tc.observed {
+				now = now.Add(o.after)
+				a.Observe("t", o.intents, o.committed, now)
+			}
+			wait, err := a.Admit("t")
+			if tc.wantOK {
+				if err != nil || wait != 0 {
+					t.Fatalf("refused: %v (%s)", err, wait)
+				}
+				return
+			}
+			if !errors.Is(err, ErrOverloaded) || wait != tc.wantRetry {
+				t.Fatalf("got %v, retry after %s; want ErrOverloaded after %s", err, wait, tc.wantRetry)
+			}
+			if _, over := a.Over()["t"]; !over {
+				t.Fatal("Over does not list the table")
+			}
+		})
+	}
+}
+
+// TestOverloadedWritesAreNotStamped: a refused write is neither stamped
+// nor logged nor stored, answers resource_exhausted with its hint, and
+// the other table of the same batch is written.
+func TestOverloadedWritesAreNotStamped(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	p := newProxy(t, w)
+	a := NewAdmission(10)
+	a.Observe("tx", 10, 0, time.Now())
+	p.WithAdmission(a)
+	res := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("a")}, {Table: "ind", Key: []byte("b")}})
+	if r := res[0]; !errors.Is(r.Err, ErrOverloaded) || r.Version != 0 || r.IntentLogged || r.RetryAfter != maxRetryAfter {
+		t.Fatalf("overloaded table: %+v", r)
+	}
+	if Code(res[0].Err) != connect.CodeResourceExhausted || toProto(res[0]).Error.RetryAfterMs != maxRetryAfter.Milliseconds() {
+		t.Fatalf("on the wire: %v", toProto(res[0]).Error)
+	}
+	if r := res[1]; r.Err != nil || !r.Stored {
+		t.Fatalf("the other table: %+v", r)
+	}
+	if len(w.intents) != 1 || string(w.intents[0].Key) != "b" {
+		t.Fatalf("intents logged: %v", w.intents)
+	}
+}

@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+// StreamLimits bound write streams (WriteStream). Zero values: no bound
+// on streams, DefaultStreamInFlight batches in flight.
+type StreamLimits struct {
+	// MaxStreams is the most write streams open at once;
+	// MaxStreamsPerClient the most from one client address (the host of
+	// the remote address).
+	MaxStreams, MaxStreamsPerClient int
+	// InFlight is how many batches of one stream run at once: the server
+	// reads no further batch of a stream while that many are running or
+	// answered but not yet taken by the client, so a client that sends
+	// without reading its answers stops being read.
+	InFlight int
+	// Refused, if set, is called with "total" or "per_client" when a
+	// stream is refused; Opened with the number open when it changes.
+	Refused func(limit string)
+	Opened  func(open int)
+}
+
+// DefaultStreamInFlight is StreamLimits.InFlight when unset.
+const DefaultStreamInFlight = 8
+
+// WithStreamLimits sets the write streams' limits; call it before
+// serving.
+func (s *Service) WithStreamLimits(l StreamLimits) *Service {
+	if l.InFlight <= 0 {
+		l.InFlight = DefaultStreamInFlight
+	}
+	s.streams = streamSlots{limits: l, byClient: map[string]int{}}
+	return s
+}
+
+// streamSlots counts the open write streams.
+type streamSlots struct {
+	limits   StreamLimits
+	mu       sync.Mutex
+	open     int
+	byClient map[string]int
+}
+
+// take takes a slot for client, or says which limit is reached.
+func (t *streamSlots) take(client string) (release func(), err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.limits
+	switch {
+	case l.MaxStreams > 0 && t.open >= l.MaxStreams:
+		t.refused("total")
+		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"%d write streams are open, the most this server takes (api.max_write_streams); retry later", t.open))
+	case l.MaxStreamsPerClient > 0 && t.byClient[client] >= l.MaxStreamsPerClient:
+		t.refused("per_client")
+		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"%s has %d write streams open, the most one client address may (api.max_write_streams_per_client); "+
+				"one stream carries many batches at once: share it", client, t.byClient[client]))
+	}
+	t.open++
+	t.byClient[client]++
+	t.opened()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.open--
+			if t.byClient[client]--; t.byClient[client] == 0 {
+				delete(t.byClient, client)
+			}
+			t.opened()
+		})
+	}, nil
+}
+
+func (t *streamSlots) opened() {
+	if t.limits.Opened != nil {
+		t.limits.Opened(t.open)
+	}
+}
+
+func (t *streamSlots) refused(limit string) {
+	if t.limits.Refused != nil {
+		t.limits.Refused(limit)
+	}
+}
+
+// hostOf is the host of a peer address.
+func hostOf(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// WriteStream runs the batches of a stream, up to StreamLimits.InFlight
+// at once (they merge with each other and with other requests like any
+// writes), and answers each when it is done. A batch runs to its end even
+// if the client goes away meanwhile (bounded by the visibility window like
+// any write): what a client saw answered was written as answered, and
+// what it did not see answered was written or not, with its intents logged
+// before its store writes either way (DESIGN.md, "Write streams"). Close
+// ends every stream: each stops reading, answers what it runs, and ends.
+func (s *Service) WriteStream(ctx context.Context, stream *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+	release, err := s.streams.take(hostOf(stream.Peer().Addr))
+	if err != nil {
+		return err
+	}
+	defer release()
+	w := &writeStream{s: s, stream: stream, ctx: context.WithoutCancel(ctx),
+		slots:   make(chan struct{}, s.streams.limits.InFlight),
+		answers: make(chan *wailv1.WriteStreamResponse, s.streams.limits.InFlight),
+		read:    make(chan error, 1), sent: make(chan error, 1), failed: make(chan struct{})}
+	go w.send()
+	go w.receive()
+	var recvErr error
+	select {
+	case recvErr = <-w.read:
+	case <-w.failed: // a send failed
+	case <-s.closing:
+	case <-ctx.Done():
+	}
+	w.stop()
+	w.running.Wait()
+	close(w.answers)
+	sendErr := <-w.sent
+	switch {
+	case ctx.Err() != nil:
+		return nil // the client went away
+	case recvErr != nil:
+		return recvErr // e.g. a message over the size cap
+	}
+	return sendErr
+}
+
+// writeStream is one WriteStream call. A slot is taken before a batch is
+// read and given back once its answer was sent: batches running plus
+// answers unsent are at most InFlight.
+type writeStream struct {
+	s       *Service
+	stream  *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]
+	ctx     context.Context // the batches': without the client's cancellation
+	slots   chan struct{}
+	answers chan *wailv1.WriteStreamResponse
+	read    chan error    // the receiver ended (nil: the client closed its side)
+	sent    chan error    // the sender ended
+	failed  chan struct{} // closed when a send failed
+
+	mu      sync.Mutex
+	stopped bool // no batch starts any more
+	running sync.WaitGroup
+}
+
+// receive reads batches and starts them until the client closes its
+// side, the stream fails or stop is called. After stop it may still be
+// blocked in Receive: that returns once the handler has returned, and
+// the batch it may carry is dropped unanswered (and unwritten).
+func (w *writeStream) receive() {
+	for {
+		w.slots <- struct{}{}
+		req, err := w.stream.Receive()
+		if err != nil {
+			<-w.slots
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			w.read <- err
+			return
+		}
+		if !w.start(req) {
+			<-w.slots
+			w.read <- nil
+			return
+		}
+	}
+}
+
+// start runs req unless the stream was stopped.
+func (w *writeStream) start(req *wailv1.WriteStreamRequest) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return false
+	}
+	w.running.Go(func() { w.answers <- w.s.streamBatch(w.ctx, req) })
+	return true
+}
+
+func (w *writeStream) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
+}
+
+// send sends the answers; after a failed send it drops the rest and
+// stops the stream.
+func (w *writeStream) send() {
+	var err error
+	for a := range w.answers {
+		if err == nil {
+			if err = w.stream.Send(a); err != nil {
+				w.stop()
+				close(w.failed)
+			}
+		}
+		<-w.slots
+	}
+	w.sent <- err
+}
+
+// streamBatch runs one batch of a stream.
+func (s *Service) streamBatch(ctx context.Context, req *wailv1.WriteStreamRequest) *wailv1.WriteStreamResponse {
+	out := &wailv1.WriteStreamResponse{Seq: req.Seq}
+	err := s.admitted()
+	var muts []Mutation
+	if err == nil {
+		muts, err = s.batch(req.Mutations)
+	}
+	if err != nil {
+		out.Error = errorProto(err)
+		return out
+	}
+	out.Results = resultsProto(s.p.Write(ctx, muts))
+	return out
+}
+
+// errorProto is the Error of a batch refused as a whole.
+func errorProto(err error) *wailv1.Error {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return &wailv1.Error{Code: ce.Code().String(), Message: ce.Message()}
+	}
+	return &wailv1.Error{Code: Code(err).String(), Message: err.Error()}
+}
