@@ -8,7 +8,10 @@
 // of switch case expressions and package-level declarations (they lie in
 // no coverage block): this command runs them itself (cases.go).
 //
-//	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [pkg ...]
+//	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [-files REGEXP] [pkg ...]
+//
+// -files mutates only the package files whose base name matches (to rerun
+// one file after adding a test); the scores then cover those files only.
 //
 // It exits non-zero when a package's score (killed over killed plus
 // lived, judged equivalents left out) is below the threshold, or when a
@@ -25,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -47,6 +51,7 @@ func main() {
 	minTimeout := flag.Duration("min-timeout", 2*time.Minute, "least time a mutant's build and test run gets before it counts as hung")
 	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
 	cases := flag.Bool("cases", true, "also run the mutants in switch case expressions, which gremlins reports NOT COVERED (cases.go)")
+	files := flag.String("files", "", "mutate only the files whose base name matches this regexp (default: every file)")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
 	flag.Parse()
 	pkgs := flag.Args()
@@ -58,10 +63,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		os.Exit(2)
 	}
+	var only *regexp.Regexp
+	if *files != "" {
+		if only, err = regexp.Compile(*files); err != nil {
+			fmt.Fprintln(os.Stderr, "mutate: -files:", err)
+			os.Exit(2)
+		}
+	}
 	var reports []report
 	failed := false
 	for _, pkg := range pkgs {
-		res, err := unleash(pkg, *workers, *minTimeout)
+		res, err := unleash(pkg, *workers, *minTimeout, only)
 		if err == nil && *cases {
 			_, err = runCases(pkg, res, *minTimeout)
 		}
@@ -102,7 +114,11 @@ type mutation struct {
 	Column int    `json:"column"`
 }
 
-func unleash(pkg string, workers int, minTimeout time.Duration) (*result, error) {
+func unleash(pkg string, workers int, minTimeout time.Duration, only *regexp.Regexp) (*result, error) {
+	excluded, err := excludeFiles(pkg, only)
+	if err != nil {
+		return nil, err
+	}
 	coef, err := timeoutCoefficient(pkg, minTimeout)
 	if err != nil {
 		return nil, err
@@ -113,8 +129,14 @@ func unleash(pkg string, workers int, minTimeout time.Duration) (*result, error)
 	}
 	out.Close()
 	defer os.Remove(out.Name())
-	cmd := exec.Command("go", "run", gremlins, "unleash", "--silent", "--workers", fmt.Sprint(workers),
-		"--timeout-coefficient", fmt.Sprint(coef), "-o", out.Name(), "./"+pkg)
+	args := []string{"run", gremlins, "unleash", "--workers", fmt.Sprint(workers),
+		"--timeout-coefficient", fmt.Sprint(coef), "-o", out.Name()}
+	for _, name := range excluded {
+		args = append(args, "--exclude-files", "(^|/)"+regexp.QuoteMeta(name)+"$")
+	}
+	cmd := exec.Command("go", append(args, "./"+pkg)...)
+	// gremlins prints each mutant's status as it is tested (on stderr, so
+	// that a long run shows its progress and survivors early).
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	// Never take the coverage run from the test cache (see
 	// timeoutCoefficient).
@@ -131,6 +153,35 @@ func unleash(pkg string, workers int, minTimeout time.Duration) (*result, error)
 		return nil, fmt.Errorf("gremlins output: %w", err)
 	}
 	return &r, nil
+}
+
+// excludeFiles lists the package's source files (not tests) whose base
+// name only does not match: gremlins leaves them unmutated. An only that
+// matches no file is an error (a typo would otherwise report 100%).
+func excludeFiles(pkg string, only *regexp.Regexp) ([]string, error) {
+	if only == nil {
+		return nil, nil
+	}
+	names, err := filepath.Glob(filepath.Join(pkg, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	matched := 0
+	for _, n := range names {
+		base := filepath.Base(n)
+		switch {
+		case strings.HasSuffix(base, "_test.go"):
+		case only.MatchString(base):
+			matched++
+		default:
+			out = append(out, base)
+		}
+	}
+	if matched == 0 {
+		return nil, fmt.Errorf("-files %q matches no source file of %s", only, pkg)
+	}
+	return out, nil
 }
 
 // timeoutCoefficient runs the package's tests once (they must pass) and

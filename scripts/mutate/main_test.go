@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -85,6 +87,34 @@ func TestCoefficientFor(t *testing.T) {
 	} {
 		if got := coefficientFor(c.run, c.min); got != c.want {
 			t.Errorf("coefficientFor(%v, %v) = %d, want %d", c.run, c.min, got, c.want)
+		}
+	}
+}
+
+func TestExcludeFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"core.go", "core_test.go", "loop.go", "loop2.go", "doc.go"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("package x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		only string
+		want string // the excluded files; "error" when the pattern matches none
+	}{
+		{"", "[]"},
+		{`^core\.go$`, "[doc.go loop.go loop2.go]"},
+		{"loop", "[core.go doc.go]"},
+		{"test", "error"}, // test files are never mutated: nothing matches
+		{"nosuch", "error"},
+	} {
+		var only *regexp.Regexp
+		if c.only != "" {
+			only = regexp.MustCompile(c.only)
+		}
+		got, err := excludeFiles(dir, only)
+		if s := fmt.Sprint(got); err != nil && c.want != "error" || err == nil && s != c.want {
+			t.Errorf("excludeFiles(%q) = %v, %v; want %s", c.only, got, err, c.want)
 		}
 	}
 }
