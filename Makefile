@@ -10,7 +10,7 @@ PROTOC_GEN_CONNECT_VERSION  := v1.21.1
 STATICCHECK_VERSION         := v0.8.2
 TESTFLAGS ?=
 
-.PHONY: all build test test-short services race vet fmt fmt-check lint staticcheck proto bench bench-vs-debezium fuzz mutate clean
+.PHONY: all build test test-short services race vet fmt fmt-check lint staticcheck proto bench bench-vs-debezium fuzz mutate mutate-ci clean
 
 all: build
 
@@ -81,10 +81,19 @@ bench-vs-debezium:
 # Mutation testing of the core packages (scripts/mutate): per package, the
 # share of one-line code changes the tests catch; survivors must be killed
 # by a test or judged equivalent in scripts/mutate/judged.txt. PKGS limits
-# it to some packages (e.g. PKGS=internal/hlc).
+# it to some packages (e.g. PKGS=internal/hlc), MUTATE_FLAGS passes flags
+# (e.g. MUTATE_FLAGS='-workers 1 -files core'). The whole run takes about
+# an hour on 2 cores: run it before merging a change to a core package.
 PKGS ?=
+MUTATE_FLAGS ?=
 mutate:
-	$(GO) run ./scripts/mutate $(PKGS)
+	$(GO) run ./scripts/mutate $(MUTATE_FLAGS) $(PKGS)
+
+# The part of `make mutate` that CI runs (.ci/run): the core packages
+# whose mutants take minutes, not the hour of the whole run.
+MUTATE_CI_PKGS := internal/hlc internal/proxy
+mutate-ci:
+	$(GO) run ./scripts/mutate $(MUTATE_FLAGS) $(MUTATE_CI_PKGS)
 
 # Short fuzzing session of every decoder of bytes from disk or network.
 fuzz:
