@@ -82,15 +82,16 @@ bench-vs-debezium:
 # share of one-line code changes the tests catch; survivors must be killed
 # by a test or judged equivalent in scripts/mutate/judged.txt. PKGS limits
 # it to some packages (e.g. PKGS=internal/hlc), MUTATE_FLAGS passes flags
-# (e.g. MUTATE_FLAGS='-workers 1 -files core'). The whole run takes about
-# an hour on 2 cores: run it before merging a change to a core package.
+# (e.g. MUTATE_FLAGS='-workers 1 -files core'). The whole run takes hours
+# on 2 cores: run it, for the package changed, before merging a change to
+# a core package.
 PKGS ?=
 MUTATE_FLAGS ?=
 mutate:
 	$(GO) run ./scripts/mutate $(MUTATE_FLAGS) $(PKGS)
 
 # The part of `make mutate` that CI runs (.ci/run): the core packages
-# whose mutants take minutes, not the hour of the whole run.
+# whose mutants take minutes, not the hours of the whole run.
 MUTATE_CI_PKGS := internal/hlc internal/proxy
 mutate-ci:
 	$(GO) run ./scripts/mutate $(MUTATE_FLAGS) $(MUTATE_CI_PKGS)
