@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -95,5 +96,42 @@ func TestRowCacheOff(t *testing.T) {
 	}
 	if n := s.rowReads.Load(); n != 3 {
 		t.Fatalf("%d Pebble reads for 3 Gets with the cache off", n)
+	}
+}
+
+// TestPutRowBound: a stripe holds rows up to its bound inclusive: a row
+// of exactly the bound is cached, rows whose sizes add up to exactly the
+// bound are all kept, and one byte more evicts (or, alone, is not cached).
+func TestPutRowBound(t *testing.T) {
+	row := func(n int) cachedRow { return cachedRow{version: 1, value: bytes.Repeat([]byte("v"), n)} }
+	const limit = 200
+	// Keys of one byte: each row costs 1 + its value + rowOverhead.
+	val := func(size int) int { return size - 1 - rowOverhead }
+	for _, c := range []struct {
+		name  string
+		sizes []int // of the rows put, in order, under keys "a", "b", ...
+		want  string
+	}{
+		{"one row of exactly the bound", []int{limit}, "[a]"},
+		{"one row a byte over the bound", []int{limit + 1}, "[]"},
+		{"two rows adding up to exactly the bound", []int{limit / 2, limit / 2}, "[a b]"},
+		{"two rows a byte over the bound", []int{limit / 2, limit/2 + 1}, "[b]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &Store{rowLimit: limit}
+			total := 0
+			for i, size := range c.sizes {
+				s.putRow(0, []byte{byte('a' + i)}, row(val(size)))
+			}
+			var keys []string
+			for k, r := range s.stripes[0].rows {
+				keys = append(keys, k)
+				total += rowSize([]byte(k), r)
+			}
+			slices.Sort(keys)
+			if fmt.Sprint(keys) != c.want || s.cachedRowBytes() != total || total > limit {
+				t.Fatalf("cached %v (%d bytes, counted %d), want %s within %d", keys, total, s.cachedRowBytes(), c.want, limit)
+			}
+		})
 	}
 }
