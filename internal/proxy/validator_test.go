@@ -12,7 +12,8 @@ import (
 
 // upperValidator stands for the server's typed values: JSON values are
 // "converted" (upper-cased), values starting with '!' refused, "long"
-// converts to more than the value limit.
+// converts to one byte more than the value limit (16 bytes in newProxy),
+// "limit" to exactly the limit.
 type upperValidator struct{ calls int }
 
 func (v *upperValidator) Validate(_ context.Context, _ catalog.Table, m *Mutation) error {
@@ -22,6 +23,8 @@ func (v *upperValidator) Validate(_ context.Context, _ catalog.Table, m *Mutatio
 		return fmt.Errorf("%w: value: field x is not a number", ErrInvalid)
 	case string(m.Value) == "long":
 		m.Value = []byte(strings.Repeat("x", 17))
+	case string(m.Value) == "limit":
+		m.Value = []byte(strings.Repeat("x", 16))
 	case m.JSON:
 		m.Value, m.JSON = []byte(strings.ToUpper(string(m.Value))), false
 	}
@@ -44,6 +47,7 @@ func TestValidator(t *testing.T) {
 		{"JSON converted", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("{a}"), JSON: true}, "", "{A}"},
 		{"refused", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("!v")}, "field x", ""},
 		{"converted too large", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("long")}, "17 bytes in Protobuf binary", ""},
+		{"converted to exactly the limit", true, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("limit")}, "", strings.Repeat("x", 16)},
 		{"JSON without validator", false, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("{}"), JSON: true}, "needs a typed table", ""},
 		{"binary without validator", false, Mutation{Table: "tx", Key: []byte("k"), Value: []byte("v")}, "", "v"},
 	} {
@@ -73,6 +77,40 @@ func TestValidator(t *testing.T) {
 			}
 			if tc.validator && v.calls != 2 {
 				t.Fatalf("validator called %d times for 2 mutations", v.calls)
+			}
+		})
+	}
+}
+
+// TestValueOneOf: a write's value comes from value or value_json, never
+// both; a delete has none.
+func TestValueOneOf(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		del      bool
+		bin      []byte
+		json     string
+		wantErr  string // "" : accepted
+		want     string
+		wantJSON bool
+	}{
+		{"binary", false, []byte("v"), "", "", "v", false},
+		{"JSON", false, nil, `{"a":1}`, "", `{"a":1}`, true},
+		{"JSON with an empty binary value", false, []byte{}, `{"a":1}`, "", `{"a":1}`, true},
+		{"both", false, []byte("v"), `{"a":1}`, "not both", "", false},
+		{"JSON on a delete", true, nil, `{"a":1}`, "a delete has no value", "", false},
+		{"neither", false, nil, "", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := value(Mutation{Table: "tx", Key: []byte("k"), Delete: tc.del}, tc.bin, tc.json)
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want ErrInvalid with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(m.Value) != tc.want || m.JSON != tc.wantJSON {
+				t.Fatalf("value %q JSON %v err %v, want %q JSON %v", m.Value, m.JSON, err, tc.want, tc.wantJSON)
 			}
 		})
 	}
