@@ -86,3 +86,41 @@ func TestOverloadedWritesAreNotStamped(t *testing.T) {
 		t.Fatalf("intents logged: %v", w.intents)
 	}
 }
+
+// TestAdmissionDrain: the hint comes from the rate the committed position
+// moved between two observations (not their sum, not times the interval);
+// two observations at one instant, or no progress, leave no rate (the
+// longest hint); a backlog of exactly the limit is over it.
+func TestAdmissionDrain(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	type obs struct {
+		intents, committed int64
+		after              time.Duration // since t0
+	}
+	for _, tc := range []struct {
+		name string
+		obs  []obs
+		want time.Duration
+	}{
+		// 500 intents committed in 2 s: 250/s; 1000 - 900 over 250/s.
+		{"rate", []obs{{1000, 0, 0}, {1000, 500, 2 * time.Second}}, 400 * time.Millisecond},
+		{"same instant", []obs{{1000, 0, 0}, {1000, 500, 0}}, maxRetryAfter},
+		{"no progress", []obs{{1000, 0, 0}, {1000, 500, 2 * time.Second}, {1000, 500, 4 * time.Second}}, maxRetryAfter},
+		{"went back", []obs{{1000, 500, 0}, {1000, 0, 2 * time.Second}}, maxRetryAfter},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := NewAdmission(1000)
+			for _, o := range tc.obs {
+				a.Observe("t", o.intents, o.committed, t0.Add(o.after))
+			}
+			if over := a.Over(); over["t"] != 1000 {
+				t.Errorf("Over() = %v, want t at its limit 1000", over)
+			}
+			got, err := a.Admit("t")
+			if !errors.Is(err, ErrOverloaded) || got != tc.want {
+				t.Errorf("Admit = %v, %v; want %v, ErrOverloaded", got, err, tc.want)
+			}
+		})
+	}
+}
