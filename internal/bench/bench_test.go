@@ -8,28 +8,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/logbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRunInProcess is `wail bench --duration 3s` at a modest rate against an
 // in-process server: it completes, and its JSON has every field of Result
@@ -40,7 +23,7 @@ func TestRunInProcess(t *testing.T) {
 	o.Duration, o.Warmup, o.Rate, o.Keys, o.Concurrency, o.NoSync = 3*time.Second, 500*time.Millisecond, 300, 500, 8, true
 	o.Tables, o.Dist, o.HotShare = 2, DistZipf, 0.1
 	o.DataDir = t.TempDir()
-	var out lockedBuffer
+	var out logbuf.Buffer
 	var js bytes.Buffer
 	o.Out, o.JSON, o.PlotFile = &out, &js, filepath.Join(t.TempDir(), "bench.svg")
 	res, err := Run(context.Background(), o)
@@ -71,7 +54,7 @@ func TestFloorOnly(t *testing.T) {
 	o := DefaultOptions()
 	o.FloorOnly, o.FloorDuration, o.Concurrency, o.Keys, o.NoSync = true, 200*time.Millisecond, 4, 1000, true
 	o.DataDir = t.TempDir()
-	var out lockedBuffer
+	var out logbuf.Buffer
 	var js bytes.Buffer
 	o.Out, o.JSON = &out, &js
 	res, err := Run(context.Background(), o)
@@ -175,7 +158,7 @@ func TestRunProducer(t *testing.T) {
 	o.Duration, o.Warmup, o.Rate, o.Keys, o.Concurrency, o.NoSync = 2*time.Second, 200*time.Millisecond, 500, 500, 64, true
 	o.Batch, o.Producer = 1, true
 	o.DataDir = t.TempDir()
-	var out lockedBuffer
+	var out logbuf.Buffer
 	o.Out = &out
 	res, err := Run(context.Background(), o)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/logbuf"
 )
 
 // block is a fenced code block of a markdown file.
@@ -331,7 +332,7 @@ func runServeLine(t *testing.T, where string, args []string, dataDir string) (st
 	ctx, cancel := context.WithCancel(context.Background())
 	args = append(args, "--data-dir", dataDir, "--listen", "127.0.0.1:0")
 	done := make(chan int, 1)
-	var out, errOut syncBuffer
+	var out, errOut logbuf.Buffer
 	go func() {
 		done <- run(ctx, env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut, getenv: func(string) string { return "" }}, args)
 	}()

@@ -9,18 +9,19 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/logbuf"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 	"github.com/wail-cdc/wail/internal/tlstest"
 )
 
 // runEnv runs one command line with the environment env.
 func runEnv(ctx context.Context, env map[string]string, args ...string) (code int, stdout, stderr string) {
-	var out, errOut syncBuffer
+	var out, errOut logbuf.Buffer
 	code = run(ctx, envOf(&out, &errOut, env), args)
 	return code, out.String(), errOut.String()
 }
 
-func envOf(out, errOut *syncBuffer, vars map[string]string) env {
+func envOf(out, errOut *logbuf.Buffer, vars map[string]string) env {
 	return env{stdin: strings.NewReader(""), stdout: out, stderr: errOut, getenv: func(k string) string { return vars[k] }}
 }
 

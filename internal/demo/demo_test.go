@@ -1,37 +1,18 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/logbuf"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestRunAgainstServer(t *testing.T) {
 	t.Parallel()
@@ -41,7 +22,7 @@ func TestRunAgainstServer(t *testing.T) {
 	if _, err := admin.CreateTable(context.Background(), connect.NewRequest(&wailv1.CreateTableRequest{Name: "orders", Partitions: 4})); err != nil {
 		t.Fatal(err)
 	}
-	var out lockedBuffer
+	var out logbuf.Buffer
 	sum, err := Run(context.Background(), Config{
 		Producer: wailv1connect.NewProducerServiceClient(hc, url), Admin: admin,
 		Events: wailv1connect.NewEventServiceClient(hc, url), Out: &out,

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,30 +20,13 @@ import (
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/logbuf"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 )
 
-// syncBuffer collects log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger() (*slog.Logger, *syncBuffer) {
-	buf := &syncBuffer{}
+func testLogger() (*slog.Logger, *logbuf.Buffer) {
+	buf := &logbuf.Buffer{}
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelWarn})), buf
 }
 
@@ -271,7 +253,7 @@ func TestRetentionGapAtStart(t *testing.T) {
 
 // checkGap: one gap letter, from from (-1: any offset after the first) to
 // the log start, counted, and an error log naming reconcile.
-func checkGap(ctx context.Context, t *testing.T, env *testEnv, r *Resolver, logs *syncBuffer, from, logStart int64) {
+func checkGap(ctx context.Context, t *testing.T, env *testEnv, r *Resolver, logs *logbuf.Buffer, from, logStart int64) {
 	t.Helper()
 	table := env.tb.Name
 	ls := readLetters(ctx, t, env.log, table)

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/logbuf"
 )
 
 // fakeCatalog is what Config.Tables asks.
@@ -37,23 +37,6 @@ func (c *fakeCatalog) get(name string) (catalog.Table, bool) {
 	return t, ok
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestFollowsCatalog: an altered window applies to the intents read after
 // it; a dropped table's partitions stop (Stopped returns) while the
 // resolver runs on, and a table created again is resolved again.
@@ -65,7 +48,7 @@ func TestFollowsCatalog(t *testing.T) {
 	tb := env.tb
 	tb.VisibilityWindow, tb.CreatedAt = time.Minute, time.UnixMicro(1)
 	cat := &fakeCatalog{tables: map[string]catalog.Table{tb.Name: tb}}
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	r := New(env.log, env.st, env.bus, Config{
 		Group: "g", Concurrency: 2, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 1000,

@@ -65,7 +65,7 @@ func TestWritesStopWhenTheLeaseLapses(t *testing.T) {
 	d.shut()
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if err = putT(base); strings.Contains(err.Error(), "lease was not renewed") {
+		if err = putT(base); err != nil && strings.Contains(err.Error(), "lease was not renewed") {
 			break
 		}
 	}

@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/logbuf"
 	"github.com/wail-cdc/wail/internal/telemetry"
 )
 
@@ -168,24 +167,6 @@ func waitFor(ctx context.Context, t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer for a logger that several goroutines use.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestTracingCollectorDown: with tracing on and every write sampled but
 // no collector listening, writes succeed and their events come; the lost
 // spans are logged as a warning that says what to check.
@@ -202,7 +183,7 @@ func TestTracingCollectorDown(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Log.NoSync, cfg.Store.NoSync = true, true
 	cfg.Tracing.Enabled, cfg.Tracing.Endpoint, cfg.Tracing.SampleRatio = true, down, 1
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	srv, err := newServer(cfg, slog.New(slog.NewTextHandler(&logs, nil)), seams{})
 	if err != nil {
 		t.Fatal(err)
