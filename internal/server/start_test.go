@@ -29,11 +29,14 @@ import (
 
 // door is a TCP port that is closed until opened; then it forwards every
 // connection to target. It stands for a dependency that is down at start
-// and comes back.
+// and comes back. Its port stays bound while it is shut (connections are
+// accepted and closed at once), so that no other test's door takes the
+// port and forwards this test's connections to another database.
 type door struct {
 	addr, target string
 	mu           sync.Mutex
 	ln           net.Listener
+	isOpen       bool
 	conns        []net.Conn
 }
 
@@ -41,20 +44,26 @@ type door struct {
 func (d *door) shut() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ln != nil {
-		d.ln.Close()
-		d.ln = nil
-	}
+	d.isOpen = false
 	for _, c := range d.conns {
 		c.Close()
 	}
 	d.conns = nil
 }
 
-func (d *door) track(cs ...net.Conn) {
+// track keeps cs to cut at the next shut; false (and cs closed) when the
+// door is shut.
+func (d *door) track(cs ...net.Conn) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.isOpen {
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
 	d.conns = append(d.conns, cs...)
+	return true
 }
 
 func newDoor(t *testing.T, target string) *door {
@@ -63,47 +72,45 @@ func newDoor(t *testing.T, target string) *door {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &door{addr: ln.Addr().String(), target: target}
-	ln.Close() // closed: connections are refused
-	t.Cleanup(d.shut)
-	return d
-}
-
-func (d *door) open(t *testing.T) {
-	t.Helper()
-	var ln net.Listener
-	var err error
-	for range 50 { // the port was free a moment ago
-		if ln, err = net.Listen("tcp", d.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.mu.Lock()
-	d.ln = ln
-	d.mu.Unlock()
+	d := &door{addr: ln.Addr().String(), target: target, ln: ln}
+	t.Cleanup(func() {
+		d.shut()
+		ln.Close()
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", d.target)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				d.track(c, up)
-				go io.Copy(up, c)
-				io.Copy(c, up)
-			}()
+			go d.forward(c)
 		}
 	}()
+	return d
+}
+
+// forward carries c to the target while the door is open.
+func (d *door) forward(c net.Conn) {
+	defer c.Close()
+	if !d.track(c) {
+		return
+	}
+	up, err := net.Dial("tcp", d.target)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	if !d.track(up) {
+		return
+	}
+	go io.Copy(up, c)
+	io.Copy(c, up)
+}
+
+func (d *door) open(*testing.T) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.isOpen = true
 }
 
 // starting runs a server on a listener of the test's and returns its URL
