@@ -22,7 +22,7 @@ func TestDoctorCassandra(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	code, out, errOut := runCLI(ctx, "", "", "doctor", "--config", cfg, "--data-dir", t.TempDir(), "--store", "cassandra", "--hosts", strings.Join(hosts, ","))
+	code, out, errOut := runCLI(ctx, "", "", "doctor", "--timeout", "90s", "--config", cfg, "--data-dir", t.TempDir(), "--store", "cassandra", "--hosts", strings.Join(hosts, ","))
 	if code != 0 || !strings.Contains(out, "store        ok (read levels [one local_quorum])") ||
 		!strings.Contains(out, "cluster      keyspace "+ks+", replication {'class': 'NetworkTopologyStrategy', '"+cassandratest.DC()+"': 3}") ||
 		!strings.Contains(out, "schema agreement yes") {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/wail-cdc/wail/internal/server"
@@ -8,6 +10,7 @@ import (
 
 func newDoctorCmd(g *globals) *cobra.Command {
 	var f serveFlags
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "doctor",
 		Short: "Check a running server's health, the store and the log: reachable, schema and topics in place, replica lag",
@@ -30,10 +33,11 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return server.Doctor(cmd.Context(), cfg, cl.http, cl.url, g.stdout)
+			return server.Doctor(cmd.Context(), cfg, cl.http, cl.url, timeout, g.stdout)
 		},
 	}
 	f.register(cmd, roleDoctor)
 	g.addrFlag(cmd.Flags())
+	cmd.Flags().DurationVar(&timeout, "timeout", server.DefaultDoctorTimeout, "bound on each check that talks to the store, the log or the server (raise it for a slow or loaded cluster)")
 	return cmd
 }

@@ -19,8 +19,9 @@ import (
 	"github.com/wail-cdc/wail/internal/store"
 )
 
-// doctorTimeout bounds each check that talks to a server.
-const doctorTimeout = 10 * time.Second
+// DefaultDoctorTimeout bounds each check that talks to a store, a log or
+// a server when Doctor is given no bound.
+const DefaultDoctorTimeout = 10 * time.Second
 
 // Doctor checks what a configuration needs, prints one line per check to w
 // and returns an error naming the failed checks. With addr set (a server's
@@ -32,8 +33,12 @@ const doctorTimeout = 10 * time.Second
 // the embedded log in the data dir) is reachable, and every ready table has
 // its intent and event topics with its partition count. The embedded store
 // and log that the server at addr holds are skipped. hc (nil:
-// http.DefaultClient) carries the client's TLS settings.
-func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string, w io.Writer) error {
+// http.DefaultClient) carries the client's TLS settings; timeout (0:
+// DefaultDoctorTimeout) bounds each check.
+func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string, timeout time.Duration, w io.Writer) error {
+	if timeout <= 0 {
+		timeout = DefaultDoctorTimeout
+	}
 	fmt.Fprintf(w, "config       ok (store %s, log %s, data dir %s)\n", cfg.Store.Kind, cfg.Log.Kind, cfg.DataDir)
 	var failed []string
 	fail := func(check, format string, args ...any) {
@@ -49,14 +54,14 @@ func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string
 			failed = append(failed, "server")
 		}
 	}
-	tables, inUse := doctorStore(ctx, cfg, w, fail, answered)
+	tables, inUse := doctorStore(ctx, cfg, timeout, w, fail, answered)
 	if inUse {
 		fmt.Fprintf(w, "store        skipped: the embedded store is in use (by the server at %s?), whose health is above\n", addr)
 	}
 	if inUse && cfg.Log.Kind == config.LogEmbedded {
 		fmt.Fprintf(w, "log          skipped: the embedded log is in use too\n")
 	} else {
-		doctorLog(ctx, cfg, w, tables, fail)
+		doctorLog(ctx, cfg, timeout, w, tables, fail)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("doctor: failed checks: %v", failed)
@@ -66,8 +71,8 @@ func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string
 
 // doctorStore checks the store and returns the tables of its catalog;
 // inUse says that the embedded store is locked by a server that answered.
-func doctorStore(ctx context.Context, cfg config.Config, w io.Writer, fail func(check, format string, args ...any), answered bool) (tables []catalog.Table, inUse bool) {
-	sctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, fail func(check, format string, args ...any), answered bool) (tables []catalog.Table, inUse bool) {
+	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	st, err := OpenStore(sctx, cfg, slog.New(slog.DiscardHandler))
 	switch {
@@ -127,8 +132,8 @@ func decodeTables(rows []store.Table) []catalog.Table {
 }
 
 // doctorLog checks the log and the topics of the ready tables.
-func doctorLog(ctx context.Context, cfg config.Config, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
-	lctx, cancel := context.WithTimeout(ctx, doctorTimeout)
+func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
+	lctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	log, err := OpenLog(lctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

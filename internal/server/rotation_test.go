@@ -253,7 +253,7 @@ func TestDoctorSecurity(t *testing.T) {
 		cfg.DataDir = t.TempDir()
 		tc.mutate(&cfg)
 		var out strings.Builder
-		err := server.Doctor(context.Background(), cfg, nil, "", &out)
+		err := server.Doctor(context.Background(), cfg, nil, "", 0, &out)
 		if (err != nil) != tc.fails {
 			t.Errorf("%s: %v\n%s", tc.name, err, out.String())
 		}
