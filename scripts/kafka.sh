@@ -16,6 +16,8 @@
 #   data/             the log dirs (formatted once; "down" keeps them)
 #   server.properties rendered from scripts/kafka/server.properties.in
 #   kafka.pid, kafka.log
+# "up" waits up to $WAIL_KAFKA_WAIT seconds (default 240) for the broker to
+# answer: on a loaded 2-core machine a restart took over 100 s.
 # Needs java (17+) and mvn; installs kcat (the tests' independent client) with
 # apt when missing. Idempotent: "up" on a running broker only checks it answers.
 set -euo pipefail
@@ -28,7 +30,7 @@ CACHE=${WAIL_KAFKA_CACHE:-/var/lib/wail-kafka}
 PORT=${WAIL_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${WAIL_KAFKA_CONTROLLER_PORT:-9093}
 ADDR=127.0.0.1:$PORT
-WAIT_SECS=${WAIL_KAFKA_WAIT:-90}
+WAIT_SECS=${WAIL_KAFKA_WAIT:-240}
 LIBS=$CACHE/libs
 DATA=$CACHE/data
 PIDFILE=$CACHE/kafka.pid
