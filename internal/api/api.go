@@ -2,9 +2,11 @@
 // three Connect services (ProducerService, AdminService, EventService) on
 // a mux with the options every one of them gets (the strict JSON codec,
 // codec.go), so that what guards the API (TLS, authentication,
-// authorization) is wired once, for every procedure. The services' work
-// stays with their domains: the proxy (writes), the event bus (streams)
-// and the server (tables, dead letters).
+// authorization) is wired once, for every procedure. The handlers and
+// their proto<->domain conversions live here too (ProducerService:
+// producer.go, writestream.go); the work stays with the domains behind
+// small interfaces defined here: the proxy (writes, a Writer), the event
+// bus (streams) and the server (tables, dead letters).
 package api
 
 import (

@@ -89,9 +89,9 @@ type Server struct {
 	// streams are the event streams' limits, writeStreams the write
 	// streams' (budget.go).
 	streams      eventbus.Limits
-	writeStreams proxy.StreamLimits
+	writeStreams api.StreamLimits
 	// producer is the ProducerService, once Handler made it.
-	producer *proxy.Service
+	producer *api.ProducerService
 	// admission refuses writes past the resolver's rate (overload.go).
 	admission    *proxy.Admission
 	backlogGauge *prometheus.GaugeVec // wail_proxy_backlog_intents, with admission
