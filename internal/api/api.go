@@ -4,9 +4,11 @@
 // codec.go), so that what guards the API (TLS, authentication,
 // authorization) is wired once, for every procedure. The handlers and
 // their proto<->domain conversions live here too (ProducerService:
-// producer.go, writestream.go); the work stays with the domains behind
-// small interfaces defined here: the proxy (writes, a Writer), the event
-// bus (streams) and the server (tables, dead letters).
+// producer.go, writestream.go; AdminService: admin.go, admin_dlq.go); the
+// work stays with the domains behind small interfaces defined here: the
+// proxy (a Writer), the catalog (Tables) and the server (an Operator:
+// schemas, drop hooks, reconcile settings). EventService's handler is
+// still the event bus's (eventbus.Service).
 package api
 
 import (

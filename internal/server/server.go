@@ -289,7 +289,7 @@ func (s *Server) partitions(table string) (int32, bool) {
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
 	mux := api.NewMux()
-	svc := api.Services{Admin: &admin{s: s}, Events: s.events,
+	svc := api.Services{Admin: s.adminService(), Events: s.events,
 		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
 	if !s.cfg.API.CompressEvents {
 		// never: see api.compress_events
