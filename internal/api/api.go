@@ -2,9 +2,13 @@
 // three Connect services (ProducerService, AdminService, EventService) on
 // a mux with the options every one of them gets (the strict JSON codec,
 // codec.go), so that what guards the API (TLS, authentication,
-// authorization) is wired once, for every procedure. The services' work
-// stays with their domains: the proxy (writes), the event bus (streams)
-// and the server (tables, dead letters).
+// authorization) is wired once, for every procedure. The handlers and
+// their proto<->domain conversions live here too (ProducerService:
+// producer.go, writestream.go; AdminService: admin.go, admin_dlq.go); the
+// work stays with the domains behind small interfaces defined here: the
+// proxy (a Writer), the catalog (Tables) and the server (an Operator:
+// schemas, drop hooks, reconcile settings). EventService's handler is
+// still the event bus's (eventbus.Service).
 package api
 
 import (

@@ -166,6 +166,10 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 		mergers: map[string]*merger{}, stampDelay: MaxStampDelay}
 }
 
+// MaxBatch is the most mutations a batch may have
+// (limits.max_batch_mutations): the API refuses larger batches whole.
+func (p *Proxy) MaxBatch() int { return p.limits.MaxBatch }
+
 // WithTracing traces writes (nil: off) and returns p.
 func (p *Proxy) WithTracing(t *telemetry.Tracing) *Proxy {
 	p.tracing = t

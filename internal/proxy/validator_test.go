@@ -81,37 +81,3 @@ func TestValidator(t *testing.T) {
 		})
 	}
 }
-
-// TestValueOneOf: a write's value comes from value or value_json, never
-// both; a delete has none.
-func TestValueOneOf(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		del      bool
-		bin      []byte
-		json     string
-		wantErr  string // "" : accepted
-		want     string
-		wantJSON bool
-	}{
-		{"binary", false, []byte("v"), "", "", "v", false},
-		{"JSON", false, nil, `{"a":1}`, "", `{"a":1}`, true},
-		{"JSON with an empty binary value", false, []byte{}, `{"a":1}`, "", `{"a":1}`, true},
-		{"both", false, []byte("v"), `{"a":1}`, "not both", "", false},
-		{"JSON on a delete", true, nil, `{"a":1}`, "a delete has no value", "", false},
-		{"neither", false, nil, "", "", "", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m, err := value(Mutation{Table: "tx", Key: []byte("k"), Delete: tc.del}, tc.bin, tc.json)
-			if tc.wantErr != "" {
-				if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err %v, want ErrInvalid with %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || string(m.Value) != tc.want || m.JSON != tc.wantJSON {
-				t.Fatalf("value %q JSON %v err %v, want %q JSON %v", m.Value, m.JSON, err, tc.want, tc.wantJSON)
-			}
-		})
-	}
-}

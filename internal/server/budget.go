@@ -14,9 +14,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
-	"github.com/wail-cdc/wail/internal/proxy"
 )
 
 // Request budgets (docs/operations.md, "Limits and budgets"): what one
@@ -240,7 +240,7 @@ func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 // writeStreamLimits are the write streams' limits, counted in
 // wail_api_write_streams_refused_total; wail_api_write_streams is the
 // number open.
-func (s *Server) writeStreamLimits() proxy.StreamLimits {
+func (s *Server) writeStreamLimits() api.StreamLimits {
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wail_api_write_streams_refused_total",
 		Help: "WriteStream streams refused because a limit was reached: total (api.max_write_streams) or per_client (api.max_write_streams_per_client).",
@@ -248,7 +248,7 @@ func (s *Server) writeStreamLimits() proxy.StreamLimits {
 	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "wail_api_write_streams", Help: "WriteStream streams open."})
 	s.registry.MustRegister(refused, open)
 	a := s.cfg.API
-	return proxy.StreamLimits{
+	return api.StreamLimits{
 		MaxStreams: a.MaxWriteStreams, MaxStreamsPerClient: a.MaxWriteStreamsPerClient, InFlight: a.WriteStreamInFlight,
 		Refused: func(limit string) { refused.WithLabelValues(limit).Inc() },
 		Opened:  func(n int) { open.Set(float64(n)) },

@@ -8,9 +8,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/lease"
-	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -65,13 +65,13 @@ func (s *Server) claimProxyID(ctx context.Context) error {
 
 // producerService is the ProducerService, refusing writes while the proxy
 // id's lease is not valid.
-func (s *Server) producerService() *proxy.Service {
+func (s *Server) producerService() *api.ProducerService {
 	if s.producer != nil {
 		return s.producer
 	}
 	// The fail-stop interceptor refuses unary writes; the batches of a
 	// write stream ask here.
-	s.producer = proxy.NewService(s.proxy).WithStreamLimits(s.writeStreams).WithAdmit(func() error {
+	s.producer = api.NewProducerService(s.proxy).WithStreamLimits(s.writeStreams).WithAdmit(func() error {
 		if cause := s.stopping.Load(); cause != nil {
 			return fmt.Errorf("wail is stopping after a storage failure and writes nothing more; retry on another instance or after the restart (%v)", *cause)
 		}

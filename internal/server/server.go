@@ -89,9 +89,9 @@ type Server struct {
 	// streams are the event streams' limits, writeStreams the write
 	// streams' (budget.go).
 	streams      eventbus.Limits
-	writeStreams proxy.StreamLimits
+	writeStreams api.StreamLimits
 	// producer is the ProducerService, once Handler made it.
-	producer *proxy.Service
+	producer *api.ProducerService
 	// admission refuses writes past the resolver's rate (overload.go).
 	admission    *proxy.Admission
 	backlogGauge *prometheus.GaugeVec // wail_proxy_backlog_intents, with admission
@@ -289,7 +289,7 @@ func (s *Server) partitions(table string) (int32, bool) {
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
 	mux := api.NewMux()
-	svc := api.Services{Admin: &admin{s: s}, Events: s.events,
+	svc := api.Services{Admin: s.adminService(), Events: s.events,
 		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
 	if !s.cfg.API.CompressEvents {
 		// never: see api.compress_events

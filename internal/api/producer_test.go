@@ -1,4 +1,4 @@
-package proxy
+package api
 
 import (
 	"context"
@@ -10,21 +10,23 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
 func serve(t *testing.T, w *world) string {
 	t.Helper()
-	return serveService(t, NewService(newProxy(t, w)))
+	return serveService(t, NewProducerService(newProxy(t, w)))
 }
 
-func serveService(t *testing.T, svc *Service) string {
+func serveService(t *testing.T, svc *ProducerService) string {
 	t.Helper()
 	path, h := wailv1connect.NewProducerServiceHandler(svc)
 	mux := http.NewServeMux()
@@ -146,7 +148,7 @@ func TestAdmitGatesWrites(t *testing.T) {
 	w := &world{}
 	var refuse atomic.Bool
 	refuse.Store(true)
-	url := serveService(t, NewService(newProxy(t, w)).WithAdmit(func() error {
+	url := serveService(t, NewProducerService(newProxy(t, w)).WithAdmit(func() error {
 		if refuse.Load() {
 			return errors.New("the lease of proxy id 3 expired")
 		}
@@ -177,21 +179,62 @@ func TestAdmitGatesWrites(t *testing.T) {
 	}
 }
 
-func TestCode(t *testing.T) {
+// TestOverloadedWriteOnTheWire: a write the proxy's admission refuses
+// answers resource_exhausted with its retry hint as a wail.v1.Error
+// detail, in a batch as the mutation's error with the hint.
+func TestOverloadedWriteOnTheWire(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	p := newProxy(t, w)
+	a := proxy.NewAdmission(10)
+	a.Observe("tx", 10, 0, time.Now())
+	p.WithAdmission(a)
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serveService(t, NewProducerService(p)))
+	ctx := context.Background()
+	_, err := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("a")}))
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted {
+		t.Fatalf("Put: %v, want resource_exhausted", err)
+	}
+	var hint int64
+	for _, d := range ce.Details() {
+		if v, err := d.Value(); err == nil {
+			if e, ok := v.(*wailv1.Error); ok {
+				hint = e.RetryAfterMs
+			}
+		}
+	}
+	if hint <= 0 || resultOf(t, err) != nil {
+		t.Fatalf("Put: hint %dms, result %+v; want a hint and no version", hint, resultOf(t, err))
+	}
+	resp, err := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{{Table: "tx", Key: []byte("a")}, {Table: "ind", Key: []byte("b")}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := resp.Msg.Results[0].Error; e.GetCode() != "resource_exhausted" || e.GetRetryAfterMs() != hint {
+		t.Fatalf("batch: %v, want resource_exhausted with a %dms hint", e, hint)
+	}
+	if r := resp.Msg.Results[1]; r.Error != nil || !r.Stored {
+		t.Fatalf("the other table: %+v", r)
+	}
+}
+
+func TestWriteCode(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		err  error
 		want connect.Code
 	}{
-		{fmt.Errorf("%w %q", ErrUnknownTable, "t"), connect.CodeNotFound},
-		{fmt.Errorf("%w: key is empty", ErrInvalid), connect.CodeInvalidArgument},
-		{fmt.Errorf("%w: log down", ErrUnavailable), connect.CodeUnavailable},
+		{fmt.Errorf("%w %q", proxy.ErrUnknownTable, "t"), connect.CodeNotFound},
+		{fmt.Errorf("%w: key is empty", proxy.ErrInvalid), connect.CodeInvalidArgument},
+		{fmt.Errorf("%w: log down", proxy.ErrUnavailable), connect.CodeUnavailable},
+		{fmt.Errorf("table tx: %w", proxy.ErrOverloaded), connect.CodeResourceExhausted},
 		{fmt.Errorf("append: %w", context.Canceled), connect.CodeCanceled},
 		{fmt.Errorf("append: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded},
 		{errors.New("anything else"), connect.CodeUnavailable},
 	} {
-		if got := Code(tc.err); got != tc.want {
-			t.Errorf("Code(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := writeCode(tc.err); got != tc.want {
+			t.Errorf("writeCode(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }
@@ -271,7 +314,7 @@ func TestGetRPC(t *testing.T) {
 	p := newProxy(t, w)
 	w.rows["v"] = store.Row{Value: []byte("x"), Version: 7}
 	w.rows["gone"] = store.Row{Version: 9, Deleted: true}
-	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serveService(t, NewService(p)))
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serveService(t, NewProducerService(p)))
 	ctx := context.Background()
 	get := func(table, key string) (*wailv1.GetResponse, error) {
 		resp, err := pc.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: table, Key: []byte(key)}))
@@ -310,5 +353,39 @@ func TestGetRPC(t *testing.T) {
 	w.mu.Unlock()
 	if _, err := get("tx", "v"); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "read tx: replica gone") {
 		t.Errorf("store error: %v", err)
+	}
+}
+
+// TestValueOneOf: a write's value comes from value or value_json, never
+// both; a delete has none.
+func TestValueOneOf(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		del      bool
+		bin      []byte
+		json     string
+		wantErr  string // "" : accepted
+		want     string
+		wantJSON bool
+	}{
+		{"binary", false, []byte("v"), "", "", "v", false},
+		{"JSON", false, nil, `{"a":1}`, "", `{"a":1}`, true},
+		{"JSON with an empty binary value", false, []byte{}, `{"a":1}`, "", `{"a":1}`, true},
+		{"both", false, []byte("v"), `{"a":1}`, "not both", "", false},
+		{"JSON on a delete", true, nil, `{"a":1}`, "a delete has no value", "", false},
+		{"neither", false, nil, "", "", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := value(proxy.Mutation{Table: "tx", Key: []byte("k"), Delete: tc.del}, tc.bin, tc.json)
+			if tc.wantErr != "" {
+				if !errors.Is(err, proxy.ErrInvalid) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want ErrInvalid with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(m.Value) != tc.want || m.JSON != tc.wantJSON {
+				t.Fatalf("value %q JSON %v err %v, want %q JSON %v", m.Value, m.JSON, err, tc.want, tc.wantJSON)
+			}
+		})
 	}
 }

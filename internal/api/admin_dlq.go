@@ -1,4 +1,4 @@
-package server
+package api
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/catalog"
-	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/reconcile"
 	"github.com/wail-cdc/wail/internal/store"
@@ -22,22 +21,12 @@ import (
 // change an operator made (redrive, drop, reconcile), for the record.
 
 // table returns a table of the catalog, or NotFound.
-func (a *admin) table(name string) (catalog.Table, error) {
-	t, ok := a.s.catalog.Get(name)
+func (a *AdminService) table(name string) (catalog.Table, error) {
+	t, ok := a.tables.Get(name)
 	if !ok {
 		return t, connect.NewError(connect.CodeNotFound, fmt.Errorf("table %q does not exist (`wail table ls` lists the tables)", name))
 	}
 	return t, nil
-}
-
-// reconcileOptions are the backends and settings reconcile and redrive
-// run with in this process.
-func (s *Server) reconcileOptions() reconcile.Options {
-	return reconcile.Options{
-		Log: s.log, Bus: s.bus, Store: s.store, Group: s.cfg.Resolver.Group, ProxyID: s.cfg.ProxyID,
-		Horizon: s.cfg.Resolver.DedupeHorizon, Compacted: s.cfg.Log.Kind == config.LogKafka,
-		EventRetention: s.cfg.Log.EventRetention,
-	}
 }
 
 // toolErr maps an error of the dead-letter and reconcile tools to its code.
@@ -60,7 +49,7 @@ func toolErr(ctx context.Context, err error) error {
 	return connect.NewError(code, err)
 }
 
-func (a *admin) ListDeadLetters(ctx context.Context, req *connect.Request[wailv1.ListDeadLettersRequest]) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
+func (a *AdminService) ListDeadLetters(ctx context.Context, req *connect.Request[wailv1.ListDeadLettersRequest]) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
 	m := req.Msg
 	if _, err := a.table(m.Table); err != nil {
 		return nil, err
@@ -72,14 +61,14 @@ func (a *admin) ListDeadLetters(ctx context.Context, req *connect.Request[wailv1
 	if after < -1 || m.Limit < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("after_offset %d, limit %d: after_offset must be -1 or more, limit 0 or more", after, m.Limit))
 	}
-	entries, more, err := dlq.NewQueue(a.s.log, m.Table).List(ctx, dlq.ListOptions{IncludeSettled: m.IncludeSettled, After: after, Limit: int(m.Limit)})
+	entries, more, err := dlq.NewQueue(a.log, m.Table).List(ctx, dlq.ListOptions{IncludeSettled: m.IncludeSettled, After: after, Limit: int(m.Limit)})
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
 	return connect.NewResponse(&wailv1.ListDeadLettersResponse{Entries: entries, More: more}), nil
 }
 
-func (a *admin) GetDeadLetter(ctx context.Context, req *connect.Request[wailv1.GetDeadLetterRequest]) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
+func (a *AdminService) GetDeadLetter(ctx context.Context, req *connect.Request[wailv1.GetDeadLetterRequest]) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
 	m := req.Msg
 	if _, err := a.table(m.Table); err != nil {
 		return nil, err
@@ -87,25 +76,25 @@ func (a *admin) GetDeadLetter(ctx context.Context, req *connect.Request[wailv1.G
 	if m.Offset < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("offset %d: dead letters are at offsets 0 and up", m.Offset))
 	}
-	e, err := dlq.NewQueue(a.s.log, m.Table).Get(ctx, m.Offset)
+	e, err := dlq.NewQueue(a.log, m.Table).Get(ctx, m.Offset)
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
 	return connect.NewResponse(&wailv1.GetDeadLetterResponse{Entry: e}), nil
 }
 
-func (a *admin) RedriveDeadLetters(ctx context.Context, req *connect.Request[wailv1.RedriveDeadLettersRequest]) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
+func (a *AdminService) RedriveDeadLetters(ctx context.Context, req *connect.Request[wailv1.RedriveDeadLettersRequest]) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
 	m := req.Msg
 	t, err := a.table(m.Table)
 	if err != nil {
 		return nil, err
 	}
-	got, err := dlq.NewQueue(a.s.log, m.Table).Redrive(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All},
-		a.s.reconcileOptions(), reconcile.Table{Name: t.Name, Partitions: t.Partitions})
+	got, err := dlq.NewQueue(a.log, m.Table).Redrive(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All},
+		a.op.ReconcileOptions(), reconcile.Table{Name: t.Name, Partitions: t.Partitions})
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
-	a.s.logger.Info("dead letters redriven", "table", m.Table, "letters", len(got.Resolutions), "all", m.All, "gaps_reconciled", got.Gap != nil)
+	a.logger.Info("dead letters redriven", "table", m.Table, "letters", len(got.Resolutions), "all", m.All, "gaps_reconciled", got.Gap != nil)
 	out := &wailv1.RedriveDeadLettersResponse{Resolutions: got.Resolutions}
 	if got.Gap != nil {
 		out.GapReconcile = reconcileResponse(*got.Gap)
@@ -113,33 +102,33 @@ func (a *admin) RedriveDeadLetters(ctx context.Context, req *connect.Request[wai
 	return connect.NewResponse(out), nil
 }
 
-func (a *admin) DropDeadLetters(ctx context.Context, req *connect.Request[wailv1.DropDeadLettersRequest]) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
+func (a *AdminService) DropDeadLetters(ctx context.Context, req *connect.Request[wailv1.DropDeadLettersRequest]) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
 	m := req.Msg
 	if _, err := a.table(m.Table); err != nil {
 		return nil, err
 	}
-	res, err := dlq.NewQueue(a.s.log, m.Table).Drop(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All}, time.Now())
+	res, err := dlq.NewQueue(a.log, m.Table).Drop(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All}, time.Now())
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
-	a.s.logger.Info("dead letters dropped: their intents get no event", "table", m.Table, "letters", len(res), "all", m.All)
+	a.logger.Info("dead letters dropped: their intents get no event", "table", m.Table, "letters", len(res), "all", m.All)
 	return connect.NewResponse(&wailv1.DropDeadLettersResponse{Resolutions: res}), nil
 }
 
-func (a *admin) ReconcileTable(ctx context.Context, req *connect.Request[wailv1.ReconcileTableRequest]) (*connect.Response[wailv1.ReconcileTableResponse], error) {
+func (a *AdminService) ReconcileTable(ctx context.Context, req *connect.Request[wailv1.ReconcileTableRequest]) (*connect.Response[wailv1.ReconcileTableResponse], error) {
 	m := req.Msg
 	t, err := a.table(m.Name)
 	if err != nil {
 		return nil, err
 	}
-	o := a.s.reconcileOptions()
+	o := a.op.ReconcileOptions()
 	o.DryRun = m.DryRun
-	rep, gaps, err := dlq.NewQueue(a.s.log, m.Name).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
+	rep, gaps, err := dlq.NewQueue(a.log, m.Name).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
 	if !m.DryRun {
-		a.s.logger.Info("table reconciled", "table", m.Name, "scanned", rep.Scanned, "behind", rep.Behind,
+		a.logger.Info("table reconciled", "table", m.Name, "scanned", rep.Scanned, "behind", rep.Behind,
 			"in_flight", rep.InFlight, "expired", rep.Expired, "gap_letters_settled", len(gaps))
 	}
 	return connect.NewResponse(reconcileResponse(rep)), nil

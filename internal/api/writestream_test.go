@@ -1,4 +1,4 @@
-package proxy
+package api
 
 import (
 	"context"
@@ -14,8 +14,7 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
-	"github.com/wail-cdc/wail/internal/hlc"
-	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/proxy"
 )
 
 // h2c is an HTTP/2 client without TLS (write streams need HTTP/2).
@@ -26,13 +25,13 @@ func h2c() *http.Client {
 }
 
 // serveH2C serves svc over HTTP/1.1 and unencrypted HTTP/2.
-func serveH2C(t *testing.T, svc *Service) wailv1connect.ProducerServiceClient {
+func serveH2C(t *testing.T, svc *ProducerService) wailv1connect.ProducerServiceClient {
 	c, _ := serveH2CServer(t, svc)
 	return c
 }
 
 // serveH2CServer is serveH2C that also returns the server.
-func serveH2CServer(t *testing.T, svc *Service) (wailv1connect.ProducerServiceClient, *httptest.Server) {
+func serveH2CServer(t *testing.T, svc *ProducerService) (wailv1connect.ProducerServiceClient, *httptest.Server) {
 	t.Helper()
 	path, h := wailv1connect.NewProducerServiceHandler(svc)
 	mux := http.NewServeMux()
@@ -50,15 +49,10 @@ func serveH2CServer(t *testing.T, svc *Service) (wailv1connect.ProducerServiceCl
 
 // streamProxy is a proxy on w with a table "tx" (a minute's window) that
 // takes batches of up to 100 mutations.
-func streamProxy(t *testing.T, w *world) *Proxy {
+func streamProxy(t *testing.T, w *world) *proxy.Proxy {
 	t.Helper()
-	clock, err := hlc.New(3, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.rows = map[string]store.Row{}
 	tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
-	return New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 64, MaxValueBytes: 64, MaxBatch: 100}, nil)
+	return worldProxy(t, w, tbs, proxy.Limits{MaxKeyBytes: 64, MaxValueBytes: 64, MaxBatch: 100})
 }
 
 func batchOf(seq uint64, n int) *wailv1.WriteStreamRequest {
@@ -75,7 +69,7 @@ func batchOf(seq uint64, n int) *wailv1.WriteStreamRequest {
 func TestWriteStream(t *testing.T) {
 	t.Parallel()
 	w := &world{}
-	c := serveH2C(t, NewService(streamProxy(t, w)).WithStreamLimits(StreamLimits{InFlight: 3}))
+	c := serveH2C(t, NewProducerService(streamProxy(t, w)).WithStreamLimits(StreamLimits{InFlight: 3}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s := c.WriteStream(ctx)
@@ -150,7 +144,7 @@ func TestWriteStreamLimits(t *testing.T) {
 			w := &world{}
 			refused := make(chan string, 10)
 			tc.limits.Refused = func(l string) { refused <- l }
-			svc := NewService(streamProxy(t, w)).WithStreamLimits(tc.limits)
+			svc := NewProducerService(streamProxy(t, w)).WithStreamLimits(tc.limits)
 			c := serveH2C(t, svc)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -195,7 +189,7 @@ func TestWriteStreamClientGoesAway(t *testing.T) {
 	// Batches are in flight when the client leaves; a store write whose
 	// context ended fails, as a database's would.
 	w := &world{logDelay: 5 * time.Millisecond, applyHonoursCtx: true}
-	svc := NewService(streamProxy(t, w)).WithStreamLimits(StreamLimits{InFlight: 8})
+	svc := NewProducerService(streamProxy(t, w)).WithStreamLimits(StreamLimits{InFlight: 8})
 	c, srv := serveH2CServer(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -244,7 +238,7 @@ func TestWriteStreamClientGoesAway(t *testing.T) {
 func TestWriteStreamClose(t *testing.T) {
 	t.Parallel()
 	w := &world{}
-	svc := NewService(streamProxy(t, w))
+	svc := NewProducerService(streamProxy(t, w))
 	c := serveH2C(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -259,16 +253,4 @@ func TestWriteStreamClose(t *testing.T) {
 	if _, err := s.Receive(); err == nil {
 		t.Fatal("the stream went on after Close")
 	}
-}
-
-func (w *world) row(key string) store.Row {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.rows[key]
-}
-
-func (w *world) intentCount() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.intents)
 }

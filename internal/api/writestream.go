@@ -1,4 +1,4 @@
-package proxy
+package api
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/proxy"
 )
 
 // StreamLimits bound write streams (WriteStream). Zero values: no bound
@@ -36,7 +37,7 @@ const DefaultStreamInFlight = 8
 
 // WithStreamLimits sets the write streams' limits; call it before
 // serving.
-func (s *Service) WithStreamLimits(l StreamLimits) *Service {
+func (s *ProducerService) WithStreamLimits(l StreamLimits) *ProducerService {
 	if l.InFlight <= 0 {
 		l.InFlight = DefaultStreamInFlight
 	}
@@ -113,7 +114,7 @@ func hostOf(addr string) string {
 // what it did not see answered was written or not, with its intents logged
 // before its store writes either way (DESIGN.md, "Write streams"). Close
 // ends every stream: each stops reading, answers what it runs, and ends.
-func (s *Service) WriteStream(ctx context.Context, stream *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+func (s *ProducerService) WriteStream(ctx context.Context, stream *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
 	release, err := s.streams.take(hostOf(stream.Peer().Addr))
 	if err != nil {
 		return err
@@ -149,7 +150,7 @@ func (s *Service) WriteStream(ctx context.Context, stream *connect.BidiStream[wa
 // read and given back once its answer was sent: batches running plus
 // answers unsent are at most InFlight.
 type writeStream struct {
-	s       *Service
+	s       *ProducerService
 	stream  *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]
 	ctx     context.Context // the batches': without the client's cancellation
 	slots   chan struct{}
@@ -221,10 +222,10 @@ func (w *writeStream) send() {
 }
 
 // streamBatch runs one batch of a stream.
-func (s *Service) streamBatch(ctx context.Context, req *wailv1.WriteStreamRequest) *wailv1.WriteStreamResponse {
+func (s *ProducerService) streamBatch(ctx context.Context, req *wailv1.WriteStreamRequest) *wailv1.WriteStreamResponse {
 	out := &wailv1.WriteStreamResponse{Seq: req.Seq}
 	err := s.admitted()
-	var muts []Mutation
+	var muts []proxy.Mutation
 	if err == nil {
 		muts, err = s.batch(req.Mutations)
 	}
@@ -242,5 +243,5 @@ func errorProto(err error) *wailv1.Error {
 	if errors.As(err, &ce) {
 		return &wailv1.Error{Code: ce.Code().String(), Message: ce.Message()}
 	}
-	return &wailv1.Error{Code: Code(err).String(), Message: err.Error()}
+	return &wailv1.Error{Code: writeCode(err).String(), Message: err.Error()}
 }

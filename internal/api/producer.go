@@ -1,4 +1,4 @@
-package proxy
+package api
 
 import (
 	"context"
@@ -9,11 +9,27 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/proxy"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
-// Service serves wail.v1.ProducerService on a Proxy.
-type Service struct {
-	p *Proxy
+// Writer is what ProducerService writes to and reads from: the proxy
+// (proxy.Proxy).
+type Writer interface {
+	// Write writes a batch; every mutation has its own result.
+	Write(ctx context.Context, muts []proxy.Mutation) []proxy.Result
+	// Get reads a key from the store at its strongest level.
+	Get(ctx context.Context, table string, key []byte) (store.Row, bool, error)
+	// ValueJSON prints a value of a typed table as JSON.
+	ValueJSON(ctx context.Context, table string, value []byte) ([]byte, error)
+	// MaxBatch is the most mutations a batch may have
+	// (limits.max_batch_mutations).
+	MaxBatch() int
+}
+
+// ProducerService serves wail.v1.ProducerService on a Writer.
+type ProducerService struct {
+	p Writer
 	// admit, if set, may refuse writes (Unavailable) before they are
 	// stamped: the proxy id's lease is not valid.
 	admit func() error
@@ -25,22 +41,22 @@ type Service struct {
 
 // Close ends the write streams (at server shutdown): each stops reading,
 // answers the batches it runs and ends.
-func (s *Service) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
+func (s *ProducerService) Close() { s.closeOnce.Do(func() { close(s.closing) }) }
 
-// NewService returns the ProducerService handler, with the default write
-// stream limits (see WithStreamLimits).
-func NewService(p *Proxy) *Service {
-	return (&Service{p: p, closing: make(chan struct{})}).WithStreamLimits(StreamLimits{})
+// NewProducerService returns the ProducerService handler, with the
+// default write stream limits (see WithStreamLimits).
+func NewProducerService(p Writer) *ProducerService {
+	return (&ProducerService{p: p, closing: make(chan struct{})}).WithStreamLimits(StreamLimits{})
 }
 
 // WithAdmit makes every write ask admit first; an error refuses it with
 // Unavailable before a version is stamped. Call it before serving.
-func (s *Service) WithAdmit(admit func() error) *Service {
+func (s *ProducerService) WithAdmit(admit func() error) *ProducerService {
 	s.admit = admit
 	return s
 }
 
-func (s *Service) admitted() error {
+func (s *ProducerService) admitted() error {
 	if s.admit == nil {
 		return nil
 	}
@@ -50,14 +66,14 @@ func (s *Service) admitted() error {
 	return nil
 }
 
-// Code maps a proxy error to its Connect/gRPC code.
-func Code(err error) connect.Code {
+// writeCode maps a proxy error to its Connect/gRPC code.
+func writeCode(err error) connect.Code {
 	switch {
-	case errors.Is(err, ErrUnknownTable):
+	case errors.Is(err, proxy.ErrUnknownTable):
 		return connect.CodeNotFound
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, proxy.ErrInvalid):
 		return connect.CodeInvalidArgument
-	case errors.Is(err, ErrOverloaded):
+	case errors.Is(err, proxy.ErrOverloaded):
 		return connect.CodeResourceExhausted
 	case errors.Is(err, context.Canceled):
 		return connect.CodeCanceled
@@ -67,12 +83,12 @@ func Code(err error) connect.Code {
 	return connect.CodeUnavailable
 }
 
-func toProto(r Result) *wailv1.WriteResult {
+func toProto(r proxy.Result) *wailv1.WriteResult {
 	out := &wailv1.WriteResult{
 		Version: r.Version, IntentLogged: r.IntentLogged, Stored: r.Stored, Superseded: r.Superseded,
 	}
 	if r.Err != nil {
-		out.Error = &wailv1.Error{Code: Code(r.Err).String(), Message: r.Err.Error(), RetryAfterMs: r.RetryAfter.Milliseconds()}
+		out.Error = &wailv1.Error{Code: writeCode(r.Err).String(), Message: r.Err.Error(), RetryAfterMs: r.RetryAfter.Milliseconds()}
 	}
 	return out
 }
@@ -81,13 +97,13 @@ func toProto(r Result) *wailv1.WriteResult {
 // after the version was stamped carries the WriteResult (version,
 // intent_logged, stored) as an error detail, so the client can match the
 // ABORT intent or a later event to its failed write, as Write's results do.
-func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, error) {
+func (s *ProducerService) one(ctx context.Context, m proxy.Mutation) (*wailv1.WriteResult, error) {
 	if err := s.admitted(); err != nil {
 		return nil, err
 	}
-	r := s.p.Write(ctx, []Mutation{m})[0]
+	r := s.p.Write(ctx, []proxy.Mutation{m})[0]
 	if r.Err != nil {
-		ce := connect.NewError(Code(r.Err), r.Err)
+		ce := connect.NewError(writeCode(r.Err), r.Err)
 		if r.RetryAfter > 0 {
 			// the hint, as a wail.v1.Error detail
 			if d, err := connect.NewErrorDetail(toProto(r).Error); err == nil {
@@ -107,8 +123,8 @@ func (s *Service) one(ctx context.Context, m Mutation) (*wailv1.WriteResult, err
 }
 
 // Put writes one key.
-func (s *Service) Put(ctx context.Context, req *connect.Request[wailv1.PutRequest]) (*connect.Response[wailv1.PutResponse], error) {
-	m, err := value(Mutation{Table: req.Msg.Table, Key: req.Msg.Key}, req.Msg.Value, req.Msg.ValueJson)
+func (s *ProducerService) Put(ctx context.Context, req *connect.Request[wailv1.PutRequest]) (*connect.Response[wailv1.PutResponse], error) {
+	m, err := value(proxy.Mutation{Table: req.Msg.Table, Key: req.Msg.Key}, req.Msg.Value, req.Msg.ValueJson)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
@@ -120,8 +136,8 @@ func (s *Service) Put(ctx context.Context, req *connect.Request[wailv1.PutReques
 }
 
 // Delete deletes one key.
-func (s *Service) Delete(ctx context.Context, req *connect.Request[wailv1.DeleteRequest]) (*connect.Response[wailv1.DeleteResponse], error) {
-	r, err := s.one(ctx, Mutation{Table: req.Msg.Table, Key: req.Msg.Key, Delete: true})
+func (s *ProducerService) Delete(ctx context.Context, req *connect.Request[wailv1.DeleteRequest]) (*connect.Response[wailv1.DeleteResponse], error) {
+	r, err := s.one(ctx, proxy.Mutation{Table: req.Msg.Table, Key: req.Msg.Key, Delete: true})
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +145,7 @@ func (s *Service) Delete(ctx context.Context, req *connect.Request[wailv1.Delete
 }
 
 // Write writes a batch; every mutation has its own result and error.
-func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRequest]) (*connect.Response[wailv1.WriteResponse], error) {
+func (s *ProducerService) Write(ctx context.Context, req *connect.Request[wailv1.WriteRequest]) (*connect.Response[wailv1.WriteResponse], error) {
 	if err := s.admitted(); err != nil {
 		return nil, err
 	}
@@ -142,12 +158,12 @@ func (s *Service) Write(ctx context.Context, req *connect.Request[wailv1.WriteRe
 
 // batch checks a batch's size and ops and converts it; its error is a
 // *connect.Error.
-func (s *Service) batch(in []*wailv1.Mutation) ([]Mutation, error) {
-	if len(in) > s.p.limits.MaxBatch {
+func (s *ProducerService) batch(in []*wailv1.Mutation) ([]proxy.Mutation, error) {
+	if len(in) > s.p.MaxBatch() {
 		return nil, connect.NewError(connect.CodeInvalidArgument,
-			fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", len(in), s.p.limits.MaxBatch))
+			fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", len(in), s.p.MaxBatch()))
 	}
-	muts := make([]Mutation, len(in))
+	muts := make([]proxy.Mutation, len(in))
 	for i, m := range in {
 		switch m.Op {
 		case wailv1.Op_OP_UNSPECIFIED, wailv1.Op_OP_UPSERT, wailv1.Op_OP_DELETE:
@@ -155,7 +171,7 @@ func (s *Service) batch(in []*wailv1.Mutation) ([]Mutation, error) {
 			return nil, connect.NewError(connect.CodeInvalidArgument,
 				fmt.Errorf("mutation %d: op %s is not a write: use OP_UPSERT or OP_DELETE", i, m.Op))
 		}
-		mut, err := value(Mutation{Table: m.Table, Key: m.Key, Delete: m.Op == wailv1.Op_OP_DELETE}, m.Value, m.ValueJson)
+		mut, err := value(proxy.Mutation{Table: m.Table, Key: m.Key, Delete: m.Op == wailv1.Op_OP_DELETE}, m.Value, m.ValueJson)
 		if err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("mutation %d: %w", i, err))
 		}
@@ -164,7 +180,7 @@ func (s *Service) batch(in []*wailv1.Mutation) ([]Mutation, error) {
 	return muts, nil
 }
 
-func resultsProto(res []Result) []*wailv1.WriteResult {
+func resultsProto(res []proxy.Result) []*wailv1.WriteResult {
 	out := make([]*wailv1.WriteResult, len(res))
 	for i := range res {
 		out[i] = toProto(res[i])
@@ -174,12 +190,12 @@ func resultsProto(res []Result) []*wailv1.WriteResult {
 
 // value sets a mutation's value from the API's value or value_json (one
 // of them).
-func value(m Mutation, bin []byte, json string) (Mutation, error) {
+func value(m proxy.Mutation, bin []byte, json string) (proxy.Mutation, error) {
 	switch {
 	case json != "" && len(bin) > 0:
-		return m, fmt.Errorf("%w: set value or value_json, not both", ErrInvalid)
+		return m, fmt.Errorf("%w: set value or value_json, not both", proxy.ErrInvalid)
 	case json != "" && m.Delete:
-		return m, fmt.Errorf("%w: a delete has no value", ErrInvalid)
+		return m, fmt.Errorf("%w: a delete has no value", proxy.ErrInvalid)
 	case json != "":
 		m.Value, m.JSON = []byte(json), true
 	default:
@@ -189,10 +205,10 @@ func value(m Mutation, bin []byte, json string) (Mutation, error) {
 }
 
 // Get reads a key from the store.
-func (s *Service) Get(ctx context.Context, req *connect.Request[wailv1.GetRequest]) (*connect.Response[wailv1.GetResponse], error) {
+func (s *ProducerService) Get(ctx context.Context, req *connect.Request[wailv1.GetRequest]) (*connect.Response[wailv1.GetResponse], error) {
 	row, found, err := s.p.Get(ctx, req.Msg.Table, req.Msg.Key)
 	if err != nil {
-		return nil, connect.NewError(Code(err), err)
+		return nil, connect.NewError(writeCode(err), err)
 	}
 	out := &wailv1.GetResponse{Version: row.Version, Deleted: row.Deleted}
 	if found && !row.Deleted {
@@ -200,7 +216,7 @@ func (s *Service) Get(ctx context.Context, req *connect.Request[wailv1.GetReques
 		if req.Msg.ValueJson {
 			j, err := s.p.ValueJSON(ctx, req.Msg.Table, row.Value)
 			if err != nil {
-				return nil, connect.NewError(Code(err), err)
+				return nil, connect.NewError(writeCode(err), err)
 			}
 			out.ValueJson = string(j)
 		}
