@@ -53,7 +53,7 @@ func TestWriteDeadlines(t *testing.T) {
 // the write goes on without the log.
 func TestSlowAppend(t *testing.T) {
 	t.Parallel()
-	const window = 200 * time.Millisecond
+	const window = time.Second
 	tests := []struct {
 		table   string
 		wantErr bool
@@ -74,16 +74,23 @@ func TestSlowAppend(t *testing.T) {
 			if (r.Err != nil) != tc.wantErr || r.Stored != tc.stored || r.IntentLogged {
 				t.Fatalf("result %+v, want error: %v, stored: %v, intent not logged", r, tc.wantErr, tc.stored)
 			}
-			if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "within half the visibility window (100ms), nothing was written")) {
+			if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "within half the visibility window (500ms), nothing was written")) {
 				t.Fatalf("err = %v", r.Err)
 			}
 			if got := strings.Join(w.calls, ","); got != tc.calls {
 				t.Fatalf("calls %s, want %s", got, tc.calls)
 			}
-			if took < window/2 || took > window {
-				t.Errorf("answered after %s, want about half the window (%s)", took, window/2)
+			// The deadlines are checked, not the time taken (a loaded machine
+			// may answer late); slack covers the scheduling between the
+			// test's clock read and the proxy's.
+			const slack = window / 5
+			if took < window/2 {
+				t.Errorf("answered after %s, before half the window (%s)", took, window/2)
 			}
-			if d := w.applyDeadline.Sub(start); tc.stored && (d < window*3/4 || d > window*3/4+10*time.Millisecond) {
+			if d := w.appendDeadline.Sub(start); d < window/2 || d > window/2+slack {
+				t.Errorf("append deadline %s after the write began, want half the window (%s)", d, window/2)
+			}
+			if d := w.applyDeadline.Sub(start); tc.stored && (d < window*3/4 || d > window*3/4+slack) {
 				t.Errorf("store deadline %s after the write began, want %s: counted from when the append began", d, window*3/4)
 			}
 		})
