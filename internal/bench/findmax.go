@@ -126,10 +126,19 @@ func judge(st *Step, bound time.Duration) {
 
 // lagGrowth fits a line to the second half of a step's per-second lag
 // samples (at least the last 3) and returns its slope in intents per
-// second. The lag is growing when the slope is above 2% of the rate (and 10
-// intents/s) and the last lag is above a quarter second of writes (and 100
-// intents): the resolver falls behind instead of jittering around a level.
-func lagGrowth(lags []float64, rate float64) (slope float64, growing bool) {
+// second. The lag is growing when the resolver falls behind instead of
+// jittering around a level: the slope is above 2% of the rate (and 10
+// intents/s), the fitted line rose by more than one quantum over the tail,
+// and the last lag is above a quarter second of writes (and 100 intents)
+// plus one quantum.
+//
+// quantum is the step in which the lag moves by itself: the writes of one
+// request (--batch), which enter the log together and resolve together.
+// At batches of 1000 a healthy pipeline's lag reads 0, 1000 or 2000
+// depending on when the sample falls; without the quantum such noise
+// looks like growth at low rates (a step of 2000/s whose last samples
+// were 0, 1000, 1000).
+func lagGrowth(lags []float64, rate float64, quantum int) (slope float64, growing bool) {
 	if len(lags) < 3 {
 		return 0, false
 	}
@@ -138,8 +147,10 @@ func lagGrowth(lags []float64, rate float64) (slope float64, growing bool) {
 		tail = lags[len(lags)-3:]
 	}
 	slope = linearSlope(tail)
+	q := float64(max(quantum, 1))
+	rise := slope * float64(len(tail)-1)
 	last := tail[len(tail)-1]
-	return slope, slope > max(0.02*rate, 10) && last > max(0.25*rate, 100)
+	return slope, slope > max(0.02*rate, 10) && rise > q && last > max(0.25*rate, 100)+q
 }
 
 // linearSlope is the least-squares slope of ys against 0, 1, 2, ...

@@ -111,20 +111,31 @@ func TestJudge(t *testing.T) {
 func TestLagGrowth(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name  string
-		lags  []float64
-		rate  float64
-		want  bool
-		slope float64
+		name    string
+		lags    []float64
+		rate    float64
+		quantum int
+		want    bool
+		slope   float64
 	}{
-		{"flat", []float64{100, 120, 90, 110, 100, 95, 105, 100}, 5000, false, 0},
-		{"jitter at a high level", []float64{2000, 2600, 1900, 2500, 2100, 2400, 2000, 2300}, 5000, false, 0},
-		{"growing", []float64{0, 500, 1000, 1500, 2000, 2500, 3000, 3500}, 5000, true, 500},
-		{"growing but small", []float64{0, 10, 20, 30, 40, 50, 60, 70}, 5000, false, 10},
-		{"too few samples", []float64{0, 10000}, 5000, false, 0},
+		{"flat", []float64{100, 120, 90, 110, 100, 95, 105, 100}, 5000, 10, false, 0},
+		{"jitter at a high level", []float64{2000, 2600, 1900, 2500, 2100, 2400, 2000, 2300}, 5000, 10, false, 0},
+		{"growing", []float64{0, 500, 1000, 1500, 2000, 2500, 3000, 3500}, 5000, 10, true, 500},
+		{"growing but small", []float64{0, 10, 20, 30, 40, 50, 60, 70}, 5000, 10, false, 10},
+		{"too few samples", []float64{0, 10000}, 5000, 10, false, 0},
+		// Batches of 1000: a healthy lag reads 0 or 1000 (or 2000) by
+		// when the sample falls. Both were judged growing by the rule
+		// without the quantum (2026-11-30, 3750/s: e2e p99 413 ms,
+		// "lag growing (+500 intents/s)"; 2000/s: e2e p99 111 ms).
+		{"batches of 1000, healthy at 3750/s", []float64{0, 1000, 0, 0, 0, 356, 1000, 1000}, 3750, 1000, false, 0},
+		{"batches of 1000, healthy at 2000/s", []float64{0, 0, 1000, 0, 0, 0, 1000, 1000}, 2000, 1000, false, 400},
+		{"batches of 1000, without the quantum", []float64{0, 1000, 0, 0, 0, 356, 1000, 1000}, 3750, 1, true, 0},
+		{"batches of 1000, one batch more per second", []float64{0, 1000, 2000, 3000, 4000, 5000, 6000, 7000}, 3750, 1000, true, 1000},
+		{"batches of 1000, a slow rise of half a batch per second", []float64{1000, 1000, 2000, 2000, 3000, 3000, 4000, 4000}, 2000, 1000, true, 400},
+		{"batches of 1000, one step up within the noise", []float64{0, 1000, 1000, 1000, 1000, 1000, 1000, 2000}, 3750, 1000, false, 300},
 	}
 	for _, tc := range tests {
-		slope, growing := lagGrowth(tc.lags, tc.rate)
+		slope, growing := lagGrowth(tc.lags, tc.rate, tc.quantum)
 		if growing != tc.want || (tc.slope != 0 && slope != tc.slope) {
 			t.Errorf("%s: slope %v, growing %v; want %v (slope %v)", tc.name, slope, growing, tc.want, tc.slope)
 		}

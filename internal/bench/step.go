@@ -106,7 +106,7 @@ func (s *session) fillStep(st *Step) {
 			st.MaxLag = max(st.MaxLag, smp.Lag)
 		}
 	}
-	st.LagSlope, st.LagGrowing = lagGrowth(lags, st.TargetRate)
+	st.LagSlope, st.LagGrowing = lagGrowth(lags, st.TargetRate, s.o.Batch)
 }
 
 // send writes one batch and records its answer.
