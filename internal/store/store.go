@@ -107,6 +107,27 @@ type Store interface {
 	Close() error
 }
 
+// MultiGetter is a store that reads many keys of a table in one call:
+// the resolver reads the keys of a resolution round with it (Pebble
+// implements it; the resolver reads the keys of other stores one Get
+// each).
+type MultiGetter interface {
+	// GetMany reads keys of table at level, each exactly as Get would
+	// (never a write that is not yet durable), and returns one KeyRead
+	// per key, in the order of keys. A failure of one key's read (a
+	// corrupt row) is in its KeyRead; an error that stops the whole read
+	// (an unknown table, a bad level, the store closed or failed, ctx
+	// done) is returned, with no KeyRead.
+	GetMany(ctx context.Context, table string, keys [][]byte, level Level) ([]KeyRead, error)
+}
+
+// KeyRead is the answer of GetMany for one key: what Get returns.
+type KeyRead struct {
+	Row   Row
+	Found bool
+	Err   error
+}
+
 // KeyVersion is a key as a scan lists it: its version and whether it is a
 // tombstone, without the value.
 type KeyVersion struct {

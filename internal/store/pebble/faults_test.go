@@ -290,8 +290,12 @@ func checkStopped(t *testing.T, s *Store) {
 	t.Helper()
 	ctx := t.Context()
 	checks := map[string]func() error{
-		"apply":  func() error { _, err := s.Apply(ctx, "t", []store.Mutation{mut("other", 9)}); return err },
-		"get":    func() error { _, _, err := s.Get(ctx, "t", []byte("other"), 0); return err },
+		"apply": func() error { _, err := s.Apply(ctx, "t", []store.Mutation{mut("other", 9)}); return err },
+		"get":   func() error { _, _, err := s.Get(ctx, "t", []byte("other"), 0); return err },
+		"getmany": func() error {
+			_, err := s.GetMany(ctx, "t", [][]byte{[]byte("other"), []byte("k")}, 0)
+			return err
+		},
 		"create": func() error { return s.CreateTable(ctx, "u") },
 		"save":   func() error { return s.SaveTable(ctx, store.Table{Name: "u"}) },
 		"tables": func() error { _, err := s.Tables(ctx); return err },

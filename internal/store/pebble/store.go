@@ -546,34 +546,64 @@ func rowKey(table string, key []byte) []byte {
 }
 
 // Get reads key. The only level is 0 ("local").
-func (s *Store) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
-	row, found, err := s.get(ctx, table, key, level)
+func (s *Store) Get(ctx context.Context, table string, key []byte, level store.Level) (row store.Row, found bool, err error) {
+	err = s.reading(ctx, table, level, func() {
+		row, found, err = s.readRow(ctx, rowKey(table, key), key)
+	})
 	if err != nil {
 		return store.Row{}, false, fmt.Errorf("pebble: get %s: %w", table, err)
 	}
 	return row, found, nil
 }
 
-func (s *Store) get(ctx context.Context, table string, key []byte, level store.Level) (row store.Row, found bool, err error) {
+// GetMany reads keys as Get reads each (store.MultiGetter), taking the
+// store's lifetime lock and checking the table once for all of them.
+func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
+	reads := make([]store.KeyRead, len(keys))
+	err := s.reading(ctx, table, level, func() {
+		for i, key := range keys {
+			r := &reads[i]
+			if r.Row, r.Found, r.Err = s.readRow(ctx, rowKey(table, key), key); r.Err != nil {
+				r.Err = fmt.Errorf("pebble: get %s: %w", table, r.Err)
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pebble: get %s: %w", table, err)
+	}
+	return reads, nil
+}
+
+// reading runs read, which reads rows of table, under the store's
+// lifetime lock, once the level and the table are checked. A panic in
+// Pebble fails the store (failstop.go) and the read.
+func (s *Store) reading(ctx context.Context, table string, level store.Level, read func()) (err error) {
 	if level != 0 {
-		return store.Row{}, false, fmt.Errorf("read level %d out of range [0, 0]", level)
+		return fmt.Errorf("read level %d out of range [0, 0]", level)
 	}
 	if err := ctx.Err(); err != nil {
-		return store.Row{}, false, err
+		return err
 	}
 	if err := s.acquire(); err != nil {
-		return store.Row{}, false, err
+		return err
 	}
 	defer s.release()
 	if !s.known(table) {
-		return store.Row{}, false, store.ErrUnknownTable
+		return store.ErrUnknownTable
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			row, found, err = store.Row{}, false, s.failure.fail(fmt.Errorf("pebble panicked in a read: %v", r))
+			err = s.failure.fail(fmt.Errorf("pebble panicked in a read: %v", r))
 		}
 	}()
-	rk := rowKey(table, key)
+	read()
+	return nil
+}
+
+// readRow reads the row of rk (key is for messages): from the rows just
+// written when it holds it, else from Pebble; either way only once the
+// batch that wrote it is durable.
+func (s *Store) readRow(ctx context.Context, rk, key []byte) (store.Row, bool, error) {
 	if r, ok, f := s.cachedRowAndFlight(rk); ok {
 		// Durable once its flight (if any) has landed, as below.
 		if err := s.awaitFlight(ctx, f); err != nil {
@@ -592,7 +622,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	case err != nil:
 		return store.Row{}, false, s.failure.fail(fmt.Errorf("read: %w", err))
 	}
-	row, err = decodeRow(v)
+	row, err := decodeRow(v)
 	closer.Close()
 	if err != nil {
 		return store.Row{}, false, fmt.Errorf("corrupt row %q: %w", key, err)

@@ -65,7 +65,7 @@ func testCancelledWrites(t *testing.T, s store.Store) {
 		var seen atomic.Bool
 		var wg sync.WaitGroup
 		stop := make(chan struct{})
-		for range 2 {
+		for reader := range 2 {
 			wg.Go(func() {
 				for {
 					select {
@@ -73,7 +73,9 @@ func testCancelledWrites(t *testing.T, s store.Store) {
 						return
 					default:
 					}
-					row, found, err := s.Get(t.Context(), "durable", []byte(key), strongest(s))
+					// The second reader reads with GetMany, when the
+					// store has it: the same rule holds.
+					row, found, err := readOne(t.Context(), s, reader == 1, "durable", []byte(key))
 					if err == nil && found && row.Version == 2 {
 						seen.Store(true)
 					}
@@ -106,6 +108,20 @@ func testCancelledWrites(t *testing.T, s store.Store) {
 	t.Logf("cancelled writes: %d landed, %d did not", present, absent)
 }
 
+// readOne reads key at the strongest level with Get or, if many is set and
+// the store has it, with GetMany (with other keys around it).
+func readOne(ctx context.Context, s store.Store, many bool, table string, key []byte) (store.Row, bool, error) {
+	mg, ok := s.(store.MultiGetter)
+	if !many || !ok {
+		return s.Get(ctx, table, key, strongest(s))
+	}
+	reads, err := mg.GetMany(ctx, table, [][]byte{[]byte("other"), key, []byte("another")}, strongest(s))
+	if err != nil {
+		return store.Row{}, false, err
+	}
+	return reads[1].Row, reads[1].Found, reads[1].Err
+}
+
 // testHeldSync holds the durability point of a write: reads of its key
 // must not return it (they may wait, or return the previous version) until
 // it is durable, and never if its sync fails.
@@ -132,12 +148,14 @@ func testHeldSync(t *testing.T, s store.Store, h SyncHolder) {
 			h.ReleaseSync(false)
 			t.Fatal("no write reached the held sync within 10s")
 		}
-		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		row, found, err := s.Get(rctx, "durable", []byte("held"), strongest(s))
-		cancel()
-		if err == nil && found && row.Version == v {
-			h.ReleaseSync(false)
-			t.Fatalf("a read returned version %d while its sync was held", v)
+		for _, many := range []bool{false, true} {
+			rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			row, found, err := readOne(rctx, s, many, "durable", []byte("held"))
+			cancel()
+			if err == nil && found && row.Version == v {
+				h.ReleaseSync(false)
+				t.Fatalf("a read (GetMany: %v) returned version %d while its sync was held", many, v)
+			}
 		}
 		// A read that waits across the end of the hold.
 		type result struct {
@@ -182,7 +200,7 @@ func testHeldSync(t *testing.T, s store.Store, h SyncHolder) {
 		}
 		// A store may go on working after a failed sync only if it can tell
 		// the write is gone; a fail-stop store refuses every read.
-		row, found, err = s.Get(ctx, "durable", []byte("held"), strongest(s))
+		row, found, err := s.Get(ctx, "durable", []byte("held"), strongest(s))
 		switch {
 		case err == nil && found && row.Version == v:
 			t.Errorf("after its sync failed, a read returns version %d", v)

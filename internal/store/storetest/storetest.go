@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Scan", testScan, false},
 		{"ScanConcurrent", testScanConcurrent, false},
 		{"DurableReads", testDurableReads, false},
+		{"MultiGet", testMultiGet, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
