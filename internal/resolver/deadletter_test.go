@@ -65,6 +65,17 @@ func (s *faultyStore) Get(ctx context.Context, table string, key []byte, level s
 	return s.Store.Get(ctx, table, key, level)
 }
 
+// GetMany reads each key with Get, so that its faults apply to the
+// resolver's batched reads too (per key: the other keys of the batch are
+// read).
+func (s *faultyStore) GetMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
+	out := make([]store.KeyRead, len(keys))
+	for i, k := range keys {
+		out[i].Row, out[i].Found, out[i].Err = s.Get(ctx, table, k, level)
+	}
+	return out, nil
+}
+
 func (s *faultyStore) setPoison(key string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -26,11 +26,15 @@ const (
 	maxLetterBatch  = 256
 )
 
-// job is one store read for the shared worker pool.
+// maxReadBatch bounds the reads of one job: the keys one GetMany reads.
+const maxReadBatch = 1024
+
+// job is a batch of store reads, all at one level, for the shared worker
+// pool: one GetMany on a store.MultiGetter, else one Get per read.
 type job struct {
 	table string
-	req   ReadRequest
-	reply chan<- ReadResult
+	reqs  []ReadRequest
+	reply chan<- []ReadResult
 	done  <-chan struct{} // closed when the loop that asked is gone
 }
 
@@ -41,18 +45,48 @@ func (r *Resolver) worker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case j := <-r.jobs:
-			rctx, cancel := context.WithTimeout(ctx, readTimeout)
-			began := time.Now()
-			row, found, err := r.store.Get(rctx, j.table, j.req.Key, j.req.Level)
-			took := time.Since(began)
-			cancel()
-			res := ReadResult{Key: j.req.Key, Seq: j.req.Seq, Level: j.req.Level, Row: row, Found: found, Err: err, Probe: j.req.Probe, Took: took}
+			res := r.read(ctx, j.table, j.reqs)
 			select {
 			case j.reply <- res:
 			case <-j.done:
 			}
 		}
 	}
+}
+
+// read runs the reads of one job, bounded by readTimeout. Each result's
+// Took is the time of the whole call.
+func (r *Resolver) read(ctx context.Context, table string, reqs []ReadRequest) []ReadResult {
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	out := make([]ReadResult, len(reqs))
+	for i, rq := range reqs {
+		out[i] = ReadResult{Key: rq.Key, Seq: rq.Seq, Level: rq.Level, Probe: rq.Probe}
+	}
+	began := time.Now()
+	if r.multi != nil && len(reqs) > 1 {
+		keys := make([][]byte, len(reqs))
+		for i := range reqs {
+			keys[i] = reqs[i].Key
+		}
+		reads, err := r.multi.GetMany(rctx, table, keys, reqs[0].Level)
+		took := time.Since(began)
+		for i := range out {
+			out[i].Took = took
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			out[i].Row, out[i].Found, out[i].Err = reads[i].Row, reads[i].Found, reads[i].Err
+		}
+		return out
+	}
+	for i := range out {
+		out[i].Row, out[i].Found, out[i].Err = r.store.Get(rctx, table, reqs[i].Key, reqs[i].Level)
+		out[i].Took = time.Since(began)
+		began = time.Now()
+	}
+	return out
 }
 
 // loop is the I/O around the Core of one partition. Only its goroutine
@@ -70,10 +104,10 @@ type loop struct {
 	pub       publisher
 	health    partitionHealth
 
-	results chan ReadResult
+	results chan []ReadResult
 	done    chan struct{} // closed when run returns
 	readQ   []ReadRequest // asked for, not yet handed to the pool
-	reads   int           // handed to the pool, not yet answered
+	reads   int           // handed to the pool, not yet answered (reads, not jobs)
 	pubQ    []intent.Event
 	letterQ []Letter
 	// eventBytes and letterBytes bound the records of one append to the
@@ -103,7 +137,7 @@ type loop struct {
 func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 	l := &loop{
 		r: r, table: table, topic: intent.Topic(table), partition: p, core: core,
-		results: make(chan ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, 1),
+		results: make(chan []ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, 1),
 		logged: map[string]time.Time{}, suspect: map[string]bool{},
 		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes,
 	}
@@ -145,7 +179,7 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 		var jobs chan job
 		var next job
 		if len(l.readQ) > 0 {
-			jobs, next = l.r.jobs, job{table: l.table, req: l.readQ[0], reply: l.results, done: l.done}
+			jobs, next = l.r.jobs, job{table: l.table, reqs: l.nextReads(), reply: l.results, done: l.done}
 		}
 		select {
 		case <-ctx.Done():
@@ -153,10 +187,10 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 		case recs := <-in:
 			l.ingest(recs)
 		case jobs <- next:
-			l.readQ = l.readQ[1:]
-			l.reads++
+			l.readQ = l.readQ[len(next.reqs):]
+			l.reads += len(next.reqs)
 		case res := <-l.results:
-			l.readDone(res)
+			l.readsDone(res)
 		case j := <-l.jobDone:
 			l.finished(j)
 			if l.fatal != nil {
@@ -230,14 +264,33 @@ func readIntents(ctx context.Context, rd intentlog.Reader, out chan<- []intentlo
 	}
 }
 
-func (l *loop) readDone(res ReadResult) {
-	l.reads--
-	l.m.observeRead(int(res.Level), res)
-	if res.Err != nil {
-		l.warn("read", "store reads fail; the keys are parked and read again with backoff (dead-lettered after the table's max_attempts "+
-			"only while the store serves other keys)", "key", printable(res.Key), "level", res.Level, "probe", res.Probe, "err", res.Err)
+// nextReads returns the reads of the next job, from the head of readQ
+// (which it leaves as it is): one read for a store that reads one key per
+// call, else up to maxReadBatch reads at the level of the first.
+func (l *loop) nextReads() []ReadRequest {
+	n := 1
+	if l.r.multi != nil {
+		for n < min(len(l.readQ), maxReadBatch) && l.readQ[n].Level == l.readQ[0].Level {
+			n++
+		}
 	}
-	l.core.ReadDone(time.Now(), res)
+	return l.readQ[:n:n]
+}
+
+// readsDone takes the results of one job to the Core, all at the same
+// time: the events they make go out in one append.
+func (l *loop) readsDone(res []ReadResult) {
+	now := time.Now()
+	l.reads -= len(res)
+	for i := range res {
+		r := &res[i]
+		l.m.observeRead(int(r.Level), *r)
+		if r.Err != nil {
+			l.warn("read", "store reads fail; the keys are parked and read again with backoff (dead-lettered after the table's max_attempts "+
+				"only while the store serves other keys)", "key", printable(r.Key), "level", r.Level, "probe", r.Probe, "err", r.Err)
+		}
+		l.core.ReadDone(now, *r)
+	}
 }
 
 // handle carries out what the Core asked for.
@@ -492,7 +545,7 @@ func (l *loop) drain() error {
 	for l.reads > 0 || l.job != nil {
 		select {
 		case res := <-l.results:
-			l.readDone(res)
+			l.readsDone(res)
 		case j := <-l.jobDone:
 			l.finished(j)
 			if l.fatal != nil {

@@ -135,6 +135,9 @@ type Resolver struct {
 	store Store
 	bus   Bus
 	cfg   Config
+	// multi is store when it reads many keys in one call (nil: one Get
+	// per read).
+	multi store.MultiGetter
 	jobs  chan job // reads for the worker pool, from every partition
 	runs  runs     // partitions running per table (Stopped)
 }
@@ -154,7 +157,8 @@ func New(log Log, st Store, bus Bus, cfg Config) *Resolver {
 		cfg.StallAfter = DefaultStallAfter
 	}
 	cfg.Concurrency = max(cfg.Concurrency, 1)
-	return &Resolver{log: log, store: st, bus: bus, cfg: cfg, jobs: make(chan job)}
+	multi, _ := st.(store.MultiGetter)
+	return &Resolver{log: log, store: st, bus: bus, cfg: cfg, multi: multi, jobs: make(chan job)}
 }
 
 // Run resolves every partition of the given tables and of each table that
