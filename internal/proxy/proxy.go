@@ -39,6 +39,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/telemetry"
 )
@@ -149,6 +150,8 @@ type Proxy struct {
 	stampDelay time.Duration
 	// admission refuses writes past the resolver's rate (nil: never).
 	admission *Admission
+	// landing learns of each store write in flight (nil: nothing does).
+	landing *landing.Writes
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -169,6 +172,14 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 // MaxBatch is the most mutations a batch may have
 // (limits.max_batch_mutations): the API refuses larger batches whole.
 func (p *Proxy) MaxBatch() int { return p.limits.MaxBatch }
+
+// WithLanding tells ws of every store write from before its intents are
+// appended until it returned (so that a resolver in this process holds
+// its reads of those versions until then); call it before serving.
+func (p *Proxy) WithLanding(ws *landing.Writes) *Proxy {
+	p.landing = ws
+	return p
+}
 
 // WithTracing traces writes (nil: off) and returns p.
 func (p *Proxy) WithTracing(t *telemetry.Tracing) *Proxy {
@@ -287,6 +298,9 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 		tp = telemetry.Traceparent(trace.SpanContextFromContext(ctx))
 	}
 	recs, smuts := p.stamp(t.Name, muts, idx, res, now, tp)
+	// Known in flight before its intents can be read; over once this
+	// returns, whatever the store write did.
+	defer p.inFlight(t.Name, smuts).End()
 	actx, cancel := context.WithDeadline(ctx, now.Add(w/appendShare))
 	actx, span := p.tracing.Start(actx, "wail.intent.append")
 	err := p.log.Append(actx, intent.Topic(t.Name), recs)
@@ -343,6 +357,15 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 			p.clock.Observe(outs[j].Current) // another proxy's clock is ahead: follow it
 		}
 	}
+}
+
+// inFlight tells the landing set (if any) of the store write of smuts,
+// whose versions were stamped in increasing order.
+func (p *Proxy) inFlight(table string, smuts []store.Mutation) *landing.Write {
+	if len(smuts) == 0 {
+		return nil
+	}
+	return p.landing.Begin(table, smuts[0].Version, smuts[len(smuts)-1].Version)
 }
 
 // storeFailed answers the mutations idx of a store write that failed. An
