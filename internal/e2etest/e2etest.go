@@ -34,6 +34,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
 	"github.com/wail-cdc/wail/internal/store"
@@ -47,6 +48,10 @@ type Backends struct {
 	// the JoinFunc of a resolver of the group with the given instance id. The second
 	// resolver then joins before the first leaves (a rebalance each way).
 	Join func(group, instance string) resolver.JoinFunc
+	// Landing, set by Run, is the proxy's store writes in flight, which
+	// the resolvers of the process hold their reads on (as wail serve
+	// wires them).
+	Landing *landing.Writes
 }
 
 // Options size a run.
@@ -109,7 +114,8 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 		t.Fatal(err)
 	}
 	clock, _ := hlc.New(7, nil)
-	px := proxy.New(b.Log, flaky, cat, clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil)
+	b.Landing = landing.New()
+	px := proxy.New(b.Log, flaky, cat, clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil).WithLanding(b.Landing)
 	if opts.Validator != nil {
 		px.SetValidator(opts.Validator)
 	}
@@ -232,6 +238,9 @@ func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalo
 	}
 	if b.Join != nil {
 		cfg.Join = b.Join(cfg.Group, instance)
+	}
+	if b.Landing != nil {
+		cfg.Landing = b.Landing
 	}
 	r := resolver.New(b.Log, b.Store, bus, cfg)
 	rctx, cancel := context.WithCancel(ctx)

@@ -76,6 +76,11 @@ type ReadRequest struct {
 	// Probe marks a read that only asks whether the store serves (see
 	// the outage rule in failure.go); its result goes back as any other.
 	Probe bool
+	// Version is the newest version of the key's intents the read must
+	// find (0: none, a read that only settles an ABORT). The I/O may hold
+	// the read until the store write of that version has landed (see
+	// Landing): only a later read, which the core allows for any read.
+	Version uint64
 }
 
 // ReadResult is the answer to a ReadRequest.
@@ -433,7 +438,19 @@ func (c *Core) read(now time.Time, ks *keyState, level int) {
 	ks.phase = reading
 	ks.readAsked(now, level)
 	c.bump(ks)
-	c.out.Reads = append(c.out.Reads, ReadRequest{Key: ks.key, Level: store.Level(level), Seq: ks.seq})
+	c.out.Reads = append(c.out.Reads, ReadRequest{Key: ks.key, Level: store.Level(level), Seq: ks.seq, Version: ks.newest()})
+}
+
+// newest returns the newest version the key's pending intents need
+// covered (0: none).
+func (ks *keyState) newest() uint64 {
+	var v uint64
+	for i := range ks.pending {
+		if ks.pending[i].needs {
+			v = max(v, ks.pending[i].version)
+		}
+	}
+	return v
 }
 
 // ReadDone takes the result of a read. Results that no longer match the

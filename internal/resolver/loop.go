@@ -107,7 +107,12 @@ type loop struct {
 	results chan []ReadResult
 	done    chan struct{} // closed when run returns
 	readQ   []ReadRequest // asked for, not yet handed to the pool
-	reads   int           // handed to the pool, not yet answered (reads, not jobs)
+	// held are reads waiting for the store write of their version, by
+	// the channel that tells when it ended (landing.go); landed receives
+	// those channels.
+	held    map[<-chan struct{}][]ReadRequest
+	landed  chan landed
+	reads   int // handed to the pool, not yet answered (reads, not jobs)
 	pubQ    []intent.Event
 	letterQ []Letter
 	// eventBytes and letterBytes bound the records of one append to the
@@ -139,6 +144,7 @@ func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 		r: r, table: table, topic: intent.Topic(table), partition: p, core: core,
 		results: make(chan []ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, 1),
 		logged: map[string]time.Time{}, suspect: map[string]bool{},
+		held: map[<-chan struct{}][]ReadRequest{}, landed: make(chan landed),
 		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes,
 	}
 	l.jobCtx, l.stopJob = context.WithCancel(context.Background())
@@ -191,6 +197,8 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 			l.reads += len(next.reqs)
 		case res := <-l.results:
 			l.readsDone(res)
+		case ld := <-l.landed:
+			l.release(ld)
 		case j := <-l.jobDone:
 			l.finished(j)
 			if l.fatal != nil {
@@ -300,7 +308,7 @@ func (l *loop) handle(rd Ready) {
 			l.m.escalations.Inc()
 		}
 	}
-	l.readQ = append(l.readQ, rd.Reads...)
+	l.queueReads(rd.Reads)
 	l.pubQ = append(l.pubQ, rd.Events...)
 	l.letterQ = append(l.letterQ, rd.Letters...)
 	l.m.retries(rd.ReadRetries, rd.PublishRetries)

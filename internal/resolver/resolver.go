@@ -127,6 +127,19 @@ type Config struct {
 	// Tables, when set, says whether a table is still to be resolved and
 	// its current definition (catalog.Catalog.Resolving); see tables.go.
 	Tables func(name string) (catalog.Table, bool)
+	// Landing, when set, knows the store writes in flight of the proxy in
+	// this process: a read of a version whose write has not returned yet
+	// is held until it has (at most the table's visibility window), so
+	// that it finds the write instead of the old row (landing.go).
+	Landing Landing
+}
+
+// Landing tells whether the store write of a version is in flight in
+// this process (package landing implements it).
+type Landing interface {
+	// Pending returns nil when no store write of version of table is in
+	// flight, else a channel closed when one ends (then ask again).
+	Pending(table string, version uint64) <-chan struct{}
 }
 
 // Resolver resolves the intents of every table it is given.

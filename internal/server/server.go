@@ -44,6 +44,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/lease"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
@@ -203,7 +204,9 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	// The console's charts read some of these metrics (console.Registerer).
 	reg, charted := console.Registerer(s.registry)
-	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(reg)).WithTracing(s.tracing)
+	// The resolver holds its reads of versions the proxy is still writing.
+	inFlight := landing.New()
+	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(reg)).WithTracing(s.tracing).WithLanding(inFlight)
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
 	if cfg.Proxy.Enabled && cfg.Proxy.MaxBacklog > 0 {
@@ -219,7 +222,7 @@ func (s *Server) open(ctx context.Context) error {
 		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
 		InstanceID: cfg.ResolverInstance(), Health: s.health, Limits: appendLimits,
 		Logger: s.logger, Metrics: resolver.NewMetrics(reg), Tracing: s.tracing, Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
-		Tables: s.catalog.Resolving,
+		Tables: s.catalog.Resolving, Landing: inFlight,
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})

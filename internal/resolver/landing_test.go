@@ -1,0 +1,122 @@
+package resolver
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/landing"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// TestCoreReadVersion: a read asks for the newest version its key's
+// intents need covered; a read that only settles an ABORT asks for none.
+func TestCoreReadVersion(t *testing.T) {
+	t.Parallel()
+	c := NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 0, nil)
+	v1, v2 := ver(0, 0), ver(0, 1)
+	c.Ingest(t0, []Entry{put(0, "a", v1), put(1, "a", v2)})
+	r := c.Ready()
+	if len(r.Reads) != 1 || r.Reads[0].Version != v1 {
+		t.Fatalf("first read %+v, want one read of version %d (the only intent when it was asked)", r.Reads, v1)
+	}
+	// The read finds v1: the next read is for v2.
+	c.ReadDone(t0, ReadResult{Key: []byte("a"), Seq: r.Reads[0].Seq, Found: true, Row: store.Row{Version: v1}})
+	c.Published(t0, c.Ready().Events)
+	c.Tick(t0.Add(time.Second)) // after the backoff
+	if r = c.Ready(); len(r.Reads) != 1 || r.Reads[0].Version != v2 {
+		t.Fatalf("read after v1's event %+v, want one read of version %d", r.Reads, v2)
+	}
+	c.ReadDone(t0.Add(time.Second), ReadResult{Key: []byte("a"), Seq: r.Reads[0].Seq, Found: true, Row: store.Row{Version: v2}})
+	c.Published(t0.Add(time.Second), c.Ready().Events)
+	// An ABORT of a key with nothing else pending: its read needs no version.
+	c.Ingest(t0.Add(time.Second), []Entry{ent(2, "b", intent.Abort, ver(0, 2))})
+	if r = c.Ready(); len(r.Reads) != 1 || r.Reads[0].Version != 0 {
+		t.Fatalf("read of an ABORT %+v, want one read of version 0", r.Reads)
+	}
+}
+
+// spyLanding tells when the resolver asked about a version.
+type spyLanding struct {
+	ws    *landing.Writes
+	asked atomic.Int64
+}
+
+func (s *spyLanding) Pending(table string, v uint64) <-chan struct{} {
+	s.asked.Add(1)
+	return s.ws.Pending(table, v)
+}
+
+// TestReadsWaitForTheStoreWrite: the read of an intent whose store write
+// is in flight in the process waits until the write ended, then finds it:
+// one read for one event. A write that never ends holds the read no
+// longer than the table's visibility window.
+func TestReadsWaitForTheStoreWrite(t *testing.T) {
+	t.Parallel()
+	for _, ends := range []bool{true, false} {
+		name := "the write ends"
+		if !ends {
+			name = "the write never ends"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			env := newTestEnv(ctx, t, "landing")
+			env.tb.VisibilityWindow = time.Second
+			spy := &spyLanding{ws: landing.New()}
+			const v = 1000
+			w := spy.ws.Begin(env.tb.Name, v-5, v+5)
+			// The intent, created a while ago (no first-read delay); the
+			// store write has not landed.
+			env.writeIntent(ctx, t, intent.Intent{Key: []byte("a"), Op: intent.Upsert, Version: v, CreatedAt: time.Now().Add(-time.Minute)}, "")
+			cs := &countingStore{st: env.st}
+			cfg := testConfig(nil, NewMetrics(nil))
+			cfg.Landing = spy
+			r := New(env.log, countingMultiStore{cs}, env.bus, cfg)
+			run := start(ctx, r, env.tb)
+			defer run.stop(t)
+			reads := func() int {
+				cs.mu.Lock()
+				defer cs.mu.Unlock()
+				n := cs.gets
+				for _, k := range cs.manys {
+					n += k
+				}
+				return n
+			}
+			waitUntil(ctx, t, "the resolver asked whether the write landed", func() bool { return spy.asked.Load() > 0 })
+			if ends {
+				// However long the write takes, no read goes out before
+				// it ends.
+				time.Sleep(200 * time.Millisecond)
+				if n := reads(); n != 0 {
+					t.Fatalf("%d reads while the store write was in flight", n)
+				}
+			}
+			if _, err := env.st.Apply(ctx, env.tb.Name, []store.Mutation{{Key: []byte("a"), Value: []byte("v"), Version: v}}); err != nil {
+				t.Fatal(err)
+			}
+			began := time.Now()
+			if ends {
+				w.End()
+			}
+			waitUntil(ctx, t, "the event", func() bool { return onBus(ctx, t, env)["a"] == 1 })
+			if ends {
+				if n := reads(); n != 1 {
+					t.Errorf("%d reads for one event, want 1: the read waited for the write", n)
+				}
+				return
+			}
+			// Held up to the window (1 s) after it was asked, then read.
+			if took := time.Since(began); took > 30*time.Second {
+				t.Errorf("the event came %s after the store write: the hold was not bounded", took)
+			}
+			if spy.ws.InFlight(env.tb.Name) != 1 {
+				t.Error("the write ended; the test needs it in flight")
+			}
+		})
+	}
+}
