@@ -93,7 +93,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		perEvent: telemetry.Count("wail_resolver_intents_per_event",
 			"Histogram: intents an event covers (coalescing: above 1 when a key changed again before its event).", "table"),
 		readTime: telemetry.Latency("wail_resolver_read_seconds",
-			"Histogram: store reads of the resolver by read level, until the store answered (or failed).", "table", "level"),
+			"Histogram: store reads of the resolver by read level, until the store answered (or failed); each key of a batched read (GetMany) counts the whole call.", "table", "level"),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
