@@ -546,10 +546,16 @@ func rowKey(table string, key []byte) []byte {
 }
 
 // Get reads key. The only level is 0 ("local").
-func (s *Store) Get(ctx context.Context, table string, key []byte, level store.Level) (row store.Row, found bool, err error) {
-	err = s.reading(ctx, table, level, func() {
-		row, found, err = s.readRow(ctx, rowKey(table, key), key)
+func (s *Store) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+	var row store.Row
+	var found bool
+	var readErr error
+	err := s.reading(ctx, table, level, func() {
+		row, found, readErr = s.readRow(ctx, rowKey(table, key), key)
 	})
+	if err == nil {
+		err = readErr
+	}
 	if err != nil {
 		return store.Row{}, false, fmt.Errorf("pebble: get %s: %w", table, err)
 	}
