@@ -10,9 +10,12 @@
 // a time (so a key's events keep their order), and commits its offset.
 //
 // Goroutines per partition: the loop (owns the Core), one intent reader, at
-// most one publisher, and one short-lived goroutine per read in flight (the
-// pool's semaphore bounds them). All are supervised by an errgroup; the loop
-// is the only one that touches the Core, so the Core needs no lock.
+// most one publisher, and one waiter per store write in flight that its
+// held reads wait on (landing.go); reads run on a pool of Config.Concurrency
+// workers shared by every partition, in batches (one GetMany each on a
+// store.MultiGetter). All are supervised by an errgroup or end with the
+// loop; the loop is the only one that touches the Core, so the Core needs
+// no lock.
 //
 // On Kafka (Config.Join set) the resolver is a consumer-group member
 // (group.go): it runs loops only for the partitions assigned to it, and
