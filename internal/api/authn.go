@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,8 +46,17 @@ func identityOf(ctx context.Context) identity {
 func (g *Guard) authenticate(r *http.Request) identity {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, tok, _ := strings.Cut(h, " ")
-		if !strings.EqualFold(scheme, "Bearer") { // the scheme is case-insensitive (RFC 6750)
-			return identity{err: errors.New(`the Authorization header is not "Bearer <token>"`)}
+		user, basic := "", false
+		switch {
+		case strings.EqualFold(scheme, "Bearer"): // the scheme is case-insensitive (RFC 6750)
+		case strings.EqualFold(scheme, "Basic") && isRegistry(r.URL.Path):
+			var err error
+			if user, tok, err = basicToken(tok); err != nil {
+				return identity{err: err}
+			}
+			basic = true
+		default:
+			return identity{err: errors.New(`the Authorization header is not "Bearer <token>" (nor, on ` + config.SchemaRegistryPath + `, "Basic" with a token as the password)`)}
 		}
 		if g.tokens == nil {
 			return identity{err: errors.New("this server has no tokens (auth is off)")}
@@ -55,6 +65,9 @@ func (g *Guard) authenticate(r *http.Request) identity {
 		e, err := g.tokens.Get().Verify(tok)
 		if err != nil {
 			return identity{err: err}
+		}
+		if basic && user != "" && user != e.Name {
+			return identity{err: fmt.Errorf("the Basic user %q is not the name of its token (%s): give the token's name or none", user, e.ID)}
 		}
 		p := e.Principal()
 		gs, _ := auth.ParseGrants(e.Grants) // checked when the file was read
@@ -69,6 +82,27 @@ func (g *Guard) authenticate(r *http.Request) identity {
 		return identity{principal: p, grants: g.grants[p], notAfter: leaf.NotAfter}
 	}
 	return identity{}
+}
+
+// isRegistry reports whether path is the schema registry's, where
+// clients that only speak Basic auth (Confluent's, with
+// basic.auth.user.info) send a token as the password.
+func isRegistry(path string) bool {
+	return path == config.SchemaRegistryPath || strings.HasPrefix(path, config.SchemaRegistryPath+"/")
+}
+
+// basicToken reads the credentials of a Basic Authorization header
+// (RFC 7617: base64 of user:password): the user and the password, a token.
+func basicToken(cred string) (user, tok string, err error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", "", errors.New("the Basic credentials are not base64 (of user:token)")
+	}
+	user, tok, ok := strings.Cut(string(b), ":")
+	if !ok {
+		return "", "", errors.New("the Basic credentials are not user:token (the password is a wail token)")
+	}
+	return user, tok, nil
 }
 
 // recheck checks again the credential a stream was opened with: a bearer
@@ -206,6 +240,9 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		case !g.enabled || (known && e.Open):
 		case id.err != nil || (known && id.principal.IsZero()):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
+			if isRegistry(r.URL.Path) {
+				w.Header().Add("WWW-Authenticate", `Basic realm="wail", charset="UTF-8"`)
+			}
 			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
 			return
 		case !known || perm == "":
