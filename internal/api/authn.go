@@ -150,22 +150,36 @@ var endpoints = map[string]Endpoint{
 	"/healthz":                      {Open: true}, // load balancers and orchestrators probe it
 	"/metrics":                      {Read: auth.Metrics, Write: auth.Metrics},
 	config.SchemaRegistryPath + "/": {Decide: registryPermission},
-	"/console/":                     {Decide: consolePermission},
+	// The console's pages are static files with no data in them (a
+	// browser cannot send a bearer token when it opens a page); what they
+	// show comes from the API and /console/api/, with the token the
+	// console's login keeps in the tab's sessionStorage as a bearer header
+	// (no cookie, so no cross-site request carries it).
+	"/console/":     {Open: true},
+	"/console/api/": {Decide: consolePermission},
 }
 
-// consolePermission: the web console's live series are the metrics'; its
-// event tail and a key's history show the events of any table (admin on
-// every table); its pages themselves need any grant. (A browser sends no
-// bearer token: with authentication on, the console is for clients that
-// can, until it has a login.)
+// signedIn is met by any authenticated principal, grants or not.
+const signedIn auth.Permission = "authenticated"
+
+// consolePermission: the console's whoami needs a principal; its live
+// series are the metrics'; its event tail and a key's history show the
+// events of any table (admin on every table).
 func consolePermission(_, path string) auth.Permission {
-	switch {
-	case path == "/console/api/series":
+	switch path {
+	case "/console/api/whoami":
+		return signedIn
+	case "/console/api/series":
 		return auth.Metrics
-	case strings.HasPrefix(path, "/console/api/"):
-		return auth.Admin
 	}
-	return auth.Any
+	return auth.Admin
+}
+
+// Caller returns the principal of a request that passed Middleware and
+// its grants (the zero principal: anonymous).
+func (g *Guard) Caller(r *http.Request) (auth.Principal, []auth.Grant) {
+	id := identityOf(r.Context())
+	return id.principal, id.grants
 }
 
 // registryPermission: reading the schema registry (GET, a lookup of a
@@ -248,6 +262,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		case !known || perm == "":
 			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
 			return
+		case perm == signedIn:
 		case !auth.Allowed(id.grants, perm, nil):
 			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, grantHint(perm)), http.StatusForbidden)
 			return

@@ -2,11 +2,17 @@
 // /console/: static pages embedded in the binary (plain HTML and
 // JavaScript, no build step) and the little they cannot get from the API.
 //
+//   - /console/api/whoami: whether auth is on, the caller's principal and
+//     what the pages may show (the console's login asks for a token when
+//     auth is on, keeps it in the tab's sessionStorage and sends it as a
+//     bearer header; no cookie).
 //   - /console/api/series: the live charts' points per table, sampled
 //     from the process's own Prometheus registry every Interval and kept
 //     for Keep samples (write and event rates, write-to-event p50/p99,
-//     lag in intents and seconds and the oldest unresolved intent per
-//     partition), with the counters as /metrics shows them.
+//     lag in intents and seconds and the oldest unresolved intent), with
+//     the counters as /metrics shows them; per partition (the newest
+//     sample only) the lags and the writes, counted in the proxy rather
+//     than as a Prometheus label (see proxy.PartitionWrites).
 //   - /console/api/tail?table=T&key=K: a live tail of a table's events
 //     from now on (server-sent events), only keys containing K.
 //   - /console/api/history?table=T&key=K: the events of key K still on
@@ -33,6 +39,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -48,6 +55,12 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Table returns a table's definition (false: no such table).
 	Table func(name string) (catalog.Table, bool)
+	// PartitionWrites returns a table's acknowledged writes by partition
+	// (proxy.PartitionWrites; nil: not shown).
+	PartitionWrites func(table string) []uint64
+	// Caller says whether auth is on, and the principal of a request and
+	// its grants (nil: auth is off).
+	Caller func(r *http.Request) (authOn bool, p auth.Principal, grants []auth.Grant)
 	// Log holds the event topics the tail reads.
 	Log    intentlog.Log
 	Logger *slog.Logger
@@ -94,7 +107,7 @@ func (c *Console) Run(ctx context.Context) {
 	t := time.NewTicker(c.o.Interval)
 	defer t.Stop()
 	for {
-		if err := c.series.sample(c.o.Gatherer, time.Now()); err != nil {
+		if err := c.series.sample(c.o.Gatherer, c.o.PartitionWrites, time.Now()); err != nil {
 			c.o.Logger.Warn("console: cannot read the metrics registry; the live charts stop", "err", err)
 		}
 		select {
@@ -109,11 +122,56 @@ func (c *Console) Run(ctx context.Context) {
 func (c *Console) Handler() http.Handler {
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(static, "static") // the directory is embedded
-	mux.Handle("GET /console/", http.StripPrefix("/console/", http.FileServerFS(sub)))
+	mux.Handle("GET /console/", pageHeaders(http.StripPrefix("/console/", http.FileServerFS(sub))))
+	mux.HandleFunc("GET /console/api/whoami", c.serveWhoami)
 	mux.HandleFunc("GET /console/api/series", c.serveSeries)
 	mux.HandleFunc("GET /console/api/tail", c.serveTail)
 	mux.HandleFunc("GET /console/api/history", c.serveHistory)
 	return mux
+}
+
+// pageHeaders: the pages run only their own scripts and talk only to
+// their origin, and no other site may frame them (a redrive button under
+// a decoy).
+func pageHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Whoami is who the console's user is and what the pages may show.
+type Whoami struct {
+	// Auth is on: the console needs a token.
+	Auth      bool     `json:"auth"`
+	Principal string   `json:"principal"`
+	Grants    []string `json:"grants"`
+	// Metrics: the live charts; Admin (on every table): the tail, a key's
+	// history, the dead letters and redrive; Tables: some table's
+	// definition (any grant on it).
+	Metrics bool `json:"metrics"`
+	Admin   bool `json:"admin"`
+	Tables  bool `json:"tables"`
+}
+
+func (c *Console) serveWhoami(w http.ResponseWriter, r *http.Request) {
+	who := Whoami{Principal: "anonymous", Grants: []string{}, Metrics: true, Admin: true, Tables: true}
+	if c.o.Caller != nil {
+		on, p, grants := c.o.Caller(r)
+		if on {
+			who = Whoami{Auth: true, Principal: p.String(), Grants: []string{},
+				Metrics: auth.Allowed(grants, auth.Metrics, nil), Admin: auth.Allowed(grants, auth.Admin, nil),
+				Tables: auth.Allowed(grants, auth.Any, nil)}
+			for _, g := range grants {
+				who.Grants = append(who.Grants, g.String())
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(who)
 }
 
 func (c *Console) serveSeries(w http.ResponseWriter, _ *http.Request) {
@@ -131,7 +189,7 @@ type TailEvent struct {
 	Offset     int64     `json:"offset"`
 	Key        string    `json:"key"`
 	Op         string    `json:"op"`
-	Version    uint64    `json:"version"`
+	Version    uint64    `json:"version,string"` // above 2^53: a string, or JavaScript rounds it
 	Value      string    `json:"value"`
 	Truncated  bool      `json:"truncated,omitempty"`
 	IntentAt   time.Time `json:"intent_at"`

@@ -3,6 +3,7 @@ package console
 import (
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -35,11 +36,29 @@ type Point struct {
 	// interval, in seconds (NaN when there were none: null in JSON).
 	P50 *float64 `json:"p50"`
 	P99 *float64 `json:"p99"`
-	// Per partition (by partition number): lag in intents and seconds,
-	// the oldest unresolved intent's wait.
-	Lag        map[string]float64 `json:"lag"`
-	LagSeconds map[string]float64 `json:"lag_seconds"`
-	Oldest     map[string]float64 `json:"oldest"`
+	// The partitions summed up, in every point (the charts): lag in
+	// intents of all, the highest lag in seconds and oldest unresolved
+	// intent's wait, the busiest partition's write rate.
+	Lag                float64 `json:"lag"`
+	LagSeconds         float64 `json:"lag_seconds"`
+	Oldest             float64 `json:"oldest"`
+	PartitionWriteRate float64 `json:"partition_write_rate_max"`
+	// Partitions by number, in the newest point only: a table may have
+	// limits.max_table_partitions (1024) of them, and Keep points of each
+	// would make every poll megabytes.
+	Partitions map[string]PartitionPoint `json:"partitions,omitempty"`
+}
+
+// PartitionPoint is one partition in a Point.
+type PartitionPoint struct {
+	// Acknowledged writes counted in this process (proxy.PartitionWrites,
+	// not a Prometheus series) and their rate over the interval.
+	WritesTotal uint64  `json:"writes_total"`
+	WriteRate   float64 `json:"write_rate"`
+	// Lag in intents and seconds, the oldest unresolved intent's wait.
+	Lag        float64 `json:"lag"`
+	LagSeconds float64 `json:"lag_seconds"`
+	Oldest     float64 `json:"oldest"`
 }
 
 // tableSample is what one gather says of a table.
@@ -48,6 +67,7 @@ type tableSample struct {
 	buckets        []bucket // cumulative, by upper bound
 	lag, lagSec    map[string]float64
 	oldest         map[string]float64
+	partWrites     []uint64 // by partition
 }
 
 type bucket struct {
@@ -68,25 +88,76 @@ func newSeries(max int) *series {
 	return &series{max: max, last: map[string]tableSample{}, points: map[string][]Point{}}
 }
 
-// sample gathers g at now and appends a point per table.
-func (s *series) sample(g prometheus.Gatherer, now time.Time) error {
+// sample gathers g at now and appends a point per table; partWrites
+// (nil: none) gives a table's writes by partition.
+func (s *series) sample(g prometheus.Gatherer, partWrites func(table string) []uint64, now time.Time) error {
 	mfs, err := g.Gather()
 	if err != nil {
 		return err
 	}
 	cur := parse(mfs)
+	if partWrites != nil {
+		for table, ts := range cur {
+			ts.partWrites = partWrites(table)
+			cur[table] = ts
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dt := now.Sub(s.lastAt).Seconds()
 	for table, ts := range cur {
-		p := Point{At: now, WritesTotal: ts.writes, EventsTotal: ts.events, Lag: ts.lag, LagSeconds: ts.lagSec, Oldest: ts.oldest}
-		if prev, ok := s.last[table]; ok && dt > 0 {
+		p := Point{At: now, WritesTotal: ts.writes, EventsTotal: ts.events}
+		prev, hasPrev := s.last[table]
+		hasPrev = hasPrev && dt > 0
+		if hasPrev {
 			p.WriteRate = max(ts.writes-prev.writes, 0) / dt
 			p.EventRate = max(ts.events-prev.events, 0) / dt
 			d := delta(ts.buckets, prev.buckets)
 			p.P50, p.P99 = quantile(0.5, d), quantile(0.99, d)
 		}
-		pts := append(s.points[table], p)
+		p.Partitions = map[string]PartitionPoint{}
+		part := func(k string) PartitionPoint { return p.Partitions[k] }
+		for k, v := range ts.lag {
+			pp := part(k)
+			pp.Lag = v
+			p.Partitions[k] = pp
+			p.Lag += v
+		}
+		for k, v := range ts.lagSec {
+			pp := part(k)
+			pp.LagSeconds = v
+			p.Partitions[k] = pp
+			p.LagSeconds = max(p.LagSeconds, v)
+		}
+		for k, v := range ts.oldest {
+			pp := part(k)
+			pp.Oldest = v
+			p.Partitions[k] = pp
+			p.Oldest = max(p.Oldest, v)
+		}
+		for i, n := range ts.partWrites {
+			k := strconv.Itoa(i)
+			pp := part(k)
+			pp.WritesTotal = n
+			if hasPrev {
+				var before uint64
+				if i < len(prev.partWrites) {
+					before = prev.partWrites[i]
+				}
+				if n >= before {
+					pp.WriteRate = float64(n-before) / dt
+				}
+			}
+			if n > 0 || pp != (PartitionPoint{}) {
+				p.Partitions[k] = pp
+			}
+			p.PartitionWriteRate = max(p.PartitionWriteRate, pp.WriteRate)
+		}
+		pts := s.points[table]
+		if len(pts) > 0 {
+			pts[len(pts)-1].Partitions = nil // the newest point only
+		}
+		pts = append(pts, p)
 		if len(pts) > s.max {
 			pts = append(pts[:0:0], pts[len(pts)-s.max:]...)
 		}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"maps"
 	"math"
 	"testing"
 	"time"
@@ -49,9 +50,11 @@ func TestSeries(t *testing.T) {
 	reg.MustRegister(writes, events, lat, lag)
 	s := newSeries(2)
 	t0 := time.Unix(1000, 0)
+	partWrites := map[string][]uint64{"t": {4, 6}}
+	parts := func(table string) []uint64 { return partWrites[table] }
 	writes.WithLabelValues("t", "stored").Add(10)
 	writes.WithLabelValues("t", "rejected").Add(5) // not a write that was acknowledged
-	if err := s.sample(reg, t0); err != nil {
+	if err := s.sample(reg, parts, t0); err != nil {
 		t.Fatal(err)
 	}
 	writes.WithLabelValues("t", "stored").Add(18)
@@ -62,7 +65,8 @@ func TestSeries(t *testing.T) {
 	}
 	lag.WithLabelValues("t", "0").Set(7)
 	lag.WithLabelValues("t", "1").Set(3)
-	if err := s.sample(reg, t0.Add(2*time.Second)); err != nil {
+	partWrites["t"] = []uint64{14, 12, 4} // a third partition since (altered)
+	if err := s.sample(reg, parts, t0.Add(2*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	pts := s.snapshot()["t"]
@@ -77,10 +81,15 @@ func TestSeries(t *testing.T) {
 	if p.P50 == nil || math.Abs(*p.P50-0.0055) > 1e-9 || p.P99 == nil || *p.P99 < 0.01 || *p.P99 > 0.1 {
 		t.Errorf("p50 %v p99 %v", deref(p.P50), deref(p.P99))
 	}
-	if p.Lag["0"] != 7 || p.Lag["1"] != 3 {
-		t.Errorf("lag %v", p.Lag)
+	want := map[string]PartitionPoint{"0": {Lag: 7, WritesTotal: 14, WriteRate: 5}, "1": {Lag: 3, WritesTotal: 12, WriteRate: 3},
+		"2": {WritesTotal: 4, WriteRate: 2}}
+	if !maps.Equal(p.Partitions, want) || p.Lag != 10 || p.PartitionWriteRate != 5 {
+		t.Errorf("partitions %v (lag %v, busiest %v/s), want %v, lag 10, busiest 5/s", p.Partitions, p.Lag, p.PartitionWriteRate, want)
 	}
-	if err := s.sample(reg, t0.Add(3*time.Second)); err != nil {
+	if pts[0].Partitions != nil {
+		t.Errorf("an older point keeps its partitions: %v", pts[0].Partitions)
+	}
+	if err := s.sample(reg, parts, t0.Add(3*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	pts = s.snapshot()["t"]

@@ -25,7 +25,13 @@ type Metrics struct {
 	appendTime *prometheus.HistogramVec
 	storeTime  *prometheus.HistogramVec
 	byTable    sync.Map // table name -> *tableMetrics
+	// partitions counts acknowledged writes per partition (partitions.go).
+	partitions PartitionWrites
 }
+
+// PartitionWrites returns the per-partition write counters (the console
+// samples them).
+func (m *Metrics) PartitionWrites() *PartitionWrites { return &m.partitions }
 
 // tableMetrics are the latency observers of a table, labels resolved once.
 type tableMetrics struct {

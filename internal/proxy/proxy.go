@@ -223,6 +223,11 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 			continue
 		}
 		p.writeMerged(ctx, t, muts, byTable[name], res)
+		for _, i := range byTable[name] {
+			if res[i].Err == nil {
+				p.metrics.partitions.add(name, t.Partitions, muts[i].Key)
+			}
+		}
 	}
 	p.metrics.observe(muts, res)
 	return res

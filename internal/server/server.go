@@ -35,6 +35,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wail-cdc/wail/internal/api"
+	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/console"
@@ -206,7 +207,8 @@ func (s *Server) open(ctx context.Context) error {
 	reg, charted := console.Registerer(s.registry)
 	// The resolver holds its reads of versions the proxy is still writing.
 	inFlight := landing.New()
-	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxy.NewMetrics(reg)).WithTracing(s.tracing).WithLanding(inFlight)
+	proxyMetrics := proxy.NewMetrics(reg)
+	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxyMetrics).WithTracing(s.tracing).WithLanding(inFlight)
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
 	if cfg.Proxy.Enabled && cfg.Proxy.MaxBacklog > 0 {
@@ -227,7 +229,12 @@ func (s *Server) open(ctx context.Context) error {
 		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})
 	if cfg.Console.Enabled {
-		s.console = console.New(console.Options{Gatherer: charted, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
+		s.console = console.New(console.Options{Gatherer: charted, PartitionWrites: proxyMetrics.PartitionWrites().Table,
+			Caller: func(r *http.Request) (bool, auth.Principal, []auth.Grant) {
+				p, grants := s.guard.Caller(r)
+				return s.guard.Enabled(), p, grants
+			},
+			Table: s.catalog.Get, Log: s.log, Logger: s.logger,
 			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).

@@ -1,22 +1,33 @@
 // wail console: plain JavaScript, no build step. The live charts read
 // api/series (sampled from /metrics by the server); tables, a key's row
 // and the dead-letter queue come from the API (Connect JSON); the tail
-// and a key's events from api/tail (server-sent events).
+// and a key's events from api/tail (server-sent events, read with fetch so
+// that they carry the token). With auth on, the login keeps the token in
+// this tab's sessionStorage and every request sends it as a bearer header
+// (no cookie: another site's requests never carry it).
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const el = (tag, attrs = {}, ...kids) => {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
-    if (k === "text") e.textContent = v; else e.setAttribute(k, v);
+    if (k === "text") e.textContent = v;
+    else if (k === "style") e.style.cssText = v; // CSSOM: the pages' CSP refuses style attributes
+    else e.setAttribute(k, v);
   }
   for (const k of kids) e.append(k);
   return e;
 };
 
+// ---- the token ----
+const tokenKey = "wail-token";
+const authHeaders = () => { const t = sessionStorage.getItem(tokenKey); return t ? { Authorization: `Bearer ${t}` } : {}; };
+// request is fetch with the token.
+const request = (url, opts = {}) => fetch(url, { ...opts, headers: { ...authHeaders(), ...(opts.headers || {}) } });
+
 // call is a unary Connect JSON call to the API.
 async function call(service, method, body) {
-  const r = await fetch(`/wail.v1.${service}/${method}`, {
+  const r = await request(`/wail.v1.${service}/${method}`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}),
   });
   const j = await r.json().catch(() => ({}));
@@ -26,15 +37,69 @@ async function call(service, method, body) {
 
 const status = (msg, err) => { const s = $("#status"); s.textContent = msg; s.className = err ? "error" : "muted"; };
 
+// ---- who the user is (api/whoami) ----
+let who = null;
+// What each page needs of the principal (whoami's flags) and the grant
+// that gives it.
+const needs = { live: ["metrics", "metrics"], tables: ["tables", "any, e.g. read:TABLE"], tail: ["admin", "admin:*"],
+  key: ["tables", "read:TABLE (the row) and admin:* (its events)"], dlq: ["admin", "admin:*"] };
+
+function login(message) {
+  who = null;
+  document.body.classList.add("signed-out");
+  $("#login-error").textContent = message || "";
+  $("#login-token").value = "";
+  $("#login-token").focus();
+}
+$("#login-form").addEventListener("submit", ev => {
+  ev.preventDefault();
+  sessionStorage.setItem(tokenKey, $("#login-token").value.trim());
+  start();
+});
+$("#logout").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); if (current && current.leave) current.leave(); current = null; login("signed out"); });
+
+async function start() {
+  let r;
+  try { r = await request("api/whoami"); } catch (e) { status(e.message, true); return; }
+  if (r.status === 401) {
+    const msg = (await r.text()).trim();
+    const had = sessionStorage.getItem(tokenKey);
+    sessionStorage.removeItem(tokenKey);
+    login(had ? `This token was refused: ${msg}` : "This wail needs a token: paste one (`wail token create NAME --grant ...` makes one).");
+    return;
+  }
+  if (!r.ok) { status(`whoami: ${(await r.text()).trim()}`, true); return; }
+  who = await r.json();
+  document.body.classList.remove("signed-out");
+  $("#who-name").textContent = who.auth ? `${who.principal} (${who.grants.join(", ") || "no grants"})` : "";
+  $("#logout").hidden = !who.auth;
+  document.querySelectorAll("nav a").forEach(a => {
+    const [flag, grant] = needs[a.dataset.page];
+    a.classList.toggle("denied", !who[flag]);
+    a.title = who[flag] ? "" : `needs ${grant}`;
+  });
+  show();
+}
+
 // ---- pages ----
 const pages = {};
 let current = null;
 function show() {
+  if (!who) return;
   const name = (location.hash || "#live").slice(1).split("?")[0];
   if (!pages[name]) return;
-  document.querySelectorAll(".page").forEach(p => p.classList.toggle("active", p.id === "page-" + name));
+  const [flag, grant] = needs[name];
+  const allowed = who[flag];
+  document.querySelectorAll(".page").forEach(p => p.classList.toggle("active", allowed && p.id === "page-" + name));
   document.querySelectorAll("nav a").forEach(a => a.classList.toggle("active", a.dataset.page === name));
+  $("#page-denied").classList.toggle("active", !allowed);
   if (current && current !== pages[name] && current.leave) current.leave();
+  current = null;
+  if (!allowed) {
+    $("#denied-message").textContent = `${who.principal} may not see this page: it needs ${grant}.`;
+    status("");
+    return;
+  }
   current = pages[name];
   if (current.enter) current.enter();
 }
@@ -112,16 +177,33 @@ function fmt(v, unit) {
   }
 }
 
-const sum = m => Object.values(m || {}).reduce((a, b) => a + b, 0);
-const highest = m => Object.values(m || {}).reduce((a, b) => Math.max(a, b), 0);
-
 // The charts of a table: [title, unit, [[series name, field, fn(point)]]].
 const charts = [
-  ["writes and events", "/s", [["writes", "write_rate", p => p.write_rate], ["events", "event_rate", p => p.event_rate]]],
+  ["writes and events", "/s", [["writes", "write_rate", p => p.write_rate], ["events", "event_rate", p => p.event_rate],
+    ["busiest partition's writes", "partition_write_rate_max", p => p.partition_write_rate_max]]],
   ["write → event latency", "s", [["p50", "p50", p => p.p50], ["p99", "p99", p => p.p99]]],
-  ["lag (intents)", "", [["all partitions", "lag", p => sum(p.lag)]]],
-  ["lag (seconds) and oldest unresolved intent", "s", [["lag", "lag_seconds", p => highest(p.lag_seconds)], ["oldest", "oldest", p => highest(p.oldest)]]],
+  ["lag (intents)", "", [["all partitions", "lag", p => p.lag]]],
+  ["lag (seconds) and oldest unresolved intent", "s", [["lag", "lag_seconds", p => p.lag_seconds], ["oldest", "oldest", p => p.oldest]]],
 ];
+
+// bars draws one bar per partition (values by partition number).
+function bars(canvas, values, unit) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  canvas.width = w * dpr; canvas.height = h * dpr;
+  const g = canvas.getContext("2d");
+  g.scale(dpr, dpr);
+  g.clearRect(0, 0, w, h);
+  const top = Math.max(...values, 0) * 1.1 || 1;
+  g.fillStyle = "#6b7385"; g.font = "10px sans-serif";
+  g.fillText(fmt(top, unit), 2, 10);
+  const bw = w / Math.max(values.length, 1);
+  g.fillStyle = colors[0];
+  values.forEach((v, i) => {
+    const bh = (v / top) * (h - 12);
+    g.fillRect(i * bw + (bw > 3 ? 1 : 0), h - bh, Math.max(bw - (bw > 3 ? 2 : 0), 1), bh);
+  });
+}
 
 function card(table) {
   const c = el("div", { class: "table-card", "data-table": table },
@@ -137,8 +219,12 @@ function card(table) {
       el("i", { style: `background:${colors[i]}` }), `${name} `, el("b", { "data-field": field, "data-unit": unit, text: "–" }))));
     $(".charts", c).append(el("div", { class: "chart", "data-chart": title }, el("h4", { text: title }), el("canvas"), legend));
   }
+  $(".charts", c).append(el("div", { class: "chart", "data-chart": "writes by partition" },
+    el("h4", { text: "writes by partition (last interval)" }), el("canvas"),
+    el("div", { class: "legend" }, "busiest ", el("b", { "data-field": "busiest_partition", text: "–" }))));
   const parts = el("table", { class: "grid partitions" },
-    el("thead", {}, el("tr", {}, el("th", { text: "partition" }), el("th", { text: "lag (intents)" }), el("th", { text: "lag" }), el("th", { text: "oldest unresolved" }))),
+    el("thead", {}, el("tr", {}, el("th", { text: "partition" }), el("th", { text: "writes" }), el("th", { text: "writes/s" }),
+      el("th", { text: "lag (intents)" }), el("th", { text: "lag" }), el("th", { text: "oldest unresolved" }))),
     el("tbody"));
   c.append(el("h4", { text: "partitions" }), parts);
   return c;
@@ -160,10 +246,19 @@ function render(table, points) {
       b.dataset.value = f(last) == null ? "" : f(last);
     });
   });
-  const ps = Object.keys(last.lag || {}).sort((a, b) => a - b);
+  const parts = last.partitions || {};
+  const ps = Object.keys(parts).sort((a, b) => a - b);
+  const rates = [];
+  ps.forEach(p => { rates[Number(p)] = parts[p].write_rate; });
+  for (let i = 0; i < rates.length; i++) rates[i] = rates[i] || 0;
+  bars($('[data-chart="writes by partition"] canvas', c), rates, "/s");
+  const busiest = ps.reduce((b, p) => (b === null || parts[p].write_rate > parts[b].write_rate ? p : b), null);
+  $('[data-field="busiest_partition"]', c).textContent = busiest === null ? "–" : `partition ${busiest}, ${fmt(parts[busiest].write_rate, "/s")}`;
   $(".partitions tbody", c).replaceChildren(...ps.map(p => el("tr", { "data-partition": p },
-    el("td", { text: p }), el("td", { "data-field": "lag", text: last.lag[p] }),
-    el("td", { text: fmt(last.lag_seconds[p], "s") }), el("td", { text: fmt(last.oldest[p], "s") }))));
+    el("td", { text: p }), el("td", { "data-field": "writes_total", text: parts[p].writes_total }),
+    el("td", { "data-field": "write_rate", text: fmt(parts[p].write_rate, "/s") }),
+    el("td", { "data-field": "lag", text: parts[p].lag }),
+    el("td", { text: fmt(parts[p].lag_seconds, "s") }), el("td", { text: fmt(parts[p].oldest, "s") }))));
 }
 
 let liveTimer = null;
@@ -171,7 +266,9 @@ pages.live = {
   enter() {
     const tick = async () => {
       try {
-        const r = await (await fetch("api/series")).json();
+        const resp = await request("api/series");
+        if (!resp.ok) throw new Error((await resp.text()).trim());
+        const r = await resp.json();
         $("#interval").textContent = r.interval_seconds;
         const names = Object.keys(r.tables).sort();
         names.forEach(t => render(t, r.tables[t]));
@@ -186,12 +283,36 @@ pages.live = {
 
 // ---- event tail ----
 const maxRows = 200;
+// follow reads api/tail's server-sent events (with fetch: an EventSource
+// cannot send the token); close() ends it.
 function follow(table, key, onEvent, onState) {
-  const src = new EventSource(`api/tail?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`);
-  src.onopen = () => onState(`following ${table}${key ? ` (keys containing "${key}")` : ""}`);
-  src.onmessage = m => onEvent(JSON.parse(m.data));
-  src.addEventListener("error", m => { if (m.data) onState(`error: ${JSON.parse(m.data)}`, true); });
-  return src;
+  const ctl = new AbortController();
+  (async () => {
+    try {
+      const r = await request(`api/tail?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`, { signal: ctl.signal });
+      if (!r.ok) { onState(`error: ${(await r.text()).trim()}`, true); return; }
+      onState(`following ${table}${key ? ` (keys containing "${key}")` : ""}`);
+      const rd = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await rd.read();
+        if (done) { onState("the tail ended", true); return; }
+        buf += value;
+        for (let i; (i = buf.indexOf("\n\n")) >= 0;) {
+          const msg = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let kind = "message", data = "";
+          for (const line of msg.split("\n")) {
+            if (line.startsWith("event: ")) kind = line.slice(7);
+            else if (line.startsWith("data: ")) data += line.slice(6);
+          }
+          if (!data) continue;
+          if (kind === "error") onState(`error: ${JSON.parse(data)}`, true); else onEvent(JSON.parse(data));
+        }
+      }
+    } catch (e) { if (e.name !== "AbortError") onState(`error: ${e.message}`, true); }
+  })();
+  return { close: () => ctl.abort() };
 }
 const latency = e => (new Date(e.resolved_at) - new Date(e.intent_at));
 function addRow(tbody, row) {
@@ -241,7 +362,7 @@ $("#key-form").addEventListener("submit", async ev => {
     el("td", { text: e.version }), el("td", { text: e.covered_intents }), el("td", { text: e.resolved_at }),
     el("td", { class: "value", text: e.value + (e.truncated ? "…" : "") }));
   try {
-    const r = await fetch(`api/history?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`);
+    const r = await request(`api/history?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`);
     if (!r.ok) throw new Error(await r.text());
     const h = await r.json();
     h.events.forEach(e => rows.prepend(row(e)));
@@ -257,13 +378,13 @@ async function listLetters() {
   const entries = r.entries || [];
   $("#dlq-list tbody").replaceChildren(...entries.map(en => {
     const l = en.letter || {};
-    const redrive = el("button", { type: "button", text: "Redrive" });
-    if (en.resolution) redrive.disabled = true;
+    const redrive = el("button", { type: "button", class: "redrive", text: "Redrive" });
+    if (en.resolution || !who.admin) redrive.disabled = true;
     redrive.addEventListener("click", async () => {
       try {
-        await call("AdminService", "RedriveDeadLetters", { table, offsets: [en.offset] });
-        $("#dlq-state").textContent = `redrove offset ${en.offset}`;
+        await call("AdminService", "RedriveDeadLetters", { table, offsets: [en.offset || "0"] }); // protojson omits 0
         await listLetters();
+        $("#dlq-state").textContent = `redrove offset ${en.offset || "0"}; ${$("#dlq-state").textContent}`;
       } catch (e) { $("#dlq-state").textContent = e.message; }
     });
     return el("tr", { "data-offset": en.offset || "0" },
@@ -280,4 +401,4 @@ pages.dlq = {
 };
 $("#dlq-form").addEventListener("submit", ev => { ev.preventDefault(); listLetters().catch(e => { $("#dlq-state").textContent = e.message; }); });
 
-show();
+start();
