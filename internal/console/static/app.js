@@ -22,8 +22,19 @@ const el = (tag, attrs = {}, ...kids) => {
 // ---- the token ----
 const tokenKey = "wail-token";
 const authHeaders = () => { const t = sessionStorage.getItem(tokenKey); return t ? { Authorization: `Bearer ${t}` } : {}; };
-// request is fetch with the token.
-const request = (url, opts = {}) => fetch(url, { ...opts, headers: { ...authHeaders(), ...(opts.headers || {}) } });
+// request is fetch with the token; a token refused once signed in (revoked
+// meanwhile) signs out, saying why.
+async function request(url, opts = {}) {
+  const r = await fetch(url, { ...opts, headers: { ...authHeaders(), ...(opts.headers || {}) } });
+  if (r.status === 401 && who && who.auth) {
+    const msg = (await r.clone().text()).trim();
+    sessionStorage.removeItem(tokenKey);
+    if (current && current.leave) current.leave();
+    current = null;
+    login(`Signed out, the token was refused: ${msg}`);
+  }
+  return r;
+}
 
 // call is a unary Connect JSON call to the API.
 async function call(service, method, body) {
