@@ -123,6 +123,10 @@ func (c *Console) Handler() http.Handler {
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(static, "static") // the directory is embedded
 	mux.Handle("GET /console/", pageHeaders(http.StripPrefix("/console/", http.FileServerFS(sub))))
+	mux.HandleFunc("GET /console/api/{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"endpoints":["whoami","series","tail","history"]}`)
+	})
 	mux.HandleFunc("GET /console/api/whoami", c.serveWhoami)
 	mux.HandleFunc("GET /console/api/series", c.serveSeries)
 	mux.HandleFunc("GET /console/api/tail", c.serveTail)
