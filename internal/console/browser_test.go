@@ -180,7 +180,7 @@ func (b *browser) redrive(url, key string, offset int64, version uint64, shot st
 	b.waitJS("the dead letter of "+key+" listed with its redrive button", row+` && `+row+`.cells[2].textContent === `+strconv.Quote(key)+
 		` && !`+row+`.querySelector('button.redrive').disabled`)
 	b.shot(shot + "-before")
-	b.do(chromedp.Click(sel+" button.redrive"))
+	b.do(chromedp.Click(sel + " button.redrive"))
 	b.waitJS("the redrive done", `document.querySelector('#dlq-state').textContent.includes('redrove offset')`)
 	b.waitJS("the letter settled (listed without its unsettled row)", `!(`+row+`)`)
 	b.shot(shot + "-after")

@@ -75,7 +75,7 @@ func TestWritePathCountsPartitions(t *testing.T) {
 		{Table: "tx", Key: []byte("b"), Value: []byte("2")},
 		{Table: "tx", Key: []byte("old"), Value: []byte("3")},
 		{Table: "tx", Key: []byte("too-long-key"), Value: []byte("4")}, // refused
-		{Table: "nope", Key: []byte("a")},                            // refused
+		{Table: "nope", Key: []byte("a")},                              // refused
 	})
 	if res[2].Err != nil || !res[2].Superseded || res[3].Err == nil || res[4].Err == nil {
 		t.Fatalf("results %+v", res)
