@@ -150,14 +150,20 @@ pages.tables = {
 // ---- live charts ----
 const colors = ["#2f6fde", "#e0702f", "#2a9d5b", "#9b3fd1", "#c23b5a", "#1f9bb0", "#8a6d1e", "#555"];
 
-// draw plots series [{name, values}] on a canvas; null values are gaps.
-function draw(canvas, series, unit) {
+// surface clears a canvas for drawing at the device's pixel ratio.
+function surface(canvas) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth, h = canvas.clientHeight;
   canvas.width = w * dpr; canvas.height = h * dpr;
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
   g.clearRect(0, 0, w, h);
+  return { g, w, h };
+}
+
+// draw plots series [{name, values}] on a canvas; null values are gaps.
+function draw(canvas, series, unit) {
+  const { g, w, h } = surface(canvas);
   let top = 0;
   for (const s of series) for (const v of s.values) if (v != null && v > top) top = v;
   top = top > 0 ? top * 1.1 : 1;
@@ -199,12 +205,7 @@ const charts = [
 
 // bars draws one bar per partition (values by partition number).
 function bars(canvas, values, unit) {
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth, h = canvas.clientHeight;
-  canvas.width = w * dpr; canvas.height = h * dpr;
-  const g = canvas.getContext("2d");
-  g.scale(dpr, dpr);
-  g.clearRect(0, 0, w, h);
+  const { g, w, h } = surface(canvas);
   const top = Math.max(...values, 0) * 1.1 || 1;
   g.fillStyle = "#6b7385"; g.font = "10px sans-serif";
   g.fillText(fmt(top, unit), 2, 10);
