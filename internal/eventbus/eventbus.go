@@ -246,7 +246,7 @@ func (b *Bus) LastVersionsOf(ctx context.Context, table string, partition int32,
 		if ret.FirstAt.IsZero() {
 			ret.FirstAt = r.Timestamp
 		}
-		return want == nil || want(r.Key)
+		return want == nil || want(RowKey(r))
 	})
 	ret.Last = rec.Last
 	return ret, err

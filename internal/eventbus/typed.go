@@ -191,13 +191,12 @@ func decodeTyped(r *intentlog.Record, op string) (intent.Event, error) {
 		return bad("event id", fmt.Errorf("%q", id))
 	}
 	e.Table = table
-	e.Key = r.Key
 	if string(header(r, HeaderKeyFormat)) == KeyConfluent {
-		if _, _, e.Key, err = schema.ParseWire(r.Key); err != nil {
+		if _, _, _, err = schema.ParseWire(r.Key); err != nil {
 			return bad("key", err)
 		}
 	}
-	e.Key = bytes.Clone(e.Key)
+	e.Key = bytes.Clone(RowKey(r))
 	if e.Op == intent.Upsert {
 		id, _, payload, err := schema.ParseWire(r.Value)
 		if err != nil {
@@ -219,6 +218,17 @@ func decodeTyped(r *intentlog.Record, op string) (intent.Event, error) {
 	e.CoveredIntents = uint32(covered)
 	e.Trace = string(header(r, HeaderTrace))
 	return e, nil
+}
+
+// RowKey is the row key of an event record: its key, unframed when it is
+// a typed key in the wire format.
+func RowKey(r *intentlog.Record) []byte {
+	if string(header(r, HeaderKeyFormat)) == KeyConfluent {
+		if _, _, k, err := schema.ParseWire(r.Key); err == nil {
+			return k
+		}
+	}
+	return r.Key
 }
 
 // header returns the value of a record's header (nil: absent).
