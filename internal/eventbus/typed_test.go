@@ -230,7 +230,7 @@ func FuzzDecode(f *testing.F) {
 			{Key: HeaderEventID, Value: []byte(id)}, {Key: HeaderKeyFormat, Value: []byte(kf)},
 		}}
 		e, ok, err := Decode(r)
-		if err != nil || !ok || (value != nil && len(value) > 0 && value[0] != 0) {
+		if err != nil || !ok || (len(value) > 0 && value[0] != 0) {
 			return
 		}
 		if e.Version == 0 || (e.Op != intent.Upsert && e.Op != intent.Delete) {

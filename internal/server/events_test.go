@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
@@ -22,6 +23,7 @@ import (
 	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
 const orderKey = `syntax = "proto3"; package shop; message OrderKey { string id = 1; }`
@@ -213,5 +215,60 @@ func TestTypedEvents(t *testing.T) {
 		if !seen[string(okey(string(id)))+want[len(id):]] {
 			t.Errorf("no record %s among %d", want, len(recs))
 		}
+	}
+}
+
+// TestTypedDocColumn: on PostgreSQL a typed write (binary or JSON) also
+// puts the value's JSON in the row's doc column, with its schema id, for
+// plain SQL; an untyped write leaves both empty.
+func TestTypedDocColumn(t *testing.T) {
+	t.Parallel()
+	dsn := sqltest.Postgres(t)
+	dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
+	_, url := servertest.StartServer(t, func(c *config.Config) {
+		c.Store = config.Store{Kind: config.StorePostgres, DSN: dsn, MaxConns: 4, QueryTimeout: 5 * time.Second}
+	})
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	producer := wailv1connect.NewProducerServiceClient(http.DefaultClient, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "orders", ValueSchema: &wailv1.TypeSchema{Schema: ordersV1, Message: "Order"}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "plain"})); err != nil {
+		t.Fatal(err)
+	}
+	id := latestID(t, url, "wail.events.orders-value")
+	for _, req := range []*wailv1.PutRequest{
+		{Table: "orders", Key: []byte("bin"), Value: order("o-1", 1250, "tea", 2)},
+		{Table: "orders", Key: []byte("json"), ValueJson: `{"id":"o-2","cents":"7"}`},
+		{Table: "plain", Key: []byte("k"), Value: []byte(`{"id":"x"}`)},
+	} {
+		if _, err := producer.Put(ctx, connect.NewRequest(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, c := range []struct {
+		table, key, wantID string
+		schema             uint32
+	}{{"wail_orders", "bin", "o-1", id}, {"wail_orders", "json", "o-2", id}, {"wail_plain", "k", "", 0}} {
+		var got *string
+		var schemaID int64
+		err := conn.QueryRow(ctx, `SELECT doc->>'id', schema_id FROM `+c.table+` WHERE key = $1`, []byte(c.key)).Scan(&got, &schemaID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (c.wantID == "") != (got == nil) || got != nil && *got != c.wantID || uint32(schemaID) != c.schema {
+			t.Errorf("%s/%s: doc id %v schema %d, want %q %d", c.table, c.key, got, schemaID, c.wantID, c.schema)
+		}
+	}
+	var cents string
+	if err := conn.QueryRow(ctx, `SELECT doc->>'cents' FROM wail_orders WHERE doc @> '{"lines":[{"sku":"tea"}]}'`).Scan(&cents); err != nil || cents != "1250" {
+		t.Errorf("a query into the doc: %q %v", cents, err)
 	}
 }
