@@ -269,10 +269,10 @@ func (c *Console) history(ctx context.Context, table string, partitions int32, k
 			return h, fmt.Errorf("history of %s/%d (read up to %d of %d): %w", topic, h.Partition, rd.Position(), end, err)
 		}
 		for i := range recs {
-			if recs[i].Offset >= end || string(recs[i].Key) != string(key) || recs[i].Value == nil {
+			if recs[i].Offset >= end {
 				continue
 			}
-			if e, err := intent.UnmarshalEvent(recs[i].Value); err == nil {
+			if e, ok, err := eventbus.Decode(&recs[i]); ok && err == nil && string(e.Key) == string(key) {
 				h.Events = append(h.Events, tailEvent(h.Partition, recs[i].Offset, &e))
 			}
 		}
@@ -353,12 +353,9 @@ func (c *Console) follow(ctx context.Context, topic string, p int32, filter stri
 			return fmt.Errorf("tail %s/%d: %w", topic, p, err)
 		}
 		for i := range recs {
-			if recs[i].Value == nil {
-				continue // a delete's tombstone
-			}
-			e, err := intent.UnmarshalEvent(recs[i].Value)
-			if err != nil {
-				continue
+			e, ok, err := eventbus.Decode(&recs[i])
+			if !ok || err != nil {
+				continue // a delete's tombstone, or not an event
 			}
 			if !strings.Contains(printable(e.Key), filter) {
 				continue

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/schema"
 )
@@ -15,26 +17,49 @@ import (
 // server's Validator does against a subject's latest schema: JSON is
 // converted, binary checked.
 type typedValues struct {
-	msg atomic.Pointer[schema.Message]
+	cur atomic.Pointer[version] // the latest
+	// byID: the schemas registered, by id
+	byID map[uint32]*schema.Message
+}
+
+// version is a registered schema's message type and id.
+type version struct {
+	msg *schema.Message
+	id  uint32
 }
 
 func (v *typedValues) Validate(_ context.Context, _ catalog.Table, m *proxy.Mutation) error {
 	if m.Delete {
 		return nil
 	}
-	msg := v.msg.Load()
+	cur := v.cur.Load()
+	msg := cur.msg
 	if m.JSON {
 		b, err := msg.FromJSON(m.Value)
 		if err != nil {
 			return fmt.Errorf("%w: %w", proxy.ErrInvalid, err)
 		}
 		m.Value, m.JSON = b, false
-		return nil
-	}
-	if err := msg.Validate(m.Value); err != nil {
+	} else if err := msg.Validate(m.Value); err != nil {
 		return fmt.Errorf("%w: %w", proxy.ErrInvalid, err)
 	}
+	m.SchemaID = cur.id
 	return nil
+}
+
+// EventTypes implements eventbus.Typer as the server does: keys raw, a
+// value published under the schema id of its row once it fits it.
+func (v *typedValues) EventTypes(context.Context, string) (eventbus.EventTypes, bool, error) {
+	return eventbus.EventTypes{Value: func(_ context.Context, written uint32, value []byte) (uint32, []int, error) {
+		m := v.byID[written]
+		if m == nil {
+			return 0, nil, fmt.Errorf("%w: schema id %d is not registered", eventbus.ErrDrift, written)
+		}
+		if err := m.Validate(value); err != nil {
+			return 0, nil, fmt.Errorf("%w: %w", eventbus.ErrDrift, err)
+		}
+		return written, m.Indexes(), nil
+	}}, true, nil
 }
 
 // TestInvariantsTyped: the invariants on a typed table whose writers send
@@ -60,8 +85,8 @@ func TestInvariantsTyped(t *testing.T) {
 	if msgs := schema.Check(schema.Backward, s2, []schema.Version{{Version: 1, Schema: s1}}); len(msgs) > 0 {
 		t.Fatalf("the change is to be compatible: %v", msgs)
 	}
-	vals := &typedValues{}
-	vals.msg.Store(v1)
+	vals := &typedValues{byID: map[uint32]*schema.Message{1: v1, 2: v2}}
+	vals.cur.Store(&version{v1, 1})
 	var evolved, refused atomic.Bool
 	var jsonWrites, binWrites atomic.Int64
 	opts := DefaultOptions()
@@ -77,7 +102,7 @@ func TestInvariantsTyped(t *testing.T) {
 			jsonWrites.Add(1)
 			return []byte(j), true
 		}
-		b, err := vals.msg.Load().FromJSON([]byte(j))
+		b, err := vals.cur.Load().msg.FromJSON([]byte(j))
 		if err != nil {
 			t.Error(err)
 		}
@@ -85,12 +110,25 @@ func TestInvariantsTyped(t *testing.T) {
 		return b, false
 	}
 	opts.Disrupt = func(t *testing.T) {
-		vals.msg.Store(v2)  // the new version registered ...
-		evolved.Store(true) // ... then writers use its field
+		vals.cur.Store(&version{v2, 2}) // the new version registered ...
+		evolved.Store(true)             // ... then writers use its field
+	}
+	opts.Typer = vals
+	byID := map[uint32]int{}
+	opts.Events = func(t *testing.T, evs []Event) {
+		for _, e := range evs {
+			if e.Op == intent.Upsert {
+				byID[e.SchemaID]++
+			}
+		}
 	}
 	Run(t, openEmbedded, opts)
 	if refused.Load() {
 		t.Fatal("a value was refused")
+	}
+	// Values written before the change carry v1's id, after it v2's.
+	if byID[1] == 0 || byID[2] == 0 || len(byID) != 2 {
+		t.Fatalf("events by schema id %v: want both versions' and no other", byID)
 	}
 	if jsonWrites.Load() == 0 || binWrites.Load() == 0 || !evolved.Load() {
 		t.Fatalf("%d JSON and %d binary values, schema changed %t: the run proves nothing", jsonWrites.Load(), binWrites.Load(), evolved.Load())

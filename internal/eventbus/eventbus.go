@@ -6,8 +6,11 @@
 // Record format: key = row key; value = wail.v1.ChangeEvent (proto binary,
 // see api/wail/v1/wail.proto); headers wail.version (decimal), wail.op
 // (UPSERT|DELETE) and wail.event_id, so tools that do not speak protobuf can
-// still read what changed, and traceparent (W3C) when the event is traced. Every DELETE event is followed by a tombstone:
-// the same key with a nil value and no headers.
+// still read what changed, and traceparent (W3C) when the event is traced.
+// Every DELETE event is followed by a tombstone: the same key with a nil
+// value and no headers. Typed tables' events are in the Confluent wire
+// format instead, the row state itself with the metadata in headers
+// (typed.go); Decode reads both.
 package eventbus
 
 import (
@@ -41,7 +44,8 @@ func Topic(table string) string { return "wail.events." + table }
 
 // Bus publishes and reads final events.
 type Bus struct {
-	log intentlog.Log
+	log   intentlog.Log
+	typer Typer // nil: every event in wail's envelope
 }
 
 // New returns a bus on a log.
@@ -65,7 +69,7 @@ func (b *Bus) CreateTable(ctx context.Context, table string, partitions int32, r
 // tombstone (the key with a nil value), so that a compacted topic (Kafka)
 // can drop the key; readers skip tombstones.
 func (b *Bus) Publish(ctx context.Context, table string, events []intent.Event) error {
-	topic, recs, err := b.Records(table, events)
+	topic, recs, err := b.Records(ctx, table, events)
 	if err == nil {
 		err = b.log.Append(ctx, topic, recs)
 	}
@@ -76,12 +80,31 @@ func (b *Bus) Publish(ctx context.Context, table string, events []intent.Event) 
 }
 
 // Records returns the topic and the records that publish events: each
-// event's record, and a tombstone after each delete. A caller that appends
-// them itself (the resolver, inside a Kafka transaction) publishes exactly
-// what Publish would.
-func (b *Bus) Records(table string, events []intent.Event) (string, []*intentlog.Record, error) {
+// event's record, and a tombstone after each delete in wail's envelope
+// (a typed table's delete is one: typed.go). A caller that appends them
+// itself (the resolver, inside a Kafka transaction) publishes exactly
+// what Publish would. A typed event gets the schema id it is published
+// under (its SchemaID); an error wrapping ErrEncode is an event that can
+// never be published.
+func (b *Bus) Records(ctx context.Context, table string, events []intent.Event) (string, []*intentlog.Record, error) {
+	var types EventTypes
+	typed := false
+	if b.typer != nil {
+		var err error
+		if types, typed, err = b.typer.EventTypes(ctx, table); err != nil {
+			return "", nil, fmt.Errorf("eventbus: the types of %s: %w", table, err)
+		}
+	}
 	recs := make([]*intentlog.Record, 0, len(events))
 	for i := range events {
+		if typed {
+			r, err := encodeTyped(ctx, &events[i], types)
+			if err != nil {
+				return "", nil, err
+			}
+			recs = append(recs, r)
+			continue
+		}
 		r, err := Encode(&events[i])
 		if err != nil {
 			return "", nil, err
@@ -118,8 +141,13 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 // Size returns an upper bound of the bytes the records that publish e (its
 // record, and a tombstone after a delete; see Records) take in a log's
 // record batch, each with its framing (intentlog.FramedSize): what counts
-// against a log's limit of one append. It does not encode the value.
+// against a log's limit of one append, in either form (wail's envelope or
+// a typed table's). It does not encode the value.
 func Size(e *intent.Event) int {
+	return max(envelopeSize(e), typedSize(e))
+}
+
+func envelopeSize(e *intent.Event) int {
 	version, op, id := [2]int{len(HeaderVersion), len(strconv.FormatUint(e.Version, 10))},
 		[2]int{len(HeaderOp), len(e.Op.String())},
 		[2]int{len(HeaderEventID), len(intent.EventID(e.Table, e.Key, e.Version))}
@@ -218,7 +246,7 @@ func (b *Bus) LastVersionsOf(ctx context.Context, table string, partition int32,
 		if ret.FirstAt.IsZero() {
 			ret.FirstAt = r.Timestamp
 		}
-		return want == nil || want(r.Key)
+		return want == nil || want(RowKey(r))
 	})
 	ret.Last = rec.Last
 	return ret, err
@@ -363,11 +391,8 @@ func orphanEvents(recs []intentlog.Record, last map[string]uint64) []intent.Even
 // decodeEvent decodes an event record; tombstones and records that are not
 // events are skipped (not ours to judge here; subscribers report them).
 func decodeEvent(r *intentlog.Record) (intent.Event, bool) {
-	if r.Value == nil {
-		return intent.Event{}, false
-	}
-	e, err := intent.UnmarshalEvent(r.Value)
-	return e, err == nil
+	e, ok, err := Decode(r)
+	return e, ok && err == nil
 }
 
 func wrapScan(table string, partition int32, err error) error {

@@ -249,7 +249,7 @@ func testGroupMembersKilled(t *testing.T, kind string) {
 				}
 				evs = append(evs, e)
 			}
-			topic, recs, err := bus.Records(table, evs)
+			topic, recs, err := bus.Records(t.Context(), table, evs)
 			if err == nil {
 				if rl.transact != nil && i%2 == 0 {
 					err = rl.transact(ctx, topic, recs)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/group"
@@ -107,15 +106,16 @@ func (s *Service) sendGroupMessage(stream *connect.ServerStream[wailv1.ConsumeRe
 		return nil // the partition moved on
 	}
 	for i, rec := range msg.Records {
-		var ev wailv1.ChangeEvent
-		if err := proto.Unmarshal(rec.Value, &ev); err != nil {
+		e, ok, err := Decode(&rec)
+		if !ok || err != nil {
 			continue // not an event (subscribers skip it too)
 		}
+		ev := e.Proto()
 		next := rec.Offset + 1
 		if i == len(msg.Records)-1 {
 			next = msg.Next // the records passed after it (tombstones) too
 		}
-		if err := stream.Send(&wailv1.ConsumeResponse{Event: &ev, Partition: msg.Partition, Offset: rec.Offset, Epoch: msg.Epoch, Next: next}); err != nil {
+		if err := stream.Send(&wailv1.ConsumeResponse{Event: ev, Partition: msg.Partition, Offset: rec.Offset, Epoch: msg.Epoch, Next: next}); err != nil {
 			return err
 		}
 	}

@@ -133,7 +133,7 @@ func publishMixed(ctx context.Context, t *testing.T, rl realLog, bus *Bus, table
 		}
 		var err error
 		if rl.transact != nil && i%10 == 0 {
-			topic, recs, rerr := bus.Records(table, evs)
+			topic, recs, rerr := bus.Records(t.Context(), table, evs)
 			if rerr != nil {
 				t.Fatal(rerr)
 			}

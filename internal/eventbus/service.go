@@ -11,7 +11,6 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
-	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/group"
@@ -346,15 +345,12 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int
 		}
 		b := batch{p: p, next: r.Position()}
 		for i := range recs {
-			if recs[i].Value == nil {
+			e, ok, err := Decode(&recs[i])
+			if !ok || err != nil || e.Version <= after {
 				continue
 			}
-			var ev wailv1.ChangeEvent
-			if err := proto.Unmarshal(recs[i].Value, &ev); err != nil || ev.Version <= after {
-				continue
-			}
-			b.events = append(b.events, liveEvent{offset: recs[i].Offset, event: &ev})
-			b.size += int64(len(recs[i].Value))
+			b.events = append(b.events, liveEvent{offset: recs[i].Offset, event: e.Proto()})
+			b.size += int64(len(recs[i].Key) + len(recs[i].Value))
 		}
 		if b.size, err = buf.acquire(ctx, b.size); err != nil {
 			return err

@@ -14,10 +14,11 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
-// TestSize: Size is what the event's records take in Kafka's record
-// format with the timestamp and offset deltas at their widest (franz-go's
-// encoding is the oracle), and an embedded log whose batch limit is Size
-// takes them.
+// TestSize: the envelope's size is what the event's records take in
+// Kafka's record format with the timestamp and offset deltas at their
+// widest (franz-go's encoding is the oracle), Size is at least that, and
+// an embedded log whose batch limit is that size takes them. (The typed
+// form: TestTypedSize.)
 func TestSize(t *testing.T) {
 	t.Parallel()
 	// batchHeader is what the embedded log's batch adds around its records.
@@ -39,8 +40,11 @@ func TestSize(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			size := Size(&c.e)
-			_, recs, err := New(nil).Records(c.e.Table, []intent.Event{c.e})
+			size := envelopeSize(&c.e)
+			if s := Size(&c.e); s < size {
+				t.Fatalf("Size = %d, below the envelope's %d", s, size)
+			}
+			_, recs, err := New(nil).Records(t.Context(), c.e.Table, []intent.Event{c.e})
 			if err != nil {
 				t.Fatal(err)
 			}

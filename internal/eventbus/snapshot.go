@@ -162,7 +162,7 @@ func (s *Service) readRows(ctx context.Context, table string, page []store.KeyVe
 			if err != nil {
 				return snapshotErr(table, "read a row", err)
 			}
-			rows[i] = snapshotRow{key: page[i].Key, value: row.Value, version: row.Version, deleted: row.Deleted}
+			rows[i] = snapshotRow{key: page[i].Key, value: row.Value, version: row.Version, deleted: row.Deleted, schemaID: row.SchemaID}
 			found[i] = ok
 			return nil
 		})

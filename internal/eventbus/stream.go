@@ -62,6 +62,9 @@ type snapshotRow struct {
 	value   []byte
 	version uint64
 	deleted bool
+	// schemaID is the row's (store.Row.SchemaID): a typed row's schema,
+	// as its event names it.
+	schemaID uint32
 }
 
 // newStreamCore returns the core of a stream of table whose partitions
@@ -152,7 +155,7 @@ func (c *streamCore) rows(rows []snapshotRow) ([]*wailv1.SubscribeResponse, erro
 			continue
 		}
 		ev := &wailv1.ChangeEvent{Table: c.table, Key: r.key, Op: wailv1.Op_OP_UPSERT, Version: r.version, Value: r.value,
-			EventId: intent.EventID(c.table, r.key, r.version)}
+			EventId: intent.EventID(c.table, r.key, r.version), SchemaId: r.schemaID}
 		if r.deleted {
 			ev.Op, ev.Value = wailv1.Op_OP_DELETE, nil
 		}

@@ -59,6 +59,12 @@ type Record struct {
 	Key     []byte
 	Value   []byte // nil is a tombstone (Kafka compaction); empty is a value
 	Headers []Header
+	// RouteKey, when set, places the record instead of Key: Append puts
+	// it on Partition(RouteKey, n). The event bus sets it to the row key
+	// when the record key is the row key in another form (a typed
+	// table's key in the Confluent wire format), so that a key's events
+	// stay on its intents' partition. Not stored: readers see Key.
+	RouteKey []byte
 
 	Partition int32
 	Offset    int64
@@ -189,6 +195,15 @@ type Hanging struct {
 	// Abort ends the hanging transactions with abort markers; readers then
 	// pass them.
 	Abort func(ctx context.Context) error
+}
+
+// Place returns the partition Append puts r on among n partitions:
+// Partition(RouteKey, n) when RouteKey is set, else Partition(Key, n).
+func (r *Record) Place(n int32) int32 {
+	if r.RouteKey != nil {
+		return Partition(r.RouteKey, n)
+	}
+	return Partition(r.Key, n)
 }
 
 // Partition returns the partition of key among n partitions, exactly as

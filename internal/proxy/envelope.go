@@ -71,5 +71,8 @@ func eventOverhead(table string, key []byte) int {
 	for _, h := range rec.Headers {
 		n += len(h.Key) + len(h.Value)
 	}
-	return n + binary.MaxVarintLen64*(recordFields+2*len(rec.Headers))
+	n += binary.MaxVarintLen64 * (recordFields + 2*len(rec.Headers))
+	// A typed table's event (eventbus/typed.go: more headers, the key and
+	// value framed) may take more for a short key.
+	return max(n, eventbus.Size(&e)+binary.MaxVarintLen64)
 }

@@ -105,6 +105,11 @@ type Mutation struct {
 	// JSON: Value is the value message's Protobuf JSON, for a typed table;
 	// the Validator converts it to binary (without one, it is refused).
 	JSON bool
+	// SchemaID and Doc are set by the Validator of a typed table: the
+	// schema the value was checked against, kept with the row, and the
+	// value as JSON for a store's queryable column (store.Mutation).
+	SchemaID uint32
+	Doc      []byte
 }
 
 // Result says what happened to one Mutation.
@@ -420,7 +425,7 @@ func (p *Proxy) stamp(table string, muts []Mutation, idx []int, res []Result, no
 			op = intent.Delete
 		}
 		recs[j] = p.intentRecord(table, m.Key, op, v, now, trace)
-		smuts[j] = store.Mutation{Key: m.Key, Value: m.Value, Version: v, Delete: m.Delete}
+		smuts[j] = store.Mutation{Key: m.Key, Value: m.Value, Version: v, Delete: m.Delete, SchemaID: m.SchemaID, Doc: m.Doc}
 	}
 	return recs, smuts
 }

@@ -34,9 +34,6 @@ type Params struct {
 	// Horizon is how long, in version time, the core remembers the last
 	// published version of an idle key (see "dedupe horizon" in DESIGN.md).
 	Horizon time.Duration
-	// SchemaID is stamped on every event.
-	SchemaID uint32
-
 	// MaxAttempts and MaxRetryTime bound the failed reads or publishes of a
 	// key that count (see failure.go) before its intents go to the
 	// dead-letter queue, whichever is reached first. 0: DefaultMaxAttempts,
@@ -578,7 +575,7 @@ func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store
 		Version:    row.Version,
 		Value:      row.Value,
 		ResolvedAt: now,
-		SchemaID:   c.p.SchemaID,
+		SchemaID:   row.SchemaID, // the schema the value was written with (drift guard: eventbus/typed.go)
 	}
 	if row.Deleted {
 		ev.Op, ev.Value = intent.Delete, nil

@@ -215,7 +215,7 @@ type txnPublisher struct {
 }
 
 func (p *txnPublisher) events(ctx context.Context, evs []intent.Event, offset int64, apart bool) pubResult {
-	topic, recs, err := p.r.bus.Records(p.table, evs)
+	topic, recs, err := p.r.bus.Records(ctx, p.table, evs)
 	if err != nil {
 		return pubResult{failed: evs, err: err}
 	}

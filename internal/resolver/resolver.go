@@ -64,7 +64,7 @@ type Store interface {
 type Bus interface {
 	Publish(ctx context.Context, table string, events []intent.Event) error
 	// Records returns what Publish would append, for a transaction.
-	Records(table string, events []intent.Event) (string, []*intentlog.Record, error)
+	Records(ctx context.Context, table string, events []intent.Event) (string, []*intentlog.Record, error)
 	// End is the offset the next event of a partition gets;
 	// LastVersionsOf returns each key's last version in the events from an
 	// offset on (what a failed append may have written).

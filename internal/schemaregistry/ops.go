@@ -202,6 +202,7 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 		sub.Versions = append(sub.Versions, versionRec{Version: version, ID: id})
 		return true, nil
 	})
+	r.changed(subject, err)
 	return id, err
 }
 
@@ -423,6 +424,7 @@ func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent 
 		}
 		return true, nil
 	})
+	r.changed(subject, err)
 	return deleted, err
 }
 
@@ -490,6 +492,7 @@ func (r *Registry) DeleteVersion(ctx context.Context, subject string, version in
 		sub.Versions[i].Deleted = true
 		return true, nil
 	})
+	r.changed(subject, err)
 	return done, err
 }
 

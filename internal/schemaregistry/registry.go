@@ -72,6 +72,19 @@ type Registry struct {
 	raw      []byte // the document last read
 	st       *state // raw decoded; read-only
 	compiled map[int]compiledSchema
+	onChange func(subject string)
+}
+
+// OnChange makes fn run after each change of a subject's versions made
+// through this registry (a register, a delete): what caches a subject's
+// schemas forgets it. Call it before serving.
+func (r *Registry) OnChange(fn func(subject string)) { r.onChange = fn }
+
+// changed tells OnChange of a subject changed, unless err says it was not.
+func (r *Registry) changed(subject string, err error) {
+	if err == nil && r.onChange != nil {
+		r.onChange(subject)
+	}
 }
 
 // New returns a registry over storage.

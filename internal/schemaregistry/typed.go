@@ -52,3 +52,32 @@ func (r *Registry) Latest(ctx context.Context, subject string) (int, *schema.Sch
 	}
 	return v.ID, s, nil
 }
+
+// ByID returns the compiled schema of an id (an *Error with
+// CodeSchemaNotFound when there is none, after a hard delete).
+func (r *Registry) ByID(ctx context.Context, id int) (*schema.Schema, error) {
+	st, err := r.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.compiledByID(ctx, st, id)
+}
+
+// LiveIDs returns the schema ids of a subject's live versions, newest
+// first.
+func (r *Registry) LiveIDs(ctx context.Context, subject string) ([]int, error) {
+	st, err := r.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, e := st.subject(subject, false)
+	if e != nil {
+		return nil, e
+	}
+	vs := sub.live(false)
+	ids := make([]int, 0, len(vs))
+	for i := len(vs) - 1; i >= 0; i-- {
+		ids = append(ids, vs[i].ID)
+	}
+	return ids, nil
+}

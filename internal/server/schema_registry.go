@@ -5,6 +5,7 @@ import (
 
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/schemaregistry"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // schemaRegistry is the Confluent-compatible schema registry, kept in the
@@ -20,4 +21,9 @@ func (s *Server) openSchemas() {
 	s.schemas = schemaregistry.New(schemaregistry.Catalog{Store: s.store}, schemaregistry.Limits{
 		MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes})
 	s.values = newTypedValues(s, s.cfg.CatalogRefresh)
+	s.schemas.OnChange(s.values.forget) // a change through this process is taken at once
+	if d, ok := s.store.(store.DocumentStore); ok && d.KeepsDocuments() {
+		s.values.docs = true // typed values also go to the store's queryable column
+	}
+	s.bus.SetTyper(s.values) // typed tables' events in the Confluent wire format
 }

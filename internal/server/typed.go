@@ -109,9 +109,13 @@ func registryError(part string, err error) error {
 type typedValues struct {
 	s   *Server
 	ttl time.Duration
+	// docs: the store keeps a queryable copy of each value
+	// (store.DocumentStore): writes carry the value as JSON too.
+	docs bool
 
 	mu    sync.Mutex
 	cache map[string]cachedType // by subject and message type
+	byID  map[uint32]*schema.Schema
 }
 
 type cachedType struct {
@@ -121,7 +125,7 @@ type cachedType struct {
 }
 
 func newTypedValues(s *Server, ttl time.Duration) *typedValues {
-	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}}
+	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}, byID: map[uint32]*schema.Schema{}}
 }
 
 // forget drops a subject's cached schemas.
@@ -139,23 +143,23 @@ func (v *typedValues) forget(subject string) {
 }
 
 // message returns the message type of a table's part in the subject's
-// latest schema (cached), and when that was read.
-func (v *typedValues) message(ctx context.Context, table, part, name string) (schema.Message, time.Time, error) {
+// latest schema (cached), with its id and when that was read.
+func (v *typedValues) message(ctx context.Context, table, part, name string) (cachedType, error) {
 	subject := v.s.subject(table, part)
 	k := subject + "\x00" + name
 	v.mu.Lock()
 	c, ok := v.cache[k]
 	v.mu.Unlock()
 	if ok && time.Since(c.at) < v.ttl {
-		return c.msg, c.at, nil
+		return c, nil
 	}
 	id, sch, err := v.s.schemas.Latest(ctx, subject)
 	if err != nil {
-		return schema.Message{}, time.Time{}, fmt.Errorf("%w: table %s's %s schema (subject %s): %w", proxy.ErrUnavailable, table, part, subject, err)
+		return cachedType{}, fmt.Errorf("%w: table %s's %s schema (subject %s): %w", proxy.ErrUnavailable, table, part, subject, err)
 	}
 	msg, err := sch.MessageType(name)
 	if err != nil {
-		return schema.Message{}, time.Time{}, fmt.Errorf("%w: table %s's %s schema (subject %s, id %d) has no message %s: register one that has it: %w",
+		return cachedType{}, fmt.Errorf("%w: table %s's %s schema (subject %s, id %d) has no message %s: register one that has it: %w",
 			proxy.ErrUnavailable, table, part, subject, id, name, err)
 	}
 	c = cachedType{msg: msg, id: id, at: time.Now()}
@@ -165,7 +169,7 @@ func (v *typedValues) message(ctx context.Context, table, part, name string) (sc
 	}
 	v.cache[k] = c
 	v.mu.Unlock()
-	return c.msg, c.at, nil
+	return c, nil
 }
 
 // recheck: a value refused by a schema read longer ago than this is
@@ -176,49 +180,65 @@ func (v *typedValues) message(ctx context.Context, table, part, name string) (sc
 const recheck = 250 * time.Millisecond
 
 // with runs fn on a table part's message type; a refusal is retried once
-// on the latest schema when the cached one is older than recheck.
-func (v *typedValues) with(ctx context.Context, t catalog.Table, part, name string, fn func(schema.Message) error) error {
-	msg, at, err := v.message(ctx, t.Name, part, name)
+// on the latest schema when the cached one is older than recheck. It
+// returns the type fn took.
+func (v *typedValues) with(ctx context.Context, t catalog.Table, part, name string, fn func(schema.Message) error) (cachedType, error) {
+	c, err := v.message(ctx, t.Name, part, name)
 	if err != nil {
-		return err
+		return cachedType{}, err
 	}
-	err = fn(msg)
-	if err != nil && time.Since(at) > recheck {
+	err = fn(c.msg)
+	if err != nil && time.Since(c.at) > recheck {
 		v.forget(v.s.subject(t.Name, part))
-		if latest, _, lerr := v.message(ctx, t.Name, part, name); lerr == nil {
-			err = fn(latest)
+		if latest, lerr := v.message(ctx, t.Name, part, name); lerr == nil {
+			c, err = latest, fn(latest.msg)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %s of %s: %w", proxy.ErrInvalid, part, t.Name, err)
+		return cachedType{}, fmt.Errorf("%w: %s of %s: %w", proxy.ErrInvalid, part, t.Name, err)
 	}
-	return nil
+	return c, nil
 }
 
-// Validate implements proxy.Validator.
+// Validate implements proxy.Validator. A value checked (or converted)
+// against a schema carries that schema's id to the store (the row keeps
+// it: its event is published under it), and its JSON when the store keeps
+// a queryable copy. A value not checked (validation off) carries neither:
+// the resolver checks it before it is published (events.go).
 func (v *typedValues) Validate(ctx context.Context, t catalog.Table, m *proxy.Mutation) error {
 	if m.JSON && t.ValueMessage == "" {
 		return fmt.Errorf("%w: a JSON value needs a typed table; %s has no value message type", proxy.ErrInvalid, t.Name)
 	}
 	check := !t.SkipValidation
 	if t.KeyMessage != "" && check {
-		if err := v.with(ctx, t, partKey, t.KeyMessage, func(msg schema.Message) error { return msg.Validate(m.Key) }); err != nil {
+		if _, err := v.with(ctx, t, partKey, t.KeyMessage, func(msg schema.Message) error { return msg.Validate(m.Key) }); err != nil {
 			return err
 		}
 	}
-	switch {
-	case t.ValueMessage == "" || m.Delete || !(check || m.JSON):
+	if t.ValueMessage == "" || m.Delete || !(check || m.JSON) {
 		return nil
-	case m.JSON:
-		return v.with(ctx, t, partValue, t.ValueMessage, func(msg schema.Message) error {
+	}
+	fit := func(msg schema.Message) error { return msg.Validate(m.Value) }
+	if m.JSON {
+		fit = func(msg schema.Message) error {
 			b, err := msg.FromJSON(m.Value)
 			if err == nil {
 				m.Value, m.JSON = b, false
 			}
 			return err
-		})
+		}
 	}
-	return v.with(ctx, t, partValue, t.ValueMessage, func(msg schema.Message) error { return msg.Validate(m.Value) })
+	c, err := v.with(ctx, t, partValue, t.ValueMessage, fit)
+	if err != nil {
+		return err
+	}
+	m.SchemaID = uint32(c.id)
+	if v.docs {
+		// The value fits the schema: printing it cannot fail but on a
+		// bug, and then the row goes without its queryable copy.
+		m.Doc, _ = c.msg.Print(m.Value)
+	}
+	return nil
 }
 
 // createTypes registers the schemas of a table being created and returns
@@ -331,11 +351,11 @@ func (s *Server) configTypes(ctx context.Context, ct config.Table, def catalog.T
 // of the table's value subject. Fields that schema no longer has (a row
 // written before a field was removed) are left out rather than refused.
 func (v *typedValues) JSON(ctx context.Context, t catalog.Table, value []byte) ([]byte, error) {
-	msg, _, err := v.message(ctx, t.Name, partValue, t.ValueMessage)
+	c, err := v.message(ctx, t.Name, partValue, t.ValueMessage)
 	if err != nil {
 		return nil, err
 	}
-	j, err := msg.Print(value)
+	j, err := c.msg.Print(value)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the stored value of %s (written with validation off?): %w; read it without JSON", proxy.ErrInvalid, t.Name, err)
 	}

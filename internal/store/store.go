@@ -46,6 +46,24 @@ type Mutation struct {
 	Value   []byte // ignored for deletes
 	Version uint64
 	Delete  bool // write a tombstone at Version
+	// SchemaID is the registry id of the schema the value was written
+	// with (typed tables; 0: none). Kept with the row and returned by Get,
+	// so that the row's event names the schema its value was checked
+	// against, not whatever schema is latest when it is published.
+	SchemaID uint32
+	// Doc is the value as JSON text (typed tables: protojson of the
+	// value), for a store that keeps a queryable copy of it
+	// (DocumentStore); others ignore it. nil: none.
+	Doc []byte
+}
+
+// DocumentStore is a store that keeps Mutation.Doc in a column other
+// applications can query with plain SQL (PostgreSQL jsonb, MySQL JSON),
+// written by the same statement as the row. The server converts typed
+// values to JSON only for such a store.
+type DocumentStore interface {
+	// KeepsDocuments reports whether Apply stores Mutation.Doc.
+	KeepsDocuments() bool
 }
 
 // Outcome is what a Mutation did.
@@ -63,6 +81,9 @@ type Row struct {
 	Value   []byte
 	Version uint64
 	Deleted bool // a tombstone: Value is empty
+	// SchemaID is the Mutation's that wrote the row (0 for tombstones,
+	// untyped rows and rows written before stores kept it).
+	SchemaID uint32
 }
 
 // Level is a read consistency level: index 0 is the cheapest (a replica,

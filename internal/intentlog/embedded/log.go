@@ -447,7 +447,7 @@ func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*a
 		if rec == nil {
 			return nil, nil, nil, fmt.Errorf("record %d is nil", i)
 		}
-		p := intentlog.Partition(rec.Key, nparts)
+		p := rec.Place(nparts)
 		k, ok := slot[p]
 		if !ok {
 			k = len(reqs)

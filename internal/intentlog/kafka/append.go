@@ -30,7 +30,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	for i, r := range recs {
 		krs[i] = &kgo.Record{
 			Topic:     topic,
-			Partition: intentlog.Partition(r.Key, n),
+			Partition: r.Place(n),
 			Key:       r.Key,
 			Value:     r.Value,
 			Headers:   toKgoHeaders(r.Headers),

@@ -265,7 +265,7 @@ func (m *Member) records(ctx context.Context, p *producer, recs map[string][]*in
 		}
 		for _, r := range rs {
 			krs = append(krs, &kgo.Record{
-				Topic: topic, Partition: intentlog.Partition(r.Key, n), Key: r.Key, Value: r.Value,
+				Topic: topic, Partition: r.Place(n), Key: r.Key, Value: r.Value,
 				Headers: toKgoHeaders(r.Headers), Timestamp: ts,
 			})
 		}

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T, dir string) intentlog.Log) {
 		{"TopicAdmin", s.testTopicAdmin},
 		{"DeleteTopic", s.testDeleteTopic},
 		{"Ordering", s.testOrdering},
+		{"RouteKey", s.testRouteKey},
 		{"Durability", s.testDurability},
 		{"BoundsAndOffsetForTime", s.testBoundsAndOffsetForTime},
 		{"CommittedOffsets", s.testCommittedOffsets},

@@ -46,7 +46,7 @@ func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) 
 	cl := s.writeConsistency(table)
 	res := make([]keyResult, len(b.Keys))
 	write := func(j int) {
-		res[j] = s.writeKey(ctx, q, cl, b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j])
+		res[j] = s.writeKey(ctx, q, cl, b, j)
 	}
 	if len(res) == 1 {
 		write(0)
@@ -94,7 +94,8 @@ func firstErr(first, err error) error {
 }
 
 // writeKey writes one key: the read of its version, then the INSERT.
-func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, key, value []byte, version int64, deleted bool) keyResult {
+func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlstore.Batch, j int) keyResult {
+	key, value, version, deleted, schemaID := b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j], b.SchemaIDs[j]
 	var cur int64
 	err := s.session.Query("SELECT version FROM "+q+" WHERE key = ?", key).WithContext(ctx).Consistency(cl).
 		RetryPolicy(readRetry).Scan(&cur)
@@ -113,8 +114,8 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, key, val
 		if err := s.sendable(ctx, time.Now()); err != nil {
 			return keyResult{err: err}
 		}
-		err = s.session.Query("INSERT INTO "+q+" (key, value, version, deleted) VALUES (?, ?, ?, ?) USING TIMESTAMP ?",
-			key, value, version, deleted, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
+		err = s.session.Query("INSERT INTO "+q+" (key, value, version, deleted, schema_id) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
+			key, value, version, deleted, schemaID, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
 		switch {
 		case err == nil:
 			return keyResult{applied: true, sent: true}

@@ -31,15 +31,16 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 	var value []byte
 	var version int64
 	var deleted bool
-	err = s.session.Query("SELECT value, version, deleted FROM "+q+" WHERE key = ?", key).
-		WithContext(ctx).Consistency(s.ladder[level]).RetryPolicy(readRetry).Scan(&value, &version, &deleted)
+	var schemaID int64 // null (0) in rows of versions before the column
+	err = s.session.Query("SELECT value, version, deleted, schema_id FROM "+q+" WHERE key = ?", key).
+		WithContext(ctx).Consistency(s.ladder[level]).RetryPolicy(readRetry).Scan(&value, &version, &deleted, &schemaID)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 		return store.Row{}, false, nil
 	case err != nil:
 		return store.Row{}, false, fmt.Errorf("cassandra: get %q at %s: %w", table, s.levels[level], s.classify(ctx, err))
 	}
-	return sqlstore.Row(value, version, deleted), true, nil
+	return sqlstore.Row(value, version, deleted, schemaID), true, nil
 }
 
 // maxScanPage bounds the rows the driver fetches per round trip of a scan.

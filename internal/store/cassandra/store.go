@@ -10,7 +10,8 @@
 //	    key     blob PRIMARY KEY,
 //	    value   blob,              -- empty for a tombstone, never null
 //	    version bigint,            -- wail's version: also every cell's write timestamp
-//	    deleted boolean
+//	    deleted boolean,
+//	    schema_id bigint           -- the value's schema (typed tables); null in rows of older versions
 //	) WITH ID = <derived from keyspace and name> AND gc_grace_seconds = 0;
 //	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob);  -- swaps: catalog.go
 //	CREATE TABLE <ks>.wail__leases (...);                                  -- lease.go
@@ -21,7 +22,7 @@
 //
 // Last writer wins without Paxos: every write is
 //
-//	INSERT INTO <table> (key, value, version, deleted) VALUES (?, ?, ?, ?) USING TIMESTAMP <version>
+//	INSERT INTO <table> (key, value, version, deleted, schema_id) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP <version>
 //
 // and Cassandra keeps, cell by cell and replica by replica, the value with
 // the highest write timestamp. wail's 63-bit versions are the timestamps
@@ -300,8 +301,41 @@ func (s *Store) prepareKeyspace(ctx context.Context) error {
 		return err
 	}
 	s.warnFewNodes()
-	return s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob) WITH ID = %s",
-		s.ks, catalogTable, tableID(s.ks, catalogTable)))
+	if err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob) WITH ID = %s",
+		s.ks, catalogTable, tableID(s.ks, catalogTable))); err != nil {
+		return err
+	}
+	return s.migrate(ctx)
+}
+
+// migrate adds the schema_id column (later than the first tables) to the
+// wail tables of the keyspace that lack it; rows written before read
+// schema_id 0 (null). A process migrating at the same time makes the
+// ALTER fail on the existing column, which is the work done.
+func (s *Store) migrate(ctx context.Context) error {
+	iter := s.session.Query("SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = ?", s.ks).
+		WithContext(ctx).Consistency(gocql.One).Iter()
+	cols := map[string]map[string]bool{}
+	var table, col string
+	for iter.Scan(&table, &col) {
+		if cols[table] == nil {
+			cols[table] = map[string]bool{}
+		}
+		cols[table][col] = true
+	}
+	if err := iter.Close(); err != nil {
+		return fmt.Errorf("list columns: %w", s.classify(ctx, err))
+	}
+	for t, c := range cols {
+		if !c["version"] || !c["deleted"] || c["schema_id"] || t == catalogTable {
+			continue
+		}
+		err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD schema_id bigint", s.ks, t))
+		if err != nil && !strings.Contains(err.Error(), "conflicts with an existing column") {
+			return fmt.Errorf("add schema_id to %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 // checkLevels: every level can be met, and the strongest read sees every
@@ -410,7 +444,7 @@ func (s *Store) CreateTable(ctx context.Context, table string) error {
 	// The statement runs even for a table this store made: another
 	// process may have dropped it since.
 	name, _ := tableName(table)
-	stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean) "+
+	stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean, schema_id bigint) "+
 		"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, tableID(s.ks, name), table)
 	if err := s.ddl(ctx, stmt); err != nil {
 		return fmt.Errorf("cassandra: create table %q: %w", table, err)

@@ -18,7 +18,7 @@ import (
 const (
 	// maxAttempts bounds the runs of a batch that lost a lock race.
 	maxAttempts = 5
-	// chunkRows bounds the rows of one statement (5 placeholders each,
+	// chunkRows bounds the rows of one statement (7 placeholders each,
 	// well below the 65535 a prepared statement may have). Batches are
 	// far smaller in practice; a larger one takes several statements in
 	// its one transaction.
@@ -36,12 +36,12 @@ func keyHash(key []byte) []byte {
 // upsertSQL is the conditional write of n rows (see the package comment).
 func (s *Store) upsertSQL(ident string, n int) string {
 	var q strings.Builder
-	q.WriteString("INSERT INTO " + ident + " (kh, k, value, version, deleted) VALUES ")
+	q.WriteString("INSERT INTO " + ident + " (kh, k, value, version, deleted, schema_id, doc) VALUES ")
 	for i := range n {
 		if i > 0 {
 			q.WriteByte(',')
 		}
-		q.WriteString("(?,?,?,?,?)")
+		q.WriteString("(?,?,?,?,?,?,?)")
 	}
 	newer, val := "VALUES(version) > version", func(c string) string { return "VALUES(" + c + ")" }
 	if s.dialect == DialectMySQL8 {
@@ -50,11 +50,16 @@ func (s *Store) upsertSQL(ident string, n int) string {
 	}
 	q.WriteString(" ON DUPLICATE KEY UPDATE" +
 		" value = IF(" + newer + ", " + val("value") + ", value)," +
+		" schema_id = IF(" + newer + ", " + val("schema_id") + ", schema_id)," +
+		" doc = IF(" + newer + ", " + val("doc") + ", doc)," +
 		" deleted = IF(" + newer + ", " + val("deleted") + ", deleted)," +
 		" updated_at = IF(" + newer + ", CURRENT_TIMESTAMP(6), updated_at)," +
 		" version = GREATEST(version, " + val("version") + ")") // last: the IFs read the old version
 	return q.String()
 }
+
+// KeepsDocuments implements store.DocumentStore: the doc column.
+func (s *Store) KeepsDocuments() bool { return true }
 
 // Apply writes muts conditionally (last writer wins on version); see the
 // package comment for the statement, the transaction around it and the
@@ -131,9 +136,9 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 	}
 	for lo := 0; lo < len(b.Keys); lo += chunkRows {
 		hi := min(lo+chunkRows, len(b.Keys))
-		args := make([]any, 0, 5*(hi-lo))
+		args := make([]any, 0, 7*(hi-lo))
 		for j := lo; j < hi; j++ {
-			args = append(args, b.LockKeys[j], b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j])
+			args = append(args, b.LockKeys[j], b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j], b.SchemaIDs[j], b.Docs[j])
 		}
 		bounded, err := s.bound(qctx, tx, s.upsertSQL(ident, hi-lo))
 		if err != nil {
@@ -254,9 +259,10 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	var value []byte
 	var version int64
 	var deleted bool
+	var schemaID int64
 	st, err := s.getStmt(qctx, db, level, table)
 	if err == nil {
-		err = st.QueryRowContext(qctx, keyHash(key), sqlstore.NotNull(key)).Scan(&value, &version, &deleted)
+		err = st.QueryRowContext(qctx, keyHash(key), sqlstore.NotNull(key)).Scan(&value, &version, &deleted, &schemaID)
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -266,7 +272,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	case err != nil:
 		return store.Row{}, false, s.tableErr(ctx, table, err)
 	}
-	return sqlstore.Row(value, version, deleted), true, nil
+	return sqlstore.Row(value, version, deleted, schemaID), true, nil
 }
 
 // replicaErr classifies the error of a read at a replica (see

@@ -17,7 +17,7 @@ type stmtKey struct {
 }
 
 func getSQL(table string) string {
-	return "SELECT value, version, deleted FROM " + quote(tableName(table)) + " WHERE kh = ? AND k = ?"
+	return "SELECT value, version, deleted, schema_id FROM " + quote(tableName(table)) + " WHERE kh = ? AND k = ?"
 }
 
 // getStmt returns the Get statement of table at level, preparing it once.

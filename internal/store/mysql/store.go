@@ -10,7 +10,9 @@
 //	  value      LONGBLOB        NOT NULL,             -- '' for a tombstone
 //	  version    BIGINT          NOT NULL,
 //	  deleted    BOOL            NOT NULL,
-//	  updated_at TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+//	  updated_at TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+//	  schema_id  BIGINT          NOT NULL DEFAULT 0,    -- the value's schema (typed tables)
+//	  doc        JSON            NULL                   -- the value as JSON (typed tables)
 //	) ENGINE=InnoDB;
 //	CREATE TABLE wail__catalog (name VARCHAR(64) PRIMARY KEY, spec LONGBLOB NOT NULL);
 //
@@ -21,9 +23,11 @@
 // Apply runs one transaction per batch (READ COMMITTED), in which the
 // conditional write is one statement:
 //
-//	INSERT INTO wail_<name> (kh, k, value, version, deleted) VALUES (?,?,?,?,?), ...
+//	INSERT INTO wail_<name> (kh, k, value, version, deleted, schema_id, doc) VALUES (?,?,?,?,?,?,?), ...
 //	ON DUPLICATE KEY UPDATE
 //	  value      = IF(VALUES(version) > version, VALUES(value), value),
+//	  schema_id  = IF(VALUES(version) > version, VALUES(schema_id), schema_id),
+//	  doc        = IF(VALUES(version) > version, VALUES(doc), doc),
 //	  deleted    = IF(VALUES(version) > version, VALUES(deleted), deleted),
 //	  updated_at = IF(VALUES(version) > version, CURRENT_TIMESTAMP(6), updated_at),
 //	  version    = GREATEST(version, VALUES(version))
@@ -49,6 +53,11 @@
 // before the COMMIT, which is sent only while the deadline has not passed,
 // so Apply wraps store.ErrNotApplied for every error before it; an error
 // of the COMMIT leaves the outcome unknown.
+//
+// Typed tables (DESIGN.md, "Queryable rows"): schema_id is the registry id
+// of the schema the value was written with, doc the value as its
+// message's Protobuf JSON, written by the same statement. Columns added by
+// later versions are added to older tables at Open (migrate).
 //
 // Durability: InnoDB makes a commit visible before its redo log is flushed
 // unless the binary log's two-phase commit is on. With log_bin,
@@ -185,6 +194,9 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 	}
 	s.levels = sqlstore.LevelNames(len(s.replicas))
 	if _, err := s.primary.ExecContext(qctx, createCatalogSQL); err != nil {
+		return s.classify(ctx, err)
+	}
+	if err := s.migrate(qctx); err != nil {
 		return s.classify(ctx, err)
 	}
 	s.warnIfNotDurable(qctx)

@@ -67,7 +67,7 @@ func TestDialect(t *testing.T) {
 	}
 	my := &Store{dialect: DialectMySQL8}
 	q := my.upsertSQL("`t`", 2)
-	for _, part := range []string{"VALUES (?,?,?,?,?),(?,?,?,?,?) AS new ON DUPLICATE KEY UPDATE", "IF(new.version > version, new.value, value)"} {
+	for _, part := range []string{"VALUES (?,?,?,?,?,?,?),(?,?,?,?,?,?,?) AS new ON DUPLICATE KEY UPDATE", "IF(new.version > version, new.value, value)"} {
 		if !strings.Contains(q, part) {
 			t.Errorf("MySQL 8 statement %q lacks %q", q, part)
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
@@ -42,8 +44,49 @@ func createTableSQL(ident string) string {
   value      LONGBLOB        NOT NULL,
   version    BIGINT          NOT NULL,
   deleted    BOOL            NOT NULL,
-  updated_at TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+  updated_at TIMESTAMP(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  schema_id  BIGINT          NOT NULL DEFAULT 0,
+  doc        JSON            NULL
 ) ENGINE=InnoDB`
+}
+
+// oldTablesSQL lists the wail tables made before the columns of later
+// versions (schema_id, doc): those with wail's kh column and no doc.
+const oldTablesSQL = `SELECT t.table_name FROM information_schema.tables t
+ WHERE t.table_schema = DATABASE() AND (t.table_name LIKE 'wail\_%' OR t.table_name LIKE 'wailh\_%')
+   AND EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'kh')
+   AND NOT EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name AND c.column_name = 'doc')`
+
+// migrate adds the columns of later versions to older tables; rows
+// written before keep schema_id 0 and a NULL doc. Two processes migrating
+// at once: the second ALTER fails on the duplicate column (1060), which is
+// the work done.
+func (s *Store) migrate(ctx context.Context) error {
+	rows, err := s.primary.QueryContext(ctx, oldTablesSQL)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		names = append(names, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, n := range names {
+		_, err := s.primary.ExecContext(ctx, "ALTER TABLE "+quote(n)+" ADD COLUMN schema_id BIGINT NOT NULL DEFAULT 0, ADD COLUMN doc JSON NULL")
+		var me *mysql.MySQLError
+		if err != nil && !(errors.As(err, &me) && me.Number == 1060) {
+			return fmt.Errorf("add columns to %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // existsOnPrimary reports whether table exists, from the cache or the primary.

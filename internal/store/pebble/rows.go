@@ -36,6 +36,8 @@ type cachedRow struct {
 	version uint64
 	deleted bool
 	value   []byte // never nil for a live row
+	// schemaID of a live row (store.Row.SchemaID)
+	schemaID uint32
 }
 
 func rowSize(rowKey []byte, r cachedRow) int { return len(rowKey) + len(r.value) + rowOverhead }
@@ -53,6 +55,7 @@ func (s *Store) rememberRows(muts []store.Mutation, winners []pending, out []sto
 		m := &muts[p.idx]
 		r := cachedRow{version: m.Version, deleted: m.Delete}
 		if !m.Delete {
+			r.schemaID = m.SchemaID
 			r.value = bytes.Clone(m.Value)
 			if r.value == nil {
 				r.value = []byte{}

@@ -68,7 +68,7 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 			_ = it.Close()
 			return nil, err
 		}
-		if len(v) < headerLen || v[8]&^flagTombstone != 0 {
+		if len(v) < headerLen || (v[8] != 0 && v[8] != flagTombstone && v[8] != flagSchema) {
 			_ = it.Close()
 			return nil, fmt.Errorf("%w %q: %d-byte value", errCorruptRow, it.Key(), len(v))
 		}

@@ -16,8 +16,12 @@
 // Row value encoding:
 //
 //	[0:8]  version, uint64 big-endian
-//	[8]    flags; bit 0 = tombstone (the rest must be zero)
-//	[9:]   value bytes (always empty for a tombstone)
+//	[8]    flags; bit 0 = tombstone, bit 1 = schema id follows (the rest
+//	       must be zero; a tombstone never has a schema id)
+//	[9:13] with bit 1: the value's schema id, uint32 big-endian
+//	[..:]  value bytes (always empty for a tombstone)
+//
+// Rows written before bit 1 existed have none: their schema id reads as 0.
 package pebble
 
 import (
@@ -46,6 +50,8 @@ const (
 
 	headerLen     = 9 // version (8) + flags (1)
 	flagTombstone = 1 << 0
+	flagSchema    = 1 << 1
+	schemaLen     = 4
 
 	numStripes = 256
 )
@@ -505,15 +511,21 @@ func encodeRows(b *pebble.Batch, muts []store.Mutation, winners []pending, out [
 			continue
 		}
 		m := &muts[p.idx]
-		value, flags := m.Value, byte(0)
-		if m.Delete {
+		value, flags, head := m.Value, byte(0), headerLen
+		switch {
+		case m.Delete:
 			value, flags = nil, flagTombstone
+		case m.SchemaID != 0:
+			flags, head = flagSchema, headerLen+schemaLen
 		}
-		op := b.SetDeferred(len(p.rowKey), headerLen+len(value))
+		op := b.SetDeferred(len(p.rowKey), head+len(value))
 		copy(op.Key, p.rowKey)
 		binary.BigEndian.PutUint64(op.Value, m.Version)
 		op.Value[8] = flags
-		copy(op.Value[headerLen:], value)
+		if flags == flagSchema {
+			binary.BigEndian.PutUint32(op.Value[headerLen:], m.SchemaID)
+		}
+		copy(op.Value[head:], value)
 		if err := op.Finish(); err != nil {
 			return err
 		}
@@ -618,7 +630,7 @@ func (s *Store) readRow(ctx context.Context, rk, key []byte) (store.Row, bool, e
 		if err := s.failure.failed(); err != nil {
 			return store.Row{}, false, err
 		}
-		return store.Row{Version: r.version, Deleted: r.deleted, Value: bytes.Clone(r.value)}, true, nil
+		return store.Row{Version: r.version, Deleted: r.deleted, Value: bytes.Clone(r.value), SchemaID: r.schemaID}, true, nil
 	}
 	s.rowReads.Add(1)
 	v, closer, err := s.db.Get(rk)
@@ -651,8 +663,15 @@ func decodeRow(v []byte) (store.Row, error) {
 	}
 	row := store.Row{Version: binary.BigEndian.Uint64(v)}
 	switch flags := v[8]; flags {
-	case 0:
-		row.Value = bytes.Clone(v[headerLen:])
+	case 0, flagSchema:
+		value := v[headerLen:]
+		if flags == flagSchema {
+			if len(value) < schemaLen {
+				return store.Row{}, fmt.Errorf("%d-byte value with a schema id, want at least %d", len(v), headerLen+schemaLen)
+			}
+			row.SchemaID, value = binary.BigEndian.Uint32(value), value[schemaLen:]
+		}
+		row.Value = bytes.Clone(value)
 		if row.Value == nil {
 			row.Value = []byte{}
 		}

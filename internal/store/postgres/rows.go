@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,10 +19,11 @@ import (
 const maxAttempts = 5
 
 func applySQL(ident string) string {
-	return `INSERT INTO ` + ident + ` AS t (key, value, version, deleted)
-SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bool[])
+	return `INSERT INTO ` + ident + ` AS t (key, value, version, deleted, schema_id, doc)
+SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bool[], $5::bigint[], $6::text[]::jsonb[])
 ON CONFLICT (kh) DO UPDATE
-   SET value = excluded.value, version = excluded.version, deleted = excluded.deleted, updated_at = now()
+   SET value = excluded.value, version = excluded.version, deleted = excluded.deleted, updated_at = now(),
+       schema_id = excluded.schema_id, doc = excluded.doc
  WHERE t.version < excluded.version
 RETURNING key`
 }
@@ -104,7 +106,7 @@ func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, 
 	}
 	batch := &pgx.Batch{}
 	batch.Queue(boundSQL, strconv.FormatInt(max(budget.Milliseconds(), 1), 10))
-	batch.Queue(applySQL(ident), b.Keys, b.Values, b.Versions, b.Deleted)
+	batch.Queue(applySQL(ident), b.Keys, b.Values, b.Versions, b.Deleted, b.SchemaIDs, jsonbDocs(b.Docs))
 	br := conn.SendBatch(qctx, batch)
 	if err := readApplied(br, b, applied); err != nil {
 		_ = br.Close()
@@ -112,6 +114,27 @@ func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, 
 	}
 	return br.Close() // the commit's outcome
 }
+
+// jsonbDocs returns docs with those jsonb cannot store (the escape
+// \u0000, which protojson writes for a NUL in a string) as NULL.
+func jsonbDocs(docs []*string) []*string {
+	var out []*string
+	for i, d := range docs {
+		if d != nil && strings.Contains(*d, `\u0000`) {
+			if out == nil {
+				out = slices.Clone(docs)
+			}
+			out[i] = nil
+		}
+	}
+	if out == nil {
+		return docs
+	}
+	return out
+}
+
+// KeepsDocuments implements store.DocumentStore: the doc column.
+func (s *Store) KeepsDocuments() bool { return true }
 
 // readApplied reads the results of the batch of applyOnce.
 func readApplied(br pgx.BatchResults, b *sqlstore.Batch, applied []bool) error {
@@ -197,8 +220,9 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	var value []byte
 	var version int64
 	var deleted bool
-	err = p.QueryRow(qctx, `SELECT value, version, deleted FROM `+tableIdent(table)+
-		` WHERE kh = sha256($1) AND key = $1`, sqlstore.NotNull(key)).Scan(&value, &version, &deleted)
+	var schemaID int64
+	err = p.QueryRow(qctx, `SELECT value, version, deleted, schema_id FROM `+tableIdent(table)+
+		` WHERE kh = sha256($1) AND key = $1`, sqlstore.NotNull(key)).Scan(&value, &version, &deleted, &schemaID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.Row{}, false, nil
@@ -207,7 +231,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	case err != nil:
 		return store.Row{}, false, s.tableErr(ctx, table, err)
 	}
-	return sqlstore.Row(value, version, deleted), true, nil
+	return sqlstore.Row(value, version, deleted, schemaID), true, nil
 }
 
 // replicaErr classifies the error of a read at a replica (see

@@ -9,7 +9,9 @@
 //	    version    bigint      NOT NULL,
 //	    deleted    boolean     NOT NULL,
 //	    updated_at timestamptz NOT NULL DEFAULT now(),
-//	    kh         bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY
+//	    kh         bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY,
+//	    schema_id  bigint      NOT NULL DEFAULT 0, -- the value's schema (typed tables)
+//	    doc        jsonb                           -- the value as JSON (typed tables)
 //	);
 //	CREATE TABLE wail__catalog (name text PRIMARY KEY, spec bytea NOT NULL);
 //
@@ -23,11 +25,12 @@
 //
 // Apply is one statement per batch, one round trip:
 //
-//	INSERT INTO wail_<name> AS t (key, value, version, deleted)
-//	SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bool[])
+//	INSERT INTO wail_<name> AS t (key, value, version, deleted, schema_id, doc)
+//	SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bool[], $5::bigint[], $6::jsonb[])
 //	ON CONFLICT (kh) DO UPDATE
 //	   SET value = excluded.value, version = excluded.version,
-//	       deleted = excluded.deleted, updated_at = now()
+//	       deleted = excluded.deleted, updated_at = now(),
+//	       schema_id = excluded.schema_id, doc = excluded.doc
 //	 WHERE t.version < excluded.version
 //	RETURNING key
 //
@@ -49,6 +52,13 @@
 // write back: Apply wraps store.ErrNotApplied, as for a write never sent;
 // other errors (FATAL, a lost connection, the caller's deadline) leave
 // the outcome unknown.
+//
+// Typed tables (DESIGN.md, "Queryable rows"): schema_id is the registry id
+// of the schema the value was written with, and doc the value as its
+// message's Protobuf JSON (protojson), written by the same statement as
+// the value, so SQL can query it (doc->>'status'). A doc holding the
+// escape \u0000, which jsonb cannot store, is written as NULL. Columns
+// added by later versions are added to older tables at Open (migrateSQL).
 //
 // Durability: sessions run with synchronous_commit=on, so a commit is
 // visible only after its WAL is flushed, and replicas only replay flushed
@@ -148,6 +158,9 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		return s.classify(ctx, err)
 	}
 	if err := s.ddl(qctx, createCatalogSQL); err != nil {
+		return s.classify(ctx, err)
+	}
+	if err := s.ddl(qctx, migrateSQL); err != nil {
 		return s.classify(ctx, err)
 	}
 	return nil

@@ -42,9 +42,28 @@ func createTableSQL(ident string) string {
   version    bigint      NOT NULL,
   deleted    boolean     NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now(),
-  kh         bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY
+  kh         bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY,
+  schema_id  bigint      NOT NULL DEFAULT 0,
+  doc        jsonb
 )`
 }
+
+// migrateSQL adds the columns of later versions (schema_id, doc) to the
+// wail tables made before them: every table of the schema that has wail's
+// kh column and lacks one. Rows written before keep schema_id 0 and a
+// NULL doc.
+const migrateSQL = `DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = current_schema() AND c.relkind = 'r'
+      AND (c.relname LIKE 'wail\_%' OR c.relname LIKE 'wailh\_%')
+      AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'kh' AND NOT a.attisdropped)
+      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'doc' AND NOT a.attisdropped)
+  LOOP
+    EXECUTE format('ALTER TABLE %s ADD COLUMN IF NOT EXISTS schema_id bigint NOT NULL DEFAULT 0, ADD COLUMN IF NOT EXISTS doc jsonb', r.t);
+  END LOOP;
+END $$`
 
 // ddl runs one DDL statement on the primary under the advisory DDL lock.
 func (s *Store) ddl(ctx context.Context, sql string) error {

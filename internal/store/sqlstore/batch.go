@@ -44,8 +44,13 @@ type Batch struct {
 	Values   [][]byte // never nil: empty for a tombstone (NOT NULL)
 	Versions []int64
 	Deleted  []bool
-	winner   []int // per entry: index of the mutation that stands for the key
-	slot     []int // per mutation: its key's entry
+	// SchemaIDs: Mutation.SchemaID (0 for a tombstone).
+	SchemaIDs []int64
+	// Docs: Mutation.Doc as text, nil (SQL NULL) for a tombstone or a row
+	// without one.
+	Docs   []*string
+	winner []int // per entry: index of the mutation that stands for the key
+	slot   []int // per mutation: its key's entry
 }
 
 // NewBatch deduplicates muts into a Batch. lockKey maps a key to what the
@@ -70,10 +75,15 @@ func NewBatch(muts []store.Mutation, lockKey func(key []byte) []byte) (*Batch, e
 	for e, j := range order {
 		entryOf[j] = e
 		m := muts[winners[j]]
-		value := m.Value
+		value, schemaID, doc := m.Value, int64(m.SchemaID), (*string)(nil)
 		if m.Delete {
-			value = nil
+			value, schemaID = nil, 0
+		} else if m.Doc != nil {
+			d := string(m.Doc)
+			doc = &d
 		}
+		b.SchemaIDs = append(b.SchemaIDs, schemaID)
+		b.Docs = append(b.Docs, doc)
 		b.LockKeys = append(b.LockKeys, locks[j])
 		b.Keys = append(b.Keys, m.Key)
 		b.Values = append(b.Values, NotNull(value))

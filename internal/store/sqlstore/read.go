@@ -32,13 +32,13 @@ func Pool[P any](level store.Level, primary P, replicas []P) (P, error) {
 
 // Row returns the store.Row of the columns a Get read: a tombstone has a
 // nil Value, a live row a non-nil one.
-func Row(value []byte, version int64, deleted bool) store.Row {
+func Row(value []byte, version int64, deleted bool, schemaID int64) store.Row {
 	if deleted {
-		value = nil
+		value, schemaID = nil, 0
 	} else {
 		value = NotNull(value)
 	}
-	return store.Row{Value: value, Version: uint64(version), Deleted: deleted}
+	return store.Row{Value: value, Version: uint64(version), Deleted: deleted, SchemaID: uint32(schemaID)}
 }
 
 // ReplicaErr returns what a Get at a replica answers for err, the

@@ -48,16 +48,19 @@ func TestRow(t *testing.T) {
 		name    string
 		value   []byte
 		deleted bool
+		schema  int64
 		want    store.Row
 	}{
-		{"live", []byte("v"), false, store.Row{Value: []byte("v"), Version: 3}},
-		{"live, empty", nil, false, store.Row{Value: []byte{}, Version: 3}},
-		{"tombstone", []byte{}, true, store.Row{Version: 3, Deleted: true}},
+		{"live", []byte("v"), false, 0, store.Row{Value: []byte("v"), Version: 3}},
+		{"live, empty", nil, false, 0, store.Row{Value: []byte{}, Version: 3}},
+		{"live, typed", []byte("v"), false, 9, store.Row{Value: []byte("v"), Version: 3, SchemaID: 9}},
+		{"tombstone", []byte{}, true, 0, store.Row{Version: 3, Deleted: true}},
+		{"tombstone, a schema id left", []byte{}, true, 9, store.Row{Version: 3, Deleted: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got := Row(tc.value, 3, tc.deleted)
+			got := Row(tc.value, 3, tc.deleted, tc.schema)
 			if !reflect.DeepEqual(got, tc.want) || (got.Value == nil) != (tc.want.Value == nil) {
 				t.Errorf("Row = %#v, want %#v", got, tc.want)
 			}

@@ -1,8 +1,8 @@
 // Package storetest is the acceptance suite every store.Store backend must
 // pass: conditional last-writer-wins writes, tombstones, batches, binary and
 // large keys and values, table isolation, the catalog and its atomic swaps,
-// dropping tables, read levels, concurrent writers, behaviour after Close,
-// (for a store.Scanner) paged key scans, and the rule that a read never
+// dropping tables, schema ids kept with rows, read levels, concurrent
+// writers, behaviour after Close, (for a store.Scanner) paged key scans, and the rule that a read never
 // returns a write that is not durable (durable.go; stores that can hold
 // their durability point for a test offer SyncHolder).
 //
@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ScanConcurrent", testScanConcurrent, false},
 		{"DurableReads", testDurableReads, false},
 		{"MultiGet", testMultiGet, false},
+		{"SchemaIDs", testSchemaIDs, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

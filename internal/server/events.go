@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/schema"
+	"github.com/wail-cdc/wail/internal/schemaregistry"
+)
+
+// Typed tables' events (eventbus/typed.go): the schemas their record keys
+// and values are framed with, and the drift guard. A value is published
+// under the schema id its row was written with, after checking that it
+// still is a message of that schema (another writer of the store may
+// have changed it; validation may have been off); one that fits no
+// schema of its table is never published (eventbus.ErrDrift: the event
+// goes to the dead-letter topic).
+
+// EventTypes implements eventbus.Typer: a table with a value type has
+// typed events; its key is framed when it has a key type too.
+func (v *typedValues) EventTypes(ctx context.Context, table string) (eventbus.EventTypes, bool, error) {
+	t, ok := v.s.catalog.Get(table)
+	if !ok || t.ValueMessage == "" {
+		return eventbus.EventTypes{}, false, nil
+	}
+	var types eventbus.EventTypes
+	if t.KeyMessage != "" {
+		c, err := v.message(ctx, t.Name, partKey, t.KeyMessage)
+		if err != nil {
+			return types, false, err
+		}
+		types.KeyID, types.KeyIndexes = uint32(c.id), c.msg.Indexes()
+	}
+	types.Value = func(ctx context.Context, written uint32, value []byte) (uint32, []int, error) {
+		return v.eventValue(ctx, t, written, value)
+	}
+	return types, true, nil
+}
+
+// eventValue returns the schema id and message indexes a value of t is
+// published under: the id it was written with when the value fits that
+// schema; for a row without one (written before rows kept it, or with
+// validation off) or whose schema was deleted for good, the newest live
+// version of the value subject that reads it.
+func (v *typedValues) eventValue(ctx context.Context, t catalog.Table, written uint32, value []byte) (uint32, []int, error) {
+	if written != 0 {
+		msg, err := v.messageByID(ctx, written, t.ValueMessage)
+		var e *schemaregistry.Error
+		switch {
+		case err == nil:
+			if err := msg.Validate(value); err != nil {
+				return 0, nil, fmt.Errorf("%w: written with schema %d, the value no longer fits it (changed in the store past wail?): %w",
+					eventbus.ErrDrift, written, err)
+			}
+			return written, msg.Indexes(), nil
+		case !errors.As(err, &e) || e.Status != http.StatusNotFound:
+			return 0, nil, err
+		}
+		// Deleted for good: the versions left may read it.
+	}
+	c, err := v.message(ctx, t.Name, partValue, t.ValueMessage)
+	if err != nil {
+		return 0, nil, err
+	}
+	if c.msg.Validate(value) == nil {
+		return uint32(c.id), c.msg.Indexes(), nil
+	}
+	subject := v.s.subject(t.Name, partValue)
+	ids, err := v.s.schemas.LiveIDs(ctx, subject)
+	if err != nil {
+		return 0, nil, fmt.Errorf("the versions of %s: %w", subject, err)
+	}
+	for _, id := range ids {
+		msg, err := v.messageByID(ctx, uint32(id), t.ValueMessage)
+		if err != nil {
+			continue // a version without the message type cannot read it
+		}
+		if msg.Validate(value) == nil {
+			return uint32(id), msg.Indexes(), nil
+		}
+	}
+	return 0, nil, fmt.Errorf("%w: the value (schema id %d) fits no live version of %s", eventbus.ErrDrift, written, subject)
+}
+
+// messageByID returns a message type of the schema of an id, cached for
+// good (an id always names the same schema).
+func (v *typedValues) messageByID(ctx context.Context, id uint32, name string) (schema.Message, error) {
+	v.mu.Lock()
+	sch := v.byID[id]
+	v.mu.Unlock()
+	if sch == nil {
+		var err error
+		if sch, err = v.s.schemas.ByID(ctx, int(id)); err != nil {
+			return schema.Message{}, err
+		}
+		v.mu.Lock()
+		if len(v.byID) >= 4096 {
+			clear(v.byID)
+		}
+		v.byID[id] = sch
+		v.mu.Unlock()
+	}
+	return sch.MessageType(name)
+}
