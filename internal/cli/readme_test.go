@@ -434,3 +434,49 @@ func makeTargets(t *testing.T) map[string]bool {
 	}
 	return targets
 }
+
+// TestDocsPython: every Python snippet of the docs is an excerpt of a
+// script a test runs against a real broker (internal/server/testdata's
+// consume_typed.py, run by TestConfluentPythonConsumer): each of its lines,
+// comments aside, appears in the script in the same order.
+func TestDocsPython(t *testing.T) {
+	t.Parallel()
+	script, err := os.ReadFile("../../internal/server/testdata/consume_typed.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(script), "\n") {
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	n := 0
+	for _, b := range codeBlocks(t, docFiles(t)...) {
+		if b.lang != "python" {
+			continue
+		}
+		n++
+		at := 0
+		for _, l := range strings.Split(b.text, "\n") {
+			l, _, _ = strings.Cut(l, "  #")
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "#") {
+				continue
+			}
+			found := false
+			for at < len(lines) {
+				at++
+				if lines[at-1] == l {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("%s:%d: %q is not a line of consume_typed.py (after the snippet's previous line): keep the snippet an excerpt of the tested script", b.file, b.line, l)
+				break
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no python snippet found: the README's consumer example is gone or its fence changed")
+	}
+}
