@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ScanConcurrent", testScanConcurrent, false},
 		{"DurableReads", testDurableReads, false},
 		{"MultiGet", testMultiGet, false},
+		{"MultiGetMore", testMultiGetMore, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
