@@ -47,6 +47,9 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 		return nil, store.ErrUnknownTable
 	}
 	m := sqlstore.NewMultiRows(keys)
+	if len(keys) > 0 {
+		s.awaitReplica(ctx, level)
+	}
 	for _, chunk := range m.Chunks() {
 		err := s.readChunk(ctx, p, tableIdent(table), chunk, m)
 		switch {

@@ -192,6 +192,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	if store.ValidateTableName(table) != nil {
 		return store.Row{}, false, store.ErrUnknownTable
 	}
+	s.awaitReplica(ctx, level)
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var value []byte
