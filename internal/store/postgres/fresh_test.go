@@ -21,7 +21,7 @@ func TestReplicaWaitReadsAfterTheWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the replica to have the table", func() bool {
-		_, err := s.MultiGet(ctx, "fw", [][]byte{[]byte("x")}, 0)
+		_, err := s.GetMany(ctx, "fw", [][]byte{[]byte("x")}, 0)
 		return err == nil
 	})
 	const n = 50
@@ -36,9 +36,9 @@ func TestReplicaWaitReadsAfterTheWrite(t *testing.T) {
 				t.Fatalf("write %d: the replica read right after it found version %d, want %d", i, got, v)
 			}
 		} else {
-			rows, err := s.MultiGet(ctx, "fw", [][]byte{key}, 0)
-			if err != nil || rows[0].Version != v {
-				t.Fatalf("write %d: MultiGet at the replica right after it: %+v, %v; want version %d", i, rows, err, v)
+			rows, err := s.GetMany(ctx, "fw", [][]byte{key}, 0)
+			if err != nil || rows[0].Row.Version != v {
+				t.Fatalf("write %d: GetMany at the replica right after it: %+v, %v; want version %d", i, rows, err, v)
 			}
 		}
 	}
@@ -92,7 +92,7 @@ func BenchmarkReplicaReadAfterWrite(b *testing.B) {
 				b.Fatal(err)
 			}
 			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if _, err := s.MultiGet(ctx, "rb", [][]byte{[]byte("x")}, 0); err == nil || time.Now().After(deadline) {
+				if _, err := s.GetMany(ctx, "rb", [][]byte{[]byte("x")}, 0); err == nil || time.Now().After(deadline) {
 					break
 				}
 			}
