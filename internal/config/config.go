@@ -204,6 +204,12 @@ type Store struct {
 	MaxConns int `yaml:"max_conns"`
 	// QueryTimeout bounds every query.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// ReplicaWait (postgres with replica_dsns): a read at a replica waits
+	// up to this long for the replica to have replayed what the primary
+	// had flushed when the read was asked, then reads it either way; 0
+	// reads at once (most reads right after a write then find the replica
+	// behind and go to the primary as well).
+	ReplicaWait time.Duration `yaml:"replica_wait"`
 	// Cassandra configures store.kind cassandra (cassandra.go).
 	Cassandra Cassandra `yaml:"cassandra"`
 }
@@ -337,7 +343,7 @@ func defaults() Config {
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
-		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, Cassandra: defaultCassandra(),
+		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, ReplicaWait: 50 * time.Millisecond, Cassandra: defaultCassandra(),
 			VersionCacheKeys: 1 << 17, RowCacheBytes: 32 << 20},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
@@ -556,6 +562,9 @@ func (s Store) validate() []error {
 	}
 	if s.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("store.query_timeout must be positive"))
+	}
+	if s.ReplicaWait < 0 || s.ReplicaWait >= s.QueryTimeout {
+		errs = append(errs, fmt.Errorf("store.replica_wait %s must be at least 0s and below store.query_timeout", s.ReplicaWait))
 	}
 	return errs
 }

@@ -182,6 +182,7 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("server: %w", err)
 		}
 	}
+	registerStoreMetrics(s.registry, s.store)
 	s.bus = eventbus.New(s.log)
 	s.openSchemas()
 	if err := s.openCatalog(ctx); err != nil {
