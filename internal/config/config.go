@@ -260,6 +260,11 @@ type Resolver struct {
 	// TransactionProducers (Kafka) is how many transactions one resolver
 	// process runs at once, each for its share of the partitions.
 	TransactionProducers int `yaml:"transaction_producers"`
+	// TransactionLinger (Kafka) is the least time between the starts of
+	// two transactions of one producer: events ready meanwhile go in the
+	// next, so that fewer, larger transactions carry them (0: back to
+	// back).
+	TransactionLinger time.Duration `yaml:"transaction_linger"`
 	// RetryBackoffMin and RetryBackoffMax bound the backoff of a key whose
 	// store read or event publish failed: doubling from min to max, with
 	// jitter. How long it is retried is the table's max_attempts and
@@ -424,6 +429,7 @@ func (c *Config) Validate() error {
 	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
 	check(r.Group != "", "resolver.group must not be empty")
 	check(r.TransactionProducers >= 1 && r.TransactionProducers <= 64, "resolver.transaction_producers %d out of range 1..64", r.TransactionProducers)
+	check(r.TransactionLinger >= 0 && r.TransactionLinger <= time.Second, "resolver.transaction_linger %s out of range 0s..1s", r.TransactionLinger)
 	check(r.RetryBackoffMin > 0 && r.RetryBackoffMax >= r.RetryBackoffMin, "resolver.retry_backoff_min must be positive and <= retry_backoff_max")
 	check(r.StallAfter >= time.Second, "resolver.stall_after must be at least 1s")
 	errs = append(errs, c.validateTables()...)

@@ -76,6 +76,7 @@ func TestLoad(t *testing.T) {
 				t.Errorf("replica_wait %s (default %s), want 0s (default 50ms)", c.Store.ReplicaWait, Default().Store.ReplicaWait)
 			}
 		}},
+		{name: "transaction linger", yaml: "resolver:\n  transaction_linger: 2s\n", wantErr: "resolver.transaction_linger 2s out of range 0s..1s"},
 		{name: "negative replica wait", yaml: "store:\n  replica_wait: -1ms\n", wantErr: "store.replica_wait -1ms must be at least 0s and below store.query_timeout"},
 		{name: "replica wait over the query timeout", yaml: "store:\n  replica_wait: 5s\n", wantErr: "store.replica_wait 5s must be at least 0s and below store.query_timeout"},
 		{name: "log sync rounds", yaml: "log:\n  sync_filesystem: true\n", check: func(t *testing.T, c Config) {
