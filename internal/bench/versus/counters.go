@@ -1,13 +1,13 @@
 package versus
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/wail-cdc/wail/internal/bench"
 )
 
 // counterSource is a pipeline that exports counters of its own (wail's
@@ -30,47 +30,21 @@ const (
 // scrapeCounters reads url (Prometheus text) and sums the counters above
 // over every table.
 func scrapeCounters(ctx context.Context, url string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return parseCounters(resp.Body)
+	var out map[string]float64
+	err := bench.ReadMetrics(ctx, http.DefaultClient, url, func(r io.Reader) error {
+		var err error
+		out, err = parseCounters(r)
+		return err
+	})
+	return out, err
 }
 
 func parseCounters(r io.Reader) (map[string]float64, error) {
 	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "wail_") {
-			continue
-		}
-		name, labels, rest := line, "", ""
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				continue
-			}
-			name, labels, rest = line[:i], line[i+1:j], line[j+1:]
-		} else {
-			name, rest, _ = strings.Cut(line, " ")
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(fields[0], 64)
+	err := bench.EachSample(r, "wail_", func(name, labels, value string) error {
+		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
-			continue
+			return nil // not a counter of ours, or not a number
 		}
 		switch name {
 		case "wail_resolver_reads_total":
@@ -87,8 +61,9 @@ func parseCounters(r io.Reader) (map[string]float64, error) {
 		case "wail_store_replica_stale_reads_total":
 			out[ctrStale] += v
 		}
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 // diffCounters is after - before, key by key.
