@@ -42,20 +42,15 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if store.ValidateTableName(table) != nil {
 		return nil, store.ErrUnknownTable
 	}
-	m := sqlstore.NewMultiRows(keys)
-	for _, chunk := range m.Chunks() {
-		err := s.readChunk(ctx, db, quote(tableName(table)), chunk, m)
-		switch {
-		case err != nil && db != s.primary:
+	ident := quote(tableName(table))
+	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, db, ident, chunk, m) }
+	return sqlstore.ReadMany(keys, read, func(err error) error {
+		if db != s.primary {
 			// nil: the replica has not applied the table's creation yet.
-			if err := s.replicaErr(ctx, table, err); err != nil {
-				return nil, err
-			}
-		case err != nil:
-			return nil, s.tableErr(ctx, table, err)
+			return s.replicaErr(ctx, table, err)
 		}
-	}
-	return m.Reads(keys), nil
+		return s.tableErr(ctx, table, err)
+	})
 }
 
 func (s *Store) readChunk(ctx context.Context, db *sql.DB, ident string, keys [][]byte, m *sqlstore.MultiRows) error {

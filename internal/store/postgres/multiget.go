@@ -46,24 +46,18 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if store.ValidateTableName(table) != nil {
 		return nil, store.ErrUnknownTable
 	}
-	m := sqlstore.NewMultiRows(keys)
 	if len(keys) > 0 {
 		s.awaitReplica(ctx, level)
 	}
-	for _, chunk := range m.Chunks() {
-		err := s.readChunk(ctx, p, tableIdent(table), chunk, m)
-		switch {
-		case err != nil && p != s.primary:
-			// nil: the replica has not replayed the table's creation yet
-			// (nothing of it there).
-			if err := s.replicaErr(ctx, table, err); err != nil {
-				return nil, err
-			}
-		case err != nil:
-			return nil, s.tableErr(ctx, table, err)
+	ident := tableIdent(table)
+	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, p, ident, chunk, m) }
+	return sqlstore.ReadMany(keys, read, func(err error) error {
+		if p != s.primary {
+			// nil: the replica has not replayed the table's creation yet.
+			return s.replicaErr(ctx, table, err)
 		}
-	}
-	return m.Reads(keys), nil
+		return s.tableErr(ctx, table, err)
+	})
 }
 
 // readChunk reads the rows of keys from p into m, bounded inside the
@@ -90,10 +84,7 @@ func (s *Store) readChunk(ctx context.Context, p *pgxpool.Pool, ident string, ke
 	batch.Queue(multiGetSQL(ident), hashes)
 	br := conn.SendBatch(qctx, batch)
 	defer func() { _ = br.Close() }()
-	if _, err := br.Exec(); err != nil {
-		return err
-	}
-	rows, err := br.Query()
+	rows, err := boundRows(br)
 	if err != nil {
 		return err
 	}

@@ -115,10 +115,7 @@ func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, 
 
 // readApplied reads the results of the batch of applyOnce.
 func readApplied(br pgx.BatchResults, b *sqlstore.Batch, applied []bool) error {
-	if _, err := br.Exec(); err != nil {
-		return err
-	}
-	rows, err := br.Query()
+	rows, err := boundRows(br)
 	if err != nil {
 		return err
 	}
@@ -133,6 +130,14 @@ func readApplied(br pgx.BatchResults, b *sqlstore.Batch, applied []bool) error {
 		}
 	}
 	return rows.Err()
+}
+
+// boundRows returns the rows of a batch of boundSQL and one query.
+func boundRows(br pgx.BatchResults) (pgx.Rows, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	return br.Query()
 }
 
 // storedVersions reads the current versions of the entries not applied.

@@ -118,3 +118,19 @@ func (m *MultiRows) Reads(keys [][]byte) []store.KeyRead {
 	}
 	return out
 }
+
+// ReadMany is a SQL store's GetMany: read fills m with the rows of each
+// chunk of the distinct keys; fail classifies read's error (nil: the
+// chunk has nothing, e.g. a replica that lacks the table yet). It answers
+// keys in order.
+func ReadMany(keys [][]byte, read func(chunk [][]byte, m *MultiRows) error, fail func(error) error) ([]store.KeyRead, error) {
+	m := NewMultiRows(keys)
+	for _, chunk := range m.Chunks() {
+		if err := read(chunk, m); err != nil {
+			if err := fail(err); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m.Reads(keys), nil
+}
