@@ -194,18 +194,29 @@ type replicaWaiter interface {
 	ReplicaWaits() (waited, stale uint64)
 }
 
-// registerStoreMetrics exports what the store counts of its own.
+// registerStoreMetrics exports what the store counts of its own (0 for a
+// store that does not count it).
 func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
-	rw, ok := st.(replicaWaiter)
-	if !ok || reg == nil {
+	if reg == nil {
 		return
+	}
+	waits := func(stale bool) float64 {
+		rw, ok := st.(replicaWaiter)
+		if !ok {
+			return 0
+		}
+		w, s := rw.ReplicaWaits()
+		if stale {
+			return float64(s)
+		}
+		return float64(w)
 	}
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "wail_store_replica_waits_total",
-		Help: "Replica reads that waited for their replica to replay the primary's WAL of when they were asked (store.replica_wait).",
-	}, func() float64 { w, _ := rw.ReplicaWaits(); return float64(w) }))
+		Help: "PostgreSQL replica reads that waited for their replica to replay the primary's WAL of when they were asked (store.replica_wait).",
+	}, func() float64 { return waits(false) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "wail_store_replica_stale_reads_total",
-		Help: "Replica reads whose wait ran out (store.replica_wait) before the replica caught up; they read it anyway and mostly escalate.",
-	}, func() float64 { _, s := rw.ReplicaWaits(); return float64(s) }))
+		Help: "PostgreSQL replica reads whose wait ran out (store.replica_wait) before the replica caught up; they read it anyway and mostly escalate.",
+	}, func() float64 { return waits(true) }))
 }
