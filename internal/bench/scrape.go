@@ -44,19 +44,50 @@ func newScraper(hc *http.Client, base string, tables []string) *scraper {
 }
 
 func (s *scraper) scrape(ctx context.Context) (serverCounters, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	var c serverCounters
+	err := ReadMetrics(ctx, s.hc, s.url, func(r io.Reader) error {
+		var err error
+		c, err = parseMetrics(r, s.tables)
+		return err
+	})
+	return c, err
+}
+
+// ReadMetrics GETs url (a /metrics page) and hands its body to parse.
+func ReadMetrics(ctx context.Context, hc *http.Client, url string, parse func(io.Reader) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return serverCounters{}, err
+		return err
 	}
-	resp, err := s.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return serverCounters{}, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return serverCounters{}, fmt.Errorf("GET %s: %s", s.url, resp.Status)
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return parseMetrics(resp.Body, s.tables)
+	return parse(resp.Body)
+}
+
+// EachSample calls each with the name, label block and value of every
+// sample line (`name{labels} value [timestamp]`) of the Prometheus text
+// in r whose name begins with prefix.
+func EachSample(r io.Reader, prefix string, each func(name, labels, value string) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		if name, labels, value, ok := splitSample(line); ok {
+			if err := each(name, labels, value); err != nil {
+				return err
+			}
+		}
+	}
+	return sc.Err()
 }
 
 // parseMetrics sums the resolver series of the given tables from the
@@ -70,25 +101,19 @@ func parseMetrics(r io.Reader, tables map[string]bool) (serverCounters, error) {
 		"wail_resolver_covered_intents_total": &c.Covered,
 		"wail_resolver_lag_intents":           &c.Lag,
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "wail_resolver_") {
-			continue
-		}
-		name, labels, value, ok := splitSample(line)
+	err := EachSample(r, "wail_resolver_", func(name, labels, value string) error {
 		dst := targets[name]
-		if !ok || dst == nil || !tables[labelValue(labels, "table")] {
-			continue
+		if dst == nil || !tables[labelValue(labels, "table")] {
+			return nil
 		}
 		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
-			return c, fmt.Errorf("metrics: %q: %w", line, err)
+			return fmt.Errorf("metrics: %s{%s} %s: %w", name, labels, value, err)
 		}
 		*dst += v
-	}
-	return c, sc.Err()
+		return nil
+	})
+	return c, err
 }
 
 // splitSample splits a sample line into name, label block and value.

@@ -204,6 +204,12 @@ type Store struct {
 	MaxConns int `yaml:"max_conns"`
 	// QueryTimeout bounds every query.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// ReplicaWait (postgres with replica_dsns): a read at a replica waits
+	// up to this long for the replica to have replayed what the primary
+	// had flushed when the read was asked, then reads it either way; 0
+	// reads at once (most reads right after a write then find the replica
+	// behind and go to the primary as well).
+	ReplicaWait time.Duration `yaml:"replica_wait"`
 	// Cassandra configures store.kind cassandra (cassandra.go).
 	Cassandra Cassandra `yaml:"cassandra"`
 }
@@ -254,6 +260,11 @@ type Resolver struct {
 	// TransactionProducers (Kafka) is how many transactions one resolver
 	// process runs at once, each for its share of the partitions.
 	TransactionProducers int `yaml:"transaction_producers"`
+	// TransactionLinger (Kafka) is the least time between the starts of
+	// two transactions of one producer: events ready meanwhile go in the
+	// next, so that fewer, larger transactions carry them (0: back to
+	// back).
+	TransactionLinger time.Duration `yaml:"transaction_linger"`
 	// RetryBackoffMin and RetryBackoffMax bound the backoff of a key whose
 	// store read or event publish failed: doubling from min to max, with
 	// jitter. How long it is retried is the table's max_attempts and
@@ -337,7 +348,7 @@ func defaults() Config {
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
-		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, Cassandra: defaultCassandra(),
+		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, ReplicaWait: 50 * time.Millisecond, Cassandra: defaultCassandra(),
 			VersionCacheKeys: 1 << 17, RowCacheBytes: 32 << 20},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
@@ -418,6 +429,7 @@ func (c *Config) Validate() error {
 	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
 	check(r.Group != "", "resolver.group must not be empty")
 	check(r.TransactionProducers >= 1 && r.TransactionProducers <= 64, "resolver.transaction_producers %d out of range 1..64", r.TransactionProducers)
+	check(r.TransactionLinger >= 0 && r.TransactionLinger <= time.Second, "resolver.transaction_linger %s out of range 0s..1s", r.TransactionLinger)
 	check(r.RetryBackoffMin > 0 && r.RetryBackoffMax >= r.RetryBackoffMin, "resolver.retry_backoff_min must be positive and <= retry_backoff_max")
 	check(r.StallAfter >= time.Second, "resolver.stall_after must be at least 1s")
 	errs = append(errs, c.validateTables()...)
@@ -556,6 +568,9 @@ func (s Store) validate() []error {
 	}
 	if s.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("store.query_timeout must be positive"))
+	}
+	if s.ReplicaWait < 0 || s.ReplicaWait >= s.QueryTimeout {
+		errs = append(errs, fmt.Errorf("store.replica_wait %s must be at least 0s and below store.query_timeout", s.ReplicaWait))
 	}
 	return errs
 }

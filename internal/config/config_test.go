@@ -71,6 +71,14 @@ func TestLoad(t *testing.T) {
 		{name: "negative open file budget", yaml: "log:\n  max_open_files: -1\n", wantErr: "log.max_open_files -1 must not be negative"},
 		{name: "negative version cache", yaml: "store:\n  version_cache_keys: -1\n", wantErr: "store.version_cache_keys -1 must not be negative"},
 		{name: "negative row cache", yaml: "store:\n  row_cache_bytes: -1\n", wantErr: "store.row_cache_bytes -1 must not be negative"},
+		{name: "replica wait", yaml: "store:\n  replica_wait: 0s\n", check: func(t *testing.T, c Config) {
+			if c.Store.ReplicaWait != 0 || Default().Store.ReplicaWait != 50*time.Millisecond {
+				t.Errorf("replica_wait %s (default %s), want 0s (default 50ms)", c.Store.ReplicaWait, Default().Store.ReplicaWait)
+			}
+		}},
+		{name: "transaction linger", yaml: "resolver:\n  transaction_linger: 2s\n", wantErr: "resolver.transaction_linger 2s out of range 0s..1s"},
+		{name: "negative replica wait", yaml: "store:\n  replica_wait: -1ms\n", wantErr: "store.replica_wait -1ms must be at least 0s and below store.query_timeout"},
+		{name: "replica wait over the query timeout", yaml: "store:\n  replica_wait: 5s\n", wantErr: "store.replica_wait 5s must be at least 0s and below store.query_timeout"},
 		{name: "log sync rounds", yaml: "log:\n  sync_filesystem: true\n", check: func(t *testing.T, c Config) {
 			if !c.Log.SyncFilesystem || Default().Log.SyncFilesystem {
 				t.Fatalf("sync_filesystem %v, default %v", c.Log.SyncFilesystem, Default().Log.SyncFilesystem)

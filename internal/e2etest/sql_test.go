@@ -128,13 +128,16 @@ func metric(t *testing.T, url, name string, filters ...string) float64 {
 
 // TestProgressiveReadsOnALaggingReplica proves the resolver's progressive
 // consistency on a real PostgreSQL streaming replica: with replay paused,
-// it reads the replica, finds it stale, escalates to the primary and
-// publishes the right version; with the replica current, it never escalates.
+// it reads the replica (after store.replica_wait ran out), finds it stale,
+// escalates to the primary and publishes the right version; with the
+// replica current, every replica read waits until the replica covers the
+// primary and it never escalates.
 func TestProgressiveReadsOnALaggingReplica(t *testing.T) {
 	primary, replica := pgDSNs(t)
 	primary, replica = freshSchema(t, primary, replica)
 	url := servertest.Start(t, func(c *config.Config) {
-		c.Store = config.Store{Kind: config.StorePostgres, DSN: primary, ReplicaDSNs: []string{replica}, MaxConns: 4, QueryTimeout: 5 * time.Second}
+		c.Store = config.Store{Kind: config.StorePostgres, DSN: primary, ReplicaDSNs: []string{replica}, MaxConns: 4, QueryTimeout: 5 * time.Second,
+			ReplicaWait: 100 * time.Millisecond}
 		// Long enough for a current replica to have replayed the write.
 		c.Resolver.FirstReadDelay = 300 * time.Millisecond
 		c.Tables = []config.Table{{Name: "orders", VisibilityWindow: 10 * time.Second, Partitions: 2}}
@@ -178,6 +181,12 @@ func TestProgressiveReadsOnALaggingReplica(t *testing.T) {
 	if r0 < 1 || r1 < 1 || esc < 1 {
 		t.Fatalf("with a stale replica the resolver must read it, escalate and read the primary: replica reads %v, primary reads %v, escalations %v", r0, r1, esc)
 	}
+	// The replica read waited for the paused replica (store.replica_wait)
+	// and gave up before reading it.
+	if stale := metric(t, url, "wail_store_replica_stale_reads_total"); stale < 1 {
+		t.Fatalf("a read of the paused replica did not wait it out: wail_store_replica_stale_reads_total %v", stale)
+	}
+	stale := metric(t, url, "wail_store_replica_stale_reads_total")
 
 	// 2. Replay resumed and caught up: reads stay on the replica.
 	replay(t, replica, false)
@@ -189,6 +198,10 @@ func TestProgressiveReadsOnALaggingReplica(t *testing.T) {
 	r0b := metric(t, url, "wail_resolver_reads_total", `level="0"`)
 	if escb := metric(t, url, "wail_resolver_escalations_total"); escb != esc || r0b < r0+5 {
 		t.Fatalf("with a current replica: escalations %v -> %v (want none), replica reads %v -> %v", esc, escb, r0, r0b)
+	}
+	if waits, staleb := metric(t, url, "wail_store_replica_waits_total"), metric(t, url, "wail_store_replica_stale_reads_total"); waits < r0b || staleb != stale {
+		t.Fatalf("with a current replica every replica read waits for it to cover the primary and none gives up: waits %v for %v replica reads, stale %v -> %v",
+			waits, r0b, stale, staleb)
 	}
 	t.Logf("replay resumed: replica reads %v -> %v, escalations stayed %v", r0, r0b, esc)
 }

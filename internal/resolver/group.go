@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -73,18 +75,32 @@ const maxTxnRequests = 256
 
 // pump runs the transactions of one shard of this member's loops, one at a
 // time, each carrying the batches that queued while the previous one ran.
+// With a linger, a transaction starts no sooner than linger after the
+// previous one started: a transaction costs the broker about the same
+// whatever it carries (the partition adds, the offset commit, a marker
+// per partition), so at moderate rates back-to-back transactions of a few
+// events each cost more than the events.
 type pump struct {
-	group Group
-	shard int
-	reqs  chan *txnRequest
-	busy  sync.Mutex // held while a transaction runs
+	group  Group
+	shard  int
+	linger time.Duration
+	reqs   chan *txnRequest
+	busy   sync.Mutex // held while a transaction runs
+	txns   prometheus.Counter
 }
 
-func newPump(g Group, shard int) *pump {
-	return &pump{group: g, shard: shard, reqs: make(chan *txnRequest, maxTxnRequests)}
+func newPump(g Group, shard int, linger time.Duration, txns prometheus.Counter) *pump {
+	return &pump{group: g, shard: shard, linger: linger, txns: txns, reqs: make(chan *txnRequest, maxTxnRequests)}
 }
 
 func (p *pump) run(ctx context.Context) {
+	var last time.Time // start of the previous transaction
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		var batch []*txnRequest
 		select {
@@ -92,6 +108,27 @@ func (p *pump) run(ctx context.Context) {
 			return
 		case rq := <-p.reqs:
 			batch = append(batch, rq)
+		}
+		if wait := time.Until(last.Add(p.linger)); wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+		linger:
+			for len(batch) < maxTxnRequests {
+				select {
+				case <-ctx.Done():
+					return
+				case rq := <-p.reqs:
+					batch = append(batch, rq)
+				case <-timer.C:
+					break linger
+				}
+			}
+			if len(batch) == maxTxnRequests && !timer.Stop() {
+				<-timer.C
+			}
 		}
 	gather:
 		for len(batch) < maxTxnRequests {
@@ -102,6 +139,7 @@ func (p *pump) run(ctx context.Context) {
 				break gather
 			}
 		}
+		last = time.Now()
 		p.transact(ctx, batch)
 	}
 }
@@ -144,6 +182,7 @@ func (p *pump) transactLocked(ctx context.Context, batch []*txnRequest) {
 	if len(live) == 0 {
 		return
 	}
+	p.txns.Inc()
 	err := p.group.Transact(ctx, p.shard, recs, offsets)
 	if len(live) > 1 && errors.Is(err, ErrAborted) {
 		// One loop's records may have aborted it (too large for the
@@ -260,7 +299,7 @@ func (r *Resolver) runMember(ctx context.Context, known *[]catalog.Table, more <
 	var pumps sync.WaitGroup
 	var ps []*pump
 	for shard := range max(g.Shards(), 1) {
-		p := newPump(g, shard)
+		p := newPump(g, shard, r.cfg.TransactionLinger, r.cfg.Metrics.transactions)
 		ps = append(ps, p)
 		pumps.Go(func() { p.run(pumpCtx) })
 	}

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/dlq"
@@ -112,7 +115,7 @@ func TestPumpTransact(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			g := &fakeGroup{err: c.err}
-			p := newPump(g, 0)
+			p := newPump(g, 0, 0, NewMetrics(nil).transactions)
 			for _, rq := range c.reqs {
 				rq.reply = make(chan error, 1)
 			}
@@ -275,5 +278,75 @@ func TestLetterAndOffsetInOneTransaction(t *testing.T) {
 	}
 	if off := txn.offsets[intent.Topic("txl")][0]; off < 2 {
 		t.Fatalf("the letter's transaction commits offset %d: not past its intent (offset 1)", off)
+	}
+}
+
+// timedGroup records when each transaction started and what it carried.
+type timedGroup struct {
+	fakeGroup
+	mu    sync.Mutex
+	start time.Time
+	at    []time.Duration
+	recs  []int
+}
+
+func (g *timedGroup) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	g.mu.Lock()
+	g.at = append(g.at, time.Since(g.start))
+	g.recs = append(g.recs, len(recs["ev"]))
+	g.mu.Unlock()
+	return nil
+}
+
+// TestPumpLinger: with a linger, a transaction starts no sooner than the
+// linger after the previous one started, and carries everything that
+// queued meanwhile; after a quiet spell, the next starts at once. Without
+// one, each request that finds the pump idle gets its own transaction.
+func TestPumpLinger(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		linger   time.Duration
+		wantAt   []time.Duration
+		wantRecs []int
+	}{
+		{100 * time.Millisecond, []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond}, []int{1, 2, 1}},
+		{0, []time.Duration{0, 10 * time.Millisecond, 20 * time.Millisecond, 300 * time.Millisecond}, []int{1, 1, 1, 1}},
+	} {
+		t.Run(fmt.Sprint(tc.linger), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := &timedGroup{start: time.Now()}
+				m := NewMetrics(nil)
+				p := newPump(g, 0, tc.linger, m.transactions)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				go p.run(ctx)
+				live := make(chan struct{})
+				send := func(k string, part int32) {
+					go func() {
+						rq := &txnRequest{recs: map[string][]*intentlog.Record{"ev": {{Key: []byte(k)}}}, topic: "in", part: part, offset: 1, done: live}
+						if err := p.do(ctx, rq); err != nil {
+							t.Errorf("request %s: %v", k, err)
+						}
+					}()
+				}
+				send("a", 0)
+				time.Sleep(10 * time.Millisecond)
+				send("b", 1)
+				time.Sleep(10 * time.Millisecond)
+				send("c", 2)
+				time.Sleep(280 * time.Millisecond)
+				send("d", 3)
+				time.Sleep(time.Second)
+				synctest.Wait()
+				g.mu.Lock()
+				defer g.mu.Unlock()
+				if fmt.Sprint(g.at) != fmt.Sprint(tc.wantAt) || fmt.Sprint(g.recs) != fmt.Sprint(tc.wantRecs) {
+					t.Errorf("transactions at %v carrying %v records; want at %v carrying %v", g.at, g.recs, tc.wantAt, tc.wantRecs)
+				}
+				if n := testutil.ToFloat64(m.transactions); n != float64(len(tc.wantAt)) {
+					t.Errorf("wail_resolver_transactions_total %v, want %d", n, len(tc.wantAt))
+				}
+			})
+		})
 	}
 }

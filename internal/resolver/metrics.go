@@ -38,6 +38,8 @@ type Metrics struct {
 	readsPerEvent *prometheus.HistogramVec
 	perEvent      *prometheus.HistogramVec
 	readTime      *prometheus.HistogramVec
+	// transactions (Kafka): transactions the member's pumps ran.
+	transactions prometheus.Counter
 }
 
 // NewMetrics registers the resolver's collectors on reg (nil: unregistered).
@@ -94,12 +96,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Histogram: intents an event covers (coalescing: above 1 when a key changed again before its event).", "table"),
 		readTime: telemetry.Latency("wail_resolver_read_seconds",
 			"Histogram: store reads of the resolver by read level, until the store answered (or failed); each key of a batched read (GetMany) counts the whole call.", "table", "level"),
+		transactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "wail_resolver_transactions_total",
+			Help: "Kafka transactions the resolver ran (events and offsets of all its partitions that were ready; resolver.transaction_linger spaces them)."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
 			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency,
 			m.retriesVec, m.letters, m.letterErrors, m.gapIntents, m.parked, m.oldest, m.lagSeconds,
-			m.firstReadWait, m.resolveTime, m.publishTime, m.readsPerEvent, m.perEvent, m.readTime)
+			m.firstReadWait, m.resolveTime, m.publishTime, m.readsPerEvent, m.perEvent, m.readTime, m.transactions)
 	}
 	return m
 }

@@ -127,6 +127,10 @@ type Config struct {
 	// it resolves only the partitions the group assigns it and publishes
 	// in transactions. Without it, the resolver owns every partition.
 	Join JoinFunc
+	// TransactionLinger (with Join) is the least time between the starts
+	// of two transactions of one producer: what is ready meanwhile goes
+	// in the next (0: back to back).
+	TransactionLinger time.Duration
 	// Tables, when set, says whether a table is still to be resolved and
 	// its current definition (catalog.Catalog.Resolving); see tables.go.
 	Tables func(name string) (catalog.Table, bool)

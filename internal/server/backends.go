@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/wail-cdc/wail/internal/config"
@@ -116,9 +117,13 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm s
 		}
 		return st, nil
 	case config.StorePostgres:
+		wait := cfg.Store.ReplicaWait
+		if wait == 0 {
+			wait = -1 // postgres.Options: negative reads at once
+		}
 		st, err := postgres.Open(ctx, postgres.Options{
 			DSN: cfg.Store.DSN, ReplicaDSNs: cfg.Store.ReplicaDSNs, MaxConns: int32(cfg.Store.MaxConns),
-			QueryTimeout: cfg.Store.QueryTimeout, Logger: logger,
+			QueryTimeout: cfg.Store.QueryTimeout, ReplicaWait: wait, Logger: logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
@@ -181,4 +186,37 @@ func (g groupMember) Transact(ctx context.Context, shard int, recs map[string][]
 		return fmt.Errorf("%w: %w", resolver.ErrFenced, err)
 	}
 	return err
+}
+
+// replicaWaiter is a store whose replica reads wait for the replica to
+// catch up (postgres.Store.ReplicaWaits).
+type replicaWaiter interface {
+	ReplicaWaits() (waited, stale uint64)
+}
+
+// registerStoreMetrics exports what the store counts of its own (0 for a
+// store that does not count it).
+func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
+	if reg == nil {
+		return
+	}
+	waits := func(stale bool) float64 {
+		rw, ok := st.(replicaWaiter)
+		if !ok {
+			return 0
+		}
+		w, s := rw.ReplicaWaits()
+		if stale {
+			return float64(s)
+		}
+		return float64(w)
+	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "wail_store_replica_waits_total",
+		Help: "PostgreSQL replica reads that waited for their replica to replay the primary's WAL of when they were asked (store.replica_wait).",
+	}, func() float64 { return waits(false) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "wail_store_replica_stale_reads_total",
+		Help: "PostgreSQL replica reads whose wait ran out (store.replica_wait) before the replica caught up; they read it anyway and mostly escalate.",
+	}, func() float64 { return waits(true) }))
 }

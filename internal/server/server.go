@@ -183,6 +183,7 @@ func (s *Server) open(ctx context.Context) error {
 			return fmt.Errorf("server: %w", err)
 		}
 	}
+	registerStoreMetrics(s.registry, s.store)
 	s.bus = eventbus.New(s.log)
 	s.openSchemas()
 	if err := s.openCatalog(ctx); err != nil {
@@ -224,7 +225,8 @@ func (s *Server) open(ctx context.Context) error {
 		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
 		InstanceID: cfg.ResolverInstance(), Health: s.health, Limits: appendLimits,
 		Logger: s.logger, Metrics: resolver.NewMetrics(reg), Tracing: s.tracing, Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
-		Tables: s.catalog.Resolving, Landing: inFlight,
+		TransactionLinger: rc.TransactionLinger,
+		Tables:            s.catalog.Resolving, Landing: inFlight,
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
 	})

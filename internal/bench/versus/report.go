@@ -81,8 +81,15 @@ type StepResult struct {
 	RSSMB                    float64            `json:"rss_mb"`
 	HWMMB                    float64            `json:"hwm_mb"`
 	LoadAvg                  string             `json:"loadavg"`
-	Sustainable              bool               `json:"sustainable"`
-	Verdict                  string             `json:"verdict"`
+	// Counters are the pipeline's own counters over the measured period
+	// (wail: resolver reads, escalations, events, replica waits; see
+	// counters.go); ReadsPerEvent and EscalationRate (escalations per
+	// read at level 0, the replica when there is one) derive from them.
+	Counters       map[string]float64 `json:"counters,omitempty"`
+	ReadsPerEvent  float64            `json:"reads_per_event,omitempty"`
+	EscalationRate float64            `json:"escalation_rate,omitempty"`
+	Sustainable    bool               `json:"sustainable"`
+	Verdict        string             `json:"verdict"`
 }
 
 func workloadReport(o *Options) map[string]string {
@@ -104,9 +111,16 @@ func workloadReport(o *Options) map[string]string {
 }
 
 func stepLine(name string, st StepResult) string {
-	return fmt.Sprintf("%-8s %6.0f/s: %6.0f writes/s, e2e p50 %s p99 %s p99.9 %s, lag max %d, dup %d, cpu %.2fs/1k writes (+pg+kafka %.2fs), rss %.0f MB, load %s: %s",
+	reads := ""
+	if st.Counters != nil {
+		reads = fmt.Sprintf(", reads/event %.2f, escalations %.0f%%", st.ReadsPerEvent, 100*st.EscalationRate)
+		if w := st.Counters[ctrWaits]; w > 0 {
+			reads += fmt.Sprintf(" (replica waits %.0f, ran out %.0f)", w, st.Counters[ctrStale])
+		}
+	}
+	return fmt.Sprintf("%-8s %6.0f/s: %6.0f writes/s, e2e p50 %s p99 %s p99.9 %s, lag max %d, dup %d, cpu %.2fs/1k writes (+pg+kafka %.2fs), rss %.0f MB%s, load %s: %s",
 		name, st.TargetRate, st.WritesPerSec, ms(st.E2E.P50), ms(st.E2E.P99), ms(st.E2E.P999), st.MaxLag, st.Duplicates,
-		st.CPUPer1kWrites, st.CPUPer1kWritesWithShared, st.RSSMB, st.LoadAvg, st.Verdict)
+		st.CPUPer1kWrites, st.CPUPer1kWritesWithShared, st.RSSMB, reads, st.LoadAvg, st.Verdict)
 }
 
 // ms formats milliseconds with about 2 significant digits.
@@ -153,6 +167,7 @@ func writeReport(w io.Writer, r *Result) {
 				st.MaxLag, st.Duplicates, st.CPUPer1kWrites, st.CPUPer1kWritesWithShared, per(procPG), per(procKafka), st.RSSMB, st.Verdict)
 		}
 	}
+	writeReads(w, r)
 	if len(r.Pipelines) == 2 {
 		a, b := r.Pipelines[0], r.Pipelines[1]
 		fmt.Fprintf(w, "\nAt equal target rates (%s | %s):\n\n", a.Name, b.Name)
@@ -196,4 +211,23 @@ func byRate(a, b []StepResult) [][2]*StepResult {
 	}
 	slices.SortFunc(out, func(x, y [2]*StepResult) int { return int(x[0].TargetRate - y[0].TargetRate) })
 	return out
+}
+
+// writeReads prints the store reads of the steps that counted them
+// (wail's resolver): reads per event, escalations per replica read.
+func writeReads(w io.Writer, r *Result) {
+	header := false
+	for _, p := range r.Pipelines {
+		for _, st := range p.Steps {
+			if st.Counters == nil {
+				continue
+			}
+			if !header {
+				fmt.Fprint(w, "\n| pipeline | target/s | store reads per event | escalations per level-0 read | replica waits | waits that ran out |\n|---|---|---|---|---|---|\n")
+				header = true
+			}
+			fmt.Fprintf(w, "| %s | %.0f | %.2f | %.0f%% | %.0f | %.0f |\n", p.Name, st.TargetRate, st.ReadsPerEvent, 100*st.EscalationRate,
+				st.Counters[ctrWaits], st.Counters[ctrStale])
+		}
+	}
 }

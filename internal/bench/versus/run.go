@@ -373,12 +373,14 @@ func (s *session) runStep(ctx context.Context, rate float64) StepResult {
 	// measured period.
 	var before, after map[string]Usage
 	var events0, events1 int64
+	var ctr0, ctr1 map[string]float64
 	var lags []float64
 	sampDone := make(chan struct{})
 	go func() {
 		defer close(sampDone)
 		time.Sleep(time.Until(from))
 		before, events0 = s.smp.Take(), s.cons.events.Load()
+		ctr0 = s.counters(ctx)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for t := range tick.C {
@@ -388,6 +390,7 @@ func (s *session) runStep(ctx context.Context, rate float64) StepResult {
 			}
 		}
 		after, events1 = s.smp.Take(), s.cons.events.Load()
+		ctr1 = s.counters(ctx)
 		if u, ok := after[procPipeline]; ok {
 			st.RSSMB, st.HWMMB = u.RSSMB, u.HWMMB
 		}
@@ -448,8 +451,24 @@ func (s *session) runStep(ctx context.Context, rate float64) StepResult {
 		st.CPUPer1kWrites = st.CPU[procPipeline] / k
 		st.CPUPer1kWritesWithShared = (st.CPU[procPipeline] + st.CPU[procPG] + st.CPU[procReplica] + st.CPU[procKafka]) / k
 	}
+	st.Counters = diffCounters(ctr0, ctr1)
+	st.ReadsPerEvent, st.EscalationRate = readStats(st.Counters)
 	judge(&st, o.MaxP99, ctx.Err() != nil)
 	return st
+}
+
+// counters reads the pipeline's own counters, nil when it has none or
+// they cannot be read.
+func (s *session) counters(ctx context.Context) map[string]float64 {
+	cs, ok := s.p.(counterSource)
+	if !ok {
+		return nil
+	}
+	c, err := cs.Counters(ctx)
+	if err != nil {
+		return nil
+	}
+	return c
 }
 
 // judge applies the rule of `wail bench --find-max`.

@@ -33,6 +33,7 @@ type wailPipe struct {
 	pool     *pgxpool.Pool // cleanup only
 	topics   *topicAdmin
 	args     []string
+	base     string // http://addr
 }
 
 // startWail starts wail serve, waits for /healthz and creates the table.
@@ -56,6 +57,7 @@ func startWail(ctx context.Context, o *Options, table string, pool *pgxpool.Pool
 		return nil, err
 	}
 	base := "http://" + addr
+	w.base = base
 	noGzip := connect.WithAcceptCompression("gzip", nil, nil)
 	writers, err := client.Dial(client.Options{Addr: base, MaxConns: o.Load.Concurrency, DisableCompression: true,
 		ConnectOptions: []connect.ClientOption{noGzip}})
@@ -105,6 +107,11 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// Counters reads wail's /metrics (counterSource).
+func (w *wailPipe) Counters(ctx context.Context) (map[string]float64, error) {
+	return scrapeCounters(ctx, w.base+"/metrics")
 }
 
 func (w *wailPipe) Name() string    { return "wail" }

@@ -16,7 +16,11 @@ var _ store.Scanner = (*Store)(nil)
 // after timeoutMs (MariaDB: SET STATEMENT max_statement_time; MySQL: the
 // MAX_EXECUTION_TIME hint).
 func (s *Store) scanSQL(ident string, timeoutMs int64) string {
-	q := "SELECT k, version, deleted FROM " + ident + " WHERE kh > ? ORDER BY kh LIMIT ?"
+	return s.boundedSelect("SELECT k, version, deleted FROM "+ident+" WHERE kh > ? ORDER BY kh LIMIT ?", timeoutMs)
+}
+
+// boundedSelect makes the server stop the SELECT q after timeoutMs.
+func (s *Store) boundedSelect(q string, timeoutMs int64) string {
 	if s.mariadb {
 		secs := strconv.FormatFloat(float64(timeoutMs)/1000, 'f', 3, 64)
 		return "SET STATEMENT max_statement_time=" + secs + " FOR " + q

@@ -138,10 +138,7 @@ func (s *Store) KeepsDocuments() bool { return true }
 
 // readApplied reads the results of the batch of applyOnce.
 func readApplied(br pgx.BatchResults, b *sqlstore.Batch, applied []bool) error {
-	if _, err := br.Exec(); err != nil {
-		return err
-	}
-	rows, err := br.Query()
+	rows, err := boundRows(br)
 	if err != nil {
 		return err
 	}
@@ -156,6 +153,14 @@ func readApplied(br pgx.BatchResults, b *sqlstore.Batch, applied []bool) error {
 		}
 	}
 	return rows.Err()
+}
+
+// boundRows returns the rows of a batch of boundSQL and one query.
+func boundRows(br pgx.BatchResults) (pgx.Rows, error) {
+	if _, err := br.Exec(); err != nil {
+		return nil, err
+	}
+	return br.Query()
 }
 
 // storedVersions reads the current versions of the entries not applied.
@@ -215,6 +220,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	if store.ValidateTableName(table) != nil {
 		return store.Row{}, false, store.ErrUnknownTable
 	}
+	s.awaitReplica(ctx, level)
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var value []byte

@@ -97,6 +97,11 @@ type Options struct {
 	MaxConns int32
 	// QueryTimeout bounds every query, connecting included; 0 means 5s.
 	QueryTimeout time.Duration
+	// ReplicaWait bounds how long a read at a replica level waits for the
+	// replica to have replayed what the primary had flushed when the read
+	// was asked (see fresh.go); then it reads the replica either way.
+	// 0 means DefaultReplicaWait; negative: no wait (read at once).
+	ReplicaWait time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -109,6 +114,7 @@ type Store struct {
 	timeout  time.Duration
 	log      *slog.Logger
 	closed   atomic.Bool
+	fresh    *freshness // nil: no replicas, or ReplicaWait < 0
 
 	tables sqlstore.Tables // known to exist on the primary
 }
@@ -151,6 +157,12 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		s.replicas = append(s.replicas, p)
 	}
 	s.levels = sqlstore.LevelNames(len(s.replicas))
+	if wait := opts.ReplicaWait; len(s.replicas) > 0 && wait >= 0 {
+		if wait == 0 {
+			wait = DefaultReplicaWait
+		}
+		s.fresh = newFreshness(s.primary, s.replicas, s.timeout, wait)
+	}
 
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -207,10 +219,32 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closePools() {
+	if s.fresh != nil {
+		s.fresh.close()
+	}
 	for _, p := range append([]*pgxpool.Pool{s.primary}, s.replicas...) {
 		if p != nil {
 			p.Close()
 		}
+	}
+}
+
+// ReplicaWaits reports the replica reads that waited for their replica
+// to catch up with the primary (see Options.ReplicaWait), and how many of
+// them gave up after ReplicaWait and read a replica still behind.
+func (s *Store) ReplicaWaits() (waited, stale uint64) {
+	if s.fresh == nil {
+		return 0, 0
+	}
+	return s.fresh.waited.Load(), s.fresh.stale.Load()
+}
+
+// awaitReplica holds a read at level until its replica covers the
+// primary's position as of now, or ReplicaWait passes (no-op at the
+// primary, or without the wait).
+func (s *Store) awaitReplica(ctx context.Context, level store.Level) {
+	if s.fresh != nil && level >= 0 && int(level) < len(s.replicas) {
+		s.fresh.await(ctx, int(level), time.Now())
 	}
 }
 

@@ -60,3 +60,77 @@ func ReplicaErr(err error, exists func() (bool, error)) error {
 	}
 	return err
 }
+
+// MultiGetChunk bounds the keys of one statement of a SQL store's
+// GetMany; more keys take several statements (each bounded alone).
+const MultiGetChunk = 1000
+
+// MultiRows collects what a SQL store's GetMany read: the distinct keys
+// asked for, and the row found for each, answered in the order asked.
+type MultiRows struct {
+	keys  [][]byte
+	asked map[string]bool
+	found map[string]store.Row
+}
+
+// NewMultiRows starts collecting the rows of keys.
+func NewMultiRows(keys [][]byte) *MultiRows {
+	m := &MultiRows{asked: make(map[string]bool, len(keys)), found: make(map[string]store.Row, len(keys))}
+	for _, k := range keys {
+		if !m.asked[string(k)] {
+			m.asked[string(k)] = true
+			m.keys = append(m.keys, NotNull(k))
+		}
+	}
+	return m
+}
+
+// Chunks returns the distinct keys in slices of at most MultiGetChunk.
+func (m *MultiRows) Chunks() [][][]byte {
+	var out [][][]byte
+	for lo := 0; lo < len(m.keys); lo += MultiGetChunk {
+		out = append(out, m.keys[lo:min(lo+MultiGetChunk, len(m.keys))])
+	}
+	return out
+}
+
+// Found records the columns read for key (a row whose key was not asked
+// for, which a hash collision could select, is ignored).
+func (m *MultiRows) Found(key, value []byte, version int64, deleted bool, schemaID int64) {
+	if m.asked[string(key)] {
+		m.found[string(key)] = Row(value, version, deleted, schemaID)
+	}
+}
+
+// Reads answers keys (those NewMultiRows was given), in order: the row
+// found, or not found. A key asked more than once gets its own copy of
+// the value each further time: the rows are the caller's.
+func (m *MultiRows) Reads(keys [][]byte) []store.KeyRead {
+	out := make([]store.KeyRead, len(keys))
+	given := make(map[string]bool, len(m.found))
+	for i, k := range keys {
+		row, ok := m.found[string(k)]
+		if ok && given[string(k)] && row.Value != nil {
+			row.Value = append([]byte{}, row.Value...)
+		}
+		given[string(k)] = true
+		out[i] = store.KeyRead{Row: row, Found: ok}
+	}
+	return out
+}
+
+// ReadMany is a SQL store's GetMany: read fills m with the rows of each
+// chunk of the distinct keys; fail classifies read's error (nil: the
+// chunk has nothing, e.g. a replica that lacks the table yet). It answers
+// keys in order.
+func ReadMany(keys [][]byte, read func(chunk [][]byte, m *MultiRows) error, fail func(error) error) ([]store.KeyRead, error) {
+	m := NewMultiRows(keys)
+	for _, chunk := range m.Chunks() {
+		if err := read(chunk, m); err != nil {
+			if err := fail(err); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m.Reads(keys), nil
+}

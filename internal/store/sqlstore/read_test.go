@@ -99,3 +99,39 @@ func TestReplicaErr(t *testing.T) {
 		})
 	}
 }
+
+func TestMultiRows(t *testing.T) {
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("a"), nil, []byte("c")}
+	m := NewMultiRows(keys)
+	var n int
+	for _, c := range m.Chunks() {
+		n += len(c)
+	}
+	if n != 4 { // a, b, "", c
+		t.Fatalf("chunks hold %d keys, want the 4 distinct ones", n)
+	}
+	m.Found([]byte("a"), []byte("va"), 3, false, 7)
+	m.Found([]byte("c"), nil, 4, true, 0)
+	m.Found([]byte("stranger"), []byte("x"), 9, false, 0) // not asked: ignored
+	reads := m.Reads(keys)
+	if len(reads) != len(keys) {
+		t.Fatalf("%d reads for %d keys", len(reads), len(keys))
+	}
+	if !reads[0].Found || string(reads[0].Row.Value) != "va" || reads[0].Row.SchemaID != 7 || reads[1].Found || !reads[2].Found || reads[3].Found ||
+		!reads[4].Found || !reads[4].Row.Deleted || reads[4].Row.Value != nil {
+		t.Fatalf("reads: %+v", reads)
+	}
+	reads[0].Row.Value[0] = 'X'
+	if reads[2].Row.Value[0] == 'X' {
+		t.Error("a key asked twice shares its value buffer")
+	}
+
+	big := make([][]byte, 2*MultiGetChunk+1)
+	for i := range big {
+		big[i] = []byte{byte(i), byte(i >> 8)}
+	}
+	chunks := NewMultiRows(big).Chunks()
+	if len(chunks) != 3 || len(chunks[0]) != MultiGetChunk || len(chunks[2]) != 1 {
+		t.Errorf("%d keys in chunks of %d, %d, ...", len(big), len(chunks[0]), len(chunks[len(chunks)-1]))
+	}
+}

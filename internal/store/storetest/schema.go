@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -47,10 +48,24 @@ func testSchemaIDs(t *testing.T, s store.Store) {
 	wantSchema(t, s, "typed", "b", 50, "v5", 11)
 }
 
+// wantSchema checks the row of key through Get and, on a
+// store.MultiGetter, through GetMany too.
 func wantSchema(t *testing.T, s store.Store, table, key string, version uint64, value string, id uint32) {
 	t.Helper()
 	row, found := get(t, s, table, []byte(key))
 	if !found || row.Deleted || row.Version != version || string(row.Value) != value || row.SchemaID != id {
 		t.Errorf("Get(%q) = %+v found=%v; want version %d value %q schema id %d", key, row, found, version, value, id)
+	}
+	mg, ok := s.(store.MultiGetter)
+	if !ok {
+		return
+	}
+	level := store.Level(len(s.Levels()) - 1)
+	reads, err := mg.GetMany(context.Background(), table, [][]byte{[]byte(key)}, level)
+	if err != nil || len(reads) != 1 {
+		t.Fatalf("GetMany(%q): %v, %d reads", key, err, len(reads))
+	}
+	if r := reads[0]; !r.Found || r.Row.Deleted || r.Row.Version != version || string(r.Row.Value) != value || r.Row.SchemaID != id {
+		t.Errorf("GetMany(%q) = %+v; want version %d value %q schema id %d", key, r, version, value, id)
 	}
 }

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DurableReads", testDurableReads, false},
 		{"MultiGet", testMultiGet, false},
 		{"SchemaIDs", testSchemaIDs, false},
+		{"MultiGetMore", testMultiGetMore, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
