@@ -144,7 +144,15 @@ var nameRE = regexp.MustCompile(`\bwail_[a-z][a-z0-9_]*`)
 
 // metricNames are the names in text that look like wail metrics.
 func metricNames(text string) []string {
-	names := nameRE.FindAllString(text, -1)
+	var names []string
+	for _, at := range nameRE.FindAllStringIndex(text, -1) {
+		// A SQL table of a store (`SELECT ... FROM wail_orders`) is
+		// not a metric.
+		if before := strings.TrimRight(text[:at[0]], " \n"); strings.HasSuffix(before, "FROM") {
+			continue
+		}
+		names = append(names, text[at[0]:at[1]])
+	}
 	slices.Sort(names)
 	return slices.Compact(names)
 }
