@@ -83,7 +83,7 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 		return g, nil
 	}
 	if cfg.Security.Auth.TokensInCatalog() {
-		g.fromCatalog = &catalogTokens{every: cfg.Security.Auth.TokensRefresh, maxStale: cfg.Security.Auth.TokensMaxStaleness,
+		g.fromCatalog = &catalogTokens{every: cfg.Security.Auth.Refresh(), maxStale: cfg.Security.Auth.Staleness(),
 			onError: o.OnTokensError}
 		g.tokens = g.fromCatalog.current
 		return g, nil

@@ -115,6 +115,22 @@ const (
 // TokensInCatalog reports whether the tokens live in the store's catalog.
 func (a Auth) TokensInCatalog() bool { return a.TokensSource == TokensFromCatalog }
 
+// Refresh is tokens_refresh (0: 2s).
+func (a Auth) Refresh() time.Duration {
+	if a.TokensRefresh == 0 {
+		return 2 * time.Second
+	}
+	return a.TokensRefresh
+}
+
+// Staleness is tokens_max_staleness (0: 30s).
+func (a Auth) Staleness() time.Duration {
+	if a.TokensMaxStaleness == 0 {
+		return 30 * time.Second
+	}
+	return a.TokensMaxStaleness
+}
+
 // TokensPath is auth.tokens_file, or tokens.json in data_dir.
 func (c *Config) TokensPath() string {
 	if c.Security.Auth.TokensFile != "" {
@@ -136,12 +152,12 @@ func (c *Config) validateSecurity() []error {
 	check(!s.TLS.RequireClientCert || s.TLS.ClientCAFile != "", "security.tls.require_client_cert needs client_ca_file")
 	check(s.ReloadInterval >= 10*time.Millisecond, "security.reload_interval %s is below 10ms", s.ReloadInterval)
 	a := s.Auth
-	check(a.TokensSource == TokensFromFile || a.TokensSource == TokensFromCatalog,
+	check(a.TokensSource == "" || a.TokensSource == TokensFromFile || a.TokensSource == TokensFromCatalog,
 		"security.auth.tokens_source %q is neither file nor catalog", a.TokensSource)
 	check(!a.TokensInCatalog() || c.Store.Kind != StorePebble,
 		"security.auth.tokens_source catalog needs a store that processes share (postgres, mysql, cassandra); the embedded store has one process: use tokens_source file")
-	check(a.TokensRefresh >= 10*time.Millisecond, "security.auth.tokens_refresh %s is below 10ms", a.TokensRefresh)
-	check(a.TokensMaxStaleness >= a.TokensRefresh, "security.auth.tokens_max_staleness %s is below tokens_refresh %s", a.TokensMaxStaleness, a.TokensRefresh)
+	check(a.TokensRefresh == 0 || a.TokensRefresh >= 10*time.Millisecond, "security.auth.tokens_refresh %s is below 10ms", a.TokensRefresh)
+	check(a.Staleness() >= a.Refresh(), "security.auth.tokens_max_staleness %s is below tokens_refresh %s", a.Staleness(), a.Refresh())
 	q := s.Quotas
 	check(q.WriteRate >= 0 && q.ReadRate >= 0 && q.WriteBurst >= 0 && q.ReadBurst >= 0, "security.quotas must not be negative (0: no quota)")
 	for i, g := range s.Auth.Grants {

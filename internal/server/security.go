@@ -119,10 +119,10 @@ func (s *Server) catalogTokensProblem() func(error) {
 			return
 		}
 		action := "check the store (`wail doctor`); `wail token ls` reads the same entry"
-		s.health.Set(authComponent, health.Degraded, fmt.Sprintf("the bearer tokens cannot be read from the store's catalog; the last read stays in use for up to security.auth.tokens_max_staleness %s, then bearer tokens are refused: %v", a.TokensMaxStaleness, err), action)
+		s.health.Set(authComponent, health.Degraded, fmt.Sprintf("the bearer tokens cannot be read from the store's catalog; the last read stays in use for up to security.auth.tokens_max_staleness %s, then bearer tokens are refused: %v", a.Staleness(), err), action)
 		if !failing {
 			s.logger.Warn("cannot read the bearer tokens from the store's catalog; the last read stays in use until tokens_max_staleness, then bearer tokens are refused",
-				"err", err, "tokens_max_staleness", a.TokensMaxStaleness, "action", action)
+				"err", err, "tokens_max_staleness", a.Staleness(), "action", action)
 		}
 		failing = true
 	}
@@ -200,7 +200,7 @@ func doctorSecurity(cfg config.Config, w io.Writer, fail func(check, format stri
 	}
 	if a := cfg.Security.Auth; a.Enabled && a.TokensInCatalog() {
 		fmt.Fprintf(w, "auth         ok (tokens in the store's catalog, entry %s, read every %s; `wail token ls --config` lists them; %d configured grants)\n",
-			auth.TokensEntry, a.TokensRefresh, len(a.Grants))
+			auth.TokensEntry, a.Refresh(), len(a.Grants))
 	} else if a.Enabled {
 		tf, err := auth.ReadTokenFile(cfg.TokensPath())
 		if err != nil {
