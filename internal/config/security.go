@@ -77,7 +77,7 @@ type Auth struct {
 	// grant for what it does.
 	Enabled bool `yaml:"enabled"`
 	// TokensSource is where the bearer tokens are kept: "file" (the
-	// default: TokensFile, for one process) or "catalog" (an entry of the
+	// default: tokens_file, for one process) or "catalog" (an entry of the
 	// store's table catalog, shared by every process on one PostgreSQL,
 	// MySQL or Cassandra store).
 	TokensSource string `yaml:"tokens_source"`
