@@ -62,7 +62,7 @@ func (g *Guard) authenticate(r *http.Request) identity {
 			return identity{err: errors.New("this server has no tokens (auth is off)")}
 		}
 		tok = strings.TrimSpace(tok)
-		e, err := g.tokens.Get().Verify(tok)
+		e, err := g.verify(tok)
 		if err != nil {
 			return identity{err: err}
 		}
@@ -105,6 +105,25 @@ func basicToken(cred string) (user, tok string, err error) {
 	return user, tok, nil
 }
 
+// verify checks a bearer token against the tokens in force.
+func (g *Guard) verify(tok string) (auth.TokenEntry, error) {
+	tf, err := g.tokens()
+	if err != nil {
+		return auth.TokenEntry{}, err
+	}
+	return tf.Verify(tok)
+}
+
+// codeOf is the code of an authentication failure: Unavailable when the
+// tokens could not be read (the client may retry; its token may be fine),
+// else Unauthenticated.
+func codeOf(err error) connect.Code {
+	if errors.Is(err, auth.ErrTokensStale) {
+		return connect.CodeUnavailable
+	}
+	return connect.CodeUnauthenticated
+}
+
 // recheck checks again the credential a stream was opened with: a bearer
 // token revoked (or removed) since, as the tokens file was last read, or
 // a client certificate expired since, ends it Unauthenticated, as a new
@@ -113,8 +132,8 @@ func (g *Guard) recheck(id identity) error {
 	switch {
 	case !g.enabled || id.principal.IsZero():
 	case id.token != "":
-		if _, err := g.tokens.Get().Verify(id.token); err != nil {
-			return connect.NewError(connect.CodeUnauthenticated, unauthenticated(identity{err: err}))
+		if _, err := g.verify(id.token); err != nil {
+			return connect.NewError(codeOf(err), unauthenticated(identity{err: err}))
 		}
 	case !id.notAfter.IsZero() && g.now().After(id.notAfter):
 		return connect.NewError(connect.CodeUnauthenticated,
@@ -252,6 +271,10 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		switch {
 		case !g.enabled || (known && e.Open):
+		case id.err != nil && codeOf(id.err) == connect.CodeUnavailable:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, unauthenticated(id).Error(), http.StatusServiceUnavailable)
+			return
 		case id.err != nil || (known && id.principal.IsZero()):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
 			if isRegistry(r.URL.Path) {
@@ -299,6 +322,9 @@ func isProcedure(path string) bool { return strings.HasPrefix(path, "/wail.v1.")
 
 // unauthenticated is the error for a request without a valid principal.
 func unauthenticated(id identity) error {
+	if id.err != nil && codeOf(id.err) == connect.CodeUnavailable {
+		return id.err
+	}
 	if id.err != nil {
 		return fmt.Errorf("%w (`wail token ls` lists the tokens; `wail token create` makes one)", id.err)
 	}

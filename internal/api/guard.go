@@ -31,9 +31,14 @@ import (
 // Guard authenticates and authorizes the requests of the API.
 type Guard struct {
 	enabled bool
-	tokens  *auth.Watched[*auth.TokenFile] // nil with auth off
-	grants  map[auth.Principal][]auth.Grant
-	audit   *slog.Logger
+	// tokens returns the bearer tokens in force (nil with auth off): the
+	// tokens file's, or the catalog's as refreshed (catalog.go).
+	tokens func() (*auth.TokenFile, error)
+	// fromCatalog is set with security.auth.tokens_source catalog;
+	// refreshed once the server gives the guard its store (UseTokenStore).
+	fromCatalog *catalogTokens
+	grants      map[auth.Principal][]auth.Grant
+	audit       *slog.Logger
 	// writes and reads are the quotas (quota.go); nil: none.
 	writes, reads *limiter
 	now           func() time.Time
@@ -77,10 +82,15 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 	if !g.enabled {
 		return g, nil
 	}
+	if cfg.Security.Auth.TokensInCatalog() {
+		g.fromCatalog = &catalogTokens{every: cfg.Security.Auth.Refresh(), maxStale: cfg.Security.Auth.Staleness(),
+			onError: o.OnTokensError}
+		g.tokens = g.fromCatalog.current
+		return g, nil
+	}
 	path := cfg.TokensPath()
 	var last *auth.TokenFile
-	var err error
-	g.tokens, err = auth.Watch([]string{path}, cfg.Security.ReloadInterval, func() (*auth.TokenFile, error) {
+	watched, err := auth.Watch([]string{path}, cfg.Security.ReloadInterval, func() (*auth.TokenFile, error) {
 		tf, err := auth.ReadTokenFile(path)
 		if err == nil {
 			g.auditTokens(path, last, tf)
@@ -91,6 +101,7 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	g.tokens = func() (*auth.TokenFile, error) { return watched.Get(), nil }
 	return g, nil
 }
 
@@ -110,7 +121,10 @@ func (g *Guard) gate(ctx context.Context, spec connect.Spec, _ connect.Peer, _ h
 		return ctx, nil
 	}
 	id := identityOf(ctx)
-	if id.err != nil || id.principal.IsZero() {
+	if id.err != nil {
+		return ctx, connect.NewError(codeOf(id.err), unauthenticated(id))
+	}
+	if id.principal.IsZero() {
 		return ctx, connect.NewError(connect.CodeUnauthenticated, unauthenticated(id))
 	}
 	if _, ok := rules[spec.Procedure]; !ok {

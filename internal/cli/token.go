@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,27 +16,63 @@ import (
 
 	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
-// tokenFlags locate the tokens file: --tokens-file, else
+// tokenFlags locate the tokens: --tokens-file, else the store's catalog
+// with security.auth.tokens_source catalog in --config, else
 // security.auth.tokens_file of --config, else tokens.json in the data dir.
 type tokenFlags struct {
 	configFile, dataDir, tokensFile string
 }
 
-func (f *tokenFlags) path(cmd *cobra.Command) (string, error) {
+// tokenPlace is where the tokens are: a file (path) or the catalog of the
+// store of cfg.
+type tokenPlace struct {
+	path string
+	cfg  *config.Config // set: in the store's catalog
+}
+
+func (f *tokenFlags) place(cmd *cobra.Command) (tokenPlace, error) {
 	if cmd.Flags().Changed("tokens-file") {
-		return f.tokensFile, nil
+		return tokenPlace{path: f.tokensFile}, nil
 	}
 	cfg, err := config.Load(f.configFile)
 	if err != nil {
-		return "", err
+		return tokenPlace{}, err
 	}
 	if cmd.Flags().Changed("data-dir") {
 		cfg.DataDir = f.dataDir
 	}
-	return cfg.TokensPath(), nil
+	if cfg.Security.Auth.TokensInCatalog() {
+		return tokenPlace{cfg: &cfg}, nil
+	}
+	return tokenPlace{path: cfg.TokensPath()}, nil
+}
+
+// openCatalog opens the store of p's configuration: the tokens are edited
+// there directly, by compare-and-set, as the servers sharing it read them.
+func (p tokenPlace) openCatalog(cmd *cobra.Command) (auth.TokenStore, func() error, error) {
+	st, closeStore, err := server.OpenTokenStore(cmd.Context(), *p.cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, nil, fmt.Errorf("tokens_source catalog: open the store: %w", err)
+	}
+	return st, closeStore, nil
+}
+
+// read reads the tokens.
+func (p tokenPlace) read(cmd *cobra.Command) (*auth.TokenFile, error) {
+	if p.cfg == nil {
+		return auth.ReadTokenFile(p.path)
+	}
+	st, closeStore, err := p.openCatalog(cmd)
+	if err != nil {
+		return nil, err
+	}
+	defer closeStore()
+	tf, _, err := auth.LoadTokens(cmd.Context(), st)
+	return tf, err
 }
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -46,7 +83,9 @@ func newTokenCmd(g *globals) *cobra.Command {
 		Long: "Create, list and revoke bearer tokens in the tokens file of the server (with --auth):\n" +
 			"the file keeps only a hash of each token; a running server reads it again when it\n" +
 			"changes (security.reload_interval). Run these where the server's data dir (or\n" +
-			"security.auth.tokens_file) is.",
+			"security.auth.tokens_file) is. With security.auth.tokens_source catalog in --config,\n" +
+			"they edit the tokens in the store's catalog instead (with the store's credentials),\n" +
+			"which every server sharing the store reads every security.auth.tokens_refresh.",
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
@@ -101,11 +140,11 @@ func newTokenLsCmd(g *globals, f *tokenFlags) *cobra.Command {
 		Short: "List the tokens: id, name, grants, created, revoked (never the tokens)",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			path, err := f.path(cmd)
+			p, err := f.place(cmd)
 			if err != nil {
 				return err
 			}
-			tf, err := auth.ReadTokenFile(path)
+			tf, err := p.read(cmd)
 			if err != nil {
 				return err
 			}
@@ -142,7 +181,7 @@ func listTokens(w io.Writer, tf *auth.TokenFile, asJSON bool) error {
 func newTokenRevokeCmd(g *globals, f *tokenFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke ID|NAME",
-		Short: "Revoke a token by id, or every token of a name; a running server refuses it within security.reload_interval",
+		Short: "Revoke a token by id, or every token of a name; a running server refuses it within security.reload_interval (security.auth.tokens_refresh with tokens in the catalog)",
 		Args:  exactArgs("ID|NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n := 0
@@ -161,13 +200,24 @@ func newTokenRevokeCmd(g *globals, f *tokenFlags) *cobra.Command {
 	}
 }
 
-// editTokens changes the tokens file under a lock (one edit at a time;
+// editTokens changes the tokens: in the store's catalog by
+// compare-and-set, or in the tokens file under a lock (one edit at a time;
 // the server only reads).
 func editTokens(cmd *cobra.Command, f *tokenFlags, edit func(*auth.TokenFile) error) error {
-	path, err := f.path(cmd)
+	p, err := f.place(cmd)
 	if err != nil {
 		return err
 	}
+	if p.cfg != nil {
+		st, closeStore, err := p.openCatalog(cmd)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		_, err = auth.EditTokens(cmd.Context(), st, edit)
+		return exitErrorOf(err)
+	}
+	path := p.path
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -181,11 +231,16 @@ func editTokens(cmd *cobra.Command, f *tokenFlags, edit func(*auth.TokenFile) er
 		return err
 	}
 	if err := edit(tf); err != nil {
-		var ee exitError
-		if errors.As(err, &ee) {
-			return ee
-		}
-		return err
+		return exitErrorOf(err)
 	}
 	return tf.Write(path)
+}
+
+// exitErrorOf is err, or the exitError it wraps.
+func exitErrorOf(err error) error {
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee
+	}
+	return err
 }

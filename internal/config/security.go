@@ -76,9 +76,22 @@ type Auth struct {
 	// principal (a bearer token or a verified client certificate) with a
 	// grant for what it does.
 	Enabled bool `yaml:"enabled"`
+	// TokensSource is where the bearer tokens are kept: "file" (the
+	// default: tokens_file, for one process) or "catalog" (an entry of the
+	// store's table catalog, shared by every process on one PostgreSQL,
+	// MySQL or Cassandra store).
+	TokensSource string `yaml:"tokens_source"`
 	// TokensFile holds the bearer tokens, hashed, with their grants
 	// (`wail token create|ls|revoke`); "" is tokens.json in data_dir.
 	TokensFile string `yaml:"tokens_file"`
+	// TokensRefresh is how often a process reads the tokens from the
+	// catalog (tokens_source: catalog): a token created or revoked through
+	// another process takes effect here within it.
+	TokensRefresh time.Duration `yaml:"tokens_refresh"`
+	// TokensMaxStaleness: once the catalog could not be read for this
+	// long, bearer tokens are refused (Unavailable) rather than a
+	// revocation missed.
+	TokensMaxStaleness time.Duration `yaml:"tokens_max_staleness"`
 	// Grants give principals permissions, besides a token's own grants.
 	Grants []Grant `yaml:"grants"`
 }
@@ -91,6 +104,31 @@ type Grant struct {
 	// metrics or * on a table name pattern ('*' matches any run), such as
 	// produce:orders, consume:orders_*, admin:*.
 	Allow []string `yaml:"allow"`
+}
+
+// The sources of tokens (security.auth.tokens_source).
+const (
+	TokensFromFile    = "file"
+	TokensFromCatalog = "catalog"
+)
+
+// TokensInCatalog reports whether the tokens live in the store's catalog.
+func (a Auth) TokensInCatalog() bool { return a.TokensSource == TokensFromCatalog }
+
+// Refresh is tokens_refresh (0: 2s).
+func (a Auth) Refresh() time.Duration {
+	if a.TokensRefresh == 0 {
+		return 2 * time.Second
+	}
+	return a.TokensRefresh
+}
+
+// Staleness is tokens_max_staleness (0: 30s).
+func (a Auth) Staleness() time.Duration {
+	if a.TokensMaxStaleness == 0 {
+		return 30 * time.Second
+	}
+	return a.TokensMaxStaleness
 }
 
 // TokensPath is auth.tokens_file, or tokens.json in data_dir.
@@ -113,6 +151,13 @@ func (c *Config) validateSecurity() []error {
 	check(s.TLS.ClientCAFile == "" || s.TLS.Enabled(), "security.tls.client_ca_file needs cert_file and key_file (mutual TLS is TLS)")
 	check(!s.TLS.RequireClientCert || s.TLS.ClientCAFile != "", "security.tls.require_client_cert needs client_ca_file")
 	check(s.ReloadInterval >= 10*time.Millisecond, "security.reload_interval %s is below 10ms", s.ReloadInterval)
+	a := s.Auth
+	check(a.TokensSource == "" || a.TokensSource == TokensFromFile || a.TokensSource == TokensFromCatalog,
+		"security.auth.tokens_source %q is neither file nor catalog", a.TokensSource)
+	check(!a.TokensInCatalog() || c.Store.Kind != StorePebble,
+		"security.auth.tokens_source catalog needs a store that processes share (postgres, mysql, cassandra); the embedded store has one process: use tokens_source file")
+	check(a.TokensRefresh == 0 || a.TokensRefresh >= 10*time.Millisecond, "security.auth.tokens_refresh %s is below 10ms", a.TokensRefresh)
+	check(a.Staleness() >= a.Refresh(), "security.auth.tokens_max_staleness %s is below tokens_refresh %s", a.Staleness(), a.Refresh())
 	q := s.Quotas
 	check(q.WriteRate >= 0 && q.ReadRate >= 0 && q.WriteBurst >= 0 && q.ReadBurst >= 0, "security.quotas must not be negative (0: no quota)")
 	for i, g := range s.Auth.Grants {

@@ -24,6 +24,11 @@ func TestSecurityValidate(t *testing.T) {
 		{yaml: "security: {quotas: {read_rate: -1}}", want: "security.quotas must not be negative"},
 		{yaml: "security: {metrics_listen: nohost}", want: "security.metrics_listen"},
 		{yaml: "security: {tls: {certfile: c.pem}}", want: "field certfile not found"},
+		{yaml: "store: {kind: postgres, dsn: 'postgres://h/db'}\nsecurity: {auth: {enabled: true, tokens_source: catalog, tokens_refresh: 500ms, tokens_max_staleness: 10s}}"},
+		{yaml: "security: {auth: {tokens_source: catalog}}", want: "use tokens_source file"},
+		{yaml: "security: {auth: {tokens_source: db}}", want: "neither file nor catalog"},
+		{yaml: "security: {auth: {tokens_refresh: 1ms}}", want: "tokens_refresh 1ms is below 10ms"},
+		{yaml: "security: {auth: {tokens_refresh: 10s, tokens_max_staleness: 5s}}", want: "tokens_max_staleness 5s is below tokens_refresh 10s"},
 	} {
 		p := filepath.Join(t.TempDir(), "wail.yaml")
 		if err := os.WriteFile(p, []byte(tc.yaml), 0o644); err != nil {

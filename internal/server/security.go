@@ -1,11 +1,13 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -43,8 +45,11 @@ func (s *Server) openSecurity() error {
 			"listen", s.cfg.Listen, "tls", sec.TLS.Enabled(), "auth", sec.Auth.Enabled)
 	}
 	var err error
-	s.guard, err = api.NewGuard(&s.cfg, api.GuardOptions{Logger: s.logger,
-		OnTokensError: s.reloadProblem(authComponent, "the tokens file "+s.cfg.TokensPath(), "fix the file (`wail token ls` reads it)")})
+	onTokens := s.reloadProblem(authComponent, "the tokens file "+s.cfg.TokensPath(), "fix the file (`wail token ls` reads it)")
+	if s.cfg.Security.Auth.TokensInCatalog() {
+		onTokens = s.catalogTokensProblem()
+	}
+	s.guard, err = api.NewGuard(&s.cfg, api.GuardOptions{Logger: s.logger, OnTokensError: onTokens})
 	if err != nil {
 		return err
 	}
@@ -91,6 +96,35 @@ func (s *Server) reloadProblem(component, what, action string) func(error) {
 			s.logger.Warn(what+" changed but does not load; the last good one stays in use", "err", err, "action", action)
 			last = err.Error()
 		}
+	}
+}
+
+// catalogTokensProblem reports, as degraded on /healthz and once in the
+// log, a catalog whose tokens cannot be read (security.auth.tokens_source
+// catalog): the last tokens read stay in use until
+// tokens_max_staleness, then every bearer token is refused.
+func (s *Server) catalogTokensProblem() func(error) {
+	var mu sync.Mutex
+	failing := false
+	a := s.cfg.Security.Auth
+	return func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			if failing {
+				s.health.Clear(authComponent)
+				s.logger.Info("the bearer tokens are read from the catalog again")
+			}
+			failing = false
+			return
+		}
+		action := "check the store (`wail doctor`); `wail token ls` reads the same entry"
+		s.health.Set(authComponent, health.Degraded, fmt.Sprintf("the bearer tokens cannot be read from the store's catalog; the last read stays in use for up to security.auth.tokens_max_staleness %s, then bearer tokens are refused: %v", a.Staleness(), err), action)
+		if !failing {
+			s.logger.Warn("cannot read the bearer tokens from the store's catalog; the last read stays in use until tokens_max_staleness, then bearer tokens are refused",
+				"err", err, "tokens_max_staleness", a.Staleness(), "action", action)
+		}
+		failing = true
 	}
 }
 
@@ -164,7 +198,10 @@ func doctorSecurity(cfg config.Config, w io.Writer, fail func(check, format stri
 			}
 		}
 	}
-	if a := cfg.Security.Auth; a.Enabled {
+	if a := cfg.Security.Auth; a.Enabled && a.TokensInCatalog() {
+		fmt.Fprintf(w, "auth         ok (tokens in the store's catalog, entry %s, read every %s; `wail token ls --config` lists them; %d configured grants)\n",
+			auth.TokensEntry, a.Refresh(), len(a.Grants))
+	} else if a.Enabled {
 		tf, err := auth.ReadTokenFile(cfg.TokensPath())
 		if err != nil {
 			fail("auth", "%v", err)
@@ -182,4 +219,18 @@ func doctorSecurity(cfg config.Config, w io.Writer, fail func(check, format stri
 			fmt.Fprintf(w, "auth         WARN: no token and no grant: every request but /healthz is refused (`wail token create`)\n")
 		}
 	}
+}
+
+// OpenTokenStore opens the store of cfg for `wail token` with
+// security.auth.tokens_source catalog: the tokens entry of its catalog,
+// and what closes the store.
+func OpenTokenStore(ctx context.Context, cfg config.Config, logger *slog.Logger) (auth.TokenStore, func() error, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	st, err := openStore(ctx, cfg, logger, seams{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return auth.CatalogTokens{Store: st}, st.Close, nil
 }

@@ -406,6 +406,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 		}
 		return err
 	}
+	// With tokens in the catalog, read them before the API answers. A
+	// failure went to OnTokensError (/healthz, the log); tokens are
+	// refused until a read works.
+	refreshTokens, _ := s.guard.UseTokenStore(ctx, auth.CatalogTokens{Store: s.store})
 	stopLease, leaseLost := s.keepLease(ctx)
 	defer stopLease() // after the resolver stopped, before the store closes
 	defer s.watchClock(ctx)()
@@ -430,6 +434,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	var background sync.WaitGroup
 	background.Go(func() { s.refreshCatalog(rctx) })
 	background.Go(func() { s.watchStore(rctx) })
+	if refreshTokens != nil {
+		background.Go(func() { refreshTokens(rctx) })
+	}
 	if s.admission != nil {
 		background.Go(func() { s.watchBacklog(rctx, s.admission) })
 	}
