@@ -107,6 +107,7 @@ func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-ch
 	start := time.Now()
 	budget := time.Until(deadline) * 9 / 10
 	s.events.Close() // end event streams so they do not hold up Shutdown
+	s.sinks.Close()  // a request in flight is cut: its batch is delivered again at the next start
 	if s.producer != nil {
 		s.producer.Close() // write streams answer what they run and end
 	}
