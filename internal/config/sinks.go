@@ -27,20 +27,33 @@ type Sinks struct {
 // Webhook is one sink in the configuration (the fields of `wail sink
 // create`).
 type Webhook struct {
+	// Table is the table whose events the sink delivers.
 	Table string `yaml:"table"`
-	Name  string `yaml:"name"`
-	URL   string `yaml:"url"`
-	// Secret, or SecretEnv: the name of an environment variable holding it.
-	Secret         string        `yaml:"secret"`
-	SecretEnv      string        `yaml:"secret_env"`
-	Format         string        `yaml:"format"`
-	Start          string        `yaml:"start"`
-	MaxBatchEvents int32         `yaml:"max_batch_events"`
-	Timeout        time.Duration `yaml:"timeout"`
-	MaxAttempts    int32         `yaml:"max_attempts"`
-	MaxRetry       time.Duration `yaml:"max_retry"`
-	BackoffMin     time.Duration `yaml:"backoff_min"`
-	BackoffMax     time.Duration `yaml:"backoff_max"`
+	// Name names the sink (1-63 lower-case letters, digits or '_').
+	Name string `yaml:"name"`
+	// URL is where batches are POSTed (http or https).
+	URL string `yaml:"url"`
+	// Secret signs each request (HMAC-SHA256, header Wail-Signature).
+	Secret string `yaml:"secret"`
+	// SecretEnv names an environment variable holding the secret instead.
+	SecretEnv string `yaml:"secret_env"`
+	// Format of the body: json (default) or protobuf.
+	Format string `yaml:"format"`
+	// Start is where a new sink starts: latest (default) or beginning.
+	Start string `yaml:"start"`
+	// MaxBatchEvents is the most events per request (default 100).
+	MaxBatchEvents int32 `yaml:"max_batch_events"`
+	// Timeout bounds one request, sending and answer (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxAttempts bounds a batch's attempts (0: only max_retry bounds them).
+	MaxAttempts int32 `yaml:"max_attempts"`
+	// MaxRetry bounds the time from a batch's first attempt (default 15m);
+	// past it or max_attempts, the batch goes to the sink's dead-letter topic.
+	MaxRetry time.Duration `yaml:"max_retry"`
+	// BackoffMin is the first wait before a retry (default 200ms).
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	// BackoffMax is the longest wait before a retry (default 30s).
+	BackoffMax time.Duration `yaml:"backoff_max"`
 }
 
 // Sink returns the webhook's definition, with defaults.

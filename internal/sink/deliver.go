@@ -126,7 +126,7 @@ func post(ctx context.Context, c *http.Client, def *wailv1.Sink, delivery string
 	a := attempt{status: resp.StatusCode, retryAfter: retryAfter(resp.Header)}
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBody-maxErrorBody))
-	if judge(a.status, nil) != accepted {
+	if judge(a.status) != accepted {
 		msg := strings.TrimSpace(strings.ToValidUTF8(string(head), "?"))
 		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
 			msg = "redirect to " + loc + " not followed (only 307/308 to the same host are): set the sink's URL to where it points"

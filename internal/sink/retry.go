@@ -21,11 +21,11 @@ const (
 	refused
 )
 
-// judge classifies an attempt by its answer's status (0: no answer, err
-// says why).
-func judge(status int, err error) verdict {
+// judge classifies an attempt by its answer's status (0: no answer: a
+// timeout, a connection error, a body cut).
+func judge(status int) verdict {
 	switch {
-	case err != nil || status == 0:
+	case status == 0:
 		return retry
 	case status >= 200 && status < 300:
 		return accepted

@@ -174,7 +174,7 @@ func (r *runner) deliver(ctx context.Context, p int32, recs []intentlog.Record, 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		switch judge(a.status, a.err) {
+		switch judge(a.status) {
 		case accepted:
 			r.delivered(len(b.Events))
 			return nil
