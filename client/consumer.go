@@ -68,6 +68,10 @@ type Message struct {
 	next  int64
 }
 
+// ErrStreamEnded: the server ended the stream without an error (it is
+// shutting down): open a new Consumer.
+var ErrStreamEnded = errors.New("the server ended the stream")
+
 // ErrAckRefused: an acknowledgement was not committed, because the
 // partition moved to another member (which gets the events again).
 var ErrAckRefused = errors.New("acknowledgement refused")
@@ -195,7 +199,7 @@ func (c *Consumer) ended(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	if err == nil {
-		return fmt.Errorf("consumer of %s: the server ended the stream (shutting down?): open a new consumer", c.cfg.Table)
+		return fmt.Errorf("consumer of %s: %w (shutting down?): open a new consumer", c.cfg.Table, ErrStreamEnded)
 	}
 	return fmt.Errorf("consumer of %s: %w", c.cfg.Table, err)
 }

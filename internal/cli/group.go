@@ -186,7 +186,7 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 	defer cons.Close()
 	for {
 		m, err := cons.Next(ctx)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, client.ErrStreamEnded) {
 			return nil
 		}
 		if err != nil {
