@@ -77,7 +77,7 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&def.Secret, "secret", "", "sign each request with HMAC-SHA256 of this secret (header Wail-Signature; prefer --secret-env, command lines are visible)")
 	f.StringVar(&secretEnv, "secret-env", "", "read the secret from this environment variable")
 	f.StringVar(&def.Format, "format", "json", "body format: json or protobuf (a wail.v1.SinkBatch)")
-	f.StringVar(&def.Start, "start", "latest", "where the sink starts: latest (events after the create) or beginning (every retained event)")
+	f.StringVar(&def.Start, "start", "latest", "where the sink starts: latest (events after the create), beginning (every retained event) or snapshot (every key's current state, then the changes)")
 	f.Int32Var(&def.MaxBatchEvents, "max-batch", 100, "the most events per request (1..10000)")
 	f.DurationVar(&timeout, "request-timeout", 10*time.Second, "bound on one request, sending and answer")
 	f.Int32Var(&def.MaxAttempts, "max-attempts", 0, "attempts of a batch before it is dead-lettered (0: bounded by --max-retry only)")

@@ -39,7 +39,8 @@ type Webhook struct {
 	SecretEnv string `yaml:"secret_env"`
 	// Format of the body: json (default) or protobuf.
 	Format string `yaml:"format"`
-	// Start is where a new sink starts: latest (default) or beginning.
+	// Start is where a new sink starts: latest (default), beginning or
+	// snapshot (every key's current state, then the changes).
 	Start string `yaml:"start"`
 	// MaxBatchEvents is the most events per request (default 100).
 	MaxBatchEvents int32 `yaml:"max_batch_events"`

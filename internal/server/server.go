@@ -243,7 +243,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
 		WithGroups(group.New(s.log, cfg.API.GroupLeaseTimeout))
 	s.sinks = sink.New(sink.Options{Backend: s.store, Log: s.log, Table: s.groupTable, Run: cfg.Sinks.Enabled,
-		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger})
+		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger,
+		Snapshot: s.events.Stream})
 	s.opened = true
 	return nil
 }

@@ -37,6 +37,8 @@ type Options struct {
 	Registerer   prometheus.Registerer
 	Logger       *slog.Logger
 	Client       *http.Client // nil: NewHTTPClient
+	// Snapshot serves start "snapshot" (nil: such sinks fail to start).
+	Snapshot Snapshotter
 }
 
 // Manager keeps the definitions and runs the sinks of a process.
@@ -52,6 +54,7 @@ type Manager struct {
 	metrics      *metrics
 	logger       *slog.Logger
 	client       *http.Client
+	snapshot     Snapshotter
 
 	mu      sync.Mutex
 	runners map[[2]string]*runner
@@ -80,7 +83,7 @@ func New(o Options) *Manager {
 	}
 	return &Manager{defs: defs{o.Backend}, log: o.Log, table: o.Table, groups: group.New(o.Log, groupLease), run: o.Run,
 		refresh: o.Refresh, dlqRetention: o.DLQRetention, health: o.Health, metrics: newMetrics(o.Registerer),
-		logger: o.Logger, client: o.Client, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
+		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
 		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}
 }
 
@@ -298,6 +301,8 @@ func (m *Manager) status(ctx context.Context, s *wailv1.Sink) (*wailv1.SinkStatu
 		out.State = "paused"
 	case r == nil:
 		out.State = "stopped"
+	case st.inSnapshot.Load():
+		out.State = "snapshot"
 	case st.retrying.Load():
 		out.State = "retrying"
 	default:
@@ -307,6 +312,7 @@ func (m *Manager) status(ctx context.Context, s *wailv1.Sink) (*wailv1.SinkStatu
 		out.DeliveredEvents, out.DeliveredBatches = st.delivered.Load(), st.batches.Load()
 		out.Retries, out.DeadLetteredEvents = st.retries.Load(), st.deadLettered.Load()
 		out.LastDeliveredAtMs = st.lastDelivered.Load()
+		out.SnapshotEvents = st.snapshotEvents.Load()
 		st.mu.Lock()
 		out.LastError = st.lastErr
 		if !st.lastErrAt.IsZero() {

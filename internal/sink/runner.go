@@ -43,7 +43,8 @@ type runner struct {
 type stats struct {
 	delivered, batches, retries, deadLettered atomic.Int64
 	lastDelivered                             atomic.Int64 // unix ms
-	retrying                                  atomic.Bool
+	retrying, inSnapshot                      atomic.Bool
+	snapshotEvents                            atomic.Int64
 
 	mu        sync.Mutex
 	lastErr   string
@@ -90,6 +91,11 @@ func (r *runner) failed(err error) {
 }
 
 func (r *runner) session(ctx context.Context) error {
+	if r.def.Start == StartSnapshot {
+		if err := r.snapshot(ctx); err != nil {
+			return err
+		}
+	}
 	sess, err := r.m.groups.Join(ctx, r.table, GroupName(r.def.Name), member, group.StartLatest(r.def.Start == "latest"))
 	if err != nil {
 		return fmt.Errorf("join group %s: %w", GroupName(r.def.Name), err)
@@ -163,11 +169,17 @@ func (r *runner) deliver(ctx context.Context, p int32, recs []intentlog.Record, 
 	if len(b.Events) == 0 {
 		return nil
 	}
+	delivery := r.def.Table + "/" + strconv.Itoa(int(p)) + "/" + strconv.FormatInt(b.FirstOffset, 10) + "-" + strconv.FormatInt(next, 10)
+	return r.post(ctx, b, delivery, recs)
+}
+
+// post sends a batch until the endpoint takes it, or dead-letters recs
+// once the bounds are passed (or the endpoint refused it).
+func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string, recs []intentlog.Record) error {
 	body, ctype, err := encode(r.def.Format, b)
 	if err != nil {
 		return fmt.Errorf("encode a batch: %w", err)
 	}
-	delivery := r.def.Table + "/" + strconv.Itoa(int(p)) + "/" + strconv.FormatInt(b.FirstOffset, 10) + "-" + strconv.FormatInt(next, 10)
 	first := time.Now()
 	for n := 1; ; n++ {
 		a := post(ctx, r.m.client, r.def, delivery, n, body, ctype, time.Now())

@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
 )
 
@@ -53,6 +54,9 @@ const (
 	DefaultBackoffMax = 30 * time.Second
 )
 
+// StartSnapshot starts a sink with every key's current state.
+const StartSnapshot = "snapshot"
+
 // Formats of a request's body.
 const (
 	FormatJSON     = "json"
@@ -62,7 +66,7 @@ const (
 var sinkName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // GroupName is the consumer group a sink consumes as.
-func GroupName(name string) string { return "sink." + name }
+func GroupName(name string) string { return eventbus.SinkGroupPrefix + name }
 
 // DeadLetterTopic is where a sink sets aside the batches it gave up on.
 func DeadLetterTopic(table, name string) string { return "wail.sink." + table + "." + name + ".dlq" }
@@ -116,8 +120,8 @@ func Validate(s *wailv1.Sink) error {
 	if s.Format != FormatJSON && s.Format != FormatProtobuf {
 		return bad("format %q: use json or protobuf", s.Format)
 	}
-	if s.Start != "beginning" && s.Start != "latest" {
-		return bad("start %q: use beginning or latest", s.Start)
+	if s.Start != "beginning" && s.Start != "latest" && s.Start != StartSnapshot {
+		return bad("start %q: use latest, beginning or snapshot", s.Start)
 	}
 	if s.MaxBatchEvents < 1 || s.MaxBatchEvents > MaxMaxBatch {
 		return bad("max_batch_events %d: use 1..%d", s.MaxBatchEvents, MaxMaxBatch)

@@ -4454,7 +4454,10 @@ type Sink struct {
 	HasSecret bool   `protobuf:"varint,5,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
 	// format: "json" (the default) or "protobuf" (a SinkBatch).
 	Format string `protobuf:"bytes,6,opt,name=format,proto3" json:"format,omitempty"`
-	// start: where a new sink starts, "beginning" or "latest" (default).
+	// start: where a new sink starts: "latest" (default), "beginning", or
+	// "snapshot" (every key's current state, read from the store, with the
+	// live events interleaved, in requests with snapshot set; then the
+	// events after it; see README, "Webhook sinks").
 	Start  string `protobuf:"bytes,7,opt,name=start,proto3" json:"start,omitempty"`
 	Paused bool   `protobuf:"varint,8,opt,name=paused,proto3" json:"paused,omitempty"`
 	// max_batch_events: the most events per request (default 100, at most
@@ -4617,8 +4620,12 @@ type SinkBatch struct {
 	// first_offset and next_offset: where the events are on the event bus
 	// ([first_offset, next_offset)); a redelivery carries the same offsets
 	// (see DESIGN.md for what is delivered twice).
-	FirstOffset   int64 `protobuf:"varint,5,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
-	NextOffset    int64 `protobuf:"varint,6,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	FirstOffset int64 `protobuf:"varint,5,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	NextOffset  int64 `protobuf:"varint,6,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	// snapshot: a request of a "snapshot" sink's snapshot: rows read from
+	// the store and live events of any partition (partition and offsets
+	// unset); per key the versions still increase.
+	Snapshot      bool `protobuf:"varint,7,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4695,6 +4702,13 @@ func (x *SinkBatch) GetNextOffset() int64 {
 	return 0
 }
 
+func (x *SinkBatch) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
 // SinkStatus is a sink and how its deliveries go.
 type SinkStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4718,8 +4732,11 @@ type SinkStatus struct {
 	// events, with headers wail.sink.error and wail.sink.attempts).
 	DeadLetterTopic string            `protobuf:"bytes,11,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
 	Partitions      []*GroupPartition `protobuf:"bytes,12,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// snapshot_events: the events a "snapshot" sink delivered in its
+	// snapshot so far (state "snapshot" until it is over).
+	SnapshotEvents int64 `protobuf:"varint,13,opt,name=snapshot_events,json=snapshotEvents,proto3" json:"snapshot_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SinkStatus) Reset() {
@@ -4834,6 +4851,13 @@ func (x *SinkStatus) GetPartitions() []*GroupPartition {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *SinkStatus) GetSnapshotEvents() int64 {
+	if x != nil {
+		return x.SnapshotEvents
+	}
+	return 0
 }
 
 type CreateSinkRequest struct {
@@ -5792,7 +5816,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fmax_retry_ms\x18\f \x01(\x03R\n" +
 	"maxRetryMs\x12$\n" +
 	"\x0ebackoff_min_ms\x18\r \x01(\x03R\fbackoffMinMs\x12$\n" +
-	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\"\xc5\x01\n" +
+	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\"\xe1\x01\n" +
 	"\tSinkBatch\x12\x12\n" +
 	"\x04sink\x18\x01 \x01(\tR\x04sink\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x1c\n" +
@@ -5800,7 +5824,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06events\x18\x04 \x03(\v2\x14.wail.v1.ChangeEventR\x06events\x12!\n" +
 	"\ffirst_offset\x18\x05 \x01(\x03R\vfirstOffset\x12\x1f\n" +
 	"\vnext_offset\x18\x06 \x01(\x03R\n" +
-	"nextOffset\"\xd9\x03\n" +
+	"nextOffset\x12\x1a\n" +
+	"\bsnapshot\x18\a \x01(\bR\bsnapshot\"\x82\x04\n" +
 	"\n" +
 	"SinkStatus\x12!\n" +
 	"\x04sink\x18\x01 \x01(\v2\r.wail.v1.SinkR\x04sink\x12\x14\n" +
@@ -5818,7 +5843,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x11dead_letter_topic\x18\v \x01(\tR\x0fdeadLetterTopic\x127\n" +
 	"\n" +
 	"partitions\x18\f \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
-	"partitions\"L\n" +
+	"partitions\x12'\n" +
+	"\x0fsnapshot_events\x18\r \x01(\x03R\x0esnapshotEvents\"L\n" +
 	"\x11CreateSinkRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12!\n" +
 	"\x04sink\x18\x02 \x01(\v2\r.wail.v1.SinkR\x04sink\"Q\n" +
