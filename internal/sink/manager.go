@@ -199,6 +199,9 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 	if _, ok := m.table(def.Table); !ok {
 		return nil, false, fmt.Errorf("%w: table %q does not exist (or is not served yet)", ErrNotFound, def.Table)
 	}
+	if def.Start == StartSnapshot && m.snapshot == nil {
+		return nil, false, fmt.Errorf("%w: start snapshot: this server cannot take snapshots", ErrInvalid)
+	}
 	_, err = m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
 		if i := find(sinks, def.Table, def.Name); i >= 0 {
 			if !sameDefinition(sinks[i], def) {
