@@ -233,3 +233,43 @@ func TestSinkGroupReserved(t *testing.T) {
 		t.Fatalf("consume as group sink.hook: %v, want invalid_argument", err)
 	}
 }
+
+// TestSinkFromConfig: a sink of sinks.webhooks is saved at start and
+// delivers.
+func TestSinkFromConfig(t *testing.T) {
+	got := make(chan *wailv1.SinkBatch, 16)
+	ep := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b wailv1.SinkBatch
+		if err := protojson.Unmarshal(body, &b); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		got <- &b
+	}))
+	defer ep.Close()
+	url := servertest.Start(t, func(c *config.Config) {
+		c.Tables = []config.Table{{Name: "cfgt"}}
+		c.Sinks.Webhooks = []config.Webhook{{Table: "cfgt", Name: "fromcfg", URL: ep.URL, Start: "beginning"}}
+	})
+	c, err := client.Dial(client.Options{Addr: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.Producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "cfgt", Key: []byte("k"), Value: []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		if b.Sink != "fromcfg" || len(b.Events) != 1 || string(b.Events[0].Key) != "k" {
+			t.Fatalf("received %v", b)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the configured sink delivered nothing")
+	}
+	l, err := c.Admin.ListSinks(ctx, connect.NewRequest(&wailv1.ListSinksRequest{Table: "cfgt"}))
+	if err != nil || len(l.Msg.Sinks) != 1 || l.Msg.Sinks[0].Sink.Name != "fromcfg" {
+		t.Fatalf("list: %v, %v", l, err)
+	}
+}
