@@ -54,6 +54,7 @@ type AdminService struct {
 	log    intentlog.Log
 	cfg    AdminConfig
 	logger *slog.Logger
+	sinks  Sinks // admin_sink.go
 }
 
 // AdminConfig are the settings AdminService answers with.

@@ -32,8 +32,16 @@ var rules = map[string]auth.Permission{
 	wailv1connect.AdminServiceGetDeadLetterProcedure:      auth.Admin,
 	wailv1connect.AdminServiceRedriveDeadLettersProcedure: auth.Admin,
 	wailv1connect.AdminServiceDropDeadLettersProcedure:    auth.Admin,
-	wailv1connect.AdminServiceDescribeTableProcedure:      auth.Any, // any permission on the table
-	wailv1connect.AdminServiceListTablesProcedure:         auth.Any, // lists the tables the principal has a grant on
+	// A sink posts a table's events to a URL of its creator's choice from
+	// the server's network: creating and changing one is admin's.
+	wailv1connect.AdminServiceCreateSinkProcedure:    auth.Admin,
+	wailv1connect.AdminServicePauseSinkProcedure:     auth.Admin,
+	wailv1connect.AdminServiceResumeSinkProcedure:    auth.Admin,
+	wailv1connect.AdminServiceDropSinkProcedure:      auth.Admin,
+	wailv1connect.AdminServiceListSinksProcedure:     auth.Consume,
+	wailv1connect.AdminServiceDescribeSinkProcedure:  auth.Consume,
+	wailv1connect.AdminServiceDescribeTableProcedure: auth.Any, // any permission on the table
+	wailv1connect.AdminServiceListTablesProcedure:    auth.Any, // lists the tables the principal has a grant on
 
 	wailv1connect.EventServiceSubscribeProcedure:     auth.Consume,
 	wailv1connect.EventServiceConsumeProcedure:       auth.Consume, // consumer groups

@@ -83,7 +83,7 @@ func newRootCmd(g *globals) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
 	root.AddCommand(newServeCmd(g), newTableCmd(g), newPutCmd(g), newDeleteCmd(g), newGetCmd(g),
 		newTailCmd(g), newDemoCmd(g))
-	root.AddCommand(newBenchCmd(g), newLogCmd(g), newDLQCmd(g), newSchemaCmd(g), newTokenCmd(g), newGroupCmd(g), newConsumeCmd(g))
+	root.AddCommand(newBenchCmd(g), newLogCmd(g), newDLQCmd(g), newSchemaCmd(g), newTokenCmd(g), newGroupCmd(g), newConsumeCmd(g), newSinkCmd(g))
 	root.AddCommand(newDoctorCmd(g),
 		newRoleCmd(g, "proxy", "Run the producer proxy only (no resolver)", roleProxy, func(c *config.Config) { c.Resolver.Enabled = false }),
 		newRoleCmd(g, "resolve", "Run the resolver only (no write API)", roleResolve, func(c *config.Config) { c.Proxy.Enabled = false }))

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
 )
 
 func newGroupCmd(g *globals) *cobra.Command {
@@ -163,44 +165,43 @@ func newConsumeCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// consume prints a member's events and acknowledges each once printed.
+// consume prints a member's events and acknowledges each once printed
+// (client.Consumer).
 func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals, req *wailv1.ConsumeRequest) error {
-	stream, err := c.Consume(ctx, connect.NewRequest(req))
+	cons, err := client.NewConsumer(ctx, c, client.ConsumerConfig{Table: req.Table, Group: req.Group, Member: req.Member, Start: req.Start,
+		OnPartitions: func(granted []*wailv1.PartitionGrant, revoked []int32) {
+			for _, gr := range granted {
+				fmt.Fprintf(g.stderr, "granted partition %d at offset %d\n", gr.Partition, gr.Offset)
+			}
+			for _, p := range revoked {
+				fmt.Fprintf(g.stderr, "revoked partition %d\n", p)
+			}
+		}})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	defer stream.Close()
-	for stream.Receive() {
-		m := stream.Msg()
-		for _, gr := range m.Granted {
-			fmt.Fprintf(g.stderr, "granted partition %d at offset %d\n", gr.Partition, gr.Offset)
+	defer cons.Close()
+	for {
+		m, err := cons.Next(ctx)
+		if ctx.Err() != nil || errors.Is(err, client.ErrStreamEnded) {
+			return nil
 		}
-		for _, p := range m.Revoked {
-			fmt.Fprintf(g.stderr, "revoked partition %d\n", p)
-		}
-		if m.Event == nil {
-			continue
+		if err != nil {
+			return err
 		}
 		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset}, plainValue)+"\n"); err != nil {
 			return err
 		}
-		ack, err := c.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: req.Table, Group: req.Group, Member: req.Member,
-			Acks: []*wailv1.PartitionAck{{Partition: m.Partition, Epoch: m.Epoch, Next: m.Next}}}))
-		if err != nil {
+		if err := cons.Ack(ctx, m); errors.Is(err, client.ErrAckRefused) {
+			fmt.Fprintf(g.stderr, "%v\n", err)
+		} else if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		for _, r := range ack.Msg.Refused {
-			fmt.Fprintf(g.stderr, "acknowledgement of partition %d refused: %s\n", r.Partition, r.Reason)
-		}
 	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	return stream.Err()
 }

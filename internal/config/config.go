@@ -83,6 +83,8 @@ type Config struct {
 	SchemaRegistry SchemaRegistry `yaml:"schema_registry"`
 	// Tables are created at start when missing.
 	Tables []Table `yaml:"tables"`
+	// Sinks are the webhook sinks (sinks.go).
+	Sinks Sinks `yaml:"sinks"`
 }
 
 // Limits bound what the proxy accepts and how many partitions tables
@@ -329,12 +331,14 @@ func Default() Config {
 	c.Proxy.LeaseTTL, c.Proxy.ClockSkewAlert = 15*time.Second, time.Second
 	c.Proxy.WritesInFlight = 4
 	c.Proxy.MaxBacklog = 200000
+	c.Sinks.Enabled = true
 	return c
 }
 
 func defaults() Config {
 	return Config{
 		CatalogRefresh:  2 * time.Second,
+		Sinks:           Sinks{Refresh: 5 * time.Second},
 		DataDir:         "./wail-data",
 		Listen:          "127.0.0.1:7070",
 		ShutdownTimeout: 30 * time.Second,
@@ -434,6 +438,7 @@ func (c *Config) Validate() error {
 	check(r.RetryBackoffMin > 0 && r.RetryBackoffMax >= r.RetryBackoffMin, "resolver.retry_backoff_min must be positive and <= retry_backoff_max")
 	check(r.StallAfter >= time.Second, "resolver.stall_after must be at least 1s")
 	errs = append(errs, c.validateTables()...)
+	errs = append(errs, c.validateSinks()...)
 	return errors.Join(errs...)
 }
 

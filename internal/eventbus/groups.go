@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -11,6 +12,10 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/group"
 )
+
+// SinkGroupPrefix begins the groups of webhook sinks (package sink): no
+// member may join them over the API.
+const SinkGroupPrefix = "sink."
 
 // WithGroups serves consumer groups (Consume, Ack and the group admin
 // calls) on groups; call it before serving. Close closes them.
@@ -49,6 +54,10 @@ func (s *Service) Consume(ctx context.Context, req *connect.Request[wailv1.Consu
 	}
 	if err := group.ValidateName("member", m.Member); err != nil {
 		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	if strings.HasPrefix(m.Group, SinkGroupPrefix) {
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("group %q: names starting with %q belong to webhook sinks (`wail sink ls %s`)",
+			m.Group, SinkGroupPrefix, m.Table))
 	}
 	var latest group.StartLatest
 	switch m.Start {

@@ -156,18 +156,27 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 		return err
 	}
 	defer release()
-	table := req.Msg.Table
+	return s.Stream(ctx, req.Msg, func() error { return stream.Send(nil) }, stream.Send)
+}
+
+// Stream is Subscribe for a caller in the process (a webhook sink): it
+// calls started once every partition's start is fixed (every event
+// published after started returns is delivered), then send with each
+// message, until ctx ends, the stream is over (until_end), or send fails
+// (its error is returned).
+func (s *Service) Stream(ctx context.Context, msg *wailv1.SubscribeRequest, started func() error, send func(*wailv1.SubscribeResponse) error) error {
+	table := msg.Table
 	n, ok := s.partitions(table)
 	if !ok {
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("table %q does not exist: create it with `wail table create %s`", table, table))
 	}
-	start, err := ParseStart(req.Msg.From)
+	start, err := ParseStart(msg.From)
 	if err != nil {
 		return connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	snapKeys := 0
 	if start.Snapshot {
-		if req.Msg.UntilEnd {
+		if msg.UntilEnd {
 			return connect.NewError(connect.CodeInvalidArgument, errors.New(`until_end does not go with from "snapshot": take the snapshot without it`))
 		}
 		if s.snapshots.Source == nil {
@@ -183,12 +192,12 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 		return err
 	}
 	var until []int64
-	if req.Msg.UntilEnd {
+	if msg.UntilEnd {
 		if until, err = s.bus.ends(ctx, table, n); err != nil {
 			return connect.NewError(connect.CodeUnavailable, err)
 		}
 	}
-	if err := stream.Send(nil); err != nil {
+	if err := started(); err != nil {
 		return err
 	}
 	sctx, cancel := context.WithCancel(ctx)
@@ -203,7 +212,7 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 	g, ctx := errgroup.WithContext(sctx)
 	core := newStreamCore(table, offsets, until, snapKeys)
 	out := make(chan batch, 64)
-	per := int(min(max(req.Msg.MaxBatchEvents, 0), MaxBatchEvents))
+	per := int(min(max(msg.MaxBatchEvents, 0), MaxBatchEvents))
 	buf := newBudget(s.limits.BufferBytes)
 	for p := int32(0); p < n; p++ {
 		end := int64(-1)
@@ -221,7 +230,7 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 	g.Go(func() error {
 		defer cancel() // the stream is over: stop the readers
 		if core.done() {
-			return stream.Send(&wailv1.SubscribeResponse{Cursor: core.cursor()})
+			return send(&wailv1.SubscribeResponse{Cursor: core.cursor()})
 		}
 		for {
 			var resps []*wailv1.SubscribeResponse
@@ -250,14 +259,14 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 				size = m.size
 			}
 			if err == nil {
-				err = sendAll(stream, pack(resps, per))
+				err = sendAll(send, pack(resps, per))
 			}
 			buf.release(size)
 			if err != nil {
 				return err
 			}
 			if core.done() {
-				return stream.Send(&wailv1.SubscribeResponse{Cursor: core.cursor()})
+				return send(&wailv1.SubscribeResponse{Cursor: core.cursor()})
 			}
 		}
 	})
@@ -300,9 +309,9 @@ func pack(resps []*wailv1.SubscribeResponse, per int) []*wailv1.SubscribeRespons
 	return out
 }
 
-func sendAll(stream *connect.ServerStream[wailv1.SubscribeResponse], resps []*wailv1.SubscribeResponse) error {
+func sendAll(send func(*wailv1.SubscribeResponse) error, resps []*wailv1.SubscribeResponse) error {
 	for _, r := range resps {
-		if err := stream.Send(r); err != nil {
+		if err := send(r); err != nil {
 			return err
 		}
 	}

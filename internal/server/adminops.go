@@ -13,8 +13,12 @@ import (
 // adminService is the AdminService (internal/api) on this process's
 // catalog, schema registry, intent log and resolver.
 func (s *Server) adminService() *api.AdminService {
-	return api.NewAdminService(s.catalog, operator{s}, s.log,
+	a := api.NewAdminService(s.catalog, operator{s}, s.log,
 		api.AdminConfig{CatalogRefresh: s.cfg.CatalogRefresh, ResolverGroup: s.cfg.Resolver.Group}, s.logger)
+	if s.sinks != nil {
+		a.WithSinks(s.sinks)
+	}
+	return a
 }
 
 // operator is the server as api.Operator.

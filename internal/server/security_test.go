@@ -91,6 +91,14 @@ func startSecured(t *testing.T, mutate func(*config.Config)) *secured {
 	if _, err := root.Producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k"), Value: []byte("v")})); err != nil {
 		t.Fatal(err)
 	}
+	// DescribeSink of sink "t" (fill names it as the table); paused: it posts nothing.
+	if _, err := root.Admin.CreateSink(ctx, connect.NewRequest(&wailv1.CreateSinkRequest{Table: "t",
+		Sink: &wailv1.Sink{Name: "t", Url: "http://127.0.0.1:9/"}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Admin.PauseSink(ctx, connect.NewRequest(&wailv1.PauseSinkRequest{Table: "t", Name: "t"})); err != nil {
+		t.Fatal(err)
+	}
 	return s
 }
 

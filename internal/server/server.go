@@ -50,6 +50,7 @@ import (
 	"github.com/wail-cdc/wail/internal/proxy"
 	"github.com/wail-cdc/wail/internal/resolver"
 	"github.com/wail-cdc/wail/internal/schemaregistry"
+	"github.com/wail-cdc/wail/internal/sink"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/telemetry"
 )
@@ -69,6 +70,8 @@ type Server struct {
 	proxy    *proxy.Proxy
 	resolver *resolver.Resolver
 	events   *eventbus.Service
+	// sinks are the webhook sinks (admin_sink.go).
+	sinks    *sink.Manager
 	registry *prometheus.Registry
 	// schemas is the schema registry; values checks typed tables' writes
 	// against it (typed.go).
@@ -241,6 +244,9 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
 		WithGroups(group.New(s.log, cfg.API.GroupLeaseTimeout))
+	s.sinks = sink.New(sink.Options{Backend: s.store, Log: s.log, Table: s.groupTable, Run: cfg.Sinks.Enabled,
+		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger,
+		Snapshot: s.events.Stream})
 	s.opened = true
 	return nil
 }
@@ -440,7 +446,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	if s.admission != nil {
 		background.Go(func() { s.watchBacklog(rctx, s.admission) })
 	}
+	if err := s.configSinks(ctx); err != nil {
+		s.logger.Error("sinks of the configuration could not be saved; they run once saved (restart, or `wail sink create`)", "err", err)
+	}
+	s.sinks.Start(rctx)
 	defer func() {
+		s.sinks.Close() // before the log closes (idempotent: shutdown closed it)
 		stopResolver()
 		background.Wait() // before the log and store close
 	}()

@@ -4436,6 +4436,1045 @@ func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
 	return nil
 }
 
+// Sink is a webhook sink: wail POSTs a table's events, in batches, to url
+// (a consumer group member underneath, group "sink.<name>"; see DESIGN.md,
+// "Webhook sinks").
+type Sink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// name: 1-63 lower-case letters, digits or '_', starting with a letter.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// url: http or https. A loopback or private address is allowed: the
+	// sink posts from the server, so who may create sinks (admin) may reach
+	// what the server reaches.
+	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// secret signs each request (HMAC-SHA256, header Wail-Signature). Never
+	// returned: responses leave it empty and set has_secret.
+	Secret    string `protobuf:"bytes,4,opt,name=secret,proto3" json:"secret,omitempty"`
+	HasSecret bool   `protobuf:"varint,5,opt,name=has_secret,json=hasSecret,proto3" json:"has_secret,omitempty"`
+	// format: "json" (the default) or "protobuf" (a SinkBatch).
+	Format string `protobuf:"bytes,6,opt,name=format,proto3" json:"format,omitempty"`
+	// start: where a new sink starts: "latest" (default), "beginning", or
+	// "snapshot" (every key's current state, read from the store, with the
+	// live events interleaved, in requests with snapshot set; then the
+	// events after it; see README, "Webhook sinks").
+	Start  string `protobuf:"bytes,7,opt,name=start,proto3" json:"start,omitempty"`
+	Paused bool   `protobuf:"varint,8,opt,name=paused,proto3" json:"paused,omitempty"`
+	// max_batch_events: the most events per request (default 100, at most
+	// 10000).
+	MaxBatchEvents int32 `protobuf:"varint,9,opt,name=max_batch_events,json=maxBatchEvents,proto3" json:"max_batch_events,omitempty"`
+	// timeout_ms bounds one request, sending and answer (default 10000).
+	TimeoutMs int64 `protobuf:"varint,10,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// max_attempts bounds the attempts of one batch (0: no bound but
+	// max_retry_ms); max_retry_ms the time from its first attempt (default
+	// 900000, 15 minutes). Past either, the batch goes to the sink's
+	// dead-letter topic and the sink moves on.
+	MaxAttempts int32 `protobuf:"varint,11,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
+	MaxRetryMs  int64 `protobuf:"varint,12,opt,name=max_retry_ms,json=maxRetryMs,proto3" json:"max_retry_ms,omitempty"`
+	// backoff_min_ms, backoff_max_ms: the delay before a retry doubles from
+	// min to max (defaults 200 and 30000), with jitter.
+	BackoffMinMs  int64 `protobuf:"varint,13,opt,name=backoff_min_ms,json=backoffMinMs,proto3" json:"backoff_min_ms,omitempty"`
+	BackoffMaxMs  int64 `protobuf:"varint,14,opt,name=backoff_max_ms,json=backoffMaxMs,proto3" json:"backoff_max_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sink) Reset() {
+	*x = Sink{}
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sink) ProtoMessage() {}
+
+func (x *Sink) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sink.ProtoReflect.Descriptor instead.
+func (*Sink) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *Sink) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *Sink) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Sink) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *Sink) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Sink) GetHasSecret() bool {
+	if x != nil {
+		return x.HasSecret
+	}
+	return false
+}
+
+func (x *Sink) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *Sink) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *Sink) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Sink) GetMaxBatchEvents() int32 {
+	if x != nil {
+		return x.MaxBatchEvents
+	}
+	return 0
+}
+
+func (x *Sink) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *Sink) GetMaxAttempts() int32 {
+	if x != nil {
+		return x.MaxAttempts
+	}
+	return 0
+}
+
+func (x *Sink) GetMaxRetryMs() int64 {
+	if x != nil {
+		return x.MaxRetryMs
+	}
+	return 0
+}
+
+func (x *Sink) GetBackoffMinMs() int64 {
+	if x != nil {
+		return x.BackoffMinMs
+	}
+	return 0
+}
+
+func (x *Sink) GetBackoffMaxMs() int64 {
+	if x != nil {
+		return x.BackoffMaxMs
+	}
+	return 0
+}
+
+// SinkBatch is the body of a request of a "protobuf" sink
+// (Content-Type application/x-protobuf); a "json" sink posts the same
+// message as Protobuf JSON.
+type SinkBatch struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Sink      string                 `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
+	Table     string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
+	Partition int32                  `protobuf:"varint,3,opt,name=partition,proto3" json:"partition,omitempty"`
+	// events in partition order (per key, increasing versions).
+	Events []*ChangeEvent `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	// first_offset and next_offset: where the events are on the event bus
+	// ([first_offset, next_offset)); a redelivery carries the same offsets
+	// (see DESIGN.md for what is delivered twice).
+	FirstOffset int64 `protobuf:"varint,5,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	NextOffset  int64 `protobuf:"varint,6,opt,name=next_offset,json=nextOffset,proto3" json:"next_offset,omitempty"`
+	// snapshot: a request of a "snapshot" sink's snapshot: rows read from
+	// the store and live events of any partition (partition and offsets
+	// unset); per key the versions still increase.
+	Snapshot      bool `protobuf:"varint,7,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SinkBatch) Reset() {
+	*x = SinkBatch{}
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SinkBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SinkBatch) ProtoMessage() {}
+
+func (x *SinkBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SinkBatch.ProtoReflect.Descriptor instead.
+func (*SinkBatch) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *SinkBatch) GetSink() string {
+	if x != nil {
+		return x.Sink
+	}
+	return ""
+}
+
+func (x *SinkBatch) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *SinkBatch) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *SinkBatch) GetEvents() []*ChangeEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *SinkBatch) GetFirstOffset() int64 {
+	if x != nil {
+		return x.FirstOffset
+	}
+	return 0
+}
+
+func (x *SinkBatch) GetNextOffset() int64 {
+	if x != nil {
+		return x.NextOffset
+	}
+	return 0
+}
+
+func (x *SinkBatch) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
+}
+
+// SinkStatus is a sink and how its deliveries go.
+type SinkStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Sink  *Sink                  `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
+	// state: "running", "retrying" (the endpoint failed; backing off),
+	// "paused", "stopped" (this process does not run sinks, or the table
+	// is not served).
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// counters since this process started.
+	DeliveredEvents    int64 `protobuf:"varint,3,opt,name=delivered_events,json=deliveredEvents,proto3" json:"delivered_events,omitempty"`
+	DeliveredBatches   int64 `protobuf:"varint,4,opt,name=delivered_batches,json=deliveredBatches,proto3" json:"delivered_batches,omitempty"`
+	Retries            int64 `protobuf:"varint,5,opt,name=retries,proto3" json:"retries,omitempty"`
+	DeadLetteredEvents int64 `protobuf:"varint,6,opt,name=dead_lettered_events,json=deadLetteredEvents,proto3" json:"dead_lettered_events,omitempty"`
+	// lag: offsets of the table's events not yet acknowledged by the
+	// endpoint (offsets, not events: tombstones take offsets).
+	Lag               int64  `protobuf:"varint,7,opt,name=lag,proto3" json:"lag,omitempty"`
+	LastError         string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	LastErrorAtMs     int64  `protobuf:"varint,9,opt,name=last_error_at_ms,json=lastErrorAtMs,proto3" json:"last_error_at_ms,omitempty"`
+	LastDeliveredAtMs int64  `protobuf:"varint,10,opt,name=last_delivered_at_ms,json=lastDeliveredAtMs,proto3" json:"last_delivered_at_ms,omitempty"`
+	// dead_letter_topic holds the batches given up on (records: the
+	// events, with headers wail.sink.error and wail.sink.attempts).
+	DeadLetterTopic string            `protobuf:"bytes,11,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
+	Partitions      []*GroupPartition `protobuf:"bytes,12,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// snapshot_events: the events a "snapshot" sink delivered in its
+	// snapshot so far (state "snapshot" until it is over).
+	SnapshotEvents int64 `protobuf:"varint,13,opt,name=snapshot_events,json=snapshotEvents,proto3" json:"snapshot_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SinkStatus) Reset() {
+	*x = SinkStatus{}
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SinkStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SinkStatus) ProtoMessage() {}
+
+func (x *SinkStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SinkStatus.ProtoReflect.Descriptor instead.
+func (*SinkStatus) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *SinkStatus) GetSink() *Sink {
+	if x != nil {
+		return x.Sink
+	}
+	return nil
+}
+
+func (x *SinkStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SinkStatus) GetDeliveredEvents() int64 {
+	if x != nil {
+		return x.DeliveredEvents
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetDeliveredBatches() int64 {
+	if x != nil {
+		return x.DeliveredBatches
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetRetries() int64 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetDeadLetteredEvents() int64 {
+	if x != nil {
+		return x.DeadLetteredEvents
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetLag() int64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *SinkStatus) GetLastErrorAtMs() int64 {
+	if x != nil {
+		return x.LastErrorAtMs
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetLastDeliveredAtMs() int64 {
+	if x != nil {
+		return x.LastDeliveredAtMs
+	}
+	return 0
+}
+
+func (x *SinkStatus) GetDeadLetterTopic() string {
+	if x != nil {
+		return x.DeadLetterTopic
+	}
+	return ""
+}
+
+func (x *SinkStatus) GetPartitions() []*GroupPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *SinkStatus) GetSnapshotEvents() int64 {
+	if x != nil {
+		return x.SnapshotEvents
+	}
+	return 0
+}
+
+type CreateSinkRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	// sink.table may be empty (it is table).
+	Sink          *Sink `protobuf:"bytes,2,opt,name=sink,proto3" json:"sink,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSinkRequest) Reset() {
+	*x = CreateSinkRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSinkRequest) ProtoMessage() {}
+
+func (x *CreateSinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSinkRequest.ProtoReflect.Descriptor instead.
+func (*CreateSinkRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *CreateSinkRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *CreateSinkRequest) GetSink() *Sink {
+	if x != nil {
+		return x.Sink
+	}
+	return nil
+}
+
+type CreateSinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sink          *Sink                  `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
+	Created       bool                   `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSinkResponse) Reset() {
+	*x = CreateSinkResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSinkResponse) ProtoMessage() {}
+
+func (x *CreateSinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSinkResponse.ProtoReflect.Descriptor instead.
+func (*CreateSinkResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *CreateSinkResponse) GetSink() *Sink {
+	if x != nil {
+		return x.Sink
+	}
+	return nil
+}
+
+func (x *CreateSinkResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+type ListSinksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSinksRequest) Reset() {
+	*x = ListSinksRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSinksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSinksRequest) ProtoMessage() {}
+
+func (x *ListSinksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSinksRequest.ProtoReflect.Descriptor instead.
+func (*ListSinksRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *ListSinksRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+type ListSinksResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sinks         []*SinkStatus          `protobuf:"bytes,1,rep,name=sinks,proto3" json:"sinks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSinksResponse) Reset() {
+	*x = ListSinksResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSinksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSinksResponse) ProtoMessage() {}
+
+func (x *ListSinksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSinksResponse.ProtoReflect.Descriptor instead.
+func (*ListSinksResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *ListSinksResponse) GetSinks() []*SinkStatus {
+	if x != nil {
+		return x.Sinks
+	}
+	return nil
+}
+
+type DescribeSinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSinkRequest) Reset() {
+	*x = DescribeSinkRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSinkRequest) ProtoMessage() {}
+
+func (x *DescribeSinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSinkRequest.ProtoReflect.Descriptor instead.
+func (*DescribeSinkRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *DescribeSinkRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *DescribeSinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DescribeSinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *SinkStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeSinkResponse) Reset() {
+	*x = DescribeSinkResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeSinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeSinkResponse) ProtoMessage() {}
+
+func (x *DescribeSinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeSinkResponse.ProtoReflect.Descriptor instead.
+func (*DescribeSinkResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *DescribeSinkResponse) GetStatus() *SinkStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type PauseSinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSinkRequest) Reset() {
+	*x = PauseSinkRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSinkRequest) ProtoMessage() {}
+
+func (x *PauseSinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSinkRequest.ProtoReflect.Descriptor instead.
+func (*PauseSinkRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *PauseSinkRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *PauseSinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type PauseSinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sink          *Sink                  `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSinkResponse) Reset() {
+	*x = PauseSinkResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSinkResponse) ProtoMessage() {}
+
+func (x *PauseSinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSinkResponse.ProtoReflect.Descriptor instead.
+func (*PauseSinkResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *PauseSinkResponse) GetSink() *Sink {
+	if x != nil {
+		return x.Sink
+	}
+	return nil
+}
+
+type ResumeSinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSinkRequest) Reset() {
+	*x = ResumeSinkRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSinkRequest) ProtoMessage() {}
+
+func (x *ResumeSinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSinkRequest.ProtoReflect.Descriptor instead.
+func (*ResumeSinkRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ResumeSinkRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *ResumeSinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ResumeSinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sink          *Sink                  `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSinkResponse) Reset() {
+	*x = ResumeSinkResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSinkResponse) ProtoMessage() {}
+
+func (x *ResumeSinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSinkResponse.ProtoReflect.Descriptor instead.
+func (*ResumeSinkResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ResumeSinkResponse) GetSink() *Sink {
+	if x != nil {
+		return x.Sink
+	}
+	return nil
+}
+
+type DropSinkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropSinkRequest) Reset() {
+	*x = DropSinkRequest{}
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropSinkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropSinkRequest) ProtoMessage() {}
+
+func (x *DropSinkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropSinkRequest.ProtoReflect.Descriptor instead.
+func (*DropSinkRequest) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *DropSinkRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *DropSinkRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DropSinkResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropSinkResponse) Reset() {
+	*x = DropSinkResponse{}
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropSinkResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropSinkResponse) ProtoMessage() {}
+
+func (x *DropSinkResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropSinkResponse.ProtoReflect.Descriptor instead.
+func (*DropSinkResponse) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{74}
+}
+
+// SinkList is how sink definitions are kept: one catalog entry ("_sinks")
+// of the store's catalog, changed by compare-and-set.
+type SinkList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sinks         []*Sink                `protobuf:"bytes,1,rep,name=sinks,proto3" json:"sinks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SinkList) Reset() {
+	*x = SinkList{}
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SinkList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SinkList) ProtoMessage() {}
+
+func (x *SinkList) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SinkList.ProtoReflect.Descriptor instead.
+func (*SinkList) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *SinkList) GetSinks() []*Sink {
+	if x != nil {
+		return x.Sinks
+	}
+	return nil
+}
+
 var File_wail_v1_wail_proto protoreflect.FileDescriptor
 
 const file_wail_v1_wail_proto_rawDesc = "" +
@@ -4758,7 +5797,85 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x12ResetGroupResponse\x127\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
-	"partitions*D\n" +
+	"partitions\"\x99\x03\n" +
+	"\x04Sink\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x16\n" +
+	"\x06secret\x18\x04 \x01(\tR\x06secret\x12\x1d\n" +
+	"\n" +
+	"has_secret\x18\x05 \x01(\bR\thasSecret\x12\x16\n" +
+	"\x06format\x18\x06 \x01(\tR\x06format\x12\x14\n" +
+	"\x05start\x18\a \x01(\tR\x05start\x12\x16\n" +
+	"\x06paused\x18\b \x01(\bR\x06paused\x12(\n" +
+	"\x10max_batch_events\x18\t \x01(\x05R\x0emaxBatchEvents\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\n" +
+	" \x01(\x03R\ttimeoutMs\x12!\n" +
+	"\fmax_attempts\x18\v \x01(\x05R\vmaxAttempts\x12 \n" +
+	"\fmax_retry_ms\x18\f \x01(\x03R\n" +
+	"maxRetryMs\x12$\n" +
+	"\x0ebackoff_min_ms\x18\r \x01(\x03R\fbackoffMinMs\x12$\n" +
+	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\"\xe1\x01\n" +
+	"\tSinkBatch\x12\x12\n" +
+	"\x04sink\x18\x01 \x01(\tR\x04sink\x12\x14\n" +
+	"\x05table\x18\x02 \x01(\tR\x05table\x12\x1c\n" +
+	"\tpartition\x18\x03 \x01(\x05R\tpartition\x12,\n" +
+	"\x06events\x18\x04 \x03(\v2\x14.wail.v1.ChangeEventR\x06events\x12!\n" +
+	"\ffirst_offset\x18\x05 \x01(\x03R\vfirstOffset\x12\x1f\n" +
+	"\vnext_offset\x18\x06 \x01(\x03R\n" +
+	"nextOffset\x12\x1a\n" +
+	"\bsnapshot\x18\a \x01(\bR\bsnapshot\"\x82\x04\n" +
+	"\n" +
+	"SinkStatus\x12!\n" +
+	"\x04sink\x18\x01 \x01(\v2\r.wail.v1.SinkR\x04sink\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12)\n" +
+	"\x10delivered_events\x18\x03 \x01(\x03R\x0fdeliveredEvents\x12+\n" +
+	"\x11delivered_batches\x18\x04 \x01(\x03R\x10deliveredBatches\x12\x18\n" +
+	"\aretries\x18\x05 \x01(\x03R\aretries\x120\n" +
+	"\x14dead_lettered_events\x18\x06 \x01(\x03R\x12deadLetteredEvents\x12\x10\n" +
+	"\x03lag\x18\a \x01(\x03R\x03lag\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\b \x01(\tR\tlastError\x12'\n" +
+	"\x10last_error_at_ms\x18\t \x01(\x03R\rlastErrorAtMs\x12/\n" +
+	"\x14last_delivered_at_ms\x18\n" +
+	" \x01(\x03R\x11lastDeliveredAtMs\x12*\n" +
+	"\x11dead_letter_topic\x18\v \x01(\tR\x0fdeadLetterTopic\x127\n" +
+	"\n" +
+	"partitions\x18\f \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
+	"partitions\x12'\n" +
+	"\x0fsnapshot_events\x18\r \x01(\x03R\x0esnapshotEvents\"L\n" +
+	"\x11CreateSinkRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12!\n" +
+	"\x04sink\x18\x02 \x01(\v2\r.wail.v1.SinkR\x04sink\"Q\n" +
+	"\x12CreateSinkResponse\x12!\n" +
+	"\x04sink\x18\x01 \x01(\v2\r.wail.v1.SinkR\x04sink\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"(\n" +
+	"\x10ListSinksRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\">\n" +
+	"\x11ListSinksResponse\x12)\n" +
+	"\x05sinks\x18\x01 \x03(\v2\x13.wail.v1.SinkStatusR\x05sinks\"?\n" +
+	"\x13DescribeSinkRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"C\n" +
+	"\x14DescribeSinkResponse\x12+\n" +
+	"\x06status\x18\x01 \x01(\v2\x13.wail.v1.SinkStatusR\x06status\"<\n" +
+	"\x10PauseSinkRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"6\n" +
+	"\x11PauseSinkResponse\x12!\n" +
+	"\x04sink\x18\x01 \x01(\v2\r.wail.v1.SinkR\x04sink\"=\n" +
+	"\x11ResumeSinkRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"7\n" +
+	"\x12ResumeSinkResponse\x12!\n" +
+	"\x04sink\x18\x01 \x01(\v2\r.wail.v1.SinkR\x04sink\";\n" +
+	"\x0fDropSinkRequest\x12\x14\n" +
+	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x12\n" +
+	"\x10DropSinkResponse\"/\n" +
+	"\bSinkList\x12#\n" +
+	"\x05sinks\x18\x01 \x03(\v2\r.wail.v1.SinkR\x05sinks*D\n" +
 	"\x02Op\x12\x12\n" +
 	"\x0eOP_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tOP_UPSERT\x10\x01\x12\r\n" +
@@ -4789,7 +5906,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06Delete\x12\x16.wail.v1.DeleteRequest\x1a\x17.wail.v1.DeleteResponse\x126\n" +
 	"\x05Write\x12\x15.wail.v1.WriteRequest\x1a\x16.wail.v1.WriteResponse\x12L\n" +
 	"\vWriteStream\x12\x1b.wail.v1.WriteStreamRequest\x1a\x1c.wail.v1.WriteStreamResponse(\x010\x01\x120\n" +
-	"\x03Get\x12\x13.wail.v1.GetRequest\x1a\x14.wail.v1.GetResponse2\xa8\x06\n" +
+	"\x03Get\x12\x13.wail.v1.GetRequest\x1a\x14.wail.v1.GetResponse2\xcc\t\n" +
 	"\fAdminService\x12H\n" +
 	"\vCreateTable\x12\x1b.wail.v1.CreateTableRequest\x1a\x1c.wail.v1.CreateTableResponse\x12E\n" +
 	"\n" +
@@ -4802,7 +5919,15 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0fListDeadLetters\x12\x1f.wail.v1.ListDeadLettersRequest\x1a .wail.v1.ListDeadLettersResponse\x12N\n" +
 	"\rGetDeadLetter\x12\x1d.wail.v1.GetDeadLetterRequest\x1a\x1e.wail.v1.GetDeadLetterResponse\x12]\n" +
 	"\x12RedriveDeadLetters\x12\".wail.v1.RedriveDeadLettersRequest\x1a#.wail.v1.RedriveDeadLettersResponse\x12T\n" +
-	"\x0fDropDeadLetters\x12\x1f.wail.v1.DropDeadLettersRequest\x1a .wail.v1.DropDeadLettersResponse2\xa4\x03\n" +
+	"\x0fDropDeadLetters\x12\x1f.wail.v1.DropDeadLettersRequest\x1a .wail.v1.DropDeadLettersResponse\x12E\n" +
+	"\n" +
+	"CreateSink\x12\x1a.wail.v1.CreateSinkRequest\x1a\x1b.wail.v1.CreateSinkResponse\x12B\n" +
+	"\tListSinks\x12\x19.wail.v1.ListSinksRequest\x1a\x1a.wail.v1.ListSinksResponse\x12K\n" +
+	"\fDescribeSink\x12\x1c.wail.v1.DescribeSinkRequest\x1a\x1d.wail.v1.DescribeSinkResponse\x12B\n" +
+	"\tPauseSink\x12\x19.wail.v1.PauseSinkRequest\x1a\x1a.wail.v1.PauseSinkResponse\x12E\n" +
+	"\n" +
+	"ResumeSink\x12\x1a.wail.v1.ResumeSinkRequest\x1a\x1b.wail.v1.ResumeSinkResponse\x12?\n" +
+	"\bDropSink\x12\x18.wail.v1.DropSinkRequest\x1a\x19.wail.v1.DropSinkResponse2\xa4\x03\n" +
 	"\fEventService\x12D\n" +
 	"\tSubscribe\x12\x19.wail.v1.SubscribeRequest\x1a\x1a.wail.v1.SubscribeResponse0\x01\x12>\n" +
 	"\aConsume\x12\x17.wail.v1.ConsumeRequest\x1a\x18.wail.v1.ConsumeResponse0\x01\x120\n" +
@@ -4826,7 +5951,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -4893,6 +6018,22 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*DescribeGroupResponse)(nil),      // 62: wail.v1.DescribeGroupResponse
 	(*ResetGroupRequest)(nil),          // 63: wail.v1.ResetGroupRequest
 	(*ResetGroupResponse)(nil),         // 64: wail.v1.ResetGroupResponse
+	(*Sink)(nil),                       // 65: wail.v1.Sink
+	(*SinkBatch)(nil),                  // 66: wail.v1.SinkBatch
+	(*SinkStatus)(nil),                 // 67: wail.v1.SinkStatus
+	(*CreateSinkRequest)(nil),          // 68: wail.v1.CreateSinkRequest
+	(*CreateSinkResponse)(nil),         // 69: wail.v1.CreateSinkResponse
+	(*ListSinksRequest)(nil),           // 70: wail.v1.ListSinksRequest
+	(*ListSinksResponse)(nil),          // 71: wail.v1.ListSinksResponse
+	(*DescribeSinkRequest)(nil),        // 72: wail.v1.DescribeSinkRequest
+	(*DescribeSinkResponse)(nil),       // 73: wail.v1.DescribeSinkResponse
+	(*PauseSinkRequest)(nil),           // 74: wail.v1.PauseSinkRequest
+	(*PauseSinkResponse)(nil),          // 75: wail.v1.PauseSinkResponse
+	(*ResumeSinkRequest)(nil),          // 76: wail.v1.ResumeSinkRequest
+	(*ResumeSinkResponse)(nil),         // 77: wail.v1.ResumeSinkResponse
+	(*DropSinkRequest)(nil),            // 78: wail.v1.DropSinkRequest
+	(*DropSinkResponse)(nil),           // 79: wail.v1.DropSinkResponse
+	(*SinkList)(nil),                   // 80: wail.v1.SinkList
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -4941,53 +6082,75 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	56, // 43: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
 	61, // 44: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
 	61, // 45: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	10, // 46: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 47: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 48: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 49: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 50: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	23, // 51: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	29, // 52: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	31, // 53: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	24, // 54: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	26, // 55: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	45, // 56: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	37, // 57: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	39, // 58: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	41, // 59: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	43, // 60: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	48, // 61: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	51, // 62: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	55, // 63: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	58, // 64: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	60, // 65: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	63, // 66: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 67: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 68: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 69: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 70: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 71: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	28, // 72: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	30, // 73: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	32, // 74: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	25, // 75: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	27, // 76: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	47, // 77: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	38, // 78: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	40, // 79: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	42, // 80: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	44, // 81: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	50, // 82: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	53, // 83: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	57, // 84: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	59, // 85: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	62, // 86: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	64, // 87: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	67, // [67:88] is the sub-list for method output_type
-	46, // [46:67] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	6,  // 46: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	65, // 47: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	61, // 48: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	65, // 49: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	65, // 50: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	67, // 51: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	67, // 52: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	65, // 53: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	65, // 54: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	65, // 55: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 56: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 57: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 58: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 59: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 60: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	23, // 61: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	29, // 62: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	31, // 63: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	24, // 64: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	26, // 65: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	45, // 66: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	37, // 67: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	39, // 68: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	41, // 69: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	43, // 70: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	68, // 71: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	70, // 72: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	72, // 73: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	74, // 74: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	76, // 75: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	78, // 76: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	48, // 77: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	51, // 78: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	55, // 79: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	58, // 80: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	60, // 81: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	63, // 82: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 83: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 84: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 85: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 86: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 87: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	28, // 88: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	30, // 89: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	32, // 90: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	25, // 91: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	27, // 92: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	47, // 93: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	38, // 94: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	40, // 95: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	42, // 96: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	44, // 97: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	69, // 98: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	71, // 99: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	73, // 100: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	75, // 101: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	77, // 102: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	79, // 103: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	50, // 104: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	53, // 105: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	57, // 106: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	59, // 107: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	62, // 108: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	64, // 109: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	83, // [83:110] is the sub-list for method output_type
+	56, // [56:83] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -5007,7 +6170,7 @@ func file_wail_v1_wail_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   60,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -91,6 +91,19 @@ const (
 	// AdminServiceDropDeadLettersProcedure is the fully-qualified name of the AdminService's
 	// DropDeadLetters RPC.
 	AdminServiceDropDeadLettersProcedure = "/wail.v1.AdminService/DropDeadLetters"
+	// AdminServiceCreateSinkProcedure is the fully-qualified name of the AdminService's CreateSink RPC.
+	AdminServiceCreateSinkProcedure = "/wail.v1.AdminService/CreateSink"
+	// AdminServiceListSinksProcedure is the fully-qualified name of the AdminService's ListSinks RPC.
+	AdminServiceListSinksProcedure = "/wail.v1.AdminService/ListSinks"
+	// AdminServiceDescribeSinkProcedure is the fully-qualified name of the AdminService's DescribeSink
+	// RPC.
+	AdminServiceDescribeSinkProcedure = "/wail.v1.AdminService/DescribeSink"
+	// AdminServicePauseSinkProcedure is the fully-qualified name of the AdminService's PauseSink RPC.
+	AdminServicePauseSinkProcedure = "/wail.v1.AdminService/PauseSink"
+	// AdminServiceResumeSinkProcedure is the fully-qualified name of the AdminService's ResumeSink RPC.
+	AdminServiceResumeSinkProcedure = "/wail.v1.AdminService/ResumeSink"
+	// AdminServiceDropSinkProcedure is the fully-qualified name of the AdminService's DropSink RPC.
+	AdminServiceDropSinkProcedure = "/wail.v1.AdminService/DropSink"
 	// EventServiceSubscribeProcedure is the fully-qualified name of the EventService's Subscribe RPC.
 	EventServiceSubscribeProcedure = "/wail.v1.EventService/Subscribe"
 	// EventServiceConsumeProcedure is the fully-qualified name of the EventService's Consume RPC.
@@ -308,6 +321,18 @@ type AdminServiceClient interface {
 	// store's current state; per-key versions on the bus keep increasing.
 	RedriveDeadLetters(context.Context, *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error)
 	DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error)
+	// CreateSink defines a webhook sink of a table (see Sink); a sink of
+	// the same table and name with the same definition is not an error.
+	CreateSink(context.Context, *connect.Request[v1.CreateSinkRequest]) (*connect.Response[v1.CreateSinkResponse], error)
+	ListSinks(context.Context, *connect.Request[v1.ListSinksRequest]) (*connect.Response[v1.ListSinksResponse], error)
+	DescribeSink(context.Context, *connect.Request[v1.DescribeSinkRequest]) (*connect.Response[v1.DescribeSinkResponse], error)
+	// PauseSink stops a sink's deliveries (its position stays committed);
+	// ResumeSink starts them again from there.
+	PauseSink(context.Context, *connect.Request[v1.PauseSinkRequest]) (*connect.Response[v1.PauseSinkResponse], error)
+	ResumeSink(context.Context, *connect.Request[v1.ResumeSinkRequest]) (*connect.Response[v1.ResumeSinkResponse], error)
+	// DropSink stops a sink and removes its definition (its committed
+	// positions and dead letters stay in the log).
+	DropSink(context.Context, *connect.Request[v1.DropSinkRequest]) (*connect.Response[v1.DropSinkResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the wail.v1.AdminService service. By default, it
@@ -381,6 +406,42 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("DropDeadLetters")),
 			connect.WithClientOptions(opts...),
 		),
+		createSink: connect.NewClient[v1.CreateSinkRequest, v1.CreateSinkResponse](
+			httpClient,
+			baseURL+AdminServiceCreateSinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("CreateSink")),
+			connect.WithClientOptions(opts...),
+		),
+		listSinks: connect.NewClient[v1.ListSinksRequest, v1.ListSinksResponse](
+			httpClient,
+			baseURL+AdminServiceListSinksProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListSinks")),
+			connect.WithClientOptions(opts...),
+		),
+		describeSink: connect.NewClient[v1.DescribeSinkRequest, v1.DescribeSinkResponse](
+			httpClient,
+			baseURL+AdminServiceDescribeSinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("DescribeSink")),
+			connect.WithClientOptions(opts...),
+		),
+		pauseSink: connect.NewClient[v1.PauseSinkRequest, v1.PauseSinkResponse](
+			httpClient,
+			baseURL+AdminServicePauseSinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("PauseSink")),
+			connect.WithClientOptions(opts...),
+		),
+		resumeSink: connect.NewClient[v1.ResumeSinkRequest, v1.ResumeSinkResponse](
+			httpClient,
+			baseURL+AdminServiceResumeSinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ResumeSink")),
+			connect.WithClientOptions(opts...),
+		),
+		dropSink: connect.NewClient[v1.DropSinkRequest, v1.DropSinkResponse](
+			httpClient,
+			baseURL+AdminServiceDropSinkProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("DropSink")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -396,6 +457,12 @@ type adminServiceClient struct {
 	getDeadLetter      *connect.Client[v1.GetDeadLetterRequest, v1.GetDeadLetterResponse]
 	redriveDeadLetters *connect.Client[v1.RedriveDeadLettersRequest, v1.RedriveDeadLettersResponse]
 	dropDeadLetters    *connect.Client[v1.DropDeadLettersRequest, v1.DropDeadLettersResponse]
+	createSink         *connect.Client[v1.CreateSinkRequest, v1.CreateSinkResponse]
+	listSinks          *connect.Client[v1.ListSinksRequest, v1.ListSinksResponse]
+	describeSink       *connect.Client[v1.DescribeSinkRequest, v1.DescribeSinkResponse]
+	pauseSink          *connect.Client[v1.PauseSinkRequest, v1.PauseSinkResponse]
+	resumeSink         *connect.Client[v1.ResumeSinkRequest, v1.ResumeSinkResponse]
+	dropSink           *connect.Client[v1.DropSinkRequest, v1.DropSinkResponse]
 }
 
 // CreateTable calls wail.v1.AdminService.CreateTable.
@@ -448,6 +515,36 @@ func (c *adminServiceClient) DropDeadLetters(ctx context.Context, req *connect.R
 	return c.dropDeadLetters.CallUnary(ctx, req)
 }
 
+// CreateSink calls wail.v1.AdminService.CreateSink.
+func (c *adminServiceClient) CreateSink(ctx context.Context, req *connect.Request[v1.CreateSinkRequest]) (*connect.Response[v1.CreateSinkResponse], error) {
+	return c.createSink.CallUnary(ctx, req)
+}
+
+// ListSinks calls wail.v1.AdminService.ListSinks.
+func (c *adminServiceClient) ListSinks(ctx context.Context, req *connect.Request[v1.ListSinksRequest]) (*connect.Response[v1.ListSinksResponse], error) {
+	return c.listSinks.CallUnary(ctx, req)
+}
+
+// DescribeSink calls wail.v1.AdminService.DescribeSink.
+func (c *adminServiceClient) DescribeSink(ctx context.Context, req *connect.Request[v1.DescribeSinkRequest]) (*connect.Response[v1.DescribeSinkResponse], error) {
+	return c.describeSink.CallUnary(ctx, req)
+}
+
+// PauseSink calls wail.v1.AdminService.PauseSink.
+func (c *adminServiceClient) PauseSink(ctx context.Context, req *connect.Request[v1.PauseSinkRequest]) (*connect.Response[v1.PauseSinkResponse], error) {
+	return c.pauseSink.CallUnary(ctx, req)
+}
+
+// ResumeSink calls wail.v1.AdminService.ResumeSink.
+func (c *adminServiceClient) ResumeSink(ctx context.Context, req *connect.Request[v1.ResumeSinkRequest]) (*connect.Response[v1.ResumeSinkResponse], error) {
+	return c.resumeSink.CallUnary(ctx, req)
+}
+
+// DropSink calls wail.v1.AdminService.DropSink.
+func (c *adminServiceClient) DropSink(ctx context.Context, req *connect.Request[v1.DropSinkRequest]) (*connect.Response[v1.DropSinkResponse], error) {
+	return c.dropSink.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the wail.v1.AdminService service.
 type AdminServiceHandler interface {
 	CreateTable(context.Context, *connect.Request[v1.CreateTableRequest]) (*connect.Response[v1.CreateTableResponse], error)
@@ -466,6 +563,18 @@ type AdminServiceHandler interface {
 	// store's current state; per-key versions on the bus keep increasing.
 	RedriveDeadLetters(context.Context, *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error)
 	DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error)
+	// CreateSink defines a webhook sink of a table (see Sink); a sink of
+	// the same table and name with the same definition is not an error.
+	CreateSink(context.Context, *connect.Request[v1.CreateSinkRequest]) (*connect.Response[v1.CreateSinkResponse], error)
+	ListSinks(context.Context, *connect.Request[v1.ListSinksRequest]) (*connect.Response[v1.ListSinksResponse], error)
+	DescribeSink(context.Context, *connect.Request[v1.DescribeSinkRequest]) (*connect.Response[v1.DescribeSinkResponse], error)
+	// PauseSink stops a sink's deliveries (its position stays committed);
+	// ResumeSink starts them again from there.
+	PauseSink(context.Context, *connect.Request[v1.PauseSinkRequest]) (*connect.Response[v1.PauseSinkResponse], error)
+	ResumeSink(context.Context, *connect.Request[v1.ResumeSinkRequest]) (*connect.Response[v1.ResumeSinkResponse], error)
+	// DropSink stops a sink and removes its definition (its committed
+	// positions and dead letters stay in the log).
+	DropSink(context.Context, *connect.Request[v1.DropSinkRequest]) (*connect.Response[v1.DropSinkResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -535,6 +644,42 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("DropDeadLetters")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceCreateSinkHandler := connect.NewUnaryHandler(
+		AdminServiceCreateSinkProcedure,
+		svc.CreateSink,
+		connect.WithSchema(adminServiceMethods.ByName("CreateSink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListSinksHandler := connect.NewUnaryHandler(
+		AdminServiceListSinksProcedure,
+		svc.ListSinks,
+		connect.WithSchema(adminServiceMethods.ByName("ListSinks")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceDescribeSinkHandler := connect.NewUnaryHandler(
+		AdminServiceDescribeSinkProcedure,
+		svc.DescribeSink,
+		connect.WithSchema(adminServiceMethods.ByName("DescribeSink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServicePauseSinkHandler := connect.NewUnaryHandler(
+		AdminServicePauseSinkProcedure,
+		svc.PauseSink,
+		connect.WithSchema(adminServiceMethods.ByName("PauseSink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceResumeSinkHandler := connect.NewUnaryHandler(
+		AdminServiceResumeSinkProcedure,
+		svc.ResumeSink,
+		connect.WithSchema(adminServiceMethods.ByName("ResumeSink")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceDropSinkHandler := connect.NewUnaryHandler(
+		AdminServiceDropSinkProcedure,
+		svc.DropSink,
+		connect.WithSchema(adminServiceMethods.ByName("DropSink")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/wail.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceCreateTableProcedure:
@@ -557,6 +702,18 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceRedriveDeadLettersHandler.ServeHTTP(w, r)
 		case AdminServiceDropDeadLettersProcedure:
 			adminServiceDropDeadLettersHandler.ServeHTTP(w, r)
+		case AdminServiceCreateSinkProcedure:
+			adminServiceCreateSinkHandler.ServeHTTP(w, r)
+		case AdminServiceListSinksProcedure:
+			adminServiceListSinksHandler.ServeHTTP(w, r)
+		case AdminServiceDescribeSinkProcedure:
+			adminServiceDescribeSinkHandler.ServeHTTP(w, r)
+		case AdminServicePauseSinkProcedure:
+			adminServicePauseSinkHandler.ServeHTTP(w, r)
+		case AdminServiceResumeSinkProcedure:
+			adminServiceResumeSinkHandler.ServeHTTP(w, r)
+		case AdminServiceDropSinkProcedure:
+			adminServiceDropSinkHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -604,6 +761,30 @@ func (UnimplementedAdminServiceHandler) RedriveDeadLetters(context.Context, *con
 
 func (UnimplementedAdminServiceHandler) DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.DropDeadLetters is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) CreateSink(context.Context, *connect.Request[v1.CreateSinkRequest]) (*connect.Response[v1.CreateSinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.CreateSink is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListSinks(context.Context, *connect.Request[v1.ListSinksRequest]) (*connect.Response[v1.ListSinksResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.ListSinks is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) DescribeSink(context.Context, *connect.Request[v1.DescribeSinkRequest]) (*connect.Response[v1.DescribeSinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.DescribeSink is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) PauseSink(context.Context, *connect.Request[v1.PauseSinkRequest]) (*connect.Response[v1.PauseSinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.PauseSink is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ResumeSink(context.Context, *connect.Request[v1.ResumeSinkRequest]) (*connect.Response[v1.ResumeSinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.ResumeSink is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) DropSink(context.Context, *connect.Request[v1.DropSinkRequest]) (*connect.Response[v1.DropSinkResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("wail.v1.AdminService.DropSink is not implemented"))
 }
 
 // EventServiceClient is a client for the wail.v1.EventService service.

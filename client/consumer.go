@@ -1,0 +1,247 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+)
+
+// ConsumerConfig says what a Consumer reads.
+//
+// With Group set, the consumer is a member (Member) of a consumer group of
+// Table (EventService.Consume): the group's live members share the
+// table's partitions, each partition's events go to one member in order,
+// and Ack commits how far the member processed, durably; a member that
+// dies or stops acknowledging loses its partitions and its unacknowledged
+// events go to another member (at least once).
+//
+// Without Group, the consumer reads every partition (EventService.
+// Subscribe) from From: "latest" (default), "beginning", "snapshot" (every
+// key's current state, then the live events), a cursor (Message.Cursor or
+// Consumer.Cursor of an earlier run: exactly the events after it), or a
+// time (RFC 3339, or "-15m"). Its position is the cursor: keep the last
+// one you processed and pass it as From to resume.
+type ConsumerConfig struct {
+	Table string
+	// Group and Member: consumer group mode (both required together).
+	Group, Member string
+	// Start is where a new group starts: "beginning" (default) or
+	// "latest". A group that exists resumes where it committed.
+	Start string
+	// From is where a subscription starts (without Group).
+	From string
+	// UntilEnd ends a subscription (Next returns io.EOF) once it delivered
+	// what existed when it started (without Group; not with "snapshot").
+	UntilEnd bool
+	// MaxBatchEvents > 0 asks the server for batches of up to this many
+	// events per message (without Group): faster, but only the last event
+	// of each batch carries a Cursor. 0: one event per message, each with
+	// its cursor.
+	MaxBatchEvents int32
+	// OnPartitions, if set, is called (from Next) when the group grants
+	// partitions to this member or revokes them: events of a revoked
+	// partition that were not acknowledged go to another member.
+	OnPartitions func(granted []*wailv1.PartitionGrant, revoked []int32)
+}
+
+// Message is one event and where it is.
+type Message struct {
+	Event     *wailv1.ChangeEvent
+	Partition int32
+	Offset    int64
+	// Snapshot marks an event read from the store (From "snapshot"):
+	// Partition and Offset are then 0.
+	Snapshot bool
+	// Cursor resumes right after this event (subscriptions; empty during
+	// a snapshot, and on all but the last event of a batch).
+	Cursor string
+
+	epoch uint64
+	next  int64
+}
+
+// ErrStreamEnded: the server ended the stream without an error (it is
+// shutting down): open a new Consumer.
+var ErrStreamEnded = errors.New("the server ended the stream")
+
+// ErrAckRefused: an acknowledgement was not committed, because the
+// partition moved to another member (which gets the events again).
+var ErrAckRefused = errors.New("acknowledgement refused")
+
+// Consumer reads a table's events, as a group member or from a cursor.
+// Next and Ack may be called from different goroutines; Next from one at
+// a time.
+type Consumer struct {
+	events wailv1connect.EventServiceClient
+	cfg    ConsumerConfig
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sub   *connect.ServerStreamForClient[wailv1.SubscribeResponse]
+	group *connect.ServerStreamForClient[wailv1.ConsumeResponse]
+	queue []Message // the rest of a batch
+
+	mu     sync.Mutex
+	cursor string
+}
+
+// NewConsumer opens a consumer on events (a Client's Events): it joins the
+// group, or starts the subscription, before it returns.
+func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, cfg ConsumerConfig) (*Consumer, error) {
+	if cfg.Table == "" {
+		return nil, errors.New("consumer: Table is required")
+	}
+	if (cfg.Group == "") != (cfg.Member == "") {
+		return nil, errors.New("consumer: Group and Member go together")
+	}
+	c := &Consumer{events: events, cfg: cfg}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	var err error
+	if cfg.Group != "" {
+		c.group, err = events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: cfg.Table, Group: cfg.Group, Member: cfg.Member, Start: cfg.Start}))
+	} else {
+		c.sub, err = events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: cfg.Table, From: cfg.From,
+			UntilEnd: cfg.UntilEnd, MaxBatchEvents: cfg.MaxBatchEvents}))
+	}
+	if err != nil {
+		c.cancel()
+		return nil, fmt.Errorf("consumer of %s: %w", cfg.Table, err)
+	}
+	return c, nil
+}
+
+// Next returns the next event. It fails with io.EOF at the end of an
+// UntilEnd subscription, with ctx's error when ctx ends, and with the
+// server's error when the stream ends otherwise (aborted: a group member
+// whose lease expired; unavailable: the server went away): open a new
+// Consumer then (a group resumes from its committed positions, a
+// subscription from Cursor()).
+func (c *Consumer) Next(ctx context.Context) (Message, error) {
+	for {
+		if len(c.queue) > 0 {
+			m := c.queue[0]
+			c.queue = c.queue[1:]
+			return c.deliver(m), nil
+		}
+		if err := ctx.Err(); err != nil {
+			return Message{}, err
+		}
+		if err := c.receive(ctx); err != nil {
+			return Message{}, err
+		}
+	}
+}
+
+func (c *Consumer) deliver(m Message) Message {
+	if m.Cursor != "" {
+		c.mu.Lock()
+		c.cursor = m.Cursor
+		c.mu.Unlock()
+	}
+	return m
+}
+
+// receive reads one message of the stream into the queue (a call that
+// only moves the cursor, or changes partitions, queues nothing). The
+// stream's Receive does not watch ctx: ctx ending closes the stream.
+func (c *Consumer) receive(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, c.cancel)
+	defer stop()
+	if c.group != nil {
+		if !c.group.Receive() {
+			return c.ended(ctx, c.group.Err())
+		}
+		r := c.group.Msg()
+		if (len(r.Granted) > 0 || len(r.Revoked) > 0) && c.cfg.OnPartitions != nil {
+			c.cfg.OnPartitions(r.Granted, r.Revoked)
+		}
+		if r.Event != nil {
+			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next})
+		}
+		return nil
+	}
+	if !c.sub.Receive() {
+		err := c.sub.Err()
+		if err == nil && c.cfg.UntilEnd {
+			return io.EOF
+		}
+		return c.ended(ctx, err)
+	}
+	r := c.sub.Msg()
+	switch {
+	case r.Event != nil:
+		c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, Cursor: r.Cursor})
+	case len(r.Events) > 0:
+		for i, e := range r.Events {
+			m := Message{Event: e.Event, Partition: e.Partition, Offset: e.Offset, Snapshot: e.Snapshot}
+			if i == len(r.Events)-1 {
+				m.Cursor = r.Cursor
+			}
+			c.queue = append(c.queue, m)
+		}
+	case r.Cursor != "": // the end of a snapshot or of an until-end stream
+		c.deliver(Message{Cursor: r.Cursor})
+	}
+	return nil
+}
+
+func (c *Consumer) ended(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil {
+		return fmt.Errorf("consumer of %s: %w (shutting down?): open a new consumer", c.cfg.Table, ErrStreamEnded)
+	}
+	return fmt.Errorf("consumer of %s: %w", c.cfg.Table, err)
+}
+
+// Ack says that m and every event before it on its partition were
+// processed. In a group it commits that durably (an Ack of a partition
+// that moved to another member fails with ErrAckRefused: that member gets
+// the events again); in a subscription it does nothing (keep Cursor).
+func (c *Consumer) Ack(ctx context.Context, m Message) error {
+	if c.group == nil || m.Snapshot {
+		return nil
+	}
+	resp, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
+		Acks: []*wailv1.PartitionAck{{Partition: m.Partition, Epoch: m.epoch, Next: m.next}}}))
+	if err != nil {
+		return fmt.Errorf("consumer of %s: ack: %w", c.cfg.Table, err)
+	}
+	if len(resp.Msg.Refused) > 0 {
+		var why []string
+		for _, r := range resp.Msg.Refused {
+			why = append(why, fmt.Sprintf("partition %d: %s", r.Partition, r.Reason))
+		}
+		return fmt.Errorf("%w: %s", ErrAckRefused, strings.Join(why, "; "))
+	}
+	return nil
+}
+
+// Cursor is the position after the last event Next returned that carried
+// one (subscriptions; "" before any): pass it as From to resume exactly
+// there.
+func (c *Consumer) Cursor() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cursor
+}
+
+// Close leaves the group (its partitions go to the other members at once)
+// or ends the subscription.
+func (c *Consumer) Close() error {
+	c.cancel()
+	if c.group != nil {
+		return c.group.Close()
+	}
+	return c.sub.Close()
+}

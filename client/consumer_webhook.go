@@ -1,0 +1,61 @@
+package client
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WebhookSignatureHeader is the header a webhook sink signs its requests
+// in: "t=<unix seconds>,v1=<hex HMAC-SHA256>", the HMAC of "<t>.<body>"
+// with the sink's secret.
+const WebhookSignatureHeader = "Wail-Signature"
+
+// ErrWebhookSignature: a webhook request's signature is missing, wrong or
+// too old.
+var ErrWebhookSignature = errors.New("webhook signature")
+
+// VerifyWebhook checks a webhook sink's request: header is its
+// Wail-Signature header, body its body as received (before any parsing).
+// It refuses a signature that does not match (constant-time comparison)
+// and one whose timestamp is further than tolerance from now (a replayed
+// request; 5 minutes is a common choice). Deduplicate on the events'
+// event_id as well: a sink delivers at least once.
+func VerifyWebhook(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	var ts int64 = -1
+	var sigs []string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%w: bad timestamp %q", ErrWebhookSignature, v)
+			}
+			ts = n
+		case "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	if ts < 0 || len(sigs) == 0 {
+		return fmt.Errorf("%w: header %q has no t= and v1= (is the sink's secret set?)", ErrWebhookSignature, header)
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: timestamp %d is %s from now, beyond %s (a replay, or clocks apart)", ErrWebhookSignature, ts, d.Round(time.Second), tolerance)
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(strconv.FormatInt(ts, 10) + "."))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, s := range sigs {
+		if got, err := hex.DecodeString(s); err == nil && hmac.Equal(got, want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no v1 signature matches (wrong secret, or the body was changed)", ErrWebhookSignature)
+}

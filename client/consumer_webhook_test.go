@@ -1,0 +1,69 @@
+package client
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sign(secret string, ts int64, body string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	fmt.Fprintf(m, "%d.%s", ts, body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func TestVerifyWebhook(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	ts := now.Unix()
+	good := fmt.Sprintf("t=%d,v1=%s", ts, sign("s", ts, "body"))
+	for _, c := range []struct {
+		name, header, body string
+		ok                 bool
+	}{
+		{"good", good, "body", true},
+		{"second signature matches (secret rotation)", fmt.Sprintf("t=%d,v1=%s,v1=%s", ts, sign("old", ts, "body"), sign("s", ts, "body")), "body", true},
+		{"body changed", good, "bodx", false},
+		{"wrong secret", fmt.Sprintf("t=%d,v1=%s", ts, sign("x", ts, "body")), "body", false},
+		{"timestamp changed", fmt.Sprintf("t=%d,v1=%s", ts+1, sign("s", ts, "body")), "body", false},
+		{"too old (replay)", fmt.Sprintf("t=%d,v1=%s", ts-301, sign("s", ts-301, "body")), "body", false},
+		{"from the future", fmt.Sprintf("t=%d,v1=%s", ts+301, sign("s", ts+301, "body")), "body", false},
+		{"exactly the tolerance", fmt.Sprintf("t=%d,v1=%s", ts-300, sign("s", ts-300, "body")), "body", true},
+		{"no header", "", "body", false},
+		{"no timestamp", "v1=" + sign("s", ts, "body"), "body", false},
+		{"bad timestamp", "t=x,v1=00", "body", false},
+		{"not hex", fmt.Sprintf("t=%d,v1=zz", ts), "body", false},
+	} {
+		err := VerifyWebhook([]byte("s"), c.header, []byte(c.body), now, 5*time.Minute)
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrWebhookSignature)) {
+			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+// FuzzVerifyWebhook: any header and body is refused or accepted without a
+// panic, and accepted only with a matching signature.
+func FuzzVerifyWebhook(f *testing.F) {
+	f.Add("t=1800000000,v1="+sign("s", 1_800_000_000, "b"), []byte("b"))
+	f.Add("t=,v1=", []byte{})
+	f.Add("t=-1,v1=00,t=5", []byte("x"))
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		now := time.Unix(1_800_000_000, 0)
+		if err := VerifyWebhook([]byte("s"), header, body, now, 5*time.Minute); err == nil {
+			ok := false
+			for ts := now.Unix() - 300; ts <= now.Unix()+300 && !ok; ts++ {
+				ok = len(header) > 0 && containsSig(header, sign("s", ts, string(body)))
+			}
+			if !ok {
+				t.Fatalf("accepted %q without a matching signature", header)
+			}
+		}
+	})
+}
+
+// containsSig: hex is decoded in either case.
+func containsSig(header, sig string) bool { return strings.Contains(strings.ToLower(header), sig) }

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/sink"
+)
+
+// Sinks are the webhook sinks AdminService's sink calls manage (package
+// sink's Manager).
+type Sinks interface {
+	Create(ctx context.Context, def *wailv1.Sink) (_ *wailv1.Sink, created bool, err error)
+	List(ctx context.Context, table string) ([]*wailv1.SinkStatus, error)
+	Describe(ctx context.Context, table, name string) (*wailv1.SinkStatus, error)
+	SetPaused(ctx context.Context, table, name string, paused bool) (*wailv1.Sink, error)
+	Drop(ctx context.Context, table, name string) error
+}
+
+// WithSinks serves the sink calls on sinks (without, they answer
+// unimplemented); call it before serving.
+func (a *AdminService) WithSinks(s Sinks) *AdminService {
+	a.sinks = s
+	return a
+}
+
+func sinkErr(err error) error {
+	code := connect.CodeUnavailable
+	if errors.Is(err, errNoSinks) {
+		code = connect.CodeUnimplemented
+	}
+	switch {
+	case errors.Is(err, sink.ErrInvalid):
+		code = connect.CodeInvalidArgument
+	case errors.Is(err, sink.ErrNotFound):
+		code = connect.CodeNotFound
+	case errors.Is(err, sink.ErrConflict):
+		code = connect.CodeAlreadyExists
+	case errors.Is(err, context.Canceled):
+		code = connect.CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = connect.CodeDeadlineExceeded
+	}
+	return connect.NewError(code, err)
+}
+
+func (a *AdminService) CreateSink(ctx context.Context, req *connect.Request[wailv1.CreateSinkRequest]) (*connect.Response[wailv1.CreateSinkResponse], error) {
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	def := req.Msg.GetSink()
+	if def == nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("sink is required"))
+	}
+	if def.Table != "" && def.Table != req.Msg.Table {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("sink.table %q differs from table %q: leave it empty", def.Table, req.Msg.Table))
+	}
+	def = sink.WithDefaults(def)
+	def.Table = req.Msg.Table
+	out, created, err := sinks.Create(ctx, def)
+	if err != nil {
+		return nil, sinkErr(err)
+	}
+	return connect.NewResponse(&wailv1.CreateSinkResponse{Sink: out, Created: created}), nil
+}
+
+func (a *AdminService) ListSinks(ctx context.Context, req *connect.Request[wailv1.ListSinksRequest]) (*connect.Response[wailv1.ListSinksResponse], error) {
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	list, err := sinks.List(ctx, req.Msg.Table)
+	if err != nil {
+		return nil, sinkErr(err)
+	}
+	return connect.NewResponse(&wailv1.ListSinksResponse{Sinks: list}), nil
+}
+
+func (a *AdminService) DescribeSink(ctx context.Context, req *connect.Request[wailv1.DescribeSinkRequest]) (*connect.Response[wailv1.DescribeSinkResponse], error) {
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	st, err := sinks.Describe(ctx, req.Msg.Table, req.Msg.Name)
+	if err != nil {
+		return nil, sinkErr(err)
+	}
+	return connect.NewResponse(&wailv1.DescribeSinkResponse{Status: st}), nil
+}
+
+func (a *AdminService) PauseSink(ctx context.Context, req *connect.Request[wailv1.PauseSinkRequest]) (*connect.Response[wailv1.PauseSinkResponse], error) {
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sinks.SetPaused(ctx, req.Msg.Table, req.Msg.Name, true)
+	if err != nil {
+		return nil, sinkErr(err)
+	}
+	return connect.NewResponse(&wailv1.PauseSinkResponse{Sink: out}), nil
+}
+
+func (a *AdminService) ResumeSink(ctx context.Context, req *connect.Request[wailv1.ResumeSinkRequest]) (*connect.Response[wailv1.ResumeSinkResponse], error) {
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sinks.SetPaused(ctx, req.Msg.Table, req.Msg.Name, false)
+	if err != nil {
+		return nil, sinkErr(err)
+	}
+	return connect.NewResponse(&wailv1.ResumeSinkResponse{Sink: out}), nil
+}
+
+func (a *AdminService) DropSink(ctx context.Context, req *connect.Request[wailv1.DropSinkRequest]) (*connect.Response[wailv1.DropSinkResponse], error) {
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	if err := sinks.Drop(ctx, req.Msg.Table, req.Msg.Name); err != nil {
+		return nil, sinkErr(err)
+	}
+	return connect.NewResponse(&wailv1.DropSinkResponse{}), nil
+}
+
+var errNoSinks = errors.New("this server does not manage webhook sinks")
+
+// sinksOrErr is the sinks, or why not.
+func (a *AdminService) sinksOrErr() (Sinks, error) {
+	if a.sinks == nil {
+		return nil, sinkErr(errNoSinks)
+	}
+	return a.sinks, nil
+}

@@ -1,0 +1,34 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/group"
+)
+
+// groupTable is a served table as consumer groups (and sinks) see it.
+func (s *Server) groupTable(name string) (group.Table, bool) {
+	t, ok := s.catalog.Resolving(name)
+	if !ok {
+		return group.Table{}, false
+	}
+	return group.Table{Name: t.Name, Topic: eventbus.Topic(t.Name), Partitions: t.Partitions}, true
+}
+
+// configSinks saves the sinks of the configuration (sinks.webhooks).
+func (s *Server) configSinks(ctx context.Context) error {
+	var errs []error
+	for _, w := range s.cfg.Sinks.Webhooks {
+		def, err := w.Sink()
+		if err == nil {
+			err = s.sinks.Apply(ctx, def)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sink %s of table %s: %w", w.Name, w.Table, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,137 @@
+package sink
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+// Request headers.
+const (
+	// HeaderSignature: "t=<unix seconds>,v1=<hex HMAC-SHA256>" over
+	// "<t>.<body>" with the sink's secret (only with a secret). Verify by
+	// computing the same HMAC, comparing in constant time, and refusing a
+	// t too far from now (replays): client.VerifyWebhook does.
+	HeaderSignature = "Wail-Signature"
+	// HeaderDelivery: "<table>/<partition>/<first offset>-<next offset>",
+	// the same on every attempt and redelivery of the batch.
+	HeaderDelivery = "Wail-Delivery"
+	// HeaderAttempt: 1 for the first attempt of a batch.
+	HeaderAttempt = "Wail-Attempt"
+	// HeaderSink: the sink's name.
+	HeaderSink = "Wail-Sink"
+)
+
+// Bounds on what an answer may make the sink read.
+const (
+	// maxErrorBody: the start of an error answer's body kept as the
+	// sink's last error.
+	maxErrorBody = 512
+	// maxDrainBody: the most of an answer's body read at all (to reuse
+	// the connection); a larger one closes the connection instead.
+	maxDrainBody = 64 << 10
+	// maxRedirects to the same host (307 and 308 only).
+	maxRedirects = 3
+)
+
+// Sign returns the hex HMAC-SHA256 of "<ts>.<body>" with secret.
+func Sign(secret []byte, ts int64, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(strconv.FormatInt(ts, 10)))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+// encode makes a request body and its content type.
+func encode(format string, b *wailv1.SinkBatch) ([]byte, string, error) {
+	if format == FormatProtobuf {
+		body, err := proto.Marshal(b)
+		return body, "application/x-protobuf", err
+	}
+	body, err := protojson.Marshal(b)
+	return body, "application/json", err
+}
+
+// NewHTTPClient is the client sinks post with: it follows only 307 and
+// 308 redirects (which resend the body) to the same scheme and host, at
+// most maxRedirects; any other redirect is answered as is (a 3xx: the
+// batch is retried, never counted as delivered by a redirect that turned
+// the POST into a GET). Per-request deadlines come from each sink's
+// timeout.
+func NewHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxResponseHeaderBytes = 64 << 10
+	tr.MaxIdleConnsPerHost = 4
+	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
+}
+
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	first := via[0]
+	if len(via) > maxRedirects || req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host ||
+		req.Method != http.MethodPost || req.Response == nil ||
+		(req.Response.StatusCode != http.StatusTemporaryRedirect && req.Response.StatusCode != http.StatusPermanentRedirect) {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// attempt is the outcome of one request.
+type attempt struct {
+	status     int
+	retryAfter time.Duration
+	err        error // a transport error, or what a non-2xx answer said
+}
+
+// post sends one request within timeout; it reads at most maxDrainBody
+// of the answer, whatever the endpoint sends.
+func post(ctx context.Context, c *http.Client, def *wailv1.Sink, delivery string, n int, body []byte, contentType string, now time.Time) attempt {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(def.TimeoutMs)*time.Millisecond)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, def.Url, bytes.NewReader(body))
+	if err != nil {
+		return attempt{err: err}
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", "wail-sink/1")
+	req.Header.Set(HeaderSink, def.Name)
+	req.Header.Set(HeaderDelivery, delivery)
+	req.Header.Set(HeaderAttempt, strconv.Itoa(n))
+	if def.Secret != "" {
+		ts := now.Unix()
+		req.Header.Set(HeaderSignature, "t="+strconv.FormatInt(ts, 10)+",v1="+Sign([]byte(def.Secret), ts, body))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return attempt{err: fmt.Errorf("no answer within %s (sink timeout): %w", time.Duration(def.TimeoutMs)*time.Millisecond, err)}
+		}
+		return attempt{err: err}
+	}
+	defer resp.Body.Close()
+	a := attempt{status: resp.StatusCode, retryAfter: retryAfter(resp.Header)}
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBody-maxErrorBody))
+	if judge(a.status) != accepted {
+		msg := strings.TrimSpace(strings.ToValidUTF8(string(head), "?"))
+		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
+			msg = "redirect to " + loc + " not followed (only 307/308 to the same host are): set the sink's URL to where it points"
+		}
+		a.err = fmt.Errorf("HTTP %d: %s", a.status, msg)
+	}
+	return a
+}

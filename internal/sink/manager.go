@@ -1,0 +1,382 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/group"
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// groupLease is the lease of sink members: a sink's member lives in the
+// process that delivers (it dies with it), and a batch may wait for its
+// endpoint up to its max_retry_ms, so no lease should end it.
+const groupLease = 7 * 24 * time.Hour
+
+// Options configure a Manager.
+type Options struct {
+	Backend Backend
+	Log     intentlog.Log
+	// Table returns a served table (false: unknown or not served).
+	Table func(name string) (group.Table, bool)
+	// Run: this process delivers (sinks.enabled); otherwise it only
+	// manages definitions.
+	Run          bool
+	Refresh      time.Duration // how often definitions are read again (default 5s)
+	DLQRetention time.Duration // of dead-letter topics (0: forever)
+	Health       *health.Registry
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+	Client       *http.Client // nil: NewHTTPClient
+	// Snapshot serves start "snapshot" (nil: such sinks fail to start).
+	Snapshot Snapshotter
+}
+
+// Manager keeps the definitions and runs the sinks of a process.
+type Manager struct {
+	defs         defs
+	log          intentlog.Log
+	table        func(string) (group.Table, bool)
+	groups       *group.Groups
+	run          bool
+	refresh      time.Duration
+	dlqRetention time.Duration
+	health       *health.Registry
+	metrics      *metrics
+	logger       *slog.Logger
+	client       *http.Client
+	snapshot     Snapshotter
+
+	mu      sync.Mutex
+	runners map[[2]string]*runner
+	stats   map[[2]string]*stats // kept across restarts of a runner
+	closed  bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+
+	lagMu sync.Mutex // not mu: Sync holds mu while it waits for runners
+	lagAt map[[2]string]time.Time
+}
+
+// New returns a Manager; Start runs its sinks.
+func New(o Options) *Manager {
+	if o.Refresh <= 0 {
+		o.Refresh = 5 * time.Second
+	}
+	if o.Health == nil {
+		o.Health = health.NewRegistry(nil)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Client == nil {
+		o.Client = NewHTTPClient()
+	}
+	return &Manager{defs: defs{o.Backend}, log: o.Log, table: o.Table, groups: group.New(o.Log, groupLease), run: o.Run,
+		refresh: o.Refresh, dlqRetention: o.DLQRetention, health: o.Health, metrics: newMetrics(o.Registerer),
+		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
+		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}
+}
+
+// Start runs the sinks defined (when this process runs sinks) and follows
+// the definitions until Close.
+func (m *Manager) Start(ctx context.Context) {
+	if !m.run {
+		return
+	}
+	if err := m.Sync(ctx); err != nil {
+		m.logger.Warn("sinks: cannot read their definitions; retrying", "err", err)
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(m.refresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+				ctx, cancel := context.WithTimeout(context.Background(), m.refresh)
+				if err := m.Sync(ctx); err != nil {
+					m.health.Set("sinks", health.Degraded, "sink definitions cannot be read: "+err.Error(), "check the store")
+				} else {
+					m.health.Clear("sinks")
+				}
+				cancel()
+			}
+		}
+	}()
+}
+
+// Close stops every sink (a batch in flight is delivered again by the
+// next run: it was not acknowledged) and waits for them.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	close(m.stop)
+	rs := m.runners
+	m.runners = map[[2]string]*runner{}
+	m.mu.Unlock()
+	for _, r := range rs {
+		r.cancel()
+	}
+	for _, r := range rs {
+		<-r.done
+	}
+	m.wg.Wait()
+	m.groups.Close()
+}
+
+// Sync reads the definitions and starts, stops or restarts runners to
+// match them.
+func (m *Manager) Sync(ctx context.Context) error {
+	if !m.run {
+		return nil
+	}
+	sinks, _, err := m.defs.load(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	want := map[[2]string]*wailv1.Sink{}
+	for _, s := range sinks {
+		if _, ok := m.table(s.Table); ok && !s.Paused {
+			want[[2]string{s.Table, s.Name}] = s
+		}
+	}
+	for k, r := range m.runners {
+		if s, ok := want[k]; !ok || !proto.Equal(s, r.def) {
+			r.cancel()
+			<-r.done
+			delete(m.runners, k)
+		}
+	}
+	for k, s := range want {
+		if m.runners[k] != nil {
+			continue
+		}
+		t, _ := m.table(s.Table)
+		st := m.stats[k]
+		if st == nil {
+			st = &stats{}
+			m.stats[k] = st
+		}
+		rctx, cancel := context.WithCancel(context.Background())
+		r := &runner{m: m, def: s, table: t, stats: st, cancel: cancel, done: make(chan struct{}),
+			pol: policy{maxAttempts: int(s.MaxAttempts), maxRetry: time.Duration(s.MaxRetryMs) * time.Millisecond,
+				backoffMin: time.Duration(s.BackoffMinMs) * time.Millisecond, backoffMax: time.Duration(s.BackoffMaxMs) * time.Millisecond}}
+		m.runners[k] = r
+		go r.run(rctx)
+	}
+	return nil
+}
+
+// Create saves a definition (with defaults); the same definition again
+// is not an error (created false).
+func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, created bool, err error) {
+	def := WithDefaults(s)
+	if err := Validate(def); err != nil {
+		return nil, false, err
+	}
+	if _, ok := m.table(def.Table); !ok {
+		return nil, false, fmt.Errorf("%w: table %q does not exist (or is not served yet)", ErrNotFound, def.Table)
+	}
+	if def.Start == StartSnapshot && m.snapshot == nil {
+		return nil, false, fmt.Errorf("%w: start snapshot: this server cannot take snapshots", ErrInvalid)
+	}
+	_, err = m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
+		if i := find(sinks, def.Table, def.Name); i >= 0 {
+			if !sameDefinition(sinks[i], def) {
+				return nil, fmt.Errorf("%w: %s of table %s (drop it first to change it)", ErrConflict, def.Name, def.Table)
+			}
+			return nil, errUnchanged
+		}
+		created = true
+		return append(sinks, def), nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return Public(def), created, m.Sync(ctx)
+}
+
+// SetPaused pauses or resumes a sink.
+func (m *Manager) SetPaused(ctx context.Context, table, name string, paused bool) (*wailv1.Sink, error) {
+	var out *wailv1.Sink
+	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
+		i := find(sinks, table, name)
+		if i < 0 {
+			return nil, notFound(table, name)
+		}
+		out = sinks[i]
+		if sinks[i].Paused == paused {
+			return nil, errUnchanged
+		}
+		c := cloneSink(sinks[i])
+		c.Paused = paused
+		sinks[i], out = c, c
+		return sinks, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return Public(out), m.Sync(ctx)
+}
+
+// Drop removes a sink's definition and stops it.
+func (m *Manager) Drop(ctx context.Context, table, name string) error {
+	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
+		i := find(sinks, table, name)
+		if i < 0 {
+			return nil, notFound(table, name)
+		}
+		return append(sinks[:i:i], sinks[i+1:]...), nil
+	})
+	if err != nil {
+		return err
+	}
+	return m.Sync(ctx)
+}
+
+func notFound(table, name string) error {
+	return fmt.Errorf("%w: table %s has no sink %q: `wail sink ls %s` lists them", ErrNotFound, table, name, table)
+}
+
+// List returns the status of a table's sinks.
+func (m *Manager) List(ctx context.Context, table string) ([]*wailv1.SinkStatus, error) {
+	sinks, _, err := m.defs.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*wailv1.SinkStatus
+	for _, s := range sinks {
+		if s.Table != table {
+			continue
+		}
+		st, err := m.status(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Describe returns a sink's status.
+func (m *Manager) Describe(ctx context.Context, table, name string) (*wailv1.SinkStatus, error) {
+	sinks, _, err := m.defs.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i := find(sinks, table, name)
+	if i < 0 {
+		return nil, notFound(table, name)
+	}
+	return m.status(ctx, sinks[i])
+}
+
+func (m *Manager) status(ctx context.Context, s *wailv1.Sink) (*wailv1.SinkStatus, error) {
+	k := [2]string{s.Table, s.Name}
+	m.mu.Lock()
+	r, st := m.runners[k], m.stats[k]
+	m.mu.Unlock()
+	out := &wailv1.SinkStatus{Sink: Public(s), DeadLetterTopic: DeadLetterTopic(s.Table, s.Name)}
+	switch {
+	case s.Paused:
+		out.State = "paused"
+	case r == nil:
+		out.State = "stopped"
+	case st.inSnapshot.Load():
+		out.State = "snapshot"
+	case st.retrying.Load():
+		out.State = "retrying"
+	default:
+		out.State = "running"
+	}
+	if st != nil {
+		out.DeliveredEvents, out.DeliveredBatches = st.delivered.Load(), st.batches.Load()
+		out.Retries, out.DeadLetteredEvents = st.retries.Load(), st.deadLettered.Load()
+		out.LastDeliveredAtMs = st.lastDelivered.Load()
+		out.SnapshotEvents = st.snapshotEvents.Load()
+		st.mu.Lock()
+		out.LastError = st.lastErr
+		if !st.lastErrAt.IsZero() {
+			out.LastErrorAtMs = st.lastErrAt.UnixMilli()
+		}
+		st.mu.Unlock()
+	}
+	if t, ok := m.table(s.Table); ok {
+		_, parts, err := m.groups.Describe(ctx, t, GroupName(s.Name))
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range parts {
+			gp := &wailv1.GroupPartition{Partition: p.Partition, Committed: p.Committed, End: p.End, Owner: p.Owner, Epoch: p.Epoch,
+				Lag: p.End - max(p.Committed, 0)}
+			out.Partitions = append(out.Partitions, gp)
+			out.Lag += gp.Lag
+		}
+	}
+	return out, nil
+}
+
+// updateLag sets a sink's lag gauge, at most once a second.
+func (m *Manager) updateLag(ctx context.Context, r *runner) {
+	k := [2]string{r.def.Table, r.def.Name}
+	m.lagMu.Lock()
+	if time.Since(m.lagAt[k]) < time.Second {
+		m.lagMu.Unlock()
+		return
+	}
+	m.lagAt[k] = time.Now()
+	m.lagMu.Unlock()
+	_, parts, err := m.groups.Describe(ctx, r.table, GroupName(r.def.Name))
+	if err != nil {
+		return // the next ack or attempt tries again
+	}
+	var lag int64
+	for _, p := range parts {
+		lag += p.End - max(p.Committed, 0)
+	}
+	m.metrics.lag.WithLabelValues(r.labels()...).Set(float64(lag))
+}
+
+// Apply saves a definition of the configuration: created when absent,
+// made to match when it differs (its paused state kept).
+func (m *Manager) Apply(ctx context.Context, s *wailv1.Sink) error {
+	def := WithDefaults(s)
+	if err := Validate(def); err != nil {
+		return err
+	}
+	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
+		i := find(sinks, def.Table, def.Name)
+		if i < 0 {
+			return append(sinks, def), nil
+		}
+		def.Paused = sinks[i].Paused
+		if proto.Equal(sinks[i], def) {
+			return nil, errUnchanged
+		}
+		sinks[i] = def
+		return sinks, nil
+	})
+	return err
+}

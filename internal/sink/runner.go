@@ -1,0 +1,249 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/group"
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// member is the id a sink joins its group with.
+const member = "sink"
+
+// ackTimeout bounds one commit of a sink's position.
+const ackTimeout = 30 * time.Second
+
+// rejoin bounds the wait before a sink whose session ended joins again.
+var rejoin = policy{backoffMin: 500 * time.Millisecond, backoffMax: 30 * time.Second}
+
+// runner delivers one sink's events until stopped.
+type runner struct {
+	m     *Manager
+	def   *wailv1.Sink
+	table group.Table
+	pol   policy
+	stats *stats
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	dlq    bool // the dead-letter topic was made
+}
+
+// stats are a sink's counters since the process started (describe).
+type stats struct {
+	delivered, batches, retries, deadLettered atomic.Int64
+	lastDelivered                             atomic.Int64 // unix ms
+	retrying, inSnapshot                      atomic.Bool
+	snapshotEvents                            atomic.Int64
+
+	mu        sync.Mutex
+	lastErr   string
+	lastErrAt time.Time
+}
+
+func (s *stats) fail(err error, at time.Time) {
+	s.mu.Lock()
+	s.lastErr, s.lastErrAt = err.Error(), at
+	s.mu.Unlock()
+}
+
+func (r *runner) component() string { return "sink/" + r.def.Table + "/" + r.def.Name }
+
+func (r *runner) labels() []string { return []string{r.def.Table, r.def.Name} }
+
+// run joins the sink's group and delivers, joining again after a failure,
+// until ctx ends.
+func (r *runner) run(ctx context.Context) {
+	defer close(r.done)
+	defer r.m.health.Clear(r.component())
+	for n := 1; ; n++ {
+		err := r.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		r.failed(err)
+		select {
+		case <-time.After(rejoin.backoff(n, rand.Float64(), 0)):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// failed records an error of the sink (not of one attempt).
+func (r *runner) failed(err error) {
+	now := time.Now()
+	r.stats.fail(err, now)
+	r.m.metrics.lastError.WithLabelValues(r.labels()...).Set(float64(now.UnixMilli()) / 1000)
+	r.m.health.Set(r.component(), health.Degraded, fmt.Sprintf("sink %s of table %s: %v", r.def.Name, r.def.Table, err),
+		fmt.Sprintf("check the endpoint %s and `wail sink describe %s %s`; deliveries go on from the committed position when it answers",
+			r.def.Url, r.def.Table, r.def.Name))
+}
+
+func (r *runner) session(ctx context.Context) error {
+	if r.def.Start == StartSnapshot {
+		if err := r.snapshot(ctx); err != nil {
+			return err
+		}
+	}
+	sess, err := r.m.groups.Join(ctx, r.table, GroupName(r.def.Name), member, group.StartLatest(r.def.Start == "latest"))
+	if err != nil {
+		return fmt.Errorf("join group %s: %w", GroupName(r.def.Name), err)
+	}
+	defer sess.Leave()
+	for {
+		msg, err := sess.Next(ctx)
+		if err != nil {
+			return err
+		}
+		if msg.Granted != nil || msg.Revoked != nil || !sess.Check(msg) {
+			continue
+		}
+		if err := r.handle(ctx, msg); err != nil {
+			return err
+		}
+	}
+}
+
+// handle delivers one partition batch of the group in requests of at
+// most max_batch_events, acknowledging each once the endpoint took it
+// (or it was dead-lettered).
+func (r *runner) handle(ctx context.Context, msg group.Message) error {
+	recs := msg.Records
+	if len(recs) == 0 {
+		return r.ack(ctx, msg, msg.Next)
+	}
+	for len(recs) > 0 {
+		chunk := recs[:min(len(recs), int(r.def.MaxBatchEvents))]
+		recs = recs[len(chunk):]
+		next := chunk[len(chunk)-1].Offset + 1
+		if len(recs) == 0 {
+			next = msg.Next // the records passed after it (tombstones) too
+		}
+		if err := r.deliver(ctx, msg.Partition, chunk, next); err != nil {
+			return err
+		}
+		if err := r.ack(ctx, msg, next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) ack(ctx context.Context, msg group.Message, next int64) error {
+	actx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
+	refused, err := r.m.groups.Ack(actx, r.table, GroupName(r.def.Name), member, []group.Ack{{Partition: msg.Partition, Epoch: msg.Epoch, Next: next}})
+	if err != nil {
+		return fmt.Errorf("commit the position: %w", err)
+	}
+	if err := refused[msg.Partition]; err != nil {
+		return fmt.Errorf("commit the position of partition %d: %w", msg.Partition, err)
+	}
+	r.m.updateLag(ctx, r)
+	return nil
+}
+
+// deliver posts one request's events, retrying within the sink's bounds,
+// then dead-letters them. It fails only when ctx ends or the dead letter
+// cannot be written (the batch is then delivered again).
+func (r *runner) deliver(ctx context.Context, p int32, recs []intentlog.Record, next int64) error {
+	b := &wailv1.SinkBatch{Sink: r.def.Name, Table: r.def.Table, Partition: p, FirstOffset: recs[0].Offset, NextOffset: next}
+	for _, rec := range recs {
+		var ev wailv1.ChangeEvent
+		if err := proto.Unmarshal(rec.Value, &ev); err != nil {
+			continue // not an event (subscribers skip it too)
+		}
+		b.Events = append(b.Events, &ev)
+	}
+	if len(b.Events) == 0 {
+		return nil
+	}
+	delivery := r.def.Table + "/" + strconv.Itoa(int(p)) + "/" + strconv.FormatInt(b.FirstOffset, 10) + "-" + strconv.FormatInt(next, 10)
+	return r.post(ctx, b, delivery, recs)
+}
+
+// post sends a batch until the endpoint takes it, or dead-letters recs
+// once the bounds are passed (or the endpoint refused it).
+func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string, recs []intentlog.Record) error {
+	body, ctype, err := encode(r.def.Format, b)
+	if err != nil {
+		return fmt.Errorf("encode a batch: %w", err)
+	}
+	first := time.Now()
+	for n := 1; ; n++ {
+		a := post(ctx, r.m.client, r.def, delivery, n, body, ctype, time.Now())
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch judge(a.status) {
+		case accepted:
+			r.delivered(len(b.Events))
+			return nil
+		case refused:
+			return r.deadLetter(ctx, recs, a.err, n)
+		}
+		r.stats.retries.Add(1)
+		r.stats.retrying.Store(true)
+		r.m.metrics.retries.WithLabelValues(r.labels()...).Inc()
+		r.failed(fmt.Errorf("attempt %d of %s: %w", n, delivery, a.err))
+		r.m.updateLag(ctx, r)
+		wait := r.pol.backoff(n, rand.Float64(), a.retryAfter)
+		if r.pol.giveUp(n, time.Since(first), wait) {
+			return r.deadLetter(ctx, recs, fmt.Errorf("gave up after %d attempts in %s: %w", n, time.Since(first).Round(time.Millisecond), a.err), n)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *runner) delivered(events int) {
+	r.stats.delivered.Add(int64(events))
+	r.stats.batches.Add(1)
+	r.stats.lastDelivered.Store(time.Now().UnixMilli())
+	if r.stats.retrying.Swap(false) {
+		r.m.health.Clear(r.component())
+	}
+	r.m.metrics.delivered.WithLabelValues(r.labels()...).Add(float64(events))
+}
+
+// deadLetter appends the records, as they were on the bus, to the sink's
+// dead-letter topic with why and after how many attempts.
+func (r *runner) deadLetter(ctx context.Context, recs []intentlog.Record, why error, attempts int) error {
+	topic := DeadLetterTopic(r.def.Table, r.def.Name)
+	if !r.dlq {
+		if err := r.m.log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{Retention: r.m.dlqRetention}); err != nil {
+			return fmt.Errorf("dead-letter topic %s: %w", topic, err)
+		}
+		r.dlq = true
+	}
+	out := make([]*intentlog.Record, len(recs))
+	for i, rec := range recs {
+		out[i] = &intentlog.Record{Key: rec.Key, Value: rec.Value, Headers: []intentlog.Header{
+			{Key: "wail.sink.error", Value: []byte(why.Error())},
+			{Key: "wail.sink.attempts", Value: []byte(strconv.Itoa(attempts))},
+			{Key: "wail.sink.source", Value: []byte(r.def.Table + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10))},
+		}}
+	}
+	if err := r.m.log.Append(ctx, topic, out); err != nil {
+		return fmt.Errorf("dead-letter %d events to %s: %w", len(recs), topic, err)
+	}
+	r.stats.deadLettered.Add(int64(len(recs)))
+	r.m.metrics.deadLettered.WithLabelValues(r.labels()...).Add(float64(len(recs)))
+	r.failed(fmt.Errorf("dead-lettered %d events to %s: %w", len(recs), topic, why))
+	r.stats.retrying.Store(true) // cleared (with health) by the next delivery
+	return nil
+}

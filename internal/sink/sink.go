@@ -1,0 +1,167 @@
+// Package sink runs webhook sinks: each POSTs a table's events, in
+// batches, to an HTTP endpoint, in per-key order, retrying with
+// exponential backoff on 5xx answers, timeouts and connection errors,
+// bounded by attempts and time, then setting the batch aside in the sink's
+// dead-letter topic and moving on.
+//
+// A sink is a consumer group member underneath (group "sink.<name>" of
+// its table, package group): the endpoint's acknowledgement of a batch
+// (a 2xx answer) is committed as the group's position, durably, so a sink
+// survives restarts without loss; what it may deliver twice is what the
+// endpoint received but whose commit did not happen (DESIGN.md, "Webhook
+// sinks").
+//
+// Definitions live in one entry of the store's catalog ("_sinks",
+// defs.go), changed by compare-and-set, so every process sharing the
+// store sees the same sinks; a process with sinks.enabled runs them
+// (manager.go). Delivery: the request, its signature and how an answer
+// is judged (deliver.go, a pure core in retry.go); the loop of one sink
+// (runner.go).
+package sink
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/group"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrInvalid: the definition is not acceptable (the message says why).
+	ErrInvalid = errors.New("invalid sink")
+	// ErrNotFound: no sink of that table and name.
+	ErrNotFound = errors.New("sink not found")
+	// ErrConflict: a sink of that table and name exists with another
+	// definition.
+	ErrConflict = errors.New("sink exists with a different definition")
+)
+
+// Defaults of a definition's optional fields.
+const (
+	DefaultMaxBatch   = 100
+	MaxMaxBatch       = 10_000
+	DefaultTimeout    = 10 * time.Second
+	DefaultMaxRetry   = 15 * time.Minute
+	DefaultBackoffMin = 200 * time.Millisecond
+	DefaultBackoffMax = 30 * time.Second
+)
+
+// StartSnapshot starts a sink with every key's current state.
+const StartSnapshot = "snapshot"
+
+// Formats of a request's body.
+const (
+	FormatJSON     = "json"
+	FormatProtobuf = "protobuf"
+)
+
+var sinkName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// GroupName is the consumer group a sink consumes as.
+func GroupName(name string) string { return eventbus.SinkGroupPrefix + name }
+
+// DeadLetterTopic is where a sink sets aside the batches it gave up on.
+func DeadLetterTopic(table, name string) string { return "wail.sink." + table + "." + name + ".dlq" }
+
+// WithDefaults fills a definition's unset fields.
+func WithDefaults(s *wailv1.Sink) *wailv1.Sink {
+	d := cloneSink(s)
+	if d.Format == "" {
+		d.Format = FormatJSON
+	}
+	if d.Start == "" {
+		d.Start = "latest"
+	}
+	if d.MaxBatchEvents == 0 {
+		d.MaxBatchEvents = DefaultMaxBatch
+	}
+	if d.TimeoutMs == 0 {
+		d.TimeoutMs = DefaultTimeout.Milliseconds()
+	}
+	if d.MaxRetryMs == 0 {
+		d.MaxRetryMs = DefaultMaxRetry.Milliseconds()
+	}
+	if d.BackoffMinMs == 0 {
+		d.BackoffMinMs = DefaultBackoffMin.Milliseconds()
+	}
+	if d.BackoffMaxMs == 0 {
+		d.BackoffMaxMs = DefaultBackoffMax.Milliseconds()
+	}
+	d.HasSecret = d.Secret != ""
+	return d
+}
+
+// Validate checks a definition (after WithDefaults).
+func Validate(s *wailv1.Sink) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+	}
+	if !sinkName.MatchString(s.Name) {
+		return bad("name %q: use 1-63 lower-case letters, digits or '_', starting with a letter", s.Name)
+	}
+	if err := group.ValidateName("group", GroupName(s.Name)); err != nil {
+		return bad("%v", err)
+	}
+	u, err := url.Parse(s.Url)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return bad("url %q: give an absolute http:// or https:// URL", s.Url)
+	}
+	if u.User != nil {
+		return bad("url %q: credentials in the URL would be shown by describe; use --secret (signature) or put a token in the path", s.Url)
+	}
+	if s.Format != FormatJSON && s.Format != FormatProtobuf {
+		return bad("format %q: use json or protobuf", s.Format)
+	}
+	if s.Start != "beginning" && s.Start != "latest" && s.Start != StartSnapshot {
+		return bad("start %q: use latest, beginning or snapshot", s.Start)
+	}
+	if s.MaxBatchEvents < 1 || s.MaxBatchEvents > MaxMaxBatch {
+		return bad("max_batch_events %d: use 1..%d", s.MaxBatchEvents, MaxMaxBatch)
+	}
+	if s.TimeoutMs < 1 || s.TimeoutMs > (10*time.Minute).Milliseconds() {
+		return bad("timeout_ms %d: use 1..600000", s.TimeoutMs)
+	}
+	if s.MaxAttempts < 0 {
+		return bad("max_attempts %d: use 0 (bounded by max_retry_ms only) or more", s.MaxAttempts)
+	}
+	if s.MaxRetryMs < 1 || s.MaxRetryMs > (7*24*time.Hour).Milliseconds() {
+		return bad("max_retry_ms %d: use 1ms..7 days", s.MaxRetryMs)
+	}
+	if s.BackoffMinMs < 1 || s.BackoffMaxMs < s.BackoffMinMs {
+		return bad("backoff %d..%d ms: min must be positive and max at least min", s.BackoffMinMs, s.BackoffMaxMs)
+	}
+	if len(s.Secret) > 1024 {
+		return bad("secret of %d bytes: at most 1024", len(s.Secret))
+	}
+	return nil
+}
+
+// Public returns a definition as responses show it: without its secret.
+func Public(s *wailv1.Sink) *wailv1.Sink {
+	p := cloneSink(s)
+	p.HasSecret = s.Secret != ""
+	p.Secret = ""
+	return p
+}
+
+func cloneSink(s *wailv1.Sink) *wailv1.Sink {
+	if s == nil {
+		return &wailv1.Sink{}
+	}
+	return proto.Clone(s).(*wailv1.Sink)
+}
+
+// sameDefinition compares what a create sets (not paused).
+func sameDefinition(a, b *wailv1.Sink) bool {
+	x, y := cloneSink(a), cloneSink(b)
+	x.Paused, y.Paused = false, false
+	return proto.Equal(x, y)
+}
