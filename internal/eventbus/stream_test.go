@@ -167,3 +167,26 @@ func TestStreamCoreUntilEmptyPartition(t *testing.T) {
 		t.Fatalf("final cursor %v, %v; want the ends [0 1]", cur, err)
 	}
 }
+
+// TestStreamCoreEventCursors: each event's cursor resumes right after it
+// (one past its offset, through gaps in the offsets), and the position
+// after a batch is the reader's.
+func TestStreamCoreEventCursors(t *testing.T) {
+	t.Parallel()
+	c := newStreamCore("t", []int64{0, 7}, nil, 0)
+	got, err := c.live(0, []liveEvent{ev("a", 1, 5), ev("b", 2, 9)}, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := versions(got); !slices.Equal(v, []string{"a@1", "b@2"}) {
+		t.Fatalf("sent %v, want a@1 b@2", v)
+	}
+	for i, want := range [][]int64{{6, 7}, {10, 7}} {
+		if cur, err := ParseCursor(got[i].Cursor, "t", 2); err != nil || !slices.Equal(cur.Offsets, want) {
+			t.Errorf("cursor of %s: %v, %v; want %v", versions(got[i:i+1]), cur.Offsets, err, want)
+		}
+	}
+	if cur, err := ParseCursor(c.cursor(), "t", 2); err != nil || !slices.Equal(cur.Offsets, []int64{12, 7}) {
+		t.Fatalf("cursor after the batch: %v, %v; want [12 7]", cur.Offsets, err)
+	}
+}
