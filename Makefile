@@ -28,10 +28,7 @@ SKIPPED := $(CURDIR)/.skipped-tests
 test:
 	@rm -f $(SKIPPED)
 	@WAIL_SKIPPED=$(SKIPPED) $(GO) test -race -count=1 -p 1 -timeout 30m $(TESTFLAGS) ./...; rc=$$?; \
-	if [ -s $(SKIPPED) ]; then \
-		echo; echo "!! $$(wc -l <$(SKIPPED)) INTEGRATION TESTS DID NOT RUN (a service is missing; 'make services' starts them):"; \
-		sort $(SKIPPED) | sed 's/^/!!   /'; \
-	fi; rm -f $(SKIPPED); exit $$rc
+	sh scripts/skipped.sh $(SKIPPED); rm -f $(SKIPPED); exit $$rc
 
 # The same, with the race detector (make test already uses it).
 race: test

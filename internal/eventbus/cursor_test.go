@@ -2,9 +2,11 @@ package eventbus
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"os"
 	"path/filepath"
@@ -131,5 +133,54 @@ func BenchmarkCursor(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(Cursor{Table: "orders", Offsets: offs}.String())), "bytes")
 		})
+	}
+}
+
+// TestCursorDecodeBounds: what decodeCursor accepts and refuses at each of
+// its bounds, with well-formed checksums so that each check is reached: a
+// cursor of fewer bytes than the smallest one (no partitions) is too
+// short, the smallest decodes; a partition count above the bytes left or
+// above maxCursorPartitions is refused before anything is allocated, the
+// most partitions allowed decode; an offset above math.MaxInt64, a
+// non-shortest uvarint and bytes after the last offset are refused.
+func TestCursorDecodeBounds(t *testing.T) {
+	t.Parallel()
+	sum := tableSum("orders")
+	// seal makes the text form of body: its checksum appended, base64url.
+	seal := func(body []byte) string {
+		b := binary.BigEndian.AppendUint32(slices.Clone(body), crc32.Checksum(body, castagnoli))
+		return cursorPrefix + base64.RawURLEncoding.EncodeToString(b)
+	}
+	head := binary.BigEndian.AppendUint32([]byte{cursorVersion1}, sum) // version and table: 5 bytes
+	withCount := func(n uint64, rest ...byte) []byte {
+		return append(binary.AppendUvarint(slices.Clone(head), n), rest...)
+	}
+	most := withCount(maxCursorPartitions, make([]byte, maxCursorPartitions)...)
+	tests := []struct {
+		name string
+		body []byte
+		want string // "" if it decodes
+		n    int    // partitions, when it decodes
+	}{
+		{"version only", []byte{cursorVersion1}, "too short", 0},
+		{"no partition count", head, "too short", 0},
+		{"one byte short", head[:4], "too short", 0},
+		{"no partitions", withCount(0), "", 0},
+		{"a count above the bytes left", withCount(3, 1, 2), "bad partition count", 0},
+		{"the most partitions", most, "", maxCursorPartitions},
+		{"one partition more", withCount(maxCursorPartitions+1, make([]byte, maxCursorPartitions+1)...), "bad partition count", 0},
+		{"an offset above MaxInt64", binary.AppendUvarint(withCount(1), math.MaxInt64+1), "bad offset of partition 0", 0},
+		{"a non-shortest offset", withCount(1, 0x80, 0x00), "bad offset of partition 0", 0},
+		{"a non-shortest count", append(slices.Clone(head), 0x81, 0x00, 7), "bad partition count", 0},
+		{"trailing bytes", withCount(1, 7, 7), "trailing bytes", 0},
+	}
+	for _, tc := range tests {
+		c, gotSum, err := decodeCursor(seal(tc.body))
+		switch {
+		case tc.want == "" && (err != nil || len(c.Offsets) != tc.n || gotSum != sum):
+			t.Errorf("%s: %d partitions, table sum %x, %v; want %d partitions of orders", tc.name, len(c.Offsets), gotSum, err, tc.n)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
 	}
 }

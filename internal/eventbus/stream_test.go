@@ -146,3 +146,47 @@ func TestStreamCoreUntil(t *testing.T) {
 		t.Fatalf("final cursor %v, %v; want the ends", cur, err)
 	}
 }
+
+// TestStreamCoreUntilEmptyPartition: a partition that was empty when an
+// until-end stream started (its end is offset 0) delivers nothing of what
+// is written to it later, and the stream's cursor keeps it at 0.
+func TestStreamCoreUntilEmptyPartition(t *testing.T) {
+	t.Parallel()
+	c := newStreamCore("t", []int64{0, 0}, []int64{0, 1}, 0)
+	if got, _ := c.live(0, []liveEvent{ev("late", 1, 0), ev("late", 2, 1)}, 2); len(got) != 0 || c.pos[0] != 0 {
+		t.Fatalf("partition 0, empty at the start: sent %v, position %d; want nothing and 0", versions(got), c.pos[0])
+	}
+	if c.done() {
+		t.Fatal("done before partition 1 reached its end")
+	}
+	got, _ := c.live(1, []liveEvent{ev("a", 1, 0)}, 1)
+	if v := versions(got); !slices.Equal(v, []string{"a@1"}) || !c.done() {
+		t.Fatalf("partition 1: sent %v, done %v; want a@1 and done", v, c.done())
+	}
+	if cur, err := ParseCursor(c.cursor(), "t", 2); err != nil || !slices.Equal(cur.Offsets, []int64{0, 1}) {
+		t.Fatalf("final cursor %v, %v; want the ends [0 1]", cur, err)
+	}
+}
+
+// TestStreamCoreEventCursors: each event's cursor resumes right after it
+// (one past its offset, through gaps in the offsets), and the position
+// after a batch is the reader's.
+func TestStreamCoreEventCursors(t *testing.T) {
+	t.Parallel()
+	c := newStreamCore("t", []int64{0, 7}, nil, 0)
+	got, err := c.live(0, []liveEvent{ev("a", 1, 5), ev("b", 2, 9)}, 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := versions(got); !slices.Equal(v, []string{"a@1", "b@2"}) {
+		t.Fatalf("sent %v, want a@1 b@2", v)
+	}
+	for i, want := range [][]int64{{6, 7}, {10, 7}} {
+		if cur, err := ParseCursor(got[i].Cursor, "t", 2); err != nil || !slices.Equal(cur.Offsets, want) {
+			t.Errorf("cursor of %s: %v, %v; want %v", versions(got[i:i+1]), cur.Offsets, err, want)
+		}
+	}
+	if cur, err := ParseCursor(c.cursor(), "t", 2); err != nil || !slices.Equal(cur.Offsets, []int64{12, 7}) {
+		t.Fatalf("cursor after the batch: %v, %v; want [12 7]", cur.Offsets, err)
+	}
+}

@@ -9,12 +9,16 @@ package servicetest
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
 
 // SkippedEnv names the file `make test` collects skips in: one line per
-// skipped test, "test: why".
+// skipped test, "package\ttest\twhy" (package: the test's directory
+// relative to the module root, e.g. internal/store/postgres; test names
+// alone repeat across packages: TestSuite is in several).
 const SkippedEnv = "WAIL_SKIPPED"
 
 var mu sync.Mutex
@@ -27,9 +31,32 @@ func Missing(t testing.TB, why string) {
 		t.Fatal(why)
 	}
 	if path := os.Getenv(SkippedEnv); path != "" {
-		record(path, t.Name()+": "+why)
+		record(path, pkgDir()+"\t"+t.Name()+"\t"+strings.ReplaceAll(why, "\n", " "))
 	}
 	t.Skip(why)
+}
+
+// pkgDir is the running test's package: go test runs a test binary in
+// its package's directory, named here relative to the module root (the
+// nearest directory above with a go.mod), or absolute when there is none.
+func pkgDir() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "?"
+	}
+	for dir := wd; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if rel, err := filepath.Rel(dir, wd); err == nil {
+				return filepath.ToSlash(rel)
+			}
+			return wd
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return wd
+		}
+		dir = up
+	}
 }
 
 // record appends a line to path; a failure to record is not the test's

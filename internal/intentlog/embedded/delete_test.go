@@ -3,13 +3,16 @@ package embedded
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/logbuf"
 )
 
 // TestDeleteWakesReadersAndAppenders: readers blocked at the end of a
@@ -96,12 +99,44 @@ func TestDeleteInterruptedByCrash(t *testing.T) {
 	if err := os.Rename(filepath.Join(dir, "t"), tomb); err != nil {
 		t.Fatal(err)
 	}
-	l = openLog(t, dir, Options{})
+	var logs logbuf.Buffer
+	l = openLog(t, dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer l.Close()
+	if strings.Contains(logs.String(), "cannot remove") {
+		t.Errorf("Open removed the deleted topic's directory and warned that it could not:\n%s", logs.String())
+	}
 	if _, err := l.Partitions(context.Background(), "t"); !errors.Is(err, intentlog.ErrUnknownTopic) {
 		t.Errorf("a topic whose deletion was interrupted: %v, want ErrUnknownTopic", err)
 	}
 	if _, err := os.Stat(tomb); !os.IsNotExist(err) {
 		t.Errorf("Open left the deleted topic's directory: %v", err)
+	}
+}
+
+// TestDeleteRemovesTheTopic: a deletion that returns leaves nothing of
+// the topic on disk (no directory, no renamed tombstone), with the
+// directory sync (the default) as without it.
+func TestDeleteRemovesTheTopic(t *testing.T) {
+	t.Parallel()
+	for _, noSync := range []bool{false, true} {
+		dir := t.TempDir()
+		l := openLog(t, dir, Options{NoSync: noSync})
+		ctx := context.Background()
+		if err := l.CreateTopic(ctx, "t", 2, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.DeleteTopic(ctx, "t"); err != nil {
+			t.Fatal(err)
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if e.Name() == "t" || strings.HasPrefix(e.Name(), deletedPrefix) {
+				t.Errorf("NoSync %v: %s left in the log's directory after DeleteTopic returned", noSync, e.Name())
+			}
+		}
+		l.Close()
 	}
 }
