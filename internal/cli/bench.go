@@ -16,6 +16,7 @@ import (
 type benchFlags struct {
 	mix  string
 	json bool
+	prof profileFlags
 }
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -110,6 +111,7 @@ func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *bench
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	fl.StringVar(&o.DataDir, "data-dir", "", "in-process server: data directory (default: temporary, removed)")
 	fl.BoolVar(&o.NoSync, "no-sync", false, "in-process server and floor: skip fsync (not durable)")
+	f.prof.register(fl)
 }
 
 func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) error {
@@ -138,7 +140,14 @@ func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) err
 	if err := o.Validate(); err != nil {
 		return usageError{err: err}
 	}
+	stop, err := f.prof.start()
+	if err != nil {
+		return err
+	}
 	_, err = bench.Run(cmd.Context(), o)
+	if perr := stop(); err == nil {
+		err = perr
+	}
 	return err
 }
 

@@ -49,6 +49,7 @@ func (l *loop) holdBound() time.Duration { return max(l.def.VisibilityWindow, ti
 // awaitLanding tells the loop when ch closes or bound passes, whichever
 // comes first; it gives up when the loop is gone.
 func (l *loop) awaitLanding(ch <-chan struct{}, bound time.Duration) {
+	start := time.Now()
 	t := time.NewTimer(bound)
 	defer t.Stop()
 	ld := landed{ch: ch}
@@ -59,6 +60,7 @@ func (l *loop) awaitLanding(ch <-chan struct{}, bound time.Duration) {
 	case <-l.done:
 		return
 	}
+	l.m.landingWait.Observe(time.Since(start).Seconds())
 	select {
 	case l.landed <- ld:
 	case <-l.done:
@@ -72,8 +74,10 @@ func (l *loop) release(ld landed) {
 	reqs := l.held[ld.ch]
 	delete(l.held, ld.ch)
 	if ld.late {
+		l.m.heldBound.Add(float64(len(reqs)))
 		l.readQ = append(l.readQ, reqs...)
 		return
 	}
+	l.m.heldLanded.Add(float64(len(reqs)))
 	l.queueReads(reqs)
 }

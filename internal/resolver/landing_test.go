@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/store"
@@ -73,7 +76,8 @@ func TestReadsWaitForTheStoreWrite(t *testing.T) {
 			// store write has not landed.
 			env.writeIntent(ctx, t, intent.Intent{Key: []byte("a"), Op: intent.Upsert, Version: v, CreatedAt: time.Now().Add(-time.Minute)}, "")
 			cs := &countingStore{st: env.st}
-			cfg := testConfig(nil, NewMetrics(nil))
+			m := NewMetrics(nil)
+			cfg := testConfig(nil, m)
 			cfg.Landing = spy
 			r := New(env.log, countingMultiStore{cs}, env.bus, cfg)
 			run := start(ctx, r, env.tb)
@@ -104,6 +108,22 @@ func TestReadsWaitForTheStoreWrite(t *testing.T) {
 				w.End()
 			}
 			waitUntil(ctx, t, "the event", func() bool { return onBus(ctx, t, env)["a"] == 1 })
+			// The hold is counted: one read held, released by the end of
+			// the write or by the bound, and one wait observed.
+			outcome := "landed"
+			if !ends {
+				outcome = "bound"
+			}
+			if n := testutil.ToFloat64(m.landingHeld.WithLabelValues(env.tb.Name, outcome)); n != 1 {
+				t.Errorf("wail_resolver_landing_held_reads_total{outcome=%q} = %v, want 1", outcome, n)
+			}
+			var waits dto.Metric
+			if err := m.landingWait.WithLabelValues(env.tb.Name).(prometheus.Histogram).Write(&waits); err != nil {
+				t.Fatal(err)
+			}
+			if n := waits.GetHistogram().GetSampleCount(); n != 1 {
+				t.Errorf("wail_resolver_landing_wait_seconds: %d waits observed, want 1", n)
+			}
 			if ends {
 				if n := reads(); n != 1 {
 					t.Errorf("%d reads for one event, want 1: the read waited for the write", n)

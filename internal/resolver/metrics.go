@@ -40,6 +40,9 @@ type Metrics struct {
 	readTime      *prometheus.HistogramVec
 	// transactions (Kafka): transactions the member's pumps ran.
 	transactions prometheus.Counter
+	// Reads held until the proxy's store write landed (landing.go).
+	landingHeld *prometheus.CounterVec
+	landingWait *prometheus.HistogramVec
 }
 
 // NewMetrics registers the resolver's collectors on reg (nil: unregistered).
@@ -98,8 +101,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			"Histogram: store reads of the resolver by read level, until the store answered (or failed); each key of a batched read (GetMany) counts the whole call.", "table", "level"),
 		transactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "wail_resolver_transactions_total",
 			Help: "Kafka transactions the resolver ran (events and offsets of all its partitions that were ready; resolver.transaction_linger spaces them)."}),
+		landingHeld: counter("landing_held_reads_total",
+			"Store reads held until the proxy's store write of their version ended (outcome=landed) or the hold bound passed (outcome=bound).", "table", "outcome"),
+		landingWait: telemetry.Latency("wail_resolver_landing_wait_seconds",
+			"Histogram, per awaited store write: how long the reads held on it waited (until it ended or the hold bound passed).", "table"),
 	}
 	if reg != nil {
+		reg.MustRegister(m.landingHeld, m.landingWait)
 		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
 			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency,
 			m.retriesVec, m.letters, m.letterErrors, m.gapIntents, m.parked, m.oldest, m.lagSeconds,
@@ -135,6 +143,9 @@ type partitionMetrics struct {
 	readsPerEvent  prometheus.Observer
 	perEvent       prometheus.Observer
 	readTime       []prometheus.Observer // by level
+	heldLanded     prometheus.Counter
+	heldBound      prometheus.Counter
+	landingWait    prometheus.Observer
 }
 
 func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics {
@@ -162,6 +173,9 @@ func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics
 		publishTime:    m.publishTime.WithLabelValues(table),
 		readsPerEvent:  m.readsPerEvent.WithLabelValues(table),
 		perEvent:       m.perEvent.WithLabelValues(table),
+		heldLanded:     m.landingHeld.WithLabelValues(table, "landed"),
+		heldBound:      m.landingHeld.WithLabelValues(table, "bound"),
+		landingWait:    m.landingWait.WithLabelValues(table),
 	}
 	for l := 0; l < levels; l++ {
 		pm.reads = append(pm.reads, m.reads.WithLabelValues(table, strconv.Itoa(l)))
