@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -165,5 +166,136 @@ func TestLateWritesAreRefused(t *testing.T) {
 	}
 	if _, ok := w.rows["late"]; ok {
 		t.Fatal("the late write was stored")
+	}
+}
+
+// queuedWrite is a write of one mutation (key) of table t queued at at,
+// as writeMerged queues it.
+func queuedWrite(t catalog.Table, key string, at time.Time) *queued {
+	return &queued{t: t, muts: []Mutation{{Table: t.Name, Key: []byte(key)}}, idx: []int{0}, res: make([]Result, 1),
+		at: at, lead: make(chan []*queued, 1), done: make(chan struct{})}
+}
+
+// released says whether q's writer was answered by another write's batch
+// (its done is closed).
+func released(q *queued) bool {
+	select {
+	case <-q.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func lateWrites(t *testing.T, p *Proxy) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := p.metrics.lateWrites.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestLateWriteBound: the stamp bound is inclusive. A write queued exactly
+// MaxStampDelay before its batch runs is refused, unwritten, and its
+// writer released; one nanosecond less and it runs. (A client that lost
+// its stream counts on no attempt being stamped MaxStampDelay or more
+// after it sent it.)
+func TestLateWriteBound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		waited time.Duration // before the batch runs
+		late   bool
+	}{
+		{name: "one nanosecond under the bound", waited: MaxStampDelay - time.Nanosecond},
+		{name: "exactly the bound", waited: MaxStampDelay, late: true},
+		{name: "over the bound", waited: MaxStampDelay + time.Nanosecond, late: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, p := gatedProxy(t, 0)
+			if p.stampDelay != MaxStampDelay {
+				t.Fatalf("stamp bound %s, want MaxStampDelay (%s)", p.stampDelay, MaxStampDelay)
+			}
+			tx, _ := p.tables.Get("tx")
+			now := time.Now()
+			leader := queuedWrite(tx, "leader", now)
+			q := queuedWrite(tx, "q", now.Add(-tc.waited))
+			keep := p.refuseLate(leader, []*queued{leader, q}, now)
+			if tc.late {
+				if len(keep) != 1 || keep[0] != leader {
+					t.Fatalf("kept %d writes, want only the leader's", len(keep))
+				}
+				if r := q.res[0]; !errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || r.IntentLogged || r.Stored {
+					t.Fatalf("the write that waited %s: %+v; want unavailable, unstamped", tc.waited, r)
+				}
+				if !released(q) {
+					t.Fatal("the refused write's writer was not released")
+				}
+				if n := lateWrites(t, p); n != 1 {
+					t.Fatalf("late writes counted: %v, want 1", n)
+				}
+				return
+			}
+			if len(keep) != 2 || keep[1] != q {
+				t.Fatalf("kept %d writes, want both", len(keep))
+			}
+			if r := q.res[0]; r.Err != nil {
+				t.Fatalf("the write that waited %s was refused: %v", tc.waited, r.Err)
+			}
+			if released(q) || lateWrites(t, p) != 0 {
+				t.Fatal("a write in time was released or counted late before its batch ran")
+			}
+		})
+	}
+}
+
+// TestMergedLateWrites: a merged batch with several late writes, the
+// leader's among them or not, answers every late write unwritten and
+// releases every writer but the leader (the leader's Write returns by
+// itself), and writes the others.
+func TestMergedLateWrites(t *testing.T) {
+	t.Parallel()
+	for _, leaderLate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("leader late %v", leaderLate), func(t *testing.T) {
+			t.Parallel()
+			w, log, p := gatedProxy(t, 0)
+			close(log.gate)
+			tx, _ := p.tables.Get("tx")
+			lateAt, onTimeAt := time.Now().Add(-2*p.stampDelay), time.Now()
+			leaderAt := onTimeAt
+			if leaderLate {
+				leaderAt = lateAt
+			}
+			batch := []*queued{queuedWrite(tx, "leader", leaderAt), queuedWrite(tx, "late1", lateAt),
+				queuedWrite(tx, "ontime1", onTimeAt), queuedWrite(tx, "late2", lateAt), queuedWrite(tx, "ontime2", onTimeAt)}
+			p.runMerged(context.Background(), batch)
+			lates := 2
+			if leaderLate {
+				lates++
+			}
+			if n := lateWrites(t, p); n != float64(lates) {
+				t.Fatalf("late writes counted: %v, want %d", n, lates)
+			}
+			for i, q := range batch {
+				key := string(q.muts[0].Key)
+				late := q.at.Equal(lateAt)
+				if i > 0 && !released(q) {
+					t.Fatalf("the writer of %s (late: %v) was never released: it would wait forever", key, late)
+				}
+				r := q.res[0]
+				_, stored := w.rows[key]
+				if late {
+					if !errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || r.IntentLogged || stored {
+						t.Fatalf("late write %s: %+v (stored: %v); want unavailable, unstamped, not stored", key, r, stored)
+					}
+					continue
+				}
+				if r.Err != nil || !r.Stored || !stored || w.rows[key].Version != r.Version {
+					t.Fatalf("write in time %s: %+v (stored: %v)", key, r, stored)
+				}
+			}
+		})
 	}
 }
