@@ -42,7 +42,7 @@ func (g *gatedLog) appendSizes() []int {
 
 // TestMergedWrites: with one batch of a table in flight, the writes that
 // arrive meanwhile wait and then go as one intent append and one store
-// write (capped by MaxMerge), every write gets its own result and a
+// write (capped by MaxMerge, by default MaxBatch), every write gets its own result and a
 // distinct version, and a waiting writer that goes away neither loses its
 // place nor cuts the others.
 func TestMergedWrites(t *testing.T) {
@@ -56,6 +56,7 @@ func TestMergedWrites(t *testing.T) {
 		{name: "all merged", maxMerge: 100, waiting: 5, wantSizes: []int{10}},
 		{name: "capped by MaxMerge", maxMerge: 4, waiting: 5, wantSizes: []int{4, 4, 2}},
 		{name: "one write over the cap runs alone", maxMerge: 1, waiting: 2, wantSizes: []int{2, 2}},
+		{name: "unset: capped by MaxBatch", maxMerge: 0, waiting: 6, wantSizes: []int{10, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
