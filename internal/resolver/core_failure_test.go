@@ -91,6 +91,8 @@ func TestCoreFailures(t *testing.T) {
 	timeBound := failParams
 	timeBound.MaxAttempts, timeBound.MaxRetryTime = 100, 50*time.Millisecond
 	floor := func(e Entry, f uint64) Entry { e.Intent.PublishedFloor = f; return e }
+	timeBoundExact := timeBound
+	timeBoundExact.MaxRetryTime = 80 * time.Millisecond
 	oneAttempt := failParams
 	oneAttempt.MaxAttempts = 1
 
@@ -119,6 +121,11 @@ func TestCoreFailures(t *testing.T) {
 			name:  "the time bound dead-letters at the first counted failure past MaxRetryTime",
 			p:     timeBound,
 			steps: flowingPublishFailures(pubFail{}, 3, 3),
+		},
+		{
+			name:  "the time bound is inclusive: a counted failure exactly MaxRetryTime after the first dead-letters",
+			p:     timeBoundExact,
+			steps: flowingPublishFailures(pubFail{}, 3, 3), // counted failures at 0, 40 and 80 ms
 		},
 		{
 			name:  "failures together with other events never count: the key is retried, not dead-lettered",
