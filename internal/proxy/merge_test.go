@@ -34,6 +34,17 @@ func (g *gatedLog) Append(ctx context.Context, topic string, recs []*intentlog.R
 	return g.fakeLog.Append(ctx, topic, recs)
 }
 
+// waitEntered waits until an append began: a write that never reaches
+// the log fails the test (not hangs it).
+func (g *gatedLog) waitEntered(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no append began within 30s: the write never reached the log")
+	}
+}
+
 func (g *gatedLog) appendSizes() []int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -64,7 +75,7 @@ func TestMergedWrites(t *testing.T) {
 
 			first := make(chan []Result, 1)
 			go func() { first <- p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("first")}}) }()
-			<-log.entered // the first batch is in its append: the others must wait
+			log.waitEntered(t) // the first batch is in its append: the others must wait
 			results := make([][]Result, tc.waiting)
 			var wg sync.WaitGroup
 			for i := range tc.waiting {
@@ -150,7 +161,7 @@ func TestLateWritesAreRefused(t *testing.T) {
 	w, log, p := gatedProxy(t, 0)
 	p.stampDelay = 200 * time.Millisecond
 	go p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("first")}})
-	<-log.entered
+	log.waitEntered(t)
 	late := make(chan Result, 1)
 	go func() { late <- p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("late")}})[0] }()
 	waitFor(t, func() bool { m := p.mergerOf("tx"); m.mu.Lock(); defer m.mu.Unlock(); return len(m.queue) == 1 })
