@@ -98,7 +98,13 @@ func TestMergedWrites(t *testing.T) {
 				return len(m.queue) == tc.waiting
 			})
 			close(log.gate)
-			wg.Wait()
+			answered := make(chan struct{})
+			go func() { wg.Wait(); close(answered) }()
+			select {
+			case <-answered:
+			case <-time.After(30 * time.Second):
+				t.Fatal("merged writes not answered within 30s: a writer was never released")
+			}
 			if r := <-first; r[0].Err != nil || !r[0].Stored {
 				t.Fatalf("first write: %+v", r[0])
 			}
@@ -170,10 +176,20 @@ func TestLateWritesAreRefused(t *testing.T) {
 	go func() { onTime <- p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("ontime")}})[0] }()
 	waitFor(t, func() bool { m := p.mergerOf("tx"); m.mu.Lock(); defer m.mu.Unlock(); return len(m.queue) == 2 })
 	close(log.gate)
-	if r := <-late; !errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || r.IntentLogged {
+	recv := func(c chan Result, what string) Result {
+		t.Helper()
+		select {
+		case r := <-c:
+			return r
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the %s not answered within 30s", what)
+			return Result{}
+		}
+	}
+	if r := recv(late, "late write"); !errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || r.IntentLogged {
 		t.Fatalf("late write: %+v; want unavailable, unstamped", r)
 	}
-	if r := <-onTime; r.Err != nil || !r.Stored {
+	if r := recv(onTime, "write queued in time"); r.Err != nil || !r.Stored {
 		t.Fatalf("the write queued in time: %+v", r)
 	}
 	if _, ok := w.rows["late"]; ok {
