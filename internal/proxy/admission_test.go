@@ -10,7 +10,7 @@ import (
 // TestAdmission: the decision on the observed backlogs: under the limit
 // writes go; at or over it they are refused with a hint from the
 // resolver's measured rate, clamped; below it again they go; 0 turns it
-// off.
+// off. Over lists the table exactly when its writes are refused.
 func TestAdmission(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
@@ -47,6 +47,9 @@ func TestAdmission(t *testing.T) {
 			if tc.wantOK {
 				if err != nil || wait != 0 {
 					t.Fatalf("refused: %v (%s)", err, wait)
+				}
+				if over := a.Over(); len(over) != 0 {
+					t.Fatalf("Over() = %v while writes go (overload health would say so)", over)
 				}
 				return
 			}

@@ -115,7 +115,7 @@ func (p *Proxy) handOn(m *merger) {
 // batch[0] is the caller's own.
 func (p *Proxy) runMerged(ctx context.Context, batch []*queued) {
 	leader := batch[0]
-	batch = p.refuseLate(leader, batch)
+	batch = p.refuseLate(leader, batch, time.Now())
 	defer func() {
 		for _, q := range batch {
 			if q != leader {
@@ -155,12 +155,13 @@ func (p *Proxy) runMerged(ctx context.Context, batch []*queued) {
 	}
 }
 
-// refuseLate answers the writes of batch queued p.stampDelay ago or more
-// (nothing of them is written) and returns the others.
-func (p *Proxy) refuseLate(leader *queued, batch []*queued) []*queued {
+// refuseLate answers the writes of batch queued p.stampDelay or more
+// before now (nothing of them is written), releases their writers (but
+// the leader's, which runs the batch), and returns the others.
+func (p *Proxy) refuseLate(leader *queued, batch []*queued, now time.Time) []*queued {
 	keep := batch[:0:0]
 	for _, q := range batch {
-		waited := time.Since(q.at)
+		waited := now.Sub(q.at)
 		if waited < p.stampDelay {
 			keep = append(keep, q)
 			continue

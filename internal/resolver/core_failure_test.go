@@ -91,6 +91,10 @@ func TestCoreFailures(t *testing.T) {
 	timeBound := failParams
 	timeBound.MaxAttempts, timeBound.MaxRetryTime = 100, 50*time.Millisecond
 	floor := func(e Entry, f uint64) Entry { e.Intent.PublishedFloor = f; return e }
+	timeBoundExact := timeBound
+	timeBoundExact.MaxRetryTime = 80 * time.Millisecond
+	oneAttempt := failParams
+	oneAttempt.MaxAttempts = 1
 
 	tests := []struct {
 		name  string
@@ -117,6 +121,11 @@ func TestCoreFailures(t *testing.T) {
 			name:  "the time bound dead-letters at the first counted failure past MaxRetryTime",
 			p:     timeBound,
 			steps: flowingPublishFailures(pubFail{}, 3, 3),
+		},
+		{
+			name:  "the time bound is inclusive: a counted failure exactly MaxRetryTime after the first dead-letters",
+			p:     timeBoundExact,
+			steps: flowingPublishFailures(pubFail{}, 3, 3), // counted failures at 0, 40 and 80 ms
 		},
 		{
 			name:  "failures together with other events never count: the key is retried, not dead-lettered",
@@ -254,6 +263,62 @@ func TestCoreFailures(t *testing.T) {
 				{at: 10, tick: true, reads: []string{"a@0"}},
 				{at: 10, read: res("a", row(v3, "z")), events: []string{ev("a", v3, 1)}},
 				{at: 10, published: true, commit: 3},
+			},
+		},
+		{
+			name: "a probe reads a key that read fine lately at the strongest level; a failed round is one read retry",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "b", v1)}, reads: []string{"a@0", "b@0"}},
+				{read: res("b", row(v1, "b")), events: []string{ev("b", v1, 1)}},
+				{read: errRes("a"), reads: []string{"probe@0"}, probe: "b", retries: &[2]int{1, 0}, parked: n(1)},
+			},
+		},
+		{
+			name: "with no key read fine lately, a probe reads the absent probe key",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: errRes("a"), reads: []string{"probe@0"}, probe: string(probeKey), retries: &[2]int{1, 0}, parked: n(1)},
+			},
+		},
+		{
+			name: "a probe never reads the failing key itself, though it read fine last",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{published: true, commit: 1},
+				{ingest: []Entry{put(1, "a", v2)}, reads: []string{"a@0"}},
+				{read: errRes("a"), reads: []string{"probe@0"}, probe: string(probeKey), parked: n(1)},
+			},
+		},
+		{
+			name: "a failed publish that is retried is one publish retry",
+			p:    failParams,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{failed: []string{"a"}, retries: &[2]int{0, 1}, parked: n(1)},
+			},
+		},
+		{
+			name: "a letter made durable is the bus serving: the next failure alone of a parked key counts",
+			p:    oneAttempt,
+			steps: []step{
+				{ingest: []Entry{put(0, "c", v1)}, reads: []string{"c@0"}},
+				{read: res("c", row(v1, "c")), events: []string{ev("c", v1, 1)}},
+				{published: true, commit: 1},
+				{ingest: []Entry{put(1, "a", v1)}, reads: []string{"a@0"}},
+				{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{failed: []string{"a"}, parked: n(1)}, // nothing got through since a came: not counted
+				{ingest: []Entry{put(2, "b", v1)}, reads: []string{"b@0"}},
+				{read: res("b", row(v1, "too big")), events: []string{ev("b", v1, 1)}},
+				{failed: []string{"b"}, fail: pubFail{permanent: true}, letters: []string{letter("b", "publish", v1)}, parked: n(2)},
+				{lettered: true, parked: n(1)},
+				{at: 10, tick: true, events: []string{ev("a", v1, 1)}},
+				{at: 10, failed: []string{"a"}, letters: []string{letter("a", "publish", v1)}},
+				{at: 10, lettered: true, commit: 3, parked: n(0)},
 			},
 		},
 		{

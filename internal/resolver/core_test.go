@@ -47,6 +47,8 @@ type step struct {
 	unmat   []string // "key:v1,v2"
 	letters []string // "key/kind:v1,v2"
 	parked  *int     // expected Parked() (nil: not checked)
+	retries *[2]int  // expected ReadRetries and PublishRetries (nil: not checked)
+	probe   string   // the key the step's probe reads ("": not checked)
 }
 
 // pubFail says how the failed events of a step fail.
@@ -188,6 +190,20 @@ func (h *harness) check(i int, r Ready, s step) {
 	}
 	if s.parked != nil && h.c.Parked() != *s.parked {
 		h.t.Fatalf("step %d: %d keys parked, want %d", i, h.c.Parked(), *s.parked)
+	}
+	if got := [2]int{r.ReadRetries, r.PublishRetries}; s.retries != nil && got != *s.retries {
+		h.t.Fatalf("step %d: read and publish retries %v, want %v", i, got, *s.retries)
+	}
+	if s.probe != "" {
+		var probed []string
+		for _, rq := range r.Reads {
+			if rq.Probe {
+				probed = append(probed, string(rq.Key))
+			}
+		}
+		if len(probed) != 1 || probed[0] != s.probe {
+			h.t.Fatalf("step %d: probes read %q, want %q", i, probed, s.probe)
+		}
 	}
 }
 
