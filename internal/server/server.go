@@ -242,8 +242,10 @@ func (s *Server) open(ctx context.Context) error {
 			Table: s.catalog.Get, Log: s.log, Logger: s.logger,
 			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
+	groups := group.New(s.log, cfg.API.GroupLeaseTimeout)
+	s.registry.MustRegister(groups.Collector())
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
-		WithGroups(group.New(s.log, cfg.API.GroupLeaseTimeout))
+		WithGroups(groups)
 	s.sinks = sink.New(sink.Options{Backend: s.store, Log: s.log, Table: s.groupTable, Run: cfg.Sinks.Enabled,
 		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger,
 		Snapshot: s.events.Stream})

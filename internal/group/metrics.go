@@ -1,0 +1,80 @@
+package group
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// lagScrapeTimeout bounds the log reads of one scrape of the groups' lag.
+const lagScrapeTimeout = 2 * time.Second
+
+var (
+	lagDesc = prometheus.NewDesc("wail_group_lag_offsets",
+		"Offsets of a table's events a consumer group of this process has not acknowledged yet, summed over partitions "+
+			"(the last event's offset + 1 minus the committed one; offsets are not dense: an upper bound of the events). "+
+			"Read from the log at scrape time for the groups with members here since the process started.",
+		[]string{"table", "group"}, nil)
+	membersDesc = prometheus.NewDesc("wail_group_members",
+		"Live members of a consumer group in this process.", []string{"table", "group"}, nil)
+)
+
+// lagCollector reports the lag and members of the groups this process
+// serves (those with a member since it started), reading the committed
+// offsets and partition ends from the log when scraped.
+type lagCollector struct{ g *Groups }
+
+// Collector returns a Prometheus collector of the groups' lag and
+// members. A group whose offsets cannot be read within the scrape's
+// bound is left out of that scrape.
+func (g *Groups) Collector() prometheus.Collector { return lagCollector{g} }
+
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- lagDesc
+	ch <- membersDesc
+}
+
+func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
+	type served struct {
+		table, name, topic string
+		partitions         int32
+		members            int
+	}
+	var list []served
+	c.g.mu.Lock()
+	for _, gr := range c.g.groups {
+		gr.mu.Lock()
+		list = append(list, served{gr.table, gr.name, gr.topic, gr.core.n, len(gr.core.Members())})
+		gr.mu.Unlock()
+	}
+	c.g.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), lagScrapeTimeout)
+	defer cancel()
+	for _, s := range list {
+		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(s.members), s.table, s.name)
+		lag, err := c.g.lag(ctx, s.topic, s.name, s.partitions)
+		if err != nil {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(lag), s.table, s.name)
+	}
+}
+
+// lag is the sum over a group's partitions of the end offset minus the
+// committed one (from the beginning where nothing is committed).
+func (g *Groups) lag(ctx context.Context, topic, name string, partitions int32) (int64, error) {
+	committed, err := g.log.Committed(ctx, LogGroup(name), topic)
+	if err != nil {
+		return 0, err
+	}
+	var lag int64
+	for p := range partitions {
+		_, end, err := g.log.Bounds(ctx, topic, p)
+		if err != nil {
+			return 0, err
+		}
+		lag += max(end-max(committed[p], 0), 0)
+	}
+	return lag, nil
+}
