@@ -58,10 +58,17 @@ func (g *Guard) authenticate(r *http.Request) identity {
 		default:
 			return identity{err: errors.New(`the Authorization header is not "Bearer <token>" (nor, on ` + config.SchemaRegistryPath + `, "Basic" with a token as the password)`)}
 		}
+		tok = strings.TrimSpace(tok)
+		if g.jwt != nil && !basic && auth.LooksLikeJWT(tok) {
+			p, exp, err := g.jwt.Verify(tok)
+			if err != nil {
+				return identity{err: err}
+			}
+			return identity{principal: p, grants: g.grants[p], notAfter: exp}
+		}
 		if g.tokens == nil {
 			return identity{err: errors.New("this server has no tokens (auth is off)")}
 		}
-		tok = strings.TrimSpace(tok)
 		e, err := g.verify(tok)
 		if err != nil {
 			return identity{err: err}
@@ -137,7 +144,7 @@ func (g *Guard) recheck(id identity) error {
 		}
 	case !id.notAfter.IsZero() && g.now().After(id.notAfter):
 		return connect.NewError(connect.CodeUnauthenticated,
-			fmt.Errorf("the client certificate of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
+			fmt.Errorf("the credential (client certificate or JWT) of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
 	}
 	return nil
 }
@@ -324,6 +331,9 @@ func isProcedure(path string) bool { return strings.HasPrefix(path, "/wail.v1.")
 func unauthenticated(id identity) error {
 	if id.err != nil && codeOf(id.err) == connect.CodeUnavailable {
 		return id.err
+	}
+	if errors.Is(id.err, auth.ErrJWT) {
+		return fmt.Errorf("%w (docs/operations.md \"JWTs refused\")", id.err)
 	}
 	if id.err != nil {
 		return fmt.Errorf("%w (`wail token ls` lists the tokens; `wail token create` makes one)", id.err)

@@ -38,7 +38,9 @@ type Guard struct {
 	// refreshed once the server gives the guard its store (UseTokenStore).
 	fromCatalog *catalogTokens
 	grants      map[auth.Principal][]auth.Grant
-	audit       *slog.Logger
+	// jwt verifies bearer JWTs (security.auth.jwt); nil: none accepted.
+	jwt   *auth.JWTVerifier
+	audit *slog.Logger
 	// writes and reads are the quotas (quota.go); nil: none.
 	writes, reads *limiter
 	now           func() time.Time
@@ -55,6 +57,9 @@ type GuardOptions struct {
 	// OnTokensError is told when the tokens file cannot be read (the last
 	// good one stays in use), and nil once it can.
 	OnTokensError func(error)
+	// OnJWKSError is told when the JWT key set cannot be read (the last
+	// good one stays in use), and nil once it can.
+	OnJWKSError func(error)
 }
 
 // NewGuard returns the guard of cfg.Security; with auth on it reads the
@@ -81,6 +86,16 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 	}
 	if !g.enabled {
 		return g, nil
+	}
+	if j := cfg.Security.Auth.JWT; j.Enabled() {
+		leeway, refresh, refetch, timeout := j.Durations()
+		v, err := auth.NewJWTVerifier(auth.JWTConfig{JWKSURL: j.JWKSURL, JWKSFile: j.JWKSFile, Issuer: j.Issuer,
+			Audience: j.Audience, PrincipalClaim: j.PrincipalClaim, Leeway: leeway, Refresh: refresh,
+			RefetchInterval: refetch, FetchTimeout: timeout, MaxBytes: j.MaxJWKSBytes, OnError: o.OnJWKSError})
+		if err != nil {
+			return nil, fmt.Errorf("auth: security.auth.jwt: %w", err)
+		}
+		g.jwt = v
 	}
 	if cfg.Security.Auth.TokensInCatalog() {
 		g.fromCatalog = &catalogTokens{every: cfg.Security.Auth.Refresh(), maxStale: cfg.Security.Auth.Staleness(),

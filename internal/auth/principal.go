@@ -34,12 +34,12 @@ func (p Principal) String() string { return string(p.Kind) + ":" + p.Name }
 // IsZero reports the absent principal (an anonymous request).
 func (p Principal) IsZero() bool { return p.Kind == "" }
 
-// ParsePrincipal parses "token:NAME" or "cert:IDENTITY".
+// ParsePrincipal parses "token:NAME", "cert:IDENTITY" or "jwt:CLAIM".
 func ParsePrincipal(s string) (Principal, error) {
 	kind, name, ok := strings.Cut(s, ":")
 	p := Principal{Kind: Kind(kind), Name: name}
-	if !ok || (p.Kind != KindToken && p.Kind != KindCert) {
-		return Principal{}, fmt.Errorf("%w %q: write token:NAME or cert:IDENTITY", ErrBadPrincipal, s)
+	if !ok || (p.Kind != KindToken && p.Kind != KindCert && p.Kind != KindJWT) {
+		return Principal{}, fmt.Errorf("%w %q: write token:NAME, cert:IDENTITY or jwt:CLAIM", ErrBadPrincipal, s)
 	}
 	if err := checkName(name); err != nil {
 		return Principal{}, fmt.Errorf("%w %q: %w", ErrBadPrincipal, s, err)

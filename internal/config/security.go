@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/auth"
@@ -94,6 +95,51 @@ type Auth struct {
 	TokensMaxStaleness time.Duration `yaml:"tokens_max_staleness"`
 	// Grants give principals permissions, besides a token's own grants.
 	Grants []Grant `yaml:"grants"`
+	// JWT, when jwks_url or jwks_file is set, also accepts bearer JWTs
+	// (RS256, ES256, EdDSA) signed by a key of that set: principal
+	// "jwt:<principal_claim>".
+	JWT JWT `yaml:"jwt"`
+}
+
+// JWT is how bearer JWTs (from an OIDC provider, say) are verified.
+type JWT struct {
+	// JWKSURL (https, or http on loopback) or JWKSFile is the key set.
+	JWKSURL  string `yaml:"jwks_url"`
+	JWKSFile string `yaml:"jwks_file"`
+	// Issuer and Audience, when set, must match iss and one of aud.
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+	// PrincipalClaim names the principal (default sub).
+	PrincipalClaim string `yaml:"principal_claim"`
+	// Leeway is the clock skew allowed on exp, nbf, iat (default 30s).
+	Leeway time.Duration `yaml:"leeway"`
+	// Refresh is how often the key set is read again (default 5m);
+	// RefetchInterval the least time between reads for an unknown kid
+	// (default 30s).
+	Refresh         time.Duration `yaml:"refresh"`
+	RefetchInterval time.Duration `yaml:"refetch_interval"`
+	// FetchTimeout bounds one read of jwks_url (default 10s),
+	// MaxJWKSBytes its size (default 1 MiB).
+	FetchTimeout time.Duration `yaml:"fetch_timeout"`
+	MaxJWKSBytes int64         `yaml:"max_jwks_bytes"`
+}
+
+// Enabled reports whether JWTs are accepted.
+func (j JWT) Enabled() bool { return j.JWKSURL != "" || j.JWKSFile != "" }
+
+// orDefault is d when v is 0.
+func orDefault(v, d time.Duration) time.Duration {
+	if v == 0 {
+		return d
+	}
+	return v
+}
+
+// Durations are leeway, refresh, refetch_interval and fetch_timeout with
+// their defaults.
+func (j JWT) Durations() (leeway, refresh, refetch, timeout time.Duration) {
+	return orDefault(j.Leeway, 30*time.Second), orDefault(j.Refresh, 5*time.Minute),
+		orDefault(j.RefetchInterval, 30*time.Second), orDefault(j.FetchTimeout, 10*time.Second)
 }
 
 // Grant gives one principal permissions.
@@ -158,6 +204,17 @@ func (c *Config) validateSecurity() []error {
 		"security.auth.tokens_source catalog needs a store that processes share (postgres, mysql, cassandra); the embedded store has one process: use tokens_source file")
 	check(a.TokensRefresh == 0 || a.TokensRefresh >= 10*time.Millisecond, "security.auth.tokens_refresh %s is below 10ms", a.TokensRefresh)
 	check(a.Staleness() >= a.Refresh(), "security.auth.tokens_max_staleness %s is below tokens_refresh %s", a.Staleness(), a.Refresh())
+	if j := a.JWT; j.Enabled() {
+		check(j.JWKSURL == "" || j.JWKSFile == "", "security.auth.jwt: set jwks_url or jwks_file, not both")
+		if j.JWKSURL != "" {
+			u, err := url.Parse(j.JWKSURL)
+			check(err == nil && (u.Scheme == "https" || (u.Scheme == "http" && Loopback(net.JoinHostPort(u.Hostname(), "80")))),
+				"security.auth.jwt.jwks_url %q must be https (http only on a loopback host)", j.JWKSURL)
+		}
+		check(j.Leeway >= 0 && j.Refresh >= 0 && j.RefetchInterval >= 0 && j.FetchTimeout >= 0 && j.MaxJWKSBytes >= 0,
+			"security.auth.jwt durations and max_jwks_bytes must not be negative (0: the default)")
+		check(a.Enabled, "security.auth.jwt needs security.auth.enabled")
+	}
 	q := s.Quotas
 	check(q.WriteRate >= 0 && q.ReadRate >= 0 && q.WriteBurst >= 0 && q.ReadBurst >= 0, "security.quotas must not be negative (0: no quota)")
 	for i, g := range s.Auth.Grants {

@@ -29,6 +29,7 @@ import (
 
 const (
 	authComponent = "auth"
+	jwksComponent = "jwks"
 	tlsComponent  = "tls"
 )
 
@@ -49,7 +50,8 @@ func (s *Server) openSecurity() error {
 	if s.cfg.Security.Auth.TokensInCatalog() {
 		onTokens = s.catalogTokensProblem()
 	}
-	s.guard, err = api.NewGuard(&s.cfg, api.GuardOptions{Logger: s.logger, OnTokensError: onTokens})
+	s.guard, err = api.NewGuard(&s.cfg, api.GuardOptions{Logger: s.logger, OnTokensError: onTokens,
+		OnJWKSError: s.jwksProblem()})
 	if err != nil {
 		return err
 	}
@@ -96,6 +98,32 @@ func (s *Server) reloadProblem(component, what, action string) func(error) {
 			s.logger.Warn(what+" changed but does not load; the last good one stays in use", "err", err, "action", action)
 			last = err.Error()
 		}
+	}
+}
+
+// jwksProblem reports, as degraded on /healthz and once in the log, a JWT
+// key set (security.auth.jwt) that cannot be read: the last good one
+// stays in use, so JWTs signed by a key it lacks are refused.
+func (s *Server) jwksProblem() func(error) {
+	var mu sync.Mutex
+	failing := false
+	return func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			if failing {
+				s.health.Clear(jwksComponent)
+				s.logger.Info("the JWT key set reads again")
+			}
+			failing = false
+			return
+		}
+		action := "check security.auth.jwt.jwks_url (or jwks_file) and the identity provider; docs/operations.md \"JWTs refused\""
+		s.health.Set(jwksComponent, health.Degraded, "the JWT key set cannot be read; the last good one stays in use: "+err.Error(), action)
+		if !failing {
+			s.logger.Warn("the JWT key set cannot be read; the last good one stays in use", "err", err, "action", action)
+		}
+		failing = true
 	}
 }
 

@@ -1,0 +1,271 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// KindJWT is a principal from a verified JWT: Name is its principal claim.
+const KindJWT Kind = "jwt"
+
+// JWTAlgorithms are the only signature algorithms a JWT may use: none,
+// the HMAC ones (a public key used as a shared secret) and the rest are
+// refused before any key is looked at.
+var JWTAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA}
+
+// ErrJWT is a JWT that does not verify.
+var ErrJWT = errors.New("JWT refused")
+
+// JWTConfig is how JWTs are verified.
+type JWTConfig struct {
+	// JWKSURL or JWKSFile is the key set (RFC 7517) the signatures are
+	// checked against.
+	JWKSURL, JWKSFile string
+	// Issuer and Audience, when set, must be the token's iss and one of
+	// its aud.
+	Issuer, Audience string
+	// PrincipalClaim names the principal ("jwt:<value>"); default "sub".
+	PrincipalClaim string
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+	// Refresh is how often the key set is read again; RefetchInterval the
+	// least time between two reads for a kid that is not in it.
+	Refresh, RefetchInterval time.Duration
+	// FetchTimeout bounds one read of JWKSURL, MaxBytes its body.
+	FetchTimeout time.Duration
+	MaxBytes     int64
+	// OnError is told when the key set cannot be read (the last good one
+	// stays in use), and nil once it can.
+	OnError func(error)
+}
+
+// JWTVerifier verifies JWTs against a key set it keeps fresh.
+type JWTVerifier struct {
+	cfg    JWTConfig
+	client *http.Client
+	now    func() time.Time
+
+	mu         sync.Mutex
+	keys       jose.JSONWebKeySet
+	fetched    time.Time // last attempt
+	refreshing bool
+	fetches    int
+}
+
+// NewJWTVerifier reads the key set once (it must be readable) and returns
+// the verifier.
+func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
+	if cfg.PrincipalClaim == "" {
+		cfg.PrincipalClaim = "sub"
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 1 << 20
+	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 10 * time.Second
+	}
+	v := &JWTVerifier{cfg: cfg, now: time.Now}
+	v.client = &http.Client{Timeout: cfg.FetchTimeout, CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if len(via) >= 3 || r.URL.Host != via[0].URL.Host || r.URL.Scheme != via[0].URL.Scheme {
+			return fmt.Errorf("the JWKS URL redirected to %s: only redirects to the same host are followed", r.URL.Redacted())
+		}
+		return nil
+	}}
+	if err := v.refresh(); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Fetches is how many times the key set was read.
+func (v *JWTVerifier) Fetches() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.fetches
+}
+
+// refresh reads the key set; on failure the last good one stays.
+func (v *JWTVerifier) refresh() error {
+	v.mu.Lock()
+	v.fetched = v.now()
+	v.fetches++
+	v.mu.Unlock()
+	ks, err := v.read()
+	if v.cfg.OnError != nil {
+		v.cfg.OnError(err)
+	}
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.keys = ks
+	v.mu.Unlock()
+	return nil
+}
+
+func (v *JWTVerifier) read() (jose.JSONWebKeySet, error) {
+	var ks jose.JSONWebKeySet
+	var body []byte
+	var err error
+	src := v.cfg.JWKSFile
+	if src != "" {
+		body, err = readLimited(func() (io.ReadCloser, error) { return os.Open(src) }, v.cfg.MaxBytes)
+	} else {
+		src = v.cfg.JWKSURL
+		ctx, cancel := context.WithTimeout(context.Background(), v.cfg.FetchTimeout)
+		defer cancel()
+		body, err = readLimited(func() (io.ReadCloser, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := v.client.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			if resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				return nil, fmt.Errorf("status %s", resp.Status)
+			}
+			return resp.Body, nil
+		}, v.cfg.MaxBytes)
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &ks)
+	}
+	if err == nil && len(ks.Keys) == 0 {
+		err = errors.New("it holds no key")
+	}
+	if err != nil {
+		return ks, fmt.Errorf("JWKS %s: %w", src, err)
+	}
+	return ks, nil
+}
+
+func readLimited(open func() (io.ReadCloser, error), limit int64) ([]byte, error) {
+	rc, err := open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err == nil && int64(len(b)) > limit {
+		err = fmt.Errorf("it is larger than %d bytes (security.auth.jwt.max_jwks_bytes)", limit)
+	}
+	return b, err
+}
+
+// LooksLikeJWT reports whether a bearer token has a JWT's shape: three
+// dot-separated parts, the first not a wail token's prefix.
+func LooksLikeJWT(tok string) bool {
+	return !strings.HasPrefix(tok, tokenPrefix) && strings.Count(tok, ".") == 2
+}
+
+// key returns the key of kid, reading the key set again when it is not
+// there and the last read is at least RefetchInterval ago; it also starts
+// a read in the background once the key set is older than Refresh.
+func (v *JWTVerifier) key(kid string) (jose.JSONWebKey, bool) {
+	v.mu.Lock()
+	ks := v.keys.Key(kid)
+	age := v.now().Sub(v.fetched)
+	if len(ks) == 0 && age >= v.cfg.RefetchInterval {
+		v.mu.Unlock()
+		_ = v.refresh() // told to OnError; the old keys stay
+		v.mu.Lock()
+		ks = v.keys.Key(kid)
+	} else if v.cfg.Refresh > 0 && age >= v.cfg.Refresh && !v.refreshing {
+		v.refreshing = true
+		go func() {
+			_ = v.refresh()
+			v.mu.Lock()
+			v.refreshing = false
+			v.mu.Unlock()
+		}()
+	}
+	v.mu.Unlock()
+	if len(ks) != 1 {
+		return jose.JSONWebKey{}, false
+	}
+	return ks[0], true
+}
+
+// Verify checks tok and returns its principal and expiry.
+func (v *JWTVerifier) Verify(tok string) (Principal, time.Time, error) {
+	p, exp, err := v.verify(tok)
+	if err != nil {
+		return Principal{}, time.Time{}, fmt.Errorf("%w: %w", ErrJWT, err)
+	}
+	return p, exp, nil
+}
+
+func (v *JWTVerifier) verify(tok string) (Principal, time.Time, error) {
+	t, err := jwt.ParseSigned(tok, JWTAlgorithms)
+	if err != nil {
+		return Principal{}, time.Time{}, fmt.Errorf("not a signed JWT with alg RS256, ES256 or EdDSA: %w", err)
+	}
+	if len(t.Headers) != 1 {
+		return Principal{}, time.Time{}, errors.New("a JWT has one signature")
+	}
+	h := t.Headers[0]
+	if h.KeyID == "" {
+		return Principal{}, time.Time{}, errors.New("the JWT header has no kid")
+	}
+	k, ok := v.key(h.KeyID)
+	if !ok {
+		return Principal{}, time.Time{}, fmt.Errorf("kid %q is not in the key set (security.auth.jwt): was the token signed by the configured issuer?", h.KeyID)
+	}
+	if k.Use != "" && k.Use != "sig" {
+		return Principal{}, time.Time{}, fmt.Errorf("key %q is not for signatures (use %q)", h.KeyID, k.Use)
+	}
+	if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+		return Principal{}, time.Time{}, fmt.Errorf("the JWT's alg %s is not its key %q's (%s)", h.Algorithm, h.KeyID, k.Algorithm)
+	}
+	var std jwt.Claims
+	var all map[string]any
+	if err := t.Claims(k.Key, &std, &all); err != nil {
+		return Principal{}, time.Time{}, fmt.Errorf("the signature does not verify with key %q: %w", h.KeyID, err)
+	}
+	if std.Expiry == nil {
+		return Principal{}, time.Time{}, errors.New("the JWT has no exp claim")
+	}
+	exp := jwt.Expected{Issuer: v.cfg.Issuer, Time: v.now()}
+	if v.cfg.Audience != "" {
+		exp.AnyAudience = jwt.Audience{v.cfg.Audience}
+	}
+	if err := std.ValidateWithLeeway(exp, v.cfg.Leeway); err != nil {
+		return Principal{}, time.Time{}, claimError(err, std, v.cfg)
+	}
+	name, _ := all[v.cfg.PrincipalClaim].(string)
+	if err := checkName(name); err != nil {
+		return Principal{}, time.Time{}, fmt.Errorf("the principal claim %q: %w", v.cfg.PrincipalClaim, err)
+	}
+	return Principal{Kind: KindJWT, Name: name}, std.Expiry.Time(), nil
+}
+
+// claimError says which claim failed and what it holds.
+func claimError(err error, c jwt.Claims, cfg JWTConfig) error {
+	switch {
+	case errors.Is(err, jwt.ErrExpired):
+		return fmt.Errorf("it expired at %s", c.Expiry.Time().UTC().Format(time.RFC3339))
+	case errors.Is(err, jwt.ErrNotValidYet):
+		return fmt.Errorf("it is not valid before %s", c.NotBefore.Time().UTC().Format(time.RFC3339))
+	case errors.Is(err, jwt.ErrIssuedInTheFuture):
+		return fmt.Errorf("it is issued in the future (%s)", c.IssuedAt.Time().UTC().Format(time.RFC3339))
+	case errors.Is(err, jwt.ErrInvalidIssuer):
+		return fmt.Errorf("issuer %q is not %q (security.auth.jwt.issuer)", c.Issuer, cfg.Issuer)
+	case errors.Is(err, jwt.ErrInvalidAudience):
+		return fmt.Errorf("audience %q does not include %q (security.auth.jwt.audience)", []string(c.Audience), cfg.Audience)
+	}
+	return err
+}
