@@ -1,0 +1,265 @@
+package auth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// jwks is a JWKS server whose keys a test changes, counting its reads.
+type jwks struct {
+	mu    sync.Mutex
+	keys  []jose.JSONWebKey
+	reads int
+}
+
+func (j *jwks) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.reads++
+	_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: j.keys})
+}
+
+func (j *jwks) set(keys ...jose.JSONWebKey) {
+	j.mu.Lock()
+	j.keys = keys
+	j.mu.Unlock()
+}
+
+type signingKey struct {
+	kid  string
+	alg  jose.SignatureAlgorithm
+	priv crypto.Signer
+}
+
+func (k signingKey) public() jose.JSONWebKey {
+	return jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.kid, Algorithm: string(k.alg), Use: "sig"}
+}
+
+func newKeys(t testing.TB) (rs, es, ed signingKey) {
+	r, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, d, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signingKey{"rsa1", jose.RS256, r}, signingKey{"ec1", jose.ES256, e}, signingKey{"ed1", jose.EdDSA, d}
+}
+
+func sign(t testing.TB, k signingKey, claims any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.Signed(s).Claims(claims).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// raw builds a JWT by hand: header, claims and signature as given.
+func raw(header, claims map[string]any, sig func(signed string) []byte) string {
+	h, _ := json.Marshal(header)
+	c, _ := json.Marshal(claims)
+	s := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(c)
+	return s + "." + base64.RawURLEncoding.EncodeToString(sig(s))
+}
+
+const testIssuer, testAudience = "https://idp.example", "wail"
+
+func TestJWT(t *testing.T) {
+	rs, es, ed := newKeys(t)
+	other, _, _ := newKeys(t)
+	other.kid = rs.kid // same kid, another key: "wrong key"
+	set := &jwks{}
+	set.set(rs.public(), es.public(), ed.public())
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	v, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL, Issuer: testIssuer, Audience: testAudience,
+		Leeway: 30 * time.Second, RefetchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	good := func() map[string]any {
+		return map[string]any{"sub": "alice", "iss": testIssuer, "aud": []string{testAudience},
+			"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "nbf": now.Unix()}
+	}
+	with := func(k string, val any) map[string]any {
+		c := good()
+		if val == nil {
+			delete(c, k)
+		} else {
+			c[k] = val
+		}
+		return c
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(rs.priv.Public())
+	hs := func(s string) []byte { m := hmac.New(sha256.New, pubDER); m.Write([]byte(s)); return m.Sum(nil) }
+	tampered := func() string {
+		parts := strings.Split(sign(t, rs, good()), ".")
+		c, _ := json.Marshal(with("sub", "mallory"))
+		parts[1] = base64.RawURLEncoding.EncodeToString(c)
+		return strings.Join(parts, ".")
+	}()
+	for _, tc := range []struct {
+		name, tok, want string
+	}{
+		{"rs256", sign(t, rs, good()), ""},
+		{"es256", sign(t, es, good()), ""},
+		{"eddsa", sign(t, ed, good()), ""},
+		{"within leeway", sign(t, rs, with("exp", now.Add(-10*time.Second).Unix())), ""},
+		{"expired", sign(t, rs, with("exp", now.Add(-time.Minute).Unix())), "expired at"},
+		{"no exp", sign(t, rs, with("exp", nil)), "no exp claim"},
+		{"not yet valid", sign(t, rs, with("nbf", now.Add(time.Minute).Unix())), "not valid before"},
+		{"issued in the future", sign(t, rs, with("iat", now.Add(time.Minute).Unix())), "issued in the future"},
+		{"wrong issuer", sign(t, rs, with("iss", "https://evil.example")), "is not \"https://idp.example\""},
+		{"wrong audience", sign(t, rs, with("aud", []string{"other"})), "does not include \"wail\""},
+		{"no audience", sign(t, rs, with("aud", nil)), "does not include \"wail\""},
+		{"no principal", sign(t, rs, with("sub", nil)), "principal claim \"sub\""},
+		{"wrong key", sign(t, other, good()), "signature does not verify"},
+		{"tampered payload", tampered, "signature does not verify"},
+		{"alg none", raw(map[string]any{"alg": "none", "kid": rs.kid}, good(), func(string) []byte { return nil }), "not a signed JWT"},
+		{"alg confusion HS256", raw(map[string]any{"alg": "HS256", "kid": rs.kid}, good(), hs), "not a signed JWT"},
+		{"alg/key mismatch", raw(map[string]any{"alg": "ES256", "kid": rs.kid}, good(), func(string) []byte { return make([]byte, 64) }), "is not its key"},
+		{"no kid", raw(map[string]any{"alg": "RS256"}, good(), func(string) []byte { return []byte{1} }), "no kid"},
+		{"garbage", "a.b.c", "not a signed JWT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, _, err := v.Verify(tc.tok)
+			if tc.want == "" {
+				if err != nil || p != (Principal{Kind: KindJWT, Name: "alice"}) {
+					t.Fatalf("Verify = %v, %v; want jwt:alice", p, err)
+				}
+				return
+			}
+			if err == nil || !errors.Is(err, ErrJWT) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Verify = %v, %v; want an ErrJWT saying %q", p, err, tc.want)
+			}
+		})
+	}
+}
+
+// An unknown kid reads the key set again at most once per
+// RefetchInterval; a key added to the set (rotation) is then accepted.
+func TestJWTUnknownKidAndRotation(t *testing.T) {
+	rs, es, _ := newKeys(t)
+	set := &jwks{}
+	set.set(rs.public())
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	v, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL, RefetchInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now()
+	v.now = func() time.Time { return clock }
+	claims := map[string]any{"sub": "bob", "exp": clock.Add(24 * time.Hour).Unix()}
+	tok := sign(t, es, claims)
+	for range 5 {
+		if _, _, err := v.Verify(tok); err == nil || !strings.Contains(err.Error(), "not in the key set") {
+			t.Fatalf("unknown kid: %v", err)
+		}
+	}
+	if got := v.Fetches(); got != 1 { // the first read only, the rest within the interval
+		t.Fatalf("key set read %d times, want 1 (refetch rate limit)", got)
+	}
+	set.set(rs.public(), es.public()) // rotation: ec1 appears
+	clock = clock.Add(time.Hour)
+	if p, _, err := v.Verify(tok); err != nil || p.Name != "bob" {
+		t.Fatalf("after rotation: %v, %v", p, err)
+	}
+	if got := v.Fetches(); got != 2 {
+		t.Fatalf("key set read %d times, want 2", got)
+	}
+	// A failed read keeps the last good keys and is reported.
+	var reported error
+	v.cfg.OnError = func(err error) { reported = err }
+	srv.Close()
+	clock = clock.Add(time.Hour)
+	if _, _, err := v.Verify(sign(t, signingKey{"gone", jose.ES256, es.priv}, claims)); err == nil {
+		t.Fatal("unknown kid accepted")
+	}
+	if reported == nil {
+		t.Fatal("failed read not reported")
+	}
+	if _, _, err := v.Verify(tok); err != nil {
+		t.Fatalf("last good key set lost: %v", err)
+	}
+}
+
+func TestJWKSLimits(t *testing.T) {
+	rs, _, _ := newKeys(t)
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat(" ", 2048)))
+	}))
+	defer big.Close()
+	if _, err := NewJWTVerifier(JWTConfig{JWKSURL: big.URL, MaxBytes: 1024}); err == nil || !strings.Contains(err.Error(), "larger than 1024") {
+		t.Fatalf("oversized JWKS: %v", err)
+	}
+	set := &jwks{}
+	set.set(rs.public())
+	target := httptest.NewServer(set)
+	defer target.Close()
+	redirect := httptest.NewServer(http.RedirectHandler(strings.Replace(target.URL, "127.0.0.1", "localhost", 1), http.StatusFound))
+	defer redirect.Close()
+	if _, err := NewJWTVerifier(JWTConfig{JWKSURL: redirect.URL}); err == nil || !strings.Contains(err.Error(), "same host") {
+		t.Fatalf("redirect to another host: %v", err)
+	}
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer slow.Close()
+	if _, err := NewJWTVerifier(JWTConfig{JWKSURL: slow.URL, FetchTimeout: 50 * time.Millisecond}); err == nil {
+		t.Fatal("a JWKS that never answers was accepted")
+	}
+}
+
+func FuzzJWT(f *testing.F) {
+	rs, _, _ := newKeys(f)
+	set := &jwks{}
+	set.set(rs.public())
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	v, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL, RefetchInterval: time.Hour})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sign(f, rs, map[string]any{"sub": "a", "exp": time.Now().Add(time.Hour).Unix()}))
+	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.e30.")
+	f.Fuzz(func(t *testing.T, tok string) {
+		p, _, err := v.Verify(tok)
+		if err == nil && (p.Kind != KindJWT || checkName(p.Name) != nil) {
+			t.Fatalf("accepted %q as %v", tok, p)
+		}
+		if err != nil && !errors.Is(err, ErrJWT) {
+			t.Fatalf("error not ErrJWT: %v", err)
+		}
+	})
+}
