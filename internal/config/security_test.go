@@ -28,6 +28,12 @@ func TestSecurityValidate(t *testing.T) {
 		{yaml: "security: {auth: {tokens_source: catalog}}", want: "use tokens_source file"},
 		{yaml: "security: {auth: {tokens_source: db}}", want: "neither file nor catalog"},
 		{yaml: "security: {auth: {tokens_refresh: 1ms}}", want: "tokens_refresh 1ms is below 10ms"},
+		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'https://idp.example/jwks', issuer: x, audience: wail, leeway: 1m}}}"},
+		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'http://127.0.0.1:8080/jwks'}}}"},
+		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'http://idp.example/jwks'}}}", want: "must be https (http only on a loopback host)"},
+		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'https://a/j', jwks_file: /j}}}", want: "jwks_url or jwks_file, not both"},
+		{yaml: "security: {auth: {enabled: true, jwt: {jwks_file: /j, leeway: -1s}}}", want: "must not be negative"},
+		{yaml: "security: {auth: {jwt: {jwks_file: /j}}}", want: "security.auth.jwt needs security.auth.enabled"},
 		{yaml: "security: {auth: {tokens_refresh: 10s, tokens_max_staleness: 5s}}", want: "tokens_max_staleness 5s is below tokens_refresh 10s"},
 	} {
 		p := filepath.Join(t.TempDir(), "wail.yaml")
