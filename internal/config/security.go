@@ -103,25 +103,28 @@ type Auth struct {
 
 // JWT is how bearer JWTs (from an OIDC provider, say) are verified.
 type JWT struct {
-	// JWKSURL (https, or http on loopback) or JWKSFile is the key set.
-	JWKSURL  string `yaml:"jwks_url"`
+	// JWKSURL is the key set's URL: https, or http only on a loopback
+	// host; redirects only to the same host are followed.
+	JWKSURL string `yaml:"jwks_url"`
+	// JWKSFile is a local key set file, instead of jwks_url.
 	JWKSFile string `yaml:"jwks_file"`
-	// Issuer and Audience, when set, must match iss and one of aud.
-	Issuer   string `yaml:"issuer"`
+	// Issuer, when set, must be the token's iss.
+	Issuer string `yaml:"issuer"`
+	// Audience, when set, must be one of the token's aud (required then).
 	Audience string `yaml:"audience"`
-	// PrincipalClaim names the principal (default sub).
+	// PrincipalClaim names the principal: jwt:<its value> (default sub).
 	PrincipalClaim string `yaml:"principal_claim"`
 	// Leeway is the clock skew allowed on exp, nbf, iat (default 30s).
 	Leeway time.Duration `yaml:"leeway"`
-	// Refresh is how often the key set is read again (default 5m);
-	// RefetchInterval the least time between reads for an unknown kid
-	// (default 30s).
-	Refresh         time.Duration `yaml:"refresh"`
+	// Refresh is how often the key set is read again (default 5m).
+	Refresh time.Duration `yaml:"refresh"`
+	// RefetchInterval is the least time between two reads of the key set
+	// for a kid not in it (default 30s).
 	RefetchInterval time.Duration `yaml:"refetch_interval"`
-	// FetchTimeout bounds one read of jwks_url (default 10s),
-	// MaxJWKSBytes its size (default 1 MiB).
+	// FetchTimeout bounds one read of jwks_url (default 10s).
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
-	MaxJWKSBytes int64         `yaml:"max_jwks_bytes"`
+	// MaxJWKSBytes bounds the key set's size (default 1 MiB).
+	MaxJWKSBytes int64 `yaml:"max_jwks_bytes"`
 }
 
 // Enabled reports whether JWTs are accepted.
