@@ -144,7 +144,8 @@ func (r role) allows(perm auth.Permission, table string) bool {
 // dropped: not_found or invalid_argument from the handler).
 func TestAuthMatrix(t *testing.T) {
 	t.Parallel()
-	s := startSecured(t, nil)
+	jwts := newJWTIssuer(t)
+	s := startSecured(t, jwts.configure)
 	wrong := &auth.TokenFile{}
 	wrongTok, _, _ := wrong.Create("root", nil, time.Now()) // well formed, never stored
 	roles := []role{
@@ -157,6 +158,9 @@ func TestAuthMatrix(t *testing.T) {
 		{name: "admin", opts: client.Options{Token: s.tokens["admin"]}, authn: true, perms: map[auth.Permission]bool{auth.Admin: true, auth.Metrics: true}},
 		{name: "mTLS identity", opts: client.Options{CertFile: s.svcCert.CertFile, KeyFile: s.svcCert.KeyFile}, authn: true,
 			perms: map[auth.Permission]bool{auth.Read: true, auth.Consume: true}},
+		{name: "JWT", opts: client.Options{Token: jwts.mint(t, "reader", time.Hour)}, authn: true,
+			perms: map[auth.Permission]bool{auth.Read: true, auth.Consume: true}},
+		{name: "expired JWT", opts: client.Options{Token: jwts.mint(t, "reader", -time.Hour)}},
 	}
 	// Every route of the server has a permission: a service of wail.v1 (its
 	// procedures are run below) or an endpoint of api.Endpoints.
