@@ -135,7 +135,12 @@ func TestInvariantsDiskFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		rs = &restartableStore{cur: st, failed: map[string][]uint64{}}
+		if err := st.CreateTable(context.Background(), "diskfull_probe"); err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() {
+			full.Store(false) // a run that failed mid-fault closes on a disk with space
+			efs.Clear()
 			log.Close()
 			rs.Close()
 		})
@@ -154,6 +159,13 @@ func TestInvariantsDiskFull(t *testing.T) {
 		failing := rs.current()
 		full.Store(true)
 		efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Err: syscall.ENOSPC, Partial: true})
+		// The writers' next store write meets the full disk, unless none
+		// is in flight (their intents now fail first): a write to a
+		// table of its own makes sure one does. It blocks for good once
+		// the store failed (fail stop), so it is not waited for.
+		go func() {
+			_, _ = failing.Apply(context.Background(), "diskfull_probe", []store.Mutation{{Key: []byte("probe"), Value: []byte("x"), Version: 1}})
+		}()
 		select {
 		case <-failing.Failed():
 			storeErr = failing.Failure()

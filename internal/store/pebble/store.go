@@ -702,9 +702,22 @@ func (s *Store) Close() error {
 	if err := s.failure.failed(); err != nil {
 		return fmt.Errorf("pebble: not closed after the failure, the process must exit (the next start replays the WAL): %w", err)
 	}
-	s.running.Wait()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("pebble: close: %w", err)
+	// A storage failure while closing (the final WAL flush on a full
+	// disk) blocks Pebble's call for good: Close returns the failure then,
+	// and the goroutine stays with the blocked call until the process
+	// exits, as it must after a failure.
+	closed := make(chan error, 1)
+	go func() {
+		s.running.Wait()
+		closed <- s.db.Close()
+	}()
+	select {
+	case err := <-closed:
+		if err != nil {
+			return fmt.Errorf("pebble: close: %w", err)
+		}
+		return nil
+	case <-s.failure.done:
+		return fmt.Errorf("pebble: not closed after the failure, the process must exit (the next start replays the WAL): %w", s.failure.failed())
 	}
-	return nil
 }
