@@ -152,7 +152,13 @@ type Kafka struct {
 	// DLQTopic names a table's dead-letter topic; {table} is the table's
 	// name.
 	DLQTopic string `yaml:"dlq_topic"`
-	TLS      struct {
+	// MaxMessageBytes is the largest record batch wail's producers send
+	// and the max.message.bytes of the topics wail creates (topics that
+	// exist keep theirs: wail reads it and refuses larger records with
+	// ResourceExhausted). It bounds a value and its event: keep
+	// limits.max_value_bytes below it.
+	MaxMessageBytes int32 `yaml:"max_message_bytes"`
+	TLS             struct {
 		// Enabled talks TLS to the brokers (the system's roots unless
 		// ca_file is given).
 		Enabled bool `yaml:"enabled"`
@@ -174,6 +180,14 @@ type Kafka struct {
 		Password string `yaml:"password"`
 	} `yaml:"sasl"`
 }
+
+// The range of log.kafka.max_message_bytes: a batch must hold one intent
+// of the largest key (64 KiB), and brokers refuse requests over 1 GiB
+// whatever the topic says (socket.request.max.bytes).
+const (
+	minKafkaMessageBytes = 128 << 10
+	maxKafkaMessageBytes = 1 << 30
+)
 
 // Log kinds.
 const (
@@ -351,7 +365,7 @@ func defaults() Config {
 		Tracing: defaultTracing(),
 		Console: defaultConsole(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
-			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
+			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, MaxMessageBytes: 4 << 20, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
 		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, ReplicaWait: 50 * time.Millisecond, Cassandra: defaultCassandra(),
 			VersionCacheKeys: 1 << 17, RowCacheBytes: 32 << 20},
@@ -537,6 +551,9 @@ func (l Log) validate() []error {
 			k.IntentTopic == k.EventTopic || k.DLQTopic == k.IntentTopic || k.DLQTopic == k.EventTopic {
 			errs = append(errs, fmt.Errorf("log.kafka.intent_topic %q, event_topic %q and dlq_topic %q must differ and contain {table}",
 				k.IntentTopic, k.EventTopic, k.DLQTopic))
+		}
+		if m := l.Kafka.MaxMessageBytes; m < minKafkaMessageBytes || m > maxKafkaMessageBytes {
+			errs = append(errs, fmt.Errorf("log.kafka.max_message_bytes %d out of range %d..%d", m, minKafkaMessageBytes, maxKafkaMessageBytes))
 		}
 		if (l.Kafka.TLS.CertFile == "") != (l.Kafka.TLS.KeyFile == "") {
 			errs = append(errs, errors.New("log.kafka.tls.cert_file and key_file go together"))

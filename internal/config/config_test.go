@@ -118,6 +118,8 @@ func TestLoad(t *testing.T) {
 		{name: "stall after", yaml: "resolver:\n  stall_after: 10ms\n", wantErr: "resolver.stall_after must be at least 1s"},
 		{name: "dlq retention", yaml: "log:\n  dlq_retention: -1s\n", wantErr: "log retention must not be negative"},
 		{name: "dlq topic", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    dlq_topic: wail.events.{table}\n", wantErr: "dlq_topic"},
+		{name: "kafka message bytes low", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    max_message_bytes: 1000\n", wantErr: "log.kafka.max_message_bytes 1000 out of range 131072..1073741824"},
+		{name: "kafka message bytes high", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    max_message_bytes: 2000000000\n", wantErr: "log.kafka.max_message_bytes 2000000000 out of range"},
 		{name: "dlq topic default", yaml: "", check: func(t *testing.T, c Config) {
 			if c.Log.Kafka.DLQTopic != "wail.dlq.{table}" || c.Log.DLQRetention != 0 {
 				t.Fatalf("%+v", c.Log)

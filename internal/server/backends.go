@@ -69,20 +69,7 @@ func openLog(ctx context.Context, cfg config.Config, logger *slog.Logger, sm sea
 }
 
 func openKafka(ctx context.Context, k config.Kafka, logger *slog.Logger) (intentlog.Log, error) {
-	opts := kafka.Options{
-		Brokers: k.Brokers, ClientID: k.ClientID, ReplicationFactor: k.ReplicationFactor,
-		TLSCAFile: k.TLS.CAFile, TLSCertFile: k.TLS.CertFile, TLSKeyFile: k.TLS.KeyFile,
-		SASL:   kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.User, Password: k.SASL.Password},
-		Logger: logger,
-		TopicNames: []kafka.TopicName{
-			{Prefix: intent.Topic(""), Template: k.IntentTopic},
-			{Prefix: eventbus.Topic(""), Template: k.EventTopic},
-			{Prefix: dlq.Topic(""), Template: k.DLQTopic},
-		},
-	}
-	if k.TLS.Enabled && opts.TLSCAFile == "" && opts.TLSCertFile == "" {
-		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // the system roots
-	}
+	opts := kafkaOptions(k, logger)
 	l, err := kafka.Open(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open kafka log: %w", err)
@@ -219,4 +206,25 @@ func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
 		Name: "wail_store_replica_stale_reads_total",
 		Help: "PostgreSQL replica reads whose wait ran out (store.replica_wait) before the replica caught up; they read it anyway and mostly escalate.",
 	}, func() float64 { return waits(true) }))
+}
+
+// kafkaOptions turns the log.kafka configuration into the Kafka log's
+// options.
+func kafkaOptions(k config.Kafka, logger *slog.Logger) kafka.Options {
+	opts := kafka.Options{
+		Brokers: k.Brokers, ClientID: k.ClientID, ReplicationFactor: k.ReplicationFactor,
+		TLSCAFile: k.TLS.CAFile, TLSCertFile: k.TLS.CertFile, TLSKeyFile: k.TLS.KeyFile,
+		MaxMessageBytes: k.MaxMessageBytes,
+		SASL:            kafka.SASL{Mechanism: k.SASL.Mechanism, User: k.SASL.User, Password: k.SASL.Password},
+		Logger:          logger,
+		TopicNames: []kafka.TopicName{
+			{Prefix: intent.Topic(""), Template: k.IntentTopic},
+			{Prefix: eventbus.Topic(""), Template: k.EventTopic},
+			{Prefix: dlq.Topic(""), Template: k.DLQTopic},
+		},
+	}
+	if k.TLS.Enabled && opts.TLSCAFile == "" && opts.TLSCertFile == "" {
+		opts.TLS = &tls.Config{MinVersion: tls.VersionTLS12} // the system roots
+	}
+	return opts
 }
