@@ -32,25 +32,13 @@ func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level 
 }
 
 func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
-	if s.closed.Load() {
-		return nil, store.ErrClosed
-	}
-	db, err := sqlstore.Pool(level, s.primary, s.replicas)
+	db, err := sqlstore.ReadPool(s.closed.Load(), table, level, s.primary, s.replicas)
 	if err != nil {
 		return nil, err
 	}
-	if store.ValidateTableName(table) != nil {
-		return nil, store.ErrUnknownTable
-	}
 	ident := quote(tableName(table))
 	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, db, ident, chunk, m) }
-	return sqlstore.ReadMany(keys, read, func(err error) error {
-		if db != s.primary {
-			// nil: the replica has not applied the table's creation yet.
-			return s.replicaErr(ctx, table, err)
-		}
-		return s.tableErr(ctx, table, err)
-	})
+	return sqlstore.ReadMany(keys, read, func(err error) error { return s.readErr(ctx, table, db != s.primary, err) })
 }
 
 func (s *Store) readChunk(ctx context.Context, db *sql.DB, ident string, keys [][]byte, m *sqlstore.MultiRows) error {

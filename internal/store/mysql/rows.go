@@ -244,15 +244,9 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 }
 
 func (s *Store) get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
-	if s.closed.Load() {
-		return store.Row{}, false, store.ErrClosed
-	}
-	db, err := sqlstore.Pool(level, s.primary, s.replicas)
+	db, err := sqlstore.ReadPool(s.closed.Load(), table, level, s.primary, s.replicas)
 	if err != nil {
 		return store.Row{}, false, err
-	}
-	if store.ValidateTableName(table) != nil {
-		return store.Row{}, false, store.ErrUnknownTable
 	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -267,12 +261,20 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return store.Row{}, false, nil
-	case err != nil && db != s.primary:
-		return store.Row{}, false, s.replicaErr(ctx, table, err)
 	case err != nil:
-		return store.Row{}, false, s.tableErr(ctx, table, err)
+		return store.Row{}, false, s.readErr(ctx, table, db != s.primary, err)
 	}
 	return sqlstore.Row(value, version, deleted, schemaID), true, nil
+}
+
+// readErr classifies the error of a read of table, at a replica or the
+// primary.
+func (s *Store) readErr(ctx context.Context, table string, replica bool, err error) error {
+	if replica {
+		// nil: the replica has not applied the table's creation yet.
+		return s.replicaErr(ctx, table, err)
+	}
+	return s.tableErr(ctx, table, err)
 }
 
 // replicaErr classifies the error of a read at a replica (see

@@ -36,28 +36,16 @@ func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level 
 }
 
 func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
-	if s.closed.Load() {
-		return nil, store.ErrClosed
-	}
-	p, err := sqlstore.Pool(level, s.primary, s.replicas)
+	p, err := sqlstore.ReadPool(s.closed.Load(), table, level, s.primary, s.replicas)
 	if err != nil {
 		return nil, err
-	}
-	if store.ValidateTableName(table) != nil {
-		return nil, store.ErrUnknownTable
 	}
 	if len(keys) > 0 {
 		s.awaitReplica(ctx, level)
 	}
 	ident := tableIdent(table)
 	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, p, ident, chunk, m) }
-	return sqlstore.ReadMany(keys, read, func(err error) error {
-		if p != s.primary {
-			// nil: the replica has not replayed the table's creation yet.
-			return s.replicaErr(ctx, table, err)
-		}
-		return s.tableErr(ctx, table, err)
-	})
+	return sqlstore.ReadMany(keys, read, func(err error) error { return s.readErr(ctx, table, p != s.primary, err) })
 }
 
 // readChunk reads the rows of keys from p into m, bounded inside the

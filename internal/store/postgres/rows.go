@@ -210,15 +210,9 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 }
 
 func (s *Store) get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
-	if s.closed.Load() {
-		return store.Row{}, false, store.ErrClosed
-	}
-	p, err := sqlstore.Pool(level, s.primary, s.replicas)
+	p, err := sqlstore.ReadPool(s.closed.Load(), table, level, s.primary, s.replicas)
 	if err != nil {
 		return store.Row{}, false, err
-	}
-	if store.ValidateTableName(table) != nil {
-		return store.Row{}, false, store.ErrUnknownTable
 	}
 	s.awaitReplica(ctx, level)
 	qctx, cancel := s.withTimeout(ctx)
@@ -232,12 +226,20 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.Row{}, false, nil
-	case err != nil && p != s.primary:
-		return store.Row{}, false, s.replicaErr(ctx, table, err)
 	case err != nil:
-		return store.Row{}, false, s.tableErr(ctx, table, err)
+		return store.Row{}, false, s.readErr(ctx, table, p != s.primary, err)
 	}
 	return sqlstore.Row(value, version, deleted, schemaID), true, nil
+}
+
+// readErr classifies the error of a read of table, at a replica or the
+// primary.
+func (s *Store) readErr(ctx context.Context, table string, replica bool, err error) error {
+	if replica {
+		// nil: the replica has not replayed the table's creation yet.
+		return s.replicaErr(ctx, table, err)
+	}
+	return s.tableErr(ctx, table, err)
 }
 
 // replicaErr classifies the error of a read at a replica (see

@@ -30,6 +30,24 @@ func Pool[P any](level store.Level, primary P, replicas []P) (P, error) {
 	return primary, nil
 }
 
+// ReadPool returns the pool a read of table at level goes to, after the
+// checks every read makes first: the store is open (ErrClosed) and table
+// is a valid name (ErrUnknownTable).
+func ReadPool[P any](closed bool, table string, level store.Level, primary P, replicas []P) (P, error) {
+	var none P
+	if closed {
+		return none, store.ErrClosed
+	}
+	p, err := Pool(level, primary, replicas)
+	if err != nil {
+		return none, err
+	}
+	if store.ValidateTableName(table) != nil {
+		return none, store.ErrUnknownTable
+	}
+	return p, nil
+}
+
 // Row returns the store.Row of the columns a Get read: a tombstone has a
 // nil Value, a live row a non-nil one.
 func Row(value []byte, version int64, deleted bool, schemaID int64) store.Row {

@@ -33,7 +33,10 @@ func testWriteBound[S Store](t *testing.T, c Config[S]) {
 	if err := lk.Lock(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	const deadline = 400 * time.Millisecond
+	// The database's bound leaves a tenth of the time for the answer to
+	// come back (sqlstore.Budget): 100 ms here, which a loaded machine
+	// still meets (with 400 ms, 40 ms was missed at load 11).
+	const deadline = time.Second
 	wctx, cancel := context.WithTimeout(ctx, deadline)
 	start := time.Now()
 	err := apply(wctx, 2)
