@@ -89,10 +89,7 @@ mutate:
 
 # The part of `make mutate` that CI runs (.ci/run): the core packages
 # whose mutants take minutes, not the hours of the whole run.
-# internal/proxy joins it again once the survivors of partitions.go (the
-# console's per-partition write counts, new after the proxy's last full
-# run) are killed or judged.
-MUTATE_CI_PKGS := internal/hlc
+MUTATE_CI_PKGS := internal/hlc internal/proxy
 mutate-ci:
 	$(GO) run ./scripts/mutate $(MUTATE_FLAGS) $(MUTATE_CI_PKGS)
 

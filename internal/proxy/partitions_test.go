@@ -87,3 +87,71 @@ func TestWritePathCountsPartitions(t *testing.T) {
 		t.Errorf("an unknown table counted: %v", got)
 	}
 }
+
+// keyIn returns a key that Kafka's partitioner puts at partition p or
+// above of n.
+func keyIn(t *testing.T, p, n int32) []byte {
+	t.Helper()
+	for i := range 100000 {
+		if k := fmt.Appendf(nil, "k%d", i); intentlog.Partition(k, n) >= p {
+			return k
+		}
+	}
+	t.Fatalf("no key at partition %d or above of %d", p, n)
+	return nil
+}
+
+// TestPartitionWritesGrowth: a table altered from one chunk's worth of
+// partitions (64) to two (128) grows its counters at the first write to
+// the second chunk; the counters take one chunk per 64 partitions, no
+// more (a table of 1024 partitions holds 16 chunks, not one more, not a
+// chunk per partition); a table whose counters exist while no write has
+// landed yet (Table racing the first add, between its grow and its Add)
+// reads as no counts.
+func TestPartitionWritesGrowth(t *testing.T) {
+	t.Parallel()
+	var w PartitionWrites
+	w.add("t", 64, []byte("a"))
+	k := keyIn(t, 64, 128)
+	w.add("t", 128, k) // the first write to partition 64 or above
+	got := w.Table("t")
+	if p := intentlog.Partition(k, 128); len(got) != int(p)+1 || got[p] != 1 {
+		t.Fatalf("after the table grew to 128 partitions: %v, want a count at partition %d", got, p)
+	}
+
+	for _, tc := range []struct{ partitions, chunks int }{{1, 1}, {63, 1}, {64, 1}, {65, 2}, {128, 2}, {1024, 16}} {
+		pc := &partitionCounts{}
+		if n := len(*w.grow(pc, tc.partitions)); n != tc.chunks {
+			t.Errorf("%d partitions: %d chunks of %d counters, want %d", tc.partitions, n, chunkSize, tc.chunks)
+		}
+	}
+
+	pc := &partitionCounts{}
+	w.tables.Store("racing", pc)
+	w.grow(pc, 8)
+	if got := w.Table("racing"); len(got) != 0 {
+		t.Errorf("counters grown, nothing added: %v, want none", got)
+	}
+}
+
+// TestPartitionWritesAllocs: once a table's counters exist, counting a
+// write allocates nothing (and takes no lock: only growing does), and a
+// read of the counts allocates its one slice. Every acknowledged write
+// counts, and the console reads every table each tick.
+func TestPartitionWritesAllocs(t *testing.T) {
+	var w PartitionWrites
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), keyIn(t, 512, 1024)}
+	for _, k := range keys {
+		w.add("t", 1024, k)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, k := range keys {
+			w.add("t", 1024, k)
+		}
+	}); n != 0 {
+		t.Errorf("add allocates %.1f times once the counters exist, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { w.Table("t") }); n != 1 {
+		t.Errorf("Table allocates %.1f times, want 1", n)
+	}
+}
