@@ -141,9 +141,11 @@ func (stuckReader) Close() error    { return nil }
 
 // TestLastVersionsOfStalled: a partition that does not advance fails the
 // scan after stallLimit instead of holding it forever. Not parallel: it
-// sets stallLimit.
+// sets stallLimit. Its context ends after a minute, so that a scan that
+// never gives up fails the test instead of hanging the binary.
 func TestLastVersionsOfStalled(t *testing.T) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	emb, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
