@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -88,4 +89,79 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkApplyAndRead: the resolver's shape next to the proxy's: 4
+// goroutines write synced batches of 1000 random keys (of 10k) while 4
+// read batches of 1000 random keys back with GetMany, as the resolver
+// reads rows just written. Reports writes/s and reads/s; the reads wait
+// for the batches in flight (never a row before it is durable).
+func BenchmarkApplyAndRead(b *testing.B) {
+	const nkeys, batch, conc = 10000, 1000, 4
+	s := openT(b, b.TempDir(), Options{})
+	defer s.Close()
+	if err := s.CreateTable(b.Context(), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	value := make([]byte, 100)
+	var seq atomic.Uint64
+	preload := make([]store.Mutation, nkeys)
+	for i := range preload {
+		preload[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: seq.Add(1)}
+	}
+	if _, err := s.Apply(b.Context(), "bench", preload); err != nil {
+		b.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+			keys := make([][]byte, batch)
+			for i := range keys {
+				keys[i] = make([]byte, 8)
+			}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, k := range keys {
+					binary.BigEndian.PutUint64(k, uint64(r.IntN(nkeys)))
+				}
+				got, err := s.GetMany(b.Context(), "bench", keys, 0)
+				if err != nil || len(got) != batch {
+					b.Errorf("GetMany: %d reads, %v", len(got), err)
+					return
+				}
+				reads.Add(int64(len(got)))
+			}
+		})
+	}
+	worker := func(next func() bool) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		muts := make([]store.Mutation, batch)
+		for i := range muts {
+			muts[i] = store.Mutation{Key: make([]byte, 8), Value: value}
+		}
+		for next() {
+			for i := range muts {
+				binary.BigEndian.PutUint64(muts[i].Key, uint64(r.IntN(nkeys)))
+				muts[i].Version = seq.Add(1)
+			}
+			if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
+				b.Errorf("Apply: %v", err)
+				return
+			}
+		}
+	}
+	reads.Store(0)
+	storetest.RunWorkers(b, conc, worker)
+	elapsed := b.Elapsed().Seconds()
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(float64(b.N*batch)/elapsed, "writes/s")
+	b.ReportMetric(float64(reads.Load())/elapsed, "reads/s")
 }
