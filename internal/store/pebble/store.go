@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -163,6 +164,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		FS:                 &stopFS{FS: fs, f: fail},
 	}
+	// A write of a key the version cache does not hold (an insert, mostly)
+	// reads Pebble for a key that is usually absent: bloom filters answer
+	// that without an index or data block of every table in the way.
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // the other levels inherit it
 	if opts.CacheBytes > 0 {
 		c := pebble.NewCache(opts.CacheBytes)
 		defer c.Unref() // the DB holds its own reference
