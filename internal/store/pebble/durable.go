@@ -15,25 +15,18 @@ import (
 // away. A synced Apply therefore:
 //
 //  1. takes the stripes of its keys, checks versions and stages the batch,
-//  2. registers a flight for its keys and caches their rows (still holding
-//     the stripes, with one flightsMu lock per stripe for all its keys:
-//     track, rows.go), and reserves its keys (order.go),
-//  3. releases the stripes, waits for the batches that reserved its keys
-//     before it to be applied, and applies the batch with
-//     ApplyNoSyncWait: batches of the same keys get their sequence numbers
-//     in the order of their version checks, so last-writer-wins order
-//     holds, and batches of other keys pipeline into the same WAL sync
-//     (group commit),
-//  4. hands the batch to the syncer, which waits for the sync
-//     (Batch.SyncWait),
+//  2. registers a flight for its keys (still holding the stripes, with one
+//     flightsMu lock per stripe for all its keys: track, rows.go),
+//  3. applies the batch with ApplyNoSyncWait: the sequence numbers are
+//     assigned under the stripe locks, so last-writer-wins order holds,
+//  4. releases the stripes, so other batches pipeline into the same WAL sync
+//     (group commit), and hands the batch to the syncer, which waits for
+//     the sync (Batch.SyncWait),
 //  5. closes the flight and removes it, and answers the caller.
 //
 // The syncer is one goroutine of the store: it waits for the batches in the
 // order they were applied, which is (nearly) the order of the WAL, so a
-// WAL sync wakes it once rather than every commit it made durable. A
-// key's flight is that of the latest batch that reserved it, which comes
-// after every earlier batch of the key in the WAL: once it has landed, so
-// are they durable.
+// WAL sync wakes it once rather than every commit it made durable.
 //
 // Get reads the row, then looks for a flight of its key: the flight was
 // registered before the row could be seen, and is removed only once it is

@@ -131,19 +131,15 @@ type Store struct {
 	// testHookCheck, if set, runs inside the critical section between the
 	// version checks and the commit (tests widen the race window with it).
 	testHookCheck func()
-	// testHookApply, if set, runs after a synced batch reserved its keys
-	// and released its stripes, before it waits for its turn (order.go).
-	testHookApply func()
 }
 
 // stripe is one lock of the striped mutex: it serialises the version
-// checks of its keys and their reservations, and guards their cached
-// versions (versions.go) and reservations (order.go). flightsMu guards
-// their flights (durable.go) and cached rows (rows.go).
+// checks and the apply of its keys, and guards their cached versions
+// (versions.go). flightsMu guards their flights (durable.go) and cached
+// rows (rows.go).
 type stripe struct {
 	sync.Mutex
-	versions  map[string]uint64      // row key -> version Pebble holds (or will, once reserved batches are applied)
-	applying  map[string]reservation // row key -> latest batch not yet in the memtable
+	versions  map[string]uint64 // row key -> version Pebble holds
 	flightsMu sync.Mutex
 	flights   map[string]*flight   // row key -> batch applied but not yet durable
 	rows      map[string]cachedRow // row key -> row Pebble holds
@@ -362,11 +358,14 @@ func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint3
 	var newer []*flight
 	err := s.await(func(done chan<- error) {
 		b := s.db.NewBatch()
-		handed, err := s.stage(b, muts, winners, stripes, out, &newer, done)
-		if !handed {
+		f, nw, err := s.stage(b, muts, winners, stripes, out)
+		newer = nw
+		if err != nil || f == nil {
 			_ = b.Close() // Pebble is done with it (or, after an error, never reuses it)
 			done <- err
+			return
 		}
+		s.syncLater(syncing{b: b, f: f, winners: winners, done: done})
 	})
 	if err != nil {
 		return err // and newer may still be written: read it only after an answer
@@ -381,61 +380,25 @@ func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint3
 
 // stage encodes the winners into b, then holds the stripes while it checks
 // versions (versions.go), drops the losers from b, registers the batch's
-// flight and caches its rows, and reserves its keys (order.go); then,
-// outside the stripes, it waits for the batches that reserved its keys
-// before it, applies the batch and hands it to the syncer (durable.go),
-// which answers on done (handed): before it ends its turn, so that the
-// syncer gets the batches of one key in the order of the WAL. A store
-// without sync applies the batch under the stripes. handed is false when
-// nothing was applied, without sync, or after an error; the caller
-// answers then. Before any answer, *newer is set to the flights of the
-// versions that beat a mutation.
+// flight and caches its rows (when synced), applies the batch and caches
+// the versions written; f is nil when nothing was applied or the store does
+// not sync. newer are the flights of the versions that beat a mutation.
 //
 // Everything that needs no stripe is done before they are taken: the
 // batch, the rows to cache (their values copied) and the winners grouped
 // by stripe, so that each stripe's flights and rows are updated under one
-// flightsMu lock rather than one per key. The stripes are never held for
-// Pebble's memtable insert nor for the WAL sync.
-func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome, newer *[]*flight, done chan<- error) (handed bool, err error) {
+// flightsMu lock rather than one per key. The stripes are held for the
+// version checks, those map updates and Pebble's memtable insert
+// (ApplyNoSyncWait, which assigns the sequence numbers: a later batch of
+// the same keys must get later ones), never for the WAL sync (durable.go).
+func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) (f *flight, newer []*flight, err error) {
 	// Outside the stripes: most writes win, so the batch is built first
 	// and rebuilt, under the stripes, only when some lose.
 	if err := encodeRows(b, muts, winners, nil); err != nil {
-		return false, err
+		return nil, nil, err
 	}
 	rows := s.rowsOf(muts, winners)
 	groups := groupByStripe(winners)
-	f, nw, t, err := s.check(b, muts, winners, stripes, groups, rows, out)
-	if err != nil || f == nil {
-		*newer = nw
-		return false, err
-	}
-	*newer = nw
-	if s.testHookApply != nil {
-		s.testHookApply()
-	}
-	if err := s.awaitTurn(t); err != nil {
-		s.land(f, winners)
-		return false, err
-	}
-	if err := s.db.ApplyNoSyncWait(b, s.wopts); err != nil {
-		err = s.failure.fail(fmt.Errorf("apply: %w", err))
-		s.endTurn(t, winners, groups)
-		s.land(f, winners)
-		return false, err
-	}
-	s.syncLater(syncing{b: b, f: f, winners: winners, done: done})
-	s.endTurn(t, winners, groups)
-	return true, nil
-}
-
-// check holds the stripes while it sets the outcome of each winner
-// against its key's current version (versions.go), rebuilds b without the
-// losers and, for a synced store, registers the flight and caches the rows
-// of the winners (track; before the batch can be read: a Get that finds
-// either waits for the flight, which lands only once the batch is durable
-// or the store failed) and reserves their keys (order.go). Without sync it
-// applies b itself. f is nil when nothing is left to apply.
-func (s *Store) check(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, groups []int32, rows []cachedRow, out []store.Outcome) (f *flight, newer []*flight, t *turn, err error) {
 	for _, st := range stripes {
 		s.stripes[st].Lock()
 	}
@@ -445,9 +408,9 @@ func (s *Store) check(b *pebble.Batch, muts []store.Mutation, winners []pending,
 		}
 	}()
 	if err := s.failure.failed(); err != nil { // while we waited for the stripes
-		return nil, nil, nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
+		return nil, nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
-	newer, lost, err := s.checkVersions(muts, winners, out)
+	newer, lost, err := s.check(muts, winners, out)
 	if err == nil && lost > 0 {
 		b.Reset()
 		err = encodeRows(b, muts, winners, out)
@@ -457,20 +420,29 @@ func (s *Store) check(b *pebble.Batch, muts []store.Mutation, winners []pending,
 	}
 	switch {
 	case err != nil:
-		return nil, nil, nil, err
+		return nil, nil, err
 	case b.Empty():
-		return nil, newer, nil, nil
+		return nil, newer, nil
 	case !s.wopts.Sync:
 		if err := s.db.Apply(b, s.wopts); err != nil {
-			return nil, nil, nil, s.failure.fail(fmt.Errorf("apply: %w", err))
+			return nil, nil, s.failure.fail(fmt.Errorf("apply: %w", err))
 		}
 		s.rememberApplied(muts, winners, out)
 		s.track(nil, winners, groups, rows, out)
-		return nil, newer, nil, nil
+		return nil, newer, nil
 	}
+	// The flight and the rows go in before the batch can be read: a Get
+	// that finds either waits for the flight, which lands only once the
+	// batch is durable (or the store failed).
 	f = newFlight()
 	s.track(f, winners, groups, rows, out)
-	return f, newer, s.reserve(muts, winners, out), nil
+	if err := s.db.ApplyNoSyncWait(b, s.wopts); err != nil {
+		err = s.failure.fail(fmt.Errorf("apply: %w", err))
+		s.land(f, winners)
+		return nil, nil, err
+	}
+	s.rememberApplied(muts, winners, out)
+	return f, newer, nil
 }
 
 // groupByStripe returns the indexes of winners ordered by stripe, so that
@@ -536,11 +508,11 @@ func (s *Store) stripeOf(rowKey []byte) uint32 {
 	return uint32(maphash.Bytes(s.seed, rowKey) % numStripes)
 }
 
-// checkVersions sets the outcome of each winner against its key's current
+// check sets the outcome of each winner against its key's current
 // version; lost counts the winners that lost. It must be called with the
 // winners' stripes held. newer are the flights of the versions that beat a
 // mutation (not durable yet).
-func (s *Store) checkVersions(muts []store.Mutation, winners []pending, out []store.Outcome) (newer []*flight, lost int, err error) {
+func (s *Store) check(muts []store.Mutation, winners []pending, out []store.Outcome) (newer []*flight, lost int, err error) {
 	for _, p := range winners {
 		m := &muts[p.idx]
 		cur, found, err := s.currentVersion(p.rowKey, p.stripe)

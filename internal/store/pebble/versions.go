@@ -11,13 +11,9 @@ package pebble
 //
 // The cache is exact because:
 //
-//   - it is written only with a stripe held: by a write when it reserves
-//     its keys (order.go: the version Pebble returns once the batch is
-//     applied, and any later write of the key is applied after it), by a
-//     write without sync right after its batch was applied, or by a write
-//     that read the version from Pebble under the same stripe (a key
-//     reserved by a batch not yet applied is never read from Pebble: its
-//     reservation answers, even if the cache evicted it);
+//   - it is written only with a stripe held: by a write right after its
+//     batch was applied to Pebble (the version Pebble now returns), or by a
+//     write that read the version from Pebble under the same stripe;
 //   - only Apply writes rows under the stripes; DropTable, the only other
 //     writer of rows, holds the store's lifetime lock exclusively (no Apply
 //     runs) and empties the cache;
@@ -53,9 +49,6 @@ func perStripe(n, def int64) int {
 func (s *Store) currentVersion(rowKey []byte, stripe uint32) (uint64, bool, error) {
 	st := &s.stripes[stripe]
 	if v, ok := st.versions[string(rowKey)]; ok {
-		return v, true, nil
-	}
-	if v, ok := s.reserved(rowKey, stripe); ok { // evicted before its batch reached Pebble
 		return v, true, nil
 	}
 	s.versionReads.Add(1)
