@@ -24,40 +24,60 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func benchApply(b *testing.B, batch, conc int) {
-	const nkeys = 10000
-	s := openT(b, b.TempDir(), Options{})
+	s, w := preloaded(b, 10000)
 	defer s.Close()
+	storetest.RunWorkers(b, conc, w.worker(batch))
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// randomWrites writes batches of 100-byte values to random keys of
+// [0, nkeys) of the table "bench", each with the next version of seq.
+type randomWrites struct {
+	b     *testing.B
+	s     *Store
+	nkeys int
+	value []byte
+	seq   atomic.Uint64
+}
+
+// preloaded opens a synced store whose table "bench" holds nkeys keys,
+// each written once (so that every later write checks a version); the
+// caller closes it.
+func preloaded(b *testing.B, nkeys int) (*Store, *randomWrites) {
+	s := openT(b, b.TempDir(), Options{})
 	if err := s.CreateTable(b.Context(), "bench"); err != nil {
 		b.Fatal(err)
 	}
-	value := make([]byte, 100)
-	var seq atomic.Uint64
+	w := &randomWrites{b: b, s: s, nkeys: nkeys, value: make([]byte, 100)}
 	preload := make([]store.Mutation, nkeys)
 	for i := range preload {
-		preload[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: seq.Add(1)}
+		preload[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: w.value, Version: w.seq.Add(1)}
 	}
 	if _, err := s.Apply(b.Context(), "bench", preload); err != nil {
 		b.Fatal(err)
 	}
-	worker := func(next func() bool) {
+	return s, w
+}
+
+// worker is a storetest.RunWorkers worker writing batches of batch keys.
+func (w *randomWrites) worker(batch int) func(next func() bool) {
+	return func(next func() bool) {
 		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
 		muts := make([]store.Mutation, batch)
 		for i := range muts {
-			muts[i] = store.Mutation{Key: make([]byte, 8), Value: value}
+			muts[i] = store.Mutation{Key: make([]byte, 8), Value: w.value}
 		}
 		for next() {
 			for i := range muts {
-				binary.BigEndian.PutUint64(muts[i].Key, uint64(r.IntN(nkeys)))
-				muts[i].Version = seq.Add(1)
+				binary.BigEndian.PutUint64(muts[i].Key, uint64(r.IntN(w.nkeys)))
+				muts[i].Version = w.seq.Add(1)
 			}
-			if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
-				b.Errorf("Apply: %v", err)
+			if _, err := w.s.Apply(w.b.Context(), "bench", muts); err != nil {
+				w.b.Errorf("Apply: %v", err)
 				return
 			}
 		}
 	}
-	storetest.RunWorkers(b, conc, worker)
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "writes/s")
 }
 
 // BenchmarkInsert: synced batches of 1000 keys never written, from 4
@@ -143,20 +163,8 @@ func BenchmarkGet(b *testing.B) {
 // for the batches in flight (never a row before it is durable).
 func BenchmarkApplyAndRead(b *testing.B) {
 	const nkeys, batch, conc = 10000, 1000, 4
-	s := openT(b, b.TempDir(), Options{})
+	s, w := preloaded(b, nkeys)
 	defer s.Close()
-	if err := s.CreateTable(b.Context(), "bench"); err != nil {
-		b.Fatal(err)
-	}
-	value := make([]byte, 100)
-	var seq atomic.Uint64
-	preload := make([]store.Mutation, nkeys)
-	for i := range preload {
-		preload[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: seq.Add(1)}
-	}
-	if _, err := s.Apply(b.Context(), "bench", preload); err != nil {
-		b.Fatal(err)
-	}
 	stop := make(chan struct{})
 	var reads atomic.Int64
 	var wg sync.WaitGroup
@@ -185,25 +193,8 @@ func BenchmarkApplyAndRead(b *testing.B) {
 			}
 		})
 	}
-	worker := func(next func() bool) {
-		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
-		muts := make([]store.Mutation, batch)
-		for i := range muts {
-			muts[i] = store.Mutation{Key: make([]byte, 8), Value: value}
-		}
-		for next() {
-			for i := range muts {
-				binary.BigEndian.PutUint64(muts[i].Key, uint64(r.IntN(nkeys)))
-				muts[i].Version = seq.Add(1)
-			}
-			if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
-				b.Errorf("Apply: %v", err)
-				return
-			}
-		}
-	}
 	reads.Store(0)
-	storetest.RunWorkers(b, conc, worker)
+	storetest.RunWorkers(b, conc, w.worker(batch))
 	elapsed := b.Elapsed().Seconds()
 	close(stop)
 	wg.Wait()
