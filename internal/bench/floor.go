@@ -195,7 +195,7 @@ func openRig(ctx context.Context, o *Options, dir string, partitions int32) (rig
 			rig.close()
 		}
 	}()
-	if rig.log, err = embedded.Open(filepath.Join(dir, "log"), embedded.Options{NoSync: o.NoSync, Logger: quiet}); err != nil {
+	if rig.log, err = embedded.Open(filepath.Join(dir, "log"), embedded.Options{NoSync: o.NoSync, SyncFilesystem: o.SyncFilesystem, Logger: quiet}); err != nil {
 		return nil, err
 	}
 	for _, topic := range []string{floorIntentTopic, floorEventTopic} {

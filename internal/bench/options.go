@@ -28,6 +28,10 @@ type Options struct {
 	Conn    client.Options
 	DataDir string
 	NoSync  bool
+	// SyncFilesystem: the in-process server's and the floor's embedded
+	// log share one syncfs(2) per round across partitions
+	// (log.sync_filesystem) instead of an fsync per partition.
+	SyncFilesystem bool
 
 	Rate        float64       // writes per second (fixed-rate run)
 	Duration    time.Duration // measured time of a fixed-rate run

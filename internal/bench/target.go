@@ -124,6 +124,7 @@ func startInProcess(ctx context.Context, o *Options) (*target, error) {
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen, cfg.ShutdownTimeout = dir, "127.0.0.1:0", 30*time.Second
 	cfg.Log.NoSync, cfg.Store.NoSync = o.NoSync, o.NoSync
+	cfg.Log.SyncFilesystem = o.SyncFilesystem
 	if o.Partitions > 0 {
 		cfg.Defaults.Partitions = o.Partitions
 	}
@@ -148,8 +149,11 @@ func startInProcess(ctx context.Context, o *Options) (*target, error) {
 		return nil, err
 	}
 	fsync := "on"
-	if o.NoSync {
+	switch {
+	case o.NoSync:
 		fsync = "off"
+	case o.SyncFilesystem:
+		fsync = "on, log syncfs rounds"
 	}
 	t.backend = Backend{Target: "in-process", Addr: t.base, IntentLog: "embedded", EventBus: "embedded",
 		Store: cfg.Store.Kind, Fsync: fsync, DataDir: dir,

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/wail-cdc/wail/internal/bench"
 	"github.com/wail-cdc/wail/internal/bench/versus"
+	"github.com/wail-cdc/wail/internal/config"
 )
 
 // benchFlags are the flags of bench that do not map one to one on
@@ -111,6 +112,7 @@ func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *bench
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	fl.StringVar(&o.DataDir, "data-dir", "", "in-process server: data directory (default: temporary, removed)")
 	fl.BoolVar(&o.NoSync, "no-sync", false, "in-process server and floor: skip fsync (not durable)")
+	fl.BoolVar(&o.SyncFilesystem, "sync-filesystem", config.Default().Log.SyncFilesystem, "in-process server and floor: the embedded log syncs once per round for all partitions (log.sync_filesystem)")
 	f.prof.register(fl)
 }
 

@@ -148,9 +148,9 @@ func Size(e *intent.Event) int {
 }
 
 func envelopeSize(e *intent.Event) int {
-	version, op, id := [2]int{len(HeaderVersion), len(strconv.FormatUint(e.Version, 10))},
+	version, op, id := [2]int{len(HeaderVersion), decimalLen(e.Version)},
 		[2]int{len(HeaderOp), len(e.Op.String())},
-		[2]int{len(HeaderEventID), len(intent.EventID(e.Table, e.Key, e.Version))}
+		[2]int{len(HeaderEventID), intent.EventIDLen(e.Table, e.Key, e.Version)}
 	var n int
 	if e.Trace != "" {
 		n = intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()), version, op, id, [2]int{len(HeaderTrace), len(e.Trace)})

@@ -238,3 +238,25 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestTypedHeaderLens: typedSize counts the headers typedHeaders builds,
+// with the times at their widest.
+func TestTypedHeaderLens(t *testing.T) {
+	wide := intent.Event{Table: "t", Key: []byte("k"), Op: intent.Upsert, Version: 1<<64 - 1, CoveredIntents: 1<<32 - 1, Trace: intent.WidestTrace}
+	for _, e := range []intent.Event{upsert, deletion, wide, {Table: "t", Op: intent.Upsert}} {
+		hs, n := typedHeaderLens(&e)
+		built := typedHeaders(&e, true)
+		if n != len(built) {
+			t.Fatalf("%d header lengths, typedHeaders builds %d", n, len(built))
+		}
+		for i, h := range built {
+			want := [2]int{len(h.Key), len(h.Value)}
+			if h.Key == HeaderIntentAt || h.Key == HeaderResolved {
+				want[1] = 20
+			}
+			if hs[i] != want {
+				t.Errorf("version %d: header %d (%s): lengths %v, want %v", e.Version, i, h.Key, hs[i], want)
+			}
+		}
+	}
+}

@@ -84,6 +84,12 @@ func EventID(table string, key []byte, version uint64) string {
 	return table + "/" + hex.EncodeToString(key) + "/" + strconv.FormatUint(version, 10)
 }
 
+// EventIDLen is len(EventID(table, key, version)), without building it.
+func EventIDLen(table string, key []byte, version uint64) int {
+	var b [20]byte
+	return len(table) + 1 + hex.EncodedLen(len(key)) + 1 + len(strconv.AppendUint(b[:0], version, 10))
+}
+
 // Proto returns the intent as a wail.v1.Intent.
 func (in *Intent) Proto() *wailv1.Intent {
 	return &wailv1.Intent{

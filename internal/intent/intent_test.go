@@ -225,3 +225,21 @@ func FuzzUnmarshalEvent(f *testing.F) {
 		}
 	})
 }
+
+// TestEventIDLen: EventIDLen is the length of EventID.
+func TestEventIDLen(t *testing.T) {
+	for _, c := range []struct {
+		table   string
+		key     []byte
+		version uint64
+	}{
+		{"", nil, 0},
+		{"t", []byte("k"), 9},
+		{"orders", []byte("\x00\xff order"), 10},
+		{"orders", make([]byte, 4096), 1<<64 - 1},
+	} {
+		if got, want := EventIDLen(c.table, c.key, c.version), len(EventID(c.table, c.key, c.version)); got != want {
+			t.Errorf("EventIDLen(%q, %q, %d) = %d, want %d", c.table, c.key, c.version, got, want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 )
 
@@ -92,8 +93,19 @@ func FramedSize(keyLen, valueLen int, headers ...[2]int) int {
 	return varintLen(body) + body
 }
 
-// varintLen is the length of n as a zigzag varint, as Kafka writes lengths.
-func varintLen(n int) int { return len(binary.AppendVarint(nil, int64(n))) }
+// varintLen is the length of n as a zigzag varint, as Kafka writes lengths
+// (binary.AppendVarint), computed without encoding it: FramedSize runs for
+// every event the resolver publishes.
+func varintLen(n int) int { return VarintLen(int64(n)) }
+
+// VarintLen is the length of binary.AppendVarint's encoding of n.
+func VarintLen(n int64) int {
+	u := uint64(n) << 1
+	if n < 0 {
+		u = ^u
+	}
+	return (bits.Len64(u|1) + 6) / 7
+}
 
 // TopicOptions configures a topic at creation.
 type TopicOptions struct {

@@ -1,7 +1,9 @@
 package intentlog
 
 import (
+	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -69,6 +71,26 @@ func TestFramedSize(t *testing.T) {
 		want := kafka(c.key, c.value, c.headers) // a nil value's length is -1: as long as 0
 		if got := FramedSize(len(c.key), len(c.value), hs...); got != want {
 			t.Errorf("FramedSize(key %d, value %d, headers %v) = %d, want %d", len(c.key), len(c.value), hs, got, want)
+		}
+	}
+}
+
+// TestVarintLen: VarintLen is the length binary.AppendVarint writes, at
+// every length boundary of the zigzag encoding and in between.
+func TestVarintLen(t *testing.T) {
+	var ns []int64
+	for shift := range 64 {
+		b := int64(1) << shift
+		ns = append(ns, b-1, b, b+1, -b-1, -b, -b+1)
+	}
+	ns = append(ns, 0, math.MaxInt64, math.MinInt64)
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 1000 {
+		ns = append(ns, int64(r.Uint64()))
+	}
+	for _, n := range ns {
+		if got, want := VarintLen(n), len(binary.AppendVarint(nil, n)); got != want {
+			t.Fatalf("VarintLen(%d) = %d, want %d", n, got, want)
 		}
 	}
 }

@@ -386,7 +386,10 @@ func (l *loop) nextEvents() []intent.Event {
 		l.pubQ = l.pubQ[1:]
 		return batch
 	}
-	var batch, rest []intent.Event
+	// Most calls take the whole queue, up to maxPublishBatch: one
+	// allocation for the batch, not one per doubling of its size.
+	batch := make([]intent.Event, 0, min(len(l.pubQ), maxPublishBatch))
+	var rest []intent.Event
 	size := 0
 	for i, e := range l.pubQ {
 		if l.suspect[string(e.Key)] {

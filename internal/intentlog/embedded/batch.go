@@ -72,6 +72,23 @@ func appendRecord(dst []byte, tsDelta int64, r *intentlog.Record) []byte {
 	return dst
 }
 
+// recordLen is the length appendRecord appends for r.
+func recordLen(tsDelta int64, r *intentlog.Record) int {
+	n := intentlog.VarintLen(tsDelta) + nullableLen(r.Key) + nullableLen(r.Value) + intentlog.VarintLen(int64(len(r.Headers)))
+	for _, h := range r.Headers {
+		n += intentlog.VarintLen(int64(len(h.Key))) + len(h.Key) + nullableLen(h.Value)
+	}
+	return n
+}
+
+// nullableLen is the length appendNullable appends for b.
+func nullableLen(b []byte) int {
+	if b == nil {
+		return intentlog.VarintLen(-1)
+	}
+	return intentlog.VarintLen(int64(len(b))) + len(b)
+}
+
 func appendNullable(dst, b []byte) []byte {
 	if b == nil {
 		return binary.AppendVarint(dst, -1)

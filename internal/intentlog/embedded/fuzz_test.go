@@ -70,6 +70,12 @@ func checkDecode(t *testing.T, b []byte) {
 	if re := encodeBatch(nil, h.base, h.firstTS, recs); !bytes.Equal(re, b) {
 		t.Fatalf("re-encoding differs:\n got %x\nwant %x", re, b)
 	}
+	for i := range recs { // Append sizes its buffers with recordLen
+		delta := recs[i].Timestamp.UnixMicro() - h.firstTS
+		if got, want := recordLen(delta, &recs[i]), len(appendRecord(nil, delta, &recs[i])); got != want {
+			t.Fatalf("recordLen of record %d = %d, appendRecord wrote %d", i, got, want)
+		}
+	}
 	fr := frameReader{r: bytes.NewReader(b), limit: int64(len(b)), chunk: 7}
 	frame, _, err := fr.next()
 	if err != nil || !bytes.Equal(frame, b) {

@@ -437,11 +437,13 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 }
 
 // encode splits recs by partition and encodes each part; which[i] is the
-// index in ids and reqs of recs[i]'s part.
+// index in ids and reqs of recs[i]'s part. Each part's body is allocated
+// once, at its size (a first pass sizes the records and checks the limits).
 func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*appendReq, which []int, err error) {
 	nparts := int32(len(t.parts))
 	which = make([]int, len(recs))
 	slot := map[int32]int{}
+	var sizes []int
 	total := int64(batchHeaderLen)
 	for i, rec := range recs {
 		if rec == nil {
@@ -454,11 +456,9 @@ func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*a
 			slot[p] = k
 			ids = append(ids, p)
 			reqs = append(reqs, &appendReq{done: make(chan struct{})})
+			sizes = append(sizes, 0)
 		}
-		r := reqs[k]
-		before := len(r.body)
-		r.body = appendRecord(r.body, 0, rec)
-		size := int64(len(r.body) - before)
+		size := int64(recordLen(0, rec))
 		total += size
 		if size > l.opts.MaxRecordBytes {
 			return nil, nil, nil, fmt.Errorf("record %d (key %q) is %d bytes encoded, max %d: %w",
@@ -468,8 +468,16 @@ func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*a
 			return nil, nil, nil, fmt.Errorf("records take more than the max batch of %d bytes: %w",
 				l.opts.MaxBatchBytes, intentlog.ErrTooLarge)
 		}
-		r.count++
+		sizes[k] += int(size)
 		which[i] = k
+	}
+	for k, r := range reqs {
+		r.body = make([]byte, 0, sizes[k])
+	}
+	for i, rec := range recs {
+		r := reqs[which[i]]
+		r.body = appendRecord(r.body, 0, rec)
+		r.count++
 	}
 	return ids, reqs, which, nil
 }

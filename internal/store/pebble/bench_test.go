@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -23,30 +24,95 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func benchApply(b *testing.B, batch, conc int) {
-	const nkeys = 10000
+	s, w := preloaded(b, 10000)
+	defer s.Close()
+	storetest.RunWorkers(b, conc, w.worker(batch))
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// randomWrites writes batches of 100-byte values to random keys of
+// [0, nkeys) of the table "bench", each with the next version of seq.
+type randomWrites struct {
+	b     *testing.B
+	s     *Store
+	nkeys int
+	value []byte
+	seq   atomic.Uint64
+}
+
+// preloaded opens a synced store whose table "bench" holds nkeys keys,
+// each written once (so that every later write checks a version); the
+// caller closes it.
+func preloaded(b *testing.B, nkeys int) (*Store, *randomWrites) {
 	s := openT(b, b.TempDir(), Options{})
+	if err := s.CreateTable(b.Context(), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	w := &randomWrites{b: b, s: s, nkeys: nkeys, value: make([]byte, 100)}
+	preload := make([]store.Mutation, nkeys)
+	for i := range preload {
+		preload[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: w.value, Version: w.seq.Add(1)}
+	}
+	if _, err := s.Apply(b.Context(), "bench", preload); err != nil {
+		b.Fatal(err)
+	}
+	return s, w
+}
+
+// worker is a storetest.RunWorkers worker writing batches of batch keys.
+func (w *randomWrites) worker(batch int) func(next func() bool) {
+	return func(next func() bool) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		muts := make([]store.Mutation, batch)
+		for i := range muts {
+			muts[i] = store.Mutation{Key: make([]byte, 8), Value: w.value}
+		}
+		for next() {
+			for i := range muts {
+				binary.BigEndian.PutUint64(muts[i].Key, uint64(r.IntN(w.nkeys)))
+				muts[i].Version = w.seq.Add(1)
+			}
+			if _, err := w.s.Apply(w.b.Context(), "bench", muts); err != nil {
+				w.b.Errorf("Apply: %v", err)
+				return
+			}
+		}
+	}
+}
+
+// BenchmarkInsert: synced batches of 1000 keys never written, from 4
+// goroutines, into a store that holds 200k other keys (flushed to tables)
+// and caches no versions: every write reads its key's absence from Pebble.
+func BenchmarkInsert(b *testing.B) {
+	const nkeys, batch = 200000, 1000
+	s := openT(b, b.TempDir(), Options{VersionCacheKeys: -1, RowCacheBytes: -1})
 	defer s.Close()
 	if err := s.CreateTable(b.Context(), "bench"); err != nil {
 		b.Fatal(err)
 	}
 	value := make([]byte, 100)
 	var seq atomic.Uint64
-	preload := make([]store.Mutation, nkeys)
-	for i := range preload {
-		preload[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: seq.Add(1)}
+	for start := 0; start < nkeys; start += batch {
+		muts := make([]store.Mutation, batch)
+		for i := range muts {
+			muts[i] = store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(start+i)<<1), Value: value, Version: seq.Add(1)}
+		}
+		if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
+			b.Fatal(err)
+		}
 	}
-	if _, err := s.Apply(b.Context(), "bench", preload); err != nil {
+	if err := s.db.Flush(); err != nil {
 		b.Fatal(err)
 	}
-	worker := func(next func() bool) {
-		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+	var next atomic.Uint64
+	worker := func(more func() bool) {
 		muts := make([]store.Mutation, batch)
 		for i := range muts {
 			muts[i] = store.Mutation{Key: make([]byte, 8), Value: value}
 		}
-		for next() {
+		for more() {
 			for i := range muts {
-				binary.BigEndian.PutUint64(muts[i].Key, uint64(r.IntN(nkeys)))
+				binary.BigEndian.PutUint64(muts[i].Key, next.Add(1)<<1|1) // odd: never preloaded
 				muts[i].Version = seq.Add(1)
 			}
 			if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
@@ -55,7 +121,7 @@ func benchApply(b *testing.B, batch, conc int) {
 			}
 		}
 	}
-	storetest.RunWorkers(b, conc, worker)
+	storetest.RunWorkers(b, 4, worker)
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "writes/s")
 }
 
@@ -88,4 +154,50 @@ func BenchmarkGet(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}
+
+// BenchmarkApplyAndRead: the resolver's shape next to the proxy's: 4
+// goroutines write synced batches of 1000 random keys (of 10k) while 4
+// read batches of 1000 random keys back with GetMany, as the resolver
+// reads rows just written. Reports writes/s and reads/s; the reads wait
+// for the batches in flight (never a row before it is durable).
+func BenchmarkApplyAndRead(b *testing.B) {
+	const nkeys, batch, conc = 10000, 1000, 4
+	s, w := preloaded(b, nkeys)
+	defer s.Close()
+	stop := make(chan struct{})
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+			keys := make([][]byte, batch)
+			for i := range keys {
+				keys[i] = make([]byte, 8)
+			}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for _, k := range keys {
+					binary.BigEndian.PutUint64(k, uint64(r.IntN(nkeys)))
+				}
+				got, err := s.GetMany(b.Context(), "bench", keys, 0)
+				if err != nil || len(got) != batch {
+					b.Errorf("GetMany: %d reads, %v", len(got), err)
+					return
+				}
+				reads.Add(int64(len(got)))
+			}
+		})
+	}
+	reads.Store(0)
+	storetest.RunWorkers(b, conc, w.worker(batch))
+	elapsed := b.Elapsed().Seconds()
+	close(stop)
+	wg.Wait()
+	b.ReportMetric(float64(b.N*batch)/elapsed, "writes/s")
+	b.ReportMetric(float64(reads.Load())/elapsed, "reads/s")
 }

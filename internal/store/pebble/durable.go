@@ -15,7 +15,8 @@ import (
 // away. A synced Apply therefore:
 //
 //  1. takes the stripes of its keys, checks versions and stages the batch,
-//  2. registers a flight for its keys (still holding the stripes),
+//  2. registers a flight for its keys (still holding the stripes, with one
+//     flightsMu lock per stripe for all its keys: track, rows.go),
 //  3. applies the batch with ApplyNoSyncWait: the sequence numbers are
 //     assigned under the stripe locks, so last-writer-wins order holds,
 //  4. releases the stripes, so other batches pipeline into the same WAL sync
@@ -52,19 +53,6 @@ type flight struct {
 }
 
 func newFlight() *flight { return &flight{done: make(chan struct{})} }
-
-// register records f for the row keys; the caller holds their stripes.
-func (s *Store) register(f *flight, winners []pending) {
-	for _, p := range winners {
-		st := &s.stripes[p.stripe]
-		st.flightsMu.Lock()
-		if st.flights == nil {
-			st.flights = map[string]*flight{}
-		}
-		st.flights[string(p.rowKey)] = f
-		st.flightsMu.Unlock()
-	}
-}
 
 // land marks f durable (or failed: the store failed first) and forgets it.
 func (s *Store) land(f *flight, winners []pending) {

@@ -26,6 +26,7 @@ package pebble
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -38,6 +39,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -162,6 +164,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		FS:                 &stopFS{FS: fs, f: fail},
 	}
+	// A write of a key the version cache does not hold (an insert, mostly)
+	// reads Pebble for a key that is usually absent: bloom filters answer
+	// that without an index or data block of every table in the way.
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // the other levels inherit it
 	if opts.CacheBytes > 0 {
 		c := pebble.NewCache(opts.CacheBytes)
 		defer c.Unref() // the DB holds its own reference
@@ -374,15 +380,25 @@ func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint3
 
 // stage encodes the winners into b, then holds the stripes while it checks
 // versions (versions.go), drops the losers from b, registers the batch's
-// flight (when synced), applies the batch and caches the versions written;
-// f is nil when nothing was applied or the store does not sync. newer are
-// the flights of the versions that beat a mutation.
+// flight and caches its rows (when synced), applies the batch and caches
+// the versions written; f is nil when nothing was applied or the store does
+// not sync. newer are the flights of the versions that beat a mutation.
+//
+// Everything that needs no stripe is done before they are taken: the
+// batch, the rows to cache (their values copied) and the winners grouped
+// by stripe, so that each stripe's flights and rows are updated under one
+// flightsMu lock rather than one per key. The stripes are held for the
+// version checks, those map updates and Pebble's memtable insert
+// (ApplyNoSyncWait, which assigns the sequence numbers: a later batch of
+// the same keys must get later ones), never for the WAL sync (durable.go).
 func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) (f *flight, newer []*flight, err error) {
 	// Outside the stripes: most writes win, so the batch is built first
 	// and rebuilt, under the stripes, only when some lose.
 	if err := encodeRows(b, muts, winners, nil); err != nil {
 		return nil, nil, err
 	}
+	rows := s.rowsOf(muts, winners)
+	groups := groupByStripe(winners)
 	for _, st := range stripes {
 		s.stripes[st].Lock()
 	}
@@ -412,19 +428,32 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 			return nil, nil, s.failure.fail(fmt.Errorf("apply: %w", err))
 		}
 		s.rememberApplied(muts, winners, out)
-		s.rememberRows(muts, winners, out)
+		s.track(nil, winners, groups, rows, out)
 		return nil, newer, nil
 	}
+	// The flight and the rows go in before the batch can be read: a Get
+	// that finds either waits for the flight, which lands only once the
+	// batch is durable (or the store failed).
 	f = newFlight()
-	s.register(f, winners)
+	s.track(f, winners, groups, rows, out)
 	if err := s.db.ApplyNoSyncWait(b, s.wopts); err != nil {
 		err = s.failure.fail(fmt.Errorf("apply: %w", err))
 		s.land(f, winners)
 		return nil, nil, err
 	}
 	s.rememberApplied(muts, winners, out)
-	s.rememberRows(muts, winners, out)
 	return f, newer, nil
+}
+
+// groupByStripe returns the indexes of winners ordered by stripe, so that
+// the winners of one stripe are adjacent.
+func groupByStripe(winners []pending) []int32 {
+	order := make([]int32, len(winners))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(winners[a].stripe, winners[b].stripe) })
+	return order
 }
 
 // rememberApplied caches the versions of the winners that were applied;
@@ -575,13 +604,16 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 }
 
 // GetMany reads keys as Get reads each (store.MultiGetter), taking the
-// store's lifetime lock and checking the table once for all of them.
+// store's lifetime lock and checking the table once for all of them, and
+// each stripe's flightsMu once for all its keys (cachedRowsAndFlights).
 func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
 	reads := make([]store.KeyRead, len(keys))
 	err := s.reading(ctx, table, level, func() {
+		rks := rowKeys(table, keys)
+		cached := s.cachedRowsAndFlights(rks)
 		for i, key := range keys {
 			r := &reads[i]
-			if r.Row, r.Found, r.Err = s.readRow(ctx, rowKey(table, key), key); r.Err != nil {
+			if r.Row, r.Found, r.Err = s.readRowFrom(ctx, rks[i], key, cached[i]); r.Err != nil {
 				r.Err = fmt.Errorf("pebble: get %s: %w", table, r.Err)
 			}
 		}
@@ -590,6 +622,25 @@ func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level 
 		return nil, fmt.Errorf("pebble: get %s: %w", table, err)
 	}
 	return reads, nil
+}
+
+// rowKeys returns the row keys of keys of table, in one allocation.
+func rowKeys(table string, keys [][]byte) [][]byte {
+	n := 0
+	for _, k := range keys {
+		n += len(prefixRow) + len(table) + 1 + len(k)
+	}
+	buf := make([]byte, 0, n)
+	rks := make([][]byte, len(keys))
+	for i, k := range keys {
+		start := len(buf)
+		buf = append(buf, prefixRow...)
+		buf = append(buf, table...)
+		buf = append(buf, 0)
+		buf = append(buf, k...)
+		rks[i] = buf[start:len(buf):len(buf)]
+	}
+	return rks
 }
 
 // reading runs read, which reads rows of table, under the store's
@@ -622,9 +673,14 @@ func (s *Store) reading(ctx context.Context, table string, level store.Level, re
 // written when it holds it, else from Pebble; either way only once the
 // batch that wrote it is durable.
 func (s *Store) readRow(ctx context.Context, rk, key []byte) (store.Row, bool, error) {
-	if r, ok, f := s.cachedRowAndFlight(rk); ok {
+	return s.readRowFrom(ctx, rk, key, s.cachedRowAndFlight(rk))
+}
+
+// readRowFrom is readRow with rk's cached row and flight already looked up.
+func (s *Store) readRowFrom(ctx context.Context, rk, key []byte, c rowAndFlight) (store.Row, bool, error) {
+	if r := c.row; c.ok {
 		// Durable once its flight (if any) has landed, as below.
-		if err := s.awaitFlight(ctx, f); err != nil {
+		if err := s.awaitFlight(ctx, c.f); err != nil {
 			return store.Row{}, false, err
 		}
 		if err := s.failure.failed(); err != nil {
