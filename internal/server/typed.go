@@ -116,6 +116,9 @@ type typedValues struct {
 	mu    sync.Mutex
 	cache map[string]cachedType // by subject and message type
 	byID  map[uint32]*schema.Schema
+	// lettered: the event ids of snapshot rows dead-lettered by this
+	// process (snapshotDrifted), bounded.
+	lettered map[string]bool
 }
 
 type cachedType struct {
@@ -125,7 +128,7 @@ type cachedType struct {
 }
 
 func newTypedValues(s *Server, ttl time.Duration) *typedValues {
-	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}, byID: map[uint32]*schema.Schema{}}
+	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}, byID: map[uint32]*schema.Schema{}, lettered: map[string]bool{}}
 }
 
 // forget drops a subject's cached schemas.
