@@ -35,14 +35,20 @@ type SchemaRegistry struct {
 	// TLS to the external registry: ca_file (PEM CAs, else the system's
 	// roots), cert_file and key_file (a client certificate).
 	TLS struct {
-		CAFile   string `yaml:"ca_file"`
+		// CAFile is a PEM file of the CAs that sign the external
+		// registry's certificate (empty: the system's roots).
+		CAFile string `yaml:"ca_file"`
+		// CertFile is a client certificate (PEM) for a registry that
+		// wants one; key_file goes with it.
 		CertFile string `yaml:"cert_file"`
-		KeyFile  string `yaml:"key_file"`
+		// KeyFile is the client certificate's key (PEM).
+		KeyFile string `yaml:"key_file"`
 	} `yaml:"tls"`
-	// Username and Password are sent as HTTP basic auth to the external
-	// registry (Confluent Cloud's API key and secret; a wail token as the
-	// password for another wail).
+	// Username is sent with password as HTTP basic auth to the external
+	// registry (Confluent Cloud's API key and secret; for another wail,
+	// a token as the password).
 	Username string `yaml:"username"`
+	// Password goes with username.
 	Password string `yaml:"password"`
 	// Timeout bounds each request to the external registry.
 	Timeout time.Duration `yaml:"timeout"`
