@@ -3,12 +3,16 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
@@ -25,8 +29,8 @@ import (
 // wail that fit no schema (an unknown field under the id they claim,
 // bytes that are no message) are never delivered and are dead-lettered
 // (SNAPSHOT letters with the row's key and version), once per process
-// however many snapshots read them. Sinks' snapshots are the same stream
-// (eventbus.Service.Stream).
+// however many snapshots read them; a sink's snapshot (the same stream,
+// eventbus.Service.Stream) sends the good rows and never the drifted ones.
 func TestSnapshotDriftGuard(t *testing.T) {
 	t.Parallel()
 	srv, url := servertest.StartServer(t, nil)
@@ -117,5 +121,64 @@ func TestSnapshotDriftGuard(t *testing.T) {
 		if !bytes.Equal(got["b"].Value, order("o-b", 3, "oat", 3)) {
 			t.Fatalf("b's value %x", got["b"].Value)
 		}
+	}
+
+	// A sink's snapshot is the same stream: the endpoint gets a and b, in
+	// snapshot requests, never y or z, and no letter is added (this
+	// process lettered them already).
+	var mu sync.Mutex
+	sent := map[string]uint32{}
+	snapshotReqs := 0
+	ep := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b wailv1.SinkBatch
+		if err := protojson.Unmarshal(body, &b); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if b.Snapshot {
+			snapshotReqs++
+		}
+		for _, e := range b.Events {
+			sent[string(e.Key)] = e.SchemaId
+		}
+	}))
+	defer ep.Close()
+	if _, err := admin.CreateSink(ctx, connect.NewRequest(&wailv1.CreateSinkRequest{Table: "shop", Sink: &wailv1.Sink{
+		Name: "hook", Url: ep.URL, Start: "snapshot"}})); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		d, err := admin.DescribeSink(ctx, connect.NewRequest(&wailv1.DescribeSinkRequest{Table: "shop", Name: "hook"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		done := snapshotReqs > 0 && d.Msg.Status.State != "snapshot" && len(d.Msg.Status.Partitions) > 0 && sent["a"] != 0 && sent["b"] != 0
+		mu.Unlock()
+		if done {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the sink's snapshot did not end: %+v, sent %v", d.Msg.Status, sent)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := sent["y"]; ok {
+		t.Fatal("the sink's snapshot delivered the drifted row y")
+	}
+	if _, ok := sent["z"]; ok {
+		t.Fatal("the sink's snapshot delivered the drifted row z")
+	}
+	t.Logf("the sink got %v in %d snapshot requests", sent, snapshotReqs)
+	if sent["a"] != v1 || sent["b"] != v1 {
+		t.Fatalf("the sink's snapshot sent %v, want a and b under schema %d", sent, v1)
+	}
+	if ls := letters(); len(ls) != 2 {
+		t.Fatalf("after the sink's snapshot: %d letters, want the same 2", len(ls))
 	}
 }
