@@ -15,6 +15,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
@@ -118,6 +119,20 @@ func TestExternalRegistry(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), registryURL) {
 		t.Fatalf("wail's own /registry with an external one: %d %s", resp.StatusCode, body)
+	}
+
+	// wail doctor checks the external registry with wail's credentials.
+	for _, tc := range []struct {
+		password, want string
+	}{{ext.tokens["admin"], "registry     ok (external " + registryURL}, {"nope", "registry     FAIL: schema registry " + registryURL + " refused wail's credentials"}} {
+		cfg := config.Default()
+		cfg.DataDir = t.TempDir()
+		withRegistry(tc.password, true)(&cfg)
+		var out strings.Builder
+		err := server.Doctor(ctx, cfg, nil, "", 0, &out)
+		if !strings.Contains(out.String(), tc.want) || (err != nil) != strings.Contains(tc.want, "FAIL") {
+			t.Errorf("doctor with password %q: %v\n%s", tc.password, err, out.String())
+		}
 	}
 
 	for name, mutate := range map[string]func(*config.Config){

@@ -2,8 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
 
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/schema"
@@ -39,6 +44,60 @@ func (s *Server) schemaRegistry() http.Handler {
 	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(s.ownSchemas, s.logger, s.registry))
 }
 
+// newRemote is the client of the external registry of schema_registry.url.
+func newRemote(c config.SchemaRegistry) (*schemaregistry.Remote, error) {
+	tlsConf, err := schemaregistry.ClientTLS(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return schemaregistry.NewRemote(schemaregistry.RemoteOptions{URL: c.URL, TLS: tlsConf, Username: c.Username, Password: c.Password,
+		Timeout: c.Timeout, Limits: schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes}})
+}
+
+// doctorRegistry checks an external registry (schema_registry.url): it
+// answers with wail's credentials, and holds the subjects of the typed
+// tables of the catalog (their latest schemas compile and have the
+// tables' message types). wail's own registry is the store's, checked
+// with it.
+func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
+	if cfg.SchemaRegistry.URL == "" {
+		return
+	}
+	r, err := newRemote(cfg.SchemaRegistry)
+	if err != nil {
+		fail("registry", "%v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := r.Versions(ctx, "_wail_doctor_probe", false); err != nil {
+		var e *schemaregistry.Error
+		if !errors.As(err, &e) || e.Code != schemaregistry.CodeSubjectNotFound {
+			fail("registry", "%v", err)
+			return
+		}
+	}
+	n := 0
+	for _, t := range tables {
+		for _, p := range []struct{ part, msg string }{{partKey, t.KeyMessage}, {partValue, t.ValueMessage}} {
+			if p.msg == "" {
+				continue
+			}
+			subject := subjectOf(cfg, t.Name, p.part)
+			id, sch, err := r.Latest(ctx, subject)
+			if err == nil {
+				_, err = sch.MessageType(p.msg)
+			}
+			if err != nil {
+				fail("registry", "table %s's %s schema (subject %s, id %d): %v", t.Name, p.part, subject, id, err)
+				return
+			}
+			n++
+		}
+	}
+	fmt.Fprintf(w, "registry     ok (external %s: %d typed tables' subjects found)\n", cfg.SchemaRegistry.URL, n)
+}
+
 // openSchemas opens the schema registry typed tables use (whether or not
 // wail's own HTTP API is served): wail's own on the store's catalog, or
 // the external one of schema_registry.url.
@@ -49,14 +108,11 @@ func (s *Server) openSchemas() error {
 		s.ownSchemas = schemaregistry.New(schemaregistry.Catalog{Store: s.store}, lim)
 		s.schemas = s.ownSchemas
 	} else {
-		tlsConf, err := schemaregistry.ClientTLS(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
+		r, err := newRemote(c)
 		if err != nil {
 			return err
 		}
-		if s.schemas, err = schemaregistry.NewRemote(schemaregistry.RemoteOptions{URL: c.URL, TLS: tlsConf,
-			Username: c.Username, Password: c.Password, Timeout: c.Timeout, Limits: lim}); err != nil {
-			return err
-		}
+		s.schemas = r
 	}
 	s.values = newTypedValues(s, s.cfg.CatalogRefresh)
 	s.schemas.OnChange(s.values.forget) // a change through this process is taken at once

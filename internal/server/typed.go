@@ -34,10 +34,12 @@ const (
 
 // subject is the registry subject of a table's keys or values: the event
 // topic as the log names it, then -key or -value.
-func (s *Server) subject(table, part string) string {
+func (s *Server) subject(table, part string) string { return subjectOf(s.cfg, table, part) }
+
+func subjectOf(cfg config.Config, table, part string) string {
 	topic := eventbus.Topic(table)
-	if s.cfg.Log.Kind == config.LogKafka {
-		topic = strings.ReplaceAll(s.cfg.Log.Kafka.EventTopic, "{table}", table)
+	if cfg.Log.Kind == config.LogKafka {
+		topic = strings.ReplaceAll(cfg.Log.Kafka.EventTopic, "{table}", table)
 	}
 	return topic + "-" + part
 }
