@@ -29,8 +29,8 @@ type SchemaRegistry struct {
 	// URL, when set, points wail at an external Confluent-compatible
 	// registry (Confluent's, Apicurio's Confluent API, another wail's
 	// http://host:port/registry): typed tables register and look up their
-	// schemas there, and wail's own registry is not served (/registry
-	// answers 404 naming the external one).
+	// schemas there; wail's own registry is not used, and /registry passes
+	// reads (and compatibility tests) on to the external one.
 	URL string `yaml:"url"`
 	// TLS to the external registry: ca_file (PEM CAs, else the system's
 	// roots), cert_file and key_file (a client certificate).

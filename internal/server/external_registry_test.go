@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -25,7 +26,10 @@ import (
 // (a token as the password): creating a typed table registers its schema
 // there, writes are checked against it, events carry its ids, an alter
 // registers a new version there and an incompatible one is refused with
-// the external registry's reasons. wail's own /registry is not served.
+// the external registry's reasons. wail's /registry passes reads,
+// lookups and compatibility tests on to it with wail's credentials (not
+// the client's Authorization) and refuses changes naming it; wail doctor
+// checks it.
 // Wrong credentials, or no client certificate, fail the create with
 // Unavailable naming the registry; nothing is created.
 func TestExternalRegistry(t *testing.T) {
@@ -111,14 +115,34 @@ func TestExternalRegistry(t *testing.T) {
 		t.Fatalf("incompatible alter: %v", err)
 	}
 
-	resp, err := http.Get(url + config.SchemaRegistryPath + "/subjects")
-	if err != nil {
-		t.Fatal(err)
+	// wail's /registry passes reads on to the external registry with
+	// wail's credentials for it (not the client's), and refuses changes.
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url+config.SchemaRegistryPath+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer not-for-the-external-registry")
+		req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), registryURL) {
-		t.Fatalf("wail's own /registry with an external one: %d %s", resp.StatusCode, body)
+	v2, _ := latest("wail.events.orders-value")
+	if code, body := call(http.MethodGet, "/subjects", ""); code != 200 || !strings.Contains(body, `"wail.events.orders-value"`) {
+		t.Fatalf("subjects through wail: %d %s", code, body)
+	}
+	if code, body := call(http.MethodGet, "/subjects/wail.events.orders-value/versions/latest", ""); code != 200 || !strings.Contains(body, fmt.Sprintf(`"id":%d`, v2)) {
+		t.Fatalf("latest through wail: %d %s", code, body)
+	}
+	req, _ := json.Marshal(map[string]string{"schemaType": "PROTOBUF", "schema": bad})
+	if code, body := call(http.MethodPost, "/compatibility/subjects/wail.events.orders-value/versions/latest", string(req)); code != 200 || !strings.Contains(body, `"is_compatible":false`) {
+		t.Fatalf("compatibility test through wail: %d %s", code, body)
+	}
+	if code, body := call(http.MethodPost, "/subjects/other-value/versions", string(req)); code != http.StatusMethodNotAllowed || !strings.Contains(body, registryURL) {
+		t.Fatalf("a registration through wail: %d %s", code, body)
 	}
 
 	// wail doctor checks the external registry with wail's credentials.

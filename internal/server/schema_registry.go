@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
@@ -30,18 +33,60 @@ type schemaSource interface {
 }
 
 // schemaRegistry is the Confluent-compatible schema registry, kept in the
-// store's catalog and mounted at config.SchemaRegistryPath; with an
-// external registry (schema_registry.url), a 404 that names it.
+// store's catalog and mounted at config.SchemaRegistryPath. With an
+// external registry (schema_registry.url) it passes reads on to it
+// (externalReads), so that `wail schema ls|show|diff|check` and
+// `tail --value-json` work the same.
 func (s *Server) schemaRegistry() http.Handler {
 	if s.ownSchemas == nil {
-		url := s.cfg.SchemaRegistry.URL
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprintf(w, "{\"error_code\":404,\"message\":%q}\n", "this wail uses the external schema registry "+url+" (schema_registry.url): use it")
-		})
+		return s.externalAPI
 	}
 	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(s.ownSchemas, s.logger, s.registry))
+}
+
+// externalReads passes the registry API's reads on to the external
+// registry, with wail's credentials for it (the client's own
+// Authorization, wail's token, is not passed on; wail's guard checked it
+// as for its own registry): GETs, lookups (POST /subjects/<s>) and
+// compatibility tests. Changes are refused (405) naming the external
+// registry: make them there, or through a table's alter.
+func externalReads(c config.SchemaRegistry) (http.Handler, error) {
+	target, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("schema_registry.url: %w", err)
+	}
+	tlsConf, err := schemaregistry.ClientTLS(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	tr.ResponseHeaderTimeout = c.Timeout
+	proxy := &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + strings.TrimPrefix(r.In.URL.Path, config.SchemaRegistryPath)
+			r.Out.URL.RawPath = ""
+			r.Out.Header.Del("Authorization")
+			if c.Username != "" {
+				r.Out.SetBasicAuth(c.Username, c.Password)
+			}
+		},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rest := strings.TrimPrefix(req.URL.Path, config.SchemaRegistryPath)
+		read := req.Method == http.MethodGet || req.Method == http.MethodHead ||
+			(req.Method == http.MethodPost && (strings.HasPrefix(rest, "/compatibility/") || (strings.HasPrefix(rest, "/subjects/") && strings.Count(rest, "/") == 2)))
+		if !read {
+			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			fmt.Fprintf(w, "{\"error_code\":405,\"message\":%q}\n", "this wail uses the external schema registry "+c.URL+
+				" (schema_registry.url) and passes on reads only: make changes there, or evolve a table with wail table alter")
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}), nil
 }
 
 // newRemote is the client of the external registry of schema_registry.url.
@@ -113,6 +158,9 @@ func (s *Server) openSchemas() error {
 			return err
 		}
 		s.schemas = r
+		if s.externalAPI, err = externalReads(c); err != nil {
+			return err
+		}
 	}
 	s.values = newTypedValues(s, s.cfg.CatalogRefresh)
 	s.schemas.OnChange(s.values.forget) // a change through this process is taken at once

@@ -79,7 +79,9 @@ type Server struct {
 	// (nil with an external one: schema_registry.url).
 	schemas    schemaSource
 	ownSchemas *schemaregistry.Registry
-	values     *typedValues
+	// externalAPI passes /registry reads on to the external registry.
+	externalAPI http.Handler
+	values      *typedValues
 	// health is what /healthz reports; components raise conditions on it.
 	health *health.Registry
 	// tracing traces writes (nil: off; cfg.Tracing); traceWarned is
