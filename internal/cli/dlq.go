@@ -136,10 +136,12 @@ func letterKey(l *wailv1.DeadLetter) string {
 // versions summarizes the versions of a letter's intents.
 func versions(l *wailv1.DeadLetter) string {
 	in := l.GetIntents()
-	switch len(in) {
-	case 0:
+	switch {
+	case len(in) == 0 && l.GetSnapshotVersion() != 0:
+		return strconv.FormatUint(l.GetSnapshotVersion(), 10) // the row a snapshot read
+	case len(in) == 0:
 		return "-"
-	case 1:
+	case len(in) == 1:
 		return strconv.FormatUint(in[0].GetVersion(), 10)
 	}
 	return fmt.Sprintf("%d..%d (%d intents)", in[0].GetVersion(), in[len(in)-1].GetVersion(), len(in))
@@ -208,6 +210,9 @@ func printLetter(w io.Writer, table string, e *wailv1.DeadLetterEntry) error {
 		fmt.Fprintf(tw, "Lost intents:\toffsets [%d, %d) of the intent log partition\n", l.GetGapStartOffset(), l.GetGapEndOffset())
 	} else {
 		fmt.Fprintf(tw, "Key:\t%s\n", displayBytes(l.GetKey(), 0))
+	}
+	if v := l.GetSnapshotVersion(); v != 0 {
+		fmt.Fprintf(tw, "Row version:\t%d (read by a snapshot)\n", v)
 	}
 	fmt.Fprintf(tw, "Error:\t%s\n", oneLine(l.GetError(), 0))
 	fmt.Fprintf(tw, "Attempts:\t%d\n", l.GetAttempts())

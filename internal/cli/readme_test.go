@@ -19,8 +19,12 @@ import (
 // block is a fenced code block of a markdown file.
 type block struct {
 	file, lang string
-	line       int // of the opening fence
-	text       string
+	// tag is the fence's info string after the language: "walkthrough"
+	// marks the blocks TestReadmeWalkthrough runs (on Kafka), not
+	// TestReadmeRuns.
+	tag  string
+	line int // of the opening fence
+	text string
 }
 
 func codeBlocks(t *testing.T, files ...string) []block {
@@ -35,7 +39,8 @@ func codeBlocks(t *testing.T, files ...string) []block {
 		for i, line := range strings.Split(string(b), "\n") {
 			switch {
 			case cur == nil && strings.HasPrefix(line, "```"):
-				cur = &block{file: filepath.Base(f), lang: strings.TrimPrefix(line, "```"), line: i + 1}
+				lang, tag, _ := strings.Cut(strings.TrimPrefix(line, "```"), " ")
+				cur = &block{file: filepath.Base(f), lang: lang, tag: tag, line: i + 1}
 			case cur != nil && strings.HasPrefix(line, "```"):
 				out = append(out, *cur)
 				cur = nil
@@ -250,7 +255,7 @@ func TestReadmeRuns(t *testing.T) {
 	serves := 0 // the first one's data dir is the README's ./wail-data
 	ran := 0
 	for _, b := range blocks {
-		if b.lang != "sh" {
+		if b.lang != "sh" || b.tag == walkthrough {
 			continue
 		}
 		for _, l := range shellLines(b.text) {
@@ -466,9 +471,10 @@ func makeTargets(t *testing.T) map[string]bool {
 	return targets
 }
 
-// TestDocsPython: every Python snippet of the docs is an excerpt of a
-// script a test runs against a real broker (internal/server/testdata's
-// consume_typed.py, run by TestConfluentPythonConsumer): each of its lines,
+// TestDocsPython: every Python snippet of the docs is run by a test against
+// a real broker: the README walk-through's whole script
+// (TestReadmeWalkthrough), or an excerpt of internal/server/testdata's
+// consume_typed.py (run by TestConfluentPythonConsumer): each of its lines,
 // comments aside, appears in the script in the same order.
 func TestDocsPython(t *testing.T) {
 	t.Parallel()
@@ -486,6 +492,9 @@ func TestDocsPython(t *testing.T) {
 			continue
 		}
 		n++
+		if b.tag == walkthrough && b.file == "README.md" {
+			continue
+		}
 		at := 0
 		for _, l := range strings.Split(b.text, "\n") {
 			l, _, _ = strings.Cut(l, "  #")
@@ -508,6 +517,6 @@ func TestDocsPython(t *testing.T) {
 		}
 	}
 	if n == 0 {
-		t.Fatal("no python snippet found: the README's consumer example is gone or its fence changed")
+		t.Fatal("no python snippet found: the README's consumer is gone or its fence changed")
 	}
 }

@@ -1,6 +1,10 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"net/url"
+	"time"
+)
 
 // SchemaRegistryPath is where `wail serve` mounts the schema registry on
 // its port: clients written for the Confluent Schema Registry take
@@ -22,10 +26,36 @@ type SchemaRegistry struct {
 	// store's catalog: a registration past it is refused (42209);
 	// deletes (soft, then permanent) always go through, to make room.
 	MaxDocumentBytes int `yaml:"max_document_bytes"`
+	// URL, when set, points wail at an external Confluent-compatible
+	// registry (Confluent's, Apicurio's Confluent API, another wail's
+	// http://host:port/registry): typed tables register and look up their
+	// schemas there; wail's own registry is not used, and /registry passes
+	// reads (and compatibility tests) on to the external one.
+	URL string `yaml:"url"`
+	// TLS to the external registry: ca_file (PEM CAs, else the system's
+	// roots), cert_file and key_file (a client certificate).
+	TLS struct {
+		// CAFile is a PEM file of the CAs that sign the external
+		// registry's certificate (empty: the system's roots).
+		CAFile string `yaml:"ca_file"`
+		// CertFile is a client certificate (PEM) for a registry that
+		// wants one; key_file goes with it.
+		CertFile string `yaml:"cert_file"`
+		// KeyFile is the client certificate's key (PEM).
+		KeyFile string `yaml:"key_file"`
+	} `yaml:"tls"`
+	// Username is sent with password as HTTP basic auth to the external
+	// registry (Confluent Cloud's API key and secret; for another wail,
+	// a token as the password).
+	Username string `yaml:"username"`
+	// Password goes with username.
+	Password string `yaml:"password"`
+	// Timeout bounds each request to the external registry.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 func defaultSchemaRegistry() SchemaRegistry {
-	return SchemaRegistry{Enabled: true, MaxSchemaBytes: 256 << 10, MaxReferences: 64, MaxDocumentBytes: 8 << 20}
+	return SchemaRegistry{Enabled: true, MaxSchemaBytes: 256 << 10, MaxReferences: 64, MaxDocumentBytes: 8 << 20, Timeout: 10 * time.Second}
 }
 
 func (c *Config) validateSchemaRegistry() []error {
@@ -42,6 +72,35 @@ func (c *Config) validateSchemaRegistry() []error {
 	if s.MaxDocumentBytes < s.MaxSchemaBytes || s.MaxDocumentBytes > 256<<20 {
 		errs = append(errs, fmt.Errorf("schema_registry.max_document_bytes %d out of range %d (max_schema_bytes)..%d",
 			s.MaxDocumentBytes, s.MaxSchemaBytes, 256<<20))
+	}
+	errs = append(errs, s.validateURL()...)
+	return errs
+}
+
+// validateURL checks the external registry's settings.
+func (s SchemaRegistry) validateURL() []error {
+	var errs []error
+	if s.URL == "" {
+		if s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.KeyFile != "" || s.Username != "" || s.Password != "" {
+			errs = append(errs, fmt.Errorf("schema_registry.tls, username and password are for an external registry: set schema_registry.url"))
+		}
+		return errs
+	}
+	u, err := url.Parse(s.URL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs = append(errs, fmt.Errorf("schema_registry.url %q is not an http:// or https:// URL", s.URL))
+	case u.Scheme == "http" && (s.TLS.CAFile != "" || s.TLS.CertFile != ""):
+		errs = append(errs, fmt.Errorf("schema_registry.tls needs an https:// schema_registry.url (got %s)", s.URL))
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("schema_registry.tls.cert_file and key_file go together"))
+	}
+	if s.Password != "" && s.Username == "" {
+		errs = append(errs, fmt.Errorf("schema_registry.password needs schema_registry.username"))
+	}
+	if s.Timeout < 100*time.Millisecond || s.Timeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("schema_registry.timeout %v out of range 100ms..10m", s.Timeout))
 	}
 	return errs
 }

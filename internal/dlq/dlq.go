@@ -107,6 +107,13 @@ func checkLetter(l *wailv1.DeadLetter) error {
 		case len(l.IntentOffsets) != len(l.Intents):
 			return fmt.Errorf("%w: %d intents but %d offsets", ErrInvalid, len(l.Intents), len(l.IntentOffsets))
 		}
+	case wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT:
+		switch {
+		case len(l.Key) == 0:
+			return fmt.Errorf("%w: no key", ErrInvalid)
+		case len(l.Intents) > 0 || len(l.IntentOffsets) > 0:
+			return fmt.Errorf("%w: a snapshot's letter has no intents", ErrInvalid)
+		}
 	default:
 		return fmt.Errorf("%w: kind %v", ErrInvalid, l.Kind)
 	}

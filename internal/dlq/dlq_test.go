@@ -108,6 +108,21 @@ func TestWireFormat(t *testing.T) {
 	}
 }
 
+// TestSnapshotLetter: a SNAPSHOT letter (a row a snapshot left out) has a
+// key and a row version, no intents, and round-trips.
+func TestSnapshotLetter(t *testing.T) {
+	l := &wailv1.DeadLetter{Table: "orders", Partition: 1, Key: []byte("k"), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT,
+		Error: "snapshot: fits no live version", Permanent: true, SnapshotVersion: 42}
+	rec, err := LetterRecord(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(rec.Value)
+	if err != nil || !proto.Equal(m.GetLetter(), l) || string(rec.Key) != "k" {
+		t.Fatalf("round trip: %v %v", m, err)
+	}
+}
+
 func TestRejects(t *testing.T) {
 	bad := func(f func(l *wailv1.DeadLetter)) *wailv1.DeadLetter {
 		l := proto.Clone(goldenLetter).(*wailv1.DeadLetter)
@@ -115,13 +130,17 @@ func TestRejects(t *testing.T) {
 		return l
 	}
 	letters := map[string]*wailv1.DeadLetter{
-		"nil":             nil,
-		"no table":        bad(func(l *wailv1.DeadLetter) { l.Table = "" }),
-		"no key":          bad(func(l *wailv1.DeadLetter) { l.Key = nil }),
-		"no intents":      bad(func(l *wailv1.DeadLetter) { l.Intents, l.IntentOffsets = nil, nil }),
-		"offsets missing": bad(func(l *wailv1.DeadLetter) { l.IntentOffsets = nil }),
-		"no kind":         bad(func(l *wailv1.DeadLetter) { l.Kind = 0 }),
-		"negative part":   bad(func(l *wailv1.DeadLetter) { l.Partition = -1 }),
+		"nil":                   nil,
+		"no table":              bad(func(l *wailv1.DeadLetter) { l.Table = "" }),
+		"no key":                bad(func(l *wailv1.DeadLetter) { l.Key = nil }),
+		"no intents":            bad(func(l *wailv1.DeadLetter) { l.Intents, l.IntentOffsets = nil, nil }),
+		"offsets missing":       bad(func(l *wailv1.DeadLetter) { l.IntentOffsets = nil }),
+		"no kind":               bad(func(l *wailv1.DeadLetter) { l.Kind = 0 }),
+		"negative part":         bad(func(l *wailv1.DeadLetter) { l.Partition = -1 }),
+		"snapshot with intents": bad(func(l *wailv1.DeadLetter) { l.Kind = wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT }),
+		"snapshot without key": bad(func(l *wailv1.DeadLetter) {
+			l.Kind, l.Key, l.Intents, l.IntentOffsets = wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT, nil, nil, nil
+		}),
 		"empty gap": func() *wailv1.DeadLetter {
 			g := proto.Clone(goldenGap).(*wailv1.DeadLetter)
 			g.GapEndOffset = g.GapStartOffset

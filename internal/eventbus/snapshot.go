@@ -2,6 +2,7 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,6 +40,18 @@ type Snapshots struct {
 	// Poll is how often the resolver's committed offsets are polled
 	// (default 100ms).
 	Poll time.Duration
+	// Drifted dead-letters the rows of a typed table that a snapshot read
+	// and that fit no schema of the table (the drift guard, as for live
+	// events: they are never delivered). nil: they are only left out.
+	Drifted func(ctx context.Context, table string, rows []DriftedRow) error
+}
+
+// DriftedRow is a row a snapshot left out because its value fits no
+// schema of its typed table.
+type DriftedRow struct {
+	Key     []byte
+	Version uint64
+	Err     error // wraps ErrDrift
 }
 
 func (c Snapshots) maxKeys() int {
@@ -174,6 +187,46 @@ func (s *Service) readRows(ctx context.Context, table string, page []store.KeyVe
 	for i, r := range rows {
 		if found[i] {
 			out = append(out, r)
+		}
+	}
+	return s.guard(ctx, table, out)
+}
+
+// guard is the drift guard of a typed table's snapshot rows, the one its
+// live events go through (EventTypes.Value): a value is delivered under
+// the schema id it would be published with; a value that fits no schema of
+// the table is left out and dead-lettered (Snapshots.Drifted). A registry
+// that cannot be read fails the snapshot (the client retries).
+func (s *Service) guard(ctx context.Context, table string, rows []snapshotRow) ([]snapshotRow, error) {
+	if s.bus.typer == nil {
+		return rows, nil
+	}
+	types, typed, err := s.bus.typer.EventTypes(ctx, table)
+	if err != nil {
+		return nil, snapshotErr(table, "read the table's schemas", err)
+	}
+	if !typed {
+		return rows, nil
+	}
+	var drifted []DriftedRow
+	out := rows[:0]
+	for _, r := range rows {
+		if !r.deleted {
+			id, _, err := types.Value(ctx, r.schemaID, r.value)
+			switch {
+			case errors.Is(err, ErrDrift):
+				drifted = append(drifted, DriftedRow{Key: r.key, Version: r.version, Err: err})
+				continue
+			case err != nil:
+				return nil, snapshotErr(table, "check a row's schema", err)
+			}
+			r.schemaID = id
+		}
+		out = append(out, r)
+	}
+	if len(drifted) > 0 && s.snapshots.Drifted != nil {
+		if err := s.snapshots.Drifted(ctx, table, drifted); err != nil {
+			return nil, snapshotErr(table, "dead-letter rows that fit no schema", err)
 		}
 	}
 	return out, nil

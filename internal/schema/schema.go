@@ -105,8 +105,10 @@ type Schema struct {
 // schemas are compared once, at the top level, not again through fields.
 const localOrigin = "\x00local"
 
-// Compile compiles main with the files it imports (directly or not). The
-// Protobuf standard imports (google/protobuf/*.proto) are built in. main's
+// Compile compiles main with the files it imports (directly or not).
+// Confluent's built-in imports (google/protobuf/*.proto, google/type/*.proto,
+// confluent/meta.proto, confluent/type/decimal.proto: builtin.go) need no
+// import; an import of the same path wins. main's
 // Source is .proto text or, as the Confluent registry also takes, a base64
 // serialized FileDescriptorProto (imports stay text). It fails
 // with ErrInvalid, naming the file, line and column, when the source does
@@ -146,7 +148,7 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		serialized.Name = proto.String(main.Path)
 	}
 	c := protocompile.Compiler{
-		Resolver: protocompile.WithStandardImports(protocompile.ResolverFunc(func(path string) (protocompile.SearchResult, error) {
+		Resolver: withBuiltins(protocompile.ResolverFunc(func(path string) (protocompile.SearchResult, error) {
 			if path == main.Path && serialized != nil {
 				return protocompile.SearchResult{Proto: serialized}, nil
 			}
@@ -178,7 +180,48 @@ func decodeSerialized(src string) *descriptorpb.FileDescriptorProto {
 	if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b, &fdp); err != nil || len(fdp.ProtoReflect().GetUnknown()) > 0 {
 		return nil
 	}
+	fillJSONNames(fdp.MessageType, fdp.Extension)
 	return &fdp
+}
+
+// fillJSONNames gives each field without a json_name its default one (what
+// protoc computes: lowerCamelCase). A descriptor as generated code embeds
+// it (what confluent-kafka's Python serializer registers) has none, and
+// protocompile would take the missing names as custom ones, all "", and
+// refuse them as conflicting.
+func fillJSONNames(msgs []*descriptorpb.DescriptorProto, exts []*descriptorpb.FieldDescriptorProto) {
+	fill := func(fs []*descriptorpb.FieldDescriptorProto) {
+		for _, f := range fs {
+			if f.JsonName == nil {
+				f.JsonName = proto.String(jsonName(f.GetName()))
+			}
+		}
+	}
+	fill(exts)
+	for _, m := range msgs {
+		fill(m.Field)
+		fillJSONNames(m.NestedType, m.Extension)
+	}
+}
+
+// jsonName is protoc's default JSON name of a field: each underscore
+// dropped and the letter after it upper-cased.
+func jsonName(name string) string {
+	b := make([]byte, 0, len(name))
+	upper := false
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case c == '_':
+			upper = true
+			continue
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		upper = false
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // FromDescriptorSet takes the schema of the file path (empty: the last
@@ -253,15 +296,8 @@ func walkMessages(ms protoreflect.MessageDescriptors, fn func(protoreflect.Messa
 // differ) and the paths and origins of its imports. Two texts that differ
 // only in layout have the same fingerprint.
 func (s *Schema) Fingerprint() [32]byte {
-	fdp := protodesc.ToFileDescriptorProto(s.file)
-	fdp.SourceCodeInfo = nil
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(fdp)
-	if err != nil {
-		// A descriptor built by protodesc always marshals.
-		panic(fmt.Sprintf("schema: marshal descriptor: %v", err))
-	}
 	var buf bytes.Buffer
-	buf.Write(b)
+	buf.Write(s.fileBytes())
 	if s.descriptorForm {
 		buf.WriteString("\x00descriptor form")
 	}
@@ -304,4 +340,26 @@ func (s *Schema) DescriptorSet() []byte {
 // origin is where a type of the schema comes from (see File.Origin).
 func (s *Schema) origin(d protoreflect.Descriptor) string {
 	return s.origins[d.ParentFile().Path()]
+}
+
+// Serialized is the schema's own file as the Confluent registry answers
+// format=serialized: a base64 serialized google.protobuf.FileDescriptorProto
+// (no source positions or comments; imports named by their paths, which
+// are the references' names). confluent-kafka's deserializers build their
+// descriptor pools from it.
+func (s *Schema) Serialized() string {
+	return base64.StdEncoding.EncodeToString(s.fileBytes())
+}
+
+// fileBytes is the schema's own file descriptor, serialized
+// deterministically without source positions and comments.
+func (s *Schema) fileBytes() []byte {
+	fdp := protodesc.ToFileDescriptorProto(s.file)
+	fdp.SourceCodeInfo = nil
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(fdp)
+	if err != nil {
+		// A descriptor built by protodesc always marshals.
+		panic(fmt.Sprintf("schema: marshal descriptor: %v", err))
+	}
+	return b
 }

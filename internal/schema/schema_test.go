@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 func TestCompileErrors(t *testing.T) {
@@ -102,6 +103,8 @@ func FuzzCompile(f *testing.F) {
 	f.Add(`syntax = "proto3"; message M { int32 x = 1; }`, `syntax = "proto2"; message D { optional D d = 1; }`)
 	f.Add("syntax = \"proto3\"; import \"d.proto\"; message M { map<string, D> m = 1; oneof o { int32 a = 2; } }", `syntax="proto3"; message D {}`)
 	f.Add(`edition = "2023"; message M { int32 x = 1 [features.field_presence = IMPLICIT]; }`, "")
+	// A base64 FileDescriptorProto with no json_name (shop.Order{string placed_at = 1;}).
+	f.Add("CgdtLnByb3RvEgRzaG9wIhoKBU9yZGVyEhEKCXBsYWNlZF9hdBgBIAEoCWIGcHJvdG8z", "")
 	f.Fuzz(func(t *testing.T, main, dep string) {
 		s, err := Compile(context.Background(), File{Source: main}, []File{{Path: "d.proto", Source: dep}}, Limits{MaxFileBytes: 1 << 14})
 		if err != nil {
@@ -146,5 +149,43 @@ message Order { shop.money.Money total = 1; google.protobuf.Timestamp at = 2; }`
 	}
 	if _, err := Compile(context.Background(), File{Source: "aGVsbG8="}, nil, Limits{}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("base64 of something else: %v", err)
+	}
+	// Without json_name, as generated code embeds a descriptor (what
+	// confluent-kafka's Python serializer registers): the default names.
+	bare := protodesc.ToFileDescriptorProto(mustCompile(t, `syntax = "proto3"; package shop;
+message Order { string placed_at = 1; message Line { int32 sku_id_2 = 1; } map<string, Line> line_by_sku = 2; }`).File())
+	var clearNames func(ms []*descriptorpb.DescriptorProto)
+	clearNames = func(ms []*descriptorpb.DescriptorProto) {
+		for _, m := range ms {
+			for _, f := range m.Field {
+				f.JsonName = nil
+			}
+			clearNames(m.NestedType)
+		}
+	}
+	clearNames(bare.MessageType)
+	b, err = proto.Marshal(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Compile(context.Background(), File{Source: base64.StdEncoding.EncodeToString(b)}, nil, Limits{})
+	if err != nil {
+		t.Fatalf("a descriptor without json_name: %v", err)
+	}
+	m, err := s.MessageType("shop.Order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.FromJSON([]byte(`{"placedAt":"x","lineBySku":{"tea":{"skuId2":3}}}`)); err != nil {
+		t.Fatalf("the default JSON names: %v", err)
+	}
+}
+
+// TestJSONName: protoc's default JSON names.
+func TestJSONName(t *testing.T) {
+	for in, want := range map[string]string{"id": "id", "placed_at": "placedAt", "sku_id_2": "skuId2", "a__b": "aB", "_x": "X", "x_": "x", "iOS_app": "iOSApp"} {
+		if got := jsonName(in); got != want {
+			t.Errorf("jsonName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -174,9 +174,28 @@ func (h *handler) body(w http.ResponseWriter, req *http.Request) (SchemaRequest,
 	return sr, true
 }
 
+// formatted applies a request's format parameter to a schema answer, as
+// the Confluent registry does for Protobuf: "serialized" answers the
+// schema's file as a base64 FileDescriptorProto (what confluent-kafka's
+// deserializers ask for when given a registry client); any other format
+// the text as registered (Confluent ignores formats it does not know, for
+// forward compatibility).
+func (h *handler) formatted(req *http.Request, s SubjectSchema, err error) (SubjectSchema, error) {
+	if err != nil || req.URL.Query().Get("format") != "serialized" {
+		return s, err
+	}
+	c, err := h.r.ByID(req.Context(), s.ID)
+	if err != nil {
+		return s, err
+	}
+	s.Schema = c.Serialized()
+	return s, nil
+}
+
 func (h *handler) schemaByID(w http.ResponseWriter, req *http.Request) {
 	if id, ok := h.id(w, req); ok {
 		s, err := h.r.SchemaByID(req.Context(), id)
+		s, err = h.formatted(req, s, err)
 		do(h, w, struct {
 			SchemaType string      `json:"schemaType"`
 			Schema     string      `json:"schema"`
@@ -188,6 +207,7 @@ func (h *handler) schemaByID(w http.ResponseWriter, req *http.Request) {
 func (h *handler) schemaTextByID(w http.ResponseWriter, req *http.Request) {
 	if id, ok := h.id(w, req); ok {
 		s, err := h.r.SchemaByID(req.Context(), id)
+		s, err = h.formatted(req, s, err)
 		if err != nil {
 			h.fail(w, err)
 			return
@@ -229,6 +249,7 @@ func (h *handler) versions(w http.ResponseWriter, req *http.Request) {
 func (h *handler) version(w http.ResponseWriter, req *http.Request) {
 	if v, ok := h.versionParam(w, req); ok {
 		s, err := h.r.Version(req.Context(), req.PathValue("subject"), v, flag(req, "deleted"))
+		s, err = h.formatted(req, s, err)
 		do(h, w, s, err)
 	}
 }
@@ -236,6 +257,7 @@ func (h *handler) version(w http.ResponseWriter, req *http.Request) {
 func (h *handler) versionText(w http.ResponseWriter, req *http.Request) {
 	if v, ok := h.versionParam(w, req); ok {
 		s, err := h.r.Version(req.Context(), req.PathValue("subject"), v, flag(req, "deleted"))
+		s, err = h.formatted(req, s, err)
 		if err != nil {
 			h.fail(w, err)
 			return

@@ -26,7 +26,7 @@ func TestConfluentPythonClient(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "all steps passed") {
 		t.Fatalf("confluent-kafka client: %v\n%s", err, out)
 	}
-	if n := strings.Count(string(out), "ok: "); n < 24 {
+	if n := strings.Count(string(out), "ok: "); n < 28 {
 		t.Fatalf("only %d steps ran:\n%s", n, out)
 	}
 }

@@ -162,33 +162,46 @@ func (r *Registry) swap(ctx context.Context, bounded bool, fn func(st *state) (s
 
 // compile compiles a schema text with its references, resolved in st.
 func (r *Registry) compile(ctx context.Context, st *state, text string, refs []Reference) (*schema.Schema, error) {
-	if len(text) > r.lim.MaxSchemaBytes {
+	return compileWith(ctx, r.lim, text, refs, func(ref Reference) (string, []Reference, string, error) {
+		v, e := st.version(ref.Subject, ref.Version, false)
+		if e != nil {
+			return "", nil, "", invalidSchema("reference %q (subject %q version %d): %s", ref.Name, ref.Subject, ref.Version, e.Message)
+		}
+		rec := st.Schemas[v.ID]
+		return rec.Text, rec.Refs, fmt.Sprintf("%s/%d", ref.Subject, v.Version), nil
+	})
+}
+
+// compileWith compiles a schema text with its references, each fetched
+// (its text, its own references, and its origin: subject/version) by
+// fetch, within lim.
+func compileWith(ctx context.Context, lim Limits, text string, refs []Reference,
+	fetch func(Reference) (text string, refs []Reference, origin string, err error)) (*schema.Schema, error) {
+	if len(text) > lim.MaxSchemaBytes {
 		return nil, errf(http.StatusUnprocessableEntity, CodeSchemaTooLarge,
-			"The schema is %d bytes, over schema_registry.max_schema_bytes (%d)", len(text), r.lim.MaxSchemaBytes)
+			"The schema is %d bytes, over schema_registry.max_schema_bytes (%d)", len(text), lim.MaxSchemaBytes)
 	}
 	var imports []schema.File
 	seen := map[string]string{} // import path -> subject/version
 	var walk func(refs []Reference) error
 	walk = func(refs []Reference) error {
 		for _, ref := range refs {
-			v, e := st.version(ref.Subject, ref.Version, false)
-			if e != nil {
-				return invalidSchema("reference %q (subject %q version %d): %s", ref.Name, ref.Subject, ref.Version, e.Message)
+			if _, ok := seen[ref.Name]; !ok && len(seen) >= lim.MaxReferences {
+				return invalidSchema("more than %d referenced files (schema_registry.max_references)", lim.MaxReferences)
 			}
-			origin := fmt.Sprintf("%s/%d", ref.Subject, v.Version)
+			src, sub, origin, err := fetch(ref)
+			if err != nil {
+				return err
+			}
 			if prev, ok := seen[ref.Name]; ok {
 				if prev != origin {
 					return invalidSchema("two references named %q: %s and %s", ref.Name, prev, origin)
 				}
 				continue
 			}
-			if len(seen) >= r.lim.MaxReferences {
-				return invalidSchema("more than %d referenced files (schema_registry.max_references)", r.lim.MaxReferences)
-			}
 			seen[ref.Name] = origin
-			rec := st.Schemas[v.ID]
-			imports = append(imports, schema.File{Path: ref.Name, Source: rec.Text, Origin: origin})
-			if err := walk(rec.Refs); err != nil {
+			imports = append(imports, schema.File{Path: ref.Name, Source: src, Origin: origin})
+			if err := walk(sub); err != nil {
 				return err
 			}
 		}
@@ -197,7 +210,7 @@ func (r *Registry) compile(ctx context.Context, st *state, text string, refs []R
 	if err := walk(refs); err != nil {
 		return nil, err
 	}
-	s, err := schema.Compile(ctx, schema.File{Source: text}, imports, schema.Limits{MaxFileBytes: r.lim.MaxSchemaBytes, MaxFiles: r.lim.MaxReferences})
+	s, err := schema.Compile(ctx, schema.File{Source: text}, imports, schema.Limits{MaxFileBytes: lim.MaxSchemaBytes, MaxFiles: lim.MaxReferences})
 	if err != nil {
 		if errors.Is(err, schema.ErrInvalid) {
 			return nil, invalidSchema("%v", err)

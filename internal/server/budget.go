@@ -282,5 +282,6 @@ func (s *Server) streamLimits() eventbus.Limits {
 func (s *Server) snapshots() eventbus.Snapshots {
 	src, _ := s.store.(eventbus.SnapshotSource) // every store of wail has one
 	a := s.cfg.API
-	return eventbus.Snapshots{Source: src, ResolverGroup: s.cfg.Resolver.Group, ChunkKeys: a.SnapshotChunkKeys, MaxKeys: a.SnapshotMaxKeys}
+	return eventbus.Snapshots{Source: src, ResolverGroup: s.cfg.Resolver.Group, ChunkKeys: a.SnapshotChunkKeys, MaxKeys: a.SnapshotMaxKeys,
+		Drifted: s.values.snapshotDrifted}
 }

@@ -63,6 +63,7 @@ func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string
 	} else {
 		doctorLog(ctx, cfg, timeout, w, tables, fail)
 	}
+	doctorRegistry(ctx, cfg, timeout, w, tables, fail) // schema_registry.go
 	if len(failed) > 0 {
 		return fmt.Errorf("doctor: failed checks: %v", failed)
 	}

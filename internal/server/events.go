@@ -5,6 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
@@ -105,4 +111,55 @@ func (v *typedValues) messageByID(ctx context.Context, id uint32, name string) (
 		v.mu.Unlock()
 	}
 	return sch.MessageType(name)
+}
+
+// snapshotDrifted dead-letters the rows of a typed table a snapshot left
+// out because they fit no schema of the table (eventbus.Snapshots.Drifted):
+// one SNAPSHOT letter per row version, on the table's dead-letter topic,
+// as a live event of that value would be. A row version is dead-lettered
+// once per process (every snapshot of every consumer reads it again); a
+// restarted process, or another one, letters it again, with the same key
+// and version: settle one, and the others by the same redrive.
+func (v *typedValues) snapshotDrifted(ctx context.Context, table string, rows []eventbus.DriftedRow) error {
+	t, ok := v.s.catalog.Get(table)
+	if !ok {
+		return fmt.Errorf("table %s is gone", table)
+	}
+	now := time.Now().UnixMicro()
+	var recs []*intentlog.Record
+	var ids []string
+	v.mu.Lock()
+	for _, r := range rows {
+		id := intent.EventID(table, r.Key, r.Version)
+		if v.lettered[id] {
+			continue
+		}
+		ids = append(ids, id)
+		rec, err := dlq.LetterRecord(&wailv1.DeadLetter{
+			Table: table, Partition: intentlog.Partition(r.Key, t.Partitions), Key: r.Key, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT,
+			Error: "snapshot: " + r.Err.Error(), Permanent: true, Attempts: 1, FirstAttemptUs: now, LastAttemptUs: now, DeadAtUs: now,
+			ResolverId: "snapshot", SnapshotVersion: r.Version,
+		})
+		if err != nil {
+			v.mu.Unlock()
+			return err
+		}
+		recs = append(recs, rec)
+	}
+	v.mu.Unlock()
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := v.s.log.Append(ctx, dlq.Topic(table), recs); err != nil {
+		return fmt.Errorf("append to %s: %w", dlq.Topic(table), err)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.lettered) >= 4096 {
+		clear(v.lettered)
+	}
+	for _, id := range ids {
+		v.lettered[id] = true
+	}
+	return nil
 }

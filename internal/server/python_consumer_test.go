@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,7 +36,13 @@ import (
 // decodes every record of a typed table's event topic on the real Kafka
 // broker (testdata/consume_typed.py): upserts under two schema versions,
 // JSON and binary writes, and deletes (tombstones). Each decoded record
-// matches what wail's own reader finds at that partition and offset.
+// matches what wail's own reader finds at that partition and offset. The
+// newer schema imports Confluent's built-in google/type/date.proto and
+// google/protobuf/timestamp.proto (no references). The consumer runs twice:
+// with the generated classes alone, and with confluent-kafka's
+// SchemaRegistryClient on wail's registry, which fetches every writer
+// schema by id (format=serialized) and resolves the records' message
+// indexes in it, as a Confluent consumer given a registry does.
 // Needs python3 with confluent-kafka[protobuf] and grpcio-tools (.ci/run
 // installs them) and the broker (scripts/kafka.sh).
 func TestConfluentPythonConsumer(t *testing.T) {
@@ -106,15 +113,15 @@ func TestConfluentPythonConsumer(t *testing.T) {
 	}
 	// A compatible version mid-run: later values have its field; the
 	// consumer's classes are the newer file (they read both).
-	if _, err := admin.AlterTable(ctx, connect.NewRequest(&wailv1.AlterTableRequest{Name: table, ValueSchema: &wailv1.TypeSchema{Schema: ordersV2}})); err != nil {
+	if _, err := admin.AlterTable(ctx, connect.NewRequest(&wailv1.AlterTableRequest{Name: table, ValueSchema: &wailv1.TypeSchema{Schema: pyOrdersV2}})); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, valueProto), []byte(ordersV2), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, valueProto), []byte(pyOrdersV2), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for i := 6; i < 16; i++ {
 		id := fmt.Sprintf("o-%d", i)
-		put(id, fmt.Sprintf(`{"id":%q,"cents":"%d","note":"n%d"}`, id, 7*i, i), nil)
+		put(id, fmt.Sprintf(`{"id":%q,"cents":"%d","note":"n%d","due":{"year":2026,"month":12,"day":%d},"placedAt":"2026-11-30T20:00:%02dZ"}`, id, 7*i, i, i, i), nil)
 	}
 	for i := range 4 {
 		id := fmt.Sprintf("o-%d", i*3)
@@ -126,13 +133,9 @@ func TestConfluentPythonConsumer(t *testing.T) {
 	}
 
 	// wail's own reader: wait until every key's last version is on the bus.
-	type rec struct {
-		e         intent.Event
-		tombstone bool
-	}
-	var recs map[string]rec // by partition/offset
+	var recs map[string]pyRec // by partition/offset
 	for {
-		recs = map[string]rec{}
+		recs = map[string]pyRec{}
 		last := map[string]uint64{}
 		for p := int32(0); p < parts; p++ {
 			_, end, err := srv.Log().Bounds(ctx, eventTopic, p)
@@ -156,7 +159,7 @@ func TestConfluentPythonConsumer(t *testing.T) {
 					if !ok || err != nil {
 						t.Fatalf("record %d/%d: %v %v", p, batch[i].Offset, ok, err)
 					}
-					recs[fmt.Sprintf("%d/%d", p, batch[i].Offset)] = rec{e, batch[i].Value == nil}
+					recs[fmt.Sprintf("%d/%d", p, batch[i].Offset)] = pyRec{e, batch[i].Value == nil}
 					last[string(e.Key)] = max(last[string(e.Key)], e.Version)
 				}
 			}
@@ -175,8 +178,51 @@ func TestConfluentPythonConsumer(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	cmd := exec.CommandContext(ctx, "python3", "testdata/consume_typed.py", strings.Join(brokers, ","), eventTopic, dir,
-		keyProto, valueProto, "shop.OrderKey", "shop.Order", strconv.Itoa(len(recs)))
+	ids := map[uint32]bool{} // the schema ids the records carry
+	for _, r := range recs {
+		if !r.tombstone {
+			ids[r.e.SchemaID] = true
+		}
+	}
+	for _, mode := range []string{"classes", "registry"} {
+		t.Run(mode, func(t *testing.T) {
+			args := []string{"testdata/consume_typed.py", strings.Join(brokers, ","), eventTopic, dir,
+				keyProto, valueProto, "shop.OrderKey", "shop.Order", strconv.Itoa(len(recs))}
+			if mode == "registry" {
+				args = append(args, url+config.SchemaRegistryPath)
+			}
+			pyConsume(ctx, t, args, recs, ids, mode == "registry")
+		})
+	}
+}
+
+// pyOrdersV2 adds fields to ordersV1 (BACKWARD compatible), two of types
+// from Confluent's built-in imports, which it imports with no reference.
+const pyOrdersV2 = `syntax = "proto3";
+package shop;
+import "google/type/date.proto";
+import "google/protobuf/timestamp.proto";
+message Order {
+  string id = 1;
+  int64 cents = 2;
+  repeated Line lines = 3;
+  string note = 4;
+  google.type.Date due = 5;
+  google.protobuf.Timestamp placed_at = 6;
+}
+message Line { string sku = 1; int32 qty = 2; }
+`
+
+type pyRec struct {
+	e         intent.Event
+	tombstone bool
+}
+
+// pyConsume runs consume_typed.py and checks each record it decoded
+// against wail's own reading (recs, by partition/offset); with the
+// registry, that it fetched exactly the schema ids the records carry.
+func pyConsume(ctx context.Context, t *testing.T, args []string, recs map[string]pyRec, ids map[uint32]bool, registry bool) {
+	cmd := exec.CommandContext(ctx, "python3", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -184,6 +230,7 @@ func TestConfluentPythonConsumer(t *testing.T) {
 		t.Fatalf("python consumer: %v\n%s\n%s", err, out, stderr.String())
 	}
 	var decoded, tombstones, v2 int
+	fetched := ""
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		line := sc.Text()
@@ -191,6 +238,10 @@ func TestConfluentPythonConsumer(t *testing.T) {
 			if n != strconv.Itoa(len(recs)) {
 				t.Fatalf("the consumer read %s records, wail's reader %d", n, len(recs))
 			}
+			continue
+		}
+		if f, ok := strings.CutPrefix(line, "fetched "); ok {
+			fetched = f
 			continue
 		}
 		var r struct {
@@ -221,12 +272,31 @@ func TestConfluentPythonConsumer(t *testing.T) {
 		case r.Value == nil || r.Value["id"] != id || r.ValueID == nil || *r.ValueID != want.e.SchemaID:
 			t.Errorf("record %d/%d: value %v under %v, want order %s under schema %d", r.Partition, r.Offset, r.Value, r.ValueID, id, want.e.SchemaID)
 		case r.Value["note"] != nil:
+			due, _ := r.Value["due"].(map[string]any)
+			at, _ := r.Value["placedAt"].(string)
+			if due["year"] != float64(2026) || !strings.HasPrefix(at, "2026-11-30T20:00:") {
+				t.Errorf("record %d/%d: the built-in types decoded as due %v, placedAt %q", r.Partition, r.Offset, r.Value["due"], at)
+			}
 			v2++
 		}
 		decoded++
 	}
+	if registry {
+		var sorted []int
+		for id := range ids {
+			sorted = append(sorted, int(id))
+		}
+		slices.Sort(sorted)
+		var want []string
+		for _, id := range sorted {
+			want = append(want, strconv.Itoa(id))
+		}
+		if fetched != strings.Join(want, ",") || len(want) < 2 {
+			t.Fatalf("the consumer fetched schemas %q from wail's registry, the records carry %q", fetched, want)
+		}
+	}
 	if decoded != len(recs) || tombstones == 0 || v2 == 0 {
-		t.Fatalf("decoded %d of %d records, %d tombstones, %d with the newer field: the run proves nothing\n%s", decoded, len(recs), tombstones, v2, stderr.String())
+		t.Fatalf("decoded %d of %d records, %d tombstones, %d with the newer fields: the run proves nothing\n%s", decoded, len(recs), tombstones, v2, stderr.String())
 	}
 	t.Logf("the Python consumer decoded %d records (%d tombstones, %d under the newer schema)", decoded, tombstones, v2)
 }

@@ -1,29 +1,172 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
 
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/schema"
 	"github.com/wail-cdc/wail/internal/schemaregistry"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
-// schemaRegistry is the Confluent-compatible schema registry, kept in the
-// store's catalog and mounted at config.SchemaRegistryPath.
-func (s *Server) schemaRegistry() http.Handler {
-	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(s.schemas, s.logger, s.registry))
+// schemaSource is what typed tables need of a schema registry: wail's own
+// (schemaregistry.Registry, kept in the store's catalog) or an external
+// Confluent-compatible one (schemaregistry.Remote, schema_registry.url).
+type schemaSource interface {
+	Compile(ctx context.Context, req schemaregistry.SchemaRequest) (*schema.Schema, error)
+	Register(ctx context.Context, subject string, req schemaregistry.SchemaRequest) (int, error)
+	Versions(ctx context.Context, subject string, deleted bool) ([]int, error)
+	Latest(ctx context.Context, subject string) (int, *schema.Schema, error)
+	ByID(ctx context.Context, id int) (*schema.Schema, error)
+	LiveIDs(ctx context.Context, subject string) ([]int, error)
+	OnChange(fn func(subject string))
 }
 
-// openSchemas opens the schema registry on the store's catalog (typed
-// tables use it whether or not its HTTP API is served).
-func (s *Server) openSchemas() {
+// schemaRegistry is the Confluent-compatible schema registry, kept in the
+// store's catalog and mounted at config.SchemaRegistryPath. With an
+// external registry (schema_registry.url) it passes reads on to it
+// (externalReads), so that `wail schema ls|show|diff|check` and
+// `tail --value-json` work the same.
+func (s *Server) schemaRegistry() http.Handler {
+	if s.ownSchemas == nil {
+		return s.externalAPI
+	}
+	return http.StripPrefix(config.SchemaRegistryPath, schemaregistry.Handler(s.ownSchemas, s.logger, s.registry))
+}
+
+// externalReads passes the registry API's reads on to the external
+// registry, with wail's credentials for it (the client's own
+// Authorization, wail's token, is not passed on; wail's guard checked it
+// as for its own registry): GETs, lookups (POST /subjects/<s>) and
+// compatibility tests. Changes are refused (405) naming the external
+// registry: make them there, or through a table's alter.
+func externalReads(c config.SchemaRegistry) (http.Handler, error) {
+	target, err := url.Parse(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("schema_registry.url: %w", err)
+	}
+	tlsConf, err := schemaregistry.ClientTLS(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsConf
+	tr.ResponseHeaderTimeout = c.Timeout
+	proxy := &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + strings.TrimPrefix(r.In.URL.Path, config.SchemaRegistryPath)
+			r.Out.URL.RawPath = ""
+			r.Out.Header.Del("Authorization")
+			if c.Username != "" {
+				r.Out.SetBasicAuth(c.Username, c.Password)
+			}
+		},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		rest := strings.TrimPrefix(req.URL.Path, config.SchemaRegistryPath)
+		read := req.Method == http.MethodGet || req.Method == http.MethodHead ||
+			(req.Method == http.MethodPost && (strings.HasPrefix(rest, "/compatibility/") || (strings.HasPrefix(rest, "/subjects/") && strings.Count(rest, "/") == 2)))
+		if !read {
+			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			fmt.Fprintf(w, "{\"error_code\":405,\"message\":%q}\n", "this wail uses the external schema registry "+c.URL+
+				" (schema_registry.url) and passes on reads only: make changes there, or evolve a table with wail table alter")
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}), nil
+}
+
+// newRemote is the client of the external registry of schema_registry.url.
+func newRemote(c config.SchemaRegistry) (*schemaregistry.Remote, error) {
+	tlsConf, err := schemaregistry.ClientTLS(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	return schemaregistry.NewRemote(schemaregistry.RemoteOptions{URL: c.URL, TLS: tlsConf, Username: c.Username, Password: c.Password,
+		Timeout: c.Timeout, Limits: schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes}})
+}
+
+// doctorRegistry checks an external registry (schema_registry.url): it
+// answers with wail's credentials, and holds the subjects of the typed
+// tables of the catalog (their latest schemas compile and have the
+// tables' message types). wail's own registry is the store's, checked
+// with it.
+func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
+	if cfg.SchemaRegistry.URL == "" {
+		return
+	}
+	r, err := newRemote(cfg.SchemaRegistry)
+	if err != nil {
+		fail("registry", "%v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := r.Versions(ctx, "_wail_doctor_probe", false); err != nil {
+		var e *schemaregistry.Error
+		if !errors.As(err, &e) || e.Code != schemaregistry.CodeSubjectNotFound {
+			fail("registry", "%v", err)
+			return
+		}
+	}
+	n := 0
+	for _, t := range tables {
+		for _, p := range []struct{ part, msg string }{{partKey, t.KeyMessage}, {partValue, t.ValueMessage}} {
+			if p.msg == "" {
+				continue
+			}
+			subject := subjectOf(cfg, t.Name, p.part)
+			id, sch, err := r.Latest(ctx, subject)
+			if err == nil {
+				_, err = sch.MessageType(p.msg)
+			}
+			if err != nil {
+				fail("registry", "table %s's %s schema (subject %s, id %d): %v", t.Name, p.part, subject, id, err)
+				return
+			}
+			n++
+		}
+	}
+	fmt.Fprintf(w, "registry     ok (external %s: %d typed tables' subjects found)\n", cfg.SchemaRegistry.URL, n)
+}
+
+// openSchemas opens the schema registry typed tables use (whether or not
+// wail's own HTTP API is served): wail's own on the store's catalog, or
+// the external one of schema_registry.url.
+func (s *Server) openSchemas() error {
 	c := s.cfg.SchemaRegistry
-	s.schemas = schemaregistry.New(schemaregistry.Catalog{Store: s.store}, schemaregistry.Limits{
-		MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes})
+	lim := schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes}
+	if c.URL == "" {
+		s.ownSchemas = schemaregistry.New(schemaregistry.Catalog{Store: s.store}, lim)
+		s.schemas = s.ownSchemas
+	} else {
+		r, err := newRemote(c)
+		if err != nil {
+			return err
+		}
+		s.schemas = r
+		if s.externalAPI, err = externalReads(c); err != nil {
+			return err
+		}
+	}
 	s.values = newTypedValues(s, s.cfg.CatalogRefresh)
 	s.schemas.OnChange(s.values.forget) // a change through this process is taken at once
 	if d, ok := s.store.(store.DocumentStore); ok && d.KeepsDocuments() {
 		s.values.docs = true // typed values also go to the store's queryable column
 	}
 	s.bus.SetTyper(s.values) // typed tables' events in the Confluent wire format
+	return nil
 }

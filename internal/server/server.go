@@ -75,8 +75,13 @@ type Server struct {
 	registry *prometheus.Registry
 	// schemas is the schema registry; values checks typed tables' writes
 	// against it (typed.go).
-	schemas *schemaregistry.Registry
-	values  *typedValues
+	// schemas is the registry typed tables use; ownSchemas wail's own
+	// (nil with an external one: schema_registry.url).
+	schemas    schemaSource
+	ownSchemas *schemaregistry.Registry
+	// externalAPI passes /registry reads on to the external registry.
+	externalAPI http.Handler
+	values      *typedValues
 	// health is what /healthz reports; components raise conditions on it.
 	health *health.Registry
 	// tracing traces writes (nil: off; cfg.Tracing); traceWarned is
@@ -188,7 +193,9 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	registerStoreMetrics(s.registry, s.store)
 	s.bus = eventbus.New(s.log)
-	s.openSchemas()
+	if err := s.openSchemas(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	if err := s.openCatalog(ctx); err != nil {
 		return fmt.Errorf("server: %w", err)
 	}

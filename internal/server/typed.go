@@ -34,10 +34,12 @@ const (
 
 // subject is the registry subject of a table's keys or values: the event
 // topic as the log names it, then -key or -value.
-func (s *Server) subject(table, part string) string {
+func (s *Server) subject(table, part string) string { return subjectOf(s.cfg, table, part) }
+
+func subjectOf(cfg config.Config, table, part string) string {
 	topic := eventbus.Topic(table)
-	if s.cfg.Log.Kind == config.LogKafka {
-		topic = strings.ReplaceAll(s.cfg.Log.Kafka.EventTopic, "{table}", table)
+	if cfg.Log.Kind == config.LogKafka {
+		topic = strings.ReplaceAll(cfg.Log.Kafka.EventTopic, "{table}", table)
 	}
 	return topic + "-" + part
 }
@@ -116,6 +118,9 @@ type typedValues struct {
 	mu    sync.Mutex
 	cache map[string]cachedType // by subject and message type
 	byID  map[uint32]*schema.Schema
+	// lettered: the event ids of snapshot rows dead-lettered by this
+	// process (snapshotDrifted), bounded.
+	lettered map[string]bool
 }
 
 type cachedType struct {
@@ -125,7 +130,7 @@ type cachedType struct {
 }
 
 func newTypedValues(s *Server, ttl time.Duration) *typedValues {
-	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}, byID: map[uint32]*schema.Schema{}}
+	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}, byID: map[uint32]*schema.Schema{}, lettered: map[string]bool{}}
 }
 
 // forget drops a subject's cached schemas.

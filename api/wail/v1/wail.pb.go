@@ -228,6 +228,11 @@ const (
 	// bytes removed intents of a partition before the resolver resolved
 	// them; there is no key.
 	DeadLetterKind_DEAD_LETTER_KIND_GAP DeadLetterKind = 3
+	// SNAPSHOT: a row of a typed table that a snapshot read (Subscribe from
+	// "snapshot", a sink's snapshot) fits no schema of the table (the drift
+	// guard); it was not delivered. No intents: key and snapshot_version say
+	// which row.
+	DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT DeadLetterKind = 4
 )
 
 // Enum value maps for DeadLetterKind.
@@ -237,12 +242,14 @@ var (
 		1: "DEAD_LETTER_KIND_PUBLISH",
 		2: "DEAD_LETTER_KIND_READ",
 		3: "DEAD_LETTER_KIND_GAP",
+		4: "DEAD_LETTER_KIND_SNAPSHOT",
 	}
 	DeadLetterKind_value = map[string]int32{
 		"DEAD_LETTER_KIND_UNSPECIFIED": 0,
 		"DEAD_LETTER_KIND_PUBLISH":     1,
 		"DEAD_LETTER_KIND_READ":        2,
 		"DEAD_LETTER_KIND_GAP":         3,
+		"DEAD_LETTER_KIND_SNAPSHOT":    4,
 	}
 )
 
@@ -2303,8 +2310,10 @@ type DeadLetter struct {
 	GapStartOffset int64 `protobuf:"varint,13,opt,name=gap_start_offset,json=gapStartOffset,proto3" json:"gap_start_offset,omitempty"`
 	GapEndOffset   int64 `protobuf:"varint,14,opt,name=gap_end_offset,json=gapEndOffset,proto3" json:"gap_end_offset,omitempty"`
 	DeadAtUs       int64 `protobuf:"varint,15,opt,name=dead_at_us,json=deadAtUs,proto3" json:"dead_at_us,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// SNAPSHOT: the version of the row the snapshot read.
+	SnapshotVersion uint64 `protobuf:"varint,16,opt,name=snapshot_version,json=snapshotVersion,proto3" json:"snapshot_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DeadLetter) Reset() {
@@ -2438,6 +2447,13 @@ func (x *DeadLetter) GetGapEndOffset() int64 {
 func (x *DeadLetter) GetDeadAtUs() int64 {
 	if x != nil {
 		return x.DeadAtUs
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetSnapshotVersion() uint64 {
+	if x != nil {
+		return x.SnapshotVersion
 	}
 	return 0
 }
@@ -5638,7 +5654,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05table\x18\x01 \x01(\v2\x0e.wail.v1.TableR\x05table\x12,\n" +
 	"\x12intent_end_offsets\x18\x02 \x03(\x03R\x10intentEndOffsets\x12*\n" +
 	"\x11event_end_offsets\x18\x03 \x03(\x03R\x0feventEndOffsets\x12+\n" +
-	"\x11committed_offsets\x18\x04 \x03(\x03R\x10committedOffsets\"\x82\x04\n" +
+	"\x11committed_offsets\x18\x04 \x03(\x03R\x10committedOffsets\"\xad\x04\n" +
 	"\n" +
 	"DeadLetter\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x1c\n" +
@@ -5658,7 +5674,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x10gap_start_offset\x18\r \x01(\x03R\x0egapStartOffset\x12$\n" +
 	"\x0egap_end_offset\x18\x0e \x01(\x03R\fgapEndOffset\x12\x1c\n" +
 	"\n" +
-	"dead_at_us\x18\x0f \x01(\x03R\bdeadAtUs\"\x9f\x01\n" +
+	"dead_at_us\x18\x0f \x01(\x03R\bdeadAtUs\x12)\n" +
+	"\x10snapshot_version\x18\x10 \x01(\x04R\x0fsnapshotVersion\"\x9f\x01\n" +
 	"\x14DeadLetterResolution\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x121\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x19.wail.v1.DeadLetterActionR\x06action\x12\x13\n" +
@@ -5891,12 +5908,13 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x14TABLE_STATE_CREATING\x10\x01\x12\x15\n" +
 	"\x11TABLE_STATE_READY\x10\x02\x12\x18\n" +
 	"\x14TABLE_STATE_DROPPING\x10\x03\x12\x18\n" +
-	"\x14TABLE_STATE_DELETING\x10\x04*\x85\x01\n" +
+	"\x14TABLE_STATE_DELETING\x10\x04*\xa4\x01\n" +
 	"\x0eDeadLetterKind\x12 \n" +
 	"\x1cDEAD_LETTER_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DEAD_LETTER_KIND_PUBLISH\x10\x01\x12\x19\n" +
 	"\x15DEAD_LETTER_KIND_READ\x10\x02\x12\x18\n" +
-	"\x14DEAD_LETTER_KIND_GAP\x10\x03*w\n" +
+	"\x14DEAD_LETTER_KIND_GAP\x10\x03\x12\x1d\n" +
+	"\x19DEAD_LETTER_KIND_SNAPSHOT\x10\x04*w\n" +
 	"\x10DeadLetterAction\x12\"\n" +
 	"\x1eDEAD_LETTER_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bDEAD_LETTER_ACTION_REDRIVEN\x10\x01\x12\x1e\n" +

@@ -4,10 +4,16 @@ runs it: python3 confluent_client.py <registry url>. Exits non-zero, saying
 which step failed, when the registry answers anything but what Confluent's
 registry would."""
 
+import base64
 import sys
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+from google.type import date_pb2
 
 from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
 
 URL = sys.argv[1]
 
@@ -79,4 +85,35 @@ check("hard delete", fresh().delete_version("orders-value", 1, permanent=True) =
 check("delete subject", fresh().delete_subject("orders-value") == [2])
 check("delete subject permanently", fresh().delete_subject("orders-value", permanent=True) == [2])
 check("gone", sorted(fresh().get_subjects()) == ["shop.money"])
+
+# Confluent's built-in imports need no reference; format=serialized answers
+# the schema as a base64 FileDescriptorProto.
+DATED = ('syntax = "proto3";\npackage shop;\nimport "google/type/date.proto";\nimport "google/protobuf/timestamp.proto";\n'
+         'import "confluent/meta.proto";\nmessage Dated { google.type.Date day = 1; google.protobuf.Timestamp at = 2; }\n')
+dated_id = fresh().register_schema("dated-value", Schema(DATED, "PROTOBUF"))
+ser = fresh().get_schema(dated_id, fmt="serialized")
+fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.standard_b64decode(ser.schema_str))
+check("serialized by id", fdp.package == "shop" and [m.name for m in fdp.message_type] == ["Dated"]
+      and list(fdp.dependency) == ["google/type/date.proto", "google/protobuf/timestamp.proto", "confluent/meta.proto"])
+check("serialized version", fresh().get_latest_version("dated-value", fmt="serialized").schema.schema_str == ser.schema_str)
+
+# The stock serializer registers a message class whose file imports
+# built-ins (google/type/date.proto, google/protobuf/timestamp.proto: sent
+# with no reference) and the stock deserializer, given the registry client,
+# fetches its schema by id (serialized) and decodes the record.
+f = descriptor_pb2.FileDescriptorProto(name="shop/dated.proto", package="shop", syntax="proto3",
+                                       dependency=["google/type/date.proto", "google/protobuf/timestamp.proto"])
+m = f.message_type.add(name="Dated")
+m.field.add(name="day", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, type_name=".google.type.Date")
+m.field.add(name="placed_at", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, type_name=".google.protobuf.Timestamp")
+descriptor_pool.Default().Add(f)
+Dated = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName("shop.Dated"))
+ctx = SerializationContext("dt", MessageField.VALUE)
+msg = Dated(day=date_pb2.Date(year=2026, month=11, day=30), placed_at=timestamp_pb2.Timestamp(seconds=1796068800))
+data = ProtobufSerializer(Dated, fresh(), {"use.deprecated.format": False})(msg, ctx)
+check("serializer registered dt-value", fresh().get_latest_version("dt-value").schema_id == int.from_bytes(data[1:5], "big"))
+back = ProtobufDeserializer(Dated, {"use.deprecated.format": False}, fresh())(data, ctx)
+check("deserializer with the registry client", back == msg)
 print("all steps passed")

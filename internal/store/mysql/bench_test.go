@@ -14,3 +14,5 @@ func openBench(b *testing.B) store.Store {
 func BenchmarkApply(b *testing.B) { storetest.BenchApply(b, openBench) }
 
 func BenchmarkGet(b *testing.B) { storetest.BenchGet(b, openBench) }
+
+func BenchmarkApplyDoc(b *testing.B) { storetest.BenchApplyDoc(b, openBench) }

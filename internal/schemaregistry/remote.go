@@ -1,0 +1,235 @@
+package schemaregistry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/wail-cdc/wail/internal/schema"
+)
+
+// Remote is an external Confluent-compatible registry (Confluent's,
+// Apicurio's Confluent API, another wail's /registry) that typed tables
+// use instead of wail's own (schema_registry.url): the same operations
+// as Registry's, over the registry's REST API. Its refusals are *Error
+// with the registry's status, error code and message, so callers branch
+// on them as on Registry's (409: incompatible; 404: not found).
+// Compatibility is the external registry's to check. Safe for concurrent
+// use.
+type Remote struct {
+	cl       *sr.Client
+	lim      Limits
+	url      string
+	onChange func(subject string)
+
+	mu   sync.Mutex
+	byID map[int]*schema.Schema // compiled; an id always names one schema
+}
+
+// RemoteOptions configures a Remote.
+type RemoteOptions struct {
+	// URL is the registry's base URL (https://registry:8081).
+	URL string
+	// TLS, when set, is the client's TLS configuration (CAs, client
+	// certificate).
+	TLS *tls.Config
+	// Username and Password, when Username is set, go as HTTP basic auth.
+	Username, Password string
+	// Timeout bounds each request (default 10s).
+	Timeout time.Duration
+	// Limits bound the schemas compiled (sizes, imports).
+	Limits Limits
+}
+
+// ClientTLS is the TLS configuration of a registry client: the CAs of
+// caFile (PEM; empty: the system's roots) and the client certificate of
+// certFile and keyFile (empty: none).
+func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("schema registry CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("schema registry CA %s: no PEM certificate in it", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("schema registry client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// NewRemote returns a client of the registry at o.URL. It does not call
+// it.
+func NewRemote(o RemoteOptions) (*Remote, error) {
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = o.TLS
+	opts := []sr.ClientOpt{sr.URLs(o.URL), sr.HTTPClient(&http.Client{Transport: tr, Timeout: timeout}), sr.UserAgent("wail")}
+	if o.Username != "" {
+		opts = append(opts, sr.BasicAuth(o.Username, o.Password))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("schema registry %s: %w", o.URL, err)
+	}
+	return &Remote{cl: cl, lim: o.Limits.withDefaults(), url: o.URL, byID: map[int]*schema.Schema{}}, nil
+}
+
+// OnChange makes fn run after each registration through this client.
+func (r *Remote) OnChange(fn func(subject string)) { r.onChange = fn }
+
+// remoteErr words a failed call: the registry's refusal as an *Error (its
+// status, code and message), anything else (unreachable, TLS, timeout)
+// wrapped with the registry's URL.
+func (r *Remote) remoteErr(err error) error {
+	var re *sr.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden) {
+		// Not a refusal of the schema: of wail's credentials.
+		return fmt.Errorf("schema registry %s refused wail's credentials (HTTP %d: %s): check schema_registry.username, password and tls",
+			r.url, re.StatusCode, re.Message)
+	}
+	if errors.As(err, &re) {
+		return &Error{Status: re.StatusCode, Code: re.ErrorCode, Message: fmt.Sprintf("schema registry %s: %s", r.url, re.Message)}
+	}
+	return fmt.Errorf("schema registry %s: %w", r.url, err)
+}
+
+// Compile compiles a schema with its references, fetched from the
+// registry, without registering it.
+func (r *Remote) Compile(ctx context.Context, req SchemaRequest) (*schema.Schema, error) {
+	if e := req.validate(); e != nil {
+		return nil, e
+	}
+	return r.compile(ctx, req.Schema, req.References)
+}
+
+func (r *Remote) compile(ctx context.Context, text string, refs []Reference) (*schema.Schema, error) {
+	return compileWith(ctx, r.lim, text, refs, func(ref Reference) (string, []Reference, string, error) {
+		ss, err := r.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
+		if err != nil {
+			return "", nil, "", r.remoteErr(err)
+		}
+		return ss.Schema.Schema, references(ss.References), fmt.Sprintf("%s/%d", ref.Subject, ss.Version), nil
+	})
+}
+
+func references(rs []sr.SchemaReference) []Reference {
+	out := make([]Reference, len(rs))
+	for i, x := range rs {
+		out[i] = Reference{Name: x.Name, Subject: x.Subject, Version: x.Version}
+	}
+	return out
+}
+
+// Register registers a schema under a subject (the registry checks its
+// compatibility) and returns its id.
+func (r *Remote) Register(ctx context.Context, subject string, req SchemaRequest) (int, error) {
+	if e := req.validate(); e != nil {
+		return 0, e
+	}
+	s := sr.Schema{Schema: req.Schema, Type: sr.TypeProtobuf}
+	for _, ref := range req.References {
+		s.References = append(s.References, sr.SchemaReference{Name: ref.Name, Subject: ref.Subject, Version: ref.Version})
+	}
+	ss, err := r.cl.CreateSchema(ctx, subject, s)
+	if err != nil {
+		return 0, r.remoteErr(err)
+	}
+	if r.onChange != nil {
+		r.onChange(subject)
+	}
+	return ss.ID, nil
+}
+
+// Versions lists a subject's versions (soft-deleted ones too with
+// deleted).
+func (r *Remote) Versions(ctx context.Context, subject string, deleted bool) ([]int, error) {
+	if deleted {
+		ctx = sr.WithParams(ctx, sr.ShowDeleted)
+	}
+	vs, err := r.cl.SubjectVersions(ctx, subject)
+	if err != nil {
+		return nil, r.remoteErr(err)
+	}
+	return vs, nil
+}
+
+// Latest returns the id and the compiled schema of a subject's newest
+// version.
+func (r *Remote) Latest(ctx context.Context, subject string) (int, *schema.Schema, error) {
+	ss, err := r.cl.SchemaByVersion(ctx, subject, -1)
+	if err != nil {
+		return 0, nil, r.remoteErr(err)
+	}
+	s, err := r.compiled(ctx, ss.ID, ss.Schema)
+	return ss.ID, s, err
+}
+
+// ByID returns the compiled schema of an id.
+func (r *Remote) ByID(ctx context.Context, id int) (*schema.Schema, error) {
+	r.mu.Lock()
+	s := r.byID[id]
+	r.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	sch, err := r.cl.SchemaByID(ctx, id)
+	if err != nil {
+		return nil, r.remoteErr(err)
+	}
+	return r.compiled(ctx, id, sch)
+}
+
+// compiled compiles the schema of an id once.
+func (r *Remote) compiled(ctx context.Context, id int, sch sr.Schema) (*schema.Schema, error) {
+	r.mu.Lock()
+	s := r.byID[id]
+	r.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s, err := r.compile(ctx, sch.Schema, references(sch.References))
+	if err != nil {
+		return nil, fmt.Errorf("schema %d of %s: %w", id, r.url, err)
+	}
+	r.mu.Lock()
+	if len(r.byID) >= 4096 {
+		clear(r.byID)
+	}
+	r.byID[id] = s
+	r.mu.Unlock()
+	return s, nil
+}
+
+// LiveIDs returns the schema ids of a subject's versions, newest first.
+func (r *Remote) LiveIDs(ctx context.Context, subject string) ([]int, error) {
+	ss, err := r.cl.Schemas(ctx, subject)
+	if err != nil {
+		return nil, r.remoteErr(err)
+	}
+	ids := make([]int, 0, len(ss))
+	for i := len(ss) - 1; i >= 0; i-- {
+		ids = append(ids, ss[i].ID)
+	}
+	return ids, nil
+}
