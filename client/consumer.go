@@ -33,8 +33,11 @@ type ConsumerConfig struct {
 	Table string
 	// Group and Member: consumer group mode (both required together).
 	Group, Member string
-	// Start is where a new group starts: "beginning" (default) or
-	// "latest". A group that exists resumes where it committed.
+	// Start is where a new group starts: "beginning" (default),
+	// "latest" or "snapshot" (every key's current state, marked Snapshot
+	// and not acknowledged, then the changes; the snapshot's end is
+	// committed once all of it was delivered). A group that exists
+	// resumes where it committed.
 	Start string
 	// From is where a subscription starts (without Group).
 	From string
@@ -165,7 +168,7 @@ func (c *Consumer) receive(ctx context.Context) error {
 			c.cfg.OnPartitions(r.Granted, r.Revoked)
 		}
 		if r.Event != nil {
-			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next})
+			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, epoch: r.Epoch, next: r.Next})
 		}
 		return nil
 	}

@@ -90,6 +90,11 @@ func newGroupDescribeCmd(g *globals) *cobra.Command {
 			if _, err := fmt.Fprintf(g.stdout, "members: %s\n", members); err != nil {
 				return err
 			}
+			if m.SnapshotMember != "" {
+				if _, err := fmt.Fprintf(g.stdout, "snapshot: taken by %s, %d rows sent\n", m.SnapshotMember, m.SnapshotEvents); err != nil {
+					return err
+				}
+			}
 			return printGroupPartitions(g.stdout, m.Partitions)
 		},
 	}
@@ -161,7 +166,7 @@ func newConsumeCmd(g *globals) *cobra.Command {
 	g.addrFlag(cmd.Flags())
 	cmd.Flags().StringVar(&group, "group", "", "the consumer group")
 	cmd.Flags().StringVar(&member, "member", "", "this member's id, unique among the group's live members")
-	cmd.Flags().StringVar(&start, "start", "beginning", "where a new group starts: beginning or latest")
+	cmd.Flags().StringVar(&start, "start", "beginning", "where a new group starts: beginning, latest or snapshot (every key's current state, then the changes)")
 	return cmd
 }
 
@@ -192,7 +197,7 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 		if err != nil {
 			return err
 		}
-		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset}, plainValue)+"\n"); err != nil {
+		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset, Snapshot: m.Snapshot}, plainValue)+"\n"); err != nil {
 			return err
 		}
 		if err := cons.Ack(ctx, m); errors.Is(err, client.ErrAckRefused) {

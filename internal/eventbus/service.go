@@ -47,6 +47,7 @@ type Service struct {
 	limits     Limits
 	snapshots  Snapshots
 	groups     *group.Groups
+	groupSnaps groupSnapshots
 	closing    chan struct{}
 	closeOnce  sync.Once
 

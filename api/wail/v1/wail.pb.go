@@ -3730,7 +3730,11 @@ type ConsumeResponse struct {
 	Granted []*PartitionGrant `protobuf:"bytes,6,rep,name=granted,proto3" json:"granted,omitempty"`
 	// revoked partitions went to other members: stop processing their
 	// events; acknowledgements of them are refused.
-	Revoked       []int32 `protobuf:"varint,7,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
+	Revoked []int32 `protobuf:"varint,7,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
+	// snapshot marks a row of a start "snapshot" group's snapshot (epoch
+	// and next are 0: it is not acknowledged; the group's positions are
+	// committed once the whole snapshot was sent).
+	Snapshot      bool `protobuf:"varint,8,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3812,6 +3816,13 @@ func (x *ConsumeResponse) GetRevoked() []int32 {
 		return x.Revoked
 	}
 	return nil
+}
+
+func (x *ConsumeResponse) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
 }
 
 type PartitionAck struct {
@@ -4280,11 +4291,16 @@ func (x *GroupPartition) GetUnackedMs() int64 {
 }
 
 type DescribeGroupResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Members       []string               `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
-	Partitions    []*GroupPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Members    []string               `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions []*GroupPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// snapshot_member is the member taking the group's start "snapshot"
+	// snapshot on this server ("" none).
+	SnapshotMember string `protobuf:"bytes,3,opt,name=snapshot_member,json=snapshotMember,proto3" json:"snapshot_member,omitempty"`
+	// snapshot_events is how many rows that snapshot has sent so far.
+	SnapshotEvents int64 `protobuf:"varint,4,opt,name=snapshot_events,json=snapshotEvents,proto3" json:"snapshot_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DescribeGroupResponse) Reset() {
@@ -4329,6 +4345,20 @@ func (x *DescribeGroupResponse) GetPartitions() []*GroupPartition {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *DescribeGroupResponse) GetSnapshotMember() string {
+	if x != nil {
+		return x.SnapshotMember
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetSnapshotEvents() int64 {
+	if x != nil {
+		return x.SnapshotEvents
+	}
+	return 0
 }
 
 type ResetGroupRequest struct {
@@ -5744,7 +5774,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0ePartitionGrant\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xea\x01\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\x86\x02\n" +
 	"\x0fConsumeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -5752,7 +5782,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04next\x18\x05 \x01(\x03R\x04next\x121\n" +
 	"\agranted\x18\x06 \x03(\v2\x17.wail.v1.PartitionGrantR\agranted\x12\x18\n" +
-	"\arevoked\x18\a \x03(\x05R\arevoked\"V\n" +
+	"\arevoked\x18\a \x03(\x05R\arevoked\x12\x1a\n" +
+	"\bsnapshot\x18\b \x01(\bR\bsnapshot\"V\n" +
 	"\fPartitionAck\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
@@ -5784,12 +5815,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05owner\x18\x05 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"unacked_ms\x18\a \x01(\x03R\tunackedMs\"j\n" +
+	"unacked_ms\x18\a \x01(\x03R\tunackedMs\"\xbc\x01\n" +
 	"\x15DescribeGroupResponse\x12\x18\n" +
 	"\amembers\x18\x01 \x03(\tR\amembers\x127\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
-	"partitions\"O\n" +
+	"partitions\x12'\n" +
+	"\x0fsnapshot_member\x18\x03 \x01(\tR\x0esnapshotMember\x12'\n" +
+	"\x0fsnapshot_events\x18\x04 \x01(\x03R\x0esnapshotEvents\"O\n" +
 	"\x11ResetGroupRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x0e\n" +
