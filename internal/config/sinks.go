@@ -55,6 +55,9 @@ type Webhook struct {
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	// BackoffMax is the longest wait before a retry (default 30s).
 	BackoffMax time.Duration `yaml:"backoff_max"`
+	// PartitionsInFlight is how many partitions' requests are in flight at
+	// once (default 4, at most 256; per key, order is kept).
+	PartitionsInFlight int32 `yaml:"partitions_in_flight"`
 }
 
 // Sink returns the webhook's definition, with defaults.
@@ -71,7 +74,8 @@ func (w Webhook) Sink() (*wailv1.Sink, error) {
 	}
 	d := sink.WithDefaults(&wailv1.Sink{Table: w.Table, Name: w.Name, Url: w.URL, Secret: secret, Format: w.Format, Start: w.Start,
 		MaxBatchEvents: w.MaxBatchEvents, TimeoutMs: w.Timeout.Milliseconds(), MaxAttempts: w.MaxAttempts,
-		MaxRetryMs: w.MaxRetry.Milliseconds(), BackoffMinMs: w.BackoffMin.Milliseconds(), BackoffMaxMs: w.BackoffMax.Milliseconds()})
+		MaxRetryMs: w.MaxRetry.Milliseconds(), BackoffMinMs: w.BackoffMin.Milliseconds(), BackoffMaxMs: w.BackoffMax.Milliseconds(),
+		PartitionsInFlight: w.PartitionsInFlight})
 	return d, sink.Validate(d)
 }
 

@@ -36,7 +36,9 @@ type runner struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
-	dlq    bool // the dead-letter topic was made
+
+	dlqMu sync.Mutex // partitions dead-letter at once
+	dlq   bool       // the dead-letter topic was made
 }
 
 // stats are a sink's counters since the process started (describe).
@@ -101,18 +103,7 @@ func (r *runner) session(ctx context.Context) error {
 		return fmt.Errorf("join group %s: %w", GroupName(r.def.Name), err)
 	}
 	defer sess.Leave()
-	for {
-		msg, err := sess.Next(ctx)
-		if err != nil {
-			return err
-		}
-		if msg.Granted != nil || msg.Revoked != nil || !sess.Check(msg) {
-			continue
-		}
-		if err := r.handle(ctx, msg); err != nil {
-			return err
-		}
-	}
+	return r.deliverPartitions(ctx, sess)
 }
 
 // handle delivers one partition batch of the group in requests of at
@@ -224,12 +215,15 @@ func (r *runner) delivered(events int) {
 // dead-letter topic with why and after how many attempts.
 func (r *runner) deadLetter(ctx context.Context, recs []intentlog.Record, why error, attempts int) error {
 	topic := DeadLetterTopic(r.def.Table, r.def.Name)
+	r.dlqMu.Lock()
 	if !r.dlq {
 		if err := r.m.log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{Retention: r.m.dlqRetention}); err != nil {
+			r.dlqMu.Unlock()
 			return fmt.Errorf("dead-letter topic %s: %w", topic, err)
 		}
 		r.dlq = true
 	}
+	r.dlqMu.Unlock()
 	out := make([]*intentlog.Record, len(recs))
 	for i, rec := range recs {
 		out[i] = &intentlog.Record{Key: rec.Key, Value: rec.Value, Headers: []intentlog.Header{

@@ -4503,10 +4503,14 @@ type Sink struct {
 	MaxRetryMs  int64 `protobuf:"varint,12,opt,name=max_retry_ms,json=maxRetryMs,proto3" json:"max_retry_ms,omitempty"`
 	// backoff_min_ms, backoff_max_ms: the delay before a retry doubles from
 	// min to max (defaults 200 and 30000), with jitter.
-	BackoffMinMs  int64 `protobuf:"varint,13,opt,name=backoff_min_ms,json=backoffMinMs,proto3" json:"backoff_min_ms,omitempty"`
-	BackoffMaxMs  int64 `protobuf:"varint,14,opt,name=backoff_max_ms,json=backoffMaxMs,proto3" json:"backoff_max_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BackoffMinMs int64 `protobuf:"varint,13,opt,name=backoff_min_ms,json=backoffMinMs,proto3" json:"backoff_min_ms,omitempty"`
+	BackoffMaxMs int64 `protobuf:"varint,14,opt,name=backoff_max_ms,json=backoffMaxMs,proto3" json:"backoff_max_ms,omitempty"`
+	// partitions_in_flight: how many partitions' requests are in flight at
+	// once (default 4, at most 256); each partition's requests go one after
+	// another (per-key order), so a slow one holds back only its partition.
+	PartitionsInFlight int32 `protobuf:"varint,15,opt,name=partitions_in_flight,json=partitionsInFlight,proto3" json:"partitions_in_flight,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Sink) Reset() {
@@ -4633,6 +4637,13 @@ func (x *Sink) GetBackoffMinMs() int64 {
 func (x *Sink) GetBackoffMaxMs() int64 {
 	if x != nil {
 		return x.BackoffMaxMs
+	}
+	return 0
+}
+
+func (x *Sink) GetPartitionsInFlight() int32 {
+	if x != nil {
+		return x.PartitionsInFlight
 	}
 	return 0
 }
@@ -5830,7 +5841,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x12ResetGroupResponse\x127\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
-	"partitions\"\x99\x03\n" +
+	"partitions\"\xcb\x03\n" +
 	"\x04Sink\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -5849,7 +5860,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fmax_retry_ms\x18\f \x01(\x03R\n" +
 	"maxRetryMs\x12$\n" +
 	"\x0ebackoff_min_ms\x18\r \x01(\x03R\fbackoffMinMs\x12$\n" +
-	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\"\xe1\x01\n" +
+	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\x120\n" +
+	"\x14partitions_in_flight\x18\x0f \x01(\x05R\x12partitionsInFlight\"\xe1\x01\n" +
 	"\tSinkBatch\x12\x12\n" +
 	"\x04sink\x18\x01 \x01(\tR\x04sink\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x1c\n" +
