@@ -439,3 +439,93 @@ func testGroupSnapshotMemberKilled(t *testing.T, kind string) {
 		t.Fatal("no event after the snapshot: the test needs writes during and after it")
 	}
 }
+
+// TestGroupSnapshotMemberJoinsMidway: a member that joins from
+// "beginning" while another takes the group's snapshot makes that
+// snapshot's commit fail: the snapshot member's stream ends aborted,
+// which its client reports as ErrSnapshotInterrupted (never resumed),
+// and it never joins with the snapshot's end as the group's positions.
+func TestGroupSnapshotMemberJoinsMidway(t *testing.T) {
+	t.Parallel()
+	url := servertest.Start(t, func(c *config.Config) { c.API.SnapshotChunkKeys = 32 })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	prod := wailv1connect.NewProducerServiceClient(http.DefaultClient, url)
+	events := wailv1connect.NewEventServiceClient(http.DefaultClient, url)
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "j", Partitions: 2})); err != nil {
+		t.Fatal(err)
+	}
+	const keys = 1000 // of 16 KiB: more than the connection's buffers
+	pad := bytes.Repeat([]byte("x"), 16<<10)
+	for i := 0; i < keys; i += 50 {
+		var muts []*wailv1.Mutation
+		for j := i; j < i+50; j++ {
+			muts = append(muts, &wailv1.Mutation{Table: "j", Key: fmt.Appendf(nil, "k%04d", j), Op: wailv1.Op_OP_UPSERT, Value: pad})
+		}
+		if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "j", Group: "g", Member: "snap", Start: "snapshot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	if m, err := snap.Next(ctx); err != nil || !m.Snapshot {
+		t.Fatalf("first message: %v, %v; want a snapshot row", m, err)
+	}
+	// snap reads no more for now: its snapshot waits. Another member
+	// joins from "beginning".
+	granted := make(chan struct{}, 1)
+	other, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "j", Group: "g", Member: "other",
+		OnPartitions: func(g []*wailv1.PartitionGrant, _ []int32) {
+			if len(g) > 0 {
+				select {
+				case granted <- struct{}{}:
+				default:
+				}
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	octx, ostop := context.WithCancel(ctx)
+	odone := make(chan struct{})
+	go func() {
+		defer close(odone)
+		for {
+			m, err := other.Next(octx)
+			if err != nil {
+				return
+			}
+			_ = other.Ack(octx, m)
+		}
+	}()
+	defer func() { ostop(); <-odone }()
+	select {
+	case <-granted:
+	case <-ctx.Done():
+		t.Fatal("the other member was never granted partitions")
+	}
+	d, err := events.DescribeGroup(ctx, connect.NewRequest(&wailv1.DescribeGroupRequest{Table: "j", Group: "g"}))
+	if err != nil || d.Msg.SnapshotMember != "snap" || d.Msg.SnapshotEvents >= keys {
+		t.Fatalf("describe while both are in: %v, %v; want snap mid-snapshot", d, err)
+	}
+	rows := 1
+	for {
+		m, err := snap.Next(ctx)
+		if err != nil {
+			if !errors.Is(err, client.ErrSnapshotInterrupted) || connect.CodeOf(err) != connect.CodeAborted {
+				t.Fatalf("after %d rows: %v; want ErrSnapshotInterrupted (aborted)", rows, err)
+			}
+			break
+		}
+		if !m.Snapshot {
+			t.Fatalf("after %d rows: an event not of the snapshot, %v: the snapshot's end was committed though another member had joined", rows, m)
+		}
+		rows++
+	}
+	t.Logf("the snapshot member got %d rows, then aborted", rows)
+}
