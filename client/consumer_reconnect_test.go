@@ -123,8 +123,8 @@ func TestConsumerReconnects(t *testing.T) {
 			for {
 				m, err := cons.Next(cctx)
 				if err == nil {
-					if err = cons.Ack(cctx, m); errors.Is(err, client.ErrAckRefused) {
-						err = nil // the member joined again: the events come again
+					if aerr := cons.Ack(cctx, m); aerr != nil && !errors.Is(aerr, client.ErrAckRefused) && connect.CodeOf(aerr) != connect.CodeUnavailable {
+						err = aerr // refused (the member joined again) or unavailable (the server restarts): the events come again
 					}
 				}
 				x.got.mu.Lock()

@@ -150,7 +150,8 @@ func newConsumeCmd(g *globals) *cobra.Command {
 		Long: "Join a consumer group of a table and print the events of the partitions this member\n" +
 			"owns, as tail does; each event is acknowledged (committed) once printed, so a member\n" +
 			"that dies leaves only its unprinted events to another member. Grants and revocations\n" +
-			"print on stderr. Runs until Ctrl-C.",
+			"print on stderr. Reconnects by itself when the server restarts (it joins again and gets\n" +
+			"its unacknowledged events again). Runs until Ctrl-C.",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if group == "" || member == "" {
@@ -181,7 +182,13 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 			for _, p := range revoked {
 				fmt.Fprintf(g.stderr, "revoked partition %d\n", p)
 			}
-		}})
+		},
+		Reconnect: client.Reconnect{OnReconnect: func(err error, attempt int) {
+			if err == nil {
+				err = client.ErrStreamEnded
+			}
+			fmt.Fprintf(g.stderr, "stream lost (%v): joining again (attempt %d)\n", err, attempt)
+		}}})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -24,7 +24,6 @@ import (
 	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server/servertest"
-	"github.com/wail-cdc/wail/internal/servicetest"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -166,6 +165,24 @@ func startSnapMember(t *testing.T, url, table, grp, id string, stall int) *snapM
 	return m
 }
 
+// writeLargeRows writes keys k0000... of table with 16 KiB values: rows
+// large enough that a member that stops reading holds the server's
+// snapshot back long before its end (more than the connection's buffers
+// take: about 6 MB on loopback).
+func writeLargeRows(ctx context.Context, t *testing.T, prod wailv1connect.ProducerServiceClient, table string, keys int) {
+	t.Helper()
+	pad := bytes.Repeat([]byte("x"), 16<<10)
+	for i := 0; i < keys; i += 50 {
+		var muts []*wailv1.Mutation
+		for j := i; j < min(i+50, keys); j++ {
+			muts = append(muts, &wailv1.Mutation{Table: table, Key: fmt.Appendf(nil, "k%04d", j), Op: wailv1.Op_OP_UPSERT, Value: pad})
+		}
+		if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestGroupSnapshotMemberKilled: members of a start "snapshot" group are
 // real processes while writers put and delete keys. The first member
 // stops mid-snapshot and is killed (SIGKILL) there; the next member takes
@@ -183,20 +200,7 @@ func TestGroupSnapshotMemberKilled(t *testing.T) {
 
 func testGroupSnapshotMemberKilled(t *testing.T, kind string) {
 	t.Parallel()
-	var brokers []string
-	if kind == "kafka" {
-		brokers = servicetest.KafkaBrokers(t)
-	}
-	uniq := fmt.Sprintf("%x", time.Now().UnixNano())
-	tbl := "gs_" + uniq
-	srv, url := servertest.StartServer(t, func(c *config.Config) {
-		c.API.SnapshotChunkKeys = 32
-		c.API.SnapshotMaxKeys = 100_000
-		if kind == "kafka" {
-			c.Log.Kind, c.Log.Kafka.Brokers = "kafka", brokers
-			c.Resolver.Group = "wail-test-grpsnap-" + uniq
-		}
-	})
+	srv, url, tbl := startSnapshotServer(t, kind, "gs_", 32)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
@@ -205,21 +209,9 @@ func testGroupSnapshotMemberKilled(t *testing.T, kind string) {
 	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: tbl, Partitions: 4})); err != nil {
 		t.Fatal(err)
 	}
-	// Rows large enough that a member that stops reading holds the
-	// server's snapshot back long before its end (more than what the
-	// connection's buffers take).
 	const keys = 1500
 	key := func(i int) string { return fmt.Sprintf("k%04d", i) }
-	pad := bytes.Repeat([]byte("x"), 16<<10)
-	for i := 0; i < keys; i += 50 {
-		var muts []*wailv1.Mutation
-		for j := i; j < i+50; j++ {
-			muts = append(muts, &wailv1.Mutation{Table: tbl, Key: []byte(key(j)), Op: wailv1.Op_OP_UPSERT, Value: pad})
-		}
-		if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeLargeRows(ctx, t, prod, tbl, keys)
 
 	// Writers put and delete keys (existing and new ones) from before the
 	// first member joins until the group converged; acked is the highest
@@ -456,17 +448,8 @@ func TestGroupSnapshotMemberJoinsMidway(t *testing.T) {
 	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "j", Partitions: 2})); err != nil {
 		t.Fatal(err)
 	}
-	const keys = 1000 // of 16 KiB: more than the connection's buffers
-	pad := bytes.Repeat([]byte("x"), 16<<10)
-	for i := 0; i < keys; i += 50 {
-		var muts []*wailv1.Mutation
-		for j := i; j < i+50; j++ {
-			muts = append(muts, &wailv1.Mutation{Table: "j", Key: fmt.Appendf(nil, "k%04d", j), Op: wailv1.Op_OP_UPSERT, Value: pad})
-		}
-		if _, err := prod.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts})); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const keys = 1000
+	writeLargeRows(ctx, t, prod, "j", keys)
 	snap, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "j", Group: "g", Member: "snap", Start: "snapshot"})
 	if err != nil {
 		t.Fatal(err)

@@ -215,7 +215,35 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 	if err != nil {
 		return nil, false, err
 	}
+	if created && def.Start == "latest" {
+		if err := m.startAtEnd(ctx, def); err != nil {
+			return nil, true, fmt.Errorf("sink %s of %s created, but its start could not be committed (it starts where it first runs): %w",
+				def.Name, def.Table, err)
+		}
+	}
 	return Public(def), created, m.Sync(ctx)
+}
+
+// startAtEnd commits the current end of every partition as the position
+// of a new "latest" sink whose group has none, so that it delivers every
+// event after the create, however late a process starts running it (a
+// runner joining later would otherwise start at the end of then).
+func (m *Manager) startAtEnd(ctx context.Context, def *wailv1.Sink) error {
+	t, _ := m.table(def.Table)
+	name := GroupName(def.Name)
+	_, parts, err := m.groups.Describe(ctx, t, name)
+	if err != nil || parts != nil {
+		return err // parts: the group of an earlier sink of that name resumes
+	}
+	offsets := make(map[int32]int64, t.Partitions)
+	for p := range t.Partitions {
+		_, end, err := m.log.Bounds(ctx, t.Topic, p)
+		if err != nil {
+			return fmt.Errorf("end of partition %d: %w", p, err)
+		}
+		offsets[p] = end
+	}
+	return m.groups.Reset(ctx, t, name, offsets)
 }
 
 // SetPaused pauses or resumes a sink.

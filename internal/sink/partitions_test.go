@@ -10,6 +10,7 @@ import (
 	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/group"
 )
 
 // TestSinkPartitionsInFlight: the endpoint holds every request of
@@ -107,4 +108,31 @@ func TestSinkPartitionsInFlight(t *testing.T) {
 		return err == nil && st.Lag == 0
 	})
 	t.Logf("at most %d requests in flight; partition ends %v", most.Load(), ends)
+}
+
+// TestSinkLatestStartsAtCreate: a "latest" sink created by a process that
+// does not run sinks delivers every event published after the create,
+// once another process runs it, and none from before.
+func TestSinkLatestStartsAtCreate(t *testing.T) {
+	f := newFixture(t, 2)
+	ep := newEndpoint(t, "")
+	admin := New(Options{Backend: f.cat, Log: f.log, Table: func(name string) (group.Table, bool) { return f.tbl, name == testTable }})
+	defer admin.Close()
+	f.publish(event("before", 1))
+	if _, created, err := admin.Create(context.Background(), &wailv1.Sink{Table: testTable, Name: "late", Url: ep.url()}); err != nil || !created {
+		t.Fatal(err, created)
+	}
+	f.publish(event("after", 2), event("after2", 3))
+	m := f.manager()
+	defer m.Close()
+	waitFor(t, "the events after the create", time.Minute, func() bool { return len(ep.events()) == 2 })
+	time.Sleep(200 * time.Millisecond) // nothing else comes
+	for _, e := range ep.events() {
+		if string(e.Key) == "before" {
+			t.Fatalf("an event published before the create was delivered")
+		}
+	}
+	if n := len(ep.events()); n != 2 {
+		t.Fatalf("%d events delivered, want 2", n)
+	}
 }
