@@ -79,7 +79,8 @@ type Message struct {
 var ErrStreamEnded = errors.New("the server ended the stream")
 
 // ErrAckRefused: an acknowledgement was not committed, because the
-// partition moved to another member (which gets the events again).
+// partition moved to another member, or this member is not one any more
+// (its stream dropped: it joins again); the events come again.
 var ErrAckRefused = errors.New("acknowledgement refused")
 
 // Consumer reads a table's events, as a group member or from a cursor.
@@ -239,6 +240,12 @@ func (c *Consumer) Ack(ctx context.Context, m Message) error {
 	}
 	resp, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
 		Acks: []*wailv1.PartitionAck{{Partition: m.Partition, Epoch: m.epoch, Next: m.next}}}))
+	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+		// Not a member (any more): its stream dropped, and it joins again
+		// (Next) or its partitions went to others; either way the events
+		// come again.
+		return fmt.Errorf("%w: %w", ErrAckRefused, err)
+	}
 	if err != nil {
 		return fmt.Errorf("consumer of %s: ack: %w", c.cfg.Table, err)
 	}
