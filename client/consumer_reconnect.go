@@ -12,7 +12,8 @@ import (
 
 // Reconnect says how a Consumer reopens a stream that dropped. The zero
 // value reconnects, waiting 100ms doubling up to 5s (with jitter) between
-// attempts, for as long as Next's context lasts.
+// attempts, for as long as Next's context lasts. An UntilEnd subscription
+// that reconnected ends at the end of what existed when it reconnected.
 type Reconnect struct {
 	// Disabled: Next returns the error that ended the stream instead.
 	Disabled bool
