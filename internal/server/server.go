@@ -243,6 +243,11 @@ func (s *Server) open(ctx context.Context) error {
 			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
 	groups := group.New(s.log, cfg.API.GroupLeaseTimeout)
+	if cfg.Store.Kind != config.StorePebble && cfg.Log.Kind == config.LogKafka {
+		// Several processes may serve one group's members: membership
+		// and leases in the shared store's catalog (DESIGN.md).
+		groups.Share(s.store, processID(), s.logger)
+	}
 	s.registry.MustRegister(groups.Collector())
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
 		WithGroups(groups)

@@ -1,0 +1,211 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// ErrProcessLease: this process could not renew its lease on the group's
+// shared entry in time (the store was unreachable or slow): its members'
+// partitions were taken from them here, and may be another process's.
+var ErrProcessLease = errors.New("this process's lease on the group lapsed")
+
+// Share makes the groups of this process members of groups shared by
+// every process that shares st (shared.go): proc names this process
+// (unique: host, pid and a random part). Call it before any Join.
+func (g *Groups) Share(st store.CatalogSwapper, proc string, logger *slog.Logger) *Groups {
+	g.shared, g.proc, g.logger = st, proc, logger
+	g.wg.Add(1)
+	go g.syncLoop()
+	return g
+}
+
+// sharedState of a group of this process (under gr.mu).
+type sharedLocal struct {
+	obs observed
+	// valid: until when this process may deliver and commit for the
+	// partitions it holds (4/5 of a lease after the start of its last
+	// write of the entry).
+	valid time.Time
+	// renewed: the start of its last write.
+	renewed time.Time
+	// listed: the entry lists this process (it must write to leave it).
+	listed bool
+}
+
+// syncTick is how often a process syncs each group's shared entry.
+func (g *Groups) syncTick() time.Duration { return min(max(g.lease/8, 10*time.Millisecond), time.Second) }
+
+// syncLoop syncs every group with members here (or listed in its
+// entry) at each tick, and at once after a join or leave.
+func (g *Groups) syncLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.syncTick())
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-g.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+		g.mu.Lock()
+		grs := make([]*grp, 0, len(g.groups))
+		for _, gr := range g.groups {
+			grs = append(grs, gr)
+		}
+		g.mu.Unlock()
+		for _, gr := range grs {
+			if err := g.sync(ctx, gr); err != nil && ctx.Err() == nil {
+				g.logger.Warn("consumer group: cannot sync with the other processes; members here keep their partitions until this process's lease lapses, then lose them",
+					"table", gr.table, "group", gr.name, "err", err,
+					"action", "check the store's health (`wail doctor`): the group's membership lives in its catalog")
+			}
+		}
+	}
+}
+
+// lapse takes every partition from this process's members once its
+// lease lapsed; under gr.mu.
+func (gr *grp) lapse(now time.Time) {
+	held := gr.core.Held()
+	if len(held) == 0 || now.Before(gr.sh.valid) {
+		return
+	}
+	for p := range held {
+		gr.apply(gr.core.Revoke(p))
+	}
+}
+
+// validNow says whether this process may deliver and commit for the
+// partitions it holds; under gr.mu.
+func (gr *grp) validNow(now time.Time) bool {
+	return gr.g.shared == nil || now.Before(gr.sh.valid)
+}
+
+// sync reads the group's entry, releases what this process must give up,
+// writes the entry (compare-and-set, again on a concurrent change) and
+// grants what it claimed.
+func (g *Groups) sync(ctx context.Context, gr *grp) error {
+	name := SharedEntry(gr.table, gr.name)
+	for range 8 {
+		gr.mu.Lock()
+		gr.lapse(time.Now())
+		idle := len(gr.sessions) == 0 && !gr.sh.listed && len(gr.core.Held()) == 0
+		gr.mu.Unlock()
+		if idle {
+			return nil
+		}
+		rctx, cancel := context.WithTimeout(ctx, g.lease/4)
+		cur, _, err := g.shared.SwapTable(rctx, name, nil, nil)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		st, err := decodeShared(cur)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		gr.mu.Lock()
+		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held()}
+		plan := planShared(st, l, gr.table, gr.name, gr.core.n, g.lease, gr.sh.obs, start, start.Sub(gr.sh.renewed) >= g.lease/4)
+		for _, p := range plan.Release {
+			gr.apply(gr.core.Revoke(p)) // waits for a commit in flight: it holds gr.mu
+		}
+		gr.mu.Unlock()
+		if len(plan.Expired) > 0 {
+			g.logger.Info("consumer group: processes stopped renewing their lease; their partitions go to live members",
+				"table", gr.table, "group", gr.name, "processes", plan.Expired)
+		}
+		if plan.Next == nil {
+			gr.mu.Lock()
+			_, gr.sh.listed = st.Procs[g.proc]
+			gr.mu.Unlock()
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, g.lease/4)
+		_, swapped, err := g.shared.SwapTable(wctx, name, cur, plan.Next.encode())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if !swapped {
+			continue // another process wrote it: again on what it wrote
+		}
+		gr.mu.Lock()
+		_, gr.sh.listed = plan.Next.Procs[g.proc]
+		if gr.sh.listed {
+			gr.sh.renewed, gr.sh.valid = start, start.Add(g.lease*4/5)
+		}
+		gr.mu.Unlock()
+		if len(plan.Claims) > 0 {
+			return g.grant(ctx, gr, plan)
+		}
+		return nil
+	}
+	return errors.New("the entry kept changing under this process's writes")
+}
+
+// grant starts the partitions this process claimed, each at its committed
+// offset, read now: the previous owner stopped committing before it
+// released the partition (or its lease lapsed).
+func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
+	cctx, cancel := context.WithTimeout(ctx, g.lease/4)
+	committed, err := g.log.Committed(cctx, LogGroup(gr.name), gr.topic)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("committed offsets (the claimed partitions are released at the next sync): %w", err)
+	}
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	if !gr.validNow(time.Now()) {
+		return nil // released at the next sync
+	}
+	live := map[string]bool{}
+	for _, id := range gr.core.Members() {
+		live[id] = true
+	}
+	for i, c := range plan.Claims {
+		if !live[plan.ClaimMembers[i]] {
+			continue // it left meanwhile: released at the next sync
+		}
+		off, ok := committed[c.Partition]
+		if !ok {
+			off = -1
+		}
+		gr.apply(gr.core.Grant(c.Partition, plan.ClaimMembers[i], c.Epoch, off))
+	}
+	return nil
+}
+
+// kickSync syncs the groups at once (a member joined or left).
+func (g *Groups) kickSync() {
+	if g.shared == nil {
+		return
+	}
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sharedView reads a group's entry for Describe and Reset.
+func (g *Groups) sharedView(ctx context.Context, t Table, name string) (*SharedState, error) {
+	cur, _, err := g.shared.SwapTable(ctx, SharedEntry(t.Name, name), nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("group %s of %s: read its shared entry: %w", name, t.Name, err)
+	}
+	return decodeShared(cur)
+}
