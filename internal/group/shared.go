@@ -28,6 +28,11 @@ import (
 // can take its partitions (clock rates may differ by up to a fifth).
 // This file decides, without I/O; sync.go runs it.
 
+// trusted is how long a process trusts its lease after the start of its
+// last write of the entry: 4/5 of the lease, which others wait for on
+// their clocks before taking its partitions.
+func trusted(lease time.Duration) time.Duration { return lease * 4 / 5 }
+
 // SharedState is a group's catalog entry.
 type SharedState struct {
 	Table      string `json:"table"`
@@ -35,8 +40,12 @@ type SharedState struct {
 	Partitions int32  `json:"partitions"`
 	// Seq is the last epoch given (epochs are unique in the group).
 	Seq uint64 `json:"seq"`
-	// Procs: each process with members, and its lease counter.
+	// Procs: each process with members, and its lease counter: the
+	// value of Beat at its last write (Beat increases at every write, so
+	// that a counter never repeats, even for a process that left and
+	// came back).
 	Procs map[string]uint64 `json:"procs"`
+	Beat  uint64            `json:"beat"`
 	// Members in join order.
 	Members []SharedMember `json:"members"`
 	// Owners per partition (an empty Member: free).
@@ -248,7 +257,8 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 		// Every write renews this process's lease (so that it can trust
 		// its claims for as long); renew writes one when nothing changed.
 		if _, ok := next.Procs[l.Proc]; !ok || renew || changed {
-			next.Procs[l.Proc]++
+			next.Beat++
+			next.Procs[l.Proc] = next.Beat
 			changed = true
 		}
 	}

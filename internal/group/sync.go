@@ -147,7 +147,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		gr.mu.Lock()
 		_, gr.sh.listed = plan.Next.Procs[g.proc]
 		if gr.sh.listed {
-			gr.sh.renewed, gr.sh.valid = start, start.Add(g.lease*4/5)
+			gr.sh.renewed, gr.sh.valid = start, start.Add(trusted(g.lease))
 		}
 		gr.mu.Unlock()
 		if len(plan.Claims) > 0 {
