@@ -329,4 +329,3 @@ func checkAcrossProcesses(t *testing.T, got []delivery) int {
 	}
 	return dups
 }
-

@@ -39,7 +39,9 @@ type sharedLocal struct {
 }
 
 // syncTick is how often a process syncs each group's shared entry.
-func (g *Groups) syncTick() time.Duration { return min(max(g.lease/8, 10*time.Millisecond), time.Second) }
+func (g *Groups) syncTick() time.Duration {
+	return min(max(g.lease/8, 10*time.Millisecond), time.Second)
+}
 
 // syncLoop syncs every group with members here (or listed in its
 // entry) at each tick, and at once after a join or leave.
