@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -59,6 +60,7 @@ type Groups struct {
 	shared store.CatalogSwapper
 	proc   string
 	logger *slog.Logger
+	health *health.Registry
 	kick   chan struct{}
 }
 

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -88,9 +90,10 @@ func TestSharedCut(t *testing.T) {
 	cat := &memCatalog{m: map[string][]byte{}}
 	swA, swB := &memSwapper{c: cat}, &memSwapper{c: cat}
 	logger := slog.New(slog.DiscardHandler)
-	A := New(l, lease).Share(swA, "A", logger)
+	h := health.NewRegistry(nil)
+	A := New(l, lease).Share(swA, "A", logger, h)
 	defer A.Close()
-	B := New(l, lease).Share(swB, "B", logger)
+	B := New(l, lease).Share(swB, "B", logger, nil)
 	defer B.Close()
 
 	a, err := A.Join(ctx, tb, "g", "a", false)
@@ -146,6 +149,9 @@ func TestSharedCut(t *testing.T) {
 	if ob[pa] <= first.Epoch || got.Records[0].Offset != first.Next {
 		t.Fatalf("b's partition %d: epoch %d (a's %d), first offset %d, want %d", pa, ob[pa], first.Epoch, got.Records[0].Offset, first.Next)
 	}
+	if h.State() != health.Degraded || !strings.Contains(h.Report().Text(), "cannot sync with the other processes") {
+		t.Fatalf("A's health while cut from the store: %s", h.Report().Text())
+	}
 	// A's member: refused.
 	refused, err := A.Ack(ctx, tb, "g", "a", []Ack{{pa, second.Epoch, second.Next}})
 	if err != nil || !errors.Is(refused[pa], ErrNotOwner) {
@@ -166,6 +172,11 @@ func TestSharedCut(t *testing.T) {
 	for p := range oa {
 		if _, ok := ob[p]; ok {
 			t.Fatalf("partition %d owned by both after A came back: a %v, b %v", p, oa, ob)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); h.State() != health.OK; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("A's health once it syncs again: %s", h.Report().Text())
 		}
 	}
 	// A leaves on Close: b gets every partition before a lease passes.

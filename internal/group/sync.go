@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -17,9 +18,11 @@ var ErrProcessLease = errors.New("this process's lease on the group lapsed")
 
 // Share makes the groups of this process members of groups shared by
 // every process that shares st (shared.go): proc names this process
-// (unique: host, pid and a random part). Call it before any Join.
-func (g *Groups) Share(st store.CatalogSwapper, proc string, logger *slog.Logger) *Groups {
-	g.shared, g.proc, g.logger = st, proc, logger
+// (unique: host, pid and a random part). A group whose entry cannot be
+// synced is a degraded condition on h (nil: none). Call it before any
+// Join.
+func (g *Groups) Share(st store.CatalogSwapper, proc string, logger *slog.Logger, h *health.Registry) *Groups {
+	g.shared, g.proc, g.logger, g.health = st, proc, logger, h
 	g.wg.Add(1)
 	go g.syncLoop()
 	return g
@@ -36,6 +39,8 @@ type sharedLocal struct {
 	renewed time.Time
 	// listed: the entry lists this process (it must write to leave it).
 	listed bool
+	// failing: the last sync failed (logged and on health once).
+	failing bool
 }
 
 // syncTick is how often a process syncs each group's shared entry.
@@ -69,10 +74,9 @@ func (g *Groups) syncLoop() {
 		}
 		g.mu.Unlock()
 		for _, gr := range grs {
-			if err := g.sync(ctx, gr); err != nil && ctx.Err() == nil {
-				g.logger.Warn("consumer group: cannot sync with the other processes; members here keep their partitions until this process's lease lapses, then lose them",
-					"table", gr.table, "group", gr.name, "err", err,
-					"action", "check the store's health (`wail doctor`): the group's membership lives in its catalog")
+			err := g.sync(ctx, gr)
+			if ctx.Err() == nil {
+				g.report(gr, err)
 			}
 		}
 	}
@@ -210,4 +214,31 @@ func (g *Groups) sharedView(ctx context.Context, t Table, name string) (*SharedS
 		return nil, fmt.Errorf("group %s of %s: read its shared entry: %w", name, t.Name, err)
 	}
 	return decodeShared(cur)
+}
+
+// healthComponent is a shared group's condition on the health registry.
+func healthComponent(gr *grp) string { return "group/" + gr.table + "/" + gr.name }
+
+// report says when a group's syncs start and stop failing (once each):
+// in the log and as a degraded condition.
+func (g *Groups) report(gr *grp, err error) {
+	gr.mu.Lock()
+	was := gr.sh.failing
+	gr.sh.failing = err != nil
+	gr.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		reason := fmt.Sprintf("consumer group %s of %s cannot sync with the other processes: %v; "+
+			"its members here keep their partitions until this process's lease lapses (4/5 of api.group_lease_timeout), then lose them to members on other processes", gr.name, gr.table, err)
+		action := "check the store (`wail doctor`): the group's membership lives in its catalog; the condition clears at the next sync"
+		g.logger.Warn(reason, "action", action)
+		if g.health != nil {
+			g.health.Set(healthComponent(gr), health.Degraded, reason, action)
+		}
+	case err == nil && was:
+		g.logger.Info("consumer group syncs with the other processes again", "table", gr.table, "group", gr.name)
+		if g.health != nil {
+			g.health.Clear(healthComponent(gr))
+		}
+	}
 }

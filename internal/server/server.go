@@ -246,7 +246,7 @@ func (s *Server) open(ctx context.Context) error {
 	if cfg.Store.Kind != config.StorePebble && cfg.Log.Kind == config.LogKafka {
 		// Several processes may serve one group's members: membership
 		// and leases in the shared store's catalog (DESIGN.md).
-		groups.Share(s.store, processID(), s.logger)
+		groups.Share(s.store, processID(), s.logger, s.health)
 	}
 	s.registry.MustRegister(groups.Collector())
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
