@@ -57,11 +57,13 @@ type Groups struct {
 	wg     sync.WaitGroup
 
 	// shared mode (Share): membership in the store's catalog
-	shared store.CatalogSwapper
-	proc   string
-	logger *slog.Logger
-	health *health.Registry
-	kick   chan struct{}
+	shared    store.CatalogSwapper
+	proc      string
+	procLease time.Duration
+	exclusive bool
+	logger    *slog.Logger
+	health    *health.Registry
+	kick      chan struct{}
 }
 
 // New returns the groups of a log; a member whose acknowledgement is
@@ -96,7 +98,7 @@ func (g *Groups) Close() {
 		if g.shared != nil {
 			// Leave the shared entry, so that the partitions move now
 			// rather than after a lease timeout.
-			ctx, cancel := context.WithTimeout(context.Background(), g.lease/4)
+			ctx, cancel := context.WithTimeout(context.Background(), g.procLease/4)
 			if err := g.sync(ctx, gr); err != nil {
 				g.logger.Warn("consumer group: could not leave the group's shared entry on shutdown; other processes take its partitions after api.group_lease_timeout",
 					"table", gr.table, "group", gr.name, "err", err)

@@ -126,7 +126,11 @@ type Plan struct {
 // counter has not moved for lease on this clock is dead: its members and
 // partitions are removed. Every write of a process with members increases
 // its counter; renew says it must write even when nothing else changes.
-func planShared(s *SharedState, l Local, table, name string, n int32, lease time.Duration, obs observed, now time.Time, renew bool) Plan {
+//
+// exclusive gives every partition to the group's first member (in join
+// order): one deliverer at a time for the whole group (webhook sinks),
+// which moves only when that member leaves or its process dies.
+func planShared(s *SharedState, l Local, table, name string, n int32, lease time.Duration, obs observed, now time.Time, renew, exclusive bool) Plan {
 	next := *s
 	next.Procs = map[string]uint64{}
 	for p, c := range s.Procs {
@@ -213,6 +217,12 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 		caps[m] = int(n) / len(next.Members)
 		if i < int(n)%len(next.Members) {
 			caps[m]++
+		}
+		if exclusive {
+			caps[m] = 0
+			if i == 0 {
+				caps[m] = int(n)
+			}
 		}
 	}
 	count := map[SharedMember]int{}

@@ -30,6 +30,8 @@ type sim struct {
 	now    time.Time
 	entry  []byte
 	epochs map[int32]uint64 // last epoch granted per partition
+	// exclusive: all partitions to the first member
+	exclusive bool
 }
 
 // read runs the first half of a sync (lapse, read, plan, releases); write
@@ -48,7 +50,7 @@ func (s *sim) read(pr *simProc) ([]byte, Plan, time.Time) {
 		held[p] = e
 	}
 	plan := planShared(st, Local{Proc: pr.name, Members: slices.Clone(pr.members), Held: held}, "t", "g", s.n, s.lease, pr.obs, s.now,
-		s.now.Sub(pr.renewed) >= s.lease/4)
+		s.now.Sub(pr.renewed) >= s.lease/4, s.exclusive)
 	for _, p := range plan.Release {
 		delete(pr.held, p)
 	}
@@ -103,13 +105,13 @@ func (s *sim) check(procs []*simProc, step int) {
 // after its read) with a random clock: no partition is ever held by two
 // processes that may deliver it, epochs of a partition increase, and once
 // the live processes sync undisturbed every partition is owned by a live
-// member, balanced.
+// member, balanced (exclusive: all by the first member).
 func TestSharedSim(t *testing.T) {
 	t.Parallel()
 	const lease = 4 * time.Second
 	for seed := range uint64(200) {
 		rng := rand.New(rand.NewPCG(seed, 11))
-		s := &sim{t: t, n: int32(1 + rng.IntN(8)), lease: lease, now: time.Unix(1000, 0), epochs: map[int32]uint64{}}
+		s := &sim{t: t, n: int32(1 + rng.IntN(8)), lease: lease, now: time.Unix(1000, 0), epochs: map[int32]uint64{}, exclusive: seed%2 == 1}
 		var procs []*simProc
 		newProc := func() {
 			procs = append(procs, &simProc{name: fmt.Sprintf("p%d", len(procs)), held: map[int32]uint64{}, heldBy: map[int32]string{}, obs: observed{}})
@@ -206,6 +208,13 @@ func TestSharedSim(t *testing.T) {
 				t.Fatalf("seed %d: partition %d held by %q, not a live member of %v", seed, p, holder, all)
 			}
 			counts[holder]++
+		}
+		if s.exclusive {
+			st, _ := decodeShared(s.entry)
+			if first := st.Members[0].Proc + "/" + st.Members[0].ID; counts[first] != int(s.n) {
+				t.Fatalf("seed %d: exclusive, but %v (first member %s)", seed, counts, first)
+			}
+			continue
 		}
 		lo, hi := int(s.n), 0
 		for _, c := range counts {

@@ -91,9 +91,9 @@ func TestSharedCut(t *testing.T) {
 	swA, swB := &memSwapper{c: cat}, &memSwapper{c: cat}
 	logger := slog.New(slog.DiscardHandler)
 	h := health.NewRegistry(nil)
-	A := New(l, lease).Share(swA, "A", logger, h)
+	A := New(l, lease).Share(Sharing{Store: swA, Process: "A", Lease: lease, Logger: logger, Health: h})
 	defer A.Close()
-	B := New(l, lease).Share(swB, "B", logger, nil)
+	B := New(l, lease).Share(Sharing{Store: swB, Process: "B", Lease: lease, Logger: logger})
 	defer B.Close()
 
 	a, err := A.Join(ctx, tb, "g", "a", false)

@@ -16,13 +16,31 @@ import (
 // partitions were taken from them here, and may be another process's.
 var ErrProcessLease = errors.New("this process's lease on the group lapsed")
 
+// Sharing configures groups shared by several processes.
+type Sharing struct {
+	// Store holds each group's entry (the store's catalog).
+	Store store.CatalogSwapper
+	// Process names this process (unique: host, pid and a random part).
+	Process string
+	// Lease: a process that does not renew its lease on a group for
+	// this long loses its members' partitions.
+	Lease  time.Duration
+	Logger *slog.Logger
+	// Health gets a degraded condition while a group's entry cannot be
+	// synced (nil: none).
+	Health *health.Registry
+	// Exclusive: each group has one owner of all its partitions at a
+	// time, its first member (webhook sinks: one deliverer per sink).
+	Exclusive bool
+}
+
 // Share makes the groups of this process members of groups shared by
-// every process that shares st (shared.go): proc names this process
-// (unique: host, pid and a random part). A group whose entry cannot be
-// synced is a degraded condition on h (nil: none). Call it before any
-// Join.
-func (g *Groups) Share(st store.CatalogSwapper, proc string, logger *slog.Logger, h *health.Registry) *Groups {
-	g.shared, g.proc, g.logger, g.health = st, proc, logger, h
+// every process that shares o.Store (shared.go). Call it before any Join.
+func (g *Groups) Share(o Sharing) *Groups {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	g.shared, g.proc, g.procLease, g.logger, g.health, g.exclusive = o.Store, o.Process, o.Lease, o.Logger, o.Health, o.Exclusive
 	g.wg.Add(1)
 	go g.syncLoop()
 	return g
@@ -45,7 +63,7 @@ type sharedLocal struct {
 
 // syncTick is how often a process syncs each group's shared entry.
 func (g *Groups) syncTick() time.Duration {
-	return min(max(g.lease/8, 10*time.Millisecond), time.Second)
+	return min(max(g.procLease/8, 10*time.Millisecond), time.Second)
 }
 
 // syncLoop syncs every group with members here (or listed in its
@@ -113,7 +131,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		if idle {
 			return nil
 		}
-		rctx, cancel := context.WithTimeout(ctx, g.lease/4)
+		rctx, cancel := context.WithTimeout(ctx, g.procLease/4)
 		cur, _, err := g.shared.SwapTable(rctx, name, nil, nil)
 		cancel()
 		if err != nil {
@@ -126,7 +144,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		start := time.Now()
 		gr.mu.Lock()
 		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held()}
-		plan := planShared(st, l, gr.table, gr.name, gr.core.n, g.lease, gr.sh.obs, start, start.Sub(gr.sh.renewed) >= g.lease/4)
+		plan := planShared(st, l, gr.table, gr.name, gr.core.n, g.procLease, gr.sh.obs, start, start.Sub(gr.sh.renewed) >= g.procLease/4, g.exclusive)
 		for _, p := range plan.Release {
 			gr.apply(gr.core.Revoke(p)) // waits for a commit in flight: it holds gr.mu
 		}
@@ -141,7 +159,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 			gr.mu.Unlock()
 			return nil
 		}
-		wctx, cancel := context.WithTimeout(ctx, g.lease/4)
+		wctx, cancel := context.WithTimeout(ctx, g.procLease/4)
 		_, swapped, err := g.shared.SwapTable(wctx, name, cur, plan.Next.encode())
 		cancel()
 		if err != nil {
@@ -153,7 +171,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		gr.mu.Lock()
 		_, gr.sh.listed = plan.Next.Procs[g.proc]
 		if gr.sh.listed {
-			gr.sh.renewed, gr.sh.valid = start, start.Add(trusted(g.lease))
+			gr.sh.renewed, gr.sh.valid = start, start.Add(trusted(g.procLease))
 		}
 		gr.mu.Unlock()
 		if len(plan.Claims) > 0 {
@@ -168,7 +186,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 // offset, read now: the previous owner stopped committing before it
 // released the partition (or its lease lapsed).
 func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
-	cctx, cancel := context.WithTimeout(ctx, g.lease/4)
+	cctx, cancel := context.WithTimeout(ctx, g.procLease/4)
 	committed, err := g.log.Committed(cctx, LogGroup(gr.name), gr.topic)
 	cancel()
 	if err != nil {
@@ -241,4 +259,15 @@ func (g *Groups) report(gr *grp, err error) {
 			g.health.Clear(healthComponent(gr))
 		}
 	}
+}
+
+// Owns reports whether the member still owns p at epoch, here and now
+// (in a shared group: with this process's lease trusted). A deliverer
+// that works on a batch for long (a webhook sink retrying) asks before
+// each attempt.
+func (s *Session) Owns(p int32, epoch uint64) bool {
+	s.gr.mu.Lock()
+	defer s.gr.mu.Unlock()
+	id, e := s.gr.core.Owner(p)
+	return id == s.id && e == epoch && s.gr.validNow(time.Now())
 }

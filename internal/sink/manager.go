@@ -39,6 +39,11 @@ type Options struct {
 	Client       *http.Client // nil: NewHTTPClient
 	// Snapshot serves start "snapshot" (nil: such sinks fail to start).
 	Snapshot Snapshotter
+	// Sharing, when set, runs each sink on one of the processes that
+	// share it (a store and Kafka) at a time: a shared group with one
+	// owner of every partition (group.Sharing.Exclusive), which moves
+	// when that process stops or dies.
+	Sharing *group.Sharing
 }
 
 // Manager keeps the definitions and runs the sinks of a process.
@@ -81,7 +86,13 @@ func New(o Options) *Manager {
 	if o.Client == nil {
 		o.Client = NewHTTPClient()
 	}
-	return &Manager{defs: defs{o.Backend}, log: o.Log, table: o.Table, groups: group.New(o.Log, groupLease), run: o.Run,
+	groups := group.New(o.Log, groupLease)
+	if o.Sharing != nil {
+		sh := *o.Sharing
+		sh.Exclusive = true
+		groups.Share(sh)
+	}
+	return &Manager{defs: defs{o.Backend}, log: o.Log, table: o.Table, groups: groups, run: o.Run,
 		refresh: o.Refresh, dlqRetention: o.DLQRetention, health: o.Health, metrics: newMetrics(o.Registerer),
 		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
 		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}

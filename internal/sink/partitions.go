@@ -46,9 +46,10 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 			case <-ctx.Done():
 				return
 			}
-			err := r.handle(ctx, msg)
+			owns := func() bool { return sess.Owns(msg.Partition, msg.Epoch) }
+			err := r.handle(ctx, msg, owns)
 			<-slots
-			if err != nil {
+			if err != nil && !errors.Is(err, errMoved) {
 				cancel(err)
 				return
 			}
