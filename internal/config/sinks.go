@@ -14,8 +14,10 @@ import (
 // this definition when they exist; paused state kept).
 type Sinks struct {
 	// Enabled makes this process deliver the sinks of tables it serves.
-	// With several processes sharing a store and Kafka, enable it on one:
-	// a sink's group lives in the memory of the process that runs it.
+	// With several processes sharing a store and Kafka, each sink is
+	// delivered by one of the processes where it is enabled at a time,
+	// and moves to another when that one stops or dies (after
+	// api.group_lease_timeout).
 	Enabled bool `yaml:"enabled"`
 	// Refresh is how often sink definitions are read again (changes made
 	// through other processes).
