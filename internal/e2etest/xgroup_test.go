@@ -82,13 +82,18 @@ func TestGroupAcrossProcesses(t *testing.T) {
 	joins := map[string]int{} // member: memberships
 	mctx, stopMembers := context.WithCancel(ctx)
 	var members sync.WaitGroup
+	var hold atomic.Bool // m1 stops acknowledging
 	member := func(id string, proc int) {
 		defer members.Done()
 		for mctx.Err() == nil {
 			for dead[proc].Load() { // its process died: another one, as a client does
 				proc = (proc + 1) % 3
 			}
-			consumeVia(mctx, url(proc), tbl, id, proc, &mu, &got, joins)
+			var h *atomic.Bool
+			if id == "m1" {
+				h = &hold
+			}
+			consumeVia(mctx, url(proc), tbl, id, proc, h, &mu, &got, joins)
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
@@ -116,8 +121,23 @@ func TestGroupAcrossProcesses(t *testing.T) {
 		t.Logf("%s (%d writes acknowledged, %d deliveries)", what, w.acked.Load(), delivered())
 	}
 	step("first process killed with SIGKILL", 200)
+	// Its member holds events it did not acknowledge when it dies.
+	hold.Store(true)
+	heldAt := time.Now()
+	waitFor(t, "events m1 does not acknowledge", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, d := range got {
+			if d.member == "m1" && !d.ack && d.at.After(heldAt.Add(100*time.Millisecond)) {
+				n++
+			}
+		}
+		return n >= 3
+	})
 	dead[0].Store(true)
 	procs[0].kill(t)
+	hold.Store(false)
 	killedAt := time.Now()
 	step("a fourth member joins", delivered()+200)
 	members.Add(1)
@@ -152,6 +172,22 @@ func TestGroupAcrossProcesses(t *testing.T) {
 		return n
 	}
 	waitFor(t, "delivery of every event on the bus", func() bool { return missing() == 0 })
+	// Any process describes the whole group; a reset waits for its members.
+	events3 := wailv1connect.NewEventServiceClient(http.DefaultClient, url(2))
+	d, err := events3.DescribeGroup(ctx, connect.NewRequest(&wailv1.DescribeGroupRequest{Table: tbl, Group: "g"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]bool{}
+	for _, p := range d.Msg.Partitions {
+		owners[p.Owner] = true
+	}
+	if len(d.Msg.Members) != 4 || len(owners) != 4 || owners[""] {
+		t.Fatalf("describe through process 3: members %v, owners %v; want the 4 members, each owning partitions", d.Msg.Members, owners)
+	}
+	if _, err := events3.ResetGroup(ctx, connect.NewRequest(&wailv1.ResetGroupRequest{Table: tbl, Group: "g", To: "latest"})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("reset of a group with members on other processes: %v, want failed_precondition", err)
+	}
 	stopMembers()
 	members.Wait()
 	procs[1].terminate(t)
@@ -171,15 +207,18 @@ func TestGroupAcrossProcesses(t *testing.T) {
 	}
 	t.Logf("%d events on the bus, %d deliveries (%d after the kill), %d of them again; memberships %v",
 		len(events), deliveries, afterKill, dups, joins)
-	if len(events) == 0 || afterKill == 0 || joins["m1"] < 2 || joins["m4"] < 1 {
-		t.Fatalf("the run did not exercise the faults: %d events, %d deliveries after the kill, memberships %v", len(events), afterKill, joins)
+	// The events m1 got and never acknowledged came again.
+	if len(events) == 0 || afterKill == 0 || joins["m1"] < 2 || joins["m4"] < 1 || dups == 0 {
+		t.Fatalf("the run did not exercise the faults: %d events, %d deliveries after the kill, memberships %v, %d redeliveries",
+			len(events), afterKill, joins, dups)
 	}
 }
 
 // consumeVia is one membership of a member on a process: it records each
 // event and each accepted acknowledgement, acknowledging every third event
 // of a partition and whatever is pending when idle for 50ms.
-func consumeVia(ctx context.Context, url, table, id string, proc int, mu *sync.Mutex, got *[]delivery, joins map[string]int) {
+// While hold is set (nil: never) it does not acknowledge.
+func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atomic.Bool, mu *sync.Mutex, got *[]delivery, joins map[string]int) {
 	c := wailv1connect.NewEventServiceClient(http.DefaultClient, url)
 	s, err := c.Consume(ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: table, Group: "g", Member: id}))
 	if err != nil {
@@ -200,7 +239,7 @@ func consumeVia(ctx context.Context, url, table, id string, proc int, mu *sync.M
 	pending := map[int32]*wailv1.PartitionAck{}
 	count := map[int32]int{}
 	ack := func() {
-		if len(pending) == 0 {
+		if len(pending) == 0 || (hold != nil && hold.Load()) {
 			return
 		}
 		req := &wailv1.AckRequest{Table: table, Group: "g", Member: id}
