@@ -52,29 +52,12 @@ func TestGroupAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the wail binary")
 	}
-	brokers := kafkaBrokers(t)
-	primary, _ := pgDSNs(t)
-	dsn, _ := freshSchema(t, primary, "")
-	bin := buildWail(t)
-	tbl := sqltest.Name("xg_")
-	cfgFile := filepath.Join(t.TempDir(), "wail.yaml")
-	yaml := fmt.Sprintf("catalog_refresh: 100ms\nresolver:\n  group: wail-resolver.%s\n  commit_interval: 50ms\napi:\n  group_lease_timeout: 3s\n", tbl)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var procs []*child
-	for i := range 3 {
-		procs = append(procs, startWail(t, bin, "serve", "--config", cfgFile, "--data-dir", t.TempDir(), "--store", "postgres", "--dsn", dsn,
-			"--log", "kafka", "--brokers", strings.Join(brokers, ","), "--proxy-id", strconv.Itoa(i+1)))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	url := func(i int) string { return "http://" + procs[i].addr }
-	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url(2))
 	const parts = 6
-	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: tbl, Partitions: parts, VisibilityWindowMs: 2000})); err != nil {
-		t.Fatal(err)
-	}
+	d := startShared(t, ctx, "xg_", 3, parts, "")
+	tbl, url := d.table, d.url
+	procs := d.procs
 
 	var dead [3]atomic.Bool
 	var mu sync.Mutex
@@ -146,14 +129,7 @@ func TestGroupAcrossProcesses(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	log, err := kafka.Open(ctx, kafka.Options{Brokers: brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	tb := catalog.Table{Name: tbl, Partitions: parts}
-	waitResolved(t, ctx, log, "wail-resolver."+tbl, tb)
-	events := readEvents(t, ctx, log, tb)
+	events := d.events(t, ctx)
 	missing := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -174,16 +150,16 @@ func TestGroupAcrossProcesses(t *testing.T) {
 	waitFor(t, "delivery of every event on the bus", func() bool { return missing() == 0 })
 	// Any process describes the whole group; a reset waits for its members.
 	events3 := wailv1connect.NewEventServiceClient(http.DefaultClient, url(2))
-	d, err := events3.DescribeGroup(ctx, connect.NewRequest(&wailv1.DescribeGroupRequest{Table: tbl, Group: "g"}))
+	desc, err := events3.DescribeGroup(ctx, connect.NewRequest(&wailv1.DescribeGroupRequest{Table: tbl, Group: "g"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	owners := map[string]bool{}
-	for _, p := range d.Msg.Partitions {
+	for _, p := range desc.Msg.Partitions {
 		owners[p.Owner] = true
 	}
-	if len(d.Msg.Members) != 4 || len(owners) != 4 || owners[""] {
-		t.Fatalf("describe through process 3: members %v, owners %v; want the 4 members, each owning partitions", d.Msg.Members, owners)
+	if len(desc.Msg.Members) != 4 || len(owners) != 4 || owners[""] {
+		t.Fatalf("describe through process 3: members %v, owners %v; want the 4 members, each owning partitions", desc.Msg.Members, owners)
 	}
 	if _, err := events3.ResetGroup(ctx, connect.NewRequest(&wailv1.ResetGroupRequest{Table: tbl, Group: "g", To: "latest"})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Fatalf("reset of a group with members on other processes: %v, want failed_precondition", err)
@@ -367,4 +343,56 @@ func checkAcrossProcesses(t *testing.T, got []delivery) int {
 		seen[key] = true
 	}
 	return dups
+}
+
+// sharedDeployment is `wail serve` processes sharing a PostgreSQL store
+// (a fresh schema) and Kafka, with api.group_lease_timeout 3s, and a
+// table.
+type sharedDeployment struct {
+	procs   []*child
+	table   string
+	parts   int32
+	dsn     string
+	brokers []string
+}
+
+func (d *sharedDeployment) url(i int) string { return "http://" + d.procs[i].addr }
+
+// startShared starts n processes (extraYAML added to their
+// configuration) and creates a table of parts partitions through the
+// last one.
+func startShared(t *testing.T, ctx context.Context, prefix string, n int, parts int32, extraYAML string) *sharedDeployment {
+	t.Helper()
+	d := &sharedDeployment{brokers: kafkaBrokers(t), table: sqltest.Name(prefix), parts: parts}
+	primary, _ := pgDSNs(t)
+	d.dsn, _ = freshSchema(t, primary, "")
+	bin := buildWail(t)
+	cfgFile := filepath.Join(t.TempDir(), "wail.yaml")
+	yaml := fmt.Sprintf("catalog_refresh: 100ms\nresolver:\n  group: wail-resolver.%s\n  commit_interval: 50ms\napi:\n  group_lease_timeout: 3s\n%s", d.table, extraYAML)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		d.procs = append(d.procs, startWail(t, bin, "serve", "--config", cfgFile, "--data-dir", t.TempDir(), "--store", "postgres", "--dsn", d.dsn,
+			"--log", "kafka", "--brokers", strings.Join(d.brokers, ","), "--proxy-id", strconv.Itoa(i+1)))
+	}
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, d.url(n-1))
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: d.table, Partitions: parts, VisibilityWindowMs: 2000})); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// events waits until the resolvers resolved every intent and returns the
+// table's events on the bus.
+func (d *sharedDeployment) events(t *testing.T, ctx context.Context) []Event {
+	t.Helper()
+	log, err := kafka.Open(ctx, kafka.Options{Brokers: d.brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	tb := catalog.Table{Name: d.table, Partitions: d.parts}
+	waitResolved(t, ctx, log, "wail-resolver."+d.table, tb)
+	return readEvents(t, ctx, log, tb)
 }

@@ -2,15 +2,10 @@ package e2etest
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,10 +16,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
-	"github.com/wail-cdc/wail/internal/catalog"
-	"github.com/wail-cdc/wail/internal/intentlog/kafka"
 	"github.com/wail-cdc/wail/internal/store/postgres"
-	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
 // TestSinkAcrossProcesses: two `wail serve` processes share a PostgreSQL
@@ -39,29 +31,11 @@ func TestSinkAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the wail binary")
 	}
-	brokers := kafkaBrokers(t)
-	primary, _ := pgDSNs(t)
-	dsn, _ := freshSchema(t, primary, "")
-	bin := buildWail(t)
-	tbl := sqltest.Name("xs_")
-	cfgFile := filepath.Join(t.TempDir(), "wail.yaml")
-	yaml := fmt.Sprintf("catalog_refresh: 100ms\nresolver:\n  group: wail-resolver.%s\n  commit_interval: 50ms\napi:\n  group_lease_timeout: 3s\nsinks:\n  refresh: 200ms\n", tbl)
-	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var procs []*child
-	for i := range 2 {
-		procs = append(procs, startWail(t, bin, "serve", "--config", cfgFile, "--data-dir", t.TempDir(), "--store", "postgres", "--dsn", dsn,
-			"--log", "kafka", "--brokers", strings.Join(brokers, ","), "--proxy-id", strconv.Itoa(i+1)))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	url := func(i int) string { return "http://" + procs[i].addr }
-	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url(0))
-	const parts = 4
-	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: tbl, Partitions: parts, VisibilityWindowMs: 2000})); err != nil {
-		t.Fatal(err)
-	}
+	d := startShared(t, ctx, "xs_", 2, 4, "sinks:\n  refresh: 200ms\n")
+	tbl, url, procs := d.table, d.url, d.procs
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url(1)) // where the table was created
 
 	// The endpoint: every request's events and when it was handled.
 	type request struct{ from, to time.Time }
@@ -129,14 +103,7 @@ func TestSinkAcrossProcesses(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	log, err := kafka.Open(ctx, kafka.Options{Brokers: brokers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	tb := catalog.Table{Name: tbl, Partitions: parts}
-	waitResolved(t, ctx, log, "wail-resolver."+tbl, tb)
-	bus := readEvents(t, ctx, log, tb)
+	bus := d.events(t, ctx)
 	waitFor(t, "every event of the bus at the endpoint", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -166,7 +133,7 @@ func TestSinkAcrossProcesses(t *testing.T) {
 		}
 	}
 	_, firsts := firstDeliveries(t, got)
-	st, err := postgres.Open(ctx, postgres.Options{DSN: dsn})
+	st, err := postgres.Open(ctx, postgres.Options{DSN: d.dsn})
 	if err != nil {
 		t.Fatal(err)
 	}
