@@ -2,6 +2,7 @@ package group
 
 import (
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -119,7 +120,13 @@ type Plan struct {
 	ClaimMembers []string
 	// Expired are the processes found dead (their members removed).
 	Expired []string
+	// Err: nothing may be done (ErrPartitions); release everything held.
+	Err error
 }
+
+// ErrPartitions: the group's entry was written for another partition count
+// by live processes.
+var ErrPartitions = errors.New("partition count differs")
 
 // planShared returns what process l.Proc does with state s (read from the
 // entry) at now, given what it observed before (updated). A process whose
@@ -139,13 +146,6 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 	next.Members = slices.Clone(s.Members)
 	next.Owners = slices.Clone(s.Owners)
 	changed := false
-	if next.Partitions != n || len(next.Owners) != int(n) {
-		// A new entry, or the table was created again with another
-		// count: ownership starts over (epochs keep increasing).
-		next.Table, next.Group, next.Partitions = table, name, n
-		next.Owners = make([]SharedOwner, n)
-		changed = true
-	}
 	var plan Plan
 	// Expire the processes whose counters stood still for a lease.
 	for p, c := range s.Procs {
@@ -169,6 +169,21 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 		}
 	}
 	slices.Sort(plan.Expired)
+	if next.Partitions != n || len(next.Owners) != int(n) {
+		// A new entry, or the table was created again with another
+		// count: ownership starts over (epochs keep increasing), once no
+		// other live process may hold a partition of the old count.
+		for p := range next.Procs {
+			if p != l.Proc {
+				plan.Err = fmt.Errorf("%w: the group's members on other processes joined when the table had %d partitions, this process sees %d "+
+					"(the table was dropped and created again?): stop them, or wait for this process's catalog refresh", ErrPartitions, s.Partitions, n)
+				return plan
+			}
+		}
+		next.Table, next.Group, next.Partitions = table, name, n
+		next.Owners = make([]SharedOwner, n)
+		changed = true
+	}
 	// This process's members: exactly its live ones (none: it leaves).
 	mine := map[string]bool{}
 	for _, id := range l.Members {

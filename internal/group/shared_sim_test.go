@@ -2,6 +2,7 @@ package group
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -223,5 +224,36 @@ func TestSharedSim(t *testing.T) {
 		if hi-lo > 1 {
 			t.Fatalf("seed %d: unbalanced %v", seed, counts)
 		}
+	}
+}
+
+// TestSharedPartitionCount: an entry written for another partition count
+// starts over only when no other live process is in it.
+func TestSharedPartitionCount(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	old := &SharedState{Partitions: 2, Seq: 5, Beat: 3, Procs: map[string]uint64{"B": 3},
+		Members: []SharedMember{{"B", "b"}}, Owners: []SharedOwner{{SharedMember{"B", "b"}, 4}, {SharedMember{"B", "b"}, 5}}}
+	for _, tc := range []struct {
+		name    string
+		entry   *SharedState
+		wantErr bool
+	}{
+		{"another live process", old, true},
+		{"only this process", &SharedState{Partitions: 2, Seq: 5, Beat: 3, Procs: map[string]uint64{"A": 3},
+			Members: []SharedMember{{"A", "a"}}, Owners: []SharedOwner{{SharedMember{"A", "a"}, 4}, {SharedMember{"A", "a"}, 5}}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan := planShared(tc.entry, Local{Proc: "A", Members: []string{"a"}, Held: map[int32]uint64{}}, "t", "g", 3, time.Second, observed{}, now, false, false)
+			if tc.wantErr {
+				if !errors.Is(plan.Err, ErrPartitions) || plan.Next != nil || len(plan.Claims) > 0 {
+					t.Fatalf("plan %+v, want ErrPartitions and nothing written", plan)
+				}
+				return
+			}
+			if plan.Err != nil || plan.Next == nil || plan.Next.Partitions != 3 || len(plan.Claims) != 3 || plan.Claims[0].Epoch <= 5 {
+				t.Fatalf("plan %+v (next %+v), want the entry started over for 3 partitions, all claimed with new epochs", plan, plan.Next)
+			}
+		})
 	}
 }

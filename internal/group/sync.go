@@ -145,10 +145,18 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		gr.mu.Lock()
 		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held()}
 		plan := planShared(st, l, gr.table, gr.name, gr.core.n, g.procLease, gr.sh.obs, start, start.Sub(gr.sh.renewed) >= g.procLease/4, g.exclusive)
+		if plan.Err != nil {
+			for p := range l.Held {
+				plan.Release = append(plan.Release, p)
+			}
+		}
 		for _, p := range plan.Release {
 			gr.apply(gr.core.Revoke(p)) // waits for a commit in flight: it holds gr.mu
 		}
 		gr.mu.Unlock()
+		if plan.Err != nil {
+			return plan.Err
+		}
 		if len(plan.Expired) > 0 {
 			g.logger.Info("consumer group: processes stopped renewing their lease; their partitions go to live members",
 				"table", gr.table, "group", gr.name, "processes", plan.Expired)
