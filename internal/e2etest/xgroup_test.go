@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,8 +42,10 @@ type delivery struct {
 // PostgreSQL store and a Kafka bus; a consumer group of three members,
 // one connected to each process, consumes a table while writers write.
 // The first process is killed with SIGKILL mid-run (its member
-// reconnects to another process, as a client does) and a fourth member
-// joins. Every event on the bus is delivered at least once; per member,
+// reconnects to another process, as a client does), a fourth member
+// joins, and the second process is frozen (SIGSTOP) for two leases while
+// its member acknowledges: when it runs again, that acknowledgement is
+// refused (its partitions are other members' by then). Every event on the bus is delivered at least once; per member,
 // partition and epoch in offset order and per key in version order; an
 // event is delivered again only if no acknowledgement covered it; an
 // epoch belongs to one member; and once an acknowledgement under an
@@ -65,18 +68,15 @@ func TestGroupAcrossProcesses(t *testing.T) {
 	joins := map[string]int{} // member: memberships
 	mctx, stopMembers := context.WithCancel(ctx)
 	var members sync.WaitGroup
-	var hold atomic.Bool // m1 stops acknowledging
+	holds := map[string]*atomic.Bool{"m1": {}, "m2": {}} // set: the member stops acknowledging
+	refused := map[string]int{}                          // member: acknowledgements refused
 	member := func(id string, proc int) {
 		defer members.Done()
 		for mctx.Err() == nil {
 			for dead[proc].Load() { // its process died: another one, as a client does
 				proc = (proc + 1) % 3
 			}
-			var h *atomic.Bool
-			if id == "m1" {
-				h = &hold
-			}
-			consumeVia(mctx, url(proc), tbl, id, proc, h, &mu, &got, joins)
+			consumeVia(mctx, url(proc), tbl, id, proc, holds[id], &mu, &got, joins, refused)
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
@@ -105,26 +105,47 @@ func TestGroupAcrossProcesses(t *testing.T) {
 	}
 	step("first process killed with SIGKILL", 200)
 	// Its member holds events it did not acknowledge when it dies.
-	hold.Store(true)
-	heldAt := time.Now()
-	waitFor(t, "events m1 does not acknowledge", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for _, d := range got {
-			if d.member == "m1" && !d.ack && d.at.After(heldAt.Add(100*time.Millisecond)) {
-				n++
+	holdEvents := func(id string) {
+		holds[id].Store(true)
+		heldAt := time.Now()
+		waitFor(t, "events "+id+" does not acknowledge", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, d := range got {
+				if d.member == id && !d.ack && d.at.After(heldAt.Add(100*time.Millisecond)) {
+					n++
+				}
 			}
-		}
-		return n >= 3
-	})
+			return n >= 3
+		})
+	}
+	holdEvents("m1")
 	dead[0].Store(true)
 	procs[0].kill(t)
-	hold.Store(false)
+	holds["m1"].Store(false)
 	killedAt := time.Now()
 	step("a fourth member joins", delivered()+200)
 	members.Add(1)
 	go member("m4", 1)
+	step("second process frozen (SIGSTOP) for two leases", delivered()+200)
+	// A zombie: its member m2 acknowledges (while it is frozen) what it
+	// got before; when it runs again its lease lapsed and the partitions
+	// are other members': the acknowledgement must be refused.
+	holdEvents("m2")
+	if err := procs[1].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	holds["m2"].Store(false)
+	time.Sleep(7 * time.Second) // api.group_lease_timeout 3s, twice, and a margin
+	if err := procs[1].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "m2's acknowledgement refused after the freeze", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return refused["m2"] > 0
+	})
 	step("writes stop", delivered()+200)
 	stop.Store(true)
 	wg.Wait()
@@ -181,8 +202,8 @@ func TestGroupAcrossProcesses(t *testing.T) {
 			afterKill++
 		}
 	}
-	t.Logf("%d events on the bus, %d deliveries (%d after the kill), %d of them again; memberships %v",
-		len(events), deliveries, afterKill, dups, joins)
+	t.Logf("%d events on the bus, %d deliveries (%d after the kill), %d of them again; memberships %v; acknowledgements refused %v",
+		len(events), deliveries, afterKill, dups, joins, refused)
 	// The events m1 got and never acknowledged came again.
 	if len(events) == 0 || afterKill == 0 || joins["m1"] < 2 || joins["m4"] < 1 || dups == 0 {
 		t.Fatalf("the run did not exercise the faults: %d events, %d deliveries after the kill, memberships %v, %d redeliveries",
@@ -193,8 +214,9 @@ func TestGroupAcrossProcesses(t *testing.T) {
 // consumeVia is one membership of a member on a process: it records each
 // event and each accepted acknowledgement, acknowledging every third event
 // of a partition and whatever is pending when idle for 50ms.
-// While hold is set (nil: never) it does not acknowledge.
-func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atomic.Bool, mu *sync.Mutex, got *[]delivery, joins map[string]int) {
+// While hold is set (nil: never) it does not acknowledge; refused counts
+// its acknowledgements refused.
+func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atomic.Bool, mu *sync.Mutex, got *[]delivery, joins, refused map[string]int) {
 	c := wailv1connect.NewEventServiceClient(http.DefaultClient, url)
 	s, err := c.Consume(ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: table, Group: "g", Member: id}))
 	if err != nil {
@@ -226,17 +248,23 @@ func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atom
 		sent := time.Now()
 		resp, err := c.Ack(ctx, connect.NewRequest(req))
 		if err != nil {
+			if connect.CodeOf(err) == connect.CodeFailedPrecondition { // not a member any more
+				mu.Lock()
+				refused[id]++
+				mu.Unlock()
+			}
 			return
 		}
 		at := time.Now()
-		refused := map[int32]bool{}
+		no := map[int32]bool{}
 		for _, r := range resp.Msg.Refused {
-			refused[r.Partition] = true
+			no[r.Partition] = true
 		}
 		mu.Lock()
 		defer mu.Unlock()
+		refused[id] += len(no)
 		for _, a := range req.Acks {
-			if !refused[a.Partition] {
+			if !no[a.Partition] {
 				*got = append(*got, delivery{member: id, proc: proc, ack: true, sent: sent, at: at, p: a.Partition, off: a.Next, epoch: a.Epoch})
 			}
 		}
