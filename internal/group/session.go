@@ -335,6 +335,19 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 			return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 		}
 		now := time.Now()
+		if !gr.validNow(now) {
+			// The commit returned after this process's lease could lapse
+			// (the process was paused mid-commit): another process may
+			// have read the committed offsets before it landed. Refused:
+			// only a commit that returned within the lease is accepted,
+			// so the next owner always starts at or past it.
+			for p := range commit {
+				refused[p] = fmt.Errorf("%w: partition %d: the commit returned after this process's lease on the group lapsed "+
+					"(it may now be another member's, which gets these events again)", ErrNotOwner, p)
+			}
+			gr.lapse(now)
+			return refused, nil
+		}
 		for p, o := range commit {
 			gr.core.Commit(p, epochs[p], o, now)
 		}

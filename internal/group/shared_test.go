@@ -199,3 +199,53 @@ func appendRecords(t *testing.T, l intentlog.Log, n int) {
 		t.Fatal(err)
 	}
 }
+
+// slowCommits is a log whose commits, once slow is set, land only after
+// a pause (a process paused mid-commit, whose request the bus applies).
+type slowCommits struct {
+	intentlog.Log
+	slow  atomic.Bool
+	pause time.Duration
+}
+
+func (l *slowCommits) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if l.slow.Load() {
+		time.Sleep(l.pause)
+		return l.Log.Commit(context.Background(), group, topic, offsets)
+	}
+	return l.Log.Commit(ctx, group, topic, offsets)
+}
+
+// TestSharedCommitPastLease: an acknowledgement whose commit returns after
+// the process's lease could lapse is refused, though the bus took it:
+// another process may have read the committed offsets before, so only
+// commits that returned within the lease are accepted.
+func TestSharedCommitPastLease(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const lease = time.Second
+	l := &slowCommits{Log: openLog(t), pause: lease}
+	tb := table(t, l, 1, 5)
+	g := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: &memCatalog{m: map[string][]byte{}}}, Process: "A", Lease: lease,
+		Logger: slog.New(slog.DiscardHandler)})
+	defer g.Close()
+	a, err := g.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := owned{}
+	var batch Message
+	until(t, a, o, func(m Message) {
+		if len(m.Records) > 0 && a.Check(m) {
+			batch = m
+		}
+	}, func() bool { return batch.Records != nil })
+	l.slow.Store(true)
+	refused, err := g.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, batch.Next}})
+	if err != nil || !errors.Is(refused[0], ErrNotOwner) {
+		t.Fatalf("an acknowledgement whose commit returned after the lease: %v %v, want %v", refused, err, ErrNotOwner)
+	}
+	// The member gets the partition again under a new epoch.
+	l.slow.Store(false)
+	until(t, a, o, nil, func() bool { return o[0] > batch.Epoch })
+}
