@@ -33,8 +33,11 @@ type ConsumerConfig struct {
 	Table string
 	// Group and Member: consumer group mode (both required together).
 	Group, Member string
-	// Start is where a new group starts: "beginning" (default) or
-	// "latest". A group that exists resumes where it committed.
+	// Start is where a new group starts: "beginning" (default),
+	// "latest" or "snapshot" (every key's current state, marked Snapshot
+	// and not acknowledged, then the changes; the snapshot's end is
+	// committed once all of it was delivered). A group that exists
+	// resumes where it committed.
 	Start string
 	// From is where a subscription starts (without Group).
 	From string
@@ -50,6 +53,9 @@ type ConsumerConfig struct {
 	// partitions to this member or revokes them: events of a revoked
 	// partition that were not acknowledged go to another member.
 	OnPartitions func(granted []*wailv1.PartitionGrant, revoked []int32)
+	// Reconnect says how Next reopens a stream that dropped (the server
+	// went away or restarted, a group member's lease expired).
+	Reconnect Reconnect
 }
 
 // Message is one event and where it is.
@@ -73,7 +79,8 @@ type Message struct {
 var ErrStreamEnded = errors.New("the server ended the stream")
 
 // ErrAckRefused: an acknowledgement was not committed, because the
-// partition moved to another member (which gets the events again).
+// partition moved to another member, or this member is not one any more
+// (its stream dropped: it joins again); the events come again.
 var ErrAckRefused = errors.New("acknowledgement refused")
 
 // Consumer reads a table's events, as a group member or from a cursor.
@@ -89,6 +96,7 @@ type Consumer struct {
 	sub   *connect.ServerStreamForClient[wailv1.SubscribeResponse]
 	group *connect.ServerStreamForClient[wailv1.ConsumeResponse]
 	queue []Message // the rest of a batch
+	rc    reconnecting
 
 	mu     sync.Mutex
 	cursor string
@@ -105,26 +113,36 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 	}
 	c := &Consumer{events: events, cfg: cfg}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	var err error
-	if cfg.Group != "" {
-		c.group, err = events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: cfg.Table, Group: cfg.Group, Member: cfg.Member, Start: cfg.Start}))
-	} else {
-		c.sub, err = events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: cfg.Table, From: cfg.From,
-			UntilEnd: cfg.UntilEnd, MaxBatchEvents: cfg.MaxBatchEvents}))
-	}
-	if err != nil {
+	if err := c.open(cfg.From); err != nil {
 		c.cancel()
 		return nil, fmt.Errorf("consumer of %s: %w", cfg.Table, err)
 	}
 	return c, nil
 }
 
-// Next returns the next event. It fails with io.EOF at the end of an
-// UntilEnd subscription, with ctx's error when ctx ends, and with the
-// server's error when the stream ends otherwise (aborted: a group member
-// whose lease expired; unavailable: the server went away): open a new
-// Consumer then (a group resumes from its committed positions, a
-// subscription from Cursor()).
+// open opens the group member's stream, or the subscription's from from.
+func (c *Consumer) open(from string) error {
+	var err error
+	if c.cfg.Group != "" {
+		c.group, err = c.events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
+			Member: c.cfg.Member, Start: c.cfg.Start}))
+	} else {
+		c.sub, err = c.events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
+			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+	}
+	return err
+}
+
+// Next returns the next event. When the stream drops once it was up (the
+// server went away or restarted: unavailable, or the end of the stream;
+// a group member whose lease expired: aborted), Next reopens it with
+// backoff (Reconnect): a subscription resumes exactly after the last
+// event Next returned (its cursor, or the stream's start), a group member
+// joins again and gets what was not acknowledged again. It fails with
+// io.EOF at the end of an UntilEnd subscription, with ctx's error when
+// ctx ends, with ErrSnapshotInterrupted when the stream dropped during a
+// snapshot, and with the server's error otherwise (or every error with
+// Reconnect.Disabled): open a new Consumer then.
 func (c *Consumer) Next(ctx context.Context) (Message, error) {
 	for {
 		if len(c.queue) > 0 {
@@ -158,24 +176,32 @@ func (c *Consumer) receive(ctx context.Context) error {
 	defer stop()
 	if c.group != nil {
 		if !c.group.Receive() {
-			return c.ended(ctx, c.group.Err())
+			return c.dropped(ctx, c.group.Err())
 		}
+		c.rc.up()
 		r := c.group.Msg()
+		if len(r.Granted) > 0 {
+			c.rc.inSnapshot = false
+		}
 		if (len(r.Granted) > 0 || len(r.Revoked) > 0) && c.cfg.OnPartitions != nil {
 			c.cfg.OnPartitions(r.Granted, r.Revoked)
 		}
 		if r.Event != nil {
-			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next})
+			c.rc.inSnapshot = r.Snapshot
+			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, epoch: r.Epoch, next: r.Next})
 		}
 		return nil
 	}
-	if !c.sub.Receive() {
+	ok := c.sub.Receive()
+	c.startCursor()
+	if !ok {
 		err := c.sub.Err()
 		if err == nil && c.cfg.UntilEnd {
 			return io.EOF
 		}
-		return c.ended(ctx, err)
+		return c.dropped(ctx, err)
 	}
+	c.rc.up()
 	r := c.sub.Msg()
 	switch {
 	case r.Event != nil:
@@ -214,6 +240,12 @@ func (c *Consumer) Ack(ctx context.Context, m Message) error {
 	}
 	resp, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
 		Acks: []*wailv1.PartitionAck{{Partition: m.Partition, Epoch: m.epoch, Next: m.next}}}))
+	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+		// Not a member (any more): its stream dropped, and it joins again
+		// (Next) or its partitions went to others; either way the events
+		// come again.
+		return fmt.Errorf("%w: %w", ErrAckRefused, err)
+	}
 	if err != nil {
 		return fmt.Errorf("consumer of %s: ack: %w", c.cfg.Table, err)
 	}
@@ -228,8 +260,8 @@ func (c *Consumer) Ack(ctx context.Context, m Message) error {
 }
 
 // Cursor is the position after the last event Next returned that carried
-// one (subscriptions; "" before any): pass it as From to resume exactly
-// there.
+// one (subscriptions; before any, the stream's start once it started, ""
+// before and during a snapshot): pass it as From to resume exactly there.
 func (c *Consumer) Cursor() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -240,6 +272,10 @@ func (c *Consumer) Cursor() string {
 // or ends the subscription.
 func (c *Consumer) Close() error {
 	c.cancel()
+	return c.closeStream()
+}
+
+func (c *Consumer) closeStream() error {
 	if c.group != nil {
 		return c.group.Close()
 	}

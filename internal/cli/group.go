@@ -90,6 +90,11 @@ func newGroupDescribeCmd(g *globals) *cobra.Command {
 			if _, err := fmt.Fprintf(g.stdout, "members: %s\n", members); err != nil {
 				return err
 			}
+			if m.SnapshotMember != "" {
+				if _, err := fmt.Fprintf(g.stdout, "snapshot: taken by %s, %d rows sent\n", m.SnapshotMember, m.SnapshotEvents); err != nil {
+					return err
+				}
+			}
 			return printGroupPartitions(g.stdout, m.Partitions)
 		},
 	}
@@ -145,7 +150,8 @@ func newConsumeCmd(g *globals) *cobra.Command {
 		Long: "Join a consumer group of a table and print the events of the partitions this member\n" +
 			"owns, as tail does; each event is acknowledged (committed) once printed, so a member\n" +
 			"that dies leaves only its unprinted events to another member. Grants and revocations\n" +
-			"print on stderr. Runs until Ctrl-C.",
+			"print on stderr. Reconnects by itself when the server restarts (it joins again and gets\n" +
+			"its unacknowledged events again). Runs until Ctrl-C.",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if group == "" || member == "" {
@@ -161,7 +167,7 @@ func newConsumeCmd(g *globals) *cobra.Command {
 	g.addrFlag(cmd.Flags())
 	cmd.Flags().StringVar(&group, "group", "", "the consumer group")
 	cmd.Flags().StringVar(&member, "member", "", "this member's id, unique among the group's live members")
-	cmd.Flags().StringVar(&start, "start", "beginning", "where a new group starts: beginning or latest")
+	cmd.Flags().StringVar(&start, "start", "beginning", "where a new group starts: beginning, latest or snapshot (every key's current state, then the changes)")
 	return cmd
 }
 
@@ -176,7 +182,13 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 			for _, p := range revoked {
 				fmt.Fprintf(g.stderr, "revoked partition %d\n", p)
 			}
-		}})
+		},
+		Reconnect: client.Reconnect{OnReconnect: func(err error, attempt int) {
+			if err == nil {
+				err = client.ErrStreamEnded
+			}
+			fmt.Fprintf(g.stderr, "stream lost (%v): joining again (attempt %d)\n", err, attempt)
+		}}})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -192,7 +204,7 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 		if err != nil {
 			return err
 		}
-		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset}, plainValue)+"\n"); err != nil {
+		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset, Snapshot: m.Snapshot}, plainValue)+"\n"); err != nil {
 			return err
 		}
 		if err := cons.Ack(ctx, m); errors.Is(err, client.ErrAckRefused) {

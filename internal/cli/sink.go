@@ -84,6 +84,7 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 	f.DurationVar(&maxRetry, "max-retry", 15*time.Minute, "time from a batch's first attempt after which it is dead-lettered")
 	f.DurationVar(&bmin, "backoff-min", 200*time.Millisecond, "first wait before a retry (doubles, with jitter)")
 	f.DurationVar(&bmax, "backoff-max", 30*time.Second, "longest wait before a retry")
+	f.Int32Var(&def.PartitionsInFlight, "partitions-in-flight", 4, "how many partitions' requests are in flight at once (1..256; each partition's go in order)")
 	return cmd
 }
 

@@ -49,7 +49,10 @@ type API struct {
 	SnapshotChunkKeys int `yaml:"snapshot_chunk_keys"`
 	// GroupLeaseTimeout is how long a consumer group member may leave
 	// delivered events unacknowledged before it loses its partitions (and
-	// its unacknowledged events go to other members).
+	// its unacknowledged events go to other members); with several
+	// processes sharing a store and Kafka, also how long a process may
+	// go without renewing its lease on a group before its members'
+	// partitions go to members on other processes.
 	GroupLeaseTimeout time.Duration `yaml:"group_lease_timeout"`
 	// CompressEvents gzips Subscribe messages of 4 KiB or more for clients
 	// that accept gzip. Off by default: a batch of events compresses well,

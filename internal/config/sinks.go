@@ -14,8 +14,10 @@ import (
 // this definition when they exist; paused state kept).
 type Sinks struct {
 	// Enabled makes this process deliver the sinks of tables it serves.
-	// With several processes sharing a store and Kafka, enable it on one:
-	// a sink's group lives in the memory of the process that runs it.
+	// With several processes sharing a store and Kafka, each sink is
+	// delivered by one of the processes where it is enabled at a time,
+	// and moves to another when that one stops or dies (after
+	// api.group_lease_timeout).
 	Enabled bool `yaml:"enabled"`
 	// Refresh is how often sink definitions are read again (changes made
 	// through other processes).
@@ -55,6 +57,9 @@ type Webhook struct {
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	// BackoffMax is the longest wait before a retry (default 30s).
 	BackoffMax time.Duration `yaml:"backoff_max"`
+	// PartitionsInFlight is how many partitions' requests are in flight at
+	// once (default 4, at most 256; per key, order is kept).
+	PartitionsInFlight int32 `yaml:"partitions_in_flight"`
 }
 
 // Sink returns the webhook's definition, with defaults.
@@ -71,7 +76,8 @@ func (w Webhook) Sink() (*wailv1.Sink, error) {
 	}
 	d := sink.WithDefaults(&wailv1.Sink{Table: w.Table, Name: w.Name, Url: w.URL, Secret: secret, Format: w.Format, Start: w.Start,
 		MaxBatchEvents: w.MaxBatchEvents, TimeoutMs: w.Timeout.Milliseconds(), MaxAttempts: w.MaxAttempts,
-		MaxRetryMs: w.MaxRetry.Milliseconds(), BackoffMinMs: w.BackoffMin.Milliseconds(), BackoffMaxMs: w.BackoffMax.Milliseconds()})
+		MaxRetryMs: w.MaxRetry.Milliseconds(), BackoffMinMs: w.BackoffMin.Milliseconds(), BackoffMaxMs: w.BackoffMax.Milliseconds(),
+		PartitionsInFlight: w.PartitionsInFlight})
 	return d, sink.Validate(d)
 }
 

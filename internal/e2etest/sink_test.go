@@ -206,24 +206,7 @@ func TestSinkAcrossKill9(t *testing.T) {
 	if badSig != 0 || st.DeadLetteredEvents != 0 {
 		t.Errorf("%d requests with a bad signature, %d events dead-lettered; want none", badSig, st.DeadLetteredEvents)
 	}
-	// Per key in order; redeliveries (versions seen before) left out.
-	seen := map[string]map[uint64]bool{}
-	top := map[string]uint64{}
-	var firsts []Event
-	for _, e := range got {
-		k := string(e.Key)
-		if seen[k] == nil {
-			seen[k] = map[uint64]bool{}
-		}
-		if seen[k][e.Version] {
-			continue
-		}
-		if e.Version <= top[k] {
-			t.Errorf("key %s: version %d received after %d and never before: out of per-key order", k, e.Version, top[k])
-		}
-		seen[k][e.Version], top[k] = true, max(top[k], e.Version)
-		firsts = append(firsts, Event{Event: intent.EventFromProto(e)})
-	}
+	seen, firsts := firstDeliveries(t, got)
 	log, err := embedded.Open(filepath.Join(dir, "log"), embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -247,4 +230,29 @@ func TestSinkAcrossKill9(t *testing.T) {
 	Check(t, writes, firsts, w.oracle(), finalState(t, ctx, st2, table, keys), nil)
 	t.Logf("%d writes acknowledged; %d events on the bus; the endpoint received %d (%d redelivered); faults (503, late, down) %v",
 		w.acked.Load(), len(bus), len(got), len(got)-len(firsts), faults)
+}
+
+// firstDeliveries checks that events an endpoint received are per key in
+// order, redeliveries (versions seen before) left out, and returns which
+// versions of each key it saw and the first delivery of each.
+func firstDeliveries(t *testing.T, got []*wailv1.ChangeEvent) (map[string]map[uint64]bool, []Event) {
+	t.Helper()
+	seen := map[string]map[uint64]bool{}
+	top := map[string]uint64{}
+	var firsts []Event
+	for _, e := range got {
+		k := string(e.Key)
+		if seen[k] == nil {
+			seen[k] = map[uint64]bool{}
+		}
+		if seen[k][e.Version] {
+			continue
+		}
+		if e.Version <= top[k] {
+			t.Errorf("key %s: version %d received after %d and never before: out of per-key order", k, e.Version, top[k])
+		}
+		seen[k][e.Version], top[k] = true, max(top[k], e.Version)
+		firsts = append(firsts, Event{Event: intent.EventFromProto(e)})
+	}
+	return seen, firsts
 }

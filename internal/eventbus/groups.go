@@ -64,8 +64,18 @@ func (s *Service) Consume(ctx context.Context, req *connect.Request[wailv1.Consu
 	case "", "beginning":
 	case "latest":
 		latest = true
+	case "snapshot":
+		if s.snapshots.Source == nil {
+			return connect.NewError(connect.CodeFailedPrecondition, errors.New(`this server's store cannot list keys: start "snapshot" is not available; use "beginning"`))
+		}
+		if err := stream.Send(nil); err != nil {
+			return err
+		}
+		if err := s.snapshotGroup(ctx, t, m.Group, m.Member, stream); err != nil {
+			return err
+		}
 	default:
-		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(`invalid start %q: use "beginning" or "latest" (where a new group starts)`, m.Start))
+		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(`invalid start %q: use "beginning", "latest" or "snapshot" (where a new group starts)`, m.Start))
 	}
 	sess, err := s.groups.Join(ctx, t, m.Group, m.Member, latest)
 	if err != nil {
@@ -179,10 +189,12 @@ func (s *Service) DescribeGroup(ctx context.Context, req *connect.Request[wailv1
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
-	if parts == nil {
+	snapMember, snapEvents := s.groupSnaps.progress(t.Name, req.Msg.Group)
+	if parts == nil && snapMember == "" {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("table %s has no group %q: `wail group ls %s` lists them", t.Name, req.Msg.Group, t.Name))
 	}
-	return connect.NewResponse(&wailv1.DescribeGroupResponse{Members: members, Partitions: groupPartitions(parts)}), nil
+	return connect.NewResponse(&wailv1.DescribeGroupResponse{Members: members, Partitions: groupPartitions(parts),
+		SnapshotMember: snapMember, SnapshotEvents: snapEvents}), nil
 }
 
 func groupPartitions(parts []group.PartitionState) []*wailv1.GroupPartition {
@@ -230,4 +242,38 @@ func (s *Service) ResetGroup(ctx context.Context, req *connect.Request[wailv1.Re
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
 	return connect.NewResponse(&wailv1.ResetGroupResponse{Partitions: groupPartitions(parts)}), nil
+}
+
+// snapshotGroup sends a start "snapshot" group's snapshot to member when
+// the group has no committed positions yet: one member at a time takes
+// the whole snapshot (every partition), and its end is committed as the
+// group's positions only once all of it was sent; a member that stops
+// half way leaves the group without positions, and the next member
+// takes the snapshot again. Members that wait for it then join from the
+// committed positions.
+func (s *Service) snapshotGroup(ctx context.Context, t group.Table, name, member string, stream *connect.ServerStream[wailv1.ConsumeResponse]) error {
+	_, err := s.groupSnaps.take(ctx, t.Name, name, member, func(count func(int)) (bool, error) {
+		return SnapshotGroup(ctx, s.Stream, s.groups, t, name, 0, func(evs []*wailv1.StreamedEvent) error {
+			for _, e := range evs {
+				if err := stream.Send(&wailv1.ConsumeResponse{Event: e.Event, Partition: e.Partition, Offset: e.Offset, Snapshot: true}); err != nil {
+					return err
+				}
+			}
+			count(len(evs))
+			return nil
+		})
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, group.ErrMembers):
+		return connect.NewError(connect.CodeAborted, fmt.Errorf(`group %q: a member joined from "beginning" or "latest" during the snapshot, whose end was not committed: consume again (start "snapshot" takes it again)`, name))
+	}
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	return connect.NewError(connect.CodeUnavailable, err)
 }

@@ -47,6 +47,7 @@ type Service struct {
 	limits     Limits
 	snapshots  Snapshots
 	groups     *group.Groups
+	groupSnaps groupSnapshots
 	closing    chan struct{}
 	closeOnce  sync.Once
 
@@ -156,8 +157,18 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 		return err
 	}
 	defer release()
-	return s.Stream(ctx, req.Msg, func() error { return stream.Send(nil) }, stream.Send)
+	return s.stream(ctx, req.Msg, func(start string) error {
+		if start != "" {
+			stream.ResponseHeader().Set(StartCursorHeader, start)
+		}
+		return stream.Send(nil)
+	}, stream.Send)
 }
+
+// StartCursorHeader is the Subscribe response header holding the cursor
+// of where the stream starts (not for from "snapshot"): a client that
+// loses the stream before any event resumes there, without a gap.
+const StartCursorHeader = "Wail-Start-Cursor"
 
 // Stream is Subscribe for a caller in the process (a webhook sink): it
 // calls started once every partition's start is fixed (every event
@@ -165,6 +176,12 @@ func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.Sub
 // message, until ctx ends, the stream is over (until_end), or send fails
 // (its error is returned).
 func (s *Service) Stream(ctx context.Context, msg *wailv1.SubscribeRequest, started func() error, send func(*wailv1.SubscribeResponse) error) error {
+	return s.stream(ctx, msg, func(string) error { return started() }, send)
+}
+
+// stream is Stream whose started gets the start's cursor ("" for a
+// snapshot: its start does not resume it).
+func (s *Service) stream(ctx context.Context, msg *wailv1.SubscribeRequest, started func(start string) error, send func(*wailv1.SubscribeResponse) error) error {
 	table := msg.Table
 	n, ok := s.partitions(table)
 	if !ok {
@@ -197,7 +214,11 @@ func (s *Service) Stream(ctx context.Context, msg *wailv1.SubscribeRequest, star
 			return connect.NewError(connect.CodeUnavailable, err)
 		}
 	}
-	if err := started(); err != nil {
+	startCursor := ""
+	if !start.Snapshot {
+		startCursor = Cursor{Table: table, Offsets: offsets}.String()
+	}
+	if err := started(startCursor); err != nil {
 		return err
 	}
 	sctx, cancel := context.WithCancel(ctx)

@@ -17,6 +17,7 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 	"github.com/wail-cdc/wail/internal/servicetest"
 	"github.com/wail-cdc/wail/internal/store"
@@ -64,6 +65,27 @@ func (m *readModel) apply(r *wailv1.SubscribeResponse) {
 	m.row[k] = r.Snapshot
 }
 
+// startSnapshotServer starts a server on the embedded log or Kafka
+// (kind) whose snapshots read chunkKeys keys per chunk, and returns it, its
+// URL and a table name of its own (prefix and a unique suffix).
+func startSnapshotServer(t *testing.T, kind, prefix string, chunkKeys int) (*server.Server, string, string) {
+	t.Helper()
+	var brokers []string
+	if kind == "kafka" {
+		brokers = servicetest.KafkaBrokers(t)
+	}
+	uniq := fmt.Sprintf("%x", time.Now().UnixNano())
+	srv, url := servertest.StartServer(t, func(c *config.Config) {
+		c.API.SnapshotChunkKeys = chunkKeys
+		c.API.SnapshotMaxKeys = 100_000
+		if kind == "kafka" {
+			c.Log.Kind, c.Log.Kafka.Brokers = "kafka", brokers
+			c.Resolver.Group = "wail-test-snapshot-" + uniq // a group of its own on the shared broker
+		}
+	})
+	return srv, url, prefix + uniq
+}
+
 // TestSnapshotThenStream: a from=snapshot stream taken while writes run
 // (puts and deletes of existing and new keys) delivers every key's state,
 // then the changes; per key the versions it delivers strictly increase,
@@ -77,20 +99,7 @@ func TestSnapshotThenStream(t *testing.T) {
 
 func testSnapshotThenStream(t *testing.T, kind string) {
 	t.Parallel()
-	var brokers []string
-	if kind == "kafka" {
-		brokers = servicetest.KafkaBrokers(t)
-	}
-	uniq := fmt.Sprintf("%x", time.Now().UnixNano())
-	tbl := "s_" + uniq
-	srv, url := servertest.StartServer(t, func(c *config.Config) {
-		c.API.SnapshotChunkKeys = 8 // many chunks in flight while writes run
-		c.API.SnapshotMaxKeys = 100_000
-		if kind == "kafka" {
-			c.Log.Kind, c.Log.Kafka.Brokers = "kafka", brokers
-			c.Resolver.Group = "wail-test-snapshot-" + uniq // a group of its own on the shared broker
-		}
-	})
+	srv, url, tbl := startSnapshotServer(t, kind, "s_", 8) // many chunks in flight while writes run
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)

@@ -46,6 +46,9 @@ type Core struct {
 	eventsTo  []int64 // delivered's value after the last batch that had events
 	unacked   []time.Time
 	seq       uint64 // epochs are unique across partitions and changes
+	// shared: ownership is decided by the group's shared entry (shared.go)
+	// and given with Grant; Join and Leave do not balance.
+	shared bool
 }
 
 type member struct {
@@ -127,11 +130,59 @@ func (c *Core) has(id string) bool {
 	return slices.ContainsFunc(c.members, func(m *member) bool { return m.id == id })
 }
 
+// Grant gives p to member id at epoch, reading from offset (the committed
+// one, -1 never), when the group's shared entry gave it (shared mode).
+func (c *Core) Grant(p int32, id string, epoch uint64, offset int64) Change {
+	ch := Change{Revoked: map[string][]int32{}, Granted: map[string][]Grant{}}
+	if o := c.owner[p]; o != "" && c.has(o) {
+		ch.Revoked[o] = append(ch.Revoked[o], p)
+	}
+	c.owner[p], c.epoch[p], c.committed[p] = id, epoch, offset
+	c.delivered[p] = max(offset, 0)
+	c.eventsTo[p] = c.delivered[p]
+	c.unacked[p] = time.Time{}
+	ch.Granted[id] = []Grant{{Partition: p, Epoch: epoch, Offset: offset}}
+	return ch
+}
+
+// Revoke takes p from its owner (shared mode).
+func (c *Core) Revoke(p int32) Change {
+	ch := Change{Revoked: map[string][]int32{}}
+	if o := c.owner[p]; o != "" {
+		if c.has(o) {
+			ch.Revoked[o] = []int32{p}
+		}
+		c.owner[p] = ""
+		c.unacked[p] = time.Time{}
+	}
+	return ch
+}
+
+// Held returns the partitions owned here, by epoch (shared mode).
+func (c *Core) Held() map[int32]uint64 {
+	out := map[int32]uint64{}
+	for p, o := range c.owner {
+		if o != "" {
+			out[int32(p)] = c.epoch[p]
+		}
+	}
+	return out
+}
+
 // rebalance gives every partition to a live member, as evenly as the
 // counts allow (the first n%m members in join order take one more),
 // keeping partitions where they are when it can.
 func (c *Core) rebalance() Change {
 	ch := Change{Revoked: map[string][]int32{}, Granted: map[string][]Grant{}}
+	if c.shared {
+		for p, o := range c.owner { // a member that left: its partitions are free here
+			if o != "" && !c.has(o) {
+				c.owner[p] = ""
+				c.unacked[p] = time.Time{}
+			}
+		}
+		return ch
+	}
 	m := len(c.members)
 	caps := map[string]int{}
 	for i, mb := range c.members {

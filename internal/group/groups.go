@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // ErrLeaseExpired ends a member whose acknowledgement was overdue.
@@ -52,12 +55,21 @@ type Groups struct {
 	stop   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
+
+	// shared mode (Share): membership in the store's catalog
+	shared    store.CatalogSwapper
+	proc      string
+	procLease time.Duration
+	exclusive bool
+	logger    *slog.Logger
+	health    *health.Registry
+	kick      chan struct{}
 }
 
 // New returns the groups of a log; a member whose acknowledgement is
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
-	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, stop: make(chan struct{})}
+	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	g.wg.Add(1)
 	go g.expire()
 	return g
@@ -68,13 +80,31 @@ func (g *Groups) Close() {
 	g.once.Do(func() { close(g.stop) })
 	g.wg.Wait()
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	grs := make([]*grp, 0, len(g.groups))
 	for _, gr := range g.groups {
+		grs = append(grs, gr)
+	}
+	g.mu.Unlock()
+	for _, gr := range grs {
 		gr.mu.Lock()
 		for _, s := range gr.sessions {
-			s.end(errors.New("the server is shutting down"))
+			if g.shared != nil {
+				gr.leave(s, errors.New("the server is shutting down"))
+			} else {
+				s.end(errors.New("the server is shutting down"))
+			}
 		}
 		gr.mu.Unlock()
+		if g.shared != nil {
+			// Leave the shared entry, so that the partitions move now
+			// rather than after a lease timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), g.procLease/4)
+			if err := g.sync(ctx, gr); err != nil {
+				g.logger.Warn("consumer group: could not leave the group's shared entry on shutdown; other processes take its partitions after api.group_lease_timeout",
+					"table", gr.table, "group", gr.name, "err", err)
+			}
+			cancel()
+		}
 	}
 }
 
@@ -85,6 +115,7 @@ type grp struct {
 	mu          sync.Mutex // guards core and sessions
 	core        *Core
 	sessions    map[string]*Session
+	sh          sharedLocal // shared mode
 }
 
 // Table describes where a table's events are, for a group.
@@ -154,7 +185,9 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			committed[p] = o
 		}
 	}
-	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, committed, after), sessions: map[string]*Session{}}
+	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, committed, after), sessions: map[string]*Session{},
+		sh: sharedLocal{obs: observed{}}}
+	gr.core.shared = g.shared != nil
 	g.groups[k] = gr
 	return gr, nil
 }
@@ -252,6 +285,9 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 		out[p] = PartitionState{Partition: p, Committed: c, End: end}
 	}
 	var members []string
+	if g.shared != nil {
+		return g.describeShared(ctx, t, name, gr, out)
+	}
 	if gr != nil && gr.core.n == t.Partitions {
 		gr.mu.Lock()
 		members = gr.core.Members()
@@ -278,6 +314,20 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 			return fmt.Errorf("%w (%s): stop them first", ErrMembers, strings.Join(m, ", "))
 		}
 		delete(g.groups, k) // the next member loads what is committed here
+	}
+	if g.shared != nil {
+		st, err := g.sharedView(ctx, t, name)
+		if err != nil {
+			return err
+		}
+		if len(st.Members) > 0 {
+			var m []string
+			for _, mb := range st.Members {
+				m = append(m, mb.ID)
+			}
+			return fmt.Errorf("%w on other processes (%s): stop them first (a process that died keeps its members listed for at most api.group_lease_timeout)",
+				ErrMembers, strings.Join(m, ", "))
+		}
 	}
 	prev, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 	if err != nil {
@@ -325,4 +375,34 @@ func (g *Groups) expire() {
 			}
 		}
 	}
+}
+
+// describeShared completes Describe from the group's shared entry: every
+// process's members and each partition's owner; what was delivered and
+// is unacknowledged only for the partitions owned here.
+func (g *Groups) describeShared(ctx context.Context, t Table, name string, gr *grp, out []PartitionState) ([]string, []PartitionState, error) {
+	st, err := g.sharedView(ctx, t, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	var members []string
+	for _, m := range st.Members {
+		members = append(members, m.ID)
+	}
+	if st.Partitions != t.Partitions || len(st.Owners) != int(t.Partitions) {
+		return members, out, nil
+	}
+	for p := range t.Partitions {
+		o := st.Owners[p]
+		out[p].Owner, out[p].Epoch = o.ID, o.Epoch
+		if gr == nil || o.Proc != g.proc || gr.core.n != t.Partitions {
+			continue
+		}
+		gr.mu.Lock()
+		if id, e := gr.core.Owner(p); id == o.ID && e == o.Epoch {
+			out[p].Unacked, out[p].Delivered = gr.core.unacked[p], gr.core.delivered[p]
+		}
+		gr.mu.Unlock()
+	}
+	return members, out, nil
 }

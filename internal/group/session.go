@@ -68,6 +68,7 @@ func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest Star
 		readers: map[int32]context.CancelFunc{}, signal: make(chan struct{}, 1)}
 	gr.sessions[id] = s
 	gr.apply(ch)
+	g.kickSync()
 	return s, nil
 }
 
@@ -131,7 +132,11 @@ func (s *Session) Check(m Message) bool {
 	}
 	s.gr.mu.Lock()
 	defer s.gr.mu.Unlock()
-	return s.gr.core.Delivered(m.Partition, m.Epoch, m.Next, len(m.Records) > 0, time.Now())
+	now := time.Now()
+	if !s.gr.validNow(now) { // shared: this process's lease lapsed
+		return false
+	}
+	return s.gr.core.Delivered(m.Partition, m.Epoch, m.Next, len(m.Records) > 0, now)
 }
 
 // leave ends s and gives its partitions away; under gr.mu.
@@ -142,6 +147,7 @@ func (gr *grp) leave(s *Session, why error) {
 	delete(gr.sessions, s.id)
 	s.end(why)
 	gr.apply(gr.core.Leave(s.id))
+	gr.g.kickSync()
 }
 
 // end stops the session's readers and closes done; under gr.mu.
@@ -298,6 +304,10 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 	commit := map[int32]int64{}
 	epochs := map[int32]uint64{}
 	refused = map[int32]error{}
+	now := time.Now()
+	if !gr.validNow(now) {
+		gr.lapse(now)
+	}
 	for _, a := range acks {
 		move, err := gr.core.Ack(id, a.Partition, a.Epoch, a.Next)
 		if err != nil {
@@ -313,10 +323,31 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 		// on this commit.
 		ctx, cancel := context.WithTimeout(ctx, g.lease/2)
 		defer cancel()
+		if g.shared != nil {
+			// and before this process's lease lapses: past it, another
+			// process may own the partitions (DESIGN.md: a commit the bus
+			// applies after its deadline is the one case left)
+			var c2 context.CancelFunc
+			ctx, c2 = context.WithDeadline(ctx, gr.sh.valid)
+			defer c2()
+		}
 		if err := g.log.Commit(ctx, LogGroup(name), t.Topic, commit); err != nil {
 			return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 		}
 		now := time.Now()
+		if !gr.validNow(now) {
+			// The commit returned after this process's lease could lapse
+			// (the process was paused mid-commit): another process may
+			// have read the committed offsets before it landed. Refused:
+			// only a commit that returned within the lease is accepted,
+			// so the next owner always starts at or past it.
+			for p := range commit {
+				refused[p] = fmt.Errorf("%w: partition %d: the commit returned after this process's lease on the group lapsed "+
+					"(it may now be another member's, which gets these events again)", ErrNotOwner, p)
+			}
+			gr.lapse(now)
+			return refused, nil
+		}
 		for p, o := range commit {
 			gr.core.Commit(p, epochs[p], o, now)
 		}

@@ -36,9 +36,7 @@ func (s *Server) claimProxyID(ctx context.Context) error {
 	}
 	if s.lease == nil {
 		host, _ := os.Hostname()
-		var rnd [6]byte
-		_, _ = rand.Read(rnd[:])
-		me := store.Lease{Holder: fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:])), Host: host, PID: os.Getpid()}
+		me := store.Lease{Holder: processID(), Host: host, PID: os.Getpid()}
 		logged := false
 		k, err := lease.Claim(ctx, st, fmt.Sprintf("proxy/%d", s.cfg.ProxyID), me, lease.Options{
 			TTL: s.cfg.Proxy.LeaseTTL, What: s.proxyIDName(),
@@ -118,4 +116,14 @@ func (s *Server) leaseHealth() {
 			fmt.Sprintf("the lease on %s lapsed: writes are refused until it is renewed: %v", s.proxyIDName(), err),
 			"check that the store is reachable")
 	}
+}
+
+// processID names this process where it meets others: the proxy id lease's
+// holder, consumer groups shared across processes: host, pid and a random
+// part (a restarted process is another one).
+func processID() string {
+	host, _ := os.Hostname()
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:]))
 }

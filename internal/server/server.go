@@ -250,12 +250,20 @@ func (s *Server) open(ctx context.Context) error {
 			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
 	groups := group.New(s.log, cfg.API.GroupLeaseTimeout)
+	var sharing *group.Sharing
+	if cfg.Store.Kind != config.StorePebble && cfg.Log.Kind == config.LogKafka {
+		// Several processes may serve one group's members, and run
+		// sinks: membership and leases in the shared store's catalog
+		// (DESIGN.md, "Groups across processes").
+		sharing = &group.Sharing{Store: s.store, Process: processID(), Lease: cfg.API.GroupLeaseTimeout, Logger: s.logger, Health: s.health}
+		groups.Share(*sharing)
+	}
 	s.registry.MustRegister(groups.Collector())
 	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
 		WithGroups(groups)
 	s.sinks = sink.New(sink.Options{Backend: s.store, Log: s.log, Table: s.groupTable, Run: cfg.Sinks.Enabled,
 		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger,
-		Snapshot: s.events.Stream})
+		Snapshot: s.events.Stream, Sharing: sharing})
 	s.opened = true
 	return nil
 }

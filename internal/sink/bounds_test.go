@@ -212,6 +212,8 @@ func TestSinkLifecycle(t *testing.T) {
 		{Table: testTable, Name: "x", Url: ep.url(), MaxBatchEvents: MaxMaxBatch + 1},
 		{Table: testTable, Name: "x", Url: ep.url(), BackoffMinMs: 100, BackoffMaxMs: 10},
 		{Table: testTable, Name: "x", Url: ep.url(), Start: "middle"},
+		{Table: testTable, Name: "x", Url: ep.url(), PartitionsInFlight: MaxPartitionsInFlight + 1},
+		{Table: testTable, Name: "x", Url: ep.url(), PartitionsInFlight: -1},
 		{Table: testTable, Name: "x", Url: ep.url(), Start: StartSnapshot}, // this manager has no Snapshotter
 	} {
 		if _, _, err := m.Create(ctx, bad); !errors.Is(err, ErrInvalid) {

@@ -39,6 +39,11 @@ type Options struct {
 	Client       *http.Client // nil: NewHTTPClient
 	// Snapshot serves start "snapshot" (nil: such sinks fail to start).
 	Snapshot Snapshotter
+	// Sharing, when set, runs each sink on one of the processes that
+	// share it (a store and Kafka) at a time: a shared group with one
+	// owner of every partition (group.Sharing.Exclusive), which moves
+	// when that process stops or dies.
+	Sharing *group.Sharing
 }
 
 // Manager keeps the definitions and runs the sinks of a process.
@@ -81,7 +86,13 @@ func New(o Options) *Manager {
 	if o.Client == nil {
 		o.Client = NewHTTPClient()
 	}
-	return &Manager{defs: defs{o.Backend}, log: o.Log, table: o.Table, groups: group.New(o.Log, groupLease), run: o.Run,
+	groups := group.New(o.Log, groupLease)
+	if o.Sharing != nil {
+		sh := *o.Sharing
+		sh.Exclusive = true
+		groups.Share(sh)
+	}
+	return &Manager{defs: defs{o.Backend}, log: o.Log, table: o.Table, groups: groups, run: o.Run,
 		refresh: o.Refresh, dlqRetention: o.DLQRetention, health: o.Health, metrics: newMetrics(o.Registerer),
 		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
 		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}
@@ -215,7 +226,35 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 	if err != nil {
 		return nil, false, err
 	}
+	if created && def.Start == "latest" {
+		if err := m.startAtEnd(ctx, def); err != nil {
+			return nil, true, fmt.Errorf("sink %s of %s created, but its start could not be committed (it starts where it first runs): %w",
+				def.Name, def.Table, err)
+		}
+	}
 	return Public(def), created, m.Sync(ctx)
+}
+
+// startAtEnd commits the current end of every partition as the position
+// of a new "latest" sink whose group has none, so that it delivers every
+// event after the create, however late a process starts running it (a
+// runner joining later would otherwise start at the end of then).
+func (m *Manager) startAtEnd(ctx context.Context, def *wailv1.Sink) error {
+	t, _ := m.table(def.Table)
+	name := GroupName(def.Name)
+	_, parts, err := m.groups.Describe(ctx, t, name)
+	if err != nil || parts != nil {
+		return err // parts: the group of an earlier sink of that name resumes
+	}
+	offsets := make(map[int32]int64, t.Partitions)
+	for p := range t.Partitions {
+		_, end, err := m.log.Bounds(ctx, t.Topic, p)
+		if err != nil {
+			return fmt.Errorf("end of partition %d: %w", p, err)
+		}
+		offsets[p] = end
+	}
+	return m.groups.Reset(ctx, t, name, offsets)
 }
 
 // SetPaused pauses or resumes a sink.

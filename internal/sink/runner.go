@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -36,7 +37,9 @@ type runner struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
-	dlq    bool // the dead-letter topic was made
+
+	dlqMu sync.Mutex // partitions dead-letter at once
+	dlq   bool       // the dead-letter topic was made
 }
 
 // stats are a sink's counters since the process started (describe).
@@ -101,24 +104,18 @@ func (r *runner) session(ctx context.Context) error {
 		return fmt.Errorf("join group %s: %w", GroupName(r.def.Name), err)
 	}
 	defer sess.Leave()
-	for {
-		msg, err := sess.Next(ctx)
-		if err != nil {
-			return err
-		}
-		if msg.Granted != nil || msg.Revoked != nil || !sess.Check(msg) {
-			continue
-		}
-		if err := r.handle(ctx, msg); err != nil {
-			return err
-		}
-	}
+	return r.deliverPartitions(ctx, sess)
 }
+
+// errMoved: the partition of the batch being delivered went to another
+// process (sinks on several processes): it delivers from what was
+// acknowledged; this one drops the rest of the batch.
+var errMoved = errors.New("the partition moved to another process")
 
 // handle delivers one partition batch of the group in requests of at
 // most max_batch_events, acknowledging each once the endpoint took it
 // (or it was dead-lettered).
-func (r *runner) handle(ctx context.Context, msg group.Message) error {
+func (r *runner) handle(ctx context.Context, msg group.Message, owns func() bool) error {
 	recs := msg.Records
 	if len(recs) == 0 {
 		return r.ack(ctx, msg, msg.Next)
@@ -130,7 +127,7 @@ func (r *runner) handle(ctx context.Context, msg group.Message) error {
 		if len(recs) == 0 {
 			next = msg.Next // the records passed after it (tombstones) too
 		}
-		if err := r.deliver(ctx, msg.Partition, chunk, next); err != nil {
+		if err := r.deliver(ctx, msg.Partition, chunk, next, owns); err != nil {
 			return err
 		}
 		if err := r.ack(ctx, msg, next); err != nil {
@@ -147,7 +144,9 @@ func (r *runner) ack(ctx context.Context, msg group.Message, next int64) error {
 	if err != nil {
 		return fmt.Errorf("commit the position: %w", err)
 	}
-	if err := refused[msg.Partition]; err != nil {
+	if err := refused[msg.Partition]; errors.Is(err, group.ErrNotOwner) {
+		return errMoved
+	} else if err != nil {
 		return fmt.Errorf("commit the position of partition %d: %w", msg.Partition, err)
 	}
 	r.m.updateLag(ctx, r)
@@ -155,9 +154,10 @@ func (r *runner) ack(ctx context.Context, msg group.Message, next int64) error {
 }
 
 // deliver posts one request's events, retrying within the sink's bounds,
-// then dead-letters them. It fails only when ctx ends or the dead letter
-// cannot be written (the batch is then delivered again).
-func (r *runner) deliver(ctx context.Context, p int32, recs []intentlog.Record, next int64) error {
+// then dead-letters them. It fails only when ctx ends, the dead letter
+// cannot be written (the batch is then delivered again), or the partition
+// moved (errMoved: owns said no before an attempt).
+func (r *runner) deliver(ctx context.Context, p int32, recs []intentlog.Record, next int64, owns func() bool) error {
 	b := &wailv1.SinkBatch{Sink: r.def.Name, Table: r.def.Table, Partition: p, FirstOffset: recs[0].Offset, NextOffset: next}
 	for _, rec := range recs {
 		var ev wailv1.ChangeEvent
@@ -170,18 +170,21 @@ func (r *runner) deliver(ctx context.Context, p int32, recs []intentlog.Record, 
 		return nil
 	}
 	delivery := r.def.Table + "/" + strconv.Itoa(int(p)) + "/" + strconv.FormatInt(b.FirstOffset, 10) + "-" + strconv.FormatInt(next, 10)
-	return r.post(ctx, b, delivery, recs)
+	return r.post(ctx, b, delivery, recs, owns)
 }
 
 // post sends a batch until the endpoint takes it, or dead-letters recs
 // once the bounds are passed (or the endpoint refused it).
-func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string, recs []intentlog.Record) error {
+func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string, recs []intentlog.Record, owns func() bool) error {
 	body, ctype, err := encode(r.def.Format, b)
 	if err != nil {
 		return fmt.Errorf("encode a batch: %w", err)
 	}
 	first := time.Now()
 	for n := 1; ; n++ {
+		if !owns() {
+			return errMoved
+		}
 		a := post(ctx, r.m.client, r.def, delivery, n, body, ctype, time.Now())
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -224,12 +227,15 @@ func (r *runner) delivered(events int) {
 // dead-letter topic with why and after how many attempts.
 func (r *runner) deadLetter(ctx context.Context, recs []intentlog.Record, why error, attempts int) error {
 	topic := DeadLetterTopic(r.def.Table, r.def.Name)
+	r.dlqMu.Lock()
 	if !r.dlq {
 		if err := r.m.log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{Retention: r.m.dlqRetention}); err != nil {
+			r.dlqMu.Unlock()
 			return fmt.Errorf("dead-letter topic %s: %w", topic, err)
 		}
 		r.dlq = true
 	}
+	r.dlqMu.Unlock()
 	out := make([]*intentlog.Record, len(recs))
 	for i, rec := range recs {
 		out[i] = &intentlog.Record{Key: rec.Key, Value: rec.Value, Headers: []intentlog.Header{

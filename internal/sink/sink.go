@@ -52,6 +52,10 @@ const (
 	DefaultMaxRetry   = 15 * time.Minute
 	DefaultBackoffMin = 200 * time.Millisecond
 	DefaultBackoffMax = 30 * time.Second
+	// DefaultPartitionsInFlight and MaxPartitionsInFlight bound how many
+	// partitions' requests are in flight at once.
+	DefaultPartitionsInFlight = 4
+	MaxPartitionsInFlight     = 256
 )
 
 // StartSnapshot starts a sink with every key's current state.
@@ -95,6 +99,9 @@ func WithDefaults(s *wailv1.Sink) *wailv1.Sink {
 	if d.BackoffMaxMs == 0 {
 		d.BackoffMaxMs = DefaultBackoffMax.Milliseconds()
 	}
+	if d.PartitionsInFlight == 0 {
+		d.PartitionsInFlight = DefaultPartitionsInFlight
+	}
 	d.HasSecret = d.Secret != ""
 	return d
 }
@@ -137,6 +144,9 @@ func Validate(s *wailv1.Sink) error {
 	}
 	if s.BackoffMinMs < 1 || s.BackoffMaxMs < s.BackoffMinMs {
 		return bad("backoff %d..%d ms: min must be positive and max at least min", s.BackoffMinMs, s.BackoffMaxMs)
+	}
+	if s.PartitionsInFlight < 1 || s.PartitionsInFlight > MaxPartitionsInFlight {
+		return bad("partitions_in_flight %d: use 1..%d", s.PartitionsInFlight, MaxPartitionsInFlight)
 	}
 	if len(s.Secret) > 1024 {
 		return bad("secret of %d bytes: at most 1024", len(s.Secret))

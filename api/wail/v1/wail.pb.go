@@ -3746,7 +3746,11 @@ type ConsumeResponse struct {
 	Granted []*PartitionGrant `protobuf:"bytes,6,rep,name=granted,proto3" json:"granted,omitempty"`
 	// revoked partitions went to other members: stop processing their
 	// events; acknowledgements of them are refused.
-	Revoked       []int32 `protobuf:"varint,7,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
+	Revoked []int32 `protobuf:"varint,7,rep,packed,name=revoked,proto3" json:"revoked,omitempty"`
+	// snapshot marks a row of a start "snapshot" group's snapshot (epoch
+	// and next are 0: it is not acknowledged; the group's positions are
+	// committed once the whole snapshot was sent).
+	Snapshot      bool `protobuf:"varint,8,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3828,6 +3832,13 @@ func (x *ConsumeResponse) GetRevoked() []int32 {
 		return x.Revoked
 	}
 	return nil
+}
+
+func (x *ConsumeResponse) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
+	}
+	return false
 }
 
 type PartitionAck struct {
@@ -4296,11 +4307,16 @@ func (x *GroupPartition) GetUnackedMs() int64 {
 }
 
 type DescribeGroupResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Members       []string               `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
-	Partitions    []*GroupPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Members    []string               `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	Partitions []*GroupPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// snapshot_member is the member taking the group's start "snapshot"
+	// snapshot on this server ("" none).
+	SnapshotMember string `protobuf:"bytes,3,opt,name=snapshot_member,json=snapshotMember,proto3" json:"snapshot_member,omitempty"`
+	// snapshot_events is how many rows that snapshot has sent so far.
+	SnapshotEvents int64 `protobuf:"varint,4,opt,name=snapshot_events,json=snapshotEvents,proto3" json:"snapshot_events,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DescribeGroupResponse) Reset() {
@@ -4345,6 +4361,20 @@ func (x *DescribeGroupResponse) GetPartitions() []*GroupPartition {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *DescribeGroupResponse) GetSnapshotMember() string {
+	if x != nil {
+		return x.SnapshotMember
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetSnapshotEvents() int64 {
+	if x != nil {
+		return x.SnapshotEvents
+	}
+	return 0
 }
 
 type ResetGroupRequest struct {
@@ -4489,10 +4519,14 @@ type Sink struct {
 	MaxRetryMs  int64 `protobuf:"varint,12,opt,name=max_retry_ms,json=maxRetryMs,proto3" json:"max_retry_ms,omitempty"`
 	// backoff_min_ms, backoff_max_ms: the delay before a retry doubles from
 	// min to max (defaults 200 and 30000), with jitter.
-	BackoffMinMs  int64 `protobuf:"varint,13,opt,name=backoff_min_ms,json=backoffMinMs,proto3" json:"backoff_min_ms,omitempty"`
-	BackoffMaxMs  int64 `protobuf:"varint,14,opt,name=backoff_max_ms,json=backoffMaxMs,proto3" json:"backoff_max_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BackoffMinMs int64 `protobuf:"varint,13,opt,name=backoff_min_ms,json=backoffMinMs,proto3" json:"backoff_min_ms,omitempty"`
+	BackoffMaxMs int64 `protobuf:"varint,14,opt,name=backoff_max_ms,json=backoffMaxMs,proto3" json:"backoff_max_ms,omitempty"`
+	// partitions_in_flight: how many partitions' requests are in flight at
+	// once (default 4, at most 256); each partition's requests go one after
+	// another (per-key order), so a slow one holds back only its partition.
+	PartitionsInFlight int32 `protobuf:"varint,15,opt,name=partitions_in_flight,json=partitionsInFlight,proto3" json:"partitions_in_flight,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Sink) Reset() {
@@ -4619,6 +4653,13 @@ func (x *Sink) GetBackoffMinMs() int64 {
 func (x *Sink) GetBackoffMaxMs() int64 {
 	if x != nil {
 		return x.BackoffMaxMs
+	}
+	return 0
+}
+
+func (x *Sink) GetPartitionsInFlight() int32 {
+	if x != nil {
+		return x.PartitionsInFlight
 	}
 	return 0
 }
@@ -5761,7 +5802,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0ePartitionGrant\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xea\x01\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\x86\x02\n" +
 	"\x0fConsumeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -5769,7 +5810,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04next\x18\x05 \x01(\x03R\x04next\x121\n" +
 	"\agranted\x18\x06 \x03(\v2\x17.wail.v1.PartitionGrantR\agranted\x12\x18\n" +
-	"\arevoked\x18\a \x03(\x05R\arevoked\"V\n" +
+	"\arevoked\x18\a \x03(\x05R\arevoked\x12\x1a\n" +
+	"\bsnapshot\x18\b \x01(\bR\bsnapshot\"V\n" +
 	"\fPartitionAck\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
@@ -5801,12 +5843,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05owner\x18\x05 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"unacked_ms\x18\a \x01(\x03R\tunackedMs\"j\n" +
+	"unacked_ms\x18\a \x01(\x03R\tunackedMs\"\xbc\x01\n" +
 	"\x15DescribeGroupResponse\x12\x18\n" +
 	"\amembers\x18\x01 \x03(\tR\amembers\x127\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
-	"partitions\"O\n" +
+	"partitions\x12'\n" +
+	"\x0fsnapshot_member\x18\x03 \x01(\tR\x0esnapshotMember\x12'\n" +
+	"\x0fsnapshot_events\x18\x04 \x01(\x03R\x0esnapshotEvents\"O\n" +
 	"\x11ResetGroupRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x0e\n" +
@@ -5814,7 +5858,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x12ResetGroupResponse\x127\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
-	"partitions\"\x99\x03\n" +
+	"partitions\"\xcb\x03\n" +
 	"\x04Sink\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -5833,7 +5877,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fmax_retry_ms\x18\f \x01(\x03R\n" +
 	"maxRetryMs\x12$\n" +
 	"\x0ebackoff_min_ms\x18\r \x01(\x03R\fbackoffMinMs\x12$\n" +
-	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\"\xe1\x01\n" +
+	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\x120\n" +
+	"\x14partitions_in_flight\x18\x0f \x01(\x05R\x12partitionsInFlight\"\xe1\x01\n" +
 	"\tSinkBatch\x12\x12\n" +
 	"\x04sink\x18\x01 \x01(\tR\x04sink\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x1c\n" +

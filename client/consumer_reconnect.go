@@ -1,0 +1,153 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// Reconnect says how a Consumer reopens a stream that dropped. The zero
+// value reconnects, waiting 100ms doubling up to 5s (with jitter) between
+// attempts, for as long as Next's context lasts. An UntilEnd subscription
+// that reconnected ends at the end of what existed when it reconnected.
+type Reconnect struct {
+	// Disabled: Next returns the error that ended the stream instead.
+	Disabled bool
+	// MinWait and MaxWait bound the wait before an attempt (defaults 100ms
+	// and 5s): it doubles from MinWait with each failed attempt.
+	MinWait, MaxWait time.Duration
+	// OnReconnect, if set, is called (from Next) before each attempt with
+	// the error that ended the stream (nil: the server ended it) and the
+	// attempt's number since the stream was last up (1, 2, ...).
+	OnReconnect func(err error, attempt int)
+}
+
+// ErrSnapshotInterrupted: the stream dropped during a snapshot (From or
+// Start "snapshot"), which cannot be resumed: a new snapshot leaves out
+// the keys deleted meanwhile, so a read model built from the first one
+// would keep them. Discard what the snapshot built and open a new
+// Consumer (a group whose snapshot was not over takes it again).
+var ErrSnapshotInterrupted = errors.New("the stream dropped during a snapshot, which cannot be resumed")
+
+// startCursorHeader is eventbus.StartCursorHeader: a subscription's start.
+const startCursorHeader = "Wail-Start-Cursor"
+
+// reconnecting is a Consumer's reconnection state.
+type reconnecting struct {
+	// established: a stream was up once (a consumer whose first stream
+	// fails gets the error: a wrong address or table should not wait).
+	established bool
+	// received: the stream delivered a message.
+	received bool
+	// attempt counts the attempts since the stream was last up.
+	attempt int
+	// inSnapshot: a group member got a snapshot row and no grant since.
+	inSnapshot bool
+}
+
+func (r *reconnecting) up() {
+	r.established, r.received, r.attempt = true, true, 0
+}
+
+// startCursor takes a subscription's start (its response header) as its
+// position while no event gave one, so that a stream lost before its
+// first event resumes where it started.
+func (c *Consumer) startCursor() {
+	h := c.sub.ResponseHeader().Get(startCursorHeader)
+	if h == "" {
+		return
+	}
+	c.rc.established = true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cursor == "" {
+		c.cursor = h
+	}
+}
+
+// dropped handles the end of the stream (err nil: the server ended it):
+// it reopens it after a wait when that is safe, or returns the error.
+func (c *Consumer) dropped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !c.retryable(err) {
+		return c.ended(ctx, err)
+	}
+	if c.midSnapshot() {
+		if err == nil {
+			err = ErrStreamEnded
+		}
+		return fmt.Errorf("consumer of %s: %w (%w)", c.cfg.Table, ErrSnapshotInterrupted, err)
+	}
+	c.rc.attempt++
+	if f := c.cfg.Reconnect.OnReconnect; f != nil {
+		f(err, c.rc.attempt)
+	}
+	t := time.NewTimer(c.cfg.Reconnect.wait(c.rc.attempt))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return c.ended(ctx, c.ctx.Err())
+	}
+	_ = c.closeStream() // its error is the one that ended it
+	from := c.Cursor()
+	if from == "" {
+		from = c.cfg.From // nothing delivered yet: the same start
+	}
+	c.rc.received = false
+	if err := c.open(from); err != nil {
+		return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
+	}
+	return nil
+}
+
+// retryable reports whether a stream that ended with err is reopened.
+func (c *Consumer) retryable(err error) bool {
+	if c.cfg.Reconnect.Disabled || !c.rc.established {
+		return false
+	}
+	switch connect.CodeOf(err) {
+	case connect.CodeUnavailable, connect.CodeAborted:
+		return true
+	case connect.CodeAlreadyExists:
+		// A member joining again while the server still holds its
+		// previous stream (it has not seen it drop yet).
+		return c.group != nil && c.rc.attempt > 0
+	}
+	return err == nil
+}
+
+// midSnapshot reports whether the stream delivered part of a snapshot and
+// not its end.
+func (c *Consumer) midSnapshot() bool {
+	if c.group != nil {
+		return c.rc.inSnapshot
+	}
+	return c.cfg.From == "snapshot" && c.rc.received && c.Cursor() == ""
+}
+
+// wait is the wait before the attempt'th attempt: MinWait doubling up to
+// MaxWait, less up to half at random.
+func (r Reconnect) wait(attempt int) time.Duration {
+	lo, hi := r.MinWait, r.MaxWait
+	if lo <= 0 {
+		lo = 100 * time.Millisecond
+	}
+	if hi <= 0 {
+		hi = 5 * time.Second
+	}
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d - rand.N(d/2+1)
+}

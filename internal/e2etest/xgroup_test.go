@@ -1,0 +1,426 @@
+package e2etest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/intentlog/kafka"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
+)
+
+// delivery is an event a member got, or an acknowledgement of it that
+// the server accepted.
+type delivery struct {
+	member  string
+	proc    int
+	ack     bool
+	sent    time.Time // acknowledgement: when it was sent
+	at      time.Time // event: received; acknowledgement: answered
+	p       int32
+	off     int64 // event: its offset; acknowledgement: next
+	epoch   uint64
+	key     string
+	version uint64
+}
+
+// TestGroupAcrossProcesses: three `wail serve` processes share a
+// PostgreSQL store and a Kafka bus; a consumer group of three members,
+// one connected to each process, consumes a table while writers write.
+// The first process is killed with SIGKILL mid-run (its member
+// reconnects to another process, as a client does), a fourth member
+// joins, and the second process is frozen (SIGSTOP) for two leases while
+// its member acknowledges: when it runs again, that acknowledgement is
+// refused (its partitions are other members' by then). Every event on the bus is delivered at least once; per member,
+// partition and epoch in offset order and per key in version order; an
+// event is delivered again only if no acknowledgement covered it; an
+// epoch belongs to one member; and once an acknowledgement under an
+// epoch was accepted, none under an older epoch of that partition is
+// (fencing: two members never both commit a partition).
+func TestGroupAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the wail binary")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const parts = 6
+	d := startShared(t, ctx, "xg_", 3, parts, "")
+	tbl, url := d.table, d.url
+	procs := d.procs
+
+	var dead [3]atomic.Bool
+	var mu sync.Mutex
+	var got []delivery
+	joins := map[string]int{} // member: memberships
+	mctx, stopMembers := context.WithCancel(ctx)
+	var members sync.WaitGroup
+	holds := map[string]*atomic.Bool{"m1": {}, "m2": {}} // set: the member stops acknowledging
+	refused := map[string]int{}                          // member: acknowledgements refused
+	member := func(id string, proc int) {
+		defer members.Done()
+		for mctx.Err() == nil {
+			for dead[proc].Load() { // its process died: another one, as a client does
+				proc = (proc + 1) % 3
+			}
+			consumeVia(mctx, url(proc), tbl, id, proc, holds[id], &mu, &got, joins, refused)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for i := range 3 {
+		members.Add(1)
+		go member(fmt.Sprintf("m%d", i+1), i)
+	}
+
+	w := &remoteWriters{table: tbl}
+	u := url(2)
+	w.url.Store(&u)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for id := int64(1); id <= 3; id++ {
+		wg.Go(func() { w.run(ctx, id, &stop) })
+	}
+	delivered := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+	step := func(what string, minDelivered int) {
+		w.progress(t, "before: "+what)
+		waitFor(t, fmt.Sprintf("%d deliveries before: %s", minDelivered, what), func() bool { return delivered() >= minDelivered })
+		t.Logf("%s (%d writes acknowledged, %d deliveries)", what, w.acked.Load(), delivered())
+	}
+	step("first process killed with SIGKILL", 200)
+	// Its member holds events it did not acknowledge when it dies.
+	holdEvents := func(id string) {
+		holds[id].Store(true)
+		heldAt := time.Now()
+		waitFor(t, "events "+id+" does not acknowledge", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			n := 0
+			for _, d := range got {
+				if d.member == id && !d.ack && d.at.After(heldAt.Add(100*time.Millisecond)) {
+					n++
+				}
+			}
+			return n >= 3
+		})
+	}
+	holdEvents("m1")
+	dead[0].Store(true)
+	procs[0].kill(t)
+	holds["m1"].Store(false)
+	killedAt := time.Now()
+	step("a fourth member joins", delivered()+200)
+	members.Add(1)
+	go member("m4", 1)
+	step("second process frozen (SIGSTOP) for two leases", delivered()+200)
+	// A zombie: its member m2 acknowledges (while it is frozen) what it
+	// got before; when it runs again its lease lapsed and the partitions
+	// are other members': the acknowledgement must be refused.
+	holdEvents("m2")
+	if err := procs[1].cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	holds["m2"].Store(false)
+	time.Sleep(7 * time.Second) // api.group_lease_timeout 3s, twice, and a margin
+	if err := procs[1].cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "m2's acknowledgement refused after the freeze", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return refused["m2"] > 0
+	})
+	step("writes stop", delivered()+200)
+	stop.Store(true)
+	wg.Wait()
+
+	events := d.events(t, ctx)
+	missing := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		seen := map[[2]int64]bool{}
+		for _, d := range got {
+			if !d.ack {
+				seen[[2]int64{int64(d.p), d.off}] = true
+			}
+		}
+		n := 0
+		for _, e := range events {
+			if !seen[[2]int64{int64(e.Partition), e.Offset}] {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, "delivery of every event on the bus", func() bool { return missing() == 0 })
+	// Any process describes the whole group; a reset waits for its members.
+	events3 := wailv1connect.NewEventServiceClient(http.DefaultClient, url(2))
+	desc, err := events3.DescribeGroup(ctx, connect.NewRequest(&wailv1.DescribeGroupRequest{Table: tbl, Group: "g"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]bool{}
+	for _, p := range desc.Msg.Partitions {
+		owners[p.Owner] = true
+	}
+	if len(desc.Msg.Members) != 4 || len(owners) != 4 || owners[""] {
+		t.Fatalf("describe through process 3: members %v, owners %v; want the 4 members, each owning partitions", desc.Msg.Members, owners)
+	}
+	if _, err := events3.ResetGroup(ctx, connect.NewRequest(&wailv1.ResetGroupRequest{Table: tbl, Group: "g", To: "latest"})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("reset of a group with members on other processes: %v, want failed_precondition", err)
+	}
+	stopMembers()
+	members.Wait()
+	procs[1].terminate(t)
+	procs[2].terminate(t)
+
+	mu.Lock()
+	defer mu.Unlock()
+	dups := checkAcrossProcesses(t, got)
+	afterKill, deliveries := 0, 0
+	for _, d := range got {
+		if !d.ack {
+			deliveries++
+		}
+		if !d.ack && d.at.After(killedAt) {
+			afterKill++
+		}
+	}
+	t.Logf("%d events on the bus, %d deliveries (%d after the kill), %d of them again; memberships %v; acknowledgements refused %v",
+		len(events), deliveries, afterKill, dups, joins, refused)
+	// The events m1 got and never acknowledged came again.
+	if len(events) == 0 || afterKill == 0 || joins["m1"] < 2 || joins["m4"] < 1 || dups == 0 {
+		t.Fatalf("the run did not exercise the faults: %d events, %d deliveries after the kill, memberships %v, %d redeliveries",
+			len(events), afterKill, joins, dups)
+	}
+}
+
+// consumeVia is one membership of a member on a process: it records each
+// event and each accepted acknowledgement, acknowledging every third event
+// of a partition and whatever is pending when idle for 50ms.
+// While hold is set (nil: never) it does not acknowledge; refused counts
+// its acknowledgements refused.
+func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atomic.Bool, mu *sync.Mutex, got *[]delivery, joins, refused map[string]int) {
+	c := wailv1connect.NewEventServiceClient(http.DefaultClient, url)
+	s, err := c.Consume(ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: table, Group: "g", Member: id}))
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	msgs := make(chan *wailv1.ConsumeResponse)
+	go func() {
+		defer close(msgs)
+		for s.Receive() {
+			select {
+			case msgs <- s.Msg():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	pending := map[int32]*wailv1.PartitionAck{}
+	count := map[int32]int{}
+	ack := func() {
+		if len(pending) == 0 || (hold != nil && hold.Load()) {
+			return
+		}
+		req := &wailv1.AckRequest{Table: table, Group: "g", Member: id}
+		for _, a := range pending {
+			req.Acks = append(req.Acks, a)
+		}
+		clear(pending)
+		sent := time.Now()
+		resp, err := c.Ack(ctx, connect.NewRequest(req))
+		if err != nil {
+			if connect.CodeOf(err) == connect.CodeFailedPrecondition { // not a member any more
+				mu.Lock()
+				refused[id]++
+				mu.Unlock()
+			}
+			return
+		}
+		at := time.Now()
+		no := map[int32]bool{}
+		for _, r := range resp.Msg.Refused {
+			no[r.Partition] = true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		refused[id] += len(no)
+		for _, a := range req.Acks {
+			if !no[a.Partition] {
+				*got = append(*got, delivery{member: id, proc: proc, ack: true, sent: sent, at: at, p: a.Partition, off: a.Next, epoch: a.Epoch})
+			}
+		}
+	}
+	idle := time.NewTicker(50 * time.Millisecond)
+	defer idle.Stop()
+	joined := false
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return
+			}
+			if !joined {
+				joined = true
+				mu.Lock()
+				joins[id]++
+				mu.Unlock()
+			}
+			for _, p := range m.Revoked {
+				delete(pending, p)
+			}
+			if m.Event == nil {
+				continue
+			}
+			mu.Lock()
+			*got = append(*got, delivery{member: id, proc: proc, at: time.Now(), p: m.Partition, off: m.Offset, epoch: m.Epoch,
+				key: string(m.Event.Key), version: m.Event.Version})
+			mu.Unlock()
+			pending[m.Partition] = &wailv1.PartitionAck{Partition: m.Partition, Epoch: m.Epoch, Next: m.Next}
+			if count[m.Partition]++; count[m.Partition]%3 == 0 {
+				ack()
+			}
+		case <-idle.C:
+			ack()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// checkAcrossProcesses checks the deliveries (in the order recorded) and
+// returns how many repeated another.
+func checkAcrossProcesses(t *testing.T, got []delivery) int {
+	t.Helper()
+	type run struct {
+		member string
+		proc   int
+		p      int32
+		epoch  uint64
+	}
+	owner := map[[2]uint64]run{} // partition, epoch: who got it
+	lastOff := map[run]int64{}
+	lastVersion := map[run]map[string]uint64{}
+	var acks []delivery
+	for _, d := range got {
+		if d.ack {
+			acks = append(acks, d)
+		}
+	}
+	// Fencing: an acknowledgement sent after one under a newer epoch of
+	// its partition was accepted must have been refused.
+	for _, a := range acks {
+		for _, b := range acks {
+			if a.p == b.p && b.epoch < a.epoch && b.sent.After(a.at) {
+				t.Fatalf("partition %d: %s's acknowledgement under epoch %d accepted at %s, after %s's under epoch %d was answered at %s",
+					a.p, b.member, b.epoch, b.at.Format(time.StampMicro), a.member, a.epoch, a.at.Format(time.StampMicro))
+			}
+		}
+	}
+	seen := map[[2]int64]bool{}
+	dups := 0
+	for _, d := range got {
+		if d.ack {
+			continue
+		}
+		r := run{d.member, d.proc, d.p, d.epoch}
+		k := [2]uint64{uint64(d.p), d.epoch}
+		if o, ok := owner[k]; ok && (o.member != r.member || o.proc != r.proc) {
+			t.Fatalf("partition %d epoch %d delivered to %s on process %d and to %s on process %d", d.p, d.epoch, o.member, o.proc, r.member, r.proc)
+		}
+		owner[k] = r
+		if o, ok := lastOff[r]; ok && d.off <= o {
+			t.Fatalf("%s: partition %d epoch %d: offset %d after %d", d.member, d.p, d.epoch, d.off, o)
+		}
+		lastOff[r] = d.off
+		if lastVersion[r] == nil {
+			lastVersion[r] = map[string]uint64{}
+		}
+		if v := lastVersion[r][d.key]; d.version <= v {
+			t.Fatalf("%s: key %s: version %d after %d", d.member, d.key, d.version, v)
+		}
+		lastVersion[r][d.key] = d.version
+		for _, a := range acks {
+			if a.p == d.p && a.epoch < d.epoch && a.off > d.off {
+				t.Fatalf("%s: partition %d offset %d delivered under epoch %d, though acknowledged up to %d under epoch %d",
+					d.member, d.p, d.off, d.epoch, a.off, a.epoch)
+			}
+		}
+		key := [2]int64{int64(d.p), d.off}
+		if seen[key] {
+			dups++
+		}
+		seen[key] = true
+	}
+	return dups
+}
+
+// sharedDeployment is `wail serve` processes sharing a PostgreSQL store
+// (a fresh schema) and Kafka, with api.group_lease_timeout 3s, and a
+// table.
+type sharedDeployment struct {
+	procs   []*child
+	table   string
+	parts   int32
+	dsn     string
+	brokers []string
+}
+
+func (d *sharedDeployment) url(i int) string { return "http://" + d.procs[i].addr }
+
+// startShared starts n processes (extraYAML added to their
+// configuration) and creates a table of parts partitions through the
+// last one.
+func startShared(t *testing.T, ctx context.Context, prefix string, n int, parts int32, extraYAML string) *sharedDeployment {
+	t.Helper()
+	d := &sharedDeployment{brokers: kafkaBrokers(t), table: sqltest.Name(prefix), parts: parts}
+	primary, _ := pgDSNs(t)
+	d.dsn, _ = freshSchema(t, primary, "")
+	bin := buildWail(t)
+	cfgFile := filepath.Join(t.TempDir(), "wail.yaml")
+	yaml := fmt.Sprintf("catalog_refresh: 100ms\nresolver:\n  group: wail-resolver.%s\n  commit_interval: 50ms\napi:\n  group_lease_timeout: 3s\n%s", d.table, extraYAML)
+	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		d.procs = append(d.procs, startWail(t, bin, "serve", "--config", cfgFile, "--data-dir", t.TempDir(), "--store", "postgres", "--dsn", d.dsn,
+			"--log", "kafka", "--brokers", strings.Join(d.brokers, ","), "--proxy-id", strconv.Itoa(i+1)))
+	}
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, d.url(n-1))
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: d.table, Partitions: parts, VisibilityWindowMs: 2000})); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// events waits until the resolvers resolved every intent and returns the
+// table's events on the bus.
+func (d *sharedDeployment) events(t *testing.T, ctx context.Context) []Event {
+	t.Helper()
+	log, err := kafka.Open(ctx, kafka.Options{Brokers: d.brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	tb := catalog.Table{Name: d.table, Partitions: d.parts}
+	waitResolved(t, ctx, log, "wail-resolver."+d.table, tb)
+	return readEvents(t, ctx, log, tb)
+}

@@ -1,0 +1,294 @@
+package group
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Groups shared by the processes of a deployment (see DESIGN.md,
+// "Consumer groups across processes"). When several processes share a
+// store and a bus, a group's membership and partition ownership live in
+// one catalog entry of the store (SharedState), changed only by
+// compare-and-set, so every process sees one owner per partition. Each
+// process with members of the group syncs the entry: it renews its
+// process lease (a counter, Procs), writes its live members, releases
+// the partitions its members must give up (after it stopped them
+// locally) and claims the free partitions the balance gives to its
+// members, each claim with a new epoch. Leases are timed without
+// comparing clocks: a process is dead to an observer once its counter
+// stayed the same for a lease timeout on the observer's clock, and a
+// process trusts its own lease only for 4/5 of that timeout after the
+// start of its last successful write, so that it stops before anyone
+// can take its partitions (clock rates may differ by up to a fifth).
+// This file decides, without I/O; sync.go runs it.
+
+// trusted is how long a process trusts its lease after the start of its
+// last write of the entry: 4/5 of the lease, which others wait for on
+// their clocks before taking its partitions.
+func trusted(lease time.Duration) time.Duration { return lease * 4 / 5 }
+
+// SharedState is a group's catalog entry.
+type SharedState struct {
+	Table      string `json:"table"`
+	Group      string `json:"group"`
+	Partitions int32  `json:"partitions"`
+	// Seq is the last epoch given (epochs are unique in the group).
+	Seq uint64 `json:"seq"`
+	// Procs: each process with members, and its lease counter: the
+	// value of Beat at its last write (Beat increases at every write, so
+	// that a counter never repeats, even for a process that left and
+	// came back).
+	Procs map[string]uint64 `json:"procs"`
+	Beat  uint64            `json:"beat"`
+	// Members in join order.
+	Members []SharedMember `json:"members"`
+	// Owners per partition (an empty Member: free).
+	Owners []SharedOwner `json:"owners"`
+}
+
+// SharedMember is a member of the group on a process.
+type SharedMember struct {
+	Proc string `json:"proc"`
+	ID   string `json:"id"`
+}
+
+// SharedOwner is who owns a partition, under which epoch.
+type SharedOwner struct {
+	SharedMember
+	Epoch uint64 `json:"epoch,omitempty"`
+}
+
+// SharedEntry is the catalog entry name of a group of a table.
+func SharedEntry(table, name string) string {
+	h := sha256.Sum256([]byte(table + "\x00" + name))
+	return store.ReservedPrefix + "group_" + hex.EncodeToString(h[:20])
+}
+
+// decodeShared reads an entry (nil: a new group).
+func decodeShared(b []byte) (*SharedState, error) {
+	s := &SharedState{}
+	if b == nil {
+		return s, nil
+	}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("group entry: %w", err)
+	}
+	return s, nil
+}
+
+func (s *SharedState) encode() []byte {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err) // plain structs
+	}
+	return b
+}
+
+// observed is what a process saw of the others' lease counters: the
+// counter and when it first saw it, on its own clock.
+type observed map[string]seen
+
+type seen struct {
+	count uint64
+	at    time.Time
+}
+
+// Local is what a process holds of a group when it syncs.
+type Local struct {
+	Proc string
+	// Members are its live members, in join order.
+	Members []string
+	// Held are the partitions its members own here, by epoch.
+	Held map[int32]uint64
+}
+
+// Plan is what a sync does: Release first (stop those partitions
+// locally, so that nothing more is delivered or committed for them),
+// then write Next (compare-and-set), then grant Claims locally.
+type Plan struct {
+	Release []int32
+	Next    *SharedState // nil: nothing to write
+	Claims  []Grant      // the member of each claim: ClaimMembers
+	// ClaimMembers[i] is the member of Claims[i].
+	ClaimMembers []string
+	// Expired are the processes found dead (their members removed).
+	Expired []string
+	// Err: nothing may be done (ErrPartitions); release everything held.
+	Err error
+}
+
+// ErrPartitions: the group's entry was written for another partition count
+// by live processes.
+var ErrPartitions = errors.New("partition count differs")
+
+// planShared returns what process l.Proc does with state s (read from the
+// entry) at now, given what it observed before (updated). A process whose
+// counter has not moved for lease on this clock is dead: its members and
+// partitions are removed. Every write of a process with members increases
+// its counter; renew says it must write even when nothing else changes.
+//
+// exclusive gives every partition to the group's first member (in join
+// order): one deliverer at a time for the whole group (webhook sinks),
+// which moves only when that member leaves or its process dies.
+func planShared(s *SharedState, l Local, table, name string, n int32, lease time.Duration, obs observed, now time.Time, renew, exclusive bool) Plan {
+	next := *s
+	next.Procs = map[string]uint64{}
+	for p, c := range s.Procs {
+		next.Procs[p] = c
+	}
+	next.Members = slices.Clone(s.Members)
+	next.Owners = slices.Clone(s.Owners)
+	changed := false
+	var plan Plan
+	// Expire the processes whose counters stood still for a lease.
+	for p, c := range s.Procs {
+		if p == l.Proc {
+			continue
+		}
+		o, ok := obs[p]
+		if !ok || o.count != c {
+			obs[p] = seen{count: c, at: now}
+			continue
+		}
+		if now.Sub(o.at) > lease {
+			delete(next.Procs, p)
+			plan.Expired = append(plan.Expired, p)
+			changed = true
+		}
+	}
+	for p := range obs {
+		if _, ok := next.Procs[p]; !ok {
+			delete(obs, p)
+		}
+	}
+	slices.Sort(plan.Expired)
+	if next.Partitions != n || len(next.Owners) != int(n) {
+		// A new entry, or the table was created again with another
+		// count: ownership starts over (epochs keep increasing), once no
+		// other live process may hold a partition of the old count.
+		for p := range next.Procs {
+			if p != l.Proc {
+				plan.Err = fmt.Errorf("%w: the group's members on other processes joined when the table had %d partitions, this process sees %d "+
+					"(the table was dropped and created again?): stop them, or wait for this process's catalog refresh", ErrPartitions, s.Partitions, n)
+				return plan
+			}
+		}
+		next.Table, next.Group, next.Partitions = table, name, n
+		next.Owners = make([]SharedOwner, n)
+		changed = true
+	}
+	// This process's members: exactly its live ones (none: it leaves).
+	mine := map[string]bool{}
+	for _, id := range l.Members {
+		mine[id] = true
+	}
+	kept := next.Members[:0:0]
+	for _, m := range next.Members {
+		_, live := next.Procs[m.Proc]
+		if (m.Proc == l.Proc && !mine[m.ID]) || (m.Proc != l.Proc && !live) {
+			changed = true
+			continue
+		}
+		kept = append(kept, m)
+	}
+	next.Members = kept
+	for _, id := range l.Members {
+		if !slices.Contains(next.Members, SharedMember{l.Proc, id}) {
+			next.Members = append(next.Members, SharedMember{l.Proc, id})
+			changed = true
+		}
+	}
+	if _, ok := next.Procs[l.Proc]; ok && len(l.Members) == 0 {
+		delete(next.Procs, l.Proc)
+		changed = true
+	}
+	// Owners that are no longer members are free; partitions this process
+	// holds that the entry does not give it are released (it lost them).
+	for p := range next.Owners {
+		o := next.Owners[p]
+		if o.ID == "" {
+			continue
+		}
+		if !slices.Contains(next.Members, o.SharedMember) || (o.Proc == l.Proc && l.Held[int32(p)] != o.Epoch) {
+			next.Owners[p].SharedMember = SharedMember{}
+			changed = true
+		}
+	}
+	for p, e := range l.Held {
+		if o := next.Owners[p]; o.Proc != l.Proc || o.Epoch != e {
+			plan.Release = append(plan.Release, p)
+		}
+	}
+	// Balance: as Core.rebalance, over every process's members.
+	caps := map[SharedMember]int{}
+	for i, m := range next.Members {
+		caps[m] = int(n) / len(next.Members)
+		if i < int(n)%len(next.Members) {
+			caps[m]++
+		}
+		if exclusive {
+			caps[m] = 0
+			if i == 0 {
+				caps[m] = int(n)
+			}
+		}
+	}
+	count := map[SharedMember]int{}
+	var free []int32
+	for p := range n {
+		o := next.Owners[p].SharedMember
+		if o.ID == "" {
+			free = append(free, p)
+			continue
+		}
+		if count[o] < caps[o] {
+			count[o]++
+			continue
+		}
+		// Over its share: its process releases it (this one now; another
+		// at its own sync).
+		if o.Proc == l.Proc {
+			plan.Release = append(plan.Release, p)
+			next.Owners[p].SharedMember = SharedMember{}
+			changed = true
+		}
+	}
+	for _, p := range free {
+		for _, m := range next.Members {
+			if count[m] >= caps[m] {
+				continue
+			}
+			count[m]++
+			if m.Proc == l.Proc {
+				next.Seq++
+				next.Owners[p] = SharedOwner{SharedMember: m, Epoch: next.Seq}
+				plan.Claims = append(plan.Claims, Grant{Partition: p, Epoch: next.Seq})
+				plan.ClaimMembers = append(plan.ClaimMembers, m.ID)
+				changed = true
+			}
+			break // another process's member claims it at its sync
+		}
+	}
+	slices.Sort(plan.Release)
+	plan.Release = slices.Compact(plan.Release)
+	if len(l.Members) > 0 {
+		// Every write renews this process's lease (so that it can trust
+		// its claims for as long); renew writes one when nothing changed.
+		if _, ok := next.Procs[l.Proc]; !ok || renew || changed {
+			next.Beat++
+			next.Procs[l.Proc] = next.Beat
+			changed = true
+		}
+	}
+	if changed {
+		plan.Next = &next
+	}
+	return plan
+}

@@ -1,0 +1,281 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// ErrProcessLease: this process could not renew its lease on the group's
+// shared entry in time (the store was unreachable or slow): its members'
+// partitions were taken from them here, and may be another process's.
+var ErrProcessLease = errors.New("this process's lease on the group lapsed")
+
+// Sharing configures groups shared by several processes.
+type Sharing struct {
+	// Store holds each group's entry (the store's catalog).
+	Store store.CatalogSwapper
+	// Process names this process (unique: host, pid and a random part).
+	Process string
+	// Lease: a process that does not renew its lease on a group for
+	// this long loses its members' partitions.
+	Lease  time.Duration
+	Logger *slog.Logger
+	// Health gets a degraded condition while a group's entry cannot be
+	// synced (nil: none).
+	Health *health.Registry
+	// Exclusive: each group has one owner of all its partitions at a
+	// time, its first member (webhook sinks: one deliverer per sink).
+	Exclusive bool
+}
+
+// Share makes the groups of this process members of groups shared by
+// every process that shares o.Store (shared.go). Call it before any Join.
+func (g *Groups) Share(o Sharing) *Groups {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	g.shared, g.proc, g.procLease, g.logger, g.health, g.exclusive = o.Store, o.Process, o.Lease, o.Logger, o.Health, o.Exclusive
+	g.wg.Add(1)
+	go g.syncLoop()
+	return g
+}
+
+// sharedState of a group of this process (under gr.mu).
+type sharedLocal struct {
+	obs observed
+	// valid: until when this process may deliver and commit for the
+	// partitions it holds (4/5 of a lease after the start of its last
+	// write of the entry).
+	valid time.Time
+	// renewed: the start of its last write.
+	renewed time.Time
+	// listed: the entry lists this process (it must write to leave it).
+	listed bool
+	// failing: the last sync failed (logged and on health once).
+	failing bool
+}
+
+// syncTick is how often a process syncs each group's shared entry.
+func (g *Groups) syncTick() time.Duration {
+	return min(max(g.procLease/8, 10*time.Millisecond), time.Second)
+}
+
+// syncLoop syncs every group with members here (or listed in its
+// entry) at each tick, and at once after a join or leave.
+func (g *Groups) syncLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.syncTick())
+	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-g.stop
+		cancel()
+	}()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+		g.mu.Lock()
+		grs := make([]*grp, 0, len(g.groups))
+		for _, gr := range g.groups {
+			grs = append(grs, gr)
+		}
+		g.mu.Unlock()
+		for _, gr := range grs {
+			err := g.sync(ctx, gr)
+			if ctx.Err() == nil {
+				g.report(gr, err)
+			}
+		}
+	}
+}
+
+// lapse takes every partition from this process's members once its
+// lease lapsed; under gr.mu.
+func (gr *grp) lapse(now time.Time) {
+	held := gr.core.Held()
+	if len(held) == 0 || now.Before(gr.sh.valid) {
+		return
+	}
+	for p := range held {
+		gr.apply(gr.core.Revoke(p))
+	}
+}
+
+// validNow says whether this process may deliver and commit for the
+// partitions it holds; under gr.mu.
+func (gr *grp) validNow(now time.Time) bool {
+	return gr.g.shared == nil || now.Before(gr.sh.valid)
+}
+
+// sync reads the group's entry, releases what this process must give up,
+// writes the entry (compare-and-set, again on a concurrent change) and
+// grants what it claimed.
+func (g *Groups) sync(ctx context.Context, gr *grp) error {
+	name := SharedEntry(gr.table, gr.name)
+	for range 8 {
+		gr.mu.Lock()
+		gr.lapse(time.Now())
+		idle := len(gr.sessions) == 0 && !gr.sh.listed && len(gr.core.Held()) == 0
+		gr.mu.Unlock()
+		if idle {
+			return nil
+		}
+		rctx, cancel := context.WithTimeout(ctx, g.procLease/4)
+		cur, _, err := g.shared.SwapTable(rctx, name, nil, nil)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		st, err := decodeShared(cur)
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		gr.mu.Lock()
+		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held()}
+		plan := planShared(st, l, gr.table, gr.name, gr.core.n, g.procLease, gr.sh.obs, start, start.Sub(gr.sh.renewed) >= g.procLease/4, g.exclusive)
+		if plan.Err != nil {
+			for p := range l.Held {
+				plan.Release = append(plan.Release, p)
+			}
+		}
+		for _, p := range plan.Release {
+			gr.apply(gr.core.Revoke(p)) // waits for a commit in flight: it holds gr.mu
+		}
+		gr.mu.Unlock()
+		if plan.Err != nil {
+			return plan.Err
+		}
+		if len(plan.Expired) > 0 {
+			g.logger.Info("consumer group: processes stopped renewing their lease; their partitions go to live members",
+				"table", gr.table, "group", gr.name, "processes", plan.Expired)
+		}
+		if plan.Next == nil {
+			gr.mu.Lock()
+			_, gr.sh.listed = st.Procs[g.proc]
+			gr.mu.Unlock()
+			return nil
+		}
+		wctx, cancel := context.WithTimeout(ctx, g.procLease/4)
+		_, swapped, err := g.shared.SwapTable(wctx, name, cur, plan.Next.encode())
+		cancel()
+		if err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+		if !swapped {
+			continue // another process wrote it: again on what it wrote
+		}
+		gr.mu.Lock()
+		_, gr.sh.listed = plan.Next.Procs[g.proc]
+		if gr.sh.listed {
+			gr.sh.renewed, gr.sh.valid = start, start.Add(trusted(g.procLease))
+		}
+		gr.mu.Unlock()
+		if len(plan.Claims) > 0 {
+			return g.grant(ctx, gr, plan)
+		}
+		return nil
+	}
+	return errors.New("the entry kept changing under this process's writes")
+}
+
+// grant starts the partitions this process claimed, each at its committed
+// offset, read now: the previous owner stopped committing before it
+// released the partition (or its lease lapsed).
+func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
+	cctx, cancel := context.WithTimeout(ctx, g.procLease/4)
+	committed, err := g.log.Committed(cctx, LogGroup(gr.name), gr.topic)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("committed offsets (the claimed partitions are released at the next sync): %w", err)
+	}
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	if !gr.validNow(time.Now()) {
+		return nil // released at the next sync
+	}
+	live := map[string]bool{}
+	for _, id := range gr.core.Members() {
+		live[id] = true
+	}
+	for i, c := range plan.Claims {
+		if !live[plan.ClaimMembers[i]] {
+			continue // it left meanwhile: released at the next sync
+		}
+		off, ok := committed[c.Partition]
+		if !ok {
+			off = -1
+		}
+		gr.apply(gr.core.Grant(c.Partition, plan.ClaimMembers[i], c.Epoch, off))
+	}
+	return nil
+}
+
+// kickSync syncs the groups at once (a member joined or left).
+func (g *Groups) kickSync() {
+	if g.shared == nil {
+		return
+	}
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sharedView reads a group's entry for Describe and Reset.
+func (g *Groups) sharedView(ctx context.Context, t Table, name string) (*SharedState, error) {
+	cur, _, err := g.shared.SwapTable(ctx, SharedEntry(t.Name, name), nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("group %s of %s: read its shared entry: %w", name, t.Name, err)
+	}
+	return decodeShared(cur)
+}
+
+// healthComponent is a shared group's condition on the health registry.
+func healthComponent(gr *grp) string { return "group/" + gr.table + "/" + gr.name }
+
+// report says when a group's syncs start and stop failing (once each):
+// in the log and as a degraded condition.
+func (g *Groups) report(gr *grp, err error) {
+	gr.mu.Lock()
+	was := gr.sh.failing
+	gr.sh.failing = err != nil
+	gr.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		reason := fmt.Sprintf("consumer group %s of %s cannot sync with the other processes: %v; "+
+			"its members here keep their partitions until this process's lease lapses (4/5 of api.group_lease_timeout), then lose them to members on other processes", gr.name, gr.table, err)
+		action := "check the store (`wail doctor`): the group's membership lives in its catalog; the condition clears at the next sync"
+		g.logger.Warn(reason, "action", action)
+		if g.health != nil {
+			g.health.Set(healthComponent(gr), health.Degraded, reason, action)
+		}
+	case err == nil && was:
+		g.logger.Info("consumer group syncs with the other processes again", "table", gr.table, "group", gr.name)
+		if g.health != nil {
+			g.health.Clear(healthComponent(gr))
+		}
+	}
+}
+
+// Owns reports whether the member still owns p at epoch, here and now
+// (in a shared group: with this process's lease trusted). A deliverer
+// that works on a batch for long (a webhook sink retrying) asks before
+// each attempt.
+func (s *Session) Owns(p int32, epoch uint64) bool {
+	s.gr.mu.Lock()
+	defer s.gr.mu.Unlock()
+	id, e := s.gr.core.Owner(p)
+	return id == s.id && e == epoch && s.gr.validNow(time.Now())
+}

@@ -1,0 +1,86 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/wail-cdc/wail/internal/group"
+)
+
+// partitionQueue is how many batches of one partition wait for its
+// worker; past it the session waits (a partition whose endpoint requests
+// are slow holds the others back only once that many are queued).
+const partitionQueue = 32
+
+// deliverPartitions takes the session's batches and hands each to its
+// partition's worker: a partition's batches are delivered (and
+// acknowledged) in order, one after another, and at most
+// partitions_in_flight partitions have a batch in flight at once. It
+// returns when the session or a worker fails, or ctx ends.
+func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+	}()
+	slots := make(chan struct{}, max(r.def.PartitionsInFlight, 1))
+	worker := func(q <-chan group.Message) {
+		defer wg.Done()
+		for {
+			var msg group.Message
+			select {
+			case msg = <-q:
+			case <-ctx.Done():
+				return
+			}
+			// Checked here, in order, just before delivery: a batch of a
+			// partition that moved is dropped, and a queued batch does not
+			// count as delivered (its lease starts when it is posted).
+			if !sess.Check(msg) {
+				continue
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			owns := func() bool { return sess.Owns(msg.Partition, msg.Epoch) }
+			err := r.handle(ctx, msg, owns)
+			<-slots
+			if err != nil && !errors.Is(err, errMoved) {
+				cancel(err)
+				return
+			}
+		}
+	}
+	queues := map[int32]chan group.Message{}
+	for {
+		msg, err := sess.Next(ctx)
+		if err != nil {
+			if cause := context.Cause(ctx); ctx.Err() != nil && !errors.Is(cause, context.Canceled) {
+				return cause // a worker failed
+			}
+			return err
+		}
+		if msg.Granted != nil || msg.Revoked != nil {
+			continue // a revoked partition's queued batches fail Check
+		}
+		q, ok := queues[msg.Partition]
+		if !ok {
+			q = make(chan group.Message, partitionQueue)
+			queues[msg.Partition] = q
+			wg.Add(1)
+			go worker(q)
+		}
+		select {
+		case q <- msg:
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			return ctx.Err()
+		}
+	}
+}
