@@ -38,34 +38,8 @@ type TokenStore interface {
 
 // CatalogTokens is the TokenStore of a wail store: entry TokensEntry of
 // its table catalog.
-type CatalogTokens struct {
-	Store interface {
-		Tables(ctx context.Context) ([]store.Table, error)
-		store.CatalogSwapper
-	}
-}
-
-// Load reads the entry.
-func (c CatalogTokens) Load(ctx context.Context) ([]byte, error) {
-	rows, err := c.Store.Tables(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("tokens: load from the catalog: %w", err)
-	}
-	for _, r := range rows {
-		if r.Name == TokensEntry {
-			return r.Spec, nil
-		}
-	}
-	return nil, nil
-}
-
-// Swap swaps the entry.
-func (c CatalogTokens) Swap(ctx context.Context, old, new []byte) (bool, error) {
-	_, ok, err := c.Store.SwapTable(ctx, TokensEntry, old, new)
-	if err != nil {
-		return false, fmt.Errorf("tokens: save to the catalog: %w", err)
-	}
-	return ok, nil
+func CatalogTokens(st store.CatalogReader) TokenStore {
+	return store.CatalogEntry{Store: st, Name: TokensEntry}
 }
 
 // LoadTokens reads and checks the tokens document of st (none: no token).

@@ -39,7 +39,7 @@ func TestRetryAfterUnknownOutcome(t *testing.T) {
 	ctx := t.Context()
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	s := &lostAnswer{Storage: Catalog{Store: st}}
+	s := &lostAnswer{Storage: Catalog(st)}
 	r := New(s, Limits{})
 	if _, err := r.Register(ctx, "orders-value", SchemaRequest{Schema: orderV1, SchemaType: Protobuf}); err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func FuzzHandler(f *testing.F) {
 	}
 	st := openPebble(f, f.TempDir())
 	f.Cleanup(func() { st.Close() })
-	h := Handler(New(Catalog{Store: st}, Limits{MaxSchemaBytes: 4 << 10}), slog.New(slog.DiscardHandler), nil)
+	h := Handler(New(Catalog(st), Limits{MaxSchemaBytes: 4 << 10}), slog.New(slog.DiscardHandler), nil)
 	f.Fuzz(func(t *testing.T, method, path, body string) {
 		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n#") || !validMethod(method) {
 			return // not a request an HTTP server would hand over

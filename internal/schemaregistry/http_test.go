@@ -37,7 +37,7 @@ func httptestRecorder(h http.Handler, req *http.Request) answer {
 func TestErrorBodies(t *testing.T) {
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	r := New(Catalog{Store: st}, Limits{MaxSchemaBytes: 200, MaxDocumentBytes: 2000})
+	r := New(Catalog(st), Limits{MaxSchemaBytes: 200, MaxDocumentBytes: 2000})
 	h := Handler(r, slog.New(slog.DiscardHandler), nil)
 	reg := func(schema string) string {
 		b, _ := json.Marshal(SchemaRequest{Schema: schema, SchemaType: Protobuf})
@@ -109,7 +109,7 @@ func TestErrorBodies(t *testing.T) {
 // handler goes on.
 func TestStoreFailure(t *testing.T) {
 	st := openPebble(t, t.TempDir())
-	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler), nil)
+	h := Handler(New(Catalog(st), Limits{}), slog.New(slog.DiscardHandler), nil)
 	st.Close()
 	a := call(t, h, "GET", "/subjects", "")
 	var e Error
@@ -123,7 +123,7 @@ func TestStoreFailure(t *testing.T) {
 func TestRawShapes(t *testing.T) {
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler), nil)
+	h := Handler(New(Catalog(st), Limits{}), slog.New(slog.DiscardHandler), nil)
 	b, _ := json.Marshal(SchemaRequest{Schema: orderV1, SchemaType: Protobuf})
 	call(t, h, "POST", "/subjects/orders-value/versions", string(b))
 	for _, tc := range []struct{ path, want string }{
@@ -156,7 +156,7 @@ func TestMetrics(t *testing.T) {
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
 	reg := prometheus.NewRegistry()
-	r := New(Catalog{Store: st}, Limits{})
+	r := New(Catalog(st), Limits{})
 	h := Handler(r, slog.New(slog.DiscardHandler), reg)
 	h2 := Handler(r, slog.New(slog.DiscardHandler), reg)
 	call(t, h, "GET", "/subjects", "")

@@ -25,7 +25,7 @@ func TestDeleteAtDocumentLimit(t *testing.T) {
 	ctx := context.Background()
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	store := Catalog{Store: st}
+	store := Catalog(st)
 	big := New(store, Limits{})
 	for _, s := range []string{"a", "b"} {
 		if _, err := big.Register(ctx, s, SchemaRequest{Schema: orderV1 + "// " + s + "\n", SchemaType: Protobuf}); err != nil {
@@ -60,7 +60,7 @@ func TestImportReusesDeletedID(t *testing.T) {
 	ctx := context.Background()
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	r := New(Catalog{Store: st}, Limits{})
+	r := New(Catalog(st), Limits{})
 	reg := func(subject string, req SchemaRequest) (int, error) {
 		req.SchemaType = Protobuf
 		return r.Register(ctx, subject, req)
@@ -109,7 +109,7 @@ func TestImportIDRange(t *testing.T) {
 	ctx := context.Background()
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	r := New(Catalog{Store: st}, Limits{})
+	r := New(Catalog(st), Limits{})
 	if _, err := r.SetMode(ctx, "", Import, false); err != nil {
 		t.Fatal(err)
 	}

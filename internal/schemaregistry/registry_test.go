@@ -66,7 +66,7 @@ func serve(t *testing.T) (*sr.Client, *Registry, string) {
 	t.Helper()
 	st := openPebble(t, t.TempDir())
 	t.Cleanup(func() { st.Close() })
-	r := New(Catalog{Store: st}, Limits{})
+	r := New(Catalog(st), Limits{})
 	mux := http.NewServeMux()
 	mux.Handle("/registry/", http.StripPrefix("/registry", Handler(r, slog.New(slog.DiscardHandler), nil)))
 	srv := httptest.NewServer(mux)
@@ -432,13 +432,13 @@ func TestDurableAndShared(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	st := openPebble(t, dir)
-	seen := checkShared(t, New(Catalog{Store: st}, Limits{}), New(Catalog{Store: st}, Limits{}))
+	seen := checkShared(t, New(Catalog(st), Limits{}), New(Catalog(st), Limits{}))
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
 	st = openPebble(t, dir)
 	defer st.Close()
-	r := New(Catalog{Store: st}, Limits{})
+	r := New(Catalog(st), Limits{})
 	for id := range seen {
 		if _, err := r.SchemaByID(ctx, id); err != nil {
 			t.Fatalf("id %d after reopen: %v", id, err)

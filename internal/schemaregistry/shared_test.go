@@ -22,35 +22,35 @@ func TestSharedStores(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		open func(t *testing.T) func() Catalog
+		open func(t *testing.T) func() Storage
 	}{
-		{"postgres", func(t *testing.T) func() Catalog {
+		{"postgres", func(t *testing.T) func() Storage {
 			dsn := sqltest.Postgres(t)
 			dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
-			return func() Catalog {
+			return func() Storage {
 				st, err := postgres.Open(context.Background(), postgres.Options{DSN: dsn, MaxConns: 4, QueryTimeout: 5 * time.Second})
-				return Catalog{Store: sqltest.Closing(t, st, err)}
+				return Catalog(sqltest.Closing(t, st, err))
 			}
 		}},
-		{"mysql", func(t *testing.T) func() Catalog {
+		{"mysql", func(t *testing.T) func() Storage {
 			dsn := sqltest.MySQLDatabase(t, sqltest.MySQL(t))
-			return func() Catalog {
+			return func() Storage {
 				st, err := mysql.Open(context.Background(), mysql.Options{DSN: dsn, MaxConns: 4})
-				return Catalog{Store: sqltest.Closing(t, st, err)}
+				return Catalog(sqltest.Closing(t, st, err))
 			}
 		}},
-		{"cassandra", func(t *testing.T) func() Catalog {
+		{"cassandra", func(t *testing.T) func() Storage {
 			hosts := cassandratest.Hosts(t)
 			opts := cassandra.Options{Hosts: hosts, Keyspace: cassandratest.Keyspace(t, hosts), LocalDC: cassandratest.DC(),
 				Replication: cassandra.Replication{cassandratest.DC(): 3}, QueryTimeout: 10 * time.Second,
 				Logger: slog.New(slog.DiscardHandler)}
-			return func() Catalog {
+			return func() Storage {
 				st, err := cassandra.Open(context.Background(), opts)
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { st.Close() })
-				return Catalog{Store: st}
+				return Catalog(st)
 			}
 		}},
 	} {

@@ -2,7 +2,6 @@ package schemaregistry
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -25,34 +24,7 @@ const CatalogEntry = store.ReservedPrefix + "schema_registry"
 
 // Catalog is the Storage of a wail store: the document is one entry of the
 // store's table catalog (CatalogEntry), so it lives wherever the tables'
-// definitions live (Pebble, PostgreSQL, MySQL, Cassandra) and is shared by
-// every process sharing the store.
-type Catalog struct {
-	Store interface {
-		Tables(ctx context.Context) ([]store.Table, error)
-		store.CatalogSwapper
-	}
-}
-
-// Load reads the entry.
-func (c Catalog) Load(ctx context.Context) ([]byte, error) {
-	rows, err := c.Store.Tables(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("schema registry: load: %w", err)
-	}
-	for _, r := range rows {
-		if r.Name == CatalogEntry {
-			return r.Spec, nil
-		}
-	}
-	return nil, nil
-}
-
-// Swap swaps the entry.
-func (c Catalog) Swap(ctx context.Context, old, new []byte) (bool, error) {
-	_, ok, err := c.Store.SwapTable(ctx, CatalogEntry, old, new)
-	if err != nil {
-		return false, fmt.Errorf("schema registry: save: %w", err)
-	}
-	return ok, nil
+// definitions live and is shared by every process sharing the store.
+func Catalog(st store.CatalogReader) Storage {
+	return store.CatalogEntry{Store: st, Name: CatalogEntry}
 }

@@ -150,7 +150,7 @@ func (s *Server) openSchemas() error {
 	c := s.cfg.SchemaRegistry
 	lim := schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes}
 	if c.URL == "" {
-		s.ownSchemas = schemaregistry.New(schemaregistry.Catalog{Store: s.store}, lim)
+		s.ownSchemas = schemaregistry.New(schemaregistry.Catalog(s.store), lim)
 		s.schemas = s.ownSchemas
 	} else {
 		r, err := newRemote(c)

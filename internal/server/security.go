@@ -260,5 +260,5 @@ func OpenTokenStore(ctx context.Context, cfg config.Config, logger *slog.Logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	return auth.CatalogTokens{Store: st}, st.Close, nil
+	return auth.CatalogTokens(st), st.Close, nil
 }

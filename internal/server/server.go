@@ -432,7 +432,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	// With tokens in the catalog, read them before the API answers. A
 	// failure went to OnTokensError (/healthz, the log); tokens are
 	// refused until a read works.
-	refreshTokens, _ := s.guard.UseTokenStore(ctx, auth.CatalogTokens{Store: s.store})
+	refreshTokens, _ := s.guard.UseTokenStore(ctx, auth.CatalogTokens(s.store))
 	stopLease, leaseLost := s.keepLease(ctx)
 	defer stopLease() // after the resolver stopped, before the store closes
 	defer s.watchClock(ctx)()

@@ -17,32 +17,32 @@ import (
 const CatalogEntry = store.ReservedPrefix + "sinks"
 
 // Backend is where definitions are kept: the store's catalog.
-type Backend interface {
-	Tables(ctx context.Context) ([]store.Table, error)
-	store.CatalogSwapper
-}
+type Backend = store.CatalogReader
 
 // defs reads and changes the definitions, each change one compare-and-set
 // of the entry, so processes sharing a store agree.
-type defs struct{ b Backend }
+type defs struct{ e store.CatalogEntry }
+
+func newDefs(b Backend) defs { return defs{store.CatalogEntry{Store: b, Name: CatalogEntry}} }
 
 // load returns the definitions and the entry's bytes (nil: absent).
 func (d defs) load(ctx context.Context) ([]*wailv1.Sink, []byte, error) {
-	rows, err := d.b.Tables(ctx)
+	spec, err := d.e.Load(ctx)
+	if err != nil || spec == nil {
+		return nil, nil, wrapDefs(err)
+	}
+	var l wailv1.SinkList
+	if err := proto.Unmarshal(spec, &l); err != nil {
+		return nil, nil, fmt.Errorf("sinks: catalog entry %s: %w", CatalogEntry, err)
+	}
+	return l.Sinks, spec, nil
+}
+
+func wrapDefs(err error) error {
 	if err != nil {
-		return nil, nil, fmt.Errorf("sinks: read the catalog: %w", err)
+		return fmt.Errorf("sinks: %w", err)
 	}
-	for _, r := range rows {
-		if r.Name != CatalogEntry {
-			continue
-		}
-		var l wailv1.SinkList
-		if err := proto.Unmarshal(r.Spec, &l); err != nil {
-			return nil, nil, fmt.Errorf("sinks: catalog entry %s: %w", CatalogEntry, err)
-		}
-		return l.Sinks, r.Spec, nil
-	}
-	return nil, nil, nil
+	return nil
 }
 
 // errUnchanged: change left the definitions as they were (nothing saved).
@@ -78,9 +78,9 @@ func (d defs) change(ctx context.Context, fn func([]*wailv1.Sink) ([]*wailv1.Sin
 		if old == nil && spec == nil {
 			return next, nil
 		}
-		_, ok, err := d.b.SwapTable(ctx, CatalogEntry, old, spec)
+		ok, err := d.e.Swap(ctx, old, spec)
 		if err != nil {
-			return nil, fmt.Errorf("sinks: save to the catalog: %w", err)
+			return nil, wrapDefs(err)
 		}
 		if ok {
 			return next, nil

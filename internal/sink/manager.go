@@ -92,7 +92,7 @@ func New(o Options) *Manager {
 		sh.Exclusive = true
 		groups.Share(sh)
 	}
-	return &Manager{defs: defs{o.Backend}, log: o.Log, table: o.Table, groups: groups, run: o.Run,
+	return &Manager{defs: newDefs(o.Backend), log: o.Log, table: o.Table, groups: groups, run: o.Run,
 		refresh: o.Refresh, dlqRetention: o.DLQRetention, health: o.Health, metrics: newMetrics(o.Registerer),
 		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
 		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}
