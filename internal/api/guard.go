@@ -123,6 +123,16 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 // Enabled reports whether auth is on.
 func (g *Guard) Enabled() bool { return g.enabled }
 
+// RunJWKS reads the JWT key set again every security.auth.jwt.refresh
+// until ctx ends (the server runs it with its background loops and stops
+// it at shutdown, cutting a read in flight); without JWTs it returns at
+// once. Failures go to GuardOptions.OnJWKSError.
+func (g *Guard) RunJWKS(ctx context.Context) {
+	if g.jwt != nil {
+		g.jwt.Run(ctx)
+	}
+}
+
 // Options are the handler options that apply the guard to every RPC: the
 // request gate (authentication) and the interceptor (authorization, audit).
 func (g *Guard) Options() []connect.HandlerOption {

@@ -30,7 +30,10 @@ var ErrJWT = errors.New("JWT refused")
 // JWTConfig is how JWTs are verified.
 type JWTConfig struct {
 	// JWKSURL or JWKSFile is the key set (RFC 7517) the signatures are
-	// checked against.
+	// checked against. Without either, the key set's URL is the jwks_uri
+	// of Issuer's OpenID Connect discovery document
+	// (Issuer/.well-known/openid-configuration), read at the start and at
+	// every Refresh.
 	JWKSURL, JWKSFile string
 	// Issuer and Audience, when set, must be the token's iss and one of
 	// its aud.
@@ -42,7 +45,8 @@ type JWTConfig struct {
 	// Refresh is how often the key set is read again; RefetchInterval the
 	// least time between two reads for a kid that is not in it.
 	Refresh, RefetchInterval time.Duration
-	// FetchTimeout bounds one read of JWKSURL, MaxBytes its body.
+	// FetchTimeout bounds one read of JWKSURL (and of the discovery
+	// document), MaxBytes its body.
 	FetchTimeout time.Duration
 	MaxBytes     int64
 	// OnError is told when the key set cannot be read (the last good one
@@ -56,11 +60,11 @@ type JWTVerifier struct {
 	client *http.Client
 	now    func() time.Time
 
-	mu         sync.Mutex
-	keys       jose.JSONWebKeySet
-	fetched    time.Time // last attempt
-	refreshing bool
-	fetches    int
+	mu      sync.Mutex
+	keys    jose.JSONWebKeySet
+	jwksURL string    // JWKSURL, or the one discovery found
+	fetched time.Time // last attempt
+	fetches int
 }
 
 // NewJWTVerifier reads the key set once (it must be readable) and returns
@@ -75,17 +79,44 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.FetchTimeout <= 0 {
 		cfg.FetchTimeout = 10 * time.Second
 	}
-	v := &JWTVerifier{cfg: cfg, now: time.Now}
+	v := &JWTVerifier{cfg: cfg, now: time.Now, jwksURL: cfg.JWKSURL}
 	v.client = &http.Client{Timeout: cfg.FetchTimeout, CheckRedirect: func(r *http.Request, via []*http.Request) error {
 		if len(via) >= 3 || r.URL.Host != via[0].URL.Host || r.URL.Scheme != via[0].URL.Scheme {
 			return fmt.Errorf("the JWKS URL redirected to %s: only redirects to the same host are followed", r.URL.Redacted())
 		}
 		return nil
 	}}
-	if err := v.refresh(); err != nil {
+	if err := v.refresh(context.Background(), v.discovers()); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// discovers reports whether the key set's URL comes from the issuer's
+// discovery document.
+func (v *JWTVerifier) discovers() bool {
+	return v.cfg.JWKSURL == "" && v.cfg.JWKSFile == "" && v.cfg.Issuer != ""
+}
+
+// Run reads the key set again every Refresh (with discovery, the
+// discovery document first) until ctx ends; a read in flight is cut
+// then. A failed read is told to OnError and the last good key set stays
+// in use. The server runs it with its background loops and stops it at
+// shutdown.
+func (v *JWTVerifier) Run(ctx context.Context) {
+	if v.cfg.Refresh <= 0 {
+		return
+	}
+	t := time.NewTicker(v.cfg.Refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = v.refresh(ctx, v.discovers()) // told to OnError; the old keys stay
+		}
+	}
 }
 
 // Fetches is how many times the key set was read.
@@ -95,13 +126,21 @@ func (v *JWTVerifier) Fetches() int {
 	return v.fetches
 }
 
-// refresh reads the key set; on failure the last good one stays.
-func (v *JWTVerifier) refresh() error {
+// refresh reads the key set (after the discovery document, with
+// discover); on failure the last good one stays.
+func (v *JWTVerifier) refresh(ctx context.Context, discover bool) error {
 	v.mu.Lock()
 	v.fetched = v.now()
 	v.fetches++
 	v.mu.Unlock()
-	ks, err := v.read()
+	var err error
+	if discover {
+		err = v.discover(ctx)
+	}
+	var ks jose.JSONWebKeySet
+	if err == nil {
+		ks, err = v.read(ctx)
+	}
 	if v.cfg.OnError != nil {
 		v.cfg.OnError(err)
 	}
@@ -114,7 +153,7 @@ func (v *JWTVerifier) refresh() error {
 	return nil
 }
 
-func (v *JWTVerifier) read() (jose.JSONWebKeySet, error) {
+func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, error) {
 	var ks jose.JSONWebKeySet
 	var body []byte
 	var err error
@@ -122,24 +161,10 @@ func (v *JWTVerifier) read() (jose.JSONWebKeySet, error) {
 	if src != "" {
 		body, err = readLimited(func() (io.ReadCloser, error) { return os.Open(src) }, v.cfg.MaxBytes)
 	} else {
-		src = v.cfg.JWKSURL
-		ctx, cancel := context.WithTimeout(context.Background(), v.cfg.FetchTimeout)
-		defer cancel()
-		body, err = readLimited(func() (io.ReadCloser, error) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
-			if err != nil {
-				return nil, err
-			}
-			resp, err := v.client.Do(req)
-			if err != nil {
-				return nil, err
-			}
-			if resp.StatusCode != http.StatusOK {
-				resp.Body.Close()
-				return nil, fmt.Errorf("status %s", resp.Status)
-			}
-			return resp.Body, nil
-		}, v.cfg.MaxBytes)
+		v.mu.Lock()
+		src = v.jwksURL
+		v.mu.Unlock()
+		body, err = v.get(ctx, src)
 	}
 	if err == nil {
 		err = json.Unmarshal(body, &ks)
@@ -151,6 +176,27 @@ func (v *JWTVerifier) read() (jose.JSONWebKeySet, error) {
 		return ks, fmt.Errorf("JWKS %s: %w", src, err)
 	}
 	return ks, nil
+}
+
+// get reads url's body, within FetchTimeout and MaxBytes.
+func (v *JWTVerifier) get(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.FetchTimeout)
+	defer cancel()
+	return readLimited(func() (io.ReadCloser, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := v.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("status %s", resp.Status)
+		}
+		return resp.Body, nil
+	}, v.cfg.MaxBytes)
 }
 
 func readLimited(open func() (io.ReadCloser, error), limit int64) ([]byte, error) {
@@ -173,25 +219,16 @@ func LooksLikeJWT(tok string) bool {
 }
 
 // key returns the key of kid, reading the key set again when it is not
-// there and the last read is at least RefetchInterval ago; it also starts
-// a read in the background once the key set is older than Refresh.
+// there and the last read is at least RefetchInterval ago (Run reads it
+// every Refresh).
 func (v *JWTVerifier) key(kid string) (jose.JSONWebKey, bool) {
 	v.mu.Lock()
 	ks := v.keys.Key(kid)
-	age := v.now().Sub(v.fetched)
-	if len(ks) == 0 && age >= v.cfg.RefetchInterval {
+	if len(ks) == 0 && v.now().Sub(v.fetched) >= v.cfg.RefetchInterval {
 		v.mu.Unlock()
-		_ = v.refresh() // told to OnError; the old keys stay
+		_ = v.refresh(context.Background(), false) // told to OnError; the old keys stay
 		v.mu.Lock()
 		ks = v.keys.Key(kid)
-	} else if v.cfg.Refresh > 0 && age >= v.cfg.Refresh && !v.refreshing {
-		v.refreshing = true
-		go func() {
-			_ = v.refresh()
-			v.mu.Lock()
-			v.refreshing = false
-			v.mu.Unlock()
-		}()
 	}
 	v.mu.Unlock()
 	if len(ks) != 1 {

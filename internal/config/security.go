@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/auth"
@@ -95,7 +94,7 @@ type Auth struct {
 	TokensMaxStaleness time.Duration `yaml:"tokens_max_staleness"`
 	// Grants give principals permissions, besides a token's own grants.
 	Grants []Grant `yaml:"grants"`
-	// JWT, when jwks_url or jwks_file is set, also accepts bearer JWTs
+	// JWT, when jwks_url, jwks_file or issuer is set, also accepts bearer JWTs
 	// (RS256, ES256, EdDSA) signed by a key of that set: principal
 	// "jwt:<principal_claim>".
 	JWT JWT `yaml:"jwt"`
@@ -108,7 +107,11 @@ type JWT struct {
 	JWKSURL string `yaml:"jwks_url"`
 	// JWKSFile is a local key set file, instead of jwks_url.
 	JWKSFile string `yaml:"jwks_file"`
-	// Issuer, when set, must be the token's iss.
+	// Issuer, when set, must be the token's iss. Without jwks_url and
+	// jwks_file, the key set is the jwks_uri of the issuer's OpenID
+	// Connect discovery document (issuer/.well-known/openid-configuration,
+	// which must name the issuer exactly), read at the start and every
+	// refresh.
 	Issuer string `yaml:"issuer"`
 	// Audience, when set, must be one of the token's aud (required then).
 	Audience string `yaml:"audience"`
@@ -121,14 +124,20 @@ type JWT struct {
 	// RefetchInterval is the least time between two reads of the key set
 	// for a kid not in it (default 30s).
 	RefetchInterval time.Duration `yaml:"refetch_interval"`
-	// FetchTimeout bounds one read of jwks_url (default 10s).
+	// FetchTimeout bounds one read of jwks_url or of the discovery
+	// document (default 10s).
 	FetchTimeout time.Duration `yaml:"fetch_timeout"`
-	// MaxJWKSBytes bounds the key set's size (default 1 MiB).
+	// MaxJWKSBytes bounds the key set's size and the discovery
+	// document's (default 1 MiB).
 	MaxJWKSBytes int64 `yaml:"max_jwks_bytes"`
 }
 
 // Enabled reports whether JWTs are accepted.
-func (j JWT) Enabled() bool { return j.JWKSURL != "" || j.JWKSFile != "" }
+func (j JWT) Enabled() bool { return j.JWKSURL != "" || j.JWKSFile != "" || j.Issuer != "" }
+
+// Discovers reports whether the key set's URL is found by OpenID Connect
+// discovery: the jwks_uri of issuer/.well-known/openid-configuration.
+func (j JWT) Discovers() bool { return j.JWKSURL == "" && j.JWKSFile == "" && j.Issuer != "" }
 
 // orDefault is d when v is 0.
 func orDefault(v, d time.Duration) time.Duration {
@@ -210,9 +219,12 @@ func (c *Config) validateSecurity() []error {
 	if j := a.JWT; j.Enabled() {
 		check(j.JWKSURL == "" || j.JWKSFile == "", "security.auth.jwt: set jwks_url or jwks_file, not both")
 		if j.JWKSURL != "" {
-			u, err := url.Parse(j.JWKSURL)
-			check(err == nil && (u.Scheme == "https" || (u.Scheme == "http" && Loopback(net.JoinHostPort(u.Hostname(), "80")))),
-				"security.auth.jwt.jwks_url %q must be https (http only on a loopback host)", j.JWKSURL)
+			err := auth.CheckKeySetURL(j.JWKSURL)
+			check(err == nil, "security.auth.jwt.jwks_url %q must be https (http only on a loopback host)", j.JWKSURL)
+		}
+		if j.Discovers() {
+			err := auth.CheckKeySetURL(j.Issuer)
+			check(err == nil, "security.auth.jwt.issuer %q: without jwks_url or jwks_file the key set is found by OIDC discovery at the issuer, which must be https (http only on a loopback host)", j.Issuer)
 		}
 		check(j.Leeway >= 0 && j.Refresh >= 0 && j.RefetchInterval >= 0 && j.FetchTimeout >= 0 && j.MaxJWKSBytes >= 0,
 			"security.auth.jwt durations and max_jwks_bytes must not be negative (0: the default)")

@@ -118,7 +118,7 @@ func (s *Server) jwksProblem() func(error) {
 			failing = false
 			return
 		}
-		action := "check security.auth.jwt.jwks_url (or jwks_file) and the identity provider; docs/operations.md \"JWTs refused\""
+		action := "check security.auth.jwt.jwks_url (or jwks_file, or the issuer's discovery document) and the identity provider; docs/operations.md \"JWTs refused\""
 		s.health.Set(jwksComponent, health.Degraded, "the JWT key set cannot be read; the last good one stays in use: "+err.Error(), action)
 		if !failing {
 			s.logger.Warn("the JWT key set cannot be read; the last good one stays in use", "err", err, "action", action)

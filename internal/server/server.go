@@ -460,6 +460,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	if refreshTokens != nil {
 		background.Go(func() { refreshTokens(rctx) })
 	}
+	background.Go(func() { s.guard.RunJWKS(rctx) })
 	if s.admission != nil {
 		background.Go(func() { s.watchBacklog(rctx, s.admission) })
 	}
