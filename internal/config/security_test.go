@@ -34,6 +34,11 @@ func TestSecurityValidate(t *testing.T) {
 		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'https://a/j', jwks_file: /j}}}", want: "jwks_url or jwks_file, not both"},
 		{yaml: "security: {auth: {enabled: true, jwt: {jwks_file: /j, leeway: -1s}}}", want: "must not be negative"},
 		{yaml: "security: {auth: {jwt: {jwks_file: /j}}}", want: "security.auth.jwt needs security.auth.enabled"},
+		{yaml: "security: {auth: {enabled: true, jwt: {issuer: 'https://idp.example/realms/x', audience: wail}}}"},
+		{yaml: "security: {auth: {enabled: true, jwt: {issuer: 'http://localhost:8080'}}}"},
+		{yaml: "security: {auth: {enabled: true, jwt: {issuer: 'http://idp.example'}}}", want: "found by OIDC discovery at the issuer, which must be https"},
+		{yaml: "security: {auth: {enabled: true, jwt: {issuer: idp}}}", want: "found by OIDC discovery at the issuer, which must be https"},
+		{yaml: "security: {auth: {jwt: {issuer: 'https://idp.example'}}}", want: "security.auth.jwt needs security.auth.enabled"},
 		{yaml: "security: {auth: {tokens_refresh: 10s, tokens_max_staleness: 5s}}", want: "tokens_max_staleness 5s is below tokens_refresh 10s"},
 	} {
 		p := filepath.Join(t.TempDir(), "wail.yaml")
