@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Catalog", testCatalog, false},
 		{"SwapTable", testSwapTable, false},
 		{"SwapTableRace", testSwapTableRace, false},
+		{"CatalogEntry", testCatalogEntry, false},
 		{"DropTable", testDropTable, false},
 		{"Levels", testLevels, false},
 		{"Concurrent", testConcurrent, false},
