@@ -12,7 +12,7 @@ type securityFlags struct {
 	tlsCert, tlsKey, clientCA string
 	requireClientCert         bool
 	auth, insecure            bool
-	tokensFile                string
+	tokensFile, tokensSource  string
 	metricsListen             string
 }
 
@@ -23,6 +23,7 @@ func (f *securityFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&f.requireClientCert, "tls-require-client-cert", false, "refuse connections without a client certificate (overrides security.tls.require_client_cert)")
 	fl.BoolVar(&f.auth, "auth", false, "require a bearer token or client certificate with a grant on every request but /healthz (overrides security.auth.enabled)")
 	fl.StringVar(&f.tokensFile, "tokens-file", "", "bearer tokens file (overrides security.auth.tokens_file; default tokens.json in the data dir)")
+	fl.StringVar(&f.tokensSource, "tokens-source", "", tokensSourceUsage+" (overrides security.auth.tokens_source)")
 	fl.BoolVar(&f.insecure, "insecure", false, "allow a listen address other hosts reach without TLS and auth (overrides security.insecure)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this host:port too, without TLS or auth (overrides security.metrics_listen)")
 }
@@ -39,6 +40,7 @@ func (f *securityFlags) apply(fl *pflag.FlagSet, cfg *config.Config) {
 		{"tls-require-client-cert", func() { s.TLS.RequireClientCert = f.requireClientCert }},
 		{"auth", func() { s.Auth.Enabled = f.auth }},
 		{"tokens-file", func() { s.Auth.TokensFile = f.tokensFile }},
+		{"tokens-source", func() { s.Auth.TokensSource = f.tokensSource }},
 		{"insecure", func() { s.Insecure = f.insecure }},
 		{"metrics-listen", func() { s.MetricsListen = f.metricsListen }},
 	} {
@@ -47,3 +49,7 @@ func (f *securityFlags) apply(fl *pflag.FlagSet, cfg *config.Config) {
 		}
 	}
 }
+
+// tokensSourceUsage is the usage of --tokens-source.
+const tokensSourceUsage = "where the bearer tokens are kept: file (security.auth.tokens_file) or catalog " +
+	"(the store's catalog, shared by every process on a postgres, mysql or cassandra store)"

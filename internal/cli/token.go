@@ -21,10 +21,11 @@ import (
 )
 
 // tokenFlags locate the tokens: --tokens-file, else the store's catalog
-// with security.auth.tokens_source catalog in --config, else
-// security.auth.tokens_file of --config, else tokens.json in the data dir.
+// with --tokens-source catalog or security.auth.tokens_source catalog in
+// --config, else security.auth.tokens_file of --config, else tokens.json
+// in the data dir.
 type tokenFlags struct {
-	configFile, dataDir, tokensFile string
+	configFile, dataDir, tokensFile, tokensSource string
 }
 
 // tokenPlace is where the tokens are: a file (path) or the catalog of the
@@ -44,6 +45,14 @@ func (f *tokenFlags) place(cmd *cobra.Command) (tokenPlace, error) {
 	}
 	if cmd.Flags().Changed("data-dir") {
 		cfg.DataDir = f.dataDir
+	}
+	if cmd.Flags().Changed("tokens-source") {
+		switch f.tokensSource {
+		case config.TokensFromFile, config.TokensFromCatalog:
+			cfg.Security.Auth.TokensSource = f.tokensSource
+		default:
+			return tokenPlace{}, usageErrorf("--tokens-source %q is neither file nor catalog", f.tokensSource)
+		}
 	}
 	if cfg.Security.Auth.TokensInCatalog() {
 		return tokenPlace{cfg: &cfg}, nil
@@ -83,9 +92,10 @@ func newTokenCmd(g *globals) *cobra.Command {
 		Long: "Create, list and revoke bearer tokens in the tokens file of the server (with --auth):\n" +
 			"the file keeps only a hash of each token; a running server reads it again when it\n" +
 			"changes (security.reload_interval). Run these where the server's data dir (or\n" +
-			"security.auth.tokens_file) is. With security.auth.tokens_source catalog in --config,\n" +
-			"they edit the tokens in the store's catalog instead (with the store's credentials),\n" +
-			"which every server sharing the store reads every security.auth.tokens_refresh.",
+			"security.auth.tokens_file) is. With --tokens-source catalog (or\n" +
+			"security.auth.tokens_source catalog in --config), they edit the tokens in the store's\n" +
+			"catalog instead (with the store's credentials from --config), which every server\n" +
+			"sharing the store reads every security.auth.tokens_refresh.",
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
@@ -93,6 +103,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.configFile, "config", "", "YAML configuration `file` of the server")
 	fl.StringVar(&f.dataDir, "data-dir", "", "the server's data directory (overrides data_dir)")
 	fl.StringVar(&f.tokensFile, "tokens-file", "", "the tokens file (overrides security.auth.tokens_file)")
+	fl.StringVar(&f.tokensSource, "tokens-source", "", tokensSourceUsage+" (overrides security.auth.tokens_source of --config)")
 	cmd.AddCommand(newTokenCreateCmd(g, &f), newTokenLsCmd(g, &f), newTokenRevokeCmd(g, &f))
 	return cmd
 }
