@@ -153,15 +153,21 @@ func (r *Refreshed) Refresh(ctx context.Context) error {
 
 // Run refreshes until ctx ends.
 func (r *Refreshed) Run(ctx context.Context) {
-	t := time.NewTicker(r.every)
+	every(ctx, r.every, func() { _ = r.Refresh(ctx) }) // told to onError
+}
+
+// every calls fn every d until ctx ends (a call in flight is fn's to cut
+// when ctx ends).
+func every(ctx context.Context, d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			fn()
 		}
-		_ = r.Refresh(ctx) // told to onError
 	}
 }
 

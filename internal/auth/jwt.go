@@ -104,18 +104,8 @@ func (v *JWTVerifier) discovers() bool {
 // in use. The server runs it with its background loops and stops it at
 // shutdown.
 func (v *JWTVerifier) Run(ctx context.Context) {
-	if v.cfg.Refresh <= 0 {
-		return
-	}
-	t := time.NewTicker(v.cfg.Refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = v.refresh(ctx, v.discovers()) // told to OnError; the old keys stay
-		}
+	if v.cfg.Refresh > 0 {
+		every(ctx, v.cfg.Refresh, func() { _ = v.refresh(ctx, v.discovers()) }) // told to OnError; the old keys stay
 	}
 }
 
