@@ -67,7 +67,7 @@ func TestFailedWriteCarriesItsVersion(t *testing.T) {
 	}{{"connect+proto", nil}, {"connect+json", []connect.ClientOption{connect.WithProtoJSON()}}, {"grpc-web", []connect.ClientOption{connect.WithGRPCWeb()}}} {
 		t.Run(protocol.name, func(t *testing.T) {
 			t.Parallel()
-			w := &world{stErr: errNotApplied}
+			w := &world{StErr: errNotApplied}
 			pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serve(t, w), protocol.opts...)
 			ctx := context.Background()
 			_, putErr := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("k"), Value: []byte("v")}))
@@ -83,10 +83,10 @@ func TestFailedWriteCarriesItsVersion(t *testing.T) {
 				}
 				versions = append(versions, r.Version)
 			}
-			w.mu.Lock()
-			defer w.mu.Unlock()
+			w.Mu.Lock()
+			defer w.Mu.Unlock()
 			var aborted []uint64
-			for _, in := range w.intents {
+			for _, in := range w.Intents {
 				if in.Op == intent.Abort {
 					aborted = append(aborted, in.Version)
 				}
@@ -103,7 +103,7 @@ func TestFailedWriteCarriesItsVersion(t *testing.T) {
 // tells later whether its write landed (a read or an event of it).
 func TestUnknownOutcomeCarriesItsVersion(t *testing.T) {
 	t.Parallel()
-	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serve(t, &world{stErr: errStoreDown}))
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serve(t, &world{StErr: errStoreDown}))
 	_, err := pc.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("k"), Value: []byte("v")}))
 	if r := resultOf(t, err); connect.CodeOf(err) != connect.CodeUnavailable || r == nil || r.Version == 0 || !r.IntentLogged {
 		t.Fatalf("err %v, detail %+v", err, r)
@@ -125,7 +125,7 @@ func TestRejectedWriteHasNoVersion(t *testing.T) {
 // details[].debug, as README shows.
 func TestFailedWriteDetailInJSON(t *testing.T) {
 	t.Parallel()
-	url := serve(t, &world{stErr: errNotApplied})
+	url := serve(t, &world{StErr: errNotApplied})
 	resp, err := http.Post(url+"/wail.v1.ProducerService/Put", "application/json", strings.NewReader(`{"table":"tx","key":"aw==","value":"dg=="}`))
 	if err != nil {
 		t.Fatal(err)
@@ -167,11 +167,11 @@ func TestAdmitGatesWrites(t *testing.T) {
 	if _, err := pc.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "tx", Key: []byte("k")})); err != nil {
 		t.Fatalf("a read while writes are refused: %v", err)
 	}
-	w.mu.Lock()
-	calls := len(w.calls)
-	w.mu.Unlock()
+	w.Mu.Lock()
+	calls := len(w.Calls)
+	w.Mu.Unlock()
 	if calls != 0 {
-		t.Fatalf("refused writes reached the log or the store: %v", w.calls)
+		t.Fatalf("refused writes reached the log or the store: %v", w.Calls)
 	}
 	refuse.Store(false)
 	if _, err := pc.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "tx", Key: []byte("k"), Value: []byte("v")})); err != nil {
@@ -269,9 +269,9 @@ func TestWriteRPC(t *testing.T) {
 	if r := res[1]; r.Error.GetCode() != "not_found" || !strings.Contains(r.Error.GetMessage(), `unknown table "nope"`) || r.Version != 0 {
 		t.Fatalf("result 1: %+v, want not_found", r)
 	}
-	w.mu.Lock()
-	a, c, d := w.rows["a"], w.rows["c"], w.rows["d"]
-	w.mu.Unlock()
+	w.Mu.Lock()
+	a, c, d := w.Rows["a"], w.Rows["c"], w.Rows["d"]
+	w.Mu.Unlock()
 	if a.Deleted || string(a.Value) != "1" || !c.Deleted || c.Version != res[2].Version || d.Deleted || string(d.Value) != "4" {
 		t.Fatalf("rows a %+v, c %+v, d %+v; want c a tombstone", a, c, d)
 	}
@@ -286,9 +286,9 @@ func TestWriteRPC(t *testing.T) {
 	if resp, err := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: batch(10)})); err != nil || len(resp.Msg.Results) != 10 {
 		t.Fatalf("a batch at the limit: %v", err)
 	}
-	w.mu.Lock()
-	before := len(w.calls)
-	w.mu.Unlock()
+	w.Mu.Lock()
+	before := len(w.Calls)
+	w.Mu.Unlock()
 	_, err = pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: batch(11)}))
 	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "batch has 11 mutations, the limit is 10 (limits.max_batch_mutations)") {
 		t.Fatalf("a batch over the limit: %v", err)
@@ -299,10 +299,10 @@ func TestWriteRPC(t *testing.T) {
 	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "mutation 1: op OP_ABORT is not a write") {
 		t.Fatalf("an ABORT op: %v", err)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.calls) != before {
-		t.Fatalf("refused batches were written: %v", w.calls[before:])
+	w.Mu.Lock()
+	defer w.Mu.Unlock()
+	if len(w.Calls) != before {
+		t.Fatalf("refused batches were written: %v", w.Calls[before:])
 	}
 }
 
@@ -310,10 +310,10 @@ func TestWriteRPC(t *testing.T) {
 // value, a tombstone (deleted, with its version) and nothing apart.
 func TestGetRPC(t *testing.T) {
 	t.Parallel()
-	w := &world{levels: []string{"replica", "primary"}}
+	w := &world{Levels: []string{"replica", "primary"}}
 	p := newProxy(t, w)
-	w.rows["v"] = store.Row{Value: []byte("x"), Version: 7}
-	w.rows["gone"] = store.Row{Version: 9, Deleted: true}
+	w.Rows["v"] = store.Row{Value: []byte("x"), Version: 7}
+	w.Rows["gone"] = store.Row{Version: 9, Deleted: true}
 	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, serveService(t, NewProducerService(p)))
 	ctx := context.Background()
 	get := func(table, key string) (*wailv1.GetResponse, error) {
@@ -336,9 +336,9 @@ func TestGetRPC(t *testing.T) {
 			t.Errorf("get %s: %+v, %v; want %+v", tc.key, got, err, tc.want)
 		}
 	}
-	w.mu.Lock()
-	level := w.gotLevel
-	w.mu.Unlock()
+	w.Mu.Lock()
+	level := w.GotLevel
+	w.Mu.Unlock()
 	if level != 1 {
 		t.Errorf("read at level %d, want 1 (primary, the strongest)", level)
 	}
@@ -348,9 +348,9 @@ func TestGetRPC(t *testing.T) {
 	if _, err := get("tx", ""); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Errorf("empty key: %v", err)
 	}
-	w.mu.Lock()
-	w.getErr = errors.New("replica gone")
-	w.mu.Unlock()
+	w.Mu.Lock()
+	w.GetErr = errors.New("replica gone")
+	w.Mu.Unlock()
 	if _, err := get("tx", "v"); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), "read tx: replica gone") {
 		t.Errorf("store error: %v", err)
 	}

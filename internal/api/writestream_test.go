@@ -111,7 +111,7 @@ func TestWriteStream(t *testing.T) {
 			t.Fatalf("batch %d: %v, %d results", a.Seq, a.Error, len(a.Results))
 		}
 		for i, r := range a.Results {
-			row := w.row(fmt.Sprintf("k%d-%d", a.Seq, i))
+			row := w.Row(fmt.Sprintf("k%d-%d", a.Seq, i))
 			if !r.Stored || !r.IntentLogged || r.Version == 0 || row.Version != r.Version {
 				t.Fatalf("batch %d mutation %d: %+v, stored row at version %d", a.Seq, i, r, row.Version)
 			}
@@ -120,8 +120,8 @@ func TestWriteStream(t *testing.T) {
 	if _, err := s.Receive(); err == nil {
 		t.Fatal("an answer more than the batches sent")
 	}
-	if w.intentCount() != (batches-2)*5 {
-		t.Fatalf("%d intents logged, want %d (refused batches write nothing)", w.intentCount(), (batches-2)*5)
+	if w.IntentCount() != (batches-2)*5 {
+		t.Fatalf("%d intents logged, want %d (refused batches write nothing)", w.IntentCount(), (batches-2)*5)
 	}
 }
 
@@ -188,7 +188,7 @@ func TestWriteStreamClientGoesAway(t *testing.T) {
 	t.Parallel()
 	// Batches are in flight when the client leaves; a store write whose
 	// context ended fails, as a database's would.
-	w := &world{logDelay: 5 * time.Millisecond, applyHonoursCtx: true}
+	w := &world{LogDelay: 5 * time.Millisecond, ApplyHonoursCtx: true}
 	svc := NewProducerService(streamProxy(t, w)).WithStreamLimits(StreamLimits{InFlight: 8})
 	c, srv := serveH2CServer(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -210,23 +210,23 @@ func TestWriteStreamClientGoesAway(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, func() bool { return w.intentCount() > 0 })
+	waitFor(t, func() bool { return w.IntentCount() > 0 })
 	srv.CloseClientConnections() // the client is gone mid-stream: batches are in flight (each append takes 5ms)
 	waitFor(t, func() bool { svc.streams.mu.Lock(); defer svc.streams.mu.Unlock(); return svc.streams.open == 0 })
-	if w.intentCount() == 0 {
+	if w.IntentCount() == 0 {
 		t.Fatal("nothing was written before the client left: the test proves nothing")
 	}
-	w.mu.Lock()
-	intents := w.intents
-	w.mu.Unlock()
+	w.Mu.Lock()
+	intents := w.Intents
+	w.Mu.Unlock()
 	for _, in := range intents {
-		if row := w.row(string(in.Key)); row.Version != in.Version {
+		if row := w.Row(string(in.Key)); row.Version != in.Version {
 			t.Fatalf("intent of %s at version %d logged, but the store holds version %d: the store write was cut", in.Key, in.Version, row.Version)
 		}
 	}
 	for a := range answered {
 		for i, r := range a.Results {
-			if row := w.row(fmt.Sprintf("k%d-%d", a.Seq, i)); !r.Stored || row.Version != r.Version {
+			if row := w.Row(fmt.Sprintf("k%d-%d", a.Seq, i)); !r.Stored || row.Version != r.Version {
 				t.Fatalf("answered batch %d mutation %d: %+v, store at %d", a.Seq, i, r, row.Version)
 			}
 		}

@@ -81,8 +81,8 @@ func TestOverloadedWritesAreNotStamped(t *testing.T) {
 	if r := res[1]; r.Err != nil || !r.Stored {
 		t.Fatalf("the other table: %+v", r)
 	}
-	if len(w.intents) != 1 || string(w.intents[0].Key) != "b" {
-		t.Fatalf("intents logged: %v", w.intents)
+	if len(w.Intents) != 1 || string(w.Intents[0].Key) != "b" {
+		t.Fatalf("intents logged: %v", w.Intents)
 	}
 }
 

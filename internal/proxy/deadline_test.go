@@ -31,8 +31,8 @@ func TestWriteDeadlines(t *testing.T) {
 			t.Errorf("%s deadline %s after the write began, want %s", what, got.Sub(start), share)
 		}
 	}
-	within("append", w.appendDeadline, window/2)
-	within("store", w.applyDeadline, window*3/4)
+	within("append", w.AppendDeadline, window/2)
+	within("store", w.ApplyDeadline, window*3/4)
 
 	// A client deadline shorter than that is kept.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -41,8 +41,8 @@ func TestWriteDeadlines(t *testing.T) {
 	if r := p.Write(ctx, []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]; r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if !w.appendDeadline.Equal(client) || !w.applyDeadline.Equal(client) {
-		t.Errorf("deadlines %v and %v, want the client's %v", w.appendDeadline, w.applyDeadline, client)
+	if !w.AppendDeadline.Equal(client) || !w.ApplyDeadline.Equal(client) {
+		t.Errorf("deadlines %v and %v, want the client's %v", w.AppendDeadline, w.ApplyDeadline, client)
 	}
 }
 
@@ -66,7 +66,7 @@ func TestSlowAppend(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.table, func(t *testing.T) {
 			t.Parallel()
-			w := &world{logBlock: true}
+			w := &world{LogBlock: true}
 			p := newWindowProxy(t, w, window)
 			start := time.Now()
 			r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
@@ -77,7 +77,7 @@ func TestSlowAppend(t *testing.T) {
 			if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "within half the visibility window (500ms), nothing was written")) {
 				t.Fatalf("err = %v", r.Err)
 			}
-			if got := strings.Join(w.calls, ","); got != tc.calls {
+			if got := strings.Join(w.Calls, ","); got != tc.calls {
 				t.Fatalf("calls %s, want %s", got, tc.calls)
 			}
 			// The deadlines are checked, not the time taken (a loaded machine
@@ -87,10 +87,10 @@ func TestSlowAppend(t *testing.T) {
 			if took < window/2 {
 				t.Errorf("answered after %s, before half the window (%s)", took, window/2)
 			}
-			if d := w.appendDeadline.Sub(start); d < window/2 || d > window/2+slack {
+			if d := w.AppendDeadline.Sub(start); d < window/2 || d > window/2+slack {
 				t.Errorf("append deadline %s after the write began, want half the window (%s)", d, window/2)
 			}
-			if d := w.applyDeadline.Sub(start); tc.stored && (d < window*3/4 || d > window*3/4+slack) {
+			if d := w.ApplyDeadline.Sub(start); tc.stored && (d < window*3/4 || d > window*3/4+slack) {
 				t.Errorf("store deadline %s after the write began, want %s: counted from when the append began", d, window*3/4)
 			}
 		})
@@ -111,7 +111,7 @@ func TestSlowAppendWritesNothing(t *testing.T) {
 		{"tx", "append:UPSERT,append:ABORT", true},
 		{"ind", "append:UPSERT,apply", false},
 	} {
-		w := &world{logDelay: 30 * time.Millisecond}
+		w := &world{LogDelay: 30 * time.Millisecond}
 		p := newWindowProxy(t, w, 40*time.Millisecond)
 		r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
 		if tc.wantErr && (!errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "over half the visibility window (40ms)") || r.Stored || !r.IntentLogged) {
@@ -120,7 +120,7 @@ func TestSlowAppendWritesNothing(t *testing.T) {
 		if !tc.wantErr && (r.Err != nil || !r.Stored || !r.IntentLogged) {
 			t.Fatalf("%s: result %+v", tc.table, r)
 		}
-		if got := strings.Join(w.calls, ","); got != tc.calls {
+		if got := strings.Join(w.Calls, ","); got != tc.calls {
 			t.Fatalf("%s: calls %s, want %s", tc.table, got, tc.calls)
 		}
 	}

@@ -62,11 +62,11 @@ func TestFitsBus(t *testing.T) {
 	for _, keyLen := range []int{1, 100, 4096} {
 		t.Run(strconv.Itoa(keyLen), func(t *testing.T) {
 			t.Parallel()
-			w := &world{rows: map[string]store.Row{}}
+			w := &world{Rows: map[string]store.Row{}}
 			clock, _ := hlc.New(1, nil)
 			var topic string
 			tbs := tables{"orders": {Name: "orders", FailureMode: catalog.Transactional, VisibilityWindow: time.Second}}
-			p := New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 4096, MaxValueBytes: 2 << 20, MaxBatch: 10, Bus: busLimit{limit, &topic}}, nil)
+			p := New(w.Log(), w.Store(), tbs, clock, Limits{MaxKeyBytes: 4096, MaxValueBytes: 2 << 20, MaxBatch: 10, Bus: busLimit{limit, &topic}}, nil)
 			key := bytes.Repeat([]byte{'k'}, keyLen)
 			put := func(n int) Result {
 				return p.Write(context.Background(), []Mutation{{Table: "orders", Key: key, Value: make([]byte, n)}})[0]
@@ -145,12 +145,12 @@ func (failingLimit) RecordLimit(context.Context, string) (int, string, error) {
 // is closing), a write is refused with Unavailable before it is stamped.
 func TestBusLimitUnknown(t *testing.T) {
 	t.Parallel()
-	w := &world{rows: map[string]store.Row{}}
+	w := &world{Rows: map[string]store.Row{}}
 	clock, _ := hlc.New(1, nil)
 	tbs := tables{"orders": {Name: "orders", FailureMode: catalog.Transactional, VisibilityWindow: time.Second}}
-	p := New(fakeLog{w}, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 1, Bus: failingLimit{}}, nil)
+	p := New(w.Log(), w.Store(), tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 1, Bus: failingLimit{}}, nil)
 	r := p.Write(context.Background(), []Mutation{{Table: "orders", Key: []byte("k"), Value: []byte("v")}})[0]
-	if !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "cannot learn how large an event the bus takes: log closed") || r.Version != 0 || len(w.calls) != 0 {
-		t.Fatalf("result %+v, calls %v", r, w.calls)
+	if !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), "cannot learn how large an event the bus takes: log closed") || r.Version != 0 || len(w.Calls) != 0 {
+		t.Fatalf("result %+v, calls %v", r, w.Calls)
 	}
 }

@@ -44,9 +44,9 @@ func TestLandingSpansTheWrite(t *testing.T) {
 		wantCall string // the call the write must have made
 	}{
 		{"stored", func(*world) {}, "apply"},
-		{"not applied, then an ABORT", func(w *world) { w.stErr = errNotApplied }, "append:ABORT"},
-		{"outcome unknown", func(w *world) { w.stErr = errStoreDown }, "apply-failed"},
-		{"the log down", func(w *world) { w.logFails = true }, "append-failed"},
+		{"not applied, then an ABORT", func(w *world) { w.StErr = errNotApplied }, "append:ABORT"},
+		{"outcome unknown", func(w *world) { w.StErr = errStoreDown }, "apply-failed"},
+		{"the log down", func(w *world) { w.LogFails = true }, "append-failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -55,11 +55,11 @@ func TestLandingSpansTheWrite(t *testing.T) {
 			ws := landing.New()
 			var mu sync.Mutex
 			var atAppend, atApply []bool
-			p.log = landingLog{fakeLog: fakeLog{w}, ws: ws, mu: &mu, pending: &atAppend}
+			p.log = landingLog{fakeLog: w.Log(), ws: ws, mu: &mu, pending: &atAppend}
 			p.WithLanding(ws)
 			var versions []uint64
-			w.onApply = func() { // holds w.mu: the versions are the last intents
-				for _, in := range w.intents[len(w.intents)-2:] {
+			w.OnApply = func() { // holds w.Mu: the versions are the last intents
+				for _, in := range w.Intents[len(w.Intents)-2:] {
 					atApply = append(atApply, ws.Pending("tx", in.Version) != nil)
 				}
 			}
@@ -68,9 +68,9 @@ func TestLandingSpansTheWrite(t *testing.T) {
 			for _, r := range res {
 				versions = append(versions, r.Version)
 			}
-			w.mu.Lock()
-			calls := append([]string(nil), w.calls...)
-			w.mu.Unlock()
+			w.Mu.Lock()
+			calls := append([]string(nil), w.Calls...)
+			w.Mu.Unlock()
 			found := false
 			for _, c := range calls {
 				found = found || c == tc.wantCall

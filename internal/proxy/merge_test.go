@@ -119,7 +119,7 @@ func TestMergedWrites(t *testing.T) {
 					}
 					seen[r.Version] = true
 					key := fmt.Sprintf("k%d-%c", i, 'a'+j)
-					if row := w.rows[key]; row.Version != r.Version {
+					if row := w.Rows[key]; row.Version != r.Version {
 						t.Fatalf("%s stored at version %d, the answer says %d", key, row.Version, r.Version)
 					}
 				}
@@ -136,14 +136,14 @@ func TestMergedWrites(t *testing.T) {
 // flight at most and merged batches of maxMerge mutations (0: MaxBatch).
 func gatedProxy(t *testing.T, maxMerge int) (*world, *gatedLog, *Proxy) {
 	t.Helper()
-	w := &world{rows: map[string]store.Row{}}
-	log := &gatedLog{fakeLog: fakeLog{w}, entered: make(chan struct{}, 100), gate: make(chan struct{})}
+	w := &world{Rows: map[string]store.Row{}}
+	log := &gatedLog{fakeLog: w.Log(), entered: make(chan struct{}, 100), gate: make(chan struct{})}
 	clock, err := hlc.New(3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tbs := tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
-	p := New(log, fakeStore{w}, tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10, WritesInFlight: 1, MaxMerge: maxMerge}, nil)
+	p := New(log, w.Store(), tbs, clock, Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10, WritesInFlight: 1, MaxMerge: maxMerge}, nil)
 	return w, log, p
 }
 
@@ -192,7 +192,7 @@ func TestLateWritesAreRefused(t *testing.T) {
 	if r := recv(onTime, "write queued in time"); r.Err != nil || !r.Stored {
 		t.Fatalf("the write queued in time: %+v", r)
 	}
-	if _, ok := w.rows["late"]; ok {
+	if _, ok := w.Rows["late"]; ok {
 		t.Fatal("the late write was stored")
 	}
 }
@@ -313,14 +313,14 @@ func TestMergedLateWrites(t *testing.T) {
 					t.Fatalf("the writer of %s (late: %v) was never released: it would wait forever", key, late)
 				}
 				r := q.res[0]
-				_, stored := w.rows[key]
+				_, stored := w.Rows[key]
 				if late {
 					if !errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || r.IntentLogged || stored {
 						t.Fatalf("late write %s: %+v (stored: %v); want unavailable, unstamped, not stored", key, r, stored)
 					}
 					continue
 				}
-				if r.Err != nil || !r.Stored || !stored || w.rows[key].Version != r.Version {
+				if r.Err != nil || !r.Stored || !stored || w.Rows[key].Version != r.Version {
 					t.Fatalf("write in time %s: %+v (stored: %v)", key, r, stored)
 				}
 			}

@@ -61,27 +61,27 @@ func TestMetrics(t *testing.T) {
 			want: map[string]float64{muts + "{result=stored,table=tx}": 1}},
 		{name: "deleted", m: Mutation{Table: "ind", Key: k, Delete: true},
 			want: map[string]float64{muts + "{result=stored,table=ind}": 1}},
-		{name: "superseded", w: world{rows: map[string]store.Row{"k": {Version: hlc.At(time.Now().Add(time.Hour))}}},
+		{name: "superseded", w: world{Rows: map[string]store.Row{"k": {Version: hlc.At(time.Now().Add(time.Hour))}}},
 			m: Mutation{Table: "tx", Key: k, Value: v}, want: map[string]float64{muts + "{result=superseded,table=tx}": 1}},
 		{name: "unknown table: no label per made-up name", m: Mutation{Table: "nope", Key: k},
 			want: map[string]float64{muts + "{result=rejected,table=}": 1}},
 		{name: "invalid", m: Mutation{Table: "tx"},
 			want: map[string]float64{muts + "{result=rejected,table=tx}": 1}},
-		{name: "transactional, log down", w: world{logFails: true}, m: Mutation{Table: "tx", Key: k, Value: v},
+		{name: "transactional, log down", w: world{LogFails: true}, m: Mutation{Table: "tx", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=rejected,table=tx}": 1, intents: 1}},
-		{name: "independent, log down", w: world{logFails: true}, m: Mutation{Table: "ind", Key: k, Value: v},
+		{name: "independent, log down", w: world{LogFails: true}, m: Mutation{Table: "ind", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=unlogged,table=ind}": 1, intents: 1}},
-		{name: "log cut off at W/2", w: world{logBlock: true}, window: 40 * time.Millisecond, m: Mutation{Table: "tx", Key: k, Value: v},
+		{name: "log cut off at W/2", w: world{LogBlock: true}, window: 40 * time.Millisecond, m: Mutation{Table: "tx", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=rejected,table=tx}": 1, intents: 1, slow: 1}},
-		{name: "log answered after W/2", w: world{logDelay: 30 * time.Millisecond}, window: 40 * time.Millisecond, m: Mutation{Table: "tx", Key: k, Value: v},
+		{name: "log answered after W/2", w: world{LogDelay: 30 * time.Millisecond}, window: 40 * time.Millisecond, m: Mutation{Table: "tx", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=rejected,table=tx}": 1, slow: 1}},
-		{name: "independent, log answered after W/2", w: world{logDelay: 30 * time.Millisecond}, window: 40 * time.Millisecond, m: Mutation{Table: "ind", Key: k, Value: v},
+		{name: "independent, log answered after W/2", w: world{LogDelay: 30 * time.Millisecond}, window: 40 * time.Millisecond, m: Mutation{Table: "ind", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=stored,table=ind}": 1, slow: 1}},
-		{name: "store did not apply", w: world{stErr: errNotApplied}, m: Mutation{Table: "tx", Key: k, Value: v},
+		{name: "store did not apply", w: world{StErr: errNotApplied}, m: Mutation{Table: "tx", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=rejected,table=tx}": 1, stErrs + "{outcome=not_applied}": 1}},
-		{name: "store outcome unknown", w: world{stErr: errStoreDown}, m: Mutation{Table: "tx", Key: k, Value: v},
+		{name: "store outcome unknown", w: world{StErr: errStoreDown}, m: Mutation{Table: "tx", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=rejected,table=tx}": 1, stErrs + "{outcome=unknown}": 1}},
-		{name: "ABORT not logged", w: world{stErr: errNotApplied, abortFails: true}, m: Mutation{Table: "tx", Key: k, Value: v},
+		{name: "ABORT not logged", w: world{StErr: errNotApplied, AbortFails: true}, m: Mutation{Table: "tx", Key: k, Value: v},
 			want: map[string]float64{muts + "{result=rejected,table=tx}": 1, stErrs + "{outcome=not_applied}": 1, aborts: 1}},
 	}
 	for i := range tests {
@@ -94,9 +94,9 @@ func TestMetrics(t *testing.T) {
 			if window == 0 {
 				window = 10 * time.Second
 			}
-			rows := w.rows
+			rows := w.Rows
 			p := newMeteredProxy(t, w, window, NewMetrics(reg))
-			maps.Copy(w.rows, rows)
+			maps.Copy(w.Rows, rows)
 			p.Write(context.Background(), []Mutation{tc.m})
 			if got := series(t, reg); !maps.Equal(got, tc.want) {
 				t.Errorf("metrics\n%v\nwant\n%v", sorted(got), sorted(tc.want))
@@ -127,11 +127,11 @@ func TestLatencyMetrics(t *testing.T) {
 		appendAtLeast        time.Duration
 	}{
 		{name: "stored", m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1, store: 1},
-		{name: "slow log", w: world{logDelay: 30 * time.Millisecond}, m: Mutation{Table: "tx", Key: k, Value: v},
+		{name: "slow log", w: world{LogDelay: 30 * time.Millisecond}, m: Mutation{Table: "tx", Key: k, Value: v},
 			write: 1, append: 1, store: 1, appendAtLeast: 30 * time.Millisecond},
-		{name: "transactional, log down: no store write", w: world{logFails: true}, m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1},
-		{name: "independent, log down", w: world{logFails: true}, m: Mutation{Table: "ind", Key: k, Value: v}, write: 1, append: 1, store: 1},
-		{name: "store outcome unknown", w: world{stErr: errStoreDown}, m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1, store: 1},
+		{name: "transactional, log down: no store write", w: world{LogFails: true}, m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1},
+		{name: "independent, log down", w: world{LogFails: true}, m: Mutation{Table: "ind", Key: k, Value: v}, write: 1, append: 1, store: 1},
+		{name: "store outcome unknown", w: world{StErr: errStoreDown}, m: Mutation{Table: "tx", Key: k, Value: v}, write: 1, append: 1, store: 1},
 		{name: "invalid: nothing", m: Mutation{Table: "tx"}},
 	}
 	for i := range tests {

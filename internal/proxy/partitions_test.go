@@ -69,7 +69,7 @@ func TestWritePathCountsPartitions(t *testing.T) {
 	w := &world{}
 	m := NewMetrics(nil)
 	p := newMeteredProxy(t, w, time.Second, m)
-	w.rows["old"] = store.Row{Version: hlc.At(time.Now().Add(time.Hour))} // its write is superseded
+	w.Rows["old"] = store.Row{Version: hlc.At(time.Now().Add(time.Hour))} // its write is superseded
 	res := p.Write(t.Context(), []Mutation{
 		{Table: "tx", Key: []byte("a"), Value: []byte("1")},
 		{Table: "tx", Key: []byte("b"), Value: []byte("2")},

@@ -67,13 +67,13 @@ func TestValidator(t *testing.T) {
 				if !errors.Is(r.Err, ErrInvalid) || !strings.Contains(r.Err.Error(), tc.wantErr) || r.Version != 0 {
 					t.Fatalf("got %+v, want ErrInvalid with %q and no version", r, tc.wantErr)
 				}
-				if _, ok := w.rows["k"]; ok || len(w.intents) != 1 {
-					t.Fatalf("a refused mutation left a row or an intent: %v, %v", w.rows, w.intents)
+				if _, ok := w.Rows["k"]; ok || len(w.Intents) != 1 {
+					t.Fatalf("a refused mutation left a row or an intent: %v, %v", w.Rows, w.Intents)
 				}
 				return
 			}
-			if r.Err != nil || !r.Stored || string(w.rows["k"].Value) != tc.wantValue {
-				t.Fatalf("got %+v, row %q, want %q stored", r, w.rows["k"].Value, tc.wantValue)
+			if r.Err != nil || !r.Stored || string(w.Rows["k"].Value) != tc.wantValue {
+				t.Fatalf("got %+v, row %q, want %q stored", r, w.Rows["k"].Value, tc.wantValue)
 			}
 			if tc.validator && v.calls != 2 {
 				t.Fatalf("validator called %d times for 2 mutations", v.calls)
