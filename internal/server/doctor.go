@@ -17,6 +17,9 @@ import (
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/cassandra"
+	"github.com/wail-cdc/wail/internal/store/mysql"
+	"github.com/wail-cdc/wail/internal/store/postgres"
 )
 
 // DefaultDoctorTimeout bounds each check that talks to a store, a log or
@@ -70,6 +73,29 @@ func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string
 	return nil
 }
 
+// The store capabilities doctorStore checks when a store has them.
+type (
+	// schemaChecker checks the store's schema against this wail's (the
+	// SQL stores, Cassandra).
+	schemaChecker interface {
+		Check(ctx context.Context) error
+	}
+	// replicaLagger measures how far each read replica is behind
+	// (PostgreSQL).
+	replicaLagger interface {
+		ReplicaLag(ctx context.Context) ([]time.Duration, error)
+	}
+)
+
+// The stores that have them: a rename fails the build, not the check.
+var (
+	_ schemaChecker = (*postgres.Store)(nil)
+	_ schemaChecker = (*mysql.Store)(nil)
+	_ schemaChecker = (*cassandra.Store)(nil)
+	_ replicaLagger = (*postgres.Store)(nil)
+	_ clusterStore  = (*cassandra.Store)(nil)
+)
+
 // doctorStore checks the store and returns the tables of its catalog;
 // inUse says that the embedded store is locked by a server that answered.
 func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, fail func(check, format string, args ...any), answered bool) (tables []catalog.Table, inUse bool) {
@@ -85,7 +111,7 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 	}
 	defer st.Close()
 	fmt.Fprintf(w, "store        ok (read levels %v)\n", st.Levels())
-	if c, ok := st.(interface{ Check(context.Context) error }); ok {
+	if c, ok := st.(schemaChecker); ok {
 		if err := c.Check(sctx); err != nil {
 			fail("schema", "%v", err)
 		}
@@ -101,9 +127,7 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 			fail("nodes", "%v", err)
 		}
 	}
-	if r, ok := st.(interface {
-		ReplicaLag(context.Context) ([]time.Duration, error)
-	}); ok {
+	if r, ok := st.(replicaLagger); ok {
 		lags, err := r.ReplicaLag(sctx)
 		switch {
 		case err != nil:
