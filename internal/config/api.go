@@ -31,7 +31,8 @@ type API struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// MaxSubscriptions bounds the open Subscribe streams of the process.
+	// MaxSubscriptions bounds the open event streams (Subscribe and
+	// Consume) of the process.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
 	// MaxSubscriptionsPerClient bounds the open Subscribe streams of one
 	// client address (behind a load balancer or proxy, that is the
