@@ -15,24 +15,52 @@ import (
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server"
 	"github.com/wail-cdc/wail/internal/server/servertest"
+	"github.com/wail-cdc/wail/internal/store/cassandra/cassandratest"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
-// TestTokensInCatalogShared: two servers on one PostgreSQL store with
-// security.auth.tokens_source catalog see the same tokens: a token made
-// in the catalog (as `wail token create` does) works on both, and once
-// revoked it is refused by both within tokens_refresh, and a stream
-// opened with it on the other server ends Unauthenticated.
+// TestTokensInCatalogShared: two servers on one PostgreSQL, MySQL or
+// Cassandra store with security.auth.tokens_source catalog see the same
+// tokens: a token made in the catalog (as `wail token create` does) works
+// on both, and once revoked it is refused by both within tokens_refresh,
+// and a stream opened with it on the other server ends Unauthenticated.
 func TestTokensInCatalogShared(t *testing.T) {
 	t.Parallel()
-	dsn := sqltest.Postgres(t)
-	dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) config.Store
+	}{
+		{"postgres", func(t *testing.T) config.Store {
+			dsn := sqltest.Postgres(t)
+			dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
+			return config.Store{Kind: config.StorePostgres, DSN: dsn, MaxConns: 4, QueryTimeout: 5 * time.Second}
+		}},
+		{"mysql", func(t *testing.T) config.Store {
+			return config.Store{Kind: config.StoreMySQL, DSN: sqltest.MySQLDatabase(t, sqltest.MySQL(t)), MaxConns: 4, QueryTimeout: 5 * time.Second}
+		}},
+		{"cassandra", func(t *testing.T) config.Store {
+			hosts := cassandratest.Hosts(t)
+			st := config.Default().Store
+			st.Kind = config.StoreCassandra
+			st.Cassandra.Hosts, st.Cassandra.Keyspace, st.Cassandra.LocalDC = hosts, cassandratest.Keyspace(t, hosts), cassandratest.DC()
+			st.Cassandra.Replication = map[string]string{"class": "NetworkTopologyStrategy", cassandratest.DC(): "3"}
+			return st
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testTokensInCatalogShared(t, tc.store(t))
+		})
+	}
+}
+
+func testTokensInCatalogShared(t *testing.T, store config.Store) {
 	const refresh = 100 * time.Millisecond
 	base := func(id uint32) func(*config.Config) {
 		return func(c *config.Config) {
 			c.ProxyID = id
 			c.Tables = []config.Table{{Name: "t", Partitions: 1}}
-			c.Store = config.Store{Kind: config.StorePostgres, DSN: dsn, MaxConns: 4, QueryTimeout: 5 * time.Second}
+			c.Store = store
 			c.Security.Auth = config.Auth{Enabled: true, TokensSource: config.TokensFromCatalog, TokensRefresh: refresh}
 			c.Security.ReloadInterval = 20 * time.Millisecond // a stream's token is checked again this often
 		}
