@@ -18,7 +18,7 @@ import (
 func TestFormatSerialized(t *testing.T) {
 	st := openPebble(t, t.TempDir())
 	defer st.Close()
-	h := Handler(New(Catalog{Store: st}, Limits{}), slog.New(slog.DiscardHandler), nil)
+	h := Handler(New(Catalog(st), Limits{}), slog.New(slog.DiscardHandler), nil)
 	const text = "syntax = \"proto3\";\npackage shop;\nimport \"google/type/money.proto\";\nimport \"google/protobuf/timestamp.proto\";\nimport \"confluent/meta.proto\";\n" +
 		"message Order {\n  option (confluent.message_meta) = { doc: \"an order\" };\n  // the id\n  string id = 1;\n  google.type.Money total = 2;\n  google.protobuf.Timestamp at = 3;\n  map<string, string> tags = 4;\n}\n"
 	body, _ := json.Marshal(SchemaRequest{Schema: text, SchemaType: Protobuf})

@@ -261,11 +261,11 @@ func (s *Server) writeStreamLimits() api.StreamLimits {
 func (s *Server) streamLimits() eventbus.Limits {
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wail_api_subscriptions_refused_total",
-		Help: "Subscribe streams refused because a limit was reached: total (api.max_subscriptions) or per_client (api.max_subscriptions_per_client).",
+		Help: "Subscribe and Consume streams refused because a limit was reached: total (api.max_subscriptions) or per_client (api.max_subscriptions_per_client).",
 	}, []string{"limit"})
 	open := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "wail_api_subscriptions",
-		Help: "Subscribe streams open.",
+		Help: "Subscribe and Consume streams open.",
 	})
 	s.registry.MustRegister(refused, open)
 	a := s.cfg.API
