@@ -3,6 +3,7 @@ package cassandra
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 
@@ -37,16 +38,26 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 		return nil, false, err
 	}
 	cat := s.ks + "." + catalogTable
+	// tag marks this call's write, so that a try whose outcome is unknown
+	// (a timed-out LWT) is known to be ours when the retry finds it, and
+	// not another caller's write of the same spec (two increments of one
+	// counter from the same old value: taking theirs for ours loses an
+	// edit).
+	tag := make([]byte, 16)
+	if _, err := rand.Read(tag); err != nil {
+		return nil, false, err
+	}
+	var curTag []byte
 	retried := false
 	exec := func(kind sqlstore.Swap) (applied bool, err error) {
 		var tries int
 		switch kind {
 		case sqlstore.SwapInsert:
-			applied, tries, err = s.casTries(ctx, "INSERT INTO "+cat+" (name, spec) VALUES (?, ?) IF NOT EXISTS", name, new)
+			applied, tries, err = s.casTries(ctx, "INSERT INTO "+cat+" (name, spec, tag) VALUES (?, ?, ?) IF NOT EXISTS", name, new, tag)
 		case sqlstore.SwapDelete:
 			applied, tries, err = s.casTries(ctx, "DELETE FROM "+cat+" WHERE name = ? IF spec = ?", name, old)
 		default:
-			applied, tries, err = s.casTries(ctx, "UPDATE "+cat+" SET spec = ? WHERE name = ? IF spec = ?", new, name, old)
+			applied, tries, err = s.casTries(ctx, "UPDATE "+cat+" SET spec = ?, tag = ? WHERE name = ? IF spec = ?", new, tag, name, old)
 		}
 		retried = tries > 1
 		return applied, err
@@ -54,10 +65,10 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 	read := func() ([]byte, error) {
 		var cur []byte
 		err := s.paxos(ctx, func() error {
-			err := s.session.Query("SELECT spec FROM "+cat+" WHERE name = ?", name).WithContext(ctx).
-				Consistency(gocql.Consistency(gocql.Serial)).Scan(&cur)
+			err := s.session.Query("SELECT spec, tag FROM "+cat+" WHERE name = ?", name).WithContext(ctx).
+				Consistency(gocql.Consistency(gocql.Serial)).Scan(&cur, &curTag)
 			if errors.Is(err, gocql.ErrNotFound) {
-				cur = nil
+				cur, curTag = nil, nil
 				return nil
 			}
 			return err
@@ -68,11 +79,11 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 		return append([]byte{}, cur...), err
 	}
 	cur, ok, err := sqlstore.SwapTable(old, new, exec, read)
-	if err == nil && !ok && retried && bytes.Equal(cur, new) {
+	if err == nil && !ok && retried && bytes.Equal(cur, new) && (new == nil || bytes.Equal(curTag, tag)) {
 		// A try that timed out under contention applied, and the retry
-		// found our own entry (or, for a delete, none): the swap is ours.
-		// Were it another caller's identical spec, the outcome the caller
-		// asked for holds all the same.
+		// found our own write (its tag), or for a delete none: the swap
+		// is ours. (Two deletes of the same old spec can both answer
+		// true: the outcome each asked for holds.)
 		ok = true
 	}
 	return cur, ok, err

@@ -301,17 +301,18 @@ func (s *Store) prepareKeyspace(ctx context.Context) error {
 		return err
 	}
 	s.warnFewNodes()
-	if err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob) WITH ID = %s",
+	if err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob, tag blob) WITH ID = %s",
 		s.ks, catalogTable, tableID(s.ks, catalogTable))); err != nil {
 		return err
 	}
 	return s.migrate(ctx)
 }
 
-// migrate adds the schema_id column (later than the first tables) to the
-// wail tables of the keyspace that lack it; rows written before read
-// schema_id 0 (null). A process migrating at the same time makes the
-// ALTER fail on the existing column, which is the work done.
+// migrate adds the columns later than the first tables: schema_id to the
+// wail tables of the keyspace that lack it (rows written before read
+// schema_id 0, null) and tag to the catalog (see swapTable). A process
+// migrating at the same time makes the ALTER fail on the existing column,
+// which is the work done.
 func (s *Store) migrate(ctx context.Context) error {
 	iter := s.session.Query("SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = ?", s.ks).
 		WithContext(ctx).Consistency(gocql.One).Iter()
@@ -327,12 +328,16 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("list columns: %w", s.classify(ctx, err))
 	}
 	for t, c := range cols {
-		if !c["version"] || !c["deleted"] || c["schema_id"] || t == catalogTable {
+		col, typ := "schema_id", "bigint"
+		switch {
+		case t == catalogTable && !c["tag"]:
+			col, typ = "tag", "blob"
+		case t == catalogTable || !c["version"] || !c["deleted"] || c["schema_id"]:
 			continue
 		}
-		err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD schema_id bigint", s.ks, t))
+		err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD %s %s", s.ks, t, col, typ))
 		if err != nil && !strings.Contains(err.Error(), "conflicts with an existing column") {
-			return fmt.Errorf("add schema_id to %s: %w", t, err)
+			return fmt.Errorf("add %s to %s: %w", col, t, err)
 		}
 	}
 	return nil
