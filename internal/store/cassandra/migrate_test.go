@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/gocql/gocql"
+
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -34,6 +36,33 @@ func TestMigrateOldTable(t *testing.T) {
 	}
 	if row, _, err := s.Get(ctx, "old", []byte("k"), store.Level(len(s.Levels())-1)); err != nil || row.SchemaID != 2 {
 		t.Fatalf("after a write: %+v %v", row, err)
+	}
+	openTest(t, opts).Close() // nothing left to migrate, nothing fails
+}
+
+// TestMigrateOldCatalog: a catalog made before swaps were tagged gets its
+// tag column at open, and its entries still swap (each swap then tagged).
+func TestMigrateOldCatalog(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	first := openTest(t, opts)
+	ctx := context.Background()
+	if err := first.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP tag", first.ks, catalogTable)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.session.Query(fmt.Sprintf("INSERT INTO %s.%s (name, spec) VALUES (?, ?)", first.ks, catalogTable),
+		"_old", []byte("1")).WithContext(ctx).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	s := openTest(t, opts) // migrates
+	if _, ok, err := s.SwapTable(ctx, "_old", []byte("1"), []byte("2")); err != nil || !ok {
+		t.Fatalf("swap on a migrated catalog: %v %v", ok, err)
+	}
+	var tag []byte
+	if err := s.session.Query(fmt.Sprintf("SELECT tag FROM %s.%s WHERE name = ?", s.ks, catalogTable), "_old").
+		WithContext(ctx).Consistency(gocql.Quorum).Scan(&tag); err != nil || len(tag) != 16 {
+		t.Fatalf("the swap's tag: %x %v", tag, err)
 	}
 	openTest(t, opts).Close() // nothing left to migrate, nothing fails
 }
