@@ -154,8 +154,8 @@ tables:
 		resizeTmpfs(t, mnt, "60m")
 		srv = serve()
 	}
-	url = "http://" + srv.addr
-	w.url.Store(&url)
+	again := "http://" + srv.addr // a new variable: a writer may still read the old one through its pointer
+	w.url.Store(&again)
 
 	// Space is back: writes work again.
 	before := w.acked.Load()
@@ -163,7 +163,7 @@ tables:
 	if more.firstErr != nil || w.acked.Load()-before != 200 {
 		t.Fatalf("after space returned: %d of 200 writes acknowledged, first error %v", w.acked.Load()-before, more.firstErr)
 	}
-	waitResolvedRemote(t, ctx, url)
+	waitResolvedRemote(t, ctx, again)
 	start := time.Now()
 	srv.terminate(t)
 	if d := time.Since(start); d > diskFullShutdown+5*time.Second {

@@ -93,8 +93,8 @@ func TestSinkAcrossProcesses(t *testing.T) {
 		t.Fatalf("both processes delivered: %v and %v events", delivering(0), delivering(1))
 	}
 	survivor := 1 - owner
-	u = url(survivor)
-	w.url.Store(&u)
+	su := url(survivor) // a new variable: the writers read the old one through its pointer
+	w.url.Store(&su)
 	before := received()
 	procs[owner].kill(t)
 	killedAt := time.Now()
