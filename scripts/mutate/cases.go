@@ -64,6 +64,9 @@ func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 	var cands []caseMutant
 	for i := range res.Files {
 		f := &res.Files[i]
+		if !inPackageDir(pkg, f.FileName) {
+			continue // a sub-package's file (e.g. internal/proxy/proxytest: test scaffolding)
+		}
 		path := filepath.Join(pkg, filepath.Base(f.FileName))
 		var src []byte
 		var af *ast.File
@@ -291,4 +294,12 @@ func runMutant(pkg string, c caseMutant, timeout time.Duration) (string, error) 
 		return "NOT VIABLE", nil
 	}
 	return "KILLED", nil
+}
+
+// inPackageDir reports whether name (as gremlins names a file: relative
+// to the package, to the module, or absolute) is in pkg's own directory,
+// not in a sub-package under it.
+func inPackageDir(pkg, name string) bool {
+	dir := filepath.Dir(name)
+	return dir == "." || dir == pkg || strings.HasSuffix(dir, string(filepath.Separator)+pkg)
 }

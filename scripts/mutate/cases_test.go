@@ -57,3 +57,23 @@ func TestReaches(t *testing.T) {
 		}
 	}
 }
+
+// TestInPackageDir: the case runner takes the package's own files, never
+// a sub-package's (internal/proxy/proxytest under internal/proxy).
+func TestInPackageDir(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"merge.go", true},
+		{"internal/proxy/merge.go", true},
+		{"/tmp/ci/internal/proxy/merge.go", true},
+		{"proxytest/world.go", false},
+		{"internal/proxy/proxytest/world.go", false},
+		{"/tmp/ci/internal/proxy/proxytest/world.go", false},
+	} {
+		if got := inPackageDir("internal/proxy", tc.name); got != tc.want {
+			t.Errorf("inPackageDir(internal/proxy, %s) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
