@@ -47,6 +47,11 @@ var corePackages = []string{
 }
 
 func main() {
+	os.Exit(run())
+}
+
+// run is main with an exit code, so that its deferred clean-up runs.
+func run() int {
 	workers := flag.Int("workers", 2, "mutants tested at once")
 	minTimeout := flag.Duration("min-timeout", 2*time.Minute, "least time a mutant's build and test run gets before it counts as hung")
 	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
@@ -61,13 +66,27 @@ func main() {
 	judged, err := readJudged(*judgedPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
-		os.Exit(2)
+		return 2
+	}
+	// Every mutant is a new build of its package and of the packages that
+	// import it, and go caches each one: a run over the core packages
+	// added gigabytes to the build cache, and a day of runs filled the
+	// disk (CI then failed with "no space left on device"). The mutants
+	// build in a cache of their own, removed at the end.
+	if os.Getenv("WAIL_MUTATE_KEEP_CACHE") == "" {
+		cache, err := os.MkdirTemp("", "mutate-gocache-*")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mutate:", err)
+			return 2
+		}
+		defer os.RemoveAll(cache)
+		os.Setenv("GOCACHE", cache)
 	}
 	var only *regexp.Regexp
 	if *files != "" {
 		if only, err = regexp.Compile(*files); err != nil {
 			fmt.Fprintln(os.Stderr, "mutate: -files:", err)
-			os.Exit(2)
+			return 2
 		}
 	}
 	var reports []report
@@ -79,12 +98,12 @@ func main() {
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
-			os.Exit(2)
+			return 2
 		}
 		r, err := judge(pkg, res, judged, os.ReadFile)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "mutate: %s: %v\n", pkg, err)
-			os.Exit(2)
+			return 2
 		}
 		reports = append(reports, r)
 		if r.score() < *threshold || len(r.unjudged) > 0 {
@@ -93,8 +112,9 @@ func main() {
 	}
 	print(os.Stdout, reports, *threshold)
 	if failed {
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // result is gremlins' machine-readable output (-o).
