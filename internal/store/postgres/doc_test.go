@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
 // TestDocColumn: a typed row's JSON (Mutation.Doc) lands in the doc
@@ -16,19 +17,7 @@ func TestDocColumn(t *testing.T) {
 	t.Parallel()
 	s := openFresh(t, false)
 	ctx := context.Background()
-	if !s.KeepsDocuments() {
-		t.Fatal("the PostgreSQL store keeps documents")
-	}
-	if err := s.CreateTable(ctx, "orders"); err != nil {
-		t.Fatal(err)
-	}
-	apply := func(m store.Mutation) {
-		t.Helper()
-		if _, err := s.Apply(ctx, "orders", []store.Mutation{m}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	doc := func(key string) (string, bool) {
+	status := func(key string) (string, bool) {
 		t.Helper()
 		var d *string
 		if err := s.primary.QueryRow(ctx, `SELECT doc->>'status' FROM `+tableIdent("orders")+` WHERE key = $1`, []byte(key)).Scan(&d); err != nil {
@@ -39,33 +28,19 @@ func TestDocColumn(t *testing.T) {
 		}
 		return *d, true
 	}
-	apply(store.Mutation{Key: []byte("a"), Value: []byte("v"), Version: 10, SchemaID: 3, Doc: []byte(`{"id":"a","status":"placed"}`)})
-	apply(store.Mutation{Key: []byte("b"), Value: []byte("v"), Version: 10, SchemaID: 3, Doc: []byte(`{"id":"b","status":"paid"}`)})
-	if d, ok := doc("a"); !ok || d != "placed" {
-		t.Fatalf("doc of a: %q %v", d, ok)
+	sqltest.DocColumn(t, s, status, func() int {
+		t.Helper()
+		var n int
+		if err := s.primary.QueryRow(ctx, `SELECT count(*) FROM `+tableIdent("orders")+` WHERE doc @> '{"status":"paid"}' AND schema_id = 3`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	})
+	// A doc jsonb cannot hold (\u0000) is NULL while the row is written.
+	if _, err := s.Apply(ctx, "orders", []store.Mutation{{Key: []byte("c"), Value: []byte("v"), Version: 1, SchemaID: 4, Doc: []byte(`{"status":"nul\u0000"}`)}}); err != nil {
+		t.Fatal(err)
 	}
-	var n int
-	if err := s.primary.QueryRow(ctx, `SELECT count(*) FROM `+tableIdent("orders")+` WHERE doc @> '{"status":"paid"}' AND schema_id = 3`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("query by a JSON field: %d, %v", n, err)
-	}
-	apply(store.Mutation{Key: []byte("a"), Value: []byte("v"), Version: 5, Doc: []byte(`{"status":"stale"}`)})
-	if d, _ := doc("a"); d != "placed" {
-		t.Errorf("a losing write changed the doc to %q", d)
-	}
-	apply(store.Mutation{Key: []byte("a"), Value: []byte("v"), Version: 20, Doc: []byte(`{"status":"shipped"}`)})
-	if d, _ := doc("a"); d != "shipped" {
-		t.Errorf("doc after a newer write: %q", d)
-	}
-	apply(store.Mutation{Key: []byte("a"), Value: []byte("v"), Version: 21})
-	if d, ok := doc("a"); ok {
-		t.Errorf("a write without a doc left %q", d)
-	}
-	apply(store.Mutation{Key: []byte("b"), Version: 30, Delete: true, Doc: []byte(`{"status":"x"}`)})
-	if d, ok := doc("b"); ok {
-		t.Errorf("a tombstone has doc %q", d)
-	}
-	apply(store.Mutation{Key: []byte("c"), Value: []byte("v"), Version: 1, SchemaID: 4, Doc: []byte(`{"status":"nul\u0000"}`)})
-	if d, ok := doc("c"); ok {
+	if d, ok := status("c"); ok {
 		t.Errorf("a doc with \\u0000 stored as %q", d)
 	}
 	if row, found, err := s.Get(ctx, "orders", []byte("c"), 0); err != nil || !found || row.SchemaID != 4 {
@@ -83,25 +58,7 @@ func TestMigrateOldTable(t *testing.T) {
   updated_at timestamptz NOT NULL DEFAULT now(),
   kh bytea GENERATED ALWAYS AS (sha256(key)) STORED PRIMARY KEY)`)
 	exec(t, dsn, `INSERT INTO wail_old (key, value, version, deleted) VALUES ('k', 'v', 7, false)`)
-	s, err := Open(context.Background(), Options{DSN: dsn, MaxConns: 2, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	if row, found, err := s.Get(ctx, "old", []byte("k"), 0); err != nil || !found || row.Version != 7 || row.SchemaID != 0 || string(row.Value) != "v" {
-		t.Fatalf("old row: %+v %v %v", row, found, err)
-	}
-	if _, err := s.Apply(ctx, "old", []store.Mutation{{Key: []byte("k"), Value: []byte("w"), Version: 8, SchemaID: 2, Doc: []byte(`{}`)}}); err != nil {
-		t.Fatal(err)
-	}
-	if row, _, err := s.Get(ctx, "old", []byte("k"), 0); err != nil || row.SchemaID != 2 {
-		t.Fatalf("after a write: %+v %v", row, err)
-	}
-	// Open again: nothing left to migrate, nothing fails.
-	s2, err := Open(ctx, Options{DSN: dsn, MaxConns: 1, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s2.Close()
+	sqltest.MigratedTable(t, func() (*Store, error) {
+		return Open(context.Background(), Options{DSN: dsn, MaxConns: 2, Logger: quiet})
+	})
 }
