@@ -57,14 +57,5 @@ func (s *Store) readChunk(ctx context.Context, db *sql.DB, ident string, keys []
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var key, value []byte
-		var version, schemaID int64
-		var deleted bool
-		if err := rows.Scan(&key, &value, &version, &deleted, &schemaID); err != nil {
-			return err
-		}
-		m.Found(key, value, version, deleted, schemaID)
-	}
-	return rows.Err()
+	return m.Scan(rows)
 }

@@ -77,16 +77,7 @@ func (s *Store) readChunk(ctx context.Context, p *pgxpool.Pool, ident string, ke
 		return err
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var key, value []byte
-		var version, schemaID int64
-		var deleted bool
-		if err := rows.Scan(&key, &value, &version, &deleted, &schemaID); err != nil {
-			return err
-		}
-		m.Found(key, value, version, deleted, schemaID)
-	}
-	if err := rows.Err(); err != nil {
+	if err := m.Scan(rows); err != nil {
 		return err
 	}
 	return br.Close()

@@ -120,6 +120,28 @@ func (m *MultiRows) Found(key, value []byte, version int64, deleted bool, schema
 	}
 }
 
+// Rows is a result set, as database/sql and pgx both give one.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// Scan records every row of rows, whose columns are key, value, version,
+// deleted and schema id, and returns rows' error.
+func (m *MultiRows) Scan(rows Rows) error {
+	for rows.Next() {
+		var key, value []byte
+		var version, schemaID int64
+		var deleted bool
+		if err := rows.Scan(&key, &value, &version, &deleted, &schemaID); err != nil {
+			return err
+		}
+		m.Found(key, value, version, deleted, schemaID)
+	}
+	return rows.Err()
+}
+
 // Reads answers keys (those NewMultiRows was given), in order: the row
 // found, or not found. A key asked more than once gets its own copy of
 // the value each further time: the rows are the caller's.
