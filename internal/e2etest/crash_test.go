@@ -29,15 +29,46 @@ import (
 	"github.com/wail-cdc/wail/internal/store/pebble"
 )
 
-// buildWail builds the wail binary once per test run.
+// wailBuild is the wail binary the tests run, built once per test binary
+// (each test building its own linked one at a time more, in parallel, and
+// filled a small disk) and removed by TestMain.
+var wailBuild struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildWail returns the wail binary, building it at the first call.
 func buildWail(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "wail")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/wail-cdc/wail/cmd/wail").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	wailBuild.once.Do(func() {
+		dir, err := os.MkdirTemp("", "wail-e2e-*")
+		if err != nil {
+			wailBuild.err = err
+			return
+		}
+		wailBuild.dir = dir
+		bin := filepath.Join(dir, "wail")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/wail-cdc/wail/cmd/wail").CombinedOutput(); err != nil {
+			wailBuild.err = fmt.Errorf("go build: %w\n%s", err, out)
+			return
+		}
+		wailBuild.bin = bin
+	})
+	if wailBuild.err != nil {
+		t.Fatal(wailBuild.err)
 	}
-	return bin
+	return wailBuild.bin
+}
+
+// TestMain removes the wail binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if wailBuild.dir != "" {
+		os.RemoveAll(wailBuild.dir)
+	}
+	os.Exit(code)
 }
 
 // child is a `wail serve` process.
