@@ -222,3 +222,24 @@ func TestRecoverReadError(t *testing.T) {
 		})
 	}
 }
+
+// TestStripCorrupt: a reason that wraps ErrCorrupt loses its prefix, said
+// once by the error around it; a reason with nothing after the prefix, or
+// without it, is kept whole (a reason is never empty).
+func TestStripCorrupt(t *testing.T) {
+	prefix := intentlog.ErrCorrupt.Error() + ": "
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{corrupt("crc mismatch"), "crc mismatch"},
+		{fmt.Errorf("%w: x", intentlog.ErrCorrupt), "x"},
+		{errors.New(prefix), prefix},
+		{errors.New(strings.TrimSuffix(prefix, " ")), strings.TrimSuffix(prefix, " ")},
+		{syscall.EIO, syscall.EIO.Error()},
+	} {
+		if got := stripCorrupt(c.err); got != c.want {
+			t.Errorf("stripCorrupt(%q) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}

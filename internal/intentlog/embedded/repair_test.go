@@ -2,11 +2,13 @@ package embedded
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -93,6 +95,20 @@ func TestRepair(t *testing.T) {
 			return Lost{From: 3, To: 6, Segment: seg(0), Position: int64(len(f[0])), Bytes: int64(len(f[1]) + len(next[0]))},
 				append(flip(f[1], 40), next[0]...)
 		}, true, append(offsets(0, 3), offsets(6, 12)...), 12},
+		// The damaged region is copied in readChunk pieces: exactly one
+		// chunk, and one chunk and a byte.
+		{"a zeroed tail of one read chunk", [][]int{{3, 3}}, func(t *testing.T, fsys vfs.FS) (Lost, []byte) {
+			f := framesOf(t, fsys, seg(0))
+			zeros := make([]byte, readChunk)
+			writeFile(t, fsys, seg(0), bytes.Join([][]byte{f[0], f[1], zeros}, nil))
+			return Lost{From: 6, To: -1, Segment: seg(0), Position: int64(len(f[0]) + len(f[1])), Bytes: readChunk}, zeros
+		}, false, offsets(0, 6), 6},
+		{"a zeroed tail of one read chunk and a byte", [][]int{{3}}, func(t *testing.T, fsys vfs.FS) (Lost, []byte) {
+			f := framesOf(t, fsys, seg(0))
+			zeros := make([]byte, readChunk+1)
+			writeFile(t, fsys, seg(0), append(bytes.Clone(f[0]), zeros...))
+			return Lost{From: 3, To: -1, Segment: seg(0), Position: int64(len(f[0])), Bytes: readChunk + 1}, zeros
+		}, false, offsets(0, 3), 3},
 		{"a segment file lost", [][]int{{3}, {3}, {3}}, func(t *testing.T, fsys vfs.FS) (Lost, []byte) {
 			noErr(t, fsys.Remove(seg(3)))
 			return Lost{From: 3, To: 6, Segment: seg(0), Position: -1}, nil
@@ -148,6 +164,11 @@ func TestRepair(t *testing.T) {
 			}
 			l = openLog(t, "/log", Options{FS: after})
 			defer l.Close()
+			// Every kept record survived the power loss (checked first: a
+			// reader would wait for missing ones).
+			if _, end, err := l.Bounds(context.Background(), testTopic, 0); err != nil || end != tc.nextOffset {
+				t.Fatalf("log end after the repair and a power loss: %d, %v; want %d", end, err, tc.nextOffset)
+			}
 			var keys []string
 			for _, r := range readGaps(t, l, 0, tc.kept[len(tc.kept)-1]+1) {
 				keys = append(keys, fmt.Sprintf("%d:%s", r.Offset, r.Key))
@@ -178,4 +199,68 @@ func offsets(from, to int64) []int64 {
 		out = append(out, o)
 	}
 	return out
+}
+
+// TestRepairIOError: a storage error while checking a partition fails the
+// repair with that error, naming the partition; it is never taken for an
+// empty or sound partition.
+func TestRepairIOError(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault vfs.Fault
+	}{
+		{"list the partition's segments", vfs.Fault{Ops: vfs.OpReadDir, Path: craftedDir}},
+		{"read #lost", vfs.Fault{Ops: vfs.OpOpen, Path: lostFile}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			l, _, _ := craftLog(t, mem, Options{}, 0, []int{3})
+			noErr(t, l.Close())
+			efs := vfs.NewErrorFS(mem)
+			efs.Inject(tc.fault)
+			rep, err := Repair("/log", Options{FS: efs, Logger: testLogger(t)})
+			if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), testTopic+"/0") || efs.Fired() == 0 {
+				t.Fatalf("Repair with a failing %s: %+v, %v; want EIO naming %s/0", tc.name, rep, err, testTopic)
+			}
+		})
+	}
+}
+
+// TestRepairBatchTooFarFromBase: a whole, valid batch whose offsets are too
+// far from its segment's base for the index (a batch of another log, or
+// garbage with a valid CRC) is damage: its offsets, and the ones skipped
+// before it, are listed as lost, and no segment file is made for it (none
+// for the empty run before it either).
+func TestRepairBatchTooFarFromBase(t *testing.T) {
+	mem := vfs.NewMem()
+	l, _, _ := craftLog(t, mem, Options{}, 0, []int{3})
+	noErr(t, l.Close())
+	f := framesOf(t, mem, seg(0))
+	const far = maxRelOffset + 10
+	farBatch := craftedBatch(far, 3)
+	writeFile(t, mem, seg(0), append(bytes.Clone(f[0]), farBatch...))
+
+	rep, err := Repair("/log", Options{FS: mem, Logger: testLogger(t)})
+	noErr(t, err)
+	var got []string
+	for _, l := range rep.Lost {
+		got = append(got, fmt.Sprintf("[%d,%d) at %d, %d bytes", l.From, l.To, l.Position, l.Bytes))
+	}
+	pos := len(f[0])
+	want := []string{fmt.Sprintf("[3,%d) at %d, 0 bytes", int64(far), pos), fmt.Sprintf("[%d,-1) at %d, %d bytes", int64(far), pos, len(farBatch))}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("lost %s\nwant %s", got, want)
+	}
+	bases, err := listSegments(mem, craftedDir)
+	if err != nil || len(bases) != 1 || bases[0] != 0 {
+		t.Fatalf("segments after the repair: %v, %v; want only the one at 0", bases, err)
+	}
+	if b := readFile(t, mem, seg(0)); !bytes.Equal(b, f[0]) {
+		t.Fatalf("segment 0 after the repair: %d bytes, want its valid %d", len(b), len(f[0]))
+	}
+	l = openLog(t, "/log", Options{FS: mem})
+	defer l.Close()
+	if more := appendBatch(t, l, "more", 1); more[0].Offset != 3 {
+		t.Fatalf("append after the repair at %d, want 3", more[0].Offset)
+	}
 }
