@@ -9,11 +9,12 @@ import (
 )
 
 // TestRecordLimit: RecordLimit is exact: a record whose encoding takes
-// exactly that many bytes is appended, one byte more is refused.
+// exactly that many bytes is appended, one byte more is refused; a
+// MaxRecordBytes above what one batch holds is capped by MaxBatchBytes.
 func TestRecordLimit(t *testing.T) {
 	t.Parallel()
-	for _, opts := range []Options{{}, {MaxBatchBytes: 4096}} {
-		l, err := Open(t.TempDir(), Options{NoSync: true, MaxBatchBytes: opts.MaxBatchBytes, Logger: testLogger(t)})
+	for _, opts := range []Options{{}, {MaxBatchBytes: 4096}, {MaxBatchBytes: 4096, MaxRecordBytes: 1 << 20}} {
+		l, err := Open(t.TempDir(), Options{NoSync: true, MaxBatchBytes: opts.MaxBatchBytes, MaxRecordBytes: opts.MaxRecordBytes, Logger: testLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
