@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -73,22 +74,10 @@ func resolveRefs(st *state, refs []Reference) ([]Reference, *Error) {
 	return out, nil
 }
 
-func sameRefs(a, b []Reference) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // matches reports whether a stored schema is the one asked for: the same
 // meaning (fingerprint) or the same text and references.
 func (rec *schemaRec) matches(fp, text string, refs []Reference) bool {
-	return rec.Fingerprint == fp || (rec.Text == text && sameRefs(rec.Refs, refs))
+	return rec.Fingerprint == fp || (rec.Text == text && slices.Equal(rec.Refs, refs))
 }
 
 // previous are the live versions of a subject, oldest first, compiled.

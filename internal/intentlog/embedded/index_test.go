@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,7 +38,7 @@ func TestParseIndex(t *testing.T) {
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("parseIndex: %v", err)
-			case tc.want == "" && !equalEntries(got, tc.entries):
+			case tc.want == "" && !slices.Equal(got, tc.entries):
 				t.Fatalf("parseIndex = %v, want %v", got, tc.entries)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("parseIndex = %v, %v; want an error saying %q", got, err, tc.want)
@@ -47,18 +48,6 @@ func TestParseIndex(t *testing.T) {
 	if _, err := parseIndex(make([]byte, indexEntryLen+1), 100); err == nil {
 		t.Fatal("parseIndex took an index whose length is not a multiple of the entry size")
 	}
-}
-
-func equalEntries(a, b []indexEntry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestScanRelOffsetLimit: the writer fills a segment up to maxRelOffset
