@@ -1,12 +1,18 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
 
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
 )
@@ -47,5 +53,62 @@ func TestEventCode(t *testing.T) {
 	}
 	if eventError(nil) != nil {
 		t.Fatal("nil got an error")
+	}
+}
+
+// openEvents is Events whose streams send their start and then stay open
+// until the request ends; it has no consumer groups.
+type openEvents struct{ Events }
+
+func (openEvents) Stream(ctx context.Context, _ *wailv1.SubscribeRequest, started func() error, _ func(*wailv1.SubscribeResponse) error) error {
+	if err := started(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (openEvents) JoinGroup(context.Context, string, string, string, string) (*group.Session, error) {
+	return nil, eventbus.ErrNoGroups
+}
+
+// TestEventStreamSlots: Subscribe and Consume streams count against the
+// same limits (api.max_subscriptions): past them a stream is refused
+// ResourceExhausted naming the limit before the bus is asked, and a
+// closed stream frees its slot; a bus error gets its code.
+func TestEventStreamSlots(t *testing.T) {
+	t.Parallel()
+	svc := NewEventService(openEvents{}).WithLimits(SlotLimits{MaxStreams: 1})
+	path, h := wailv1connect.NewEventServiceHandler(svc)
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer svc.Close()
+	c := wailv1connect.NewEventServiceClient(srv.Client(), srv.URL)
+	ctx, cancel := context.WithCancel(t.Context())
+	sub, err := c.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "t"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consume := func() error {
+		s, err := c.Consume(t.Context(), connect.NewRequest(&wailv1.ConsumeRequest{Table: "t", Group: "g", Member: "m"}))
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		for s.Receive() {
+		}
+		return s.Err()
+	}
+	waitFor(t, func() bool { return svc.Open() == 1 })
+	if err := consume(); connect.CodeOf(err) != connect.CodeResourceExhausted || !strings.Contains(err.Error(), "api.max_subscriptions") {
+		t.Fatalf("a Consume stream past the limit: %v", err)
+	}
+	cancel()
+	sub.Close()
+	waitFor(t, func() bool { return svc.Open() == 0 })
+	if err := consume(); connect.CodeOf(err) != connect.CodeUnimplemented {
+		t.Fatalf("Consume once the slot was freed: %v, want the bus's answer (unimplemented: no groups)", err)
 	}
 }
