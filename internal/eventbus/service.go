@@ -65,9 +65,6 @@ func (s *Service) Close() {
 	})
 }
 
-// Closing is closed by Close.
-func (s *Service) Closing() <-chan struct{} { return s.closing }
-
 // batch is what a partition reader hands the stream: the events of one
 // read, and its position after it.
 type batch struct {
