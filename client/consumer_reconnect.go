@@ -33,7 +33,7 @@ type Reconnect struct {
 // Consumer (a group whose snapshot was not over takes it again).
 var ErrSnapshotInterrupted = errors.New("the stream dropped during a snapshot, which cannot be resumed")
 
-// startCursorHeader is eventbus.StartCursorHeader: a subscription's start.
+// startCursorHeader is api.StartCursorHeader: a subscription's start.
 const startCursorHeader = "Wail-Start-Cursor"
 
 // reconnecting is a Consumer's reconnection state.

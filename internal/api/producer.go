@@ -33,8 +33,10 @@ type ProducerService struct {
 	// admit, if set, may refuse writes (Unavailable) before they are
 	// stamped: the proxy id's lease is not valid.
 	admit func() error
-	// streams are the write streams' limits and counts (stream.go).
-	streams   streamSlots
+	// streams count the write streams open; inFlight is
+	// StreamLimits.InFlight (writestream.go).
+	streams   *streamSlots
+	inFlight  int
 	closing   chan struct{}
 	closeOnce sync.Once
 }

@@ -3,9 +3,7 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -17,23 +15,23 @@ import (
 // StreamLimits bound write streams (WriteStream). Zero values: no bound
 // on streams, DefaultStreamInFlight batches in flight.
 type StreamLimits struct {
-	// MaxStreams is the most write streams open at once;
-	// MaxStreamsPerClient the most from one client address (the host of
-	// the remote address).
-	MaxStreams, MaxStreamsPerClient int
+	// SlotLimits bound the write streams open: MaxStreams is
+	// api.max_write_streams, MaxStreamsPerClient
+	// api.max_write_streams_per_client.
+	SlotLimits
 	// InFlight is how many batches of one stream run at once: the server
 	// reads no further batch of a stream while that many are running or
 	// answered but not yet taken by the client, so a client that sends
 	// without reading its answers stops being read.
 	InFlight int
-	// Refused, if set, is called with "total" or "per_client" when a
-	// stream is refused; Opened with the number open when it changes.
-	Refused func(limit string)
-	Opened  func(open int)
 }
 
 // DefaultStreamInFlight is StreamLimits.InFlight when unset.
 const DefaultStreamInFlight = 8
+
+// writeStreams words the refusals of write streams.
+var writeStreams = slotKind{what: "write streams", total: "api.max_write_streams", perClient: "api.max_write_streams_per_client",
+	hint: "one stream carries many batches at once: share it"}
 
 // WithStreamLimits sets the write streams' limits; call it before
 // serving.
@@ -41,69 +39,9 @@ func (s *ProducerService) WithStreamLimits(l StreamLimits) *ProducerService {
 	if l.InFlight <= 0 {
 		l.InFlight = DefaultStreamInFlight
 	}
-	s.streams = streamSlots{limits: l, byClient: map[string]int{}}
+	s.inFlight = l.InFlight
+	s.streams = newSlots(writeStreams, l.SlotLimits)
 	return s
-}
-
-// streamSlots counts the open write streams.
-type streamSlots struct {
-	limits   StreamLimits
-	mu       sync.Mutex
-	open     int
-	byClient map[string]int
-}
-
-// take takes a slot for client, or says which limit is reached.
-func (t *streamSlots) take(client string) (release func(), err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l := t.limits
-	switch {
-	case l.MaxStreams > 0 && t.open >= l.MaxStreams:
-		t.refused("total")
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-			"%d write streams are open, the most this server takes (api.max_write_streams); retry later", t.open))
-	case l.MaxStreamsPerClient > 0 && t.byClient[client] >= l.MaxStreamsPerClient:
-		t.refused("per_client")
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-			"%s has %d write streams open, the most one client address may (api.max_write_streams_per_client); "+
-				"one stream carries many batches at once: share it", client, t.byClient[client]))
-	}
-	t.open++
-	t.byClient[client]++
-	t.opened()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			t.mu.Lock()
-			defer t.mu.Unlock()
-			t.open--
-			if t.byClient[client]--; t.byClient[client] == 0 {
-				delete(t.byClient, client)
-			}
-			t.opened()
-		})
-	}, nil
-}
-
-func (t *streamSlots) opened() {
-	if t.limits.Opened != nil {
-		t.limits.Opened(t.open)
-	}
-}
-
-func (t *streamSlots) refused(limit string) {
-	if t.limits.Refused != nil {
-		t.limits.Refused(limit)
-	}
-}
-
-// hostOf is the host of a peer address.
-func hostOf(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
 }
 
 // WriteStream runs the batches of a stream, up to StreamLimits.InFlight
@@ -121,8 +59,8 @@ func (s *ProducerService) WriteStream(ctx context.Context, stream *connect.BidiS
 	}
 	defer release()
 	w := &writeStream{s: s, stream: stream, ctx: context.WithoutCancel(ctx),
-		slots:   make(chan struct{}, s.streams.limits.InFlight),
-		answers: make(chan *wailv1.WriteStreamResponse, s.streams.limits.InFlight),
+		slots:   make(chan struct{}, s.inFlight),
+		answers: make(chan *wailv1.WriteStreamResponse, s.inFlight),
 		read:    make(chan error, 1), sent: make(chan error, 1), failed: make(chan struct{})}
 	go w.send()
 	go w.receive()

@@ -136,8 +136,8 @@ func TestWriteStreamLimits(t *testing.T) {
 		limits  StreamLimits
 		setting string
 	}{
-		{"per client", StreamLimits{MaxStreams: 10, MaxStreamsPerClient: 1}, "api.max_write_streams_per_client"},
-		{"total", StreamLimits{MaxStreams: 1, MaxStreamsPerClient: 1}, "api.max_write_streams"},
+		{"per client", StreamLimits{SlotLimits: SlotLimits{MaxStreams: 10, MaxStreamsPerClient: 1}}, "api.max_write_streams_per_client"},
+		{"total", StreamLimits{SlotLimits: SlotLimits{MaxStreams: 1, MaxStreamsPerClient: 1}}, "api.max_write_streams"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -166,10 +166,10 @@ func testGroupMembersKilled(t *testing.T, kind string) {
 	groups := group.New(rl.log, 3*time.Second)
 	svc := NewService(bus, func(string) (int32, bool) { return n, true }).WithGroups(groups)
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(svc))
+	_, closeAll := serveEvents(mux, svc, APILimits{})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	defer svc.Close()
+	defer closeAll()
 
 	var mu sync.Mutex
 	var lines []line

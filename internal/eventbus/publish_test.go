@@ -131,10 +131,10 @@ func TestSubscribeFromVersion(t *testing.T) {
 	}
 	svc := NewService(b, func(table string) (int32, bool) { return 2, table == "t" })
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(svc))
+	_, closeAll := serveEvents(mux, svc, APILimits{})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	defer svc.Close()
+	defer closeAll()
 	client := wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL)
 	for _, after := range []uint64{0, 7, 10, 19} {
 		from := "beginning"

@@ -62,9 +62,9 @@ func eventServer(t *testing.T, bus *Bus, n int32, snaps Snapshots) wailv1connect
 	t.Helper()
 	svc := NewService(bus, func(string) (int32, bool) { return n, true }).WithSnapshots(snaps)
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(svc))
+	_, closeAll := serveEvents(mux, svc, APILimits{})
 	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { svc.Close(); srv.Close() })
+	t.Cleanup(func() { closeAll(); srv.Close() })
 	return wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL)
 }
 

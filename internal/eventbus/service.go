@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
@@ -25,21 +23,14 @@ const clockSkew = time.Minute
 
 // Limits bound what event streams hold. Zero values are unlimited.
 type Limits struct {
-	// MaxStreams is the most Subscribe streams open at once;
-	// MaxStreamsPerClient the most from one client address (the host of
-	// the remote address: behind a proxy, the proxy's).
-	MaxStreams, MaxStreamsPerClient int
 	// BufferBytes bounds the events one stream holds read ahead of its
 	// client (an event larger than this passes alone).
 	BufferBytes int64
-	// Refused, if set, is called with "total" or "per_client" when a
-	// stream is refused; Opened with the number of open streams when it
-	// changes.
-	Refused func(limit string)
-	Opened  func(open int)
 }
 
-// Service serves wail.v1.EventService on a bus.
+// Service is what wail.v1.EventService serves on a bus (its handlers are
+// package api's, which also counts and limits the streams open): event
+// streams (Stream) and consumer groups (groups.go).
 type Service struct {
 	bus *Bus
 	// partitions returns a table's partition count, false if unknown.
@@ -50,16 +41,12 @@ type Service struct {
 	groupSnaps groupSnapshots
 	closing    chan struct{}
 	closeOnce  sync.Once
-
-	mu       sync.Mutex
-	open     int
-	byClient map[string]int
 }
 
-// NewService returns the EventService handler, without limits (see
-// WithLimits).
+// NewService returns the event streams and groups of a bus, without
+// limits (see WithLimits).
 func NewService(bus *Bus, partitions func(table string) (int32, bool)) *Service {
-	return &Service{bus: bus, partitions: partitions, closing: make(chan struct{}), byClient: map[string]int{}}
+	return &Service{bus: bus, partitions: partitions, closing: make(chan struct{})}
 }
 
 // WithLimits sets the limits; call it before serving.
@@ -68,68 +55,7 @@ func (s *Service) WithLimits(l Limits) *Service {
 	return s
 }
 
-// Open returns how many streams are open.
-func (s *Service) Open() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.open
-}
-
-// admit takes a stream slot for client, or says which limit is reached.
-func (s *Service) admit(client string) (release func(), err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.limits
-	switch {
-	case l.MaxStreams > 0 && s.open >= l.MaxStreams:
-		s.refused("total")
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-			"%d event streams are open, the most this server takes (api.max_subscriptions); retry later", s.open))
-	case l.MaxStreamsPerClient > 0 && s.byClient[client] >= l.MaxStreamsPerClient:
-		s.refused("per_client")
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-			"%s has %d event streams open, the most one client address may (api.max_subscriptions_per_client); close one first",
-			client, s.byClient[client]))
-	}
-	s.open++
-	s.byClient[client]++
-	s.opened()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.open--
-			if s.byClient[client]--; s.byClient[client] == 0 {
-				delete(s.byClient, client)
-			}
-			s.opened()
-		})
-	}, nil
-}
-
-func (s *Service) opened() {
-	if s.limits.Opened != nil {
-		s.limits.Opened(s.open)
-	}
-}
-
-func (s *Service) refused(limit string) {
-	if s.limits.Refused != nil {
-		s.limits.Refused(limit)
-	}
-}
-
-// clientOf is the host of a peer address ("" when unknown).
-func clientOf(addr string) string {
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		return host
-	}
-	return addr
-}
-
-// Close ends every open subscription and group member (at server
-// shutdown).
+// Close ends every open stream and group member (at server shutdown).
 func (s *Service) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
@@ -148,56 +74,40 @@ type batch struct {
 	size   int64 // taken from the stream's budget
 }
 
-// Subscribe streams the final events of a table, from every partition,
-// until the client goes away (or, with until_end, to the end of what was
-// published when it started). See SubscribeRequest for where it starts.
-func (s *Service) Subscribe(ctx context.Context, req *connect.Request[wailv1.SubscribeRequest], stream *connect.ServerStream[wailv1.SubscribeResponse]) error {
-	release, err := s.admit(clientOf(req.Peer().Addr))
-	if err != nil {
-		return err
-	}
-	defer release()
-	return s.stream(ctx, req.Msg, func(start string) error {
-		if start != "" {
-			stream.ResponseHeader().Set(StartCursorHeader, start)
-		}
-		return stream.Send(nil)
-	}, stream.Send)
-}
-
-// StartCursorHeader is the Subscribe response header holding the cursor
-// of where the stream starts (not for from "snapshot"): a client that
-// loses the stream before any event resumes there, without a gap.
-const StartCursorHeader = "Wail-Start-Cursor"
-
-// Stream is Subscribe for a caller in the process (a webhook sink): it
-// calls started once every partition's start is fixed (every event
-// published after started returns is delivered), then send with each
-// message, until ctx ends, the stream is over (until_end), or send fails
-// (its error is returned).
+// Stream streams the final events of a table, from every partition (see
+// SubscribeRequest for where it starts): it calls started once every
+// partition's start is fixed (every event published after started
+// returns is delivered), then send with each message, until ctx ends or
+// Close is called (it returns nil), the stream is over (until_end), or
+// started or send fails (their error is returned). Its own errors are
+// ErrNotFound, ErrBadFrom, ErrBadCursor, ErrInvalid, ErrNoSnapshots,
+// ErrSnapshotBusy, or the log failing. Webhook sinks call it in the
+// process; the API serves Subscribe.
 func (s *Service) Stream(ctx context.Context, msg *wailv1.SubscribeRequest, started func() error, send func(*wailv1.SubscribeResponse) error) error {
-	return s.stream(ctx, msg, func(string) error { return started() }, send)
+	return s.Subscribe(ctx, msg, func(string) error { return started() }, send)
 }
 
-// stream is Stream whose started gets the start's cursor ("" for a
-// snapshot: its start does not resume it).
-func (s *Service) stream(ctx context.Context, msg *wailv1.SubscribeRequest, started func(start string) error, send func(*wailv1.SubscribeResponse) error) error {
+// Subscribe is Stream whose started gets the cursor of where the stream
+// starts ("" for from "snapshot": its start does not resume it), which
+// the API hands the client: a client that loses the stream before any
+// event resumes there, without a gap.
+func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, started func(start string) error, send func(*wailv1.SubscribeResponse) error) error {
 	table := msg.Table
 	n, ok := s.partitions(table)
 	if !ok {
-		return connect.NewError(connect.CodeNotFound, fmt.Errorf("table %q does not exist: create it with `wail table create %s`", table, table))
+		return unknownTable(table)
 	}
 	start, err := ParseStart(msg.From)
 	if err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, err)
+		return err
 	}
 	snapKeys := 0
 	if start.Snapshot {
 		if msg.UntilEnd {
-			return connect.NewError(connect.CodeInvalidArgument, errors.New(`until_end does not go with from "snapshot": take the snapshot without it`))
+			return invalid(errors.New(`until_end does not go with from "snapshot": take the snapshot without it`))
 		}
 		if s.snapshots.Source == nil {
-			return connect.NewError(connect.CodeFailedPrecondition, errors.New(`this server's store cannot list keys: from "snapshot" is not available; use "beginning"`))
+			return kindError{ErrNoSnapshots, errors.New(`this server's store cannot list keys: from "snapshot" is not available; use "beginning"`)}
 		}
 		snapKeys = s.snapshots.maxKeys()
 	}
@@ -211,7 +121,7 @@ func (s *Service) stream(ctx context.Context, msg *wailv1.SubscribeRequest, star
 	var until []int64
 	if msg.UntilEnd {
 		if until, err = s.bus.ends(ctx, table, n); err != nil {
-			return connect.NewError(connect.CodeUnavailable, err)
+			return err
 		}
 	}
 	startCursor := ""
@@ -291,12 +201,8 @@ func (s *Service) stream(ctx context.Context, msg *wailv1.SubscribeRequest, star
 			}
 		}
 	})
-	err = g.Wait()
-	switch {
-	case err == nil || errors.Is(err, context.Canceled):
+	if err = g.Wait(); errors.Is(err, context.Canceled) {
 		return nil
-	case errors.Is(err, ErrSnapshotBusy):
-		return connect.NewError(connect.CodeResourceExhausted, err)
 	}
 	return err
 }
@@ -346,7 +252,7 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 	for end < 0 || off < end {
 		r, err := s.bus.log.NewReader(topic, p, off)
 		if err != nil {
-			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s/%d: %w", topic, p, err))
+			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
 		err = s.pump(ctx, r, p, end, after, buf, out)
 		r.Close()
@@ -356,11 +262,11 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		case err == nil:
 			return nil // reached end
 		case !errors.Is(err, intentlog.ErrOffsetOutOfRange):
-			return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read %s/%d: %w", topic, p, err))
+			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
 		// retention removed what we were about to read: go on from the start
 		if off, _, err = s.bus.log.Bounds(ctx, topic, p); err != nil {
-			return connect.NewError(connect.CodeUnavailable, err)
+			return err
 		}
 	}
 	return nil
@@ -401,7 +307,7 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, st St
 	if st.Cursor != "" {
 		var err error
 		if cur, err = ParseCursor(st.Cursor, table, n); err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, err)
+			return nil, err
 		}
 	}
 	if st.Ago > 0 {
@@ -412,7 +318,7 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, st St
 	for p := range offsets {
 		start, end, err := s.bus.log.Bounds(ctx, topic, int32(p))
 		if err != nil {
-			return nil, connect.NewError(connect.CodeUnavailable, err)
+			return nil, err
 		}
 		switch {
 		case st.Latest || st.Snapshot:
@@ -432,7 +338,7 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, st St
 				at = hlc.Time(st.AfterVersion).Add(-clockSkew)
 			}
 			if offsets[p], err = s.bus.log.OffsetForTime(ctx, topic, int32(p), at); err != nil {
-				return nil, connect.NewError(connect.CodeUnavailable, err)
+				return nil, err
 			}
 		}
 	}
@@ -470,4 +376,8 @@ func (b *budget) release(n int64) {
 	if b != nil && n > 0 {
 		b.sem.Release(n)
 	}
+}
+
+func unknownTable(table string) error {
+	return notFound(fmt.Errorf("table %q does not exist: create it with `wail table create %s`", table, table))
 }

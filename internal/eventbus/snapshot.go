@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"connectrpc.com/connect"
 	"golang.org/x/sync/errgroup"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
@@ -296,5 +295,5 @@ func reachedMap(committed map[int32]int64, ends []int64) bool {
 }
 
 func snapshotErr(table, what string, err error) error {
-	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("snapshot of %s: %s: %w", table, what, err))
+	return fmt.Errorf("snapshot of %s: %s: %w", table, what, err)
 }

@@ -26,11 +26,21 @@ type streams struct {
 	bus *Bus
 	svc *Service
 	c   wailv1connect.EventServiceClient
+	// open counts the API's streams open; closeAll ends them (server
+	// shutdown).
+	open     func() int
+	closeAll func()
 }
 
 // newStreams serves a Service with limits l on a memLog whose table "t"
 // has n partitions.
 func newStreams(t *testing.T, n int32, l Limits) *streams {
+	t.Helper()
+	return newStreamsAPI(t, n, l, APILimits{})
+}
+
+// newStreamsAPI is newStreams whose API has limits al.
+func newStreamsAPI(t *testing.T, n int32, l Limits, al APILimits) *streams {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	st := &streams{ctx: ctx, log: newMemLog()}
@@ -40,9 +50,9 @@ func newStreams(t *testing.T, n int32, l Limits) *streams {
 	}
 	st.svc = NewService(st.bus, func(table string) (int32, bool) { return n, table == "t" }).WithLimits(l)
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(st.svc))
+	st.open, st.closeAll = serveEvents(mux, st.svc, al)
 	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { cancel(); st.svc.Close(); srv.Close() })
+	t.Cleanup(func() { cancel(); st.closeAll(); srv.Close() })
 	st.c = wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL)
 	return st
 }
@@ -96,7 +106,7 @@ func streamErr(ctx context.Context, c wailv1connect.EventServiceClient, table, f
 func TestSubscribeRefused(t *testing.T) {
 	t.Parallel()
 	st := newStreams(t, 2, Limits{})
-	ctx, log, svc, c := st.ctx, st.log, st.svc, st.c
+	ctx, log, c := st.ctx, st.log, st.c
 	for _, tc := range []struct {
 		table, from string
 		code        connect.Code
@@ -127,7 +137,7 @@ func TestSubscribeRefused(t *testing.T) {
 	if err := streamErr(ctx, c, "t", "beginning"); connect.CodeOf(err) != connect.CodeUnavailable || !strings.Contains(err.Error(), intentlog.ErrCorrupt.Error()) {
 		t.Errorf("a read that fails: %v", err)
 	}
-	if n := svc.Open(); n != 0 {
+	if n := st.open(); n != 0 {
 		t.Errorf("%d streams open after every one failed", n)
 	}
 }
@@ -138,7 +148,7 @@ func TestSubscribeRefused(t *testing.T) {
 func TestSubscribeLimits(t *testing.T) {
 	t.Parallel()
 	opened := make(chan int, 16)
-	st := newStreams(t, 1, Limits{MaxStreams: 1, Opened: func(n int) { opened <- n }})
+	st := newStreamsAPI(t, 1, Limits{}, APILimits{MaxStreams: 1, Opened: func(n int) { opened <- n }})
 	ctx, b, c := st.ctx, st.bus, st.c
 	upserts(t, b, 1)
 	sctx, stop := context.WithCancel(ctx)
@@ -267,7 +277,7 @@ func TestSubscribeSkips(t *testing.T) {
 func TestSubscribeClose(t *testing.T) {
 	t.Parallel()
 	st := newStreams(t, 2, Limits{})
-	ctx, log, b, svc, c := st.ctx, st.log, st.bus, st.svc, st.c
+	ctx, log, b, c := st.ctx, st.log, st.bus, st.c
 	upserts(t, b, 1)
 	s, err := subscribe(ctx, c, "t", "beginning")
 	if err != nil {
@@ -275,15 +285,15 @@ func TestSubscribeClose(t *testing.T) {
 	}
 	defer s.Close()
 	receive(t, s, 1)
-	svc.Close()
+	st.closeAll()
 	for s.Receive() {
 	}
 	if err := s.Err(); err != nil {
 		t.Fatalf("stream ended with %v, want a clean end", err)
 	}
-	for svc.Open() != 0 || log.openReaders() != 0 {
+	for st.open() != 0 || log.openReaders() != 0 {
 		if ctx.Err() != nil {
-			t.Fatalf("%d streams and %d readers open after Close", svc.Open(), log.openReaders())
+			t.Fatalf("%d streams and %d readers open after Close", st.open(), log.openReaders())
 		}
 		time.Sleep(time.Millisecond)
 	}

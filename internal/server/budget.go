@@ -237,40 +237,30 @@ func (t *timedWriter) Flush() {
 // Unwrap lets http.ResponseController reach the connection.
 func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
-// writeStreamLimits are the write streams' limits, counted in
-// wail_api_write_streams_refused_total; wail_api_write_streams is the
-// number open.
+// writeStreamLimits are the write streams' limits.
 func (s *Server) writeStreamLimits() api.StreamLimits {
-	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "wail_api_write_streams_refused_total",
-		Help: "WriteStream streams refused because a limit was reached: total (api.max_write_streams) or per_client (api.max_write_streams_per_client).",
-	}, []string{"limit"})
-	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "wail_api_write_streams", Help: "WriteStream streams open."})
-	s.registry.MustRegister(refused, open)
 	a := s.cfg.API
-	return api.StreamLimits{
-		MaxStreams: a.MaxWriteStreams, MaxStreamsPerClient: a.MaxWriteStreamsPerClient, InFlight: a.WriteStreamInFlight,
-		Refused: func(limit string) { refused.WithLabelValues(limit).Inc() },
-		Opened:  func(n int) { open.Set(float64(n)) },
-	}
+	return api.StreamLimits{InFlight: a.WriteStreamInFlight,
+		SlotLimits: s.slotLimits("wail_api_write_streams", "WriteStream streams", "max_write_streams", a.MaxWriteStreams, a.MaxWriteStreamsPerClient)}
 }
 
-// streamLimits are the event streams' limits, counted in
-// wail_api_subscriptions_refused_total; wail_api_subscriptions is the
-// number open.
-func (s *Server) streamLimits() eventbus.Limits {
-	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "wail_api_subscriptions_refused_total",
-		Help: "Subscribe and Consume streams refused because a limit was reached: total (api.max_subscriptions) or per_client (api.max_subscriptions_per_client).",
-	}, []string{"limit"})
-	open := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "wail_api_subscriptions",
-		Help: "Subscribe and Consume streams open.",
-	})
-	s.registry.MustRegister(refused, open)
+// streamLimits are the event streams' limits (Subscribe and Consume).
+func (s *Server) streamLimits() api.SlotLimits {
 	a := s.cfg.API
-	return eventbus.Limits{
-		MaxStreams: a.MaxSubscriptions, MaxStreamsPerClient: a.MaxSubscriptionsPerClient, BufferBytes: int64(a.SubscriptionBufferBytes),
+	return s.slotLimits("wail_api_subscriptions", "Subscribe and Consume streams", "max_subscriptions", a.MaxSubscriptions, a.MaxSubscriptionsPerClient)
+}
+
+// slotLimits are the limits of a kind of stream (api.<key> and
+// api.<key>_per_client), counted in <metric>_refused_total; <metric> is
+// the number open.
+func (s *Server) slotLimits(metric, what, key string, total, perClient int) api.SlotLimits {
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: metric + "_refused_total",
+		Help: fmt.Sprintf("%s refused because a limit was reached: total (api.%s) or per_client (api.%s_per_client).", what, key, key),
+	}, []string{"limit"})
+	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: metric, Help: what + " open."})
+	s.registry.MustRegister(refused, open)
+	return api.SlotLimits{MaxStreams: total, MaxStreamsPerClient: perClient,
 		Refused: func(limit string) { refused.WithLabelValues(limit).Inc() },
 		Opened:  func(n int) { open.Set(float64(n)) },
 	}

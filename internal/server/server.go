@@ -98,10 +98,12 @@ type Server struct {
 	failed   chan error
 	// streams are the event streams' limits, writeStreams the write
 	// streams' (budget.go).
-	streams      eventbus.Limits
+	streams      api.SlotLimits
 	writeStreams api.StreamLimits
 	// producer is the ProducerService, once Handler made it.
 	producer *api.ProducerService
+	// eventService serves events: the bus's streams and groups.
+	eventService *api.EventService
 	// admission refuses writes past the resolver's rate (overload.go).
 	admission    *proxy.Admission
 	backlogGauge *prometheus.GaugeVec // wail_proxy_backlog_intents, with admission
@@ -259,8 +261,9 @@ func (s *Server) open(ctx context.Context) error {
 		groups.Share(*sharing)
 	}
 	s.registry.MustRegister(groups.Collector())
-	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(s.streams).WithSnapshots(s.snapshots()).
-		WithGroups(groups)
+	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes)}).
+		WithSnapshots(s.snapshots()).WithGroups(groups)
+	s.eventService = api.NewEventService(s.events).WithLimits(s.streams)
 	s.sinks = sink.New(sink.Options{Backend: s.store, Log: s.log, Table: s.groupTable, Run: cfg.Sinks.Enabled,
 		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger,
 		Snapshot: s.events.Stream, Sharing: sharing})
@@ -324,7 +327,7 @@ func (s *Server) partitions(table string) (int32, bool) {
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
 	mux := api.NewMux()
-	svc := api.Services{Admin: s.adminService(), Events: s.events,
+	svc := api.Services{Admin: s.adminService(), Events: s.eventService,
 		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
 	if !s.cfg.API.CompressEvents {
 		// never: see api.compress_events

@@ -106,8 +106,9 @@ func (f *fresh) closeAll() {
 func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-chan error, deadline time.Time) error {
 	start := time.Now()
 	budget := time.Until(deadline) * 9 / 10
-	s.sinks.Close()  // a request in flight is cut: its batch is delivered again at the next start
-	s.events.Close() // end event streams so they do not hold up Shutdown
+	s.sinks.Close()        // a request in flight is cut: its batch is delivered again at the next start
+	s.eventService.Close() // end event streams so they do not hold up Shutdown
+	s.events.Close()
 	if s.producer != nil {
 		s.producer.Close() // write streams answer what they run and end
 	}
