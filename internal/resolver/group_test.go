@@ -350,3 +350,74 @@ func TestPumpLinger(t *testing.T) {
 		})
 	}
 }
+
+// sizeGroup records how many loop requests (one partition each) each
+// transaction carried; with gate set, the first transaction waits for it.
+type sizeGroup struct {
+	fakeGroup
+	mu    sync.Mutex
+	gate  chan struct{}
+	sizes []int
+}
+
+func (g *sizeGroup) Transact(_ context.Context, _ int, _ map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	g.mu.Lock()
+	g.sizes = append(g.sizes, len(offsets["in"]))
+	first := len(g.sizes) == 1
+	g.mu.Unlock()
+	if first && g.gate != nil {
+		<-g.gate
+	}
+	return nil
+}
+
+// TestPumpBatchBound: a transaction carries at most maxTxnRequests loop
+// requests, whether they queued while the previous transaction ran or
+// during the linger.
+func TestPumpBatchBound(t *testing.T) {
+	t.Parallel()
+	const more = 2*maxTxnRequests + 88
+	for _, linger := range []time.Duration{0, 100 * time.Millisecond} {
+		t.Run(fmt.Sprint(linger), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := &sizeGroup{}
+				if linger == 0 {
+					g.gate = make(chan struct{}) // the requests queue behind the first transaction
+				}
+				p := newPump(g, 0, linger, NewMetrics(nil).transactions)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				go p.run(ctx)
+				live := make(chan struct{})
+				var wg sync.WaitGroup
+				send := func(part int32) {
+					wg.Go(func() {
+						if err := p.do(ctx, &txnRequest{topic: "in", part: part, offset: 1, done: live}); err != nil {
+							t.Errorf("request %d: %v", part, err)
+						}
+					})
+				}
+				send(0)
+				synctest.Wait() // the first transaction runs (or ran: the linger starts)
+				for i := range more {
+					send(int32(i + 1))
+				}
+				synctest.Wait() // every request queued or waits to
+				if g.gate != nil {
+					close(g.gate)
+				}
+				wg.Wait()
+				g.mu.Lock()
+				defer g.mu.Unlock()
+				total, largest := 0, 0
+				for _, n := range g.sizes {
+					total += n
+					largest = max(largest, n)
+				}
+				if total != more+1 || largest != maxTxnRequests {
+					t.Fatalf("transactions of %v requests: %d in all, the largest %d; want %d, %d", g.sizes, total, largest, more+1, maxTxnRequests)
+				}
+			})
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/pebble"
 )
 
 // testLoop is a loop of partition 0 of table "t" that is never run: its
@@ -660,6 +661,74 @@ func TestDrain(t *testing.T) {
 			}
 			if strings.Contains(buf.String(), "drain timed out") {
 				t.Fatal(buf.String())
+			}
+		})
+	}
+}
+
+// failingMulti is a MultiGetter whose GetMany fails as a whole.
+type failingMulti struct{ *countingStore }
+
+func (failingMulti) GetMany(context.Context, string, [][]byte, store.Level) ([]store.KeyRead, error) {
+	return nil, errors.New("store down")
+}
+
+// TestReadJob: a job of one read is one Get; of more, one GetMany on a
+// MultiGetter (whose failure fails every read of the job), else one Get
+// each; every result answers its request.
+func TestReadJob(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := pebble.Open(t.TempDir(), pebble.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.CreateTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, "t", []store.Mutation{{Key: []byte("a"), Value: []byte("x"), Version: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		kind   string // "one": a store without GetMany, "multi", "failing"
+		keys   []string
+		gets   int
+		manys  string
+		failed bool
+	}{
+		{name: "one read of a MultiGetter", kind: "multi", keys: []string{"a"}, gets: 1, manys: "[]"},
+		{name: "reads of a MultiGetter", kind: "multi", keys: []string{"a", "b", "a"}, manys: "[3]"},
+		{name: "reads of a store without GetMany", kind: "one", keys: []string{"a", "b", "a"}, gets: 3, manys: "[]"},
+		{name: "a GetMany that fails", kind: "failing", keys: []string{"a", "b"}, manys: "[]", failed: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cs := &countingStore{st: st}
+			var s Store = cs
+			switch c.kind {
+			case "multi":
+				s = countingMultiStore{cs}
+			case "failing":
+				s = failingMulti{cs}
+			}
+			r := New(nil, s, nil, Config{})
+			var reqs []ReadRequest
+			for i, k := range c.keys {
+				reqs = append(reqs, ReadRequest{Key: []byte(k), Seq: uint64(i + 10), Level: 0, Probe: i == 1})
+			}
+			res := r.read(ctx, "t", reqs)
+			if cs.gets != c.gets || fmt.Sprint(cs.manys) != c.manys || len(res) != len(reqs) {
+				t.Fatalf("%d Gets, GetManys of %v keys, %d results; want %d, %s, %d", cs.gets, cs.manys, len(res), c.gets, c.manys, len(reqs))
+			}
+			for i, rs := range res {
+				rq := reqs[i]
+				if string(rs.Key) != string(rq.Key) || rs.Seq != rq.Seq || rs.Probe != rq.Probe || (rs.Err != nil) != c.failed {
+					t.Fatalf("result %d %+v does not answer %+v (failed: %v)", i, rs, rq, c.failed)
+				}
+				if want := rq.Key[0] == 'a' && !c.failed; rs.Found != want || (want && rs.Row.Version != 7) {
+					t.Fatalf("result %d: found %v version %d", i, rs.Found, rs.Row.Version)
+				}
 			}
 		})
 	}
