@@ -421,3 +421,76 @@ func TestPumpBatchBound(t *testing.T) {
 		})
 	}
 }
+
+// flakyMemberGroup is one membership: its transactions fail with an
+// unknown outcome while failing is set, else commit; Close records how
+// long it was given.
+type flakyMemberGroup struct {
+	eagerGroup
+	failing bool
+	closeIn chan time.Duration
+}
+
+func (g *flakyMemberGroup) Shards() int { return 1 }
+func (g *flakyMemberGroup) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	if g.failing {
+		return errors.New("the coordinator stopped answering: outcome unknown")
+	}
+	return g.eagerGroup.Transact(ctx, shard, recs, offsets)
+}
+
+func (g *flakyMemberGroup) Close(ctx context.Context) error {
+	d := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	g.closeIn <- d
+	return nil
+}
+
+// TestMemberRejoins: a transaction whose outcome is unknown ends the
+// membership: the member leaves the group (given time to say so) and
+// joins again, and the new membership resolves the intent.
+func TestMemberRejoins(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "rejoin")
+	env.write(ctx, t, "k", 1, "one")
+	closeIn := make(chan time.Duration, 2)
+	var mu sync.Mutex
+	var groups []*flakyMemberGroup
+	join := func(topics []string, assigned, _ func(map[string][]int32)) (Group, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		g := &flakyMemberGroup{eagerGroup: eagerGroup{offsets: map[int32]int64{}}, failing: len(groups) == 0, closeIn: closeIn}
+		groups = append(groups, g)
+		assigned(map[string][]int32{topics[0]: {0}})
+		return g, nil
+	}
+	logger, logs := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.Join = join
+	run := start(ctx, New(env.log, env.st, env.bus, cfg), env.tb)
+	second := func() *flakyMemberGroup {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(groups) < 2 {
+			return nil
+		}
+		return groups[1]
+	}
+	waitUntil(ctx, t, "a second membership resolved the intent", func() bool { g := second(); return g != nil && g.committed() == 1 })
+	select {
+	case d := <-closeIn:
+		if d < 5*time.Second {
+			t.Fatalf("the failed membership left the group with %v to do it, want about 10s", d)
+		}
+	case <-ctx.Done():
+		t.Fatal("the failed membership never left the group")
+	}
+	if !strings.Contains(logs.String(), "joining again") {
+		t.Fatalf("the member's failure is not logged:\n%s", logs)
+	}
+	run.stop(t)
+}

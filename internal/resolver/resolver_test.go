@@ -45,3 +45,20 @@ func TestPrintable(t *testing.T) {
 		}
 	}
 }
+
+// TestNextBackoff: a restart waits twice as long as the last, up to
+// maxRestartBackoff (30s).
+func TestNextBackoff(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want time.Duration }{
+		{time.Millisecond, 2 * time.Millisecond},
+		{10 * time.Second, 20 * time.Second},
+		{15 * time.Second, 30 * time.Second},
+		{20 * time.Second, 30 * time.Second},
+		{30 * time.Second, 30 * time.Second},
+	} {
+		if got := nextBackoff(c.in); got != c.want {
+			t.Errorf("nextBackoff(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
