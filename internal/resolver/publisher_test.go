@@ -2,9 +2,17 @@ package resolver
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
+	"time"
 
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
 // TestPlainPublisherUncertainOfOtherKeys: events left uncertain by a
@@ -48,8 +56,8 @@ func TestPlainPublisherUncertainOfOtherKeys(t *testing.T) {
 		for _, k := range keys {
 			again = append(again, byKey[k])
 		}
-		if res := p.events(ctx, again, 0, false); res.err != nil {
-			t.Fatal(res.err)
+		if res := p.events(ctx, again, 0, false); res.err != nil || len(res.failed) > 0 || res.uncertain {
+			t.Fatalf("append of %s: failed %q uncertain %v err %v", keys, keysOf(res.failed), res.uncertain, res.err)
 		}
 	}
 	got := onBus(ctx, t, env)
@@ -57,5 +65,59 @@ func TestPlainPublisherUncertainOfOtherKeys(t *testing.T) {
 		if got[k] != 1 {
 			t.Errorf("key %s has %d events on the bus, want 1 (all: %v)", k, got[k], got)
 		}
+	}
+}
+
+// letterFailLog is the embedded log whose next append to a dead-letter
+// topic fails: after writing its records when landed is set (a timeout
+// after the write), else before.
+type letterFailLog struct {
+	*embedded.Log
+	fail, landed bool
+}
+
+func (l *letterFailLog) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	if !strings.HasPrefix(topic, dlq.Topic("")) || !l.fail {
+		return l.Log.Append(ctx, topic, recs)
+	}
+	l.fail = false
+	if l.landed {
+		if err := l.Log.Append(ctx, topic, recs); err != nil {
+			return err
+		}
+	}
+	return errors.New("injected: the append timed out")
+}
+
+// TestPlainPublisherLettersLanded: after an append of dead letters failed,
+// the next append of them skips those that landed anyway and writes the
+// others: every letter is in the topic once.
+func TestPlainPublisherLettersLanded(t *testing.T) {
+	t.Parallel()
+	for _, landed := range []bool{true, false} {
+		t.Run(fmt.Sprint("landed=", landed), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			env := newTestEnv(ctx, t, "dl")
+			log := &letterFailLog{Log: env.log, fail: true, landed: landed}
+			r := New(log, env.st, env.bus, Config{Group: "g"})
+			p := newPlainPublisher(r, env.tb.Name, 0)
+			l := newLoop(r, env.tb.Name, 0, nil)
+			var ls []*wailv1.DeadLetter
+			for i, k := range []string{"a", "b"} {
+				ls = append(ls, l.deadLetters(&Letter{Key: []byte(k), Kind: LetterRead, Err: "boom", Attempts: 1,
+					Intents: []intent.Intent{{Table: env.tb.Name, Key: []byte(k), Op: intent.Upsert, Version: 1}}, Offsets: []int64{int64(i)}}, time.Now())...)
+			}
+			if _, err := p.letters(ctx, ls, 0); err == nil {
+				t.Fatal("the injected failure did not fire")
+			}
+			if _, err := p.letters(ctx, ls, 0); err != nil {
+				t.Fatal(err)
+			}
+			got := readLetters(ctx, t, env.log, env.tb.Name)
+			if len(got) != 2 || string(got[0].Key) != "a" || string(got[1].Key) != "b" {
+				t.Fatalf("%d letters in the topic, want a and b once", len(got))
+			}
+		})
 	}
 }
