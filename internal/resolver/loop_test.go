@@ -815,3 +815,39 @@ func TestBackpressure(t *testing.T) {
 	st.open("k0")
 	waitUntil(ctx, t, "k3 is read once k0 resolved", func() bool { return st.readsOf("k3") > 0 })
 }
+
+// TestReadConcurrency: Config.Concurrency reads run at once, no more.
+func TestReadConcurrency(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "workers")
+	st := &gateStore{Store: env.st, reads: map[string]int{}, gates: map[string]chan struct{}{}}
+	logger, _ := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.Concurrency = 2
+	keys := []string{"k0", "k1", "k2", "k3", "k4"}
+	for _, k := range keys {
+		env.write(ctx, t, k, 1, "v")
+	}
+	run := start(ctx, New(env.log, st, env.bus, cfg), env.tb)
+	defer run.stop(t)
+	defer func() {
+		for _, k := range keys {
+			st.open(k)
+		}
+	}()
+	reading := func() int {
+		n := 0
+		for _, k := range keys {
+			n += st.readsOf(k)
+		}
+		return n
+	}
+	waitUntil(ctx, t, "two reads run", func() bool { return reading() >= 2 })
+	// An absence can only be checked for a while (see TestBackpressure).
+	time.Sleep(300 * time.Millisecond)
+	if n := reading(); n != 2 {
+		t.Fatalf("%d reads at once, want Concurrency = 2", n)
+	}
+}
