@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -60,5 +61,25 @@ func TestNextBackoff(t *testing.T) {
 		if got := nextBackoff(c.in); got != c.want {
 			t.Errorf("nextBackoff(%v) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// TestRunStartsTheTablesPartitions: Run resolves each partition of a
+// table, and no other.
+func TestRunStartsTheTablesPartitions(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "parts")
+	env.write(ctx, t, "k", 1, "v")
+	logger, _ := testLogger()
+	r := New(env.log, env.st, env.bus, testConfig(logger, nil))
+	run := start(ctx, r, env.tb)
+	defer run.stop(t)
+	waitUntil(ctx, t, "the intent resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	r.runs.mu.Lock()
+	defer r.runs.mu.Unlock()
+	if len(r.runs.parts) != 1 || r.runs.parts["parts/0"] != 1 {
+		t.Fatalf("partitions running: %v, want parts/0 only", r.runs.parts)
 	}
 }
