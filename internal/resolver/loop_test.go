@@ -557,14 +557,12 @@ func TestLogEvery(t *testing.T) {
 	}
 }
 
-// boundsLog answers Bounds with an end and counts the calls; it commits
-// into commits.
+// boundsLog answers Bounds with an end and counts the calls.
 type boundsLog struct {
 	Log
-	end     int64
-	err     error
-	bounds  int
-	commits []int64
+	end    int64
+	err    error
+	bounds int
 }
 
 func (b *boundsLog) Bounds(context.Context, string, int32) (int64, int64, error) {
@@ -739,9 +737,10 @@ func TestReadJob(t *testing.T) {
 // gate opens (or the read times out). It has no GetMany.
 type gateStore struct {
 	Store
-	mu    sync.Mutex
-	reads map[string]int
-	gates map[string]chan struct{}
+	mu      sync.Mutex
+	reads   map[string]int
+	gates   map[string]chan struct{}
+	allOpen bool
 }
 
 func (s *gateStore) gate(key string) chan struct{} {
@@ -749,6 +748,9 @@ func (s *gateStore) gate(key string) chan struct{} {
 	defer s.mu.Unlock()
 	if s.gates[key] == nil {
 		s.gates[key] = make(chan struct{})
+		if s.allOpen {
+			close(s.gates[key])
+		}
 	}
 	return s.gates[key]
 }
@@ -768,6 +770,8 @@ func (s *gateStore) Get(ctx context.Context, table string, key []byte, level sto
 // open lets the reads of key through, from now on.
 func (s *gateStore) open(key string) {
 	g := s.gate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	select {
 	case <-g:
 	default:
@@ -775,10 +779,48 @@ func (s *gateStore) open(key string) {
 	}
 }
 
-func (s *gateStore) readsOf(key string) int {
+// openAll lets every read through, from now on.
+func (s *gateStore) openAll() {
+	s.mu.Lock()
+	s.allOpen = true
+	var keys []string
+	for k := range s.gates {
+		keys = append(keys, k)
+	}
+	s.mu.Unlock()
+	for _, k := range keys {
+		s.open(k)
+	}
+}
+
+// readsOf counts the reads of keys (asked; held or not).
+func (s *gateStore) readsOf(keys ...string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.reads[key]
+	n := 0
+	for _, k := range keys {
+		n += s.reads[k]
+	}
+	return n
+}
+
+// gatedRun runs a resolver, configured by tweak, over a gateStore after
+// logging and storing an intent of each key; the test's end opens the
+// gates and stops it.
+func gatedRun(ctx context.Context, t *testing.T, table string, keys []string, tweak func(*Config)) (*testEnv, *gateStore) {
+	t.Helper()
+	env := newTestEnv(ctx, t, table)
+	st := &gateStore{Store: env.st, reads: map[string]int{}, gates: map[string]chan struct{}{}}
+	logger, _ := testLogger()
+	cfg := testConfig(logger, nil)
+	tweak(&cfg)
+	for _, k := range keys {
+		env.write(ctx, t, k, 1, "v")
+	}
+	run := start(ctx, New(env.log, st, env.bus, cfg), env.tb)
+	t.Cleanup(func() { run.stop(t) })
+	t.Cleanup(st.openAll) // first
+	return env, st
 }
 
 // TestBackpressure: a partition with MaxUnresolved intents unresolved
@@ -787,21 +829,7 @@ func TestBackpressure(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env := newTestEnv(ctx, t, "pressure")
-	st := &gateStore{Store: env.st, reads: map[string]int{}, gates: map[string]chan struct{}{}}
-	logger, _ := testLogger()
-	cfg := testConfig(logger, nil)
-	cfg.MaxUnresolved, cfg.Concurrency = 3, 8
-	for i := range 3 {
-		env.write(ctx, t, fmt.Sprint("k", i), 1, "v")
-	}
-	run := start(ctx, New(env.log, st, env.bus, cfg), env.tb)
-	defer run.stop(t)
-	defer func() {
-		for i := range 4 {
-			st.open(fmt.Sprint("k", i))
-		}
-	}()
+	env, st := gatedRun(ctx, t, "pressure", []string{"k0", "k1", "k2"}, func(c *Config) { c.MaxUnresolved, c.Concurrency = 3, 8 })
 	waitUntil(ctx, t, "the three intents are read back", func() bool {
 		return st.readsOf("k0") > 0 && st.readsOf("k1") > 0 && st.readsOf("k2") > 0
 	})
@@ -821,33 +849,12 @@ func TestReadConcurrency(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	env := newTestEnv(ctx, t, "workers")
-	st := &gateStore{Store: env.st, reads: map[string]int{}, gates: map[string]chan struct{}{}}
-	logger, _ := testLogger()
-	cfg := testConfig(logger, nil)
-	cfg.Concurrency = 2
 	keys := []string{"k0", "k1", "k2", "k3", "k4"}
-	for _, k := range keys {
-		env.write(ctx, t, k, 1, "v")
-	}
-	run := start(ctx, New(env.log, st, env.bus, cfg), env.tb)
-	defer run.stop(t)
-	defer func() {
-		for _, k := range keys {
-			st.open(k)
-		}
-	}()
-	reading := func() int {
-		n := 0
-		for _, k := range keys {
-			n += st.readsOf(k)
-		}
-		return n
-	}
-	waitUntil(ctx, t, "two reads run", func() bool { return reading() >= 2 })
+	_, st := gatedRun(ctx, t, "workers", keys, func(c *Config) { c.Concurrency = 2 })
+	waitUntil(ctx, t, "two reads run", func() bool { return st.readsOf(keys...) >= 2 })
 	// An absence can only be checked for a while (see TestBackpressure).
 	time.Sleep(300 * time.Millisecond)
-	if n := reading(); n != 2 {
+	if n := st.readsOf(keys...); n != 2 {
 		t.Fatalf("%d reads at once, want Concurrency = 2", n)
 	}
 }
