@@ -278,7 +278,7 @@ func (r *Resolver) runGroup(ctx context.Context, tables []catalog.Table, more <-
 				break backoff
 			}
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = nextBackoff(backoff)
 	}
 }
 

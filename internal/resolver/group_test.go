@@ -350,3 +350,147 @@ func TestPumpLinger(t *testing.T) {
 		})
 	}
 }
+
+// sizeGroup records how many loop requests (one partition each) each
+// transaction carried; with gate set, the first transaction waits for it.
+type sizeGroup struct {
+	fakeGroup
+	mu    sync.Mutex
+	gate  chan struct{}
+	sizes []int
+}
+
+func (g *sizeGroup) Transact(_ context.Context, _ int, _ map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	g.mu.Lock()
+	g.sizes = append(g.sizes, len(offsets["in"]))
+	first := len(g.sizes) == 1
+	g.mu.Unlock()
+	if first && g.gate != nil {
+		<-g.gate
+	}
+	return nil
+}
+
+// TestPumpBatchBound: a transaction carries at most maxTxnRequests loop
+// requests, whether they queued while the previous transaction ran or
+// during the linger.
+func TestPumpBatchBound(t *testing.T) {
+	t.Parallel()
+	const more = 2*maxTxnRequests + 88
+	for _, linger := range []time.Duration{0, 100 * time.Millisecond} {
+		t.Run(fmt.Sprint(linger), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := &sizeGroup{}
+				if linger == 0 {
+					g.gate = make(chan struct{}) // the requests queue behind the first transaction
+				}
+				p := newPump(g, 0, linger, NewMetrics(nil).transactions)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				go p.run(ctx)
+				live := make(chan struct{})
+				var wg sync.WaitGroup
+				send := func(part int32) {
+					wg.Go(func() {
+						if err := p.do(ctx, &txnRequest{topic: "in", part: part, offset: 1, done: live}); err != nil {
+							t.Errorf("request %d: %v", part, err)
+						}
+					})
+				}
+				send(0)
+				synctest.Wait() // the first transaction runs (or ran: the linger starts)
+				for i := range more {
+					send(int32(i + 1))
+				}
+				synctest.Wait() // every request queued or waits to
+				if g.gate != nil {
+					close(g.gate)
+				}
+				wg.Wait()
+				g.mu.Lock()
+				defer g.mu.Unlock()
+				total, largest := 0, 0
+				for _, n := range g.sizes {
+					total += n
+					largest = max(largest, n)
+				}
+				if total != more+1 || largest != maxTxnRequests {
+					t.Fatalf("transactions of %v requests: %d in all, the largest %d; want %d, %d", g.sizes, total, largest, more+1, maxTxnRequests)
+				}
+			})
+		})
+	}
+}
+
+// flakyMemberGroup is one membership: its transactions fail with an
+// unknown outcome while failing is set, else commit; Close records how
+// long it was given.
+type flakyMemberGroup struct {
+	eagerGroup
+	failing bool
+	closeIn chan time.Duration
+}
+
+func (g *flakyMemberGroup) Shards() int { return 1 }
+func (g *flakyMemberGroup) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	if g.failing {
+		return errors.New("the coordinator stopped answering: outcome unknown")
+	}
+	return g.eagerGroup.Transact(ctx, shard, recs, offsets)
+}
+
+func (g *flakyMemberGroup) Close(ctx context.Context) error {
+	d := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	g.closeIn <- d
+	return nil
+}
+
+// TestMemberRejoins: a transaction whose outcome is unknown ends the
+// membership: the member leaves the group (given time to say so) and
+// joins again, and the new membership resolves the intent.
+func TestMemberRejoins(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "rejoin")
+	env.write(ctx, t, "k", 1, "one")
+	closeIn := make(chan time.Duration, 2)
+	var mu sync.Mutex
+	var groups []*flakyMemberGroup
+	join := func(topics []string, assigned, _ func(map[string][]int32)) (Group, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		g := &flakyMemberGroup{eagerGroup: eagerGroup{offsets: map[int32]int64{}}, failing: len(groups) == 0, closeIn: closeIn}
+		groups = append(groups, g)
+		assigned(map[string][]int32{topics[0]: {0}})
+		return g, nil
+	}
+	logger, logs := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.Join = join
+	run := start(ctx, New(env.log, env.st, env.bus, cfg), env.tb)
+	second := func() *flakyMemberGroup {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(groups) < 2 {
+			return nil
+		}
+		return groups[1]
+	}
+	waitUntil(ctx, t, "a second membership resolved the intent", func() bool { g := second(); return g != nil && g.committed() == 1 })
+	select {
+	case d := <-closeIn:
+		if d < 5*time.Second {
+			t.Fatalf("the failed membership left the group with %v to do it, want about 10s", d)
+		}
+	case <-ctx.Done():
+		t.Fatal("the failed membership never left the group")
+	}
+	if !strings.Contains(logs.String(), "joining again") {
+		t.Fatalf("the member's failure is not logged:\n%s", logs)
+	}
+	run.stop(t)
+}

@@ -201,14 +201,14 @@ func TestPlainPublisherPartialAppend(t *testing.T) {
 	bus.mu.Lock()
 	bus.blind = false
 	bus.mu.Unlock()
-	if res := p.events(ctx, evs[1:2], 0, false); res.err != nil { // f landed: not appended again
-		t.Fatal(res.err)
+	if res := p.events(ctx, evs[1:2], 0, false); res.err != nil || len(res.failed) > 0 { // f landed: not appended again
+		t.Fatalf("failed %q: %v", keysOf(res.failed), res.err)
 	}
-	if res := p.events(ctx, evs[2:], 0, false); res.err != nil { // g, h did not
-		t.Fatal(res.err)
+	if res := p.events(ctx, evs[2:], 0, false); res.err != nil || len(res.failed) > 0 { // g, h did not
+		t.Fatalf("failed %q: %v", keysOf(res.failed), res.err)
 	}
-	if res := p.events(ctx, evs[:1], 0, false); res.err != nil { // e landed
-		t.Fatal(res.err)
+	if res := p.events(ctx, evs[:1], 0, false); res.err != nil || len(res.failed) > 0 { // e landed
+		t.Fatalf("failed %q: %v", keysOf(res.failed), res.err)
 	}
 	got := onBus(ctx, t, env)
 	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {

@@ -247,9 +247,17 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 			return nil
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = nextBackoff(backoff)
 	}
 }
+
+// maxRestartBackoff bounds the wait before a partition or a group
+// membership that stopped starts again.
+const maxRestartBackoff = 30 * time.Second
+
+// nextBackoff is the wait before the next restart after one that waited
+// b: doubling, up to maxRestartBackoff.
+func nextBackoff(b time.Duration) time.Duration { return min(b*2, maxRestartBackoff) }
 
 // resolvePartition recovers where the partition stopped and runs its loop.
 func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {

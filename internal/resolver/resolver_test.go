@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -43,5 +44,42 @@ func TestPrintable(t *testing.T) {
 		if got := printable([]byte(in)); got != want {
 			t.Errorf("printable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestNextBackoff: a restart waits twice as long as the last, up to
+// maxRestartBackoff (30s).
+func TestNextBackoff(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ in, want time.Duration }{
+		{time.Millisecond, 2 * time.Millisecond},
+		{10 * time.Second, 20 * time.Second},
+		{15 * time.Second, 30 * time.Second},
+		{20 * time.Second, 30 * time.Second},
+		{30 * time.Second, 30 * time.Second},
+	} {
+		if got := nextBackoff(c.in); got != c.want {
+			t.Errorf("nextBackoff(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// TestRunStartsTheTablesPartitions: Run resolves each partition of a
+// table, and no other.
+func TestRunStartsTheTablesPartitions(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "parts")
+	env.write(ctx, t, "k", 1, "v")
+	logger, _ := testLogger()
+	r := New(env.log, env.st, env.bus, testConfig(logger, nil))
+	run := start(ctx, r, env.tb)
+	defer run.stop(t)
+	waitUntil(ctx, t, "the intent resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	r.runs.mu.Lock()
+	defer r.runs.mu.Unlock()
+	if len(r.runs.parts) != 1 || r.runs.parts["parts/0"] != 1 {
+		t.Fatalf("partitions running: %v, want parts/0 only", r.runs.parts)
 	}
 }

@@ -88,3 +88,57 @@ func stats(c *Core, key string) (EventStats, bool) {
 }
 
 func hlcTime(v uint64) time.Time { return put(0, "", v).Intent.CreatedAt }
+
+// TestEventStatsLongRounds: a traced round keeps its first maxReadSpans
+// reads as spans (and counts them all); intents left pending after an
+// event keep the key traced, so the next round has spans too.
+func TestEventStatsLongRounds(t *testing.T) {
+	t.Parallel()
+	const stale = maxReadSpans + 3
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	c := NewCore(Params{Table: "t", Window: time.Hour, Levels: 1, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}, 0, nil)
+	e1, e2 := put(0, "k", ver(0, 0)), put(1, "k", ver(1, 0))
+	e1.Intent.Trace, e2.Intent.Trace = "tp-1", "tp-2"
+	c.Ingest(at(0), []Entry{e1, e2})
+	ms := 0
+	answer := func(v uint64) {
+		t.Helper()
+		rd := c.Ready()
+		if len(rd.Reads) != 1 {
+			t.Fatalf("at %d ms: reads %+v", ms, rd.Reads)
+		}
+		r := ReadResult{Key: []byte("k"), Seq: rd.Reads[0].Seq}
+		if v > 0 {
+			r.Row, r.Found = store.Row{Version: v, Value: []byte("x")}, true
+		}
+		c.ReadDone(at(ms), r)
+	}
+	for range stale {
+		answer(0) // not there yet: back off 1 ms, read again
+		ms++
+		c.Tick(at(ms))
+	}
+	answer(ver(0, 0)) // covers e1 only
+	rd := c.Ready()
+	if len(rd.Events) != 1 || rd.Events[0].Version != ver(0, 0) {
+		t.Fatalf("events: %+v", rd.Events)
+	}
+	st, ok := c.EventStats([]byte("k"))
+	if !ok || st.Reads != stale+1 || len(st.Spans) != maxReadSpans || !reflect.DeepEqual(st.Traces, []string{"tp-1"}) {
+		t.Fatalf("first round: %d reads, %d spans, traces %v; want %d, %d, [tp-1]", st.Reads, len(st.Spans), st.Traces, stale+1, maxReadSpans)
+	}
+	for i, sp := range st.Spans {
+		if !sp.Asked.Equal(at(i)) || !sp.Answered.Equal(at(i)) || sp.Err {
+			t.Fatalf("span %d: %+v, want asked and answered at %v", i, sp, at(i))
+		}
+	}
+	c.Published(at(ms), rd.Events)
+	// e2, traced, is still pending: its round has spans too.
+	ms++
+	c.Tick(at(ms))
+	answer(ver(1, 0))
+	st, ok = c.EventStats([]byte("k"))
+	if !ok || st.Reads != 1 || len(st.Spans) != 1 || !reflect.DeepEqual(st.Traces, []string{"tp-2"}) {
+		t.Fatalf("second round: %+v; want 1 read, 1 span, traces [tp-2]", st)
+	}
+}
