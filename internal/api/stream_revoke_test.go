@@ -90,6 +90,12 @@ func TestRecheck(t *testing.T) {
 	now := time.Unix(2_000_000_000, 0)
 	g.now = func() time.Time { return now }
 	cert := auth.Principal{Kind: auth.KindCert, Name: "svc"}
+	// Another well-formed token: the last character changed (to "B" when
+	// it already is "A", one token in 64).
+	other := tok[:len(tok)-1] + "A"
+	if other == tok {
+		other = tok[:len(tok)-1] + "B"
+	}
 	for _, tc := range []struct {
 		name string
 		id   identity
@@ -97,7 +103,7 @@ func TestRecheck(t *testing.T) {
 	}{
 		{"anonymous (auth let it through)", identity{}, true},
 		{"token still valid", identity{principal: auth.Principal{Kind: auth.KindToken, Name: "writer"}, token: tok}, true},
-		{"token unknown now", identity{principal: auth.Principal{Kind: auth.KindToken, Name: "writer"}, token: tok[:len(tok)-1] + "A"}, false},
+		{"token unknown now", identity{principal: auth.Principal{Kind: auth.KindToken, Name: "writer"}, token: other}, false},
 		{"certificate valid", identity{principal: cert, notAfter: now.Add(time.Second)}, true},
 		{"certificate expired during the stream", identity{principal: cert, notAfter: now.Add(-time.Second)}, false},
 	} {
