@@ -211,6 +211,15 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 	if len(krs) == 0 {
 		return m.commit(ctx, offsets)
 	}
+	// A transaction whose abort failed earlier is still open in the
+	// client (BeginTransaction would refuse): abort it first. With none
+	// open this returns at once.
+	if err := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); err != nil {
+		if err = m.classify(err); errors.Is(err, ErrFenced) {
+			return fmt.Errorf("kafka: transact: abort of an earlier transaction: %w", err)
+		}
+		return fmt.Errorf("kafka: transact: abort of an earlier transaction: %w: %w", errAborted, err)
+	}
 	if err := p.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("kafka: transact: %w", m.classify(err))
 	}
