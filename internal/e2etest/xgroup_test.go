@@ -232,28 +232,17 @@ func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atom
 		return
 	}
 	defer s.Close()
-	msgs := make(chan *wailv1.ConsumeResponse)
-	go func() {
-		defer close(msgs)
-		for s.Receive() {
-			select {
-			case msgs <- s.Msg():
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	msgs := receiveAll(ctx, s, nil)
 	pending := map[int32]*wailv1.PartitionAck{}
 	count := map[int32]int{}
 	ack := func() {
-		if len(pending) == 0 || (hold != nil && hold.Load()) {
+		if hold != nil && hold.Load() {
 			return
 		}
-		req := &wailv1.AckRequest{Table: table, Group: "g", Member: id}
-		for _, a := range pending {
-			req.Acks = append(req.Acks, a)
+		req := takeAcks(table, id, pending)
+		if req == nil {
+			return
 		}
-		clear(pending)
 		sent := time.Now()
 		resp, err := c.Ack(ctx, connect.NewRequest(req))
 		if err != nil {
@@ -313,6 +302,40 @@ func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atom
 			return
 		}
 	}
+}
+
+// receiveAll passes a Consume stream's messages on (each after delay's
+// pause, if set) until it ends or ctx does.
+func receiveAll(ctx context.Context, s *connect.ServerStreamForClient[wailv1.ConsumeResponse], delay func(*wailv1.ConsumeResponse)) <-chan *wailv1.ConsumeResponse {
+	msgs := make(chan *wailv1.ConsumeResponse)
+	go func() {
+		defer close(msgs)
+		for s.Receive() {
+			if delay != nil {
+				delay(s.Msg())
+			}
+			select {
+			case msgs <- s.Msg():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return msgs
+}
+
+// takeAcks empties pending into an Ack request of member id of group "g"
+// (nil: nothing pending).
+func takeAcks(table, id string, pending map[int32]*wailv1.PartitionAck) *wailv1.AckRequest {
+	if len(pending) == 0 {
+		return nil
+	}
+	req := &wailv1.AckRequest{Table: table, Group: "g", Member: id}
+	for _, a := range pending {
+		req.Acks = append(req.Acks, a)
+	}
+	clear(pending)
+	return req
 }
 
 // checkAcrossProcesses checks the deliveries (in the order recorded) and

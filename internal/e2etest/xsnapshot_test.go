@@ -318,32 +318,17 @@ func consumeSnapshot(ctx context.Context, url, table, id string, conn, proc int,
 		return
 	}
 	defer s.Close()
-	msgs := make(chan *wailv1.ConsumeResponse)
-	go func() {
-		defer close(msgs)
-		for s.Receive() {
-			if m := s.Msg(); m.Snapshot && slow.Load() {
-				time.Sleep(20 * time.Millisecond)
-			}
-			select {
-			case msgs <- s.Msg():
-			case <-ctx.Done():
-				return
-			}
+	msgs := receiveAll(ctx, s, func(m *wailv1.ConsumeResponse) {
+		if m.Snapshot && slow.Load() {
+			time.Sleep(20 * time.Millisecond)
 		}
-	}()
+	})
 	pending := map[int32]*wailv1.PartitionAck{}
 	count := map[int32]int{}
 	ack := func() {
-		if len(pending) == 0 {
-			return
+		if req := takeAcks(table, id, pending); req != nil {
+			_, _ = c.Ack(ctx, connect.NewRequest(req)) // refused: delivered again, checked by the delivery checks
 		}
-		req := &wailv1.AckRequest{Table: table, Group: "g", Member: id}
-		for _, a := range pending {
-			req.Acks = append(req.Acks, a)
-		}
-		clear(pending)
-		_, _ = c.Ack(ctx, connect.NewRequest(req)) // refused: delivered again, checked by the delivery checks
 	}
 	idle := time.NewTicker(50 * time.Millisecond)
 	defer idle.Stop()
