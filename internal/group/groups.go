@@ -158,6 +158,13 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			return gr, nil
 		}
 		after = gr.core.LastEpoch()
+		gr.mu.Lock()
+		claim := gr.snap.want != "" || gr.snap.epoch != 0
+		gr.mu.Unlock()
+		if !claim {
+			delete(g.groups, k)
+			old = nil
+		}
 	}
 	committed, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 	if err != nil {
@@ -196,8 +203,8 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 	core := NewCore(t.Partitions, g.lease, committed, after)
 	core.shared = g.shared != nil
 	if old != nil {
-		// Reloaded in place: its shared state (the lease, a snapshot
-		// claim) is this process's in the entry whatever the positions.
+		// Reloaded in place: a member here takes (or waits for) the
+		// group's snapshot under this object's claim and lease.
 		old.mu.Lock()
 		old.topic, old.core, old.loaded = t.Topic, core, true
 		old.mu.Unlock()
@@ -334,9 +341,7 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 		if snap {
 			return fmt.Errorf("%w: a member here is taking (or waits to take) the group's snapshot: stop it first", ErrMembers)
 		}
-		if g.shared == nil {
-			delete(g.groups, k) // the next member loads what is committed here
-		} // (shared: kept for its lease in the entry; the next member reloads it)
+		delete(g.groups, k) // the next member loads what is committed here
 	}
 	if g.shared != nil {
 		st, err := g.sharedView(ctx, t, name)
