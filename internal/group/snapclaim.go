@@ -204,29 +204,31 @@ func (g *Groups) hasPositions(ctx context.Context, t Table, name string) (bool, 
 	return len(c) > 0, nil
 }
 
-// sharedGroup returns the group's state on this process without loading
-// its positions (a snapshot claim is held before the group has any).
-func (g *Groups) sharedGroup(t Table, name string) *grp {
+// wantSnapshot returns the group's state on this process (without
+// loading its positions: a snapshot claim is held before the group has
+// any) with member waiting for the claim; under g.mu, so that no reload
+// replaces it meanwhile (load keeps a group with a claim wanted).
+func (g *Groups) wantSnapshot(t Table, name, member string, events *atomic.Int64) *grp {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k := [2]string{t.Name, name}
-	if gr, ok := g.groups[k]; ok {
-		return gr
+	gr, ok := g.groups[k]
+	if !ok {
+		gr = &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, 0), sessions: map[string]*Session{},
+			sh: sharedLocal{obs: observed{}}}
+		gr.core.shared = true
+		g.groups[k] = gr
 	}
-	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, 0), sessions: map[string]*Session{},
-		sh: sharedLocal{obs: observed{}}}
-	gr.core.shared = true
-	g.groups[k] = gr
+	gr.mu.Lock()
+	gr.snap = snapClaim{want: member, events: events}
+	gr.mu.Unlock()
 	return gr
 }
 
 // claimSnapshot waits until this process holds the group's snapshot
 // claim (true) or the group has positions (false).
 func (g *Groups) claimSnapshot(ctx context.Context, t Table, name, member string, run *SnapshotRun) (bool, error) {
-	gr := g.sharedGroup(t, name)
-	gr.mu.Lock()
-	gr.snap = snapClaim{want: member, events: &run.local.events}
-	gr.mu.Unlock()
+	gr := g.wantSnapshot(t, name, member, &run.local.events)
 	g.kickSync()
 	tick := time.NewTicker(max(g.syncTick()/2, 5*time.Millisecond))
 	defer tick.Stop()
@@ -239,8 +241,11 @@ func (g *Groups) claimSnapshot(ctx context.Context, t Table, name, member string
 		case <-tick.C:
 		}
 		gr.mu.Lock()
-		epoch := gr.snap.epoch
+		epoch, want := gr.snap.epoch, gr.snap.want
 		gr.mu.Unlock()
+		if epoch == 0 && want == "" {
+			return false, errors.New("the group's snapshot claim was given up here (the server is shutting down)")
+		}
 		if epoch != 0 {
 			run.gr, run.epoch = gr, epoch
 			// The previous taker committed before it released the claim.
