@@ -87,11 +87,20 @@ func (r *SnapshotRun) Count(n int) { r.local.events.Add(int64(n)) }
 
 // Commit commits the snapshot's end as the group's positions, once every
 // row was sent. It fails with ErrMembers when members joined the group
-// meanwhile, and in a shared group with ErrSnapshotLost when the claim
-// is not (or no longer) this process's, or the commit returned after the
-// process's lease could lapse: another process may then take the snapshot.
+// meanwhile, or when the group has positions by now (a member joined
+// from "beginning" or "latest" and left during the snapshot: its
+// acknowledgements stand, the snapshot's end would move them), and in a
+// shared group with ErrSnapshotLost when the claim is not (or no longer)
+// this process's, or the commit returned after the process's lease could
+// lapse: another process may then take the snapshot.
 func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error {
 	g := r.g
+	if has, err := g.hasPositions(ctx, r.t, r.name); err != nil || has {
+		if err == nil {
+			err = fmt.Errorf("%w: the group has positions committed during the snapshot (a member joined and left): the snapshot's end is not committed", ErrMembers)
+		}
+		return err
+	}
 	if r.gr == nil {
 		err := g.Reset(ctx, r.t, r.name, offsets)
 		r.commit.Store(err == nil)
@@ -107,14 +116,8 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	if sn := st.Snapshot; sn == nil || sn.Proc != g.proc || sn.Epoch != r.epoch {
 		return fmt.Errorf("%w: the group's entry gives it to another process or to none", ErrSnapshotLost)
 	}
-	prev, err := g.log.Committed(ctx, LogGroup(r.name), r.t.Topic)
-	if err != nil {
-		return fmt.Errorf("group %s of %s: committed offsets: %w", r.name, r.t.Name, err)
-	}
-	if len(prev) == 0 {
-		if err := g.register(ctx, r.t.Name, r.name); err != nil {
-			return err
-		}
+	if err := g.register(ctx, r.t.Name, r.name); err != nil {
+		return err
 	}
 	gr := r.gr
 	gr.mu.Lock()

@@ -182,3 +182,115 @@ func TestSharedSnapshotCommitPastLease(t *testing.T) {
 		t.Fatalf("snapshot whose commit returned after the lease: %v %v, want %v", taken, err, ErrSnapshotLost)
 	}
 }
+
+// TestSharedReloadWhileSnapshotWaited: the one case in which a group
+// without members here is reloaded in place (groups.go, load): a member
+// here waits for the snapshot claim another process holds. A member that
+// joins here meanwhile (from "beginning") acknowledges, leaves and joins
+// again: it resumes at what it acknowledged, under newer epochs, never
+// from an offset below it. Once it left, the snapshot's commit is refused
+// (the group has positions: they are not moved), and the waiter finds
+// them and takes no snapshot.
+func TestSharedReloadWhileSnapshotWaited(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tb, l, A, B, _ := sharedPair(t, time.Second)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	resB := make(chan snapResult, 1)
+	go func() {
+		taken, err := B.Snapshot(ctx, tb, "g", "b", func(ctx context.Context, run *SnapshotRun) error {
+			close(started)
+			<-release
+			return run.Commit(ctx, map[int32]int64{0: 1, 1: 1})
+		})
+		resB <- snapResult{taken, err}
+	}()
+	<-started
+	resA := make(chan snapResult, 1)
+	go func() {
+		taken, err := A.Snapshot(ctx, tb, "g", "w", func(ctx context.Context, run *SnapshotRun) error {
+			return errors.New("A took the snapshot B holds")
+		})
+		resA <- snapResult{taken, err}
+	}()
+	// A's waiter is in the entry's view of A (its claim wanted).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		A.mu.Lock()
+		gr := A.groups[[2]string{tb.Name, "g"}]
+		A.mu.Unlock()
+		want := ""
+		if gr != nil {
+			gr.mu.Lock()
+			want = gr.snap.want
+			gr.mu.Unlock()
+		}
+		if want == "w" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("A's member never waited for the snapshot claim")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	acked := map[int32]Message{}
+	var lastEpoch map[int32]uint64
+	for round := range 2 {
+		if round > 0 {
+			appendRecords(t, l, 40) // past what was acknowledged
+		}
+		a, err := A.Join(ctx, tb, "g", "a", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := owned{}
+		first := map[int32]Message{}
+		until(t, a, o, func(m Message) {
+			if _, ok := first[m.Partition]; !ok && len(m.Records) > 0 && a.Check(m) {
+				first[m.Partition] = m
+			}
+		}, func() bool { return len(o) == 2 && len(first) == 2 })
+		for p, m := range first {
+			if prev, ok := acked[p]; ok && m.Records[0].Offset < prev.Next {
+				t.Fatalf("round %d: partition %d delivered from offset %d, below %d acknowledged under epoch %d", round, p, m.Records[0].Offset, prev.Next, prev.Epoch)
+			}
+			if lastEpoch != nil && o[p] <= lastEpoch[p] {
+				t.Fatalf("round %d: partition %d under epoch %d, not newer than %d", round, p, o[p], lastEpoch[p])
+			}
+			if refused, err := A.Ack(ctx, tb, "g", "a", []Ack{{p, m.Epoch, m.Next}}); err != nil || len(refused) > 0 {
+				t.Fatalf("round %d: ack of partition %d: %v %v", round, p, refused, err)
+			}
+			acked[p] = m
+		}
+		lastEpoch = map[int32]uint64(o)
+		a.Leave()
+	}
+	// a's leave is in the entry: only the positions can stop B's commit.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st, err := B.sharedView(ctx, tb, "g")
+		if err == nil && len(st.Members) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's leave never reached the entry: %v", err)
+		}
+	}
+	close(release)
+	if r := <-resB; r.taken || !errors.Is(r.err, ErrMembers) {
+		t.Fatalf("B's snapshot after a member joined: %v %v, want %v", r.taken, r.err, ErrMembers)
+	}
+	if r := <-resA; r.taken || r.err != nil {
+		t.Fatalf("A's waiter once the group has positions: %v %v, want none taken", r.taken, r.err)
+	}
+	c, err := l.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, m := range acked {
+		if c[p] != m.Next {
+			t.Fatalf("committed %v, want partition %d at %d (the last acknowledgement)", c, p, m.Next)
+		}
+	}
+}
