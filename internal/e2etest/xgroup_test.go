@@ -20,6 +20,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
+	"github.com/wail-cdc/wail/internal/store/cassandra/cassandratest"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
@@ -39,7 +40,7 @@ type delivery struct {
 }
 
 // TestGroupAcrossProcesses: three `wail serve` processes share a
-// PostgreSQL store and a Kafka bus; a consumer group of three members,
+// store and a Kafka bus; a consumer group of three members,
 // one connected to each process, consumes a table while writers write.
 // The first process is killed with SIGKILL mid-run (its member
 // reconnects to another process, as a client does), a fourth member
@@ -51,14 +52,22 @@ type delivery struct {
 // epoch belongs to one member; and once an acknowledgement under an
 // epoch was accepted, none under an older epoch of that partition is
 // (fencing: two members never both commit a partition).
+// It runs on each store processes can share (PostgreSQL, MariaDB,
+// Cassandra: the group's entry is changed by each one's compare-and-set).
 func TestGroupAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the wail binary")
 	}
+	for _, store := range sharedStores {
+		t.Run(store, func(t *testing.T) { testGroupAcrossProcesses(t, store) })
+	}
+}
+
+func testGroupAcrossProcesses(t *testing.T, store string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const parts = 6
-	d := startShared(t, ctx, "xg_", 3, parts, "")
+	d := startSharedOn(t, ctx, store, "xg_", 3, parts, "")
 	tbl, url := d.table, d.url
 	procs := d.procs
 
@@ -137,7 +146,7 @@ func TestGroupAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	holds["m2"].Store(false)
-	time.Sleep(7 * time.Second) // api.group_lease_timeout 3s, twice, and a margin
+	time.Sleep(2*d.lease + time.Second) // api.group_lease_timeout, twice, and a margin
 	if err := procs[1].cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -223,28 +232,17 @@ func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atom
 		return
 	}
 	defer s.Close()
-	msgs := make(chan *wailv1.ConsumeResponse)
-	go func() {
-		defer close(msgs)
-		for s.Receive() {
-			select {
-			case msgs <- s.Msg():
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	msgs := receiveAll(ctx, s, nil)
 	pending := map[int32]*wailv1.PartitionAck{}
 	count := map[int32]int{}
 	ack := func() {
-		if len(pending) == 0 || (hold != nil && hold.Load()) {
+		if hold != nil && hold.Load() {
 			return
 		}
-		req := &wailv1.AckRequest{Table: table, Group: "g", Member: id}
-		for _, a := range pending {
-			req.Acks = append(req.Acks, a)
+		req := takeAcks(table, id, pending)
+		if req == nil {
+			return
 		}
-		clear(pending)
 		sent := time.Now()
 		resp, err := c.Ack(ctx, connect.NewRequest(req))
 		if err != nil {
@@ -304,6 +302,40 @@ func consumeVia(ctx context.Context, url, table, id string, proc int, hold *atom
 			return
 		}
 	}
+}
+
+// receiveAll passes a Consume stream's messages on (each after delay's
+// pause, if set) until it ends or ctx does.
+func receiveAll(ctx context.Context, s *connect.ServerStreamForClient[wailv1.ConsumeResponse], delay func(*wailv1.ConsumeResponse)) <-chan *wailv1.ConsumeResponse {
+	msgs := make(chan *wailv1.ConsumeResponse)
+	go func() {
+		defer close(msgs)
+		for s.Receive() {
+			if delay != nil {
+				delay(s.Msg())
+			}
+			select {
+			case msgs <- s.Msg():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return msgs
+}
+
+// takeAcks empties pending into an Ack request of member id of group "g"
+// (nil: nothing pending).
+func takeAcks(table, id string, pending map[int32]*wailv1.PartitionAck) *wailv1.AckRequest {
+	if len(pending) == 0 {
+		return nil
+	}
+	req := &wailv1.AckRequest{Table: table, Group: "g", Member: id}
+	for _, a := range pending {
+		req.Acks = append(req.Acks, a)
+	}
+	clear(pending)
+	return req
 }
 
 // checkAcrossProcesses checks the deliveries (in the order recorded) and
@@ -373,36 +405,63 @@ func checkAcrossProcesses(t *testing.T, got []delivery) int {
 	return dups
 }
 
-// sharedDeployment is `wail serve` processes sharing a PostgreSQL store
-// (a fresh schema) and Kafka, with api.group_lease_timeout 3s, and a
-// table.
+// sharedDeployment is `wail serve` processes sharing a store (a fresh
+// PostgreSQL schema, MariaDB database or Cassandra keyspace) and Kafka,
+// with api.group_lease_timeout 3s (10s on Cassandra: a sync's read and
+// swap are each bounded by a quarter of it, and a lightweight transaction
+// on the loaded test cluster takes up to seconds), and a table.
 type sharedDeployment struct {
 	procs   []*child
 	table   string
 	parts   int32
-	dsn     string
+	dsn     string // PostgreSQL
 	brokers []string
+	lease   time.Duration // api.group_lease_timeout
 }
 
 func (d *sharedDeployment) url(i int) string { return "http://" + d.procs[i].addr }
 
-// startShared starts n processes (extraYAML added to their
-// configuration) and creates a table of parts partitions through the
-// last one.
+// startShared starts n processes on PostgreSQL (startSharedOn).
 func startShared(t *testing.T, ctx context.Context, prefix string, n int, parts int32, extraYAML string) *sharedDeployment {
 	t.Helper()
-	d := &sharedDeployment{brokers: kafkaBrokers(t), table: sqltest.Name(prefix), parts: parts}
-	primary, _ := pgDSNs(t)
-	d.dsn, _ = freshSchema(t, primary, "")
+	return startSharedOn(t, ctx, "postgres", prefix, n, parts, extraYAML)
+}
+
+// sharedStores are the stores processes can share a group on.
+var sharedStores = []string{"postgres", "mysql", "cassandra"}
+
+// startSharedOn starts n processes on a fresh database of store (one of
+// sharedStores; extraYAML added to their configuration) and creates a
+// table of parts partitions through the last one.
+func startSharedOn(t *testing.T, ctx context.Context, store, prefix string, n int, parts int32, extraYAML string) *sharedDeployment {
+	t.Helper()
+	d := &sharedDeployment{brokers: kafkaBrokers(t), table: sqltest.Name(prefix), parts: parts, lease: 3 * time.Second}
+	var storeArgs []string
+	switch store {
+	case "postgres":
+		primary, _ := pgDSNs(t)
+		d.dsn, _ = freshSchema(t, primary, "")
+		storeArgs = []string{"--dsn", d.dsn}
+	case "mysql":
+		storeArgs = []string{"--dsn", sqltest.MySQLDatabase(t, sqltest.MySQL(t))}
+	case "cassandra":
+		hosts := cassandratest.Hosts(t)
+		extraYAML += "store:\n  cassandra:\n    keyspace: " + cassandratest.Keyspace(t, hosts) +
+			"\n    replication: {class: NetworkTopologyStrategy, " + cassandratest.DC() + ": 3}\n"
+		storeArgs = []string{"--hosts", strings.Join(hosts, ",")}
+		d.lease = 10 * time.Second
+	default:
+		t.Fatalf("store %q cannot be shared", store)
+	}
 	bin := buildWail(t)
 	cfgFile := filepath.Join(t.TempDir(), "wail.yaml")
-	yaml := fmt.Sprintf("catalog_refresh: 100ms\nresolver:\n  group: wail-resolver.%s\n  commit_interval: 50ms\napi:\n  group_lease_timeout: 3s\n%s", d.table, extraYAML)
+	yaml := fmt.Sprintf("catalog_refresh: 100ms\nresolver:\n  group: wail-resolver.%s\n  commit_interval: 50ms\napi:\n  group_lease_timeout: %s\n%s", d.table, d.lease, extraYAML)
 	if err := os.WriteFile(cfgFile, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
-		d.procs = append(d.procs, startWail(t, bin, "serve", "--config", cfgFile, "--data-dir", t.TempDir(), "--store", "postgres", "--dsn", d.dsn,
-			"--log", "kafka", "--brokers", strings.Join(d.brokers, ","), "--proxy-id", strconv.Itoa(i+1)))
+		args := append([]string{"serve", "--config", cfgFile, "--data-dir", t.TempDir(), "--store", store}, storeArgs...)
+		d.procs = append(d.procs, startWail(t, bin, append(args, "--log", "kafka", "--brokers", strings.Join(d.brokers, ","), "--proxy-id", strconv.Itoa(i+1))...))
 	}
 	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, d.url(n-1))
 	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: d.table, Partitions: parts, VisibilityWindowMs: 2000})); err != nil {

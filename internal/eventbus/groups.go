@@ -108,7 +108,9 @@ func (s *Service) ListGroups(ctx context.Context, table string) ([]string, error
 }
 
 // GroupDescription is a group's members and partitions, and the member
-// taking its snapshot on this server ("" none) with the events it sent.
+// taking its snapshot ("" none) with the events it sent: on this server,
+// or in a group shared by processes on any (as the taker last wrote it
+// in the group's entry).
 type GroupDescription struct {
 	Members        []string
 	Partitions     []group.PartitionState
@@ -127,7 +129,10 @@ func (s *Service) DescribeGroup(ctx context.Context, table, name string) (GroupD
 	if err != nil {
 		return GroupDescription{}, err
 	}
-	snapMember, snapEvents := s.groupSnaps.progress(t.Name, name)
+	snapMember, snapEvents, err := s.groups.SnapshotProgress(ctx, t, name)
+	if err != nil {
+		return GroupDescription{}, err
+	}
 	if parts == nil && snapMember == "" {
 		return GroupDescription{}, notFound(fmt.Errorf("table %s has no group %q: `wail group ls %s` lists them", table, name, table))
 	}
@@ -166,20 +171,16 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 
 // snapshotGroup sends a start "snapshot" group's snapshot to member
 // (deliver) when the group has no committed positions yet: one member at
-// a time takes the whole snapshot (every partition), and its end is
-// committed as the group's positions only once all of it was sent; a
-// member that stops half way leaves the group without positions, and the
-// next member takes the snapshot again. Members that wait for it then
-// join from the committed positions.
+// a time takes the whole snapshot (every partition; in a group shared by
+// processes, one process at a time, under the group's snapshot claim:
+// SnapshotGroup), and its end is committed as the group's positions only
+// once all of it was sent; a member that stops half way (or whose process
+// lost the claim) leaves the group without positions, and the next member
+// takes the snapshot again. Members that wait for it then join from the
+// committed positions.
 func (s *Service) snapshotGroup(ctx context.Context, t group.Table, name, member string, deliver func([]*wailv1.StreamedEvent) error) error {
-	_, err := s.groupSnaps.take(ctx, t.Name, name, member, func(count func(int)) (bool, error) {
-		return SnapshotGroup(ctx, s.Stream, s.groups, t, name, 0, func(evs []*wailv1.StreamedEvent) error {
-			if err := deliver(evs); err != nil {
-				return err
-			}
-			count(len(evs))
-			return nil
-		})
+	_, err := SnapshotGroup(ctx, s.Stream, s.groups, t, name, member, 0, func(_ context.Context, evs []*wailv1.StreamedEvent) error {
+		return deliver(evs)
 	})
 	switch {
 	case err == nil:

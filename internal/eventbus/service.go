@@ -38,7 +38,6 @@ type Service struct {
 	limits     Limits
 	snapshots  Snapshots
 	groups     *group.Groups
-	groupSnaps groupSnapshots
 	closing    chan struct{}
 	closeOnce  sync.Once
 }

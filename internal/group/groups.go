@@ -64,12 +64,15 @@ type Groups struct {
 	logger    *slog.Logger
 	health    *health.Registry
 	kick      chan struct{}
+
+	snaps map[[2]string]*snapLocal // start "snapshot" snapshots on this process (snapclaim.go)
 }
 
 // New returns the groups of a log; a member whose acknowledgement is
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
-	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		snaps: map[[2]string]*snapLocal{}}
 	g.wg.Add(1)
 	go g.expire()
 	return g
@@ -94,6 +97,7 @@ func (g *Groups) Close() {
 				s.end(errors.New("the server is shutting down"))
 			}
 		}
+		gr.snap = snapClaim{} // its snapshot stops; the sync below gives the claim up
 		gr.mu.Unlock()
 		if g.shared != nil {
 			// Leave the shared entry, so that the partitions move now
@@ -116,6 +120,10 @@ type grp struct {
 	core        *Core
 	sessions    map[string]*Session
 	sh          sharedLocal // shared mode
+	snap        snapClaim   // shared mode: the group's snapshot claim here
+	// loaded: its positions were loaded from the log (not only a snapshot
+	// claim held before the group has any).
+	loaded bool
 }
 
 // Table describes where a table's events are, for a group.
@@ -137,7 +145,8 @@ type StartLatest bool
 func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLatest) (*grp, error) {
 	k := [2]string{t.Name, name}
 	var after uint64
-	if gr, ok := g.groups[k]; ok {
+	old := g.groups[k]
+	if gr := old; gr != nil {
 		gr.mu.Lock()
 		live := len(gr.sessions) > 0
 		gr.mu.Unlock()
@@ -149,7 +158,13 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			return gr, nil
 		}
 		after = gr.core.LastEpoch()
-		delete(g.groups, k)
+		gr.mu.Lock()
+		claim := gr.snap.want != "" || gr.snap.epoch != 0
+		gr.mu.Unlock()
+		if !claim {
+			delete(g.groups, k)
+			old = nil
+		}
 	}
 	committed, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 	if err != nil {
@@ -185,9 +200,18 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			committed[p] = o
 		}
 	}
-	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, committed, after), sessions: map[string]*Session{},
-		sh: sharedLocal{obs: observed{}}}
-	gr.core.shared = g.shared != nil
+	core := NewCore(t.Partitions, g.lease, committed, after)
+	core.shared = g.shared != nil
+	if old != nil {
+		// Reloaded in place: a member here takes (or waits for) the
+		// group's snapshot under this object's claim and lease.
+		old.mu.Lock()
+		old.topic, old.core, old.loaded = t.Topic, core, true
+		old.mu.Unlock()
+		return old, nil
+	}
+	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: core, sessions: map[string]*Session{},
+		sh: sharedLocal{obs: observed{}}, loaded: true}
 	g.groups[k] = gr
 	return gr, nil
 }
@@ -269,7 +293,7 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 	g.mu.Lock()
 	gr := g.groups[[2]string{t.Name, name}]
 	g.mu.Unlock()
-	if len(committed) == 0 && gr == nil {
+	if len(committed) == 0 && (gr == nil || !gr.loaded) {
 		return nil, nil, nil
 	}
 	out := make([]PartitionState, t.Partitions)
@@ -309,9 +333,13 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 	if gr := g.groups[k]; gr != nil {
 		gr.mu.Lock()
 		m := gr.core.Members()
+		snap := gr.snap.want != "" || gr.snap.epoch != 0
 		gr.mu.Unlock()
 		if len(m) > 0 {
 			return fmt.Errorf("%w (%s): stop them first", ErrMembers, strings.Join(m, ", "))
+		}
+		if snap {
+			return fmt.Errorf("%w: a member here is taking (or waits to take) the group's snapshot: stop it first", ErrMembers)
 		}
 		delete(g.groups, k) // the next member loads what is committed here
 	}
@@ -320,13 +348,11 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 		if err != nil {
 			return err
 		}
-		if len(st.Members) > 0 {
-			var m []string
-			for _, mb := range st.Members {
-				m = append(m, mb.ID)
-			}
-			return fmt.Errorf("%w on other processes (%s): stop them first (a process that died keeps its members listed for at most api.group_lease_timeout)",
-				ErrMembers, strings.Join(m, ", "))
+		if err := membersErr(st); err != nil {
+			return err
+		}
+		if sn := st.Snapshot; sn != nil {
+			return fmt.Errorf("%w: member %s is taking the group's snapshot (a process that died keeps its claim for at most api.group_lease_timeout)", ErrMembers, sn.Member)
 		}
 	}
 	prev, err := g.log.Committed(ctx, LogGroup(name), t.Topic)

@@ -12,17 +12,23 @@ const lagScrapeTimeout = 2 * time.Second
 
 var (
 	lagDesc = prometheus.NewDesc("wail_group_lag_offsets",
-		"Offsets of a table's events a consumer group of this process has not acknowledged yet, summed over partitions "+
+		"Offsets of a table's events a consumer group has not acknowledged yet, summed over partitions "+
 			"(the last event's offset + 1 minus the committed one; offsets are not dense: an upper bound of the events). "+
-			"Read from the log at scrape time for the groups with members here since the process started.",
+			"Read from the log at scrape time for the groups with members here since the process started: "+
+			"the whole group's lag, the same on every process serving it (aggregate with max, not sum).",
 		[]string{"table", "group"}, nil)
 	membersDesc = prometheus.NewDesc("wail_group_members",
-		"Live members of a consumer group in this process.", []string{"table", "group"}, nil)
+		"Live members of a consumer group in this process (a member streams from one process: sum over processes for the group's).", []string{"table", "group"}, nil)
 )
 
 // lagCollector reports the lag and members of the groups this process
 // serves (those with a member since it started), reading the committed
-// offsets and partition ends from the log when scraped.
+// offsets and partition ends from the log when scraped. In groups shared
+// by processes, the lag is the group's (positions and ends are in the
+// shared log: every process serving it reports the same value, so no
+// process has to reach the others), and the members are this process's
+// (each member streams from one process, so their sum over processes is
+// the group's; a dead process's members are rightly in no sum).
 type lagCollector struct{ g *Groups }
 
 // Collector returns a Prometheus collector of the groups' lag and

@@ -51,6 +51,19 @@ type SharedState struct {
 	Members []SharedMember `json:"members"`
 	// Owners per partition (an empty Member: free).
 	Owners []SharedOwner `json:"owners"`
+	// Snapshot is the claim of the process taking the group's start
+	// "snapshot" snapshot (nil: none; snapclaim.go).
+	Snapshot *SharedSnapshot `json:"snapshot,omitempty"`
+}
+
+// SharedSnapshot is who takes a group's snapshot: one process at a time,
+// under its lease; its epoch comes from the group's sequence.
+type SharedSnapshot struct {
+	Proc   string `json:"proc"`
+	Member string `json:"member"`
+	Epoch  uint64 `json:"epoch"`
+	// Events: the rows it had sent at its last write of the entry.
+	Events int64 `json:"events,omitempty"`
 }
 
 // SharedMember is a member of the group on a process.
@@ -107,6 +120,12 @@ type Local struct {
 	Members []string
 	// Held are the partitions its members own here, by epoch.
 	Held map[int32]uint64
+	// SnapWant: a member here waits to take the group's snapshot ("":
+	// none); SnapEpoch: the epoch of the snapshot claim held here (0:
+	// none); SnapEvents: the rows that snapshot sent so far.
+	SnapWant   string
+	SnapEpoch  uint64
+	SnapEvents int64
 }
 
 // Plan is what a sync does: Release first (stop those partitions
@@ -120,6 +139,12 @@ type Plan struct {
 	ClaimMembers []string
 	// Expired are the processes found dead (their members removed).
 	Expired []string
+	// SnapClaim: the epoch of the snapshot claim this write takes for
+	// Local.SnapWant (0: none). SnapLost: the claim Local.SnapEpoch is no
+	// longer this process's (it lapsed and another process's write
+	// removed it): its snapshot must stop.
+	SnapClaim uint64
+	SnapLost  bool
 	// Err: nothing may be done (ErrPartitions); release everything held.
 	Err error
 }
@@ -169,6 +194,9 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 		}
 	}
 	slices.Sort(plan.Expired)
+	if planSnapshot(&next, l, &plan) {
+		changed = true
+	}
 	if next.Partitions != n || len(next.Owners) != int(n) {
 		// A new entry, or the table was created again with another
 		// count: ownership starts over (epochs keep increasing), once no
@@ -205,7 +233,10 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 			changed = true
 		}
 	}
-	if _, ok := next.Procs[l.Proc]; ok && len(l.Members) == 0 {
+	// A process stays in the entry (renewing its lease) while it has
+	// members or holds the snapshot claim.
+	active := len(l.Members) > 0 || plan.SnapClaim != 0 || (l.SnapEpoch != 0 && !plan.SnapLost)
+	if _, ok := next.Procs[l.Proc]; ok && !active {
 		delete(next.Procs, l.Proc)
 		changed = true
 	}
@@ -278,13 +309,18 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 	}
 	slices.Sort(plan.Release)
 	plan.Release = slices.Compact(plan.Release)
-	if len(l.Members) > 0 {
+	if active {
 		// Every write renews this process's lease (so that it can trust
 		// its claims for as long); renew writes one when nothing changed.
 		if _, ok := next.Procs[l.Proc]; !ok || renew || changed {
 			next.Beat++
 			next.Procs[l.Proc] = next.Beat
 			changed = true
+			if sn := next.Snapshot; sn != nil && sn.Proc == l.Proc && sn.Events != l.SnapEvents {
+				c := *sn
+				c.Events = l.SnapEvents // progress, written with the renewal
+				next.Snapshot = &c
+			}
 		}
 	}
 	if changed {

@@ -126,7 +126,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 	for range 8 {
 		gr.mu.Lock()
 		gr.lapse(time.Now())
-		idle := len(gr.sessions) == 0 && !gr.sh.listed && len(gr.core.Held()) == 0
+		idle := len(gr.sessions) == 0 && !gr.sh.listed && len(gr.core.Held()) == 0 && gr.snap.want == "" && gr.snap.epoch == 0
 		gr.mu.Unlock()
 		if idle {
 			return nil
@@ -143,8 +143,17 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		}
 		start := time.Now()
 		gr.mu.Lock()
-		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held()}
+		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held(), SnapEpoch: gr.snap.epoch}
+		if l.SnapEpoch == 0 {
+			l.SnapWant = gr.snap.want
+		}
+		if gr.snap.events != nil {
+			l.SnapEvents = gr.snap.events.Load()
+		}
 		plan := planShared(st, l, gr.table, gr.name, gr.core.n, g.procLease, gr.sh.obs, start, start.Sub(gr.sh.renewed) >= g.procLease/4, g.exclusive)
+		if plan.SnapLost && gr.snap.epoch == l.SnapEpoch {
+			gr.snap.lost = true // its snapshot stops (watchSnapshot)
+		}
 		if plan.Err != nil {
 			for p := range l.Held {
 				plan.Release = append(plan.Release, p)
@@ -180,6 +189,9 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		_, gr.sh.listed = plan.Next.Procs[g.proc]
 		if gr.sh.listed {
 			gr.sh.renewed, gr.sh.valid = start, start.Add(trusted(g.procLease))
+		}
+		if plan.SnapClaim != 0 && gr.snap.epoch == 0 && gr.snap.want == l.SnapWant {
+			gr.snap.epoch = plan.SnapClaim // (released meanwhile: the next sync removes it)
 		}
 		gr.mu.Unlock()
 		if len(plan.Claims) > 0 {

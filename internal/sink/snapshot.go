@@ -21,7 +21,9 @@ type Snapshotter = eventbus.StreamFunc
 // positions (the snapshot was over before), with eventbus.SnapshotGroup:
 // it posts every row of the snapshot, then commits the snapshot's end as
 // the group's positions. A sink stopped during its snapshot takes it
-// again (its group has no positions yet).
+// again (its group has no positions yet). Sinks on several processes
+// take it once: the first to claim it in the group's entry (the others
+// wait, then find the positions).
 func (r *runner) snapshot(ctx context.Context) error {
 	if r.m.snapshot == nil {
 		return errors.New(`this process cannot take snapshots (start "snapshot")`)
@@ -30,8 +32,8 @@ func (r *runner) snapshot(ctx context.Context) error {
 	r.stats.inSnapshot.Store(true)
 	defer r.stats.inSnapshot.Store(false)
 	n := 0
-	_, err := eventbus.SnapshotGroup(ctx, r.m.snapshot, r.m.groups, r.table, GroupName(r.def.Name), r.def.MaxBatchEvents,
-		func(evs []*wailv1.StreamedEvent) error {
+	_, err := eventbus.SnapshotGroup(ctx, r.m.snapshot, r.m.groups, r.table, GroupName(r.def.Name), member, r.def.MaxBatchEvents,
+		func(ctx context.Context, evs []*wailv1.StreamedEvent) error {
 			n++
 			b := &wailv1.SinkBatch{Sink: r.def.Name, Table: r.def.Table, Snapshot: true}
 			recs := make([]intentlog.Record, 0, len(evs))
@@ -43,8 +45,9 @@ func (r *runner) snapshot(ctx context.Context) error {
 				}
 				recs = append(recs, intentlog.Record{Key: e.Event.Key, Value: v, Partition: e.Partition, Offset: e.Offset})
 			}
-			// (not a group member yet: nothing to lose)
-			if err := r.post(ctx, b, r.def.Table+"/snapshot/"+strconv.Itoa(n), recs, func() bool { return true }); err != nil {
+			// (not a group member yet: nothing to lose; ctx ends when this
+			// process lost the snapshot's claim to another process)
+			if err := r.post(ctx, b, r.def.Table+"/snapshot/"+strconv.Itoa(n), recs, func() bool { return ctx.Err() == nil }); err != nil {
 				return err
 			}
 			r.stats.snapshotEvents.Add(int64(len(evs)))
