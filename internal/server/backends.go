@@ -35,6 +35,7 @@ type seams struct {
 	onLogHealth func(error)        // embedded.Options.OnHealth
 	storeFS     pebblevfs.FS       // Pebble's (nil: the OS's)
 	tracing     *telemetry.Tracing // instead of the configured tracing (tests)
+	afterStore  func() error       // Server.open, once the store is open: an error fails that attempt (tests)
 }
 
 // Both logs tell the resolver how large an append may be (Server.open).

@@ -192,8 +192,15 @@ func (s *Server) open(ctx context.Context) error {
 		if s.store, err = openStore(ctx, cfg, s.logger, s.seams); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
+		// Once per store: a later step that fails runs open again
+		// (start.go), and a second registration would panic.
+		registerStoreMetrics(s.registry, s.store)
 	}
-	registerStoreMetrics(s.registry, s.store)
+	if s.seams.afterStore != nil {
+		if err := s.seams.afterStore(); err != nil {
+			return fmt.Errorf("server: %w", err)
+		}
+	}
 	s.bus = eventbus.New(s.log)
 	if err := s.openSchemas(); err != nil {
 		return fmt.Errorf("server: %w", err)
