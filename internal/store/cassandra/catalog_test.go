@@ -1,6 +1,7 @@
 package cassandra
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -129,24 +130,30 @@ func TestSwapAmbiguousAttempt(t *testing.T) {
 // store.ErrNotApplied) instead of guessing (the attempt did apply); one
 // whose every attempt times out, each read back finding it not applied,
 // fails with store.ErrNotApplied (and store.ErrUnavailable) after
-// casTries attempts, the entry as it was.
+// casTries attempts, the entry as it was. One whose caller gives up
+// (its context ends) during an attempt that applied says the outcome is
+// unknown too.
 func TestSwapTimeouts(t *testing.T) {
 	s := openTest(t, testOptions(t))
 	cases := []struct {
 		name      string
 		runs      bool // the attempts reach the cluster (and the first applies)
 		readsFail bool
+		cancel    bool // the caller's context ends during the first attempt
 		attempts  int
 		unknown   bool // else not applied
 		final     string
 	}{
-		{"read_back_fails", true, true, 1, true, "2"},
-		{"every_attempt_times_out", false, false, casTries, false, "1"},
+		{"read_back_fails", true, true, false, 1, true, "2"},
+		{"every_attempt_times_out", false, false, false, casTries, false, "1"},
+		{"caller_gives_up", true, false, true, 1, true, "2"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			name := "_timeouts_" + tc.name
 			createEntry(t, s, name, "1")
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
 			attempts, reads := 0, 0
 			s.fault = func(op string, run func() error) error {
 				switch {
@@ -162,16 +169,21 @@ func TestSwapTimeouts(t *testing.T) {
 					}
 				}
 				attempts++
+				if tc.cancel {
+					cancel()
+					return ctx.Err()
+				}
 				return injectedTimeout
 			}
-			_, ok, err := s.SwapTable(t.Context(), name, []byte("1"), []byte("2"))
+			_, ok, err := s.SwapTable(ctx, name, []byte("1"), []byte("2"))
 			s.fault = nil
-			if ok || !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNotApplied) == tc.unknown ||
+			if ok || err == nil || errors.Is(err, store.ErrUnavailable) == tc.cancel || errors.Is(err, context.Canceled) != tc.cancel ||
+				errors.Is(err, store.ErrNotApplied) == tc.unknown ||
 				strings.Contains(err.Error(), "outcome is unknown") != tc.unknown {
 				t.Fatalf("swapped=%v err=%v; want an error, outcome unknown: %v", ok, err, tc.unknown)
 			}
-			if attempts != tc.attempts || reads < 2 {
-				t.Fatalf("%d attempts, %d reads back; want %d attempts, reads retried", attempts, reads, tc.attempts)
+			if attempts != tc.attempts || (reads < 2) != tc.cancel {
+				t.Fatalf("%d attempts, %d reads back; want %d attempts, reads retried (none after the caller gave up)", attempts, reads, tc.attempts)
 			}
 			if got := entryOf(t, s, name); got != tc.final {
 				t.Fatalf("the entry is %q, want %q", got, tc.final)
