@@ -32,15 +32,17 @@ import (
 // times out (contention, a slow replica) may still have applied; the swap
 // then reads the row at SERIAL, which finishes or ends that round for
 // good, and the attempt applied exactly when swap n+1 carries its tag
-// (seq > n and swaps[(n+1) % swapSlots] = tag). Only then does it try
-// again, pinned to the seq it read, so two attempts of one call never both
-// apply, and an attempt that applied and was overwritten at once (or the
-// entry swapped back to old) is still known as made. Looking for the spec
-// or a single last tag instead lost edits: another swap between the
-// timed-out attempt and the read back hid it, the caller edited again,
-// and an increment counted twice (the storetest CatalogEntry case). Past
-// swapSlots swaps of the entry between the attempt and the read, the swap
-// says the outcome is unknown (an error) rather than guess.
+// (swaps[(n+1) % swapSlots]; after any refusal the swap looks for its tag
+// in every slot, so an attempt a later Paxos round finished is found too).
+// Only then does it try again, pinned to the seq it read, so two attempts
+// of one call never both apply, and an attempt that applied and was
+// overwritten at once (or the entry swapped back to old) is still known as
+// made. Looking for the spec or a single last tag instead lost edits:
+// another swap between the timed-out attempt and the read back hid it,
+// the caller edited again, and an increment counted twice (the storetest
+// CatalogEntry case). Past swapSlots swaps of the entry between the
+// attempt and the read, the swap says the outcome is unknown (an error)
+// rather than guess.
 //
 // A delete sets spec to null and keeps the row: seq must never return to
 // a value an old attempt was pinned to, and the swaps record must outlive
@@ -114,11 +116,11 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 			return nil, false, outcomeUnknown(rerr)
 		case rerr != nil:
 			return nil, false, rerr
+		case row.made(tag):
+			return new, true, nil
 		case unsure && row.seq > seq+swapSlots:
 			return nil, false, outcomeUnknown(fmt.Errorf("%w: %d swaps of the entry since the attempt, more than the %d the catalog remembers",
 				store.ErrUnavailable, row.seq-seq, swapSlots))
-		case unsure && row.seq > seq && bytes.Equal(row.swaps[slot(seq+1)], tag):
-			return new, true, nil
 		}
 		// Not made, and never will be: the read at SERIAL finished or
 		// ended its Paxos round, or another swap took seq+1.
@@ -179,6 +181,18 @@ func (r catalogRow) current() []byte {
 		return nil
 	}
 	return append([]byte{}, r.spec.b...)
+}
+
+// made: a swap of this call applied (its tag is in the record). Only an
+// attempt pinned to seq n writes the tag, at slot (n+1) % swapSlots, and
+// only once seq is past n+swapSlots can it have been overwritten.
+func (r catalogRow) made(tag []byte) bool {
+	for _, t := range r.swaps {
+		if bytes.Equal(t, tag) {
+			return true
+		}
+	}
+	return false
 }
 
 // holds: the entry is spec (nil: absent).
