@@ -6,20 +6,56 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/gocql/gocql"
 
 	"github.com/wail-cdc/wail/internal/store"
-	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
-// The catalog's swaps are lightweight transactions at SERIAL on
-// wail__catalog (INSERT ... IF NOT EXISTS, UPDATE ... IF spec = ?, DELETE
-// ... IF spec = ?): linearizable across every process, and rare (a table
-// created, altered or dropped). The catalog keeps Cassandra's default
-// gc_grace_seconds, since a dropped table's entry is a delete (a
-// tombstone): run repair within gc_grace_seconds, as for any table with
-// deletes, or a replica that missed the delete could bring the entry back.
+// The catalog, wail__catalog, holds one row per entry:
+//
+//	name  text PRIMARY KEY,
+//	spec  blob,            -- the entry; null: absent (deleted, or never there)
+//	seq   bigint,          -- how many swaps the entry has had (null: none); never goes back
+//	swaps map<int, blob>   -- the tag of swap number n, at key n % swapSlots
+//
+// Every swap, create, change or delete alike, is one lightweight
+// transaction at SERIAL:
+//
+//	UPDATE wail__catalog SET spec = <new | null>, seq = n+1, swaps[(n+1) % swapSlots] = <tag>
+//	WHERE name = ? IF spec = <old | null> AND seq = <n | null>
+//
+// where n is the entry's seq as this process last saw it (a wrong guess
+// costs one more round: the read that follows a "not applied" tells the
+// right one) and tag 16 random bytes of this call. A Paxos round that
+// times out (contention, a slow replica) may still have applied; the swap
+// then reads the row at SERIAL, which finishes or ends that round for
+// good, and the attempt applied exactly when swap n+1 carries its tag
+// (swaps[(n+1) % swapSlots]; after any refusal the swap looks for its tag
+// in every slot, so an attempt a later Paxos round finished is found too).
+// Only then does it try again, pinned to the seq it read, so two attempts
+// of one call never both apply, and an attempt that applied and was
+// overwritten at once (or the entry swapped back to old) is still known as
+// made. Looking for the spec or a single last tag instead lost edits:
+// another swap between the timed-out attempt and the read back hid it,
+// the caller edited again, and an increment counted twice (the storetest
+// CatalogEntry case). Past swapSlots swaps of the entry between the
+// attempt and the read, the swap says the outcome is unknown (an error)
+// rather than guess.
+//
+// A delete sets spec to null and keeps the row: seq must never return to
+// a value an old attempt was pinned to, and the swaps record must outlive
+// the delete. The record is overwritten slot by slot (a newer cell shadows
+// the older, no tombstone), so it stays at swapSlots cells whatever the
+// rate of swaps; a record that expired (TTL) would leave a tombstone per
+// swap for gc_grace_seconds. The spec of a deleted entry is a tombstone
+// cell: the catalog keeps Cassandra's default gc_grace_seconds, so run
+// repair within it, as for any table with deletes, or a replica that
+// missed the delete could bring the entry back.
+
+// swapSlots is how many recent swaps of an entry the catalog remembers.
+const swapSlots = 64
 
 // SwapTable implements store.CatalogSwapper.
 func (s *Store) SwapTable(ctx context.Context, name string, old, new []byte) ([]byte, bool, error) {
@@ -37,56 +73,212 @@ func (s *Store) swapTable(ctx context.Context, name string, old, new []byte) ([]
 	if err := s.checkOpen(); err != nil {
 		return nil, false, err
 	}
-	cat := s.ks + "." + catalogTable
-	// tag marks this call's write, so that a try whose outcome is unknown
-	// (a timed-out LWT) is known to be ours when the retry finds it, and
-	// not another caller's write of the same spec (two increments of one
-	// counter from the same old value: taking theirs for ours loses an
-	// edit).
+	seq, known := s.seqs.get(name)
+	if !known || old == nil && new == nil {
+		row, err := s.readEntry(ctx, name)
+		if err != nil {
+			return nil, false, err
+		}
+		if old == nil && new == nil || !row.holds(old) {
+			cur := row.current()
+			return cur, cur == nil && old == nil, nil
+		}
+		seq = row.seq
+	}
 	tag := make([]byte, 16)
 	if _, err := rand.Read(tag); err != nil {
 		return nil, false, err
 	}
-	var curTag []byte
-	retried := false
-	exec := func(kind sqlstore.Swap) (applied bool, err error) {
-		var tries int
-		switch kind {
-		case sqlstore.SwapInsert:
-			applied, tries, err = s.casTries(ctx, "INSERT INTO "+cat+" (name, spec, tag) VALUES (?, ?, ?) IF NOT EXISTS", name, new, tag)
-		case sqlstore.SwapDelete:
-			applied, tries, err = s.casTries(ctx, "DELETE FROM "+cat+" WHERE name = ? IF spec = ?", name, old)
-		default:
-			applied, tries, err = s.casTries(ctx, "UPDATE "+cat+" SET spec = ?, tag = ? WHERE name = ? IF spec = ?", new, tag, name, old)
+	tries, moved := 0, 0 // attempts that failed; refusals that only moved seq
+	for {
+		applied, err := s.swapAttempt(ctx, name, old, new, seq, tag)
+		if err == nil && applied {
+			s.seqs.set(name, seq+1)
+			return new, true, nil
 		}
-		retried = tries > 1
-		return applied, err
+		unsure := false
+		if err != nil {
+			cerr := s.classify(ctx, err)
+			switch {
+			case errors.Is(cerr, store.ErrUnavailable):
+				unsure = !notApplied(err)
+				tries++
+			case notApplied(err):
+				return nil, false, cerr
+			default: // the caller's context ended, the store closed
+				return nil, false, outcomeUnknown(cerr)
+			}
+			err = cerr
+		}
+		row, rerr := s.readEntry(ctx, name)
+		switch {
+		case rerr != nil && unsure:
+			return nil, false, outcomeUnknown(rerr)
+		case rerr != nil:
+			return nil, false, rerr
+		case row.made(tag):
+			return new, true, nil
+		case unsure && row.seq > seq+swapSlots:
+			return nil, false, outcomeUnknown(fmt.Errorf("%w: %d swaps of the entry since the attempt, more than the %d the catalog remembers",
+				store.ErrUnavailable, row.seq-seq, swapSlots))
+		}
+		// Not made, and never will be: the read at SERIAL finished or
+		// ended its Paxos round, or another swap took seq+1.
+		switch {
+		case !row.holds(old):
+			return row.current(), false, nil
+		case err != nil && tries >= casTries:
+			return nil, false, fmt.Errorf("%w: %d attempts failed, none applied: %w", store.ErrNotApplied, tries, err)
+		case err != nil:
+			if err := backoff(ctx, tries-1); err != nil {
+				return nil, false, err
+			}
+		default: // refused only because seq moved on (a stale guess, or swaps that put old back)
+			if moved++; moved > casTries {
+				return nil, false, fmt.Errorf("%w: %w: the entry was swapped %d times by other processes and still holds the old value; try again",
+					store.ErrNotApplied, store.ErrUnavailable, moved)
+			}
+		}
+		seq = row.seq
 	}
-	read := func() ([]byte, error) {
-		var cur []byte
-		err := s.paxos(ctx, func() error {
-			err := s.session.Query("SELECT spec, tag FROM "+cat+" WHERE name = ?", name).WithContext(ctx).
-				Consistency(gocql.Consistency(gocql.Serial)).Scan(&cur, &curTag)
+}
+
+// outcomeUnknown: a swap whose attempt may have applied, and reading the
+// entry back could not tell.
+func outcomeUnknown(err error) error {
+	return fmt.Errorf("the outcome is unknown: a lightweight transaction on the catalog timed out and reading the entry back "+
+		"at SERIAL could not tell whether it applied: %w; read the entry again before repeating the change", err)
+}
+
+// swapAttempt runs one lightweight transaction of a swap, pinned to the
+// entry's seq.
+func (s *Store) swapAttempt(ctx context.Context, name string, old, new []byte, seq int64, tag []byte) (applied bool, err error) {
+	var pinned any
+	if seq != 0 {
+		pinned = seq
+	}
+	err = s.hook("swap", func() (err error) {
+		applied, err = s.session.Query("UPDATE "+s.ks+"."+catalogTable+" SET spec = ?, seq = ?, swaps[?] = ? WHERE name = ? IF spec = ? AND seq = ?",
+			new, seq+1, slot(seq+1), tag, name, old, pinned).
+			WithContext(ctx).Consistency(gocql.Quorum).SerialConsistency(gocql.Serial).MapScanCAS(map[string]any{})
+		return err
+	})
+	return applied, err
+}
+
+func slot(seq int64) int { return int(seq % swapSlots) }
+
+// catalogRow is an entry's row as read at SERIAL.
+type catalogRow struct {
+	spec  nullable
+	seq   int64
+	swaps map[int][]byte
+}
+
+// current is the entry (nil: absent).
+func (r catalogRow) current() []byte {
+	if r.spec.null {
+		return nil
+	}
+	return append([]byte{}, r.spec.b...)
+}
+
+// made: a swap of this call applied (its tag is in the record). Only an
+// attempt pinned to seq n writes the tag, at slot (n+1) % swapSlots, and
+// only once seq is past n+swapSlots can it have been overwritten.
+func (r catalogRow) made(tag []byte) bool {
+	for _, t := range r.swaps {
+		if bytes.Equal(t, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// holds: the entry is spec (nil: absent).
+func (r catalogRow) holds(spec []byte) bool {
+	if spec == nil || r.spec.null {
+		return spec == nil && r.spec.null
+	}
+	return bytes.Equal(r.spec.b, spec)
+}
+
+// readEntry reads an entry's row at SERIAL (which finishes any Paxos
+// round in progress on it), again while that times out.
+func (s *Store) readEntry(ctx context.Context, name string) (catalogRow, error) {
+	var row catalogRow
+	err := s.paxos(ctx, func() error {
+		return s.hook("read", func() error {
+			row = catalogRow{}
+			err := s.session.Query("SELECT spec, seq, swaps FROM "+s.ks+"."+catalogTable+" WHERE name = ?", name).WithContext(ctx).
+				Consistency(gocql.Consistency(gocql.Serial)).Scan(&row.spec, &row.seq, &row.swaps)
 			if errors.Is(err, gocql.ErrNotFound) {
-				cur, curTag = nil, nil
+				row = catalogRow{spec: nullable{null: true}}
 				return nil
 			}
 			return err
 		})
-		if err == nil && cur == nil {
-			return nil, nil
-		}
-		return append([]byte{}, cur...), err
+	})
+	if err != nil {
+		return catalogRow{}, err
 	}
-	cur, ok, err := sqlstore.SwapTable(old, new, exec, read)
-	if err == nil && !ok && retried && bytes.Equal(cur, new) && (new == nil || bytes.Equal(curTag, tag)) {
-		// A try that timed out under contention applied, and the retry
-		// found our own write (its tag), or for a delete none: the swap
-		// is ours. (Two deletes of the same old spec can both answer
-		// true: the outcome each asked for holds.)
-		ok = true
+	s.seqs.set(name, row.seq)
+	return row, nil
+}
+
+// hook runs run, through the test's fault when one is set.
+func (s *Store) hook(op string, run func() error) error {
+	if s.fault != nil {
+		return s.fault(op, run)
 	}
-	return cur, ok, err
+	return run()
+}
+
+// catalogSeqs is the seq of each catalog entry as this process last saw
+// it: the guess a swap's first attempt is pinned to. One per entry name
+// (the catalog's size).
+type catalogSeqs struct {
+	mu  sync.Mutex
+	seq map[string]int64
+}
+
+func (c *catalogSeqs) get(name string) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seq, ok := c.seq[name]
+	return seq, ok
+}
+
+// set records a seq read at SERIAL or made by a swap.
+func (c *catalogSeqs) set(name string, seq int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seq == nil {
+		c.seq = map[string]int64{}
+	}
+	c.seq[name] = seq
+}
+
+// raise records a seq read at a weaker level (it may be stale).
+func (c *catalogSeqs) raise(name string, seq int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seq == nil {
+		c.seq = map[string]int64{}
+	}
+	c.seq[name] = max(c.seq[name], seq)
+}
+
+// nullable is a blob that tells null (absent, or a Cassandra tombstone in
+// the cell) from empty: gocql scans both into a nil []byte.
+type nullable struct {
+	b    []byte
+	null bool
+}
+
+func (n *nullable) UnmarshalCQL(_ gocql.TypeInfo, data []byte) error {
+	n.b, n.null = append([]byte(nil), data...), data == nil
+	return nil
 }
 
 // DropTable drops the table's Cassandra table (and its rows); dropping a

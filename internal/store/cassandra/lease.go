@@ -13,9 +13,10 @@ import (
 )
 
 // Leases (store.Lease; a proxy leases its proxy id) live in wail__leases,
-// one row per name. They are the one place the store uses lightweight
-// transactions: a claim must be decided once for all contenders (Paxos, at
-// SERIAL: across data centers), while the writes of rows need none. Times
+// one row per name. They use lightweight transactions, as the catalog's
+// swaps do (catalog.go): a claim must be decided once for all contenders
+// (Paxos, at SERIAL: across data centers), while the writes of rows need
+// none. Times
 // come from the coordinator's clock (toTimestamp(now()) inside the
 // statements), so expiry does not depend on the clocks of the processes.
 // A release marks the row free (empty holder, expired) instead of deleting
@@ -58,33 +59,34 @@ func (s *Store) paxos(ctx context.Context, op func() error) error {
 		if err = s.classify(ctx, err); !errors.Is(err, store.ErrUnavailable) {
 			return err
 		}
-		backoff := time.Duration(5<<try)*time.Millisecond + time.Duration(rand.Int64N(int64(10*time.Millisecond)))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		if try < casTries-1 {
+			if err := backoff(ctx, try); err != nil {
+				return err
+			}
 		}
 	}
 	return err
 }
 
-// cas runs a lightweight transaction; applied says whether it took effect.
-func (s *Store) cas(ctx context.Context, stmt string, args ...any) (applied bool, err error) {
-	applied, _, err = s.casTries(ctx, stmt, args...)
-	return applied, err
+// backoff waits before try+1 of a contended Paxos round: 5ms doubling,
+// jittered.
+func backoff(ctx context.Context, try int) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(5<<try)*time.Millisecond + time.Duration(rand.Int64N(int64(10*time.Millisecond)))):
+		return nil
+	}
 }
 
-// casTries is cas that also says how many attempts it took. After more
-// than one, "not applied" is ambiguous: an attempt that timed out may
-// have applied, and the last attempt then found its own change.
-func (s *Store) casTries(ctx context.Context, stmt string, args ...any) (applied bool, tries int, err error) {
+// cas runs a lightweight transaction; applied says whether it took effect.
+func (s *Store) cas(ctx context.Context, stmt string, args ...any) (applied bool, err error) {
 	err = s.paxos(ctx, func() (err error) {
-		tries++
 		applied, err = s.session.Query(stmt, args...).WithContext(ctx).Consistency(gocql.Quorum).
 			SerialConsistency(gocql.Serial).MapScanCAS(map[string]any{})
 		return err
 	})
-	return applied, tries, err
+	return applied, err
 }
 
 // lease reads name's lease at SERIAL (what Paxos decided last).

@@ -40,29 +40,43 @@ func TestMigrateOldTable(t *testing.T) {
 	openTest(t, opts).Close() // nothing left to migrate, nothing fails
 }
 
-// TestMigrateOldCatalog: a catalog made before swaps were tagged gets its
-// tag column at open, and its entries still swap (each swap then tagged).
+// TestMigrateOldCatalog: a catalog made before swaps were counted gets
+// its seq and swaps columns at open, and its entries still swap (each
+// swap then counted and its tag remembered), deletes included.
 func TestMigrateOldCatalog(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
 	first := openTest(t, opts)
 	ctx := context.Background()
-	if err := first.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP tag", first.ks, catalogTable)); err != nil {
+	if err := first.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s DROP (seq, swaps)", first.ks, catalogTable)); err != nil {
 		t.Fatal(err)
 	}
-	if err := first.session.Query(fmt.Sprintf("INSERT INTO %s.%s (name, spec) VALUES (?, ?)", first.ks, catalogTable),
-		"_old", []byte("1")).WithContext(ctx).Exec(); err != nil {
+	if err := first.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD tag blob", first.ks, catalogTable)); err != nil {
 		t.Fatal(err)
+	}
+	for _, name := range []string{"_old", "_gone"} {
+		if err := first.session.Query(fmt.Sprintf("INSERT INTO %s.%s (name, spec, tag) VALUES (?, ?, ?)", first.ks, catalogTable),
+			name, []byte("1"), []byte("an old tag")).WithContext(ctx).Exec(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	first.Close()
 	s := openTest(t, opts) // migrates
 	if _, ok, err := s.SwapTable(ctx, "_old", []byte("1"), []byte("2")); err != nil || !ok {
 		t.Fatalf("swap on a migrated catalog: %v %v", ok, err)
 	}
-	var tag []byte
-	if err := s.session.Query(fmt.Sprintf("SELECT tag FROM %s.%s WHERE name = ?", s.ks, catalogTable), "_old").
-		WithContext(ctx).Consistency(gocql.Quorum).Scan(&tag); err != nil || len(tag) != 16 {
-		t.Fatalf("the swap's tag: %x %v", tag, err)
+	var seq int64
+	var swaps map[int][]byte
+	if err := s.session.Query(fmt.Sprintf("SELECT seq, swaps FROM %s.%s WHERE name = ?", s.ks, catalogTable), "_old").
+		WithContext(ctx).Consistency(gocql.Quorum).Scan(&seq, &swaps); err != nil || seq != 1 || len(swaps) != 1 || len(swaps[1]) != 16 {
+		t.Fatalf("the swap's count and tag: seq %d, swaps %x, %v", seq, swaps, err)
+	}
+	if _, ok, err := s.SwapTable(ctx, "_gone", []byte("1"), nil); err != nil || !ok {
+		t.Fatalf("delete on a migrated catalog: %v %v", ok, err)
+	}
+	tables, err := s.Tables(ctx)
+	if err != nil || len(tables) != 1 || tables[0].Name != "_old" || string(tables[0].Spec) != "2" {
+		t.Fatalf("the catalog after a swap and a delete: %+v %v", tables, err)
 	}
 	openTest(t, opts).Close() // nothing left to migrate, nothing fails
 }

@@ -13,7 +13,7 @@
 //	    deleted boolean,
 //	    schema_id bigint           -- the value's schema (typed tables); null in rows of older versions
 //	) WITH ID = <derived from keyspace and name> AND gc_grace_seconds = 0;
-//	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob);  -- swaps: catalog.go
+//	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob, seq bigint, swaps map<int, blob>);  -- catalog.go
 //	CREATE TABLE <ks>.wail__leases (...);                                  -- lease.go
 //
 // Names longer than Cassandra's 48 characters map to
@@ -48,8 +48,9 @@
 // least that much time is left before ctx's deadline, so no replica can
 // apply it after the deadline (DESIGN.md, "Ambiguous store writes").
 //
-// Leases (lease.go) are the one use of lightweight transactions. Reads go
-// to another node when the coordinator cannot serve (retry.go).
+// Leases (lease.go) and the catalog's swaps (catalog.go) are the only
+// lightweight transactions. Reads go to another node when the coordinator
+// cannot serve (retry.go).
 //
 // Durability: the cluster must run commitlog_sync batch or group, which
 // make a write visible on a replica only after its commit log entry is
@@ -152,6 +153,13 @@ type Store struct {
 
 	leaseMu     sync.Mutex
 	leasesReady bool // the lease table exists (lease.go)
+
+	seqs catalogSeqs // the catalog entries' swap counts last seen (catalog.go)
+	// fault, when set (tests only), runs each request of a catalog swap
+	// in place of run: "swap" (an attempt's lightweight transaction) and
+	// "read" (the entry at SERIAL). It may fail it, before or after it
+	// ran, and run other requests in between.
+	fault func(op string, run func() error) error
 }
 
 var (
@@ -301,7 +309,7 @@ func (s *Store) prepareKeyspace(ctx context.Context) error {
 		return err
 	}
 	s.warnFewNodes()
-	if err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob, tag blob) WITH ID = %s",
+	if err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob, seq bigint, swaps map<int, blob>) WITH ID = %s",
 		s.ks, catalogTable, tableID(s.ks, catalogTable))); err != nil {
 		return err
 	}
@@ -310,9 +318,10 @@ func (s *Store) prepareKeyspace(ctx context.Context) error {
 
 // migrate adds the columns later than the first tables: schema_id to the
 // wail tables of the keyspace that lack it (rows written before read
-// schema_id 0, null) and tag to the catalog (see swapTable). A process
-// migrating at the same time makes the ALTER fail on the existing column,
-// which is the work done.
+// schema_id 0, null), seq and swaps to the catalog (catalog.go; an
+// earlier catalog's tag column stays, unused). A process migrating at the
+// same time makes the ALTER fail on the existing column, which is the work
+// done.
 func (s *Store) migrate(ctx context.Context) error {
 	iter := s.session.Query("SELECT table_name, column_name FROM system_schema.columns WHERE keyspace_name = ?", s.ks).
 		WithContext(ctx).Consistency(gocql.One).Iter()
@@ -327,17 +336,24 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := iter.Close(); err != nil {
 		return fmt.Errorf("list columns: %w", s.classify(ctx, err))
 	}
+	type column struct{ table, name, typ string }
+	var add []column
 	for t, c := range cols {
-		col, typ := "schema_id", "bigint"
 		switch {
-		case t == catalogTable && !c["tag"]:
-			col, typ = "tag", "blob"
-		case t == catalogTable || !c["version"] || !c["deleted"] || c["schema_id"]:
-			continue
+		case t == catalogTable:
+			for _, n := range []column{{t, "seq", "bigint"}, {t, "swaps", "map<int, blob>"}} {
+				if !c[n.name] {
+					add = append(add, n)
+				}
+			}
+		case c["version"] && c["deleted"] && !c["schema_id"]:
+			add = append(add, column{t, "schema_id", "bigint"})
 		}
-		err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD %s %s", s.ks, t, col, typ))
+	}
+	for _, c := range add {
+		err := s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD %s %s", s.ks, c.table, c.name, c.typ))
 		if err != nil && !strings.Contains(err.Error(), "conflicts with an existing column") {
-			return fmt.Errorf("add %s to %s: %w", col, t, err)
+			return fmt.Errorf("add %s to %s: %w", c.name, c.table, err)
 		}
 	}
 	return nil
@@ -470,18 +486,23 @@ func (s *Store) SaveTable(ctx context.Context, t store.Table) error {
 	return nil
 }
 
-// Tables reads the catalog at the strongest read level.
+// Tables reads the catalog at the strongest read level (an entry a swap
+// deleted keeps its row, with a null spec: not listed).
 func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("cassandra: tables: %w", err)
 	}
-	iter := s.session.Query(fmt.Sprintf("SELECT name, spec FROM %s.%s", s.ks, catalogTable)).
+	iter := s.session.Query(fmt.Sprintf("SELECT name, spec, seq FROM %s.%s", s.ks, catalogTable)).
 		WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).Iter()
 	var out []store.Table
 	var name string
-	var spec []byte
-	for iter.Scan(&name, &spec) {
-		out = append(out, store.Table{Name: name, Spec: append([]byte{}, spec...)})
+	var spec nullable
+	var seq int64
+	for iter.Scan(&name, &spec, &seq) {
+		s.seqs.raise(name, seq)
+		if !spec.null { // null: deleted by a swap (catalog.go)
+			out = append(out, store.Table{Name: name, Spec: append([]byte{}, spec.b...)})
+		}
 	}
 	if err := iter.Close(); err != nil {
 		return nil, fmt.Errorf("cassandra: tables: %w", s.classify(ctx, err))

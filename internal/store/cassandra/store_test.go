@@ -215,15 +215,3 @@ func TestConcurrentCreateTable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
-// nullable is a blob that tells null (a Cassandra tombstone in the cell)
-// from empty: gocql scans both into a nil []byte.
-type nullable struct {
-	b    []byte
-	null bool
-}
-
-func (n *nullable) UnmarshalCQL(_ gocql.TypeInfo, data []byte) error {
-	n.b, n.null = append([]byte(nil), data...), data == nil
-	return nil
-}
