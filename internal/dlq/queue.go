@@ -31,10 +31,24 @@ var ErrNotFound = errors.New("no dead letter at that offset")
 type Queue struct {
 	log   intentlog.Log
 	table string
+	topic string
+	// ls is the command that lists the queue's letters (error messages).
+	ls string
 }
 
 // NewQueue returns the queue of a table on a log.
-func NewQueue(log intentlog.Log, table string) *Queue { return &Queue{log: log, table: table} }
+func NewQueue(log intentlog.Log, table string) *Queue {
+	return &Queue{log: log, table: table, topic: Topic(table), ls: "wail dlq ls " + table}
+}
+
+// NewSinkQueue returns the queue of a webhook sink's dead letters: the
+// same format in the sink's own topic (package sink names it).
+func NewSinkQueue(log intentlog.Log, table, sink, topic string) *Queue {
+	return &Queue{log: log, table: table, topic: topic, ls: "wail sink dlq ls " + table + " " + sink}
+}
+
+// Topic is the queue's topic.
+func (q *Queue) Topic() string { return q.topic }
 
 // Table is the queue's table.
 func (q *Queue) Table() string { return q.table }
@@ -48,7 +62,7 @@ type snapshot struct {
 
 // snapshot folds the whole topic as it is now.
 func (q *Queue) snapshot(ctx context.Context) (*snapshot, error) {
-	start, end, err := q.log.Bounds(ctx, Topic(q.table), 0)
+	start, end, err := q.log.Bounds(ctx, q.topic, 0)
 	if errors.Is(err, intentlog.ErrUnknownTopic) {
 		start, end, err = 0, 0, nil // never provisioned: empty
 	}
@@ -69,7 +83,7 @@ func (q *Queue) read(ctx context.Context, from, end int64, fn func(*intentlog.Re
 	if from >= end {
 		return nil
 	}
-	rd, err := q.log.NewReader(Topic(q.table), 0, from)
+	rd, err := q.log.NewReader(q.topic, 0, from)
 	if err != nil {
 		return fmt.Errorf("dlq %s: read at %d: %w", q.table, from, err)
 	}
@@ -233,7 +247,7 @@ func (s *snapshot) entries(ctx context.Context, offsets []int64, slim bool) ([]*
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: table %s, offsets %v (`wail dlq ls %s --include-settled` lists them)", ErrNotFound, s.q.table, missing, s.q.table)
+		return nil, fmt.Errorf("%w: %s, offsets %v (`%s --include-settled` lists them)", ErrNotFound, s.q.topic, missing, s.q.ls)
 	}
 	return out, nil
 }
@@ -251,7 +265,7 @@ func (q *Queue) Settle(ctx context.Context, res []*wailv1.DeadLetterResolution) 
 		}
 		recs[i] = rec
 	}
-	if err := q.log.Append(ctx, Topic(q.table), recs); err != nil {
+	if err := q.log.Append(ctx, q.topic, recs); err != nil {
 		return fmt.Errorf("dlq %s: settle %d letters: %w", q.table, len(res), err)
 	}
 	return nil

@@ -47,7 +47,13 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 				return
 			}
 			owns := func() bool { return sess.Owns(msg.Partition, msg.Epoch) }
-			err := r.handle(ctx, msg, owns)
+			unlock, err := r.lockPartition(ctx, msg.Partition)
+			if err != nil {
+				<-slots
+				return
+			}
+			err = r.handle(ctx, msg, owns)
+			unlock()
 			<-slots
 			if err != nil && !errors.Is(err, errMoved) {
 				cancel(err)
@@ -65,6 +71,7 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 			return err
 		}
 		if msg.Granted != nil || msg.Revoked != nil {
+			r.granted(sess, msg) // for redrive
 			continue // a revoked partition's queued batches fail Check
 		}
 		q, ok := queues[msg.Partition]
