@@ -71,8 +71,10 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 			return err
 		}
 		if msg.Granted != nil || msg.Revoked != nil {
-			r.granted(sess, msg) // for redrive
-			continue // a revoked partition's queued batches fail Check
+			// Recorded for redrive; a revoked partition's queued batches
+			// fail Check.
+			r.granted(sess, msg)
+			continue
 		}
 		q, ok := queues[msg.Partition]
 		if !ok {
