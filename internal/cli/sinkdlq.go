@@ -128,7 +128,9 @@ func newSinkDLQSettleCmd(g *globals, redrive bool) *cobra.Command {
 			"bus after it (delivered, to be delivered, or in a newer letter) is settled\n" +
 			"superseded and not sent: events carry a key's whole state, and the older one would\n" +
 			"arrive after the newer. A letter already settled is not sent again. On an answer\n" +
-			"other than 2xx the redrive stops; that letter stays unsettled."
+			"other than 2xx the redrive stops; that letter stays unsettled. It waits for a request\n" +
+			"in flight on the letter's partition (a retrying one may take its --max-retry);\n" +
+			"not bounded by --timeout unless given."
 	}
 	cmd := &cobra.Command{
 		Use:   use,

@@ -203,3 +203,48 @@ func TestSinkRedriveEndpointStillDown(t *testing.T) {
 		t.Fatalf("%d unsettled letters after a failed redrive, want 1", len(got))
 	}
 }
+
+// TestSinkLargeEventLetter: an event over maxLetterEvent is dead-lettered
+// without its payload (event_stripped), and redrive sends it whole, read
+// from the bus.
+func TestSinkLargeEventLetter(t *testing.T) {
+	f := newFixture(t, 1)
+	ep := newEndpoint(t, "")
+	var failing atomic.Bool
+	failing.Store(true)
+	ep.fail = func(w http.ResponseWriter, r *http.Request, b *wailv1.SinkBatch) bool {
+		if !failing.Load() {
+			return false
+		}
+		http.Error(w, "no", http.StatusBadRequest)
+		return true
+	}
+	m := f.manager()
+	defer m.Close()
+	ctx := context.Background()
+	if _, _, err := m.Create(ctx, &wailv1.Sink{Table: testTable, Name: "big", Url: ep.url(), Start: "beginning", MaxBatchEvents: 1}); err != nil {
+		t.Fatal(err)
+	}
+	big := event("big", 1)
+	big.Value = []byte(strings.Repeat("v", maxLetterEvent+1))
+	f.publish(big)
+	var ls []*wailv1.DeadLetterEntry
+	waitFor(t, "the dead letter", time.Minute, func() bool { ls = letters(t, m, "big"); return len(ls) == 1 })
+	if l := ls[0].Letter; !l.EventStripped || l.Event.Value != nil || l.Event.Version != 1 || string(l.Event.Key) != "big" {
+		t.Fatalf("letter of a large event: stripped %v, %d bytes of value, v%d", l.EventStripped, len(l.Event.Value), l.Event.Version)
+	}
+	failing.Store(false)
+	var res []*wailv1.DeadLetterResolution
+	var err error
+	waitFor(t, "the sink to hold its partition", time.Minute, func() bool {
+		res, err = m.Redrive(ctx, testTable, "big", dlq.Selection{All: true})
+		return !errors.Is(err, ErrNotRunning)
+	})
+	if err != nil || len(res) != 1 || res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN {
+		t.Fatalf("redrive: %v, %v", res, err)
+	}
+	got := ep.events()
+	if len(got) != 1 || len(got[0].Value) != maxLetterEvent+1 {
+		t.Fatalf("the endpoint received %d events (want 1, with its %d bytes of value)", len(got), maxLetterEvent+1)
+	}
+}

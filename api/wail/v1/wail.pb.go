@@ -4906,8 +4906,8 @@ type SinkStatus struct {
 	LastError         string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	LastErrorAtMs     int64  `protobuf:"varint,9,opt,name=last_error_at_ms,json=lastErrorAtMs,proto3" json:"last_error_at_ms,omitempty"`
 	LastDeliveredAtMs int64  `protobuf:"varint,10,opt,name=last_delivered_at_ms,json=lastDeliveredAtMs,proto3" json:"last_delivered_at_ms,omitempty"`
-	// dead_letter_topic holds the batches given up on (records: the
-	// events, with headers wail.sink.error and wail.sink.attempts).
+	// dead_letter_topic holds the events given up on: DeadLetterRecords,
+	// one letter of kind SINK per event (`wail sink dlq ls`).
 	DeadLetterTopic string            `protobuf:"bytes,11,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
 	Partitions      []*GroupPartition `protobuf:"bytes,12,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	// snapshot_events: the events a "snapshot" sink delivered in its
