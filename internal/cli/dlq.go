@@ -33,7 +33,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 		RunE: groupRunE,
 	}
 	g.clientFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newDLQLsCmd(g), newDLQShowCmd(g), newDLQRedriveCmd(g), newDLQDropCmd(g))
+	cmd.AddCommand(newDLQLsCmd(g, false), newDLQShowCmd(g, false), newDLQRedriveCmd(g), newDLQDropCmd(g))
 	return cmd
 }
 
@@ -63,34 +63,51 @@ func adminCall[T any](cmd *cobra.Command, g *globals, long, asJSON bool,
 	return print(resp.Msg)
 }
 
-func newDLQLsCmd(g *globals) *cobra.Command {
+// queueArgs names the queue of a command's first arguments: TABLE, or
+// TABLE SINK for a sink's letters (ofSink).
+func queueArgs(args []string, ofSink bool) letterQueue {
+	q := letterQueue{table: args[0]}
+	if ofSink {
+		q.sink = args[1]
+	}
+	return q
+}
+
+// newDLQLsCmd is `wail dlq ls TABLE`, or with ofSink `wail sink dlq ls
+// TABLE SINK`.
+func newDLQLsCmd(g *globals, ofSink bool) *cobra.Command {
 	var (
 		settled, asJSON bool
 		limit           int32
 		after           int64
 	)
+	use, short, args := "ls TABLE", "List dead letters (unsettled ones unless --include-settled)", exactArgs("TABLE")
+	if ofSink {
+		use, short, args = "ls TABLE SINK", "List a sink's dead letters (unsettled ones unless --include-settled)", exactArgs("TABLE", "SINK")
+	}
 	cmd := &cobra.Command{
-		Use:     "ls TABLE",
+		Use:     use,
 		Aliases: []string{"list"},
-		Short:   "List dead letters (unsettled ones unless --include-settled)",
-		Args:    exactArgs("TABLE"),
+		Short:   short,
+		Args:    args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 || after < -1 {
 				return usageErrorf("--limit must be 0 or more and --after -1 or more")
 			}
-			req := &wailv1.ListDeadLettersRequest{Table: args[0], IncludeSettled: settled, Limit: limit}
+			q := queueArgs(args, ofSink)
+			req := &wailv1.ListDeadLettersRequest{Table: q.table, Sink: q.sink, IncludeSettled: settled, Limit: limit}
 			if cmd.Flag("after").Changed {
 				req.AfterOffset = &after
 			}
 			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
 				return a.ListDeadLetters(ctx, connect.NewRequest(req))
 			}, func(m *wailv1.ListDeadLettersResponse) error {
-				return printLetters(g.stdout, letterQueue{table: args[0]}, m)
+				return printLetters(g.stdout, q, m)
 			})
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&settled, "include-settled", false, "list redriven and dropped dead letters too")
+	fl.BoolVar(&settled, "include-settled", false, "list settled (redriven, dropped, superseded) dead letters too")
 	fl.Int32Var(&limit, "limit", 0, "at most this many (0: the server default, 100; at most 1000)")
 	fl.Int64Var(&after, "after", -1, "only dead letters at offsets above this one (the last offset of the previous page)")
 	fl.BoolVar(&asJSON, "json", false, "print the response as JSON")
@@ -205,26 +222,34 @@ func oneLine(s string, limit int) string {
 	return s
 }
 
-func newDLQShowCmd(g *globals) *cobra.Command {
+// newDLQShowCmd is `wail dlq show TABLE OFFSET`, or with ofSink `wail
+// sink dlq show TABLE SINK OFFSET`.
+func newDLQShowCmd(g *globals, ofSink bool) *cobra.Command {
 	var asJSON bool
+	use, short, args := "show TABLE OFFSET", "Show one dead letter in full: its intents, error, attempts, times and state", exactArgs("TABLE", "OFFSET")
+	if ofSink {
+		use, short, args = "show TABLE SINK OFFSET", "Show one of a sink's dead letters: the event, the error, the attempts, its state",
+			exactArgs("TABLE", "SINK", "OFFSET")
+	}
 	cmd := &cobra.Command{
-		Use:   "show TABLE OFFSET",
-		Short: "Show one dead letter in full: its intents, error, attempts, times and state",
-		Args:  exactArgs("TABLE", "OFFSET"),
+		Use:   use,
+		Short: short,
+		Args:  args,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			offs, err := parseOffsets(args[1:])
+			offs, err := parseOffsets(args[len(args)-1:])
 			if err != nil {
 				return err
 			}
-			req := &wailv1.GetDeadLetterRequest{Table: args[0], Offset: offs[0]}
+			q := queueArgs(args, ofSink)
+			req := &wailv1.GetDeadLetterRequest{Table: q.table, Sink: q.sink, Offset: offs[0]}
 			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
 				return a.GetDeadLetter(ctx, connect.NewRequest(req))
 			}, func(m *wailv1.GetDeadLetterResponse) error {
-				return printLetter(g.stdout, letterQueue{table: args[0]}, m.GetEntry())
+				return printLetter(g.stdout, q, m.GetEntry())
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON (a sink's letter: the whole event)")
 	return cmd
 }
 

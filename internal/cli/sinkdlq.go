@@ -31,64 +31,7 @@ func newSinkDLQCmd(g *globals) *cobra.Command {
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(newSinkDLQLsCmd(g), newSinkDLQShowCmd(g), newSinkDLQSettleCmd(g, true), newSinkDLQSettleCmd(g, false))
-	return cmd
-}
-
-func newSinkDLQLsCmd(g *globals) *cobra.Command {
-	var (
-		settled, asJSON bool
-		limit           int32
-		after           int64
-	)
-	cmd := &cobra.Command{
-		Use:     "ls TABLE SINK",
-		Aliases: []string{"list"},
-		Short:   "List a sink's dead letters (unsettled ones unless --include-settled)",
-		Args:    exactArgs("TABLE", "SINK"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if limit < 0 || after < -1 {
-				return usageErrorf("--limit must be 0 or more and --after -1 or more")
-			}
-			req := &wailv1.ListDeadLettersRequest{Table: args[0], Sink: args[1], IncludeSettled: settled, Limit: limit}
-			if cmd.Flag("after").Changed {
-				req.AfterOffset = &after
-			}
-			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
-				return a.ListDeadLetters(ctx, connect.NewRequest(req))
-			}, func(m *wailv1.ListDeadLettersResponse) error {
-				return printLetters(g.stdout, letterQueue{table: args[0], sink: args[1]}, m)
-			})
-		},
-	}
-	fl := cmd.Flags()
-	fl.BoolVar(&settled, "include-settled", false, "list redriven, superseded and dropped dead letters too")
-	fl.Int32Var(&limit, "limit", 0, "at most this many (0: the server default, 100; at most 1000)")
-	fl.Int64Var(&after, "after", -1, "only dead letters at offsets above this one (the last offset of the previous page)")
-	fl.BoolVar(&asJSON, "json", false, "print the response as JSON")
-	return cmd
-}
-
-func newSinkDLQShowCmd(g *globals) *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "show TABLE SINK OFFSET",
-		Short: "Show one of a sink's dead letters: the event, the error, the attempts, its state",
-		Args:  exactArgs("TABLE", "SINK", "OFFSET"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			offs, err := parseOffsets(args[2:])
-			if err != nil {
-				return err
-			}
-			req := &wailv1.GetDeadLetterRequest{Table: args[0], Sink: args[1], Offset: offs[0]}
-			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
-				return a.GetDeadLetter(ctx, connect.NewRequest(req))
-			}, func(m *wailv1.GetDeadLetterResponse) error {
-				return printLetter(g.stdout, letterQueue{table: args[0], sink: args[1]}, m.GetEntry())
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON (the whole event)")
+	cmd.AddCommand(newDLQLsCmd(g, true), newDLQShowCmd(g, true), newSinkDLQSettleCmd(g, true), newSinkDLQSettleCmd(g, false))
 	return cmd
 }
 
