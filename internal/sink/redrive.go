@@ -133,6 +133,10 @@ func (r *runner) redrive(ctx context.Context, q *dlq.Queue, batch []*wailv1.Dead
 	return out, nil
 }
 
+// beforeResend runs before a letter is sent (tests: an event published
+// between the read of the bus and the send).
+var beforeResend = func() {}
+
 // newest is the last event of a key on the bus from the letters' lowest
 // offset on.
 type newest struct {
@@ -187,6 +191,7 @@ func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, le
 					return out, fmt.Errorf("%w: offset %d: its event is not at bus offset %d of partition %d", ErrCannotRedrive, e.Offset, l.EventOffset, p)
 				}
 			}
+			beforeResend()
 			if err := r.resend(ctx, p, l.EventOffset, ev); err != nil {
 				return out, fmt.Errorf("dead letter %d: %w; it stays unsettled: fix the endpoint, then redrive again", e.Offset, err)
 			}

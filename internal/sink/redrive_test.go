@@ -248,3 +248,52 @@ func TestSinkLargeEventLetter(t *testing.T) {
 		t.Fatalf("the endpoint received %d events (want 1, with its %d bytes of value)", len(got), maxLetterEvent+1)
 	}
 }
+
+// TestSinkRedriveHoldsThePartition: a newer event of the letter's key
+// published after redrive read the bus, and before it sent the letter,
+// is delivered after the letter, never before: redrive holds the
+// partition. (Without the lock the runner delivers it during the 300 ms
+// the hook waits, and the endpoint gets v1 after v2.)
+func TestSinkRedriveHoldsThePartition(t *testing.T) {
+	f := newFixture(t, 1)
+	ep := newEndpoint(t, "")
+	var failing atomic.Bool
+	failing.Store(true)
+	ep.fail = func(w http.ResponseWriter, r *http.Request, b *wailv1.SinkBatch) bool {
+		if failing.Load() && string(b.Events[0].Key) == "hot" {
+			http.Error(w, "no", http.StatusBadRequest)
+			return true
+		}
+		return false
+	}
+	m := f.manager()
+	defer m.Close()
+	ctx := context.Background()
+	if _, _, err := m.Create(ctx, &wailv1.Sink{Table: testTable, Name: "hold", Url: ep.url(), Start: "beginning", MaxBatchEvents: 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(event("hot", 1))
+	waitFor(t, "the dead letter", time.Minute, func() bool { return len(letters(t, m, "hold")) == 1 })
+	failing.Store(false)
+	hooked := 0
+	beforeResend = func() {
+		hooked++
+		f.publish(event("hot", 2))
+		time.Sleep(300 * time.Millisecond) // the runner would deliver it now, were the partition not held
+	}
+	defer func() { beforeResend = func() {} }()
+	var res []*wailv1.DeadLetterResolution
+	var err error
+	waitFor(t, "the redrive", time.Minute, func() bool {
+		res, err = m.Redrive(ctx, testTable, "hold", dlq.Selection{All: true})
+		return !errors.Is(err, ErrNotRunning)
+	})
+	if err != nil || len(res) != 1 || res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN || hooked != 1 {
+		t.Fatalf("redrive: %v, %v (hook ran %d times)", res, err, hooked)
+	}
+	waitFor(t, "hot@2", time.Minute, func() bool { return received(ep, "hot", 2) == 1 })
+	checkOrder(t, ep.events())
+	if got := ep.events(); len(got) != 2 || got[0].Version != 1 || got[1].Version != 2 {
+		t.Fatalf("the endpoint received %v, want hot@1 then hot@2", got)
+	}
+}
