@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
@@ -139,5 +142,122 @@ func TestSinkDLQCommands(t *testing.T) {
 				t.Errorf("%q: exit %d, %q; want an error saying %q", tc.args, code, errOut, w)
 			}
 		}
+	}
+}
+
+// TestSinkDLQPagesAndBadInput: `wail sink dlq ls --limit 2` pages a sink's
+// five letters (each page says how to get the next, and the pages hold
+// each letter once); bad input to the sink dead-letter calls is refused
+// with the right code and a message that says what to do.
+func TestSinkDLQPagesAndBadInput(t *testing.T) {
+	t.Parallel()
+	ep := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(body), `"cD`) { // the keys "p0".."p4", base64 in JSON
+			http.Error(w, "refused", http.StatusBadRequest)
+		}
+	}))
+	defer ep.Close()
+	url := servertest.Start(t, nil)
+	bg := context.Background()
+	must := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := runCLI(bg, url, "", args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out
+	}
+	must("table", "create", "t", "--partitions", "1")
+	must("sink", "create", "t", "hook", "--webhook", ep.URL, "--start", "beginning", "--max-batch", "1")
+	for i := range 5 {
+		must("put", "t", fmt.Sprintf("p%d", i), "v")
+	}
+	for deadline := time.Now().Add(time.Minute); strings.Count(must("sink", "dlq", "ls", "t", "hook"), "\n") < 6; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sink did not dead-letter its 5 events")
+		}
+	}
+
+	seen := map[string]bool{}
+	args, pages := []string{"sink", "dlq", "ls", "t", "hook", "--limit", "2"}, 0
+	for ; args != nil; pages++ {
+		out := must(args...)
+		args = nil
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+			if next, ok := strings.CutPrefix(line, "more: wail "); ok {
+				args = append(strings.Fields(next), "--limit", "2")
+				continue
+			}
+			off := strings.Fields(line)[0]
+			if seen[off] {
+				t.Fatalf("offset %s on two pages", off)
+			}
+			seen[off] = true
+		}
+		if rows := len(strings.Split(strings.TrimSpace(out), "\n")) - 1; (args != nil && rows != 3) || pages > 3 {
+			t.Fatalf("page %d: %d lines, want 2 letters and the next command:\n%s", pages, rows, out)
+		}
+	}
+	if len(seen) != 5 || pages != 3 {
+		t.Fatalf("%d letters on %d pages, want 5 on 3", len(seen), pages)
+	}
+
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
+	neg := int64(-5)
+	for _, tc := range []struct {
+		name string
+		call func() error
+		code connect.Code
+		want string
+	}{
+		{"ls after -5", func() error {
+			_, err := admin.ListDeadLetters(bg, connect.NewRequest(&wailv1.ListDeadLettersRequest{Table: "t", Sink: "hook", AfterOffset: &neg}))
+			return err
+		}, connect.CodeInvalidArgument, "after_offset must be -1 or more"},
+		{"ls limit -1", func() error {
+			_, err := admin.ListDeadLetters(bg, connect.NewRequest(&wailv1.ListDeadLettersRequest{Table: "t", Sink: "hook", Limit: -1}))
+			return err
+		}, connect.CodeInvalidArgument, "limit 0 or more"},
+		{"ls unknown sink", func() error {
+			_, err := admin.ListDeadLetters(bg, connect.NewRequest(&wailv1.ListDeadLettersRequest{Table: "t", Sink: "nope"}))
+			return err
+		}, connect.CodeNotFound, "wail sink ls t"},
+		{"show -1", func() error {
+			_, err := admin.GetDeadLetter(bg, connect.NewRequest(&wailv1.GetDeadLetterRequest{Table: "t", Sink: "hook", Offset: -1}))
+			return err
+		}, connect.CodeInvalidArgument, "offsets 0 and up"},
+		{"show unknown letter", func() error {
+			_, err := admin.GetDeadLetter(bg, connect.NewRequest(&wailv1.GetDeadLetterRequest{Table: "t", Sink: "hook", Offset: 99}))
+			return err
+		}, connect.CodeNotFound, "wail sink dlq ls t hook --include-settled"},
+		{"redrive unknown letter", func() error {
+			_, err := admin.RedriveDeadLetters(bg, connect.NewRequest(&wailv1.RedriveDeadLettersRequest{Table: "t", Sink: "hook", Offsets: []int64{99}}))
+			return err
+		}, connect.CodeNotFound, "wail sink dlq ls t hook"},
+		{"redrive offset -3", func() error {
+			_, err := admin.RedriveDeadLetters(bg, connect.NewRequest(&wailv1.RedriveDeadLettersRequest{Table: "t", Sink: "hook", Offsets: []int64{-3}}))
+			return err
+		}, connect.CodeInvalidArgument, "-3"},
+		{"redrive nothing selected", func() error {
+			_, err := admin.RedriveDeadLetters(bg, connect.NewRequest(&wailv1.RedriveDeadLettersRequest{Table: "t", Sink: "hook"}))
+			return err
+		}, connect.CodeInvalidArgument, "all"},
+		{"redrive unknown table", func() error {
+			_, err := admin.RedriveDeadLetters(bg, connect.NewRequest(&wailv1.RedriveDeadLettersRequest{Table: "nope", Sink: "hook", All: true}))
+			return err
+		}, connect.CodeNotFound, "wail table ls"},
+		{"drop unknown letter", func() error {
+			_, err := admin.DropDeadLetters(bg, connect.NewRequest(&wailv1.DropDeadLettersRequest{Table: "t", Sink: "hook", Offsets: []int64{99}}))
+			return err
+		}, connect.CodeNotFound, "wail sink dlq ls t hook"},
+	} {
+		err := tc.call()
+		if connect.CodeOf(err) != tc.code || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v; want %v saying %q", tc.name, err, tc.code, tc.want)
+		}
+	}
+	if code, _, errOut := runCLI(bg, url, "", "sink", "dlq", "ls", "t", "hook", "--after", "x"); code == 0 || !strings.Contains(errOut, "--after") {
+		t.Errorf("ls --after x: exit %d, %q; want a usage error naming --after", code, errOut)
 	}
 }

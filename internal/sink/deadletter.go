@@ -3,6 +3,8 @@ package sink
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -103,4 +105,52 @@ func (r *runner) appendLetters(ctx context.Context, ls []*wailv1.DeadLetter) err
 		size += n
 	}
 	return flush()
+}
+
+// Headers of the dead letters of wail before the DLQ format (a sink's
+// topic then held the events as they were on the bus, with these).
+const (
+	legacyError    = "wail.sink.error"
+	legacyAttempts = "wail.sink.attempts"
+	legacySource   = "wail.sink.source" // <table>/<partition>/<offset>; a snapshot row: <table>/0/0
+)
+
+// legacyLetter reads a dead letter of the older format as a SINK letter
+// of sink name (nil: not one), so that letters written before an upgrade
+// are listed, redriven and dropped like the others. That format recorded
+// a snapshot row at partition 0, offset 0: redrive finds no such event
+// there and refuses it (redrive.go).
+func legacyLetter(name string) func(*intentlog.Record) *wailv1.DeadLetter {
+	return func(rec *intentlog.Record) *wailv1.DeadLetter {
+		h := map[string]string{}
+		for _, x := range rec.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		src, ok := h[legacySource]
+		if !ok || len(rec.Key) == 0 {
+			return nil
+		}
+		// The table may hold a '/': the last two fields are the position.
+		j := strings.LastIndexByte(src, '/')
+		i := strings.LastIndexByte(src[:max(j, 0)], '/')
+		if i <= 0 {
+			return nil
+		}
+		p, perr := strconv.ParseInt(src[i+1:j], 10, 32)
+		off, oerr := strconv.ParseInt(src[j+1:], 10, 64)
+		var ev wailv1.ChangeEvent
+		if perr != nil || oerr != nil || proto.Unmarshal(rec.Value, &ev) != nil {
+			return nil
+		}
+		attempts, _ := strconv.ParseUint(h[legacyAttempts], 10, 32)
+		var at int64
+		if !rec.Timestamp.IsZero() {
+			at = rec.Timestamp.UnixMicro()
+		}
+		return &wailv1.DeadLetter{
+			Table: src[:i], Partition: int32(p), Key: rec.Key, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK,
+			Error: h[legacyError], Attempts: uint32(attempts), LastAttemptUs: at, DeadAtUs: at,
+			Sink: name, Event: &ev, EventOffset: off,
+		}
+	}
 }

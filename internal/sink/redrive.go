@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -101,20 +102,22 @@ func (r *runner) owns(p int32) bool {
 }
 
 // redrive delivers the letters of one batch (offset order), partition by
-// partition, settling each in q, and returns the resolutions appended.
-func (r *runner) redrive(ctx context.Context, q *dlq.Queue, batch []*wailv1.DeadLetterEntry) ([]*wailv1.DeadLetterResolution, error) {
+// partition, settling each in q, and returns the resolutions appended (and
+// those of letters another redrive settled meanwhile) and the partitions
+// of letters left alone because this process does not deliver them now.
+func (r *runner) redrive(ctx context.Context, q *dlq.Queue, batch []*wailv1.DeadLetterEntry) (out []*wailv1.DeadLetterResolution, elsewhere []int32, err error) {
 	byPart := map[int32][]*wailv1.DeadLetterEntry{}
 	var parts []int32
 	for _, e := range batch {
 		l := e.GetLetter()
 		switch {
 		case l.GetKind() != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK || l.GetSink() != r.def.Name:
-			return nil, fmt.Errorf("%w: offset %d of %s is not a letter of sink %s", ErrCannotRedrive, e.Offset, q.Topic(), r.def.Name)
+			return nil, nil, fmt.Errorf("%w: offset %d of %s is not a letter of sink %s", ErrCannotRedrive, e.Offset, q.Topic(), r.def.Name)
 		case l.EventOffset < 0:
-			return nil, fmt.Errorf("%w: offset %d is a row of the sink's snapshot (read from the store, no bus offset to order it by): "+
+			return nil, nil, fmt.Errorf("%w: offset %d is a row of the sink's snapshot (read from the store, no bus offset to order it by): "+
 				"drop it (`wail sink dlq drop %s %s %d`); the endpoint gets the key's next change", ErrCannotRedrive, e.Offset, r.def.Table, r.def.Name, e.Offset)
 		case l.Partition >= r.table.Partitions:
-			return nil, fmt.Errorf("%w: offset %d: partition %d, the table has %d", ErrCannotRedrive, e.Offset, l.Partition, r.table.Partitions)
+			return nil, nil, fmt.Errorf("%w: offset %d: partition %d, the table has %d", ErrCannotRedrive, e.Offset, l.Partition, r.table.Partitions)
 		}
 		if byPart[l.Partition] == nil {
 			parts = append(parts, l.Partition)
@@ -122,20 +125,26 @@ func (r *runner) redrive(ctx context.Context, q *dlq.Queue, batch []*wailv1.Dead
 		byPart[l.Partition] = append(byPart[l.Partition], e)
 	}
 	slices.Sort(parts)
-	var out []*wailv1.DeadLetterResolution
 	for _, p := range parts {
 		res, err := r.redrivePartition(ctx, q, p, byPart[p])
 		out = append(out, res...)
-		if err != nil {
-			return out, err
+		switch {
+		case errors.Is(err, errNotOwned):
+			elsewhere = append(elsewhere, p)
+		case err != nil:
+			return out, elsewhere, err
 		}
 	}
-	return out, nil
+	return out, elsewhere, nil
 }
 
+// errNotOwned: this runner does not deliver the partition now.
+var errNotOwned = errors.New("partition not delivered here")
+
 // beforeResend runs before a letter is sent (tests: an event published
-// between the read of the bus and the send).
-var beforeResend = func() {}
+// between the read of the bus and the send); beforeLock before a redrive
+// waits for a partition's lock (tests: two redrives at once).
+var beforeResend, beforeLock = func() {}, func() {}
 
 // newest is the last event of a key on the bus from the letters' lowest
 // offset on.
@@ -144,24 +153,43 @@ type newest struct {
 	version uint64
 }
 
+// busPos is the key and version of the event at a letter's bus offset.
+type busPos struct {
+	key     string
+	version uint64
+}
+
 func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, letters []*wailv1.DeadLetterEntry) ([]*wailv1.DeadLetterResolution, error) {
+	beforeLock()
 	unlock, err := r.lockPartition(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("wait for partition %d's delivery in progress: %w", p, err)
 	}
 	defer unlock()
 	if !r.owns(p) {
-		return nil, fmt.Errorf("%w: partition %d of sink %s is not delivered by this process now (another process holds it, "+
-			"or the sink is joining its group): try again, or against the process that delivers it", ErrNotRunning, p, r.def.Name)
+		return nil, errNotOwned
+	}
+	// Settled by another redrive since the letters were read (it held
+	// the lock): not sent again.
+	offsets := make([]int64, len(letters))
+	for i, e := range letters {
+		offsets[i] = e.Offset
+	}
+	done, err := q.Settled(ctx, offsets)
+	if err != nil {
+		return nil, err
 	}
 	start, end, err := r.m.log.Bounds(ctx, r.table.Topic, p)
 	if err != nil {
 		return nil, fmt.Errorf("bounds of %s/%d: %w", r.table.Topic, p, err)
 	}
 	from := end
-	keys, stripped := map[string]bool{}, map[int64]*wailv1.ChangeEvent{}
+	keys, at := map[string]bool{}, map[int64]busPos{}
 	for _, e := range letters {
 		l := e.GetLetter()
+		if done[e.Offset] != nil {
+			continue
+		}
 		if l.EventOffset < start {
 			return nil, fmt.Errorf("%w: offset %d: retention removed its event (bus offset %d of partition %d, which starts at %d); "+
 				"wail cannot tell whether a newer event of the key was delivered: drop it (`wail sink dlq drop %s %s %d`)",
@@ -169,26 +197,37 @@ func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, le
 		}
 		from = min(from, l.EventOffset)
 		keys[string(l.Key)] = true
-		if l.EventStripped {
-			stripped[l.EventOffset] = nil
-		}
+		at[l.EventOffset] = busPos{}
 	}
-	last, err := r.scanKeys(ctx, p, from, end, keys, stripped)
+	last, err := r.scanKeys(ctx, p, from, end, keys, at)
 	if err != nil {
 		return nil, err
 	}
 	var out []*wailv1.DeadLetterResolution
 	for _, e := range letters {
 		l := e.GetLetter()
+		if res := done[e.Offset]; res != nil {
+			out = append(out, res)
+			continue
+		}
 		var res *wailv1.DeadLetterResolution
 		if n, ok := last[string(l.Key)]; ok && n.offset > l.EventOffset && n.version > l.Event.GetVersion() {
 			res = &wailv1.DeadLetterResolution{Offset: e.Offset, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED,
 				AtUs: time.Now().UnixMicro(), SupersededByVersion: n.version, SupersededByOffset: n.offset}
 		} else {
+			// The letter's event must be where it says on the bus: its
+			// position is what orders it (a letter of an older wail
+			// recorded a snapshot row at offset 0 of partition 0).
+			if b := at[l.EventOffset]; b.key != string(l.Key) || b.version != l.Event.GetVersion() {
+				return out, fmt.Errorf("%w: offset %d: bus offset %d of partition %d holds no event of its key at v%d "+
+					"(a row of the sink's snapshot dead-lettered by an older wail, which recorded no bus position): "+
+					"wail cannot order it against the key's events: drop it (`wail sink dlq drop %s %s %d`)",
+					ErrCannotRedrive, e.Offset, l.EventOffset, p, l.Event.GetVersion(), r.def.Table, r.def.Name, e.Offset)
+			}
 			ev := l.Event
 			if l.EventStripped {
-				if ev = stripped[l.EventOffset]; ev == nil {
-					return out, fmt.Errorf("%w: offset %d: its event is not at bus offset %d of partition %d", ErrCannotRedrive, e.Offset, l.EventOffset, p)
+				if ev, err = r.busEvent(ctx, p, l.EventOffset); err != nil {
+					return out, fmt.Errorf("dead letter %d: %w", e.Offset, err)
 				}
 			}
 			beforeResend()
@@ -207,8 +246,10 @@ func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, le
 }
 
 // scanKeys reads partition p over [from, end) and returns the last event
-// of each key of keys, filling stripped with the events at its offsets.
-func (r *runner) scanKeys(ctx context.Context, p int32, from, end int64, keys map[string]bool, stripped map[int64]*wailv1.ChangeEvent) (map[string]newest, error) {
+// of each key of keys, filling at with the key and version of the event
+// of those keys at its offsets (memory: a key and version per letter, not
+// the events).
+func (r *runner) scanKeys(ctx context.Context, p int32, from, end int64, keys map[string]bool, at map[int64]busPos) (map[string]newest, error) {
 	last := map[string]newest{}
 	if from >= end {
 		return last, nil
@@ -233,12 +274,37 @@ func (r *runner) scanKeys(ctx context.Context, p int32, from, end int64, keys ma
 				continue // not an event: never delivered
 			}
 			last[string(rec.Key)] = newest{offset: rec.Offset, version: ev.Version}
-			if _, ok := stripped[rec.Offset]; ok {
-				stripped[rec.Offset] = &ev
+			if _, ok := at[rec.Offset]; ok {
+				at[rec.Offset] = busPos{key: string(rec.Key), version: ev.Version}
 			}
 		}
 	}
 	return last, nil
+}
+
+// busEvent reads the event at offset of partition p (a stripped letter's).
+func (r *runner) busEvent(ctx context.Context, p int32, offset int64) (*wailv1.ChangeEvent, error) {
+	rd, err := r.m.log.NewReader(r.table.Topic, p, offset)
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%d at %d: %w", r.table.Topic, p, offset, err)
+	}
+	defer rd.Close()
+	for {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%d at %d: %w", r.table.Topic, p, offset, err)
+		}
+		for i := range recs {
+			if recs[i].Offset < offset {
+				continue
+			}
+			var ev wailv1.ChangeEvent
+			if recs[i].Offset > offset || proto.Unmarshal(recs[i].Value, &ev) != nil {
+				return nil, fmt.Errorf("%w: no event at bus offset %d of partition %d", ErrCannotRedrive, offset, p)
+			}
+			return &ev, nil
+		}
+	}
 }
 
 // resend POSTs one event again, once, as the request of its bus offset.
@@ -266,7 +332,7 @@ func (m *Manager) DeadLetters(ctx context.Context, table, name string) (*dlq.Que
 		return nil, err
 	}
 	topic := DeadLetterTopic(table, name)
-	q := dlq.NewSinkQueue(m.log, table, name, topic)
+	q := m.queue(table, name)
 	if find(sinks, table, name) >= 0 {
 		return q, nil
 	}
@@ -280,7 +346,9 @@ func (m *Manager) DeadLetters(ctx context.Context, table, name string) (*dlq.Que
 
 // Redrive delivers the selected dead letters of a sink again (see the top
 // of this file) and returns the resolutions: the ones appended, then those
-// of letters already settled. The sink must run in this process.
+// of letters already settled. The sink must run in this process; letters
+// of partitions another process delivers now are left alone, and the
+// error (ErrNotRunning) says which, once the others are redriven.
 func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selection) ([]*wailv1.DeadLetterResolution, error) {
 	sinks, _, err := m.defs.load(ctx)
 	if err != nil {
@@ -290,18 +358,37 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 	if i < 0 {
 		return nil, notFound(table, name)
 	}
-	q := dlq.NewSinkQueue(m.log, table, name, DeadLetterTopic(table, name))
-	var out []*wailv1.DeadLetterResolution
+	q := m.queue(table, name)
+	var (
+		out       []*wailv1.DeadLetterResolution
+		elsewhere = map[int32]bool{}
+	)
 	settled, err := q.Open(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
 		r, err := m.runner(sinks[i])
 		if err != nil {
 			return err
 		}
-		res, err := r.redrive(ctx, q, batch)
+		res, parts, err := r.redrive(ctx, q, batch)
 		out = append(out, res...)
+		for _, p := range parts {
+			elsewhere[p] = true
+		}
 		return err
 	})
-	return append(out, settled...), err
+	out = append(out, settled...)
+	if err == nil && len(elsewhere) > 0 {
+		parts := slices.Sorted(maps.Keys(elsewhere))
+		err = fmt.Errorf("%w: the letters of partitions %v of sink %s were not redriven: this process does not deliver them now "+
+			"(another process does, or the sink is joining its group): redrive them against the process that delivers them "+
+			"(`wail sink describe %s %s` lists the partitions' members), or try again", ErrNotRunning, parts, name, table, name)
+	}
+	return out, err
+}
+
+// queue is the queue of a sink's dead letters (letters of the format
+// before the DLQ one read too).
+func (m *Manager) queue(table, name string) *dlq.Queue {
+	return dlq.NewSinkQueue(m.log, table, name, DeadLetterTopic(table, name), legacyLetter(name))
 }
 
 // runner returns the runner of a sink in this process, or why not.
