@@ -35,13 +35,18 @@ import (
 //     is released: after the redriven one.
 //
 // A settled letter is not sent again (its first resolution is returned),
-// so a second redrive is a no-op. A crash between the 2xx and the
-// resolution leaves the letter unsettled: the next redrive sends it again
-// (at least once, as for every delivery) unless a newer event of the key
-// has come since, which supersedes it. A letter whose bus offset
-// retention removed cannot be proven in order and is refused
-// (ErrCannotRedrive), as is a row of the sink's snapshot (no bus offset):
-// drop them.
+// so a second redrive is a no-op; two redrives at once are one after the
+// other on the lock, and the second checks under it what the first
+// settled. Only the process that delivers a partition redrives its letters
+// (so two processes never send one letter at once); redrive --all does the
+// partitions it delivers and names the others (ErrNotRunning). A crash
+// between the 2xx and the resolution leaves the letter unsettled: the next
+// redrive sends it again (at least once, as for every delivery) unless a
+// newer event of the key has come since, which supersedes it. A letter
+// whose bus offset retention removed cannot be proven in order and is
+// refused (ErrCannotRedrive), as is a row of the sink's snapshot (no bus
+// offset), or a letter whose event is not at its bus offset (the older
+// format's snapshot rows, deadletter.go): drop them.
 
 var (
 	// ErrNotRunning: the sink is not running in this process, or does not
@@ -380,7 +385,7 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 		parts := slices.Sorted(maps.Keys(elsewhere))
 		err = fmt.Errorf("%w: the letters of partitions %v of sink %s were not redriven: this process does not deliver them now "+
 			"(another process does, or the sink is joining its group): redrive them against the process that delivers them "+
-			"(`wail sink describe %s %s` lists the partitions' members), or try again", ErrNotRunning, parts, name, table, name)
+			"(`wail group describe %s %s` against a server shows the partitions it delivers), or try again", ErrNotRunning, parts, name, table, GroupName(name))
 	}
 	return out, err
 }
