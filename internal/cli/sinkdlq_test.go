@@ -20,8 +20,9 @@ import (
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
-// TestSinkDLQCommands: a sink whose endpoint answers 500 (with a 1 MiB
-// body) for one key: `wail sink dlq ls` lists the letter with the status
+// TestSinkDLQCommands: a sink (one event a request, so that only the
+// failing key's event is dead-lettered) whose endpoint answers 500 (with a
+// 1 MiB body) for one key: `wail sink dlq ls` lists the letter with the status
 // and a bounded excerpt, show shows the event, redrive (endpoint fixed)
 // delivers it once and a second redrive sends nothing; an unknown sink is
 // not_found with the command that lists sinks.
@@ -70,7 +71,7 @@ func TestSinkDLQCommands(t *testing.T) {
 		return out
 	}
 	must("table", "create", "t", "--partitions", "1")
-	must("sink", "create", "t", "hook", "--webhook", ep.URL, "--start", "beginning", "--max-attempts", "1", "--backoff-min", "5ms")
+	must("sink", "create", "t", "hook", "--webhook", ep.URL, "--start", "beginning", "--max-attempts", "1", "--backoff-min", "5ms", "--max-batch", "1")
 	must("put", "t", "poison", "v1")
 	must("put", "t", "ok", "v")
 
