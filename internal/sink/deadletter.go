@@ -150,7 +150,21 @@ func legacyLetter(name string) func(*intentlog.Record) *wailv1.DeadLetter {
 		return &wailv1.DeadLetter{
 			Table: src[:i], Partition: int32(p), Key: rec.Key, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK,
 			Error: h[legacyError], Attempts: uint32(attempts), LastAttemptUs: at, DeadAtUs: at,
-			Sink: name, Event: &ev, EventOffset: off,
+			Sink: name, Event: &ev, EventOffset: off, HttpStatus: errorStatus(h[legacyError]),
 		}
 	}
+}
+
+// errorStatus is the status of the last answer in a delivery error ("...
+// HTTP 503: ...", as post writes it), or 0.
+func errorStatus(msg string) int32 {
+	_, after, ok := strings.Cut(msg, "HTTP ")
+	if !ok || len(after) < 4 || after[3] != ':' {
+		return 0
+	}
+	n, err := strconv.Atoi(after[:3])
+	if err != nil || n < 100 {
+		return 0
+	}
+	return int32(n)
 }

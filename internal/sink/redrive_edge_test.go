@@ -77,7 +77,7 @@ func TestSinkLegacyDeadLetters(t *testing.T) {
 	}{{"a", 0}, {"b", 1}, {"c", 0}} {
 		l := ls[i].Letter
 		if ls[i].Offset != int64(i) || l.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK || string(l.Key) != want.key ||
-			l.Sink != "old" || l.Table != testTable || l.Partition != 0 || l.EventOffset != want.offset || l.Attempts != 3 ||
+			l.Sink != "old" || l.Table != testTable || l.Partition != 0 || l.EventOffset != want.offset || l.Attempts != 3 || l.HttpStatus != 500 ||
 			!strings.Contains(l.Error, "HTTP 500: boom") || string(l.Event.GetKey()) != want.key || l.DeadAtUs <= 0 {
 			t.Errorf("letter %d: %v", i, ls[i])
 		}
@@ -135,6 +135,22 @@ func TestLegacyLetterRejects(t *testing.T) {
 	} {
 		if l := legacyLetter("s")(rec); l != nil {
 			t.Errorf("%s: read as %v", name, l)
+		}
+	}
+}
+
+func TestErrorStatus(t *testing.T) {
+	for msg, want := range map[string]int32{
+		"gave up after 3 attempts in 1.2s: HTTP 503: down": 503,
+		"HTTP 400: bad": 400,
+		"gave up after 2 attempts in 1s: Post \"http://x\": dial tcp: connection refused": 0,
+		"HTTP 5":       0,
+		"HTTP 50x: no": 0,
+		"HTTP 099: no": 0,
+		"":             0,
+	} {
+		if got := errorStatus(msg); got != want {
+			t.Errorf("errorStatus(%q) = %d, want %d", msg, got, want)
 		}
 	}
 }
@@ -276,4 +292,21 @@ func TestSinkRedriveElsewhere(t *testing.T) {
 	if res, err := m.Redrive(ctx, testTable, "e", dlq.Selection{All: true}); err != nil || len(res) != 1 || received(ep, k1, 1) != 1 {
 		t.Fatalf("redrive once partition 1 is back: %v, %v (%s received %d times)", res, err, k1, received(ep, k1, 1))
 	}
+}
+
+// FuzzLegacyLetter: any record (value and source header) is read as a
+// letter of the older format, or not, without a panic; a letter read has
+// the record's key and its event.
+func FuzzLegacyLetter(f *testing.F) {
+	v, _ := proto.Marshal(event("k", 1))
+	f.Add(v, "t/0/0")
+	f.Add(v, "my/table/3/9")
+	f.Add([]byte{0xff}, "t/x/")
+	f.Add([]byte{}, "//")
+	f.Fuzz(func(t *testing.T, value []byte, source string) {
+		rec := &intentlog.Record{Key: []byte("k"), Value: value, Headers: []intentlog.Header{{Key: legacySource, Value: []byte(source)}}}
+		if l := legacyLetter("s")(rec); l != nil && (string(l.Key) != "k" || l.Event == nil || l.Table == "") {
+			t.Fatalf("%q %q: read as %v", value, source, l)
+		}
+	})
 }
