@@ -20,6 +20,19 @@ import (
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
+// mustCLI returns a runner of CLI commands against url that must succeed
+// (it returns their output).
+func mustCLI(t *testing.T, url string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		code, out, errOut := runCLI(context.Background(), url, "", args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d\n%s%s", args, code, out, errOut)
+		}
+		return out
+	}
+}
+
 // TestSinkDLQCommands: a sink (one event a request, so that only the
 // failing key's event is dead-lettered) whose endpoint answers 500 (with a
 // 1 MiB body) for one key: `wail sink dlq ls` lists the letter with the status
@@ -60,16 +73,8 @@ func TestSinkDLQCommands(t *testing.T) {
 		defer mu.Unlock()
 		return got[key]
 	}
-	url := servertest.Start(t, nil)
-	bg := context.Background()
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := runCLI(bg, url, "", args...)
-		if code != 0 {
-			t.Fatalf("%q: exit %d\n%s%s", args, code, out, errOut)
-		}
-		return out
-	}
+	url, bg := servertest.Start(t, nil), context.Background()
+	must := mustCLI(t, url)
 	must("table", "create", "t", "--partitions", "1")
 	must("sink", "create", "t", "hook", "--webhook", ep.URL, "--start", "beginning", "--max-attempts", "1", "--backoff-min", "5ms", "--max-batch", "1")
 	must("put", "t", "poison", "v1")
@@ -159,16 +164,8 @@ func TestSinkDLQPagesAndBadInput(t *testing.T) {
 		}
 	}))
 	defer ep.Close()
-	url := servertest.Start(t, nil)
-	bg := context.Background()
-	must := func(args ...string) string {
-		t.Helper()
-		code, out, errOut := runCLI(bg, url, "", args...)
-		if code != 0 {
-			t.Fatalf("%q: exit %d\n%s%s", args, code, out, errOut)
-		}
-		return out
-	}
+	url, bg := servertest.Start(t, nil), context.Background()
+	must := mustCLI(t, url)
 	must("table", "create", "t", "--partitions", "1")
 	must("sink", "create", "t", "hook", "--webhook", ep.URL, "--start", "beginning", "--max-batch", "1")
 	for i := range 5 {

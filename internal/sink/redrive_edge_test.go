@@ -155,31 +155,44 @@ func TestErrorStatus(t *testing.T) {
 	}
 }
 
-// TestSinkRedriveTwiceAtOnce: two redrives of one letter at once (the
-// second read it before the first settled it, then waited for the
-// partition) send it once: the second finds it settled under the lock and
-// returns the first's resolution.
-func TestSinkRedriveTwiceAtOnce(t *testing.T) {
-	f := newFixture(t, 1)
-	ep := newEndpoint(t, "")
-	var failing atomic.Bool
-	failing.Store(true)
-	ep.fail = func(w http.ResponseWriter, r *http.Request, b *wailv1.SinkBatch) bool {
-		if failing.Load() && string(b.Events[0].Key) == "poison" {
+// refusingSink is a sink (one event a request) whose endpoint refuses
+// (400) the events of the keys refuse says, while failing is set.
+type refusingSink struct {
+	f       *fixture
+	ep      *endpoint
+	m       *Manager
+	failing atomic.Bool
+}
+
+func newRefusingSink(t *testing.T, partitions int32, name string, refuse func(key string) bool) *refusingSink {
+	t.Helper()
+	s := &refusingSink{f: newFixture(t, partitions), ep: newEndpoint(t, "")}
+	s.failing.Store(true)
+	s.ep.fail = func(w http.ResponseWriter, r *http.Request, b *wailv1.SinkBatch) bool {
+		if s.failing.Load() && refuse(string(b.Events[0].Key)) {
 			http.Error(w, "no", http.StatusBadRequest)
 			return true
 		}
 		return false
 	}
-	m := f.manager()
-	defer m.Close()
-	ctx := context.Background()
-	if _, _, err := m.Create(ctx, &wailv1.Sink{Table: testTable, Name: "twice", Url: ep.url(), Start: "beginning", MaxBatchEvents: 1}); err != nil {
+	s.m = s.f.manager()
+	t.Cleanup(s.m.Close)
+	if _, _, err := s.m.Create(context.Background(), &wailv1.Sink{Table: testTable, Name: name, Url: s.ep.url(), Start: "beginning", MaxBatchEvents: 1}); err != nil {
 		t.Fatal(err)
 	}
-	f.publish(event("poison", 1))
+	return s
+}
+
+// TestSinkRedriveTwiceAtOnce: two redrives of one letter at once (the
+// second read it before the first settled it, then waited for the
+// partition) send it once: the second finds it settled under the lock and
+// returns the first's resolution.
+func TestSinkRedriveTwiceAtOnce(t *testing.T) {
+	s := newRefusingSink(t, 1, "twice", func(key string) bool { return key == "poison" })
+	m, ep, ctx := s.m, s.ep, context.Background()
+	s.f.publish(event("poison", 1))
 	waitFor(t, "the dead letter", time.Minute, func() bool { return len(letters(t, m, "twice")) == 1 })
-	failing.Store(false)
+	s.failing.Store(false)
 	// Wait for the runner to hold its partition (a redrive of nothing).
 	waitFor(t, "the sink to hold its partition", time.Minute, func() bool {
 		r, err := m.runner(&wailv1.Sink{Table: testTable, Name: "twice"})
@@ -244,27 +257,12 @@ func keyIn(t *testing.T, prefix string, p, n int32) string {
 // unsettled and unsent, and says so (ErrNotRunning naming partition 1);
 // once it delivers partition 1 again, a redrive sends the rest.
 func TestSinkRedriveElsewhere(t *testing.T) {
-	f := newFixture(t, 2)
-	ep := newEndpoint(t, "")
-	var failing atomic.Bool
-	failing.Store(true)
-	ep.fail = func(w http.ResponseWriter, r *http.Request, b *wailv1.SinkBatch) bool {
-		if failing.Load() && strings.HasPrefix(string(b.Events[0].Key), "x") {
-			http.Error(w, "no", http.StatusBadRequest)
-			return true
-		}
-		return false
-	}
-	m := f.manager()
-	defer m.Close()
-	ctx := context.Background()
-	if _, _, err := m.Create(ctx, &wailv1.Sink{Table: testTable, Name: "e", Url: ep.url(), Start: "beginning", MaxBatchEvents: 1}); err != nil {
-		t.Fatal(err)
-	}
+	s := newRefusingSink(t, 2, "e", func(key string) bool { return strings.HasPrefix(key, "x") })
+	m, ep, ctx := s.m, s.ep, context.Background()
 	k0, k1 := keyIn(t, "x", 0, 2), keyIn(t, "x", 1, 2)
-	f.publish(event(k0, 1), event(k1, 1))
+	s.f.publish(event(k0, 1), event(k1, 1))
 	waitFor(t, "the dead letters", time.Minute, func() bool { return len(letters(t, m, "e")) == 2 })
-	failing.Store(false)
+	s.failing.Store(false)
 	var r *runner
 	waitFor(t, "the sink to hold both partitions", time.Minute, func() bool {
 		var err error

@@ -255,26 +255,11 @@ func TestSinkLargeEventLetter(t *testing.T) {
 // partition. (Without the lock the runner delivers it during the 300 ms
 // the hook waits, and the endpoint gets v1 after v2.)
 func TestSinkRedriveHoldsThePartition(t *testing.T) {
-	f := newFixture(t, 1)
-	ep := newEndpoint(t, "")
-	var failing atomic.Bool
-	failing.Store(true)
-	ep.fail = func(w http.ResponseWriter, r *http.Request, b *wailv1.SinkBatch) bool {
-		if failing.Load() && string(b.Events[0].Key) == "hot" {
-			http.Error(w, "no", http.StatusBadRequest)
-			return true
-		}
-		return false
-	}
-	m := f.manager()
-	defer m.Close()
-	ctx := context.Background()
-	if _, _, err := m.Create(ctx, &wailv1.Sink{Table: testTable, Name: "hold", Url: ep.url(), Start: "beginning", MaxBatchEvents: 1}); err != nil {
-		t.Fatal(err)
-	}
+	s := newRefusingSink(t, 1, "hold", func(key string) bool { return key == "hot" })
+	f, ep, m, ctx := s.f, s.ep, s.m, context.Background()
 	f.publish(event("hot", 1))
 	waitFor(t, "the dead letter", time.Minute, func() bool { return len(letters(t, m, "hold")) == 1 })
-	failing.Store(false)
+	s.failing.Store(false)
 	hooked := 0
 	beforeResend = func() {
 		hooked++
