@@ -51,7 +51,8 @@ func toolErr(ctx context.Context, err error) error {
 
 func (a *AdminService) ListDeadLetters(ctx context.Context, req *connect.Request[wailv1.ListDeadLettersRequest]) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
 	m := req.Msg
-	if _, err := a.table(m.Table); err != nil {
+	q, err := a.queue(ctx, m.Table, m.Sink)
+	if err != nil {
 		return nil, err
 	}
 	after := int64(-1)
@@ -61,7 +62,7 @@ func (a *AdminService) ListDeadLetters(ctx context.Context, req *connect.Request
 	if after < -1 || m.Limit < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("after_offset %d, limit %d: after_offset must be -1 or more, limit 0 or more", after, m.Limit))
 	}
-	entries, more, err := dlq.NewQueue(a.log, m.Table).List(ctx, dlq.ListOptions{IncludeSettled: m.IncludeSettled, After: after, Limit: int(m.Limit)})
+	entries, more, err := q.List(ctx, dlq.ListOptions{IncludeSettled: m.IncludeSettled, After: after, Limit: int(m.Limit)})
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
@@ -70,13 +71,14 @@ func (a *AdminService) ListDeadLetters(ctx context.Context, req *connect.Request
 
 func (a *AdminService) GetDeadLetter(ctx context.Context, req *connect.Request[wailv1.GetDeadLetterRequest]) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
 	m := req.Msg
-	if _, err := a.table(m.Table); err != nil {
+	q, err := a.queue(ctx, m.Table, m.Sink)
+	if err != nil {
 		return nil, err
 	}
 	if m.Offset < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("offset %d: dead letters are at offsets 0 and up", m.Offset))
 	}
-	e, err := dlq.NewQueue(a.log, m.Table).Get(ctx, m.Offset)
+	e, err := q.Get(ctx, m.Offset)
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
@@ -85,6 +87,13 @@ func (a *AdminService) GetDeadLetter(ctx context.Context, req *connect.Request[w
 
 func (a *AdminService) RedriveDeadLetters(ctx context.Context, req *connect.Request[wailv1.RedriveDeadLettersRequest]) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
 	m := req.Msg
+	if m.Sink != "" {
+		out, err := a.redriveSink(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		return connect.NewResponse(out), nil
+	}
 	t, err := a.table(m.Table)
 	if err != nil {
 		return nil, err
@@ -104,14 +113,15 @@ func (a *AdminService) RedriveDeadLetters(ctx context.Context, req *connect.Requ
 
 func (a *AdminService) DropDeadLetters(ctx context.Context, req *connect.Request[wailv1.DropDeadLettersRequest]) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
 	m := req.Msg
-	if _, err := a.table(m.Table); err != nil {
+	q, err := a.queue(ctx, m.Table, m.Sink)
+	if err != nil {
 		return nil, err
 	}
-	res, err := dlq.NewQueue(a.log, m.Table).Drop(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All}, time.Now())
+	res, err := q.Drop(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All}, time.Now())
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
-	a.logger.Info("dead letters dropped: their intents get no event", "table", m.Table, "letters", len(res), "all", m.All)
+	a.logger.Info("dead letters dropped: they get no event", "table", m.Table, "sink", m.Sink, "letters", len(res), "all", m.All)
 	return connect.NewResponse(&wailv1.DropDeadLettersResponse{Resolutions: res}), nil
 }
 

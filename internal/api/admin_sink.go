@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/sink"
 )
 
@@ -19,6 +20,10 @@ type Sinks interface {
 	Describe(ctx context.Context, table, name string) (*wailv1.SinkStatus, error)
 	SetPaused(ctx context.Context, table, name string, paused bool) (*wailv1.Sink, error)
 	Drop(ctx context.Context, table, name string) error
+	// DeadLetters is the queue of a sink's dead letters; Redrive delivers
+	// them again through the sink (package sink, redrive.go).
+	DeadLetters(ctx context.Context, table, name string) (*dlq.Queue, error)
+	Redrive(ctx context.Context, table, name string, sel dlq.Selection) ([]*wailv1.DeadLetterResolution, error)
 }
 
 // WithSinks serves the sink calls on sinks (without, they answer
@@ -40,6 +45,12 @@ func sinkErr(err error) error {
 		code = connect.CodeNotFound
 	case errors.Is(err, sink.ErrConflict):
 		code = connect.CodeAlreadyExists
+	case errors.Is(err, sink.ErrNotRunning), errors.Is(err, sink.ErrCannotRedrive):
+		code = connect.CodeFailedPrecondition
+	case errors.Is(err, dlq.ErrBadSelection):
+		code = connect.CodeInvalidArgument
+	case errors.Is(err, dlq.ErrNotFound):
+		code = connect.CodeNotFound
 	case errors.Is(err, context.Canceled):
 		code = connect.CodeCanceled
 	case errors.Is(err, context.DeadlineExceeded):
@@ -136,4 +147,43 @@ func (a *AdminService) sinksOrErr() (Sinks, error) {
 		return nil, sinkErr(errNoSinks)
 	}
 	return a.sinks, nil
+}
+
+// queue returns the dead-letter queue a request names: the table's, or
+// with sink set that sink's (NotFound when neither exists).
+func (a *AdminService) queue(ctx context.Context, table, sinkName string) (*dlq.Queue, error) {
+	if _, err := a.table(table); err != nil {
+		return nil, err
+	}
+	if sinkName == "" {
+		return dlq.NewQueue(a.log, table), nil
+	}
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	q, err := sinks.DeadLetters(ctx, table, sinkName)
+	if err != nil {
+		return nil, sinkErr(err)
+	}
+	return q, nil
+}
+
+// redriveSink redrives a sink's dead letters.
+func (a *AdminService) redriveSink(ctx context.Context, m *wailv1.RedriveDeadLettersRequest) (*wailv1.RedriveDeadLettersResponse, error) {
+	if _, err := a.table(m.Table); err != nil {
+		return nil, err
+	}
+	sinks, err := a.sinksOrErr()
+	if err != nil {
+		return nil, err
+	}
+	res, err := sinks.Redrive(ctx, m.Table, m.Sink, dlq.Selection{Offsets: m.Offsets, All: m.All})
+	if len(res) > 0 {
+		a.logger.Info("sink dead letters redriven", "table", m.Table, "sink", m.Sink, "letters", len(res), "all", m.All)
+	}
+	if err != nil {
+		return nil, sinkErr(err)
+	}
+	return &wailv1.RedriveDeadLettersResponse{Resolutions: res}, nil
 }

@@ -33,7 +33,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 		RunE: groupRunE,
 	}
 	g.clientFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newDLQLsCmd(g), newDLQShowCmd(g), newDLQRedriveCmd(g), newDLQDropCmd(g))
+	cmd.AddCommand(newDLQLsCmd(g, false), newDLQShowCmd(g, false), newDLQRedriveCmd(g), newDLQDropCmd(g))
 	return cmd
 }
 
@@ -63,41 +63,80 @@ func adminCall[T any](cmd *cobra.Command, g *globals, long, asJSON bool,
 	return print(resp.Msg)
 }
 
-func newDLQLsCmd(g *globals) *cobra.Command {
+// queueArgs names the queue of a command's first arguments: TABLE, or
+// TABLE SINK for a sink's letters (ofSink).
+func queueArgs(args []string, ofSink bool) letterQueue {
+	q := letterQueue{table: args[0]}
+	if ofSink {
+		q.sink = args[1]
+	}
+	return q
+}
+
+// newDLQLsCmd is `wail dlq ls TABLE`, or with ofSink `wail sink dlq ls
+// TABLE SINK`.
+func newDLQLsCmd(g *globals, ofSink bool) *cobra.Command {
 	var (
 		settled, asJSON bool
 		limit           int32
 		after           int64
 	)
+	use, short, args := "ls TABLE", "List dead letters (unsettled ones unless --include-settled)", exactArgs("TABLE")
+	if ofSink {
+		use, short, args = "ls TABLE SINK", "List a sink's dead letters (unsettled ones unless --include-settled)", exactArgs("TABLE", "SINK")
+	}
 	cmd := &cobra.Command{
-		Use:     "ls TABLE",
+		Use:     use,
 		Aliases: []string{"list"},
-		Short:   "List dead letters (unsettled ones unless --include-settled)",
-		Args:    exactArgs("TABLE"),
+		Short:   short,
+		Args:    args,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if limit < 0 || after < -1 {
 				return usageErrorf("--limit must be 0 or more and --after -1 or more")
 			}
-			req := &wailv1.ListDeadLettersRequest{Table: args[0], IncludeSettled: settled, Limit: limit}
+			q := queueArgs(args, ofSink)
+			req := &wailv1.ListDeadLettersRequest{Table: q.table, Sink: q.sink, IncludeSettled: settled, Limit: limit}
 			if cmd.Flag("after").Changed {
 				req.AfterOffset = &after
 			}
 			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.ListDeadLettersResponse], error) {
 				return a.ListDeadLetters(ctx, connect.NewRequest(req))
-			}, func(m *wailv1.ListDeadLettersResponse) error { return printLetters(g.stdout, args[0], m) })
+			}, func(m *wailv1.ListDeadLettersResponse) error {
+				return printLetters(g.stdout, q, m)
+			})
 		},
 	}
 	fl := cmd.Flags()
-	fl.BoolVar(&settled, "include-settled", false, "list redriven and dropped dead letters too")
+	fl.BoolVar(&settled, "include-settled", false, "list settled (redriven, dropped, superseded) dead letters too")
 	fl.Int32Var(&limit, "limit", 0, "at most this many (0: the server default, 100; at most 1000)")
 	fl.Int64Var(&after, "after", -1, "only dead letters at offsets above this one (the last offset of the previous page)")
 	fl.BoolVar(&asJSON, "json", false, "print the response as JSON")
 	return cmd
 }
 
-func printLetters(w io.Writer, table string, m *wailv1.ListDeadLettersResponse) error {
+// letterQueue names a dead-letter queue: a table's, or a sink's of the
+// table.
+type letterQueue struct{ table, sink string }
+
+// command is the wail command line of sub on the queue ("wail dlq ls
+// orders", "wail sink dlq ls orders billing").
+func (q letterQueue) command(sub string) string {
+	if q.sink != "" {
+		return "wail sink dlq " + sub + " " + q.table + " " + q.sink
+	}
+	return "wail dlq " + sub + " " + q.table
+}
+
+func (q letterQueue) String() string {
+	if q.sink != "" {
+		return "sink " + q.sink + " of table " + q.table
+	}
+	return "table " + q.table
+}
+
+func printLetters(w io.Writer, q letterQueue, m *wailv1.ListDeadLettersResponse) error {
 	if len(m.GetEntries()) == 0 {
-		fmt.Fprintf(w, "no dead letters in table %s\n", table)
+		fmt.Fprintf(w, "no dead letters in %s\n", q)
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -112,7 +151,7 @@ func printLetters(w io.Writer, table string, m *wailv1.ListDeadLettersResponse) 
 	}
 	if m.GetMore() {
 		last := m.GetEntries()[len(m.GetEntries())-1].GetOffset()
-		fmt.Fprintf(w, "more: wail dlq ls %s --after %d\n", table, last)
+		fmt.Fprintf(w, "more: %s --after %d\n", q.command("ls"), last)
 	}
 	return nil
 }
@@ -137,6 +176,8 @@ func letterKey(l *wailv1.DeadLetter) string {
 func versions(l *wailv1.DeadLetter) string {
 	in := l.GetIntents()
 	switch {
+	case l.GetKind() == wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK:
+		return strconv.FormatUint(l.GetEvent().GetVersion(), 10) // the event the sink gave up on
 	case len(in) == 0 && l.GetSnapshotVersion() != 0:
 		return strconv.FormatUint(l.GetSnapshotVersion(), 10) // the row a snapshot read
 	case len(in) == 0:
@@ -154,6 +195,8 @@ func stateOf(r *wailv1.DeadLetterResolution) string {
 		return "unsettled"
 	case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
 		return "dropped"
+	case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED:
+		return fmt.Sprintf("superseded (v%d at bus offset %d)", r.GetSupersededByVersion(), r.GetSupersededByOffset())
 	case r.GetRedriveVersion() == 0:
 		return "redriven (nothing to publish)"
 	}
@@ -179,28 +222,38 @@ func oneLine(s string, limit int) string {
 	return s
 }
 
-func newDLQShowCmd(g *globals) *cobra.Command {
+// newDLQShowCmd is `wail dlq show TABLE OFFSET`, or with ofSink `wail
+// sink dlq show TABLE SINK OFFSET`.
+func newDLQShowCmd(g *globals, ofSink bool) *cobra.Command {
 	var asJSON bool
+	use, short, args := "show TABLE OFFSET", "Show one dead letter in full: its intents, error, attempts, times and state", exactArgs("TABLE", "OFFSET")
+	if ofSink {
+		use, short, args = "show TABLE SINK OFFSET", "Show one of a sink's dead letters: the event, the error, the attempts, its state",
+			exactArgs("TABLE", "SINK", "OFFSET")
+	}
 	cmd := &cobra.Command{
-		Use:   "show TABLE OFFSET",
-		Short: "Show one dead letter in full: its intents, error, attempts, times and state",
-		Args:  exactArgs("TABLE", "OFFSET"),
+		Use:   use,
+		Short: short,
+		Args:  args,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			offs, err := parseOffsets(args[1:])
+			offs, err := parseOffsets(args[len(args)-1:])
 			if err != nil {
 				return err
 			}
-			req := &wailv1.GetDeadLetterRequest{Table: args[0], Offset: offs[0]}
+			q := queueArgs(args, ofSink)
+			req := &wailv1.GetDeadLetterRequest{Table: q.table, Sink: q.sink, Offset: offs[0]}
 			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.GetDeadLetterResponse], error) {
 				return a.GetDeadLetter(ctx, connect.NewRequest(req))
-			}, func(m *wailv1.GetDeadLetterResponse) error { return printLetter(g.stdout, args[0], m.GetEntry()) })
+			}, func(m *wailv1.GetDeadLetterResponse) error {
+				return printLetter(g.stdout, q, m.GetEntry())
+			})
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON (a sink's letter: the whole event)")
 	return cmd
 }
 
-func printLetter(w io.Writer, table string, e *wailv1.DeadLetterEntry) error {
+func printLetter(w io.Writer, q letterQueue, e *wailv1.DeadLetterEntry) error {
 	l := e.GetLetter()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "Offset:\t%d\n", e.GetOffset())
@@ -211,6 +264,9 @@ func printLetter(w io.Writer, table string, e *wailv1.DeadLetterEntry) error {
 	} else {
 		fmt.Fprintf(tw, "Key:\t%s\n", displayBytes(l.GetKey(), 0))
 	}
+	if l.GetKind() == wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK {
+		printSinkLetter(tw, l)
+	}
 	if v := l.GetSnapshotVersion(); v != 0 {
 		fmt.Fprintf(tw, "Row version:\t%d (read by a snapshot)\n", v)
 	}
@@ -219,13 +275,15 @@ func printLetter(w io.Writer, table string, e *wailv1.DeadLetterEntry) error {
 	fmt.Fprintf(tw, "First attempt:\t%s\n", timeUs(l.GetFirstAttemptUs()))
 	fmt.Fprintf(tw, "Last attempt:\t%s\n", timeUs(l.GetLastAttemptUs()))
 	fmt.Fprintf(tw, "Dead at:\t%s\n", timeUs(l.GetDeadAtUs()))
-	fmt.Fprintf(tw, "Resolver:\t%s\n", oneLine(l.GetResolverId(), 0))
+	if l.GetKind() != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK {
+		fmt.Fprintf(tw, "Resolver:\t%s\n", oneLine(l.GetResolverId(), 0))
+	}
 	r := e.GetResolution()
 	state := stateOf(r)
 	if r != nil {
 		state += " at " + timeUs(r.GetAtUs())
 	} else {
-		state += fmt.Sprintf(" (wail dlq redrive %s %d, or wail dlq drop %s %d)", table, e.GetOffset(), table, e.GetOffset())
+		state += fmt.Sprintf(" (%s %d, or %s %d)", q.command("redrive"), e.GetOffset(), q.command("drop"), e.GetOffset())
 	}
 	fmt.Fprintf(tw, "State:\t%s\n", state)
 	if err := tw.Flush(); err != nil {
@@ -262,19 +320,29 @@ func parseOffsets(args []string) ([]int64, error) {
 	return out, nil
 }
 
-// selection parses the arguments of redrive and drop: TABLE, then offsets
-// or --all.
-func selection(cmd *cobra.Command, args []string, all bool) ([]int64, error) {
-	if len(args) == 0 {
-		return nil, usageErrorf("%s takes a TABLE, then OFFSETs or --all", cmd.CommandPath())
+// selection parses the arguments of redrive and drop: TABLE (and SINK
+// for a sink's letters: n names), then offsets or --all.
+func selection(cmd *cobra.Command, args []string, n int, all bool) (letterQueue, []int64, error) {
+	var q letterQueue
+	if len(args) < n {
+		what := "a TABLE"
+		if n == 2 {
+			what = "a TABLE and a SINK"
+		}
+		return q, nil, usageErrorf("%s takes %s, then OFFSETs or --all", cmd.CommandPath(), what)
 	}
-	switch n := len(args) - 1; {
-	case n == 0 && !all:
-		return nil, usageErrorf("%s: name the offsets of dead letters (wail dlq ls %s), or --all", cmd.CommandPath(), args[0])
-	case n > 0 && all:
-		return nil, usageErrorf("%s: give offsets or --all, not both", cmd.CommandPath())
+	q.table = args[0]
+	if n == 2 {
+		q.sink = args[1]
 	}
-	return parseOffsets(args[1:])
+	switch rest := len(args) - n; {
+	case rest == 0 && !all:
+		return q, nil, usageErrorf("%s: name the offsets of dead letters (%s), or --all", cmd.CommandPath(), q.command("ls"))
+	case rest > 0 && all:
+		return q, nil, usageErrorf("%s: give offsets or --all, not both", cmd.CommandPath())
+	}
+	offs, err := parseOffsets(args[n:])
+	return q, offs, err
 }
 
 func newDLQRedriveCmd(g *globals) *cobra.Command {
@@ -290,7 +358,7 @@ func newDLQRedriveCmd(g *globals) *cobra.Command {
 			"before; not bounded by --timeout unless given.",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			offs, err := selection(cmd, args, all)
+			_, offs, err := selection(cmd, args, 1, all)
 			if err != nil {
 				return err
 			}
@@ -298,7 +366,7 @@ func newDLQRedriveCmd(g *globals) *cobra.Command {
 			return adminCall(cmd, g, true, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
 				return a.RedriveDeadLetters(ctx, connect.NewRequest(req))
 			}, func(m *wailv1.RedriveDeadLettersResponse) error {
-				printResolutions(g.stdout, m.GetResolutions())
+				printResolutions(g.stdout, m.GetResolutions(), false)
 				if rep := m.GetGapReconcile(); rep != nil {
 					fmt.Fprint(g.stdout, "GAP letters: ")
 					return printReconcile(g.stdout, rep, false)
@@ -312,7 +380,8 @@ func newDLQRedriveCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printResolutions(w io.Writer, res []*wailv1.DeadLetterResolution) {
+// printResolutions prints what settled letters; sink: a sink's letters.
+func printResolutions(w io.Writer, res []*wailv1.DeadLetterResolution, sink bool) {
 	if len(res) == 0 {
 		fmt.Fprintln(w, "no dead letters to settle")
 		return
@@ -321,6 +390,11 @@ func printResolutions(w io.Writer, res []*wailv1.DeadLetterResolution) {
 		switch {
 		case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
 			fmt.Fprintf(w, "%d dropped\n", r.GetOffset())
+		case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED:
+			fmt.Fprintf(w, "%d superseded: not sent, the bus has a newer event of its key (v%d at offset %d)\n",
+				r.GetOffset(), r.GetSupersededByVersion(), r.GetSupersededByOffset())
+		case sink:
+			fmt.Fprintf(w, "%d redriven: the endpoint took v%d\n", r.GetOffset(), r.GetRedriveVersion())
 		case r.GetRedriveVersion() == 0:
 			fmt.Fprintf(w, "%d redriven: nothing to publish (the bus has the stored version, or it is being resolved)\n", r.GetOffset())
 		default:
@@ -338,7 +412,7 @@ func newDLQDropCmd(g *globals) *cobra.Command {
 			"Use it for letters that must not be published (or were fixed another way).",
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			offs, err := selection(cmd, args, all)
+			_, offs, err := selection(cmd, args, 1, all)
 			if err != nil {
 				return err
 			}
@@ -346,7 +420,7 @@ func newDLQDropCmd(g *globals) *cobra.Command {
 			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
 				return a.DropDeadLetters(ctx, connect.NewRequest(req))
 			}, func(m *wailv1.DropDeadLettersResponse) error {
-				printResolutions(g.stdout, m.GetResolutions())
+				printResolutions(g.stdout, m.GetResolutions(), false)
 				return nil
 			})
 		},

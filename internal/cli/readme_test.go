@@ -379,7 +379,7 @@ func runDemoLine(t *testing.T, where string, args []string) {
 // exampleLetters: README lines about the dead letters of an example; on
 // the test's server there are none, and not_found from the server proves
 // the command and its RPC are there.
-var exampleLetters = regexp.MustCompile(`^dlq (show|redrive|drop) orders [0-9]`)
+var exampleLetters = regexp.MustCompile(`^(sink )?dlq (show|redrive|drop) orders (billing )?[0-9]`)
 
 // runClientLine runs a client command against addr; tail and consume
 // run a second.

@@ -30,7 +30,7 @@ func newSinkCmd(g *globals) *cobra.Command {
 		RunE: groupRunE,
 	}
 	g.clientFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newSinkCreateCmd(g), newSinkLsCmd(g), newSinkDescribeCmd(g), newSinkPauseCmd(g, true), newSinkPauseCmd(g, false), newSinkDropCmd(g))
+	cmd.AddCommand(newSinkCreateCmd(g), newSinkLsCmd(g), newSinkDescribeCmd(g), newSinkPauseCmd(g, true), newSinkPauseCmd(g, false), newSinkDropCmd(g), newSinkDLQCmd(g))
 	return cmd
 }
 

@@ -107,6 +107,19 @@ func checkLetter(l *wailv1.DeadLetter) error {
 		case len(l.IntentOffsets) != len(l.Intents):
 			return fmt.Errorf("%w: %d intents but %d offsets", ErrInvalid, len(l.Intents), len(l.IntentOffsets))
 		}
+	case wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK:
+		switch {
+		case len(l.Key) == 0:
+			return fmt.Errorf("%w: no key", ErrInvalid)
+		case l.Sink == "":
+			return fmt.Errorf("%w: a sink's letter names no sink", ErrInvalid)
+		case l.Event == nil:
+			return fmt.Errorf("%w: a sink's letter has no event", ErrInvalid)
+		case l.EventOffset < -1:
+			return fmt.Errorf("%w: event offset %d", ErrInvalid, l.EventOffset)
+		case len(l.Intents) > 0 || len(l.IntentOffsets) > 0:
+			return fmt.Errorf("%w: a sink's letter has no intents", ErrInvalid)
+		}
 	case wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT:
 		switch {
 		case len(l.Key) == 0:
@@ -126,7 +139,8 @@ func checkResolution(r *wailv1.DeadLetterResolution) error {
 		return fmt.Errorf("%w: no resolution", ErrInvalid)
 	case r.Offset < 0:
 		return fmt.Errorf("%w: resolution of offset %d", ErrInvalid, r.Offset)
-	case r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN && r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
+	case r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN && r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED &&
+		r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED:
 		return fmt.Errorf("%w: action %v", ErrInvalid, r.Action)
 	}
 	return nil

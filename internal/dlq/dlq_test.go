@@ -28,6 +28,17 @@ var (
 		Error: "retention removed intents before they were resolved", GapStartOffset: 100, GapEndOffset: 250,
 		ResolverId: "host-7070", DeadAtUs: 1763700000126000,
 	}
+	goldenSink = &wailv1.DeadLetter{
+		Table: "orders", Partition: 2, Key: []byte("o-42"), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK,
+		Error: "gave up after 3 attempts in 1.2s: HTTP 500: boom", Attempts: 3, FirstAttemptUs: 1763700000125000,
+		LastAttemptUs: 1763700001325000, DeadAtUs: 1763700001326000, Sink: "billing", EventOffset: 77, HttpStatus: 500,
+		Event: &wailv1.ChangeEvent{Table: "orders", Key: []byte("o-42"), Op: wailv1.Op_OP_UPSERT, Version: 228014658021236743,
+			Value: []byte(`{"status":"paid"}`), EventId: "orders/o-42/228014658021236743"},
+	}
+	goldenSuperseded = &wailv1.DeadLetterResolution{
+		Offset: 18, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED, AtUs: 1763700002000000,
+		SupersededByVersion: 228014658021236900, SupersededByOffset: 80,
+	}
 	goldenResolution = &wailv1.DeadLetterResolution{
 		Offset: 17, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN, AtUs: 1763700001000000, RedriveVersion: 228014658021236800,
 	}
@@ -79,6 +90,20 @@ func TestWireFormat(t *testing.T) {
 			}
 			return r.Key, r.Value, nil
 		}, "gap/5", func(m *wailv1.DeadLetterRecord) bool { return proto.Equal(m.GetLetter(), goldenGap) }},
+		{"sink.golden", func() ([]byte, []byte, error) {
+			r, err := LetterRecord(goldenSink)
+			if err != nil {
+				return nil, nil, err
+			}
+			return r.Key, r.Value, nil
+		}, "o-42", func(m *wailv1.DeadLetterRecord) bool { return proto.Equal(m.GetLetter(), goldenSink) }},
+		{"superseded.golden", func() ([]byte, []byte, error) {
+			r, err := ResolutionRecord(goldenSuperseded)
+			if err != nil {
+				return nil, nil, err
+			}
+			return r.Key, r.Value, nil
+		}, "", func(m *wailv1.DeadLetterRecord) bool { return proto.Equal(m.GetResolution(), goldenSuperseded) }},
 		{"resolution.golden", func() ([]byte, []byte, error) {
 			r, err := ResolutionRecord(goldenResolution)
 			if err != nil {
@@ -123,6 +148,12 @@ func TestSnapshotLetter(t *testing.T) {
 	}
 }
 
+func sinkBad(f func(l *wailv1.DeadLetter)) *wailv1.DeadLetter {
+	l := proto.Clone(goldenSink).(*wailv1.DeadLetter)
+	f(l)
+	return l
+}
+
 func TestRejects(t *testing.T) {
 	bad := func(f func(l *wailv1.DeadLetter)) *wailv1.DeadLetter {
 		l := proto.Clone(goldenLetter).(*wailv1.DeadLetter)
@@ -140,6 +171,13 @@ func TestRejects(t *testing.T) {
 		"snapshot with intents": bad(func(l *wailv1.DeadLetter) { l.Kind = wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT }),
 		"snapshot without key": bad(func(l *wailv1.DeadLetter) {
 			l.Kind, l.Key, l.Intents, l.IntentOffsets = wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT, nil, nil, nil
+		}),
+		"sink without event": sinkBad(func(l *wailv1.DeadLetter) { l.Event = nil }),
+		"sink without name":  sinkBad(func(l *wailv1.DeadLetter) { l.Sink = "" }),
+		"sink without key":   sinkBad(func(l *wailv1.DeadLetter) { l.Key = nil }),
+		"sink offset -2":     sinkBad(func(l *wailv1.DeadLetter) { l.EventOffset = -2 }),
+		"sink with intents": sinkBad(func(l *wailv1.DeadLetter) {
+			l.Intents, l.IntentOffsets = goldenLetter.Intents, goldenLetter.IntentOffsets
 		}),
 		"empty gap": func() *wailv1.DeadLetter {
 			g := proto.Clone(goldenGap).(*wailv1.DeadLetter)
@@ -173,7 +211,7 @@ func TestRejects(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	for _, l := range []*wailv1.DeadLetter{goldenLetter, goldenGap} {
+	for _, l := range []*wailv1.DeadLetter{goldenLetter, goldenGap, goldenSink} {
 		r, _ := LetterRecord(l)
 		f.Add(r.Value)
 	}

@@ -31,10 +31,29 @@ var ErrNotFound = errors.New("no dead letter at that offset")
 type Queue struct {
 	log   intentlog.Log
 	table string
+	topic string
+	// ls is the command that lists the queue's letters (error messages).
+	ls string
+	// legacy reads a keyed record that is not a DeadLetterRecord as a
+	// letter of an older format, or returns nil (NewSinkQueue).
+	legacy func(*intentlog.Record) *wailv1.DeadLetter
 }
 
 // NewQueue returns the queue of a table on a log.
-func NewQueue(log intentlog.Log, table string) *Queue { return &Queue{log: log, table: table} }
+func NewQueue(log intentlog.Log, table string) *Queue {
+	return &Queue{log: log, table: table, topic: Topic(table), ls: "wail dlq ls " + table}
+}
+
+// NewSinkQueue returns the queue of a webhook sink's dead letters: the
+// same format in the sink's own topic (package sink names it). legacy,
+// when not nil, reads the records of an older format found there as
+// letters (nil: not one); what it returns must pass the format's checks.
+func NewSinkQueue(log intentlog.Log, table, sink, topic string, legacy func(*intentlog.Record) *wailv1.DeadLetter) *Queue {
+	return &Queue{log: log, table: table, topic: topic, ls: "wail sink dlq ls " + table + " " + sink, legacy: legacy}
+}
+
+// Topic is the queue's topic.
+func (q *Queue) Topic() string { return q.topic }
 
 // Table is the queue's table.
 func (q *Queue) Table() string { return q.table }
@@ -48,7 +67,7 @@ type snapshot struct {
 
 // snapshot folds the whole topic as it is now.
 func (q *Queue) snapshot(ctx context.Context) (*snapshot, error) {
-	start, end, err := q.log.Bounds(ctx, Topic(q.table), 0)
+	start, end, err := q.log.Bounds(ctx, q.topic, 0)
 	if errors.Is(err, intentlog.ErrUnknownTopic) {
 		start, end, err = 0, 0, nil // never provisioned: empty
 	}
@@ -69,7 +88,7 @@ func (q *Queue) read(ctx context.Context, from, end int64, fn func(*intentlog.Re
 	if from >= end {
 		return nil
 	}
-	rd, err := q.log.NewReader(Topic(q.table), 0, from)
+	rd, err := q.log.NewReader(q.topic, 0, from)
 	if err != nil {
 		return fmt.Errorf("dlq %s: read at %d: %w", q.table, from, err)
 	}
@@ -113,8 +132,8 @@ func (s *snapshot) letters(ctx context.Context, p pick) ([]*wailv1.DeadLetterEnt
 		if len(r.Key) == 0 || !p.keep(r.Offset, s.f.settled.has(r.Offset)) {
 			return true, nil
 		}
-		m, err := Decode(r.Value)
-		if err != nil || m.GetLetter() == nil {
+		l := s.q.letter(r)
+		if l == nil {
 			return true, nil // not a letter: nothing to list or settle
 		}
 		size += len(r.Value)
@@ -122,7 +141,6 @@ func (s *snapshot) letters(ctx context.Context, p pick) ([]*wailv1.DeadLetterEnt
 			more = true
 			return false, nil
 		}
-		l := m.GetLetter()
 		if p.slim {
 			l = &wailv1.DeadLetter{Table: l.Table, Partition: l.Partition, Key: l.Key, Kind: l.Kind,
 				GapStartOffset: l.GapStartOffset, GapEndOffset: l.GapEndOffset}
@@ -134,6 +152,20 @@ func (s *snapshot) letters(ctx context.Context, p pick) ([]*wailv1.DeadLetterEnt
 		return nil, false, err
 	}
 	return out, more, s.resolutions(ctx, out)
+}
+
+// letter returns the letter a keyed record holds, or nil.
+func (q *Queue) letter(r *intentlog.Record) *wailv1.DeadLetter {
+	if m, err := Decode(r.Value); err == nil {
+		return m.GetLetter()
+	}
+	if q.legacy == nil {
+		return nil
+	}
+	if l := q.legacy(r); l != nil && checkLetter(l) == nil {
+		return l
+	}
+	return nil
 }
 
 // resolutions fills in the first resolution of the settled entries.
@@ -233,7 +265,31 @@ func (s *snapshot) entries(ctx context.Context, offsets []int64, slim bool) ([]*
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: table %s, offsets %v (`wail dlq ls %s --include-settled` lists them)", ErrNotFound, s.q.table, missing, s.q.table)
+		return nil, fmt.Errorf("%w: %s, offsets %v (`%s --include-settled` lists them)", ErrNotFound, s.q.topic, missing, s.q.ls)
+	}
+	return out, nil
+}
+
+// Settled returns the first resolutions of those of offsets that are
+// settled now (a caller that settles letters itself checks again, under
+// its own lock, what another settled since it read them).
+func (q *Queue) Settled(ctx context.Context, offsets []int64) (map[int64]*wailv1.DeadLetterResolution, error) {
+	s, err := q.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var settled []*wailv1.DeadLetterEntry
+	for _, off := range offsets {
+		if s.f.settled.has(off) {
+			settled = append(settled, &wailv1.DeadLetterEntry{Offset: off})
+		}
+	}
+	if err := s.resolutions(ctx, settled); err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*wailv1.DeadLetterResolution, len(settled))
+	for _, e := range settled {
+		out[e.Offset] = e.Resolution
 	}
 	return out, nil
 }
@@ -251,7 +307,7 @@ func (q *Queue) Settle(ctx context.Context, res []*wailv1.DeadLetterResolution) 
 		}
 		recs[i] = rec
 	}
-	if err := q.log.Append(ctx, Topic(q.table), recs); err != nil {
+	if err := q.log.Append(ctx, q.topic, recs); err != nil {
 		return fmt.Errorf("dlq %s: settle %d letters: %w", q.table, len(res), err)
 	}
 	return nil

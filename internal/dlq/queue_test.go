@@ -251,3 +251,22 @@ func TestListBytes(t *testing.T) {
 		t.Errorf("drop --all of big letters: %d, %v", len(res), err)
 	}
 }
+
+// TestListLimits: no limit lists DefaultLimit letters, a limit above
+// MaxLimit lists MaxLimit, each saying more follow.
+func TestListLimits(t *testing.T) {
+	t.Parallel()
+	log := openLog(t)
+	q := NewQueue(log, "t")
+	letters := make([]*wailv1.DeadLetter, MaxLimit+1)
+	for i := range letters {
+		letters[i] = letter(fmt.Sprintf("k%d", i), 0)
+	}
+	appendLetters(t, log, letters...)
+	for _, c := range []struct{ limit, want int }{{0, DefaultLimit}, {MaxLimit * 5, MaxLimit}, {7, 7}} {
+		page, more, err := q.List(t.Context(), ListOptions{After: -1, Limit: c.limit})
+		if err != nil || len(page) != c.want || !more {
+			t.Errorf("limit %d: %d letters, more %v, %v; want %d and more", c.limit, len(page), more, err, c.want)
+		}
+	}
+}

@@ -59,6 +59,19 @@ func (sel Selection) check() error {
 // the topic), and returns the first resolutions of the settled letters
 // selected. Memory: a batch's keys.
 func (q *Queue) each(ctx context.Context, sel Selection, fn func([]*wailv1.DeadLetterEntry) error) ([]*wailv1.DeadLetterResolution, error) {
+	return q.pass(ctx, sel, true, fn)
+}
+
+// Open calls fn with the unsettled letters selected, whole (pages of at
+// most MaxLimit letters and MaxBytes of them with all; explicit offsets in
+// one batch), and returns the first resolutions of the settled letters
+// selected: for a caller that settles letters its own way (a sink's
+// redrive), with Settle.
+func (q *Queue) Open(ctx context.Context, sel Selection, fn func([]*wailv1.DeadLetterEntry) error) ([]*wailv1.DeadLetterResolution, error) {
+	return q.pass(ctx, sel, false, fn)
+}
+
+func (q *Queue) pass(ctx context.Context, sel Selection, slim bool, fn func([]*wailv1.DeadLetterEntry) error) ([]*wailv1.DeadLetterResolution, error) {
 	if err := sel.check(); err != nil {
 		return nil, err
 	}
@@ -67,7 +80,7 @@ func (q *Queue) each(ctx context.Context, sel Selection, fn func([]*wailv1.DeadL
 		return nil, err
 	}
 	if !sel.All {
-		entries, err := s.entries(ctx, sel.Offsets, true)
+		entries, err := s.entries(ctx, sel.Offsets, slim)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +103,11 @@ func (q *Queue) each(ctx context.Context, sel Selection, fn func([]*wailv1.DeadL
 		return settled, fn(open)
 	}
 	for after := int64(-1); ; {
-		page, more, err := s.letters(ctx, pick{after: after, limit: MaxLimit, slim: true, keep: func(_ int64, settled bool) bool { return !settled }})
+		p := pick{after: after, limit: MaxLimit, slim: slim, keep: func(_ int64, settled bool) bool { return !settled }}
+		if !slim {
+			p.maxBytes = MaxBytes
+		}
+		page, more, err := s.letters(ctx, p)
 		if err != nil {
 			return nil, err
 		}

@@ -12,40 +12,24 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
 )
 
-// deadLetters reads a sink's dead-letter topic.
-func (f *fixture) deadLetters(name string) (evs []*wailv1.ChangeEvent, headers []map[string]string) {
+// deadLetters reads a sink's dead letters (settled ones too).
+func (f *fixture) deadLetters(m *Manager, name string) (evs []*wailv1.ChangeEvent, ls []*wailv1.DeadLetter) {
 	f.t.Helper()
-	ctx := context.Background()
-	topic := DeadLetterTopic(testTable, name)
-	_, end, err := f.log.Bounds(ctx, topic, 0)
+	q, err := m.DeadLetters(context.Background(), testTable, name)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	r, err := f.log.NewReader(topic, 0, 0)
+	es, _, err := q.List(context.Background(), dlq.ListOptions{IncludeSettled: true, After: -1, Limit: dlq.MaxLimit})
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	defer r.Close()
-	for r.Position() < end {
-		recs, err := r.Next(ctx)
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		for _, rec := range recs {
-			var e wailv1.ChangeEvent
-			if err := proto.Unmarshal(rec.Value, &e); err != nil {
-				f.t.Fatal(err)
-			}
-			h := map[string]string{}
-			for _, x := range rec.Headers {
-				h[x.Key] = string(x.Value)
-			}
-			evs, headers = append(evs, &e), append(headers, h)
-		}
+	for _, e := range es {
+		evs, ls = append(evs, e.Letter.Event), append(ls, e.Letter)
 	}
-	return evs, headers
+	return evs, ls
 }
 
 // TestSinkBounds: a batch is dead-lettered once its attempts or its retry
@@ -57,12 +41,12 @@ func TestSinkBounds(t *testing.T) {
 		status       int
 		maxAttempts  int32
 		maxRetryMs   int64
-		wantAttempts string // of the dead letter, "" for any
+		wantAttempts uint32 // of the dead letter, 0 for any
 		wantInError  string
 	}{
-		{"attempts", http.StatusInternalServerError, 3, 60_000, "3", "gave up after 3 attempts"},
-		{"time", http.StatusBadGateway, 0, 300, "", "gave up after"},
-		{"refused", http.StatusBadRequest, 0, 60_000, "1", "HTTP 400"},
+		{"attempts", http.StatusInternalServerError, 3, 60_000, 3, "gave up after 3 attempts"},
+		{"time", http.StatusBadGateway, 0, 300, 0, "gave up after"},
+		{"refused", http.StatusBadRequest, 0, 60_000, 1, "HTTP 400"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, 1)
@@ -87,15 +71,16 @@ func TestSinkBounds(t *testing.T) {
 			if got := ep.events()[0]; string(got.Key) != "after" {
 				t.Fatalf("received %s, want only the event after the poison one", got.Key)
 			}
-			evs, hs := f.deadLetters("b")
+			evs, ls := f.deadLetters(m, "b")
 			if len(evs) != 1 || string(evs[0].Key) != "poison" || evs[0].Version != 1 {
 				t.Fatalf("dead letters %v, want poison@1", evs)
 			}
-			if c.wantAttempts != "" && hs[0]["wail.sink.attempts"] != c.wantAttempts {
-				t.Errorf("attempts %q, want %s", hs[0]["wail.sink.attempts"], c.wantAttempts)
+			if c.wantAttempts != 0 && ls[0].Attempts != c.wantAttempts {
+				t.Errorf("attempts %d, want %d", ls[0].Attempts, c.wantAttempts)
 			}
-			if !strings.Contains(hs[0]["wail.sink.error"], c.wantInError) || hs[0]["wail.sink.source"] != "t/0/0" {
-				t.Errorf("headers %v, want an error with %q and source t/0/0", hs[0], c.wantInError)
+			if !strings.Contains(ls[0].Error, c.wantInError) || ls[0].Partition != 0 || ls[0].EventOffset != 0 ||
+				ls[0].HttpStatus != int32(c.status) || ls[0].Permanent != (c.status == http.StatusBadRequest) {
+				t.Errorf("letter %v, want an error with %q, status %d, bus offset 0 of partition 0", ls[0], c.wantInError, c.status)
 			}
 			var st *wailv1.SinkStatus
 			waitFor(t, "the acknowledgement", time.Minute, func() bool {

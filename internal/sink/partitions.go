@@ -35,20 +35,29 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 			case <-ctx.Done():
 				return
 			}
+			// The partition's lock: a redrive of its dead letters
+			// (redrive.go) waits for the batch, and the batch for it.
+			unlock, err := r.lockPartition(ctx, msg.Partition)
+			if err != nil {
+				return
+			}
 			// Checked here, in order, just before delivery: a batch of a
 			// partition that moved is dropped, and a queued batch does not
 			// count as delivered (its lease starts when it is posted).
 			if !sess.Check(msg) {
+				unlock()
 				continue
 			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
+				unlock()
 				return
 			}
 			owns := func() bool { return sess.Owns(msg.Partition, msg.Epoch) }
-			err := r.handle(ctx, msg, owns)
+			err = r.handle(ctx, msg, owns)
 			<-slots
+			unlock()
 			if err != nil && !errors.Is(err, errMoved) {
 				cancel(err)
 				return
@@ -65,7 +74,10 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 			return err
 		}
 		if msg.Granted != nil || msg.Revoked != nil {
-			continue // a revoked partition's queued batches fail Check
+			// Recorded for redrive; a revoked partition's queued batches
+			// fail Check.
+			r.granted(sess, msg)
+			continue
 		}
 		q, ok := queues[msg.Partition]
 		if !ok {

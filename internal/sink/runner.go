@@ -40,6 +40,12 @@ type runner struct {
 
 	dlqMu sync.Mutex // partitions dead-letter at once
 	dlq   bool       // the dead-letter topic was made
+
+	// Partition locks and grants, for redrive (redrive.go).
+	pmu    sync.Mutex
+	plocks map[int32]chan struct{}
+	sess   *group.Session
+	epochs map[int32]uint64
 }
 
 // stats are a sink's counters since the process started (describe).
@@ -194,7 +200,7 @@ func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string,
 			r.delivered(len(b.Events))
 			return nil
 		case refused:
-			return r.deadLetter(ctx, recs, a.err, n)
+			return r.deadLetter(ctx, recs, failure{err: a.err, status: a.status, attempts: n, first: first, last: time.Now(), permanent: true})
 		}
 		r.stats.retries.Add(1)
 		r.stats.retrying.Store(true)
@@ -203,7 +209,8 @@ func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string,
 		r.m.updateLag(ctx, r)
 		wait := r.pol.backoff(n, rand.Float64(), a.retryAfter)
 		if r.pol.giveUp(n, time.Since(first), wait) {
-			return r.deadLetter(ctx, recs, fmt.Errorf("gave up after %d attempts in %s: %w", n, time.Since(first).Round(time.Millisecond), a.err), n)
+			return r.deadLetter(ctx, recs, failure{err: fmt.Errorf("gave up after %d attempts in %s: %w", n, time.Since(first).Round(time.Millisecond), a.err),
+				status: a.status, attempts: n, first: first, last: time.Now()})
 		}
 		select {
 		case <-time.After(wait):
@@ -223,33 +230,16 @@ func (r *runner) delivered(events int) {
 	r.m.metrics.delivered.WithLabelValues(r.labels()...).Add(float64(events))
 }
 
-// deadLetter appends the records, as they were on the bus, to the sink's
+// deadLetter appends the records' letters (deadletter.go) to the sink's
 // dead-letter topic with why and after how many attempts.
-func (r *runner) deadLetter(ctx context.Context, recs []intentlog.Record, why error, attempts int) error {
+func (r *runner) deadLetter(ctx context.Context, recs []intentlog.Record, f failure) error {
 	topic := DeadLetterTopic(r.def.Table, r.def.Name)
-	r.dlqMu.Lock()
-	if !r.dlq {
-		if err := r.m.log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{Retention: r.m.dlqRetention}); err != nil {
-			r.dlqMu.Unlock()
-			return fmt.Errorf("dead-letter topic %s: %w", topic, err)
-		}
-		r.dlq = true
-	}
-	r.dlqMu.Unlock()
-	out := make([]*intentlog.Record, len(recs))
-	for i, rec := range recs {
-		out[i] = &intentlog.Record{Key: rec.Key, Value: rec.Value, Headers: []intentlog.Header{
-			{Key: "wail.sink.error", Value: []byte(why.Error())},
-			{Key: "wail.sink.attempts", Value: []byte(strconv.Itoa(attempts))},
-			{Key: "wail.sink.source", Value: []byte(r.def.Table + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10))},
-		}}
-	}
-	if err := r.m.log.Append(ctx, topic, out); err != nil {
-		return fmt.Errorf("dead-letter %d events to %s: %w", len(recs), topic, err)
+	if err := r.appendLetters(ctx, r.letters(recs, f, time.Now())); err != nil {
+		return err
 	}
 	r.stats.deadLettered.Add(int64(len(recs)))
 	r.m.metrics.deadLettered.WithLabelValues(r.labels()...).Add(float64(len(recs)))
-	r.failed(fmt.Errorf("dead-lettered %d events to %s: %w", len(recs), topic, why))
+	r.failed(fmt.Errorf("dead-lettered %d events to %s (`wail sink dlq ls %s %s`): %w", len(recs), topic, r.def.Table, r.def.Name, f.err))
 	r.stats.retrying.Store(true) // cleared (with health) by the next delivery
 	return nil
 }

@@ -43,7 +43,11 @@ func (r *runner) snapshot(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				recs = append(recs, intentlog.Record{Key: e.Event.Key, Value: v, Partition: e.Partition, Offset: e.Offset})
+				off := e.Offset
+				if e.Snapshot {
+					off = -1 // a row read from the store: no bus position (its dead letter says so)
+				}
+				recs = append(recs, intentlog.Record{Key: e.Event.Key, Value: v, Partition: e.Partition, Offset: off})
 			}
 			// (not a group member yet: nothing to lose; ctx ends when this
 			// process lost the snapshot's claim to another process)

@@ -233,6 +233,11 @@ const (
 	// guard); it was not delivered. No intents: key and snapshot_version say
 	// which row.
 	DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT DeadLetterKind = 4
+	// SINK: a webhook sink gave up on delivering an event (sink, event,
+	// event_offset, http_status say which and why); it lives in the sink's
+	// dead-letter topic (wail.sink.<table>.<name>.dlq), not the table's, and
+	// `wail sink dlq redrive` delivers it again. No intents.
+	DeadLetterKind_DEAD_LETTER_KIND_SINK DeadLetterKind = 5
 )
 
 // Enum value maps for DeadLetterKind.
@@ -243,6 +248,7 @@ var (
 		2: "DEAD_LETTER_KIND_READ",
 		3: "DEAD_LETTER_KIND_GAP",
 		4: "DEAD_LETTER_KIND_SNAPSHOT",
+		5: "DEAD_LETTER_KIND_SINK",
 	}
 	DeadLetterKind_value = map[string]int32{
 		"DEAD_LETTER_KIND_UNSPECIFIED": 0,
@@ -250,6 +256,7 @@ var (
 		"DEAD_LETTER_KIND_READ":        2,
 		"DEAD_LETTER_KIND_GAP":         3,
 		"DEAD_LETTER_KIND_SNAPSHOT":    4,
+		"DEAD_LETTER_KIND_SINK":        5,
 	}
 )
 
@@ -289,6 +296,11 @@ const (
 	DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN DeadLetterAction = 1
 	// DROPPED: the dead letter was discarded without an event.
 	DeadLetterAction_DEAD_LETTER_ACTION_DROPPED DeadLetterAction = 2
+	// SUPERSEDED: a SINK letter was not delivered because the bus holds a
+	// newer event of its key after it (delivered, to be delivered, or in a
+	// newer letter): delivering the older one would send the endpoint an
+	// older state after a newer one. superseded_by_* name that event.
+	DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED DeadLetterAction = 3
 )
 
 // Enum value maps for DeadLetterAction.
@@ -297,11 +309,13 @@ var (
 		0: "DEAD_LETTER_ACTION_UNSPECIFIED",
 		1: "DEAD_LETTER_ACTION_REDRIVEN",
 		2: "DEAD_LETTER_ACTION_DROPPED",
+		3: "DEAD_LETTER_ACTION_SUPERSEDED",
 	}
 	DeadLetterAction_value = map[string]int32{
 		"DEAD_LETTER_ACTION_UNSPECIFIED": 0,
 		"DEAD_LETTER_ACTION_REDRIVEN":    1,
 		"DEAD_LETTER_ACTION_DROPPED":     2,
+		"DEAD_LETTER_ACTION_SUPERSEDED":  3,
 	}
 )
 
@@ -2312,8 +2326,19 @@ type DeadLetter struct {
 	DeadAtUs       int64 `protobuf:"varint,15,opt,name=dead_at_us,json=deadAtUs,proto3" json:"dead_at_us,omitempty"`
 	// SNAPSHOT: the version of the row the snapshot read.
 	SnapshotVersion uint64 `protobuf:"varint,16,opt,name=snapshot_version,json=snapshotVersion,proto3" json:"snapshot_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// SINK: the sink's name; the event as it was on the bus (partition is
+	// its bus partition); event_offset its offset there (-1: a row of the
+	// sink's snapshot, read from the store: no bus position); http_status
+	// the last answer's status (0: none, a timeout or a connection error).
+	// An event too large to keep in a letter (event_stripped) keeps only
+	// its key, op, version and event_id: redrive reads it from the bus.
+	Sink          string       `protobuf:"bytes,17,opt,name=sink,proto3" json:"sink,omitempty"`
+	Event         *ChangeEvent `protobuf:"bytes,18,opt,name=event,proto3" json:"event,omitempty"`
+	EventOffset   int64        `protobuf:"varint,19,opt,name=event_offset,json=eventOffset,proto3" json:"event_offset,omitempty"`
+	HttpStatus    int32        `protobuf:"varint,20,opt,name=http_status,json=httpStatus,proto3" json:"http_status,omitempty"`
+	EventStripped bool         `protobuf:"varint,21,opt,name=event_stripped,json=eventStripped,proto3" json:"event_stripped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeadLetter) Reset() {
@@ -2458,6 +2483,41 @@ func (x *DeadLetter) GetSnapshotVersion() uint64 {
 	return 0
 }
 
+func (x *DeadLetter) GetSink() string {
+	if x != nil {
+		return x.Sink
+	}
+	return ""
+}
+
+func (x *DeadLetter) GetEvent() *ChangeEvent {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *DeadLetter) GetEventOffset() int64 {
+	if x != nil {
+		return x.EventOffset
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetHttpStatus() int32 {
+	if x != nil {
+		return x.HttpStatus
+	}
+	return 0
+}
+
+func (x *DeadLetter) GetEventStripped() bool {
+	if x != nil {
+		return x.EventStripped
+	}
+	return false
+}
+
 // DeadLetterResolution settles the dead letter at offset of the same topic.
 type DeadLetterResolution struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -2466,10 +2526,15 @@ type DeadLetterResolution struct {
 	AtUs   int64                  `protobuf:"varint,3,opt,name=at_us,json=atUs,proto3" json:"at_us,omitempty"`
 	// redrive_version is the version of the intent logged to resolve the key
 	// again (REDRIVEN); 0 when the bus already held an event at or above the
-	// store's version, so nothing needed publishing.
+	// store's version, so nothing needed publishing. SINK letters: the
+	// version of the event delivered to the endpoint.
 	RedriveVersion uint64 `protobuf:"varint,4,opt,name=redrive_version,json=redriveVersion,proto3" json:"redrive_version,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// SUPERSEDED: the newer event of the key on the bus (its version and
+	// offset in the letter's bus partition).
+	SupersededByVersion uint64 `protobuf:"varint,5,opt,name=superseded_by_version,json=supersededByVersion,proto3" json:"superseded_by_version,omitempty"`
+	SupersededByOffset  int64  `protobuf:"varint,6,opt,name=superseded_by_offset,json=supersededByOffset,proto3" json:"superseded_by_offset,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *DeadLetterResolution) Reset() {
@@ -2526,6 +2591,20 @@ func (x *DeadLetterResolution) GetAtUs() int64 {
 func (x *DeadLetterResolution) GetRedriveVersion() uint64 {
 	if x != nil {
 		return x.RedriveVersion
+	}
+	return 0
+}
+
+func (x *DeadLetterResolution) GetSupersededByVersion() uint64 {
+	if x != nil {
+		return x.SupersededByVersion
+	}
+	return 0
+}
+
+func (x *DeadLetterResolution) GetSupersededByOffset() int64 {
+	if x != nil {
+		return x.SupersededByOffset
 	}
 	return 0
 }
@@ -2690,7 +2769,10 @@ type ListDeadLettersRequest struct {
 	// limit caps the entries (0: the server default, 100; at most 1000,
 	// larger values count as 1000). A page also holds at most 4 MiB of
 	// letters (at least one); more says whether others follow.
-	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// sink: the dead letters of this webhook sink of the table (its topic
+	// wail.sink.<table>.<sink>.dlq) instead of the table's.
+	Sink          string `protobuf:"bytes,5,opt,name=sink,proto3" json:"sink,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2753,6 +2835,13 @@ func (x *ListDeadLettersRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListDeadLettersRequest) GetSink() string {
+	if x != nil {
+		return x.Sink
+	}
+	return ""
+}
+
 type ListDeadLettersResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Entries []*DeadLetterEntry     `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
@@ -2807,9 +2896,12 @@ func (x *ListDeadLettersResponse) GetMore() bool {
 }
 
 type GetDeadLetterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Table  string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Offset int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	// sink: the dead letters of this webhook sink of the table (its topic
+	// wail.sink.<table>.<sink>.dlq) instead of the table's.
+	Sink          string `protobuf:"bytes,3,opt,name=sink,proto3" json:"sink,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2856,6 +2948,13 @@ func (x *GetDeadLetterRequest) GetOffset() int64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *GetDeadLetterRequest) GetSink() string {
+	if x != nil {
+		return x.Sink
+	}
+	return ""
 }
 
 type GetDeadLetterResponse struct {
@@ -2906,8 +3005,13 @@ type RedriveDeadLettersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
 	// offsets to redrive; all redrives every unsettled dead letter instead.
-	Offsets       []int64 `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
-	All           bool    `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	Offsets []int64 `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	All     bool    `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	// sink: the dead letters of this webhook sink of the table (its topic
+	// wail.sink.<table>.<sink>.dlq) instead of the table's: each event is
+	// delivered again to the sink's endpoint, in per-key order, or settled
+	// SUPERSEDED (see DeadLetterAction); the sink must run in this process.
+	Sink          string `protobuf:"bytes,4,opt,name=sink,proto3" json:"sink,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2961,6 +3065,13 @@ func (x *RedriveDeadLettersRequest) GetAll() bool {
 		return x.All
 	}
 	return false
+}
+
+func (x *RedriveDeadLettersRequest) GetSink() string {
+	if x != nil {
+		return x.Sink
+	}
+	return ""
 }
 
 type RedriveDeadLettersResponse struct {
@@ -3018,10 +3129,13 @@ func (x *RedriveDeadLettersResponse) GetGapReconcile() *ReconcileTableResponse {
 }
 
 type DropDeadLettersRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Offsets       []int64                `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
-	All           bool                   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Table   string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Offsets []int64                `protobuf:"varint,2,rep,packed,name=offsets,proto3" json:"offsets,omitempty"`
+	All     bool                   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	// sink: the dead letters of this webhook sink of the table (its topic
+	// wail.sink.<table>.<sink>.dlq) instead of the table's.
+	Sink          string `protobuf:"bytes,4,opt,name=sink,proto3" json:"sink,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3075,6 +3189,13 @@ func (x *DropDeadLettersRequest) GetAll() bool {
 		return x.All
 	}
 	return false
+}
+
+func (x *DropDeadLettersRequest) GetSink() string {
+	if x != nil {
+		return x.Sink
+	}
+	return ""
 }
 
 type DropDeadLettersResponse struct {
@@ -4785,8 +4906,8 @@ type SinkStatus struct {
 	LastError         string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	LastErrorAtMs     int64  `protobuf:"varint,9,opt,name=last_error_at_ms,json=lastErrorAtMs,proto3" json:"last_error_at_ms,omitempty"`
 	LastDeliveredAtMs int64  `protobuf:"varint,10,opt,name=last_delivered_at_ms,json=lastDeliveredAtMs,proto3" json:"last_delivered_at_ms,omitempty"`
-	// dead_letter_topic holds the batches given up on (records: the
-	// events, with headers wail.sink.error and wail.sink.attempts).
+	// dead_letter_topic holds the events given up on: DeadLetterRecords,
+	// one letter of kind SINK per event (`wail sink dlq ls`).
 	DeadLetterTopic string            `protobuf:"bytes,11,opt,name=dead_letter_topic,json=deadLetterTopic,proto3" json:"dead_letter_topic,omitempty"`
 	Partitions      []*GroupPartition `protobuf:"bytes,12,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	// snapshot_events: the events a "snapshot" sink delivered in its
@@ -5695,7 +5816,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05table\x18\x01 \x01(\v2\x0e.wail.v1.TableR\x05table\x12,\n" +
 	"\x12intent_end_offsets\x18\x02 \x03(\x03R\x10intentEndOffsets\x12*\n" +
 	"\x11event_end_offsets\x18\x03 \x03(\x03R\x0feventEndOffsets\x12+\n" +
-	"\x11committed_offsets\x18\x04 \x03(\x03R\x10committedOffsets\"\xad\x04\n" +
+	"\x11committed_offsets\x18\x04 \x03(\x03R\x10committedOffsets\"\xd8\x05\n" +
 	"\n" +
 	"DeadLetter\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x1c\n" +
@@ -5716,12 +5837,20 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0egap_end_offset\x18\x0e \x01(\x03R\fgapEndOffset\x12\x1c\n" +
 	"\n" +
 	"dead_at_us\x18\x0f \x01(\x03R\bdeadAtUs\x12)\n" +
-	"\x10snapshot_version\x18\x10 \x01(\x04R\x0fsnapshotVersion\"\x9f\x01\n" +
+	"\x10snapshot_version\x18\x10 \x01(\x04R\x0fsnapshotVersion\x12\x12\n" +
+	"\x04sink\x18\x11 \x01(\tR\x04sink\x12*\n" +
+	"\x05event\x18\x12 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12!\n" +
+	"\fevent_offset\x18\x13 \x01(\x03R\veventOffset\x12\x1f\n" +
+	"\vhttp_status\x18\x14 \x01(\x05R\n" +
+	"httpStatus\x12%\n" +
+	"\x0eevent_stripped\x18\x15 \x01(\bR\reventStripped\"\x85\x02\n" +
 	"\x14DeadLetterResolution\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x121\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x19.wail.v1.DeadLetterActionR\x06action\x12\x13\n" +
 	"\x05at_us\x18\x03 \x01(\x03R\x04atUs\x12'\n" +
-	"\x0fredrive_version\x18\x04 \x01(\x04R\x0eredriveVersion\"\x8b\x01\n" +
+	"\x0fredrive_version\x18\x04 \x01(\x04R\x0eredriveVersion\x122\n" +
+	"\x15superseded_by_version\x18\x05 \x01(\x04R\x13supersededByVersion\x120\n" +
+	"\x14superseded_by_offset\x18\x06 \x01(\x03R\x12supersededByOffset\"\x8b\x01\n" +
 	"\x10DeadLetterRecord\x12-\n" +
 	"\x06letter\x18\x01 \x01(\v2\x13.wail.v1.DeadLetterH\x00R\x06letter\x12?\n" +
 	"\n" +
@@ -5733,32 +5862,36 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06letter\x18\x02 \x01(\v2\x13.wail.v1.DeadLetterR\x06letter\x12=\n" +
 	"\n" +
 	"resolution\x18\x03 \x01(\v2\x1d.wail.v1.DeadLetterResolutionR\n" +
-	"resolution\"\xa6\x01\n" +
+	"resolution\"\xba\x01\n" +
 	"\x16ListDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12'\n" +
 	"\x0finclude_settled\x18\x02 \x01(\bR\x0eincludeSettled\x12&\n" +
 	"\fafter_offset\x18\x03 \x01(\x03H\x00R\vafterOffset\x88\x01\x01\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limitB\x0f\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x12\n" +
+	"\x04sink\x18\x05 \x01(\tR\x04sinkB\x0f\n" +
 	"\r_after_offset\"a\n" +
 	"\x17ListDeadLettersResponse\x122\n" +
 	"\aentries\x18\x01 \x03(\v2\x18.wail.v1.DeadLetterEntryR\aentries\x12\x12\n" +
-	"\x04more\x18\x02 \x01(\bR\x04more\"D\n" +
+	"\x04more\x18\x02 \x01(\bR\x04more\"X\n" +
 	"\x14GetDeadLetterRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
-	"\x06offset\x18\x02 \x01(\x03R\x06offset\"G\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04sink\x18\x03 \x01(\tR\x04sink\"G\n" +
 	"\x15GetDeadLetterResponse\x12.\n" +
-	"\x05entry\x18\x01 \x01(\v2\x18.wail.v1.DeadLetterEntryR\x05entry\"]\n" +
+	"\x05entry\x18\x01 \x01(\v2\x18.wail.v1.DeadLetterEntryR\x05entry\"q\n" +
 	"\x19RedriveDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
-	"\x03all\x18\x03 \x01(\bR\x03all\"\xa3\x01\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\x12\x12\n" +
+	"\x04sink\x18\x04 \x01(\tR\x04sink\"\xa3\x01\n" +
 	"\x1aRedriveDeadLettersResponse\x12?\n" +
 	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\x12D\n" +
-	"\rgap_reconcile\x18\x02 \x01(\v2\x1f.wail.v1.ReconcileTableResponseR\fgapReconcile\"Z\n" +
+	"\rgap_reconcile\x18\x02 \x01(\v2\x1f.wail.v1.ReconcileTableResponseR\fgapReconcile\"n\n" +
 	"\x16DropDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
-	"\x03all\x18\x03 \x01(\bR\x03all\"Z\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\x12\x12\n" +
+	"\x04sink\x18\x04 \x01(\tR\x04sink\"Z\n" +
 	"\x17DropDeadLettersResponse\x12?\n" +
 	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\"D\n" +
 	"\x15ReconcileTableRequest\x12\x12\n" +
@@ -5953,17 +6086,19 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x14TABLE_STATE_CREATING\x10\x01\x12\x15\n" +
 	"\x11TABLE_STATE_READY\x10\x02\x12\x18\n" +
 	"\x14TABLE_STATE_DROPPING\x10\x03\x12\x18\n" +
-	"\x14TABLE_STATE_DELETING\x10\x04*\xa4\x01\n" +
+	"\x14TABLE_STATE_DELETING\x10\x04*\xbf\x01\n" +
 	"\x0eDeadLetterKind\x12 \n" +
 	"\x1cDEAD_LETTER_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18DEAD_LETTER_KIND_PUBLISH\x10\x01\x12\x19\n" +
 	"\x15DEAD_LETTER_KIND_READ\x10\x02\x12\x18\n" +
 	"\x14DEAD_LETTER_KIND_GAP\x10\x03\x12\x1d\n" +
-	"\x19DEAD_LETTER_KIND_SNAPSHOT\x10\x04*w\n" +
+	"\x19DEAD_LETTER_KIND_SNAPSHOT\x10\x04\x12\x19\n" +
+	"\x15DEAD_LETTER_KIND_SINK\x10\x05*\x9a\x01\n" +
 	"\x10DeadLetterAction\x12\"\n" +
 	"\x1eDEAD_LETTER_ACTION_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bDEAD_LETTER_ACTION_REDRIVEN\x10\x01\x12\x1e\n" +
-	"\x1aDEAD_LETTER_ACTION_DROPPED\x10\x022\xb6\x02\n" +
+	"\x1aDEAD_LETTER_ACTION_DROPPED\x10\x02\x12!\n" +
+	"\x1dDEAD_LETTER_ACTION_SUPERSEDED\x10\x032\xb6\x02\n" +
 	"\x0fProducerService\x120\n" +
 	"\x03Put\x12\x13.wail.v1.PutRequest\x1a\x14.wail.v1.PutResponse\x129\n" +
 	"\x06Delete\x12\x16.wail.v1.DeleteRequest\x1a\x17.wail.v1.DeleteResponse\x126\n" +
@@ -6125,95 +6260,96 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	20, // 23: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
 	3,  // 24: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
 	5,  // 25: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
-	4,  // 26: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
-	33, // 27: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
-	34, // 28: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
-	33, // 29: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
-	34, // 30: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
-	36, // 31: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
-	36, // 32: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
-	34, // 33: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	47, // 34: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
-	34, // 35: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	46, // 36: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	6,  // 37: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
-	6,  // 38: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	49, // 39: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
-	6,  // 40: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	52, // 41: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	54, // 42: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	56, // 43: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	61, // 44: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	61, // 45: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	6,  // 46: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
-	65, // 47: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
-	61, // 48: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
-	65, // 49: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
-	65, // 50: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
-	67, // 51: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
-	67, // 52: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
-	65, // 53: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
-	65, // 54: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
-	65, // 55: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
-	10, // 56: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 57: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 58: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 59: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 60: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	23, // 61: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	29, // 62: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	31, // 63: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	24, // 64: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	26, // 65: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	45, // 66: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	37, // 67: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	39, // 68: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	41, // 69: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	43, // 70: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	68, // 71: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
-	70, // 72: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
-	72, // 73: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
-	74, // 74: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
-	76, // 75: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
-	78, // 76: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
-	48, // 77: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	51, // 78: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	55, // 79: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	58, // 80: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	60, // 81: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	63, // 82: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 83: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 84: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 85: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 86: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 87: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	28, // 88: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	30, // 89: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	32, // 90: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	25, // 91: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	27, // 92: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	47, // 93: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	38, // 94: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	40, // 95: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	42, // 96: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	44, // 97: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	69, // 98: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
-	71, // 99: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
-	73, // 100: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
-	75, // 101: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
-	77, // 102: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
-	79, // 103: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
-	50, // 104: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	53, // 105: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	57, // 106: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	59, // 107: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	62, // 108: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	64, // 109: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	83, // [83:110] is the sub-list for method output_type
-	56, // [56:83] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	6,  // 26: wail.v1.DeadLetter.event:type_name -> wail.v1.ChangeEvent
+	4,  // 27: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
+	33, // 28: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
+	34, // 29: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
+	33, // 30: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
+	34, // 31: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
+	36, // 32: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	36, // 33: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	34, // 34: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	47, // 35: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	34, // 36: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	46, // 37: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	6,  // 38: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
+	6,  // 39: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	49, // 40: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	6,  // 41: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	52, // 42: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	54, // 43: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	56, // 44: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	61, // 45: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	61, // 46: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	6,  // 47: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	65, // 48: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	61, // 49: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	65, // 50: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	65, // 51: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	67, // 52: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	67, // 53: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	65, // 54: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	65, // 55: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	65, // 56: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 57: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 58: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 59: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 60: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 61: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	23, // 62: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	29, // 63: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	31, // 64: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	24, // 65: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	26, // 66: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	45, // 67: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	37, // 68: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	39, // 69: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	41, // 70: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	43, // 71: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	68, // 72: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	70, // 73: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	72, // 74: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	74, // 75: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	76, // 76: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	78, // 77: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	48, // 78: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	51, // 79: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	55, // 80: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	58, // 81: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	60, // 82: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	63, // 83: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 84: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 85: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 86: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 87: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 88: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	28, // 89: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	30, // 90: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	32, // 91: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	25, // 92: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	27, // 93: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	47, // 94: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	38, // 95: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	40, // 96: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	42, // 97: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	44, // 98: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	69, // 99: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	71, // 100: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	73, // 101: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	75, // 102: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	77, // 103: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	79, // 104: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	50, // 105: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	53, // 106: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	57, // 107: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	59, // 108: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	62, // 109: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	64, // 110: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	84, // [84:111] is the sub-list for method output_type
+	57, // [57:84] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
