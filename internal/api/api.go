@@ -65,11 +65,13 @@ func (m *Mux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Reque
 // Patterns are the patterns registered, in order.
 func (m *Mux) Patterns() []string { return m.patterns }
 
-// Mount adds the services to mux, each with JSONCodecs and opts.
+// Mount adds the services to mux, each with JSONCodecs and opts; the
+// Producer service decodes binary writes with writeCodec.
 func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 	all := append(JSONCodecs(), opts...)
 	if s.Producer != nil {
-		popts := append(append([]connect.HandlerOption(nil), all...), s.ProducerOptions...)
+		popts := append(append([]connect.HandlerOption(nil), all...), producerCodec())
+		popts = append(popts, s.ProducerOptions...)
 		mux.Handle(wailv1connect.NewProducerServiceHandler(s.Producer, popts...))
 	}
 	mux.Handle(wailv1connect.NewAdminServiceHandler(s.Admin, all...))

@@ -1,0 +1,186 @@
+package api
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+// checkLikeProto decodes b with writeCodec and with proto.Unmarshal into a
+// fresh msg each and fails unless both fail or both give equal messages,
+// with nil and empty bytes fields alike and unknown fields kept.
+func checkLikeProto(t *testing.T, b []byte, fresh func() proto.Message) {
+	t.Helper()
+	got, want := fresh(), fresh()
+	gotErr := writeCodec{}.Unmarshal(b, got)
+	wantErr := proto.Unmarshal(b, want)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%x: writeCodec error %v, proto.Unmarshal error %v", b, gotErr, wantErr)
+	}
+	if wantErr != nil {
+		return
+	}
+	if !proto.Equal(got, want) {
+		t.Fatalf("%x: writeCodec decoded %v, proto.Unmarshal %v", b, got, want)
+	}
+	g, _ := proto.Marshal(got)
+	w, _ := proto.Marshal(want)
+	if !bytes.Equal(g, w) {
+		t.Fatalf("%x: re-encoded differently: %x vs %x", b, g, w)
+	}
+	if gm, ok := got.(*wailv1.WriteRequest); ok {
+		wm := want.(*wailv1.WriteRequest)
+		for i := range gm.Mutations {
+			if (gm.Mutations[i].Key == nil) != (wm.Mutations[i].Key == nil) || (gm.Mutations[i].Value == nil) != (wm.Mutations[i].Value == nil) {
+				t.Fatalf("%x: mutation %d: nil-ness of key/value differs from proto.Unmarshal", b, i)
+			}
+		}
+	}
+}
+
+func writeReq() proto.Message  { return &wailv1.WriteRequest{} }
+func streamReq() proto.Message { return &wailv1.WriteStreamRequest{} }
+
+func mustMarshal(t testing.TB, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestWriteCodecLikeProto(t *testing.T) {
+	muts := []*wailv1.Mutation{
+		{Table: "orders", Key: []byte("k1"), Op: wailv1.Op_OP_UPSERT, Value: []byte("v1")},
+		{Table: "orders", Key: []byte("k2"), Op: wailv1.Op_OP_DELETE},
+		{Table: "users", Key: []byte("k3"), ValueJson: `{"a":1}`},
+		{},
+		{Table: "orders", Key: []byte{}, Value: []byte{}, Op: wailv1.Op(-7)},
+	}
+	valid := mustMarshal(t, &wailv1.WriteRequest{Mutations: muts})
+	stream := mustMarshal(t, &wailv1.WriteStreamRequest{Seq: 1 << 40, Mutations: muts})
+	mut := mustMarshal(t, muts[0])
+	withUnknown := protowire.AppendBytes(protowire.AppendTag(append([]byte(nil), mut...), 9, protowire.BytesType), []byte("x"))
+	badUTF8 := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "\xff")
+	keyTwice := protowire.AppendBytes(protowire.AppendTag(append([]byte(nil), mut...), 2, protowire.BytesType), []byte("k9"))
+	opAsBytes := protowire.AppendBytes(protowire.AppendTag(nil, 3, protowire.BytesType), []byte("x"))
+	msg := func(field protowire.Number, parts ...[]byte) []byte {
+		var b []byte
+		for _, p := range parts {
+			b = protowire.AppendBytes(protowire.AppendTag(b, field, protowire.BytesType), p)
+		}
+		return b
+	}
+	cases := []struct {
+		name  string
+		b     []byte
+		fresh func() proto.Message
+	}{
+		{"write request", valid, writeReq},
+		{"empty write request", nil, writeReq},
+		{"stream request", stream, streamReq},
+		{"stream request, seq only", protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 42), streamReq},
+		{"stream request, seq twice: the last wins", protowire.AppendVarint(protowire.AppendTag(protowire.AppendVarint(protowire.AppendTag(stream, 1, protowire.VarintType), 7), 1, protowire.VarintType), 8), streamReq},
+		{"unknown field in a mutation (kept by proto)", msg(1, withUnknown), writeReq},
+		{"unknown top-level field", append(append([]byte(nil), valid...), msg(7, []byte("z"))...), writeReq},
+		{"invalid UTF-8 table", msg(1, badUTF8), writeReq},
+		{"invalid UTF-8 value_json", msg(1, protowire.AppendString(protowire.AppendTag(nil, 5, protowire.BytesType), "\xc0")), writeReq},
+		{"key twice: the last wins", msg(1, keyTwice), writeReq},
+		{"op with the wrong wire type", msg(1, opAsBytes), writeReq},
+		{"mutations as a varint", protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1), writeReq},
+		{"truncated", valid[:len(valid)-1], writeReq},
+		{"truncated mutation", msg(1, mut[:len(mut)-1]), writeReq},
+		{"field number 0", []byte{0x02, 0x00}, writeReq},
+		{"write request read as a stream request", valid, streamReq},
+		{"stream request read as a write request", stream, writeReq},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { checkLikeProto(t, tc.b, tc.fresh) })
+	}
+}
+
+// TestWriteCodecCopies: the decoded keys and values do not alias the
+// buffer connect hands in (it reuses it), and an append to a key does not
+// overwrite the next field.
+func TestWriteCodecCopies(t *testing.T) {
+	b := mustMarshal(t, &wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+		{Table: "t", Key: []byte("key"), Value: []byte("value")},
+		{Table: "t", Key: []byte("k2"), Value: []byte("v2")},
+	}})
+	var m wailv1.WriteRequest
+	if err := (writeCodec{}).Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	clear(b)
+	if got := m.Mutations[0]; string(got.Key) != "key" || string(got.Value) != "value" || got.Table != "t" {
+		t.Fatalf("after the input was cleared: %v", got)
+	}
+	_ = append(m.Mutations[0].Key, 'X')
+	if string(m.Mutations[0].Value) != "value" || string(m.Mutations[1].Key) != "k2" {
+		t.Fatalf("an append to a key wrote into the value: %v", m.Mutations)
+	}
+}
+
+// TestWriteCodecOtherMessages: messages other than the two write requests
+// go through proto.
+func TestWriteCodecOtherMessages(t *testing.T) {
+	want := &wailv1.PutRequest{Table: "t", Key: []byte("k"), Value: []byte("v")}
+	var got wailv1.PutRequest
+	if err := (writeCodec{}).Unmarshal(mustMarshal(t, want), &got); err != nil || !proto.Equal(&got, want) {
+		t.Fatalf("got %v, %v; want %v", &got, err, want)
+	}
+	if err := (writeCodec{}).Unmarshal(nil, struct{}{}); err == nil {
+		t.Fatal("decoded into a non-protobuf value")
+	}
+	if _, err := (writeCodec{}).Marshal(struct{}{}); err == nil {
+		t.Fatal("encoded a non-protobuf value")
+	}
+}
+
+// FuzzWriteCodec: writeCodec decodes any input exactly as proto.Unmarshal
+// does (same success, equal messages, same re-encoding).
+func FuzzWriteCodec(f *testing.F) {
+	f.Add(mustMarshal(f, &wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+		{Table: "orders", Key: []byte("k1"), Value: []byte("v1")}, {Table: "orders", Key: []byte("k2"), Op: wailv1.Op_OP_DELETE}}}))
+	f.Add(mustMarshal(f, &wailv1.WriteStreamRequest{Seq: 3, Mutations: []*wailv1.Mutation{{Table: "t", Key: []byte("k"), ValueJson: "{}"}}}))
+	f.Add([]byte{0x0a, 0x03, 0x0a, 0x01, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkLikeProto(t, b, writeReq)
+		checkLikeProto(t, b, streamReq)
+	})
+}
+
+// BenchmarkWriteCodec decodes a WriteRequest of 1000 mutations of 16-byte
+// keys and 100-byte values (the bench's shape), by hand and by proto.
+func BenchmarkWriteCodec(b *testing.B) {
+	req := &wailv1.WriteRequest{}
+	for i := range 1000 {
+		req.Mutations = append(req.Mutations, &wailv1.Mutation{Table: "bench_0", Key: fmt.Appendf(nil, "key-%011d", i), Op: wailv1.Op_OP_UPSERT, Value: make([]byte, 100)})
+	}
+	data := mustMarshal(b, req)
+	for _, tc := range []struct {
+		name string
+		dec  func([]byte, proto.Message) error
+	}{
+		{"codec=wail", func(b []byte, m proto.Message) error { return writeCodec{}.Unmarshal(b, m) }},
+		{"codec=proto", proto.Unmarshal},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var m wailv1.WriteRequest
+				if err := tc.dec(data, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "mutations/s")
+		})
+	}
+}
