@@ -25,6 +25,43 @@ func checkMarshalLikeProto(t *testing.T, in Intent) {
 	if gotErr == nil && cap(got) != len(got) {
 		t.Errorf("%+v: sized %d for %d bytes", in, cap(got), len(got))
 	}
+	checkMarshalKeyed(t, in, got, gotErr)
+}
+
+// checkMarshalKeyed fails unless in.MarshalKeyed gives marshaled and
+// err (Marshal's answer) and a key equal to in.Key (nil-ness too) that
+// lies inside its encoding, not in in.Key's memory.
+func checkMarshalKeyed(t *testing.T, in Intent, marshaled []byte, err error) {
+	t.Helper()
+	in.Key = bytes.Clone(in.Key) // cleared below: not the caller's (nil stays nil)
+	b, key, kerr := in.MarshalKeyed()
+	if (kerr == nil) != (err == nil) || !bytes.Equal(b, marshaled) {
+		t.Fatalf("%+v: MarshalKeyed %x, %v; Marshal %x, %v", in, b, kerr, marshaled, err)
+	}
+	if kerr != nil {
+		return
+	}
+	if !bytes.Equal(key, in.Key) || (key == nil) != (in.Key == nil) {
+		t.Fatalf("%+v: MarshalKeyed's key %q (nil %t), want %q (nil %t)", in, key, key == nil, in.Key, in.Key == nil)
+	}
+	if len(key) == 0 {
+		if cap(key) != 0 {
+			t.Fatalf("%+v: an empty key with capacity %d", in, cap(key))
+		}
+		return
+	}
+	if cap(key) != len(key) {
+		t.Errorf("%+v: key capacity %d past its %d bytes: an append would write into the encoding", in, cap(key), len(key))
+	}
+	orig := bytes.Clone(in.Key)
+	clear(in.Key) // the caller's memory (a request's) changes: the key must not
+	if !bytes.Equal(key, orig) {
+		t.Fatalf("%+v: the key aliases the caller's memory", in)
+	}
+	clear(b) // and it is the encoding's copy
+	if !bytes.Equal(key, make([]byte, len(key))) {
+		t.Fatalf("%+v: the key is not inside the encoding", in)
+	}
 }
 
 func TestMarshalLikeProto(t *testing.T) {
