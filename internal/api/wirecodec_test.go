@@ -99,6 +99,27 @@ func TestWriteCodecLikeProto(t *testing.T) {
 		{"field number 0", []byte{0x02, 0x00}, writeReq},
 		{"write request read as a stream request", valid, streamReq},
 		{"stream request read as a write request", stream, writeReq},
+		// What the generated decoder accepts or refuses byte for byte.
+		{"tag in a non-minimal varint", append([]byte{0x8a, 0x00, byte(len(mut))}, mut...), writeReq},
+		{"tag of field 2^29 (too large)", []byte{0xfa, 0xff, 0xff, 0xff, 0x0f, 0x00}, writeReq},
+		{"group in a mutation (unknown, kept by proto)", msg(1, []byte{0x33, 0x34}), writeReq},
+		{"op as a group", msg(1, []byte{0x1b, 0x1c}), writeReq},
+		{"unterminated group", msg(1, []byte{0x33}), writeReq},
+		{"op as fixed64", msg(1, []byte{0x19, 1, 2, 3, 4, 5, 6, 7, 8}), writeReq},
+		{"op overflowing 64 bits", msg(1, []byte{0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}), writeReq},
+		{"op of 10 bytes, the largest", msg(1, []byte{0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}), writeReq},
+		{"op above int32 (truncated as proto does)", msg(1, protowire.AppendVarint([]byte{0x18}, 1<<35+3)), writeReq},
+		{"truncated op varint", msg(1, []byte{0x18, 0x80}), writeReq},
+		{"key length past the end", msg(1, []byte{0x12, 0x7f, 'k'}), writeReq},
+		{"mutation length of 2^63", append([]byte{0x0a}, protowire.AppendVarint(nil, 1<<63)...), writeReq},
+		{"mutation length overflowing 64 bits", []byte{0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, writeReq},
+		{"seq of 10 bytes", append([]byte{0x08}, protowire.AppendVarint(nil, 1<<63)...), streamReq},
+		{"seq as fixed64", []byte{0x09, 1, 2, 3, 4, 5, 6, 7, 8}, streamReq},
+		{"seq packed", msg(1, []byte{0x01}), streamReq},
+		{"mutations as field 1 of a stream request", msg(1, mut), streamReq},
+		{"empty mutations, repeated", msg(1, nil, nil, nil), writeReq},
+		{"table twice in a mutation, invalid UTF-8 second", msg(1, append(append([]byte(nil), mut...), badUTF8...)), writeReq},
+		{"the same table in two mutations, then invalid UTF-8", msg(1, mut, mut, badUTF8), writeReq},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) { checkLikeProto(t, tc.b, tc.fresh) })
