@@ -29,6 +29,10 @@ type Services struct {
 	// ProducerOptions are added to Producer's options only, EventOptions
 	// to Events' only.
 	ProducerOptions, EventOptions []connect.HandlerOption
+	// MaxBatch, above 0, is limits.max_batch_mutations: a binary Write or
+	// WriteStream request of more mutations is refused (InvalidArgument)
+	// before any of them is decoded (wirecodec.go).
+	MaxBatch int
 }
 
 // Unimplemented are services whose every procedure answers Unimplemented
@@ -70,7 +74,7 @@ func (m *Mux) Patterns() []string { return m.patterns }
 func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 	all := append(JSONCodecs(), opts...)
 	if s.Producer != nil {
-		popts := append(append([]connect.HandlerOption(nil), all...), producerCodec())
+		popts := append(append([]connect.HandlerOption(nil), all...), producerCodec(s.MaxBatch))
 		popts = append(popts, s.ProducerOptions...)
 		mux.Handle(wailv1connect.NewProducerServiceHandler(s.Producer, popts...))
 	}

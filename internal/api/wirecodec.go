@@ -27,9 +27,17 @@ import (
 // message, and every encoding, is proto's. FuzzWriteCodec checks it
 // against proto.Unmarshal.
 //
-// The keys and values of a request share one buffer: whoever keeps one of
-// them past the request (a cache) must copy it, as the stores do.
-type writeCodec struct{}
+// The keys and values of a request share one buffer (never pooled nor
+// reused: the garbage collector frees it once nothing points into it):
+// whoever keeps one of them past the request must copy it, or it keeps
+// the whole request alive (the proxy's intent records take the intent's
+// copy of the key).
+//
+// A request of more than maxMutations mutations (limits.max_batch_mutations;
+// 0: no cap) is refused before any is decoded: a 32 MiB request of empty
+// mutations (two bytes each) would otherwise take 2 GiB of Mutation
+// structs, by hand or by proto.Unmarshal, before the handler refused it.
+type writeCodec struct{ maxMutations int }
 
 // writeCodecName is connect's name of binary protobuf ("application/proto",
 // "application/grpc"): this codec replaces connect's own.
@@ -67,18 +75,19 @@ func (writeCodec) MarshalStable(v any) ([]byte, error) {
 
 func (writeCodec) IsBinary() bool { return true }
 
-func (writeCodec) Unmarshal(b []byte, v any) error {
+func (c writeCodec) Unmarshal(b []byte, v any) error {
 	var ok bool
+	var err error
 	switch m := v.(type) {
 	case *wailv1.WriteRequest:
 		m.Reset()
-		m.Mutations, ok = decodeMutations(b, 1, nil)
+		m.Mutations, ok, err = c.decodeMutations(b, 1, nil)
 	case *wailv1.WriteStreamRequest:
 		m.Reset()
-		m.Mutations, ok = decodeMutations(b, 2, &m.Seq)
+		m.Mutations, ok, err = c.decodeMutations(b, 2, &m.Seq)
 	}
-	if ok {
-		return nil
+	if ok || err != nil {
+		return err
 	}
 	pm, isProto := v.(proto.Message)
 	if !isProto {
@@ -93,15 +102,19 @@ func (writeCodec) Unmarshal(b []byte, v any) error {
 // decodeMutations decodes a message whose field field is a repeated
 // Mutation and, when seq is not nil, whose field 1 is a uint64 (the
 // stream's seq). It returns false for anything but the well-formed
-// message with no unknown fields.
-func decodeMutations(b []byte, field protowire.Number, seq *uint64) ([]*wailv1.Mutation, bool) {
+// message with no unknown fields, and an error for more than
+// c.maxMutations mutations, whatever else the message holds.
+func (c writeCodec) decodeMutations(b []byte, field protowire.Number, seq *uint64) ([]*wailv1.Mutation, bool, error) {
 	n, ok := countMutations(b, field, seq != nil)
+	if c.maxMutations > 0 && n > c.maxMutations {
+		return nil, false, fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", n, c.maxMutations)
+	}
 	if !ok {
-		return nil, false
+		return nil, false, nil
 	}
 	if n == 0 {
 		// Decoded already: only a seq, or nothing.
-		return nil, seqOnly(b, seq)
+		return nil, seqOnly(b, seq), nil
 	}
 	buf := bytes.Clone(b) // connect reuses b once Unmarshal returns
 	slab := make([]wailv1.Mutation, n)
@@ -120,40 +133,40 @@ func decodeMutations(b []byte, field protowire.Number, seq *uint64) ([]*wailv1.M
 		buf = buf[l:]
 		m := &slab[i]
 		if !decodeMutation(msg, m, &table) {
-			return nil, false
+			return nil, false, nil
 		}
 		out[i] = m
 		i++
 	}
-	return out, true
+	return out, true, nil
 }
 
-// countMutations walks the message once: it counts the mutations and
-// checks that every field is one decodeMutations knows, with its wire
-// type.
-func countMutations(b []byte, field protowire.Number, withSeq bool) (int, bool) {
-	n := 0
+// countMutations walks the message once: it counts the mutations (those
+// before the first malformed field, if any: what proto.Unmarshal would
+// decode before it failed) and reports whether every field is one
+// decodeMutations knows, with its wire type, and well-formed.
+func countMutations(b []byte, field protowire.Number, withSeq bool) (n int, known bool) {
+	known = true
 	for len(b) > 0 {
 		num, typ, l := protowire.ConsumeTag(b)
 		if l < 0 {
-			return 0, false
+			return n, false
+		}
+		b = b[l:]
+		l = protowire.ConsumeFieldValue(num, typ, b)
+		if l < 0 {
+			return n, false
 		}
 		b = b[l:]
 		switch {
 		case num == field && typ == protowire.BytesType:
-			l = protowire.ConsumeFieldValue(num, typ, b)
 			n++
 		case withSeq && num == 1 && typ == protowire.VarintType:
-			_, l = protowire.ConsumeVarint(b)
 		default:
-			return 0, false
+			known = false // an unknown field, or a known one with another wire type: proto's
 		}
-		if l < 0 {
-			return 0, false
-		}
-		b = b[l:]
 	}
-	return n, true
+	return n, known
 }
 
 // seqOnly decodes a message with no mutations (its seq, if any).
@@ -231,5 +244,8 @@ func bytesField(v []byte) []byte {
 	return v[:len(v):len(v)]
 }
 
-// producerCodec is the handler option that installs writeCodec.
-func producerCodec() connect.HandlerOption { return connect.WithCodec(writeCodec{}) }
+// producerCodec is the handler option that installs writeCodec, refusing
+// requests of more than maxMutations mutations (0: no cap).
+func producerCodec(maxMutations int) connect.HandlerOption {
+	return connect.WithCodec(writeCodec{maxMutations: maxMutations})
+}

@@ -2,13 +2,20 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+
+	"connectrpc.com/connect"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
 // checkLikeProto decodes b with writeCodec and with proto.Unmarshal into a
@@ -175,7 +182,32 @@ func FuzzWriteCodec(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkLikeProto(t, b, writeReq)
 		checkLikeProto(t, b, streamReq)
+		checkCapped(t, b, writeReq)
+		checkCapped(t, b, streamReq)
 	})
+}
+
+// checkCapped: writeCodec with a cap of 2 mutations refuses only what
+// proto.Unmarshal fails on or decodes to more than 2, and decodes the
+// rest as proto.Unmarshal does.
+func checkCapped(t *testing.T, b []byte, fresh func() proto.Message) {
+	t.Helper()
+	const max = 2
+	got, want := fresh(), fresh()
+	gotErr := writeCodec{maxMutations: max}.Unmarshal(b, got)
+	wantErr := proto.Unmarshal(b, want)
+	type batch interface{ GetMutations() []*wailv1.Mutation }
+	over := wantErr == nil && len(want.(batch).GetMutations()) > max
+	switch capped := gotErr != nil && strings.Contains(gotErr.Error(), "limits.max_batch_mutations"); {
+	case over && !capped:
+		t.Fatalf("%x: %d mutations over the cap of %d, decoded: %v", b, len(want.(batch).GetMutations()), max, gotErr)
+	case capped && wantErr == nil && !over:
+		t.Fatalf("%x: refused as over the cap, proto.Unmarshal gave %d mutations", b, len(want.(batch).GetMutations()))
+	case !capped && (gotErr == nil) != (wantErr == nil):
+		t.Fatalf("%x: writeCodec error %v, proto.Unmarshal error %v", b, gotErr, wantErr)
+	case gotErr == nil && !proto.Equal(got, want):
+		t.Fatalf("%x: writeCodec decoded %v, proto.Unmarshal %v", b, got, want)
+	}
 }
 
 // BenchmarkWriteCodec decodes a WriteRequest of 1000 mutations of 16-byte
@@ -203,5 +235,85 @@ func BenchmarkWriteCodec(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "mutations/s")
 		})
+	}
+}
+
+// TestWriteCodecMaxMutations: a request of more mutations than the cap
+// is refused before any is decoded, by hand or by proto.Unmarshal (an
+// unknown field, a malformed tail after the mutations); at the cap, or
+// without one, it decodes.
+func TestWriteCodecMaxMutations(t *testing.T) {
+	muts := func(n int) []*wailv1.Mutation {
+		out := make([]*wailv1.Mutation, n)
+		for i := range out {
+			out[i] = &wailv1.Mutation{Table: "t", Key: []byte{byte('a' + i)}}
+		}
+		return out
+	}
+	unknown := protowire.AppendBytes(protowire.AppendTag(nil, 7, protowire.BytesType), []byte("z"))
+	overWrite := mustMarshal(t, &wailv1.WriteRequest{Mutations: muts(4)})
+	empties := bytes.Repeat([]byte{0x0a, 0x00}, 4) // four empty mutations, the cheapest on the wire
+	cases := []struct {
+		name  string
+		max   int
+		b     []byte
+		fresh func() proto.Message
+		want  int // mutations decoded, or -1: refused
+	}{
+		{"at the cap", 3, mustMarshal(t, &wailv1.WriteRequest{Mutations: muts(3)}), writeReq, 3},
+		{"over the cap", 3, overWrite, writeReq, -1},
+		{"empty mutations over the cap", 3, empties, writeReq, -1},
+		{"over the cap, with an unknown field (proto's path)", 3, append(append([]byte(nil), overWrite...), unknown...), writeReq, -1},
+		{"over the cap, then malformed", 3, append(append([]byte(nil), overWrite...), 0x0a, 0x7f), writeReq, -1},
+		{"stream request over the cap", 3, mustMarshal(t, &wailv1.WriteStreamRequest{Seq: 9, Mutations: muts(4)}), streamReq, -1},
+		{"stream request at the cap", 4, mustMarshal(t, &wailv1.WriteStreamRequest{Seq: 9, Mutations: muts(4)}), streamReq, 4},
+		{"no cap", 0, empties, writeReq, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.fresh()
+			err := writeCodec{maxMutations: tc.max}.Unmarshal(tc.b, m)
+			if tc.want < 0 {
+				want := fmt.Sprintf("mutations, the limit is %d (limits.max_batch_mutations)", tc.max)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("error %v, want one ending %q", err, want)
+				}
+				return
+			}
+			type batch interface{ GetMutations() []*wailv1.Mutation }
+			if err != nil || len(m.(batch).GetMutations()) != tc.want {
+				t.Fatalf("decoded %v, %v; want %d mutations", m, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestMountCapsBinaryBatches: through Mount, a binary Write over
+// Services.MaxBatch is refused with InvalidArgument naming the limit, and
+// nothing is written.
+func TestMountCapsBinaryBatches(t *testing.T) {
+	t.Parallel()
+	w := &world{}
+	mux := NewMux()
+	svc := Unimplemented()
+	svc.Producer, svc.MaxBatch = NewProducerService(newProxy(t, w)), 2
+	Mount(mux, svc)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, srv.URL) // binary protobuf
+	batch := []*wailv1.Mutation{{Table: "tx", Key: []byte("a")}, {Table: "tx", Key: []byte("b")}, {Table: "tx", Key: []byte("c")}}
+	_, err := pc.Write(context.Background(), connect.NewRequest(&wailv1.WriteRequest{Mutations: batch}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "batch has 3 mutations, the limit is 2 (limits.max_batch_mutations)") {
+		t.Fatalf("a batch over the cap: %v", err)
+	}
+	w.Mu.Lock()
+	calls := len(w.Calls)
+	w.Mu.Unlock()
+	if calls != 0 {
+		t.Fatalf("a refused batch reached the log or store: %d calls", calls)
+	}
+	resp, err := pc.Write(context.Background(), connect.NewRequest(&wailv1.WriteRequest{Mutations: batch[:2]}))
+	if err != nil || len(resp.Msg.Results) != 2 || !resp.Msg.Results[1].Stored {
+		t.Fatalf("a batch at the cap: %v, %v", resp, err)
 	}
 }
