@@ -29,6 +29,10 @@ type Services struct {
 	// ProducerOptions are added to Producer's options only, EventOptions
 	// to Events' only.
 	ProducerOptions, EventOptions []connect.HandlerOption
+	// MaxBatch, above 0, is limits.max_batch_mutations: a binary Write or
+	// WriteStream request of more mutations is refused (InvalidArgument)
+	// before any of them is decoded (wirecodec.go).
+	MaxBatch int
 }
 
 // Unimplemented are services whose every procedure answers Unimplemented
@@ -65,11 +69,13 @@ func (m *Mux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Reque
 // Patterns are the patterns registered, in order.
 func (m *Mux) Patterns() []string { return m.patterns }
 
-// Mount adds the services to mux, each with JSONCodecs and opts.
+// Mount adds the services to mux, each with JSONCodecs and opts; the
+// Producer service decodes binary writes with writeCodec.
 func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 	all := append(JSONCodecs(), opts...)
 	if s.Producer != nil {
-		popts := append(append([]connect.HandlerOption(nil), all...), s.ProducerOptions...)
+		popts := append(append([]connect.HandlerOption(nil), all...), producerCodec(s.MaxBatch))
+		popts = append(popts, s.ProducerOptions...)
 		mux.Handle(wailv1connect.NewProducerServiceHandler(s.Producer, popts...))
 	}
 	mux.Handle(wailv1connect.NewAdminServiceHandler(s.Admin, all...))

@@ -105,9 +105,6 @@ func (in *Intent) Proto() *wailv1.Intent {
 	}
 }
 
-// Marshal encodes an intent as a wail.v1.Intent.
-func (in *Intent) Marshal() ([]byte, error) { return proto.Marshal(in.Proto()) }
-
 // UnmarshalIntent decodes a wail.v1.Intent and checks that it makes sense.
 func UnmarshalIntent(b []byte) (Intent, error) {
 	var m wailv1.Intent

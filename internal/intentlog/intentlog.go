@@ -130,6 +130,10 @@ type Log interface {
 	// returns once all of them are durable, with Partition, Offset and
 	// Timestamp filled in. Records of one call that share a partition keep
 	// their order. On error none, some or all records may be durable.
+	// A log may hold the records' bytes after Append returns (Kafka's
+	// producer keeps a record in flight until the broker answers, past
+	// ctx's end): the caller must not change them, and a record should
+	// not be a slice of a larger buffer the caller wants freed.
 	Append(ctx context.Context, topic string, recs []*Record) error
 	// Bounds returns the first retained offset and the end offset (the
 	// offset the next record will get) of a partition.

@@ -27,7 +27,7 @@ type Matcher struct {
 	mu         sync.Mutex
 	horizon    time.Duration
 	maxPending int
-	keys       map[string]*keyTrack
+	keys       map[string]map[string]*keyTrack // by table, then key: a lookup allocates nothing
 	pending    int
 	untracked  int64
 	window     *hdrhistogram.Histogram              // every match, reset by TakeWindow
@@ -57,23 +57,32 @@ type seenEvent struct {
 // pending writes.
 func NewMatcher(horizon time.Duration, maxPending int) *Matcher {
 	return &Matcher{
-		horizon: horizon, maxPending: maxPending, keys: make(map[string]*keyTrack),
+		horizon: horizon, maxPending: maxPending, keys: make(map[string]map[string]*keyTrack),
 		window: NewHistogram(), total: NewHistogram(),
 	}
 }
 
-func trackKey(table string, key []byte) string {
-	return table + "\x00" + string(key)
-}
-
 func (m *Matcher) track(table string, key []byte) *keyTrack {
-	k := trackKey(table, key)
-	kt, ok := m.keys[k]
+	byKey := m.keys[table]
+	if byKey == nil {
+		byKey = make(map[string]*keyTrack)
+		m.keys[table] = byKey
+	}
+	kt, ok := byKey[string(key)]
 	if !ok {
 		kt = &keyTrack{}
-		m.keys[k] = kt
+		byKey[string(key)] = kt
 	}
 	return kt
+}
+
+// tracked returns how many keys the matcher holds.
+func (m *Matcher) tracked() int {
+	n := 0
+	for _, byKey := range m.keys {
+		n += len(byKey)
+	}
+	return n
 }
 
 // Acked records a write of table/key acknowledged at version, intended to be
@@ -139,16 +148,21 @@ func (m *Matcher) Sweep(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cutoff := now.Add(-m.horizon)
-	for k, kt := range m.keys {
-		for kt.head < len(kt.events) && kt.events[kt.head].at.Before(cutoff) {
-			kt.head++
+	for table, byKey := range m.keys {
+		for k, kt := range byKey {
+			for kt.head < len(kt.events) && kt.events[kt.head].at.Before(cutoff) {
+				kt.head++
+			}
+			if kt.head > 0 && kt.head >= len(kt.events)/2 {
+				kt.events = append(kt.events[:0], kt.events[kt.head:]...)
+				kt.head = 0
+			}
+			if len(kt.writes) == 0 && len(kt.events) == 0 {
+				delete(byKey, k)
+			}
 		}
-		if kt.head > 0 && kt.head >= len(kt.events)/2 {
-			kt.events = append(kt.events[:0], kt.events[kt.head:]...)
-			kt.head = 0
-		}
-		if len(kt.writes) == 0 && len(kt.events) == 0 {
-			delete(m.keys, k)
+		if len(byKey) == 0 {
+			delete(m.keys, table)
 		}
 	}
 }
@@ -160,14 +174,16 @@ func (m *Matcher) GiveUp(now time.Time) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var n int64
-	for _, kt := range m.keys {
-		for _, w := range kt.writes {
-			if w.measured {
-				m.record(now.Sub(w.intended), true)
-				n++
+	for _, byKey := range m.keys {
+		for _, kt := range byKey {
+			for _, w := range kt.writes {
+				if w.measured {
+					m.record(now.Sub(w.intended), true)
+					n++
+				}
 			}
+			kt.writes = nil
 		}
-		kt.writes = nil
 	}
 	m.pending = 0
 	return n

@@ -105,7 +105,7 @@ func TestMatcherWindowAndSweep(t *testing.T) {
 	}
 	m.Acked("t", []byte("pending"), 1, t0, true)
 	m.Sweep(t0.Add(time.Minute))
-	if n := len(m.keys); n != 1 {
+	if n := m.tracked(); n != 1 {
 		t.Errorf("after sweep %d keys remain, want 1 (the pending one)", n)
 	}
 }
@@ -132,8 +132,8 @@ func TestMatcherBoundsAndGiveUp(t *testing.T) {
 	// Events older than the horizon are forgotten, and so are idle keys.
 	m.Event("t", []byte("d"), 5, t0)
 	m.Sweep(t0.Add(2 * time.Second))
-	if len(m.keys) != 0 {
-		t.Errorf("%d keys left after the sweep, want 0", len(m.keys))
+	if m.tracked() != 0 || len(m.keys) != 0 {
+		t.Errorf("%d keys (%d tables) left after the sweep, want 0", m.tracked(), len(m.keys))
 	}
 	m.Acked("t", []byte("d"), 5, t0, true)
 	if m.Pending() != 1 {
@@ -153,7 +153,7 @@ func TestMatcherHotKeyHistoryIsCapped(t *testing.T) {
 		m.Event("t", []byte("hot"), v+1, t0.Add(time.Duration(v)*time.Microsecond))
 	}
 	m.Sweep(t0)
-	kt := m.keys[trackKey("t", []byte("hot"))]
+	kt := m.keys["t"]["hot"]
 	if live := len(kt.events) - kt.head; live > maxEventsPerKey {
 		t.Errorf("%d events kept for one key, cap %d", live, maxEventsPerKey)
 	}
@@ -161,5 +161,32 @@ func TestMatcherHotKeyHistoryIsCapped(t *testing.T) {
 	m.Acked("t", []byte("hot"), 3*maxEventsPerKey, t0, true)
 	if m.Pending() != 0 {
 		t.Errorf("the late ack of the newest version found no event")
+	}
+}
+
+// TestMatcherKeysByTable: the same key in two tables is two keys, and a
+// write and its event of a key already tracked allocate nothing (the
+// bench's load generator shares the cores with the server it measures).
+func TestMatcherKeysByTable(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := NewMatcher(time.Hour, 1000)
+	m.Acked("a", []byte("k"), 5, t0, true)
+	m.Event("b", []byte("k"), 9, t0.Add(time.Millisecond))
+	if m.Pending() != 1 || m.tracked() != 2 {
+		t.Fatalf("an event of table b covered a write of table a: pending %d, keys %d", m.Pending(), m.tracked())
+	}
+	m.Event("a", []byte("k"), 5, t0.Add(2*time.Millisecond))
+	if m.Pending() != 0 || m.Total().Count != 1 {
+		t.Fatalf("the event of table a did not cover its write: pending %d, %+v", m.Pending(), m.Total())
+	}
+	key := []byte("k")
+	v := uint64(10)
+	allocs := testing.AllocsPerRun(100, func() {
+		v++
+		m.Acked("a", key, v, t0, true)
+		m.Event("a", key, v, t0.Add(time.Millisecond))
+	})
+	if allocs != 0 {
+		t.Errorf("a write and its event of a tracked key allocate %.1f times, want 0", allocs)
 	}
 }

@@ -439,9 +439,12 @@ func (p *Proxy) intentRecord(table string, key []byte, op intent.Op, v uint64, n
 		in.ID += "-abort"
 	}
 	// Marshal fails only on invalid UTF-8 in string fields; the table name
-	// is validated ASCII and the id is digits.
-	b, _ := in.Marshal()
-	return &intentlog.Record{Key: key, Value: b}
+	// is validated ASCII and the id is digits. The record's key is the
+	// intent's own copy, not key: key is a slice of the whole request
+	// (api's wire codec), which a log that holds the record past Append
+	// (Kafka's producer, until the broker answers) would keep alive.
+	b, k, _ := in.MarshalKeyed()
+	return &intentlog.Record{Key: k, Value: b}
 }
 
 // abort logs ABORT intents for store writes that failed. Best effort: if

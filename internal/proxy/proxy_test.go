@@ -254,3 +254,49 @@ func TestAbortOutlivesTheClient(t *testing.T) {
 		t.Fatalf("ABORT deadline %s after the write began, want abortTimeout (%s)", d.Sub(start), p.abortTimeout)
 	}
 }
+
+// TestIntentRecordsHoldNoRequestBytes: the records the proxy hands the
+// log (an intent, and the ABORT after a store write that did not apply)
+// share no memory with the mutations, whose keys and values are slices of
+// one buffer per request (api's wire codec): a log may hold records after
+// Append returns (Kafka's producer does until the broker answers), and a
+// record key into the request would keep the whole request alive.
+func TestIntentRecordsHoldNoRequestBytes(t *testing.T) {
+	t.Parallel()
+	w := &world{StErr: errNotApplied}
+	var kept []*intentlog.Record
+	p := New(keepLog{w.Log(), &kept}, w.Store(), proxytest.TxAndInd(time.Second), mustClock(t), Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, nil)
+	req := []byte("k1v1k2v2") // one buffer, as the wire codec decodes a request
+	muts := []Mutation{{Table: "tx", Key: req[0:2:2], Value: req[2:4:4]}, {Table: "tx", Key: req[4:6:6], Value: req[6:8:8]}}
+	p.Write(context.Background(), muts)
+	if len(kept) != 4 {
+		t.Fatalf("%d records appended, want 2 intents and their 2 ABORTs", len(kept))
+	}
+	clear(req) // the request is gone; its memory may be anything now
+	for i, r := range kept {
+		in, err := intent.UnmarshalIntent(r.Value)
+		if want := fmt.Sprintf("k%d", i%2+1); err != nil || string(r.Key) != want || string(in.Key) != want {
+			t.Fatalf("record %d after the request's memory changed: key %q, intent %+v, %v; want key %q", i, r.Key, in, err, want)
+		}
+	}
+}
+
+// keepLog is a log that keeps the records it was given.
+type keepLog struct {
+	fakeLog
+	kept *[]*intentlog.Record
+}
+
+func (k keepLog) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	*k.kept = append(*k.kept, recs...)
+	return k.fakeLog.Append(ctx, topic, recs)
+}
+
+func mustClock(t *testing.T) *hlc.Clock {
+	t.Helper()
+	clock, err := hlc.New(3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clock
+}

@@ -149,6 +149,7 @@ type pending struct {
 
 type keyState struct {
 	key     []byte
+	name    string // key as a string: its entry in keys, timers and lastPub
 	pending []pending
 	phase   phase
 	traced  bool  // a pending intent carries a trace (stats.go)
@@ -199,6 +200,7 @@ type Core struct {
 	p Params
 
 	keys    map[string]*keyState
+	free    []*keyState       // resolved key states for reuse (at most maxFreeKeys)
 	lastPub map[string]uint64 // acknowledged by the bus
 	pubLog  []pubRec          // publish order, for evicting lastPub past the horizon
 
@@ -333,10 +335,10 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	if in.Version > c.watermark {
 		c.watermark = in.Version
 	}
-	key := string(in.Key)
-	if in.PublishedFloor > c.lastPub[key] {
+	if in.PublishedFloor > c.lastPub[string(in.Key)] {
 		// Logged by reconcile or redrive: the bus has an event at or
 		// above the floor, whatever we remember.
+		key := string(in.Key)
 		c.lastPub[key] = in.PublishedFloor
 		c.pubLog = append(c.pubLog, pubRec{key, in.PublishedFloor})
 	}
@@ -348,21 +350,21 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		tp := in.Trace
 		p.trace = &tp
 	}
-	if ks := c.keys[key]; ks != nil && ks.event != nil && in.Version <= ks.event.Version {
+	if ks := c.keys[string(in.Key)]; ks != nil && ks.event != nil && in.Version <= ks.event.Version {
 		// The event on its way covers it: it settles with that event (or
 		// with its dead letter).
 		ks.inFlight = append(ks.inFlight, p)
 		return
 	}
 	if in.Op == intent.Abort {
-		c.abort(now, key, in, p)
+		c.abort(now, in, p)
 		return
 	}
-	if in.Version <= c.lastPub[key] {
+	if in.Version <= c.lastPub[string(in.Key)] {
 		c.done(s) // an event at or above this version is already out
 		return
 	}
-	ks := c.keyState(key, in.Key)
+	ks := c.keyState(in.Key)
 	p.needs, p.deadline = true, now.Add(c.p.Window)
 	ks.pending = append(ks.pending, p)
 	ks.traced = ks.traced || p.trace != nil
@@ -384,13 +386,13 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 // abort resolves an ABORT intent: the write of in.Version failed, so no
 // intent waits for it; one read at the strongest level settles the key in
 // case the write landed after all.
-func (c *Core) abort(now time.Time, key string, in *intent.Intent, p pending) {
-	ks := c.keys[key]
-	if ks == nil && in.Version <= c.lastPub[key] {
+func (c *Core) abort(now time.Time, in *intent.Intent, p pending) {
+	ks := c.keys[string(in.Key)]
+	if ks == nil && in.Version <= c.lastPub[string(in.Key)] {
 		c.done(p.slot)
 		return
 	}
-	ks = c.keyState(key, in.Key)
+	ks = c.keyState(in.Key)
 	for i := range ks.pending {
 		if ks.pending[i].version == in.Version {
 			ks.pending[i].needs = false
@@ -407,13 +409,21 @@ func (c *Core) abort(now time.Time, key string, in *intent.Intent, p pending) {
 // one more read at the strongest level must settle it.
 func (ks *keyState) unsettled() bool { return ks.seq < ks.settleFrom }
 
-func (c *Core) keyState(key string, raw []byte) *keyState {
-	ks := c.keys[key]
+// maxFreeKeys bounds the resolved key states a core keeps for reuse.
+const maxFreeKeys = 1024
+
+func (c *Core) keyState(raw []byte) *keyState {
+	ks := c.keys[string(raw)]
 	if ks == nil {
-		ks = &keyState{key: raw}
+		if n := len(c.free); n > 0 {
+			ks, c.free = c.free[n-1], c.free[:n-1]
+		} else {
+			ks = new(keyState)
+		}
+		*ks = keyState{key: raw, name: string(raw)}
 		ks.fail.readMark = c.seq
 		ks.fail.pubMark = c.pubOK
-		c.keys[key] = ks
+		c.keys[ks.name] = ks
 	}
 	return ks
 }
@@ -556,7 +566,7 @@ func (c *Core) wait(ks *keyState, at time.Time) {
 
 func (c *Core) timer(ks *keyState, at time.Time) {
 	c.bump(ks)
-	heap.Push(&c.timers, timer{at: at, key: string(ks.key), gen: ks.gen})
+	heap.Push(&c.timers, timer{at: at, key: ks.name, gen: ks.gen})
 }
 
 // bump gives a key a new timer generation, which makes its earlier timers
@@ -600,14 +610,13 @@ func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store
 // bus, which resolves the intents they cover.
 func (c *Core) Published(now time.Time, events []intent.Event) {
 	for i := range events {
-		key := string(events[i].Key)
-		ks := c.keys[key]
+		ks := c.keys[string(events[i].Key)]
 		if ks == nil || ks.phase != publishing || ks.event == nil || ks.event.Version != events[i].Version {
 			continue
 		}
 		c.pubOK++
-		c.lastPub[key] = ks.event.Version
-		c.pubLog = append(c.pubLog, pubRec{key, ks.event.Version})
+		c.lastPub[ks.name] = ks.event.Version
+		c.pubLog = append(c.pubLog, pubRec{ks.name, ks.event.Version})
 		for _, p := range ks.inFlight {
 			c.done(p.slot)
 		}
@@ -636,7 +645,11 @@ func (c *Core) resolveAll(ks *keyState) {
 		c.done(p.slot)
 	}
 	c.recovered(ks)
-	delete(c.keys, string(ks.key))
+	delete(c.keys, ks.name)
+	if len(c.free) < maxFreeKeys {
+		// Nothing else holds ks: timers and the I/O find keys by name.
+		c.free = append(c.free, ks)
+	}
 }
 
 // Tick fires the timers due at now.

@@ -341,7 +341,7 @@ func (s *Server) Handler() http.Handler {
 		svc.EventOptions = []connect.HandlerOption{connect.WithCompressMinBytes(math.MaxInt)}
 	}
 	if s.cfg.Proxy.Enabled {
-		svc.Producer = s.producerService()
+		svc.Producer, svc.MaxBatch = s.producerService(), s.cfg.Limits.MaxBatchMutations
 	}
 	opts := append([]connect.HandlerOption{
 		budgetOptions(&s.cfg), // request size caps (budget.go)
