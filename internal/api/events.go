@@ -133,7 +133,7 @@ func (s *EventService) Consume(ctx context.Context, req *connect.Request[wailv1.
 		case err != nil:
 			return eventError(err)
 		}
-		if err := sendGroupMessage(stream, msg, sess.Check); err != nil {
+		if err := sendGroupMessage(stream.Send, msg, sess.Check); err != nil {
 			return err
 		}
 	}
@@ -151,13 +151,13 @@ func sendSnapshot(stream *connect.ServerStream[wailv1.ConsumeResponse], evs []*w
 
 // sendGroupMessage sends a member's partitions granted or revoked, or the
 // events of a batch of records unless its partition moved on (check).
-func sendGroupMessage(stream *connect.ServerStream[wailv1.ConsumeResponse], msg group.Message, check func(group.Message) bool) error {
+func sendGroupMessage(send func(*wailv1.ConsumeResponse) error, msg group.Message, check func(group.Message) bool) error {
 	if msg.Granted != nil || msg.Revoked != nil {
 		r := &wailv1.ConsumeResponse{Revoked: msg.Revoked}
 		for _, g := range msg.Granted {
 			r.Granted = append(r.Granted, &wailv1.PartitionGrant{Partition: g.Partition, Epoch: g.Epoch, Offset: g.Offset})
 		}
-		return stream.Send(r)
+		return send(r)
 	}
 	if !check(msg) {
 		return nil // the partition moved on
@@ -171,7 +171,7 @@ func sendGroupMessage(stream *connect.ServerStream[wailv1.ConsumeResponse], msg 
 		if i == len(msg.Records)-1 {
 			next = msg.Next // the records passed after it (tombstones) too
 		}
-		if err := stream.Send(&wailv1.ConsumeResponse{Event: e.Proto(), Partition: msg.Partition, Offset: rec.Offset, Epoch: msg.Epoch, Next: next}); err != nil {
+		if err := send(&wailv1.ConsumeResponse{Event: e.Proto(), Partition: msg.Partition, Offset: rec.Offset, Epoch: msg.Epoch, Next: next}); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // TestEventCode: every condition of the event streams and groups gets its
@@ -218,5 +220,87 @@ func TestEventResponses(t *testing.T) {
 	if d.Msg.SnapshotMember != "m1" || d.Msg.SnapshotEvents != 41 || len(d.Msg.Members) != 1 || len(d.Msg.Partitions) != 1 ||
 		d.Msg.Partitions[0].Lag != 4 || d.Msg.Partitions[0].Owner != "m2" || d.Msg.Partitions[0].Epoch != 3 {
 		t.Errorf("described %v", d.Msg)
+	}
+}
+
+// TestGroupMessageResponses: what a member's stream gets of each group
+// message: grants and revocations in one response (either alone too); a
+// batch's events with their partition, offset and epoch, each with the
+// position after it as Next, the last with the batch's Next (which passes
+// the records after it the session did not hand on, such as a delete's
+// tombstone, so that acknowledging it leaves no lag); a record that is
+// not an event skipped; nothing once the partition moved on; a failed
+// send ends the batch with its error.
+func TestGroupMessageResponses(t *testing.T) {
+	t.Parallel()
+	event := func(off int64, key string, v uint64) intentlog.Record {
+		rec, err := eventbus.Encode(&intent.Event{Table: "t", Key: []byte(key), Op: intent.Upsert, Version: v, Value: []byte("{}")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Offset = off
+		return *rec
+	}
+	notEvent := intentlog.Record{Offset: 6, Key: []byte("x"), Value: []byte{0x0a, 0xff}} // claims a ChangeEvent, is not one
+	type sent struct {
+		key       string
+		version   uint64
+		off, next int64
+		part      int32
+		epoch     uint64
+		granted   []string // partition/epoch@offset
+		revoked   []int32
+	}
+	for _, tc := range []struct {
+		name  string
+		msg   group.Message
+		moved bool
+		want  []sent
+	}{
+		{name: "grants and revocations", msg: group.Message{Granted: []group.Grant{{Partition: 1, Epoch: 2, Offset: 3}, {Partition: 4, Epoch: 2, Offset: -1}}, Revoked: []int32{0}},
+			want: []sent{{granted: []string{"1/2@3", "4/2@-1"}, revoked: []int32{0}}}},
+		{name: "a revocation alone", msg: group.Message{Revoked: []int32{5}}, want: []sent{{revoked: []int32{5}}}},
+		{name: "a grant alone", msg: group.Message{Granted: []group.Grant{{Partition: 2, Epoch: 1}}},
+			want: []sent{{granted: []string{"2/1@0"}}}},
+		{name: "a batch: the last event carries the batch's next", msg: group.Message{Partition: 3, Epoch: 9, Next: 9,
+			Records: []intentlog.Record{event(4, "a", 10), event(5, "b", 11), event(7, "c", 12)}},
+			want: []sent{{key: "a", version: 10, off: 4, next: 5, part: 3, epoch: 9}, {key: "b", version: 11, off: 5, next: 6, part: 3, epoch: 9},
+				{key: "c", version: 12, off: 7, next: 9, part: 3, epoch: 9}}},
+		{name: "a record that is not an event is skipped", msg: group.Message{Partition: 1, Epoch: 2, Next: 8,
+			Records: []intentlog.Record{notEvent, event(7, "a", 3)}},
+			want: []sent{{key: "a", version: 3, off: 7, next: 8, part: 1, epoch: 2}}},
+		{name: "the partition moved on", moved: true, msg: group.Message{Partition: 1, Epoch: 2, Next: 8, Records: []intentlog.Record{event(7, "a", 3)}}},
+	} {
+		var got []sent
+		err := sendGroupMessage(func(r *wailv1.ConsumeResponse) error {
+			s := sent{off: r.Offset, next: r.Next, part: r.Partition, epoch: r.Epoch, revoked: r.Revoked}
+			if r.Event != nil {
+				s.key, s.version = string(r.Event.Key), r.Event.Version
+			}
+			for _, g := range r.Granted {
+				s.granted = append(s.granted, fmt.Sprintf("%d/%d@%d", g.Partition, g.Epoch, g.Offset))
+			}
+			got = append(got, s)
+			return nil
+		}, tc.msg, func(m group.Message) bool {
+			if m.Partition != tc.msg.Partition || m.Epoch != tc.msg.Epoch {
+				t.Errorf("%s: checked %v", tc.name, m)
+			}
+			return !tc.moved
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: sent\n%v, want\n%v", tc.name, got, tc.want)
+		}
+	}
+	// A failed send ends the batch: nothing after it is sent.
+	gone := errors.New("client gone")
+	sends := 0
+	err := sendGroupMessage(func(*wailv1.ConsumeResponse) error { sends++; return gone },
+		group.Message{Next: 3, Records: []intentlog.Record{event(1, "a", 1), event(2, "b", 2)}}, func(group.Message) bool { return true })
+	if !errors.Is(err, gone) || sends != 1 {
+		t.Fatalf("a failed send: %v after %d sends, want %v after 1", err, sends, gone)
 	}
 }

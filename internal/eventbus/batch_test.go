@@ -1,6 +1,8 @@
 package eventbus
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -93,5 +95,48 @@ func TestSubscribeBatches(t *testing.T) {
 			}
 			t.Logf("%d events in %d messages, at most %d in one", n, msgs, most)
 		})
+	}
+}
+
+// TestPack: a read of the stream's queue goes out in messages of at most
+// per events (exactly per while there are more), each with the cursor of
+// its last event and the events' partition and offset; a message without
+// an event (a cursor) stays in place and the next event starts a new
+// message; per 0 sends the responses as they are.
+func TestPack(t *testing.T) {
+	t.Parallel()
+	ev := func(v uint64) *wailv1.SubscribeResponse {
+		return &wailv1.SubscribeResponse{Event: &wailv1.ChangeEvent{Version: v}, Partition: int32(v % 2), Offset: int64(v) * 10, Cursor: fmt.Sprint("c", v)}
+	}
+	cursor := &wailv1.SubscribeResponse{Cursor: "end"}
+	resps := []*wailv1.SubscribeResponse{ev(1), ev(2), ev(3), ev(4), ev(5), cursor, ev(6)}
+	show := func(msgs []*wailv1.SubscribeResponse) string {
+		var b strings.Builder
+		for _, m := range msgs {
+			if m.Event != nil {
+				fmt.Fprintf(&b, "(%d) ", m.Event.Version)
+				continue
+			}
+			b.WriteString("[")
+			for _, e := range m.Events {
+				fmt.Fprintf(&b, "%d@%d/%d ", e.Event.Version, e.Partition, e.Offset)
+			}
+			fmt.Fprintf(&b, "%s] ", m.Cursor)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		per  int
+		want string
+	}{
+		{0, "(1) (2) (3) (4) (5) [end] (6) "},
+		{1, "[1@1/10 c1] [2@0/20 c2] [3@1/30 c3] [4@0/40 c4] [5@1/50 c5] [end] [6@0/60 c6] "},
+		{2, "[1@1/10 2@0/20 c2] [3@1/30 4@0/40 c4] [5@1/50 c5] [end] [6@0/60 c6] "},
+		{5, "[1@1/10 2@0/20 3@1/30 4@0/40 5@1/50 c5] [end] [6@0/60 c6] "},
+		{100, "[1@1/10 2@0/20 3@1/30 4@0/40 5@1/50 c5] [end] [6@0/60 c6] "},
+	} {
+		if got := show(pack(resps, tc.per)); got != tc.want {
+			t.Errorf("per %d: %s, want %s", tc.per, got, tc.want)
+		}
 	}
 }
