@@ -124,6 +124,10 @@ type grp struct {
 	// loaded: its positions were loaded from the log (not only a snapshot
 	// claim held before the group has any).
 	loaded bool
+	// starts: in shared mode, where the partitions without a committed
+	// position start (found at load); the process that claims one commits
+	// it then (grant), under its lease, as an acknowledgement.
+	starts map[int32]int64
 }
 
 // Table describes where a table's events are, for a group.
@@ -190,14 +194,21 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 				return nil, err
 			}
 		}
-		if err := g.log.Commit(ctx, LogGroup(name), t.Topic, missing); err != nil {
-			return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
-		}
-		if committed == nil {
-			committed = map[int32]int64{}
-		}
-		for p, o := range missing {
-			committed[p] = o
+		// Shared by processes, the start is committed by the process
+		// that claims each partition (grant), not here: a start commit
+		// that lands late would move back the positions another
+		// process's members acknowledged meanwhile.
+		if g.shared == nil {
+			if err := g.log.Commit(ctx, LogGroup(name), t.Topic, missing); err != nil {
+				return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
+			}
+			if committed == nil {
+				committed = map[int32]int64{}
+			}
+			for p, o := range missing {
+				committed[p] = o
+			}
+			missing = nil
 		}
 	}
 	core := NewCore(t.Partitions, g.lease, committed, after)
@@ -206,12 +217,12 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		// Reloaded in place: a member here takes (or waits for) the
 		// group's snapshot under this object's claim and lease.
 		old.mu.Lock()
-		old.topic, old.core, old.loaded = t.Topic, core, true
+		old.topic, old.core, old.loaded, old.starts = t.Topic, core, true, missing
 		old.mu.Unlock()
 		return old, nil
 	}
 	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: core, sessions: map[string]*Session{},
-		sh: sharedLocal{obs: observed{}}, loaded: true}
+		sh: sharedLocal{obs: observed{}}, loaded: true, starts: missing}
 	g.groups[k] = gr
 	return gr, nil
 }

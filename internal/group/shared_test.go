@@ -249,3 +249,59 @@ func TestSharedCommitPastLease(t *testing.T) {
 	l.slow.Store(false)
 	until(t, a, o, nil, func() bool { return o[0] > batch.Epoch })
 }
+
+// TestSharedLateStartCommit: two processes join a new group at once, and
+// the first one's commits are slow (well within its lease). The start of
+// the group's partitions must not land over what the other process's
+// member acknowledged meanwhile: only the process that claims a partition
+// commits its start, before delivering it.
+func TestSharedLateStartCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const lease, pause = time.Second, 400 * time.Millisecond
+	base := openLog(t)
+	tb := table(t, base, 2, 5)
+	slow := &slowCommits{Log: base, pause: pause}
+	slow.slow.Store(true)
+	cat := &memCatalog{m: map[string][]byte{}}
+	share := func(proc string) Sharing {
+		return Sharing{Store: &memSwapper{c: cat}, Process: proc, Lease: lease, Logger: slog.New(slog.DiscardHandler)}
+	}
+	A := New(base, time.Minute).Share(share("A"))
+	B := New(slow, time.Minute).Share(share("B"))
+	defer A.Close()
+	defer B.Close()
+	joined := make(chan error, 1)
+	go func() {
+		_, err := B.Join(ctx, tb, "g", "b", false)
+		joined <- err
+	}()
+	time.Sleep(pause / 4) // B is in its join
+	a, err := A.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := owned{}
+	acked := map[int32]int64{}
+	until(t, a, o, func(m Message) {
+		if len(m.Records) > 0 && a.Check(m) {
+			if r, err := A.Ack(ctx, tb, "g", "a", []Ack{{m.Partition, m.Epoch, m.Next}}); err == nil && len(r) == 0 {
+				acked[m.Partition] = m.Next
+			}
+		}
+	}, func() bool { return len(acked) > 0 })
+	if err := <-joined; err != nil {
+		t.Fatal(err)
+	}
+	slow.slow.Store(false)
+	time.Sleep(2 * pause) // a commit of B's still in flight lands
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, n := range acked {
+		if c[p] < n {
+			t.Fatalf("partition %d acknowledged up to %d (accepted), committed now %d: a start commit landed over it", p, n, c[p])
+		}
+	}
+}

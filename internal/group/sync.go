@@ -204,13 +204,38 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 
 // grant starts the partitions this process claimed, each at its committed
 // offset, read now: the previous owner stopped committing before it
-// released the partition (or its lease lapsed).
+// released the partition (or its lease lapsed). A partition never
+// committed starts where this process's load put it, committed first,
+// within the lease, as an acknowledgement is: only the owner commits, so
+// no start lands over another member's acknowledgements.
 func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	cctx, cancel := context.WithTimeout(ctx, g.procLease/4)
+	defer cancel()
 	committed, err := g.log.Committed(cctx, LogGroup(gr.name), gr.topic)
-	cancel()
 	if err != nil {
 		return fmt.Errorf("committed offsets (the claimed partitions are released at the next sync): %w", err)
+	}
+	starts := map[int32]int64{}
+	gr.mu.Lock()
+	for _, c := range plan.Claims {
+		if _, ok := committed[c.Partition]; !ok {
+			if o, ok := gr.starts[c.Partition]; ok {
+				starts[c.Partition] = o
+			}
+		}
+	}
+	valid := gr.sh.valid
+	gr.mu.Unlock()
+	if len(starts) > 0 {
+		sctx, cancel := context.WithDeadline(cctx, valid)
+		err := g.log.Commit(sctx, LogGroup(gr.name), gr.topic, starts)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("commit the start of claimed partitions (released at the next sync): %w", err)
+		}
+		for p, o := range starts {
+			committed[p] = o
+		}
 	}
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
