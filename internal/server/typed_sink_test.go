@@ -194,8 +194,36 @@ func TestTypedSinkDeadLetterRedrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	mu.Lock()
-	defer mu.Unlock()
 	if len(received) != len(got) {
 		t.Fatalf("a second redrive sent %v", received[len(got):])
+	}
+	mu.Unlock()
+
+	// A typed delete is a tombstone on the bus (null value, metadata in
+	// headers): the sink sends it as a DELETE of the row key.
+	d, err := producer.Delete(ctx, connect.NewRequest(&wailv1.DeleteRequest{Table: "shop", Key: okey("c")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dv := d.Msg.Result.Version
+	for {
+		mu.Lock()
+		var del *wailv1.ChangeEvent
+		for _, e := range received[len(got):] {
+			if e.Version == dv {
+				del = e
+			}
+		}
+		mu.Unlock()
+		if del != nil {
+			if del.Op != wailv1.Op_OP_DELETE || !bytes.Equal(del.Key, okey("c")) || len(del.Value) != 0 {
+				t.Fatalf("the delete of c was sent as %v", del)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the sink never sent the delete of c at v%d", dv)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
