@@ -164,3 +164,46 @@ func TestGroupsTableCreatedAgain(t *testing.T) {
 		t.Fatalf("describe: %+v %v", parts, err)
 	}
 }
+
+// TestGroupsSendTypedDeletes: a record without a value is sent when it
+// carries headers (a typed table's delete: a tombstone with the event's
+// metadata) and passed when it has none (the tombstone after an
+// envelope's delete); Next is past both.
+func TestGroupsSendTypedDeletes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	if err := l.CreateTopic(ctx, "ev", 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recs := []*intentlog.Record{
+		{Key: []byte("a"), Value: []byte("event")},
+		{Key: []byte("a")}, // an envelope delete's tombstone
+		{Key: []byte("b"), Headers: []intentlog.Header{{Key: "wail.op", Value: []byte("DELETE")}}}, // a typed delete
+		{Key: []byte("c")}, // a tombstone last
+	}
+	if err := l.Append(ctx, "ev", recs); err != nil {
+		t.Fatal(err)
+	}
+	g := New(l, 5*time.Second)
+	defer g.Close()
+	s, err := g.Join(ctx, Table{Name: "t", Topic: "ev", Partitions: 1}, "g", "m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Leave()
+	if m := next(t, s); len(m.Granted) != 1 {
+		t.Fatalf("first message %+v, want the grant", m)
+	}
+	var got []string
+	for n := int64(0); n < 4; {
+		m := next(t, s)
+		for _, r := range m.Records {
+			got = append(got, fmt.Sprintf("%s@%d", r.Key, r.Offset))
+		}
+		n = m.Next
+	}
+	if fmt.Sprint(got) != "[a@0 b@2]" {
+		t.Fatalf("records sent %v, want [a@0 b@2] (the typed delete, not the bare tombstones)", got)
+	}
+}

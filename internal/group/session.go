@@ -21,7 +21,7 @@ type Message struct {
 	Epoch     uint64
 	Records   []intentlog.Record
 	// Next is the partition's position after Records (records passed
-	// without being sent, such as tombstones, included).
+	// without being sent, such as envelope deletes' tombstones, included).
 	Next int64
 }
 
@@ -260,7 +260,10 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 			}
 			m := Message{Partition: gt.Partition, Epoch: gt.Epoch, Next: r.Position()}
 			for _, rec := range recs {
-				if rec.Value != nil {
+				// An envelope delete's tombstone (no value, no
+				// headers) is passed; a typed table's delete is a
+				// tombstone with the event's headers: an event.
+				if rec.Value != nil || len(rec.Headers) > 0 {
 					m.Records = append(m.Records, rec)
 				}
 			}

@@ -45,18 +45,21 @@ type failure struct {
 // letters returns the dead letters of recs (offset -1: a snapshot row).
 func (r *runner) letters(recs []intentlog.Record, f failure, now time.Time) []*wailv1.DeadLetter {
 	out := make([]*wailv1.DeadLetter, 0, len(recs))
-	for _, rec := range recs {
-		var ev wailv1.ChangeEvent
-		if err := proto.Unmarshal(rec.Value, &ev); err != nil || len(rec.Key) == 0 {
+	for i := range recs {
+		rec := &recs[i]
+		ev, ok := decode(rec)
+		if !ok || len(ev.Key) == 0 {
 			continue // not an event: it was not sent either
 		}
+		// Key: the row key (the event's), not the bus record's key,
+		// which is framed for a typed table; redrive matches on it.
 		d := &wailv1.DeadLetter{
-			Table: r.def.Table, Partition: rec.Partition, Key: rec.Key, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK,
+			Table: r.def.Table, Partition: rec.Partition, Key: ev.Key, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK,
 			Error: f.err.Error(), Permanent: f.permanent, Attempts: uint32(f.attempts),
 			FirstAttemptUs: f.first.UnixMicro(), LastAttemptUs: f.last.UnixMicro(), DeadAtUs: now.UnixMicro(),
-			Sink: r.def.Name, Event: &ev, EventOffset: rec.Offset, HttpStatus: int32(f.status),
+			Sink: r.def.Name, Event: ev, EventOffset: rec.Offset, HttpStatus: int32(f.status),
 		}
-		if proto.Size(&ev) > maxLetterEvent {
+		if proto.Size(ev) > maxLetterEvent {
 			d.Event = &wailv1.ChangeEvent{Table: ev.Table, Key: ev.Key, Op: ev.Op, Version: ev.Version, EventId: ev.EventId}
 			d.EventStripped = true
 		}

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/group"
@@ -271,16 +269,18 @@ func (r *runner) scanKeys(ctx context.Context, p int32, from, end int64, keys ma
 		}
 		for i := range recs {
 			rec := &recs[i]
-			if rec.Offset >= end || !keys[string(rec.Key)] || len(rec.Value) == 0 {
+			if rec.Offset >= end {
 				continue
 			}
-			var ev wailv1.ChangeEvent
-			if err := proto.Unmarshal(rec.Value, &ev); err != nil {
-				continue // not an event: never delivered
+			// The row key, as letters record it: a typed table's
+			// record key is framed (like with like).
+			ev, ok := decode(rec)
+			if !ok || !keys[string(ev.Key)] {
+				continue // not an event (never delivered), or another key
 			}
-			last[string(rec.Key)] = newest{offset: rec.Offset, version: ev.Version}
+			last[string(ev.Key)] = newest{offset: rec.Offset, version: ev.Version}
 			if _, ok := at[rec.Offset]; ok {
-				at[rec.Offset] = busPos{key: string(rec.Key), version: ev.Version}
+				at[rec.Offset] = busPos{key: string(ev.Key), version: ev.Version}
 			}
 		}
 	}
@@ -303,11 +303,11 @@ func (r *runner) busEvent(ctx context.Context, p int32, offset int64) (*wailv1.C
 			if recs[i].Offset < offset {
 				continue
 			}
-			var ev wailv1.ChangeEvent
-			if recs[i].Offset > offset || proto.Unmarshal(recs[i].Value, &ev) != nil {
+			ev, ok := decode(&recs[i])
+			if recs[i].Offset > offset || !ok {
 				return nil, fmt.Errorf("%w: no event at bus offset %d of partition %d", ErrCannotRedrive, offset, p)
 			}
-			return &ev, nil
+			return ev, nil
 		}
 	}
 }

@@ -10,9 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -165,18 +164,31 @@ func (r *runner) ack(ctx context.Context, msg group.Message, next int64) error {
 // moved (errMoved: owns said no before an attempt).
 func (r *runner) deliver(ctx context.Context, p int32, recs []intentlog.Record, next int64, owns func() bool) error {
 	b := &wailv1.SinkBatch{Sink: r.def.Name, Table: r.def.Table, Partition: p, FirstOffset: recs[0].Offset, NextOffset: next}
-	for _, rec := range recs {
-		var ev wailv1.ChangeEvent
-		if err := proto.Unmarshal(rec.Value, &ev); err != nil {
-			continue // not an event (subscribers skip it too)
+	for i := range recs {
+		if ev, ok := decode(&recs[i]); ok {
+			b.Events = append(b.Events, ev)
 		}
-		b.Events = append(b.Events, &ev)
 	}
 	if len(b.Events) == 0 {
 		return nil
 	}
 	delivery := r.def.Table + "/" + strconv.Itoa(int(p)) + "/" + strconv.FormatInt(b.FirstOffset, 10) + "-" + strconv.FormatInt(next, 10)
 	return r.post(ctx, b, delivery, recs, owns)
+}
+
+// decode reads a bus record as the event a sink sends: wail's envelope,
+// or a typed table's record (the row's value and key in the Confluent
+// wire format, metadata in headers), unframed to the row's key and value
+// like subscribers get them (eventbus.Decode). ok false: not an event
+// (an envelope delete's tombstone, or bytes that are none), never sent.
+// Letters and redrive key events by the row key it returns, never by the
+// bus record's key (a typed key is framed there).
+func decode(rec *intentlog.Record) (ev *wailv1.ChangeEvent, ok bool) {
+	e, ok, err := eventbus.Decode(rec)
+	if !ok || err != nil {
+		return nil, false
+	}
+	return e.Proto(), true
 }
 
 // post sends a batch until the endpoint takes it, or dead-letters recs
