@@ -64,6 +64,10 @@ type Groups struct {
 	logger    *slog.Logger
 	health    *health.Registry
 	kick      chan struct{}
+	// fencer: the log fences a partition's commits (shared mode on
+	// Kafka): each partition taken here commits through its own
+	// committer (fence.go).
+	fencer intentlog.PartitionFencer
 
 	snaps map[[2]string]*snapLocal // start "snapshot" snapshots on this process (snapclaim.go)
 }
@@ -128,6 +132,9 @@ type grp struct {
 	// position start (found at load); the process that claims one commits
 	// it then (grant), under its lease, as an acknowledgement.
 	starts map[int32]int64
+	// fences: in shared mode on a log that fences, the committer of each
+	// partition taken here, with the epoch it was taken at.
+	fences map[int32]fenced
 }
 
 // Table describes where a table's events are, for a group.
@@ -365,6 +372,10 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 		if sn := st.Snapshot; sn != nil {
 			return fmt.Errorf("%w: member %s is taking the group's snapshot (a process that died keeps its claim for at most api.group_lease_timeout)", ErrMembers, sn.Member)
 		}
+	}
+	// No committer of a member that was in the group commits after this.
+	if err := g.fenceAll(ctx, t, name); err != nil {
+		return fmt.Errorf("group %s of %s: %w", name, t.Name, err)
 	}
 	prev, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 	if err != nil {

@@ -328,13 +328,25 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 		defer cancel()
 		if g.shared != nil {
 			// and before this process's lease lapses: past it, another
-			// process may own the partitions (DESIGN.md: a commit the bus
-			// applies after its deadline is the one case left)
+			// process may own the partitions (a commit the bus applies
+			// after its deadline fails on the fence: fence.go)
 			var c2 context.CancelFunc
 			ctx, c2 = context.WithDeadline(ctx, gr.sh.valid)
 			defer c2()
 		}
-		if err := g.log.Commit(ctx, LogGroup(name), t.Topic, commit); err != nil {
+		if g.fencer != nil && g.shared != nil {
+			// Fenced, the commit needs no lock: a partition that moves
+			// meanwhile is fenced first, so the commit either landed
+			// before its next owner read its position or fails. Other
+			// acknowledgements of the group go on meanwhile.
+			cs := gr.committers(commit, epochs, refused)
+			gr.mu.Unlock()
+			errs := commitFenced(ctx, cs, commit)
+			gr.mu.Lock()
+			if err := fencedResult(errs, commit, refused); err != nil {
+				return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
+			}
+		} else if err := g.log.Commit(ctx, LogGroup(name), t.Topic, commit); err != nil {
 			return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 		}
 		now := time.Now()

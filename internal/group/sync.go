@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -41,6 +42,9 @@ func (g *Groups) Share(o Sharing) *Groups {
 		o.Logger = slog.Default()
 	}
 	g.shared, g.proc, g.procLease, g.logger, g.health, g.exclusive = o.Store, o.Process, o.Lease, o.Logger, o.Health, o.Exclusive
+	if f, ok := g.log.(intentlog.PartitionFencer); ok {
+		g.fencer = f
+	}
 	g.wg.Add(1)
 	go g.syncLoop()
 	return g
@@ -204,33 +208,53 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 
 // grant starts the partitions this process claimed, each at its committed
 // offset, read now: the previous owner stopped committing before it
-// released the partition (or its lease lapsed). A partition never
-// committed starts where this process's load put it, committed first,
-// within the lease, as an acknowledgement is: only the owner commits, so
-// no start lands over another member's acknowledgements.
+// released the partition (or its lease lapsed). On a log that fences,
+// each claimed partition is fenced before the read, so that no commit of
+// a previous owner lands after it (fence.go). A partition never committed
+// starts where this process's load put it, committed first, within the
+// lease, as an acknowledgement is: only the owner commits, so no start
+// lands over another member's acknowledgements. A partition that could
+// not be fenced or started is not granted: released at the next sync.
 func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	cctx, cancel := context.WithTimeout(ctx, g.procLease/4)
 	defer cancel()
-	committed, err := g.log.Committed(cctx, LogGroup(gr.name), gr.topic)
-	if err != nil {
-		return fmt.Errorf("committed offsets (the claimed partitions are released at the next sync): %w", err)
+	gr.mu.Lock()
+	valid := gr.sh.valid
+	gr.mu.Unlock()
+	vctx, vcancel := context.WithDeadline(cctx, valid)
+	defer vcancel()
+	var fences map[int32]fenced
+	var committed map[int32]int64
+	var ferr error
+	if g.fencer != nil {
+		fences, committed, ferr = g.fence(vctx, gr, plan.Claims)
+	} else {
+		var err error
+		if committed, err = g.log.Committed(cctx, LogGroup(gr.name), gr.topic); err != nil {
+			return fmt.Errorf("committed offsets (the claimed partitions are released at the next sync): %w", err)
+		}
 	}
 	starts := map[int32]int64{}
 	gr.mu.Lock()
 	for _, c := range plan.Claims {
+		if _, ok := fences[c.Partition]; g.fencer != nil && !ok {
+			continue // not fenced: not granted
+		}
 		if _, ok := committed[c.Partition]; !ok {
 			if o, ok := gr.starts[c.Partition]; ok {
 				starts[c.Partition] = o
 			}
 		}
 	}
-	valid := gr.sh.valid
 	gr.mu.Unlock()
 	if len(starts) > 0 {
-		sctx, cancel := context.WithDeadline(cctx, valid)
-		err := g.log.Commit(sctx, LogGroup(gr.name), gr.topic, starts)
-		cancel()
-		if err != nil {
+		if g.fencer != nil {
+			for p, err := range commitFenced(vctx, fences, starts) {
+				delete(fences, p)
+				delete(starts, p)
+				ferr = errors.Join(ferr, fmt.Errorf("commit the start of partition %d (released at the next sync): %w", p, err))
+			}
+		} else if err := g.log.Commit(vctx, LogGroup(gr.name), gr.topic, starts); err != nil {
 			return fmt.Errorf("commit the start of claimed partitions (released at the next sync): %w", err)
 		}
 		for p, o := range starts {
@@ -240,7 +264,7 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
 	if !gr.validNow(time.Now()) {
-		return nil // released at the next sync
+		return ferr // released at the next sync
 	}
 	live := map[string]bool{}
 	for _, id := range gr.core.Members() {
@@ -250,13 +274,23 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 		if !live[plan.ClaimMembers[i]] {
 			continue // it left meanwhile: released at the next sync
 		}
+		if g.fencer != nil {
+			f, ok := fences[c.Partition]
+			if !ok {
+				continue // not fenced: released at the next sync
+			}
+			if gr.fences == nil {
+				gr.fences = map[int32]fenced{}
+			}
+			gr.fences[c.Partition] = f
+		}
 		off, ok := committed[c.Partition]
 		if !ok {
 			off = -1
 		}
 		gr.apply(gr.core.Grant(c.Partition, plan.ClaimMembers[i], c.Epoch, off))
 	}
-	return nil
+	return ferr
 }
 
 // kickSync syncs the groups at once (a member joined or left).

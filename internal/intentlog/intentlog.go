@@ -177,6 +177,37 @@ type TopicDeleter interface {
 	DeleteTopic(ctx context.Context, topic string) error
 }
 
+// PartitionFencer is a log whose offset commits of one partition of a
+// group can be fenced: a group shared by several processes commits each
+// partition through the committer its owner got when it took the
+// partition, so that a commit of a previous owner that reaches the log
+// late (its process paused, its request slow) cannot move the partition's
+// position back under the new owner (Kafka: a transactional id per group
+// partition; DESIGN.md, "Groups across processes").
+type PartitionFencer interface {
+	// FencePartition returns the committer of (group, topic, partition).
+	// Once it returned, every committer returned before it for the same
+	// partition fails its commits (ErrFenced), and none of its commits
+	// lands later: the committed offset read after it is final until
+	// this committer commits.
+	FencePartition(ctx context.Context, group, topic string, partition int32) (FencedCommitter, error)
+}
+
+// FencedCommitter commits one partition's offset for a group until a later
+// FencePartition of that partition fences it.
+type FencedCommitter interface {
+	// Commit commits offset (the next offset to read). On any error the
+	// commit did not take effect and never will.
+	Commit(ctx context.Context, offset int64) error
+	// Committed returns the partition's committed offset (ok false: none),
+	// waiting for commits in progress on it, not on other partitions.
+	Committed(ctx context.Context) (offset int64, ok bool, err error)
+}
+
+// ErrFenced: a FencedCommitter was fenced by a later FencePartition of its
+// partition.
+var ErrFenced = errors.New("fenced: the partition was fenced by a newer owner")
+
 // Reader reads one partition in offset order.
 type Reader interface {
 	// Next returns the next records, blocking until at least one is durable

@@ -1,0 +1,132 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// A group shared by processes commits each partition's position through
+// the committer its owner got when it took the partition, on a log that
+// can fence (intentlog.PartitionFencer: Kafka). Taking a partition fences
+// every earlier committer of it before its committed offset is read: a
+// commit of a previous owner still on its way (its process paused past
+// its lease, its request slow in the broker) fails instead of moving the
+// position back under the new owner. On a log that cannot fence, commits
+// are bounded by the process's lease only (DESIGN.md, "Groups across
+// processes").
+
+// fenced is the committer of a partition taken here at an epoch.
+type fenced struct {
+	epoch uint64
+	c     intentlog.FencedCommitter
+}
+
+// fence fences each claimed partition, in parallel, and then reads its
+// committed offset (final: no earlier owner commits after the fence); it
+// returns the committers and offsets of those fenced (a partition never
+// committed has none) and the errors of the others.
+func (g *Groups) fence(ctx context.Context, gr *grp, claims []Grant) (map[int32]fenced, map[int32]int64, error) {
+	var mu sync.Mutex
+	out, committed := map[int32]fenced{}, map[int32]int64{}
+	var errs []error
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Go(func() {
+			fc, err := g.fencer.FencePartition(ctx, LogGroup(gr.name), gr.topic, c.Partition)
+			var o int64
+			var ok bool
+			if err == nil {
+				o, ok, err = fc.Committed(ctx)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("partition %d: %w", c.Partition, err))
+				return
+			}
+			out[c.Partition] = fenced{epoch: c.Epoch, c: fc}
+			if ok {
+				committed[c.Partition] = o
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return out, committed, fmt.Errorf("fence the claimed partitions (released at the next sync): %w", errors.Join(errs...))
+	}
+	return out, committed, nil
+}
+
+// commitFenced commits offsets through the partitions' committers, in
+// parallel; it returns the error of each partition that failed.
+func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]int64) map[int32]error {
+	var mu sync.Mutex
+	errs := map[int32]error{}
+	var wg sync.WaitGroup
+	for p, o := range offsets {
+		f, ok := cs[p]
+		if !ok {
+			errs[p] = fmt.Errorf("%w: partition %d has no committer here", ErrNotOwner, p)
+			continue
+		}
+		wg.Go(func() {
+			if err := f.c.Commit(ctx, o); err != nil {
+				mu.Lock()
+				errs[p] = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// fenceAll fences every partition of a group (Reset): no committer of a
+// member that was in it can commit after.
+func (g *Groups) fenceAll(ctx context.Context, t Table, name string) error {
+	if g.fencer == nil || g.shared == nil {
+		return nil
+	}
+	claims := make([]Grant, t.Partitions)
+	for p := range t.Partitions {
+		claims[p] = Grant{Partition: p}
+	}
+	_, _, err := g.fence(ctx, &grp{name: name, topic: t.Topic}, claims)
+	return err
+}
+
+// committers returns the committers of an acknowledgement's partitions at
+// their epochs (under gr.mu); a partition without one here is refused and
+// removed from commit.
+func (gr *grp) committers(commit map[int32]int64, epochs map[int32]uint64, refused map[int32]error) map[int32]fenced {
+	cs := map[int32]fenced{}
+	for p := range commit {
+		if f, ok := gr.fences[p]; ok && f.epoch == epochs[p] {
+			cs[p] = f
+			continue
+		}
+		refused[p] = fmt.Errorf("%w: partition %d: it has no committer here at epoch %d (it moved)", ErrNotOwner, p, epochs[p])
+		delete(commit, p)
+	}
+	return cs
+}
+
+// fencedResult sorts the failed commits of an acknowledgement: a
+// partition whose committer was fenced (another process took it) is
+// refused and removed from commit; another failure is returned.
+func fencedResult(errs map[int32]error, commit map[int32]int64, refused map[int32]error) error {
+	var out []error
+	for p, err := range errs {
+		if errors.Is(err, intentlog.ErrFenced) {
+			refused[p] = fmt.Errorf("%w: partition %d: another process took it: %w", ErrNotOwner, p, err)
+			delete(commit, p)
+			continue
+		}
+		out = append(out, err)
+	}
+	return errors.Join(out...)
+}

@@ -1,0 +1,280 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// fenceTxnTimeout bounds a fenced commit's transaction: one its committer
+// left open (its process died or paused between the offsets and the end)
+// is aborted by the coordinator after it, or at once by the partition's
+// next FencePartition.
+const fenceTxnTimeout = 10 * time.Second
+
+// FencePartition implements intentlog.PartitionFencer with one
+// transactional id per group partition ("<group>.fence.<topic>.<p>"):
+// InitProducerID bumps the id's producer epoch, which aborts a transaction
+// a previous committer left open and makes every later request of it fail
+// (PRODUCER_FENCED, INVALID_PRODUCER_EPOCH), whenever the coordinator
+// gets it. Each commit is a transaction of its own: AddOffsetsToTxn,
+// TxnOffsetCommit (generation -1: no Kafka group membership), EndTxn.
+func (l *Log) FencePartition(ctx context.Context, group, topic string, partition int32) (intentlog.FencedCommitter, error) {
+	topic = l.names.external(topic)
+	if err := l.checkOpen(); err != nil {
+		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, err)
+	}
+	td, err := l.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: fence %s/%s/%d: metadata: %w", group, topic, partition, mapErr(err))
+	}
+	d, ok := td[topic]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, intentlog.ErrUnknownTopic)
+	case d.Err != nil:
+		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, mapErr(d.Err))
+	}
+	c := &fencedCommitter{l: l, txnID: group + ".fence." + topic + "." + strconv.Itoa(int(partition)),
+		group: group, topic: topic, topicID: d.ID, partition: partition, pid: -1, epoch: -1, want: -1, last: -1}
+	if err := c.init(ctx); err != nil {
+		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, err)
+	}
+	return c, nil
+}
+
+// fencedCommitter is a FencedCommitter of the Kafka log.
+type fencedCommitter struct {
+	l                   *Log
+	txnID, group, topic string
+	topicID             [16]byte
+	partition           int32
+
+	// want: the highest offset asked of Commit; a commit takes it, so
+	// that calls waiting meanwhile are covered by one transaction.
+	wantMu sync.Mutex
+	want   int64
+
+	mu    sync.Mutex // one commit at a time; guards what follows
+	pid   int64
+	epoch int16
+	last  int64 // the highest offset committed (-1: none yet)
+	// unsure: a transaction's end has an unknown outcome; the next commit
+	// first bumps the epoch with the id and epoch held (KIP-360), which
+	// fails if a newer committer fenced this one meanwhile.
+	unsure bool
+
+	// afterOffsets, when set (tests), runs between the offsets and the
+	// transaction's end.
+	afterOffsets func()
+}
+
+// init gets the producer id and a new epoch for the transactional id:
+// with pid -1 it fences every committer before it; with this committer's
+// own id and epoch it only recovers from an unsure end.
+func (c *fencedCommitter) init(ctx context.Context) error {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		req := kmsg.NewPtrInitProducerIDRequest()
+		req.TransactionalID = &c.txnID
+		req.TransactionTimeoutMillis = int32(fenceTxnTimeout / time.Millisecond)
+		req.ProducerID, req.ProducerEpoch = c.pid, c.epoch
+		resp, err := req.RequestWith(ctx, c.l.cl)
+		if err != nil {
+			return mapErr(err)
+		}
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		switch {
+		case err == nil:
+			c.pid, c.epoch, c.unsure = resp.ProducerID, resp.ProducerEpoch, false
+			return nil
+		case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):
+			return fmt.Errorf("%w: %w", intentlog.ErrFenced, err)
+		case !retriableTxn(err):
+			return err
+		}
+		select { // the previous epoch's transaction is being ended
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while the coordinator answered %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// retriableTxn: errors of transactional requests that pass on their own.
+func retriableTxn(err error) bool {
+	return errors.Is(err, kerr.ConcurrentTransactions) || errors.Is(err, kerr.CoordinatorLoadInProgress) ||
+		errors.Is(err, kerr.NotCoordinator) || errors.Is(err, kerr.CoordinatorNotAvailable)
+}
+
+// Commit implements intentlog.FencedCommitter. Calls that wait for a
+// commit in progress are covered by the next one, which commits the
+// highest offset asked; a commit never moves the offset back below one
+// this committer committed.
+func (c *fencedCommitter) Commit(ctx context.Context, offset int64) error {
+	c.wantMu.Lock()
+	c.want = max(c.want, offset)
+	c.wantMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if offset <= c.last {
+		return nil // committed by a call that took it along
+	}
+	c.wantMu.Lock()
+	o := c.want
+	c.wantMu.Unlock()
+	if err := c.commit(ctx, o); err != nil {
+		return fmt.Errorf("kafka: commit %s/%s/%d: %w", c.group, c.topic, c.partition, err)
+	}
+	c.last = o
+	return nil
+}
+
+func (c *fencedCommitter) commit(ctx context.Context, offset int64) error {
+	if c.unsure {
+		if err := c.init(ctx); err != nil {
+			return err
+		}
+	}
+	err := c.offsets(ctx, offset)
+	if err == nil && c.afterOffsets != nil {
+		c.afterOffsets()
+	}
+	// The end is not cancellable (a cancelled EndTxn leaves its outcome
+	// unknown), but bounded: past the transaction timeout the
+	// coordinator aborts it anyway.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fenceTxnTimeout)
+	defer cancel()
+	if eerr := c.end(ectx, err == nil); err != nil {
+		if eerr != nil && !errors.Is(eerr, intentlog.ErrFenced) {
+			c.unsure = true
+		}
+		return classifyFence(err)
+	} else if eerr != nil {
+		if !errors.Is(eerr, intentlog.ErrFenced) {
+			c.unsure = true // committed or not: the next commit moves past it
+		}
+		return eerr
+	}
+	return nil
+}
+
+// offsets adds the group's offsets to a new transaction and stages the
+// partition's offset in it.
+func (c *fencedCommitter) offsets(ctx context.Context, offset int64) error {
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = c.txnID, c.pid, c.epoch, c.group
+		addResp, err := add.RequestWith(ctx, c.l.cl)
+		if err != nil {
+			return err
+		}
+		err = kerr.ErrorForCode(addResp.ErrorCode)
+		if err == nil {
+			break
+		}
+		if !retriableTxn(err) { // CONCURRENT_TRANSACTIONS: the last end's markers are being written
+			return fmt.Errorf("add offsets to the transaction: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("add offsets to the transaction: %w (while the coordinator answered %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = c.txnID, c.group, c.pid, c.epoch
+	req.Generation, req.MemberID = -1, ""
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic, rt.TopicID = c.topic, c.topicID
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset, rp.LeaderEpoch = c.partition, offset, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, c.l.cl)
+	if err != nil {
+		return err
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("stage the offset: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// end commits (or aborts) the open transaction. Kafka 4 (transaction
+// version 2) bumps the epoch at each end and answers the next one.
+func (c *fencedCommitter) end(ctx context.Context, commit bool) error {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		req := kmsg.NewPtrEndTxnRequest()
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = c.txnID, c.pid, c.epoch, commit
+		resp, err := req.RequestWith(ctx, c.l.cl)
+		if err != nil {
+			return mapErr(err)
+		}
+		err = kerr.ErrorForCode(resp.ErrorCode)
+		if err == nil || (!commit && errors.Is(err, kerr.InvalidTxnState)) { // nothing open to abort
+			if resp.Version >= 5 && resp.ProducerEpoch >= 0 {
+				c.pid, c.epoch = resp.ProducerID, resp.ProducerEpoch
+			}
+			return nil
+		}
+		if !retriableTxn(err) {
+			return classifyFence(err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while the coordinator answered %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// classifyFence marks the errors of a committer fenced by a newer one.
+func classifyFence(err error) error {
+	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) {
+		return fmt.Errorf("%w: %w", intentlog.ErrFenced, err)
+	}
+	return err
+}
+
+// Committed implements intentlog.FencedCommitter: the group's offsets are
+// read stable (KIP-447), and only this partition's must be: other
+// partitions' owners commit in transactions of their own all the time.
+func (c *fencedCommitter) Committed(ctx context.Context) (int64, bool, error) {
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		resp, err := c.l.adm.FetchOffsets(kadm.RequireStable(ctx), c.group)
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return 0, false, nil
+		}
+		if err == nil {
+			o, ok := resp[c.topic][c.partition]
+			switch {
+			case !ok || (o.Err == nil && o.At < 0):
+				return 0, false, nil
+			case o.Err == nil:
+				return o.At, true, nil
+			}
+			err = o.Err
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+			return 0, false, fmt.Errorf("kafka: committed %s/%s/%d: %w", c.group, c.topic, c.partition, mapErr(err))
+		}
+		select { // a transaction with this partition's offset is ending
+		case <-ctx.Done():
+			return 0, false, fmt.Errorf("kafka: committed %s/%s/%d: %w (waiting for %w)", c.group, c.topic, c.partition, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestFencePartition: on a real broker, a partition's committer commits
+// until the next FencePartition of the partition; then its commits fail
+// with ErrFenced, including one whose offsets were staged before the fence
+// and whose end comes after it (a paused process): the offset read after
+// the fence stays what was committed before it.
+func TestFencePartition(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 2*time.Minute)
+	l := openLog(t, realBrokers(t), nil)
+	topic := topicName("fence")
+	if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	group := "wail.test." + topic
+	// committed waits for the partition's committed offset to be want: a
+	// transaction's offsets show once its markers are written, shortly
+	// after its end returned.
+	committed := func(p int32, want int64) {
+		t.Helper()
+		var got map[int32]int64
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			var err error
+			if got, err = l.Committed(ctx, group, topic); err != nil {
+				t.Fatal(err)
+			}
+			if o, ok := got[p]; ok && o == want {
+				return
+			}
+		}
+		t.Fatalf("partition %d: committed %v, want %d", p, got, want)
+	}
+	fence := func(p int32) *fencedCommitter {
+		t.Helper()
+		c, err := l.FencePartition(ctx, group, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.(*fencedCommitter)
+	}
+	a := fence(0)
+	for _, o := range []int64{3, 5} { // each its own transaction
+		if err := a.Commit(ctx, o); err != nil {
+			t.Fatalf("commit %d: %v", o, err)
+		}
+	}
+	committed(0, 5)
+
+	// b takes the partition: a's commits fail from now on.
+	b := fence(0)
+	if err := a.Commit(ctx, 9); !errors.Is(err, intentlog.ErrFenced) {
+		t.Fatalf("commit of the fenced committer: %v, want ErrFenced", err)
+	}
+	committed(0, 5)
+	if err := b.Commit(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+
+	// b stages 11 and pauses before the end; c fences meanwhile and reads
+	// 7: b's end fails and its offset never lands.
+	var once sync.Once
+	staged, resume := make(chan struct{}), make(chan struct{})
+	b.afterOffsets = func() {
+		once.Do(func() {
+			close(staged)
+			<-resume
+		})
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Commit(ctx, 11) }()
+	<-staged
+	c := fence(0)
+	committed(0, 7) // the fence aborted the old committer's staged offset
+	close(resume)
+	if err := <-done; !errors.Is(err, intentlog.ErrFenced) {
+		t.Fatalf("end of the fenced committer's transaction: %v, want ErrFenced", err)
+	}
+	committed(0, 7)
+	if err := c.Commit(ctx, 13); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another partition's committers are independent.
+	d := fence(1)
+	if err := d.Commit(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(ctx, 15); err != nil {
+		t.Fatalf("partition 0's committer after partition 1 was fenced: %v", err)
+	}
+	committed(0, 15)
+	committed(1, 2)
+}
+
+// TestFencePartitionCancelled: a commit whose context ends before it is
+// sent fails and leaves the committer usable.
+func TestFencePartitionCancelled(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	l := openLog(t, realBrokers(t), nil)
+	topic := topicName("fence-cancel")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	group := "wail.test." + topic
+	c, err := l.FencePartition(ctx, group, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.Commit(cctx, 4); err == nil {
+		t.Fatal("commit with a cancelled context succeeded")
+	}
+	if err := c.Commit(ctx, 6); err != nil {
+		t.Fatalf("commit after a cancelled one: %v", err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := l.Committed(ctx, group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[0] == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed %v, want 6", got)
+		}
+	}
+}
+
+// TestFencePartitionConcurrent: commits of one committer at once are
+// covered by transactions that commit the highest offset asked; the
+// offset ends at the highest, never moved back by a lower one finishing
+// last.
+func TestFencePartitionConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	l := openLog(t, realBrokers(t), nil)
+	topic := topicName("fence-conc")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	group := "wail.test." + topic
+	c, err := l.FencePartition(ctx, group, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for o := range int64(20) {
+		wg.Go(func() {
+			if err := c.Commit(ctx, 20-o); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if o, ok, err := c.Committed(ctx); err != nil || !ok || o != 20 {
+		t.Fatalf("committed %d (%v, %v), want 20", o, ok, err)
+	}
+}
