@@ -15,6 +15,10 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
+// Shared consumer groups need it (group/fence.go); so does the server's
+// check that it runs them only on a log that fences.
+var _ intentlog.PartitionFencer = (*Log)(nil)
+
 // fenceTxnTimeout bounds a fenced commit's transaction: one its committer
 // left open (its process died or paused between the offsets and the end)
 // is aborted by the coordinator after it, or at once by the partition's
