@@ -15,8 +15,8 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
-// Shared consumer groups need it (group/fence.go); so does the server's
-// check that it runs them only on a log that fences.
+// Shared consumer groups fence their commits through it (group/fence.go);
+// the server shares groups only on Kafka.
 var _ intentlog.PartitionFencer = (*Log)(nil)
 
 // fenceTxnTimeout bounds a fenced commit's transaction: one its committer
