@@ -70,11 +70,12 @@ func (m *Mux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Reque
 func (m *Mux) Patterns() []string { return m.patterns }
 
 // Mount adds the services to mux, each with JSONCodecs and opts; the
-// Producer service decodes binary writes with writeCodec.
+// Producer service decodes binary writes with writeCodec, and counts the
+// mutations of JSON ones before decoding them (producerJSON).
 func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 	all := append(JSONCodecs(), opts...)
 	if s.Producer != nil {
-		popts := append(append([]connect.HandlerOption(nil), all...), producerCodec(s.MaxBatch))
+		popts := append(append(append([]connect.HandlerOption(nil), all...), producerCodec(s.MaxBatch)), producerJSONCodecs(s.MaxBatch)...)
 		popts = append(popts, s.ProducerOptions...)
 		mux.Handle(wailv1connect.NewProducerServiceHandler(s.Producer, popts...))
 	}
