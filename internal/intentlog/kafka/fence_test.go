@@ -3,7 +3,9 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,5 +170,55 @@ func TestFencePartitionConcurrent(t *testing.T) {
 	wg.Wait()
 	if o, ok, err := c.Committed(ctx); err != nil || !ok || o != 20 {
 		t.Fatalf("committed %d (%v, %v), want 20", o, ok, err)
+	}
+}
+
+// BenchmarkGroupCommit: one partition's offset committed on the real
+// broker as a plain OffsetCommit (a group in one process) and through a
+// fenced committer (shared groups: a transaction per commit), with
+// RunParallel at parallelism 1 and 16 (GOMAXPROCS goroutines each;
+// concurrent fenced commits are covered by one transaction). b.N counts
+// Commit calls.
+func BenchmarkGroupCommit(b *testing.B) {
+	brokers := realBrokers(b)
+	j := newJanitor(b, brokers)
+	l := openLog(b, brokers, nil)
+	ctx := context.Background()
+	topic := topicName("bench-commit")
+	j.add(topic)
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	for _, conc := range []int{1, 16} {
+		b.Run(fmt.Sprintf("plain/par=%d", conc), func(b *testing.B) {
+			group := "wail.bench." + topicName("plain")
+			var next atomic.Int64
+			b.SetParallelism(conc)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := l.Commit(ctx, group, topic, map[int32]int64{0: next.Add(1)}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+		b.Run(fmt.Sprintf("fenced/par=%d", conc), func(b *testing.B) {
+			group := "wail.bench." + topicName("fenced")
+			c, err := l.FencePartition(ctx, group, topic, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			b.SetParallelism(conc)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.Commit(ctx, next.Add(1)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
