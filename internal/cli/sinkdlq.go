@@ -62,7 +62,9 @@ func printSinkLetter(w io.Writer, l *wailv1.DeadLetter) {
 func newSinkDLQSettleCmd(g *globals, redrive bool) *cobra.Command {
 	var all, asJSON bool
 	use, short, long := "drop TABLE SINK [OFFSET...] [--all]", "Discard a sink's dead letters (their events are not sent)",
-		"Drop settles dead letters without sending their events."
+		"Drop settles dead letters without sending their events. A letter a redrive is\n"+
+			"sending, or settled after the drop read it, is not dropped: the drop fails\n"+
+			"(aborted) naming it and what happened to it; the others are dropped."
 	if redrive {
 		use, short = "redrive TABLE SINK [OFFSET...] [--all]", "POST a sink's dead letters again to its endpoint, in per-key order"
 		long = "Redrive sends each letter's event again to the sink's endpoint, through the sink\n" +
@@ -71,7 +73,8 @@ func newSinkDLQSettleCmd(g *globals, redrive bool) *cobra.Command {
 			"bus after it (delivered, to be delivered, or in a newer letter) is settled\n" +
 			"superseded and not sent: events carry a key's whole state, and the older one would\n" +
 			"arrive after the newer. A letter already settled is not sent again. On an answer\n" +
-			"other than 2xx the redrive stops; that letter stays unsettled. It waits for a request\n" +
+			"other than 2xx the redrive stops; that letter stays unsettled. A letter dropped after\n" +
+			"the redrive read it is not sent (the redrive fails, aborted, naming it). It waits for a request\n" +
 			"in flight on the letter's partition (a retrying one may take its --max-retry);\n" +
 			"not bounded by --timeout unless given."
 	}
