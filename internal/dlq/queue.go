@@ -282,30 +282,6 @@ func (s *snapshot) entries(ctx context.Context, offsets []int64, slim bool) ([]*
 	return out, nil
 }
 
-// Settled returns the first resolutions of those of offsets that are
-// settled now (a caller that settles letters itself checks again, under
-// its own lock, what another settled since it read them).
-func (q *Queue) Settled(ctx context.Context, offsets []int64) (map[int64]*wailv1.DeadLetterResolution, error) {
-	s, err := q.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var settled []*wailv1.DeadLetterEntry
-	for _, off := range offsets {
-		if s.f.settled.has(off) {
-			settled = append(settled, &wailv1.DeadLetterEntry{Offset: off})
-		}
-	}
-	if err := s.resolutions(ctx, settled); err != nil {
-		return nil, err
-	}
-	out := make(map[int64]*wailv1.DeadLetterResolution, len(settled))
-	for _, e := range settled {
-		out[e.Offset] = e.Resolution
-	}
-	return out, nil
-}
-
 // Settle appends resolutions, durably, in one append.
 func (q *Queue) Settle(ctx context.Context, res []*wailv1.DeadLetterResolution) error {
 	if len(res) == 0 {
