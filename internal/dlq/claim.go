@@ -1,6 +1,7 @@
 package dlq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -149,13 +150,23 @@ type Raced struct {
 
 // RacedError is the ErrRaced error of a request (what: "dropped",
 // "redriven") that lost the letters of lost, and acted on done others.
+// Letters in the same state are named together.
 func (q *Queue) RacedError(what string, lost []Raced, done int) error {
-	slices.SortFunc(lost, func(a, b Raced) int { return int(a.Offset - b.Offset) })
+	slices.SortFunc(lost, func(a, b Raced) int { return cmp.Compare(a.Offset, b.Offset) })
 	offs := make([]int64, len(lost))
-	var why []string
+	var states []string
+	byState := map[string][]int64{}
 	for i, l := range lost {
 		offs[i] = l.Offset
-		why = append(why, fmt.Sprintf("%d %s", l.Offset, raceState(l)))
+		st := raceState(l)
+		if byState[st] == nil {
+			states = append(states, st)
+		}
+		byState[st] = append(byState[st], l.Offset)
+	}
+	why := make([]string, len(states))
+	for i, st := range states {
+		why[i] = fmt.Sprintf("%v %s", byState[st], st)
 	}
 	others := ""
 	switch {
@@ -169,24 +180,25 @@ func (q *Queue) RacedError(what string, lost []Raced, done int) error {
 		ErrRaced, offs, q.name, what, strings.Join(why, "; "), q.command("show", offs[0]), others)
 }
 
+// raceState says what became of a letter another request acted on.
 func raceState(l Raced) string {
 	if c := l.Claim; c != nil {
-		return fmt.Sprintf("is being redriven by %s (claimed at %s)", c.Holder, time.UnixMicro(c.AtUs).UTC().Format(time.RFC3339Nano))
+		return fmt.Sprintf("being redriven by %s since %s", c.Holder, time.UnixMicro(c.AtUs).UTC().Format(time.RFC3339Nano))
 	}
 	r := l.Resolution
 	if r == nil {
-		return "was held by a redrive's claim when this request acted on it (it is unsettled again now)"
+		return "held by a redrive's claim when this request acted on them (unsettled again now)"
 	}
 	switch r.GetAction() {
 	case wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
-		return "was dropped meanwhile"
+		return "dropped meanwhile"
 	case wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED:
-		return fmt.Sprintf("was settled superseded meanwhile (v%d at bus offset %d)", r.GetSupersededByVersion(), r.GetSupersededByOffset())
+		return fmt.Sprintf("settled superseded meanwhile (v%d at bus offset %d)", r.GetSupersededByVersion(), r.GetSupersededByOffset())
 	case wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN:
 		if r.GetClaimId() != "" {
-			return fmt.Sprintf("was redriven meanwhile (the endpoint took v%d)", r.GetRedriveVersion())
+			return fmt.Sprintf("redriven meanwhile (the endpoint took v%d)", r.GetRedriveVersion())
 		}
-		return "was redriven meanwhile"
+		return "redriven meanwhile"
 	}
-	return "was settled meanwhile"
+	return "settled meanwhile"
 }

@@ -93,7 +93,7 @@ func TestSinkDropWhileRedriveSends(t *testing.T) {
 	if !dropped {
 		t.Fatal("the drop did not run while the redrive was sending")
 	}
-	lost(t, "drop while a redrive sends", dropErr, l, "is being redriven")
+	lost(t, "drop while a redrive sends", dropErr, l, "being redriven by host")
 	outcome(t, s, "dropsend", l, wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN)
 }
 
