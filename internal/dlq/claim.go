@@ -10,7 +10,6 @@ import (
 	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
-	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // Claims: a sink's redrive sends a letter's event to an endpoint, which no
@@ -91,21 +90,7 @@ func (q *Queue) Release(ctx context.Context, c Claim, offsets []int64, now time.
 }
 
 func (q *Queue) appendClaims(ctx context.Context, claims []*wailv1.DeadLetterClaim) error {
-	if len(claims) == 0 {
-		return nil
-	}
-	recs := make([]*intentlog.Record, len(claims))
-	for i, c := range claims {
-		rec, err := ClaimRecord(c)
-		if err != nil {
-			return err
-		}
-		recs[i] = rec
-	}
-	if err := q.log.Append(ctx, q.topic, recs); err != nil {
-		return fmt.Errorf("dlq %s: claim %d letters: %w", q.table, len(claims), err)
-	}
-	return nil
+	return appendAll(ctx, q, "claim", claims, ClaimRecord)
 }
 
 // outcome is where letters stand after a fold of the whole topic.

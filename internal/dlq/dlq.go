@@ -58,11 +58,7 @@ func ResolutionRecord(r *wailv1.DeadLetterResolution) (*intentlog.Record, error)
 	if err := checkResolution(r); err != nil {
 		return nil, err
 	}
-	v, err := proto.Marshal(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Resolution{Resolution: r}})
-	if err != nil {
-		return nil, fmt.Errorf("dlq: encode: %w", err)
-	}
-	return &intentlog.Record{Key: []byte{}, Value: v}, nil
+	return keyless(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Resolution{Resolution: r}})
 }
 
 // ClaimRecord returns the log record of a claim.
@@ -70,7 +66,12 @@ func ClaimRecord(c *wailv1.DeadLetterClaim) (*intentlog.Record, error) {
 	if err := checkClaim(c); err != nil {
 		return nil, err
 	}
-	v, err := proto.Marshal(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Claim{Claim: c}})
+	return keyless(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Claim{Claim: c}})
+}
+
+// keyless returns the record of a resolution or a claim (no key).
+func keyless(m *wailv1.DeadLetterRecord) (*intentlog.Record, error) {
+	v, err := proto.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("dlq: encode: %w", err)
 	}

@@ -284,19 +284,25 @@ func (s *snapshot) entries(ctx context.Context, offsets []int64, slim bool) ([]*
 
 // Settle appends resolutions, durably, in one append.
 func (q *Queue) Settle(ctx context.Context, res []*wailv1.DeadLetterResolution) error {
-	if len(res) == 0 {
+	return appendAll(ctx, q, "settle", res, ResolutionRecord)
+}
+
+// appendAll appends the records of items (what names the act in its
+// error), durably, in one append.
+func appendAll[T any](ctx context.Context, q *Queue, what string, items []T, record func(T) (*intentlog.Record, error)) error {
+	if len(items) == 0 {
 		return nil
 	}
-	recs := make([]*intentlog.Record, len(res))
-	for i, r := range res {
-		rec, err := ResolutionRecord(r)
+	recs := make([]*intentlog.Record, len(items))
+	for i, x := range items {
+		rec, err := record(x)
 		if err != nil {
 			return err
 		}
 		recs[i] = rec
 	}
 	if err := q.log.Append(ctx, q.topic, recs); err != nil {
-		return fmt.Errorf("dlq %s: settle %d letters: %w", q.table, len(res), err)
+		return fmt.Errorf("dlq %s: %s %d letters: %w", q.table, what, len(items), err)
 	}
 	return nil
 }
