@@ -10,6 +10,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -200,5 +201,50 @@ func TestSinkRedriveClaims(t *testing.T) {
 	}
 	if ls := letters(t, m, "claims"); len(ls) != 1 || string(ls[0].Letter.Key) != "poisonB" {
 		t.Fatalf("unsettled: %v, want poisonB's letter", ls)
+	}
+}
+
+// TestSinkRedriveLosesThePartition: a redrive whose process loses the
+// partition between two sends (its lease ended, another process took it)
+// sends nothing more: the letter after is not sent, its claim is released
+// (a drop can settle it) and the redrive fails naming the partition.
+func TestSinkRedriveLosesThePartition(t *testing.T) {
+	s := newRefusingSink(t, 1, "lose", func(key string) bool { return strings.HasPrefix(key, "poison") })
+	m, ctx := s.m, context.Background()
+	s.f.publish(event("poisonA", 1), event("poisonB", 1))
+	var ls []*wailv1.DeadLetterEntry
+	waitFor(t, "the dead letters", time.Minute, func() bool { ls = letters(t, m, "lose"); return len(ls) == 2 })
+	s.failing.Store(false)
+	var r *runner
+	waitFor(t, "the sink to hold its partition", time.Minute, func() bool {
+		var err error
+		r, err = m.runner(&wailv1.Sink{Table: testTable, Name: "lose"})
+		return err == nil && r.owns(0)
+	})
+	sends := 0
+	beforeResend = func() {
+		if sends++; sends == 1 {
+			r.pmu.Lock()
+			sess := r.sess
+			r.pmu.Unlock()
+			r.granted(sess, group.Message{Revoked: []int32{0}})
+		}
+	}
+	defer func() { beforeResend = func() {} }()
+	res, err := m.Redrive(ctx, testTable, "lose", dlq.Selection{All: true})
+	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "partitions [0]") || len(res) != 1 || res[0].Offset != ls[0].Offset {
+		t.Fatalf("redrive that lost its partition: %v, %v; want the first letter's resolution and ErrNotRunning naming partition 0", res, err)
+	}
+	if a, b := received(s.ep, "poisonA", 1), received(s.ep, "poisonB", 1); a != 1 || b != 0 || sends != 1 {
+		t.Fatalf("sent %d, the endpoint took poisonA %d and poisonB %d times; want the first sent, the second not", sends, a, b)
+	}
+	// The first was sent and settled; the second is unsettled and free.
+	q := m.queue(testTable, "lose")
+	got, err := q.Drop(ctx, dlq.Selection{Offsets: []int64{ls[1].Offset}}, time.Now())
+	if err != nil || len(got) != 1 || got[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED {
+		t.Fatalf("drop of the released letter: %v, %v", got, err)
+	}
+	if e, err := q.Get(ctx, ls[0].Offset); err != nil || e.Resolution.GetAction() != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN {
+		t.Fatalf("the letter sent: %v, %v; want REDRIVEN", e, err)
 	}
 }
