@@ -144,7 +144,7 @@ func printLetters(w io.Writer, q letterQueue, m *wailv1.ListDeadLettersResponse)
 	for _, e := range m.GetEntries() {
 		l := e.GetLetter()
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", e.GetOffset(), kindName(l), l.GetPartition(),
-			letterKey(l), versions(l), l.GetAttempts(), timeUs(l.GetDeadAtUs()), stateOf(e.GetResolution()), oneLine(l.GetError(), errorLimit))
+			letterKey(l), versions(l), l.GetAttempts(), timeUs(l.GetDeadAtUs()), stateOf(e), oneLine(l.GetError(), errorLimit))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -188,9 +188,13 @@ func versions(l *wailv1.DeadLetter) string {
 	return fmt.Sprintf("%d..%d (%d intents)", in[0].GetVersion(), in[len(in)-1].GetVersion(), len(in))
 }
 
-// stateOf says whether a letter is settled, and how.
-func stateOf(r *wailv1.DeadLetterResolution) string {
+// stateOf says whether a letter is settled, and how, or held by a
+// redrive.
+func stateOf(e *wailv1.DeadLetterEntry) string {
+	r := e.GetResolution()
 	switch {
+	case r == nil && e.GetClaim() != nil:
+		return "redriving"
 	case r == nil:
 		return "unsettled"
 	case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
@@ -278,11 +282,15 @@ func printLetter(w io.Writer, q letterQueue, e *wailv1.DeadLetterEntry) error {
 	if l.GetKind() != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK {
 		fmt.Fprintf(tw, "Resolver:\t%s\n", oneLine(l.GetResolverId(), 0))
 	}
-	r := e.GetResolution()
-	state := stateOf(r)
-	if r != nil {
+	r, c := e.GetResolution(), e.GetClaim()
+	state := stateOf(e)
+	switch {
+	case r != nil:
 		state += " at " + timeUs(r.GetAtUs())
-	} else {
+	case c != nil:
+		state += fmt.Sprintf(" by %s since %s (if that process died, %s %d takes it over)",
+			c.GetHolder(), timeUs(c.GetAtUs()), q.command("redrive"), e.GetOffset())
+	default:
 		state += fmt.Sprintf(" (%s %d, or %s %d)", q.command("redrive"), e.GetOffset(), q.command("drop"), e.GetOffset())
 	}
 	fmt.Fprintf(tw, "State:\t%s\n", state)

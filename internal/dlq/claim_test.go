@@ -135,6 +135,13 @@ func TestDropClaimed(t *testing.T) {
 	if err != nil || len(got.Won) != 1 || got.Won[0] != 1 {
 		t.Fatalf("claim: %+v, %v", got, err)
 	}
+	// ls and show say who holds it.
+	if e, err := q.Get(ctx, 1); err != nil || e.Claim.GetHolder() != "host h pid 1" || e.Resolution != nil {
+		t.Fatalf("Get of the claimed letter: %v, %v", e, err)
+	}
+	if ls, _, err := q.List(ctx, ListOptions{After: -1}); err != nil || len(ls) != 3 || ls[0].Claim != nil || ls[1].Claim.GetId() != "a" {
+		t.Fatalf("List: %v, %v; want the claim on offset 1 only", ls, err)
+	}
 	_, err = q.Drop(ctx, Selection{All: true}, time.Now())
 	if !errors.Is(err, ErrRaced) || !strings.Contains(err.Error(), "[1]") || !strings.Contains(err.Error(), "host h pid 1") ||
 		!strings.Contains(err.Error(), "wail sink dlq show t s 1") || !strings.Contains(err.Error(), "the 2 others were dropped") {

@@ -166,6 +166,9 @@ func (s *snapshot) letters(ctx context.Context, p pick) ([]*wailv1.DeadLetterEnt
 	if err != nil {
 		return nil, false, err
 	}
+	for _, e := range out {
+		e.Claim = s.f.claims[e.Offset] // unsettled ones: settled letters have none
+	}
 	return out, more, s.resolutions(ctx, out)
 }
 

@@ -2825,7 +2825,11 @@ type DeadLetterEntry struct {
 	Offset int64       `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	Letter *DeadLetter `protobuf:"bytes,2,opt,name=letter,proto3" json:"letter,omitempty"`
 	// resolution is set once the dead letter was redriven or dropped.
-	Resolution    *DeadLetterResolution `protobuf:"bytes,3,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	Resolution *DeadLetterResolution `protobuf:"bytes,3,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	// claim is set while a sink's redrive holds the unsettled letter (it is
+	// sending it; a claim left by a process that died stays until the next
+	// redrive of the letter's partition takes it over).
+	Claim         *DeadLetterClaim `protobuf:"bytes,4,opt,name=claim,proto3" json:"claim,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2877,6 +2881,13 @@ func (x *DeadLetterEntry) GetLetter() *DeadLetter {
 func (x *DeadLetterEntry) GetResolution() *DeadLetterResolution {
 	if x != nil {
 		return x.Resolution
+	}
+	return nil
+}
+
+func (x *DeadLetterEntry) GetClaim() *DeadLetterClaim {
+	if x != nil {
+		return x.Claim
 	}
 	return nil
 }
@@ -5989,13 +6000,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"resolution\x18\x02 \x01(\v2\x1d.wail.v1.DeadLetterResolutionH\x00R\n" +
 	"resolution\x120\n" +
 	"\x05claim\x18\x03 \x01(\v2\x18.wail.v1.DeadLetterClaimH\x00R\x05claimB\a\n" +
-	"\x05entry\"\x95\x01\n" +
+	"\x05entry\"\xc5\x01\n" +
 	"\x0fDeadLetterEntry\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12+\n" +
 	"\x06letter\x18\x02 \x01(\v2\x13.wail.v1.DeadLetterR\x06letter\x12=\n" +
 	"\n" +
 	"resolution\x18\x03 \x01(\v2\x1d.wail.v1.DeadLetterResolutionR\n" +
-	"resolution\"\xba\x01\n" +
+	"resolution\x12.\n" +
+	"\x05claim\x18\x04 \x01(\v2\x18.wail.v1.DeadLetterClaimR\x05claim\"\xba\x01\n" +
 	"\x16ListDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12'\n" +
 	"\x0finclude_settled\x18\x02 \x01(\bR\x0eincludeSettled\x12&\n" +
@@ -6401,90 +6413,91 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	35, // 30: wail.v1.DeadLetterRecord.claim:type_name -> wail.v1.DeadLetterClaim
 	33, // 31: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
 	34, // 32: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
-	37, // 33: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
-	37, // 34: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
-	34, // 35: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	48, // 36: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
-	34, // 37: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	47, // 38: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	6,  // 39: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
-	6,  // 40: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	50, // 41: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
-	6,  // 42: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	53, // 43: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	55, // 44: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	57, // 45: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	62, // 46: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	62, // 47: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	6,  // 48: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
-	66, // 49: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
-	62, // 50: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
-	66, // 51: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
-	66, // 52: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
-	68, // 53: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
-	68, // 54: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
-	66, // 55: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
-	66, // 56: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
-	66, // 57: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
-	10, // 58: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 59: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 60: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 61: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 62: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	23, // 63: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	29, // 64: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	31, // 65: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	24, // 66: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	26, // 67: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	46, // 68: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	38, // 69: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	40, // 70: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	42, // 71: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	44, // 72: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	69, // 73: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
-	71, // 74: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
-	73, // 75: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
-	75, // 76: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
-	77, // 77: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
-	79, // 78: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
-	49, // 79: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	52, // 80: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	56, // 81: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	59, // 82: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	61, // 83: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	64, // 84: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 85: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 86: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 87: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 88: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 89: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	28, // 90: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	30, // 91: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	32, // 92: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	25, // 93: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	27, // 94: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	48, // 95: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	39, // 96: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	41, // 97: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	43, // 98: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	45, // 99: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	70, // 100: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
-	72, // 101: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
-	74, // 102: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
-	76, // 103: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
-	78, // 104: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
-	80, // 105: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
-	51, // 106: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	54, // 107: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	58, // 108: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	60, // 109: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	63, // 110: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	65, // 111: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	85, // [85:112] is the sub-list for method output_type
-	58, // [58:85] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	35, // 33: wail.v1.DeadLetterEntry.claim:type_name -> wail.v1.DeadLetterClaim
+	37, // 34: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	37, // 35: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	34, // 36: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	48, // 37: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	34, // 38: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	47, // 39: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	6,  // 40: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
+	6,  // 41: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	50, // 42: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	6,  // 43: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	53, // 44: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	55, // 45: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	57, // 46: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	62, // 47: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	62, // 48: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	6,  // 49: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	66, // 50: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	62, // 51: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	66, // 52: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	66, // 53: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	68, // 54: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	68, // 55: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	66, // 56: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	66, // 57: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	66, // 58: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 59: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 60: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 61: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 62: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 63: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	23, // 64: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	29, // 65: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	31, // 66: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	24, // 67: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	26, // 68: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	46, // 69: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	38, // 70: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	40, // 71: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	42, // 72: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	44, // 73: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	69, // 74: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	71, // 75: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	73, // 76: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	75, // 77: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	77, // 78: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	79, // 79: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	49, // 80: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	52, // 81: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	56, // 82: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	59, // 83: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	61, // 84: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	64, // 85: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 86: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 87: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 88: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 89: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 90: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	28, // 91: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	30, // 92: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	32, // 93: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	25, // 94: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	27, // 95: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	48, // 96: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	39, // 97: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	41, // 98: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	43, // 99: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	45, // 100: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	70, // 101: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	72, // 102: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	74, // 103: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	76, // 104: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	78, // 105: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	80, // 106: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	51, // 107: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	54, // 108: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	58, // 109: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	60, // 110: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	63, // 111: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	65, // 112: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	86, // [86:113] is the sub-list for method output_type
+	59, // [59:86] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
