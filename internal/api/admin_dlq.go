@@ -37,6 +37,8 @@ func toolErr(ctx context.Context, err error) error {
 		code = connect.CodeInvalidArgument
 	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, store.ErrUnknownTable):
 		code = connect.CodeNotFound
+	case errors.Is(err, dlq.ErrRaced): // another request acted on a letter first
+		code = connect.CodeAborted
 	case errors.Is(err, reconcile.ErrNoScan):
 		code = connect.CodeUnimplemented
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, reconcile.ErrNotCaughtUp):

@@ -45,6 +45,8 @@ func sinkErr(err error) error {
 		code = connect.CodeNotFound
 	case errors.Is(err, sink.ErrConflict):
 		code = connect.CodeAlreadyExists
+	case errors.Is(err, dlq.ErrRaced):
+		code = connect.CodeAborted
 	case errors.Is(err, sink.ErrNotRunning), errors.Is(err, sink.ErrCannotRedrive):
 		code = connect.CodeFailedPrecondition
 	case errors.Is(err, dlq.ErrBadSelection):

@@ -33,7 +33,7 @@ func newDLQCmd(g *globals) *cobra.Command {
 		RunE: groupRunE,
 	}
 	g.clientFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newDLQLsCmd(g, false), newDLQShowCmd(g, false), newDLQRedriveCmd(g), newDLQDropCmd(g))
+	cmd.AddCommand(newDLQLsCmd(g, false), newDLQShowCmd(g, false), newDLQSettleCmd(g, false, true), newDLQSettleCmd(g, false, false))
 	return cmd
 }
 
@@ -144,7 +144,7 @@ func printLetters(w io.Writer, q letterQueue, m *wailv1.ListDeadLettersResponse)
 	for _, e := range m.GetEntries() {
 		l := e.GetLetter()
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", e.GetOffset(), kindName(l), l.GetPartition(),
-			letterKey(l), versions(l), l.GetAttempts(), timeUs(l.GetDeadAtUs()), stateOf(e.GetResolution()), oneLine(l.GetError(), errorLimit))
+			letterKey(l), versions(l), l.GetAttempts(), timeUs(l.GetDeadAtUs()), stateOf(e), oneLine(l.GetError(), errorLimit))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -188,9 +188,13 @@ func versions(l *wailv1.DeadLetter) string {
 	return fmt.Sprintf("%d..%d (%d intents)", in[0].GetVersion(), in[len(in)-1].GetVersion(), len(in))
 }
 
-// stateOf says whether a letter is settled, and how.
-func stateOf(r *wailv1.DeadLetterResolution) string {
+// stateOf says whether a letter is settled, and how, or held by a
+// redrive.
+func stateOf(e *wailv1.DeadLetterEntry) string {
+	r := e.GetResolution()
 	switch {
+	case r == nil && e.GetClaim() != nil:
+		return "redriving"
 	case r == nil:
 		return "unsettled"
 	case r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED:
@@ -278,11 +282,15 @@ func printLetter(w io.Writer, q letterQueue, e *wailv1.DeadLetterEntry) error {
 	if l.GetKind() != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK {
 		fmt.Fprintf(tw, "Resolver:\t%s\n", oneLine(l.GetResolverId(), 0))
 	}
-	r := e.GetResolution()
-	state := stateOf(r)
-	if r != nil {
+	r, c := e.GetResolution(), e.GetClaim()
+	state := stateOf(e)
+	switch {
+	case r != nil:
 		state += " at " + timeUs(r.GetAtUs())
-	} else {
+	case c != nil:
+		state += fmt.Sprintf(" by %s since %s (if that process died, %s %d takes it over)",
+			c.GetHolder(), timeUs(c.GetAtUs()), q.command("redrive"), e.GetOffset())
+	default:
 		state += fmt.Sprintf(" (%s %d, or %s %d)", q.command("redrive"), e.GetOffset(), q.command("drop"), e.GetOffset())
 	}
 	fmt.Fprintf(tw, "State:\t%s\n", state)
@@ -345,37 +353,90 @@ func selection(cmd *cobra.Command, args []string, n int, all bool) (letterQueue,
 	return q, offs, err
 }
 
-func newDLQRedriveCmd(g *globals) *cobra.Command {
+// settleText is the use line, short and long help of redrive (else
+// drop), of a sink's letters with ofSink.
+func settleText(ofSink, redrive bool) (use, short, long string) {
+	switch {
+	case ofSink && redrive:
+		return "redrive TABLE SINK [OFFSET...] [--all]", "POST a sink's dead letters again to its endpoint, in per-key order",
+			"Redrive sends each letter's event again to the sink's endpoint, through the sink\n" +
+				"(it must run in the server you ask, and not be paused), one attempt each, while the\n" +
+				"sink holds back the letter's partition. A letter whose key has a newer event on the\n" +
+				"bus after it (delivered, to be delivered, or in a newer letter) is settled\n" +
+				"superseded and not sent: events carry a key's whole state, and the older one would\n" +
+				"arrive after the newer. A letter already settled is not sent again. On an answer\n" +
+				"other than 2xx the redrive stops; that letter stays unsettled. A letter dropped after\n" +
+				"the redrive read it is not sent (the redrive fails, aborted, naming it). It waits for a request\n" +
+				"in flight on the letter's partition (a retrying one may take its --max-retry);\n" +
+				"not bounded by --timeout unless given."
+	case ofSink:
+		return "drop TABLE SINK [OFFSET...] [--all]", "Discard a sink's dead letters (their events are not sent)",
+			"Drop settles dead letters without sending their events. A letter a redrive is\n" +
+				"sending, or settled after the drop read it, is not dropped: the drop fails\n" +
+				"(aborted) naming it and what happened to it; the others are dropped."
+	case redrive:
+		return "redrive TABLE [OFFSET...] [--all]", "Resolve the keys of dead letters again from the store's current state",
+			"Redrive resolves each dead letter's key again: when the store holds a version\n" +
+				"newer than the key's last event, it logs an intent for it and the resolver publishes\n" +
+				"the key's current state; otherwise there is nothing to publish. A GAP letter\n" +
+				"reconciles its partition (see wail table reconcile). Settled letters are not\n" +
+				"redriven again. Waits (up to 30s) for the resolver to resolve what was logged\n" +
+				"before; not bounded by --timeout unless given."
+	}
+	return "drop TABLE [OFFSET...] [--all]", "Discard dead letters without an event",
+		"Drop settles dead letters without publishing anything: their intents get no event.\n" +
+			"Use it for letters that must not be published (or were fixed another way)."
+}
+
+// newDLQSettleCmd is `wail dlq redrive|drop TABLE ...` (redrive picks),
+// or with ofSink `wail sink dlq redrive|drop TABLE SINK ...`.
+func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 	var all, asJSON bool
+	use, short, long := settleText(ofSink, redrive)
+	names := 1
+	if ofSink {
+		names = 2
+	}
 	cmd := &cobra.Command{
-		Use:   "redrive TABLE [OFFSET...] [--all]",
-		Short: "Resolve the keys of dead letters again from the store's current state",
-		Long: "Redrive resolves each dead letter's key again: when the store holds a version\n" +
-			"newer than the key's last event, it logs an intent for it and the resolver publishes\n" +
-			"the key's current state; otherwise there is nothing to publish. A GAP letter\n" +
-			"reconciles its partition (see wail table reconcile). Settled letters are not\n" +
-			"redriven again. Waits (up to 30s) for the resolver to resolve what was logged\n" +
-			"before; not bounded by --timeout unless given.",
-		Args: cobra.ArbitraryArgs,
+		Use:   use,
+		Short: short,
+		Long:  long,
+		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, offs, err := selection(cmd, args, 1, all)
+			q, offs, err := selection(cmd, args, names, all)
 			if err != nil {
 				return err
 			}
-			req := &wailv1.RedriveDeadLettersRequest{Table: args[0], Offsets: offs, All: all}
-			return adminCall(cmd, g, true, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
-				return a.RedriveDeadLetters(ctx, connect.NewRequest(req))
-			}, func(m *wailv1.RedriveDeadLettersResponse) error {
-				printResolutions(g.stdout, m.GetResolutions(), false)
-				if rep := m.GetGapReconcile(); rep != nil {
-					fmt.Fprint(g.stdout, "GAP letters: ")
-					return printReconcile(g.stdout, rep, false)
-				}
+			if redrive {
+				req := &wailv1.RedriveDeadLettersRequest{Table: q.table, Sink: q.sink, Offsets: offs, All: all}
+				return adminCall(cmd, g, true, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
+					return a.RedriveDeadLetters(ctx, connect.NewRequest(req))
+				}, func(m *wailv1.RedriveDeadLettersResponse) error {
+					printResolutions(g.stdout, m.GetResolutions(), ofSink)
+					if rep := m.GetGapReconcile(); rep != nil {
+						fmt.Fprint(g.stdout, "GAP letters: ")
+						return printReconcile(g.stdout, rep, false)
+					}
+					return nil
+				})
+			}
+			req := &wailv1.DropDeadLettersRequest{Table: q.table, Sink: q.sink, Offsets: offs, All: all}
+			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
+				return a.DropDeadLetters(ctx, connect.NewRequest(req))
+			}, func(m *wailv1.DropDeadLettersResponse) error {
+				printResolutions(g.stdout, m.GetResolutions(), ofSink)
 				return nil
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "redrive every unsettled dead letter of the table")
+	what, of := "drop", "table"
+	if redrive {
+		what = "redrive"
+	}
+	if ofSink {
+		of = "sink"
+	}
+	cmd.Flags().BoolVar(&all, "all", false, what+" every unsettled dead letter of the "+of)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
 	return cmd
 }
@@ -401,33 +462,6 @@ func printResolutions(w io.Writer, res []*wailv1.DeadLetterResolution, sink bool
 			fmt.Fprintf(w, "%d redriven: intent logged at version %d; the resolver publishes the key's current state\n", r.GetOffset(), r.GetRedriveVersion())
 		}
 	}
-}
-
-func newDLQDropCmd(g *globals) *cobra.Command {
-	var all, asJSON bool
-	cmd := &cobra.Command{
-		Use:   "drop TABLE [OFFSET...] [--all]",
-		Short: "Discard dead letters without an event",
-		Long: "Drop settles dead letters without publishing anything: their intents get no event.\n" +
-			"Use it for letters that must not be published (or were fixed another way).",
-		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			_, offs, err := selection(cmd, args, 1, all)
-			if err != nil {
-				return err
-			}
-			req := &wailv1.DropDeadLettersRequest{Table: args[0], Offsets: offs, All: all}
-			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
-				return a.DropDeadLetters(ctx, connect.NewRequest(req))
-			}, func(m *wailv1.DropDeadLettersResponse) error {
-				printResolutions(g.stdout, m.GetResolutions(), false)
-				return nil
-			})
-		},
-	}
-	cmd.Flags().BoolVar(&all, "all", false, "drop every unsettled dead letter of the table")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
-	return cmd
 }
 
 func newTableReconcileCmd(g *globals) *cobra.Command {

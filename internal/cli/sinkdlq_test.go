@@ -259,3 +259,26 @@ func TestSinkDLQPagesAndBadInput(t *testing.T) {
 		t.Errorf("ls --after x: exit %d, %q; want a usage error naming --after", code, errOut)
 	}
 }
+
+// TestClaimedLetterState: a letter a redrive holds is "redriving" in ls,
+// and show names the holder, since when, and what takes it over.
+func TestClaimedLetterState(t *testing.T) {
+	e := &wailv1.DeadLetterEntry{Offset: 7, Letter: &wailv1.DeadLetter{Table: "orders", Key: []byte("o-1"), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK,
+		Sink: "billing", Event: &wailv1.ChangeEvent{Key: []byte("o-1"), Version: 3}, EventOffset: 40},
+		Claim: &wailv1.DeadLetterClaim{Offset: 7, Id: "c", Epoch: 2, AtUs: 1763700001000000, Holder: "host h1 pid 42 (sink billing, partition 0 epoch 2)"}}
+	q := letterQueue{table: "orders", sink: "billing"}
+	var ls, show strings.Builder
+	if err := printLetters(&ls, q, &wailv1.ListDeadLettersResponse{Entries: []*wailv1.DeadLetterEntry{e}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := printLetter(&show, q, e); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ls.String(), " redriving ") {
+		t.Errorf("ls:\n%s\nwant the state redriving", ls.String())
+	}
+	want := "redriving by host h1 pid 42 (sink billing, partition 0 epoch 2) since 2025-11-21T04:40:01Z (if that process died, wail sink dlq redrive orders billing 7 takes it over)"
+	if !strings.Contains(show.String(), want) {
+		t.Errorf("show:\n%s\nwant %q", show.String(), want)
+	}
+}

@@ -1,13 +1,15 @@
 // Package dlq is the wire format of a table's dead-letter queue: the topic
 // wail.dlq.<table> (one partition, on the same log as the event bus) holds
-// DeadLetterRecords (api/wail/v1/wail.proto), each either a dead letter
-// (intents the resolver settled without an event, and why) or the
-// resolution of an earlier one (redriven or dropped by an operator).
+// DeadLetterRecords (api/wail/v1/wail.proto), each a dead letter (intents
+// the resolver settled without an event, and why), the resolution of an
+// earlier one (redriven or dropped by an operator), or a claim on one (a
+// sink's redrive sending it: fold.go).
 //
 // Record key: the row key for a dead letter of a key; "gap/<partition>" for
-// a retention gap; empty for a resolution. Value: the DeadLetterRecord in
-// protobuf binary. A dead letter is identified by its offset in the topic.
-// The topic is never compacted: a key can be dead-lettered more than once.
+// a retention gap; empty for a resolution or a claim. Value: the
+// DeadLetterRecord in protobuf binary. A dead letter is identified by its
+// offset in the topic. The topic is never compacted: a key can be
+// dead-lettered more than once.
 //
 // Besides the wire format: Queue reads a topic as dead-letter entries
 // (fold.go, queue.go: list, get, page; bounded memory), and settles them
@@ -56,7 +58,20 @@ func ResolutionRecord(r *wailv1.DeadLetterResolution) (*intentlog.Record, error)
 	if err := checkResolution(r); err != nil {
 		return nil, err
 	}
-	v, err := proto.Marshal(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Resolution{Resolution: r}})
+	return keyless(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Resolution{Resolution: r}})
+}
+
+// ClaimRecord returns the log record of a claim.
+func ClaimRecord(c *wailv1.DeadLetterClaim) (*intentlog.Record, error) {
+	if err := checkClaim(c); err != nil {
+		return nil, err
+	}
+	return keyless(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Claim{Claim: c}})
+}
+
+// keyless returns the record of a resolution or a claim (no key).
+func keyless(m *wailv1.DeadLetterRecord) (*intentlog.Record, error) {
+	v, err := proto.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("dlq: encode: %w", err)
 	}
@@ -78,8 +93,12 @@ func Decode(value []byte) (*wailv1.DeadLetterRecord, error) {
 		if err := checkResolution(e.Resolution); err != nil {
 			return nil, err
 		}
+	case *wailv1.DeadLetterRecord_Claim:
+		if err := checkClaim(e.Claim); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("%w: neither a letter nor a resolution", ErrInvalid)
+		return nil, fmt.Errorf("%w: neither a letter, a resolution nor a claim", ErrInvalid)
 	}
 	return &m, nil
 }
@@ -142,6 +161,18 @@ func checkResolution(r *wailv1.DeadLetterResolution) error {
 	case r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN && r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED &&
 		r.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED:
 		return fmt.Errorf("%w: action %v", ErrInvalid, r.Action)
+	}
+	return nil
+}
+
+func checkClaim(c *wailv1.DeadLetterClaim) error {
+	switch {
+	case c == nil:
+		return fmt.Errorf("%w: no claim", ErrInvalid)
+	case c.Offset < 0:
+		return fmt.Errorf("%w: claim of offset %d", ErrInvalid, c.Offset)
+	case c.Id == "":
+		return fmt.Errorf("%w: a claim without an id", ErrInvalid)
 	}
 	return nil
 }

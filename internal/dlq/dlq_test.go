@@ -42,6 +42,9 @@ var (
 	goldenResolution = &wailv1.DeadLetterResolution{
 		Offset: 17, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN, AtUs: 1763700001000000, RedriveVersion: 228014658021236800,
 	}
+	goldenClaim = &wailv1.DeadLetterClaim{
+		Offset: 17, Id: "6f1e0c3a9b2d4e5f60718293", Epoch: 4, AtUs: 1763700001500000, Holder: "host h1 pid 4242 (sink billing, partition 3 epoch 4)",
+	}
 )
 
 // golden compares b with testdata/name (hex, 32 bytes a line) or rewrites it.
@@ -111,6 +114,13 @@ func TestWireFormat(t *testing.T) {
 			}
 			return r.Key, r.Value, nil
 		}, "", func(m *wailv1.DeadLetterRecord) bool { return proto.Equal(m.GetResolution(), goldenResolution) }},
+		{"claim.golden", func() ([]byte, []byte, error) {
+			r, err := ClaimRecord(goldenClaim)
+			if err != nil {
+				return nil, nil, err
+			}
+			return r.Key, r.Value, nil
+		}, "", func(m *wailv1.DeadLetterRecord) bool { return proto.Equal(m.GetClaim(), goldenClaim) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -199,6 +209,15 @@ func TestRejects(t *testing.T) {
 			t.Errorf("%s: encoded", name)
 		}
 	}
+	for name, c := range map[string]*wailv1.DeadLetterClaim{
+		"nil":      nil,
+		"no id":    {Offset: 1, Epoch: 1},
+		"negative": {Offset: -1, Id: "c"},
+	} {
+		if _, err := ClaimRecord(c); err == nil {
+			t.Errorf("claim %s: encoded", name)
+		}
+	}
 	for name, b := range map[string][]byte{
 		"empty":   {},
 		"garbage": {0xff, 0xff, 0xff},
@@ -217,6 +236,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	r, _ := ResolutionRecord(goldenResolution)
 	f.Add(r.Value)
+	r, _ = ClaimRecord(goldenClaim)
+	f.Add(r.Value)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
@@ -233,6 +254,12 @@ func FuzzDecode(f *testing.F) {
 			rec = r.Value
 		case *wailv1.DeadLetterRecord_Resolution:
 			r, err := ResolutionRecord(e.Resolution)
+			if err != nil {
+				t.Fatalf("decoded but does not encode: %v", err)
+			}
+			rec = r.Value
+		case *wailv1.DeadLetterRecord_Claim:
+			r, err := ClaimRecord(e.Claim)
 			if err != nil {
 				t.Fatalf("decoded but does not encode: %v", err)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -32,8 +33,11 @@ type Queue struct {
 	log   intentlog.Log
 	table string
 	topic string
-	// ls is the command that lists the queue's letters (error messages).
-	ls string
+	// cli is the command line of the queue's letters in error messages:
+	// "wail dlq" and the table, or "wail sink dlq" and the table and sink.
+	cli, args string
+	// name names the queue in error messages.
+	name string
 	// legacy reads a keyed record that is not a DeadLetterRecord as a
 	// letter of an older format, or returns nil (NewSinkQueue).
 	legacy func(*intentlog.Record) *wailv1.DeadLetter
@@ -41,7 +45,7 @@ type Queue struct {
 
 // NewQueue returns the queue of a table on a log.
 func NewQueue(log intentlog.Log, table string) *Queue {
-	return &Queue{log: log, table: table, topic: Topic(table), ls: "wail dlq ls " + table}
+	return &Queue{log: log, table: table, topic: Topic(table), cli: "wail dlq", args: table, name: "table " + table}
 }
 
 // NewSinkQueue returns the queue of a webhook sink's dead letters: the
@@ -49,7 +53,18 @@ func NewQueue(log intentlog.Log, table string) *Queue {
 // when not nil, reads the records of an older format found there as
 // letters (nil: not one); what it returns must pass the format's checks.
 func NewSinkQueue(log intentlog.Log, table, sink, topic string, legacy func(*intentlog.Record) *wailv1.DeadLetter) *Queue {
-	return &Queue{log: log, table: table, topic: topic, ls: "wail sink dlq ls " + table + " " + sink, legacy: legacy}
+	return &Queue{log: log, table: table, topic: topic, cli: "wail sink dlq", args: table + " " + sink,
+		name: "sink " + sink + " of table " + table, legacy: legacy}
+}
+
+// command is the command line of sub on the queue's letters, offsets
+// after it.
+func (q *Queue) command(sub string, offsets ...int64) string {
+	c := q.cli + " " + sub + " " + q.args
+	for _, off := range offsets {
+		c += " " + strconv.FormatInt(off, 10)
+	}
+	return c
 }
 
 // Topic is the queue's topic.
@@ -151,6 +166,9 @@ func (s *snapshot) letters(ctx context.Context, p pick) ([]*wailv1.DeadLetterEnt
 	if err != nil {
 		return nil, false, err
 	}
+	for _, e := range out {
+		e.Claim = s.f.claims[e.Offset] // unsettled ones: settled letters have none
+	}
 	return out, more, s.resolutions(ctx, out)
 }
 
@@ -168,7 +186,8 @@ func (q *Queue) letter(r *intentlog.Record) *wailv1.DeadLetter {
 	return nil
 }
 
-// resolutions fills in the first resolution of the settled entries.
+// resolutions fills in the resolution that settled each settled entry
+// (folding again from the lowest entry: a void resolution is not one).
 func (s *snapshot) resolutions(ctx context.Context, entries []*wailv1.DeadLetterEntry) error {
 	want := map[int64]*wailv1.DeadLetterEntry{}
 	for _, e := range entries {
@@ -179,20 +198,16 @@ func (s *snapshot) resolutions(ctx context.Context, entries []*wailv1.DeadLetter
 	if len(want) == 0 {
 		return nil
 	}
-	from := slices.MinFunc(entries, func(a, b *wailv1.DeadLetterEntry) int { return cmp.Compare(a.Offset, b.Offset) }).Offset + 1
-	return s.q.read(ctx, from, s.end, func(r *intentlog.Record) (bool, error) {
-		if len(r.Key) != 0 {
-			return true, nil
-		}
-		m, err := Decode(r.Value)
-		if err != nil || m.GetResolution() == nil {
-			return true, nil
-		}
-		res := m.GetResolution()
-		if e := want[res.Offset]; e != nil && res.Offset < r.Offset {
+	from := slices.MinFunc(entries, func(a, b *wailv1.DeadLetterEntry) int { return cmp.Compare(a.Offset, b.Offset) }).Offset
+	f := newFolder(from, s.end)
+	f.settles = func(res *wailv1.DeadLetterResolution) {
+		if e := want[res.Offset]; e != nil {
 			e.Resolution = res
 			delete(want, res.Offset)
 		}
+	}
+	return s.q.read(ctx, from+1, s.end, func(r *intentlog.Record) (bool, error) {
+		f.add(r)
 		return len(want) > 0, nil
 	})
 }
@@ -265,50 +280,32 @@ func (s *snapshot) entries(ctx context.Context, offsets []int64, slim bool) ([]*
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: %s, offsets %v (`%s --include-settled` lists them)", ErrNotFound, s.q.topic, missing, s.q.ls)
-	}
-	return out, nil
-}
-
-// Settled returns the first resolutions of those of offsets that are
-// settled now (a caller that settles letters itself checks again, under
-// its own lock, what another settled since it read them).
-func (q *Queue) Settled(ctx context.Context, offsets []int64) (map[int64]*wailv1.DeadLetterResolution, error) {
-	s, err := q.snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var settled []*wailv1.DeadLetterEntry
-	for _, off := range offsets {
-		if s.f.settled.has(off) {
-			settled = append(settled, &wailv1.DeadLetterEntry{Offset: off})
-		}
-	}
-	if err := s.resolutions(ctx, settled); err != nil {
-		return nil, err
-	}
-	out := make(map[int64]*wailv1.DeadLetterResolution, len(settled))
-	for _, e := range settled {
-		out[e.Offset] = e.Resolution
+		return nil, fmt.Errorf("%w: %s, offsets %v (`%s --include-settled` lists them)", ErrNotFound, s.q.topic, missing, s.q.command("ls"))
 	}
 	return out, nil
 }
 
 // Settle appends resolutions, durably, in one append.
 func (q *Queue) Settle(ctx context.Context, res []*wailv1.DeadLetterResolution) error {
-	if len(res) == 0 {
+	return appendAll(ctx, q, "settle", res, ResolutionRecord)
+}
+
+// appendAll appends the records of items (what names the act in its
+// error), durably, in one append.
+func appendAll[T any](ctx context.Context, q *Queue, what string, items []T, record func(T) (*intentlog.Record, error)) error {
+	if len(items) == 0 {
 		return nil
 	}
-	recs := make([]*intentlog.Record, len(res))
-	for i, r := range res {
-		rec, err := ResolutionRecord(r)
+	recs := make([]*intentlog.Record, len(items))
+	for i, x := range items {
+		rec, err := record(x)
 		if err != nil {
 			return err
 		}
 		recs[i] = rec
 	}
 	if err := q.log.Append(ctx, q.topic, recs); err != nil {
-		return fmt.Errorf("dlq %s: settle %d letters: %w", q.table, len(res), err)
+		return fmt.Errorf("dlq %s: %s %d letters: %w", q.table, what, len(items), err)
 	}
 	return nil
 }

@@ -15,7 +15,8 @@ import (
 // on again: its first resolution is returned as it is, so repeating a
 // request (a retry after a lost answer) is harmless. Two operators acting
 // on one letter at once both append a resolution; the first one in the
-// topic counts.
+// topic counts (fold.go), and a drop that lost to another outcome fails
+// with ErrRaced. A sink's redrive claims letters first (claim.go).
 //
 // Redrive of a key's dead letter resolves the key again from the store's
 // current state (reconcile.Keys: an intent with the stored version and the
@@ -125,9 +126,12 @@ func (q *Queue) pass(ctx context.Context, sel Selection, slim bool, fn func([]*w
 
 // Drop settles the selected letters without an event (DROPPED) and returns
 // the resolutions: the ones appended, then those of letters already
-// settled.
+// settled. It then folds the topic again: a letter that another request
+// settled otherwise, or that a redrive's claim holds, before the drop's
+// resolution (which is then void: fold.go) is not dropped, and the error
+// (ErrRaced) says which and why.
 func (q *Queue) Drop(ctx context.Context, sel Selection, now time.Time) ([]*wailv1.DeadLetterResolution, error) {
-	var out []*wailv1.DeadLetterResolution
+	var mine []int64
 	settled, err := q.each(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
 		res := make([]*wailv1.DeadLetterResolution, len(batch))
 		for i, e := range batch {
@@ -136,10 +140,32 @@ func (q *Queue) Drop(ctx context.Context, sel Selection, now time.Time) ([]*wail
 		if err := q.Settle(ctx, res); err != nil {
 			return err
 		}
-		out = append(out, res...)
+		for _, r := range res {
+			mine = append(mine, r.Offset)
+		}
 		return nil
 	})
-	return append(out, settled...), err
+	if err != nil || len(mine) == 0 {
+		return settled, err
+	}
+	o, err := q.outcomes(ctx, mine)
+	if err != nil {
+		return nil, err
+	}
+	var out []*wailv1.DeadLetterResolution
+	var lost []Raced
+	for _, off := range mine {
+		// DROPPED by this request or by another drop: dropped either way.
+		if r := o.settled[off]; r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED {
+			out = append(out, r)
+		} else {
+			lost = append(lost, Raced{Offset: off, Resolution: r, Claim: o.held[off]})
+		}
+	}
+	if len(lost) > 0 {
+		return nil, q.RacedError("dropped", lost, len(out))
+	}
+	return append(out, settled...), nil
 }
 
 // Redriven is what a redrive did.

@@ -227,6 +227,21 @@ func (w *remoteWriters) run(ctx context.Context, id int64, stop *atomic.Bool) {
 	}
 }
 
+// start starts n writers sending to url (w.url: point it elsewhere to
+// move them) and returns what stops them and waits for them to end.
+func (w *remoteWriters) start(ctx context.Context, url string, n int64) (stop func()) {
+	w.url.Store(&url)
+	var stopped atomic.Bool
+	var wg sync.WaitGroup
+	for id := int64(1); id <= n; id++ {
+		wg.Go(func() { w.run(ctx, id, &stopped) })
+	}
+	return func() {
+		stopped.Store(true)
+		wg.Wait()
+	}
+}
+
 func (w *remoteWriters) tableName() string {
 	if w.table == "" {
 		return table

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,12 +59,7 @@ func TestResolverGroupProcesses(t *testing.T) {
 	}
 	a := resolve("a")
 	w := &remoteWriters{table: tbl}
-	w.url.Store(&url)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for id := int64(1); id <= 3; id++ {
-		wg.Go(func() { w.run(ctx, id, &stop) })
-	}
+	stopWriters := w.start(ctx, url, 3)
 	step := func(what string) {
 		time.Sleep(1500 * time.Millisecond)
 		w.progress(t, "before: "+what)
@@ -82,8 +75,7 @@ func TestResolverGroupProcesses(t *testing.T) {
 	b.kill(t)
 	b = resolve("b")
 	step("writes stop")
-	stop.Store(true)
-	wg.Wait()
+	stopWriters()
 
 	log, err := kafka.Open(ctx, kafka.Options{Brokers: brokers})
 	if err != nil {

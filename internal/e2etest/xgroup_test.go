@@ -80,28 +80,18 @@ func testGroupAcrossProcesses(t *testing.T, store string) {
 	holds := map[string]*atomic.Bool{"m1": {}, "m2": {}} // set: the member stops acknowledging
 	refused := map[string]int{}                          // member: acknowledgements refused
 	member := func(id string, proc int) {
-		defer members.Done()
-		for mctx.Err() == nil {
-			for dead[proc].Load() { // its process died: another one, as a client does
-				proc = (proc + 1) % 3
-			}
-			consumeVia(mctx, url(proc), tbl, id, proc, holds[id], &mu, &got, joins, refused)
-			time.Sleep(50 * time.Millisecond)
-		}
+		members.Go(func() {
+			d.reconnect(mctx, proc, dead[:], func(url string, proc int) {
+				consumeVia(mctx, url, tbl, id, proc, holds[id], &mu, &got, joins, refused)
+			})
+		})
 	}
 	for i := range 3 {
-		members.Add(1)
-		go member(fmt.Sprintf("m%d", i+1), i)
+		member(fmt.Sprintf("m%d", i+1), i)
 	}
 
 	w := &remoteWriters{table: tbl}
-	u := url(2)
-	w.url.Store(&u)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for id := int64(1); id <= 3; id++ {
-		wg.Go(func() { w.run(ctx, id, &stop) })
-	}
+	stopWriters := w.start(ctx, url(2), 3)
 	delivered := func() int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -135,8 +125,7 @@ func testGroupAcrossProcesses(t *testing.T, store string) {
 	holds["m1"].Store(false)
 	killedAt := time.Now()
 	step("a fourth member joins", delivered()+200)
-	members.Add(1)
-	go member("m4", 1)
+	member("m4", 1)
 	step("second process frozen (SIGSTOP) for two leases", delivered()+200)
 	// A zombie: its member m2 acknowledges (while it is frozen) what it
 	// got before; when it runs again its lease lapsed and the partitions
@@ -156,8 +145,7 @@ func testGroupAcrossProcesses(t *testing.T, store string) {
 		return refused["m2"] > 0
 	})
 	step("writes stop", delivered()+200)
-	stop.Store(true)
-	wg.Wait()
+	stopWriters()
 
 	events := d.events(t, ctx)
 	missing := func() int {
@@ -478,6 +466,37 @@ func startSharedOn(t *testing.T, ctx context.Context, store, prefix string, n in
 		t.Fatal(err)
 	}
 	return d
+}
+
+// reconnect runs a member as a client does until ctx ends: connect on
+// process proc, and when the connection ends, again on the same process,
+// or on the next live one once dead[proc] is set.
+func (d *sharedDeployment) reconnect(ctx context.Context, proc int, dead []atomic.Bool, connect func(url string, proc int)) {
+	for ctx.Err() == nil {
+		for dead[proc].Load() {
+			proc = (proc + 1) % len(dead)
+		}
+		connect(d.url(proc), proc)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// write writes muts through process proc and returns their versions; a
+// write not acknowledged fails the test.
+func (d *sharedDeployment) write(t *testing.T, ctx context.Context, proc int, muts []*wailv1.Mutation) []uint64 {
+	t.Helper()
+	resp, err := wailv1connect.NewProducerServiceClient(http.DefaultClient, d.url(proc)).Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: muts}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions := make([]uint64, len(muts))
+	for i, r := range resp.Msg.Results {
+		if r.Error != nil || !r.IntentLogged {
+			t.Fatalf("write of %s: %v", muts[i].Key, r.Error)
+		}
+		versions[i] = r.Version
+	}
+	return versions
 }
 
 // events waits until the resolvers resolved every intent and returns the

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,13 +74,7 @@ func TestSinkAcrossProcesses(t *testing.T) {
 	}
 
 	w := &remoteWriters{table: tbl}
-	u := url(1)
-	w.url.Store(&u)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for id := int64(1); id <= 3; id++ {
-		wg.Go(func() { w.run(ctx, id, &stop) })
-	}
+	stopWriters := w.start(ctx, url(1), 3)
 	w.progress(t, "before the kill")
 	waitFor(t, "events at the endpoint", func() bool { return received() >= 100 })
 	delivering := func(i int) float64 { return metric(t, url(i), "wail_sink_delivered_events_total", `sink="hook"`) }
@@ -103,8 +96,7 @@ func TestSinkAcrossProcesses(t *testing.T) {
 	waitFor(t, "the other process to deliver", func() bool { return delivering(survivor) > 0 })
 	took := time.Since(killedAt)
 	w.progress(t, "after the take-over")
-	stop.Store(true)
-	wg.Wait()
+	stopWriters()
 
 	bus := d.events(t, ctx)
 	waitFor(t, "every event of the bus at the endpoint", func() bool {

@@ -58,23 +58,15 @@ func TestGroupSnapshotAcrossProcesses(t *testing.T) {
 	tbl := d.table
 
 	// The rows the snapshot must deliver: large, and never written again.
-	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, d.url(1))
 	static := map[string]uint64{}
 	pad := strings.Repeat("x", 16<<10)
 	for i := 0; i < rows; i += 50 {
-		req := &wailv1.WriteRequest{}
+		var muts []*wailv1.Mutation
 		for j := i; j < i+50; j++ {
-			req.Mutations = append(req.Mutations, &wailv1.Mutation{Table: tbl, Key: fmt.Appendf(nil, "s-%d", j), Value: []byte(pad)})
+			muts = append(muts, &wailv1.Mutation{Table: tbl, Key: fmt.Appendf(nil, "s-%d", j), Value: []byte(pad)})
 		}
-		resp, err := pc.Write(ctx, connect.NewRequest(req))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for j, r := range resp.Msg.Results {
-			if r.Error != nil || !r.IntentLogged {
-				t.Fatalf("static row %d: %v", i+j, r.Error)
-			}
-			static[fmt.Sprintf("s-%d", i+j)] = r.Version
+		for j, v := range d.write(t, ctx, 1, muts) {
+			static[fmt.Sprintf("s-%d", i+j)] = v
 		}
 	}
 
@@ -89,28 +81,17 @@ func TestGroupSnapshotAcrossProcesses(t *testing.T) {
 	var members sync.WaitGroup
 	for i, id := range []string{"m1", "m2"} {
 		members.Go(func() {
-			proc := i
-			for mctx.Err() == nil {
-				for dead[proc].Load() { // its process died: the other one, as a client does
-					proc = 1 - proc
-				}
+			d.reconnect(mctx, i, dead[:], func(url string, proc int) {
 				mu.Lock()
 				conns[id]++
 				conn := conns[id]
 				mu.Unlock()
-				consumeSnapshot(mctx, d.url(proc), tbl, id, conn, proc, &slow, &mu, &got, &grants)
-				time.Sleep(50 * time.Millisecond)
-			}
+				consumeSnapshot(mctx, url, tbl, id, conn, proc, &slow, &mu, &got, &grants)
+			})
 		})
 	}
 	w := &remoteWriters{table: tbl}
-	u := d.url(1)
-	w.url.Store(&u)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for id := int64(1); id <= 3; id++ {
-		wg.Go(func() { w.run(ctx, id, &stop) })
-	}
+	stopWriters := w.start(ctx, d.url(1), 3)
 	snapRows := func() map[string]int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -181,8 +162,7 @@ func TestGroupSnapshotAcrossProcesses(t *testing.T) {
 	}
 	waitFor(t, "events streamed after the snapshot taken again", func() bool { return streamed() >= 100 })
 	w.progress(t, "after the snapshot")
-	stop.Store(true)
-	wg.Wait()
+	stopWriters()
 	events := d.events(t, ctx)
 
 	mu.Lock()

@@ -2,9 +2,12 @@ package sink
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -95,32 +98,40 @@ func (r *runner) granted(sess *group.Session, msg group.Message) {
 
 // owns says whether this runner's session delivers p now.
 func (r *runner) owns(p int32) bool {
+	_, ok := r.epoch(p)
+	return ok
+}
+
+// epoch is the epoch at which this runner's session delivers p now (ok:
+// it does).
+func (r *runner) epoch(p int32) (epoch uint64, ok bool) {
 	r.pmu.Lock()
-	sess, epoch, ok := r.sess, r.epochs[p], false
+	sess := r.sess
 	if r.epochs != nil {
-		_, ok = r.epochs[p]
+		epoch, ok = r.epochs[p]
 	}
 	r.pmu.Unlock()
-	return ok && sess.Owns(p, epoch)
+	return epoch, ok && sess.Owns(p, epoch)
 }
 
 // redrive delivers the letters of one batch (offset order), partition by
 // partition, settling each in q, and returns the resolutions appended (and
-// those of letters another redrive settled meanwhile) and the partitions
-// of letters left alone because this process does not deliver them now.
-func (r *runner) redrive(ctx context.Context, q *dlq.Queue, batch []*wailv1.DeadLetterEntry) (out []*wailv1.DeadLetterResolution, elsewhere []int32, err error) {
+// those of letters another redrive settled meanwhile), the letters another
+// request acted on first, and the partitions of letters left alone
+// because this process does not deliver them now.
+func (r *runner) redrive(ctx context.Context, q *dlq.Queue, batch []*wailv1.DeadLetterEntry) (out []*wailv1.DeadLetterResolution, lost []dlq.Raced, elsewhere []int32, err error) {
 	byPart := map[int32][]*wailv1.DeadLetterEntry{}
 	var parts []int32
 	for _, e := range batch {
 		l := e.GetLetter()
 		switch {
 		case l.GetKind() != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SINK || l.GetSink() != r.def.Name:
-			return nil, nil, fmt.Errorf("%w: offset %d of %s is not a letter of sink %s", ErrCannotRedrive, e.Offset, q.Topic(), r.def.Name)
+			return nil, nil, nil, fmt.Errorf("%w: offset %d of %s is not a letter of sink %s", ErrCannotRedrive, e.Offset, q.Topic(), r.def.Name)
 		case l.EventOffset < 0:
-			return nil, nil, fmt.Errorf("%w: offset %d is a row of the sink's snapshot (read from the store, no bus offset to order it by): "+
+			return nil, nil, nil, fmt.Errorf("%w: offset %d is a row of the sink's snapshot (read from the store, no bus offset to order it by): "+
 				"drop it (`wail sink dlq drop %s %s %d`); the endpoint gets the key's next change", ErrCannotRedrive, e.Offset, r.def.Table, r.def.Name, e.Offset)
 		case l.Partition >= r.table.Partitions:
-			return nil, nil, fmt.Errorf("%w: offset %d: partition %d, the table has %d", ErrCannotRedrive, e.Offset, l.Partition, r.table.Partitions)
+			return nil, nil, nil, fmt.Errorf("%w: offset %d: partition %d, the table has %d", ErrCannotRedrive, e.Offset, l.Partition, r.table.Partitions)
 		}
 		if byPart[l.Partition] == nil {
 			parts = append(parts, l.Partition)
@@ -129,16 +140,16 @@ func (r *runner) redrive(ctx context.Context, q *dlq.Queue, batch []*wailv1.Dead
 	}
 	slices.Sort(parts)
 	for _, p := range parts {
-		res, err := r.redrivePartition(ctx, q, p, byPart[p])
-		out = append(out, res...)
+		res, raced, err := r.redrivePartition(ctx, q, p, byPart[p])
+		out, lost = append(out, res...), append(lost, raced...)
 		switch {
 		case errors.Is(err, errNotOwned):
 			elsewhere = append(elsewhere, p)
 		case err != nil:
-			return out, elsewhere, err
+			return out, lost, elsewhere, err
 		}
 	}
-	return out, elsewhere, nil
+	return out, lost, elsewhere, nil
 }
 
 // errNotOwned: this runner does not deliver the partition now.
@@ -162,39 +173,78 @@ type busPos struct {
 	version uint64
 }
 
-func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, letters []*wailv1.DeadLetterEntry) ([]*wailv1.DeadLetterResolution, error) {
+// holder names this process in its claims (another request's error).
+var holder = func() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("host %s pid %d", host, os.Getpid())
+}()
+
+// claimID returns a new claim's id.
+func claimID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// releaseTimeout bounds the release of a redrive's claims when it ends
+// early (its request's context may be over).
+const releaseTimeout = 10 * time.Second
+
+// redrivePartition redrives the letters of partition p, which it claims
+// first (package dlq, claim.go): it returns the resolutions (appended, or
+// of letters another redrive settled as this one would have), the letters
+// another request acted on first (dropped, or claimed by a newer owner of
+// the partition), and errNotOwned when this runner does not deliver p.
+func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, letters []*wailv1.DeadLetterEntry) (out []*wailv1.DeadLetterResolution, lost []dlq.Raced, err error) {
 	beforeLock()
 	unlock, err := r.lockPartition(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("wait for partition %d's delivery in progress: %w", p, err)
+		return nil, nil, fmt.Errorf("wait for partition %d's delivery in progress: %w", p, err)
 	}
 	defer unlock()
-	if !r.owns(p) {
-		return nil, errNotOwned
+	epoch, ok := r.epoch(p)
+	if !ok {
+		return nil, nil, errNotOwned
 	}
-	// Settled by another redrive since the letters were read (it held
-	// the lock): not sent again.
 	offsets := make([]int64, len(letters))
 	for i, e := range letters {
 		offsets[i] = e.Offset
 	}
-	done, err := q.Settled(ctx, offsets)
+	c := dlq.Claim{ID: claimID(), Epoch: epoch, Holder: fmt.Sprintf("%s (sink %s, partition %d epoch %d)", holder, r.def.Name, p, epoch)}
+	claimed, err := q.Claim(ctx, c, offsets, time.Now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	// The letters the claim holds and has not settled yet are released
+	// when the redrive ends early: unsettled again.
+	held := map[int64]bool{}
+	for _, off := range claimed.Won {
+		held[off] = true
+	}
+	defer func() {
+		if len(held) == 0 {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+		defer cancel()
+		if rerr := q.Release(rctx, c, slices.Sorted(maps.Keys(held)), time.Now()); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("release the claim on dead letters %v (the next redrive of partition %d takes it over): %w",
+				slices.Sorted(maps.Keys(held)), p, rerr))
+		}
+	}()
 	start, end, err := r.m.log.Bounds(ctx, r.table.Topic, p)
 	if err != nil {
-		return nil, fmt.Errorf("bounds of %s/%d: %w", r.table.Topic, p, err)
+		return nil, nil, fmt.Errorf("bounds of %s/%d: %w", r.table.Topic, p, err)
 	}
 	from := end
 	keys, at := map[string]bool{}, map[int64]busPos{}
 	for _, e := range letters {
 		l := e.GetLetter()
-		if done[e.Offset] != nil {
+		if !held[e.Offset] {
 			continue
 		}
 		if l.EventOffset < start {
-			return nil, fmt.Errorf("%w: offset %d: retention removed its event (bus offset %d of partition %d, which starts at %d); "+
+			return nil, nil, fmt.Errorf("%w: offset %d: retention removed its event (bus offset %d of partition %d, which starts at %d); "+
 				"wail cannot tell whether a newer event of the key was delivered: drop it (`wail sink dlq drop %s %s %d`)",
 				ErrCannotRedrive, e.Offset, l.EventOffset, p, start, r.def.Table, r.def.Name, e.Offset)
 		}
@@ -204,25 +254,32 @@ func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, le
 	}
 	last, err := r.scanKeys(ctx, p, from, end, keys, at)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []*wailv1.DeadLetterResolution
 	for _, e := range letters {
 		l := e.GetLetter()
-		if res := done[e.Offset]; res != nil {
-			out = append(out, res)
+		if !held[e.Offset] {
+			// Settled before the claim, or held by another claim: as
+			// this redrive would have (another redrive), or not.
+			res, h := claimed.Settled[e.Offset], claimed.Held[e.Offset]
+			switch a := res.GetAction(); {
+			case a == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN || a == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED:
+				out = append(out, res)
+			default:
+				lost = append(lost, dlq.Raced{Offset: e.Offset, Resolution: res, Claim: h})
+			}
 			continue
 		}
 		var res *wailv1.DeadLetterResolution
 		if n, ok := last[string(l.Key)]; ok && n.offset > l.EventOffset && n.version > l.Event.GetVersion() {
 			res = &wailv1.DeadLetterResolution{Offset: e.Offset, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_SUPERSEDED,
-				AtUs: time.Now().UnixMicro(), SupersededByVersion: n.version, SupersededByOffset: n.offset}
+				AtUs: time.Now().UnixMicro(), SupersededByVersion: n.version, SupersededByOffset: n.offset, ClaimId: c.ID}
 		} else {
 			// The letter's event must be where it says on the bus: its
 			// position is what orders it (a letter of an older wail
 			// recorded a snapshot row at offset 0 of partition 0).
 			if b := at[l.EventOffset]; b.key != string(l.Key) || b.version != l.Event.GetVersion() {
-				return out, fmt.Errorf("%w: offset %d: bus offset %d of partition %d holds no event of its key at v%d "+
+				return out, lost, fmt.Errorf("%w: offset %d: bus offset %d of partition %d holds no event of its key at v%d "+
 					"(a row of the sink's snapshot dead-lettered by an older wail, which recorded no bus position): "+
 					"wail cannot order it against the key's events: drop it (`wail sink dlq drop %s %s %d`)",
 					ErrCannotRedrive, e.Offset, l.EventOffset, p, l.Event.GetVersion(), r.def.Table, r.def.Name, e.Offset)
@@ -230,22 +287,28 @@ func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, le
 			ev := l.Event
 			if l.EventStripped {
 				if ev, err = r.busEvent(ctx, p, l.EventOffset); err != nil {
-					return out, fmt.Errorf("dead letter %d: %w", e.Offset, err)
+					return out, lost, fmt.Errorf("dead letter %d: %w", e.Offset, err)
 				}
+			}
+			// As a delivery asks before each attempt: a process that
+			// lost the partition sends nothing more of it.
+			if !r.owns(p) {
+				return out, lost, errNotOwned
 			}
 			beforeResend()
 			if err := r.resend(ctx, p, l.EventOffset, ev); err != nil {
-				return out, fmt.Errorf("dead letter %d: %w; it stays unsettled: fix the endpoint, then redrive again", e.Offset, err)
+				return out, lost, fmt.Errorf("dead letter %d: %w; it stays unsettled: fix the endpoint, then redrive again", e.Offset, err)
 			}
 			res = &wailv1.DeadLetterResolution{Offset: e.Offset, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN,
-				AtUs: time.Now().UnixMicro(), RedriveVersion: ev.Version}
+				AtUs: time.Now().UnixMicro(), RedriveVersion: ev.Version, ClaimId: c.ID}
 		}
 		if err := q.Settle(ctx, []*wailv1.DeadLetterResolution{res}); err != nil {
-			return out, err
+			return out, lost, err
 		}
+		delete(held, e.Offset)
 		out = append(out, res)
 	}
-	return out, nil
+	return out, lost, nil
 }
 
 // scanKeys reads partition p over [from, end) and returns the last event
@@ -366,6 +429,7 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 	q := m.queue(table, name)
 	var (
 		out       []*wailv1.DeadLetterResolution
+		lost      []dlq.Raced
 		elsewhere = map[int32]bool{}
 	)
 	settled, err := q.Open(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
@@ -373,19 +437,22 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 		if err != nil {
 			return err
 		}
-		res, parts, err := r.redrive(ctx, q, batch)
-		out = append(out, res...)
+		res, raced, parts, err := r.redrive(ctx, q, batch)
+		out, lost = append(out, res...), append(lost, raced...)
 		for _, p := range parts {
 			elsewhere[p] = true
 		}
 		return err
 	})
 	out = append(out, settled...)
-	if err == nil && len(elsewhere) > 0 {
+	if err == nil && len(lost) > 0 {
+		err = q.RacedError("redriven", lost, len(out))
+	}
+	if (err == nil || errors.Is(err, dlq.ErrRaced)) && len(elsewhere) > 0 {
 		parts := slices.Sorted(maps.Keys(elsewhere))
-		err = fmt.Errorf("%w: the letters of partitions %v of sink %s were not redriven: this process does not deliver them now "+
+		err = errors.Join(err, fmt.Errorf("%w: the letters of partitions %v of sink %s were not redriven: this process does not deliver them now "+
 			"(another process does, or the sink is joining its group): redrive them against the process that delivers them "+
-			"(`wail group describe %s %s` against a server shows the partitions it delivers), or try again", ErrNotRunning, parts, name, table, GroupName(name))
+			"(`wail group describe %s %s` against a server shows the partitions it delivers), or try again", ErrNotRunning, parts, name, table, GroupName(name)))
 	}
 	return out, err
 }

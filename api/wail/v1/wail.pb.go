@@ -2533,8 +2533,11 @@ type DeadLetterResolution struct {
 	// offset in the letter's bus partition).
 	SupersededByVersion uint64 `protobuf:"varint,5,opt,name=superseded_by_version,json=supersededByVersion,proto3" json:"superseded_by_version,omitempty"`
 	SupersededByOffset  int64  `protobuf:"varint,6,opt,name=superseded_by_offset,json=supersededByOffset,proto3" json:"superseded_by_offset,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// claim_id: the DeadLetterClaim under which a redrive settled the letter
+	// (empty: settled without a claim, by drop or a table's redrive).
+	ClaimId       string `protobuf:"bytes,7,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeadLetterResolution) Reset() {
@@ -2609,15 +2612,121 @@ func (x *DeadLetterResolution) GetSupersededByOffset() int64 {
 	return 0
 }
 
+func (x *DeadLetterResolution) GetClaimId() string {
+	if x != nil {
+		return x.ClaimId
+	}
+	return ""
+}
+
+// DeadLetterClaim: a redrive of a SINK letter holds it while it sends it
+// (or settles it SUPERSEDED). A letter's records decide it in topic order:
+// a claim on an unsettled letter holds it until a resolution with the
+// claim's id settles it or a release (released) frees it; meanwhile a
+// resolution without that id (a drop, another process's redrive) is void,
+// and the request that appended it fails. A claim at a higher or equal
+// epoch takes over a held letter (the claimant lost the partition, or
+// died); a claim at a lower epoch is void.
+type DeadLetterClaim struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Offset int64                  `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Id     string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// epoch: the sink group's epoch of the letter's bus partition held by the
+	// claimant when it claimed.
+	Epoch uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	AtUs  int64  `protobuf:"varint,4,opt,name=at_us,json=atUs,proto3" json:"at_us,omitempty"`
+	// holder names the claimant (host, process, group member) in messages.
+	Holder string `protobuf:"bytes,5,opt,name=holder,proto3" json:"holder,omitempty"`
+	// released: the claim ended without settling the letter (the endpoint
+	// refused it, the redrive was cancelled): the letter is unsettled again.
+	Released      bool `protobuf:"varint,6,opt,name=released,proto3" json:"released,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadLetterClaim) Reset() {
+	*x = DeadLetterClaim{}
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadLetterClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadLetterClaim) ProtoMessage() {}
+
+func (x *DeadLetterClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadLetterClaim.ProtoReflect.Descriptor instead.
+func (*DeadLetterClaim) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeadLetterClaim) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *DeadLetterClaim) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DeadLetterClaim) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *DeadLetterClaim) GetAtUs() int64 {
+	if x != nil {
+		return x.AtUs
+	}
+	return 0
+}
+
+func (x *DeadLetterClaim) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *DeadLetterClaim) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
+
 // DeadLetterRecord is one record of a table's dead-letter queue topic
-// (wail.dlq.<table>, one partition): a dead letter, or the resolution of
-// an earlier one. Record key: the row key (empty for GAP and resolutions).
+// (wail.dlq.<table>, one partition): a dead letter, the resolution of an
+// earlier one, or a redrive's claim on one. Record key: the row key
+// ("gap/<partition>" for GAP; empty for resolutions and claims).
 type DeadLetterRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Entry:
 	//
 	//	*DeadLetterRecord_Letter
 	//	*DeadLetterRecord_Resolution
+	//	*DeadLetterRecord_Claim
 	Entry         isDeadLetterRecord_Entry `protobuf_oneof:"entry"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2625,7 +2734,7 @@ type DeadLetterRecord struct {
 
 func (x *DeadLetterRecord) Reset() {
 	*x = DeadLetterRecord{}
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2746,7 @@ func (x *DeadLetterRecord) String() string {
 func (*DeadLetterRecord) ProtoMessage() {}
 
 func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2759,7 @@ func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterRecord.ProtoReflect.Descriptor instead.
 func (*DeadLetterRecord) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeadLetterRecord) GetEntry() isDeadLetterRecord_Entry {
@@ -2678,6 +2787,15 @@ func (x *DeadLetterRecord) GetResolution() *DeadLetterResolution {
 	return nil
 }
 
+func (x *DeadLetterRecord) GetClaim() *DeadLetterClaim {
+	if x != nil {
+		if x, ok := x.Entry.(*DeadLetterRecord_Claim); ok {
+			return x.Claim
+		}
+	}
+	return nil
+}
+
 type isDeadLetterRecord_Entry interface {
 	isDeadLetterRecord_Entry()
 }
@@ -2690,9 +2808,15 @@ type DeadLetterRecord_Resolution struct {
 	Resolution *DeadLetterResolution `protobuf:"bytes,2,opt,name=resolution,proto3,oneof"`
 }
 
+type DeadLetterRecord_Claim struct {
+	Claim *DeadLetterClaim `protobuf:"bytes,3,opt,name=claim,proto3,oneof"`
+}
+
 func (*DeadLetterRecord_Letter) isDeadLetterRecord_Entry() {}
 
 func (*DeadLetterRecord_Resolution) isDeadLetterRecord_Entry() {}
+
+func (*DeadLetterRecord_Claim) isDeadLetterRecord_Entry() {}
 
 // DeadLetterEntry is a dead letter as the API shows it.
 type DeadLetterEntry struct {
@@ -2701,14 +2825,18 @@ type DeadLetterEntry struct {
 	Offset int64       `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
 	Letter *DeadLetter `protobuf:"bytes,2,opt,name=letter,proto3" json:"letter,omitempty"`
 	// resolution is set once the dead letter was redriven or dropped.
-	Resolution    *DeadLetterResolution `protobuf:"bytes,3,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	Resolution *DeadLetterResolution `protobuf:"bytes,3,opt,name=resolution,proto3" json:"resolution,omitempty"`
+	// claim is set while a sink's redrive holds the unsettled letter (it is
+	// sending it; a claim left by a process that died stays until the next
+	// redrive of the letter's partition takes it over).
+	Claim         *DeadLetterClaim `protobuf:"bytes,4,opt,name=claim,proto3" json:"claim,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeadLetterEntry) Reset() {
 	*x = DeadLetterEntry{}
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2848,7 @@ func (x *DeadLetterEntry) String() string {
 func (*DeadLetterEntry) ProtoMessage() {}
 
 func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2733,7 +2861,7 @@ func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterEntry.ProtoReflect.Descriptor instead.
 func (*DeadLetterEntry) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeadLetterEntry) GetOffset() int64 {
@@ -2753,6 +2881,13 @@ func (x *DeadLetterEntry) GetLetter() *DeadLetter {
 func (x *DeadLetterEntry) GetResolution() *DeadLetterResolution {
 	if x != nil {
 		return x.Resolution
+	}
+	return nil
+}
+
+func (x *DeadLetterEntry) GetClaim() *DeadLetterClaim {
+	if x != nil {
+		return x.Claim
 	}
 	return nil
 }
@@ -2779,7 +2914,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2926,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +2939,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListDeadLettersRequest) GetTable() string {
@@ -2853,7 +2988,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +3000,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +3013,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListDeadLettersResponse) GetEntries() []*DeadLetterEntry {
@@ -2908,7 +3043,7 @@ type GetDeadLetterRequest struct {
 
 func (x *GetDeadLetterRequest) Reset() {
 	*x = GetDeadLetterRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2920,7 +3055,7 @@ func (x *GetDeadLetterRequest) String() string {
 func (*GetDeadLetterRequest) ProtoMessage() {}
 
 func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2933,7 +3068,7 @@ func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetDeadLetterRequest) GetTable() string {
@@ -2966,7 +3101,7 @@ type GetDeadLetterResponse struct {
 
 func (x *GetDeadLetterResponse) Reset() {
 	*x = GetDeadLetterResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2978,7 +3113,7 @@ func (x *GetDeadLetterResponse) String() string {
 func (*GetDeadLetterResponse) ProtoMessage() {}
 
 func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2991,7 +3126,7 @@ func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetDeadLetterResponse) GetEntry() *DeadLetterEntry {
@@ -3018,7 +3153,7 @@ type RedriveDeadLettersRequest struct {
 
 func (x *RedriveDeadLettersRequest) Reset() {
 	*x = RedriveDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3165,7 @@ func (x *RedriveDeadLettersRequest) String() string {
 func (*RedriveDeadLettersRequest) ProtoMessage() {}
 
 func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3178,7 @@ func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RedriveDeadLettersRequest) GetTable() string {
@@ -3086,7 +3221,7 @@ type RedriveDeadLettersResponse struct {
 
 func (x *RedriveDeadLettersResponse) Reset() {
 	*x = RedriveDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3098,7 +3233,7 @@ func (x *RedriveDeadLettersResponse) String() string {
 func (*RedriveDeadLettersResponse) ProtoMessage() {}
 
 func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3111,7 +3246,7 @@ func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RedriveDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -3142,7 +3277,7 @@ type DropDeadLettersRequest struct {
 
 func (x *DropDeadLettersRequest) Reset() {
 	*x = DropDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3154,7 +3289,7 @@ func (x *DropDeadLettersRequest) String() string {
 func (*DropDeadLettersRequest) ProtoMessage() {}
 
 func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3167,7 +3302,7 @@ func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DropDeadLettersRequest) GetTable() string {
@@ -3207,7 +3342,7 @@ type DropDeadLettersResponse struct {
 
 func (x *DropDeadLettersResponse) Reset() {
 	*x = DropDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3354,7 @@ func (x *DropDeadLettersResponse) String() string {
 func (*DropDeadLettersResponse) ProtoMessage() {}
 
 func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3367,7 @@ func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DropDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -3253,7 +3388,7 @@ type ReconcileTableRequest struct {
 
 func (x *ReconcileTableRequest) Reset() {
 	*x = ReconcileTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3400,7 @@ func (x *ReconcileTableRequest) String() string {
 func (*ReconcileTableRequest) ProtoMessage() {}
 
 func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3413,7 @@ func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableRequest.ProtoReflect.Descriptor instead.
 func (*ReconcileTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReconcileTableRequest) GetName() string {
@@ -3311,7 +3446,7 @@ type ReconciledKey struct {
 
 func (x *ReconciledKey) Reset() {
 	*x = ReconciledKey{}
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3458,7 @@ func (x *ReconciledKey) String() string {
 func (*ReconciledKey) ProtoMessage() {}
 
 func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3471,7 @@ func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciledKey.ProtoReflect.Descriptor instead.
 func (*ReconciledKey) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReconciledKey) GetPartition() int32 {
@@ -3397,7 +3532,7 @@ type ReconcileTableResponse struct {
 
 func (x *ReconcileTableResponse) Reset() {
 	*x = ReconcileTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3544,7 @@ func (x *ReconcileTableResponse) String() string {
 func (*ReconcileTableResponse) ProtoMessage() {}
 
 func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3557,7 @@ func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableResponse.ProtoReflect.Descriptor instead.
 func (*ReconcileTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReconcileTableResponse) GetKeysScanned() int64 {
@@ -3496,7 +3631,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3508,7 +3643,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3656,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SubscribeRequest) GetTable() string {
@@ -3567,7 +3702,7 @@ type StreamedEvent struct {
 
 func (x *StreamedEvent) Reset() {
 	*x = StreamedEvent{}
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3579,7 +3714,7 @@ func (x *StreamedEvent) String() string {
 func (*StreamedEvent) ProtoMessage() {}
 
 func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3592,7 +3727,7 @@ func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamedEvent.ProtoReflect.Descriptor instead.
 func (*StreamedEvent) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StreamedEvent) GetEvent() *ChangeEvent {
@@ -3647,7 +3782,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3659,7 +3794,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3672,7 +3807,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SubscribeResponse) GetEvent() *ChangeEvent {
@@ -3733,7 +3868,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3745,7 +3880,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3758,7 +3893,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ConsumeRequest) GetTable() string {
@@ -3802,7 +3937,7 @@ type PartitionGrant struct {
 
 func (x *PartitionGrant) Reset() {
 	*x = PartitionGrant{}
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3814,7 +3949,7 @@ func (x *PartitionGrant) String() string {
 func (*PartitionGrant) ProtoMessage() {}
 
 func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3827,7 +3962,7 @@ func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionGrant.ProtoReflect.Descriptor instead.
 func (*PartitionGrant) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PartitionGrant) GetPartition() int32 {
@@ -3878,7 +4013,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3890,7 +4025,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3903,7 +4038,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ConsumeResponse) GetEvent() *ChangeEvent {
@@ -3974,7 +4109,7 @@ type PartitionAck struct {
 
 func (x *PartitionAck) Reset() {
 	*x = PartitionAck{}
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3986,7 +4121,7 @@ func (x *PartitionAck) String() string {
 func (*PartitionAck) ProtoMessage() {}
 
 func (x *PartitionAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3999,7 +4134,7 @@ func (x *PartitionAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAck.ProtoReflect.Descriptor instead.
 func (*PartitionAck) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PartitionAck) GetPartition() int32 {
@@ -4035,7 +4170,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4047,7 +4182,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4060,7 +4195,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AckRequest) GetTable() string {
@@ -4101,7 +4236,7 @@ type AckRefused struct {
 
 func (x *AckRefused) Reset() {
 	*x = AckRefused{}
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4113,7 +4248,7 @@ func (x *AckRefused) String() string {
 func (*AckRefused) ProtoMessage() {}
 
 func (x *AckRefused) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4126,7 +4261,7 @@ func (x *AckRefused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRefused.ProtoReflect.Descriptor instead.
 func (*AckRefused) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AckRefused) GetPartition() int32 {
@@ -4155,7 +4290,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4302,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4315,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AckResponse) GetRefused() []*AckRefused {
@@ -4199,7 +4334,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4211,7 +4346,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4224,7 +4359,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListGroupsRequest) GetTable() string {
@@ -4243,7 +4378,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4255,7 +4390,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4268,7 +4403,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -4288,7 +4423,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4300,7 +4435,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4313,7 +4448,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DescribeGroupRequest) GetTable() string {
@@ -4350,7 +4485,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4362,7 +4497,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4375,7 +4510,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GroupPartition) GetPartition() int32 {
@@ -4442,7 +4577,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4454,7 +4589,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4467,7 +4602,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DescribeGroupResponse) GetMembers() []string {
@@ -4510,7 +4645,7 @@ type ResetGroupRequest struct {
 
 func (x *ResetGroupRequest) Reset() {
 	*x = ResetGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[58]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4522,7 +4657,7 @@ func (x *ResetGroupRequest) String() string {
 func (*ResetGroupRequest) ProtoMessage() {}
 
 func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[58]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4535,7 +4670,7 @@ func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{58}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ResetGroupRequest) GetTable() string {
@@ -4568,7 +4703,7 @@ type ResetGroupResponse struct {
 
 func (x *ResetGroupResponse) Reset() {
 	*x = ResetGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[59]
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4580,7 +4715,7 @@ func (x *ResetGroupResponse) String() string {
 func (*ResetGroupResponse) ProtoMessage() {}
 
 func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[59]
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4593,7 +4728,7 @@ func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{59}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
@@ -4652,7 +4787,7 @@ type Sink struct {
 
 func (x *Sink) Reset() {
 	*x = Sink{}
-	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4664,7 +4799,7 @@ func (x *Sink) String() string {
 func (*Sink) ProtoMessage() {}
 
 func (x *Sink) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4677,7 +4812,7 @@ func (x *Sink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sink.ProtoReflect.Descriptor instead.
 func (*Sink) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{60}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *Sink) GetTable() string {
@@ -4810,7 +4945,7 @@ type SinkBatch struct {
 
 func (x *SinkBatch) Reset() {
 	*x = SinkBatch{}
-	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4822,7 +4957,7 @@ func (x *SinkBatch) String() string {
 func (*SinkBatch) ProtoMessage() {}
 
 func (x *SinkBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4835,7 +4970,7 @@ func (x *SinkBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkBatch.ProtoReflect.Descriptor instead.
 func (*SinkBatch) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{61}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *SinkBatch) GetSink() string {
@@ -4919,7 +5054,7 @@ type SinkStatus struct {
 
 func (x *SinkStatus) Reset() {
 	*x = SinkStatus{}
-	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4931,7 +5066,7 @@ func (x *SinkStatus) String() string {
 func (*SinkStatus) ProtoMessage() {}
 
 func (x *SinkStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4944,7 +5079,7 @@ func (x *SinkStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkStatus.ProtoReflect.Descriptor instead.
 func (*SinkStatus) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{62}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *SinkStatus) GetSink() *Sink {
@@ -5049,7 +5184,7 @@ type CreateSinkRequest struct {
 
 func (x *CreateSinkRequest) Reset() {
 	*x = CreateSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5061,7 +5196,7 @@ func (x *CreateSinkRequest) String() string {
 func (*CreateSinkRequest) ProtoMessage() {}
 
 func (x *CreateSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5074,7 +5209,7 @@ func (x *CreateSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{63}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateSinkRequest) GetTable() string {
@@ -5101,7 +5236,7 @@ type CreateSinkResponse struct {
 
 func (x *CreateSinkResponse) Reset() {
 	*x = CreateSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5113,7 +5248,7 @@ func (x *CreateSinkResponse) String() string {
 func (*CreateSinkResponse) ProtoMessage() {}
 
 func (x *CreateSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5126,7 +5261,7 @@ func (x *CreateSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSinkResponse.ProtoReflect.Descriptor instead.
 func (*CreateSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{64}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateSinkResponse) GetSink() *Sink {
@@ -5152,7 +5287,7 @@ type ListSinksRequest struct {
 
 func (x *ListSinksRequest) Reset() {
 	*x = ListSinksRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5164,7 +5299,7 @@ func (x *ListSinksRequest) String() string {
 func (*ListSinksRequest) ProtoMessage() {}
 
 func (x *ListSinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5177,7 +5312,7 @@ func (x *ListSinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSinksRequest.ProtoReflect.Descriptor instead.
 func (*ListSinksRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{65}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListSinksRequest) GetTable() string {
@@ -5196,7 +5331,7 @@ type ListSinksResponse struct {
 
 func (x *ListSinksResponse) Reset() {
 	*x = ListSinksResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5208,7 +5343,7 @@ func (x *ListSinksResponse) String() string {
 func (*ListSinksResponse) ProtoMessage() {}
 
 func (x *ListSinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5221,7 +5356,7 @@ func (x *ListSinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSinksResponse.ProtoReflect.Descriptor instead.
 func (*ListSinksResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{66}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ListSinksResponse) GetSinks() []*SinkStatus {
@@ -5241,7 +5376,7 @@ type DescribeSinkRequest struct {
 
 func (x *DescribeSinkRequest) Reset() {
 	*x = DescribeSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5253,7 +5388,7 @@ func (x *DescribeSinkRequest) String() string {
 func (*DescribeSinkRequest) ProtoMessage() {}
 
 func (x *DescribeSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5266,7 +5401,7 @@ func (x *DescribeSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSinkRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{67}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DescribeSinkRequest) GetTable() string {
@@ -5292,7 +5427,7 @@ type DescribeSinkResponse struct {
 
 func (x *DescribeSinkResponse) Reset() {
 	*x = DescribeSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5304,7 +5439,7 @@ func (x *DescribeSinkResponse) String() string {
 func (*DescribeSinkResponse) ProtoMessage() {}
 
 func (x *DescribeSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5317,7 +5452,7 @@ func (x *DescribeSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSinkResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{68}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DescribeSinkResponse) GetStatus() *SinkStatus {
@@ -5337,7 +5472,7 @@ type PauseSinkRequest struct {
 
 func (x *PauseSinkRequest) Reset() {
 	*x = PauseSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5349,7 +5484,7 @@ func (x *PauseSinkRequest) String() string {
 func (*PauseSinkRequest) ProtoMessage() {}
 
 func (x *PauseSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5362,7 +5497,7 @@ func (x *PauseSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSinkRequest.ProtoReflect.Descriptor instead.
 func (*PauseSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{69}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *PauseSinkRequest) GetTable() string {
@@ -5388,7 +5523,7 @@ type PauseSinkResponse struct {
 
 func (x *PauseSinkResponse) Reset() {
 	*x = PauseSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5400,7 +5535,7 @@ func (x *PauseSinkResponse) String() string {
 func (*PauseSinkResponse) ProtoMessage() {}
 
 func (x *PauseSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5413,7 +5548,7 @@ func (x *PauseSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSinkResponse.ProtoReflect.Descriptor instead.
 func (*PauseSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{70}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *PauseSinkResponse) GetSink() *Sink {
@@ -5433,7 +5568,7 @@ type ResumeSinkRequest struct {
 
 func (x *ResumeSinkRequest) Reset() {
 	*x = ResumeSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5445,7 +5580,7 @@ func (x *ResumeSinkRequest) String() string {
 func (*ResumeSinkRequest) ProtoMessage() {}
 
 func (x *ResumeSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5458,7 +5593,7 @@ func (x *ResumeSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSinkRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{71}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ResumeSinkRequest) GetTable() string {
@@ -5484,7 +5619,7 @@ type ResumeSinkResponse struct {
 
 func (x *ResumeSinkResponse) Reset() {
 	*x = ResumeSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5496,7 +5631,7 @@ func (x *ResumeSinkResponse) String() string {
 func (*ResumeSinkResponse) ProtoMessage() {}
 
 func (x *ResumeSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5509,7 +5644,7 @@ func (x *ResumeSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSinkResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{72}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *ResumeSinkResponse) GetSink() *Sink {
@@ -5529,7 +5664,7 @@ type DropSinkRequest struct {
 
 func (x *DropSinkRequest) Reset() {
 	*x = DropSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5541,7 +5676,7 @@ func (x *DropSinkRequest) String() string {
 func (*DropSinkRequest) ProtoMessage() {}
 
 func (x *DropSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5554,7 +5689,7 @@ func (x *DropSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSinkRequest.ProtoReflect.Descriptor instead.
 func (*DropSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{73}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DropSinkRequest) GetTable() string {
@@ -5579,7 +5714,7 @@ type DropSinkResponse struct {
 
 func (x *DropSinkResponse) Reset() {
 	*x = DropSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5591,7 +5726,7 @@ func (x *DropSinkResponse) String() string {
 func (*DropSinkResponse) ProtoMessage() {}
 
 func (x *DropSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5604,7 +5739,7 @@ func (x *DropSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSinkResponse.ProtoReflect.Descriptor instead.
 func (*DropSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{74}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{75}
 }
 
 // SinkList is how sink definitions are kept: one catalog entry ("_sinks")
@@ -5618,7 +5753,7 @@ type SinkList struct {
 
 func (x *SinkList) Reset() {
 	*x = SinkList{}
-	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	mi := &file_wail_v1_wail_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5630,7 +5765,7 @@ func (x *SinkList) String() string {
 func (*SinkList) ProtoMessage() {}
 
 func (x *SinkList) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	mi := &file_wail_v1_wail_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5643,7 +5778,7 @@ func (x *SinkList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkList.ProtoReflect.Descriptor instead.
 func (*SinkList) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{75}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SinkList) GetSinks() []*Sink {
@@ -5843,26 +5978,36 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fevent_offset\x18\x13 \x01(\x03R\veventOffset\x12\x1f\n" +
 	"\vhttp_status\x18\x14 \x01(\x05R\n" +
 	"httpStatus\x12%\n" +
-	"\x0eevent_stripped\x18\x15 \x01(\bR\reventStripped\"\x85\x02\n" +
+	"\x0eevent_stripped\x18\x15 \x01(\bR\reventStripped\"\xa0\x02\n" +
 	"\x14DeadLetterResolution\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x121\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x19.wail.v1.DeadLetterActionR\x06action\x12\x13\n" +
 	"\x05at_us\x18\x03 \x01(\x03R\x04atUs\x12'\n" +
 	"\x0fredrive_version\x18\x04 \x01(\x04R\x0eredriveVersion\x122\n" +
 	"\x15superseded_by_version\x18\x05 \x01(\x04R\x13supersededByVersion\x120\n" +
-	"\x14superseded_by_offset\x18\x06 \x01(\x03R\x12supersededByOffset\"\x8b\x01\n" +
+	"\x14superseded_by_offset\x18\x06 \x01(\x03R\x12supersededByOffset\x12\x19\n" +
+	"\bclaim_id\x18\a \x01(\tR\aclaimId\"\x98\x01\n" +
+	"\x0fDeadLetterClaim\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\x12\x13\n" +
+	"\x05at_us\x18\x04 \x01(\x03R\x04atUs\x12\x16\n" +
+	"\x06holder\x18\x05 \x01(\tR\x06holder\x12\x1a\n" +
+	"\breleased\x18\x06 \x01(\bR\breleased\"\xbd\x01\n" +
 	"\x10DeadLetterRecord\x12-\n" +
 	"\x06letter\x18\x01 \x01(\v2\x13.wail.v1.DeadLetterH\x00R\x06letter\x12?\n" +
 	"\n" +
 	"resolution\x18\x02 \x01(\v2\x1d.wail.v1.DeadLetterResolutionH\x00R\n" +
-	"resolutionB\a\n" +
-	"\x05entry\"\x95\x01\n" +
+	"resolution\x120\n" +
+	"\x05claim\x18\x03 \x01(\v2\x18.wail.v1.DeadLetterClaimH\x00R\x05claimB\a\n" +
+	"\x05entry\"\xc5\x01\n" +
 	"\x0fDeadLetterEntry\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12+\n" +
 	"\x06letter\x18\x02 \x01(\v2\x13.wail.v1.DeadLetterR\x06letter\x12=\n" +
 	"\n" +
 	"resolution\x18\x03 \x01(\v2\x1d.wail.v1.DeadLetterResolutionR\n" +
-	"resolution\"\xba\x01\n" +
+	"resolution\x12.\n" +
+	"\x05claim\x18\x04 \x01(\v2\x18.wail.v1.DeadLetterClaimR\x05claim\"\xba\x01\n" +
 	"\x16ListDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12'\n" +
 	"\x0finclude_settled\x18\x02 \x01(\bR\x0eincludeSettled\x12&\n" +
@@ -6149,7 +6294,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -6186,52 +6331,53 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*DescribeTableResponse)(nil),      // 32: wail.v1.DescribeTableResponse
 	(*DeadLetter)(nil),                 // 33: wail.v1.DeadLetter
 	(*DeadLetterResolution)(nil),       // 34: wail.v1.DeadLetterResolution
-	(*DeadLetterRecord)(nil),           // 35: wail.v1.DeadLetterRecord
-	(*DeadLetterEntry)(nil),            // 36: wail.v1.DeadLetterEntry
-	(*ListDeadLettersRequest)(nil),     // 37: wail.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 38: wail.v1.ListDeadLettersResponse
-	(*GetDeadLetterRequest)(nil),       // 39: wail.v1.GetDeadLetterRequest
-	(*GetDeadLetterResponse)(nil),      // 40: wail.v1.GetDeadLetterResponse
-	(*RedriveDeadLettersRequest)(nil),  // 41: wail.v1.RedriveDeadLettersRequest
-	(*RedriveDeadLettersResponse)(nil), // 42: wail.v1.RedriveDeadLettersResponse
-	(*DropDeadLettersRequest)(nil),     // 43: wail.v1.DropDeadLettersRequest
-	(*DropDeadLettersResponse)(nil),    // 44: wail.v1.DropDeadLettersResponse
-	(*ReconcileTableRequest)(nil),      // 45: wail.v1.ReconcileTableRequest
-	(*ReconciledKey)(nil),              // 46: wail.v1.ReconciledKey
-	(*ReconcileTableResponse)(nil),     // 47: wail.v1.ReconcileTableResponse
-	(*SubscribeRequest)(nil),           // 48: wail.v1.SubscribeRequest
-	(*StreamedEvent)(nil),              // 49: wail.v1.StreamedEvent
-	(*SubscribeResponse)(nil),          // 50: wail.v1.SubscribeResponse
-	(*ConsumeRequest)(nil),             // 51: wail.v1.ConsumeRequest
-	(*PartitionGrant)(nil),             // 52: wail.v1.PartitionGrant
-	(*ConsumeResponse)(nil),            // 53: wail.v1.ConsumeResponse
-	(*PartitionAck)(nil),               // 54: wail.v1.PartitionAck
-	(*AckRequest)(nil),                 // 55: wail.v1.AckRequest
-	(*AckRefused)(nil),                 // 56: wail.v1.AckRefused
-	(*AckResponse)(nil),                // 57: wail.v1.AckResponse
-	(*ListGroupsRequest)(nil),          // 58: wail.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 59: wail.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 60: wail.v1.DescribeGroupRequest
-	(*GroupPartition)(nil),             // 61: wail.v1.GroupPartition
-	(*DescribeGroupResponse)(nil),      // 62: wail.v1.DescribeGroupResponse
-	(*ResetGroupRequest)(nil),          // 63: wail.v1.ResetGroupRequest
-	(*ResetGroupResponse)(nil),         // 64: wail.v1.ResetGroupResponse
-	(*Sink)(nil),                       // 65: wail.v1.Sink
-	(*SinkBatch)(nil),                  // 66: wail.v1.SinkBatch
-	(*SinkStatus)(nil),                 // 67: wail.v1.SinkStatus
-	(*CreateSinkRequest)(nil),          // 68: wail.v1.CreateSinkRequest
-	(*CreateSinkResponse)(nil),         // 69: wail.v1.CreateSinkResponse
-	(*ListSinksRequest)(nil),           // 70: wail.v1.ListSinksRequest
-	(*ListSinksResponse)(nil),          // 71: wail.v1.ListSinksResponse
-	(*DescribeSinkRequest)(nil),        // 72: wail.v1.DescribeSinkRequest
-	(*DescribeSinkResponse)(nil),       // 73: wail.v1.DescribeSinkResponse
-	(*PauseSinkRequest)(nil),           // 74: wail.v1.PauseSinkRequest
-	(*PauseSinkResponse)(nil),          // 75: wail.v1.PauseSinkResponse
-	(*ResumeSinkRequest)(nil),          // 76: wail.v1.ResumeSinkRequest
-	(*ResumeSinkResponse)(nil),         // 77: wail.v1.ResumeSinkResponse
-	(*DropSinkRequest)(nil),            // 78: wail.v1.DropSinkRequest
-	(*DropSinkResponse)(nil),           // 79: wail.v1.DropSinkResponse
-	(*SinkList)(nil),                   // 80: wail.v1.SinkList
+	(*DeadLetterClaim)(nil),            // 35: wail.v1.DeadLetterClaim
+	(*DeadLetterRecord)(nil),           // 36: wail.v1.DeadLetterRecord
+	(*DeadLetterEntry)(nil),            // 37: wail.v1.DeadLetterEntry
+	(*ListDeadLettersRequest)(nil),     // 38: wail.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 39: wail.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),       // 40: wail.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),      // 41: wail.v1.GetDeadLetterResponse
+	(*RedriveDeadLettersRequest)(nil),  // 42: wail.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 43: wail.v1.RedriveDeadLettersResponse
+	(*DropDeadLettersRequest)(nil),     // 44: wail.v1.DropDeadLettersRequest
+	(*DropDeadLettersResponse)(nil),    // 45: wail.v1.DropDeadLettersResponse
+	(*ReconcileTableRequest)(nil),      // 46: wail.v1.ReconcileTableRequest
+	(*ReconciledKey)(nil),              // 47: wail.v1.ReconciledKey
+	(*ReconcileTableResponse)(nil),     // 48: wail.v1.ReconcileTableResponse
+	(*SubscribeRequest)(nil),           // 49: wail.v1.SubscribeRequest
+	(*StreamedEvent)(nil),              // 50: wail.v1.StreamedEvent
+	(*SubscribeResponse)(nil),          // 51: wail.v1.SubscribeResponse
+	(*ConsumeRequest)(nil),             // 52: wail.v1.ConsumeRequest
+	(*PartitionGrant)(nil),             // 53: wail.v1.PartitionGrant
+	(*ConsumeResponse)(nil),            // 54: wail.v1.ConsumeResponse
+	(*PartitionAck)(nil),               // 55: wail.v1.PartitionAck
+	(*AckRequest)(nil),                 // 56: wail.v1.AckRequest
+	(*AckRefused)(nil),                 // 57: wail.v1.AckRefused
+	(*AckResponse)(nil),                // 58: wail.v1.AckResponse
+	(*ListGroupsRequest)(nil),          // 59: wail.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 60: wail.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 61: wail.v1.DescribeGroupRequest
+	(*GroupPartition)(nil),             // 62: wail.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 63: wail.v1.DescribeGroupResponse
+	(*ResetGroupRequest)(nil),          // 64: wail.v1.ResetGroupRequest
+	(*ResetGroupResponse)(nil),         // 65: wail.v1.ResetGroupResponse
+	(*Sink)(nil),                       // 66: wail.v1.Sink
+	(*SinkBatch)(nil),                  // 67: wail.v1.SinkBatch
+	(*SinkStatus)(nil),                 // 68: wail.v1.SinkStatus
+	(*CreateSinkRequest)(nil),          // 69: wail.v1.CreateSinkRequest
+	(*CreateSinkResponse)(nil),         // 70: wail.v1.CreateSinkResponse
+	(*ListSinksRequest)(nil),           // 71: wail.v1.ListSinksRequest
+	(*ListSinksResponse)(nil),          // 72: wail.v1.ListSinksResponse
+	(*DescribeSinkRequest)(nil),        // 73: wail.v1.DescribeSinkRequest
+	(*DescribeSinkResponse)(nil),       // 74: wail.v1.DescribeSinkResponse
+	(*PauseSinkRequest)(nil),           // 75: wail.v1.PauseSinkRequest
+	(*PauseSinkResponse)(nil),          // 76: wail.v1.PauseSinkResponse
+	(*ResumeSinkRequest)(nil),          // 77: wail.v1.ResumeSinkRequest
+	(*ResumeSinkResponse)(nil),         // 78: wail.v1.ResumeSinkResponse
+	(*DropSinkRequest)(nil),            // 79: wail.v1.DropSinkRequest
+	(*DropSinkResponse)(nil),           // 80: wail.v1.DropSinkResponse
+	(*SinkList)(nil),                   // 81: wail.v1.SinkList
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -6264,92 +6410,94 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	4,  // 27: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
 	33, // 28: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
 	34, // 29: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
-	33, // 30: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
-	34, // 31: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
-	36, // 32: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
-	36, // 33: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
-	34, // 34: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	47, // 35: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
-	34, // 36: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	46, // 37: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	6,  // 38: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
-	6,  // 39: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	49, // 40: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
-	6,  // 41: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	52, // 42: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	54, // 43: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	56, // 44: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	61, // 45: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	61, // 46: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	6,  // 47: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
-	65, // 48: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
-	61, // 49: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
-	65, // 50: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
-	65, // 51: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
-	67, // 52: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
-	67, // 53: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
-	65, // 54: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
-	65, // 55: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
-	65, // 56: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
-	10, // 57: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 58: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 59: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 60: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 61: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	23, // 62: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	29, // 63: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	31, // 64: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	24, // 65: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	26, // 66: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	45, // 67: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	37, // 68: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	39, // 69: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	41, // 70: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	43, // 71: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	68, // 72: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
-	70, // 73: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
-	72, // 74: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
-	74, // 75: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
-	76, // 76: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
-	78, // 77: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
-	48, // 78: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	51, // 79: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	55, // 80: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	58, // 81: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	60, // 82: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	63, // 83: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 84: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 85: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 86: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 87: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 88: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	28, // 89: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	30, // 90: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	32, // 91: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	25, // 92: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	27, // 93: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	47, // 94: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	38, // 95: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	40, // 96: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	42, // 97: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	44, // 98: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	69, // 99: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
-	71, // 100: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
-	73, // 101: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
-	75, // 102: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
-	77, // 103: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
-	79, // 104: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
-	50, // 105: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	53, // 106: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	57, // 107: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	59, // 108: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	62, // 109: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	64, // 110: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	84, // [84:111] is the sub-list for method output_type
-	57, // [57:84] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	35, // 30: wail.v1.DeadLetterRecord.claim:type_name -> wail.v1.DeadLetterClaim
+	33, // 31: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
+	34, // 32: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
+	35, // 33: wail.v1.DeadLetterEntry.claim:type_name -> wail.v1.DeadLetterClaim
+	37, // 34: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	37, // 35: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	34, // 36: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	48, // 37: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	34, // 38: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	47, // 39: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	6,  // 40: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
+	6,  // 41: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	50, // 42: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	6,  // 43: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	53, // 44: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	55, // 45: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	57, // 46: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	62, // 47: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	62, // 48: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	6,  // 49: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	66, // 50: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	62, // 51: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	66, // 52: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	66, // 53: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	68, // 54: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	68, // 55: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	66, // 56: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	66, // 57: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	66, // 58: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 59: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 60: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 61: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 62: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 63: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	23, // 64: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	29, // 65: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	31, // 66: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	24, // 67: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	26, // 68: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	46, // 69: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	38, // 70: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	40, // 71: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	42, // 72: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	44, // 73: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	69, // 74: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	71, // 75: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	73, // 76: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	75, // 77: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	77, // 78: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	79, // 79: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	49, // 80: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	52, // 81: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	56, // 82: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	59, // 83: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	61, // 84: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	64, // 85: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 86: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 87: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 88: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 89: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 90: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	28, // 91: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	30, // 92: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	32, // 93: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	25, // 94: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	27, // 95: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	48, // 96: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	39, // 97: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	41, // 98: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	43, // 99: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	45, // 100: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	70, // 101: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	72, // 102: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	74, // 103: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	76, // 104: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	78, // 105: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	80, // 106: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	51, // 107: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	54, // 108: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	58, // 109: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	60, // 110: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	63, // 111: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	65, // 112: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	86, // [86:113] is the sub-list for method output_type
+	59, // [59:86] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -6358,18 +6506,19 @@ func file_wail_v1_wail_proto_init() {
 		return
 	}
 	file_wail_v1_wail_proto_msgTypes[19].OneofWrappers = []any{}
-	file_wail_v1_wail_proto_msgTypes[30].OneofWrappers = []any{
+	file_wail_v1_wail_proto_msgTypes[31].OneofWrappers = []any{
 		(*DeadLetterRecord_Letter)(nil),
 		(*DeadLetterRecord_Resolution)(nil),
+		(*DeadLetterRecord_Claim)(nil),
 	}
-	file_wail_v1_wail_proto_msgTypes[32].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[33].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   76,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

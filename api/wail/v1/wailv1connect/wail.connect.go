@@ -319,6 +319,9 @@ type AdminServiceClient interface {
 	GetDeadLetter(context.Context, *connect.Request[v1.GetDeadLetterRequest]) (*connect.Response[v1.GetDeadLetterResponse], error)
 	// RedriveDeadLetters resolves the keys of dead letters again from the
 	// store's current state; per-key versions on the bus keep increasing.
+	// A drop and a redrive of one letter at once end in one outcome; the
+	// request that lost fails with ABORTED, naming the letters and what
+	// happened to them (the others it settled stay settled).
 	RedriveDeadLetters(context.Context, *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error)
 	DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error)
 	// CreateSink defines a webhook sink of a table (see Sink); a sink of
@@ -561,6 +564,9 @@ type AdminServiceHandler interface {
 	GetDeadLetter(context.Context, *connect.Request[v1.GetDeadLetterRequest]) (*connect.Response[v1.GetDeadLetterResponse], error)
 	// RedriveDeadLetters resolves the keys of dead letters again from the
 	// store's current state; per-key versions on the bus keep increasing.
+	// A drop and a redrive of one letter at once end in one outcome; the
+	// request that lost fails with ABORTED, naming the letters and what
+	// happened to them (the others it settled stay settled).
 	RedriveDeadLetters(context.Context, *connect.Request[v1.RedriveDeadLettersRequest]) (*connect.Response[v1.RedriveDeadLettersResponse], error)
 	DropDeadLetters(context.Context, *connect.Request[v1.DropDeadLettersRequest]) (*connect.Response[v1.DropDeadLettersResponse], error)
 	// CreateSink defines a webhook sink of a table (see Sink); a sink of
