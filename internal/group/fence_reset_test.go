@@ -1,0 +1,113 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestSharedLateResetFenced: a Reset whose commit the bus applies late
+// (its client gave up; the request was stuck in the broker) while a
+// member of another process took the partition and acknowledged further
+// must not move the position back under that member: the reset commits
+// through the committers it fenced the partitions with, so the member's
+// fence makes the late commit fail. Before, Reset committed unfenced and
+// the late commit landed.
+func TestSharedLateResetFenced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	st := &fenceState{epoch: map[string]int{}}
+	l := &fencingLog{Log: base, st: st, applied: make(chan error, 4)}
+	cat := &memCatalog{m: map[string][]byte{}}
+	G := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: cat}, Process: "A", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	defer G.Close()
+
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.gate = gate
+	l.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := G.Reset(rctx, tb, "g", map[int32]int64{0: 0})
+	cancel()
+	if err == nil {
+		t.Fatal("a reset whose commit did not return succeeded")
+	}
+
+	// Another process's member takes the partition (fencing it) and
+	// acknowledges up to 4.
+	other := &fencingLog{Log: base, st: st}
+	fc, err := other.FencePartition(ctx, LogGroup("g"), tb.Topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Commit(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	close(gate) // the reset's commit reaches the bus now
+	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
+		t.Fatalf("the late reset commit: %v, want ErrFenced", err)
+	}
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0] != 4 {
+		t.Fatalf("committed %d, want 4 (acknowledged by the other process's member; the late reset moved it back)", c[0])
+	}
+}
+
+// TestSharedLateSnapshotEndFenced: the end of a shared snapshot whose
+// commit the bus applies late (the commit returned at the lease's end,
+// the request stuck in the broker) while a member of another process
+// took the partition and acknowledged further must not move the position
+// back: the end commits through committers fenced first.
+func TestSharedLateSnapshotEndFenced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	st := &fenceState{epoch: map[string]int{}}
+	l := &fencingLog{Log: base, st: st, applied: make(chan error, 4)}
+	cat := &memCatalog{m: map[string][]byte{}}
+	G := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: cat}, Process: "A", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	defer G.Close()
+
+	gate := make(chan struct{})
+	var commitErr error
+	_, err := G.Snapshot(ctx, tb, "g", "a", func(ctx context.Context, run *SnapshotRun) error {
+		l.mu.Lock()
+		l.gate = gate
+		l.mu.Unlock()
+		commitErr = run.Commit(ctx, map[int32]int64{0: 2})
+		return commitErr
+	})
+	if commitErr == nil {
+		t.Fatalf("a snapshot end whose commit did not return was accepted (%v)", err)
+	}
+
+	other := &fencingLog{Log: base, st: st}
+	fc, err := other.FencePartition(ctx, LogGroup("g"), tb.Topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Commit(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	close(gate) // the snapshot end's commit reaches the bus now
+	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
+		t.Fatalf("the late snapshot end: %v, want ErrFenced", err)
+	}
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0] != 4 {
+		t.Fatalf("committed %d, want 4 (acknowledged by the other process's member; the late snapshot end moved it back)", c[0])
+	}
+}
