@@ -111,3 +111,83 @@ func TestSharedLateSnapshotEndFenced(t *testing.T) {
 		t.Fatalf("committed %d, want 4 (acknowledged by the other process's member; the late snapshot end moved it back)", c[0])
 	}
 }
+
+// TestSharedAckInFlightAcrossRegrant: an acknowledgement's commit is in
+// flight (without the group's lock) while its partition moves to another
+// member of the same process: the new grant fences the partition and
+// starts at what was committed before; the commit, reaching the bus
+// after, fails on the fence and the acknowledgement is refused, so the
+// events it covered, delivered again under the new epoch, were never
+// acknowledged as accepted.
+func TestSharedAckInFlightAcrossRegrant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := openLog(t)
+	tb := table(t, base, 1, 20)
+	st := &fenceState{epoch: map[string]int{}}
+	l := &fencingLog{Log: base, st: st, applied: make(chan error, 4), waiting: make(chan struct{}, 4)}
+	cat := &memCatalog{m: map[string][]byte{}}
+	G := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: cat}, Process: "B", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	defer G.Close()
+
+	b, err := G.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch Message
+	until(t, b, owned{}, func(m Message) {
+		if b.Check(m) {
+			batch = m
+		}
+	}, func() bool { return batch.Next >= 12 })
+	if r, err := G.Ack(ctx, tb, "g", "b", []Ack{{0, batch.Epoch, 5}}); err != nil || len(r) > 0 {
+		t.Fatalf("first acknowledgement: %v %v", r, err)
+	}
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.gate = gate
+	l.mu.Unlock()
+	type ackResult struct {
+		refused map[int32]error
+		err     error
+	}
+	res := make(chan ackResult, 1)
+	go func() {
+		r, err := G.Ack(ctx, tb, "g", "b", []Ack{{0, batch.Epoch, 10}})
+		res <- ackResult{r, err}
+	}()
+	<-l.waiting // the commit of 10 is on its way
+	l.mu.Lock()
+	l.gate = nil // later commits (the new owner's) reach the bus at once
+	l.mu.Unlock()
+	b.Leave()
+
+	b2, err := G.Join(ctx, tb, "g", "b2", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first Message
+	until(t, b2, owned{}, func(m Message) {
+		if b2.Check(m) && first.Records == nil {
+			first = m
+		}
+	}, func() bool { return first.Records != nil })
+	if first.Records[0].Offset != 5 || first.Epoch == batch.Epoch {
+		t.Fatalf("the new owner starts at %d under epoch %d, want 5 under an epoch after %d", first.Records[0].Offset, first.Epoch, batch.Epoch)
+	}
+	close(gate) // the commit of 10 reaches the bus now
+	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
+		t.Fatalf("the commit in flight: %v, want ErrFenced", err)
+	}
+	r := <-res
+	if r.err != nil || !errors.Is(r.refused[0], ErrNotOwner) {
+		t.Fatalf("the acknowledgement whose commit was fenced: %v %v, want partition 0 refused", r.refused, r.err)
+	}
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0] != 5 {
+		t.Fatalf("committed %d, want 5", c[0])
+	}
+}

@@ -31,6 +31,7 @@ type fencingLog struct {
 	mu      sync.Mutex
 	gate    chan struct{}
 	applied chan error
+	waiting chan struct{} // if set, told of each commit held at the gate
 }
 
 func (l *fencingLog) FencePartition(_ context.Context, group, topic string, p int32) (intentlog.FencedCommitter, error) {
@@ -47,6 +48,7 @@ type fakeCommitter struct {
 	epoch        int
 	group, topic string
 	p            int32
+	hi           int64 // the highest offset committed; under l.st.mu
 }
 
 func (c *fakeCommitter) Commit(ctx context.Context, o int64) error {
@@ -56,7 +58,12 @@ func (c *fakeCommitter) Commit(ctx context.Context, o int64) error {
 		if c.l.st.epoch[c.k] != c.epoch {
 			return intentlog.ErrFenced
 		}
-		return c.l.Log.Commit(context.Background(), c.group, c.topic, map[int32]int64{c.p: o})
+		o = max(o, c.hi) // never back (FencedCommitter's contract)
+		if err := c.l.Log.Commit(context.Background(), c.group, c.topic, map[int32]int64{c.p: o}); err != nil {
+			return err
+		}
+		c.hi = o
+		return nil
 	})
 }
 
@@ -78,6 +85,9 @@ func (l *fencingLog) reach(ctx context.Context, apply func() error) error {
 	l.mu.Unlock()
 	if gate == nil {
 		return apply()
+	}
+	if l.waiting != nil {
+		l.waiting <- struct{}{}
 	}
 	done := make(chan error, 1)
 	go func() {

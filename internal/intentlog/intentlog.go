@@ -200,6 +200,9 @@ type FencedCommitter interface {
 	// commit may still have taken effect (an end whose answer was lost),
 	// or take effect later, but never after a later FencePartition of
 	// the partition returned: a caller treats it as not committed.
+	// Concurrent calls never move the offset back: one returns nil only
+	// once an offset at or past its own is committed (a shared group's
+	// acknowledgements of one partition commit without the group's lock).
 	Commit(ctx context.Context, offset int64) error
 	// Committed returns the partition's committed offset (ok false: none),
 	// waiting for commits in progress on it, not on other partitions.
