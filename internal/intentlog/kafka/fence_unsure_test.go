@@ -3,8 +3,13 @@ package kafka
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -93,4 +98,75 @@ func TestFencePartitionUnsureEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	committed(b, 16)
+}
+
+// TestFencePartitionCoordinatorStuck: a coordinator that answers
+// CONCURRENT_TRANSACTIONS forever (a previous transaction that never
+// ends) makes FencePartition fail at its context's end, saying so,
+// instead of retrying forever: the group does not grant the partition.
+func TestFencePartitionCoordinatorStuck(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := testCtx(t, time.Minute)
+	l := openLog(t, c.ListenAddrs(), nil)
+	topic := topicName("fence-stuck")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var inits atomic.Int32
+	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		inits.Add(1)
+		resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+		resp.Version = req.GetVersion()
+		resp.ErrorCode = kerr.ConcurrentTransactions.Code
+		return resp, nil, true
+	})
+	fctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = l.FencePartition(fctx, "wail.test."+topic, topic, 0)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, kerr.ConcurrentTransactions) || inits.Load() < 2 {
+		t.Fatalf("fence with a stuck coordinator: %v after %d InitProducerID; want the deadline and CONCURRENT_TRANSACTIONS after retries", err, inits.Load())
+	}
+}
+
+// TestFencePartitionCancelledBeforeEnd: a commit whose context ends
+// between its staged offset and its end still ends its transaction
+// (EndTxn is not cancellable: a cancelled one leaves its outcome unknown)
+// and reports what happened; the committer stays usable, its next commit
+// not needing a recovery.
+func TestFencePartitionCancelledBeforeEnd(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	l := openLog(t, realBrokers(t), nil)
+	topic := topicName("fence-cancel-end")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := l.FencePartition(ctx, "wail.test."+topic, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fc.(*fencedCommitter)
+	cctx, cancel := context.WithCancel(ctx)
+	c.afterOffsets = cancel
+	if err := c.Commit(cctx, 4); err != nil {
+		t.Fatalf("commit whose context ended before its end: %v", err)
+	}
+	c.afterOffsets = nil
+	if c.unsure {
+		t.Fatal("an end that answered left the committer unsure")
+	}
+	if o, ok, err := c.Committed(ctx); err != nil || !ok || o != 4 {
+		t.Fatalf("committed %d (%v, %v), want 4", o, ok, err)
+	}
+	if err := c.Commit(ctx, 6); err != nil {
+		t.Fatal(err)
+	}
+	if o, ok, err := c.Committed(ctx); err != nil || !ok || o != 6 {
+		t.Fatalf("committed %d (%v, %v), want 6", o, ok, err)
+	}
 }
