@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -189,5 +190,49 @@ func TestSharedAckInFlightAcrossRegrant(t *testing.T) {
 	}
 	if c[0] != 5 {
 		t.Fatalf("committed %d, want 5", c[0])
+	}
+}
+
+// TestSharedGrantFenceFails: a claimed partition whose fence fails is not
+// granted (no batch of it is delivered) and is released; a later sync
+// claims it again and grants it once its fence succeeds. The partitions
+// fenced in the same grant are granted at once.
+func TestSharedGrantFenceFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := openLog(t)
+	tb := table(t, base, 2, 5)
+	st := &fenceState{epoch: map[string]int{}}
+	l := &fencingLog{Log: base, st: st, failFence: map[int32]int{1: 2}}
+	cat := &memCatalog{m: map[string][]byte{}}
+	G := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: cat}, Process: "A", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	defer G.Close()
+
+	a, err := G.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := owned{}
+	var order []int32 // partitions granted, in order
+	until(t, a, o, func(m Message) {
+		if _, ok := o[m.Partition]; !ok {
+			t.Fatalf("a batch of partition %d, not granted", m.Partition)
+		}
+	}, func() bool {
+		for p := range o {
+			if !slices.Contains(order, p) {
+				order = append(order, p)
+			}
+		}
+		return len(o) == 2
+	})
+	if order[0] != 0 {
+		t.Fatalf("partitions granted in order %v; want 0 first (1's fence failed)", order)
+	}
+	l.mu.Lock()
+	left := l.failFence[1]
+	l.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("partition 1 granted with %d injected fence failures left", left)
 	}
 }

@@ -32,9 +32,18 @@ type fencingLog struct {
 	gate    chan struct{}
 	applied chan error
 	waiting chan struct{} // if set, told of each commit held at the gate
+	// failFence: per partition, how many fences fail (under mu).
+	failFence map[int32]int
 }
 
 func (l *fencingLog) FencePartition(_ context.Context, group, topic string, p int32) (intentlog.FencedCommitter, error) {
+	l.mu.Lock()
+	if l.failFence[p] > 0 {
+		l.failFence[p]--
+		l.mu.Unlock()
+		return nil, errors.New("fence: injected failure")
+	}
+	l.mu.Unlock()
 	k := fmt.Sprint(group, "/", topic, "/", p)
 	l.st.mu.Lock()
 	defer l.st.mu.Unlock()
