@@ -11,6 +11,46 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
+// fencedProcess is process A of a shared group of one partition on a log
+// that fences.
+func fencedProcess(t *testing.T) (intentlog.Log, Table, *fencingLog, *Groups) {
+	t.Helper()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	l := &fencingLog{Log: base, st: &fenceState{epoch: map[string]int{}}, applied: make(chan error, 4)}
+	G := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: &memCatalog{m: map[string][]byte{}}}, Process: "A",
+		Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(G.Close)
+	return base, tb, l, G
+}
+
+// lateCommitFenced: another process's member takes partition 0 (fencing
+// it) and acknowledges up to 4; then the commit held at gate reaches the
+// bus: it must fail on the fence and leave the position at 4.
+func lateCommitFenced(t *testing.T, base intentlog.Log, tb Table, l *fencingLog, gate chan struct{}, what string) {
+	t.Helper()
+	ctx := context.Background()
+	other := &fencingLog{Log: base, st: l.st}
+	fc, err := other.FencePartition(ctx, LogGroup("g"), tb.Topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Commit(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	close(gate) // the late commit reaches the bus now
+	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
+		t.Fatalf("the late %s commit: %v, want ErrFenced", what, err)
+	}
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0] != 4 {
+		t.Fatalf("committed %d, want 4 (acknowledged by the other process's member; the late %s moved it back)", c[0], what)
+	}
+}
+
 // TestSharedLateResetFenced: a Reset whose commit the bus applies late
 // (its client gave up; the request was stuck in the broker) while a
 // member of another process took the partition and acknowledged further
@@ -21,13 +61,7 @@ import (
 func TestSharedLateResetFenced(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	base := openLog(t)
-	tb := table(t, base, 1, 5)
-	st := &fenceState{epoch: map[string]int{}}
-	l := &fencingLog{Log: base, st: st, applied: make(chan error, 4)}
-	cat := &memCatalog{m: map[string][]byte{}}
-	G := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: cat}, Process: "A", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
-	defer G.Close()
+	base, tb, l, G := fencedProcess(t)
 
 	gate := make(chan struct{})
 	l.mu.Lock()
@@ -40,27 +74,7 @@ func TestSharedLateResetFenced(t *testing.T) {
 		t.Fatal("a reset whose commit did not return succeeded")
 	}
 
-	// Another process's member takes the partition (fencing it) and
-	// acknowledges up to 4.
-	other := &fencingLog{Log: base, st: st}
-	fc, err := other.FencePartition(ctx, LogGroup("g"), tb.Topic, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fc.Commit(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
-	close(gate) // the reset's commit reaches the bus now
-	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
-		t.Fatalf("the late reset commit: %v, want ErrFenced", err)
-	}
-	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c[0] != 4 {
-		t.Fatalf("committed %d, want 4 (acknowledged by the other process's member; the late reset moved it back)", c[0])
-	}
+	lateCommitFenced(t, base, tb, l, gate, "reset")
 }
 
 // TestSharedLateSnapshotEndFenced: the end of a shared snapshot whose
@@ -71,13 +85,7 @@ func TestSharedLateResetFenced(t *testing.T) {
 func TestSharedLateSnapshotEndFenced(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	base := openLog(t)
-	tb := table(t, base, 1, 5)
-	st := &fenceState{epoch: map[string]int{}}
-	l := &fencingLog{Log: base, st: st, applied: make(chan error, 4)}
-	cat := &memCatalog{m: map[string][]byte{}}
-	G := New(l, time.Minute).Share(Sharing{Store: &memSwapper{c: cat}, Process: "A", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
-	defer G.Close()
+	base, tb, l, G := fencedProcess(t)
 
 	gate := make(chan struct{})
 	var commitErr error
@@ -92,25 +100,7 @@ func TestSharedLateSnapshotEndFenced(t *testing.T) {
 		t.Fatalf("a snapshot end whose commit did not return was accepted (%v)", err)
 	}
 
-	other := &fencingLog{Log: base, st: st}
-	fc, err := other.FencePartition(ctx, LogGroup("g"), tb.Topic, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fc.Commit(ctx, 4); err != nil {
-		t.Fatal(err)
-	}
-	close(gate) // the snapshot end's commit reaches the bus now
-	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
-		t.Fatalf("the late snapshot end: %v, want ErrFenced", err)
-	}
-	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c[0] != 4 {
-		t.Fatalf("committed %d, want 4 (acknowledged by the other process's member; the late snapshot end moved it back)", c[0])
-	}
+	lateCommitFenced(t, base, tb, l, gate, "snapshot end")
 }
 
 // TestSharedAckInFlightAcrossRegrant: an acknowledgement's commit is in
