@@ -85,18 +85,41 @@ func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]in
 	return errs
 }
 
-// fenceAll fences every partition of a group (Reset): no committer of a
-// member that was in it can commit after.
-func (g *Groups) fenceAll(ctx context.Context, t Table, name string) error {
+// fenceAll fences every partition of a group (Reset, a shared snapshot's
+// end): no committer of a member that was in it can commit after; it
+// returns the committers (nil on a log that cannot fence, or unshared).
+func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]fenced, error) {
 	if g.fencer == nil || g.shared == nil {
-		return nil
+		return nil, nil
 	}
 	claims := make([]Grant, t.Partitions)
 	for p := range t.Partitions {
 		claims[p] = Grant{Partition: p}
 	}
-	_, _, err := g.fence(ctx, &grp{name: name, topic: t.Topic}, claims)
-	return err
+	fs, _, err := g.fence(ctx, &grp{name: name, topic: t.Topic}, claims)
+	if err != nil {
+		return nil, err
+	}
+	return fs, nil
+}
+
+// commitAll commits offsets of a group without members (Reset, a shared
+// snapshot's end): through the committers fenceAll returned when there
+// are (a commit the bus applies late then fails once a member of any
+// process took the partition, instead of moving its position back), else
+// unfenced. A partition fenced meanwhile fails with ErrMembers.
+func (g *Groups) commitAll(ctx context.Context, t Table, name string, fs map[int32]fenced, offsets map[int32]int64) error {
+	if fs == nil {
+		return g.log.Commit(ctx, LogGroup(name), t.Topic, offsets)
+	}
+	var out []error
+	for p, err := range commitFenced(ctx, fs, offsets) {
+		if errors.Is(err, intentlog.ErrFenced) {
+			err = fmt.Errorf("%w: partition %d was taken by a member meanwhile: %w", ErrMembers, p, err)
+		}
+		out = append(out, err)
+	}
+	return errors.Join(out...)
 }
 
 // committers returns the committers of an acknowledgement's partitions at

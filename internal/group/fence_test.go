@@ -31,9 +31,19 @@ type fencingLog struct {
 	mu      sync.Mutex
 	gate    chan struct{}
 	applied chan error
+	waiting chan struct{} // if set, told of each commit held at the gate
+	// failFence: per partition, how many fences fail (under mu).
+	failFence map[int32]int
 }
 
 func (l *fencingLog) FencePartition(_ context.Context, group, topic string, p int32) (intentlog.FencedCommitter, error) {
+	l.mu.Lock()
+	if l.failFence[p] > 0 {
+		l.failFence[p]--
+		l.mu.Unlock()
+		return nil, errors.New("fence: injected failure")
+	}
+	l.mu.Unlock()
 	k := fmt.Sprint(group, "/", topic, "/", p)
 	l.st.mu.Lock()
 	defer l.st.mu.Unlock()
@@ -47,6 +57,7 @@ type fakeCommitter struct {
 	epoch        int
 	group, topic string
 	p            int32
+	hi           int64 // the highest offset committed; under l.st.mu
 }
 
 func (c *fakeCommitter) Commit(ctx context.Context, o int64) error {
@@ -56,7 +67,12 @@ func (c *fakeCommitter) Commit(ctx context.Context, o int64) error {
 		if c.l.st.epoch[c.k] != c.epoch {
 			return intentlog.ErrFenced
 		}
-		return c.l.Log.Commit(context.Background(), c.group, c.topic, map[int32]int64{c.p: o})
+		o = max(o, c.hi) // never back (FencedCommitter's contract)
+		if err := c.l.Log.Commit(context.Background(), c.group, c.topic, map[int32]int64{c.p: o}); err != nil {
+			return err
+		}
+		c.hi = o
+		return nil
 	})
 }
 
@@ -78,6 +94,9 @@ func (l *fencingLog) reach(ctx context.Context, apply func() error) error {
 	l.mu.Unlock()
 	if gate == nil {
 		return apply()
+	}
+	if l.waiting != nil {
+		l.waiting <- struct{}{}
 	}
 	done := make(chan error, 1)
 	go func() {

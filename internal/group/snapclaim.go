@@ -119,6 +119,13 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	if err := g.register(ctx, r.t.Name, r.name); err != nil {
 		return err
 	}
+	// On a log that fences, the end commits through committers fenced
+	// first: applied late (the process paused, the request stuck in the
+	// broker), it fails once a member took the partition.
+	fs, err := g.fenceAll(ctx, r.t, r.name)
+	if err != nil {
+		return fmt.Errorf("group %s of %s: the snapshot's end: %w", r.name, r.t.Name, err)
+	}
 	gr := r.gr
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
@@ -131,7 +138,7 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	// Bounded by the end of the trusted lease, as an acknowledgement.
 	cctx, cancel := context.WithDeadline(ctx, gr.sh.valid)
 	defer cancel()
-	if err := g.log.Commit(cctx, LogGroup(r.name), r.t.Topic, offsets); err != nil {
+	if err := g.commitAll(cctx, r.t, r.name, fs, offsets); err != nil {
 		return fmt.Errorf("group %s of %s: commit the snapshot's end: %w", r.name, r.t.Name, err)
 	}
 	if !gr.validNow(time.Now()) {

@@ -196,8 +196,13 @@ type PartitionFencer interface {
 // FencedCommitter commits one partition's offset for a group until a later
 // FencePartition of that partition fences it.
 type FencedCommitter interface {
-	// Commit commits offset (the next offset to read). On any error the
-	// commit did not take effect and never will.
+	// Commit commits offset (the next offset to read). On an error the
+	// commit may still have taken effect (an end whose answer was lost),
+	// or take effect later, but never after a later FencePartition of
+	// the partition returned: a caller treats it as not committed.
+	// Concurrent calls never move the offset back: one returns nil only
+	// once an offset at or past its own is committed (a shared group's
+	// acknowledgements of one partition commit without the group's lock).
 	Commit(ctx context.Context, offset int64) error
 	// Committed returns the partition's committed offset (ok false: none),
 	// waiting for commits in progress on it, not on other partitions.
