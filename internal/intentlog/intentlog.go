@@ -205,7 +205,8 @@ type FencedCommitter interface {
 	// acknowledgements of one partition commit without the group's lock).
 	Commit(ctx context.Context, offset int64) error
 	// Committed returns the partition's committed offset (ok false: none),
-	// waiting for commits in progress on it, not on other partitions.
+	// waiting for commits in progress on it, not on other partitions; never
+	// below what this committer committed.
 	Committed(ctx context.Context) (offset int64, ok bool, err error)
 }
 

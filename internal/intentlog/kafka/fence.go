@@ -256,7 +256,21 @@ func classifyFence(err error) error {
 // Committed implements intentlog.FencedCommitter: the group's offsets are
 // read stable (KIP-447), and only this partition's must be: other
 // partitions' owners commit in transactions of their own all the time.
+// Never below what this committer committed: right after a group's first
+// transaction ended, before its markers are written, the broker knows no
+// group and answers no offset (not "unstable").
 func (c *fencedCommitter) Committed(ctx context.Context) (int64, bool, error) {
+	o, ok, err := c.read(ctx)
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	if err == nil && last >= 0 && (!ok || o < last) {
+		return last, true, nil
+	}
+	return o, ok, err
+}
+
+func (c *fencedCommitter) read(ctx context.Context) (int64, bool, error) {
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
 		resp, err := c.l.adm.FetchOffsets(kadm.RequireStable(ctx), c.group)
 		if errors.Is(err, kerr.GroupIDNotFound) {
