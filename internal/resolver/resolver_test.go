@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,28 @@ func TestRestartRecoversFromTheOldestIntent(t *testing.T) {
 	run.stop(t)
 	if n := onBus(ctx, t, env)["a"]; n != 1 {
 		t.Fatalf("%d events of a after the restart, want 1", n)
+	}
+}
+
+// TestRestartAtTheLogStartIsNoGap: a committed offset at the log's start
+// (nothing removed before it) records no gap.
+func TestRestartAtTheLogStartIsNoGap(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "start")
+	if err := env.log.Commit(ctx, "g", intent.Topic(env.tb.Name), map[int32]int64{0: 0}); err != nil {
+		t.Fatal(err)
+	}
+	env.write(ctx, t, "a", 1, "v")
+	logger, logs := testLogger()
+	run := start(ctx, New(env.log, env.st, env.bus, testConfig(logger, nil)), env.tb)
+	waitUntil(ctx, t, "the intent resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	run.stop(t)
+	if ls := readLetters(ctx, t, env.log, env.tb.Name); len(ls) != 0 {
+		t.Fatalf("dead letters %v, want none", ls)
+	}
+	if strings.Contains(logs.String(), "retention") {
+		t.Fatalf("a retention gap logged:\n%s", logs)
 	}
 }
