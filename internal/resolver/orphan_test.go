@@ -92,3 +92,25 @@ func TestRecoverOrphans(t *testing.T) {
 		t.Errorf("intent logged for the hang = %+v, %v; want k@1 with an unhang: id", got, err)
 	}
 }
+
+// TestRecoverOrphansOfAnIdlePartition: a partition with no intent after
+// its committed offset still recovers at start: its hanging transaction
+// is aborted (and its key logged again) without waiting for a new intent.
+func TestRecoverOrphansOfAnIdlePartition(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "idle")
+	bus := &hangBus{Bus: env.bus, orphan: intent.Event{Table: env.tb.Name, Key: []byte("k"), Op: intent.Upsert, Version: 1, Value: []byte("one")}}
+	logger, _ := testLogger()
+	run := start(ctx, New(env.log, env.st, bus, testConfig(logger, nil)), env.tb)
+	defer run.stop(t)
+	waitUntil(ctx, t, "the hang aborted", func() bool {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		return len(bus.steps) > 0 && bus.steps[0] == "unblock"
+	})
+	if _, end, err := env.log.Bounds(ctx, intent.Topic(env.tb.Name), 0); err != nil || end != 1 {
+		t.Fatalf("intent log end %d (%v), want 1: the orphan's key logged again", end, err)
+	}
+}
