@@ -668,3 +668,44 @@ func TestCoreAlreadySettled(t *testing.T) {
 		t.Fatalf("reads %v, commit %d, %d unresolved; want a read of b only, commit 6, 1 unresolved", r.Reads, r.Commit, c.Unresolved())
 	}
 }
+
+// TestCoreReusesResolvedKeyStates: the states of resolved keys are kept
+// for the next keys, at most maxFreeKeys of them, and a reused state
+// starts clean.
+func TestCoreReusesResolvedKeyStates(t *testing.T) {
+	t.Parallel()
+	c := NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 0, nil)
+	const keys = maxFreeKeys + 10
+	entries := make([]Entry, keys)
+	for i := range entries {
+		entries[i] = put(int64(i), fmt.Sprintf("k%d", i), ver(0, 0))
+	}
+	c.Ingest(t0, entries)
+	resolved := map[*keyState]bool{}
+	for _, ks := range c.keys {
+		resolved[ks] = true
+	}
+	for _, rq := range c.Ready().Reads {
+		c.ReadDone(t0, ReadResult{Key: rq.Key, Seq: rq.Seq, Found: true, Row: store.Row{Version: ver(0, 0)}})
+	}
+	c.Published(t0, c.Ready().Events)
+	if c.ActiveKeys() != 0 || c.Unresolved() != 0 || len(resolved) != keys {
+		t.Fatalf("%d active keys, %d unresolved intents of %d keys: want all %d resolved", c.ActiveKeys(), c.Unresolved(), len(resolved), keys)
+	}
+	if len(c.free) != maxFreeKeys {
+		t.Fatalf("%d resolved key states kept for reuse, want %d (maxFreeKeys)", len(c.free), maxFreeKeys)
+	}
+	reused := c.free[len(c.free)-1]
+	if !resolved[reused] {
+		t.Fatal("a key state kept for reuse is not one of the resolved keys'")
+	}
+	c.Ingest(t0, []Entry{put(keys, "next", ver(1, 0))})
+	r := c.Ready()
+	if ks := c.keys["next"]; ks != reused || len(c.free) != maxFreeKeys-1 {
+		t.Fatalf("the next key got state %p with %d kept, want the last kept state %p and %d kept", ks, len(c.free), reused, maxFreeKeys-1)
+	}
+	if ks := c.keys["next"]; ks.name != "next" || len(ks.pending) != 1 || ks.pending[0].version != ver(1, 0) || ks.event != nil ||
+		ks.reads != 1 || len(r.Reads) != 1 || string(r.Reads[0].Key) != "next" || r.Reads[0].Level != 0 {
+		t.Fatalf("reused state %+v, reads %v: want the new key's intent alone and one read of it at level 0", ks, r.Reads)
+	}
+}

@@ -356,13 +356,14 @@ func TestShutdownWithParkedKeys(t *testing.T) {
 
 // TestHealthOfParkedAndStalledPartitions: a parked key raises degraded on
 // the health registry with a reason and an action, and clears once it got
-// through; so does a partition whose oldest intent waits past StallAfter.
+// through; so does a partition whose oldest intent waits past StallAfter,
+// or past twice the table's visibility window when that is longer.
 func TestHealthOfParkedAndStalledPartitions(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	env := newTestEnv(ctx, t, "hl")
-	env.tb.VisibilityWindow = 100 * time.Millisecond
+	env.tb.VisibilityWindow = 200 * time.Millisecond // stalled after 2*200ms, not StallAfter's 300ms
 	env.tb.MaxAttempts = 1_000_000
 	fs := newFaultyStore(env.st)
 	reg := health.NewRegistry(nil)
@@ -399,6 +400,9 @@ func TestHealthOfParkedAndStalledPartitions(t *testing.T) {
 		c := condition()
 		return c != nil && strings.Contains(c.Reason, "oldest unresolved intent of table hl partition 0 has waited")
 	})
+	if c := condition(); !strings.HasSuffix(c.Reason, "(stalled after 400ms)") {
+		t.Fatalf("stalled: %q, want the threshold of twice the visibility window (400ms)", c.Reason)
+	}
 	close(release)
 	waitUntil(ctx, t, "cleared", func() bool { return condition() == nil })
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // hangBus is a bus whose first recovery reports a hanging transaction
@@ -90,5 +91,35 @@ func TestRecoverOrphans(t *testing.T) {
 	}
 	if got, err := intent.UnmarshalIntent(recs[0].Value); err != nil || string(got.Key) != "k" || got.Version != 1 || !strings.HasPrefix(got.ID, "unhang:") {
 		t.Errorf("intent logged for the hang = %+v, %v; want k@1 with an unhang: id", got, err)
+	}
+}
+
+// TestRecoverOrphansOfAnIdlePartition: a partition with no intent after
+// its committed offset still recovers at start: its hanging transaction
+// is aborted (and its key logged again) without waiting for a new intent,
+// and the partition goes on without a restart.
+func TestRecoverOrphansOfAnIdlePartition(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "idle")
+	bus := &hangBus{Bus: env.bus, orphan: intent.Event{Table: env.tb.Name, Key: []byte("k"), Op: intent.Upsert, Version: 1, Value: []byte("one")}}
+	if _, err := env.st.Apply(ctx, env.tb.Name, []store.Mutation{{Key: []byte("k"), Value: []byte("one"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testLogger()
+	run := start(ctx, New(env.log, env.st, bus, testConfig(logger, nil)), env.tb)
+	defer run.stop(t)
+	waitUntil(ctx, t, "the hang aborted", func() bool {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		return len(bus.steps) > 0 && bus.steps[0] == "unblock"
+	})
+	if _, end, err := env.log.Bounds(ctx, intent.Topic(env.tb.Name), 0); err != nil || end != 1 {
+		t.Fatalf("intent log end %d (%v), want 1: the orphan's key logged again", end, err)
+	}
+	waitUntil(ctx, t, "the key logged again resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	if strings.Contains(logs.String(), "restarting") {
+		t.Fatalf("the partition restarted:\n%s", logs)
 	}
 }

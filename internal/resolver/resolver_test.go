@@ -2,8 +2,11 @@ package resolver
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
 )
 
 // TestNewDefaults: what a Config leaves zero (or negative) takes its
@@ -81,5 +84,59 @@ func TestRunStartsTheTablesPartitions(t *testing.T) {
 	defer r.runs.mu.Unlock()
 	if len(r.runs.parts) != 1 || r.runs.parts["parts/0"] != 1 {
 		t.Fatalf("partitions running: %v, want parts/0 only", r.runs.parts)
+	}
+}
+
+// TestRestartRecoversFromTheOldestIntent: a resolver that published an
+// event but stopped before it committed leaves the next one to find the
+// event on the bus, scanning from the oldest unresolved intent's log time
+// minus the horizon, however long ago that was: the intent is not
+// published again.
+func TestRestartRecoversFromTheOldestIntent(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "since")
+	env.write(ctx, t, "a", 1, "v")
+	logger, _ := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.Horizon = 50 * time.Millisecond
+	run := start(ctx, New(&commitFreezer{Log: env.log, frozen: true}, env.st, env.bus, cfg), env.tb)
+	waitUntil(ctx, t, "the event published", func() bool { return onBus(ctx, t, env)["a"] == 1 })
+	run.stop(t)
+	if c, err := env.log.Committed(ctx, "g", intent.Topic(env.tb.Name)); err != nil || len(c) != 0 {
+		t.Fatalf("committed %v (%v) with commits frozen, want nothing", c, err)
+	}
+	// The restart comes more than a horizon after the event: a scan from
+	// its own start minus the horizon would miss it.
+	time.Sleep(4 * cfg.Horizon)
+	run = start(ctx, New(env.log, env.st, env.bus, cfg), env.tb)
+	waitUntil(ctx, t, "the intent resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	run.stop(t)
+	if n := onBus(ctx, t, env)["a"]; n != 1 {
+		t.Fatalf("%d events of a after the restart, want 1", n)
+	}
+}
+
+// TestRestartAtTheLogStartIsNoGap: a committed offset at the log's start
+// (nothing removed before it) records no gap.
+func TestRestartAtTheLogStartIsNoGap(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "start")
+	if err := env.log.Commit(ctx, "g", intent.Topic(env.tb.Name), map[int32]int64{0: 0}); err != nil {
+		t.Fatal(err)
+	}
+	env.write(ctx, t, "a", 1, "v")
+	logger, logs := testLogger()
+	run := start(ctx, New(env.log, env.st, env.bus, testConfig(logger, nil)), env.tb)
+	waitUntil(ctx, t, "the intent resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	run.stop(t)
+	if ls := readLetters(ctx, t, env.log, env.tb.Name); len(ls) != 0 {
+		t.Fatalf("dead letters %v, want none", ls)
+	}
+	if strings.Contains(logs.String(), "retention") {
+		t.Fatalf("a retention gap logged:\n%s", logs)
 	}
 }
