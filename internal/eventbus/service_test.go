@@ -1,0 +1,143 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+// TestUntilEndReadsNothingPastItsEnd: an until_end stream opens no reader
+// for a partition already at its end (an empty one, or one started at
+// "latest": a log whose readers fail does not fail it), and a partition
+// read to its end is not read further (no read waits at the tail for
+// records past the end).
+func TestUntilEndReadsNothingPastItsEnd(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		partitions int32
+		versions   []uint64 // published before the stream
+		from       string
+		noReaders  bool // the log's readers fail
+		want       int  // events delivered
+	}{
+		{name: "empty partitions", partitions: 2, from: "beginning", noReaders: true},
+		{name: "started at the end", partitions: 1, versions: []uint64{1, 2, 3}, from: "latest", noReaders: true},
+		{name: "read to the end", partitions: 1, versions: []uint64{1, 2, 3}, from: "beginning", want: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := newStreams(t, tc.partitions, Limits{})
+			if len(tc.versions) > 0 {
+				upserts(t, st.bus, tc.versions...)
+			}
+			end := int64(len(tc.versions))
+			var mu sync.Mutex
+			var pastEnd []int64
+			st.log.mu.Lock()
+			if tc.noReaders {
+				st.log.readerErr = errors.New("no reader")
+			}
+			st.log.onNext = func(_ int32, pos int64) {
+				if pos >= end {
+					mu.Lock()
+					pastEnd = append(pastEnd, pos)
+					mu.Unlock()
+				}
+			}
+			st.log.mu.Unlock()
+			events, cursors := 0, 0
+			err := st.svc.Subscribe(st.ctx, &wailv1.SubscribeRequest{Table: "t", From: tc.from, UntilEnd: true},
+				func(string) error { return nil },
+				func(m *wailv1.SubscribeResponse) error {
+					if m.Event != nil {
+						events++
+					} else if m.Cursor != "" {
+						cursors++
+					}
+					return nil
+				})
+			if err != nil {
+				t.Fatalf("the stream failed: %v", err)
+			}
+			if events != tc.want || cursors != 1 {
+				t.Errorf("%d events and %d cursors, want %d events and the end's cursor", events, cursors, tc.want)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(pastEnd) > 0 {
+				t.Errorf("reads began at %v, at or past the end (%d)", pastEnd, end)
+			}
+		})
+	}
+}
+
+// TestSubscribeBatchUpToMax: a batching stream's read of its queue takes
+// batches until it holds max_batch_events events, and no more: with 6
+// reads of 2 events queued and 4 asked, the messages hold 4 events each
+// (a read that took a third batch would send 4 and 2).
+func TestSubscribeBatchUpToMax(t *testing.T) {
+	t.Parallel()
+	st := newStreams(t, 1, Limits{})
+	ctx, cancel := context.WithCancel(st.ctx)
+	defer cancel()
+	upserts(t, st.bus, 1)
+	queued, first, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	st.log.mu.Lock()
+	st.log.onNext = func(_ int32, pos int64) {
+		if pos == 13 { // the reader handed on every batch up to v13
+			once.Do(func() { close(queued) })
+		}
+	}
+	st.log.mu.Unlock()
+	var msgs []string
+	got := 0
+	done := make(chan error, 1)
+	go func() {
+		done <- st.svc.Subscribe(ctx, &wailv1.SubscribeRequest{Table: "t", From: "beginning", MaxBatchEvents: 4},
+			func(string) error { return nil },
+			func(m *wailv1.SubscribeResponse) error {
+				var vs []uint64
+				for _, e := range m.Events {
+					vs = append(vs, e.Event.Version)
+				}
+				msgs = append(msgs, fmt.Sprint(vs))
+				got += len(vs)
+				if len(msgs) == 1 {
+					close(first)
+					<-release // the queue fills meanwhile
+				}
+				if got == 13 {
+					cancel()
+				}
+				return nil
+			})
+	}()
+	select {
+	case <-first:
+	case <-ctx.Done():
+		t.Fatal("no first message")
+	}
+	vs := make([]uint64, 12)
+	for i := range vs {
+		vs[i] = uint64(i + 2)
+	}
+	upserts(t, st.bus, vs...) // one append: the reader's reads take 2 records each
+	select {
+	case <-queued:
+	case <-ctx.Done():
+		t.Fatal("the reader did not read up to v13")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the stream ended with %v", err)
+	}
+	if want := "[[1] [2 3 4 5] [6 7 8 9] [10 11 12 13]]"; fmt.Sprint(msgs) != want {
+		t.Errorf("messages %v, want %s", msgs, want)
+	}
+}
