@@ -69,13 +69,14 @@ func (s *memSource) Levels() []string { return s.levels }
 // snapshotService is a Service whose table "t" (2 partitions, on an
 // embedded log) has the rows of src; its snapshots read chunks of
 // chunkKeys keys and poll the resolvers' offsets every millisecond.
-func snapshotService(t *testing.T, src *memSource, chunkKeys int, typer Typer, drifted func(context.Context, string, []DriftedRow) error) (*Service, intentlog.Log) {
+func snapshotService(t *testing.T, src *memSource, chunkKeys int, typer Typer, drifted func(context.Context, string, []DriftedRow) error) (*Service, *pollLog) {
 	t.Helper()
-	log, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	el, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { log.Close() })
+	t.Cleanup(func() { el.Close() })
+	log := &pollLog{Log: el, polled: make(chan struct{}, 1)}
 	bus := New(log)
 	if typer != nil {
 		bus.SetTyper(typer)
@@ -219,4 +220,119 @@ type failingTyper struct{ err error }
 
 func (f failingTyper) EventTypes(context.Context, string) (EventTypes, bool, error) {
 	return EventTypes{}, false, f.err
+}
+
+// pollLog is a log whose Committed calls are counted (polled gets a
+// token on each) and can fail.
+type pollLog struct {
+	intentlog.Log
+	polled chan struct{}
+	mu     sync.Mutex
+	err    error
+}
+
+func (l *pollLog) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	select {
+	case l.polled <- struct{}{}:
+	default:
+	}
+	l.mu.Lock()
+	err := l.err
+	l.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return l.Log.Committed(ctx, group, topic)
+}
+
+// TestSnapshotWaitsForTheResolvers: a snapshot's end (its first cursor)
+// waits until the resolvers committed past every intent logged when its
+// chunk was read, partition by partition: not while one partition is
+// short by one, at once when each reached its end exactly; a partition
+// without intents is not waited for. A failure to read the committed
+// offsets fails the stream.
+func TestSnapshotWaitsForTheResolvers(t *testing.T) {
+	t.Parallel()
+	src := &memSource{rows: map[string]store.Row{"k0": {Value: []byte("v0"), Version: 10}}, levels: []string{"primary"}}
+	svc, log := snapshotService(t, src, 2, nil, nil)
+	ctx := t.Context()
+	// intents on one partition only (one key): the other's end is 0
+	var recs []*intentlog.Record
+	for range 3 {
+		recs = append(recs, &intentlog.Record{Key: []byte("k0"), Value: []byte("intent")})
+	}
+	if err := log.Append(ctx, intent.Topic("t"), recs); err != nil {
+		t.Fatal(err)
+	}
+	p := intentlog.Partition([]byte("k0"), 2)
+	type result struct {
+		got []string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := snapshotOf(ctx, svc)
+		done <- result{got, err}
+	}()
+	waitPolls := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-log.polled:
+			case r := <-done:
+				t.Fatalf("the snapshot ended (%v, %v) before the resolvers committed past its intents", r.got, r.err)
+			case <-ctx.Done():
+				t.Fatal("the committed offsets were not polled")
+			}
+		}
+	}
+	waitPolls(3)
+	if err := log.Commit(ctx, "resolvers", intent.Topic("t"), map[int32]int64{p: 2}); err != nil {
+		t.Fatal(err)
+	}
+	waitPolls(3) // one short: still waiting
+	if err := log.Commit(ctx, "resolvers", intent.Topic("t"), map[int32]int64{p: 3}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.got) != 1 || r.got[0] != `k0@10 OP_UPSERT 0 "v0"` {
+			t.Fatalf("snapshot %q, %v", r.got, r.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the snapshot did not end once the resolvers committed its intents")
+	}
+
+	log.mu.Lock()
+	log.err = errors.New("group coordinator gone")
+	log.mu.Unlock()
+	if got, err := snapshotOf(ctx, svc); err == nil || !strings.Contains(err.Error(), "read the resolvers' committed offsets: group coordinator gone") {
+		t.Fatalf("committed offsets unreadable: %q, %v", got, err)
+	}
+}
+
+// TestSnapshotChunkTakesItsBytes: a chunk of rows takes its keys' and
+// values' bytes from the stream's budget (released once sent).
+func TestSnapshotChunkTakesItsBytes(t *testing.T) {
+	t.Parallel()
+	src := &memSource{rows: map[string]store.Row{"k0": {Value: []byte("value0"), Version: 1}, "key1": {Value: []byte("v1"), Version: 2}},
+		levels: []string{"primary"}}
+	svc, _ := snapshotService(t, src, 2, nil, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := make(chan snapshotMsg, 8)
+	done := make(chan error, 1)
+	go func() { done <- svc.snapshot(ctx, "t", 2, newBudget(1<<20), out) }()
+	select {
+	case m := <-out:
+		if want := int64(len("k0value0key1v1")); len(m.rows) != 2 || m.size != want {
+			t.Fatalf("a chunk of %d rows took %d bytes, want 2 rows taking %d", len(m.rows), m.size, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("no chunk")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("the snapshot ended with %v, want nil (its stream ended)", err)
+	}
 }
