@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 )
@@ -139,5 +140,42 @@ func TestSubscribeBatchUpToMax(t *testing.T) {
 	}
 	if want := "[[1] [2 3 4 5] [6 7 8 9] [10 11 12 13]]"; fmt.Sprint(msgs) != want {
 		t.Errorf("messages %v, want %s", msgs, want)
+	}
+}
+
+// TestSubscribeFromTime: a stream from a time starts each partition at
+// the log's offset for that time: "-<duration>" that long before the
+// stream began, an RFC 3339 time as it is.
+func TestSubscribeFromTime(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		from string
+		ago  time.Duration // 0: at
+	}{
+		{"-15m", 15 * time.Minute},
+		{"-1s", time.Second},
+		{at.Format(time.RFC3339), 0},
+	} {
+		st := newStreams(t, 1, Limits{})
+		upserts(t, st.bus, 1, 2)
+		st.log.mu.Lock()
+		st.log.timeOffset = 1
+		st.log.mu.Unlock()
+		var first *wailv1.SubscribeResponse
+		over := errors.New("over")
+		before := time.Now()
+		err := st.svc.Subscribe(st.ctx, &wailv1.SubscribeRequest{Table: "t", From: tc.from}, func(string) error { return nil },
+			func(m *wailv1.SubscribeResponse) error { first = m; return over })
+		after := time.Now()
+		if !errors.Is(err, over) || first.Offset != 1 || first.Event.Version != 2 {
+			t.Fatalf("from %s: first %v, %v; want v2 at the time's offset 1", tc.from, first, err)
+		}
+		st.log.mu.Lock()
+		asked := st.log.askedTime
+		st.log.mu.Unlock()
+		if tc.ago == 0 && !asked.Equal(at) || tc.ago > 0 && (asked.Before(before.Add(-tc.ago)) || asked.After(after.Add(-tc.ago))) {
+			t.Errorf("from %s: asked the offset of %v, want %v before the stream began (%v)", tc.from, asked, tc.ago, before)
+		}
 	}
 }
