@@ -336,3 +336,49 @@ func TestSnapshotChunkTakesItsBytes(t *testing.T) {
 		t.Fatalf("the snapshot ended with %v, want nil (its stream ended)", err)
 	}
 }
+
+// TestSnapshotEndsOnlyAfterItsLastChunk: the snapshot's end (scanned,
+// which sends the stream's first cursor) follows the settling of the
+// scan's last chunk, and never comes when the chunks stop without it (the
+// scan failed: pending closes as the scanner returns its error, before
+// the stream's context ends; a cursor then would tell the client it has
+// every row when the later chunks were never read).
+func TestSnapshotEndsOnlyAfterItsLastChunk(t *testing.T) {
+	t.Parallel()
+	src := &memSource{levels: []string{"primary"}}
+	svc, _ := snapshotService(t, src, 2, nil, nil)
+	for _, tc := range []struct {
+		name   string
+		chunks []pendingChunk
+		want   string // the messages sent: s settle, e the end
+	}{
+		{"the scan failed after a chunk", []pendingChunk{{keys: []string{"k0", "k1"}}}, "s"},
+		{"the scan failed before any chunk", nil, ""},
+		{"the scan is over", []pendingChunk{{keys: []string{"k0", "k1"}}, {keys: []string{"k2"}, last: true}}, "sse"},
+		{"one empty last chunk", []pendingChunk{{last: true}}, "se"},
+	} {
+		pending := make(chan pendingChunk, len(tc.chunks))
+		for _, ch := range tc.chunks {
+			ch.intents = []int64{0, 0}
+			pending <- ch
+		}
+		close(pending)
+		out := make(chan snapshotMsg, len(tc.chunks)+1)
+		if err := svc.settleChunks(t.Context(), "t", 2, pending, make(chan struct{}, 2), out); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		close(out)
+		got := ""
+		for m := range out {
+			switch {
+			case m.settle != nil:
+				got += "s"
+			case m.scanned:
+				got += "e"
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: sent %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
