@@ -58,15 +58,17 @@ func (g *groupCalls) JoinGroup(ctx context.Context, _, _, _, _ string, _ eventbu
 	return nil, g.err
 }
 
-func serveGroupCalls(t *testing.T, g *groupCalls, opts ...connect.HandlerOption) wailv1connect.EventServiceClient {
+// serveEventService serves an EventService on e and returns a client of
+// it and the service (Close: the server's shutdown).
+func serveEventService(t *testing.T, e Events, opts ...connect.HandlerOption) (wailv1connect.EventServiceClient, *EventService) {
 	t.Helper()
-	svc := NewEventService(g)
+	svc := NewEventService(e)
 	path, h := wailv1connect.NewEventServiceHandler(svc, opts...)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { svc.Close(); srv.Close() })
-	return wailv1connect.NewEventServiceClient(srv.Client(), srv.URL)
+	return wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), svc
 }
 
 // TestEventGroupCalls: Ack, ListGroups, DescribeGroup and ResetGroup hand
@@ -82,7 +84,7 @@ func TestEventGroupCalls(t *testing.T) {
 		{Partition: 1, Committed: 5, End: 9, Owner: "m", Epoch: 2, Unacked: waiting}, // an hour unacknowledged
 	}
 	g := &groupCalls{refused: map[int32]error{1: errors.New("epoch 1 is over")}, names: []string{"a", "b"}, parts: parts}
-	c := serveGroupCalls(t, g)
+	c, _ := serveEventService(t, g)
 	ctx := t.Context()
 
 	ack, err := c.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: "t", Group: "g", Member: "m",
@@ -149,7 +151,7 @@ func TestConsumeClientGone(t *testing.T) {
 	t.Parallel()
 	g := &groupCalls{err: errors.New("join abandoned"), joined: make(chan struct{})}
 	ended := make(chan error, 1)
-	c := serveGroupCalls(t, g, connect.WithInterceptors(endInterceptor(ended)))
+	c, _ := serveEventService(t, g, connect.WithInterceptors(endInterceptor(ended)))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() {

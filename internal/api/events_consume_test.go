@@ -2,15 +2,12 @@ package api
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
-	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -35,13 +32,7 @@ func TestConsumeStreams(t *testing.T) {
 	}
 	groups := eventbus.NewService(bus, func(table string) (int32, bool) { return 1, table == "t" }).WithGroups(group.New(log, time.Minute))
 	defer groups.Close()
-	svc := NewEventService(groups)
-	path, h := wailv1connect.NewEventServiceHandler(svc)
-	mux := http.NewServeMux()
-	mux.Handle(path, h)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-	c := wailv1connect.NewEventServiceClient(srv.Client(), srv.URL)
+	c, svc := serveEventService(t, groups)
 	publish := func(vs ...uint64) {
 		t.Helper()
 		var evs []intent.Event
