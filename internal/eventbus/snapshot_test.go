@@ -158,7 +158,7 @@ func TestSnapshotReadsEveryChunk(t *testing.T) {
 		{name: "chunks of 2", chunkKeys: 2, want: all, wantScans: []int{2, 2, 2}},
 		{name: "chunks of 5: one full, one empty", chunkKeys: 5, want: all, wantScans: []int{5, 5}},
 		{name: "one chunk", chunkKeys: 6, want: all, wantScans: []int{6}},
-		{name: "the default chunk", want: all, wantScans: []int{512}},
+		{name: "the defaults (chunks of 512 keys, polled every 100ms)", want: all, wantScans: []int{512}},
 		{name: "typed", chunkKeys: 2, typer: fixedTyper{7}, want: []string{`k0@10 OP_UPSERT 11 "v0"`, `k4@14 OP_UPSERT 12 "v4"`},
 			wantScans: []int{2, 2, 2}, wantDrift: []string{"k1@11"}},
 		{name: "a typer for other tables", chunkKeys: 2, typer: otherTables{}, want: all, wantScans: []int{2, 2, 2}},
@@ -183,6 +183,9 @@ func TestSnapshotReadsEveryChunk(t *testing.T) {
 				}
 				return tc.drifted
 			})
+			if tc.chunkKeys == 0 {
+				svc.snapshots.Poll = 0 // the default
+			}
 			got, err := snapshotOf(t.Context(), svc)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "snapshot of t: ") {
