@@ -175,6 +175,9 @@ func TestSnapshotReadsEveryChunk(t *testing.T) {
 			}
 			var drift []string
 			svc, _ := snapshotService(t, src, tc.chunkKeys, tc.typer, func(_ context.Context, table string, rs []DriftedRow) error {
+				if len(rs) == 0 {
+					t.Error("dead-lettered no rows (a chunk without drift)")
+				}
 				for _, r := range rs {
 					if table != "t" || !errors.Is(r.Err, ErrDrift) {
 						t.Errorf("dead-lettered %s of %s: %v", r.Key, table, r.Err)
