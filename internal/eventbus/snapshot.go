@@ -250,9 +250,7 @@ func (s *Service) settleChunks(ctx context.Context, table string, n int32, pendi
 			return ctx.Err()
 		}
 	}
-	over := false
 	for ch := range pending {
-		over = ch.last
 		if err := s.awaitResolved(ctx, table, ch.intents, poll); err != nil {
 			return err
 		}
@@ -263,12 +261,14 @@ func (s *Service) settleChunks(ctx context.Context, table string, n int32, pendi
 		if err := send(snapshotMsg{settle: &settling{keys: ch.keys, mark: mark, done: func() { <-slots }}}); err != nil {
 			return nil
 		}
+		if ch.last { // the scan is over: no chunk follows
+			if ctx.Err() == nil {
+				_ = send(snapshotMsg{scanned: true})
+			}
+			return nil
+		}
 	}
-	if !over || ctx.Err() != nil {
-		return nil
-	}
-	_ = send(snapshotMsg{scanned: true})
-	return nil
+	return nil // pending closed without its last chunk: the scan failed, or the stream ended
 }
 
 // awaitResolved polls the resolver group's committed offsets on the
