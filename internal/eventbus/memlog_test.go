@@ -19,10 +19,11 @@ type memLog struct {
 	// errors to fail with (nil: none)
 	createErr, appendErr, boundsErr, timeErr, readerErr, nextErr error
 
-	onNewReader func()        // called as NewReader returns
-	hold        chan struct{} // when set, reads wait until it is closed
-	askedTime   time.Time     // last OffsetForTime's t
-	timeOffset  int64         // what OffsetForTime answers
+	onNewReader func()                   // called as NewReader returns
+	onNext      func(p int32, pos int64) // called as a reader's Next begins, with its position
+	hold        chan struct{}            // when set, reads wait until it is closed
+	askedTime   time.Time                // last OffsetForTime's t
+	timeOffset  int64                    // what OffsetForTime answers
 }
 
 type memPart struct {
@@ -142,8 +143,11 @@ type memReader struct {
 
 func (r *memReader) Next(ctx context.Context) ([]intentlog.Record, error) {
 	r.l.mu.Lock()
-	hold := r.l.hold
+	hold, onNext := r.l.hold, r.l.onNext
 	r.l.mu.Unlock()
+	if onNext != nil {
+		onNext(r.p, r.pos)
+	}
 	if hold != nil {
 		select {
 		case <-hold:

@@ -97,6 +97,9 @@ func (m snapshotMsg) apply(c *streamCore) ([]*wailv1.SubscribeResponse, error) {
 type pendingChunk struct {
 	keys    []string
 	intents []int64 // the intent log's end offsets after the rows were read
+	// last: the scan's last chunk. Only after it is the scan over: pending
+	// also closes when the scan failed or its stream ended.
+	last bool
 }
 
 // snapshot scans the table's keys in chunks, reads each key's row and
@@ -146,7 +149,7 @@ func (s *Service) snapshot(ctx context.Context, table string, n int32, buf *budg
 				return nil
 			}
 			select {
-			case pending <- pendingChunk{keys: keys, intents: intents}:
+			case pending <- pendingChunk{keys: keys, intents: intents, last: len(page) < limit}:
 			case <-ctx.Done():
 				return nil
 			}
@@ -233,8 +236,10 @@ func (s *Service) guard(ctx context.Context, table string, rows []snapshotRow) (
 
 // settleChunks waits, chunk after chunk, until the resolvers committed
 // past the intents logged when the chunk was read, then hands the stream
-// the bus's end offsets as the chunk's mark. When the scan is over, it
-// says so.
+// the bus's end offsets as the chunk's mark. When the scan is over (its
+// last chunk settled), it says so; never when pending closed without a
+// last chunk (the scan failed: the stream fails with its error, and must
+// not first send the snapshot's end).
 func (s *Service) settleChunks(ctx context.Context, table string, n int32, pending <-chan pendingChunk, slots chan struct{}, out chan<- snapshotMsg) error {
 	poll := orDefault(s.snapshots.Poll, 100*time.Millisecond)
 	send := func(m snapshotMsg) error {
@@ -256,12 +261,14 @@ func (s *Service) settleChunks(ctx context.Context, table string, n int32, pendi
 		if err := send(snapshotMsg{settle: &settling{keys: ch.keys, mark: mark, done: func() { <-slots }}}); err != nil {
 			return nil
 		}
+		if ch.last { // the scan is over: no chunk follows
+			if ctx.Err() == nil {
+				_ = send(snapshotMsg{scanned: true})
+			}
+			return nil
+		}
 	}
-	if ctx.Err() != nil {
-		return nil
-	}
-	_ = send(snapshotMsg{scanned: true})
-	return nil
+	return nil // pending closed without its last chunk: the scan failed, or the stream ended
 }
 
 // awaitResolved polls the resolver group's committed offsets on the

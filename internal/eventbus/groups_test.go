@@ -1,0 +1,146 @@
+package eventbus
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/group"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+)
+
+// groupService is a Service with consumer groups on an embedded log
+// whose table "t" has 2 partitions: v1 and v2 of key "k" published.
+func groupService(t *testing.T) (*Service, *Bus) {
+	t.Helper()
+	log, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	bus := New(log)
+	if err := bus.CreateTable(t.Context(), "t", 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	upserts(t, bus, 1, 2)
+	svc := NewService(bus, func(table string) (int32, bool) { return 2, table == "t" }).WithGroups(group.New(log, time.Minute))
+	t.Cleanup(svc.Close)
+	return svc, bus
+}
+
+// TestGroupCallsRefused: what each group call answers to a request that
+// cannot succeed, before the log is asked.
+func TestGroupCallsRefused(t *testing.T) {
+	t.Parallel()
+	svc, bus := groupService(t)
+	none := NewService(bus, func(string) (int32, bool) { return 2, true }) // no groups
+	noSnap := GroupSnapshot{Started: func() error { t.Error("a refused join started"); return nil }}
+	for _, tc := range []struct {
+		name string
+		call func(*Service) error
+		want error
+		msg  string
+	}{
+		{"no groups served", func(*Service) error {
+			_, err := none.JoinGroup(t.Context(), "t", "g", "m", "", noSnap)
+			return err
+		}, ErrNoGroups, ""},
+		{"unknown table", func(s *Service) error { _, err := s.ListGroups(t.Context(), "nope"); return err }, ErrNotFound, "wail table create nope"},
+		{"bad group name", func(s *Service) error { _, err := s.DescribeGroup(t.Context(), "t", "a b"); return err }, ErrInvalid, `invalid group "a b"`},
+		{"bad member name", func(s *Service) error {
+			_, err := s.JoinGroup(t.Context(), "t", "g", "", "", noSnap)
+			return err
+		}, ErrInvalid, `invalid member ""`},
+		{"a sink's group", func(s *Service) error {
+			_, err := s.JoinGroup(t.Context(), "t", SinkGroupPrefix+"hook", "m", "", noSnap)
+			return err
+		}, ErrInvalid, "belong to webhook sinks"},
+		{"bad start", func(s *Service) error {
+			_, err := s.JoinGroup(t.Context(), "t", "g", "m", "yesterday", noSnap)
+			return err
+		}, ErrInvalid, `invalid start "yesterday"`},
+		{"snapshot without a source", func(s *Service) error {
+			_, err := s.JoinGroup(t.Context(), "t", "g", "m", "snapshot", noSnap)
+			return err
+		}, ErrNoSnapshots, "cannot list keys"},
+		{"reset to snapshot", func(s *Service) error { _, err := s.ResetGroup(t.Context(), "t", "g", "snapshot"); return err }, ErrInvalid, "cannot be reset"},
+		{"reset to a bad start", func(s *Service) error { _, err := s.ResetGroup(t.Context(), "t", "g", "@x"); return err }, ErrBadFrom, ""},
+		{"ack of an unknown table", func(s *Service) error { _, err := s.AckGroup(t.Context(), "nope", "g", "m", nil); return err }, ErrNotFound, ""},
+		{"no such group", func(s *Service) error { _, err := s.DescribeGroup(t.Context(), "t", "g"); return err }, ErrNotFound, "`wail group ls t`"},
+	} {
+		err := tc.call(svc)
+		if !errors.Is(err, tc.want) || !strings.Contains(fmt.Sprint(err), tc.msg) {
+			t.Errorf("%s: %v, want %v saying %q", tc.name, err, tc.want, tc.msg)
+		}
+	}
+	if names, err := svc.ListGroups(t.Context(), "t"); err != nil || len(names) != 0 {
+		t.Errorf("groups after refusals: %v, %v; want none", names, err)
+	}
+}
+
+// TestGroupResetDescribe: a reset creates the group at the start asked
+// (each partition's offset) and describes it; a member that joins is
+// described as its partitions' owner, and its acknowledgement commits.
+func TestGroupResetDescribe(t *testing.T) {
+	t.Parallel()
+	svc, _ := groupService(t)
+	ctx := t.Context()
+	p := int(intentlog.Partition([]byte("k"), 2))
+	for _, tc := range []struct {
+		to   string
+		want [2]int64 // committed per partition
+	}{
+		{"beginning", [2]int64{0, 0}},
+		{"latest", func() (w [2]int64) { w[p] = 2; return }()},
+		{"@1", func() (w [2]int64) { w[p] = 1; return }()},
+	} {
+		parts, err := svc.ResetGroup(ctx, "t", "g", tc.to)
+		if err != nil {
+			t.Fatalf("reset to %s: %v", tc.to, err)
+		}
+		if len(parts) != 2 || parts[0].Committed != tc.want[0] || parts[1].Committed != tc.want[1] || parts[p].End != 2 {
+			t.Errorf("reset to %s: partitions %+v, want committed %v", tc.to, parts, tc.want)
+		}
+		d, err := svc.DescribeGroup(ctx, "t", "g")
+		if err != nil || len(d.Partitions) != 2 || d.Partitions[p].Committed != tc.want[p] || d.SnapshotMember != "" || len(d.Members) != 0 {
+			t.Errorf("described after reset to %s: %+v, %v", tc.to, d, err)
+		}
+	}
+	if names, err := svc.ListGroups(ctx, "t"); err != nil || len(names) != 1 || names[0] != "g" {
+		t.Errorf("groups %v, %v; want [g]", names, err)
+	}
+	sess, err := svc.JoinGroup(ctx, "t", "g", "m1", "beginning", GroupSnapshot{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Leave()
+	d, err := svc.DescribeGroup(ctx, "t", "g")
+	if err != nil || len(d.Members) != 1 || d.Members[0] != "m1" || d.Partitions[p].Owner != "m1" {
+		t.Fatalf("described with a member: %+v, %v", d, err)
+	}
+	if _, err := svc.ResetGroup(ctx, "t", "g", "beginning"); !errors.Is(err, group.ErrMembers) {
+		t.Errorf("reset with a member: %v, want group.ErrMembers", err)
+	}
+	var got group.Message // the events of partition p after the reset's offset 1: v2
+	for got.Records == nil {
+		if got, err = sess.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got.Partition != int32(p) || len(got.Records) != 1 || got.Next != 2 {
+		t.Fatalf("delivered %+v, want partition %d's record at offset 1", got, p)
+	}
+	if !sess.Check(got) {
+		t.Fatal("the member's own partition moved on")
+	}
+	refused, err := svc.AckGroup(ctx, "t", "g", "m1", []group.Ack{{Partition: int32(p), Epoch: got.Epoch, Next: got.Next}})
+	if err != nil || len(refused) != 0 {
+		t.Fatalf("ack: %v, %v", refused, err)
+	}
+	if d, err := svc.DescribeGroup(ctx, "t", "g"); err != nil || d.Partitions[p].Committed != 2 {
+		t.Errorf("after the ack: %+v, %v; want partition %d committed at 2", d, err, p)
+	}
+}
