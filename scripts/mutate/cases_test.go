@@ -77,3 +77,19 @@ func TestInPackageDir(t *testing.T) {
 		}
 	}
 }
+
+// TestPackageDir: a package given as "./internal/x" (as go commands take
+// it) is the same package as "internal/x", so that the case runner finds
+// its files in the coverage profile.
+func TestPackageDir(t *testing.T) {
+	p, err := parseProfile([]byte("mode: set\nexample.com/m/internal/x/x.go:7.2,7.9 1 1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{"internal/x", "./internal/x", "./internal/x/", "internal//x"} {
+		dir := packageDir(arg)
+		if dir != "internal/x" || !p.reaches(dir, "x.go", 7, 2) {
+			t.Errorf("packageDir(%q) = %q, reaches %v", arg, dir, p.reaches(dir, "x.go", 7, 2))
+		}
+	}
+}

@@ -63,6 +63,9 @@ func run() int {
 	if len(pkgs) == 0 {
 		pkgs = corePackages
 	}
+	for i, p := range pkgs {
+		pkgs[i] = packageDir(p)
+	}
 	judged, err := readJudged(*judgedPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
@@ -115,6 +118,15 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// packageDir turns a package argument into the module-relative directory
+// the rest of the command expects: "./internal/x/" is "internal/x". The
+// case runner matches coverage profile names against it, so with a
+// leading "./" it found no switch reached and ran none of its mutants,
+// silently leaving them NOT COVERED.
+func packageDir(arg string) string {
+	return filepath.ToSlash(filepath.Clean(arg))
 }
 
 // result is gremlins' machine-readable output (-o).

@@ -69,8 +69,10 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 			return nil, err
 		}
 		if len(v) < headerLen || (v[8] != 0 && v[8] != flagTombstone && v[8] != flagSchema) {
+			// The key before Close: Pebble owns its bytes until then.
+			err := fmt.Errorf("%w %q: %d-byte value", errCorruptRow, it.Key()[len(prefix):], len(v))
 			_ = it.Close()
-			return nil, fmt.Errorf("%w %q: %d-byte value", errCorruptRow, it.Key(), len(v))
+			return nil, err
 		}
 		out = append(out, store.KeyVersion{
 			Key:     bytes.Clone(it.Key()[len(prefix):]),
