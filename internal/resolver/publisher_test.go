@@ -10,6 +10,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
@@ -117,6 +118,120 @@ func TestPlainPublisherLettersLanded(t *testing.T) {
 			got := readLetters(ctx, t, env.log, env.tb.Name)
 			if len(got) != 2 || string(got[0].Key) != "a" || string(got[1].Key) != "b" {
 				t.Fatalf("%d letters in the topic, want a and b once", len(got))
+			}
+		})
+	}
+}
+
+// TestTxnPublisher: a transactional publisher hands its records and the
+// offset to the pump in one transaction (events on the event topic,
+// letters on the dead-letter topic, a commit with no records); an abort,
+// a transaction too large and the end of the caller's context come back
+// as they are (the loop retries them), any other failure ends the
+// membership.
+func TestTxnPublisher(t *testing.T) {
+	t.Parallel()
+	errUnknown := errors.New("the transaction's outcome is unknown")
+	tooLarge := fmt.Errorf("%w: records over max.message.bytes", intentlog.ErrTooLarge)
+	type outcome struct {
+		failed     string
+		committed  bool
+		err        error
+		membership bool
+	}
+	cases := []struct {
+		name   string
+		err    error // of every transaction
+		call   string
+		cancel bool
+		want   outcome
+	}{
+		{name: "events", call: "events", want: outcome{committed: true}},
+		{name: "events aborted", call: "events", err: ErrAborted, want: outcome{failed: "a,b", err: ErrAborted}},
+		{name: "events too large", call: "events", err: tooLarge, want: outcome{failed: "a,b", err: intentlog.ErrTooLarge}},
+		{name: "events of an unknown outcome", call: "events", err: errUnknown, want: outcome{failed: "a,b", err: errUnknown, membership: true}},
+		{name: "events that cannot be encoded", call: "bad events", want: outcome{failed: "a,b", err: eventbus.ErrEncode}},
+		{name: "letters", call: "letters", want: outcome{committed: true}},
+		{name: "letters aborted", call: "letters", err: ErrAborted, want: outcome{err: ErrAborted}},
+		{name: "letters of an unknown outcome", call: "letters", err: errUnknown, want: outcome{err: errUnknown, membership: true}},
+		{name: "a commit", call: "commit", want: outcome{committed: true}},
+		{name: "a commit of an unknown outcome", call: "commit", err: errUnknown, want: outcome{err: errUnknown, membership: true}},
+		{name: "a commit as the loop stops", call: "commit", err: errUnknown, cancel: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			env := newTestEnv(ctx, t, "txp")
+			r := New(env.log, env.st, env.bus, Config{Group: "g"})
+			g := &fakeGroup{err: c.err}
+			pm := newPump(g, 0, 0, NewMetrics(nil).transactions)
+			pctx, stopPump := context.WithCancel(context.Background())
+			pumpDone := make(chan struct{})
+			go func() { defer close(pumpDone); pm.run(pctx) }()
+			defer func() { stopPump(); <-pumpDone }()
+			p := &txnPublisher{r: r, pump: pm, table: "txp", topic: intent.Topic("txp"), part: 2, done: make(chan struct{})}
+			l := newLoop(r, "txp", 2, nil)
+			letter := l.deadLetters(&Letter{Key: []byte("a"), Kind: LetterRead, Err: "boom", Attempts: 1,
+				Intents: []intent.Intent{{Table: "txp", Key: []byte("a"), Op: intent.Upsert, Version: 1}}, Offsets: []int64{4}}, time.Now())
+			if c.cancel {
+				cancel()
+			}
+			var got outcome
+			var recsTopic string
+			switch c.call {
+			case "events", "bad events":
+				evs := events("txp", "a", "b")
+				if c.call == "bad events" {
+					evs[1].Table = "txp\xff"
+				}
+				res := p.events(ctx, evs, 7, false)
+				got = outcome{failed: keysOf(res.failed), committed: res.committed, err: res.err}
+				recsTopic = eventbus.Topic("txp")
+			case "letters":
+				got.committed, got.err = p.letters(ctx, letter, 7)
+				recsTopic = dlq.Topic("txp")
+			case "commit":
+				got.err = p.commit(ctx, 7)
+				got.committed = got.err == nil
+			}
+			got.membership = errors.Is(got.err, errMembership)
+			if c.cancel {
+				// The transaction may have run before the pump saw the
+				// end of the context: its error or the context's, never
+				// the end of the membership.
+				if got.err == nil || got.membership {
+					t.Fatalf("commit as the loop stops: %v", got.err)
+				}
+				return
+			}
+			if got.failed != c.want.failed || got.committed != c.want.committed || got.membership != c.want.membership ||
+				!errors.Is(got.err, c.want.err) || (got.err == nil) != (c.want.err == nil) {
+				t.Fatalf("failed %q, committed %v, membership %v, err %v; want %+v", got.failed, got.committed, got.membership, got.err, c.want)
+			}
+			if c.call == "bad events" {
+				if len(g.calls) != 0 {
+					t.Fatalf("%d transactions for events that cannot be encoded", len(g.calls))
+				}
+				return
+			}
+			if len(g.calls) != 1 {
+				t.Fatalf("%d transactions, want 1", len(g.calls))
+			}
+			txn := g.calls[0]
+			if off := txn.offsets[intent.Topic("txp")]; len(txn.offsets) != 1 || len(off) != 1 || off[2] != 7 {
+				t.Fatalf("the transaction commits %v, want %s partition 2 at 7", txn.offsets, intent.Topic("txp"))
+			}
+			n := 0
+			for topic, rs := range txn.recs {
+				if topic != recsTopic {
+					t.Fatalf("records for %s, want only %q", topic, recsTopic)
+				}
+				n += len(rs)
+			}
+			if want := map[string]int{"events": 2, "letters": 1, "commit": 0}[c.call]; n != want {
+				t.Fatalf("%d records in the transaction, want %d", n, want)
 			}
 		})
 	}
