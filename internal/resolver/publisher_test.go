@@ -71,14 +71,20 @@ func TestPlainPublisherUncertainOfOtherKeys(t *testing.T) {
 
 // letterFailLog is the embedded log whose next append to a dead-letter
 // topic fails: after writing its records when landed is set (a timeout
-// after the write), else before.
+// after the write), else before. appends counts the records of each
+// append to a dead-letter topic that did not fail.
 type letterFailLog struct {
 	*embedded.Log
 	fail, landed bool
+	appends      []int
 }
 
 func (l *letterFailLog) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
-	if !strings.HasPrefix(topic, dlq.Topic("")) || !l.fail {
+	if !strings.HasPrefix(topic, dlq.Topic("")) {
+		return l.Log.Append(ctx, topic, recs)
+	}
+	if !l.fail {
+		l.appends = append(l.appends, len(recs))
 		return l.Log.Append(ctx, topic, recs)
 	}
 	l.fail = false
@@ -234,5 +240,91 @@ func TestTxnPublisher(t *testing.T) {
 				t.Fatalf("%d records in the transaction, want %d", n, want)
 			}
 		})
+	}
+}
+
+// TestPlainPublisherLetterAppends: dead letters go in appends of at most
+// the log's append limit (at least one letter each, however large), in
+// order.
+func TestPlainPublisherLetterAppends(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	keys := []string{"a", "b", "c"}
+	letters := func(l *loop, table string) []*wailv1.DeadLetter {
+		var ls []*wailv1.DeadLetter
+		for i, k := range keys {
+			ls = append(ls, l.deadLetters(&Letter{Key: []byte(k), Kind: LetterRead, Err: "boom", Attempts: 1,
+				Intents: []intent.Intent{{Table: table, Key: []byte(k), Op: intent.Upsert, Version: 1}}, Offsets: []int64{int64(i)}}, time.Now())...)
+		}
+		return ls
+	}
+	probe := letters(newLoop(New(nil, nil, nil, Config{}), "dla", 0, nil), "dla")
+	size := letterBytes(probe[0])
+	for _, d := range probe[1:] {
+		if letterBytes(d) != size {
+			t.Fatalf("setup: letters of %d and %d bytes", size, letterBytes(d))
+		}
+	}
+	cases := []struct {
+		limit int
+		want  []int
+	}{
+		{limit: 3 * size, want: []int{3}},
+		{limit: 2 * size, want: []int{2, 1}},
+		{limit: 2*size - 1, want: []int{1, 1, 1}},
+		{limit: size - 1, want: []int{1, 1, 1}},
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprint("limit=", c.limit), func(t *testing.T) {
+			t.Parallel()
+			env := newTestEnv(ctx, t, "dla")
+			log := &letterFailLog{Log: env.log}
+			r := New(log, env.st, env.bus, Config{Group: "g", Limits: limiter{n: c.limit}})
+			p := newPlainPublisher(r, env.tb.Name, 0)
+			if committed, err := p.letters(ctx, letters(newLoop(r, env.tb.Name, 0, nil), env.tb.Name), 0); err != nil || committed {
+				t.Fatalf("letters: committed %v, %v", committed, err)
+			}
+			if fmt.Sprint(log.appends) != fmt.Sprint(c.want) {
+				t.Fatalf("appends of %v letters, want %v", log.appends, c.want)
+			}
+			got := readLetters(ctx, t, env.log, env.tb.Name)
+			var gotKeys []string
+			for _, d := range got {
+				gotKeys = append(gotKeys, string(d.Key))
+			}
+			if strings.Join(gotKeys, ",") != strings.Join(keys, ",") {
+				t.Fatalf("letters %v in the topic, want %v", gotKeys, keys)
+			}
+		})
+	}
+}
+
+// TestPlainPublisherChecksOnlyUncertain: an append of events none of
+// which is uncertain does not read the bus first (a bus that cannot be
+// read does not stop it); one of an uncertain event does.
+func TestPlainPublisherChecksOnlyUncertain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := newTestEnv(ctx, t, "certain")
+	bus := &faultyBus{Bus: env.bus, blind: true}
+	r := New(env.log, env.st, bus, Config{Group: "g"})
+	p := newPlainPublisher(r, env.tb.Name, 0)
+	if res := p.events(ctx, events(env.tb.Name, "a", "b"), 0, false); res.err != nil || len(res.failed) > 0 {
+		t.Fatalf("append while the bus cannot be read: failed %q, %v", keysOf(res.failed), res.err)
+	}
+	// c is left uncertain: the next append of it must check first, and
+	// fails while the bus cannot be read.
+	bus.mu.Lock()
+	bus.landHalf = true
+	bus.mu.Unlock()
+	evs := events(env.tb.Name, "x", "c")
+	if res := p.events(ctx, evs, 0, false); !res.uncertain {
+		t.Fatalf("blind partial append: failed %q uncertain %v err %v; want uncertain", keysOf(res.failed), res.uncertain, res.err)
+	}
+	if res := p.events(ctx, append(events(env.tb.Name, "d"), evs[1]), 0, false); !res.uncertain || res.err == nil {
+		t.Fatalf("append of an uncertain event while the bus cannot be read: failed %q uncertain %v err %v; want uncertain", keysOf(res.failed), res.uncertain, res.err)
+	}
+	if got := onBus(ctx, t, env); got["a"] != 1 || got["b"] != 1 || got["d"] != 0 {
+		t.Fatalf("on the bus: %v; want a and b, not d", got)
 	}
 }
