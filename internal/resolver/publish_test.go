@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -318,6 +319,176 @@ func TestBatchTooLargeIsNotTheRecords(t *testing.T) {
 				if got[k] != 1 {
 					t.Errorf("key %s has %d events on the bus, want 1", k, got[k])
 				}
+			}
+		})
+	}
+}
+
+// scriptPublisher answers as its fields say and records the appends of
+// events it was asked for (keys@offset, "apart" when asked to keep them
+// apart).
+type scriptPublisher struct {
+	commitErr   error
+	lettersDone bool // letters committed their offset
+	lettersErr  error
+	answer      func(evs []intent.Event) pubResult // nil: every event landed
+	calls       []string
+}
+
+func (p *scriptPublisher) events(_ context.Context, evs []intent.Event, offset int64, apart bool) pubResult {
+	call := fmt.Sprintf("%s@%d", keysOf(evs), offset)
+	if apart {
+		call += " apart"
+	}
+	p.calls = append(p.calls, call)
+	if p.answer == nil {
+		return pubResult{}
+	}
+	return p.answer(evs)
+}
+
+func (p *scriptPublisher) letters(context.Context, []*wailv1.DeadLetter, int64) (bool, error) {
+	return p.lettersDone, p.lettersErr
+}
+
+func (p *scriptPublisher) commit(context.Context, int64) error { return p.commitErr }
+
+// TestRunJob: what a job keeps of its publisher's answer: the offset
+// committed (only when the publisher committed it), the error, and a
+// failed membership as fatal (also from an append of a bisected part).
+// The appends of the parts of a failed batch carry the offset committed
+// without them.
+func TestRunJob(t *testing.T) {
+	t.Parallel()
+	errDown := errors.New("bus down")
+	errGone := fmt.Errorf("%w: t/0: the transaction's outcome is unknown", errMembership)
+	letter := Letter{ID: 1, Key: []byte("l"), Kind: LetterRead, Intents: []intent.Intent{{Table: "t", Key: []byte("l"), Version: 1}}, Offsets: []int64{0}}
+	failAll := func(err error) func([]intent.Event) pubResult {
+		return func(evs []intent.Event) pubResult { return pubResult{failed: evs, err: err} }
+	}
+	// failKeys fails the events of keys in every append (with errDown, or
+	// the error of the key), the others land.
+	failKeys := func(keys map[string]error) func([]intent.Event) pubResult {
+		return func(evs []intent.Event) pubResult {
+			var res pubResult
+			for _, e := range evs {
+				if err, ok := keys[string(e.Key)]; ok {
+					res.failed = append(res.failed, e)
+					res.err = err
+				}
+			}
+			return res
+		}
+	}
+	// seq answers the nth append with the nth answer, and later ones with
+	// the last.
+	seq := func(answers ...func([]intent.Event) pubResult) func([]intent.Event) pubResult {
+		n := 0
+		return func(evs []intent.Event) pubResult {
+			a := answers[min(n, len(answers)-1)]
+			n++
+			return a(evs)
+		}
+	}
+	seqPublisher := func(answers ...func([]intent.Event) pubResult) scriptPublisher {
+		return scriptPublisher{answer: seq(answers...)}
+	}
+	pubOK := func([]intent.Event) pubResult { return pubResult{} }
+	errTooLarge := fmt.Errorf("record 2000000 bytes: %w", intentlog.ErrTooLarge)
+	cases := []struct {
+		name   string
+		pub    scriptPublisher
+		job    pubJob
+		cancel bool // the job's context has ended
+		// want
+		committed int64
+		err       error
+		fatal     bool
+		ok        string
+		fails     string // key:alone:uncertain, in order
+		calls     string
+	}{
+		{name: "a commit", job: pubJob{commitOnly: true, offset: 7}, committed: 7},
+		{name: "a failed commit", pub: scriptPublisher{commitErr: errDown}, job: pubJob{commitOnly: true, offset: 7}, committed: -1, err: errDown},
+		{name: "a commit that ends the membership", pub: scriptPublisher{commitErr: errGone}, job: pubJob{commitOnly: true, offset: 7},
+			committed: -1, err: errGone, fatal: true},
+		{name: "letters with their offset", pub: scriptPublisher{lettersDone: true}, job: pubJob{letters: []Letter{letter}, offset: 7}, committed: 7},
+		{name: "letters without their offset", job: pubJob{letters: []Letter{letter}, offset: 7}, committed: -1},
+		{name: "failed letters", pub: scriptPublisher{lettersDone: true, lettersErr: errDown}, job: pubJob{letters: []Letter{letter}, offset: 7},
+			committed: -1, err: errDown},
+		{name: "letters that end the membership", pub: scriptPublisher{lettersErr: errGone}, job: pubJob{letters: []Letter{letter}, offset: 7},
+			committed: -1, err: errGone, fatal: true},
+		{name: "events without their offset", job: pubJob{events: events("t", "a", "b"), offset: 7, base: 3}, committed: -1, ok: "a,b", calls: "[a,b@7]"},
+		{name: "events apart", job: pubJob{events: events("t", "a"), offset: 7, base: 3, apart: true}, committed: -1, ok: "a", calls: "[a@7 apart]"},
+		{name: "events with their offset", job: pubJob{events: events("t", "a", "b"), offset: 7},
+			pub:       scriptPublisher{answer: func([]intent.Event) pubResult { return pubResult{committed: true} }},
+			committed: 7, ok: "a,b", calls: "[a,b@7]"},
+		{name: "events that end the membership", job: pubJob{events: events("t", "a", "b"), offset: 7},
+			pub: scriptPublisher{answer: failAll(errGone)}, committed: -1, fatal: true, calls: "[a,b@7]"},
+		{name: "one event refused: tried alone at the base", job: pubJob{events: events("t", "a", "b", "c"), offset: 7, base: 3},
+			pub:       scriptPublisher{answer: failKeys(map[string]error{"b": errDown})},
+			committed: -1, ok: "a,c", fails: "b:true:false", calls: "[a,b,c@7 b@3]"},
+		{name: "one event refused, then landed alone", job: pubJob{events: events("t", "a", "b"), offset: 7, base: 3},
+			pub: func() scriptPublisher {
+				n := 0
+				return scriptPublisher{answer: func(evs []intent.Event) pubResult {
+					if n++; n == 1 {
+						return pubResult{failed: evs[1:], err: errDown}
+					}
+					return pubResult{}
+				}}
+			}(),
+			committed: -1, ok: "a,b", calls: "[a,b@7 b@3]"},
+		{name: "an event alone that ends the membership", job: pubJob{events: events("t", "a", "b"), offset: 7, base: 3},
+			pub:       scriptPublisher{answer: seq(failKeys(map[string]error{"b": errDown}), failAll(errGone))},
+			committed: -1, ok: "a", fatal: true, calls: "[a,b@7 b@3]"},
+		{name: "two refused by a bus that is down: not alone", job: pubJob{events: events("t", "a", "b", "c", "d"), offset: 7, base: 3},
+			pub:       scriptPublisher{answer: failKeys(map[string]error{"a": errDown, "d": errDown})},
+			committed: -1, ok: "b,c", fails: "a:false:false d:false:false", calls: "[a,b,c,d@7 a@3 d@3]"},
+		{name: "two refused, one for good: each alone", job: pubJob{events: events("t", "a", "b", "c", "d"), offset: 7, base: 3},
+			pub:       scriptPublisher{answer: failKeys(map[string]error{"a": errTooLarge, "d": errDown})},
+			committed: -1, ok: "b,c", fails: "a:true:false d:true:false", calls: "[a,b,c,d@7 a@3 d@3]"},
+		{name: "three refused, a half lands: the other half bisected", job: pubJob{events: events("t", "a", "b", "c", "d"), offset: 7, base: 3},
+			pub: seqPublisher(failKeys(map[string]error{"a": errDown, "b": errDown, "c": errDown}), pubOK,
+				failKeys(map[string]error{"c": errDown})),
+			committed: -1, ok: "d,a,b", fails: "c:true:false", calls: "[a,b,c,d@7 a@3 b,c@3 c@3]"},
+		{name: "a first half that ends the membership", job: pubJob{events: events("t", "a", "b", "c"), offset: 7, base: 3},
+			pub:       scriptPublisher{answer: seq(failKeys(map[string]error{"a": errDown, "c": errDown}), failAll(errGone))},
+			committed: -1, ok: "b", fatal: true, calls: "[a,b,c@7 a@3]"},
+		{name: "a second half that ends the membership", job: pubJob{events: events("t", "a", "b", "c"), offset: 7, base: 3},
+			pub:       scriptPublisher{answer: seq(failKeys(map[string]error{"a": errDown, "c": errDown}), failAll(errDown), failAll(errGone))},
+			committed: -1, ok: "b", fatal: true, calls: "[a,b,c@7 a@3 c@3]"},
+		{name: "the loop is stopping: uncertain, not bisected", job: pubJob{events: events("t", "a", "b"), offset: 7, base: 3},
+			pub: scriptPublisher{answer: failAll(errDown)}, cancel: true,
+			committed: -1, fails: "a:false:true b:false:true", calls: "[a,b@7]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if c.cancel {
+				cancel()
+			}
+			p := c.pub
+			l := &loop{pub: &p}
+			j := c.job
+			j.committed = -1
+			if got := l.runJob(ctx, &j); got != &j {
+				t.Fatal("runJob returned another job")
+			}
+			var fails []string
+			for _, f := range j.fails {
+				fails = append(fails, fmt.Sprintf("%s:%v:%v", f.Event.Key, f.Alone, f.Uncertain))
+			}
+			if j.committed != c.committed || !errors.Is(j.err, c.err) || (c.err == nil) != (j.err == nil) || (j.fatal != nil) != c.fatal {
+				t.Fatalf("committed %d, err %v, fatal %v; want %d, %v, fatal %v", j.committed, j.err, j.fatal, c.committed, c.err, c.fatal)
+			}
+			if keysOf(j.ok) != c.ok || strings.Join(fails, " ") != c.fails {
+				t.Fatalf("ok %q, fails %q; want %q, %q", keysOf(j.ok), fails, c.ok, c.fails)
+			}
+			if c.calls != "" && fmt.Sprint(p.calls) != c.calls {
+				t.Fatalf("appends %v, want %v", p.calls, c.calls)
 			}
 		})
 	}

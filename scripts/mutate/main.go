@@ -59,13 +59,7 @@ func run() int {
 	files := flag.String("files", "", "mutate only the files whose base name matches this regexp (default: every file)")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
 	flag.Parse()
-	pkgs := flag.Args()
-	if len(pkgs) == 0 {
-		pkgs = corePackages
-	}
-	for i, p := range pkgs {
-		pkgs[i] = packageDir(p)
-	}
+	pkgs := packages(flag.Args())
 	judged, err := readJudged(*judgedPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
@@ -127,6 +121,21 @@ func run() int {
 // silently leaving them NOT COVERED.
 func packageDir(arg string) string {
 	return filepath.ToSlash(filepath.Clean(arg))
+}
+
+// packages returns the packages to mutate: args as directories relative
+// to the module root ("./internal/resolver" is "internal/resolver": the
+// case mutants are matched to gremlins' files by that path, and with the
+// "./" they were all skipped), or the core packages when there are none.
+func packages(args []string) []string {
+	if len(args) == 0 {
+		return corePackages
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = packageDir(a)
+	}
+	return out
 }
 
 // result is gremlins' machine-readable output (-o).

@@ -118,3 +118,17 @@ func TestExcludeFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestPackages: a package given as ./dir is dir (cases.go matches
+// gremlins' files by it); none given is the core packages.
+func TestPackages(t *testing.T) {
+	if got := packages([]string{"./internal/resolver", "internal/hlc/"}); len(got) != 2 || got[0] != "internal/resolver" || got[1] != "internal/hlc" {
+		t.Fatalf("packages: %q", got)
+	}
+	if got := packages(nil); len(got) != len(corePackages) {
+		t.Fatalf("packages(nil): %q", got)
+	}
+	if !inPackageDir(packages([]string{"./internal/resolver"})[0], "internal/resolver/publish.go") {
+		t.Fatal("a file of ./internal/resolver is not in its package")
+	}
+}
