@@ -274,6 +274,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		l.pub = &txnPublisher{r: r, pump: pm, table: t.Name, topic: topic, part: p, done: l.done}
 	} else {
 		l.pub = newPlainPublisher(r, t.Name, p)
+		l.overlap = true // it commits apart from the records, and takes appends at the same time
 	}
 	l.health.stallAfter = max(r.cfg.StallAfter, 2*t.VisibilityWindow)
 	l.limits(ctx)
