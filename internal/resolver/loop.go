@@ -95,7 +95,8 @@ func (r *Resolver) read(ctx context.Context, table string, reqs []ReadRequest) [
 
 // loop is the I/O around the Core of one partition. Only its goroutine
 // touches the Core. Its output (events, dead letters, offset commits) goes
-// through its publisher, one job at a time, so that a key's events keep
+// through its publisher in jobs: one at a time, or overlapping (see
+// overlap); a key has one event on its way at a time, so its events keep
 // their order.
 type loop struct {
 	r         *Resolver
