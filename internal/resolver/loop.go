@@ -29,6 +29,10 @@ const (
 // maxReadBatch bounds the reads of one job: the keys one GetMany reads.
 const maxReadBatch = 1024
 
+// maxJobs bounds a loop's publisher jobs on their way: with overlap, two
+// jobs of records and a commit.
+const maxJobs = 3
+
 // job is a batch of store reads, all at one level, for the shared worker
 // pool: one GetMany on a store.MultiGetter, else one Get per read.
 type job struct {
@@ -91,7 +95,8 @@ func (r *Resolver) read(ctx context.Context, table string, reqs []ReadRequest) [
 
 // loop is the I/O around the Core of one partition. Only its goroutine
 // touches the Core. Its output (events, dead letters, offset commits) goes
-// through its publisher, one job at a time, so that a key's events keep
+// through its publisher in jobs: one at a time, or overlapping (see
+// overlap); a key has one event on its way at a time, so its events keep
 // their order.
 type loop struct {
 	r         *Resolver
@@ -118,12 +123,23 @@ type loop struct {
 	// eventBytes and letterBytes bound the records of one append to the
 	// event topic and to the dead-letter topic (AppendLimit).
 	eventBytes, letterBytes int
-	job                     *pubJob // on its way
+	job                     *pubJob // on its way (with overlap: the older of the jobs of records)
 	jobDone                 chan *pubJob
-	jobCtx                  context.Context // ends when the loop is gone or the drain gives up
-	stopJob                 context.CancelFunc
-	timer                   *time.Timer
-	commit                  int64 // last committed offset
+	// overlap: the publisher takes jobs at the same time (overlapping).
+	// Then a second job of events starts while the first is on its way
+	// (extra), so that its records are encoded and queued while the log
+	// makes the first durable, and commits run apart from the jobs of
+	// records (committing), so that no event waits for a commit's
+	// fsyncs. The jobs on their way carry events of different keys (a
+	// key has one event out at a time), so their order on the bus is
+	// free. Without overlap (a transactional publisher commits the
+	// offset with the records) jobs go one at a time, in order.
+	overlap           bool
+	extra, committing *pubJob
+	jobCtx            context.Context // ends when the loop is gone or the drain gives up
+	stopJob           context.CancelFunc
+	timer             *time.Timer
+	commit            int64 // last committed offset
 	// commitDue: the commit interval passed; commit unless a job carried
 	// the offset meanwhile.
 	commitDue bool
@@ -142,7 +158,7 @@ type loop struct {
 func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 	l := &loop{
 		r: r, table: table, topic: intent.Topic(table), partition: p, core: core,
-		results: make(chan []ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, 1),
+		results: make(chan []ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, maxJobs),
 		logged: map[string]time.Time{}, suspect: map[string]bool{},
 		held: map[<-chan struct{}][]ReadRequest{}, landed: make(chan landed),
 		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes,
@@ -326,54 +342,105 @@ func (l *loop) handle(rd Ready) {
 // startJob sends the next job to the publisher unless one is on its way:
 // a commit that is due, else the queued dead letters, else the queued
 // events. A transactional publisher commits, with records, the offset the
-// commit moves to once they are acknowledged (Core.CommitAfter).
+// commit moves to once they are acknowledged (Core.CommitAfter). With
+// overlap, a due commit goes apart from the jobs of records, and a second
+// job of events may start while one is on its way (never beside letters,
+// which go first).
 func (l *loop) startJob() {
-	if l.job != nil || l.fatal != nil {
+	if l.fatal != nil {
 		return
 	}
-	j := &pubJob{committed: -1}
+	if l.overlap {
+		l.startCommit()
+		if l.job != nil {
+			if l.extra == nil && len(l.job.events) > 0 && len(l.letterQ) == 0 && len(l.pubQ) > 0 {
+				l.extra = l.launch(l.eventsJob())
+			}
+			return
+		}
+	}
+	if l.job != nil {
+		return
+	}
+	var j *pubJob
 	switch {
-	case l.commitDue && l.core.Committed() != l.commit:
-		j.commitOnly, j.offset = true, l.core.Committed()
+	case !l.overlap && l.commitDue && l.core.Committed() != l.commit:
+		j = &pubJob{committed: -1, commitOnly: true, offset: l.core.Committed()}
 	case len(l.letterQ) > 0:
-		// Up to maxLetterBatch letters, and letterBytes of records (at
-		// least one letter).
-		now := time.Now()
-		n, size := 0, 0
-		for n < min(len(l.letterQ), maxLetterBatch) {
-			ds := l.deadLetters(&l.letterQ[n], now)
-			s := 0
-			for _, d := range ds {
-				s += letterBytes(d)
-			}
-			if n > 0 && size+s > l.letterBytes {
-				break
-			}
-			j.records = append(j.records, ds...)
-			size += s
-			n++
-		}
-		j.letters, l.letterQ = l.letterQ[:n:n], l.letterQ[n:]
-		keys := make([][]byte, len(j.letters))
-		for i := range j.letters {
-			keys[i] = j.letters[i].Key
-		}
-		j.offset = l.core.CommitAfter(keys)
+		j = l.lettersJob()
 	case len(l.pubQ) > 0:
-		j.events = l.nextEvents()
-		j.apart = len(j.events) == 1 && l.suspect[string(j.events[0].Key)]
+		j = l.eventsJob()
+	default:
+		return
+	}
+	if !l.overlap {
+		l.commitDue = false
+	}
+	l.job = l.launch(j)
+}
+
+// startCommit (with overlap) starts a commit when one is due, unless one
+// is on its way: the commit is due again once it ended.
+func (l *loop) startCommit() {
+	if !l.commitDue || l.committing != nil {
+		return
+	}
+	l.commitDue = false
+	if c := l.core.Committed(); c != l.commit {
+		l.committing = l.launch(&pubJob{committed: -1, commitOnly: true, offset: c})
+	}
+}
+
+// launch runs a job on a goroutine of its own, which hands it back on
+// jobDone.
+func (l *loop) launch(j *pubJob) *pubJob {
+	go func() { l.jobDone <- l.runJob(l.jobCtx, j) }()
+	return j
+}
+
+// lettersJob takes up to maxLetterBatch letters off the queue, and
+// letterBytes of records (at least one letter).
+func (l *loop) lettersJob() *pubJob {
+	j := &pubJob{committed: -1}
+	now := time.Now()
+	n, size := 0, 0
+	for n < min(len(l.letterQ), maxLetterBatch) {
+		ds := l.deadLetters(&l.letterQ[n], now)
+		s := 0
+		for _, d := range ds {
+			s += letterBytes(d)
+		}
+		if n > 0 && size+s > l.letterBytes {
+			break
+		}
+		j.records = append(j.records, ds...)
+		size += s
+		n++
+	}
+	j.letters, l.letterQ = l.letterQ[:n:n], l.letterQ[n:]
+	keys := make([][]byte, len(j.letters))
+	for i := range j.letters {
+		keys[i] = j.letters[i].Key
+	}
+	j.offset = l.core.CommitAfter(keys)
+	return j
+}
+
+// eventsJob takes the next batch of events off the queue. Without
+// overlap it carries the offset to commit with them (with overlap the
+// publisher commits apart: no offset).
+func (l *loop) eventsJob() *pubJob {
+	j := &pubJob{committed: -1, events: l.nextEvents()}
+	j.apart = len(j.events) == 1 && l.suspect[string(j.events[0].Key)]
+	if !l.overlap {
 		keys := make([][]byte, len(j.events))
 		for i := range j.events {
 			keys[i] = j.events[i].Key
 		}
 		j.offset, j.base = l.core.CommitAfter(keys), l.core.Committed()
-		l.traceEvents(j)
-	default:
-		return
 	}
-	l.commitDue = false
-	l.job = j
-	go func() { l.jobDone <- l.runJob(l.jobCtx, j) }()
+	l.traceEvents(j)
+	return j
 }
 
 // nextEvents takes the next batch of events off the queue: a suspect
@@ -429,7 +496,14 @@ func (r *Resolver) appendLimit(ctx context.Context, topic string) int {
 
 // finished takes the outcome of a job back to the Core.
 func (l *loop) finished(j *pubJob) {
-	l.job = nil
+	switch j {
+	case l.committing:
+		l.committing = nil
+	case l.extra:
+		l.extra = nil
+	default:
+		l.job, l.extra = l.extra, nil
+	}
 	if j.fatal != nil {
 		l.fatal = j.fatal
 		return
@@ -553,7 +627,7 @@ const lagEvery = 5 * time.Second
 func (l *loop) drain() error {
 	deadline := time.NewTimer(l.r.cfg.DrainTimeout)
 	defer deadline.Stop()
-	for l.reads > 0 || l.job != nil {
+	for l.reads > 0 || l.publishing() {
 		select {
 		case res := <-l.results:
 			l.readsDone(res)
@@ -564,7 +638,7 @@ func (l *loop) drain() error {
 			}
 		case <-deadline.C:
 			l.r.cfg.Logger.Warn("resolver drain timed out; unfinished intents resolve after restart",
-				"table", l.table, "partition", l.partition, "reads", l.reads, "publishing", l.job != nil)
+				"table", l.table, "partition", l.partition, "reads", l.reads, "publishing", l.publishing())
 			l.stopJob()
 			l.commitFinal()
 			return nil
@@ -576,6 +650,9 @@ func (l *loop) drain() error {
 	l.commitFinal()
 	return nil
 }
+
+// publishing reports whether a job of the publisher is on its way.
+func (l *loop) publishing() bool { return l.job != nil || l.extra != nil || l.committing != nil }
 
 func (l *loop) commitFinal() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
@@ -71,8 +72,13 @@ type plainPublisher struct {
 	topic string // intent topic
 	part  int32
 
+	// mu guards what follows of the events' appends: a loop runs two of
+	// them at a time (overlap), with events of different keys. It is not
+	// held during an append.
+	mu sync.Mutex
 	// Events whose append failed and whose landing could not be checked:
-	// key -> version; the bus partition's end before the first of them.
+	// key -> version; the bus partition's end before the first of them
+	// (before the earliest of them: appends run at the same time).
 	uncertain     map[string]uint64
 	uncertainFrom int64
 	// landed are the last versions on the bus of keys that were
@@ -89,24 +95,9 @@ func newPlainPublisher(r *Resolver, table string, part int32) *plainPublisher {
 }
 
 func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64, _ bool) pubResult {
-	for i := range evs {
-		if _, ok := p.uncertain[string(evs[i].Key)]; ok {
-			if err := p.check(ctx); err != nil {
-				return pubResult{failed: evs, err: err, uncertain: true}
-			}
-			break
-		}
-	}
-	var rest []intent.Event
-	for _, e := range evs {
-		k := string(e.Key)
-		if v, ok := p.landed[k]; ok {
-			delete(p.landed, k)
-			if e.Version <= v {
-				continue // it reached the bus when its append failed
-			}
-		}
-		rest = append(rest, e)
+	rest, err := p.unsettled(ctx, evs)
+	if err != nil {
+		return pubResult{failed: evs, err: err, uncertain: true}
 	}
 	if len(rest) == 0 {
 		return pubResult{}
@@ -121,7 +112,9 @@ func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64
 	}
 	// A failed append may have landed in part: find out now, so that
 	// what is reported failed is known not to be on the bus.
-	if len(p.uncertain) == 0 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.uncertain) == 0 || end < p.uncertainFrom {
 		p.uncertainFrom = end
 	}
 	for _, e := range rest {
@@ -142,8 +135,40 @@ func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64
 	return pubResult{failed: failed, err: err}
 }
 
+// unsettled returns the events of evs that are not on the bus yet, as
+// far as failed appends before tell: it settles those of keys whose
+// append's fate is unknown first (check), and drops those that landed.
+func (p *plainPublisher) unsettled(ctx context.Context, evs []intent.Event) ([]intent.Event, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.uncertain) == 0 && len(p.landed) == 0 {
+		return evs, nil
+	}
+	for i := range evs {
+		if _, ok := p.uncertain[string(evs[i].Key)]; ok {
+			if err := p.check(ctx); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	var rest []intent.Event
+	for _, e := range evs {
+		k := string(e.Key)
+		if v, ok := p.landed[k]; ok {
+			delete(p.landed, k)
+			if e.Version <= v {
+				continue // it reached the bus when its append failed
+			}
+		}
+		rest = append(rest, e)
+	}
+	return rest, nil
+}
+
 // check reads what reached the bus since the first uncertain append and
 // settles every uncertain event: landed (remembered in p.landed) or not.
+// The caller holds mu.
 func (p *plainPublisher) check(ctx context.Context) error {
 	ret, err := p.r.bus.LastVersionsOf(ctx, p.table, p.part, p.uncertainFrom, func(key []byte) bool {
 		_, ok := p.uncertain[string(key)]

@@ -6,11 +6,12 @@
 // partition (core.go) that does no I/O. This file is the I/O around it: one
 // goroutine per partition feeds it intents, read results, publish
 // acknowledgements and clock ticks, runs the reads it asks for on a pool
-// bounded across all partitions, appends its events to the bus one batch at
-// a time (so a key's events keep their order), and commits its offset.
+// bounded across all partitions, appends its events to the bus in batches
+// (a key has one event on its way at a time, so its events keep their
+// order), and commits its offset.
 //
 // Goroutines per partition: the loop (owns the Core), one intent reader, at
-// most one publisher, and one waiter per store write in flight that its
+// most maxJobs publisher jobs (one in Kafka transactions), and one waiter per store write in flight that its
 // held reads wait on (landing.go); reads run on a pool of Config.Concurrency
 // workers shared by every partition, in batches (one GetMany each on a
 // store.MultiGetter). All are supervised by an errgroup or end with the
@@ -274,6 +275,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		l.pub = &txnPublisher{r: r, pump: pm, table: t.Name, topic: topic, part: p, done: l.done}
 	} else {
 		l.pub = newPlainPublisher(r, t.Name, p)
+		l.overlap = true // it commits apart from the records, and takes appends at the same time
 	}
 	l.health.stallAfter = max(r.cfg.StallAfter, 2*t.VisibilityWindow)
 	l.limits(ctx)
