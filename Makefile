@@ -102,6 +102,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalEventLikeProto$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz='^FuzzEventMarshalLikeProto$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz='^FuzzMarshalLikeProto$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzScanEvent$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
 	$(GO) test -run='^$$' -fuzz=FuzzFold -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeWail -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/

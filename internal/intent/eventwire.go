@@ -1,9 +1,12 @@
 package intent
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
+	"math"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -75,7 +78,7 @@ func (e *Event) size(intentAt, resolvedAt int64, idLen int) int {
 }
 
 // appendEventID appends EventID(table, key, version).
-func appendEventID(b []byte, table string, key []byte, version uint64) []byte {
+func appendEventID[T string | []byte](b []byte, table T, key []byte, version uint64) []byte {
 	b = append(append(b, table...), '/')
 	b = append(hex.AppendEncode(b, key), '/')
 	return strconv.AppendUint(b, version, 10)
@@ -86,4 +89,75 @@ func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
 		return b
 	}
 	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+}
+
+// ScanEvent reports whether b is exactly the encoding that Marshal gives
+// of the event UnmarshalEvent decodes from it, so that b can stand for
+// proto.Marshal(e.Proto()) of that event: every field in number order,
+// present when not zero, its tag, length and varint in their shortest
+// form; a valid op and version; strings valid UTF-8; numbers that survive
+// the round trip through Event; and the event id that Proto would build.
+// It returns the key (a sub-slice of b) and the version, without copying
+// or allocating anything: an event stream sends b as it is.
+func ScanEvent(b []byte) (key []byte, version uint64, ok bool) {
+	var table, id []byte
+	var op uint64
+	last := protowire.Number(0)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n != 1 || num <= last || num > 11 || (typ == protowire.BytesType) != (eventShape.bytes&(1<<num) != 0) {
+			return nil, 0, false
+		}
+		last, b = num, b[n:]
+		if typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 || len(v) == 0 || n != protowire.SizeBytes(len(v)) {
+				return nil, 0, false
+			}
+			switch num {
+			case 1:
+				table = v
+			case 2:
+				key = v
+			case 9:
+				id = v
+			case 11:
+				if !utf8.Valid(v) {
+					return nil, 0, false
+				}
+			}
+			b = b[n:]
+			continue
+		}
+		if typ != protowire.VarintType {
+			return nil, 0, false
+		}
+		v, n := protowire.ConsumeVarint(b)
+		if n < 0 || v == 0 || n != protowire.SizeVarint(v) {
+			return nil, 0, false
+		}
+		switch num {
+		case 3:
+			op = v
+		case 4:
+			version = v
+		case 6, 7:
+			if us := int64(v); time.UnixMicro(us).UnixMicro() != us {
+				return nil, 0, false
+			}
+		case 8, 10:
+			if v > math.MaxUint32 {
+				return nil, 0, false
+			}
+		}
+		b = b[n:]
+	}
+	if (op != uint64(Upsert) && op != uint64(Delete)) || version == 0 || !utf8.Valid(table) {
+		return nil, 0, false
+	}
+	var buf [128]byte
+	if !bytes.Equal(id, appendEventID(buf[:0], table, key, version)) {
+		return nil, 0, false
+	}
+	return key, version, true
 }

@@ -205,3 +205,70 @@ func BenchmarkUnmarshal(b *testing.B) {
 		})
 	}
 }
+
+// checkScanEvent fails unless ScanEvent accepts data only when data is
+// what the decoded path sends for it (proto.Marshal of the decoded
+// event's Proto), with the event's key and version.
+func checkScanEvent(t *testing.T, data []byte) bool {
+	t.Helper()
+	key, version, ok := ScanEvent(data)
+	if !ok {
+		return false
+	}
+	e, err := UnmarshalEvent(data)
+	if err != nil {
+		t.Fatalf("%x: ScanEvent accepts what UnmarshalEvent refuses: %v", data, err)
+	}
+	if sent, err := proto.Marshal(e.Proto()); err != nil || !bytes.Equal(sent, data) {
+		t.Fatalf("%x: ScanEvent accepts it, but the decoded event encodes as %x (%v)", data, sent, err)
+	}
+	if !bytes.Equal(key, e.Key) || version != e.Version {
+		t.Fatalf("%x: ScanEvent gives key %q version %d, the event has %q %d", data, key, version, e.Key, e.Version)
+	}
+	return true
+}
+
+func FuzzScanEvent(f *testing.F) {
+	traced := goldenEvent
+	traced.Trace, traced.SchemaID, traced.Op, traced.Value = WidestTrace, 3, Delete, nil
+	for _, e := range []Event{goldenEvent, traced} {
+		b, _ := e.Marshal()
+		f.Add(b)
+		f.Add(append(b, b...))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkScanEvent(t, data) })
+}
+
+// TestScanEvent: what the resolver publishes passes as it is; what
+// decodes to another encoding does not.
+func TestScanEvent(t *testing.T) {
+	traced := goldenEvent
+	traced.Trace, traced.SchemaID, traced.Op, traced.Value = WidestTrace, 3, Delete, nil
+	for _, e := range []Event{goldenEvent, traced, {Table: "t", Op: Upsert, Version: 1}, {Op: Delete, Version: 1 << 63, Key: make([]byte, 200)}} {
+		b, err := e.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !checkScanEvent(t, b) {
+			t.Errorf("%+v: its encoding is refused", e)
+		}
+	}
+	golden, _ := goldenEvent.Marshal()
+	for name, b := range map[string][]byte{
+		"unknown field":   append(bytes.Clone(golden), 0x60, 0x01),
+		"twice":           append(bytes.Clone(golden), golden...),
+		"zero version":    {0x18, 0x01, 0x20, 0x00, 0x4a, 0x03, '/', '/', '0'},
+		"long varint":     {0x18, 0x81, 0x00, 0x20, 0x01, 0x4a, 0x05, '/', '/', '1'},
+		"op 3":            {0x18, 0x03, 0x20, 0x01, 0x4a, 0x03, '/', '/', '1'},
+		"other event id":  {0x18, 0x01, 0x20, 0x01, 0x4a, 0x03, '/', '/', '2'},
+		"fields reversed": {0x20, 0x01, 0x18, 0x01, 0x4a, 0x03, '/', '/', '1'},
+		"empty":           {},
+	} {
+		if checkScanEvent(t, b) {
+			t.Errorf("%s: %x passes", name, b)
+		}
+	}
+	if !checkScanEvent(t, []byte{0x18, 0x01, 0x20, 0x01, 0x4a, 0x03, '/', '/', '1'}) {
+		t.Error("the smallest event is refused")
+	}
+}
