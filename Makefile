@@ -96,8 +96,13 @@ mutate-ci:
 # Short fuzzing session of every decoder of bytes from disk or network.
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeBatch -fuzztime=30s -fuzzminimizetime=1s ./internal/intentlog/embedded/
-	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalIntent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
-	$(GO) test -run='^$$' -fuzz=FuzzUnmarshalEvent -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalIntent$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalEvent$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalIntentLikeProto$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalEventLikeProto$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzEventMarshalLikeProto$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzMarshalLikeProto$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/intent/
+	$(GO) test -run='^$$' -fuzz='^FuzzScanEvent$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
 	$(GO) test -run='^$$' -fuzz=FuzzFold -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeWail -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"time"
 
@@ -19,9 +20,10 @@ import (
 // group's sentinels (eventCode maps them); any other is the log failing.
 type Events interface {
 	// Subscribe streams a table's events; started gets the cursor of
-	// where the stream starts ("" for a snapshot) (see
-	// eventbus.Service.Subscribe).
-	Subscribe(ctx context.Context, req *wailv1.SubscribeRequest, started func(start string) error, send func(*wailv1.SubscribeResponse) error) error
+	// where the stream starts ("" for a snapshot); encoded: the messages
+	// go out as binary protobuf, and their events may be left encoded
+	// (see eventbus.Service.Subscribe).
+	Subscribe(ctx context.Context, req *wailv1.SubscribeRequest, encoded bool, started func(start string) error, send func(*wailv1.SubscribeResponse) error) error
 	// JoinGroup makes member a member of a group, after handing it the
 	// group's snapshot through snap for start "snapshot".
 	JoinGroup(ctx context.Context, table, name, member, start string, snap eventbus.GroupSnapshot) (*group.Session, error)
@@ -83,12 +85,25 @@ func (s *EventService) Subscribe(ctx context.Context, req *connect.Request[wailv
 		return err
 	}
 	defer release()
-	return eventError(s.bus.Subscribe(ctx, req.Msg, func(start string) error {
+	return eventError(s.bus.Subscribe(ctx, req.Msg, binaryProto(req.Header()), func(start string) error {
 		if start != "" {
 			stream.ResponseHeader().Set(StartCursorHeader, start)
 		}
 		return stream.Send(nil)
 	}, stream.Send))
+}
+
+// binaryProto reports whether a request's content type makes connect
+// encode the response messages with its binary protobuf codec (connect,
+// gRPC and gRPC-Web, "proto" or gRPC's default): only then may a
+// Subscribe stream's events stay in their stored encoding. Any other
+// (JSON, or one this list does not know) gets events decoded.
+func binaryProto(h http.Header) bool {
+	switch h.Get("Content-Type") {
+	case "application/connect+proto", "application/grpc", "application/grpc+proto", "application/grpc-web", "application/grpc-web+proto":
+		return true
+	}
+	return false
 }
 
 // Consume makes the caller a member of a consumer group and streams the

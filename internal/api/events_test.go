@@ -63,7 +63,7 @@ func TestEventCode(t *testing.T) {
 // until the request ends; it has no consumer groups.
 type openEvents struct{ Events }
 
-func (openEvents) Subscribe(ctx context.Context, _ *wailv1.SubscribeRequest, started func(string) error, _ func(*wailv1.SubscribeResponse) error) error {
+func (openEvents) Subscribe(ctx context.Context, _ *wailv1.SubscribeRequest, _ bool, started func(string) error, _ func(*wailv1.SubscribeResponse) error) error {
 	if err := started(""); err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ type shownEvents struct {
 	described eventbus.GroupDescription
 }
 
-func (e shownEvents) Subscribe(_ context.Context, _ *wailv1.SubscribeRequest, started func(string) error, send func(*wailv1.SubscribeResponse) error) error {
+func (e shownEvents) Subscribe(_ context.Context, _ *wailv1.SubscribeRequest, _ bool, started func(string) error, send func(*wailv1.SubscribeResponse) error) error {
 	if err := started(e.start); err != nil {
 		return err
 	}

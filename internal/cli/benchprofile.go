@@ -14,13 +14,14 @@ import (
 // in-process server and the load generator together): what to look at
 // when wail stays below the floor.
 type profileFlags struct {
-	cpu, mutex, block string
+	cpu, mutex, block, mem string
 }
 
 func (p *profileFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile of the bench process to `FILE` (go tool pprof)")
 	fl.StringVar(&p.mutex, "mutexprofile", "", "write a mutex contention profile (every 5th event sampled) to `FILE`")
 	fl.StringVar(&p.block, "blockprofile", "", "write a blocking profile (events of 10µs or more) to `FILE`")
+	fl.StringVar(&p.mem, "memprofile", "", "write an allocation profile (what the process allocated from its start to the end of the bench, sampled as Go does) to `FILE`")
 }
 
 // start begins the profiles asked for; stop ends them and writes the
@@ -56,16 +57,24 @@ func (p *profileFlags) start() (stop func() error, err error) {
 			errs = append(errs, writeProfile("block", p.block))
 			runtime.SetBlockProfileRate(0)
 		}
+		if p.mem != "" {
+			errs = append(errs, writeProfile("mem", p.mem))
+		}
 		return errors.Join(errs...)
 	}, nil
 }
 
+// writeProfile writes the profile of --<name>profile (mem: Go's "allocs").
 func writeProfile(name, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("--%sprofile: %w", name, err)
 	}
-	if err := pprof.Lookup(name).WriteTo(f, 0); err != nil {
+	lookup := name
+	if name == "mem" {
+		lookup = "allocs"
+	}
+	if err := pprof.Lookup(lookup).WriteTo(f, 0); err != nil {
 		f.Close()
 		return fmt.Errorf("--%sprofile: %w", name, err)
 	}

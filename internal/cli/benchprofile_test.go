@@ -11,7 +11,8 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// TestBenchProfiles: --cpuprofile, --mutexprofile and --blockprofile each
+// TestBenchProfiles: --cpuprofile, --mutexprofile, --blockprofile and
+// --memprofile each
 // write a pprof file (gzip-compressed protobuf) when the bench ends, and
 // the sampling rates they set are reset.
 func TestBenchProfiles(t *testing.T) {
@@ -21,7 +22,7 @@ func TestBenchProfiles(t *testing.T) {
 	p.register(fl)
 	names := map[string]string{}
 	var args []string
-	for _, kind := range []string{"cpu", "mutex", "block"} {
+	for _, kind := range []string{"cpu", "mutex", "block", "mem"} {
 		names[kind] = filepath.Join(dir, kind+".pprof")
 		args = append(args, "--"+kind+"profile", names[kind])
 	}

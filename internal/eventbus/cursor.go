@@ -55,16 +55,20 @@ type Cursor struct {
 // String encodes the cursor.
 func (c Cursor) String() string { return encodeCursor(tableSum(c.Table), c.Offsets) }
 
+// encodeCursor builds the text form with one allocation (the string) for
+// up to 8 partitions: a stream sends a cursor with every event.
 func encodeCursor(table uint32, offsets []int64) string {
-	b := make([]byte, 0, 1+4+binary.MaxVarintLen32+len(offsets)*4+4)
-	b = append(b, cursorVersion1)
+	var buf [1 + 4 + binary.MaxVarintLen32 + 8*binary.MaxVarintLen64 + 4]byte
+	b := append(buf[:0], cursorVersion1)
 	b = binary.BigEndian.AppendUint32(b, table)
 	b = binary.AppendUvarint(b, uint64(len(offsets)))
 	for _, o := range offsets {
 		b = binary.AppendUvarint(b, uint64(o))
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	return cursorPrefix + base64.RawURLEncoding.EncodeToString(b)
+	var text [len(cursorPrefix) + (len(buf)*4+2)/3]byte
+	t := append(text[:0], cursorPrefix...)
+	return string(base64.RawURLEncoding.AppendEncode(t, b))
 }
 
 func tableSum(table string) uint32 { return crc32.Checksum([]byte(table), castagnoli) }

@@ -21,8 +21,6 @@ import (
 	"strconv"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -119,7 +117,7 @@ func (b *Bus) Records(ctx context.Context, table string, events []intent.Event) 
 
 // Encode turns an event into its log record. It fails with ErrEncode.
 func Encode(e *intent.Event) (*intentlog.Record, error) {
-	v, err := e.Marshal()
+	v, id, err := e.MarshalID()
 	if err != nil {
 		return nil, fmt.Errorf("%w: key %q version %d: %w", ErrEncode, e.Key, e.Version, err)
 	}
@@ -129,7 +127,7 @@ func Encode(e *intent.Event) (*intentlog.Record, error) {
 		Headers: []intentlog.Header{
 			{Key: HeaderVersion, Value: strconv.AppendUint(nil, e.Version, 10)},
 			{Key: HeaderOp, Value: []byte(e.Op.String())},
-			{Key: HeaderEventID, Value: []byte(intent.EventID(e.Table, e.Key, e.Version))},
+			{Key: HeaderEventID, Value: id}, // inside v: both are the record's, never changed
 		},
 	}
 	if e.Trace != "" {
@@ -153,9 +151,9 @@ func envelopeSize(e *intent.Event) int {
 		[2]int{len(HeaderEventID), intent.EventIDLen(e.Table, e.Key, e.Version)}
 	var n int
 	if e.Trace != "" {
-		n = intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()), version, op, id, [2]int{len(HeaderTrace), len(e.Trace)})
+		n = intentlog.FramedSize(len(e.Key), e.Size(), version, op, id, [2]int{len(HeaderTrace), len(e.Trace)})
 	} else {
-		n = intentlog.FramedSize(len(e.Key), proto.Size(e.Proto()), version, op, id)
+		n = intentlog.FramedSize(len(e.Key), e.Size(), version, op, id)
 	}
 	if e.Op == intent.Delete {
 		n += intentlog.FramedSize(len(e.Key), 0)

@@ -83,14 +83,18 @@ type batch struct {
 // ErrSnapshotBusy, or the log failing. Webhook sinks call it in the
 // process; the API serves Subscribe.
 func (s *Service) Stream(ctx context.Context, msg *wailv1.SubscribeRequest, started func() error, send func(*wailv1.SubscribeResponse) error) error {
-	return s.Subscribe(ctx, msg, func(string) error { return started() }, send)
+	return s.Subscribe(ctx, msg, false, func(string) error { return started() }, send)
 }
 
 // Subscribe is Stream whose started gets the cursor of where the stream
 // starts ("" for from "snapshot": its start does not resume it), which
 // the API hands the client: a client that loses the stream before any
-// event resumes there, without a gap.
-func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, started func(start string) error, send func(*wailv1.SubscribeResponse) error) error {
+// event resumes there, without a gap. With encoded, the caller sends the
+// messages as binary protobuf and nothing else reads their events: an
+// event whose record is exactly its encoding is passed on without being
+// decoded (its ChangeEvent holds that encoding as unknown fields, see
+// encodedLiveEvent), the same bytes on the wire.
+func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, encoded bool, started func(start string) error, send func(*wailv1.SubscribeResponse) error) error {
 	table := msg.Table
 	n, ok := s.partitions(table)
 	if !ok {
@@ -149,7 +153,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, s
 		if until != nil {
 			end = until[p]
 		}
-		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, start.AfterVersion, buf, out) })
+		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, start.AfterVersion, encoded, buf, out) })
 	}
 	var snap <-chan snapshotMsg
 	if start.Snapshot {
@@ -246,14 +250,14 @@ func sendAll(send func(*wailv1.SubscribeResponse) error, resps []*wailv1.Subscri
 
 // follow reads one partition from off and hands its events to out, up to
 // end (-1: forever).
-func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, buf *budget, out chan<- batch) error {
+func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, encoded bool, buf *budget, out chan<- batch) error {
 	topic := Topic(table)
 	for end < 0 || off < end {
 		r, err := s.bus.log.NewReader(topic, p, off)
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
-		err = s.pump(ctx, r, p, end, after, buf, out)
+		err = s.pump(ctx, r, p, end, after, encoded, buf, out)
 		r.Close()
 		switch {
 		case ctx.Err() != nil:
@@ -272,7 +276,7 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 }
 
 // pump reads r until end (-1: until an error).
-func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, buf *budget, out chan<- batch) error {
+func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, encoded bool, buf *budget, out chan<- batch) error {
 	for end < 0 || r.Position() < end {
 		recs, err := r.Next(ctx)
 		if err != nil {
@@ -280,11 +284,11 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int
 		}
 		b := batch{p: p, next: r.Position()}
 		for i := range recs {
-			e, ok, err := Decode(&recs[i])
-			if !ok || err != nil || e.Version <= after {
+			ev, ok := s.readEvent(&recs[i], encoded)
+			if !ok || ev.version <= after {
 				continue
 			}
-			b.events = append(b.events, liveEvent{offset: recs[i].Offset, event: e.Proto()})
+			b.events = append(b.events, ev)
 			b.size += int64(len(recs[i].Key) + len(recs[i].Value))
 		}
 		if b.size, err = buf.acquire(ctx, b.size); err != nil {
@@ -298,6 +302,23 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int
 		}
 	}
 	return nil
+}
+
+// readEvent returns the event of a record; ok is false for a record that
+// is not one (a tombstone) or cannot be decoded. With encoded, an
+// envelope that is exactly its event's encoding is passed on as it is
+// (encodedLiveEvent).
+func (s *Service) readEvent(r *intentlog.Record, encoded bool) (liveEvent, bool) {
+	if encoded && isEnvelope(r) {
+		if ev, ok := encodedLiveEvent(r.Offset, r.Value); ok {
+			return ev, true
+		}
+	}
+	e, ok, err := Decode(r)
+	if !ok || err != nil {
+		return liveEvent{}, false
+	}
+	return newLiveEvent(r.Offset, e.Proto()), true
 }
 
 // startOffsets returns where each partition of a stream starts.

@@ -52,7 +52,7 @@ func TestUntilEndReadsNothingPastItsEnd(t *testing.T) {
 			}
 			st.log.mu.Unlock()
 			events, cursors := 0, 0
-			err := st.svc.Subscribe(st.ctx, &wailv1.SubscribeRequest{Table: "t", From: tc.from, UntilEnd: true},
+			err := st.svc.Subscribe(st.ctx, &wailv1.SubscribeRequest{Table: "t", From: tc.from, UntilEnd: true}, false,
 				func(string) error { return nil },
 				func(m *wailv1.SubscribeResponse) error {
 					if m.Event != nil {
@@ -100,7 +100,7 @@ func TestSubscribeBatchUpToMax(t *testing.T) {
 	got := 0
 	done := make(chan error, 1)
 	go func() {
-		done <- st.svc.Subscribe(ctx, &wailv1.SubscribeRequest{Table: "t", From: "beginning", MaxBatchEvents: 4},
+		done <- st.svc.Subscribe(ctx, &wailv1.SubscribeRequest{Table: "t", From: "beginning", MaxBatchEvents: 4}, false,
 			func(string) error { return nil },
 			func(m *wailv1.SubscribeResponse) error {
 				var vs []uint64
@@ -165,7 +165,7 @@ func TestSubscribeFromTime(t *testing.T) {
 		var first *wailv1.SubscribeResponse
 		over := errors.New("over")
 		before := time.Now()
-		err := st.svc.Subscribe(st.ctx, &wailv1.SubscribeRequest{Table: "t", From: tc.from}, func(string) error { return nil },
+		err := st.svc.Subscribe(st.ctx, &wailv1.SubscribeRequest{Table: "t", From: tc.from}, false, func(string) error { return nil },
 			func(m *wailv1.SubscribeResponse) error { first = m; return over })
 		after := time.Now()
 		if !errors.Is(err, over) || first.Offset != 1 || first.Event.Version != 2 {

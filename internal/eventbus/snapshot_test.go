@@ -101,7 +101,7 @@ func snapshotOf(ctx context.Context, svc *Service) ([]string, error) {
 	defer cancel()
 	var got []string
 	over := errors.New("over")
-	err := svc.Subscribe(ctx, &wailv1.SubscribeRequest{Table: "t", From: "snapshot"}, func(string) error { return nil },
+	err := svc.Subscribe(ctx, &wailv1.SubscribeRequest{Table: "t", From: "snapshot"}, false, func(string) error { return nil },
 		func(m *wailv1.SubscribeResponse) error {
 			if m.Event != nil {
 				if !m.Snapshot {

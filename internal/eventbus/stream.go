@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -50,10 +51,35 @@ type settling struct {
 	done func() // called when the chunk is forgotten
 }
 
-// liveEvent is an event read from a partition.
+// liveEvent is an event read from a partition, with its key and version.
 type liveEvent struct {
-	offset int64
-	event  *wailv1.ChangeEvent
+	offset  int64
+	event   *wailv1.ChangeEvent
+	key     []byte
+	version uint64
+}
+
+// newLiveEvent is a decoded event read at offset.
+func newLiveEvent(offset int64, e *wailv1.ChangeEvent) liveEvent {
+	return liveEvent{offset: offset, event: e, key: e.Key, version: e.Version}
+}
+
+// encodedLiveEvent is the event read at offset whose record value is
+// exactly its encoding (intent.ScanEvent; ok is false for any other
+// value): a ChangeEvent that holds a copy of that encoding (a log reader
+// may reuse its buffers) as its unknown fields, which binary protobuf
+// writes out as they are. Only for a stream whose messages are encoded as
+// binary protobuf: any other encoding (protojson, a reader of the fields
+// in the process) sees an empty event.
+func encodedLiveEvent(offset int64, value []byte) (ev liveEvent, ok bool) {
+	value = bytes.Clone(value)
+	key, version, ok := intent.ScanEvent(value)
+	if !ok {
+		return liveEvent{}, false
+	}
+	e := &wailv1.ChangeEvent{}
+	e.ProtoReflect().SetUnknown(value)
+	return liveEvent{offset: offset, event: e, key: key, version: version}, true
 }
 
 // snapshotRow is a key's state as the snapshot read it from the store.
@@ -107,7 +133,7 @@ func (c *streamCore) live(p int32, evs []liveEvent, next int64) ([]*wailv1.Subsc
 		}
 		c.pos[p] = e.offset + 1
 		if c.snap != nil {
-			if ok, err := c.snap.pass(e.event.Key, e.event.Version); err != nil || !ok {
+			if ok, err := c.snap.pass(e.key, e.version); err != nil || !ok {
 				if err != nil {
 					return nil, err
 				}

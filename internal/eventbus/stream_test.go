@@ -10,7 +10,7 @@ import (
 )
 
 func ev(key string, v uint64, off int64) liveEvent {
-	return liveEvent{offset: off, event: &wailv1.ChangeEvent{Key: []byte(key), Version: v}}
+	return newLiveEvent(off, &wailv1.ChangeEvent{Key: []byte(key), Version: v})
 }
 
 func row(key string, v uint64) snapshotRow {

@@ -26,6 +26,7 @@ type streams struct {
 	bus *Bus
 	svc *Service
 	c   wailv1connect.EventServiceClient
+	url string // the server's, for other clients
 	// open counts the API's streams open; closeAll ends them (server
 	// shutdown).
 	open     func() int
@@ -53,7 +54,7 @@ func newStreamsAPI(t *testing.T, n int32, l Limits, al APILimits) *streams {
 	st.open, st.closeAll = serveEvents(mux, st.svc, al)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() { cancel(); st.closeAll(); srv.Close() })
-	st.c = wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL)
+	st.c, st.url = wailv1connect.NewEventServiceClient(http.DefaultClient, srv.URL), srv.URL
 	return st
 }
 
@@ -337,7 +338,7 @@ func TestPumpHoldsItsBudget(t *testing.T) {
 	defer r.Close()
 	out := make(chan batch, 10)
 	done := make(chan error, 1)
-	go func() { done <- svc.pump(ctx, r, 0, -1, 0, budget, out) }()
+	go func() { done <- svc.pump(ctx, r, 0, -1, 0, false, budget, out) }()
 	held := func(want int) {
 		t.Helper()
 		time.Sleep(50 * time.Millisecond) // time to read too far, if it would

@@ -183,13 +183,19 @@ func Decode(r *intentlog.Record) (e intent.Event, ok bool, err error) {
 	switch {
 	case r.Value == nil && op == nil:
 		return intent.Event{}, false, nil // an envelope delete's tombstone
-	case r.Value != nil && (len(r.Value) == 0 || r.Value[0] != 0):
-		// A ChangeEvent's first byte is a field's tag, never 0.
+	case isEnvelope(r):
 		e, err := intent.UnmarshalEvent(r.Value)
 		return e, err == nil, err
 	}
 	e, err = decodeTyped(r, string(op))
 	return e, err == nil, err
+}
+
+// isEnvelope reports whether r's value is in wail's envelope (a
+// ChangeEvent, whose first byte is a field's tag, never 0), not in a typed
+// table's Confluent wire format (first byte 0).
+func isEnvelope(r *intentlog.Record) bool {
+	return r.Value != nil && (len(r.Value) == 0 || r.Value[0] != 0)
 }
 
 func decodeTyped(r *intentlog.Record, op string) (intent.Event, error) {

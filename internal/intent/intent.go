@@ -81,7 +81,7 @@ const WidestTrace = "00-00000000000000000000000000000000-0000000000000000-00"
 
 // EventID is the stable id of an event: "table/hex(key)/version".
 func EventID(table string, key []byte, version uint64) string {
-	return table + "/" + hex.EncodeToString(key) + "/" + strconv.FormatUint(version, 10)
+	return string(appendEventID(make([]byte, 0, EventIDLen(table, key, version)), table, key, version))
 }
 
 // EventIDLen is len(EventID(table, key, version)), without building it.
@@ -106,12 +106,30 @@ func (in *Intent) Proto() *wailv1.Intent {
 }
 
 // UnmarshalIntent decodes a wail.v1.Intent and checks that it makes sense.
+// The common, well-formed encoding is decoded by hand (decodeIntent);
+// anything else by proto.Unmarshal, which gives protobuf's own errors.
 func UnmarshalIntent(b []byte) (Intent, error) {
-	var m wailv1.Intent
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return Intent{}, fmt.Errorf("decode intent: %w", err)
+	in, op, ok := decodeIntent(b)
+	if !ok {
+		var m wailv1.Intent
+		if err := proto.Unmarshal(b, &m); err != nil {
+			return Intent{}, fmt.Errorf("decode intent: %w", err)
+		}
+		in, op = intentFromProto(&m), int32(m.Op)
 	}
-	in := Intent{
+	switch {
+	case in.Op != Upsert && in.Op != Delete && in.Op != Abort:
+		return Intent{}, fmt.Errorf("decode intent: invalid op %d", op)
+	case in.Version == 0:
+		return Intent{}, fmt.Errorf("decode intent: zero version")
+	case len(in.Key) == 0:
+		return Intent{}, fmt.Errorf("decode intent: empty key")
+	}
+	return in, nil
+}
+
+func intentFromProto(m *wailv1.Intent) Intent {
+	return Intent{
 		Table:     m.Table,
 		Key:       m.Key,
 		Op:        Op(m.Op),
@@ -123,15 +141,6 @@ func UnmarshalIntent(b []byte) (Intent, error) {
 		PublishedFloor: m.PublishedFloor,
 		Trace:          m.Traceparent,
 	}
-	switch {
-	case in.Op != Upsert && in.Op != Delete && in.Op != Abort:
-		return Intent{}, fmt.Errorf("decode intent: invalid op %d", m.Op)
-	case in.Version == 0:
-		return Intent{}, fmt.Errorf("decode intent: zero version")
-	case len(in.Key) == 0:
-		return Intent{}, fmt.Errorf("decode intent: empty key")
-	}
-	return in, nil
 }
 
 // Proto returns the event as a wail.v1.ChangeEvent.
@@ -151,9 +160,6 @@ func (e *Event) Proto() *wailv1.ChangeEvent {
 	}
 }
 
-// Marshal encodes an event as a wail.v1.ChangeEvent.
-func (e *Event) Marshal() ([]byte, error) { return proto.Marshal(e.Proto()) }
-
 // EventFromProto converts a wail.v1.ChangeEvent.
 func EventFromProto(m *wailv1.ChangeEvent) Event {
 	return Event{
@@ -170,16 +176,22 @@ func EventFromProto(m *wailv1.ChangeEvent) Event {
 	}
 }
 
-// UnmarshalEvent decodes a wail.v1.ChangeEvent and checks that it makes sense.
+// UnmarshalEvent decodes a wail.v1.ChangeEvent and checks that it makes
+// sense. The common, well-formed encoding is decoded by hand
+// (decodeEvent); anything else by proto.Unmarshal, which gives protobuf's
+// own errors.
 func UnmarshalEvent(b []byte) (Event, error) {
-	var m wailv1.ChangeEvent
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return Event{}, fmt.Errorf("decode event: %w", err)
+	e, op, ok := decodeEvent(b)
+	if !ok {
+		var m wailv1.ChangeEvent
+		if err := proto.Unmarshal(b, &m); err != nil {
+			return Event{}, fmt.Errorf("decode event: %w", err)
+		}
+		e, op = EventFromProto(&m), int32(m.Op)
 	}
-	e := EventFromProto(&m)
 	switch {
 	case e.Op != Upsert && e.Op != Delete:
-		return Event{}, fmt.Errorf("decode event: invalid op %d", m.Op)
+		return Event{}, fmt.Errorf("decode event: invalid op %d", op)
 	case e.Version == 0:
 		return Event{}, fmt.Errorf("decode event: zero version")
 	}

@@ -162,6 +162,11 @@ type Log struct {
 	// testHookOffsetsWrite, if set, runs before each offsets file write.
 	testHookOffsetsWrite func(group string)
 
+	// recordLimit is what RecordLimit says: computed once, the proxy asks
+	// for every write.
+	recordLimit       int64
+	recordLimitSource string
+
 	healthMu   sync.Mutex // serializes OnHealth calls
 	warnings   []string   // found by Open; immutable after
 	lastHealth string
@@ -192,6 +197,8 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	l := &Log{dir: dir, opts: opts, fs: opts.FS, files: newFileCache(opts.FS, opts.MaxOpenFiles), lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
+	l.recordLimit = min(opts.MaxRecordBytes, opts.MaxBatchBytes-batchHeaderLen)
+	l.recordLimitSource = fmt.Sprintf("the embedded log's record limit of %d bytes", l.recordLimit)
 	err = l.loadTopics()
 	if err == nil && opts.SyncFilesystem && !opts.NoSync {
 		var fss vfs.FilesystemSync
