@@ -16,13 +16,19 @@ import (
 // ProducerConfig tunes a Producer. Zero values take the defaults.
 type ProducerConfig struct {
 	// Linger is how long a batch waits for more writes before it is sent
-	// (default 2ms); a full batch goes at once.
+	// (default 2ms); a full batch goes at once. A batch not full goes
+	// only when no batch is in flight: while one is, writes gather into
+	// the next until its answer (or until BatchSize), so that under load
+	// the producer sends few large batches, which cost the server far
+	// less per write than many small ones, and at low rates a write
+	// waits at most Linger plus one answer longer.
 	Linger time.Duration
 	// BatchSize is the most mutations per batch (default 1000; at most
 	// the server's limits.max_batch_mutations).
 	BatchSize int
 	// MaxInFlight is the most batches sent and not yet answered (default
-	// 8, the server's api.write_stream_in_flight).
+	// 8, the server's api.write_stream_in_flight); all but one of them
+	// full.
 	MaxInFlight int
 	// MaxBuffered is the most writes the producer holds (waiting, in
 	// flight, retrying); Write blocks while it holds that many (default
@@ -94,8 +100,9 @@ var ErrClosed = errors.New("wail: producer closed")
 
 // Producer batches the writes of many goroutines into few large batches
 // on one ProducerService.WriteStream: each Write waits for its own answer,
-// while the producer sends what they wrote every Linger or BatchSize
-// writes, MaxInFlight batches at a time, and retries what can be retried.
+// while the producer sends what they wrote every Linger (or, while a batch
+// is in flight, at its answer) or BatchSize writes, MaxInFlight batches at
+// a time, and retries what can be retried.
 //
 // Order: writes of one key are answered, and get versions, in the order
 // their Writes were called (a key is in at most one batch in flight; later
@@ -141,6 +148,7 @@ type pending struct {
 	// notBefore: sent again no earlier (a backoff or a fence).
 	notBefore time.Time
 	tries     int
+	picked    bool // take's scratch
 }
 
 type outcome struct {
