@@ -128,10 +128,16 @@ type Producer struct {
 	client wailv1connect.ProducerServiceClient
 
 	space chan struct{} // MaxBuffered tokens
-	in    chan *pending
-	stop  chan struct{} // Close was called: send what is held, then stop
-	abort chan struct{} // Close gave up: fail what is held
-	done  chan struct{}
+	// inbox holds the writes not yet taken by the loop; notify tells the
+	// loop there are some. Writes hand over under mu without waiting for
+	// the loop, which takes them all at once.
+	mu     sync.Mutex
+	inbox  []*pending
+	closed bool // Close was called: no write enters the inbox
+	notify chan struct{}
+	stop   chan struct{} // Close was called: send what is held, then stop
+	abort  chan struct{} // Close gave up: fail what is held
+	done   chan struct{}
 
 	closeOnce, abortOnce sync.Once
 }
@@ -176,7 +182,7 @@ func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
 func newProducer(c wailv1connect.ProducerServiceClient, cfg ProducerConfig, fence time.Duration) *Producer {
 	cfg = cfg.withDefaults()
 	p := &Producer{cfg: cfg, fence: fence, client: c, space: make(chan struct{}, cfg.MaxBuffered),
-		in: make(chan *pending), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
+		notify: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -205,14 +211,17 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	now := time.Now()
 	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
 		result: make(chan outcome, 1)}
-	select {
-	case p.in <- w:
-	case <-ctx.Done():
-		<-p.space
-		return Result{}, ctx.Err()
-	case <-p.stop:
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		<-p.space
 		return Result{}, ErrClosed
+	}
+	p.inbox = append(p.inbox, w)
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default: // the loop was told already
 	}
 	select {
 	case o := <-w.result:
@@ -225,7 +234,12 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 // Close sends what the producer holds, waits for the answers until ctx
 // ends, and stops. Writes still waiting then fail with ErrClosed.
 func (p *Producer) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() { close(p.stop) })
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		close(p.stop)
+	})
 	select {
 	case <-p.done:
 		return nil

@@ -214,3 +214,49 @@ func TestProducerBehindABatchInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestProducerCloseWhileWriting: writes that race with Close are either
+// answered or fail with ErrClosed; none is left waiting (a write handed
+// over just before Close is sent, whichever the loop sees first).
+func TestProducerCloseWhileWriting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		hold  func(int)
+		close time.Duration // Close's patience
+	}{
+		{name: "answered", close: 10 * time.Second},
+		{name: "slow server, Close gives up", hold: func(int) { time.Sleep(20 * time.Millisecond) }, close: time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := &slowServer{hold: tc.hold}
+			p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond}, time.Millisecond)
+			errs := make(chan error, 50)
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Go(func() {
+					for n := 0; ; n++ { // until closed
+						if _, err := p.Put(context.Background(), "t", fmt.Appendf(nil, "w%d-%d", i, n), nil); err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+			for len(s.seen()) < 3 {
+				time.Sleep(time.Millisecond) // writing in full swing
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.close)
+			defer cancel()
+			_ = p.Close(ctx)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("a write that raced with Close: %v", err)
+				}
+			}
+		})
+	}
+}

@@ -33,6 +33,7 @@ type loop struct {
 	ready   int
 	wake    time.Time       // when pump must look again at the latest
 	seen    map[string]bool // take's scratch: keys met in the queue
+	spare   []*pending      // the inbox's next backing array
 	flights map[uint64]*flight
 	busy    map[string]bool      // keys in a batch in flight
 	fence   map[string]time.Time // keys lost with a broken stream: not sent before
@@ -66,10 +67,10 @@ func (p *Producer) run() {
 		queued: map[string]int{}, seen: map[string]bool{},
 		answers: make(chan answer, p.cfg.MaxInFlight+1), timer: time.NewTimer(time.Hour)}
 	defer l.timer.Stop()
-	in, stop := p.in, p.stop
+	notify, stop := p.notify, p.stop
 	due := true // pump at once; otherwise at l.wake
 	for {
-		closing := in == nil
+		closing := stop == nil
 		if closing && len(l.queue) == 0 && len(l.flights) == 0 {
 			l.closeStream()
 			return
@@ -80,14 +81,16 @@ func (p *Producer) run() {
 		l.timer.Reset(max(time.Until(l.wake), 0))
 		due = true
 		select {
-		case w := <-in:
-			due = l.add(w)
+		case <-notify:
+			due = l.takeInbox()
 		case a := <-l.answers:
 			l.answer(a)
 		case <-l.timer.C:
 		case <-stop:
-			in, stop = nil, nil // send what is held, take nothing more
+			l.takeInbox()           // what entered before Close
+			notify, stop = nil, nil // send what is held, take nothing more
 		case <-p.abort:
+			l.takeInbox() // Close came before: nothing enters after
 			l.closeStream()
 			for _, f := range l.flights {
 				l.queue = append(l.queue, f.writes...)
@@ -98,6 +101,23 @@ func (p *Producer) run() {
 			return
 		}
 	}
+}
+
+// takeInbox queues the writes handed over since the last time; true if
+// a batch may be due at once because of them.
+func (l *loop) takeInbox() bool {
+	p := l.p
+	p.mu.Lock()
+	ws := p.inbox
+	p.inbox = l.spare[:0]
+	p.mu.Unlock()
+	due := false
+	for _, w := range ws {
+		due = l.add(w) || due
+	}
+	clear(ws)
+	l.spare = ws
+	return due
 }
 
 // add queues a write that arrived and says whether a batch may be due
