@@ -16,13 +16,19 @@ import (
 // ProducerConfig tunes a Producer. Zero values take the defaults.
 type ProducerConfig struct {
 	// Linger is how long a batch waits for more writes before it is sent
-	// (default 2ms); a full batch goes at once.
+	// (default 2ms); a full batch goes at once. A batch not full goes
+	// only when no batch is in flight: while one is, writes gather into
+	// the next until its answer (or until BatchSize), so that under load
+	// the producer sends few large batches, which cost the server far
+	// less per write than many small ones, and at low rates a write
+	// waits at most Linger plus one answer longer.
 	Linger time.Duration
 	// BatchSize is the most mutations per batch (default 1000; at most
 	// the server's limits.max_batch_mutations).
 	BatchSize int
 	// MaxInFlight is the most batches sent and not yet answered (default
-	// 8, the server's api.write_stream_in_flight).
+	// 8, the server's api.write_stream_in_flight); all but one of them
+	// full.
 	MaxInFlight int
 	// MaxBuffered is the most writes the producer holds (waiting, in
 	// flight, retrying); Write blocks while it holds that many (default
@@ -94,8 +100,9 @@ var ErrClosed = errors.New("wail: producer closed")
 
 // Producer batches the writes of many goroutines into few large batches
 // on one ProducerService.WriteStream: each Write waits for its own answer,
-// while the producer sends what they wrote every Linger or BatchSize
-// writes, MaxInFlight batches at a time, and retries what can be retried.
+// while the producer sends what they wrote every Linger (or, while a batch
+// is in flight, at its answer) or BatchSize writes, MaxInFlight batches at
+// a time, and retries what can be retried.
 //
 // Order: writes of one key are answered, and get versions, in the order
 // their Writes were called (a key is in at most one batch in flight; later
@@ -121,10 +128,16 @@ type Producer struct {
 	client wailv1connect.ProducerServiceClient
 
 	space chan struct{} // MaxBuffered tokens
-	in    chan *pending
-	stop  chan struct{} // Close was called: send what is held, then stop
-	abort chan struct{} // Close gave up: fail what is held
-	done  chan struct{}
+	// inbox holds the writes not yet taken by the loop; notify tells the
+	// loop there are some. Writes hand over under mu without waiting for
+	// the loop, which takes them all at once.
+	mu     sync.Mutex
+	inbox  []*pending
+	closed bool // Close was called: no write enters the inbox
+	notify chan struct{}
+	stop   chan struct{} // Close was called: send what is held, then stop
+	abort  chan struct{} // Close gave up: fail what is held
+	done   chan struct{}
 
 	closeOnce, abortOnce sync.Once
 }
@@ -141,6 +154,7 @@ type pending struct {
 	// notBefore: sent again no earlier (a backoff or a fence).
 	notBefore time.Time
 	tries     int
+	picked    bool // take's scratch
 }
 
 type outcome struct {
@@ -168,7 +182,7 @@ func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
 func newProducer(c wailv1connect.ProducerServiceClient, cfg ProducerConfig, fence time.Duration) *Producer {
 	cfg = cfg.withDefaults()
 	p := &Producer{cfg: cfg, fence: fence, client: c, space: make(chan struct{}, cfg.MaxBuffered),
-		in: make(chan *pending), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
+		notify: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
 }
@@ -197,14 +211,17 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	now := time.Now()
 	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
 		result: make(chan outcome, 1)}
-	select {
-	case p.in <- w:
-	case <-ctx.Done():
-		<-p.space
-		return Result{}, ctx.Err()
-	case <-p.stop:
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
 		<-p.space
 		return Result{}, ErrClosed
+	}
+	p.inbox = append(p.inbox, w)
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default: // the loop was told already
 	}
 	select {
 	case o := <-w.result:
@@ -217,7 +234,12 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 // Close sends what the producer holds, waits for the answers until ctx
 // ends, and stops. Writes still waiting then fail with ErrClosed.
 func (p *Producer) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() { close(p.stop) })
+	p.closeOnce.Do(func() {
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		close(p.stop)
+	})
 	select {
 	case <-p.done:
 		return nil

@@ -24,9 +24,16 @@ type answer struct {
 }
 
 type loop struct {
-	p       *Producer
-	ctx     context.Context
-	queue   []*pending // not in flight, in arrival order
+	p      *Producer
+	ctx    context.Context
+	queue  []*pending     // not in flight, in arrival order
+	queued map[string]int // writes of each key in the queue
+	// ready is how many queued writes could go in the next batch: counted
+	// by the last take, plus the arrivals since that could.
+	ready   int
+	wake    time.Time       // when pump must look again at the latest
+	seen    map[string]bool // take's scratch: keys met in the queue
+	spare   []*pending      // the inbox's next backing array
 	flights map[uint64]*flight
 	busy    map[string]bool      // keys in a batch in flight
 	fence   map[string]time.Time // keys lost with a broken stream: not sent before
@@ -57,28 +64,33 @@ func (p *Producer) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	l := &loop{p: p, ctx: ctx, flights: map[uint64]*flight{}, busy: map[string]bool{}, fence: map[string]time.Time{},
+		queued: map[string]int{}, seen: map[string]bool{},
 		answers: make(chan answer, p.cfg.MaxInFlight+1), timer: time.NewTimer(time.Hour)}
 	defer l.timer.Stop()
-	in, stop := p.in, p.stop
+	notify, stop := p.notify, p.stop
+	due := true // pump at once; otherwise at l.wake
 	for {
-		closing := in == nil
+		closing := stop == nil
 		if closing && len(l.queue) == 0 && len(l.flights) == 0 {
 			l.closeStream()
 			return
 		}
-		wake := l.pump(closing)
-		l.timer.Reset(max(time.Until(wake), 0))
+		if due || !time.Now().Before(l.wake) {
+			l.wake = l.pump(closing)
+		}
+		l.timer.Reset(max(time.Until(l.wake), 0))
+		due = true
 		select {
-		case w := <-in:
-			l.arrived++
-			w.n = l.arrived
-			l.queue = append(l.queue, w)
+		case <-notify:
+			due = l.takeInbox()
 		case a := <-l.answers:
 			l.answer(a)
 		case <-l.timer.C:
 		case <-stop:
-			in, stop = nil, nil // send what is held, take nothing more
+			l.takeInbox()           // what entered before Close
+			notify, stop = nil, nil // send what is held, take nothing more
 		case <-p.abort:
+			l.takeInbox() // Close came before: nothing enters after
 			l.closeStream()
 			for _, f := range l.flights {
 				l.queue = append(l.queue, f.writes...)
@@ -91,44 +103,88 @@ func (p *Producer) run() {
 	}
 }
 
-// pump sends the batches that are due and returns when to look again.
+// takeInbox queues the writes handed over since the last time; true if
+// a batch may be due at once because of them.
+func (l *loop) takeInbox() bool {
+	p := l.p
+	p.mu.Lock()
+	ws := p.inbox
+	p.inbox = l.spare[:0]
+	p.mu.Unlock()
+	due := false
+	for _, w := range ws {
+		due = l.add(w) || due
+	}
+	clear(ws)
+	l.spare = ws
+	return due
+}
+
+// add queues a write that arrived and says whether a batch may be due
+// at once because of it (a full one). Otherwise it only brings l.wake
+// forward to its delivery timeout and to when its linger ends, if a batch
+// not full could go then: so an arrival costs no look at the whole queue.
+func (l *loop) add(w *pending) bool {
+	l.arrived++
+	w.n = l.arrived
+	l.queue = append(l.queue, w)
+	l.queued[w.key]++
+	l.wake = minTime(l.wake, w.deadline.Add(time.Millisecond)) // to fail it in time
+	if l.queued[w.key] > 1 || l.busy[w.key] {
+		return false // waits for the write of its key ahead of it
+	}
+	if _, fenced := l.fence[w.key]; fenced {
+		return false // the next look after the fence decides
+	}
+	l.ready++
+	if l.ready >= l.p.cfg.BatchSize {
+		return len(l.flights) < l.p.cfg.MaxInFlight
+	}
+	if len(l.flights) == 0 {
+		l.wake = minTime(l.wake, w.at.Add(l.p.cfg.Linger))
+	}
+	return false
+}
+
+// pump fails the writes past their delivery timeout, sends the batches
+// that are due and returns when to look again (an answer or an arrival
+// that fills a batch also makes it look).
 func (l *loop) pump(closing bool) time.Time {
 	now := time.Now()
-	wake := now.Add(time.Hour)
+	l.expire(now)
 	for len(l.flights) < l.p.cfg.MaxInFlight {
 		batch, next := l.take(now, closing)
-		wake = minTime(wake, next)
 		if len(batch) == 0 {
-			break
+			return next
 		}
 		if !l.send(batch, now) {
-			wake = minTime(wake, l.reopenAt)
-			break
+			return minTime(next, l.reopenAt)
 		}
+	}
+	wake := now.Add(time.Hour)
+	for _, w := range l.queue {
+		wake = minTime(wake, w.deadline.Add(time.Millisecond)) // to fail it in time
 	}
 	return wake
 }
 
 // take removes from the queue the next batch to send, if one is due (full,
-// lingered long enough, or closing), and says when to look again
-// otherwise. A key goes in at most one batch in flight, once: later
-// writes of it wait, and so do writes past a backoff or a fence.
+// lingered long enough with no batch in flight, or closing), and
+// says when to look again otherwise. A key goes in at most one batch in
+// flight, once: later writes of it wait, and so do writes past a backoff
+// or a fence. It also counts l.ready.
 func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Time) {
-	l.expire(now)
 	next = now.Add(time.Hour)
-	for _, w := range l.queue {
-		next = minTime(next, w.deadline.Add(time.Millisecond)) // to fail it in time
-	}
 	size := l.p.cfg.BatchSize
-	held := map[string]bool{}
-	pick := map[*pending]bool{}
+	clear(l.seen)
+	picked, ready := 0, 0
 	var first time.Time
 	for _, w := range l.queue {
-		if l.busy[w.key] || held[w.key] {
-			held[w.key] = true
+		next = minTime(next, w.deadline.Add(time.Millisecond)) // to fail it in time
+		if l.busy[w.key] || l.seen[w.key] {
 			continue
 		}
-		held[w.key] = true // one write of a key per batch
+		l.seen[w.key] = true // one write of a key per batch
 		at := w.notBefore
 		if f, ok := l.fence[w.key]; ok {
 			if !now.Before(f) {
@@ -141,31 +197,54 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 			next = minTime(next, at)
 			continue
 		}
-		if len(pick) == 0 {
-			first = w.at
-		}
-		pick[w] = true
-		if len(pick) == size {
-			break
+		ready++
+		if picked < size {
+			if picked == 0 {
+				first = w.at
+			}
+			w.picked = true
+			picked++
 		}
 	}
-	if len(pick) == 0 {
+	l.ready = ready
+	if picked > 0 && picked < size && !closing {
+		if due := first.Add(l.p.cfg.Linger); now.Before(due) {
+			next = minTime(next, due)
+			picked = 0
+		} else if len(l.flights) > 0 {
+			picked = 0 // the answer makes the loop look again
+		}
+		if picked == 0 {
+			for _, w := range l.queue {
+				w.picked = false
+			}
+		}
+	}
+	if picked == 0 {
 		return nil, next
 	}
-	if due := first.Add(l.p.cfg.Linger); len(pick) < size && !closing && now.Before(due) {
-		return nil, minTime(next, due)
-	}
+	batch = make([]*pending, 0, picked)
 	rest := l.queue[:0]
 	for _, w := range l.queue {
-		if pick[w] {
+		if w.picked {
+			w.picked = false
 			batch = append(batch, w)
+			l.unqueued(w)
 		} else {
 			rest = append(rest, w)
 		}
 	}
 	clear(l.queue[len(rest):])
 	l.queue = rest
+	l.ready -= picked
 	return batch, now
+}
+
+// unqueued counts w out of the queue.
+func (l *loop) unqueued(w *pending) {
+	if l.queued[w.key]--; l.queued[w.key] <= 0 {
+		delete(l.queued, w.key)
+	}
 }
 
 // expire fails the queued writes past their delivery timeout.
@@ -179,6 +258,7 @@ func (l *loop) expire(now time.Time) {
 			err = &WriteError{Code: connect.CodeDeadlineExceeded, Message: "not written within the producer's delivery timeout"}
 		}
 		l.finish(w, Result{}, err)
+		l.unqueued(w)
 		return true
 	})
 }
@@ -260,6 +340,7 @@ func (l *loop) broken(err error) {
 			l.finish(w, Result{}, werr)
 		}
 		l.queue = nil
+		clear(l.queued)
 		return
 	}
 	l.reopenErr++
@@ -282,6 +363,9 @@ func (l *loop) broken(err error) {
 // write of their keys in the queue arrived after them.
 func (l *loop) requeue(ws []*pending) {
 	slices.SortFunc(ws, func(a, b *pending) int { return int(a.n) - int(b.n) })
+	for _, w := range ws {
+		l.queued[w.key]++
+	}
 	l.queue = append(ws, l.queue...)
 }
 

@@ -110,6 +110,11 @@ func (s *script) WriteStream(ctx context.Context, st *connect.BidiStream[wailv1.
 
 func serveScript(t *testing.T, s *script, cfg ProducerConfig, fence time.Duration) *Producer {
 	t.Helper()
+	return serveHandler(t, s, cfg, fence)
+}
+
+func serveHandler(t *testing.T, s wailv1connect.ProducerServiceHandler, cfg ProducerConfig, fence time.Duration) *Producer {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle(wailv1connect.NewProducerServiceHandler(s))
 	srv := httptest.NewUnstartedServer(mux)
