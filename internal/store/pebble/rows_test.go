@@ -2,9 +2,12 @@ package pebble
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -15,10 +18,16 @@ import (
 // after a reopen (empty cache) and for rows never written since, Get reads
 // Pebble; DropTable forgets the table's rows; the cache keeps to its bound.
 func TestRowCache(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		t.Run(fmt.Sprint("nosync_", noSync), func(t *testing.T) { testRowCache(t, noSync) })
+	}
+}
+
+func testRowCache(t *testing.T, noSync bool) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	const budget = 256 * numStripes // 256 bytes per stripe
-	s := openT(t, dir, Options{RowCacheBytes: budget})
+	s := openT(t, dir, Options{RowCacheBytes: budget, NoSync: noSync})
 	defer func() { _ = s.Close() }()
 	if err := s.CreateTable(ctx, "t"); err != nil {
 		t.Fatal(err)
@@ -52,6 +61,16 @@ func TestRowCache(t *testing.T) {
 	want("a", 12, false, big, true)
 	apply(store.Mutation{Key: []byte("b"), Value: []byte{}, Version: 1})
 	want("b", 1, false, []byte{}, false)
+	// GetMany serves the rows it holds from memory too.
+	apply(store.Mutation{Key: []byte("c"), Value: []byte("c1"), Version: 3})
+	before := s.rowReads.Load()
+	reads, err := s.GetMany(ctx, "t", [][]byte{[]byte("b"), []byte("c")}, 0)
+	if err != nil || len(reads) != 2 || reads[0].Row.Version != 1 || string(reads[1].Row.Value) != "c1" || !reads[1].Found {
+		t.Fatalf("GetMany(b, c) = %+v, %v; want b@1 and c1@3", reads, err)
+	}
+	if n := s.rowReads.Load() - before; n != 0 {
+		t.Fatalf("GetMany of two cached rows read Pebble %d times", n)
+	}
 
 	for i := range 20 * numStripes {
 		apply(store.Mutation{Key: fmt.Appendf(nil, "k%05d", i), Value: []byte("0123456789"), Version: 1})
@@ -63,7 +82,7 @@ func TestRowCache(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openT(t, dir, Options{RowCacheBytes: budget})
+	s = openT(t, dir, Options{RowCacheBytes: budget, NoSync: noSync})
 	want("b", 1, false, []byte{}, true)
 	apply(store.Mutation{Key: []byte("b"), Value: []byte("b2"), Version: 2})
 	want("b", 2, false, []byte("b2"), false)
@@ -133,5 +152,64 @@ func TestPutRowBound(t *testing.T) {
 				t.Fatalf("cached %v (%d bytes, counted %d), want %s within %d", keys, total, s.cachedRowBytes(), c.want, limit)
 			}
 		})
+	}
+}
+
+// TestUncachedReadWaitsForTheSync: with the row cache off, a Get (and a
+// GetMany) reads Pebble, which already holds a batch whose WAL sync is
+// held: the read must wait for the batch's flight (registered without rows
+// to cache as well) and never return the batch's row before it is durable.
+func TestUncachedReadWaitsForTheSync(t *testing.T) {
+	fs := openFaulty(t, Options{RowCacheBytes: -1})
+	mustApply(t, fs.Store, mut("k", 1))
+	held := fs.HoldSync()
+	applied := make(chan error, 1)
+	go func() {
+		_, err := fs.Apply(context.Background(), "t", []store.Mutation{mut("k", 2)})
+		applied <- err
+	}()
+	select {
+	case <-held:
+	case err := <-applied:
+		fs.ReleaseSync(false)
+		t.Fatalf("Apply returned (%v) although its sync was held", err)
+	}
+	// Pebble serves the batch once it is in the memtable (before its sync).
+	rk := rowKey("t", []byte("k"))
+	for {
+		v, _, err := fs.version(rk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == 2 {
+			break
+		}
+		runtime.Gosched()
+	}
+	for _, many := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		var row store.Row
+		var found bool
+		var err error
+		if many {
+			var reads []store.KeyRead
+			if reads, err = fs.GetMany(ctx, "t", [][]byte{[]byte("other"), []byte("k")}, 0); err == nil {
+				row, found, err = reads[1].Row, reads[1].Found, reads[1].Err
+			}
+		} else {
+			row, found, err = fs.Get(ctx, "t", []byte("k"), 0)
+		}
+		cancel()
+		if err == nil && found && row.Version == 2 {
+			fs.ReleaseSync(false)
+			t.Fatalf("a read (GetMany: %v) returned version 2 while its sync was held", many)
+		}
+	}
+	fs.ReleaseSync(false)
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if row, found, err := fs.Get(t.Context(), "t", []byte("k"), 0); err != nil || !found || row.Version != 2 {
+		t.Fatalf("after the sync: %+v found=%v err=%v, want version 2", row, found, err)
 	}
 }

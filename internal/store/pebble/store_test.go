@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -336,5 +337,43 @@ func TestCacheBytes(t *testing.T) {
 				t.Errorf("block cache holds %d bytes (%d hits) after reading %d KiB twice, want at least %d bytes", m.Size, m.Hits, tc.rows*size>>10, tc.min)
 			}
 		})
+	}
+}
+
+// rowKeysSink keeps rowKeys' result alive in TestRowKeys, so that the
+// compiler cannot drop its allocations.
+var rowKeysSink [][]byte
+
+// TestRowKeys: rowKeys builds the row keys rowKey builds, each capped at
+// its own length (an append to one never overwrites the next), in one
+// buffer allocated once (plus the slice of keys): for the shortest and
+// longest table names, with keys shorter and longer than the name.
+func TestRowKeys(t *testing.T) {
+	long := strings.Repeat("n", 63) // the longest valid table name
+	for _, tc := range []struct {
+		table string
+		keys  []string
+	}{
+		{"t", []string{"k"}},
+		{"t", []string{"", "a", strings.Repeat("k", 1000)}},
+		{long, []string{"", "k"}},
+		{long, []string{"k", strings.Repeat("k", 200), ""}},
+	} {
+		keys := make([][]byte, len(tc.keys))
+		for i, k := range tc.keys {
+			keys[i] = []byte(k)
+		}
+		rks := rowKeys(tc.table, keys)
+		if len(rks) != len(keys) {
+			t.Fatalf("table %d bytes: %d row keys for %d keys", len(tc.table), len(rks), len(keys))
+		}
+		for i, k := range keys {
+			if want := rowKey(tc.table, k); !bytes.Equal(rks[i], want) || cap(rks[i]) != len(rks[i]) {
+				t.Errorf("table %d bytes, key %d bytes: row key %q (cap %d), want %q (cap its length)", len(tc.table), len(k), rks[i], cap(rks[i]), want)
+			}
+		}
+		if n := testing.AllocsPerRun(20, func() { rowKeysSink = rowKeys(tc.table, keys) }); n != 2 {
+			t.Errorf("table %d bytes, %d keys: %v allocations, want 2 (the buffer and the slice)", len(tc.table), len(keys), n)
+		}
 	}
 }
