@@ -557,6 +557,25 @@ func TestLogEvery(t *testing.T) {
 	}
 }
 
+// TestWarn: a partition's warning of a kind is logged once per warnEvery,
+// with the table and partition; another kind is not held back by it.
+func TestWarn(t *testing.T) {
+	t.Parallel()
+	logger, buf := testLogger()
+	l := testLoop(t, Config{Logger: logger}, nil)
+	for range 3 {
+		l.warn("read", "reads fail", "key", "a")
+	}
+	l.warn("publish", "publishes fail")
+	out := buf.String()
+	if n, m := strings.Count(out, "resolver: reads fail"), strings.Count(out, "resolver: publishes fail"); n != 1 || m != 1 {
+		t.Fatalf("%d read warnings and %d publish warnings, want one each (warnEvery):\n%s", n, m, out)
+	}
+	if !strings.Contains(out, "table=t partition=0 key=a") {
+		t.Fatalf("the warning does not name its table, partition and key:\n%s", out)
+	}
+}
+
 // boundsLog answers Bounds with an end and counts the calls.
 type boundsLog struct {
 	Log
