@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // groupService is a Service with consumer groups on an embedded log
@@ -142,5 +144,72 @@ func TestGroupResetDescribe(t *testing.T) {
 	}
 	if d, err := svc.DescribeGroup(ctx, "t", "g"); err != nil || d.Partitions[p].Committed != 2 {
 		t.Errorf("after the ack: %+v, %v; want partition %d committed at 2", d, err, p)
+	}
+}
+
+// TestJoinGroupSnapshot: a member joining a new start "snapshot" group
+// is told the request was taken (Started), gets the table's rows
+// (Deliver) and joins from the snapshot's end, committed as the group's
+// positions; a Started or Deliver that fails fails the join with its
+// error, and a member that joins from "beginning" during the snapshot
+// aborts it (ErrSnapshotAborted): neither joins nor commits positions.
+func TestJoinGroupSnapshot(t *testing.T) {
+	t.Parallel()
+	broken := errors.New("broken")
+	for _, tc := range []struct {
+		name             string
+		started, deliver error
+		otherJoins       bool // a member joins from "beginning" as the rows are delivered
+		want             error
+		rows             int // delivered (one a batch)
+	}{
+		{name: "taken", rows: 2},
+		{name: "started fails", started: broken, want: broken},
+		{name: "deliver fails", deliver: broken, want: broken, rows: 1},
+		{name: "another member joins", otherJoins: true, want: ErrSnapshotAborted, rows: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := &memSource{levels: []string{"one"}, rows: map[string]store.Row{
+				"a": {Version: 1, Value: []byte("A")}, "b": {Version: 2, Value: []byte("B")}}}
+			svc, log := snapshotService(t, src, 0, nil, nil)
+			svc.WithGroups(group.New(log, time.Minute))
+			ctx := t.Context()
+			rows := 0
+			sess, err := svc.JoinGroup(ctx, "t", "g", "m1", "snapshot", GroupSnapshot{
+				Started: func() error { return tc.started },
+				Deliver: func(evs []*wailv1.StreamedEvent) error {
+					rows += len(evs)
+					if tc.otherJoins && rows == 1 {
+						other, err := svc.JoinGroup(ctx, "t", "g", "m2", "beginning", GroupSnapshot{})
+						if err != nil {
+							return err
+						}
+						t.Cleanup(other.Leave)
+					}
+					return tc.deliver
+				}})
+			if sess != nil {
+				defer sess.Leave()
+			}
+			if !errors.Is(err, tc.want) || (err == nil) != (sess != nil) || rows != tc.rows {
+				t.Fatalf("joined %v, %v after %d rows; want %v after %d", sess != nil, err, rows, tc.want, tc.rows)
+			}
+			d, err := svc.DescribeGroup(ctx, "t", "g")
+			switch {
+			case tc.want == nil:
+				if err != nil || len(d.Members) != 1 || d.Members[0] != "m1" || len(d.Partitions) != 2 {
+					t.Errorf("described %+v, %v; want m1 in, with the snapshot's end as positions", d, err)
+				}
+			case tc.otherJoins:
+				if err != nil || len(d.Members) != 1 || d.Members[0] != "m2" {
+					t.Errorf("described %+v, %v; want m2 alone", d, err)
+				}
+			default:
+				if !errors.Is(err, ErrNotFound) {
+					t.Errorf("described %+v, %v; want no group", d, err)
+				}
+			}
+		})
 	}
 }

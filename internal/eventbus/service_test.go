@@ -78,68 +78,90 @@ func TestUntilEndReadsNothingPastItsEnd(t *testing.T) {
 }
 
 // TestSubscribeBatchUpToMax: a batching stream's read of its queue takes
-// batches until it holds max_batch_events events, and no more: with 6
-// reads of 2 events queued and 4 asked, the messages hold 4 events each
-// (a read that took a third batch would send 4 and 2).
+// batches until it holds max_batch_events events, and no more, and gives
+// the budget back the bytes of every batch it took. v1 is sent alone while
+// the reader queues the later versions in reads of 2 records; then:
+//   - "up to max": with 6 reads queued and 4 events asked, the messages
+//     hold 4 events each (a read that took a third batch would send 4
+//     and 2);
+//   - "frees its budget": with a budget of 5 records, v2-v3 and v4-v5
+//     fill it; the reader takes v6-v7 only once both reads of the message
+//     v2-v5 are freed.
 func TestSubscribeBatchUpToMax(t *testing.T) {
 	t.Parallel()
-	st := newStreams(t, 1, Limits{})
-	ctx, cancel := context.WithCancel(st.ctx)
-	defer cancel()
-	upserts(t, st.bus, 1)
-	queued, first, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	st.log.mu.Lock()
-	st.log.onNext = func(_ int32, pos int64) {
-		if pos == 13 { // the reader handed on every batch up to v13
-			once.Do(func() { close(queued) })
-		}
-	}
-	st.log.mu.Unlock()
-	var msgs []string
-	got := 0
-	done := make(chan error, 1)
-	go func() {
-		done <- st.svc.Subscribe(ctx, &wailv1.SubscribeRequest{Table: "t", From: "beginning", MaxBatchEvents: 4}, false,
-			func(string) error { return nil },
-			func(m *wailv1.SubscribeResponse) error {
-				var vs []uint64
-				for _, e := range m.Events {
-					vs = append(vs, e.Event.Version)
+	for _, tc := range []struct {
+		name       string
+		budgetRecs int64 // the stream's budget in records (0: none)
+		last       uint64
+		queuedAt   int64 // the reader's position once the queue holds what the test needs
+		want       string
+	}{
+		{"up to max", 0, 13, 13, "[[1] [2 3 4 5] [6 7 8 9] [10 11 12 13]]"},
+		{"frees its budget", 5, 7, 5, "[[1] [2 3 4 5] [6 7]]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := newStreams(t, 1, Limits{})
+			ctx, cancel := context.WithCancel(st.ctx)
+			defer cancel()
+			upserts(t, st.bus, 1)
+			queued, first, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			st.log.mu.Lock()
+			rec := st.log.parts[Topic("t")][0].recs[0]
+			st.log.onNext = func(_ int32, pos int64) {
+				if pos == tc.queuedAt {
+					once.Do(func() { close(queued) })
 				}
-				msgs = append(msgs, fmt.Sprint(vs))
-				got += len(vs)
-				if len(msgs) == 1 {
-					close(first)
-					<-release // the queue fills meanwhile
-				}
-				if got == 13 {
-					cancel()
-				}
-				return nil
-			})
-	}()
-	select {
-	case <-first:
-	case <-ctx.Done():
-		t.Fatal("no first message")
-	}
-	vs := make([]uint64, 12)
-	for i := range vs {
-		vs[i] = uint64(i + 2)
-	}
-	upserts(t, st.bus, vs...) // one append: the reader's reads take 2 records each
-	select {
-	case <-queued:
-	case <-ctx.Done():
-		t.Fatal("the reader did not read up to v13")
-	}
-	close(release)
-	if err := <-done; err != nil {
-		t.Fatalf("the stream ended with %v", err)
-	}
-	if want := "[[1] [2 3 4 5] [6 7 8 9] [10 11 12 13]]"; fmt.Sprint(msgs) != want {
-		t.Errorf("messages %v, want %s", msgs, want)
+			}
+			st.log.mu.Unlock()
+			st.svc.WithLimits(Limits{BufferBytes: tc.budgetRecs * int64(len(rec.Key)+len(rec.Value))})
+			var msgs []string
+			got := uint64(0)
+			done := make(chan error, 1)
+			go func() {
+				done <- st.svc.Subscribe(ctx, &wailv1.SubscribeRequest{Table: "t", From: "beginning", MaxBatchEvents: 4}, false,
+					func(string) error { return nil },
+					func(m *wailv1.SubscribeResponse) error {
+						var vs []uint64
+						for _, e := range m.Events {
+							vs = append(vs, e.Event.Version)
+						}
+						msgs = append(msgs, fmt.Sprint(vs))
+						got += uint64(len(vs))
+						if len(msgs) == 1 {
+							close(first)
+							<-release // the queue fills meanwhile
+						}
+						if got == tc.last {
+							cancel()
+						}
+						return nil
+					})
+			}()
+			select {
+			case <-first:
+			case <-ctx.Done():
+				t.Fatal("no first message")
+			}
+			var vs []uint64
+			for v := uint64(2); v <= tc.last; v++ {
+				vs = append(vs, v)
+			}
+			upserts(t, st.bus, vs...) // one append: the reader's reads take 2 records each
+			select {
+			case <-queued:
+			case <-ctx.Done():
+				t.Fatalf("the reader did not reach offset %d", tc.queuedAt)
+			}
+			close(release)
+			if err := <-done; err != nil {
+				t.Fatalf("the stream ended with %v", err)
+			}
+			if fmt.Sprint(msgs) != tc.want {
+				t.Errorf("messages %v, want %s", msgs, tc.want)
+			}
+		})
 	}
 }
 
