@@ -406,3 +406,57 @@ func TestHealthOfParkedAndStalledPartitions(t *testing.T) {
 	close(release)
 	waitUntil(ctx, t, "cleared", func() bool { return condition() == nil })
 }
+
+// TestLettersMissing: after an append of letters that may have landed,
+// a gap letter is written again unless the topic holds a gap letter from
+// the same start to the same end, and an intent letter unless the topic
+// settled its first intent offset; a letter without intents is never
+// taken for written.
+func TestLettersMissing(t *testing.T) {
+	t.Parallel()
+	found := lettersFound{offsets: map[int64]bool{0: true, 7: true}, gaps: map[int64]int64{0: 5, 10: 20}}
+	gap := func(from, to int64) *wailv1.DeadLetter {
+		return &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP, GapStartOffset: from, GapEndOffset: to}
+	}
+	intents := func(offsets ...int64) *wailv1.DeadLetter {
+		return &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ, IntentOffsets: offsets}
+	}
+	cases := []struct {
+		name    string
+		letter  *wailv1.DeadLetter
+		missing bool
+	}{
+		{"a gap found", gap(10, 20), false},
+		{"a gap found, from offset 0", gap(0, 5), false},
+		{"a gap with another end", gap(10, 15), true},
+		{"a gap not found", gap(30, 40), true},
+		{"intents found", intents(7, 8), false},
+		{"intents from offset 0 found", intents(0), false},
+		{"intents not found", intents(8, 7), true},
+		{"a letter of no intents", intents(), true},
+		{"a publish letter found", &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH, IntentOffsets: []int64{7}}, false},
+	}
+	for _, c := range cases {
+		got := found.missing([]*wailv1.DeadLetter{c.letter})
+		if (len(got) == 1) != c.missing || len(got) > 1 || (c.missing && got[0] != c.letter) {
+			t.Errorf("%s: missing returned %v, want missing=%v", c.name, got, c.missing)
+		}
+	}
+	var all []*wailv1.DeadLetter
+	var want []*wailv1.DeadLetter
+	for _, c := range cases {
+		all = append(all, c.letter)
+		if c.missing {
+			want = append(want, c.letter)
+		}
+	}
+	got := found.missing(all)
+	if len(got) != len(want) {
+		t.Fatalf("missing of all: %d letters, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("missing of all: letter %d is %v, want %v (in order)", i, got[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package resolver
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/health"
+)
+
+// healthCall is what a partition told its health sink: a condition set
+// (reason) or cleared.
+type healthCall struct {
+	component, reason string
+	cleared           bool
+}
+
+type recordingSink struct{ calls []healthCall }
+
+func (s *recordingSink) Set(component string, st health.State, reason, _ string) {
+	if st != health.Degraded {
+		panic("only Degraded is raised")
+	}
+	s.calls = append(s.calls, healthCall{component: component, reason: reason})
+}
+
+func (s *recordingSink) Clear(component string) {
+	s.calls = append(s.calls, healthCall{component: component, cleared: true})
+}
+
+// TestObserveHealth: a partition is degraded once its oldest unresolved
+// intent has waited longer than stallAfter (at exactly stallAfter it is
+// not stalled yet) or while one of its keys is parked, and cleared, once,
+// when neither holds; with nothing unresolved nothing is raised.
+func TestObserveHealth(t *testing.T) {
+	t.Parallel()
+	const stallAfter = 10 * time.Second
+	seen := t0.Add(time.Second)
+	stalled := "the oldest unresolved intent of table t partition 0 has waited"
+	parked := "1 keys of table t partition 0 are parked"
+	type check struct {
+		name   string
+		at     time.Time
+		action func(l *loop, at time.Time) // before observing
+		want   []healthCall                // the sink's calls since the previous check
+	}
+	checks := []check{
+		{name: "nothing unresolved", at: t0.Add(time.Hour)},
+		{name: "an intent seen", at: seen, action: func(l *loop, at time.Time) {
+			l.core.Ingest(at, []Entry{put(0, "k", ver(0, 1))})
+		}},
+		{name: "waited exactly stallAfter", at: seen.Add(stallAfter)},
+		{name: "waited longer", at: seen.Add(stallAfter + time.Nanosecond), want: []healthCall{{reason: stalled}}},
+		{name: "its key resolved", at: seen.Add(stallAfter + 2*time.Nanosecond), action: func(l *loop, at time.Time) {
+			r := l.core.Ready()
+			l.core.ReadDone(at, ReadResult{Key: []byte("k"), Seq: r.Reads[0].Seq, Found: true, Row: *row(ver(0, 1), "v")})
+			r = l.core.Ready()
+			l.core.Published(at, r.Events)
+		}, want: []healthCall{{cleared: true}}},
+		{name: "still fine", at: seen.Add(stallAfter + 3*time.Nanosecond)},
+		{name: "a key parked", at: seen.Add(2 * stallAfter), action: func(l *loop, at time.Time) {
+			l.core.Ingest(at, []Entry{put(1, "p", ver(1, 1))})
+			r := l.core.Ready()
+			l.core.ReadDone(at, ReadResult{Key: []byte("p"), Seq: r.Reads[0].Seq, Err: errors.New("down")})
+		}, want: []healthCall{{reason: parked}}},
+	}
+	sink := &recordingSink{}
+	l := testLoop(t, Config{Health: sink}, nil)
+	l.health.stallAfter = stallAfter
+	for _, c := range checks {
+		if c.action != nil {
+			c.action(l, c.at)
+		}
+		sink.calls = nil
+		l.observeHealth(c.at)
+		if len(sink.calls) != len(c.want) {
+			t.Fatalf("%s: the sink got %+v, want %+v", c.name, sink.calls, c.want)
+		}
+		for i, got := range sink.calls {
+			w := c.want[i]
+			if got.component != "resolver/t/0" || got.cleared != w.cleared || !strings.HasPrefix(got.reason, w.reason) {
+				t.Fatalf("%s: the sink got %+v, want %+v", c.name, sink.calls, c.want)
+			}
+		}
+	}
+}
