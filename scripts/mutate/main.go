@@ -8,7 +8,8 @@
 // of switch case expressions and package-level declarations (they lie in
 // no coverage block): this command runs them itself (cases.go).
 //
-//	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [-files REGEXP] [pkg ...]
+//	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [-files REGEXP]
+//	    [-cache DIR] [-cache-max MiB] [pkg ...]
 //
 // -files mutates only the package files whose base name matches (to rerun
 // one file after adding a test); the scores then cover those files only.
@@ -57,6 +58,8 @@ func run() int {
 	threshold := flag.Float64("threshold", 90, "lowest acceptable score per package, in percent")
 	cases := flag.Bool("cases", true, "also run the mutants in switch case expressions, which gremlins reports NOT COVERED (cases.go)")
 	files := flag.String("files", "", "mutate only the files whose base name matches this regexp (default: every file)")
+	cacheDir := flag.String("cache", defaultCacheDir(), "the mutants' build cache, kept between runs (WAIL_MUTATE_KEEP_CACHE=1: the usual GOCACHE instead)")
+	cacheMax := flag.Int64("cache-max", 4096, "MiB: the last run to end empties the mutants' build cache when it holds more")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
 	flag.Parse()
 	pkgs := packages(flag.Args())
@@ -65,19 +68,25 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "mutate:", err)
 		return 2
 	}
-	// Every mutant is a new build of its package and of the packages that
-	// import it, and go caches each one: a run over the core packages
-	// added gigabytes to the build cache, and a day of runs filled the
-	// disk (CI then failed with "no space left on device"). The mutants
-	// build in a cache of their own, removed at the end.
+	// The mutants build in a cache of their own, kept between runs and
+	// emptied past -cache-max (cache.go); WAIL_MUTATE_KEEP_CACHE builds
+	// them in the usual GOCACHE instead.
 	if os.Getenv("WAIL_MUTATE_KEEP_CACHE") == "" {
-		cache, err := os.MkdirTemp("", "mutate-gocache-*")
+		c, err := openCache(*cacheDir)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "mutate:", err)
 			return 2
 		}
-		defer os.RemoveAll(cache)
-		os.Setenv("GOCACHE", cache)
+		defer func() {
+			emptied, err := c.close(*cacheMax << 20)
+			switch {
+			case err != nil:
+				fmt.Fprintln(os.Stderr, "mutate:", err)
+			case emptied:
+				fmt.Fprintf(os.Stderr, "mutate: emptied the mutants' build cache %s (over -cache-max %d MiB)\n", c.dir, *cacheMax)
+			}
+		}()
+		os.Setenv("GOCACHE", c.dir)
 	}
 	var only *regexp.Regexp
 	if *files != "" {
