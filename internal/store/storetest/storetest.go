@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -92,6 +93,35 @@ func apply(t *testing.T, s store.Store, table string, muts ...store.Mutation) []
 	}
 	return out
 }
+
+// seed writes mutations whose outcomes the case does not check, again
+// (a few times, backing off) while the store answers ErrUnavailable: a
+// loaded cluster times writes out (Cassandra's write_request_timeout) and
+// a client repeats them, which the versions make harmless (a key written
+// by the first try is not changed by the second).
+func seed(t *testing.T, s store.Store, table string, muts ...store.Mutation) {
+	t.Helper()
+	if err := applyAgain(t, s, table, muts); err != nil {
+		t.Fatalf("Apply(%q, %d mutations): %v", table, len(muts), err)
+	}
+}
+
+// applyAgain is Apply, tried again while the store is unavailable (at
+// most seedTries times in all).
+func applyAgain(t *testing.T, s store.Store, table string, muts []store.Mutation) error {
+	var err error
+	for try := range seedTries {
+		if _, err = s.Apply(t.Context(), table, muts); !errors.Is(err, store.ErrUnavailable) {
+			return err
+		}
+		t.Logf("Apply(%q, %d mutations), try %d of %d: %v; again", table, len(muts), try+1, seedTries, err)
+		time.Sleep(time.Duration(100<<try) * time.Millisecond)
+	}
+	return err
+}
+
+// seedTries bounds applyAgain.
+const seedTries = 5
 
 // strongest is the level every read-your-writes check uses.
 func strongest(s store.Store) store.Level { return store.Level(len(s.Levels()) - 1) }
