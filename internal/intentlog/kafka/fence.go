@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -253,9 +252,10 @@ func classifyFence(err error) error {
 	return err
 }
 
-// Committed implements intentlog.FencedCommitter: the group's offsets are
-// read stable (KIP-447), and only this partition's must be: other
-// partitions' owners commit in transactions of their own all the time.
+// Committed implements intentlog.FencedCommitter: the partition's offset
+// is read stable (KIP-447), asked by name (offsets.go), and only this
+// partition's: other partitions' owners commit in transactions of their
+// own all the time.
 // Never below what this committer committed: right after a group's first
 // transaction ended, before its markers are written, the broker knows no
 // group and answers no offset (not "unstable").
@@ -272,24 +272,17 @@ func (c *fencedCommitter) Committed(ctx context.Context) (int64, bool, error) {
 
 func (c *fencedCommitter) read(ctx context.Context) (int64, bool, error) {
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
-		resp, err := c.l.adm.FetchOffsets(kadm.RequireStable(ctx), c.group)
-		if errors.Is(err, kerr.GroupIDNotFound) {
-			return 0, false, nil
-		}
+		out, err := c.l.fetchCommitted(ctx, c.group, c.topic, c.topicID, []int32{c.partition}, true)
 		if err == nil {
-			o, ok := resp[c.topic][c.partition]
-			switch {
-			case !ok || (o.Err == nil && o.At < 0):
-				return 0, false, nil
-			case o.Err == nil:
-				return o.At, true, nil
-			}
-			err = o.Err
+			o, ok := out[c.partition]
+			return o, ok, nil
 		}
-		if !errors.Is(err, kerr.UnstableOffsetCommit) {
+		// Unstable: a transaction with this partition's offset is
+		// ending. Unanswered: asked again (never "none": offsets.go).
+		if !errors.Is(err, kerr.UnstableOffsetCommit) && !errors.Is(err, errUnanswered) {
 			return 0, false, fmt.Errorf("kafka: committed %s/%s/%d: %w", c.group, c.topic, c.partition, mapErr(err))
 		}
-		select { // a transaction with this partition's offset is ending
+		select {
 		case <-ctx.Done():
 			return 0, false, fmt.Errorf("kafka: committed %s/%s/%d: %w (waiting for %w)", c.group, c.topic, c.partition, ctx.Err(), err)
 		case <-time.After(delay):

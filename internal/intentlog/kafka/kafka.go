@@ -404,7 +404,7 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 	}
 	deadline := time.Now().Add(stableWait)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
-		out, err := l.committed(kadm.RequireStable(ctx), group, topic)
+		out, err := l.committed(ctx, group, topic, true)
 		if !errors.Is(err, kerr.UnstableOffsetCommit) {
 			return out, err
 		}
@@ -436,31 +436,40 @@ func (l *Log) committedPastHang(ctx context.Context, group, topic string) (map[i
 		l.opts.Logger.Warn("a transaction with offsets of the group stays open; reading the offsets committed before it",
 			"group", group, "topic", topic, "waited", stableWait, "hint", "kafka-transactions.sh find-hanging / abort")
 	}
-	return l.committed(ctx, group, topic)
+	return l.committed(ctx, group, topic, false)
 }
 
 // stableWait bounds how long Committed waits for open transactions: a bit
 // over the default transaction timeout of the resolver's producers.
 const stableWait = 15 * time.Second
 
-func (l *Log) committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
-	resp, err := l.adm.FetchOffsets(ctx, group)
-	if errors.Is(err, kerr.GroupIDNotFound) {
-		return map[int32]int64{}, nil
+func (l *Log) committed(ctx context.Context, group, topic string, stable bool) (map[int32]int64, error) {
+	td, err := l.adm.ListTopics(ctx, topic)
+	if err == nil {
+		err = td.Error()
+	}
+	if err == nil && !td.Has(topic) {
+		err = kerr.UnknownTopicOrPartition
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, mapErr(err))
+		return nil, fmt.Errorf("kafka: committed %s/%s: metadata: %w", group, topic, mapErr(err))
 	}
-	out := map[int32]int64{}
-	for p, o := range resp[topic] {
-		if o.Err != nil {
-			return nil, fmt.Errorf("kafka: committed %s/%s partition %d: %w", group, topic, p, mapErr(o.Err))
+	d := td[topic]
+	// A topic the answer did not list is asked again, a few times.
+	for delay := 10 * time.Millisecond; ; delay *= 2 {
+		out, err := l.fetchCommitted(ctx, group, topic, d.ID, d.Partitions.Numbers(), stable)
+		switch {
+		case err == nil:
+			return out, nil
+		case !errors.Is(err, errUnanswered) || delay > time.Second:
+			return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, mapErr(err))
 		}
-		if o.At >= 0 {
-			out[p] = o.At
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("kafka: committed %s/%s: %w (after %w)", group, topic, ctx.Err(), err)
+		case <-time.After(delay):
 		}
 	}
-	return out, nil
 }
 
 // mapErr puts the intentlog sentinel matching a Kafka or kgo error in front
