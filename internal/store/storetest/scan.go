@@ -74,7 +74,7 @@ func testScan(t *testing.T, s store.Store) {
 		muts = append(muts, m)
 		want[string(k)] = store.KeyVersion{Key: k, Version: m.Version, Deleted: m.Delete}
 	}
-	seed(t, s, "scan", muts...)
+	apply(t, s, "scan", muts...)
 	apply(t, s, "scan", put("k001", 5000, "newer"), del("k002", 5001), put("k003", 5002, "revived"))
 	want["k001"] = store.KeyVersion{Key: []byte("k001"), Version: 5000}
 	want["k002"] = store.KeyVersion{Key: []byte("k002"), Version: 5001, Deleted: true}
@@ -166,7 +166,7 @@ func testScanConcurrent(t *testing.T, s store.Store) {
 	for i := range keys {
 		muts = append(muts, put(fmt.Sprintf("live%04d", i), 10, "seed"))
 	}
-	seed(t, s, "scan_live", muts...)
+	apply(t, s, "scan_live", muts...)
 	var stop atomic.Bool
 	var wrote atomic.Int64
 	var wg sync.WaitGroup
@@ -183,7 +183,7 @@ func testScanConcurrent(t *testing.T, s store.Store) {
 				if i%5 == 0 {
 					ms[0] = del(fmt.Sprintf("live%04d", (i*7+w)%keys), v)
 				}
-				if err := applyAgain(t, s, "scan_live", ms); err != nil {
+				if _, err := applyAgain(t, s, "scan_live", ms); err != nil {
 					t.Errorf("writer %d: %v", w, err)
 					return
 				}

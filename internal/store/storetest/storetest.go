@@ -84,7 +84,7 @@ func create(t *testing.T, s store.Store, table string) {
 
 func apply(t *testing.T, s store.Store, table string, muts ...store.Mutation) []store.Outcome {
 	t.Helper()
-	out, err := s.Apply(t.Context(), table, muts)
+	out, err := applyAgain(t, s, table, muts)
 	if err != nil {
 		t.Fatalf("Apply(%q, %d mutations): %v", table, len(muts), err)
 	}
@@ -94,34 +94,30 @@ func apply(t *testing.T, s store.Store, table string, muts ...store.Mutation) []
 	return out
 }
 
-// seed writes mutations whose outcomes the case does not check, again
-// (a few times, backing off) while the store answers ErrUnavailable: a
-// loaded cluster times writes out (Cassandra's write_request_timeout) and
-// a client repeats them, which the versions make harmless (a key written
-// by the first try is not changed by the second).
-func seed(t *testing.T, s store.Store, table string, muts ...store.Mutation) {
-	t.Helper()
-	if err := applyAgain(t, s, table, muts); err != nil {
-		t.Fatalf("Apply(%q, %d mutations): %v", table, len(muts), err)
-	}
-}
-
-// applyAgain is Apply, tried again while the store is unavailable (at
-// most seedTries times in all).
-func applyAgain(t *testing.T, s store.Store, table string, muts []store.Mutation) error {
-	var err error
-	for try := range seedTries {
-		if _, err = s.Apply(t.Context(), table, muts); !errors.Is(err, store.ErrUnavailable) {
-			return err
-		}
-		t.Logf("Apply(%q, %d mutations), try %d of %d: %v; again", table, len(muts), try+1, seedTries, err)
+// applyAgain is Apply, tried again (at most applyTries times in all,
+// backing off) while the store answers ErrUnavailable: a loaded cluster
+// times writes out (Cassandra's write_request_timeout) and a client
+// repeats them, which the versions make harmless. A key an earlier try
+// wrote is reported applied: the store holds its version (versions are
+// unique per write, so it holds this mutation).
+func applyAgain(t *testing.T, s store.Store, table string, muts []store.Mutation) ([]store.Outcome, error) {
+	out, err := s.Apply(t.Context(), table, muts)
+	for try := 1; errors.Is(err, store.ErrUnavailable) && try < applyTries; try++ {
+		t.Logf("Apply(%q, %d mutations), try %d of %d: %v; again", table, len(muts), try, applyTries, err)
 		time.Sleep(time.Duration(100<<try) * time.Millisecond)
+		if out, err = s.Apply(t.Context(), table, muts); err == nil {
+			for i, o := range out {
+				if !o.Applied && o.Current == muts[i].Version {
+					out[i].Applied = true
+				}
+			}
+		}
 	}
-	return err
+	return out, err
 }
 
-// seedTries bounds applyAgain.
-const seedTries = 5
+// applyTries bounds applyAgain.
+const applyTries = 5
 
 // strongest is the level every read-your-writes check uses.
 func strongest(s store.Store) store.Level { return store.Level(len(s.Levels()) - 1) }
