@@ -150,18 +150,27 @@ func NewWorkload(o *Options, tables []string, keys KeySampler) *Workload {
 
 // Next returns n mutations.
 func (w *Workload) Next(r *rand.Rand, n int) []*wailv1.Mutation {
+	// One allocation for the batch's mutations and one for its keys: the
+	// load generator shares the process (and the cores) with the server
+	// it measures.
 	out := make([]*wailv1.Mutation, n)
+	ms := make([]wailv1.Mutation, n)
+	keys := make([]byte, 0, n*keyBytes)
 	total := w.mix.total()
 	for i := range out {
-		m := &wailv1.Mutation{Table: w.tables[r.IntN(len(w.tables))], Op: wailv1.Op_OP_UPSERT}
+		m := &ms[i]
+		m.Table, m.Op = w.tables[r.IntN(len(w.tables))], wailv1.Op_OP_UPSERT
+		start := len(keys)
 		switch op := r.IntN(total); {
 		case op < w.mix.Insert:
-			m.Key = InsertKey(w.inserts.Add(1))
+			keys = appendPaddedKey(keys, 'n', w.inserts.Add(1))
 		case op < w.mix.Insert+w.mix.Update:
-			m.Key = Key(w.keys.Sample(r))
+			keys = appendPaddedKey(keys, 'k', int64(w.keys.Sample(r)))
 		default:
-			m.Key, m.Op = Key(w.keys.Sample(r)), wailv1.Op_OP_DELETE
+			keys = appendPaddedKey(keys, 'k', int64(w.keys.Sample(r)))
+			m.Op = wailv1.Op_OP_DELETE
 		}
+		m.Key = keys[start:len(keys):len(keys)]
 		if m.Op == wailv1.Op_OP_UPSERT {
 			off := r.IntN(len(w.values) - w.valueSize + 1)
 			m.Value = w.values[off : off+w.valueSize : off+w.valueSize]
@@ -178,11 +187,17 @@ func Key(i int) []byte { return paddedKey('k', int64(i)) }
 func InsertKey(n int64) []byte { return paddedKey('n', n) }
 
 func paddedKey(prefix byte, n int64) []byte {
-	b := make([]byte, 1, keyBytes)
-	b[0] = prefix
-	digits := strconv.FormatInt(n, 10)
-	for range keyBytes - 1 - len(digits) {
+	return appendPaddedKey(make([]byte, 0, keyBytes), prefix, n)
+}
+
+// appendPaddedKey appends prefix and n in keyBytes-1 digits (more when n
+// has more) to b.
+func appendPaddedKey(b []byte, prefix byte, n int64) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], n, 10)
+	b = append(b, prefix)
+	for range keyBytes - 1 - len(d) {
 		b = append(b, '0')
 	}
-	return append(b, digits...)
+	return append(b, d...)
 }

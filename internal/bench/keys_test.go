@@ -198,3 +198,22 @@ func TestKeys(t *testing.T) {
 		t.Errorf("probe key %q may collide with bench keys", probeKey)
 	}
 }
+
+// TestWorkloadNextAllocs: a batch costs the load generator three
+// allocations whatever its size (the mutations, their pointers, their
+// keys): it shares the cores with the server it measures.
+func TestWorkloadNextAllocs(t *testing.T) {
+	o := DefaultOptions()
+	o.Mix, o.Keys, o.ValueSize = Mix{Insert: 20, Update: 70, Delete: 10}, 1000, 33
+	w := NewWorkload(&o, []string{"a", "b"}, Uniform{N: o.Keys})
+	r := rand.New(rand.NewPCG(1, 2))
+	var ms []*wailv1.Mutation
+	if n := testing.AllocsPerRun(20, func() { ms = w.Next(r, 1000) }); n > 3 {
+		t.Errorf("Next(1000) allocated %v times, want 3", n)
+	}
+	// Each key is its own slice: appending to one never writes another.
+	k0 := ms[0].GetKey()
+	if cap(k0) != len(k0) {
+		t.Errorf("key %q: capacity %d, want its length", k0, cap(k0))
+	}
+}
