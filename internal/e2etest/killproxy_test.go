@@ -172,7 +172,11 @@ func waitCaughtUp(t *testing.T, ctx context.Context, admin wailv1connect.AdminSe
 	for {
 		d, err := admin.DescribeTable(ctx, connect.NewRequest(&wailv1.DescribeTableRequest{Name: table}))
 		behind := ""
-		if err == nil {
+		if err == nil && len(d.Msg.IntentEndOffsets) == 0 {
+			// The process does not resolve the table yet (it has not seen
+			// it in the catalog): no offsets, which is not caught up.
+			behind = " not resolving the table yet"
+		} else if err == nil {
 			for p, end := range d.Msg.IntentEndOffsets {
 				if c := d.Msg.CommittedOffsets[p]; c < end {
 					behind += fmt.Sprintf(" p%d:%d/%d", p, c, end)
