@@ -99,6 +99,11 @@ func TestCommitters(t *testing.T) {
 		}
 		for v := range uint64(100) {
 			mustApply(t, s, mut("k", v+1))
+			// The committer that answered waits for committerIdle (10s)
+			// before it exits: it is there for the next call.
+			if s.committers.Load() < 1 {
+				t.Fatalf("no committer left after call %d: the one that answered exited at once", v+1)
+			}
 		}
 		// A committer that has just answered may not be back waiting when
 		// the next call comes, so a few may start; not one per call.

@@ -196,6 +196,9 @@ func TestLayoutGolden(t *testing.T) {
 		{"02e8494317b00201" + "00" + "6131", store.Row{Value: []byte("a1"), Version: 0x02e8494317b00201}},
 		{"02e8494317b00601" + "01", store.Row{Version: 0x02e8494317b00601, Deleted: true}},
 		{"0000000000000007" + "00", store.Row{Value: []byte{}, Version: 7}},
+		// With a schema id: the id, then the value (none: exactly 13 bytes).
+		{"0000000000000008" + "02" + "0000000b" + "6132", store.Row{Value: []byte("a2"), Version: 8, SchemaID: 11}},
+		{"0000000000000009" + "02" + "ffffffff", store.Row{Value: []byte{}, Version: 9, SchemaID: 1<<32 - 1}},
 	} {
 		b, _ := hex.DecodeString(tc.hex)
 		row, err := decodeRow(b)
@@ -203,10 +206,16 @@ func TestLayoutGolden(t *testing.T) {
 			t.Errorf("decodeRow(%s) = %+v, %v; want %+v", tc.hex, row, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"", "02e8494317b006", "02e8494317b00601" + "02", "02e8494317b00601" + "03"} {
-		b, _ := hex.DecodeString(bad)
-		if _, err := decodeRow(b); err == nil {
-			t.Errorf("decodeRow(%q) accepted a malformed value", bad)
+	for _, bad := range []struct{ hex, msg string }{
+		{"", "0-byte value, want at least 9"},
+		{"02e8494317b006", "7-byte value, want at least 9"},
+		{"02e8494317b00601" + "02", "9-byte value with a schema id, want at least 13"},
+		{"02e8494317b00601" + "02" + "000000", "12-byte value with a schema id, want at least 13"},
+		{"02e8494317b00601" + "03", "unknown flags 0x3"},
+	} {
+		b, _ := hex.DecodeString(bad.hex)
+		if _, err := decodeRow(b); err == nil || err.Error() != bad.msg {
+			t.Errorf("decodeRow(%q): %v, want the error %q", bad.hex, err, bad.msg)
 		}
 	}
 }
