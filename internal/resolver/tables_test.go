@@ -118,3 +118,100 @@ func logIntent(ctx context.Context, t *testing.T, env *testEnv, key string, vers
 		t.Fatal(err)
 	}
 }
+
+// TestFollow: a loop takes up the catalog's altered visibility window and
+// retry bounds, each on its own (the others stay), and stops when its
+// table is gone or was created again (another CreatedAt).
+func TestFollow(t *testing.T) {
+	t.Parallel()
+	tb := catalog.Table{Name: "t", VisibilityWindow: time.Minute, MaxAttempts: 5, MaxRetryTime: time.Hour, CreatedAt: time.UnixMicro(1)}
+	alter := func(f func(*catalog.Table)) catalog.Table {
+		a := tb
+		f(&a)
+		return a
+	}
+	cases := []struct {
+		name string
+		now  catalog.Table
+		gone bool // not in the catalog
+		// want
+		stop     bool
+		window   time.Duration
+		attempts int
+		retry    time.Duration
+	}{
+		{name: "unchanged", now: tb, window: time.Minute, attempts: 5, retry: time.Hour},
+		{name: "window altered", now: alter(func(a *catalog.Table) { a.VisibilityWindow = time.Second }), window: time.Second, attempts: 5, retry: time.Hour},
+		{name: "max attempts altered", now: alter(func(a *catalog.Table) { a.MaxAttempts = 9 }), window: time.Minute, attempts: 9, retry: time.Hour},
+		{name: "max retry time altered", now: alter(func(a *catalog.Table) { a.MaxRetryTime = time.Second }), window: time.Minute, attempts: 5, retry: time.Second},
+		{name: "dropped", gone: true, stop: true, window: time.Minute, attempts: 5, retry: time.Hour},
+		{name: "created again", now: alter(func(a *catalog.Table) { a.CreatedAt = time.UnixMicro(2); a.MaxAttempts = 9 }), stop: true,
+			window: time.Minute, attempts: 5, retry: time.Hour},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cat := &fakeCatalog{tables: map[string]catalog.Table{}}
+			cat.set(c.now, !c.gone)
+			l := testLoop(t, Config{Tables: cat.get}, nil)
+			l.def = tb
+			// The core runs with the table's definition (as when the loop started).
+			l.core.p.Window, l.core.p.MaxAttempts, l.core.p.MaxRetryTime = tb.VisibilityWindow, int(tb.MaxAttempts), tb.MaxRetryTime
+			if stop := l.follow(); stop != c.stop {
+				t.Fatalf("follow stops %v, want %v", stop, c.stop)
+			}
+			p := l.core.p
+			if p.Window != c.window || p.MaxAttempts != c.attempts || p.MaxRetryTime != c.retry {
+				t.Fatalf("window %s, max attempts %d, max retry time %s; want %s, %d, %s", p.Window, p.MaxAttempts, p.MaxRetryTime, c.window, c.attempts, c.retry)
+			}
+			if !c.stop && l.def != c.now {
+				t.Fatalf("the loop's definition %+v, want %+v", l.def, c.now)
+			}
+		})
+	}
+}
+
+// TestRunning: Running names each partition while at least one run of it
+// is on (a partition can run twice at once: a restart while the old run
+// drains); Stopped waits for a table only while one of its partitions
+// runs.
+func TestRunning(t *testing.T) {
+	t.Parallel()
+	r := New(nil, nil, nil, Config{})
+	var exits []func()
+	enter := func(table string, p int32) func() {
+		return func() { exits = append(exits, r.runs.enter(table, p)) }
+	}
+	exit := func(i int) func() { return func() { exits[i]() } }
+	steps := []struct {
+		name    string
+		do      func()
+		running string
+		stopped map[string]bool // table -> Stopped returns nil (with a context that ended)
+	}{
+		{name: "none", do: func() {}, running: "", stopped: map[string]bool{"a": true}},
+		{name: "a/0", do: enter("a", 0), running: "a/0", stopped: map[string]bool{"a": false, "b": true}},
+		{name: "a/0 again", do: enter("a", 0), running: "a/0", stopped: map[string]bool{"a": false}},
+		{name: "a/1", do: enter("a", 1), running: "a/0 a/1", stopped: map[string]bool{"a": false}},
+		{name: "b/0", do: enter("b", 0), running: "a/0 a/1 b/0", stopped: map[string]bool{"a": false, "b": false}},
+		{name: "a/0 ends once", do: exit(0), running: "a/0 a/1 b/0", stopped: map[string]bool{"a": false}},
+		{name: "a/0 ends again", do: exit(1), running: "a/1 b/0", stopped: map[string]bool{"a": false}},
+		{name: "a/1 ends", do: exit(2), running: "b/0", stopped: map[string]bool{"a": true, "b": false}},
+		{name: "b/0 ends", do: exit(3), running: "", stopped: map[string]bool{"a": true, "b": true}},
+		{name: "a/0 runs again", do: enter("a", 0), running: "a/0", stopped: map[string]bool{"a": false, "b": true}},
+		{name: "and ends", do: exit(4), running: "", stopped: map[string]bool{"a": true}},
+	}
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, s := range steps {
+		s.do()
+		if got := strings.Join(r.Running(), " "); got != s.running {
+			t.Fatalf("%s: running %q, want %q", s.name, got, s.running)
+		}
+		for table, want := range s.stopped {
+			if err := r.Stopped(ended, table); (err == nil) != want {
+				t.Fatalf("%s: Stopped(%s) = %v, want stopped %v", s.name, table, err, want)
+			}
+		}
+	}
+}

@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +87,59 @@ func TestCoalescedEventTrace(t *testing.T) {
 	}
 	if len(spans) < 3 {
 		t.Errorf("%d spans, want resolve, read and publish", len(spans))
+	}
+}
+
+// TestEventTraceLinks: the resolve span of an event that covers many
+// traced intents is a child of the newest one's trace and links to the
+// next newest others, at most maxLinks of them.
+func TestEventTraceLinks(t *testing.T) {
+	t.Parallel()
+	tp := func(i int) string { return fmt.Sprintf("00-%032x-%016x-01", i+1, i+1) }
+	for _, n := range []int{1, 2, maxLinks + 1, maxLinks + 2} {
+		t.Run(fmt.Sprint(n, " traced intents"), func(t *testing.T) {
+			t.Parallel()
+			exp := tracetest.NewInMemoryExporter()
+			prov := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+			l := testLoop(t, Config{Tracing: telemetry.NewTracingWith(prov)}, nil)
+			var ents []Entry
+			for i := range n {
+				e := put(int64(i), "k", ver(0, uint64(i)))
+				e.Intent.Trace = tp(i)
+				ents = append(ents, e)
+			}
+			l.core.Ingest(t0, ents)
+			rd := l.core.Ready()
+			l.core.ReadDone(t0, ReadResult{Key: []byte("k"), Seq: rd.Reads[0].Seq, Found: true, Row: *row(ver(0, uint64(n-1)), "v")})
+			j := &pubJob{events: l.core.Ready().Events}
+			if len(j.events) != 1 {
+				t.Fatalf("events %+v, want one", j.events)
+			}
+			l.traceEvents(j)
+			j.ok = j.events
+			j.endTraces(t0)
+			var resolve *tracetest.SpanStub
+			for _, s := range exp.GetSpans() {
+				if s.Name == "wail.resolve" {
+					resolve = &s
+				}
+			}
+			if resolve == nil {
+				t.Fatal("no resolve span")
+			}
+			if got, want := resolve.Parent.TraceID().String(), fmt.Sprintf("%032x", n); got != want {
+				t.Fatalf("resolve span's parent trace %s, want %s (the newest intent's)", got, want)
+			}
+			var got, want []string // the intents' numbers (trace IDs)
+			for _, lk := range resolve.Links {
+				got = append(got, strings.TrimLeft(lk.SpanContext.TraceID().String(), "0"))
+			}
+			for i := n - 1; i > 0 && len(want) < maxLinks; i-- {
+				want = append(want, fmt.Sprintf("%x", i))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%d links, to the traces %v; want %d, to %v", len(got), got, len(want), want)
+			}
+		})
 	}
 }
