@@ -65,13 +65,25 @@ func encodeCursor(table uint32, offsets []int64) string {
 	for _, o := range offsets {
 		b = binary.AppendUvarint(b, uint64(o))
 	}
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	b = binary.BigEndian.AppendUint32(b, crc32c(b))
 	var text [len(cursorPrefix) + (len(buf)*4+2)/3]byte
 	t := append(text[:0], cursorPrefix...)
 	return string(base64.RawURLEncoding.AppendEncode(t, b))
 }
 
-func tableSum(table string) uint32 { return crc32.Checksum([]byte(table), castagnoli) }
+func tableSum(table string) uint32 { return crc32c(table) }
+
+// crc32c is crc32.Checksum(b, castagnoli), computed a byte at a time
+// here: crc32's own calls its implementation through a function value,
+// so whatever it is passed escapes to the heap (the buffer encodeCursor
+// keeps on its stack, a table name's bytes). A cursor's bytes are few.
+func crc32c[T string | []byte](b T) uint32 {
+	crc := ^uint32(0)
+	for i := 0; i < len(b); i++ {
+		crc = castagnoli[byte(crc)^b[i]] ^ crc>>8
+	}
+	return ^crc
+}
 
 // IsCursor reports whether s is in a cursor's text form (it may still
 // fail to decode).

@@ -184,3 +184,38 @@ func TestCursorDecodeBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestCursorEncodeAllocs: a stream sends a cursor with every event, so
+// encoding one of up to 8 partitions allocates only its string (the
+// buffers stay on the stack), at the longest offsets too.
+func TestCursorEncodeAllocs(t *testing.T) {
+	for _, n := range []int{1, 8} {
+		offs := make([]int64, n)
+		for i := range offs {
+			offs[i] = math.MaxInt64
+		}
+		c := Cursor{Table: "orders", Offsets: offs}
+		if a := testing.AllocsPerRun(100, func() { cursorSink = c.String() }); a != 1 {
+			t.Errorf("%d partitions: %v allocations, want 1 (the string)", n, a)
+		}
+	}
+}
+
+var cursorSink string
+
+// TestCRC32C: the checksum computed by hand is crc32's Castagnoli.
+func TestCRC32C(t *testing.T) {
+	t.Parallel()
+	b := make([]byte, 300)
+	for i := range b {
+		b[i] = byte(i * 7)
+	}
+	for _, n := range []int{0, 1, 5, 64, 300} {
+		if got, want := crc32c(b[:n]), crc32.Checksum(b[:n], castagnoli); got != want {
+			t.Errorf("%d bytes: %08x, want %08x", n, got, want)
+		}
+		if got, want := crc32c(string(b[:n])), crc32.Checksum(b[:n], castagnoli); got != want {
+			t.Errorf("%d bytes as a string: %08x, want %08x", n, got, want)
+		}
+	}
+}
