@@ -20,22 +20,26 @@ import (
 )
 
 // Gremlins runs a mutant only when its position lies inside a block of the
-// package's coverage profile, and two kinds of code lie in none:
+// package's coverage profile, and three kinds of code lie in none:
 //   - case expressions: Go's cover tool starts a case clause's block after
 //     the clause's colon, so a mutant in `case len(key) > limit:` is
 //     reported NOT COVERED and never run, whatever the tests do: every
 //     decision written as a switch goes untested;
 //   - package-level var and const declarations (`var stallLimit = 30 *
-//     time.Second`), which run whenever the package is loaded.
+//     time.Second`), which run whenever the package is loaded;
+//   - the condition of an if whose init statement holds a function literal
+//     (`if err := s.write(func() error { ... }); err != nil {`): the cover
+//     tool ends a block where the literal starts and begins the next one
+//     inside the if's body, so the condition after the literal is in none.
 //
 // runCases runs those mutants itself: each NOT COVERED mutant in a case
-// expression of a switch that the tests reach, or in a package-level
-// declaration, is applied to a copy of its file, which `go test -overlay`
+// expression of a switch or the condition of an if that the tests reach,
+// or in a package-level declaration, is applied to a copy of its file, which `go test -overlay`
 // compiles in place of the original (the worktree is never written), and
 // its status becomes what gremlins would have reported.
 
-// caseMutant is a mutant in a case expression or a package-level
-// declaration.
+// caseMutant is a mutant in a case expression, an if's condition or a
+// package-level declaration.
 type caseMutant struct {
 	m      *mutation
 	file   string // path of the source file
@@ -43,8 +47,9 @@ type caseMutant struct {
 	from   string // the operator
 	to     string // what the mutant makes of it
 	decl   bool   // in a package-level declaration: run whenever the package is
-	swLine int    // the switch keyword (of a case expression), for coverage
-	swCol  int
+	where  string // what holds it, for the log
+	swLine int    // the keyword whose statement gates it (the switch of a case
+	swCol  int    // expression, the if of a condition), for coverage
 }
 
 // mutations are gremlins' replacements for the mutators it runs by default.
@@ -57,8 +62,8 @@ var mutations = map[string]map[string]string{
 }
 
 // runCases runs the NOT COVERED mutants of res that sit in case
-// expressions of switches the package's tests reach or in package-level
-// declarations, and records their outcome in res. It returns how many it
+// expressions of switches or conditions of ifs the package's tests reach,
+// or in package-level declarations, and records their outcome in res. It returns how many it
 // ran.
 func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 	var cands []caseMutant
@@ -110,17 +115,13 @@ func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 		}
 		c.m.Status = status
 		ran++
-		where := "case expression"
-		if c.decl {
-			where = "package-level declaration"
-		}
-		fmt.Fprintf(os.Stderr, "%12s %s at %s:%d:%d (%s, run by scripts/mutate)\n", status, c.m.Type, filepath.Base(c.file), c.m.Line, c.m.Column, where)
+		fmt.Fprintf(os.Stderr, "%12s %s at %s:%d:%d (%s, run by scripts/mutate)\n", status, c.m.Type, filepath.Base(c.file), c.m.Line, c.m.Column, c.where)
 	}
 	return ran, nil
 }
 
-// findCase returns m as a caseMutant when it sits in a case expression or
-// a package-level declaration.
+// findCase returns m as a caseMutant when it sits in a case expression,
+// an if's condition or a package-level declaration.
 func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseMutant, bool) {
 	tf := fset.File(af.Pos())
 	if m.Line < 1 || m.Line > tf.LineCount() {
@@ -133,21 +134,31 @@ func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseM
 	ok := false
 	for _, d := range af.Decls {
 		if g, isGen := d.(*ast.GenDecl); isGen && (g.Tok == token.VAR || g.Tok == token.CONST) && within(g) {
-			found, ok = caseMutant{m: m, offset: offset, decl: true}, true
+			found, ok = caseMutant{m: m, offset: offset, decl: true, where: "package-level declaration"}, true
 		}
 	}
+	gate := func(kw token.Pos, where string) {
+		p := fset.Position(kw)
+		found, ok = caseMutant{m: m, offset: offset, where: where, swLine: p.Line, swCol: p.Column}, true
+	}
 	ast.Inspect(af, func(n ast.Node) bool {
-		sw, isSwitch := n.(*ast.SwitchStmt)
-		if ok || !isSwitch {
-			return !ok
+		if ok {
+			return false
 		}
-		for _, st := range sw.Body.List {
-			for _, e := range st.(*ast.CaseClause).List {
-				if within(e) {
-					p := fset.Position(sw.Switch)
-					found = caseMutant{m: m, offset: offset, swLine: p.Line, swCol: p.Column}
-					ok = true
+		switch st := n.(type) {
+		case *ast.SwitchStmt:
+			for _, cl := range st.Body.List {
+				for _, e := range cl.(*ast.CaseClause).List {
+					if within(e) {
+						gate(st.Switch, "case expression")
+					}
 				}
+			}
+		case *ast.IfStmt:
+			// Only after a function literal in the init: any other
+			// condition lies in a block, and gremlins runs it.
+			if within(st.Cond) && st.Init != nil && holdsFuncLit(st.Init) {
+				gate(st.If, "if condition after a function literal")
 			}
 		}
 		return !ok
@@ -302,4 +313,16 @@ func runMutant(pkg string, c caseMutant, timeout time.Duration) (string, error) 
 func inPackageDir(pkg, name string) bool {
 	dir := filepath.Dir(name)
 	return dir == "." || dir == pkg || strings.HasSuffix(dir, string(filepath.Separator)+pkg)
+}
+
+// holdsFuncLit says whether n contains a function literal.
+func holdsFuncLit(n ast.Node) bool {
+	found := false
+	ast.Inspect(n, func(n ast.Node) bool {
+		if _, lit := n.(*ast.FuncLit); lit {
+			found = true
+		}
+		return !found
+	})
+	return found
 }
