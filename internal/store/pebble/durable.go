@@ -60,8 +60,8 @@ func (s *Store) land(f *flight, winners []pending) {
 	for _, p := range winners {
 		st := &s.stripes[p.stripe]
 		st.flightsMu.Lock()
-		if st.flights[string(p.rowKey)] == f {
-			delete(st.flights, string(p.rowKey))
+		if st.flights[p.key] == f {
+			delete(st.flights, p.key)
 		}
 		st.flightsMu.Unlock()
 	}

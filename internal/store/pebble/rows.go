@@ -45,7 +45,7 @@ type cachedRow struct {
 	schemaID uint32
 }
 
-func rowSize(rowKey []byte, r cachedRow) int { return len(rowKey) + len(r.value) + rowOverhead }
+func rowSize(rowKey string, r cachedRow) int { return len(rowKey) + len(r.value) + rowOverhead }
 
 // rowsOf returns the rows to cache for the winners, indexed like winners
 // (nil when the cache is off): done before the stripes are taken, since
@@ -91,10 +91,10 @@ func (s *Store) track(f *flight, winners []pending, order []int32, rows []cached
 				if st.flights == nil {
 					st.flights = map[string]*flight{}
 				}
-				st.flights[string(p.rowKey)] = f
+				st.flights[p.key] = f
 			}
 			if rows != nil {
-				s.putRowLocked(st, p.rowKey, rows[w])
+				s.putRowLocked(st, p.key, rows[w])
 			}
 		}
 		st.flightsMu.Unlock()
@@ -102,7 +102,7 @@ func (s *Store) track(f *flight, winners []pending, order []int32, rows []cached
 }
 
 // putRow replaces rowKey's entry with r, or removes it when r does not fit.
-func (s *Store) putRow(stripe uint32, rowKey []byte, r cachedRow) {
+func (s *Store) putRow(stripe uint32, rowKey string, r cachedRow) {
 	st := &s.stripes[stripe]
 	st.flightsMu.Lock()
 	defer st.flightsMu.Unlock()
@@ -110,10 +110,10 @@ func (s *Store) putRow(stripe uint32, rowKey []byte, r cachedRow) {
 }
 
 // putRowLocked is putRow with st.flightsMu held.
-func (s *Store) putRowLocked(st *stripe, rowKey []byte, r cachedRow) {
-	if old, ok := st.rows[string(rowKey)]; ok {
+func (s *Store) putRowLocked(st *stripe, rowKey string, r cachedRow) {
+	if old, ok := st.rows[rowKey]; ok {
 		st.rowBytes -= rowSize(rowKey, old)
-		delete(st.rows, string(rowKey))
+		delete(st.rows, rowKey)
 	}
 	size := rowSize(rowKey, r)
 	if size > s.rowLimit {
@@ -123,13 +123,13 @@ func (s *Store) putRowLocked(st *stripe, rowKey []byte, r cachedRow) {
 		if st.rowBytes+size <= s.rowLimit {
 			break
 		}
-		st.rowBytes -= rowSize([]byte(k), old)
+		st.rowBytes -= rowSize(k, old)
 		delete(st.rows, k)
 	}
 	if st.rows == nil {
 		st.rows = make(map[string]cachedRow)
 	}
-	st.rows[string(rowKey)] = r
+	st.rows[rowKey] = r
 	st.rowBytes += size
 }
 

@@ -140,12 +140,12 @@ func TestPutRowBound(t *testing.T) {
 			s := &Store{rowLimit: limit}
 			total := 0
 			for i, size := range c.sizes {
-				s.putRow(0, []byte{byte('a' + i)}, row(val(size)))
+				s.putRow(0, string(rune('a'+i)), row(val(size)))
 			}
 			var keys []string
 			for k, r := range s.stripes[0].rows {
 				keys = append(keys, k)
-				total += rowSize([]byte(k), r)
+				total += rowSize(k, r)
 			}
 			slices.Sort(keys)
 			if fmt.Sprint(keys) != c.want || s.cachedRowBytes() != total || total > limit {

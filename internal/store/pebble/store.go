@@ -37,6 +37,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -308,6 +309,10 @@ func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) 
 type pending struct {
 	idx    int // into muts
 	rowKey []byte
+	// key is rowKey's bytes seen as a string (never copied: rowKey is
+	// never written after plan), the key of the stripe's versions, rows
+	// and flights maps: a written key costs one allocation, not one per map.
+	key    string
 	stripe uint32
 }
 
@@ -461,7 +466,7 @@ func groupByStripe(winners []pending) []int32 {
 func (s *Store) rememberApplied(muts []store.Mutation, winners []pending, out []store.Outcome) {
 	for _, p := range winners {
 		if out[p.idx].Applied {
-			s.remember(p.stripe, p.rowKey, muts[p.idx].Version)
+			s.remember(p.stripe, p.key, muts[p.idx].Version)
 		}
 	}
 }
@@ -471,7 +476,10 @@ func (s *Store) rememberApplied(muts []store.Mutation, winners []pending, out []
 func (s *Store) plan(table string, muts []store.Mutation) ([]pending, []int) {
 	winnerOf := make([]int, len(muts))
 	winners := make([]pending, 0, len(muts))
-	var slot map[string]int // key -> index into winners; only if len > 1
+	// slot: key -> index into winners; only if len > 1. Its keys are the
+	// mutations' own bytes, not copies: the map lives only in this call,
+	// while muts stay as they are.
+	var slot map[string]int
 	if len(muts) > 1 {
 		slot = make(map[string]int, len(muts))
 	}
@@ -484,12 +492,13 @@ func (s *Store) plan(table string, muts []store.Mutation) ([]pending, []int) {
 				}
 				continue
 			}
-			slot[string(m.Key)] = len(winners)
+			slot[unsafe.String(unsafe.SliceData(m.Key), len(m.Key))] = len(winners)
 		}
 		rk := rowKey(table, m.Key)
 		winners = append(winners, pending{
 			idx:    i,
 			rowKey: rk,
+			key:    unsafe.String(unsafe.SliceData(rk), len(rk)),
 			stripe: s.stripeOf(rk),
 		})
 	}
@@ -513,9 +522,10 @@ func (s *Store) stripeOf(rowKey []byte) uint32 {
 // winners' stripes held. newer are the flights of the versions that beat a
 // mutation (not durable yet).
 func (s *Store) check(muts []store.Mutation, winners []pending, out []store.Outcome) (newer []*flight, lost int, err error) {
-	for _, p := range winners {
+	for i := range winners {
+		p := &winners[i]
 		m := &muts[p.idx]
-		cur, found, err := s.currentVersion(p.rowKey, p.stripe)
+		cur, found, err := s.currentVersion(p)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -44,29 +44,29 @@ func perStripe(n, def int64) int {
 	return int((n + numStripes - 1) / numStripes)
 }
 
-// currentVersion returns the version Pebble holds for rowKey, from the
+// currentVersion returns the version Pebble holds for p's row, from the
 // cache or else from Pebble (then cached). The caller holds the stripe.
-func (s *Store) currentVersion(rowKey []byte, stripe uint32) (uint64, bool, error) {
-	st := &s.stripes[stripe]
-	if v, ok := st.versions[string(rowKey)]; ok {
+func (s *Store) currentVersion(p *pending) (uint64, bool, error) {
+	st := &s.stripes[p.stripe]
+	if v, ok := st.versions[p.key]; ok {
 		return v, true, nil
 	}
 	s.versionReads.Add(1)
-	v, found, err := s.version(rowKey)
+	v, found, err := s.version(p.rowKey)
 	if err == nil && found {
-		s.remember(stripe, rowKey, v)
+		s.remember(p.stripe, p.key, v)
 	}
 	return v, found, err
 }
 
-// remember caches rowKey's version, evicting another key of the stripe
-// when it is full. The caller holds the stripe.
-func (s *Store) remember(stripe uint32, rowKey []byte, v uint64) {
+// remember caches the version of rowKey (pending.key), evicting another
+// key of the stripe when it is full. The caller holds the stripe.
+func (s *Store) remember(stripe uint32, rowKey string, v uint64) {
 	if s.versionLimit == 0 {
 		return
 	}
 	st := &s.stripes[stripe]
-	if _, ok := st.versions[string(rowKey)]; !ok {
+	if _, ok := st.versions[rowKey]; !ok {
 		if st.versions == nil {
 			st.versions = make(map[string]uint64)
 		}
@@ -77,7 +77,7 @@ func (s *Store) remember(stripe uint32, rowKey []byte, v uint64) {
 			delete(st.versions, k)
 		}
 	}
-	st.versions[string(rowKey)] = v
+	st.versions[rowKey] = v
 }
 
 // forgetVersions empties the cache. The caller holds the lifetime lock
