@@ -107,6 +107,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzFold -fuzztime=10s -fuzzminimizetime=1s ./internal/dlq/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeWail -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeDebezium -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
+	$(GO) test -run='^$$' -fuzz=FuzzEachEvent -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/
 	$(GO) test -run='^$$' -fuzz=FuzzStrictJSON -fuzztime=10s -fuzzminimizetime=1s ./internal/server/
 	$(GO) test -run='^$$' -fuzz=FuzzCountJSONMutations -fuzztime=10s -fuzzminimizetime=1s ./internal/api/
 	$(GO) test -run='^$$' -fuzz=FuzzParseCassandraDuration -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/

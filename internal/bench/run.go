@@ -161,14 +161,14 @@ var probeKey = []byte("wail-bench-probe")
 func (s *session) subscribe() error {
 	live := make(map[string]chan struct{}, len(s.tables))
 	for _, table := range s.tables {
-		stream, err := s.tgt.events.Subscribe(s.bg, connect.NewRequest(&wailv1.SubscribeRequest{Table: table, From: "latest", MaxBatchEvents: s.o.eventBatch()}))
+		stream, err := s.tgt.events.CallServerStream(s.bg, connect.NewRequest(&wailv1.SubscribeRequest{Table: table, From: "latest", MaxBatchEvents: s.o.eventBatch()}))
 		if err != nil {
 			return fmt.Errorf("subscribe to %s: %w", table, err)
 		}
 		ch := make(chan struct{})
 		live[table] = ch
 		s.wg.Go(func() {
-			err := s.receive(stream, ch)
+			err := s.receive(table, stream, ch)
 			if s.bg.Err() == nil {
 				s.fail(fmt.Errorf("event stream of %s: %w", table, err))
 			}
@@ -204,18 +204,26 @@ func (s *session) probe(table string, live <-chan struct{}) error {
 	return fmt.Errorf("the event stream of %s did not deliver a probe event within 30s", table)
 }
 
-// receive feeds the events of stream to the matcher until it ends; the
-// first probe event closes live.
-func (s *session) receive(stream *connect.ServerStreamForClient[wailv1.SubscribeResponse], live chan struct{}) error {
+// receive feeds the events of table's stream to the matcher until it
+// ends; the first probe event closes live.
+func (s *session) receive(table string, stream *connect.ServerStreamForClient[rawMessage], live chan struct{}) error {
 	defer stream.Close()
-	for stream.Receive() {
-		msg := stream.Msg()
-		now := time.Now()
-		if ev := msg.GetEvent(); ev != nil {
-			s.event(ev, now, &live)
+	var wrong error
+	var now time.Time // the message's arrival
+	event := func(ev *eventFields) {
+		if string(ev.table) != table {
+			wrong = fmt.Errorf("an event of table %q on the stream of %q", ev.table, table)
+			return
 		}
-		for _, e := range msg.GetEvents() {
-			s.event(e.GetEvent(), now, &live)
+		s.event(table, ev, now, &live)
+	}
+	for stream.Receive() {
+		now = time.Now()
+		if err := eachEvent(stream.Msg().b, event); err != nil {
+			return err
+		}
+		if wrong != nil {
+			return wrong
 		}
 	}
 	if err := stream.Err(); err != nil {
@@ -224,20 +232,20 @@ func (s *session) receive(stream *connect.ServerStreamForClient[wailv1.Subscribe
 	return errors.New("the server ended the stream")
 }
 
-// event records one event that arrived at now; the first probe event
-// closes *live.
-func (s *session) event(ev *wailv1.ChangeEvent, now time.Time, live *chan struct{}) {
-	if bytes.Equal(ev.GetKey(), probeKey) {
+// event records one event of table that arrived at now; the first probe
+// event closes *live.
+func (s *session) event(table string, ev *eventFields, now time.Time, live *chan struct{}) {
+	if bytes.Equal(ev.key, probeKey) {
 		if *live != nil {
 			close(*live)
 			*live = nil
 		}
 		return
 	}
-	s.matcher.Event(ev.GetTable(), ev.GetKey(), ev.GetVersion(), now)
+	s.matcher.Event(table, ev.key, ev.version, now)
 	var resolved time.Time
-	if us := ev.GetResolvedAtUs(); us > 0 {
-		resolved = time.UnixMicro(us)
+	if ev.resolvedUs > 0 {
+		resolved = time.UnixMicro(ev.resolvedUs)
 	}
 	s.rec.event(now, resolved)
 }

@@ -46,8 +46,8 @@ type target struct {
 	// batcher, in --producer mode, carries the measured writes.
 	batcher *client.Producer
 	admin   wailv1connect.AdminServiceClient
-	events  wailv1connect.EventServiceClient
-	control *http.Client // admin, events, /metrics
+	events  *connect.Client[wailv1.SubscribeRequest, rawMessage] // Subscribe (events.go)
+	control *http.Client                                         // admin, events, /metrics
 	stop    func() error
 }
 
@@ -88,7 +88,7 @@ func newTarget(addr string, o *Options) (*target, error) {
 		base:     control.URL,
 		producer: writers.Producer,
 		admin:    control.Admin,
-		events:   control.Events,
+		events:   newEventStreams(control.HTTP, control.URL, opts),
 		control:  control.HTTP,
 	}
 	if o.Producer {
