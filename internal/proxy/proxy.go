@@ -431,12 +431,16 @@ func (p *Proxy) stamp(table string, muts []Mutation, idx []int, res []Result, no
 }
 
 func (p *Proxy) intentRecord(table string, key []byte, op intent.Op, v uint64, now time.Time, trace string) *intentlog.Record {
+	// The id "<proxy>-<version>[-abort]", built in place: one allocation.
+	var buf [64]byte
+	id := strconv.AppendUint(buf[:0], uint64(p.clock.ProxyID()), 10)
+	id = strconv.AppendUint(append(id, '-'), v, 10)
+	if op == intent.Abort {
+		id = append(id, "-abort"...)
+	}
 	in := intent.Intent{
 		Table: table, Key: key, Op: op, Version: v, ProxyID: p.clock.ProxyID(), CreatedAt: now, Trace: trace,
-		ID: strconv.FormatUint(uint64(p.clock.ProxyID()), 10) + "-" + strconv.FormatUint(v, 10),
-	}
-	if op == intent.Abort {
-		in.ID += "-abort"
+		ID: string(id),
 	}
 	// Marshal fails only on invalid UTF-8 in string fields; the table name
 	// is validated ASCII and the id is digits. The record's key is the
