@@ -27,19 +27,20 @@ import (
 //     decision written as a switch goes untested;
 //   - package-level var and const declarations (`var stallLimit = 30 *
 //     time.Second`), which run whenever the package is loaded;
-//   - the condition of an if whose init statement holds a function literal
-//     (`if err := s.write(func() error { ... }); err != nil {`): the cover
-//     tool ends a block where the literal starts and begins the next one
-//     inside the if's body, so the condition after the literal is in none.
+//   - code after a function literal in the same statement (`if err :=
+//     s.write(func() error { ... }); err != nil {`, `i := sort.Search(n,
+//     func(i int) bool { ... }) - 1`): the cover tool ends a block where
+//     the literal starts and begins the next one after the statement, so
+//     the rest of the statement is in none.
 //
 // runCases runs those mutants itself: each NOT COVERED mutant in a case
-// expression of a switch or the condition of an if that the tests reach,
-// or in a package-level declaration, is applied to a copy of its file, which `go test -overlay`
+// expression of a switch, or after a function literal in a statement, that
+// the tests reach, or in a package-level declaration, is applied to a copy of its file, which `go test -overlay`
 // compiles in place of the original (the worktree is never written), and
 // its status becomes what gremlins would have reported.
 
-// caseMutant is a mutant in a case expression, an if's condition or a
-// package-level declaration.
+// caseMutant is a mutant in a case expression, after a function literal
+// in a statement, or in a package-level declaration.
 type caseMutant struct {
 	m      *mutation
 	file   string // path of the source file
@@ -48,8 +49,8 @@ type caseMutant struct {
 	to     string // what the mutant makes of it
 	decl   bool   // in a package-level declaration: run whenever the package is
 	where  string // what holds it, for the log
-	swLine int    // the keyword whose statement gates it (the switch of a case
-	swCol  int    // expression, the if of a condition), for coverage
+	swLine int    // the start of the statement that gates it (the switch of a
+	swCol  int    // case expression), for coverage
 }
 
 // mutations are gremlins' replacements for the mutators it runs by default.
@@ -62,8 +63,8 @@ var mutations = map[string]map[string]string{
 }
 
 // runCases runs the NOT COVERED mutants of res that sit in case
-// expressions of switches or conditions of ifs the package's tests reach,
-// or in package-level declarations, and records their outcome in res. It returns how many it
+// expressions of switches, or after function literals in statements, that
+// the package's tests reach, or in package-level declarations, and records their outcome in res. It returns how many it
 // ran.
 func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 	var cands []caseMutant
@@ -121,7 +122,8 @@ func runCases(pkg string, res *result, minTimeout time.Duration) (int, error) {
 }
 
 // findCase returns m as a caseMutant when it sits in a case expression,
-// an if's condition or a package-level declaration.
+// after a function literal in a statement, or in a package-level
+// declaration.
 func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseMutant, bool) {
 	tf := fset.File(af.Pos())
 	if m.Line < 1 || m.Line > tf.LineCount() {
@@ -141,8 +143,9 @@ func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseM
 		p := fset.Position(kw)
 		found, ok = caseMutant{m: m, offset: offset, where: where, swLine: p.Line, swCol: p.Column}, true
 	}
+	var inner ast.Stmt // the innermost statement holding the mutant
 	ast.Inspect(af, func(n ast.Node) bool {
-		if ok {
+		if ok || n == nil || !within(n) {
 			return false
 		}
 		switch st := n.(type) {
@@ -154,15 +157,19 @@ func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseM
 					}
 				}
 			}
-		case *ast.IfStmt:
-			// Only after a function literal in the init: any other
-			// condition lies in a block, and gremlins runs it.
-			if within(st.Cond) && st.Init != nil && holdsFuncLit(st.Init) {
-				gate(st.If, "if condition after a function literal")
-			}
+		case *ast.BlockStmt, *ast.CaseClause, *ast.CommClause:
+		case ast.Stmt:
+			inner = st
 		}
 		return !ok
 	})
+	// After a function literal in its own statement (an if's init, a call's
+	// argument): the statement's start lies in the block before the
+	// literal; any other mutant gremlins reports NOT COVERED lies in code
+	// the tests never run.
+	if !ok && inner != nil && funcLitBefore(inner, pos) {
+		gate(inner.Pos(), "after a function literal")
+	}
 	if !ok {
 		return caseMutant{}, false
 	}
@@ -315,11 +322,12 @@ func inPackageDir(pkg, name string) bool {
 	return dir == "." || dir == pkg || strings.HasSuffix(dir, string(filepath.Separator)+pkg)
 }
 
-// holdsFuncLit says whether n contains a function literal.
-func holdsFuncLit(n ast.Node) bool {
+// funcLitBefore says whether st holds a function literal that ends
+// before pos.
+func funcLitBefore(st ast.Stmt, pos token.Pos) bool {
 	found := false
-	ast.Inspect(n, func(n ast.Node) bool {
-		if _, lit := n.(*ast.FuncLit); lit {
+	ast.Inspect(st, func(n ast.Node) bool {
+		if lit, isLit := n.(*ast.FuncLit); isLit && lit.End() <= pos {
 			found = true
 		}
 		return !found

@@ -8,7 +8,8 @@ import (
 
 func TestFindCase(t *testing.T) {
 	src := "package x\n\nvar d = 5 * 2\nfunc f(n int) int {\n\tif n >= 2 {\n\t\treturn 0\n\t}\n\tswitch {\n\tcase n > 3, n-1 == 0:\n\t\treturn 1\n\t}\n\treturn 2\n}\n" +
-		"func g(n int) int {\n\tif err := h(func() error { return nil }); err != nil && n > 1 {\n\t\treturn 1\n\t}\n\tif n < 0 {\n\t\treturn 2\n\t}\n\treturn 0\n}\n"
+		"func g(n int) int {\n\tif err := h(func() error { return nil }); err != nil && n > 1 {\n\t\treturn 1\n\t}\n\tif n < 0 {\n\t\treturn 2\n\t}\n\treturn 0\n}\n" +
+		"func h(n int) int {\n\ti := search(n, func(i int) bool { return i > 2 }) - 1\n\treturn i\n}\n"
 	fset := token.NewFileSet()
 	af, err := parser.ParseFile(fset, "x.go", src, 0)
 	if err != nil {
@@ -28,11 +29,14 @@ func TestFindCase(t *testing.T) {
 		{"CONDITIONALS_BOUNDARY", 5, 7, false, "", "", 0, 0}, // an if: gremlins sees it
 		{"INCREMENT_DECREMENT", 9, 9, false, "", "", 0, 0},   // no such mutation of >
 		{"ARITHMETIC_BASE", 3, 11, true, "*", "/", 0, 0},     // a package-level declaration
-		// conditions after a function literal in the if's init: in no
+		// an if's condition after a function literal in its init: in no
 		// coverage block, gated on the if
 		{"CONDITIONALS_NEGATION", 15, 48, true, "!=", "==", 15, 2},
 		{"CONDITIONALS_BOUNDARY", 15, 60, true, ">", ">=", 15, 2},
 		{"CONDITIONALS_BOUNDARY", 18, 7, false, "", "", 0, 0}, // a plain if: gremlins sees it
+		// after a function literal in an assignment: gated on the statement
+		{"ARITHMETIC_BASE", 24, 52, true, "-", "+", 24, 2},
+		{"CONDITIONALS_BOUNDARY", 24, 45, false, "", "", 0, 0}, // inside the literal: gremlins sees it
 	} {
 		m := &mutation{Type: tc.typ, Status: "NOT COVERED", Line: tc.line, Column: tc.col}
 		c, ok := findCase(fset, af, []byte(src), m)
