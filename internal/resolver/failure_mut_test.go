@@ -1,0 +1,56 @@
+package resolver
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestCoreReadFailureCountsOnlyReadsSinceItsRound (issue 19): a failed
+// read counts toward the bounds only if the store served another read at
+// that level since the key's round began. A read that succeeded just
+// before (the last seq when the key's state was made) proves nothing
+// about an outage that starts now; a probe issued after the failure does.
+func TestCoreReadFailureCountsOnlyReadsSinceItsRound(t *testing.T) {
+	t.Parallel()
+	v1 := ver(0, 0)
+	oneAttempt := failParams
+	oneAttempt.MaxAttempts = 1
+	run(t, oneAttempt, 0, nil, []step{
+		{ingest: []Entry{put(0, "b", v1)}, reads: []string{"b@0"}},
+		{read: res("b", row(v1, "b")), events: []string{ev("b", v1, 1)}},
+		{published: true, commit: 1},
+		{ingest: []Entry{put(1, "a", v1)}, reads: []string{"a@0"}},
+		// b's read predates a's round: not counted, a probe asks
+		{read: errRes("a"), reads: []string{"probe@0"}, probe: "b", retries: &[2]int{1, 0}, parked: n(1)},
+		{read: probeRes(true)}, // the store serves: the next failure counts
+		{at: 40, tick: true, reads: []string{"a@0"}},
+		{at: 40, read: errRes("a"), letters: []string{letter("a", "read", v1)}, parked: n(1)},
+		{at: 40, lettered: true, commit: 2, parked: n(0)},
+	})
+}
+
+// TestCoreLetterCarriesTheError (issue 19): a dead letter records the
+// failure that made it, and a failure without an error says so.
+func TestCoreLetterCarriesTheError(t *testing.T) {
+	t.Parallel()
+	v1 := ver(0, 0)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"the bus's error", errors.New("bus says no"), "bus says no"},
+		{"no error given", nil, "unknown error"},
+	} {
+		c := NewCore(failParams, 0, nil)
+		c.Ingest(t0, []Entry{put(0, "a", v1)})
+		rq := c.Ready().Reads[0]
+		c.ReadDone(t0, ReadResult{Key: rq.Key, Seq: rq.Seq, Found: true, Row: *row(v1, "x")})
+		e := c.Ready().Events[0]
+		c.PublishFailed(t0, []PublishFailure{{Event: e, Err: tc.err, Permanent: true, Alone: true}})
+		ls := c.Ready().Letters
+		if len(ls) != 1 || ls[0].Err != tc.want || !ls[0].Permanent || ls[0].Kind != LetterPublish || ls[0].Attempts != 1 {
+			t.Fatalf("%s: letters %+v, want one permanent publish letter of 1 attempt with error %q", tc.name, ls, tc.want)
+		}
+	}
+}
