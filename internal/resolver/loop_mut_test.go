@@ -137,3 +137,30 @@ func TestCommitFinal(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlapNoEventsBesideLetters: with overlap, events queued while
+// letters are on their way (none queued any more) wait for them: no job
+// of events starts beside letters, however often the loop asks.
+func TestOverlapNoEventsBesideLetters(t *testing.T) {
+	t.Parallel()
+	l := testLoop(t, Config{}, nil)
+	pub := &gatePublisher{}
+	l.pub, l.overlap = pub, true
+	k := []byte("l")
+	l.letterQ = []Letter{{ID: 1, Key: k, Kind: LetterPublish, Intents: []intent.Intent{{Table: "t", Key: k, Op: intent.Upsert, Version: 1}}, Offsets: []int64{0}}}
+	l.startJob()
+	l.pubQ = []intent.Event{{Table: "t", Key: []byte("a"), Op: intent.Upsert, Version: 1, Value: []byte("v")}}
+	for range 2 {
+		l.startJob()
+		if got := onTheirWay(l); got != "letters - -" {
+			t.Fatalf("events queued behind letters: on their way %q, want %q (publisher calls %v)", got, "letters - -", pub.started)
+		}
+	}
+	pub.open("letters")
+	l.finished(<-l.jobDone)
+	if got := onTheirWay(l); got != "a - -" {
+		t.Fatalf("after the letters: on their way %q, want %q", got, "a - -")
+	}
+	pub.open("a")
+	l.finished(<-l.jobDone)
+}
