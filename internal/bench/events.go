@@ -81,40 +81,33 @@ var errMalformed = errors.New("malformed Subscribe message")
 func eachEvent(b []byte, fn func(*eventFields)) error {
 	var ev eventFields
 	return eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
-		switch {
-		case num == respEvent && typ == protowire.BytesType:
-			return decodeEvent(v, &ev, fn)
-		case num == respEvents && typ == protowire.BytesType:
-			found := false
-			err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
-				if num != streamedEvent || typ != protowire.BytesType {
-					return nil
-				}
-				// A repeated message field's occurrences merge: the
-				// last one's fields win, as here (a server sends one).
-				found = true
-				return decodeEventInto(v, &ev)
-			})
-			if err != nil || !found {
+		if typ != protowire.BytesType || (num != respEvent && num != respEvents) {
+			return nil
+		}
+		ev = eventFields{}
+		if num == respEvent {
+			if err := decodeEventInto(v, &ev); err != nil {
 				return err
 			}
 			fn(&ev)
-			ev = eventFields{}
 			return nil
 		}
+		found := false
+		err := eachField(v, func(num protowire.Number, typ protowire.Type, v []byte) error {
+			if num != streamedEvent || typ != protowire.BytesType {
+				return nil
+			}
+			// A repeated message field's occurrences merge: the last
+			// one's fields win, as here (a server sends one).
+			found = true
+			return decodeEventInto(v, &ev)
+		})
+		if err != nil || !found {
+			return err
+		}
+		fn(&ev)
 		return nil
 	})
-}
-
-// decodeEvent decodes one ChangeEvent and hands it to fn.
-func decodeEvent(b []byte, ev *eventFields, fn func(*eventFields)) error {
-	*ev = eventFields{}
-	if err := decodeEventInto(b, ev); err != nil {
-		return err
-	}
-	fn(ev)
-	*ev = eventFields{}
-	return nil
 }
 
 // decodeEventInto merges the fields of the ChangeEvent b into ev.
