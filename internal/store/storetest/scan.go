@@ -97,9 +97,7 @@ func testScan(t *testing.T, s store.Store) {
 	if err != nil || len(first) != 2 {
 		t.Fatalf("first page: %v, %v", first, err)
 	}
-	if _, err := s.Apply(ctx, "scan", []store.Mutation{{Key: first[0].Key, Version: 9000, Delete: true}}); err != nil {
-		t.Fatal(err)
-	}
+	apply(t, s, "scan", store.Mutation{Key: first[0].Key, Version: 9000, Delete: true})
 	next, err := sc.ScanKeys(ctx, "scan", first[0].Key, 1)
 	if err != nil || len(next) != 1 || !bytes.Equal(next[0].Key, first[1].Key) {
 		t.Errorf("page after %q: %v, %v; want %q", first[0].Key, next, err, first[1].Key)
