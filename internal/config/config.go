@@ -204,7 +204,9 @@ type Store struct {
 	NoSync bool `yaml:"no_sync"`
 	// VersionCacheKeys bounds the row versions the pebble store keeps in
 	// memory so that a write need not read its key first (about 80 bytes
-	// each with 16-byte keys; 0: none, every write reads).
+	// each with 16-byte keys; 0: none, every write reads). The store loads
+	// them at start; while all of its rows fit, a write of a new key reads
+	// nothing either.
 	VersionCacheKeys int `yaml:"version_cache_keys"`
 	// RowCacheBytes bounds the rows the pebble store keeps in memory after
 	// writing them, so that the resolver's read-back of them need not read

@@ -81,12 +81,29 @@ func (w *randomWrites) worker(batch int) func(next func() bool) {
 }
 
 // BenchmarkInsert: synced batches of 1000 keys never written, from 4
-// goroutines, into a store that holds 200k other keys (flushed to tables)
-// and caches no versions: every write reads its key's absence from Pebble.
+// goroutines, into a store that holds 200k other keys (flushed to tables):
+//   - complete: reopened with a version cache that holds them all, so Open
+//     loads them and every stripe is complete: a new key reads nothing;
+//   - incomplete: the same cache, its stripes marked incomplete (as past
+//     its bound, or before Open loaded it): a write reads its key's absence
+//     from Pebble;
+//   - off: no version cache (nor row cache).
 func BenchmarkInsert(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		versions int
+		complete bool
+	}{{"complete", 1 << 20, true}, {"incomplete", 1 << 20, false}, {"off", -1, false}} {
+		b.Run(tc.name, func(b *testing.B) {
+			benchInsert(b, Options{VersionCacheKeys: tc.versions, RowCacheBytes: -1}, tc.complete)
+		})
+	}
+}
+
+func benchInsert(b *testing.B, opts Options, complete bool) {
 	const nkeys, batch = 200000, 1000
-	s := openT(b, b.TempDir(), Options{VersionCacheKeys: -1, RowCacheBytes: -1})
-	defer s.Close()
+	dir := b.TempDir()
+	s := openT(b, dir, opts)
 	if err := s.CreateTable(b.Context(), "bench"); err != nil {
 		b.Fatal(err)
 	}
@@ -101,9 +118,23 @@ func BenchmarkInsert(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	s = openT(b, dir, opts)
+	defer s.Close()
 	if err := s.db.Flush(); err != nil {
 		b.Fatal(err)
 	}
+	for i := range s.stripes {
+		if s.stripes[i].complete != complete {
+			if complete {
+				b.Fatalf("stripe %d not complete after Open", i)
+			}
+			s.stripes[i].complete = false
+		}
+	}
+	reads := s.versionReads.Load()
 	var next atomic.Uint64
 	worker := func(more func() bool) {
 		muts := make([]store.Mutation, batch)
@@ -123,6 +154,7 @@ func BenchmarkInsert(b *testing.B) {
 	}
 	storetest.RunWorkers(b, 4, worker)
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "writes/s")
+	b.ReportMetric(float64(s.versionReads.Load()-reads)/float64(b.N*batch), "reads/write")
 }
 
 // BenchmarkGet: point reads of 100-byte values over 10k keys.
@@ -201,3 +233,4 @@ func BenchmarkApplyAndRead(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/elapsed, "writes/s")
 	b.ReportMetric(float64(reads.Load())/elapsed, "reads/s")
 }
+

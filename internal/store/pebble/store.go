@@ -78,7 +78,9 @@ type Options struct {
 	// VersionCacheKeys bounds the row versions kept in memory so that a
 	// write need not read its key's version from Pebble (versions.go):
 	// 0 means the default (131072, about 10 MiB with 16-byte keys), a
-	// negative value turns the cache off.
+	// negative value turns the cache off. Open reads up to this many rows
+	// to fill it; while all the rows fit, a write of a new key reads
+	// nothing either.
 	VersionCacheKeys int
 	// RowCacheBytes bounds the rows kept in memory after they were written
 	// so that a Get of them need not read Pebble (rows.go): 0 means the
@@ -141,6 +143,7 @@ type Store struct {
 type stripe struct {
 	sync.Mutex
 	versions  map[string]uint64 // row key -> version Pebble holds
+	complete  bool              // versions holds every row of the stripe (versions.go)
 	flightsMu sync.Mutex
 	flights   map[string]*flight   // row key -> batch applied but not yet durable
 	rows      map[string]cachedRow // row key -> row Pebble holds
@@ -201,7 +204,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	if opts.NoSync {
 		s.wopts = pebble.NoSync
 	}
-	if err := s.loadTables(); err != nil {
+	if err = s.loadTables(); err == nil {
+		err = s.loadVersions()
+	}
+	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}

@@ -232,7 +232,7 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 	}); err != nil {
 		return err
 	}
-	s.forgetVersions() // no Apply or Get runs: we hold the lifetime lock
+	s.forgetTable(table) // no Apply or Get runs: we hold the lifetime lock
 	s.forgetRows()
 	s.tablesMu.Lock()
 	delete(s.tables, table)

@@ -1,5 +1,12 @@
 package pebble
 
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
 // Versions in memory.
 //
 // A conditional write must know its key's current version. Reading it from
@@ -51,6 +58,9 @@ func (s *Store) currentVersion(p *pending) (uint64, bool, error) {
 	if v, ok := st.versions[p.key]; ok {
 		return v, true, nil
 	}
+	if st.complete {
+		return 0, false, nil
+	}
 	s.versionReads.Add(1)
 	v, found, err := s.version(p.rowKey)
 	if err == nil && found {
@@ -75,20 +85,76 @@ func (s *Store) remember(stripe uint32, rowKey string, v uint64) {
 				break
 			}
 			delete(st.versions, k)
+			st.complete = false
 		}
 	}
 	st.versions[rowKey] = v
 }
 
-// forgetVersions empties the cache. The caller holds the lifetime lock
-// exclusively (no Apply runs).
-func (s *Store) forgetVersions() {
+// loadVersions fills the cache with the versions of the rows at Open and
+// marks complete each stripe that holds all of its rows. It reads at most
+// as many rows as the cache holds: when there are more, no stripe is
+// complete (the rows not read may fall in any of them).
+func (s *Store) loadVersions() error {
+	if s.versionLimit == 0 {
+		return nil
+	}
 	for i := range s.stripes {
-		s.stripes[i].versions = nil
+		s.stripes[i].complete = true
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte(prefixRow), UpperBound: prefixEnd(prefixRow)})
+	if err != nil {
+		return err
+	}
+	read, ended := 0, true
+	for ok := it.First(); ok; ok = it.Next() {
+		if read == s.versionLimit*numStripes {
+			ended = false
+			break
+		}
+		read++
+		st := &s.stripes[s.stripeOf(it.Key())]
+		if len(st.versions) == s.versionLimit {
+			st.complete = false
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return err
+		}
+		if len(v) < headerLen { // corrupt: a write of the key reads it and says so
+			st.complete = false
+			continue
+		}
+		if st.versions == nil {
+			st.versions = make(map[string]uint64)
+		}
+		st.versions[string(it.Key())] = binary.BigEndian.Uint64(v)
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for i := range s.stripes {
+		s.stripes[i].complete = s.stripes[i].complete && ended
+	}
+	return nil
+}
+
+// forgetTable drops the cached versions of table's rows, which DropTable
+// deleted: the stripes stay as complete as they were. The caller holds
+// the lifetime lock exclusively (no Apply runs).
+func (s *Store) forgetTable(table string) {
+	prefix := string(rowKey(table, nil))
+	for i := range s.stripes {
+		for k := range s.stripes[i].versions {
+			if strings.HasPrefix(k, prefix) {
+				delete(s.stripes[i].versions, k)
+			}
+		}
 	}
 }
 
-// cachedVersions counts the cached versions (tests).
 func (s *Store) cachedVersions() int {
 	n := 0
 	for i := range s.stripes {

@@ -2,8 +2,11 @@ package pebble
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/storetest"
@@ -31,44 +34,51 @@ func TestSuiteNoCaches(t *testing.T) {
 }
 
 // TestVersionCache: for each cache size, stale writes lose and newer ones
-// win, also after a reopen (the cache starts empty) and after DropTable
-// (the cache forgets the table); the cache never holds more than its bound,
-// and a write of a key it holds does not read Pebble.
+// win, also after a reopen (Open loads the cache) and after DropTable (the
+// cache forgets the table's rows, and only them); the cache never holds
+// more than its bound; a write of a key it holds does not read Pebble, nor
+// does a write of a new key while the key's stripe is complete.
 func TestVersionCache(t *testing.T) {
 	const nkeys = 300
 	for _, tc := range []struct {
 		name  string
 		limit int
-		// readsOnRewrite: Pebble reads of the second round of writes of
-		// the same keys (-1: some, but fewer than nkeys).
-		readsOnRewrite int64
+		// Pebble reads (-1: some, but fewer than nkeys) of the first
+		// writes of new keys, of stale rewrites, of the first writes
+		// after a reopen, of the first writes after a DropTable.
+		first, rewrite, reopen, dropped int64
 	}{
-		{"default", 0, 0},
-		{"off", -1, nkeys},
-		{"one per stripe", 1, -1},
+		{"default", 0, 0, 0, 0, 0},
+		{"off", -1, nkeys, nkeys, nkeys, nkeys},
+		// A new store's stripes are complete; evictions make the stripes
+		// with more than one key incomplete, and a reopen loads one key of
+		// each stripe; the other table's keys then evict from every stripe.
+		{"one per stripe", 1, 0, -1, -1, nkeys},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			ctx := t.Context()
 			s := openT(t, dir, Options{VersionCacheKeys: tc.limit})
 			defer func() { _ = s.Close() }()
-			if err := s.CreateTable(ctx, "t"); err != nil {
-				t.Fatal(err)
+			for _, table := range []string{"t", "other"} {
+				if err := s.CreateTable(ctx, table); err != nil {
+					t.Fatal(err)
+				}
 			}
-			round := func(version uint64, wantApplied bool, wantCurrent uint64) int64 {
+			write := func(table string, version uint64, wantApplied bool, wantCurrent uint64) int64 {
 				t.Helper()
 				before := s.versionReads.Load()
 				muts := make([]store.Mutation, nkeys)
 				for i := range muts {
 					muts[i] = store.Mutation{Key: fmt.Appendf(nil, "k%04d", i), Value: []byte("v"), Version: version}
 				}
-				out, err := s.Apply(ctx, "t", muts)
+				out, err := s.Apply(ctx, table, muts)
 				if err != nil {
 					t.Fatalf("Apply at %d: %v", version, err)
 				}
 				for i, o := range out {
 					if o.Applied != wantApplied || o.Current != wantCurrent {
-						t.Fatalf("key %d at %d: %+v, want applied %v current %d", i, version, o, wantApplied, wantCurrent)
+						t.Fatalf("%s key %d at %d: %+v, want applied %v current %d", table, i, version, o, wantApplied, wantCurrent)
 					}
 				}
 				if n := s.cachedVersions(); n > s.versionLimit*numStripes {
@@ -76,19 +86,21 @@ func TestVersionCache(t *testing.T) {
 				}
 				return s.versionReads.Load() - before
 			}
-			if got := round(10, true, 10); got != nkeys {
-				t.Errorf("first writes read %d versions from Pebble, want %d", got, nkeys)
+			round := func(version uint64, wantApplied bool, wantCurrent uint64) int64 {
+				t.Helper()
+				return write("t", version, wantApplied, wantCurrent)
 			}
-			rewrite := func(what string, got int64) {
+			reads := func(what string, got, want int64) {
 				t.Helper()
 				switch {
-				case tc.readsOnRewrite >= 0 && got != tc.readsOnRewrite:
-					t.Errorf("%s read %d versions from Pebble, want %d", what, got, tc.readsOnRewrite)
-				case tc.readsOnRewrite < 0 && (got == 0 || got >= nkeys):
-					t.Errorf("%s read %d versions from Pebble, want some evictions but fewer than %d", what, got, nkeys)
+				case want >= 0 && got != want:
+					t.Errorf("%s read %d versions from Pebble, want %d", what, got, want)
+				case want < 0 && (got == 0 || got >= nkeys):
+					t.Errorf("%s read %d versions from Pebble, want some but fewer than %d", what, got, nkeys)
 				}
 			}
-			rewrite("stale rewrites", round(5, false, 10))
+			reads("first writes", round(10, true, 10), tc.first)
+			reads("stale rewrites", round(5, false, 10), tc.rewrite)
 			round(20, true, 20)
 			round(20, false, 20) // a tie loses
 
@@ -96,32 +108,35 @@ func TestVersionCache(t *testing.T) {
 				t.Fatal(err)
 			}
 			s = openT(t, dir, Options{VersionCacheKeys: tc.limit})
-			if got := round(15, false, 20); got != nkeys {
-				t.Errorf("after reopen: %d versions read from Pebble, want %d", got, nkeys)
-			}
-			// The versions read from Pebble (by writes that lost) were cached.
-			rewrite("stale rewrites after reopen", round(16, false, 20))
+			reads("stale writes after reopen", round(15, false, 20), tc.reopen)
 			round(30, true, 30)
+			write("other", 7, true, 7)
 			if err := s.DropTable(ctx, "t"); err != nil {
 				t.Fatal(err)
 			}
-			if n := s.cachedVersions(); n != 0 {
-				t.Errorf("%d versions cached after DropTable", n)
+			if tc.limit == 0 {
+				if n := s.cachedVersions(); n != nkeys {
+					t.Errorf("%d versions cached after DropTable, want the other table's %d", n, nkeys)
+				}
+				reads("stale writes of the table not dropped", write("other", 6, false, 7), 0)
 			}
 			if err := s.CreateTable(ctx, "t"); err != nil {
 				t.Fatal(err)
 			}
-			round(1, true, 1)
+			reads("first writes after DropTable", round(1, true, 1), tc.dropped)
 		})
 	}
 }
 
 // TestVersionCacheBound writes more keys than the cache holds: it stays at
-// its bound, and the evicted keys still lose to stale writes.
+// its bound, and the evicted keys still lose to stale writes, also after a
+// reopen that found more rows than the cache holds (no stripe is complete:
+// the rows Open did not read may fall in any of them).
 func TestVersionCacheBound(t *testing.T) {
 	ctx := t.Context()
-	s := openT(t, t.TempDir(), Options{NoSync: true, VersionCacheKeys: 2 * numStripes})
-	defer s.Close()
+	dir := t.TempDir()
+	s := openT(t, dir, Options{NoSync: true, VersionCacheKeys: 2 * numStripes})
+	defer func() { _ = s.Close() }()
 	if err := s.CreateTable(ctx, "t"); err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +151,95 @@ func TestVersionCacheBound(t *testing.T) {
 	if n := s.cachedVersions(); n != 2*numStripes {
 		t.Fatalf("%d versions cached, want the bound %d", n, 2*numStripes)
 	}
+	stale := func(version uint64) {
+		t.Helper()
+		for i := range muts {
+			muts[i].Version = version
+		}
+		out, err := s.Apply(ctx, "t", muts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			if o.Applied || o.Current != 100 {
+				t.Fatalf("stale write of key %d at %d: %+v", i, version, o)
+			}
+		}
+	}
+	stale(50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{NoSync: true, VersionCacheKeys: 2 * numStripes})
+	if n := s.cachedVersions(); n == 0 || n > 2*numStripes {
+		t.Fatalf("%d versions cached after a reopen, want some, at most the bound %d", n, 2*numStripes)
+	}
+	stale(60)
+}
+
+// TestVersionCacheCorruptRow: Open does not cache a row it cannot decode,
+// and its stripe is not complete: a write of that key reads the row and
+// fails naming it, as it did before Open loaded the cache; other keys are
+// written as usual.
+func TestVersionCacheCorruptRow(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{NoSync: true})
+	if err := s.CreateTable(t.Context(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, mut("a", 1))
+	if err := s.db.Set(rowKey("t", []byte("bad")), make([]byte, headerLen-1), pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{NoSync: true})
+	defer s.Close()
+	if _, err := s.Apply(t.Context(), "t", []store.Mutation{mut("bad", 5)}); err == nil || !strings.Contains(err.Error(), `corrupt row`) {
+		t.Errorf("write of the corrupt row: %v, want an error naming it", err)
+	}
+	if out := mustApply(t, s, mut("a", 2), mut("new", 1)); !out[0].Applied || !out[1].Applied {
+		t.Errorf("writes of other keys: %+v", out)
+	}
+}
+
+// TestVersionCacheLoad: Open reads every row when they are fewer than the
+// cache holds, and a stripe with more rows than its share is not complete:
+// stale writes of the rows it could not keep still lose, while a stripe
+// that kept all of its rows writes new keys without reading Pebble.
+func TestVersionCacheLoad(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	opts := Options{NoSync: true, VersionCacheKeys: 2 * numStripes}
+	s := openT(t, dir, opts)
+	if err := s.CreateTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	// 400 keys over 256 stripes of 2: some stripe gets 3 or more (all but
+	// certainly, whatever the seed), most get fewer.
+	const nkeys = 400
+	muts := make([]store.Mutation, nkeys)
+	for i := range muts {
+		muts[i] = store.Mutation{Key: fmt.Appendf(nil, "k%05d", i), Value: []byte("v"), Version: 100}
+	}
+	if _, err := s.Apply(ctx, "t", muts); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, opts)
+	defer s.Close()
+	complete := 0
+	for i := range s.stripes {
+		if s.stripes[i].complete {
+			complete++
+		}
+	}
+	if complete == 0 || complete == numStripes {
+		t.Fatalf("%d of %d stripes complete after Open, want some", complete, numStripes)
+	}
 	for i := range muts {
 		muts[i].Version = 50
 	}
@@ -147,5 +251,19 @@ func TestVersionCacheBound(t *testing.T) {
 		if o.Applied || o.Current != 100 {
 			t.Fatalf("stale write of key %d: %+v", i, o)
 		}
+	}
+	before := s.versionReads.Load()
+	var fresh []store.Mutation
+	for i := 0; len(fresh) < 10; i++ {
+		k := fmt.Appendf(nil, "new%05d", i)
+		if s.stripes[s.stripeOf(rowKey("t", k))].complete {
+			fresh = append(fresh, store.Mutation{Key: k, Value: []byte("v"), Version: 1})
+		}
+	}
+	if out := mustApply(t, s, fresh...); !out[0].Applied {
+		t.Fatalf("new keys: %+v", out)
+	}
+	if n := s.versionReads.Load() - before; n != 0 {
+		t.Errorf("new keys of complete stripes read %d versions from Pebble, want 0", n)
 	}
 }
