@@ -79,8 +79,8 @@ type Options struct {
 	// write need not read its key's version from Pebble (versions.go):
 	// 0 means the default (131072, about 10 MiB with 16-byte keys), a
 	// negative value turns the cache off. Open reads up to this many rows
-	// to fill it; while all the rows fit, a write of a new key reads
-	// nothing either.
+	// (and 64 MiB of them) to fill it; while all the rows fit, a write of
+	// a new key reads nothing either.
 	VersionCacheKeys int
 	// RowCacheBytes bounds the rows kept in memory after they were written
 	// so that a Get of them need not read Pebble (rows.go): 0 means the

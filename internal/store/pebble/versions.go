@@ -91,10 +91,17 @@ func (s *Store) remember(stripe uint32, rowKey string, v uint64) {
 	st.versions[rowKey] = v
 }
 
+// versionLoadBytes bounds the bytes of rows (keys and values) Open reads
+// to fill the cache, so that a table of large values does not make a
+// start read gigabytes (rows are stored with their values); about a
+// second of reading.
+var versionLoadBytes = 64 << 20
+
 // loadVersions fills the cache with the versions of the rows at Open and
 // marks complete each stripe that holds all of its rows. It reads at most
-// as many rows as the cache holds: when there are more, no stripe is
-// complete (the rows not read may fall in any of them).
+// as many rows as the cache holds, and versionLoadBytes of them: when
+// there are more, no stripe is complete (the rows not read may fall in
+// any of them).
 func (s *Store) loadVersions() error {
 	if s.versionLimit == 0 {
 		return nil
@@ -106,9 +113,9 @@ func (s *Store) loadVersions() error {
 	if err != nil {
 		return err
 	}
-	read, ended := 0, true
+	read, size, ended := 0, 0, true
 	for ok := it.First(); ok; ok = it.Next() {
-		if read == s.versionLimit*numStripes {
+		if read == s.versionLimit*numStripes || size > versionLoadBytes {
 			ended = false
 			break
 		}
@@ -123,6 +130,7 @@ func (s *Store) loadVersions() error {
 			_ = it.Close()
 			return err
 		}
+		size += len(it.Key()) + len(v)
 		if len(v) < headerLen { // corrupt: a write of the key reads it and says so
 			st.complete = false
 			continue

@@ -267,3 +267,44 @@ func TestVersionCacheLoad(t *testing.T) {
 		t.Errorf("new keys of complete stripes read %d versions from Pebble, want 0", n)
 	}
 }
+
+// TestVersionCacheLoadBytes: Open stops reading rows past versionLoadBytes
+// (a table of large values): no stripe is complete, and stale writes of
+// the rows it did not read still lose.
+func TestVersionCacheLoadBytes(t *testing.T) {
+	defer func(n int) { versionLoadBytes = n }(versionLoadBytes)
+	versionLoadBytes = 10 << 10
+	ctx := t.Context()
+	dir := t.TempDir()
+	s := openT(t, dir, Options{NoSync: true})
+	if err := s.CreateTable(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	const nkeys = 100
+	muts := make([]store.Mutation, nkeys)
+	for i := range muts {
+		muts[i] = store.Mutation{Key: fmt.Appendf(nil, "k%05d", i), Value: make([]byte, 1<<10), Version: 100}
+	}
+	mustApply(t, s, muts...)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{NoSync: true})
+	defer s.Close()
+	if n := s.cachedVersions(); n == 0 || n > 12 {
+		t.Errorf("%d versions loaded, want the about 10 rows that fit in %d bytes", n, versionLoadBytes)
+	}
+	for i := range s.stripes {
+		if s.stripes[i].complete {
+			t.Fatalf("stripe %d complete after a partial load", i)
+		}
+	}
+	for i := range muts {
+		muts[i].Version = 50
+	}
+	for i, o := range mustApply(t, s, muts...) {
+		if o.Applied || o.Current != 100 {
+			t.Fatalf("stale write of key %d: %+v", i, o)
+		}
+	}
+}
