@@ -270,7 +270,8 @@ func TestVersionCacheLoad(t *testing.T) {
 
 // TestVersionCacheLoadBytes: Open stops reading rows past versionLoadBytes
 // (a table of large values): no stripe is complete, and stale writes of
-// the rows it did not read still lose.
+// the rows it did not read still lose, reading their versions from Pebble
+// once.
 func TestVersionCacheLoadBytes(t *testing.T) {
 	defer func(n int) { versionLoadBytes = n }(versionLoadBytes)
 	versionLoadBytes = 10 << 10
@@ -299,12 +300,20 @@ func TestVersionCacheLoadBytes(t *testing.T) {
 			t.Fatalf("stripe %d complete after a partial load", i)
 		}
 	}
-	for i := range muts {
-		muts[i].Version = 50
-	}
-	for i, o := range mustApply(t, s, muts...) {
-		if o.Applied || o.Current != 100 {
-			t.Fatalf("stale write of key %d: %+v", i, o)
+	// The versions the first stale writes read from Pebble are cached:
+	// the second round reads none.
+	for round, wantReads := range []int64{nkeys - int64(s.cachedVersions()), 0} {
+		before := s.versionReads.Load()
+		for i := range muts {
+			muts[i].Version = uint64(50 + round)
+		}
+		for i, o := range mustApply(t, s, muts...) {
+			if o.Applied || o.Current != 100 {
+				t.Fatalf("stale write of key %d: %+v", i, o)
+			}
+		}
+		if n := s.versionReads.Load() - before; n != wantReads {
+			t.Errorf("stale writes, round %d: %d versions read from Pebble, want %d", round+1, n, wantReads)
 		}
 	}
 }
