@@ -233,4 +233,3 @@ func BenchmarkApplyAndRead(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/elapsed, "writes/s")
 	b.ReportMetric(float64(reads.Load())/elapsed, "reads/s")
 }
-
