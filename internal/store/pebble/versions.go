@@ -12,22 +12,34 @@ import (
 // A conditional write must know its key's current version. Reading it from
 // Pebble (a Get while holding the key's stripe) used to be most of the cost
 // of a write, and the stripes were held across it, so concurrent batches
-// queued on them. Now each stripe keeps the versions of its recently written
-// keys, exactly as Pebble holds them, and a write reads Pebble only for a
-// key the cache does not hold.
+// queued on them. Now each stripe keeps the versions of its keys (those
+// Open found, then those written since), exactly as Pebble holds them, and
+// a write reads Pebble only for a key the cache does not hold, and not
+// even then when its stripe is complete (below).
 //
 // The cache is exact because:
 //
 //   - it is written only with a stripe held: by a write right after its
 //     batch was applied to Pebble (the version Pebble now returns), or by a
-//     write that read the version from Pebble under the same stripe;
+//     write that read the version from Pebble under the same stripe; and by
+//     Open (loadVersions) before any call can run;
 //   - only Apply writes rows under the stripes; DropTable, the only other
 //     writer of rows, holds the store's lifetime lock exclusively (no Apply
-//     runs) and empties the cache;
-//   - it lives in memory: Open starts it empty, so after a restart or a
-//     crash versions come from Pebble again;
+//     runs) and forgets its table's versions (the keys under
+//     r/<table>\x00: table names hold no \x00, so no other table's);
+//   - it lives in memory: Open fills it from the rows Pebble holds once it
+//     has replayed its WAL, so after a restart or a crash it holds only
+//     versions Pebble returns;
 //   - after a failed commit the store fails for good (failstop.go), so a
 //     cached version never outlives a batch Pebble did not take.
+//
+// A stripe is complete when its versions hold every row of its keys. Open
+// marks each stripe complete when it read every row (loadVersions) and the
+// stripe kept all of its own; a stripe then stays complete while it only
+// gains keys (every applied write is remembered under the stripe, above)
+// or loses those of a dropped table (whose rows DropTable deleted), and
+// its first eviction makes it incomplete until the next Open. A key that
+// a complete stripe does not hold is absent from Pebble.
 //
 // Like a Get from Pebble, the cache may hold a version whose batch is not
 // durable yet: a write that loses to it still waits for its flight
