@@ -177,12 +177,14 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		defer c.Unref() // the DB holds its own reference
 		po.Cache = c
 	}
-	defer func() { // Fatalf panics (log.go)
+	var db *pebble.DB
+	defer func() { // Fatalf panics (log.go), and so may a read of the rows
 		if r := recover(); r != nil {
-			err = fmt.Errorf("pebble: open %s: %v", dir, r)
+			closeAfterPanic(db)
+			s, err = nil, fmt.Errorf("pebble: open %s: %v", dir, r)
 		}
 	}()
-	db, err := pebble.Open(dir, po)
+	db, err = pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
@@ -217,6 +219,18 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	log.Debug("pebble store opened", "dir", dir, "tables", len(s.tables), "sync", !opts.NoSync)
 	return s, nil
+}
+
+// closeAfterPanic closes db (if Open got that far) after a panic during
+// Open, so that the directory's lock is released and a later Open may take
+// it; a panic of Close itself is dropped (the panic being reported is the
+// first one).
+func closeAfterPanic(db *pebble.DB) {
+	if db == nil {
+		return
+	}
+	defer func() { _ = recover() }()
+	_ = db.Close()
 }
 
 // scan calls fn for every key under prefix, with the prefix stripped. The

@@ -109,6 +109,10 @@ func (s *Store) remember(stripe uint32, rowKey string, v uint64) {
 // second of reading.
 var versionLoadBytes = 64 << 20
 
+// testHookLoadRow, if set, runs for each row loadVersions reads (tests
+// inject a panic of Pebble's there).
+var testHookLoadRow func()
+
 // loadVersions fills the cache with the versions of the rows at Open and
 // marks complete each stripe that holds all of its rows. It reads at most
 // as many rows as the cache holds, and versionLoadBytes of them: when
@@ -132,6 +136,9 @@ func (s *Store) loadVersions() error {
 			break
 		}
 		read++
+		if testHookLoadRow != nil {
+			testHookLoadRow()
+		}
 		st := &s.stripes[s.stripeOf(it.Key())]
 		if len(st.versions) == s.versionLimit {
 			st.complete = false

@@ -183,14 +183,15 @@ func TestVersionCacheBound(t *testing.T) {
 // TestVersionCacheCorruptRow: Open does not cache a row it cannot decode,
 // and its stripe is not complete: a write of that key reads the row and
 // fails naming it, as it did before Open loaded the cache; other keys are
-// written as usual.
+// written as usual. A tombstone (a row of the header alone) is no corrupt
+// row: Open caches it.
 func TestVersionCacheCorruptRow(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir, Options{NoSync: true})
 	if err := s.CreateTable(t.Context(), "t"); err != nil {
 		t.Fatal(err)
 	}
-	mustApply(t, s, mut("a", 1))
+	mustApply(t, s, mut("a", 1), store.Mutation{Key: []byte("gone"), Version: 3, Delete: true})
 	if err := s.db.Set(rowKey("t", []byte("bad")), make([]byte, headerLen-1), pebble.NoSync); err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +205,13 @@ func TestVersionCacheCorruptRow(t *testing.T) {
 	}
 	if out := mustApply(t, s, mut("a", 2), mut("new", 1)); !out[0].Applied || !out[1].Applied {
 		t.Errorf("writes of other keys: %+v", out)
+	}
+	before := s.versionReads.Load()
+	if out := mustApply(t, s, mut("gone", 2)); out[0].Applied || out[0].Current != 3 {
+		t.Errorf("stale write over the tombstone: %+v", out[0])
+	}
+	if n := s.versionReads.Load() - before; n != 0 {
+		t.Errorf("the write over the tombstone read %d versions from Pebble, want 0 (cached by Open)", n)
 	}
 }
 
@@ -318,5 +326,31 @@ func TestVersionCacheLoadBytes(t *testing.T) {
 		if n := s.versionReads.Load() - before; n != wantReads {
 			t.Errorf("stale writes, round %d: %d versions read from Pebble, want %d", round+1, n, wantReads)
 		}
+	}
+}
+
+// TestOpenPanicInLoad: a panic while Open reads the rows (Pebble panics on
+// some read errors) fails Open with the panic's message, returns no store,
+// and closes the database: the directory can be opened again.
+func TestOpenPanicInLoad(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{NoSync: true})
+	if err := s.CreateTable(t.Context(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, mut("a", 1))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testHookLoadRow = func() { panic("injected panic in the load") }
+	got, err := Open(dir, Options{NoSync: true, Logger: quiet})
+	testHookLoadRow = nil
+	if got != nil || err == nil || !strings.Contains(err.Error(), "injected panic in the load") {
+		t.Fatalf("Open with a panic in the load = %v, %v; want no store and the panic's message", got, err)
+	}
+	s = openT(t, dir, Options{NoSync: true})
+	defer s.Close()
+	if out := mustApply(t, s, mut("a", 0)); out[0].Applied || out[0].Current != 1 {
+		t.Errorf("stale write after the failed Open: %+v", out[0])
 	}
 }
