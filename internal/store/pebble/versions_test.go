@@ -154,22 +154,7 @@ func TestVersionCacheBound(t *testing.T) {
 	if n := s.cachedVersions(); n != 2*numStripes {
 		t.Fatalf("%d versions cached, want the bound %d", n, 2*numStripes)
 	}
-	stale := func(version uint64) {
-		t.Helper()
-		for i := range muts {
-			muts[i].Version = version
-		}
-		out, err := s.Apply(ctx, "t", muts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, o := range out {
-			if o.Applied || o.Current != 100 {
-				t.Fatalf("stale write of key %d at %d: %+v", i, version, o)
-			}
-		}
-	}
-	stale(50)
+	wantStale(t, s, muts, 50, 100)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +162,7 @@ func TestVersionCacheBound(t *testing.T) {
 	if n := s.cachedVersions(); n == 0 || n > 2*numStripes {
 		t.Fatalf("%d versions cached after a reopen, want some, at most the bound %d", n, 2*numStripes)
 	}
-	stale(60)
+	wantStale(t, s, muts, 60, 100)
 }
 
 // TestVersionCacheCorruptRow: Open does not cache a row it cannot decode,
@@ -251,18 +236,7 @@ func TestVersionCacheLoad(t *testing.T) {
 	if complete == 0 || complete == numStripes {
 		t.Fatalf("%d of %d stripes complete after Open, want some", complete, numStripes)
 	}
-	for i := range muts {
-		muts[i].Version = 50
-	}
-	out, err := s.Apply(ctx, "t", muts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, o := range out {
-		if o.Applied || o.Current != 100 {
-			t.Fatalf("stale write of key %d: %+v", i, o)
-		}
-	}
+	wantStale(t, s, muts, 50, 100)
 	before := s.versionReads.Load()
 	var fresh []store.Mutation
 	for i := 0; len(fresh) < 10; i++ {
@@ -315,14 +289,7 @@ func TestVersionCacheLoadBytes(t *testing.T) {
 	// the second round reads none.
 	for round, wantReads := range []int64{nkeys - int64(s.cachedVersions()), 0} {
 		before := s.versionReads.Load()
-		for i := range muts {
-			muts[i].Version = uint64(50 + round)
-		}
-		for i, o := range mustApply(t, s, muts...) {
-			if o.Applied || o.Current != 100 {
-				t.Fatalf("stale write of key %d: %+v", i, o)
-			}
-		}
+		wantStale(t, s, muts, uint64(50+round), 100)
 		if n := s.versionReads.Load() - before; n != wantReads {
 			t.Errorf("stale writes, round %d: %d versions read from Pebble, want %d", round+1, n, wantReads)
 		}
@@ -352,5 +319,19 @@ func TestOpenPanicInLoad(t *testing.T) {
 	defer s.Close()
 	if out := mustApply(t, s, mut("a", 0)); out[0].Applied || out[0].Current != 1 {
 		t.Errorf("stale write after the failed Open: %+v", out[0])
+	}
+}
+
+// wantStale writes muts again at version, below the current one of every
+// key of table "t", and checks that each loses to current.
+func wantStale(t *testing.T, s *Store, muts []store.Mutation, version, current uint64) {
+	t.Helper()
+	for i := range muts {
+		muts[i].Version = version
+	}
+	for i, o := range mustApply(t, s, muts...) {
+		if o.Applied || o.Current != current {
+			t.Fatalf("stale write of key %d at %d: %+v, want a loss to %d", i, version, o, current)
+		}
 	}
 }
