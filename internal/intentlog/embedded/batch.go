@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -184,23 +185,27 @@ func checkCRC(b []byte) error {
 	return nil
 }
 
-// decodeBatch verifies and decodes the frame b. Keys and values alias b.
-func decodeBatch(b []byte) (batchHeader, []intentlog.Record, error) {
+// decodeBatch verifies and decodes the frame b, appending its records to
+// dst. Keys and values alias b. On an error dst comes back as it was.
+func decodeBatch(dst []intentlog.Record, b []byte) (batchHeader, []intentlog.Record, error) {
 	h, err := parseHeader(b)
 	if err == nil {
 		err = checkCRC(b)
 	}
 	if err != nil {
-		return batchHeader{}, nil, err
+		return batchHeader{}, dst, err
 	}
-	recs := make([]intentlog.Record, h.count)
+	n := len(dst)
+	recs := slices.Grow(dst, h.count)[:n+h.count]
 	d := decoder{b: b[batchHeaderLen:]}
-	for i := range recs {
-		d.record(&recs[i], h.firstTS, true)
-		recs[i].Offset = h.base + int64(i)
+	for i := range h.count {
+		r := &recs[n+i]
+		d.left = h.count - i
+		d.record(r, h.firstTS, true)
+		r.RouteKey, r.Partition, r.Offset = nil, 0, h.base+int64(i)
 	}
 	if err := d.finish(); err != nil {
-		return batchHeader{}, nil, err
+		return batchHeader{}, dst, err
 	}
 	return h, recs, nil
 }
@@ -230,6 +235,11 @@ func verifyBatch(b []byte) (batchHeader, int64, error) {
 type decoder struct {
 	b   []byte
 	err error
+	// The records' headers are cut from hdrs, sized for left records
+	// (counting the one being decoded) with as many headers as the first.
+	hdrs []intentlog.Header
+	left int
+	keys []string // the header keys of the last record, by position
 }
 
 func (d *decoder) finish() error {
@@ -255,16 +265,44 @@ func (d *decoder) record(r *intentlog.Record, firstTS int64, full bool) int64 {
 	}
 	r.Headers = nil
 	if full && n > 0 {
-		r.Headers = make([]intentlog.Header, n)
+		r.Headers = d.headers(int(n))
 	}
 	for i := range n {
 		k := d.bytes(false)
 		v := d.bytes(true)
 		if r.Headers != nil {
-			r.Headers[i] = intentlog.Header{Key: string(k), Value: v}
+			r.Headers[i] = intentlog.Header{Key: d.key(int(i), k), Value: v}
 		}
 	}
 	return ts
+}
+
+// headers returns room for n headers of a record, cut from d.hdrs. The
+// room is bounded by what the bytes left can hold (a header takes at least
+// two), n among them, so that a malformed batch cannot make it huge.
+func (d *decoder) headers(n int) []intentlog.Header {
+	if len(d.hdrs)+n > cap(d.hdrs) {
+		d.hdrs = make([]intentlog.Header, 0, max(min(n*max(d.left, 1), len(d.b)/2), n))
+	}
+	k := len(d.hdrs)
+	d.hdrs = d.hdrs[:k+n]
+	return d.hdrs[k : k+n : k+n]
+}
+
+// key returns k as a string, the same string as the previous record's
+// i-th header key when they are equal (records of a batch mostly carry
+// the same headers).
+func (d *decoder) key(i int, k []byte) string {
+	if i < len(d.keys) && d.keys[i] == string(k) {
+		return d.keys[i]
+	}
+	s := string(k)
+	if i < len(d.keys) {
+		d.keys[i] = s
+	} else {
+		d.keys = append(d.keys, s) // i == len(d.keys): headers come in order
+	}
+	return s
 }
 
 // varint reads one shortest-form zig-zag varint.

@@ -89,3 +89,33 @@ func benchAppend(b *testing.B, conc, perAppend int, o Options) {
 	b.ReportMetric(records/secs, "records/s")
 	b.ReportMetric(records*valueSize/1e6/secs, "MB/s")
 }
+
+// BenchmarkRead reads a partition of 64 batches of 125 100-byte records
+// (the shape a 1,000-write Append gives each of 8 partitions) from its
+// start with a new reader. b.N counts whole reads.
+func BenchmarkRead(b *testing.B) {
+	const batches, per = 64, 125
+	l, err := Open(b.TempDir(), Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	fillPartition(b, l, "bench", batches, per)
+	b.SetBytes(batches * per * 100)
+	b.ReportAllocs()
+	for b.Loop() {
+		r, err := l.NewReader("bench", 0, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < batches*per; {
+			recs, err := r.Next(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(recs)
+		}
+		r.Close()
+	}
+}

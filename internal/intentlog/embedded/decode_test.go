@@ -63,6 +63,14 @@ func TestDecodeBatch(t *testing.T) {
 		{"an empty header value ends the batch", []intentlog.Record{rec(nil, nil, intentlog.Header{Key: "e", Value: []byte{}})}, 0},
 		{"timestamps after and before the first", []intentlog.Record{
 			rec([]byte("a"), nil), {Key: []byte("b"), Timestamp: ts.Add(time.Second)}, {Key: []byte("c"), Timestamp: ts.Add(-time.Second)}}, 0},
+		{"headers: the same keys, other keys, more, none, fewer", []intentlog.Record{
+			rec([]byte("a"), nil, intentlog.Header{Key: "v", Value: []byte("1")}, intentlog.Header{Key: "op", Value: []byte("u")}),
+			rec([]byte("b"), nil, intentlog.Header{Key: "v", Value: []byte("2")}, intentlog.Header{Key: "op", Value: []byte("d")}),
+			rec([]byte("c"), nil, intentlog.Header{Key: "v", Value: []byte("3")}, intentlog.Header{Key: "id", Value: nil}, intentlog.Header{Key: "x", Value: []byte{}}),
+			rec([]byte("d"), nil),
+			rec([]byte("e"), nil, intentlog.Header{Key: "w", Value: []byte("4")}),
+			rec([]byte("f"), nil, intentlog.Header{Key: "v", Value: []byte("5")}, intentlog.Header{Key: "id", Value: []byte("6")}),
+		}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +78,7 @@ func TestDecodeBatch(t *testing.T) {
 			if tc.size != 0 && len(b) != tc.size {
 				t.Fatalf("encoded in %d bytes, want %d", len(b), tc.size)
 			}
-			h, got, err := decodeBatch(b)
+			h, got, err := decodeBatch(nil, b)
 			noErr(t, err)
 			if h.base != 7 || h.count != len(tc.recs) || h.size != int64(len(b)) || h.next() != 7+int64(len(tc.recs)) {
 				t.Fatalf("header %+v for %d records at 7 in %d bytes", h, len(tc.recs), len(b))
@@ -83,8 +91,8 @@ func TestDecodeBatch(t *testing.T) {
 					g.Offset != 7+int64(i) || !g.Timestamp.Equal(w.Timestamp) {
 					t.Fatalf("record %d = %#v, want %#v", i, g, w)
 				}
-				if (g.Headers == nil) != (len(w.Headers) == 0) || len(g.Headers) != len(w.Headers) {
-					t.Fatalf("record %d headers %#v, want %#v (nil when there are none)", i, g.Headers, w.Headers)
+				if (g.Headers == nil) != (len(w.Headers) == 0) || len(g.Headers) != len(w.Headers) || cap(g.Headers) != len(w.Headers) {
+					t.Fatalf("record %d headers %#v (room for %d), want %#v (nil when there are none; no room to grow into the next record's)", i, g.Headers, cap(g.Headers), w.Headers)
 				}
 				for j := range w.Headers {
 					if g.Headers[j].Key != w.Headers[j].Key || (g.Headers[j].Value == nil) != (w.Headers[j].Value == nil) ||
@@ -94,6 +102,24 @@ func TestDecodeBatch(t *testing.T) {
 				}
 				if w.Timestamp.After(newest) {
 					newest = w.Timestamp
+				}
+			}
+			// Decoded after other records, into room that held stale ones:
+			// those stay, and the new ones carry nothing of the old.
+			stale := intentlog.Record{Key: []byte("old"), RouteKey: []byte("route"), Partition: 3, Headers: []intentlog.Header{{Key: "h"}}}
+			dst := make([]intentlog.Record, 1, 1+len(tc.recs))
+			dst[0] = stale
+			for range tc.recs {
+				dst = append(dst, stale)
+			}
+			_, again, err := decodeBatch(dst[:1], b)
+			noErr(t, err)
+			if len(again) != 1+len(got) || string(again[0].Key) != "old" {
+				t.Fatalf("decoded after a record: %d records, the first %q", len(again), again[0].Key)
+			}
+			for i, g := range again[1:] {
+				if g.RouteKey != nil || g.Partition != 0 || g.Offset != got[i].Offset || len(g.Headers) != len(got[i].Headers) {
+					t.Fatalf("record %d decoded into stale room: %#v, want %#v", i, g, got[i])
 				}
 			}
 			vh, maxTS, err := verifyBatch(b)
@@ -139,7 +165,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := decodeBatch(tc.b)
+			_, _, err := decodeBatch(nil, tc.b)
 			_, _, verr := verifyBatch(tc.b)
 			for _, e := range []error{err, verr} {
 				if !errors.Is(e, intentlog.ErrCorrupt) || !strings.Contains(e.Error(), tc.want) {

@@ -53,7 +53,7 @@ func FuzzDecodeBatch(f *testing.F) {
 // it accepts re-encodes to the same bytes; verifyBatch and frameReader
 // agree with it.
 func checkDecode(t *testing.T, b []byte) {
-	h, recs, err := decodeBatch(b)
+	h, recs, err := decodeBatch(nil, b)
 	vh, _, verr := verifyBatch(b)
 	if (err == nil) != (verr == nil) {
 		t.Fatalf("decodeBatch: %v; verifyBatch: %v", err, verr)
@@ -93,7 +93,7 @@ func TestDecodeRejects(t *testing.T) {
 	nonMinimal = append(nonMinimal, b[batchHeaderLen+1:]...)
 	binary.BigEndian.PutUint32(nonMinimal[1:], uint32(len(nonMinimal)-5))
 	binary.BigEndian.PutUint32(nonMinimal[5:], crc32.Checksum(nonMinimal[9:], castagnoli))
-	if _, _, err := decodeBatch(nonMinimal); !errors.Is(err, intentlog.ErrCorrupt) {
+	if _, _, err := decodeBatch(nil, nonMinimal); !errors.Is(err, intentlog.ErrCorrupt) {
 		t.Errorf("non-minimal varint: %v, want ErrCorrupt", err)
 	}
 	for name, mut := range map[string]func([]byte){
@@ -104,7 +104,7 @@ func TestDecodeRejects(t *testing.T) {
 	} {
 		c := bytes.Clone(b)
 		mut(c)
-		if _, _, err := decodeBatch(c); !errors.Is(err, intentlog.ErrCorrupt) {
+		if _, _, err := decodeBatch(nil, c); !errors.Is(err, intentlog.ErrCorrupt) {
 			t.Errorf("%s damaged: %v, want ErrCorrupt", name, err)
 		}
 	}

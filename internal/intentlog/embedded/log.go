@@ -415,7 +415,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ids, reqs, which, err := l.encode(t, recs)
+	ids, reqs, which, body, err := l.encode(t, recs)
 	if err != nil {
 		return fmt.Errorf("embedded: append %s: %w", topic, err)
 	}
@@ -434,6 +434,10 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 			return fmt.Errorf("embedded: append %s/%d: %w", topic, ids[i], r.err)
 		}
 	}
+	// Every part was copied into its partition's batch: the body can serve
+	// another Append (not on the early returns, where a part may still be
+	// queued).
+	putBody(body)
 	n := make([]int64, len(reqs))
 	for i, rec := range recs {
 		k := which[i]
@@ -444,9 +448,10 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 }
 
 // encode splits recs by partition and encodes each part; which[i] is the
-// index in ids and reqs of recs[i]'s part. Each part's body is allocated
-// once, at its size (a first pass sizes the records and checks the limits).
-func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*appendReq, which []int, err error) {
+// index in ids and reqs of recs[i]'s part. The parts' bodies are cut from
+// one buffer, body (from getBody), each at its size (a first pass sizes the
+// records and checks the limits).
+func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*appendReq, which []int, body *[]byte, err error) {
 	nparts := int32(len(t.parts))
 	which = make([]int, len(recs))
 	slot := map[int32]int{}
@@ -454,7 +459,7 @@ func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*a
 	total := int64(batchHeaderLen)
 	for i, rec := range recs {
 		if rec == nil {
-			return nil, nil, nil, fmt.Errorf("record %d is nil", i)
+			return nil, nil, nil, nil, fmt.Errorf("record %d is nil", i)
 		}
 		p := rec.Place(nparts)
 		k, ok := slot[p]
@@ -468,25 +473,51 @@ func (l *Log) encode(t *topic, recs []*intentlog.Record) (ids []int32, reqs []*a
 		size := int64(recordLen(0, rec))
 		total += size
 		if size > l.opts.MaxRecordBytes {
-			return nil, nil, nil, fmt.Errorf("record %d (key %q) is %d bytes encoded, max %d: %w",
+			return nil, nil, nil, nil, fmt.Errorf("record %d (key %q) is %d bytes encoded, max %d: %w",
 				i, truncKey(rec.Key), size, l.opts.MaxRecordBytes, intentlog.ErrTooLarge)
 		}
 		if total > l.opts.MaxBatchBytes {
-			return nil, nil, nil, fmt.Errorf("records take more than the max batch of %d bytes: %w",
+			return nil, nil, nil, nil, fmt.Errorf("records take more than the max batch of %d bytes: %w",
 				l.opts.MaxBatchBytes, intentlog.ErrTooLarge)
 		}
 		sizes[k] += int(size)
 		which[i] = k
 	}
+	body = getBody(int(total - batchHeaderLen))
+	off := 0
 	for k, r := range reqs {
-		r.body = make([]byte, 0, sizes[k])
+		r.body = (*body)[off : off : off+sizes[k]]
+		off += sizes[k]
 	}
 	for i, rec := range recs {
 		r := reqs[which[i]]
 		r.body = appendRecord(r.body, 0, rec)
 		r.count++
 	}
-	return ids, reqs, which, nil
+	return ids, reqs, which, body, nil
+}
+
+// bodies holds the buffers of Appends that finished, for the next ones.
+var bodies sync.Pool // of *[]byte
+
+// maxPooledBody is the largest buffer bodies keeps.
+const maxPooledBody = 1 << 20
+
+// getBody returns a buffer of at least n bytes.
+func getBody(n int) *[]byte {
+	if b, _ := bodies.Get().(*[]byte); b != nil && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// putBody gives b back for another Append, unless it is large.
+func putBody(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		bodies.Put(b)
+	}
 }
 
 func truncKey(k []byte) []byte {

@@ -161,9 +161,9 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 			break
 		}
 		var h batchHeader
-		var recs []intentlog.Record
+		had := len(out)
 		if err == nil {
-			h, recs, err = r.decode(frame)
+			h, out, err = r.decode(out, frame, fr.limit-fpos)
 		}
 		if err != nil && len(out) > 0 {
 			return out, nil // the next call starts at the bad batch and fails there
@@ -171,16 +171,10 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s at position %d: %w", s.logPath, fpos, err)
 		}
-		if recs == nil {
+		if len(out) == had {
 			continue // batch before r.next
 		}
-		take := min(len(recs), maxReadRecords-len(out))
-		out = append(out, recs[:take]...)
-		r.pending = recs[take:]
-		if len(r.pending) == 0 {
-			r.pending = nil
-		}
-		r.next += int64(take)
+		r.next += int64(min(len(out), maxReadRecords) - had)
 		r.posOK, r.posBase, r.pos, r.posOff = true, s.base, fr.pos, h.next()
 		n += len(frame)
 	}
@@ -188,28 +182,49 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 		return nil, fmt.Errorf("%s: offset %d missing before position %d: %w",
 			s.logPath, r.next, fr.pos, intentlog.ErrCorrupt)
 	}
+	if len(out) > maxReadRecords {
+		r.pending = out[maxReadRecords:]
+		out = out[:maxReadRecords:maxReadRecords]
+	}
 	return out, nil
 }
 
-// decode returns the records of frame from r.next on, or nil records when
-// the batch ends before r.next (checking only its framing then).
-func (r *reader) decode(frame []byte) (batchHeader, []intentlog.Record, error) {
+// decode appends to out the records of frame from r.next on (nothing when
+// the batch ends before r.next, checking only its framing then). left is
+// the bytes from the frame's start to the end of what the read may see:
+// the first batch a read decodes sizes out for all of them.
+func (r *reader) decode(out []intentlog.Record, frame []byte, left int64) (batchHeader, []intentlog.Record, error) {
 	h, err := parseHeader(frame)
 	if err != nil || h.next() <= r.next {
-		return h, nil, err
+		return h, out, err
 	}
 	if h.base > r.next {
-		return h, nil, corrupt("batch starts at offset %d, expected %d", h.base, r.next)
+		return h, out, corrupt("batch starts at offset %d, expected %d", h.base, r.next)
 	}
-	h, recs, err := decodeBatch(frame)
+	if out == nil {
+		out = make([]intentlog.Record, 0, readCap(h.count, len(frame), left))
+	}
+	had := len(out)
+	h, out, err = decodeBatch(out, frame)
 	if err != nil {
-		return h, nil, err
+		return h, out, err
 	}
-	recs = recs[r.next-h.base:]
-	for i := range recs {
-		recs[i].Partition = r.p.id
+	if skip := int(r.next - h.base); skip > 0 {
+		out = append(out[:had], out[had+skip:]...)
 	}
-	return h, recs, nil
+	for i := had; i < len(out); i++ {
+		out[i].Partition = r.p.id
+	}
+	return h, out, nil
+}
+
+// readCap guesses how many records a read returns from its first batch
+// (count records in size bytes) and the bytes left to read from its start,
+// so that the read allocates its records once: as many as batches of that
+// shape fill, up to maxReadRecords plus a batch that crosses it.
+func readCap(count, size int, left int64) int {
+	batches := (min(left, maxReadBytes) + int64(size) - 1) / int64(size)
+	return int(min(int64(count)*batches, int64(maxReadRecords+count)))
 }
 
 // view is what a reader may read of the segment holding an offset.
@@ -297,14 +312,14 @@ func (p *partition) scanTime(v view, ts int64) (int64, bool, error) {
 	}
 	defer p.log.files.release(v.seg)
 	fr := frameReader{r: f, pos: lookupTime(v.index, ts), limit: v.size, chunk: readerChunk, reuse: true}
+	var recs []intentlog.Record
 	for {
 		frame, pos, err := fr.next()
 		if err == io.EOF {
 			return 0, false, nil
 		}
 		if err == nil {
-			var recs []intentlog.Record
-			if _, recs, err = decodeBatch(frame); err == nil {
+			if _, recs, err = decodeBatch(recs[:0], frame); err == nil {
 				for _, rec := range recs {
 					if rec.Timestamp.UnixMicro() >= ts {
 						return rec.Offset, true, nil
