@@ -115,6 +115,34 @@ func TestDecodeHeadersBounded(t *testing.T) {
 	}
 }
 
+// TestReadTailRoom: a read near the end of a segment sizes its result for
+// the bytes left from where it starts: one batch gets room for its
+// records, not for a segment's worth.
+func TestReadTailRoom(t *testing.T) {
+	const batches, per = 64, 125
+	l := openLog(t, t.TempDir(), Options{NoSync: true})
+	fillPartition(t, l, "t", batches, per)
+	for _, tc := range []struct{ from, n int }{
+		{from: (batches - 1) * per, n: per},       // the last batch
+		{from: (batches-1)*per + 25, n: per - 25}, // part of it
+		{from: (batches - 2) * per, n: 2 * per},   // the last two
+	} {
+		r, err := l.NewReader("t", 0, int64(tc.from))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := r.Next(t.Context())
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != tc.n || recs[0].Offset != int64(tc.from) || cap(recs) > tc.n+per {
+			t.Errorf("read from %d: %d records from %d, room for %d; want %d from %d, room for at most %d",
+				tc.from, len(recs), recs[0].Offset, cap(recs), tc.n, tc.from, tc.n+per)
+		}
+	}
+}
+
 // fillPartition creates topic with one partition and appends batches
 // Appends of per records (100-byte values) to it.
 func fillPartition(tb testing.TB, l *Log, topic string, batches, per int) {
