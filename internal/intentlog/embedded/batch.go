@@ -235,8 +235,9 @@ func verifyBatch(b []byte) (batchHeader, int64, error) {
 type decoder struct {
 	b   []byte
 	err error
-	// The records' headers are cut from hdrs, sized for left records
-	// (counting the one being decoded) with as many headers as the first.
+	// The records' headers are cut from hdrs, sized when it runs out for
+	// the records left (counting the one being decoded), each with as many
+	// headers as that one.
 	hdrs []intentlog.Header
 	left int
 	keys []string // the header keys of the last record, by position
