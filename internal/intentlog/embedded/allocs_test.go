@@ -161,3 +161,31 @@ func fillPartition(tb testing.TB, l *Log, topic string, batches, per int) {
 		}
 	}
 }
+
+// TestDecoderHeaders: the headers slab holds the records left times the
+// headers of the record that opens it, at most what the bytes left can
+// hold (two bytes a header) and at least that record's; a record whose
+// headers fit exactly in the room left takes them from the same slab.
+func TestDecoderHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		bytes, left, n int
+		want           int
+	}{
+		{"records left times headers", 1000, 10, 3, 30},
+		{"bounded by the bytes left", 100, 1000, 3, 50},
+		{"at least the record's own", 4, 1000, 3, 3},
+		{"the last record", 1000, 1, 2, 2},
+	} {
+		d := decoder{b: make([]byte, tc.bytes), left: tc.left}
+		if got := d.headers(tc.n); len(got) != tc.n || cap(got) != tc.n || cap(d.hdrs) != tc.want {
+			t.Errorf("%s: %d headers (room %d) from a slab of %d, want %d from a slab of %d", tc.name, len(got), cap(got), cap(d.hdrs), tc.n, tc.want)
+		}
+	}
+	d := decoder{b: make([]byte, 1000), left: 2}
+	first := d.headers(2) // a slab of 4
+	second := d.headers(2)
+	if &d.hdrs[0] != &first[0] || &d.hdrs[2] != &second[0] {
+		t.Error("the second record's headers, which fit the room left exactly, came from a new slab")
+	}
+}
