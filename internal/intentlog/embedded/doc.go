@@ -35,7 +35,10 @@
 //
 // Every partition has one writer goroutine. Append encodes the records in
 // the caller's goroutine (so the writer never touches caller memory), queues
-// one request per partition it touches and waits for all of them. The writer
+// one request per partition it touches and waits for all of them (the
+// requests' bodies are cut from one buffer, which goes back to a pool only
+// once every request was answered with success: by then each writer copied
+// its body into its batch). The writer
 // takes everything queued (up to MaxBatchBytes), writes it as ONE batch,
 // fsyncs once, then publishes it: it advances the partition's end offset,
 // appends the index entry if one is due, closes the partition's notify
@@ -97,7 +100,12 @@
 // blocks on the notify channel (and its context, Reader.Close and
 // Log.Close). Retention removes segments from the list at once but deletes
 // a segment's file only when its last reader lets go; a reader whose
-// position fell below the new start gets ErrOffsetOutOfRange.
+// position fell below the new start gets ErrOffsetOutOfRange. A read decodes
+// whole batches straight into the slice it returns (sized from the first
+// batch for the bytes left); keys, values and header values alias the
+// chunk it read, never reused, and the records of a batch share one headers
+// slab, each cut to its own capacity, so that a caller appending to one
+// record's slices never writes into another's.
 //
 // # Retention
 //
