@@ -9,6 +9,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // commitsPublisher takes every job at once; its commits fail while fails
@@ -163,4 +164,68 @@ func TestOverlapNoEventsBesideLetters(t *testing.T) {
 	}
 	pub.open("a")
 	l.finished(<-l.jobDone)
+}
+
+// scriptedReader returns its batches in order, then err (ctx's error
+// once ctx is done).
+type scriptedReader struct {
+	intentlog.Reader
+	batches [][]intentlog.Record
+	err     error
+}
+
+func (r *scriptedReader) Next(ctx context.Context) ([]intentlog.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(r.batches) == 0 {
+		return nil, r.err
+	}
+	b := r.batches[0]
+	r.batches = r.batches[1:]
+	return b, nil
+}
+
+// TestReadIntents: the reader's batches reach the loop in order, and its
+// error after them; an error that comes of the loop's end (its context
+// done) is not reported.
+func TestReadIntents(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("log down")
+	rec := func(off int64) []intentlog.Record { return []intentlog.Record{{Offset: off}} }
+	for _, c := range []struct {
+		name    string
+		stopped bool // the loop's context is done
+		want    string
+		err     error
+	}{
+		{name: "batches, then the error", want: "[0 1]", err: boom},
+		{name: "the loop stopped", stopped: true, want: "[]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if c.stopped {
+				cancel()
+			}
+			out, errc := make(chan []intentlog.Record, 2), make(chan error, 1)
+			readIntents(ctx, &scriptedReader{batches: [][]intentlog.Record{rec(0), rec(1)}, err: boom}, out, errc)
+			close(out)
+			var got []int64
+			for b := range out {
+				for _, r := range b {
+					got = append(got, r.Offset)
+				}
+			}
+			var err error
+			select {
+			case err = <-errc:
+			default:
+			}
+			if fmt.Sprint(got) != c.want || !errors.Is(err, c.err) {
+				t.Fatalf("offsets %v, error %v; want %s, %v", got, err, c.want, c.err)
+			}
+		})
+	}
 }
