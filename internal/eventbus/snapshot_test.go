@@ -325,7 +325,7 @@ func TestSnapshotChunkTakesItsBytes(t *testing.T) {
 	src := &memSource{rows: map[string]store.Row{"k0": {Value: []byte("value0"), Version: 1}, "key1": {Value: []byte("v1"), Version: 2}},
 		levels: []string{"primary"}}
 	svc, _ := snapshotService(t, src, 2, nil, nil)
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a snapshot that hangs fails the test
 	defer cancel()
 	out := make(chan snapshotMsg, 8)
 	done := make(chan error, 1)
