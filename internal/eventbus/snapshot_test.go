@@ -95,9 +95,10 @@ func snapshotService(t *testing.T, src *memSource, chunkKeys int, typer Typer, d
 
 // snapshotOf streams a from "snapshot" stream until its first cursor
 // and returns its events as "key@version op schema", the cursor's
-// arrival, or the stream's error.
+// arrival, or the stream's error. A snapshot that never ends fails after
+// a minute instead of hanging the test binary.
 func snapshotOf(ctx context.Context, svc *Service) ([]string, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var got []string
 	over := errors.New("over")
@@ -324,7 +325,7 @@ func TestSnapshotChunkTakesItsBytes(t *testing.T) {
 	src := &memSource{rows: map[string]store.Row{"k0": {Value: []byte("value0"), Version: 1}, "key1": {Value: []byte("v1"), Version: 2}},
 		levels: []string{"primary"}}
 	svc, _ := snapshotService(t, src, 2, nil, nil)
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a snapshot that hangs fails the test
 	defer cancel()
 	out := make(chan snapshotMsg, 8)
 	done := make(chan error, 1)
@@ -334,6 +335,8 @@ func TestSnapshotChunkTakesItsBytes(t *testing.T) {
 		if want := int64(len("k0value0key1v1")); len(m.rows) != 2 || m.size != want {
 			t.Fatalf("a chunk of %d rows took %d bytes, want 2 rows taking %d", len(m.rows), m.size, want)
 		}
+	case err := <-done:
+		t.Fatalf("the snapshot ended (%v) before its first chunk", err)
 	case <-ctx.Done():
 		t.Fatal("no chunk")
 	}
