@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -520,3 +522,104 @@ func TestDocsPython(t *testing.T) {
 		t.Fatal("no python snippet found: the README's consumer is gone or its fence changed")
 	}
 }
+
+// readmeGoPrelude is what a README Go snippet may use without saying so.
+const readmeGoPrelude = `package readmego
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
+)
+
+var (
+	_ context.Context
+	_ = errors.As
+	_ = io.ReadAll
+	_ = log.Print
+	_ http.Handler
+	_ time.Duration
+	_ connect.Code
+	_ wailv1.PutRequest
+	_ wailv1connect.ProducerServiceClient
+	_ = client.Dial
+)
+`
+
+// TestReadmeGo compiles the README's Go snippets against the packages
+// they use, so that a renamed type, field or function fails here rather
+// than in a reader's editor. Each snippet's fence names, after "go", the
+// signature of the function it is the body of, which declares its free
+// variables ("```go func(ctx context.Context, producer
+// wailv1connect.ProducerServiceClient, k, v []byte)"). The snippets are
+// built as a package that exists only in an overlay; errors name README
+// lines.
+func TestReadmeGo(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	var src strings.Builder
+	src.WriteString(readmeGoPrelude)
+	// at maps a line of the built file to its README line (0: the prelude's).
+	at := make([]int, strings.Count(readmeGoPrelude, "\n")+1)
+	n := 0
+	for _, b := range codeBlocks(t, "../../README.md") {
+		if b.lang != "go" {
+			continue
+		}
+		if !strings.HasPrefix(b.tag, "func(") {
+			t.Errorf("%s:%d: a Go snippet's fence must name its signature (```go func(ctx context.Context, ...)), got %q", b.file, b.line, b.tag)
+			continue
+		}
+		n++
+		fmt.Fprintf(&src, "\nfunc snippet%d%s {\n%s}\n", n, strings.TrimPrefix(b.tag, "func"), b.text)
+		at = append(at, 0, b.line) // the blank line; the signature: the fence
+		for i := range strings.Count(b.text, "\n") {
+			at = append(at, b.line+1+i)
+		}
+		at = append(at, 0) // the closing brace
+	}
+	if n == 0 {
+		t.Fatal("no Go snippet found in the README")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "readme.go")
+	if err := os.WriteFile(file, []byte(src.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := filepath.Abs("readmego") // a directory that does not exist: the overlay makes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay, err := json.Marshal(map[string]any{"Replace": map[string]string{filepath.Join(pkg, "readme.go"): file}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-overlay", ov, "./readmego")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the README's Go snippets do not compile:\n%s", readmeLines.ReplaceAllStringFunc(string(out), func(m string) string {
+			l, _ := strconv.Atoi(readmeLines.FindStringSubmatch(m)[1])
+			if l < len(at) && at[l] > 0 {
+				return "README.md:" + strconv.Itoa(at[l]) + ":"
+			}
+			return m
+		}))
+	}
+}
+
+// readmeLines finds the positions go build reports in the built file.
+var readmeLines = regexp.MustCompile(`\S*readme\.go:(\d+):(\d+:)?`)
