@@ -205,8 +205,9 @@ func TestDoctor(t *testing.T) {
 	}
 }
 
-// TestDoctorChecksTheLog: doctor checks the log and each table's topics,
-// not only the store.
+// TestDoctorChecksTheLog: doctor checks the log and each table's topics
+// (its dead-letter topic too: without it no letter can be written), not
+// only the store.
 func TestDoctorChecksTheLog(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -217,15 +218,17 @@ func TestDoctorChecksTheLog(t *testing.T) {
 	}
 	stop()
 	code, out, errOut := runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", dir)
-	if code != 0 || !strings.Contains(out, "topics       ok (2 topics of 1 tables)") {
+	if code != 0 || !strings.Contains(out, "topics       ok (3 topics of 1 tables)") {
 		t.Fatalf("doctor: code %d\n%s%s", code, out, errOut)
 	}
-	if err := os.RemoveAll(filepath.Join(dir, "log", "wail.events.t")); err != nil {
-		t.Fatal(err)
-	}
-	code, out, errOut = runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", dir)
-	if code != 1 || !strings.Contains(out, "topics       FAIL: wail.events.t of table t is missing") || !strings.Contains(errOut, "failed checks: [topics]") {
-		t.Fatalf("doctor with a topic missing: code %d\n%s%s", code, out, errOut)
+	for _, topic := range []string{"wail.dlq.t", "wail.events.t"} {
+		if err := os.RemoveAll(filepath.Join(dir, "log", topic)); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut = runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", dir)
+		if code != 1 || !strings.Contains(out, "topics       FAIL: "+topic+" of table t is missing") || !strings.Contains(errOut, "failed checks: [topics]") {
+			t.Fatalf("doctor with %s missing: code %d\n%s%s", topic, code, out, errOut)
+		}
 	}
 	code, out, _ = runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", t.TempDir(), "--log", "kafka", "--brokers", closedAddr(t))
 	if code != 1 || !strings.Contains(out, "log          FAIL: ") {

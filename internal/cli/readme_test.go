@@ -3,9 +3,12 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -519,4 +522,217 @@ func TestDocsPython(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no python snippet found: the README's consumer is gone or its fence changed")
 	}
+}
+
+// readmeGoPrelude is what a README Go snippet may use without saying so.
+const readmeGoPrelude = `package readmego
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
+)
+
+var (
+	_ context.Context
+	_ = errors.As
+	_ = io.ReadAll
+	_ = log.Print
+	_ http.Handler
+	_ time.Duration
+	_ connect.Code
+	_ wailv1.PutRequest
+	_ wailv1connect.ProducerServiceClient
+	_ = client.Dial
+)
+`
+
+// TestReadmeGo compiles the README's Go snippets against the packages
+// they use, so that a renamed type, field or function fails here rather
+// than in a reader's editor. Each snippet's fence names, after "go", the
+// signature of the function it is the body of, which declares its free
+// variables ("```go func(ctx context.Context, producer
+// wailv1connect.ProducerServiceClient, k, v []byte)"). The snippets are
+// built as a package that exists only in an overlay; errors name README
+// lines.
+func TestReadmeGo(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs go build")
+	}
+	var src strings.Builder
+	src.WriteString(readmeGoPrelude)
+	// at maps a line of the built file to its README line (0: the prelude's).
+	at := make([]int, strings.Count(readmeGoPrelude, "\n")+1)
+	n := 0
+	for _, b := range codeBlocks(t, "../../README.md") {
+		if b.lang != "go" {
+			continue
+		}
+		if !strings.HasPrefix(b.tag, "func(") {
+			t.Errorf("%s:%d: a Go snippet's fence must name its signature (```go func(ctx context.Context, ...)), got %q", b.file, b.line, b.tag)
+			continue
+		}
+		n++
+		fmt.Fprintf(&src, "\nfunc snippet%d%s {\n%s}\n", n, strings.TrimPrefix(b.tag, "func"), b.text)
+		at = append(at, 0, b.line) // the blank line; the signature: the fence
+		for i := range strings.Count(b.text, "\n") {
+			at = append(at, b.line+1+i)
+		}
+		at = append(at, 0) // the closing brace
+	}
+	if n == 0 {
+		t.Fatal("no Go snippet found in the README")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "readme.go")
+	if err := os.WriteFile(file, []byte(src.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := filepath.Abs("readmego") // a directory that does not exist: the overlay makes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	overlay, err := json.Marshal(map[string]any{"Replace": map[string]string{filepath.Join(pkg, "readme.go"): file}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov := filepath.Join(dir, "overlay.json")
+	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-overlay", ov, "./readmego")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the README's Go snippets do not compile:\n%s", readmeLines.ReplaceAllStringFunc(string(out), func(m string) string {
+			l, _ := strconv.Atoi(readmeLines.FindStringSubmatch(m)[1])
+			if l < len(at) && at[l] > 0 {
+				return "README.md:" + strconv.Itoa(at[l]) + ":"
+			}
+			return m
+		}))
+	}
+}
+
+// readmeLines finds the positions go build reports in the built file.
+var readmeLines = regexp.MustCompile(`\S*readme\.go:(\d+):(\d+:)?`)
+
+// TestReadmeConfigDefaults: the README's configuration block (the YAML
+// under "## Configuration") shows every setting at its default, so an
+// operator reading it learns the defaults the process runs with; only
+// its example tables differ, and the JWT settings, which it shows at the
+// values their zero stands for.
+func TestReadmeConfigDefaults(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n## Configuration\n")
+	if !ok {
+		t.Fatal(`the README has no "## Configuration" section`)
+	}
+	_, rest, ok = strings.Cut(rest, "```yaml\n")
+	text, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal(`no YAML block under "## Configuration"`)
+	}
+	p := filepath.Join(t.TempDir(), "wail.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Default()
+	got.Tables = want.Tables
+	gj, wj := got.Security.Auth.JWT, want.Security.Auth.JWT
+	g1, g2, g3, g4 := gj.Durations()
+	w1, w2, w3, w4 := wj.Durations()
+	if g1 != w1 || g2 != w2 || g3 != w3 || g4 != w4 {
+		t.Errorf("README's security.auth.jwt leeway, refresh, refetch_interval, fetch_timeout are %v %v %v %v; the defaults %v %v %v %v", g1, g2, g3, g4, w1, w2, w3, w4)
+	}
+	got.Security.Auth.JWT = wj
+	for _, d := range configDiffs(reflect.ValueOf(got), reflect.ValueOf(want), "") {
+		t.Errorf("README's configuration block: %s", d)
+	}
+	// Every key of the reference is there, as a setting or in a comment
+	// (the Kafka and SQL settings, the external registry's).
+	shown := yamlKeys(text)
+	ref, err := os.ReadFile(referencePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, keys, _ := strings.Cut(string(ref), "\n## Configuration keys\n")
+	for _, l := range strings.Split(keys, "\n") {
+		key, ok := strings.CutPrefix(l, "| `")
+		key, _, _ = strings.Cut(key, "`")
+		if ok && !strings.Contains(key, "[].") && !shown[key] {
+			t.Errorf("README's configuration block lacks %s (docs/reference.md has it)", key)
+		}
+	}
+}
+
+// yamlKeys are the key paths of a YAML text, commented-out keys included
+// (a key's parent is the nearest key left of it on an earlier line), and
+// the keys of inline maps.
+func yamlKeys(text string) map[string]bool {
+	line := regexp.MustCompile(`^([\s#-]*)([a-z_]+):`)
+	inline := regexp.MustCompile(`([a-z_]+):`)
+	type level struct {
+		col int
+		key string
+	}
+	var stack []level
+	out := map[string]bool{}
+	for _, l := range strings.Split(text, "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		col := len(strings.Replace(m[1], "# ", "", 1)) // a commented key sits where it would uncommented
+		for len(stack) > 0 && stack[len(stack)-1].col >= col {
+			stack = stack[:len(stack)-1]
+		}
+		path := m[2]
+		if len(stack) > 0 {
+			path = stack[len(stack)-1].key + "." + m[2]
+		}
+		out[path] = true
+		stack = append(stack, level{col, path})
+		if _, rest, ok := strings.Cut(l[len(m[0]):], "{"); ok {
+			rest, _, _ = strings.Cut(rest, "}")
+			for _, k := range inline.FindAllStringSubmatch(rest, -1) {
+				out[path+"."+k[1]] = true
+			}
+		}
+	}
+	return out
+}
+
+// configDiffs names the fields of two configurations that differ.
+func configDiffs(a, b reflect.Value, path string) []string {
+	if a.Kind() == reflect.Struct && a.Type() != reflect.TypeOf(time.Duration(0)) {
+		var out []string
+		for i := range a.NumField() {
+			out = append(out, configDiffs(a.Field(i), b.Field(i), path+"."+a.Type().Field(i).Name)...)
+		}
+		return out
+	}
+	if (a.Kind() == reflect.Slice || a.Kind() == reflect.Map) && a.Len() == 0 && b.Len() == 0 {
+		return nil // YAML's [] or {} is the default's nil
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		return []string{fmt.Sprintf("%s is %v, the default is %v", strings.TrimPrefix(path, "."), a.Interface(), b.Interface())}
+	}
+	return nil
 }

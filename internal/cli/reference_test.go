@@ -179,8 +179,8 @@ func walkConfig(b *bytes.Buffer, docs map[string]string, typ reflect.Type, val r
 			continue
 		}
 		path := keyPrefix + key
-		if path == "table_defaults.name" {
-			continue // the same struct as tables[], but not a setting
+		if _, refused := notDefaults[path]; refused {
+			continue // the same struct as tables[], but not a setting there
 		}
 		doc := docs[docPrefix+"."+f.Name]
 		if rest, ok := strings.CutPrefix(doc, f.Name+" "); ok { // "DataDir holds" -> "`data_dir` holds"
@@ -207,6 +207,34 @@ func walkConfig(b *bytes.Buffer, docs map[string]string, typ reflect.Type, val r
 	}
 }
 
+// notDefaults are the fields of tables[] that table_defaults refuses
+// (config.Load fails on them: they name one table), with a value to try.
+var notDefaults = map[string]string{
+	"table_defaults.name":          "t",
+	"table_defaults.key_proto":     "key.proto",
+	"table_defaults.key_message":   "shop.Key",
+	"table_defaults.value_proto":   "value.proto",
+	"table_defaults.value_message": "shop.Order",
+	"table_defaults.validate":      "false",
+}
+
+// TestReferenceNotDefaults: the keys the reference leaves out of
+// table_defaults are refused there, so an operator who sets one learns
+// it at load rather than by a setting that does nothing.
+func TestReferenceNotDefaults(t *testing.T) {
+	t.Parallel()
+	for path, value := range notDefaults {
+		key := strings.TrimPrefix(path, "table_defaults.")
+		p := filepath.Join(t.TempDir(), "wail.yaml")
+		if err := os.WriteFile(p, []byte("table_defaults:\n  "+key+": "+value+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := config.Load(p); err == nil {
+			t.Errorf("%s: %s loads: the reference must list it (drop it from notDefaults)", path, value)
+		}
+	}
+}
+
 func formatDefault(v reflect.Value) string {
 	switch x := v.Interface().(type) {
 	case time.Duration:
@@ -225,6 +253,12 @@ func formatDefault(v reflect.Value) string {
 		return x
 	case []string:
 		return "[" + strings.Join(x, ", ") + "]"
+	}
+	switch {
+	case v.Kind() == reflect.Pointer && v.IsNil():
+		return "unset" // the doc says what unset means, not "<nil>"
+	case v.Kind() == reflect.Map && v.Len() == 0:
+		return "{}" // YAML's empty map, not "map[]"
 	}
 	return fmt.Sprint(v.Interface())
 }

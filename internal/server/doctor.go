@@ -12,9 +12,8 @@ import (
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
-	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/health"
-	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/cassandra"
@@ -172,13 +171,18 @@ func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 	}
 	fmt.Fprintf(w, "log          ok (%s)\n", where)
 	var problems []error
-	n := 0
+	n, served := 0, 0
 	for _, t := range tables {
 		if t.State != catalog.Ready && t.State != catalog.Dropping {
 			continue
 		}
-		for _, topic := range []string{intent.Topic(t.Name), eventbus.Topic(t.Name)} {
+		served++
+		for _, topic := range tableTopics(t.Name) {
 			n++
+			want := t.Partitions
+			if topic == dlq.Topic(t.Name) {
+				want = dlq.Partitions
+			}
 			got, err := log.Partitions(lctx, topic)
 			switch {
 			case errors.Is(err, intentlog.ErrUnknownTopic):
@@ -186,9 +190,9 @@ func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 					"refreshes its catalog; if it does not, check its log (permissions on the broker, disk)", topic, t.Name))
 			case err != nil:
 				problems = append(problems, fmt.Errorf("%s of table %s: %w", topic, t.Name, err))
-			case got != t.Partitions:
-				problems = append(problems, fmt.Errorf("%s has %d partitions, table %s has %d: the table is not served; "+
-					"drop the table (wail table drop %s --force) or the topic", topic, got, t.Name, t.Partitions, t.Name))
+			case got != want:
+				problems = append(problems, fmt.Errorf("%s has %d partitions, table %s needs %d: the table is not served; "+
+					"drop the table (wail table drop %s --force) or the topic", topic, got, t.Name, want, t.Name))
 			}
 		}
 	}
@@ -196,7 +200,7 @@ func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 		fail("topics", "%v", errors.Join(problems...))
 		return
 	}
-	fmt.Fprintf(w, "topics       ok (%d topics of %d tables)\n", n, n/2)
+	fmt.Fprintf(w, "topics       ok (%d topics of %d tables)\n", n, served)
 }
 
 // healthTimeout bounds the question to a server's /healthz.

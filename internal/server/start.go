@@ -158,7 +158,11 @@ func (s *Server) waitingFor() string {
 	if s.cfg.Log.Kind == config.LogKafka {
 		deps = append(deps, fmt.Sprintf("the Kafka brokers %s (log.kafka.brokers)", strings.Join(s.cfg.Log.Kafka.Brokers, ",")))
 	}
-	if s.cfg.Store.Kind != config.StorePebble {
+	switch s.cfg.Store.Kind {
+	case config.StorePebble:
+	case config.StoreCassandra:
+		deps = append(deps, fmt.Sprintf("the cassandra store %s (store.cassandra.hosts)", strings.Join(s.cfg.Store.Cassandra.Hosts, ",")))
+	default:
 		deps = append(deps, fmt.Sprintf("the %s store (store.dsn)", s.cfg.Store.Kind))
 	}
 	switch {

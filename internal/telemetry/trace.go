@@ -19,9 +19,9 @@ import (
 // Tracing traces writes from the proxy to their events: the proxy's span
 // of a write (continuing the caller's W3C trace context), its intent
 // append and store write; the resolver's span of the event, its store
-// reads and its publish (see DESIGN.md, "Tracing"). The trace context
-// travels in the intent (Intent.Trace) and the event (Event.Trace, and
-// the "traceparent" header of its record).
+// reads and its publish (see DESIGN.md, "Observability: metrics and
+// tracing"). The trace context travels in the intent (Intent.Trace) and
+// the event (Event.Trace, and the "traceparent" header of its record).
 //
 // A nil *Tracing is off: Start returns a no-op span, Extract the context
 // as it is; nothing carries a trace context.

@@ -33,9 +33,10 @@ type MemberOptions struct {
 	// partitions of Topics, and their offsets are committed under it.
 	Group string
 	// InstanceID names this member for its life and across restarts. Its
-	// transactional id is Group + "." + InstanceID, so a member that
-	// restarts with the same id fences its crashed predecessor and aborts
-	// its open transaction at once (instead of after TransactionTimeout).
+	// transactional ids are Group.InstanceID.N (see Producers), so a
+	// member that restarts with the same id fences its crashed predecessor
+	// and aborts its open transaction at once (instead of after
+	// TransactionTimeout).
 	// Two live members must not share one.
 	InstanceID string
 	// Topics are consumed by the group (more with AddTopics).
