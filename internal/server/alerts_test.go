@@ -100,6 +100,8 @@ func TestAlertRulesCheck(t *testing.T) {
 		{"a function Prometheus lacks", rule("WailDown", "wail_up == 0", "page", "alerts", "{{ $value | humanise }}"), doc, `function "humanise" not defined`},
 		{"no such anchor", rule("WailDown", "wail_up == 0", "page", "alarms", "s"), doc, "a heading of docs/operations.md"},
 		{"not in the docs", rule("WailGone", "wail_up == 0", "page", "alerts", "s"), doc, "WailGone is not named in docs/operations.md"},
+		{"no row in the docs' table", rule("WailDown", "wail_up == 0", "page", "alerts", "s"),
+			strings.Replace(doc, "| `WailDown` | page |", "`WailDown`", 1), "WailDown has no row in the alerts table"},
 		{"the docs' severity differs", rule("WailDown", "wail_up == 0", "ticket", "alerts", "s"), doc, "docs/operations.md says page"},
 		{"a severity of neither kind", rule("WailDown", "wail_up == 0", "urgent", "alerts", "s"), strings.Replace(doc, "| page |", "| urgent |", 1),
 			`severity "urgent"`},
@@ -107,7 +109,7 @@ func TestAlertRulesCheck(t *testing.T) {
 			"WailOther, which the rules file does not have"},
 		{"no rule_files snippet", rule("WailDown", "wail_up == 0", "page", "alerts", "s"), strings.Replace(doc, "wail-alerts.yml", "other.yml", 1),
 			"prometheus.yml snippet"},
-		{"a bad for", strings.Replace(rule("WailDown", "wail_up == 0", "page", "alerts", "s"), "for: 5m", "for: 5 minutes", 1), doc, "for"},
+		{"a bad for", strings.Replace(rule("WailDown", "wail_up == 0", "page", "alerts", "s"), "for: 5m", "for: 5 minutes", 1), doc, `for "5 minutes"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errs := errors.Join(checkAlertRules([]byte(tc.rules), tc.doc, ms)...)
@@ -158,7 +160,9 @@ func checkAlertRules(file []byte, doc string, ms map[string]metricDesc) []error 
 			switch sev, ok := severities[r.Alert]; {
 			case !strings.Contains(doc, "`"+r.Alert+"`"):
 				bad("%s is not named in docs/operations.md", r.Alert)
-			case ok && sev != r.Labels["severity"]:
+			case !ok:
+				bad("%s has no row in the alerts table of docs/operations.md", r.Alert)
+			case sev != r.Labels["severity"]:
 				bad("%s: severity %s, docs/operations.md says %s", r.Alert, r.Labels["severity"], sev)
 			}
 		}
