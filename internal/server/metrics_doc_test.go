@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/tlstest"
@@ -29,14 +30,18 @@ const (
 type metricDesc struct {
 	name, help string
 	labels     []string
+	// histogram: its series are name_bucket, _count and _sum (known
+	// from a registry's gathered families, or a help that says so).
+	histogram bool
 }
 
 var descRE = regexp.MustCompile(`^Desc\{fqName: "([^"]+)", help: ("(?:[^"\\]|\\.)*"), unit: "[^"]*", constLabels: \{[^}]*\}, variableLabels: \{([^}]*)\}\}$`)
 
-// registeredMetrics are the wail metrics a server registers (the Go
-// runtime's go_* and process_* aside), by name, with every optional part
-// that registers some turned on (TLS, the schema registry).
-func registeredMetrics(t *testing.T) map[string]metricDesc {
+// registeredMetrics are the metrics a server registers whose names start
+// with one of prefixes (none: "wail_", the Go runtime's go_* and
+// process_* aside), by name, with every optional part that registers some
+// turned on (TLS, the schema registry).
+func registeredMetrics(t *testing.T, prefixes ...string) map[string]metricDesc {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -50,10 +55,24 @@ func registeredMetrics(t *testing.T) map[string]metricDesc {
 	}
 	defer s.close()
 	s.Handler() // in case serving registers some
-	return describe(t, s.registry)
+	if len(prefixes) == 0 {
+		prefixes = []string{"wail_"}
+	}
+	ms := describe(t, s.registry, prefixes)
+	fams, err := s.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range ms {
+		m.histogram = strings.HasPrefix(m.help, "Histogram") || slices.ContainsFunc(fams, func(f *dto.MetricFamily) bool {
+			return f.GetName() == name && f.GetType() == dto.MetricType_HISTOGRAM
+		})
+		ms[name] = m
+	}
+	return ms
 }
 
-func describe(t *testing.T, reg *prometheus.Registry) map[string]metricDesc {
+func describe(t *testing.T, reg *prometheus.Registry, prefixes []string) map[string]metricDesc {
 	t.Helper()
 	ch := make(chan *prometheus.Desc)
 	go func() { reg.Describe(ch); close(ch) }()
@@ -63,7 +82,7 @@ func describe(t *testing.T, reg *prometheus.Registry) map[string]metricDesc {
 		if m == nil {
 			t.Fatalf("cannot read %s", d)
 		}
-		if !strings.HasPrefix(m[1], "wail_") {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(m[1], p) }) {
 			continue
 		}
 		var help string
