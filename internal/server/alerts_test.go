@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
+
+	"github.com/wail-cdc/wail/internal/servicetest"
 )
 
 const (
@@ -424,4 +427,37 @@ func loadsAlerts(doc string) bool {
 		}
 	}
 	return false
+}
+
+// TestAlertRulesPromtool: Prometheus's own checker takes the rules file
+// (promtool check rules), and the alerts fire as their unit tests say
+// (promtool test rules deploy/prometheus/wail-alerts.test.yml: series
+// in, alerts with their labels and annotations out). promtool is
+// WAIL_PROMTOOL, else where scripts/promtool.sh install puts it, else on
+// PATH.
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool := findPromtool()
+	if promtool == "" {
+		servicetest.Missing(t, "promtool is missing: run `bash scripts/promtool.sh install` (Debian's promtool, unpacked into /var/cache/wail-promtool), or set WAIL_PROMTOOL")
+	}
+	for _, args := range [][]string{
+		{"check", "rules", alertsPath},
+		{"test", "rules", "../../deploy/prometheus/wail-alerts.test.yml"},
+	} {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+func findPromtool() string {
+	if p := os.Getenv("WAIL_PROMTOOL"); p != "" {
+		return p
+	}
+	if _, err := os.Stat("/var/cache/wail-promtool/promtool"); err == nil {
+		return "/var/cache/wail-promtool/promtool"
+	}
+	p, _ := exec.LookPath("promtool")
+	return p
 }
