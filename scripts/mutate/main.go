@@ -9,7 +9,10 @@
 // no coverage block): this command runs them itself (cases.go).
 //
 //	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [-files REGEXP]
-//	    [-cache DIR] [-cache-max MiB] [pkg ...]
+//	    [-cache DIR] [-cache-max MiB] [-mem-max MiB] [pkg ...]
+//
+// -mem-max (4096 MiB) caps the memory of each process of the run, the
+// mutants' test binaries included (memlimit.go).
 //
 // -files mutates only the package files whose base name matches (to rerun
 // one file after adding a test); the scores then cover those files only.
@@ -61,7 +64,12 @@ func run() int {
 	cacheDir := flag.String("cache", defaultCacheDir(), "the mutants' build cache, kept between runs (WAIL_MUTATE_KEEP_CACHE=1: the usual GOCACHE instead)")
 	cacheMax := flag.Int64("cache-max", 4096, "MiB: the last run to end empties the mutants' build cache when it holds more")
 	judgedPath := flag.String("judged", filepath.Join("scripts", "mutate", "judged.txt"), "the judged survivors")
+	memMax := flag.Int64("mem-max", 4096, "MiB: the data segment of every process of the run at most (RLIMIT_DATA; a mutant whose tests allocate without end dies and counts as killed; 0: no limit)")
 	flag.Parse()
+	if err := limitMemory(*memMax); err != nil {
+		fmt.Fprintln(os.Stderr, "mutate: -mem-max:", err)
+		return 2
+	}
 	pkgs := packages(flag.Args())
 	judged, err := readJudged(*judgedPath)
 	if err != nil {

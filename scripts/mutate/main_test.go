@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,5 +132,43 @@ func TestPackages(t *testing.T) {
 	}
 	if !inPackageDir(packages([]string{"./internal/resolver"})[0], "internal/resolver/publish.go") {
 		t.Fatal("a file of ./internal/resolver is not in its package")
+	}
+}
+
+// TestLimitMemory: a process under limitMemory that allocates past the
+// limit dies (a real child process: the test binary run again), and one
+// that stays under it lives.
+func TestLimitMemory(t *testing.T) {
+	if mib := os.Getenv("WAIL_MUTATE_ALLOC_MIB"); mib != "" {
+		if err := limitMemory(256); err != nil {
+			fmt.Println("limit:", err)
+			os.Exit(3)
+		}
+		var n int
+		fmt.Sscan(mib, &n)
+		keep := make([][]byte, 0, n)
+		for range n {
+			b := make([]byte, 1<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+		fmt.Println("allocated", len(keep), "MiB")
+		os.Exit(0)
+	}
+	for _, tc := range []struct {
+		mib  int
+		dies bool
+	}{{64, false}, {1024, true}} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLimitMemory$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("WAIL_MUTATE_ALLOC_MIB=%d", tc.mib))
+		out, err := cmd.CombinedOutput()
+		switch {
+		case tc.dies && (err == nil || !strings.Contains(string(out), "out of memory")):
+			t.Errorf("%d MiB under a 256 MiB limit: err %v, want a crash out of memory\n%.2000s", tc.mib, err, out)
+		case !tc.dies && err != nil:
+			t.Errorf("%d MiB under a 256 MiB limit: %v\n%.2000s", tc.mib, err, out)
+		}
 	}
 }
