@@ -105,8 +105,21 @@ func TestPartitionRestartsAfterAFailedStart(t *testing.T) {
 	env := newTestEnv(ctx, t, "restart")
 	env.write(ctx, t, "k", 1, "v")
 	logger, logs := testLogger()
-	run := start(ctx, New(&failingStart{Log: env.log}, env.st, env.bus, testConfig(logger, nil)), env.tb)
-	waitUntil(ctx, t, "the intent resolved after a restart", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	log := &failingStart{Log: env.log}
+	r := New(log, env.st, env.bus, testConfig(logger, nil))
+	run := start(ctx, r, env.tb)
+	// The partition runs from before its first Bounds until Run ends.
+	ended := func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		r.runs.mu.Lock()
+		defer r.runs.mu.Unlock()
+		return log.failed && r.runs.parts["restart/0"] == 0
+	}
+	waitUntil(ctx, t, "the intent resolved after a restart", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 || ended() })
+	if ended() {
+		t.Fatal("the partition ended after its failed start")
+	}
 	run.stop(t)
 	if !strings.Contains(logs.String(), "log unreachable") || !strings.Contains(logs.String(), "restarting") {
 		t.Fatalf("the failed start not logged:\n%s", logs)
