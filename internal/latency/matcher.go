@@ -23,11 +23,18 @@ const maxEventsPerKey = 8192
 // the window but not in the total); and memory is bounded: pending writes
 // by maxPending (further ones are counted as untracked), events by a
 // horizon (see Sweep) and a per-key cap. It is safe for concurrent use.
+//
+// Sweep costs what expired, not what is tracked: events enter a queue in
+// arrival order as they are recorded, and a sweep visits only the keys of
+// the events it takes off its front (a walk of every key, once a second
+// under the lock, stalled the load generator with a million keys).
 type Matcher struct {
 	mu         sync.Mutex
 	horizon    time.Duration
 	maxPending int
 	keys       map[string]map[string]*keyTrack // by table, then key: a lookup allocates nothing
+	aging      []aging                         // aging[agingHead:]: events recorded, in arrival order
+	agingHead  int
 	pending    int
 	untracked  int64
 	window     *hdrhistogram.Histogram              // every match, reset by TakeWindow
@@ -36,9 +43,16 @@ type Matcher struct {
 }
 
 type keyTrack struct {
-	writes []pendingWrite // acknowledged, no covering event yet
-	events []seenEvent    // events[head:] are live; ascending version and arrival
-	head   int
+	table, key string
+	writes     []pendingWrite // acknowledged, no covering event yet
+	events     []seenEvent    // events[head:] are live; ascending version and arrival
+	head       int
+}
+
+// aging is an event of kt that arrived at at, in the sweep's queue.
+type aging struct {
+	kt *keyTrack
+	at time.Time
 }
 
 type pendingWrite struct {
@@ -70,10 +84,30 @@ func (m *Matcher) track(table string, key []byte) *keyTrack {
 	}
 	kt, ok := byKey[string(key)]
 	if !ok {
-		kt = &keyTrack{}
-		byKey[string(key)] = kt
+		kt = &keyTrack{table: table, key: string(key)}
+		byKey[kt.key] = kt
 	}
 	return kt
+}
+
+// lookup returns the track of table/key, nil if there is none.
+func (m *Matcher) lookup(table string, key []byte) *keyTrack {
+	return m.keys[table][string(key)]
+}
+
+// forget drops kt's key if kt is its track and holds nothing.
+func (m *Matcher) forget(kt *keyTrack) {
+	if len(kt.writes) > 0 || len(kt.events) > kt.head {
+		return
+	}
+	byKey := m.keys[kt.table]
+	if byKey[kt.key] != kt {
+		return // forgotten already, and tracked again since
+	}
+	delete(byKey, kt.key)
+	if len(byKey) == 0 {
+		delete(m.keys, kt.table)
+	}
 }
 
 // tracked returns how many keys the matcher holds.
@@ -90,16 +124,18 @@ func (m *Matcher) tracked() int {
 func (m *Matcher) Acked(table string, key []byte, version uint64, intended time.Time, measured bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	kt := m.track(table, key)
-	evs := kt.events[kt.head:]
-	if i := sort.Search(len(evs), func(i int) bool { return evs[i].version >= version }); i < len(evs) {
-		m.record(evs[i].at.Sub(intended), measured)
-		return
+	if kt := m.lookup(table, key); kt != nil {
+		evs := kt.events[kt.head:]
+		if i := sort.Search(len(evs), func(i int) bool { return evs[i].version >= version }); i < len(evs) {
+			m.record(evs[i].at.Sub(intended), measured)
+			return
+		}
 	}
 	if m.pending >= m.maxPending {
 		m.untracked++
 		return
 	}
+	kt := m.track(table, key)
 	kt.writes = append(kt.writes, pendingWrite{version: version, intended: intended, measured: measured})
 	m.pending++
 }
@@ -112,9 +148,14 @@ func (m *Matcher) Event(table string, key []byte, version uint64, at time.Time) 
 	kt := m.track(table, key)
 	if n := len(kt.events); n == kt.head || kt.events[n-1].version < version {
 		if n-kt.head >= maxEventsPerKey {
-			kt.head++
+			if kt.head++; kt.head >= maxEventsPerKey {
+				// a hot key: its expired half goes now, not at the sweep
+				kt.events = append(kt.events[:0], kt.events[kt.head:]...)
+				kt.head = 0
+			}
 		}
 		kt.events = append(kt.events, seenEvent{version: version, at: at})
+		m.aging = append(m.aging, aging{kt: kt, at: at})
 	}
 	kept := kt.writes[:0]
 	for _, w := range kt.writes {
@@ -143,27 +184,29 @@ func (m *Matcher) record(d time.Duration, measured bool) {
 }
 
 // Sweep forgets events older than the horizon before now, and keys with
-// nothing left.
+// nothing left. It visits only the keys of the events that expired (the
+// queue's front; an event that arrived out of order behind a later one
+// goes with it).
 func (m *Matcher) Sweep(now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cutoff := now.Add(-m.horizon)
-	for table, byKey := range m.keys {
-		for k, kt := range byKey {
-			for kt.head < len(kt.events) && kt.events[kt.head].at.Before(cutoff) {
-				kt.head++
-			}
-			if kt.head > 0 && kt.head >= len(kt.events)/2 {
-				kt.events = append(kt.events[:0], kt.events[kt.head:]...)
-				kt.head = 0
-			}
-			if len(kt.writes) == 0 && len(kt.events) == 0 {
-				delete(byKey, k)
-			}
+	for m.agingHead < len(m.aging) && m.aging[m.agingHead].at.Before(cutoff) {
+		kt := m.aging[m.agingHead].kt
+		m.aging[m.agingHead] = aging{}
+		m.agingHead++
+		for kt.head < len(kt.events) && kt.events[kt.head].at.Before(cutoff) {
+			kt.head++
 		}
-		if len(byKey) == 0 {
-			delete(m.keys, table)
+		if kt.head > 0 && kt.head >= len(kt.events)/2 {
+			kt.events = append(kt.events[:0], kt.events[kt.head:]...)
+			kt.head = 0
 		}
+		m.forget(kt)
+	}
+	if m.agingHead > 0 && m.agingHead >= len(m.aging)/2 {
+		m.aging = append(m.aging[:0], m.aging[m.agingHead:]...)
+		m.agingHead = 0
 	}
 }
 
@@ -183,6 +226,7 @@ func (m *Matcher) GiveUp(now time.Time) int64 {
 				}
 			}
 			kt.writes = nil
+			m.forget(kt)
 		}
 	}
 	m.pending = 0

@@ -152,10 +152,14 @@ func TestMatcherHotKeyHistoryIsCapped(t *testing.T) {
 	for v := range uint64(3 * maxEventsPerKey) {
 		m.Event("t", []byte("hot"), v+1, t0.Add(time.Duration(v)*time.Microsecond))
 	}
-	m.Sweep(t0)
 	kt := m.keys["t"]["hot"]
 	if live := len(kt.events) - kt.head; live > maxEventsPerKey {
 		t.Errorf("%d events kept for one key, cap %d", live, maxEventsPerKey)
+	}
+	// without a sweep (the horizon is an hour): the history is compacted
+	// as it goes
+	if len(kt.events) > 2*maxEventsPerKey {
+		t.Errorf("%d events held for one key (%d live), want at most %d", len(kt.events), len(kt.events)-kt.head, 2*maxEventsPerKey)
 	}
 	// The newest events are the ones kept: a late ack still finds its event.
 	m.Acked("t", []byte("hot"), 3*maxEventsPerKey, t0, true)
@@ -188,5 +192,81 @@ func TestMatcherKeysByTable(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("a write and its event of a tracked key allocate %.1f times, want 0", allocs)
+	}
+}
+
+// TestMatcherSweepQueue: a sweep forgets what expired, in the order it
+// arrived, and only that: a key forgotten and tracked again keeps its new
+// history, a key with a pending write stays, and the queue does not grow
+// with what it let go.
+func TestMatcherSweepQueue(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	m := NewMatcher(time.Second, 100)
+	m.Event("t", []byte("a"), 1, ms(0))
+	m.Event("t", []byte("b"), 1, ms(10))
+	m.Acked("t", []byte("b"), 2, ms(5), true) // pending: b stays
+	m.Event("t", []byte("c"), 1, ms(20))
+	m.Sweep(ms(1015)) // a and b's event expire, not c's
+	if m.lookup("t", []byte("a")) != nil {
+		t.Error("a: kept after its only event expired")
+	}
+	if kt := m.lookup("t", []byte("b")); kt == nil || len(kt.writes) != 1 || len(kt.events) != kt.head {
+		t.Errorf("b: want its pending write and no live event, have %+v", kt)
+	}
+	if kt := m.lookup("t", []byte("c")); kt == nil || len(kt.events)-kt.head != 1 {
+		t.Errorf("c: want its event, have %+v", kt)
+	}
+	// a again, then the queue's entry of c's old event and a's new one
+	m.Event("t", []byte("a"), 2, ms(1500))
+	m.Sweep(ms(2100))
+	if kt := m.lookup("t", []byte("a")); kt == nil || len(kt.events)-kt.head != 1 {
+		t.Errorf("a, tracked again: want its new event, have %+v", kt)
+	}
+	if m.lookup("t", []byte("c")) != nil {
+		t.Error("c: kept after its event expired")
+	}
+	m.Acked("t", []byte("a"), 2, ms(1400), true)
+	if m.Pending() != 1 || m.Total().Count != 1 {
+		t.Errorf("a's new event did not match its write: pending %d, total %+v", m.Pending(), m.Total())
+	}
+	for i := range 10000 {
+		m.Event("t", []byte{byte(i), byte(i >> 8)}, 1, ms(3000+i))
+		if i%100 == 0 {
+			m.Sweep(ms(3000 + i))
+		}
+	}
+	if live := len(m.aging) - m.agingHead; live > 1100 || len(m.aging) > 2*1100 {
+		t.Errorf("sweep queue: %d entries, %d live; want at most a second of events live and twice that held", len(m.aging), live)
+	}
+	if n := m.tracked(); n > 1102 {
+		t.Errorf("%d keys tracked, want the last second's and b's", n)
+	}
+	// over maxPending, an acknowledgement does not track its key
+	m2 := NewMatcher(time.Second, 0)
+	m2.Acked("t", []byte("x"), 1, t0, true)
+	if m2.tracked() != 0 || m2.Untracked() != 1 {
+		t.Errorf("an untracked write left %d keys, untracked %d", m2.tracked(), m2.Untracked())
+	}
+}
+
+// BenchmarkMatcherSweep: a sweep once a second with a million keys
+// tracked, of which a thousand had an event expire.
+func BenchmarkMatcherSweep(b *testing.B) {
+	t0 := time.Unix(1000, 0)
+	m := NewMatcher(time.Hour, 1<<20)
+	key := func(i int) []byte { return []byte{byte(i), byte(i >> 8), byte(i >> 16), 'k'} }
+	for i := range 1 << 20 {
+		m.Acked("t", key(i), 1<<62, t0, false) // pending: tracked for good
+	}
+	at := t0
+	b.ResetTimer()
+	for i := range b.N {
+		for j := range 1000 {
+			m.Event("t", key(i*1000+j), 1, at)
+		}
+		at = at.Add(time.Second)
+		m.Sweep(at.Add(time.Hour))
 	}
 }
