@@ -146,7 +146,7 @@ func testGroupAcrossProcesses(t *testing.T, store string) {
 	// rebalance can revoke its partitions just before the freeze), so the
 	// zombie's acknowledgement of the last event m2 got is also sent here,
 	// to the frozen process, under m2's name and that event's epoch.
-	last := lastEvent(&mu, got, "m2")
+	last := lastEvent(&mu, &got, "m2")
 	zombie := zombieAck(mctx, d.url(1), tbl, "m2", last)
 	time.Sleep(2*d.lease + time.Second) // api.group_lease_timeout, twice, and a margin
 	// The frozen process stops only when a live member got the partition:
@@ -286,12 +286,12 @@ func stopped(t *testing.T, pid int) bool {
 }
 
 // lastEvent is the last event member id got.
-func lastEvent(mu *sync.Mutex, got []delivery, id string) delivery {
+func lastEvent(mu *sync.Mutex, got *[]delivery, id string) delivery {
 	mu.Lock()
 	defer mu.Unlock()
-	for i := len(got) - 1; i >= 0; i-- {
-		if got[i].member == id && !got[i].ack {
-			return got[i]
+	for i := len(*got) - 1; i >= 0; i-- {
+		if d := (*got)[i]; d.member == id && !d.ack {
+			return d
 		}
 	}
 	panic("no event of " + id)
