@@ -187,9 +187,19 @@ func TestCursorResumesExactly(t *testing.T) {
 			if recs < 53 || (rl.transact != nil) != (recs > 53) {
 				t.Fatalf("the partitions end at %v: not the gaps the test needs", ends)
 			}
-			if last != (Cursor{Table: table, Offsets: ends}).String() {
-				t.Errorf("last cursor is not the partitions' ends %v", ends)
+			// On Kafka a transaction's commit markers are written after its
+			// commit returned (the coordinator writes them on its own), so a
+			// partition's end may have moved past last by a marker since the
+			// stream took it. After one until-end stream they are all in:
+			// its read_committed readers pass a transaction's records only
+			// once its marker is (kafka.Log.Bounds). A stream from last then
+			// delivers nothing and ends at the partitions' ends.
+			rest, end := readToEnd(ctx, t, c, table, last)
+			want := Cursor{Table: table, Offsets: ends}.String()
+			if len(rest) != 0 || end != want || (rl.transact == nil && last != want) {
+				t.Errorf("from the last cursor: %d events, then a cursor that is not the partitions' ends %v", len(rest), ends)
 			}
+			last = end
 			if got, _ := readToEnd(ctx, t, c, table, empty); !slices.Equal(positions(got), positions(all)) {
 				t.Errorf("from the empty table's cursor: %d events, want all 40", len(got))
 			}

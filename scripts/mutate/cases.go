@@ -24,7 +24,8 @@ import (
 //   - case expressions: Go's cover tool starts a case clause's block after
 //     the clause's colon, so a mutant in `case len(key) > limit:` is
 //     reported NOT COVERED and never run, whatever the tests do: every
-//     decision written as a switch goes untested;
+//     decision written as a switch goes untested; so does a select's
+//     comm clause (`case pending <- chunk{last: len(page) < limit}:`);
 //   - package-level var and const declarations (`var stallLimit = 30 *
 //     time.Second`), which run whenever the package is loaded;
 //   - code after a function literal in the same statement (`if err :=
@@ -34,7 +35,7 @@ import (
 //     the rest of the statement is in none.
 //
 // runCases runs those mutants itself: each NOT COVERED mutant in a case
-// expression of a switch, or after a function literal in a statement, that
+// expression of a switch or a comm clause of a select, or after a function literal in a statement, that
 // the tests reach, or in a package-level declaration, is applied to a copy of its file, which `go test -overlay`
 // compiles in place of the original (the worktree is never written), and
 // its status becomes what gremlins would have reported.
@@ -155,6 +156,14 @@ func findCase(fset *token.FileSet, af *ast.File, src []byte, m *mutation) (caseM
 					if within(e) {
 						gate(st.Switch, "case expression")
 					}
+				}
+			}
+		case *ast.SelectStmt:
+			// A comm clause's send or receive (`case ch <- len(x) > n:`) is
+			// evaluated when the select starts: gated on the select.
+			for _, cl := range st.Body.List {
+				if c := cl.(*ast.CommClause).Comm; c != nil && within(c) {
+					gate(st.Select, "select case")
 				}
 			}
 		case *ast.BlockStmt, *ast.CaseClause, *ast.CommClause:

@@ -9,7 +9,8 @@ import (
 func TestFindCase(t *testing.T) {
 	src := "package x\n\nvar d = 5 * 2\nfunc f(n int) int {\n\tif n >= 2 {\n\t\treturn 0\n\t}\n\tswitch {\n\tcase n > 3, n-1 == 0:\n\t\treturn 1\n\t}\n\treturn 2\n}\n" +
 		"func g(n int) int {\n\tif err := h(func() error { return nil }); err != nil && n > 1 {\n\t\treturn 1\n\t}\n\tif n < 0 {\n\t\treturn 2\n\t}\n\treturn 0\n}\n" +
-		"func h(n int) int {\n\ti := search(n, func(i int) bool { return i > 2 }) - 1\n\treturn i\n}\n"
+		"func h(n int) int {\n\ti := search(n, func(i int) bool { return i > 2 }) - 1\n\treturn i\n}\n" +
+		"func s(ch chan bool, n int) {\n\tselect {\n\tcase ch <- n > 2:\n\tdefault:\n\t}\n}\n"
 	fset := token.NewFileSet()
 	af, err := parser.ParseFile(fset, "x.go", src, 0)
 	if err != nil {
@@ -37,6 +38,9 @@ func TestFindCase(t *testing.T) {
 		// after a function literal in an assignment: gated on the statement
 		{"ARITHMETIC_BASE", 24, 52, true, "-", "+", 24, 2},
 		{"CONDITIONALS_BOUNDARY", 24, 45, false, "", "", 0, 0}, // inside the literal: gremlins sees it
+		// a select's comm clause (a send's value): gated on the select
+		{"CONDITIONALS_BOUNDARY", 29, 15, true, ">", ">=", 28, 2},
+		{"CONDITIONALS_NEGATION", 29, 15, true, ">", "<=", 28, 2},
 	} {
 		m := &mutation{Type: tc.typ, Status: "NOT COVERED", Line: tc.line, Column: tc.col}
 		c, ok := findCase(fset, af, []byte(src), m)
