@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 
 	"github.com/spf13/pflag"
 )
@@ -14,13 +15,14 @@ import (
 // in-process server and the load generator together): what to look at
 // when wail stays below the floor.
 type profileFlags struct {
-	cpu, mutex, block, mem string
+	cpu, mutex, block, mem, trace string
 }
 
 func (p *profileFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile of the bench process to `FILE` (go tool pprof)")
 	fl.StringVar(&p.mutex, "mutexprofile", "", "write a mutex contention profile (every 5th event sampled) to `FILE`")
 	fl.StringVar(&p.block, "blockprofile", "", "write a blocking profile (events of 10µs or more) to `FILE`")
+	fl.StringVar(&p.trace, "trace", "", "write an execution trace of the bench process to `FILE` (go tool trace: which goroutines ran, waited or were runnable, e.g. a stage that runs on one core while the others idle)")
 	fl.StringVar(&p.mem, "memprofile", "", "write an allocation profile (what the process allocated from its start to the end of the bench, sampled as Go does) to `FILE`")
 }
 
@@ -37,6 +39,21 @@ func (p *profileFlags) start() (stop func() error, err error) {
 			return nil, fmt.Errorf("--cpuprofile: %w", err)
 		}
 	}
+	var tr *os.File
+	if p.trace != "" {
+		if tr, err = os.Create(p.trace); err == nil {
+			if err = trace.Start(tr); err != nil {
+				tr.Close()
+			}
+		}
+		if err != nil {
+			if cpu != nil {
+				pprof.StopCPUProfile()
+				cpu.Close()
+			}
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+	}
 	if p.mutex != "" {
 		runtime.SetMutexProfileFraction(5)
 	}
@@ -48,6 +65,12 @@ func (p *profileFlags) start() (stop func() error, err error) {
 		if cpu != nil {
 			pprof.StopCPUProfile()
 			errs = append(errs, cpu.Close())
+		}
+		if tr != nil {
+			trace.Stop()
+			if err := tr.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("--trace: %w", err))
+			}
 		}
 		if p.mutex != "" {
 			errs = append(errs, writeProfile("mutex", p.mutex))

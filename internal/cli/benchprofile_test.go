@@ -2,9 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"testing"
 
@@ -13,8 +16,9 @@ import (
 
 // TestBenchProfiles: --cpuprofile, --mutexprofile, --blockprofile and
 // --memprofile each
-// write a pprof file (gzip-compressed protobuf) when the bench ends, and
-// the sampling rates they set are reset.
+// write a pprof file (gzip-compressed protobuf) when the bench ends, the
+// sampling rates they set are reset, and --trace writes an execution
+// trace (Go's trace header) that has ended.
 func TestBenchProfiles(t *testing.T) {
 	dir := t.TempDir()
 	var p profileFlags
@@ -26,6 +30,8 @@ func TestBenchProfiles(t *testing.T) {
 		names[kind] = filepath.Join(dir, kind+".pprof")
 		args = append(args, "--"+kind+"profile", names[kind])
 	}
+	traceFile := filepath.Join(dir, "bench.trace")
+	args = append(args, "--trace", traceFile)
 	if err := fl.Parse(args); err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +47,12 @@ func TestBenchProfiles(t *testing.T) {
 	}
 	if got := runtime.SetMutexProfileFraction(-1); got != 0 {
 		t.Errorf("mutex profile fraction %d after the bench, want 0", got)
+	}
+	if trace.IsEnabled() {
+		t.Error("the execution trace still runs after the bench")
+	}
+	if b, err := os.ReadFile(traceFile); err != nil || !bytes.HasPrefix(b, []byte("go 1.")) {
+		t.Errorf("--trace: %v, %.16q: not a Go execution trace", err, b)
 	}
 	for kind, name := range names {
 		b, err := os.ReadFile(name)
@@ -60,4 +72,14 @@ func TestBenchProfileUnwritable(t *testing.T) {
 	if _, err := p.start(); err == nil || !strings.Contains(err.Error(), "--cpuprofile") {
 		t.Fatalf("start = %v, want an error naming --cpuprofile", err)
 	}
+	// a trace that cannot be created stops the CPU profile it started with
+	dir := t.TempDir()
+	p = profileFlags{cpu: filepath.Join(dir, "cpu.pprof"), trace: filepath.Join(dir, "missing", "bench.trace")}
+	if _, err := p.start(); err == nil || !strings.Contains(err.Error(), "--trace") {
+		t.Fatalf("start = %v, want an error naming --trace", err)
+	}
+	if err := pprof.StartCPUProfile(io.Discard); err != nil {
+		t.Fatalf("the CPU profile still runs after a failed start: %v", err)
+	}
+	pprof.StopCPUProfile()
 }
