@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
@@ -26,6 +29,11 @@ type ProducerConfig struct {
 	// BatchSize is the most mutations per batch (default 1000; at most
 	// the server's limits.max_batch_mutations).
 	BatchSize int
+	// MaxBatchBytes is the most bytes of mutations per batch, encoded
+	// (default 16 MiB; at most the server's api.max_write_request_bytes,
+	// 32 MiB by default: it refuses a larger batch by ending the stream).
+	// A write larger than this fails at once with invalid_argument.
+	MaxBatchBytes int
 	// MaxInFlight is the most batches sent and not yet answered (default
 	// 8, the server's api.write_stream_in_flight); all but one of them
 	// full.
@@ -59,6 +67,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 	def(&c.RetryBackoffMax, 2*time.Second)
 	def(&c.DeliveryTimeout, 2*time.Minute)
 	defInt(&c.BatchSize, 1000)
+	defInt(&c.MaxBatchBytes, 16<<20)
 	defInt(&c.MaxInFlight, 8)
 	defInt(&c.MaxBuffered, 100000)
 	return c
@@ -147,6 +156,7 @@ type pending struct {
 	m        *wailv1.Mutation
 	n        uint64    // arrival order
 	key      string    // table and key
+	size     int       // bytes in the batch
 	at       time.Time // when Write was called
 	deadline time.Time
 	result   chan outcome // buffered 1
@@ -201,6 +211,10 @@ func (p *Producer) Delete(ctx context.Context, table string, key []byte) (Result
 // first, Write returns ctx's error and the write goes on without a waiter
 // (it may be written).
 func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error) {
+	size, err := p.check(m)
+	if err != nil {
+		return Result{}, err
+	}
 	select {
 	case p.space <- struct{}{}:
 	case <-ctx.Done():
@@ -209,7 +223,7 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 		return Result{}, ErrClosed
 	}
 	now := time.Now()
-	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
+	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), size: size, at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
 		result: make(chan outcome, 1)}
 	p.mu.Lock()
 	if p.closed {
@@ -229,6 +243,24 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
+}
+
+// check refuses a write that cannot go in a batch (it would fail to be
+// encoded, or make the server refuse the batch, and so break the stream
+// at each try) and returns its size in a batch.
+func (p *Producer) check(m *wailv1.Mutation) (int, error) {
+	invalid := func(msg string) (int, error) {
+		return 0, &WriteError{Code: connect.CodeInvalidArgument, Message: msg}
+	}
+	if !utf8.ValidString(m.GetTable()) || !utf8.ValidString(m.GetValueJson()) {
+		return invalid("the table name and value_json must be UTF-8")
+	}
+	n := proto.Size(m)
+	size := protowire.SizeTag(2) + protowire.SizeBytes(n) // as a WriteStreamRequest's mutation
+	if size > p.cfg.MaxBatchBytes {
+		return invalid(fmt.Sprintf("the write takes %d bytes, over the producer's MaxBatchBytes (%d)", n, p.cfg.MaxBatchBytes))
+	}
+	return size, nil
 }
 
 // Close sends what the producer holds, waits for the answers until ctx

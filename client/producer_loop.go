@@ -28,17 +28,19 @@ type loop struct {
 	ctx    context.Context
 	queue  []*pending     // not in flight, in arrival order
 	queued map[string]int // writes of each key in the queue
-	// ready is how many queued writes could go in the next batch: counted
-	// by the last take, plus the arrivals since that could.
-	ready   int
-	wake    time.Time       // when pump must look again at the latest
-	seen    map[string]bool // take's scratch: keys met in the queue
-	spare   []*pending      // the inbox's next backing array
-	flights map[uint64]*flight
-	busy    map[string]bool      // keys in a batch in flight
-	fence   map[string]time.Time // keys lost with a broken stream: not sent before
-	seq     uint64
-	arrived uint64
+	// ready is how many queued writes could go in the next batch, and
+	// readyBytes their size: counted by the last take, plus the arrivals
+	// since that could.
+	ready      int
+	readyBytes int
+	wake       time.Time       // when pump must look again at the latest
+	seen       map[string]bool // take's scratch: keys met in the queue
+	spare      []*pending      // the inbox's next backing array
+	flights    map[uint64]*flight
+	busy       map[string]bool      // keys in a batch in flight
+	fence      map[string]time.Time // keys lost with a broken stream: not sent before
+	seq        uint64
+	arrived    uint64
 
 	stream    *streamConn
 	gen       int
@@ -137,7 +139,8 @@ func (l *loop) add(w *pending) bool {
 		return false // the next look after the fence decides
 	}
 	l.ready++
-	if l.ready >= l.p.cfg.BatchSize {
+	l.readyBytes += w.size
+	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.p.cfg.MaxBatchBytes {
 		return len(l.flights) < l.p.cfg.MaxInFlight
 	}
 	if len(l.flights) == 0 {
@@ -168,16 +171,19 @@ func (l *loop) pump(closing bool) time.Time {
 	return wake
 }
 
-// take removes from the queue the next batch to send, if one is due (full,
-// lingered long enough with no batch in flight, or closing), and
+// take removes from the queue the next batch to send, if one is due (full:
+// BatchSize writes or MaxBatchBytes; lingered long enough with no batch in
+// flight; or closing), and
 // says when to look again otherwise. A key goes in at most one batch in
 // flight, once: later writes of it wait, and so do writes past a backoff
 // or a fence. It also counts l.ready.
 func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Time) {
 	next = now.Add(time.Hour)
-	size := l.p.cfg.BatchSize
+	size, maxBytes := l.p.cfg.BatchSize, l.p.cfg.MaxBatchBytes
 	clear(l.seen)
 	picked, ready := 0, 0
+	pickedBytes, readyBytes := 0, 0
+	full := false // no more fits in the batch
 	var first time.Time
 	for _, w := range l.queue {
 		next = minTime(next, w.deadline.Add(time.Millisecond)) // to fail it in time
@@ -198,16 +204,22 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 			continue
 		}
 		ready++
-		if picked < size {
+		readyBytes += w.size
+		if picked == size || (picked > 0 && pickedBytes+w.size > maxBytes) {
+			full = true
+		}
+		if !full {
 			if picked == 0 {
 				first = w.at
 			}
 			w.picked = true
 			picked++
+			pickedBytes += w.size
 		}
 	}
-	l.ready = ready
-	if picked > 0 && picked < size && !closing {
+	l.ready, l.readyBytes = ready, readyBytes
+	full = full || picked == size
+	if picked > 0 && !full && !closing {
 		if due := first.Add(l.p.cfg.Linger); now.Before(due) {
 			next = minTime(next, due)
 			picked = 0
@@ -237,6 +249,7 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 	clear(l.queue[len(rest):])
 	l.queue = rest
 	l.ready -= picked
+	l.readyBytes -= pickedBytes
 	return batch, now
 }
 

@@ -113,10 +113,10 @@ func serveScript(t *testing.T, s *script, cfg ProducerConfig, fence time.Duratio
 	return serveHandler(t, s, cfg, fence)
 }
 
-func serveHandler(t *testing.T, s wailv1connect.ProducerServiceHandler, cfg ProducerConfig, fence time.Duration) *Producer {
+func serveHandler(t *testing.T, s wailv1connect.ProducerServiceHandler, cfg ProducerConfig, fence time.Duration, opts ...connect.HandlerOption) *Producer {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(s))
+	mux.Handle(wailv1connect.NewProducerServiceHandler(s, opts...))
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
