@@ -79,3 +79,56 @@ func TestProducerBatchBytes(t *testing.T) {
 		t.Fatalf("a write over MaxBatchBytes: %v; want invalid_argument", err)
 	}
 }
+
+// TestProducerFenceOfAnExpiredWrite: a write lost with a broken stream
+// that then fails at its delivery timeout leaves its key fenced; a later
+// write of the key goes when the fence ends (or at once if it has), not
+// at its own delivery timeout, unsent.
+func TestProducerFenceOfAnExpiredWrite(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // from the lost write's failure to the next write
+	}{
+		{name: "next write during the fence"},
+		{name: "next write after the fence", after: 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newScript()
+			s.fail = func(n int) string {
+				if n == 1 {
+					return "break"
+				}
+				return ""
+			}
+			const fence = 300 * time.Millisecond
+			p := serveScript(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 200 * time.Millisecond}, fence)
+			if _, err := p.Put(context.Background(), "t", []byte("k"), nil); err == nil {
+				t.Fatal("the write lost with the stream was answered")
+			}
+			time.Sleep(tc.after)
+			if _, err := p.Put(context.Background(), "t", []byte("k"), nil); err != nil {
+				t.Fatalf("the next write of the key: %v", err)
+			}
+		})
+	}
+}
+
+// TestProducerPumpWaitsForReopen: while no stream can be opened (the
+// reopen backoff), pump asks to look again when it ends, not at once (a
+// loop spinning on the CPU for the whole backoff).
+func TestProducerPumpWaitsForReopen(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	p := &Producer{cfg: ProducerConfig{}.withDefaults()}
+	l := &loop{p: p, flights: map[uint64]*flight{}, busy: map[string]bool{}, fence: map[string]time.Time{},
+		queued: map[string]int{}, seen: map[string]bool{}, reopenAt: now.Add(time.Second)}
+	l.add(&pending{m: &wailv1.Mutation{Table: "t", Key: []byte("k")}, key: "t\x00k", at: now.Add(-time.Second), deadline: now.Add(time.Minute)})
+	if wake := l.pump(false); wake.Before(l.reopenAt) {
+		t.Fatalf("pump looks again in %s, before the stream can be reopened (in %s)", time.Until(wake).Round(time.Millisecond), time.Until(l.reopenAt).Round(time.Millisecond))
+	}
+	if len(l.queue) != 1 {
+		t.Fatalf("%d writes queued, want the one back", len(l.queue))
+	}
+}

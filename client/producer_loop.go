@@ -135,8 +135,12 @@ func (l *loop) add(w *pending) bool {
 	if l.queued[w.key] > 1 || l.busy[w.key] {
 		return false // waits for the write of its key ahead of it
 	}
-	if _, fenced := l.fence[w.key]; fenced {
-		return false // the next look after the fence decides
+	if f, fenced := l.fence[w.key]; fenced {
+		if time.Now().Before(f) {
+			l.wake = minTime(l.wake, f) // the look after the fence decides
+			return false
+		}
+		delete(l.fence, w.key) // its writes were all answered or failed meanwhile
 	}
 	l.ready++
 	l.readyBytes += w.size
@@ -161,7 +165,13 @@ func (l *loop) pump(closing bool) time.Time {
 			return next
 		}
 		if !l.send(batch, now) {
-			return minTime(next, l.reopenAt)
+			// No stream before reopenAt: look again then (or to fail a
+			// write in time), not at once.
+			wake := l.reopenAt
+			for _, w := range l.queue {
+				wake = minTime(wake, w.deadline.Add(time.Millisecond))
+			}
+			return wake
 		}
 	}
 	wake := now.Add(time.Hour)
