@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
 // TestProducerRefusesMalformedWrites: a write that cannot be encoded
@@ -77,6 +80,64 @@ func TestProducerBatchBytes(t *testing.T) {
 	var werr *WriteError
 	if !errors.As(err, &werr) || werr.Code != connect.CodeInvalidArgument {
 		t.Fatalf("a write over MaxBatchBytes: %v; want invalid_argument", err)
+	}
+}
+
+// stuck is a ProducerService whose WriteStream never reads nor answers,
+// as a server that hangs: HTTP/2 flow control then stops the client's
+// sends.
+type stuck struct {
+	wailv1connect.UnimplementedProducerServiceHandler
+}
+
+func (stuck) WriteStream(ctx context.Context, _ *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+	<-ctx.Done()
+	return nil
+}
+
+// TestProducerCloseWhileSendBlocks: Close gives up when its context ends
+// even while a batch cannot be sent (the server stopped reading), and the
+// write fails with ErrClosed.
+func TestProducerCloseWhileSendBlocks(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewProducerServiceHandler(stuck{}))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	hc, err := Options{Addr: srv.URL, H2C: true}.HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(wailv1connect.NewProducerServiceClient(hc, srv.URL), ProducerConfig{Linger: time.Millisecond}, time.Millisecond)
+	written := make(chan error, 1)
+	go func() {
+		_, err := p.Put(context.Background(), "t", []byte("k"), bytes.Repeat([]byte("v"), 8<<20)) // over the flow-control windows
+		written <- err
+	}()
+	for len(p.space) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the batch is being sent
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		closed <- p.Close(ctx)
+	}()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		srv.CloseClientConnections() // lets the producer go
+		t.Fatal("Close did not return 3s after its context ended: the producer's loop is stuck in a send")
+	}
+	if err := <-written; !errors.Is(err, ErrClosed) {
+		t.Fatalf("the write: %v; want ErrClosed", err)
 	}
 }
 

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"io"
 	"slices"
 	"time"
 
@@ -50,14 +52,13 @@ type loop struct {
 	timer     *time.Timer
 }
 
-// streamConn is one open WriteStream.
+// streamConn is one open WriteStream. Its sender sends the batches
+// handed to it on reqs (the loop never waits for a send: a server that
+// stops reading blocks only the sender), its receiver hands the answers
+// to the loop; cancel stops both.
 type streamConn struct {
-	gen int
-	s   interface {
-		Send(*wailv1.WriteStreamRequest) error
-		CloseRequest() error
-		CloseResponse() error
-	}
+	gen    int
+	reqs   chan *wailv1.WriteStreamRequest // at most MaxInFlight: one per flight
 	cancel context.CancelFunc
 }
 
@@ -301,8 +302,10 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		w.tries++
 	}
 	l.flights[l.seq] = &flight{writes: batch}
-	if err := l.stream.s.Send(req); err != nil {
-		l.broken(err) // the batch is in flights: it is fenced and requeued with the others
+	select {
+	case l.stream.reqs <- req:
+	default: // more flights than MaxInFlight: the server answered batches it was not sent
+		l.broken(errors.New("the server answered batches not sent yet"))
 		return false
 	}
 	return true
@@ -316,9 +319,36 @@ func (l *loop) open(now time.Time) bool {
 	l.gen++
 	ctx, cancel := context.WithCancel(l.ctx)
 	s := l.p.client.WriteStream(ctx)
-	l.stream = &streamConn{gen: l.gen, s: s, cancel: cancel}
+	reqs := make(chan *wailv1.WriteStreamRequest, l.p.cfg.MaxInFlight)
+	l.stream = &streamConn{gen: l.gen, reqs: reqs, cancel: cancel}
 	gen := l.gen
 	go func() {
+		defer func() { _ = s.CloseRequest() }()
+		for {
+			select {
+			case req := <-reqs:
+				if ctx.Err() != nil {
+					return // given up: its batches are fenced from now, unsent
+				}
+				err := s.Send(req)
+				if err == nil {
+					continue
+				}
+				if errors.Is(err, io.EOF) {
+					return // the stream ended: the receiver gets why
+				}
+				select {
+				case l.answers <- answer{gen: gen, err: err}:
+				case <-ctx.Done():
+				}
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer func() { _ = s.CloseResponse() }()
 		for {
 			resp, err := s.Receive()
 			select {
@@ -336,9 +366,7 @@ func (l *loop) open(now time.Time) bool {
 
 func (l *loop) closeStream() {
 	if l.stream != nil {
-		l.stream.cancel() // the receiver stops first
-		_ = l.stream.s.CloseRequest()
-		_ = l.stream.s.CloseResponse()
+		l.stream.cancel() // the sender and the receiver stop and close their sides
 		l.stream = nil
 	}
 }
