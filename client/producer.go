@@ -165,6 +165,9 @@ type pending struct {
 	notBefore time.Time
 	tries     int
 	picked    bool // take's scratch
+	// answered: Write has its outcome (a write in flight past its
+	// delivery timeout gets it before its batch's answer).
+	answered bool
 }
 
 type outcome struct {

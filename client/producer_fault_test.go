@@ -193,3 +193,42 @@ func TestProducerPumpWaitsForReopen(t *testing.T) {
 		t.Fatalf("%d writes queued, want the one back", len(l.queue))
 	}
 }
+
+// TestProducerDeliveryTimeoutInFlight: a write whose batch the server
+// never answers fails at its delivery timeout (it may have been written),
+// and the next write of its key waits for that batch's answer: it is not
+// in flight together with it.
+func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	s := &slowServer{arrived: make(chan int, 100), hold: func(n int) {
+		if n == 1 {
+			<-release
+		}
+	}}
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, DeliveryTimeout: 200 * time.Millisecond}, time.Millisecond)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server closes
+	first := make(chan error, 1)
+	go func() { _, err := p.Put(context.Background(), "t", []byte("k"), nil); first <- err }()
+	<-s.arrived
+	select {
+	case err := <-first:
+		var werr *WriteError
+		if !errors.As(err, &werr) || werr.Code != connect.CodeDeadlineExceeded {
+			t.Fatalf("a write never answered: %v; want deadline_exceeded", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("a write never answered did not fail at its delivery timeout (200ms)")
+	}
+	next := make(chan error, 1)
+	go func() { _, err := p.Put(context.Background(), "t", []byte("k"), nil); next <- err }()
+	time.Sleep(50 * time.Millisecond)
+	if n := len(s.seen()); n != 1 {
+		t.Fatalf("the server saw %d batches while the first write of the key was unanswered; want 1", n)
+	}
+	once.Do(func() { close(release) })
+	if err := <-next; err != nil {
+		t.Fatalf("the next write of the key after the answer: %v", err)
+	}
+}

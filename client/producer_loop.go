@@ -17,6 +17,8 @@ import (
 
 type flight struct {
 	writes []*pending
+	// deadline: the earliest delivery timeout of its writes not answered.
+	deadline time.Time
 }
 
 type answer struct {
@@ -163,7 +165,7 @@ func (l *loop) pump(closing bool) time.Time {
 	for len(l.flights) < l.p.cfg.MaxInFlight {
 		batch, next := l.take(now, closing)
 		if len(batch) == 0 {
-			return next
+			return minTime(next, l.flightsWake(now))
 		}
 		if !l.send(batch, now) {
 			// No stream before reopenAt: look again then (or to fail a
@@ -172,14 +174,39 @@ func (l *loop) pump(closing bool) time.Time {
 			for _, w := range l.queue {
 				wake = minTime(wake, w.deadline.Add(time.Millisecond))
 			}
-			return wake
+			return minTime(wake, l.flightsWake(now))
 		}
 	}
-	wake := now.Add(time.Hour)
+	wake := l.flightsWake(now)
 	for _, w := range l.queue {
 		wake = minTime(wake, w.deadline.Add(time.Millisecond)) // to fail it in time
 	}
 	return wake
+}
+
+// flightsWake is when to look again to fail a write in flight at its
+// delivery timeout.
+func (l *loop) flightsWake(now time.Time) time.Time {
+	wake := now.Add(time.Hour)
+	for _, f := range l.flights {
+		wake = minTime(wake, f.deadline.Add(time.Millisecond))
+	}
+	return wake
+}
+
+// firstDeadline is the earliest delivery timeout of the writes not
+// answered (far ahead if none).
+func firstDeadline(ws []*pending) time.Time {
+	var d time.Time
+	for _, w := range ws {
+		if !w.answered && (d.IsZero() || w.deadline.Before(d)) {
+			d = w.deadline
+		}
+	}
+	if d.IsZero() {
+		d = time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
+	return d
 }
 
 // take removes from the queue the next batch to send, if one is due (full:
@@ -271,8 +298,22 @@ func (l *loop) unqueued(w *pending) {
 	}
 }
 
-// expire fails the queued writes past their delivery timeout.
+// expire fails the writes past their delivery timeout: queued ones, and
+// ones in flight (they may have been written; their keys stay busy until
+// the answer, or fenced if the stream breaks).
 func (l *loop) expire(now time.Time) {
+	for _, f := range l.flights {
+		if !now.After(f.deadline) {
+			continue
+		}
+		for _, w := range f.writes {
+			if now.After(w.deadline) {
+				l.finish(w, Result{}, &WriteError{Code: connect.CodeDeadlineExceeded,
+					Message: "not answered within the producer's delivery timeout: its batch is unanswered, it may have been written"})
+			}
+		}
+		f.deadline = firstDeadline(f.writes)
+	}
 	l.queue = slices.DeleteFunc(l.queue, func(w *pending) bool {
 		if !now.After(w.deadline) {
 			return false
@@ -301,7 +342,7 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		l.busy[w.key] = true
 		w.tries++
 	}
-	l.flights[l.seq] = &flight{writes: batch}
+	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch)}
 	select {
 	case l.stream.reqs <- req:
 	default: // more flights than MaxInFlight: the server answered batches it was not sent
@@ -404,7 +445,11 @@ func (l *loop) broken(err error) {
 			l.fence[w.key] = fence
 			w.lastErr = &WriteError{Code: connect.CodeOf(err), Message: "the write stream broke before the answer: " + err.Error()}
 		}
-		lost = append(lost, f.writes...)
+		for _, w := range f.writes {
+			if !w.answered { // else failed at its delivery timeout: only its key is fenced
+				lost = append(lost, w)
+			}
+		}
 		delete(l.flights, seq)
 	}
 	l.requeue(lost)
@@ -454,7 +499,7 @@ func (l *loop) answer(a answer) {
 		}
 		werr := &WriteError{Message: e.GetMessage(), Version: r.GetVersion(), IntentLogged: r.GetIntentLogged()}
 		_ = werr.Code.UnmarshalText([]byte(e.GetCode()))
-		if !retriable(werr.Code) {
+		if !retriable(werr.Code) || w.answered {
 			l.finish(w, Result{}, werr)
 			continue
 		}
@@ -467,7 +512,13 @@ func (l *loop) answer(a answer) {
 	l.requeue(again)
 }
 
+// finish gives Write its outcome, once (a write that failed at its
+// delivery timeout in flight keeps that).
 func (l *loop) finish(w *pending, r Result, err error) {
+	if w.answered {
+		return
+	}
+	w.answered = true
 	w.result <- outcome{r: r, err: err}
 	<-l.p.space
 }
