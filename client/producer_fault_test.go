@@ -232,3 +232,57 @@ func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 		t.Fatalf("the next write of the key after the answer: %v", err)
 	}
 }
+
+// forbid refuses, as the server's guard does (internal/api, authorizedConn),
+// a WriteStream message naming table "forbidden": PermissionDenied from
+// Receive, which ends the stream. It waits a little first, so that the
+// test can queue a write meanwhile.
+type forbid struct{}
+
+func (forbid) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
+func (forbid) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+func (forbid) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		return next(ctx, forbidConn{conn})
+	}
+}
+
+type forbidConn struct{ connect.StreamingHandlerConn }
+
+func (c forbidConn) Receive(m any) error {
+	if err := c.StreamingHandlerConn.Receive(m); err != nil {
+		return err
+	}
+	for _, mu := range m.(*wailv1.WriteStreamRequest).GetMutations() {
+		if mu.GetTable() == "forbidden" {
+			time.Sleep(100 * time.Millisecond)
+			return connect.NewError(connect.CodePermissionDenied, errors.New(`no permission on table "forbidden"`))
+		}
+	}
+	return nil
+}
+
+// TestProducerPermissionDeniedMidStream: a server that ends the stream
+// with permission_denied for a batch naming a table the caller may not
+// write (as wail's does) fails the writes in flight, not the writes
+// queued meanwhile: they go on a new stream.
+func TestProducerPermissionDeniedMidStream(t *testing.T) {
+	t.Parallel()
+	s := newScript()
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, MaxInFlight: 1, DeliveryTimeout: 3 * time.Second}, time.Millisecond, connect.WithInterceptors(forbid{}))
+	denied := make(chan error, 1)
+	go func() { _, err := p.Put(context.Background(), "forbidden", []byte("k"), nil); denied <- err }()
+	for len(p.space) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // its batch is in flight, not yet refused
+	if _, err := p.Put(context.Background(), "ok", []byte("k"), nil); err != nil {
+		t.Fatalf("a write of a table allowed, queued while another's batch was refused: %v", err)
+	}
+	var werr *WriteError
+	if err := <-denied; !errors.As(err, &werr) || werr.Code != connect.CodePermissionDenied {
+		t.Fatalf("the write of the forbidden table: %v; want permission_denied", err)
+	}
+}

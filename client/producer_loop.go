@@ -418,8 +418,12 @@ func (l *loop) closeStream() {
 func (l *loop) broken(err error) {
 	l.closeStream()
 	if code := connect.CodeOf(err); code == connect.CodeUnimplemented || code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied {
-		// Retrying cannot help: fail what is held. Nothing in flight was
-		// written (the stream was refused), so no fence.
+		// Retrying cannot help: fail the writes in flight. The server
+		// ended the stream itself, once every batch it read was done (it
+		// runs each to its end), so no attempt can be stamped later: no
+		// fence. Unimplemented or unauthenticated, every stream would be
+		// refused: fail the queue too. Permission is checked per batch
+		// (the tables it names): the queue goes on a new stream.
 		werr := &WriteError{Code: code, Message: "the server refused the write stream (a server without WriteStream, or not over HTTP/2, or not allowed): " + err.Error()}
 		for seq, f := range l.flights {
 			for _, w := range f.writes {
@@ -427,6 +431,9 @@ func (l *loop) broken(err error) {
 				l.finish(w, Result{}, werr)
 			}
 			delete(l.flights, seq)
+		}
+		if code == connect.CodePermissionDenied {
+			return
 		}
 		for _, w := range l.queue {
 			l.finish(w, Result{}, werr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -47,8 +48,11 @@ func newScript() *script {
 func (s *script) WriteStream(ctx context.Context, st *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
 	for {
 		req, err := st.Receive()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return nil
+		}
+		if err != nil {
+			return err // e.g. a message over the size cap, or refused by an interceptor
 		}
 		s.mu.Lock()
 		s.batches++
