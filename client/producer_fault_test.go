@@ -286,3 +286,26 @@ func TestProducerPermissionDeniedMidStream(t *testing.T) {
 		t.Fatalf("the write of the forbidden table: %v; want permission_denied", err)
 	}
 }
+
+// TestProducerFenceForgotten: the fences whose time has passed are
+// dropped, even of keys no write comes to again (a write that failed
+// during its fence): a long outage with unique keys does not grow the
+// producer's memory without bound.
+func TestProducerFenceForgotten(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	p := &Producer{cfg: ProducerConfig{}.withDefaults(), fence: time.Second}
+	l := &loop{p: p, flights: map[uint64]*flight{}, busy: map[string]bool{}, fence: map[string]time.Time{},
+		queued: map[string]int{}, seen: map[string]bool{}}
+	for i := range 1000 {
+		l.fence[fmt.Sprintf("t\x00gone%d", i)] = now.Add(-time.Millisecond) // their writes failed meanwhile
+	}
+	l.fence["t\x00fenced"] = now.Add(time.Minute)
+	w := &pending{m: &wailv1.Mutation{Table: "t", Key: []byte("k")}, key: "t\x00k", at: now, deadline: now.Add(time.Minute)}
+	l.flights[1] = &flight{writes: []*pending{w}, deadline: w.deadline}
+	l.busy[w.key] = true
+	l.broken(connect.NewError(connect.CodeUnavailable, errors.New("broken")))
+	if len(l.fence) != 2 {
+		t.Fatalf("%d keys fenced after a break; want 2 (the lost write's and the one still fenced)", len(l.fence))
+	}
+}

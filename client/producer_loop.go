@@ -444,7 +444,13 @@ func (l *loop) broken(err error) {
 	}
 	l.reopenErr++
 	l.reopenAt = time.Now().Add(backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, l.reopenErr))
-	fence := time.Now().Add(l.p.fence)
+	now := time.Now()
+	for k, f := range l.fence {
+		if !now.Before(f) {
+			delete(l.fence, k) // else kept by a key no write came to again (its write failed meanwhile)
+		}
+	}
+	fence := now.Add(l.p.fence)
 	var lost []*pending
 	for seq, f := range l.flights {
 		for _, w := range f.writes {
