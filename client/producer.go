@@ -267,7 +267,9 @@ func (p *Producer) check(m *wailv1.Mutation) (int, error) {
 }
 
 // Close sends what the producer holds, waits for the answers until ctx
-// ends, and stops. Writes still waiting then fail with ErrClosed.
+// ends, and stops. Writes still waiting then fail with ErrClosed. A write
+// fails at its delivery timeout even unanswered, so Close returns by then
+// whatever ctx.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()

@@ -309,3 +309,34 @@ func TestProducerFenceForgotten(t *testing.T) {
 		t.Fatalf("%d keys fenced after a break; want 2 (the lost write's and the one still fenced)", len(l.fence))
 	}
 }
+
+// TestProducerCloseBoundedByDeliveryTimeout: Close with a context that
+// never ends still returns against a server that never answers: once
+// every write held has failed at its delivery timeout, nothing is left to
+// wait for.
+func TestProducerCloseBoundedByDeliveryTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	s := &slowServer{arrived: make(chan int, 100), hold: func(int) { <-release }}
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, DeliveryTimeout: 200 * time.Millisecond}, time.Millisecond)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server closes
+	written := make(chan error, 1)
+	go func() { _, err := p.Put(context.Background(), "t", []byte("k"), nil); written <- err }()
+	<-s.arrived
+	closed := make(chan error, 1)
+	go func() { closed <- p.Close(context.Background()) }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		once.Do(func() { close(release) }) // lets Close return
+		t.Fatal("Close did not return 3s after the only write held failed at its delivery timeout (200ms)")
+	}
+	var werr *WriteError
+	if err := <-written; !errors.As(err, &werr) || werr.Code != connect.CodeDeadlineExceeded {
+		t.Fatalf("the write: %v; want deadline_exceeded", err)
+	}
+}

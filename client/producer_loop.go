@@ -76,12 +76,12 @@ func (p *Producer) run() {
 	due := true // pump at once; otherwise at l.wake
 	for {
 		closing := stop == nil
-		if closing && len(l.queue) == 0 && len(l.flights) == 0 {
-			l.closeStream()
-			return
-		}
 		if due || !time.Now().Before(l.wake) {
 			l.wake = l.pump(closing)
+		}
+		if closing && len(l.queue) == 0 && l.allAnswered() {
+			l.closeStream()
+			return
 		}
 		l.timer.Reset(max(time.Until(l.wake), 0))
 		due = true
@@ -182,6 +182,20 @@ func (l *loop) pump(closing bool) time.Time {
 		wake = minTime(wake, w.deadline.Add(time.Millisecond)) // to fail it in time
 	}
 	return wake
+}
+
+// allAnswered: every write in flight has its outcome (none, or those
+// left failed at their delivery timeout: Close need not wait for their
+// answers).
+func (l *loop) allAnswered() bool {
+	for _, f := range l.flights {
+		for _, w := range f.writes {
+			if !w.answered {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // flightsWake is when to look again to fail a write in flight at its
