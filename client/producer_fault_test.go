@@ -163,8 +163,10 @@ func TestProducerFenceOfAnExpiredWrite(t *testing.T) {
 				}
 				return ""
 			}
-			const fence = 300 * time.Millisecond
-			p := serveScript(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 200 * time.Millisecond}, fence)
+			// The lost write fails during the fence; a write right after it
+			// has 2*400-500ms of slack for the break to be seen.
+			const fence = 500 * time.Millisecond
+			p := serveScript(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 400 * time.Millisecond}, fence)
 			if _, err := p.Put(context.Background(), "t", []byte("k"), nil); err == nil {
 				t.Fatal("the write lost with the stream was answered")
 			}
@@ -206,7 +208,7 @@ func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 			<-release
 		}
 	}}
-	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, DeliveryTimeout: 200 * time.Millisecond}, time.Millisecond)
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, DeliveryTimeout: 500 * time.Millisecond}, time.Millisecond)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server closes
 	first := make(chan error, 1)
@@ -219,7 +221,7 @@ func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 			t.Fatalf("a write never answered: %v; want deadline_exceeded", err)
 		}
 	case <-time.After(3 * time.Second):
-		t.Fatal("a write never answered did not fail at its delivery timeout (200ms)")
+		t.Fatal("a write never answered did not fail at its delivery timeout (500ms)")
 	}
 	next := make(chan error, 1)
 	go func() { _, err := p.Put(context.Background(), "t", []byte("k"), nil); next <- err }()
@@ -235,21 +237,24 @@ func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 
 // forbid refuses, as the server's guard does (internal/api, authorizedConn),
 // a WriteStream message naming table "forbidden": PermissionDenied from
-// Receive, which ends the stream. It waits a little first, so that the
-// test can queue a write meanwhile.
-type forbid struct{}
+// Receive, which ends the stream. It tells got when it has such a message
+// and refuses it once proceed is closed.
+type forbid struct{ got, proceed chan struct{} }
 
 func (forbid) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
 func (forbid) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return next
 }
-func (forbid) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+func (f forbid) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return next(ctx, forbidConn{conn})
+		return next(ctx, forbidConn{conn, f})
 	}
 }
 
-type forbidConn struct{ connect.StreamingHandlerConn }
+type forbidConn struct {
+	connect.StreamingHandlerConn
+	f forbid
+}
 
 func (c forbidConn) Receive(m any) error {
 	if err := c.StreamingHandlerConn.Receive(m); err != nil {
@@ -257,7 +262,8 @@ func (c forbidConn) Receive(m any) error {
 	}
 	for _, mu := range m.(*wailv1.WriteStreamRequest).GetMutations() {
 		if mu.GetTable() == "forbidden" {
-			time.Sleep(100 * time.Millisecond)
+			c.f.got <- struct{}{}
+			<-c.f.proceed
 			return connect.NewError(connect.CodePermissionDenied, errors.New(`no permission on table "forbidden"`))
 		}
 	}
@@ -271,14 +277,18 @@ func (c forbidConn) Receive(m any) error {
 func TestProducerPermissionDeniedMidStream(t *testing.T) {
 	t.Parallel()
 	s := newScript()
-	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, MaxInFlight: 1, DeliveryTimeout: 3 * time.Second}, time.Millisecond, connect.WithInterceptors(forbid{}))
+	f := forbid{got: make(chan struct{}, 1), proceed: make(chan struct{})}
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, MaxInFlight: 1, DeliveryTimeout: 3 * time.Second}, time.Millisecond, connect.WithInterceptors(f))
 	denied := make(chan error, 1)
 	go func() { _, err := p.Put(context.Background(), "forbidden", []byte("k"), nil); denied <- err }()
-	for len(p.space) == 0 {
-		time.Sleep(time.Millisecond)
+	<-f.got // its batch is in flight, not yet refused
+	allowed := make(chan error, 1)
+	go func() { _, err := p.Put(context.Background(), "ok", []byte("k"), nil); allowed <- err }()
+	for len(p.space) < 2 {
+		time.Sleep(time.Millisecond) // queued
 	}
-	time.Sleep(20 * time.Millisecond) // its batch is in flight, not yet refused
-	if _, err := p.Put(context.Background(), "ok", []byte("k"), nil); err != nil {
+	close(f.proceed)
+	if err := <-allowed; err != nil {
 		t.Fatalf("a write of a table allowed, queued while another's batch was refused: %v", err)
 	}
 	var werr *WriteError
