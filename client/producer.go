@@ -29,7 +29,7 @@ type ProducerConfig struct {
 	// BatchSize is the most mutations per batch (default 1000; at most
 	// the server's limits.max_batch_mutations).
 	BatchSize int
-	// MaxBatchBytes is the most bytes of mutations per batch, encoded
+	// MaxBatchBytes is the most bytes per batch, encoded
 	// (default 16 MiB; at most the server's api.max_write_request_bytes,
 	// 32 MiB by default: it refuses a larger batch by ending the stream).
 	// A write larger than this fails at once with invalid_argument.
@@ -261,11 +261,15 @@ func (p *Producer) check(m *wailv1.Mutation) (int, error) {
 	}
 	n := proto.Size(m)
 	size := protowire.SizeTag(2) + protowire.SizeBytes(n) // as a WriteStreamRequest's mutation
-	if size > p.cfg.MaxBatchBytes {
-		return invalid(fmt.Sprintf("the write takes %d bytes, over the producer's MaxBatchBytes (%d)", n, p.cfg.MaxBatchBytes))
+	if size > p.cfg.MaxBatchBytes-seqBytes {
+		return invalid(fmt.Sprintf("the write takes %d bytes in a batch, over the producer's MaxBatchBytes (%d, less %d for the batch's seq)", size, p.cfg.MaxBatchBytes, seqBytes))
 	}
 	return size, nil
 }
+
+// seqBytes is the most a WriteStreamRequest takes besides its mutations:
+// its seq field.
+const seqBytes = 1 + 10
 
 // Close sends what the producer holds, waits for the answers until ctx
 // ends, and stops. Writes still waiting then fail with ErrClosed. A write

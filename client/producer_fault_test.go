@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
@@ -348,5 +349,33 @@ func TestProducerCloseBoundedByDeliveryTimeout(t *testing.T) {
 	var werr *WriteError
 	if err := <-written; !errors.As(err, &werr) || werr.Code != connect.CodeDeadlineExceeded {
 		t.Fatalf("the write: %v; want deadline_exceeded", err)
+	}
+}
+
+// TestProducerMaxBatchBytesIsTheRequest: MaxBatchBytes bounds the whole
+// request, its seq included: set to the server's cap, a write that fills
+// it fails at once instead of making a batch the server refuses at each
+// try.
+func TestProducerMaxBatchBytesIsTheRequest(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	s := newScript()
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: time.Millisecond, MaxBatchBytes: limit, DeliveryTimeout: 2 * time.Second},
+		time.Millisecond, connect.WithReadMaxBytes(limit))
+	var m *wailv1.Mutation
+	for n := limit; n > limit-100 && m == nil; n-- { // a write of exactly MaxBatchBytes as a mutation
+		c := &wailv1.Mutation{Table: "t", Key: []byte("k"), Value: bytes.Repeat([]byte("v"), n)}
+		if proto.Size(&wailv1.WriteStreamRequest{Mutations: []*wailv1.Mutation{c}}) == limit {
+			m = c
+		}
+	}
+	if m == nil {
+		t.Fatal("no write of exactly the limit")
+	}
+	start := time.Now()
+	_, err := p.Write(context.Background(), m)
+	var werr *WriteError
+	if !errors.As(err, &werr) || werr.Code != connect.CodeInvalidArgument || time.Since(start) > time.Second {
+		t.Fatalf("a write of MaxBatchBytes, the server's cap, without the seq: %v after %s; want invalid_argument at once", err, time.Since(start).Round(time.Millisecond))
 	}
 }
