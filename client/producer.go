@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
@@ -26,6 +29,11 @@ type ProducerConfig struct {
 	// BatchSize is the most mutations per batch (default 1000; at most
 	// the server's limits.max_batch_mutations).
 	BatchSize int
+	// MaxBatchBytes is the most bytes per batch, encoded
+	// (default 16 MiB; at most the server's api.max_write_request_bytes,
+	// 32 MiB by default: it refuses a larger batch by ending the stream).
+	// A write larger than this fails at once with invalid_argument.
+	MaxBatchBytes int
 	// MaxInFlight is the most batches sent and not yet answered (default
 	// 8, the server's api.write_stream_in_flight); all but one of them
 	// full.
@@ -59,6 +67,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 	def(&c.RetryBackoffMax, 2*time.Second)
 	def(&c.DeliveryTimeout, 2*time.Minute)
 	defInt(&c.BatchSize, 1000)
+	defInt(&c.MaxBatchBytes, 16<<20)
 	defInt(&c.MaxInFlight, 8)
 	defInt(&c.MaxBuffered, 100000)
 	return c
@@ -147,6 +156,7 @@ type pending struct {
 	m        *wailv1.Mutation
 	n        uint64    // arrival order
 	key      string    // table and key
+	size     int       // bytes in the batch
 	at       time.Time // when Write was called
 	deadline time.Time
 	result   chan outcome // buffered 1
@@ -155,6 +165,9 @@ type pending struct {
 	notBefore time.Time
 	tries     int
 	picked    bool // take's scratch
+	// answered: Write has its outcome (a write in flight past its
+	// delivery timeout gets it before its batch's answer).
+	answered bool
 }
 
 type outcome struct {
@@ -199,8 +212,13 @@ func (p *Producer) Delete(ctx context.Context, table string, key []byte) (Result
 
 // Write sends m in the next batch and waits for its answer. If ctx ends
 // first, Write returns ctx's error and the write goes on without a waiter
-// (it may be written).
+// (it may be written): the producer reads m until then, so m must not be
+// changed after Write, even once it returned ctx's error.
 func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error) {
+	size, err := p.check(m)
+	if err != nil {
+		return Result{}, err
+	}
 	select {
 	case p.space <- struct{}{}:
 	case <-ctx.Done():
@@ -209,7 +227,7 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 		return Result{}, ErrClosed
 	}
 	now := time.Now()
-	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
+	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), size: size, at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
 		result: make(chan outcome, 1)}
 	p.mu.Lock()
 	if p.closed {
@@ -231,8 +249,32 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	}
 }
 
+// check refuses a write that cannot go in a batch (it would fail to be
+// encoded, or make the server refuse the batch, and so break the stream
+// at each try) and returns its size in a batch.
+func (p *Producer) check(m *wailv1.Mutation) (int, error) {
+	invalid := func(msg string) (int, error) {
+		return 0, &WriteError{Code: connect.CodeInvalidArgument, Message: msg}
+	}
+	if !utf8.ValidString(m.GetTable()) || !utf8.ValidString(m.GetValueJson()) {
+		return invalid("the table name and value_json must be UTF-8")
+	}
+	n := proto.Size(m)
+	size := protowire.SizeTag(2) + protowire.SizeBytes(n) // as a WriteStreamRequest's mutation
+	if size > p.cfg.MaxBatchBytes-seqBytes {
+		return invalid(fmt.Sprintf("the write takes %d bytes in a batch, over the producer's MaxBatchBytes (%d, less %d for the batch's seq)", size, p.cfg.MaxBatchBytes, seqBytes))
+	}
+	return size, nil
+}
+
+// seqBytes is the most a WriteStreamRequest takes besides its mutations:
+// its seq field.
+const seqBytes = 1 + 10
+
 // Close sends what the producer holds, waits for the answers until ctx
-// ends, and stops. Writes still waiting then fail with ErrClosed.
+// ends, and stops. Writes still waiting then fail with ErrClosed. A write
+// fails at its delivery timeout even unanswered, so Close returns by then
+// whatever ctx.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()

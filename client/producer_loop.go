@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"io"
 	"slices"
 	"time"
 
@@ -15,6 +17,8 @@ import (
 
 type flight struct {
 	writes []*pending
+	// deadline: the earliest delivery timeout of its writes not answered.
+	deadline time.Time
 }
 
 type answer struct {
@@ -28,17 +32,19 @@ type loop struct {
 	ctx    context.Context
 	queue  []*pending     // not in flight, in arrival order
 	queued map[string]int // writes of each key in the queue
-	// ready is how many queued writes could go in the next batch: counted
-	// by the last take, plus the arrivals since that could.
-	ready   int
-	wake    time.Time       // when pump must look again at the latest
-	seen    map[string]bool // take's scratch: keys met in the queue
-	spare   []*pending      // the inbox's next backing array
-	flights map[uint64]*flight
-	busy    map[string]bool      // keys in a batch in flight
-	fence   map[string]time.Time // keys lost with a broken stream: not sent before
-	seq     uint64
-	arrived uint64
+	// ready is how many queued writes could go in the next batch, and
+	// readyBytes their size: counted by the last take, plus the arrivals
+	// since that could.
+	ready      int
+	readyBytes int
+	wake       time.Time       // when pump must look again at the latest
+	seen       map[string]bool // take's scratch: keys met in the queue
+	spare      []*pending      // the inbox's next backing array
+	flights    map[uint64]*flight
+	busy       map[string]bool      // keys in a batch in flight
+	fence      map[string]time.Time // keys lost with a broken stream: not sent before
+	seq        uint64
+	arrived    uint64
 
 	stream    *streamConn
 	gen       int
@@ -48,14 +54,13 @@ type loop struct {
 	timer     *time.Timer
 }
 
-// streamConn is one open WriteStream.
+// streamConn is one open WriteStream. Its sender sends the batches
+// handed to it on reqs (the loop never waits for a send: a server that
+// stops reading blocks only the sender), its receiver hands the answers
+// to the loop; cancel stops both.
 type streamConn struct {
-	gen int
-	s   interface {
-		Send(*wailv1.WriteStreamRequest) error
-		CloseRequest() error
-		CloseResponse() error
-	}
+	gen    int
+	reqs   chan *wailv1.WriteStreamRequest // at most MaxInFlight: one per flight
 	cancel context.CancelFunc
 }
 
@@ -71,12 +76,12 @@ func (p *Producer) run() {
 	due := true // pump at once; otherwise at l.wake
 	for {
 		closing := stop == nil
-		if closing && len(l.queue) == 0 && len(l.flights) == 0 {
-			l.closeStream()
-			return
-		}
 		if due || !time.Now().Before(l.wake) {
 			l.wake = l.pump(closing)
+		}
+		if closing && len(l.queue) == 0 && l.allAnswered() {
+			l.closeStream()
+			return
 		}
 		l.timer.Reset(max(time.Until(l.wake), 0))
 		due = true
@@ -133,11 +138,16 @@ func (l *loop) add(w *pending) bool {
 	if l.queued[w.key] > 1 || l.busy[w.key] {
 		return false // waits for the write of its key ahead of it
 	}
-	if _, fenced := l.fence[w.key]; fenced {
-		return false // the next look after the fence decides
+	if f, fenced := l.fence[w.key]; fenced {
+		if time.Now().Before(f) {
+			l.wake = minTime(l.wake, f) // the look after the fence decides
+			return false
+		}
+		delete(l.fence, w.key) // its writes were all answered or failed meanwhile
 	}
 	l.ready++
-	if l.ready >= l.p.cfg.BatchSize {
+	l.readyBytes += w.size
+	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.p.cfg.MaxBatchBytes-seqBytes {
 		return len(l.flights) < l.p.cfg.MaxInFlight
 	}
 	if len(l.flights) == 0 {
@@ -155,29 +165,77 @@ func (l *loop) pump(closing bool) time.Time {
 	for len(l.flights) < l.p.cfg.MaxInFlight {
 		batch, next := l.take(now, closing)
 		if len(batch) == 0 {
-			return next
+			return minTime(next, l.flightsWake(now))
 		}
 		if !l.send(batch, now) {
-			return minTime(next, l.reopenAt)
+			// No stream before reopenAt: look again then (or to fail a
+			// write in time), not at once.
+			wake := l.reopenAt
+			for _, w := range l.queue {
+				wake = minTime(wake, w.deadline.Add(time.Millisecond))
+			}
+			return minTime(wake, l.flightsWake(now))
 		}
 	}
-	wake := now.Add(time.Hour)
+	wake := l.flightsWake(now)
 	for _, w := range l.queue {
 		wake = minTime(wake, w.deadline.Add(time.Millisecond)) // to fail it in time
 	}
 	return wake
 }
 
-// take removes from the queue the next batch to send, if one is due (full,
-// lingered long enough with no batch in flight, or closing), and
+// allAnswered: every write in flight has its outcome (none, or those
+// left failed at their delivery timeout: Close need not wait for their
+// answers).
+func (l *loop) allAnswered() bool {
+	for _, f := range l.flights {
+		for _, w := range f.writes {
+			if !w.answered {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// flightsWake is when to look again to fail a write in flight at its
+// delivery timeout.
+func (l *loop) flightsWake(now time.Time) time.Time {
+	wake := now.Add(time.Hour)
+	for _, f := range l.flights {
+		wake = minTime(wake, f.deadline.Add(time.Millisecond))
+	}
+	return wake
+}
+
+// firstDeadline is the earliest delivery timeout of the writes not
+// answered (far ahead if none).
+func firstDeadline(ws []*pending) time.Time {
+	var d time.Time
+	for _, w := range ws {
+		if !w.answered && (d.IsZero() || w.deadline.Before(d)) {
+			d = w.deadline
+		}
+	}
+	if d.IsZero() {
+		d = time.Now().Add(100 * 365 * 24 * time.Hour)
+	}
+	return d
+}
+
+// take removes from the queue the next batch to send, if one is due (full:
+// BatchSize writes or MaxBatchBytes; lingered long enough with no batch in
+// flight; or closing), and
 // says when to look again otherwise. A key goes in at most one batch in
 // flight, once: later writes of it wait, and so do writes past a backoff
 // or a fence. It also counts l.ready.
 func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Time) {
 	next = now.Add(time.Hour)
-	size := l.p.cfg.BatchSize
+	size, maxBytes := l.p.cfg.BatchSize, l.p.cfg.MaxBatchBytes-seqBytes
 	clear(l.seen)
 	picked, ready := 0, 0
+	pickedBytes, readyBytes := 0, 0
+	full := false // no more fits in the batch
 	var first time.Time
 	for _, w := range l.queue {
 		next = minTime(next, w.deadline.Add(time.Millisecond)) // to fail it in time
@@ -198,16 +256,22 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 			continue
 		}
 		ready++
-		if picked < size {
+		readyBytes += w.size
+		if picked == size || (picked > 0 && pickedBytes+w.size > maxBytes) {
+			full = true
+		}
+		if !full {
 			if picked == 0 {
 				first = w.at
 			}
 			w.picked = true
 			picked++
+			pickedBytes += w.size
 		}
 	}
-	l.ready = ready
-	if picked > 0 && picked < size && !closing {
+	l.ready, l.readyBytes = ready, readyBytes
+	full = full || picked == size
+	if picked > 0 && !full && !closing {
 		if due := first.Add(l.p.cfg.Linger); now.Before(due) {
 			next = minTime(next, due)
 			picked = 0
@@ -237,6 +301,7 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 	clear(l.queue[len(rest):])
 	l.queue = rest
 	l.ready -= picked
+	l.readyBytes -= pickedBytes
 	return batch, now
 }
 
@@ -247,8 +312,22 @@ func (l *loop) unqueued(w *pending) {
 	}
 }
 
-// expire fails the queued writes past their delivery timeout.
+// expire fails the writes past their delivery timeout: queued ones, and
+// ones in flight (they may have been written; their keys stay busy until
+// the answer, or fenced if the stream breaks).
 func (l *loop) expire(now time.Time) {
+	for _, f := range l.flights {
+		if !now.After(f.deadline) {
+			continue
+		}
+		for _, w := range f.writes {
+			if now.After(w.deadline) {
+				l.finish(w, Result{}, &WriteError{Code: connect.CodeDeadlineExceeded,
+					Message: "not answered within the producer's delivery timeout: its batch is unanswered, it may have been written"})
+			}
+		}
+		f.deadline = firstDeadline(f.writes)
+	}
 	l.queue = slices.DeleteFunc(l.queue, func(w *pending) bool {
 		if !now.After(w.deadline) {
 			return false
@@ -277,9 +356,11 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		l.busy[w.key] = true
 		w.tries++
 	}
-	l.flights[l.seq] = &flight{writes: batch}
-	if err := l.stream.s.Send(req); err != nil {
-		l.broken(err) // the batch is in flights: it is fenced and requeued with the others
+	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch)}
+	select {
+	case l.stream.reqs <- req:
+	default: // more flights than MaxInFlight: the server answered batches it was not sent
+		l.broken(errors.New("the server answered batches not sent yet"))
 		return false
 	}
 	return true
@@ -293,9 +374,36 @@ func (l *loop) open(now time.Time) bool {
 	l.gen++
 	ctx, cancel := context.WithCancel(l.ctx)
 	s := l.p.client.WriteStream(ctx)
-	l.stream = &streamConn{gen: l.gen, s: s, cancel: cancel}
+	reqs := make(chan *wailv1.WriteStreamRequest, l.p.cfg.MaxInFlight)
+	l.stream = &streamConn{gen: l.gen, reqs: reqs, cancel: cancel}
 	gen := l.gen
 	go func() {
+		defer func() { _ = s.CloseRequest() }()
+		for {
+			select {
+			case req := <-reqs:
+				if ctx.Err() != nil {
+					return // given up: its batches are fenced from now, unsent
+				}
+				err := s.Send(req)
+				if err == nil {
+					continue
+				}
+				if errors.Is(err, io.EOF) {
+					return // the stream ended: the receiver gets why
+				}
+				select {
+				case l.answers <- answer{gen: gen, err: err}:
+				case <-ctx.Done():
+				}
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() {
+		defer func() { _ = s.CloseResponse() }()
 		for {
 			resp, err := s.Receive()
 			select {
@@ -313,9 +421,7 @@ func (l *loop) open(now time.Time) bool {
 
 func (l *loop) closeStream() {
 	if l.stream != nil {
-		l.stream.cancel() // the receiver stops first
-		_ = l.stream.s.CloseRequest()
-		_ = l.stream.s.CloseResponse()
+		l.stream.cancel() // the sender and the receiver stop and close their sides
 		l.stream = nil
 	}
 }
@@ -326,8 +432,12 @@ func (l *loop) closeStream() {
 func (l *loop) broken(err error) {
 	l.closeStream()
 	if code := connect.CodeOf(err); code == connect.CodeUnimplemented || code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied {
-		// Retrying cannot help: fail what is held. Nothing in flight was
-		// written (the stream was refused), so no fence.
+		// Retrying cannot help: fail the writes in flight. The server
+		// ended the stream itself, once every batch it read was done (it
+		// runs each to its end), so no attempt can be stamped later: no
+		// fence. Unimplemented or unauthenticated, every stream would be
+		// refused: fail the queue too. Permission is checked per batch
+		// (the tables it names): the queue goes on a new stream.
 		werr := &WriteError{Code: code, Message: "the server refused the write stream (a server without WriteStream, or not over HTTP/2, or not allowed): " + err.Error()}
 		for seq, f := range l.flights {
 			for _, w := range f.writes {
@@ -335,6 +445,9 @@ func (l *loop) broken(err error) {
 				l.finish(w, Result{}, werr)
 			}
 			delete(l.flights, seq)
+		}
+		if code == connect.CodePermissionDenied {
+			return
 		}
 		for _, w := range l.queue {
 			l.finish(w, Result{}, werr)
@@ -345,7 +458,13 @@ func (l *loop) broken(err error) {
 	}
 	l.reopenErr++
 	l.reopenAt = time.Now().Add(backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, l.reopenErr))
-	fence := time.Now().Add(l.p.fence)
+	now := time.Now()
+	for k, f := range l.fence {
+		if !now.Before(f) {
+			delete(l.fence, k) // else kept by a key no write came to again (its write failed meanwhile)
+		}
+	}
+	fence := now.Add(l.p.fence)
 	var lost []*pending
 	for seq, f := range l.flights {
 		for _, w := range f.writes {
@@ -353,7 +472,11 @@ func (l *loop) broken(err error) {
 			l.fence[w.key] = fence
 			w.lastErr = &WriteError{Code: connect.CodeOf(err), Message: "the write stream broke before the answer: " + err.Error()}
 		}
-		lost = append(lost, f.writes...)
+		for _, w := range f.writes {
+			if !w.answered { // else failed at its delivery timeout: only its key is fenced
+				lost = append(lost, w)
+			}
+		}
 		delete(l.flights, seq)
 	}
 	l.requeue(lost)
@@ -403,7 +526,7 @@ func (l *loop) answer(a answer) {
 		}
 		werr := &WriteError{Message: e.GetMessage(), Version: r.GetVersion(), IntentLogged: r.GetIntentLogged()}
 		_ = werr.Code.UnmarshalText([]byte(e.GetCode()))
-		if !retriable(werr.Code) {
+		if !retriable(werr.Code) || w.answered {
 			l.finish(w, Result{}, werr)
 			continue
 		}
@@ -416,7 +539,13 @@ func (l *loop) answer(a answer) {
 	l.requeue(again)
 }
 
+// finish gives Write its outcome, once (a write that failed at its
+// delivery timeout in flight keeps that).
 func (l *loop) finish(w *pending, r Result, err error) {
+	if w.answered {
+		return
+	}
+	w.answered = true
 	w.result <- outcome{r: r, err: err}
 	<-l.p.space
 }

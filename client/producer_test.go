@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -47,8 +48,11 @@ func newScript() *script {
 func (s *script) WriteStream(ctx context.Context, st *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
 	for {
 		req, err := st.Receive()
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return nil
+		}
+		if err != nil {
+			return err // e.g. a message over the size cap, or refused by an interceptor
 		}
 		s.mu.Lock()
 		s.batches++
@@ -113,10 +117,10 @@ func serveScript(t *testing.T, s *script, cfg ProducerConfig, fence time.Duratio
 	return serveHandler(t, s, cfg, fence)
 }
 
-func serveHandler(t *testing.T, s wailv1connect.ProducerServiceHandler, cfg ProducerConfig, fence time.Duration) *Producer {
+func serveHandler(t *testing.T, s wailv1connect.ProducerServiceHandler, cfg ProducerConfig, fence time.Duration, opts ...connect.HandlerOption) *Producer {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(s))
+	mux.Handle(wailv1connect.NewProducerServiceHandler(s, opts...))
 	srv := httptest.NewUnstartedServer(mux)
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
