@@ -122,15 +122,24 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 
 // open opens the group member's stream, or the subscription's from from.
 func (c *Consumer) open(from string) error {
-	var err error
+	// The stream in place is kept when a new one cannot open (the
+	// consumer was closed meanwhile): Next and Close still have one.
 	if c.cfg.Group != "" {
-		c.group, err = c.events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
+		g, err := c.events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
 			Member: c.cfg.Member, Start: c.cfg.Start}))
-	} else {
-		c.sub, err = c.events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
-			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+		if err != nil {
+			return err
+		}
+		c.group = g
+		return nil
 	}
-	return err
+	s, err := c.events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
+		UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+	if err != nil {
+		return err
+	}
+	c.sub = s
+	return nil
 }
 
 // Next returns the next event. When the stream drops once it was up (the
@@ -180,14 +189,14 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 		c.rc.up()
 		r := c.group.Msg()
-		if len(r.Granted) > 0 {
-			c.rc.inSnapshot = false
-		}
+		// A message other than a snapshot row ends the snapshot: the
+		// server sends the member's join (an empty message) once the
+		// snapshot's end is committed.
+		c.rc.inSnapshot = r.Event != nil && r.Snapshot
 		if (len(r.Granted) > 0 || len(r.Revoked) > 0) && c.cfg.OnPartitions != nil {
 			c.cfg.OnPartitions(r.Granted, r.Revoked)
 		}
 		if r.Event != nil {
-			c.rc.inSnapshot = r.Snapshot
 			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, epoch: r.Epoch, next: r.Next})
 		}
 		return nil
@@ -196,7 +205,7 @@ func (c *Consumer) receive(ctx context.Context) error {
 	c.startCursor()
 	if !ok {
 		err := c.sub.Err()
-		if err == nil && c.cfg.UntilEnd {
+		if err == nil && c.rc.atEnd {
 			return io.EOF
 		}
 		return c.dropped(ctx, err)
@@ -216,6 +225,10 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 	case r.Cursor != "": // the end of a snapshot or of an until-end stream
 		c.deliver(Message{Cursor: r.Cursor})
+		// Until end, only this message says the stream read to its end: a
+		// stream that ends cleanly before it (the server shut down) is
+		// resumed like any other.
+		c.rc.atEnd = c.cfg.UntilEnd
 	}
 	return nil
 }

@@ -45,8 +45,10 @@ type reconnecting struct {
 	received bool
 	// attempt counts the attempts since the stream was last up.
 	attempt int
-	// inSnapshot: a group member got a snapshot row and no grant since.
+	// inSnapshot: a group member's last message was a snapshot row.
 	inSnapshot bool
+	// atEnd: an until-end subscription got the message of its end.
+	atEnd bool
 }
 
 func (r *reconnecting) up() {

@@ -1,0 +1,213 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
+)
+
+// scripted is an event service whose n'th stream (Subscribe or Consume)
+// sends script[n]'s messages, then ends without an error (a server that
+// shuts down: its streams end cleanly), or with code when set. Streams
+// past the script's end send nothing and wait for the client to go.
+type scripted struct {
+	wailv1connect.UnimplementedEventServiceHandler
+	mu    sync.Mutex
+	subs  []scriptedStream[wailv1.SubscribeResponse]
+	grps  []scriptedStream[wailv1.ConsumeResponse]
+	froms []string
+}
+
+type scriptedStream[T any] struct {
+	msgs []*T
+	code connect.Code
+}
+
+func (s *scripted) Subscribe(ctx context.Context, req *connect.Request[wailv1.SubscribeRequest], st *connect.ServerStream[wailv1.SubscribeResponse]) error {
+	s.mu.Lock()
+	s.froms = append(s.froms, req.Msg.From)
+	n := len(s.froms) - 1
+	s.mu.Unlock()
+	if n >= len(s.subs) {
+		<-ctx.Done()
+		return nil
+	}
+	return play(st.Send, s.subs[n])
+}
+
+func (s *scripted) Consume(ctx context.Context, _ *connect.Request[wailv1.ConsumeRequest], st *connect.ServerStream[wailv1.ConsumeResponse]) error {
+	s.mu.Lock()
+	s.froms = append(s.froms, "")
+	n := len(s.froms) - 1
+	s.mu.Unlock()
+	if n >= len(s.grps) {
+		<-ctx.Done()
+		return nil
+	}
+	return play(st.Send, s.grps[n])
+}
+
+func play[T any](send func(*T) error, s scriptedStream[T]) error {
+	for _, m := range s.msgs {
+		if err := send(m); err != nil {
+			return err
+		}
+	}
+	if s.code != 0 {
+		return connect.NewError(s.code, errors.New("dropped"))
+	}
+	return nil
+}
+
+func (s *scripted) opened() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.froms...)
+}
+
+func (s *scripted) serve(t *testing.T) wailv1connect.EventServiceClient {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewEventServiceHandler(s))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return wailv1connect.NewEventServiceClient(srv.Client(), srv.URL)
+}
+
+// TestConsumerUntilEndNeedsItsEnd: an until-end subscription whose
+// stream ends cleanly before the message that marks the end (the server
+// shut down half way) has not read what existed: Next reconnects from
+// its cursor instead of returning io.EOF, and ends at the end marker.
+func TestConsumerUntilEndNeedsItsEnd(t *testing.T) {
+	t.Parallel()
+	ev := func(k string) *wailv1.ChangeEvent { return &wailv1.ChangeEvent{Table: "t", Key: []byte(k), Version: 1} }
+	s := &scripted{subs: []scriptedStream[wailv1.SubscribeResponse]{
+		{msgs: []*wailv1.SubscribeResponse{{Event: ev("a"), Cursor: "c1"}}}, // then the server shuts down
+		{msgs: []*wailv1.SubscribeResponse{{Event: ev("b"), Cursor: "c2"}, {Cursor: "c2"}}},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.NewConsumer(ctx, s.serve(t), client.ConsumerConfig{Table: "t", From: "beginning", UntilEnd: true,
+		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var keys []string
+	for {
+		m, err := c.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %q: %v", keys, err)
+		}
+		keys = append(keys, string(m.Event.Key))
+	}
+	if len(keys) != 2 || keys[1] != "b" {
+		t.Fatalf("read %q until io.EOF, want [a b]: a stream cut short ended as if complete", keys)
+	}
+	if got := s.opened(); len(got) != 2 || got[1] != "c1" {
+		t.Fatalf("streams opened from %q, want [beginning c1]", got)
+	}
+}
+
+// TestConsumerGroupSnapshotOver: a group member whose snapshot was all
+// sent (the server sends the empty message of the member's join once the
+// snapshot's end is committed) and whose stream then drops is not
+// interrupted mid-snapshot: it joins again.
+func TestConsumerGroupSnapshotOver(t *testing.T) {
+	t.Parallel()
+	row := &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 1}
+	live := &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 2}
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		// Started, the snapshot, joined; no partition yet (another member has them all).
+		{msgs: []*wailv1.ConsumeResponse{{}, {Event: row, Snapshot: true}, {}}, code: connect.CodeUnavailable},
+		{msgs: []*wailv1.ConsumeResponse{{}, {Granted: []*wailv1.PartitionGrant{{Partition: 0, Epoch: 1}}}, {Event: live, Epoch: 1, Next: 1}}},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.NewConsumer(ctx, s.serve(t), client.ConsumerConfig{Table: "t", Group: "g", Member: "m", Start: "snapshot",
+		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m, err := c.Next(ctx); err != nil || !m.Snapshot {
+		t.Fatalf("snapshot row: %v, %v", m, err)
+	}
+	m, err := c.Next(ctx)
+	if err != nil {
+		t.Fatalf("after the snapshot was over: %v", err)
+	}
+	if m.Event.Version != 2 {
+		t.Fatalf("got version %d, want the change (2)", m.Event.Version)
+	}
+}
+
+// TestConsumerReconnectClosed: a consumer closed while it reconnects (the
+// wait is over, Close came meanwhile: here from OnReconnect, as from
+// another goroutine or a Ctrl-C) fails its Next, and stays closeable:
+// no nil stream behind (a panic in Close or Next), and a group member's
+// Ack is not a silent success.
+func TestConsumerReconnectClosed(t *testing.T) {
+	t.Parallel()
+	ev := &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 1}
+	for _, group := range []bool{false, true} {
+		// The wait before the attempt is 1ns: once Close cancelled the
+		// consumer, the attempt and the cancellation are both ready, and
+		// either may come first; enough rounds see both.
+		for range 40 {
+			s := &scripted{
+				subs: []scriptedStream[wailv1.SubscribeResponse]{{msgs: []*wailv1.SubscribeResponse{{Event: ev, Cursor: "c1"}}, code: connect.CodeUnavailable}},
+				grps: []scriptedStream[wailv1.ConsumeResponse]{{msgs: []*wailv1.ConsumeResponse{{Event: ev, Epoch: 1, Next: 1}}, code: connect.CodeUnavailable}},
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			var c *client.Consumer
+			cfg := client.ConsumerConfig{Table: "t", Reconnect: client.Reconnect{MinWait: time.Nanosecond, MaxWait: time.Nanosecond,
+				OnReconnect: func(error, int) { c.Close() }}}
+			if group {
+				cfg.Group, cfg.Member = "g", "m"
+			}
+			c, err := client.NewConsumer(ctx, s.serve(t), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := c.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Next(ctx); err == nil {
+				t.Fatal("Next of a closed consumer succeeded")
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("group %v: after a reconnection cut by Close: panic: %v", group, r)
+					}
+				}()
+				if _, err := c.Next(ctx); err == nil {
+					t.Fatal("Next of a closed consumer succeeded")
+				}
+				if group {
+					if err := c.Ack(ctx, m); err == nil {
+						t.Fatal("Ack of a closed member succeeded (the server implements no Ack)")
+					}
+				}
+				c.Close()
+			}()
+			cancel()
+		}
+	}
+}
