@@ -98,6 +98,8 @@ type Consumer struct {
 	queue []Message // the rest of a batch
 	rc    reconnecting
 
+	// mu guards cursor, and the streams against Close: Next (alone)
+	// replaces them when it reconnects, Close may come from any goroutine.
 	mu     sync.Mutex
 	cursor string
 }
@@ -130,15 +132,34 @@ func (c *Consumer) open(from string) error {
 		if err != nil {
 			return err
 		}
-		c.group = g
-		return nil
+		return c.setStream(g, nil)
 	}
 	s, err := c.events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
 		UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
 	if err != nil {
 		return err
 	}
-	c.sub = s
+	return c.setStream(nil, s)
+}
+
+// setStream puts the stream just opened in place, unless Close came
+// meanwhile: it then closes it.
+func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResponse], s *connect.ServerStreamForClient[wailv1.SubscribeResponse]) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ctx.Err(); err != nil {
+		if g != nil {
+			_ = g.Close()
+		} else {
+			_ = s.Close()
+		}
+		return err
+	}
+	if g != nil {
+		c.group = g
+	} else {
+		c.sub = s
+	}
 	return nil
 }
 
@@ -248,7 +269,7 @@ func (c *Consumer) ended(ctx context.Context, err error) error {
 // that moved to another member fails with ErrAckRefused: that member gets
 // the events again); in a subscription it does nothing (keep Cursor).
 func (c *Consumer) Ack(ctx context.Context, m Message) error {
-	if c.group == nil || m.Snapshot {
+	if c.cfg.Group == "" || m.Snapshot {
 		return nil
 	}
 	resp, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
@@ -282,13 +303,16 @@ func (c *Consumer) Cursor() string {
 }
 
 // Close leaves the group (its partitions go to the other members at once)
-// or ends the subscription.
+// or ends the subscription. It may be called from any goroutine: a Next
+// waiting then returns an error.
 func (c *Consumer) Close() error {
 	c.cancel()
 	return c.closeStream()
 }
 
 func (c *Consumer) closeStream() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.group != nil {
 		return c.group.Close()
 	}

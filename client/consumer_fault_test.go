@@ -32,6 +32,7 @@ type scripted struct {
 type scriptedStream[T any] struct {
 	msgs []*T
 	code connect.Code
+	hold bool // after msgs, wait for the client to go
 }
 
 func (s *scripted) Subscribe(ctx context.Context, req *connect.Request[wailv1.SubscribeRequest], st *connect.ServerStream[wailv1.SubscribeResponse]) error {
@@ -43,7 +44,7 @@ func (s *scripted) Subscribe(ctx context.Context, req *connect.Request[wailv1.Su
 		<-ctx.Done()
 		return nil
 	}
-	return play(st.Send, s.subs[n])
+	return play(ctx, st.Send, s.subs[n])
 }
 
 func (s *scripted) Consume(ctx context.Context, _ *connect.Request[wailv1.ConsumeRequest], st *connect.ServerStream[wailv1.ConsumeResponse]) error {
@@ -55,14 +56,18 @@ func (s *scripted) Consume(ctx context.Context, _ *connect.Request[wailv1.Consum
 		<-ctx.Done()
 		return nil
 	}
-	return play(st.Send, s.grps[n])
+	return play(ctx, st.Send, s.grps[n])
 }
 
-func play[T any](send func(*T) error, s scriptedStream[T]) error {
+func play[T any](ctx context.Context, send func(*T) error, s scriptedStream[T]) error {
 	for _, m := range s.msgs {
 		if err := send(m); err != nil {
 			return err
 		}
+	}
+	if s.hold {
+		<-ctx.Done()
+		return nil
 	}
 	if s.code != 0 {
 		return connect.NewError(s.code, errors.New("dropped"))
@@ -210,4 +215,64 @@ func TestConsumerReconnectClosed(t *testing.T) {
 			cancel()
 		}
 	}
+}
+
+// TestConsumerCloseWhileNext: Close from another goroutine ends a Next
+// that waits for a message, or for its next attempt to reconnect, at
+// once, without a data race (go test -race).
+func TestConsumerCloseWhileNext(t *testing.T) {
+	t.Parallel()
+	ev := &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 1}
+	for _, tc := range []struct {
+		name string
+		subs []scriptedStream[wailv1.SubscribeResponse]
+		wait time.Duration
+	}{
+		{name: "waiting for a message", wait: time.Millisecond, subs: []scriptedStream[wailv1.SubscribeResponse]{
+			{msgs: []*wailv1.SubscribeResponse{{}}, hold: true}}},
+		{name: "reconnecting", wait: time.Microsecond, subs: dropping(&wailv1.SubscribeResponse{Event: ev, Cursor: "c1"})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for range 20 {
+				s := &scripted{subs: tc.subs}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				c, err := client.NewConsumer(ctx, s.serve(t), client.ConsumerConfig{Table: "t",
+					Reconnect: client.Reconnect{MinWait: tc.wait, MaxWait: tc.wait}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() {
+					for {
+						if _, err := c.Next(ctx); err != nil {
+							done <- err
+							return
+						}
+					}
+				}()
+				time.Sleep(time.Millisecond)
+				c.Close()
+				select {
+				case err := <-done:
+					if ctx.Err() != nil {
+						t.Fatalf("Next ended with the test's context (%v), not with Close", err)
+					}
+				case <-time.After(2 * time.Second):
+					t.Fatal("Next still waits 2s after Close")
+				}
+				cancel()
+			}
+		})
+	}
+}
+
+// dropping is a subscription's script: first, then streams that fail at
+// once, more than a test waits for.
+func dropping(first *wailv1.SubscribeResponse) []scriptedStream[wailv1.SubscribeResponse] {
+	subs := []scriptedStream[wailv1.SubscribeResponse]{{msgs: []*wailv1.SubscribeResponse{first}, code: connect.CodeUnavailable}}
+	for range 10000 {
+		subs = append(subs, scriptedStream[wailv1.SubscribeResponse]{code: connect.CodeUnavailable})
+	}
+	return subs
 }
