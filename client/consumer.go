@@ -78,6 +78,11 @@ type Message struct {
 // shutting down): open a new Consumer.
 var ErrStreamEnded = errors.New("the server ended the stream")
 
+// ErrConsumerClosed: the consumer was stopped, by Close or by the context of a
+// Next that ended while it waited for the stream (which closes it): open
+// a new Consumer (a subscription from Cursor).
+var ErrConsumerClosed = errors.New("the consumer is closed")
+
 // ErrAckRefused: an acknowledgement was not committed, because the
 // partition moved to another member, or this member is not one any more
 // (its stream dropped: it joins again); the events come again.
@@ -170,8 +175,9 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 // event Next returned (its cursor, or the stream's start), a group member
 // joins again and gets what was not acknowledged again. It fails with
 // io.EOF at the end of an UntilEnd subscription, with ctx's error when
-// ctx ends, with ErrSnapshotInterrupted when the stream dropped during a
-// snapshot, and with the server's error otherwise (or every error with
+// ctx ends (which stops the consumer: ErrConsumerClosed after), with
+// ErrSnapshotInterrupted when the stream dropped during a snapshot, and
+// with the server's error otherwise (or every error with
 // Reconnect.Disabled): open a new Consumer then.
 func (c *Consumer) Next(ctx context.Context) (Message, error) {
 	for {
@@ -182,6 +188,9 @@ func (c *Consumer) Next(ctx context.Context) (Message, error) {
 		}
 		if err := ctx.Err(); err != nil {
 			return Message{}, err
+		}
+		if c.ctx.Err() != nil {
+			return Message{}, c.closed()
 		}
 		if err := c.receive(ctx); err != nil {
 			return Message{}, err
@@ -258,10 +267,17 @@ func (c *Consumer) ended(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if c.ctx.Err() != nil {
+		return c.closed()
+	}
 	if err == nil {
 		return fmt.Errorf("consumer of %s: %w (shutting down?): open a new consumer", c.cfg.Table, ErrStreamEnded)
 	}
 	return fmt.Errorf("consumer of %s: %w", c.cfg.Table, err)
+}
+
+func (c *Consumer) closed() error {
+	return fmt.Errorf("consumer of %s: %w: open a new consumer", c.cfg.Table, ErrConsumerClosed)
 }
 
 // Ack says that m and every event before it on its partition were

@@ -193,8 +193,8 @@ func TestConsumerReconnectClosed(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.Next(ctx); err == nil {
-				t.Fatal("Next of a closed consumer succeeded")
+			if _, err := c.Next(ctx); !errors.Is(err, client.ErrConsumerClosed) {
+				t.Fatalf("Next of a closed consumer: %v, want ErrConsumerClosed", err)
 			}
 			func() {
 				defer func() {
@@ -255,8 +255,8 @@ func TestConsumerCloseWhileNext(t *testing.T) {
 				c.Close()
 				select {
 				case err := <-done:
-					if ctx.Err() != nil {
-						t.Fatalf("Next ended with the test's context (%v), not with Close", err)
+					if !errors.Is(err, client.ErrConsumerClosed) {
+						t.Fatalf("Next after Close: %v, want ErrConsumerClosed", err)
 					}
 				case <-time.After(2 * time.Second):
 					t.Fatal("Next still waits 2s after Close")
@@ -275,4 +275,30 @@ func dropping(first *wailv1.SubscribeResponse) []scriptedStream[wailv1.Subscribe
 		subs = append(subs, scriptedStream[wailv1.SubscribeResponse]{code: connect.CodeUnavailable})
 	}
 	return subs
+}
+
+// TestConsumerStoppedByNextContext: a Next whose context ends while it
+// waits closes the stream, which stops the consumer: the Next after it
+// says so (ErrConsumerClosed, resume from Cursor), instead of a "canceled" that
+// nobody asked for.
+func TestConsumerStoppedByNextContext(t *testing.T) {
+	t.Parallel()
+	s := &scripted{subs: []scriptedStream[wailv1.SubscribeResponse]{{msgs: []*wailv1.SubscribeResponse{{}}, hold: true}}}
+	c, err := client.NewConsumer(context.Background(), s.serve(t), client.ConsumerConfig{Table: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next until its deadline: %v", err)
+	}
+	if _, err := c.Next(context.Background()); !errors.Is(err, client.ErrConsumerClosed) || connect.CodeOf(err) == connect.CodeCanceled {
+		t.Fatalf("the Next after: %v, want ErrConsumerClosed", err)
+	}
+	c.Close()
+	if _, err := c.Next(context.Background()); !errors.Is(err, client.ErrConsumerClosed) {
+		t.Fatalf("Next after Close: %v, want ErrConsumerClosed", err)
+	}
 }

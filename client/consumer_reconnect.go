@@ -106,6 +106,9 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 	}
 	c.rc.received = false
 	if err := c.open(from); err != nil {
+		if c.ctx.Err() != nil {
+			return c.ended(ctx, err) // closed meanwhile
+		}
 		return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
 	}
 	return nil
