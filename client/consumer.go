@@ -296,6 +296,13 @@ func (c *Consumer) Ack(ctx context.Context, m Message) error {
 		// come again.
 		return fmt.Errorf("%w: %w", ErrAckRefused, err)
 	}
+	if ce := new(connect.Error); errors.As(err, &ce) && ce.Code() == connect.CodeCanceled && ctx.Err() == nil {
+		// A connection the server reset (connect reads ECONNRESET as a
+		// client gone): the server is away, as unavailable says.
+		if cause := ce.Unwrap(); cause != nil {
+			err = connect.NewError(connect.CodeUnavailable, cause)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("consumer of %s: ack: %w", c.cfg.Table, err)
 	}

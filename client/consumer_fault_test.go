@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -300,5 +303,109 @@ func TestConsumerStoppedByNextContext(t *testing.T) {
 	c.Close()
 	if _, err := c.Next(context.Background()); !errors.Is(err, client.ErrConsumerClosed) {
 		t.Fatalf("Next after Close: %v, want ErrConsumerClosed", err)
+	}
+}
+
+// TestConsumerConnectionReset: a connection reset by the server (a
+// process killed, a proxy or load balancer in between) is a dropped
+// stream: connect reports it as canceled (it takes ECONNRESET for a
+// client gone), which the consumer did not ask for: it reconnects.
+func TestConsumerConnectionReset(t *testing.T) {
+	t.Parallel()
+	ev := func(v uint64) *wailv1.ChangeEvent {
+		return &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: v}
+	}
+	for _, group := range []bool{false, true} {
+		s := &scripted{
+			subs: []scriptedStream[wailv1.SubscribeResponse]{
+				{msgs: []*wailv1.SubscribeResponse{{Event: ev(1), Cursor: "c1"}}, code: connect.CodeUnavailable},
+				{msgs: []*wailv1.SubscribeResponse{{Event: ev(2), Cursor: "c2"}}, hold: true}},
+			grps: []scriptedStream[wailv1.ConsumeResponse]{
+				{msgs: []*wailv1.ConsumeResponse{{Event: ev(1), Epoch: 1, Next: 1}}, code: connect.CodeUnavailable},
+				{msgs: []*wailv1.ConsumeResponse{{Event: ev(2), Epoch: 2, Next: 2}}, hold: true}},
+		}
+		mux := http.NewServeMux()
+		mux.Handle(wailv1connect.NewEventServiceHandler(s))
+		var requests atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if requests.Add(1) == 2 { // the first attempt to reconnect: reset
+				_, _ = io.ReadAll(r.Body) // the request sent: the reset is the answer
+				conn, _, err := w.(http.Hijacker).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = conn.(*net.TCPConn).SetLinger(0)
+				_ = conn.Close()
+				return
+			}
+			mux.ServeHTTP(w, r)
+		}))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var seen []error
+		cfg := client.ConsumerConfig{Table: "t", Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond,
+			OnReconnect: func(err error, _ int) { seen = append(seen, err) }}}
+		if group {
+			cfg.Group, cfg.Member = "g", "m"
+		}
+		c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v := uint64(1); v <= 2; v++ {
+			m, err := c.Next(ctx)
+			if err != nil {
+				t.Fatalf("group %v: event %d: %v (reconnections after %v)", group, v, err, seen)
+			}
+			if m.Event.Version != v {
+				t.Fatalf("group %v: got version %d, want %d", group, m.Event.Version, v)
+			}
+		}
+		if len(seen) != 2 || connect.CodeOf(seen[1]) != connect.CodeCanceled {
+			t.Fatalf("group %v: reconnections after %v, want unavailable, then a reset (canceled)", group, seen)
+		}
+		c.Close()
+		cancel()
+		srv.Close()
+	}
+}
+
+// TestConsumerAckConnectionReset: an Ack whose connection the server
+// resets (it restarts) fails as unavailable, as an Ack to a server that
+// is down: connect's canceled would read as the caller's own context.
+func TestConsumerAckConnectionReset(t *testing.T) {
+	t.Parallel()
+	ev := &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 1}
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{{msgs: []*wailv1.ConsumeResponse{{Event: ev, Epoch: 1, Next: 1}}, hold: true}}}
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewEventServiceHandler(s))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/Ack") {
+			_, _ = io.ReadAll(r.Body)
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = conn.(*net.TCPConn).SetLinger(0)
+			_ = conn.Close()
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", Group: "g", Member: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m, err := c.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ack(ctx, m); connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("Ack on a reset connection: %v (%v), want unavailable", err, connect.CodeOf(err))
 	}
 }

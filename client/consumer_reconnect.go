@@ -122,6 +122,11 @@ func (c *Consumer) retryable(err error) bool {
 	switch connect.CodeOf(err) {
 	case connect.CodeUnavailable, connect.CodeAborted:
 		return true
+	case connect.CodeCanceled:
+		// Neither Next's context nor the consumer's ended (dropped looks
+		// first): connect reports a connection reset by the server as
+		// canceled (ECONNRESET, which it takes for a client gone).
+		return c.ctx.Err() == nil
 	case connect.CodeAlreadyExists:
 		// A member joining again while the server still holds its
 		// previous stream (it has not seen it drop yet).
