@@ -118,6 +118,12 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 	if (cfg.Group == "") != (cfg.Member == "") {
 		return nil, errors.New("consumer: Group and Member go together")
 	}
+	switch {
+	case cfg.Group != "" && (cfg.From != "" || cfg.UntilEnd || cfg.MaxBatchEvents != 0):
+		return nil, errors.New("consumer: From, UntilEnd and MaxBatchEvents are for a subscription, not a group member (Start says where a new group starts)")
+	case cfg.Group == "" && cfg.Start != "":
+		return nil, errors.New("consumer: Start is for a group member (Group), not a subscription (From)")
+	}
 	c := &Consumer{events: events, cfg: cfg}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	if err := c.open(cfg.From); err != nil {

@@ -409,3 +409,22 @@ func TestConsumerAckConnectionReset(t *testing.T) {
 		t.Fatalf("Ack on a reset connection: %v (%v), want unavailable", err, connect.CodeOf(err))
 	}
 }
+
+// TestConsumerConfigMismatch: a setting of the other mode is refused,
+// not ignored (a group member with UntilEnd would never end).
+func TestConsumerConfigMismatch(t *testing.T) {
+	t.Parallel()
+	events := wailv1connect.NewEventServiceClient(http.DefaultClient, "http://127.0.0.1:1")
+	for _, cfg := range []client.ConsumerConfig{
+		{Table: "t", Group: "g", Member: "m", UntilEnd: true},
+		{Table: "t", Group: "g", Member: "m", From: "beginning"},
+		{Table: "t", Group: "g", Member: "m", MaxBatchEvents: 10},
+		{Table: "t", Start: "snapshot"},
+	} {
+		c, err := client.NewConsumer(context.Background(), events, cfg)
+		if err == nil {
+			c.Close()
+			t.Fatalf("%+v: accepted", cfg)
+		}
+	}
+}
