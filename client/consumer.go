@@ -78,9 +78,10 @@ type Message struct {
 // shutting down): open a new Consumer.
 var ErrStreamEnded = errors.New("the server ended the stream")
 
-// ErrConsumerClosed: the consumer was stopped, by Close or by the context of a
-// Next that ended while it waited for the stream (which closes it): open
-// a new Consumer (a subscription from Cursor).
+// ErrConsumerClosed: the consumer was stopped: by Close, by the end of
+// NewConsumer's context, or by the end of the context of a Next that
+// waited for the stream (which closes it). Open a new Consumer (a
+// subscription from Cursor).
 var ErrConsumerClosed = errors.New("the consumer is closed")
 
 // ErrAckRefused: an acknowledgement was not committed, because the
