@@ -428,3 +428,43 @@ func TestConsumerConfigMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerBatchResume: with batches, the position moves only once
+// the batch's last event was handed over (only it has a cursor), and a
+// stream that drops after a batch resumes from that cursor, never from
+// one past events not handed over yet.
+func TestConsumerBatchResume(t *testing.T) {
+	t.Parallel()
+	ev := func(v uint64) *wailv1.StreamedEvent {
+		return &wailv1.StreamedEvent{Event: &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: v}, Offset: int64(v)}
+	}
+	s := &scripted{subs: []scriptedStream[wailv1.SubscribeResponse]{
+		{msgs: []*wailv1.SubscribeResponse{{Events: []*wailv1.StreamedEvent{ev(1), ev(2)}, Cursor: "c2"},
+			{Events: []*wailv1.StreamedEvent{ev(3), ev(4)}, Cursor: "c4"}}, code: connect.CodeUnavailable},
+		{msgs: []*wailv1.SubscribeResponse{{Events: []*wailv1.StreamedEvent{ev(5)}, Cursor: "c5"}}, hold: true},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.NewConsumer(ctx, s.serve(t), client.ConsumerConfig{Table: "t", From: "beginning", MaxBatchEvents: 2,
+		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := []string{"", "c2", "c2", "c4", "c5"} // Cursor() after each event
+	for i, w := range want {
+		m, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("event %d: %v", i+1, err)
+		}
+		if m.Event.Version != uint64(i+1) {
+			t.Fatalf("event %d: version %d", i+1, m.Event.Version)
+		}
+		if got := c.Cursor(); got != w {
+			t.Fatalf("Cursor after event %d: %q, want %q", i+1, got, w)
+		}
+	}
+	if got := s.opened(); len(got) != 2 || got[1] != "c4" {
+		t.Fatalf("streams opened from %q, want [beginning c4]", got)
+	}
+}
