@@ -249,6 +249,9 @@ func (c *Consumer) receive(ctx context.Context) error {
 	}
 	c.rc.up()
 	r := c.sub.Msg()
+	if r.Event != nil || len(r.Events) > 0 {
+		c.rc.received = true
+	}
 	switch {
 	case r.Event != nil:
 		c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, Cursor: r.Cursor})

@@ -468,3 +468,29 @@ func TestConsumerBatchResume(t *testing.T) {
 		t.Fatalf("streams opened from %q, want [beginning c4]", got)
 	}
 }
+
+// TestConsumerSnapshotNotStarted: a from "snapshot" subscription whose
+// stream drops before its first event has built nothing: it takes the
+// snapshot again instead of failing with ErrSnapshotInterrupted.
+func TestConsumerSnapshotNotStarted(t *testing.T) {
+	t.Parallel()
+	row := &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 1}
+	s := &scripted{subs: []scriptedStream[wailv1.SubscribeResponse]{
+		{msgs: []*wailv1.SubscribeResponse{{}}, code: connect.CodeUnavailable}, // the stream's start, then a drop
+		{msgs: []*wailv1.SubscribeResponse{{}, {Event: row, Snapshot: true}, {Cursor: "c1"}}, hold: true},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.NewConsumer(ctx, s.serve(t), client.ConsumerConfig{Table: "t", From: "snapshot",
+		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if m, err := c.Next(ctx); err != nil || !m.Snapshot {
+		t.Fatalf("the snapshot's row: %v, %v", m, err)
+	}
+	if got := s.opened(); len(got) != 2 || got[1] != "snapshot" {
+		t.Fatalf("streams opened from %q, want [snapshot snapshot]", got)
+	}
+}

@@ -41,7 +41,7 @@ type reconnecting struct {
 	// established: a stream was up once (a consumer whose first stream
 	// fails gets the error: a wrong address or table should not wait).
 	established bool
-	// received: the stream delivered a message.
+	// received: the stream delivered an event.
 	received bool
 	// attempt counts the attempts since the stream was last up.
 	attempt int
@@ -52,7 +52,7 @@ type reconnecting struct {
 }
 
 func (r *reconnecting) up() {
-	r.established, r.received, r.attempt = true, true, 0
+	r.established, r.attempt = true, 0
 }
 
 // startCursor takes a subscription's start (its response header) as its
@@ -136,7 +136,8 @@ func (c *Consumer) retryable(err error) bool {
 }
 
 // midSnapshot reports whether the stream delivered part of a snapshot and
-// not its end.
+// not its end (a subscription that got no event yet built nothing: it
+// takes the snapshot again).
 func (c *Consumer) midSnapshot() bool {
 	if c.group != nil {
 		return c.rc.inSnapshot
