@@ -78,6 +78,12 @@ type Message struct {
 // shutting down): open a new Consumer.
 var ErrStreamEnded = errors.New("the server ended the stream")
 
+// ErrConsumerClosed: the consumer was stopped: by Close, by the end of
+// NewConsumer's context, or by the end of the context of a Next that
+// waited for the stream (which closes it). Open a new Consumer (a
+// subscription from Cursor).
+var ErrConsumerClosed = errors.New("the consumer is closed")
+
 // ErrAckRefused: an acknowledgement was not committed, because the
 // partition moved to another member, or this member is not one any more
 // (its stream dropped: it joins again); the events come again.
@@ -98,6 +104,8 @@ type Consumer struct {
 	queue []Message // the rest of a batch
 	rc    reconnecting
 
+	// mu guards cursor, and the streams against Close: Next (alone)
+	// replaces them when it reconnects, Close may come from any goroutine.
 	mu     sync.Mutex
 	cursor string
 }
@@ -111,6 +119,12 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 	if (cfg.Group == "") != (cfg.Member == "") {
 		return nil, errors.New("consumer: Group and Member go together")
 	}
+	switch {
+	case cfg.Group != "" && (cfg.From != "" || cfg.UntilEnd || cfg.MaxBatchEvents != 0):
+		return nil, errors.New("consumer: From, UntilEnd and MaxBatchEvents are for a subscription, not a group member (Start says where a new group starts)")
+	case cfg.Group == "" && cfg.Start != "":
+		return nil, errors.New("consumer: Start is for a group member (Group), not a subscription (From)")
+	}
 	c := &Consumer{events: events, cfg: cfg}
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	if err := c.open(cfg.From); err != nil {
@@ -122,15 +136,43 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 
 // open opens the group member's stream, or the subscription's from from.
 func (c *Consumer) open(from string) error {
-	var err error
+	// The stream in place is kept when a new one cannot open (the
+	// consumer was closed meanwhile): Next and Close still have one.
 	if c.cfg.Group != "" {
-		c.group, err = c.events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
+		g, err := c.events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
 			Member: c.cfg.Member, Start: c.cfg.Start}))
-	} else {
-		c.sub, err = c.events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
-			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+		if err != nil {
+			return err
+		}
+		return c.setStream(g, nil)
 	}
-	return err
+	s, err := c.events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
+		UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+	if err != nil {
+		return err
+	}
+	return c.setStream(nil, s)
+}
+
+// setStream puts the stream just opened in place, unless Close came
+// meanwhile: it then closes it.
+func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResponse], s *connect.ServerStreamForClient[wailv1.SubscribeResponse]) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ctx.Err(); err != nil {
+		if g != nil {
+			_ = g.Close()
+		} else {
+			_ = s.Close()
+		}
+		return err
+	}
+	if g != nil {
+		c.group = g
+	} else {
+		c.sub = s
+	}
+	return nil
 }
 
 // Next returns the next event. When the stream drops once it was up (the
@@ -140,8 +182,9 @@ func (c *Consumer) open(from string) error {
 // event Next returned (its cursor, or the stream's start), a group member
 // joins again and gets what was not acknowledged again. It fails with
 // io.EOF at the end of an UntilEnd subscription, with ctx's error when
-// ctx ends, with ErrSnapshotInterrupted when the stream dropped during a
-// snapshot, and with the server's error otherwise (or every error with
+// ctx ends (which stops the consumer: ErrConsumerClosed after), with
+// ErrSnapshotInterrupted when the stream dropped during a snapshot, and
+// with the server's error otherwise (or every error with
 // Reconnect.Disabled): open a new Consumer then.
 func (c *Consumer) Next(ctx context.Context) (Message, error) {
 	for {
@@ -152,6 +195,9 @@ func (c *Consumer) Next(ctx context.Context) (Message, error) {
 		}
 		if err := ctx.Err(); err != nil {
 			return Message{}, err
+		}
+		if c.ctx.Err() != nil {
+			return Message{}, c.closed()
 		}
 		if err := c.receive(ctx); err != nil {
 			return Message{}, err
@@ -180,14 +226,14 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 		c.rc.up()
 		r := c.group.Msg()
-		if len(r.Granted) > 0 {
-			c.rc.inSnapshot = false
-		}
+		// A message other than a snapshot row ends the snapshot: the
+		// server sends the member's join (an empty message) once the
+		// snapshot's end is committed.
+		c.rc.inSnapshot = r.Event != nil && r.Snapshot
 		if (len(r.Granted) > 0 || len(r.Revoked) > 0) && c.cfg.OnPartitions != nil {
 			c.cfg.OnPartitions(r.Granted, r.Revoked)
 		}
 		if r.Event != nil {
-			c.rc.inSnapshot = r.Snapshot
 			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, epoch: r.Epoch, next: r.Next})
 		}
 		return nil
@@ -196,13 +242,16 @@ func (c *Consumer) receive(ctx context.Context) error {
 	c.startCursor()
 	if !ok {
 		err := c.sub.Err()
-		if err == nil && c.cfg.UntilEnd {
+		if err == nil && c.rc.atEnd {
 			return io.EOF
 		}
 		return c.dropped(ctx, err)
 	}
 	c.rc.up()
 	r := c.sub.Msg()
+	if r.Event != nil || len(r.Events) > 0 {
+		c.rc.received = true
+	}
 	switch {
 	case r.Event != nil:
 		c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, Cursor: r.Cursor})
@@ -216,6 +265,10 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 	case r.Cursor != "": // the end of a snapshot or of an until-end stream
 		c.deliver(Message{Cursor: r.Cursor})
+		// Until end, only this message says the stream read to its end: a
+		// stream that ends cleanly before it (the server shut down) is
+		// resumed like any other.
+		c.rc.atEnd = c.cfg.UntilEnd
 	}
 	return nil
 }
@@ -224,10 +277,17 @@ func (c *Consumer) ended(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if c.ctx.Err() != nil {
+		return c.closed()
+	}
 	if err == nil {
 		return fmt.Errorf("consumer of %s: %w (shutting down?): open a new consumer", c.cfg.Table, ErrStreamEnded)
 	}
 	return fmt.Errorf("consumer of %s: %w", c.cfg.Table, err)
+}
+
+func (c *Consumer) closed() error {
+	return fmt.Errorf("consumer of %s: %w: open a new consumer", c.cfg.Table, ErrConsumerClosed)
 }
 
 // Ack says that m and every event before it on its partition were
@@ -235,7 +295,7 @@ func (c *Consumer) ended(ctx context.Context, err error) error {
 // that moved to another member fails with ErrAckRefused: that member gets
 // the events again); in a subscription it does nothing (keep Cursor).
 func (c *Consumer) Ack(ctx context.Context, m Message) error {
-	if c.group == nil || m.Snapshot {
+	if c.cfg.Group == "" || m.Snapshot {
 		return nil
 	}
 	resp, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
@@ -245,6 +305,13 @@ func (c *Consumer) Ack(ctx context.Context, m Message) error {
 		// (Next) or its partitions went to others; either way the events
 		// come again.
 		return fmt.Errorf("%w: %w", ErrAckRefused, err)
+	}
+	if ce := new(connect.Error); errors.As(err, &ce) && ce.Code() == connect.CodeCanceled && ctx.Err() == nil {
+		// A connection the server reset (connect reads ECONNRESET as a
+		// client gone): the server is away, as unavailable says.
+		if cause := ce.Unwrap(); cause != nil {
+			err = connect.NewError(connect.CodeUnavailable, cause)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("consumer of %s: ack: %w", c.cfg.Table, err)
@@ -269,13 +336,16 @@ func (c *Consumer) Cursor() string {
 }
 
 // Close leaves the group (its partitions go to the other members at once)
-// or ends the subscription.
+// or ends the subscription. It may be called from any goroutine: a Next
+// waiting then returns an error.
 func (c *Consumer) Close() error {
 	c.cancel()
 	return c.closeStream()
 }
 
 func (c *Consumer) closeStream() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.group != nil {
 		return c.group.Close()
 	}

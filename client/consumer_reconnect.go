@@ -41,16 +41,18 @@ type reconnecting struct {
 	// established: a stream was up once (a consumer whose first stream
 	// fails gets the error: a wrong address or table should not wait).
 	established bool
-	// received: the stream delivered a message.
+	// received: the stream delivered an event.
 	received bool
 	// attempt counts the attempts since the stream was last up.
 	attempt int
-	// inSnapshot: a group member got a snapshot row and no grant since.
+	// inSnapshot: a group member's last message was a snapshot row.
 	inSnapshot bool
+	// atEnd: an until-end subscription got the message of its end.
+	atEnd bool
 }
 
 func (r *reconnecting) up() {
-	r.established, r.received, r.attempt = true, true, 0
+	r.established, r.attempt = true, 0
 }
 
 // startCursor takes a subscription's start (its response header) as its
@@ -104,6 +106,9 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 	}
 	c.rc.received = false
 	if err := c.open(from); err != nil {
+		if c.ctx.Err() != nil {
+			return c.ended(ctx, err) // closed meanwhile
+		}
 		return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
 	}
 	return nil
@@ -117,6 +122,11 @@ func (c *Consumer) retryable(err error) bool {
 	switch connect.CodeOf(err) {
 	case connect.CodeUnavailable, connect.CodeAborted:
 		return true
+	case connect.CodeCanceled:
+		// Neither Next's context nor the consumer's ended (dropped looks
+		// first): connect reports a connection reset by the server as
+		// canceled (ECONNRESET, which it takes for a client gone).
+		return c.ctx.Err() == nil
 	case connect.CodeAlreadyExists:
 		// A member joining again while the server still holds its
 		// previous stream (it has not seen it drop yet).
@@ -126,7 +136,8 @@ func (c *Consumer) retryable(err error) bool {
 }
 
 // midSnapshot reports whether the stream delivered part of a snapshot and
-// not its end.
+// not its end (a subscription that got no event yet built nothing: it
+// takes the snapshot again).
 func (c *Consumer) midSnapshot() bool {
 	if c.group != nil {
 		return c.rc.inSnapshot
