@@ -548,6 +548,7 @@ func (l *loop) finish(w *pending, r Result, err error) {
 	w.answered = true
 	w.result <- outcome{r: r, err: err}
 	<-l.p.space
+	l.p.bytes.Release(w.held)
 }
 
 // retriable codes: the write was refused unwritten, or its store write's
