@@ -236,9 +236,10 @@ func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 	}
 }
 
-// forbid refuses, as the server's guard does (internal/api, authorizedConn),
-// a WriteStream message naming table "forbidden": PermissionDenied from
-// Receive, which ends the stream. It tells got when it has such a message
+// forbid refuses, as the server's guard did before it answered such a
+// batch per mutation (internal/api, refuseBatch), a WriteStream message
+// naming table "forbidden": PermissionDenied from Receive, which ends the
+// stream. It tells got when it has such a message
 // and refuses it once proceed is closed.
 type forbid struct{ got, proceed chan struct{} }
 

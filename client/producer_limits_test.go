@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 )
@@ -108,5 +112,55 @@ func TestProducerWriteOverMaxBufferedBytes(t *testing.T) {
 		if _, err := p.Put(ctx, "t", fmt.Appendf(nil, "k%d", i), bytes.Repeat([]byte("v"), 64<<10)); err != nil {
 			t.Fatalf("a write of 64 KiB, over MaxBufferedBytes (1 KiB): %v", err)
 		}
+	}
+}
+
+// TestProducerPermissionDeniedPerMutation: a server that refuses a batch
+// naming a forbidden table per mutation, as wail's does (permission_denied
+// for that table's writes, aborted for the others, the stream kept open),
+// fails only the writes to the forbidden table: the writers batched with
+// them get their writes through on a retry.
+func TestProducerPermissionDeniedPerMutation(t *testing.T) {
+	t.Parallel()
+	s := newScript()
+	s.failWrite = func(key string, try int) string {
+		switch {
+		case strings.HasPrefix(key, "forbidden/"):
+			return connect.CodePermissionDenied.String()
+		case try == 1:
+			return connect.CodeAborted.String() // refused with its batch-mates
+		}
+		return ""
+	}
+	p := serveScript(t, s, ProducerConfig{Linger: 5 * time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 5 * time.Second}, time.Millisecond)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for w := range 6 {
+		wg.Go(func() {
+			for i := range 10 {
+				table := "ok"
+				if w == 0 {
+					table = "forbidden"
+				}
+				_, err := p.Put(context.Background(), table, fmt.Appendf(nil, "w%d-%d", w, i), nil)
+				var werr *WriteError
+				switch {
+				case table == "forbidden" && (!errors.As(err, &werr) || werr.Code != connect.CodePermissionDenied):
+					errs <- fmt.Errorf("a write to the forbidden table: %v; want permission_denied", err)
+				case table == "ok" && err != nil:
+					errs <- fmt.Errorf("a write to a table allowed: %w", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.tries["forbidden/w0-0"]; n != 1 {
+		t.Fatalf("a write refused permission_denied was sent %d times, want once", n)
 	}
 }
