@@ -134,7 +134,7 @@ func TestProducerPermissionDeniedPerMutation(t *testing.T) {
 	}
 	p := serveScript(t, s, ProducerConfig{Linger: 5 * time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 5 * time.Second}, time.Millisecond)
 	var wg sync.WaitGroup
-	errs := make(chan error, 100)
+	errs := make(chan error, 6*10)
 	for w := range 6 {
 		wg.Go(func() {
 			for i := range 10 {

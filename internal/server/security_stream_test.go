@@ -70,7 +70,7 @@ func TestWriteStreamForbiddenTable(t *testing.T) {
 	}
 	defer func() { _ = prod.Close(context.Background()) }()
 	var wg sync.WaitGroup
-	errs := make(chan error, 100)
+	errs := make(chan error, 8*20)
 	for w := range 8 {
 		wg.Go(func() {
 			for i := range 20 {
