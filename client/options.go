@@ -11,6 +11,7 @@
 package client
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -30,6 +31,12 @@ import (
 // DefaultAddr is the server address when none is given (http, or https
 // with a CA or client certificate).
 const DefaultAddr = "127.0.0.1:7070"
+
+// The defaults of Options.PingInterval and Options.PingTimeout.
+const (
+	DefaultPingInterval = 10 * time.Second
+	DefaultPingTimeout  = 10 * time.Second
+)
 
 // The environment variables FromEnv reads.
 const (
@@ -72,6 +79,18 @@ type Options struct {
 	// HTTP/1.1). Off, HTTP/1.1: a refused client certificate then reads
 	// as the TLS alert it is, and MaxConns counts requests in parallel.
 	HTTP2 bool
+	// PingInterval and PingTimeout find dead HTTP/2 connections (H2C,
+	// HTTP2): a connection on which nothing came for PingInterval is sent
+	// a ping, and closed if no answer comes within PingTimeout; the
+	// requests and streams on it fail (unavailable) and the next ones
+	// dial again. Without pings a connection whose peer is gone without
+	// closing it (a crashed host, a black-holed route, a NAT that forgot
+	// it) fails only when TCP gives up, about 15 minutes on Linux, and a
+	// stream on it (Producer's, a subscription) waits that long. Defaults
+	// 10s and 10s: a dead connection is found within 20 s, for one small
+	// frame each way per idle 10 s. A negative PingInterval sends no
+	// pings.
+	PingInterval, PingTimeout time.Duration
 }
 
 // FromEnv returns o with every empty connection field (Addr, CAFile,
@@ -177,6 +196,10 @@ func (o Options) HTTPClient() (*http.Client, error) {
 		TLSHandshakeTimeout: 10 * time.Second,
 		DisableCompression:  o.DisableCompression,
 		ForceAttemptHTTP2:   o.HTTP2,
+	}
+	if o.PingInterval >= 0 {
+		tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: cmp.Or(o.PingInterval, DefaultPingInterval),
+			PingTimeout: cmp.Or(o.PingTimeout, DefaultPingTimeout)}
 	}
 	if strings.HasPrefix(base, "https://") {
 		if tr.TLSClientConfig, err = o.TLSConfig(); err != nil {

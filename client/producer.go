@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -42,6 +43,15 @@ type ProducerConfig struct {
 	// flight, retrying); Write blocks while it holds that many (default
 	// 100000).
 	MaxBuffered int
+	// MaxBufferedBytes is the most bytes of writes (encoded, as in a
+	// batch) the producer holds; Write blocks while the write would take
+	// the bytes held over it, until writes held get their outcome (default
+	// 256 MiB: twice what MaxInFlight batches of MaxBatchBytes take with
+	// the defaults, so the batches in flight can be full while the next
+	// gather, yet 100000 writes of 1 MiB cannot hold 100 GB). Writes wait
+	// in turn: a large one is not passed by smaller ones that came after.
+	// A write larger than this goes alone, once nothing else is held.
+	MaxBufferedBytes int
 	// RetryBackoff is the first wait before a retry (default 50ms); it
 	// doubles up to RetryBackoffMax (default 2s). A server that asks for
 	// a longer wait (resource_exhausted with retry_after_ms) gets it.
@@ -70,6 +80,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 	defInt(&c.MaxBatchBytes, 16<<20)
 	defInt(&c.MaxInFlight, 8)
 	defInt(&c.MaxBuffered, 100000)
+	defInt(&c.MaxBufferedBytes, 256<<20)
 	return c
 }
 
@@ -136,7 +147,12 @@ type Producer struct {
 	fence  time.Duration // FenceAfterBreak (tests shorten it)
 	client wailv1connect.ProducerServiceClient
 
-	space chan struct{} // MaxBuffered tokens
+	space chan struct{}       // MaxBuffered tokens
+	bytes *semaphore.Weighted // MaxBufferedBytes
+	// stopped is done when Close is called (as stop is closed): it ends
+	// a Write waiting for bytes.
+	stopped     context.Context
+	stopStopped context.CancelFunc
 	// inbox holds the writes not yet taken by the loop; notify tells the
 	// loop there are some. Writes hand over under mu without waiting for
 	// the loop, which takes them all at once.
@@ -157,6 +173,7 @@ type pending struct {
 	n        uint64    // arrival order
 	key      string    // table and key
 	size     int       // bytes in the batch
+	held     int64     // bytes of MaxBufferedBytes it holds
 	at       time.Time // when Write was called
 	deadline time.Time
 	result   chan outcome // buffered 1
@@ -195,7 +212,9 @@ func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
 func newProducer(c wailv1connect.ProducerServiceClient, cfg ProducerConfig, fence time.Duration) *Producer {
 	cfg = cfg.withDefaults()
 	p := &Producer{cfg: cfg, fence: fence, client: c, space: make(chan struct{}, cfg.MaxBuffered),
+		bytes:  semaphore.NewWeighted(int64(cfg.MaxBufferedBytes)),
 		notify: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
+	p.stopped, p.stopStopped = context.WithCancel(context.Background())
 	go p.run()
 	return p
 }
@@ -219,20 +238,27 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
+	held := int64(min(size, p.cfg.MaxBufferedBytes)) // a larger write takes it all: it goes alone
+	if err := p.holdBytes(ctx, held); err != nil {
+		return Result{}, err
+	}
 	select {
 	case p.space <- struct{}{}:
 	case <-ctx.Done():
+		p.bytes.Release(held)
 		return Result{}, ctx.Err()
 	case <-p.stop:
+		p.bytes.Release(held)
 		return Result{}, ErrClosed
 	}
 	now := time.Now()
-	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), size: size, at: now, deadline: now.Add(p.cfg.DeliveryTimeout),
-		result: make(chan outcome, 1)}
+	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), size: size, held: held, at: now,
+		deadline: now.Add(p.cfg.DeliveryTimeout), result: make(chan outcome, 1)}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		<-p.space
+		p.bytes.Release(held)
 		return Result{}, ErrClosed
 	}
 	p.inbox = append(p.inbox, w)
@@ -247,6 +273,24 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}
+}
+
+// holdBytes takes n bytes of MaxBufferedBytes, waiting until writes held
+// give them back, ctx ends (its error) or Close is called (ErrClosed).
+func (p *Producer) holdBytes(ctx context.Context, n int64) error {
+	if p.bytes.TryAcquire(n) {
+		return nil
+	}
+	wait, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(p.stopped, cancel)()
+	if err := p.bytes.Acquire(wait, n); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return ErrClosed
+	}
+	return nil
 }
 
 // check refuses a write that cannot go in a batch (it would fail to be
@@ -281,6 +325,7 @@ func (p *Producer) Close(ctx context.Context) error {
 		p.closed = true
 		p.mu.Unlock()
 		close(p.stop)
+		p.stopStopped()
 	})
 	select {
 	case <-p.done:

@@ -437,7 +437,9 @@ func (l *loop) broken(err error) {
 		// runs each to its end), so no attempt can be stamped later: no
 		// fence. Unimplemented or unauthenticated, every stream would be
 		// refused: fail the queue too. Permission is checked per batch
-		// (the tables it names): the queue goes on a new stream.
+		// (the tables it names): the queue goes on a new stream. (A
+		// server of now answers such a batch per mutation instead and
+		// keeps the stream: permission_denied fails only its writes.)
 		werr := &WriteError{Code: code, Message: "the server refused the write stream (a server without WriteStream, or not over HTTP/2, or not allowed): " + err.Error()}
 		for seq, f := range l.flights {
 			for _, w := range f.writes {
@@ -548,6 +550,7 @@ func (l *loop) finish(w *pending, r Result, err error) {
 	w.answered = true
 	w.result <- outcome{r: r, err: err}
 	<-l.p.space
+	l.p.bytes.Release(w.held)
 }
 
 // retriable codes: the write was refused unwritten, or its store write's

@@ -255,9 +255,51 @@ func (c *authorizedConn) Receive(m any) error {
 		return err
 	}
 	if err := c.g.authorize(c.ctx, c.Spec().Procedure, m); err != nil {
+		if req, ok := m.(*wailv1.WriteStreamRequest); ok && connect.CodeOf(err) == connect.CodePermissionDenied {
+			return c.g.refuseBatch(c.ctx, req, err)
+		}
 		return err
 	}
 	return c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
+}
+
+// refusedBatch is a WriteStream batch refused whole, answered without
+// running it; the stream goes on.
+type refusedBatch struct{ answer *wailv1.WriteStreamResponse }
+
+func (r *refusedBatch) Error() string { return "a batch refused: " + r.answer.String() }
+
+// refuseBatch answers a WriteStream batch that names a table the caller
+// may not write (err) as Write refuses such a request: whole, nothing of
+// it written, not charged. But per mutation, so that a client batching
+// many writers' writes fails only the forbidden ones: permission_denied
+// for a forbidden table's mutations, aborted (unwritten: send it again)
+// for the others; and without ending the stream, so the batches after it
+// are served.
+func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest, err error) error {
+	answer := &wailv1.WriteStreamResponse{Seq: req.GetSeq()}
+	muts := req.GetMutations()
+	if len(muts) == 0 {
+		answer.Error = errorProto(err)
+		return &refusedBatch{answer}
+	}
+	id := identityOf(ctx)
+	perm := rules[wailv1connect.ProducerServiceWriteStreamProcedure]
+	var forbidden string
+	answer.Results = make([]*wailv1.WriteResult, len(muts))
+	for i, m := range muts {
+		if t := m.GetTable(); !auth.Allowed(id.grants, perm, []string{t}) {
+			answer.Results[i] = &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodePermissionDenied.String(), Message: denied(id, perm, t).Error()}}
+			forbidden = t
+		}
+	}
+	for i, r := range answer.Results {
+		if r == nil {
+			answer.Results[i] = &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodeAborted.String(),
+				Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}}
+		}
+	}
+	return &refusedBatch{answer}
 }
 
 // filterTables keeps, of a ListTables answer, the tables the caller has a

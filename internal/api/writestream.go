@@ -110,6 +110,14 @@ func (w *writeStream) receive() {
 	for {
 		w.slots <- struct{}{}
 		req, err := w.stream.Receive()
+		if refused := (*refusedBatch)(nil); errors.As(err, &refused) {
+			if !w.answer(refused.answer) {
+				<-w.slots
+				w.read <- nil
+				return
+			}
+			continue
+		}
 		if err != nil {
 			<-w.slots
 			if errors.Is(err, io.EOF) {
@@ -134,6 +142,18 @@ func (w *writeStream) start(req *wailv1.WriteStreamRequest) bool {
 		return false
 	}
 	w.running.Go(func() { w.answers <- w.s.streamBatch(w.ctx, req) })
+	return true
+}
+
+// answer answers a batch not run (refused whole by the guard) unless
+// the stream was stopped.
+func (w *writeStream) answer(a *wailv1.WriteStreamResponse) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return false
+	}
+	w.running.Go(func() { w.answers <- a })
 	return true
 }
 
