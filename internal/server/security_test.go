@@ -284,8 +284,13 @@ func call(t *testing.T, c *client.Client, m protoreflect.MethodDescriptor, table
 		if err := stream.CloseRequest(); err != nil {
 			return err
 		}
-		_, err := stream.Receive()
-		return err
+		resp, err := stream.Receive()
+		if err != nil {
+			return err
+		}
+		// A WriteStream batch refused by the guard is answered per
+		// mutation, and the stream goes on (internal/api refuseBatch).
+		return resultError(resp.ProtoReflect())
 	case m.IsStreamingClient():
 		stream := cl.CallClientStream(ctx)
 		if err := stream.Send(req); err != nil && !errors.Is(err, io.EOF) {
@@ -306,6 +311,27 @@ func call(t *testing.T, c *client.Client, m protoreflect.MethodDescriptor, table
 	}
 	_, err := cl.CallUnary(ctx, connect.NewRequest(req))
 	return err
+}
+
+// resultError is the error of an answer's first per-mutation result
+// (field results, each with an error {code, message}), or of the answer
+// itself (field error); nil if it has none.
+func resultError(msg protoreflect.Message) error {
+	fields := msg.Descriptor().Fields()
+	e := fields.ByName("error")
+	if rs := fields.ByName("results"); rs != nil && msg.Get(rs).List().Len() > 0 {
+		first := msg.Get(rs).List().Get(0).Message()
+		return resultError(first)
+	}
+	if e == nil || !msg.Has(e) {
+		return nil
+	}
+	em := msg.Get(e).Message()
+	var code connect.Code
+	if err := code.UnmarshalText([]byte(em.Get(em.Descriptor().Fields().ByName("code")).String())); err != nil {
+		return fmt.Errorf("an answer's error with an unknown code: %w", err)
+	}
+	return connect.NewError(code, errors.New(em.Get(em.Descriptor().Fields().ByName("message")).String()))
 }
 
 func fill(msg protoreflect.Message, table string) {
