@@ -449,9 +449,20 @@ func finalState(t *testing.T, ctx context.Context, st store.Store, table string,
 	top := store.Level(len(st.Levels()) - 1)
 	out := map[string]store.Row{}
 	for _, k := range keys {
-		row, found, err := st.Get(ctx, table, []byte(k), top)
+		// The final read is the test's, not the pipeline's: a store just
+		// brought back (a Cassandra node restarted, read at ALL) may time
+		// out a read for a while, which says nothing of the invariants.
+		var row store.Row
+		var found bool
+		var err error
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			row, found, err = st.Get(ctx, table, []byte(k), top)
+			if !errors.Is(err, store.ErrUnavailable) || time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("the final state of %q: %v", k, err)
 		}
 		if found {
 			out[k] = row
