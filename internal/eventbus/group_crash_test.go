@@ -35,11 +35,28 @@ const memberEnv = "WAIL_TEST_GROUP_MEMBER"
 // epoch key version") and each acknowledgement once committed ("A
 // unixnano partition epoch next"), acknowledging every third event of a
 // partition and whatever is pending when the stream is idle for 50ms.
+// exitWhenOrphaned ends a child process of these tests once its parent
+// is gone: a test binary killed mid-test (a timeout, a mutant's run) left
+// a member stalled in select {} running for hours.
+func exitWhenOrphaned() {
+	parent := os.Getppid()
+	for range time.Tick(500 * time.Millisecond) {
+		if os.Getppid() != parent {
+			os.Exit(3)
+		}
+	}
+}
+
+// ExitWhenOrphaned is exitWhenOrphaned for the external test package's
+// child processes (group_snapshot_test.go).
+var ExitWhenOrphaned = exitWhenOrphaned
+
 func TestGroupMemberProcess(t *testing.T) {
 	spec := os.Getenv(memberEnv)
 	if spec == "" {
 		t.Skip("the child process of TestGroupMembersKilled")
 	}
+	go exitWhenOrphaned()
 	f := strings.Fields(spec)
 	url, table, grp, member, mode := f[0], f[1], f[2], f[3], f[4]
 	c := wailv1connect.NewEventServiceClient(http.DefaultClient, url)

@@ -23,6 +23,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/server/servertest"
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -43,6 +44,7 @@ func TestGroupSnapshotMemberProcess(t *testing.T) {
 	if spec == "" {
 		t.Skip("the child process of TestGroupSnapshotMemberKilled")
 	}
+	go eventbus.ExitWhenOrphaned()
 	f := strings.Fields(spec)
 	url, table, grp, member := f[0], f[1], f[2], f[3]
 	stall, _ := strconv.Atoi(f[4])
