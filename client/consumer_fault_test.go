@@ -329,14 +329,7 @@ func TestConsumerConnectionReset(t *testing.T) {
 		var requests atomic.Int32
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if requests.Add(1) == 2 { // the first attempt to reconnect: reset
-				_, _ = io.ReadAll(r.Body) // the request sent: the reset is the answer
-				conn, _, err := w.(http.Hijacker).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_ = conn.(*net.TCPConn).SetLinger(0)
-				_ = conn.Close()
+				resetConnection(t, w, r)
 				return
 			}
 			mux.ServeHTTP(w, r)
@@ -370,6 +363,20 @@ func TestConsumerConnectionReset(t *testing.T) {
 	}
 }
 
+// resetConnection answers r by resetting its connection (RST, as a
+// server that died): the request is read first, so the reset is the
+// answer and not a refusal to take it.
+func resetConnection(t *testing.T, w http.ResponseWriter, r *http.Request) {
+	_, _ = io.ReadAll(r.Body)
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	_ = conn.(*net.TCPConn).SetLinger(0)
+	_ = conn.Close()
+}
+
 // TestConsumerAckConnectionReset: an Ack whose connection the server
 // resets (it restarts) fails as unavailable, as an Ack to a server that
 // is down: connect's canceled would read as the caller's own context.
@@ -381,14 +388,7 @@ func TestConsumerAckConnectionReset(t *testing.T) {
 	mux.Handle(wailv1connect.NewEventServiceHandler(s))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/Ack") {
-			_, _ = io.ReadAll(r.Body)
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_ = conn.(*net.TCPConn).SetLinger(0)
-			_ = conn.Close()
+			resetConnection(t, w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
