@@ -120,8 +120,9 @@ func checkFields(t *testing.T, path string, typ reflect.Type, v map[string]any) 
 }
 
 // TestFloorCompare: wail's rate is divided by the best pipeline rate (and
-// by each raw rate), from find-max when it found a rate, else from the
-// last step; without either there is no ratio.
+// by each raw rate), from find-max's confirmed maximum, else its highest
+// sustainable rate, else from the last step; without either there is no
+// ratio.
 func TestFloorCompare(t *testing.T) {
 	floor := func() *Floor {
 		return &Floor{LogAppend: FloorRate{RecordsPerSec: 400000}, PebbleBatch: FloorRate{RecordsPerSec: 200000},
@@ -134,6 +135,10 @@ func TestFloorCompare(t *testing.T) {
 		want FloorRatio
 	}{
 		{"find-max", Result{FindMax: &FindMax{Found: true, MaxSustainableRate: 20000}, Steps: []Step{{WritesPerSec: 1}}}, 20000,
+			FloorRatio{LogAppend: 0.05, PebbleBatch: 0.1, StoreApply: 0.2, Pipeline: 0.5}},
+		{"find-max confirmed", Result{FindMax: &FindMax{Found: true, MaxSustainableRate: 30000, Confirm: 2, Confirmed: true, ConfirmedRate: 20000}}, 20000,
+			FloorRatio{LogAppend: 0.05, PebbleBatch: 0.1, StoreApply: 0.2, Pipeline: 0.5}},
+		{"find-max not confirmed", Result{FindMax: &FindMax{Found: true, MaxSustainableRate: 20000, Confirm: 2}}, 20000,
 			FloorRatio{LogAppend: 0.05, PebbleBatch: 0.1, StoreApply: 0.2, Pipeline: 0.5}},
 		{"last step", Result{Steps: []Step{{WritesPerSec: 1}, {WritesPerSec: 4000, TargetRate: 4000}}}, 4000,
 			FloorRatio{LogAppend: 0.01, PebbleBatch: 0.02, StoreApply: 0.04, Pipeline: 0.1}},

@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -12,39 +14,81 @@ import (
 type FindMax struct {
 	BoundMs float64 `json:"p99_bound_ms"`
 	// MaxSustainableRate is the highest target rate of a sustainable step
-	// (0 if none was), MaxSustainableStep its index (-1 if none) and
-	// MaxSustainableWritesPerSec what that step achieved.
+	// of the search (0 if none was), MaxSustainableStep its index (-1 if
+	// none) and MaxSustainableWritesPerSec what that step achieved. One
+	// step decides it: the confirmation below does not change it.
 	MaxSustainableRate         float64 `json:"max_sustainable_rate"`
 	MaxSustainableStep         int     `json:"max_sustainable_step"`
 	MaxSustainableWritesPerSec float64 `json:"max_sustainable_writes_per_sec"`
-	// FirstUnsustainableRate is the lowest target rate of a step that was
-	// not sustainable (0 if none was).
+	// FirstUnsustainableRate is the lowest target rate of a step of the
+	// search that was not sustainable (0 if none was).
 	FirstUnsustainableRate float64 `json:"first_unsustainable_rate"`
 	Found                  bool    `json:"found"`
-	StoppedBecause         string  `json:"stopped_because"`
+	// StoppedBecause is why the search (the climb and the bisection)
+	// ended; the confirmation has its own ConfirmStoppedBecause.
+	StoppedBecause string `json:"stopped_because"`
+
+	// Confirm is --confirm: how many more times the highest sustainable
+	// rate is run after the search (0: not confirmed, as before --confirm).
+	Confirm int `json:"confirm"`
+	// Confirmed says that a rate held: its search step and all its Confirm
+	// reruns were sustainable. ConfirmedRate is that rate, the highest one
+	// that held (0 if none did), and ConfirmedWritesPerSec the lowest
+	// writes/s achieved by its runs.
+	Confirmed             bool    `json:"confirmed"`
+	ConfirmedRate         float64 `json:"confirmed_rate"`
+	ConfirmedWritesPerSec float64 `json:"confirmed_writes_per_sec"`
+	// ConfirmRuns are the reruns in the order they ran (the steps with
+	// these indexes hold the full results).
+	ConfirmRuns []ConfirmRun `json:"confirm_runs"`
+	// ConfirmStoppedBecause is why the confirmation ended ("" without
+	// --confirm).
+	ConfirmStoppedBecause string `json:"confirm_stopped_because"`
+}
+
+// ConfirmRun is one rerun of a sustainable rate after the search.
+type ConfirmRun struct {
+	Step         int     `json:"step"`
+	Rate         float64 `json:"rate"`
+	WritesPerSec float64 `json:"writes_per_sec"`
+	Sustainable  bool    `json:"sustainable"`
+	Verdict      string  `json:"verdict"`
 }
 
 // stepFunc runs one step at rate for dur.
 type stepFunc func(ctx context.Context, idx int, rate float64, dur time.Duration) Step
 
-// findMax steps the rate up from o.StartRate by o.StepFactor until a step
+// findMax searches for the highest sustainable rate (search), then, with
+// o.Confirm > 0, confirms it (confirm). The two together run o.MaxSteps
+// steps at most.
+func findMax(ctx context.Context, o *Options, run stepFunc) ([]Step, FindMax) {
+	steps, fm := search(ctx, o, run)
+	fm.Confirm = o.Confirm
+	fm.ConfirmRuns = []ConfirmRun{}
+	if o.Confirm > 0 {
+		steps = confirm(ctx, o, run, steps, &fm)
+	}
+	return steps, fm
+}
+
+// search steps the rate up from o.StartRate by o.StepFactor until a step
 // is not sustainable, then runs one step halfway between the highest
 // sustainable and the lowest unsustainable rate. If the first step already
 // fails, it halves the rate until one passes, then bisects once the same
 // way.
-func findMax(ctx context.Context, o *Options, run stepFunc) ([]Step, FindMax) {
+func search(ctx context.Context, o *Options, run stepFunc) ([]Step, FindMax) {
 	fm := FindMax{BoundMs: float64(o.MaxP99) / 1e6, MaxSustainableStep: -1}
 	var steps []Step
 	rate, good, bad := math.Round(o.StartRate), 0.0, 0.0
 	bisected := false
 	for {
 		if len(steps) == o.MaxSteps {
-			fm.StoppedBecause = fmt.Sprintf("ran --max-steps (%d) steps", o.MaxSteps)
+			fm.StoppedBecause = maxStepsReached(o)
 			break
 		}
 		st := run(ctx, len(steps), rate, o.StepDuration)
 		steps = append(steps, st)
-		if st.Interrupted || ctx.Err() != nil {
+		if interrupted(ctx, &st) {
 			fm.StoppedBecause = "interrupted"
 			break
 		}
@@ -65,6 +109,98 @@ func findMax(ctx context.Context, o *Options, run stepFunc) ([]Step, FindMax) {
 	fm.FirstUnsustainableRate = bad
 	fm.Found = good > 0
 	return steps, fm
+}
+
+// confirm reruns the sustainable rates of the search, highest first, each
+// up to o.Confirm times, until one holds: every rerun sustainable (a
+// rerun that fails ends the rate's turn). It appends the reruns to steps
+// and returns them; fm gets the runs and the confirmed rate.
+func confirm(ctx context.Context, o *Options, run stepFunc, steps []Step, fm *FindMax) []Step {
+	switch {
+	case fm.StoppedBecause == "interrupted":
+		fm.ConfirmStoppedBecause = "not run: interrupted"
+		return steps
+	case !fm.Found:
+		fm.ConfirmStoppedBecause = "not run: no sustainable rate to confirm"
+		return steps
+	}
+	for _, rate := range sustainableRates(steps) {
+		lowest := math.Inf(1)
+		for _, st := range steps {
+			if st.TargetRate == rate && st.Sustainable {
+				lowest = min(lowest, st.WritesPerSec)
+			}
+		}
+		held := true
+		for range o.Confirm {
+			if len(steps) == o.MaxSteps {
+				fm.ConfirmStoppedBecause = maxStepsReached(o) + fmt.Sprintf(" while confirming %.0f writes/s", rate)
+				return steps
+			}
+			st := run(ctx, len(steps), rate, o.StepDuration)
+			steps = append(steps, st)
+			fm.ConfirmRuns = append(fm.ConfirmRuns, ConfirmRun{Step: st.Index, Rate: rate, WritesPerSec: st.WritesPerSec, Sustainable: st.Sustainable, Verdict: st.Verdict})
+			if interrupted(ctx, &st) {
+				fm.ConfirmStoppedBecause = fmt.Sprintf("interrupted while confirming %.0f writes/s", rate)
+				return steps
+			}
+			if !st.Sustainable {
+				held = false
+				break
+			}
+			lowest = min(lowest, st.WritesPerSec)
+		}
+		if held {
+			fm.Confirmed, fm.ConfirmedRate, fm.ConfirmedWritesPerSec = true, rate, lowest
+			fm.ConfirmStoppedBecause = fmt.Sprintf("%.0f writes/s held in all %d reruns", rate, o.Confirm)
+			return steps
+		}
+	}
+	fm.ConfirmStoppedBecause = "no sustainable rate held in all its reruns"
+	return steps
+}
+
+// sustainableRates are the distinct target rates of the sustainable steps,
+// highest first.
+func sustainableRates(steps []Step) []float64 {
+	var rates []float64
+	for _, st := range steps {
+		if st.Sustainable && !slices.Contains(rates, st.TargetRate) {
+			rates = append(rates, st.TargetRate)
+		}
+	}
+	slices.Sort(rates)
+	slices.Reverse(rates)
+	return rates
+}
+
+func interrupted(ctx context.Context, st *Step) bool { return st.Interrupted || ctx.Err() != nil }
+
+func maxStepsReached(o *Options) string {
+	return fmt.Sprintf("ran --max-steps (%d) steps", o.MaxSteps)
+}
+
+// printConfirm prints the reruns and the confirmed maximum (nothing
+// without --confirm).
+func (fm *FindMax) printConfirm(w io.Writer) {
+	if fm.Confirm == 0 {
+		return
+	}
+	fmt.Fprintf(w, "confirmation (--confirm %d: every rerun must be sustainable):\n", fm.Confirm)
+	for _, r := range fm.ConfirmRuns {
+		fmt.Fprintf(w, "  step %d at %.0f writes/s: %.0f writes/s, %s\n", r.Step, r.Rate, r.WritesPerSec, r.Verdict)
+	}
+	fmt.Fprintln(w, fm.confirmedLine())
+	fmt.Fprintf(w, "confirmation stopped: %s\n", fm.ConfirmStoppedBecause)
+}
+
+// confirmedLine is the confirmed maximum in a sentence.
+func (fm *FindMax) confirmedLine() string {
+	if !fm.Confirmed {
+		return "confirmed maximum: none"
+	}
+	return fmt.Sprintf("confirmed maximum: %.0f writes/s (%.0f achieved at least; sustainable in its search step and %d reruns)",
+		fm.ConfirmedRate, fm.ConfirmedWritesPerSec, fm.Confirm)
 }
 
 // nextRate returns the rate of the next step, or 0 and why the search ends.

@@ -24,6 +24,8 @@ func capacityRunner(capacity float64, rates *[]float64) stepFunc {
 	}
 }
 
+// TestFindMax: with --confirm 0 the search is what it was before
+// confirmations existed, step for step.
 func TestFindMax(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -50,7 +52,7 @@ func TestFindMax(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			o := DefaultOptions()
-			o.StartRate, o.MaxRate, o.MaxSteps = tc.start, tc.maxRate, tc.maxSteps
+			o.StartRate, o.MaxRate, o.MaxSteps, o.Confirm = tc.start, tc.maxRate, tc.maxSteps, 0
 			var rates []float64
 			steps, fm := findMax(context.Background(), &o, capacityRunner(tc.capacity, &rates))
 			if !slices.Equal(rates, tc.wantRates) || len(steps) != len(rates) {
@@ -61,6 +63,9 @@ func TestFindMax(t *testing.T) {
 			}
 			if fm.StoppedBecause == "" {
 				t.Error("no reason to stop given")
+			}
+			if fm.Confirmed || fm.ConfirmedRate != 0 || len(fm.ConfirmRuns) != 0 || fm.ConfirmStoppedBecause != "" {
+				t.Errorf("--confirm 0 confirmed: %+v", fm)
 			}
 		})
 	}
@@ -138,6 +143,167 @@ func TestLagGrowth(t *testing.T) {
 		slope, growing := lagGrowth(tc.lags, tc.rate, tc.quantum)
 		if growing != tc.want || (tc.slope != 0 && slope != tc.slope) {
 			t.Errorf("%s: slope %v, growing %v; want %v (slope %v)", tc.name, slope, growing, tc.want, tc.slope)
+		}
+	}
+}
+
+// scriptRunner runs steps whose verdict comes from pass(rate, n), n
+// counting the runs at that rate from 0; the step's writes/s is rate - n.
+// The call numbered cancelAt (from 0) cancels ctx and is interrupted.
+func scriptRunner(pass func(rate float64, n int) bool, cancelAt int, cancel context.CancelFunc, rates *[]float64) stepFunc {
+	return func(_ context.Context, idx int, rate float64, _ time.Duration) Step {
+		n := 0
+		for _, r := range *rates {
+			if r == rate {
+				n++
+			}
+		}
+		*rates = append(*rates, rate)
+		st := Step{Index: idx, TargetRate: rate, WritesPerSec: rate - float64(n), E2E: latency.Percentiles{Count: 100, P99: 20}}
+		if !pass(rate, n) {
+			st.E2E.P99 = 5000
+		}
+		if idx == cancelAt {
+			cancel()
+			st.Interrupted = true
+		}
+		judge(&st, time.Second)
+		return st
+	}
+}
+
+// upTo passes every run of a rate up to capacity; except lists the runs
+// (by rate, from 0) that go the other way.
+func upTo(capacity float64, except map[float64][]int) func(float64, int) bool {
+	return func(rate float64, n int) bool {
+		return (rate <= capacity) != slices.Contains(except[rate], n)
+	}
+}
+
+// TestFindMaxConfirm: after the search, the highest sustainable rate is
+// rerun --confirm times and holds only if every rerun passes; otherwise
+// the next lower sustainable rate is tried. The search's fields keep their
+// meaning. The search from 10000 runs 10000, 15000, 22500, 33750, 50625
+// (fails at capacity 45000), then bisects at 42188.
+func TestFindMaxConfirm(t *testing.T) {
+	t.Parallel()
+	search := []float64{10000, 15000, 22500, 33750, 50625, 42188}
+	tests := []struct {
+		name      string
+		pass      func(rate float64, n int) bool
+		confirm   int
+		maxSteps  int
+		cancelAt  int
+		wantRates []float64 // after the search's
+		wantMax   float64   // max_sustainable_rate
+		wantConf  float64   // confirmed_rate (0: none held)
+		wantAchvd float64   // confirmed_writes_per_sec
+		wantRuns  []bool    // the reruns' verdicts
+		wantWhy   string
+	}{
+		{"holds every time", upTo(45000, nil), 2, 20, -1,
+			[]float64{42188, 42188}, 42188, 42188, 42186, []bool{true, true}, "42188 writes/s held in all 2 reruns"},
+		{"passes once then fails: the confirmed max steps down", upTo(45000, map[float64][]int{42188: {1}}), 2, 20, -1,
+			[]float64{42188, 33750, 33750}, 42188, 33750, 33748, []bool{false, true, true}, "33750 writes/s held"},
+		{"the last rerun fails", upTo(45000, map[float64][]int{42188: {2}}), 2, 20, -1,
+			[]float64{42188, 42188, 33750, 33750}, 42188, 33750, 33748, []bool{true, false, true, true}, "33750 writes/s held"},
+		{"two rates fail in turn", upTo(45000, map[float64][]int{42188: {1}, 33750: {2}}), 2, 20, -1,
+			[]float64{42188, 33750, 33750, 22500, 22500}, 42188, 22500, 22498, []bool{false, true, false, true, true}, "22500 writes/s held"},
+		{"no rate holds", func(rate float64, n int) bool { return rate <= 45000 && n == 0 }, 2, 20, -1,
+			[]float64{42188, 33750, 22500, 15000, 10000}, 42188, 0, 0, []bool{false, false, false, false, false}, "no sustainable rate held"},
+		{"one rerun", upTo(45000, map[float64][]int{42188: {2}}), 1, 20, -1,
+			[]float64{42188}, 42188, 42188, 42187, []bool{true}, "held in all 1 reruns"},
+		{"max steps reached during the confirmation", upTo(45000, map[float64][]int{42188: {1}}), 2, 8, -1,
+			[]float64{42188, 33750}, 42188, 0, 0, []bool{false, true}, "ran --max-steps (8) steps while confirming 33750 writes/s"},
+		{"max steps used up by the search", upTo(45000, nil), 2, 6, -1,
+			nil, 42188, 0, 0, nil, "ran --max-steps (6) steps while confirming 42188 writes/s"},
+		{"interrupted during the confirmation", upTo(45000, nil), 2, 20, 7,
+			[]float64{42188, 42188}, 42188, 0, 0, []bool{true, false}, "interrupted while confirming 42188 writes/s"},
+		{"interrupted during the search", upTo(45000, nil), 2, 20, 5,
+			nil, 33750, 0, 0, nil, "not run: interrupted"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := DefaultOptions()
+			o.StartRate, o.MaxSteps, o.Confirm = 10000, tc.maxSteps, tc.confirm
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var rates []float64
+			steps, fm := findMax(ctx, &o, scriptRunner(tc.pass, tc.cancelAt, cancel, &rates))
+			wantSearch := search
+			if tc.cancelAt >= 0 && tc.cancelAt < len(search) {
+				wantSearch = search[:tc.cancelAt+1]
+			}
+			if want := append(slices.Clone(wantSearch), tc.wantRates...); !slices.Equal(rates, want) || len(steps) != len(rates) {
+				t.Errorf("rates %v (%d steps), want %v", rates, len(steps), want)
+			}
+			if fm.MaxSustainableRate != tc.wantMax || fm.Confirm != tc.confirm {
+				t.Errorf("max sustainable %v, confirm %d; want %v, %d", fm.MaxSustainableRate, fm.Confirm, tc.wantMax, tc.confirm)
+			}
+			if fm.ConfirmedRate != tc.wantConf || fm.Confirmed != (tc.wantConf > 0) || fm.ConfirmedWritesPerSec != tc.wantAchvd {
+				t.Errorf("confirmed %v %v (%v achieved), want %v (%v achieved)", fm.Confirmed, fm.ConfirmedRate, fm.ConfirmedWritesPerSec, tc.wantConf, tc.wantAchvd)
+			}
+			var runs []bool
+			for i, r := range fm.ConfirmRuns {
+				runs = append(runs, r.Sustainable)
+				if st := steps[r.Step]; r.Step != len(wantSearch)+i || st.TargetRate != r.Rate || st.Sustainable != r.Sustainable || st.Verdict != r.Verdict {
+					t.Errorf("confirm run %d %+v does not match step %d %+v", i, r, r.Step, st)
+				}
+			}
+			if !slices.Equal(runs, tc.wantRuns) {
+				t.Errorf("reruns %v, want %v", runs, tc.wantRuns)
+			}
+			if !strings.Contains(fm.ConfirmStoppedBecause, tc.wantWhy) {
+				t.Errorf("confirmation stopped because %q, want %q", fm.ConfirmStoppedBecause, tc.wantWhy)
+			}
+		})
+	}
+}
+
+// TestPrintConfirm: the text summary keeps the search's highest rate and
+// adds the reruns and the confirmed maximum; without --confirm it is what
+// it was.
+func TestPrintConfirm(t *testing.T) {
+	t.Parallel()
+	search := FindMax{BoundMs: 1000, Found: true, MaxSustainableRate: 42188, MaxSustainableWritesPerSec: 42000,
+		FirstUnsustainableRate: 50625, StoppedBecause: "bisected once"}
+	confirmed := search
+	confirmed.Confirm, confirmed.Confirmed, confirmed.ConfirmedRate, confirmed.ConfirmedWritesPerSec = 2, true, 33750, 33700
+	confirmed.ConfirmRuns = []ConfirmRun{{Step: 6, Rate: 42188, WritesPerSec: 41000, Verdict: "not sustainable: e2e p99 1.20s > 1.00s"},
+		{Step: 7, Rate: 33750, WritesPerSec: 33700, Sustainable: true, Verdict: "sustainable"},
+		{Step: 8, Rate: 33750, WritesPerSec: 33750, Sustainable: true, Verdict: "sustainable"}}
+	confirmed.ConfirmStoppedBecause = "33750 writes/s held in all 2 reruns"
+	none := search
+	none.Confirm, none.ConfirmStoppedBecause = 2, "interrupted while confirming 42188 writes/s"
+	tests := []struct {
+		name    string
+		fm      FindMax
+		want    []string
+		notWant string
+	}{
+		{"no confirmation", search, []string{"highest sustainable rate: 42188 writes/s (42000 achieved", "search stopped: bisected once\n"}, "confirm"},
+		{"confirmed lower", confirmed, []string{
+			"highest sustainable rate: 42188 writes/s",
+			"confirmation (--confirm 2: every rerun must be sustainable):\n" +
+				"  step 6 at 42188 writes/s: 41000 writes/s, not sustainable: e2e p99 1.20s > 1.00s\n" +
+				"  step 7 at 33750 writes/s: 33700 writes/s, sustainable\n" +
+				"  step 8 at 33750 writes/s: 33750 writes/s, sustainable\n" +
+				"confirmed maximum: 33750 writes/s (33700 achieved at least; sustainable in its search step and 2 reruns)\n" +
+				"confirmation stopped: 33750 writes/s held in all 2 reruns\n"}, ""},
+		{"none confirmed", none, []string{"confirmed maximum: none\nconfirmation stopped: interrupted while confirming 42188 writes/s\n"}, ""},
+	}
+	for _, tc := range tests {
+		var b strings.Builder
+		r := Result{FindMax: &tc.fm}
+		r.printTable(&b)
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%s: output lacks %q:\n%s", tc.name, w, b.String())
+			}
+		}
+		if tc.notWant != "" && strings.Contains(b.String(), tc.notWant) {
+			t.Errorf("%s: output has %q:\n%s", tc.name, tc.notWant, b.String())
 		}
 	}
 }

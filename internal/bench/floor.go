@@ -353,12 +353,18 @@ func floorRate(records int64, h *hdrhistogram.Histogram, secs float64) FloorRate
 	return FloorRate{RecordsPerSec: float64(records) / secs, CallsPerSec: float64(h.TotalCount()) / secs, Call: latency.Summarize(h)}
 }
 
-// compare sets WailRate from res (the highest sustainable rate of
-// --find-max, else the writes/s of the last step) and the ratios.
+// compare sets WailRate from res (the confirmed maximum of --find-max,
+// else its highest sustainable rate, else the writes/s of the last step)
+// and the ratios.
 func (f *Floor) compare(res *Result) {
 	switch {
+	case res.FindMax != nil && res.FindMax.Confirmed:
+		f.WailRate, f.WailRateSource = res.FindMax.ConfirmedRate, fmt.Sprintf("find-max: confirmed maximum (--confirm %d)", res.FindMax.Confirm)
 	case res.FindMax != nil && res.FindMax.Found:
 		f.WailRate, f.WailRateSource = res.FindMax.MaxSustainableRate, "find-max: highest sustainable rate"
+		if res.FindMax.Confirm > 0 {
+			f.WailRateSource += " (not confirmed)"
+		}
 	case len(res.Steps) > 0:
 		last := res.Steps[len(res.Steps)-1]
 		f.WailRate, f.WailRateSource = last.WritesPerSec, fmt.Sprintf("writes/s of the run at %.0f/s (not a maximum: use --find-max)", last.TargetRate)

@@ -73,8 +73,14 @@ type Options struct {
 	StartRate    float64
 	StepFactor   float64
 	StepDuration time.Duration
-	MaxSteps     int
-	MaxRate      float64 // 0: no cap
+	// MaxSteps bounds the steps of --find-max, confirmation reruns
+	// included.
+	MaxSteps int
+	MaxRate  float64 // 0: no cap
+	// Confirm is how many more times --find-max reruns its highest
+	// sustainable rate; it holds only if every rerun is sustainable, else
+	// the next lower sustainable rate is confirmed (0: no confirmation).
+	Confirm int
 
 	Floor         bool // also measure the raw floor
 	FloorOnly     bool // only the floor
@@ -98,7 +104,7 @@ func DefaultOptions() Options {
 		Concurrency: 64, Batch: 10, Keys: 10000, Dist: DistUniform, ZipfS: 1.1, HotKeys: 10,
 		ValueSize: 100, Mix: Mix{Insert: 10, Update: 80, Delete: 10}, Tables: 1, Preload: true, AcceptGzip: true, EventBatch: 1000,
 		RequestTimeout: 10 * time.Second, Drain: 30 * time.Second,
-		MaxP99: time.Second, StartRate: 1000, StepFactor: 1.5, StepDuration: 10 * time.Second, MaxSteps: 14,
+		MaxP99: time.Second, StartRate: 1000, StepFactor: 1.5, StepDuration: 10 * time.Second, MaxSteps: 20, Confirm: 2,
 		FloorDuration: 5 * time.Second,
 	}
 }
@@ -127,6 +133,7 @@ func (o *Options) Validate() error {
 	check(o.RequestTimeout > 0 && o.Drain >= 0, "--timeout must be positive, --drain not negative")
 	check(o.MaxP99 > 0 && o.StartRate > 0 && o.StepFactor > 1 && o.StepDuration > 0 && o.MaxSteps > 0 && o.MaxRate >= 0,
 		"find-max: --max-p99, --start-rate, --step-duration and --max-steps must be positive, --step-factor above 1")
+	check(o.Confirm >= 0, "--confirm must not be negative (0: no confirmation)")
 	check(!o.Producer || o.Batch == 1, "--producer: use --batch 1 (each logical writer writes one key at a time; the producer batches)")
 	check(o.EventBatch >= 0 && o.EventBatch <= 1000, "--event-batch must be in 0..1000")
 	check(o.FloorDuration > 0, "--floor-duration must be positive")
@@ -214,6 +221,7 @@ type ConfigReport struct {
 	StepDuration  string  `json:"step_duration"`
 	MaxSteps      int     `json:"max_steps"`
 	MaxRate       float64 `json:"max_rate"`
+	Confirm       int     `json:"confirm"`
 	Floor         bool    `json:"floor"`
 	FloorDuration string  `json:"floor_duration"`
 }
@@ -229,7 +237,7 @@ func (o *Options) report() ConfigReport {
 		KeysDist: o.Dist, ZipfS: o.ZipfS, HotShare: o.HotShare, HotKeys: o.HotKeys, ValueSize: o.ValueSize,
 		Mix: o.Mix.String(), Tables: o.Tables, Preload: o.Preload, AcceptGzip: o.AcceptGzip, EventBatch: o.EventBatch, Producer: o.Producer, Seed: o.Seed, Drain: o.Drain.String(),
 		FindMax: o.FindMax, MaxP99: o.MaxP99.String(), StartRate: o.StartRate, StepFactor: o.StepFactor,
-		StepDuration: o.StepDuration.String(), MaxSteps: o.MaxSteps, MaxRate: o.MaxRate,
+		StepDuration: o.StepDuration.String(), MaxSteps: o.MaxSteps, MaxRate: o.MaxRate, Confirm: o.Confirm,
 		Floor: o.Floor || o.FloorOnly, FloorDuration: o.FloorDuration.String(),
 	}
 }

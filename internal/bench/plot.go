@@ -58,7 +58,7 @@ func writePlot(out io.Writer, r *Result, html bool) error {
 		switch {
 		case i == 0:
 			style = `font-size="17" font-weight="bold"`
-		case strings.HasPrefix(line, "highest"):
+		case strings.HasPrefix(line, "highest"), strings.HasPrefix(line, "confirmed"):
 			style = `font-size="14" font-weight="bold" fill="#1f5f1f"`
 		}
 		fmt.Fprintf(w, `<text x="%.0f" y="%d" %s>%s</text>`+"\n", plotLeft, 26+i*18, style, esc(line))
@@ -75,7 +75,8 @@ func writePlot(out io.Writer, r *Result, html bool) error {
 	return w.Flush()
 }
 
-// plotTitles are the header lines: title, find-max outcome, backend, machine.
+// plotTitles are the header lines: title, find-max outcome (and the
+// confirmed maximum with --confirm), backend, machine.
 func plotTitles(r *Result) []string {
 	c := r.Config
 	lines := []string{fmt.Sprintf("wail bench: %s, batch %d, %s keys, %d-byte values, %d senders", c.Target, c.Batch, r.distString(), c.ValueSize, c.Concurrency)}
@@ -85,6 +86,9 @@ func plotTitles(r *Result) []string {
 			l = fmt.Sprintf("highest sustainable rate: %.0f writes/s (e2e p99 <= %s, lag not growing, no errors)", fm.MaxSustainableRate, fmtMs(fm.BoundMs, 1))
 		}
 		lines = append(lines, l)
+		if fm.Confirm > 0 {
+			lines = append(lines, fm.confirmedLine())
+		}
 	}
 	b := r.Backend
 	lines = append(lines, fmt.Sprintf("backend: log %s, bus %s, store %s, fsync %s, %d partitions; mix %s", b.IntentLog, b.EventBus, b.Store, b.Fsync, b.Partitions, c.Mix))

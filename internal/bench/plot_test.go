@@ -15,7 +15,7 @@ func sampleResult() *Result {
 	o := DefaultOptions()
 	r := newResult(&o)
 	r.Backend = Backend{Target: "in-process", IntentLog: "embedded", EventBus: "embedded", Store: "pebble", Fsync: "on", Partitions: 8}
-	r.FindMax = &FindMax{Found: true, MaxSustainableRate: 1500}
+	r.FindMax = &FindMax{Found: true, MaxSustainableRate: 1500, Confirm: 2, Confirmed: true, ConfirmedRate: 1000, ConfirmedWritesPerSec: 990}
 	r.Steps = []Step{{Index: 0, TargetRate: 1000, StartT: 0, MeasureT: 2}, {Index: 1, TargetRate: 1500, StartT: 12, MeasureT: 14}}
 	for i := range 24 {
 		s := Sample{T: float64(i + 1), Step: i / 12, Phase: phaseMeasure, TargetRate: 1000, WritesPerSec: 990, EventsPerSec: 950,
@@ -60,7 +60,7 @@ func TestPlotIsWellFormed(t *testing.T) {
 		if elems["polyline"] < 10 { // 10 series, gaps split some in two
 			t.Errorf("%d polylines", elems["polyline"])
 		}
-		for _, want := range []string{"e2e p99.9", "events/s", "resolver lag", "highest sustainable rate: 1500", "1k", "1500/s"} {
+		for _, want := range []string{"e2e p99.9", "events/s", "resolver lag", "highest sustainable rate: 1500", "confirmed maximum: 1000 writes/s (990 achieved", "1k", "1500/s"} {
 			if !strings.Contains(svg, want) {
 				t.Errorf("plot lacks %q", want)
 			}

@@ -144,6 +144,7 @@ func (r *Result) printTable(w io.Writer) {
 			fmt.Fprintln(w, "no sustainable rate found")
 		}
 		fmt.Fprintf(w, "search stopped: %s\n", fm.StoppedBecause)
+		fm.printConfirm(w)
 	}
 	if r.Floor != nil {
 		r.Floor.print(w)

@@ -33,7 +33,9 @@ func newBenchCmd(g *globals) *cobra.Command {
 			"lag, reads per event and errors. By default it starts a server in-process on a\n" +
 			"temporary embedded data dir; --addr drives a running server instead.\n\n" +
 			"--find-max steps the rate up until the e2e p99 exceeds --max-p99 or the lag keeps\n" +
-			"growing, and reports the highest sustainable rate. Ctrl-C stops and prints what it has.",
+			"growing, and reports the highest sustainable rate. Then it reruns that rate --confirm\n" +
+			"times: it is the confirmed maximum only if every rerun is sustainable, else the next\n" +
+			"lower sustainable rate is rerun the same way. Ctrl-C stops and prints what it has.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBench(cmd, g, o, f)
@@ -90,7 +92,7 @@ func registerWorkloadFlags(cmd *cobra.Command, o *bench.Options, f *benchFlags) 
 	fl.Float64Var(&o.StartRate, "start-rate", o.StartRate, "find-max: rate of the first step")
 	fl.Float64Var(&o.StepFactor, "step-factor", o.StepFactor, "find-max: rate multiplier between steps")
 	fl.DurationVar(&o.StepDuration, "step-duration", o.StepDuration, "find-max: measured time of each step")
-	fl.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "find-max: steps at most")
+	fl.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "find-max: steps at most (bench: --confirm reruns included)")
 	fl.StringVar(&o.PlotFile, "plot", "", "write latency and throughput over time to `FILE` (.svg or .html)")
 }
 
@@ -109,6 +111,7 @@ func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *bench
 	fl.IntVar(&o.EventBatch, "event-batch", o.EventBatch, "events per Subscribe message at most (0: one per message, as older clients get)")
 	fl.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the highest sustainable rate")
 	fl.Float64Var(&o.MaxRate, "max-rate", 0, "find-max: rate cap (0: none)")
+	fl.IntVar(&o.Confirm, "confirm", o.Confirm, "find-max: reruns of the highest sustainable rate, all to be sustainable, before it is the confirmed maximum (0: none)")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	fl.StringVar(&o.DataDir, "data-dir", "", "in-process server: data directory (default: temporary, removed)")
 	fl.BoolVar(&o.NoSync, "no-sync", false, "in-process server and floor: skip fsync (not durable)")

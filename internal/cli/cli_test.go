@@ -407,3 +407,22 @@ func TestGroupCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchFlagErrors: a wrong find-max option is a usage error (exit 2)
+// that names it, before anything runs.
+func TestBenchFlagErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--find-max", "--confirm", "-1"}, "--confirm must not be negative"},
+		{[]string{"bench", "floor", "--confirm", "-2"}, "--confirm must not be negative"},
+		{[]string{"bench", "--find-max", "--max-steps", "0"}, "--max-steps must be positive"},
+	} {
+		code, _, errOut := runCLI(context.Background(), "", "", tc.args...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, %q; want 2 and an error saying %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
