@@ -254,13 +254,18 @@ func (c *authorizedConn) Receive(m any) error {
 	if err := c.StreamingHandlerConn.Receive(m); err != nil {
 		return err
 	}
+	req, batch := m.(*wailv1.WriteStreamRequest)
 	if err := c.g.authorize(c.ctx, c.Spec().Procedure, m); err != nil {
-		if req, ok := m.(*wailv1.WriteStreamRequest); ok && connect.CodeOf(err) == connect.CodePermissionDenied {
+		if batch && connect.CodeOf(err) == connect.CodePermissionDenied {
 			return c.g.refuseBatch(c.ctx, req, err)
 		}
 		return err
 	}
-	return c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
+	err := c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
+	if batch && connect.CodeOf(err) == connect.CodeResourceExhausted {
+		return overQuota(req, err)
+	}
+	return err
 }
 
 // refusedBatch is a WriteStream batch refused whole, answered without
@@ -298,6 +303,26 @@ func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest,
 			answer.Results[i] = &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodeAborted.String(),
 				Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}}
 		}
+	}
+	return &refusedBatch{answer}
+}
+
+// overQuota answers a WriteStream batch over the caller's write quota
+// (err, from charge) as Write refuses such a request: whole, nothing of it
+// written, not charged, resource_exhausted saying when to retry (the
+// message, and retry_after_ms as Retry-After-Ms). But per mutation, as
+// refuseBatch, and without ending the stream: the client retries the
+// batch's writes after the wait on the same stream.
+func overQuota(req *wailv1.WriteStreamRequest, err error) error {
+	answer := &wailv1.WriteStreamResponse{Seq: req.GetSeq()}
+	muts := req.GetMutations()
+	if len(muts) == 0 {
+		answer.Error = errorProto(err)
+		return &refusedBatch{answer}
+	}
+	answer.Results = make([]*wailv1.WriteResult, len(muts))
+	for i := range muts {
+		answer.Results[i] = &wailv1.WriteResult{Error: errorProto(err)}
 	}
 	return &refusedBatch{answer}
 }
