@@ -501,8 +501,10 @@ func TestConsumerSnapshotNotStarted(t *testing.T) {
 
 // hugeEvent serves Subscribe as a server that sends one event whose
 // value is n bytes, written a chunk at a time (the server holds none of
-// it), and then holds the stream: the Connect protocol by hand.
-func hugeEvent(t *testing.T, n int) *httptest.Server {
+// it), and then holds the stream; or, when sent < n, cuts the response
+// after sent bytes of the value (a message whose length claims more than
+// comes): the Connect protocol by hand.
+func hugeEvent(t *testing.T, n, sent int) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -523,13 +525,15 @@ func hugeEvent(t *testing.T, n int) *httptest.Server {
 			return
 		}
 		chunk := bytes.Repeat([]byte("v"), 64<<10)
-		for left := n; left > 0; left -= len(chunk) {
+		for left := sent; left > 0; left -= len(chunk) {
 			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
 				return // the client went away
 			}
 		}
 		w.(http.Flusher).Flush()
-		<-r.Context().Done()
+		if sent == n {
+			<-r.Context().Done()
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -545,15 +549,16 @@ func TestConsumerMaxReceiveBytes(t *testing.T) {
 		name  string
 		limit int // Options.MaxReceiveBytes
 		value int // bytes of the event's value
+		sent  int // of them (less: the response is cut; without a bound, connect reads them into memory until then)
 		ok    bool
 	}{
-		{"within the bound", 4 << 10, 2 << 10, true},
-		{"over the bound", 4 << 10, 8 << 10, false},
-		{"over the default bound", 0, client.DefaultMaxReceiveBytes, false},
+		{"within the bound", 4 << 10, 2 << 10, 2 << 10, true},
+		{"over the bound", 4 << 10, 8 << 10, 8 << 10, false},
+		{"over the default bound", 0, client.DefaultMaxReceiveBytes, 1 << 20, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := hugeEvent(t, tc.value)
+			srv := hugeEvent(t, tc.value, tc.sent)
 			c, err := client.Dial(client.Options{Addr: srv.URL, MaxReceiveBytes: tc.limit})
 			if err != nil {
 				t.Fatal(err)
