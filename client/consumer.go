@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -75,7 +76,8 @@ type Message struct {
 }
 
 // ErrStreamEnded: the server ended the stream without an error (it is
-// shutting down): open a new Consumer.
+// shutting down), with Reconnect.Disabled, or Reconnect.MaxEnds times in
+// a row before any event: open a new Consumer.
 var ErrStreamEnded = errors.New("the server ended the stream")
 
 // ErrConsumerClosed: the consumer was stopped: by Close, by the end of
@@ -172,6 +174,7 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 	} else {
 		c.sub = s
 	}
+	c.rc.openedAt = time.Now()
 	return nil
 }
 
@@ -183,9 +186,10 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 // joins again and gets what was not acknowledged again. It fails with
 // io.EOF at the end of an UntilEnd subscription, with ctx's error when
 // ctx ends (which stops the consumer: ErrConsumerClosed after), with
-// ErrSnapshotInterrupted when the stream dropped during a snapshot, and
-// with the server's error otherwise (or every error with
-// Reconnect.Disabled): open a new Consumer then.
+// ErrSnapshotInterrupted when the stream dropped during a snapshot, with
+// ErrStreamEnded when the server ended Reconnect.MaxEnds streams in a row
+// before any event, and with the server's error otherwise (or every
+// error with Reconnect.Disabled): open a new Consumer then.
 func (c *Consumer) Next(ctx context.Context) (Message, error) {
 	for {
 		if len(c.queue) > 0 {
@@ -224,8 +228,8 @@ func (c *Consumer) receive(ctx context.Context) error {
 		if !c.group.Receive() {
 			return c.dropped(ctx, c.group.Err())
 		}
-		c.rc.up()
 		r := c.group.Msg()
+		c.rc.up(r.Event != nil)
 		// A message other than a snapshot row ends the snapshot: the
 		// server sends the member's join (an empty message) once the
 		// snapshot's end is committed.
@@ -247,11 +251,10 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 		return c.dropped(ctx, err)
 	}
-	c.rc.up()
 	r := c.sub.Msg()
-	if r.Event != nil || len(r.Events) > 0 {
-		c.rc.received = true
-	}
+	event := r.Event != nil || len(r.Events) > 0
+	c.rc.up(event)
+	c.rc.received = c.rc.received || event
 	switch {
 	case r.Event != nil:
 		c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, Cursor: r.Cursor})

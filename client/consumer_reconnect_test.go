@@ -283,3 +283,91 @@ func TestConsumerReconnects(t *testing.T) {
 		t.Logf("%s: %d deliveries of %d events, %d reconnection attempts", x.name, len(x.got.msgs), of, x.got.reconnects)
 	}
 }
+
+// TestConsumerServerEndsEveryStream: a server that ends every stream at
+// once, without an error (shutting down for good, or broken), is
+// reconnected to with a wait that grows, though each stream sent a
+// message (a member's join), and Next fails with ErrStreamEnded after
+// Reconnect.MaxEnds reconnections (DefaultMaxEnds when unset), instead of
+// reconnecting for ever; streams that deliver an event before they end
+// are reconnected to without a bound.
+func TestConsumerServerEndsEveryStream(t *testing.T) {
+	t.Parallel()
+	ev := func(v uint64) *wailv1.ChangeEvent {
+		return &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: v}
+	}
+	subs := func(first *wailv1.SubscribeResponse, then func(i int) *wailv1.SubscribeResponse) []scriptedStream[wailv1.SubscribeResponse] {
+		out := []scriptedStream[wailv1.SubscribeResponse]{{msgs: []*wailv1.SubscribeResponse{first}}}
+		for i := range 100 {
+			var msgs []*wailv1.SubscribeResponse
+			if m := then(i); m != nil {
+				msgs = append(msgs, m)
+			}
+			out = append(out, scriptedStream[wailv1.SubscribeResponse]{msgs: msgs})
+		}
+		return out
+	}
+	joins := make([]scriptedStream[wailv1.ConsumeResponse], 100)
+	for i := range joins {
+		joins[i] = scriptedStream[wailv1.ConsumeResponse]{msgs: []*wailv1.ConsumeResponse{{}}} // the join, then the end
+	}
+	for _, tc := range []struct {
+		name    string
+		s       *scripted
+		group   bool
+		maxEnds int
+		events  int // Next returns this many events, then (ends > 0) ErrStreamEnded
+		ends    int // streams opened: the first and the reconnections
+	}{
+		{name: "subscription", maxEnds: 5, events: 1, ends: 6,
+			s: &scripted{subs: subs(&wailv1.SubscribeResponse{Event: ev(1), Cursor: "c1"}, func(int) *wailv1.SubscribeResponse { return nil })}},
+		{name: "group member", group: true, maxEnds: 5, ends: 6, s: &scripted{grps: joins}},
+		{name: "default bound", group: true, ends: client.DefaultMaxEnds + 1, s: &scripted{grps: joins}},
+		{name: "an event each time", maxEnds: 5, events: 50,
+			s: &scripted{subs: subs(&wailv1.SubscribeResponse{Event: ev(1), Cursor: "c1"}, func(i int) *wailv1.SubscribeResponse {
+				return &wailv1.SubscribeResponse{Event: ev(uint64(i + 2)), Cursor: fmt.Sprint("c", i+2)}
+			})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var attempts []int
+			cfg := client.ConsumerConfig{Table: "t", From: "beginning", Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: 16 * time.Millisecond,
+				MaxEnds: tc.maxEnds, OnReconnect: func(err error, attempt int) {
+					if err != nil {
+						t.Errorf("reconnection after %v, want after a clean end", err)
+					}
+					attempts = append(attempts, attempt)
+				}}}
+			if tc.group {
+				cfg.From, cfg.Group, cfg.Member = "", "g", "m"
+			}
+			c, err := client.NewConsumer(ctx, tc.s.serve(t), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i := range tc.events {
+				if _, err := c.Next(ctx); err != nil {
+					t.Fatalf("event %d: %v", i+1, err)
+				}
+			}
+			if tc.ends == 0 {
+				return
+			}
+			_, err = c.Next(ctx)
+			if !errors.Is(err, client.ErrStreamEnded) || !strings.Contains(err.Error(), "MaxEnds") {
+				t.Fatalf("Next after %d streams, reconnection attempts %v: %v; want ErrStreamEnded naming Reconnect.MaxEnds", len(tc.s.opened()), attempts, err)
+			}
+			if n := len(tc.s.opened()); n != tc.ends {
+				t.Fatalf("%d streams opened, want %d", n, tc.ends)
+			}
+			for i, a := range attempts {
+				if a != i+1 {
+					t.Fatalf("reconnection attempts %v: the attempt (and the wait) started again though no stream delivered an event", attempts)
+				}
+			}
+		})
+	}
+}
