@@ -134,32 +134,46 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 				c.cfg.Table, ErrStreamEnded, c.rc.ends, limit)
 		}
 	}
-	c.rc.attempt++
-	if f := c.cfg.Reconnect.OnReconnect; f != nil {
-		f(err, c.rc.attempt)
+	for {
+		c.rc.attempt++
+		if f := c.cfg.Reconnect.OnReconnect; f != nil {
+			f(err, c.rc.attempt)
+		}
+		if err := c.pause(ctx, c.cfg.Reconnect.wait(c.rc.attempt)); err != nil {
+			return err
+		}
+		_ = c.closeStream() // its error is the one that ended it
+		from := c.Cursor()
+		if from == "" {
+			from = c.cfg.From // nothing delivered yet: the same start
+		}
+		c.rc.received = false
+		err = c.open(from)
+		switch {
+		case err == nil:
+			return nil
+		case c.ctx.Err() != nil:
+			return c.ended(ctx, err) // closed meanwhile
+		case !errors.Is(err, ErrOpenTimeout):
+			return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
+		}
+		// Not answered in time: another attempt.
 	}
-	t := time.NewTimer(c.cfg.Reconnect.wait(c.rc.attempt))
+}
+
+// pause waits d before an attempt, unless ctx ends (its error) or the
+// consumer is closed.
+func (c *Consumer) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.ctx.Done():
 		return c.ended(ctx, c.ctx.Err())
 	}
-	_ = c.closeStream() // its error is the one that ended it
-	from := c.Cursor()
-	if from == "" {
-		from = c.cfg.From // nothing delivered yet: the same start
-	}
-	c.rc.received = false
-	if err := c.open(from); err != nil {
-		if c.ctx.Err() != nil {
-			return c.ended(ctx, err) // closed meanwhile
-		}
-		return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
-	}
-	return nil
 }
 
 // retryable reports whether a stream that ended with err is reopened.

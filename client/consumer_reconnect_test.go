@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server"
@@ -370,4 +375,92 @@ func TestConsumerServerEndsEveryStream(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silent serves requests as a server that takes them and never answers
+// (no response headers) while hang says so, and passes the others to next.
+func silent(t *testing.T, h2c bool, hang func() bool, next http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang() {
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	if h2c {
+		srv.Config.Protocols = new(http.Protocols)
+		srv.Config.Protocols.SetHTTP1(true)
+		srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestConsumerOpenTimeout: a server that takes the request of a stream
+// and never answers it makes NewConsumer fail with ErrOpenTimeout within
+// ConsumerConfig.OpenTimeout, over HTTP/1.1 (where nothing else bounds
+// the wait) as over HTTP/2; a reconnection it leaves unanswered is
+// tried again.
+func TestConsumerOpenTimeout(t *testing.T) {
+	t.Parallel()
+	const bound = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		h2c  bool
+	}{{"HTTP/1.1", false}, {"HTTP/2", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := silent(t, tc.h2c, func() bool { return true }, nil)
+			c, err := client.Dial(client.Options{Addr: srv.URL, H2C: tc.h2c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for _, cfg := range []client.ConsumerConfig{{Table: "t", OpenTimeout: bound}, {Table: "t", Group: "g", Member: "m", OpenTimeout: bound}} {
+				start := time.Now()
+				cons, err := client.NewConsumer(ctx, c.Events, cfg)
+				if err == nil {
+					cons.Close()
+				}
+				if took := time.Since(start); !errors.Is(err, client.ErrOpenTimeout) || took > bound+2*time.Second {
+					t.Fatalf("group %q: NewConsumer against a server that never answers: %v after %s; want ErrOpenTimeout after %s", cfg.Group, err, took, bound)
+				}
+			}
+		})
+	}
+	t.Run("reconnection", func(t *testing.T) {
+		t.Parallel()
+		ev := func(v uint64) *wailv1.ChangeEvent {
+			return &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: v}
+		}
+		s := &scripted{subs: []scriptedStream[wailv1.SubscribeResponse]{
+			{msgs: []*wailv1.SubscribeResponse{{Event: ev(1), Cursor: "c1"}}, code: connect.CodeUnavailable},
+			{msgs: []*wailv1.SubscribeResponse{{Event: ev(2), Cursor: "c2"}}, hold: true},
+		}}
+		mux := http.NewServeMux()
+		mux.Handle(wailv1connect.NewEventServiceHandler(s))
+		var requests atomic.Int32
+		srv := silent(t, false, func() bool { n := requests.Add(1); return n == 2 || n == 3 }, mux) // the first two attempts
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var seen []error
+		c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", OpenTimeout: bound,
+			Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond, OnReconnect: func(err error, _ int) { seen = append(seen, err) }}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for v := uint64(1); v <= 2; v++ {
+			if m, err := c.Next(ctx); err != nil || m.Event.Version != v {
+				t.Fatalf("event %d: %v, %v (reconnections after %v)", v, m.Event, err, seen)
+			}
+		}
+		if len(seen) != 3 || !errors.Is(seen[1], client.ErrOpenTimeout) || !errors.Is(seen[2], client.ErrOpenTimeout) {
+			t.Fatalf("reconnections after %v; want unavailable, then two unanswered openings", seen)
+		}
+	})
 }
