@@ -282,29 +282,22 @@ func (r *refusedBatch) Error() string { return "a batch refused: " + r.answer.St
 // for the others; and without ending the stream, so the batches after it
 // are served.
 func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest, err error) error {
-	answer := &wailv1.WriteStreamResponse{Seq: req.GetSeq()}
-	muts := req.GetMutations()
-	if len(muts) == 0 {
-		answer.Error = errorProto(err)
-		return &refusedBatch{answer}
-	}
 	id := identityOf(ctx)
 	perm := rules[wailv1connect.ProducerServiceWriteStreamProcedure]
+	allowed := func(m *wailv1.Mutation) bool { return auth.Allowed(id.grants, perm, []string{m.GetTable()}) }
 	var forbidden string
-	answer.Results = make([]*wailv1.WriteResult, len(muts))
-	for i, m := range muts {
-		if t := m.GetTable(); !auth.Allowed(id.grants, perm, []string{t}) {
-			answer.Results[i] = &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodePermissionDenied.String(), Message: denied(id, perm, t).Error()}}
-			forbidden = t
+	for _, m := range req.GetMutations() {
+		if !allowed(m) {
+			forbidden = m.GetTable()
 		}
 	}
-	for i, r := range answer.Results {
-		if r == nil {
-			answer.Results[i] = &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodeAborted.String(),
-				Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}}
+	return refused(req, err, func(m *wailv1.Mutation) *wailv1.Error {
+		if !allowed(m) {
+			return &wailv1.Error{Code: connect.CodePermissionDenied.String(), Message: denied(id, perm, m.GetTable()).Error()}
 		}
-	}
-	return &refusedBatch{answer}
+		return &wailv1.Error{Code: connect.CodeAborted.String(),
+			Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}
+	})
 }
 
 // overQuota answers a WriteStream batch over the caller's write quota
@@ -314,6 +307,12 @@ func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest,
 // refuseBatch, and without ending the stream: the client retries the
 // batch's writes after the wait on the same stream.
 func overQuota(req *wailv1.WriteStreamRequest, err error) error {
+	return refused(req, err, func(*wailv1.Mutation) *wailv1.Error { return errorProto(err) })
+}
+
+// refused is the answer to a batch refused whole (err), not run: each
+// mutation's error as why says, or for an empty batch err as the batch's.
+func refused(req *wailv1.WriteStreamRequest, err error, why func(*wailv1.Mutation) *wailv1.Error) error {
 	answer := &wailv1.WriteStreamResponse{Seq: req.GetSeq()}
 	muts := req.GetMutations()
 	if len(muts) == 0 {
@@ -321,8 +320,8 @@ func overQuota(req *wailv1.WriteStreamRequest, err error) error {
 		return &refusedBatch{answer}
 	}
 	answer.Results = make([]*wailv1.WriteResult, len(muts))
-	for i := range muts {
-		answer.Results[i] = &wailv1.WriteResult{Error: errorProto(err)}
+	for i, m := range muts {
+		answer.Results[i] = &wailv1.WriteResult{Error: why(m)}
 	}
 	return &refusedBatch{answer}
 }
