@@ -57,6 +57,22 @@ func (r *restartable) start() {
 	}
 }
 
+// startRestartable starts a server on a temporary data dir, without
+// fsync, its configuration changed by mutate (if not nil); the caller
+// stops it.
+func startRestartable(t *testing.T, mutate func(*config.Config)) *restartable {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	r := &restartable{t: t, cfg: cfg}
+	r.start()
+	return r
+}
+
 // consumed is what one consumer of TestConsumerReconnects got.
 type consumed struct {
 	mu         sync.Mutex
@@ -78,11 +94,7 @@ func (c *consumed) count() int {
 // every acknowledged write reaches both.
 func TestConsumerReconnects(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	cfg.Log.NoSync, cfg.Store.NoSync = true, true
-	srv := &restartable{t: t, cfg: cfg}
-	srv.start()
+	srv := startRestartable(t, nil)
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -63,13 +63,10 @@ func (c *watchedConn) Receive(m any) error {
 // no fence) and every write is delivered.
 func TestProducerOverQuota(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	cfg.Log.NoSync, cfg.Store.NoSync = true, true
-	cfg.Security.Quotas.WriteRate, cfg.Security.Quotas.WriteBurst = 100, 5
-	srv := &restartable{t: t, cfg: cfg}
-	srv.start()
-	defer func() { srv.stop() }()
+	srv := startRestartable(t, func(cfg *config.Config) {
+		cfg.Security.Quotas.WriteRate, cfg.Security.Quotas.WriteBurst = 100, 5 // 5 at once, then one per 10ms
+	})
+	defer srv.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := client.Dial(client.Options{Addr: srv.addr})
