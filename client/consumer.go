@@ -1,12 +1,14 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -56,7 +58,23 @@ type ConsumerConfig struct {
 	// Reconnect says how Next reopens a stream that dropped (the server
 	// went away or restarted, a group member's lease expired).
 	Reconnect Reconnect
+	// OpenTimeout bounds the wait for the server to answer the opening of
+	// a stream (its response headers: the subscription started, the
+	// member joined), at NewConsumer and at each reconnection. Over
+	// HTTP/1.1 nothing else bounds it (no pings), and a server that took
+	// the request and never answered held NewConsumer for ever. Past it,
+	// NewConsumer fails with ErrOpenTimeout; a reconnection tries again
+	// (Reconnect). Default DefaultOpenTimeout (30s); negative: no bound
+	// (ctx only).
+	OpenTimeout time.Duration
 }
+
+// DefaultOpenTimeout is ConsumerConfig.OpenTimeout when unset.
+const DefaultOpenTimeout = 30 * time.Second
+
+// ErrOpenTimeout: the server did not answer the opening of a stream
+// within ConsumerConfig.OpenTimeout.
+var ErrOpenTimeout = errors.New("the server did not answer the opening of the stream in time")
 
 // Message is one event and where it is.
 type Message struct {
@@ -75,7 +93,8 @@ type Message struct {
 }
 
 // ErrStreamEnded: the server ended the stream without an error (it is
-// shutting down): open a new Consumer.
+// shutting down), with Reconnect.Disabled, or Reconnect.MaxEnds times in
+// a row before any event: open a new Consumer.
 var ErrStreamEnded = errors.New("the server ended the stream")
 
 // ErrConsumerClosed: the consumer was stopped: by Close, by the end of
@@ -108,6 +127,9 @@ type Consumer struct {
 	// replaces them when it reconnects, Close may come from any goroutine.
 	mu     sync.Mutex
 	cursor string
+	// stop ends the context of the stream in place (a child of ctx, so
+	// that OpenTimeout can end an opening that is not answered).
+	stop context.CancelFunc
 }
 
 // NewConsumer opens a consumer on events (a Client's Events): it joins the
@@ -134,37 +156,62 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 	return c, nil
 }
 
-// open opens the group member's stream, or the subscription's from from.
+// open opens the group member's stream, or the subscription's from from,
+// within OpenTimeout: the call returns once the server answered (its
+// response headers).
 func (c *Consumer) open(from string) error {
 	// The stream in place is kept when a new one cannot open (the
 	// consumer was closed meanwhile): Next and Close still have one.
-	if c.cfg.Group != "" {
-		g, err := c.events.Consume(c.ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
-			Member: c.cfg.Member, Start: c.cfg.Start}))
-		if err != nil {
-			return err
-		}
-		return c.setStream(g, nil)
+	ctx, stop := context.WithCancel(c.ctx)
+	timeout := cmp.Or(c.cfg.OpenTimeout, DefaultOpenTimeout)
+	cut := func() bool { return false } // whether the timeout cut the opening
+	if timeout > 0 {
+		timer := time.AfterFunc(timeout, stop)
+		cut = func() bool { return !timer.Stop() }
 	}
-	s, err := c.events.Subscribe(c.ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
-		UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+	var (
+		g   *connect.ServerStreamForClient[wailv1.ConsumeResponse]
+		s   *connect.ServerStreamForClient[wailv1.SubscribeResponse]
+		err error
+	)
+	if c.cfg.Group != "" {
+		g, err = c.events.Consume(ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
+			Member: c.cfg.Member, Start: c.cfg.Start}))
+	} else {
+		s, err = c.events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
+			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+	}
+	if cut() && c.ctx.Err() == nil { // answered or not, the stream's context is over
+		if err == nil {
+			closeEither(g, s)
+		}
+		stop()
+		return fmt.Errorf("%w: no answer within %s (ConsumerConfig.OpenTimeout)", ErrOpenTimeout, timeout)
+	}
 	if err != nil {
+		stop()
 		return err
 	}
-	return c.setStream(nil, s)
+	return c.setStream(g, s, stop)
 }
 
-// setStream puts the stream just opened in place, unless Close came
-// meanwhile: it then closes it.
-func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResponse], s *connect.ServerStreamForClient[wailv1.SubscribeResponse]) error {
+// closeEither closes the stream that is not nil.
+func closeEither(g *connect.ServerStreamForClient[wailv1.ConsumeResponse], s *connect.ServerStreamForClient[wailv1.SubscribeResponse]) {
+	if g != nil {
+		_ = g.Close()
+	} else {
+		_ = s.Close()
+	}
+}
+
+// setStream puts the stream just opened (its context ended by stop) in
+// place, unless Close came meanwhile: it then closes it.
+func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResponse], s *connect.ServerStreamForClient[wailv1.SubscribeResponse], stop context.CancelFunc) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.ctx.Err(); err != nil {
-		if g != nil {
-			_ = g.Close()
-		} else {
-			_ = s.Close()
-		}
+		closeEither(g, s)
+		stop()
 		return err
 	}
 	if g != nil {
@@ -172,6 +219,8 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 	} else {
 		c.sub = s
 	}
+	c.stop = stop
+	c.rc.openedAt = time.Now()
 	return nil
 }
 
@@ -183,9 +232,10 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 // joins again and gets what was not acknowledged again. It fails with
 // io.EOF at the end of an UntilEnd subscription, with ctx's error when
 // ctx ends (which stops the consumer: ErrConsumerClosed after), with
-// ErrSnapshotInterrupted when the stream dropped during a snapshot, and
-// with the server's error otherwise (or every error with
-// Reconnect.Disabled): open a new Consumer then.
+// ErrSnapshotInterrupted when the stream dropped during a snapshot, with
+// ErrStreamEnded when the server ended Reconnect.MaxEnds streams in a row
+// before any event, and with the server's error otherwise (or every
+// error with Reconnect.Disabled): open a new Consumer then.
 func (c *Consumer) Next(ctx context.Context) (Message, error) {
 	for {
 		if len(c.queue) > 0 {
@@ -224,8 +274,8 @@ func (c *Consumer) receive(ctx context.Context) error {
 		if !c.group.Receive() {
 			return c.dropped(ctx, c.group.Err())
 		}
-		c.rc.up()
 		r := c.group.Msg()
+		c.rc.up(r.Event != nil)
 		// A message other than a snapshot row ends the snapshot: the
 		// server sends the member's join (an empty message) once the
 		// snapshot's end is committed.
@@ -247,11 +297,10 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 		return c.dropped(ctx, err)
 	}
-	c.rc.up()
 	r := c.sub.Msg()
-	if r.Event != nil || len(r.Events) > 0 {
-		c.rc.received = true
-	}
+	event := r.Event != nil || len(r.Events) > 0
+	c.rc.up(event)
+	c.rc.received = c.rc.received || event
 	switch {
 	case r.Event != nil:
 		c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, Cursor: r.Cursor})
@@ -346,6 +395,7 @@ func (c *Consumer) Close() error {
 func (c *Consumer) closeStream() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.stop()
 	if c.group != nil {
 		return c.group.Close()
 	}

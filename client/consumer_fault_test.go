@@ -1,7 +1,9 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
@@ -492,5 +496,91 @@ func TestConsumerSnapshotNotStarted(t *testing.T) {
 	}
 	if got := s.opened(); len(got) != 2 || got[1] != "snapshot" {
 		t.Fatalf("streams opened from %q, want [snapshot snapshot]", got)
+	}
+}
+
+// hugeEvent serves Subscribe as a server that sends one event whose
+// value is n bytes, written a chunk at a time (the server holds none of
+// it), and then holds the stream; or, when sent < n, cuts the response
+// after sent bytes of the value (a message whose length claims more than
+// comes): the Connect protocol by hand.
+func hugeEvent(t *testing.T, n, sent int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		head, err := proto.Marshal(&wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 1})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		head = protowire.AppendTag(head, 5, protowire.BytesType) // value
+		head = protowire.AppendVarint(head, uint64(n))
+		msg := protowire.AppendTag(nil, 1, protowire.BytesType) // SubscribeResponse.event
+		msg = protowire.AppendVarint(msg, uint64(len(head)+n))
+		msg = append(msg, head...)
+		env := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg)+n))
+		w.Header().Set("Content-Type", "application/connect+proto")
+		w.WriteHeader(http.StatusOK)
+		if _, err := w.Write(append(env, msg...)); err != nil {
+			return
+		}
+		chunk := bytes.Repeat([]byte("v"), 64<<10)
+		for left := sent; left > 0; left -= len(chunk) {
+			if _, err := w.Write(chunk[:min(left, len(chunk))]); err != nil {
+				return // the client went away
+			}
+		}
+		w.(http.Flusher).Flush()
+		if sent == n {
+			<-r.Context().Done()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestConsumerMaxReceiveBytes: a message from the server larger than
+// Options.MaxReceiveBytes (by default DefaultMaxReceiveBytes) fails Next
+// with resource_exhausted, read past and not kept, and the consumer does
+// not reconnect for it; one within the bound is delivered.
+func TestConsumerMaxReceiveBytes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		limit int // Options.MaxReceiveBytes
+		value int // bytes of the event's value
+		sent  int // of them (less: the response is cut; without a bound, connect reads them into memory until then)
+		ok    bool
+	}{
+		{"within the bound", 4 << 10, 2 << 10, 2 << 10, true},
+		{"over the bound", 4 << 10, 8 << 10, 8 << 10, false},
+		{"over the default bound", 0, client.DefaultMaxReceiveBytes, 1 << 20, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := hugeEvent(t, tc.value, tc.sent)
+			c, err := client.Dial(client.Options{Addr: srv.URL, MaxReceiveBytes: tc.limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			reconnects := 0
+			cons, err := client.NewConsumer(ctx, c.Events, client.ConsumerConfig{Table: "t",
+				Reconnect: client.Reconnect{MinWait: time.Millisecond, OnReconnect: func(error, int) { reconnects++ }}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Close()
+			m, err := cons.Next(ctx)
+			switch {
+			case tc.ok && (err != nil || len(m.Event.GetValue()) != tc.value):
+				t.Fatalf("an event of %d bytes, within the bound: %d bytes, %v", tc.value, len(m.Event.GetValue()), err)
+			case !tc.ok && connect.CodeOf(err) != connect.CodeResourceExhausted:
+				t.Fatalf("an event of %d bytes, over the bound: %d bytes, %v; want resource_exhausted", tc.value, len(m.Event.GetValue()), err)
+			case !tc.ok && (!strings.Contains(err.Error(), "larger than configured max") || reconnects != 0):
+				t.Fatalf("over the bound: %v after %d reconnections; want the bound named, no reconnection", err, reconnects)
+			}
+		})
 	}
 }

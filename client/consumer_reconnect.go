@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,19 +13,45 @@ import (
 
 // Reconnect says how a Consumer reopens a stream that dropped. The zero
 // value reconnects, waiting 100ms doubling up to 5s (with jitter) between
-// attempts, for as long as Next's context lasts. An UntilEnd subscription
-// that reconnected ends at the end of what existed when it reconnected.
+// attempts, for as long as Next's context lasts, unless the server ends
+// DefaultMaxEnds streams in a row cleanly without an event (MaxEnds). An
+// UntilEnd subscription that reconnected ends at the end of what existed
+// when it reconnected.
+//
+// The attempts count, and the wait grows, from the last stream that
+// delivered an event or stayed open SteadyStream: a stream that the
+// server ends at once after a message without an event (a group member's
+// join, its partitions) does not reset them.
 type Reconnect struct {
 	// Disabled: Next returns the error that ended the stream instead.
 	Disabled bool
 	// MinWait and MaxWait bound the wait before an attempt (defaults 100ms
 	// and 5s): it doubles from MinWait with each failed attempt.
 	MinWait, MaxWait time.Duration
+	// MaxEnds bounds the streams in a row that the server ends without an
+	// error, each before delivering an event and within SteadyStream of
+	// opening: after that many reconnections, the next such end fails
+	// Next with ErrStreamEnded (a server shutting down for good, or one
+	// that ends every stream at once: reconnecting does not help, and the
+	// caller should know). Streams that fail with an error (unavailable
+	// while a server restarts) neither count nor reset the count.
+	// Default DefaultMaxEnds (10: about 20 s with the default waits);
+	// negative: no bound.
+	MaxEnds int
 	// OnReconnect, if set, is called (from Next) before each attempt with
 	// the error that ended the stream (nil: the server ended it) and the
-	// attempt's number since the stream was last up (1, 2, ...).
+	// attempt's number since a stream last delivered an event or stayed
+	// open SteadyStream (1, 2, ...).
 	OnReconnect func(err error, attempt int)
 }
+
+// DefaultMaxEnds is Reconnect.MaxEnds when unset.
+const DefaultMaxEnds = 10
+
+// SteadyStream is how long a stream stays open to count as up though it
+// delivered no event (an idle table's): its end starts the attempts and
+// Reconnect.MaxEnds' count again.
+const SteadyStream = 10 * time.Second
 
 // ErrSnapshotInterrupted: the stream dropped during a snapshot (From or
 // Start "snapshot"), which cannot be resumed: a new snapshot leaves out
@@ -43,16 +70,27 @@ type reconnecting struct {
 	established bool
 	// received: the stream delivered an event.
 	received bool
-	// attempt counts the attempts since the stream was last up.
+	// attempt counts the attempts since a stream delivered an event or
+	// stayed open SteadyStream.
 	attempt int
+	// ends counts the streams in a row the server ended cleanly, each
+	// before an event and within SteadyStream (Reconnect.MaxEnds).
+	ends int
+	// openedAt is when the stream in place opened.
+	openedAt time.Time
 	// inSnapshot: a group member's last message was a snapshot row.
 	inSnapshot bool
 	// atEnd: an until-end subscription got the message of its end.
 	atEnd bool
 }
 
-func (r *reconnecting) up() {
-	r.established, r.attempt = true, 0
+// up: the stream delivered a message; with an event, the stream counts as
+// up (the attempts and the clean ends count from zero again).
+func (r *reconnecting) up(event bool) {
+	r.established = true
+	if event {
+		r.attempt, r.ends = 0, 0
+	}
 }
 
 // startCursor takes a subscription's start (its response header) as its
@@ -86,32 +124,56 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 		}
 		return fmt.Errorf("consumer of %s: %w (%w)", c.cfg.Table, ErrSnapshotInterrupted, err)
 	}
-	c.rc.attempt++
-	if f := c.cfg.Reconnect.OnReconnect; f != nil {
-		f(err, c.rc.attempt)
+	if time.Since(c.rc.openedAt) >= SteadyStream {
+		c.rc.attempt, c.rc.ends = 0, 0 // it was up, if idle
 	}
-	t := time.NewTimer(c.cfg.Reconnect.wait(c.rc.attempt))
+	if err == nil {
+		c.rc.ends++
+		if limit := cmp.Or(c.cfg.Reconnect.MaxEnds, DefaultMaxEnds); limit >= 0 && c.rc.ends > limit {
+			return fmt.Errorf("consumer of %s: %w %d times in a row, each time before any event (Reconnect.MaxEnds %d): open a new consumer",
+				c.cfg.Table, ErrStreamEnded, c.rc.ends, limit)
+		}
+	}
+	for {
+		c.rc.attempt++
+		if f := c.cfg.Reconnect.OnReconnect; f != nil {
+			f(err, c.rc.attempt)
+		}
+		if err := c.pause(ctx, c.cfg.Reconnect.wait(c.rc.attempt)); err != nil {
+			return err
+		}
+		_ = c.closeStream() // its error is the one that ended it
+		from := c.Cursor()
+		if from == "" {
+			from = c.cfg.From // nothing delivered yet: the same start
+		}
+		c.rc.received = false
+		err = c.open(from)
+		switch {
+		case err == nil:
+			return nil
+		case c.ctx.Err() != nil:
+			return c.ended(ctx, err) // closed meanwhile
+		case !errors.Is(err, ErrOpenTimeout):
+			return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
+		}
+		// Not answered in time: another attempt.
+	}
+}
+
+// pause waits d before an attempt, unless ctx ends (its error) or the
+// consumer is closed.
+func (c *Consumer) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-c.ctx.Done():
 		return c.ended(ctx, c.ctx.Err())
 	}
-	_ = c.closeStream() // its error is the one that ended it
-	from := c.Cursor()
-	if from == "" {
-		from = c.cfg.From // nothing delivered yet: the same start
-	}
-	c.rc.received = false
-	if err := c.open(from); err != nil {
-		if c.ctx.Err() != nil {
-			return c.ended(ctx, err) // closed meanwhile
-		}
-		return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
-	}
-	return nil
 }
 
 // retryable reports whether a stream that ended with err is reopened.

@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server"
@@ -52,6 +57,22 @@ func (r *restartable) start() {
 	}
 }
 
+// startRestartable starts a server on a temporary data dir, without
+// fsync, its configuration changed by mutate (if not nil); the caller
+// stops it.
+func startRestartable(t *testing.T, mutate func(*config.Config)) *restartable {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	r := &restartable{t: t, cfg: cfg}
+	r.start()
+	return r
+}
+
 // consumed is what one consumer of TestConsumerReconnects got.
 type consumed struct {
 	mu         sync.Mutex
@@ -73,11 +94,7 @@ func (c *consumed) count() int {
 // every acknowledged write reaches both.
 func TestConsumerReconnects(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
-	cfg.Log.NoSync, cfg.Store.NoSync = true, true
-	srv := &restartable{t: t, cfg: cfg}
-	srv.start()
+	srv := startRestartable(t, nil)
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -282,4 +299,180 @@ func TestConsumerReconnects(t *testing.T) {
 		}
 		t.Logf("%s: %d deliveries of %d events, %d reconnection attempts", x.name, len(x.got.msgs), of, x.got.reconnects)
 	}
+}
+
+// TestConsumerServerEndsEveryStream: a server that ends every stream at
+// once, without an error (shutting down for good, or broken), is
+// reconnected to with a wait that grows, though each stream sent a
+// message (a member's join), and Next fails with ErrStreamEnded after
+// Reconnect.MaxEnds reconnections (DefaultMaxEnds when unset), instead of
+// reconnecting for ever; streams that deliver an event before they end
+// are reconnected to without a bound.
+func TestConsumerServerEndsEveryStream(t *testing.T) {
+	t.Parallel()
+	ev := func(v uint64) *wailv1.ChangeEvent {
+		return &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: v}
+	}
+	subs := func(first *wailv1.SubscribeResponse, then func(i int) *wailv1.SubscribeResponse) []scriptedStream[wailv1.SubscribeResponse] {
+		out := []scriptedStream[wailv1.SubscribeResponse]{{msgs: []*wailv1.SubscribeResponse{first}}}
+		for i := range 100 {
+			var msgs []*wailv1.SubscribeResponse
+			if m := then(i); m != nil {
+				msgs = append(msgs, m)
+			}
+			out = append(out, scriptedStream[wailv1.SubscribeResponse]{msgs: msgs})
+		}
+		return out
+	}
+	joins := make([]scriptedStream[wailv1.ConsumeResponse], 100)
+	for i := range joins {
+		joins[i] = scriptedStream[wailv1.ConsumeResponse]{msgs: []*wailv1.ConsumeResponse{{}}} // the join, then the end
+	}
+	for _, tc := range []struct {
+		name    string
+		s       *scripted
+		group   bool
+		maxEnds int
+		events  int // Next returns this many events, then (ends > 0) ErrStreamEnded
+		ends    int // streams opened: the first and the reconnections
+	}{
+		{name: "subscription", maxEnds: 5, events: 1, ends: 6,
+			s: &scripted{subs: subs(&wailv1.SubscribeResponse{Event: ev(1), Cursor: "c1"}, func(int) *wailv1.SubscribeResponse { return nil })}},
+		{name: "group member", group: true, maxEnds: 5, ends: 6, s: &scripted{grps: joins}},
+		{name: "default bound", group: true, ends: client.DefaultMaxEnds + 1, s: &scripted{grps: joins}},
+		{name: "an event each time", maxEnds: 5, events: 50,
+			s: &scripted{subs: subs(&wailv1.SubscribeResponse{Event: ev(1), Cursor: "c1"}, func(i int) *wailv1.SubscribeResponse {
+				return &wailv1.SubscribeResponse{Event: ev(uint64(i + 2)), Cursor: fmt.Sprint("c", i+2)}
+			})}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var attempts []int
+			cfg := client.ConsumerConfig{Table: "t", From: "beginning", Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: 16 * time.Millisecond,
+				MaxEnds: tc.maxEnds, OnReconnect: func(err error, attempt int) {
+					if err != nil {
+						t.Errorf("reconnection after %v, want after a clean end", err)
+					}
+					attempts = append(attempts, attempt)
+				}}}
+			if tc.group {
+				cfg.From, cfg.Group, cfg.Member = "", "g", "m"
+			}
+			c, err := client.NewConsumer(ctx, tc.s.serve(t), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for i := range tc.events {
+				if _, err := c.Next(ctx); err != nil {
+					t.Fatalf("event %d: %v", i+1, err)
+				}
+			}
+			if tc.ends == 0 {
+				return
+			}
+			_, err = c.Next(ctx)
+			if !errors.Is(err, client.ErrStreamEnded) || !strings.Contains(err.Error(), "MaxEnds") {
+				t.Fatalf("Next after %d streams, reconnection attempts %v: %v; want ErrStreamEnded naming Reconnect.MaxEnds", len(tc.s.opened()), attempts, err)
+			}
+			if n := len(tc.s.opened()); n != tc.ends {
+				t.Fatalf("%d streams opened, want %d", n, tc.ends)
+			}
+			for i, a := range attempts {
+				if a != i+1 {
+					t.Fatalf("reconnection attempts %v: the attempt (and the wait) started again though no stream delivered an event", attempts)
+				}
+			}
+		})
+	}
+}
+
+// silent serves requests as a server that takes them and never answers
+// (no response headers) while hang says so, and passes the others to next.
+func silent(t *testing.T, h2c bool, hang func() bool, next http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang() {
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	if h2c {
+		srv.Config.Protocols = new(http.Protocols)
+		srv.Config.Protocols.SetHTTP1(true)
+		srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestConsumerOpenTimeout: a server that takes the request of a stream
+// and never answers it makes NewConsumer fail with ErrOpenTimeout within
+// ConsumerConfig.OpenTimeout, over HTTP/1.1 (where nothing else bounds
+// the wait) as over HTTP/2; a reconnection it leaves unanswered is
+// tried again.
+func TestConsumerOpenTimeout(t *testing.T) {
+	t.Parallel()
+	const bound = 200 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		h2c  bool
+	}{{"HTTP/1.1", false}, {"HTTP/2", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := silent(t, tc.h2c, func() bool { return true }, nil)
+			c, err := client.Dial(client.Options{Addr: srv.URL, H2C: tc.h2c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			for _, cfg := range []client.ConsumerConfig{{Table: "t", OpenTimeout: bound}, {Table: "t", Group: "g", Member: "m", OpenTimeout: bound}} {
+				start := time.Now()
+				cons, err := client.NewConsumer(ctx, c.Events, cfg)
+				if err == nil {
+					cons.Close()
+				}
+				if took := time.Since(start); !errors.Is(err, client.ErrOpenTimeout) || took > bound+2*time.Second {
+					t.Fatalf("group %q: NewConsumer against a server that never answers: %v after %s; want ErrOpenTimeout after %s", cfg.Group, err, took, bound)
+				}
+			}
+		})
+	}
+	t.Run("reconnection", func(t *testing.T) {
+		t.Parallel()
+		ev := func(v uint64) *wailv1.ChangeEvent {
+			return &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: v}
+		}
+		s := &scripted{subs: []scriptedStream[wailv1.SubscribeResponse]{
+			{msgs: []*wailv1.SubscribeResponse{{Event: ev(1), Cursor: "c1"}}, code: connect.CodeUnavailable},
+			{msgs: []*wailv1.SubscribeResponse{{Event: ev(2), Cursor: "c2"}}, hold: true},
+		}}
+		mux := http.NewServeMux()
+		mux.Handle(wailv1connect.NewEventServiceHandler(s))
+		var requests atomic.Int32
+		srv := silent(t, false, func() bool { n := requests.Add(1); return n == 2 || n == 3 }, mux) // the first two attempts
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var seen []error
+		c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", OpenTimeout: bound,
+			Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond, OnReconnect: func(err error, _ int) { seen = append(seen, err) }}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for v := uint64(1); v <= 2; v++ {
+			if m, err := c.Next(ctx); err != nil || m.Event.Version != v {
+				t.Fatalf("event %d: %v, %v (reconnections after %v)", v, m.Event, err, seen)
+			}
+		}
+		if len(seen) != 3 || !errors.Is(seen[1], client.ErrOpenTimeout) || !errors.Is(seen[2], client.ErrOpenTimeout) {
+			t.Fatalf("reconnections after %v; want unavailable, then two unanswered openings", seen)
+		}
+	})
 }

@@ -38,6 +38,12 @@ const (
 	DefaultPingTimeout  = 10 * time.Second
 )
 
+// DefaultMaxReceiveBytes is Options.MaxReceiveBytes when unset: above the
+// largest message a server sends at its largest limits (an event, or a
+// Get, of a value at limits.max_value_bytes' maximum, 64 MiB), far below
+// the 4 GiB a message's length may claim.
+const DefaultMaxReceiveBytes = 128 << 20
+
 // The environment variables FromEnv reads.
 const (
 	EnvAddr  = "WAIL_ADDR"  // server address
@@ -91,6 +97,17 @@ type Options struct {
 	// frame each way per idle 10 s. A negative PingInterval sends no
 	// pings.
 	PingInterval, PingTimeout time.Duration
+	// MaxReceiveBytes bounds one message from the server (an answer, an
+	// event or a batch of events of a stream), on every service client
+	// Dial builds and on NewProducer's (connect.WithReadMaxBytes): a
+	// larger one is read past without being kept, and fails its call or
+	// its stream with resource_exhausted ("message size N is larger than
+	// configured max M"; a Consumer does not reconnect on it). So a broken
+	// or hostile server cannot make the client allocate without bound.
+	// Default DefaultMaxReceiveBytes (128 MiB); raise it for a server
+	// whose api.subscription_buffer_bytes is larger (a batch of events
+	// may be that large). Negative: no bound.
+	MaxReceiveBytes int
 }
 
 // FromEnv returns o with every empty connection field (Addr, CAFile,
@@ -258,11 +275,23 @@ func Dial(o Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	co := o.connectOptions()
 	return &Client{
 		URL:      base,
-		Producer: wailv1connect.NewProducerServiceClient(hc, base, o.ConnectOptions...),
-		Admin:    wailv1connect.NewAdminServiceClient(hc, base, o.ConnectOptions...),
-		Events:   wailv1connect.NewEventServiceClient(hc, base, o.ConnectOptions...),
+		Producer: wailv1connect.NewProducerServiceClient(hc, base, co...),
+		Admin:    wailv1connect.NewAdminServiceClient(hc, base, co...),
+		Events:   wailv1connect.NewEventServiceClient(hc, base, co...),
 		HTTP:     hc,
 	}, nil
+}
+
+// connectOptions are the options of every service client: the bound on a
+// message received (MaxReceiveBytes), then ConnectOptions (which may set
+// another).
+func (o Options) connectOptions() []connect.ClientOption {
+	limit := cmp.Or(o.MaxReceiveBytes, DefaultMaxReceiveBytes)
+	if limit < 0 {
+		return o.ConnectOptions
+	}
+	return append([]connect.ClientOption{connect.WithReadMaxBytes(limit)}, o.ConnectOptions...)
 }

@@ -205,7 +205,7 @@ func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := newProducer(wailv1connect.NewProducerServiceClient(hc, base, o.ConnectOptions...), cfg, FenceAfterBreak)
+	p := newProducer(wailv1connect.NewProducerServiceClient(hc, base, o.connectOptions()...), cfg, FenceAfterBreak)
 	return p, nil
 }
 

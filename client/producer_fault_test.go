@@ -59,7 +59,10 @@ func TestProducerRefusesMalformedWrites(t *testing.T) {
 func TestProducerBatchBytes(t *testing.T) {
 	t.Parallel()
 	s := newScript()
-	p := serveHandler(t, s, ProducerConfig{Linger: 50 * time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 4 * time.Second},
+	// A batch the server refused would be refused at every try, until the
+	// delivery timeout: 30 s, not the few seconds 40 MiB take, which under
+	// -race on a loaded machine were more than 4 s.
+	p := serveHandler(t, s, ProducerConfig{Linger: 50 * time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 30 * time.Second},
 		10*time.Millisecond, connect.WithReadMaxBytes(32<<20))
 	value := bytes.Repeat([]byte("v"), 1<<20)
 	var wg sync.WaitGroup

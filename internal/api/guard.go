@@ -254,13 +254,18 @@ func (c *authorizedConn) Receive(m any) error {
 	if err := c.StreamingHandlerConn.Receive(m); err != nil {
 		return err
 	}
+	req, batch := m.(*wailv1.WriteStreamRequest)
 	if err := c.g.authorize(c.ctx, c.Spec().Procedure, m); err != nil {
-		if req, ok := m.(*wailv1.WriteStreamRequest); ok && connect.CodeOf(err) == connect.CodePermissionDenied {
+		if batch && connect.CodeOf(err) == connect.CodePermissionDenied {
 			return c.g.refuseBatch(c.ctx, req, err)
 		}
 		return err
 	}
-	return c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
+	err := c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
+	if batch && connect.CodeOf(err) == connect.CodeResourceExhausted {
+		return overQuota(req, err)
+	}
+	return err
 }
 
 // refusedBatch is a WriteStream batch refused whole, answered without
@@ -277,27 +282,46 @@ func (r *refusedBatch) Error() string { return "a batch refused: " + r.answer.St
 // for the others; and without ending the stream, so the batches after it
 // are served.
 func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest, err error) error {
+	id := identityOf(ctx)
+	perm := rules[wailv1connect.ProducerServiceWriteStreamProcedure]
+	allowed := func(m *wailv1.Mutation) bool { return auth.Allowed(id.grants, perm, []string{m.GetTable()}) }
+	var forbidden string
+	for _, m := range req.GetMutations() {
+		if !allowed(m) {
+			forbidden = m.GetTable()
+		}
+	}
+	return refused(req, err, func(m *wailv1.Mutation) *wailv1.Error {
+		if !allowed(m) {
+			return &wailv1.Error{Code: connect.CodePermissionDenied.String(), Message: denied(id, perm, m.GetTable()).Error()}
+		}
+		return &wailv1.Error{Code: connect.CodeAborted.String(),
+			Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}
+	})
+}
+
+// overQuota answers a WriteStream batch over the caller's write quota
+// (err, from charge) as Write refuses such a request: whole, nothing of it
+// written, not charged, resource_exhausted saying when to retry (the
+// message, and retry_after_ms as Retry-After-Ms). But per mutation, as
+// refuseBatch, and without ending the stream: the client retries the
+// batch's writes after the wait on the same stream.
+func overQuota(req *wailv1.WriteStreamRequest, err error) error {
+	return refused(req, err, func(*wailv1.Mutation) *wailv1.Error { return errorProto(err) })
+}
+
+// refused is the answer to a batch refused whole (err), not run: each
+// mutation's error as why says, or for an empty batch err as the batch's.
+func refused(req *wailv1.WriteStreamRequest, err error, why func(*wailv1.Mutation) *wailv1.Error) error {
 	answer := &wailv1.WriteStreamResponse{Seq: req.GetSeq()}
 	muts := req.GetMutations()
 	if len(muts) == 0 {
 		answer.Error = errorProto(err)
 		return &refusedBatch{answer}
 	}
-	id := identityOf(ctx)
-	perm := rules[wailv1connect.ProducerServiceWriteStreamProcedure]
-	var forbidden string
 	answer.Results = make([]*wailv1.WriteResult, len(muts))
 	for i, m := range muts {
-		if t := m.GetTable(); !auth.Allowed(id.grants, perm, []string{t}) {
-			answer.Results[i] = &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodePermissionDenied.String(), Message: denied(id, perm, t).Error()}}
-			forbidden = t
-		}
-	}
-	for i, r := range answer.Results {
-		if r == nil {
-			answer.Results[i] = &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodeAborted.String(),
-				Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}}
-		}
+		answer.Results[i] = &wailv1.WriteResult{Error: why(m)}
 	}
 	return &refusedBatch{answer}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -195,11 +196,13 @@ func (s *ProducerService) streamBatch(ctx context.Context, req *wailv1.WriteStre
 	return out
 }
 
-// errorProto is the Error of a batch refused as a whole.
+// errorProto is the Error of a batch refused as a whole, with the wait
+// the refusal asks for (retryHeader) as retry_after_ms.
 func errorProto(err error) *wailv1.Error {
 	var ce *connect.Error
 	if errors.As(err, &ce) {
-		return &wailv1.Error{Code: ce.Code().String(), Message: ce.Message()}
+		ms, _ := strconv.ParseInt(ce.Meta().Get(retryHeader), 10, 64)
+		return &wailv1.Error{Code: ce.Code().String(), Message: ce.Message(), RetryAfterMs: ms}
 	}
 	return &wailv1.Error{Code: writeCode(err).String(), Message: err.Error()}
 }

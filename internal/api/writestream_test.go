@@ -3,9 +3,11 @@ package api
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/proxy"
 )
 
@@ -36,7 +39,14 @@ func serveH2CServer(t *testing.T, svc *ProducerService) (wailv1connect.ProducerS
 	path, h := wailv1connect.NewProducerServiceHandler(svc)
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
-	srv := httptest.NewUnstartedServer(mux)
+	return serveH2CHandler(t, mux)
+}
+
+// serveH2CHandler serves h (a producer service) over HTTP/1.1 and
+// unencrypted HTTP/2.
+func serveH2CHandler(t *testing.T, h http.Handler) (wailv1connect.ProducerServiceClient, *httptest.Server) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
@@ -252,5 +262,74 @@ func TestWriteStreamClose(t *testing.T) {
 	svc.Close()
 	if _, err := s.Receive(); err == nil {
 		t.Fatal("the stream went on after Close")
+	}
+}
+
+// TestWriteStreamOverQuota: a WriteStream batch over the caller's write
+// quota is refused as Write refuses it (nothing written, resource_exhausted
+// with the wait), but per mutation and with the stream kept open: the
+// batch after the wait, on the same stream, is written.
+func TestWriteStreamOverQuota(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Security.Quotas.WriteRate, cfg.Security.Quotas.WriteBurst = 10, 3 // 3 at once, then one per 100ms
+	g, err := NewGuard(&cfg, GuardOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clock sync.Mutex
+	now := time.Unix(1000, 0)
+	g.now = func() time.Time { clock.Lock(); defer clock.Unlock(); return now }
+	w := &world{}
+	path, h := wailv1connect.NewProducerServiceHandler(NewProducerService(streamProxy(t, w)), g.Options()...)
+	mux := http.NewServeMux()
+	mux.Handle(path, h)
+	c, _ := serveH2CHandler(t, g.Middleware(mux))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := c.WriteStream(ctx)
+	defer func() { _ = s.CloseResponse() }()
+	for seq, step := range []struct {
+		name    string
+		advance time.Duration // of the clock, before the batch
+		retryMs int64         // 0: written
+	}{
+		{"within the burst", 0, 0},
+		{"over the quota", 0, 300},
+		{"still over it", 100 * time.Millisecond, 200},
+		{"after the wait", 200 * time.Millisecond, 0},
+	} {
+		clock.Lock()
+		now = now.Add(step.advance)
+		clock.Unlock()
+		req := batchOf(uint64(seq+1), 3)
+		if err := s.Send(req); err != nil {
+			t.Fatalf("%s: send: %v", step.name, err)
+		}
+		a, err := s.Receive()
+		if err != nil {
+			t.Fatalf("%s: the stream ended: %v", step.name, err)
+		}
+		if a.Seq != req.Seq || a.Error != nil || len(a.Results) != 3 {
+			t.Fatalf("%s: answered %v; want a result per mutation", step.name, a)
+		}
+		for i, r := range a.Results {
+			row := w.Row(fmt.Sprintf("k%d-%d", req.Seq, i))
+			if step.retryMs == 0 {
+				if r.Error != nil || !r.Stored || row.Version != r.Version {
+					t.Fatalf("%s: mutation %d: %v, stored at %d; want written", step.name, i, r, row.Version)
+				}
+				continue
+			}
+			if e := r.GetError(); e.GetCode() != connect.CodeResourceExhausted.String() || e.GetRetryAfterMs() != step.retryMs ||
+				!strings.Contains(e.GetMessage(), "over its write quota") || !strings.Contains(e.GetMessage(), "security.quotas.write_rate") ||
+				r.Version != 0 || row.Version != 0 {
+				t.Fatalf("%s: mutation %d: %v, stored at %d; want resource_exhausted, retry in %dms, unwritten", step.name, i, r, row.Version, step.retryMs)
+			}
+		}
+	}
+	if n := w.IntentCount(); n != 6 {
+		t.Fatalf("%d intents logged, want 6 (refused batches write nothing)", n)
 	}
 }

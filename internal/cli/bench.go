@@ -5,8 +5,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/bench"
 	"github.com/wail-cdc/wail/internal/bench/versus"
 	"github.com/wail-cdc/wail/internal/config"
@@ -18,6 +20,9 @@ type benchFlags struct {
 	mix  string
 	json bool
 	prof profileFlags
+	// pingInterval and pingTimeout are the Options.PingInterval and
+	// PingTimeout of --producer's HTTP/2 connections.
+	pingInterval, pingTimeout time.Duration
 }
 
 func newBenchCmd(g *globals) *cobra.Command {
@@ -108,6 +113,8 @@ func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *bench
 	fl.BoolVar(&o.Preload, "preload", o.Preload, "write every key of the key space once before measuring")
 	fl.BoolVar(&o.AcceptGzip, "gzip", o.AcceptGzip, "accept gzip answers and events, as a default connect-go client does")
 	fl.BoolVar(&o.Producer, "producer", false, "send through the Go producer client (client.Producer), one write per call by each of --concurrency writers; needs --batch 1")
+	fl.DurationVar(&f.pingInterval, "ping-interval", client.DefaultPingInterval, "--producer: ping its HTTP/2 connection when nothing came on it for this long, to find it dead (negative: no pings, e.g. for a proxy that refuses frequent pings)")
+	fl.DurationVar(&f.pingTimeout, "ping-timeout", client.DefaultPingTimeout, "--producer: close its HTTP/2 connection, and open another, when a ping is not answered within this")
 	fl.IntVar(&o.EventBatch, "event-batch", o.EventBatch, "events per Subscribe message at most (0: one per message, as older clients get)")
 	fl.BoolVar(&o.FindMax, "find-max", false, "step the rate up to find the highest sustainable rate")
 	fl.Float64Var(&o.MaxRate, "max-rate", 0, "find-max: rate cap (0: none)")
@@ -118,6 +125,9 @@ func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *bench
 	fl.BoolVar(&o.SyncFilesystem, "sync-filesystem", config.Default().Log.SyncFilesystem, "in-process server and floor: the embedded log syncs once per round for all partitions (log.sync_filesystem)")
 	f.prof.register(fl)
 }
+
+// benchRun runs a bench (tests replace it to see the options).
+var benchRun = bench.Run
 
 func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) error {
 	mix, err := bench.ParseMix(f.mix)
@@ -133,6 +143,10 @@ func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) err
 	if o.Conn, err = g.connOptions(); err != nil { // TLS and token of a remote server
 		return err
 	}
+	if f.pingInterval == 0 || f.pingTimeout <= 0 {
+		return usageErrorf("--ping-interval must not be 0 (negative: no pings) and --ping-timeout must be positive")
+	}
+	o.Conn.PingInterval, o.Conn.PingTimeout = f.pingInterval, f.pingTimeout
 	if g.timeout > 0 {
 		o.RequestTimeout = g.timeout // --timeout (default 10s)
 	}
@@ -149,7 +163,7 @@ func runBench(cmd *cobra.Command, g *globals, o bench.Options, f benchFlags) err
 	if err != nil {
 		return err
 	}
-	_, err = bench.Run(cmd.Context(), o)
+	_, err = benchRun(cmd.Context(), o)
 	if perr := stop(); err == nil {
 		err = perr
 	}
