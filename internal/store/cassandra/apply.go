@@ -97,7 +97,7 @@ func firstErr(first, err error) error {
 func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlstore.Batch, j int) keyResult {
 	key, value, version, deleted, schemaID := b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j], b.SchemaIDs[j]
 	var cur int64
-	err := s.session.Query("SELECT version FROM "+q+" WHERE key = ?", key).WithContext(ctx).Consistency(cl).
+	err := s.session.Query(versionStmt(q), key).WithContext(ctx).Consistency(cl).
 		RetryPolicy(readRetry).Scan(&cur)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
@@ -114,8 +114,7 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 		if err := s.sendable(ctx, time.Now()); err != nil {
 			return keyResult{err: err}
 		}
-		err = s.session.Query("INSERT INTO "+q+" (key, value, version, deleted, schema_id) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-			key, value, version, deleted, schemaID, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
+		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
 		switch {
 		case err == nil:
 			return keyResult{applied: true, sent: true}

@@ -32,7 +32,7 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 	var version int64
 	var deleted bool
 	var schemaID int64 // null (0) in rows of versions before the column
-	err = s.session.Query("SELECT value, version, deleted, schema_id FROM "+q+" WHERE key = ?", key).
+	err = s.session.Query(getStmt(q), key).
 		WithContext(ctx).Consistency(s.ladder[level]).RetryPolicy(readRetry).Scan(&value, &version, &deleted, &schemaID)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
