@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -101,9 +103,31 @@ func (f *flakyStore) check(e *intent.Event) error {
 	case !ok:
 		return errors.New("the store never held this version")
 	case s.deleted != (e.Op == intent.Delete) || (!s.deleted && s.value != string(e.Value)):
-		return fmt.Errorf("event value %q, the store had deleted=%v %q", e.Value, s.deleted, s.value)
+		return fmt.Errorf("event value %q, the store had deleted=%v %q%s", e.Value, s.deleted, s.value, f.writtenWith(e))
 	}
 	return nil
+}
+
+// writtenWith says with which versions the store was given e's value for
+// e's key (a row mixed from two writes shows the other one's), for check's
+// message; the caller holds f.mu.
+func (f *flakyStore) writtenWith(e *intent.Event) string {
+	if e.Op == intent.Delete {
+		return ""
+	}
+	var vs []string
+	for what, m := range map[string]map[string]map[uint64]storedRow{"applied": f.stored, "outcome unknown": f.maybe} {
+		for v, s := range m[string(e.Key)] {
+			if !s.deleted && s.value == string(e.Value) {
+				vs = append(vs, fmt.Sprintf("%d (%s)", v, what))
+			}
+		}
+	}
+	if len(vs) == 0 {
+		return "; the store was never given the event's value for this key"
+	}
+	sort.Strings(vs)
+	return "; the event's value was written with version " + strings.Join(vs, ", ")
 }
 
 func (f *flakyStore) keys() []string {

@@ -97,8 +97,12 @@ func firstErr(first, err error) error {
 func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlstore.Batch, j int) keyResult {
 	key, value, version, deleted, schemaID := b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j], b.SchemaIDs[j]
 	var cur int64
-	err := s.session.Query("SELECT version FROM "+q+" WHERE key = ?", key).WithContext(ctx).Consistency(cl).
-		RetryPolicy(readRetry).Scan(&cur)
+	var curValue []byte
+	var curDeleted bool
+	var curSchemaID int64
+	// Every column, not only the version (versionStmt says why).
+	err := s.session.Query(versionStmt(q), key).WithContext(ctx).Consistency(cl).
+		RetryPolicy(readRetry).Scan(&curValue, &cur, &curDeleted, &curSchemaID)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 	case err != nil:
@@ -114,8 +118,7 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 		if err := s.sendable(ctx, time.Now()); err != nil {
 			return keyResult{err: err}
 		}
-		err = s.session.Query("INSERT INTO "+q+" (key, value, version, deleted, schema_id) VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?",
-			key, value, version, deleted, schemaID, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
+		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
 		switch {
 		case err == nil:
 			return keyResult{applied: true, sent: true}
