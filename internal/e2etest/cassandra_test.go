@@ -130,23 +130,13 @@ func TestProgressiveReadsCassandra(t *testing.T) {
 	// Pausing is not enough: a replica that is merely frozen finds the
 	// mutation in its socket when it thaws, and applies it (its clock
 	// was frozen too, so the mutation does not look expired).
-	cassandratest.Node(t, "pause", 3)
-	paused := true
-	t.Cleanup(func() {
-		if paused {
-			cassandratest.Node(t, "resume", 3)
-		}
-	})
-	cassandratest.WaitState(t, 1, 3, "DN")
-	cassandratest.WaitState(t, 2, 3, "DN")
+	resume := cassandratest.HoldDown(t, 3)
 	res := px.Write(ctx, []proxy.Mutation{{Table: tb.Name, Key: key, Value: []byte("paid")}})
 	if res[0].Err != nil || !res[0].IntentLogged || !res[0].Stored {
 		t.Fatalf("write with node 3 paused: %+v", res[0])
 	}
 	v2 := res[0].Version
-	cassandratest.Node(t, "resume", 3)
-	paused = false
-	cassandratest.WaitState(t, 1, 3, "UN")
+	resume()
 
 	// 3. The precondition: node 3 missed the write.
 	var stale store.Row

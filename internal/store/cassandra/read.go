@@ -44,22 +44,17 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 }
 
 // maxScanPage bounds the rows the driver fetches per round trip of a scan.
-const maxScanPage = 5000
+// A scan reads every column (scanStmt says why), values included, so a
+// page holds up to maxScanPage values: 64 MiB at the default
+// limits.max_value_bytes (1 MiB), and far less with typical rows.
+const maxScanPage = 64
 
 // ScanKeys lists keys with their versions, at the strongest read level, in
 // Cassandra's partition order: by the key's token (Murmur3), then by the
 // key's bytes, unsigned, which is how Cassandra orders keys that share a
 // token. A page after key k is the keys that share k's token and sort
-// after it, then the keys of higher tokens. Values are not read.
-//
-// Not yet safe with resolvers reading at ONE: these reads, at the
-// strongest level, name key, version and deleted only, so a read repair
-// they trigger writes back those cells without value and schema_id and
-// can leave a replica a row mixed from two writes (see versionStmt). To
-// fix: name every column (with pages bounded in bytes, values being up to
-// limits.max_value_bytes) or confirm on the cluster that
-// WRITETIME(value) and WRITETIME(schema_id) selectors make those columns
-// repaired.
+// after it, then the keys of higher tokens. Values are read (so that the
+// read repair a scan triggers carries whole rows) but not returned.
 func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("cassandra: scan: %w", err)
@@ -75,7 +70,7 @@ func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit 
 	if after != nil {
 		// The keys after `after` that share its token (a Murmur3
 		// collision: practically never more than after itself).
-		same, err := s.scan(ctx, "SELECT key, version, deleted FROM "+q+" WHERE token(key) = token(?)", after)
+		same, err := s.scan(ctx, scanStmt(q, "WHERE token(key) = token(?)"), after)
 		if err != nil {
 			return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
 		}
@@ -88,13 +83,13 @@ func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit 
 		if len(out) == limit {
 			return out, nil
 		}
-		rest, err := s.scan(ctx, "SELECT key, version, deleted FROM "+q+" WHERE token(key) > token(?) LIMIT ?", after, limit-len(out))
+		rest, err := s.scan(ctx, scanStmt(q, "WHERE token(key) > token(?) LIMIT ?"), after, limit-len(out))
 		if err != nil {
 			return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
 		}
 		return append(out, rest...), nil
 	}
-	out, err = s.scan(ctx, "SELECT key, version, deleted FROM "+q+" LIMIT ?", limit)
+	out, err = s.scan(ctx, scanStmt(q, "LIMIT ?"), limit)
 	if err != nil {
 		return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
 	}
@@ -108,10 +103,10 @@ func (s *Store) scan(ctx context.Context, stmt string, args ...any) ([]store.Key
 	}
 	iter := s.session.Query(stmt, args...).WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).PageSize(page).Iter()
 	var out []store.KeyVersion
-	var key []byte
-	var version int64
+	var key, value []byte // value: read for the repair, not kept (reused)
+	var version, schemaID int64
 	var deleted bool
-	for iter.Scan(&key, &version, &deleted) {
+	for iter.Scan(&key, &value, &version, &deleted, &schemaID) {
 		out = append(out, store.KeyVersion{Key: key, Version: uint64(version), Deleted: deleted})
 		key = nil // the next row gets its own slice
 	}

@@ -129,7 +129,7 @@ func TestReadsNameEveryColumn(t *testing.T) {
 	t.Parallel()
 	const q = "ks.wail_t"
 	written := columns(t, insertStmt(q))
-	for name, stmt := range map[string]string{"getStmt": getStmt(q), "versionStmt": versionStmt(q)} {
+	for name, stmt := range map[string]string{"getStmt": getStmt(q), "versionStmt": versionStmt(q), "scanStmt": scanStmt(q, "LIMIT ?")} {
 		read := columns(t, stmt)
 		for _, col := range written {
 			if !slices.Contains(read, col) {

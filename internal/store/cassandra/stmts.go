@@ -27,3 +27,11 @@ func getStmt(q string) string {
 // Get's (one prepared statement); the cost is the value's bytes in the
 // answer.
 func versionStmt(q string) string { return getStmt(q) }
+
+// scanStmt lists keys (ScanKeys) with the clause where (WHERE ... LIMIT
+// ...). It names every column, for the reason versionStmt gives: a scan
+// runs at the strongest read level, and one that named only key, version
+// and deleted would repair a replica with those cells alone.
+func scanStmt(q, where string) string {
+	return "SELECT key, value, version, deleted, schema_id FROM " + q + " " + where
+}

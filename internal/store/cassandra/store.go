@@ -40,8 +40,9 @@
 // write consistency, and sends the INSERT only when the new version is
 // higher: that tells applied from superseded (store.Outcome) and keeps a
 // write with an equal version from replacing the stored value (Cassandra
-// breaks timestamp ties by comparing values). A concurrent higher write that the read did not
-// see still wins in Cassandra, and the outcome then says applied.
+// breaks timestamp ties by comparing values). A concurrent higher write
+// that the read did not see still wins in Cassandra, and the outcome then
+// says applied.
 //
 // A write is bounded inside the cluster by its write_request_timeout: a
 // replica drops a mutation older than that (counted from when the
@@ -488,18 +489,21 @@ func (s *Store) SaveTable(ctx context.Context, t store.Table) error {
 }
 
 // Tables reads the catalog at the strongest read level (an entry a swap
-// deleted keeps its row, with a null spec: not listed).
+// deleted keeps its row, with a null spec: not listed). It reads swaps too,
+// unused, so that the read repair it may trigger carries whole rows (as
+// scanStmt; stmts.go).
 func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("cassandra: tables: %w", err)
 	}
-	iter := s.session.Query(fmt.Sprintf("SELECT name, spec, seq FROM %s.%s", s.ks, catalogTable)).
+	iter := s.session.Query(fmt.Sprintf("SELECT name, spec, seq, swaps FROM %s.%s", s.ks, catalogTable)).
 		WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).Iter()
 	var out []store.Table
 	var name string
 	var spec nullable
 	var seq int64
-	for iter.Scan(&name, &spec, &seq) {
+	var swaps map[int][]byte
+	for iter.Scan(&name, &spec, &seq, &swaps) {
 		s.seqs.raise(name, seq)
 		if !spec.null { // null: deleted by a swap (catalog.go)
 			out = append(out, store.Table{Name: name, Spec: append([]byte{}, spec.b...)})

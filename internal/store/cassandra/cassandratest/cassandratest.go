@@ -138,3 +138,38 @@ func WaitState(t testing.TB, observer, n int, state string) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// HoldDown pauses node n (SIGSTOP) and waits until nodes 1 and 2 (or 3,
+// for n below 3) see it down, so that writes in the meantime are never sent
+// to it; a paused replica that is not yet seen down would find them in its
+// socket when it thaws and apply them. The returned resume resumes it and
+// waits until it and the others see each other up again; if the test
+// ends first, the node is resumed at cleanup. Test cluster of 3 nodes.
+func HoldDown(t testing.TB, n int) (resume func()) {
+	t.Helper()
+	var others []int
+	for o := 1; o <= 3; o++ {
+		if o != n {
+			others = append(others, o)
+		}
+	}
+	Node(t, "pause", n)
+	paused := true
+	t.Cleanup(func() {
+		if paused {
+			Node(t, "resume", n)
+		}
+	})
+	for _, o := range others {
+		WaitState(t, o, n, "DN")
+	}
+	return func() {
+		t.Helper()
+		Node(t, "resume", n)
+		paused = false
+		for _, o := range others {
+			WaitState(t, o, n, "UN")
+			WaitState(t, n, o, "UN")
+		}
+	}
+}
