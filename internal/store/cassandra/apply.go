@@ -97,12 +97,10 @@ func firstErr(first, err error) error {
 func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlstore.Batch, j int) keyResult {
 	key, value, version, deleted, schemaID := b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j], b.SchemaIDs[j]
 	var cur int64
-	var curValue []byte
-	var curDeleted bool
-	var curSchemaID int64
+	var unused int64
 	// Every column, not only the version (versionStmt says why).
 	err := s.session.Query(versionStmt(q), key).WithContext(ctx).Consistency(cl).
-		RetryPolicy(readRetry).Scan(&curValue, &cur, &curDeleted, &curSchemaID)
+		RetryPolicy(readRetry).Scan(&cur, &unused, &unused, &unused)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 	case err != nil:

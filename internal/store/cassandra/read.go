@@ -44,17 +44,14 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 }
 
 // maxScanPage bounds the rows the driver fetches per round trip of a scan.
-// A scan reads every column (scanStmt says why), values included, so a
-// page holds up to maxScanPage values: 64 MiB at the default
-// limits.max_value_bytes (1 MiB), and far less with typical rows.
-const maxScanPage = 64
+const maxScanPage = 5000
 
 // ScanKeys lists keys with their versions, at the strongest read level, in
 // Cassandra's partition order: by the key's token (Murmur3), then by the
 // key's bytes, unsigned, which is how Cassandra orders keys that share a
 // token. A page after key k is the keys that share k's token and sort
-// after it, then the keys of higher tokens. Values are read (so that the
-// read repair a scan triggers carries whole rows) but not returned.
+// after it, then the keys of higher tokens. Values are not read (their
+// write times are: scanStmt).
 func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("cassandra: scan: %w", err)
@@ -103,10 +100,10 @@ func (s *Store) scan(ctx context.Context, stmt string, args ...any) ([]store.Key
 	}
 	iter := s.session.Query(stmt, args...).WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).PageSize(page).Iter()
 	var out []store.KeyVersion
-	var key, value []byte // value: read for the repair, not kept (reused)
-	var version, schemaID int64
+	var key []byte
+	var version, unused int64
 	var deleted bool
-	for iter.Scan(&key, &value, &version, &deleted, &schemaID) {
+	for iter.Scan(&key, &version, &deleted, &unused, &unused) {
 		out = append(out, store.KeyVersion{Key: key, Version: uint64(version), Deleted: deleted})
 		key = nil // the next row gets its own slice
 	}

@@ -23,15 +23,18 @@ func getStmt(q string) string {
 // missed a write that version's version cell and leave it the value,
 // deleted and schema_id cells of an older write: a row that is neither
 // write, which a Get at ONE then returns, and the resolver publishes
-// under the newer version with the older value. The same statement as
-// Get's (one prepared statement); the cost is the value's bytes in the
-// answer.
-func versionStmt(q string) string { return getStmt(q) }
+// under the newer version with the older value. WRITETIME(c) names column
+// c as well (its cells are repaired: TestReadRepairOnTheCluster) without
+// its bytes in the answer. Its columns: version, then the write times of
+// value, deleted and schema_id (unused).
+func versionStmt(q string) string {
+	return "SELECT version, WRITETIME(value), WRITETIME(deleted), WRITETIME(schema_id) FROM " + q + " WHERE key = ?"
+}
 
 // scanStmt lists keys (ScanKeys) with the clause where (WHERE ... LIMIT
-// ...). It names every column, for the reason versionStmt gives: a scan
-// runs at the strongest read level, and one that named only key, version
-// and deleted would repair a replica with those cells alone.
+// ...), naming every column for the reason versionStmt gives (a scan runs
+// at the strongest read level). Its columns: key, version, deleted, then
+// the write times of value and schema_id (unused).
 func scanStmt(q, where string) string {
-	return "SELECT key, value, version, deleted, schema_id FROM " + q + " " + where
+	return "SELECT key, version, deleted, WRITETIME(value), WRITETIME(schema_id) FROM " + q + " " + where
 }
