@@ -35,8 +35,9 @@
 // makes hints for these tables expire at once: a write that timed out is
 // never replayed from a hint long after wail gave up on it.
 //
-// Apply reads each key's version first (with every other column: a read
-// repair writes back only the columns a SELECT names, stmts.go), at the
+// Apply reads each key's version first (naming the other columns too, as
+// write times: a read repair writes back only the columns a SELECT names,
+// stmts.go), at the
 // write consistency, and sends the INSERT only when the new version is
 // higher: that tells applied from superseded (store.Outcome) and keeps a
 // write with an equal version from replacing the stored value (Cassandra
