@@ -68,6 +68,7 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) (err error) {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	server.TuneMemory(cfg.Memory, server.HostMemoryEnv())
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		return err

@@ -154,6 +154,7 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 // serve runs the server until the command's context ends.
 func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	server.TuneMemory(cfg.Memory, server.HostMemoryEnv())
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		return err

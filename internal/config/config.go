@@ -74,6 +74,7 @@ type Config struct {
 	Security Security `yaml:"security"`
 	Tracing  Tracing  `yaml:"tracing"` // OpenTelemetry traces of writes (tracing.go)
 	Console  Console  `yaml:"console"` // the web console (console.go)
+	Memory   Memory   `yaml:"memory"`  // the garbage collector (memory.go)
 	Log      Log      `yaml:"log"`
 	Store    Store    `yaml:"store"`
 	Resolver Resolver `yaml:"resolver"`
@@ -366,6 +367,7 @@ func defaults() Config {
 			Auth: Auth{TokensSource: TokensFromFile, TokensRefresh: 2 * time.Second, TokensMaxStaleness: 30 * time.Second}},
 		Tracing: defaultTracing(),
 		Console: defaultConsole(),
+		Memory:  defaultMemory(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, MaxMessageBytes: 4 << 20, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
@@ -440,6 +442,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateSecurity()...)
 	errs = append(errs, c.validateTracing()...)
 	errs = append(errs, c.validateConsole()...)
+	errs = append(errs, c.validateMemory()...)
 	errs = append(errs, c.Log.validate()...)
 	r := c.Resolver
 	check(r.Concurrency > 0, "resolver.concurrency must be positive")

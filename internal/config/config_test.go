@@ -160,6 +160,25 @@ func TestLoad(t *testing.T) {
 		{name: "tracing service name", yaml: "tracing:\n  enabled: true\n  service_name: ''\n", wantErr: "tracing.service_name is empty"},
 		{name: "console limits", yaml: "console:\n  max_tails: 0\n  history_records: 0\n",
 			wantErr: "console.max_tails 0 out of range 1..1024\nconsole.history_records 0 out of range"},
+		{name: "memory defaults", yaml: "", check: func(t *testing.T, c Config) {
+			if c.Memory != (Memory{GCPercent: 300}) {
+				t.Fatalf("%+v", c.Memory)
+			}
+		}},
+		{name: "memory", yaml: "memory:\n  gc_percent: 100\n  limit_bytes: 1073741824\n", check: func(t *testing.T, c Config) {
+			if c.Memory != (Memory{GCPercent: 100, LimitBytes: 1 << 30}) {
+				t.Fatalf("%+v", c.Memory)
+			}
+		}},
+		{name: "memory limit none", yaml: "memory:\n  limit_bytes: -1\n", check: func(t *testing.T, c Config) {
+			if c.Memory.LimitBytes != -1 {
+				t.Fatalf("%+v", c.Memory)
+			}
+		}},
+		{name: "gc percent low", yaml: "memory:\n  gc_percent: 24\n", wantErr: "memory.gc_percent 24 out of range 25..10000"},
+		{name: "gc percent high", yaml: "memory:\n  gc_percent: 10001\n", wantErr: "memory.gc_percent 10001 out of range 25..10000"},
+		{name: "memory limit negative", yaml: "memory:\n  limit_bytes: -2\n", wantErr: "memory.limit_bytes -2: want -1 (none), 0 (from the cgroup) or at least 67108864 (64 MiB)"},
+		{name: "memory limit tiny", yaml: "memory:\n  limit_bytes: 67108863\n", wantErr: "memory.limit_bytes 67108863: want"},
 		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n", wantErr: "line 2: cannot unmarshal !!int `0` into time.Duration\n(durations need a unit: 0s"},
 	}
 	for _, tc := range tests {
