@@ -27,8 +27,9 @@ type Services struct {
 	Admin    wailv1connect.AdminServiceHandler
 	Events   wailv1connect.EventServiceHandler
 	// ProducerOptions are added to Producer's options only, EventOptions
-	// to Events' only.
-	ProducerOptions, EventOptions []connect.HandlerOption
+	// to Events' only, and WriteOptions to those of Producer's Write and
+	// WriteStream only.
+	ProducerOptions, EventOptions, WriteOptions []connect.HandlerOption
 	// MaxBatch, above 0, is limits.max_batch_mutations: a binary Write or
 	// WriteStream request of more mutations is refused (InvalidArgument)
 	// before any of them is decoded (wirecodec.go).
@@ -78,6 +79,11 @@ func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 		popts := append(append(append([]connect.HandlerOption(nil), all...), producerCodec(s.MaxBatch)), producerJSONCodecs(s.MaxBatch)...)
 		popts = append(popts, s.ProducerOptions...)
 		mux.Handle(wailv1connect.NewProducerServiceHandler(s.Producer, popts...))
+		if len(s.WriteOptions) > 0 { // the writes' own handlers, at their exact paths
+			_, writes := wailv1connect.NewProducerServiceHandler(s.Producer, append(popts, s.WriteOptions...)...)
+			mux.Handle(wailv1connect.ProducerServiceWriteProcedure, writes)
+			mux.Handle(wailv1connect.ProducerServiceWriteStreamProcedure, writes)
+		}
 	}
 	mux.Handle(wailv1connect.NewAdminServiceHandler(s.Admin, all...))
 	eopts := append(append([]connect.HandlerOption(nil), all...), s.EventOptions...)

@@ -342,6 +342,10 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.cfg.Proxy.Enabled {
 		svc.Producer, svc.MaxBatch = s.producerService(), s.cfg.Limits.MaxBatchMutations
+		if !s.cfg.API.CompressWriteAnswers {
+			// never: see api.compress_write_answers
+			svc.WriteOptions = []connect.HandlerOption{connect.WithCompressMinBytes(math.MaxInt)}
+		}
 	}
 	opts := append([]connect.HandlerOption{
 		budgetOptions(&s.cfg), // request size caps (budget.go)
