@@ -17,9 +17,11 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Long: "Check the configuration that `wail serve` would use (same --config and flags):\n" +
 			"TLS and auth (the certificate and when it expires, the tokens file, a listen address\n" +
 			"that would be refused); the store is reachable, its schema is in place, how far each\n" +
-			"read replica lags; the log (Kafka brokers, or the embedded log in the data dir) is\n" +
-			"reachable, and every ready\n" +
-			"table has its intent and event topics with its partition count. When a server answers\n" +
+			"read replica lags; on Cassandra, every node answers, agrees on the schema and\n" +
+			"runs commitlog_sync batch or group, and every wail table keeps read_repair = 'BLOCKING'\n" +
+			"(doctor names the ALTER TABLE that sets it back); the log (Kafka brokers, or the\n" +
+			"embedded log in the data dir) is reachable, and every ready table has its intent and\n" +
+			"event topics with its partition count. When a server answers\n" +
 			"at --addr, print its health (/healthz) first: ok, degraded or unhealthy, with each\n" +
 			"condition's reason and what to do; the embedded store and log it holds are skipped.\n" +
 			"Exits with code 1 when a check fails or the server is unhealthy.",

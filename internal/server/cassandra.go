@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/store/cassandra"
@@ -105,6 +106,59 @@ func doctorCluster(ctx context.Context, st clusterStore, w io.Writer) error {
 		return errors.New("the nodes disagree on the schema")
 	}
 	return nil
+}
+
+// tableOptioner is a store whose tables' options doctor checks.
+type tableOptioner interface {
+	TableOptions(ctx context.Context) ([]cassandra.TableOptions, error)
+}
+
+// doctorReadRepair prints the read_repair option of wail's tables; it
+// fails when a table has read_repair = 'NONE', naming the ALTER TABLE that
+// sets it back. Tables whose option the cluster does not tell are reported,
+// not failed.
+func doctorReadRepair(ctx context.Context, st tableOptioner, w io.Writer) error {
+	tables, err := st.TableOptions(ctx)
+	if err != nil {
+		return err
+	}
+	var blocking, unknown, none, alters []string
+	for _, t := range tables {
+		switch strings.ToUpper(t.ReadRepair) {
+		case "BLOCKING":
+			blocking = append(blocking, t.Table)
+		case "NONE":
+			q := t.Keyspace + "." + t.Table
+			none = append(none, q)
+			alters = append(alters, "ALTER TABLE "+q+" WITH read_repair = 'BLOCKING';")
+		case "":
+			unknown = append(unknown, t.Table+" (not told)")
+		default:
+			unknown = append(unknown, fmt.Sprintf("%s ('%s')", t.Table, t.ReadRepair))
+		}
+	}
+	switch {
+	case len(tables) == 0:
+		fmt.Fprintf(w, "read_repair  ok (no wail tables)\n")
+	case len(blocking) == len(tables):
+		fmt.Fprintf(w, "read_repair  ok (BLOCKING on every wail table: %s)\n", strings.Join(blocking, ", "))
+	case len(blocking) > 0:
+		fmt.Fprintf(w, "read_repair  BLOCKING on %d of the %d wail tables: %s\n", len(blocking), len(tables), strings.Join(blocking, ", "))
+	}
+	if len(unknown) > 0 {
+		fmt.Fprintf(w, "read_repair  unknown on %s; wail needs 'BLOCKING' (a cluster before Cassandra 4.0 does not tell it)\n",
+			strings.Join(unknown, ", "))
+	}
+	if len(none) == 0 {
+		return nil
+	}
+	has := "has"
+	if len(none) > 1 {
+		has = "have"
+	}
+	return fmt.Errorf("%s %s read_repair = 'NONE': wail relies on blocking read repair (without it a write the resolver found on one replica only "+
+		"could be published and then lost with that replica, and reads are not monotonic); run: %s",
+		strings.Join(none, ", "), has, strings.Join(alters, " "))
 }
 
 func orUnknown(s string) string {

@@ -31,8 +31,10 @@ const DefaultDoctorTimeout = 10 * time.Second
 // DoctorHealth); an unhealthy server fails the check, one that does not
 // answer does not. Then: TLS and auth (an exposed API that would be
 // refused, the certificate and how long it lasts, the tokens file); the
-// store is reachable, its schema (the catalog) is in place, how far each replica lags; the log (the Kafka brokers, or
-// the embedded log in the data dir) is reachable, and every ready table has
+// store is reachable, its schema (the catalog) is in place, how far each
+// replica lags, and (Cassandra) every node answers and every wail table
+// keeps read_repair = 'BLOCKING'; the log (the Kafka brokers, or the
+// embedded log in the data dir) is reachable, and every ready table has
 // its intent and event topics with its partition count. The embedded store
 // and log that the server at addr holds are skipped. hc (nil:
 // http.DefaultClient) carries the client's TLS settings; timeout (0:
@@ -93,6 +95,7 @@ var (
 	_ schemaChecker = (*cassandra.Store)(nil)
 	_ replicaLagger = (*postgres.Store)(nil)
 	_ clusterStore  = (*cassandra.Store)(nil)
+	_ tableOptioner = (*cassandra.Store)(nil)
 )
 
 // doctorStore checks the store and returns the tables of its catalog;
@@ -124,6 +127,11 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 	if c, ok := st.(clusterStore); ok {
 		if err := doctorCluster(sctx, c, w); err != nil {
 			fail("nodes", "%v", err)
+		}
+	}
+	if t, ok := st.(tableOptioner); ok {
+		if err := doctorReadRepair(sctx, t, w); err != nil {
+			fail("read_repair", "%v", err)
 		}
 	}
 	if r, ok := st.(replicaLagger); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -176,4 +177,44 @@ func (s *Store) Check(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 	return nil
+}
+
+// TableOptions are the options of one of wail's tables that wail relies on.
+type TableOptions struct {
+	Keyspace string
+	// Table is the Cassandra table: wail_<name> (or wailh_...), or one of
+	// wail's own (wail__catalog, wail__leases).
+	Table string
+	// ReadRepair is the table's read_repair: BLOCKING (Cassandra's
+	// default, which wail relies on) or NONE; empty when the cluster does
+	// not tell it (Cassandra before 4.0 has no such option).
+	ReadRepair string
+}
+
+// TableOptions reads the options of wail's tables in the keyspace from
+// system_schema.tables, sorted by table. The tables of the keyspace that
+// are not wail's (their names do not start with wail_ or wailh_) are left
+// out.
+func (s *Store) TableOptions(ctx context.Context) ([]TableOptions, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, fmt.Errorf("cassandra: table options: %w", err)
+	}
+	// SELECT *: a cluster without the read_repair column (before 4.0)
+	// still lists its tables.
+	iter := s.session.Query("SELECT * FROM system_schema.tables WHERE keyspace_name = ?", s.ks).
+		WithContext(ctx).Consistency(gocql.One).Iter()
+	var out []TableOptions
+	for row := map[string]any{}; iter.MapScan(row); row = map[string]any{} {
+		name, _ := row["table_name"].(string)
+		if !strings.HasPrefix(name, "wail_") && !strings.HasPrefix(name, "wailh_") {
+			continue
+		}
+		rr, _ := row["read_repair"].(string)
+		out = append(out, TableOptions{Keyspace: s.ks, Table: name, ReadRepair: rr})
+	}
+	if err := iter.Close(); err != nil {
+		return nil, fmt.Errorf("cassandra: table options: %w", s.classify(ctx, err))
+	}
+	slices.SortFunc(out, func(a, b TableOptions) int { return strings.Compare(a.Table, b.Table) })
+	return out, nil
 }

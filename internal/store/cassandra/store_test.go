@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,6 +178,39 @@ func TestNodes(t *testing.T) {
 	}
 	if err := s.Check(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTableOptions: the store reports the read_repair option of each of
+// wail's tables in its keyspace (BLOCKING when made, NONE after an ALTER),
+// and only of wail's.
+func TestTableOptions(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := t.Context()
+	for _, name := range []string{"kept", "altered"} {
+		if err := s.CreateTable(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, stmt := range []string{
+		"ALTER TABLE " + s.ks + ".wail_altered WITH read_repair = 'NONE'",
+		"CREATE TABLE " + s.ks + ".not_wails (k int PRIMARY KEY) WITH read_repair = 'NONE'",
+	} {
+		if err := s.ddl(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	got, err := s.TableOptions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TableOptions{
+		{Keyspace: s.ks, Table: "wail__catalog", ReadRepair: "BLOCKING"},
+		{Keyspace: s.ks, Table: "wail_altered", ReadRepair: "NONE"},
+		{Keyspace: s.ks, Table: "wail_kept", ReadRepair: "BLOCKING"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("table options %+v, want %+v", got, want)
 	}
 }
 
