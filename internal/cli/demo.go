@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, g *globals, f demoFlags) (err error) {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	server.TuneMemory(cfg.Memory, server.HostMemoryEnv())
+	server.TuneMemory(cfg.Memory, g.memoryEnv())
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		return err

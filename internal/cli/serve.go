@@ -154,7 +154,7 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 // serve runs the server until the command's context ends.
 func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	server.TuneMemory(cfg.Memory, server.HostMemoryEnv())
+	server.TuneMemory(cfg.Memory, g.memoryEnv())
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		return err
@@ -180,4 +180,11 @@ func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 		return exitError{code: server.ExitFailStop, msg: err.Error()}
 	}
 	return err
+}
+
+// memoryEnv is the host's, with the command's environment variables.
+func (g *globals) memoryEnv() server.MemoryEnv {
+	e := server.HostMemoryEnv()
+	e.LookupEnv = func(k string) (string, bool) { v := g.getenv(k); return v, v != "" }
+	return e
 }
