@@ -537,21 +537,20 @@ func (l *loop) answer(a answer) {
 		}
 		werr := &WriteError{Message: e.GetMessage(), Version: r.GetVersion(), IntentLogged: r.GetIntentLogged()}
 		_ = werr.Code.UnmarshalText([]byte(e.GetCode()))
-		if !retriable(werr.Code) || w.answered {
-			l.finish(w, Result{}, werr)
-			continue
-		}
-		w.lastErr = werr
-		wait := backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, w.tries)
 		after := time.Duration(e.GetRetryAfterMs()) * time.Millisecond
-		wait = max(wait, after)
 		if after > 0 && werr.Code == connect.CodeResourceExhausted {
 			// Over a quota, or overloaded: the server would refuse every
 			// write until then, so no batch goes (those in flight get
 			// their answers).
 			l.pausedUntil = maxTime(l.pausedUntil, time.Now().Add(after))
 		}
-		w.notBefore = time.Now().Add(wait)
+		if !retriable(werr.Code) || w.answered {
+			l.finish(w, Result{}, werr)
+			continue
+		}
+		w.lastErr = werr
+		wait := backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, w.tries)
+		w.notBefore = time.Now().Add(max(wait, after))
 		again = append(again, w)
 	}
 	l.requeue(again)
