@@ -257,6 +257,17 @@ type bearer struct {
 
 func (b bearer) unwrap() http.RoundTripper { return b.next }
 
+// CloseIdleConnections passes http.Client.CloseIdleConnections on to the
+// transport.
+func (b bearer) CloseIdleConnections() { closeIdle(b.next) }
+
+// closeIdle closes rt's idle connections, if it keeps any.
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Scheme != b.scheme || !strings.EqualFold(r.URL.Host, b.host) {
 		return b.next.RoundTrip(r)

@@ -26,6 +26,9 @@ type receiveBound struct {
 
 func (b receiveBound) unwrap() http.RoundTripper { return b.next }
 
+// CloseIdleConnections passes http.Client.CloseIdleConnections on.
+func (b receiveBound) CloseIdleConnections() { closeIdle(b.next) }
+
 func (b receiveBound) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := b.next.RoundTrip(r)
 	if err != nil || resp.Body == nil {

@@ -172,3 +172,39 @@ func TestMaxReceiveBytesNotDrained(t *testing.T) {
 		})
 	}
 }
+
+// TestHTTPClientClosesIdleConnections: the HTTP client's
+// CloseIdleConnections reaches the transport through the wrappers (the
+// bound on messages, the bearer token), so a caller can make the next
+// request dial again (as after a certificate rotation).
+func TestHTTPClientClosesIdleConnections(t *testing.T) {
+	t.Parallel()
+	var dialed atomic.Int32
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewAdminServiceHandler(wailv1connect.UnimplementedAdminServiceHandler{}))
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			dialed.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	for _, o := range []Options{{Addr: srv.URL}, {Addr: srv.URL, Token: "secret"}} {
+		dialed.Store(0)
+		c, err := Dial(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			_, err := c.Admin.ListTables(context.Background(), connect.NewRequest(&wailv1.ListTablesRequest{}))
+			if connect.CodeOf(err) != connect.CodeUnimplemented {
+				t.Fatal(err)
+			}
+			c.HTTP.CloseIdleConnections()
+		}
+		if n := dialed.Load(); n != 2 {
+			t.Fatalf("token %q: %d connections for two calls with CloseIdleConnections between; want 2", o.Token, n)
+		}
+	}
+}
