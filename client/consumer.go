@@ -146,6 +146,8 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 		return nil, errors.New("consumer: From, UntilEnd and MaxBatchEvents are for a subscription, not a group member (Start says where a new group starts)")
 	case cfg.Group == "" && cfg.Start != "":
 		return nil, errors.New("consumer: Start is for a group member (Group), not a subscription (From)")
+	case cfg.Reconnect.SteadyAfter < 0:
+		return nil, fmt.Errorf("consumer: Reconnect.SteadyAfter is %s: it must not be negative (0: DefaultSteadyAfter, %s)", cfg.Reconnect.SteadyAfter, DefaultSteadyAfter)
 	}
 	c := &Consumer{events: events, cfg: cfg}
 	c.ctx, c.cancel = context.WithCancel(ctx)

@@ -40,6 +40,8 @@ type scriptedStream[T any] struct {
 	msgs []*T
 	code connect.Code
 	hold bool // after msgs, wait for the client to go
+	// last: after msgs, the stream stays open this long, then ends.
+	last time.Duration
 }
 
 func (s *scripted) Subscribe(ctx context.Context, req *connect.Request[wailv1.SubscribeRequest], st *connect.ServerStream[wailv1.SubscribeResponse]) error {
@@ -74,6 +76,11 @@ func play[T any](ctx context.Context, send func(*T) error, s scriptedStream[T]) 
 	}
 	if s.hold {
 		<-ctx.Done()
+		return nil
+	}
+	select {
+	case <-time.After(s.last):
+	case <-ctx.Done():
 		return nil
 	}
 	if s.code != 0 {

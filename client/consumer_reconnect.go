@@ -19,7 +19,7 @@ import (
 // when it reconnected.
 //
 // The attempts count, and the wait grows, from the last stream that
-// delivered an event or stayed open SteadyStream: a stream that the
+// delivered an event or stayed open SteadyAfter: a stream that the
 // server ends at once after a message without an event (a group member's
 // join, its partitions) does not reset them.
 type Reconnect struct {
@@ -29,7 +29,7 @@ type Reconnect struct {
 	// and 5s): it doubles from MinWait with each failed attempt.
 	MinWait, MaxWait time.Duration
 	// MaxEnds bounds the streams in a row that the server ends without an
-	// error, each before delivering an event and within SteadyStream of
+	// error, each before delivering an event and within SteadyAfter of
 	// opening: after that many reconnections, the next such end fails
 	// Next with ErrStreamEnded (a server shutting down for good, or one
 	// that ends every stream at once: reconnecting does not help, and the
@@ -38,20 +38,31 @@ type Reconnect struct {
 	// Default DefaultMaxEnds (10: about 20 s with the default waits);
 	// negative: no bound.
 	MaxEnds int
+	// SteadyAfter is how long a stream stays open to count as up though
+	// it delivered no event (an idle table's): its end then starts the
+	// attempts, the wait and MaxEnds' count again. Shorter, a server that
+	// keeps each stream open a while before ending it is reconnected to
+	// for longer; longer, an idle stream that drops now and then counts
+	// towards MaxEnds. Default DefaultSteadyAfter (10s); negative is
+	// refused by NewConsumer.
+	SteadyAfter time.Duration
 	// OnReconnect, if set, is called (from Next) before each attempt with
 	// the error that ended the stream (nil: the server ended it) and the
 	// attempt's number since a stream last delivered an event or stayed
-	// open SteadyStream (1, 2, ...).
+	// open SteadyAfter (1, 2, ...).
 	OnReconnect func(err error, attempt int)
 }
 
 // DefaultMaxEnds is Reconnect.MaxEnds when unset.
 const DefaultMaxEnds = 10
 
-// SteadyStream is how long a stream stays open to count as up though it
-// delivered no event (an idle table's): its end starts the attempts and
-// Reconnect.MaxEnds' count again.
-const SteadyStream = 10 * time.Second
+// DefaultSteadyAfter is Reconnect.SteadyAfter when unset.
+const DefaultSteadyAfter = 10 * time.Second
+
+// SteadyStream is the default of Reconnect.SteadyAfter, which sets it.
+//
+// Deprecated: use DefaultSteadyAfter, or set Reconnect.SteadyAfter.
+const SteadyStream = DefaultSteadyAfter
 
 // ErrSnapshotInterrupted: the stream dropped during a snapshot (From or
 // Start "snapshot"), which cannot be resumed: a new snapshot leaves out
@@ -71,10 +82,10 @@ type reconnecting struct {
 	// received: the stream delivered an event.
 	received bool
 	// attempt counts the attempts since a stream delivered an event or
-	// stayed open SteadyStream.
+	// stayed open Reconnect.SteadyAfter.
 	attempt int
 	// ends counts the streams in a row the server ended cleanly, each
-	// before an event and within SteadyStream (Reconnect.MaxEnds).
+	// before an event and within Reconnect.SteadyAfter (MaxEnds).
 	ends int
 	// openedAt is when the stream in place opened.
 	openedAt time.Time
@@ -124,7 +135,7 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 		}
 		return fmt.Errorf("consumer of %s: %w (%w)", c.cfg.Table, ErrSnapshotInterrupted, err)
 	}
-	if time.Since(c.rc.openedAt) >= SteadyStream {
+	if time.Since(c.rc.openedAt) >= cmp.Or(c.cfg.Reconnect.SteadyAfter, DefaultSteadyAfter) {
 		c.rc.attempt, c.rc.ends = 0, 0 // it was up, if idle
 	}
 	if err == nil {

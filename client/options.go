@@ -99,14 +99,22 @@ type Options struct {
 	PingInterval, PingTimeout time.Duration
 	// MaxReceiveBytes bounds one message from the server (an answer, an
 	// event or a batch of events of a stream), on every service client
-	// Dial builds and on NewProducer's (connect.WithReadMaxBytes): a
-	// larger one is read past without being kept, and fails its call or
-	// its stream with resource_exhausted ("message size N is larger than
-	// configured max M"; a Consumer does not reconnect on it). So a broken
-	// or hostile server cannot make the client allocate without bound.
+	// Dial builds and on NewProducer's (connect.WithReadMaxBytes), and in
+	// the transport of HTTPClient: a larger one fails its call or its
+	// stream with resource_exhausted ("message is larger than configured
+	// max M", naming MaxReceiveBytes; a Consumer does not reconnect on
+	// it) as soon as its length prefix (a stream's message) or its bytes
+	// past the bound (a unary answer) arrive, and the stream is reset, or
+	// the HTTP/1.1 connection closed, without reading the rest (connect
+	// alone would read all the bytes the message declares, up to 4 GiB,
+	// for as long as the server takes to send them). So a broken or
+	// hostile server can neither make the client allocate without bound
+	// nor hold a call by trickling a message it will never finish.
 	// Default DefaultMaxReceiveBytes (128 MiB); raise it for a server
 	// whose api.subscription_buffer_bytes is larger (a batch of events
-	// may be that large). Negative: no bound.
+	// may be that large): raise it here, not with a
+	// connect.WithReadMaxBytes in ConnectOptions, which the transport's
+	// bound would still cap. Negative: no bound.
 	MaxReceiveBytes int
 }
 
@@ -231,6 +239,9 @@ func (o Options) HTTPClient() (*http.Client, error) {
 		u, _ := url.Parse(base) // parsed by BaseURL
 		rt = bearer{token: "Bearer " + o.Token, scheme: u.Scheme, host: u.Host, next: tr}
 	}
+	if limit := o.maxReceiveBytes(); limit >= 0 {
+		rt = receiveBound{limit: int64(limit), next: rt}
+	}
 	return &http.Client{Transport: rt}, nil
 }
 
@@ -242,6 +253,19 @@ type bearer struct {
 	token        string
 	scheme, host string
 	next         http.RoundTripper
+}
+
+func (b bearer) unwrap() http.RoundTripper { return b.next }
+
+// CloseIdleConnections passes http.Client.CloseIdleConnections on to the
+// transport.
+func (b bearer) CloseIdleConnections() { closeIdle(b.next) }
+
+// closeIdle closes rt's idle connections, if it keeps any.
+func closeIdle(rt http.RoundTripper) {
+	if c, ok := rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -289,9 +313,14 @@ func Dial(o Options) (*Client, error) {
 // message received (MaxReceiveBytes), then ConnectOptions (which may set
 // another).
 func (o Options) connectOptions() []connect.ClientOption {
-	limit := cmp.Or(o.MaxReceiveBytes, DefaultMaxReceiveBytes)
+	limit := o.maxReceiveBytes()
 	if limit < 0 {
 		return o.ConnectOptions
 	}
 	return append([]connect.ClientOption{connect.WithReadMaxBytes(limit)}, o.ConnectOptions...)
+}
+
+// maxReceiveBytes is MaxReceiveBytes or its default (negative: no bound).
+func (o Options) maxReceiveBytes() int {
+	return cmp.Or(o.MaxReceiveBytes, DefaultMaxReceiveBytes)
 }

@@ -51,7 +51,10 @@ type loop struct {
 	answers   chan answer
 	reopenAt  time.Time // no new stream before
 	reopenErr int       // consecutive failed streams
-	timer     *time.Timer
+	// pausedUntil: no batch is sent before (the server refused a write
+	// resource_exhausted and asked for this wait, retry_after_ms).
+	pausedUntil time.Time
+	timer       *time.Timer
 }
 
 // streamConn is one open WriteStream. Its sender sends the batches
@@ -162,6 +165,11 @@ func (l *loop) add(w *pending) bool {
 func (l *loop) pump(closing bool) time.Time {
 	now := time.Now()
 	l.expire(now)
+	if now.Before(l.pausedUntil) {
+		// The server asked for a wait: nothing goes before it ends
+		// (look again then, or to fail a write in time).
+		return l.queueWake(minTime(l.pausedUntil, l.flightsWake(now)))
+	}
 	for len(l.flights) < l.p.cfg.MaxInFlight {
 		batch, next := l.take(now, closing)
 		if len(batch) == 0 {
@@ -170,16 +178,17 @@ func (l *loop) pump(closing bool) time.Time {
 		if !l.send(batch, now) {
 			// No stream before reopenAt: look again then (or to fail a
 			// write in time), not at once.
-			wake := l.reopenAt
-			for _, w := range l.queue {
-				wake = minTime(wake, w.deadline.Add(time.Millisecond))
-			}
-			return minTime(wake, l.flightsWake(now))
+			return l.queueWake(minTime(l.reopenAt, l.flightsWake(now)))
 		}
 	}
-	wake := l.flightsWake(now)
+	return l.queueWake(l.flightsWake(now))
+}
+
+// queueWake is wake, or earlier the time to fail a queued write at its
+// delivery timeout.
+func (l *loop) queueWake(wake time.Time) time.Time {
 	for _, w := range l.queue {
-		wake = minTime(wake, w.deadline.Add(time.Millisecond)) // to fail it in time
+		wake = minTime(wake, w.deadline.Add(time.Millisecond))
 	}
 	return wake
 }
@@ -528,14 +537,20 @@ func (l *loop) answer(a answer) {
 		}
 		werr := &WriteError{Message: e.GetMessage(), Version: r.GetVersion(), IntentLogged: r.GetIntentLogged()}
 		_ = werr.Code.UnmarshalText([]byte(e.GetCode()))
+		after := time.Duration(e.GetRetryAfterMs()) * time.Millisecond
+		if after > 0 && werr.Code == connect.CodeResourceExhausted {
+			// Over a quota, or overloaded: the server would refuse every
+			// write until then, so no batch goes (those in flight get
+			// their answers).
+			l.pausedUntil = maxTime(l.pausedUntil, time.Now().Add(after))
+		}
 		if !retriable(werr.Code) || w.answered {
 			l.finish(w, Result{}, werr)
 			continue
 		}
 		w.lastErr = werr
 		wait := backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, w.tries)
-		wait = max(wait, time.Duration(e.GetRetryAfterMs())*time.Millisecond)
-		w.notBefore = time.Now().Add(wait)
+		w.notBefore = time.Now().Add(max(wait, after))
 		again = append(again, w)
 	}
 	l.requeue(again)
