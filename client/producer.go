@@ -55,9 +55,10 @@ type ProducerConfig struct {
 	// RetryBackoff is the first wait before a retry (default 50ms); it
 	// doubles up to RetryBackoffMax (default 2s). A server that asks for
 	// a longer wait (resource_exhausted with retry_after_ms: over a quota,
-	// or overloaded) gets it, and for all writes: the producer sends no
-	// batch until the wait ends (writes made meanwhile are held, within
-	// MaxBuffered and MaxBufferedBytes).
+	// or the table overloaded) gets it, and for all the table's writes:
+	// the producer sends none until the wait ends (writes made meanwhile
+	// are held, within MaxBuffered and MaxBufferedBytes); other tables'
+	// writes go on.
 	RetryBackoff, RetryBackoffMax time.Duration
 	// DeliveryTimeout bounds the time from Write to its answer, retries
 	// included (default 2m): then Write fails with the last error.
@@ -135,10 +136,10 @@ var ErrClosed = errors.New("wail: producer closed")
 //
 // Retries: a batch or a write the server refused unwritten (unavailable,
 // resource_exhausted, aborted) is sent again after a backoff; a refusal
-// resource_exhausted with retry_after_ms (a quota, an overload) pauses the
-// producer: no batch is sent until that wait passed, since the server
-// would refuse it too (Write and Close still return when their contexts
-// end); a write
+// resource_exhausted with retry_after_ms (a quota, an overloaded table)
+// pauses the writes of that table: none is sent until that wait passed,
+// since the server would refuse them too (Write and Close still return
+// when their contexts end; other tables' writes go on); a write
 // stamped whose store write failed with an unknown outcome is written
 // again, with a new, higher version. A broken stream is reopened; its
 // writes in flight may or may not have been written, so they and every

@@ -51,10 +51,11 @@ type loop struct {
 	answers   chan answer
 	reopenAt  time.Time // no new stream before
 	reopenErr int       // consecutive failed streams
-	// pausedUntil: no batch is sent before (the server refused a write
-	// resource_exhausted and asked for this wait, retry_after_ms).
-	pausedUntil time.Time
-	timer       *time.Timer
+	// paused: no write of the table is sent before (the server refused
+	// one of its writes resource_exhausted and asked for this wait,
+	// retry_after_ms).
+	paused map[string]time.Time
+	timer  *time.Timer
 }
 
 // streamConn is one open WriteStream. Its sender sends the batches
@@ -165,11 +166,6 @@ func (l *loop) add(w *pending) bool {
 func (l *loop) pump(closing bool) time.Time {
 	now := time.Now()
 	l.expire(now)
-	if now.Before(l.pausedUntil) {
-		// The server asked for a wait: nothing goes before it ends
-		// (look again then, or to fail a write in time).
-		return l.queueWake(minTime(l.pausedUntil, l.flightsWake(now)))
-	}
 	for len(l.flights) < l.p.cfg.MaxInFlight {
 		batch, next := l.take(now, closing)
 		if len(batch) == 0 {
@@ -258,6 +254,13 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 				delete(l.fence, w.key)
 			} else {
 				at = maxTime(at, f)
+			}
+		}
+		if until, ok := l.paused[w.m.GetTable()]; ok {
+			if !now.Before(until) {
+				delete(l.paused, w.m.GetTable())
+			} else {
+				at = maxTime(at, until)
 			}
 		}
 		if now.Before(at) {
@@ -539,10 +542,15 @@ func (l *loop) answer(a answer) {
 		_ = werr.Code.UnmarshalText([]byte(e.GetCode()))
 		after := time.Duration(e.GetRetryAfterMs()) * time.Millisecond
 		if after > 0 && werr.Code == connect.CodeResourceExhausted {
-			// Over a quota, or overloaded: the server would refuse every
-			// write until then, so no batch goes (those in flight get
-			// their answers).
-			l.pausedUntil = maxTime(l.pausedUntil, time.Now().Add(after))
+			// Over a quota, or the table overloaded: the server would
+			// refuse the table's writes until then, so none goes (those
+			// in flight get their answers). Other tables' writes go on: a
+			// quota refusal pauses each of them at its first refusal.
+			if l.paused == nil {
+				l.paused = make(map[string]time.Time)
+			}
+			t := w.m.GetTable()
+			l.paused[t] = maxTime(l.paused[t], time.Now().Add(after))
 		}
 		if !retriable(werr.Code) || w.answered {
 			l.finish(w, Result{}, werr)

@@ -156,3 +156,35 @@ func TestProducerCloseDuringPause(t *testing.T) {
 		t.Fatalf("%d batches sent; want 1 (the one refused)", len(arrivals))
 	}
 }
+
+// TestProducerPauseIsPerTable: a retry_after_ms refusal pauses the writes
+// of the refused write's table only (a table over proxy.max_backlog must
+// not hold back the others; a quota refusal refuses every table's writes,
+// and each is paused at its first refusal): another table's writes go on
+// at once, the paused table's wait.
+func TestProducerPauseIsPerTable(t *testing.T) {
+	t.Parallel()
+	s := &quotaServer{retryAfterMs: (10 * time.Minute).Milliseconds()}
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, BatchSize: 2, RetryBackoff: time.Millisecond}, time.Millisecond)
+	_ = refuseFirst(t, p) // k0 of table t refused, held for 10 minutes
+
+	held := make(chan error, 1)
+	go func() { _, err := p.Put(context.Background(), "t", []byte("k2"), nil); held <- err }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.Put(ctx, "other", []byte("k1"), nil); err != nil {
+		t.Fatalf("a write to another table while table t is paused: %v; want it written at once", err)
+	}
+	select {
+	case err := <-held:
+		t.Fatalf("a write to the paused table returned during the pause: %v", err)
+	default:
+	}
+	arrivals, _ := s.batches()
+	if len(arrivals) != 2 {
+		t.Fatalf("%d batches; want 2 (the refused one, then the other table's)", len(arrivals))
+	}
+	closeCtx, cancelClose := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancelClose()
+	_ = p.Close(closeCtx)
+}
