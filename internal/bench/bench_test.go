@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/logbuf"
 )
 
@@ -75,6 +77,14 @@ func TestFloorOnly(t *testing.T) {
 	}
 	if f.IntentBytes < keyBytes || f.Partitions != 8 {
 		t.Errorf("intent %d bytes, %d partitions", f.IntentBytes, f.Partitions)
+	}
+	// The floor runs with a server's collector setting, as the load does.
+	cur := debug.SetGCPercent(-1)
+	debug.SetGCPercent(cur)
+	if gc := res.Machine.GC; gc.Percent != cur || gc.PercentFrom == "" || !strings.Contains(out.String(), gc.String()) {
+		t.Errorf("machine.gc %+v: not what the process runs with (GC percent %d), or not printed:\n%s", gc, cur, out.String())
+	} else if os.Getenv("GOGC") == "" && gc.Percent != config.Default().Memory.GCPercent {
+		t.Errorf("the floor ran with GC percent %d, not a server's default %d", gc.Percent, config.Default().Memory.GCPercent)
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(js.Bytes(), &doc); err != nil {

@@ -142,8 +142,8 @@ func runFloor(ctx context.Context, o *Options, res *Result) (*Floor, error) {
 	}
 	defer rig.close()
 	f.IntentBytes = len(rig.intent)
-	fmt.Fprintf(o.Out, "floor: %s each of raw log appends, raw Pebble batches and LWW store writes (batch %d, %d writers), then the whole pipeline at batches %v with %v writers (intent %d B, value %d B, fsync %s)\n",
-		o.FloorDuration, floorLargeBatch, floorWriters, floorPipelineBatches, floorPipelineWriters, f.IntentBytes, o.ValueSize, f.Fsync)
+	fmt.Fprintf(o.Out, "floor: %s each of raw log appends, raw Pebble batches and LWW store writes (batch %d, %d writers), then the whole pipeline at batches %v with %v writers (intent %d B, value %d B, fsync %s; %s)\n",
+		o.FloorDuration, floorLargeBatch, floorWriters, floorPipelineBatches, floorPipelineWriters, f.IntentBytes, o.ValueSize, f.Fsync, res.Machine.GC)
 	runs := []struct {
 		dst *FloorRate
 		op  func(context.Context, *rand.Rand) (int, error)

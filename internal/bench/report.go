@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/server"
 )
 
 // Result is everything a run measured; it is the JSON document of --json.
@@ -41,6 +43,10 @@ type Machine struct {
 	GoVersion   string `json:"go_version"`
 	LoadAvgFrom string `json:"loadavg_start"` // /proc/loadavg before the run
 	LoadAvgTo   string `json:"loadavg_end"`
+	// GC is the bench process's collector setting: a server's defaults
+	// (memory.*), unless GOGC or GOMEMLIMIT set it. It holds for the load
+	// generator, the floor and an in-process server alike.
+	GC server.GC `json:"gc"`
 }
 
 func newResult(o *Options) *Result {

@@ -12,7 +12,9 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/latency"
+	"github.com/wail-cdc/wail/internal/server"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -28,6 +30,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		o.Seed = rand.Uint64()
 	}
 	res := newResult(&o)
+	// The bench owns its process: its collector runs as a server's would.
+	res.Machine.GC = server.TuneMemory(config.Default().Memory, server.HostMemoryEnv())
 	var err error
 	if !o.FloorOnly {
 		err = runLoad(ctx, &o, res)
@@ -128,7 +132,7 @@ func newSession(ctx context.Context, o *Options, tgt *target, res *Result) (_ *s
 		return nil, err
 	}
 	s.res.Backend.Partitions, s.res.Backend.Tables = parts, len(s.tables)
-	fmt.Fprintf(o.Out, "wail bench: %s\n", s.res.Backend)
+	fmt.Fprintf(o.Out, "wail bench: %s; this process: %s\n", s.res.Backend, s.res.Machine.GC)
 	keys, err := NewKeySampler(o)
 	if err != nil {
 		return nil, err

@@ -31,18 +31,11 @@ type Backend struct {
 	DataDir    string `json:"data_dir"`
 	// SharesCPU says what else ran on the cores the target used.
 	SharesCPU string `json:"shares_cpu"`
-	// GC is the in-process server's collector setting (memory.*, GOGC,
-	// GOMEMLIMIT); nil for a remote server.
-	GC *server.GC `json:"gc,omitempty"`
 }
 
 func (b Backend) String() string {
-	s := fmt.Sprintf("%s server at %s: intent log %s, event bus %s, store %s, fsync %s, %d table(s) x %d partitions",
+	return fmt.Sprintf("%s server at %s: intent log %s, event bus %s, store %s, fsync %s, %d table(s) x %d partitions",
 		b.Target, b.Addr, b.IntentLog, b.EventBus, b.Store, b.Fsync, b.Tables, b.Partitions)
-	if b.GC != nil {
-		s += ", " + b.GC.String()
-	}
-	return s
 }
 
 // target is the server under test and its clients.
@@ -139,7 +132,6 @@ func startInProcess(ctx context.Context, o *Options) (*target, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	gc := server.TuneMemory(cfg.Memory, server.HostMemoryEnv()) // the bench owns its process
 	srv, err := server.New(cfg, logger)
 	if err != nil {
 		cleanup()
@@ -164,7 +156,7 @@ func startInProcess(ctx context.Context, o *Options) (*target, error) {
 		fsync = "on, log syncfs rounds"
 	}
 	t.backend = Backend{Target: "in-process", Addr: t.base, IntentLog: "embedded", EventBus: "embedded",
-		Store: cfg.Store.Kind, Fsync: fsync, DataDir: dir, GC: &gc,
+		Store: cfg.Store.Kind, Fsync: fsync, DataDir: dir,
 		SharesCPU: "the in-process server shares this process, and so the machine's cores, with the load generator"}
 	t.stop = func() error { defer cleanup(); return stop() }
 	return t, nil
