@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
+
+	"connectrpc.com/connect"
 )
 
 // receiveBound is the transport's side of Options.MaxReceiveBytes.
@@ -83,7 +86,9 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		if b.read > b.limit {
 			return 0, b.fail(0)
 		}
-		p = p[:min(int64(len(p)), b.limit+1-b.read)]
+		if b.limit < math.MaxInt64 { // limit+1 would overflow
+			p = p[:min(int64(len(p)), b.limit+1-b.read)]
+		}
 		n, err := b.body.Read(p)
 		b.read += int64(n)
 		return n, err
@@ -111,9 +116,12 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 }
 
 // fail closes the body (a stream is reset, an HTTP/1.1 connection
-// closed, not drained) and fails every read from now.
+// closed, not drained) and fails every read from now, resource_exhausted
+// (connect passes a *connect.Error from a read on as it is; any other
+// error would fail the call unknown, when a connect.WithReadMaxBytes
+// above the bound let connect read the message).
 func (b *boundedBody) fail(size int64) error {
-	b.err = &errTooLarge{size: size, limit: b.limit}
+	b.err = connect.NewError(connect.CodeResourceExhausted, &errTooLarge{size: size, limit: b.limit})
 	_ = b.body.Close()
 	return b.err
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -120,16 +122,25 @@ func TestMaxReceiveBytesNotDrained(t *testing.T) {
 		name  string
 		h2c   bool
 		unary bool
+		// connectMax: a connect.WithReadMaxBytes in ConnectOptions above
+		// the bound, so that connect reads the message and the transport
+		// fails the read: the call must still fail resource_exhausted.
+		connectMax bool
 	}{
 		{name: "stream"},
 		{name: "unary", unary: true},
 		{name: "stream over h2c", h2c: true},
+		{name: "stream, connect's own bound higher", connectMax: true},
+		{name: "unary, connect's own bound higher", unary: true, connectMax: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var served, read atomic.Int64
 			srv := hugeDeclared(t, tc.h2c, &served)
 			o := Options{Addr: srv.URL, MaxReceiveBytes: limit, H2C: tc.h2c}
+			if tc.connectMax {
+				o.ConnectOptions = []connect.ClientOption{connect.WithReadMaxBytes(2 << 30)}
+			}
 			hc, err := o.HTTPClient()
 			if err != nil {
 				t.Fatal(err)
@@ -205,6 +216,19 @@ func TestHTTPClientClosesIdleConnections(t *testing.T) {
 		}
 		if n := dialed.Load(); n != 2 {
 			t.Fatalf("token %q: %d connections for two calls with CloseIdleConnections between; want 2", o.Token, n)
+		}
+	}
+}
+
+// TestBoundedBodyNoBound: a bound as large as an int may be (a caller's
+// way to say "no bound") reads an answer whole, without overflowing the
+// bound's arithmetic.
+func TestBoundedBodyNoBound(t *testing.T) {
+	for _, limit := range []int64{math.MaxInt64, math.MaxInt64 - 1} {
+		b := &boundedBody{body: io.NopCloser(strings.NewReader("an answer")), limit: limit}
+		got, err := io.ReadAll(b)
+		if err != nil || string(got) != "an answer" {
+			t.Fatalf("limit %d: %q, %v", limit, got, err)
 		}
 	}
 }

@@ -14,8 +14,9 @@ type Memory struct {
 	GCPercent int `yaml:"gc_percent"`
 	// LimitBytes is a soft memory limit (GOMEMLIMIT): near it the
 	// collector runs as often as it must, whatever gc_percent says. 0:
-	// three quarters of the cgroup's memory limit when the process runs
-	// under one (a container), else none; -1: none.
+	// three quarters of the lowest memory limit of the process's cgroup
+	// and those above it (a container, a pod), but not under 64 MiB
+	// unless the limit is lower, else none; -1: none.
 	LimitBytes int64 `yaml:"limit_bytes"`
 }
 

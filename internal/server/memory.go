@@ -36,6 +36,10 @@ func (g GC) String() string {
 	return s + fmt.Sprintf("memory limit %.1f GiB (%s)", float64(g.Limit)/(1<<30), g.LimitFrom)
 }
 
+// minCgroupLimit: a limit taken from a cgroup is at least this (or the
+// cgroup's own limit, when lower).
+const minCgroupLimit = 64 << 20
+
 // MemoryEnv is what TuneMemory reads of the process's surroundings; tests
 // replace it.
 type MemoryEnv struct {
@@ -68,16 +72,21 @@ func TuneMemory(m config.Memory, env MemoryEnv) GC {
 	case m.LimitBytes > 0:
 		gc.Limit, gc.LimitFrom = m.LimitBytes, "memory.limit_bytes"
 	case m.LimitBytes == 0:
-		if max, ok := cgroupMemoryMax(env.Root); ok {
-			gc.Limit, gc.LimitFrom = max/4*3, "cgroup"
+		if c, ok := cgroupMemoryMax(env.Root); ok {
+			// Three quarters, but not under 64 MiB (where the collector
+			// would run all the time) unless the cgroup has less.
+			gc.Limit, gc.LimitFrom = max(c/4*3, min(c, minCgroupLimit)), "cgroup"
 		}
 	}
 	debug.SetMemoryLimit(gc.Limit)
 	return gc
 }
 
-// cgroupMemoryMax returns the memory limit of the process's cgroup (v2's
-// memory.max, else v1's memory.limit_in_bytes), if it has one.
+// cgroupMemoryMax returns the lowest memory limit of the process's cgroup
+// and those above it (v2's memory.max, v1's memory.limit_in_bytes), if
+// any has one: a container's limit may sit on a parent of the cgroup the
+// process is in (a pod's, or the container's root when the process runs
+// in a child such as /init.scope).
 func cgroupMemoryMax(root fs.FS) (int64, bool) {
 	var v2, v1 string // the process's cgroup paths
 	if b, err := fs.ReadFile(root, "proc/self/cgroup"); err == nil {
@@ -93,27 +102,35 @@ func cgroupMemoryMax(root fs.FS) (int64, bool) {
 			}
 		}
 	}
-	for _, f := range []string{
-		path.Join("sys/fs/cgroup", v2, "memory.max"),
-		"sys/fs/cgroup/memory.max",
-		path.Join("sys/fs/cgroup/memory", v1, "memory.limit_in_bytes"),
-		"sys/fs/cgroup/memory/memory.limit_in_bytes",
+	lowest, found := int64(math.MaxInt64), false
+	for _, h := range []struct{ dir, cgroup, file string }{
+		{"sys/fs/cgroup", v2, "memory.max"},
+		{"sys/fs/cgroup/memory", v1, "memory.limit_in_bytes"},
 	} {
-		b, err := fs.ReadFile(root, f)
-		if err != nil {
-			continue
+		for dir := path.Join("/", h.cgroup); ; dir = path.Dir(dir) {
+			if n, ok := readLimit(root, path.Join(h.dir, dir, h.file)); ok && n < lowest {
+				lowest, found = n, true
+			}
+			if dir == "/" {
+				break
+			}
 		}
-		s := strings.TrimSpace(string(b))
-		if s == "max" {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n <= 0 || n >= 1<<60 { // v1 says "no limit" with a huge number
-			return 0, false
-		}
-		return n, true
 	}
-	return 0, false
+	return lowest, found
+}
+
+// readLimit reads a cgroup memory limit file: "max" (v2) or a number
+// of 2^60 or more (v1) is no limit.
+func readLimit(root fs.FS, name string) (int64, bool) {
+	b, err := fs.ReadFile(root, name)
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n <= 0 || n >= 1<<60 {
+		return 0, false
+	}
+	return n, true
 }
 
 func ctrlsHold(ctrls, name string) bool {

@@ -31,6 +31,22 @@ func TestTuneMemory(t *testing.T) {
 		"sys/fs/cgroup/memory/process_api/5015/memory.limit_in_bytes": {Data: []byte("2147483648\n")},
 		"sys/fs/cgroup/unified/cgroup.procs":                          {Data: []byte("1\n")},
 	}
+	initScope := fstest.MapFS{ // the process in a child of the container's cgroup, which holds the limit
+		"proc/self/cgroup":                    {Data: []byte("0::/init.scope\n")},
+		"sys/fs/cgroup/init.scope/memory.max": {Data: []byte("max\n")},
+		"sys/fs/cgroup/memory.max":            {Data: []byte("1073741824\n")},
+	}
+	pod := fstest.MapFS{ // a pod's limit below the container's
+		"proc/self/cgroup":                           {Data: []byte("0::/kubepods/pod1/ctr\n")},
+		"sys/fs/cgroup/kubepods/pod1/ctr/memory.max": {Data: []byte("4294967296\n")},
+		"sys/fs/cgroup/kubepods/pod1/memory.max":     {Data: []byte("2147483648\n")},
+		"sys/fs/cgroup/kubepods/memory.max":          {Data: []byte("max\n")},
+	}
+	v1Parent := fstest.MapFS{
+		"proc/self/cgroup": {Data: []byte("11:memory:/docker/abc/child\n")},
+		"sys/fs/cgroup/memory/docker/abc/child/memory.limit_in_bytes": {Data: []byte("9223372036854771712\n")},
+		"sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes":       {Data: []byte("4294967296\n")},
+	}
 	for _, tc := range []struct {
 		name string
 		mem  config.Memory
@@ -47,6 +63,18 @@ func TestTuneMemory(t *testing.T) {
 		{"cgroup v1", config.Memory{GCPercent: 300}, nil, v1, GC{300, "memory.gc_percent", 3 * gib, "cgroup"}},
 		{"cgroup v1 beside an empty v2", config.Memory{GCPercent: 300}, nil, hybrid,
 			GC{300, "memory.gc_percent", 3 * gib / 2, "cgroup"}},
+		{"the limit on the container's cgroup, the process in a child", config.Memory{GCPercent: 300}, nil, initScope,
+			GC{300, "memory.gc_percent", 3 * gib / 4, "cgroup"}},
+		{"the lowest limit above the process (a pod's)", config.Memory{GCPercent: 300}, nil, pod,
+			GC{300, "memory.gc_percent", 3 * gib / 2, "cgroup"}},
+		{"cgroup v1, the limit on a parent", config.Memory{GCPercent: 300}, nil, v1Parent,
+			GC{300, "memory.gc_percent", 3 * gib, "cgroup"}},
+		{"a small container: not under 64 MiB", config.Memory{GCPercent: 300}, nil, v2("/", "67108864"),
+			GC{300, "memory.gc_percent", 64 << 20, "cgroup"}},
+		{"a tiny container: its own limit", config.Memory{GCPercent: 300}, nil, v2("/", "33554432"),
+			GC{300, "memory.gc_percent", 32 << 20, "cgroup"}},
+		{"a container of 80 MiB: 64 MiB, over three quarters", config.Memory{GCPercent: 300}, nil, v2("/", "83886080"),
+			GC{300, "memory.gc_percent", 64 << 20, "cgroup"}},
 		{"cgroup v1 without a limit", config.Memory{GCPercent: 300}, nil, v1Unlimited,
 			GC{300, "memory.gc_percent", math.MaxInt64, "none"}},
 		{"no cgroup files", config.Memory{GCPercent: 300}, nil, fstest.MapFS{},
