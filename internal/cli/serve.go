@@ -185,6 +185,6 @@ func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 // memoryEnv is the host's, with the command's environment variables.
 func (g *globals) memoryEnv() server.MemoryEnv {
 	e := server.HostMemoryEnv()
-	e.LookupEnv = func(k string) (string, bool) { v := g.getenv(k); return v, v != "" }
+	e.Getenv = g.getenv
 	return e
 }

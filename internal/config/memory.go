@@ -20,9 +20,10 @@ type Memory struct {
 	LimitBytes int64 `yaml:"limit_bytes"`
 }
 
-// minMemoryLimit is the lowest limit_bytes accepted: under it the
-// collector would run all the time.
-const minMemoryLimit = 64 << 20
+// MinMemoryLimit is the lowest limit_bytes accepted, and the lowest limit
+// taken from a cgroup that has more: under it the collector would run all
+// the time.
+const MinMemoryLimit = 64 << 20
 
 func defaultMemory() Memory { return Memory{GCPercent: 300} }
 
@@ -32,8 +33,8 @@ func (c *Config) validateMemory() []error {
 	if m.GCPercent < 25 || m.GCPercent > 10000 {
 		errs = append(errs, fmt.Errorf("memory.gc_percent %d out of range 25..10000", m.GCPercent))
 	}
-	if m.LimitBytes < -1 || (m.LimitBytes > 0 && m.LimitBytes < minMemoryLimit) {
-		errs = append(errs, fmt.Errorf("memory.limit_bytes %d: want -1 (none), 0 (from the cgroup) or at least %d (64 MiB)", m.LimitBytes, minMemoryLimit))
+	if m.LimitBytes < -1 || (m.LimitBytes > 0 && m.LimitBytes < MinMemoryLimit) {
+		errs = append(errs, fmt.Errorf("memory.limit_bytes %d: want -1 (none), 0 (from the cgroup) or at least %d (64 MiB)", m.LimitBytes, MinMemoryLimit))
 	}
 	return errs
 }

@@ -36,21 +36,18 @@ func (g GC) String() string {
 	return s + fmt.Sprintf("memory limit %.1f GiB (%s)", float64(g.Limit)/(1<<30), g.LimitFrom)
 }
 
-// minCgroupLimit: a limit taken from a cgroup is at least this (or the
-// cgroup's own limit, when lower).
-const minCgroupLimit = 64 << 20
-
 // MemoryEnv is what TuneMemory reads of the process's surroundings; tests
 // replace it.
 type MemoryEnv struct {
-	LookupEnv func(string) (string, bool)
+	// Getenv reads an environment variable ("": unset).
+	Getenv func(string) string
 	// Root holds /proc/self/cgroup and /sys/fs/cgroup (paths without the
 	// leading slash).
 	Root fs.FS
 }
 
 // HostMemoryEnv reads the real environment and filesystem.
-func HostMemoryEnv() MemoryEnv { return MemoryEnv{LookupEnv: os.LookupEnv, Root: os.DirFS("/")} }
+func HostMemoryEnv() MemoryEnv { return MemoryEnv{Getenv: os.Getenv, Root: os.DirFS("/")} }
 
 // TuneMemory applies m to the Go runtime of this process, except for the
 // halves that GOGC or GOMEMLIMIT set (the runtime read those at start),
@@ -58,15 +55,15 @@ func HostMemoryEnv() MemoryEnv { return MemoryEnv{LookupEnv: os.LookupEnv, Root:
 // process, never to a library.
 func TuneMemory(m config.Memory, env MemoryEnv) GC {
 	gc := GC{Percent: m.GCPercent, PercentFrom: "memory.gc_percent", Limit: math.MaxInt64, LimitFrom: "none"}
-	if v, ok := env.LookupEnv("GOGC"); ok && v != "" {
+	if env.Getenv("GOGC") != "" {
 		gc.PercentFrom = "GOGC"
 		gc.Percent = debug.SetGCPercent(-1) // read it back
 		debug.SetGCPercent(gc.Percent)
 	} else {
 		debug.SetGCPercent(m.GCPercent)
 	}
-	switch v, ok := env.LookupEnv("GOMEMLIMIT"); {
-	case ok && v != "":
+	switch {
+	case env.Getenv("GOMEMLIMIT") != "":
 		gc.Limit, gc.LimitFrom = debug.SetMemoryLimit(-1), "GOMEMLIMIT"
 		return gc
 	case m.LimitBytes > 0:
@@ -75,7 +72,7 @@ func TuneMemory(m config.Memory, env MemoryEnv) GC {
 		if c, ok := cgroupMemoryMax(env.Root); ok {
 			// Three quarters, but not under 64 MiB (where the collector
 			// would run all the time) unless the cgroup has less.
-			gc.Limit, gc.LimitFrom = max(c/4*3, min(c, minCgroupLimit)), "cgroup"
+			gc.Limit, gc.LimitFrom = max(c/4*3, min(c, config.MinMemoryLimit)), "cgroup"
 		}
 	}
 	debug.SetMemoryLimit(gc.Limit)

@@ -95,7 +95,7 @@ func TestTuneMemory(t *testing.T) {
 				debug.SetGCPercent(150)
 				debug.SetMemoryLimit(2 * gib)
 			}
-			env := MemoryEnv{Root: tc.root, LookupEnv: func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }}
+			env := MemoryEnv{Root: tc.root, Getenv: func(k string) string { return tc.env[k] }}
 			got := TuneMemory(tc.mem, env)
 			if got != tc.want {
 				t.Fatalf("TuneMemory = %+v, want %+v", got, tc.want)
