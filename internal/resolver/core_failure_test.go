@@ -57,6 +57,12 @@ func flowingPublishFailures(how pubFail, tries, letterAt int) []step {
 // another key is read (and published) if others; each failed round asks
 // for a probe, answered as probeOK says.
 func flowingReadFailures(tries, letterAt int, others, probeOK bool) []step {
+	return flowingReadErrors(tries, letterAt, others, probeOK, errRes)
+}
+
+// flowingReadErrors is flowingReadFailures with a's failed reads answered
+// by fail.
+func flowingReadErrors(tries, letterAt int, others, probeOK bool, fail func(string) *ReadResult) []step {
 	v1 := ver(0, 0)
 	steps := []step{{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}}}
 	at, off := 0, int64(1)
@@ -69,7 +75,7 @@ func flowingReadFailures(tries, letterAt int, others, probeOK bool) []step {
 				step{at: at, published: true})
 			off++
 		}
-		fail := step{at: at, read: errRes("a"), parked: n(1)}
+		fail := step{at: at, read: fail("a"), parked: n(1)}
 		if i == letterAt {
 			fail.letters = []string{letter("a", "read", v1)}
 			return append(steps, fail, step{at: at, lettered: true, commit: off, parked: n(0)})
@@ -81,6 +87,31 @@ func flowingReadFailures(tries, letterAt int, others, probeOK bool) []step {
 	return append(steps,
 		step{at: at, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}, parked: n(0)},
 		step{at: at, published: true, commit: off})
+}
+
+// primaryFailures: key a needs version 2 (two levels); four times other
+// keys read fine at the replica level while a's replica read answers
+// replica and its primary read fails, and the probe of the primary fails
+// too: none of it counts. Then a reads fine.
+func primaryFailures(replica *ReadResult) []step {
+	v1, v2 := ver(0, 0), ver(1, 0)
+	steps := []step{{ingest: []Entry{put(0, "a", v2)}, reads: []string{"a@0"}}}
+	at := 0
+	for i := 1; i <= 4; i++ {
+		k := fmt.Sprintf("k%d", i)
+		steps = append(steps,
+			step{at: at, ingest: []Entry{put(int64(i), k, v1)}, reads: []string{k + "@0"}},
+			step{at: at, read: res(k, row(v1, "k")), events: []string{ev(k, v1, 1)}},
+			step{at: at, published: true},
+			step{at: at, read: replica, reads: []string{"a@1"}},
+			step{at: at, read: errRes("a"), reads: []string{"probe@1"}, parked: n(1)},
+			step{at: at, read: probeRes(false)})
+		at += 40
+		steps = append(steps, step{at: at, tick: true, reads: []string{"a@0"}})
+	}
+	return append(steps,
+		step{at: at, read: res("a", row(v2, "new")), events: []string{ev("a", v2, 1)}, parked: n(0)},
+		step{at: at, published: true, commit: 5})
 }
 
 func TestCoreFailures(t *testing.T) {
@@ -165,6 +196,11 @@ func TestCoreFailures(t *testing.T) {
 			steps: flowingReadFailures(3, 3, true, false),
 		},
 		{
+			name:  "reads the store cannot serve now (store.ErrUnavailable) never count, even while other keys read fine",
+			p:     failParams,
+			steps: flowingReadErrors(6, 0, true, true, unavailableRes),
+		},
+		{
 			name:  "a store outage (no other read or probe succeeds) never dead-letters",
 			p:     failParams,
 			steps: flowingReadFailures(5, 0, false, false),
@@ -175,27 +211,14 @@ func TestCoreFailures(t *testing.T) {
 			steps: flowingReadFailures(4, 4, false, true), // the first failure has no probe before it
 		},
 		{
-			name: "a primary outage while the replica serves does not count",
-			p:    twoLevels,
-			steps: func() []step {
-				steps := []step{{ingest: []Entry{put(0, "a", v2)}, reads: []string{"a@0"}}}
-				at := 0
-				for i := 1; i <= 4; i++ {
-					k := fmt.Sprintf("k%d", i)
-					steps = append(steps,
-						step{at: at, ingest: []Entry{put(int64(i), k, v1)}, reads: []string{k + "@0"}},
-						step{at: at, read: res(k, row(v1, "k")), events: []string{ev(k, v1, 1)}},
-						step{at: at, published: true},
-						step{at: at, read: res("a", row(v1, "old")), reads: []string{"a@1"}},
-						step{at: at, read: errRes("a"), reads: []string{"probe@1"}, parked: n(1)},
-						step{at: at, read: probeRes(false)})
-					at += 40
-					steps = append(steps, step{at: at, tick: true, reads: []string{"a@0"}})
-				}
-				return append(steps,
-					step{at: at, read: res("a", row(v2, "new")), events: []string{ev("a", v2, 1)}, parked: n(0)},
-					step{at: at, published: true, commit: 5})
-			}(),
+			name:  "a replica level that cannot serve the key (unavailable) while it serves others does not make a failing primary count",
+			p:     twoLevels,
+			steps: primaryFailures(unavailableRes("a")),
+		},
+		{
+			name:  "a primary outage while the replica serves does not count",
+			p:     twoLevels,
+			steps: primaryFailures(res("a", row(ver(0, 0), "old"))),
 		},
 		{
 			name: "a parked key's later intents queue behind it; other keys flow; the commit stays below it",

@@ -50,9 +50,13 @@ type sim struct {
 	// faults
 	big       map[uint64]bool // versions whose event the bus never takes
 	storeDown time.Time       // every read fails until then
-	busDown   time.Time       // every append fails until then
-	dlq       []Letter        // durable dead letters
-	lettered  map[int64]bool  // offsets they settled
+	// replicaDown: until then a replica of keys a and b is down, and their
+	// reads at the primary level fail as unavailable (a Cassandra read at
+	// ALL), for longer than the retry bounds, while other keys read fine
+	replicaDown time.Time
+	busDown     time.Time      // every append fails until then
+	dlq         []Letter       // durable dead letters
+	lettered    map[int64]bool // offsets they settled
 }
 
 // simConfig biases a simulation.
@@ -132,6 +136,9 @@ func (s *sim) run(steps int) {
 		}
 		if s.cfg.faults && s.rng.Intn(700) == 0 {
 			s.storeDown = s.now.Add(time.Duration(10+s.rng.Intn(60)) * time.Millisecond)
+		}
+		if s.cfg.faults && s.rng.Intn(700) == 0 {
+			s.replicaDown = s.now.Add(time.Duration(100+s.rng.Intn(1400)) * time.Millisecond)
 		}
 		if s.cfg.faults && s.rng.Intn(700) == 0 {
 			s.busDown = s.now.Add(time.Duration(10+s.rng.Intn(60)) * time.Millisecond)
@@ -372,6 +379,9 @@ func (s *sim) answer(rq ReadRequest) ReadResult {
 		return r
 	case s.now.Before(s.storeDown):
 		r.Err = fmt.Errorf("store down")
+		return r
+	case s.now.Before(s.replicaDown) && rq.Level == 1 && (string(rq.Key) == "a" || string(rq.Key) == "b"):
+		r.Err = fmt.Errorf("%w: a replica of %s is down", store.ErrUnavailable, rq.Key)
 		return r
 	case s.rng.Intn(25) == 0:
 		r.Err = fmt.Errorf("injected read error")

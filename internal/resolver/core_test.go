@@ -72,6 +72,13 @@ func errRes(key string) *ReadResult {
 	return &ReadResult{Key: []byte(key), Err: fmt.Errorf("boom")}
 }
 
+// unavailableRes answers a read of key with an error that says the store
+// cannot serve the level now (as a Cassandra read at ALL with a replica
+// down does, wrapped by the store as the driver's error is).
+func unavailableRes(key string) *ReadResult {
+	return &ReadResult{Key: []byte(key), Err: fmt.Errorf("cassandra: get %q at all: %w: Cannot achieve consistency level ALL", key, store.ErrUnavailable)}
+}
+
 // probeRes answers the last probe: the store served it or not.
 func probeRes(served bool) *ReadResult {
 	r := &ReadResult{Key: []byte("probe"), Probe: true}

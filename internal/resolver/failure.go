@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"errors"
 	"sort"
 	"time"
 
@@ -32,6 +33,14 @@ import (
 //     bisecting its batch) and the bus took other events or letters since
 //     the key's previous failure. A publish that may have landed (the loop
 //     could not check) never counts.
+//
+// A read that failed because the store cannot serve that level now
+// (store.ErrUnavailable: too few replicas alive for the consistency level,
+// a timeout, no connection, overload) never counts, even while the level
+// serves other keys: with a replica down, a read at ALL, or at QUORUM with
+// two down, fails for exactly the keys that replica holds and succeeds for
+// the rest of the ring. That is the store's outage, not the key's: the key
+// stays parked (and says so) until the level serves it again.
 //
 // So while the store or the bus is down for every key, nothing counts and
 // nothing is dead-lettered: the keys back off and retry until it is back.
@@ -112,14 +121,16 @@ func (c *Core) Parked() int { return c.parked }
 // readFailed handles a failed read: escalate, back off, or dead-letter.
 func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 	f := &ks.fail
-	if c.readOK[ks.level] > f.readMark {
+	if c.readOK[ks.level] > f.readMark && !errors.Is(err, store.ErrUnavailable) {
 		f.served = true
 	}
 	if !top {
 		c.read(now, ks, ks.level+1)
 		return
 	}
-	counted := f.served
+	// A round whose last read (at the strongest level) the store could not
+	// serve is the store's outage, whatever failed below it.
+	counted := f.served && !errors.Is(err, store.ErrUnavailable)
 	f.served = false
 	f.readMark = c.seq
 	if c.failed(now, ks, err.Error(), counted, false) {

@@ -12,10 +12,13 @@ import (
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
-// readTimeout bounds one store read; a timed-out read counts as an error
-// (retried, never a reason to give up on an intent).
+// readTimeout bounds one job of store reads. A read it cut short failed
+// with store.ErrUnavailable: a store that does not answer in that time
+// cannot serve now, which never counts toward a key's dead letter (the
+// outage rule in failure.go).
 const readTimeout = 5 * time.Second
 
 // maxPublishBatch bounds the events of one bus append, maxLetterBatch the
@@ -78,19 +81,29 @@ func (r *Resolver) read(ctx context.Context, table string, reqs []ReadRequest) [
 		for i := range out {
 			out[i].Took = took
 			if err != nil {
-				out[i].Err = err
+				out[i].Err = timedOut(ctx, rctx, err)
 				continue
 			}
-			out[i].Row, out[i].Found, out[i].Err = reads[i].Row, reads[i].Found, reads[i].Err
+			out[i].Row, out[i].Found, out[i].Err = reads[i].Row, reads[i].Found, timedOut(ctx, rctx, reads[i].Err)
 		}
 		return out
 	}
 	for i := range out {
 		out[i].Row, out[i].Found, out[i].Err = r.store.Get(rctx, table, reqs[i].Key, reqs[i].Level)
+		out[i].Err = timedOut(ctx, rctx, out[i].Err)
 		out[i].Took = time.Since(began)
 		began = time.Now()
 	}
 	return out
+}
+
+// timedOut marks a read error that readTimeout caused (rctx ended, ctx did
+// not) as store.ErrUnavailable.
+func timedOut(ctx, rctx context.Context, err error) error {
+	if err == nil || rctx.Err() == nil || ctx.Err() != nil || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: no answer within %s: %w", store.ErrUnavailable, readTimeout, err)
 }
 
 // loop is the I/O around the Core of one partition. Only its goroutine
@@ -311,7 +324,7 @@ func (l *loop) readsDone(res []ReadResult) {
 		l.m.observeRead(int(r.Level), *r)
 		if r.Err != nil {
 			l.warn("read", "store reads fail; the keys are parked and read again with backoff (dead-lettered after the table's max_attempts "+
-				"only while the store serves other keys)", "key", printable(r.Key), "level", r.Level, "probe", r.Probe, "err", r.Err)
+				"only while the store serves other keys, never for \"store unavailable\")", "key", printable(r.Key), "level", r.Level, "probe", r.Probe, "err", r.Err)
 		}
 		l.core.ReadDone(now, *r)
 	}

@@ -877,3 +877,42 @@ func TestReadConcurrency(t *testing.T) {
 		t.Fatalf("%d reads at once, want Concurrency = 2", n)
 	}
 }
+
+// TestReadTimeoutIsUnavailable: a read that readTimeout cut short failed
+// with store.ErrUnavailable (it never counts toward a dead letter); one
+// that failed on its own, or because the resolver stops, keeps its error.
+func TestReadTimeoutIsUnavailable(t *testing.T) {
+	t.Parallel()
+	live := context.Background()
+	stopped, stop := context.WithCancel(live)
+	stop()
+	expired, cancel := context.WithTimeout(live, -time.Second)
+	defer cancel()
+	stoppedExpired, cancel2 := context.WithTimeout(stopped, -time.Second)
+	defer cancel2()
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name        string
+		ctx, rctx   context.Context
+		err         error
+		wantUnavail bool
+	}{
+		{"the read's deadline passed", live, expired, context.DeadlineExceeded, true},
+		{"no error", live, expired, nil, false},
+		{"the deadline is not over: the store's own error", live, live, boom, false},
+		{"the resolver stops", stopped, stoppedExpired, context.Canceled, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := timedOut(tc.ctx, tc.rctx, tc.err)
+			if got := errors.Is(err, store.ErrUnavailable); got != tc.wantUnavail {
+				t.Fatalf("timedOut(%v) = %v: unavailable %v, want %v", tc.err, err, got, tc.wantUnavail)
+			}
+			if tc.err != nil && !errors.Is(err, tc.err) {
+				t.Fatalf("timedOut(%v) = %v: lost the error", tc.err, err)
+			}
+			if tc.err == nil && err != nil {
+				t.Fatalf("timedOut(nil) = %v", err)
+			}
+		})
+	}
+}
