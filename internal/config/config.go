@@ -277,7 +277,8 @@ type Resolver struct {
 	// which are both stable and, together, unique.
 	InstanceID string `yaml:"instance_id"`
 	// TransactionProducers (Kafka) is how many transactions one resolver
-	// process runs at once, each for its share of the partitions.
+	// process runs at once, each for its share of the partitions (each on
+	// two transactional producers in turn).
 	TransactionProducers int `yaml:"transaction_producers"`
 	// TransactionLinger (Kafka) is the least time between the starts of
 	// two transactions of one producer: events ready meanwhile go in the

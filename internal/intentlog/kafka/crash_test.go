@@ -134,25 +134,7 @@ func TestMemberKilledMidTransaction(t *testing.T) {
 		}
 		return got[0] == 5
 	})
-	_, end, err := l.Bounds(ctx, out, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := l.NewReader(out, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var values []string
-	for r.Position() < end {
-		recs, err := r.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rec := range recs {
-			values = append(values, string(rec.Value))
-		}
-	}
+	values := readValues(t, ctx, l, out, 0)
 	if fmt.Sprint(values) != "[a b]" {
 		t.Fatalf("read_committed reader got %q, want [a b] once", values)
 	}

@@ -155,3 +155,29 @@ func closedAddr(t testing.TB) string {
 	_ = l.Close()
 	return addr
 }
+
+// readValues reads a partition to its end as a read_committed reader and
+// returns the records' values.
+func readValues(t testing.TB, ctx context.Context, l *Log, topic string, partition int32) []string {
+	t.Helper()
+	_, end, err := l.Bounds(ctx, topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.NewReader(topic, partition, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var values []string
+	for r.Position() < end {
+		recs, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range recs {
+			values = append(values, string(rec.Value))
+		}
+	}
+	return values
+}

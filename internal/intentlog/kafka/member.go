@@ -54,10 +54,12 @@ type MemberOptions struct {
 	// SessionTimeout: how long the group waits for a silent member before
 	// giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration
-	// Producers is the number of transactional producers (default 1):
-	// Transact calls of different shards run concurrently, each producer
-	// one transaction at a time. Their transactional ids are
-	// Group.InstanceID.0, .1, ...
+	// Producers is the number of transaction shards (default 1):
+	// Transact calls of different shards run concurrently, each shard one
+	// transaction at a time. A shard has two transactional producers and
+	// takes them in turn, so that a transaction does not wait for the
+	// coordinator to finish the one before it (its markers); shard s's
+	// transactional ids are Group.InstanceID.2s and .2s+1.
 	Producers int
 }
 
@@ -71,7 +73,8 @@ type Member struct {
 	l         *Log
 	cl        *kgo.Client // group membership and offset commits outside transactions
 	group     string
-	producers []*producer
+	producers []*producer // two per shard
+	shards    []*txnShard
 
 	metaMu sync.Mutex // guards what follows: cluster facts, asked once
 	// implicitOffsets: the cluster adds the group's offsets to a
@@ -89,9 +92,22 @@ type Member struct {
 type producer struct {
 	cl    *kgo.Client
 	txnID string
+}
 
+// txnShard runs the transactions of one shard, one at a time, on its two
+// producers in turn. Kafka's coordinator finishes a committed transaction
+// (writes its markers) after EndTxn has answered, and refuses the next
+// transaction of the same producer until then (the client retries on
+// CONCURRENT_TRANSACTIONS): back to back on one producer, each waits for
+// the one before. The other producer's last transaction is two back and
+// usually finished. Order holds: a transaction starts only once the one
+// before it is committed (or aborted), and its records come after that
+// one's on every partition.
+type txnShard struct {
 	mu        sync.Mutex // one transaction at a time
-	lastMilli int64      // newest record timestamp, under mu
+	pair      [2]*producer
+	next      int   // which of pair runs the next transaction
+	lastMilli int64 // newest record timestamp, over both producers
 }
 
 // Join creates a member and starts joining its group; assignments arrive
@@ -114,7 +130,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
 	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}}
-	for i := range max(opts.Producers, 1) {
+	for i := range 2 * max(opts.Producers, 1) {
 		txnID := fmt.Sprintf("%s.%s.%d", opts.Group, opts.InstanceID, i)
 		pOpts := append(append([]kgo.Opt{}, l.common...),
 			kgo.TransactionalID(txnID),
@@ -132,7 +148,13 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 			m.closeProducers()
 			return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 		}
-		m.producers = append(m.producers, &producer{cl: pcl, txnID: txnID})
+		p := &producer{cl: pcl, txnID: txnID}
+		m.producers = append(m.producers, p)
+		if i%2 == 0 {
+			m.shards = append(m.shards, &txnShard{pair: [2]*producer{p}})
+		} else {
+			m.shards[i/2].pair[1] = p
+		}
 		// InitProducerID now, before any partition is assigned: it fences
 		// a predecessor with this transactional id (a killed process, or
 		// this process's previous membership) and aborts its open
@@ -190,8 +212,8 @@ func (m *Member) AddTopics(topics ...string) {
 	m.cl.AddConsumeTopics(topics...)
 }
 
-// Shards is the number of transactional producers.
-func (m *Member) Shards() int { return len(m.producers) }
+// Shards is the number of transaction shards (MemberOptions.Producers).
+func (m *Member) Shards() int { return len(m.shards) }
 
 // Transact publishes recs (topic -> records, each to Partition(key, n) of
 // its topic) and commits the group's offsets (topic -> partition -> next
@@ -201,17 +223,19 @@ func (m *Member) Shards() int { return len(m.producers) }
 // be joined again; on any error nothing of it is visible to read_committed
 // readers.
 func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
-	p := m.producers[shard%len(m.producers)]
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	sh := m.shards[shard%len(m.shards)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	recs, offsets = externalMap(m.l.names, recs), externalMap(m.l.names, offsets)
-	krs, err := m.records(ctx, p, recs)
+	krs, err := m.records(ctx, sh, recs)
 	if err != nil {
 		return fmt.Errorf("kafka: transact: %w", err)
 	}
 	if len(krs) == 0 {
 		return m.commit(ctx, offsets)
 	}
+	p := sh.pair[sh.next]
+	sh.next ^= 1
 	// A transaction whose abort failed earlier is still open in the
 	// client (BeginTransaction would refuse): abort it first. With none
 	// open this returns at once.
@@ -260,9 +284,9 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 
 // records turns recs into kgo records placed by key and stamped with one
 // timestamp, never below one handed out before.
-func (m *Member) records(ctx context.Context, p *producer, recs map[string][]*intentlog.Record) ([]*kgo.Record, error) {
-	milli := max(time.Now().UnixMilli(), p.lastMilli)
-	p.lastMilli = milli
+func (m *Member) records(ctx context.Context, sh *txnShard, recs map[string][]*intentlog.Record) ([]*kgo.Record, error) {
+	milli := max(time.Now().UnixMilli(), sh.lastMilli)
+	sh.lastMilli = milli
 	ts := time.UnixMilli(milli)
 	var krs []*kgo.Record
 	for topic, rs := range recs {

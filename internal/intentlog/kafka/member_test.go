@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -50,7 +52,7 @@ func (a *assignments) first() int32 {
 	return -1
 }
 
-func join(t *testing.T, l *Log, group, id, topic string) (*Member, *assignments) {
+func join(t testing.TB, l *Log, group, id, topic string) (*Member, *assignments) {
 	t.Helper()
 	a := &assignments{owned: map[int32]bool{}}
 	m, err := l.Join(MemberOptions{Group: group, InstanceID: id, Topics: []string{topic},
@@ -61,7 +63,7 @@ func join(t *testing.T, l *Log, group, id, topic string) (*Member, *assignments)
 	return m, a
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -129,24 +131,7 @@ func testMember(t *testing.T, brokers []string) {
 	// The committed record is there for a read_committed reader.
 	var values []string
 	for q := int32(0); q < 4; q++ {
-		_, end, err := l.Bounds(ctx, out, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := l.NewReader(out, q, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for r.Position() < end {
-			recs, err := r.Next(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, rec := range recs {
-				values = append(values, string(rec.Value))
-			}
-		}
-		r.Close()
+		values = append(values, readValues(t, ctx, l, out, q)...)
 	}
 	if fmt.Sprint(values) != "[committed]" {
 		t.Fatalf("read %q, want [committed]", values)
@@ -196,26 +181,59 @@ func TestMemberFencedByRestart(t *testing.T) {
 		t.Fatal("the fenced member's transaction committed")
 	}
 	_ = old.Close(ctx)
-	_, end, err := l.Bounds(ctx, out, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := l.NewReader(out, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var values []string
-	for r.Position() < end {
-		got, err := r.Next(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rec := range got {
-			values = append(values, string(rec.Value))
-		}
-	}
+	values := readValues(t, ctx, l, out, 0)
 	if fmt.Sprint(values) != "[old new]" {
 		t.Fatalf("read %q, want [old new]", values)
+	}
+}
+
+// TestMemberShardTakesTurns: one shard's transactions, back to back, run
+// on its two producers in turn (both appear as producers of the output
+// partition) and keep their order: a read_committed reader sees every
+// record once, in the order of the Transact calls, and the offset of the
+// last one is committed.
+func TestMemberShardTakesTurns(t *testing.T) {
+	t.Parallel()
+	brokers := realBrokers(t)
+	ctx := testCtx(t, 90*time.Second)
+	l := openLog(t, brokers, nil)
+	in, out := topicName("turns-in"), topicName("turns-out")
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, a := join(t, l, "g-"+in, "one", in)
+	defer m.Close(ctx)
+	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+	if m.Shards() != 1 {
+		t.Fatalf("%d shards, want 1 (Producers 0)", m.Shards())
+	}
+	const n = 30
+	var want []string
+	for i := range n {
+		v := fmt.Sprint(i)
+		want = append(want, v)
+		recs := map[string][]*intentlog.Record{out: {{Key: []byte(v), Value: []byte(v)}}}
+		if err := m.Transact(ctx, 0, recs, map[string]map[int32]int64{in: {0: int64(i + 1)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.Committed(ctx, "g-"+in, in)
+	if err != nil || got[0] != n {
+		t.Fatalf("committed %v, %v; want %d", got, err, n)
+	}
+	prods, err := l.adm.DescribeProducers(ctx, kadm.TopicsSet{out: {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[int64]bool{}
+	prods.EachProducer(func(p kadm.DescribedProducer) { ids[p.ProducerID] = true })
+	if len(ids) != 2 {
+		t.Fatalf("%d producers wrote the output partition, want the shard's 2", len(ids))
+	}
+	values := readValues(t, ctx, l, out, 0)
+	if fmt.Sprint(values) != fmt.Sprint(want) {
+		t.Fatalf("read %v, want %v", values, want)
 	}
 }
