@@ -277,11 +277,12 @@ type Resolver struct {
 	// which are both stable and, together, unique.
 	InstanceID string `yaml:"instance_id"`
 	// TransactionProducers (Kafka) is how many transactions one resolver
-	// process runs at once, each for its share of the partitions (each on
-	// two transactional producers in turn).
+	// process runs at once, each for its share of the partitions (each
+	// shard on two transactional producers in turn, so twice as many Kafka
+	// clients).
 	TransactionProducers int `yaml:"transaction_producers"`
 	// TransactionLinger (Kafka) is the least time between the starts of
-	// two transactions of one producer: events ready meanwhile go in the
+	// two transactions of one shard: events ready meanwhile go in the
 	// next, so that fewer, larger transactions carry them (0: back to
 	// back).
 	TransactionLinger time.Duration `yaml:"transaction_linger"`

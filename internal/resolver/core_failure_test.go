@@ -1,11 +1,13 @@
 package resolver
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // failParams: three counted failures dead-letter; retries wait at most
@@ -61,8 +63,10 @@ func flowingReadFailures(tries, letterAt int, others, probeOK bool) []step {
 }
 
 // flowingReadErrors is flowingReadFailures with a's failed reads answered
-// by fail.
+// by fail. A failure that says the store cannot serve now asks for no
+// probe (it never counts).
 func flowingReadErrors(tries, letterAt int, others, probeOK bool, fail func(string) *ReadResult) []step {
+	probes := !errors.Is(fail("a").Err, store.ErrUnavailable)
 	v1 := ver(0, 0)
 	steps := []step{{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}}}
 	at, off := 0, int64(1)
@@ -80,9 +84,14 @@ func flowingReadErrors(tries, letterAt int, others, probeOK bool, fail func(stri
 			fail.letters = []string{letter("a", "read", v1)}
 			return append(steps, fail, step{at: at, lettered: true, commit: off, parked: n(0)})
 		}
-		fail.reads = []string{"probe@0"}
 		at += 40
-		steps = append(steps, fail, step{at: at, read: probeRes(probeOK)}, step{at: at, tick: true, reads: []string{"a@0"}})
+		if probes {
+			fail.reads = []string{"probe@0"}
+			steps = append(steps, fail, step{at: at, read: probeRes(probeOK)})
+		} else {
+			steps = append(steps, fail)
+		}
+		steps = append(steps, step{at: at, tick: true, reads: []string{"a@0"}})
 	}
 	return append(steps,
 		step{at: at, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}, parked: n(0)},

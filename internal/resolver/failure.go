@@ -141,7 +141,9 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 	}
 	c.out.ReadRetries++
 	c.wait(ks, c.retryAt(now, ks))
-	c.probe(ks)
+	if !errors.Is(err, store.ErrUnavailable) {
+		c.probe(ks) // an unavailable round never counts: nothing to learn
+	}
 }
 
 // probeKey is read by a probe when no other key read fine lately (after a

@@ -97,10 +97,12 @@ func (r *Resolver) read(ctx context.Context, table string, reqs []ReadRequest) [
 	return out
 }
 
-// timedOut marks a read error that readTimeout caused (rctx ended, ctx did
-// not) as store.ErrUnavailable.
+// timedOut marks a read error that readTimeout caused (a deadline error
+// after rctx ended, while ctx did not) as store.ErrUnavailable; any other
+// error keeps its meaning, also when it came late.
 func timedOut(ctx, rctx context.Context, err error) error {
-	if err == nil || rctx.Err() == nil || ctx.Err() != nil || errors.Is(err, store.ErrUnavailable) {
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || rctx.Err() == nil || ctx.Err() != nil ||
+		errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
 	return fmt.Errorf("%w: no answer within %s: %w", store.ErrUnavailable, readTimeout, err)

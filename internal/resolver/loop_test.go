@@ -900,6 +900,7 @@ func TestReadTimeoutIsUnavailable(t *testing.T) {
 		{"the read's deadline passed", live, expired, context.DeadlineExceeded, true},
 		{"no error", live, expired, nil, false},
 		{"the deadline is not over: the store's own error", live, live, boom, false},
+		{"the store's own error, after the deadline", live, expired, boom, false},
 		{"the resolver stops", stopped, stoppedExpired, context.Canceled, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -207,6 +207,9 @@ func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
 		Name: "wail_store_replica_stale_reads_total",
 		Help: "PostgreSQL replica reads whose wait ran out (store.replica_wait) before the replica caught up; they read it anyway and mostly escalate.",
 	}, func() float64 { return waits(true) }))
+	if er, ok := st.(engineReporter); ok {
+		reg.MustRegister(newEngineCollector(er))
+	}
 }
 
 // kafkaOptions turns the log.kafka configuration into the Kafka log's

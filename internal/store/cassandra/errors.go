@@ -44,13 +44,17 @@ func unconfiguredTable(err error) bool {
 }
 
 // unavailable: errors that say the cluster cannot serve now, as opposed to
-// errors in the request.
+// errors in the request. A read failure is not one: a replica answered
+// that it could not read the rows (too many tombstones, a guardrail, a
+// corrupt sstable), which a retry does not cure and which the resolver
+// dead-letters after its bounds, while it waits out an outage for as long
+// as it lasts.
 func unavailable(err error) bool {
 	var re gocql.RequestError
 	if errors.As(err, &re) {
 		switch re.Code() {
 		case gocql.ErrCodeUnavailable, gocql.ErrCodeOverloaded, gocql.ErrCodeBootstrapping,
-			gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout, gocql.ErrCodeWriteFailure, gocql.ErrCodeReadFailure:
+			gocql.ErrCodeWriteTimeout, gocql.ErrCodeReadTimeout, gocql.ErrCodeWriteFailure:
 			return true
 		}
 		return false

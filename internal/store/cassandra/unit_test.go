@@ -176,6 +176,9 @@ func TestClassification(t *testing.T) {
 		{requestErr{gocql.ErrCodeWriteTimeout, "Operation timed out"}, false, true, false},
 		{requestErr{gocql.ErrCodeWriteFailure, "failure"}, false, true, false},
 		{requestErr{gocql.ErrCodeOverloaded, "overloaded"}, false, true, false},
+		{requestErr{gocql.ErrCodeReadTimeout, "Operation timed out - received only 2 responses."}, false, true, false},
+		// a replica could not read the rows: the key's problem, not an outage
+		{requestErr{gocql.ErrCodeReadFailure, "Operation failed - received 1 responses and 1 failures: READ_TOO_MANY_TOMBSTONES"}, false, false, false},
 		{requestErr{gocql.ErrCodeServer, "server error"}, false, false, false},
 		{requestErr{gocql.ErrCodeInvalid, "table wail_x does not exist"}, true, false, true},
 		{requestErr{gocql.ErrCodeInvalid, "unconfigured table wail_x"}, true, false, true},

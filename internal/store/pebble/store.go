@@ -96,6 +96,7 @@ type Store struct {
 	log     *slog.Logger
 	seed    maphash.Seed
 	failure *failure
+	stalls  *stallClock // Pebble's write stalls (Engine)
 
 	// life is read-held by every operation that touches db and write-held
 	// by Close, so db is never used after it is closed (Pebble panics then).
@@ -163,8 +164,10 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		fs = vfs.Default
 	}
 	fail := newFailure(log)
+	stalls := newStallClock()
 	po := &pebble.Options{
 		Logger:             slogLogger{l: log, f: fail},
+		EventListener:      stalls.listener(),
 		FormatMajorVersion: pebble.FormatNewest,
 		FS:                 &stopFS{FS: fs, f: fail},
 	}
@@ -194,6 +197,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		log:     log,
 		seed:    maphash.MakeSeed(),
 		failure: fail,
+		stalls:  stalls,
 		tables:  make(map[string]struct{}),
 		work:    make(chan func()),
 		idle:    committerIdle,

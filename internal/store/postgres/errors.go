@@ -18,6 +18,8 @@ const (
 	codeUndefinedTable       = "42P01"
 	codeDeadlock             = "40P01"
 	codeSerializationFailure = "40001"
+	codeQueryCanceled        = "57014" // statement_timeout
+	codeLockNotAvailable     = "55P03" // lock_timeout
 )
 
 // classify maps a driver error to the store's sentinels: store.ErrClosed
@@ -50,9 +52,11 @@ func unavailable(err error) bool {
 		// connections, out of memory or disk); 57P01-57P05: shutting
 		// down, cannot connect now, idle timeouts; 40001/40P01: a lock
 		// race that outlasted Apply's retries, or a replica cancelling a
-		// read that conflicts with recovery.
+		// read that conflicts with recovery; 57014/55P03: the statement or
+		// lock timeout the store sets inside the server (the caller's own
+		// cancellation is not classified: see classify).
 		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "53") || strings.HasPrefix(c, "57P") ||
-			c == codeDeadlock || c == codeSerializationFailure
+			c == codeDeadlock || c == codeSerializationFailure || c == codeQueryCanceled || c == codeLockNotAvailable
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error

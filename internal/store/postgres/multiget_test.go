@@ -58,6 +58,9 @@ func TestGetManyBound(t *testing.T) {
 	if !errors.As(err, &pgErr) || (pgErr.Code != "55P03" && pgErr.Code != "57014") || !strings.Contains(pgErr.Message, "timeout") || took >= deadline {
 		t.Fatalf("a read blocked by a lock: %v after %s; want PostgreSQL's lock or statement timeout before the %s deadline", err, took, deadline)
 	}
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("a read the server's own timeout stopped: %v, want store.ErrUnavailable (it must not count toward a dead letter)", err)
+	}
 	t.Logf("a blocked read was stopped by the server after %s: %v", took.Round(time.Millisecond), err)
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
