@@ -155,19 +155,17 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		} else {
 			m.shards[i/2].pair[1] = p
 		}
-		// InitProducerID now, before any partition is assigned: it fences
-		// a predecessor with this transactional id (a killed process, or
-		// this process's previous membership) and aborts its open
-		// transaction, which would otherwise hold the partitions' stable
-		// offsets until the transaction timeout, while the new owner
-		// waits for them.
-		ictx, cancel := context.WithTimeout(context.Background(), l.opts.RequestTimeout)
-		_, _, err = pcl.ProducerID(ictx)
-		cancel()
-		if err != nil {
-			m.closeProducers()
-			return nil, fmt.Errorf("kafka: join %s: init producer %s: %w", opts.Group, txnID, err)
-		}
+	}
+	// InitProducerID now, before any partition is assigned: it fences a
+	// predecessor with each transactional id (a killed process, or this
+	// process's previous membership) and aborts its open transaction,
+	// which would otherwise hold the partitions' stable offsets until the
+	// transaction timeout while the new owner waits for them. All at once:
+	// each is a round trip to its coordinator, and aborting a predecessor's
+	// transaction can take a while.
+	if err := m.initProducers(l.opts.RequestTimeout); err != nil {
+		m.closeProducers()
+		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
 	revoked := func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
 		if opts.OnRevoked != nil && len(r) > 0 {
@@ -203,6 +201,31 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	l.members[m] = struct{}{}
 	l.mu.Unlock()
 	return m, nil
+}
+
+// initProducers initializes every producer's id concurrently, each within
+// timeout; the first error (by producer) is returned.
+func (m *Member) initProducers(timeout time.Duration) error {
+	errs := make([]error, len(m.producers))
+	var wg sync.WaitGroup
+	for i, p := range m.producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			if _, _, err := p.cl.ProducerID(ctx); err != nil {
+				errs[i] = fmt.Errorf("init producer %s: %w", p.txnID, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AddTopics makes the group consume more topics.
