@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +66,74 @@ func TestTransactAfterFailedAbort(t *testing.T) {
 	got, err := l.Committed(ctx, "g-"+in, in)
 	if err != nil || got[0] != 7 {
 		t.Fatalf("committed %v, %v; want 7", got, err)
+	}
+}
+
+// TestTransactAfterUnknownCommit: a commit whose outcome is unknown (its
+// EndTxn failed with an error that says neither committed nor aborted) on
+// one of a shard's producers. The error is neither IsAborted nor
+// ErrFenced (the resolver ends its membership on it); the next
+// transaction runs on the shard's other producer and commits; the one
+// after that runs on the first again, which the recovery abort left
+// usable; and a read_committed reader sees the committed records in order
+// and nothing of the unknown one, which that abort ended.
+func TestTransactAfterUnknownCommit(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := testCtx(t, 60*time.Second)
+	l := openLog(t, c.ListenAddrs(), nil)
+	in, out := topicName("unknown-in"), topicName("unknown-out")
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, a := join(t, l, "g-"+in, "one", in)
+	t.Cleanup(func() { _ = m.Close(ctx) })
+	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
+	transact := func(v string, offset int64) error {
+		return m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte(v), Value: []byte(v)}}},
+			map[string]map[int32]int64{in: {0: offset}})
+	}
+	if err := transact("first", 1); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next commit's EndTxn answers an error of unknown outcome, once.
+	var commits int
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if !req.(*kmsg.EndTxnRequest).Commit {
+			c.KeepControl()
+			return nil, nil, false
+		}
+		commits++
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.Version = req.GetVersion()
+		resp.ErrorCode = kerr.UnknownServerError.Code
+		return resp, nil, true
+	})
+	err = transact("unknown", 2)
+	if err == nil || IsAborted(err) || errors.Is(err, ErrFenced) || commits != 1 {
+		t.Fatalf("commit of unknown outcome: %v (%d commits refused), want an error neither aborted nor fenced", err, commits)
+	}
+	if !strings.Contains(err.Error(), "unknown outcome") {
+		t.Fatalf("error %q does not say the outcome is unknown", err)
+	}
+
+	// The other producer of the shard, then the first again.
+	for i, v := range []string{"second", "third"} {
+		if err := transact(v, int64(3+i)); err != nil {
+			t.Fatalf("transaction %q after the unknown commit: %v", v, err)
+		}
+	}
+	got, err := l.Committed(ctx, "g-"+in, in)
+	if err != nil || got[0] != 4 {
+		t.Fatalf("committed %v, %v; want 4", got, err)
+	}
+	if vals := readValues(t, ctx, l, out, 0); !slices.Equal(vals, []string{"first", "second", "third"}) {
+		t.Fatalf("read_committed sees %q, want first, second, third", vals)
 	}
 }
