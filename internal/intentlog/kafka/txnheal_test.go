@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -19,22 +20,8 @@ import (
 // failing ("already in a transaction"), which would make the resolver
 // leave and rejoin its group.
 func TestTransactAfterFailedAbort(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	ctx := testCtx(t, 60*time.Second)
-	l := openLog(t, c.ListenAddrs(), func(o *Options) { o.MaxMessageBytes = 256 << 10 })
-	in, out := topicName("heal-in"), topicName("heal-out")
-	for _, topic := range []string{in, out} {
-		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, a := join(t, l, "g-"+in, "one", in)
-	t.Cleanup(func() { _ = m.Close(ctx) })
-	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
+	c, ctx, l, m, in, out := txnSetup(t, "heal")
+	var err error
 	rec := func(v string, size int) *intentlog.Record {
 		return &intentlog.Record{Key: []byte(v), Value: make([]byte, size)}
 	}
@@ -78,22 +65,8 @@ func TestTransactAfterFailedAbort(t *testing.T) {
 // usable; and a read_committed reader sees the committed records in order
 // and nothing of the unknown one, which that abort ended.
 func TestTransactAfterUnknownCommit(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	ctx := testCtx(t, 60*time.Second)
-	l := openLog(t, c.ListenAddrs(), nil)
-	in, out := topicName("unknown-in"), topicName("unknown-out")
-	for _, topic := range []string{in, out} {
-		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, a := join(t, l, "g-"+in, "one", in)
-	t.Cleanup(func() { _ = m.Close(ctx) })
-	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
+	c, ctx, l, m, in, out := txnSetup(t, "unknown")
+	var err error
 	transact := func(v string, offset int64) error {
 		return m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte(v), Value: []byte(v)}}},
 			map[string]map[int32]int64{in: {0: offset}})
@@ -136,4 +109,28 @@ func TestTransactAfterUnknownCommit(t *testing.T) {
 	if vals := readValues(t, ctx, l, out, 0); !slices.Equal(vals, []string{"first", "second", "third"}) {
 		t.Fatalf("read_committed sees %q, want first, second, third", vals)
 	}
+}
+
+// txnSetup starts a one-broker fake cluster with topics <prefix>-in and
+// <prefix>-out (one partition each, 256 KiB records at most) and a member
+// that owns the input partition.
+func txnSetup(t *testing.T, prefix string) (*kfake.Cluster, context.Context, *Log, *Member, string, string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := testCtx(t, 60*time.Second)
+	l := openLog(t, c.ListenAddrs(), func(o *Options) { o.MaxMessageBytes = 256 << 10 })
+	in, out := topicName(prefix+"-in"), topicName(prefix+"-out")
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, a := join(t, l, "g-"+in, "one", in)
+	t.Cleanup(func() { _ = m.Close(ctx) })
+	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
+	return c, ctx, l, m, in, out
 }
