@@ -8,3 +8,7 @@ func Routes(s *Server) []string {
 	s.Handler()
 	return append(starting, s.routes...)
 }
+
+// SetServingHook makes Serve call f once it answers, before its start
+// opens anything.
+func SetServingHook(s *Server, f func()) { s.testHookServing = f }

@@ -126,6 +126,9 @@ type Server struct {
 	// routes are the patterns of the last handler made (for tests: each
 	// must have a permission, api.Covered).
 	routes []string
+	// testHookServing, if set, runs once Serve answers, before the start
+	// (tests look at the server in that window).
+	testHookServing func()
 }
 
 // New opens everything the configuration names, unless it names a remote
@@ -420,6 +423,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	protocols.SetUnencryptedHTTP2(true)
 	var front gate
 	front.set(s.startingHandler())
+	// Unhealthy from the first answer: /healthz must not say 200 while the
+	// API still answers Unavailable (a client that waits for /healthz
+	// would then fail its first call).
+	s.setStarting(s.firstStartStep(), "wait; if it lasts, see the process's log")
 	// Read and write timeouts are per request (budget.go): server-wide
 	// ones would cut event streams.
 	hs := &http.Server{Handler: s.inflight.wrap(&front), Protocols: &protocols,
@@ -433,6 +440,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 		return err
 	}
 	defer stopMetrics()
+	if s.testHookServing != nil {
+		s.testHookServing()
+	}
 	if err := s.start(ctx); err != nil {
 		_ = hs.Close()
 		if s.lease != nil {
@@ -451,6 +461,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	defer stopLease() // after the resolver stopped, before the store closes
 	defer s.watchClock(ctx)()
 	front.set(s.Handler())
+	s.health.Clear(startComponent) // only now: the API answers
 	if s.console != nil {
 		cctx, stopConsole := context.WithCancel(ctx)
 		sampled := make(chan struct{})

@@ -60,6 +60,14 @@ func (s *Server) startingHandler() http.Handler {
 	return s.guarded(mux)
 }
 
+// firstStartStep says what the start does first.
+func (s *Server) firstStartStep() string {
+	if s.opened {
+		return "claiming the proxy id"
+	}
+	return "opening the log and the store"
+}
+
 func (s *Server) startingReason() string {
 	if r := s.starting.Load(); r != nil {
 		return *r
@@ -73,7 +81,7 @@ func (s *Server) start(ctx context.Context) error {
 	w := &waiter{s: s, begin: time.Now(), backoff: startBackoff}
 	var err error
 	if !s.opened { // else New opened it (nothing remote)
-		s.setStarting("opening the log and the store", "wait; if it lasts, see the process's log")
+		s.setStarting(s.firstStartStep(), "wait; if it lasts, see the process's log")
 		err = w.until(ctx, s.waitingFor, func(ctx context.Context) error {
 			actx, cancel := context.WithTimeout(ctx, startAttempt)
 			defer cancel()
@@ -86,7 +94,6 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.health.Clear(startComponent)
 	if w.attempts > 0 {
 		s.logger.Info("the dependencies answer: serving", "waited", time.Since(w.begin).Round(time.Millisecond))
 	}

@@ -117,10 +117,19 @@ func (d *door) open(*testing.T) {
 // and what Serve returned (once it has).
 func starting(t *testing.T, cfg config.Config) (string, <-chan error, <-chan string) {
 	t.Helper()
+	return startingWith(t, cfg, nil)
+}
+
+// startingWith is starting with mod applied to the server before it serves.
+func startingWith(t *testing.T, cfg config.Config, mod func(*server.Server)) (string, <-chan error, <-chan string) {
+	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mod != nil {
+		mod(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -312,5 +321,48 @@ func TestStopWhileWaiting(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after its context ended")
+	}
+}
+
+// TestHealthzUnhealthyFromTheFirstAnswer: from its first answer until the
+// API serves, /healthz says unhealthy, so that a client that waits for
+// /healthz never gets Unavailable from its first call. It said 200 while
+// the start had not begun yet (the bench's vs-debezium harness failed its
+// CreateTable so).
+func TestHealthzUnhealthyFromTheFirstAnswer(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	hold, release := make(chan struct{}), make(chan struct{})
+	base, _, ready := startingWith(t, cfg, func(s *server.Server) {
+		server.SetServingHook(s, func() { close(hold); <-release })
+	})
+	releaseOnce := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(releaseOnce) // before the server's cleanup waits for it to stop
+	<-hold
+	code, body := healthz(t, base)
+	if code == http.StatusOK {
+		t.Fatalf("/healthz before the start: %d %s, want unhealthy", code, body)
+	}
+	if !strings.Contains(body, "wail is starting") {
+		t.Fatalf("/healthz before the start says %q, want what the start does", body)
+	}
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, base)
+	_, err := admin.CreateTable(context.Background(), connect.NewRequest(&wailv1.CreateTableRequest{Name: "t"}))
+	if connect.CodeOf(err) != connect.CodeUnavailable {
+		t.Fatalf("CreateTable before the start: %v, want Unavailable", err)
+	}
+	releaseOnce()
+	<-ready
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if code, _ := healthz(t, base); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/healthz never said 200")
+		}
+	}
+	if _, err := admin.CreateTable(context.Background(), connect.NewRequest(&wailv1.CreateTableRequest{Name: "t"})); err != nil {
+		t.Fatalf("CreateTable once /healthz says 200: %v", err)
 	}
 }
