@@ -453,6 +453,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 		}
 		return err
 	}
+	s.setStarting(startingAPI, "wait; if it lasts, see the process's log")
 	// With tokens in the catalog, read them before the API answers. A
 	// failure went to OnTokensError (/healthz, the log); tokens are
 	// refused until a read works.

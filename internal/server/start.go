@@ -60,10 +60,14 @@ func (s *Server) startingHandler() http.Handler {
 	return s.guarded(mux)
 }
 
+// startingAPI is what the start says once the log and the store are open
+// (and the proxy id claimed): the API's tokens and handler are set up.
+const startingAPI = "starting the API"
+
 // firstStartStep says what the start does first.
 func (s *Server) firstStartStep() string {
 	if s.opened {
-		return "claiming the proxy id"
+		return startingAPI
 	}
 	return "opening the log and the store"
 }

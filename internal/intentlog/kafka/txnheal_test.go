@@ -42,17 +42,21 @@ func TestTransactAfterFailedAbort(t *testing.T) {
 		t.Fatalf("transaction with a record over the limit and a failing abort: %v (%d EndTxn), want an error after one EndTxn", err, endTxns)
 	}
 
-	// The next transaction goes through, and commits its offsets.
-	if err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {rec("b", 1)}},
-		map[string]map[int32]int64{in: {0: 7}}); err != nil {
-		if strings.Contains(err.Error(), "already in a transaction") {
-			t.Fatalf("the failed abort left the producer in its transaction: %v", err)
+	// The next transactions go through, and commit their offsets: the
+	// first on the shard's other producer, the second on the one the
+	// failed abort left inside its transaction.
+	for i, v := range []string{"b", "c"} {
+		if err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {rec(v, 1)}},
+			map[string]map[int32]int64{in: {0: int64(7 + i)}}); err != nil {
+			if strings.Contains(err.Error(), "already in a transaction") {
+				t.Fatalf("the failed abort left the producer in its transaction: %v", err)
+			}
+			t.Fatal(err)
 		}
-		t.Fatal(err)
 	}
 	got, err := l.Committed(ctx, "g-"+in, in)
-	if err != nil || got[0] != 7 {
-		t.Fatalf("committed %v, %v; want 7", got, err)
+	if err != nil || got[0] != 8 {
+		t.Fatalf("committed %v, %v; want 8", got, err)
 	}
 }
 
@@ -96,11 +100,21 @@ func TestTransactAfterUnknownCommit(t *testing.T) {
 		t.Fatalf("error %q does not say the outcome is unknown", err)
 	}
 
-	// The other producer of the shard, then the first again.
-	for i, v := range []string{"second", "third"} {
-		if err := transact(v, int64(3+i)); err != nil {
-			t.Fatalf("transaction %q after the unknown commit: %v", v, err)
-		}
+	// The other producer of the shard: its records become visible, so the
+	// recovery abort ended the unknown transaction (an open one would
+	// hold the stable offset, and this read, until the transaction
+	// timeout of 10 s, past the read's 5 s).
+	if err := transact("second", 3); err != nil {
+		t.Fatalf("transaction after the unknown commit: %v", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if vals := readValues(t, rctx, l, out, 0); !slices.Equal(vals, []string{"first", "second"}) {
+		t.Fatalf("read_committed sees %q, want first, second", vals)
+	}
+	// Then the first producer again.
+	if err := transact("third", 4); err != nil {
+		t.Fatalf("transaction on the first producer again: %v", err)
 	}
 	got, err := l.Committed(ctx, "g-"+in, in)
 	if err != nil || got[0] != 4 {
