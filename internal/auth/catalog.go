@@ -118,7 +118,9 @@ type snapshot struct {
 
 // NewRefreshed returns the refresher of st: it reads every every (each
 // read bounded by every too), and tokens older than maxStale are refused.
-// onError is told of a failed read, and nil once one works again;
+// onError is told of a failed read (wrapping ErrTokensStale when the
+// tokens are refused from then on: none read yet, or the last read is
+// older than maxStale), and nil once one works again;
 // onChange of each document read after the first (for the audit log).
 func NewRefreshed(st TokenStore, every, maxStale time.Duration, onError func(error), onChange func(before, after *TokenFile)) *Refreshed {
 	if onError == nil {
@@ -147,7 +149,13 @@ func (r *Refreshed) Refresh(ctx context.Context) error {
 	if err == nil && before != nil {
 		r.onChange(before, tf)
 	}
-	r.onError(err)
+	told := err
+	if err != nil {
+		if _, refused := r.Current(); refused != nil {
+			told = refused // wraps ErrTokensStale and names err: bearer tokens are refused now
+		}
+	}
+	r.onError(told)
 	return err
 }
 

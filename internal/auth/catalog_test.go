@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -117,6 +118,15 @@ func TestRefreshedFailsClosed(t *testing.T) {
 	if _, err := r.Current(); !errors.Is(err, ErrTokensStale) {
 		t.Fatalf("before any read: %v, want ErrTokensStale", err)
 	}
+	st.fail = errors.New("no route to host")
+	if err := r.Refresh(t.Context()); err == nil || errors.Is(err, ErrTokensStale) {
+		t.Fatalf("a failing first read returned %v, want the read's own error", err)
+	}
+	if len(told) != 1 || !errors.Is(told[0], ErrTokensStale) || !strings.Contains(told[0].Error(), "no route to host") {
+		t.Fatalf("a failing first read told %v, want ErrTokensStale naming the cause (tokens refused)", told)
+	}
+	st.fail = nil
+	told = nil
 	var tok string
 	_, _ = EditTokens(t.Context(), st, func(tf *TokenFile) (err error) { tok, _, err = tf.Create("a", nil, now); return err })
 	if err := r.Refresh(t.Context()); err != nil {
@@ -142,6 +152,9 @@ func TestRefreshedFailsClosed(t *testing.T) {
 	if !errors.Is(err, ErrTokensStale) || !bytes.Contains([]byte(err.Error()), []byte("connection refused")) {
 		t.Fatalf("past maxStale: %v, want ErrTokensStale naming the cause", err)
 	}
+	if err := r.Refresh(t.Context()); err == nil {
+		t.Fatal("a failing read reported no error")
+	}
 	st.fail = nil
 	if err := r.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -149,8 +162,9 @@ func TestRefreshedFailsClosed(t *testing.T) {
 	if _, err := r.Current(); err != nil {
 		t.Fatalf("after a good read: %v", err)
 	}
-	if len(told) != 3 || told[0] != nil || told[1] == nil || told[2] != nil {
-		t.Fatalf("onError told %v; want nil, an error, nil", told)
+	if len(told) != 4 || told[0] != nil || told[1] == nil || errors.Is(told[1], ErrTokensStale) ||
+		!errors.Is(told[2], ErrTokensStale) || told[3] != nil {
+		t.Fatalf("onError told %v; want nil, an error within maxStale, ErrTokensStale past it, nil", told)
 	}
 	if changes != 1 {
 		t.Fatalf("onChange called %d times, want 1 (not for the first read)", changes)

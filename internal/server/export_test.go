@@ -12,3 +12,7 @@ func Routes(s *Server) []string {
 // SetServingHook makes Serve call f once it answers, before its start
 // opens anything.
 func SetServingHook(s *Server, f func()) { s.testHookServing = f }
+
+// SetShutdownHook makes the shutdown call f once it began, before it stops
+// serving.
+func SetShutdownHook(s *Server, f func()) { s.testHookShutdown = f }

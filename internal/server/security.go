@@ -127,32 +127,43 @@ func (s *Server) jwksProblem() func(error) {
 	}
 }
 
-// catalogTokensProblem reports, as degraded on /healthz and once in the
-// log, a catalog whose tokens cannot be read (security.auth.tokens_source
-// catalog): the last tokens read stay in use until
-// tokens_max_staleness, then every bearer token is refused.
+// catalogTokensProblem reports a catalog whose tokens cannot be read
+// (security.auth.tokens_source catalog), on /healthz and once per state in
+// the log: degraded while the last tokens read stay in use (up to
+// tokens_max_staleness), unhealthy once bearer tokens are refused (none
+// read since the start, or the last read is older than that).
 func (s *Server) catalogTokensProblem() func(error) {
 	var mu sync.Mutex
-	failing := false
+	state := health.OK
 	a := s.cfg.Security.Auth
 	return func(err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
-			if failing {
+			if state != health.OK {
 				s.health.Clear(authComponent)
 				s.logger.Info("the bearer tokens are read from the catalog again")
 			}
-			failing = false
+			state = health.OK
 			return
 		}
 		action := "check the store (`wail doctor`); `wail token ls` reads the same entry"
-		s.health.Set(authComponent, health.Degraded, fmt.Sprintf("the bearer tokens cannot be read from the store's catalog; the last read stays in use for up to security.auth.tokens_max_staleness %s, then bearer tokens are refused: %v", a.Staleness(), err), action)
-		if !failing {
+		was := state
+		if errors.Is(err, auth.ErrTokensStale) {
+			state = health.Unhealthy
+			s.health.Set(authComponent, state, "bearer tokens are refused: "+err.Error(), action)
+			if was != state {
+				s.logger.Error("bearer tokens are refused: they cannot be read from the store's catalog", "err", err,
+					"tokens_max_staleness", a.Staleness(), "action", action)
+			}
+			return
+		}
+		state = health.Degraded
+		s.health.Set(authComponent, state, fmt.Sprintf("the bearer tokens cannot be read from the store's catalog; the last read stays in use for up to security.auth.tokens_max_staleness %s, then bearer tokens are refused: %v", a.Staleness(), err), action)
+		if was != state {
 			s.logger.Warn("cannot read the bearer tokens from the store's catalog; the last read stays in use until tokens_max_staleness, then bearer tokens are refused",
 				"err", err, "tokens_max_staleness", a.Staleness(), "action", action)
 		}
-		failing = true
 	}
 }
 

@@ -129,6 +129,9 @@ type Server struct {
 	// testHookServing, if set, runs once Serve answers, before the start
 	// (tests look at the server in that window).
 	testHookServing func()
+	// testHookShutdown, if set, runs once the shutdown began, before it
+	// stops serving.
+	testHookShutdown func()
 }
 
 // New opens everything the configuration names, unless it names a remote

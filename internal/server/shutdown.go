@@ -10,7 +10,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/health"
 )
+
+// shutdownComponent is the /healthz condition of a shutdown under way.
+const shutdownComponent = "shutdown"
 
 // inflight tracks the requests being served, so that a shutdown that
 // cannot finish them in time says which it waited for.
@@ -106,6 +111,13 @@ func (f *fresh) closeAll() {
 func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-chan error, deadline time.Time) error {
 	start := time.Now()
 	budget := time.Until(deadline) * 9 / 10
+	// The metrics port (security.metrics_listen) answers until the end:
+	// its /healthz must not say 200 while writes are refused.
+	s.health.Set(shutdownComponent, health.Unhealthy, "wail is shutting down",
+		"wait: the process exits once the writes in flight finish and the resolver drained (shutdown_timeout)")
+	if s.testHookShutdown != nil {
+		s.testHookShutdown()
+	}
 	s.sinks.Close()        // a request in flight is cut: its batch is delivered again at the next start
 	s.eventService.Close() // end event streams so they do not hold up Shutdown
 	s.events.Close()

@@ -366,3 +366,52 @@ func TestHealthzUnhealthyFromTheFirstAnswer(t *testing.T) {
 		t.Fatalf("CreateTable once /healthz says 200: %v", err)
 	}
 }
+
+// TestHealthzUnhealthyWhileShuttingDown: once the shutdown began, the
+// metrics port's /healthz (it answers until the process ends) says
+// unhealthy and why, not 200.
+func TestHealthzUnhealthyWhileShuttingDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := "http://" + ln.Addr().String()
+	ln.Close()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Security.MetricsListen = strings.TrimPrefix(metrics, "http://")
+	srv, err := server.New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code int
+	var body string
+	server.SetShutdownHook(srv, func() { code, body = healthz(t, metrics) })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, func(a string) { ready <- a }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, _ := healthz(t, metrics); c == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/healthz on the metrics port never said 200 while serving")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+		t.Fatalf("/healthz on the metrics port during the shutdown: %d %q, want 503 saying it shuts down", code, body)
+	}
+}
