@@ -90,11 +90,16 @@ type Report struct {
 // Registry holds the conditions of one process. The zero value is not
 // usable; use NewRegistry. It is safe for concurrent use.
 type Registry struct {
-	now   func() time.Time
-	mu    sync.Mutex
-	conds map[string]Condition
-	gauge prometheus.Gauge
+	now      func() time.Time
+	mu       sync.Mutex
+	conds    map[string]Condition
+	gauge    prometheus.Gauge
+	stopping prometheus.Gauge
 }
+
+// StoppingComponent is the condition of a process that shuts down
+// (SetStopping).
+const StoppingComponent = "shutdown"
 
 // NewRegistry returns an empty (ok) registry. With reg set, it exports the
 // process state as the gauge wail_health_state (0 ok, 1 degraded, 2
@@ -103,12 +108,26 @@ func NewRegistry(reg prometheus.Registerer) *Registry {
 	r := &Registry{now: time.Now, conds: map[string]Condition{}}
 	r.gauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "wail_health_state",
-		Help: "Health of the process: 0 ok, 1 degraded, 2 unhealthy (see /healthz for the reasons).",
+		Help: "Health of the process: 0 ok, 1 degraded, 2 unhealthy (see /healthz for the reasons); a shutdown under way does not count (wail_shutting_down).",
+	})
+	r.stopping = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "wail_shutting_down",
+		Help: "1 while the process shuts down (/healthz answers 503, the alerts on wail_health_state do not fire for it), else 0.",
 	})
 	if reg != nil {
-		reg.MustRegister(r.gauge)
+		reg.MustRegister(r.gauge, r.stopping)
 	}
 	return r
+}
+
+// SetStopping marks the process as shutting down, for good: /healthz
+// answers 503 (unhealthy), naming it after the conditions that caused the
+// stop, while the gauge wail_health_state keeps the state of the other
+// conditions, so that an ordinary shutdown (a deploy, a scale-down) does
+// not page; wail_shutting_down says 1.
+func (r *Registry) SetStopping(reason, action string) {
+	r.Set(StoppingComponent, Unhealthy, reason, action)
+	r.stopping.Set(1)
 }
 
 // Set raises (or updates) the condition of a component. Setting OK clears
@@ -125,7 +144,7 @@ func (r *Registry) Set(component string, s State, reason, action string) {
 		}
 		r.conds[component] = c
 	}
-	r.gauge.Set(float64(r.stateLocked()))
+	r.gauge.Set(float64(r.alertStateLocked()))
 }
 
 // Clear drops the condition of a component (it works again).
@@ -141,13 +160,24 @@ func (r *Registry) ClearPrefix(prefix string) {
 			delete(r.conds, k)
 		}
 	}
-	r.gauge.Set(float64(r.stateLocked()))
+	r.gauge.Set(float64(r.alertStateLocked()))
 }
 
 func (r *Registry) stateLocked() State {
 	s := OK
 	for _, c := range r.conds {
 		s = max(s, c.State)
+	}
+	return s
+}
+
+// alertStateLocked is the state without the shutdown (wail_health_state).
+func (r *Registry) alertStateLocked() State {
+	s := OK
+	for k, c := range r.conds {
+		if k != StoppingComponent {
+			s = max(s, c.State)
+		}
 	}
 	return s
 }
@@ -160,7 +190,7 @@ func (r *Registry) State() State {
 }
 
 // Report returns the state and the conditions, worst first, then by
-// component.
+// component; a shutdown (SetStopping) comes last.
 func (r *Registry) Report() Report {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -170,6 +200,9 @@ func (r *Registry) Report() Report {
 	}
 	sort.Slice(rep.Conditions, func(i, j int) bool {
 		a, b := rep.Conditions[i], rep.Conditions[j]
+		if (a.Component == StoppingComponent) != (b.Component == StoppingComponent) {
+			return b.Component == StoppingComponent // the causes of a stop first
+		}
 		if a.State != b.State {
 			return a.State > b.State
 		}

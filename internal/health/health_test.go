@@ -80,6 +80,36 @@ func TestClearPrefixAndOrder(t *testing.T) {
 	}
 }
 
+// TestStopping: a shutdown makes the process unhealthy (/healthz 503)
+// and is listed after the conditions that may have caused it, while
+// wail_health_state keeps the state of the others (an ordinary shutdown
+// does not page) and wail_shutting_down says 1.
+func TestStopping(t *testing.T) {
+	r := NewRegistry(prometheus.NewRegistry())
+	r.Set("resolver/t/0", Degraded, "key parked", "")
+	r.SetStopping("wail is shutting down", "wait")
+	rep := r.Report()
+	if rep.State != Unhealthy || r.State() != Unhealthy {
+		t.Fatalf("stopping: state %s, want unhealthy", rep.State)
+	}
+	if g, s := testutil.ToFloat64(r.gauge), testutil.ToFloat64(r.stopping); g != float64(Degraded) || s != 1 {
+		t.Fatalf("stopping: wail_health_state %v, wail_shutting_down %v; want 1 (degraded, the other condition) and 1", g, s)
+	}
+	w := httptest.NewRecorder()
+	r.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "wail is shutting down") {
+		t.Fatalf("/healthz while stopping: %d %q", w.Code, w.Body.String())
+	}
+	r.Set("store", Unhealthy, "disk full", "") // a fail-stop: the cause comes first
+	rep = r.Report()
+	if got := []string{rep.Conditions[0].Component, rep.Conditions[2].Component}; got[0] != "store" || got[1] != StoppingComponent {
+		t.Fatalf("order %+v, want the store first, the shutdown last", rep.Conditions)
+	}
+	if g := testutil.ToFloat64(r.gauge); g != float64(Unhealthy) {
+		t.Fatalf("a storage failure while stopping: wail_health_state %v, want 2", g)
+	}
+}
+
 func TestHandler(t *testing.T) {
 	cases := []struct {
 		name     string

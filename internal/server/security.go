@@ -147,6 +147,9 @@ func (s *Server) catalogTokensProblem() func(error) {
 			state = health.OK
 			return
 		}
+		if errors.Is(err, context.Canceled) {
+			return // the process stops: the read was cut, not refused
+		}
 		action := "check the store (`wail doctor`); `wail token ls` reads the same entry"
 		was := state
 		if errors.Is(err, auth.ErrTokensStale) {

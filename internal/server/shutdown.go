@@ -10,12 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/wail-cdc/wail/internal/health"
 )
-
-// shutdownComponent is the /healthz condition of a shutdown under way.
-const shutdownComponent = "shutdown"
 
 // inflight tracks the requests being served, so that a shutdown that
 // cannot finish them in time says which it waited for.
@@ -113,7 +108,7 @@ func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-ch
 	budget := time.Until(deadline) * 9 / 10
 	// The metrics port (security.metrics_listen) answers until the end:
 	// its /healthz must not say 200 while writes are refused.
-	s.health.Set(shutdownComponent, health.Unhealthy, "wail is shutting down",
+	s.health.SetStopping("wail is shutting down",
 		"wait: the process exits once the writes in flight finish and the resolver drained (shutdown_timeout)")
 	if s.testHookShutdown != nil {
 		s.testHookShutdown()

@@ -387,8 +387,16 @@ func TestHealthzUnhealthyWhileShuttingDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	var code int
-	var body string
-	server.SetShutdownHook(srv, func() { code, body = healthz(t, metrics) })
+	var body []byte
+	var getErr error
+	server.SetShutdownHook(srv, func() { // on the server's goroutine: no t.Fatal
+		resp, err := http.Get(metrics + "/healthz")
+		if getErr = err; err == nil {
+			code = resp.StatusCode
+			body, getErr = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ready := make(chan string, 1)
@@ -408,10 +416,18 @@ func TestHealthzUnhealthyWhileShuttingDown(t *testing.T) {
 		}
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the server did not stop")
 	}
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+	if getErr != nil {
+		t.Fatalf("/healthz on the metrics port during the shutdown: %v", getErr)
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
 		t.Fatalf("/healthz on the metrics port during the shutdown: %d %q, want 503 saying it shuts down", code, body)
 	}
 }
