@@ -251,6 +251,9 @@ type Resolver struct {
 	Concurrency int `yaml:"concurrency"`
 	// FirstReadDelay holds the first read of an intent until this long after
 	// it was created, since the proxy writes the store only after logging it.
+	// A process whose proxy serves writes (wail serve) skips it for that
+	// proxy's intents with a store of one read level (no replicas): it holds
+	// such a read until the write returned.
 	FirstReadDelay time.Duration `yaml:"first_read_delay"`
 	// BackoffMin is the first wait before a key is read again when the
 	// store does not show its version yet; it doubles up to BackoffMax.

@@ -31,6 +31,12 @@ type Params struct {
 	// is durable, so an immediate read mostly finds the old state. Intents
 	// older than that (a resolver catching up) are read at once.
 	FirstReadDelay time.Duration
+	// LocalProxy, when LocalLanding is set, is the proxy id of the proxy in
+	// this process, whose store writes the loop knows in flight
+	// (Config.Landing): a read of its intents is held until their write
+	// returned, so they need no FirstReadDelay and are read at once.
+	LocalProxy   uint32
+	LocalLanding bool
 	// Horizon is how long, in version time, the core remembers the last
 	// published version of an idle key (see "dedupe horizon" in DESIGN.md).
 	Horizon time.Duration
@@ -369,10 +375,14 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	ks.pending = append(ks.pending, p)
 	ks.traced = ks.traced || p.trace != nil
 	if ks.phase == idle {
+		delay := c.p.FirstReadDelay
+		if c.p.LocalLanding && in.ProxyID == c.p.LocalProxy {
+			delay = 0 // the loop holds the read until the write returned
+		}
 		// Never wait longer than the delay itself, even if the proxy's
 		// clock runs ahead of ours.
-		at := in.CreatedAt.Add(c.p.FirstReadDelay)
-		if limit := now.Add(c.p.FirstReadDelay); at.After(limit) {
+		at := in.CreatedAt.Add(delay)
+		if limit := now.Add(delay); at.After(limit) {
 			at = limit
 		}
 		if now.Before(at) {

@@ -260,6 +260,28 @@ func TestCore(t *testing.T) {
 			},
 		},
 		{
+			name: "intents of the proxy in this process are read at once: the loop holds the read until its write returned",
+			p:    local(withDelay(base, 2*time.Millisecond), 7),
+			steps: []step{
+				{ingest: []Entry{from(put(0, "a", v1), 7)}, reads: []string{"a@0"}},
+				{ingest: []Entry{from(put(1, "b", v1), 3)}}, // another proxy's: read at 2ms
+				{at: 1, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{at: 2, tick: true, reads: []string{"b@0"}},
+				{at: 2, read: res("b", row(v1, "y")), events: []string{ev("b", v1, 1)}},
+				{at: 3, published: true, commit: 2},
+			},
+		},
+		{
+			name: "without a serving proxy here, an intent of the same proxy id waits the delay",
+			p:    withDelay(base, 2*time.Millisecond), // LocalProxy 0, LocalLanding unset
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}}, // proxy 0
+				{at: 2, tick: true, reads: []string{"a@0"}},
+				{at: 2, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+				{at: 3, published: true, commit: 1},
+			},
+		},
+		{
 			name: "coalescing: intents arriving during a read ride on it",
 			p:    base,
 			steps: []step{
@@ -513,6 +535,18 @@ func TestCore(t *testing.T) {
 func withDelay(p Params, d time.Duration) Params {
 	p.FirstReadDelay = d
 	return p
+}
+
+// local makes proxy the one whose store writes the loop knows in flight.
+func local(p Params, proxy uint32) Params {
+	p.LocalProxy, p.LocalLanding = proxy, true
+	return p
+}
+
+// from makes e an intent of proxy.
+func from(e Entry, proxy uint32) Entry {
+	e.Intent.ProxyID = proxy
+	return e
 }
 
 // TestCoreWindowStartsWhenTheIntentIsSeen: an intent that reaches the log

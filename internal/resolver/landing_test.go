@@ -140,3 +140,27 @@ func TestReadsWaitForTheStoreWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalLanding: the first read delay is skipped only for a proxy that
+// serves in this process, whose writes the landing set knows, with a store
+// of one read level; not in a resolver-only process (its proxy_id may be a
+// remote proxy's), nor with replicas or a consistency ladder.
+func TestLocalLanding(t *testing.T) {
+	t.Parallel()
+	ws := landing.New()
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		levels int
+		want   bool
+	}{
+		{"serving proxy, one level", Config{Landing: ws, LocalProxyServes: true}, 1, true},
+		{"resolver-only process", Config{Landing: ws}, 1, false},
+		{"no landing set", Config{LocalProxyServes: true}, 1, false},
+		{"replica or ONE first", Config{Landing: ws, LocalProxyServes: true}, 2, false},
+	} {
+		if got := localLanding(tc.cfg, tc.levels); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

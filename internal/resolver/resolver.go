@@ -140,6 +140,13 @@ type Config struct {
 	// is held until it has (at most the table's visibility window), so
 	// that it finds the write instead of the old row (landing.go).
 	Landing Landing
+	// LocalProxy, when LocalProxyServes is set, is the id of the proxy
+	// that serves writes in this process (so Landing knows its writes in
+	// flight): with a store of one read level, its intents are read
+	// without FirstReadDelay. Unset in a resolver-only process, whose
+	// proxy_id may well equal a remote proxy's.
+	LocalProxy       uint32
+	LocalProxyServes bool
 }
 
 // Landing tells whether the store write of a version is in flight in
@@ -260,14 +267,23 @@ const maxRestartBackoff = 30 * time.Second
 // b: doubling, up to maxRestartBackoff.
 func nextBackoff(b time.Duration) time.Duration { return min(b*2, maxRestartBackoff) }
 
+// localLanding says whether the intents of cfg.LocalProxy need no first
+// read delay: that proxy serves writes in this process, Landing holds a
+// read until its write returned, and with one read level such a read
+// finds it (a replica or a read at ONE may lag it: the delay stays).
+func localLanding(cfg Config, levels int) bool {
+	return cfg.LocalProxyServes && cfg.Landing != nil && levels == 1
+}
+
 // resolvePartition recovers where the partition stopped and runs its loop.
 func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
 	topic := intent.Topic(t.Name)
 	params := Params{
 		Table: t.Name, Partition: p, Window: t.VisibilityWindow, Levels: len(r.store.Levels()),
 		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
-		FirstReadDelay: r.cfg.FirstReadDelay,
-		MaxAttempts:    int(t.MaxAttempts), MaxRetryTime: t.MaxRetryTime, RetryMin: r.cfg.RetryMin, RetryMax: r.cfg.RetryMax,
+		FirstReadDelay: r.cfg.FirstReadDelay, LocalProxy: r.cfg.LocalProxy,
+		LocalLanding: localLanding(r.cfg, len(r.store.Levels())),
+		MaxAttempts:  int(t.MaxAttempts), MaxRetryTime: t.MaxRetryTime, RetryMin: r.cfg.RetryMin, RetryMax: r.cfg.RetryMax,
 		Seed: uint64(time.Now().UnixNano()) ^ uint64(p)<<48,
 	}
 	l := newLoop(r, t.Name, p, nil)
