@@ -122,7 +122,7 @@ func (w *wailPipe) PID() int        { return w.proc.pid() }
 func (w *wailPipe) Settings() map[string]string {
 	return map[string]string{
 		"command":   fmt.Sprintf("%s %v", w.o.WailBin, w.args),
-		"config":    "wail's defaults (resolver concurrency 16, store max_conns 16, first_read_delay 2ms, commit_interval 200ms)",
+		"config":    "wail's defaults (resolver concurrency 16, store max_conns 16, first_read_delay 2ms but none for its own writes to the primary alone, commit_interval 200ms)",
 		"table":     fmt.Sprintf("%s, transactional, %d partitions; SQL table %s", w.table, w.o.Partitions, sqlstore.TableName(w.table, 63)),
 		"event bus": eventbus.Topic(w.table) + " (compacted)",
 	}
