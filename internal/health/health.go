@@ -164,11 +164,7 @@ func (r *Registry) ClearPrefix(prefix string) {
 }
 
 func (r *Registry) stateLocked() State {
-	s := OK
-	for _, c := range r.conds {
-		s = max(s, c.State)
-	}
-	return s
+	return max(r.alertStateLocked(), r.conds[StoppingComponent].State)
 }
 
 // alertStateLocked is the state without the shutdown (wail_health_state).
