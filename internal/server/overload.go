@@ -25,7 +25,10 @@ import (
 // partition and one Committed per table).
 const backlogEvery = 250 * time.Millisecond
 
-const overloadComponent = "proxy/overload"
+const (
+	overloadComponent = "proxy/overload"
+	backlogComponent  = "proxy/backlog"
+)
 
 // newBacklogGauge registers wail_proxy_backlog_intents on reg.
 func newBacklogGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
@@ -39,7 +42,6 @@ func newBacklogGauge(reg prometheus.Registerer) *prometheus.GaugeVec {
 
 // watchBacklog measures the backlogs until ctx ends.
 func (s *Server) watchBacklog(ctx context.Context, a *proxy.Admission) {
-	gauge := s.backlogGauge
 	t := time.NewTicker(backlogEvery)
 	defer t.Stop()
 	known := map[string]bool{}
@@ -49,28 +51,62 @@ func (s *Server) watchBacklog(ctx context.Context, a *proxy.Admission) {
 			return
 		case <-t.C:
 		}
-		seen := map[string]bool{}
+		var tables []backlogTable
 		for _, tbl := range s.catalog.List() {
-			if _, ok := s.catalog.Resolving(tbl.Name); !ok {
-				continue
-			}
-			intents, committed, err := s.backlog(ctx, tbl.Name, tbl.Partitions)
-			if err != nil {
-				continue // the log is failing: writes fail on their own; keep the last measure
-			}
-			seen[tbl.Name] = true
-			a.Observe(tbl.Name, intents, committed, time.Now())
-			gauge.WithLabelValues(tbl.Name).Set(float64(intents))
-		}
-		for name := range known {
-			if !seen[name] {
-				a.Forget(name)
-				gauge.DeleteLabelValues(name)
+			if _, ok := s.catalog.Resolving(tbl.Name); ok {
+				tables = append(tables, backlogTable{tbl.Name, tbl.Partitions})
 			}
 		}
-		known = seen
-		s.reportOverload(a.Over())
+		known = s.measureBacklogs(ctx, a, tables, known, s.backlog)
 	}
+}
+
+// backlogTable is a table whose backlog is measured.
+type backlogTable struct {
+	name       string
+	partitions int32
+}
+
+// measureBacklogs measures the backlog of tables once (measure) and hands
+// each to a; it forgets the tables of known that are gone, and returns
+// the tables it measured now or before. A table whose measure failed
+// keeps its last one: the failure says nothing about the backlog, and
+// forgetting it would admit every write of a table that is over the limit
+// (the backlog is hardest to measure when the log is loaded most). The
+// condition proxy/backlog says so until every measure works again.
+func (s *Server) measureBacklogs(ctx context.Context, a *proxy.Admission, tables []backlogTable, known map[string]bool,
+	measure func(ctx context.Context, table string, partitions int32) (intents, committed int64, err error)) map[string]bool {
+	seen := map[string]bool{}
+	var failed []string
+	var lastErr error
+	for _, tbl := range tables {
+		intents, committed, err := measure(ctx, tbl.name, tbl.partitions)
+		if err != nil {
+			if known[tbl.name] {
+				seen[tbl.name] = true
+			}
+			failed, lastErr = append(failed, tbl.name), err
+			continue
+		}
+		seen[tbl.name] = true
+		a.Observe(tbl.name, intents, committed, time.Now())
+		s.backlogGauge.WithLabelValues(tbl.name).Set(float64(intents))
+	}
+	for name := range known {
+		if !seen[name] {
+			a.Forget(name)
+			s.backlogGauge.DeleteLabelValues(name)
+		}
+	}
+	if len(failed) == 0 {
+		s.health.Clear(backlogComponent)
+	} else {
+		s.health.Set(backlogComponent, health.Degraded,
+			fmt.Sprintf("the backlog of %s cannot be measured (%v): overload control keeps the last measure", strings.Join(failed, ", "), lastErr),
+			"check the intent log (Kafka: the brokers and the group coordinator of resolver.group); nothing else if it passes")
+	}
+	s.reportOverload(a.Over())
+	return seen
 }
 
 // backlog is a table's intents past the committed offsets, and the sum
