@@ -28,7 +28,8 @@ type ProducerConfig struct {
 	// waits at most Linger plus one answer longer.
 	Linger time.Duration
 	// BatchSize is the most mutations per batch (default 1000; at most
-	// the server's limits.max_batch_mutations).
+	// the server's limits.max_batch_mutations, which fails the writes of
+	// a larger batch with invalid_argument).
 	BatchSize int
 	// MaxBatchBytes is the most bytes per batch, encoded
 	// (default 16 MiB; at most the server's api.max_write_request_bytes,

@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"connectrpc.com/connect"
 
@@ -32,7 +34,11 @@ func (c producerJSON) Unmarshal(b []byte, v any) error {
 	case *wailv1.WriteRequest, *wailv1.WriteStreamRequest:
 		if c.maxMutations > 0 {
 			if n := countJSONMutations(b, c.maxMutations); n > c.maxMutations {
-				return fmt.Errorf("batch has more than %d mutations, the limit is %d (limits.max_batch_mutations)", c.maxMutations, c.maxMutations)
+				err := fmt.Errorf("batch has more than %d mutations, the limit is %d (limits.max_batch_mutations)", c.maxMutations, c.maxMutations)
+				if _, stream := v.(*wailv1.WriteStreamRequest); stream {
+					return overCap(jsonSeq(b), err)
+				}
+				return err
 			}
 		}
 	}
@@ -193,4 +199,21 @@ func (s *jsonScan) value() bool {
 		s.i++
 	}
 	return s.i > start
+}
+
+// jsonSeq is the "seq" of a JSON WriteStreamRequest (a number or, as
+// protojson writes a uint64, a string), 0 when it has none or the body
+// is malformed. The mutations are scanned, not decoded.
+func jsonSeq(b []byte) uint64 {
+	var m struct {
+		Seq json.RawMessage `json:"seq"`
+	}
+	if json.Unmarshal(b, &m) != nil {
+		return 0
+	}
+	seq, err := strconv.ParseUint(strings.Trim(string(m.Seq), `"`), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return seq
 }

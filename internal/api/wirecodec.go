@@ -107,7 +107,11 @@ func (c writeCodec) Unmarshal(b []byte, v any) error {
 func (c writeCodec) decodeMutations(b []byte, field protowire.Number, seq *uint64) ([]*wailv1.Mutation, bool, error) {
 	n, ok := countMutations(b, field, seq != nil)
 	if c.maxMutations > 0 && n > c.maxMutations {
-		return nil, false, fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", n, c.maxMutations)
+		err := fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", n, c.maxMutations)
+		if seq != nil {
+			return nil, false, overCap(wireSeq(b), err)
+		}
+		return nil, false, err
 	}
 	if !ok {
 		return nil, false, nil
@@ -167,6 +171,44 @@ func countMutations(b []byte, field protowire.Number, withSeq bool) (n int, know
 		}
 	}
 	return n, known
+}
+
+// overCap is the refusal of a WriteStream batch over
+// limits.max_batch_mutations, decoded no further than its seq: the batch
+// is answered invalid_argument (nothing of it written) and the stream
+// goes on, as for every other batch refused whole. Ending the stream
+// would drop the batches sent after it unanswered.
+func overCap(seq uint64, err error) error {
+	return &refusedBatch{&wailv1.WriteStreamResponse{Seq: seq,
+		Error: &wailv1.Error{Code: connect.CodeInvalidArgument.String(), Message: err.Error() + "; send fewer writes per batch (client.ProducerConfig.BatchSize)"}}}
+}
+
+// wireSeq is the seq (field 1, a varint; the last one, as proto decodes
+// it) of an encoded WriteStreamRequest, 0 when it has none or the bytes
+// are malformed before it.
+func wireSeq(b []byte) uint64 {
+	var seq uint64
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return seq
+		}
+		b = b[l:]
+		if num == 1 && typ == protowire.VarintType {
+			v, l := protowire.ConsumeVarint(b)
+			if l < 0 {
+				return seq
+			}
+			seq, b = v, b[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(num, typ, b)
+		if l < 0 {
+			return seq
+		}
+		b = b[l:]
+	}
+	return seq
 }
 
 // seqOnly decodes a message with no mutations (its seq, if any).

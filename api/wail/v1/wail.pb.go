@@ -1142,7 +1142,9 @@ type WriteStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// seq is the client's number of the batch; its response carries it.
 	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	// mutations are at most limits.max_batch_mutations, as in Write.
+	// mutations are at most limits.max_batch_mutations, as in Write; a
+	// batch of more is answered with error invalid_argument (nothing of it
+	// written) and the stream goes on.
 	Mutations     []*Mutation `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
