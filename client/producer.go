@@ -312,6 +312,14 @@ func (p *Producer) check(m *wailv1.Mutation) (int, error) {
 	if !utf8.ValidString(m.GetTable()) || !utf8.ValidString(m.GetValueJson()) {
 		return invalid("the table name and value_json must be UTF-8")
 	}
+	switch op := m.GetOp(); {
+	case op != wailv1.Op_OP_UNSPECIFIED && op != wailv1.Op_OP_UPSERT && op != wailv1.Op_OP_DELETE:
+		return invalid(fmt.Sprintf("op %s is not a write: use OP_UPSERT or OP_DELETE", op))
+	case m.GetValueJson() != "" && len(m.GetValue()) > 0:
+		return invalid("set value or value_json, not both")
+	case m.GetValueJson() != "" && op == wailv1.Op_OP_DELETE:
+		return invalid("a delete has no value")
+	}
 	n := proto.Size(m)
 	size := protowire.SizeTag(2) + protowire.SizeBytes(n) // as a WriteStreamRequest's mutation
 	if size > p.cfg.MaxBatchBytes-seqBytes {

@@ -18,8 +18,11 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
-// TestProducerRefusesMalformedWrites: a write that cannot be encoded
-// fails at once with invalid_argument; it does not break the stream (and
+// TestProducerRefusesMalformedWrites: a write that cannot be encoded, or
+// that the server refuses as malformed (an op that is not a write, value
+// and value_json both set, a delete with a value), fails at once with
+// invalid_argument, before it joins a batch of other writes; it does not
+// break the stream (and
 // fence the keys of everything in flight) again and again until its
 // delivery timeout.
 func TestProducerRefusesMalformedWrites(t *testing.T) {
@@ -30,6 +33,11 @@ func TestProducerRefusesMalformedWrites(t *testing.T) {
 	}{
 		{name: "table not UTF-8", m: &wailv1.Mutation{Table: "t\xff", Key: []byte("k")}},
 		{name: "value_json not UTF-8", m: &wailv1.Mutation{Table: "t", Key: []byte("k"), ValueJson: "{\"a\":\"\xff\"}"}},
+		// The server refuses a unary batch whole for these: in a batch of
+		// other callers' writes they would fail those too.
+		{name: "value and value_json", m: &wailv1.Mutation{Table: "t", Key: []byte("k"), Value: []byte("v"), ValueJson: "{}"}},
+		{name: "delete with value_json", m: &wailv1.Mutation{Table: "t", Key: []byte("k"), Op: wailv1.Op_OP_DELETE, ValueJson: "{}"}},
+		{name: "op not a write", m: &wailv1.Mutation{Table: "t", Key: []byte("k"), Op: wailv1.Op_OP_ABORT}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -161,25 +161,43 @@ func (s *ProducerService) Write(ctx context.Context, req *connect.Request[wailv1
 // batch checks a batch's size and ops and converts it; its error is a
 // *connect.Error.
 func (s *ProducerService) batch(in []*wailv1.Mutation) ([]proxy.Mutation, error) {
-	if len(in) > s.p.MaxBatch() {
-		return nil, connect.NewError(connect.CodeInvalidArgument,
-			fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", len(in), s.p.MaxBatch()))
+	if err := s.fits(in); err != nil {
+		return nil, err
 	}
 	muts := make([]proxy.Mutation, len(in))
 	for i, m := range in {
-		switch m.Op {
-		case wailv1.Op_OP_UNSPECIFIED, wailv1.Op_OP_UPSERT, wailv1.Op_OP_DELETE:
-		default:
-			return nil, connect.NewError(connect.CodeInvalidArgument,
-				fmt.Errorf("mutation %d: op %s is not a write: use OP_UPSERT or OP_DELETE", i, m.Op))
-		}
-		mut, err := value(proxy.Mutation{Table: m.Table, Key: m.Key, Delete: m.Op == wailv1.Op_OP_DELETE}, m.Value, m.ValueJson)
+		mut, err := mutation(i, m)
 		if err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("mutation %d: %w", i, err))
+			return nil, err
 		}
 		muts[i] = mut
 	}
 	return muts, nil
+}
+
+// fits refuses a batch of more than limits.max_batch_mutations.
+func (s *ProducerService) fits(in []*wailv1.Mutation) error {
+	if len(in) > s.p.MaxBatch() {
+		return connect.NewError(connect.CodeInvalidArgument,
+			fmt.Errorf("batch has %d mutations, the limit is %d (limits.max_batch_mutations)", len(in), s.p.MaxBatch()))
+	}
+	return nil
+}
+
+// mutation checks the op and value of a batch's mutation i and converts
+// it; its error is a *connect.Error.
+func mutation(i int, m *wailv1.Mutation) (proxy.Mutation, error) {
+	switch m.Op {
+	case wailv1.Op_OP_UNSPECIFIED, wailv1.Op_OP_UPSERT, wailv1.Op_OP_DELETE:
+	default:
+		return proxy.Mutation{}, connect.NewError(connect.CodeInvalidArgument,
+			fmt.Errorf("mutation %d: op %s is not a write: use OP_UPSERT or OP_DELETE", i, m.Op))
+	}
+	mut, err := value(proxy.Mutation{Table: m.Table, Key: m.Key, Delete: m.Op == wailv1.Op_OP_DELETE}, m.Value, m.ValueJson)
+	if err != nil {
+		return proxy.Mutation{}, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("mutation %d: %w", i, err))
+	}
+	return mut, nil
 }
 
 func resultsProto(res []proxy.Result) []*wailv1.WriteResult {

@@ -180,19 +180,51 @@ func (w *writeStream) send() {
 	w.sent <- err
 }
 
-// streamBatch runs one batch of a stream.
+// streamBatch runs one batch of a stream. Unlike Write, it does not
+// refuse the whole batch for a malformed mutation (a bad op, value and
+// value_json both set): that mutation alone is answered invalid_argument
+// and the others are written, since a stream's batch carries the writes
+// of many independent writers (client.Producer), and one writer's bug
+// must not fail the others' writes for good.
 func (s *ProducerService) streamBatch(ctx context.Context, req *wailv1.WriteStreamRequest) *wailv1.WriteStreamResponse {
 	out := &wailv1.WriteStreamResponse{Seq: req.Seq}
 	err := s.admitted()
-	var muts []proxy.Mutation
 	if err == nil {
-		muts, err = s.batch(req.Mutations)
+		err = s.fits(req.Mutations)
 	}
 	if err != nil {
 		out.Error = errorProto(err)
 		return out
 	}
-	out.Results = resultsProto(s.p.Write(ctx, muts))
+	muts := make([]proxy.Mutation, 0, len(req.Mutations))
+	var bad map[int]error
+	for i, m := range req.Mutations {
+		mut, err := mutation(i, m)
+		if err != nil {
+			if bad == nil {
+				bad = map[int]error{}
+			}
+			bad[i] = err
+			continue
+		}
+		muts = append(muts, mut)
+	}
+	var res []proxy.Result
+	if len(muts) > 0 {
+		res = s.p.Write(ctx, muts)
+	}
+	if bad == nil {
+		out.Results = resultsProto(res)
+		return out
+	}
+	out.Results = make([]*wailv1.WriteResult, len(req.Mutations))
+	for i := range req.Mutations {
+		if err, ok := bad[i]; ok {
+			out.Results[i] = &wailv1.WriteResult{Error: errorProto(err)}
+			continue
+		}
+		out.Results[i], res = toProto(res[0]), res[1:]
+	}
 	return out
 }
 

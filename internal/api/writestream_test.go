@@ -75,7 +75,9 @@ func batchOf(seq uint64, n int) *wailv1.WriteStreamRequest {
 
 // TestWriteStream: batches on one stream are each answered once, by
 // seq, with a result per mutation as stored; a batch refused as a whole
-// (too many mutations, a bad op) says why and the stream goes on.
+// (too many mutations) says why and the stream goes on; a malformed
+// mutation (a bad op, value and value_json both set) fails alone, and the
+// others of its batch are written.
 func TestWriteStream(t *testing.T) {
 	t.Parallel()
 	w := &world{}
@@ -84,7 +86,8 @@ func TestWriteStream(t *testing.T) {
 	defer cancel()
 	s := c.WriteStream(ctx)
 	const batches = 40
-	bad := map[uint64]string{7: "invalid_argument", 8: "invalid_argument"}
+	bad := map[uint64]string{7: "invalid_argument"}
+	malformed := map[uint64]int{8: 2, 9: 4} // batch -> its malformed mutation
 	go func() {
 		for seq := uint64(1); seq <= batches; seq++ {
 			req := batchOf(seq, 5)
@@ -93,6 +96,8 @@ func TestWriteStream(t *testing.T) {
 				req = batchOf(seq, 101) // over MaxBatch
 			case 8:
 				req.Mutations[2].Op = wailv1.Op_OP_ABORT
+			case 9:
+				req.Mutations[4].ValueJson = `{"a":1}`
 			}
 			if err := s.Send(req); err != nil {
 				t.Errorf("send %d: %v", seq, err)
@@ -122,6 +127,12 @@ func TestWriteStream(t *testing.T) {
 		}
 		for i, r := range a.Results {
 			row := w.Row(fmt.Sprintf("k%d-%d", a.Seq, i))
+			if j, ok := malformed[a.Seq]; ok && i == j {
+				if r.Error.GetCode() != "invalid_argument" || r.Version != 0 || row.Version != 0 {
+					t.Fatalf("batch %d's malformed mutation %d: %+v, stored row at version %d", a.Seq, i, r, row.Version)
+				}
+				continue
+			}
 			if !r.Stored || !r.IntentLogged || r.Version == 0 || row.Version != r.Version {
 				t.Fatalf("batch %d mutation %d: %+v, stored row at version %d", a.Seq, i, r, row.Version)
 			}
@@ -130,8 +141,8 @@ func TestWriteStream(t *testing.T) {
 	if _, err := s.Receive(); err == nil {
 		t.Fatal("an answer more than the batches sent")
 	}
-	if w.IntentCount() != (batches-2)*5 {
-		t.Fatalf("%d intents logged, want %d (refused batches write nothing)", w.IntentCount(), (batches-2)*5)
+	if want := (batches-1)*5 - len(malformed); w.IntentCount() != want {
+		t.Fatalf("%d intents logged, want %d (a refused batch and a malformed mutation write nothing)", w.IntentCount(), want)
 	}
 }
 
