@@ -48,7 +48,7 @@ type queued struct {
 	muts []Mutation
 	idx  []int
 	res  []Result
-	at   time.Time // when it was queued
+	at   time.Time // when its Write call began
 	// lead receives the batch this write must run (it is its first);
 	// done is closed once another write ran it.
 	lead chan []*queued
@@ -69,17 +69,20 @@ func (p *Proxy) mergerOf(table string) *merger {
 // writeMerged runs the mutations idx of table t through the write path,
 // alone if fewer than WritesInFlight batches of t run, else merged with
 // the other writes that wait.
-func (p *Proxy) writeMerged(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result) {
+// arrived is when the Write call began: the stamp bound counts from there.
+func (p *Proxy) writeMerged(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result, arrived time.Time) {
 	m := p.mergerOf(t.Name)
 	m.mu.Lock()
 	if m.running < p.limits.WritesInFlight && len(m.queue) == 0 {
 		m.running++
 		m.mu.Unlock()
-		p.writeTable(ctx, t, muts, idx, res)
+		if !p.late(arrived, time.Now(), idx, res) {
+			p.writeTable(ctx, t, muts, idx, res)
+		}
 		p.handOn(m)
 		return
 	}
-	q := &queued{t: t, muts: muts, idx: idx, res: res, at: time.Now(), lead: make(chan []*queued, 1), done: make(chan struct{})}
+	q := &queued{t: t, muts: muts, idx: idx, res: res, at: arrived, lead: make(chan []*queued, 1), done: make(chan struct{})}
 	m.queue = append(m.queue, q)
 	m.mu.Unlock()
 	p.metrics.mergeWaits.Inc()
@@ -155,25 +158,38 @@ func (p *Proxy) runMerged(ctx context.Context, batch []*queued) {
 	}
 }
 
-// refuseLate answers the writes of batch queued p.stampDelay or more
-// before now (nothing of them is written), releases their writers (but
-// the leader's, which runs the batch), and returns the others.
+// refuseLate answers the writes of batch whose Write call began
+// p.stampDelay or more before now (nothing of them is written), releases
+// their writers (but the leader's, which runs the batch), and returns the
+// others.
 func (p *Proxy) refuseLate(leader *queued, batch []*queued, now time.Time) []*queued {
 	keep := batch[:0:0]
 	for _, q := range batch {
-		waited := now.Sub(q.at)
-		if waited < p.stampDelay {
+		if !p.late(q.at, now, q.idx, q.res) {
 			keep = append(keep, q)
 			continue
 		}
-		for _, i := range q.idx {
-			q.res[i].Err = fmt.Errorf("%w: the write waited %s for earlier writes of its table, over %s: nothing was written; retry",
-				ErrUnavailable, waited.Round(time.Millisecond), p.stampDelay)
-		}
-		p.metrics.lateWrites.Inc()
 		if q != leader {
 			close(q.done)
 		}
 	}
 	return keep
+}
+
+// late answers the mutations idx of a write whose Write call began at
+// arrived, and reports true, when they could not be stamped within
+// p.stampDelay of it: they waited for earlier writes of their table (the
+// merge queue), for the other tables of their request (run one after
+// another), or for their own checks.
+func (p *Proxy) late(arrived, now time.Time, idx []int, res []Result) bool {
+	waited := now.Sub(arrived)
+	if waited < p.stampDelay {
+		return false
+	}
+	for _, i := range idx {
+		res[i].Err = fmt.Errorf("%w: the write waited %s to be stamped (for earlier writes of its table, or the other tables of its request), over %s: nothing was written; retry",
+			ErrUnavailable, waited.Round(time.Millisecond), p.stampDelay)
+	}
+	p.metrics.lateWrites.Inc()
+	return true
 }

@@ -197,6 +197,7 @@ func (p *Proxy) WithTracing(t *telemetry.Tracing) *Proxy {
 // append and one store write. With tracing, the batch is a span (a child
 // of ctx's, e.g. the caller's traceparent) that its intents carry.
 func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
+	arrived := time.Now()
 	ctx, span := p.tracing.Start(ctx, "wail.write", trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
 	res := make([]Result, len(muts))
@@ -227,7 +228,7 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 			}
 			continue
 		}
-		p.writeMerged(ctx, t, muts, byTable[name], res)
+		p.writeMerged(ctx, t, muts, byTable[name], res, arrived)
 		for _, i := range byTable[name] {
 			if res[i].Err == nil {
 				p.metrics.partitions.add(name, t.Partitions, muts[i].Key)
