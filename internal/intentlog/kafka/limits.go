@@ -43,7 +43,17 @@ type topicLimit struct {
 	read       time.Time // zero: never read
 	refreshing bool
 	warned     bool // a read failed and it was logged
+	// failed is when the last read of a topic never read failed: for
+	// failedRetry after it, calls answer at once with notRead instead of
+	// waiting up to firstRead each (a request of many mutations checks
+	// each one; a cluster that refuses DescribeConfigs refuses them all).
+	failed  time.Time
+	lastErr error
 }
+
+// failedRetry is how long after a failed first read of a topic's
+// max.message.bytes the next call reads it again.
+const failedRetry = 10 * time.Second
 
 // RecordLimit returns the largest record, counted with its framing in a
 // record batch, that an Append to topic takes: the topic's
@@ -99,6 +109,11 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 		c.mu.Unlock()
 		return n, nil
 	}
+	if !tl.failed.IsZero() && time.Since(tl.failed) < failedRetry {
+		err := tl.lastErr
+		c.mu.Unlock()
+		return 0, fmt.Errorf("not read again within %s of a failed read: %w", failedRetry, err)
+	}
 	c.mu.Unlock()
 	rctx, cancel := context.WithTimeout(ctx, firstRead)
 	defer cancel()
@@ -119,8 +134,11 @@ func (l *Log) storeLimit(topic string, n int, err error) {
 	tl := c.topics[topic]
 	tl.refreshing = false
 	if err == nil {
-		tl.bytes, tl.read, tl.warned = n, time.Now(), false
+		tl.bytes, tl.read, tl.warned, tl.failed, tl.lastErr = n, time.Now(), false, time.Time{}, nil
 		return
+	}
+	if tl.read.IsZero() {
+		tl.failed, tl.lastErr = time.Now(), err
 	}
 	if !tl.warned {
 		tl.warned = true

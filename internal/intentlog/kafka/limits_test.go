@@ -5,10 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -112,5 +115,43 @@ func TestRecordLimitCached(t *testing.T) {
 	// A topic never read falls back on the producer's limit.
 	if got, source, err := l.RecordLimit(short, "u"); err != nil || got != int(defaultMaxMessageBytes)-producerBatchOverhead || !strings.Contains(source, "could not be read") {
 		t.Fatalf("a topic never read with the brokers gone: %d, %q, %v", got, source, err)
+	}
+}
+
+// TestRecordLimitFailedReadNotRepeated: after a read of a topic's
+// max.message.bytes failed (a cluster that refuses DescribeConfigs), the
+// calls within failedRetry fall back on the producer's limit at once,
+// without asking the cluster again: a request of many mutations checks
+// each one, and waited up to two seconds per mutation.
+func TestRecordLimitFailedReadNotRepeated(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l := openLog(t, c.ListenAddrs(), nil)
+	ctx := testCtx(t, 30*time.Second)
+	var describes atomic.Int32
+	c.ControlKey(int16(kmsg.DescribeConfigs), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		describes.Add(1)
+		resp := req.(*kmsg.DescribeConfigsRequest).ResponseKind().(*kmsg.DescribeConfigsResponse)
+		for _, r := range req.(*kmsg.DescribeConfigsRequest).Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = r.ResourceType, r.ResourceName, kerr.TopicAuthorizationFailed.Code
+			resp.Resources = append(resp.Resources, rr)
+		}
+		return resp, nil, true
+	})
+	want := int(defaultMaxMessageBytes) - producerBatchOverhead
+	for i := range 5 {
+		got, source, err := l.RecordLimit(ctx, "u")
+		if err != nil || got != want || !strings.Contains(source, "could not be read") {
+			t.Fatalf("call %d: %d, %q, %v; want the producer's limit %d", i, got, source, err, want)
+		}
+	}
+	if n := describes.Load(); n != 1 {
+		t.Fatalf("%d DescribeConfigs for 5 calls within %s of a failed read; want 1", n, failedRetry)
 	}
 }
