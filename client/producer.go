@@ -62,7 +62,10 @@ type ProducerConfig struct {
 	// writes go on.
 	RetryBackoff, RetryBackoffMax time.Duration
 	// DeliveryTimeout bounds the time from Write to its answer, retries
-	// included (default 2m): then Write fails with the last error.
+	// included (default 2m): then Write fails with the last error. A
+	// batch none of whose writes was answered by then gives its stream
+	// up: the writes after it go on a new one (its keys after
+	// FenceAfterBreak).
 	DeliveryTimeout time.Duration
 }
 

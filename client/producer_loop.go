@@ -326,8 +326,13 @@ func (l *loop) unqueued(w *pending) {
 
 // expire fails the writes past their delivery timeout: queued ones, and
 // ones in flight (they may have been written; their keys stay busy until
-// the answer, or fenced if the stream breaks).
+// the answer, or fenced if the stream breaks). A batch none of whose
+// writes was answered within the delivery timeout means the stream is
+// stuck (a server that reads and never answers, on a connection that
+// still answers pings): it is given up as a broken one, so that its
+// batches do not hold the in-flight slots for good.
 func (l *loop) expire(now time.Time) {
+	stuck := false
 	for _, f := range l.flights {
 		if !now.After(f.deadline) {
 			continue
@@ -339,6 +344,11 @@ func (l *loop) expire(now time.Time) {
 			}
 		}
 		f.deadline = firstDeadline(f.writes)
+		stuck = stuck || !slices.ContainsFunc(f.writes, func(w *pending) bool { return !w.answered })
+	}
+	if stuck {
+		l.broken(connect.NewError(connect.CodeDeadlineExceeded,
+			errors.New("a batch got no answer within the producer's delivery timeout: the stream is given up and a new one opened")))
 	}
 	l.queue = slices.DeleteFunc(l.queue, func(w *pending) bool {
 		if !now.After(w.deadline) {

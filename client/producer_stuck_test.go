@@ -1,0 +1,69 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+)
+
+// stuckFirst reads the batches of its first stream and never answers
+// them (a stuck handler, on a connection that still answers HTTP/2
+// pings); its later streams answer every batch.
+type stuckFirst struct {
+	wailv1connect.UnimplementedProducerServiceHandler
+	streams atomic.Int32
+	version atomic.Uint64
+}
+
+func (s *stuckFirst) WriteStream(ctx context.Context, st *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+	first := s.streams.Add(1) == 1
+	for {
+		req, err := st.Receive()
+		if err != nil {
+			return nil
+		}
+		if first {
+			continue
+		}
+		out := &wailv1.WriteStreamResponse{Seq: req.Seq}
+		for range req.Mutations {
+			out.Results = append(out.Results, &wailv1.WriteResult{Version: s.version.Add(1), Stored: true, IntentLogged: true})
+		}
+		if err := st.Send(out); err != nil {
+			return nil
+		}
+	}
+}
+
+// TestProducerGivesUpStuckStream: a batch that gets no answer within the
+// delivery timeout fails its writes (deadline_exceeded) and the stream is
+// given up as a broken one: the writes after it go on a new stream. (The
+// unanswered batch held its in-flight slot for good: with MaxInFlight
+// such batches every later write, of any key, failed at its delivery
+// timeout, until the process restarted.)
+func TestProducerGivesUpStuckStream(t *testing.T) {
+	t.Parallel()
+	s := &stuckFirst{}
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, MaxInFlight: 1, RetryBackoff: time.Millisecond,
+		DeliveryTimeout: 500 * time.Millisecond}, 50*time.Millisecond)
+	ctx := context.Background()
+	var werr *WriteError
+	if _, err := p.Put(ctx, "t", []byte("a"), nil); !errors.As(err, &werr) || werr.Code != connect.CodeDeadlineExceeded {
+		t.Fatalf("the write of the stuck stream: %v; want deadline_exceeded", err)
+	}
+	for _, key := range []string{"b", "a"} { // a: after its fence
+		if _, err := p.Put(ctx, "t", []byte(key), nil); err != nil {
+			t.Fatalf("write of %s after the stuck stream: %v (streams opened: %d)", key, err, s.streams.Load())
+		}
+	}
+	if n := s.streams.Load(); n != 2 {
+		t.Fatalf("%d streams opened; want 2 (the stuck one, then one more)", n)
+	}
+}
