@@ -113,7 +113,9 @@ type Result struct {
 // WriteError is a write that failed. Code is its Connect/gRPC code; when
 // Version is not 0 the write was stamped before it failed, and Stored or
 // not is what the server knew (a store write whose outcome is unknown may
-// have been stored: then its event follows).
+// have been stored: then its event follows). For a write tried more than
+// once whose last attempt knew no version, Version is the latest attempt
+// that was stamped, and Message says so.
 type WriteError struct {
 	Code         connect.Code
 	Message      string
@@ -190,6 +192,10 @@ type pending struct {
 	deadline time.Time
 	result   chan outcome // buffered 1
 	lastErr  error
+	// stamped is the latest failed attempt the server had stamped (its
+	// Version set): it may have been written. A later attempt's error
+	// that knows of no version reports it instead of "nothing written".
+	stamped *WriteError
 	// notBefore: sent again no earlier (a backoff or a fence).
 	notBefore time.Time
 	tries     int

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"time"
@@ -567,6 +568,9 @@ func (l *loop) answer(a answer) {
 			continue
 		}
 		w.lastErr = werr
+		if werr.Version != 0 {
+			w.stamped = werr
+		}
 		wait := backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, w.tries)
 		w.notBefore = time.Now().Add(max(wait, after))
 		again = append(again, w)
@@ -581,6 +585,15 @@ func (l *loop) finish(w *pending, r Result, err error) {
 		return
 	}
 	w.answered = true
+	var werr *WriteError
+	if w.stamped != nil && errors.As(err, &werr) && werr.Version == 0 {
+		// The last attempt says nothing of a version; an earlier one was
+		// stamped and may have been written: say so, with its version, so
+		// that the caller can match the event that may follow.
+		err = &WriteError{Code: werr.Code, Version: w.stamped.Version, IntentLogged: w.stamped.IntentLogged,
+			Message: fmt.Sprintf("%s (an earlier attempt was stamped at version %d and failed with %s: %s; it may have been written, and then its event follows)",
+				werr.Message, w.stamped.Version, w.stamped.Code, w.stamped.Message)}
+	}
 	w.result <- outcome{r: r, err: err}
 	<-l.p.space
 	l.p.bytes.Release(w.held)

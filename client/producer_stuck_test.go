@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -65,5 +66,55 @@ func TestProducerGivesUpStuckStream(t *testing.T) {
 	}
 	if n := s.streams.Load(); n != 2 {
 		t.Fatalf("%d streams opened; want 2 (the stuck one, then one more)", n)
+	}
+}
+
+// stampedOnce answers the first attempt of each write with an error after
+// stamping it (version 77: its store write's outcome unknown, so it may
+// have been written), and every later attempt with a refusal that wrote
+// nothing.
+type stampedOnce struct {
+	wailv1connect.UnimplementedProducerServiceHandler
+	tries atomic.Int32
+}
+
+func (s *stampedOnce) WriteStream(ctx context.Context, st *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+	for {
+		req, err := st.Receive()
+		if err != nil {
+			return nil
+		}
+		out := &wailv1.WriteStreamResponse{Seq: req.Seq}
+		for range req.Mutations {
+			r := &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodeUnavailable.String(), Message: "refused: nothing was written"}}
+			if s.tries.Add(1) == 1 {
+				r = &wailv1.WriteResult{Version: 77, IntentLogged: true,
+					Error: &wailv1.Error{Code: connect.CodeUnavailable.String(), Message: "the store write's outcome is unknown"}}
+			}
+			out.Results = append(out.Results, r)
+		}
+		if err := st.Send(out); err != nil {
+			return nil
+		}
+	}
+}
+
+// TestProducerErrorKeepsStampedAttempt: a write whose first attempt was
+// stamped (and may have been written) and whose later attempts were
+// refused unwritten fails with the stamped attempt's version, so that
+// the caller can match the event that may follow; the last attempt's
+// "nothing was written" alone would hide it.
+func TestProducerErrorKeepsStampedAttempt(t *testing.T) {
+	t.Parallel()
+	s := &stampedOnce{}
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond,
+		DeliveryTimeout: 300 * time.Millisecond}, time.Millisecond)
+	_, err := p.Put(context.Background(), "t", []byte("k"), nil)
+	var werr *WriteError
+	if !errors.As(err, &werr) || werr.Version != 77 || !werr.IntentLogged || !strings.Contains(werr.Message, "version 77") {
+		t.Fatalf("after a stamped attempt and refusals: %#v; want version 77, intent logged", err)
+	}
+	if n := s.tries.Load(); n < 2 {
+		t.Fatalf("%d attempts; want the write retried", n)
 	}
 }
