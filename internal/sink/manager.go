@@ -192,8 +192,8 @@ func (m *Manager) Sync(ctx context.Context) error {
 		}
 		rctx, cancel := context.WithCancel(context.Background())
 		r := &runner{m: m, def: s, table: t, stats: st, cancel: cancel, done: make(chan struct{}),
-			pol: policy{maxAttempts: int(s.MaxAttempts), maxRetry: time.Duration(s.MaxRetryMs) * time.Millisecond,
-				backoffMin: time.Duration(s.BackoffMinMs) * time.Millisecond, backoffMax: time.Duration(s.BackoffMaxMs) * time.Millisecond}}
+			pol: policy{maxAttempts: int(s.MaxAttempts), maxRetry: millis(s.MaxRetryMs),
+				backoffMin: millis(s.BackoffMinMs), backoffMax: millis(s.BackoffMaxMs)}}
 		m.runners[k] = r
 		go r.run(rctx)
 	}
@@ -418,4 +418,11 @@ func (m *Manager) Apply(ctx context.Context, s *wailv1.Sink) error {
 		return sinks, nil
 	})
 	return err
+}
+
+// millis is a definition's milliseconds as a duration, within 0..7 days
+// (what Validate takes; a definition stored before it checked the bound
+// cannot overflow into a negative wait).
+func millis(ms int64) time.Duration {
+	return time.Duration(min(max(ms, 0), maxBackoffMs)) * time.Millisecond
 }

@@ -142,8 +142,8 @@ func Validate(s *wailv1.Sink) error {
 	if s.MaxRetryMs < 1 || s.MaxRetryMs > (7*24*time.Hour).Milliseconds() {
 		return bad("max_retry_ms %d: use 1ms..7 days", s.MaxRetryMs)
 	}
-	if s.BackoffMinMs < 1 || s.BackoffMaxMs < s.BackoffMinMs {
-		return bad("backoff %d..%d ms: min must be positive and max at least min", s.BackoffMinMs, s.BackoffMaxMs)
+	if s.BackoffMinMs < 1 || s.BackoffMaxMs < s.BackoffMinMs || s.BackoffMaxMs > maxBackoffMs {
+		return bad("backoff %d..%d ms: min must be positive, max at least min and at most 7 days (%d ms)", s.BackoffMinMs, s.BackoffMaxMs, maxBackoffMs)
 	}
 	if s.PartitionsInFlight < 1 || s.PartitionsInFlight > MaxPartitionsInFlight {
 		return bad("partitions_in_flight %d: use 1..%d", s.PartitionsInFlight, MaxPartitionsInFlight)
@@ -153,6 +153,11 @@ func Validate(s *wailv1.Sink) error {
 	}
 	return nil
 }
+
+// maxBackoffMs bounds backoff_max_ms (and so backoff_min_ms): 7 days, as
+// max_retry_ms. Far larger values overflowed a time.Duration into a
+// negative wait: retries without any backoff, and never given up.
+var maxBackoffMs = (7 * 24 * time.Hour).Milliseconds()
 
 // Public returns a definition as responses show it: without its secret.
 func Public(s *wailv1.Sink) *wailv1.Sink {

@@ -4776,7 +4776,8 @@ type Sink struct {
 	MaxAttempts int32 `protobuf:"varint,11,opt,name=max_attempts,json=maxAttempts,proto3" json:"max_attempts,omitempty"`
 	MaxRetryMs  int64 `protobuf:"varint,12,opt,name=max_retry_ms,json=maxRetryMs,proto3" json:"max_retry_ms,omitempty"`
 	// backoff_min_ms, backoff_max_ms: the delay before a retry doubles from
-	// min to max (defaults 200 and 30000), with jitter.
+	// min to max (defaults 200 and 30000; max at most 604800000, 7 days),
+	// with jitter.
 	BackoffMinMs int64 `protobuf:"varint,13,opt,name=backoff_min_ms,json=backoffMinMs,proto3" json:"backoff_min_ms,omitempty"`
 	BackoffMaxMs int64 `protobuf:"varint,14,opt,name=backoff_max_ms,json=backoffMaxMs,proto3" json:"backoff_max_ms,omitempty"`
 	// partitions_in_flight: how many partitions' requests are in flight at
