@@ -128,7 +128,11 @@ func (s *EventService) Consume(ctx context.Context, req *connect.Request[wailv1.
 		return eventError(err)
 	}
 	defer sess.Leave()
-	if err := stream.Send(nil); err != nil {
+	// The join, an empty message (not Send(nil), which only flushes the
+	// headers and reaches no client): after a snapshot it tells the member
+	// that the snapshot is over and its end committed, even if no
+	// partition is granted to it yet.
+	if err := stream.Send(&wailv1.ConsumeResponse{}); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/eventbus"
@@ -15,8 +16,10 @@ import (
 )
 
 // TestConsumeStreams: a member's stream on a real bus and groups (an
-// embedded log): after the headers, the member gets its partitions
-// granted, then the events published, each with its epoch and next;
+// embedded log): after the headers, the member gets its join (an empty
+// message: a member granted nothing yet learns a snapshot before it is
+// over), its partitions granted, then the events published, each with
+// its epoch and next;
 // the server's shutdown (Close) ends the stream cleanly.
 func TestConsumeStreams(t *testing.T) {
 	t.Parallel()
@@ -57,6 +60,9 @@ func TestConsumeStreams(t *testing.T) {
 			t.Fatalf("the stream ended: %v", s.Err())
 		}
 		return s.Msg()
+	}
+	if m := next(); !proto.Equal(m, &wailv1.ConsumeResponse{}) {
+		t.Fatalf("first message %v, want the join (empty)", m)
 	}
 	if g := next().Granted; len(g) != 1 || g[0].Partition != 0 || g[0].Offset != 0 {
 		t.Fatalf("granted %v, want partition 0 from offset 0", g)
