@@ -118,7 +118,7 @@ func (s *Store) claimOnce(ctx context.Context, name string, l store.Lease, ttl t
 	if err != nil {
 		return store.Lease{}, err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := commit(ctx, tx); err != nil {
 		return store.Lease{}, err
 	}
 	l.Name, l.Renewed, l.Expires = name, time.UnixMicro(now), time.UnixMicro(expires)

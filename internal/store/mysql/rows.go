@@ -155,7 +155,7 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 	if err := qctx.Err(); err != nil {
 		return err // the COMMIT is not sent
 	}
-	if err := tx.Commit(); err != nil {
+	if err := commit(qctx, tx); err != nil {
 		return commitErr{err}
 	}
 	for j, v := range b.Versions {
@@ -164,6 +164,24 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 		applied[j] = after[j] == v && before[j] != v
 		stored[j] = uint64(after[j])
 	}
+	return nil
+}
+
+// commit commits tx within ctx. database/sql's Tx.Commit takes no
+// context, and the driver then waits for the COMMIT's answer for as long
+// as the connection lives: a server stalled in its commit (fsync, a
+// semi-sync replica) or a lost answer held the write far past its
+// deadline, and a late answer reported it stored after the proxy's share
+// of the visibility window. Sent as a statement with ctx, the driver
+// closes the connection when ctx ends: the outcome is then unknown.
+func commit(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, "COMMIT"); err != nil {
+		return err
+	}
+	// database/sql still holds the transaction open: end it, so that its
+	// connection goes back to the pool (a ROLLBACK after the COMMIT
+	// changes nothing).
+	_ = tx.Rollback()
 	return nil
 }
 
