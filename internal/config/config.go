@@ -90,8 +90,13 @@ type Config struct {
 
 // Limits bound what the proxy accepts and how many partitions tables
 // may have.
+// MySQLMaxKeyBytes is the longest key the mysql store keeps (its key
+// column, internal/store/mysql).
+const MySQLMaxKeyBytes = 4096
+
 type Limits struct {
-	// MaxKeyBytes bounds a row key (1..65536; over it: InvalidArgument).
+	// MaxKeyBytes bounds a row key (1..65536, at most MySQLMaxKeyBytes with
+	// store.kind mysql; over it: InvalidArgument).
 	MaxKeyBytes int `yaml:"max_key_bytes"`
 	// MaxValueBytes bounds a value (1..67108864; over it: InvalidArgument).
 	MaxValueBytes int `yaml:"max_value_bytes"`
@@ -434,6 +439,9 @@ func (c *Config) Validate() error {
 	check(c.CatalogRefresh > 0, "catalog_refresh must be positive")
 	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
 	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)
+	check(c.Store.Kind != StoreMySQL || c.Limits.MaxKeyBytes <= MySQLMaxKeyBytes,
+		"limits.max_key_bytes %d: store.kind mysql keeps keys of at most %d bytes (its key column is VARBINARY(%[2]d); a longer key would be refused, or cut short and never found)",
+		c.Limits.MaxKeyBytes, MySQLMaxKeyBytes)
 	check(c.Limits.MaxValueBytes > 0 && c.Limits.MaxValueBytes <= 64<<20, "limits.max_value_bytes %d out of range 1..67108864", c.Limits.MaxValueBytes)
 	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")
 	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)

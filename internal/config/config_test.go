@@ -53,6 +53,12 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "unknown key", yaml: "lisen: x\n", wantErr: "field lisen not found"},
+		{name: "mysql key longer than its column", yaml: "store:\n  kind: mysql\n  dsn: u:p@tcp(h:3306)/d\nlimits:\n  max_key_bytes: 4097\n",
+			wantErr: "limits.max_key_bytes 4097: store.kind mysql keeps keys of at most 4096 bytes"},
+		{name: "mysql key as long as its column", yaml: "store:\n  kind: mysql\n  dsn: u:p@tcp(h:3306)/d\nlimits:\n  max_key_bytes: 4096\n",
+			check: func(t *testing.T, c Config) {}},
+		{name: "postgres key longer than mysql's", yaml: "store:\n  kind: postgres\n  dsn: postgres://h/d\nlimits:\n  max_key_bytes: 65536\n",
+			check: func(t *testing.T, c Config) {}},
 		{name: "schema registry", yaml: "schema_registry:\n  enabled: false\n  max_schema_bytes: 65536\n", check: func(t *testing.T, c Config) {
 			if c.SchemaRegistry.Enabled || c.SchemaRegistry.MaxSchemaBytes != 64<<10 || c.SchemaRegistry.MaxDocumentBytes != 8<<20 {
 				t.Fatalf("%+v", c.SchemaRegistry)
