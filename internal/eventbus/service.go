@@ -271,6 +271,15 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		if off, _, err = s.bus.log.Bounds(ctx, topic, p); err != nil {
 			return err
 		}
+		if end >= 0 && off >= end {
+			// ... which is past the end: the stream's position moves
+			// there, so that an until-end stream ends (it waited for ever).
+			select {
+			case out <- batch{p: p, next: off}:
+			case <-ctx.Done():
+			}
+			return nil
+		}
 	}
 	return nil
 }
