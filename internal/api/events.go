@@ -178,19 +178,28 @@ func sendGroupMessage(send func(*wailv1.ConsumeResponse) error, msg group.Messag
 		}
 		return send(r)
 	}
-	if !check(msg) {
-		return nil // the partition moved on
-	}
-	for i, rec := range msg.Records {
+	var out []*wailv1.ConsumeResponse
+	for _, rec := range msg.Records {
 		e, ok, err := eventbus.Decode(&rec)
 		if !ok || err != nil {
 			continue // not an event (subscribers skip it too)
 		}
-		next := rec.Offset + 1
-		if i == len(msg.Records)-1 {
-			next = msg.Next // the records passed after it (tombstones) too
+		out = append(out, &wailv1.ConsumeResponse{Event: e.Proto(), Partition: msg.Partition, Offset: rec.Offset, Epoch: msg.Epoch, Next: rec.Offset + 1})
+	}
+	if len(out) == 0 {
+		// Nothing the member can acknowledge: the records are passed
+		// without waiting for an acknowledgement (as a batch of
+		// tombstones), else the member's lease expired over them.
+		msg.Records = nil
+	}
+	if !check(msg) {
+		return nil // the partition moved on
+	}
+	for i, r := range out {
+		if i == len(out)-1 {
+			r.Next = msg.Next // the records passed after it (tombstones, records that are not events) too
 		}
-		if err := send(&wailv1.ConsumeResponse{Event: e.Proto(), Partition: msg.Partition, Offset: rec.Offset, Epoch: msg.Epoch, Next: next}); err != nil {
+		if err := send(r); err != nil {
 			return err
 		}
 	}
