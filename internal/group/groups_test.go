@@ -207,3 +207,51 @@ func TestGroupsSendTypedDeletes(t *testing.T) {
 		t.Fatalf("records sent %v, want [a@0 b@2] (the typed delete, not the bare tombstones)", got)
 	}
 }
+
+// TestGroupPastRetention: a group whose committed offset retention
+// removed (it stayed away longer than the event retention) reads on from
+// the log's start when a member joins; the member was ended at every
+// join ("offset out of range").
+func TestGroupPastRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true, SegmentBytes: 1024, RetentionCheckInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if err := l.CreateTopic(ctx, "ev", 1, intentlog.TopicOptions{RetentionBytes: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	tb := Table{Name: "t", Topic: "ev", Partitions: 1}
+	g := New(l, time.Minute)
+	defer g.Close()
+	a, err := g.Join(ctx, tb, "g", "a", false) // commits the start, 0
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant := next(t, a); len(grant.Granted) != 1 || grant.Granted[0].Offset != 0 {
+		t.Fatalf("first message %+v, want the grant of partition 0 at 0", grant)
+	}
+	a.Leave()
+	for i := range 100 {
+		if err := l.Append(ctx, "ev", []*intentlog.Record{{Key: fmt.Appendf(nil, "k%d", i), Value: []byte("a value of some bytes")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start, _, err := l.Bounds(ctx, "ev", 0)
+	if err != nil || start == 0 {
+		t.Fatalf("retention removed nothing (start %d, %v)", start, err)
+	}
+	b, err := g.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant := next(t, b); len(grant.Granted) != 1 {
+		t.Fatalf("first message %+v, want a grant", grant)
+	}
+	batch := next(t, b)
+	if len(batch.Records) == 0 || batch.Records[0].Offset != start {
+		t.Fatalf("first batch %+v; want records from the log's start %d", batch, start)
+	}
+}

@@ -239,6 +239,20 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 	off := max(gt.Offset, 0)
 	for {
 		r, err := s.gr.g.log.NewReader(topic, gt.Partition, off)
+		if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
+			// The committed offset is out of the log's bounds: below its
+			// start, retention removed those events while the group was
+			// away (they are gone for every reader: from the start, as
+			// Kafka's auto.offset.reset=earliest); above its end, a repair
+			// cut the log's tail (new events take those offsets again:
+			// from the end). It ended the member at every join.
+			start, end, berr := s.gr.g.log.Bounds(ctx, topic, gt.Partition)
+			if berr != nil {
+				return berr
+			}
+			off = min(max(off, start), end)
+			r, err = s.gr.g.log.NewReader(topic, gt.Partition, off)
+		}
 		if err != nil {
 			return err
 		}
