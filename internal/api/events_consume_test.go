@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -24,18 +25,7 @@ import (
 func TestConsumeStreams(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	log, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	bus := eventbus.New(log)
-	if err := bus.CreateTable(ctx, "t", 1, 0); err != nil {
-		t.Fatal(err)
-	}
-	groups := eventbus.NewService(bus, func(table string) (int32, bool) { return 1, table == "t" }).WithGroups(group.New(log, time.Minute))
-	defer groups.Close()
-	c, svc := serveEventService(t, groups)
+	_, bus, c, svc := consumeWorld(t, time.Minute)
 	publish := func(vs ...uint64) {
 		t.Helper()
 		var evs []intent.Event
@@ -87,4 +77,23 @@ func TestConsumeStreams(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Fatalf("the server's shutdown ended the stream with %v, want a clean end", err)
 	}
+}
+
+// consumeWorld is an EventService on a real bus and groups (an embedded
+// log, members' leases of lease) with a table "t" of one partition.
+func consumeWorld(t *testing.T, lease time.Duration) (*embedded.Log, *eventbus.Bus, wailv1connect.EventServiceClient, *EventService) {
+	t.Helper()
+	log, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	bus := eventbus.New(log)
+	if err := bus.CreateTable(t.Context(), "t", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	groups := eventbus.NewService(bus, func(table string) (int32, bool) { return 1, table == "t" }).WithGroups(group.New(log, lease))
+	t.Cleanup(groups.Close)
+	c, svc := serveEventService(t, groups)
+	return log, bus, c, svc
 }
