@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -214,6 +215,10 @@ func (g *Guard) Caller(r *http.Request) (auth.Principal, []auth.Grant) {
 func registryPermission(method, path string) auth.Permission {
 	segs := strings.Split(strings.TrimPrefix(path, config.SchemaRegistryPath+"/"), "/")
 	switch {
+	case DotSegments(path):
+		// "/compatibility/%2E%2E/subjects/x/versions" is not a
+		// compatibility test wherever it is resolved.
+		return auth.Admin
 	case method == http.MethodGet || method == http.MethodHead:
 		return auth.Any
 	case method == http.MethodPost && segs[0] == "compatibility":
@@ -222,6 +227,20 @@ func registryPermission(method, path string) auth.Permission {
 		return auth.Any
 	}
 	return auth.Admin
+}
+
+// DotSegments reports whether an escaped URL path has a segment that is
+// "." or ".." once decoded (also encoded, "%2E%2E", which routers and
+// path.Clean leave alone but a server behind a proxy may resolve), or
+// one that does not decode.
+func DotSegments(escaped string) bool {
+	for seg := range strings.SplitSeq(escaped, "/") {
+		d, err := url.PathUnescape(seg)
+		if err != nil || d == "." || d == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // Endpoints returns the HTTP endpoints that are not RPCs and their

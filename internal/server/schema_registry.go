@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/catalog"
 
 	"github.com/wail-cdc/wail/internal/config"
@@ -75,6 +76,15 @@ func externalReads(c config.SchemaRegistry) (http.Handler, error) {
 		},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if api.DotSegments(req.URL.EscapedPath()) {
+			// Decoded and passed on, "/compatibility/%2E%2E/subjects/x/
+			// versions" would be a registration with wail's credentials
+			// once the registry resolved it.
+			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "{\"error_code\":400,\"message\":%q}\n", "the path has a . or .. segment (or one encoded): name the resource's path itself")
+			return
+		}
 		rest := strings.TrimPrefix(req.URL.Path, config.SchemaRegistryPath)
 		read := req.Method == http.MethodGet || req.Method == http.MethodHead ||
 			(req.Method == http.MethodPost && (strings.HasPrefix(rest, "/compatibility/") || (strings.HasPrefix(rest, "/subjects/") && strings.Count(rest, "/") == 2)))
