@@ -287,6 +287,17 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		Seed: uint64(time.Now().UnixNano()) ^ uint64(p)<<48,
 	}
 	l := newLoop(r, t.Name, p, nil)
+	ran := false
+	defer func() {
+		if !ran {
+			// What this partition sent the pump before its loop ran (a
+			// gap letter) is dropped once it is gone: else a request
+			// still queued when the partition was revoked went out after,
+			// with an offset another owner may have moved on.
+			close(l.done)
+			l.stopJob()
+		}
+	}()
 	if pm != nil {
 		l.pub = &txnPublisher{r: r, pump: pm, table: t.Name, topic: topic, part: p, done: l.done}
 	} else {
@@ -355,6 +366,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	l.core.AlreadySettled(letters.settled())
 	l.m = r.cfg.Metrics.partition(t.Name, p, params.Levels)
 	l.def = t
+	ran = true
 	return l.run(ctx, rd, first)
 }
 
