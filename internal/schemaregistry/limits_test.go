@@ -103,7 +103,8 @@ message Order {
 // TestImportIDRange: ids and versions are 32-bit in Confluent's API and
 // wire format (a record carries its schema id in 4 bytes); an import
 // naming a larger one is refused, else the records of that schema would
-// carry another schema's id.
+// carry another schema's id; and once an import took the largest, a new
+// schema gets no id past it.
 func TestImportIDRange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -125,5 +126,12 @@ func TestImportIDRange(t *testing.T) {
 	}
 	if id, err := r.Register(ctx, "s", SchemaRequest{Schema: orderV1, SchemaType: Protobuf, ID: 1<<31 - 1}); err != nil || id != 1<<31-1 {
 		t.Fatalf("the largest id: %d, %v", id, err)
+	}
+	// It took the last id: a new schema gets none (it got 2^31).
+	if _, err := r.SetMode(ctx, "", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := r.Register(ctx, "u", SchemaRequest{Schema: orderV2, SchemaType: Protobuf}); err == nil || errCode(err)/100 != 422 {
+		t.Fatalf("a new schema after the largest id was imported: id %d, %v; want it refused (422xx)", id, err)
 	}
 }

@@ -166,6 +166,12 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 		}
 		if id == 0 {
 			id = st.NextID
+			if id > math.MaxInt32 {
+				// An id imported at the top of the range took the last
+				// one: clients read ids as signed 32-bit.
+				return false, errf(http.StatusUnprocessableEntity, CodeInvalidSchema,
+					"no schema id is left: ids are 1 to %d and an imported one took the last; register it in another registry", math.MaxInt32)
+			}
 		}
 		if st.Schemas[id] == nil {
 			st.Schemas[id] = &schemaRec{Text: req.Schema, Refs: refs, Fingerprint: fp}
