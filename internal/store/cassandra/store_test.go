@@ -108,7 +108,9 @@ func TestWriteBound(t *testing.T) {
 // TestUnavailableIsNotApplied: a write the coordinator refuses for want of
 // live replicas (replication factor 4 on 3 nodes, written at ALL) is
 // store.ErrNotApplied and store.ErrUnavailable; a read at ALL is
-// unavailable.
+// unavailable. (The refusal comes at the write's version read, which runs
+// at the write's level before the INSERT: an INSERT refused alone needs
+// replicas to go between the two, which this test does not do.)
 func TestUnavailableIsNotApplied(t *testing.T) {
 	opts := testOptions(t)
 	opts.Replication = Replication{"": 4}
