@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -75,12 +76,32 @@ func Handler(r *Registry, logger *slog.Logger, reg prometheus.Registerer) http.H
 		_, pattern := mux.Handler(req)
 		if pattern == "" {
 			pattern = "unknown"
-			h.fail(cw, errf(http.StatusNotFound, 404, "HTTP 404 Not Found: %s %s is not part of the schema registry API", req.Method, req.URL.Path))
+			if allow := allowed(mux, req); len(allow) > 0 {
+				// A route of the API with another method: 405, as
+				// Confluent's registry answers.
+				w.Header().Set("Allow", strings.Join(allow, ", "))
+				h.fail(cw, errf(http.StatusMethodNotAllowed, 405, "HTTP 405 Method Not Allowed: %s %s takes %s", req.Method, req.URL.Path, strings.Join(allow, ", ")))
+			} else {
+				h.fail(cw, errf(http.StatusNotFound, 404, "HTTP 404 Not Found: %s %s is not part of the schema registry API", req.Method, req.URL.Path))
+			}
 		} else {
 			mux.ServeHTTP(cw, req)
 		}
 		requests.WithLabelValues(pattern, strconv.Itoa(cw.code)).Inc()
 	})
+}
+
+// allowed is the methods mux takes for req's path.
+func allowed(mux *http.ServeMux, req *http.Request) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := req.Clone(req.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // codeWriter notes the Confluent error code a handler answered with.
