@@ -229,14 +229,18 @@ func registryPermission(method, path string) auth.Permission {
 	return auth.Admin
 }
 
-// DotSegments reports whether an escaped URL path has a segment that is
-// "." or ".." once decoded (also encoded, "%2E%2E", which routers and
-// path.Clean leave alone but a server behind a proxy may resolve), or
-// one that does not decode.
+// DotSegments reports whether an escaped URL path, once decoded, has a
+// segment that is "." or "..": also encoded ("%2E%2E", or "a%2F..%2Fb",
+// whose encoded slashes make segments only once decoded), which routers
+// and path.Clean leave alone but a server behind a proxy may resolve; or
+// whether it does not decode.
 func DotSegments(escaped string) bool {
-	for seg := range strings.SplitSeq(escaped, "/") {
-		d, err := url.PathUnescape(seg)
-		if err != nil || d == "." || d == ".." {
+	decoded, err := url.PathUnescape(escaped)
+	if err != nil {
+		return true
+	}
+	for seg := range strings.SplitSeq(decoded, "/") {
+		if seg == "." || seg == ".." {
 			return true
 		}
 	}

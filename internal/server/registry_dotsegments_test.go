@@ -84,6 +84,8 @@ func TestExternalRegistryDotSegments(t *testing.T) {
 		"/registry/compatibility/%2e%2e/subjects/x/versions",
 		"/registry/compatibility/subjects/%2E/../x/versions",
 		"/registry/compatibility/.%2E/subjects/x/versions",
+		"/registry/compatibility/a%2F..%2F..%2Fsubjects%2Fx%2Fversions",
+		"/registry/compatibility/a%2f%2e%2e%2f..%2fsubjects/x/versions",
 	} {
 		if code := send(http.MethodPost, p); code < 400 {
 			t.Errorf("POST %s by a read:orders token: %d, want a refusal", p, code)

@@ -67,8 +67,10 @@ func externalReads(c config.SchemaRegistry) (http.Handler, error) {
 		Transport: tr,
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
-			r.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + strings.TrimPrefix(r.In.URL.Path, config.SchemaRegistryPath)
-			r.Out.URL.RawPath = ""
+			// The escaped path, as it came (an encoded slash in a subject
+			// stays one), under the registry's base path.
+			r.Out.URL.RawPath = strings.TrimSuffix(target.EscapedPath(), "/") + strings.TrimPrefix(r.In.URL.EscapedPath(), config.SchemaRegistryPath)
+			r.Out.URL.Path, _ = url.PathUnescape(r.Out.URL.RawPath)
 			r.Out.Header.Del("Authorization")
 			if c.Username != "" {
 				r.Out.SetBasicAuth(c.Username, c.Password)
