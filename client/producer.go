@@ -63,8 +63,8 @@ type ProducerConfig struct {
 	RetryBackoff, RetryBackoffMax time.Duration
 	// DeliveryTimeout bounds the time from Write to its answer, retries
 	// included (default 2m): then Write fails with the last error. A
-	// batch none of whose writes was answered by then gives its stream
-	// up: the writes after it go on a new one (its keys after
+	// batch still unanswered twice this after it was sent gives its
+	// stream up: the writes after it go on a new one (its keys after
 	// FenceAfterBreak).
 	DeliveryTimeout time.Duration
 }

@@ -209,11 +209,9 @@ func TestProducerPumpWaitsForReopen(t *testing.T) {
 }
 
 // TestProducerDeliveryTimeoutInFlight: a write whose batch the server
-// never answers fails at its delivery timeout (it may have been written);
-// the stream is then given up (TestProducerGivesUpStuckStream), and the
-// next write of its key is sent, on a new stream, only once the key's
-// fence (FenceAfterBreak) passed: by then the lost attempt can no longer
-// be stamped after it.
+// never answers fails at its delivery timeout (it may have been written),
+// and the next write of its key waits for that batch's answer: it is not
+// in flight together with it.
 func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -222,8 +220,10 @@ func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 			<-release
 		}
 	}}
-	const fence = 500 * time.Millisecond
-	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: time.Millisecond, DeliveryTimeout: 2 * time.Second}, fence)
+	// The next write of the key gets what is left of its 2 s once the
+	// first is answered: room for a loaded machine (500 ms failed 2 runs
+	// of 7 under -race with the other tests).
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, DeliveryTimeout: 2 * time.Second}, time.Millisecond)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before the server closes
 	first := make(chan error, 1)
@@ -238,18 +238,15 @@ func TestProducerDeliveryTimeoutInFlight(t *testing.T) {
 	case <-time.After(6 * time.Second):
 		t.Fatal("a write never answered did not fail at its delivery timeout (2s)")
 	}
-	failed := time.Now()
 	next := make(chan error, 1)
 	go func() { _, err := p.Put(context.Background(), "t", []byte("k"), nil); next <- err }()
-	<-s.arrived
-	// The fence began at the break, just before the first write failed
-	// (how long before that this goroutine heard of it depends on the
-	// load): half of it is what is sure to be left.
-	if waited := time.Since(failed); waited < fence/2 {
-		t.Fatalf("the next write of the key was sent %s after the first failed, within its fence (%s)", waited, fence)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(s.seen()); n != 1 {
+		t.Fatalf("the server saw %d batches while the first write of the key was unanswered; want 1", n)
 	}
+	once.Do(func() { close(release) })
 	if err := <-next; err != nil {
-		t.Fatalf("the next write of the key after its fence: %v", err)
+		t.Fatalf("the next write of the key after the answer: %v", err)
 	}
 }
 

@@ -20,6 +20,9 @@ type flight struct {
 	writes []*pending
 	// deadline: the earliest delivery timeout of its writes not answered.
 	deadline time.Time
+	// stuck: when the batch, unanswered since it was sent, gives its
+	// stream up (twice the delivery timeout after it was sent).
+	stuck time.Time
 }
 
 type answer struct {
@@ -209,7 +212,7 @@ func (l *loop) allAnswered() bool {
 func (l *loop) flightsWake(now time.Time) time.Time {
 	wake := now.Add(time.Hour)
 	for _, f := range l.flights {
-		wake = minTime(wake, f.deadline.Add(time.Millisecond))
+		wake = minTime(wake, minTime(f.deadline, f.stuck).Add(time.Millisecond))
 	}
 	return wake
 }
@@ -327,29 +330,30 @@ func (l *loop) unqueued(w *pending) {
 
 // expire fails the writes past their delivery timeout: queued ones, and
 // ones in flight (they may have been written; their keys stay busy until
-// the answer, or fenced if the stream breaks). A batch none of whose
-// writes was answered within the delivery timeout means the stream is
-// stuck (a server that reads and never answers, on a connection that
-// still answers pings): it is given up as a broken one, so that its
-// batches do not hold the in-flight slots for good.
+// the answer, or fenced if the stream breaks). A batch unanswered twice
+// the delivery timeout after it was sent, every write of it failed, means
+// the stream is stuck (a server that reads and never answers, on a
+// connection that still answers pings): it is given up as a broken one,
+// so that its batches do not hold the in-flight slots for good. (Counted
+// from the send, not from the writes' calls: a batch sent late, after
+// retries, is not taken for stuck at once.)
 func (l *loop) expire(now time.Time) {
 	stuck := false
 	for _, f := range l.flights {
-		if !now.After(f.deadline) {
-			continue
-		}
-		for _, w := range f.writes {
-			if now.After(w.deadline) {
-				l.finish(w, Result{}, &WriteError{Code: connect.CodeDeadlineExceeded,
-					Message: "not answered within the producer's delivery timeout: its batch is unanswered, it may have been written"})
+		if now.After(f.deadline) {
+			for _, w := range f.writes {
+				if now.After(w.deadline) {
+					l.finish(w, Result{}, &WriteError{Code: connect.CodeDeadlineExceeded,
+						Message: "not answered within the producer's delivery timeout: its batch is unanswered, it may have been written"})
+				}
 			}
+			f.deadline = firstDeadline(f.writes)
 		}
-		f.deadline = firstDeadline(f.writes)
-		stuck = stuck || !slices.ContainsFunc(f.writes, func(w *pending) bool { return !w.answered })
+		stuck = stuck || now.After(f.stuck) && !slices.ContainsFunc(f.writes, func(w *pending) bool { return !w.answered })
 	}
 	if stuck {
 		l.broken(connect.NewError(connect.CodeDeadlineExceeded,
-			errors.New("a batch got no answer within the producer's delivery timeout: the stream is given up and a new one opened")))
+			errors.New("a batch got no answer within twice the producer's delivery timeout: the stream is given up and a new one opened")))
 	}
 	l.queue = slices.DeleteFunc(l.queue, func(w *pending) bool {
 		if !now.After(w.deadline) {
@@ -379,7 +383,7 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		l.busy[w.key] = true
 		w.tries++
 	}
-	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch)}
+	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout)}
 	select {
 	case l.stream.reqs <- req:
 	default: // more flights than MaxInFlight: the server answered batches it was not sent

@@ -44,11 +44,12 @@ func (s *stuckFirst) WriteStream(ctx context.Context, st *connect.BidiStream[wai
 }
 
 // TestProducerGivesUpStuckStream: a batch that gets no answer within the
-// delivery timeout fails its writes (deadline_exceeded) and the stream is
-// given up as a broken one: the writes after it go on a new stream. (The
-// unanswered batch held its in-flight slot for good: with MaxInFlight
-// such batches every later write, of any key, failed at its delivery
-// timeout, until the process restarted.)
+// delivery timeout fails its writes (deadline_exceeded), and twice the
+// delivery timeout after it was sent its stream is given up as a broken
+// one: the writes after it go on a new stream. (The unanswered batch held
+// its in-flight slot for good: with MaxInFlight such batches every later
+// write, of any key, failed at its delivery timeout, until the process
+// restarted.)
 func TestProducerGivesUpStuckStream(t *testing.T) {
 	t.Parallel()
 	s := &stuckFirst{}
@@ -59,6 +60,9 @@ func TestProducerGivesUpStuckStream(t *testing.T) {
 	if _, err := p.Put(ctx, "t", []byte("a"), nil); !errors.As(err, &werr) || werr.Code != connect.CodeDeadlineExceeded {
 		t.Fatalf("the write of the stuck stream: %v; want deadline_exceeded", err)
 	}
+	// The stream is given up a second after the batch was sent (twice
+	// the delivery timeout); a write made before that waits behind it.
+	time.Sleep(700 * time.Millisecond)
 	for _, key := range []string{"b", "a"} { // a: after its fence
 		if _, err := p.Put(ctx, "t", []byte(key), nil); err != nil {
 			t.Fatalf("write of %s after the stuck stream: %v (streams opened: %d)", key, err, s.streams.Load())
