@@ -16,11 +16,11 @@ import (
 	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
-// silentAfterCommit relays TCP connections to target until a client sends
-// a COMMIT (a COM_QUERY): the COMMIT reaches the server, and nothing the
+// silentAfter relays TCP connections to target until a client sends the
+// statement stmt (a COM_QUERY): it reaches the server, and nothing the
 // server answers from then on reaches the client (a lost answer, or a
 // server stalled in its commit: an fsync, a semi-sync replica).
-func silentAfterCommit(t *testing.T, target string) string {
+func silentAfter(t *testing.T, target, stmt string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +67,7 @@ func silentAfterCommit(t *testing.T, target string) string {
 			mu.Unlock()
 			var silent atomic.Bool
 			go relay(c, s, func(b []byte) {
-				if bytes.Contains(b, []byte("\x03COMMIT")) {
+				if bytes.Contains(b, []byte("\x03"+stmt)) {
 					silent.Store(true)
 				}
 			}, func() bool { return true })
@@ -82,33 +82,46 @@ func silentAfterCommit(t *testing.T, target string) string {
 // (not store.ErrNotApplied: the COMMIT was sent). database/sql's Commit
 // takes no context: the write waited for the answer as long as the
 // connection lived, and a late answer reported it stored after the
-// deadline the proxy gave it.
+// deadline the proxy gave it. A write whose COMMIT was answered returns
+// at once, whatever comes after (the ROLLBACK that ends database/sql's
+// transaction is not waited for).
 func TestCommitWithinDeadline(t *testing.T) {
 	t.Parallel()
-	dsn := sqltest.MySQLDatabase(t, sqltest.MySQL(t))
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Addr = silentAfterCommit(t, cfg.Addr)
-	s, err := Open(t.Context(), Options{DSN: cfg.FormatDSN(), Logger: quiet})
-	s = sqltest.Closing(t, s, err)
-	if err := s.CreateTable(t.Context(), "c"); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_, err := s.Apply(ctx, "c", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}})
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err == nil || errors.Is(err, store.ErrNotApplied) {
-			t.Fatalf("a write whose COMMIT got no answer: %v; want an error of unknown outcome", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("a write with a 1s deadline whose COMMIT got no answer still waits after 20s")
+	for _, tc := range []struct {
+		silentAfter string
+		stored      bool
+	}{{"COMMIT", false}, {"ROLLBACK", true}} {
+		t.Run(tc.silentAfter, func(t *testing.T) {
+			t.Parallel()
+			dsn := sqltest.MySQLDatabase(t, sqltest.MySQL(t))
+			cfg, err := mysql.ParseDSN(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Addr = silentAfter(t, cfg.Addr, tc.silentAfter)
+			s, err := Open(t.Context(), Options{DSN: cfg.FormatDSN(), Logger: quiet})
+			s = sqltest.Closing(t, s, err)
+			if err := s.CreateTable(t.Context(), "c"); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				_, err := s.Apply(ctx, "c", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}})
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				switch {
+				case tc.stored && err != nil:
+					t.Fatalf("a write whose COMMIT was answered: %v", err)
+				case !tc.stored && (err == nil || errors.Is(err, store.ErrNotApplied)):
+					t.Fatalf("a write whose COMMIT got no answer: %v; want an error of unknown outcome", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatalf("a write with a 1s deadline, silence after its %s, still waits after 20s", tc.silentAfter)
+			}
+		})
 	}
 }

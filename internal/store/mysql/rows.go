@@ -129,7 +129,12 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
 	before := make([]int64, len(b.Keys))
 	if err := s.readVersions(qctx, tx, ident, b, "", before); err != nil {
 		return err
@@ -158,6 +163,7 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 	if err := commit(qctx, tx); err != nil {
 		return commitErr{err}
 	}
+	committed = true
 	for j, v := range b.Versions {
 		// Holding v now, and not before: this batch wrote it (or a writer
 		// with the very same version did, which is the same write).
@@ -180,8 +186,9 @@ func commit(ctx context.Context, tx *sql.Tx) error {
 	}
 	// database/sql still holds the transaction open: end it, so that its
 	// connection goes back to the pool (a ROLLBACK after the COMMIT
-	// changes nothing).
-	_ = tx.Rollback()
+	// changes nothing). Not waited for: it takes no context either, and
+	// the write is over.
+	go func() { _ = tx.Rollback() }()
 	return nil
 }
 
