@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,38 @@ func TestGroupPastRetention(t *testing.T) {
 	batch := next(t, b)
 	if len(batch.Records) == 0 || batch.Records[0].Offset != start {
 		t.Fatalf("first batch %+v; want records from the log's start %d", batch, start)
+	}
+}
+
+// TestGroupPastTheEnd: a group whose committed offset is past the log's
+// end (a repair cut the tail; new events take those offsets again) ends
+// its member with an error that says how to set its positions, rather
+// than skipping or repeating events it cannot place.
+func TestGroupPastTheEnd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	tb := table(t, l, 1, 1)
+	_, end, err := l.Bounds(ctx, "ev", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Commit(ctx, LogGroup("g"), "ev", map[int32]int64{0: end + 50}); err != nil {
+		t.Fatal(err)
+	}
+	g := New(l, time.Minute)
+	defer g.Close()
+	a, err := g.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grant := next(t, a); len(grant.Granted) != 1 {
+		t.Fatalf("first message %+v, want a grant", grant)
+	}
+	nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = a.Next(nctx)
+	if err == nil || !errors.Is(err, intentlog.ErrOffsetOutOfRange) || !strings.Contains(err.Error(), "wail group reset") {
+		t.Fatalf("a member past the end: %v; want it ended, naming wail group reset", err)
 	}
 }

@@ -240,17 +240,22 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 	for {
 		r, err := s.gr.g.log.NewReader(topic, gt.Partition, off)
 		if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
-			// The committed offset is out of the log's bounds: below its
+			// The committed offset is out of the log's bounds. Below its
 			// start, retention removed those events while the group was
-			// away (they are gone for every reader: from the start, as
-			// Kafka's auto.offset.reset=earliest); above its end, a repair
-			// cut the log's tail (new events take those offsets again:
-			// from the end). It ended the member at every join.
+			// away: they are gone for every reader, so from the start (as
+			// Kafka's auto.offset.reset=earliest; it ended the member at
+			// every join). Above its end, a repair cut the log's tail and
+			// new events take those offsets again: where the group stands
+			// in them is not known, so the member ends, saying what to do.
 			start, end, berr := s.gr.g.log.Bounds(ctx, topic, gt.Partition)
 			if berr != nil {
 				return berr
 			}
-			off = min(max(off, start), end)
+			if off > end {
+				return fmt.Errorf("%w: the group's committed offset %d of partition %d is past the log's end %d (a repair cut the log's tail): "+
+					"set the group's positions with `wail group reset` (--to a time or a cursor)", err, off, gt.Partition, end)
+			}
+			off = max(off, start)
 			r, err = s.gr.g.log.NewReader(topic, gt.Partition, off)
 		}
 		if err != nil {
