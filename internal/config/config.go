@@ -88,12 +88,12 @@ type Config struct {
 	Sinks Sinks `yaml:"sinks"`
 }
 
-// Limits bound what the proxy accepts and how many partitions tables
-// may have.
 // MySQLMaxKeyBytes is the longest key the mysql store keeps (its key
 // column, internal/store/mysql).
 const MySQLMaxKeyBytes = 4096
 
+// Limits bound what the proxy accepts and how many partitions tables
+// may have.
 type Limits struct {
 	// MaxKeyBytes bounds a row key (1..65536, at most MySQLMaxKeyBytes with
 	// store.kind mysql; over it: InvalidArgument).

@@ -118,7 +118,11 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, firstRead)
 	defer cancel()
 	n, err := l.describeMaxMessageBytes(rctx, topic)
-	l.storeLimit(topic, n, err)
+	if err == nil || ctx.Err() == nil {
+		// (A read cut by the caller's end says nothing of the cluster:
+		// not remembered as failed.)
+		l.storeLimit(topic, n, err)
+	}
 	return n, err
 }
 

@@ -122,7 +122,8 @@ func TestRecordLimitCached(t *testing.T) {
 // max.message.bytes failed (a cluster that refuses DescribeConfigs), the
 // calls within failedRetry fall back on the producer's limit at once,
 // without asking the cluster again: a request of many mutations checks
-// each one, and waited up to two seconds per mutation.
+// each one, and waited up to two seconds per mutation. A read its caller
+// cut short does not count as failed.
 func TestRecordLimitFailedReadNotRepeated(t *testing.T) {
 	t.Parallel()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -153,5 +154,17 @@ func TestRecordLimitFailedReadNotRepeated(t *testing.T) {
 	}
 	if n := describes.Load(); n != 1 {
 		t.Fatalf("%d DescribeConfigs for 5 calls within %s of a failed read; want 1", n, failedRetry)
+	}
+	// A read cut by its caller's end is not remembered as failed: the
+	// next call asks the cluster.
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	_, _, _ = l.RecordLimit(gone, "v")
+	before := describes.Load()
+	if _, _, err := l.RecordLimit(ctx, "v"); err != nil {
+		t.Fatal(err)
+	}
+	if n := describes.Load(); n != before+1 {
+		t.Fatalf("after a read cut by its caller, the next call made %d DescribeConfigs; want 1", n-before)
 	}
 }
