@@ -117,8 +117,11 @@ func (c writeCodec) decodeMutations(b []byte, field protowire.Number, seq *uint6
 		return nil, false, nil
 	}
 	if n == 0 {
-		// Decoded already: only a seq, or nothing.
-		return nil, seqOnly(b, seq), nil
+		// Only a seq, or nothing.
+		if seq != nil {
+			*seq = wireSeq(b)
+		}
+		return nil, true, nil
 	}
 	buf := bytes.Clone(b) // connect reuses b once Unmarshal returns
 	slab := make([]wailv1.Mutation, n)
@@ -209,17 +212,6 @@ func wireSeq(b []byte) uint64 {
 		b = b[l:]
 	}
 	return seq
-}
-
-// seqOnly decodes a message with no mutations (its seq, if any).
-func seqOnly(b []byte, seq *uint64) bool {
-	for len(b) > 0 {
-		_, _, l := protowire.ConsumeTag(b)
-		b = b[l:]
-		v, l := protowire.ConsumeVarint(b)
-		*seq, b = v, b[l:]
-	}
-	return true
 }
 
 // decodeMutation decodes one Mutation from b into m. Its byte fields

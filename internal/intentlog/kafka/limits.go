@@ -43,9 +43,9 @@ type topicLimit struct {
 	read       time.Time // zero: never read
 	refreshing bool
 	warned     bool // a read failed and it was logged
-	// failed is when the last read of a topic never read failed: for
-	// failedRetry after it, calls answer at once with notRead instead of
-	// waiting up to firstRead each (a request of many mutations checks
+	// failed is when the last read of a topic never read failed (lastErr
+	// why): for failedRetry after it, calls answer at once with that
+	// error instead of waiting up to firstRead each (a request of many mutations checks
 	// each one; a cluster that refuses DescribeConfigs refuses them all).
 	failed  time.Time
 	lastErr error
