@@ -83,6 +83,11 @@ type Member struct {
 	implicitOffsets *bool
 	topicIDs        map[string][16]byte // TxnOffsetCommit v6+ names topics by id
 
+	// owners: the member id each held partition was assigned under;
+	// offsets are committed only for partitions held under the member id
+	// they are committed with.
+	owners owners
+
 	// afterProduce, when set (tests), runs between a transaction's produce
 	// and its offset commit: the crash test kills the process there.
 	afterProduce func()
@@ -168,8 +173,21 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
 	revoked := func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+		m.owners.revoke(r)
 		if opts.OnRevoked != nil && len(r) > 0 {
 			opts.OnRevoked(internalMap(l.names, r))
+		}
+	}
+	// Called after every sync, with what it added (even nothing): the
+	// partitions held under an earlier member id start over (see owners).
+	assigned := func(_ context.Context, cl *kgo.Client, a map[string][]int32) {
+		member, _ := cl.GroupMetadata()
+		stale := m.owners.assign(member, a)
+		if opts.OnRevoked != nil && len(stale) > 0 {
+			opts.OnRevoked(internalMap(l.names, stale))
+		}
+		if a = merged(a, stale); opts.OnAssigned != nil && len(a) > 0 {
+			opts.OnAssigned(internalMap(l.names, a))
 		}
 	}
 	clOpts := append(append([]kgo.Opt{}, l.common...),
@@ -179,11 +197,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		kgo.SessionTimeout(opts.SessionTimeout),
 		kgo.DisableAutoCommit(),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
-			if opts.OnAssigned != nil && len(a) > 0 {
-				opts.OnAssigned(internalMap(l.names, a))
-			}
-		}),
+		kgo.OnPartitionsAssigned(assigned),
 		kgo.OnPartitionsRevoked(revoked),
 		kgo.OnPartitionsLost(revoked), // commits will fail; the loops stop all the same
 	)
@@ -366,6 +380,9 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 		}
 	}
 	member, gen := m.cl.GroupMetadata()
+	if err := m.owners.check(member, offsets); err != nil {
+		return err
+	}
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = p.txnID, m.group, pid, epoch
 	req.Generation, req.MemberID = gen, member
@@ -452,36 +469,56 @@ func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
 }
 
 // commit commits offsets outside a transaction, under the member's
-// generation.
+// generation. Not kgo's CommitOffsets: it waits out a join and sync, then
+// commits under the new member id and generation, which owners must check
+// first.
 func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]int64) error {
 	if len(offsets) == 0 {
 		return nil
 	}
-	eo := make(map[string]map[int32]kgo.EpochOffset, len(offsets))
-	for topic, parts := range offsets {
-		eo[topic] = make(map[int32]kgo.EpochOffset, len(parts))
-		for p, o := range parts {
-			eo[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: o}
-		}
+	member, gen := m.cl.GroupMetadata()
+	if err := m.owners.check(member, offsets); err != nil {
+		return fmt.Errorf("kafka: commit offsets: %w", err)
 	}
-	var cerr error
-	m.cl.CommitOffsetsSync(ctx, eo, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation, req.MemberID = m.group, gen, member
+	for topic, parts := range offsets {
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = topic
+		id, err := m.topicID(ctx, topic)
 		if err != nil {
-			cerr = err
-			return
+			return fmt.Errorf("kafka: commit offsets: %w: %w", errAborted, err)
 		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
-					cerr = fmt.Errorf("commit %s/%d: %w", t.Topic, p.Partition, err)
-				}
+		rt.TopicID = id
+		for p, o := range parts {
+			rp := kmsg.NewOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, m.cl)
+	if err != nil {
+		return fmt.Errorf("kafka: commit offsets: %w: %w", errAborted, err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("kafka: commit offsets: %w: commit %s/%d: %w", errAborted, topicOf(req, t.Topic, t.TopicID), p.Partition, err)
 			}
 		}
-	})
-	if cerr != nil {
-		return fmt.Errorf("kafka: commit offsets: %w: %w", errAborted, cerr)
 	}
 	return nil
+}
+
+// topicOf names a topic of a response, which names it by id from v10 on.
+func topicOf(req *kmsg.OffsetCommitRequest, name string, id [16]byte) string {
+	for _, t := range req.Topics {
+		if name == "" && t.TopicID == id {
+			return t.Topic
+		}
+	}
+	return name
 }
 
 // classify marks errors after which the member cannot go on.
