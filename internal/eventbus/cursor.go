@@ -19,20 +19,29 @@ import (
 // transaction markers, offsets lost to a repair), which is why a cursor
 // holds positions, not counts.
 //
-// Text form: "c" followed by the unpadded base64url of the binary form
-// (cursorVersion1):
+// Text form: "c" followed by the unpadded base64url of the binary form:
 //
-//	byte     version (1)
+//	byte     version (1, or 2 with an after-version)
 //	uint32   CRC-32C of the table name, big endian: a cursor of another table is refused
 //	uvarint  n, the number of partitions
 //	n uvarint the next offset of partitions 0..n-1
+//	uvarint  (version 2 only) the after-version, > 0
 //	uint32   CRC-32C of everything before, big endian
+//
+// A subscription started at "v<version>" skips events of that version or
+// below; its cursors carry that version (version 2) so that resuming from
+// one skips them too: events of lower versions can still come after the
+// ones delivered (other keys, another partition).
 //
 // Clients treat cursors as opaque strings: the format may gain versions,
 // and a server decodes every version it ever wrote.
 
-// cursorVersion1 is the only cursor encoding so far.
-const cursorVersion1 = 1
+// Cursor encodings: version 1 holds offsets; version 2 also an
+// after-version.
+const (
+	cursorVersion1 = 1
+	cursorVersion2 = 2
+)
 
 // cursorPrefix starts a cursor's text form.
 const cursorPrefix = "c"
@@ -46,24 +55,32 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrBadCursor: a cursor could not be decoded or does not fit the table.
 var ErrBadCursor = errors.New("invalid cursor")
 
-// Cursor is a decoded cursor: the next offset of each partition.
+// Cursor is a decoded cursor: the next offset of each partition, and the
+// version at or below which events are skipped (0: none).
 type Cursor struct {
-	Table   string
-	Offsets []int64
+	Table        string
+	Offsets      []int64
+	AfterVersion uint64
 }
 
 // String encodes the cursor.
-func (c Cursor) String() string { return encodeCursor(tableSum(c.Table), c.Offsets) }
+func (c Cursor) String() string { return encodeCursor(tableSum(c.Table), c.Offsets, c.AfterVersion) }
 
 // encodeCursor builds the text form with one allocation (the string) for
 // up to 8 partitions: a stream sends a cursor with every event.
-func encodeCursor(table uint32, offsets []int64) string {
-	var buf [1 + 4 + binary.MaxVarintLen32 + 8*binary.MaxVarintLen64 + 4]byte
+func encodeCursor(table uint32, offsets []int64, after uint64) string {
+	var buf [1 + 4 + binary.MaxVarintLen32 + 9*binary.MaxVarintLen64 + 4]byte
 	b := append(buf[:0], cursorVersion1)
+	if after > 0 {
+		b[0] = cursorVersion2
+	}
 	b = binary.BigEndian.AppendUint32(b, table)
 	b = binary.AppendUvarint(b, uint64(len(offsets)))
 	for _, o := range offsets {
 		b = binary.AppendUvarint(b, uint64(o))
+	}
+	if after > 0 {
+		b = binary.AppendUvarint(b, after)
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32c(b))
 	var text [len(cursorPrefix) + (len(buf)*4+2)/3]byte
@@ -119,7 +136,7 @@ func decodeCursor(s string) (Cursor, uint32, error) {
 	if len(b) < 1+4+1+4 {
 		return Cursor{}, 0, errors.New("it is too short")
 	}
-	if b[0] != cursorVersion1 {
+	if b[0] != cursorVersion1 && b[0] != cursorVersion2 {
 		return Cursor{}, 0, fmt.Errorf("unknown version %d (written by a newer wail?)", b[0])
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -140,6 +157,13 @@ func decodeCursor(s string) (Cursor, uint32, error) {
 			return Cursor{}, 0, fmt.Errorf("bad offset of partition %d", i)
 		}
 		c.Offsets[i], rest = int64(o), rest[k:]
+	}
+	if b[0] == cursorVersion2 {
+		v, k := uvarint(rest)
+		if k <= 0 || v == 0 {
+			return Cursor{}, 0, errors.New("bad after-version")
+		}
+		c.AfterVersion, rest = v, rest[k:]
 	}
 	if len(rest) != 0 {
 		return Cursor{}, 0, errors.New("trailing bytes")

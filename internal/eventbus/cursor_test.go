@@ -31,15 +31,33 @@ func TestCursorRoundTrip(t *testing.T) {
 		if st, err := ParseStart(s); err != nil || st.Cursor != s {
 			t.Errorf("ParseStart(%q) = %+v, %v", s, st, err)
 		}
+		for _, after := range []uint64{1, 1 << 63} {
+			s := Cursor{Table: "orders", Offsets: offs, AfterVersion: after}.String()
+			got, err := ParseCursor(s, "orders", int32(len(offs)))
+			if err != nil || !slices.Equal(got.Offsets, offs) || got.AfterVersion != after {
+				t.Errorf("ParseCursor(%q) = %+v, %v; want %v after version %d", s, got, err, offs, after)
+			}
+		}
 	}
 }
 
-// TestCursorGolden pins the text form of version 1: a server must decode
-// every cursor it ever handed out.
+// TestCursorGolden pins the text forms of versions 1 and 2: a server must
+// decode every cursor it ever handed out.
 func TestCursorGolden(t *testing.T) {
 	t.Parallel()
-	c := Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}}
-	path := filepath.Join("testdata", "cursor-v1.golden")
+	for _, tc := range []struct {
+		name string
+		c    Cursor
+	}{
+		{"cursor-v1", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}}},
+		{"cursor-v2", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testCursorGolden(t, tc.name, tc.c) })
+	}
+}
+
+func testCursorGolden(t *testing.T, name string, c Cursor) {
+	path := filepath.Join("testdata", name+".golden")
 	if *update {
 		if err := os.WriteFile(path, []byte(c.String()+"\n"), 0o644); err != nil {
 			t.Fatal(err)
@@ -54,7 +72,7 @@ func TestCursorGolden(t *testing.T) {
 		t.Errorf("cursor encodes as %q, golden %q: a format change needs a new version", c.String(), golden)
 	}
 	got, err := ParseCursor(golden, "orders", 4)
-	if err != nil || !slices.Equal(got.Offsets, c.Offsets) {
+	if err != nil || !slices.Equal(got.Offsets, c.Offsets) || got.AfterVersion != c.AfterVersion {
 		t.Errorf("golden cursor decodes as %+v, %v", got, err)
 	}
 }
@@ -66,8 +84,13 @@ func TestCursorRefused(t *testing.T) {
 	enc := func(b []byte) string { return "c" + base64.RawURLEncoding.EncodeToString(b) }
 	flipped := slices.Clone(raw)
 	flipped[len(flipped)-5] ^= 1
-	v2 := slices.Clone(raw)
-	v2[0] = 2
+	v3 := slices.Clone(raw)
+	v3[0] = 3
+	// v2 without its after-version, and with 0.
+	v2 := func(tail ...byte) string {
+		body := append(append([]byte{cursorVersion2}, raw[1:len(raw)-4]...), tail...)
+		return enc(binary.BigEndian.AppendUint32(body, crc32.Checksum(body, castagnoli)))
+	}
 	tests := []struct {
 		name, cursor, table string
 		partitions          int32
@@ -78,7 +101,10 @@ func TestCursorRefused(t *testing.T) {
 		{"empty", "c", "orders", 2, "too short"},
 		{"cut", enc(raw[:len(raw)-1]), "orders", 2, "checksum"},
 		{"altered", enc(flipped), "orders", 2, "checksum"},
-		{"newer version", enc(v2), "orders", 2, "unknown version 2"},
+		{"newer version", enc(v3), "orders", 2, "unknown version 3"},
+		{"version 2 without its after-version", v2(), "orders", 2, "bad after-version"},
+		{"version 2 after version 0", v2(0), "orders", 2, "bad after-version"},
+		{"version 2 with trailing bytes", v2(1, 1), "orders", 2, "trailing bytes"},
 		{"other table", good, "users", 2, "another table"},
 		{"other partition count", good, "orders", 3, "2 partitions, table \"orders\" has 3"},
 	}
@@ -95,6 +121,7 @@ func TestCursorRefused(t *testing.T) {
 func FuzzCursor(f *testing.F) {
 	f.Add(Cursor{Table: "t", Offsets: []int64{0, 7}}.String())
 	f.Add(Cursor{Table: "t", Offsets: []int64{math.MaxInt64}}.String())
+	f.Add(Cursor{Table: "t", Offsets: []int64{3}, AfterVersion: 1 << 50}.String())
 	f.Add("c")
 	f.Add("cAQ")
 	f.Fuzz(func(t *testing.T, s string) {
@@ -102,7 +129,7 @@ func FuzzCursor(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if enc := encodeCursor(sum, c.Offsets); enc != s {
+		if enc := encodeCursor(sum, c.Offsets, c.AfterVersion); enc != s {
 			t.Fatalf("%q decodes to %+v, which encodes as %q", s, c, enc)
 		}
 		for _, o := range c.Offsets {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -169,5 +170,49 @@ func TestSubscribeFromVersion(t *testing.T) {
 				t.Fatalf("from %s: version %d missing (got %v)", from, v, got)
 			}
 		}
+	}
+}
+
+// TestCursorKeepsFromVersion: a stream started at "v<N>" hands out cursors
+// that keep skipping events of version N or below: resuming from one after
+// the first event does not deliver the lower versions that came after it
+// on the bus (other keys).
+func TestCursorKeepsFromVersion(t *testing.T) {
+	t.Parallel()
+	b, _ := openBus(t, 1)
+	var evs []intent.Event
+	for i, v := range []uint64{10, 3, 12, 5, 15} {
+		evs = append(evs, intent.Event{Table: "t", Key: []byte{byte('a' + i)}, Op: intent.Upsert, Version: v, Value: []byte{byte(v)}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Publish(ctx, "t", evs); err != nil {
+		t.Fatal(err)
+	}
+	client := eventServer(t, b, 1, Snapshots{})
+	stream, err := client.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: "t", From: "v8"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cursor := ""
+	for cursor == "" && stream.Receive() {
+		if m := stream.Msg(); m.Event != nil {
+			if m.Event.Version != 10 {
+				t.Fatalf("first event from v8: version %d, want 10", m.Event.Version)
+			}
+			cursor = m.Cursor
+		}
+	}
+	stream.Close()
+	if cursor == "" {
+		t.Fatalf("no event from v8: %v", stream.Err())
+	}
+	got, _ := readToEnd(ctx, t, client, "t", cursor)
+	var versions []uint64
+	for _, m := range got {
+		versions = append(versions, m.Event.Version)
+	}
+	if !slices.Equal(versions, []uint64{12, 15}) {
+		t.Fatalf("resumed from the cursor of version 10: versions %v, want [12 15]", versions)
 	}
 }

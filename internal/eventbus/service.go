@@ -117,7 +117,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	// Fix where every partition starts (and ends), then send the response
 	// headers: once the client's call returns, every event published later
 	// is delivered.
-	offsets, err := s.startOffsets(ctx, table, n, start)
+	offsets, after, err := s.startOffsets(ctx, table, n, start)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	}
 	startCursor := ""
 	if !start.Snapshot {
-		startCursor = Cursor{Table: table, Offsets: offsets}.String()
+		startCursor = Cursor{Table: table, Offsets: offsets, AfterVersion: after}.String()
 	}
 	if err := started(startCursor); err != nil {
 		return err
@@ -145,6 +145,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	}()
 	g, ctx := errgroup.WithContext(sctx)
 	core := newStreamCore(table, offsets, until, snapKeys)
+	core.after = after
 	out := make(chan batch, 64)
 	per := int(min(max(msg.MaxBatchEvents, 0), MaxBatchEvents))
 	buf := newBudget(s.limits.BufferBytes)
@@ -153,7 +154,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 		if until != nil {
 			end = until[p]
 		}
-		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, start.AfterVersion, encoded, buf, out) })
+		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, after, encoded, buf, out) })
 	}
 	var snap <-chan snapshotMsg
 	if start.Snapshot {
@@ -330,14 +331,17 @@ func (s *Service) readEvent(r *intentlog.Record, encoded bool) (liveEvent, bool)
 	return newLiveEvent(r.Offset, e.Proto()), true
 }
 
-// startOffsets returns where each partition of a stream starts.
-func (s *Service) startOffsets(ctx context.Context, table string, n int32, st Start) ([]int64, error) {
+// startOffsets returns where each partition of a stream starts, and the
+// version at or below which it skips events (the start's, or its
+// cursor's).
+func (s *Service) startOffsets(ctx context.Context, table string, n int32, st Start) ([]int64, uint64, error) {
 	var cur Cursor
 	if st.Cursor != "" {
 		var err error
 		if cur, err = ParseCursor(st.Cursor, table, n); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
+		st.AfterVersion = cur.AfterVersion
 	}
 	if st.Ago > 0 {
 		st.At = time.Now().Add(-st.Ago)
@@ -347,7 +351,7 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, st St
 	for p := range offsets {
 		start, end, err := s.bus.log.Bounds(ctx, topic, int32(p))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		switch {
 		case st.Latest || st.Snapshot:
@@ -367,11 +371,11 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, st St
 				at = hlc.Time(st.AfterVersion).Add(-clockSkew)
 			}
 			if offsets[p], err = s.bus.log.OffsetForTime(ctx, topic, int32(p), at); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 		}
 	}
-	return offsets, nil
+	return offsets, st.AfterVersion, nil
 }
 
 // budget bounds the bytes of events a stream holds between reading them

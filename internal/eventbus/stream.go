@@ -27,6 +27,9 @@ type streamCore struct {
 	until []int64
 	// snap is the snapshot's state while one runs (nil: none, or over).
 	snap *snapshotFilter
+	// after: the stream skips events of this version or below (0: none);
+	// its cursors carry it.
+	after uint64
 }
 
 // snapshotFilter keeps per-key versions increasing while a snapshot
@@ -113,7 +116,7 @@ func (c *streamCore) cursor() string {
 	if c.snap != nil {
 		return ""
 	}
-	return Cursor{Table: c.table, Offsets: c.pos}.String()
+	return Cursor{Table: c.table, Offsets: c.pos, AfterVersion: c.after}.String()
 }
 
 // live handles a batch read from partition p: its events, then the
