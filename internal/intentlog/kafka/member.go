@@ -172,7 +172,16 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		m.closeProducers()
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
+	// Revoked: the loops drain and commit under the membership that still
+	// holds r, so r is forgotten only after. Lost: forgotten first (the
+	// group moved on; nothing of theirs may commit).
 	revoked := func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+		if opts.OnRevoked != nil && len(r) > 0 {
+			opts.OnRevoked(internalMap(l.names, r))
+		}
+		m.owners.revoke(r)
+	}
+	lost := func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
 		m.owners.revoke(r)
 		if opts.OnRevoked != nil && len(r) > 0 {
 			opts.OnRevoked(internalMap(l.names, r))
@@ -180,13 +189,19 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	}
 	// Called after every sync, with what it added (even nothing): the
 	// partitions held under an earlier member id start over (see owners).
+	// They are forgotten before their loops drain (whose commits are then
+	// refused: another member may have owned them meanwhile) and recorded
+	// under the new id only once the loops stopped.
 	assigned := func(_ context.Context, cl *kgo.Client, a map[string][]int32) {
 		member, _ := cl.GroupMetadata()
-		stale := m.owners.assign(member, a)
+		stale := m.owners.stale(member)
+		m.owners.revoke(stale)
 		if opts.OnRevoked != nil && len(stale) > 0 {
 			opts.OnRevoked(internalMap(l.names, stale))
 		}
-		if a = merged(a, stale); opts.OnAssigned != nil && len(a) > 0 {
+		a = merged(a, stale)
+		m.owners.assign(member, a)
+		if opts.OnAssigned != nil && len(a) > 0 {
 			opts.OnAssigned(internalMap(l.names, a))
 		}
 	}
@@ -199,7 +214,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.OnPartitionsAssigned(assigned),
 		kgo.OnPartitionsRevoked(revoked),
-		kgo.OnPartitionsLost(revoked), // commits will fail; the loops stop all the same
+		kgo.OnPartitionsLost(lost), // commits will fail; the loops stop all the same
 	)
 	clOpts = append(clOpts, l.opts.ExtraClientOpts...)
 	cl, err := kgo.NewClient(clOpts...)
@@ -270,6 +285,13 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 	}
 	if len(krs) == 0 {
 		return m.commit(ctx, offsets)
+	}
+	// Checked again with the offsets (owners); here it saves producing
+	// records that would be aborted.
+	if member, _ := m.cl.GroupMetadata(); len(offsets) > 0 {
+		if err := m.owners.check(member, offsets); err != nil {
+			return fmt.Errorf("kafka: transact: %w", err)
+		}
 	}
 	p := sh.pair[sh.next]
 	sh.next ^= 1

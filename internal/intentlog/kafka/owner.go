@@ -29,25 +29,12 @@ type owners struct {
 	by map[string]map[int32]string // topic -> partition -> member id
 }
 
-// assign records that member holds a (and what it held before, if
-// under member) and returns the partitions held under another member id:
-// the caller revokes and assigns them again.
-func (o *owners) assign(member string, a map[string][]int32) (stale map[string][]int32) {
+// assign records that member holds a.
+func (o *owners) assign(member string, a map[string][]int32) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.by == nil {
 		o.by = map[string]map[int32]string{}
-	}
-	for topic, parts := range o.by {
-		for p, id := range parts {
-			if id != member {
-				if stale == nil {
-					stale = map[string][]int32{}
-				}
-				stale[topic] = append(stale[topic], p)
-				parts[p] = member
-			}
-		}
 	}
 	for topic, ps := range a {
 		if o.by[topic] == nil {
@@ -55,6 +42,23 @@ func (o *owners) assign(member string, a map[string][]int32) (stale map[string][
 		}
 		for _, p := range ps {
 			o.by[topic][p] = member
+		}
+	}
+}
+
+// stale returns the partitions held under a member id other than member.
+func (o *owners) stale(member string) map[string][]int32 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var stale map[string][]int32
+	for topic, parts := range o.by {
+		for p, id := range parts {
+			if id != member {
+				if stale == nil {
+					stale = map[string][]int32{}
+				}
+				stale[topic] = append(stale[topic], p)
+			}
 		}
 	}
 	for _, ps := range stale {

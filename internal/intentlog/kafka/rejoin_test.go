@@ -145,6 +145,121 @@ func TestRejoinKeepsPartition(t *testing.T) {
 	}
 }
 
+// TestRevokeDrainCommits: in an ordinary cooperative rebalance (the same
+// member id), OnRevoked is where the resolver's loops drain and commit
+// their final offset; those commits, in a transaction or outside one, go
+// through (the partition is forgotten only after OnRevoked).
+func TestRevokeDrainCommits(t *testing.T) {
+	c := newRejoin(t)
+	ctx := c.ctx
+	// a second partition so that a B joining takes one from A
+	in2 := topicName("rejoin-in2")
+	if err := c.l.CreateTopic(ctx, in2, 2, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var errs []error
+	var a *Member
+	owned := &assignments{owned: map[int32]bool{}}
+	a, err := c.l.Join(MemberOptions{Group: c.group + "x", InstanceID: "a", Topics: []string{in2},
+		OnAssigned: owned.assigned,
+		OnRevoked: func(r map[string][]int32) {
+			// the drain: commit the revoked partitions' final offsets,
+			// then a transaction with a record and the offset
+			for topic, ps := range r {
+				for _, p := range ps {
+					e1 := a.Transact(ctx, 0, nil, map[string]map[int32]int64{topic: {p: 1}})
+					e2 := a.Transact(ctx, 0, map[string][]*intentlog.Record{c.out: {{Key: []byte("k"), Value: []byte("drain")}}},
+						map[string]map[int32]int64{topic: {p: 2}})
+					mu.Lock()
+					errs = append(errs, e1, e2)
+					mu.Unlock()
+				}
+			}
+			owned.revoked(r)
+		}, SessionTimeout: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	waitFor(t, "A to own both partitions", func() bool { return owned.count() == 2 })
+	b, err := c.l.Join(MemberOptions{Group: c.group + "x", InstanceID: "b", Topics: []string{in2}, SessionTimeout: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	waitFor(t, "A to give one partition up", func() bool { return owned.count() == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range errs {
+		if e != nil {
+			t.Errorf("drain commit in OnRevoked of an ordinary rebalance: %v", e)
+		}
+	}
+}
+
+// TestRejoinStaleDrainRefused: a member dropped silently, whose partition
+// another member owned and committed meanwhile, joins again under a new
+// id and is given the partition back. The stale loop's drain (in
+// OnRevoked, before the partition is assigned again) must not commit its
+// old offset: the committed offset would go back below the other
+// member's.
+func TestRejoinStaleDrainRefused(t *testing.T) {
+	r := newRejoin(t)
+	var mu sync.Mutex
+	var drainErr error
+	drained := false
+	var a *Member
+	revokes := 0
+	owned := &assignments{owned: map[int32]bool{}}
+	a, err := r.l.Join(MemberOptions{Group: r.group, InstanceID: "a", Topics: []string{r.in},
+		OnAssigned: owned.assigned,
+		OnRevoked: func(m map[string][]int32) {
+			mu.Lock()
+			revokes++
+			mu.Unlock()
+			// the stale loop drains: its final commit of its old offset 3
+			err := a.Transact(r.ctx, 0, nil, map[string]map[int32]int64{r.in: {0: 3}})
+			mu.Lock()
+			drainErr, drained = err, true
+			mu.Unlock()
+			owned.revoked(m)
+		}, SessionTimeout: 4 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	waitFor(t, "A to own the partition", func() bool { return owned.count() == 1 })
+	if err := a.Transact(r.ctx, 0, nil, map[string]map[int32]int64{r.in: {0: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	rebalance := r.dropSilently(a)
+	waitFor(t, "the group to drop A", r.empty)
+	b, bOwns := r.join("b", 4*time.Second)
+	waitFor(t, "B to own the partition", func() bool { return bOwns.count() == 1 })
+	if err := b.Transact(r.ctx, 0, nil, map[string]map[int32]int64{r.in: {0: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B to leave", r.empty)
+	rebalance()
+	waitFor(t, "A's stale revoke", func() bool { mu.Lock(); defer mu.Unlock(); return drained })
+	mu.Lock()
+	if revokes != 1 || !IsAborted(drainErr) {
+		t.Errorf("%d revokes, the stale drain's commit: %v; want one revoke, aborted", revokes, drainErr)
+	}
+	mu.Unlock()
+	got, err := r.l.Committed(r.ctx, r.group, r.in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0] != 5 {
+		t.Fatalf("committed offset %d after A's stale loop drained; B had committed 5", got[0])
+	}
+}
+
 // rejoin is a one-broker fake cluster with topics in and out (one
 // partition each) and the group that consumes in.
 type rejoin struct {
