@@ -115,17 +115,25 @@ type Result struct {
 // not is what the server knew (a store write whose outcome is unknown may
 // have been stored: then its event follows). For a write tried more than
 // once whose last attempt knew no version, Version is the latest attempt
-// that was stamped, and Message says so.
+// that was stamped, and Message says so. A write Close gave up on after
+// such an attempt fails with a WriteError that is also ErrClosed.
 type WriteError struct {
 	Code         connect.Code
 	Message      string
 	Version      uint64
 	IntentLogged bool
+	cause        error // Unwrap's (ErrClosed), or nil
 }
 
 func (e *WriteError) Error() string { return fmt.Sprintf("wail: %s: %s", e.Code, e.Message) }
 
-// ErrClosed: a write after Close, or one still waiting when Close gave up.
+// Unwrap returns ErrClosed for a write Close gave up on, or nil.
+func (e *WriteError) Unwrap() error { return e.cause }
+
+// ErrClosed: a write after Close, or one still waiting when Close gave up
+// (one sent and unanswered may have been written). When an earlier
+// attempt of the write was stamped, the error is a *WriteError with that
+// version (errors.As), which is also ErrClosed (errors.Is).
 var ErrClosed = errors.New("wail: producer closed")
 
 // Producer batches the writes of many goroutines into few large batches

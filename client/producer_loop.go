@@ -590,7 +590,14 @@ func (l *loop) finish(w *pending, r Result, err error) {
 	}
 	w.answered = true
 	var werr *WriteError
-	if w.stamped != nil && errors.As(err, &werr) && werr.Version == 0 {
+	switch {
+	case w.stamped != nil && errors.Is(err, ErrClosed):
+		// Close gave up on it; an earlier attempt was stamped and may have
+		// been written: say so, with its version.
+		err = &WriteError{Code: connect.CodeCanceled, Version: w.stamped.Version, IntentLogged: w.stamped.IntentLogged, cause: ErrClosed,
+			Message: fmt.Sprintf("producer closed before the write was answered (an earlier attempt was stamped at version %d and failed with %s: %s; it may have been written, and then its event follows)",
+				w.stamped.Version, w.stamped.Code, w.stamped.Message)}
+	case w.stamped != nil && errors.As(err, &werr) && werr.Version == 0:
 		// The last attempt says nothing of a version; an earlier one was
 		// stamped and may have been written: say so, with its version, so
 		// that the caller can match the event that may follow.

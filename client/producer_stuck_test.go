@@ -122,3 +122,56 @@ func TestProducerErrorKeepsStampedAttempt(t *testing.T) {
 		t.Fatalf("%d attempts; want the write retried", n)
 	}
 }
+
+// stampedThenSilent answers the first attempt of a write with an error
+// after stamping it (version 77), and never answers the later ones.
+type stampedThenSilent struct {
+	wailv1connect.UnimplementedProducerServiceHandler
+	tries atomic.Int32
+}
+
+func (s *stampedThenSilent) WriteStream(ctx context.Context, st *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+	for {
+		req, err := st.Receive()
+		if err != nil {
+			return nil
+		}
+		if s.tries.Add(int32(len(req.Mutations))) > 1 {
+			continue
+		}
+		out := &wailv1.WriteStreamResponse{Seq: req.Seq, Results: []*wailv1.WriteResult{{Version: 77, IntentLogged: true,
+			Error: &wailv1.Error{Code: connect.CodeUnavailable.String(), Message: "the store write's outcome is unknown"}}}}
+		if err := st.Send(out); err != nil {
+			return nil
+		}
+	}
+}
+
+// TestProducerClosedKeepsStampedAttempt: a write whose first attempt was
+// stamped (and may have been written) and whose retry is still unanswered
+// when Close gives up fails with ErrClosed that carries the stamped
+// attempt's version.
+func TestProducerClosedKeepsStampedAttempt(t *testing.T) {
+	t.Parallel()
+	s := &stampedThenSilent{}
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond,
+		DeliveryTimeout: time.Minute}, time.Millisecond)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Put(context.Background(), "t", []byte("k"), nil)
+		errc <- err
+	}()
+	for s.tries.Load() < 2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a write unanswered: %v; want it to give up", err)
+	}
+	err := <-errc
+	var werr *WriteError
+	if !errors.Is(err, ErrClosed) || !errors.As(err, &werr) || werr.Version != 77 || !werr.IntentLogged || !strings.Contains(werr.Message, "version 77") {
+		t.Fatalf("a write Close gave up on after a stamped attempt: %#v; want ErrClosed with version 77", err)
+	}
+}
