@@ -52,6 +52,10 @@ type Groups struct {
 
 	mu     sync.Mutex
 	groups map[[2]string]*grp // by table, group
+	// epochs: the last epoch of each group Reset removed from memory, so
+	// that the group loaded again numbers its grants above it (a late
+	// acknowledgement of an old grant must not match a new one).
+	epochs map[[2]string]uint64
 	stop   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
@@ -75,7 +79,7 @@ type Groups struct {
 // New returns the groups of a log; a member whose acknowledgement is
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
-	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, stop: make(chan struct{}), kick: make(chan struct{}, 1),
+	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, epochs: map[[2]string]uint64{}, stop: make(chan struct{}), kick: make(chan struct{}, 1),
 		snaps: map[[2]string]*snapLocal{}}
 	g.wg.Add(1)
 	go g.expire()
@@ -155,7 +159,7 @@ type StartLatest bool
 // again, the group reset).
 func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLatest) (*grp, error) {
 	k := [2]string{t.Name, name}
-	var after uint64
+	after := g.epochs[k]
 	old := g.groups[k]
 	if gr := old; gr != nil {
 		gr.mu.Lock()
@@ -168,7 +172,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		if live {
 			return gr, nil
 		}
-		after = gr.core.LastEpoch()
+		after = max(after, gr.core.LastEpoch())
 		gr.mu.Lock()
 		claim := gr.snap.want != "" || gr.snap.epoch != 0
 		gr.mu.Unlock()
@@ -352,6 +356,7 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 		gr.mu.Lock()
 		m := gr.core.Members()
 		snap := gr.snap.want != "" || gr.snap.epoch != 0
+		last := gr.core.LastEpoch()
 		gr.mu.Unlock()
 		if len(m) > 0 {
 			return fmt.Errorf("%w (%s): stop them first", ErrMembers, strings.Join(m, ", "))
@@ -359,6 +364,7 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 		if snap {
 			return fmt.Errorf("%w: a member here is taking (or waits to take) the group's snapshot: stop it first", ErrMembers)
 		}
+		g.epochs[k] = max(g.epochs[k], last)
 		delete(g.groups, k) // the next member loads what is committed here
 	}
 	if g.shared != nil {

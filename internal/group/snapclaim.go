@@ -224,7 +224,7 @@ func (g *Groups) wantSnapshot(t Table, name, member string, events *atomic.Int64
 	k := [2]string{t.Name, name}
 	gr, ok := g.groups[k]
 	if !ok {
-		gr = &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, 0), sessions: map[string]*Session{},
+		gr = &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, g.epochs[k]), sessions: map[string]*Session{},
 			sh: sharedLocal{obs: observed{}}}
 		gr.core.shared = true
 		g.groups[k] = gr
