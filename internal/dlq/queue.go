@@ -143,7 +143,11 @@ type pick struct {
 func (s *snapshot) letters(ctx context.Context, p pick) ([]*wailv1.DeadLetterEntry, bool, error) {
 	var out []*wailv1.DeadLetterEntry
 	more, size := false, 0
-	err := s.q.read(ctx, max(p.after+1, s.start), s.end, func(r *intentlog.Record) (bool, error) {
+	from := s.start
+	if p.after >= s.start {
+		from = min(p.after, s.end-1) + 1 // after = MaxInt64 must not wrap
+	}
+	err := s.q.read(ctx, from, s.end, func(r *intentlog.Record) (bool, error) {
 		if len(r.Key) == 0 || !p.keep(r.Offset, s.f.settled.has(r.Offset)) {
 			return true, nil
 		}

@@ -203,6 +203,10 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 	// records go in appends within the log's limit (a failure midway
 	// leaves the next call to skip what landed).
 	limit := p.r.appendLimit(ctx, dlq.Topic(p.table))
+	// Taken before the first append: one that lands but fails late (a
+	// stalled disk, a lost answer), or a later append of this batch that
+	// fails late, must not move the next check's scan past what landed.
+	started := time.Now()
 	for len(ls) > 0 {
 		n, size := 1, letterBytes(ls[0])
 		for n < len(ls) && size+letterBytes(ls[n]) <= limit {
@@ -214,7 +218,7 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 			err = p.r.log.Append(ctx, dlq.Topic(p.table), recs)
 		}
 		if err != nil {
-			p.lettersUncertain = time.Now().Add(-landedMargin)
+			p.lettersUncertain = started.Add(-landedMargin)
 			return false, fmt.Errorf("resolver: write dead letters of %s: %w", p.table, err)
 		}
 		ls = ls[n:]
