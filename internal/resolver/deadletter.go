@@ -188,18 +188,34 @@ const (
 	byRepair    = "a repair of damaged log bytes (wail log repair)"
 )
 
+// gapEnd returns where the gap letters found that start at from (and
+// those that go on from their ends) end: from itself when there are none.
+func (f lettersFound) gapEnd(from int64) int64 {
+	for end, ok := f.gaps[from]; ok && end > from; end, ok = f.gaps[from] {
+		from = end
+	}
+	return from
+}
+
 // recordGap writes a gap letter for the intents [from, to) of a partition
 // that retention removed and commits to, before the partition goes on
-// from there: never a silent skip.
+// from there: never a silent skip. With from >= to (the letters are
+// written already) it only commits.
 func (r *Resolver) recordGap(ctx context.Context, pub publisher, table string, p int32, from, to int64) error {
-	committed, err := r.gap(ctx, pub, table, p, from, to, byRetention, to)
-	if err != nil {
-		return err
+	committed := false
+	if from < to {
+		var err error
+		if committed, err = r.gap(ctx, pub, table, p, from, to, byRetention, to); err != nil {
+			return err
+		}
 	}
 	if !committed {
 		if err := pub.commit(ctx, to); err != nil {
 			return fmt.Errorf("resolver: commit past the retention gap of %s/%d: %w", intent.Topic(table), p, err)
 		}
+	}
+	if from >= to {
+		return nil // the run that wrote the letters said so
 	}
 	r.cfg.Logger.Error("resolver: the intent log's retention removed intents before they were resolved; "+
 		"their keys may lack events. Run `wail table reconcile "+table+"` to publish every key whose stored version is newer than its last event, "+

@@ -320,8 +320,15 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		from = logStart // a new group starts where the log does
 	case from < logStart:
 		// Retention removed intents that were never resolved: record the
-		// gap before moving past it.
-		if err := r.recordGap(ctx, l.pub, t.Name, p, from, logStart); err != nil {
+		// gap before moving past it, unless an earlier run did (and then
+		// crashed, or failed to commit, before moving past it). Gaps are
+		// rare, and that run may have been long ago: the letters are
+		// scanned from the topic's start.
+		found, err := scanLetters(ctx, r.log, t.Name, p, time.UnixMilli(0))
+		if err != nil {
+			return fmt.Errorf("resolver: look for the gap letter of %s/%d: %w", t.Name, p, err)
+		}
+		if err := r.recordGap(ctx, l.pub, t.Name, p, found.gapEnd(from), logStart); err != nil {
 			return err
 		}
 		from = logStart

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,8 +14,9 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
-// gapLog is the env's log with retention past the committed offset:
-// committed 0, log start 5 (the partition resolves a retention gap first).
+// gapLog is the env's log with retention past the committed offset of
+// its intents: committed 0, log start 5 (the partition resolves a
+// retention gap first).
 type gapLog struct{ *embedded.Log }
 
 func (l gapLog) Committed(context.Context, string, string) (map[int32]int64, error) {
@@ -22,6 +24,9 @@ func (l gapLog) Committed(context.Context, string, string) (map[int32]int64, err
 }
 
 func (l gapLog) Bounds(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	if !strings.HasPrefix(topic, intent.Topic("")) {
+		return l.Log.Bounds(ctx, topic, p) // the dead letters
+	}
 	_, end, err := l.Log.Bounds(ctx, topic, p)
 	return 5, max(end, 5), err
 }
