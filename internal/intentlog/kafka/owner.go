@@ -101,7 +101,7 @@ func merged(a, b map[string][]int32) map[string][]int32 {
 	if len(b) == 0 {
 		return a
 	}
-	out := make(map[string][]int32, len(a)+len(b))
+	out := map[string][]int32{}
 	for _, m := range []map[string][]int32{a, b} {
 		for topic, ps := range m {
 			for _, p := range ps {
