@@ -176,7 +176,11 @@
 // between 64 and 4096); when all are in use the next reader or writer
 // waits. Nothing else holds a descriptor for long: .idx, meta and offsets
 // files are opened, written and closed. A segment retention deletes while
-// a reader uses it is deleted when that reader lets go.
+// a reader uses it is deleted when that reader lets go. Retention deletes
+// files oldest first, each durably (directory fsync) before the next, and
+// a younger segment waits for an older one still being read or that could
+// not be deleted: a crash never leaves a gap between retained segments,
+// which Open would refuse (TestRetentionCrashLeavesNoGap).
 //
 // # Goroutines
 //

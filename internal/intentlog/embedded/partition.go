@@ -51,6 +51,14 @@ type partition struct {
 	end    int64         // next offset; everything below is durable
 	notify chan struct{} // closed and replaced after each durable write
 	closed bool
+	// dead are the segments retention removed whose files are not deleted
+	// yet, oldest first (reap).
+	dead []*segment
+
+	// reapMu serializes reap: files are deleted oldest first, one at a
+	// time, so that a crash never leaves a younger segment deleted and an
+	// older one on disk (a gap that Open refuses).
+	reapMu sync.Mutex
 
 	// Owned by the writer goroutine.
 	active  *segment
@@ -370,6 +378,6 @@ func (p *partition) release(s *segment) {
 	gone := s.dead && s.refs == 0
 	p.mu.Unlock()
 	if gone {
-		p.removeFiles(s)
+		p.reap()
 	}
 }

@@ -66,32 +66,58 @@ func (p *partition) applyRetention(now time.Time) {
 	victims := p.segs[:k:k]
 	p.segs = append([]*segment(nil), p.segs[k:]...)
 	p.start = p.segs[0].base
-	var gone []*segment
 	for _, s := range victims {
 		s.dead = true
-		if s.refs == 0 {
-			gone = append(gone, s)
-		}
 	}
+	p.dead = append(p.dead, victims...)
 	p.mu.Unlock()
-	// A segment still being read is deleted by its last reader's release
-	// (files are opened lazily: deleting it now would fail that reader).
-	for _, s := range gone {
-		p.removeFiles(s)
+	p.reap()
+}
+
+// reap deletes the files of the segments retention removed, oldest first:
+// it stops at one still being read (files are opened lazily: deleting it
+// now would fail that reader; its last reader's release reaps again) or
+// one it cannot delete (the next retention run tries again). Each deletion
+// is made durable before the next, so that a crash leaves the retained
+// segments contiguous: a younger segment deleted while an older one is
+// still on disk is a gap Open refuses.
+func (p *partition) reap() {
+	p.reapMu.Lock()
+	defer p.reapMu.Unlock()
+	for {
+		p.mu.Lock()
+		if len(p.dead) == 0 || p.dead[0].refs > 0 {
+			p.mu.Unlock()
+			return
+		}
+		s := p.dead[0]
+		p.mu.Unlock()
+		if !p.removeFiles(s) {
+			return
+		}
+		p.mu.Lock()
+		p.dead = p.dead[1:]
+		p.mu.Unlock()
 	}
 }
 
-// removeFiles closes and deletes the files of a segment retention removed.
-func (p *partition) removeFiles(s *segment) {
+// removeFiles closes and deletes the files of a segment retention removed,
+// durably; false if the segment's log file is still there.
+func (p *partition) removeFiles(s *segment) bool {
 	log := p.log.opts.Logger
 	_ = p.log.files.forget(s)
-	if err := p.log.fs.Remove(s.logPath); err != nil {
-		log.Warn("embedded: retention cannot delete segment", "file", s.logPath, "err", err)
-		return
+	if err := p.log.fs.Remove(s.logPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		log.Warn("embedded: retention cannot delete segment; it tries again at its next run", "file", s.logPath, "err", err)
+		return false
 	}
 	if err := p.log.fs.Remove(s.idxPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		log.Warn("embedded: retention cannot delete index", "file", s.idxPath, "err", err)
 	}
+	if err := p.log.fs.SyncDir(p.dir); err != nil {
+		log.Warn("embedded: retention cannot sync the partition directory; it tries again at its next run", "dir", p.dir, "err", err)
+		return false
+	}
 	log.Debug("embedded: retention deleted segment", "topic", p.topic, "partition", p.id,
 		"file", s.logPath, "bytes", s.size, "next_offset", s.next)
+	return true
 }
