@@ -109,7 +109,7 @@ type Lost struct {
 	// From and To bound the lost offsets [From, To). To is -1 when the
 	// damage ran to the end of the partition's last segment: then the lost
 	// records, if any, were never followed by a valid one, as with a torn
-	// tail.
+	// tail, and the log goes on at From (the range excuses no later gap).
 	From int64 `json:"from"`
 	To   int64 `json:"to"`
 	// Segment is the damaged file, Position and Bytes the damaged region in
@@ -124,10 +124,13 @@ type Lost struct {
 // lostRanges is a partition's #lost file.
 type lostRanges []Lost
 
-// covers reports whether offsets [from, to) are recorded as lost.
+// covers reports whether offsets [from, to) are recorded as lost. A range
+// open at its end (To -1) covers none: the damage ran to the end of the
+// last segment, so the log went on at From with new records, and a gap
+// among those is a loss no repair recorded.
 func (ls lostRanges) covers(from, to int64) bool {
 	for _, l := range ls {
-		if l.From <= from && (l.To >= to || l.To == -1) {
+		if l.To != -1 && l.From <= from && l.To >= to {
 			return true
 		}
 	}

@@ -369,7 +369,8 @@ func TestIndexLookup(t *testing.T) {
 }
 
 // TestLostCovers: a gap is accepted only when one recorded range holds
-// all of it; a range to -1 runs to the end of the partition.
+// all of it; a range to -1 (damage to the end of the last segment, after
+// which the log went on at its From) holds none.
 func TestLostCovers(t *testing.T) {
 	ls := lostRanges{{From: 0, To: 1}, {From: 5, To: 10}, {From: 20, To: -1}}
 	for _, c := range []struct {
@@ -377,7 +378,7 @@ func TestLostCovers(t *testing.T) {
 		want     bool
 	}{
 		{0, 1, true}, {5, 10, true}, {6, 9, true}, {4, 10, false}, {5, 11, false},
-		{1, 2, false}, {10, 12, false}, {20, 25, true}, {30, 1 << 40, true}, {19, 25, false},
+		{1, 2, false}, {10, 12, false}, {20, 25, false}, {30, 1 << 40, false}, {19, 25, false},
 	} {
 		if got := ls.covers(c.from, c.to); got != c.want {
 			t.Errorf("covers(%d, %d) = %v, want %v", c.from, c.to, got, c.want)
