@@ -285,9 +285,17 @@ func (s *Server) open(ctx context.Context) error {
 	return nil
 }
 
-// observeLoggedVersions moves the clock past the newest intent of every
-// partition, so versions keep increasing across a restart even if the wall
-// clock went back while the process was down.
+// observeWindow is how many of a partition's last intents
+// observeLoggedVersions reads. Not only the last: the newest version need
+// not be the last record (a redrive, a reconcile, an abort or an unhang
+// logs an older version after it; two writes stamped in one order can be
+// appended in the other).
+const observeWindow = 4096
+
+// observeLoggedVersions moves the clock past the newest of the last
+// observeWindow intents of every partition, so versions keep increasing
+// across a restart even if the wall clock went back while the process was
+// down.
 func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) error {
 	for _, t := range s.catalog.List() {
 		if _, ok := s.catalog.Resolving(t.Name); !ok {
@@ -302,19 +310,30 @@ func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) er
 			if end == start {
 				continue
 			}
-			r, err := s.log.NewReader(topic, p, end-1)
-			if err != nil {
-				return fmt.Errorf("read %s/%d: %w", topic, p, err)
+			if err := observeTail(ctx, s.log, topic, p, max(start, end-observeWindow), end, clock); err != nil {
+				return err
 			}
-			recs, err := r.Next(ctx)
-			r.Close()
-			if err != nil {
-				return fmt.Errorf("read %s/%d: %w", topic, p, err)
-			}
-			for _, rec := range recs {
-				if in, err := intent.UnmarshalIntent(rec.Value); err == nil {
-					clock.Observe(in.Version)
-				}
+		}
+	}
+	return nil
+}
+
+// observeTail observes the versions of the intents [from, end) of a
+// partition.
+func observeTail(ctx context.Context, log intentlog.Log, topic string, p int32, from, end int64, clock *hlc.Clock) error {
+	r, err := log.NewReader(topic, p, from)
+	if err != nil {
+		return fmt.Errorf("read %s/%d: %w", topic, p, err)
+	}
+	defer r.Close()
+	for r.Position() < end {
+		recs, err := r.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s/%d at %d: %w", topic, p, r.Position(), err)
+		}
+		for _, rec := range recs {
+			if in, err := intent.UnmarshalIntent(rec.Value); err == nil {
+				clock.Observe(in.Version)
 			}
 		}
 	}
