@@ -290,7 +290,7 @@ func (s *Server) open(ctx context.Context) error {
 // not be the last record (a redrive, a reconcile, an abort or an unhang
 // logs an older version after it; two writes stamped in one order can be
 // appended in the other).
-const observeWindow = 4096
+const observeWindow = 1024
 
 // observeLoggedVersions moves the clock past the newest of the last
 // observeWindow intents of every partition, so versions keep increasing
