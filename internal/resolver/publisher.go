@@ -187,9 +187,10 @@ func (p *plainPublisher) check(ctx context.Context) error {
 }
 
 func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _ int64) (bool, error) {
-	if !p.lettersUncertain.IsZero() {
+	since := p.lettersUncertain
+	if !since.IsZero() {
 		// An append of letters failed: skip those that landed anyway.
-		found, err := scanLetters(ctx, p.r.log, p.table, p.part, p.lettersUncertain)
+		found, err := scanLetters(ctx, p.r.log, p.table, p.part, since)
 		if err != nil {
 			return false, err
 		}
@@ -219,6 +220,9 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 		}
 		if err != nil {
 			p.lettersUncertain = started.Add(-landedMargin)
+			if !since.IsZero() && since.Before(p.lettersUncertain) {
+				p.lettersUncertain = since // what landed before is retried too
+			}
 			return false, fmt.Errorf("resolver: write dead letters of %s: %w", p.table, err)
 		}
 		ls = ls[n:]

@@ -321,14 +321,22 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	case from < logStart:
 		// Retention removed intents that were never resolved: record the
 		// gap before moving past it, unless an earlier run did (and then
-		// crashed, or failed to commit, before moving past it). Gaps are
-		// rare, and that run may have been long ago: the letters are
-		// scanned from the topic's start.
-		found, err := scanLetters(ctx, r.log, t.Name, p, time.UnixMilli(0))
-		if err != nil {
-			return fmt.Errorf("resolver: look for the gap letter of %s/%d: %w", t.Name, p, err)
+		// crashed, or failed to commit, before moving past it: the plain
+		// publisher writes the letter and commits in two steps; a
+		// transaction does both or neither). Gaps are rare, and that run
+		// may have been long ago: the letters are scanned from the
+		// topic's start. A scan that fails costs a duplicate letter, not
+		// the partition.
+		gapFrom := from
+		if pm == nil {
+			found, err := scanLetters(ctx, r.log, t.Name, p, time.UnixMilli(0))
+			if err == nil {
+				gapFrom = found.gapEnd(from)
+			} else if ctx.Err() != nil {
+				return err
+			}
 		}
-		if err := r.recordGap(ctx, l.pub, t.Name, p, found.gapEnd(from), logStart); err != nil {
+		if err := r.recordGap(ctx, l.pub, t.Name, p, gapFrom, logStart); err != nil {
 			return err
 		}
 		from = logStart

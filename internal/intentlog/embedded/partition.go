@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -362,7 +363,7 @@ func (p *partition) shutdown() {
 func (p *partition) closeFiles() error {
 	p.mu.Lock()
 	p.closed = true
-	segs := p.segs
+	segs := append(slices.Clone(p.dead), p.segs...) // the dead ones not deleted yet too
 	p.mu.Unlock()
 	var errs []error
 	for _, s := range segs {
@@ -377,7 +378,11 @@ func (p *partition) release(s *segment) {
 	s.refs--
 	gone := s.dead && s.refs == 0
 	p.mu.Unlock()
-	if gone {
-		p.reap()
+	// Not waiting for a reap under way: a reader does not queue behind
+	// another's deletions (what this one would free, the next retention
+	// run deletes if the running reap passed it already).
+	if gone && p.reapMu.TryLock() {
+		p.reapLocked()
+		p.reapMu.Unlock()
 	}
 }

@@ -84,6 +84,11 @@ func (p *partition) applyRetention(now time.Time) {
 func (p *partition) reap() {
 	p.reapMu.Lock()
 	defer p.reapMu.Unlock()
+	p.reapLocked()
+}
+
+// reapLocked is reap, under reapMu.
+func (p *partition) reapLocked() {
 	for {
 		p.mu.Lock()
 		if len(p.dead) == 0 || p.dead[0].refs > 0 {
