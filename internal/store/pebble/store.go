@@ -365,7 +365,7 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
 
-	if err := s.commit(muts, winners, stripes, out); err != nil {
+	if err := s.commit(ctx, muts, winners, stripes, out); err != nil {
 		return nil, err
 	}
 
@@ -383,11 +383,11 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 // goes to the syncer (durable.go), which answers once it is durable. Last,
 // commit waits for every newer version that made a mutation lose to be
 // durable too. Any error from Pebble fails the store.
-func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) error {
+func (s *Store) commit(ctx context.Context, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) error {
 	var newer []*flight
 	err := s.await(func(done chan<- error) {
 		b := s.db.NewBatch()
-		f, nw, err := s.stage(b, muts, winners, stripes, out)
+		f, nw, err := s.stage(ctx, b, muts, winners, stripes, out)
 		newer = nw
 		if err != nil || f == nil {
 			_ = b.Close() // Pebble is done with it (or, after an error, never reuses it)
@@ -420,7 +420,7 @@ func (s *Store) commit(muts []store.Mutation, winners []pending, stripes []uint3
 // version checks, those map updates and Pebble's memtable insert
 // (ApplyNoSyncWait, which assigns the sequence numbers: a later batch of
 // the same keys must get later ones), never for the WAL sync (durable.go).
-func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) (f *flight, newer []*flight, err error) {
+func (s *Store) stage(ctx context.Context, b *pebble.Batch, muts []store.Mutation, winners []pending, stripes []uint32, out []store.Outcome) (f *flight, newer []*flight, err error) {
 	// Outside the stripes: most writes win, so the batch is built first
 	// and rebuilt, under the stripes, only when some lose.
 	if err := encodeRows(b, muts, winners, nil); err != nil {
@@ -437,6 +437,14 @@ func (s *Store) stage(b *pebble.Batch, muts []store.Mutation, winners []pending,
 		}
 	}()
 	if err := s.failure.failed(); err != nil { // while we waited for the stripes
+		return nil, nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
+	}
+	// The last point where the write can still be refused: one whose
+	// deadline passed while it waited for a committer or its stripes
+	// (behind a batch stalled in its memtable insert) must not be applied
+	// now, after the resolver may have read the key past that deadline
+	// and found nothing (an acknowledged write without an event).
+	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", store.ErrNotApplied, err)
 	}
 	newer, lost, err := s.check(muts, winners, out)
