@@ -157,6 +157,8 @@ type Proxy struct {
 	admission *Admission
 	// landing learns of each store write in flight (nil: nothing does).
 	landing *landing.Writes
+	// admit is asked right before stamping (nil: always yes).
+	admit func() error
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -186,10 +188,39 @@ func (p *Proxy) WithLanding(ws *landing.Writes) *Proxy {
 	return p
 }
 
+// WithAdmit makes writes ask admit right before they are stamped (nil:
+// never refused there); a refusal fails them unwritten, ErrUnavailable
+// with its message. The server refuses there while the proxy id's lease
+// is not valid: a write checked when it arrived can wait up to
+// MaxStampDelay to be stamped, longer than the lease's margin. Call it
+// before serving.
+func (p *Proxy) WithAdmit(admit func() error) *Proxy {
+	p.admit = admit
+	return p
+}
+
 // WithTracing traces writes (nil: off) and returns p.
 func (p *Proxy) WithTracing(t *telemetry.Tracing) *Proxy {
 	p.tracing = t
 	return p
+}
+
+// gate is the last check before a write is stamped, which can be up to
+// MaxStampDelay after its Write call checked the same (it waited in its
+// table's merge queue, or for the other tables of its request): the table
+// still takes writes and is the one the write was checked against (a
+// drop waits for the writes that started before it saw the drop, not for
+// those still queued), and admit still lets writes through.
+func (p *Proxy) gate(t catalog.Table) error {
+	if cur, ok := p.tables.Get(t.Name); !ok || !cur.CreatedAt.Equal(t.CreatedAt) {
+		return fmt.Errorf("%w: %q (dropped while the write waited to be stamped; nothing was written)", ErrUnknownTable, t.Name)
+	}
+	if p.admit != nil {
+		if err := p.admit(); err != nil {
+			return fmt.Errorf("%w: %v; nothing was written", ErrUnavailable, err)
+		}
+	}
+	return nil
 }
 
 // Write runs mutations through the write path. A batch may span tables; each
@@ -221,7 +252,13 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 		byTable[t.Name] = append(byTable[t.Name], i)
 	}
 	for _, name := range order {
-		t, _ := p.tables.Get(name)
+		t, ok := p.tables.Get(name)
+		if !ok { // dropped since the checks
+			for _, i := range byTable[name] {
+				res[i].Err = fmt.Errorf("%w: %q", ErrUnknownTable, name)
+			}
+			continue
+		}
 		if wait, err := p.admission.Admit(name); err != nil {
 			for _, i := range byTable[name] {
 				res[i].Err, res[i].RetryAfter = err, wait
@@ -302,6 +339,12 @@ func afterAppend(mode catalog.FailureMode, logged bool, took, w time.Duration) (
 // stamp, log the intents, write the store, log ABORTs if the store
 // definitely did not apply the write.
 func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result) {
+	if err := p.gate(t); err != nil {
+		for _, i := range idx {
+			res[i].Err = err
+		}
+		return
+	}
 	now := time.Now()
 	w := t.VisibilityWindow
 	var tp string

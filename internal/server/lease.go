@@ -69,16 +69,21 @@ func (s *Server) producerService() *api.ProducerService {
 	}
 	// The fail-stop interceptor refuses unary writes; the batches of a
 	// write stream ask here.
-	s.producer = api.NewProducerService(s.proxy).WithStreamLimits(s.writeStreams).WithAdmit(func() error {
-		if cause := s.stopping.Load(); cause != nil {
-			return fmt.Errorf("wail is stopping after a storage failure and writes nothing more; retry on another instance or after the restart (%v)", *cause)
-		}
-		if s.lease != nil {
-			return s.lease.Check()
-		}
-		return nil
-	})
+	s.producer = api.NewProducerService(s.proxy).WithStreamLimits(s.writeStreams).WithAdmit(s.admitWrites)
 	return s.producer
+}
+
+// admitWrites refuses writes while wail stops after a storage failure or
+// the proxy id's lease is not valid. Asked when a write arrives and again
+// right before it is stamped.
+func (s *Server) admitWrites() error {
+	if cause := s.stopping.Load(); cause != nil {
+		return fmt.Errorf("wail is stopping after a storage failure and writes nothing more; retry on another instance or after the restart (%v)", *cause)
+	}
+	if s.lease != nil {
+		return s.lease.Check()
+	}
+	return nil
 }
 
 // keepLease renews the proxy id's lease until stop is called (which

@@ -234,7 +234,8 @@ func (s *Server) open(ctx context.Context) error {
 	// The resolver holds its reads of versions the proxy is still writing.
 	inFlight := landing.New()
 	proxyMetrics := proxy.NewMetrics(reg)
-	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxyMetrics).WithTracing(s.tracing).WithLanding(inFlight)
+	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxyMetrics).WithTracing(s.tracing).WithLanding(inFlight).
+		WithAdmit(s.admitWrites)
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
 	if cfg.Proxy.Enabled && cfg.Proxy.MaxBacklog > 0 {
