@@ -21,17 +21,22 @@ import (
 //
 // Text form: "c" followed by the unpadded base64url of the binary form:
 //
-//	byte     version (1, or 2 with an after-version)
+//	byte     version (1, or 2 with an after-version and the table's creation)
 //	uint32   CRC-32C of the table name, big endian: a cursor of another table is refused
 //	uvarint  n, the number of partitions
 //	n uvarint the next offset of partitions 0..n-1
-//	uvarint  (version 2 only) the after-version, > 0
+//	uvarint  (version 2 only) the after-version (0: none)
+//	uvarint  (version 2 only) the table's creation time, Unix microseconds (0: unknown)
 //	uint32   CRC-32C of everything before, big endian
 //
-// A subscription started at "v<version>" skips events of that version or
-// below; its cursors carry that version (version 2) so that resuming from
-// one skips them too: events of lower versions can still come after the
-// ones delivered (other keys, another partition).
+// Version 2 has at least one of its two fields set; a cursor with neither
+// is version 1. A subscription started at "v<version>" skips events of
+// that version or below; its cursors carry that version so that resuming
+// from one skips them too: events of lower versions can still come after
+// the ones delivered (other keys, another partition). The creation time
+// tells a cursor of a table that was dropped and created again under the
+// same name (and partition count) from one of the table now: its offsets
+// mean nothing there, and it is refused.
 //
 // Clients treat cursors as opaque strings: the format may gain versions,
 // and a server decodes every version it ever wrote.
@@ -55,23 +60,28 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrBadCursor: a cursor could not be decoded or does not fit the table.
 var ErrBadCursor = errors.New("invalid cursor")
 
-// Cursor is a decoded cursor: the next offset of each partition, and the
-// version at or below which events are skipped (0: none).
+// Cursor is a decoded cursor: the next offset of each partition, the
+// version at or below which events are skipped (0: none) and the table's
+// creation time in Unix microseconds (0: unknown).
 type Cursor struct {
 	Table        string
 	Offsets      []int64
 	AfterVersion uint64
+	Created      int64
 }
 
 // String encodes the cursor.
-func (c Cursor) String() string { return encodeCursor(tableSum(c.Table), c.Offsets, c.AfterVersion) }
+func (c Cursor) String() string {
+	return encodeCursor(tableSum(c.Table), c.Offsets, c.AfterVersion, uint64(max(c.Created, 0)))
+}
 
 // encodeCursor builds the text form with one allocation (the string) for
 // up to 8 partitions: a stream sends a cursor with every event.
-func encodeCursor(table uint32, offsets []int64, after uint64) string {
-	var buf [1 + 4 + binary.MaxVarintLen32 + 9*binary.MaxVarintLen64 + 4]byte
+func encodeCursor(table uint32, offsets []int64, after, created uint64) string {
+	var buf [1 + 4 + binary.MaxVarintLen32 + 10*binary.MaxVarintLen64 + 4]byte
 	b := append(buf[:0], cursorVersion1)
-	if after > 0 {
+	v2 := after > 0 || created > 0
+	if v2 {
 		b[0] = cursorVersion2
 	}
 	b = binary.BigEndian.AppendUint32(b, table)
@@ -79,8 +89,9 @@ func encodeCursor(table uint32, offsets []int64, after uint64) string {
 	for _, o := range offsets {
 		b = binary.AppendUvarint(b, uint64(o))
 	}
-	if after > 0 {
+	if v2 {
 		b = binary.AppendUvarint(b, after)
+		b = binary.AppendUvarint(b, created)
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32c(b))
 	var text [len(cursorPrefix) + (len(buf)*4+2)/3]byte
@@ -160,10 +171,15 @@ func decodeCursor(s string) (Cursor, uint32, error) {
 	}
 	if b[0] == cursorVersion2 {
 		v, k := uvarint(rest)
-		if k <= 0 || v == 0 {
+		if k <= 0 {
 			return Cursor{}, 0, errors.New("bad after-version")
 		}
 		c.AfterVersion, rest = v, rest[k:]
+		created, k := uvarint(rest)
+		if k <= 0 || created > math.MaxInt64 || (v == 0 && created == 0) {
+			return Cursor{}, 0, errors.New("bad table creation time")
+		}
+		c.Created, rest = int64(created), rest[k:]
 	}
 	if len(rest) != 0 {
 		return Cursor{}, 0, errors.New("trailing bytes")

@@ -31,11 +31,14 @@ func TestCursorRoundTrip(t *testing.T) {
 		if st, err := ParseStart(s); err != nil || st.Cursor != s {
 			t.Errorf("ParseStart(%q) = %+v, %v", s, st, err)
 		}
-		for _, after := range []uint64{1, 1 << 63} {
-			s := Cursor{Table: "orders", Offsets: offs, AfterVersion: after}.String()
+		for _, v2 := range []struct {
+			after   uint64
+			created int64
+		}{{1, 0}, {1 << 63, 0}, {0, 1}, {0, math.MaxInt64}, {7, 1_796_000_000_000_000}} {
+			s := Cursor{Table: "orders", Offsets: offs, AfterVersion: v2.after, Created: v2.created}.String()
 			got, err := ParseCursor(s, "orders", int32(len(offs)))
-			if err != nil || !slices.Equal(got.Offsets, offs) || got.AfterVersion != after {
-				t.Errorf("ParseCursor(%q) = %+v, %v; want %v after version %d", s, got, err, offs, after)
+			if err != nil || !slices.Equal(got.Offsets, offs) || got.AfterVersion != v2.after || got.Created != v2.created {
+				t.Errorf("ParseCursor(%q) = %+v, %v; want %v after version %d created %d", s, got, err, offs, v2.after, v2.created)
 			}
 		}
 	}
@@ -50,7 +53,7 @@ func TestCursorGolden(t *testing.T) {
 		c    Cursor
 	}{
 		{"cursor-v1", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}}},
-		{"cursor-v2", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52}},
+		{"cursor-v2", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52, Created: 1_796_000_000_000_000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testCursorGolden(t, tc.name, tc.c) })
 	}
@@ -72,7 +75,7 @@ func testCursorGolden(t *testing.T, name string, c Cursor) {
 		t.Errorf("cursor encodes as %q, golden %q: a format change needs a new version", c.String(), golden)
 	}
 	got, err := ParseCursor(golden, "orders", 4)
-	if err != nil || !slices.Equal(got.Offsets, c.Offsets) || got.AfterVersion != c.AfterVersion {
+	if err != nil || !slices.Equal(got.Offsets, c.Offsets) || got.AfterVersion != c.AfterVersion || got.Created != c.Created {
 		t.Errorf("golden cursor decodes as %+v, %v", got, err)
 	}
 }
@@ -103,8 +106,9 @@ func TestCursorRefused(t *testing.T) {
 		{"altered", enc(flipped), "orders", 2, "checksum"},
 		{"newer version", enc(v3), "orders", 2, "unknown version 3"},
 		{"version 2 without its after-version", v2(), "orders", 2, "bad after-version"},
-		{"version 2 after version 0", v2(0), "orders", 2, "bad after-version"},
-		{"version 2 with trailing bytes", v2(1, 1), "orders", 2, "trailing bytes"},
+		{"version 2 without its creation time", v2(1), "orders", 2, "bad table creation time"},
+		{"version 2 with neither", v2(0, 0), "orders", 2, "bad table creation time"},
+		{"version 2 with trailing bytes", v2(1, 1, 1), "orders", 2, "trailing bytes"},
 		{"other table", good, "users", 2, "another table"},
 		{"other partition count", good, "orders", 3, "2 partitions, table \"orders\" has 3"},
 	}
@@ -122,6 +126,7 @@ func FuzzCursor(f *testing.F) {
 	f.Add(Cursor{Table: "t", Offsets: []int64{0, 7}}.String())
 	f.Add(Cursor{Table: "t", Offsets: []int64{math.MaxInt64}}.String())
 	f.Add(Cursor{Table: "t", Offsets: []int64{3}, AfterVersion: 1 << 50}.String())
+	f.Add(Cursor{Table: "t", Offsets: []int64{3}, Created: 1 << 50}.String())
 	f.Add("c")
 	f.Add("cAQ")
 	f.Fuzz(func(t *testing.T, s string) {
@@ -129,7 +134,7 @@ func FuzzCursor(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if enc := encodeCursor(sum, c.Offsets, c.AfterVersion); enc != s {
+		if enc := encodeCursor(sum, c.Offsets, c.AfterVersion, uint64(c.Created)); enc != s {
 			t.Fatalf("%q decodes to %+v, which encodes as %q", s, c, enc)
 		}
 		for _, o := range c.Offsets {

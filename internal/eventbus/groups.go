@@ -154,7 +154,7 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	if start.Snapshot {
 		return nil, invalid(errors.New(`a group cannot be reset to "snapshot"`))
 	}
-	offsets, _, err := s.startOffsets(ctx, t.Name, t.Partitions, start)
+	offsets, _, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start)
 	if err != nil {
 		return nil, err
 	}

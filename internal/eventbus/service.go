@@ -36,16 +36,37 @@ type Service struct {
 	// partitions returns a table's partition count, false if unknown.
 	partitions func(table string) (int32, bool)
 	limits     Limits
-	snapshots  Snapshots
-	groups     *group.Groups
-	closing    chan struct{}
-	closeOnce  sync.Once
+	// created returns a table's creation time in Unix microseconds (nil,
+	// or 0: unknown): cursors carry it, so that one of a table dropped and
+	// created again under the same name is refused.
+	created   func(table string) int64
+	snapshots Snapshots
+	groups    *group.Groups
+	closing   chan struct{}
+	closeOnce sync.Once
 }
 
 // NewService returns the event streams and groups of a bus, without
 // limits (see WithLimits).
 func NewService(bus *Bus, partitions func(table string) (int32, bool)) *Service {
 	return &Service{bus: bus, partitions: partitions, closing: make(chan struct{})}
+}
+
+// WithTableCreated makes cursors carry each table's creation time
+// (created: Unix microseconds, 0 unknown), so that a cursor of a table
+// that was dropped and created again under the same name is refused;
+// call it before serving.
+func (s *Service) WithTableCreated(created func(table string) int64) *Service {
+	s.created = created
+	return s
+}
+
+// createdOf is created(table), or 0.
+func (s *Service) createdOf(table string) int64 {
+	if s.created == nil {
+		return 0
+	}
+	return s.created(table)
 }
 
 // WithLimits sets the limits; call it before serving.
@@ -117,7 +138,8 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	// Fix where every partition starts (and ends), then send the response
 	// headers: once the client's call returns, every event published later
 	// is delivered.
-	offsets, after, err := s.startOffsets(ctx, table, n, start)
+	created := s.createdOf(table)
+	offsets, after, err := s.startOffsets(ctx, table, n, created, start)
 	if err != nil {
 		return err
 	}
@@ -129,7 +151,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	}
 	startCursor := ""
 	if !start.Snapshot {
-		startCursor = Cursor{Table: table, Offsets: offsets, AfterVersion: after}.String()
+		startCursor = Cursor{Table: table, Offsets: offsets, AfterVersion: after, Created: created}.String()
 	}
 	if err := started(startCursor); err != nil {
 		return err
@@ -145,7 +167,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	}()
 	g, ctx := errgroup.WithContext(sctx)
 	core := newStreamCore(table, offsets, until, snapKeys)
-	core.after = after
+	core.after, core.created = after, created
 	out := make(chan batch, 64)
 	per := int(min(max(msg.MaxBatchEvents, 0), MaxBatchEvents))
 	buf := newBudget(s.limits.BufferBytes)
@@ -333,13 +355,19 @@ func (s *Service) readEvent(r *intentlog.Record, encoded bool) (liveEvent, bool)
 
 // startOffsets returns where each partition of a stream starts, and the
 // version at or below which it skips events (the start's, or its
-// cursor's).
-func (s *Service) startOffsets(ctx context.Context, table string, n int32, st Start) ([]int64, uint64, error) {
+// cursor's). created is the table's creation time (0: unknown), which a
+// cursor that carries one must match.
+func (s *Service) startOffsets(ctx context.Context, table string, n int32, created int64, st Start) ([]int64, uint64, error) {
 	var cur Cursor
 	if st.Cursor != "" {
 		var err error
 		if cur, err = ParseCursor(st.Cursor, table, n); err != nil {
 			return nil, 0, err
+		}
+		if cur.Created != 0 && created != 0 && cur.Created != created {
+			return nil, 0, fmt.Errorf("%w: it belongs to an earlier table %q, dropped since and created again (at %s): "+
+				"its positions mean nothing in this one; start from \"beginning\" or a time",
+				ErrBadCursor, table, time.UnixMicro(created).UTC().Format(time.RFC3339))
 		}
 		st.AfterVersion = cur.AfterVersion
 	}

@@ -28,8 +28,9 @@ type streamCore struct {
 	// snap is the snapshot's state while one runs (nil: none, or over).
 	snap *snapshotFilter
 	// after: the stream skips events of this version or below (0: none);
-	// its cursors carry it.
-	after uint64
+	// its cursors carry it, and created, the table's creation time.
+	after   uint64
+	created int64
 }
 
 // snapshotFilter keeps per-key versions increasing while a snapshot
@@ -116,7 +117,7 @@ func (c *streamCore) cursor() string {
 	if c.snap != nil {
 		return ""
 	}
-	return Cursor{Table: c.table, Offsets: c.pos, AfterVersion: c.after}.String()
+	return Cursor{Table: c.table, Offsets: c.pos, AfterVersion: c.after, Created: c.created}.String()
 }
 
 // live handles a batch read from partition p: its events, then the

@@ -276,7 +276,7 @@ func (s *Server) open(ctx context.Context) error {
 		groups.Share(*sharing)
 	}
 	s.registry.MustRegister(groups.Collector())
-	s.events = eventbus.NewService(s.bus, s.partitions).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes)}).
+	s.events = eventbus.NewService(s.bus, s.partitions).WithTableCreated(s.tableCreated).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes)}).
 		WithSnapshots(s.snapshots()).WithGroups(groups)
 	s.eventService = api.NewEventService(s.events).WithLimits(s.streams)
 	s.sinks = sink.New(sink.Options{Backend: s.store, Log: s.log, Table: s.groupTable, Run: cfg.Sinks.Enabled,
@@ -355,6 +355,16 @@ func (s *Server) Health() *health.Registry { return s.health }
 func (s *Server) partitions(table string) (int32, bool) {
 	t, ok := s.catalog.Get(table)
 	return t.Partitions, ok
+}
+
+// tableCreated returns a table's creation time in Unix microseconds (0:
+// unknown), which event cursors carry.
+func (s *Server) tableCreated(table string) int64 {
+	t, ok := s.catalog.Get(table)
+	if !ok || t.CreatedAt.IsZero() {
+		return 0
+	}
+	return t.CreatedAt.UnixMicro()
 }
 
 // Handler returns the HTTP handler of the API, /metrics and /healthz (see
