@@ -14,6 +14,7 @@ import (
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/sink"
 )
 
 // topics is the catalog's Provisioner: a table's intent, event and
@@ -35,10 +36,22 @@ func (p topics) Provision(ctx context.Context, t catalog.Table) error {
 	return nil
 }
 
-// Unprovision deletes the topics with the offsets committed on them.
+// Unprovision deletes the topics with the offsets committed on them, and
+// the table's sinks with their dead letters' topics (a table created
+// again under the name must not inherit them).
 func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
-	for _, topic := range tableTopics(t.Name) {
-		if err := p.s.log.DeleteTopic(ctx, topic); err != nil {
+	all := tableTopics(t.Name)
+	if p.s.sinks != nil {
+		names, err := p.s.sinks.DropTable(ctx, t.Name)
+		if err != nil {
+			return fmt.Errorf("drop the sinks of %s: %w", t.Name, err)
+		}
+		for _, n := range names {
+			all = append(all, sink.DeadLetterTopic(t.Name, n))
+		}
+	}
+	for _, topic := range all {
+		if err := p.s.log.DeleteTopic(ctx, topic); err != nil && !errors.Is(err, intentlog.ErrUnknownTopic) {
 			return err
 		}
 	}

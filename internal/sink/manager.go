@@ -295,6 +295,32 @@ func (m *Manager) Drop(ctx context.Context, table, name string) error {
 	return m.Sync(ctx)
 }
 
+// DropTable removes the definitions of every sink of a table (the table
+// is being dropped), stops them and returns their names: their dead
+// letters' topics go with the table's.
+func (m *Manager) DropTable(ctx context.Context, table string) ([]string, error) {
+	var names []string
+	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
+		names = names[:0]
+		keep := sinks[:0:0]
+		for _, s := range sinks {
+			if s.GetTable() == table {
+				names = append(names, s.GetName())
+				continue
+			}
+			keep = append(keep, s)
+		}
+		return keep, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	return names, m.Sync(ctx)
+}
+
 func notFound(table, name string) error {
 	return fmt.Errorf("%w: table %s has no sink %q: `wail sink ls %s` lists them", ErrNotFound, table, name, table)
 }
