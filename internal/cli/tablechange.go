@@ -79,9 +79,10 @@ func newTableDropCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drop NAME",
 		Short: "Delete a table: its rows, topics and committed offsets",
-		Long: "Delete a table: its rows, its intent, event and dead-letter topics, and the resolver's\n" +
-			"committed offsets. The table stops taking writes everywhere first; the drop waits one\n" +
-			"catalog refresh plus the table's visibility window so that no write is in flight, and\n" +
+		Long: "Delete a table: its rows, its intent, event and dead-letter topics, the resolver's\n" +
+			"committed offsets, and its webhook sinks with their dead letters. The table stops taking\n" +
+			"writes everywhere first; the drop waits one catalog refresh plus the table's visibility\n" +
+			"window so that no write is in flight, and\n" +
 			"refuses (failed_precondition) while intents are unresolved or writes arrived meanwhile:\n" +
 			"then stop the writers, wait until `wail table describe NAME` shows lag 0, and run it\n" +
 			"again, or give --force (the unresolved intents get no events). A drop that stopped\n" +
