@@ -159,13 +159,15 @@ func (p *Proxy) runMerged(ctx context.Context, batch []*queued) {
 }
 
 // refuseLate answers the writes of batch whose Write call began
-// p.stampDelay or more before now (nothing of them is written), releases
-// their writers (but the leader's, which runs the batch), and returns the
-// others.
+// p.stampDelay or more before now, or that the last check before stamping
+// refuses (gate: each against the table it was checked against, which a
+// drop and create since may have replaced); nothing of them is written.
+// It releases their writers (but the leader's, which runs the batch), and
+// returns the others: all of one table, the one now.
 func (p *Proxy) refuseLate(leader *queued, batch []*queued, now time.Time) []*queued {
 	keep := batch[:0:0]
 	for _, q := range batch {
-		if !p.late(q.at, now, q.idx, q.res) {
+		if !p.late(q.at, now, q.idx, q.res) && !p.gated(q.t, q.idx, q.res) {
 			keep = append(keep, q)
 			continue
 		}

@@ -223,6 +223,19 @@ func (p *Proxy) gate(t catalog.Table) error {
 	return nil
 }
 
+// gated answers the mutations idx with the gate's refusal, and reports
+// true, when gate refuses t.
+func (p *Proxy) gated(t catalog.Table, idx []int, res []Result) bool {
+	err := p.gate(t)
+	if err == nil {
+		return false
+	}
+	for _, i := range idx {
+		res[i].Err = err
+	}
+	return true
+}
+
 // Write runs mutations through the write path. A batch may span tables; each
 // mutation gets its own Result. Mutations of one table share one intent
 // append and one store write. With tracing, the batch is a span (a child
@@ -339,10 +352,7 @@ func afterAppend(mode catalog.FailureMode, logged bool, took, w time.Duration) (
 // stamp, log the intents, write the store, log ABORTs if the store
 // definitely did not apply the write.
 func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result) {
-	if err := p.gate(t); err != nil {
-		for _, i := range idx {
-			res[i].Err = err
-		}
+	if p.gated(t, idx, res) {
 		return
 	}
 	now := time.Now()
