@@ -40,7 +40,9 @@ func TestMergedGate(t *testing.T) {
 	wg.Go(func() { old = p.Write(t.Context(), []Mutation{{Table: "t", Key: []byte("b"), Value: []byte("1")}})[0] }) // queued, gen 1
 	time.Sleep(50 * time.Millisecond)
 	tabs.gen.Store(2) // dropped and created again
-	wg.Go(func() { fresh = p.Write(t.Context(), []Mutation{{Table: "t", Key: []byte("c"), Value: []byte("1")}})[0] }) // queued, gen 2
+	wg.Go(func() {
+		fresh = p.Write(t.Context(), []Mutation{{Table: "t", Key: []byte("c"), Value: []byte("1")}})[0]
+	}) // queued, gen 2
 	time.Sleep(50 * time.Millisecond)
 	close(release)
 	wg.Wait()
