@@ -21,31 +21,32 @@ import (
 //
 // Text form: "c" followed by the unpadded base64url of the binary form:
 //
-//	byte     version (1, or 2 with an after-version and the table's creation)
+//	byte     version: 1; 2 with an after-version; 3 with the table's creation time
 //	uint32   CRC-32C of the table name, big endian: a cursor of another table is refused
 //	uvarint  n, the number of partitions
 //	n uvarint the next offset of partitions 0..n-1
-//	uvarint  (version 2 only) the after-version (0: none)
-//	uvarint  (version 2 only) the table's creation time, Unix microseconds (0: unknown)
+//	uvarint  (versions 2 and 3) the after-version (version 2: > 0; version 3: 0 for none)
+//	uvarint  (version 3) the table's creation time, Unix microseconds, > 0
 //	uint32   CRC-32C of everything before, big endian
 //
-// Version 2 has at least one of its two fields set; a cursor with neither
-// is version 1. A subscription started at "v<version>" skips events of
-// that version or below; its cursors carry that version so that resuming
-// from one skips them too: events of lower versions can still come after
-// the ones delivered (other keys, another partition). The creation time
-// tells a cursor of a table that was dropped and created again under the
-// same name (and partition count) from one of the table now: its offsets
-// mean nothing there, and it is refused.
+// A cursor is written in the lowest version that holds what it carries.
+// A subscription started at "v<version>" skips events of that version or
+// below; its cursors carry that version so that resuming from one skips
+// them too: events of lower versions can still come after the ones
+// delivered (other keys, another partition). The creation time tells a
+// cursor of a table that was dropped and created again under the same
+// name (and partition count) from one of the table now: its offsets mean
+// nothing there, and it is refused.
 //
 // Clients treat cursors as opaque strings: the format may gain versions,
 // and a server decodes every version it ever wrote.
 
 // Cursor encodings: version 1 holds offsets; version 2 also an
-// after-version.
+// after-version; version 3 also the table's creation time.
 const (
 	cursorVersion1 = 1
 	cursorVersion2 = 2
+	cursorVersion3 = 3
 )
 
 // cursorPrefix starts a cursor's text form.
@@ -79,18 +80,23 @@ func (c Cursor) String() string {
 // up to 8 partitions: a stream sends a cursor with every event.
 func encodeCursor(table uint32, offsets []int64, after, created uint64) string {
 	var buf [1 + 4 + binary.MaxVarintLen32 + 10*binary.MaxVarintLen64 + 4]byte
-	b := append(buf[:0], cursorVersion1)
-	v2 := after > 0 || created > 0
-	if v2 {
-		b[0] = cursorVersion2
+	version := byte(cursorVersion1)
+	switch {
+	case created > 0:
+		version = cursorVersion3
+	case after > 0:
+		version = cursorVersion2
 	}
+	b := append(buf[:0], version)
 	b = binary.BigEndian.AppendUint32(b, table)
 	b = binary.AppendUvarint(b, uint64(len(offsets)))
 	for _, o := range offsets {
 		b = binary.AppendUvarint(b, uint64(o))
 	}
-	if v2 {
+	if version >= cursorVersion2 {
 		b = binary.AppendUvarint(b, after)
+	}
+	if version == cursorVersion3 {
 		b = binary.AppendUvarint(b, created)
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32c(b))
@@ -147,7 +153,7 @@ func decodeCursor(s string) (Cursor, uint32, error) {
 	if len(b) < 1+4+1+4 {
 		return Cursor{}, 0, errors.New("it is too short")
 	}
-	if b[0] != cursorVersion1 && b[0] != cursorVersion2 {
+	if b[0] < cursorVersion1 || b[0] > cursorVersion3 {
 		return Cursor{}, 0, fmt.Errorf("unknown version %d (written by a newer wail?)", b[0])
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -169,14 +175,16 @@ func decodeCursor(s string) (Cursor, uint32, error) {
 		}
 		c.Offsets[i], rest = int64(o), rest[k:]
 	}
-	if b[0] == cursorVersion2 {
+	if b[0] >= cursorVersion2 {
 		v, k := uvarint(rest)
-		if k <= 0 {
+		if k <= 0 || (v == 0 && b[0] == cursorVersion2) {
 			return Cursor{}, 0, errors.New("bad after-version")
 		}
 		c.AfterVersion, rest = v, rest[k:]
+	}
+	if b[0] == cursorVersion3 {
 		created, k := uvarint(rest)
-		if k <= 0 || created > math.MaxInt64 || (v == 0 && created == 0) {
+		if k <= 0 || created == 0 || created > math.MaxInt64 {
 			return Cursor{}, 0, errors.New("bad table creation time")
 		}
 		c.Created, rest = int64(created), rest[k:]

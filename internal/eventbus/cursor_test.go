@@ -44,8 +44,8 @@ func TestCursorRoundTrip(t *testing.T) {
 	}
 }
 
-// TestCursorGolden pins the text forms of versions 1 and 2: a server must
-// decode every cursor it ever handed out.
+// TestCursorGolden pins the text forms of versions 1, 2 and 3: a server
+// must decode every cursor it ever handed out.
 func TestCursorGolden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -53,7 +53,8 @@ func TestCursorGolden(t *testing.T) {
 		c    Cursor
 	}{
 		{"cursor-v1", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}}},
-		{"cursor-v2", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52, Created: 1_796_000_000_000_000}},
+		{"cursor-v2", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52}},
+		{"cursor-v3", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52, Created: 1_796_000_000_000_000}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testCursorGolden(t, tc.name, tc.c) })
 	}
@@ -87,11 +88,11 @@ func TestCursorRefused(t *testing.T) {
 	enc := func(b []byte) string { return "c" + base64.RawURLEncoding.EncodeToString(b) }
 	flipped := slices.Clone(raw)
 	flipped[len(flipped)-5] ^= 1
-	v3 := slices.Clone(raw)
-	v3[0] = 3
-	// v2 without its after-version, and with 0.
-	v2 := func(tail ...byte) string {
-		body := append(append([]byte{cursorVersion2}, raw[1:len(raw)-4]...), tail...)
+	v4 := slices.Clone(raw)
+	v4[0] = 4
+	// version v of the good cursor's body, with tail after its offsets.
+	vn := func(v byte, tail ...byte) string {
+		body := append(append([]byte{v}, raw[1:len(raw)-4]...), tail...)
 		return enc(binary.BigEndian.AppendUint32(body, crc32.Checksum(body, castagnoli)))
 	}
 	tests := []struct {
@@ -104,11 +105,14 @@ func TestCursorRefused(t *testing.T) {
 		{"empty", "c", "orders", 2, "too short"},
 		{"cut", enc(raw[:len(raw)-1]), "orders", 2, "checksum"},
 		{"altered", enc(flipped), "orders", 2, "checksum"},
-		{"newer version", enc(v3), "orders", 2, "unknown version 3"},
-		{"version 2 without its after-version", v2(), "orders", 2, "bad after-version"},
-		{"version 2 without its creation time", v2(1), "orders", 2, "bad table creation time"},
-		{"version 2 with neither", v2(0, 0), "orders", 2, "bad table creation time"},
-		{"version 2 with trailing bytes", v2(1, 1, 1), "orders", 2, "trailing bytes"},
+		{"newer version", enc(v4), "orders", 2, "unknown version 4"},
+		{"version 0", vn(0), "orders", 2, "unknown version 0"},
+		{"version 2 without its after-version", vn(2), "orders", 2, "bad after-version"},
+		{"version 2 after version 0", vn(2, 0), "orders", 2, "bad after-version"},
+		{"version 2 with trailing bytes", vn(2, 1, 1), "orders", 2, "trailing bytes"},
+		{"version 3 without its creation time", vn(3, 0), "orders", 2, "bad table creation time"},
+		{"version 3 created at 0", vn(3, 0, 0), "orders", 2, "bad table creation time"},
+		{"version 3 with trailing bytes", vn(3, 0, 1, 1), "orders", 2, "trailing bytes"},
 		{"other table", good, "users", 2, "another table"},
 		{"other partition count", good, "orders", 3, "2 partitions, table \"orders\" has 3"},
 	}
