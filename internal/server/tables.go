@@ -38,20 +38,37 @@ func (p topics) Provision(ctx context.Context, t catalog.Table) error {
 
 // Unprovision deletes the topics with the offsets committed on them, and
 // the table's sinks with their dead letters' topics (a table created
-// again under the name must not inherit them).
+// again under the name must not inherit them): the topics first, then the
+// definitions, so that a drop that stopped half way finds the sinks again
+// when it resumes.
 func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
-	all := tableTopics(t.Name)
+	var names []string
 	if p.s.sinks != nil {
-		names, err := p.s.sinks.DropTable(ctx, t.Name)
-		if err != nil {
-			return fmt.Errorf("drop the sinks of %s: %w", t.Name, err)
-		}
-		for _, n := range names {
-			all = append(all, sink.DeadLetterTopic(t.Name, n))
+		var err error
+		if names, err = p.s.sinks.TableSinks(ctx, t.Name); err != nil {
+			return fmt.Errorf("the sinks of %s: %w", t.Name, err)
 		}
 	}
+	if err := p.s.deleteTopics(ctx, t.Name, names); err != nil {
+		return err
+	}
+	if p.s.sinks != nil {
+		if err := p.s.sinks.DropTable(ctx, t.Name); err != nil {
+			return fmt.Errorf("drop the sinks of %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// deleteTopics deletes a table's topics, and the dead-letter topics of its
+// sinks named, with the offsets committed on them; already gone is fine.
+func (s *Server) deleteTopics(ctx context.Context, table string, sinks []string) error {
+	all := tableTopics(table)
+	for _, n := range sinks {
+		all = append(all, sink.DeadLetterTopic(table, n))
+	}
 	for _, topic := range all {
-		if err := p.s.log.DeleteTopic(ctx, topic); err != nil && !errors.Is(err, intentlog.ErrUnknownTopic) {
+		if err := s.log.DeleteTopic(ctx, topic); err != nil && !errors.Is(err, intentlog.ErrUnknownTopic) {
 			return err
 		}
 	}
@@ -103,7 +120,11 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	if s.cfg.Log.Kind != config.LogEmbedded {
 		return nil
 	}
-	return topics{s}.Unprovision(ctx, t)
+	// Only this process's topics: the sinks' definitions are the dropping
+	// process's to delete (the table may be created again already, with
+	// sinks of its own; their dead letters' topics are on the log of the
+	// process that runs them).
+	return s.deleteTopics(ctx, t.Name, nil)
 }
 
 // tableTopics are the topics of a table: intents, events, dead letters.

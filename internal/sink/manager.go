@@ -295,30 +295,40 @@ func (m *Manager) Drop(ctx context.Context, table, name string) error {
 	return m.Sync(ctx)
 }
 
-// DropTable removes the definitions of every sink of a table (the table
-// is being dropped), stops them and returns their names: their dead
-// letters' topics go with the table's.
-func (m *Manager) DropTable(ctx context.Context, table string) ([]string, error) {
-	var names []string
-	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
-		names = names[:0]
-		keep := sinks[:0:0]
-		for _, s := range sinks {
-			if s.GetTable() == table {
-				names = append(names, s.GetName())
-				continue
-			}
-			keep = append(keep, s)
-		}
-		return keep, nil
-	})
+// TableSinks returns the names of a table's sinks.
+func (m *Manager) TableSinks(ctx context.Context, table string) ([]string, error) {
+	sinks, _, err := m.defs.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if len(names) == 0 {
-		return nil, nil
+	var names []string
+	for _, s := range sinks {
+		if s.GetTable() == table {
+			names = append(names, s.GetName())
+		}
 	}
-	return names, m.Sync(ctx)
+	return names, nil
+}
+
+// DropTable removes the definitions of every sink of a table (the table
+// is being dropped: their dead letters' topics are deleted first) and
+// stops them.
+func (m *Manager) DropTable(ctx context.Context, table string) error {
+	dropped := false
+	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
+		keep := sinks[:0:0]
+		for _, s := range sinks {
+			if s.GetTable() != table {
+				keep = append(keep, s)
+			}
+		}
+		dropped = len(keep) < len(sinks)
+		return keep, nil
+	})
+	if err != nil || !dropped {
+		return err
+	}
+	return m.Sync(ctx)
 }
 
 func notFound(table, name string) error {
