@@ -304,15 +304,23 @@ func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) er
 		}
 		topic := intent.Topic(t.Name)
 		for p := int32(0); p < t.Partitions; p++ {
-			start, end, err := s.log.Bounds(ctx, topic, p)
-			if err != nil {
-				return fmt.Errorf("bounds of %s/%d: %w", topic, p, err)
-			}
-			if end == start {
-				continue
-			}
-			if err := observeTail(ctx, s.log, topic, p, max(start, end-observeWindow), end, clock); err != nil {
-				return err
+			// Retention can pass the window's start meanwhile: take the
+			// bounds again.
+			for try := 1; ; try++ {
+				start, end, err := s.log.Bounds(ctx, topic, p)
+				if err != nil {
+					return fmt.Errorf("bounds of %s/%d: %w", topic, p, err)
+				}
+				if end == start {
+					break
+				}
+				err = observeTail(ctx, s.log, topic, p, max(start, end-observeWindow), end, clock)
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, intentlog.ErrOffsetOutOfRange) || try == 3 {
+					return err
+				}
 			}
 		}
 	}
