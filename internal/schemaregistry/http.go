@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -84,11 +86,37 @@ func Handler(r *Registry, logger *slog.Logger, reg prometheus.Registerer) http.H
 			} else {
 				h.fail(cw, errf(http.StatusNotFound, 404, "HTTP 404 Not Found: %s %s is not part of the schema registry API", req.Method, req.URL.Path))
 			}
+		} else if e := mediaType(req); e != nil {
+			h.fail(cw, e)
 		} else {
 			mux.ServeHTTP(cw, req)
 		}
 		requests.WithLabelValues(pattern, strconv.Itoa(cw.code)).Inc()
 	})
+}
+
+// bodyTypes are the media types a request body may have, as Confluent's
+// registry takes them (and none: the body is then read as JSON too).
+var bodyTypes = []string{"application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json",
+	"application/json", "application/octet-stream"}
+
+// mediaType refuses a POST or PUT whose body is of another media type
+// (415, as Confluent's registry): a browser sends text/plain and form
+// bodies to another site without asking first, so a page the operator
+// visits could otherwise register schemas with the browser's stored
+// credentials (Basic, a client certificate).
+func mediaType(req *http.Request) *Error {
+	if req.Method != http.MethodPost && req.Method != http.MethodPut {
+		return nil
+	}
+	ct := req.Header.Get("Content-Type")
+	if ct == "" {
+		return nil
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && slices.Contains(bodyTypes, strings.ToLower(mt)) {
+		return nil
+	}
+	return errf(http.StatusUnsupportedMediaType, 415, "HTTP 415 Unsupported Media Type: a body of type %q; send Content-Type: application/vnd.schemaregistry.v1+json", ct)
 }
 
 // allowed is the methods mux takes for req's path.

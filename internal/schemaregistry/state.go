@@ -96,6 +96,9 @@ func (st *state) compat(subject string) schema.Level {
 }
 
 func (st *state) mode(subject string) string {
+	if st.Mode == ReadOnlyOverride {
+		return st.Mode // freezes every subject, whatever its own mode (as Confluent's getMode)
+	}
 	if s := st.Subjects[subject]; s != nil && s.Mode != "" {
 		return s.Mode
 	}

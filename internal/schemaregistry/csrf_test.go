@@ -1,0 +1,85 @@
+package schemaregistry
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestBodyMediaType: a POST or PUT whose body is of a type a browser
+// sends to another site without asking (text/plain, a form) is refused
+// 415 and changes nothing, as Confluent's registry answers; the registry's
+// own types, application/json, octet-stream and none are taken.
+func TestBodyMediaType(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	h := Handler(r, slog.New(slog.DiscardHandler), nil)
+	reg := `{"schemaType":"PROTOBUF","schema":"syntax = \"proto3\"; message X { string a = 1; }"}`
+	for _, tc := range []struct {
+		method, path, ctype, body string
+		want                      int
+	}{
+		{"POST", "/subjects/a/versions", "text/plain", reg, 415},
+		{"POST", "/subjects/a/versions", "application/x-www-form-urlencoded", reg, 415},
+		{"POST", "/subjects/a/versions", "multipart/form-data; boundary=x", reg, 415},
+		{"PUT", "/config", "text/plain;charset=UTF-8", `{"compatibility":"NONE"}`, 415},
+		{"PUT", "/mode", "text/plain", `{"mode":"READONLY"}`, 415},
+		{"POST", "/subjects/b/versions", "application/vnd.schemaregistry.v1+json", reg, 200},
+		{"POST", "/subjects/c/versions", "application/vnd.schemaregistry+json", reg, 200},
+		{"POST", "/subjects/d/versions", "Application/JSON; charset=utf-8", reg, 200},
+		{"POST", "/subjects/e/versions", "application/octet-stream", reg, 200},
+		{"POST", "/subjects/f/versions", "", reg, 200},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s %s as %q: %d %s, want %d", tc.method, tc.path, tc.ctype, rec.Code, rec.Body, tc.want)
+		}
+		if tc.want == 415 && !strings.Contains(rec.Body.String(), `"error_code":415`) {
+			t.Errorf("%s %s as %q: body %s, want error_code 415", tc.method, tc.path, tc.ctype, rec.Body)
+		}
+	}
+	subjects, err := r.Subjects(context.Background(), "", false)
+	if err != nil || strings.Join(subjects, ",") != "b,c,d,e,f" {
+		t.Errorf("subjects %v, %v; want b, c, d, e, f (nothing of the refused ones)", subjects, err)
+	}
+	if m, err := r.Mode(context.Background(), "", false); err != nil || m != ReadWrite {
+		t.Errorf("mode %q, %v: the refused PUT changed it", m, err)
+	}
+}
+
+// TestReadonlyOverrideFreezesAll: a global READONLY_OVERRIDE freezes
+// every subject, also one with a mode of its own (as Confluent's
+// getMode): registering and deleting are refused, and the subject's mode
+// reads READONLY_OVERRIDE. (The subject's own mode came first.)
+func TestReadonlyOverrideFreezesAll(t *testing.T) {
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	if _, err := r.Register(ctx, "s", SchemaRequest{Schema: orderV1, SchemaType: Protobuf}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SetMode(ctx, "s", ReadWrite, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.SetMode(ctx, "", ReadOnlyOverride, false); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := r.Mode(ctx, "s", true); err != nil || m != ReadOnlyOverride {
+		t.Errorf("mode of s under a global READONLY_OVERRIDE: %q, %v", m, err)
+	}
+	if _, err := r.Register(ctx, "s", SchemaRequest{Schema: orderV1 + "\n// v2", SchemaType: Protobuf}); errCode(err) != CodeNotPermitted {
+		t.Errorf("register under a READWRITE subject while the registry is READONLY_OVERRIDE: %v, want 42205", err)
+	}
+	if _, err := r.DeleteSubject(ctx, "s", false); errCode(err) != CodeNotPermitted {
+		t.Errorf("delete under a READWRITE subject while the registry is READONLY_OVERRIDE: %v, want 42205", err)
+	}
+}
