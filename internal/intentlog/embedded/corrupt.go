@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,12 +41,61 @@ func stripCorrupt(err error) string {
 // the batch there is whole and valid with a base offset of at least
 // minAtPos (only its offsets are wrong; it was written completely, since a
 // torn write cannot leave a whole batch), else at the first valid batch
-// after pos with a base offset of at least next.
+// after pos with a base offset of at least next that is not inside the bad
+// batch (see insideFrame).
 func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
 	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
 		return pos, h, ok, err
 	}
-	return findBatch(r, pos+1, limit, next)
+	for from := pos + 1; ; {
+		q, h, ok, err := findBatch(r, from, limit, next)
+		if err != nil || !ok {
+			return q, h, ok, err
+		}
+		inside, err := insideFrame(r, pos, q)
+		if err != nil || !inside {
+			return q, h, !inside, err
+		}
+		from = q + 1
+	}
+}
+
+// insideFrame reports whether a valid batch found at q lies inside the
+// bad batch at pos, as bytes of one of its records, rather than after it.
+//
+// A record's value is any bytes a client sent, so it may hold an encoded
+// batch with a valid CRC. When a crash tears the batch holding it, the
+// torn tail contains a whole, valid batch, and taking it for the next one
+// would make Open refuse a torn tail, and `wail log repair` keep records
+// no one appended. So when the bad batch's header is whole (magic and a
+// plausible length, as a torn write leaves it: the header is its first
+// bytes), a batch that starts before the end that header declares is
+// inside it, unless the bad batch ends exactly at q when its length field
+// is corrected: that is damage to the length field alone (the CRC does not
+// cover it), and q is the batch that follows. A header that is not whole
+// declares nothing, and any later batch counts.
+func insideFrame(r io.ReaderAt, pos, q int64) (bool, error) {
+	hdr := make([]byte, batchHeaderLen)
+	if n, err := r.ReadAt(hdr, pos); n < len(hdr) {
+		if err == io.EOF {
+			err = nil
+		}
+		return false, err
+	}
+	size, err := frameSize(hdr)
+	if err != nil || q >= pos+size {
+		return false, nil
+	}
+	if q-pos < batchHeaderLen {
+		return true, nil
+	}
+	frame := make([]byte, q-pos)
+	if _, err := r.ReadAt(frame, pos); err != nil {
+		return false, err
+	}
+	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-5))
+	_, _, verr := verifyBatch(frame)
+	return verr != nil, nil
 }
 
 // findBatch looks for the first position in [from, limit) where a whole,

@@ -3,13 +3,16 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/vfs"
@@ -241,5 +244,94 @@ func TestStripCorrupt(t *testing.T) {
 		if got := stripCorrupt(c.err); got != c.want {
 			t.Errorf("stripCorrupt(%q) = %q, want %q", c.err, got, c.want)
 		}
+	}
+}
+
+// TestTornTailHoldingABatch: a value is any bytes a client sent, so it may
+// hold an encoded batch with a valid CRC. When a crash tears the batch
+// holding it after that inner batch, Open truncates the torn tail as any
+// other: the inner batch is not taken for a valid batch after damage,
+// which would make Open refuse the log and `wail log repair` keep records
+// no one appended.
+func TestTornTailHoldingABatch(t *testing.T) {
+	for _, base := range []int64{10, 11, 500} { // the inner batch's base: the torn batch's own, or later
+		t.Run(fmt.Sprint(base), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l := openLog(t, dir, Options{})
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			want := appendBatch(t, l, "a", 5)
+			want = append(want, appendBatch(t, l, "b", 5)...)
+			inner := encodeBatch(nil, base, 1000, []intentlog.Record{
+				{Key: []byte("forged"), Value: []byte("no one appended this"), Timestamp: time.UnixMicro(1000)}})
+			value := append(append([]byte("prefix"), inner...), make([]byte, 200)...)
+			noErr(t, l.Append(context.Background(), testTopic, []*intentlog.Record{{Key: []byte("k"), Value: value}}))
+			noErr(t, l.Close())
+
+			path := segmentFiles(t, dir, 0, logExt)[0]
+			data, err := os.ReadFile(path)
+			noErr(t, err)
+			at := bytes.Index(data, inner)
+			if at < 0 {
+				t.Fatal("the inner batch is not in the segment")
+			}
+			noErr(t, truncateFile(path, int64(at+len(inner)+10)))
+
+			logs := &logBuffer{}
+			l, err = Open(dir, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			if err != nil {
+				t.Fatalf("Open refused a torn tail: %v", err)
+			}
+			defer l.Close()
+			if !strings.Contains(logs.String(), "truncated the torn tail") {
+				t.Errorf("no truncation logged:\n%s", logs)
+			}
+			sameRecords(t, "after recovery", readAll(t, l, 0), want)
+			more := appendBatch(t, l, "c", 2)
+			if more[0].Offset != 10 {
+				t.Errorf("first append after recovery at offset %d, want 10", more[0].Offset)
+			}
+		})
+	}
+}
+
+// TestInsideFrame: a valid batch found after a bad one at pos is inside it
+// when the bad batch's whole header declares an end past it, unless
+// correcting the bad batch's length field to end there makes it valid.
+func TestInsideFrame(t *testing.T) {
+	rec := func(key string) []intentlog.Record {
+		return []intentlog.Record{{Key: []byte(key), Value: []byte("v"), Timestamp: time.UnixMicro(1000)}}
+	}
+	first, second := encodeBatch(nil, 0, 1000, rec("a")), encodeBatch(nil, 1, 1000, rec("b"))
+	whole := append(append([]byte(nil), first...), second...)
+	longer := bytes.Clone(whole)
+	binary.BigEndian.PutUint32(longer[1:], uint32(len(first)+100)) // the length field alone is damaged
+	flipped := bytes.Clone(longer)
+	flipped[batchHeaderLen] ^= 1 // and a record byte too
+	noMagic := bytes.Clone(longer)
+	noMagic[0] = 0
+	cases := []struct {
+		name   string
+		data   []byte
+		q      int64
+		inside bool
+	}{
+		{"after the declared end", whole, int64(len(first)), false},
+		{"length field too large, frame whole", longer, int64(len(first)), false},
+		{"length field too large, frame damaged", flipped, int64(len(first)), true},
+		{"no magic: nothing declared", noMagic, int64(len(first)), false},
+		{"within the header", longer, 3, true},
+		{"header cut short", longer[:10], 5, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			inside, err := insideFrame(bytes.NewReader(tc.data), 0, tc.q)
+			if err != nil || inside != tc.inside {
+				t.Fatalf("insideFrame = %v, %v; want %v", inside, err, tc.inside)
+			}
+		})
+	}
+	if _, err := insideFrame(errReader{}, 0, 40); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("insideFrame over a failing reader: %v, want EIO", err)
 	}
 }

@@ -70,7 +70,13 @@
 // with the position, bytes dropped and offset). When a valid batch follows
 // the bad one, or the bad one is itself whole and valid and only its
 // offsets are wrong (a torn write cannot leave a whole batch), the bytes
-// were damaged at rest: Open refuses to start with an
+// were damaged at rest. A valid batch inside the bad one does not count:
+// a value holds any bytes a client sent, an encoded batch among them, so
+// when the bad batch's header is whole (a torn write keeps its first
+// bytes) only a batch at or past the end its length field declares is
+// evidence, or one where the bad batch ends when that field alone is
+// corrected (damage to the length field, which the CRC does not cover).
+// Open refuses to start with an
 // error wrapping intentlog.ErrCorrupt that names the file, the position,
 // the offset and the fix (RepairHint). So does framing damage found in a
 // sealed segment, and a sealed segment that ends before the next one starts
