@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/schemaregistry"
+
 	"connectrpc.com/connect"
 
 	"github.com/wail-cdc/wail/internal/auth"
@@ -303,21 +305,21 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		case !g.enabled || (known && e.Open):
 		case id.err != nil && codeOf(id.err) == connect.CodeUnavailable:
 			w.Header().Set("Retry-After", "1")
-			http.Error(w, unauthenticated(id).Error(), http.StatusServiceUnavailable)
+			refuse(w, r, http.StatusServiceUnavailable, unauthenticated(id).Error())
 			return
 		case id.err != nil || (known && id.principal.IsZero()):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wail"`)
 			if isRegistry(r.URL.Path) {
 				w.Header().Add("WWW-Authenticate", `Basic realm="wail", charset="UTF-8"`)
 			}
-			http.Error(w, unauthenticated(id).Error(), http.StatusUnauthorized)
+			refuse(w, r, http.StatusUnauthorized, unauthenticated(id).Error())
 			return
 		case !known || perm == "":
-			http.Error(w, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path), http.StatusForbidden)
+			refuse(w, r, http.StatusForbidden, fmt.Sprintf("%s %s: no permission is mapped to this endpoint (internal/api endpoints); refused", r.Method, r.URL.Path))
 			return
 		case perm == signedIn:
 		case !auth.Allowed(id.grants, perm, nil):
-			http.Error(w, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, grantHint(perm)), http.StatusForbidden)
+			refuse(w, r, http.StatusForbidden, fmt.Sprintf("%s lacks the %s permission for %s %s (grant %s)", id, perm, r.Method, r.URL.Path, grantHint(perm)))
 			return
 		}
 		if known && !e.Open && perm == auth.Any && !g.chargeHTTP(w, r, id) { // a read (the schema registry's)
@@ -325,6 +327,22 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// refuse answers a refusal of an HTTP endpoint: plain text, or on the
+// schema registry the Confluent registry's error body, which its clients
+// parse (they fail on a plain-text body with a JSON error instead of the
+// refusal).
+func refuse(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	if !isRegistry(r.URL.Path) {
+		http.Error(w, msg, status)
+		return
+	}
+	code := status
+	if status == http.StatusForbidden {
+		code = schemaregistry.CodeForbidden
+	}
+	schemaregistry.WriteError(w, &schemaregistry.Error{Status: status, Code: code, Message: msg})
 }
 
 // grantHint is a grant that gives perm on every table.

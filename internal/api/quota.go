@@ -149,7 +149,7 @@ func (g *Guard) chargeHTTP(w http.ResponseWriter, r *http.Request, id identity) 
 	errors.As(g.reads.exhausted(who, wait), &ce)
 	w.Header().Set(retryHeader, ce.Meta().Get(retryHeader))
 	w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(wait.Seconds())))) // whole seconds, for HTTP clients
-	http.Error(w, ce.Message(), http.StatusTooManyRequests)
+	refuse(w, r, http.StatusTooManyRequests, ce.Message())
 	return false
 }
 

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -78,7 +81,9 @@ func TestReadQuotaCoversEveryRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
 		return resp
 	}
 	if resp := get(); resp.StatusCode != http.StatusOK {
@@ -87,6 +92,15 @@ func TestReadQuotaCoversEveryRead(t *testing.T) {
 	resp := get()
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get(retryHeader) == "" {
 		t.Errorf("registry read over the quota: %d %v, want 429 with %s", resp.StatusCode, resp.Header, retryHeader)
+	}
+	// Confluent clients parse the registry's refusals as its error body.
+	var e struct {
+		Code    int    `json:"error_code"`
+		Message string `json:"message"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Code != http.StatusTooManyRequests || e.Message == "" ||
+		resp.Header.Get("Content-Type") != "application/vnd.schemaregistry.v1+json" {
+		t.Errorf("registry read over the quota: body %+v (%v), content type %q; want the registry's error body", e, err, resp.Header.Get("Content-Type"))
 	}
 	if registryCalls != 1 {
 		t.Errorf("the registry handler ran %d times, want 1 (a refused read does no work)", registryCalls)

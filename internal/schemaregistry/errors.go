@@ -39,8 +39,14 @@ const (
 	CodeIDMismatch           = 42207
 	CodeInvalidSubject       = 42208
 	CodeSchemaTooLarge       = 42209
-	CodeStore                = 50001
-	CodeTimeout              = 50002
+	// CodeForbidden is the Confluent registry's code for a principal that
+	// lacks the permission ("User is denied operation ..."). A request
+	// without valid credentials (401), over its quota (429) or refused
+	// while the identity provider is unreachable (503) has its HTTP status
+	// as its code, as the Confluent registry's web layer answers.
+	CodeForbidden = 40301
+	CodeStore           = 50001
+	CodeTimeout         = 50002
 )
 
 func errf(status, code int, format string, args ...any) *Error {

@@ -168,7 +168,15 @@ func (h *handler) fail(w http.ResponseWriter, err error) {
 	if cw, ok := w.(*codeWriter); ok {
 		cw.code = e.Code
 	}
+	WriteError(w, e)
+}
+
+// WriteError answers e with the Confluent registry's error body, which
+// its clients parse; the server's gate answers its refusals of registry
+// requests (401, 403, 429, 503) with it too.
+func WriteError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(e)
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -51,9 +52,24 @@ func TestRegistryBasicAuth(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var e struct {
+			Code    int    `json:"error_code"`
+			Message string `json:"message"`
+		}
+		derr := json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s: %s %s: %d, want %d", tc.name, tc.method, tc.path, resp.StatusCode, tc.want)
+		}
+		// Confluent clients parse the registry's refusals as its error
+		// body; elsewhere a refusal is plain text.
+		registry := strings.HasPrefix(tc.path, "/registry")
+		if wantCode := map[int]int{http.StatusUnauthorized: 401, http.StatusForbidden: 40301}[tc.want]; wantCode != 0 && registry &&
+			(derr != nil || e.Code != wantCode || e.Message == "" || resp.Header.Get("Content-Type") != "application/vnd.schemaregistry.v1+json") {
+			t.Errorf("%s: refusal body %+v (%v), content type %q; want the registry's error body, code %d", tc.name, e, derr, resp.Header.Get("Content-Type"), wantCode)
+		}
+		if tc.want >= 400 && tc.path == "/metrics" && !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+			t.Errorf("%s: refusal off the registry has content type %q, want text/plain", tc.name, resp.Header.Get("Content-Type"))
 		}
 		if tc.want == http.StatusUnauthorized && strings.HasPrefix(tc.path, "/registry") &&
 			!strings.Contains(strings.Join(resp.Header.Values("WWW-Authenticate"), ", "), "Basic") {
