@@ -45,8 +45,8 @@ const (
 	// while the identity provider is unreachable (503) has its HTTP status
 	// as its code, as the Confluent registry's web layer answers.
 	CodeForbidden = 40301
-	CodeStore           = 50001
-	CodeTimeout         = 50002
+	CodeStore     = 50001
+	CodeTimeout   = 50002
 )
 
 func errf(status, code int, format string, args ...any) *Error {
