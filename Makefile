@@ -96,6 +96,7 @@ mutate-ci:
 # Short fuzzing session of every decoder of bytes from disk or network.
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeBatch -fuzztime=30s -fuzzminimizetime=1s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz=FuzzTornTail -fuzztime=15s -fuzzminimizetime=1s ./internal/intentlog/embedded/
 	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalIntent$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalEvent$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/
 	$(GO) test -run='^$$' -fuzz='^FuzzUnmarshalIntentLikeProto$$' -fuzztime=15s -fuzzminimizetime=1s ./internal/intent/

@@ -42,26 +42,7 @@ func stripCorrupt(err error) string {
 // minAtPos (only its offsets are wrong; it was written completely, since a
 // torn write cannot leave a whole batch), else at the first valid batch
 // after pos with a base offset of at least next that is not inside the bad
-// batch (see insideFrame).
-func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
-	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
-		return pos, h, ok, err
-	}
-	for from := pos + 1; ; {
-		q, h, ok, err := findBatch(r, from, limit, next)
-		if err != nil || !ok {
-			return q, h, ok, err
-		}
-		inside, err := insideFrame(r, pos, q)
-		if err != nil || !inside {
-			return q, h, !inside, err
-		}
-		from = q + 1
-	}
-}
-
-// insideFrame reports whether a valid batch found at q lies inside the
-// bad batch at pos, as bytes of one of its records, rather than after it.
+// batch.
 //
 // A record's value is any bytes a client sent, so it may hold an encoded
 // batch with a valid CRC. When a crash tears the batch holding it, the
@@ -70,32 +51,71 @@ func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHead
 // no one appended. So when the bad batch's header is whole (magic and a
 // plausible length, as a torn write leaves it: the header is its first
 // bytes), a batch that starts before the end that header declares is
-// inside it, unless the bad batch ends exactly at q when its length field
-// is corrected: that is damage to the length field alone (the CRC does not
-// cover it), and q is the batch that follows. A header that is not whole
-// declares nothing, and any later batch counts.
-func insideFrame(r io.ReaderAt, pos, q int64) (bool, error) {
+// inside it, unless the bad batch ends exactly there when its length
+// field is corrected: that is damage to the length field alone (the CRC
+// does not cover it), and the batch there is the one that follows
+// (lengthDamage). A header that is not whole declares nothing, and any
+// later batch counts.
+func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
+	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
+		return pos, h, ok, err
+	}
+	from := pos + 1
 	hdr := make([]byte, batchHeaderLen)
-	if n, err := r.ReadAt(hdr, pos); n < len(hdr) {
-		if err == io.EOF {
-			err = nil
+	n, err := r.ReadAt(hdr, pos)
+	if n < len(hdr) && err != io.EOF {
+		return 0, batchHeader{}, false, err
+	}
+	if size, ferr := frameSize(hdr); n == len(hdr) && ferr == nil {
+		q, h, ok, err := lengthDamage(r, pos, min(pos+size, limit), limit, next, binary.BigEndian.Uint32(hdr[5:]))
+		if err != nil || ok {
+			return q, h, ok, err
 		}
-		return false, err
+		from = pos + size
 	}
-	size, err := frameSize(hdr)
-	if err != nil || q >= pos+size {
-		return false, nil
+	return findBatch(r, from, limit, next)
+}
+
+// lengthDamage looks, in one pass, for the first q in (pos, stop) where
+// the bad batch at pos becomes whole and valid when its length field is
+// corrected to end at q (its CRC, crc, matches the bytes up to q), and a
+// valid batch with a base offset >= minBase starts at q.
+func lengthDamage(r io.ReaderAt, pos, stop, limit, minBase int64, crc uint32) (int64, batchHeader, bool, error) {
+	buf := make([]byte, readChunk)
+	c := ^uint32(0) // CRC-32C of bytes [pos+9, at+i), before its final inversion
+	for at := pos + 9; at < stop; at += int64(len(buf)) {
+		n := int(min(int64(len(buf)), stop-at))
+		if _, err := r.ReadAt(buf[:n], at); err != nil && err != io.EOF {
+			return 0, batchHeader{}, false, err
+		}
+		for i, b := range buf[:n] {
+			c = castagnoli[byte(c)^b] ^ c>>8
+			q := at + int64(i) + 1
+			if ^c != crc || q-pos < batchHeaderLen+minRecordLen || q >= stop {
+				continue
+			}
+			h, ok, err := validBatchAt(r, q, limit, minBase)
+			if err == nil && ok {
+				ok, err = wholeWithLength(r, pos, q)
+			}
+			if err != nil || ok {
+				return q, h, ok, err
+			}
+		}
 	}
-	if q-pos < batchHeaderLen {
-		return true, nil
-	}
+	return 0, batchHeader{}, false, nil
+}
+
+// wholeWithLength reports whether the bytes [pos, q) are a whole, valid
+// batch once its length field says so.
+func wholeWithLength(r io.ReaderAt, pos, q int64) (bool, error) {
 	frame := make([]byte, q-pos)
 	if _, err := r.ReadAt(frame, pos); err != nil {
 		return false, err
 	}
 	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-5))
-	_, _, verr := verifyBatch(frame)
-	return verr != nil, nil
+	_, _, err := verifyBatch(frame)
+	return err == nil, nil
 }
 
 // findBatch looks for the first position in [from, limit) where a whole,

@@ -201,13 +201,14 @@ func TestRecoverReadError(t *testing.T) {
 			f := framesOf(t, mem, path)
 			damaged := bytes.Join([][]byte{f[0], append(bytes.Clone(f[1][:40]), f[1][40]^0x10), f[1][41:], f[2]}, nil)
 			writeFile(t, mem, path, damaged)
-			failAt := int64(len(f[0]))
+			pos := int64(len(f[0]))
+			fails := func(off int64) bool { return off == pos }
 			if at == "the bytes after it" {
-				failAt++
+				fails = func(off int64) bool { return off > pos }
 			}
 			var fired atomic.Int64
 			fsys := &hookFS{FS: mem, hook: func(op vfs.Op, name string, off int64, _ int) error {
-				if op == vfs.OpRead && name == path && off == failAt {
+				if op == vfs.OpRead && name == path && fails(off) {
 					fired.Add(1)
 					return syscall.EIO
 				}
@@ -295,43 +296,73 @@ func TestTornTailHoldingABatch(t *testing.T) {
 	}
 }
 
-// TestInsideFrame: a valid batch found after a bad one at pos is inside it
-// when the bad batch's whole header declares an end past it, unless
-// correcting the bad batch's length field to end there makes it valid.
-func TestInsideFrame(t *testing.T) {
+// TestResumeAfterBadHeader: after a bad batch at 0, resumeAt takes a
+// valid batch for the next one when it starts at or past the end the bad
+// batch's whole header declares, or where the bad batch ends when only its
+// length field is corrected; not one inside it; and with a header that is
+// not whole, any valid batch after it.
+func TestResumeAfterBadHeader(t *testing.T) {
 	rec := func(key string) []intentlog.Record {
 		return []intentlog.Record{{Key: []byte(key), Value: []byte("v"), Timestamp: time.UnixMicro(1000)}}
 	}
 	first, second := encodeBatch(nil, 0, 1000, rec("a")), encodeBatch(nil, 1, 1000, rec("b"))
 	whole := append(append([]byte(nil), first...), second...)
+	crcBad := bytes.Clone(whole)
+	crcBad[batchHeaderLen] ^= 1
 	longer := bytes.Clone(whole)
 	binary.BigEndian.PutUint32(longer[1:], uint32(len(first)+100)) // the length field alone is damaged
-	flipped := bytes.Clone(longer)
-	flipped[batchHeaderLen] ^= 1 // and a record byte too
-	noMagic := bytes.Clone(longer)
+	longerFlipped := bytes.Clone(longer)
+	longerFlipped[batchHeaderLen] ^= 1 // and a record byte too
+	noMagic := bytes.Clone(longerFlipped)
 	noMagic[0] = 0
+	// A batch whose value holds a whole batch, torn after it.
+	holder := encodeBatch(nil, 0, 1000, []intentlog.Record{{Key: []byte("k"), Value: append(bytes.Clone(second), make([]byte, 50)...),
+		Timestamp: time.UnixMicro(1000)}})
+	torn := holder[:len(holder)-20]
+	innerAt := int64(bytes.Index(holder, second))
+	tornNoMagic := bytes.Clone(torn)
+	tornNoMagic[0] = 0
+	at := int64(len(first))
 	cases := []struct {
-		name   string
-		data   []byte
-		q      int64
-		inside bool
+		name string
+		data []byte
+		at   int64 // -1: none found
 	}{
-		{"after the declared end", whole, int64(len(first)), false},
-		{"length field too large, frame whole", longer, int64(len(first)), false},
-		{"length field too large, frame damaged", flipped, int64(len(first)), true},
-		{"no magic: nothing declared", noMagic, int64(len(first)), false},
-		{"within the header", longer, 3, true},
-		{"header cut short", longer[:10], 5, false},
+		{"at the declared end", crcBad, at},
+		{"length field too large, batch whole", longer, at},
+		{"length field too large, batch damaged", longerFlipped, -1},
+		{"no magic: nothing declared", noMagic, at},
+		{"torn, a batch in its value", torn, -1},
+		{"torn, no magic: the batch in its value counts", tornNoMagic, innerAt},
+		{"header cut short", longer[:10], -1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			inside, err := insideFrame(bytes.NewReader(tc.data), 0, tc.q)
-			if err != nil || inside != tc.inside {
-				t.Fatalf("insideFrame = %v, %v; want %v", inside, err, tc.inside)
+			q, h, ok, err := resumeAt(bytes.NewReader(tc.data), 0, int64(len(tc.data)), 1, 1)
+			if err != nil || ok != (tc.at >= 0) || (ok && (q != tc.at || h.base != 1)) {
+				t.Fatalf("resumeAt = %d (base %d), %v, %v; want %d", q, h.base, ok, err, tc.at)
 			}
 		})
 	}
-	if _, err := insideFrame(errReader{}, 0, 40); !errors.Is(err, syscall.EIO) {
-		t.Fatalf("insideFrame over a failing reader: %v, want EIO", err)
+	if _, _, _, err := resumeAt(errReader{}, 0, 200, 1, 1); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("resumeAt over a failing reader: %v, want EIO", err)
+	}
+}
+
+// TestResumeInTornBatchReadsOnce: a torn batch whose value is full of
+// plausible batch headers (a magic byte and a length that fits, every 5
+// bytes) is read once when resumeAt looks for a batch after it, not once
+// per header inside it: a client's value cannot make Open's recovery take
+// time quadratic in the batch's size.
+func TestResumeInTornBatchReadsOnce(t *testing.T) {
+	value := bytes.Repeat([]byte{batchMagic, 0, 0x0f, 0, 0}, 200_000) // 1 MB
+	holder := encodeBatch(nil, 0, 1000, []intentlog.Record{{Key: []byte("k"), Value: value, Timestamp: time.UnixMicro(1000)}})
+	torn := holder[:len(holder)-100]
+	r := &countingReader{r: bytes.NewReader(torn)}
+	if q, _, ok, err := resumeAt(r, 0, int64(len(torn)), 1, 1); ok || err != nil {
+		t.Fatalf("resumeAt = %d, %v, %v; want nothing found", q, ok, err)
+	}
+	if n := r.bytes.Load(); n > 3*int64(len(torn)) {
+		t.Fatalf("resumeAt read %d bytes of a %d-byte torn batch", n, len(torn))
 	}
 }

@@ -201,15 +201,17 @@ func TestVarintLen(t *testing.T) {
 	}
 }
 
-// countingReader counts ReadAt calls.
+// countingReader counts ReadAt calls and the bytes they read.
 type countingReader struct {
-	r     io.ReaderAt
-	calls atomic.Int64
+	r            io.ReaderAt
+	calls, bytes atomic.Int64
 }
 
 func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
 	c.calls.Add(1)
-	return c.r.ReadAt(p, off)
+	n, err := c.r.ReadAt(p, off)
+	c.bytes.Add(int64(n))
+	return n, err
 }
 
 // testFrames returns n batches of one record each, back to back, and their

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"math"
 	"testing"
 	"time"
 
@@ -108,4 +109,40 @@ func TestDecodeRejects(t *testing.T) {
 			t.Errorf("%s damaged: %v, want ErrCorrupt", name, err)
 		}
 	}
+}
+
+// FuzzTornTail: a batch torn anywhere after its header, whatever its
+// value holds (a client chose it: an encoded batch, many of them, bytes
+// that look like framing), is a torn tail: resumeAt finds no batch after
+// it. And whatever bytes follow a bad batch, resumeAt does not panic and
+// only ever returns a whole, valid batch.
+func FuzzTornTail(f *testing.F) {
+	for _, b := range seedBatches() {
+		f.Add(b, uint16(len(b)))
+		f.Add(append(append([]byte("x"), b...), b...), uint16(2*len(b)))
+	}
+	f.Fuzz(func(t *testing.T, value []byte, cut uint16) {
+		ts := time.UnixMicro(1_700_000_000_000_000)
+		data := encodeBatch(nil, 0, ts.UnixMicro(), []intentlog.Record{{Key: []byte("a"), Value: []byte("b"), Timestamp: ts}})
+		pos := int64(len(data))
+		data = encodeBatch(data, 1, ts.UnixMicro(), []intentlog.Record{{Key: []byte("k"), Value: value, Timestamp: ts}})
+		end := pos + batchHeaderLen + int64(cut)%(int64(len(data))-pos-batchHeaderLen)
+		torn := data[:end]
+		if q, h, ok, err := resumeAt(bytes.NewReader(torn), pos, end, 1, math.MinInt64); err != nil || ok {
+			t.Fatalf("a batch torn at %d of [%d, %d) is taken for damage: a batch (base %d) at %d, %v", end, pos, len(data), h.base, q, err)
+		}
+		// Bytes after a bad batch: any value, framing damage at pos.
+		bad := bytes.Clone(data)
+		bad[pos+9] ^= 1
+		bad = append(bad, value...)
+		q, _, ok, err := resumeAt(bytes.NewReader(bad), pos, int64(len(bad)), 1, math.MinInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			if _, valid, err := validBatchAt(bytes.NewReader(bad), q, int64(len(bad)), 1); err != nil || !valid || q <= pos {
+				t.Fatalf("resumeAt returned %d, not a valid batch after %d", q, pos)
+			}
+		}
+	})
 }
