@@ -41,81 +41,182 @@ func stripCorrupt(err error) string {
 // the batch there is whole and valid with a base offset of at least
 // minAtPos (only its offsets are wrong; it was written completely, since a
 // torn write cannot leave a whole batch), else at the first valid batch
-// after pos with a base offset of at least next that is not inside the bad
-// batch.
-//
-// A record's value is any bytes a client sent, so it may hold an encoded
-// batch with a valid CRC. When a crash tears the batch holding it, the
-// torn tail contains a whole, valid batch, and taking it for the next one
-// would make Open refuse a torn tail, and `wail log repair` keep records
-// no one appended. So when the bad batch's header is whole (magic and a
-// plausible length, as a torn write leaves it: the header is its first
-// bytes), a batch that starts before the end that header declares is
-// inside it, unless the bad batch ends exactly there when its length
-// field is corrected: that is damage to the length field alone (the CRC
-// does not cover it), and the batch there is the one that follows
-// (lengthDamage). A header that is not whole declares nothing, and any
-// later batch counts.
+// with a base offset of at least next where badBatch says one may start.
 func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
 	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
 		return pos, h, ok, err
 	}
-	from := pos + 1
-	hdr := make([]byte, batchHeaderLen)
-	n, err := r.ReadAt(hdr, pos)
-	if n < len(hdr) && err != io.EOF {
+	at, from, err := badBatch(r, pos, limit)
+	if err != nil {
 		return 0, batchHeader{}, false, err
 	}
-	if size, ferr := frameSize(hdr); n == len(hdr) && ferr == nil {
-		q, h, ok, err := lengthDamage(r, pos, min(pos+size, limit), limit, next, binary.BigEndian.Uint32(hdr[5:]))
-		if err != nil || ok {
-			return q, h, ok, err
+	if at >= 0 {
+		if h, ok, err := validBatchAt(r, at, limit, next); err != nil || ok {
+			return at, h, ok, err
 		}
-		from = pos + size
 	}
 	return findBatch(r, from, limit, next)
 }
 
-// lengthDamage looks, in one pass, for the first q in (pos, stop) where
-// the bad batch at pos becomes whole and valid when its length field is
-// corrected to end at q (its CRC, crc, matches the bytes up to q), and a
-// valid batch with a base offset >= minBase starts at q.
-func lengthDamage(r io.ReaderAt, pos, stop, limit, minBase int64, crc uint32) (int64, batchHeader, bool, error) {
-	buf := make([]byte, readChunk)
-	c := ^uint32(0) // CRC-32C of bytes [pos+9, at+i), before its final inversion
-	for at := pos + 9; at < stop; at += int64(len(buf)) {
-		n := int(min(int64(len(buf)), stop-at))
-		if _, err := r.ReadAt(buf[:n], at); err != nil && err != io.EOF {
-			return 0, batchHeader{}, false, err
-		}
-		for i, b := range buf[:n] {
-			c = castagnoli[byte(c)^b] ^ c>>8
-			q := at + int64(i) + 1
-			if ^c != crc || q-pos < batchHeaderLen+minRecordLen || q >= stop {
-				continue
-			}
-			h, ok, err := validBatchAt(r, q, limit, minBase)
-			if err == nil && ok {
-				ok, err = wholeWithLength(r, pos, q)
-			}
-			if err != nil || ok {
-				return q, h, ok, err
-			}
-		}
+// maxFrameBytes bounds any batch and any record's field: MaxBatchBytes and
+// MaxRecordBytes are at most 1 GiB.
+const maxFrameBytes = 1 << 30
+
+// badBatch says where a valid batch after the bad batch at pos may start:
+// at at (when at >= 0), else at or after from.
+//
+// A record's value is any bytes a client sent, so it may hold an encoded
+// batch with a valid CRC. When a crash tears the batch holding it, the
+// torn tail contains a whole, valid batch; taking it for a batch after the
+// damage would make Open refuse a torn tail, and `wail log repair` keep
+// records no one appended. A torn write keeps a prefix of the batch,
+// header first. So the bad batch's records are walked as the writer
+// encodes them (walkRecords), from its header up to the end its length
+// field declares, or up to limit when that comes first:
+//
+//   - They are consistent all the way: the batch is whole in its framing
+//     (its CRC, base, count or magic byte was damaged), or cut short by
+//     limit, a torn write. A batch before its declared end is inside one
+//     of its records: from is that end.
+//   - A record ends before the declared end where a batch's magic byte
+//     follows (a record of the writer's starts with a 0 byte): the header
+//     was damaged, its length field (which the CRC does not cover) and
+//     maybe more. at is that position, where the next batch starts.
+//   - Anything else (a header that is not whole, a length over any
+//     batch's, records that are not the writer's): the bytes were
+//     damaged, and any later batch counts: from is pos+1.
+//
+// It reads the bad batch once, whatever its values hold.
+func badBatch(r io.ReaderAt, pos, limit int64) (at, from int64, err error) {
+	damaged := pos + 1
+	if limit-pos < batchHeaderLen {
+		return -1, damaged, nil
 	}
-	return 0, batchHeader{}, false, nil
+	hdr := make([]byte, batchHeaderLen)
+	if _, err := r.ReadAt(hdr, pos); err != nil {
+		return -1, 0, err
+	}
+	magic := hdr[0] == batchMagic
+	hdr[0] = batchMagic
+	size, err := frameSize(hdr)
+	if err != nil || size > maxFrameBytes || !magic && size > limit-pos {
+		return -1, damaged, nil
+	}
+	end := pos + size
+	w := walker{r: r, pos: pos + batchHeaderLen, end: min(end, limit), buf: make([]byte, 64<<10)}
+	switch p, ok, err := w.records(end > limit); {
+	case err != nil:
+		return -1, 0, err
+	case ok:
+		return -1, end, nil
+	case p >= 0:
+		return p, damaged, nil
+	}
+	return -1, damaged, nil
 }
 
-// wholeWithLength reports whether the bytes [pos, q) are a whole, valid
-// batch once its length field says so.
-func wholeWithLength(r io.ReaderAt, pos, q int64) (bool, error) {
-	frame := make([]byte, q-pos)
-	if _, err := r.ReadAt(frame, pos); err != nil {
-		return false, err
+// walker reads the bytes [pos, end) of a file through a window.
+type walker struct {
+	r        io.ReaderAt
+	pos, end int64
+	buf      []byte
+	bufAt    int64 // the file position of buf[0]
+	n        int   // valid bytes in buf
+}
+
+// peek returns the bytes at pos, at most max of them, reading the window
+// again when pos is outside it.
+func (w *walker) peek(max int) ([]byte, error) {
+	if w.pos < w.bufAt || w.pos+int64(max) > w.bufAt+int64(w.n) {
+		w.n = int(min(int64(len(w.buf)), w.end-w.pos))
+		w.bufAt = w.pos
+		if _, err := w.r.ReadAt(w.buf[:w.n], w.pos); err != nil && err != io.EOF {
+			return nil, err
+		}
 	}
-	binary.BigEndian.PutUint32(frame[1:], uint32(len(frame)-5))
-	_, _, err := verifyBatch(frame)
-	return err == nil, nil
+	i := int(w.pos - w.bufAt)
+	return w.buf[i:min(w.n, i+max)], nil
+}
+
+// Results of reading one field.
+const (
+	fieldOK    = iota
+	fieldShort // the data ends inside it
+	fieldBad   // not as the writer encodes it
+)
+
+// varint reads a varint in its shortest form.
+func (w *walker) varint() (int64, int, error) {
+	b, err := w.peek(binary.MaxVarintLen64)
+	if err != nil {
+		return 0, 0, err
+	}
+	v, n := binary.Varint(b)
+	switch {
+	case n == 0 && len(b) < binary.MaxVarintLen64:
+		return 0, fieldShort, nil
+	case n <= 0 || n != varintLen(v):
+		return 0, fieldBad, nil
+	}
+	w.pos += int64(n)
+	return v, fieldOK, nil
+}
+
+// field skips a length-prefixed byte string whose length is at least
+// minLen (-1: nil allowed).
+func (w *walker) field(minLen int64) (int, error) {
+	n, st, err := w.varint()
+	switch {
+	case err != nil || st != fieldOK:
+		return st, err
+	case n < minLen || n > maxFrameBytes:
+		return fieldBad, nil
+	case n > w.end-w.pos:
+		return fieldShort, nil
+	}
+	w.pos += max(n, 0)
+	return fieldOK, nil
+}
+
+// records walks records as the writer encodes them (timestamp delta 0,
+// shortest varints) from pos, whatever the batch header's count. ok says
+// that they end exactly at end, or, when the data is cut there, that end
+// is inside one of them. Else p is where a record ended and a batch's
+// magic byte follows (-1: none).
+func (w *walker) records(cut bool) (p int64, ok bool, err error) {
+	first := w.pos
+	for w.pos < w.end {
+		b, err := w.peek(1)
+		if err != nil {
+			return -1, false, err
+		}
+		if b[0] != 0 { // the timestamp delta
+			if b[0] == batchMagic && w.pos > first {
+				return w.pos, false, nil
+			}
+			return -1, false, nil
+		}
+		w.pos++
+		st, err := w.field(-1) // key
+		if st == fieldOK && err == nil {
+			st, err = w.field(-1) // value
+		}
+		var headers int64
+		if st == fieldOK && err == nil {
+			if headers, st, err = w.varint(); st == fieldOK && headers < 0 {
+				st = fieldBad
+			}
+		}
+		for ; st == fieldOK && err == nil && headers > 0; headers-- {
+			if st, err = w.field(0); st == fieldOK && err == nil {
+				st, err = w.field(-1)
+			}
+		}
+		if err != nil || st != fieldOK {
+			return -1, st == fieldShort && cut, err
+		}
+	}
+	return -1, true, nil
 }
 
 // findBatch looks for the first position in [from, limit) where a whole,

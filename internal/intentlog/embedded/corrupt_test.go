@@ -330,7 +330,7 @@ func TestResumeAfterBadHeader(t *testing.T) {
 	}{
 		{"at the declared end", crcBad, at},
 		{"length field too large, batch whole", longer, at},
-		{"length field too large, batch damaged", longerFlipped, -1},
+		{"length field too large, a record damaged too", longerFlipped, at},
 		{"no magic: nothing declared", noMagic, at},
 		{"torn, a batch in its value", torn, -1},
 		{"torn, no magic: the batch in its value counts", tornNoMagic, innerAt},

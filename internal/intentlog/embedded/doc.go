@@ -71,11 +71,15 @@
 // the bad one, or the bad one is itself whole and valid and only its
 // offsets are wrong (a torn write cannot leave a whole batch), the bytes
 // were damaged at rest. A valid batch inside the bad one does not count:
-// a value holds any bytes a client sent, an encoded batch among them, so
-// when the bad batch's header is whole (a torn write keeps its first
-// bytes) only a batch at or past the end its length field declares is
-// evidence, or one where the bad batch ends when that field alone is
-// corrected (damage to the length field, which the CRC does not cover).
+// a value holds any bytes a client sent, an encoded batch among them. A
+// torn write keeps a prefix of its batch, header first, so the bad batch's
+// records are walked as the writer encodes them (every one starts with a
+// 0 byte, its timestamp delta): when they are consistent up to the end its
+// length field declares, or up to the end of the file, a batch is looked
+// for from that end on; when a record ends early with a batch's magic byte
+// after it, the header was damaged (the CRC does not cover the length
+// field) and the next batch starts there; anything else is damage, and any
+// later batch counts. This reads the bad batch once.
 // Open refuses to start with an
 // error wrapping intentlog.ErrCorrupt that names the file, the position,
 // the offset and the fix (RepairHint). So does framing damage found in a
