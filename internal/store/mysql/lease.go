@@ -86,11 +86,9 @@ func (s *Store) claimOnce(ctx context.Context, name string, l store.Lease, ttl t
 	if err != nil {
 		return store.Lease{}, err
 	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+	// Not waited for: Rollback takes no context (see end); after the
+	// COMMIT it changes nothing.
+	defer func() { go func() { _ = tx.Rollback() }() }()
 	var now int64
 	if err := tx.QueryRowContext(ctx, "SELECT "+nowMicros).Scan(&now); err != nil {
 		return store.Lease{}, err
@@ -112,7 +110,6 @@ func (s *Store) claimOnce(ctx context.Context, name string, l store.Lease, ttl t
 		_, err = tx.ExecContext(ctx, `UPDATE `+quote(leaseTable)+` SET holder = ?, host = ?, pid = ?, since_us = ?, renewed_us = ?, expires_us = ? WHERE name = ?`,
 			l.Holder, l.Host, l.PID, l.Since.UnixMicro(), now, expires, name)
 	default:
-		_ = tx.Rollback()
 		return held, store.ErrLeaseHeld
 	}
 	if err != nil {

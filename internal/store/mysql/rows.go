@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math"
@@ -122,19 +123,23 @@ func (e commitErr) Unwrap() error { return e.err }
 // the server by ctx's deadline (see sqlstore.Budget and bound). Nothing
 // commits before the COMMIT, which is sent only while ctx has time left:
 // every error before it means the write did not happen.
+//
+// The transaction is statements on a connection of its own, not a
+// database/sql Tx: a Tx rolls back by itself once its context ends, and
+// then hands its connection back to the pool before end could restore
+// the session.
 func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool, stored []uint64) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	tx, err := s.primary.BeginTx(qctx, nil)
+	tx, err := s.primary.Conn(qctx)
 	if err != nil {
 		return err
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = tx.Rollback()
-		}
-	}()
+	open, reset := true, false // reset: a MySQL 8 bound set the session's lock wait
+	defer func() { end(tx, open, reset) }()
+	if _, err := tx.ExecContext(qctx, "START TRANSACTION"); err != nil {
+		return err
+	}
 	before := make([]int64, len(b.Keys))
 	if err := s.readVersions(qctx, tx, ident, b, "", before); err != nil {
 		return err
@@ -145,7 +150,8 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 		for j := lo; j < hi; j++ {
 			args = append(args, b.LockKeys[j], b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j], b.SchemaIDs[j], b.Docs[j])
 		}
-		bounded, err := s.bound(qctx, tx, s.upsertSQL(ident, hi-lo))
+		bounded, set, err := s.bound(qctx, tx, s.upsertSQL(ident, hi-lo))
+		reset = reset || set
 		if err != nil {
 			return err
 		}
@@ -163,7 +169,7 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 	if err := commit(qctx, tx); err != nil {
 		return commitErr{err}
 	}
-	committed = true
+	open = false
 	for j, v := range b.Versions {
 		// Holding v now, and not before: this batch wrote it (or a writer
 		// with the very same version did, which is the same write).
@@ -180,39 +186,73 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 // deadline, and a late answer reported it stored after the proxy's share
 // of the visibility window. Sent as a statement with ctx, the driver
 // closes the connection when ctx ends: the outcome is then unknown.
-func commit(ctx context.Context, tx *sql.Tx) error {
-	if _, err := tx.ExecContext(ctx, "COMMIT"); err != nil {
-		return err
-	}
-	// database/sql still holds the transaction open: end it, so that its
-	// connection goes back to the pool (a ROLLBACK after the COMMIT
-	// changes nothing). Not waited for: it takes no context either, and
-	// the write is over.
-	go func() { _ = tx.Rollback() }()
-	return nil
+func commit(ctx context.Context, tx querier) error {
+	_, err := tx.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+// querier runs statements: a database/sql Tx, or a Conn.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// endTimeout bounds end's statements.
+const endTimeout = 5 * time.Second
+
+// end hands a write's connection back to the pool without making the
+// write wait: a failed write must not wait for its ROLLBACK, whose answer
+// a stalled server, or a host gone without resetting the connection,
+// holds back for as long as the connection lives (the write had already
+// failed, e.g. stopped by its bound inside the server). With open it rolls
+// the transaction back. With reset it restores the session's
+// innodb_lock_wait_timeout, which a MySQL 8 bound set, so that the next
+// user of the connection (a lease claim, a catalog swap) does not inherit
+// a write's lock wait. A statement that fails or times out makes the
+// driver close the connection instead of pooling it.
+func end(conn *sql.Conn, open, reset bool) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
+		defer cancel()
+		var err error
+		if open {
+			_, err = conn.ExecContext(ctx, "ROLLBACK")
+		}
+		if reset && err == nil {
+			_, err = conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = DEFAULT")
+		}
+		if err != nil {
+			// Not pooled: its session is not known to be clean.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		_ = conn.Close()
+	}()
 }
 
 // bound returns the write statement q bounded by the time ctx has left
 // (sqlstore.Budget): on MariaDB with SET STATEMENT max_statement_time and
 // innodb_lock_wait_timeout for q alone; MySQL 8 has no statement timeout
 // for writes, so it sets the session's innodb_lock_wait_timeout (whole
-// seconds, rounded up) before q, which bounds its lock waits only.
-func (s *Store) bound(ctx context.Context, tx *sql.Tx, q string) (string, error) {
+// seconds, rounded up) before q, which bounds its lock waits only: set
+// says so, and the caller restores it (end).
+func (s *Store) bound(ctx context.Context, tx querier, q string) (_ string, set bool, _ error) {
 	budget, err := sqlstore.Budget(ctx, time.Now())
 	if err != nil || budget == 0 {
-		return q, err
+		return q, false, err
 	}
 	lockWait := int64(math.Ceil(budget.Seconds()))
 	if s.dialect == DialectMySQL8 {
 		_, err := tx.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = "+strconv.FormatInt(lockWait, 10))
-		return q, err
+		return q, true, err
 	}
-	return fmt.Sprintf("SET STATEMENT max_statement_time=%.6f, innodb_lock_wait_timeout=%d FOR %s", budget.Seconds(), lockWait, q), nil
+	// At least a millisecond: max_statement_time=0 is no limit at all.
+	secs := max(budget, time.Millisecond).Seconds()
+	return fmt.Sprintf("SET STATEMENT max_statement_time=%.6f, innodb_lock_wait_timeout=%d FOR %s", secs, lockWait, q), false, nil
 }
 
 // readVersions fills versions[j] with the stored version of entry j (-1
 // when absent).
-func (s *Store) readVersions(ctx context.Context, tx *sql.Tx, ident string, b *sqlstore.Batch, suffix string, versions []int64) error {
+func (s *Store) readVersions(ctx context.Context, tx querier, ident string, b *sqlstore.Batch, suffix string, versions []int64) error {
 	for j := range versions {
 		versions[j] = -1
 	}
@@ -230,7 +270,7 @@ func (s *Store) readVersions(ctx context.Context, tx *sql.Tx, ident string, b *s
 	return nil
 }
 
-func scanVersions(ctx context.Context, tx *sql.Tx, q string, args []any, b *sqlstore.Batch, versions []int64) error {
+func scanVersions(ctx context.Context, tx querier, q string, args []any, b *sqlstore.Batch, versions []int64) error {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err

@@ -79,8 +79,12 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 	stored := make([]uint64, len(b.Keys))
 	if slices.Contains(applied, false) {
 		if err := s.storedVersions(ctx, ident, b, applied, stored); err != nil {
-			// The write committed: this error must not say otherwise.
-			return nil, fmt.Errorf("the write committed, reading the versions it lost to failed: %w", s.tableErr(ctx, table, err))
+			// The write committed, and RETURNING said which mutations
+			// won: only the versions they lost to are unknown, which
+			// Current may leave at 0. An error here would tell every
+			// write of the batch "outcome unknown, write again".
+			s.log.Debug("postgres: the write committed; reading the versions it lost to failed", "table", table, "err", err)
+			clear(stored)
 		}
 	}
 	return b.Outcomes(muts, applied, stored), nil
@@ -120,7 +124,7 @@ func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, 
 func jsonbDocs(docs []*string) []*string {
 	var out []*string
 	for i, d := range docs {
-		if d != nil && strings.Contains(*d, `\u0000`) {
+		if d != nil && hasNULEscape(*d) {
 			if out == nil {
 				out = slices.Clone(docs)
 			}
@@ -131,6 +135,21 @@ func jsonbDocs(docs []*string) []*string {
 		return docs
 	}
 	return out
+}
+
+// hasNULEscape reports whether the JSON text doc has the escape \u0000
+// in a string: an escaped backslash followed by "u0000" is not one.
+func hasNULEscape(doc string) bool {
+	for i := 0; i < len(doc); i++ {
+		if doc[i] != '\\' || i+1 >= len(doc) {
+			continue
+		}
+		if doc[i+1] == 'u' && strings.HasPrefix(doc[i+2:], "0000") {
+			return true
+		}
+		i++ // the escaped character
+	}
+	return false
 }
 
 // KeepsDocuments implements store.DocumentStore: the doc column.
