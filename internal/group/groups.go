@@ -74,6 +74,21 @@ type Groups struct {
 	fencer intentlog.PartitionFencer
 
 	snaps map[[2]string]*snapLocal // start "snapshot" snapshots on this process (snapclaim.go)
+
+	// readAhead bounds the record bytes each member holds read ahead of
+	// its stream (0: only by sessionBuffer messages): WithReadAhead.
+	readAhead int64
+}
+
+// WithReadAhead bounds the bytes of records each member's session holds
+// read ahead of its stream to max (api.subscription_buffer_bytes, as a
+// Subscribe stream's): a message's bytes count from when its partition's
+// reader queues it until the member asks for the next message, after
+// sending it. A batch larger than max takes the whole budget. Call it
+// before members join.
+func (g *Groups) WithReadAhead(max int64) *Groups {
+	g.readAhead = max
+	return g
 }
 
 // New returns the groups of a log; a member whose acknowledgement is
@@ -96,6 +111,11 @@ func (g *Groups) Close() {
 		grs = append(grs, gr)
 	}
 	g.mu.Unlock()
+	// Shared entries are left at once, under one deadline: one at a time,
+	// a store that does not answer made a shutdown wait lease/4 per group.
+	ctx, cancel := context.WithTimeout(context.Background(), g.procLease/4)
+	defer cancel()
+	var wg sync.WaitGroup
 	for _, gr := range grs {
 		gr.mu.Lock()
 		for _, s := range gr.sessions {
@@ -110,14 +130,15 @@ func (g *Groups) Close() {
 		if g.shared != nil {
 			// Leave the shared entry, so that the partitions move now
 			// rather than after a lease timeout.
-			ctx, cancel := context.WithTimeout(context.Background(), g.procLease/4)
-			if err := g.sync(ctx, gr); err != nil {
-				g.logger.Warn("consumer group: could not leave the group's shared entry on shutdown; other processes take its partitions after api.group_lease_timeout",
-					"table", gr.table, "group", gr.name, "err", err)
-			}
-			cancel()
+			wg.Go(func() {
+				if err := g.sync(ctx, gr); err != nil {
+					g.logger.Warn("consumer group: could not leave the group's shared entry on shutdown; other processes take its partitions after api.group_lease_timeout",
+						"table", gr.table, "group", gr.name, "err", err)
+				}
+			})
 		}
 	}
+	wg.Wait()
 }
 
 type grp struct {
@@ -419,17 +440,28 @@ func (g *Groups) expire() {
 			g.mu.Unlock()
 			for _, gr := range grs {
 				if !gr.mu.TryLock() {
-					continue // busy (a commit in progress): at the next tick
+					// Busy (a commit in progress): Ack expires members
+					// before it lets go of the lock, so a group whose
+					// members acknowledge back to back, which is
+					// seldom free at a tick, still expires the one
+					// that stopped.
+					continue
 				}
-				for _, id := range gr.core.Expired(now) {
-					if s := gr.sessions[id]; s != nil {
-						gr.leave(s, fmt.Errorf("%w: member %q did not acknowledge delivered events within %s; "+
-							"its partitions went to other members, which get its unacknowledged events again: join again",
-							ErrLeaseExpired, id, g.lease))
-					}
-				}
+				gr.expireLocked(now)
 				gr.mu.Unlock()
 			}
+		}
+	}
+}
+
+// expireLocked ends the members whose acknowledgements are overdue at
+// now. gr.mu is held.
+func (gr *grp) expireLocked(now time.Time) {
+	for _, id := range gr.core.Expired(now) {
+		if s := gr.sessions[id]; s != nil {
+			gr.leave(s, fmt.Errorf("%w: member %q did not acknowledge delivered events within %s; "+
+				"its partitions went to other members, which get its unacknowledged events again: join again",
+				ErrLeaseExpired, id, gr.g.lease))
 		}
 	}
 }

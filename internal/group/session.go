@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -23,6 +25,8 @@ type Message struct {
 	// Next is the partition's position after Records (records passed
 	// without being sent, such as envelope deletes' tombstones, included).
 	Next int64
+
+	held int64 // bytes of the session's read-ahead budget it holds
 }
 
 // Session is a live member: its stream takes Messages until Done.
@@ -42,6 +46,13 @@ type Session struct {
 	ctl     []Message
 	signal  chan struct{}
 	pending *Message // a batch taken from out while ctl was not empty
+
+	// budget bounds the record bytes read ahead (Groups.WithReadAhead;
+	// nil: unbounded); sent is what the message Next returned last holds,
+	// released at the next call, once the stream sent it.
+	budget    *semaphore.Weighted
+	budgetMax int64
+	sent      int64
 }
 
 // sessionBuffer is how many messages a member holds before its readers
@@ -66,6 +77,9 @@ func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest Star
 	}
 	s := &Session{gr: gr, id: id, out: make(chan Message, sessionBuffer), done: make(chan struct{}),
 		readers: map[int32]context.CancelFunc{}, signal: make(chan struct{}, 1)}
+	if g.readAhead > 0 {
+		s.budget, s.budgetMax = semaphore.NewWeighted(g.readAhead), g.readAhead
+	}
 	gr.sessions[id] = s
 	gr.apply(ch)
 	g.kickSync()
@@ -76,6 +90,12 @@ func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest Star
 // in order, then record batches (pass them through Check before sending).
 // It fails with why the session ended, or ctx's error.
 func (s *Session) Next(ctx context.Context) (Message, error) {
+	s.mu.Lock()
+	if s.sent > 0 { // the stream sent the last message: its bytes are free
+		s.budget.Release(s.sent)
+		s.sent = 0
+	}
+	s.mu.Unlock()
 	for {
 		s.mu.Lock()
 		if len(s.ctl) > 0 {
@@ -86,6 +106,7 @@ func (s *Session) Next(ctx context.Context) (Message, error) {
 		}
 		if p := s.pending; p != nil {
 			s.pending = nil
+			s.sent = p.held
 			s.mu.Unlock()
 			return *p, nil
 		}
@@ -99,6 +120,7 @@ func (s *Session) Next(ctx context.Context) (Message, error) {
 				s.mu.Unlock()
 				continue
 			}
+			s.sent = m.held
 			s.mu.Unlock()
 			return m, nil
 		case <-s.done:
@@ -278,22 +300,48 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 				break
 			}
 			m := Message{Partition: gt.Partition, Epoch: gt.Epoch, Next: r.Position()}
+			var size int64
 			for _, rec := range recs {
 				// An envelope delete's tombstone (no value, no
 				// headers) is passed; a typed table's delete is a
 				// tombstone with the event's headers: an event.
 				if rec.Value != nil || len(rec.Headers) > 0 {
 					m.Records = append(m.Records, rec)
+					size += recordBytes(&rec)
+				}
+			}
+			if s.budget != nil {
+				m.held = min(max(size, 1), s.budgetMax)
+				if err := s.budget.Acquire(ctx, m.held); err != nil {
+					r.Close()
+					return nil // ctx ended: the reader stops
 				}
 			}
 			select {
 			case s.out <- m:
 			case <-ctx.Done():
+				s.release(m.held)
 				r.Close()
 				return nil
 			}
 		}
 	}
+}
+
+// release gives n bytes back to the read-ahead budget.
+func (s *Session) release(n int64) {
+	if s.budget != nil && n > 0 {
+		s.budget.Release(n)
+	}
+}
+
+// recordBytes is what a record counts against the read-ahead budget.
+func recordBytes(r *intentlog.Record) int64 {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return int64(n)
 }
 
 // Ack is an acknowledgement of a partition: every record before Next was
@@ -320,6 +368,7 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 	// handed over meanwhile starts at the offset committed here.
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
+	defer func() { gr.expireLocked(time.Now()) }() // see expire
 	if gr.sessions[id] == nil {
 		return nil, fmt.Errorf("%w: %q is not a member of group %q of %s (it left or its lease expired): join again", ErrNotMember, id, name, t.Name)
 	}
