@@ -113,9 +113,15 @@ func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-ch
 	if s.testHookShutdown != nil {
 		s.testHookShutdown()
 	}
-	s.sinks.Close()        // a request in flight is cut: its batch is delivered again at the next start
-	s.eventService.Close() // end event streams so they do not hold up Shutdown
-	s.events.Close()
+	// Both leave their shared groups' entries, each within a quarter of
+	// the group lease when the store does not answer: at once.
+	var closing sync.WaitGroup
+	closing.Go(s.sinks.Close) // a request in flight is cut: its batch is delivered again at the next start
+	closing.Go(func() {
+		s.eventService.Close() // end event streams so they do not hold up Shutdown
+		s.events.Close()
+	})
+	closing.Wait()
 	if s.producer != nil {
 		s.producer.Close() // write streams answer what they run and end
 	}
