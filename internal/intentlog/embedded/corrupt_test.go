@@ -73,6 +73,17 @@ func TestCorruptionIsNotTornTail(t *testing.T) {
 		// ... and damage after it, or damage with the index gone, at Open.
 		{"sealed: framing, index removed", target{2, 1}, removeIndexAnd(setBytes(1, 0x7f, 0, 0, 0)), true, [2]int64{27, 30}},
 		{"sealed: last batch framing", target{2, 3}, setBytes(1, 0x7f, 0, 0, 0), true, [2]int64{33, 36}},
+		// One run of damage over the length field and another header
+		// field (or a record): the damaged length declares an end past
+		// the valid batches, but the batch's records end where the next
+		// batch starts.
+		{"active: length and crc", target{4, 1}, setBytes(1, 0x7f, 0, 0, 0, 0, 0, 0, 0), true, [2]int64{51, 54}},
+		{"active: length and base", target{4, 0}, setBytes(3, 0x7f, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), true, [2]int64{48, 51}},
+		{"active: length and a record byte", target{4, 1}, func(t *testing.T, path string, pos int64) {
+			setBytes(1, 0x7f)(t, path, pos)
+			flipByte(40)(t, path, pos)
+		}, true, [2]int64{51, 54}},
+		{"sealed: length and crc, index removed", target{2, 1}, removeIndexAnd(setBytes(1, 0x7f, 0, 0, 0, 0, 0, 0, 0)), true, [2]int64{27, 30}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
