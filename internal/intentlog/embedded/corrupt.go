@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -46,7 +47,7 @@ func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHead
 	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
 		return pos, h, ok, err
 	}
-	at, from, err := badBatch(r, pos, limit)
+	at, from, err := badBatch(r, pos, limit, next)
 	if err != nil {
 		return 0, batchHeader{}, false, err
 	}
@@ -62,32 +63,42 @@ func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHead
 // MaxRecordBytes are at most 1 GiB.
 const maxFrameBytes = 1 << 30
 
-// badBatch says where a valid batch after the bad batch at pos may start:
-// at at (when at >= 0), else at or after from.
+// badBatch says where a valid batch after the bad batch at pos (which
+// should have started at offset next) may start: at at (when at >= 0),
+// else at or after from.
 //
 // A record's value is any bytes a client sent, so it may hold an encoded
 // batch with a valid CRC. When a crash tears the batch holding it, the
 // torn tail contains a whole, valid batch; taking it for a batch after the
 // damage would make Open refuse a torn tail, and `wail log repair` keep
 // records no one appended. A torn write keeps a prefix of the batch,
-// header first. So the bad batch's records are walked as the writer
-// encodes them (walkRecords), from its header up to the end its length
-// field declares, or up to limit when that comes first:
+// header first (bytes it did not write may read as zeros: the data is
+// taken to end where they start). So the bad batch's records are walked as
+// the writer encodes them (walker.records), from its header up to the end
+// its length field declares, or up to the data's end when that comes
+// first:
 //
-//   - They are consistent all the way: the batch is whole in its framing
-//     (its CRC, base, count or magic byte was damaged), or cut short by
-//     limit, a torn write. A batch before its declared end is inside one
-//     of its records: from is that end.
+//   - They are consistent up to the declared end: the batch is whole in
+//     its framing (its CRC, base, count or magic byte was damaged). A
+//     batch before that end is inside one of its records: from is there.
+//   - They are consistent up to the data's end, cut short: a torn write
+//     when the header is as the writer wrote it (base next, a plausible
+//     count): from is the declared end. Else damage (a length field and
+//     what follows damaged, swallowing the batches after them): pos+1.
 //   - A record ends before the declared end where a batch's magic byte
 //     follows (a record of the writer's starts with a 0 byte): the header
 //     was damaged, its length field (which the CRC does not cover) and
 //     maybe more. at is that position, where the next batch starts.
+//   - The records are not the writer's, within a declared end inside the
+//     data: damage in the records; the length field most likely holds,
+//     and at is the declared end (from pos+1 if no batch starts there).
 //   - Anything else (a header that is not whole, a length over any
-//     batch's, records that are not the writer's): the bytes were
-//     damaged, and any later batch counts: from is pos+1.
+//     batch's): the bytes were damaged, and any later batch counts: from
+//     is pos+1.
 //
-// It reads the bad batch once, whatever its values hold.
-func badBatch(r io.ReaderAt, pos, limit int64) (at, from int64, err error) {
+// It reads the bad batch about once, whatever its values hold (but for
+// damage to the header, where the search from pos+1 may read more).
+func badBatch(r io.ReaderAt, pos, limit, next int64) (at, from int64, err error) {
 	damaged := pos + 1
 	if limit-pos < batchHeaderLen {
 		return -1, damaged, nil
@@ -103,16 +114,81 @@ func badBatch(r io.ReaderAt, pos, limit int64) (at, from int64, err error) {
 		return -1, damaged, nil
 	}
 	end := pos + size
-	w := walker{r: r, pos: pos + batchHeaderLen, end: min(end, limit), buf: make([]byte, 64<<10)}
-	switch p, ok, err := w.records(end > limit); {
+	stop := min(end, limit)
+	// Bytes a crash left unwritten may read as zeros (ext4): the batch's
+	// data may end where its zeros start, cut there.
+	z, err := dataEnd(r, pos+batchHeaderLen, stop)
+	if err != nil {
+		return -1, 0, err
+	}
+	cut := end > limit || z < stop
+	w := walker{r: r, pos: pos + batchHeaderLen, end: z, buf: make([]byte, 64<<10)}
+	p, ok, err := w.records(cut)
+	switch {
 	case err != nil:
 		return -1, 0, err
+	case ok && cut && !writersHeader(hdr, size, next):
+		// A torn write keeps the header whole: a walk cut short after a
+		// damaged header may have skipped the batches that follow.
+		return -1, damaged, nil
 	case ok:
 		return -1, end, nil
 	case p >= 0:
 		return p, damaged, nil
+	case end <= limit:
+		// Damage in the records: the length field most likely holds, and
+		// the next batch starts at the declared end.
+		return end, damaged, nil
 	}
 	return -1, damaged, nil
+}
+
+// writersHeader reports whether the header hdr of a batch of size bytes
+// is as the writer wrote it for the batch at offset next.
+func writersHeader(hdr []byte, size, next int64) bool {
+	n := int64(binary.BigEndian.Uint32(hdr[17:]))
+	return int64(binary.BigEndian.Uint64(hdr[9:])) == next && n > 0 && n <= (size-batchHeaderLen)/minRecordLen
+}
+
+// dataEnd returns the position after the last nonzero byte in [from, to),
+// from when there is none; it reads the trailing zeros once.
+func dataEnd(r io.ReaderAt, from, to int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	for to > from {
+		n := min(int64(len(buf)), to-from)
+		if _, err := r.ReadAt(buf[:n], to-n); err != nil && err != io.EOF {
+			return 0, err
+		}
+		if i := bytes.LastIndexFunc(buf[:n], func(c rune) bool { return c != 0 }); i >= 0 {
+			return to - n + int64(i) + 1, nil
+		}
+		to -= n
+	}
+	return from, nil
+}
+
+// wholeToEnd reports whether the bad batch at pos is whole up to limit:
+// its CRC matches the bytes [pos+9, limit). A torn write cannot leave
+// that; damage to the magic byte or the length field (which the CRC does
+// not cover) can.
+func wholeToEnd(r io.ReaderAt, pos, limit int64) (bool, error) {
+	if limit-pos < batchHeaderLen+minRecordLen || limit-pos > maxFrameBytes {
+		return false, nil
+	}
+	var crc [4]byte
+	if _, err := r.ReadAt(crc[:], pos+5); err != nil {
+		return false, err
+	}
+	buf := make([]byte, readChunk)
+	var c uint32
+	for at := pos + 9; at < limit; at += int64(len(buf)) {
+		n := min(int64(len(buf)), limit-at)
+		if _, err := r.ReadAt(buf[:n], at); err != nil && err != io.EOF {
+			return false, err
+		}
+		c = crc32.Update(c, castagnoli, buf[:n])
+	}
+	return c == binary.BigEndian.Uint32(crc[:]), nil
 }
 
 // walker reads the bytes [pos, end) of a file through a window.

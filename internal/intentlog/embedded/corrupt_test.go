@@ -327,7 +327,7 @@ func TestResumeAfterBadHeader(t *testing.T) {
 	noMagic := bytes.Clone(longerFlipped)
 	noMagic[0] = 0
 	// A batch whose value holds a whole batch, torn after it.
-	holder := encodeBatch(nil, 0, 1000, []intentlog.Record{{Key: []byte("k"), Value: append(bytes.Clone(second), make([]byte, 50)...),
+	holder := encodeBatch(nil, 1, 1000, []intentlog.Record{{Key: []byte("k"), Value: append(bytes.Clone(second), make([]byte, 50)...),
 		Timestamp: time.UnixMicro(1000)}})
 	torn := holder[:len(holder)-20]
 	innerAt := int64(bytes.Index(holder, second))
@@ -367,7 +367,7 @@ func TestResumeAfterBadHeader(t *testing.T) {
 // time quadratic in the batch's size.
 func TestResumeInTornBatchReadsOnce(t *testing.T) {
 	value := bytes.Repeat([]byte{batchMagic, 0, 0x0f, 0, 0}, 200_000) // 1 MB
-	holder := encodeBatch(nil, 0, 1000, []intentlog.Record{{Key: []byte("k"), Value: value, Timestamp: time.UnixMicro(1000)}})
+	holder := encodeBatch(nil, 1, 1000, []intentlog.Record{{Key: []byte("k"), Value: value, Timestamp: time.UnixMicro(1000)}})
 	torn := holder[:len(holder)-100]
 	r := &countingReader{r: bytes.NewReader(torn)}
 	if q, _, ok, err := resumeAt(r, 0, int64(len(torn)), 1, 1); ok || err != nil {

@@ -214,15 +214,19 @@ func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-// testFrames returns n batches of one record each, back to back, and their
-// positions.
-func testFrames(n int) ([]byte, []int64) {
+// testFrames returns n batches of per records each, back to back, and
+// their positions.
+func testFrames(n, per int) ([]byte, []int64) {
 	var data []byte
 	var pos []int64
-	for i := range n {
+	for b := range n {
 		pos = append(pos, int64(len(data)))
-		data = encodeBatch(data, int64(i), 1000, []intentlog.Record{{Key: fmt.Appendf(nil, "key-%d", i), Value: []byte("value"),
-			Timestamp: time.UnixMicro(1000)}})
+		var recs []intentlog.Record
+		for i := range per {
+			recs = append(recs, intentlog.Record{Key: fmt.Appendf(nil, "key-%d-%d", b, i),
+				Value: fmt.Appendf(nil, "value of %d-%d", b, i), Timestamp: time.UnixMicro(1000)})
+		}
+		data = encodeBatch(data, int64(per*b), 1000, recs)
 	}
 	return data, pos
 }
@@ -232,7 +236,7 @@ func testFrames(n int) ([]byte, []int64) {
 // in chunks (one ReadAt for a file smaller than a chunk), into one reused
 // buffer when reuse is set.
 func TestFrameReader(t *testing.T) {
-	data, pos := testFrames(200)
+	data, pos := testFrames(200, 1)
 	for _, reuse := range []bool{false, true} {
 		cr := &countingReader{r: bytes.NewReader(data)}
 		fr := frameReader{r: cr, limit: int64(len(data)), chunk: readChunk, reuse: reuse}

@@ -75,11 +75,14 @@
 // torn write keeps a prefix of its batch, header first, so the bad batch's
 // records are walked as the writer encodes them (every one starts with a
 // 0 byte, its timestamp delta): when they are consistent up to the end its
-// length field declares, or up to the end of the file, a batch is looked
+// length field declares, or (with the header as the writer wrote it: a
+// torn write keeps it whole) up to the end of the data, a batch is looked
 // for from that end on; when a record ends early with a batch's magic byte
 // after it, the header was damaged (the CRC does not cover the length
 // field) and the next batch starts there; anything else is damage, and any
-// later batch counts. This reads the bad batch once.
+// later batch counts. A last batch whose CRC matches its bytes up to the
+// end of the file is whole, damaged only in its magic byte or length
+// field, and is refused, not truncated.
 // Open refuses to start with an
 // error wrapping intentlog.ErrCorrupt that names the file, the position,
 // the offset and the fix (RepairHint). So does framing damage found in a

@@ -249,6 +249,12 @@ func (s *segment) recover(f vfs.File, interval int64, noSync bool, log *slog.Log
 			return corruptSegment(s.logPath, sc.pos, sc.next, err,
 				fmt.Sprintf("a valid batch (offset %d) starts at position %d", h.base, q))
 		}
+		if whole, werr := wholeToEnd(f, sc.pos, size); werr != nil {
+			return werr
+		} else if whole {
+			return corruptSegment(s.logPath, sc.pos, sc.next, err,
+				"the batch is whole (its CRC matches its bytes up to the file end): its magic byte or length field was damaged")
+		}
 		if terr := f.Truncate(sc.pos); terr != nil {
 			return fmt.Errorf("truncate torn tail: %w", terr)
 		}

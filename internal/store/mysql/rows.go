@@ -150,7 +150,7 @@ func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, ap
 		for j := lo; j < hi; j++ {
 			args = append(args, b.LockKeys[j], b.Keys[j], b.Values[j], b.Versions[j], b.Deleted[j], b.SchemaIDs[j], b.Docs[j])
 		}
-		bounded, set, err := s.bound(qctx, tx, s.upsertSQL(ident, hi-lo))
+		bounded, set, err := s.bound(qctx, tx, s.upsertSQL(ident, hi-lo), !reset)
 		reset = reset || set
 		if err != nil {
 			return err
@@ -219,7 +219,7 @@ func end(conn *sql.Conn, open, reset bool) {
 			_, err = conn.ExecContext(ctx, "ROLLBACK")
 		}
 		if reset && err == nil {
-			_, err = conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = DEFAULT")
+			_, err = conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = @wail_lock_wait")
 		}
 		if err != nil {
 			// Not pooled: its session is not known to be clean.
@@ -235,14 +235,18 @@ func end(conn *sql.Conn, open, reset bool) {
 // for writes, so it sets the session's innodb_lock_wait_timeout (whole
 // seconds, rounded up) before q, which bounds its lock waits only: set
 // says so, and the caller restores it (end).
-func (s *Store) bound(ctx context.Context, tx querier, q string) (_ string, set bool, _ error) {
+func (s *Store) bound(ctx context.Context, tx querier, q string, save bool) (_ string, set bool, _ error) {
 	budget, err := sqlstore.Budget(ctx, time.Now())
 	if err != nil || budget == 0 {
 		return q, false, err
 	}
 	lockWait := int64(math.Ceil(budget.Seconds()))
 	if s.dialect == DialectMySQL8 {
-		_, err := tx.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = "+strconv.FormatInt(lockWait, 10))
+		set := "SET SESSION innodb_lock_wait_timeout = " + strconv.FormatInt(lockWait, 10)
+		if save { // the session's own value (the server's, or the DSN's), which end restores
+			set = "SET @wail_lock_wait = @@SESSION.innodb_lock_wait_timeout, SESSION innodb_lock_wait_timeout = " + strconv.FormatInt(lockWait, 10)
+		}
+		_, err := tx.ExecContext(ctx, set)
 		return q, true, err
 	}
 	// At least a millisecond: max_statement_time=0 is no limit at all.
