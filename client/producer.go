@@ -37,8 +37,7 @@ type ProducerConfig struct {
 	// A write larger than this fails at once with invalid_argument.
 	MaxBatchBytes int
 	// MaxInFlight is the most batches sent and not yet answered (default
-	// 8, the server's api.write_stream_in_flight); all but one of them
-	// full.
+	// and most: 8, MaxInFlightLimit); all but one of them full.
 	MaxInFlight int
 	// MaxBuffered is the most writes the producer holds (waiting, in
 	// flight, retrying); Write blocks while it holds that many (default
@@ -218,10 +217,22 @@ type outcome struct {
 	err error
 }
 
+// MaxInFlightLimit is the most ProducerConfig.MaxInFlight may be: a
+// server reads at least this many batches of a stream at once
+// (api.write_stream_in_flight), and a batch sent must be read, and
+// stamped, at once. One that waited unread in the stream could be stamped
+// after FenceAfterBreak, over a newer write of its key.
+const MaxInFlightLimit = 8
+
 // NewProducer returns a producer on the server o names (o.H2C and
 // o.HTTP2 are set for it: write streams need HTTP/2). It does not
-// connect: the first write does.
+// connect: the first write does. It fails with a *WriteError
+// (invalid_argument) when cfg.MaxInFlight is over MaxInFlightLimit.
 func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
+	if cfg.MaxInFlight > MaxInFlightLimit {
+		return nil, &WriteError{Code: connect.CodeInvalidArgument, Message: fmt.Sprintf(
+			"MaxInFlight %d is over %d (MaxInFlightLimit): a server reads only that many batches of a stream at once, and a batch left unread could be written after a newer write of its key", cfg.MaxInFlight, MaxInFlightLimit)}
+	}
 	o.H2C, o.HTTP2 = true, true
 	base, err := o.BaseURL()
 	if err != nil {

@@ -372,3 +372,18 @@ func TestProducerUnimplemented(t *testing.T) {
 		t.Fatalf("against a server without WriteStream: %v", err)
 	}
 }
+
+// TestProducerMaxInFlightLimit: a producer that would send more batches
+// unanswered than a server reads at once is refused at its start.
+func TestProducerMaxInFlightLimit(t *testing.T) {
+	_, err := NewProducer(Options{Addr: "localhost:1"}, ProducerConfig{MaxInFlight: MaxInFlightLimit + 1})
+	var we *WriteError
+	if !errors.As(err, &we) || we.Code != connect.CodeInvalidArgument {
+		t.Fatalf("MaxInFlight %d: %v, want invalid_argument", MaxInFlightLimit+1, err)
+	}
+	p, err := NewProducer(Options{Addr: "localhost:1"}, ProducerConfig{MaxInFlight: MaxInFlightLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Close(context.Background())
+}

@@ -27,7 +27,13 @@ type StreamLimits struct {
 	InFlight int
 }
 
-// DefaultStreamInFlight is StreamLimits.InFlight when unset.
+// DefaultStreamInFlight is StreamLimits.InFlight when unset, and its
+// least: a Go producer (client.MaxInFlight) sends up to this many batches
+// unanswered, and a batch it sent must be read, and stamped, at once. One
+// left unread in the stream behind a full window was read, and stamped,
+// only when a slot freed: after the producer, its stream broken, had
+// waited client.FenceAfterBreak and written the key again, so the late
+// older write overwrote the newer one.
 const DefaultStreamInFlight = 8
 
 // writeStreams words the refusals of write streams.
@@ -37,9 +43,7 @@ var writeStreams = slotKind{what: "write streams", total: "api.max_write_streams
 // WithStreamLimits sets the write streams' limits; call it before
 // serving.
 func (s *ProducerService) WithStreamLimits(l StreamLimits) *ProducerService {
-	if l.InFlight <= 0 {
-		l.InFlight = DefaultStreamInFlight
-	}
+	l.InFlight = max(l.InFlight, DefaultStreamInFlight)
 	s.inFlight = l.InFlight
 	s.streams = newSlots(writeStreams, l.SlotLimits)
 	return s

@@ -75,7 +75,8 @@ type API struct {
 	MaxWriteStreamsPerClient int `yaml:"max_write_streams_per_client"`
 	// WriteStreamInFlight is how many batches of one write stream run at
 	// once (answers not yet taken by the client count): the server reads
-	// no more of a stream while that many are out.
+	// no more of a stream while that many are out. At least 8: the Go
+	// producer sends up to 8 batches unanswered, each to be read at once.
 	WriteStreamInFlight int `yaml:"write_stream_in_flight"`
 }
 
@@ -141,7 +142,8 @@ func (c *Config) validateAPI() []error {
 	check(a.MaxWriteStreams >= 1, "api.max_write_streams must be positive")
 	check(a.MaxWriteStreamsPerClient >= 1 && a.MaxWriteStreamsPerClient <= a.MaxWriteStreams,
 		"api.max_write_streams_per_client %d out of range 1..%d (api.max_write_streams)", a.MaxWriteStreamsPerClient, a.MaxWriteStreams)
-	check(a.WriteStreamInFlight >= 1 && a.WriteStreamInFlight <= 1024, "api.write_stream_in_flight %d out of range 1..1024", a.WriteStreamInFlight)
+	check(a.WriteStreamInFlight >= 8 && a.WriteStreamInFlight <= 1024,
+		"api.write_stream_in_flight %d out of range 8..1024 (a Go producer sends up to 8 batches at once; each must be read at once)", a.WriteStreamInFlight)
 	check(a.SubscriptionBufferBytes >= 64<<10, "api.subscription_buffer_bytes %d is below 64 KiB", a.SubscriptionBufferBytes)
 	check(a.GroupLeaseTimeout >= 100*time.Millisecond, "api.group_lease_timeout %s is below 100ms", a.GroupLeaseTimeout)
 	check(a.SnapshotChunkKeys >= 1 && a.SnapshotChunkKeys <= 100_000, "api.snapshot_chunk_keys %d out of range 1..100000", a.SnapshotChunkKeys)
