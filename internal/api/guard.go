@@ -228,8 +228,13 @@ func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) con
 }
 
 // authorizedConn authorizes each request message of a stream as it is
-// read (a server stream reads one), and checks its credential again as it
-// sends (at most every recheckEvery): a stream lives longer than a token.
+// read (a server stream reads one), and checks its credential again (at
+// most every recheckEvery): a stream lives longer than a token. A server
+// stream is checked as it sends. A write stream is checked as it reads a
+// batch, before the batch runs, never as it sends an answer: a batch that
+// ran is answered whatever became of the credential meanwhile (refused,
+// the answer of a batch that was written made the producer report it
+// refused, not written).
 type authorizedConn struct {
 	connect.StreamingHandlerConn
 	ctx       context.Context
@@ -237,15 +242,22 @@ type authorizedConn struct {
 	recheckAt time.Time
 }
 
-func (c *authorizedConn) Send(m any) error {
-	if !c.g.enabled {
-		return c.StreamingHandlerConn.Send(m)
-	}
+// recheck checks the stream's credential again when it is due.
+func (c *authorizedConn) recheck() error {
 	if now := c.g.now(); !now.Before(c.recheckAt) {
 		if err := c.g.recheck(identityOf(c.ctx)); err != nil {
 			return err
 		}
 		c.recheckAt = now.Add(c.g.recheckEvery)
+	}
+	return nil
+}
+
+func (c *authorizedConn) Send(m any) error {
+	if _, answer := m.(*wailv1.WriteStreamResponse); c.g.enabled && !answer {
+		if err := c.recheck(); err != nil {
+			return err
+		}
 	}
 	return c.StreamingHandlerConn.Send(m)
 }
@@ -255,6 +267,11 @@ func (c *authorizedConn) Receive(m any) error {
 		return err
 	}
 	req, batch := m.(*wailv1.WriteStreamRequest)
+	if batch && c.g.enabled {
+		if err := c.recheck(); err != nil {
+			return err
+		}
+	}
 	if err := c.g.authorize(c.ctx, c.Spec().Procedure, m); err != nil {
 		if batch && connect.CodeOf(err) == connect.CodePermissionDenied {
 			return c.g.refuseBatch(c.ctx, req, err)

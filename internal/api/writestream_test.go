@@ -81,7 +81,7 @@ func batchOf(seq uint64, n int) *wailv1.WriteStreamRequest {
 func TestWriteStream(t *testing.T) {
 	t.Parallel()
 	w := &world{}
-	c := serveH2C(t, NewProducerService(streamProxy(t, w)).WithStreamLimits(StreamLimits{InFlight: 3}))
+	c := serveH2C(t, NewProducerService(streamProxy(t, w)).WithStreamLimits(StreamLimits{InFlight: DefaultStreamInFlight}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s := c.WriteStream(ctx)

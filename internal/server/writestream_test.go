@@ -34,7 +34,7 @@ func TestWriteStreamServer(t *testing.T) {
 	t.Parallel()
 	url := servertest.Start(t, func(cfg *config.Config) {
 		cfg.API.ReadTimeout, cfg.API.WriteTimeout = 100*time.Millisecond, 300*time.Millisecond
-		cfg.API.WriteStreamInFlight = 2
+		cfg.API.WriteStreamInFlight = 8 // the least
 	})
 	hc := h2cClient(t)
 	c := wailv1connect.NewProducerServiceClient(hc, url)
