@@ -107,6 +107,11 @@ type Result struct {
 	// Superseded: the store already held a newer version of the key; the
 	// event of that version covers this write.
 	Superseded bool
+	// Unlogged: the write was stored but its intent was not logged (a
+	// table created independent, whose intent log failed: the server
+	// answered intent_logged false). No event is guaranteed for it; its
+	// key's next logged write, or `wail table reconcile`, brings one.
+	Unlogged bool
 }
 
 // WriteError is a write that failed. Code is its Connect/gRPC code; when
@@ -114,8 +119,10 @@ type Result struct {
 // not is what the server knew (a store write whose outcome is unknown may
 // have been stored: then its event follows). For a write tried more than
 // once whose last attempt knew no version, Version is the latest attempt
-// that was stamped, and Message says so. A write Close gave up on after
-// such an attempt fails with a WriteError that is also ErrClosed.
+// that was stamped, and Message says so; when no attempt with a version is
+// known but one was lost with a broken stream, Message says it may have
+// been written. A write Close gave up on after such an attempt fails with
+// a WriteError that is also ErrClosed.
 type WriteError struct {
 	Code         connect.Code
 	Message      string
@@ -203,6 +210,10 @@ type pending struct {
 	// Version set): it may have been written. A later attempt's error
 	// that knows of no version reports it instead of "nothing written".
 	stamped *WriteError
+	// lost: an attempt was lost with a broken stream before its answer;
+	// it may have been written, at a version not known. Reported like
+	// stamped when no attempt with a version is known.
+	lost bool
 	// notBefore: sent again no earlier (a backoff or a fence).
 	notBefore time.Time
 	tries     int

@@ -500,6 +500,7 @@ func (l *loop) broken(err error) {
 			delete(l.busy, w.key)
 			l.fence[w.key] = fence
 			w.lastErr = &WriteError{Code: connect.CodeOf(err), Message: "the write stream broke before the answer: " + err.Error()}
+			w.lost = true
 		}
 		for _, w := range f.writes {
 			if !w.answered { // else failed at its delivery timeout: only its key is fenced
@@ -550,7 +551,7 @@ func (l *loop) answer(a answer) {
 			}
 		}
 		if e == nil {
-			l.finish(w, Result{Version: r.GetVersion(), Superseded: r.GetSuperseded()}, nil)
+			l.finish(w, Result{Version: r.GetVersion(), Superseded: r.GetSuperseded(), Unlogged: !r.GetIntentLogged()}, nil)
 			continue
 		}
 		werr := &WriteError{Message: e.GetMessage(), Version: r.GetVersion(), IntentLogged: r.GetIntentLogged()}
@@ -604,11 +605,21 @@ func (l *loop) finish(w *pending, r Result, err error) {
 		err = &WriteError{Code: werr.Code, Version: w.stamped.Version, IntentLogged: w.stamped.IntentLogged,
 			Message: fmt.Sprintf("%s (an earlier attempt was stamped at version %d and failed with %s: %s; it may have been written, and then its event follows)",
 				werr.Message, w.stamped.Version, w.stamped.Code, w.stamped.Message)}
+	case w.lost && errors.Is(err, ErrClosed):
+		err = &WriteError{Code: connect.CodeCanceled, cause: ErrClosed, Message: "producer closed before the write was answered (" + lostAttempt + ")"}
+	case w.lost && errors.As(err, &werr) && werr.Version == 0:
+		// Not "nothing written": the attempt lost with the stream may
+		// have been.
+		err = &WriteError{Code: werr.Code, IntentLogged: werr.IntentLogged, cause: werr.cause, Message: werr.Message + " (" + lostAttempt + ")"}
 	}
 	w.result <- outcome{r: r, err: err}
 	<-l.p.space
 	l.p.bytes.Release(w.held)
 }
+
+// lostAttempt says what an attempt lost with a broken stream may have done.
+const lostAttempt = "an earlier attempt was lost with a broken write stream before its answer: it may have been written, " +
+	"at a version not known, and then its event follows"
 
 // retriable codes: the write was refused unwritten, or its store write's
 // outcome is unknown (then the retry is a new write with a higher version).
