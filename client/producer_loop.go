@@ -104,6 +104,16 @@ func (p *Producer) run() {
 			notify, stop = nil, nil // send what is held, take nothing more
 		case <-p.abort:
 			l.takeInbox() // Close came before: nothing enters after
+			// Answers that came already are taken first: their writes
+			// are answered as the server answered them, not ErrClosed.
+			for drained := false; !drained; {
+				select {
+				case a := <-l.answers:
+					l.answer(a)
+				default:
+					drained = true
+				}
+			}
 			l.closeStream()
 			for _, f := range l.flights {
 				l.queue = append(l.queue, f.writes...)
