@@ -25,7 +25,9 @@ type ProducerConfig struct {
 	// the next until its answer (or until BatchSize), so that under load
 	// the producer sends few large batches, which cost the server far
 	// less per write than many small ones, and at low rates a write
-	// waits at most Linger plus one answer longer.
+	// waits at most Linger plus one answer longer. It waits for answers
+	// at most 10 Linger (at least 100ms): one slow batch (a table whose
+	// log stalls) does not hold back every other write.
 	Linger time.Duration
 	// BatchSize is the most mutations per batch (default 1000; at most
 	// the server's limits.max_batch_mutations, which fails the writes of

@@ -170,9 +170,22 @@ func (l *loop) add(w *pending) bool {
 	}
 	if len(l.flights) == 0 {
 		l.wake = minTime(l.wake, w.at.Add(l.p.cfg.Linger))
+	} else {
+		l.wake = minTime(l.wake, w.at.Add(l.holdBehind()))
 	}
 	return false
 }
+
+// holdBehind is the longest a batch not full waits for the batches in
+// flight to be answered (so that it grows meanwhile): a slow batch (a
+// table whose log stalls) held every other write back until its delivery
+// timeout.
+func (l *loop) holdBehind() time.Duration {
+	return max(minHoldBehind, 10*l.p.cfg.Linger)
+}
+
+// minHoldBehind is holdBehind's least.
+const minHoldBehind = 100 * time.Millisecond
 
 // pump fails the writes past their delivery timeout, sends the batches
 // that are due and returns when to look again (an answer or an arrival
@@ -301,8 +314,9 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 		if due := first.Add(l.p.cfg.Linger); now.Before(due) {
 			next = minTime(next, due)
 			picked = 0
-		} else if len(l.flights) > 0 {
-			picked = 0 // the answer makes the loop look again
+		} else if hold := first.Add(l.holdBehind()); len(l.flights) > 0 && now.Before(hold) {
+			next = minTime(next, hold)
+			picked = 0 // the answer makes the loop look again, or the hold's end
 		}
 		if picked == 0 {
 			for _, w := range l.queue {
