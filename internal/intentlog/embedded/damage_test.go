@@ -16,12 +16,12 @@ import (
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
-// TestRepairForgedAfterRecordDamage: a batch whose header is whole
-// (magic and length intact) has one damaged byte in its first record (the
-// timestamp delta, or the key length); its value holds an encoded batch
-// with the damaged batch's base offset. Repair must not keep the forged
-// batch: the damaged batch's declared end, where the next valid batch
-// starts, shows that the bytes before it are the damaged batch's records.
+// TestRepairForgedAfterRecordDamage: a batch has one damaged byte, in its
+// first record (the timestamp delta, or the key length) or its magic byte;
+// its value holds an encoded batch with the damaged batch's base offset.
+// Open refuses; Repair does not keep the forged batch: the damaged batch's
+// declared end, where the next valid batch starts, shows that the bytes
+// before it are the damaged batch's records.
 func TestRepairForgedAfterRecordDamage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -30,6 +30,7 @@ func TestRepairForgedAfterRecordDamage(t *testing.T) {
 	}{
 		{"delta byte", batchHeaderLen, 0x01},
 		{"key length", batchHeaderLen + 1, 0x03}, // -2
+		{"magic byte", 0, 0x00},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
