@@ -59,3 +59,28 @@ func TestLockWaitRestored(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionInUTC: every connection's time zone is UTC whatever the DSN
+// or the server says, so that the lease clock (UNIX_TIMESTAMP(NOW(6)))
+// never goes back with daylight saving.
+func TestSessionInUTC(t *testing.T) {
+	t.Parallel()
+	dsn, _ := freshDSNs(t, 0)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+05:00'"
+	s, err := Open(context.Background(), Options{DSN: cfg.FormatDSN(), Logger: quiet})
+	s = sqltest.Closing(t, s, err)
+	var tz string
+	if err := s.primary.QueryRowContext(t.Context(), "SELECT @@SESSION.time_zone").Scan(&tz); err != nil {
+		t.Fatal(err)
+	}
+	if tz != "+00:00" {
+		t.Fatalf("session time zone %q, want +00:00", tz)
+	}
+}

@@ -245,6 +245,10 @@ func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, erro
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}
 	}
+	// UTC: the lease clock is UNIX_TIMESTAMP(NOW(6)), which a session
+	// time zone with daylight saving makes go back an hour (the repeated
+	// hour is ambiguous): a live proxy's lease would look expired.
+	cfg.Params["time_zone"] = "'+00:00'"
 	// READ COMMITTED: no gap locks, fewer deadlocks between batches.
 	if mariadb {
 		cfg.Params["tx_isolation"] = "'READ-COMMITTED'"
