@@ -109,10 +109,11 @@ type Result struct {
 	// Superseded: the store already held a newer version of the key; the
 	// event of that version covers this write.
 	Superseded bool
-	// Unlogged: the write was stored but its intent was not logged (a
-	// table created independent, whose intent log failed: the server
-	// answered intent_logged false). No event is guaranteed for it; its
-	// key's next logged write, or `wail table reconcile`, brings one.
+	// Unlogged: the write's intent was not logged (a table created
+	// independent, whose intent log failed: the server answered
+	// intent_logged false); stored, or superseded. No event is guaranteed
+	// for it; its key's next logged write, or `wail table reconcile`,
+	// brings one.
 	Unlogged bool
 }
 

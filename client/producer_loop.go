@@ -23,6 +23,9 @@ type flight struct {
 	// stuck: when the batch, unanswered since it was sent, gives its
 	// stream up (twice the delivery timeout after it was sent).
 	stuck time.Time
+	// sent: when it was sent; tables: the tables of its writes.
+	sent   time.Time
+	tables map[string]bool
 }
 
 type answer struct {
@@ -269,9 +272,30 @@ func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Ti
 	pickedBytes, readyBytes := 0, 0
 	full := false // no more fits in the batch
 	var first time.Time
+	// stalled: tables of a batch unanswered past holdBehind; their writes
+	// wait for its answer, so that they do not take every slot.
+	// Only once they hold half the slots: a single slow batch still lets
+	// its table's next writes go after holdBehind.
+	var stalled map[string]bool
+	n := 0
+	for _, f := range l.flights {
+		if now.Sub(f.sent) > l.holdBehind() {
+			n++
+		}
+	}
+	if n >= max(1, l.p.cfg.MaxInFlight/2) {
+		stalled = map[string]bool{}
+		for _, f := range l.flights {
+			if now.Sub(f.sent) > l.holdBehind() {
+				for t := range f.tables {
+					stalled[t] = true
+				}
+			}
+		}
+	}
 	for _, w := range l.queue {
 		next = minTime(next, w.deadline.Add(time.Millisecond)) // to fail it in time
-		if l.busy[w.key] || l.seen[w.key] {
+		if l.busy[w.key] || l.seen[w.key] || stalled[w.m.GetTable()] {
 			continue
 		}
 		l.seen[w.key] = true // one write of a key per batch
@@ -407,7 +431,11 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		l.busy[w.key] = true
 		w.tries++
 	}
-	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout)}
+	tables := map[string]bool{}
+	for _, w := range batch {
+		tables[w.m.GetTable()] = true
+	}
+	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, tables: tables}
 	select {
 	case l.stream.reqs <- req:
 	default: // more flights than MaxInFlight: the server answered batches it was not sent
@@ -615,22 +643,29 @@ func (l *loop) finish(w *pending, r Result, err error) {
 	}
 	w.answered = true
 	var werr *WriteError
+	also := "" // an attempt lost with a stream may have been written too
+	if w.lost {
+		also = "; " + lostAttempt
+	}
 	switch {
 	case w.stamped != nil && errors.Is(err, ErrClosed):
 		// Close gave up on it; an earlier attempt was stamped and may have
 		// been written: say so, with its version.
 		err = &WriteError{Code: connect.CodeCanceled, Version: w.stamped.Version, IntentLogged: w.stamped.IntentLogged, cause: ErrClosed,
-			Message: fmt.Sprintf("producer closed before the write was answered (an earlier attempt was stamped at version %d and failed with %s: %s; it may have been written, and then its event follows)",
-				w.stamped.Version, w.stamped.Code, w.stamped.Message)}
+			Message: fmt.Sprintf("producer closed before the write was answered (an earlier attempt was stamped at version %d and failed with %s: %s; it may have been written, and then its event follows%s)",
+				w.stamped.Version, w.stamped.Code, w.stamped.Message, also)}
 	case w.stamped != nil && errors.As(err, &werr) && werr.Version == 0:
 		// The last attempt says nothing of a version; an earlier one was
 		// stamped and may have been written: say so, with its version, so
 		// that the caller can match the event that may follow.
 		err = &WriteError{Code: werr.Code, Version: w.stamped.Version, IntentLogged: w.stamped.IntentLogged,
-			Message: fmt.Sprintf("%s (an earlier attempt was stamped at version %d and failed with %s: %s; it may have been written, and then its event follows)",
-				werr.Message, w.stamped.Version, w.stamped.Code, w.stamped.Message)}
+			Message: fmt.Sprintf("%s (an earlier attempt was stamped at version %d and failed with %s: %s; it may have been written, and then its event follows%s)",
+				werr.Message, w.stamped.Version, w.stamped.Code, w.stamped.Message, also)}
 	case w.lost && errors.Is(err, ErrClosed):
 		err = &WriteError{Code: connect.CodeCanceled, cause: ErrClosed, Message: "producer closed before the write was answered (" + lostAttempt + ")"}
+	case w.lost && errors.As(err, &werr) && werr.Version != 0:
+		err = &WriteError{Code: werr.Code, Version: werr.Version, IntentLogged: werr.IntentLogged, cause: werr.cause,
+			Message: werr.Message + " (" + lostAttempt + ")"}
 	case w.lost && errors.As(err, &werr) && werr.Version == 0:
 		// Not "nothing written": the attempt lost with the stream may
 		// have been.
