@@ -44,10 +44,21 @@ func stripCorrupt(err error) string {
 // torn write cannot leave a whole batch), else at the first valid batch
 // with a base offset of at least next where badBatch says one may start.
 func resumeAt(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
+	return resume(r, pos, limit, next, minAtPos, false)
+}
+
+// resumeRepair is resumeAt for Repair, which keeps what it finds: after
+// damage in the records of a batch whose header is the writer's, no batch
+// inside the bad batch's declared extent is taken (it is in a value).
+func resumeRepair(r io.ReaderAt, pos, limit, next, minAtPos int64) (int64, batchHeader, bool, error) {
+	return resume(r, pos, limit, next, minAtPos, true)
+}
+
+func resume(r io.ReaderAt, pos, limit, next, minAtPos int64, strict bool) (int64, batchHeader, bool, error) {
 	if h, ok, err := validBatchAt(r, pos, limit, minAtPos); err != nil || ok {
 		return pos, h, ok, err
 	}
-	at, from, err := badBatch(r, pos, limit, next)
+	at, from, err := badBatch(r, pos, limit, next, strict)
 	if err != nil {
 		return 0, batchHeader{}, false, err
 	}
@@ -96,9 +107,17 @@ const maxFrameBytes = 1 << 30
 //     batch's): the bytes were damaged, and any later batch counts: from
 //     is pos+1.
 //
+// Zeros count as a crash's only when they run to the end of the file (a
+// record without headers ends in a 0 byte). Repair (resumeRepair) starts
+// at the declared end after damage in the records of a batch whose header
+// is the writer's; Open searches from pos+1, to refuse rather than risk
+// truncating batches. Open also refuses a last batch whose records are
+// whole to a declared end inside the data with a header not the writer's
+// (headerDamaged).
+//
 // It reads the bad batch about once, whatever its values hold (but for
 // damage to the header, where the search from pos+1 may read more).
-func badBatch(r io.ReaderAt, pos, limit, next int64) (at, from int64, err error) {
+func badBatch(r io.ReaderAt, pos, limit, next int64, strict bool) (at, from int64, err error) {
 	damaged := pos + 1
 	if limit-pos < batchHeaderLen {
 		return -1, damaged, nil
@@ -115,15 +134,30 @@ func badBatch(r io.ReaderAt, pos, limit, next int64) (at, from int64, err error)
 	}
 	end := pos + size
 	stop := min(end, limit)
-	// Bytes a crash left unwritten may read as zeros (ext4): the batch's
-	// data may end where its zeros start, cut there.
-	z, err := dataEnd(r, pos+batchHeaderLen, stop)
-	if err != nil {
-		return -1, 0, err
-	}
-	cut := end > limit || z < stop
-	w := walker{r: r, pos: pos + batchHeaderLen, end: z, buf: make([]byte, 64<<10)}
+	cut := end > limit
+	w := walker{r: r, pos: pos + batchHeaderLen, end: stop, buf: make([]byte, 64<<10)}
 	p, ok, err := w.records(cut)
+	if err == nil && !ok && p < 0 && w.short && end < limit {
+		// A record runs past the declared end, inside the data: the
+		// length field was damaged (made smaller). Walk on to where the
+		// records end: the declared end may be inside a value.
+		w = walker{r: r, pos: pos + batchHeaderLen, end: limit, buf: w.buf}
+		if p, ok, err = w.records(false); err == nil && ok {
+			return -1, limit, nil
+		}
+	}
+	if err == nil && !ok && p < 0 {
+		// Bytes a crash left unwritten may read as zeros (ext4), from the
+		// torn point to the end of the file: the batch's data may end
+		// where they start, cut there. (Every record without headers ends
+		// in a 0 byte: zeros followed by more data are not a crash's.)
+		var z int64
+		if z, err = dataEnd(r, pos+batchHeaderLen, limit); err == nil && z < stop {
+			cut = true
+			w = walker{r: r, pos: pos + batchHeaderLen, end: z, buf: w.buf}
+			p, ok, err = w.records(cut)
+		}
+	}
 	switch {
 	case err != nil:
 		return -1, 0, err
@@ -135,6 +169,10 @@ func badBatch(r io.ReaderAt, pos, limit, next int64) (at, from int64, err error)
 		return -1, end, nil
 	case p >= 0:
 		return p, damaged, nil
+	case end <= limit && strict && writersHeader(hdr, size, next):
+		// Damage in the records: the length field most likely holds, and
+		// a batch before the declared end is in one of its values.
+		return end, end, nil
 	case end <= limit:
 		// Damage in the records: the length field most likely holds, and
 		// the next batch starts at the declared end.
@@ -191,6 +229,32 @@ func wholeToEnd(r io.ReaderAt, pos, limit int64) (bool, error) {
 	return c == binary.BigEndian.Uint32(crc[:]), nil
 }
 
+// headerDamaged reports whether the bad batch at pos (which should have
+// started at offset next) is whole in its records, up to a declared end
+// inside the data, with a base offset or record count not as the writer
+// wrote them: a torn write keeps the header whole, and a crash inside the
+// header leaves only zeros after it.
+func headerDamaged(r io.ReaderAt, pos, limit, next int64) (bool, error) {
+	if limit-pos < batchHeaderLen {
+		return false, nil
+	}
+	hdr := make([]byte, batchHeaderLen)
+	if _, err := r.ReadAt(hdr, pos); err != nil {
+		return false, err
+	}
+	hdr[0] = batchMagic
+	size, err := frameSize(hdr)
+	if err != nil || size > limit-pos || writersHeader(hdr, size, next) {
+		return false, nil
+	}
+	if z, err := dataEnd(r, pos+batchHeaderLen, pos+size); err != nil || z == pos+batchHeaderLen {
+		return false, err
+	}
+	w := walker{r: r, pos: pos + batchHeaderLen, end: pos + size, buf: make([]byte, 64<<10)}
+	_, ok, err := w.records(false)
+	return ok, err
+}
+
 // walker reads the bytes [pos, end) of a file through a window.
 type walker struct {
 	r        io.ReaderAt
@@ -198,6 +262,7 @@ type walker struct {
 	buf      []byte
 	bufAt    int64 // the file position of buf[0]
 	n        int   // valid bytes in buf
+	short    bool  // records stopped at a record running past end
 }
 
 // peek returns the bytes at pos, at most max of them, reading the window
@@ -289,6 +354,7 @@ func (w *walker) records(cut bool) (p int64, ok bool, err error) {
 			}
 		}
 		if err != nil || st != fieldOK {
+			w.short = st == fieldShort
 			return -1, st == fieldShort && cut, err
 		}
 	}

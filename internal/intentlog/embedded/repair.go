@@ -231,7 +231,7 @@ func walkSpans(f vfs.File, base, size, limit int64) ([]span, error) {
 		// Damage ends at the next valid batch; a whole batch that starts
 		// past the expected offset is kept (the offsets before it are lost),
 		// one that goes back is damage (its offsets are taken).
-		q, h, ok, err := resumeAt(f, sc.pos, size, sc.next, sc.next+1)
+		q, h, ok, err := resumeRepair(f, sc.pos, size, sc.next, sc.next+1)
 		if err != nil {
 			return nil, err
 		}

@@ -255,6 +255,12 @@ func (s *segment) recover(f vfs.File, interval int64, noSync bool, log *slog.Log
 			return corruptSegment(s.logPath, sc.pos, sc.next, err,
 				"the batch is whole (its CRC matches its bytes up to the file end): its magic byte or length field was damaged")
 		}
+		if hd, herr := headerDamaged(f, sc.pos, size, sc.next); herr != nil {
+			return herr
+		} else if hd {
+			return corruptSegment(s.logPath, sc.pos, sc.next, err,
+				"the batch's records are whole, its base offset or record count damaged")
+		}
 		if terr := f.Truncate(sc.pos); terr != nil {
 			return fmt.Errorf("truncate torn tail: %w", terr)
 		}
