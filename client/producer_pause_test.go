@@ -165,16 +165,24 @@ func TestProducerCloseDuringPause(t *testing.T) {
 func TestProducerPauseIsPerTable(t *testing.T) {
 	t.Parallel()
 	s := &quotaServer{retryAfterMs: (10 * time.Minute).Milliseconds()}
-	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, BatchSize: 2, RetryBackoff: time.Millisecond}, time.Millisecond)
+	// Only full batches go (Linger an hour): refuseFirst's two writes go
+	// together, so the pause is known once its write is answered.
+	p := serveHandler(t, s, ProducerConfig{Linger: time.Hour, BatchSize: 2, RetryBackoff: time.Millisecond}, time.Millisecond)
 	_ = refuseFirst(t, p) // k0 of table t refused, held for 10 minutes
 
 	held := make(chan error, 1)
 	go func() { _, err := p.Put(context.Background(), "t", []byte("k2"), nil); held <- err }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := p.Put(ctx, "other", []byte("k1"), nil); err != nil {
-		t.Fatalf("a write to another table while table t is paused: %v; want it written at once", err)
+	var other sync.WaitGroup
+	for _, k := range []string{"k1", "k3"} { // a full batch of the other table
+		other.Go(func() {
+			if _, err := p.Put(ctx, "other", []byte(k), nil); err != nil {
+				t.Errorf("a write to another table while table t is paused: %v; want it written at once", err)
+			}
+		})
 	}
+	other.Wait()
 	select {
 	case err := <-held:
 		t.Fatalf("a write to the paused table returned during the pause: %v", err)
