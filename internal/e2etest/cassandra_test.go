@@ -176,10 +176,15 @@ func TestProgressiveReadsCassandra(t *testing.T) {
 	if r0 < 1 || r1 < 1 || esc < 1 {
 		t.Fatalf("with node 3 stale the resolver must read it at ONE, escalate and read at LOCAL_QUORUM: reads %v/%v, escalations %v", r0, r1, esc)
 	}
-	// The escalated read repaired node 3 (blocking read repair).
-	if row, _, err := reader.Get(ctx, tb.Name, key, 0); err != nil || row.Version != v2 {
-		t.Errorf("node 3 after the escalated read: version %d, %v; want %d (read repair)", row.Version, err, v2)
-	}
+	// Node 3 catches up: by the escalated read's blocking read repair when
+	// the coordinator chose it for the quorum, else by hinted handoff
+	// (the dynamic snitch may leave a node just resumed out of the read).
+	var row store.Row
+	waitFor(t, "node 3 catching up (read repair or hinted handoff)", func() bool {
+		var err error
+		row, _, err = reader.Get(ctx, tb.Name, key, 0)
+		return err == nil && row.Version == v2
+	})
 
 	// 5. Every replica current: how often do reads escalate?
 	const keys = 50
