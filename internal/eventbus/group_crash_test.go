@@ -253,38 +253,43 @@ func testGroupMembersKilled(t *testing.T, kind string) {
 	version := map[string]uint64{}
 	pubDone := make(chan struct{})
 	var pubErr error
+	publish := func(i int) error {
+		var evs []intent.Event
+		for j := range 8 {
+			k := fmt.Sprintf("k%d", (i*8+j)%48)
+			version[k] += 1 + uint64(j)
+			e := intent.Event{Table: table, Key: []byte(k), Op: intent.Upsert, Version: version[k], Value: []byte("v")}
+			if (i+j)%7 == 0 {
+				e.Op, e.Value = intent.Delete, nil
+			}
+			evs = append(evs, e)
+		}
+		topic, recs, err := bus.Records(t.Context(), table, evs)
+		if err == nil {
+			if rl.transact != nil && i%2 == 0 {
+				err = rl.transact(ctx, topic, recs)
+			} else {
+				err = rl.log.Append(ctx, topic, recs)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		for _, r := range recs {
+			if r.Value != nil {
+				published[[2]int64{int64(r.Partition), r.Offset}] = true
+			}
+		}
+		mu.Unlock()
+		return nil
+	}
 	go func() {
 		defer close(pubDone)
 		for i := range 120 {
-			var evs []intent.Event
-			for j := range 8 {
-				k := fmt.Sprintf("k%d", (i*8+j)%48)
-				version[k] += 1 + uint64(j)
-				e := intent.Event{Table: table, Key: []byte(k), Op: intent.Upsert, Version: version[k], Value: []byte("v")}
-				if (i+j)%7 == 0 {
-					e.Op, e.Value = intent.Delete, nil
-				}
-				evs = append(evs, e)
-			}
-			topic, recs, err := bus.Records(t.Context(), table, evs)
-			if err == nil {
-				if rl.transact != nil && i%2 == 0 {
-					err = rl.transact(ctx, topic, recs)
-				} else {
-					err = rl.log.Append(ctx, topic, recs)
-				}
-			}
-			if err != nil {
-				pubErr = err
+			if pubErr = publish(i); pubErr != nil {
 				return
 			}
-			mu.Lock()
-			for _, r := range recs {
-				if r.Value != nil {
-					published[[2]int64{int64(r.Partition), r.Offset}] = true
-				}
-			}
-			mu.Unlock()
 			time.Sleep(40 * time.Millisecond)
 		}
 	}()
@@ -340,7 +345,18 @@ func testGroupMembersKilled(t *testing.T, kind string) {
 		return strings.Contains(ended[hanger], "lease expired")
 	}
 	deadline := time.Now().Add(60 * time.Second)
+	// A hanger that joined after the events were published (a loaded
+	// machine starts processes slowly) owns partitions with nothing to
+	// deliver: its lease expires only once they get events. Publish more
+	// until it has.
+	extra, lastExtra := 120, time.Now()
 	for missing() > 0 || !hung() {
+		if !hung() && time.Since(lastExtra) > 500*time.Millisecond {
+			if err := publish(extra); err != nil {
+				t.Fatal(err)
+			}
+			extra, lastExtra = extra+1, time.Now()
+		}
 		if time.Now().After(deadline) {
 			mu.Lock()
 			why := ended[hanger]
