@@ -163,7 +163,7 @@ func Run(t *testing.T, open func(t *testing.T) Backends, opts Options) {
 	h.progress(t, "after the hand-over")
 	stop.Store(true)
 	wg.Wait()
-	waitResolved(t, ctx, b.Log, groupOf(tb.Name), tb)
+	waitSettled(t, ctx, b.Log, tb)
 	res.stop(t)
 	if h.acked == 0 {
 		t.Fatal("no write was acknowledged")
@@ -241,9 +241,14 @@ type runningResolver struct {
 }
 
 func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalog.Table, instance string) *runningResolver {
+	return startResolverWith(ctx, b, bus, tb, instance, nil)
+}
+
+// startResolverWith is startResolver with the config changed by mod.
+func startResolverWith(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalog.Table, instance string, mod func(*resolver.Config)) *runningResolver {
 	cfg := resolver.Config{
 		Group: groupOf(tb.Name), Concurrency: 32, BackoffMin: time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000,
+		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000, HangCheck: time.Second,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if b.Join != nil {
@@ -251,6 +256,9 @@ func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalo
 	}
 	if b.Landing != nil {
 		cfg.Landing = b.Landing
+	}
+	if mod != nil {
+		mod(&cfg)
 	}
 	r := resolver.New(b.Log, b.Store, bus, cfg)
 	rctx, cancel := context.WithCancel(ctx)
@@ -342,6 +350,46 @@ func (h *history) write(ctx context.Context, px *proxy.Proxy, o Options, table s
 			h.writes = append(h.writes, w)
 		}
 		h.mu.Unlock()
+	}
+}
+
+// waitSettled waits until the resolver committed every intent and no
+// transaction holds a partition of the table's events, while the
+// resolver runs: readers then get every event up to each partition's end.
+// A hang the resolver ends logs intents again, hence the loop.
+func waitSettled(t *testing.T, ctx context.Context, log intentlog.Log, tb catalog.Table) {
+	t.Helper()
+	st, ok := log.(interface {
+		StableEnd(ctx context.Context, topic string, partition int32) (int64, error)
+	})
+	if !ok { // no transactions to wait for (embedded)
+		waitResolved(t, ctx, log, groupOf(tb.Name), tb)
+		return
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		waitResolved(t, ctx, log, groupOf(tb.Name), tb)
+		held := ""
+		for p := range tb.Partitions {
+			stable, err := st.StableEnd(ctx, eventbus.Topic(tb.Name), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, end, err := log.Bounds(ctx, eventbus.Topic(tb.Name), p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stable < end {
+				held += fmt.Sprintf(" p%d:%d/%d", p, stable, end)
+			}
+		}
+		if held == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("event partitions held below their end:%s", held)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

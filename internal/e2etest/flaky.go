@@ -169,6 +169,19 @@ func (f *frozenLog) Unhang(ctx context.Context, topic string, partition int32, f
 	return u.Unhang(ctx, topic, partition, from, end)
 }
 
+// StableEnd forwards to a log with stable offsets (Kafka), for the bus's
+// hang checks.
+func (f *frozenLog) StableEnd(ctx context.Context, topic string, partition int32) (int64, error) {
+	s, ok := f.Log.(interface {
+		StableEnd(ctx context.Context, topic string, partition int32) (int64, error)
+	})
+	if !ok {
+		_, end, err := f.Bounds(ctx, topic, partition)
+		return end, err
+	}
+	return s.StableEnd(ctx, topic, partition)
+}
+
 func (f *frozenLog) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
 	if f.frozen.Load() {
 		f.refused.Add(1)

@@ -201,6 +201,39 @@ type unhanger interface {
 	Unhang(ctx context.Context, topic string, partition int32, from, end int64) (*intentlog.Hanging, error)
 }
 
+// stabler is a log whose read_committed readers stop at a stable offset
+// below the end while a transaction is open: Kafka.
+type stabler interface {
+	StableEnd(ctx context.Context, topic string, partition int32) (int64, error)
+}
+
+// Hanging reports whether a hanging transaction holds a partition of a
+// table's events (see Recover): its stable offset is below its end, and
+// the log finds a hanging transaction there. It ends none: the
+// partition's owner starts it again, and Recover logs the keys' intents
+// again before it aborts them. Always false on a log where transactions
+// cannot hang (embedded). The owner asks it while it runs: a hang its own
+// producers do not end (they publish nothing more there) would hold every
+// consumer of the partition until the next take-over.
+func (b *Bus) Hanging(ctx context.Context, table string, partition int32) (bool, error) {
+	un, ok := b.log.(unhanger)
+	st, ok2 := b.log.(stabler)
+	if !ok || !ok2 {
+		return false, nil
+	}
+	topic := Topic(table)
+	stable, err := st.StableEnd(ctx, topic, partition)
+	if err != nil {
+		return false, wrapScan(table, partition, err)
+	}
+	_, end, err := b.log.Bounds(ctx, topic, partition)
+	if err != nil || stable >= end {
+		return false, wrapScan(table, partition, err)
+	}
+	h, err := un.Unhang(ctx, topic, partition, stable, end)
+	return h != nil, wrapScan(table, partition, err)
+}
+
 // stallCheck is how long a scan waits for records before it asks the log
 // about hanging transactions (the log decides which are); a variable for
 // tests.

@@ -168,6 +168,7 @@ type loop struct {
 	lastCreated time.Time
 	logged      map[string]time.Time // rate limit of warnings, by kind
 	fatal       error                // the membership failed: the loop stops
+	hang        hangWatch
 }
 
 func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
@@ -208,6 +209,9 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 	}
 	tick := time.NewTicker(l.r.cfg.CommitInterval)
 	defer tick.Stop()
+	hctx, stopWatch := context.WithCancel(ctx)
+	defer l.hang.wait()
+	defer stopWatch()
 	for {
 		var in chan []intentlog.Record
 		if l.core.Unresolved() < l.r.cfg.MaxUnresolved {
@@ -241,6 +245,11 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 			l.tick(ctx)
 			if l.follow() {
 				return l.drain()
+			}
+			l.hang.check(hctx, l)
+		case hung := <-l.hang.result:
+			if err := l.hung(hung); err != nil {
+				return err
 			}
 		case err := <-readErr:
 			if errors.Is(err, intentlog.ErrOffsetOutOfRange) {

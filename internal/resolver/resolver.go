@@ -74,6 +74,9 @@ type Bus interface {
 	// Recover is LastVersions for a new owner of the partition, plus what
 	// it needs to end hanging transactions there (see unhang).
 	Recover(ctx context.Context, table string, partition int32, since time.Time) (eventbus.Recovered, error)
+	// Hanging reports whether a hanging transaction holds the partition
+	// (see hang.go); the partition then starts again, and Recover ends it.
+	Hanging(ctx context.Context, table string, partition int32) (bool, error)
 }
 
 // AppendLimiter is a log that tells how large one append may be (the
@@ -110,6 +113,9 @@ type Config struct {
 	// (and at least twice its table's visibility window) is reported
 	// stalled on Health (0: DefaultStallAfter).
 	StallAfter time.Duration
+	// HangCheck is how often a partition asks the bus whether a hanging
+	// transaction holds its events (hang.go; 0: DefaultHangCheck).
+	HangCheck time.Duration
 	// InstanceID names this resolver in the dead letters it writes.
 	InstanceID string
 	// Health, when set, receives the partitions' health conditions.
@@ -184,6 +190,9 @@ func New(log Log, st Store, bus Bus, cfg Config) *Resolver {
 	if cfg.StallAfter <= 0 {
 		cfg.StallAfter = DefaultStallAfter
 	}
+	if cfg.HangCheck <= 0 {
+		cfg.HangCheck = DefaultHangCheck
+	}
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	multi, _ := st.(store.MultiGetter)
 	return &Resolver{log: log, store: st, bus: bus, cfg: cfg, multi: multi, jobs: make(chan job)}
@@ -246,8 +255,8 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 		if errors.Is(err, errMembership) {
 			return err
 		}
-		if errors.Is(err, errGap) {
-			continue // starts again at once and records the gap
+		if errors.Is(err, errGap) || errors.Is(err, errHanging) {
+			continue // starts again at once: records the gap, or ends the hang
 		}
 		r.cfg.Logger.Error("resolver partition stopped; restarting", "table", t.Name, "partition", p, "err", err, "retry_in", backoff)
 		select {

@@ -290,6 +290,20 @@ func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start,
 	return start, end, nil
 }
 
+// StableEnd returns a partition's last stable offset: where read_committed
+// readers stop while a transaction is open on it (its end when none is).
+func (l *Log) StableEnd(ctx context.Context, topic string, partition int32) (int64, error) {
+	topic = l.names.external(topic)
+	if err := l.checkPartition(ctx, topic, partition); err != nil {
+		return 0, fmt.Errorf("kafka: stable end %s/%d: %w", topic, partition, err)
+	}
+	off, err := l.listOffset(ctx, topic, partition, l.adm.ListCommittedOffsets)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: stable end %s/%d: %w", topic, partition, err)
+	}
+	return off, nil
+}
+
 // OffsetForTime returns the first offset with a timestamp >= t, or the end
 // offset when there is none.
 func (l *Log) OffsetForTime(ctx context.Context, topic string, partition int32, t time.Time) (int64, error) {
