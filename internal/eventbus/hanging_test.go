@@ -6,7 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -52,16 +51,7 @@ func TestHanging(t *testing.T) {
 			if tc.noStable {
 				log = hm
 			}
-			b := New(log)
-			if err := b.CreateTable(ctx, "t", 1, 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Publish(ctx, "t", []intent.Event{
-				{Table: "t", Key: []byte("a"), Op: intent.Upsert, Version: 1},
-				{Table: "t", Key: []byte("b"), Op: intent.Upsert, Version: 2},
-			}); err != nil {
-				t.Fatal(err)
-			}
+			b := abBus(t, log)
 			got, err := b.Hanging(ctx, "t", 0)
 			if got != tc.want || !errors.Is(err, tc.wantErr) {
 				t.Errorf("Hanging = %v, %v; want %v, %v", got, err, tc.want, tc.wantErr)

@@ -34,7 +34,16 @@ func (l *hangMem) questions() []int64 {
 func heldBus(t *testing.T) (b *Bus, log *hangMem, release func()) {
 	t.Helper()
 	log = &hangMem{memLog: newMemLog()}
-	b = New(log)
+	b = abBus(t, log)
+	hold := make(chan struct{})
+	log.hold = hold
+	return b, log, func() { close(hold) }
+}
+
+// abBus is a bus on log with table t, whose partition holds a:1, b:2.
+func abBus(t *testing.T, log intentlog.Log) *Bus {
+	t.Helper()
+	b := New(log)
 	ctx := context.Background()
 	if err := b.CreateTable(ctx, "t", 1, 0); err != nil {
 		t.Fatal(err)
@@ -45,9 +54,7 @@ func heldBus(t *testing.T) (b *Bus, log *hangMem, release func()) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	hold := make(chan struct{})
-	log.hold = hold
-	return b, log, func() { close(hold) }
+	return b
 }
 
 // setStallCheck sets stallCheck for a test (which must not be parallel).
