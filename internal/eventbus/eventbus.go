@@ -231,7 +231,9 @@ func (b *Bus) Hanging(ctx context.Context, table string, partition int32) (bool,
 		return false, wrapScan(table, partition, err)
 	}
 	h, err := un.Unhang(ctx, topic, partition, stable, end)
-	return h != nil, wrapScan(table, partition, err)
+	// A hang whose marker came while the log read past it has no
+	// records left: it ended.
+	return h != nil && len(h.Records) > 0, wrapScan(table, partition, err)
 }
 
 // stallCheck is how long a scan waits for records before it asks the log

@@ -27,7 +27,8 @@ func (l *stableMem) StableEnd(context.Context, string, int32) (int64, error) {
 // (embedded) never has one.
 func TestHanging(t *testing.T) {
 	ctx := context.Background()
-	hung := &intentlog.Hanging{}
+	hung := &intentlog.Hanging{Records: []intentlog.Record{{Key: []byte("h"), Offset: 0}}}
+	ended := &intentlog.Hanging{} // its marker came while the log read past it
 	failed := errors.New("broker unreachable")
 	for _, tc := range []struct {
 		name      string
@@ -43,6 +44,7 @@ func TestHanging(t *testing.T) {
 		{name: "stable at the end", stable: 2, hanging: hung},
 		{name: "held, nothing hanging (a transaction in flight)", stable: 1, asked: []int64{1}},
 		{name: "held by a hanging transaction", stable: 0, hanging: hung, want: true, asked: []int64{0}},
+		{name: "a hang that ended while the log read past it", stable: 0, hanging: ended, asked: []int64{0}},
 		{name: "stable offset unknown", stableErr: failed, hanging: hung, wantErr: failed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,14 +22,16 @@ type heldBus struct {
 	mu       sync.Mutex
 	armed    bool
 	reported bool
-	asked    int
+	after    int // checks asked after the hang was reported
 	steps    []string
 }
 
 func (b *heldBus) Hanging(ctx context.Context, table string, p int32) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.asked++
+	if b.reported {
+		b.after++
+	}
 	if b.armed && !b.reported {
 		b.reported = true
 		return true, nil
@@ -96,14 +99,16 @@ func TestHangWhileRunning(t *testing.T) {
 	waitUntil(ctx, t, "the hang's key resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 2 })
 	env.write(ctx, t, "k", 2, "two")
 	waitUntil(ctx, t, "a later intent resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 3 })
+	waitUntil(ctx, t, "a check after the restart", func() bool {
+		bus.mu.Lock()
+		defer bus.mu.Unlock()
+		return bus.after > 0
+	})
 
 	bus.mu.Lock()
 	defer bus.mu.Unlock()
 	if got, want := strings.Join(bus.steps, " "), "recover k@1 recover unblock j@1 k@2"; got != want {
 		t.Errorf("steps %q, want %q", got, want)
-	}
-	if bus.asked < 2 {
-		t.Errorf("Hanging asked %d times; want the checks to go on after the restart", bus.asked)
 	}
 	if !strings.Contains(logs.String(), "starts again to end it") || strings.Contains(logs.String(), "restarting") {
 		t.Errorf("logs: want the hang's warning and no restart after an error:\n%s", logs)
@@ -151,4 +156,42 @@ func (b *slowCheckBus) Hanging(ctx context.Context, table string, p int32) (bool
 	time.Sleep(20 * time.Millisecond) // a check slow to notice
 	b.ended.Store(true)
 	return false, ctx.Err()
+}
+
+// failingCheckBus's Hanging fails.
+type failingCheckBus struct {
+	*eventbus.Bus
+	asked atomic.Int64
+}
+
+func (b *failingCheckBus) Hanging(context.Context, string, int32) (bool, error) {
+	b.asked.Add(1)
+	return false, errors.New("TOPIC_AUTHORIZATION_FAILED")
+}
+
+// TestHangCheckFailing: a check that fails is asked again, and the
+// partition goes on; checks that keep failing are reported (they leave
+// hangs unfound) from the third in a row on (the first warning says 3),
+// one failure alone is not.
+func TestHangCheckFailing(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "failcheck")
+	bus := &failingCheckBus{Bus: env.bus}
+	logger, logs := testLogger()
+	cfg := testConfig(logger, nil)
+	cfg.HangCheck = 5 * time.Millisecond
+	run := start(ctx, New(env.log, env.st, bus, cfg), env.tb)
+	defer run.stop(t)
+	waitUntil(ctx, t, "checks failed in a row", func() bool { return bus.asked.Load() > hangFailuresWarn })
+	env.write(ctx, t, "k", 1, "one")
+	waitUntil(ctx, t, "k resolved", func() bool { return committedAt(ctx, t, env.log, env.tb) == 1 })
+	if !strings.Contains(logs.String(), "cannot check the event partition for hanging Kafka transactions") ||
+		!strings.Contains(logs.String(), "TOPIC_AUTHORIZATION_FAILED") || !strings.Contains(logs.String(), "failed=3 ") {
+		t.Errorf("no warning of the failing checks:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), "starts again") || strings.Contains(logs.String(), "restarting") {
+		t.Errorf("a failed check restarted the partition:\n%s", logs)
+	}
 }
