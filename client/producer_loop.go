@@ -63,6 +63,8 @@ type loop struct {
 	// retry_after_ms).
 	paused map[string]time.Time
 	timer  *time.Timer
+	// clock estimates the server's clock, for stamp_before.
+	clock serverClock
 }
 
 // streamConn is one open WriteStream. Its sender sends the batches
@@ -425,7 +427,11 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		return false
 	}
 	l.seq++
-	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch))}
+	// Stamped no later than the fence after this send: a batch that the
+	// network delivers later, after the stream broke and its keys were
+	// written again, is refused, not stamped over those writes.
+	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch)),
+		StampBefore: l.clock.stampBefore(now, stampWindow(l.p.fence))}
 	for i, w := range batch {
 		req.Mutations[i] = w.m
 		l.busy[w.key] = true
@@ -589,6 +595,10 @@ func (l *loop) answer(a answer) {
 	}
 	delete(l.flights, a.resp.GetSeq())
 	l.reopenErr = 0
+	now := time.Now()
+	for _, r := range a.resp.GetResults() {
+		l.clock.observe(r.GetVersion(), now)
+	}
 	var again []*pending
 	for i, w := range f.writes {
 		delete(l.busy, w.key)

@@ -211,6 +211,7 @@ func (s *ProducerService) streamBatch(ctx context.Context, req *wailv1.WriteStre
 			bad[i] = err
 			continue
 		}
+		mut.StampBefore = req.GetStampBefore()
 		muts = append(muts, mut)
 	}
 	var res []proxy.Result

@@ -110,6 +110,12 @@ type Mutation struct {
 	// value as JSON for a store's queryable column (store.Mutation).
 	SchemaID uint32
 	Doc      []byte
+	// StampBefore, when set, is a version: a write this proxy comes to
+	// stamp at or after it is refused (ErrUnavailable), nothing written.
+	// A client sets it from the time it sent the write, so that an attempt
+	// delivered late, after the client wrote the key again, is never
+	// stamped over that newer write (WriteStreamRequest.stamp_before).
+	StampBefore uint64
 }
 
 // Result says what happened to one Mutation.

@@ -1145,7 +1145,18 @@ type WriteStreamRequest struct {
 	// mutations are at most limits.max_batch_mutations, as in Write; a
 	// batch of more is answered with error invalid_argument (nothing of it
 	// written) and the stream goes on.
-	Mutations     []*Mutation `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	Mutations []*Mutation `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	// stamp_before, when set, is a version (the server's clock, as in
+	// WriteResult.version): a batch the server comes to stamp at or after
+	// it is answered with error unavailable, nothing of it written. A client
+	// sets it to the server's time when it sent the batch (estimated from
+	// the versions of earlier answers) plus less than the time it waits
+	// before it writes a key again after a broken stream: then an attempt
+	// that the network delivers late, after the client gave its stream up
+	// and wrote the key again, is refused instead of being stamped after,
+	// and overwriting, that newer write. 0: no bound (the server still
+	// refuses a write not stamped within 5 s of reading it).
+	StampBefore   uint64 `protobuf:"varint,3,opt,name=stamp_before,json=stampBefore,proto3" json:"stamp_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1192,6 +1203,13 @@ func (x *WriteStreamRequest) GetMutations() []*Mutation {
 		return x.Mutations
 	}
 	return nil
+}
+
+func (x *WriteStreamRequest) GetStampBefore() uint64 {
+	if x != nil {
+		return x.StampBefore
+	}
+	return 0
 }
 
 // WriteStreamResponse answers one batch of a write stream. Batches of one
@@ -5856,10 +5874,11 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fWriteRequest\x12/\n" +
 	"\tmutations\x18\x01 \x03(\v2\x11.wail.v1.MutationR\tmutations\"?\n" +
 	"\rWriteResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"W\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"z\n" +
 	"\x12WriteStreamRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
-	"\tmutations\x18\x02 \x03(\v2\x11.wail.v1.MutationR\tmutations\"}\n" +
+	"\tmutations\x18\x02 \x03(\v2\x11.wail.v1.MutationR\tmutations\x12!\n" +
+	"\fstamp_before\x18\x03 \x01(\x04R\vstampBefore\"}\n" +
 	"\x13WriteStreamResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\aresults\x18\x02 \x03(\v2\x14.wail.v1.WriteResultR\aresults\x12$\n" +
