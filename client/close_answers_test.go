@@ -31,7 +31,13 @@ func TestCloseKeepsReceivedAnswers(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // the loop takes notify and blocks on p.mu
 		close(release)
-		time.Sleep(50 * time.Millisecond) // the answer arrives, into the loop's answers channel
+		// The answer arrives, into the loop's answers channel (unless the
+		// loop, not stalled yet, took it itself: the write returned).
+		for deadline := time.Now().Add(10 * time.Second); len(p.answers) == 0 && len(errc) == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server's answer never reached the producer")
+			}
+		}
 		p.closed = true
 		p.closeOnce.Do(func() { close(p.stop); p.stopStopped() })
 		p.abortOnce.Do(func() { close(p.abort) })

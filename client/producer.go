@@ -213,6 +213,8 @@ type Producer struct {
 	stop   chan struct{} // Close was called: send what is held, then stop
 	abort  chan struct{} // Close gave up: fail what is held
 	done   chan struct{}
+	// answers: the streams' receivers hand the loop what they received.
+	answers chan answer
 
 	closeOnce, abortOnce sync.Once
 }
@@ -283,7 +285,8 @@ func newProducer(c wailv1connect.ProducerServiceClient, cfg ProducerConfig, fenc
 	cfg = cfg.withDefaults()
 	p := &Producer{cfg: cfg, fence: fence, client: c, space: make(chan struct{}, cfg.MaxBuffered),
 		bytes:  semaphore.NewWeighted(int64(cfg.MaxBufferedBytes)),
-		notify: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{})}
+		notify: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
+		answers: make(chan answer, cfg.MaxInFlight+1)}
 	p.stopped, p.stopStopped = context.WithCancel(context.Background())
 	go p.run()
 	return p

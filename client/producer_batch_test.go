@@ -92,7 +92,9 @@ func (s *slowServer) seen() []slowBatch {
 // TestProducerBatchNotFullWaitsForAnswer: a batch not full is sent only
 // when no batch is in flight (so under load writes gather into few large
 // batches); full batches still go several at a time. Whatever the server
-// does, every write is answered.
+// does, every write is answered. (A batch in flight longer than
+// holdBehind lets one not full go: Linger 50 ms makes that 500 ms, which
+// no batch here takes, even on a loaded machine.)
 func TestProducerBatchNotFullWaitsForAnswer(t *testing.T) {
 	t.Parallel()
 	const batchSize = 30
@@ -108,7 +110,7 @@ func TestProducerBatchNotFullWaitsForAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := &slowServer{hold: tc.hold, refuse: tc.refuse}
-			p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, BatchSize: batchSize, RetryBackoff: time.Millisecond}, time.Millisecond)
+			p := serveHandler(t, s, ProducerConfig{Linger: 50 * time.Millisecond, BatchSize: batchSize, RetryBackoff: time.Millisecond}, time.Millisecond)
 			writers, keys, rounds := 100, 3, 3
 			writeAll(t, p, writers, keys, rounds)
 			written := 0

@@ -83,7 +83,7 @@ func (p *Producer) run() {
 	defer cancel()
 	l := &loop{p: p, ctx: ctx, flights: map[uint64]*flight{}, busy: map[string]bool{}, fence: map[string]time.Time{},
 		queued: map[string]int{}, seen: map[string]bool{},
-		answers: make(chan answer, p.cfg.MaxInFlight+1), timer: time.NewTimer(time.Hour)}
+		answers: p.answers, timer: time.NewTimer(time.Hour)}
 	defer l.timer.Stop()
 	notify, stop := p.notify, p.stop
 	due := true // pump at once; otherwise at l.wake
