@@ -19,10 +19,14 @@ import (
 
 // realProxy is the real proxy over proxytest's log and store, with one
 // transactional table, tx.
-func realProxy(t *testing.T) (*proxytest.World, *proxy.Proxy) {
+func realProxy(t *testing.T) (*proxytest.World, *proxy.Proxy) { return realProxyAt(t, nil) }
+
+// realProxyAt is realProxy with the proxy's clock reading now (nil: the
+// time).
+func realProxyAt(t *testing.T, now func() time.Time) (*proxytest.World, *proxy.Proxy) {
 	t.Helper()
 	w := &proxytest.World{Rows: map[string]store.Row{}}
-	clock, err := hlc.New(3, nil)
+	clock, err := hlc.New(3, now)
 	if err != nil {
 		t.Fatal(err)
 	}

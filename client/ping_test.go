@@ -152,6 +152,20 @@ func (h *holeProxy) kept() int {
 	return n
 }
 
+// keptBytes returns what the held connections kept so far, one after
+// the other.
+func (h *holeProxy) keptBytes() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []byte
+	for _, c := range h.conns {
+		c.mu.Lock()
+		out = append(out, c.kept...)
+		c.mu.Unlock()
+	}
+	return out
+}
+
 // release delivers to the server, late, the first n bytes each held
 // connection kept (what the client sent until then), and nothing more.
 func (h *holeProxy) release(n int) error {

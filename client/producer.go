@@ -98,7 +98,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 // of their keys: the server stamps a write within 5 s of reading it or
 // refuses it (internal/proxy.MaxStampDelay), and within 5 s of when the
 // producer sent it (its batch's stamp_before, from the server's clock as
-// the versions answered tell it), so after this no attempt lost with the
+// the answers tell it), so after this no attempt lost with the
 // stream can still get a version, even one the network delivers late, and
 // no lost attempt can overwrite a retry or a later write of the same key.
 const FenceAfterBreak = 6 * time.Second

@@ -6,19 +6,22 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 )
 
-// serverClock estimates the server's clock from the versions answered,
-// for each batch's stamp_before: a version was stamped before its answer
-// arrived, so at any later moment the server's time is at least the
-// version's time plus the time elapsed since the answer arrived. It keeps
-// the largest such estimate (the closest to the server's time; an
-// estimate is low by at most the answer's round trip).
+// serverClock estimates a stream's server's clock from the server_time of
+// its answers, for each batch's stamp_before: the server read its clock
+// as it sent the answer, so at any later moment its time is at least that
+// plus the time elapsed since the answer arrived. The last answer counts
+// (low by its one-way trip, which only brings the bound earlier), so the
+// estimate follows a server's clock that steps either way, and a batch
+// refused for a bound set too early is answered with the time to correct
+// it.
 type serverClock struct {
 	base   time.Time     // a monotonic reading that the local times are counted from
 	offset time.Duration // the server's time since hlc.Epoch, minus the local time since base
 	known  bool
 }
 
-// observe takes a version answered at local time at.
+// observe takes a server_time answered at local time at (0: the server
+// did not tell it).
 func (c *serverClock) observe(v uint64, at time.Time) {
 	if v == 0 {
 		return
@@ -26,10 +29,7 @@ func (c *serverClock) observe(v uint64, at time.Time) {
 	if c.base.IsZero() {
 		c.base = at
 	}
-	off := hlc.Time(v).Sub(hlc.Epoch) - at.Sub(c.base)
-	if !c.known || off > c.offset {
-		c.offset, c.known = off, true
-	}
+	c.offset, c.known = hlc.Time(v).Sub(hlc.Epoch)-at.Sub(c.base), true
 }
 
 // stampBefore is the stamp_before of a batch sent at local time at: the

@@ -7,9 +7,10 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 )
 
-// TestServerClock: no bound before a version was answered; then the bound
-// is the server's time at the send, estimated by the answer that puts it
-// latest (an answer that took longer says less), plus the window.
+// TestServerClock: no bound before a server_time was answered; then the
+// bound is the server's time at the send, as the last answer tells it,
+// plus the window: an answer from a clock stepped back counts as much as
+// one stepped forward.
 func TestServerClock(t *testing.T) {
 	local := time.Now() // monotonic
 	server := hlc.Epoch.Add(200 * 24 * time.Hour)
@@ -18,22 +19,26 @@ func TestServerClock(t *testing.T) {
 	if b := c.stampBefore(local, time.Second); b != 0 {
 		t.Fatalf("bound before any answer = %d, want 0", b)
 	}
-	c.observe(0, local) // a refused write: no version
+	c.observe(0, local) // a server that does not tell its clock
 	if b := c.stampBefore(local, time.Second); b != 0 {
-		t.Fatalf("bound after an answer without a version = %d, want 0", b)
+		t.Fatalf("bound after an answer without server_time = %d, want 0", b)
 	}
-	// Stamped at server time S, answered 50 ms later (local+50ms).
-	c.observe(v(server), local.Add(50*time.Millisecond))
-	// Stamped at S+100ms, answered at local+110ms: a quicker answer, so
-	// server time at local+110ms is at least S+100ms (the first says
-	// only S+60ms).
-	c.observe(v(server.Add(100*time.Millisecond)), local.Add(110*time.Millisecond))
-	// A slow answer says less and changes nothing.
-	c.observe(v(server.Add(120*time.Millisecond)), local.Add(400*time.Millisecond))
-	got := hlc.Time(c.stampBefore(local.Add(1110*time.Millisecond), 5*time.Second))
-	want := server.Add(100*time.Millisecond + time.Second + 5*time.Second)
-	if !got.Equal(want) {
-		t.Fatalf("bound %s, want %s (%s off)", got, want, got.Sub(want))
+	for _, step := range []struct {
+		name   string
+		server time.Time     // the answer's server_time
+		at     time.Duration // when it arrived, after local
+	}{
+		{"first answer", server, 50 * time.Millisecond},
+		{"a later one", server.Add(100 * time.Millisecond), 110 * time.Millisecond},
+		{"a clock stepped back 2 s", server.Add(-time.Second), 1200 * time.Millisecond},
+		{"a clock stepped forward 10 s", server.Add(10 * time.Second), 1300 * time.Millisecond},
+	} {
+		c.observe(v(step.server), local.Add(step.at))
+		// Sent 1 s after the answer arrived, window 5 s.
+		got := hlc.Time(c.stampBefore(local.Add(step.at+time.Second), 5*time.Second))
+		if want := step.server.Add(6 * time.Second); !got.Equal(want) {
+			t.Errorf("%s: bound %s, want %s (%s off)", step.name, got, want, got.Sub(want))
+		}
 	}
 }
 

@@ -29,7 +29,8 @@ type Writer interface {
 
 // ProducerService serves wail.v1.ProducerService on a Writer.
 type ProducerService struct {
-	p Writer
+	p     Writer
+	clock Clock // nil: answers carry no server_time
 	// admit, if set, may refuse writes (Unavailable) before they are
 	// stamped: the proxy id's lease is not valid.
 	admit func() error
@@ -48,7 +49,15 @@ func (s *ProducerService) Close() { s.closeOnce.Do(func() { close(s.closing) }) 
 // NewProducerService returns the ProducerService handler, with the
 // default write stream limits (see WithStreamLimits).
 func NewProducerService(p Writer) *ProducerService {
-	return (&ProducerService{p: p, closing: make(chan struct{})}).WithStreamLimits(StreamLimits{})
+	clock, _ := p.(Clock)
+	return (&ProducerService{p: p, clock: clock, closing: make(chan struct{})}).WithStreamLimits(StreamLimits{})
+}
+
+// Clock is a Writer that tells its clock (the proxy): write-stream answers
+// carry it (server_time), for clients to set stamp_before.
+type Clock interface {
+	// ClockPeek returns the clock as a version, without taking one.
+	ClockPeek() uint64
 }
 
 // WithAdmit makes every write ask admit first; an error refuses it with

@@ -174,6 +174,9 @@ func (w *writeStream) send() {
 	var err error
 	for a := range w.answers {
 		if err == nil {
+			if w.s.clock != nil {
+				a.ServerTime = w.s.clock.ClockPeek()
+			}
 			if err = w.stream.Send(a); err != nil {
 				w.stop()
 				close(w.failed)

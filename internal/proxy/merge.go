@@ -194,7 +194,7 @@ func (p *Proxy) overdue(muts []Mutation, idx []int, res []Result) bool {
 	if before == 0 {
 		return false
 	}
-	now := p.clock.Now()
+	now := p.clock.Peek()
 	if now < before {
 		return false
 	}

@@ -471,6 +471,10 @@ func (p *Proxy) storeFailed(t catalog.Table, smuts []store.Mutation, idx []int, 
 	}
 }
 
+// ClockPeek returns the proxy's clock as a version, without taking one:
+// what the write-stream answers tell clients (server_time).
+func (p *Proxy) ClockPeek() uint64 { return p.clock.Peek() }
+
 // stamp gives each mutation its version and builds its intent record and
 // its store mutation.
 func (p *Proxy) stamp(table string, muts []Mutation, idx []int, res []Result, now time.Time, trace string) ([]*intentlog.Record, []store.Mutation) {

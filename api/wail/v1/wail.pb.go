@@ -1150,7 +1150,7 @@ type WriteStreamRequest struct {
 	// WriteResult.version): a batch the server comes to stamp at or after
 	// it is answered with error unavailable, nothing of it written. A client
 	// sets it to the server's time when it sent the batch (estimated from
-	// the versions of earlier answers) plus less than the time it waits
+	// the server_time of earlier answers) plus less than the time it waits
 	// before it writes a key again after a broken stream: then an attempt
 	// that the network delivers late, after the client gave its stream up
 	// and wrote the key again, is refused instead of being stamped after,
@@ -1223,7 +1223,13 @@ type WriteStreamResponse struct {
 	// error is set when the whole batch was refused before any of it was
 	// stamped (too many mutations, a bad op, the server is overloaded or
 	// not taking writes): nothing of it was written.
-	Error         *Error `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error *Error `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// server_time is the server's clock as a version (comparable with
+	// WriteResult.version and stamp_before) when it sent this answer, in
+	// every answer, refusals included: a client estimates the server's
+	// clock from it to set stamp_before. A batch without mutations is
+	// answered with it alone (0 from a server that does not tell it).
+	ServerTime    uint64 `protobuf:"varint,4,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1277,6 +1283,13 @@ func (x *WriteStreamResponse) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *WriteStreamResponse) GetServerTime() uint64 {
+	if x != nil {
+		return x.ServerTime
+	}
+	return 0
 }
 
 type GetRequest struct {
@@ -5878,11 +5891,13 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x12WriteStreamRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
 	"\tmutations\x18\x02 \x03(\v2\x11.wail.v1.MutationR\tmutations\x12!\n" +
-	"\fstamp_before\x18\x03 \x01(\x04R\vstampBefore\"}\n" +
+	"\fstamp_before\x18\x03 \x01(\x04R\vstampBefore\"\x9e\x01\n" +
 	"\x13WriteStreamResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\aresults\x18\x02 \x03(\v2\x14.wail.v1.WriteResultR\aresults\x12$\n" +
-	"\x05error\x18\x03 \x01(\v2\x0e.wail.v1.ErrorR\x05error\"S\n" +
+	"\x05error\x18\x03 \x01(\v2\x0e.wail.v1.ErrorR\x05error\x12\x1f\n" +
+	"\vserver_time\x18\x04 \x01(\x04R\n" +
+	"serverTime\"S\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
