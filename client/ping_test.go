@@ -139,19 +139,6 @@ func (h *holeProxy) hold() {
 	}
 }
 
-// kept returns how many bytes the held connections kept so far.
-func (h *holeProxy) kept() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, c := range h.conns {
-		c.mu.Lock()
-		n += len(c.kept)
-		c.mu.Unlock()
-	}
-	return n
-}
-
 // keptBytes returns what the held connections kept so far, one after
 // the other.
 func (h *holeProxy) keptBytes() []byte {
