@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,40 +17,13 @@ import (
 // holeProxy forwards TCP connections to a server until blackhole: then
 // the connections open so far carry nothing more either way (what comes
 // is read and dropped, as on a route that lost its peer), while new ones
-// are forwarded. hold instead keeps what the client sends on the
-// connections open so far, for release to deliver late.
+// are forwarded.
 type holeProxy struct {
 	ln       net.Listener
 	accepted atomic.Int32
 	mu       sync.Mutex
-	conns    []*proxied
+	conns    []*atomic.Bool // per connection: holed
 	wg       sync.WaitGroup
-}
-
-// proxied is one connection of a holeProxy.
-type proxied struct {
-	holed atomic.Bool
-	up    net.Conn // to the server
-
-	mu   sync.Mutex
-	held bool
-	kept []byte // sent by the client while held
-}
-
-// forward writes what the client sent to the server, unless the
-// connection is black-holed (dropped) or held (kept).
-func (c *proxied) forward(b []byte) error {
-	if c.holed.Load() {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.held {
-		c.kept = append(c.kept, b...)
-		return nil
-	}
-	_, err := c.up.Write(b)
-	return err
 }
 
 func newHoleProxy(t *testing.T, to string) *holeProxy {
@@ -73,19 +47,19 @@ func newHoleProxy(t *testing.T, to string) *holeProxy {
 				continue
 			}
 			h.accepted.Add(1)
-			pc := &proxied{up: up}
+			holed := new(atomic.Bool)
 			h.mu.Lock()
-			h.conns = append(h.conns, pc)
+			h.conns = append(h.conns, holed)
 			h.mu.Unlock()
 			openMu.Lock()
 			open = append(open, c, up)
 			openMu.Unlock()
-			pipe := func(src net.Conn, forward func([]byte) error) {
+			pipe := func(dst, src net.Conn) {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := src.Read(buf)
-					if n > 0 {
-						if err := forward(buf[:n]); err != nil {
+					if n > 0 && !holed.Load() {
+						if _, err := dst.Write(buf[:n]); err != nil {
 							return
 						}
 					}
@@ -94,16 +68,8 @@ func newHoleProxy(t *testing.T, to string) *holeProxy {
 					}
 				}
 			}
-			h.wg.Go(func() { pipe(c, pc.forward) })
-			h.wg.Go(func() {
-				pipe(up, func(b []byte) error {
-					if pc.holed.Load() {
-						return nil
-					}
-					_, err := c.Write(b)
-					return err
-				})
-			})
+			h.wg.Go(func() { pipe(up, c) })
+			h.wg.Go(func() { pipe(c, up) })
 		}
 	})
 	t.Cleanup(func() {
@@ -121,53 +87,9 @@ func newHoleProxy(t *testing.T, to string) *holeProxy {
 func (h *holeProxy) blackhole() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, c := range h.conns {
-		c.holed.Store(true)
+	for _, holed := range h.conns {
+		holed.Store(true)
 	}
-}
-
-// hold keeps what clients send on the connections open so far (the
-// server's side stays open and carries what the server sends), until
-// release.
-func (h *holeProxy) hold() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, c := range h.conns {
-		c.mu.Lock()
-		c.held = true
-		c.mu.Unlock()
-	}
-}
-
-// keptBytes returns what the held connections kept so far, one after
-// the other.
-func (h *holeProxy) keptBytes() []byte {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []byte
-	for _, c := range h.conns {
-		c.mu.Lock()
-		out = append(out, c.kept...)
-		c.mu.Unlock()
-	}
-	return out
-}
-
-// release delivers to the server, late, the first n bytes each held
-// connection kept (what the client sent until then), and nothing more.
-func (h *holeProxy) release(n int) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, c := range h.conns {
-		c.mu.Lock()
-		kept := c.kept[:min(n, len(c.kept))]
-		c.kept = nil
-		c.mu.Unlock()
-		if _, err := c.up.Write(kept); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // TestProducerDeadConnection: a connection that stops carrying anything

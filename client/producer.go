@@ -95,30 +95,11 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 
 // FenceAfterBreak is how long a Producer waits, after a stream broke with
 // writes in flight, before it sends those writes again or any later write
-// of their keys: the server stamps a write within 5 s of reading it or
-// refuses it (internal/proxy.MaxStampDelay), and within 5 s of when the
-// producer sent it (its batch's stamp_before, from the server's clock as
-// the answers tell it), so after this no attempt lost with the
-// stream can still get a version, even one the network delivers late, and
-// no lost attempt can overwrite a retry or a later write of the same key.
+// of their keys: the server stamps a write within 5 s of receiving it or
+// refuses it (internal/proxy.MaxStampDelay), so after this no attempt
+// lost with the stream can still get a version, and no lost attempt can
+// overwrite a retry or a later write of the same key.
 const FenceAfterBreak = 6 * time.Second
-
-// stampWindow is how long after it sent a batch the producer lets the
-// server stamp it (its stamp_before): 5/6 of the fence (5 s of
-// FenceAfterBreak), so that an attempt delivered late is refused before
-// the producer writes its keys again, with 1 s left for the servers'
-// clocks to differ and for the estimate of the server's clock.
-// A fence shortened below 120 ms (tests) leaves no room for one: 0, no
-// bound (an estimate of the server's clock is low by up to a round trip).
-func stampWindow(fence time.Duration) time.Duration {
-	if w := fence - fence/6; w >= minStampWindow {
-		return w
-	}
-	return 0
-}
-
-// minStampWindow is the least stampWindow that bounds stamping.
-const minStampWindow = 100 * time.Millisecond
 
 // Result is what the server answered for one write.
 type Result struct {

@@ -26,9 +26,6 @@ type flight struct {
 	// sent: when it was sent; tables: the tables of its writes.
 	sent   time.Time
 	tables map[string]bool
-	// probe: the batch without writes that asks a new stream's server
-	// for its clock (server_time) before any write goes.
-	probe bool
 }
 
 type answer struct {
@@ -66,11 +63,6 @@ type loop struct {
 	// retry_after_ms).
 	paused map[string]time.Time
 	timer  *time.Timer
-	// clock estimates the stream's server's clock, for stamp_before;
-	// probed: the stream's probe was answered (writes go from then on,
-	// bounded when it told the clock).
-	clock  serverClock
-	probed bool
 }
 
 // streamConn is one open WriteStream. Its sender sends the batches
@@ -211,13 +203,8 @@ func (l *loop) pump(closing bool) time.Time {
 		}
 		if !l.send(batch, now) {
 			// No stream before reopenAt: look again then (or to fail a
-			// write in time), not at once. A stream whose probe is out
-			// sends once it is answered (the answer wakes the loop).
-			wake := l.flightsWake(now)
-			if l.stream == nil {
-				wake = minTime(l.reopenAt, wake)
-			}
-			return l.queueWake(wake)
+			// write in time), not at once.
+			return l.queueWake(minTime(l.reopenAt, l.flightsWake(now)))
 		}
 	}
 	return l.queueWake(l.flightsWake(now))
@@ -437,22 +424,8 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		l.requeue(batch)
 		return false
 	}
-	if !l.probed {
-		// Before a stream's first write, its server's clock: without
-		// it the first batches would carry no stamp_before, and one the
-		// network held could overwrite a newer write of its keys.
-		if !l.probing() {
-			l.sendProbe(now)
-		}
-		l.requeue(batch)
-		return false
-	}
 	l.seq++
-	// Stamped no later than the fence after this send: a batch that the
-	// network delivers later, after the stream broke and its keys were
-	// written again, is refused, not stamped over those writes.
-	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch)),
-		StampBefore: l.clock.stampBefore(now, stampWindow(l.p.fence))}
+	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch))}
 	for i, w := range batch {
 		req.Mutations[i] = w.m
 		l.busy[w.key] = true
@@ -472,36 +445,12 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 	return true
 }
 
-// probing reports whether the stream's probe is in flight.
-func (l *loop) probing() bool {
-	for _, f := range l.flights {
-		if f.probe {
-			return true
-		}
-	}
-	return false
-}
-
-// sendProbe sends a batch without writes on the stream; its answer tells
-// the server's clock (server_time). It is a flight like any other: a
-// stream that does not answer it is given up.
-func (l *loop) sendProbe(now time.Time) {
-	l.seq++
-	l.flights[l.seq] = &flight{deadline: firstDeadline(nil), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, probe: true}
-	select {
-	case l.stream.reqs <- &wailv1.WriteStreamRequest{Seq: l.seq}:
-	default: // cannot be: a new stream has nothing in flight
-		l.broken(errors.New("the server answered batches not sent yet"))
-	}
-}
-
 // open opens a stream unless a reopen backoff runs.
 func (l *loop) open(now time.Time) bool {
 	if now.Before(l.reopenAt) {
 		return false
 	}
 	l.gen++
-	l.clock, l.probed = serverClock{}, false // another server, maybe
 	ctx, cancel := context.WithCancel(l.ctx)
 	s := l.p.client.WriteStream(ctx)
 	reqs := make(chan *wailv1.WriteStreamRequest, l.p.cfg.MaxInFlight)
@@ -640,10 +589,6 @@ func (l *loop) answer(a answer) {
 	}
 	delete(l.flights, a.resp.GetSeq())
 	l.reopenErr = 0
-	l.clock.observe(a.resp.GetServerTime(), time.Now())
-	if f.probe {
-		l.probed = true // a server that does not tell its clock: no bound
-	}
 	var again []*pending
 	for i, w := range f.writes {
 		delete(l.busy, w.key)

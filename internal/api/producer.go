@@ -29,8 +29,7 @@ type Writer interface {
 
 // ProducerService serves wail.v1.ProducerService on a Writer.
 type ProducerService struct {
-	p     Writer
-	clock Clock // nil: answers carry no server_time
+	p Writer
 	// admit, if set, may refuse writes (Unavailable) before they are
 	// stamped: the proxy id's lease is not valid.
 	admit func() error
@@ -49,15 +48,7 @@ func (s *ProducerService) Close() { s.closeOnce.Do(func() { close(s.closing) }) 
 // NewProducerService returns the ProducerService handler, with the
 // default write stream limits (see WithStreamLimits).
 func NewProducerService(p Writer) *ProducerService {
-	clock, _ := p.(Clock)
-	return (&ProducerService{p: p, clock: clock, closing: make(chan struct{})}).WithStreamLimits(StreamLimits{})
-}
-
-// Clock is a Writer that tells its clock (the proxy): write-stream answers
-// carry it (server_time), for clients to set stamp_before.
-type Clock interface {
-	// ClockPeek returns the clock as a version, without taking one.
-	ClockPeek() uint64
+	return (&ProducerService{p: p, closing: make(chan struct{})}).WithStreamLimits(StreamLimits{})
 }
 
 // WithAdmit makes every write ask admit first; an error refuses it with

@@ -174,9 +174,6 @@ func (w *writeStream) send() {
 	var err error
 	for a := range w.answers {
 		if err == nil {
-			if w.s.clock != nil {
-				a.ServerTime = w.s.clock.ClockPeek()
-			}
 			if err = w.stream.Send(a); err != nil {
 				w.stop()
 				close(w.failed)
@@ -214,7 +211,6 @@ func (s *ProducerService) streamBatch(ctx context.Context, req *wailv1.WriteStre
 			bad[i] = err
 			continue
 		}
-		mut.StampBefore = req.GetStampBefore()
 		muts = append(muts, mut)
 	}
 	var res []proxy.Result

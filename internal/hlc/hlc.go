@@ -76,16 +76,6 @@ func (c *Clock) Now() uint64 {
 	return next<<proxyBits | c.proxyID
 }
 
-// Peek returns the version Now would return, without taking it: the
-// clock's time, for comparing and telling, not for stamping.
-func (c *Clock) Peek() uint64 {
-	phys := physical(c.now())
-	c.mu.Lock()
-	next := max(phys<<logicalBits, c.last+1)
-	c.mu.Unlock()
-	return next<<proxyBits | c.proxyID
-}
-
 // Observe moves the clock forward so that every later version is greater
 // than v (a version seen from another proxy, a store or a log).
 func (c *Clock) Observe(v uint64) {

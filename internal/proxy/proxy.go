@@ -110,12 +110,6 @@ type Mutation struct {
 	// value as JSON for a store's queryable column (store.Mutation).
 	SchemaID uint32
 	Doc      []byte
-	// StampBefore, when set, is a version: a write this proxy comes to
-	// stamp at or after it is refused (ErrUnavailable), nothing written.
-	// A client sets it from the time it sent the write, so that an attempt
-	// delivered late, after the client wrote the key again, is never
-	// stamped over that newer write (WriteStreamRequest.stamp_before).
-	StampBefore uint64
 }
 
 // Result says what happened to one Mutation.
@@ -470,10 +464,6 @@ func (p *Proxy) storeFailed(t catalog.Table, smuts []store.Mutation, idx []int, 
 		p.abort(t.Name, smuts, now)
 	}
 }
-
-// ClockPeek returns the proxy's clock as a version, without taking one:
-// what the write-stream answers tell clients (server_time).
-func (p *Proxy) ClockPeek() uint64 { return p.clock.Peek() }
 
 // stamp gives each mutation its version and builds its intent record and
 // its store mutation.
