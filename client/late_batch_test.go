@@ -17,6 +17,34 @@ import (
 	"github.com/wail-cdc/wail/internal/store"
 )
 
+// realProxy is the real proxy over proxytest's log and store, with one
+// transactional table, tx.
+func realProxy(t *testing.T) (*proxytest.World, *proxy.Proxy) { return realProxyAt(t, nil) }
+
+// realProxyAt is realProxy with the proxy's clock reading now (nil: the
+// time).
+func realProxyAt(t *testing.T, now func() time.Time) (*proxytest.World, *proxy.Proxy) {
+	t.Helper()
+	w := &proxytest.World{Rows: map[string]store.Row{}}
+	clock, err := hlc.New(3, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbs := proxytest.Tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
+	return w, proxy.New(w.Log(), w.Store(), tbs, clock, proxy.Limits{MaxKeyBytes: 64, MaxValueBytes: 64, MaxBatch: 100}, nil)
+}
+
+// startH2C serves h over h2c (HTTP/2 without TLS) until the test ends.
+func startH2C(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // slowFirst is the real proxy whose first batch holding key "slow" takes
 // until hold is closed to answer (a slow store write, well inside the
 // table's visibility window).
@@ -56,23 +84,13 @@ func (s *slowFirst) Write(ctx context.Context, muts []proxy.Mutation) []proxy.Re
 // newer write.
 func TestBatchReadLateOverwrites(t *testing.T) {
 	t.Parallel()
-	w := &proxytest.World{Rows: map[string]store.Row{}}
-	clock, err := hlc.New(3, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbs := proxytest.Tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
-	px := proxy.New(w.Log(), w.Store(), tbs, clock, proxy.Limits{MaxKeyBytes: 64, MaxValueBytes: 64, MaxBatch: 100}, nil)
+	w, px := realProxy(t)
 	sw := &slowFirst{Writer: px, entered: make(chan struct{}), hold: make(chan struct{})}
 	var release sync.Once
 	svc := api.NewProducerService(sw).WithStreamLimits(api.StreamLimits{InFlight: 1})
 	mux := http.NewServeMux()
 	mux.Handle(wailv1connect.NewProducerServiceHandler(svc))
-	srv := httptest.NewUnstartedServer(mux)
-	srv.Config.Protocols = new(http.Protocols)
-	srv.Config.Protocols.SetUnencryptedHTTP2(true)
-	srv.Start()
-	t.Cleanup(srv.Close)
+	srv := startH2C(t, mux)
 	t.Cleanup(func() { release.Do(func() { close(sw.hold) }) })
 	hole := newHoleProxy(t, srv.Listener.Addr().String())
 	hc, err := Options{Addr: hole.ln.Addr().String(), H2C: true, PingInterval: 200 * time.Millisecond, PingTimeout: 300 * time.Millisecond}.HTTPClient()

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,13 +16,40 @@ import (
 // holeProxy forwards TCP connections to a server until blackhole: then
 // the connections open so far carry nothing more either way (what comes
 // is read and dropped, as on a route that lost its peer), while new ones
-// are forwarded.
+// are forwarded. hold instead keeps what the client sends on the
+// connections open so far, for release to deliver late.
 type holeProxy struct {
 	ln       net.Listener
 	accepted atomic.Int32
 	mu       sync.Mutex
-	conns    []*atomic.Bool // per connection: holed
+	conns    []*proxied
 	wg       sync.WaitGroup
+}
+
+// proxied is one connection of a holeProxy.
+type proxied struct {
+	holed atomic.Bool
+	up    net.Conn // to the server
+
+	mu   sync.Mutex
+	held bool
+	kept []byte // sent by the client while held
+}
+
+// forward writes what the client sent to the server, unless the
+// connection is black-holed (dropped) or held (kept).
+func (c *proxied) forward(b []byte) error {
+	if c.holed.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held {
+		c.kept = append(c.kept, b...)
+		return nil
+	}
+	_, err := c.up.Write(b)
+	return err
 }
 
 func newHoleProxy(t *testing.T, to string) *holeProxy {
@@ -47,19 +73,19 @@ func newHoleProxy(t *testing.T, to string) *holeProxy {
 				continue
 			}
 			h.accepted.Add(1)
-			holed := new(atomic.Bool)
+			pc := &proxied{up: up}
 			h.mu.Lock()
-			h.conns = append(h.conns, holed)
+			h.conns = append(h.conns, pc)
 			h.mu.Unlock()
 			openMu.Lock()
 			open = append(open, c, up)
 			openMu.Unlock()
-			pipe := func(dst, src net.Conn) {
+			pipe := func(src net.Conn, forward func([]byte) error) {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := src.Read(buf)
-					if n > 0 && !holed.Load() {
-						if _, err := dst.Write(buf[:n]); err != nil {
+					if n > 0 {
+						if err := forward(buf[:n]); err != nil {
 							return
 						}
 					}
@@ -68,8 +94,16 @@ func newHoleProxy(t *testing.T, to string) *holeProxy {
 					}
 				}
 			}
-			h.wg.Go(func() { pipe(up, c) })
-			h.wg.Go(func() { pipe(c, up) })
+			h.wg.Go(func() { pipe(c, pc.forward) })
+			h.wg.Go(func() {
+				pipe(up, func(b []byte) error {
+					if pc.holed.Load() {
+						return nil
+					}
+					_, err := c.Write(b)
+					return err
+				})
+			})
 		}
 	})
 	t.Cleanup(func() {
@@ -87,9 +121,53 @@ func newHoleProxy(t *testing.T, to string) *holeProxy {
 func (h *holeProxy) blackhole() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, holed := range h.conns {
-		holed.Store(true)
+	for _, c := range h.conns {
+		c.holed.Store(true)
 	}
+}
+
+// hold keeps what clients send on the connections open so far (the
+// server's side stays open and carries what the server sends), until
+// release.
+func (h *holeProxy) hold() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		c.mu.Lock()
+		c.held = true
+		c.mu.Unlock()
+	}
+}
+
+// keptBytes returns what the held connections kept so far, one after
+// the other.
+func (h *holeProxy) keptBytes() []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []byte
+	for _, c := range h.conns {
+		c.mu.Lock()
+		out = append(out, c.kept...)
+		c.mu.Unlock()
+	}
+	return out
+}
+
+// release delivers to the server, late, the first n bytes each held
+// connection kept (what the client sent until then), and nothing more.
+func (h *holeProxy) release(n int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.conns {
+		c.mu.Lock()
+		kept := c.kept[:min(n, len(c.kept))]
+		c.kept = nil
+		c.mu.Unlock()
+		if _, err := c.up.Write(kept); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // TestProducerDeadConnection: a connection that stops carrying anything

@@ -95,10 +95,16 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 
 // FenceAfterBreak is how long a Producer waits, after a stream broke with
 // writes in flight, before it sends those writes again or any later write
-// of their keys: the server stamps a write within 5 s of receiving it or
-// refuses it (internal/proxy.MaxStampDelay), so after this no attempt
-// lost with the stream can still get a version, and no lost attempt can
-// overwrite a retry or a later write of the same key.
+// of their keys, when their server did not tell its clock: the server
+// stamps a write within 5 s of reading it or refuses it
+// (internal/proxy.MaxStampDelay), so after this no attempt lost with the
+// stream can still get a version, and no lost attempt can overwrite a
+// retry or a later write of the same key. A server that tells its clock
+// (server_time) refuses, too, a batch it comes to stamp later than its
+// stamp_before, the batch's send plus its stamp window (5/6 of this, more
+// on a link slow to answer: stampclock.go); the keys of such a batch wait
+// until then plus the 1 s left, counted from the send, which covers an
+// attempt the network itself delivers late.
 const FenceAfterBreak = 6 * time.Second
 
 // Result is what the server answered for one write.

@@ -47,6 +47,9 @@ func (s *slowServer) WriteStream(ctx context.Context, st *connect.BidiStream[wai
 		if err != nil {
 			return nil
 		}
+		if answerProbe(st, req) {
+			continue
+		}
 		b := slowBatch{size: len(req.Mutations)}
 		for _, m := range req.Mutations {
 			b.keys = append(b.keys, string(m.Key))

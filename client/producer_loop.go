@@ -26,6 +26,12 @@ type flight struct {
 	// sent: when it was sent; tables: the tables of its writes.
 	sent   time.Time
 	tables map[string]bool
+	// probe: the batch without writes that asks a new stream's server
+	// for its clock (server_time) before any write goes.
+	probe bool
+	// until: the local time by which the server refuses to stamp the
+	// batch (its stamp_before); zero: it carries none.
+	until time.Time
 }
 
 type answer struct {
@@ -63,6 +69,18 @@ type loop struct {
 	// retry_after_ms).
 	paused map[string]time.Time
 	timer  *time.Timer
+	// clock estimates the stream's server's clock, for stamp_before;
+	// probed: the stream's probe was answered (writes go from then on,
+	// bounded when it told the clock).
+	clock  serverClock
+	probed bool
+	// window is each batch's stamp window, from the answers' times.
+	window stampWindow
+	// unprobed: a server ended a stream permission_denied on its probe
+	// (one before per-batch refusals, with a token scoped to tables):
+	// streams go without a probe, unbounded, as to a server without
+	// server_time.
+	unprobed bool
 }
 
 // streamConn is one open WriteStream. Its sender sends the batches
@@ -81,7 +99,7 @@ func (p *Producer) run() {
 	defer cancel()
 	l := &loop{p: p, ctx: ctx, flights: map[uint64]*flight{}, busy: map[string]bool{}, fence: map[string]time.Time{},
 		queued: map[string]int{}, seen: map[string]bool{},
-		answers: p.answers, timer: time.NewTimer(time.Hour)}
+		answers: p.answers, timer: time.NewTimer(time.Hour), window: newStampWindow(p.fence)}
 	defer l.timer.Stop()
 	notify, stop := p.notify, p.stop
 	due := true // pump at once; otherwise at l.wake
@@ -203,8 +221,13 @@ func (l *loop) pump(closing bool) time.Time {
 		}
 		if !l.send(batch, now) {
 			// No stream before reopenAt: look again then (or to fail a
-			// write in time), not at once.
-			return l.queueWake(minTime(l.reopenAt, l.flightsWake(now)))
+			// write in time), not at once. A stream whose probe is out
+			// sends once it is answered (the answer wakes the loop).
+			wake := l.flightsWake(now)
+			if l.stream == nil {
+				wake = minTime(l.reopenAt, wake)
+			}
+			return l.queueWake(wake)
 		}
 	}
 	return l.queueWake(l.flightsWake(now))
@@ -424,8 +447,27 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		l.requeue(batch)
 		return false
 	}
+	if !l.probed && !l.unprobed {
+		// Before a stream's first write, its server's clock: without
+		// it the first batches would carry no stamp_before, and one the
+		// network held could overwrite a newer write of its keys.
+		if !l.probing() {
+			l.sendProbe(now)
+		}
+		l.requeue(batch)
+		return false
+	}
 	l.seq++
-	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch))}
+	// Stamped within the window after this send or not at all: a batch
+	// that the network delivers later, after the stream broke and its
+	// keys were written again, is refused, not stamped over those writes.
+	window := l.window.get()
+	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch)),
+		StampBefore: l.clock.stampBefore(now, window)}
+	var until time.Time
+	if req.StampBefore != 0 {
+		until = now.Add(window)
+	}
 	for i, w := range batch {
 		req.Mutations[i] = w.m
 		l.busy[w.key] = true
@@ -435,7 +477,7 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 	for _, w := range batch {
 		tables[w.m.GetTable()] = true
 	}
-	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, tables: tables}
+	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, tables: tables, until: until}
 	select {
 	case l.stream.reqs <- req:
 	default: // more flights than MaxInFlight: the server answered batches it was not sent
@@ -445,12 +487,36 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 	return true
 }
 
+// probing reports whether the stream's probe is in flight.
+func (l *loop) probing() bool {
+	for _, f := range l.flights {
+		if f.probe {
+			return true
+		}
+	}
+	return false
+}
+
+// sendProbe sends a batch without writes on the stream; its answer tells
+// the server's clock (server_time). It is a flight like any other: a
+// stream that does not answer it is given up.
+func (l *loop) sendProbe(now time.Time) {
+	l.seq++
+	l.flights[l.seq] = &flight{deadline: firstDeadline(nil), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, probe: true}
+	select {
+	case l.stream.reqs <- &wailv1.WriteStreamRequest{Seq: l.seq}:
+	default: // cannot be: a new stream has nothing in flight
+		l.broken(errors.New("the server answered batches not sent yet"))
+	}
+}
+
 // open opens a stream unless a reopen backoff runs.
 func (l *loop) open(now time.Time) bool {
 	if now.Before(l.reopenAt) {
 		return false
 	}
 	l.gen++
+	l.clock, l.probed = serverClock{}, false // another server, maybe
 	ctx, cancel := context.WithCancel(l.ctx)
 	s := l.p.client.WriteStream(ctx)
 	reqs := make(chan *wailv1.WriteStreamRequest, l.p.cfg.MaxInFlight)
@@ -507,8 +573,10 @@ func (l *loop) closeStream() {
 
 // broken handles a stream that failed: every write in flight may or may
 // not have been written, so it and every later write of its key wait
-// FenceAfterBreak, then go again.
+// until no attempt lost with the stream can be stamped any more (fenceOf),
+// then go again.
 func (l *loop) broken(err error) {
+	probeDenied := connect.CodeOf(err) == connect.CodePermissionDenied && l.probing()
 	l.closeStream()
 	if code := connect.CodeOf(err); code == connect.CodeUnimplemented || code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied {
 		// Retrying cannot help: fail the writes in flight. The server
@@ -528,6 +596,9 @@ func (l *loop) broken(err error) {
 			delete(l.flights, seq)
 		}
 		if code == connect.CodePermissionDenied {
+			l.unprobed = l.unprobed || probeDenied
+			l.reopenErr++
+			l.reopenAt = time.Now().Add(backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, l.reopenErr))
 			return
 		}
 		for _, w := range l.queue {
@@ -545,12 +616,12 @@ func (l *loop) broken(err error) {
 			delete(l.fence, k) // else kept by a key no write came to again (its write failed meanwhile)
 		}
 	}
-	fence := now.Add(l.p.fence)
 	var lost []*pending
 	for seq, f := range l.flights {
+		fence := l.fenceOf(f, now)
 		for _, w := range f.writes {
 			delete(l.busy, w.key)
-			l.fence[w.key] = fence
+			l.fence[w.key] = maxTime(l.fence[w.key], fence)
 			w.lastErr = &WriteError{Code: connect.CodeOf(err), Message: "the write stream broke before the answer: " + err.Error()}
 			w.lost = true
 		}
@@ -562,6 +633,20 @@ func (l *loop) broken(err error) {
 		delete(l.flights, seq)
 	}
 	l.requeue(lost)
+}
+
+// fenceOf is when no attempt of f, lost with its stream at now, can be
+// stamped any more: its stamp_before plus the margin the window leaves
+// (counted from the send: the server refuses it then, however late the
+// network delivers it), or, for a batch without one, FenceAfterBreak
+// after the break (the server refuses it 5 s after reading it: that
+// covers an attempt read before the break, not one the network delivers
+// later).
+func (l *loop) fenceOf(f *flight, now time.Time) time.Time {
+	if f.until.IsZero() {
+		return now.Add(l.p.fence)
+	}
+	return f.until.Add(l.p.fence - l.window.base)
 }
 
 // requeue puts writes back ahead of the queue, in arrival order: every
@@ -588,7 +673,15 @@ func (l *loop) answer(a answer) {
 		return
 	}
 	delete(l.flights, a.resp.GetSeq())
-	l.reopenErr = 0
+	if !f.probe {
+		l.reopenErr = 0 // a probe's answer says nothing of the stream's writes
+	}
+	now := time.Now()
+	l.clock.observe(a.resp.GetServerTime(), now)
+	l.window.answered(now.Sub(f.sent))
+	if f.probe {
+		l.probed = true // a server that does not tell its clock: no bound
+	}
 	var again []*pending
 	for i, w := range f.writes {
 		delete(l.busy, w.key)

@@ -34,6 +34,9 @@ func (s *quotaServer) WriteStream(_ context.Context, st *connect.BidiStream[wail
 		if err != nil {
 			return nil
 		}
+		if answerProbe(st, req) {
+			continue
+		}
 		s.mu.Lock()
 		s.arrivals = append(s.arrivals, time.Now())
 		out := &wailv1.WriteStreamResponse{Seq: req.Seq}

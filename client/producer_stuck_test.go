@@ -30,6 +30,9 @@ func (s *stuckFirst) WriteStream(ctx context.Context, st *connect.BidiStream[wai
 		if err != nil {
 			return nil
 		}
+		if answerProbe(st, req) {
+			continue
+		}
 		if first {
 			continue
 		}
@@ -88,6 +91,9 @@ func (s *stampedOnce) WriteStream(ctx context.Context, st *connect.BidiStream[wa
 		if err != nil {
 			return nil
 		}
+		if answerProbe(st, req) {
+			continue
+		}
 		out := &wailv1.WriteStreamResponse{Seq: req.Seq}
 		for range req.Mutations {
 			r := &wailv1.WriteResult{Error: &wailv1.Error{Code: connect.CodeUnavailable.String(), Message: "refused: nothing was written"}}
@@ -135,6 +141,9 @@ func (s *stampedThenSilent) WriteStream(ctx context.Context, st *connect.BidiStr
 		req, err := st.Receive()
 		if err != nil {
 			return nil
+		}
+		if answerProbe(st, req) {
+			continue
 		}
 		if s.tries.Add(int32(len(req.Mutations))) > 1 {
 			continue

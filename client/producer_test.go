@@ -18,6 +18,17 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
+// answerProbe answers a batch without writes (a producer's probe of a
+// new stream, for server_time) as a server does, and reports whether
+// req was one.
+func answerProbe(st *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse], req *wailv1.WriteStreamRequest) bool {
+	if len(req.GetMutations()) > 0 {
+		return false
+	}
+	_ = st.Send(&wailv1.WriteStreamResponse{Seq: req.GetSeq()})
+	return true
+}
+
 // script is a ProducerService whose WriteStream stamps versions from a
 // counter, checks that no key is in two batches in flight, and fails as
 // the test says.
@@ -53,6 +64,9 @@ func (s *script) WriteStream(ctx context.Context, st *connect.BidiStream[wailv1.
 		}
 		if err != nil {
 			return err // e.g. a message over the size cap, or refused by an interceptor
+		}
+		if answerProbe(st, req) {
+			continue
 		}
 		s.mu.Lock()
 		s.batches++

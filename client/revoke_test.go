@@ -14,12 +14,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/auth"
-	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
-	"github.com/wail-cdc/wail/internal/hlc"
-	"github.com/wail-cdc/wail/internal/proxy"
-	"github.com/wail-cdc/wail/internal/proxy/proxytest"
-	"github.com/wail-cdc/wail/internal/store"
 )
 
 // huntBearer adds a token to the client's streams.
@@ -61,13 +56,7 @@ func TestRevokedTokenAfterWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &proxytest.World{Rows: map[string]store.Row{}}
-	clock, err := hlc.New(3, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbs := proxytest.Tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
-	px := proxy.New(w.Log(), w.Store(), tbs, clock, proxy.Limits{MaxKeyBytes: 64, MaxValueBytes: 64, MaxBatch: 100}, nil)
+	w, px := realProxy(t)
 	revoked := make(chan struct{})
 	sw := &slowFirst{Writer: px, entered: make(chan struct{}), hold: revoked}
 	mux := api.NewMux()

@@ -36,6 +36,9 @@ func (s *attempts) WriteStream(ctx context.Context, st *connect.BidiStream[wailv
 		if err != nil {
 			return err
 		}
+		if answerProbe(st, req) {
+			continue
+		}
 		s.mu.Lock()
 		s.n++
 		n := s.n
@@ -117,6 +120,9 @@ func (s *stallTable) WriteStream(ctx context.Context, st *connect.BidiStream[wai
 		req, err := st.Receive()
 		if err != nil {
 			return nil
+		}
+		if answerProbe(st, req) {
+			continue
 		}
 		s.mu.Lock()
 		s.batches++

@@ -25,6 +25,10 @@ type Writer interface {
 	// MaxBatch is the most mutations a batch may have
 	// (limits.max_batch_mutations).
 	MaxBatch() int
+	// ServerTime is the process's monotonic clock in nanoseconds (never
+	// 0): write-stream answers carry it (server_time), for clients to set
+	// stamp_before, which the Writer compares with it.
+	ServerTime() uint64
 }
 
 // ProducerService serves wail.v1.ProducerService on a Writer.

@@ -174,6 +174,7 @@ func (w *writeStream) send() {
 	var err error
 	for a := range w.answers {
 		if err == nil {
+			a.ServerTime = w.s.p.ServerTime()
 			if err = w.stream.Send(a); err != nil {
 				w.stop()
 				close(w.failed)
@@ -211,6 +212,7 @@ func (s *ProducerService) streamBatch(ctx context.Context, req *wailv1.WriteStre
 			bad[i] = err
 			continue
 		}
+		mut.StampBefore = req.GetStampBefore()
 		muts = append(muts, mut)
 	}
 	var res []proxy.Result

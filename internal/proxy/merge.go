@@ -76,7 +76,7 @@ func (p *Proxy) writeMerged(ctx context.Context, t catalog.Table, muts []Mutatio
 	if m.running < p.limits.WritesInFlight && len(m.queue) == 0 {
 		m.running++
 		m.mu.Unlock()
-		if !p.late(arrived, time.Now(), idx, res) {
+		if !p.late(arrived, time.Now(), idx, res) && !p.overdue(muts, idx, res) {
 			p.writeTable(ctx, t, muts, idx, res)
 		}
 		p.handOn(m)
@@ -167,7 +167,7 @@ func (p *Proxy) runMerged(ctx context.Context, batch []*queued) {
 func (p *Proxy) refuseLate(leader *queued, batch []*queued, now time.Time) []*queued {
 	keep := batch[:0:0]
 	for _, q := range batch {
-		if !p.late(q.at, now, q.idx, q.res) && !p.gated(q.t, q.idx, q.res) {
+		if !p.late(q.at, now, q.idx, q.res) && !p.overdue(q.muts, q.idx, q.res) && !p.gated(q.t, q.idx, q.res) {
 			keep = append(keep, q)
 			continue
 		}
@@ -176,6 +176,34 @@ func (p *Proxy) refuseLate(leader *queued, batch []*queued, now time.Time) []*qu
 		}
 	}
 	return keep
+}
+
+// overdue answers the mutations idx of a write, and reports true, when
+// one of them carries a StampBefore that the clock reached: the client
+// sent them too long ago (the network or the server held them) and may
+// have written their keys again since. Refused as a whole, as the client
+// sent them.
+func (p *Proxy) overdue(muts []Mutation, idx []int, res []Result) bool {
+	var before uint64
+	for _, i := range idx {
+		if b := muts[i].StampBefore; b != 0 && (before == 0 || b < before) {
+			before = b
+		}
+	}
+	if before == 0 {
+		return false
+	}
+	now := p.ServerTime()
+	if now < before {
+		return false
+	}
+	over := time.Duration(now - before)
+	for _, i := range idx {
+		res[i].Err = fmt.Errorf("%w: the write came to be stamped %s past the time its client set to stamp it by (stamp_before: the network or the server held it): nothing was written; retry",
+			ErrUnavailable, over.Round(time.Millisecond))
+	}
+	p.metrics.lateWrites.Inc()
+	return true
 }
 
 // late answers the mutations idx of a write whose Write call began at

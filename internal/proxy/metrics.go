@@ -77,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		lateWrites: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wail_proxy_late_writes_total",
-			Help: "Writes (of one table of a request) refused unwritten because they could not be stamped within the stamp bound (5 s) of their arrival (a merge queue, or the request's other tables before them): the store or the log is too slow for the load.",
+			Help: "Writes (of one table of a request) refused unwritten because they could not be stamped within the stamp bound (5 s) of their arrival (a merge queue, or the request's other tables before them), or before the stamp_before their client set (they reached the server late): the store or the log is too slow for the load, or the network held them.",
 		}),
 		writeTime: telemetry.Latency("wail_proxy_write_seconds",
 			"Histogram: the proxy's part of a write of a table's mutations, from stamping versions to the answer (intent append plus store write).", "table"),

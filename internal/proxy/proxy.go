@@ -110,6 +110,12 @@ type Mutation struct {
 	// value as JSON for a store's queryable column (store.Mutation).
 	SchemaID uint32
 	Doc      []byte
+	// StampBefore, when set, is a ServerTime of this proxy: a write it
+	// comes to stamp at or after it is refused (ErrUnavailable), nothing
+	// written. A client sets it from the time it sent the write, so that
+	// an attempt delivered late, after the client wrote the key again, is
+	// never stamped over that newer write (WriteStreamRequest.stamp_before).
+	StampBefore uint64
 }
 
 // Result says what happened to one Mutation.
@@ -159,6 +165,9 @@ type Proxy struct {
 	landing *landing.Writes
 	// admit is asked right before stamping (nil: always yes).
 	admit func() error
+	// started is when New ran: ServerTime counts from it, on the
+	// monotonic clock.
+	started time.Time
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -173,7 +182,7 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 		limits.MaxMerge = max(limits.MaxBatch, 1)
 	}
 	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second,
-		mergers: map[string]*merger{}, stampDelay: MaxStampDelay}
+		mergers: map[string]*merger{}, stampDelay: MaxStampDelay, started: time.Now()}
 }
 
 // MaxBatch is the most mutations a batch may have
@@ -464,6 +473,13 @@ func (p *Proxy) storeFailed(t catalog.Table, smuts []store.Mutation, idx []int, 
 		p.abort(t.Name, smuts, now)
 	}
 }
+
+// ServerTime is this process's monotonic clock, in nanoseconds from an
+// origin of its own (never 0): what write-stream answers tell clients
+// (server_time) and what Mutation.StampBefore is compared with. Never
+// the wall clock or the HLC: a clock set back or stepped forward (NTP)
+// would move a bound the client set from it.
+func (p *Proxy) ServerTime() uint64 { return uint64(time.Since(p.started)) + 1 }
 
 // stamp gives each mutation its version and builds its intent record and
 // its store mutation.

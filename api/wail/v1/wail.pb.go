@@ -1145,7 +1145,20 @@ type WriteStreamRequest struct {
 	// mutations are at most limits.max_batch_mutations, as in Write; a
 	// batch of more is answered with error invalid_argument (nothing of it
 	// written) and the stream goes on.
-	Mutations     []*Mutation `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	Mutations []*Mutation `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	// stamp_before, when set, is a time of the server process's monotonic
+	// clock (server_time, nanoseconds from an origin of its own): a batch
+	// the server comes to stamp at or after it is answered with error
+	// unavailable, nothing of it written. A client sets it to the server's
+	// time when it sent the batch, estimated from the server_time of an
+	// earlier answer on the same stream (a stream is served by one process
+	// from its start to its end), plus less than the time it waits before
+	// it writes a key again after a broken stream: then an attempt that the
+	// network delivers late, after the client gave its stream up and wrote
+	// the key again, is refused instead of being stamped after, and
+	// overwriting, that newer write. 0: no bound (the server still refuses
+	// a write not stamped within 5 s of reading it).
+	StampBefore   uint64 `protobuf:"varint,3,opt,name=stamp_before,json=stampBefore,proto3" json:"stamp_before,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1194,6 +1207,13 @@ func (x *WriteStreamRequest) GetMutations() []*Mutation {
 	return nil
 }
 
+func (x *WriteStreamRequest) GetStampBefore() uint64 {
+	if x != nil {
+		return x.StampBefore
+	}
+	return 0
+}
+
 // WriteStreamResponse answers one batch of a write stream. Batches of one
 // stream run concurrently (up to api.write_stream_in_flight), so responses
 // may come in another order than the requests: match them by seq.
@@ -1205,7 +1225,14 @@ type WriteStreamResponse struct {
 	// error is set when the whole batch was refused before any of it was
 	// stamped (too many mutations, a bad op, the server is overloaded or
 	// not taking writes): nothing of it was written.
-	Error         *Error `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error *Error `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// server_time is the server process's monotonic clock when it sent
+	// this answer, in nanoseconds from an origin of that process (never the
+	// wall clock: it never steps), in every answer, refusals included. It
+	// means nothing across processes or streams: a client estimates from it
+	// the clock stamp_before is compared with. A batch without mutations is
+	// answered with it alone (0 from a server that does not tell it).
+	ServerTime    uint64 `protobuf:"varint,4,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1259,6 +1286,13 @@ func (x *WriteStreamResponse) GetError() *Error {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *WriteStreamResponse) GetServerTime() uint64 {
+	if x != nil {
+		return x.ServerTime
+	}
+	return 0
 }
 
 type GetRequest struct {
@@ -5856,14 +5890,17 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fWriteRequest\x12/\n" +
 	"\tmutations\x18\x01 \x03(\v2\x11.wail.v1.MutationR\tmutations\"?\n" +
 	"\rWriteResponse\x12.\n" +
-	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"W\n" +
+	"\aresults\x18\x01 \x03(\v2\x14.wail.v1.WriteResultR\aresults\"z\n" +
 	"\x12WriteStreamRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
-	"\tmutations\x18\x02 \x03(\v2\x11.wail.v1.MutationR\tmutations\"}\n" +
+	"\tmutations\x18\x02 \x03(\v2\x11.wail.v1.MutationR\tmutations\x12!\n" +
+	"\fstamp_before\x18\x03 \x01(\x04R\vstampBefore\"\x9e\x01\n" +
 	"\x13WriteStreamResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\aresults\x18\x02 \x03(\v2\x14.wail.v1.WriteResultR\aresults\x12$\n" +
-	"\x05error\x18\x03 \x01(\v2\x0e.wail.v1.ErrorR\x05error\"S\n" +
+	"\x05error\x18\x03 \x01(\v2\x0e.wail.v1.ErrorR\x05error\x12\x1f\n" +
+	"\vserver_time\x18\x04 \x01(\x04R\n" +
+	"serverTime\"S\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
