@@ -171,13 +171,13 @@ func (f *frozenLog) Unhang(ctx context.Context, topic string, partition int32, f
 
 // StableEnd forwards to a log with stable offsets (Kafka), for the bus's
 // hang checks.
-func (f *frozenLog) StableEnd(ctx context.Context, topic string, partition int32) (int64, error) {
+func (f *frozenLog) StableEnd(ctx context.Context, topic string, partition int32) (stable, end int64, err error) {
 	s, ok := f.Log.(interface {
-		StableEnd(ctx context.Context, topic string, partition int32) (int64, error)
+		StableEnd(ctx context.Context, topic string, partition int32) (stable, end int64, err error)
 	})
 	if !ok {
 		_, end, err := f.Bounds(ctx, topic, partition)
-		return end, err
+		return end, end, err
 	}
 	return s.StableEnd(ctx, topic, partition)
 }

@@ -204,7 +204,7 @@ type unhanger interface {
 // stabler is a log whose read_committed readers stop at a stable offset
 // below the end while a transaction is open: Kafka.
 type stabler interface {
-	StableEnd(ctx context.Context, topic string, partition int32) (int64, error)
+	StableEnd(ctx context.Context, topic string, partition int32) (stable, end int64, err error)
 }
 
 // Hanging reports whether a hanging transaction holds a partition of a
@@ -222,11 +222,7 @@ func (b *Bus) Hanging(ctx context.Context, table string, partition int32) (bool,
 		return false, nil
 	}
 	topic := Topic(table)
-	stable, err := st.StableEnd(ctx, topic, partition)
-	if err != nil {
-		return false, wrapScan(table, partition, err)
-	}
-	_, end, err := b.log.Bounds(ctx, topic, partition)
+	stable, end, err := st.StableEnd(ctx, topic, partition)
 	if err != nil || stable >= end {
 		return false, wrapScan(table, partition, err)
 	}

@@ -17,8 +17,12 @@ type stableMem struct {
 	stableErr error
 }
 
-func (l *stableMem) StableEnd(context.Context, string, int32) (int64, error) {
-	return l.stable, l.stableErr
+func (l *stableMem) StableEnd(ctx context.Context, topic string, partition int32) (stable, end int64, err error) {
+	if l.stableErr != nil {
+		return 0, 0, l.stableErr
+	}
+	_, end, err = l.Bounds(ctx, topic, partition)
+	return l.stable, end, err
 }
 
 // TestHanging: Hanging asks the log about hanging transactions only when
@@ -50,6 +54,9 @@ func TestHanging(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hm := &hangMem{memLog: newMemLog(), hanging: tc.hanging}
 			var log intentlog.Log = &stableMem{hangMem: hm, stable: tc.stable, stableErr: tc.stableErr}
+			if _, ok := log.(stabler); !ok {
+				t.Fatal("stableMem is not a stabler: the test would not ask for a stable offset")
+			}
 			if tc.noStable {
 				log = hm
 			}

@@ -32,6 +32,9 @@ func TestUnhangKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendKey(ctx, t, l, topic, "after") // committed, but behind the open transaction
+	if stable, end, err := l.StableEnd(ctx, topic, 0); err != nil || stable != 1 || end != 4 {
+		t.Fatalf("StableEnd with the transaction open = %d, %d, %v; want 1 (its first record), 4", stable, end, err)
+	}
 
 	if h, err := l.Unhang(ctx, topic, 0, 0, 4); err != nil || h != nil {
 		t.Fatalf("Unhang right away = %+v, %v; want nil (not silent for HangingAfter yet)", h, err)
@@ -77,6 +80,9 @@ func TestUnhangKafka(t *testing.T) {
 	}
 	if h, err := l.Unhang(ctx, topic, 0, 0, 5); err != nil || h != nil {
 		t.Fatalf("Unhang after the abort = %+v, %v; want nil", h, err)
+	}
+	if stable, end, err := l.StableEnd(ctx, topic, 0); err != nil || stable != 5 || end != 5 {
+		t.Fatalf("StableEnd after the abort = %d, %d, %v; want 5, 5", stable, end, err)
 	}
 }
 

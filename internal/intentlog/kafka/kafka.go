@@ -290,18 +290,24 @@ func (l *Log) Bounds(ctx context.Context, topic string, partition int32) (start,
 	return start, end, nil
 }
 
-// StableEnd returns a partition's last stable offset: where read_committed
-// readers stop while a transaction is open on it (its end when none is).
-func (l *Log) StableEnd(ctx context.Context, topic string, partition int32) (int64, error) {
+// StableEnd returns a partition's last stable offset, where read_committed
+// readers stop while a transaction is open on it, and its end (equal when
+// none is). The stable offset is read first, so that records appended
+// between the two reads leave it below the end only as an open
+// transaction does: a caller looks at [stable, end) for one.
+func (l *Log) StableEnd(ctx context.Context, topic string, partition int32) (stable, end int64, err error) {
 	topic = l.names.external(topic)
 	if err := l.checkPartition(ctx, topic, partition); err != nil {
-		return 0, fmt.Errorf("kafka: stable end %s/%d: %w", topic, partition, err)
+		return 0, 0, fmt.Errorf("kafka: stable end %s/%d: %w", topic, partition, err)
 	}
-	off, err := l.listOffset(ctx, topic, partition, l.adm.ListCommittedOffsets)
+	stable, err = l.listOffset(ctx, topic, partition, l.adm.ListCommittedOffsets)
+	if err == nil {
+		end, err = l.listOffset(ctx, topic, partition, l.adm.ListEndOffsets)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("kafka: stable end %s/%d: %w", topic, partition, err)
+		return 0, 0, fmt.Errorf("kafka: stable end %s/%d: %w", topic, partition, err)
 	}
-	return off, nil
+	return stable, end, nil
 }
 
 // OffsetForTime returns the first offset with a timestamp >= t, or the end
