@@ -187,7 +187,7 @@ func (l *loop) add(w *pending) bool {
 	l.ready++
 	l.readyBytes += w.size
 	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.p.cfg.MaxBatchBytes-seqBytes {
-		return len(l.flights) < l.p.cfg.MaxInFlight
+		return len(l.flights) < l.inFlightLimit()
 	}
 	if len(l.flights) == 0 {
 		l.wake = minTime(l.wake, w.at.Add(l.p.cfg.Linger))
@@ -214,7 +214,7 @@ const minHoldBehind = 100 * time.Millisecond
 func (l *loop) pump(closing bool) time.Time {
 	now := time.Now()
 	l.expire(now)
-	for len(l.flights) < l.p.cfg.MaxInFlight {
+	for len(l.flights) < l.inFlightLimit() {
 		batch, next := l.take(now, closing)
 		if len(batch) == 0 {
 			return minTime(next, l.flightsWake(now))
@@ -485,6 +485,20 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		return false
 	}
 	return true
+}
+
+// inFlightLimit is the most batches sent unanswered: MaxInFlight, but one
+// while the stamp window is at its cap (answers as slow as half of it): a
+// batch queued behind the bytes of the batches before it on a link that
+// slow would reach the server past its stamp_before, be refused, and take
+// its place again behind the next ones, so that no batch was ever
+// written (8 batches of 16 MiB under 2.2 MB/s); sent alone, each waits only
+// for its own bytes.
+func (l *loop) inFlightLimit() int {
+	if l.window.saturated() {
+		return 1
+	}
+	return l.p.cfg.MaxInFlight
 }
 
 // probing reports whether the stream's probe is in flight.
