@@ -692,6 +692,13 @@ func (l *loop) answer(a answer) {
 	}
 	now := time.Now()
 	l.clock.observe(a.resp.GetServerTime(), now)
+	if a.resp.GetServerTime() != 0 {
+		// A server that tells its clock answers a probe (its guard
+		// refuses a batch per batch, never by ending the stream): the
+		// next stream probes again, else its first batches went
+		// unbounded for good after one older server denied a probe.
+		l.unprobed = false
+	}
 	l.window.answered(now.Sub(f.sent))
 	if f.probe {
 		l.probed = true // a server that does not tell its clock: no bound
