@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,22 +16,60 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/api"
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/hlc"
+	"github.com/wail-cdc/wail/internal/proxy"
+	"github.com/wail-cdc/wail/internal/proxy/proxytest"
+	"github.com/wail-cdc/wail/internal/store"
 )
+
+// runSlowLinkWith is runSlowLink with the link's rate, the number and
+// size of the values, the batch size and the delivery timeout given.
+func runSlowLinkWith(t *testing.T, fence time.Duration, rate, n, size, batch int, dt time.Duration) (ok, failed int64, lastErr atomic.Value) {
+	w := &proxytest.World{Rows: map[string]store.Row{}}
+	clock, _ := hlc.New(3, nil)
+	tbs := proxytest.Tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
+	px := proxy.New(w.Log(), w.Store(), tbs, clock, proxy.Limits{MaxKeyBytes: 64, MaxValueBytes: 1 << 20, MaxBatch: 100}, nil)
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewProducerServiceHandler(api.NewProducerService(px)))
+	srv := startH2C(t, mux)
+	addr := slowLink(t, srv.Listener.Addr().String(), rate)
+	hc, _ := Options{Addr: addr, H2C: true}.HTTPClient()
+	p := newProducer(wailv1connect.NewProducerServiceClient(hc, "http://"+addr),
+		ProducerConfig{BatchSize: batch, MaxBatchBytes: 8 << 20, Linger: time.Millisecond, DeliveryTimeout: dt}, fence)
+	defer p.Close(context.Background())
+	var wg sync.WaitGroup
+	val := make([]byte, size)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := p.Put(context.Background(), "tx", []byte(fmt.Sprint(i)), val); err != nil {
+				atomic.AddInt64(&failed, 1)
+				lastErr.Store(err.Error())
+			} else {
+				atomic.AddInt64(&ok, 1)
+			}
+		}()
+	}
+	wg.Wait()
+	return
+}
 
 // TestHuntSlowLinkPastWindowCap: the stamp window's cap (12 times its
 // base: 1 min with FenceAfterBreak) brings back the regression that
 // 274f735 backed out, on a link slower still: once the bytes of the
 // batches in flight take longer than the cap to cross the link
 // (MaxInFlight x MaxBatchBytes / rate: 8 x 16 MiB under ~2.2 MB/s with
-// the defaults), every batch but the first reaches the server past its
-// stamp_before and is refused, again and again, until the writes fail at
-// their delivery timeout; all were written before stamp_before. Scaled:
-// a 120 ms fence (100 ms window, capped at 1.2 s), 8 batches of 240 KiB
-// on a 1 MiB/s link (1.9 s in flight).
+// the defaults), a batch queued behind them reaches the server past its
+// stamp_before and is refused, again and again, until the writes fail
+// at their delivery timeout; all are written without a bound. Scaled: a
+// 240 ms fence (200 ms window, capped at 2.4 s), 8 batches of 960 KiB
+// on a 2 MiB/s link (3.75 s in flight; 0.5 s for one batch).
 func TestHuntSlowLinkPastWindowCap(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	ok, failed, last := runSlowLink(t, 120*time.Millisecond)
+	ok, failed, last := runSlowLinkWith(t, 240*time.Millisecond, 2<<20, 64, 240<<10, 4, 20*time.Second)
 	t.Logf("ok %d failed %d in %s", ok, failed, time.Since(start))
 	if failed > 0 {
 		t.Fatalf("%d of %d writes failed on a slow link that carries them all within the delivery timeout; the last: %v", failed, ok+failed, last.Load())
@@ -41,7 +81,7 @@ func TestHuntSlowLinkPastWindowCap(t *testing.T) {
 func TestHuntSlowLinkUnbounded(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	ok, failed, last := runSlowLink(t, 50*time.Millisecond)
+	ok, failed, last := runSlowLinkWith(t, 50*time.Millisecond, 2<<20, 64, 240<<10, 4, 20*time.Second)
 	t.Logf("ok %d failed %d in %s", ok, failed, time.Since(start))
 	if failed > 0 {
 		t.Fatalf("%d of %d writes failed; the last: %v", failed, ok+failed, last.Load())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -29,9 +30,24 @@ type flight struct {
 	// probe: the batch without writes that asks a new stream's server
 	// for its clock (server_time) before any write goes.
 	probe bool
-	// until: the local time by which the server refuses to stamp the
-	// batch (its stamp_before); zero: it carries none.
-	until time.Time
+	// bounded: the batch carries a stamp_before, set by the stream's
+	// sender as it sends the batch (not when the loop queued it behind
+	// the batches before it: on a link slow for the bytes in flight, a
+	// bound counted from then passed before the batch could reach the
+	// server, and every batch was refused); until: the local time by
+	// which the server refuses to stamp it, stored by the sender before
+	// it sends (nil: never sent).
+	bounded bool
+	until   atomic.Pointer[time.Time]
+}
+
+// outgoing is a batch handed to a stream's sender, with what it sets the
+// batch's stamp_before from as it sends it.
+type outgoing struct {
+	req    *wailv1.WriteStreamRequest
+	f      *flight
+	clock  serverClock
+	window time.Duration
 }
 
 type answer struct {
@@ -89,7 +105,7 @@ type loop struct {
 // to the loop; cancel stops both.
 type streamConn struct {
 	gen    int
-	reqs   chan *wailv1.WriteStreamRequest // at most MaxInFlight: one per flight
+	reqs   chan outgoing // at most MaxInFlight: one per flight
 	cancel context.CancelFunc
 }
 
@@ -187,7 +203,7 @@ func (l *loop) add(w *pending) bool {
 	l.ready++
 	l.readyBytes += w.size
 	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.p.cfg.MaxBatchBytes-seqBytes {
-		return len(l.flights) < l.inFlightLimit()
+		return len(l.flights) < l.p.cfg.MaxInFlight
 	}
 	if len(l.flights) == 0 {
 		l.wake = minTime(l.wake, w.at.Add(l.p.cfg.Linger))
@@ -214,7 +230,7 @@ const minHoldBehind = 100 * time.Millisecond
 func (l *loop) pump(closing bool) time.Time {
 	now := time.Now()
 	l.expire(now)
-	for len(l.flights) < l.inFlightLimit() {
+	for len(l.flights) < l.p.cfg.MaxInFlight {
 		batch, next := l.take(now, closing)
 		if len(batch) == 0 {
 			return minTime(next, l.flightsWake(now))
@@ -462,12 +478,7 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 	// that the network delivers later, after the stream broke and its
 	// keys were written again, is refused, not stamped over those writes.
 	window := l.window.get()
-	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch)),
-		StampBefore: l.clock.stampBefore(now, window)}
-	var until time.Time
-	if req.StampBefore != 0 {
-		until = now.Add(window)
-	}
+	req := &wailv1.WriteStreamRequest{Seq: l.seq, Mutations: make([]*wailv1.Mutation, len(batch))}
 	for i, w := range batch {
 		req.Mutations[i] = w.m
 		l.busy[w.key] = true
@@ -477,28 +488,16 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 	for _, w := range batch {
 		tables[w.m.GetTable()] = true
 	}
-	l.flights[l.seq] = &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, tables: tables, until: until}
+	f := &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, tables: tables,
+		bounded: l.clock.stampBefore(now, window) != 0}
+	l.flights[l.seq] = f
 	select {
-	case l.stream.reqs <- req:
+	case l.stream.reqs <- outgoing{req: req, f: f, clock: l.clock, window: window}:
 	default: // more flights than MaxInFlight: the server answered batches it was not sent
 		l.broken(errors.New("the server answered batches not sent yet"))
 		return false
 	}
 	return true
-}
-
-// inFlightLimit is the most batches sent unanswered: MaxInFlight, but one
-// while the stamp window is at its cap (answers as slow as half of it): a
-// batch queued behind the bytes of the batches before it on a link that
-// slow would reach the server past its stamp_before, be refused, and take
-// its place again behind the next ones, so that no batch was ever
-// written (8 batches of 16 MiB under 2.2 MB/s); sent alone, each waits only
-// for its own bytes.
-func (l *loop) inFlightLimit() int {
-	if l.window.saturated() {
-		return 1
-	}
-	return l.p.cfg.MaxInFlight
 }
 
 // probing reports whether the stream's probe is in flight.
@@ -516,9 +515,10 @@ func (l *loop) probing() bool {
 // stream that does not answer it is given up.
 func (l *loop) sendProbe(now time.Time) {
 	l.seq++
-	l.flights[l.seq] = &flight{deadline: firstDeadline(nil), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, probe: true}
+	f := &flight{deadline: firstDeadline(nil), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, probe: true}
+	l.flights[l.seq] = f
 	select {
-	case l.stream.reqs <- &wailv1.WriteStreamRequest{Seq: l.seq}:
+	case l.stream.reqs <- outgoing{req: &wailv1.WriteStreamRequest{Seq: l.seq}, f: f}:
 	default: // cannot be: a new stream has nothing in flight
 		l.broken(errors.New("the server answered batches not sent yet"))
 	}
@@ -533,18 +533,29 @@ func (l *loop) open(now time.Time) bool {
 	l.clock, l.probed = serverClock{}, false // another server, maybe
 	ctx, cancel := context.WithCancel(l.ctx)
 	s := l.p.client.WriteStream(ctx)
-	reqs := make(chan *wailv1.WriteStreamRequest, l.p.cfg.MaxInFlight)
+	reqs := make(chan outgoing, l.p.cfg.MaxInFlight)
 	l.stream = &streamConn{gen: l.gen, reqs: reqs, cancel: cancel}
 	gen := l.gen
 	go func() {
 		defer func() { _ = s.CloseRequest() }()
 		for {
 			select {
-			case req := <-reqs:
+			case o := <-reqs:
+				if o.f.bounded {
+					// The bound counts from now: the server refuses to
+					// stamp the batch once its clock passed its time now
+					// plus the window. Stored before the check below: a
+					// batch sent is fenced by it once the stream is given
+					// up (closeStream cancels ctx before broken reads it).
+					at := time.Now()
+					o.req.StampBefore = o.clock.stampBefore(at, o.window)
+					until := at.Add(o.window)
+					o.f.until.Store(&until)
+				}
 				if ctx.Err() != nil {
 					return // given up: its batches are fenced from now, unsent
 				}
-				err := s.Send(req)
+				err := s.Send(o.req)
 				if err == nil {
 					continue
 				}
@@ -657,10 +668,14 @@ func (l *loop) broken(err error) {
 // covers an attempt read before the break, not one the network delivers
 // later).
 func (l *loop) fenceOf(f *flight, now time.Time) time.Time {
-	if f.until.IsZero() {
+	if !f.bounded {
 		return now.Add(l.p.fence)
 	}
-	return f.until.Add(l.p.fence - l.window.base)
+	until := f.until.Load()
+	if until == nil {
+		return now // its sender never took it, and never sends it now: the stream is given up
+	}
+	return until.Add(l.p.fence - l.window.base)
 }
 
 // requeue puts writes back ahead of the queue, in arrival order: every

@@ -97,9 +97,3 @@ func (w *stampWindow) get() time.Duration {
 	}
 	return min(max(w.base, 2*w.slow), maxWindowFactor*w.base)
 }
-
-// saturated: the window is at its cap (the slowest recent answer took
-// half of it or more).
-func (w *stampWindow) saturated() bool {
-	return w.base != 0 && 2*w.slow >= maxWindowFactor*w.base
-}

@@ -110,8 +110,22 @@ func TestFenceOf(t *testing.T) {
 		{"bound of a grown window", now.Add(40 * time.Second), now.Add(41 * time.Second)},
 		{"bound passed before the break was found", now.Add(-3 * time.Second), now.Add(-2 * time.Second)},
 	} {
-		if got := l.fenceOf(&flight{until: tc.until}, now); !got.Equal(tc.want) {
+		f := &flight{bounded: !tc.until.IsZero()}
+		if !tc.until.IsZero() {
+			f.until.Store(&tc.until)
+		}
+		if got := l.fenceOf(f, now); !got.Equal(tc.want) {
 			t.Errorf("%s: fenced until %s after the break, want %s", tc.name, got.Sub(now), tc.want.Sub(now))
 		}
+	}
+}
+
+// TestFenceOfUnsent: a bounded batch its stream's sender never took (the
+// stream was given up first) was never sent: no fence.
+func TestFenceOfUnsent(t *testing.T) {
+	now := time.Now()
+	l := &loop{p: &Producer{fence: FenceAfterBreak}, window: newStampWindow(FenceAfterBreak)}
+	if got := l.fenceOf(&flight{bounded: true}, now); !got.Equal(now) {
+		t.Errorf("fenced until %s after the break, want none", got.Sub(now))
 	}
 }
