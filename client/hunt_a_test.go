@@ -179,3 +179,33 @@ func TestHuntProbeDeniedOnceUnboundedForGood(t *testing.T) {
 		t.Errorf("the held connection carried k=old before its server's clock was known (writes of k run: %q)", ww.callsOfK())
 	}
 }
+
+// TestHuntSlowStoreLengthensFence: one answer slow for its store write,
+// after its stamp (2.5 s: a store, or an intent log, slow for a while),
+// grows the stamp window to twice that, though the bound needs to cover
+// only the time to the stamp; a batch lost with its stream a while later
+// then fences its keys for that window from its send, past the write's
+// delivery timeout: the write fails, where it was retried after the
+// fence of the break (600 ms here, FenceAfterBreak) and written before.
+func TestHuntSlowStoreLengthensFence(t *testing.T) {
+	t.Parallel()
+	r := newLateRig(t, nil)
+	p := newProducer(wailv1connect.NewProducerServiceClient(r.hc, "http://"+r.hole.ln.Addr().String()),
+		ProducerConfig{BatchSize: 1, Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond, DeliveryTimeout: 3 * time.Second}, 600*time.Millisecond)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	}()
+	ctx := context.Background()
+	r.ww.slow.Store(int64(2500 * time.Millisecond))
+	if _, err := p.Put(ctx, "tx", []byte("first"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	r.ww.slow.Store(0)
+	r.hole.hold() // the connection is held, then found dead by its pings
+	start := time.Now()
+	if _, err := p.Put(ctx, "tx", []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("a write lost with a connection found dead within 300 ms, after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+}
