@@ -714,7 +714,11 @@ func (l *loop) answer(a answer) {
 		// unbounded for good after one older server denied a probe.
 		l.unprobed = false
 	}
-	l.window.answered(now.Sub(f.sent))
+	if refusedUnstamped(a.resp) {
+		l.window.answered(now.Sub(f.sent))
+	} else {
+		l.window.settled()
+	}
 	if f.probe {
 		l.probed = true // a server that does not tell its clock: no bound
 	}
@@ -762,6 +766,25 @@ func (l *loop) answer(a answer) {
 		again = append(again, w)
 	}
 	l.requeue(again)
+}
+
+// refusedUnstamped: the answer refuses a write unavailable before its
+// stamp (its stamp_before passed, or the server's stamp bound): the
+// window must cover the time that batch took. A batch written, however
+// slow its answer (a slow intent log or store write, after the stamp),
+// says nothing of it: counted, it grew the window, and the fence of a
+// lost batch's keys with it, past their writes' delivery timeout.
+func refusedUnstamped(resp *wailv1.WriteStreamResponse) bool {
+	unavailable := connect.CodeUnavailable.String()
+	if e := resp.GetError(); e != nil {
+		return e.GetCode() == unavailable
+	}
+	for _, r := range resp.GetResults() {
+		if r.GetError().GetCode() == unavailable && r.GetVersion() == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // finish gives Write its outcome, once (a write that failed at its

@@ -85,9 +85,16 @@ const minStampWindow = 100 * time.Millisecond
 // with FenceAfterBreak): a lost batch's keys wait up to that long.
 const maxWindowFactor = 12
 
-// answered counts an answer that came took after its batch was sent.
+// answered counts an answer, that came took after its batch was sent,
+// refusing a write unstamped (its bound passed, or the server's).
 func (w *stampWindow) answered(took time.Duration) {
 	w.slow = max(took, w.slow-w.slow/8)
+}
+
+// settled counts an answer that says nothing of the window (its batch
+// was stamped in time): the slowest time decays.
+func (w *stampWindow) settled() {
+	w.slow -= w.slow / 8
 }
 
 // get is the window of a batch sent now (0: none).

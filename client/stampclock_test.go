@@ -3,6 +3,10 @@ package client
 import (
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 )
 
 // TestServerClock: no bound before a server_time was answered; then the
@@ -127,5 +131,28 @@ func TestFenceOfUnsent(t *testing.T) {
 	l := &loop{p: &Producer{fence: FenceAfterBreak}, window: newStampWindow(FenceAfterBreak)}
 	if got := l.fenceOf(&flight{bounded: true}, now); !got.Equal(now) {
 		t.Errorf("fenced until %s after the break, want none", got.Sub(now))
+	}
+}
+
+// TestRefusedUnstamped: only an answer refusing a write unavailable and
+// unstamped grows the stamp window; a written batch, however slow, or a
+// refusal after the stamp, does not.
+func TestRefusedUnstamped(t *testing.T) {
+	unavailable := &wailv1.Error{Code: connect.CodeUnavailable.String()}
+	for _, tc := range []struct {
+		name string
+		resp *wailv1.WriteStreamResponse
+		want bool
+	}{
+		{"written", &wailv1.WriteStreamResponse{Results: []*wailv1.WriteResult{{Version: 7}}}, false},
+		{"probe", &wailv1.WriteStreamResponse{}, false},
+		{"batch refused unavailable", &wailv1.WriteStreamResponse{Error: unavailable}, true},
+		{"batch refused otherwise", &wailv1.WriteStreamResponse{Error: &wailv1.Error{Code: connect.CodeResourceExhausted.String()}}, false},
+		{"write refused before its stamp", &wailv1.WriteStreamResponse{Results: []*wailv1.WriteResult{{Version: 7}, {Error: unavailable}}}, true},
+		{"write refused after its stamp", &wailv1.WriteStreamResponse{Results: []*wailv1.WriteResult{{Version: 7, Error: unavailable}}}, false},
+	} {
+		if got := refusedUnstamped(tc.resp); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
