@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/api"
 )
 
 // breakingServer answers the probe, then ends the stream unavailable on
@@ -123,5 +125,98 @@ func TestProbeDeniedByOlderServer(t *testing.T) {
 	t.Logf("Put after %s: %v; streams opened: %d", time.Since(start).Round(time.Millisecond), err, s.streams.Load())
 	if err != nil || s.streams.Load() > 5 {
 		t.Fatal("the producer cannot write to a server that denies the probe, and reopens streams without backoff")
+	}
+}
+
+// denyFirstProbe is a fleet mid-upgrade: its first write stream goes to
+// an older server, whose guard ends a stream permission_denied on a batch
+// that names no table (a token scoped to tables); every later one to a
+// server of now.
+type denyFirstProbe struct {
+	*api.ProducerService
+	once sync.Once
+}
+
+func (d *denyFirstProbe) WriteStream(ctx context.Context, stream *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+	first := false
+	d.once.Do(func() { first = true })
+	if first {
+		req, err := stream.Receive()
+		if err != nil {
+			return err
+		}
+		if len(req.GetMutations()) == 0 {
+			return connect.NewError(connect.CodePermissionDenied, errors.New(`token lacks the produce permission on table "*"`))
+		}
+	}
+	return d.ProducerService.WriteStream(ctx, stream)
+}
+
+// TestProbeDeniedOnceThenProbedAgain: one probe denied by an older server
+// (a rolling upgrade) made every later stream of the producer go without
+// a probe, to servers of now too: a stream's first batch went unbounded,
+// and held by the network it overwrote the producer's newer, acknowledged
+// write of its key (as before stamp_before). An answer with server_time
+// makes the next stream probe again.
+func TestProbeDeniedOnceThenProbedAgain(t *testing.T) {
+	t.Parallel()
+	w, px := realProxy(t)
+	ww := &watchedWriter{Writer: px}
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewProducerServiceHandler(&denyFirstProbe{ProducerService: api.NewProducerService(ww)}))
+	srv := startH2C(t, mux)
+	hole := newHoleProxy(t, srv.Listener.Addr().String())
+	hc, err := Options{Addr: hole.ln.Addr().String(), H2C: true, PingInterval: 100 * time.Millisecond, PingTimeout: 200 * time.Millisecond}.HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProducer(wailv1connect.NewProducerServiceClient(hc, "http://"+hole.ln.Addr().String()),
+		ProducerConfig{BatchSize: 1, Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond, DeliveryTimeout: 30 * time.Second}, 600*time.Millisecond)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+		hc.CloseIdleConnections()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Stream 1: the probe, denied by the older server; stream 2 (a server
+	// of now, that tells its clock) writes "first".
+	if _, err := p.Put(ctx, "tx", []byte("first"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	// Stream 2's connection dies, with nothing in flight: no fence.
+	hole.blackhole()
+	time.Sleep(time.Second)
+	// A new connection, open before anything was answered on it, is held
+	// from the start: stream 3 goes on it.
+	if resp, err := hc.Get("http://" + hole.ln.Addr().String() + "/"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+	}
+	hole.hold()
+	if _, err := p.Put(ctx, "tx", []byte("k"), []byte("old")); err != nil {
+		t.Fatalf("k=old: %v", err)
+	}
+	acked, err := p.Put(ctx, "tx", []byte("k"), []byte("new"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := hole.keptBytes()
+	if len(held) == 0 {
+		t.Fatal("the producer sent nothing on the held connection: the test proves nothing")
+	}
+	heldOld := bytes.Contains(held, []byte("old"))
+	if err := hole.release(len(held)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the server reads what was held
+	if row := w.Row("k"); string(row.Value) != "new" || row.Version != acked.Version {
+		t.Fatalf("key k holds %q at %d; acknowledged new at %d (the held connection carried k=old: %v; writes of k run: %q)",
+			row.Value, row.Version, acked.Version, heldOld, ww.callsOfK())
+	}
+	if heldOld {
+		t.Errorf("the held connection carried k=old before its server's clock was known (writes of k run: %q)", ww.callsOfK())
 	}
 }

@@ -111,9 +111,10 @@ func slowLink(t *testing.T, addr string, rate int) string {
 	return ln.Addr().String()
 }
 
-// runSlowLink writes 64 values of 60 KiB through a producer on a
-// slowLink, with the given fence, and counts the writes that failed.
-func runSlowLink(t *testing.T, fence time.Duration) (ok, failed int64, lastErr atomic.Value) {
+// runSlowLink writes n values of size bytes through a producer with the
+// given fence, batch size and delivery timeout, on a slowLink of rate
+// bytes/s to the real proxy, and counts the writes that failed.
+func runSlowLink(t *testing.T, fence time.Duration, rate, n, size, batch int, dt time.Duration) (ok, failed int64, lastErr atomic.Value) {
 	w := &proxytest.World{Rows: map[string]store.Row{}}
 	clock, _ := hlc.New(3, nil)
 	tbs := proxytest.Tables{"tx": {Name: "tx", FailureMode: catalog.Transactional, Partitions: 1, VisibilityWindow: time.Minute}}
@@ -121,14 +122,14 @@ func runSlowLink(t *testing.T, fence time.Duration) (ok, failed int64, lastErr a
 	mux := http.NewServeMux()
 	mux.Handle(wailv1connect.NewProducerServiceHandler(api.NewProducerService(px)))
 	srv := startH2C(t, mux)
-	addr := slowLink(t, srv.Listener.Addr().String(), 1<<20) // 1 MiB/s
+	addr := slowLink(t, srv.Listener.Addr().String(), rate)
 	hc, _ := Options{Addr: addr, H2C: true}.HTTPClient()
 	p := newProducer(wailv1connect.NewProducerServiceClient(hc, "http://"+addr),
-		ProducerConfig{BatchSize: 4, MaxBatchBytes: 300 << 10, Linger: time.Millisecond, DeliveryTimeout: 8 * time.Second}, fence)
+		ProducerConfig{BatchSize: batch, MaxBatchBytes: 8 << 20, Linger: time.Millisecond, DeliveryTimeout: dt}, fence)
 	defer p.Close(context.Background())
 	var wg sync.WaitGroup
-	val := make([]byte, 60<<10)
-	for i := range 64 { // 3.75 MiB: under 4 s of the link
+	val := make([]byte, size)
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -154,8 +155,55 @@ func runSlowLink(t *testing.T, fence time.Duration) (ok, failed int64, lastErr a
 // all are written without a bound.)
 func TestSlowLinkWidensStampWindow(t *testing.T) {
 	t.Parallel()
-	ok, failed, last := runSlowLink(t, 600*time.Millisecond)
+	ok, failed, last := runSlowLink(t, 600*time.Millisecond, 1<<20, 64, 60<<10, 4, 8*time.Second)
 	if failed > 0 {
 		t.Fatalf("%d of %d writes failed on a slow link that carries them all within the delivery timeout; the last: %v", failed, ok+failed, last.Load())
+	}
+}
+
+// TestSlowLinkPastWindowCap: a link on which the bytes of the batches in
+// flight take longer than the window's cap (12 times its base: 1 min
+// with FenceAfterBreak) to cross (MaxInFlight x MaxBatchBytes / rate: 8 x
+// 16 MiB under ~2.2 MB/s with the defaults). With the bound counted from
+// when the loop queued a batch behind them, it reached the server past
+// its stamp_before and was refused, again and again, until the writes
+// failed at their delivery timeout (40 of 64); the stream's sender now
+// sets the bound as it sends the batch. Scaled: a
+// 240 ms fence (200 ms window, capped at 2.4 s), 8 batches of 960 KiB
+// on a 2 MiB/s link (3.75 s in flight; 0.5 s for one batch).
+func TestSlowLinkPastWindowCap(t *testing.T) {
+	t.Parallel()
+	ok, failed, last := runSlowLink(t, 240*time.Millisecond, 2<<20, 64, 240<<10, 4, 20*time.Second)
+	if failed > 0 {
+		t.Fatalf("%d of %d writes failed on a slow link that carries them all within the delivery timeout; the last: %v", failed, ok+failed, last.Load())
+	}
+}
+
+// TestSlowStoreKeepsFenceShort: an answer slow for its store write, after
+// its stamp (2.5 s: a store, or an intent log, slow for a while), leaves
+// the stamp window as it was: the bound covers only the time to the
+// stamp. (Grown to twice that, it fenced the keys of a batch lost with its
+// stream a while later past the write's 3 s delivery timeout, and the
+// write failed, where it was retried after 600 ms before.)
+func TestSlowStoreKeepsFenceShort(t *testing.T) {
+	t.Parallel()
+	r := newLateRig(t, nil)
+	p := newProducer(wailv1connect.NewProducerServiceClient(r.hc, "http://"+r.hole.ln.Addr().String()),
+		ProducerConfig{BatchSize: 1, Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond, DeliveryTimeout: 3 * time.Second}, 600*time.Millisecond)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	}()
+	ctx := context.Background()
+	r.ww.slow.Store(int64(2500 * time.Millisecond))
+	if _, err := p.Put(ctx, "tx", []byte("first"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	r.ww.slow.Store(0)
+	r.hole.hold() // the connection is held, then found dead by its pings
+	start := time.Now()
+	if _, err := p.Put(ctx, "tx", []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("a write lost with a connection found dead within 300 ms, after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	}
 }

@@ -57,11 +57,11 @@ func (c *serverClock) stampBefore(at time.Time, window time.Duration) uint64 {
 // server stamp it: at least base, 5/6 of the fence (5 s of
 // FenceAfterBreak), so that the 1 s left covers the proxies' clocks
 // differing (a retry may go to another proxy) and the time from the
-// server's check to its stamp; more on a link or server slow to answer,
-// twice the slowest recent send-to-answer time of a batch refused unstamped (a batch that waits
-// behind the bytes of the batches before it, or in its table's merge
-// queue, would otherwise be refused again and again), at most
-// maxWindowFactor times base.
+// server's check to its stamp; more after batches were refused for
+// reaching their stamp too late, twice the slowest recent send-to-answer
+// time of such a refusal (a batch that waits behind the bytes of the
+// batches before it, or in its table's merge queue, would otherwise be
+// refused again and again), at most maxWindowFactor times base.
 type stampWindow struct {
 	base time.Duration
 	slow time.Duration // the slowest recent send-to-answer time of a refusal, less 1/8 at each answer
