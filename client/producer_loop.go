@@ -39,6 +39,9 @@ type flight struct {
 	// it sends (nil: never sent).
 	bounded bool
 	until   atomic.Pointer[time.Time]
+	// window: its stamp window (until less window is when the sender
+	// took it).
+	window time.Duration
 }
 
 // outgoing is a batch handed to a stream's sender, with what it sets the
@@ -489,7 +492,7 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		tables[w.m.GetTable()] = true
 	}
 	f := &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, tables: tables,
-		bounded: l.clock.stampBefore(now, window) != 0}
+		bounded: l.clock.stampBefore(now, window) != 0, window: window}
 	l.flights[l.seq] = f
 	select {
 	case l.stream.reqs <- outgoing{req: req, f: f, clock: l.clock, window: window}:
@@ -715,7 +718,15 @@ func (l *loop) answer(a answer) {
 		l.unprobed = false
 	}
 	if refusedUnstamped(a.resp) {
-		l.window.answered(now.Sub(f.sent))
+		// Counted from when the sender took the batch, where its bound
+		// counts from: from the queueing, the time it waited behind the
+		// bytes of the batches before it grew the window to its cap, and
+		// every lost batch's fence with it.
+		sent := f.sent
+		if u := f.until.Load(); u != nil {
+			sent = u.Add(-f.window)
+		}
+		l.window.answered(now.Sub(sent))
 	} else {
 		l.window.settled()
 	}
