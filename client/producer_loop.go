@@ -647,8 +647,12 @@ func (l *loop) broken(err error) {
 	var lost []*pending
 	for seq, f := range l.flights {
 		fence := l.fenceOf(f, now)
+		unsent := f.bounded && f.until.Load() == nil // its sender never took it: nothing of it left
 		for _, w := range f.writes {
 			delete(l.busy, w.key)
+			if unsent {
+				continue
+			}
 			l.fence[w.key] = maxTime(l.fence[w.key], fence)
 			w.lastErr = &WriteError{Code: connect.CodeOf(err), Message: "the write stream broke before the answer: " + err.Error()}
 			w.lost = true
