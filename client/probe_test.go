@@ -47,16 +47,7 @@ func (s *breakingServer) WriteStream(_ context.Context, st *connect.BidiStream[w
 func TestProbeAnswerKeepsReopenBackoff(t *testing.T) {
 	t.Parallel()
 	s := &breakingServer{}
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(s))
-	srv := startH2C(t, mux)
-	hc, err := Options{Addr: srv.Listener.Addr().String(), H2C: true}.HTTPClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.CloseIdleConnections()
-	p := newProducer(wailv1connect.NewProducerServiceClient(hc, srv.URL), ProducerConfig{DeliveryTimeout: 3 * time.Second}, FenceAfterBreak)
-	defer p.Close(context.Background())
+	p := serveHandler(t, s, ProducerConfig{DeliveryTimeout: 3 * time.Second}, FenceAfterBreak)
 	var wg sync.WaitGroup
 	for i := 0; i < 600; i++ {
 		wg.Add(1)
@@ -110,18 +101,9 @@ func (s *oldGuardServer) WriteStream(_ context.Context, st *connect.BidiStream[w
 func TestProbeDeniedByOlderServer(t *testing.T) {
 	t.Parallel()
 	s := &oldGuardServer{}
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(s))
-	srv := startH2C(t, mux)
-	hc, err := Options{Addr: srv.Listener.Addr().String(), H2C: true}.HTTPClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hc.CloseIdleConnections()
-	p := newProducer(wailv1connect.NewProducerServiceClient(hc, srv.URL), ProducerConfig{DeliveryTimeout: 2 * time.Second}, FenceAfterBreak)
-	defer p.Close(context.Background())
+	p := serveHandler(t, s, ProducerConfig{DeliveryTimeout: 2 * time.Second}, FenceAfterBreak)
 	start := time.Now()
-	_, err = p.Put(context.Background(), "tx", []byte("k"), []byte("v"))
+	_, err := p.Put(context.Background(), "tx", []byte("k"), []byte("v"))
 	t.Logf("Put after %s: %v; streams opened: %d", time.Since(start).Round(time.Millisecond), err, s.streams.Load())
 	if err != nil || s.streams.Load() > 5 {
 		t.Fatal("the producer cannot write to a server that denies the probe, and reopens streams without backoff")

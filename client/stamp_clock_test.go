@@ -21,17 +21,8 @@ func TestClockStepForwardNoLivelock(t *testing.T) {
 	t.Parallel()
 	var off atomic.Int64
 	_, px := realProxyAt(t, func() time.Time { return time.Now().Add(time.Duration(off.Load())) })
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(api.NewProducerService(px)))
-	srv := startH2C(t, mux)
-	hc, _ := Options{Addr: srv.Listener.Addr().String(), H2C: true}.HTTPClient()
-	p := newProducer(wailv1connect.NewProducerServiceClient(hc, srv.URL),
+	p := serveHandler(t, api.NewProducerService(px),
 		ProducerConfig{BatchSize: 1, Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond, DeliveryTimeout: 3 * time.Second}, 600*time.Millisecond)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	}()
 	if _, err := p.Put(context.Background(), "tx", []byte("a"), []byte("1")); err != nil {
 		t.Fatal(err)
 	}

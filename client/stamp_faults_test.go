@@ -46,21 +46,9 @@ func (s *slowAnswer) Write(ctx context.Context, muts []proxy.Mutation) []proxy.R
 // wrote again.)
 func TestSlowAnswerNoLivelock(t *testing.T) {
 	_, px := realProxy(t)
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewProducerServiceHandler(api.NewProducerService(&slowAnswer{Writer: px, delay: 800 * time.Millisecond})))
-	srv := startH2C(t, mux)
-	hc, err := Options{Addr: srv.Listener.Addr().String(), H2C: true}.HTTPClient()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const fence = 600 * time.Millisecond // stampWindow 500 ms
-	p := newProducer(wailv1connect.NewProducerServiceClient(hc, srv.URL),
+	p := serveHandler(t, api.NewProducerService(&slowAnswer{Writer: px, delay: 800 * time.Millisecond}),
 		ProducerConfig{BatchSize: 1, Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond, DeliveryTimeout: 3 * time.Second}, fence)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	}()
 	ctx := context.Background()
 	if _, err := p.Put(ctx, "tx", []byte("a"), []byte("1")); err != nil {
 		t.Fatal(err)
