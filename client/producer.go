@@ -102,7 +102,7 @@ func (c ProducerConfig) withDefaults() ProducerConfig {
 // retry or a later write of the same key. A server that tells its clock
 // (server_time) refuses, too, a batch it comes to stamp later than its
 // stamp_before, the batch's send plus its stamp window (5/6 of this, more
-// on a link slow to answer: stampclock.go); the keys of such a batch wait
+// after such refusals: stampclock.go); the keys of such a batch wait
 // until then plus the 1 s left, counted from the send, which covers an
 // attempt the network itself delivers late.
 const FenceAfterBreak = 6 * time.Second
