@@ -165,9 +165,9 @@ type Proxy struct {
 	landing *landing.Writes
 	// admit is asked right before stamping (nil: always yes).
 	admit func() error
-	// started is when New ran: ServerTime counts from it, on the
-	// monotonic clock.
-	started time.Time
+	// elapsed is the time since New ran, on the monotonic clock:
+	// ServerTime counts from there (tests fix it).
+	elapsed func() time.Duration
 }
 
 // New returns a proxy. m may be nil (metrics are kept but not registered).
@@ -182,7 +182,7 @@ func New(log Log, st Store, tables Tables, clock *hlc.Clock, limits Limits, m *M
 		limits.MaxMerge = max(limits.MaxBatch, 1)
 	}
 	return &Proxy{log: log, store: st, tables: tables, clock: clock, limits: limits, metrics: m, abortTimeout: 5 * time.Second,
-		mergers: map[string]*merger{}, stampDelay: MaxStampDelay, started: time.Now()}
+		mergers: map[string]*merger{}, stampDelay: MaxStampDelay, elapsed: since(time.Now())}
 }
 
 // MaxBatch is the most mutations a batch may have
@@ -479,7 +479,12 @@ func (p *Proxy) storeFailed(t catalog.Table, smuts []store.Mutation, idx []int, 
 // (server_time) and what Mutation.StampBefore is compared with. Never
 // the wall clock or the HLC: a clock set back or stepped forward (NTP)
 // would move a bound the client set from it.
-func (p *Proxy) ServerTime() uint64 { return uint64(time.Since(p.started)) + 1 }
+func (p *Proxy) ServerTime() uint64 { return uint64(p.elapsed()) + 1 }
+
+// since returns the time since start, on the monotonic clock.
+func since(start time.Time) func() time.Duration {
+	return func() time.Duration { return time.Since(start) }
+}
 
 // stamp gives each mutation its version and builds its intent record and
 // its store mutation.

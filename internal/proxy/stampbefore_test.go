@@ -90,3 +90,50 @@ func TestStampBeforeCheckedAtStamping(t *testing.T) {
 		t.Fatal("the held write was stored")
 	}
 }
+
+// TestStampBeforeBoundary: with the proxy's clock at a known time, a
+// bound equal to it is reached (refused), one nanosecond later is not
+// (written), and the refusal says by how much the bound had passed.
+func TestStampBeforeBoundary(t *testing.T) {
+	t.Parallel()
+	const at = 10 * time.Second
+	for _, tc := range []struct {
+		name  string
+		bound uint64 // as an offset from ServerTime's value, at+1
+		over  string // "" for written
+	}{
+		{name: "a nanosecond ahead", bound: uint64(at) + 2},
+		{name: "exactly the bound", bound: uint64(at) + 1, over: "stamped 0s past"},
+		{name: "250 ms past", bound: uint64(at-250*time.Millisecond) + 1, over: "stamped 250ms past"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w, log, p := gatedProxy(t, 0)
+			close(log.gate)
+			p.elapsed = func() time.Duration { return at }
+			r := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), StampBefore: tc.bound}})[0]
+			_, stored := w.Rows["k"]
+			if tc.over == "" {
+				if r.Err != nil || !stored {
+					t.Fatalf("%+v (stored %v); want written", r, stored)
+				}
+				return
+			}
+			if !errors.Is(r.Err, ErrUnavailable) || !strings.Contains(r.Err.Error(), tc.over) || stored {
+				t.Fatalf("%+v (stored %v); want unavailable, %q", r, stored, tc.over)
+			}
+		})
+	}
+}
+
+// TestServerTime: the time since the proxy started, plus 1 so that it is
+// never 0 (a server_time of 0 means a server that does not tell it).
+func TestServerTime(t *testing.T) {
+	_, _, p := gatedProxy(t, 0)
+	for _, d := range []time.Duration{0, time.Nanosecond, 5 * time.Second} {
+		p.elapsed = func() time.Duration { return d }
+		if got := p.ServerTime(); got != uint64(d)+1 {
+			t.Errorf("ServerTime at %s since the start = %d, want %d", d, got, uint64(d)+1)
+		}
+	}
+}
