@@ -47,10 +47,9 @@ type flight struct {
 // outgoing is a batch handed to a stream's sender, with what it sets the
 // batch's stamp_before from as it sends it.
 type outgoing struct {
-	req    *wailv1.WriteStreamRequest
-	f      *flight
-	clock  serverClock
-	window time.Duration
+	req   *wailv1.WriteStreamRequest
+	f     *flight
+	clock serverClock
 }
 
 type answer struct {
@@ -492,10 +491,10 @@ func (l *loop) send(batch []*pending, now time.Time) bool {
 		tables[w.m.GetTable()] = true
 	}
 	f := &flight{writes: batch, deadline: firstDeadline(batch), stuck: now.Add(2 * l.p.cfg.DeliveryTimeout), sent: now, tables: tables,
-		bounded: l.clock.stampBefore(now, window) != 0, window: window}
+		bounded: l.clock.known && window > 0, window: window}
 	l.flights[l.seq] = f
 	select {
-	case l.stream.reqs <- outgoing{req: req, f: f, clock: l.clock, window: window}:
+	case l.stream.reqs <- outgoing{req: req, f: f, clock: l.clock}:
 	default: // more flights than MaxInFlight: the server answered batches it was not sent
 		l.broken(errors.New("the server answered batches not sent yet"))
 		return false
@@ -551,8 +550,8 @@ func (l *loop) open(now time.Time) bool {
 					// batch sent is fenced by it once the stream is given
 					// up (closeStream cancels ctx before broken reads it).
 					at := time.Now()
-					o.req.StampBefore = o.clock.stampBefore(at, o.window)
-					until := at.Add(o.window)
+					o.req.StampBefore = o.clock.stampBefore(at, o.f.window)
+					until := at.Add(o.f.window)
 					o.f.until.Store(&until)
 				}
 				if ctx.Err() != nil {
