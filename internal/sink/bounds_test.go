@@ -13,6 +13,8 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/group"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // deadLetters reads a sink's dead letters (settled ones too).
@@ -255,5 +257,66 @@ func TestProtobufFormat(t *testing.T) {
 	}
 	if _, ctype, _ := encode(FormatJSON, b); ctype != "application/json" {
 		t.Fatal(ctype)
+	}
+}
+
+// gatedCatalog holds the first read of the catalog after arm until
+// release, the definitions already read: a Sync that read them before a
+// change and applies them after it.
+type gatedCatalog struct {
+	*memCatalog
+	armed    atomic.Bool
+	read     chan struct{}
+	released chan struct{}
+}
+
+func (c *gatedCatalog) Tables(ctx context.Context) ([]store.Table, error) {
+	t, err := c.memCatalog.Tables(ctx)
+	if c.armed.CompareAndSwap(true, false) {
+		close(c.read)
+		<-c.released
+	}
+	return t, err
+}
+
+// TestDropDuringSync: a Sync (the periodic one) read the definitions
+// before a Drop and applies them after it; the dropped sink stays stopped
+// (the stale read started it again until the next refresh, and it
+// delivered: found by CI).
+func TestDropDuringSync(t *testing.T) {
+	f := newFixture(t, 1)
+	ep := newEndpoint(t, "")
+	cat := &gatedCatalog{memCatalog: f.cat, read: make(chan struct{}), released: make(chan struct{})}
+	m := New(Options{Backend: cat, Log: f.log, Run: true, Refresh: time.Hour,
+		Table: func(name string) (group.Table, bool) { return f.tbl, name == testTable }})
+	m.Start(context.Background())
+	defer m.Close()
+	ctx := context.Background()
+	if _, _, err := m.Create(ctx, &wailv1.Sink{Table: testTable, Name: "s", Url: ep.url(), Format: FormatProtobuf}); err != nil {
+		t.Fatal(err)
+	}
+	cat.armed.Store(true)
+	synced := make(chan error, 1)
+	go func() { synced <- m.Sync(ctx) }()
+	<-cat.read // that Sync has read the sink's definition
+	dropped := make(chan error, 1)
+	go func() { dropped <- m.Drop(ctx, testTable, "s") }()
+	time.Sleep(200 * time.Millisecond) // the Drop goes as far as it can
+	close(cat.released)
+	for _, c := range []chan error{synced, dropped} {
+		if err := <-c; err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.mu.Lock()
+	n := len(m.runners)
+	m.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d runners after the drop", n)
+	}
+	f.publish(event("a", 1))
+	time.Sleep(300 * time.Millisecond)
+	if got := len(ep.events()); got != 0 {
+		t.Fatalf("a dropped sink delivered %d events", got)
 	}
 }

@@ -61,6 +61,10 @@ type Manager struct {
 	client       *http.Client
 	snapshot     Snapshotter
 
+	// syncMu makes each Sync's read of the definitions and its start and
+	// stop of runners one step: a Sync that read before a Drop cannot
+	// apply after the Drop's own Sync and start the dropped sink again.
+	syncMu  sync.Mutex
 	mu      sync.Mutex
 	runners map[[2]string]*runner
 	stats   map[[2]string]*stats // kept across restarts of a runner
@@ -158,6 +162,8 @@ func (m *Manager) Sync(ctx context.Context) error {
 	if !m.run {
 		return nil
 	}
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	sinks, _, err := m.defs.load(ctx)
 	if err != nil {
 		return err
