@@ -65,6 +65,10 @@ type JWTVerifier struct {
 	jwksURL string    // JWKSURL, or the one discovery found
 	fetched time.Time // last attempt
 	fetches int
+	// keysFrom is the read keys came from (its fetches count): a read
+	// begun before it, applied after it, is not applied (an older key set
+	// would bring back a key rotated out).
+	keysFrom int
 }
 
 // NewJWTVerifier reads the key set once (it must be readable) and returns
@@ -122,6 +126,7 @@ func (v *JWTVerifier) refresh(ctx context.Context, discover bool) error {
 	v.mu.Lock()
 	v.fetched = v.now()
 	v.fetches++
+	n := v.fetches
 	v.mu.Unlock()
 	var err error
 	if discover {
@@ -131,16 +136,16 @@ func (v *JWTVerifier) refresh(ctx context.Context, discover bool) error {
 	if err == nil {
 		ks, err = v.read(ctx)
 	}
-	if v.cfg.OnError != nil {
+	v.mu.Lock()
+	superseded := v.keysFrom > n // a read begun later was applied already
+	if err == nil && !superseded {
+		v.keys, v.keysFrom = ks, n
+	}
+	v.mu.Unlock()
+	if v.cfg.OnError != nil && !superseded {
 		v.cfg.OnError(err)
 	}
-	if err != nil {
-		return err
-	}
-	v.mu.Lock()
-	v.keys = ks
-	v.mu.Unlock()
-	return nil
+	return err
 }
 
 func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, error) {

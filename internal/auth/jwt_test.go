@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -17,6 +18,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,4 +264,68 @@ func FuzzJWT(f *testing.F) {
 			t.Fatalf("error not ErrJWT: %v", err)
 		}
 	})
+}
+
+// gatedJWKS holds the first read of the key set after arm until release,
+// the keys already read: a refresh that read them before a rotation and
+// applies them after it.
+type gatedJWKS struct {
+	*jwks
+	armed    atomic.Bool
+	read     chan struct{}
+	released chan struct{}
+}
+
+func (g *gatedJWKS) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	g.jwks.mu.Lock()
+	g.jwks.reads++
+	keys := g.jwks.keys
+	g.jwks.mu.Unlock()
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.read)
+		<-g.released
+	}
+	_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: keys})
+}
+
+// TestRotationDuringRefresh: the periodic refresh read the key set before
+// the issuer rotated a key out, and a token of the new key read it again
+// meanwhile (unknown kid); the older read, applied last, does not bring
+// the key rotated out back (it did: tokens it signed were accepted again,
+// and the new key's refused, until the next refresh).
+func TestRotationDuringRefresh(t *testing.T) {
+	rs, es, _ := newKeys(t)
+	set := &gatedJWKS{jwks: &jwks{}, read: make(chan struct{}), released: make(chan struct{})}
+	set.set(rs.public())
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	v, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL, RefetchInterval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Now()
+	var clockMu sync.Mutex
+	v.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	claims := map[string]any{"sub": "bob", "exp": clock.Add(24 * time.Hour).Unix()}
+	set.armed.Store(true)
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- v.refresh(context.Background(), false) }() // Run's
+	<-set.read                                                          // that refresh has read {rs}
+	set.set(es.public())                                                // rotation: rs out, es in
+	clockMu.Lock()
+	clock = clock.Add(time.Hour)
+	clockMu.Unlock()
+	if p, _, err := v.Verify(sign(t, es, claims)); err != nil || p.Name != "bob" {
+		t.Fatalf("the new key's token: %v, %v", p, err)
+	}
+	close(set.released)
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.Verify(sign(t, rs, claims)); err == nil {
+		t.Fatal("a token of the key rotated out was accepted after a stale refresh")
+	}
+	if _, _, err := v.Verify(sign(t, es, claims)); err != nil {
+		t.Fatalf("the new key's token refused after a stale refresh: %v", err)
+	}
 }
