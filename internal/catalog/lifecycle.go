@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"slices"
 
 	"context"
@@ -182,9 +183,19 @@ func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry) (Table,
 	if err != nil {
 		return Table{}, false, err
 	}
+	// The entry read before the topics were made may be dropped (or
+	// altered) since, and this process's refresh may have seen that
+	// already: cache it only if the store still holds it.
 	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	now, found, err := c.load(ctx, t.Name)
+	switch {
+	case err != nil:
+		return Table{}, false, c.wrap("create", t.Name, err)
+	case !found || !bytes.Equal(now.spec, ex.spec):
+		return Table{}, false, errLost
+	}
 	c.install(entry{t: ex.t, spec: ex.spec, served: served}, false)
-	c.opMu.Unlock()
 	return ex.t, false, nil
 }
 

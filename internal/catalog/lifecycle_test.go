@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,5 +294,71 @@ func TestAlterTo(t *testing.T) {
 	}
 	if _, changes := AlterTo(saved, Table{}); len(changes) != 0 {
 		t.Errorf("a definition that names nothing changes %q", changes)
+	}
+}
+
+// gatedTopics holds the first Provision after arm until release: a create
+// that read the table's entry and makes its topics before it caches it.
+type gatedTopics struct {
+	*topics
+	armed    atomic.Bool
+	held     chan struct{}
+	released chan struct{}
+}
+
+func (p *gatedTopics) Provision(ctx context.Context, t Table) error {
+	if p.armed.CompareAndSwap(true, false) {
+		close(p.held)
+		<-p.released
+	}
+	return p.topics.Provision(ctx, t)
+}
+
+// TestDropDuringCreateExisting: a create of a table another process
+// made, in this one that did not serve it yet, read its entry before a
+// drop and caches it after the drop finished (and after this process's
+// refresh); this process serves what the store holds (it served the
+// dropped table, taking writes for it, until its next refresh).
+func TestDropDuringCreateExisting(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	a := openCatalog(t, st, newTopics())
+	prov := &gatedTopics{topics: newTopics(), held: make(chan struct{}), released: make(chan struct{})}
+	b := openCatalog(t, st, prov)
+	def := Table{Name: "t", Partitions: 2}
+	if _, _, err := a.Create(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	prov.armed.Store(true)
+	type answer struct {
+		got Table
+		err error
+	}
+	created := make(chan answer, 1)
+	go func() {
+		got, _, err := b.Create(ctx, def)
+		created <- answer{got, err}
+	}()
+	<-prov.held // b's create read the ready entry and makes its topics
+	h := &dropHooks{ends: [][]int64{{0, 0}}, committed: []int64{0, 0}}
+	if err := a.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(prov.released)
+	ans := <-created
+	if ans.err != nil {
+		t.Fatal(ans.err)
+	}
+	want, saved := saved(t, st, "t")
+	got, served := b.Get("t")
+	if served != saved || got != want {
+		t.Fatalf("b serves %s (%v), the store holds %s (%v)", got.Describe(), served, want.Describe(), saved)
+	}
+	if ans.got != want {
+		t.Errorf("the create answered %s, the store holds %s", ans.got.Describe(), want.Describe())
 	}
 }
