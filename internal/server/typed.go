@@ -121,6 +121,9 @@ type typedValues struct {
 	// lettered: the event ids of snapshot rows dead-lettered by this
 	// process (snapshotDrifted), bounded.
 	lettered map[string]bool
+	// forgot counts forget calls: a read of the registry begun before
+	// one (its subject maybe changed since) is not cached.
+	forgot uint64
 }
 
 type cachedType struct {
@@ -140,6 +143,7 @@ func (v *typedValues) forget(subject string) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.forgot++
 	for k := range v.cache {
 		if strings.HasPrefix(k, subject+"\x00") {
 			delete(v.cache, k)
@@ -154,6 +158,7 @@ func (v *typedValues) message(ctx context.Context, table, part, name string) (ca
 	k := subject + "\x00" + name
 	v.mu.Lock()
 	c, ok := v.cache[k]
+	forgot := v.forgot
 	v.mu.Unlock()
 	if ok && time.Since(c.at) < v.ttl {
 		return c, nil
@@ -169,10 +174,12 @@ func (v *typedValues) message(ctx context.Context, table, part, name string) (ca
 	}
 	c = cachedType{msg: msg, id: id, at: time.Now()}
 	v.mu.Lock()
-	if len(v.cache) >= 4096 {
-		clear(v.cache)
+	if v.forgot == forgot {
+		if len(v.cache) >= 4096 {
+			clear(v.cache)
+		}
+		v.cache[k] = c
 	}
-	v.cache[k] = c
 	v.mu.Unlock()
 	return c, nil
 }
