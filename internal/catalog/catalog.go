@@ -337,8 +337,9 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 	}
 	loaded := make(map[string]entry, len(rows))
 	var (
-		errs    []error
-		release []Table // served here, and dropped or created anew elsewhere
+		errs     []error
+		release  []Table              // served here, and dropped or created anew elsewhere
+		reported = map[string]error{} // the outcomes of provision, told once this round is cached
 	)
 	for _, r := range rows {
 		t, err := decode(r.Spec)
@@ -357,6 +358,7 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 			e.served = true
 		case t.State == Ready || t.State == Dropping:
 			e.served, err = c.provision(ctx, t)
+			reported[t.Name] = err
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -385,6 +387,9 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 	}
 	c.tables = loaded
 	c.mu.Unlock()
+	for name, err := range reported {
+		c.report(name, err)
+	}
 	c.opMu.Unlock()
 	c.announce(announce)
 	if c.opts.Release != nil {
@@ -397,17 +402,23 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 	return errors.Join(errs...), nil
 }
 
-// provision makes sure of a ready table's topics in this process and tells
-// OnProblem how it went; served reports success.
+// provision makes sure of a ready table's topics in this process; served
+// reports success. The caller tells OnProblem how it went (report) when
+// it caches the outcome, under opMu: an outcome not cached (a refresh
+// that raced a local change) is not told after a newer one.
 func (c *Catalog) provision(ctx context.Context, t Table) (served bool, err error) {
 	err = c.opts.Provisioner.Provision(ctx, t)
 	if err != nil {
 		err = fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
 	}
-	if c.opts.OnProblem != nil {
-		c.opts.OnProblem(t.Name, err)
-	}
 	return err == nil, err
+}
+
+// report tells OnProblem whether a table can be served here.
+func (c *Catalog) report(table string, err error) {
+	if c.opts.OnProblem != nil {
+		c.opts.OnProblem(table, err)
+	}
 }
 
 // resolvable: the resolver works on the table (ready or dropping, and its

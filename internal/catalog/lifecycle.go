@@ -181,6 +181,11 @@ func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry) (Table,
 	}
 	served, err := c.provision(ctx, ex.t)
 	if err != nil {
+		c.opMu.Lock()
+		if local, ok := c.lookup(t.Name); !ok || !local.served || !local.t.CreatedAt.Equal(ex.t.CreatedAt) {
+			c.report(t.Name, err) // (a refresh that made the topics meanwhile serves it)
+		}
+		c.opMu.Unlock()
 		return Table{}, false, err
 	}
 	// The entry read before the topics were made may be dropped (or
@@ -196,6 +201,7 @@ func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry) (Table,
 		return Table{}, false, errLost
 	}
 	c.install(entry{t: ex.t, spec: ex.spec, served: served}, false)
+	c.report(t.Name, nil)
 	return ex.t, false, nil
 }
 
@@ -213,9 +219,7 @@ func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
 	if _, err := c.swap(ctx, e.spec, t, true, false); err != nil {
 		return Table{}, c.wrap("create", t.Name, err)
 	}
-	if c.opts.OnProblem != nil {
-		c.opts.OnProblem(t.Name, nil)
-	}
+	c.report(t.Name, nil)
 	return t, nil
 }
 

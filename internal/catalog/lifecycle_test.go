@@ -304,12 +304,16 @@ type gatedTopics struct {
 	armed    atomic.Bool
 	held     chan struct{}
 	released chan struct{}
+	heldErr  error // what the held Provision fails with (nil: it makes the topics)
 }
 
 func (p *gatedTopics) Provision(ctx context.Context, t Table) error {
 	if p.armed.CompareAndSwap(true, false) {
 		close(p.held)
 		<-p.released
+		if p.heldErr != nil {
+			return p.heldErr
+		}
 	}
 	return p.topics.Provision(ctx, t)
 }
@@ -360,5 +364,56 @@ func TestDropDuringCreateExisting(t *testing.T) {
 	}
 	if ans.got != want {
 		t.Errorf("the create answered %s, the store holds %s", ans.got.Describe(), want.Describe())
+	}
+}
+
+// TestCreateDuringFailedRefresh: a refresh could not make the topics of
+// a table another process made, but a create through this process made
+// them meanwhile and serves the table; the refresh, which read before
+// the create, does not report its failure after the create's success
+// (it did, and nothing cleared it: the health condition said the table
+// was not served here for as long as it was).
+func TestCreateDuringFailedRefresh(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	a := openCatalog(t, st, newTopics())
+	down := errors.New("log down")
+	prov := &gatedTopics{topics: newTopics(), held: make(chan struct{}), released: make(chan struct{}), heldErr: down}
+	var mu sync.Mutex
+	problems := map[string]error{}
+	b := openCatalog(t, st, prov, func(o *Options) {
+		o.OnProblem = func(table string, err error) {
+			mu.Lock()
+			problems[table] = err
+			mu.Unlock()
+		}
+	})
+	def := Table{Name: "t", Partitions: 2}
+	if _, _, err := a.Create(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	prov.armed.Store(true)
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- b.Refresh(ctx) }()
+	<-prov.held // b's refresh read the table and makes its topics
+	if _, _, err := b.Create(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	close(prov.released)
+	<-refreshed // (it failed to make the topics)
+	for range 2 {
+		if _, ok := b.Get("t"); !ok {
+			t.Fatal("b does not serve the table it created")
+		}
+		mu.Lock()
+		err := problems["t"]
+		mu.Unlock()
+		if err != nil {
+			t.Fatalf("b serves the table, but its problem says otherwise: %v", err)
+		}
+		if err := b.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
