@@ -378,6 +378,11 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		return errors.Join(errs...), nil // a local change raced this reload: the next one takes it up
 	}
 	c.mu.Lock()
+	for name := range c.tables {
+		if _, ok := loaded[name]; !ok {
+			reported[name] = nil // gone: nothing left to serve
+		}
+	}
 	var announce []Table
 	for name, e := range loaded {
 		old, ok := c.tables[name]
@@ -439,6 +444,9 @@ func (c *Catalog) install(e entry, deleted bool) {
 		c.tables[e.t.Name] = e
 	}
 	c.mu.Unlock()
+	if deleted {
+		c.report(e.t.Name, nil) // gone: nothing left to serve
+	}
 	if !deleted && resolvable(e) && (!had || !resolvable(old) || !old.t.CreatedAt.Equal(e.t.CreatedAt)) {
 		c.announce([]Table{e.t})
 	}

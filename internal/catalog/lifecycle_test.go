@@ -417,3 +417,47 @@ func TestCreateDuringFailedRefresh(t *testing.T) {
 		}
 	}
 }
+
+// TestDroppedUnservable: the problem of a table whose topics cannot be
+// made here is cleared once the table is dropped, elsewhere or here (it
+// stayed: the health condition named a table that no longer exists).
+func TestDroppedUnservable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	a := openCatalog(t, st, newTopics())
+	prov := newTopics()
+	prov.fail = func(Table) error { return errors.New("log down") }
+	var mu sync.Mutex
+	problems := map[string]error{}
+	b := openCatalog(t, st, prov, func(o *Options) {
+		o.OnProblem = func(table string, err error) {
+			mu.Lock()
+			problems[table] = err
+			mu.Unlock()
+		}
+	})
+	problem := func(name string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return problems[name]
+	}
+	h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+	for _, dropper := range []*Catalog{a, b} {
+		if _, _, err := a.Create(ctx, Table{Name: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Refresh(ctx); err == nil || problem("t") == nil {
+			t.Fatalf("b made the topics of t: %v", err)
+		}
+		if err := dropper.Drop(ctx, "t", true, h.hooks()); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := problem("t"); err != nil {
+			t.Fatalf("dropped by %v: the problem of t stays: %v", dropper == b, err)
+		}
+	}
+}
