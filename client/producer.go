@@ -183,6 +183,9 @@ type Producer struct {
 	cfg    ProducerConfig
 	fence  time.Duration // FenceAfterBreak (tests shorten it)
 	client wailv1connect.ProducerServiceClient
+	// closeIdle closes the HTTP client's idle connections (nil: none to
+	// close): a stream ended unauthenticated is reopened on a new one.
+	closeIdle func()
 
 	space chan struct{}       // MaxBuffered tokens
 	bytes *semaphore.Weighted // MaxBufferedBytes
@@ -265,6 +268,7 @@ func NewProducer(o Options, cfg ProducerConfig) (*Producer, error) {
 		return nil, err
 	}
 	p := newProducer(wailv1connect.NewProducerServiceClient(hc, base, o.connectOptions()...), cfg, FenceAfterBreak)
+	p.closeIdle = hc.CloseIdleConnections
 	return p, nil
 }
 

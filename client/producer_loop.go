@@ -94,6 +94,13 @@ type loop struct {
 	probed bool
 	// window is each batch's stamp window, from the answers' times.
 	window stampWindow
+	// newConn: a stream ended unauthenticated (a credential expired
+	// during it, a client certificate say): the next one goes on a new
+	// connection, whose handshake presents the certificate on disk now
+	// (Options.CertFile is read at each handshake), not on the one whose
+	// handshake presented the expired one: a server that checks a
+	// stream's credential again ends each stream on it in turn.
+	newConn bool
 	// unprobed: a server ended a stream permission_denied on its probe
 	// (one before per-batch refusals, with a token scoped to tables):
 	// streams go without a probe, unbounded, as to a server without
@@ -533,6 +540,10 @@ func (l *loop) open(now time.Time) bool {
 	}
 	l.gen++
 	l.clock, l.probed = serverClock{}, false // another server, maybe
+	if l.newConn && l.p.closeIdle != nil {
+		l.p.closeIdle() // the old stream ended: its connection is idle
+	}
+	l.newConn = false
 	ctx, cancel := context.WithCancel(l.ctx)
 	s := l.p.client.WriteStream(ctx)
 	reqs := make(chan outgoing, l.p.cfg.MaxInFlight)
@@ -610,10 +621,13 @@ func (l *loop) broken(err error) {
 		// ended the stream itself, once every batch it read was done (it
 		// runs each to its end), so no attempt can be stamped later: no
 		// fence. Unimplemented or unauthenticated, every stream would be
-		// refused: fail the queue too. Permission is checked per batch
-		// (the tables it names): the queue goes on a new stream. (A
-		// server of now answers such a batch per mutation instead and
-		// keeps the stream: permission_denied fails only its writes.)
+		// refused (unauthenticated: until the credential is renewed; the
+		// next stream goes on a new connection, newConn): fail the queue
+		// too. Permission is checked per batch (the tables it names): the
+		// queue goes on a new stream. (A server of now answers such a
+		// batch per mutation instead and keeps the stream:
+		// permission_denied fails only its writes.)
+		l.newConn = code == connect.CodeUnauthenticated
 		werr := &WriteError{Code: code, Message: "the server refused the write stream (a server without WriteStream, or not over HTTP/2, or not allowed): " + err.Error()}
 		for seq, f := range l.flights {
 			for _, w := range f.writes {

@@ -87,6 +87,15 @@ func (ca *CA) Client(t testing.TB, cn string, dnsNames ...string) Pair {
 	})
 }
 
+// ClientUntil is Client (no SANs) valid until notAfter (whole seconds).
+func (ca *CA) ClientUntil(t testing.TB, cn string, notAfter time.Time) Pair {
+	t.Helper()
+	return ca.issue(t, &x509.Certificate{
+		Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter.Truncate(time.Second),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+}
+
 // Expired issues a client certificate that expired an hour ago.
 func (ca *CA) Expired(t testing.TB, cn string) Pair {
 	t.Helper()
