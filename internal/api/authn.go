@@ -89,6 +89,12 @@ func (g *Guard) authenticate(r *http.Request) identity {
 		if !ok {
 			return identity{err: errors.New("the client certificate names no identity (no common name, URI or DNS SAN)")}
 		}
+		if now := g.now(); now.After(leaf.NotAfter) {
+			// Checked at the handshake only: a connection kept alive
+			// past the certificate's end would keep its access.
+			return identity{err: fmt.Errorf("the client certificate of %s %w at %s (this connection's handshake was before); "+
+				"renew it and connect again", p, errCertExpired, leaf.NotAfter.UTC().Format(time.RFC3339))}
+		}
 		return identity{principal: p, grants: g.grants[p], notAfter: leaf.NotAfter}
 	}
 	return identity{}
@@ -281,6 +287,10 @@ func Covered(pattern string) bool {
 	return ok
 }
 
+// errCertExpired: the client certificate ran out after the connection's
+// handshake.
+var errCertExpired = errors.New("expired")
+
 // Middleware authenticates every request, answers the HTTP endpoints'
 // refusals itself, and hands the principal to the gate and interceptor.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
@@ -288,6 +298,13 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		id := identity{}
 		if g.enabled || r.TLS != nil { // with auth off, only to name the principal in audit lines
 			id = g.authenticate(r)
+		}
+		if errors.Is(id.err, errCertExpired) {
+			// The connection ends after this answer (HTTP/2: a GOAWAY):
+			// the client's next call makes a new one, whose handshake
+			// presents its certificate as renewed, instead of being
+			// refused on this one until it goes idle.
+			w.Header().Set("Connection", "close")
 		}
 		r = r.WithContext(context.WithValue(r.Context(), identityKey{}, id))
 		if isProcedure(r.URL.Path) { // the gate and the interceptor decide

@@ -70,6 +70,9 @@ func TestAuthenticate(t *testing.T) {
 	t.Parallel()
 	g, tok := newTestGuard(t)
 	verified := func(c *x509.Certificate) *tls.ConnectionState {
+		if c.NotAfter.IsZero() {
+			c.NotAfter = time.Now().Add(time.Hour)
+		}
 		return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{c}}}
 	}
 	for _, tc := range []struct {
@@ -85,6 +88,7 @@ func TestAuthenticate(t *testing.T) {
 		{name: "token and certificate: the token", header: "Bearer " + tok, tls: verified(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}}), want: "token:writer"},
 		{name: "certificate", tls: verified(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}}), want: "cert:svc"},
 		{name: "unverified certificate", tls: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{{Subject: pkix.Name{CommonName: "svc"}}}}, want: "anonymous"},
+		{name: "certificate expired since the handshake", tls: verified(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}, NotAfter: time.Now().Add(-time.Second)}), want: "error: the client certificate of cert:svc expired at"},
 		{name: "certificate without a name", tls: verified(&x509.Certificate{}), want: "names no identity"},
 		{name: "basic auth", header: "Basic YTpi", want: `is not "Bearer <token>"`},
 		{name: "bad token and a good certificate: refused", header: "Bearer nope", tls: verified(&x509.Certificate{Subject: pkix.Name{CommonName: "svc"}}), want: "error: malformed bearer token"},
