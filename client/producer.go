@@ -389,8 +389,13 @@ const seqBytes = 1 + 10
 
 // Close sends what the producer holds, waits for the answers until ctx
 // ends, and stops. Writes still waiting then fail with ErrClosed. A write
-// fails at its delivery timeout even unanswered, so Close returns by then
-// whatever ctx.
+// fails at its delivery timeout even unanswered. Then, if an attempt lost
+// with a broken stream (or a batch still unanswered) could still be
+// stamped by a server, Close waits until it no longer can (its keys'
+// fence: at most FenceAfterBreak, or a grown stamp window plus 1 s, after
+// its send), so that a producer made after this one, here or in another
+// process, is not overtaken by it on a key; when ctx ends first, Close
+// returns ctx's error.
 func (p *Producer) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()

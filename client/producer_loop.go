@@ -135,7 +135,21 @@ func (p *Producer) run() {
 		}
 		if closing && len(l.queue) == 0 && l.allAnswered() {
 			l.closeStream()
-			return
+			now := time.Now()
+			for seq, f := range l.flights { // their writes failed at their delivery timeouts
+				for _, w := range f.writes {
+					l.fence[w.key] = maxTime(l.fence[w.key], l.fenceOf(f, now))
+				}
+				delete(l.flights, seq)
+			}
+			until := l.fencedUntil(now)
+			if until.IsZero() {
+				return
+			}
+			// An attempt lost with a stream may still be stamped until
+			// then: a producer made after this one (here or in another
+			// process) is not overtaken by it on a key it writes again.
+			l.wake = until
 		}
 		l.timer.Reset(max(time.Until(l.wake), 0))
 		due = true
@@ -696,6 +710,19 @@ func (l *loop) fenceOf(f *flight, now time.Time) time.Time {
 		return now // its sender never took it, and never sends it now: the stream is given up
 	}
 	return until.Add(l.p.fence - l.window.base)
+}
+
+// fencedUntil is when no attempt lost with a stream can be stamped any
+// more; zero when that is now already.
+func (l *loop) fencedUntil(now time.Time) time.Time {
+	var until time.Time
+	for _, f := range l.fence {
+		until = maxTime(until, f)
+	}
+	if !until.After(now) {
+		return time.Time{}
+	}
+	return until
 }
 
 // requeue puts writes back ahead of the queue, in arrival order: every
