@@ -82,6 +82,10 @@ type loop struct {
 	answers   chan answer
 	reopenAt  time.Time // no new stream before
 	reopenErr int       // consecutive failed streams
+	// broke is why the last stream failed (nil once a batch is answered
+	// after it): a write that was never sent and fails at its delivery
+	// timeout says it (a certificate expired, a server down).
+	broke error
 	// paused: no write of the table is sent before (the server refused
 	// one of its writes resource_exhausted and asked for this wait,
 	// retry_after_ms).
@@ -101,6 +105,11 @@ type loop struct {
 	// handshake presented the expired one: a server that checks a
 	// stream's credential again ends each stream on it in turn.
 	newConn bool
+	// reauth: the writes of a stream ended unauthenticated (with
+	// reauth) went again on a new stream, once (until an answer comes):
+	// refused again, the credential is bad, not expired and renewed, and
+	// they fail.
+	reauth error
 	// unprobed: a server ended a stream permission_denied on its probe
 	// (one before per-batch refusals, with a token scoped to tables):
 	// streams go without a probe, unbounded, as to a server without
@@ -471,7 +480,14 @@ func (l *loop) expire(now time.Time) {
 		}
 		err := w.lastErr
 		if err == nil {
-			err = &WriteError{Code: connect.CodeDeadlineExceeded, Message: "not written within the producer's delivery timeout"}
+			msg := "not written within the producer's delivery timeout"
+			if l.broke != nil {
+				msg += "; the last write stream failed: " + l.broke.Error()
+			}
+			if l.reauth != nil && l.reauth != l.broke {
+				msg += "; before, one ended: " + l.reauth.Error()
+			}
+			err = &WriteError{Code: connect.CodeDeadlineExceeded, Message: msg}
 		}
 		l.finish(w, Result{}, err)
 		l.unqueued(w)
@@ -630,17 +646,40 @@ func (l *loop) closeStream() {
 func (l *loop) broken(err error) {
 	probeDenied := connect.CodeOf(err) == connect.CodePermissionDenied && l.probing()
 	l.closeStream()
+	l.broke = err
+	if connect.CodeOf(err) == connect.CodeUnauthenticated && l.reauth == nil {
+		// A credential that expired during the stream (a client
+		// certificate, renewed on disk maybe): the writes go once more,
+		// on a new connection (newConn), whose handshake presents the
+		// credential as it is now. The server ended the stream itself
+		// after answering every batch it ran (below): the batches
+		// unanswered were not run, so they go again without a fence.
+		l.reauth, l.newConn = err, true
+		var again []*pending
+		for seq, f := range l.flights {
+			for _, w := range f.writes {
+				delete(l.busy, w.key)
+				if !w.answered {
+					again = append(again, w)
+				}
+			}
+			delete(l.flights, seq)
+		}
+		l.requeue(again)
+		l.reopenErr++
+		l.reopenAt = time.Now().Add(backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, l.reopenErr))
+		return
+	}
 	if code := connect.CodeOf(err); code == connect.CodeUnimplemented || code == connect.CodeUnauthenticated || code == connect.CodePermissionDenied {
 		// Retrying cannot help: fail the writes in flight. The server
 		// ended the stream itself, once every batch it read was done (it
 		// runs each to its end), so no attempt can be stamped later: no
-		// fence. Unimplemented or unauthenticated, every stream would be
-		// refused (unauthenticated: until the credential is renewed; the
-		// next stream goes on a new connection, newConn): fail the queue
-		// too. Permission is checked per batch (the tables it names): the
-		// queue goes on a new stream. (A server of now answers such a
-		// batch per mutation instead and keeps the stream:
-		// permission_denied fails only its writes.)
+		// fence. Unimplemented or unauthenticated (on the stream the
+		// writes went again on, reauth), every stream would be refused:
+		// fail the queue too. Permission is checked per batch (the
+		// tables it names): the queue goes on a new stream. (A server of
+		// now answers such a batch per mutation instead and keeps the
+		// stream: permission_denied fails only its writes.)
 		l.newConn = code == connect.CodeUnauthenticated
 		werr := &WriteError{Code: code, Message: "the server refused the write stream (a server without WriteStream, or not over HTTP/2, or not allowed): " + err.Error()}
 		for seq, f := range l.flights {
@@ -749,6 +788,7 @@ func (l *loop) answer(a answer) {
 		return
 	}
 	delete(l.flights, a.resp.GetSeq())
+	l.reauth, l.broke = nil, nil // the stream and its credential hold
 	if !f.probe {
 		l.reopenErr = 0 // a probe's answer says nothing of the stream's writes
 	}
