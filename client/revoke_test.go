@@ -17,18 +17,18 @@ import (
 	"github.com/wail-cdc/wail/internal/config"
 )
 
-// huntBearer adds a token to the client's streams.
-type huntBearer string
+// bearerHeader adds a token to the client's streams.
+type bearerHeader string
 
-func (huntBearer) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
-func (b huntBearer) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+func (bearerHeader) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
+func (b bearerHeader) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
 	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
 		c := next(ctx, spec)
 		c.RequestHeader().Set("Authorization", "Bearer "+string(b))
 		return c
 	}
 }
-func (huntBearer) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+func (bearerHeader) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
 }
 
@@ -66,7 +66,7 @@ func TestRevokedTokenAfterWrite(t *testing.T) {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	p := newProducer(wailv1connect.NewProducerServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(huntBearer(tok))),
+	p := newProducer(wailv1connect.NewProducerServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(bearerHeader(tok))),
 		ProducerConfig{Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond, DeliveryTimeout: 10 * time.Second}, time.Millisecond)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
