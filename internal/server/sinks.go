@@ -18,6 +18,16 @@ func (s *Server) groupTable(name string) (group.Table, bool) {
 	return group.Table{Name: t.Name, Topic: eventbus.Topic(t.Name), Partitions: t.Partitions}, true
 }
 
+// tableIncarnation is a served table's created_at_us (0: not served):
+// sinks are run only for the table they were created for.
+func (s *Server) tableIncarnation(name string) int64 {
+	t, ok := s.catalog.Resolving(name)
+	if !ok || t.CreatedAt.IsZero() {
+		return 0
+	}
+	return t.CreatedAt.UnixMicro()
+}
+
 // configSinks saves the sinks of the configuration (sinks.webhooks).
 func (s *Server) configSinks(ctx context.Context) error {
 	var errs []error

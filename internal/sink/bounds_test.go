@@ -320,3 +320,58 @@ func TestDropDuringSync(t *testing.T) {
 		t.Fatalf("a dropped sink delivered %d events", got)
 	}
 }
+
+// TestCreateDuringTableDrop: a sink created for a table whose drop removed
+// the table's sinks before the create saved it (a process that still
+// served the table, its catalog stale) is not run for a table created
+// again under the name (the new table inherited the orphan definition,
+// and its events went to the dropped table's endpoint); a create of that
+// sink for the new table replaces the orphan and runs.
+func TestCreateDuringTableDrop(t *testing.T) {
+	f := newFixture(t, 1)
+	ep := newEndpoint(t, "")
+	var incarnation atomic.Int64 // the served table's created_at_us; 0: not served
+	incarnation.Store(1)
+	cat := &gatedCatalog{memCatalog: f.cat, read: make(chan struct{}), released: make(chan struct{})}
+	m := New(Options{Backend: cat, Log: f.log, Run: true, Refresh: time.Hour,
+		Table:       func(name string) (group.Table, bool) { return f.tbl, name == testTable && incarnation.Load() != 0 },
+		Incarnation: func(string) int64 { return incarnation.Load() }})
+	m.Start(context.Background())
+	defer m.Close()
+	ctx := context.Background()
+	def := &wailv1.Sink{Table: testTable, Name: "s", Url: ep.url(), Start: "beginning", Format: FormatProtobuf}
+	cat.armed.Store(true)
+	created := make(chan error, 1)
+	go func() {
+		_, _, err := m.Create(ctx, def)
+		created <- err
+	}()
+	<-cat.read // the create found the table and read the definitions
+	incarnation.Store(0)
+	if err := m.DropTable(ctx, testTable); err != nil {
+		t.Fatal(err)
+	}
+	close(cat.released)
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	incarnation.Store(2) // created again
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(event("a", 1))
+	time.Sleep(300 * time.Millisecond)
+	if got := len(ep.events()); got != 0 {
+		t.Fatalf("the sink of the dropped table delivered %d events of the table created again", got)
+	}
+	if _, created, err := m.Create(ctx, def); err != nil || !created {
+		t.Fatalf("create for the new table: created %t, %v", created, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(ep.events()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := len(ep.events()); got != 1 {
+		t.Fatalf("the sink created for the new table delivered %d events, want 1", got)
+	}
+}

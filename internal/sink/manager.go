@@ -28,6 +28,10 @@ type Options struct {
 	Log     intentlog.Log
 	// Table returns a served table (false: unknown or not served).
 	Table func(name string) (group.Table, bool)
+	// Incarnation, when set, returns a served table's created_at_us (0:
+	// unknown): a sink created for an earlier table of the name is not
+	// run for it.
+	Incarnation func(name string) int64
 	// Run: this process delivers (sinks.enabled); otherwise it only
 	// manages definitions.
 	Run          bool
@@ -51,6 +55,7 @@ type Manager struct {
 	defs         defs
 	log          intentlog.Log
 	table        func(string) (group.Table, bool)
+	incarnation  func(string) int64
 	groups       *group.Groups
 	run          bool
 	refresh      time.Duration
@@ -96,7 +101,7 @@ func New(o Options) *Manager {
 		sh.Exclusive = true
 		groups.Share(sh)
 	}
-	return &Manager{defs: newDefs(o.Backend), log: o.Log, table: o.Table, groups: groups, run: o.Run,
+	return &Manager{defs: newDefs(o.Backend), log: o.Log, table: o.Table, incarnation: o.Incarnation, groups: groups, run: o.Run,
 		refresh: o.Refresh, dlqRetention: o.DLQRetention, health: o.Health, metrics: newMetrics(o.Registerer),
 		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
 		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}
@@ -175,7 +180,7 @@ func (m *Manager) Sync(ctx context.Context) error {
 	}
 	want := map[[2]string]*wailv1.Sink{}
 	for _, s := range sinks {
-		if _, ok := m.table(s.Table); ok && !s.Paused {
+		if _, ok := m.table(s.Table); ok && !s.Paused && m.current(s) {
 			want[[2]string{s.Table, s.Name}] = s
 		}
 	}
@@ -219,8 +224,15 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 	if def.Start == StartSnapshot && m.snapshot == nil {
 		return nil, false, fmt.Errorf("%w: start snapshot: this server cannot take snapshots", ErrInvalid)
 	}
+	def.TableCreatedAtUs = m.incarnationOf(def.Table)
 	_, err = m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
 		if i := find(sinks, def.Table, def.Name); i >= 0 {
+			if old := sinks[i].TableCreatedAtUs; old != 0 && old < def.TableCreatedAtUs {
+				// Left by a create that raced the drop of an earlier
+				// table of the name: never run for this one.
+				created, sinks[i] = true, def
+				return sinks, nil
+			}
 			if !sameDefinition(sinks[i], def) {
 				return nil, fmt.Errorf("%w: %s of table %s (drop it first to change it)", ErrConflict, def.Name, def.Table)
 			}
@@ -239,6 +251,22 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 		}
 	}
 	return Public(def), created, m.Sync(ctx)
+}
+
+// incarnationOf returns a served table's created_at_us (0: unknown).
+func (m *Manager) incarnationOf(table string) int64 {
+	if m.incarnation == nil {
+		return 0
+	}
+	return m.incarnation(table)
+}
+
+// current: a definition is of the table served under its name (a create
+// that raced the table's drop may have saved one after the drop removed
+// the table's sinks; a table created again must not run it).
+func (m *Manager) current(s *wailv1.Sink) bool {
+	inc := m.incarnationOf(s.Table)
+	return s.TableCreatedAtUs == 0 || inc == 0 || s.TableCreatedAtUs == inc
 }
 
 // startAtEnd commits the current end of every partition as the position
@@ -444,6 +472,7 @@ func (m *Manager) updateLag(ctx context.Context, r *runner) {
 // made to match when it differs (its paused state kept).
 func (m *Manager) Apply(ctx context.Context, s *wailv1.Sink) error {
 	def := WithDefaults(s)
+	def.TableCreatedAtUs = 0 // any table of the name: the configuration defines it
 	if err := Validate(def); err != nil {
 		return err
 	}

@@ -164,6 +164,7 @@ func Public(s *wailv1.Sink) *wailv1.Sink {
 	p := cloneSink(s)
 	p.HasSecret = s.Secret != ""
 	p.Secret = ""
+	p.TableCreatedAtUs = 0
 	return p
 }
 
@@ -174,9 +175,11 @@ func cloneSink(s *wailv1.Sink) *wailv1.Sink {
 	return proto.Clone(s).(*wailv1.Sink)
 }
 
-// sameDefinition compares what a create sets (not paused).
+// sameDefinition compares what a create sets (not paused, nor the
+// table's incarnation, which the server sets).
 func sameDefinition(a, b *wailv1.Sink) bool {
 	x, y := cloneSink(a), cloneSink(b)
 	x.Paused, y.Paused = false, false
+	x.TableCreatedAtUs, y.TableCreatedAtUs = 0, 0
 	return proto.Equal(x, y)
 }

@@ -4818,8 +4818,14 @@ type Sink struct {
 	// once (default 4, at most 256); each partition's requests go one after
 	// another (per-key order), so a slow one holds back only its partition.
 	PartitionsInFlight int32 `protobuf:"varint,15,opt,name=partitions_in_flight,json=partitionsInFlight,proto3" json:"partitions_in_flight,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// table_created_at_us: the created_at_us of the table the sink was
+	// created for, set by the server (responses leave it 0): a table created
+	// again under the name does not run the sinks of the one dropped (a
+	// create that raced the drop can leave one behind). 0: any table of
+	// that name (sinks of the configuration, definitions saved before it).
+	TableCreatedAtUs int64 `protobuf:"varint,16,opt,name=table_created_at_us,json=tableCreatedAtUs,proto3" json:"table_created_at_us,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Sink) Reset() {
@@ -4957,6 +4963,13 @@ func (x *Sink) GetPartitionsInFlight() int32 {
 	return 0
 }
 
+func (x *Sink) GetTableCreatedAtUs() int64 {
+	if x != nil {
+		return x.TableCreatedAtUs
+	}
+	return 0
+}
+
 // SinkBatch is the body of a request of a "protobuf" sink
 // (Content-Type application/x-protobuf); a "json" sink posts the same
 // message as Protobuf JSON.
@@ -5064,8 +5077,9 @@ type SinkStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Sink  *Sink                  `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
 	// state: "running", "retrying" (the endpoint failed; backing off),
-	// "paused", "stopped" (this process does not run sinks, or the table
-	// is not served).
+	// "paused", "stopped" (this process does not run sinks, the table is
+	// not served, or the sink was defined for an earlier table of that
+	// name: drop it).
 	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
 	// counters since this process started.
 	DeliveredEvents    int64 `protobuf:"varint,3,opt,name=delivered_events,json=deliveredEvents,proto3" json:"delivered_events,omitempty"`
@@ -6176,7 +6190,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x12ResetGroupResponse\x127\n" +
 	"\n" +
 	"partitions\x18\x01 \x03(\v2\x17.wail.v1.GroupPartitionR\n" +
-	"partitions\"\xcb\x03\n" +
+	"partitions\"\xfa\x03\n" +
 	"\x04Sink\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -6196,7 +6210,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"maxRetryMs\x12$\n" +
 	"\x0ebackoff_min_ms\x18\r \x01(\x03R\fbackoffMinMs\x12$\n" +
 	"\x0ebackoff_max_ms\x18\x0e \x01(\x03R\fbackoffMaxMs\x120\n" +
-	"\x14partitions_in_flight\x18\x0f \x01(\x05R\x12partitionsInFlight\"\xe1\x01\n" +
+	"\x14partitions_in_flight\x18\x0f \x01(\x05R\x12partitionsInFlight\x12-\n" +
+	"\x13table_created_at_us\x18\x10 \x01(\x03R\x10tableCreatedAtUs\"\xe1\x01\n" +
 	"\tSinkBatch\x12\x12\n" +
 	"\x04sink\x18\x01 \x01(\tR\x04sink\x12\x14\n" +
 	"\x05table\x18\x02 \x01(\tR\x05table\x12\x1c\n" +
