@@ -289,6 +289,10 @@ type Catalog struct {
 	// opMu orders this process's swaps and what they install in the cache.
 	opMu sync.Mutex
 	seq  uint64 // local installs, under opMu: a refresh that saw an older store skips its round
+	// provMu orders this process's making of a table's topics after a read
+	// of its entry (provision, read-locked: provisions go on at once) and
+	// their deletion by a drop (remove).
+	provMu sync.RWMutex
 
 	mu       sync.RWMutex
 	tables   map[string]entry
@@ -328,9 +332,7 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 // reload is Refresh; problems are the tables it cannot serve, err a failure
 // to read the catalog.
 func (c *Catalog) reload(ctx context.Context) (problems, err error) {
-	c.opMu.Lock()
-	seq := c.seq
-	c.opMu.Unlock()
+	seq := c.opSeq()
 	rows, err := c.tableEntries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: load: %w", err)
@@ -357,7 +359,7 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		case same:
 			e.served = true
 		case t.State == Ready || t.State == Dropping:
-			e.served, err = c.provision(ctx, t)
+			e.served, err = c.provision(ctx, t, seq)
 			reported[t.Name] = err
 			if err != nil {
 				errs = append(errs, err)
@@ -411,12 +413,37 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 // reports success. The caller tells OnProblem how it went (report) when
 // it caches the outcome, under opMu: an outcome not cached (a refresh
 // that raced a local change) is not told after a newer one.
-func (c *Catalog) provision(ctx context.Context, t Table) (served bool, err error) {
-	err = c.opts.Provisioner.Provision(ctx, t)
-	if err != nil {
-		err = fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
+//
+// t was read after seq (c.seq then), maybe before a drop here, which
+// marks the table deleting (a local change: seq moves) and then deletes
+// its topics under provMu: after a local change, the topics are made only
+// while the store still holds t's table ready or dropping, so that they
+// do not come back after the drop (orphans, on which a create of the name
+// with another partition count failed). A table gone or going is not
+// served, without a problem.
+func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bool, err error) {
+	c.provMu.RLock()
+	defer c.provMu.RUnlock()
+	if c.opSeq() != seq {
+		now, found, err := c.load(ctx, t.Name)
+		switch {
+		case err != nil:
+			return false, fmt.Errorf("catalog: table %s is not served here: reading its entry: %w", t.Name, err)
+		case !found || !now.t.CreatedAt.Equal(t.CreatedAt) || (now.t.State != Ready && now.t.State != Dropping):
+			return false, nil
+		}
 	}
-	return err == nil, err
+	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
+		return false, fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
+	}
+	return true, nil
+}
+
+// opSeq returns the count of this process's installs (seq).
+func (c *Catalog) opSeq() uint64 {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	return c.seq
 }
 
 // report tells OnProblem whether a table can be served here.

@@ -274,7 +274,8 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 }
 
 // TestCreateOverForeignTopics: topics of the name that exist with another
-// partition count are not the create's to delete.
+// partition count are not the create's to delete; its error says how to
+// keep them or delete them.
 func TestCreateOverForeignTopics(t *testing.T) {
 	t.Parallel()
 	st := openStore(t)
@@ -282,7 +283,8 @@ func TestCreateOverForeignTopics(t *testing.T) {
 	prov.parts["t"] = 3
 	c := openCatalog(t, st, prov)
 	_, _, err := c.Create(t.Context(), Table{Name: "t"})
-	if !errors.Is(err, intentlog.ErrPartitionMismatch) || !strings.Contains(err.Error(), "create the table with their partition count") {
+	if !errors.Is(err, intentlog.ErrPartitionMismatch) || !strings.Contains(err.Error(), "create the table with their partition count") ||
+		!strings.Contains(err.Error(), "wail table drop t --force") {
 		t.Fatalf("create over foreign topics: %v", err)
 	}
 	if !prov.has("t") {

@@ -118,6 +118,7 @@ func (c *Catalog) Create(ctx context.Context, req Table) (_ Table, created bool,
 }
 
 func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
+	seq := c.opSeq()
 	rows, err := c.tableEntries(ctx)
 	if err != nil {
 		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
@@ -129,7 +130,7 @@ func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
 			return Table{}, false, fmt.Errorf("catalog: create %s: table %s: %w", t.Name, r.Name, err)
 		}
 		if r.Name == t.Name {
-			return c.createExisting(ctx, t, entry{t: ex, spec: r.Spec})
+			return c.createExisting(ctx, t, entry{t: ex, spec: r.Spec}, seq)
 		}
 		total += int(ex.Partitions)
 	}
@@ -147,19 +148,21 @@ func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
 	case errors.Is(err, errLost):
 		// A creator of the same definition may have finished our
 		// reservation: then we created it all the same.
+		seq = c.opSeq()
 		now, found, lerr := c.load(ctx, t.Name)
 		if lerr != nil || !found || now.t.State != Ready || !now.t.CreatedAt.Equal(t.CreatedAt) {
 			return Table{}, false, errLost
 		}
-		ready, _, err = c.createExisting(ctx, t, now)
+		ready, _, err = c.createExisting(ctx, t, now, seq)
 	case err != nil:
 		err = c.undoCreate(ctx, e, err)
 	}
 	return ready, err == nil, err
 }
 
-// createExisting answers a create of a name the store already holds.
-func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry) (Table, bool, error) {
+// createExisting answers a create of a name the store already holds (ex,
+// read after seq).
+func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry, seq uint64) (Table, bool, error) {
 	if ex.t.State == Dropping || ex.t.State == Deleting {
 		return Table{}, false, fmt.Errorf("%w: table %s is being dropped; create it once the drop finished "+
 			"(if the drop was interrupted, finish it with `wail table drop %s --force`)", ErrBusy, t.Name, t.Name)
@@ -179,7 +182,7 @@ func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry) (Table,
 	if local, ok := c.lookup(t.Name); ok && local.served && local.t.CreatedAt.Equal(ex.t.CreatedAt) {
 		return local.t, false, nil
 	}
-	served, err := c.provision(ctx, ex.t)
+	served, err := c.provision(ctx, ex.t, seq)
 	if err != nil {
 		c.opMu.Lock()
 		if local, ok := c.lookup(t.Name); !ok || !local.served || !local.t.CreatedAt.Equal(ex.t.CreatedAt) {
@@ -244,7 +247,9 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 		}
 		if err == nil {
 			return fmt.Errorf("%w: topics of that name exist with another partition count (left by an earlier "+
-				"wail, or made by hand): delete them, or create the table with their partition count", cause)
+				"wail, by a drop that raced another process's catalog refresh, or made by hand): create the table "+
+				"with their partition count to keep them, or, to delete them, create it so, drop it "+
+				"(`wail table drop %s --force`) and create it again", cause, t.Name)
 		}
 	} else if err == nil {
 		err = c.remove(ctx, del)
@@ -256,8 +261,13 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 }
 
 // remove deletes a table marked deleting: topics, rows, then the entry.
+// The topics are deleted under provMu: this process's provision that read
+// the table before it was marked makes them first, not after.
 func (c *Catalog) remove(ctx context.Context, e entry) error {
-	if err := c.opts.Provisioner.Unprovision(ctx, e.t); err != nil {
+	c.provMu.Lock()
+	err := c.opts.Provisioner.Unprovision(ctx, e.t)
+	c.provMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
 	if err := c.backend.DropTable(ctx, e.t.Name); err != nil {

@@ -461,3 +461,86 @@ func TestDroppedUnservable(t *testing.T) {
 		}
 	}
 }
+
+// gatedBackend holds the first read of the catalog after arm until
+// release, the entries already read: a refresh that read a table before
+// a change and goes on after it.
+type gatedBackend struct {
+	Backend
+	armed    atomic.Bool
+	held     chan struct{}
+	released chan struct{}
+}
+
+func (b *gatedBackend) Tables(ctx context.Context) ([]store.Table, error) {
+	rows, err := b.Backend.Tables(ctx)
+	if b.armed.CompareAndSwap(true, false) {
+		close(b.held)
+		<-b.released
+	}
+	return rows, err
+}
+
+// TestDropDuringRefreshProvision: a refresh read a table another process
+// made and makes its topics here while a drop through this process
+// deletes them (held making them), or after the drop finished (held
+// after reading the catalog); the topics do not come back after the drop
+// (they did, as orphans: a create of the name with another partition
+// count then failed on them).
+func TestDropDuringRefreshProvision(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name        string
+		holdStore   bool // hold the refresh after its read of the catalog, not in making the topics
+		dropWaitsOn bool // the drop cannot finish while the refresh is held
+	}{
+		{"making the topics", false, true},
+		{"after reading the catalog", true, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st := openStore(t)
+			a := openCatalog(t, st, newTopics())
+			prov := &gatedTopics{topics: newTopics(), held: make(chan struct{}), released: make(chan struct{})}
+			gb := &gatedBackend{Backend: st, held: make(chan struct{}), released: make(chan struct{})}
+			b := openCatalog(t, gb, prov)
+			if _, _, err := a.Create(ctx, Table{Name: "t", Partitions: 2}); err != nil {
+				t.Fatal(err)
+			}
+			held, released := prov.held, prov.released
+			if c.holdStore {
+				held, released = gb.held, gb.released
+				gb.armed.Store(true)
+			} else {
+				prov.armed.Store(true)
+			}
+			refreshed := make(chan error, 1)
+			go func() { refreshed <- b.Refresh(ctx) }()
+			<-held // b's refresh read the ready table
+			h := &dropHooks{ends: [][]int64{{0, 0}}, committed: []int64{0, 0}}
+			dropped := make(chan error, 1)
+			go func() { dropped <- b.Drop(ctx, "t", true, h.hooks()) }()
+			if c.dropWaitsOn {
+				time.Sleep(200 * time.Millisecond) // the drop goes as far as it can
+			} else if err := <-dropped; err != nil {
+				t.Fatal(err)
+			}
+			close(released)
+			if err := <-refreshed; err != nil {
+				t.Fatal(err)
+			}
+			if c.dropWaitsOn {
+				if err := <-dropped; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if prov.has("t") {
+				t.Fatal("the dropped table's topics came back")
+			}
+			if _, _, err := b.Create(ctx, Table{Name: "t", Partitions: 3}); err != nil {
+				t.Fatalf("create again with another partition count: %v", err)
+			}
+		})
+	}
+}
