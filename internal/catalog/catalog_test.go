@@ -373,21 +373,14 @@ func TestUnprovisionableNotServed(t *testing.T) {
 	prov := newTopics()
 	down := errors.New("log down")
 	prov.fail = func(Table) error { return down }
-	var mu sync.Mutex
-	problems := map[string]error{}
-	c, err := Open(ctx, st, Options{Defaults: defaults, Provisioner: prov, OnProblem: func(table string, err error) {
-		mu.Lock()
-		problems[table] = err
-		mu.Unlock()
-	}})
+	problems := &problemLog{}
+	c, err := Open(ctx, st, Options{Defaults: defaults, Provisioner: prov, OnProblem: problems.set})
 	if err != nil {
 		t.Fatalf("Open with a table whose topics cannot be made: %v", err)
 	}
-	mu.Lock()
-	if !errors.Is(problems["t"], down) {
-		t.Errorf("OnProblem was told %v", problems["t"])
+	if err := problems.get("t"); !errors.Is(err, down) {
+		t.Errorf("OnProblem was told %v", err)
 	}
-	mu.Unlock()
 	if _, ok := c.Get("t"); ok {
 		t.Fatal("a table without topics is served")
 	}
@@ -401,9 +394,7 @@ func TestUnprovisionableNotServed(t *testing.T) {
 	if _, ok := c.Get("t"); !ok {
 		t.Fatal("a refresh that made the topics does not serve the table")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if err, ok := problems["t"]; !ok || err != nil {
+	if err, ok := problems.get("t"), problems.told("t"); !ok || err != nil {
 		t.Errorf("OnProblem was not cleared: %v %v", err, ok)
 	}
 }

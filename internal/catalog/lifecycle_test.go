@@ -380,15 +380,8 @@ func TestCreateDuringFailedRefresh(t *testing.T) {
 	a := openCatalog(t, st, newTopics())
 	down := errors.New("log down")
 	prov := &gatedTopics{topics: newTopics(), held: make(chan struct{}), released: make(chan struct{}), heldErr: down}
-	var mu sync.Mutex
-	problems := map[string]error{}
-	b := openCatalog(t, st, prov, func(o *Options) {
-		o.OnProblem = func(table string, err error) {
-			mu.Lock()
-			problems[table] = err
-			mu.Unlock()
-		}
-	})
+	problems := &problemLog{}
+	b := openCatalog(t, st, prov, func(o *Options) { o.OnProblem = problems.set })
 	def := Table{Name: "t", Partitions: 2}
 	if _, _, err := a.Create(ctx, def); err != nil {
 		t.Fatal(err)
@@ -406,10 +399,7 @@ func TestCreateDuringFailedRefresh(t *testing.T) {
 		if _, ok := b.Get("t"); !ok {
 			t.Fatal("b does not serve the table it created")
 		}
-		mu.Lock()
-		err := problems["t"]
-		mu.Unlock()
-		if err != nil {
+		if err := problems.get("t"); err != nil {
 			t.Fatalf("b serves the table, but its problem says otherwise: %v", err)
 		}
 		if err := b.Refresh(ctx); err != nil {
@@ -428,26 +418,14 @@ func TestDroppedUnservable(t *testing.T) {
 	a := openCatalog(t, st, newTopics())
 	prov := newTopics()
 	prov.fail = func(Table) error { return errors.New("log down") }
-	var mu sync.Mutex
-	problems := map[string]error{}
-	b := openCatalog(t, st, prov, func(o *Options) {
-		o.OnProblem = func(table string, err error) {
-			mu.Lock()
-			problems[table] = err
-			mu.Unlock()
-		}
-	})
-	problem := func(name string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		return problems[name]
-	}
+	problems := &problemLog{}
+	b := openCatalog(t, st, prov, func(o *Options) { o.OnProblem = problems.set })
 	h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
 	for _, dropper := range []*Catalog{a, b} {
 		if _, _, err := a.Create(ctx, Table{Name: "t"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.Refresh(ctx); err == nil || problem("t") == nil {
+		if err := b.Refresh(ctx); err == nil || problems.get("t") == nil {
 			t.Fatalf("b made the topics of t: %v", err)
 		}
 		if err := dropper.Drop(ctx, "t", true, h.hooks()); err != nil {
@@ -456,7 +434,7 @@ func TestDroppedUnservable(t *testing.T) {
 		if err := b.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := problem("t"); err != nil {
+		if err := problems.get("t"); err != nil {
 			t.Fatalf("dropped by %v: the problem of t stays: %v", dropper == b, err)
 		}
 	}
@@ -543,4 +521,33 @@ func TestDropDuringRefreshProvision(t *testing.T) {
 			}
 		})
 	}
+}
+
+// problemLog keeps what OnProblem was told last, by table.
+type problemLog struct {
+	mu sync.Mutex
+	m  map[string]error
+}
+
+func (l *problemLog) set(table string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = map[string]error{}
+	}
+	l.m[table] = err
+}
+
+func (l *problemLog) get(table string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m[table]
+}
+
+// told reports whether OnProblem was told of table at all.
+func (l *problemLog) told(table string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.m[table]
+	return ok
 }
