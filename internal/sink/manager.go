@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -244,9 +245,13 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 	if err != nil {
 		return nil, false, err
 	}
-	if created && def.Start == "latest" {
-		if err := m.startAtEnd(ctx, def); err != nil {
-			return nil, true, fmt.Errorf("sink %s of %s created, but its start could not be committed (it starts where it first runs): %w",
+	if def.Start == "latest" {
+		// Also when the same definition is there already: a create that
+		// saved it and then failed (or was cancelled) before committing
+		// the start is completed by the same create again (startAtEnd
+		// leaves a group that has a position alone).
+		if err := m.startAtEnd(ctx, def); err != nil && (created || !errors.Is(err, group.ErrMembers)) {
+			return nil, created, fmt.Errorf("sink %s of %s created, but its start could not be committed (it starts where it first runs; create it again to commit it): %w",
 				def.Name, def.Table, err)
 		}
 	}
