@@ -69,6 +69,16 @@ type JWTVerifier struct {
 	// begun before it, applied after it, is not applied (an older key set
 	// would bring back a key rotated out).
 	keysFrom int
+
+	// reportMu orders what OnError is told: a read's outcome is told only
+	// if no read begun after it was told already (reported is its
+	// count), so a failure told after a later success cannot leave the
+	// key set reported unreadable.
+	reportMu sync.Mutex
+	reported int
+	// beforeReport, when set (tests), runs between a read's outcome and
+	// what OnError is told of it.
+	beforeReport func(n int)
 }
 
 // NewJWTVerifier reads the key set once (it must be readable) and returns
@@ -142,10 +152,28 @@ func (v *JWTVerifier) refresh(ctx context.Context, discover bool) error {
 		v.keys, v.keysFrom = ks, n
 	}
 	v.mu.Unlock()
-	if v.cfg.OnError != nil && !superseded {
-		v.cfg.OnError(err)
+	if !superseded {
+		v.report(n, err)
 	}
 	return err
+}
+
+// report tells OnError the outcome of read n, unless a read begun after
+// it was told already.
+func (v *JWTVerifier) report(n int, err error) {
+	if v.beforeReport != nil {
+		v.beforeReport(n)
+	}
+	if v.cfg.OnError == nil {
+		return
+	}
+	v.reportMu.Lock()
+	defer v.reportMu.Unlock()
+	if n < v.reported {
+		return
+	}
+	v.reported = n
+	v.cfg.OnError(err)
 }
 
 func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, error) {

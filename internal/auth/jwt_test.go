@@ -329,3 +329,50 @@ func TestRotationDuringRefresh(t *testing.T) {
 		t.Fatalf("the new key's token refused after a stale refresh: %v", err)
 	}
 }
+
+// TestReportsInOrder: a failed read whose outcome was told to OnError
+// after a later read had succeeded and been told left the key set
+// reported unreadable (degraded on /healthz) although it read again; an
+// outcome is told only if no later read's was.
+func TestReportsInOrder(t *testing.T) {
+	rs, _, _ := newKeys(t)
+	set := &jwks{}
+	set.set(rs.public())
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	var mu sync.Mutex
+	var told []error
+	v, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL, OnError: func(err error) {
+		mu.Lock()
+		told = append(told, err)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, release := make(chan struct{}), make(chan struct{})
+	first := v.Fetches() + 1
+	v.beforeReport = func(n int) {
+		if n == first {
+			close(held)
+			<-release
+		}
+	}
+	set.set() // no key: the read fails
+	failed := make(chan error, 1)
+	go func() { failed <- v.refresh(context.Background(), false) }()
+	<-held // it failed, and is about to tell
+	set.set(rs.public())
+	if err := v.refresh(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-failed; err == nil {
+		t.Fatal("the read of an empty key set succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) == 0 || told[len(told)-1] != nil {
+		t.Fatalf("told %v: the last outcome told is the earlier read's failure, after the later read succeeded", told)
+	}
+}
