@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -116,5 +118,73 @@ func BenchmarkTransact(b *testing.B) {
 		if err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: recs}, map[string]map[int32]int64{in: {0: offset}}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkVisible is the least a record costs from its producer to a
+// read_committed consumer on the real broker, one record at a time: plain
+// (an idempotent produce, as Debezium's Kafka Connect producer), and in a
+// transaction (Begin, the produce, EndTxn: what a resolver's transaction
+// adds, before its TxnOffsetCommit). b.N counts records; each is awaited
+// by the consumer before the next is sent. It bounds from below what the
+// Kafka hops of a write's path cost at low rates (docs/benchmarks.md).
+func BenchmarkVisible(b *testing.B) {
+	brokers := realBrokers(b)
+	j := newJanitor(b, brokers)
+	ctx := context.Background()
+	for _, txn := range []bool{false, true} {
+		b.Run(fmt.Sprintf("transactional=%v", txn), func(b *testing.B) {
+			topic := topicName("bench-visible")
+			j.add(topic)
+			l := openLog(b, brokers, nil)
+			if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			opts := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0), kgo.RequiredAcks(kgo.AllISRAcks())}
+			if txn {
+				opts = append(opts, kgo.TransactionalID(topic), kgo.ConcurrentTransactionsBackoff(2*time.Millisecond))
+			}
+			p, err := kgo.NewClient(opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			c, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+				topic: {0: kgo.NewOffset().AtStart()}}), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			var produce, commit time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if txn {
+					if err := p.BeginTransaction(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := p.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: make([]byte, 100)}).FirstErr(); err != nil {
+					b.Fatal(err)
+				}
+				produced := time.Now()
+				produce += produced.Sub(start)
+				if txn {
+					if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+						b.Fatal(err)
+					}
+					commit += time.Since(produced)
+				}
+				for got := 0; got == 0; {
+					fs := c.PollFetches(ctx)
+					if err := fs.Err0(); err != nil {
+						b.Fatal(err)
+					}
+					got = fs.NumRecords()
+				}
+			}
+			n := float64(b.N)
+			b.ReportMetric(float64(produce.Microseconds())/n, "produce-µs/op")
+			b.ReportMetric(float64(commit.Microseconds())/n, "endtxn-µs/op")
+		})
 	}
 }
