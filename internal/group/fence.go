@@ -87,20 +87,27 @@ func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]in
 
 // fenceAll fences every partition of a group (Reset, a shared snapshot's
 // end): no committer of a member that was in it can commit after; it
-// returns the committers (nil on a log that cannot fence, or unshared).
-func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]fenced, error) {
+// returns the committers (nil on a log that cannot fence, or unshared)
+// and the group's committed positions read after the fence (on a log
+// that fences, final: a member that takes a partition later fences the
+// committers returned first).
+func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]fenced, map[int32]int64, error) {
 	if g.fencer == nil || g.shared == nil {
-		return nil, nil
+		c, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
+		if err != nil {
+			return nil, nil, fmt.Errorf("committed offsets: %w", err)
+		}
+		return nil, c, nil
 	}
 	claims := make([]Grant, t.Partitions)
 	for p := range t.Partitions {
 		claims[p] = Grant{Partition: p}
 	}
-	fs, _, err := g.fence(ctx, &grp{name: name, topic: t.Topic}, claims)
+	fs, committed, err := g.fence(ctx, &grp{name: name, topic: t.Topic}, claims)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return fs, nil
+	return fs, committed, nil
 }
 
 // commitAll commits offsets of a group without members (Reset, a shared

@@ -370,6 +370,18 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 // Reset commits offsets for a group without live members (a new group
 // is created).
 func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[int32]int64) error {
+	return g.reset(ctx, t, name, offsets, false)
+}
+
+// errPositionsMeanwhile refuses a snapshot's end once the group has
+// positions.
+var errPositionsMeanwhile = fmt.Errorf("%w: the group has positions committed during the snapshot (a member joined and left): the snapshot's end is not committed", ErrMembers)
+
+// reset is Reset; onlyNew (a snapshot's end) refuses it with ErrMembers
+// when the group has positions, read under g.mu after the members were
+// checked (and, shared, after the fence): a member that joined, committed
+// and left after an earlier check keeps its acknowledgements.
+func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[int32]int64, onlyNew bool) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k := [2]string{t.Name, name}
@@ -403,13 +415,12 @@ func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[in
 	// No committer of a member that was in the group commits after this.
 	// Its commit goes through the committers fenced here: a commit the
 	// bus applies late fails once a member took the partition.
-	fs, err := g.fenceAll(ctx, t, name)
+	fs, prev, err := g.fenceAll(ctx, t, name)
 	if err != nil {
 		return fmt.Errorf("group %s of %s: %w", name, t.Name, err)
 	}
-	prev, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
-	if err != nil {
-		return fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
+	if onlyNew && len(prev) > 0 {
+		return errPositionsMeanwhile
 	}
 	if len(prev) == 0 {
 		if err := g.register(ctx, t.Name, name); err != nil {

@@ -97,12 +97,12 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	g := r.g
 	if has, err := g.hasPositions(ctx, r.t, r.name); err != nil || has {
 		if err == nil {
-			err = fmt.Errorf("%w: the group has positions committed during the snapshot (a member joined and left): the snapshot's end is not committed", ErrMembers)
+			err = errPositionsMeanwhile
 		}
 		return err
 	}
 	if r.gr == nil {
-		err := g.Reset(ctx, r.t, r.name, offsets)
+		err := g.reset(ctx, r.t, r.name, offsets, true)
 		r.commit.Store(err == nil)
 		return err
 	}
@@ -122,9 +122,12 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	// On a log that fences, the end commits through committers fenced
 	// first: applied late (the process paused, the request stuck in the
 	// broker), it fails once a member took the partition.
-	fs, err := g.fenceAll(ctx, r.t, r.name)
+	fs, prev, err := g.fenceAll(ctx, r.t, r.name)
 	if err != nil {
 		return fmt.Errorf("group %s of %s: the snapshot's end: %w", r.name, r.t.Name, err)
+	}
+	if len(prev) > 0 { // a member joined and left since the check above
+		return errPositionsMeanwhile
 	}
 	gr := r.gr
 	gr.mu.Lock()
