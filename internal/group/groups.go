@@ -198,7 +198,9 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		claim := gr.snap.want != "" || gr.snap.epoch != 0
 		gr.mu.Unlock()
 		if !claim {
-			delete(g.groups, k)
+			// Replaced once loaded (below), not before: a load that
+			// fails keeps it, and its syncs still write a leave the
+			// entry lacks.
 			old = nil
 		}
 	}
@@ -385,7 +387,8 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	k := [2]string{t.Name, name}
-	if gr := g.groups[k]; gr != nil {
+	gr := g.groups[k]
+	if gr != nil {
 		gr.mu.Lock()
 		m := gr.core.Members()
 		snap := gr.snap.want != "" || gr.snap.epoch != 0
@@ -398,7 +401,6 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 			return fmt.Errorf("%w: a member here is taking (or waits to take) the group's snapshot: stop it first", ErrMembers)
 		}
 		g.epochs[k] = max(g.epochs[k], last)
-		delete(g.groups, k) // the next member loads what is committed here
 	}
 	if g.shared != nil {
 		st, err := g.sharedView(ctx, t, name)
@@ -411,6 +413,12 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 		if sn := st.Snapshot; sn != nil {
 			return fmt.Errorf("%w: member %s is taking the group's snapshot (a process that died keeps its claim for at most api.group_lease_timeout)", ErrMembers, sn.Member)
 		}
+	}
+	// The next member loads what is committed here. Only now: while the
+	// entry lists this process's members (a leave not written yet: the
+	// store was out of reach), only this group's syncs remove them.
+	if gr != nil {
+		delete(g.groups, k)
 	}
 	// No committer of a member that was in the group commits after this.
 	// Its commit goes through the committers fenced here: a commit the
