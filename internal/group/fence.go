@@ -85,14 +85,39 @@ func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]in
 	return errs
 }
 
+// ownCommitters returns the committers of an unshared group's
+// acknowledged partitions at their epochs, fencing each partition that
+// has none here at its epoch (the owner's first commit); under gr.mu.
+// The fence fails every commit of an earlier committer of the partition
+// that the bus applies after it.
+func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs map[int32]uint64) (map[int32]fenced, error) {
+	cs := map[int32]fenced{}
+	for p := range commit {
+		f, ok := gr.fences[p]
+		if !ok || f.epoch != epochs[p] {
+			c, err := gr.g.fencer.FencePartition(ctx, LogGroup(gr.name), gr.topic, p)
+			if err != nil {
+				return nil, fmt.Errorf("fence partition %d: %w", p, err)
+			}
+			f = fenced{epoch: epochs[p], c: c}
+			if gr.fences == nil {
+				gr.fences = map[int32]fenced{}
+			}
+			gr.fences[p] = f
+		}
+		cs[p] = f
+	}
+	return cs, nil
+}
+
 // fenceAll fences every partition of a group (Reset, a shared snapshot's
 // end): no committer of a member that was in it can commit after; it
-// returns the committers (nil on a log that cannot fence, or unshared)
+// returns the committers (nil on a log that cannot fence)
 // and the group's committed positions read after the fence (on a log
 // that fences, final: a member that takes a partition later fences the
 // committers returned first).
 func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]fenced, map[int32]int64, error) {
-	if g.fencer == nil || g.shared == nil {
+	if g.fencer == nil {
 		c, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 		if err != nil {
 			return nil, nil, fmt.Errorf("committed offsets: %w", err)

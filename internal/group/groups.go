@@ -68,9 +68,9 @@ type Groups struct {
 	logger    *slog.Logger
 	health    *health.Registry
 	kick      chan struct{}
-	// fencer: the log fences a partition's commits (shared mode on
-	// Kafka): each partition taken here commits through its own
-	// committer (fence.go).
+	// fencer: the log fences a partition's commits (Kafka): each
+	// partition taken here commits through its own committer (fence.go;
+	// unshared, fenced at the owner's first commit).
 	fencer intentlog.PartitionFencer
 
 	snaps map[[2]string]*snapLocal // start "snapshot" snapshots on this process (snapclaim.go)
@@ -96,6 +96,9 @@ func (g *Groups) WithReadAhead(max int64) *Groups {
 func New(log intentlog.Log, lease time.Duration) *Groups {
 	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, epochs: map[[2]string]uint64{}, stop: make(chan struct{}), kick: make(chan struct{}, 1),
 		snaps: map[[2]string]*snapLocal{}}
+	if f, ok := log.(intentlog.PartitionFencer); ok {
+		g.fencer = f
+	}
 	g.wg.Add(1)
 	go g.expire()
 	return g

@@ -414,6 +414,19 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 			if err := fencedResult(errs, commit, refused); err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 			}
+		} else if g.fencer != nil {
+			// One process serves the group, on a log that may apply a
+			// commit after its client gave up (Kafka): each owner commits
+			// through a committer it fenced the partition with, so that
+			// a previous owner's commit (or one from before a reset)
+			// landing late fails instead of moving the position back.
+			cs, err := gr.ownCommitters(ctx, commit, epochs)
+			if err != nil {
+				return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
+			}
+			if err := fencedResult(commitFenced(ctx, cs, commit), commit, refused); err != nil {
+				return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
+			}
 		} else if err := g.log.Commit(ctx, LogGroup(name), t.Topic, commit); err != nil {
 			return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 		}

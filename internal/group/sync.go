@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/health"
-	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -42,9 +41,6 @@ func (g *Groups) Share(o Sharing) *Groups {
 		o.Logger = slog.Default()
 	}
 	g.shared, g.proc, g.procLease, g.logger, g.health, g.exclusive = o.Store, o.Process, o.Lease, o.Logger, o.Health, o.Exclusive
-	if f, ok := g.log.(intentlog.PartitionFencer); ok {
-		g.fencer = f
-	}
 	g.wg.Add(1)
 	go g.syncLoop()
 	return g

@@ -1,0 +1,67 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestLateAckCommitFenced: a group served by one process (unshared) on a
+// log whose commits can land after the client gave up (Kafka with a
+// store that is not shared): member a's acknowledgement times out with
+// its commit stuck in the broker, a leaves, b takes the partition and
+// acknowledges further; then the stuck commit reaches the bus. It must
+// fail on a fence, not move the position back under b (b's
+// acknowledged events would go again to the next owner, and a reset
+// would be undone as well).
+func TestLateAckCommitFenced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	l := &fencingLog{Log: base, st: &fenceState{epoch: map[string]int{}}, applied: make(chan error, 4), waiting: make(chan struct{}, 4)}
+	G := New(l, time.Second) // acknowledgements' commits bounded by half of it
+	defer G.Close()
+
+	a, err := G.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch Message
+	until(t, a, owned{}, func(m Message) {
+		if batch.Records == nil && len(m.Records) > 0 && a.Check(m) {
+			batch = m
+		}
+	}, func() bool { return batch.Records != nil })
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.gate = gate
+	l.mu.Unlock()
+	if r, err := G.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, 10}}); err == nil && len(r) == 0 {
+		t.Fatal("an acknowledgement whose commit did not return was accepted")
+	}
+	<-l.waiting
+	l.mu.Lock()
+	l.gate = nil // b's commits reach the bus at once
+	l.mu.Unlock()
+	a.Leave()
+
+	acked := joinAckLeave(t, G, tb, "b")
+	if acked <= 10 {
+		t.Fatalf("b acknowledged %d: the test needs more than 10", acked)
+	}
+	close(gate) // a's commit of 10 reaches the bus now
+	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
+		t.Errorf("a's late commit: %v, want %v", err, intentlog.ErrFenced)
+	}
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0] != acked {
+		t.Fatalf("committed %d, want %d (b's acknowledgement; a's late commit moved it back)", c[0], acked)
+	}
+}
