@@ -33,7 +33,7 @@ func (s *Service) groupTable(table, name string) (group.Table, error) {
 	if err := group.ValidateName("group", name); err != nil {
 		return group.Table{}, invalid(err)
 	}
-	return group.Table{Name: table, Topic: Topic(table), Partitions: n}, nil
+	return group.Table{Name: table, Topic: Topic(table), Partitions: n, Created: s.createdOf(table)}, nil
 }
 
 // GroupSnapshot hands a member joining a start "snapshot" group the

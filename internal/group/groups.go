@@ -148,6 +148,7 @@ type grp struct {
 	g           *Groups
 	table, name string
 	topic       string
+	created     int64      // Table.Created at load (0: unknown)
 	mu          sync.Mutex // guards core and sessions
 	core        *Core
 	sessions    map[string]*Session
@@ -165,11 +166,22 @@ type grp struct {
 	fences map[int32]fenced
 }
 
+// sameTable says whether t is the table the group was loaded for (not
+// one dropped and created again under its name since); unknown creation
+// times match.
+func (gr *grp) sameTable(t Table) bool {
+	return gr.created == 0 || t.Created == 0 || gr.created == t.Created
+}
+
 // Table describes where a table's events are, for a group.
 type Table struct {
 	Name       string
 	Topic      string
 	Partitions int32
+	// Created is the table's creation time, Unix microseconds (0:
+	// unknown): a table dropped and created again under its name has
+	// another, and its groups' members are not the dropped table's.
+	Created int64
 }
 
 // StartLatest, when true, starts a new group's partitions at their ends;
@@ -192,6 +204,10 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		if live && gr.core.n != t.Partitions {
 			return nil, fmt.Errorf("group %s of %s: its members joined when the table had %d partitions; it has %d (dropped and created again?): stop them",
 				name, t.Name, gr.core.n, t.Partitions)
+		}
+		if live && !gr.sameTable(t) {
+			return nil, fmt.Errorf("group %s of %s: its members joined a table of that name that was dropped since and created again: stop them",
+				name, t.Name)
 		}
 		if live {
 			return gr, nil
@@ -254,11 +270,11 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		// Reloaded in place: a member here takes (or waits for) the
 		// group's snapshot under this object's claim and lease.
 		old.mu.Lock()
-		old.topic, old.core, old.loaded, old.starts = t.Topic, core, true, missing
+		old.topic, old.created, old.core, old.loaded, old.starts = t.Topic, t.Created, core, true, missing
 		old.mu.Unlock()
 		return old, nil
 	}
-	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: core, sessions: map[string]*Session{},
+	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, created: t.Created, core: core, sessions: map[string]*Session{},
 		sh: sharedLocal{obs: observed{}}, loaded: true, starts: missing}
 	g.groups[k] = gr
 	return gr, nil

@@ -372,6 +372,11 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 	if gr.sessions[id] == nil {
 		return nil, fmt.Errorf("%w: %q is not a member of group %q of %s (it left or its lease expired): join again", ErrNotMember, id, name, t.Name)
 	}
+	if !gr.sameTable(t) {
+		// Its offsets belong to the dropped table's topic: committed on
+		// the new one's, they would skip its first events.
+		return nil, fmt.Errorf("%w: %q is a member of group %q of a table %s that was dropped since and created again: join again", ErrNotMember, id, name, t.Name)
+	}
 	commit := map[int32]int64{}
 	epochs := map[int32]uint64{}
 	refused = map[int32]error{}

@@ -15,7 +15,11 @@ func (s *Server) groupTable(name string) (group.Table, bool) {
 	if !ok {
 		return group.Table{}, false
 	}
-	return group.Table{Name: t.Name, Topic: eventbus.Topic(t.Name), Partitions: t.Partitions}, true
+	var created int64
+	if !t.CreatedAt.IsZero() {
+		created = t.CreatedAt.UnixMicro()
+	}
+	return group.Table{Name: t.Name, Topic: eventbus.Topic(t.Name), Partitions: t.Partitions, Created: created}, true
 }
 
 // tableIncarnation is a served table's created_at_us (0: not served):
