@@ -252,7 +252,14 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		// that lands late would move back the positions another
 		// process's members acknowledged meanwhile.
 		if g.shared == nil {
-			if err := g.log.Commit(ctx, LogGroup(name), t.Topic, missing); err != nil {
+			// Through committers fenced first (on a log that fences): a
+			// start commit that lands late (this join gave up) fails once
+			// a member committed, instead of moving its position back.
+			fs, _, err := g.fenceAll(ctx, t, name)
+			if err != nil {
+				return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
+			}
+			if err := g.commitAll(ctx, t, name, fs, missing); err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
 			}
 			if committed == nil {

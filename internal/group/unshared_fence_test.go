@@ -65,3 +65,46 @@ func TestLateAckCommitFenced(t *testing.T) {
 		t.Fatalf("committed %d, want %d (b's acknowledgement; a's late commit moved it back)", c[0], acked)
 	}
 }
+
+// TestLateStartCommitFenced: as TestLateAckCommitFenced, for the start a
+// new group's first join commits: a join whose start commit timed out
+// (stuck in the broker) failed; the next join started the group, and its
+// member acknowledged; then the stuck start commit reaches the bus: it
+// must fail on a fence, not move the position back to the start.
+func TestLateStartCommitFenced(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	l := &fencingLog{Log: base, st: &fenceState{epoch: map[string]int{}}, applied: make(chan error, 4), waiting: make(chan struct{}, 4)}
+	G := New(l, time.Minute)
+	defer G.Close()
+
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.gate = gate
+	l.mu.Unlock()
+	jctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err := G.Join(jctx, tb, "g", "a", false)
+	cancel()
+	if err == nil {
+		t.Fatal("a join whose start commit did not return succeeded")
+	}
+	<-l.waiting
+	l.mu.Lock()
+	l.gate = nil
+	l.mu.Unlock()
+
+	acked := joinAckLeave(t, G, tb, "b")
+	close(gate) // the first join's start commit reaches the bus now
+	if err := <-l.applied; !errors.Is(err, intentlog.ErrFenced) {
+		t.Errorf("the late start commit: %v, want %v", err, intentlog.ErrFenced)
+	}
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0] != acked {
+		t.Fatalf("committed %d, want %d (b's acknowledgement; the late start commit moved it back)", c[0], acked)
+	}
+}
