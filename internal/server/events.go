@@ -93,24 +93,30 @@ func (v *typedValues) eventValue(ctx context.Context, t catalog.Table, written u
 }
 
 // messageByID returns a message type of the schema of an id, cached for
-// good (an id always names the same schema).
+// ttl (catalog_refresh): an id deleted for good (or given again by an
+// import) elsewhere is seen within that time, through this process at once
+// (forget); a read begun before a forget is not cached.
 func (v *typedValues) messageByID(ctx context.Context, id uint32, name string) (schema.Message, error) {
 	v.mu.Lock()
-	sch := v.byID[id]
+	c, ok := v.byID[id]
+	forgot := v.forgot
 	v.mu.Unlock()
-	if sch == nil {
-		var err error
-		if sch, err = v.s.schemas.ByID(ctx, int(id)); err != nil {
+	if !ok || time.Since(c.at) >= v.ttl {
+		sch, err := v.s.schemas.ByID(ctx, int(id))
+		if err != nil {
 			return schema.Message{}, err
 		}
+		c = cachedSchema{sch: sch, at: time.Now()}
 		v.mu.Lock()
-		if len(v.byID) >= 4096 {
-			clear(v.byID)
+		if v.forgot == forgot {
+			if len(v.byID) >= 4096 {
+				clear(v.byID)
+			}
+			v.byID[id] = c
 		}
-		v.byID[id] = sch
 		v.mu.Unlock()
 	}
-	return sch.MessageType(name)
+	return c.sch.MessageType(name)
 }
 
 // snapshotDrifted dead-letters the rows of a typed table a snapshot left

@@ -117,7 +117,7 @@ type typedValues struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedType // by subject and message type
-	byID  map[uint32]*schema.Schema
+	byID  map[uint32]cachedSchema
 	// lettered: the event ids of snapshot rows dead-lettered by this
 	// process (snapshotDrifted), bounded.
 	lettered map[string]bool
@@ -132,18 +132,36 @@ type cachedType struct {
 	at  time.Time
 }
 
-func newTypedValues(s *Server, ttl time.Duration) *typedValues {
-	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}, byID: map[uint32]*schema.Schema{}, lettered: map[string]bool{}}
+// cachedSchema is the schema of an id, read at at.
+type cachedSchema struct {
+	sch *schema.Schema
+	at  time.Time
 }
 
-// forget drops a subject's cached schemas.
+func newTypedValues(s *Server, ttl time.Duration) *typedValues {
+	return &typedValues{s: s, ttl: ttl, cache: map[string]cachedType{}, byID: map[uint32]cachedSchema{}, lettered: map[string]bool{}}
+}
+
+// forget drops a subject's cached schemas, and the schemas cached by id
+// (a delete for good of the subject's versions may have removed some):
+// the subject changed.
 func (v *typedValues) forget(subject string) {
 	if v == nil {
 		return
 	}
+	v.drop(subject, true)
+}
+
+// forgetLatest drops a subject's cached latest schemas.
+func (v *typedValues) forgetLatest(subject string) { v.drop(subject, false) }
+
+func (v *typedValues) drop(subject string, byID bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.forgot++
+	if byID {
+		clear(v.byID)
+	}
 	for k := range v.cache {
 		if strings.HasPrefix(k, subject+"\x00") {
 			delete(v.cache, k)
@@ -201,7 +219,7 @@ func (v *typedValues) with(ctx context.Context, t catalog.Table, part, name stri
 	}
 	err = fn(c.msg)
 	if err != nil && time.Since(c.at) > recheck {
-		v.forget(v.s.subject(t.Name, part))
+		v.forgetLatest(v.s.subject(t.Name, part))
 		if latest, lerr := v.message(ctx, t.Name, part, name); lerr == nil {
 			c, err = latest, fn(latest.msg)
 		}
