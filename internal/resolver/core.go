@@ -215,6 +215,10 @@ type Core struct {
 	next      int64   // offset after the last ingested entry
 	committed int64
 	watermark uint64 // highest intent version ingested
+	// wide is a window an alter shortened, kept for the intents ingested
+	// before wideUntil (SetWindow).
+	wide      time.Duration
+	wideUntil time.Time
 
 	timers timerHeap
 	gen    uint64 // the last timer generation handed out (bump)
@@ -371,7 +375,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		return
 	}
 	ks := c.keyState(in.Key)
-	p.needs, p.deadline = true, now.Add(c.p.Window)
+	p.needs, p.deadline = true, now.Add(c.window(now))
 	ks.pending = append(ks.pending, p)
 	ks.traced = ks.traced || p.trace != nil
 	if ks.phase == idle {

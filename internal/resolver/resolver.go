@@ -141,6 +141,12 @@ type Config struct {
 	// Tables, when set, says whether a table is still to be resolved and
 	// its current definition (catalog.Catalog.Resolving); see tables.go.
 	Tables func(name string) (catalog.Table, bool)
+	// CatalogRefresh (with Tables) is how long another process may go on
+	// serving a table's definition after it was altered (catalog_refresh):
+	// a visibility window an alter shortened applies only to the intents
+	// ingested once no write admitted under the old one can land
+	// (Core.SetWindow).
+	CatalogRefresh time.Duration
 	// Landing, when set, knows the store writes in flight of the proxy in
 	// this process: a read of a version whose write has not returned yet
 	// is held until it has (at most the table's visibility window), so

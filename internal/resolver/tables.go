@@ -15,7 +15,8 @@ import (
 // that is being dropped, is gone or was created again since (another
 // CreatedAt) stops the loop (drained and committed, not restarted); an
 // altered visibility window applies to the intents the loop reads from then
-// on. Stopped tells a drop when this process resolves none of a table's
+// on, a shortened one only once the writes admitted under the old one
+// ended (Core.SetWindow). Stopped tells a drop when this process resolves none of a table's
 // partitions any more.
 
 // runs counts the partitions of each table that run in this process.
@@ -106,7 +107,7 @@ func (l *loop) follow() (stop bool) {
 		return true
 	}
 	if t.VisibilityWindow != l.def.VisibilityWindow {
-		l.core.SetWindow(t.VisibilityWindow)
+		l.core.SetWindow(time.Now(), t.VisibilityWindow, l.r.cfg.CatalogRefresh)
 	}
 	if t.MaxAttempts != l.def.MaxAttempts || t.MaxRetryTime != l.def.MaxRetryTime {
 		l.core.SetRetryBounds(int(t.MaxAttempts), t.MaxRetryTime)
@@ -115,9 +116,38 @@ func (l *loop) follow() (stop bool) {
 	return false
 }
 
-// SetWindow changes the visibility window for the intents ingested from now
-// on (the table was altered); pending intents keep their deadlines.
-func (c *Core) SetWindow(d time.Duration) { c.p.Window = d }
+// SetWindow changes the visibility window at now (the table was
+// altered). Writes admitted under the old window may still be in flight,
+// or be admitted by processes whose catalog is stale for up to grace
+// (catalog_refresh), their store write landing up to 3/4 of the old
+// window after they began. So a longer window also moves the deadlines of
+// the pending intents (they may be of writes admitted under it already),
+// and a shorter one applies only to the intents ingested once no write
+// admitted under the old one can land any more (grace plus the old
+// window); until then they keep the old window.
+func (c *Core) SetWindow(now time.Time, d, grace time.Duration) {
+	old := c.window(now)
+	switch {
+	case d > old:
+		for _, ks := range c.keys {
+			for i := range ks.pending {
+				ks.pending[i].deadline = ks.pending[i].deadline.Add(d - old)
+			}
+		}
+		c.wide, c.wideUntil = 0, time.Time{}
+	case d < old:
+		c.wide, c.wideUntil = old, now.Add(grace+old)
+	}
+	c.p.Window = d
+}
+
+// window is the visibility window of an intent ingested at now.
+func (c *Core) window(now time.Time) time.Duration {
+	if now.Before(c.wideUntil) {
+		return max(c.wide, c.p.Window)
+	}
+	return c.p.Window
+}
 
 // SetRetryBounds changes the table's retry bounds (altered); they apply to
 // the next failure of each key.

@@ -37,8 +37,8 @@ func (c *fakeCatalog) get(name string) (catalog.Table, bool) {
 	return t, ok
 }
 
-// TestFollowsCatalog: an altered window applies to the intents read after
-// it; a dropped table's partitions stop (Stopped returns) while the
+// TestFollowsCatalog: a shortened window applies to the intents read once
+// the writes admitted under the old one ended; a dropped table's partitions stop (Stopped returns) while the
 // resolver runs on, and a table created again is resolved again.
 func TestFollowsCatalog(t *testing.T) {
 	t.Parallel()
@@ -46,7 +46,7 @@ func TestFollowsCatalog(t *testing.T) {
 	defer cancel()
 	env := newTestEnv(ctx, t, "follow")
 	tb := env.tb
-	tb.VisibilityWindow, tb.CreatedAt = time.Minute, time.UnixMicro(1)
+	tb.VisibilityWindow, tb.CreatedAt = 2*time.Second, time.UnixMicro(1)
 	cat := &fakeCatalog{tables: map[string]catalog.Table{tb.Name: tb}}
 	var logs logbuf.Buffer
 	r := New(env.log, env.st, env.bus, Config{
@@ -68,16 +68,20 @@ func TestFollowsCatalog(t *testing.T) {
 	env.write(ctx, t, "a", 1, "one")
 	waitUntil(ctx, t, "the event of a", func() bool { return committed(ctx, t, env, "g") == 1 })
 
-	// An intent whose write never lands waits out the window: a minute,
-	// but the table was altered to 50ms.
+	// An intent whose write never lands waits out the window: 2s, but the
+	// table was altered to 50ms, and the writes admitted under 2s ended.
 	altered := tb
 	altered.VisibilityWindow = 50 * time.Millisecond
 	cat.set(altered, true)
-	time.Sleep(50 * time.Millisecond) // a few commit ticks: the loop took up the alter
+	time.Sleep(tb.VisibilityWindow + 100*time.Millisecond) // the loop took up the alter, and its old window passed
 	logIntent(ctx, t, env, "lost", 2)
+	logged := time.Now()
 	waitUntil(ctx, t, "the intent unmaterialized after the altered window", func() bool {
 		return strings.Contains(logs.String(), "intent unmaterialized")
 	})
+	if took := time.Since(logged); took >= tb.VisibilityWindow {
+		t.Fatalf("unmaterialized after %s: the old window applied", took)
+	}
 
 	cat.set(tb, false)
 	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
