@@ -158,6 +158,20 @@ func (g *Guard) recheck(id identity) error {
 	return nil
 }
 
+// Rechecker returns what checks the credential of a long HTTP response
+// to r (the console's tail) again as it goes, as a stream's is (at most
+// every reload_interval): a token revoked or a certificate expired since
+// is an error, and the response must end.
+func (g *Guard) Rechecker(r *http.Request) func() error {
+	c := &authorizedConn{ctx: r.Context(), g: g}
+	return func() error {
+		if !g.enabled {
+			return nil
+		}
+		return c.recheck()
+	}
+}
+
 // Endpoint is the permission of an HTTP endpoint that is not an RPC: Read
 // for GET and HEAD, Write for the other methods, or what Decide says of a
 // method and escaped path; Open needs no principal.

@@ -14,7 +14,8 @@
 //     sample only) the lags and the writes, counted in the proxy rather
 //     than as a Prometheus label (see proxy.PartitionWrites).
 //   - /console/api/tail?table=T&key=K: a live tail of a table's events
-//     from now on (server-sent events), only keys containing K.
+//     from now on (server-sent events), only keys containing K; its
+//     credential is checked again as it sends (Options.Recheck).
 //   - /console/api/history?table=T&key=K: the events of key K still on
 //     the bus, among the last HistoryScan records of its partition.
 //
@@ -61,6 +62,10 @@ type Options struct {
 	// Caller says whether auth is on, and the principal of a request and
 	// its grants (nil: auth is off).
 	Caller func(r *http.Request) (authOn bool, p auth.Principal, grants []auth.Grant)
+	// Recheck, when set, returns what checks the credential of a tail's
+	// request again; the tail calls it before each event it sends and
+	// ends, with an error event, when it fails (a token revoked since).
+	Recheck func(r *http.Request) func() error
 	// Log holds the event topics the tail reads.
 	Log    intentlog.Log
 	Logger *slog.Logger
@@ -312,6 +317,10 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 		return // the connection cannot stream (or is gone)
 	}
 	enc := json.NewEncoder(w)
+	check := func() error { return nil }
+	if c.o.Recheck != nil {
+		check = c.o.Recheck(r)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -323,6 +332,11 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case e := <-out:
+			if err := check(); err != nil {
+				fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
+				_ = rc.Flush()
+				return
+			}
 			fmt.Fprint(w, "data: ")
 			if err := enc.Encode(e); err != nil {
 				return

@@ -263,7 +263,7 @@ func (s *Server) open(ctx context.Context) error {
 				p, grants := s.guard.Caller(r)
 				return s.guard.Enabled(), p, grants
 			},
-			Table: s.catalog.Get, Log: s.log, Logger: s.logger,
+			Recheck: s.guard.Rechecker, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
 			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
 	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes))
