@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,8 +31,17 @@ type Remote struct {
 	url      string
 	onChange func(subject string)
 
-	mu   sync.Mutex
-	byID map[int]*schema.Schema // compiled; an id always names one schema
+	mu sync.Mutex
+	// byID are the schemas compiled, by id, with the text and references
+	// they were compiled from: an id deleted for good may be given again
+	// (IMPORT mode), so a schema is reused only for the same text.
+	byID map[int]remoteSchema
+}
+
+type remoteSchema struct {
+	text   string
+	refs   []Reference
+	schema *schema.Schema
 }
 
 // RemoteOptions configures a Remote.
@@ -92,7 +102,7 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry %s: %w", o.URL, err)
 	}
-	return &Remote{cl: cl, lim: o.Limits.withDefaults(), url: o.URL, byID: map[int]*schema.Schema{}}, nil
+	return &Remote{cl: cl, lim: o.Limits.withDefaults(), url: o.URL, byID: map[int]remoteSchema{}}, nil
 }
 
 // OnChange makes fn run after each registration through this client.
@@ -185,14 +195,10 @@ func (r *Remote) Latest(ctx context.Context, subject string) (int, *schema.Schem
 	return ss.ID, s, err
 }
 
-// ByID returns the compiled schema of an id.
+// ByID returns the compiled schema of an id, asked of the registry each
+// time (the caller caches it for a while): an id deleted for good there
+// is not found (an *Error with status 404), not kept for good.
 func (r *Remote) ByID(ctx context.Context, id int) (*schema.Schema, error) {
-	r.mu.Lock()
-	s := r.byID[id]
-	r.mu.Unlock()
-	if s != nil {
-		return s, nil
-	}
 	sch, err := r.cl.SchemaByID(ctx, id)
 	if err != nil {
 		return nil, r.remoteErr(err)
@@ -200,15 +206,16 @@ func (r *Remote) ByID(ctx context.Context, id int) (*schema.Schema, error) {
 	return r.compiled(ctx, id, sch)
 }
 
-// compiled compiles the schema of an id once.
+// compiled compiles the schema of an id, once per text and references.
 func (r *Remote) compiled(ctx context.Context, id int, sch sr.Schema) (*schema.Schema, error) {
+	refs := references(sch.References)
 	r.mu.Lock()
-	s := r.byID[id]
+	c, ok := r.byID[id]
 	r.mu.Unlock()
-	if s != nil {
-		return s, nil
+	if ok && c.text == sch.Schema && slices.Equal(c.refs, refs) {
+		return c.schema, nil
 	}
-	s, err := r.compile(ctx, sch.Schema, references(sch.References))
+	s, err := r.compile(ctx, sch.Schema, refs)
 	if err != nil {
 		return nil, fmt.Errorf("schema %d of %s: %w", id, r.url, err)
 	}
@@ -216,7 +223,7 @@ func (r *Remote) compiled(ctx context.Context, id int, sch sr.Schema) (*schema.S
 	if len(r.byID) >= 4096 {
 		clear(r.byID)
 	}
-	r.byID[id] = s
+	r.byID[id] = remoteSchema{text: sch.Schema, refs: refs, schema: s}
 	r.mu.Unlock()
 	return s, nil
 }
