@@ -143,32 +143,46 @@ func codeOf(err error) connect.Code {
 // recheck checks again the credential a stream was opened with: a bearer
 // token revoked (or removed) since, as the tokens file was last read, or
 // a client certificate expired since, ends it Unauthenticated, as a new
-// call would be.
-func (g *Guard) recheck(id identity) error {
+// call would be. It returns the identity with the grants in force now (a
+// token's, as the tokens file has them: they may have changed).
+func (g *Guard) recheck(id identity) (identity, error) {
 	switch {
 	case !g.enabled || id.principal.IsZero():
 	case id.token != "":
-		if _, err := g.verify(id.token); err != nil {
-			return connect.NewError(codeOf(err), unauthenticated(identity{err: err}))
+		e, err := g.verify(id.token)
+		if err != nil {
+			return id, connect.NewError(codeOf(err), unauthenticated(identity{err: err}))
 		}
+		gs, _ := auth.ParseGrants(e.Grants) // checked when the file was read
+		id.grants = append(gs, g.grants[id.principal]...)
 	case !id.notAfter.IsZero() && g.now().After(id.notAfter):
-		return connect.NewError(connect.CodeUnauthenticated,
+		return id, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("the credential (client certificate or JWT) of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
 	}
-	return nil
+	return id, nil
 }
 
 // Rechecker returns what checks the credential of a long HTTP response
 // to r (the console's tail) again as it goes, as a stream's is (at most
-// every reload_interval): a token revoked or a certificate expired since
-// is an error, and the response must end.
+// every reload_interval): a token revoked or a certificate expired since,
+// or grants that no longer allow the endpoint, are an error, and the
+// response must end.
 func (g *Guard) Rechecker(r *http.Request) func() error {
 	c := &authorizedConn{ctx: r.Context(), g: g}
+	e, _ := endpointOf(r.URL.Path)
+	perm := e.Permission(r.Method, r.URL.EscapedPath())
 	return func() error {
 		if !g.enabled {
 			return nil
 		}
-		return c.recheck()
+		if err := c.recheck(); err != nil {
+			return err
+		}
+		if id := identityOf(c.ctx); !e.Open && perm != signedIn && !auth.Allowed(id.grants, perm, nil) {
+			return connect.NewError(connect.CodePermissionDenied,
+				fmt.Errorf("%s lacks the %s permission for %s %s since its grants changed (grant %s)", id, perm, r.Method, r.URL.Path, grantHint(perm)))
+		}
+		return nil
 	}
 }
 

@@ -242,12 +242,16 @@ type authorizedConn struct {
 	recheckAt time.Time
 }
 
-// recheck checks the stream's credential again when it is due.
+// recheck checks the stream's credential again when it is due, and takes
+// up its grants in force (a token's may have been narrowed since): the
+// messages it reads from then on are authorized with them.
 func (c *authorizedConn) recheck() error {
 	if now := c.g.now(); !now.Before(c.recheckAt) {
-		if err := c.g.recheck(identityOf(c.ctx)); err != nil {
+		id, err := c.g.recheck(identityOf(c.ctx))
+		if err != nil {
 			return err
 		}
+		c.ctx = context.WithValue(c.ctx, identityKey{}, id)
 		c.recheckAt = now.Add(c.g.recheckEvery)
 	}
 	return nil

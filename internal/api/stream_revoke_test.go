@@ -107,7 +107,7 @@ func TestRecheck(t *testing.T) {
 		{"certificate valid", identity{principal: cert, notAfter: now.Add(time.Second)}, true},
 		{"certificate expired during the stream", identity{principal: cert, notAfter: now.Add(-time.Second)}, false},
 	} {
-		err := g.recheck(tc.id)
+		_, err := g.recheck(tc.id)
 		if tc.ok != (err == nil) || err != nil && connect.CodeOf(err) != connect.CodeUnauthenticated {
 			t.Errorf("%s: %v", tc.name, err)
 		}

@@ -24,6 +24,32 @@ import (
 // event of the table for as long as its connection lived).
 func TestRevokedTokenEndsTail(t *testing.T) {
 	t.Parallel()
+	tailAfter(t, func(tf *auth.TokenFile) {
+		if tf.Revoke("ops", time.Now()) != 1 {
+			t.Fatal("nothing revoked")
+		}
+	}, "revoked bearer token")
+}
+
+// TestNarrowedGrantEndsTail: a console tail whose token lost its admin
+// grant (the tokens file edited) ends as a revoked one's does.
+func TestNarrowedGrantEndsTail(t *testing.T) {
+	t.Parallel()
+	tailAfter(t, func(tf *auth.TokenFile) {
+		for i := range tf.Tokens {
+			if tf.Tokens[i].Name == "ops" {
+				tf.Tokens[i].Grants = []string{"read:t"}
+			}
+		}
+	}, "lacks the admin permission")
+}
+
+// tailAfter opens a tail with an admin token, changes the tokens file
+// with change, and checks that the tail sends no event after the change
+// took effect (a new request with the token is refused) but an error event
+// saying why.
+func tailAfter(t *testing.T, change func(*auth.TokenFile), why string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	path := filepath.Join(t.TempDir(), "tokens.json")
@@ -84,22 +110,20 @@ func TestRevokedTokenEndsTail(t *testing.T) {
 	if got := next(); !strings.Contains(got, `"before"`) {
 		t.Fatalf("the event before the revocation: %q", got)
 	}
-	if tf.Revoke("ops", time.Now()) != 1 {
-		t.Fatal("nothing revoked")
-	}
+	change(tf)
 	if err := tf.Write(path); err != nil {
 		t.Fatal(err)
 	}
-	// The revocation took effect: a new request with the token is refused.
+	// The change took effect: a new request with the token is refused.
 	for {
-		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/console/api/whoami", nil)
+		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/console/api/history?table=t&key=x", nil)
 		r.Header.Set("Authorization", "Bearer "+tokens["ops"])
 		resp, err := http.DefaultClient.Do(r)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized {
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -108,10 +132,10 @@ func TestRevokedTokenEndsTail(t *testing.T) {
 	write("after")
 	got := next()
 	if strings.HasPrefix(got, "data: ") {
-		t.Fatalf("the tail of a revoked token sent %s", got)
+		t.Fatalf("the tail sent %s after the change", got)
 	}
-	if why := next(); got != "event: error" || !strings.Contains(why, "revoked bearer token") {
-		t.Fatalf("the tail ended with %q %q, want an error event naming the revocation", got, why)
+	if data := next(); got != "event: error" || !strings.Contains(data, why) {
+		t.Fatalf("the tail ended with %q %q, want an error event saying %q", got, data, why)
 	}
 	if end := next(); !strings.HasPrefix(end, "end: ") {
 		t.Fatalf("the tail went on after the error: %q", end)
