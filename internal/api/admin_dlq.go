@@ -39,6 +39,8 @@ func toolErr(ctx context.Context, err error) error {
 		code = connect.CodeNotFound
 	case errors.Is(err, dlq.ErrRaced): // another request acted on a letter first
 		code = connect.CodeAborted
+	case errors.Is(err, dlq.ErrExpired): // the operator writes the key again or drops the letter
+		code = connect.CodeFailedPrecondition
 	case errors.Is(err, reconcile.ErrNoScan):
 		code = connect.CodeUnimplemented
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, reconcile.ErrNotCaughtUp):

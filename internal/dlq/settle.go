@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
@@ -37,6 +38,11 @@ type Selection struct {
 // ErrBadSelection: a selection with neither offsets nor all, both, or more
 // than MaxLimit offsets.
 var ErrBadSelection = errors.New("invalid selection of dead letters")
+
+// ErrExpired: a key letter was not redriven because its key has no event
+// left on the bus and its stored version is older than the bus's retained
+// events (reconcile.Expired): publishing it could repeat a version.
+var ErrExpired = errors.New("the key's event may have expired from the bus")
 
 func (sel Selection) check() error {
 	switch {
@@ -180,10 +186,15 @@ type Redriven struct {
 
 // Redrive resolves the keys of the selected letters again (see the top of
 // this file) and settles them (REDRIVEN). o and t say how to reconcile and
-// where.
+// where. A key letter whose key is expired (reconcile.Expired: no event
+// left on the bus, a stored version older than its retained events) is
+// neither resolved nor settled: the other letters are, and the error
+// (ErrExpired) names it.
 func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options, t reconcile.Table) (Redriven, error) {
 	var out Redriven
 	var gaps []*wailv1.DeadLetterEntry
+	var expired []reconcile.Key
+	var expiredAt []int64
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
@@ -207,9 +218,14 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		if err != nil {
 			return err
 		}
-		res := make([]*wailv1.DeadLetterResolution, len(letters))
+		var res []*wailv1.DeadLetterResolution
 		for i, e := range letters {
-			res[i] = redriven(e.Offset, got[i].Logged, now())
+			if got[i].Verdict == reconcile.Expired {
+				expired = append(expired, got[i])
+				expiredAt = append(expiredAt, e.Offset)
+				continue // unsettled: nothing covers its intents
+			}
+			res = append(res, redriven(e.Offset, got[i].Logged, now()))
 		}
 		if err := q.Settle(ctx, res); err != nil {
 			return err
@@ -243,7 +259,27 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		out.Resolutions = append(out.Resolutions, res...)
 	}
 	out.Resolutions = append(out.Resolutions, settled...)
+	if len(expired) > 0 {
+		return out, q.expiredError(expired, expiredAt)
+	}
 	return out, nil
+}
+
+// expiredError is the error of a redrive that left the letters at offsets
+// unsettled because their keys (same order) were expired.
+func (q *Queue) expiredError(keys []reconcile.Key, offsets []int64) error {
+	const shown = 10
+	var names []string
+	for i, k := range keys[:min(len(keys), shown)] {
+		names = append(names, fmt.Sprintf("%d (key %q, stored version %d)", offsets[i], k.Key, k.Stored))
+	}
+	more := ""
+	if len(keys) > shown {
+		more = fmt.Sprintf(" and %d more", len(keys)-shown)
+	}
+	return fmt.Errorf("%w: %d letters were not redriven: %s%s: their keys have no event left on the bus and the stored versions are older than its retained events, so their events may have been published and removed (log.event_retention, compaction); publishing them again could repeat a version. "+
+		"Write each key again (its new version is published), then drop the letters (`%s`); the other letters were redriven",
+		ErrExpired, len(keys), strings.Join(names, ", "), more, q.command("drop", offsets...))
 }
 
 func (q *Queue) settleGaps(ctx context.Context, gaps []*wailv1.DeadLetterEntry, at time.Time) ([]*wailv1.DeadLetterResolution, error) {

@@ -1,15 +1,18 @@
 package dlq
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/reconcile"
@@ -229,5 +232,52 @@ func TestDrop(t *testing.T) {
 	}
 	if n := len(tb.intents(t)); n != 0 {
 		t.Errorf("drop logged %d intents", n)
+	}
+}
+
+// retainedLog reports the event partition's start one past the real one,
+// as if retention had removed its first event.
+type retainedLog struct{ intentlog.Log }
+
+func (l retainedLog) Bounds(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	start, end, err := l.Log.Bounds(ctx, topic, p)
+	if topic == eventbus.Topic("t") && end > 0 {
+		start = max(start, 1)
+	}
+	return start, end, err
+}
+
+// TestRedriveExpired: a key letter whose key has no event left on the bus
+// and a stored version older than the retained events (reconcile's
+// "expired": publishing could repeat a version) is left unsettled, with
+// an error saying what to do; it was settled "redriven, nothing to
+// publish", its write never got an event and the letter no longer said so.
+func TestRedriveExpired(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	old := hlc.At(time.Now().Add(-2 * time.Hour))
+	gone := intent.Event{Table: "t", Key: []byte("gone"), Op: intent.Upsert, Version: 7, Value: []byte("v")}
+	if err := tb.bus.Publish(ctx, "t", []intent.Event{gone}); err != nil { // offset 0, "removed by retention"
+		t.Fatal(err)
+	}
+	if _, err := tb.store.Apply(ctx, "t", []store.Mutation{{Key: []byte("old"), Value: []byte("v"), Version: old}}); err != nil {
+		t.Fatal(err)
+	}
+	tb.state(t, "behind", 50, 30)
+	tb.resolved(t)
+	tb.o.Bus = eventbus.New(retainedLog{tb.log})
+	tb.o.EventRetention = time.Hour
+	offs := appendLetters(t, tb.log, letter("old", 0), letter("behind", 0))
+	got, err := tb.q.Redrive(ctx, Selection{All: true}, tb.o, tb.t)
+	if !errors.Is(err, ErrExpired) || !strings.Contains(err.Error(), "wail dlq drop t "+strconv.FormatInt(offs[0], 10)) {
+		t.Fatalf("redrive: %v, want ErrExpired naming the drop", err)
+	}
+	if len(got.Resolutions) != 1 || got.Resolutions[0].Offset != offs[1] || got.Resolutions[0].RedriveVersion != 50 {
+		t.Errorf("resolutions %v, want the behind key's", got.Resolutions)
+	}
+	left, _, _ := tb.q.List(ctx, ListOptions{After: -1})
+	if len(left) != 1 || left[0].Offset != offs[0] {
+		t.Errorf("unsettled %v, want the expired key's letter %d", offsetsOf(left), offs[0])
 	}
 }
