@@ -189,7 +189,9 @@ type Redriven struct {
 // where. A key letter whose key is expired (reconcile.Expired: no event
 // left on the bus, a stored version older than its retained events) is
 // neither resolved nor settled: the other letters are, and the error
-// (ErrExpired) names it.
+// (ErrExpired) names it. It answers the resolution that settled each
+// letter: another request's, when that one was appended first (a drop
+// racing the redrive: the key was resolved again all the same).
 func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options, t reconcile.Table) (Redriven, error) {
 	var out Redriven
 	var gaps []*wailv1.DeadLetterEntry
@@ -258,11 +260,38 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		}
 		out.Resolutions = append(out.Resolutions, res...)
 	}
+	if err := q.firstResolutions(ctx, out.Resolutions); err != nil {
+		return out, err
+	}
 	out.Resolutions = append(out.Resolutions, settled...)
 	if len(expired) > 0 {
 		return out, q.expiredError(expired, expiredAt)
 	}
 	return out, nil
+}
+
+// firstResolutions replaces each resolution of res, appended by this
+// request, with the one that settled its letter: another request (a drop,
+// another redrive) that appended its own after this one read the letter
+// unsettled, and before this one's, settled it.
+func (q *Queue) firstResolutions(ctx context.Context, res []*wailv1.DeadLetterResolution) error {
+	if len(res) == 0 {
+		return nil
+	}
+	offsets := make([]int64, len(res))
+	for i, r := range res {
+		offsets[i] = r.Offset
+	}
+	o, err := q.outcomes(ctx, offsets)
+	if err != nil {
+		return err
+	}
+	for i, r := range res {
+		if first := o.settled[r.Offset]; first != nil {
+			res[i] = first
+		}
+	}
+	return nil
 }
 
 // expiredError is the error of a redrive that left the letters at offsets

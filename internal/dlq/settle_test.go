@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -279,5 +280,62 @@ func TestRedriveExpired(t *testing.T) {
 	left, _, _ := tb.q.List(ctx, ListOptions{After: -1})
 	if len(left) != 1 || left[0].Offset != offs[0] {
 		t.Errorf("unsettled %v, want the expired key's letter %d", offsetsOf(left), offs[0])
+	}
+}
+
+// holdLog holds the first Committed call (a fence's) until release is
+// closed, after closing held.
+type holdLog struct {
+	intentlog.Log
+	once          sync.Once
+	held, release chan struct{}
+}
+
+func (l *holdLog) Committed(ctx context.Context, g, topic string) (map[int32]int64, error) {
+	l.once.Do(func() {
+		close(l.held)
+		<-l.release
+	})
+	return l.Log.Committed(ctx, g, topic)
+}
+
+// TestDropDuringRedrive: a drop that settles a letter while a redrive that
+// read it unsettled is resolving its key (held in its fence) counts (the
+// first resolution does); the redrive answers the letter dropped, as
+// `wail dlq show` tells it. It answered "redriven", for a letter the topic
+// holds dropped.
+func TestDropDuringRedrive(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	tb.state(t, "k", 50, 30)
+	tb.resolved(t)
+	offs := appendLetters(t, tb.log, letter("k", 0))
+	hl := &holdLog{Log: tb.log, held: make(chan struct{}), release: make(chan struct{})}
+	tb.o.Log = hl
+	type result struct {
+		got Redriven
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := tb.q.Redrive(ctx, Selection{Offsets: offs}, tb.o, tb.t)
+		done <- result{got, err}
+	}()
+	<-hl.held
+	if _, err := tb.q.Drop(ctx, Selection{Offsets: offs}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	close(hl.release)
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.got.Resolutions) != 1 || r.got.Resolutions[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED {
+		t.Errorf("redrive answered %v, want the drop's resolution (the first one)", r.got.Resolutions)
+	}
+	e, err := tb.q.Get(ctx, offs[0])
+	if err != nil || e.Resolution.GetAction() != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED {
+		t.Errorf("the letter: %v, %v", e, err)
 	}
 }
