@@ -43,7 +43,7 @@ func toolErr(ctx context.Context, err error) error {
 		code = connect.CodeFailedPrecondition
 	case errors.Is(err, reconcile.ErrNoScan):
 		code = connect.CodeUnimplemented
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, reconcile.ErrNotCaughtUp):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, reconcile.ErrNotCaughtUp), errors.Is(err, dlq.ErrUnreadable):
 		// Unavailable even when the store's own timeout is what expired.
 	case errors.Is(ctx.Err(), context.DeadlineExceeded): // the caller's deadline passed
 		code = connect.CodeDeadlineExceeded

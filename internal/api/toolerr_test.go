@@ -30,6 +30,7 @@ func TestToolErr(t *testing.T) {
 		{live, wrap(dlq.ErrNotFound), connect.CodeNotFound},
 		{live, wrap(store.ErrUnknownTable), connect.CodeNotFound},
 		{live, wrap(dlq.ErrExpired), connect.CodeFailedPrecondition},
+		{live, wrap(dlq.ErrUnreadable), connect.CodeUnavailable},
 		{live, wrap(reconcile.ErrNoScan), connect.CodeUnimplemented},
 		{live, wrap(reconcile.ErrNotCaughtUp), connect.CodeUnavailable},
 		{live, wrap(fmt.Errorf("%w: %w", store.ErrUnavailable, context.DeadlineExceeded)), connect.CodeUnavailable},

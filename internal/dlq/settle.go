@@ -44,6 +44,10 @@ var ErrBadSelection = errors.New("invalid selection of dead letters")
 // events (reconcile.Expired): publishing it could repeat a version.
 var ErrExpired = errors.New("the key's event may have expired from the bus")
 
+// ErrUnreadable: a key letter was not redriven because its key could not
+// be read from the store (reconcile.Key.Err).
+var ErrUnreadable = errors.New("the key could not be read from the store")
+
 func (sel Selection) check() error {
 	switch {
 	case sel.All && len(sel.Offsets) > 0:
@@ -195,8 +199,8 @@ type Redriven struct {
 func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options, t reconcile.Table) (Redriven, error) {
 	var out Redriven
 	var gaps []*wailv1.DeadLetterEntry
-	var expired []reconcile.Key
-	var expiredAt []int64
+	var expired, unreadable []reconcile.Key
+	var expiredAt, unreadableAt []int64
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
@@ -222,6 +226,11 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		}
 		var res []*wailv1.DeadLetterResolution
 		for i, e := range letters {
+			if got[i].Verdict == reconcile.Unreadable {
+				unreadable = append(unreadable, got[i])
+				unreadableAt = append(unreadableAt, e.Offset)
+				continue // unsettled: its key was not resolved again
+			}
 			if got[i].Verdict == reconcile.Expired {
 				expired = append(expired, got[i])
 				expiredAt = append(expiredAt, e.Offset)
@@ -264,10 +273,14 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		return out, err
 	}
 	out.Resolutions = append(out.Resolutions, settled...)
+	var errs []error
 	if len(expired) > 0 {
-		return out, q.expiredError(expired, expiredAt)
+		errs = append(errs, q.expiredError(expired, expiredAt))
 	}
-	return out, nil
+	if len(unreadable) > 0 {
+		errs = append(errs, q.unreadableError(unreadable, unreadableAt))
+	}
+	return out, errors.Join(errs...)
 }
 
 // firstResolutions replaces each resolution of res, appended by this
@@ -294,21 +307,38 @@ func (q *Queue) firstResolutions(ctx context.Context, res []*wailv1.DeadLetterRe
 	return nil
 }
 
-// expiredError is the error of a redrive that left the letters at offsets
-// unsettled because their keys (same order) were expired.
-func (q *Queue) expiredError(keys []reconcile.Key, offsets []int64) error {
+// unreadableError is the error of a redrive that left the letters at
+// offsets unsettled because their keys (same order) could not be read.
+func (q *Queue) unreadableError(keys []reconcile.Key, offsets []int64) error {
+	return fmt.Errorf("%w: %d letters were not redriven: %s: the store failed to read their keys (the first: %v); "+
+		"retry the redrive once the store reads them (a READ letter's row may fail to read for good), or drop the letters (`%s`); the other letters were redriven",
+		ErrUnreadable, len(keys), letterNames(keys, offsets), keys[0].Err, q.command("drop", offsets...))
+}
+
+// letterNames names the first letters at offsets with their keys (same
+// order).
+func letterNames(keys []reconcile.Key, offsets []int64) string {
 	const shown = 10
 	var names []string
 	for i, k := range keys[:min(len(keys), shown)] {
-		names = append(names, fmt.Sprintf("%d (key %q, stored version %d)", offsets[i], k.Key, k.Stored))
+		name := fmt.Sprintf("%d (key %q, stored version %d)", offsets[i], k.Key, k.Stored)
+		if k.Err != nil {
+			name = fmt.Sprintf("%d (key %q)", offsets[i], k.Key)
+		}
+		names = append(names, name)
 	}
-	more := ""
 	if len(keys) > shown {
-		more = fmt.Sprintf(" and %d more", len(keys)-shown)
+		names = append(names, fmt.Sprintf("and %d more", len(keys)-shown))
 	}
-	return fmt.Errorf("%w: %d letters were not redriven: %s%s: their keys have no event left on the bus and the stored versions are older than its retained events, so their events may have been published and removed (log.event_retention, compaction); publishing them again could repeat a version. "+
+	return strings.Join(names, ", ")
+}
+
+// expiredError is the error of a redrive that left the letters at offsets
+// unsettled because their keys (same order) were expired.
+func (q *Queue) expiredError(keys []reconcile.Key, offsets []int64) error {
+	return fmt.Errorf("%w: %d letters were not redriven: %s: their keys have no event left on the bus and the stored versions are older than its retained events, so their events may have been published and removed (log.event_retention, compaction); publishing them again could repeat a version. "+
 		"Write each key again (its new version is published), then drop the letters (`%s`); the other letters were redriven",
-		ErrExpired, len(keys), strings.Join(names, ", "), more, q.command("drop", offsets...))
+		ErrExpired, len(keys), letterNames(keys, offsets), q.command("drop", offsets...))
 }
 
 func (q *Queue) settleGaps(ctx context.Context, gaps []*wailv1.DeadLetterEntry, at time.Time) ([]*wailv1.DeadLetterResolution, error) {

@@ -339,3 +339,45 @@ func TestDropDuringRedrive(t *testing.T) {
 		t.Errorf("the letter: %v, %v", e, err)
 	}
 }
+
+// badKeyStore fails every read of the key "bad", as the row a READ letter
+// was written for may still fail.
+type badKeyStore struct{ *pebble.Store }
+
+func (s badKeyStore) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+	if string(key) == "bad" {
+		return store.Row{}, false, errors.New("row does not decode")
+	}
+	return s.Store.Get(ctx, table, key, level)
+}
+
+// TestRedriveUnreadable: a letter whose key still cannot be read (a READ
+// letter's poison row) is left unsettled and named, with the command that
+// drops it, and the other letters are redriven. The read's error failed
+// the whole request: no letter of its page (up to 1000) was redriven, and
+// `redrive --all` could never get past it.
+func TestRedriveUnreadable(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	tb.state(t, "bad", 40, 0)
+	tb.state(t, "good", 50, 30)
+	tb.resolved(t)
+	tb.o.Store = badKeyStore{tb.store}
+	offs := appendLetters(t, tb.log, letter("bad", 0), letter("good", 0))
+	got, err := tb.q.Redrive(ctx, Selection{All: true}, tb.o, tb.t)
+	if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "row does not decode") ||
+		!strings.Contains(err.Error(), "wail dlq drop t "+strconv.FormatInt(offs[0], 10)) {
+		t.Fatalf("redrive: %v, want ErrUnreadable naming the read's error and the drop", err)
+	}
+	if len(got.Resolutions) != 1 || got.Resolutions[0].Offset != offs[1] || got.Resolutions[0].RedriveVersion != 50 {
+		t.Errorf("resolutions %v, want the good key's", got.Resolutions)
+	}
+	if ins := tb.intents(t); len(ins) != 1 || string(ins[0].Key) != "good" {
+		t.Errorf("intents %+v, want the good key's", ins)
+	}
+	left, _, _ := tb.q.List(ctx, ListOptions{After: -1})
+	if len(left) != 1 || left[0].Offset != offs[0] {
+		t.Errorf("unsettled %v, want the bad key's letter %d", offsetsOf(left), offs[0])
+	}
+}

@@ -25,6 +25,9 @@ const (
 	// Behind: the stored version is newer than the key's last event and
 	// nothing will publish it: reconcile logs an intent.
 	Behind
+	// Unreadable: the store could not read the key (Keys only; Key.Err
+	// says why): nothing was decided or logged for it.
+	Unreadable
 )
 
 func (v Verdict) String() string {
@@ -37,6 +40,8 @@ func (v Verdict) String() string {
 		return "expired"
 	case Behind:
 		return "behind"
+	case Unreadable:
+		return "unreadable"
 	}
 	return "verdict?"
 }

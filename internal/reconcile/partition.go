@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -243,7 +244,12 @@ func (pr *part) decide(ctx context.Context, keys [][]byte, scanned []store.KeyVe
 		g.Go(func() error {
 			row, ok, err := st.Get(gctx, pr.r.t.Name, keys[i], level)
 			if err != nil {
-				return fmt.Errorf("reconcile %s/%d: read key %q: %w", pr.r.t.Name, pr.p, keys[i], err)
+				err = fmt.Errorf("reconcile %s/%d: read key %q: %w", pr.r.t.Name, pr.p, keys[i], err)
+				if pr.r.perKey && gctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
+					out[i].Err, out[i].Verdict = err, Unreadable // this key's trouble, not the store's
+					return nil
+				}
+				return err
 			}
 			out[i].Stored, out[i].Deleted, found[i] = row.Version, row.Deleted, ok
 			return nil
@@ -259,6 +265,9 @@ func (pr *part) decide(ctx context.Context, keys [][]byte, scanned []store.KeyVe
 	}
 	for _, i := range read {
 		k := &out[i]
+		if k.Err != nil {
+			continue
+		}
 		pending := false
 		for _, v := range pr.pending[string(k.Key)] {
 			pending = pending || v == k.Stored

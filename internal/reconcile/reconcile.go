@@ -136,6 +136,8 @@ type Key struct {
 	Verdict   Verdict
 	// Logged is the version of the intent logged (0: none, e.g. a dry run).
 	Logged uint64
+	// Err is why the store could not read the key (Verdict Unreadable).
+	Err error
 }
 
 // Report is what a run did.
@@ -172,6 +174,9 @@ type run struct {
 	t     Table
 	idTag string
 	seq   atomic.Uint64
+	// perKey: a key the store fails to read (other than unavailable) is
+	// reported Unreadable, and the others go on (Keys).
+	perKey bool
 }
 
 func newRun(o Options, t Table) *run {
@@ -197,9 +202,12 @@ func (r *run) intentOf(k Key, at time.Time) intent.Intent {
 
 // Keys reconciles the given keys (dead-letter redrive): one pass over the
 // bus partitions they are on. It returns one Key per key, in order;
-// duplicates are decided once and reported for each.
+// duplicates are decided once and reported for each. A key the store
+// fails to read is reported Unreadable (Key.Err), not failing the others;
+// a store that is unavailable fails the call.
 func Keys(ctx context.Context, o Options, t Table, keys [][]byte) ([]Key, error) {
 	r := newRun(o, t)
+	r.perKey = true
 	byPart := map[int32][][]byte{}
 	seen := map[string]bool{}
 	for _, k := range keys {
