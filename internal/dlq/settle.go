@@ -190,9 +190,9 @@ type Redriven struct {
 
 // Redrive resolves the keys of the selected letters again (see the top of
 // this file) and settles them (REDRIVEN). o and t say how to reconcile and
-// where. A key letter whose key is expired (reconcile.Expired: no event
-// left on the bus, a stored version older than its retained events) is
-// neither resolved nor settled: the other letters are, and the error
+// where. A letter of intents (PUBLISH, READ: not SNAPSHOT) whose key is expired
+// (reconcile.Expired: no event left on the bus, a stored version older
+// than its retained events) is neither resolved nor settled: the other letters are, and the error
 // (ErrExpired) names it. It answers the resolution that settled each
 // letter: another request's, when that one was appended first (a drop
 // racing the redrive: the key was resolved again all the same).
@@ -231,7 +231,7 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 				unreadableAt = append(unreadableAt, e.Offset)
 				continue // unsettled: its key was not resolved again
 			}
-			if got[i].Verdict == reconcile.Expired {
+			if got[i].Verdict == reconcile.Expired && e.Letter.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT {
 				expired = append(expired, got[i])
 				expiredAt = append(expiredAt, e.Offset)
 				continue // unsettled: nothing covers its intents

@@ -269,13 +269,15 @@ func TestRedriveExpired(t *testing.T) {
 	tb.resolved(t)
 	tb.o.Bus = eventbus.New(retainedLog{tb.log})
 	tb.o.EventRetention = time.Hour
-	offs := appendLetters(t, tb.log, letter("old", 0), letter("behind", 0))
+	// A snapshot's letter of the old row holds no intents: settled.
+	snap := &wailv1.DeadLetter{Table: "t", Key: []byte("old"), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT, SnapshotVersion: old}
+	offs := appendLetters(t, tb.log, letter("old", 0), letter("behind", 0), snap)
 	got, err := tb.q.Redrive(ctx, Selection{All: true}, tb.o, tb.t)
-	if !errors.Is(err, ErrExpired) || !strings.Contains(err.Error(), "wail dlq drop t "+strconv.FormatInt(offs[0], 10)) {
+	if !errors.Is(err, ErrExpired) || !strings.Contains(err.Error(), "wail dlq drop t "+strconv.FormatInt(offs[0], 10)+"`") {
 		t.Fatalf("redrive: %v, want ErrExpired naming the drop", err)
 	}
-	if len(got.Resolutions) != 1 || got.Resolutions[0].Offset != offs[1] || got.Resolutions[0].RedriveVersion != 50 {
-		t.Errorf("resolutions %v, want the behind key's", got.Resolutions)
+	if len(got.Resolutions) != 2 || got.Resolutions[0].Offset != offs[1] || got.Resolutions[0].RedriveVersion != 50 || got.Resolutions[1].Offset != offs[2] {
+		t.Errorf("resolutions %v, want the behind key's and the snapshot's", got.Resolutions)
 	}
 	left, _, _ := tb.q.List(ctx, ListOptions{After: -1})
 	if len(left) != 1 || left[0].Offset != offs[0] {
