@@ -229,6 +229,19 @@ func TestRejects(t *testing.T) {
 	}
 }
 
+// entryOf is the message a record holds: its letter, resolution or claim.
+func entryOf(m *wailv1.DeadLetterRecord) proto.Message {
+	switch e := m.Entry.(type) {
+	case *wailv1.DeadLetterRecord_Letter:
+		return e.Letter
+	case *wailv1.DeadLetterRecord_Resolution:
+		return e.Resolution
+	case *wailv1.DeadLetterRecord_Claim:
+		return e.Claim
+	}
+	return nil
+}
+
 func FuzzDecode(f *testing.F) {
 	for _, l := range []*wailv1.DeadLetter{goldenLetter, goldenGap, goldenSink} {
 		r, _ := LetterRecord(l)
@@ -265,8 +278,10 @@ func FuzzDecode(f *testing.F) {
 			}
 			rec = r.Value
 		}
+		// The entry round-trips, with the unknown fields it holds; those
+		// beside it (a newer format's) are not the encoders' to carry.
 		m2, err := Decode(rec)
-		if err != nil || !proto.Equal(m, m2) {
+		if err != nil || !proto.Equal(entryOf(m), entryOf(m2)) {
 			t.Fatalf("round trip: %v, %v", m2, err)
 		}
 	})
