@@ -380,8 +380,11 @@ func settleText(ofSink, redrive bool) (use, short, long string) {
 				"newer than the key's last event, it logs an intent for it and the resolver publishes\n" +
 				"the key's current state; otherwise there is nothing to publish. A GAP letter\n" +
 				"reconciles its partition (see wail table reconcile). Settled letters are not\n" +
-				"redriven again. Waits (up to 30s) for the resolver to resolve what was logged\n" +
-				"before; not bounded by --timeout unless given."
+				"redriven again. A letter whose key has no event left on the bus and a stored\n" +
+				"version older than its retained events, or whose key the store fails to read,\n" +
+				"stays unsettled: the command fails naming it (the others are redriven). Waits\n" +
+				"(up to 30s) for the resolver to resolve what was logged before; not bounded by\n" +
+				"--timeout unless given."
 	}
 	return "drop TABLE [OFFSET...] [--all]", "Discard dead letters without an event",
 		"Drop settles dead letters without publishing anything: their intents get no event.\n" +
