@@ -13,6 +13,7 @@ import (
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/logbuf"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // TestDeleteWakesReadersAndAppenders: readers blocked at the end of a
@@ -138,5 +139,45 @@ func TestDeleteRemovesTheTopic(t *testing.T) {
 			}
 		}
 		l.Close()
+	}
+}
+
+// TestReapAfterRecreate: a segment retention removed while a reader held
+// it, whose topic is then deleted and created again, is not deleted (by
+// that reader's release) from the new topic's directory, where a segment
+// of the same base holds the new topic's records.
+func TestReapAfterRecreate(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := &fakeClock{}
+	clock.ns.Store(t0.UnixNano())
+	g := newGate()
+	topts := intentlog.TopicOptions{Retention: time.Hour}
+	l, _, fsys := retentionLog(t, clock, func(op vfs.Op, name string, _ int64, _ int) error {
+		g.hold(op, name)
+		return nil
+	}, topts)
+	appendAt(t, l, 0, 7)
+	first := segmentPath(craftedDir, 0, logExt)
+	g.arm(func(op vfs.Op, name string) bool { return op == vfs.OpRead && name == first })
+	r, err := l.NewReader(testTopic, 0, 0)
+	noErr(t, err)
+	defer r.Close()
+	done := make(chan error, 1)
+	go func() { _, err := r.Next(context.Background()); done <- err }()
+	g.await(t)
+	clock.Advance(2 * time.Hour)
+	l.enforceRetention() // the held segment is dead, its files wait for the reader
+	ctx := context.Background()
+	noErr(t, l.DeleteTopic(ctx, testTopic))
+	createTestTopic(t, l, 1, topts)
+	appendAt(t, l, 0, 1) // the new topic's first segment: the same path
+	close(g.release)
+	<-done
+	if _, err := fsys.OpenFile(first, os.O_RDONLY, 0); err != nil {
+		t.Fatalf("the old topic's reader deleted the new topic's segment: %v", err)
+	}
+	if got := readAll(t, l, 0); len(got) != 1 || string(got[0].Key) != "key-000" {
+		t.Fatalf("new topic holds %d records, want key-000", len(got))
 	}
 }

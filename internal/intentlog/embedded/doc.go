@@ -189,7 +189,10 @@
 // between 64 and 4096); when all are in use the next reader or writer
 // waits. Nothing else holds a descriptor for long: .idx, meta and offsets
 // files are opened, written and closed. A segment retention deletes while
-// a reader uses it is deleted when that reader lets go. Retention deletes
+// a reader uses it is deleted when that reader lets go, unless its
+// partition closed meanwhile (Close, DeleteTopic): then its path may name
+// a segment of the topic created again, or of the log opened again, and
+// it is left to the topic's removal or the next Open's retention. Retention deletes
 // files oldest first, each durably (directory fsync) before the next, and
 // a younger segment waits for an older one still being read or that could
 // not be deleted: a crash never leaves a gap between retained segments,

@@ -359,12 +359,16 @@ func (p *partition) shutdown() {
 	close(p.stop)
 }
 
-// closeFiles closes every segment; call after the writer stopped.
+// closeFiles closes every segment; call after the writer stopped. Once it
+// returns, no reap deletes a file: the directory may then be renamed away
+// and another topic of the name made.
 func (p *partition) closeFiles() error {
 	p.mu.Lock()
 	p.closed = true
 	segs := append(slices.Clone(p.dead), p.segs...) // the dead ones not deleted yet too
 	p.mu.Unlock()
+	p.reapMu.Lock() // a reap deleting a file now finishes first
+	p.reapMu.Unlock()
 	var errs []error
 	for _, s := range segs {
 		errs = append(errs, p.log.files.forget(s))

@@ -87,11 +87,14 @@ func (p *partition) reap() {
 	p.reapLocked()
 }
 
-// reapLocked is reap, under reapMu.
+// reapLocked is reap, under reapMu. It deletes nothing once the partition
+// is closed: its files' paths may then name another incarnation's (a topic
+// deleted and created again, a Log opened again on the directory), and
+// closeFiles waits for a deletion under way (reapMu).
 func (p *partition) reapLocked() {
 	for {
 		p.mu.Lock()
-		if len(p.dead) == 0 || p.dead[0].refs > 0 {
+		if p.closed || len(p.dead) == 0 || p.dead[0].refs > 0 {
 			p.mu.Unlock()
 			return
 		}
