@@ -35,7 +35,8 @@ func (p *partition) closedErr() error {
 // DeleteTopic implements intentlog.TopicDeleter. Queued appends fail, the
 // writers stop, blocked readers wake with an error wrapping
 // ErrUnknownTopic, and the topic's directory (segments and committed
-// offsets) is renamed away atomically, then removed.
+// offsets) is renamed away atomically, then removed. Health no longer
+// counts its partitions, and OnHealth is told when that changes it.
 func (l *Log) DeleteTopic(ctx context.Context, name string) error {
 	if err := l.deleteTopic(ctx, name); err != nil {
 		return fmt.Errorf("embedded: delete topic %s: %w", name, err)
@@ -62,6 +63,8 @@ func (l *Log) deleteTopic(ctx context.Context, name string) error {
 	l.mu.Unlock()
 	if ok {
 		t.stop()
+		// Its partitions' conditions (a full disk) went with it.
+		l.reportHealth()
 	}
 	// An interrupted creation (no meta) is removed the same way.
 	dir := filepath.Join(l.dir, name)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,5 +180,32 @@ func TestReapAfterRecreate(t *testing.T) {
 	}
 	if got := readAll(t, l, 0); len(got) != 1 || string(got[0].Key) != "key-000" {
 		t.Fatalf("new topic holds %d records, want key-000", len(got))
+	}
+}
+
+// TestDeleteClearsHealth: the deletion of a topic whose partition was out
+// of space tells OnHealth that the log takes appends again (dropping a
+// table is how space is freed): it was told only of the next change, and
+// the server's health stayed "disk full" until then.
+func TestDeleteClearsHealth(t *testing.T) {
+	t.Parallel()
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	h := &healthLog{}
+	l := openLog(t, "/log", Options{FS: efs, OnHealth: h.report, SpaceProbeInterval: time.Hour})
+	defer l.Close()
+	ctx := context.Background()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	noErr(t, l.CreateTopic(ctx, "u", 1, intentlog.TopicOptions{}))
+	efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Path: "/log/t/0/*.log", Err: syscall.ENOSPC})
+	if _, err := tryAppend(l, "k"); !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("append on a full disk: %v, want ErrNoSpace", err)
+	}
+	if n, err := h.last(); n != 1 || !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("OnHealth last called with %v (%d calls), want ErrNoSpace", err, n)
+	}
+	noErr(t, l.DeleteTopic(ctx, testTopic))
+	noErr(t, l.Health())
+	if n, err := h.last(); n != 2 || err != nil {
+		t.Fatalf("after the deletion: OnHealth last called with %v (%d calls), want nil", err, n)
 	}
 }

@@ -51,9 +51,10 @@ type Options struct {
 	// time.Now).
 	Now func() time.Time
 	// OnHealth, if set, is called with Health's new result whenever it
-	// changes (a partition ran out of space or broke, or recovered). It is
-	// called from the log's goroutines, never concurrently with itself,
-	// and must not block or call back into the Log.
+	// changes (a partition ran out of space or broke, or recovered, or
+	// DeleteTopic took such a partition away). It is called from the
+	// log's goroutines (and DeleteTopic's), never concurrently with
+	// itself, and must not block or call back into the Log.
 	OnHealth func(error)
 	// SpaceProbeInterval is how often, while the disk is full, the log
 	// writes a small probe file to notice that space returned (default 1s).
