@@ -209,3 +209,28 @@ func TestDeleteClearsHealth(t *testing.T) {
 		t.Fatalf("after the deletion: OnHealth last called with %v (%d calls), want nil", err, n)
 	}
 }
+
+// TestCommittedAfterRecreate: Committed that found a topic before its
+// deletion and reads its offsets after it fails with ErrUnknownTopic: it
+// answered the deleted topic's offsets (cached), which a group would then
+// read the topic created again from, skipping its records below them.
+func TestCommittedAfterRecreate(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, "/log", Options{FS: vfs.NewMem()})
+	defer l.Close()
+	ctx := context.Background()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	noErr(t, l.Commit(ctx, "g", testTopic, map[int32]int64{0: 5}))
+	l.testHookCommitted = func(string) {
+		l.testHookCommitted = nil
+		noErr(t, l.DeleteTopic(ctx, testTopic))
+		createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	}
+	offs, err := l.Committed(ctx, "g", testTopic)
+	if !errors.Is(err, intentlog.ErrUnknownTopic) {
+		t.Fatalf("Committed across the deletion: %v, %v; want ErrUnknownTopic", offs, err)
+	}
+	if offs, err := l.Committed(ctx, "g", testTopic); err != nil || len(offs) != 0 {
+		t.Fatalf("Committed of the new topic: %v, %v; want none", offs, err)
+	}
+}

@@ -162,6 +162,8 @@ type Log struct {
 
 	// testHookOffsetsWrite, if set, runs before each offsets file write.
 	testHookOffsetsWrite func(group string)
+	// testHookCommitted, if set, runs in Committed once it found the topic.
+	testHookCommitted func(topic string)
 
 	// recordLimit is what RecordLimit says: computed once, the proxy asks
 	// for every write.

@@ -299,8 +299,16 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 	if err != nil {
 		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
 	}
+	if l.testHookCommitted != nil {
+		l.testHookCommitted(topic)
+	}
 	t.offMu.Lock()
 	defer t.offMu.Unlock()
+	if t.deleted {
+		// Found before a deletion: its offsets (cached, or read from a
+		// topic of the name created since) are not the topic's.
+		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, errDeleted)
+	}
 	cur, err := t.loadGroup(l.fs, group)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
