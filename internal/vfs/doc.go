@@ -14,7 +14,9 @@
 //     a real short write on ENOSPC does.
 //   - MemFS: an in-memory FS that models what survives a power loss. Every
 //     file keeps its written bytes and its last fsync'd bytes; every
-//     directory keeps its entries and its entries as of its last fsync.
+//     directory keeps its entries and its entries as of its last fsync
+//     (the directory's, as an inode's: a renamed directory keeps them, one
+//     made again at its old path starts empty).
 //     Crash returns the FS as it would be after a reboot: each file holds
 //     only what was fsync'd, and each create, rename and remove whose
 //     directory was not fsync'd afterwards is undone. CrashTorn also keeps

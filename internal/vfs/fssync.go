@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"io"
+	"path/filepath"
 )
 
 // FilesystemSyncer is an FS that can make every write to a whole
@@ -60,7 +61,14 @@ func (s memSync) Sync() error {
 		if !n.dir {
 			n.synced = append(n.synced[:0:0], n.data...)
 		}
-		s.m.durable[p] = n
+		if p == "/" {
+			continue
+		}
+		d := s.m.cur[filepath.Dir(p)]
+		if s.m.durable[d] == nil {
+			s.m.durable[d] = map[string]*node{}
+		}
+		s.m.durable[d][filepath.Base(p)] = n
 	}
 	return nil
 }

@@ -32,9 +32,13 @@ type MemFS struct {
 	mu      sync.Mutex
 	crashed bool
 	// cur maps a cleaned path to its node; durable is what survives a
-	// crash: an entry gets there when its parent directory is synced.
+	// crash: each directory's entries (name to node) as of its last sync.
+	// Entries belong to the directory node, not to its path, as in an
+	// inode: a renamed directory keeps them, one made again at the path
+	// has none.
 	cur     map[string]*node
-	durable map[string]*node
+	root    *node
+	durable map[*node]map[string]*node
 	locks   map[string]bool
 }
 
@@ -44,7 +48,8 @@ func NewMem() *MemFS {
 	root := &node{dir: true}
 	return &MemFS{
 		cur:     map[string]*node{"/": root},
-		durable: map[string]*node{"/": root},
+		root:    root,
+		durable: map[*node]map[string]*node{},
 		locks:   map[string]bool{},
 	}
 }
@@ -72,21 +77,32 @@ func (m *MemFS) crash(r *rand.Rand) *MemFS {
 	defer m.mu.Unlock()
 	m.crashed = true
 	after := NewMem()
-	for _, p := range slices.Sorted(maps.Keys(m.durable)) { // parents first
-		n := m.durable[p]
-		if p == "/" || after.cur[filepath.Dir(p)] == nil {
-			continue // an ancestor did not survive
+	// Walk the durable entries from the root, each directory's by its node.
+	var walk func(dir string, d, nd *node)
+	walk = func(dir string, d, nd *node) {
+		ents := m.durable[d]
+		if len(ents) == 0 {
+			return
 		}
-		nn := &node{dir: n.dir}
-		if !n.dir {
-			keep := n.synced
-			if r != nil && len(n.data) > len(n.synced) && bytes.HasPrefix(n.data, n.synced) {
-				keep = n.data[:len(n.synced)+r.IntN(len(n.data)-len(n.synced)+1)]
+		nents := map[string]*node{}
+		for _, name := range slices.Sorted(maps.Keys(ents)) {
+			n, p := ents[name], filepath.Join(dir, name)
+			nn := &node{dir: n.dir}
+			if !n.dir {
+				keep := n.synced
+				if r != nil && len(n.data) > len(n.synced) && bytes.HasPrefix(n.data, n.synced) {
+					keep = n.data[:len(n.synced)+r.IntN(len(n.data)-len(n.synced)+1)]
+				}
+				nn.data, nn.synced = slices.Clone(keep), slices.Clone(keep)
 			}
-			nn.data, nn.synced = slices.Clone(keep), slices.Clone(keep)
+			after.cur[p], nents[name] = nn, nn
+			if n.dir {
+				walk(p, n, nn)
+			}
 		}
-		after.cur[p], after.durable[p] = nn, nn
+		after.durable[nd] = nents
 	}
+	walk("/", m.root, after.root)
 	return after
 }
 
@@ -263,14 +279,11 @@ func (m *MemFS) SyncDir(dir string) error {
 	if n := m.cur[p]; n == nil || !n.dir {
 		return pathErr("syncdir", dir, fs.ErrNotExist)
 	}
-	for k := range m.durable {
-		if k != "/" && filepath.Dir(k) == p {
-			delete(m.durable, k)
-		}
-	}
+	ents := map[string]*node{}
 	for _, k := range m.children(p) {
-		m.durable[k] = m.cur[k]
+		ents[filepath.Base(k)] = m.cur[k]
 	}
+	m.durable[m.cur[p]] = ents
 	return nil
 }
 

@@ -108,6 +108,27 @@ func TestMemCrash(t *testing.T) {
 			must(t, m.SyncDir("/"))
 			must(t, m.Remove("/f"))
 		}, map[string]string{"/f": "x"}},
+		// Entries belong to a directory, not to its path.
+		{"a directory made again does not get the old one's entries back", func(t *testing.T, m *MemFS) {
+			must(t, m.MkdirAll("/d/e", 0o755))
+			write(t, m, "/d/e/f", "old", true)
+			must(t, m.SyncDir("/d/e"))
+			must(t, m.SyncDir("/d"))
+			must(t, m.SyncDir("/"))
+			must(t, m.Rename("/d", "/gone"))
+			must(t, m.SyncDir("/"))
+			must(t, m.RemoveAll("/gone"))
+			must(t, m.MkdirAll("/d/e", 0o755))
+			must(t, m.SyncDir("/d"))
+			must(t, m.SyncDir("/"))
+		}, map[string]string{"/d/": "", "/d/e/": ""}},
+		{"a renamed directory keeps its entries", func(t *testing.T, m *MemFS) {
+			must(t, m.MkdirAll("/d", 0o755))
+			write(t, m, "/d/f", "data", true)
+			must(t, m.SyncDir("/d"))
+			must(t, m.Rename("/d", "/e"))
+			must(t, m.SyncDir("/"))
+		}, map[string]string{"/e/": "", "/e/f": "data"}},
 		{"truncate after sync is undone", func(t *testing.T, m *MemFS) {
 			f := write(t, m, "/f", "abcdef", true)
 			must(t, m.SyncDir("/"))

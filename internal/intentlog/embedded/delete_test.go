@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -232,5 +233,33 @@ func TestCommittedAfterRecreate(t *testing.T) {
 	}
 	if offs, err := l.Committed(ctx, "g", testTopic); err != nil || len(offs) != 0 {
 		t.Fatalf("Committed of the new topic: %v, %v; want none", offs, err)
+	}
+}
+
+// TestCrashAfterRecreate: after a crash, a topic deleted and created again
+// holds the new topic's records and offsets only. (MemFS kept directory
+// entries by path, so the old offsets directory's entries came back in the
+// new one, which a disk does not do.)
+func TestCrashAfterRecreate(t *testing.T) {
+	t.Parallel()
+	fsys := vfs.NewMem()
+	l := openLog(t, "/log", Options{FS: fsys, SegmentBytes: 200})
+	ctx := context.Background()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	for i := range 10 {
+		appendBatch(t, l, fmt.Sprint("old", i), 1)
+	}
+	noErr(t, l.Commit(ctx, "g", testTopic, map[int32]int64{0: 7}))
+	noErr(t, l.DeleteTopic(ctx, testTopic))
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	want := appendBatch(t, l, "new", 2)
+	l = openLog(t, "/log", Options{FS: fsys.Crash()})
+	defer l.Close()
+	sameRecords(t, "after the crash", readAll(t, l, 0), want)
+	if offs, err := l.Committed(ctx, "g", testTopic); err != nil || len(offs) != 0 {
+		t.Fatalf("the new topic's committed offsets after the crash: %v, %v; want none", offs, err)
+	}
+	if w := l.Warnings(); len(w) != 0 {
+		t.Fatalf("warnings: %q", w)
 	}
 }
