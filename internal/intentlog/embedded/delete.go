@@ -35,8 +35,10 @@ func (p *partition) closedErr() error {
 // DeleteTopic implements intentlog.TopicDeleter. Queued appends fail, the
 // writers stop, blocked readers wake with an error wrapping
 // ErrUnknownTopic, and the topic's directory (segments and committed
-// offsets) is renamed away atomically, then removed. Health no longer
-// counts its partitions, and OnHealth is told when that changes it.
+// offsets) is renamed away atomically, then removed (what a deletion that
+// failed after the rename left, the next DeleteTopic of the name or Open
+// removes). Health no longer counts its partitions, and OnHealth is told
+// when that changes it.
 func (l *Log) DeleteTopic(ctx context.Context, name string) error {
 	if err := l.deleteTopic(ctx, name); err != nil {
 		return fmt.Errorf("embedded: delete topic %s: %w", name, err)
@@ -76,17 +78,57 @@ func (l *Log) deleteTopic(ctx context.Context, name string) error {
 		defer t.offMu.Unlock()
 		t.deleted = true
 	}
-	if err := l.fs.Rename(dir, tomb); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
+	if err := l.fs.Rename(dir, tomb); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	// This deletion's directory, and any an earlier deletion of the name
+	// left when its directory sync or removal failed (tried again, it
+	// finds the topic gone).
+	return l.removeTombs(name)
+}
+
+// removeTombs removes the renamed directories of name's deletions, once
+// their renames are durable.
+func (l *Log) removeTombs(name string) error {
+	ents, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	var tombs []string
+	for _, e := range ents {
+		if e.IsDir() && isTombOf(e.Name(), name) {
+			tombs = append(tombs, filepath.Join(l.dir, e.Name()))
+		}
+	}
+	if len(tombs) == 0 {
+		return nil
 	}
 	if !l.opts.NoSync {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return err
 		}
 	}
-	return l.fs.RemoveAll(tomb)
+	var errs []error
+	for _, tomb := range tombs {
+		errs = append(errs, l.fs.RemoveAll(tomb))
+	}
+	return errors.Join(errs...)
+}
+
+// isTombOf reports whether entry is the renamed directory of a deletion
+// of topic name: deletedPrefix, name, '-' and digits (a name may hold
+// '-', so a prefix match alone could take another topic's).
+func isTombOf(entry, name string) bool {
+	rest, ok := strings.CutPrefix(entry, deletedPrefix+name+"-")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // stop ends a deleted topic's partitions: appends fail, the writers stop,

@@ -263,3 +263,41 @@ func TestCrashAfterRecreate(t *testing.T) {
 		t.Fatalf("warnings: %q", w)
 	}
 }
+
+// TestDeleteAgainRemovesLeftovers: a deletion that failed after renaming
+// the topic's directory away (its removal or the directory sync failed)
+// leaves the renamed directory, and the deletion tried again removes it:
+// it returned nil at once (the topic gone), and a dropped table's bytes
+// stayed on disk until a restart.
+func TestDeleteAgainRemovesLeftovers(t *testing.T) {
+	t.Parallel()
+	for _, op := range []vfs.Op{vfs.OpRemove, vfs.OpSyncDir} {
+		t.Run(op.String(), func(t *testing.T) {
+			t.Parallel()
+			efs := vfs.NewErrorFS(vfs.NewMem())
+			l := openLog(t, "/log", Options{FS: efs})
+			defer l.Close()
+			ctx := context.Background()
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			noErr(t, l.CreateTopic(ctx, "t-1", 1, intentlog.TopicOptions{}))
+			appendBatch(t, l, "a", 3)
+			efs.Inject(vfs.Fault{Ops: op, Path: "/log", Times: 1})
+			efs.Inject(vfs.Fault{Ops: op, Path: "/log/#deleted-*", Times: 1})
+			if err := l.DeleteTopic(ctx, testTopic); err == nil {
+				t.Fatal("DeleteTopic with a failing disk: nil error")
+			}
+			efs.Clear()
+			noErr(t, l.DeleteTopic(ctx, testTopic))
+			ents, err := efs.ReadDir("/log")
+			noErr(t, err)
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), deletedPrefix) {
+					t.Errorf("left in the log directory after DeleteTopic returned: %s", e.Name())
+				}
+			}
+			if _, err := l.Partitions(ctx, "t-1"); err != nil {
+				t.Errorf("another topic: %v", err)
+			}
+		})
+	}
+}
