@@ -301,3 +301,64 @@ func TestDeleteAgainRemovesLeftovers(t *testing.T) {
 		})
 	}
 }
+
+// removeGateFS holds the first Remove of path until release is closed.
+type removeGateFS struct {
+	vfs.FS
+	path    string
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *removeGateFS) Remove(name string) error {
+	if name == g.path {
+		g.once.Do(func() {
+			close(g.entered)
+			<-g.release
+		})
+	}
+	return g.FS.Remove(name)
+}
+
+// TestReapDuringDelete: a retention run deleting a segment's file when the
+// topic is deleted finishes before the directory is renamed away, so that
+// it cannot delete the segment of that path of a topic created again.
+func TestReapDuringDelete(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := &fakeClock{}
+	clock.ns.Store(t0.UnixNano())
+	first := segmentPath(craftedDir, 0, logExt)
+	fsys := &removeGateFS{FS: vfs.NewMem(), path: first, entered: make(chan struct{}), release: make(chan struct{})}
+	batch := int64(batchHeaderLen + len(appendRecord(nil, 0, retentionRec(0))))
+	l := openLog(t, "/log", Options{FS: fsys, SegmentBytes: 3 * batch, RetentionCheckInterval: -1, Now: clock.Now})
+	defer l.Close()
+	topts := intentlog.TopicOptions{Retention: time.Hour}
+	createTestTopic(t, l, 1, topts)
+	appendAt(t, l, 0, 7)
+	clock.Advance(2 * time.Hour)
+	retained := make(chan struct{})
+	go func() { l.enforceRetention(); close(retained) }()
+	<-fsys.entered // the run is deleting the first segment's file
+	recreated := make(chan struct{})
+	go func() {
+		defer close(recreated)
+		noErr(t, l.DeleteTopic(context.Background(), testTopic))
+		createTestTopic(t, l, 1, topts)
+		appendAt(t, l, 0, 1)
+	}()
+	select {
+	case <-recreated: // the deletion did not wait for the run
+	case <-time.After(time.Second): // it waits (the fix): let the run go on
+	}
+	close(fsys.release)
+	<-retained
+	<-recreated
+	if _, err := fsys.OpenFile(first, os.O_RDONLY, 0); err != nil {
+		t.Fatalf("the old topic's retention deleted the new topic's segment: %v", err)
+	}
+	if got := readAll(t, l, 0); len(got) != 1 || string(got[0].Key) != "key-000" {
+		t.Fatalf("new topic holds %d records, want key-000", len(got))
+	}
+}
