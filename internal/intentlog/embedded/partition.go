@@ -367,7 +367,9 @@ func (p *partition) closeFiles() error {
 	p.closed = true
 	segs := append(slices.Clone(p.dead), p.segs...) // the dead ones not deleted yet too
 	p.mu.Unlock()
-	p.reapMu.Lock() // a reap deleting a file now finishes first
+	// A reap deleting a file now finishes first.
+	p.reapMu.Lock()
+	//lint:ignore SA2001 waiting for the holder to let go is the point
 	p.reapMu.Unlock()
 	var errs []error
 	for _, s := range segs {
