@@ -25,18 +25,14 @@ func (s *readOnlySwapper) SwapTable(ctx context.Context, name string, old, new [
 	return s.memSwapper.SwapTable(ctx, name, old, new)
 }
 
-// TestSharedResetBeforeLeaveSynced: a member leaves while this process
-// cannot write the group's entry, and the operator resets the group: it
-// is refused (the entry still lists the member). Once the store takes
-// writes again the process's next sync removes the member and a reset
-// succeeds. Before, the refused reset had already dropped the group from
-// the process's memory: nothing synced it again, the entry listed the
-// member for ever, and every reset was refused (its error promised at
-// most a lease).
-func TestSharedResetBeforeLeaveSynced(t *testing.T) {
-	t.Parallel()
+// The tests below: a member leaves while this process cannot write the
+// group's shared entry (the store refuses writes), then something fails
+// on the group (between); once the store takes writes again, the
+// process's next sync must remove the member from the entry, so that a
+// reset succeeds within a few leases.
+func leaveUnsynced(t *testing.T, l intentlog.Log, between func(ctx context.Context, G *Groups, tb Table)) {
+	t.Helper()
 	ctx := context.Background()
-	l := openLog(t)
 	tb := table(t, l, 1, 5)
 	sw := &readOnlySwapper{memSwapper: memSwapper{c: &memCatalog{m: map[string][]byte{}}}}
 	G := New(l, time.Minute).Share(Sharing{Store: sw, Process: "A", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
@@ -50,9 +46,7 @@ func TestSharedResetBeforeLeaveSynced(t *testing.T) {
 	until(t, a, o, nil, func() bool { return len(o) == 1 })
 	sw.noWrites.Store(true)
 	a.Leave()
-	if err := G.Reset(ctx, tb, "g", map[int32]int64{0: 0}); !errors.Is(err, ErrMembers) {
-		t.Fatalf("reset while the entry lists the member: %v, want %v", err, ErrMembers)
-	}
+	between(ctx, G, tb)
 	sw.noWrites.Store(false)
 	deadline := time.Now().Add(5 * time.Second) // five leases
 	for {
@@ -65,6 +59,20 @@ func TestSharedResetBeforeLeaveSynced(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestSharedResetBeforeLeaveSynced: a reset while the entry still lists
+// the member who left is refused. Before, the refused reset had already
+// dropped the group from the process's memory: nothing synced it again,
+// the entry listed the member for ever, and every reset was refused (its
+// error promised at most a lease).
+func TestSharedResetBeforeLeaveSynced(t *testing.T) {
+	t.Parallel()
+	leaveUnsynced(t, openLog(t), func(ctx context.Context, G *Groups, tb Table) {
+		if err := G.Reset(ctx, tb, "g", map[int32]int64{0: 0}); !errors.Is(err, ErrMembers) {
+			t.Fatalf("reset while the entry lists the member: %v, want %v", err, ErrMembers)
+		}
+	})
 }
 
 // failedReads fails the next reads of committed positions (fail).
@@ -82,40 +90,15 @@ func (l *failedReads) Committed(ctx context.Context, group, topic string) (map[i
 
 // TestSharedJoinFailsBeforeLeaveSynced: as
 // TestSharedResetBeforeLeaveSynced, with a join that fails (the bus
-// could not be read) instead of the first reset: the group must still
-// be synced, so that the member's leave reaches the entry. Before, the
-// join had dropped the group from memory before it failed.
+// could not be read) instead of the first reset. Before, the join had
+// dropped the group from memory before it failed.
 func TestSharedJoinFailsBeforeLeaveSynced(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	l := &failedReads{Log: openLog(t)}
-	tb := table(t, l, 1, 5)
-	sw := &readOnlySwapper{memSwapper: memSwapper{c: &memCatalog{m: map[string][]byte{}}}}
-	G := New(l, time.Minute).Share(Sharing{Store: sw, Process: "A", Lease: time.Second, Logger: slog.New(slog.DiscardHandler)})
-	defer G.Close()
-
-	a, err := G.Join(ctx, tb, "g", "a", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := owned{}
-	until(t, a, o, nil, func() bool { return len(o) == 1 })
-	sw.noWrites.Store(true)
-	a.Leave()
-	l.fail.Store(1)
-	if _, err := G.Join(ctx, tb, "g", "b", false); err == nil {
-		t.Fatal("a join whose read of the positions failed succeeded")
-	}
-	sw.noWrites.Store(false)
-	deadline := time.Now().Add(5 * time.Second) // five leases
-	for {
-		err := G.Reset(ctx, tb, "g", map[int32]int64{0: 0})
-		if err == nil {
-			break
+	leaveUnsynced(t, l, func(ctx context.Context, G *Groups, tb Table) {
+		l.fail.Store(1)
+		if _, err := G.Join(ctx, tb, "g", "b", false); err == nil {
+			t.Fatal("a join whose read of the positions failed succeeded")
 		}
-		if !errors.Is(err, ErrMembers) || time.Now().After(deadline) {
-			t.Fatalf("reset once the store takes writes: %v (the member's leave never reached the entry)", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	})
 }
