@@ -29,6 +29,17 @@ func (a *AdminService) table(name string) (catalog.Table, error) {
 	return t, nil
 }
 
+// tableQueue is the dead-letter queue of t, of its incarnation: the
+// resolutions it appends are void in the topic of a table dropped and
+// created again meanwhile under the name.
+func (a *AdminService) tableQueue(t catalog.Table) *dlq.Queue {
+	var created int64
+	if !t.CreatedAt.IsZero() {
+		created = t.CreatedAt.UnixMicro()
+	}
+	return dlq.NewQueue(a.log, t.Name, created)
+}
+
 // toolErr maps an error of the dead-letter and reconcile tools to its code.
 func toolErr(ctx context.Context, err error) error {
 	code := connect.CodeUnavailable // the log or the store failed, or the resolver is behind: retry later
@@ -102,7 +113,7 @@ func (a *AdminService) RedriveDeadLetters(ctx context.Context, req *connect.Requ
 	if err != nil {
 		return nil, err
 	}
-	got, err := dlq.NewQueue(a.log, m.Table).Redrive(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All},
+	got, err := a.tableQueue(t).Redrive(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All},
 		a.op.ReconcileOptions(), reconcile.Table{Name: t.Name, Partitions: t.Partitions})
 	if err != nil {
 		return nil, toolErr(ctx, err)
@@ -137,7 +148,7 @@ func (a *AdminService) ReconcileTable(ctx context.Context, req *connect.Request[
 	}
 	o := a.op.ReconcileOptions()
 	o.DryRun = m.DryRun
-	rep, gaps, err := dlq.NewQueue(a.log, m.Name).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
+	rep, gaps, err := a.tableQueue(t).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}

@@ -154,11 +154,12 @@ func (a *AdminService) sinksOrErr() (Sinks, error) {
 // queue returns the dead-letter queue a request names: the table's, or
 // with sink set that sink's (NotFound when neither exists).
 func (a *AdminService) queue(ctx context.Context, table, sinkName string) (*dlq.Queue, error) {
-	if _, err := a.table(table); err != nil {
+	t, err := a.table(table)
+	if err != nil {
 		return nil, err
 	}
 	if sinkName == "" {
-		return dlq.NewQueue(a.log, table), nil
+		return a.tableQueue(t), nil
 	}
 	sinks, err := a.sinksOrErr()
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 func BenchmarkList(b *testing.B) {
 	const letters = 100_000
 	log := openLog(b)
-	q := NewQueue(log, "t")
+	q := NewQueue(log, "t", 0)
 	for lo := 0; lo < letters; lo += 1000 {
 		var ls []*wailv1.DeadLetter
 		for i := lo; i < lo+1000; i++ {

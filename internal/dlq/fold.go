@@ -12,6 +12,9 @@ import (
 //     letter and the resolution does not carry that claim's id: then it is
 //     void (a drop, or a redrive that lost, racing the claim's redrive);
 //     the first resolution that settles a letter is the one that counts;
+//     a resolution of another incarnation of the table (its
+//     table_created_at_us) is void: the topic of a table dropped and
+//     created again reuses the offsets of the one dropped;
 //   - a claim (a sink's redrive about to send the letter) holds an
 //     unsettled letter, taking over a claim of a lower or equal epoch; a
 //     claim of a lower epoch than the holder's is void; a released claim
@@ -54,10 +57,13 @@ type folder struct {
 	invalid int
 	// settles, when set, sees each resolution that settles a letter.
 	settles func(*wailv1.DeadLetterResolution)
+	// created is the table incarnation of the topic (Queue.created; 0:
+	// any).
+	created int64
 }
 
-func newFolder(start, end int64) *folder {
-	return &folder{settled: newOffsetSet(start, end), claims: map[int64]*wailv1.DeadLetterClaim{}}
+func newFolder(start, end, created int64) *folder {
+	return &folder{settled: newOffsetSet(start, end), claims: map[int64]*wailv1.DeadLetterClaim{}, created: created}
 }
 
 // add folds one record. Letters carry a key (the row key or gap/<p>), so
@@ -89,6 +95,9 @@ func (f *folder) resolve(at int64, res *wailv1.DeadLetterResolution) {
 	}
 	if c := f.claims[off]; c != nil && c.Id != res.ClaimId {
 		return // void: a claim holds the letter
+	}
+	if res.TableCreatedAtUs != 0 && f.created != 0 && res.TableCreatedAtUs != f.created {
+		return // void: of another incarnation of the table
 	}
 	delete(f.claims, off)
 	f.settled.add(off)

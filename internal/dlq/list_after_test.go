@@ -10,7 +10,7 @@ import (
 func TestListAfterLast(t *testing.T) {
 	log := openLog(t)
 	appendLetters(t, log, letter("a", 0), letter("b", 0))
-	q := NewQueue(log, "t")
+	q := NewQueue(log, "t", 0)
 	got, more, err := q.List(t.Context(), ListOptions{After: math.MaxInt64})
 	if err != nil || len(got) != 0 || more {
 		t.Fatalf("List(after=MaxInt64) = %v, more %v, %v; want nothing", offsetsOf(got), more, err)

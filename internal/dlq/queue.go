@@ -41,11 +41,16 @@ type Queue struct {
 	// legacy reads a keyed record that is not a DeadLetterRecord as a
 	// letter of an older format, or returns nil (NewSinkQueue).
 	legacy func(*intentlog.Record) *wailv1.DeadLetter
+	// created is the table's creation time (Unix µs; 0: any): the
+	// resolutions the queue appends carry it, and its folds void those of
+	// another incarnation of the table.
+	created int64
 }
 
-// NewQueue returns the queue of a table on a log.
-func NewQueue(log intentlog.Log, table string) *Queue {
-	return &Queue{log: log, table: table, topic: Topic(table), cli: "wail dlq", args: table, name: "table " + table}
+// NewQueue returns the queue of a table on a log; created is the table's
+// creation time (Unix µs; 0: any incarnation).
+func NewQueue(log intentlog.Log, table string, created int64) *Queue {
+	return &Queue{log: log, table: table, topic: Topic(table), cli: "wail dlq", args: table, name: "table " + table, created: created}
 }
 
 // NewSinkQueue returns the queue of a webhook sink's dead letters: the
@@ -89,7 +94,7 @@ func (q *Queue) snapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dlq %s: %w", q.table, err)
 	}
-	s := &snapshot{q: q, start: start, end: end, f: newFolder(start, end)}
+	s := &snapshot{q: q, start: start, end: end, f: newFolder(start, end, q.created)}
 	err = q.read(ctx, start, end, func(r *intentlog.Record) (bool, error) {
 		s.f.add(r)
 		return true, nil
@@ -203,7 +208,7 @@ func (s *snapshot) resolutions(ctx context.Context, entries []*wailv1.DeadLetter
 		return nil
 	}
 	from := slices.MinFunc(entries, func(a, b *wailv1.DeadLetterEntry) int { return cmp.Compare(a.Offset, b.Offset) }).Offset
-	f := newFolder(from, s.end)
+	f := newFolder(from, s.end, s.q.created)
 	f.settles = func(res *wailv1.DeadLetterResolution) {
 		if e := want[res.Offset]; e != nil {
 			e.Resolution = res
@@ -289,8 +294,14 @@ func (s *snapshot) entries(ctx context.Context, offsets []int64, slim bool) ([]*
 	return out, nil
 }
 
-// Settle appends resolutions, durably, in one append.
+// Settle appends resolutions, durably, in one append; those without a
+// table incarnation get the queue's.
 func (q *Queue) Settle(ctx context.Context, res []*wailv1.DeadLetterResolution) error {
+	for _, r := range res {
+		if r.TableCreatedAtUs == 0 {
+			r.TableCreatedAtUs = q.created
+		}
+	}
 	return appendAll(ctx, q, "settle", res, ResolutionRecord)
 }
 

@@ -75,7 +75,7 @@ func offsetsOf(entries []*wailv1.DeadLetterEntry) []int64 {
 func TestList(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	q := NewQueue(log, "t")
+	q := NewQueue(log, "t", 0)
 	ctx := t.Context()
 	if got, more, err := q.List(ctx, ListOptions{After: -1}); err != nil || len(got) != 0 || more {
 		t.Fatalf("no topic: %v %v %v", got, more, err)
@@ -177,7 +177,7 @@ func FuzzFold(f *testing.F) {
 			recs = append(recs, r)
 			data = data[n:]
 		}
-		fo := newFolder(0, int64(len(recs)))
+		fo := newFolder(0, int64(len(recs)), 0)
 		want := map[int64]bool{}
 		for i := range recs {
 			fo.add(&recs[i])
@@ -217,7 +217,7 @@ func TestOffsetSet(t *testing.T) {
 func TestListBytes(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	q := NewQueue(log, "t")
+	q := NewQueue(log, "t", 0)
 	var letters []*wailv1.DeadLetter
 	for i := range 12 {
 		l := letter(fmt.Sprintf("big%d", i), 0)
@@ -257,7 +257,7 @@ func TestListBytes(t *testing.T) {
 func TestListLimits(t *testing.T) {
 	t.Parallel()
 	log := openLog(t)
-	q := NewQueue(log, "t")
+	q := NewQueue(log, "t", 0)
 	letters := make([]*wailv1.DeadLetter, MaxLimit+1)
 	for i := range letters {
 		letters[i] = letter(fmt.Sprintf("k%d", i), 0)

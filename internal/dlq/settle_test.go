@@ -51,7 +51,7 @@ func newTable(t *testing.T) *table {
 	if err := bus.CreateTable(ctx, "t", 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	return &table{log: log, store: st, bus: bus, q: NewQueue(log, "t"), t: reconcile.Table{Name: "t", Partitions: 1},
+	return &table{log: log, store: st, bus: bus, q: NewQueue(log, "t", 0), t: reconcile.Table{Name: "t", Partitions: 1},
 		o: reconcile.Options{Log: log, Bus: bus, Store: st, Group: "g", CatchUp: time.Second}}
 }
 
@@ -381,5 +381,49 @@ func TestRedriveUnreadable(t *testing.T) {
 	left, _, _ := tb.q.List(ctx, ListOptions{After: -1})
 	if len(left) != 1 || left[0].Offset != offs[0] {
 		t.Errorf("unsettled %v, want the bad key's letter %d", offsetsOf(left), offs[0])
+	}
+}
+
+// TestRecreateDuringRedrive: a redrive of a table dropped and created
+// again while it ran (held in its fence) settles none of the new table's
+// letters, whose offsets start again at 0 in the new dead-letter topic.
+// Before, its resolution settled the new table's letter at the offset of
+// the one it redrove: that write's letter was gone with no event.
+func TestRecreateDuringRedrive(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	tb.state(t, "k", 50, 30)
+	tb.resolved(t)
+	offs := appendLetters(t, tb.log, letter("k", 0))
+	hl := &holdLog{Log: tb.log, held: make(chan struct{}), release: make(chan struct{})}
+	tb.o.Log = hl
+	old := NewQueue(tb.log, "t", 1) // the table created at 1 µs
+	done := make(chan error, 1)
+	go func() {
+		_, err := old.Redrive(ctx, Selection{Offsets: offs}, tb.o, tb.t)
+		done <- err
+	}()
+	<-hl.held
+	if err := tb.log.DeleteTopic(ctx, Topic("t")); err != nil {
+		t.Fatal(err)
+	}
+	again := appendLetters(t, tb.log, letter("new", 0))
+	if again[0] != offs[0] {
+		t.Fatalf("the new topic's letter is at %d, want %d", again[0], offs[0])
+	}
+	close(hl.release)
+	<-done                                                // it may answer either way: what it appended must change nothing
+	e, err := NewQueue(tb.log, "t", 2).Get(ctx, again[0]) // created again at 2 µs
+	if err != nil || e.Resolution != nil {
+		t.Errorf("the new table's letter: %v, %v; want it unsettled", e, err)
+	}
+	// Without an incarnation (older records, sink letters) a resolution
+	// still settles what it names.
+	if err := NewQueue(tb.log, "t", 0).Settle(ctx, []*wailv1.DeadLetterResolution{redriven(again[0], 0, time.Now())}); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := NewQueue(tb.log, "t", 2).Get(ctx, again[0]); err != nil || e.Resolution == nil {
+		t.Errorf("a resolution without an incarnation: %v, %v; want the letter settled", e, err)
 	}
 }

@@ -174,7 +174,7 @@ func runDeadLetters(t *testing.T, b Backends, table string, tooLarge bool) {
 		}
 		h.writes = append(h.writes, Write{Key: "huge", Version: res[0].Version, Value: "small again", Acked: true})
 	}
-	q := dlq.NewQueue(b.Log, table)
+	q := dlq.NewQueue(b.Log, table, 0)
 	red, err := q.Redrive(ctx, dlq.Selection{All: true},
 		reconcile.Options{Log: b.Log, Bus: bus, Store: b.Store, Group: cfg.Group, Horizon: cfg.Horizon}, reconcile.Table{Name: table, Partitions: tb.Partitions})
 	if err != nil {

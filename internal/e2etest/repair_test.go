@@ -62,7 +62,7 @@ func newRepairRig(t *testing.T, ctx context.Context, b Backends, def catalog.Tab
 	}
 	r.clock, _ = hlc.New(7, nil)
 	r.px = proxy.New(b.Log, r.flaky, cat, r.clock, proxy.Limits{MaxKeyBytes: 4096, MaxValueBytes: 1 << 20, MaxBatch: 1000}, nil)
-	r.q = dlq.NewQueue(b.Log, def.Name)
+	r.q = dlq.NewQueue(b.Log, def.Name, 0)
 	return r
 }
 

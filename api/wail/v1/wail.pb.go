@@ -2571,9 +2571,15 @@ type DeadLetterResolution struct {
 	SupersededByOffset  int64  `protobuf:"varint,6,opt,name=superseded_by_offset,json=supersededByOffset,proto3" json:"superseded_by_offset,omitempty"`
 	// claim_id: the DeadLetterClaim under which a redrive settled the letter
 	// (empty: settled without a claim, by drop or a table's redrive).
-	ClaimId       string `protobuf:"bytes,7,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ClaimId string `protobuf:"bytes,7,opt,name=claim_id,json=claimId,proto3" json:"claim_id,omitempty"`
+	// table_created_at_us: the creation time (Unix µs) of the table whose
+	// letter it settles. A resolution of another incarnation of the table
+	// (a request still running when the table was dropped and created
+	// again, whose new dead-letter topic reuses the offsets) is void.
+	// 0: any (older records, sink letters).
+	TableCreatedAtUs int64 `protobuf:"varint,8,opt,name=table_created_at_us,json=tableCreatedAtUs,proto3" json:"table_created_at_us,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeadLetterResolution) Reset() {
@@ -2653,6 +2659,13 @@ func (x *DeadLetterResolution) GetClaimId() string {
 		return x.ClaimId
 	}
 	return ""
+}
+
+func (x *DeadLetterResolution) GetTableCreatedAtUs() int64 {
+	if x != nil {
+		return x.TableCreatedAtUs
+	}
+	return 0
 }
 
 // DeadLetterClaim: a redrive of a SINK letter holds it while it sends it
@@ -6032,7 +6045,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fevent_offset\x18\x13 \x01(\x03R\veventOffset\x12\x1f\n" +
 	"\vhttp_status\x18\x14 \x01(\x05R\n" +
 	"httpStatus\x12%\n" +
-	"\x0eevent_stripped\x18\x15 \x01(\bR\reventStripped\"\xa0\x02\n" +
+	"\x0eevent_stripped\x18\x15 \x01(\bR\reventStripped\"\xcf\x02\n" +
 	"\x14DeadLetterResolution\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x121\n" +
 	"\x06action\x18\x02 \x01(\x0e2\x19.wail.v1.DeadLetterActionR\x06action\x12\x13\n" +
@@ -6040,7 +6053,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0fredrive_version\x18\x04 \x01(\x04R\x0eredriveVersion\x122\n" +
 	"\x15superseded_by_version\x18\x05 \x01(\x04R\x13supersededByVersion\x120\n" +
 	"\x14superseded_by_offset\x18\x06 \x01(\x03R\x12supersededByOffset\x12\x19\n" +
-	"\bclaim_id\x18\a \x01(\tR\aclaimId\"\x98\x01\n" +
+	"\bclaim_id\x18\a \x01(\tR\aclaimId\x12-\n" +
+	"\x13table_created_at_us\x18\b \x01(\x03R\x10tableCreatedAtUs\"\x98\x01\n" +
 	"\x0fDeadLetterClaim\x12\x16\n" +
 	"\x06offset\x18\x01 \x01(\x03R\x06offset\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x14\n" +
