@@ -500,12 +500,22 @@ func (g *Groups) expire() {
 }
 
 // expireLocked ends the members whose acknowledgements are overdue at
-// now. gr.mu is held.
+// now, and those whose stream took no message for longer than the lease
+// (a client that stopped reading: without this, one stuck on a grant of
+// idle partitions, to which no acknowledgement is ever due, held them for
+// good). gr.mu is held.
 func (gr *grp) expireLocked(now time.Time) {
 	for _, id := range gr.core.Expired(now) {
 		if s := gr.sessions[id]; s != nil {
 			gr.leave(s, fmt.Errorf("%w: member %q did not acknowledge delivered events within %s; "+
 				"its partitions went to other members, which get its unacknowledged events again: join again",
+				ErrLeaseExpired, id, gr.g.lease))
+		}
+	}
+	for id, s := range gr.sessions {
+		if s.stuck(now, gr.g.lease) {
+			gr.leave(s, fmt.Errorf("%w: the stream of member %q took no message within %s (its client stopped reading); "+
+				"its partitions went to other members: read the stream, and join again",
 				ErrLeaseExpired, id, gr.g.lease))
 		}
 	}

@@ -53,6 +53,11 @@ type Session struct {
 	budget    *semaphore.Weighted
 	budgetMax int64
 	sent      int64
+	// sending is when Next last returned a message, zero once the stream
+	// asked for the next (it sent that one): a stream that takes no
+	// message for longer than the lease is stuck (its client stopped
+	// reading) and the member is ended (expireLocked).
+	sending time.Time
 }
 
 // sessionBuffer is how many messages a member holds before its readers
@@ -95,7 +100,19 @@ func (s *Session) Next(ctx context.Context) (Message, error) {
 		s.budget.Release(s.sent)
 		s.sent = 0
 	}
+	s.sending = time.Time{}
 	s.mu.Unlock()
+	m, err := s.next(ctx)
+	if err == nil {
+		s.mu.Lock()
+		s.sending = time.Now()
+		s.mu.Unlock()
+	}
+	return m, err
+}
+
+// next waits for the member's next message (Next).
+func (s *Session) next(ctx context.Context) (Message, error) {
 	for {
 		s.mu.Lock()
 		if len(s.ctl) > 0 {
@@ -136,6 +153,14 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err is why the session ended (after Done).
 func (s *Session) Err() error { return s.err }
+
+// stuck reports whether the stream took the message Next returned
+// last more than lease before now; under gr.mu.
+func (s *Session) stuck(now time.Time, lease time.Duration) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.sending.IsZero() && now.Sub(s.sending) > lease
+}
 
 // Leave removes the member; its partitions go to the others.
 func (s *Session) Leave() {

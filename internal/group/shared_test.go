@@ -91,9 +91,12 @@ func TestSharedCut(t *testing.T) {
 	swA, swB := &memSwapper{c: cat}, &memSwapper{c: cat}
 	logger := slog.New(slog.DiscardHandler)
 	h := health.NewRegistry(nil)
-	A := New(l, lease).Share(Sharing{Store: swA, Process: "A", Lease: lease, Logger: logger, Health: h})
+	// The members' lease is longer than the processes': a's stream is not
+	// read while b takes its partition, and a member whose stream takes no
+	// message for its lease is ended (TestStuckStreamExpires).
+	A := New(l, time.Minute).Share(Sharing{Store: swA, Process: "A", Lease: lease, Logger: logger, Health: h})
 	defer A.Close()
-	B := New(l, lease).Share(Sharing{Store: swB, Process: "B", Lease: lease, Logger: logger})
+	B := New(l, time.Minute).Share(Sharing{Store: swB, Process: "B", Lease: lease, Logger: logger})
 	defer B.Close()
 
 	a, err := A.Join(ctx, tb, "g", "a", false)
