@@ -260,6 +260,14 @@ type Resolver struct {
 	// proxy's intents with a store of one read level (no replicas): it holds
 	// such a read until the write returned.
 	FirstReadDelay time.Duration `yaml:"first_read_delay"`
+	// ReadBackWrites makes a read held on a store write of this process's
+	// proxy read the store once the write returned. By default it takes
+	// the row that write stored (the newest version of the key it applied,
+	// durable, as the proxy's answer says) without a store read, when that
+	// covers every intent of the key the read must cover. Set it when
+	// something else changes rows as they are written (a trigger, a
+	// default the database fills in): then only a read shows the stored row.
+	ReadBackWrites bool `yaml:"read_back_writes"`
 	// BackoffMin is the first wait before a key is read again when the
 	// store does not show its version yet; it doubles up to BackoffMax.
 	BackoffMin time.Duration `yaml:"backoff_min"`

@@ -42,11 +42,12 @@ func TestLandingSpansTheWrite(t *testing.T) {
 		name     string
 		set      func(w *world)
 		wantCall string // the call the write must have made
+		wantRows bool   // the ended write hands its rows over
 	}{
-		{"stored", func(*world) {}, "apply"},
-		{"not applied, then an ABORT", func(w *world) { w.StErr = errNotApplied }, "append:ABORT"},
-		{"outcome unknown", func(w *world) { w.StErr = errStoreDown }, "apply-failed"},
-		{"the log down", func(w *world) { w.LogFails = true }, "append-failed"},
+		{"stored", func(*world) {}, "apply", true},
+		{"not applied, then an ABORT", func(w *world) { w.StErr = errNotApplied }, "append:ABORT", false},
+		{"outcome unknown", func(w *world) { w.StErr = errStoreDown }, "apply-failed", false},
+		{"the log down", func(w *world) { w.LogFails = true }, "append-failed", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -58,9 +59,11 @@ func TestLandingSpansTheWrite(t *testing.T) {
 			p.log = landingLog{fakeLog: w.Log(), ws: ws, mu: &mu, pending: &atAppend}
 			p.WithLanding(ws)
 			var versions []uint64
+			var lw *landing.Write
 			w.OnApply = func() { // holds w.Mu: the versions are the last intents
 				for _, in := range w.Intents[len(w.Intents)-2:] {
 					atApply = append(atApply, ws.Pending("tx", in.Version) != nil)
+					lw = ws.Pending("tx", in.Version)
 				}
 			}
 			tc.set(w)
@@ -95,6 +98,13 @@ func TestLandingSpansTheWrite(t *testing.T) {
 			}
 			if n := ws.InFlight("tx"); n != 0 {
 				t.Errorf("%d writes in flight after Write returned", n)
+			}
+			if lw == nil {
+				return // the store was never written
+			}
+			row, ok := lw.Row([]byte("b"))
+			if ok != tc.wantRows || (ok && (row.Version != versions[1] || row.Deleted)) {
+				t.Errorf("the ended write hands over %+v, %v for b (version %d); want a row: %v", row, ok, versions[1], tc.wantRows)
 			}
 		})
 	}

@@ -373,7 +373,8 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	recs, smuts := p.stamp(t.Name, muts, idx, res, now, tp)
 	// Known in flight before its intents can be read; over once this
 	// returns, whatever the store write did.
-	defer p.inFlight(t.Name, smuts).End()
+	lw := p.inFlight(t.Name, smuts)
+	defer lw.End()
 	actx, cancel := context.WithDeadline(ctx, now.Add(w/appendShare))
 	actx, span := p.tracing.Start(actx, "wail.intent.append")
 	err := p.log.Append(actx, intent.Topic(t.Name), recs)
@@ -422,6 +423,7 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 		p.storeFailed(t, smuts, idx, res, logged, now, err)
 		return
 	}
+	lw.Stored(smuts, outs) // the resolver of this process may take these rows instead of reading them back
 	for j, i := range idx {
 		res[i].IntentLogged = logged
 		res[i].Stored = outs[j].Applied

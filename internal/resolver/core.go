@@ -97,6 +97,11 @@ type ReadResult struct {
 	Probe bool
 	// Took is how long the store took to answer (for metrics).
 	Took time.Duration
+	// Landed: Row is what a store write of this process stored, handed
+	// over when it ended (landing.go), not a store read. Its snapshot is
+	// the write's commit, which may be earlier than the read was asked
+	// for, so it only ever publishes (ReadDone).
+	Landed bool
 }
 
 // Unmaterialized reports intents whose version never became visible in the
@@ -486,14 +491,26 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		return
 	}
 	ks.readAnswered(now, r.Err)
+	if r.Landed && (r.Err != nil || !r.Found || hasAbort(ks.pending) || !coversAll(ks.pending, r.Row.Version)) {
+		// A row handed over by a store write may predate the read: good
+		// to publish (a durable version, not older than what the read had
+		// to find), not to settle an ABORT (a read asked after it must),
+		// nor to leave intents that arrived meanwhile uncovered (their
+		// deadlines are judged by when a read was asked). The store
+		// decides, at the same level.
+		c.read(now, ks, ks.level)
+		return
+	}
 	top := ks.level == c.p.Levels-1
 	if r.Err != nil {
 		c.readFailed(now, ks, r.Err, top)
 		return
 	}
-	c.readOK[ks.level] = max(c.readOK[ks.level], r.Seq)
-	if top {
-		c.served = ks.key
+	if !r.Landed { // a row handed over says nothing of the store's reads
+		c.readOK[ks.level] = max(c.readOK[ks.level], r.Seq)
+		if top {
+			c.served = ks.key
+		}
 	}
 	var v uint64
 	if r.Found {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/store"
@@ -47,7 +48,7 @@ type spyLanding struct {
 	asked atomic.Int64
 }
 
-func (s *spyLanding) Pending(table string, v uint64) <-chan struct{} {
+func (s *spyLanding) Pending(table string, v uint64) *landing.Write {
 	s.asked.Add(1)
 	return s.ws.Pending(table, v)
 }
@@ -162,5 +163,158 @@ func TestLocalLanding(t *testing.T) {
 		if got := localLanding(tc.cfg, tc.levels); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// landedRes is res handed over by a store write (ReadResult.Landed).
+func landedRes(key string, r *store.Row) *ReadResult {
+	rr := res(key, r)
+	rr.Landed = true
+	return rr
+}
+
+// TestCoreLandedRows: a row handed over by a store write of this process
+// publishes when it covers every intent of the key the read had to
+// cover; a key with an ABORT, or with intents it does not cover (more
+// arrived while the read was held), or an answer that is no row, reads
+// the store at the same level instead: the handed-over snapshot may
+// predate the read.
+func TestCoreLandedRows(t *testing.T) {
+	t.Parallel()
+	v1, v2, v3 := ver(0, 0), ver(1, 0), ver(2, 0)
+	p := Params{Window: time.Second, Levels: 2, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}
+	abort := func(off int64, k string, v uint64) Entry { return ent(off, k, intent.Abort, v) }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"covering row: published at the level asked, no store read", []step{
+			{ingest: []Entry{put(0, "a", v1), put(1, "a", v2)}, reads: []string{"a@0"}},
+			{read: landedRes("a", row(v2, "x")), events: []string{ev("a", v2, 2)}},
+			{published: true, commit: 2},
+		}},
+		{"newer than asked: published (a durable version the read had to find, or newer)", []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{read: landedRes("a", row(v3, "x")), events: []string{ev("a", v3, 1)}},
+			{published: true, commit: 1},
+		}},
+		{"an intent that arrived while held is not covered: the store decides", []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{ingest: []Entry{put(1, "a", v3)}},
+			{read: landedRes("a", row(v2, "x")), reads: []string{"a@0"}},
+			{read: res("a", row(v3, "y")), events: []string{ev("a", v3, 2)}},
+			{published: true, commit: 2},
+		}},
+		{"an ABORT pending: a read asked after it must settle it, so the store decides", []step{
+			{ingest: []Entry{put(0, "a", v1), abort(1, "a", v2)}, reads: []string{"a@0"}},
+			{read: landedRes("a", row(v1, "x")), reads: []string{"a@0"}},
+			{read: res("a", row(v1, "x")), reads: []string{"a@1"}}, // an ABORT needs the strongest level
+			{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+			{published: true, commit: 2},
+		}},
+		{"no row: the store decides", []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{read: landedRes("a", nil), reads: []string{"a@0"}},
+			{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+			{published: true, commit: 1},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			run(t, p, 0, nil, tc.steps)
+		})
+	}
+}
+
+// TestCoreLandedRowsNotServed: rows handed over say nothing of whether
+// the store serves reads, so a key whose reads keep failing while only
+// handed-over rows come back is the store's outage: never dead-lettered
+// (with store reads of the same keys it would be, at MaxAttempts:
+// TestCoreFailures).
+func TestCoreLandedRowsNotServed(t *testing.T) {
+	t.Parallel()
+	steps := flowingReadFailures(5, 0, true, false)
+	for i := range steps {
+		if r := steps[i].read; r != nil && !r.Probe && r.Err == nil && string(r.Key) != "a" {
+			r.Landed = true
+		}
+	}
+	run(t, failParams, 0, nil, steps)
+}
+
+// TestHeldReadTakesTheWrittenRow: a read held on a store write of this
+// process takes the row that write stored, without reading the store,
+// when the row covers the intent; it reads the store when the write
+// stored an older version of the key, or none, or with ReadBackWrites.
+// The event carries the stored row either way.
+func TestHeldReadTakesTheWrittenRow(t *testing.T) {
+	t.Parallel()
+	const v = 1000
+	for _, tc := range []struct {
+		name      string
+		readBack  bool
+		stored    []store.Mutation // what the write tells it stored (nil: it failed)
+		wantReads int
+	}{
+		{"the write stored the version", false, []store.Mutation{{Key: []byte("a"), Value: []byte("v"), Version: v}}, 0},
+		{"read_back_writes", true, []store.Mutation{{Key: []byte("a"), Value: []byte("v"), Version: v}}, 1},
+		{"the write stored an older version of the key", false, []store.Mutation{{Key: []byte("a"), Value: []byte("old"), Version: v - 1}}, 1},
+		{"the write stored other keys", false, []store.Mutation{{Key: []byte("b"), Value: []byte("v"), Version: v}}, 1},
+		{"the write failed", false, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			env := newTestEnv(ctx, t, "handover")
+			spy := &spyLanding{ws: landing.New()}
+			w := spy.ws.Begin(env.tb.Name, v-5, v+5)
+			env.writeIntent(ctx, t, intent.Intent{Key: []byte("a"), Op: intent.Upsert, Version: v, CreatedAt: time.Now().Add(-time.Minute)}, "")
+			cs := &countingStore{st: env.st}
+			m := NewMetrics(nil)
+			cfg := testConfig(nil, m)
+			cfg.Landing, cfg.ReadBackWrites = spy, tc.readBack
+			r := New(env.log, countingMultiStore{cs}, env.bus, cfg)
+			run := start(ctx, r, env.tb)
+			defer run.stop(t)
+			waitUntil(ctx, t, "the resolver asked whether the write landed", func() bool { return spy.asked.Load() > 0 })
+			// The store holds the version (as after any write that
+			// stored it); what the write tells decides the read.
+			if _, err := env.st.Apply(ctx, env.tb.Name, []store.Mutation{{Key: []byte("a"), Value: []byte("v"), Version: v}}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.stored != nil {
+				outs := make([]store.Outcome, len(tc.stored))
+				for i := range outs {
+					outs[i] = store.Outcome{Applied: true, Current: tc.stored[i].Version}
+				}
+				w.Stored(tc.stored, outs)
+			}
+			w.End()
+			waitUntil(ctx, t, "the event", func() bool { return onBus(ctx, t, env)["a"] == 1 })
+			for _, rec := range readTopic(ctx, t, env.log, eventbus.Topic(env.tb.Name)) {
+				e, err := intent.UnmarshalEvent(rec.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e.Version != v || string(e.Value) != "v" {
+					t.Errorf("event %d %q, want %d %q (the stored row)", e.Version, e.Value, v, "v")
+				}
+			}
+			cs.mu.Lock()
+			reads := cs.gets
+			for _, k := range cs.manys {
+				reads += k
+			}
+			cs.mu.Unlock()
+			if reads != tc.wantReads {
+				t.Errorf("%d store reads, want %d", reads, tc.wantReads)
+			}
+			handed := testutil.ToFloat64(m.landingHeld.WithLabelValues(env.tb.Name, "handed_over"))
+			if want := float64(1 - tc.wantReads); handed != want {
+				t.Errorf("wail_resolver_landing_held_reads_total{outcome=\"handed_over\"} = %v, want %v", handed, want)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -128,9 +129,8 @@ type loop struct {
 	done    chan struct{} // closed when run returns
 	readQ   []ReadRequest // asked for, not yet handed to the pool
 	// held are reads waiting for the store write of their version, by
-	// the channel that tells when it ended (landing.go); landed receives
-	// those channels.
-	held    map[<-chan struct{}][]ReadRequest
+	// that write (landing.go); landed receives the writes that ended.
+	held    map[*landing.Write][]ReadRequest
 	landed  chan landed
 	reads   int // handed to the pool, not yet answered (reads, not jobs)
 	pubQ    []intent.Event
@@ -176,7 +176,7 @@ func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 		r: r, table: table, topic: intent.Topic(table), partition: p, core: core,
 		results: make(chan []ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, maxJobs),
 		logged: map[string]time.Time{}, suspect: map[string]bool{},
-		held: map[<-chan struct{}][]ReadRequest{}, landed: make(chan landed),
+		held: map[*landing.Write][]ReadRequest{}, landed: make(chan landed),
 		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes,
 	}
 	l.jobCtx, l.stopJob = context.WithCancel(context.Background())

@@ -102,7 +102,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		transactions: prometheus.NewCounter(prometheus.CounterOpts{Name: "wail_resolver_transactions_total",
 			Help: "Kafka transactions the resolver ran (events and offsets of all its partitions that were ready; resolver.transaction_linger spaces them)."}),
 		landingHeld: counter("landing_held_reads_total",
-			"Store reads held until the proxy's store write of their version ended (outcome=landed) or the hold bound passed (outcome=bound).", "table", "outcome"),
+			"Store reads held until the proxy's store write of their version ended (outcome=landed) or the hold bound passed (outcome=bound); of the landed ones, those answered with the row the write stored instead of a store read (outcome=handed_over).", "table", "outcome"),
 		landingWait: telemetry.Latency("wail_resolver_landing_wait_seconds",
 			"Histogram, per awaited store write: how long the reads held on it waited (until it ended or the hold bound passed).", "table"),
 	}
@@ -145,6 +145,7 @@ type partitionMetrics struct {
 	readTime       []prometheus.Observer // by level
 	heldLanded     prometheus.Counter
 	heldBound      prometheus.Counter
+	handedOver     prometheus.Counter
 	landingWait    prometheus.Observer
 }
 
@@ -175,6 +176,7 @@ func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics
 		perEvent:       m.perEvent.WithLabelValues(table),
 		heldLanded:     m.landingHeld.WithLabelValues(table, "landed"),
 		heldBound:      m.landingHeld.WithLabelValues(table, "bound"),
+		handedOver:     m.landingHeld.WithLabelValues(table, "handed_over"),
 		landingWait:    m.landingWait.WithLabelValues(table),
 	}
 	for l := 0; l < levels; l++ {

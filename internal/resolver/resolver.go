@@ -38,6 +38,7 @@ import (
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/telemetry"
 )
@@ -159,14 +160,18 @@ type Config struct {
 	// proxy_id may well equal a remote proxy's.
 	LocalProxy       uint32
 	LocalProxyServes bool
+	// ReadBackWrites (with Landing): a read held on a store write reads
+	// the store once the write ended, instead of taking the row the write
+	// stored (landing.go).
+	ReadBackWrites bool
 }
 
 // Landing tells whether the store write of a version is in flight in
 // this process (package landing implements it).
 type Landing interface {
 	// Pending returns nil when no store write of version of table is in
-	// flight, else a channel closed when one ends (then ask again).
-	Pending(table string, version uint64) <-chan struct{}
+	// flight, else one that holds it (once it ended, ask again).
+	Pending(table string, version uint64) *landing.Write
 }
 
 // Resolver resolves the intents of every table it is given.
