@@ -17,6 +17,7 @@
 package landing
 
 import (
+	"bytes"
 	"sync"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -135,7 +136,9 @@ func (w *Write) Row(key []byte) (store.Row, bool) {
 	if m.Delete {
 		return store.Row{Version: m.Version, Deleted: true}, true // as stores read tombstones: no value, no schema
 	}
-	return store.Row{Value: m.Value, Version: m.Version, SchemaID: m.SchemaID}, true
+	// A copy, as a store read returns: the value is a slice of the whole
+	// request (api's codec), which an event on its way would keep alive.
+	return store.Row{Value: bytes.Clone(m.Value), Version: m.Version, SchemaID: m.SchemaID}, true
 }
 
 // Pending returns the earliest write in flight of table whose range

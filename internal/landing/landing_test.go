@@ -143,6 +143,10 @@ func TestRow(t *testing.T) {
 			t.Errorf("Row(%s) = %+v, %v; want %+v, %v", tc.key, got, ok, tc.want, tc.ok)
 		}
 	}
+	// The value is a copy: an event keeps it, not the request it came in.
+	if got, _ := w.Row([]byte("b")); &got.Value[0] == &w.muts[1].Value[0] {
+		t.Error("the row's value aliases the mutation's (the whole request would stay alive with the event)")
+	}
 	failed := ws.Begin("t", 20, 20)
 	failed.End()
 	if _, ok := failed.Row([]byte("a")); ok {
