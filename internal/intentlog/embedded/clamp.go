@@ -34,7 +34,7 @@ func (l *Log) clampOffsets(t *topic) error {
 		}
 		fixed := map[int32]int64{}
 		for p, off := range offs {
-			if int(p) >= len(t.parts) {
+			if int(p) >= len(t.parts) { // decodeOffsets refused p < 0
 				continue
 			}
 			if end := t.parts[p].end; off > end {

@@ -2,12 +2,17 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
+	"math"
 	"strings"
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // TestCommittedBeyondEnd: the log loses its tail after a group committed
@@ -73,4 +78,56 @@ func TestCommittedBeyondEnd(t *testing.T) {
 		t.Fatalf("Warnings() on the next Open = %q", w)
 	}
 	noErr(t, l.Close())
+}
+
+// TestOpenCraftedOffsets: an offsets file whose checksum is valid but whose
+// entries no writer makes (a partition no topic can have, a negative
+// offset, a partition twice or out of order) fails Open with ErrCorrupt
+// naming the file, as a file with a bad checksum does; Open never panics
+// on it. (A partition the topic does not have but could is left alone:
+// TestClampOffsets.)
+func TestOpenCraftedOffsets(t *testing.T) {
+	t.Parallel()
+	type entry struct {
+		p   int32
+		off int64
+	}
+	for name, ents := range map[string][]entry{
+		"negative partition": {{0, 1}, {-1, 5}},
+		"min partition":      {{math.MinInt32, 0}},
+		"partition = max":    {{0, 1}, {maxPartitions, 1}},
+		"huge partition":     {{math.MaxInt32, 1}},
+		"negative offset":    {{0, -1}},
+		"min offset":         {{1, math.MinInt64}},
+		"duplicate":          {{0, 1}, {0, 2}},
+		"descending":         {{1, 1}, {0, 1}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			mem := vfs.NewMem()
+			l := openLog(t, "/log", Options{FS: mem})
+			createTestTopic(t, l, 2, intentlog.TopicOptions{})
+			noErr(t, l.Close())
+			// Encoded by hand: encodeOffsets sorts a map, which can
+			// hold neither duplicates nor an order.
+			b := append([]byte(nil), offsetsMagic...)
+			b = binary.BigEndian.AppendUint32(b, uint32(len(ents)))
+			for _, e := range ents {
+				b = binary.BigEndian.AppendUint32(b, uint32(e.p))
+				b = binary.BigEndian.AppendUint64(b, uint64(e.off))
+			}
+			b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+			path := "/log/" + testTopic + "/offsets/g"
+			writeFile(t, mem, path, b)
+			l, err := Open("/log", Options{FS: mem, Logger: testLogger(t)})
+			if err == nil {
+				got, cerr := l.Committed(context.Background(), "g", testTopic)
+				_ = l.Close()
+				t.Fatalf("Open accepted %v: Committed = %v, %v", ents, got, cerr)
+			}
+			if !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Open: %v, want ErrCorrupt naming %s", err, path)
+			}
+		})
+	}
 }

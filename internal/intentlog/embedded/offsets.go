@@ -138,9 +138,21 @@ func decodeOffsets(b []byte) (map[int32]int64, error) {
 		return nil, corrupt("offsets file length %d for %d entries", len(b), n)
 	}
 	offs := make(map[int32]int64, n)
+	prev := int32(-1)
 	for i := range n {
 		e := body[8+12*i:]
-		offs[int32(binary.BigEndian.Uint32(e))] = int64(binary.BigEndian.Uint64(e[4:]))
+		p, off := int32(binary.BigEndian.Uint32(e)), int64(binary.BigEndian.Uint64(e[4:]))
+		// What the encoder never writes (a commit refuses it): the CRC
+		// only says that the bytes are the ones written, not by whom.
+		switch {
+		case p < 0 || p >= maxPartitions:
+			return nil, corrupt("offsets file entry %d: partition %d out of range [0, %d)", i, p, maxPartitions)
+		case p <= prev:
+			return nil, corrupt("offsets file entry %d: partition %d after %d, not ascending", i, p, prev)
+		case off < 0:
+			return nil, corrupt("offsets file entry %d: partition %d has negative offset %d", i, p, off)
+		}
+		offs[p], prev = off, p
 	}
 	return offs, nil
 }
