@@ -362,3 +362,60 @@ func TestReapDuringDelete(t *testing.T) {
 		t.Fatalf("new topic holds %d records, want key-000", len(got))
 	}
 }
+
+// TestPartitionOpsAcrossDeleteOrClose: an operation that found its
+// partition just before the topic was deleted fails with ErrUnknownTopic
+// (as it would a moment later), never ErrClosed, which callers take for
+// the log's own Close; one that found it just before Close fails with
+// ErrClosed.
+func TestPartitionOpsAcrossDeleteOrClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ops := map[string]func(l *Log) error{
+		"bounds": func(l *Log) error { _, _, err := l.Bounds(ctx, testTopic, 0); return err },
+		"lost offsets": func(l *Log) error {
+			_, err := l.Lost(ctx, testTopic, 0)
+			return err
+		},
+		"offset for time": func(l *Log) error { _, err := l.OffsetForTime(ctx, testTopic, 0, time.Now()); return err },
+		"new reader": func(l *Log) error {
+			r, err := l.NewReader(testTopic, 0, 0)
+			if err == nil {
+				_, err = r.Next(ctx)
+			}
+			return err
+		},
+	}
+	for name, op := range ops {
+		for _, closing := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/close=%v", name, closing), func(t *testing.T) {
+				t.Parallel()
+				l := openLog(t, "/log", Options{FS: vfs.NewMem()})
+				defer l.Close()
+				createTestTopic(t, l, 1, intentlog.TopicOptions{})
+				appendBatch(t, l, "a", 1)
+				var once sync.Once
+				l.testHookPartition = func(got string) {
+					if got != name {
+						t.Errorf("hook called for %q", got)
+					}
+					once.Do(func() {
+						if closing {
+							noErr(t, l.Close())
+						} else {
+							noErr(t, l.DeleteTopic(ctx, testTopic))
+						}
+					})
+				}
+				err := op(l)
+				want, notWant := intentlog.ErrUnknownTopic, intentlog.ErrClosed
+				if closing {
+					want, notWant = notWant, want
+				}
+				if !errors.Is(err, want) || errors.Is(err, notWant) {
+					t.Fatalf("%s across the %s: %v, want %v", name, map[bool]string{false: "deletion", true: "close"}[closing], err, want)
+				}
+			})
+		}
+	}
+}

@@ -164,6 +164,9 @@ type Log struct {
 	testHookOffsetsWrite func(group string)
 	// testHookCommitted, if set, runs in Committed once it found the topic.
 	testHookCommitted func(topic string)
+	// testHookPartition, if set, runs in partition once it found the
+	// partition (op is the operation's name).
+	testHookPartition func(op string)
 
 	// recordLimit is what RecordLimit says: computed once, the proxy asks
 	// for every write.
@@ -314,6 +317,9 @@ func (l *Log) partition(op, topic string, id int32) (*partition, error) {
 	if id < 0 || int(id) >= len(t.parts) {
 		return nil, fmt.Errorf("embedded: %s %s/%d: topic has %d partitions: %w",
 			op, topic, id, len(t.parts), intentlog.ErrUnknownTopic)
+	}
+	if l.testHookPartition != nil {
+		l.testHookPartition(op)
 	}
 	return t.parts[id], nil
 }

@@ -18,7 +18,7 @@ func (l *Log) Lost(_ context.Context, topic string, partition int32) ([]intentlo
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, fmt.Errorf("embedded: lost offsets %s/%d: %w", topic, partition, intentlog.ErrClosed)
+		return nil, fmt.Errorf("embedded: lost offsets %s/%d: %w", topic, partition, p.closedErr())
 	}
 	var out []intentlog.Range
 	for i := 0; i+1 < len(p.segs); i++ {
