@@ -162,7 +162,9 @@
 // they stop at the published size) and the end offset does not move. The
 // partition keeps trying: the next Append writes at the same position. A
 // probe file written every SpaceProbeInterval clears the condition once
-// space returns, so that Health recovers even when nobody appends.
+// space returns, so that Health recovers even when nobody appends (a
+// partition that failed again while the probe ran stays full until the
+// next probe).
 //
 // Any failed fsync of a segment (ENOSPC included), or a failed syncfs
 // round (which breaks every partition of the round, and then every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -249,5 +250,57 @@ func TestSpaceProbe(t *testing.T) {
 				t.Fatalf("Health() = %v after space returned", err)
 			}
 		})
+	}
+}
+
+// TestSpaceProbeKeepsNewerFailure: a partition that fails on a full disk
+// again while a probe runs stays reported full when that probe succeeds:
+// the probe only vouches for the failures that came before it started (a
+// probe of 1 MiB succeeding says nothing of a larger batch that just
+// failed), and the next probe takes the new one.
+func TestSpaceProbeKeepsNewerFailure(t *testing.T) {
+	t.Parallel()
+	efs := vfs.NewErrorFS(vfs.NewMem())
+	var during func()
+	hfs := &hookFS{FS: efs, hook: func(op vfs.Op, name string, _ int64, _ int) error {
+		if op == vfs.OpSync && filepath.Base(name) == probeName && during != nil {
+			during()
+		}
+		return nil
+	}}
+	h := &healthLog{}
+	l := openLog(t, "/log", Options{FS: hfs, OnHealth: h.report, SpaceProbeInterval: time.Hour})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Path: "*.log", Err: syscall.ENOSPC})
+	if _, err := tryAppend(l, "a"); !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("append on a full disk: %v", err)
+	}
+	// The probe's file is written; before it returns, an append fails on
+	// the full disk again.
+	during = func() {
+		during = nil
+		if _, err := tryAppend(l, "b"); !errors.Is(err, intentlog.ErrNoSpace) {
+			t.Errorf("append on a full disk during the probe: %v", err)
+		}
+	}
+	l.probeWhileFull()
+	if during != nil {
+		t.Fatal("the probe did not fsync its file")
+	}
+	if err := l.Health(); !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("Health() = %v after a probe that started before the last failure, want ErrNoSpace", err)
+	}
+	// The next probe, started after that failure, clears it.
+	efs.Clear()
+	l.probeWhileFull()
+	if err := l.Health(); err != nil {
+		t.Fatalf("Health() = %v after the next probe", err)
+	}
+	if n, err := h.last(); n != 2 || err != nil {
+		t.Fatalf("OnHealth called %d times, last with %v; want full, then healthy", n, err)
+	}
+	if _, err := tryAppend(l, "c"); err != nil {
+		t.Fatalf("append once space returned: %v", err)
 	}
 }

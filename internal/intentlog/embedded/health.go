@@ -57,6 +57,7 @@ func (p *partition) setNoSpace(err error) error {
 	p.qmu.Lock()
 	first := p.noSpace == nil
 	p.noSpace = err
+	p.noSpaceN++
 	p.qmu.Unlock()
 	if first {
 		p.log.opts.Logger.Error("embedded: disk full: appends fail until space is freed",
@@ -73,9 +74,28 @@ func (p *partition) clearNoSpace() {
 	p.noSpace = nil
 	p.qmu.Unlock()
 	if was {
-		p.log.opts.Logger.Info("embedded: disk has space again; appends resume", "topic", p.topic, "partition", p.id)
-		p.log.reportHealth()
+		p.spaceReturned()
 	}
+}
+
+// clearProbed records that a probe found space, which it started looking
+// for after the partition's n-th failure on a full disk: a later failure
+// (a batch larger than the probe, the disk filling up again) stands.
+func (p *partition) clearProbed(n uint64) {
+	p.qmu.Lock()
+	ok := p.noSpace != nil && p.noSpaceN == n
+	if ok {
+		p.noSpace = nil
+	}
+	p.qmu.Unlock()
+	if ok {
+		p.spaceReturned()
+	}
+}
+
+func (p *partition) spaceReturned() {
+	p.log.opts.Logger.Info("embedded: disk has space again; appends resume", "topic", p.topic, "partition", p.id)
+	p.log.reportHealth()
 }
 
 // condition returns the partition's broken or no-space error.
@@ -83,6 +103,14 @@ func (p *partition) condition() (broken, noSpace error) {
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
 	return p.broken, p.noSpace
+}
+
+// fullCount reports whether the partition is out of space, and the count
+// of its failures on a full disk so far.
+func (p *partition) fullCount() (n uint64, full bool) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	return p.noSpaceN, p.noSpace != nil
 }
 
 // Health reports whether the log takes appends: nil, or an error wrapping
@@ -150,14 +178,21 @@ const probeName = "#space-probe.tmp"
 
 // probeWhileFull, called every SpaceProbeInterval, probes for free space
 // while a partition is out of space, and clears the condition once a probe
-// write of probeBytes succeeds (the next append then tries for real).
+// write of probeBytes succeeds (the next append then tries for real). It
+// clears only the failures seen before the probe started: a partition
+// that failed again meanwhile (a batch larger than the probe, a disk
+// filling up again) stays full until the next probe.
 func (l *Log) probeWhileFull() {
-	var full []*partition
+	type seen struct {
+		p *partition
+		n uint64
+	}
+	var full []seen
 	l.mu.RLock()
 	for _, t := range l.topics {
 		for _, p := range t.parts {
-			if _, s := p.condition(); s != nil {
-				full = append(full, p)
+			if n, isFull := p.fullCount(); isFull {
+				full = append(full, seen{p, n})
 			}
 		}
 	}
@@ -165,8 +200,8 @@ func (l *Log) probeWhileFull() {
 	if len(full) == 0 || l.probeSpace() != nil {
 		return
 	}
-	for _, p := range full {
-		p.clearNoSpace()
+	for _, f := range full {
+		f.p.clearProbed(f.n)
 	}
 }
 

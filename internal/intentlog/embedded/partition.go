@@ -35,15 +35,16 @@ type partition struct {
 	topts intentlog.TopicOptions
 
 	// qmu guards the append queue.
-	qmu     sync.Mutex
-	queue   []*appendReq
-	qclosed bool          // Close began: refuse new appends
-	broken  error         // a failed fsync or I/O error: refuse all appends
-	noSpace error         // the last write failed on a full disk
-	wake    chan struct{} // cap 1: the queue is not empty
-	stop    chan struct{} // closed by Close
-	exited  chan struct{} // closed when the writer returned
-	deleted atomic.Bool   // DeleteTopic: fail with errDeleted, not ErrClosed
+	qmu      sync.Mutex
+	queue    []*appendReq
+	qclosed  bool          // Close began: refuse new appends
+	broken   error         // a failed fsync or I/O error: refuse all appends
+	noSpace  error         // the last write failed on a full disk
+	noSpaceN uint64        // counts setNoSpace calls: a probe clears only those before it
+	wake     chan struct{} // cap 1: the queue is not empty
+	stop     chan struct{} // closed by Close
+	exited   chan struct{} // closed when the writer returned
+	deleted  atomic.Bool   // DeleteTopic: fail with errDeleted, not ErrClosed
 
 	// mu guards the segment list, the bounds and what readers see.
 	mu     sync.Mutex
