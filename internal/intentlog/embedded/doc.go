@@ -131,7 +131,8 @@
 //
 // Lock order (a goroutine holding one may only take those below it):
 //
-//	Log.createMu      serializes CreateTopic (held during its file I/O)
+//	Log.createMu      serializes CreateTopic and DeleteTopic (held during
+//	                  their file I/O); Close takes it to wait for them
 //	Log.mu            topics map and closed flag (RWMutex)
 //	topic.offIO       offsets files of one topic: held shared while one is
 //	                  written, exclusively by DeleteTopic
@@ -204,7 +205,8 @@
 //
 // One writer per partition, one retention ticker and one space prober, all
 // in one WaitGroup; with SyncFilesystem, one syncer, stopped after them.
-// Close marks the log closed, wakes blocked readers, stops the writers (each
-// finishes its current batch, then fails what is still queued with
-// ErrClosed), waits for them and closes every file.
+// Close marks the log closed and wakes blocked readers, waits for a topic
+// creation or deletion under way (no file is touched after Close returns),
+// stops the writers (each finishes its current batch, then fails what is
+// still queued with ErrClosed), waits for them and closes every file.
 package embedded

@@ -152,7 +152,7 @@ type Log struct {
 	lockFile io.Closer
 	syncer   *syncer // nil with NoSync
 
-	createMu sync.Mutex   // serializes CreateTopic
+	createMu sync.Mutex   // serializes CreateTopic, DeleteTopic; Close waits for it
 	mu       sync.RWMutex // guards topics and closed
 	topics   map[string]*topic
 	closed   bool
@@ -362,10 +362,8 @@ func (l *Log) createTopic(ctx context.Context, name string, partitions int32, op
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
-		t.closeFiles()
-		return intentlog.ErrClosed
-	}
+	// Even when Close began meanwhile: the topic is made (durably), and
+	// Close, waiting for createMu, stops it with the others.
 	l.topics[name] = t
 	l.startWriters(t)
 	return nil
@@ -569,15 +567,24 @@ func (l *Log) OffsetForTime(ctx context.Context, topic string, partition int32, 
 }
 
 // Close implements intentlog.Log: it fails queued Appends with ErrClosed,
-// stops the writers, wakes blocked readers and closes every file. Later
-// calls return the first call's result.
+// waits for a CreateTopic or DeleteTopic under way, stops the writers,
+// wakes blocked readers and closes every file. Later calls return the
+// first call's result.
 func (l *Log) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed = true
 		close(l.closing)
-		topics := l.topics
 		l.mu.Unlock()
+		// A CreateTopic or DeleteTopic under way (they hold createMu
+		// during their file I/O) finishes first: none touches a file
+		// once Close returned and let go of the directory lock. Those
+		// that start later fail with ErrClosed before any file I/O.
+		l.createMu.Lock()
+		l.mu.RLock()
+		topics := l.topics
+		l.mu.RUnlock()
+		l.createMu.Unlock()
 		for _, t := range topics {
 			for _, p := range t.parts {
 				p.shutdown()
