@@ -116,7 +116,8 @@ const maxFrameBytes = 1 << 30
 // (headerDamaged).
 //
 // It reads the bad batch about once, whatever its values hold (but for
-// damage to the header, where the search from pos+1 may read more).
+// damage to the header, where the search from pos+1 reads it a bounded
+// number of times more: findBatch).
 func badBatch(r io.ReaderAt, pos, limit, next int64, strict bool) (at, from int64, err error) {
 	damaged := pos + 1
 	if limit-pos < batchHeaderLen {
@@ -363,8 +364,11 @@ func (w *walker) records(cut bool) (p int64, ok bool, err error) {
 
 // findBatch looks for the first position in [from, limit) where a whole,
 // valid batch (framing, CRC and records) with a base offset >= minBase
-// starts.
+// starts. It reads the region a bounded number of times, whatever it
+// holds (scan.go).
 func findBatch(r io.ReaderAt, from, limit, minBase int64) (int64, batchHeader, bool, error) {
+	sums := newCRCPrefixes(r, from, limit)
+	hdr := make([]byte, batchHeaderLen)
 	buf := make([]byte, readChunk)
 	for at := from; at < limit; at += int64(len(buf)) {
 		n := int(min(int64(len(buf)), limit-at))
@@ -377,6 +381,12 @@ func findBatch(r io.ReaderAt, from, limit, minBase int64) (int64, batchHeader, b
 				break
 			}
 			i += j
+			if ok, err := sums.mayStart(at+int64(i), minBase, hdr); err != nil || !ok {
+				if err != nil {
+					return 0, batchHeader{}, false, err
+				}
+				continue
+			}
 			h, ok, err := validBatchAt(r, at+int64(i), limit, minBase)
 			if err != nil || ok {
 				return at + int64(i), h, ok, err
