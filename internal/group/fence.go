@@ -29,14 +29,14 @@ type fenced struct {
 // committed offset (final: no earlier owner commits after the fence); it
 // returns the committers and offsets of those fenced (a partition never
 // committed has none) and the errors of the others.
-func (g *Groups) fence(ctx context.Context, gr *grp, claims []Grant) (map[int32]fenced, map[int32]int64, error) {
+func (g *Groups) fence(ctx context.Context, name, topic string, claims []Grant) (map[int32]fenced, map[int32]int64, error) {
 	var mu sync.Mutex
 	out, committed := map[int32]fenced{}, map[int32]int64{}
 	var errs []error
 	var wg sync.WaitGroup
 	for _, c := range claims {
 		wg.Go(func() {
-			fc, err := g.fencer.FencePartition(ctx, LogGroup(gr.name), gr.topic, c.Partition)
+			fc, err := g.fencer.FencePartition(ctx, LogGroup(name), topic, c.Partition)
 			var o int64
 			var ok bool
 			if err == nil {
@@ -128,7 +128,7 @@ func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]
 	for p := range t.Partitions {
 		claims[p] = Grant{Partition: p}
 	}
-	fs, committed, err := g.fence(ctx, &grp{name: name, topic: t.Topic}, claims)
+	fs, committed, err := g.fence(ctx, name, t.Topic, claims)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -200,22 +200,21 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 	if gr := old; gr != nil {
 		gr.mu.Lock()
 		live := len(gr.sessions) > 0
+		n, last, same := gr.core.n, gr.core.LastEpoch(), gr.sameTable(t)
+		claim := gr.snap.want != "" || gr.snap.epoch != 0
 		gr.mu.Unlock()
-		if live && gr.core.n != t.Partitions {
+		if live && n != t.Partitions {
 			return nil, fmt.Errorf("group %s of %s: its members joined when the table had %d partitions; it has %d (dropped and created again?): stop them",
-				name, t.Name, gr.core.n, t.Partitions)
+				name, t.Name, n, t.Partitions)
 		}
-		if live && !gr.sameTable(t) {
+		if live && !same {
 			return nil, fmt.Errorf("group %s of %s: its members joined a table of that name that was dropped since and created again: stop them",
 				name, t.Name)
 		}
 		if live {
 			return gr, nil
 		}
-		after = max(after, gr.core.LastEpoch())
-		gr.mu.Lock()
-		claim := gr.snap.want != "" || gr.snap.epoch != 0
-		gr.mu.Unlock()
+		after = max(after, last)
 		if !claim {
 			// Replaced once loaded (below), not before: a load that
 			// fails keeps it, and its syncs still write a leave the
@@ -364,7 +363,16 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 	g.mu.Lock()
 	gr := g.groups[[2]string{t.Name, name}]
 	g.mu.Unlock()
-	if len(committed) == 0 && (gr == nil || !gr.loaded) {
+	// The group's core and loaded are read under its lock: a shared group
+	// waiting for its snapshot claim is reloaded in place by a Join
+	// (load), meanwhile (TestDescribeWhileReloaded).
+	loaded := false
+	if gr != nil {
+		gr.mu.Lock()
+		loaded = gr.loaded
+		gr.mu.Unlock()
+	}
+	if len(committed) == 0 && !loaded {
 		return nil, nil, nil
 	}
 	out := make([]PartitionState, t.Partitions)
@@ -383,12 +391,14 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 	if g.shared != nil {
 		return g.describeShared(ctx, t, name, gr, out)
 	}
-	if gr != nil && gr.core.n == t.Partitions {
+	if gr != nil {
 		gr.mu.Lock()
-		members = gr.core.Members()
-		for p := range t.Partitions {
-			out[p].Owner, out[p].Epoch = gr.core.Owner(p)
-			out[p].Unacked, out[p].Delivered = gr.core.unacked[p], gr.core.delivered[p]
+		if gr.core.n == t.Partitions {
+			members = gr.core.Members()
+			for p := range t.Partitions {
+				out[p].Owner, out[p].Epoch = gr.core.Owner(p)
+				out[p].Unacked, out[p].Delivered = gr.core.unacked[p], gr.core.delivered[p]
+			}
 		}
 		gr.mu.Unlock()
 	}
@@ -536,17 +546,19 @@ func (g *Groups) describeShared(ctx context.Context, t Table, name string, gr *g
 	if st.Partitions != t.Partitions || len(st.Owners) != int(t.Partitions) {
 		return members, out, nil
 	}
+	if gr != nil {
+		gr.mu.Lock()
+		defer gr.mu.Unlock()
+	}
 	for p := range t.Partitions {
 		o := st.Owners[p]
 		out[p].Owner, out[p].Epoch = o.ID, o.Epoch
 		if gr == nil || o.Proc != g.proc || gr.core.n != t.Partitions {
 			continue
 		}
-		gr.mu.Lock()
 		if id, e := gr.core.Owner(p); id == o.ID && e == o.Epoch {
 			out[p].Unacked, out[p].Delivered = gr.core.unacked[p], gr.core.delivered[p]
 		}
-		gr.mu.Unlock()
 	}
 	return members, out, nil
 }

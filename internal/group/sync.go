@@ -215,7 +215,7 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	cctx, cancel := context.WithTimeout(ctx, g.procLease/4)
 	defer cancel()
 	gr.mu.Lock()
-	valid := gr.sh.valid
+	valid, topic := gr.sh.valid, gr.topic // (a Join may reload the group in place)
 	gr.mu.Unlock()
 	vctx, vcancel := context.WithDeadline(cctx, valid)
 	defer vcancel()
@@ -223,10 +223,10 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	var committed map[int32]int64
 	var ferr error
 	if g.fencer != nil {
-		fences, committed, ferr = g.fence(vctx, gr, plan.Claims)
+		fences, committed, ferr = g.fence(vctx, gr.name, topic, plan.Claims)
 	} else {
 		var err error
-		if committed, err = g.log.Committed(cctx, LogGroup(gr.name), gr.topic); err != nil {
+		if committed, err = g.log.Committed(cctx, LogGroup(gr.name), topic); err != nil {
 			return fmt.Errorf("committed offsets (the claimed partitions are released at the next sync): %w", err)
 		}
 	}
@@ -250,7 +250,7 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 				delete(starts, p)
 				ferr = errors.Join(ferr, fmt.Errorf("commit the start of partition %d (released at the next sync): %w", p, err))
 			}
-		} else if err := g.log.Commit(vctx, LogGroup(gr.name), gr.topic, starts); err != nil {
+		} else if err := g.log.Commit(vctx, LogGroup(gr.name), topic, starts); err != nil {
 			return fmt.Errorf("commit the start of claimed partitions (released at the next sync): %w", err)
 		}
 		for p, o := range starts {
