@@ -26,6 +26,12 @@ var ErrNotMember = errors.New("not a member of the group")
 // ErrMembers: a reset of a group that has live members.
 var ErrMembers = errors.New("the group has live members")
 
+// ErrPositionLost ends a member whose partition's log no longer reaches
+// its position: the log lost its tail (an unclean Kafka leader election,
+// a repair of the embedded log) and new events take those offsets again,
+// so where the group stands among them is not known.
+var ErrPositionLost = errors.New("the partition's log lost the group's position")
+
 // registryTopic lists the groups ever created, one record per table and
 // group (key "table/group"): what `wail group ls` reads.
 const registryTopic = "wail.groups"
@@ -80,6 +86,15 @@ type Groups struct {
 	readAhead int64
 }
 
+// WithLogger sets where the groups log (default slog.Default(); Share's
+// Logger replaces it). Call it before members join.
+func (g *Groups) WithLogger(l *slog.Logger) *Groups {
+	if l != nil {
+		g.logger = l
+	}
+	return g
+}
+
 // WithReadAhead bounds the bytes of records each member's session holds
 // read ahead of its stream to max (api.subscription_buffer_bytes, as a
 // Subscribe stream's): a message's bytes count from when its partition's
@@ -95,7 +110,7 @@ func (g *Groups) WithReadAhead(max int64) *Groups {
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
 	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, epochs: map[[2]string]uint64{}, stop: make(chan struct{}), kick: make(chan struct{}, 1),
-		snaps: map[[2]string]*snapLocal{}}
+		snaps: map[[2]string]*snapLocal{}, logger: slog.Default()}
 	if f, ok := log.(intentlog.PartitionFencer); ok {
 		g.fencer = f
 	}

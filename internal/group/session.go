@@ -274,6 +274,12 @@ func (s *Session) startReader(topic string, gt Grant) {
 		defer s.wg.Done()
 		err := s.read(ctx, topic, gt)
 		if err != nil && ctx.Err() == nil {
+			if errors.Is(err, ErrPositionLost) {
+				// The member's stream gets the error, which a client
+				// retries: the operator learns it here.
+				s.gr.g.logger.Error("consumer group: a member's partition lost the group's position; the member ends",
+					"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", gt.Partition, "err", err)
+			}
 			s.gr.mu.Lock()
 			s.gr.leave(s, fmt.Errorf("read %s/%d: %w", topic, gt.Partition, err))
 			s.gr.mu.Unlock()
@@ -284,26 +290,15 @@ func (s *Session) startReader(topic string, gt Grant) {
 // read sends a partition's records from the grant's offset on.
 func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 	off := max(gt.Offset, 0)
+	tries := 0 // answers out of range in a row
 	for {
 		r, err := s.gr.g.log.NewReader(topic, gt.Partition, off)
 		if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
-			// The committed offset is out of the log's bounds. Below its
-			// start, retention removed those events while the group was
-			// away: they are gone for every reader, so from the start (as
-			// Kafka's auto.offset.reset=earliest; it ended the member at
-			// every join). Above its end, a repair cut the log's tail and
-			// new events take those offsets again: where the group stands
-			// in them is not known, so the member ends, saying what to do.
-			start, end, berr := s.gr.g.log.Bounds(ctx, topic, gt.Partition)
-			if berr != nil {
-				return berr
+			tries++
+			if off, err = s.outOfRange(ctx, topic, gt.Partition, off, err, tries); err != nil {
+				return err
 			}
-			if off > end {
-				return fmt.Errorf("%w: the group's committed offset %d of partition %d is past the log's end %d (a repair cut the log's tail): "+
-					"set the group's positions with `wail group reset` (--to a time or a cursor)", err, off, gt.Partition, end)
-			}
-			off = max(off, start)
-			r, err = s.gr.g.log.NewReader(topic, gt.Partition, off)
+			continue
 		}
 		if err != nil {
 			return err
@@ -318,12 +313,16 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 				if !errors.Is(err, intentlog.ErrOffsetOutOfRange) {
 					return err
 				}
-				// retention removed what we were to read: go on from the start
-				if off, _, err = s.gr.g.log.Bounds(ctx, topic, gt.Partition); err != nil {
+				tries++
+				if off, err = s.outOfRange(ctx, topic, gt.Partition, r.Position(), err, tries); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
 					return err
 				}
 				break
 			}
+			tries = 0
 			m := Message{Partition: gt.Partition, Epoch: gt.Epoch, Next: r.Position()}
 			var size int64
 			for _, rec := range recs {
@@ -351,6 +350,52 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 			}
 		}
 	}
+}
+
+// outOfRangeTries bounds the answers out of range in a row for a
+// position the log's bounds contain (a leader not caught up yet, as
+// right after a Kafka leader election) before the member ends.
+const outOfRangeTries = 5
+
+// outOfRange returns where a reader of p goes on after the log answered
+// its position pos out of range (cause; the tries-th time in a row),
+// from the log's bounds now. Below the start, retention removed those
+// events while the group was away or slow: they are gone for every
+// reader, so from the start (as Kafka's auto.offset.reset=earliest),
+// logged with what was skipped. Past the end, the log lost its tail (an
+// unclean Kafka leader election, a repair of the embedded log) and new
+// events take those offsets again: ErrPositionLost (nothing is delivered
+// again from the start, and no position moves back). Within the bounds,
+// the answer was transient: the same position again, after a pause.
+func (s *Session) outOfRange(ctx context.Context, topic string, p int32, pos int64, cause error, tries int) (int64, error) {
+	start, end, err := s.gr.g.log.Bounds(ctx, topic, p)
+	if err != nil {
+		return 0, fmt.Errorf("read %s/%d at %d: %w; bounds: %w", topic, p, pos, cause, err)
+	}
+	switch {
+	case pos > end:
+		return 0, fmt.Errorf("%w (%w): partition %d: position %d is past the log's end %d (the log lost its tail: an unclean Kafka leader election, "+
+			"or a repair of the embedded log's tail); new events take those offsets again and where the group stands among them is not known; "+
+			"join again (a member starts at the group's committed offset); if that is past the end too, set the group's positions with "+
+			"`wail group reset` (--to a time or a cursor)", ErrPositionLost, cause, p, pos, end)
+	case pos < start:
+		s.gr.g.logger.Warn(fmt.Sprintf("consumer group: retention removed events of partition %d before the group read them: skipped %d offsets, "+
+			"reading on from the log's start", p, start-pos),
+			"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", p, "from", pos, "to", start,
+			"action", "keep log.retention above how long the group's members may stay away or fall behind")
+		return start, nil
+	case tries >= outOfRangeTries:
+		return 0, fmt.Errorf("read %s/%d at %d: answered out of range %d times in a row, within the log's bounds [%d, %d]: %w",
+			topic, p, pos, tries, start, end, cause)
+	}
+	t := time.NewTimer(time.Duration(tries) * 100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return pos, nil
 }
 
 // release gives n bytes back to the read-ahead budget.

@@ -38,7 +38,7 @@ type Sharing struct {
 // every process that shares o.Store (shared.go). Call it before any Join.
 func (g *Groups) Share(o Sharing) *Groups {
 	if o.Logger == nil {
-		o.Logger = slog.Default()
+		o.Logger = g.logger
 	}
 	g.shared, g.proc, g.procLease, g.logger, g.health, g.exclusive = o.Store, o.Process, o.Lease, o.Logger, o.Health, o.Exclusive
 	g.wg.Add(1)

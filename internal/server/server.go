@@ -266,7 +266,7 @@ func (s *Server) open(ctx context.Context) error {
 			Recheck: s.guard.Rechecker, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
 			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords})
 	}
-	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes))
+	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes)).WithLogger(s.logger)
 	var sharing *group.Sharing
 	if cfg.Store.Kind != config.StorePebble && cfg.Log.Kind == config.LogKafka {
 		// Several processes may serve one group's members, and run

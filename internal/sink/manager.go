@@ -96,7 +96,7 @@ func New(o Options) *Manager {
 	if o.Client == nil {
 		o.Client = NewHTTPClient()
 	}
-	groups := group.New(o.Log, groupLease)
+	groups := group.New(o.Log, groupLease).WithLogger(o.Logger)
 	if o.Sharing != nil {
 		sh := *o.Sharing
 		sh.Exclusive = true
