@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -89,7 +90,12 @@ func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]in
 // acknowledged partitions at their epochs, fencing each partition that
 // has none here at its epoch (the owner's first commit); under gr.mu.
 // The fence fails every commit of an earlier committer of the partition
-// that the bus applies after it.
+// that the bus applies after it. A commit of an earlier owner that landed
+// before the fence (its acknowledgement had timed out, after this owner's
+// grant) is read after it: it becomes the committed offset, and
+// acknowledgements at or below it are dropped from commit (durable
+// already), so that the first commit never moves the position back
+// (TestLateAckLandsBeforeFirstCommit).
 func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs map[int32]uint64) (map[int32]fenced, error) {
 	cs := map[int32]fenced{}
 	for p := range commit {
@@ -99,6 +105,13 @@ func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs
 			if err != nil {
 				return nil, fmt.Errorf("fence partition %d: %w", p, err)
 			}
+			o, ok, err := c.Committed(ctx) // final: no earlier committer commits after the fence
+			if err != nil {
+				return nil, fmt.Errorf("partition %d: committed offset after its fence: %w", p, err)
+			}
+			if ok {
+				gr.core.Commit(p, epochs[p], o, time.Now())
+			}
 			f = fenced{epoch: epochs[p], c: c}
 			if gr.fences == nil {
 				gr.fences = map[int32]fenced{}
@@ -106,6 +119,11 @@ func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs
 			gr.fences[p] = f
 		}
 		cs[p] = f
+	}
+	for p, o := range commit {
+		if o <= gr.core.Committed(p) {
+			delete(commit, p)
+		}
 	}
 	return cs, nil
 }

@@ -108,3 +108,80 @@ func TestLateStartCommitFenced(t *testing.T) {
 		t.Fatalf("committed %d, want %d (b's acknowledgement; the late start commit moved it back)", c[0], acked)
 	}
 }
+
+// TestLateAckLandsBeforeFirstCommit: as TestLateAckCommitFenced, but a's
+// stuck commit of 10 reaches the bus after b took the partition (at the
+// 5 a acknowledged) and before b's first commit, which is what fences
+// the partition: it lands. b then acknowledges 7: its first commit must
+// not move the group's position back from 10 (a processed those events;
+// a restart would deliver them again, and `wail group describe` showed
+// the position going back). The first commit reads the position after
+// its fence and never commits below it.
+func TestLateAckLandsBeforeFirstCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	l := &fencingLog{Log: base, st: &fenceState{epoch: map[string]int{}}, applied: make(chan error, 4), waiting: make(chan struct{}, 4)}
+	G := New(l, time.Second) // acknowledgements' commits bounded by half of it
+	defer G.Close()
+
+	a, err := G.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch Message
+	until(t, a, owned{}, func(m Message) {
+		if batch.Records == nil && len(m.Records) > 0 && a.Check(m) {
+			batch = m
+		}
+	}, func() bool { return batch.Records != nil && batch.Next >= 12 })
+	if r, err := G.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, 5}}); err != nil || len(r) > 0 {
+		t.Fatalf("a's first acknowledgement: %v %v", r, err)
+	}
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.gate = gate
+	l.mu.Unlock()
+	if r, err := G.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, 10}}); err == nil && len(r) == 0 {
+		t.Fatal("an acknowledgement whose commit did not return was accepted")
+	}
+	<-l.waiting
+	l.mu.Lock()
+	l.gate = nil
+	l.mu.Unlock()
+	a.Leave()
+
+	b, err := G.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Leave()
+	var first Message
+	until(t, b, owned{}, func(m Message) {
+		if first.Records == nil && len(m.Records) > 0 && b.Check(m) {
+			first = m
+		}
+	}, func() bool { return first.Records != nil })
+	if first.Records[0].Offset != 5 {
+		t.Fatalf("b starts at %d, want 5 (a's accepted acknowledgement)", first.Records[0].Offset)
+	}
+	close(gate) // a's commit of 10 reaches the bus before b's first commit
+	if err := <-l.applied; err != nil {
+		t.Fatalf("a's late commit, before any fence: %v", err)
+	}
+	if r, err := G.Ack(ctx, tb, "g", "b", []Ack{{0, first.Epoch, 7}}); err != nil || len(r) > 0 {
+		t.Fatalf("b's acknowledgement: %v %v", r, err)
+	}
+	c, err := base.Committed(ctx, LogGroup("g"), tb.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0] < 10 {
+		t.Fatalf("committed %d after b's first commit: moved back from 10", c[0])
+	}
+	_, parts, err := G.Describe(ctx, tb, "g")
+	if err != nil || parts[0].Committed != c[0] {
+		t.Fatalf("describe: %+v %v, want committed %d", parts, err, c[0])
+	}
+}
