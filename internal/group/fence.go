@@ -203,3 +203,21 @@ func fencedResult(errs map[int32]error, commit map[int32]int64, refused map[int3
 	}
 	return errors.Join(out...)
 }
+
+// dropFenced gives up p here when its committer at epoch was fenced while
+// this process still holds p at that epoch (a reset's fence, or another
+// process whose claim this one has not read yet); under gr.mu. Kept, its
+// member's acknowledgements were refused until the member's lease
+// expired; released, the next sync claims it again if the entry still
+// gives it here (a new epoch, fenced anew, from the committed offset),
+// or leaves it to the process that took it.
+func (gr *grp) dropFenced(p int32, epoch uint64) {
+	if f, ok := gr.fences[p]; !ok || f.epoch != epoch {
+		return
+	}
+	delete(gr.fences, p)
+	if _, e := gr.core.Owner(p); e == epoch {
+		gr.apply(gr.core.Revoke(p))
+	}
+	gr.g.kickSync()
+}

@@ -478,6 +478,25 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 	if err != nil {
 		return fmt.Errorf("group %s of %s: %w", name, t.Name, err)
 	}
+	if g.shared != nil {
+		// Again after the fence: a member of another process that joined
+		// since the check above claimed (and fenced) a partition, and
+		// read its position from before the reset (it is in the entry
+		// before it fences); one that claims after this read fences the
+		// committers above, and the commit fails. The fence stopped its
+		// commits: its process claims the partition again
+		// (TestSharedResetRacesJoin).
+		st, err := g.sharedView(ctx, t, name)
+		if err != nil {
+			return err
+		}
+		if err := membersErr(st); err != nil {
+			return fmt.Errorf("%w (joined during the reset, which committed nothing)", err)
+		}
+		if sn := st.Snapshot; sn != nil {
+			return fmt.Errorf("%w: member %s claimed the group's snapshot during the reset, which committed nothing", ErrMembers, sn.Member)
+		}
+	}
 	if onlyNew && len(prev) > 0 {
 		return errPositionsMeanwhile
 	}

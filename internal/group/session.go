@@ -486,6 +486,11 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 			gr.mu.Unlock()
 			errs := commitFenced(ctx, cs, commit)
 			gr.mu.Lock()
+			for p, err := range errs {
+				if errors.Is(err, intentlog.ErrFenced) {
+					gr.dropFenced(p, epochs[p])
+				}
+			}
 			if err := fencedResult(errs, commit, refused); err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 			}
