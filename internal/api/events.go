@@ -275,7 +275,8 @@ func eventCode(err error) connect.Code {
 		return connect.CodeNotFound
 	case errors.Is(err, eventbus.ErrInvalid), errors.Is(err, eventbus.ErrBadFrom), errors.Is(err, eventbus.ErrBadCursor):
 		return connect.CodeInvalidArgument
-	case errors.Is(err, eventbus.ErrNoSnapshots), errors.Is(err, group.ErrNotMember), errors.Is(err, group.ErrMembers):
+	case errors.Is(err, eventbus.ErrNoSnapshots), errors.Is(err, group.ErrNotMember), errors.Is(err, group.ErrMembers),
+		errors.Is(err, group.ErrPositionLost): // joining again meets it again: an operator resets the group
 		return connect.CodeFailedPrecondition
 	case errors.Is(err, eventbus.ErrNoGroups):
 		return connect.CodeUnimplemented

@@ -36,6 +36,7 @@ func TestEventCode(t *testing.T) {
 		{eventbus.ErrNoSnapshots, connect.CodeFailedPrecondition},
 		{group.ErrNotMember, connect.CodeFailedPrecondition},
 		{group.ErrMembers, connect.CodeFailedPrecondition},
+		{group.ErrPositionLost, connect.CodeFailedPrecondition},
 		{eventbus.ErrNoGroups, connect.CodeUnimplemented},
 		{eventbus.ErrSnapshotBusy, connect.CodeResourceExhausted},
 		{group.ErrDuplicateMember, connect.CodeAlreadyExists},
