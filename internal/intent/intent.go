@@ -52,12 +52,19 @@ type Intent struct {
 	// PublishedFloor, when not 0, is a version at or below the key's last
 	// event on the bus when the intent was logged (reconcile and redrive set
 	// it): the resolver takes it as the key's last published version unless
-	// it remembers a higher one.
+	// it remembers a higher one. NoEventFloor when the bus had no event of
+	// the key: not 0, so that the resolver knows the intent for one of
+	// reconcile or redrive (resolver/catchup.go).
 	PublishedFloor uint64
 	// Trace is the W3C traceparent of the write, when it is traced (see
 	// package telemetry): the resolver's spans of its event join it.
 	Trace string
 }
+
+// NoEventFloor is the PublishedFloor of an intent of reconcile or redrive
+// whose key had no event on the bus: no version is that low, so it only
+// marks the intent.
+const NoEventFloor = 1
 
 // Event is a final change event: the state of a key at a version.
 type Event struct {

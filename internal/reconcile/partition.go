@@ -301,7 +301,18 @@ func (pr *part) log(ctx context.Context, keys []Key) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	if err := pr.r.o.Log.Append(ctx, intent.Topic(pr.r.t.Name), recs); err != nil {
+	// Bounded: an intent that reaches the resolvers later than a quarter
+	// horizon after it was logged may find them having forgotten events
+	// published since the scan (they dead-letter it then: resolver's
+	// catchup.go). An append that gave up may still land (Kafka).
+	within := pr.r.o.Horizon / 4
+	actx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	if err := pr.r.o.Log.Append(actx, intent.Topic(pr.r.t.Name), recs); err != nil {
+		if ctx.Err() == nil && actx.Err() != nil {
+			err = fmt.Errorf("%w: it did not take %d intents within %s (a quarter of the dedupe horizon); they may land later, and the resolver dead-letters any that lands too late to resolve safely (`wail dlq ls %s`): retry once the log is well: %w",
+				ErrSlowLog, len(recs), within, pr.r.t.Name, err)
+		}
 		return fmt.Errorf("reconcile %s/%d: log %d intents: %w", pr.r.t.Name, pr.p, len(recs), err)
 	}
 	for i := range keys {

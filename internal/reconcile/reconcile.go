@@ -68,6 +68,9 @@ var (
 	ErrNotCaughtUp = errors.New("the resolver has not caught up")
 	// ErrNoScan: the store cannot list keys (no store.Scanner).
 	ErrNoScan = errors.New("the store cannot list its keys")
+	// ErrSlowLog: the intent log did not take a batch of intents within a
+	// quarter of the dedupe horizon.
+	ErrSlowLog = errors.New("the intent log is too slow")
 )
 
 // Options are the backends and settings of a run.
@@ -196,7 +199,7 @@ func (r *run) intentOf(k Key, at time.Time) intent.Intent {
 	return intent.Intent{
 		Table: r.t.Name, Key: k.Key, Op: op, Version: k.Stored,
 		ID:      fmt.Sprintf("%s-%d", r.idTag, r.seq.Add(1)),
-		ProxyID: r.o.ProxyID, CreatedAt: at, PublishedFloor: k.LastEvent,
+		ProxyID: r.o.ProxyID, CreatedAt: at, PublishedFloor: max(k.LastEvent, intent.NoEventFloor),
 	}
 }
 

@@ -234,8 +234,8 @@ func TestRun(t *testing.T) {
 	got := r.intents()
 	want := map[string]intent.Intent{
 		"behind": {Op: intent.Upsert, Version: 20, PublishedFloor: 15},
-		"lost":   {Op: intent.Upsert, Version: 30},
-		"gone":   {Op: intent.Delete, Version: 40},
+		"lost":   {Op: intent.Upsert, Version: 30, PublishedFloor: intent.NoEventFloor},
+		"gone":   {Op: intent.Delete, Version: 40, PublishedFloor: intent.NoEventFloor},
 	}
 	if len(got) != len(want) {
 		t.Errorf("intents for %d keys, want %d: %v", len(got), len(want), got)

@@ -156,6 +156,9 @@ type pending struct {
 	proxy uint32
 	floor uint64
 	trace *string // W3C traceparent, when the write is traced
+	// late: an intent of reconcile or redrive that came after the core
+	// may have forgotten events it relies on (catchup.go).
+	late bool
 }
 
 type keyState struct {
@@ -220,6 +223,10 @@ type Core struct {
 	next      int64   // offset after the last ingested entry
 	committed int64
 	watermark uint64 // highest intent version ingested
+	// since: the core remembers every event published from then on (in
+	// version time): the recovery's scan of the bus, then the horizon's
+	// evictions (catchup.go).
+	since time.Time
 	// wide is a window an alter shortened, kept for the intents ingested
 	// before wideUntil (SetWindow).
 	wide      time.Duration
@@ -359,7 +366,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	}
 	p := pending{
 		slot: s, version: in.Version, op: in.Op, created: in.CreatedAt,
-		id: in.ID, proxy: in.ProxyID, floor: in.PublishedFloor,
+		id: in.ID, proxy: in.ProxyID, floor: in.PublishedFloor, late: c.late(in),
 	}
 	if in.Trace != "" {
 		tp := in.Trace
@@ -528,6 +535,10 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 	covered, rest := split(ks.pending, v)
 	ks.pending = rest
 	if len(covered) > 0 && v > c.lastPub[string(r.Key)] {
+		if allLate(covered) {
+			c.letterLate(now, ks, covered)
+			return
+		}
 		c.publish(now, ks, covered, r.Row)
 		if ks.needsCoverage() {
 			ks.retryAt = c.expireOrRetry(now, ks, v)
@@ -764,6 +775,9 @@ func (c *Core) evict() {
 		return
 	}
 	limit := hlc.Time(c.watermark).Add(-c.p.Horizon)
+	if limit.After(c.since) {
+		c.since = limit
+	}
 	n := 0
 	var busy []pubRec
 	for n < len(c.pubLog) && hlc.Time(c.pubLog[n].version).Before(limit) {

@@ -398,6 +398,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		return err
 	}
 	l.core = NewCore(params, from, rec.Last)
+	l.core.RememberSince(since.Add(-r.cfg.Horizon))
 	l.core.AlreadySettled(letters.settled())
 	l.m = r.cfg.Metrics.partition(t.Name, p, params.Levels)
 	l.def = t
