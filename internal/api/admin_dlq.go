@@ -54,7 +54,8 @@ func toolErr(ctx context.Context, err error) error {
 		code = connect.CodeFailedPrecondition
 	case errors.Is(err, reconcile.ErrNoScan):
 		code = connect.CodeUnimplemented
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, reconcile.ErrNotCaughtUp), errors.Is(err, dlq.ErrUnreadable):
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, reconcile.ErrNotCaughtUp), errors.Is(err, dlq.ErrUnreadable),
+		errors.Is(err, reconcile.ErrUnreadable), errors.Is(err, reconcile.ErrSlowLog):
 		// Unavailable even when the store's own timeout is what expired.
 	case errors.Is(ctx.Err(), context.DeadlineExceeded): // the caller's deadline passed
 		code = connect.CodeDeadlineExceeded

@@ -33,6 +33,8 @@ func TestToolErr(t *testing.T) {
 		{live, wrap(dlq.ErrUnreadable), connect.CodeUnavailable},
 		{live, wrap(reconcile.ErrNoScan), connect.CodeUnimplemented},
 		{live, wrap(reconcile.ErrNotCaughtUp), connect.CodeUnavailable},
+		{live, wrap(reconcile.ErrUnreadable), connect.CodeUnavailable},
+		{live, wrap(fmt.Errorf("%w: %w", reconcile.ErrSlowLog, context.DeadlineExceeded)), connect.CodeUnavailable},
 		{live, wrap(fmt.Errorf("%w: %w", store.ErrUnavailable, context.DeadlineExceeded)), connect.CodeUnavailable},
 		{live, wrap(intentlog.ErrClosed), connect.CodeUnavailable},
 		{live, errors.New("disk on fire"), connect.CodeUnavailable},

@@ -201,6 +201,7 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 	var gaps []*wailv1.DeadLetterEntry
 	var expired, unreadable []reconcile.Key
 	var expiredAt, unreadableAt []int64
+	var errs []error
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
@@ -258,22 +259,24 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		}
 		rep := reconcile.Report{}
 		if len(parts) > 0 {
-			if rep, err = reconcile.Run(ctx, o, t, parts); err != nil {
+			if rep, err = reconcile.Run(ctx, o, t, parts); err != nil && !errors.Is(err, reconcile.ErrUnreadable) {
 				return out, err
 			}
 		}
 		out.Gap = &rep
-		res, err := q.settleGaps(ctx, gaps, now())
-		if err != nil {
-			return out, err
+		res, err2 := q.settleGaps(ctx, readGaps(gaps, rep), now())
+		if err2 != nil {
+			return out, err2
 		}
 		out.Resolutions = append(out.Resolutions, res...)
+		if err != nil {
+			errs = append(errs, err) // the GAP letters of its keys' partitions stay unsettled
+		}
 	}
 	if err := q.firstResolutions(ctx, out.Resolutions); err != nil {
 		return out, err
 	}
 	out.Resolutions = append(out.Resolutions, settled...)
-	var errs []error
 	if len(expired) > 0 {
 		errs = append(errs, q.expiredError(expired, expiredAt))
 	}
@@ -353,7 +356,9 @@ func (q *Queue) settleGaps(ctx context.Context, gaps []*wailv1.DeadLetterEntry, 
 // (REDRIVEN) the GAP letters that were unsettled when it started: their
 // lost intents were logged before they were written, so the reconcile
 // compared those intents' keys with the bus. A dry run settles nothing.
-// It returns the report and the resolutions appended.
+// It returns the report and the resolutions appended. A key the store
+// failed to read leaves the GAP letters of its partition unsettled, and
+// the error is reconcile.ErrUnreadable (the other keys were reconciled).
 func (q *Queue) Reconcile(ctx context.Context, o reconcile.Options, t reconcile.Table) (reconcile.Report, []*wailv1.DeadLetterResolution, error) {
 	var gaps []*wailv1.DeadLetterEntry
 	_, err := q.each(ctx, Selection{All: true}, func(batch []*wailv1.DeadLetterEntry) error {
@@ -368,15 +373,34 @@ func (q *Queue) Reconcile(ctx context.Context, o reconcile.Options, t reconcile.
 		return reconcile.Report{}, nil, err
 	}
 	rep, err := reconcile.Run(ctx, o, t, nil)
-	if err != nil || o.DryRun || len(gaps) == 0 {
+	if (err != nil && !errors.Is(err, reconcile.ErrUnreadable)) || o.DryRun || len(gaps) == 0 {
 		return rep, nil, err
 	}
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
 	}
-	res, err := q.settleGaps(ctx, gaps, now())
+	res, err2 := q.settleGaps(ctx, readGaps(gaps, rep), now())
+	if err2 != nil {
+		return rep, res, err2
+	}
 	return rep, res, err
+}
+
+// readGaps returns the GAP letters of gaps whose partitions a reconcile
+// (rep) read every key of: a key it could not read may be one of the
+// lost intents', so the letter of its partition stays unsettled.
+func readGaps(gaps []*wailv1.DeadLetterEntry, rep reconcile.Report) []*wailv1.DeadLetterEntry {
+	if len(rep.UnreadableIn) == 0 {
+		return gaps
+	}
+	var out []*wailv1.DeadLetterEntry
+	for _, e := range gaps {
+		if !rep.UnreadableIn[e.Letter.Partition] {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func redriven(offset int64, version uint64, at time.Time) *wailv1.DeadLetterResolution {

@@ -384,6 +384,44 @@ func TestRedriveUnreadable(t *testing.T) {
 	}
 }
 
+// TestReconcileUnreadable: a table reconcile goes on past a key the store
+// fails to read, and fails with reconcile.ErrUnreadable once done; the GAP
+// letter of that key's partition stays unsettled (the key may be one of
+// the lost intents'), so is a GAP letter's redrive. Once the store reads
+// the key, reconcile settles it. Before, the read's error failed the run
+// for every key.
+func TestReconcileUnreadable(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	tb.state(t, "bad", 40, 0)
+	tb.state(t, "good", 50, 30)
+	tb.resolved(t)
+	healthy := tb.o.Store
+	tb.o.Store = badKeyStore{tb.store}
+	offs := appendLetters(t, tb.log, gap(0), gap(0))
+	got, err := tb.q.Redrive(ctx, Selection{Offsets: offs[:1]}, tb.o, tb.t)
+	if !errors.Is(err, reconcile.ErrUnreadable) || got.Gap == nil || got.Gap.Behind != 1 || len(got.Resolutions) != 0 {
+		t.Fatalf("redrive of a GAP letter: %+v, %+v, %v; want ErrUnreadable, the good key reconciled, nothing settled", got.Resolutions, got.Gap, err)
+	}
+	tb.resolved(t)
+	rep, res, err := tb.q.Reconcile(ctx, tb.o, tb.t)
+	if !errors.Is(err, reconcile.ErrUnreadable) || !strings.Contains(err.Error(), "row does not decode") || rep.Unreadable != 1 || len(res) != 0 {
+		t.Fatalf("reconcile: %+v, %v, %v; want ErrUnreadable and nothing settled", rep, res, err)
+	}
+	if ins := tb.intents(t); len(ins) != 2 || string(ins[0].Key) != "good" || string(ins[1].Key) != "good" {
+		t.Errorf("intents %+v, want the good key's (one per run)", ins)
+	}
+	if left, _, _ := tb.q.List(ctx, ListOptions{After: -1}); len(left) != 2 {
+		t.Errorf("unsettled %v, want both GAP letters", offsetsOf(left))
+	}
+	tb.o.Store = healthy
+	tb.resolved(t)
+	if _, res, err := tb.q.Reconcile(ctx, tb.o, tb.t); err != nil || len(res) != 2 {
+		t.Fatalf("reconcile with the store well: %v, %v", res, err)
+	}
+}
+
 // TestRecreateDuringRedrive: a redrive of a table dropped and created
 // again while it ran (held in its fence) settles none of the new table's
 // letters, whose offsets start again at 0 in the new dead-letter topic.

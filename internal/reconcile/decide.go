@@ -25,8 +25,8 @@ const (
 	// Behind: the stored version is newer than the key's last event and
 	// nothing will publish it: reconcile logs an intent.
 	Behind
-	// Unreadable: the store could not read the key (Keys only; Key.Err
-	// says why): nothing was decided or logged for it.
+	// Unreadable: the store could not read the key (Key.Err says why):
+	// nothing was decided or logged for it.
 	Unreadable
 )
 

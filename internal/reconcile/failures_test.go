@@ -3,10 +3,14 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/pebble"
 )
 
 // stuckAppend is a log whose appends never return until their context
@@ -39,5 +43,61 @@ func TestSlowAppend(t *testing.T) {
 	_, err := Run(ctx, o, r.table, nil)
 	if !errors.Is(err, ErrSlowLog) || !errors.Is(err, context.DeadlineExceeded) || log.appends != 1 {
 		t.Fatalf("err = %v after %d appends, want ErrSlowLog after one", err, log.appends)
+	}
+}
+
+// badKeys fails every read of the keys named (a row that does not
+// decode), and reads the others from the rig's store.
+type badKeys struct {
+	*pebble.Store
+	bad map[string]bool
+	err error
+}
+
+func (s badKeys) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
+	if s.bad[string(key)] {
+		return store.Row{}, false, s.err
+	}
+	return s.Store.Get(ctx, table, key, level)
+}
+
+// TestRunUnreadable: a key the store fails to read does not stop a table
+// reconcile: the other keys are decided and their intents logged, and the
+// run then fails with ErrUnreadable naming the key, what to run, and what
+// was done. Before, the read's error failed the whole run (a redrive
+// already went on past such a key). A store that is unavailable still
+// fails the run.
+func TestRunUnreadable(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 2)
+	r.write("bad", 10, false)
+	r.write("behind", 20, false)
+	r.publish("behind", 15)
+	r.write("lost", 30, false)
+	r.write("current", 40, false)
+	r.publish("current", 40)
+	r.resolveAll()
+	o := r.opts()
+	o.Store = badKeys{Store: r.store, bad: map[string]bool{"bad": true}, err: errors.New("row does not decode")}
+	rep, err := Run(t.Context(), o, r.table, nil)
+	if !errors.Is(err, ErrUnreadable) || !strings.Contains(err.Error(), "row does not decode") ||
+		!strings.Contains(err.Error(), `"bad"`) || !strings.Contains(err.Error(), "wail table reconcile t") {
+		t.Fatalf("err = %v, want ErrUnreadable naming the key, its error and the command", err)
+	}
+	bad := intentlog.Partition([]byte("bad"), 2)
+	if rep.Scanned != 4 || rep.Behind != 2 || rep.Unreadable != 1 || len(rep.UnreadableKeys) != 1 ||
+		string(rep.UnreadableKeys[0].Key) != "bad" || !rep.UnreadableIn[bad] || len(rep.UnreadableIn) != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	got := r.intents()
+	if len(got) != 2 || len(got["behind"]) != 1 || len(got["lost"]) != 1 {
+		t.Fatalf("intents %v, want those of behind and lost", got)
+	}
+
+	// Unavailable: the store's outage, not the key's.
+	o.Store = badKeys{Store: r.store, bad: map[string]bool{"bad": true}, err: fmt.Errorf("timeout: %w", store.ErrUnavailable)}
+	r.resolveAll()
+	if _, err := Run(t.Context(), o, r.table, nil); !errors.Is(err, store.ErrUnavailable) || errors.Is(err, ErrUnreadable) {
+		t.Fatalf("err = %v, want the store's ErrUnavailable", err)
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,9 @@ var (
 	ErrNotCaughtUp = errors.New("the resolver has not caught up")
 	// ErrNoScan: the store cannot list keys (no store.Scanner).
 	ErrNoScan = errors.New("the store cannot list its keys")
+	// ErrUnreadable: the store failed to read some keys of a Run (not
+	// unavailable: those keys' own trouble); the others were reconciled.
+	ErrUnreadable = errors.New("the store could not read some keys")
 	// ErrSlowLog: the intent log did not take a batch of intents within a
 	// quarter of the dedupe horizon.
 	ErrSlowLog = errors.New("the intent log is too slow")
@@ -154,6 +158,14 @@ type Report struct {
 	InFlight, Expired int64
 	// Keys are the first MaxReported keys behind.
 	Keys []Key
+	// Unreadable counts the keys the store failed to read (Run goes on
+	// with the others, and fails with ErrUnreadable at the end): nothing
+	// was decided or logged for them. UnreadableKeys are the first
+	// MaxReported of them (Key.Err says why); UnreadableIn holds the
+	// partitions of all of them.
+	Unreadable     int64
+	UnreadableKeys []Key
+	UnreadableIn   map[int32]bool
 }
 
 func (r *Report) add(k Key) {
@@ -168,7 +180,33 @@ func (r *Report) add(k Key) {
 		r.InFlight++
 	case Expired:
 		r.Expired++
+	case Unreadable:
+		r.Unreadable++
+		if len(r.UnreadableKeys) < MaxReported {
+			r.UnreadableKeys = append(r.UnreadableKeys, k)
+		}
+		if r.UnreadableIn == nil {
+			r.UnreadableIn = map[int32]bool{}
+		}
+		r.UnreadableIn[k.Partition] = true
 	}
+}
+
+// unreadableError is the error of a run that could not read some keys.
+func (r *Report) unreadableError(table string) error {
+	const shown = 10
+	var names []string
+	for _, k := range r.UnreadableKeys[:min(len(r.UnreadableKeys), shown)] {
+		names = append(names, fmt.Sprintf("%q (partition %d)", k.Key, k.Partition))
+	}
+	if more := r.Unreadable - int64(len(names)); more > 0 {
+		names = append(names, fmt.Sprintf("and %d more", more))
+	}
+	return fmt.Errorf("%w: reconcile %s: the store failed to read %d keys: %s (the first: %v); nothing was logged for them. "+
+		"The other %d keys were reconciled (%d behind: intents logged unless a dry run; %d in flight; %d expired). "+
+		"Retry `wail table reconcile %s` once the store reads them (the keys up to date by then cost a read each); the table's GAP letters of their partitions stay unsettled until then",
+		ErrUnreadable, table, r.Unreadable, strings.Join(names, ", "), r.UnreadableKeys[0].Err,
+		r.Scanned-r.Unreadable, r.Behind, r.InFlight, r.Expired, table)
 }
 
 // run is one reconcile run: its options and intent ids.
@@ -178,7 +216,7 @@ type run struct {
 	idTag string
 	seq   atomic.Uint64
 	// perKey: a key the store fails to read (other than unavailable) is
-	// reported Unreadable, and the others go on (Keys).
+	// reported Unreadable, and the others go on.
 	perKey bool
 }
 
@@ -239,7 +277,10 @@ func Keys(ctx context.Context, o Options, t Table, keys [][]byte) ([]Key, error)
 }
 
 // Run reconciles every key of a table, or only those of the partitions
-// listed (all when nil). The store must be a store.Scanner.
+// listed (all when nil). The store must be a store.Scanner. A key the
+// store fails to read is reported (Report.Unreadable) and the others go
+// on; the run then fails with ErrUnreadable, with the report. A store
+// that is unavailable fails the run at once.
 func Run(ctx context.Context, o Options, t Table, partitions []int32) (Report, error) {
 	var rep Report
 	sc, ok := o.Store.(store.Scanner)
@@ -247,6 +288,7 @@ func Run(ctx context.Context, o Options, t Table, partitions []int32) (Report, e
 		return rep, ErrNoScan
 	}
 	r := newRun(o, t)
+	r.perKey = true
 	only := map[int32]bool{}
 	for _, p := range partitions {
 		only[p] = true
@@ -291,6 +333,9 @@ func Run(ctx context.Context, o Options, t Table, partitions []int32) (Report, e
 				return rep, err
 			}
 		}
+	}
+	if rep.Unreadable > 0 {
+		return rep, rep.unreadableError(t.Name)
 	}
 	return rep, nil
 }
