@@ -114,13 +114,16 @@ func (a *AdminService) RedriveDeadLetters(ctx context.Context, req *connect.Requ
 	if err != nil {
 		return nil, err
 	}
-	got, err := a.tableQueue(t).Redrive(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All},
+	if m.Limit < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("limit %d: 0 or more", m.Limit))
+	}
+	got, err := a.tableQueue(t).Redrive(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All, Limit: int(m.Limit)},
 		a.op.ReconcileOptions(), reconcile.Table{Name: t.Name, Partitions: t.Partitions})
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
-	a.logger.Info("dead letters redriven", "table", m.Table, "letters", len(got.Resolutions), "all", m.All, "gaps_reconciled", got.Gap != nil)
-	out := &wailv1.RedriveDeadLettersResponse{Resolutions: got.Resolutions}
+	a.logger.Info("dead letters redriven", "table", m.Table, "letters", got.Total, "all", m.All, "gaps_reconciled", got.Gap != nil)
+	out := &wailv1.RedriveDeadLettersResponse{Resolutions: got.Resolutions, ResolutionsTotal: got.Total}
 	if got.Gap != nil {
 		out.GapReconcile = reconcileResponse(*got.Gap)
 	}

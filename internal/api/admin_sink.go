@@ -181,12 +181,16 @@ func (a *AdminService) redriveSink(ctx context.Context, m *wailv1.RedriveDeadLet
 	if err != nil {
 		return nil, err
 	}
-	res, err := sinks.Redrive(ctx, m.Table, m.Sink, dlq.Selection{Offsets: m.Offsets, All: m.All})
+	if m.Limit < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("limit %d: 0 or more", m.Limit))
+	}
+	sel := dlq.Selection{Offsets: m.Offsets, All: m.All, Limit: int(m.Limit)}
+	res, err := sinks.Redrive(ctx, m.Table, m.Sink, sel)
 	if len(res) > 0 {
 		a.logger.Info("sink dead letters redriven", "table", m.Table, "sink", m.Sink, "letters", len(res), "all", m.All)
 	}
 	if err != nil {
 		return nil, sinkErr(err)
 	}
-	return &wailv1.RedriveDeadLettersResponse{Resolutions: res}, nil
+	return &wailv1.RedriveDeadLettersResponse{Resolutions: res[:min(len(res), sel.Answered())], ResolutionsTotal: int64(len(res))}, nil
 }

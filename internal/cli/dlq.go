@@ -395,6 +395,7 @@ func settleText(ofSink, redrive bool) (use, short, long string) {
 // or with ofSink `wail sink dlq redrive|drop TABLE SINK ...`.
 func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 	var all, asJSON bool
+	var limit int32
 	use, short, long := settleText(ofSink, redrive)
 	names := 1
 	if ofSink {
@@ -411,11 +412,14 @@ func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 				return err
 			}
 			if redrive {
-				req := &wailv1.RedriveDeadLettersRequest{Table: q.table, Sink: q.sink, Offsets: offs, All: all}
+				req := &wailv1.RedriveDeadLettersRequest{Table: q.table, Sink: q.sink, Offsets: offs, All: all, Limit: limit}
 				return adminCall(cmd, g, true, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.RedriveDeadLettersResponse], error) {
 					return a.RedriveDeadLetters(ctx, connect.NewRequest(req))
 				}, func(m *wailv1.RedriveDeadLettersResponse) error {
 					printResolutions(g.stdout, m.GetResolutions(), ofSink)
+					if more := m.GetResolutionsTotal() - int64(len(m.GetResolutions())); more > 0 {
+						fmt.Fprintf(g.stdout, "(%d more settled, not listed: %d in all; `%s` lists them)\n", more, m.GetResolutionsTotal(), q.command("ls")+" --include-settled")
+					}
 					if rep := m.GetGapReconcile(); rep != nil {
 						fmt.Fprint(g.stdout, "GAP letters: ")
 						return printReconcile(g.stdout, rep, false)
@@ -440,6 +444,9 @@ func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 		of = "sink"
 	}
 	cmd.Flags().BoolVar(&all, "all", false, what+" every unsettled dead letter of the "+of)
+	if redrive {
+		cmd.Flags().Int32Var(&limit, "limit", 0, "list at most this many of the letters settled (0: 1000, the most); the others are counted")
+	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
 	return cmd
 }

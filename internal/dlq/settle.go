@@ -33,6 +33,37 @@ import (
 type Selection struct {
 	Offsets []int64
 	All     bool
+	// Limit bounds the resolutions a redrive answers (0, or more than
+	// MaxLimit: MaxLimit); it counts the others (Redriven.Total).
+	Limit int
+}
+
+// Answered returns the bound of the resolutions a request answers.
+func (sel Selection) Answered() int {
+	if sel.Limit <= 0 || sel.Limit > MaxLimit {
+		return MaxLimit
+	}
+	return sel.Limit
+}
+
+// maxNamed bounds the letters a redrive keeps to name in its error (and
+// in the drop command it suggests), per reason they were left unsettled.
+const maxNamed = 100
+
+// unsettledLetters are letters a redrive left unsettled for one reason:
+// the first maxNamed of them (their keys and offsets), and how many.
+type unsettledLetters struct {
+	keys    []reconcile.Key
+	offsets []int64
+	n       int
+}
+
+func (u *unsettledLetters) add(k reconcile.Key, offset int64) {
+	u.n++
+	if len(u.keys) < maxNamed {
+		u.keys = append(u.keys, k)
+		u.offsets = append(u.offsets, offset)
+	}
 }
 
 // ErrBadSelection: a selection with neither offsets nor all, both, or more
@@ -181,11 +212,21 @@ func (q *Queue) Drop(ctx context.Context, sel Selection, now time.Time) ([]*wail
 // Redriven is what a redrive did.
 type Redriven struct {
 	// Resolutions: the ones appended, then those of letters already
-	// settled.
+	// settled; the first Selection.Limit of them.
 	Resolutions []*wailv1.DeadLetterResolution
+	// Total counts the letters settled, by this request or before: the
+	// resolutions there would be without the limit.
+	Total int64
 	// Gap is the reconcile of the partitions of the GAP letters (nil when
 	// there were none).
 	Gap *reconcile.Report
+}
+
+// answer adds resolutions to the answer, up to limit.
+func (r *Redriven) answer(res []*wailv1.DeadLetterResolution, limit int) {
+	r.Total += int64(len(res))
+	room := max(limit-len(r.Resolutions), 0)
+	r.Resolutions = append(r.Resolutions, res[:min(room, len(res))]...)
 }
 
 // Redrive resolves the keys of the selected letters again (see the top of
@@ -196,12 +237,14 @@ type Redriven struct {
 // (ErrExpired) names it. It answers the resolution that settled each
 // letter: another request's, when that one was appended first (a drop
 // racing the redrive: the key was resolved again all the same).
+// Memory: a batch's letters, and the first Selection.Limit resolutions
+// (the others are counted).
 func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options, t reconcile.Table) (Redriven, error) {
 	var out Redriven
 	var gaps []*wailv1.DeadLetterEntry
-	var expired, unreadable []reconcile.Key
-	var expiredAt, unreadableAt []int64
+	var expired, unreadable unsettledLetters
 	var errs []error
+	limit := sel.Answered()
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
@@ -228,13 +271,11 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		var res []*wailv1.DeadLetterResolution
 		for i, e := range letters {
 			if got[i].Verdict == reconcile.Unreadable {
-				unreadable = append(unreadable, got[i])
-				unreadableAt = append(unreadableAt, e.Offset)
+				unreadable.add(got[i], e.Offset)
 				continue // unsettled: its key was not resolved again
 			}
 			if got[i].Verdict == reconcile.Expired && e.Letter.Kind != wailv1.DeadLetterKind_DEAD_LETTER_KIND_SNAPSHOT {
-				expired = append(expired, got[i])
-				expiredAt = append(expiredAt, e.Offset)
+				expired.add(got[i], e.Offset)
 				continue // unsettled: nothing covers its intents
 			}
 			res = append(res, redriven(e.Offset, got[i].Logged, now()))
@@ -242,7 +283,7 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		if err := q.Settle(ctx, res); err != nil {
 			return err
 		}
-		out.Resolutions = append(out.Resolutions, res...)
+		out.answer(res, limit)
 		return nil
 	})
 	if err != nil {
@@ -268,7 +309,7 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		if err2 != nil {
 			return out, err2
 		}
-		out.Resolutions = append(out.Resolutions, res...)
+		out.answer(res, limit)
 		if err != nil {
 			errs = append(errs, err) // the GAP letters of its keys' partitions stay unsettled
 		}
@@ -276,12 +317,12 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 	if err := q.firstResolutions(ctx, out.Resolutions); err != nil {
 		return out, err
 	}
-	out.Resolutions = append(out.Resolutions, settled...)
-	if len(expired) > 0 {
-		errs = append(errs, q.expiredError(expired, expiredAt))
+	out.answer(settled, limit)
+	if expired.n > 0 {
+		errs = append(errs, q.expiredError(expired))
 	}
-	if len(unreadable) > 0 {
-		errs = append(errs, q.unreadableError(unreadable, unreadableAt))
+	if unreadable.n > 0 {
+		errs = append(errs, q.unreadableError(unreadable))
 	}
 	return out, errors.Join(errs...)
 }
@@ -310,38 +351,45 @@ func (q *Queue) firstResolutions(ctx context.Context, res []*wailv1.DeadLetterRe
 	return nil
 }
 
-// unreadableError is the error of a redrive that left the letters at
-// offsets unsettled because their keys (same order) could not be read.
-func (q *Queue) unreadableError(keys []reconcile.Key, offsets []int64) error {
+// unreadableError is the error of a redrive that left letters unsettled
+// because their keys could not be read.
+func (q *Queue) unreadableError(u unsettledLetters) error {
 	return fmt.Errorf("%w: %d letters were not redriven: %s: the store failed to read their keys (the first: %v); "+
-		"retry the redrive once the store reads them (a READ letter's row may fail to read for good), or drop the letters (`%s`); the other letters were redriven",
-		ErrUnreadable, len(keys), letterNames(keys, offsets), keys[0].Err, q.command("drop", offsets...))
+		"retry the redrive once the store reads them (a READ letter's row may fail to read for good), or drop the letters (`%s`%s); the other letters were redriven",
+		ErrUnreadable, u.n, letterNames(u), u.keys[0].Err, q.command("drop", u.offsets...), u.rest(q))
 }
 
-// letterNames names the first letters at offsets with their keys (same
-// order).
-func letterNames(keys []reconcile.Key, offsets []int64) string {
+// rest says where the letters not named are, when some are not.
+func (u unsettledLetters) rest(q *Queue) string {
+	if u.n <= len(u.offsets) {
+		return ""
+	}
+	return fmt.Sprintf(", for the first %d; `%s` lists the others", len(u.offsets), q.command("ls"))
+}
+
+// letterNames names the first letters of u with their keys.
+func letterNames(u unsettledLetters) string {
 	const shown = 10
 	var names []string
-	for i, k := range keys[:min(len(keys), shown)] {
-		name := fmt.Sprintf("%d (key %q, stored version %d)", offsets[i], k.Key, k.Stored)
+	for i, k := range u.keys[:min(len(u.keys), shown)] {
+		name := fmt.Sprintf("%d (key %q, stored version %d)", u.offsets[i], k.Key, k.Stored)
 		if k.Err != nil {
-			name = fmt.Sprintf("%d (key %q)", offsets[i], k.Key)
+			name = fmt.Sprintf("%d (key %q)", u.offsets[i], k.Key)
 		}
 		names = append(names, name)
 	}
-	if len(keys) > shown {
-		names = append(names, fmt.Sprintf("and %d more", len(keys)-shown))
+	if u.n > shown {
+		names = append(names, fmt.Sprintf("and %d more", u.n-shown))
 	}
 	return strings.Join(names, ", ")
 }
 
-// expiredError is the error of a redrive that left the letters at offsets
-// unsettled because their keys (same order) were expired.
-func (q *Queue) expiredError(keys []reconcile.Key, offsets []int64) error {
+// expiredError is the error of a redrive that left letters unsettled
+// because their keys were expired.
+func (q *Queue) expiredError(u unsettledLetters) error {
 	return fmt.Errorf("%w: %d letters were not redriven: %s: their keys have no event left on the bus and the stored versions are older than its retained events, so their events may have been published and removed (log.event_retention, compaction); publishing them again could repeat a version. "+
-		"Write each key again (its new version is published), then drop the letters (`%s`); the other letters were redriven",
-		ErrExpired, len(keys), letterNames(keys, offsets), q.command("drop", offsets...))
+		"Write each key again (its new version is published), then drop the letters (`%s`%s); the other letters were redriven",
+		ErrExpired, u.n, letterNames(u), q.command("drop", u.offsets...), u.rest(q))
 }
 
 func (q *Queue) settleGaps(ctx context.Context, gaps []*wailv1.DeadLetterEntry, at time.Time) ([]*wailv1.DeadLetterResolution, error) {

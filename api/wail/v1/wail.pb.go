@@ -3195,7 +3195,12 @@ type RedriveDeadLettersRequest struct {
 	// wail.sink.<table>.<sink>.dlq) instead of the table's: each event is
 	// delivered again to the sink's endpoint, in per-key order, or settled
 	// SUPERSEDED (see DeadLetterAction); the sink must run in this process.
-	Sink          string `protobuf:"bytes,4,opt,name=sink,proto3" json:"sink,omitempty"`
+	Sink string `protobuf:"bytes,4,opt,name=sink,proto3" json:"sink,omitempty"`
+	// limit caps the resolutions answered (0: the server default, 1000; at
+	// most 1000, larger values count as 1000): with all, a queue of
+	// millions of letters is redriven whole, and resolutions_total counts
+	// them.
+	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3258,14 +3263,26 @@ func (x *RedriveDeadLettersRequest) GetSink() string {
 	return ""
 }
 
+func (x *RedriveDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type RedriveDeadLettersResponse struct {
-	state       protoimpl.MessageState  `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// resolutions: what settled each letter, the first limit of them (the
+	// ones this request appended, then those of letters already settled).
 	Resolutions []*DeadLetterResolution `protobuf:"bytes,1,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
 	// gap_reconcile is what the reconcile of the partitions of the GAP
 	// letters redriven did (unset when there were none).
-	GapReconcile  *ReconcileTableResponse `protobuf:"bytes,2,opt,name=gap_reconcile,json=gapReconcile,proto3" json:"gap_reconcile,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GapReconcile *ReconcileTableResponse `protobuf:"bytes,2,opt,name=gap_reconcile,json=gapReconcile,proto3" json:"gap_reconcile,omitempty"`
+	// resolutions_total counts the letters the request settled or found
+	// settled: more than resolutions holds when limit cut them.
+	ResolutionsTotal int64 `protobuf:"varint,3,opt,name=resolutions_total,json=resolutionsTotal,proto3" json:"resolutions_total,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RedriveDeadLettersResponse) Reset() {
@@ -3310,6 +3327,13 @@ func (x *RedriveDeadLettersResponse) GetGapReconcile() *ReconcileTableResponse {
 		return x.GapReconcile
 	}
 	return nil
+}
+
+func (x *RedriveDeadLettersResponse) GetResolutionsTotal() int64 {
+	if x != nil {
+		return x.ResolutionsTotal
+	}
+	return 0
 }
 
 type DropDeadLettersRequest struct {
@@ -6091,15 +6115,17 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04sink\x18\x03 \x01(\tR\x04sink\"G\n" +
 	"\x15GetDeadLetterResponse\x12.\n" +
-	"\x05entry\x18\x01 \x01(\v2\x18.wail.v1.DeadLetterEntryR\x05entry\"q\n" +
+	"\x05entry\x18\x01 \x01(\v2\x18.wail.v1.DeadLetterEntryR\x05entry\"\x87\x01\n" +
 	"\x19RedriveDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x12\n" +
-	"\x04sink\x18\x04 \x01(\tR\x04sink\"\xa3\x01\n" +
+	"\x04sink\x18\x04 \x01(\tR\x04sink\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\"\xd0\x01\n" +
 	"\x1aRedriveDeadLettersResponse\x12?\n" +
 	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\x12D\n" +
-	"\rgap_reconcile\x18\x02 \x01(\v2\x1f.wail.v1.ReconcileTableResponseR\fgapReconcile\"n\n" +
+	"\rgap_reconcile\x18\x02 \x01(\v2\x1f.wail.v1.ReconcileTableResponseR\fgapReconcile\x12+\n" +
+	"\x11resolutions_total\x18\x03 \x01(\x03R\x10resolutionsTotal\"n\n" +
 	"\x16DropDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
