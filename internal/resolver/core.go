@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"container/heap"
 	"math/rand/v2"
 	"time"
 
@@ -601,24 +600,6 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 	return now.Add(d)
 }
 
-func (c *Core) wait(ks *keyState, at time.Time) {
-	ks.phase = waiting
-	c.timer(ks, at)
-}
-
-func (c *Core) timer(ks *keyState, at time.Time) {
-	c.bump(ks)
-	heap.Push(&c.timers, timer{at: at, key: ks.name, gen: ks.gen})
-}
-
-// bump gives a key a new timer generation, which makes its earlier timers
-// stale. Generations are unique in the core, so that a timer of a key
-// that was resolved and forgotten never fires for its next intents.
-func (c *Core) bump(ks *keyState) {
-	c.gen++
-	ks.gen = c.gen
-}
-
 func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store.Row) {
 	ev := &intent.Event{
 		Table:      c.p.Table,
@@ -691,27 +672,6 @@ func (c *Core) resolveAll(ks *keyState) {
 	if len(c.free) < maxFreeKeys {
 		// Nothing else holds ks: timers and the I/O find keys by name.
 		c.free = append(c.free, ks)
-	}
-}
-
-// Tick fires the timers due at now.
-func (c *Core) Tick(now time.Time) {
-	for len(c.timers) > 0 && !now.Before(c.timers[0].at) {
-		t := heap.Pop(&c.timers).(timer)
-		ks := c.keys[t.key]
-		if ks == nil || ks.gen != t.gen {
-			continue
-		}
-		switch ks.phase {
-		case waiting:
-			level := 0
-			if !ks.needsCoverage() {
-				level = c.p.Levels - 1
-			}
-			c.read(now, ks, level)
-		case retrying:
-			c.resend(ks)
-		}
 	}
 }
 
@@ -829,23 +789,4 @@ func split(ps []pending, v uint64) (covered, rest []pending) {
 		}
 	}
 	return covered, rest
-}
-
-type timer struct {
-	at  time.Time
-	key string
-	gen uint64
-}
-
-type timerHeap []timer
-
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return t
 }
