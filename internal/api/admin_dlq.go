@@ -136,12 +136,15 @@ func (a *AdminService) DropDeadLetters(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, err
 	}
-	res, err := q.Drop(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All}, time.Now())
+	if m.Limit < 0 {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("limit %d: 0 or more", m.Limit))
+	}
+	res, err := q.Drop(ctx, dlq.Selection{Offsets: m.Offsets, All: m.All, Limit: int(m.Limit)}, time.Now())
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
-	a.logger.Info("dead letters dropped: they get no event", "table", m.Table, "sink", m.Sink, "letters", len(res), "all", m.All)
-	return connect.NewResponse(&wailv1.DropDeadLettersResponse{Resolutions: res}), nil
+	a.logger.Info("dead letters dropped: they get no event", "table", m.Table, "sink", m.Sink, "letters", res.Total, "all", m.All)
+	return connect.NewResponse(&wailv1.DropDeadLettersResponse{Resolutions: res.Resolutions, ResolutionsTotal: res.Total}), nil
 }
 
 func (a *AdminService) ReconcileTable(ctx context.Context, req *connect.Request[wailv1.ReconcileTableRequest]) (*connect.Response[wailv1.ReconcileTableResponse], error) {

@@ -417,9 +417,7 @@ func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 					return a.RedriveDeadLetters(ctx, connect.NewRequest(req))
 				}, func(m *wailv1.RedriveDeadLettersResponse) error {
 					printResolutions(g.stdout, m.GetResolutions(), ofSink)
-					if more := m.GetResolutionsTotal() - int64(len(m.GetResolutions())); more > 0 {
-						fmt.Fprintf(g.stdout, "(%d more settled, not listed: %d in all; `%s` lists them)\n", more, m.GetResolutionsTotal(), q.command("ls")+" --include-settled")
-					}
+					printUnlisted(g.stdout, q, len(m.GetResolutions()), m.GetResolutionsTotal())
 					if rep := m.GetGapReconcile(); rep != nil {
 						fmt.Fprint(g.stdout, "GAP letters: ")
 						return printReconcile(g.stdout, rep, false)
@@ -427,11 +425,12 @@ func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 					return nil
 				})
 			}
-			req := &wailv1.DropDeadLettersRequest{Table: q.table, Sink: q.sink, Offsets: offs, All: all}
+			req := &wailv1.DropDeadLettersRequest{Table: q.table, Sink: q.sink, Offsets: offs, All: all, Limit: limit}
 			return adminCall(cmd, g, false, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.DropDeadLettersResponse], error) {
 				return a.DropDeadLetters(ctx, connect.NewRequest(req))
 			}, func(m *wailv1.DropDeadLettersResponse) error {
 				printResolutions(g.stdout, m.GetResolutions(), ofSink)
+				printUnlisted(g.stdout, q, len(m.GetResolutions()), m.GetResolutionsTotal())
 				return nil
 			})
 		},
@@ -444,11 +443,17 @@ func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 		of = "sink"
 	}
 	cmd.Flags().BoolVar(&all, "all", false, what+" every unsettled dead letter of the "+of)
-	if redrive {
-		cmd.Flags().Int32Var(&limit, "limit", 0, "list at most this many of the letters settled (0: 1000, the most); the others are counted")
-	}
+	cmd.Flags().Int32Var(&limit, "limit", 0, "list at most this many of the letters settled (0: 1000, the most); the others are counted")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the response as JSON")
 	return cmd
+}
+
+// printUnlisted says how many letters a redrive or a drop settled beyond
+// the listed ones (its limit), when some were not listed.
+func printUnlisted(w io.Writer, q letterQueue, listed int, total int64) {
+	if more := total - int64(listed); more > 0 {
+		fmt.Fprintf(w, "(%d more settled, not listed: %d in all; `%s` lists them)\n", more, total, q.command("ls")+" --include-settled")
+	}
 }
 
 // printResolutions prints what settled letters; sink: a sink's letters.

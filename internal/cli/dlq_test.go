@@ -126,6 +126,28 @@ func TestDLQRedriveLimit(t *testing.T) {
 	})
 }
 
+// TestDLQDropLimit: a drop lists at most --limit of the letters it
+// settled and counts the others.
+func TestDLQDropLimit(t *testing.T) {
+	t.Parallel()
+	srv, url := servertest.StartServer(t, nil)
+	ctx := context.Background()
+	runCLI(ctx, url, "", "table", "create", "t", "--partitions", "1")
+	var ls []*wailv1.DeadLetter
+	for _, k := range []string{"k1", "k2", "k3", "k4"} {
+		ls = append(ls, &wailv1.DeadLetter{Table: "t", Key: []byte(k), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ,
+			Intents: []*wailv1.Intent{{Table: "t", Key: []byte(k), Op: wailv1.Op_OP_UPSERT, Version: 5}}, IntentOffsets: []int64{12}})
+	}
+	servertest.DeadLetters(t, srv, "t", ls...)
+	runSteps(t, url, []step{
+		{args: []string{"dlq", "drop", "t", "--all", "--limit", "-1"}, wantCode: 1, wantErr: "invalid_argument: limit -1"},
+		{args: []string{"dlq", "drop", "t", "0", "--limit", "1"}, want: []string{"0 dropped"}},
+		{args: []string{"dlq", "drop", "t", "--all", "--limit", "1"}, want: []string{
+			"1 dropped", "(2 more settled, not listed: 3 in all; `wail dlq ls t --include-settled` lists them)"}},
+		{args: []string{"dlq", "drop", "t", "0", "1", "--json", "--limit", "1"}, want: []string{`"resolutions":[{"offset":"0"`, `"resolutionsTotal":"2"`}},
+	})
+}
+
 func TestReconcileCommand(t *testing.T) {
 	t.Parallel()
 	srv, url := servertest.StartServer(t, nil)

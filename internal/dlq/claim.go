@@ -133,15 +133,35 @@ type Raced struct {
 	Claim      *wailv1.DeadLetterClaim
 }
 
+// RacedLetters are the letters another request acted on first: the
+// first ones (up to 100, to name them), and how many.
+type RacedLetters struct {
+	first []Raced
+	n     int
+}
+
+// Add counts a letter lost to another request (and keeps it to name it,
+// among the first).
+func (r *RacedLetters) Add(l Raced) {
+	r.n++
+	if len(r.first) < maxNamed {
+		r.first = append(r.first, l)
+	}
+}
+
+// Len counts the letters.
+func (r RacedLetters) Len() int { return r.n }
+
 // RacedError is the ErrRaced error of a request (what: "dropped",
 // "redriven") that lost the letters of lost, and acted on done others.
-// Letters in the same state are named together.
-func (q *Queue) RacedError(what string, lost []Raced, done int) error {
-	slices.SortFunc(lost, func(a, b Raced) int { return cmp.Compare(a.Offset, b.Offset) })
-	offs := make([]int64, len(lost))
+// Letters in the same state are named together, the first 100 of them.
+func (q *Queue) RacedError(what string, lost RacedLetters, done int64) error {
+	first := slices.Clone(lost.first)
+	slices.SortFunc(first, func(a, b Raced) int { return cmp.Compare(a.Offset, b.Offset) })
+	offs := make([]int64, len(first))
 	var states []string
 	byState := map[string][]int64{}
-	for i, l := range lost {
+	for i, l := range first {
 		offs[i] = l.Offset
 		st := raceState(l)
 		if byState[st] == nil {
@@ -153,6 +173,10 @@ func (q *Queue) RacedError(what string, lost []Raced, done int) error {
 	for i, st := range states {
 		why[i] = fmt.Sprintf("%v %s", byState[st], st)
 	}
+	named := fmt.Sprintf("%v", offs)
+	if more := lost.n - len(first); more > 0 {
+		named = fmt.Sprintf("%v and %d more (%d in all; `%s --include-settled` lists them)", offs, more, lost.n, q.command("ls"))
+	}
 	others := ""
 	switch {
 	case done == 1:
@@ -160,9 +184,9 @@ func (q *Queue) RacedError(what string, lost []Raced, done int) error {
 	case done > 1:
 		others = fmt.Sprintf("; the %d others were %s", done, what)
 	}
-	return fmt.Errorf("%w: dead letters %v of %s were not %s: %s; `%s` shows where a letter stands "+
+	return fmt.Errorf("%w: dead letters %s of %s were not %s: %s; `%s` shows where a letter stands "+
 		"(act on it again if it is still unsettled)%s",
-		ErrRaced, offs, q.name, what, strings.Join(why, "; "), q.command("show", offs[0]), others)
+		ErrRaced, named, q.name, what, strings.Join(why, "; "), q.command("show", offs[0]), others)
 }
 
 // raceState says what became of a letter another request acted on.

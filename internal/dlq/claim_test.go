@@ -155,7 +155,7 @@ func TestDropClaimed(t *testing.T) {
 	if err := q.Release(ctx, a, []int64{1}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	res, err := q.Drop(ctx, Selection{Offsets: []int64{1}}, time.Now())
+	res, err := resolutions(q.Drop(ctx, Selection{Offsets: []int64{1}}, time.Now()))
 	if err != nil || len(res) != 1 || res[0].Action != dropped {
 		t.Fatalf("drop once released: %v, %v", res, err)
 	}

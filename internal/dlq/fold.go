@@ -60,10 +60,14 @@ type folder struct {
 	// created is the table incarnation of the topic (Queue.created; 0:
 	// any).
 	created int64
+	// end bounds the letters folded: records naming a letter at end or
+	// after (one appended after the fold began: snapshot.catchUp) change
+	// nothing.
+	end int64
 }
 
 func newFolder(start, end, created int64) *folder {
-	return &folder{settled: newOffsetSet(start, end), claims: map[int64]*wailv1.DeadLetterClaim{}, created: created}
+	return &folder{settled: newOffsetSet(start, end), claims: map[int64]*wailv1.DeadLetterClaim{}, created: created, end: end}
 }
 
 // add folds one record. Letters carry a key (the row key or gap/<p>), so
@@ -90,7 +94,7 @@ func (f *folder) add(r *intentlog.Record) {
 // resolve folds the resolution at offset at.
 func (f *folder) resolve(at int64, res *wailv1.DeadLetterResolution) {
 	off := res.Offset
-	if off >= at || off < f.settled.base || f.settled.has(off) {
+	if off >= at || off < f.settled.base || off >= f.end || f.settled.has(off) {
 		return // not a letter of the fold's range, or settled
 	}
 	if c := f.claims[off]; c != nil && c.Id != res.ClaimId {
@@ -109,7 +113,7 @@ func (f *folder) resolve(at int64, res *wailv1.DeadLetterResolution) {
 // claim folds the claim at offset at.
 func (f *folder) claim(at int64, c *wailv1.DeadLetterClaim) {
 	off := c.Offset
-	if off >= at || off < f.settled.base || f.settled.has(off) {
+	if off >= at || off < f.settled.base || off >= f.end || f.settled.has(off) {
 		return // not a letter of the fold's range, or settled
 	}
 	cur := f.claims[off]

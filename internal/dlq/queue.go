@@ -78,11 +78,14 @@ func (q *Queue) Topic() string { return q.topic }
 // Table is the queue's table.
 func (q *Queue) Table() string { return q.table }
 
-// snapshot is what is settled in the topic up to end.
+// snapshot is the letters of the topic up to end, and what is settled
+// in it: as of end, or later once caught up (pos).
 type snapshot struct {
 	q          *Queue
 	start, end int64
 	f          *folder
+	// pos is how far f has folded the topic: end, or later (catchUp).
+	pos int64
 }
 
 // snapshot folds the whole topic as it is now.
@@ -94,12 +97,32 @@ func (q *Queue) snapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dlq %s: %w", q.table, err)
 	}
-	s := &snapshot{q: q, start: start, end: end, f: newFolder(start, end, q.created)}
+	s := &snapshot{q: q, start: start, end: end, f: newFolder(start, end, q.created), pos: end}
 	err = q.read(ctx, start, end, func(r *intentlog.Record) (bool, error) {
 		s.f.add(r)
 		return true, nil
 	})
 	return s, err
+}
+
+// catchUp folds the records appended to the topic since the snapshot's
+// last fold (its letters stay those up to end), calling settles with each
+// resolution that settles one of them. Memory: none per record.
+func (s *snapshot) catchUp(ctx context.Context, settles func(*wailv1.DeadLetterResolution)) error {
+	_, end, err := s.q.log.Bounds(ctx, s.q.topic, 0)
+	if err != nil {
+		return fmt.Errorf("dlq %s: %w", s.q.table, err)
+	}
+	s.f.settles = settles
+	defer func() { s.f.settles = nil }()
+	if err := s.q.read(ctx, s.pos, end, func(r *intentlog.Record) (bool, error) {
+		s.f.add(r)
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	s.pos = max(s.pos, end)
+	return nil
 }
 
 // read calls fn for each record of [from, end) in order, until fn says

@@ -246,7 +246,7 @@ func TestListBytes(t *testing.T) {
 	if len(all) != 12 {
 		t.Errorf("paged through %d letters, want 12: %v", len(all), all)
 	}
-	res, err := q.Drop(t.Context(), Selection{All: true}, time.Now())
+	res, err := resolutions(q.Drop(t.Context(), Selection{All: true}, time.Now()))
 	if err != nil || len(res) != 12 {
 		t.Errorf("drop --all of big letters: %d, %v", len(res), err)
 	}

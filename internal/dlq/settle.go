@@ -33,8 +33,8 @@ import (
 type Selection struct {
 	Offsets []int64
 	All     bool
-	// Limit bounds the resolutions a redrive answers (0, or more than
-	// MaxLimit: MaxLimit); it counts the others (Redriven.Total).
+	// Limit bounds the resolutions a redrive or a drop answers (0, or
+	// more than MaxLimit: MaxLimit); it counts the others (Answer.Total).
 	Limit int
 }
 
@@ -121,6 +121,13 @@ func (q *Queue) pass(ctx context.Context, sel Selection, slim bool, fn func([]*w
 	if err != nil {
 		return nil, err
 	}
+	return s.pass(ctx, sel, slim, fn)
+}
+
+// pass is Queue.pass on s: with all, a page holds the letters unsettled
+// as s folded the topic when the page was read (s.catchUp between pages
+// leaves out those another request settled meanwhile).
+func (s *snapshot) pass(ctx context.Context, sel Selection, slim bool, fn func([]*wailv1.DeadLetterEntry) error) ([]*wailv1.DeadLetterResolution, error) {
 	if !sel.All {
 		entries, err := s.entries(ctx, sel.Offsets, slim)
 		if err != nil {
@@ -165,68 +172,30 @@ func (q *Queue) pass(ctx context.Context, sel Selection, slim bool, fn func([]*w
 	}
 }
 
-// Drop settles the selected letters without an event (DROPPED) and returns
-// the resolutions: the ones appended, then those of letters already
-// settled. It then folds the topic again: a letter that another request
-// settled otherwise, or that a redrive's claim holds, before the drop's
-// resolution (which is then void: fold.go) is not dropped, and the error
-// (ErrRaced) says which and why.
-func (q *Queue) Drop(ctx context.Context, sel Selection, now time.Time) ([]*wailv1.DeadLetterResolution, error) {
-	var mine []int64
-	settled, err := q.each(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
-		res := make([]*wailv1.DeadLetterResolution, len(batch))
-		for i, e := range batch {
-			res[i] = &wailv1.DeadLetterResolution{Offset: e.Offset, Action: wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED, AtUs: now.UnixMicro()}
-		}
-		if err := q.Settle(ctx, res); err != nil {
-			return err
-		}
-		for _, r := range res {
-			mine = append(mine, r.Offset)
-		}
-		return nil
-	})
-	if err != nil || len(mine) == 0 {
-		return settled, err
-	}
-	o, err := q.outcomes(ctx, mine)
-	if err != nil {
-		return nil, err
-	}
-	var out []*wailv1.DeadLetterResolution
-	var lost []Raced
-	for _, off := range mine {
-		// DROPPED by this request or by another drop: dropped either way.
-		if r := o.settled[off]; r.GetAction() == wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED {
-			out = append(out, r)
-		} else {
-			lost = append(lost, Raced{Offset: off, Resolution: r, Claim: o.held[off]})
-		}
-	}
-	if len(lost) > 0 {
-		return nil, q.RacedError("dropped", lost, len(out))
-	}
-	return append(out, settled...), nil
-}
-
-// Redriven is what a redrive did.
-type Redriven struct {
+// Answer is the resolutions a redrive or a drop answers.
+type Answer struct {
 	// Resolutions: the ones appended, then those of letters already
 	// settled; the first Selection.Limit of them.
 	Resolutions []*wailv1.DeadLetterResolution
 	// Total counts the letters settled, by this request or before: the
 	// resolutions there would be without the limit.
 	Total int64
+}
+
+// Add adds resolutions to the answer: it keeps them up to limit
+// (Selection.Answered) and counts them all.
+func (a *Answer) Add(res []*wailv1.DeadLetterResolution, limit int) {
+	a.Total += int64(len(res))
+	room := max(limit-len(a.Resolutions), 0)
+	a.Resolutions = append(a.Resolutions, res[:min(room, len(res))]...)
+}
+
+// Redriven is what a redrive did.
+type Redriven struct {
+	Answer
 	// Gap is the reconcile of the partitions of the GAP letters (nil when
 	// there were none).
 	Gap *reconcile.Report
-}
-
-// answer adds resolutions to the answer, up to limit.
-func (r *Redriven) answer(res []*wailv1.DeadLetterResolution, limit int) {
-	r.Total += int64(len(res))
-	room := max(limit-len(r.Resolutions), 0)
-	r.Resolutions = append(r.Resolutions, res[:min(room, len(res))]...)
 }
 
 // Redrive resolves the keys of the selected letters again (see the top of
@@ -283,7 +252,7 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		if err := q.Settle(ctx, res); err != nil {
 			return err
 		}
-		out.answer(res, limit)
+		out.Add(res, limit)
 		return nil
 	})
 	if err != nil {
@@ -309,7 +278,7 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 		if err2 != nil {
 			return out, err2
 		}
-		out.answer(res, limit)
+		out.Add(res, limit)
 		if err != nil {
 			errs = append(errs, err) // the GAP letters of its keys' partitions stay unsettled
 		}
@@ -317,7 +286,7 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 	if err := q.firstResolutions(ctx, out.Resolutions); err != nil {
 		return out, err
 	}
-	out.answer(settled, limit)
+	out.Add(settled, limit)
 	if expired.n > 0 {
 		errs = append(errs, q.expiredError(expired))
 	}

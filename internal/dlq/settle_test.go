@@ -217,18 +217,18 @@ func TestDrop(t *testing.T) {
 	ctx := t.Context()
 	offs := appendLetters(t, tb.log, letter("a", 0), letter("b", 0), gap(0))
 	at := time.UnixMicro(1234)
-	first, err := tb.q.Drop(ctx, Selection{Offsets: []int64{offs[1]}}, at)
+	first, err := resolutions(tb.q.Drop(ctx, Selection{Offsets: []int64{offs[1]}}, at))
 	if err != nil || len(first) != 1 || first[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED || first[0].AtUs != 1234 {
 		t.Fatalf("drop b: %v, %v", first, err)
 	}
-	all, err := tb.q.Drop(ctx, Selection{All: true}, at)
+	all, err := resolutions(tb.q.Drop(ctx, Selection{All: true}, at))
 	if err != nil || len(all) != 2 || all[0].Offset != offs[0] || all[1].Offset != offs[2] {
 		t.Fatalf("drop all: %v, %v", all, err)
 	}
 	if left, _, _ := tb.q.List(ctx, ListOptions{After: -1}); len(left) != 0 {
 		t.Errorf("unsettled after drop --all: %v", offsetsOf(left))
 	}
-	if again, err := tb.q.Drop(ctx, Selection{All: true}, at); err != nil || len(again) != 0 {
+	if again, err := resolutions(tb.q.Drop(ctx, Selection{All: true}, at)); err != nil || len(again) != 0 {
 		t.Errorf("drop --all of nothing: %v, %v", again, err)
 	}
 	if n := len(tb.intents(t)); n != 0 {
@@ -464,4 +464,9 @@ func TestRecreateDuringRedrive(t *testing.T) {
 	if e, err := NewQueue(tb.log, "t", 2).Get(ctx, again[0]); err != nil || e.Resolution == nil {
 		t.Errorf("a resolution without an incarnation: %v, %v; want the letter settled", e, err)
 	}
+}
+
+// resolutions is the resolutions of an answer (a drop's), with its error.
+func resolutions(a Answer, err error) ([]*wailv1.DeadLetterResolution, error) {
+	return a.Resolutions, err
 }

@@ -429,7 +429,7 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 	q := m.queue(table, name)
 	var (
 		out       []*wailv1.DeadLetterResolution
-		lost      []dlq.Raced
+		lost      dlq.RacedLetters
 		elsewhere = map[int32]bool{}
 	)
 	settled, err := q.Open(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
@@ -438,15 +438,18 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 			return err
 		}
 		res, raced, parts, err := r.redrive(ctx, q, batch)
-		out, lost = append(out, res...), append(lost, raced...)
+		out = append(out, res...)
+		for _, l := range raced {
+			lost.Add(l)
+		}
 		for _, p := range parts {
 			elsewhere[p] = true
 		}
 		return err
 	})
 	out = append(out, settled...)
-	if err == nil && len(lost) > 0 {
-		err = q.RacedError("redriven", lost, len(out))
+	if err == nil && lost.Len() > 0 {
+		err = q.RacedError("redriven", lost, int64(len(out)))
 	}
 	if (err == nil || errors.Is(err, dlq.ErrRaced)) && len(elsewhere) > 0 {
 		parts := slices.Sorted(maps.Keys(elsewhere))

@@ -108,7 +108,7 @@ func TestSinkLegacyDeadLetters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := q.Drop(ctx, dlq.Selection{Offsets: []int64{2}}, time.Now()); err != nil || len(res) != 1 {
+	if res, err := resolutions(q.Drop(ctx, dlq.Selection{Offsets: []int64{2}}, time.Now())); err != nil || len(res) != 1 {
 		t.Fatalf("drop: %v, %v", res, err)
 	}
 	if ls := letters(t, m, "old"); len(ls) != 0 {

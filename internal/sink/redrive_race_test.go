@@ -149,7 +149,7 @@ func TestSinkRedriveAfterDrop(t *testing.T) {
 	var dropRes []*wailv1.DeadLetterResolution
 	var dropErr error
 	beforeLock = func() {
-		dropRes, dropErr = s.m.queue(testTable, "redrivedrop").Drop(ctx, dlq.Selection{Offsets: []int64{l.Offset}}, time.Now())
+		dropRes, dropErr = resolutions(s.m.queue(testTable, "redrivedrop").Drop(ctx, dlq.Selection{Offsets: []int64{l.Offset}}, time.Now()))
 	}
 	defer func() { beforeLock = func() {} }()
 	_, err := s.m.Redrive(ctx, testTable, "redrivedrop", dlq.Selection{All: true})
@@ -240,7 +240,7 @@ func TestSinkRedriveLosesThePartition(t *testing.T) {
 	}
 	// The first was sent and settled; the second is unsettled and free.
 	q := m.queue(testTable, "lose")
-	got, err := q.Drop(ctx, dlq.Selection{Offsets: []int64{ls[1].Offset}}, time.Now())
+	got, err := resolutions(q.Drop(ctx, dlq.Selection{Offsets: []int64{ls[1].Offset}}, time.Now()))
 	if err != nil || len(got) != 1 || got[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_DROPPED {
 		t.Fatalf("drop of the released letter: %v, %v", got, err)
 	}

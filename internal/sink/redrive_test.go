@@ -282,3 +282,8 @@ func TestSinkRedriveHoldsThePartition(t *testing.T) {
 		t.Fatalf("the endpoint received %v, want hot@1 then hot@2", got)
 	}
 }
+
+// resolutions is the resolutions of an answer (a drop's), with its error.
+func resolutions(a dlq.Answer, err error) ([]*wailv1.DeadLetterResolution, error) {
+	return a.Resolutions, err
+}

@@ -3343,7 +3343,12 @@ type DropDeadLettersRequest struct {
 	All     bool                   `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
 	// sink: the dead letters of this webhook sink of the table (its topic
 	// wail.sink.<table>.<sink>.dlq) instead of the table's.
-	Sink          string `protobuf:"bytes,4,opt,name=sink,proto3" json:"sink,omitempty"`
+	Sink string `protobuf:"bytes,4,opt,name=sink,proto3" json:"sink,omitempty"`
+	// limit caps the resolutions answered (0: the server default, 1000; at
+	// most 1000, larger values count as 1000): with all, a queue of
+	// millions of letters is dropped whole, and resolutions_total counts
+	// them.
+	Limit         int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3406,11 +3411,23 @@ func (x *DropDeadLettersRequest) GetSink() string {
 	return ""
 }
 
+func (x *DropDeadLettersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 type DropDeadLettersResponse struct {
-	state         protoimpl.MessageState  `protogen:"open.v1"`
-	Resolutions   []*DeadLetterResolution `protobuf:"bytes,1,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// resolutions: what settled each letter, the first limit of them (the
+	// ones this request appended, then those of letters already settled).
+	Resolutions []*DeadLetterResolution `protobuf:"bytes,1,rep,name=resolutions,proto3" json:"resolutions,omitempty"`
+	// resolutions_total counts the letters the request dropped or found
+	// settled: more than resolutions holds when limit cut them.
+	ResolutionsTotal int64 `protobuf:"varint,2,opt,name=resolutions_total,json=resolutionsTotal,proto3" json:"resolutions_total,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DropDeadLettersResponse) Reset() {
@@ -3448,6 +3465,13 @@ func (x *DropDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
 		return x.Resolutions
 	}
 	return nil
+}
+
+func (x *DropDeadLettersResponse) GetResolutionsTotal() int64 {
+	if x != nil {
+		return x.ResolutionsTotal
+	}
+	return 0
 }
 
 type ReconcileTableRequest struct {
@@ -6125,14 +6149,16 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x1aRedriveDeadLettersResponse\x12?\n" +
 	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\x12D\n" +
 	"\rgap_reconcile\x18\x02 \x01(\v2\x1f.wail.v1.ReconcileTableResponseR\fgapReconcile\x12+\n" +
-	"\x11resolutions_total\x18\x03 \x01(\x03R\x10resolutionsTotal\"n\n" +
+	"\x11resolutions_total\x18\x03 \x01(\x03R\x10resolutionsTotal\"\x84\x01\n" +
 	"\x16DropDeadLettersRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x18\n" +
 	"\aoffsets\x18\x02 \x03(\x03R\aoffsets\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x12\n" +
-	"\x04sink\x18\x04 \x01(\tR\x04sink\"Z\n" +
+	"\x04sink\x18\x04 \x01(\tR\x04sink\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\"\x87\x01\n" +
 	"\x17DropDeadLettersResponse\x12?\n" +
-	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\"D\n" +
+	"\vresolutions\x18\x01 \x03(\v2\x1d.wail.v1.DeadLetterResolutionR\vresolutions\x12+\n" +
+	"\x11resolutions_total\x18\x02 \x01(\x03R\x10resolutionsTotal\"D\n" +
 	"\x15ReconcileTableRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xae\x01\n" +
