@@ -23,7 +23,7 @@ type Sinks interface {
 	// DeadLetters is the queue of a sink's dead letters; Redrive delivers
 	// them again through the sink (package sink, redrive.go).
 	DeadLetters(ctx context.Context, table, name string) (*dlq.Queue, error)
-	Redrive(ctx context.Context, table, name string, sel dlq.Selection) ([]*wailv1.DeadLetterResolution, error)
+	Redrive(ctx context.Context, table, name string, sel dlq.Selection) (dlq.Answer, error)
 }
 
 // WithSinks serves the sink calls on sinks (without, they answer
@@ -184,13 +184,12 @@ func (a *AdminService) redriveSink(ctx context.Context, m *wailv1.RedriveDeadLet
 	if m.Limit < 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("limit %d: 0 or more", m.Limit))
 	}
-	sel := dlq.Selection{Offsets: m.Offsets, All: m.All, Limit: int(m.Limit)}
-	res, err := sinks.Redrive(ctx, m.Table, m.Sink, sel)
-	if len(res) > 0 {
-		a.logger.Info("sink dead letters redriven", "table", m.Table, "sink", m.Sink, "letters", len(res), "all", m.All)
+	res, err := sinks.Redrive(ctx, m.Table, m.Sink, dlq.Selection{Offsets: m.Offsets, All: m.All, Limit: int(m.Limit)})
+	if res.Total > 0 {
+		a.logger.Info("sink dead letters redriven", "table", m.Table, "sink", m.Sink, "letters", res.Total, "all", m.All)
 	}
 	if err != nil {
 		return nil, sinkErr(err)
 	}
-	return &wailv1.RedriveDeadLettersResponse{Resolutions: res[:min(len(res), sel.Answered())], ResolutionsTotal: int64(len(res))}, nil
+	return &wailv1.RedriveDeadLettersResponse{Resolutions: res.Resolutions, ResolutionsTotal: res.Total}, nil
 }

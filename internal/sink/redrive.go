@@ -413,24 +413,29 @@ func (m *Manager) DeadLetters(ctx context.Context, table, name string) (*dlq.Que
 }
 
 // Redrive delivers the selected dead letters of a sink again (see the top
-// of this file) and returns the resolutions: the ones appended, then those
-// of letters already settled. The sink must run in this process; letters
-// of partitions another process delivers now are left alone, and the
-// error (ErrNotRunning) says which, once the others are redriven.
-func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selection) ([]*wailv1.DeadLetterResolution, error) {
+// of this file) and answers the resolutions: the ones appended, then those
+// of letters already settled; the first Selection.Limit of them, and how
+// many in all. The sink must run in this process; letters of partitions
+// another process delivers now are left alone, and the error
+// (ErrNotRunning) says which, once the others are redriven. Memory: a
+// page of letters (package dlq: up to 1000 letters and 4 MiB), the first
+// Selection.Limit resolutions and the first 100 letters lost to another
+// request (the others are counted).
+func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selection) (dlq.Answer, error) {
+	var out dlq.Answer
 	sinks, _, err := m.defs.load(ctx)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	i := find(sinks, table, name)
 	if i < 0 {
-		return nil, notFound(table, name)
+		return out, notFound(table, name)
 	}
 	q := m.queue(table, name)
 	var (
-		out       []*wailv1.DeadLetterResolution
 		lost      dlq.RacedLetters
 		elsewhere = map[int32]bool{}
+		limit     = sel.Answered()
 	)
 	settled, err := q.Open(ctx, sel, func(batch []*wailv1.DeadLetterEntry) error {
 		r, err := m.runner(sinks[i])
@@ -438,7 +443,7 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 			return err
 		}
 		res, raced, parts, err := r.redrive(ctx, q, batch)
-		out = append(out, res...)
+		out.Add(res, limit)
 		for _, l := range raced {
 			lost.Add(l)
 		}
@@ -447,9 +452,9 @@ func (m *Manager) Redrive(ctx context.Context, table, name string, sel dlq.Selec
 		}
 		return err
 	})
-	out = append(out, settled...)
+	out.Add(settled, limit)
 	if err == nil && lost.Len() > 0 {
-		err = q.RacedError("redriven", lost, int64(len(out)))
+		err = q.RacedError("redriven", lost, out.Total)
 	}
 	if (err == nil || errors.Is(err, dlq.ErrRaced)) && len(elsewhere) > 0 {
 		parts := slices.Sorted(maps.Keys(elsewhere))

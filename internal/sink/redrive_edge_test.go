@@ -85,7 +85,7 @@ func TestSinkLegacyDeadLetters(t *testing.T) {
 	var res []*wailv1.DeadLetterResolution
 	var err error
 	waitFor(t, "the sink to hold its partition", time.Minute, func() bool {
-		res, err = m.Redrive(ctx, testTable, "old", dlq.Selection{Offsets: []int64{0, 1}})
+		res, err = resolutions(m.Redrive(ctx, testTable, "old", dlq.Selection{Offsets: []int64{0, 1}}))
 		return !errors.Is(err, ErrNotRunning)
 	})
 	if err != nil || len(res) != 2 ||
@@ -223,12 +223,12 @@ func TestSinkRedriveTwiceAtOnce(t *testing.T) {
 		}
 		go func() {
 			defer close(secondDone)
-			second.res, second.err = m.Redrive(ctx, testTable, "twice", dlq.Selection{All: true})
+			second.res, second.err = resolutions(m.Redrive(ctx, testTable, "twice", dlq.Selection{All: true}))
 		}()
 		<-waiting // it read the letter unsettled, and is about to wait for the partition
 	}
 	defer func() { beforeLock, beforeResend = func() {}, func() {} }()
-	first, err := m.Redrive(ctx, testTable, "twice", dlq.Selection{All: true})
+	first, err := resolutions(m.Redrive(ctx, testTable, "twice", dlq.Selection{All: true}))
 	<-secondDone
 	if err != nil || second.err != nil || len(first) != 1 || len(second.res) != 1 ||
 		first[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN || !proto.Equal(first[0], second.res[0]) {
@@ -274,7 +274,7 @@ func TestSinkRedriveElsewhere(t *testing.T) {
 	r.pmu.Unlock()
 	r.granted(sess, group.Message{Revoked: []int32{1}}) // as when another process takes it
 
-	res, err := m.Redrive(ctx, testTable, "e", dlq.Selection{All: true})
+	res, err := resolutions(m.Redrive(ctx, testTable, "e", dlq.Selection{All: true}))
 	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "partitions [1]") || len(res) != 1 ||
 		res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN {
 		t.Fatalf("redrive --all with partition 1 delivered elsewhere: %v, %v; want partition 0's letter redriven and ErrNotRunning naming partition 1", res, err)
@@ -287,7 +287,7 @@ func TestSinkRedriveElsewhere(t *testing.T) {
 	}
 
 	r.granted(sess, group.Message{Granted: []group.Grant{{Partition: 1, Epoch: epoch}}})
-	if res, err := m.Redrive(ctx, testTable, "e", dlq.Selection{All: true}); err != nil || len(res) != 1 || received(ep, k1, 1) != 1 {
+	if res, err := resolutions(m.Redrive(ctx, testTable, "e", dlq.Selection{All: true})); err != nil || len(res) != 1 || received(ep, k1, 1) != 1 {
 		t.Fatalf("redrive once partition 1 is back: %v, %v (%s received %d times)", res, err, k1, received(ep, k1, 1))
 	}
 }

@@ -87,7 +87,7 @@ func TestSinkDropWhileRedriveSends(t *testing.T) {
 		_, dropErr = s.m.queue(testTable, "dropsend").Drop(ctx, dlq.Selection{Offsets: []int64{l.Offset}}, time.Now())
 	}
 	defer func() { beforeResend = func() {} }()
-	res, err := s.m.Redrive(ctx, testTable, "dropsend", dlq.Selection{All: true})
+	res, err := resolutions(s.m.Redrive(ctx, testTable, "dropsend", dlq.Selection{All: true}))
 	if err != nil || len(res) != 1 || res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN {
 		t.Fatalf("redrive: %v, %v; want the letter REDRIVEN", res, err)
 	}
@@ -131,7 +131,7 @@ func TestSinkDropAfterRedriveDone(t *testing.T) {
 		dropErr <- err
 	}()
 	<-h.held
-	res, err := s.m.Redrive(ctx, testTable, "dropdone", dlq.Selection{All: true})
+	res, err := resolutions(s.m.Redrive(ctx, testTable, "dropdone", dlq.Selection{All: true}))
 	close(h.release)
 	if err != nil || len(res) != 1 || res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN {
 		t.Fatalf("redrive: %v, %v; want the letter REDRIVEN", res, err)
@@ -231,7 +231,7 @@ func TestSinkRedriveLosesThePartition(t *testing.T) {
 		}
 	}
 	defer func() { beforeResend = func() {} }()
-	res, err := m.Redrive(ctx, testTable, "lose", dlq.Selection{All: true})
+	res, err := resolutions(m.Redrive(ctx, testTable, "lose", dlq.Selection{All: true}))
 	if !errors.Is(err, ErrNotRunning) || !strings.Contains(err.Error(), "partitions [0]") || len(res) != 1 || res[0].Offset != ls[0].Offset {
 		t.Fatalf("redrive that lost its partition: %v, %v; want the first letter's resolution and ErrNotRunning naming partition 0", res, err)
 	}

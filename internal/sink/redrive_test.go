@@ -73,7 +73,7 @@ func TestSinkDeadLetterRedrive(t *testing.T) {
 	}
 	redrive := func(sel dlq.Selection) []*wailv1.DeadLetterResolution {
 		t.Helper()
-		res, err := m.Redrive(ctx, testTable, "r", sel)
+		res, err := resolutions(m.Redrive(ctx, testTable, "r", sel))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func TestSinkDeadLetterRedrive(t *testing.T) {
 	var res []*wailv1.DeadLetterResolution
 	waitFor(t, "the sink to run again", time.Minute, func() bool {
 		var err error
-		res, err = m.Redrive(ctx, testTable, "r", dlq.Selection{Offsets: []int64{ls[0].Offset}})
+		res, err = resolutions(m.Redrive(ctx, testTable, "r", dlq.Selection{Offsets: []int64{ls[0].Offset}}))
 		return !errors.Is(err, ErrNotRunning)
 	})
 	if len(res) != 1 || res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN || res[0].RedriveVersion != 1 {
@@ -237,7 +237,7 @@ func TestSinkLargeEventLetter(t *testing.T) {
 	var res []*wailv1.DeadLetterResolution
 	var err error
 	waitFor(t, "the sink to hold its partition", time.Minute, func() bool {
-		res, err = m.Redrive(ctx, testTable, "big", dlq.Selection{All: true})
+		res, err = resolutions(m.Redrive(ctx, testTable, "big", dlq.Selection{All: true}))
 		return !errors.Is(err, ErrNotRunning)
 	})
 	if err != nil || len(res) != 1 || res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN {
@@ -270,7 +270,7 @@ func TestSinkRedriveHoldsThePartition(t *testing.T) {
 	var res []*wailv1.DeadLetterResolution
 	var err error
 	waitFor(t, "the redrive", time.Minute, func() bool {
-		res, err = m.Redrive(ctx, testTable, "hold", dlq.Selection{All: true})
+		res, err = resolutions(m.Redrive(ctx, testTable, "hold", dlq.Selection{All: true}))
 		return !errors.Is(err, ErrNotRunning)
 	})
 	if err != nil || len(res) != 1 || res[0].Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN || hooked != 1 {
@@ -283,7 +283,8 @@ func TestSinkRedriveHoldsThePartition(t *testing.T) {
 	}
 }
 
-// resolutions is the resolutions of an answer (a drop's), with its error.
+// resolutions is the resolutions of an answer (a redrive's or a drop's),
+// with its error.
 func resolutions(a dlq.Answer, err error) ([]*wailv1.DeadLetterResolution, error) {
 	return a.Resolutions, err
 }
