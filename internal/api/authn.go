@@ -23,10 +23,11 @@ type identity struct {
 	principal auth.Principal // zero: anonymous
 	grants    []auth.Grant
 	err       error // a bearer token that did not check out
-	// token is the bearer token, notAfter the client certificate's
-	// expiry: what a long stream is checked against again (recheck).
-	token    string
-	notAfter time.Time
+	// token is the bearer token (jwt when it is a JWT), notAfter the
+	// client certificate's or the JWT's expiry: what a long stream is
+	// checked against again (recheck).
+	token, jwt string
+	notAfter   time.Time
 }
 
 func (id identity) String() string {
@@ -67,7 +68,7 @@ func (g *Guard) authenticate(r *http.Request) identity {
 			if err != nil {
 				return identity{err: err}
 			}
-			return identity{principal: p, grants: g.grants[p], notAfter: exp}
+			return identity{principal: p, grants: g.grants[p], jwt: tok, notAfter: exp}
 		}
 		if g.tokens == nil {
 			return identity{err: errors.New("this server has no tokens (auth is off)")}
@@ -141,9 +142,9 @@ func codeOf(err error) connect.Code {
 }
 
 // recheck checks again the credential a stream was opened with: a bearer
-// token revoked (or removed) since, as the tokens file was last read, or
-// a client certificate expired since, ends it Unauthenticated, as a new
-// call would be. It returns the identity with the grants in force now (a
+// token revoked (or removed) since, as the tokens file was last read, a
+// client certificate or JWT expired since, or a JWT whose key left the key
+// set as last read, ends it Unauthenticated, as a new call would be. It returns the identity with the grants in force now (a
 // token's, as the tokens file has them: they may have changed).
 func (g *Guard) recheck(id identity) (identity, error) {
 	switch {
@@ -158,6 +159,11 @@ func (g *Guard) recheck(id identity) (identity, error) {
 	case !id.notAfter.IsZero() && g.now().After(id.notAfter):
 		return id, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("the credential (client certificate or JWT) of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
+	case id.jwt != "" && g.jwt != nil:
+		if err := g.jwt.Reverify(id.jwt); err != nil {
+			return id, connect.NewError(connect.CodeUnauthenticated,
+				fmt.Errorf("the JWT of %s no longer verifies during the stream: %w; get a new token and call again (docs/operations.md \"JWTs refused\")", id, err))
+		}
 	}
 	return id, nil
 }

@@ -241,13 +241,13 @@ func LooksLikeJWT(tok string) bool {
 	return !strings.HasPrefix(tok, tokenPrefix) && strings.Count(tok, ".") == 2
 }
 
-// key returns the key of kid, reading the key set again when it is not
-// there and the last read is at least RefetchInterval ago (Run reads it
-// every Refresh).
-func (v *JWTVerifier) key(kid string) (jose.JSONWebKey, bool) {
+// key returns the key of kid, with refetch reading the key set again when
+// it is not there and the last read is at least RefetchInterval ago (Run
+// reads it every Refresh).
+func (v *JWTVerifier) key(kid string, refetch bool) (jose.JSONWebKey, bool) {
 	v.mu.Lock()
 	ks := v.keys.Key(kid)
-	if len(ks) == 0 && v.now().Sub(v.fetched) >= v.cfg.RefetchInterval {
+	if len(ks) == 0 && refetch && v.now().Sub(v.fetched) >= v.cfg.RefetchInterval {
 		v.mu.Unlock()
 		_ = v.refresh(context.Background(), false) // told to OnError; the old keys stay
 		v.mu.Lock()
@@ -262,14 +262,28 @@ func (v *JWTVerifier) key(kid string) (jose.JSONWebKey, bool) {
 
 // Verify checks tok and returns its principal and expiry.
 func (v *JWTVerifier) Verify(tok string) (Principal, time.Time, error) {
-	p, exp, err := v.verify(tok)
+	p, exp, err := v.verify(tok, true)
 	if err != nil {
 		return Principal{}, time.Time{}, fmt.Errorf("%w: %w", ErrJWT, err)
 	}
 	return p, exp, nil
 }
 
-func (v *JWTVerifier) verify(tok string) (Principal, time.Time, error) {
+// Reverify checks again a token Verify accepted, against the key set as
+// last read and without reading it (a stream's credential, checked as it
+// goes): a key removed from the key set since (rotated out, after a
+// compromise say) no longer verifies its tokens.
+func (v *JWTVerifier) Reverify(tok string) error {
+	if _, _, err := v.verify(tok, false); err != nil {
+		return fmt.Errorf("%w: %w", ErrJWT, err)
+	}
+	return nil
+}
+
+// verify checks tok; with reading, a kid not in the key set makes it read
+// again (at most every RefetchInterval), else a kid not in it is one
+// rotated out of it since tok was first verified.
+func (v *JWTVerifier) verify(tok string, reading bool) (Principal, time.Time, error) {
 	t, err := jwt.ParseSigned(tok, JWTAlgorithms)
 	if err != nil {
 		return Principal{}, time.Time{}, fmt.Errorf("not a signed JWT with alg RS256, ES256 or EdDSA: %w", err)
@@ -281,7 +295,10 @@ func (v *JWTVerifier) verify(tok string) (Principal, time.Time, error) {
 	if h.KeyID == "" {
 		return Principal{}, time.Time{}, errors.New("the JWT header has no kid")
 	}
-	k, ok := v.key(h.KeyID)
+	k, ok := v.key(h.KeyID, reading)
+	if !ok && !reading {
+		return Principal{}, time.Time{}, fmt.Errorf("its key %q is no longer in the key set (security.auth.jwt: removed from the JWKS, read again every refresh)", h.KeyID)
+	}
 	if !ok {
 		return Principal{}, time.Time{}, fmt.Errorf("kid %q is not in the key set (security.auth.jwt): was the token signed by the configured issuer?", h.KeyID)
 	}

@@ -376,3 +376,52 @@ func TestReportsInOrder(t *testing.T) {
 		t.Fatalf("told %v: the last outcome told is the earlier read's failure, after the later read succeeded", told)
 	}
 }
+
+// TestReverify: a stream's JWT checked again verifies against the key set
+// as last read, never reading it (a stream per reload_interval must not
+// make wail hammer the identity provider): a key rotated out of the set,
+// or replaced under the same kid, no longer verifies the token.
+func TestReverify(t *testing.T) {
+	rs, es, _ := newKeys(t)
+	set := &jwks{}
+	set.set(rs.public(), es.public())
+	srv := httptest.NewServer(set)
+	defer srv.Close()
+	v, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := sign(t, es, map[string]any{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()})
+	if _, _, err := v.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		keys []jose.JSONWebKey
+		want string // "": verifies
+	}{
+		{"key kept", []jose.JSONWebKey{rs.public(), es.public()}, ""},
+		{"key rotated out", []jose.JSONWebKey{rs.public()}, `its key "ec1" is no longer in the key set`},
+		{"another key under its kid", []jose.JSONWebKey{rs.public(), signingKey{"ec1", jose.ES256, other}.public()}, "does not verify"},
+	} {
+		set.set(tc.keys...)
+		if err := v.refresh(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		reads := v.Fetches()
+		err := v.Reverify(tok)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (!errors.Is(err, ErrJWT) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+		if v.Fetches() != reads {
+			t.Errorf("%s: Reverify read the key set", tc.name)
+		}
+	}
+}
