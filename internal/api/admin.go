@@ -175,14 +175,16 @@ func (a *AdminService) AlterTable(ctx context.Context, req *connect.Request[wail
 
 // DropTable runs to its end even when the client stops waiting (a drop
 // waits one catalog refresh, or two plus the table's visibility window
-// when not forced), so that it never stops half way for that reason.
+// when not forced, or longer after an alter shortened the window:
+// catalog.Table.DrainWait), so that it never stops half way for that
+// reason.
 func (a *AdminService) DropTable(ctx context.Context, req *connect.Request[wailv1.DropTableRequest]) (*connect.Response[wailv1.DropTableResponse], error) {
 	m := req.Msg
-	var window time.Duration
+	drain := a.cfg.CatalogRefresh
 	if t, ok := a.listed(m.Name); ok {
-		window = t.VisibilityWindow
+		drain = t.DrainWait(time.Now(), a.cfg.CatalogRefresh)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*a.cfg.CatalogRefresh+window+adminTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.CatalogRefresh+drain+adminTimeout)
 	defer cancel()
 	if err := a.tables.Drop(ctx, m.Name, m.Force, a.op.DropHooks()); err != nil {
 		return nil, connect.NewError(catalogCode(err), err)

@@ -134,6 +134,51 @@ type Table struct {
 	// SkipValidation: writes are not checked against the schemas.
 	// Alterable.
 	SkipValidation bool
+	// WideWindow, until WideUntil, is a longer window an alter shortened:
+	// writes admitted under it (by processes that had not seen the alter
+	// yet, up to a Refresh after it) may land until then. Set by Alter;
+	// zero: none.
+	WideWindow time.Duration
+	WideUntil  time.Time
+}
+
+// WindowAt is the longest visibility window a write in flight at now may
+// have been admitted under: VisibilityWindow, or WideWindow until
+// WideUntil.
+func (t Table) WindowAt(now time.Time) time.Duration {
+	if now.Before(t.WideUntil) {
+		return max(t.VisibilityWindow, t.WideWindow)
+	}
+	return t.VisibilityWindow
+}
+
+// DrainWait is how long a drop at now waits, once every process stopped
+// taking writes (a refresh after it marked the table dropping), for the
+// writes in flight to land: refresh plus the window, or until WideUntil
+// when that is later (writes admitted under a window an alter shortened).
+func (t Table) DrainWait(now time.Time, refresh time.Duration) time.Duration {
+	return max(refresh+t.VisibilityWindow, t.WideUntil.Sub(now))
+}
+
+// windowAltered returns t, whose window an alter of old changed at now,
+// with the window writes may still be in flight under: when t's is shorter
+// than old's (or than one an earlier alter shortened, while it applies),
+// the longer one applies until no write admitted under it can land any
+// more, a refresh (processes that have not seen the alter admit writes
+// under it until then) plus that window from now.
+func (t Table) windowAltered(old Table, now time.Time, refresh time.Duration) Table {
+	wide := old.WindowAt(now)
+	t.WideWindow, t.WideUntil = 0, time.Time{}
+	if t.VisibilityWindow >= wide {
+		return t
+	}
+	until := now.Add(refresh + old.VisibilityWindow)
+	if now.Before(old.WideUntil) && old.WideUntil.After(until) {
+		until = old.WideUntil
+	}
+	// Saved to the microsecond: rounded up.
+	t.WideWindow, t.WideUntil = wide, until.Add(time.Microsecond-1).Truncate(time.Microsecond)
+	return t
 }
 
 // Typed reports whether keys or values have a message type.
@@ -159,7 +204,17 @@ func (t Table) Proto() *wailv1.Table {
 		KeyMessage:         t.KeyMessage,
 		ValueMessage:       t.ValueMessage,
 		SkipValidation:     t.SkipValidation,
+		WideWindowMs:       t.WideWindow.Milliseconds(),
+		WideUntilUs:        unixMicro(t.WideUntil),
 	}
+}
+
+// unixMicro is t in microseconds since the epoch, 0 for the zero time.
+func unixMicro(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
 }
 
 // FromProto converts the API form. A definition saved before states
@@ -178,6 +233,10 @@ func FromProto(p *wailv1.Table) Table {
 		KeyMessage:       p.KeyMessage,
 		ValueMessage:     p.ValueMessage,
 		SkipValidation:   p.SkipValidation,
+		WideWindow:       time.Duration(p.WideWindowMs) * time.Millisecond,
+	}
+	if p.WideUntilUs != 0 {
+		t.WideUntil = time.UnixMicro(p.WideUntilUs)
 	}
 	if t.State == 0 {
 		t.State = Ready

@@ -371,6 +371,9 @@ func (c *Catalog) alter(ctx context.Context, name string, a Alter) (Table, bool,
 	if t == e.t {
 		return t, false, nil
 	}
+	if t.VisibilityWindow != e.t.VisibilityWindow {
+		t = t.windowAltered(e.t, time.Now(), c.opts.Refresh)
+	}
 	if _, err := c.swap(ctx, e.spec, t, served, false); err != nil {
 		return Table{}, false, c.wrap("alter", name, err)
 	}
@@ -391,9 +394,11 @@ type DropHooks struct {
 // and its entry. Unless forced it refuses (ErrBusy) while intents of the
 // table are unresolved, and it first stops the table's writes everywhere,
 // waits until no write can still be in flight (one catalog refresh plus the
-// table's visibility window, which bounds a write), and refuses, putting the
-// table back, when intents arrived meanwhile. Then no process resolves the
-// table any more (after another refresh) and it is removed. A drop that
+// table's visibility window, which bounds a write; after an alter that
+// shortened the window, at least until the writes admitted under the old
+// one ended: WideUntil), and refuses, putting the table back, when intents
+// arrived meanwhile. Then no process resolves the table any more (after
+// another refresh) and it is removed. A drop that
 // stopped half way (a crash) is finished by running it again; the table
 // takes no writes meanwhile.
 func (c *Catalog) Drop(ctx context.Context, name string, force bool, h DropHooks) error {
@@ -463,8 +468,9 @@ func (c *Catalog) quiesce(ctx context.Context, e entry, h DropHooks) (entry, err
 		}
 	}
 	// Writes admitted before every process saw "dropping" log their intent
-	// and write the store within the visibility window.
-	if err := sleep(ctx, c.opts.Refresh+e.t.VisibilityWindow); err != nil {
+	// and write the store within the visibility window; those admitted
+	// under a longer window an alter shortened, until its WideUntil.
+	if err := sleep(ctx, e.t.DrainWait(time.Now(), c.opts.Refresh)); err != nil {
 		return entry{}, c.wrap("drop", name, err)
 	}
 	ends2, committed2, err := h.Progress(ctx, e.t)

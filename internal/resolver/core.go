@@ -20,6 +20,12 @@ type Params struct {
 	// an append that took long (a log outage) makes an old intent visible
 	// only just before the proxy writes the store.
 	Window time.Duration
+	// Wide, until WideUntil, is a longer window an alter shortened
+	// (catalog.Table.WideWindow): writes admitted under it may land until
+	// then, so the intents ingested before WideUntil keep it, as after
+	// SetWindow.
+	Wide      time.Duration
+	WideUntil time.Time
 	// Levels is the number of read levels of the store (>= 1).
 	Levels int
 	// BackoffMin and BackoffMax bound the wait between rounds of reads of a
@@ -283,6 +289,9 @@ func NewCore(p Params, start int64, lastPublished map[string]uint64) *Core {
 		out:       Ready{Commit: -1},
 		readOK:    make([]uint64, p.Levels),
 		rng:       rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15)),
+	}
+	if p.Wide > p.Window {
+		c.wide, c.wideUntil = p.Wide, p.WideUntil
 	}
 	for k, v := range lastPublished {
 		c.lastPub[k] = v

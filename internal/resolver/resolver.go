@@ -299,7 +299,8 @@ func localLanding(cfg Config, levels int) bool {
 func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
 	topic := intent.Topic(t.Name)
 	params := Params{
-		Table: t.Name, Partition: p, Window: t.VisibilityWindow, Levels: len(r.store.Levels()),
+		Table: t.Name, Partition: p, Window: t.VisibilityWindow, Wide: t.WideWindow, WideUntil: t.WideUntil,
+		Levels:     len(r.store.Levels()),
 		BackoffMin: r.cfg.BackoffMin, BackoffMax: r.cfg.BackoffMax, Horizon: r.cfg.Horizon,
 		FirstReadDelay: r.cfg.FirstReadDelay, LocalProxy: r.cfg.LocalProxy,
 		LocalLanding: localLanding(r.cfg, len(r.store.Levels())),

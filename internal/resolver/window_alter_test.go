@@ -10,59 +10,84 @@ import (
 // was not refreshed yet, or before the alter): its store write may land up
 // to 3/4 of the old window after it began, and must get its event. An
 // intent ingested once no such write can be in flight any more gets the
-// new window.
+// new window. So for a core that saw the alter (SetWindow) and for one
+// started after it (a restart, a partition moved to another resolver),
+// which knows the old window from the catalog (Params.Wide, WideUntil):
+// such a core applied the new window at once.
 func TestCoreWindowShrink(t *testing.T) {
 	t.Parallel()
 	const (
 		old, shorter = 10 * time.Second, 100 * time.Millisecond
 		refresh      = 2 * time.Second // catalog_refresh: other processes admit under the old window until then
 	)
-	c := NewCore(Params{Table: "t", Window: old, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}, 0, nil)
-	c.SetWindow(t0, shorter, refresh)
-	// drive reads key every 10ms from start, finding it absent, until
-	// found (then it answers with its row); it returns what became of it.
-	drive := func(off int64, key string, start time.Time, found time.Duration) (unmaterialized bool, at time.Duration) {
-		v := ver(int(start.Sub(t0).Milliseconds()), 0)
-		c.Ingest(start, []Entry{put(off, key, v)})
-		for d := time.Duration(0); d <= 20*time.Second; d += 10 * time.Millisecond {
-			now := start.Add(d)
-			c.Tick(now)
-			r := c.Ready()
-			if len(r.Unmaterialized) > 0 {
-				return true, d
-			}
-			if len(r.Events) > 0 {
-				c.Published(now, r.Events)
-				return false, d
-			}
-			for _, rq := range r.Reads {
-				res := ReadResult{Key: rq.Key, Seq: rq.Seq, Level: rq.Level}
-				if d >= found {
-					res.Found, res.Row = true, *row(v, "x")
+	params := Params{Table: "t", Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 10 * time.Millisecond}
+	for _, tc := range []struct {
+		name string
+		core func() *Core
+	}{
+		{"altered while it runs", func() *Core {
+			p := params
+			p.Window = old
+			c := NewCore(p, 0, nil)
+			c.SetWindow(t0, shorter, refresh)
+			return c
+		}},
+		{"started after the alter", func() *Core {
+			p := params
+			// As catalog.Table.windowAltered saves them.
+			p.Window, p.Wide, p.WideUntil = shorter, old, t0.Add(refresh+old)
+			return NewCore(p, 0, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := tc.core()
+			// drive reads key every 10ms from start, finding it absent, until
+			// found (then it answers with its row); it returns what became of it.
+			drive := func(off int64, key string, start time.Time, found time.Duration) (unmaterialized bool, at time.Duration) {
+				v := ver(int(start.Sub(t0).Milliseconds()), 0)
+				c.Ingest(start, []Entry{put(off, key, v)})
+				for d := time.Duration(0); d <= 20*time.Second; d += 10 * time.Millisecond {
+					now := start.Add(d)
+					c.Tick(now)
+					r := c.Ready()
+					if len(r.Unmaterialized) > 0 {
+						return true, d
+					}
+					if len(r.Events) > 0 {
+						c.Published(now, r.Events)
+						return false, d
+					}
+					for _, rq := range r.Reads {
+						res := ReadResult{Key: rq.Key, Seq: rq.Seq, Level: rq.Level}
+						if d >= found {
+							res.Found, res.Row = true, *row(v, "x")
+						}
+						c.ReadDone(now, res)
+					}
+					if r := c.Ready(); len(r.Unmaterialized) > 0 {
+						return true, d
+					} else if len(r.Events) > 0 {
+						c.Published(now, r.Events)
+						return false, d
+					}
 				}
-				c.ReadDone(now, res)
+				t.Fatalf("%s: neither an event nor unmaterialized", key)
+				return false, 0
 			}
-			if r := c.Ready(); len(r.Unmaterialized) > 0 {
-				return true, d
-			} else if len(r.Events) > 0 {
-				c.Published(now, r.Events)
-				return false, d
+			// A write admitted under the old window at the alter (another
+			// process had not refreshed yet): its store write lands 5s
+			// later, within 3/4 of the old window.
+			if unmat, at := drive(0, "a", t0.Add(time.Millisecond), 5*time.Second); unmat {
+				t.Fatalf("the intent of a write admitted under the old window expired after %s, before its store write (5s)", at)
 			}
-		}
-		t.Fatalf("%s: neither an event nor unmaterialized", key)
-		return false, 0
-	}
-	// A write admitted under the old window at the alter (another process
-	// had not refreshed yet): its store write lands 5s later, within 3/4
-	// of the old window.
-	if unmat, at := drive(0, "a", t0.Add(time.Millisecond), 5*time.Second); unmat {
-		t.Fatalf("the intent of a write admitted under the old window expired after %s, before its store write (5s)", at)
-	}
-	// Long after every write admitted under the old window ended, the new
-	// window applies.
-	late := t0.Add(refresh + old + time.Second)
-	if unmat, at := drive(1, "b", late, time.Hour); !unmat || at > time.Second {
-		t.Fatalf("an intent ingested long after the alter: unmaterialized %v after %s, want after the new window %s", unmat, at, shorter)
+			// Long after every write admitted under the old window ended,
+			// the new window applies.
+			late := t0.Add(refresh + old + time.Second)
+			if unmat, at := drive(1, "b", late, time.Hour); !unmat || at > time.Second {
+				t.Fatalf("an intent ingested long after the alter: unmaterialized %v after %s, want after the new window %s", unmat, at, shorter)
+			}
+		})
 	}
 }
 

@@ -1467,8 +1467,15 @@ type Table struct {
 	// key_subject and value_subject are the registry subjects of a typed
 	// table's schemas, in answers (not saved: they follow from the event
 	// topic's name).
-	KeySubject    string `protobuf:"bytes,12,opt,name=key_subject,json=keySubject,proto3" json:"key_subject,omitempty"`
-	ValueSubject  string `protobuf:"bytes,13,opt,name=value_subject,json=valueSubject,proto3" json:"value_subject,omitempty"`
+	KeySubject   string `protobuf:"bytes,12,opt,name=key_subject,json=keySubject,proto3" json:"key_subject,omitempty"`
+	ValueSubject string `protobuf:"bytes,13,opt,name=value_subject,json=valueSubject,proto3" json:"value_subject,omitempty"`
+	// wide_window_ms and wide_until_us: an alter shortened the visibility
+	// window, and writes admitted under the longer one (wide_window_ms), by
+	// processes that had not seen the alter yet, may still land until
+	// wide_until_us; until then a drop waits for them and a resolver keeps the
+	// longer window. Zero: no such writes.
+	WideWindowMs  int64 `protobuf:"varint,14,opt,name=wide_window_ms,json=wideWindowMs,proto3" json:"wide_window_ms,omitempty"`
+	WideUntilUs   int64 `protobuf:"varint,15,opt,name=wide_until_us,json=wideUntilUs,proto3" json:"wide_until_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1592,6 +1599,20 @@ func (x *Table) GetValueSubject() string {
 		return x.ValueSubject
 	}
 	return ""
+}
+
+func (x *Table) GetWideWindowMs() int64 {
+	if x != nil {
+		return x.WideWindowMs
+	}
+	return 0
+}
+
+func (x *Table) GetWideUntilUs() int64 {
+	if x != nil {
+		return x.WideUntilUs
+	}
+	return 0
 }
 
 // TypeSchema is the schema of a typed table's keys or values: a Protobuf
@@ -5988,7 +6009,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
 	"\adeleted\x18\x04 \x01(\bR\adeleted\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xf8\x03\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xc2\x04\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -6007,7 +6028,9 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0fskip_validation\x18\v \x01(\bR\x0eskipValidation\x12\x1f\n" +
 	"\vkey_subject\x18\f \x01(\tR\n" +
 	"keySubject\x12#\n" +
-	"\rvalue_subject\x18\r \x01(\tR\fvalueSubject\"x\n" +
+	"\rvalue_subject\x18\r \x01(\tR\fvalueSubject\x12$\n" +
+	"\x0ewide_window_ms\x18\x0e \x01(\x03R\fwideWindowMs\x12\"\n" +
+	"\rwide_until_us\x18\x0f \x01(\x03R\vwideUntilUs\"x\n" +
 	"\n" +
 	"TypeSchema\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\tR\x06schema\x128\n" +

@@ -1,0 +1,119 @@
+package catalog
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestDropAfterShortenedWindow: a drop soon after an alter shortened the
+// visibility window waits for the writes admitted under the old window
+// (by a process whose catalog still had it, up to a refresh after the
+// alter) until they can no longer land, not only the new window: its
+// second look at the log must come after the alter plus a refresh plus
+// the old window. It did after the new one only, and removed the topics
+// and rows under writes still in flight. Whichever process drops (the
+// one that altered, another that refreshed since, one that opened the
+// catalog after the alter), and a window lengthened again ends the wait
+// for the old one. Once the old window no longer applies, the drop waits
+// the new one only.
+func TestDropAfterShortenedWindow(t *testing.T) {
+	t.Parallel()
+	const (
+		refresh = 50 * time.Millisecond
+		long    = 600 * time.Millisecond
+		short   = 10 * time.Millisecond
+	)
+	withRefresh := func(o *Options) { o.Refresh = refresh }
+	for _, tc := range []struct {
+		name    string
+		windows []time.Duration // the alters, in order
+		dropper string          // "altering", "other" (refreshed), "new" (opened after the alter)
+		wait    time.Duration   // the least time from the first alter to the drop's second look
+	}{
+		{"dropped where altered", []time.Duration{short}, "altering", refresh + long},
+		{"dropped by another process", []time.Duration{short}, "other", refresh + long},
+		{"dropped by a process opened after the alter", []time.Duration{short}, "new", refresh + long},
+		{"shortened twice", []time.Duration{long / 2, short}, "altering", refresh + long},
+		{"lengthened again", []time.Duration{short, 2 * long}, "altering", refresh + 2*long},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st := openStore(t)
+			a := openCatalog(t, st, newTopics(), withRefresh)
+			other := openCatalog(t, st, newTopics(), withRefresh)
+			if _, _, err := a.Create(ctx, Table{Name: "t", Partitions: 1, VisibilityWindow: long}); err != nil {
+				t.Fatal(err)
+			}
+			if err := other.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			altered := time.Now()
+			for _, w := range tc.windows {
+				if _, _, err := a.Alter(ctx, "t", Alter{VisibilityWindow: ptr(w)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dropper := a
+			switch tc.dropper {
+			case "other":
+				if err := other.Refresh(ctx); err != nil {
+					t.Fatal(err)
+				}
+				dropper = other
+			case "new":
+				dropper = openCatalog(t, st, newTopics(), withRefresh)
+			}
+			var mu sync.Mutex
+			var looks []time.Time
+			h := DropHooks{
+				Progress: func(context.Context, Table) ([]int64, []int64, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					looks = append(looks, time.Now())
+					return []int64{3}, []int64{3}, nil
+				},
+				Stopped: func(context.Context, string) error { return nil },
+			}
+			if err := dropper.Drop(ctx, "t", false, h); err != nil {
+				t.Fatal(err)
+			}
+			if len(looks) != 2 {
+				t.Fatalf("the drop looked at the log %d times, want 2", len(looks))
+			}
+			if got := looks[1].Sub(altered); got < tc.wait {
+				t.Errorf("the drop looked again %s after the alter, before writes under the old window (%s) ended: want %s at least",
+					got.Round(time.Millisecond), long, tc.wait)
+			}
+		})
+	}
+
+	// Long after the alter the old window no longer applies: the drop
+	// waits a refresh and the new window.
+	t.Run("old window over", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		st := openStore(t)
+		c := openCatalog(t, st, newTopics(), withRefresh)
+		if _, _, err := c.Create(ctx, Table{Name: "t", Partitions: 1, VisibilityWindow: 100 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Alter(ctx, "t", Alter{VisibilityWindow: ptr(short)}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(refresh + 100*time.Millisecond)
+		began := time.Now()
+		if err := c.Drop(ctx, "t", false, DropHooks{
+			Progress: func(context.Context, Table) ([]int64, []int64, error) { return []int64{3}, []int64{3}, nil },
+			Stopped:  func(context.Context, string) error { return nil },
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// quiesce (refresh + short) and the wait before removing (refresh).
+		if took := time.Since(began); took >= 2*refresh+100*time.Millisecond {
+			t.Errorf("the drop took %s: it waited for a window that no longer applies", took)
+		}
+	})
+}
