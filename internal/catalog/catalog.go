@@ -559,6 +559,19 @@ func (c *Catalog) lookup(name string) (entry, bool) {
 	return e, ok
 }
 
+// Load returns the definition of name as the store holds it now, in any
+// state (found false: there is none). Get, Resolving and List answer from
+// this process's copy, which another process's create, alter or drop
+// leaves stale for up to a Refresh: what must not be decided wrongly from
+// a stale copy is decided from Load.
+func (c *Catalog) Load(ctx context.Context, name string) (_ Table, found bool, err error) {
+	e, found, err := c.load(ctx, name)
+	if err != nil {
+		return Table{}, false, fmt.Errorf("catalog: reading %s: %w", name, err)
+	}
+	return e.t, found, nil
+}
+
 // Get returns a table that takes writes: ready, with its topics in place.
 func (c *Catalog) Get(name string) (Table, bool) {
 	e, ok := c.lookup(name)

@@ -274,9 +274,19 @@ func (v *typedValues) Validate(ctx context.Context, t catalog.Table, m *proxy.Mu
 // createTypes registers the schemas of a table being created and returns
 // its key and value message types. A table that exists already registers
 // nothing (the catalog then compares the message types: evolve a
-// table's schemas with an alter).
+// table's schemas with an alter). Whether it exists is read from the
+// store: this process's copy of the catalog may still list a table another
+// process dropped (its schemas were then not registered, and the subject
+// kept the dropped table's), or not list one another process created (its
+// subject then got a version from a create answered "exists").
 func (s *Server) createTypes(ctx context.Context, table string, key, value *wailv1.TypeSchema) (keyMsg, valueMsg string, err error) {
-	_, exists := s.table(table)
+	if key == nil && value == nil {
+		return "", "", nil
+	}
+	_, exists, err := s.tableNow(ctx, table)
+	if err != nil {
+		return "", "", err
+	}
 	for _, p := range []struct {
 		part string
 		ts   *wailv1.TypeSchema
@@ -295,6 +305,16 @@ func (s *Server) createTypes(ctx context.Context, table string, key, value *wail
 		}
 	}
 	return keyMsg, valueMsg, nil
+}
+
+// tableNow is the definition of table as the store holds it now (not as
+// this process's catalog last read it); its error is a *connect.Error.
+func (s *Server) tableNow(ctx context.Context, table string) (catalog.Table, bool, error) {
+	t, ok, err := s.catalog.Load(ctx, table)
+	if err != nil {
+		return catalog.Table{}, false, connect.NewError(connect.CodeUnavailable, err)
+	}
+	return t, ok, nil
 }
 
 // messageOf is the full name of a TypeSchema's message, with nothing
@@ -317,8 +337,11 @@ func (s *Server) evolveTypes(ctx context.Context, table string, key, value *wail
 	if key == nil && value == nil {
 		return false, nil
 	}
-	t, ok := s.table(table)
-	if !ok {
+	t, ok, err := s.tableNow(ctx, table)
+	switch {
+	case err != nil:
+		return false, err
+	case !ok:
 		return false, connect.NewError(connect.CodeNotFound, fmt.Errorf("%w: %s", catalog.ErrNotFound, table))
 	}
 	for _, p := range []struct {
@@ -368,7 +391,11 @@ func (s *Server) configTypes(ctx context.Context, ct config.Table, def catalog.T
 	if key == nil && value == nil {
 		return def, nil
 	}
-	if _, exists := s.table(ct.Name); exists {
+	_, exists, err := s.tableNow(ctx, ct.Name)
+	if err != nil {
+		return def, err
+	}
+	if exists {
 		if _, err := s.evolveTypes(ctx, ct.Name, key, value); err != nil {
 			return def, err
 		}
