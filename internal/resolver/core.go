@@ -506,12 +506,12 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		return
 	}
 	ks.readAnswered(now, r.Err)
-	if r.Landed && (r.Err != nil || !r.Found || hasAbort(ks.pending) || !coversAll(ks.pending, r.Row.Version)) {
+	if r.Landed && (r.Err != nil || !r.Found || r.Row.Version <= c.lastPub[ks.name] && !coversEvery(ks.pending, r.Row.Version)) {
 		// A row handed over by a store write may predate the read: good
 		// to publish (a durable version, not older than what the read had
-		// to find), not to settle an ABORT (a read asked after it must),
-		// nor to leave intents that arrived meanwhile uncovered (their
-		// deadlines are judged by when a read was asked). The store
+		// to find), which covers the intents and ABORTs at or below it,
+		// but not to settle or expire anything it does not cover. A row
+		// that publishes nothing and leaves intents or ABORTs: the store
 		// decides, at the same level.
 		c.read(now, ks, ks.level)
 		return
@@ -531,24 +531,36 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 	if r.Found {
 		v = r.Row.Version
 	}
-	if !top && (!coversAll(ks.pending, v) || hasAbort(ks.pending)) {
+	if !top && !r.Landed && (!coversAll(ks.pending, v) || hasAbort(ks.pending)) {
 		// Escalate before publishing or settling anything. An ABORT needs
 		// the strongest level: its write may have landed on the primary
 		// only (reported failed, committed anyway), and a replica that
-		// shows an older version cannot tell.
+		// shows an older version cannot tell. (A handed-over row is the
+		// primary's own: no level shows more of it.)
 		c.read(now, ks, ks.level+1)
 		return
 	}
 	c.recovered(ks)
 	covered, rest := split(ks.pending, v)
 	ks.pending = rest
+	if r.Landed && hasAbort(rest) {
+		// An ABORT it does not cover is settled only by a store read
+		// asked from now on (finish): the row's snapshot may predate
+		// the aborted write, which may have landed all the same.
+		ks.settleFrom = c.seq + 1
+	}
 	if len(covered) > 0 && v > c.lastPub[string(r.Key)] {
 		if allLate(covered) {
 			c.letterLate(now, ks, covered)
 			return
 		}
 		c.publish(now, ks, covered, r.Row)
-		if ks.needsCoverage() {
+		// A handed-over row that leaves intents (logged while the read
+		// was held: a key written faster than its writes land, for which
+		// a row covering them all may not come while the writes go on)
+		// expires nothing, its snapshot may predate their writes: the
+		// key reads again as soon as the event is out.
+		if ks.needsCoverage() && !r.Landed {
 			ks.retryAt = c.expireOrRetry(now, ks, v)
 		}
 		return
@@ -773,6 +785,17 @@ func (c *Core) LastPublished(key []byte) uint64 { return c.lastPub[string(key)] 
 func coversAll(ps []pending, v uint64) bool {
 	for _, p := range ps {
 		if p.needs && p.version > v {
+			return false
+		}
+	}
+	return true
+}
+
+// coversEvery reports whether version v covers every pending intent and
+// ABORT, needed or not.
+func coversEvery(ps []pending, v uint64) bool {
+	for _, p := range ps {
+		if p.version > v {
 			return false
 		}
 	}

@@ -174,16 +174,18 @@ func landedRes(key string, r *store.Row) *ReadResult {
 }
 
 // TestCoreLandedRows: a row handed over by a store write of this process
-// publishes when it covers every intent of the key the read had to
-// cover; a key with an ABORT, or with intents it does not cover (more
-// arrived while the read was held), or an answer that is no row, reads
-// the store at the same level instead: the handed-over snapshot may
-// predate the read.
+// publishes the intents and ABORTs it covers (every intent the read had
+// to cover, and those that arrived while it was held that it covers), at
+// the level asked; an answer that is no row, or a row that publishes
+// nothing while intents it does not cover wait, reads the store at the
+// same level instead, and an ABORT it does not cover waits for a store
+// read: the handed-over snapshot may predate the read.
 func TestCoreLandedRows(t *testing.T) {
 	t.Parallel()
 	v1, v2, v3 := ver(0, 0), ver(1, 0), ver(2, 0)
 	p := Params{Window: time.Second, Levels: 2, BackoffMin: time.Millisecond, BackoffMax: time.Millisecond}
 	abort := func(off int64, k string, v uint64) Entry { return ent(off, k, intent.Abort, v) }
+	floor := func(e Entry, f uint64) Entry { e.Intent.PublishedFloor = f; return e }
 	tests := []struct {
 		name  string
 		steps []step
@@ -198,18 +200,30 @@ func TestCoreLandedRows(t *testing.T) {
 			{read: landedRes("a", row(v3, "x")), events: []string{ev("a", v3, 1)}},
 			{published: true, commit: 1},
 		}},
-		{"an intent that arrived while held is not covered: the store decides", []step{
+		{"an intent that arrived while held is not covered: published what it covers, then the store decides", []step{
 			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
 			{ingest: []Entry{put(1, "a", v3)}},
+			{read: landedRes("a", row(v2, "x")), events: []string{ev("a", v2, 1)}}, // at the level asked: the row is the primary's
+			{published: true, commit: 1, reads: []string{"a@0"}},
+			{read: res("a", row(v3, "y")), events: []string{ev("a", v3, 1)}},
+			{published: true, commit: 2},
+		}},
+		{"an intent it does not cover, and its version already out: the store decides", []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{ingest: []Entry{floor(put(1, "a", v3), v2)}}, // reconcile: the bus has v2
 			{read: landedRes("a", row(v2, "x")), reads: []string{"a@0"}},
 			{read: res("a", row(v3, "y")), events: []string{ev("a", v3, 2)}},
 			{published: true, commit: 2},
 		}},
-		{"an ABORT pending: a read asked after it must settle it, so the store decides", []step{
+		{"an ABORT it does not cover: published what it covers, a store read asked after it settles the ABORT", []step{
 			{ingest: []Entry{put(0, "a", v1), abort(1, "a", v2)}, reads: []string{"a@0"}},
-			{read: landedRes("a", row(v1, "x")), reads: []string{"a@0"}},
-			{read: res("a", row(v1, "x")), reads: []string{"a@1"}}, // an ABORT needs the strongest level
-			{read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+			{read: landedRes("a", row(v1, "x")), events: []string{ev("a", v1, 1)}},
+			{published: true, commit: 1, reads: []string{"a@1"}}, // an ABORT needs the strongest level
+			{read: res("a", row(v1, "x")), commit: 2},
+		}},
+		{"an ABORT it covers: published with it", []step{
+			{ingest: []Entry{put(0, "a", v1), abort(1, "a", v2)}, reads: []string{"a@0"}},
+			{read: landedRes("a", row(v3, "x")), events: []string{ev("a", v3, 1)}},
 			{published: true, commit: 2},
 		}},
 		{"no row: the store decides", []step{
