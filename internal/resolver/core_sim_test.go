@@ -19,7 +19,9 @@ import (
 // late, and, with faults on, keys whose reads always fail, events too large
 // for the bus, store and bus outages, and a dead-letter queue whose writes
 // fail at times. It checks the resolver's invariants (with the dead-letter
-// exemption) after every step.
+// exemption) after every step. With simConfig.landing the proxy runs in
+// the resolver's process: reads are held on its store writes and answered
+// with the rows they stored (core_sim_landing_test.go).
 type sim struct {
 	t    *testing.T
 	rng  *rand.Rand
@@ -49,6 +51,7 @@ type sim struct {
 
 	// faults
 	big       map[uint64]bool // versions whose event the bus never takes
+	tooLarge  map[string]bool // keys an event of which the bus refused as too large
 	storeDown time.Time       // every read fails until then
 	// replicaDown: until then a replica of keys a and b is down, and their
 	// reads at the primary level fail as unavailable (a Cassandra read at
@@ -57,6 +60,11 @@ type sim struct {
 	busDown     time.Time      // every append fails until then
 	dlq         []Letter       // durable dead letters
 	lettered    map[int64]bool // offsets they settled
+
+	// the proxy's store writes in flight, and the reads the loop holds on
+	// them (core_sim_landing_test.go)
+	inflight []*simWrite
+	held     []heldRead
 }
 
 // simConfig biases a simulation.
@@ -65,6 +73,14 @@ type simConfig struct {
 	ambiguous int           // one write in this many lands although reported failed (0: 20)
 	lag       time.Duration // replica lag (0: 15 ms)
 	delay     time.Duration // first read delay (0: seed%3 ms)
+	// landing: the proxy runs in the resolver's process; the loop holds
+	// reads on its store writes in flight and takes the rows they stored
+	// (Landed) unless readBack.
+	landing, readBack bool
+	batches           bool          // a proxy write may hold several mutations, a key twice
+	hot               bool          // key a is written nearly every millisecond
+	took              time.Duration // a store write that lands soon takes this long (0: up to 20 ms)
+	live              time.Duration // a stored write has its event within this while writes go on (0: not checked)
 }
 
 type stored struct {
@@ -78,6 +94,7 @@ type apply struct {
 	key string
 	v   uint64
 	del bool
+	w   *simWrite // the proxy's write it is part of (nil: none tracked)
 }
 
 type pendingAbort struct {
@@ -117,13 +134,13 @@ func newSim(t *testing.T, seed int64, cfg simConfig) *sim {
 	}
 	p := Params{Table: "t", Window: 80 * time.Millisecond, Levels: 2,
 		BackoffMin: 2 * time.Millisecond, BackoffMax: 16 * time.Millisecond, Horizon: time.Minute,
-		FirstReadDelay: cfg.delay,
-		MaxAttempts:    8, MaxRetryTime: time.Second, RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond, Seed: uint64(seed)}
+		FirstReadDelay: cfg.delay, LocalLanding: cfg.landing, // every intent is the local proxy's (id 0)
+		MaxAttempts: 8, MaxRetryTime: time.Second, RetryMin: time.Millisecond, RetryMax: 20 * time.Millisecond, Seed: uint64(seed)}
 	return &sim{
 		t: t, rng: rand.New(rand.NewSource(seed)), core: NewCore(p, 0, nil), now: t0, params: p, cfg: cfg,
 		keys: []string{"a", "b", "c", "d", "e"}, history: map[string][]stored{},
 		events: map[string][]uint64{}, landed: map[string]uint64{}, unmat: map[uint64]bool{},
-		big: map[uint64]bool{}, lettered: map[int64]bool{}, byVer: map[string]int{},
+		big: map[uint64]bool{}, tooLarge: map[string]bool{}, lettered: map[int64]bool{}, byVer: map[string]int{},
 	}
 }
 
@@ -157,7 +174,7 @@ func (s *sim) run(steps int) {
 
 func (s *sim) quiet() bool {
 	return s.core.Unresolved() == 0 && len(s.reads) == 0 && len(s.unacked) == 0 && len(s.unwrote) == 0 &&
-		len(s.applies) == 0 && len(s.aborts) == 0
+		len(s.applies) == 0 && len(s.aborts) == 0 && len(s.held) == 0 && len(s.inflight) == 0
 }
 
 // logAborts appends the ABORTs that are due.
@@ -179,10 +196,11 @@ func (s *sim) logAborts() {
 
 func (s *sim) step(writing bool) {
 	s.now = s.now.Add(time.Millisecond)
-	if writing && s.rng.Intn(3) == 0 {
+	if writing && (s.cfg.hot || s.rng.Intn(3) == 0) {
 		s.newWrite()
 	}
 	s.applyDue()
+	s.endWrites()
 	s.logAborts()
 	for j := 0; j < 3; j++ {
 		var due []int
@@ -210,6 +228,9 @@ func (s *sim) step(writing bool) {
 		s.core.Tick(s.now)
 		s.drain()
 	}
+	if writing {
+		s.checkLive()
+	}
 }
 
 // publish appends the outstanding events as the loop does: what the bus
@@ -235,6 +256,7 @@ func (s *sim) publish() {
 			fails = append(fails, PublishFailure{Event: e, Err: errors.New("bus down"), Alone: len(evs) == 1})
 			continue
 		case s.big[e.Version]:
+			s.tooLarge[k] = true
 			fails = append(fails, PublishFailure{Event: e, Err: errors.New("record too large"), Permanent: true, Alone: true})
 			continue
 		case s.cfg.faults && s.rng.Intn(30) == 0:
@@ -283,47 +305,96 @@ func (s *sim) writeLetters() {
 }
 
 func (s *sim) newWrite() {
-	key := s.keys[s.rng.Intn(len(s.keys))]
-	if s.rng.Intn(2) == 0 { // a cold key: often its last write is its only one
-		key = fmt.Sprintf("cold-%d", s.rng.Intn(300))
+	n := 1
+	if s.cfg.batches && s.rng.Intn(3) == 0 {
+		n = 2 + s.rng.Intn(2) // a merged batch of the proxy
 	}
-	s.logical++
-	v := ver(int(s.now.Sub(t0)/time.Millisecond), s.logical%1000)
-	del := s.rng.Intn(6) == 0
-	op := intent.Upsert
-	if del {
-		op = intent.Delete
+	var muts []apply
+	var entries []Entry
+	for i := 0; i < n; i++ {
+		var key string
+		if i > 0 && s.rng.Intn(2) == 0 {
+			key = muts[i-1].key // a key twice in one batch (deleted, then put again)
+		} else {
+			key = s.pickKey()
+		}
+		s.logical++
+		v := ver(int(s.now.Sub(t0)/time.Millisecond), s.logical%1000)
+		del := s.rng.Intn(6) == 0
+		op := intent.Upsert
+		if del {
+			op = intent.Delete
+		}
+		if s.cfg.faults && !del && s.rng.Intn(100) == 0 {
+			s.big[v] = true // its event will never fit the bus
+		}
+		entries = append(entries, ent(s.nextOff, key, op, v))
+		s.nextOff++
+		muts = append(muts, apply{key: key, v: v, del: del})
 	}
-	if s.cfg.faults && !del && s.rng.Intn(100) == 0 {
-		s.big[v] = true // its event will never fit the bus
-	}
-	entries := []Entry{ent(s.nextOff, key, op, v)}
-	s.nextOff++
-	w := write{key: key, v: v, seen: s.now}
+	// Known in flight before its intents are logged (nil: no landing).
+	lw := s.begin(muts)
+	failed := false
+	var at time.Time // when the store applies the batch (zero: never)
 	switch r := s.rng.Intn(s.cfg.ambiguous); {
 	case r == 0: // the store write fails and the proxy logs an ABORT
-		w.failed = true
-		entries = append(entries, ent(s.nextOff, key, intent.Abort, v))
-		s.nextOff++
+		failed = true
+		for _, m := range muts {
+			entries = append(entries, ent(s.nextOff, m.key, intent.Abort, m.v))
+			s.nextOff++
+		}
+		s.end(lw, s.now, false)
 	case r == 2: // the store write lands but the proxy is told it failed:
 		// it logs an ABORT right after, while reads may be in flight
-		at := s.now.Add(time.Duration(s.rng.Intn(5)) * time.Millisecond)
-		s.applies = append(s.applies, apply{at: at, key: key, v: v, del: del})
-		s.aborts = append(s.aborts, pendingAbort{at: at.Add(time.Millisecond), key: key, v: v})
-		w.failed = true
-	case r == 1: // the store write lands after the visibility window
-		s.applies = append(s.applies, apply{at: s.now.Add(200 * time.Millisecond), key: key, v: v, del: del})
+		at = s.now.Add(time.Duration(s.rng.Intn(5)) * time.Millisecond)
+		for _, m := range muts {
+			s.aborts = append(s.aborts, pendingAbort{at: at.Add(time.Millisecond), key: m.key, v: m.v})
+		}
+		failed = true
+		s.end(lw, at, false)
+	case r == 1: // the store write lands after the visibility window (the
+		// proxy's write gave up at its bound: outcome unknown)
+		at = s.now.Add(200 * time.Millisecond)
+		s.end(lw, s.now.Add(s.params.Window*3/4), false)
 	case r == 3 || r == 4: // the store write lands just before the proxy's bound (3/4 of the window)
 		bound := s.params.Window * 3 / 4
-		s.applies = append(s.applies, apply{at: s.now.Add(bound - time.Duration(s.rng.Intn(5))*time.Millisecond), key: key, v: v, del: del})
+		at = s.now.Add(bound - time.Duration(s.rng.Intn(5))*time.Millisecond)
+		s.end(lw, at, true)
 	default: // the store write lands soon after the intent
-		s.applies = append(s.applies, apply{at: s.now.Add(time.Duration(s.rng.Intn(20)) * time.Millisecond), key: key, v: v, del: del})
+		at = s.now.Add(time.Duration(s.rng.Intn(20)) * time.Millisecond)
+		if s.cfg.took > 0 {
+			at = s.now.Add(s.cfg.took)
+		}
+		s.end(lw, at, true)
 	}
-	s.byVer[fmt.Sprintf("%s/%d", key, v)] = len(s.writes)
-	s.writes = append(s.writes, w)
+	for i, m := range muts {
+		winner := true // a store writes only the newest mutation of a key of a batch
+		for _, o := range muts[i+1:] {
+			winner = winner && o.key != m.key
+		}
+		if !at.IsZero() && winner {
+			m.at, m.w = at, lw
+			s.applies = append(s.applies, m)
+		}
+		s.byVer[fmt.Sprintf("%s/%d", m.key, m.v)] = len(s.writes)
+		s.writes = append(s.writes, write{key: m.key, v: m.v, seen: s.now, failed: failed})
+	}
 	s.log = append(s.log, entries...)
 	s.core.Ingest(s.now, entries)
 	s.drain()
+}
+
+// pickKey picks the key of a mutation: a hot one, or a cold one (often
+// its last write is its only one).
+func (s *sim) pickKey() string {
+	if s.cfg.hot && s.rng.Intn(2) == 0 {
+		return "a"
+	}
+	key := s.keys[s.rng.Intn(len(s.keys))]
+	if s.rng.Intn(2) == 0 {
+		key = fmt.Sprintf("cold-%d", s.rng.Intn(300))
+	}
+	return key
 }
 
 // restart models a resolver crash: unacknowledged events and letters never
@@ -331,7 +402,7 @@ func (s *sim) newWrite() {
 // the committed offset with the last published versions found on the bus
 // and the offsets settled by dead letters found in the dead-letter queue.
 func (s *sim) restart() {
-	s.unacked, s.reads, s.unwrote = nil, nil, nil
+	s.unacked, s.reads, s.unwrote, s.held = nil, nil, nil, nil
 	last := map[string]uint64{}
 	for k, evs := range s.events {
 		if len(evs) > 0 {
@@ -364,6 +435,9 @@ func (s *sim) applyDue() {
 			s.history[a.key] = append(h, stored{at: s.now, v: a.v, d: a.del})
 			if i, ok := s.byVer[fmt.Sprintf("%s/%d", a.key, a.v)]; ok {
 				s.writes[i].applied, s.writes[i].at = true, s.now
+			}
+			if a.w != nil {
+				a.w.applied(a)
 			}
 		}
 	}
@@ -406,6 +480,9 @@ func (s *sim) drain() {
 	t := s.t
 	r := s.core.Ready()
 	for _, rq := range r.Reads {
+		if s.hold(rq) {
+			continue
+		}
 		// The read runs now, its answer comes later: most soon, some
 		// much later (a slow read can straddle an intent's deadline).
 		due := s.now
@@ -506,7 +583,9 @@ func (s *sim) checkFinal() {
 	// events too large for the bus. Outages and flaky failures never are.
 	for _, l := range s.dlq {
 		for _, in := range l.Intents {
-			if string(l.Key) != poisonKey && !s.big[in.Version] && !(l.Kind == LetterPublish && s.big[maxVersion(l)]) {
+			// (an event of a version newer than the intents it covers
+			// may be the one too large)
+			if string(l.Key) != poisonKey && !s.big[in.Version] && !(l.Kind == LetterPublish && s.tooLarge[string(l.Key)]) {
 				t.Fatalf("key %s version %d dead-lettered (%s: %s) but it is not poison", l.Key, in.Version, l.Kind, l.Err)
 			}
 		}
@@ -544,16 +623,6 @@ func (s *sim) checkFinal() {
 			t.Fatalf("key %s: store holds %d, last event %v", k, last, evs)
 		}
 	}
-}
-
-// maxVersion is the highest version a letter holds (the version of the
-// event that failed, for a publish letter).
-func maxVersion(l Letter) uint64 {
-	var v uint64
-	for _, in := range l.Intents {
-		v = max(v, in.Version)
-	}
-	return v
 }
 
 // TestCoreRandomized drives the core with random intents and store states
