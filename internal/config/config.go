@@ -338,8 +338,9 @@ type Table struct {
 	// event publish before the resolver dead-letters its intents
 	// (1..1000000; whichever of the two bounds comes first). Alterable.
 	MaxAttempts int32 `yaml:"max_attempts"`
-	// MaxRetryTime bounds the time from a key's first failed try until its
-	// intents are dead-lettered (1s..168h). Alterable.
+	// MaxRetryTime bounds the time from a key's first counted failure until
+	// its intents are dead-lettered, less the time the store or the bus was
+	// out for the key meanwhile (1s..168h). Alterable.
 	MaxRetryTime time.Duration `yaml:"max_retry_time"`
 	// KeyProto makes a typed table's keys (not in table_defaults): the
 	// .proto file of their message type, registered under

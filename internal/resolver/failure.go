@@ -21,8 +21,12 @@ import (
 //   - the failure is permanent for that record (an event too large for the
 //     bus, or one that cannot be encoded), once the event failed alone: at
 //     once;
-//   - MaxAttempts of its failed attempts counted, or MaxRetryTime passed
-//     since its first counted one (checked at each counted failure).
+//   - MaxAttempts of its failed attempts counted, or its counted failures
+//     span MaxRetryTime (checked at each counted failure), less the spans
+//     between two counted failures that held an uncounted one: time the
+//     store or the bus was out for the key is not retry time, so a key
+//     whose level was down for longer than MaxRetryTime between two
+//     transient failures is not dead-lettered for it.
 //
 // The outage rule decides what counts: a failed attempt counts only if the
 // backend served other keys since the key's previous attempt.
@@ -103,15 +107,21 @@ type PublishFailure struct {
 
 // failStreak is a key's run of failed attempts since it last got through.
 type failStreak struct {
-	tries        int // every failed attempt
-	counted      int // those that count toward the bounds
-	first, last  time.Time
-	firstCounted time.Time
-	err          string
-	permanent    bool
-	readMark     uint64 // c.seq at the key's previous failed read round
-	pubMark      uint64 // c.pubOK at the key's previous failed publish
-	served       bool   // this read round failed at a level that served others since readMark
+	tries       int // every failed attempt
+	counted     int // those that count toward the bounds
+	first, last time.Time
+	// retried is the key's retry time so far: the time between counted
+	// failures, less the spans with an uncounted one (the store's or the
+	// bus's outage) between them; lastCounted is the last counted one,
+	// outage says an uncounted failure came since.
+	retried     time.Duration
+	lastCounted time.Time
+	outage      bool
+	err         string
+	permanent   bool
+	readMark    uint64 // c.seq at the key's previous failed read round
+	pubMark     uint64 // c.pubOK at the key's previous failed publish
+	served      bool   // this read round failed at a level that served others since readMark
 }
 
 // Parked returns how many keys are parked: they failed and have not got
@@ -259,13 +269,15 @@ func (c *Core) failed(now time.Time, ks *keyState, err string, counted, permanen
 		return true
 	}
 	if !counted {
+		f.outage = f.counted > 0
 		return false
 	}
-	if f.counted == 0 {
-		f.firstCounted = now
+	if f.counted > 0 && !f.outage {
+		f.retried += now.Sub(f.lastCounted)
 	}
 	f.counted++
-	return f.counted >= c.p.MaxAttempts || now.Sub(f.firstCounted) >= c.p.MaxRetryTime
+	f.lastCounted, f.outage = now, false
+	return f.counted >= c.p.MaxAttempts || f.retried >= c.p.MaxRetryTime
 }
 
 // recovered ends a key's failure streak: it got through.
