@@ -1,0 +1,70 @@
+package resolver
+
+// A key's pending intents and what a version covers of them.
+
+import (
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+)
+
+// pending is an intent of a key that is not resolved yet.
+type pending struct {
+	slot     *slot
+	version  uint64
+	op       intent.Op
+	needs    bool // must be covered by an event (false for ABORT and aborted intents)
+	created  time.Time
+	deadline time.Time
+	// for dead letters: the rest of the intent
+	id    string
+	proxy uint32
+	floor uint64
+	trace *string // W3C traceparent, when the write is traced
+	// late: an intent of reconcile or redrive that came after the core
+	// may have forgotten events it relies on (catchup.go).
+	late bool
+}
+
+// coversAll reports whether version v covers every pending intent that
+// needs an event.
+func coversAll(ps []pending, v uint64) bool {
+	for _, p := range ps {
+		if p.needs && p.version > v {
+			return false
+		}
+	}
+	return true
+}
+
+// coversEvery reports whether version v covers every pending intent and
+// ABORT, needed or not.
+func coversEvery(ps []pending, v uint64) bool {
+	for _, p := range ps {
+		if p.version > v {
+			return false
+		}
+	}
+	return true
+}
+
+func hasAbort(ps []pending) bool {
+	for _, p := range ps {
+		if p.op == intent.Abort {
+			return true
+		}
+	}
+	return false
+}
+
+// split returns the intents covered by version v and the rest.
+func split(ps []pending, v uint64) (covered, rest []pending) {
+	for _, p := range ps {
+		if p.version <= v {
+			covered = append(covered, p)
+		} else {
+			rest = append(rest, p)
+		}
+	}
+	return covered, rest
+}
