@@ -20,30 +20,8 @@ import (
 func TestLateAckCommitFenced(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	base := openLog(t)
-	tb := table(t, base, 1, 5)
-	l := &fencingLog{Log: base, st: &fenceState{epoch: map[string]int{}}, applied: make(chan error, 4), waiting: make(chan struct{}, 4)}
-	G := New(l, time.Second) // acknowledgements' commits bounded by half of it
-	defer G.Close()
-
-	a, err := G.Join(ctx, tb, "g", "a", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var batch Message
-	until(t, a, owned{}, func(m Message) {
-		if batch.Records == nil && len(m.Records) > 0 && a.Check(m) {
-			batch = m
-		}
-	}, func() bool { return batch.Records != nil })
-	gate := make(chan struct{})
-	l.mu.Lock()
-	l.gate = gate
-	l.mu.Unlock()
-	if r, err := G.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, 10}}); err == nil && len(r) == 0 {
-		t.Fatal("an acknowledgement whose commit did not return was accepted")
-	}
-	<-l.waiting
+	base, tb, l, G, a, batch := lateAckRig(t, 0)
+	gate := stuckAck(t, G, l, tb, a, batch, 10)
 	l.mu.Lock()
 	l.gate = nil // b's commits reach the bus at once
 	l.mu.Unlock()
@@ -120,33 +98,11 @@ func TestLateStartCommitFenced(t *testing.T) {
 func TestLateAckLandsBeforeFirstCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	base := openLog(t)
-	tb := table(t, base, 1, 5)
-	l := &fencingLog{Log: base, st: &fenceState{epoch: map[string]int{}}, applied: make(chan error, 4), waiting: make(chan struct{}, 4)}
-	G := New(l, time.Second) // acknowledgements' commits bounded by half of it
-	defer G.Close()
-
-	a, err := G.Join(ctx, tb, "g", "a", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var batch Message
-	until(t, a, owned{}, func(m Message) {
-		if batch.Records == nil && len(m.Records) > 0 && a.Check(m) {
-			batch = m
-		}
-	}, func() bool { return batch.Records != nil && batch.Next >= 12 })
+	base, tb, l, G, a, batch := lateAckRig(t, 12)
 	if r, err := G.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, 5}}); err != nil || len(r) > 0 {
 		t.Fatalf("a's first acknowledgement: %v %v", r, err)
 	}
-	gate := make(chan struct{})
-	l.mu.Lock()
-	l.gate = gate
-	l.mu.Unlock()
-	if r, err := G.Ack(ctx, tb, "g", "a", []Ack{{0, batch.Epoch, 10}}); err == nil && len(r) == 0 {
-		t.Fatal("an acknowledgement whose commit did not return was accepted")
-	}
-	<-l.waiting
+	gate := stuckAck(t, G, l, tb, a, batch, 10)
 	l.mu.Lock()
 	l.gate = nil
 	l.mu.Unlock()
@@ -184,4 +140,45 @@ func TestLateAckLandsBeforeFirstCommit(t *testing.T) {
 	if err != nil || parts[0].Committed != c[0] {
 		t.Fatalf("describe: %+v %v, want committed %d", parts, err, c[0])
 	}
+}
+
+// lateAckRig opens a one-partition table of 5 records on a fencingLog, a
+// group whose acknowledgements' commits are bounded by half a second
+// (closed with the test), and member a with its first batch of records
+// whose Next is at least minNext.
+func lateAckRig(t *testing.T, minNext int64) (intentlog.Log, Table, *fencingLog, *Groups, *Session, Message) {
+	t.Helper()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	l := &fencingLog{Log: base, st: &fenceState{epoch: map[string]int{}}, applied: make(chan error, 4), waiting: make(chan struct{}, 4)}
+	G := New(l, time.Second) // acknowledgements' commits bounded by half of it
+	t.Cleanup(G.Close)
+	a, err := G.Join(context.Background(), tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch Message
+	until(t, a, owned{}, func(m Message) {
+		if batch.Records == nil && len(m.Records) > 0 && a.Check(m) {
+			batch = m
+		}
+	}, func() bool { return batch.Records != nil && batch.Next >= minNext })
+	return base, tb, l, G, a, batch
+}
+
+// stuckAck holds the log's commits at a gate and has a acknowledge up to
+// offset: the acknowledgement must fail (its commit never returned) while
+// the commit stays stuck in the log; close the returned gate to let it
+// land.
+func stuckAck(t *testing.T, G *Groups, l *fencingLog, tb Table, a *Session, batch Message, offset int64) chan struct{} {
+	t.Helper()
+	gate := make(chan struct{})
+	l.mu.Lock()
+	l.gate = gate
+	l.mu.Unlock()
+	if r, err := G.Ack(context.Background(), tb, "g", "a", []Ack{{0, batch.Epoch, offset}}); err == nil && len(r) == 0 {
+		t.Fatal("an acknowledgement whose commit did not return was accepted")
+	}
+	<-l.waiting
+	return gate
 }
