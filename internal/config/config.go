@@ -310,9 +310,17 @@ type Resolver struct {
 	// RetryBackoffMax bounds the backoff of a key whose read or publish
 	// failed.
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max"`
+	// Recheck: when the visibility window of an intent ends without the
+	// store showing its version (unmaterialized), its key is read once
+	// more, at the strongest level, this many windows later, and a write
+	// that committed meanwhile gets its event: a commit the database made
+	// visible after the window (a WAL flush or fsync that stalled, a
+	// database starved of CPU). The intent holds the partition's commit
+	// until then. 0 turns rechecks off (such a write then has no event).
+	Recheck float64 `yaml:"recheck"`
 	// StallAfter: a partition whose oldest unresolved intent waits longer
-	// (and at least twice its table's visibility window) is reported
-	// degraded on /healthz.
+	// (and at least twice its table's visibility window plus its recheck)
+	// is reported degraded on /healthz.
 	StallAfter time.Duration `yaml:"stall_after"`
 }
 
@@ -396,7 +404,7 @@ func defaults() Config {
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
 			DedupeHorizon: 2 * time.Minute, CommitInterval: 200 * time.Millisecond, MaxUnresolved: 100000,
 			Group: "wail-resolver", TransactionProducers: 1,
-			RetryBackoffMin: 10 * time.Millisecond, RetryBackoffMax: 5 * time.Second, StallAfter: time.Minute,
+			RetryBackoffMin: 10 * time.Millisecond, RetryBackoffMax: 5 * time.Second, StallAfter: time.Minute, Recheck: 1,
 		},
 		Defaults: Table{FailureMode: "transactional", VisibilityWindow: 10 * time.Second, Partitions: 8,
 			MaxAttempts: 10, MaxRetryTime: time.Minute},
@@ -478,6 +486,7 @@ func (c *Config) Validate() error {
 	check(r.TransactionLinger >= 0 && r.TransactionLinger <= time.Second, "resolver.transaction_linger %s out of range 0s..1s", r.TransactionLinger)
 	check(r.RetryBackoffMin > 0 && r.RetryBackoffMax >= r.RetryBackoffMin, "resolver.retry_backoff_min must be positive and <= retry_backoff_max")
 	check(r.StallAfter >= time.Second, "resolver.stall_after must be at least 1s")
+	check(r.Recheck >= 0 && r.Recheck <= 10, "resolver.recheck %g out of range 0..10 (visibility windows)", r.Recheck)
 	errs = append(errs, c.validateTables()...)
 	errs = append(errs, c.validateSinks()...)
 	return errors.Join(errs...)

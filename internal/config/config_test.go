@@ -123,6 +123,18 @@ func TestLoad(t *testing.T) {
 		{name: "max retry time range", yaml: "table_defaults:\n  max_retry_time: 10ms\n", wantErr: "table_defaults: invalid table definition: max_retry_time 10ms out of range 1s..168h"},
 		{name: "retry backoff order", yaml: "resolver:\n  retry_backoff_min: 1s\n  retry_backoff_max: 1ms\n", wantErr: "retry_backoff_min must be positive and <= retry_backoff_max"},
 		{name: "stall after", yaml: "resolver:\n  stall_after: 10ms\n", wantErr: "resolver.stall_after must be at least 1s"},
+		{name: "recheck default", yaml: "", check: func(t *testing.T, c Config) {
+			if c.Resolver.Recheck != 1 {
+				t.Fatalf("resolver.recheck %g, want 1", c.Resolver.Recheck)
+			}
+		}},
+		{name: "recheck off", yaml: "resolver:\n  recheck: 0\n", check: func(t *testing.T, c Config) {
+			if c.Resolver.Recheck != 0 {
+				t.Fatalf("resolver.recheck %g, want 0", c.Resolver.Recheck)
+			}
+		}},
+		{name: "recheck range", yaml: "resolver:\n  recheck: 11\n", wantErr: "resolver.recheck 11 out of range 0..10 (visibility windows)"},
+		{name: "recheck negative", yaml: "resolver:\n  recheck: -1\n", wantErr: "resolver.recheck -1 out of range"},
 		{name: "dlq retention", yaml: "log:\n  dlq_retention: -1s\n", wantErr: "log retention must not be negative"},
 		{name: "dlq topic", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    dlq_topic: wail.events.{table}\n", wantErr: "dlq_topic"},
 		{name: "kafka message bytes low", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    max_message_bytes: 1000\n", wantErr: "log.kafka.max_message_bytes 1000 out of range 131072..1073741824"},

@@ -257,7 +257,7 @@ func startResolver(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalo
 func startResolverWith(ctx context.Context, b Backends, bus *eventbus.Bus, tb catalog.Table, instance string, mod func(*resolver.Config)) *runningResolver {
 	cfg := resolver.Config{
 		Group: groupOf(tb.Name), Concurrency: 32, BackoffMin: time.Millisecond, BackoffMax: 50 * time.Millisecond,
-		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000, HangCheck: time.Second,
+		Horizon: time.Minute, CommitInterval: 20 * time.Millisecond, MaxUnresolved: 100000, HangCheck: time.Second, Recheck: 1,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if b.Join != nil {

@@ -58,6 +58,13 @@ type Params struct {
 	// Seed seeds the jitter: a core given the same inputs makes the same
 	// decisions.
 	Seed uint64
+	// Recheck, when positive, reads a key once more, at the strongest
+	// level, Recheck times its window after an intent of it expired
+	// unmaterialized, and publishes the state found if it is newer than the
+	// key's last event: a write whose commit became visible after the
+	// window (recheck.go). The intent holds the commit until then. 0: no
+	// second look.
+	Recheck float64
 }
 
 // Defaults of the retry settings (see Params).
@@ -127,6 +134,10 @@ type Ready struct {
 	Events         []intent.Event
 	Letters        []Letter
 	Unmaterialized []Unmaterialized
+	// Rechecked are intents reported unmaterialized whose version a
+	// recheck found in the store after all: the events published for them
+	// came later than the window promises (recheck.go).
+	Rechecked []Unmaterialized
 	// Commit is the new committed offset (the lowest unresolved offset), or
 	// -1 when it did not move.
 	Commit int64
@@ -377,10 +388,13 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		return
 	}
 	ks := c.keyState(in.Key)
+	// A key that only waits to recheck intents reads a new one as an idle
+	// key does.
+	_, rechecking := ks.rechecksOnly()
 	p.needs, p.deadline = true, now.Add(c.window(now))
 	ks.pending = append(ks.pending, p)
 	ks.traced = ks.traced || p.trace != nil
-	if ks.phase == idle {
+	if ks.phase == idle || ks.phase == waiting && rechecking {
 		delay := c.p.FirstReadDelay
 		if c.p.LocalLanding && in.ProxyID == c.p.LocalProxy {
 			delay = 0 // the loop holds the read until the write returned
@@ -416,7 +430,7 @@ func (c *Core) abort(now time.Time, in *intent.Intent, p pending) {
 	}
 	ks.pending = append(ks.pending, p)
 	ks.settleFrom = c.seq + 1
-	if ks.phase == idle || (ks.phase == waiting && !ks.needsCoverage()) {
+	if ks.phase == idle || ks.phase == waiting && (!ks.needsCoverage() || rechecking(ks)) {
 		c.read(now, ks, c.p.Levels-1)
 	}
 }
@@ -582,8 +596,14 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 	kept := ks.pending[:0]
 	for _, p := range ks.pending {
 		if p.needs && !ks.readAt.Before(p.deadline) {
+			if !p.recheck {
+				expired = append(expired, p.version)
+			}
+			if c.recheckLater(ks, &p) {
+				kept = append(kept, p)
+				continue
+			}
 			c.done(p.slot)
-			expired = append(expired, p.version)
 			continue
 		}
 		kept = append(kept, p)
@@ -594,6 +614,9 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 	}
 	if !ks.needsCoverage() {
 		return time.Time{} // what is left (ABORTs) is for finish to settle
+	}
+	if at, ok := ks.rechecksOnly(); ok {
+		return at // no reads until the recheck
 	}
 	d := c.p.BackoffMin << min(ks.attempt, 30)
 	if d > c.p.BackoffMax || d <= 0 {
@@ -616,6 +639,7 @@ func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store
 	if row.Deleted {
 		ev.Op, ev.Value = intent.Delete, nil
 	}
+	c.rechecked(ks, covered, row.Version)
 	for _, p := range covered {
 		if p.op != intent.Abort {
 			ev.CoveredIntents++

@@ -130,7 +130,7 @@ func (s *sim) checkLive() {
 		return
 	}
 	for _, w := range s.writes {
-		if !w.applied || w.failed || s.unmat[w.v] || !s.now.After(w.at.Add(s.cfg.live)) {
+		if !w.applied || w.failed || s.excused(w) || !s.now.After(w.at.Add(s.cfg.live)) {
 			continue
 		}
 		if evs := s.events[w.key]; len(evs) > 0 && evs[len(evs)-1] >= w.v || s.landed[w.key] >= w.v {

@@ -17,9 +17,15 @@ type HealthSink interface {
 }
 
 // DefaultStallAfter is when a partition whose oldest unresolved intent
-// waits longer counts as stalled (at least twice the table's visibility
-// window).
+// waits longer counts as stalled (at least stallFloor).
 const DefaultStallAfter = time.Minute
+
+// stallFloor is the least wait that counts as a stall for a table of
+// visibility window w: twice what an intent may wait without any fault,
+// its window and its recheck.
+func stallFloor(w time.Duration, recheck float64) time.Duration {
+	return 2 * (w + time.Duration(float64(w)*recheck))
+}
 
 type partitionHealth struct {
 	sink       HealthSink

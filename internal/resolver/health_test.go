@@ -85,3 +85,22 @@ func TestObserveHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestStallFloor: a partition counts as stalled no sooner than twice what
+// an intent may wait without a fault: its window and its recheck.
+func TestStallFloor(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		window  time.Duration
+		recheck float64
+		want    time.Duration
+	}{
+		{10 * time.Second, 0, 20 * time.Second},
+		{10 * time.Second, 1, 40 * time.Second},
+		{200 * time.Millisecond, 0.5, 600 * time.Millisecond},
+	} {
+		if got := stallFloor(tc.window, tc.recheck); got != tc.want {
+			t.Errorf("stallFloor(%s, %g) = %s, want %s", tc.window, tc.recheck, got, tc.want)
+		}
+	}
+}

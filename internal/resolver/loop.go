@@ -355,6 +355,9 @@ func (l *loop) handle(rd Ready) {
 	for _, u := range rd.Unmaterialized {
 		l.unmaterialized(u)
 	}
+	for _, u := range rd.Rechecked {
+		l.lateCommit(u)
+	}
 	l.startJob()
 	if rd.Wake.IsZero() {
 		l.timer.Stop()
@@ -601,8 +604,21 @@ func (l *loop) lettered(ls []Letter) {
 func (l *loop) unmaterialized(u Unmaterialized) {
 	l.m.unmaterialized.Add(float64(len(u.Versions)))
 	l.logEvery("unmaterialized", time.Second, func() {
-		l.r.cfg.Logger.Warn("intent unmaterialized: the store never showed its version within the visibility window; no event",
-			"table", l.table, "partition", l.partition, "key", printable(u.Key), "versions", u.Versions, "store_version", u.Seen)
+		msg := "intent unmaterialized: the store never showed its version within the visibility window; no event"
+		if l.r.cfg.Recheck > 0 {
+			msg += " unless its recheck finds it"
+		}
+		l.r.cfg.Logger.Warn(msg, "table", l.table, "partition", l.partition, "key", printable(u.Key), "versions", u.Versions, "store_version", u.Seen)
+	})
+}
+
+func (l *loop) lateCommit(u Unmaterialized) {
+	l.m.lateCommits.Add(float64(len(u.Versions)))
+	l.logEvery("late commit", time.Second, func() {
+		l.r.cfg.Logger.Warn("a write committed after its visibility window: the recheck found it and publishes its event late. "+
+			"The store's commits (or the network) are slower than the window allows: raise the table's visibility window "+
+			"(`wail table alter`), and check the database's commit latency (fsync, CPU)",
+			"table", l.table, "partition", l.partition, "key", printable(u.Key), "versions", u.Versions)
 	})
 }
 

@@ -18,6 +18,7 @@ type Metrics struct {
 	events         *prometheus.CounterVec
 	covered        *prometheus.CounterVec
 	unmaterialized *prometheus.CounterVec
+	lateCommits    *prometheus.CounterVec
 	invalid        *prometheus.CounterVec
 	publishErrors  *prometheus.CounterVec
 	commitErrors   *prometheus.CounterVec
@@ -57,6 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		events:         counter("events_total", "Final events published.", "table"),
 		covered:        counter("covered_intents_total", "Intents covered by published events (coalescing: covered/events).", "table"),
 		unmaterialized: counter("unmaterialized_intents_total", "Intents whose version never became visible within the visibility window.", "table"),
+		lateCommits:    counter("late_commits_total", "Intents reported unmaterialized whose version their recheck found in the store (resolver.recheck): writes that committed after the visibility window, published late.", "table"),
 		invalid:        counter("invalid_intents_total", "Intent log records that could not be decoded and were skipped.", "table"),
 		publishErrors:  counter("publish_errors_total", "Failed event bus appends (retried).", "table"),
 		commitErrors:   counter("commit_errors_total", "Failed offset commits (retried).", "table"),
@@ -108,7 +110,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.landingHeld, m.landingWait)
-		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized,
+		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized, m.lateCommits,
 			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency,
 			m.retriesVec, m.letters, m.letterErrors, m.gapIntents, m.parked, m.oldest, m.lagSeconds,
 			m.firstReadWait, m.resolveTime, m.publishTime, m.readsPerEvent, m.perEvent, m.readTime, m.transactions)
@@ -124,6 +126,7 @@ type partitionMetrics struct {
 	events         prometheus.Counter
 	covered        prometheus.Counter
 	unmaterialized prometheus.Counter
+	lateCommits    prometheus.Counter
 	invalid        prometheus.Counter
 	publishErrors  prometheus.Counter
 	commitErrors   prometheus.Counter
@@ -156,6 +159,7 @@ func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics
 		events:         m.events.WithLabelValues(table),
 		covered:        m.covered.WithLabelValues(table),
 		unmaterialized: m.unmaterialized.WithLabelValues(table),
+		lateCommits:    m.lateCommits.WithLabelValues(table),
 		invalid:        m.invalid.WithLabelValues(table),
 		publishErrors:  m.publishErrors.WithLabelValues(table),
 		commitErrors:   m.commitErrors.WithLabelValues(table),

@@ -24,6 +24,9 @@ type pending struct {
 	// late: an intent of reconcile or redrive that came after the core
 	// may have forgotten events it relies on (catchup.go).
 	late bool
+	// recheck: its window ended without the store showing it (reported
+	// unmaterialized); deadline is now its recheck's (recheck.go).
+	recheck bool
 }
 
 // coversAll reports whether version v covers every pending intent that

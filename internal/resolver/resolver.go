@@ -110,9 +110,14 @@ type Config struct {
 	// publish failed (Params; 0: the defaults). The tables' MaxAttempts and
 	// MaxRetryTime bound how long it is retried.
 	RetryMin, RetryMax time.Duration
+	// Recheck reads a key once more, at the strongest level, this many
+	// visibility windows after an intent of it expired unmaterialized,
+	// and publishes a write that committed after the window (Params.Recheck,
+	// recheck.go; 0: no rechecks; the configuration's default is 1).
+	Recheck float64
 	// StallAfter: a partition whose oldest unresolved intent waits longer
-	// (and at least twice its table's visibility window) is reported
-	// stalled on Health (0: DefaultStallAfter).
+	// (and at least twice its table's visibility window, plus its
+	// recheck) is reported stalled on Health (0: DefaultStallAfter).
 	StallAfter time.Duration
 	// HangCheck is how often a partition asks the bus whether a hanging
 	// transaction holds its events (hang.go; 0: DefaultHangCheck).
@@ -305,7 +310,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		FirstReadDelay: r.cfg.FirstReadDelay, LocalProxy: r.cfg.LocalProxy,
 		LocalLanding: localLanding(r.cfg, len(r.store.Levels())),
 		MaxAttempts:  int(t.MaxAttempts), MaxRetryTime: t.MaxRetryTime, RetryMin: r.cfg.RetryMin, RetryMax: r.cfg.RetryMax,
-		Seed: uint64(time.Now().UnixNano()) ^ uint64(p)<<48,
+		Seed: uint64(time.Now().UnixNano()) ^ uint64(p)<<48, Recheck: r.cfg.Recheck,
 	}
 	l := newLoop(r, t.Name, p, nil)
 	ran := false
@@ -325,7 +330,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		l.pub = newPlainPublisher(r, t.Name, p)
 		l.overlap = true // it commits apart from the records, and takes appends at the same time
 	}
-	l.health.stallAfter = max(r.cfg.StallAfter, 2*t.VisibilityWindow)
+	l.health.stallAfter = max(r.cfg.StallAfter, stallFloor(t.VisibilityWindow, r.cfg.Recheck))
 	l.limits(ctx)
 	committed, err := r.log.Committed(ctx, r.cfg.Group, topic)
 	if err != nil {

@@ -38,7 +38,7 @@ func (c *Core) Tick(now time.Time) {
 		switch ks.phase {
 		case waiting:
 			level := 0
-			if !ks.needsCoverage() {
+			if !ks.needsCoverage() || rechecking(ks) {
 				level = c.p.Levels - 1
 			}
 			c.read(now, ks, level)

@@ -248,7 +248,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.resolver = resolver.New(s.log, s.store, s.bus, resolver.Config{
 		Group: rc.Group, Concurrency: rc.Concurrency, FirstReadDelay: rc.FirstReadDelay, BackoffMin: rc.BackoffMin, BackoffMax: rc.BackoffMax,
 		Horizon: rc.DedupeHorizon, CommitInterval: rc.CommitInterval, MaxUnresolved: rc.MaxUnresolved,
-		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter,
+		RetryMin: rc.RetryBackoffMin, RetryMax: rc.RetryBackoffMax, StallAfter: rc.StallAfter, Recheck: rc.Recheck,
 		InstanceID: cfg.ResolverInstance(), Health: s.health, Limits: appendLimits,
 		Logger: s.logger, Metrics: resolver.NewMetrics(reg), Tracing: s.tracing, Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 		TransactionLinger: rc.TransactionLinger,

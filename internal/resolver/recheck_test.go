@@ -1,0 +1,159 @@
+package resolver
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+)
+
+// TestCoreRecheck: an intent whose window ended without the store showing
+// it is reported unmaterialized but holds the commit until its key was
+// read once more, Recheck windows later; a write that committed
+// meanwhile gets its event then.
+func TestCoreRecheck(t *testing.T) {
+	t.Parallel()
+	v1, v2 := ver(0, 0), ver(150, 0)
+	base := Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, Recheck: 1}
+	twoLevels := base
+	twoLevels.Levels = 2
+	ev := func(k string, v uint64, n int) string { return fmt.Sprintf("%s=%d/%d", k, v, n) }
+	unmat := []string{fmt.Sprintf("a:%d", v1)}
+	// expire: a's window (0..100 ms) ends with the store showing nothing.
+	expire := []step{
+		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+		{at: 99, read: res("a", nil)},
+		{at: 109, tick: true, reads: []string{"a@0"}},
+		{at: 110, read: res("a", nil), unmat: unmat}, // no commit: the recheck holds it
+		{at: 150, tick: true},                        // no backoff reads meanwhile
+	}
+	tests := []struct {
+		name  string
+		p     Params
+		steps []step
+	}{
+		{
+			name: "the write commits after the window: the recheck publishes it",
+			p:    base,
+			steps: append(expire[:len(expire):len(expire)],
+				step{at: 199, tick: true},
+				step{at: 200, tick: true, reads: []string{"a@0"}},
+				step{at: 201, read: res("a", row(v1, "late")), events: []string{ev("a", v1, 1)}},
+				step{at: 202, published: true, commit: 1},
+			),
+		},
+		{
+			name: "nothing committed: the recheck resolves it, reported once",
+			p:    base,
+			steps: append(expire[:len(expire):len(expire)],
+				step{at: 200, tick: true, reads: []string{"a@0"}},
+				step{at: 201, read: res("a", nil), commit: 1},
+			),
+		},
+		{
+			name: "with replicas the recheck reads the primary",
+			p:    twoLevels,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{at: 1, read: res("a", nil), reads: []string{"a@1"}},
+				{at: 2, read: res("a", nil)},
+				{at: 100, tick: true, reads: []string{"a@0"}},
+				{at: 100, read: res("a", nil), reads: []string{"a@1"}},
+				{at: 101, read: res("a", nil), unmat: unmat},
+				{at: 200, tick: true, reads: []string{"a@1"}},
+				{at: 201, read: res("a", row(v1, "late")), events: []string{ev("a", v1, 1)}},
+				{at: 202, published: true, commit: 1},
+			},
+		},
+		{
+			name: "a new intent of the key is read at once, and its event covers the recheck",
+			p:    base,
+			steps: append(expire[:len(expire):len(expire)],
+				step{at: 150, ingest: []Entry{put(1, "a", v2)}, reads: []string{"a@0"}},
+				step{at: 151, read: res("a", row(v2, "new")), events: []string{ev("a", v2, 2)}},
+				step{at: 152, published: true, commit: 2},
+			),
+		},
+		{
+			name: "an event older than the recheck's version leaves it waiting",
+			p:    base,
+			steps: append(expire[:len(expire):len(expire)],
+				step{at: 150, ingest: []Entry{put(1, "b", v2)}, reads: []string{"b@0"}},
+				step{at: 151, read: res("b", row(v2, "b")), events: []string{ev("b", v2, 1)}},
+				step{at: 152, published: true}, // a's offset 0 still holds the commit
+				step{at: 200, tick: true, reads: []string{"a@0"}},
+				step{at: 201, read: res("a", nil), commit: 2},
+			),
+		},
+		{
+			name: "an ABORT while the recheck waits is settled at once, the recheck still comes",
+			p:    base,
+			steps: append(expire[:len(expire):len(expire)],
+				step{at: 150, ingest: []Entry{ent(1, "a", intent.Abort, v2)}, reads: []string{"a@0"}},
+				step{at: 151, read: res("a", nil)},
+				step{at: 200, tick: true, reads: []string{"a@0"}},
+				step{at: 201, read: res("a", row(v1, "late")), events: []string{ev("a", v1, 1)}},
+				step{at: 202, published: true, commit: 2},
+			),
+		},
+		{
+			name: "a read asked after the recheck is due is the recheck",
+			p:    base,
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{at: 250, read: res("a", nil)}, // asked at 0: backs off
+				{at: 260, tick: true, reads: []string{"a@0"}},
+				{at: 261, read: res("a", nil), unmat: unmat, commit: 1},
+			},
+		},
+		{
+			name: "rechecks off: the intent resolves when its window ends",
+			p:    Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond},
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{at: 99, read: res("a", nil)},
+				{at: 109, tick: true, reads: []string{"a@0"}},
+				{at: 110, read: res("a", nil), unmat: unmat, commit: 1},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			run(t, tt.p, 0, nil, tt.steps)
+		})
+	}
+}
+
+// TestCoreRecheckReported: an event a recheck found is reported with the
+// versions it carries (the writes that committed after the window), and
+// the recheck waits for the window it was given, wide or not.
+func TestCoreRecheckReported(t *testing.T) {
+	t.Parallel()
+	v1 := ver(0, 0)
+	c := NewCore(Params{Table: "t", Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond,
+		BackoffMax: 40 * time.Millisecond, Recheck: 0.5}, 0, nil)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	c.Ingest(at(0), []Entry{put(0, "a", v1)})
+	rd := c.Ready()
+	c.ReadDone(at(100), ReadResult{Key: []byte("a"), Seq: rd.Reads[0].Seq})
+	if rd = c.Ready(); len(rd.Unmaterialized) != 0 || rd.Wake != at(110) {
+		t.Fatalf("read asked before the deadline: unmaterialized %v, wake %v", rd.Unmaterialized, rd.Wake)
+	}
+	c.Tick(at(110))
+	rd = c.Ready()
+	c.ReadDone(at(111), ReadResult{Key: []byte("a"), Seq: rd.Reads[0].Seq})
+	if rd = c.Ready(); len(rd.Unmaterialized) != 1 || !rd.Wake.Equal(at(150)) {
+		t.Fatalf("after the window: unmaterialized %v, wake at %v, want one, at 150 ms", rd.Unmaterialized, rd.Wake.Sub(t0))
+	}
+	c.Tick(at(150))
+	rd = c.Ready()
+	c.ReadDone(at(151), ReadResult{Key: []byte("a"), Seq: rd.Reads[0].Seq, Found: true, Row: *row(v1, "late")})
+	rd = c.Ready()
+	want := []Unmaterialized{{Key: []byte("a"), Versions: []uint64{v1}}}
+	if len(rd.Events) != 1 || !reflect.DeepEqual(rd.Rechecked, want) {
+		t.Fatalf("recheck found the write: events %v, rechecked %+v, want one event and %+v", rd.Events, rd.Rechecked, want)
+	}
+}
