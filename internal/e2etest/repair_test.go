@@ -3,6 +3,8 @@ package e2etest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -198,20 +200,120 @@ func (r *repairRig) appendLetter(l *wailv1.DeadLetter) {
 	}
 }
 
-// behind counts the keys whose last event is not the store's state.
-func (r *repairRig) behind() int {
+// behind returns the keys whose last event is not the store's state, with
+// their stored versions.
+func (r *repairRig) behind() map[string]uint64 {
 	r.t.Helper()
 	last := map[string]Event{}
 	for _, e := range readEvents(r.t, r.ctx, r.b.Log, r.tb) {
 		last[string(e.Key)] = e
 	}
-	n := 0
+	out := map[string]uint64{}
 	for k, row := range finalState(r.t, r.ctx, r.b.Store, r.tb.Name, r.flaky.keys()) {
 		if e := last[k]; e.Version != row.Version {
-			n++
+			out[k] = row.Version
 		}
 	}
-	return n
+	return out
+}
+
+// redriveIntents returns the versions of the intents a redrive logged
+// (reconcile.Keys, ids "redrive-..."), per key.
+func (r *repairRig) redriveIntents() map[string][]uint64 {
+	r.t.Helper()
+	out := map[string][]uint64{}
+	topic := intent.Topic(r.tb.Name)
+	for p := range r.tb.Partitions {
+		start, end, err := r.b.Log.Bounds(r.ctx, topic, p)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		rd, err := r.b.Log.NewReader(topic, p, start)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for rd.Position() < end {
+			recs, err := rd.Next(r.ctx)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			for _, rec := range recs {
+				in, err := intent.UnmarshalIntent(rec.Value)
+				if err != nil {
+					r.t.Fatalf("intent %s/%d@%d: %v", topic, p, rec.Offset, err)
+				}
+				if strings.HasPrefix(in.ID, "redrive-") {
+					out[string(in.Key)] = append(out[string(in.Key)], in.Version)
+				}
+			}
+		}
+		rd.Close()
+	}
+	return out
+}
+
+// checkRedriven checks what concurrent redrives of every letter did, from
+// the intent log and the queue rather than from what each call counted:
+// which operator logs a key's intent, and whose resolution settles its
+// letter (the first one appended), is a race. An operator that looks after
+// the other's intent was logged finds the key in flight or up to date and
+// logs none, and its resolution (RedriveVersion 0) may be the one that
+// settles the letter for both. So:
+//   - each key of want (behind at its stored version, and written by
+//     nothing else) got a redrive intent at exactly that version, at most
+//     one per operator; no key got more than one per operator;
+//   - every letter is settled REDRIVEN, and answered with that resolution
+//     by at least one operator, by each that answered it;
+//   - a RedriveVersion names a redrive intent of the letter's key.
+func (r *repairRig) checkRedriven(want map[string]uint64, answers [][]*wailv1.DeadLetterResolution) {
+	r.t.Helper()
+	logged := r.redriveIntents()
+	for k, vs := range logged {
+		if len(vs) > len(answers) {
+			r.t.Errorf("key %q: %d redrive intents (%v) from %d redrives", k, len(vs), vs, len(answers))
+		}
+	}
+	for k, v := range want {
+		if !slices.Contains(logged[k], v) {
+			r.t.Errorf("key %q was behind at version %d, but no redrive logged its intent (redrive intents %v)", k, v, logged[k])
+		}
+	}
+	answered := map[int64][]*wailv1.DeadLetterResolution{}
+	for _, got := range answers {
+		for _, res := range got {
+			answered[res.Offset] = append(answered[res.Offset], res)
+		}
+	}
+	all, more, err := r.q.List(r.ctx, dlq.ListOptions{IncludeSettled: true, After: -1, Limit: dlq.MaxLimit})
+	if err != nil || more {
+		r.t.Fatalf("list the dead letters: more %v, %v", more, err)
+	}
+	redriven := 0
+	for _, e := range all {
+		res := e.Resolution
+		switch {
+		case res == nil || res.Action != wailv1.DeadLetterAction_DEAD_LETTER_ACTION_REDRIVEN:
+			r.t.Errorf("letter %d (key %q): settled by %v, want REDRIVEN", e.Offset, e.Letter.Key, res)
+			continue
+		case len(answered[e.Offset]) == 0:
+			r.t.Errorf("letter %d (key %q): settled, but no redrive answered it", e.Offset, e.Letter.Key)
+		case res.RedriveVersion > 0 && !slices.Contains(logged[string(e.Letter.Key)], res.RedriveVersion):
+			r.t.Errorf("letter %d (key %q): redriven at version %d, but no redrive intent has it (%v)", e.Offset, e.Letter.Key, res.RedriveVersion, logged[string(e.Letter.Key)])
+		}
+		for _, a := range answered[e.Offset] {
+			if !proto.Equal(a, res) {
+				r.t.Errorf("letter %d: answered %v, but settled by %v", e.Offset, a, res)
+			}
+		}
+		if res.RedriveVersion > 0 {
+			redriven++
+		}
+	}
+	n := 0
+	for _, vs := range logged {
+		n += len(vs)
+	}
+	r.t.Logf("%d dl keys behind; %d redrive intents logged on %d keys; %d of %d letters settled with a RedriveVersion", len(want), n, len(logged), redriven, len(all))
 }
 
 // acked is the number of writes acknowledged so far.
@@ -281,27 +383,29 @@ func TestRedriveWhileWriting(t *testing.T) {
 	defer cancel()
 	r := newRepairRig(t, ctx, openEmbedded(t), catalog.Table{Name: sqltest.Name("redrive_")})
 	letters := r.deadLetter(r.damage(keysOf("dl", 40)))
-	if n := r.behind(); n < 20 || letters < 40 {
-		t.Fatalf("the damage left %d keys behind and %d dead letters; want at least 20 and 40", n, letters)
+	want := map[string]uint64{} // the writers never write the dl keys: only a redrive publishes them
+	for k, v := range r.behind() {
+		if strings.HasPrefix(k, "dl-") {
+			want[k] = v
+		}
+	}
+	if len(want) < 20 || letters < 40 {
+		t.Fatalf("the damage left %d dl keys behind and %d dead letters; want at least 20 and 40", len(want), letters)
 	}
 	r.startResolver()
 	stop := r.writing()
 	r.h.progress(t, "before the redrive")
 	o, tb := r.reconcileOptions()
-	var redriven atomic.Int64
+	answers := make([][]*wailv1.DeadLetterResolution, 2)
 	r.during("redrive", func() {
 		var wg sync.WaitGroup
-		for range 2 { // two operators at once
+		for i := range answers { // two operators at once
 			wg.Go(func() {
 				got, err := r.q.Redrive(ctx, dlq.Selection{All: true}, o, tb)
 				if err != nil {
 					t.Errorf("redrive: %v", err)
 				}
-				for _, res := range got.Resolutions {
-					if res.RedriveVersion > 0 {
-						redriven.Add(1)
-					}
-				}
+				answers[i] = got.Resolutions
 			})
 		}
 		wg.Wait()
@@ -309,10 +413,8 @@ func TestRedriveWhileWriting(t *testing.T) {
 	r.h.progress(t, "after the redrive")
 	stop()
 	r.stopResolver()
-	if redriven.Load() < 20 {
-		t.Errorf("%d intents logged by redrive, want one per key behind (at least 20)", redriven.Load())
-	}
-	t.Logf("%d writes acknowledged; %d dead letters; %d redriven with an intent", r.h.acked, letters, redriven.Load())
+	r.checkRedriven(want, answers)
+	t.Logf("%d writes acknowledged; %d dead letters", r.h.acked, letters)
 	r.check()
 }
 
@@ -335,7 +437,7 @@ func reconcileAfterGap(t *testing.T, b Backends) {
 	}
 	r.behindBack(keysOf("direct", 20))
 	r.behindBack(keysOf("hot", 2))
-	if n := r.behind(); n < 40 || len(lost) == 0 {
+	if n := len(r.behind()); n < 40 || len(lost) == 0 {
 		t.Fatalf("the damage left %d keys behind and %d gaps; want at least 40 and 1", n, len(lost))
 	}
 	r.startResolver()
