@@ -205,7 +205,9 @@ type Redriven struct {
 // than its retained events) is neither resolved nor settled: the other letters are, and the error
 // (ErrExpired) names it. It answers the resolution that settled each
 // letter: another request's, when that one was appended first (a drop
-// racing the redrive: the key was resolved again all the same).
+// racing the redrive: the key was resolved again all the same; another
+// redrive, whose RedriveVersion is 0 when it found the key in flight or
+// up to date by this one's intent).
 // Memory: a batch's letters, and the first Selection.Limit resolutions
 // (the others are counted).
 func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options, t reconcile.Table) (Redriven, error) {
