@@ -389,28 +389,41 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	}
 	ks := c.keyState(in.Key)
 	// A key that only waits to recheck intents reads a new one as an idle
-	// key does.
+	// key does: its backoff starts over, and one whose event (or letter)
+	// is out reads it once that is, not at the recheck.
 	_, rechecking := ks.rechecksOnly()
 	p.needs, p.deadline = true, now.Add(c.window(now))
 	ks.pending = append(ks.pending, p)
 	ks.traced = ks.traced || p.trace != nil
-	if ks.phase == idle || ks.phase == waiting && rechecking {
-		delay := c.p.FirstReadDelay
-		if c.p.LocalLanding && in.ProxyID == c.p.LocalProxy {
-			delay = 0 // the loop holds the read until the write returned
-		}
-		// Never wait longer than the delay itself, even if the proxy's
-		// clock runs ahead of ours.
-		at := in.CreatedAt.Add(delay)
-		if limit := now.Add(delay); at.After(limit) {
-			at = limit
-		}
+	if rechecking {
+		ks.attempt = 0
+	}
+	at := c.firstRead(now, in)
+	switch {
+	case ks.phase == idle || ks.phase == waiting && rechecking:
 		if now.Before(at) {
 			c.wait(ks, at)
 		} else {
 			c.read(now, ks, 0)
 		}
+	case rechecking && !ks.retryAt.IsZero() && at.Before(ks.retryAt):
+		ks.retryAt = at // the recheck's, until now
 	}
+}
+
+// firstRead returns when the first read of a new intent is due.
+func (c *Core) firstRead(now time.Time, in *intent.Intent) time.Time {
+	delay := c.p.FirstReadDelay
+	if c.p.LocalLanding && in.ProxyID == c.p.LocalProxy {
+		delay = 0 // the loop holds the read until the write returned
+	}
+	// Never wait longer than the delay itself, even if the proxy's clock
+	// runs ahead of ours.
+	at := in.CreatedAt.Add(delay)
+	if limit := now.Add(delay); at.After(limit) {
+		at = limit
+	}
+	return at
 }
 
 // abort resolves an ABORT intent: the write of in.Version failed, so no
@@ -430,8 +443,13 @@ func (c *Core) abort(now time.Time, in *intent.Intent, p pending) {
 	}
 	ks.pending = append(ks.pending, p)
 	ks.settleFrom = c.seq + 1
-	if ks.phase == idle || ks.phase == waiting && (!ks.needsCoverage() || rechecking(ks)) {
+	switch {
+	case ks.phase == idle || ks.phase == waiting && (!ks.needsCoverage() || rechecking(ks)):
 		c.read(now, ks, c.p.Levels-1)
+	case rechecking(ks):
+		// Its event (or letter) is out: read once it is, not at the
+		// recheck (a read now out leaves it unsettled: expireOrRetry).
+		ks.retryAt = time.Time{}
 	}
 }
 
@@ -590,7 +608,8 @@ func (c *Core) finish(now time.Time, ks *keyState) {
 // expireOrRetry drops the pending intents whose window had ended when the
 // read that found them missing was asked for (at the strongest level) and
 // returns when to read again for the rest (zero when nothing needs
-// covering any more).
+// covering any more, or only rechecks and an ABORT still unsettled: what is
+// left is for finish to settle).
 func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time {
 	var expired []uint64
 	kept := ks.pending[:0]
@@ -616,6 +635,11 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 		return time.Time{} // what is left (ABORTs) is for finish to settle
 	}
 	if at, ok := ks.rechecksOnly(); ok {
+		if ks.unsettled() {
+			// An ABORT came after the read was asked: finish reads for
+			// it at once.
+			return time.Time{}
+		}
 		return at // no reads until the recheck
 	}
 	d := c.p.BackoffMin << min(ks.attempt, 30)

@@ -157,3 +157,97 @@ func TestCoreRecheckReported(t *testing.T) {
 		t.Fatalf("recheck found the write: events %v, rechecked %+v, want one event and %+v", rd.Events, rd.Rechecked, want)
 	}
 }
+
+// TestCoreRecheckPrompt: a key that waits for a recheck reads what comes
+// meanwhile as an idle key does, whatever it is doing when it comes: a new
+// intent at once (its backoff starting over), an ABORT at once at the
+// strongest level. Neither waits for the recheck.
+func TestCoreRecheckPrompt(t *testing.T) {
+	t.Parallel()
+	v1, v2, v3, v4 := ver(0, 0), ver(0, 1), ver(120, 0), ver(130, 0)
+	base := Params{Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, Recheck: 1}
+	ev := func(k string, v uint64, n int) string { return fmt.Sprintf("%s=%d/%d", k, v, n) }
+	// half: a's read asked at 109 finds v1, not v2: v1's event goes out,
+	// v2 waits for its recheck at 200.
+	half := []step{
+		{ingest: []Entry{put(0, "a", v1), put(1, "a", v2)}, reads: []string{"a@0"}},
+		{at: 99, read: res("a", nil)},
+		{at: 109, tick: true, reads: []string{"a@0"}},
+		{at: 110, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}, unmat: []string{fmt.Sprintf("a:%d", v2)}},
+	}
+	// expired: a's only intent v1 waits for its recheck at 200, after
+	// enough reads in its window that its backoff reached BackoffMax.
+	expired := []step{
+		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+		{at: 1, read: res("a", nil)},
+		{at: 11, tick: true, reads: []string{"a@0"}},
+		{at: 12, read: res("a", nil)},
+		{at: 32, tick: true, reads: []string{"a@0"}},
+		{at: 33, read: res("a", nil)},
+		{at: 73, tick: true, reads: []string{"a@0"}},
+		{at: 74, read: res("a", nil)},
+		{at: 114, tick: true, reads: []string{"a@0"}},
+		{at: 115, read: res("a", nil), unmat: []string{fmt.Sprintf("a:%d", v1)}},
+	}
+	then := func(a []step, b ...step) []step { return append(a[:len(a):len(a)], b...) }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "a new intent that comes while the event is out is read once it is",
+			steps: then(half,
+				step{at: 120, ingest: []Entry{put(2, "a", v3)}},
+				step{at: 121, published: true, commit: 1, reads: []string{"a@0"}},
+				step{at: 122, read: res("a", row(v3, "y")), events: []string{ev("a", v3, 2)}},
+				step{at: 123, published: true, commit: 3},
+			),
+		},
+		{
+			name: "a new intent that comes while the event is retried is read once it is out",
+			steps: then(half,
+				step{at: 120, ingest: []Entry{put(2, "a", v3)}},
+				step{at: 121, failed: []string{"a"}},
+				step{at: 140, tick: true, events: []string{ev("a", v1, 1)}},
+				step{at: 141, published: true, commit: 1, reads: []string{"a@0"}},
+			),
+		},
+		{
+			name: "an ABORT that comes while the event is out is settled once it is",
+			steps: then(half,
+				step{at: 120, ingest: []Entry{ent(2, "a", intent.Abort, v3)}},
+				step{at: 121, published: true, commit: 1, reads: []string{"a@0"}},
+				step{at: 122, read: res("a", nil)},
+				step{at: 200, tick: true, reads: []string{"a@0"}},
+				step{at: 201, read: res("a", nil), commit: 3},
+			),
+		},
+		{
+			name: "an ABORT that comes while a read is out is settled by the next read",
+			steps: then(expired,
+				step{at: 150, ingest: []Entry{ent(1, "a", intent.Abort, v3)}, reads: []string{"a@0"}},
+				step{at: 151, ingest: []Entry{ent(2, "a", intent.Abort, v4)}},
+				step{at: 152, read: res("a", nil), reads: []string{"a@0"}}, // asked before the second ABORT
+				step{at: 153, read: res("a", nil)},
+				step{at: 200, tick: true, reads: []string{"a@0"}},
+				step{at: 201, read: res("a", nil), commit: 3},
+			),
+		},
+		{
+			name: "a new intent's backoff starts over",
+			steps: then(expired,
+				step{at: 150, ingest: []Entry{put(1, "a", v3)}, reads: []string{"a@0"}},
+				step{at: 151, read: res("a", nil)},
+				step{at: 161, tick: true, reads: []string{"a@0"}}, // BackoffMin, not BackoffMax
+				step{at: 162, read: res("a", row(v3, "y")), events: []string{ev("a", v3, 2)}},
+				step{at: 163, published: true, commit: 2},
+			),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			run(t, base, 0, nil, tt.steps)
+		})
+	}
+}
