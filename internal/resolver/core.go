@@ -389,7 +389,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	}
 	ks := c.keyState(in.Key)
 	// A key that only waits to recheck intents reads a new one as an idle
-	// key does: its backoff starts over, and one whose event (or letter)
+	// key does: its backoff and round start over, and one whose event (or letter)
 	// is out reads it once that is, not at the recheck.
 	_, rechecking := ks.rechecksOnly()
 	p.needs, p.deadline = true, now.Add(c.window(now))
@@ -397,6 +397,10 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	ks.traced = ks.traced || p.trace != nil
 	if rechecking {
 		ks.attempt = 0
+		if ks.event == nil {
+			// The expired intents' reads are not its round's (stats.go).
+			ks.round, ks.reads = round{}, 0
+		}
 	}
 	at := c.firstRead(now, in)
 	switch {

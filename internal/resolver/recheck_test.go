@@ -251,3 +251,62 @@ func TestCoreRecheckPrompt(t *testing.T) {
 		})
 	}
 }
+
+// TestCoreRecheckStats: the reads of an intent that expired into a recheck
+// are not the next event's. A new intent read meanwhile starts a round of
+// its own (its first read, its reads); the recheck read that finds a late
+// write is no first read of it (no first-read wait).
+func TestCoreRecheckStats(t *testing.T) {
+	t.Parallel()
+	v1, v2, v3 := ver(0, 0), ver(0, 1), ver(120, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	p := Params{Table: "t", Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond, BackoffMax: 40 * time.Millisecond, Recheck: 1}
+	ev := func(k string, v uint64, n int) string { return fmt.Sprintf("%s=%d/%d", k, v, n) }
+	unmat := func(v uint64) []string { return []string{fmt.Sprintf("a:%d", v)} }
+	tests := []struct {
+		name  string
+		steps []step
+		want  EventStats
+	}{
+		{
+			name: "a new intent read while the key waits for a recheck",
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+				{at: 1, read: res("a", nil)},
+				{at: 11, tick: true, reads: []string{"a@0"}},
+				{at: 12, read: res("a", nil)},
+				{at: 32, tick: true, reads: []string{"a@0"}},
+				{at: 33, read: res("a", nil)},
+				{at: 73, tick: true, reads: []string{"a@0"}},
+				{at: 74, read: res("a", nil)},
+				{at: 114, tick: true, reads: []string{"a@0"}},
+				{at: 115, read: res("a", nil), unmat: unmat(v1)},
+				{at: 150, ingest: []Entry{put(1, "a", v3)}, reads: []string{"a@0"}},
+				{at: 151, read: res("a", row(v3, "y")), events: []string{ev("a", v3, 2)}},
+			},
+			want: EventStats{FirstCreated: hlcTime(v3), FirstRead: at(150), Reads: 1},
+		},
+		{
+			name: "the recheck read finds the late write after another event",
+			steps: []step{
+				{ingest: []Entry{put(0, "a", v1), put(1, "a", v2)}, reads: []string{"a@0"}},
+				{at: 99, read: res("a", nil)},
+				{at: 109, tick: true, reads: []string{"a@0"}},
+				{at: 110, read: res("a", row(v1, "x")), events: []string{ev("a", v1, 1)}, unmat: unmat(v2)},
+				{at: 111, published: true, commit: 1},
+				{at: 200, tick: true, reads: []string{"a@0"}},
+				{at: 201, read: res("a", row(v2, "late")), events: []string{ev("a", v2, 1)}},
+			},
+			want: EventStats{FirstRead: at(200), Reads: 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := run(t, p, 0, nil, tt.steps)
+			if st, ok := stats(c, "a"); !ok || !reflect.DeepEqual(st, tt.want) {
+				t.Fatalf("stats:\n got %+v\nwant %+v", st, tt.want)
+			}
+		})
+	}
+}

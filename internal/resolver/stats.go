@@ -73,7 +73,8 @@ func (ks *keyState) readAsked(now time.Time, level int) {
 	if r.firstRead == 0 {
 		r.firstRead = unixNano(now)
 		for i := range ks.pending {
-			if p := &ks.pending[i]; p.needs && !p.created.IsZero() {
+			// (A recheck's read is no first read of its intent.)
+			if p := &ks.pending[i]; p.needs && !p.recheck && !p.created.IsZero() {
 				if c := p.created.UnixNano(); r.firstCreated == 0 || c < r.firstCreated {
 					r.firstCreated = c
 				}
