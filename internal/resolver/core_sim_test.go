@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -46,8 +47,11 @@ type sim struct {
 	events map[string][]uint64
 	landed map[string]uint64 // events that reached the bus although reported failed (uncertain)
 	unmat  map[uint64]bool
-	commit int64
-	wakeAt time.Time
+	// reported: the intents (key/version) the core running now reported
+	// unmaterialized, and of those, the ones it reported rechecked
+	reported, rechecked map[string]bool
+	commit              int64
+	wakeAt              time.Time
 
 	// faults
 	big       map[uint64]bool // versions whose event the bus never takes
@@ -144,6 +148,7 @@ func newSim(t *testing.T, seed int64, cfg simConfig) *sim {
 		t: t, rng: rand.New(rand.NewSource(seed)), core: NewCore(p, 0, nil), now: t0, params: p, cfg: cfg,
 		keys: []string{"a", "b", "c", "d", "e"}, history: map[string][]stored{},
 		events: map[string][]uint64{}, landed: map[string]uint64{}, unmat: map[uint64]bool{},
+		reported: map[string]bool{}, rechecked: map[string]bool{},
 		big: map[uint64]bool{}, tooLarge: map[string]bool{}, lettered: map[int64]bool{}, byVer: map[string]int{},
 	}
 }
@@ -419,6 +424,7 @@ func (s *sim) restart() {
 	}
 	s.landed = map[string]uint64{}
 	s.core = NewCore(s.params, s.commit, last)
+	s.reported, s.rechecked = map[string]bool{}, map[string]bool{}
 	var settled []int64
 	for o := range s.lettered {
 		settled = append(settled, o)
@@ -520,6 +526,25 @@ func (s *sim) drain() {
 					u.Key, v, s.writes[i].at.Sub(t0), s.writes[i].seen.Add(s.params.Window).Sub(t0))
 			}
 			s.unmat[v] = true
+			kv := fmt.Sprintf("%s/%d", u.Key, v)
+			if s.reported[kv] {
+				t.Fatalf("key %s version %d reported unmaterialized twice", u.Key, v)
+			}
+			s.reported[kv] = true
+		}
+	}
+	// A recheck reports an intent it reported unmaterialized, once, with
+	// the event that carries its own version.
+	for _, u := range r.Rechecked {
+		for _, v := range u.Versions {
+			kv := fmt.Sprintf("%s/%d", u.Key, v)
+			if !s.reported[kv] || s.rechecked[kv] {
+				t.Fatalf("key %s version %d rechecked: reported unmaterialized %v, rechecked before %v", u.Key, v, s.reported[kv], s.rechecked[kv])
+			}
+			s.rechecked[kv] = true
+			if !slices.ContainsFunc(r.Events, func(e intent.Event) bool { return string(e.Key) == string(u.Key) && e.Version == v }) {
+				t.Fatalf("key %s version %d rechecked without its event: %v", u.Key, v, r.Events)
+			}
 		}
 	}
 	if r.Commit >= 0 {
