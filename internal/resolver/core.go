@@ -60,10 +60,10 @@ type Params struct {
 	Seed uint64
 	// Recheck, when positive, reads a key once more, at the strongest
 	// level, Recheck times its window after an intent of it expired
-	// unmaterialized, and publishes the state found if it is newer than the
-	// key's last event: a write whose commit became visible after the
-	// window (recheck.go). The intent holds the commit until then. 0: no
-	// second look.
+	// unmaterialized, and publishes the state found if it covers the
+	// intent and is newer than the key's last event: a write whose commit
+	// became visible after the window (recheck.go). The intent holds the
+	// commit until then. 0: no second look.
 	Recheck float64
 }
 
@@ -413,21 +413,6 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	case rechecking && !ks.retryAt.IsZero() && at.Before(ks.retryAt):
 		ks.retryAt = at // the recheck's, until now
 	}
-}
-
-// firstRead returns when the first read of a new intent is due.
-func (c *Core) firstRead(now time.Time, in *intent.Intent) time.Time {
-	delay := c.p.FirstReadDelay
-	if c.p.LocalLanding && in.ProxyID == c.p.LocalProxy {
-		delay = 0 // the loop holds the read until the write returned
-	}
-	// Never wait longer than the delay itself, even if the proxy's clock
-	// runs ahead of ours.
-	at := in.CreatedAt.Add(delay)
-	if limit := now.Add(delay); at.After(limit) {
-		at = limit
-	}
-	return at
 }
 
 // abort resolves an ABORT intent: the write of in.Version failed, so no

@@ -14,9 +14,10 @@ package resolver
 //
 // With Params.Recheck set, an intent whose window ended stays, reported
 // unmaterialized, and its key is read once more at the strongest level
-// Recheck windows later. A state newer than the key's last event is
-// published then, as any read would (its version is durable, newer than
-// every event of the key); an older one resolves the intent for good. The
+// Recheck windows later. A state that covers the intent and is newer than
+// the key's last event is published then, as any read's would be (its
+// version is durable, newer than every event of the key); an older one
+// resolves the intent for good. The
 // intent holds the commit until its recheck, so a crash meanwhile starts
 // it over. New intents of the key are read as usual meanwhile, and an
 // event that covers the version settles the recheck too.

@@ -3,11 +3,28 @@ package resolver
 import (
 	"container/heap"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
 )
 
 // The core's timers: a key waiting to be read again (backoff, the first
 // read delay, a retry after a failed publish) has one timer of its
 // current generation; Tick fires those that are due.
+
+// firstRead returns when the first read of a new intent is due.
+func (c *Core) firstRead(now time.Time, in *intent.Intent) time.Time {
+	delay := c.p.FirstReadDelay
+	if c.p.LocalLanding && in.ProxyID == c.p.LocalProxy {
+		delay = 0 // the loop holds the read until the write returned
+	}
+	// Never wait longer than the delay itself, even if the proxy's clock
+	// runs ahead of ours.
+	at := in.CreatedAt.Add(delay)
+	if limit := now.Add(delay); at.After(limit) {
+		at = limit
+	}
+	return at
+}
 
 func (c *Core) wait(ks *keyState, at time.Time) {
 	ks.phase = waiting
