@@ -135,8 +135,9 @@ type Ready struct {
 	Letters        []Letter
 	Unmaterialized []Unmaterialized
 	// Rechecked are intents reported unmaterialized whose version a
-	// recheck found in the store after all: the events published for them
-	// came later than the window promises (recheck.go).
+	// recheck found in the store after all, reported when their event is
+	// durable on the bus: it came later than the window promises
+	// (recheck.go).
 	Rechecked []Unmaterialized
 	// Commit is the new committed offset (the lowest unresolved offset), or
 	// -1 when it did not move.
@@ -652,7 +653,6 @@ func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store
 	if row.Deleted {
 		ev.Op, ev.Value = intent.Delete, nil
 	}
-	c.rechecked(ks, covered, row.Version)
 	for _, p := range covered {
 		if p.op != intent.Abort {
 			ev.CoveredIntents++
@@ -680,6 +680,7 @@ func (c *Core) Published(now time.Time, events []intent.Event) {
 		c.pubOK++
 		c.lastPub[ks.name] = ks.event.Version
 		c.pubLog = append(c.pubLog, pubRec{ks.name, ks.event.Version})
+		c.rechecked(ks, ks.inFlight, ks.event.Version)
 		for _, p := range ks.inFlight {
 			c.done(p.slot)
 		}

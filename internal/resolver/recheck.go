@@ -65,7 +65,8 @@ func rechecking(ks *keyState) bool {
 }
 
 // rechecked reports the intents reported unmaterialized whose own version
-// an event of version v carries: their writes committed after the window.
+// an event of version v, now durable, carries: their writes committed
+// after the window.
 // (One that a newer write covers may never have landed.)
 func (c *Core) rechecked(ks *keyState, covered []pending, v uint64) {
 	var vs []uint64

@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -152,9 +153,49 @@ func TestCoreRecheckReported(t *testing.T) {
 	rd = c.Ready()
 	c.ReadDone(at(151), ReadResult{Key: []byte("a"), Seq: rd.Reads[0].Seq, Found: true, Row: *row(v1, "late")})
 	rd = c.Ready()
+	if len(rd.Events) != 1 || len(rd.Rechecked) != 0 {
+		t.Fatalf("recheck found the write: events %v, rechecked %+v, want one event, nothing reported before it is out", rd.Events, rd.Rechecked)
+	}
+	c.Published(at(152), rd.Events)
+	rd = c.Ready()
 	want := []Unmaterialized{{Key: []byte("a"), Versions: []uint64{v1}}}
-	if len(rd.Events) != 1 || !reflect.DeepEqual(rd.Rechecked, want) {
-		t.Fatalf("recheck found the write: events %v, rechecked %+v, want one event and %+v", rd.Events, rd.Rechecked, want)
+	if !reflect.DeepEqual(rd.Rechecked, want) || rd.Commit != 1 {
+		t.Fatalf("its event is out: rechecked %+v, commit %d, want %+v, 1", rd.Rechecked, rd.Commit, want)
+	}
+}
+
+// TestCoreRecheckLettered: an event a recheck found that the bus refuses
+// for good goes to the dead-letter queue, and is not reported as a late
+// commit published.
+func TestCoreRecheckLettered(t *testing.T) {
+	t.Parallel()
+	v1 := ver(0, 0)
+	c := NewCore(Params{Table: "t", Window: 100 * time.Millisecond, Levels: 1, BackoffMin: 10 * time.Millisecond,
+		BackoffMax: 40 * time.Millisecond, Recheck: 1}, 0, nil)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	c.Ingest(at(0), []Entry{put(0, "a", v1)})
+	rd := c.Ready()
+	c.ReadDone(at(100), ReadResult{Key: []byte("a"), Seq: rd.Reads[0].Seq})
+	c.Ready()
+	c.Tick(at(110))
+	rd = c.Ready()
+	c.ReadDone(at(111), ReadResult{Key: []byte("a"), Seq: rd.Reads[0].Seq})
+	c.Ready()
+	c.Tick(at(200))
+	rd = c.Ready()
+	c.ReadDone(at(201), ReadResult{Key: []byte("a"), Seq: rd.Reads[0].Seq, Found: true, Row: *row(v1, "late")})
+	rd = c.Ready()
+	if len(rd.Events) != 1 {
+		t.Fatalf("recheck: events %v, want one", rd.Events)
+	}
+	c.PublishFailed(at(202), []PublishFailure{{Event: rd.Events[0], Err: errors.New("record too large"), Permanent: true, Alone: true}})
+	rd = c.Ready()
+	if len(rd.Letters) != 1 || len(rd.Rechecked) != 0 {
+		t.Fatalf("event refused: letters %v, rechecked %+v, want one letter, nothing rechecked", rd.Letters, rd.Rechecked)
+	}
+	c.Lettered(at(203), rd.Letters)
+	if rd = c.Ready(); len(rd.Rechecked) != 0 || rd.Commit != 1 {
+		t.Fatalf("lettered: rechecked %+v, commit %d, want none, 1", rd.Rechecked, rd.Commit)
 	}
 }
 
