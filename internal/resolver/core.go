@@ -240,12 +240,14 @@ type Core struct {
 	settled map[int64]bool
 
 	// The outage rule (failure.go): what the backends served lately.
-	readOK  []uint64 // per level, the highest seq of a read that succeeded
-	served  []byte   // a key whose strongest-level read succeeded lately (for probes)
-	probing bool     // a probe read is outstanding
-	pubOK   uint64   // events and letters acknowledged so far
-	letters uint64   // ids of dead letters
-	parked  int      // keys with a failed attempt they have not yet got past
+	readOK  []uint64     // per level, the highest seq of a read that succeeded
+	served  []byte       // a key whose strongest-level read succeeded lately (for probes)
+	probing bool         // a probe read is outstanding
+	pubOK   uint64       // events and letters acknowledged so far
+	unsure  []unsureFail // counted read failures not yet decided, by mark
+	unsureN uint64       // ids of unsure failures
+	letters uint64       // ids of dead letters
+	parked  int          // keys with a failed attempt they have not yet got past
 	rng     *rand.Rand
 }
 
@@ -521,11 +523,14 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		return
 	}
 	top := ks.level == c.p.Levels-1
+	if top && !r.Landed { // a row handed over says nothing of the store's reads
+		c.topAnswered(r)
+	}
 	if r.Err != nil {
 		c.readFailed(now, ks, r.Err, top)
 		return
 	}
-	if !r.Landed { // a row handed over says nothing of the store's reads
+	if !r.Landed {
 		c.readOK[ks.level] = max(c.readOK[ks.level], r.Seq)
 		if top {
 			c.served = ks.key

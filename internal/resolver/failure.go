@@ -32,7 +32,13 @@ import (
 // backend served other keys since the key's previous attempt.
 //   - A read round (cheapest level up to the strongest) counts when, at a
 //     level where it failed, a read issued after the key's previous failed
-//     round succeeded.
+//     round succeeded. It is taken back (with the retry time it added)
+//     when, before any read asked after it succeeds at the strongest
+//     level, two reads of other keys (probes included) asked after it fail
+//     there, not as unavailable: it was the first failure of an outage,
+//     which the core cannot tell when it comes (unsureFail). Else a key
+//     kept parked (its level unavailable) while short outages come and go
+//     would add up the first failure of each to a dead letter.
 //   - A publish counts when the event failed alone (the loop isolates it by
 //     bisecting its batch) and the bus took other events or letters since
 //     the key's previous failure. A publish that may have landed (the loop
@@ -122,6 +128,25 @@ type failStreak struct {
 	readMark    uint64 // c.seq at the key's previous failed read round
 	pubMark     uint64 // c.pubOK at the key's previous failed publish
 	served      bool   // this read round failed at a level that served others since readMark
+	// unsure identifies the key's last counted read failure while no read
+	// asked after it has answered at the strongest level (0: none); added
+	// is the retry time it added. See unsureFail.
+	unsure uint64
+	added  time.Duration
+}
+
+// unsureFail is a counted read failure that no read asked after it has
+// succeeded for yet at the strongest level. Such a read succeeding
+// confirms it (the store served while the key failed); two reads of other
+// keys (probes included) asked after it failing there first (not
+// unavailable) take it back: the store was failing every key, and the
+// key's failure was the first of an outage, which the core could not tell
+// when it came. One failure of another key may be that key's own.
+type unsureFail struct {
+	key     string
+	mark    uint64 // c.seq when it failed: reads with a higher seq were asked after it
+	id      uint64 // failStreak.unsure
+	strikes int    // reads of other keys asked after it that failed
 }
 
 // Parked returns how many keys are parked: they failed and have not got
@@ -143,16 +168,70 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 	counted := f.served && !errors.Is(err, store.ErrUnavailable)
 	f.served = false
 	f.readMark = c.seq
+	retried := f.retried
 	if c.failed(now, ks, err.Error(), counted, false) {
 		ps := ks.pending
 		ks.pending = nil
 		c.deadLetter(ks, LetterRead, ps)
 		return
 	}
+	if counted && c.readOK[ks.level] <= ks.seq {
+		// No read asked after the key's has succeeded: the store may
+		// have stopped serving everyone just then.
+		c.unsureN++
+		f.unsure, f.added = c.unsureN, f.retried-retried
+		c.unsure = append(c.unsure, unsureFail{key: ks.name, mark: c.seq, id: c.unsureN})
+	}
 	c.out.ReadRetries++
 	c.wait(ks, c.retryAt(now, ks))
 	if !errors.Is(err, store.ErrUnavailable) {
 		c.probe(ks) // an unavailable round never counts: nothing to learn
+	}
+}
+
+// topAnswered takes the answer of a store read at the strongest level
+// (not a row handed over by a store write): it decides the unsure
+// failures of the reads asked before it (see unsureFail).
+func (c *Core) topAnswered(r ReadResult) {
+	if r.Err == nil {
+		n := 0
+		for n < len(c.unsure) && c.unsure[n].mark < r.Seq {
+			n++
+		}
+		c.dropUnsure(n)
+		return
+	}
+	if errors.Is(r.Err, store.ErrUnavailable) {
+		return // says nothing of whether the store serves others
+	}
+	for i := 0; i < len(c.unsure) && c.unsure[i].mark < r.Seq; i++ {
+		u := &c.unsure[i]
+		if u.key == string(r.Key) {
+			continue
+		}
+		if u.strikes++; u.strikes < 2 {
+			continue
+		}
+		if ks := c.keys[u.key]; ks != nil && ks.fail.unsure == u.id {
+			f := &ks.fail
+			f.counted--
+			f.retried -= f.added
+			f.outage = f.counted > 0 // its span is outage, not retry time
+			f.unsure = 0
+		}
+	}
+	n := 0
+	for n < len(c.unsure) && c.unsure[n].strikes >= 2 {
+		n++
+	}
+	c.dropUnsure(n)
+}
+
+// dropUnsure forgets the first n unsure failures.
+func (c *Core) dropUnsure(n int) {
+	c.unsure = c.unsure[n:]
+	if len(c.unsure) == 0 {
+		c.unsure = nil // let the backing array go
 	}
 }
 
@@ -182,6 +261,7 @@ func (c *Core) probed(r ReadResult) {
 		top := c.p.Levels - 1
 		c.readOK[top] = max(c.readOK[top], r.Seq)
 	}
+	c.topAnswered(r)
 }
 
 // PublishFailed takes the events of Ready that did not reach the bus. Each
