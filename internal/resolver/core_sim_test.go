@@ -683,6 +683,11 @@ func TestCoreRandomized(t *testing.T) {
 		// Poison keys, too large events, store and bus outages, a
 		// dead-letter queue that fails at times.
 		"faults": {faults: true},
+		// Both: keys a and b wait for their level (a replica down) while
+		// short store outages come and go; the first failure of each
+		// outage must not add up to a dead letter (seed 170 with more
+		// seeds: TestCoreOutageStartUncounted).
+		"faults-ambiguous": {faults: true, ambiguous: 4, lag: 20 * time.Millisecond, delay: 25 * time.Millisecond},
 		// Without rechecks: a write that lands after its window has no
 		// event (the exemption is the window's).
 		"norecheck": {noRecheck: true},
