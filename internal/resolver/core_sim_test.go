@@ -536,6 +536,9 @@ func (s *sim) drain() {
 	// A recheck reports an intent it reported unmaterialized, once, when
 	// the event that carries its own version is on the bus.
 	for _, u := range r.Rechecked {
+		if len(u.Versions) == 0 {
+			t.Fatalf("key %s rechecked without versions", u.Key)
+		}
 		for _, v := range u.Versions {
 			kv := fmt.Sprintf("%s/%d", u.Key, v)
 			if !s.reported[kv] || s.rechecked[kv] {

@@ -171,6 +171,11 @@ func (h *harness) check(i int, r Ready, s step) {
 		}
 		unmat = append(unmat, fmt.Sprintf("%s:%s", u.Key, strings.Join(vs, ",")))
 	}
+	for _, u := range r.Rechecked {
+		if len(u.Versions) == 0 {
+			h.t.Fatalf("step %d: key %s reported rechecked without versions", i, u.Key)
+		}
+	}
 	for _, l := range r.Letters {
 		var vs []string
 		for i, in := range l.Intents {

@@ -25,10 +25,12 @@ package resolver
 import "time"
 
 // recheckLater turns an intent whose window ended into one waiting for its
-// recheck, unless it already was one, rechecks are off, or the read that
-// found it missing was asked late enough to be the recheck itself.
+// recheck, unless it already was one, or the read that found it missing
+// was asked late enough to be the recheck itself (always so with rechecks
+// off: the recheck is then due at the deadline, which the read was asked
+// after).
 func (c *Core) recheckLater(ks *keyState, p *pending) bool {
-	if p.recheck || c.p.Recheck <= 0 {
+	if p.recheck {
 		return false
 	}
 	window := p.deadline.Sub(p.slot.seen)
