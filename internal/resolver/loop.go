@@ -615,7 +615,7 @@ func (l *loop) unmaterialized(u Unmaterialized) {
 func (l *loop) lateCommit(u Unmaterialized) {
 	l.m.lateCommits.Add(float64(len(u.Versions)))
 	l.logEvery("late commit", time.Second, func() {
-		l.r.cfg.Logger.Warn("a write committed after its visibility window: the recheck found it and publishes its event late. "+
+		l.r.cfg.Logger.Warn("a write committed after its visibility window: the recheck found it, and its event came late. "+
 			"The store's commits (or the network) are slower than the window allows: raise the table's visibility window "+
 			"(`wail table alter`), and check the database's commit latency (fsync, CPU)",
 			"table", l.table, "partition", l.partition, "key", printable(u.Key), "versions", u.Versions)
