@@ -145,7 +145,7 @@ func outageRounds(steps []step, at int, off int64, outages, letterAt int, other 
 // two more failures of a's own 40 ms apart, then a reads fine. The
 // failures taken back add no retry time, and the time since the first is
 // outage: 40 ms of retry time in all.
-func retryTimeAroundOutages() []step {
+func retryTimeAroundOutages(own int) []step {
 	v1 := ver(0, 0)
 	steps := []step{
 		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
@@ -156,17 +156,23 @@ func retryTimeAroundOutages() []step {
 		{read: probeRes(true)},
 	}
 	steps, at, off, _ := outageRounds(steps, 0, 2, 3, 0, errRes, false)
-	for i := 1; i <= 2; i++ {
+	for i := 1; i <= own; i++ {
 		at += 40
 		m := fmt.Sprintf("m%d", i)
 		steps = append(steps,
 			step{at: at, tick: true, reads: []string{"a@0"}},
 			step{at: at, ingest: []Entry{put(off, m, v1)}, reads: []string{m + "@0"}},
 			step{at: at, read: res(m, row(v1, "m")), events: []string{ev(m, v1, 1)}},
-			step{at: at, published: true},
+			step{at: at, published: true})
+		off++
+		if i == 3 { // 80 ms of retry time since the first, over MaxRetryTime
+			return append(steps,
+				step{at: at, read: errRes("a"), letters: []string{letter("a", "read", v1)}},
+				step{at: at, lettered: true, commit: off, parked: n(0)})
+		}
+		steps = append(steps,
 			step{at: at, read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)},
 			step{at: at, read: probeRes(true)})
-		off++
 	}
 	return append(steps,
 		step{at: at + 40, tick: true, reads: []string{"a@0"}},
@@ -198,7 +204,61 @@ func TestCoreOutageStartUncounted(t *testing.T) {
 		{"another key and the probe failing after it take a failure back: outages never dead-letter", failParams, outageStarts(6, 0, errRes, false)},
 		{"another key unavailable after it takes nothing back: a is dead-lettered at MaxAttempts", failParams, outageStarts(3, 3, unavailableRes, false)},
 		{"a probe that succeeds after another key failed confirms it: a is dead-lettered at MaxAttempts", failParams, outageStarts(3, 3, errRes, true)},
-		{"a failure taken back takes its retry time back, and its span is outage", timeBound, retryTimeAroundOutages()},
+		{"a failure taken back takes its retry time back, and its span is outage", timeBound, retryTimeAroundOutages(2)},
+		{"the retry time of the key's own failures after it still adds up", timeBound, retryTimeAroundOutages(3)},
+		{"a success asked after a failure confirms it: other keys failing after that take nothing back", failParams, []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{ingest: []Entry{put(1, "k", v1)}, reads: []string{"k@0"}},
+			{read: res("k", row(v1, "k")), events: []string{ev("k", v1, 1)}},
+			{published: true},
+			{read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)}, // 1 (k, read after a, served)
+			{read: probeRes(true)},
+			{at: 40, tick: true, reads: []string{"a@0"}},
+			{at: 40, read: errRes("a"), reads: []string{"probe@0"}}, // 2, unsure
+			{at: 40, read: probeRes(true)},                          // confirmed
+			{at: 41, ingest: []Entry{put(2, "j1", v1), put(3, "j2", v1)}, reads: []string{"j1@0", "j2@0"}},
+			{at: 41, read: errRes("j1"), reads: []string{"probe@0"}, parked: n(2)},
+			{at: 41, read: errRes("j2"), parked: n(3)},
+			{at: 80, tick: true, reads: []string{"j1@0", "j2@0", "a@0"}},
+			{at: 80, read: errRes("a"), letters: []string{letter("a", "read", v1)}}, // 3
+		}},
+		{"a read asked before the failure came back does not confirm it", failParams, []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{ingest: []Entry{put(1, "k", v1)}, reads: []string{"k@0"}},
+			{read: res("k", row(v1, "k")), events: []string{ev("k", v1, 1)}},
+			{published: true},
+			{read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)}, // 1
+			{read: probeRes(true)},
+			{at: 40, tick: true, reads: []string{"a@0"}},
+			{at: 40, ingest: []Entry{put(2, "x", v1)}, reads: []string{"x@0"}},
+			{at: 40, read: errRes("a"), reads: []string{"probe@0"}}, // 2, unsure
+			{at: 40, read: res("x", row(v1, "x")), events: []string{ev("x", v1, 1)}}, // asked before: no confirmation
+			{at: 40, published: true},
+			{at: 40, read: probeRes(false)}, // strike 1
+			{at: 41, ingest: []Entry{put(3, "j", v1)}, reads: []string{"j@0"}},
+			{at: 41, read: errRes("j"), reads: []string{"probe@0"}, parked: n(2)}, // strike 2: 2 taken back
+			{at: 41, read: probeRes(true)},
+			{at: 80, tick: true, reads: []string{"j@0", "a@0"}},
+			{at: 80, read: errRes("a"), reads: []string{"probe@0"}}, // 2 again: no letter
+		}},
+		{"a read asked before the failure came back is no strike against it", failParams, []step{
+			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
+			{ingest: []Entry{put(1, "k", v1)}, reads: []string{"k@0"}},
+			{read: res("k", row(v1, "k")), events: []string{ev("k", v1, 1)}},
+			{published: true},
+			{read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)}, // 1
+			{read: probeRes(true)},
+			{at: 40, tick: true, reads: []string{"a@0"}},
+			{at: 40, ingest: []Entry{put(2, "x", v1)}, reads: []string{"x@0"}},
+			{at: 40, read: errRes("a"), reads: []string{"probe@0"}}, // 2, unsure
+			{at: 40, read: errRes("x"), parked: n(2)},               // asked before: no strike
+			{at: 40, read: probeRes(false)},                         // strike 1 only: 2 stands
+			{at: 79, ingest: []Entry{put(3, "k2", v1)}, reads: []string{"k2@0"}},
+			{at: 79, read: res("k2", row(v1, "k2")), events: []string{ev("k2", v1, 1)}},
+			{at: 79, published: true},
+			{at: 80, tick: true, reads: []string{"x@0", "a@0"}},
+			{at: 80, read: errRes("a"), letters: []string{letter("a", "read", v1)}}, // 3
+		}},
 		{"the key's own next failure is no other key's: with one probe failing after it, its failure stands", failParams, []step{
 			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
 			{ingest: []Entry{put(1, "k", v1)}, reads: []string{"k@0"}},
