@@ -92,9 +92,11 @@ type ReadRequest struct {
 	// the outage rule in failure.go); its result goes back as any other.
 	Probe bool
 	// Version is the newest version of the key's intents the read must
-	// find (0: none, a read that only settles an ABORT). The I/O may hold
-	// the read until the store write of that version has landed (see
-	// Landing): only a later read, which the core allows for any read.
+	// find (0: none, a read that only settles an ABORT); a read that
+	// follows at once from the last one's answer, or retries it, asks for
+	// what that one asked (landing.go). The I/O may hold the read until
+	// the store write of that version has landed (see Landing): only a
+	// later read, which the core allows for any read.
 	Version uint64
 }
 
@@ -166,10 +168,12 @@ type keyState struct {
 	pending []pending
 	phase   phase
 	traced  bool  // a pending intent carries a trace (stats.go)
+	again   bool  // waiting to retry a failed read (reread)
 	reads   int32 // of the round (stats.go)
 	level   int
 	attempt int
 	seq     uint64
+	asked   uint64 // the Version the last read asked for (reread)
 	// readAt is when the outstanding (or last) read was asked for: the
 	// read runs, and takes its snapshot of the store, no earlier. Only a
 	// strongest-level read asked for at or after an intent's deadline can
@@ -477,27 +481,20 @@ func (ks *keyState) needsCoverage() bool {
 	return false
 }
 
-func (c *Core) read(now time.Time, ks *keyState, level int) {
+// read asks for a read of the key at level, for the newest version its
+// intents need covered (reread: one that follows from a read's answer).
+func (c *Core) read(now time.Time, ks *keyState, level int) { c.ask(now, ks, level, ks.newest()) }
+
+func (c *Core) ask(now time.Time, ks *keyState, level int, v uint64) {
 	c.seq++
 	ks.seq = c.seq
 	ks.readAt = now
 	ks.level = level
 	ks.phase = reading
+	ks.asked = v
 	ks.readAsked(now, level)
 	c.bump(ks)
-	c.out.Reads = append(c.out.Reads, ReadRequest{Key: ks.key, Level: store.Level(level), Seq: ks.seq, Version: ks.newest()})
-}
-
-// newest returns the newest version the key's pending intents need
-// covered (0: none).
-func (ks *keyState) newest() uint64 {
-	var v uint64
-	for i := range ks.pending {
-		if ks.pending[i].needs {
-			v = max(v, ks.pending[i].version)
-		}
-	}
-	return v
+	c.out.Reads = append(c.out.Reads, ReadRequest{Key: ks.key, Level: store.Level(level), Seq: ks.seq, Version: v})
 }
 
 // ReadDone takes the result of a read. Results that no longer match the
@@ -519,7 +516,7 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		// but not to settle or expire anything it does not cover. A row
 		// that publishes nothing and leaves intents or ABORTs: the store
 		// decides, at the same level.
-		c.read(now, ks, ks.level)
+		c.reread(now, ks, ks.level)
 		return
 	}
 	top := ks.level == c.p.Levels-1
@@ -546,7 +543,7 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		// only (reported failed, committed anyway), and a replica that
 		// shows an older version cannot tell. (A handed-over row is the
 		// primary's own: no level shows more of it.)
-		c.read(now, ks, ks.level+1)
+		c.reread(now, ks, ks.level+1)
 		return
 	}
 	c.recovered(ks)

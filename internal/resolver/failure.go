@@ -160,7 +160,7 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 		f.served = true
 	}
 	if !top {
-		c.read(now, ks, ks.level+1)
+		c.reread(now, ks, ks.level+1)
 		return
 	}
 	// A round whose last read (at the strongest level) the store could not
@@ -184,6 +184,7 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 	}
 	c.out.ReadRetries++
 	c.wait(ks, c.retryAt(now, ks))
+	ks.again = true // the same read again (reread)
 	if !errors.Is(err, store.ErrUnavailable) {
 		c.probe(ks) // an unavailable round never counts: nothing to learn
 	}

@@ -30,6 +30,29 @@ import (
 // needs a snapshot no earlier than the request (core.go, ReadDone). Any
 // other held read (the write failed, lost the key to a newer version, or
 // holds an older one) goes to the store as before.
+//
+// A read that follows at once from the answer to the key's last read (the
+// escalation to a stronger level after a replica read that did not cover
+// the intents or failed; the store read in place of a handed-over row that
+// published nothing), or retries a failed one, asks for the version that
+// read asked for, not for the newest intent: that read is over (a held one
+// was released when its write returned), and what follows it is for the
+// state the store shows now. Asked for an intent logged meanwhile, it
+// would be held again until that write returned: on a key written faster
+// than its writes land, with a slow write (a batch that lands near the
+// proxy's bound) among the newest each time, the reads of one round went
+// from one slow write to the next, and writes that had landed long before
+// waited for all of them. So between the first read of a key, a read after
+// a backoff and one after an event, its reads are held for one version
+// only, as long as the writes whose range holds it take.
+
+// reread asks for a read of the key at level that follows at once from
+// the answer to its last read, or retries it: for the version that read
+// asked for (or less, if intents it needed were settled meanwhile).
+func (c *Core) reread(now time.Time, ks *keyState, level int) {
+	c.ask(now, ks, level, min(ks.asked, ks.newest()))
+}
+
 // landed says that the write behind a channel of held reads ended, or
 // that the hold ran out (late).
 type landed struct {

@@ -1,10 +1,12 @@
 package resolver
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // TestCoreLandedRowsHotKey: a key written faster than its store writes
@@ -117,4 +119,94 @@ func TestCoreLandedRowNeverSettlesAbort(t *testing.T) {
 			run(t, p, 0, nil, steps)
 		})
 	}
+}
+
+// TestCoreFollowUpReadVersion: a read that follows at once from the
+// answer to the key's last read (the escalation to a stronger level after
+// a replica read that did not cover its intents or failed; the store read
+// in place of a handed-over row that published nothing) asks for the
+// version that read asked for, not for an intent logged since: that read
+// was released (the write it was held on returned), and its follow-up is
+// for what the store shows now. Before, it asked for the newest intent,
+// and the loop held it again until that write returned: on a hot key
+// whose newest write was a slow one each time (a batch landing near the
+// proxy's bound), its rounds went from one slow write to the next, and
+// writes that had landed long before got no event for several writes'
+// latency (landing-hot in the randomized simulation: over 200 ms, writes
+// landing within 60). A read after a wait (backoff, a failed read's
+// retry, an event) asks for the newest, as before.
+func TestCoreFollowUpReadVersion(t *testing.T) {
+	t.Parallel()
+	v1, v2, v3, v4 := ver(0, 0), ver(5, 0), ver(8, 0), ver(9, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	answer := func(c *Core, now time.Time, rq ReadRequest, r ReadResult) ReadRequest {
+		t.Helper()
+		r.Key, r.Seq, r.Level = rq.Key, rq.Seq, rq.Level
+		c.ReadDone(now, r)
+		return only(t, c.Ready())
+	}
+	for _, tc := range []struct {
+		name   string
+		levels int
+		// follow answers the first read (of v1, asked at 0) after v2 was
+		// logged at 5, and returns the read that follows
+		follow func(c *Core, first ReadRequest) ReadRequest
+		level  store.Level
+		want   uint64
+	}{
+		{"escalation after a replica read that misses an intent", 2, func(c *Core, first ReadRequest) ReadRequest {
+			return answer(c, at(60), first, ReadResult{Found: true, Row: store.Row{Version: v1}})
+		}, 1, v1},
+		{"escalation after a failed replica read", 2, func(c *Core, first ReadRequest) ReadRequest {
+			return answer(c, at(60), first, ReadResult{Err: errors.New("boom")})
+		}, 1, v1},
+		{"store read after a handed-over row that publishes nothing", 1, func(c *Core, first ReadRequest) ReadRequest {
+			// reconcile logged an intent while the read was held: the bus
+			// has an event at v3 already
+			floor := put(2, "a", v4)
+			floor.Intent.PublishedFloor = v3
+			c.Ingest(at(9), []Entry{floor})
+			return answer(c, at(60), first, ReadResult{Found: true, Landed: true, Row: store.Row{Version: v3}})
+		}, 0, v1},
+		{"retry of a failed read", 1, func(c *Core, first ReadRequest) ReadRequest {
+			if rq := answer(c, at(60), first, ReadResult{Err: errors.New("boom")}); rq.Key != nil && !rq.Probe {
+				t.Fatalf("read %+v before the retry", rq)
+			}
+			c.Tick(at(200))
+			return only(t, c.Ready())
+		}, 0, v1},
+		{"read after a backoff", 1, func(c *Core, first ReadRequest) ReadRequest {
+			if rq := answer(c, at(60), first, ReadResult{}); rq.Key != nil {
+				t.Fatalf("read %+v before the backoff", rq)
+			}
+			c.Tick(at(200))
+			return only(t, c.Ready())
+		}, 0, v2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := NewCore(Params{Table: "t", Window: time.Second, Levels: tc.levels, LocalLanding: true,
+				BackoffMin: 5 * time.Millisecond, BackoffMax: 5 * time.Millisecond}, 0, nil)
+			c.Ingest(t0, []Entry{put(0, "a", v1)})
+			first := only(t, c.Ready())
+			c.Ingest(at(5), []Entry{put(1, "a", v2)}) // logged while the read is held on v1's write
+			rq := tc.follow(c, first)
+			if rq.Level != tc.level || rq.Version != tc.want {
+				t.Fatalf("read %+v, want one at level %d for version %d", rq, tc.level, tc.want)
+			}
+		})
+	}
+}
+
+// only returns the one read r asks for (a zero one if none).
+func only(t *testing.T, r Ready) ReadRequest {
+	t.Helper()
+	switch len(r.Reads) {
+	case 0:
+		return ReadRequest{}
+	case 1:
+		return r.Reads[0]
+	}
+	t.Fatalf("reads %+v, want at most one", r.Reads)
+	return ReadRequest{}
 }

@@ -29,6 +29,18 @@ type pending struct {
 	recheck bool
 }
 
+// newest returns the newest version the key's pending intents need
+// covered (0: none).
+func (ks *keyState) newest() uint64 {
+	var v uint64
+	for i := range ks.pending {
+		if ks.pending[i].needs {
+			v = max(v, ks.pending[i].version)
+		}
+	}
+	return v
+}
+
 // coversAll reports whether version v covers every pending intent that
 // needs an event.
 func coversAll(ps []pending, v uint64) bool {

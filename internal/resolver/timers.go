@@ -28,6 +28,7 @@ func (c *Core) firstRead(now time.Time, in *intent.Intent) time.Time {
 
 func (c *Core) wait(ks *keyState, at time.Time) {
 	ks.phase = waiting
+	ks.again = false
 	c.timer(ks, at)
 }
 
@@ -58,7 +59,11 @@ func (c *Core) Tick(now time.Time) {
 			if !ks.needsCoverage() || rechecking(ks) {
 				level = c.p.Levels - 1
 			}
-			c.read(now, ks, level)
+			if ks.again {
+				c.reread(now, ks, level) // a failed read's retry
+			} else {
+				c.read(now, ks, level)
+			}
 		case retrying:
 			c.resend(ks)
 		}
