@@ -231,7 +231,7 @@ func TestCoreOutageStartUncounted(t *testing.T) {
 			{read: probeRes(true)},
 			{at: 40, tick: true, reads: []string{"a@0"}},
 			{at: 40, ingest: []Entry{put(2, "x", v1)}, reads: []string{"x@0"}},
-			{at: 40, read: errRes("a"), reads: []string{"probe@0"}}, // 2, unsure
+			{at: 40, read: errRes("a"), reads: []string{"probe@0"}},                  // 2, unsure
 			{at: 40, read: res("x", row(v1, "x")), events: []string{ev("x", v1, 1)}}, // asked before: no confirmation
 			{at: 40, published: true},
 			{at: 40, read: probeRes(false)}, // strike 1
