@@ -145,7 +145,11 @@ func outageRounds(steps []step, at int, off int64, outages, letterAt int, other 
 // two more failures of a's own 40 ms apart, then a reads fine. The
 // failures taken back add no retry time, and the time since the first is
 // outage: 40 ms of retry time in all.
-func retryTimeAroundOutages(own int) []step {
+//
+// With before, a fails once more on its own 20 ms after the first (20 ms
+// of retry time), and one outage round follows: taking its failure back
+// leaves those 20 ms.
+func retryTimeAroundOutages(own int, before bool) []step {
 	v1 := ver(0, 0)
 	steps := []step{
 		{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
@@ -155,7 +159,19 @@ func retryTimeAroundOutages(own int) []step {
 		{read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)},
 		{read: probeRes(true)},
 	}
-	steps, at, off, _ := outageRounds(steps, 0, 2, 3, 0, errRes, false)
+	at, off, outages := 0, int64(2), 3
+	if before {
+		at, outages = 20, 1
+		steps = append(steps,
+			step{at: at, tick: true, reads: []string{"a@0"}},
+			step{at: at, ingest: []Entry{put(off, "k0", v1)}, reads: []string{"k0@0"}},
+			step{at: at, read: res("k0", row(v1, "k0")), events: []string{ev("k0", v1, 1)}},
+			step{at: at, published: true},
+			step{at: at, read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)},
+			step{at: at, read: probeRes(true)})
+		off++
+	}
+	steps, at, off, _ = outageRounds(steps, at, off, outages, 0, errRes, false)
 	for i := 1; i <= own; i++ {
 		at += 40
 		m := fmt.Sprintf("m%d", i)
@@ -165,7 +181,7 @@ func retryTimeAroundOutages(own int) []step {
 			step{at: at, read: res(m, row(v1, "m")), events: []string{ev(m, v1, 1)}},
 			step{at: at, published: true})
 		off++
-		if i == 3 { // 80 ms of retry time since the first, over MaxRetryTime
+		if i == 3 { // 80 ms of retry time since the first (100 with before), MaxRetryTime
 			return append(steps,
 				step{at: at, read: errRes("a"), letters: []string{letter("a", "read", v1)}},
 				step{at: at, lettered: true, commit: off, parked: n(0)})
@@ -196,6 +212,8 @@ func TestCoreOutageStartUncounted(t *testing.T) {
 	v1 := ver(0, 0)
 	timeBound := failParams
 	timeBound.MaxAttempts, timeBound.MaxRetryTime = 100, 50*time.Millisecond
+	longer := timeBound
+	longer.MaxRetryTime = 100 * time.Millisecond
 	tests := []struct {
 		name  string
 		p     Params
@@ -204,8 +222,9 @@ func TestCoreOutageStartUncounted(t *testing.T) {
 		{"another key and the probe failing after it take a failure back: outages never dead-letter", failParams, outageStarts(6, 0, errRes, false)},
 		{"another key unavailable after it takes nothing back: a is dead-lettered at MaxAttempts", failParams, outageStarts(3, 3, unavailableRes, false)},
 		{"a probe that succeeds after another key failed confirms it: a is dead-lettered at MaxAttempts", failParams, outageStarts(3, 3, errRes, true)},
-		{"a failure taken back takes its retry time back, and its span is outage", timeBound, retryTimeAroundOutages(2)},
-		{"the retry time of the key's own failures after it still adds up", timeBound, retryTimeAroundOutages(3)},
+		{"a failure taken back takes its retry time back, and its span is outage", timeBound, retryTimeAroundOutages(2, false)},
+		{"the retry time of the key's own failures after it still adds up", timeBound, retryTimeAroundOutages(3, false)},
+		{"a failure taken back takes back only the retry time it added", longer, retryTimeAroundOutages(3, true)},
 		{"a success asked after a failure confirms it: other keys failing after that take nothing back", failParams, []step{
 			{ingest: []Entry{put(0, "a", v1)}, reads: []string{"a@0"}},
 			{ingest: []Entry{put(1, "k", v1)}, reads: []string{"k@0"}},
