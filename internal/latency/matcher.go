@@ -125,8 +125,9 @@ func (m *Matcher) Acked(table string, key []byte, version uint64, intended time.
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if kt := m.lookup(table, key); kt != nil {
-		evs := kt.events[kt.head:]
-		if i := sort.Search(len(evs), func(i int) bool { return evs[i].version >= version }); i < len(evs) {
+		// Most acknowledgements come before their event: no search then.
+		if evs := kt.events[kt.head:]; len(evs) > 0 && evs[len(evs)-1].version >= version {
+			i := sort.Search(len(evs), func(i int) bool { return evs[i].version >= version })
 			m.record(evs[i].at.Sub(intended), measured)
 			return
 		}

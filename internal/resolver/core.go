@@ -365,7 +365,7 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	if in.Version > c.watermark {
 		c.watermark = in.Version
 	}
-	if in.PublishedFloor > c.lastPub[string(in.Key)] {
+	if in.PublishedFloor != 0 && in.PublishedFloor > c.lastPub[string(in.Key)] {
 		// Logged by reconcile or redrive: the bus has an event at or
 		// above the floor, whatever we remember.
 		key := string(in.Key)
@@ -380,7 +380,8 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		tp := in.Trace
 		p.trace = &tp
 	}
-	if ks := c.keys[string(in.Key)]; ks != nil && ks.event != nil && in.Version <= ks.event.Version {
+	ks := c.keys[string(in.Key)]
+	if ks != nil && ks.event != nil && in.Version <= ks.event.Version {
 		// The event on its way covers it: it settles with that event (or
 		// with its dead letter).
 		ks.inFlight = append(ks.inFlight, p)
@@ -394,7 +395,9 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 		c.done(s) // an event at or above this version is already out
 		return
 	}
-	ks := c.keyState(in.Key)
+	if ks == nil {
+		ks = c.newKeyState(in.Key)
+	}
 	// A key that only waits to recheck intents reads a new one as an idle
 	// key does: its backoff and round start over, and one whose event (or letter)
 	// is out reads it once that is, not at the recheck.
@@ -457,18 +460,24 @@ func (ks *keyState) unsettled() bool { return ks.seq < ks.settleFrom }
 const maxFreeKeys = 1024
 
 func (c *Core) keyState(raw []byte) *keyState {
-	ks := c.keys[string(raw)]
-	if ks == nil {
-		if n := len(c.free); n > 0 {
-			ks, c.free = c.free[n-1], c.free[:n-1]
-		} else {
-			ks = new(keyState)
-		}
-		*ks = keyState{key: raw, name: string(raw)}
-		ks.fail.readMark = c.seq
-		ks.fail.pubMark = c.pubOK
-		c.keys[ks.name] = ks
+	if ks := c.keys[string(raw)]; ks != nil {
+		return ks
 	}
+	return c.newKeyState(raw)
+}
+
+// newKeyState adds the state of a key that has none.
+func (c *Core) newKeyState(raw []byte) *keyState {
+	var ks *keyState
+	if n := len(c.free); n > 0 {
+		ks, c.free = c.free[n-1], c.free[:n-1]
+	} else {
+		ks = new(keyState)
+	}
+	*ks = keyState{key: raw, name: string(raw)}
+	ks.fail.readMark = c.seq
+	ks.fail.pubMark = c.pubOK
+	c.keys[ks.name] = ks
 	return ks
 }
 
@@ -509,7 +518,7 @@ func (c *Core) ReadDone(now time.Time, r ReadResult) {
 		return
 	}
 	ks.readAnswered(now, r.Err)
-	if r.Landed && (r.Err != nil || !r.Found || r.Row.Version <= c.lastPub[ks.name] && !coversEvery(ks.pending, r.Row.Version)) {
+	if r.Landed && (r.Err != nil || !r.Found || !coversEvery(ks.pending, r.Row.Version) && r.Row.Version <= c.lastPub[ks.name]) {
 		// A row handed over by a store write may predate the read: good
 		// to publish (a durable version, not older than what the read had
 		// to find), which covers the intents and ABORTs at or below it,

@@ -111,25 +111,31 @@ func (s *Store) putRow(stripe uint32, rowKey string, r cachedRow) {
 
 // putRowLocked is putRow with st.flightsMu held.
 func (s *Store) putRowLocked(st *stripe, rowKey string, r cachedRow) {
-	if old, ok := st.rows[rowKey]; ok {
+	old, had := st.rows[rowKey]
+	if had {
 		st.rowBytes -= rowSize(rowKey, old)
-		delete(st.rows, rowKey)
 	}
 	size := rowSize(rowKey, r)
 	if size > s.rowLimit {
+		if had {
+			delete(st.rows, rowKey)
+		}
 		return
 	}
-	for k, old := range st.rows {
+	for k, o := range st.rows {
 		if st.rowBytes+size <= s.rowLimit {
 			break
 		}
-		st.rowBytes -= rowSize(k, old)
+		if k == rowKey {
+			continue // replaced below; its bytes are already out
+		}
+		st.rowBytes -= rowSize(k, o)
 		delete(st.rows, k)
 	}
 	if st.rows == nil {
 		st.rows = make(map[string]cachedRow)
 	}
-	st.rows[rowKey] = r
+	st.rows[rowKey] = r // replaces the old entry in place
 	st.rowBytes += size
 }
 
