@@ -13,6 +13,8 @@
 //	dir/<topic>/<partition>/#quarantine-<base>-<position>
 //	                                      damaged bytes a repair moved out
 //	dir/<topic>/offsets/<group>           a consumer group's committed offsets
+//	dir/<topic>/offsets/#quarantine-<group>-<n>
+//	                                      a damaged offsets file a repair replaced
 //
 // Topic and group names match [A-Za-z0-9._-]+ (not "." or "..", at most 249
 // characters), so each is exactly one path element. meta and offset files
@@ -97,6 +99,13 @@
 // file of their own, and records the lost offsets in #lost (also offsets
 // missing between two whole batches, which lose no byte). Readers skip a
 // gap between segments: Next returns no records and a moved Position.
+//
+// A consumer group's offsets file whose checksum fails, or that holds
+// entries no commit writes, fails Open with ErrCorrupt too. Repair copies
+// it to a quarantine file and replaces it with one that starts the group
+// at each partition's first retained offset: the lowest position it can
+// have had, so it reads again what it had read and skips nothing
+// (offsetsrepair.go says why nothing better is exact).
 //
 // Then Open compares every consumer group's committed offsets with the
 // recovered ends: an offset beyond the end (the log lost its tail after the

@@ -157,6 +157,12 @@ func decodeOffsets(b []byte) (map[int32]int64, error) {
 	return offs, nil
 }
 
+// offsetsRepairHint is the fix that errors about a damaged offsets file
+// name (Repair, repairOffsets).
+const offsetsRepairHint = "stop wail and run `wail log repair DATA_DIR` (it keeps the file's bytes in a quarantine " +
+	"file and starts the group again at each partition's first retained offset: it reads again what it had " +
+	"read, and skips nothing), or restore the file from a backup"
+
 // loadGroup returns the cached offsets of group, reading its file the first
 // time (the only file I/O under t.offMu). Call with t.offMu held; do not
 // modify the result.
@@ -174,7 +180,7 @@ func (t *topic) loadGroup(fsys vfs.FS, group string) (map[int32]int64, error) {
 		return nil, storageErr(err)
 	default:
 		if offs, err = decodeOffsets(b); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w; %s", path, err, offsetsRepairHint)
 		}
 	}
 	t.groups[group] = offs

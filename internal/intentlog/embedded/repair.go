@@ -13,12 +13,14 @@ import (
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
-// RepairReport is what Repair checked and removed.
+// RepairReport is what Repair checked, removed and replaced.
 type RepairReport struct {
-	Partitions int    // partitions checked
-	Segments   int    // segment files checked
-	Bytes      int64  // bytes checked
-	Lost       []Lost // ranges removed by this repair
+	Partitions   int            // partitions checked
+	Segments     int            // segment files checked
+	Bytes        int64          // bytes checked
+	Lost         []Lost         // ranges removed by this repair
+	OffsetsFiles int            // consumer groups' offsets files checked
+	Offsets      []OffsetsReset // offsets files replaced by this repair
 }
 
 // Repair checks every batch (framing, CRC, records, offsets) of every
@@ -28,12 +30,16 @@ type RepairReport struct {
 // after it are moved to a segment file of their own, and the lost offsets
 // are recorded in the partition's #lost file (so that Open accepts the gap
 // and readers skip it) and returned. A gap between segments (a segment
-// file lost) is recorded the same way. Only FS and Logger of opts are used.
+// file lost) is recorded the same way. A consumer group's offsets file that
+// Open refuses is copied to a quarantine file and replaced by one that
+// starts the group at each partition's first retained offset
+// (repairOffsets). Only FS and Logger of opts are used.
 //
 // Nothing valid is removed: a batch is dropped only when it fails its
 // checks (a whole, valid batch that starts past the expected offset is
-// kept, and the offsets before it are listed as lost). Running Repair on a
-// sound log changes nothing.
+// kept, and the offsets before it are listed as lost), and no group is
+// moved past a record it had yet to read. Running Repair on a sound log
+// changes nothing.
 func Repair(dir string, opts Options) (*RepairReport, error) {
 	if err := opts.normalize(); err != nil {
 		return nil, err
@@ -61,18 +67,28 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 		if err != nil {
 			return rep, fmt.Errorf("embedded: repair %s: %w", dir, err)
 		}
+		starts := make([]int64, m.Partitions)
 		for id := range m.Partitions {
 			pr := partRepair{fs: fsys, topic: e.Name(), id: id, dir: filepath.Join(tdir, strconv.Itoa(int(id))), rep: rep}
 			if err := pr.run(); err != nil {
 				return rep, fmt.Errorf("embedded: repair %s/%d: %w", e.Name(), id, err)
 			}
+			starts[id] = pr.start
 			rep.Partitions++
+		}
+		if err := repairOffsets(fsys, e.Name(), tdir, starts, rep); err != nil {
+			return rep, fmt.Errorf("embedded: repair %s: %w", e.Name(), err)
 		}
 	}
 	for _, l := range rep.Lost {
 		opts.Logger.Warn("embedded: repair removed offsets", "topic", l.Topic, "partition", l.Partition,
 			"from", l.From, "to", l.To, "segment", l.Segment, "position", l.Position, "bytes", l.Bytes,
 			"quarantine", l.Quarantine, "reason", l.Reason)
+	}
+	for _, o := range rep.Offsets {
+		opts.Logger.Warn("embedded: repair replaced a damaged offsets file; the group starts again at each "+
+			"partition's first retained offset", "topic", o.Topic, "group", o.Group, "file", o.File,
+			"quarantine", o.Quarantine, "reason", o.Reason, "start", fmt.Sprint(o.Start))
 	}
 	return rep, nil
 }
@@ -93,16 +109,20 @@ type partRepair struct {
 	rep   *RepairReport
 	lost  lostRanges
 	found lostRanges // added by this repair
+	start int64      // the partition's first retained offset, as Open finds it
 }
 
 func (pr *partRepair) run() error {
 	bases, err := listSegments(pr.fs, pr.dir)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && len(bases) == 0 {
-		return nil
+		return nil // Open creates the partition's first segment at 0
 	}
 	if err != nil {
 		return err
 	}
+	// The repair keeps every segment file (a damaged one keeps its valid
+	// start, maybe none), so the first one's base stays the start.
+	pr.start = bases[0]
 	if pr.lost, err = readLost(pr.fs, pr.dir); err != nil {
 		return err
 	}
