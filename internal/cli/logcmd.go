@@ -3,12 +3,15 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
@@ -16,11 +19,16 @@ func newLogCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "log", Short: "Maintain the embedded intent log on disk (the server must be stopped)", RunE: groupRunE}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "repair DATA_DIR",
-		Short: "Move corrupt batches of the embedded log to quarantine files and list the offsets lost",
+		Short: "Quarantine corrupt batches and damaged offsets files of the embedded log; list what was lost",
 		Long: "Check every batch of the embedded log in DATA_DIR/log (or DATA_DIR itself when it is the\n" +
 			"log directory) and remove what `wail serve` refuses to start with: each damaged region is\n" +
 			"moved to a #quarantine-<segment>-<position> file next to its segment, the valid batches after\n" +
 			"it are kept, and the lost offsets are printed and recorded in the partition's #lost file.\n" +
+			"A consumer group's damaged offsets file (offsets/<group> of a topic) is copied to\n" +
+			"offsets/#quarantine-<group>-<n> and replaced by one that starts the group at each partition's\n" +
+			"first retained offset, the lowest position it can have: it reads again what it had read (the\n" +
+			"resolvers resolve those intents again, publishing no version the event topic still holds; a\n" +
+			"consumer group gets those events again) and skips nothing still in the log.\n" +
 			"A sound log is left unchanged. The server must be stopped (the log directory is locked).",
 		Args: exactArgs("DATA_DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -33,8 +41,9 @@ func newLogCmd(g *globals) *cobra.Command {
 				return err
 			}
 			w := g.stdout
-			fmt.Fprintf(w, "checked %d partitions, %d segments, %d bytes in %s\n", rep.Partitions, rep.Segments, rep.Bytes, dir)
-			if len(rep.Lost) == 0 {
+			fmt.Fprintf(w, "checked %d partitions, %d segments, %d bytes, %d offsets files in %s\n",
+				rep.Partitions, rep.Segments, rep.Bytes, rep.OffsetsFiles, dir)
+			if len(rep.Lost) == 0 && len(rep.Offsets) == 0 {
 				fmt.Fprintln(w, "nothing to repair")
 				return nil
 			}
@@ -49,11 +58,41 @@ func newLogCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintln(w)
 			}
-			fmt.Fprintln(w, "the log opens again; resolvers skip the lost offsets (see docs/operations.md, \"Storage\")")
+			if len(rep.Lost) > 0 {
+				fmt.Fprintln(w, "the log opens again; resolvers skip the lost offsets (see docs/operations.md, \"Storage\")")
+			}
+			for _, o := range rep.Offsets {
+				printOffsetsReset(w, o)
+			}
 			return nil
 		},
 	})
 	return cmd
+}
+
+// printOffsetsReset says what a repair of a group's offsets file did, and
+// what follows from it.
+func printOffsetsReset(w io.Writer, o embedded.OffsetsReset) {
+	starts := make([]string, len(o.Start))
+	retention := false
+	for p, s := range o.Start {
+		starts[p] = fmt.Sprintf("%d:%d", p, s)
+		retention = retention || s > 0
+	}
+	fmt.Fprintf(w, "reset group %s of %s: %s was damaged (%s); its bytes are kept in %s\n", o.Group, o.Topic, o.File, o.Reason, o.Quarantine)
+	fmt.Fprintf(w, "  it starts again at each partition's first retained offset: %s (partition:offset)\n", strings.Join(starts, " "))
+	table, resolvers := strings.CutPrefix(o.Topic, intent.Topic(""))
+	if !resolvers {
+		fmt.Fprintln(w, "  it reads again what it had read: a consumer group gets those records again (at-least-once)")
+		return
+	}
+	fmt.Fprintln(w, "  the resolvers resolve again every retained intent, publishing no version the event topic still holds;")
+	fmt.Fprintln(w, "  until they catch up, the table's backlog counts them (writes may be refused with resource_exhausted")
+	fmt.Fprintln(w, "  over proxy.max_backlog); see docs/operations.md, \"Storage\"")
+	if retention {
+		fmt.Fprintf(w, "  retention had removed the intents below those offsets: if the resolvers were behind by more than\n"+
+			"  log.retention when the file was damaged, run `wail table reconcile %s` once wail runs\n", table)
+	}
 }
 
 // logDir returns the embedded log directory of a data directory.
