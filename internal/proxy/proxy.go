@@ -163,7 +163,8 @@ type Proxy struct {
 	admission *Admission
 	// landing learns of each store write in flight (nil: nothing does).
 	landing *landing.Writes
-	// admit is asked right before stamping (nil: always yes).
+	// admit is asked right before stamping and right after (nil: always
+	// yes).
 	admit func() error
 	// elapsed is the time since New ran, on the monotonic clock:
 	// ServerTime counts from there (tests fix it).
@@ -197,12 +198,13 @@ func (p *Proxy) WithLanding(ws *landing.Writes) *Proxy {
 	return p
 }
 
-// WithAdmit makes writes ask admit right before they are stamped (nil:
-// never refused there); a refusal fails them unwritten, ErrUnavailable
-// with its message. The server refuses there while the proxy id's lease
-// is not valid: a write checked when it arrived can wait up to
-// MaxStampDelay to be stamped, longer than the lease's margin. Call it
-// before serving.
+// WithAdmit makes writes ask admit right before they are stamped and
+// again right after (nil: never refused there); a refusal fails them
+// unwritten, ErrUnavailable with its message. The server refuses there
+// while the proxy id's lease is not valid: a write checked when it
+// arrived can wait up to MaxStampDelay to be stamped, longer than the
+// lease's margin, and the process can be paused between the last check
+// and the stamp (see unstamped). Call it before serving.
 func (p *Proxy) WithAdmit(admit func() error) *Proxy {
 	p.admit = admit
 	return p
@@ -230,6 +232,28 @@ func (p *Proxy) gate(t catalog.Table) error {
 		}
 	}
 	return nil
+}
+
+// unstamped asks admit again once the mutations idx are stamped; if it
+// refuses, they are answered with its refusal, their versions dropped
+// unused, and it reports true. A version carries the wall time it was
+// stamped at: the lease must be valid after that clock was read, not only
+// before. A process paused between the two (GC, SIGSTOP) past its lease
+// wakes up with a clock in the times of the process that took the proxy
+// id meanwhile, and would stamp its versions.
+func (p *Proxy) unstamped(idx []int, res []Result) bool {
+	if p.admit == nil {
+		return false
+	}
+	err := p.admit()
+	if err == nil {
+		return false
+	}
+	for _, i := range idx {
+		res[i].Version = 0
+		res[i].Err = fmt.Errorf("%w: %v; nothing was written", ErrUnavailable, err)
+	}
+	return true
 }
 
 // gated answers the mutations idx with the gate's refusal, and reports
@@ -371,6 +395,9 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 		tp = telemetry.Traceparent(trace.SpanContextFromContext(ctx))
 	}
 	recs, smuts := p.stamp(t.Name, muts, idx, res, now, tp)
+	if p.unstamped(idx, res) {
+		return
+	}
 	// Known in flight before its intents can be read; over once this
 	// returns, whatever the store write did.
 	lw := p.inFlight(t.Name, smuts)
