@@ -8,14 +8,26 @@
 //     that does not (it crashed) loses it when it expires, after at most
 //     its TTL, and Claim takes it.
 //   - Run renews the lease every TTL/3 until its context ends, then
-//     releases it, so a restart does not wait. If the name was taken by
-//     another process (after this one's lease lapsed), Run returns a
-//     *LostError: the process must stop writing.
+//     releases it (Release), so a restart does not wait. If the name was
+//     taken by another process (after this one's lease lapsed), Run
+//     returns a *LostError: the process must stop writing.
 //   - Check says whether the lease is still valid: it is for TTL from the
-//     start of the last successful renewal, minus a fifth of the TTL for
-//     clock rate differences and writes in flight. The store decides
-//     expiry by its own clock, and another process can claim the name only
-//     after that, so two holders never write with one name at once.
+//     start of the last successful renewal, minus a fifth of the TTL (the
+//     margin), and never after Release or a loss. The store decides expiry
+//     by its own clock, and another process can claim the name only after
+//     that, so the last use this process checks comes at least the margin
+//     before the next holder's first, as long as the clocks run at the
+//     same rate; a proxy's versions carry wall time, so the margin is also
+//     how far the next holder's clock may be behind this one's. The
+//     margin bounds when a proxy stamps, not how long its writes take
+//     after: a write stamped under the lease and appended or stored after
+//     it lapsed has a version below the next holder's, like any other
+//     proxy's slow write.
+//   - Hold is Check for a use that must be over before the next holder can
+//     take the name at once (a proxy's versions, from their stamp until
+//     their intents are in the log, where the next holder's clock observes
+//     them): Release gives the lease up only once the holds end, else it
+//     leaves it to expire.
 package lease
 
 import (
@@ -113,8 +125,12 @@ type Keeper struct {
 	opts Options
 
 	mu         sync.Mutex
-	validUntil time.Time // by the local clock
-	renewErr   error     // the last renewal's error, nil once one succeeds
+	validUntil time.Time     // by the local clock
+	renewErr   error         // the last renewal's error, nil once one succeeds
+	ended      string        // why the lease is over here for good ("": it is not)
+	lost       bool          // another process took it
+	holds      int           // Holds not yet done
+	drained    chan struct{} // closed when holds drops to 0 (nil: nobody waits)
 }
 
 // Claim takes name for me (Holder, Host, PID set), waiting while another
@@ -163,10 +179,44 @@ func (k *Keeper) margin() time.Duration { return k.opts.TTL / 5 }
 func (k *Keeper) Check() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.opts.Now().Before(k.validUntil.Add(-k.margin())) {
+	return k.check()
+}
+
+func (k *Keeper) check() error {
+	switch {
+	case k.ended != "":
+		return fmt.Errorf("%s: %s", k.opts.What, k.ended)
+	case k.opts.Now().Before(k.validUntil.Add(-k.margin())):
 		return nil
+	case k.renewErr == nil:
+		return fmt.Errorf("%s: the lease was not renewed in time; writes resume once it is", k.opts.What)
 	}
 	return fmt.Errorf("%s: the lease was not renewed in time (last error: %v); writes resume once it is", k.opts.What, k.renewErr)
+}
+
+// Hold is Check for a use of what the lease covers that must be over
+// before another process may take the name at once: a proxy's versions,
+// from right after they were stamped until their intents are appended.
+// While it returns nil, Release waits for done (see Release).
+func (k *Keeper) Hold() (done func(), err error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	k.holds++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			k.mu.Lock()
+			defer k.mu.Unlock()
+			k.holds--
+			if k.holds == 0 && k.drained != nil {
+				close(k.drained)
+				k.drained = nil
+			}
+		})
+	}, nil
 }
 
 // Renewing returns the error of the last renewal, nil if it succeeded.
@@ -202,7 +252,8 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 		case err == nil:
 			k.validUntil = start.Add(k.opts.TTL)
 		case lost:
-			k.validUntil = time.Time{} // never valid again
+			k.lost = true // never valid again
+			k.ended = "this process's lease lapsed and another process took it: this process stops and writes nothing more"
 		}
 		k.mu.Unlock()
 		if changed != nil {
@@ -214,9 +265,46 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 	}
 }
 
-// Release gives the lease up (best effort: else it expires). Run does it
-// when it ends.
+// Release ends the lease here (Check and Hold refuse from now on) and
+// gives it up in the store, so that a restart does not wait, once the
+// Holds taken before are done: the next holder then claims at once and
+// finds what they covered (a proxy's last intents in the log). Holds not
+// done within a fifth of the TTL leave the lease to expire instead: the
+// next holder waits for that, and the margin separates its versions from
+// this process's last. Best effort (else it expires). Run does it when it
+// ends.
 func (k *Keeper) Release() {
+	k.mu.Lock()
+	if k.lost {
+		k.mu.Unlock()
+		return // another process's now
+	}
+	if k.ended == "" {
+		k.ended = "the lease was given up: this process is stopping and writes nothing more"
+	}
+	var drained chan struct{}
+	if k.holds > 0 {
+		if k.drained == nil {
+			k.drained = make(chan struct{})
+		}
+		drained = k.drained
+	}
+	k.mu.Unlock()
+	if drained != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-drained:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := k.opts.Sleep(ctx, k.margin())
+		cancel()
+		if err == nil { // not drained in time: leave the lease to expire
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = k.st.ReleaseLease(ctx, k.name, k.me.Holder)

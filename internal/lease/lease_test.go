@@ -242,3 +242,91 @@ func TestRunLost(t *testing.T) {
 		t.Fatalf("released another's lease: %v", w.released)
 	}
 }
+
+// TestReleaseEndsValidity: once Release ran (at shutdown, or when the
+// start failed), Check refuses: a write still queued then must not be
+// stamped with an id the next holder may already have claimed (Release
+// deleted the row: it claims at once). (Check kept answering nil until
+// the TTL ran out.)
+func TestReleaseEndsValidity(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	k, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Release()
+	if len(w.released) != 1 {
+		t.Fatalf("released %v", w.released)
+	}
+	if err := k.Check(); err == nil || !strings.Contains(err.Error(), "proxy id 3") {
+		t.Fatalf("check after release: %v", err)
+	}
+	if _, err := k.Hold(); err == nil {
+		t.Fatal("hold after release")
+	}
+	if _, err := Claim(context.Background(), w, "proxy/3", other, w.opts()); err != nil {
+		t.Fatalf("claim after the release: %v", err)
+	}
+}
+
+// TestReleaseWaitsForHolds: a write stamped while the lease was valid
+// holds it until its intents are appended: Release waits for that before
+// it gives the lease up, so the next holder, which claims at once and
+// then observes the log's last intents, finds them and starts its clock
+// above them. A hold that does not end in time leaves the lease to
+// expire (the next holder then waits the TTL, and stamps only after the
+// old one's last stamp by more than the margin). (Release deleted the
+// row while a stamped write's intent was still on its way: the next
+// holder claimed at once, its clock did not see that version, and a skew
+// of a few milliseconds let it stamp the same one.)
+func TestReleaseWaitsForHolds(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		endHold  bool // the write's append returns during Release's wait
+		released bool
+	}{
+		{name: "the append returns", endHold: true, released: true},
+		{name: "the append hangs", endHold: false, released: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld()
+			o := w.opts()
+			var done func()
+			waited := make(chan struct{})
+			o.Sleep = func(ctx context.Context, d time.Duration) error {
+				close(waited)
+				if tc.endHold {
+					w.mu.Lock()
+					n := len(w.released)
+					w.mu.Unlock()
+					if n != 0 {
+						t.Errorf("released with a hold in flight")
+					}
+					done()
+					<-ctx.Done() // the hold's end ends the wait
+					return ctx.Err()
+				}
+				return w.sleep(ctx, d)
+			}
+			k, err := Claim(context.Background(), w, "proxy/3", me, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, err = k.Hold()
+			if err != nil {
+				t.Fatal(err)
+			}
+			k.Release()
+			<-waited
+			if got := len(w.released) == 1; got != tc.released {
+				t.Fatalf("released %v, want %v", w.released, tc.released)
+			}
+			if err := k.Check(); err == nil {
+				t.Fatal("valid after Release")
+			}
+		})
+	}
+}

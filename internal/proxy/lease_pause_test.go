@@ -92,3 +92,40 @@ func TestPauseBetweenAdmitAndStamp(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldSpansTheAppend: with WithHold, a write asks hold right after
+// it is stamped, and ends it once its intents' append returned: the
+// server gives the proxy id up at shutdown only when no stamped write's
+// intent is still on its way to the log. A refusal fails the write
+// unwritten.
+func TestHoldSpansTheAppend(t *testing.T) {
+	t.Parallel()
+	for _, refuse := range []bool{false, true} {
+		w := &world{Rows: map[string]store.Row{}}
+		var holds, doneAfterAppend int
+		p := New(w.Log(), w.Store(), proxytest.TxAndInd(10*time.Second), mustClock(t),
+			Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, nil).
+			WithAdmit(func() error { return nil }).
+			WithHold(func() (func(), error) {
+				if refuse {
+					return nil, errors.New("proxy id 3: the lease was given up")
+				}
+				holds++
+				if w.IntentCount() != 0 {
+					t.Error("held after the append")
+				}
+				return func() {
+					if w.IntentCount() == 1 && w.Row("k").Version == 0 {
+						doneAfterAppend++
+					}
+				}, nil
+			})
+		r := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
+		switch {
+		case refuse && (!errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || w.IntentCount() != 0):
+			t.Fatalf("a write the hold refused: %+v, %d intents", r, w.IntentCount())
+		case !refuse && (r.Err != nil || holds != 1 || doneAfterAppend != 1):
+			t.Fatalf("write %+v: %d holds, %d ended after the append and before the store write", r, holds, doneAfterAppend)
+		}
+	}
+}

@@ -163,9 +163,10 @@ type Proxy struct {
 	admission *Admission
 	// landing learns of each store write in flight (nil: nothing does).
 	landing *landing.Writes
-	// admit is asked right before stamping and right after (nil: always
-	// yes).
+	// admit is asked right before stamping and, without hold, right
+	// after (nil: always yes); hold, if set, right after (WithHold).
 	admit func() error
+	hold  func() (done func(), err error)
 	// elapsed is the time since New ran, on the monotonic clock:
 	// ServerTime counts from there (tests fix it).
 	elapsed func() time.Duration
@@ -210,6 +211,17 @@ func (p *Proxy) WithAdmit(admit func() error) *Proxy {
 	return p
 }
 
+// WithHold makes writes ask hold right after they are stamped, instead
+// of admit: a refusal fails them unwritten, as admit's does; else done is
+// called once their intents' append returned. The server holds the proxy
+// id's lease so (lease.Keeper.Hold): it is given up at shutdown only once
+// the intents of every version stamped under it are in the log, where the
+// next holder's clock observes them. Call it before serving.
+func (p *Proxy) WithHold(hold func() (done func(), err error)) *Proxy {
+	p.hold = hold
+	return p
+}
+
 // WithTracing traces writes (nil: off) and returns p.
 func (p *Proxy) WithTracing(t *telemetry.Tracing) *Proxy {
 	p.tracing = t
@@ -234,26 +246,32 @@ func (p *Proxy) gate(t catalog.Table) error {
 	return nil
 }
 
-// unstamped asks admit again once the mutations idx are stamped; if it
-// refuses, they are answered with its refusal, their versions dropped
-// unused, and it reports true. A version carries the wall time it was
-// stamped at: the lease must be valid after that clock was read, not only
-// before. A process paused between the two (GC, SIGSTOP) past its lease
-// wakes up with a clock in the times of the process that took the proxy
-// id meanwhile, and would stamp its versions.
-func (p *Proxy) unstamped(idx []int, res []Result) bool {
-	if p.admit == nil {
-		return false
+// unstamped asks again, once the mutations idx are stamped, whether
+// they may be written: hold if set, else admit. If not, they are answered
+// with the refusal, their versions dropped unused, and it reports true;
+// else done is to be called once their intents' append returned. A
+// version carries the wall time it was stamped at: the lease must be
+// valid after that clock was read, not only before. A process paused
+// between the two (GC, SIGSTOP) past its lease wakes up with a clock in
+// the times of the process that took the proxy id meanwhile, and would
+// stamp its versions.
+func (p *Proxy) unstamped(idx []int, res []Result) (done func(), refused bool) {
+	done = func() {}
+	var err error
+	switch {
+	case p.hold != nil:
+		done, err = p.hold()
+	case p.admit != nil:
+		err = p.admit()
 	}
-	err := p.admit()
 	if err == nil {
-		return false
+		return done, false
 	}
 	for _, i := range idx {
 		res[i].Version = 0
 		res[i].Err = fmt.Errorf("%w: %v; nothing was written", ErrUnavailable, err)
 	}
-	return true
+	return nil, true
 }
 
 // gated answers the mutations idx with the gate's refusal, and reports
@@ -395,7 +413,8 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 		tp = telemetry.Traceparent(trace.SpanContextFromContext(ctx))
 	}
 	recs, smuts := p.stamp(t.Name, muts, idx, res, now, tp)
-	if p.unstamped(idx, res) {
+	held, refused := p.unstamped(idx, res)
+	if refused {
 		return
 	}
 	// Known in flight before its intents can be read; over once this
@@ -405,6 +424,7 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	actx, cancel := context.WithDeadline(ctx, now.Add(w/appendShare))
 	actx, span := p.tracing.Start(actx, "wail.intent.append")
 	err := p.log.Append(actx, intent.Topic(t.Name), recs)
+	held()
 	endSpan(span, err)
 	cancel()
 	took := time.Since(now)

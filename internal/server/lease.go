@@ -86,6 +86,17 @@ func (s *Server) admitWrites() error {
 	return nil
 }
 
+// holdStamped is admitWrites asked right after a write was stamped: it
+// also holds the proxy id's lease until the write's intents are appended
+// (lease.Keeper.Hold), so that it is released at shutdown only once the
+// next holder's clock can observe them.
+func (s *Server) holdStamped() (done func(), err error) {
+	if cause := s.stopping.Load(); cause != nil || s.lease == nil {
+		return func() {}, s.admitWrites()
+	}
+	return s.lease.Hold()
+}
+
 // keepLease renews the proxy id's lease until stop is called (which
 // releases it); lost gets an error if another process took the id.
 func (s *Server) keepLease(ctx context.Context) (stop func(), lost <-chan error) {

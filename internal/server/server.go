@@ -235,7 +235,7 @@ func (s *Server) open(ctx context.Context) error {
 	inFlight := landing.New()
 	proxyMetrics := proxy.NewMetrics(reg)
 	s.proxy = proxy.New(s.log, s.store, s.catalog, clock, limits, proxyMetrics).WithTracing(s.tracing).WithLanding(inFlight).
-		WithAdmit(s.admitWrites)
+		WithAdmit(s.admitWrites).WithHold(s.holdStamped)
 	s.proxy.SetValidator(s.values)
 	s.proxy.SetPrinter(s.values)
 	if cfg.Proxy.Enabled && cfg.Proxy.MaxBacklog > 0 {
