@@ -13,7 +13,10 @@
 //     returns a *LostError: the process must stop writing.
 //   - Check says whether the lease is still valid: it is for TTL from the
 //     start of the last successful renewal, minus a fifth of the TTL (the
-//     margin), and never after Release or a loss. The store decides expiry
+//     margin), on the monotonic clock and on the wall clock both (the
+//     monotonic one stops while the host is suspended; a wall clock
+//     stepped forward ends validity until the next renewal), and never
+//     after Release or a loss. The store decides expiry
 //     by its own clock, and another process can claim the name only after
 //     that, so the last use this process checks comes at least the margin
 //     before the next holder's first, as long as the clocks run at the
@@ -56,14 +59,21 @@ type Options struct {
 	// Waiting, if set, is called while Claim waits for another holder's
 	// lease to expire.
 	Waiting func(held store.Lease)
-	// Now is the local clock (nil: time.Now); Sleep waits (nil: a timer).
+	// Now is the local clock (nil: time.Now; validity is measured on its
+	// monotonic reading); Wall is the wall clock alone (nil: Now without
+	// its monotonic reading). Sleep waits (nil: a timer).
 	Now   func() time.Time
+	Wall  func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 func (o *Options) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Wall == nil {
+		now := o.Now
+		o.Wall = func() time.Time { return now().Round(0) }
 	}
 	if o.Sleep == nil {
 		o.Sleep = sleep
@@ -125,7 +135,8 @@ type Keeper struct {
 	opts Options
 
 	mu         sync.Mutex
-	validUntil time.Time     // by the local clock
+	validUntil time.Time     // by the local clock (its monotonic reading)
+	wallUntil  time.Time     // by the wall clock
 	renewErr   error         // the last renewal's error, nil once one succeeds
 	ended      string        // why the lease is over here for good ("": it is not)
 	lost       bool          // another process took it
@@ -142,11 +153,11 @@ func Claim(ctx context.Context, st Store, name string, me store.Lease, opts Opti
 	poll := min(max(opts.TTL/10, 100*time.Millisecond), time.Second)
 	var first *store.Lease
 	for {
-		start := opts.Now()
+		start, wall := opts.Now(), opts.Wall()
 		got, err := st.ClaimLease(ctx, name, me, opts.TTL)
 		if err == nil {
 			k.me = got
-			k.validUntil = start.Add(opts.TTL)
+			k.validUntil, k.wallUntil = start.Add(opts.TTL), wall.Add(opts.TTL)
 			return k, nil
 		}
 		if !errors.Is(err, store.ErrLeaseHeld) {
@@ -186,7 +197,9 @@ func (k *Keeper) check() error {
 	switch {
 	case k.ended != "":
 		return fmt.Errorf("%s: %s", k.opts.What, k.ended)
-	case k.opts.Now().Before(k.validUntil.Add(-k.margin())):
+	case k.opts.Now().Before(k.validUntil.Add(-k.margin())) && k.opts.Wall().Before(k.wallUntil.Add(-k.margin())):
+		// Both clocks: the monotonic one stops while the host is
+		// suspended, and the versions carry the wall clock.
 		return nil
 	case k.renewErr == nil:
 		return fmt.Errorf("%s: the lease was not renewed in time; writes resume once it is", k.opts.What)
@@ -240,7 +253,7 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 		if k.opts.Sleep(ctx, wait) != nil {
 			return nil
 		}
-		start := k.opts.Now()
+		start, wall := k.opts.Now(), k.opts.Wall()
 		got, err := k.st.RenewLease(ctx, k.name, k.me.Holder, k.opts.TTL)
 		if ctx.Err() != nil {
 			return nil
@@ -250,7 +263,7 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 		k.renewErr = err
 		switch {
 		case err == nil:
-			k.validUntil = start.Add(k.opts.TTL)
+			k.validUntil, k.wallUntil = start.Add(k.opts.TTL), wall.Add(k.opts.TTL)
 		case lost:
 			k.lost = true // never valid again
 			k.ended = "this process's lease lapsed and another process took it: this process stops and writes nothing more"

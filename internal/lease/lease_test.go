@@ -330,3 +330,47 @@ func TestReleaseWaitsForHolds(t *testing.T) {
 		})
 	}
 }
+
+// TestSuspendedPastTheLease: validity is measured on the monotonic clock,
+// which Linux stops while the host is suspended or hibernated (a laptop,
+// a hibernated cloud VM): a process that wakes up after the store let
+// another process claim the id reads almost no time gone there, while its
+// wall clock, which its versions carry, moved on into the new holder's
+// times. The wall clock bounds validity too: stepped forward past the
+// lease it ends it (until the next renewal); stepped back it changes
+// nothing (the monotonic clock still bounds it). (The lease stayed valid
+// for up to 4/5 of the TTL after the wake-up.)
+func TestSuspendedPastTheLease(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		mono  time.Duration // monotonic time gone since the claim
+		wall  time.Duration // wall time gone
+		valid bool
+	}{
+		{name: "running", mono: 5 * time.Second, wall: 5 * time.Second, valid: true},
+		{name: "suspended for a minute", mono: time.Second, wall: time.Minute, valid: false},
+		{name: "wall clock stepped back an hour", mono: 5 * time.Second, wall: -time.Hour, valid: true},
+		{name: "wall clock stepped back, monotonic past the lease", mono: 13 * time.Second, wall: -time.Hour, valid: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld()
+			o := w.opts()
+			var mu sync.Mutex
+			wall := w.clock()
+			o.Wall = func() time.Time { mu.Lock(); defer mu.Unlock(); return wall }
+			k, err := Claim(context.Background(), w, "proxy/3", me, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.sleep(context.Background(), tc.mono)
+			mu.Lock()
+			wall = wall.Add(tc.wall)
+			mu.Unlock()
+			if err := k.Check(); (err == nil) != tc.valid {
+				t.Fatalf("check after %s (monotonic), %s (wall): %v, want valid %v", tc.mono, tc.wall, err, tc.valid)
+			}
+		})
+	}
+}
