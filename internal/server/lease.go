@@ -35,10 +35,15 @@ func (s *Server) claimProxyID(ctx context.Context) error {
 		return nil
 	}
 	if s.lease == nil {
-		host, _ := os.Hostname()
-		me := store.Lease{Holder: processID(), Host: host, PID: os.Getpid()}
+		// One holder for every attempt: a claim that the store committed
+		// without answering is this process's, and the next attempt
+		// takes it at once instead of waiting for it to expire.
+		if s.leaseHolder.Holder == "" {
+			host, _ := os.Hostname()
+			s.leaseHolder = store.Lease{Holder: processID(), Host: host, PID: os.Getpid()}
+		}
 		logged := false
-		k, err := lease.Claim(ctx, st, fmt.Sprintf("proxy/%d", s.cfg.ProxyID), me, lease.Options{
+		k, err := lease.Claim(ctx, st, fmt.Sprintf("proxy/%d", s.cfg.ProxyID), s.leaseHolder, lease.Options{
 			TTL: s.cfg.Proxy.LeaseTTL, What: s.proxyIDName(),
 			Waiting: func(held store.Lease) {
 				why := fmt.Sprintf("%s is held by host %s, pid %d, since %s: waiting to see its lease renewed (a live holder: this process will not start) or expire (a stopped one: this process takes the id; at most proxy.lease_ttl)",

@@ -111,6 +111,8 @@ type Server struct {
 	// opened is set once open succeeded (start.go).
 	opened bool
 	lease  *lease.Keeper // the proxy id's, on a shared store (lease.go)
+	// leaseHolder is who claims it, the same in every attempt of a start.
+	leaseHolder store.Lease
 	// clockWatch alerts on clock skew (clock.go).
 	clockWatch *clockWatch
 	// starting says what the start waits for (start.go).

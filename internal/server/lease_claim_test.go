@@ -1,0 +1,76 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// ackLostLeases is a store that keeps leases (expiry by a clock that does
+// not move) and whose first claim commits but does not answer: the
+// connection broke after the COMMIT.
+type ackLostLeases struct {
+	store.Store
+	mu       sync.Mutex
+	holder   string
+	answered bool
+}
+
+func (a *ackLostLeases) ClaimLease(_ context.Context, name string, l store.Lease, _ time.Duration) (store.Lease, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.holder != "" && a.holder != l.Holder {
+		return store.Lease{Name: name, Holder: a.holder, Host: l.Host, PID: l.PID}, store.ErrLeaseHeld
+	}
+	a.holder = l.Holder
+	if !a.answered {
+		a.answered = true
+		return store.Lease{}, errors.Join(store.ErrUnavailable, errors.New("connection reset after the commit"))
+	}
+	l.Name = name
+	return l, nil
+}
+
+func (a *ackLostLeases) RenewLease(_ context.Context, name, holder string, _ time.Duration) (store.Lease, error) {
+	return store.Lease{Name: name, Holder: holder}, nil
+}
+
+func (a *ackLostLeases) ReleaseLease(context.Context, string, string) error { return nil }
+
+// TestClaimAgainAfterAnUnansweredClaim: a claim of the proxy id that the
+// store committed without answering (a connection lost after the COMMIT:
+// a waitable error, so the start tries again) is this process's: the next
+// attempt claims as the same holder and takes it at once. (Each attempt
+// was a new holder: it found the id held by its own last attempt, said
+// so naming this host and pid, and waited the whole proxy.lease_ttl for
+// that claim to expire.)
+func TestClaimAgainAfterAnUnansweredClaim(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	s.store = &ackLostLeases{Store: s.store}
+	ctx := t.Context()
+	if err := s.claimProxyID(ctx); !waitable(err) {
+		t.Fatalf("the unanswered claim: %v, want a waitable error", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	begin := time.Now()
+	if err := s.claimProxyID(actx); err != nil {
+		t.Fatalf("the next attempt, after %s: %v", time.Since(begin).Round(time.Millisecond), err)
+	}
+	if s.lease == nil || s.lease.Check() != nil {
+		t.Fatal("no valid lease after the claim")
+	}
+}
