@@ -118,11 +118,12 @@ type LostError struct {
 
 func (e *LostError) Error() string {
 	l := e.Lease
+	const stop = "this process writes nothing more and stops; if both processes should run, give each proxy sharing a store its own id"
 	if l.Holder == "" {
-		return fmt.Sprintf("%s: this process's lease lapsed and is gone: stop writing", e.What)
+		return fmt.Sprintf("%s: this process's lease lapsed and is gone: %s", e.What, stop)
 	}
-	return fmt.Sprintf("%s: this process's lease lapsed and host %s, pid %d took it at %s: stop writing",
-		e.What, l.Host, l.PID, l.Since.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("%s: this process's lease lapsed and host %s, pid %d took it at %s: %s",
+		e.What, l.Host, l.PID, l.Since.UTC().Format(time.RFC3339), stop)
 }
 
 func (e *LostError) Unwrap() error { return store.ErrLeaseLost }
