@@ -76,32 +76,49 @@ func RunLeases(t *testing.T, a, b lease.Store) {
 			t.Fatalf("renew after release: %v", err)
 		}
 	})
-	t.Run("race", func(t *testing.T) {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		won, held := 0, 0
-		for i := range 8 {
-			wg.Go(func() {
-				st := a
-				if i%2 == 1 {
-					st = b
+	// Claims race for a free name, and for one whose holder's lease
+	// expired (a takeover, the other statement): one wins.
+	for _, name := range []string{"race", "race-expired"} {
+		t.Run(name, func(t *testing.T) {
+			if name == "race-expired" {
+				if _, err := a.ClaimLease(ctx, name, holder("dead"), 200*time.Millisecond); err != nil {
+					t.Fatal(err)
 				}
-				_, err := st.ClaimLease(ctx, "race", holder(fmt.Sprint(i)), time.Minute)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err == nil:
-					won++
-				case errors.Is(err, store.ErrLeaseHeld):
-					held++
-				default:
-					t.Error(err)
-				}
-			})
-		}
-		wg.Wait()
-		if won != 1 || held != 7 {
-			t.Fatalf("%d claims won, %d found it held; want 1 and 7", won, held)
-		}
-	})
+				time.Sleep(400 * time.Millisecond)
+			}
+			raceClaims(t, a, b, name)
+		})
+	}
+}
+
+// raceClaims runs 8 claims of name at once, half through a, half
+// through b: exactly one must win.
+func raceClaims(t *testing.T, a, b lease.Store, name string) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, held := 0, 0
+	for i := range 8 {
+		wg.Go(func() {
+			st := a
+			if i%2 == 1 {
+				st = b
+			}
+			_, err := st.ClaimLease(ctx, name, holder(fmt.Sprint(i)), time.Minute)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, store.ErrLeaseHeld):
+				held++
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if won != 1 || held != 7 {
+		t.Fatalf("%d claims won, %d found it held; want 1 and 7", won, held)
+	}
 }
