@@ -161,7 +161,7 @@ func TestCoreRandomizedLanding(t *testing.T) {
 		"hot":         {batches: true, hot: true, took: 10 * time.Millisecond, live: 200 * time.Millisecond},
 	}
 	for name, cfg := range configs {
-		for seed := int64(1); seed <= 20; seed++ {
+		for seed := int64(1); seed <= *simSeeds; seed++ {
 			t.Run(fmt.Sprintf("%s/%d", name, seed), func(t *testing.T) {
 				t.Parallel()
 				newSim(t, seed, cfg).run(3000)

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -70,6 +71,11 @@ type sim struct {
 	inflight []*simWrite
 	held     []heldRead
 }
+
+// simSeeds is how many seeds each configuration of the randomized
+// simulations runs (go test ./internal/resolver -run TestCoreRandomized
+// -sim.seeds 300).
+var simSeeds = flag.Int64("sim.seeds", 20, "seeds per configuration of the randomized core simulations")
 
 // simConfig biases a simulation.
 type simConfig struct {
@@ -696,7 +702,7 @@ func TestCoreRandomized(t *testing.T) {
 		"norecheck": {noRecheck: true},
 	}
 	for name, cfg := range configs {
-		for seed := int64(1); seed <= 20; seed++ {
+		for seed := int64(1); seed <= *simSeeds; seed++ {
 			t.Run(fmt.Sprintf("%s/%d", name, seed), func(t *testing.T) {
 				t.Parallel()
 				newSim(t, seed, cfg).run(3000)
