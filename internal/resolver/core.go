@@ -243,15 +243,9 @@ type Core struct {
 	// settled before a restart: they resolve when ingested.
 	settled map[int64]bool
 
-	// The outage rule (failure.go): what the backends served lately.
-	readOK  []uint64     // per level, the highest seq of a read that succeeded
-	served  []byte       // a key whose strongest-level read succeeded lately (for probes)
-	probing bool         // a probe read is outstanding
-	pubOK   uint64       // events and letters acknowledged so far
-	unsure  []unsureFail // counted read failures not yet decided, by mark
-	unsureN uint64       // ids of unsure failures
-	letters uint64       // ids of dead letters
-	parked  int          // keys with a failed attempt they have not yet got past
+	outages        // the outage rule (failure.go): what the backends served lately
+	letters uint64 // ids of dead letters
+	parked  int    // keys with a failed attempt they have not yet got past
 	rng     *rand.Rand
 }
 
@@ -287,7 +281,7 @@ func NewCore(p Params, start int64, lastPublished map[string]uint64) *Core {
 		next:      start,
 		committed: start,
 		out:       Ready{Commit: -1},
-		readOK:    make([]uint64, p.Levels),
+		outages:   outages{readOK: make([]uint64, p.Levels)},
 		rng:       rand.New(rand.NewPCG(p.Seed, p.Seed^0x9e3779b97f4a7c15)),
 	}
 	if p.Wide > p.Window {
@@ -677,7 +671,7 @@ func (c *Core) publish(now time.Time, ks *keyState, covered []pending, row store
 	ks.endRound(covered)
 	ks.phase = publishing
 	ks.retryAt = time.Time{}
-	c.out.Events = append(c.out.Events, *ev)
+	c.send(ks)
 }
 
 // Published acknowledges that events returned by Ready are durable on the
@@ -688,7 +682,7 @@ func (c *Core) Published(now time.Time, events []intent.Event) {
 		if ks == nil || ks.phase != publishing || ks.event == nil || ks.event.Version != events[i].Version {
 			continue
 		}
-		c.pubOK++
+		c.took(ks)
 		c.lastPub[ks.name] = ks.event.Version
 		c.pubLog = append(c.pubLog, pubRec{ks.name, ks.event.Version})
 		c.rechecked(ks, ks.inFlight, ks.event.Version)

@@ -35,20 +35,22 @@ type step struct {
 	read      *ReadResult // Seq 0 means "the key's last read"
 	published bool        // acknowledge every event returned so far (but those in failed)
 	failed    []string    // keys whose unacknowledged events fail (reported after the acknowledged ones)
+	hold      bool        // keep the events neither acknowledged nor failed for a later step (else dropped)
 	fail      pubFail     // how they fail
 	lettered  bool        // acknowledge every letter returned so far
 	unwritten bool        // every letter returned so far fails to be written
 	tick      bool
 
-	reads   []string // "key@level"
-	events  []string // "key=version" or "key=version(D)" for deletes, "/n" covered count
-	commit  int64    // expected Commit; 0 means "-1" unless commitSet
-	commit0 bool     // the expected commit is really 0
-	unmat   []string // "key:v1,v2"
-	letters []string // "key/kind:v1,v2"
-	parked  *int     // expected Parked() (nil: not checked)
-	retries *[2]int  // expected ReadRetries and PublishRetries (nil: not checked)
-	probe   string   // the key the step's probe reads ("": not checked)
+	reads    []string // "key@level"
+	events   []string // "key=version" or "key=version(D)" for deletes, "/n" covered count
+	anyOrder bool     // events and letters may come in any order (keys whose retries are due together)
+	commit   int64    // expected Commit; 0 means "-1" unless commitSet
+	commit0  bool     // the expected commit is really 0
+	unmat    []string // "key:v1,v2"
+	letters  []string // "key/kind:v1,v2"
+	parked   *int     // expected Parked() (nil: not checked)
+	retries  *[2]int  // expected ReadRetries and PublishRetries (nil: not checked)
+	probe    string   // the key the step's probe reads ("": not checked)
 }
 
 // pubFail says how the failed events of a step fail.
@@ -115,7 +117,7 @@ func run(t *testing.T, p Params, start int64, last map[string]uint64, steps []st
 			h.c.ReadDone(now, r)
 		}
 		if s.published || s.failed != nil {
-			var ok []intent.Event
+			var ok, kept []intent.Event
 			var fails []PublishFailure
 			for _, e := range h.unacked {
 				if slices.Contains(s.failed, string(e.Key)) {
@@ -123,9 +125,11 @@ func run(t *testing.T, p Params, start int64, last map[string]uint64, steps []st
 						Alone: !s.fail.together, Uncertain: s.fail.uncertain})
 				} else if s.published {
 					ok = append(ok, e)
+				} else if s.hold {
+					kept = append(kept, e)
 				}
 			}
-			h.unacked = nil
+			h.unacked = kept
 			h.c.Published(now, ok)
 			h.c.PublishFailed(now, fails)
 		}
@@ -190,6 +194,10 @@ func (h *harness) check(i int, r Ready, s step) {
 		}
 		letters = append(letters, fmt.Sprintf("%s/%s:%s", l.Key, l.Kind, strings.Join(vs, ",")))
 		h.unwrote = append(h.unwrote, l)
+	}
+	if s.anyOrder {
+		slices.Sort(events)
+		slices.Sort(letters)
 	}
 	want := s.commit
 	if want == 0 && !s.commit0 {

@@ -41,8 +41,14 @@ import (
 //     would add up the first failure of each to a dead letter.
 //   - A publish counts when the event failed alone (the loop isolates it by
 //     bisecting its batch) and the bus took other events or letters since
-//     the key's previous failure. A publish that may have landed (the loop
-//     could not check) never counts.
+//     the key's previous failure. It is taken back (with the retry time it
+//     added) when, before the bus takes any event or letter that went out
+//     after it came back, two of other keys that went out after it fail
+//     (not as too large or not encodable, the records' own): it was the
+//     first failure of a bus outage (unsureFail). Else a key whose retries
+//     met short bus outages one after another would add up the first
+//     failure of each to a dead letter. A publish that may have landed
+//     (the loop could not check) never counts.
 //
 // A read that failed because the store cannot serve that level now
 // (store.ErrUnavailable: too few replicas alive for the consistency level,
@@ -127,26 +133,95 @@ type failStreak struct {
 	permanent   bool
 	readMark    uint64 // c.seq at the key's previous failed read round
 	pubMark     uint64 // c.pubOK at the key's previous failed publish
+	sent        uint64 // c.sent when its event or letter last went out
 	served      bool   // this read round failed at a level that served others since readMark
-	// unsure identifies the key's last counted read failure while no read
-	// asked after it has answered at the strongest level (0: none); added
-	// is the retry time it added. See unsureFail.
+	// unsure identifies the key's last counted failure while it is
+	// undecided (0: none); added is the retry time it added. See
+	// unsureFail.
 	unsure uint64
 	added  time.Duration
 }
 
-// unsureFail is a counted read failure that no read asked after it has
-// succeeded for yet at the strongest level. Such a read succeeding
-// confirms it (the store served while the key failed); two reads of other
-// keys (probes included) asked after it failing there first (not
-// unavailable) take it back: the store was failing every key, and the
-// key's failure was the first of an outage, which the core could not tell
-// when it came. One failure of another key may be that key's own.
+// outages is what the outage rule knows of what the backends served.
+type outages struct {
+	readOK  []uint64 // per level, the highest seq of a read that succeeded
+	served  []byte   // a key whose strongest-level read succeeded lately (for probes)
+	probing bool     // a probe read is outstanding
+	pubOK   uint64   // events and letters acknowledged so far
+	sent    uint64   // events and letters handed out so far
+	// unsure are the counted read failures (marks: c.seq) and publish
+	// failures (marks: c.sent) not yet decided, by mark; unsureN numbers
+	// them.
+	unsure, pubUnsure []unsureFail
+	unsureN           uint64
+}
+
+// unsureFail is a counted failure that no attempt asked after it has
+// succeeded for yet: a read at the strongest level, or a publish of an
+// event or letter. Such an attempt succeeding confirms it (the backend
+// served while the key failed); two attempts of other keys asked after it
+// failing first (not unavailable; not the record's own for good) take it
+// back: the backend was failing every key, and the key's failure was the
+// first of an outage, which the core could not tell when it came. One
+// failure of another key may be that key's own.
 type unsureFail struct {
 	key     string
-	mark    uint64 // c.seq when it failed: reads with a higher seq were asked after it
+	mark    uint64 // c.seq or c.sent when it failed: attempts numbered higher were asked after it
 	id      uint64 // failStreak.unsure
-	strikes int    // reads of other keys asked after it that failed
+	strikes int    // attempts of other keys asked after it that failed
+}
+
+// doubt records the key's counted failure, which took its retry time from
+// retried to what it is now, as unsure in us, at mark.
+func (c *Core) doubt(us *[]unsureFail, ks *keyState, mark uint64, retried time.Duration) {
+	c.unsureN++
+	ks.fail.unsure, ks.fail.added = c.unsureN, ks.fail.retried-retried
+	*us = append(*us, unsureFail{key: ks.name, mark: mark, id: c.unsureN})
+}
+
+// confirm takes an attempt numbered seq that succeeded: it confirms the
+// unsure failures before it.
+func confirm(us []unsureFail, seq uint64) []unsureFail {
+	n := 0
+	for n < len(us) && us[n].mark < seq {
+		n++
+	}
+	return dropUnsure(us, n)
+}
+
+// strike takes an attempt of key numbered seq that failed: it strikes the
+// unsure failures of other keys before it, and takes back those struck
+// twice.
+func (c *Core) strike(us []unsureFail, key string, seq uint64) []unsureFail {
+	for i := 0; i < len(us) && us[i].mark < seq; i++ {
+		u := &us[i]
+		if u.key == key {
+			continue
+		}
+		if u.strikes++; u.strikes < 2 {
+			continue
+		}
+		if ks := c.keys[u.key]; ks != nil && ks.fail.unsure == u.id {
+			f := &ks.fail
+			f.counted--
+			f.retried -= f.added
+			f.outage = f.counted > 0 // its span is outage, not retry time
+			f.unsure = 0
+		}
+	}
+	n := 0
+	for n < len(us) && us[n].strikes >= 2 {
+		n++
+	}
+	return dropUnsure(us, n)
+}
+
+// dropUnsure forgets the first n unsure failures of us.
+func dropUnsure(us []unsureFail, n int) []unsureFail {
+	if us = us[n:]; len(us) == 0 {
+		return nil // let the backing array go
+	}
+	return us
 }
 
 // Parked returns how many keys are parked: they failed and have not got
@@ -178,9 +253,7 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 	if counted && c.readOK[ks.level] <= ks.seq {
 		// No read asked after the key's has succeeded: the store may
 		// have stopped serving everyone just then.
-		c.unsureN++
-		f.unsure, f.added = c.unsureN, f.retried-retried
-		c.unsure = append(c.unsure, unsureFail{key: ks.name, mark: c.seq, id: c.unsureN})
+		c.doubt(&c.unsure, ks, c.seq, retried)
 	}
 	c.out.ReadRetries++
 	c.wait(ks, c.retryAt(now, ks))
@@ -194,45 +267,11 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 // (not a row handed over by a store write): it decides the unsure
 // failures of the reads asked before it (see unsureFail).
 func (c *Core) topAnswered(r ReadResult) {
-	if r.Err == nil {
-		n := 0
-		for n < len(c.unsure) && c.unsure[n].mark < r.Seq {
-			n++
-		}
-		c.dropUnsure(n)
-		return
-	}
-	if errors.Is(r.Err, store.ErrUnavailable) {
-		return // says nothing of whether the store serves others
-	}
-	for i := 0; i < len(c.unsure) && c.unsure[i].mark < r.Seq; i++ {
-		u := &c.unsure[i]
-		if u.key == string(r.Key) {
-			continue
-		}
-		if u.strikes++; u.strikes < 2 {
-			continue
-		}
-		if ks := c.keys[u.key]; ks != nil && ks.fail.unsure == u.id {
-			f := &ks.fail
-			f.counted--
-			f.retried -= f.added
-			f.outage = f.counted > 0 // its span is outage, not retry time
-			f.unsure = 0
-		}
-	}
-	n := 0
-	for n < len(c.unsure) && c.unsure[n].strikes >= 2 {
-		n++
-	}
-	c.dropUnsure(n)
-}
-
-// dropUnsure forgets the first n unsure failures.
-func (c *Core) dropUnsure(n int) {
-	c.unsure = c.unsure[n:]
-	if len(c.unsure) == 0 {
-		c.unsure = nil // let the backing array go
+	switch {
+	case r.Err == nil:
+		c.unsure = confirm(c.unsure, r.Seq)
+	case !errors.Is(r.Err, store.ErrUnavailable): // that says nothing of whether the store serves others
+		c.unsure = c.strike(c.unsure, string(r.Key), r.Seq)
 	}
 }
 
@@ -278,11 +317,19 @@ func (c *Core) PublishFailed(now time.Time, fails []PublishFailure) {
 		certain := f.Alone && !f.Uncertain
 		counted := certain && c.pubOK > ks.fail.pubMark
 		ks.fail.pubMark = c.pubOK
+		if !f.Permanent {
+			c.pubUnsure = c.strike(c.pubUnsure, ks.name, ks.fail.sent)
+		}
+		retried := ks.fail.retried
 		if c.failed(now, ks, errString(f.Err), counted, certain && f.Permanent) {
 			ps := ks.inFlight
 			ks.inFlight, ks.event = nil, nil
 			c.deadLetter(ks, LetterPublish, ps)
 			continue
+		}
+		if counted {
+			// The bus may have stopped taking anything just then.
+			c.doubt(&c.pubUnsure, ks, c.sent, retried)
 		}
 		c.out.PublishRetries++
 		ks.phase = retrying
@@ -298,7 +345,7 @@ func (c *Core) Lettered(now time.Time, letters []Letter) {
 		if ks == nil {
 			continue
 		}
-		c.pubOK++
+		c.took(ks)
 		for _, p := range ks.lettered {
 			c.done(p.slot)
 		}
@@ -321,6 +368,7 @@ func (c *Core) LetterFailed(now time.Time, letters []Letter, err error) {
 		if ks == nil {
 			continue
 		}
+		c.pubUnsure = c.strike(c.pubUnsure, ks.name, ks.fail.sent)
 		c.failed(now, ks, errString(err), false, false)
 		ks.phase = retrying
 		c.timer(ks, c.retryAt(now, ks))
@@ -396,7 +444,7 @@ func (c *Core) deadLetter(ks *keyState, kind LetterKind, ps []pending) {
 	ks.phase = lettering
 	ks.retryAt = time.Time{}
 	c.bump(ks)
-	c.out.Letters = append(c.out.Letters, *l)
+	c.send(ks)
 }
 
 // resend publishes a key's event, or writes its letter, again.
@@ -405,11 +453,31 @@ func (c *Core) resend(ks *keyState) {
 	switch {
 	case ks.letter != nil:
 		ks.phase = lettering
-		c.out.Letters = append(c.out.Letters, *ks.letter)
 	case ks.event != nil:
 		ks.phase = publishing
-		c.out.Events = append(c.out.Events, *ks.event)
+	default:
+		return
 	}
+	c.send(ks)
+}
+
+// send hands out the key's letter, or else its event, numbered for the
+// outage rule.
+func (c *Core) send(ks *keyState) {
+	c.sent++
+	ks.fail.sent = c.sent
+	if ks.letter != nil {
+		c.out.Letters = append(c.out.Letters, *ks.letter)
+		return
+	}
+	c.out.Events = append(c.out.Events, *ks.event)
+}
+
+// took counts an event or letter of the key that the bus took: it
+// confirms the unsure publish failures before it went out.
+func (c *Core) took(ks *keyState) {
+	c.pubOK++
+	c.pubUnsure = confirm(c.pubUnsure, ks.fail.sent)
 }
 
 // CommitAfter returns the committed offset as it will be once the events
