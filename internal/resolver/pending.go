@@ -83,3 +83,28 @@ func split(ps []pending, v uint64) (covered, rest []pending) {
 	}
 	return covered, rest
 }
+
+// maxFreeKeys bounds the resolved key states a core keeps for reuse.
+const maxFreeKeys = 1024
+
+func (c *Core) keyState(raw []byte) *keyState {
+	if ks := c.keys[string(raw)]; ks != nil {
+		return ks
+	}
+	return c.newKeyState(raw)
+}
+
+// newKeyState adds the state of a key that has none.
+func (c *Core) newKeyState(raw []byte) *keyState {
+	var ks *keyState
+	if n := len(c.free); n > 0 {
+		ks, c.free = c.free[n-1], c.free[:n-1]
+	} else {
+		ks = new(keyState)
+	}
+	*ks = keyState{key: raw, name: string(raw)}
+	ks.fail.readMark = c.seq
+	ks.fail.pubMark = c.pubOK
+	c.keys[ks.name] = ks
+	return ks
+}
