@@ -101,3 +101,53 @@ func TestRunUnreadable(t *testing.T) {
 		t.Fatalf("err = %v, want the store's ErrUnavailable", err)
 	}
 }
+
+// TestStoreGoneMidRun: a store that fails every read because the table was
+// dropped (ErrUnknownTable) or the store closed (the server shutting down)
+// after the scan fails the run (and a redrive's Keys) with that error: it
+// is the store's condition, not each key's. Before, each key was reported
+// unreadable and the run failed with ErrUnreadable (`unavailable`, "retry
+// once the store reads them"), for a table that no longer exists.
+func TestStoreGoneMidRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		gone func(r *rig)
+		want error
+	}{
+		{"dropped", func(r *rig) {
+			if err := r.store.DropTable(context.Background(), "t"); err != nil {
+				t.Error(err)
+			}
+		}, store.ErrUnknownTable},
+		{"closed", func(r *rig) {
+			if err := r.store.Close(); err != nil {
+				t.Error(err)
+			}
+		}, store.ErrClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, keys := range []bool{false, true} {
+				r := newRig(t, 1)
+				r.write("behind", 20, false)
+				r.publish("behind", 15)
+				r.write("lost", 30, false)
+				r.resolveAll()
+				r.log.onCommitted = func() { tc.gone(r) } // after the scan, at the fence
+				var err error
+				if keys {
+					_, err = Keys(t.Context(), r.opts(), r.table, [][]byte{[]byte("behind"), []byte("lost")})
+				} else {
+					_, err = Run(t.Context(), r.opts(), r.table, nil)
+				}
+				if !errors.Is(err, tc.want) || errors.Is(err, ErrUnreadable) {
+					t.Errorf("keys %v: err = %v, want %v, not ErrUnreadable", keys, err, tc.want)
+				}
+				if got := r.intents(); len(got) != 0 {
+					t.Errorf("keys %v: intents %v logged", keys, got)
+				}
+			}
+		})
+	}
+}

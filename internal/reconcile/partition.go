@@ -245,7 +245,7 @@ func (pr *part) decide(ctx context.Context, keys [][]byte, scanned []store.KeyVe
 			row, ok, err := st.Get(gctx, pr.r.t.Name, keys[i], level)
 			if err != nil {
 				err = fmt.Errorf("reconcile %s/%d: read key %q: %w", pr.r.t.Name, pr.p, keys[i], err)
-				if pr.r.perKey && gctx.Err() == nil && !errors.Is(err, store.ErrUnavailable) {
+				if pr.r.perKey && gctx.Err() == nil && !storeWide(err) {
 					out[i].Err, out[i].Verdict = err, Unreadable // this key's trouble, not the store's
 					return nil
 				}
@@ -278,6 +278,14 @@ func (pr *part) decide(ctx context.Context, keys [][]byte, scanned []store.KeyVe
 		})
 	}
 	return out, nil
+}
+
+// storeWide reports whether a read's error is the store's condition, not
+// the key's: unavailable, closed (the process is stopping), or the table
+// gone (dropped meanwhile). Such an error fails the run; another is the
+// key's trouble (a row that does not decode), and the others go on.
+func storeWide(err error) bool {
+	return errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnknownTable)
 }
 
 // log appends the intents of the keys behind, durably (not in a dry run).

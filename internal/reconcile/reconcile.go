@@ -245,7 +245,8 @@ func (r *run) intentOf(k Key, at time.Time) intent.Intent {
 // bus partitions they are on. It returns one Key per key, in order;
 // duplicates are decided once and reported for each. A key the store
 // fails to read is reported Unreadable (Key.Err), not failing the others;
-// a store that is unavailable fails the call.
+// a store that is unavailable, closed or without the table (dropped
+// meanwhile) fails the call.
 func Keys(ctx context.Context, o Options, t Table, keys [][]byte) ([]Key, error) {
 	r := newRun(o, t)
 	r.perKey = true
@@ -280,7 +281,8 @@ func Keys(ctx context.Context, o Options, t Table, keys [][]byte) ([]Key, error)
 // listed (all when nil). The store must be a store.Scanner. A key the
 // store fails to read is reported (Report.Unreadable) and the others go
 // on; the run then fails with ErrUnreadable, with the report. A store
-// that is unavailable fails the run at once.
+// that is unavailable, closed or without the table (dropped meanwhile)
+// fails the run at once.
 func Run(ctx context.Context, o Options, t Table, partitions []int32) (Report, error) {
 	var rep Report
 	sc, ok := o.Store.(store.Scanner)
