@@ -11,6 +11,7 @@ import (
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/dlq"
+	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/reconcile"
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -46,7 +47,8 @@ func toolErr(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, dlq.ErrBadSelection), errors.Is(err, store.ErrBadLimit):
 		code = connect.CodeInvalidArgument
-	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, store.ErrUnknownTable):
+	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, store.ErrUnknownTable),
+		errors.Is(err, intentlog.ErrUnknownTopic): // the table was dropped while the request ran
 		code = connect.CodeNotFound
 	case errors.Is(err, dlq.ErrRaced): // another request acted on a letter first
 		code = connect.CodeAborted

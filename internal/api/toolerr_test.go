@@ -29,6 +29,7 @@ func TestToolErr(t *testing.T) {
 		{live, wrap(store.ErrBadLimit), connect.CodeInvalidArgument},
 		{live, wrap(dlq.ErrNotFound), connect.CodeNotFound},
 		{live, wrap(store.ErrUnknownTable), connect.CodeNotFound},
+		{live, wrap(intentlog.ErrUnknownTopic), connect.CodeNotFound}, // the table dropped while a reconcile ran
 		{live, wrap(dlq.ErrExpired), connect.CodeFailedPrecondition},
 		{live, wrap(dlq.ErrUnreadable), connect.CodeUnavailable},
 		{live, wrap(reconcile.ErrNoScan), connect.CodeUnimplemented},
