@@ -17,25 +17,28 @@ import (
 var errInjected = errors.New("injected failure")
 
 // faults counts the I/O steps of a run (log, bus and store calls) and
-// fails the one numbered at (1 is the first; 0: none). An append that
-// fails with landed set lands first (a Kafka append whose answer was
-// lost).
+// fails the one numbered at (1 is the first; 0: none), or with act set
+// runs act before it instead. An append that fails with landed set lands
+// first (a Kafka append whose answer was lost).
 type faults struct {
 	mu     sync.Mutex
 	n, at  int
 	landed bool
 	hit    bool
+	act    func()
 }
 
 func (f *faults) step() bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.n++
-	if f.n == f.at {
-		f.hit = true
-		return true
+	now := f.n == f.at
+	f.hit = f.hit || now
+	f.mu.Unlock()
+	if now && f.act != nil {
+		f.act()
+		return false
 	}
-	return false
+	return now
 }
 
 type faultLog struct {
