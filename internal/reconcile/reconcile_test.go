@@ -169,33 +169,43 @@ func (r *rig) resolveAll() {
 // intents returns every intent logged, by key.
 func (r *rig) intents() map[string][]intent.Intent {
 	r.t.Helper()
-	ctx := r.t.Context()
 	out := map[string][]intent.Intent{}
 	for p := range r.table.Partitions {
-		_, end, err := r.log.Bounds(ctx, intent.Topic("t"), p)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		rd, err := r.log.NewReader(intent.Topic("t"), p, 0)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for rd.Position() < end {
-			recs, err := rd.Next(ctx)
+		recs, _ := r.records(intent.Topic("t"), p, 0)
+		for _, rec := range recs {
+			in, err := intent.UnmarshalIntent(rec.Value)
 			if err != nil {
 				r.t.Fatal(err)
 			}
-			for _, rec := range recs {
-				in, err := intent.UnmarshalIntent(rec.Value)
-				if err != nil {
-					r.t.Fatal(err)
-				}
-				out[string(in.Key)] = append(out[string(in.Key)], in)
-			}
+			out[string(in.Key)] = append(out[string(in.Key)], in)
 		}
-		rd.Close()
 	}
 	return out
+}
+
+// records returns the records of topic's partition p from offset from to
+// its end, and that end.
+func (r *rig) records(topic string, p int32, from int64) ([]intentlog.Record, int64) {
+	r.t.Helper()
+	ctx := r.t.Context()
+	_, end, err := r.log.Bounds(ctx, topic, p)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	rd, err := r.log.NewReader(topic, p, from)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer rd.Close()
+	var out []intentlog.Record
+	for rd.Position() < end {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		out = append(out, recs...)
+	}
+	return out, end
 }
 
 func TestRun(t *testing.T) {

@@ -123,45 +123,31 @@ func (r *rig) resolve() {
 	}
 	offs := map[int32]int64{}
 	for p := range r.table.Partitions {
-		_, end, err := r.log.Log.Bounds(ctx, intent.Topic("t"), p)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		rd, err := r.log.Log.NewReader(intent.Topic("t"), p, committed[p])
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for rd.Position() < end {
-			recs, err := rd.Next(ctx)
+		recs, end := r.records(intent.Topic("t"), p, committed[p])
+		for _, rec := range recs {
+			in, err := intent.UnmarshalIntent(rec.Value)
 			if err != nil {
 				r.t.Fatal(err)
 			}
-			for _, rec := range recs {
-				in, err := intent.UnmarshalIntent(rec.Value)
-				if err != nil {
-					r.t.Fatal(err)
+			ret, err := r.bus.LastVersionsOf(ctx, "t", p, 0, nil)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			row, ok, err := r.store.Get(ctx, "t", in.Key, 0)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			if ok && row.Version > max(ret.Last[string(in.Key)], in.PublishedFloor) {
+				op := intent.Upsert
+				if row.Deleted {
+					op = intent.Delete
 				}
-				ret, err := r.bus.LastVersionsOf(ctx, "t", p, 0, nil)
-				if err != nil {
+				e := intent.Event{Table: "t", Key: in.Key, Op: op, Version: row.Version, Value: row.Value}
+				if err := r.bus.Publish(ctx, "t", []intent.Event{e}); err != nil {
 					r.t.Fatal(err)
-				}
-				row, ok, err := r.store.Get(ctx, "t", in.Key, 0)
-				if err != nil {
-					r.t.Fatal(err)
-				}
-				if ok && row.Version > max(ret.Last[string(in.Key)], in.PublishedFloor) {
-					op := intent.Upsert
-					if row.Deleted {
-						op = intent.Delete
-					}
-					e := intent.Event{Table: "t", Key: in.Key, Op: op, Version: row.Version, Value: row.Value}
-					if err := r.bus.Publish(ctx, "t", []intent.Event{e}); err != nil {
-						r.t.Fatal(err)
-					}
 				}
 			}
 		}
-		rd.Close()
 		offs[p] = end
 	}
 	if err := r.log.Log.Commit(ctx, group, intent.Topic("t"), offs); err != nil {
@@ -173,29 +159,14 @@ func (r *rig) resolve() {
 // order.
 func (r *rig) events() map[string][]uint64 {
 	r.t.Helper()
-	ctx := r.t.Context()
 	out := map[string][]uint64{}
 	for p := range r.table.Partitions {
-		_, end, err := r.log.Log.Bounds(ctx, eventbus.Topic("t"), p)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		rd, err := r.log.Log.NewReader(eventbus.Topic("t"), p, 0)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for rd.Position() < end {
-			recs, err := rd.Next(ctx)
-			if err != nil {
-				r.t.Fatal(err)
-			}
-			for i := range recs {
-				if e, ok, err := eventbus.Decode(&recs[i]); err == nil && ok {
-					out[string(e.Key)] = append(out[string(e.Key)], e.Version)
-				}
+		recs, _ := r.records(eventbus.Topic("t"), p, 0)
+		for i := range recs {
+			if e, ok, err := eventbus.Decode(&recs[i]); err == nil && ok {
+				out[string(e.Key)] = append(out[string(e.Key)], e.Version)
 			}
 		}
-		rd.Close()
 	}
 	return out
 }
