@@ -283,6 +283,8 @@ func (n *nullable) UnmarshalCQL(_ gocql.TypeInfo, data []byte) error {
 
 // DropTable drops the table's Cassandra table (and its rows); dropping a
 // table that does not exist is not an error. The catalog entry is kept.
+// The table's generation moves on first, so that a table created again
+// under the name gets another id (generation.go).
 func (s *Store) DropTable(ctx context.Context, table string) error {
 	if err := s.dropTable(ctx, table); err != nil {
 		return fmt.Errorf("cassandra: drop table %s: %w", table, err)
@@ -298,5 +300,10 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	return s.tables.Drop(table, func() error { return s.ddl(ctx, "DROP TABLE IF EXISTS "+q) })
+	return s.tables.Drop(table, func() error {
+		if err := s.nextGeneration(ctx, table); err != nil {
+			return err
+		}
+		return s.ddl(ctx, "DROP TABLE IF EXISTS "+q)
+	})
 }

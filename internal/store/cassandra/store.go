@@ -12,13 +12,16 @@
 //	    version bigint,            -- wail's version: also every cell's write timestamp
 //	    deleted boolean,
 //	    schema_id bigint           -- the value's schema (typed tables); null in rows of older versions
-//	) WITH ID = <derived from keyspace and name> AND gc_grace_seconds = 0;
+//	) WITH ID = <derived from keyspace, name and generation> AND gc_grace_seconds = 0;
 //	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob, seq bigint, swaps map<int, blob>);  -- catalog.go
 //	CREATE TABLE <ks>.wail__leases (...);                                  -- lease.go
+//	CREATE TABLE <ks>.wail__generations (name text PRIMARY KEY, gen bigint); -- generation.go
 //
 // Names longer than Cassandra's 48 characters map to
-// wailh_<first 25>_<hash>. The table id is derived from the names, so that
-// wail processes creating a table at once create the same one.
+// wailh_<first 25>_<hash>. The table id is derived from the names and the
+// table's generation (its drops so far), so that wail processes creating
+// a table at once create the same one, and a table created again after a
+// drop is another one (generation.go).
 //
 // Last writer wins without Paxos: every write is
 //
@@ -51,7 +54,8 @@
 // least that much time is left before ctx's deadline, so no replica can
 // apply it after the deadline (DESIGN.md, "Ambiguous store writes").
 //
-// Leases (lease.go) and the catalog's swaps (catalog.go) are the only
+// Leases (lease.go), the catalog's swaps (catalog.go) and the tables'
+// generations at create and drop (generation.go) are the only
 // lightweight transactions. Reads go to another node when the coordinator
 // cannot serve (retry.go).
 //
@@ -156,6 +160,9 @@ type Store struct {
 
 	leaseMu     sync.Mutex
 	leasesReady bool // the lease table exists (lease.go)
+
+	genMu     sync.Mutex
+	gensReady bool // the generation table exists (generation.go)
 
 	seqs catalogSeqs // the catalog entries' swap counts last seen (catalog.go)
 	// fault, when set (tests only), runs each request of a catalog swap
@@ -466,10 +473,15 @@ func (s *Store) CreateTable(ctx context.Context, table string) error {
 		return fmt.Errorf("cassandra: create table: %w", err)
 	}
 	// The statement runs even for a table this store made: another
-	// process may have dropped it since.
+	// process may have dropped it since. Its id is the generation's
+	// (generation.go).
+	gen, err := s.generation(ctx, table)
+	if err != nil {
+		return fmt.Errorf("cassandra: create table %q: %w", table, err)
+	}
 	name, _ := tableName(table)
 	stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean, schema_id bigint) "+
-		"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, tableID(s.ks, name), table)
+		"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, generationID(s.ks, name, gen), table)
 	if err := s.ddl(ctx, stmt); err != nil {
 		return fmt.Errorf("cassandra: create table %q: %w", table, err)
 	}

@@ -208,6 +208,7 @@ func TestTableOptions(t *testing.T) {
 	}
 	want := []TableOptions{
 		{Keyspace: s.ks, Table: "wail__catalog", ReadRepair: "BLOCKING"},
+		{Keyspace: s.ks, Table: "wail__generations", ReadRepair: "BLOCKING"},
 		{Keyspace: s.ks, Table: "wail_altered", ReadRepair: "NONE"},
 		{Keyspace: s.ks, Table: "wail_kept", ReadRepair: "BLOCKING"},
 	}
@@ -249,5 +250,63 @@ func TestConcurrentCreateTable(t *testing.T) {
 	}
 	if err := stores[1].Check(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// tableIDOf reads the id Cassandra holds for wail table name.
+func tableIDOf(t *testing.T, s *Store, name string) gocql.UUID {
+	t.Helper()
+	cname, _ := tableName(name)
+	var id gocql.UUID
+	if err := s.session.Query("SELECT id FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?", s.ks, cname).
+		Consistency(gocql.One).Scan(&id); err != nil {
+		t.Fatalf("the id of %s: %v", cname, err)
+	}
+	return id
+}
+
+// TestRecreatedTableGetsAnotherID: a table dropped and created again under
+// its name is another Cassandra table (another id), for every store that
+// creates it. Cassandra tells tables apart by id, not name, when a node
+// catches up on schema changes it missed (Tables.TablesDiff): a node down
+// during the drop that finds, when it is back, a table of the same id
+// sees no drop at all and keeps the dropped table's rows, which its reads
+// return and its read repairs spread into the new table.
+func TestRecreatedTableGetsAnotherID(t *testing.T) {
+	opts := testOptions(t)
+	var stores []*Store
+	for _, h := range opts.Hosts {
+		o := opts
+		o.Coordinators = []string{h}
+		stores = append(stores, openTest(t, o))
+	}
+	ctx := t.Context()
+	seen := map[gocql.UUID]int{}
+	for round := range 3 {
+		var wg sync.WaitGroup
+		errs := make([]error, len(stores))
+		for i, s := range stores {
+			wg.Go(func() { errs[i] = s.CreateTable(ctx, "again") })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: store %d: %v", round, i, err)
+			}
+		}
+		id := tableIDOf(t, stores[0], "again")
+		if r, ok := seen[id]; ok {
+			t.Fatalf("round %d: the table has id %s again, as in round %d: a node that missed the drop would keep the dropped rows", round, id, r)
+		}
+		seen[id] = round
+		if err := stores[1].Check(ctx); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if _, err := stores[2].Apply(ctx, "again", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: uint64(round + 1)}}); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if err := stores[round%len(stores)].DropTable(ctx, "again"); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
 	}
 }

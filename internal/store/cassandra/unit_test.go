@@ -152,6 +152,25 @@ func TestTableName(t *testing.T) {
 	if id := tableID("ks", "wail_a"); id[6]>>4 != 8 || id[8]>>6 != 2 {
 		t.Errorf("table id %s: not a version-8 RFC 4122 UUID", id)
 	}
+	// Generation 0 is the id tables had before generations (they keep
+	// it); every later generation has an id of its own.
+	if generationID("ks", "wail_a", 0) != a {
+		t.Error("generation 0 is not the table's first id")
+	}
+	ids := map[gocql.UUID]int64{}
+	for gen := range int64(100) {
+		id := generationID("ks", "wail_a", gen)
+		if other, ok := ids[id]; ok {
+			t.Fatalf("generations %d and %d share id %s", other, gen, id)
+		}
+		if id[6]>>4 != 8 || id[8]>>6 != 2 {
+			t.Errorf("generation %d: id %s: not a version-8 RFC 4122 UUID", gen, id)
+		}
+		ids[id] = gen
+	}
+	if generationID("ks", "wail_a", 1) == generationID("ks", "wail_b", 1) || generationID("ks", "wail_a", 1) == generationID("ks2", "wail_a", 1) {
+		t.Error("generation ids are not derived from keyspace and table")
+	}
 }
 
 // requestErr is an error as Cassandra answers it (gocql.RequestError).
