@@ -92,11 +92,16 @@ type Config struct {
 // column, internal/store/mysql).
 const MySQLMaxKeyBytes = 4096
 
+// CassandraMaxKeyBytes is the longest key the cassandra store keeps
+// (Cassandra's partition keys: a 16-bit length).
+const CassandraMaxKeyBytes = 65535
+
 // Limits bound what the proxy accepts and how many partitions tables
 // may have.
 type Limits struct {
 	// MaxKeyBytes bounds a row key (1..65536, at most MySQLMaxKeyBytes with
-	// store.kind mysql; over it: InvalidArgument).
+	// store.kind mysql, CassandraMaxKeyBytes with cassandra; over it:
+	// InvalidArgument).
 	MaxKeyBytes int `yaml:"max_key_bytes"`
 	// MaxValueBytes bounds a value (1..67108864; over it: InvalidArgument).
 	MaxValueBytes int `yaml:"max_value_bytes"`
@@ -459,6 +464,9 @@ func (c *Config) Validate() error {
 	check(c.Store.Kind != StoreMySQL || c.Limits.MaxKeyBytes <= MySQLMaxKeyBytes,
 		"limits.max_key_bytes %d: store.kind mysql keeps keys of at most %d bytes (its key column is VARBINARY(%[2]d); a longer key would be refused, or cut short and never found)",
 		c.Limits.MaxKeyBytes, MySQLMaxKeyBytes)
+	check(c.Store.Kind != StoreCassandra || c.Limits.MaxKeyBytes <= CassandraMaxKeyBytes,
+		"limits.max_key_bytes %d: store.kind cassandra keeps keys of at most %d bytes (Cassandra refuses a longer partition key: every write of one would be aborted)",
+		c.Limits.MaxKeyBytes, CassandraMaxKeyBytes)
 	check(c.Limits.MaxValueBytes > 0 && c.Limits.MaxValueBytes <= 64<<20, "limits.max_value_bytes %d out of range 1..67108864", c.Limits.MaxValueBytes)
 	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")
 	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)

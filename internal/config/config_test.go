@@ -57,6 +57,10 @@ func TestLoad(t *testing.T) {
 			wantErr: "limits.max_key_bytes 4097: store.kind mysql keeps keys of at most 4096 bytes"},
 		{name: "mysql key as long as its column", yaml: "store:\n  kind: mysql\n  dsn: u:p@tcp(h:3306)/d\nlimits:\n  max_key_bytes: 4096\n",
 			check: func(t *testing.T, c Config) {}},
+		{name: "cassandra key longer than its partition keys", yaml: "store:\n  kind: cassandra\n  cassandra:\n    hosts: [c1]\nlimits:\n  max_key_bytes: 65536\n",
+			wantErr: "limits.max_key_bytes 65536: store.kind cassandra keeps keys of at most 65535 bytes"},
+		{name: "cassandra key as long as its partition keys", yaml: "store:\n  kind: cassandra\n  cassandra:\n    hosts: [c1]\nlimits:\n  max_key_bytes: 65535\n",
+			check: func(t *testing.T, c Config) {}},
 		{name: "postgres key longer than mysql's", yaml: "store:\n  kind: postgres\n  dsn: postgres://h/d\nlimits:\n  max_key_bytes: 65536\n",
 			check: func(t *testing.T, c Config) {}},
 		{name: "schema registry", yaml: "schema_registry:\n  enabled: false\n  max_schema_bytes: 65536\n", check: func(t *testing.T, c Config) {
