@@ -9,6 +9,7 @@ import (
 
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // A log frames each record with a few varints: lengths of key, value and
@@ -75,4 +76,25 @@ func eventOverhead(table string, key []byte) int {
 	// A typed table's event (eventbus/typed.go: more headers, the key and
 	// value framed) may take more for a short key.
 	return max(n, eventbus.Size(&e)+binary.MaxVarintLen64)
+}
+
+// fitsStore refuses a mutation whose row the store would refuse for its
+// size (store.MutationLimiter): without it, the write would be logged,
+// refused by the store, aborted, and answered as unavailable, and every
+// retry would go the same way.
+func (p *Proxy) fitsStore(m *Mutation) error {
+	l, ok := p.store.(store.MutationLimiter)
+	if !ok {
+		return nil
+	}
+	limit, source := l.MutationLimit()
+	n := len(m.Key)
+	if !m.Delete {
+		n += len(m.Value)
+	}
+	if n > limit {
+		return fmt.Errorf("%w: key and value are %d bytes; the store takes rows of at most %d bytes (%s): "+
+			"keep large values elsewhere and write a reference, or lower limits.max_value_bytes to match", ErrInvalid, n, limit, source)
+	}
+	return nil
 }

@@ -306,6 +306,9 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 		if err == nil {
 			err = p.fitsBus(ctx, t.Name, &muts[i])
 		}
+		if err == nil {
+			err = p.fitsStore(&muts[i])
+		}
 		if err != nil {
 			res[i].Err = err
 			continue

@@ -149,6 +149,17 @@ type KeyRead struct {
 	Err   error
 }
 
+// MutationLimiter is a store that refuses rows above a size (Cassandra:
+// its request frame and mutation limits). The proxy refuses a larger
+// mutation before stamping it, with an error that names the limit,
+// instead of logging an intent the store then refuses (an ABORT, and a
+// client told to retry what can never be stored).
+type MutationLimiter interface {
+	// MutationLimit returns the largest len(Key)+len(Value) of a
+	// Mutation that Apply takes, and what sets it, for messages.
+	MutationLimit() (bytes int, source string)
+}
+
 // KeyVersion is a key as a scan lists it: its version and whether it is a
 // tombstone, without the value.
 type KeyVersion struct {

@@ -31,6 +31,10 @@ type Node struct {
 	// are the node's settings (system_views.settings), when it tells them.
 	CommitlogSync       string
 	WriteRequestTimeout time.Duration
+	// MaxFrameSize (native_transport_max_frame_size) and MaxMutationSize
+	// (max_mutation_size), in bytes, bound one request and one row
+	// (limits.go); 0 when the node does not tell.
+	MaxFrameSize, MaxMutationSize int64
 }
 
 // Cluster is what Nodes reports.
@@ -79,10 +83,14 @@ func (s *Store) askNode(ctx context.Context, h *gocql.HostInfo, n *Node) {
 		return
 	}
 	n.Answered, n.SchemaVersion = true, schema.String()
-	iter := s.session.Query("SELECT name, value FROM system_views.settings WHERE name IN ('commitlog_sync', 'write_request_timeout')").
+	iter := s.session.Query("SELECT name, value FROM system_views.settings WHERE name IN ('commitlog_sync', 'write_request_timeout', " +
+		"'native_transport_max_frame_size', 'native_transport_max_frame_size_in_mb', 'max_mutation_size', 'max_mutation_size_in_kb')").
 		WithContext(qctx).Consistency(gocql.One).Iter()
 	var name, value string
 	for iter.Scan(&name, &value) {
+		if sizeSetting(n, name, value) {
+			continue
+		}
 		switch name {
 		case "commitlog_sync":
 			n.CommitlogSync = value
@@ -142,6 +150,7 @@ func (s *Store) learnSettings(ctx context.Context) {
 		s.log.Warn("no Cassandra node told its write_request_timeout (system_views.settings); assuming Cassandra's default; "+
 			"set store.cassandra.write_request_timeout to the cluster's", "assumed", DefaultWriteRequestTimeout)
 	}
+	s.learnRowLimit(c.Nodes)
 }
 
 // Check verifies that the keyspace and the catalog table exist, that the

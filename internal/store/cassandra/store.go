@@ -152,6 +152,8 @@ type Store struct {
 	inFlight     int
 	timeout      time.Duration
 	writeTimeout time.Duration
+	rowLimit     int    // the largest key and value Apply takes (limits.go)
+	rowLimitBy   string // what sets it, for messages
 	replication  Replication
 	log          *slog.Logger
 	closed       atomic.Bool
@@ -173,8 +175,9 @@ type Store struct {
 }
 
 var (
-	_ store.Store   = (*Store)(nil)
-	_ store.Scanner = (*Store)(nil)
+	_ store.Store           = (*Store)(nil)
+	_ store.Scanner         = (*Store)(nil)
+	_ store.MutationLimiter = (*Store)(nil)
 )
 
 // Open connects to the cluster, creates the keyspace and the catalog table
@@ -235,6 +238,7 @@ func newStore(opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.learnRowLimit(nil) // Cassandra's defaults until the nodes tell theirs
 	return s, nil
 }
 

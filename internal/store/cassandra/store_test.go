@@ -310,3 +310,32 @@ func TestRecreatedTableGetsAnotherID(t *testing.T) {
 		}
 	}
 }
+
+// TestRowLimit: the store's row limit on the test cluster (its defaults,
+// 16 MiB frames and mutations) leaves room for the rest of the request:
+// a row of exactly the limit is stored, and one past what Cassandra takes
+// is refused (not applied), which is why the proxy refuses such rows up
+// front (store.MutationLimiter).
+func TestRowLimit(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := t.Context()
+	limit, by := s.MutationLimit()
+	if limit != 16<<20-rowSlack || !strings.Contains(by, "on Cassandra node") {
+		t.Fatalf("limit %d (%s), want the test cluster's 16 MiB less %d", limit, by, rowSlack)
+	}
+	if err := s.CreateTable(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.Repeat("k", 1000)
+	value := make([]byte, limit-len(key))
+	if _, err := s.Apply(ctx, "big", []store.Mutation{{Key: []byte(key), Value: value, Version: 1, SchemaID: 7}}); err != nil {
+		t.Fatalf("a row of %d bytes, the limit: %v", limit, err)
+	}
+	if row, found, err := s.Get(ctx, "big", []byte(key), 1); err != nil || !found || len(row.Value) != len(value) {
+		t.Fatalf("read back: %d bytes, found=%v, %v", len(row.Value), found, err)
+	}
+	_, err := s.Apply(ctx, "big", []store.Mutation{{Key: []byte("k"), Value: make([]byte, 16<<20), Version: 2}})
+	if !errors.Is(err, store.ErrNotApplied) {
+		t.Fatalf("a row of 16 MiB: %v, want it refused (not applied)", err)
+	}
+}

@@ -326,3 +326,66 @@ func TestReadRetry(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCassandraSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"16MiB", 16 << 20}, {"16384KiB", 16 << 20}, {"53687091B", 53687091}, {"16mib", 16 << 20}, {"1GiB", 1 << 30}, {"1024", 1024}, {" 2 KiB ", 2048},
+		{"", -1}, {"MiB", -1}, {"16 furlongs", -1}, {"-1MiB", -1}, {"99999999999999999GiB", -1},
+	} {
+		got, err := parseCassandraSize(tc.in)
+		if tc.want < 0 {
+			if err == nil {
+				t.Errorf("%q: %d, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %d, %v, want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestLearnRowLimit: the row limit is the smallest frame or mutation
+// limit any node told (either spelling), less the slack, and Cassandra's
+// defaults when none told; a null setting is not told.
+func TestLearnRowLimit(t *testing.T) {
+	node := func(addr string, settings ...string) Node {
+		n := Node{Address: addr}
+		for i := 0; i < len(settings); i += 2 {
+			if !sizeSetting(&n, settings[i], settings[i+1]) {
+				t.Fatalf("%s is not a size setting", settings[i])
+			}
+		}
+		return n
+	}
+	tests := []struct {
+		name  string
+		nodes []Node
+		want  int
+		by    string
+	}{
+		{"none told", []Node{{Address: "a"}}, 16<<20 - rowSlack, "Cassandra's default"},
+		{"defaults", []Node{node("a", "native_transport_max_frame_size", "16MiB", "max_mutation_size", "16384KiB", "max_mutation_size_in_kb", "16384")},
+			16<<20 - rowSlack, "native_transport_max_frame_size=16777216 bytes on Cassandra node a"},
+		{"smaller segments on one node", []Node{
+			node("a", "native_transport_max_frame_size", "32MiB", "max_mutation_size", ""),
+			node("b", "native_transport_max_frame_size_in_mb", "32", "max_mutation_size_in_kb", "4096"),
+		}, 4<<20 - rowSlack, "max_mutation_size=4194304 bytes on Cassandra node b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Store
+			s.learnRowLimit(tc.nodes)
+			got, by := s.MutationLimit()
+			if got != tc.want || !strings.Contains(by, tc.by) {
+				t.Fatalf("limit %d (%s), want %d (%s)", got, by, tc.want, tc.by)
+			}
+		})
+	}
+	if n := node("a", "max_mutation_size", "sixteen"); n.Err == nil {
+		t.Error("a size that is not one was taken")
+	}
+}
