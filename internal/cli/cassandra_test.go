@@ -90,7 +90,7 @@ func TestDoctorCassandraReadRepair(t *testing.T) {
 	}
 	alter := "ALTER TABLE " + ks + ".wail_orders WITH read_repair = 'BLOCKING'"
 	code, out, errOut := doctor()
-	if code != 1 || !strings.Contains(out, "read_repair  BLOCKING on 1 of the 2 wail tables: wail__catalog\n") ||
+	if code != 1 || !strings.Contains(out, "read_repair  BLOCKING on 2 of the 3 wail tables: wail__catalog, wail__generations\n") ||
 		!strings.Contains(out, "read_repair  FAIL: "+ks+".wail_orders has read_repair = 'NONE': ") ||
 		!strings.Contains(out, "run: "+alter+";\n") || !strings.Contains(errOut, "failed checks: [read_repair]") {
 		t.Fatalf("doctor with read_repair = 'NONE': code %d\n%s%s", code, out, errOut)
@@ -100,7 +100,7 @@ func TestDoctorCassandraReadRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut = doctor()
-	if code != 0 || !strings.Contains(out, "read_repair  ok (BLOCKING on every wail table: wail__catalog, wail_orders)") {
+	if code != 0 || !strings.Contains(out, "read_repair  ok (BLOCKING on every wail table: wail__catalog, wail__generations, wail_orders)") {
 		t.Fatalf("doctor after %s: code %d\n%s%s", alter, code, out, errOut)
 	}
 }

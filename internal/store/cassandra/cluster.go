@@ -153,6 +153,20 @@ func (s *Store) learnSettings(ctx context.Context) {
 	s.learnRowLimit(c.Nodes)
 }
 
+// schemaSettle is how long Check waits for the nodes to agree on the
+// schema before it calls a disagreement a failure: a schema change (a
+// table created, altered or dropped, by wail or a person) reaches every
+// node by gossip within seconds, and the nodes disagree meanwhile.
+const schemaSettle = 10 * time.Second
+
+// schemaSettles reports whether the nodes come to agree on the schema
+// within schemaSettle (or ctx).
+func (s *Store) schemaSettles(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, schemaSettle)
+	defer cancel()
+	return s.session.AwaitSchemaAgreement(ctx) == nil
+}
+
 // Check verifies that the keyspace and the catalog table exist, that the
 // nodes agree on the schema, and that every node keeps writes invisible
 // until they are on disk.
@@ -174,7 +188,7 @@ func (s *Store) Check(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	if !c.SchemaAgreement {
+	if !c.SchemaAgreement && !s.schemaSettles(ctx) {
 		errs = append(errs, errors.New("cassandra: check: the nodes do not agree on the schema (see the schema versions above); wait, or look for nodes that cannot gossip"))
 	}
 	for _, n := range c.Nodes {
