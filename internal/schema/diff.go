@@ -399,12 +399,13 @@ func scalarKind(f protoreflect.FieldDescriptor) string {
 }
 
 // label is the field's label as written in .proto text: "" for none
-// (proto3 and editions singular fields, map fields and fields of a map
-// entry), "oneof" for a oneof member.
+// (proto3 and editions singular fields, map fields, fields of a map entry,
+// and oneof members, which the Confluent registry gives no label either:
+// moving an optional field into or out of a oneof changes no label).
 func label(f protoreflect.FieldDescriptor) string {
 	switch {
 	case oneofOf(f) != "":
-		return "oneof"
+		return ""
 	case f.IsMap():
 		return ""
 	case f.Cardinality() == protoreflect.Repeated:

@@ -149,6 +149,18 @@ func TestDiffRules(t *testing.T) {
 			want: []string{"MULTIPLE_FIELDS_MOVED_TO_ONEOF #/Order/ident", "ONEOF_ADDED #/Order/ident"}},
 		{name: "one field wrapped in a new oneof", edits: []string{"  string id = 1;\n", "  oneof ident { string id = 1; }\n"},
 			want: []string{"ONEOF_ADDED #/Order/ident"}, compatible: true},
+		// A oneof member has no label in the Confluent registry (wire's
+		// parser and its descriptor conversion both give it none), so moving
+		// an optional field into or out of a oneof compares no labels.
+		{name: "proto2 optional field wrapped in a new oneof", original: `syntax = "proto2"; message M { optional int32 x = 1; }`,
+			edits: []string{`syntax = "proto2"; message M { oneof o { int32 x = 1; } }`},
+			want:  []string{"ONEOF_ADDED #/M/o"}, compatible: true},
+		{name: "proto2 oneof field moved to an optional field", original: `syntax = "proto2"; message M { oneof o { int32 x = 1; } }`,
+			edits: []string{`syntax = "proto2"; message M { optional int32 x = 1; }`},
+			want:  []string{"ONEOF_FIELD_MOVED_TO_TOP_LEVEL #/M/1", "ONEOF_REMOVED #/M/o"}, compatible: true},
+		{name: "proto3 optional field wrapped in a new oneof", original: `syntax = "proto3"; message M { optional double x = 1; }`,
+			edits: []string{`syntax = "proto3"; message M { oneof o { double x = 1; } }`},
+			want:  []string{"ONEOF_ADDED #/M/o"}, compatible: true},
 		{name: "type change inside a oneof", edits: []string{"string card = 6;", "int64 card = 6;"},
 			want: []string{"FIELD_SCALAR_KIND_CHANGED #/Order/payment/6"}},
 		{name: "proto3 optional is not a oneof", edits: []string{"int64 amount = 2;", "optional int64 amount = 2;"}, compatible: true},
