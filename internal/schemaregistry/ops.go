@@ -127,7 +127,7 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 		if e != nil {
 			return false, e
 		}
-		s, err := r.compile(ctx, st, req.Schema, refs)
+		s, err := r.compile(ctx, st, req.Schema, refs, false)
 		if err != nil {
 			return false, err
 		}
@@ -228,7 +228,7 @@ func (r *Registry) Lookup(ctx context.Context, subject string, req SchemaRequest
 	if e != nil {
 		return SubjectSchema{}, e
 	}
-	s, err := r.compile(ctx, st, req.Schema, refs)
+	s, err := r.compile(ctx, st, req.Schema, refs, false)
 	if err != nil {
 		return SubjectSchema{}, err
 	}

@@ -160,10 +160,14 @@ func (r *Registry) swap(ctx context.Context, bounded bool, fn func(st *state) (s
 	return errf(http.StatusInternalServerError, CodeStore, "The registry changed %d times while this change was made; try again", maxSwaps)
 }
 
-// compile compiles a schema text with its references, resolved in st.
-func (r *Registry) compile(ctx context.Context, st *state, text string, refs []Reference) (*schema.Schema, error) {
+// compile compiles a schema text with its references, resolved in st:
+// for a new schema (stored false) only live versions, for a stored one
+// soft-deleted versions too, as the Confluent registry resolves them (a
+// schema keeps compiling, for reads by id, after what it imports was
+// soft-deleted behind its own deleted versions).
+func (r *Registry) compile(ctx context.Context, st *state, text string, refs []Reference, stored bool) (*schema.Schema, error) {
 	return compileWith(ctx, r.lim, text, refs, func(ref Reference) (string, []Reference, string, error) {
-		v, e := st.version(ref.Subject, ref.Version, false)
+		v, e := st.version(ref.Subject, ref.Version, stored)
 		if e != nil {
 			return "", nil, "", invalidSchema("reference %q (subject %q version %d): %s", ref.Name, ref.Subject, ref.Version, e.Message)
 		}
@@ -234,7 +238,7 @@ func (r *Registry) compiledByID(ctx context.Context, st *state, id int) (*schema
 	if ok && c.fingerprint == rec.Fingerprint {
 		return c.schema, nil
 	}
-	s, err := r.compile(ctx, st, rec.Text, rec.Refs)
+	s, err := r.compile(ctx, st, rec.Text, rec.Refs, true)
 	if err != nil {
 		return nil, fmt.Errorf("schema registry: stored schema %d no longer compiles: %w", id, err)
 	}

@@ -130,10 +130,16 @@ func (r *Remote) Compile(ctx context.Context, req SchemaRequest) (*schema.Schema
 	if e := req.validate(); e != nil {
 		return nil, e
 	}
-	return r.compile(ctx, req.Schema, req.References)
+	return r.compile(ctx, req.Schema, req.References, false)
 }
 
-func (r *Remote) compile(ctx context.Context, text string, refs []Reference) (*schema.Schema, error) {
+// compile compiles a schema with its references fetched from the
+// registry: live versions for a new schema, soft-deleted ones too for a
+// stored one (Registry.compile).
+func (r *Remote) compile(ctx context.Context, text string, refs []Reference, stored bool) (*schema.Schema, error) {
+	if stored {
+		ctx = sr.WithParams(ctx, sr.ShowDeleted)
+	}
 	return compileWith(ctx, r.lim, text, refs, func(ref Reference) (string, []Reference, string, error) {
 		ss, err := r.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
 		if err != nil {
@@ -215,7 +221,7 @@ func (r *Remote) compiled(ctx context.Context, id int, sch sr.Schema) (*schema.S
 	if ok && c.text == sch.Schema && slices.Equal(c.refs, refs) {
 		return c.schema, nil
 	}
-	s, err := r.compile(ctx, sch.Schema, refs)
+	s, err := r.compile(ctx, sch.Schema, refs, true)
 	if err != nil {
 		return nil, fmt.Errorf("schema %d of %s: %w", id, r.url, err)
 	}

@@ -31,7 +31,7 @@ func (r *Registry) compileRequest(ctx context.Context, req SchemaRequest) (*stat
 	if e != nil {
 		return nil, nil, e
 	}
-	s, err := r.compile(ctx, st, req.Schema, refs)
+	s, err := r.compile(ctx, st, req.Schema, refs, false)
 	return st, s, err
 }
 

@@ -1,0 +1,95 @@
+package schemaregistry
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestStoredSchemaWithSoftDeletedReference: a stored schema whose
+// reference was soft-deleted after the schema's own versions were still
+// compiles, as in the Confluent registry (which resolves the references of
+// a stored schema with deleted versions included, and only a new one's
+// against live versions). Old records carry its id: a consumer asking for
+// it serialized, and wail's typed tables reading it by id, must get it.
+func TestStoredSchemaWithSoftDeletedReference(t *testing.T) {
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	reg := func(subject, text string, refs ...Reference) int {
+		t.Helper()
+		id, err := r.Register(ctx, subject, SchemaRequest{Schema: text, SchemaType: Protobuf, References: refs})
+		if err != nil {
+			t.Fatalf("register %s: %v", subject, err)
+		}
+		return id
+	}
+	reg("shop.money", money)
+	id := reg("orders-value", orderWithMoney, Reference{Name: "shop/money.proto", Subject: "shop.money", Version: 1})
+	// The importer's versions first, then the imported one: allowed, as
+	// no live version imports it any more.
+	if _, err := r.DeleteSubject(ctx, "orders-value", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteVersion(ctx, "shop.money", 1, false); err != nil {
+		t.Fatal(err)
+	}
+	// A new version may not import the soft-deleted one (as Confluent).
+	if _, err := r.Register(ctx, "other-value", SchemaRequest{Schema: orderWithMoney + "// other\n", SchemaType: Protobuf,
+		References: []Reference{{Name: "shop/money.proto", Subject: "shop.money", Version: 1}}}); errCode(err) != CodeInvalidSchema {
+		t.Fatalf("a new schema importing a soft-deleted version: %v, want error code %d", err, CodeInvalidSchema)
+	}
+
+	// Another process (nothing compiled yet) reads the stored schema.
+	fresh := New(Catalog(st), Limits{})
+	if _, err := fresh.ByID(ctx, id); err != nil {
+		t.Fatalf("ByID(%d) of a schema whose reference is soft-deleted: %v", id, err)
+	}
+	h := Handler(New(Catalog(st), Limits{}), slog.New(slog.DiscardHandler), nil)
+	for _, path := range []string{"/schemas/ids/2?format=serialized", "/subjects/orders-value/versions/1?deleted=true&format=serialized"} {
+		if a := call(t, h, "GET", path, ""); a.code != 200 || strings.Contains(a.body, "error_code") {
+			t.Errorf("GET %s: %d %s", path, a.code, a.body)
+		}
+	}
+}
+
+// TestRemoteStoredSchemaWithSoftDeletedReference: the same through an
+// external registry: a schema read by id fetches its references with
+// deleted=true, as they may have been soft-deleted since.
+func TestRemoteStoredSchemaWithSoftDeletedReference(t *testing.T) {
+	ctx := t.Context()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	reg := New(Catalog(st), Limits{})
+	srv := httptest.NewServer(Handler(reg, slog.New(slog.DiscardHandler), nil))
+	defer srv.Close()
+	remote, err := NewRemote(RemoteOptions{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Register(ctx, "shop.money", SchemaRequest{Schema: money, SchemaType: Protobuf}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := reg.Register(ctx, "orders-value", SchemaRequest{Schema: orderWithMoney, SchemaType: Protobuf,
+		References: []Reference{{Name: "shop/money.proto", Subject: "shop.money", Version: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.DeleteSubject(ctx, "orders-value", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.DeleteVersion(ctx, "shop.money", 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.ByID(ctx, id); err != nil {
+		t.Fatalf("ByID(%d) of a schema whose reference is soft-deleted: %v", id, err)
+	}
+	// A new schema still may not import it.
+	if _, err := remote.Compile(ctx, SchemaRequest{Schema: orderWithMoney, SchemaType: Protobuf,
+		References: []Reference{{Name: "shop/money.proto", Subject: "shop.money", Version: 1}}}); err == nil {
+		t.Fatal("a new schema compiled against a soft-deleted reference")
+	}
+}
