@@ -71,6 +71,9 @@ func TestErrorBodies(t *testing.T) {
 		{"invalid subject", "POST", "/subjects/a%01b/versions", reg(`syntax = "proto3";`), 422, 42208, "Invalid subject"},
 		{"reserved subject", "POST", "/subjects/__GLOBAL/versions", reg(`syntax = "proto3";`), 422, 42208, "not starting with '__'"},
 		{"incompatible", "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message B {}`), 409, 409, "MESSAGE_REMOVED"},
+		// Confluent's compatibility test reads the version alone: a version
+		// it lacks is 40402 even when the subject has none (or only deleted ones).
+		{"compatibility against a version of a missing subject", "POST", "/compatibility/subjects/nope/versions/1", reg(`syntax = "proto3";`), 404, 40402, "Version 1 not found."},
 		{"invalid level", "PUT", "/config", `{"compatibility": "SIDEWAYS"}`, 422, 42203, "Invalid compatibility level"},
 		{"invalid mode", "PUT", "/mode/a", `{"mode": "SIDEWAYS"}`, 422, 42204, "Invalid mode"},
 		{"no subject level", "GET", "/config/a", "", 404, 40408, "does not have subject-level compatibility configured"},

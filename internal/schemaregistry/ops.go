@@ -359,6 +359,11 @@ func (r *Registry) Check(ctx context.Context, subject string, version int, all b
 		}
 		v, e := st.version(subject, version, false)
 		if e != nil {
+			if e.Code == CodeSubjectNotFound {
+				// Confluent's test looks the version up alone: a
+				// subject without it lacks the version, 40402.
+				e = versionNotFound(version)
+			}
 			return nil, e
 		}
 		var one []schema.Version
