@@ -44,6 +44,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
 
@@ -167,7 +168,49 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	if serialized != nil {
+		if err := checkDescriptor(serialized, files[0]); err != nil {
+			return nil, err
+		}
+	}
 	return &Schema{file: files[0], origins: origins, descriptorForm: serialized != nil}, nil
+}
+
+// checkDescriptor holds a serialized descriptor to the rules a compiler's
+// output keeps (protodesc.NewFile's: a syntax it knows, named fields with
+// valid and distinct numbers, labels and types, type names that resolve,
+// ...), against the imports compiled resolves it with. protocompile links
+// a given descriptor with few checks: one no compiler writes (a message
+// field without its type) compiled, and comparing or checking values with
+// it then panicked.
+func checkDescriptor(fdp *descriptorpb.FileDescriptorProto, compiled protoreflect.FileDescriptor) error {
+	deps := new(protoregistry.Files)
+	seen := map[string]bool{}
+	var add func(fd protoreflect.FileDescriptor) error
+	add = func(fd protoreflect.FileDescriptor) error {
+		imps := fd.Imports()
+		for i := range imps.Len() {
+			imp := imps.Get(i).FileDescriptor
+			if seen[imp.Path()] {
+				continue
+			}
+			seen[imp.Path()] = true
+			if err := deps.RegisterFile(imp); err != nil {
+				return err
+			}
+			if err := add(imp); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := add(compiled); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if _, err := protodesc.NewFile(fdp, deps); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrInvalid, fdp.GetName(), err)
+	}
+	return nil
 }
 
 // maxNesting bounds how deep messages nest in a schema: protocompile's
