@@ -135,3 +135,41 @@ func TestImportIDRange(t *testing.T) {
 		t.Fatalf("a new schema after the largest id was imported: id %d, %v; want it refused (422xx)", id, err)
 	}
 }
+
+// TestImportNeedsID: in IMPORT mode a registration must name its id, as in
+// Confluent's registry ("not in read-write mode"): one without would get
+// a new id unchecked for compatibility, and could take an id the import
+// has still to give, refused then as taken.
+func TestImportNeedsID(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	if _, err := r.SetMode(ctx, "s", Import, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		req  SchemaRequest
+		code int // 0: registered
+	}{
+		{"no id", SchemaRequest{Schema: orderV1}, CodeNotPermitted},
+		{"an id", SchemaRequest{Schema: orderV1, ID: 5}, 0},
+		{"the same schema again without its id", SchemaRequest{Schema: orderV1}, CodeNotPermitted},
+		{"the same schema with its id", SchemaRequest{Schema: orderV1, ID: 5}, 0},
+	} {
+		tc.req.SchemaType = Protobuf
+		id, err := r.Register(ctx, "s", tc.req)
+		if errCode(err) != tc.code || (tc.code == 0 && (err != nil || id != 5)) {
+			t.Errorf("%s: id %d, %v; want error code %d", tc.name, id, err, tc.code)
+		}
+	}
+	// Back in READWRITE, a new schema gets an id past the imported one.
+	if _, err := r.SetMode(ctx, "s", "", false); err != nil {
+		t.Fatal(err)
+	}
+	if id, err := r.Register(ctx, "s", SchemaRequest{Schema: orderV2, SchemaType: Protobuf}); err != nil || id != 6 {
+		t.Fatalf("after the import: id %d, %v; want 6", id, err)
+	}
+}

@@ -122,6 +122,11 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 			return false, notPermitted("Subject %s is in read-only mode", subject)
 		case (req.ID > 0 || req.Version > 0) && mode != Import:
 			return false, notPermitted("Subject %s is not in import mode: a schema id or version can only be given in IMPORT mode", subject)
+		case req.ID <= 0 && mode == Import:
+			// As Confluent's: an import names each schema's id; one
+			// without would take a new id unchecked, maybe one the
+			// import has still to give.
+			return false, notPermitted("Subject %s is not in read-write mode: in IMPORT mode a schema needs its id", subject)
 		}
 		refs, e := resolveRefs(st, req.References)
 		if e != nil {
