@@ -113,6 +113,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzCountJSONMutations -fuzztime=10s -fuzzminimizetime=1s ./internal/api/
 	$(GO) test -run='^$$' -fuzz=FuzzParseCassandraDuration -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
 	$(GO) test -run='^$$' -fuzz=FuzzParseReplication -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
+	$(GO) test -run='^$$' -fuzz='^FuzzCompile$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schema/
+	$(GO) test -run='^$$' -fuzz='^FuzzCompileSerialized$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schema/
+	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schemaregistry/
 
 clean:
 	rm -rf bin

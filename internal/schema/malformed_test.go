@@ -66,3 +66,36 @@ enum Status { UNKNOWN = 0; }`).File())
 		t.Fatalf("the good descriptor: %v", err)
 	}
 }
+
+// FuzzCompileSerialized: any bytes sent as a serialized descriptor (base64,
+// as confluent-kafka's serializers register schemas) compile or fail with
+// ErrInvalid, never a panic; what compiles can be compared, fingerprinted
+// and checked against a value.
+func FuzzCompileSerialized(f *testing.F) {
+	good := protodesc.ToFileDescriptorProto(mustCompile(f, `syntax = "proto3"; package shop;
+message Order { string id = 1; Customer customer = 2; map<string, int32> counts = 3; oneof o { int64 a = 4; } }
+message Customer { string name = 1; }
+enum Status { UNKNOWN = 0; }`).File())
+	b, err := proto.Marshal(good)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	good.MessageType[0].Field[1].TypeName = nil
+	if b, err = proto.Marshal(good); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Compile(context.Background(), File{Source: base64.StdEncoding.EncodeToString(b)}, nil, Limits{MaxFileBytes: 1 << 14})
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error not ErrInvalid: %v", err)
+			}
+			return
+		}
+		_ = Diff(s, s)
+		_ = s.Fingerprint()
+	})
+}
