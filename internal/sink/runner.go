@@ -93,9 +93,12 @@ func (r *runner) failed(err error) {
 	now := time.Now()
 	r.stats.fail(err, now)
 	r.m.metrics.lastError.WithLabelValues(r.labels()...).Set(float64(now.UnixMilli()) / 1000)
-	r.m.health.Set(r.component(), health.Degraded, fmt.Sprintf("sink %s of table %s: %v", r.def.Name, r.def.Table, err),
+	// /healthz is open to anyone: the URL's path and query (a token's
+	// place) stay out of it; `wail sink describe` shows them.
+	hide := urlHider(r.def.Url)
+	r.m.health.Set(r.component(), health.Degraded, hide(fmt.Sprintf("sink %s of table %s: %v", r.def.Name, r.def.Table, err)),
 		fmt.Sprintf("check the endpoint %s and `wail sink describe %s %s`; deliveries go on from the committed position when it answers",
-			r.def.Url, r.def.Table, r.def.Name))
+			hide(r.def.Url), r.def.Table, r.def.Name))
 }
 
 func (r *runner) session(ctx context.Context) error {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -71,6 +72,25 @@ var sinkName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // GroupName is the consumer group a sink consumes as.
 func GroupName(name string) string { return eventbus.SinkGroupPrefix + name }
+
+// urlHider returns what replaces, in a text, a sink's URL raw (as given,
+// or as net/http quotes it in its errors) and its path and query by
+// scheme://host/…: they often hold a token (a Slack-style webhook URL is
+// one whole), and some texts (/healthz) are open to anyone.
+func urlHider(raw string) func(string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return strings.NewReplacer(raw, "(the sink's URL)").Replace
+	}
+	rest := u.RequestURI()
+	if rest == "/" {
+		return func(s string) string { return s } // nothing to hide
+	}
+	shown := u.Scheme + "://" + u.Host + "/…"
+	// Longest first: a whole URL before its path alone (an endpoint's
+	// answer may quote the path).
+	return strings.NewReplacer(raw, shown, u.String(), shown, rest, "/…").Replace
+}
 
 // DeadLetterTopic is where a sink sets aside the batches it gave up on.
 func DeadLetterTopic(table, name string) string { return "wail.sink." + table + "." + name + ".dlq" }
