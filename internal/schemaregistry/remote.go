@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,9 +28,12 @@ import (
 // Compatibility is the external registry's to check. Safe for concurrent
 // use.
 type Remote struct {
-	cl       *sr.Client
-	lim      Limits
+	cl  *sr.Client
+	lim Limits
+	// url is the registry's URL as errors show it, hide what hides its
+	// password in a text (HideURLPassword).
 	url      string
+	hide     func(string) string
 	onChange func(subject string)
 
 	mu sync.Mutex
@@ -98,11 +103,47 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 	if o.Username != "" {
 		opts = append(opts, sr.BasicAuth(o.Username, o.Password))
 	}
+	hide := HideURLPassword(o.URL)
 	cl, err := sr.NewClient(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("schema registry %s: %w", o.URL, err)
+		return nil, fmt.Errorf("schema registry %s: %w", hide(o.URL), hidden(err, hide))
 	}
-	return &Remote{cl: cl, lim: o.Limits.withDefaults(), url: o.URL, byID: map[int]remoteSchema{}}, nil
+	return &Remote{cl: cl, lim: o.Limits.withDefaults(), url: hide(o.URL), hide: hide, byID: map[int]remoteSchema{}}, nil
+}
+
+// HideURLPassword returns what replaces, in a text, the password of a
+// URL with credentials (https://user:password@host: schema_registry.url
+// may be one) by "xxxxx", wherever a URL with those credentials appears
+// (the registry's own URL, or one built on it that a client quotes in
+// its errors): what wail says of the registry reaches API callers.
+func HideURLPassword(raw string) func(string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return func(s string) string { return s }
+	}
+	if _, set := u.User.Password(); !set {
+		return func(s string) string { return s }
+	}
+	shown := url.UserPassword(u.User.Username(), "xxxxx").String()
+	return strings.NewReplacer("//"+u.User.String()+"@", "//"+shown+"@").Replace
+}
+
+// hiddenErr is an error whose text went through a HideURLPassword.
+type hiddenErr struct {
+	msg string
+	err error
+}
+
+func (e *hiddenErr) Error() string { return e.msg }
+func (e *hiddenErr) Unwrap() error { return e.err }
+
+// hidden is err with its text through hide (err itself if that changes
+// nothing).
+func hidden(err error, hide func(string) string) error {
+	if msg := hide(err.Error()); msg != err.Error() {
+		return &hiddenErr{msg: msg, err: err}
+	}
+	return err
 }
 
 // OnChange makes fn run after each registration through this client.
@@ -116,12 +157,12 @@ func (r *Remote) remoteErr(err error) error {
 	if errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden) {
 		// Not a refusal of the schema: of wail's credentials.
 		return fmt.Errorf("schema registry %s refused wail's credentials (HTTP %d: %s): check schema_registry.username, password and tls",
-			r.url, re.StatusCode, re.Message)
+			r.url, re.StatusCode, r.hide(re.Message))
 	}
 	if errors.As(err, &re) {
-		return &Error{Status: re.StatusCode, Code: re.ErrorCode, Message: fmt.Sprintf("schema registry %s: %s", r.url, re.Message)}
+		return &Error{Status: re.StatusCode, Code: re.ErrorCode, Message: fmt.Sprintf("schema registry %s: %s", r.url, r.hide(re.Message))}
 	}
-	return fmt.Errorf("schema registry %s: %w", r.url, err)
+	return fmt.Errorf("schema registry %s: %w", r.url, hidden(err, r.hide))
 }
 
 // Compile compiles a schema with its references, fetched from the

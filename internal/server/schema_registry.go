@@ -93,7 +93,7 @@ func externalReads(c config.SchemaRegistry) (http.Handler, error) {
 		if !read {
 			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
 			w.WriteHeader(http.StatusMethodNotAllowed)
-			fmt.Fprintf(w, "{\"error_code\":405,\"message\":%q}\n", "this wail uses the external schema registry "+c.URL+
+			fmt.Fprintf(w, "{\"error_code\":405,\"message\":%q}\n", "this wail uses the external schema registry "+schemaregistry.HideURLPassword(c.URL)(c.URL)+
 				" (schema_registry.url) and passes on reads only: make changes there, or evolve a table with wail table alter")
 			return
 		}
@@ -152,7 +152,7 @@ func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duratio
 			n++
 		}
 	}
-	fmt.Fprintf(w, "registry     ok (external %s: %d typed tables' subjects found)\n", cfg.SchemaRegistry.URL, n)
+	fmt.Fprintf(w, "registry     ok (external %s: %d typed tables' subjects found)\n", schemaregistry.HideURLPassword(cfg.SchemaRegistry.URL)(cfg.SchemaRegistry.URL), n)
 }
 
 // openSchemas opens the schema registry typed tables use (whether or not
