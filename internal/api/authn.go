@@ -273,15 +273,18 @@ func registryPermission(method, path string) auth.Permission {
 
 // DotSegments reports whether an escaped URL path, once decoded, has a
 // segment that is "." or "..": also encoded ("%2E%2E", or "a%2F..%2Fb",
-// whose encoded slashes make segments only once decoded), which routers
-// and path.Clean leave alone but a server behind a proxy may resolve; or
-// whether it does not decode.
+// whose encoded slashes make segments only once decoded), with path
+// parameters ("..;", "..;x=1": Tomcat, Spring and older Jetty drop them,
+// then resolve), or between backslashes (a slash to some servers), which
+// routers and path.Clean leave alone but a server behind a proxy may
+// resolve; or whether it does not decode.
 func DotSegments(escaped string) bool {
 	decoded, err := url.PathUnescape(escaped)
 	if err != nil {
 		return true
 	}
-	for seg := range strings.SplitSeq(decoded, "/") {
+	for seg := range strings.FieldsFuncSeq(decoded, func(r rune) bool { return r == '/' || r == '\\' }) {
+		seg, _, _ = strings.Cut(seg, ";")
 		if seg == "." || seg == ".." {
 			return true
 		}

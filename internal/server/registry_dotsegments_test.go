@@ -34,36 +34,7 @@ func TestExternalRegistryDotSegments(t *testing.T) {
 	}))
 	defer upstream.Close()
 
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Security.Auth.Enabled = true
-	tf := &auth.TokenFile{}
-	tok, _, err := tf.Create("reader", []auth.Grant{{Permission: auth.Read, Tables: "orders"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _, err := tf.Create("admin", []auth.Grant{{Permission: auth.Admin, Tables: "*"}}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tf.Write(filepath.Join(cfg.DataDir, "tokens.json")); err != nil {
-		t.Fatal(err)
-	}
-	if cfg.TokensPath() != filepath.Join(cfg.DataDir, "tokens.json") {
-		t.Fatalf("tokens path %s", cfg.TokensPath())
-	}
-	g, err := api.NewGuard(&cfg, api.GuardOptions{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext, err := externalReads(config.SchemaRegistry{URL: upstream.URL, Username: "wail", Password: "secret", Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := api.NewMux()
-	mux.Handle(config.SchemaRegistryPath+"/", ext)
-	srv := httptest.NewServer(g.Middleware(mux))
-	defer srv.Close()
+	srv, tok, admin := guardedExternalRegistry(t, config.SchemaRegistry{URL: upstream.URL, Username: "wail", Password: "secret", Timeout: 5 * time.Second})
 
 	as := func(tok, method, p string) int {
 		req, _ := http.NewRequest(method, srv.URL+p, strings.NewReader(`{"schemaType":"PROTOBUF","schema":"syntax = \"proto3\"; message M {}"}`))
@@ -107,4 +78,88 @@ func TestExternalRegistryDotSegments(t *testing.T) {
 	if len(got) != 1 || !strings.HasPrefix(got[0], "GET /subjects ") {
 		t.Fatalf("the external registry got %q; want the plain read alone", got)
 	}
+}
+
+// TestExternalRegistryPathParameters: a segment that is a dot segment
+// once its ";parameters" are removed ("..;", ".;x") is one: Tomcat,
+// Spring and older Jetty (under many registries and the proxies before
+// them) strip path parameters and then resolve "..", so "POST
+// /registry/compatibility/..;/subjects/x/versions", a compatibility test
+// for wail's guard (any grant), would be a registration with wail's
+// credentials there. It is refused, not passed on.
+func TestExternalRegistryPathParameters(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.RequestURI)
+		mu.Unlock()
+		w.WriteHeader(200)
+	}))
+	defer upstream.Close()
+	srv, reader, _ := guardedExternalRegistry(t, config.SchemaRegistry{URL: upstream.URL, Username: "wail", Password: "secret", Timeout: 5 * time.Second})
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodPost, "/registry/compatibility/..;/subjects/x/versions"},
+		{http.MethodPost, "/registry/compatibility/..;x=1/subjects/x/versions"},
+		{http.MethodPost, "/registry/compatibility/%2E%2E;/subjects/x/versions"},
+		{http.MethodPost, "/registry/compatibility/subjects/.;/..;/..;/subjects/x/versions"},
+		{http.MethodGet, "/registry/subjects/..;/config"},
+		{http.MethodPost, "/registry/compatibility/..%5Csubjects%5Cx/versions"}, // a backslash is a slash to some
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(`{"schema":"syntax = \"proto3\"; message M {}"}`))
+		req.Header.Set("Authorization", "Bearer "+reader)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 {
+			t.Errorf("%s %s by a read:orders token: %d, want a refusal", tc.method, tc.path, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 0 {
+		t.Errorf("the external registry got %q; want nothing", got)
+	}
+}
+
+// guardedExternalRegistry serves, behind the guard (auth on), the
+// external registry's reads (externalReads of c) at /registry, and
+// returns the server and two tokens: one with read:orders, one with
+// admin:*.
+func guardedExternalRegistry(t *testing.T, c config.SchemaRegistry) (srv *httptest.Server, reader, admin string) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Security.Auth.Enabled = true
+	tf := &auth.TokenFile{}
+	reader, _, err := tf.Create("reader", []auth.Grant{{Permission: auth.Read, Tables: "orders"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _, err = tf.Create("admin", []auth.Grant{{Permission: auth.Admin, Tables: "*"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tf.Write(filepath.Join(cfg.DataDir, "tokens.json")); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TokensPath() != filepath.Join(cfg.DataDir, "tokens.json") {
+		t.Fatalf("tokens path %s", cfg.TokensPath())
+	}
+	g, err := api.NewGuard(&cfg, api.GuardOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := externalReads(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := api.NewMux()
+	mux.Handle(config.SchemaRegistryPath+"/", ext)
+	srv = httptest.NewServer(g.Middleware(mux))
+	t.Cleanup(srv.Close)
+	return srv, reader, admin
 }
