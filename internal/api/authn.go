@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -28,6 +29,10 @@ type identity struct {
 	// checked against again (recheck).
 	token, jwt string
 	notAfter   time.Time
+	// certs are the client certificate and the intermediates it
+	// presented, when it is the principal: checked again against the
+	// client CA pool in force (certs.go).
+	certs []*x509.Certificate
 }
 
 func (id identity) String() string {
@@ -96,7 +101,10 @@ func (g *Guard) authenticate(r *http.Request) identity {
 			return identity{err: fmt.Errorf("the client certificate of %s %w at %s (this connection's handshake was before); "+
 				"renew it and connect again", p, errCertExpired, leaf.NotAfter.UTC().Format(time.RFC3339))}
 		}
-		return identity{principal: p, grants: g.grants[p], notAfter: leaf.NotAfter}
+		if err := g.cas.check(r.TLS.PeerCertificates, g.now()); err != nil {
+			return identity{err: certUntrusted(p, err)}
+		}
+		return identity{principal: p, grants: g.grants[p], notAfter: leaf.NotAfter, certs: r.TLS.PeerCertificates}
 	}
 	return identity{}
 }
@@ -147,6 +155,10 @@ func codeOf(err error) connect.Code {
 // set as last read, ends it Unauthenticated, as a new call would be. It returns the identity with the grants in force now (a
 // token's, as the tokens file has them: they may have changed).
 func (g *Guard) recheck(id identity) (identity, error) {
+	var certErr error
+	if g.enabled && id.certs != nil {
+		certErr = g.cas.check(id.certs, g.now())
+	}
 	switch {
 	case !g.enabled || id.principal.IsZero():
 	case id.token != "":
@@ -156,6 +168,8 @@ func (g *Guard) recheck(id identity) (identity, error) {
 		}
 		gs, _ := auth.ParseGrants(e.Grants) // checked when the file was read
 		id.grants = append(gs, g.grants[id.principal]...)
+	case certErr != nil:
+		return id, connect.NewError(connect.CodeUnauthenticated, certUntrusted(id.principal, certErr))
 	case !id.notAfter.IsZero() && g.now().After(id.notAfter):
 		return id, connect.NewError(connect.CodeUnauthenticated,
 			fmt.Errorf("the credential (client certificate or JWT) of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
@@ -328,6 +342,13 @@ func Covered(pattern string) bool {
 // handshake.
 var errCertExpired = errors.New("expired")
 
+// certUntrusted is the refusal of p's client certificate, which no longer
+// chains to the client CA pool (err: clientCAs.check's).
+func certUntrusted(p auth.Principal, err error) error {
+	return fmt.Errorf("the client certificate of %s %w (security.tls.client_ca_file changed since this connection's handshake: %v); "+
+		"connect again with a certificate of a CA it holds", p, errCertUntrusted, err)
+}
+
 // Middleware authenticates every request, answers the HTTP endpoints'
 // refusals itself, and hands the principal to the gate and interceptor.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
@@ -336,7 +357,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		if g.enabled || r.TLS != nil { // with auth off, only to name the principal in audit lines
 			id = g.authenticate(r)
 		}
-		if errors.Is(id.err, errCertExpired) {
+		if errors.Is(id.err, errCertExpired) || errors.Is(id.err, errCertUntrusted) {
 			// The connection ends after this answer (HTTP/2: a GOAWAY):
 			// the client's next call makes a new one, whose handshake
 			// presents its certificate as renewed, instead of being

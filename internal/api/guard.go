@@ -44,6 +44,9 @@ type Guard struct {
 	// writes and reads are the quotas (quota.go); nil: none.
 	writes, reads *limiter
 	now           func() time.Time
+	// cas checks client certificates against the client CA pool in force
+	// (certs.go); nil: no client CA.
+	cas *clientCAs
 	// recheckEvery is how often a stream's credential is checked again
 	// (security.reload_interval: tokens are not read more often).
 	recheckEvery time.Duration

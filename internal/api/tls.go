@@ -18,8 +18,11 @@ import (
 // made before it keep the certificate they got. A renewal that does not
 // load (a key that does not match, half a file) keeps the last good files
 // and is reported to onError (nil once they load again). onLoad, if set,
-// gets the certificate of every pair that loads.
-func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad func(*x509.Certificate)) (*tls.Config, error) {
+// gets the certificate of every pair that loads. clientCAs returns the
+// client CA pool in force (nil without a client CA), checking the files
+// as a handshake does: the guard checks the certificates of connections
+// made before a change against it (Guard.UseClientCAs).
+func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad func(*x509.Certificate)) (_ *tls.Config, clientCAs func() *x509.CertPool, _ error) {
 	load := func() (serverFiles, error) {
 		var f serverFiles
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -48,7 +51,7 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 	}
 	w, err := auth.Watch(files, interval, load, onError)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	clientAuth := tls.NoClientCert
 	switch {
@@ -66,7 +69,7 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 		out.ClientCAs, out.ClientAuth = f.clientCAs, clientAuth
 		return out, nil
 	}
-	return cfg, nil
+	return cfg, func() *x509.CertPool { return w.Get().clientCAs }, nil
 }
 
 type serverFiles struct {

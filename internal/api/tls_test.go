@@ -34,7 +34,7 @@ func TestClientCARemovedRefusesResumption(t *testing.T) {
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "client-ca.pem")
 	copyFile(t, old.File, caFile)
-	cfg, err := ServerTLS(config.TLS{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, 0, nil, nil)
+	cfg, _, err := ServerTLS(config.TLS{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile}, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestExpiredCertificateEndsConnection(t *testing.T) {
 	t.Parallel()
 	ca := tlstest.NewCA(t, "clients")
 	srvPair := ca.Server(t, "wail-server")
-	cfg, err := ServerTLS(config.TLS{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: ca.File}, 0, nil, nil)
+	cfg, _, err := ServerTLS(config.TLS{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: ca.File}, 0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,12 +57,14 @@ func (s *Server) openSecurity() error {
 	}
 	if t := s.cfg.Security.TLS; t.Enabled() {
 		var notAfter atomic.Int64
-		s.tls, err = api.ServerTLS(t, s.cfg.Security.ReloadInterval,
+		var clientCAs func() *x509.CertPool
+		s.tls, clientCAs, err = api.ServerTLS(t, s.cfg.Security.ReloadInterval,
 			s.reloadProblem(tlsComponent, "the TLS files", "check that the certificate and key files match and are PEM"),
 			func(c *x509.Certificate) { notAfter.Store(c.NotAfter.Unix()) })
 		if err != nil {
 			return err
 		}
+		s.guard.UseClientCAs(clientCAs)
 		s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wail_tls_certificate_expiry_timestamp_seconds",
 			Help: "When the API port's certificate in use expires (Unix time); alert well before: wail_tls_certificate_expiry_timestamp_seconds - time() < 14 * 86400.",
