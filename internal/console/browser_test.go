@@ -129,21 +129,20 @@ func (b *browser) shot(name string) {
 	b.t.Logf("screenshot: %s", path)
 }
 
-// waitJS polls a JavaScript expression until it is true.
+// waitJS polls a JavaScript expression until it is true. An expression
+// that fails is polled again (the page may be loading: signing out
+// reloads it), and its last error said if it never comes true.
 func (b *browser) waitJS(what, expr string) {
 	b.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
-		if err != nil {
-			b.t.Fatalf("%s: %v", what, err)
-		}
-		if ok {
+		if ok && err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
 			html, _ := chromedp.Run(b.ctx, chromedp.OuterHTML("body"))
-			b.t.Fatalf("never: %s\n%s", what, html)
+			b.t.Fatalf("never: %s (last error: %v)\n%s", what, err, html)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

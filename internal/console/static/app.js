@@ -27,13 +27,23 @@ const authHeaders = () => { const t = sessionStorage.getItem(tokenKey); return t
 async function request(url, opts = {}) {
   const r = await fetch(url, { ...opts, headers: { ...authHeaders(), ...(opts.headers || {}) } });
   if (r.status === 401 && who && who.auth) {
-    const msg = (await r.clone().text()).trim();
-    sessionStorage.removeItem(tokenKey);
-    if (current && current.leave) current.leave();
-    current = null;
-    login(`Signed out, the token was refused: ${msg}`);
+    let msg = (await r.text()).trim();
+    try { msg = JSON.parse(msg).message || msg; } catch { } // the API's answer is Connect JSON, /console/api's text
+    signOut(`Signed out, the token was refused: ${msg}`);
+    return new Promise(() => {}); // the page goes: nothing more of it runs
   }
   return r;
+}
+
+// signOut forgets the token and loads the page anew, which then says
+// message: nothing the principal saw stays in the tab (its rows, a key's
+// row and events, the selects), and no answer to its requests still on
+// the way is shown to whoever signs in next.
+const signedOutKey = "wail-signed-out";
+function signOut(message) {
+  sessionStorage.removeItem(tokenKey);
+  sessionStorage.setItem(signedOutKey, message);
+  location.reload();
 }
 
 // call is a unary Connect JSON call to the API.
@@ -67,16 +77,17 @@ $("#login-form").addEventListener("submit", ev => {
   sessionStorage.setItem(tokenKey, $("#login-token").value.trim());
   start();
 });
-$("#logout").addEventListener("click", () => { sessionStorage.removeItem(tokenKey); if (current && current.leave) current.leave(); current = null; login("signed out"); });
+$("#logout").addEventListener("click", () => signOut("signed out"));
 
 async function start() {
   let r;
   try { r = await request("api/whoami"); } catch (e) { status(e.message, true); return; }
   if (r.status === 401) {
     const msg = (await r.text()).trim();
-    const had = sessionStorage.getItem(tokenKey);
+    const had = sessionStorage.getItem(tokenKey), why = sessionStorage.getItem(signedOutKey);
     sessionStorage.removeItem(tokenKey);
-    login(had ? `This token was refused: ${msg}` : "This wail needs a token: paste one (`wail token create NAME --grant ...` makes one).");
+    sessionStorage.removeItem(signedOutKey);
+    login(had ? `This token was refused: ${msg}` : why || "This wail needs a token: paste one (`wail token create NAME --grant ...` makes one).");
     return;
   }
   if (!r.ok) { status(`whoami: ${(await r.text()).trim()}`, true); return; }
