@@ -17,7 +17,8 @@
 //     from now on (server-sent events), only keys containing K; its
 //     credential is checked again as it sends (Options.Recheck).
 //   - /console/api/history?table=T&key=K: the events of key K still on
-//     the bus, among the last HistoryScan records of its partition.
+//     the bus, among the last HistoryScan records of its partition (the
+//     newest MaxHistoryEvents of them, and how many older ones).
 //
 // Tables, a key's current row and the dead-letter queue (with redrive)
 // the pages read from the API itself (Connect JSON: AdminService,
@@ -212,11 +213,18 @@ type History struct {
 	Partition int32 `json:"partition"`
 	// From and End are the offsets read: [From, End) of the partition;
 	// Complete when From is the partition's start (nothing older is kept).
-	From     int64       `json:"from"`
-	End      int64       `json:"end"`
-	Complete bool        `json:"complete"`
-	Events   []TailEvent `json:"events"`
+	From     int64 `json:"from"`
+	End      int64 `json:"end"`
+	Complete bool  `json:"complete"`
+	// Events are the newest MaxHistoryEvents of the key read, oldest
+	// first; Omitted counts the older ones read but not sent.
+	Events  []TailEvent `json:"events"`
+	Omitted int         `json:"omitted"`
 }
+
+// MaxHistoryEvents bounds the events of a key's history: the newest are
+// sent (a hot key may have every record of the scan).
+const MaxHistoryEvents = 200
 
 // historyTimeout bounds the scan of a key's history.
 const historyTimeout = 10 * time.Second
@@ -268,6 +276,7 @@ func (c *Console) history(ctx context.Context, table string, partitions int32, k
 		return h, fmt.Errorf("history of %s/%d: %w", topic, h.Partition, err)
 	}
 	defer rd.Close()
+	found := 0
 	for rd.Position() < end {
 		recs, err := rd.Next(ctx)
 		if err != nil {
@@ -278,10 +287,18 @@ func (c *Console) history(ctx context.Context, table string, partitions int32, k
 				continue
 			}
 			if e, ok, err := eventbus.Decode(&recs[i]); ok && err == nil && string(e.Key) == string(key) {
+				found++
+				if len(h.Events) == 2*MaxHistoryEvents { // keep the newest, in at most twice their room
+					h.Events = append(h.Events[:0], h.Events[MaxHistoryEvents:]...)
+				}
 				h.Events = append(h.Events, tailEvent(h.Partition, recs[i].Offset, &e))
 			}
 		}
 	}
+	if n := len(h.Events); n > MaxHistoryEvents {
+		h.Events = h.Events[n-MaxHistoryEvents:]
+	}
+	h.Omitted = found - len(h.Events)
 	return h, nil
 }
 
@@ -388,7 +405,14 @@ func tailEvent(p int32, offset int64, e *intent.Event) TailEvent {
 		IntentAt: e.IntentAt, ResolvedAt: e.ResolvedAt, Covered: e.CoveredIntents, Trace: e.Trace}
 	v := e.Value
 	if len(v) > maxTailValue {
-		v, te.Truncated = v[:maxTailValue], true
+		n := maxTailValue
+		for i := n; i > n-utf8.UTFMax; i-- { // not inside a character: cut in two, text shows as hex
+			if utf8.RuneStart(v[i]) {
+				n = i
+				break
+			}
+		}
+		v, te.Truncated = v[:n], true
 	}
 	te.Value = printable(v)
 	return te

@@ -389,7 +389,8 @@ $("#key-form").addEventListener("submit", async ev => {
     if (!r.ok) throw new Error(await r.text());
     const h = await r.json();
     h.events.forEach(e => rows.prepend(row(e)));
-    $("#key-scope").textContent = `(partition ${h.partition}, offsets ${h.from}..${h.end}${h.complete ? "" : ", older ones not read"}; newest first, new ones as they come)`;
+    $("#key-scope").textContent = `(partition ${h.partition}, offsets ${h.from}..${h.end}${h.complete ? "" : ", older ones not read"}` +
+      `${h.omitted ? `, ${h.omitted} older ones not shown` : ""}; newest first, new ones as they come)`;
   } catch (e) { $("#key-scope").textContent = e.message; }
   keyTail = follow(table, key, e => { if (e.key === key) addRow(rows, row(e)); }, () => {});
 });

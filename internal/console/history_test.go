@@ -1,0 +1,108 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/console"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+)
+
+// eventLog returns a log whose table t (one partition) holds the events
+// of values, one each, of key, at versions 1, 2, ..., and a console on it.
+func eventLog(t *testing.T, key string, values ...string) http.Handler {
+	t.Helper()
+	ctx := context.Background()
+	log, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = log.Close() })
+	if err := log.CreateTopic(ctx, eventbus.Topic("t"), 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*intentlog.Record
+	for i, v := range values {
+		rec, err := eventbus.Encode(&intent.Event{Table: "t", Key: []byte(key), Op: intent.Upsert, Version: uint64(i + 1), Value: []byte(v),
+			IntentAt: time.Now(), ResolvedAt: time.Now(), CoveredIntents: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	if err := log.Append(ctx, eventbus.Topic("t"), recs); err != nil {
+		t.Fatal(err)
+	}
+	c := console.New(console.Options{Log: log, Table: func(name string) (catalog.Table, bool) {
+		return catalog.Table{Name: "t", Partitions: 1}, name == "t"
+	}})
+	return c.Handler()
+}
+
+func history(t *testing.T, h http.Handler, key string) console.History {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/console/api/history?table=t&key="+key, nil))
+	var out console.History
+	if err := json.Unmarshal(w.Body.Bytes(), &out); w.Code != http.StatusOK || err != nil {
+		t.Fatalf("history: %d %s %v", w.Code, w.Body, err)
+	}
+	return out
+}
+
+// TestHistoryOfHotKey: the history of a key written far more often than
+// the page shows sends the newest events only, and says how many older
+// ones it left out (it sent every event of the key among the partition's
+// last history_records, 100000 by default: tens of megabytes held by the
+// server and rendered by the browser as one table).
+func TestHistoryOfHotKey(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	values := make([]string, n)
+	for i := range values {
+		values[i] = strings.Repeat("v", 100)
+	}
+	h := history(t, eventLog(t, "hot", values...), "hot")
+	if len(h.Events) != console.MaxHistoryEvents || h.Omitted != n-console.MaxHistoryEvents {
+		t.Fatalf("history of a key with %d events: %d events, %d omitted; want the newest %d, %d omitted",
+			n, len(h.Events), h.Omitted, console.MaxHistoryEvents, n-console.MaxHistoryEvents)
+	}
+	for i, e := range h.Events {
+		if want := uint64(n - console.MaxHistoryEvents + i + 1); e.Version != want {
+			t.Fatalf("event %d is version %d, want %d (the newest, oldest first)", i, e.Version, want)
+		}
+	}
+	if h := history(t, eventLog(t, "k", "a", "b"), "k"); len(h.Events) != 2 || h.Omitted != 0 {
+		t.Errorf("history of a key with 2 events: %+v", h)
+	}
+}
+
+// TestTruncatedValueStaysText: a text value longer than the console
+// shows is cut at a character, not inside one, and shows as text (cut
+// inside a character, it was no longer UTF-8 and showed as 0x-hex).
+func TestTruncatedValueStaysText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, value, want string }{
+		{"ascii", strings.Repeat("a", 600), strings.Repeat("a", 512)},
+		{"2-byte at the cut", "a" + strings.Repeat("é", 300), "a" + strings.Repeat("é", 255)},
+		{"3-byte at the cut", strings.Repeat("€", 200), strings.Repeat("€", 170)},
+		{"4-byte at the cut", strings.Repeat("𝄞", 150), strings.Repeat("𝄞", 128)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := history(t, eventLog(t, "k", tc.value), "k")
+			if len(h.Events) != 1 || h.Events[0].Value != tc.want || !h.Events[0].Truncated {
+				t.Errorf("value of %d bytes shown as %+v, want %q truncated", len(tc.value), h.Events, tc.want)
+			}
+		})
+	}
+}
