@@ -239,6 +239,7 @@ var endpoints = map[string]Endpoint{
 	// console's login keeps in the tab's sessionStorage as a bearer header
 	// (no cookie, so no cross-site request carries it).
 	"/console/":     {Open: true},
+	"/console":      {Open: true}, // the mux redirects it to /console/
 	"/console/api/": {Decide: consolePermission},
 }
 
