@@ -2,10 +2,14 @@ package console_test
 
 import (
 	"context"
+	"encoding/hex"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"github.com/chromedp/chromedp"
@@ -27,6 +31,16 @@ var hostile = []string{
 	`</script><iframe srcdoc="<script>parent.__pwned='iframe'</script>"></iframe>`,
 	`<a href="javascript:window.__pwned='a'">x</a>`,
 	"\u202e<img src=x onerror=\"window.__pwned='rlo'\">",
+}
+
+// shownKey is how the pages show key k: as text, or 0x-hex when it is not
+// UTF-8 or has control or format characters (its text would pass for
+// another key's).
+func shownKey(k string) string {
+	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return unicode.Is(unicode.Cf, r) || (unicode.IsControl(r) && r != '\t') }) {
+		return k
+	}
+	return "0x" + hex.EncodeToString([]byte(k))
 }
 
 // hostileValue is the JSON value written under key h.
@@ -79,7 +93,7 @@ func TestBrowserEscapes(t *testing.T) {
 	b.waitJS("every hostile key in the tail", `document.querySelectorAll('#tail-list tbody tr').length >= `+strconv.Itoa(len(hostile)))
 	for _, h := range hostile {
 		q := strconv.Quote(h)
-		if !eval[bool](b, `[...document.querySelectorAll('#tail-list tbody tr')].some(r => r.cells[2].textContent === `+q+
+		if !eval[bool](b, `[...document.querySelectorAll('#tail-list tbody tr')].some(r => r.cells[2].textContent === `+strconv.Quote(shownKey(h))+
 			` && r.cells[7].textContent === `+strconv.Quote(hostileValue(h))+`)`) {
 			t.Errorf("the tail does not show key %s and its value as text", q)
 		}
@@ -102,9 +116,12 @@ func TestBrowserEscapes(t *testing.T) {
 	// Dead letters: the key and the error text.
 	stored := servertest.Lose(t, srv, "t", "lost", `{}`, false)
 	var letters []*wailv1.DeadLetter
-	for _, h := range hostile {
+	keys := append(hostile, "k\xff\xfe", "\ufeffk", "k\x7f") // not UTF-8, a byte order mark, DEL: shown as hex
+	for _, h := range keys {
 		l := letter(h, stored)
-		l.Error = h
+		if utf8.ValidString(h) {
+			l.Error = h
+		}
 		letters = append(letters, l)
 	}
 	servertest.DeadLetters(t, srv, "t", letters...)
@@ -112,11 +129,18 @@ func TestBrowserEscapes(t *testing.T) {
 	b.waitJS("the table select filled", `document.querySelector('#dlq-table option[value="t"]') !== null`)
 	eval[bool](b, watchCSP)
 	b.do(chromedp.Click(`#dlq-form button[type="submit"]`))
-	b.waitJS("the dead letters listed", `document.querySelectorAll('#dlq-list tbody tr').length === `+strconv.Itoa(len(hostile)))
-	for _, h := range hostile {
-		q := strconv.Quote(h)
-		if !eval[bool](b, `[...document.querySelectorAll('#dlq-list tbody tr')].some(r => r.cells[2].textContent === `+q+` && r.cells[5].textContent === `+q+`)`) {
-			t.Errorf("the dead letters do not show key and error %s as text", q)
+	b.waitJS("the dead letters listed", `document.querySelectorAll('#dlq-list tbody tr').length === `+strconv.Itoa(len(keys)))
+	for _, h := range keys {
+		k := strconv.Quote(shownKey(h))
+		if !eval[bool](b, `[...document.querySelectorAll('#dlq-list tbody tr')].some(r => r.cells[2].textContent === `+k+`)`) {
+			t.Errorf("the dead letters do not show key %s as %s: %v", strconv.Quote(h), k,
+				eval[[]string](b, `[...document.querySelectorAll('#dlq-list tbody tr')].map(r => r.cells[2].textContent)`))
+		}
+		if !utf8.ValidString(h) {
+			continue // not an error text the API sends
+		}
+		if q := strconv.Quote(h); !eval[bool](b, `[...document.querySelectorAll('#dlq-list tbody tr')].some(r => r.cells[5].textContent === `+q+`)`) {
+			t.Errorf("the dead letters do not show error %s as text", q)
 		}
 	}
 	clean("the dead letters")

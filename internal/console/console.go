@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -388,7 +389,7 @@ func (c *Console) follow(ctx context.Context, topic string, p int32, filter stri
 			if !ok || err != nil {
 				continue // a delete's tombstone, or not an event
 			}
-			if !strings.Contains(printable(e.Key), filter) {
+			if !strings.Contains(printableKey(e.Key), filter) {
 				continue
 			}
 			select {
@@ -401,7 +402,7 @@ func (c *Console) follow(ctx context.Context, topic string, p int32, filter stri
 }
 
 func tailEvent(p int32, offset int64, e *intent.Event) TailEvent {
-	te := TailEvent{Partition: p, Offset: offset, Key: printable(e.Key), Op: e.Op.String(), Version: e.Version,
+	te := TailEvent{Partition: p, Offset: offset, Key: printableKey(e.Key), Op: e.Op.String(), Version: e.Version,
 		IntentAt: e.IntentAt, ResolvedAt: e.ResolvedAt, Covered: e.CoveredIntents, Trace: e.Trace}
 	v := e.Value
 	if len(v) > maxTailValue {
@@ -419,10 +420,20 @@ func tailEvent(p int32, offset int64, e *intent.Event) TailEvent {
 }
 
 // printable shows bytes as text when they are valid UTF-8 without
-// control characters, else as 0x-hex.
+// control characters (but tabs), else as 0x-hex.
 func printable(b []byte) string {
-	if utf8.Valid(b) && !strings.ContainsFunc(string(b), func(r rune) bool { return r < 0x20 && r != '\t' }) {
+	if utf8.Valid(b) && !strings.ContainsFunc(string(b), func(r rune) bool { return unicode.IsControl(r) && r != '\t' }) {
 		return string(b)
+	}
+	return "0x" + hex.EncodeToString(b)
+}
+
+// printableKey is printable, and 0x-hex for a key with a format
+// character too (a bidi override, a zero-width space, a byte order mark):
+// its text would pass for another key's.
+func printableKey(b []byte) string {
+	if s := printable(b); !strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Cf, r) }) {
+		return s
 	}
 	return "0x" + hex.EncodeToString(b)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,34 @@ func TestTruncatedValueStaysText(t *testing.T) {
 			h := history(t, eventLog(t, "k", tc.value), "k")
 			if len(h.Events) != 1 || h.Events[0].Value != tc.want || !h.Events[0].Truncated {
 				t.Errorf("value of %d bytes shown as %+v, want %q truncated", len(tc.value), h.Events, tc.want)
+			}
+		})
+	}
+}
+
+// TestKeyShownAsItIs: a key shows as text only when its text cannot pass
+// for another key: with a format character (a bidi override turns
+// "gnp.exe" around, a zero-width space makes "user-42" of another key)
+// or a control character (DEL, C1), it shows as 0x-hex, as in `wail
+// tail`; a value shows as text unless it has control characters.
+func TestKeyShownAsItIs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, key, value, wantKey, wantValue string }{
+		{"plain", "user-42", `{"a":1}`, "user-42", `{"a":1}`},
+		{"tab and unicode", "é\tü", "a\tb €", "é\tü", "a\tb €"},
+		{"bidi override", "doc\u202egnp.exe", "v", "0x646f63e280ae676e702e657865", "v"},
+		{"zero-width space", "user-4\u200b2", "v", "0x757365722d34e2808b32", "v"},
+		{"byte order mark", "\ufeffk", "v", "0xefbbbf6b", "v"},
+		{"DEL", "k\x7f", "v\x7f", "0x6b7f", "0x767f"},
+		{"C1 control", "k\u0085", "v\u0085", "0x6bc285", "0x76c285"},
+		{"newline", "k\n", "a\nb", "0x6b0a", "0x610a62"},
+		{"not UTF-8", "k\xff", "v\xff", "0x6bff", "0x76ff"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := history(t, eventLog(t, tc.key, tc.value), url.QueryEscape(tc.key))
+			if len(h.Events) != 1 || h.Events[0].Key != tc.wantKey || h.Events[0].Value != tc.wantValue {
+				t.Errorf("key %q value %q shown as %+v, want key %q value %q", tc.key, tc.value, h.Events, tc.wantKey, tc.wantValue)
 			}
 		})
 	}

@@ -366,6 +366,18 @@ $("#tail-stop").addEventListener("click", stopTail);
 let keyTail = null;
 const b64 = s => btoa(String.fromCharCode(...new TextEncoder().encode(s)));
 const unb64 = s => { try { return new TextDecoder().decode(Uint8Array.from(atob(s || ""), c => c.charCodeAt(0))); } catch { return s; } };
+// keyText shows a key (base64) as the tail shows one: as text when it is
+// UTF-8 without control (but tab) or format characters, else as 0x-hex
+// (a key not UTF-8, or whose text would pass for another key's: a bidi
+// override, a zero-width space).
+const keyText = s => {
+  const b = Uint8Array.from(atob(s || ""), c => c.charCodeAt(0));
+  try {
+    const t = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(b);
+    if (!/[\p{Cc}\p{Cf}]/u.test(t.replaceAll("\t", ""))) return t;
+  } catch { }
+  return "0x" + Array.from(b, x => x.toString(16).padStart(2, "0")).join("");
+};
 pages.key = {
   async enter() { try { await loadTables(); } catch (e) { status(e.message, true); } },
   leave() { if (keyTail) { keyTail.close(); keyTail = null; } },
@@ -413,7 +425,7 @@ async function listLetters() {
     });
     return el("tr", { "data-offset": en.offset || "0" },
       el("td", { text: en.offset || "0" }), el("td", { text: (l.kind || "").replace("DEAD_LETTER_KIND_", "").toLowerCase() }),
-      el("td", { text: unb64(l.key) }), el("td", { text: (l.intents || []).length }), el("td", { text: l.attempts || 0 }),
+      el("td", { text: keyText(l.key) }), el("td", { text: (l.intents || []).length }), el("td", { text: l.attempts || 0 }),
       el("td", { class: "value", text: l.error || "" }),
       el("td", { text: en.resolution ? (en.resolution.action || "").replace("DEAD_LETTER_ACTION_", "").toLowerCase() : "" }),
       el("td", {}, redrive));
