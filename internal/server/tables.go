@@ -144,6 +144,18 @@ func (s *Server) tableProblem(table string, err error) {
 			"or drop it (wail table drop "+table+" --force)")
 }
 
+// interruptedDrop raises the health condition of a table of the
+// configuration found being dropped at start: the start goes on without
+// it, and the drop is finished through this process.
+func (s *Server) interruptedDrop(table string, state catalog.State) {
+	reason := fmt.Sprintf("table %s of the configuration is being dropped (%s): a drop is running elsewhere, "+
+		"or stopped half way; it takes no writes", table, state)
+	s.logger.Warn("a table of the configuration is being dropped; serving without it", "table", table, "state", state.String())
+	s.health.Set("catalog/"+table, health.Degraded, reason,
+		"if no drop is running, finish it: wail table drop "+table+" --force; the next start creates the table "+
+			"from the configuration (or remove it from the configuration)")
+}
+
 // configTable creates a table of the configuration, or brings the saved
 // table to the settings the configuration names (those it leaves out are
 // not compared): what an alter can change is altered; a partition count
@@ -159,6 +171,15 @@ func (s *Server) configTable(ctx context.Context, ct config.Table) error {
 	saved, _, err := s.catalog.Create(ctx, def)
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, catalog.ErrBusy) {
+		if now, found, lerr := s.catalog.Load(ctx, ct.Name); lerr == nil && found &&
+			(now.State == catalog.Dropping || now.State == catalog.Deleting) {
+			// A drop that stopped half way (the process died): refusing
+			// to start left no server to finish it through.
+			s.interruptedDrop(ct.Name, now.State)
+			return nil
+		}
 	}
 	if !errors.Is(err, catalog.ErrConflict) {
 		return fmt.Errorf("table %s: %w", ct.Name, err)
