@@ -338,6 +338,27 @@ type entry struct {
 	// served: this process made sure of its topics; only then is a ready
 	// table written and resolved here.
 	served bool
+	// bad: the entry cannot be read (damaged); the table is not served,
+	// and t is only its name, or the definition this process served
+	// before (whose topics it made: served).
+	bad error
+}
+
+// decodeEntry reads a row of the catalog. An entry that cannot be decoded,
+// or that names another table, is bad: a damaged entry must not stop the
+// process (or fail every change of every table), and only a forced drop
+// can tell what to remove.
+func decodeEntry(r store.Table) entry {
+	t, err := decode(r.Spec)
+	if err == nil && t.Name != r.Name {
+		err = fmt.Errorf("it names table %q", t.Name)
+	}
+	if err != nil {
+		return entry{t: Table{Name: r.Name}, spec: r.Spec, bad: fmt.Errorf("%w: the catalog entry of table %s "+
+			"cannot be read (%w): the table is not served; remove it, with its rows and topics, with "+
+			"`wail table drop %s --force`, or restore the entry", ErrBusy, r.Name, err, r.Name)}
+	}
+	return entry{t: t, spec: r.Spec}
 }
 
 // Catalog is the cached set of tables.
@@ -403,12 +424,20 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		reported = map[string]error{} // the outcomes of provision, told once this round is cached
 	)
 	for _, r := range rows {
-		t, err := decode(r.Spec)
-		if err != nil {
-			return nil, fmt.Errorf("catalog: load %s: %w", r.Name, err)
-		}
-		e := entry{t: t, spec: r.Spec}
+		e := decodeEntry(r)
+		t := e.t
 		old, had := c.lookup(t.Name)
+		if e.bad != nil {
+			// Not served, but not released either: the topics this
+			// process made stay until the entry is restored or dropped.
+			if had && old.served {
+				e.t, e.served = old.t, true
+			}
+			reported[t.Name] = e.bad
+			errs = append(errs, e.bad)
+			loaded[t.Name] = e
+			continue
+		}
 		same := had && old.served && old.t.CreatedAt.Equal(t.CreatedAt)
 		switch {
 		case had && old.served && (!same || t.State == Deleting):
@@ -515,7 +544,7 @@ func (c *Catalog) report(table string, err error) {
 // resolvable: the resolver works on the table (ready or dropping, and its
 // topics are in place here).
 func resolvable(e entry) bool {
-	return e.served && (e.t.State == Ready || e.t.State == Dropping)
+	return e.bad == nil && e.served && (e.t.State == Ready || e.t.State == Dropping)
 }
 
 // install caches what this process just saved (call with opMu held) and
@@ -566,6 +595,9 @@ func (c *Catalog) lookup(name string) (entry, bool) {
 // a stale copy is decided from Load.
 func (c *Catalog) Load(ctx context.Context, name string) (_ Table, found bool, err error) {
 	e, found, err := c.load(ctx, name)
+	if err == nil {
+		err = e.bad
+	}
 	if err != nil {
 		return Table{}, false, fmt.Errorf("catalog: reading %s: %w", name, err)
 	}
@@ -575,7 +607,7 @@ func (c *Catalog) Load(ctx context.Context, name string) (_ Table, found bool, e
 // Get returns a table that takes writes: ready, with its topics in place.
 func (c *Catalog) Get(name string) (Table, bool) {
 	e, ok := c.lookup(name)
-	if !ok || !e.served || e.t.State != Ready {
+	if !ok || e.bad != nil || !e.served || e.t.State != Ready {
 		return Table{}, false
 	}
 	return e.t, true
@@ -598,7 +630,11 @@ func (c *Catalog) List() []Table {
 	c.mu.RLock()
 	out := make([]Table, 0, len(c.tables))
 	for _, e := range c.tables {
-		out = append(out, e.t)
+		t := e.t
+		if e.bad != nil {
+			t = Table{Name: t.Name} // in no known state
+		}
+		out = append(out, t)
 	}
 	c.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -38,11 +38,7 @@ func (c *Catalog) load(ctx context.Context, name string) (e entry, found bool, e
 	}
 	for _, r := range rows {
 		if r.Name == name {
-			t, err := decode(r.Spec)
-			if err != nil {
-				return entry{}, false, fmt.Errorf("table %s: %w", name, err)
-			}
-			return entry{t: t, spec: r.Spec}, true, nil
+			return decodeEntry(r), true, nil // bad: the caller decides
 		}
 	}
 	return entry{}, false, nil
@@ -125,14 +121,19 @@ func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
 	}
 	total := int(t.Partitions)
 	for _, r := range rows {
-		ex, err := decode(r.Spec)
-		if err != nil {
-			return Table{}, false, fmt.Errorf("catalog: create %s: table %s: %w", t.Name, r.Name, err)
+		ex := decodeEntry(r)
+		switch {
+		case r.Name == t.Name && ex.bad != nil:
+			return Table{}, false, ex.bad
+		case r.Name == t.Name:
+			return c.createExisting(ctx, t, ex, seq)
+		case ex.bad != nil:
+			if local, ok := c.lookup(r.Name); ok && local.served {
+				total += int(local.t.Partitions) // what it held when it was read
+			}
+			continue
 		}
-		if r.Name == t.Name {
-			return c.createExisting(ctx, t, entry{t: ex, spec: r.Spec}, seq)
-		}
-		total += int(ex.Partitions)
+		total += int(ex.t.Partitions)
 	}
 	if lim := c.opts.Limits; total > lim.MaxPartitions {
 		return Table{}, false, fmt.Errorf("%w: creating %s (%d partitions) would bring all tables to %d partitions, "+
@@ -357,6 +358,8 @@ func (c *Catalog) alter(ctx context.Context, name string, a Alter) (Table, bool,
 		return Table{}, false, c.wrap("alter", name, err)
 	case !found:
 		return Table{}, false, fmt.Errorf("%w: %s", ErrNotFound, name)
+	case e.bad != nil:
+		return Table{}, false, e.bad
 	case e.t.State == Creating:
 		return Table{}, false, fmt.Errorf("%w: table %s is still being created; try again when `wail table ls` shows it ready", ErrBusy, name)
 	case e.t.State != Ready:
@@ -418,6 +421,19 @@ func (c *Catalog) drop(ctx context.Context, name string, force bool, h DropHooks
 		return c.wrap("drop", name, err)
 	case !found:
 		return fmt.Errorf("%w: %s", ErrNotFound, name)
+	case e.bad != nil && !force:
+		return e.bad // its intents cannot be counted without its partitions
+	case e.bad != nil:
+		// Deleted as the definition this process served, when it did
+		// (its topics, and other processes release theirs).
+		t := Table{Name: name, CreatedAt: time.Now().Truncate(time.Microsecond)}
+		if local, ok := c.lookup(name); ok && local.served {
+			t = local.t
+		}
+		t.State = Deleting
+		if e, err = c.swap(ctx, e.spec, t, false, false); err != nil {
+			return c.wrap("drop", name, err)
+		}
 	}
 	if !force && (e.t.State == Ready || e.t.State == Dropping) {
 		if e, err = c.quiesce(ctx, e, h); err != nil {

@@ -1,0 +1,94 @@
+package catalog
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDamagedEntry: a table's catalog entry that cannot be decoded (bytes
+// damaged in the store, a row edited by hand) or that names another table.
+// Before, the process did not start (`catalog: load x: proto: ...`, with
+// nothing to run), every refresh of every process failed, and every
+// create, alter and drop failed on it, the drop of that very entry
+// included: nothing wail offered removed it. Now the entry is not served
+// (OnProblem says what to run), the other tables are, and a forced drop
+// removes it.
+func TestDamagedEntry(t *testing.T) {
+	t.Parallel()
+	other, err := Table{Name: "y", FailureMode: Transactional, Partitions: 2}.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		spec []byte
+	}{
+		{"undecodable", []byte{0xff, 0xff, 0xff}},
+		{"another name", other},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st := openStore(t)
+			prov := newTopics()
+			if _, _, err := openCatalog(t, st, prov).Create(ctx, Table{Name: "a"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := st.SwapTable(ctx, "x", nil, tc.spec); err != nil || !ok {
+				t.Fatalf("saving the damaged entry: %v %v", ok, err)
+			}
+			problems := &problemLog{}
+			c, err := Open(ctx, st, Options{Defaults: defaults, Provisioner: prov, OnProblem: problems.set})
+			if err != nil {
+				t.Fatalf("Open with a damaged entry: %v", err)
+			}
+			if err := problems.get("x"); err == nil || !strings.Contains(err.Error(), "wail table drop x --force") {
+				t.Errorf("OnProblem(x) was told %v, want what to run", err)
+			}
+			if _, ok := c.Get("a"); !ok {
+				t.Error("a sound table is not served next to a damaged one")
+			}
+			for _, name := range []string{"x", "y"} {
+				if _, ok := c.Get(name); ok {
+					t.Errorf("%s is served from a damaged entry", name)
+				}
+				if _, ok := c.Resolving(name); ok {
+					t.Errorf("%s is resolved from a damaged entry", name)
+				}
+			}
+			if _, created, err := c.Create(ctx, Table{Name: "b"}); err != nil || !created {
+				t.Errorf("create of another table: %v %v", created, err)
+			}
+			if _, _, err := c.Create(ctx, Table{Name: "x"}); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "--force") {
+				t.Errorf("create over the damaged entry: %v", err)
+			}
+			if _, _, err := c.Alter(ctx, "x", Alter{MaxAttempts: ptr[int32](3)}); !errors.Is(err, ErrBusy) {
+				t.Errorf("alter of the damaged entry: %v", err)
+			}
+			h := &dropHooks{ends: [][]int64{{0}}}
+			if err := c.Drop(ctx, "x", false, h.hooks()); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "--force") {
+				t.Errorf("drop without force of the damaged entry: %v", err)
+			}
+			if err := c.Drop(ctx, "x", true, h.hooks()); err != nil {
+				t.Fatalf("forced drop of the damaged entry: %v", err)
+			}
+			if _, ok := saved(t, st, "x"); ok {
+				t.Error("the damaged entry is still saved")
+			}
+			if !slices.Contains(prov.removed, "x") {
+				t.Errorf("the topics of x were not removed: %v", prov.removed)
+			}
+			if err, told := problems.get("x"), problems.told("x"); !told || err != nil {
+				t.Errorf("OnProblem(x) not cleared: %v", err)
+			}
+			if err := c.Refresh(ctx); err != nil {
+				t.Errorf("refresh after the drop: %v", err)
+			}
+			if _, created, err := c.Create(ctx, Table{Name: "x"}); err != nil || !created {
+				t.Errorf("create after the drop: %v %v", created, err)
+			}
+		})
+	}
+}
