@@ -468,6 +468,43 @@ func TestBudgets(t *testing.T) {
 	}
 }
 
+// TestBudgetAcrossProcesses: two processes create different tables at
+// once, each fitting limits.max_partitions with the tables it read but
+// not together. Before, both were created (each read the catalog before
+// the other's reservation): the budget was passed. Now the create whose
+// reservation came second sees the first and yields.
+func TestBudgetAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	lim := func(o *Options) { o.Limits = Limits{MaxTablePartitions: 4, MaxPartitions: 6} }
+	gated := &gatedBackend{Backend: st, held: make(chan struct{}), released: make(chan struct{})}
+	a := openCatalog(t, gated, newTopics(), lim)
+	b := openCatalog(t, st, newTopics(), lim)
+	gated.armed.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := a.Create(ctx, Table{Name: "a", Partitions: 4})
+		done <- err
+	}()
+	<-gated.held // a read the catalog: empty
+	_, _, errB := b.Create(ctx, Table{Name: "b", Partitions: 4})
+	close(gated.released)
+	errA := <-done
+	if errB != nil {
+		t.Fatalf("the first create: %v", errB)
+	}
+	if !errors.Is(errA, ErrBudget) || !strings.Contains(errA.Error(), "limits.max_partitions 6") {
+		t.Errorf("the second create, passing the budget with the first: %v", errA)
+	}
+	if _, ok := saved(t, st, "a"); ok {
+		t.Error("the table over the budget is saved")
+	}
+	if _, ok := saved(t, st, "b"); !ok {
+		t.Error("the table within the budget is not saved")
+	}
+}
+
 // TestValidateReportsEverySetting: one error names each wrong setting.
 func TestValidateReportsEverySetting(t *testing.T) {
 	t.Parallel()

@@ -119,29 +119,35 @@ func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
 	if err != nil {
 		return Table{}, false, fmt.Errorf("catalog: create %s: %w", t.Name, err)
 	}
-	total := int(t.Partitions)
 	for _, r := range rows {
-		ex := decodeEntry(r)
-		switch {
-		case r.Name == t.Name && ex.bad != nil:
-			return Table{}, false, ex.bad
-		case r.Name == t.Name:
-			return c.createExisting(ctx, t, ex, seq)
-		case ex.bad != nil:
-			if local, ok := c.lookup(r.Name); ok && local.served {
-				total += int(local.t.Partitions) // what it held when it was read
-			}
+		if r.Name != t.Name {
 			continue
 		}
-		total += int(ex.t.Partitions)
+		ex := decodeEntry(r)
+		if ex.bad != nil {
+			return Table{}, false, ex.bad
+		}
+		return c.createExisting(ctx, t, ex, seq)
 	}
-	if lim := c.opts.Limits; total > lim.MaxPartitions {
-		return Table{}, false, fmt.Errorf("%w: creating %s (%d partitions) would bring all tables to %d partitions, "+
-			"over limits.max_partitions %d: drop a table or raise the limit", ErrBudget, t.Name, t.Partitions, total, lim.MaxPartitions)
+	if err := c.overBudget(t, rows); err != nil {
+		return Table{}, false, err
 	}
 	t.State, t.CreatedAt = Creating, time.Now().Truncate(time.Microsecond)
 	e, err := c.swap(ctx, nil, t, false, false)
 	if err != nil {
+		return Table{}, false, c.wrap("create", t.Name, err)
+	}
+	// Another process may have reserved a table of another name since
+	// the read above: of two creates that pass the budget only together,
+	// the one that sees the other's reservation after its own yields
+	// (maybe both; never neither).
+	if rows, err = c.tableEntries(ctx); err == nil {
+		err = c.overBudget(t, rows)
+	}
+	if err != nil {
+		if _, derr := c.swap(context.WithoutCancel(ctx), e.spec, e.t, false, true); derr != nil && !errors.Is(derr, errLost) {
+			err = fmt.Errorf("%w; removing its reservation failed too (%w): run `wail table drop %s --force`", err, derr, t.Name)
+		}
 		return Table{}, false, c.wrap("create", t.Name, err)
 	}
 	ready, err := c.finish(ctx, e)
@@ -159,6 +165,30 @@ func (c *Catalog) create(ctx context.Context, t Table) (Table, bool, error) {
 		err = c.undoCreate(ctx, e, err)
 	}
 	return ready, err == nil, err
+}
+
+// overBudget checks that t (the name included in rows or not) fits
+// limits.max_partitions with the other tables of rows.
+func (c *Catalog) overBudget(t Table, rows []store.Table) error {
+	total := int(t.Partitions)
+	for _, r := range rows {
+		if r.Name == t.Name {
+			continue
+		}
+		ex := decodeEntry(r)
+		if ex.bad != nil {
+			if local, ok := c.lookup(r.Name); ok && local.served {
+				total += int(local.t.Partitions) // what it held when it was read
+			}
+			continue
+		}
+		total += int(ex.t.Partitions)
+	}
+	if lim := c.opts.Limits; total > lim.MaxPartitions {
+		return fmt.Errorf("%w: creating %s (%d partitions) would bring all tables to %d partitions, "+
+			"over limits.max_partitions %d: drop a table or raise the limit", ErrBudget, t.Name, t.Partitions, total, lim.MaxPartitions)
+	}
+	return nil
 }
 
 // createExisting answers a create of a name the store already holds (ex,
