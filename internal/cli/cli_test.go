@@ -243,6 +243,32 @@ func TestDoctorChecksTheLog(t *testing.T) {
 	})
 }
 
+// TestDoctorDamagedCatalogEntry: doctor names a table whose catalog entry
+// cannot be read, and what to run, instead of skipping it (the server
+// leaves such a table unserved and says the same on /healthz).
+func TestDoctorDamagedCatalogEntry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = dir
+	st, err := server.OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.SwapTable(ctx, "x", nil, []byte{0xff, 0xff, 0xff}); err != nil || !ok {
+		t.Fatalf("saving a damaged entry: %v %v", ok, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(ctx, "127.0.0.1:1", "", "doctor", "--data-dir", dir)
+	if code != 1 || !strings.Contains(out, "catalog      FAIL: the catalog entry of table x cannot be read (") ||
+		!strings.Contains(out, "`wail table drop x --force`, or restore the entry") || !strings.Contains(errOut, "failed checks: [catalog]") {
+		t.Fatalf("doctor with a damaged entry: code %d\n%s%s", code, out, errOut)
+	}
+}
+
 // runServer runs a server (as the demo does) until stop or the test's end.
 func runServer(t *testing.T, mutate func(*config.Config)) (url string, stop func()) {
 	t.Helper()

@@ -121,8 +121,13 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 	if rows, err := st.Tables(sctx); err != nil {
 		fail("catalog", "%v", err)
 	} else {
-		tables = decodeTables(rows)
-		fmt.Fprintf(w, "catalog      ok (%d tables)\n", len(rows))
+		var damaged []error
+		tables, damaged = decodeTables(rows)
+		if len(damaged) == 0 {
+			fmt.Fprintf(w, "catalog      ok (%d tables)\n", len(rows))
+		} else {
+			fail("catalog", "%v", errors.Join(damaged...))
+		}
 	}
 	if c, ok := st.(clusterStore); ok {
 		if err := doctorCluster(sctx, c, w); err != nil {
@@ -150,17 +155,24 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 	return tables, false
 }
 
-func decodeTables(rows []store.Table) []catalog.Table {
-	var out []catalog.Table
+func decodeTables(rows []store.Table) (out []catalog.Table, damaged []error) {
 	for _, r := range rows {
 		if !store.IsTableEntry(r.Name) {
 			continue
 		}
-		if t, err := catalog.Decode(r.Spec); err == nil {
-			out = append(out, t)
+		t, err := catalog.Decode(r.Spec)
+		if err == nil && t.Name != r.Name {
+			err = fmt.Errorf("it names table %q", t.Name)
 		}
+		if err != nil {
+			// What the server says of it too (catalog/<table> on /healthz).
+			damaged = append(damaged, fmt.Errorf("the catalog entry of table %s cannot be read (%w): the table is not served; "+
+				"remove it, with its rows and topics, with `wail table drop %s --force`, or restore the entry", r.Name, err, r.Name))
+			continue
+		}
+		out = append(out, t)
 	}
-	return out
+	return out, damaged
 }
 
 // doctorLog checks the log and the topics of the ready tables.
