@@ -53,6 +53,9 @@ var (
 	ErrBusy = errors.New("table busy")
 	// ErrBudget: the change would pass a partition budget.
 	ErrBudget = errors.New("partition budget exhausted")
+	// ErrLoad: Refresh could not read the catalog from the store (the
+	// store failed), as opposed to tables it read but cannot serve.
+	ErrLoad = errors.New("catalog: load")
 )
 
 // FailureMode says what the proxy does when an intent cannot be logged.
@@ -400,7 +403,8 @@ func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
 // other processes created (making sure of their topics here first, then
 // announcing them to the watchers), alters, drops, and tables whose topics
 // could not be made before. It returns the first error of reading the
-// catalog, or the problems of tables it cannot serve.
+// catalog (ErrLoad), or the problems of tables it cannot serve (each also
+// told to Options.OnProblem).
 func (c *Catalog) Refresh(ctx context.Context) error {
 	problems, err := c.reload(ctx)
 	if err != nil {
@@ -415,7 +419,7 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 	seq := c.opSeq()
 	rows, err := c.tableEntries(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: load: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
 	}
 	loaded := make(map[string]entry, len(rows))
 	var (

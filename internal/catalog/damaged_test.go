@@ -1,10 +1,13 @@
 package catalog
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // TestDamagedEntry: a table's catalog entry that cannot be decoded (bytes
@@ -90,5 +93,45 @@ func TestDamagedEntry(t *testing.T) {
 				t.Errorf("create after the drop: %v %v", created, err)
 			}
 		})
+	}
+}
+
+// failingTables is a backend whose Tables fails while fail is set.
+type failingTables struct {
+	Backend
+	fail bool
+}
+
+func (b *failingTables) Tables(ctx context.Context) ([]store.Table, error) {
+	if b.fail {
+		return nil, errors.New("store down")
+	}
+	return b.Backend.Tables(ctx)
+}
+
+// TestRefreshTellsLoadFromProblems: Refresh's error says whether the
+// catalog could not be read (ErrLoad: the server warns once each time that
+// starts) or tables were read that cannot be served (told to OnProblem,
+// on /healthz). The server took both for one condition and warned once:
+// a store outage that began while a damaged entry was reported was never
+// logged.
+func TestRefreshTellsLoadFromProblems(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	b := &failingTables{Backend: st}
+	c := openCatalog(t, b, newTopics())
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if _, ok, err := st.SwapTable(ctx, "x", nil, []byte{0xff, 0xff, 0xff}); err != nil || !ok {
+		t.Fatalf("saving the damaged entry: %v %v", ok, err)
+	}
+	if err := c.Refresh(ctx); err == nil || errors.Is(err, ErrLoad) {
+		t.Fatalf("refresh with a damaged entry: %v, want its problem, not ErrLoad", err)
+	}
+	b.fail = true
+	if err := c.Refresh(ctx); !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "store down") {
+		t.Fatalf("refresh with the store down: %v, want ErrLoad", err)
 	}
 }

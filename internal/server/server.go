@@ -578,11 +578,15 @@ func (s *Server) refreshCatalog(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// Tables it read but cannot serve are on /healthz (catalog/<table>);
+		// this says only when the store stops answering for the catalog,
+		// once each time it starts.
 		err := s.catalog.Refresh(ctx)
-		if err != nil && !failing && ctx.Err() == nil {
+		unread := errors.Is(err, catalog.ErrLoad)
+		if unread && !failing && ctx.Err() == nil {
 			s.logger.Warn("cannot reload the table catalog; tables created elsewhere stay unknown here until it works", "err", err)
 		}
-		failing = err != nil
+		failing = unread
 	}
 }
 
