@@ -1,0 +1,56 @@
+package resolver
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intent"
+)
+
+// TestCommittedBeyondLogEnd: a committed offset beyond the intent log's
+// end (the log lost its tail after the group committed: on Kafka, an
+// unclean leader election or a broker's lost disk truncated the
+// partition; the embedded log lowers such offsets at Open) must not make
+// the resolver skip the intents logged after the loss, which take the
+// lost offsets again: every key written after it gets its event, and an
+// error is logged. Before, the reader was placed at the committed offset:
+// it failed out of range, the partition restarted at once, over and over,
+// until new intents reached that offset, and then the intents below it
+// were never resolved (acknowledged writes without an event).
+func TestCommittedBeyondLogEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "trunc")
+	env.write(ctx, t, "a", 1, "v")
+	env.write(ctx, t, "b", 2, "v")
+	// The group had read up to 10 before the log lost [2, 10).
+	if err := env.log.Commit(ctx, "g", intent.Topic(env.tb.Name), map[int32]int64{0: 10}); err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testLogger()
+	run := start(ctx, New(env.log, env.st, env.bus, testConfig(logger, nil)), env.tb)
+	var last map[string]int
+	defer func() { t.Logf("on the bus: %v", last) }()
+	const n = 12
+	for i := range n {
+		env.write(ctx, t, fmt.Sprintf("k%02d", i), uint64(10+i), "v")
+	}
+	waitUntil(ctx, t, "every key written after the loss published", func() bool {
+		got := onBus(ctx, t, env)
+		last = got
+		for i := range n {
+			if got[fmt.Sprintf("k%02d", i)] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	run.stop(t)
+	if !strings.Contains(logs.String(), "beyond the intent log's end") {
+		t.Errorf("no error logged for the committed offset beyond the end:\n%s", logs)
+	}
+}
