@@ -370,17 +370,21 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		// The log lost its tail after the group committed (on Kafka an
 		// unclean leader election, a broker that lost its disk; the
 		// embedded log lowers such offsets at Open). New intents take
-		// the lost offsets again: read them, never skip them. Lowered
+		// the lost offsets again, from a point Kafka does not tell (new
+		// ones may be below the end already): read from the log's start
+		// (what was resolved before is read again, which the bus's
+		// recovered versions make harmless), never skip them. Lowered
 		// durably first, so that a restart after the end passed the old
 		// offset does not skip them either.
-		if err := l.pub.commit(ctx, logEnd); err != nil {
-			return fmt.Errorf("resolver: lower the committed offset %d of %s/%d to the log's end %d: %w", from, topic, p, logEnd, err)
+		if err := l.pub.commit(ctx, logStart); err != nil {
+			return fmt.Errorf("resolver: lower the committed offset %d of %s/%d (beyond the log's end %d) to its start %d: %w",
+				from, topic, p, logEnd, logStart, err)
 		}
 		r.cfg.Logger.Error("resolver: the committed offset is beyond the intent log's end: the log lost intents after they were read "+
-			"(an unclean leader election, a broker that lost acknowledged writes); lowered to the end so that no new intent is skipped. "+
+			"(an unclean leader election, a broker that lost acknowledged writes); reading again from the log's start so that no new intent is skipped. "+
 			"Keys whose intents were lost may lack events: run `wail table reconcile "+t.Name+"`",
-			"table", t.Name, "partition", p, "committed", from, "end", logEnd)
-		from = logEnd
+			"table", t.Name, "partition", p, "committed", from, "end", logEnd, "start", logStart)
+		from = logStart
 	}
 	rd, err := r.log.NewReader(topic, p, from)
 	if err != nil {
