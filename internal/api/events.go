@@ -273,7 +273,8 @@ func eventCode(err error) connect.Code {
 		return connect.CodeAborted
 	case errors.Is(err, eventbus.ErrNotFound):
 		return connect.CodeNotFound
-	case errors.Is(err, eventbus.ErrInvalid), errors.Is(err, eventbus.ErrBadFrom), errors.Is(err, eventbus.ErrBadCursor):
+	case errors.Is(err, eventbus.ErrInvalid), errors.Is(err, eventbus.ErrBadFrom), errors.Is(err, eventbus.ErrBadCursor),
+		errors.Is(err, group.ErrInvalidAck):
 		return connect.CodeInvalidArgument
 	case errors.Is(err, eventbus.ErrNoSnapshots), errors.Is(err, group.ErrNotMember), errors.Is(err, group.ErrMembers),
 		errors.Is(err, group.ErrPositionLost): // joining again meets it again: an operator resets the group

@@ -35,6 +35,7 @@ func TestEventCode(t *testing.T) {
 		{eventbus.ErrBadCursor, connect.CodeInvalidArgument},
 		{eventbus.ErrNoSnapshots, connect.CodeFailedPrecondition},
 		{group.ErrNotMember, connect.CodeFailedPrecondition},
+		{group.ErrInvalidAck, connect.CodeInvalidArgument},
 		{group.ErrMembers, connect.CodeFailedPrecondition},
 		{group.ErrPositionLost, connect.CodeFailedPrecondition},
 		{eventbus.ErrNoGroups, connect.CodeUnimplemented},

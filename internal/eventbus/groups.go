@@ -88,8 +88,8 @@ func (s *Service) JoinGroup(ctx context.Context, table, name, member, start stri
 
 // AckGroup commits a member's acknowledgements durably; refused are the
 // partitions whose acknowledgement was not taken, and why. Errors:
-// ErrNoGroups, ErrNotFound, ErrInvalid, group.ErrNotMember, or the log
-// failing.
+// ErrNoGroups, ErrNotFound, ErrInvalid, group.ErrNotMember,
+// group.ErrInvalidAck, or the log failing.
 func (s *Service) AckGroup(ctx context.Context, table, name, member string, acks []group.Ack) (refused map[int32]error, err error) {
 	t, err := s.groupTable(table, name)
 	if err != nil {

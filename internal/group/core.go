@@ -28,6 +28,11 @@ var ErrDuplicateMember = errors.New("member id already in the group")
 // ErrBeyondDelivered: an acknowledgement past what was delivered.
 var ErrBeyondDelivered = errors.New("acknowledged past the delivered events")
 
+// ErrInvalidAck: an acknowledgement request that names a partition the
+// table does not have, or one partition twice; nothing of it was
+// committed.
+var ErrInvalidAck = errors.New("invalid acknowledgement")
+
 // Core is the state of one group of one table. Not safe for concurrent
 // use.
 type Core struct {

@@ -426,8 +426,23 @@ type Ack struct {
 // lease (the group's other calls wait for it). Those of partitions
 // it no longer owns (or at another epoch) are refused with ErrNotOwner
 // and not committed; the others are committed. It fails with ErrNotMember
-// when id is not a member.
+// when id is not a member, and with ErrInvalidAck, committing nothing,
+// when acks name a partition the table does not have, or one twice.
 func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) (refused map[int32]error, err error) {
+	// One entry per partition of the table: with two, one committed and
+	// the other refused, the answer said refused for a partition it
+	// committed (refusals are per partition).
+	seen := make(map[int32]bool, len(acks))
+	for _, a := range acks {
+		switch {
+		case a.Partition < 0 || a.Partition >= t.Partitions:
+			return nil, fmt.Errorf("%w: partition %d does not exist (table %s has %d): nothing was committed", ErrInvalidAck, a.Partition, t.Name, t.Partitions)
+		case seen[a.Partition]:
+			return nil, fmt.Errorf("%w: partition %d is acknowledged twice in one request: send one entry per partition (the highest next): nothing was committed",
+				ErrInvalidAck, a.Partition)
+		}
+		seen[a.Partition] = true
+	}
 	g.mu.Lock()
 	gr := g.groups[[2]string{t.Name, name}]
 	g.mu.Unlock()
