@@ -57,7 +57,9 @@ func TestDescribeWhileReloaded(t *testing.T) {
 	defer G.Close()
 	// A member here waits for the snapshot claim: the group stays in
 	// memory without members, and the next Join reloads it in place.
-	G.wantSnapshot(tb, "g", "w", new(atomic.Int64))
+	if _, err := G.wantSnapshot(ctx, tb, "g", "w", new(atomic.Int64)); err != nil {
+		t.Fatal(err)
+	}
 
 	done := make(chan error, 1)
 	go func() {

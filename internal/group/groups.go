@@ -58,6 +58,11 @@ type Groups struct {
 
 	mu     sync.Mutex
 	groups map[[2]string]*grp // by table, group
+	// keys: per group, the lock held by what loads, reloads or removes
+	// its state (Join's load, reset, a snapshot claim wanted) across their
+	// I/O; mu is held only around the maps, so that a log that stalls one
+	// group's join holds up no other group.
+	keys map[[2]string]chan struct{}
 	// epochs: the last epoch of each group Reset removed from memory, so
 	// that the group loaded again numbers its grants above it (a late
 	// acknowledgement of an old grant must not match a new one).
@@ -109,7 +114,8 @@ func (g *Groups) WithReadAhead(max int64) *Groups {
 // New returns the groups of a log; a member whose acknowledgement is
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
-	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, epochs: map[[2]string]uint64{}, stop: make(chan struct{}), kick: make(chan struct{}, 1),
+	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, keys: map[[2]string]chan struct{}{}, epochs: map[[2]string]uint64{},
+		stop: make(chan struct{}), kick: make(chan struct{}, 1),
 		snaps: map[[2]string]*snapLocal{}, logger: slog.Default()}
 	if f, ok := log.(intentlog.PartitionFencer); ok {
 		g.fencer = f
@@ -117,6 +123,24 @@ func New(log intentlog.Log, lease time.Duration) *Groups {
 	g.wg.Add(1)
 	go g.expire()
 	return g
+}
+
+// lockKey takes the lock of group k (keys), or fails with ctx's error;
+// the function returned releases it.
+func (g *Groups) lockKey(ctx context.Context, k [2]string) (func(), error) {
+	g.mu.Lock()
+	l := g.keys[k]
+	if l == nil {
+		l = make(chan struct{}, 1)
+		g.keys[k] = l
+	}
+	g.mu.Unlock()
+	select {
+	case l <- struct{}{}:
+		return func() { <-l }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Close ends every member and stops the lease checks.
@@ -203,15 +227,18 @@ type Table struct {
 // otherwise at their first retained offsets.
 type StartLatest bool
 
-// load returns the group, under g.mu, loading its state from the log
+// load returns the group, under its key's lock (lockKey), loading its
+// state from the log
 // (and, for a new group, committing its start durably) when it has no
 // live members here: a group without members keeps nothing in memory
 // that the log does not have (the table may have been dropped and created
 // again, the group reset).
 func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLatest) (*grp, error) {
 	k := [2]string{t.Name, name}
+	g.mu.Lock()
 	after := g.epochs[k]
 	old := g.groups[k]
+	g.mu.Unlock()
 	if gr := old; gr != nil {
 		gr.mu.Lock()
 		live := len(gr.sessions) > 0
@@ -297,7 +324,9 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 	}
 	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, created: t.Created, core: core, sessions: map[string]*Session{},
 		sh: sharedLocal{obs: observed{}}, loaded: true, starts: missing}
+	g.mu.Lock()
 	g.groups[k] = gr
+	g.mu.Unlock()
 	return gr, nil
 }
 
@@ -435,10 +464,15 @@ var errPositionsMeanwhile = fmt.Errorf("%w: the group has positions committed du
 // checked (and, shared, after the fence): a member that joined, committed
 // and left after an earlier check keeps its acknowledgements.
 func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[int32]int64, onlyNew bool) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	k := [2]string{t.Name, name}
+	unlock, err := g.lockKey(ctx, k)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	g.mu.Lock()
 	gr := g.groups[k]
+	g.mu.Unlock()
 	if gr != nil {
 		gr.mu.Lock()
 		m := gr.core.Members()
@@ -451,7 +485,9 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 		if snap {
 			return fmt.Errorf("%w: a member here is taking (or waits to take) the group's snapshot: stop it first", ErrMembers)
 		}
+		g.mu.Lock()
 		g.epochs[k] = max(g.epochs[k], last)
+		g.mu.Unlock()
 	}
 	if g.shared != nil {
 		st, err := g.sharedView(ctx, t, name)
@@ -469,7 +505,9 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 	// entry lists this process's members (a leave not written yet: the
 	// store was out of reach), only this group's syncs remove them.
 	if gr != nil {
+		g.mu.Lock()
 		delete(g.groups, k)
+		g.mu.Unlock()
 	}
 	// No committer of a member that was in the group commits after this.
 	// Its commit goes through the committers fenced here: a commit the

@@ -68,8 +68,14 @@ const sessionBuffer = 16
 // new group's partitions at their first or last offsets. The member takes
 // its Messages until Done; Leave (or the end of ctx) removes it.
 func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest StartLatest) (*Session, error) {
-	g.mu.Lock() // held until the member is in: a group without members may be reloaded
-	defer g.mu.Unlock()
+	// The group's key lock is held until the member is in: a group
+	// without members may be reloaded (or reset) meanwhile. Not g.mu: the
+	// load waits on the log, and other groups must not wait for it.
+	unlock, err := g.lockKey(ctx, [2]string{t.Name, name})
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	gr, err := g.load(ctx, t, name, latest)
 	if err != nil {
 		return nil, err

@@ -219,12 +219,18 @@ func (g *Groups) hasPositions(ctx context.Context, t Table, name string) (bool, 
 
 // wantSnapshot returns the group's state on this process (without
 // loading its positions: a snapshot claim is held before the group has
-// any) with member waiting for the claim; under g.mu, so that no reload
-// replaces it meanwhile (load keeps a group with a claim wanted).
-func (g *Groups) wantSnapshot(t Table, name, member string, events *atomic.Int64) *grp {
+// any) with member waiting for the claim; under the group's key lock, so
+// that no reload replaces it meanwhile (load keeps a group with a claim
+// wanted).
+func (g *Groups) wantSnapshot(ctx context.Context, t Table, name, member string, events *atomic.Int64) (*grp, error) {
+	k := [2]string{t.Name, name}
+	unlock, err := g.lockKey(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	k := [2]string{t.Name, name}
 	gr, ok := g.groups[k]
 	if !ok {
 		gr = &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, g.epochs[k]), sessions: map[string]*Session{},
@@ -235,13 +241,16 @@ func (g *Groups) wantSnapshot(t Table, name, member string, events *atomic.Int64
 	gr.mu.Lock()
 	gr.snap = snapClaim{want: member, events: events}
 	gr.mu.Unlock()
-	return gr
+	return gr, nil
 }
 
 // claimSnapshot waits until this process holds the group's snapshot
 // claim (true) or the group has positions (false).
 func (g *Groups) claimSnapshot(ctx context.Context, t Table, name, member string, run *SnapshotRun) (bool, error) {
-	gr := g.wantSnapshot(t, name, member, &run.local.events)
+	gr, err := g.wantSnapshot(ctx, t, name, member, &run.local.events)
+	if err != nil {
+		return false, err
+	}
 	g.kickSync()
 	tick := time.NewTicker(max(g.syncTick()/2, 5*time.Millisecond))
 	defer tick.Stop()
