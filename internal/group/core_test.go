@@ -145,3 +145,46 @@ func TestCoreAcks(t *testing.T) {
 		t.Fatalf("committed %d, want 12", c.Committed(0))
 	}
 }
+
+// TestCoreAckReplays: acknowledgements out of order, repeated, or of an
+// older epoch of the same member neither move the committed offset back
+// nor renew the lease: only progress does, so a member that replays one
+// acknowledgement in a loop still loses its partitions after the lease.
+func TestCoreAckReplays(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	c := NewCore(1, time.Second, map[int32]int64{0: 0}, 0)
+	ch, _ := c.Join("a")
+	old := ch.Granted["a"][0]
+	c.Join("b")
+	c.Leave("b") // nothing moves: a keeps partition 0 at its epoch
+	c.Leave("a")
+	ch, _ = c.Join("a")
+	g := ch.Granted["a"][0]
+	if g.Epoch == old.Epoch {
+		t.Fatalf("a got partition 0 back at its old epoch %d", g.Epoch)
+	}
+	c.Delivered(0, g.Epoch, 10, true, t0)
+	ack := func(epoch uint64, next int64, at time.Duration) {
+		t.Helper()
+		move, err := c.Ack("a", 0, epoch, next)
+		if err == nil && move {
+			c.Commit(0, epoch, next, t0.Add(at))
+		}
+	}
+	ack(g.Epoch, 6, 500*time.Millisecond)
+	ack(g.Epoch, 3, 900*time.Millisecond) // out of order
+	ack(g.Epoch, 6, 900*time.Millisecond) // again
+	if _, err := c.Ack("a", 0, old.Epoch, 8); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("an ack of the old epoch: %v", err)
+	}
+	if got := c.Committed(0); got != 6 {
+		t.Fatalf("committed %d, want 6", got)
+	}
+	if got := c.Expired(t0.Add(1400 * time.Millisecond)); len(got) != 0 {
+		t.Fatalf("expired %v within a lease of the last progress", got)
+	}
+	if got := c.Expired(t0.Add(1600 * time.Millisecond)); len(got) != 1 {
+		t.Fatalf("expired %v: the replayed acks renewed the lease", got)
+	}
+}
