@@ -47,14 +47,22 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 		partitions         int32
 		members            int
 	}
-	var list []served
+	// The groups are listed under g.mu, and each read under its own lock
+	// after: a group's lock may be held across a commit that waits on the
+	// log (up to half the lease), and g.mu held meanwhile held up every
+	// other group's acknowledgements, joins and lease checks.
 	c.g.mu.Lock()
+	grs := make([]*grp, 0, len(c.g.groups))
 	for _, gr := range c.g.groups {
+		grs = append(grs, gr)
+	}
+	c.g.mu.Unlock()
+	list := make([]served, 0, len(grs))
+	for _, gr := range grs {
 		gr.mu.Lock()
 		list = append(list, served{gr.table, gr.name, gr.topic, gr.core.n, len(gr.core.Members())})
 		gr.mu.Unlock()
 	}
-	c.g.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), lagScrapeTimeout)
 	defer cancel()
 	for _, s := range list {

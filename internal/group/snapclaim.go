@@ -229,8 +229,7 @@ func (g *Groups) wantSnapshot(ctx context.Context, t Table, name, member string,
 		return nil, err
 	}
 	defer unlock()
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.mu.Lock() // only around the map: gr.mu may wait on a commit
 	gr, ok := g.groups[k]
 	if !ok {
 		gr = &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, g.epochs[k]), sessions: map[string]*Session{},
@@ -238,6 +237,7 @@ func (g *Groups) wantSnapshot(ctx context.Context, t Table, name, member string,
 		gr.core.shared = true
 		g.groups[k] = gr
 	}
+	g.mu.Unlock()
 	gr.mu.Lock()
 	gr.snap = snapClaim{want: member, events: events}
 	gr.mu.Unlock()
