@@ -108,17 +108,5 @@ func TestScrapeOfABusyGroupHoldsNoOther(t *testing.T) {
 		}
 		g.mu.Unlock()
 	}
-	acked := make(chan error, 1)
-	go func() {
-		_, err := g.Ack(ctx, tb, "g", "a", []Ack{{fast.Partition, fast.Epoch, fast.Next}})
-		acked <- err
-	}()
-	select {
-	case err := <-acked:
-		if err != nil {
-			t.Fatalf("ack of another group: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("an ack of another group waited for the scrape of the busy group")
-	}
+	ackOtherGroup(t, g, tb, Ack{fast.Partition, fast.Epoch, fast.Next}, "the scrape of the busy group")
 }

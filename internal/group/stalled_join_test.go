@@ -95,19 +95,7 @@ func stalledCall(t *testing.T, stall func(ctx context.Context, g *Groups, tb Tab
 		t.Fatal("the call on the stalled group never read its offsets")
 	}
 
-	acked := make(chan error, 1)
-	go func() {
-		_, err := g.Ack(ctx, tb, "g", "a", []Ack{{batch.Partition, batch.Epoch, batch.Records[0].Offset + 1}})
-		acked <- err
-	}()
-	select {
-	case err := <-acked:
-		if err != nil {
-			t.Fatalf("ack of another group: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("an ack of another group waited for the stalled call")
-	}
+	ackOtherGroup(t, g, tb, Ack{batch.Partition, batch.Epoch, batch.Records[0].Offset + 1}, "the stalled call")
 	// a acknowledges no more: its lease expires meanwhile.
 	select {
 	case <-a.Done():
@@ -121,5 +109,24 @@ func stalledCall(t *testing.T, stall func(ctx context.Context, g *Groups, tb Tab
 	defer dcancel()
 	if _, _, err := g.Describe(dctx, tb, "g"); err != nil {
 		t.Fatalf("describe of another group: %v", err)
+	}
+}
+
+// ackOtherGroup acknowledges a for member "a" of group "g" and fails the
+// test if that waits 2 s or more (on what: for the message).
+func ackOtherGroup(t *testing.T, g *Groups, tb Table, a Ack, what string) {
+	t.Helper()
+	acked := make(chan error, 1)
+	go func() {
+		_, err := g.Ack(t.Context(), tb, "g", "a", []Ack{a})
+		acked <- err
+	}()
+	select {
+	case err := <-acked:
+		if err != nil {
+			t.Fatalf("ack of another group: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("an ack of another group waited for %s", what)
 	}
 }
