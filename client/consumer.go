@@ -36,10 +36,14 @@ type ConsumerConfig struct {
 	// Group and Member: consumer group mode (both required together).
 	Group, Member string
 	// Start is where a new group starts: "beginning" (default),
-	// "latest" or "snapshot" (every key's current state, marked Snapshot
-	// and not acknowledged, then the changes; the snapshot's end is
-	// committed once all of it was delivered). A group that exists
-	// resumes where it committed.
+	// "latest" or "snapshot" (every key's current state, marked Snapshot,
+	// then the changes). Acknowledge snapshot rows as any event: the
+	// snapshot's end is committed as the group's positions once every row
+	// was acknowledged, and a member that stops before (it died, or did
+	// not acknowledge them within the server's api.group_lease_timeout:
+	// Next fails with ErrSnapshotInterrupted) leaves the group without
+	// positions, so the next member takes the snapshot again. A group that
+	// exists resumes where it committed.
 	Start string
 	// From is where a subscription starts (without Group).
 	From string
@@ -81,8 +85,8 @@ type Message struct {
 	Event     *wailv1.ChangeEvent
 	Partition int32
 	Offset    int64
-	// Snapshot marks an event read from the store (From "snapshot"):
-	// Partition and Offset are then 0.
+	// Snapshot marks an event read from the store (From or Start
+	// "snapshot"): Partition and Offset are then 0.
 	Snapshot bool
 	// Cursor resumes right after this event (subscriptions; empty during
 	// a snapshot, and on all but the last event of a batch).
@@ -90,6 +94,9 @@ type Message struct {
 
 	epoch uint64
 	next  int64
+	// row numbers a group snapshot's rows (from 1) on the stream stream.
+	row    int64
+	stream uint64
 }
 
 // ErrStreamEnded: the server ended the stream without an error (it is
@@ -127,6 +134,8 @@ type Consumer struct {
 	// replaces them when it reconnects, Close may come from any goroutine.
 	mu     sync.Mutex
 	cursor string
+	// snap is the group snapshot this member takes on the stream in place.
+	snap snapshotAcks
 	// stop ends the context of the stream in place (a child of ctx, so
 	// that OpenTimeout can end an opening that is not answered).
 	stop context.CancelFunc
@@ -178,7 +187,7 @@ func (c *Consumer) open(from string) error {
 	)
 	if c.cfg.Group != "" {
 		g, err = c.events.Consume(ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
-			Member: c.cfg.Member, Start: c.cfg.Start}))
+			Member: c.cfg.Member, Start: c.cfg.Start, AckSnapshot: true}))
 	} else {
 		s, err = c.events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
 			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
@@ -218,6 +227,7 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 	}
 	if g != nil {
 		c.group = g
+		c.snap = snapshotAcks{stream: c.snap.stream + 1}
 	} else {
 		c.sub = s
 	}
@@ -278,15 +288,22 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 		r := c.group.Msg()
 		c.rc.up(r.Event != nil)
-		// A message other than a snapshot row ends the snapshot: the
-		// server sends the member's join (an empty message) once the
-		// snapshot's end is committed.
-		c.rc.inSnapshot = r.Event != nil && r.Snapshot
+		// A message other than a snapshot row or its end ends the
+		// snapshot: the server sends the member's join (an empty message)
+		// once the snapshot's end is committed.
+		c.rc.inSnapshot = (r.Event != nil && r.Snapshot) || r.SnapshotEnd
 		if (len(r.Granted) > 0 || len(r.Revoked) > 0) && c.cfg.OnPartitions != nil {
 			c.cfg.OnPartitions(r.Granted, r.Revoked)
 		}
-		if r.Event != nil {
-			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: r.Snapshot, epoch: r.Epoch, next: r.Next})
+		switch {
+		case r.Event != nil && r.Snapshot:
+			m := Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, Snapshot: true}
+			m.row, m.stream = c.snapRow()
+			c.queue = append(c.queue, m)
+		case r.Event != nil:
+			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next})
+		case r.SnapshotEnd:
+			return c.snapshotEnded(ctx)
 		}
 		return nil
 	}
@@ -344,10 +361,16 @@ func (c *Consumer) closed() error {
 // Ack says that m and every event before it on its partition were
 // processed. In a group it commits that durably (an Ack of a partition
 // that moved to another member fails with ErrAckRefused: that member gets
-// the events again); in a subscription it does nothing (keep Cursor).
+// the events again); in a subscription it does nothing (keep Cursor). A
+// group snapshot's row acknowledges it and every row before it; once all
+// were, the snapshot's end is committed (ErrAckRefused: the snapshot's
+// stream ended, and the snapshot is taken again).
 func (c *Consumer) Ack(ctx context.Context, m Message) error {
-	if c.cfg.Group == "" || m.Snapshot {
+	if c.cfg.Group == "" {
 		return nil
+	}
+	if m.Snapshot {
+		return c.ackSnapshotRow(ctx, m)
 	}
 	resp, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
 		Acks: []*wailv1.PartitionAck{{Partition: m.Partition, Epoch: m.epoch, Next: m.next}}}))

@@ -28,6 +28,9 @@ type Events interface {
 	// group's snapshot through snap for start "snapshot".
 	JoinGroup(ctx context.Context, table, name, member, start string, snap eventbus.GroupSnapshot) (*group.Session, error)
 	AckGroup(ctx context.Context, table, name, member string, acks []group.Ack) (refused map[int32]error, err error)
+	// AckSnapshotEnd acknowledges the end of the snapshot member takes
+	// (GroupSnapshot.End).
+	AckSnapshotEnd(table, name, member string) error
 	ListGroups(ctx context.Context, table string) ([]string, error)
 	DescribeGroup(ctx context.Context, table, name string) (eventbus.GroupDescription, error)
 	ResetGroup(ctx context.Context, table, name, to string) ([]group.PartitionState, error)
@@ -117,10 +120,14 @@ func (s *EventService) Consume(ctx context.Context, req *connect.Request[wailv1.
 	}
 	defer release()
 	m := req.Msg
-	sess, err := s.bus.JoinGroup(ctx, m.Table, m.Group, m.Member, m.Start, eventbus.GroupSnapshot{
+	snap := eventbus.GroupSnapshot{
 		Started: func() error { return stream.Send(nil) },
 		Deliver: func(evs []*wailv1.StreamedEvent) error { return sendSnapshot(stream, evs) },
-	})
+	}
+	if m.AckSnapshot {
+		snap.End = func() error { return stream.Send(&wailv1.ConsumeResponse{SnapshotEnd: true}) }
+	}
+	sess, err := s.bus.JoinGroup(ctx, m.Table, m.Group, m.Member, m.Start, snap)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return ctx.Err()
@@ -209,6 +216,16 @@ func sendGroupMessage(send func(*wailv1.ConsumeResponse) error, msg group.Messag
 // Ack commits a member's acknowledgements durably.
 func (s *EventService) Ack(ctx context.Context, req *connect.Request[wailv1.AckRequest]) (*connect.Response[wailv1.AckResponse], error) {
 	m := req.Msg
+	if m.SnapshotEnd {
+		if len(m.Acks) > 0 {
+			return nil, connect.NewError(connect.CodeInvalidArgument,
+				errors.New("an acknowledgement of a snapshot's end carries no partition acknowledgements: send them in another request"))
+		}
+		if err := s.bus.AckSnapshotEnd(m.Table, m.Group, m.Member); err != nil {
+			return nil, eventError(err)
+		}
+		return connect.NewResponse(&wailv1.AckResponse{}), nil
+	}
 	acks := make([]group.Ack, len(m.Acks))
 	for i, a := range m.Acks {
 		acks[i] = group.Ack{Partition: a.Partition, Epoch: a.Epoch, Next: a.Next}

@@ -36,7 +36,7 @@ const snapMemberEnv = "WAIL_TEST_SNAPSHOT_MEMBER"
 // TestGroupSnapshotMemberKilled: a member of a start "snapshot" group
 // (client.Consumer) that prints each snapshot row ("S key version op"),
 // each grant ("G"), each event ("E partition offset key version op") and
-// acknowledges each event. With stall > 0 it prints "STALLED" after that
+// acknowledges each row and event. With stall > 0 it prints "STALLED" after that
 // many rows and reads no more, so the server's snapshot blocks until the
 // process is killed.
 func TestGroupSnapshotMemberProcess(t *testing.T) {
@@ -89,9 +89,9 @@ func TestGroupSnapshotMemberProcess(t *testing.T) {
 					say("STALLED")
 					select {}
 				}
-				continue
+			} else {
+				say("E %d %d %s %d %s", m.Partition, m.Offset, m.Event.Key, m.Event.Version, op)
 			}
-			say("E %d %d %s %d %s", m.Partition, m.Offset, m.Event.Key, m.Event.Version, op)
 			if err := c.Ack(ctx, m); err != nil && !errors.Is(err, client.ErrAckRefused) {
 				say("END ack: %v", err)
 				return

@@ -43,6 +43,10 @@ func (s *Service) groupTable(table, name string) (group.Table, error) {
 type GroupSnapshot struct {
 	Started func() error
 	Deliver func([]*wailv1.StreamedEvent) error
+	// End, if set, tells the member that the rows are over; the
+	// snapshot's end is then committed only once the member acknowledged
+	// it (AckSnapshotEnd), within the group lease.
+	End func() error
 }
 
 // JoinGroup makes member a member of the consumer group name of table
@@ -77,13 +81,24 @@ func (s *Service) JoinGroup(ctx context.Context, table, name, member, start stri
 		if err := snap.Started(); err != nil {
 			return nil, err
 		}
-		if err := s.snapshotGroup(ctx, t, name, member, snap.Deliver); err != nil {
+		if err := s.snapshotGroup(ctx, t, name, member, snap); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, invalid(fmt.Errorf(`invalid start %q: use "beginning", "latest" or "snapshot" (where a new group starts)`, start))
 	}
 	return s.groups.Join(ctx, t, name, member, latest)
+}
+
+// AckSnapshotEnd is a member's acknowledgement of the end of the group
+// snapshot it takes on this server (GroupSnapshot.End). Errors:
+// ErrNoGroups, ErrNotFound, ErrInvalid, group.ErrNotMember.
+func (s *Service) AckSnapshotEnd(table, name, member string) error {
+	t, err := s.groupTable(table, name)
+	if err != nil {
+		return err
+	}
+	return s.groups.AckSnapshotEnd(t, name, member)
 }
 
 // AckGroup commits a member's acknowledgements durably; refused are the
@@ -178,15 +193,17 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 // lost the claim) leaves the group without positions, and the next member
 // takes the snapshot again. Members that wait for it then join from the
 // committed positions.
-func (s *Service) snapshotGroup(ctx context.Context, t group.Table, name, member string, deliver func([]*wailv1.StreamedEvent) error) error {
+func (s *Service) snapshotGroup(ctx context.Context, t group.Table, name, member string, snap GroupSnapshot) error {
 	_, err := SnapshotGroup(ctx, s.Stream, s.groups, t, name, member, 0, func(_ context.Context, evs []*wailv1.StreamedEvent) error {
-		return deliver(evs)
-	})
+		return snap.Deliver(evs)
+	}, snap.End)
 	switch {
 	case err == nil:
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case errors.Is(err, group.ErrSnapshotUnacked):
+		return kindError{ErrSnapshotAborted, err}
 	case errors.Is(err, group.ErrMembers):
 		return kindError{ErrSnapshotAborted, fmt.Errorf(`group %q: a member joined from "beginning" or "latest" during the snapshot, whose end was not committed: consume again (start "snapshot" takes it again)`, name)}
 	}

@@ -29,11 +29,15 @@ var errSnapshotOver = errors.New("snapshot over")
 // deliver failed, the process lost its claim) is taken again from the
 // start by the next taker. deliver's context ends when the claim is lost
 // (deliver must not send after it: another process may be taking the
-// snapshot). The commit fails with group.ErrMembers when a member joined
-// the group meanwhile, and with group.ErrSnapshotLost when this process's
-// claim lapsed.
+// snapshot). With end set, the member acknowledges the snapshot: end
+// tells it the rows are over, and the commit waits for its answer
+// (group.SnapshotRun.AwaitEnd: group.ErrSnapshotUnacked past the group
+// lease); without, the end is committed once every row was delivered. The
+// commit fails with group.ErrMembers when a member joined the group
+// meanwhile, and with group.ErrSnapshotLost when this process's claim
+// lapsed.
 func SnapshotGroup(ctx context.Context, stream StreamFunc, groups *group.Groups, t group.Table, name, member string, maxBatch int32,
-	deliver func(context.Context, []*wailv1.StreamedEvent) error) (bool, error) {
+	deliver func(context.Context, []*wailv1.StreamedEvent) error, end func() error) (bool, error) {
 	return groups.Snapshot(ctx, t, name, member, func(ctx context.Context, run *group.SnapshotRun) error {
 		err := stream(ctx, &wailv1.SubscribeRequest{Table: t.Name, From: "snapshot", MaxBatchEvents: maxBatch},
 			func() error { return nil },
@@ -60,6 +64,11 @@ func SnapshotGroup(ctx context.Context, stream StreamFunc, groups *group.Groups,
 				offsets := make(map[int32]int64, len(c.Offsets))
 				for p, o := range c.Offsets {
 					offsets[int32(p)] = o
+				}
+				if end != nil {
+					if err := run.AwaitEnd(ctx, end); err != nil {
+						return err
+					}
 				}
 				if err := run.Commit(ctx, offsets); err != nil {
 					return fmt.Errorf("commit the snapshot's end: %w", err)

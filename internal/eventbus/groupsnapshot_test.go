@@ -89,7 +89,7 @@ func TestSnapshotGroup(t *testing.T) {
 				}
 				batches = append(batches, vs)
 				return tc.deliver
-			})
+			}, nil)
 			if got := fmt.Sprint(batches); got != tc.want {
 				t.Errorf("delivered %s, want %s", got, tc.want)
 			}

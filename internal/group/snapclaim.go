@@ -36,6 +36,7 @@ type snapLocal struct {
 	lock   chan struct{}
 	member atomic.Pointer[string]
 	events atomic.Int64
+	end    atomic.Pointer[endWait] // the run waits for its end's acknowledgement (snapend.go)
 }
 
 // snapClaim is the shared claim of a group on this process (under gr.mu).
@@ -76,6 +77,7 @@ type SnapshotRun struct {
 	g      *Groups
 	t      Table
 	name   string
+	member string
 	local  *snapLocal
 	gr     *grp // shared groups: the group holding the claim
 	epoch  uint64
@@ -184,7 +186,7 @@ func (g *Groups) Snapshot(ctx context.Context, t Table, name, member string, tak
 	if has, err := g.hasPositions(ctx, t, name); err != nil || has {
 		return false, err
 	}
-	run := &SnapshotRun{g: g, t: t, name: name, local: local}
+	run := &SnapshotRun{g: g, t: t, name: name, member: member, local: local}
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if g.shared != nil {

@@ -56,7 +56,7 @@ func (r *runner) snapshot(ctx context.Context) error {
 			}
 			r.stats.snapshotEvents.Add(int64(len(evs)))
 			return nil
-		})
+		}, nil) // each batch was processed once posted: no end to acknowledge
 	if err != nil {
 		return fmt.Errorf("sink %s: %w", r.def.Name, err)
 	}

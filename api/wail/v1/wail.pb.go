@@ -3978,8 +3978,18 @@ type ConsumeRequest struct {
 	// member names this member, unique among the group's live members.
 	Member string `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
 	// start is where a new group's partitions start: "beginning" (the
-	// default) or "latest". A group that exists resumes where it committed.
-	Start         string `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`
+	// default), "latest" or "snapshot". A group that exists resumes where it
+	// committed.
+	Start string `protobuf:"bytes,4,opt,name=start,proto3" json:"start,omitempty"`
+	// ack_snapshot: this member acknowledges a start "snapshot" group's
+	// snapshot. After the last row the server sends snapshot_end and
+	// commits the snapshot's end as the group's positions only once the
+	// member answered it (AckRequest.snapshot_end) within
+	// api.group_lease_timeout; a member that dies before, with rows not
+	// processed, leaves the group without positions and the next member
+	// takes the snapshot again (its rows at least once). Unset (clients
+	// before it): the end is committed once every row was sent.
+	AckSnapshot   bool `protobuf:"varint,5,opt,name=ack_snapshot,json=ackSnapshot,proto3" json:"ack_snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4040,6 +4050,13 @@ func (x *ConsumeRequest) GetStart() string {
 		return x.Start
 	}
 	return ""
+}
+
+func (x *ConsumeRequest) GetAckSnapshot() bool {
+	if x != nil {
+		return x.AckSnapshot
+	}
+	return false
 }
 
 // PartitionGrant is a partition given to a member: its events follow from
@@ -4124,7 +4141,11 @@ type ConsumeResponse struct {
 	// snapshot marks a row of a start "snapshot" group's snapshot (epoch
 	// and next are 0: it is not acknowledged; the group's positions are
 	// committed once the whole snapshot was sent).
-	Snapshot      bool `protobuf:"varint,8,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Snapshot bool `protobuf:"varint,8,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// snapshot_end follows the last snapshot row of a member that asked to
+	// acknowledge it (ConsumeRequest.ack_snapshot): once every row was
+	// processed, send an AckRequest with snapshot_end set.
+	SnapshotEnd   bool `protobuf:"varint,9,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4215,6 +4236,13 @@ func (x *ConsumeResponse) GetSnapshot() bool {
 	return false
 }
 
+func (x *ConsumeResponse) GetSnapshotEnd() bool {
+	if x != nil {
+		return x.SnapshotEnd
+	}
+	return false
+}
+
 type PartitionAck struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -4277,11 +4305,16 @@ func (x *PartitionAck) GetNext() int64 {
 }
 
 type AckRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
-	Member        string                 `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
-	Acks          []*PartitionAck        `protobuf:"bytes,4,rep,name=acks,proto3" json:"acks,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Table  string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Group  string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	Member string                 `protobuf:"bytes,3,opt,name=member,proto3" json:"member,omitempty"`
+	Acks   []*PartitionAck        `protobuf:"bytes,4,rep,name=acks,proto3" json:"acks,omitempty"`
+	// snapshot_end acknowledges the snapshot this member took, every row of
+	// it processed (ConsumeResponse.snapshot_end); without acks. Refused
+	// (failed_precondition) when no snapshot of the member waits for it on
+	// this server.
+	SnapshotEnd   bool `protobuf:"varint,5,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4342,6 +4375,13 @@ func (x *AckRequest) GetAcks() []*PartitionAck {
 		return x.Acks
 	}
 	return nil
+}
+
+func (x *AckRequest) GetSnapshotEnd() bool {
+	if x != nil {
+		return x.SnapshotEnd
+	}
+	return false
 }
 
 type AckRefused struct {
@@ -6214,16 +6254,17 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x1a\n" +
 	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot\x12.\n" +
-	"\x06events\x18\x06 \x03(\v2\x16.wail.v1.StreamedEventR\x06events\"j\n" +
+	"\x06events\x18\x06 \x03(\v2\x16.wail.v1.StreamedEventR\x06events\"\x8d\x01\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
 	"\x06member\x18\x03 \x01(\tR\x06member\x12\x14\n" +
-	"\x05start\x18\x04 \x01(\tR\x05start\"\\\n" +
+	"\x05start\x18\x04 \x01(\tR\x05start\x12!\n" +
+	"\fack_snapshot\x18\x05 \x01(\bR\vackSnapshot\"\\\n" +
 	"\x0ePartitionGrant\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\x86\x02\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xa9\x02\n" +
 	"\x0fConsumeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -6232,17 +6273,19 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x04next\x18\x05 \x01(\x03R\x04next\x121\n" +
 	"\agranted\x18\x06 \x03(\v2\x17.wail.v1.PartitionGrantR\agranted\x12\x18\n" +
 	"\arevoked\x18\a \x03(\x05R\arevoked\x12\x1a\n" +
-	"\bsnapshot\x18\b \x01(\bR\bsnapshot\"V\n" +
+	"\bsnapshot\x18\b \x01(\bR\bsnapshot\x12!\n" +
+	"\fsnapshot_end\x18\t \x01(\bR\vsnapshotEnd\"V\n" +
 	"\fPartitionAck\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
-	"\x04next\x18\x03 \x01(\x03R\x04next\"{\n" +
+	"\x04next\x18\x03 \x01(\x03R\x04next\"\x9e\x01\n" +
 	"\n" +
 	"AckRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
 	"\x06member\x18\x03 \x01(\tR\x06member\x12)\n" +
-	"\x04acks\x18\x04 \x03(\v2\x15.wail.v1.PartitionAckR\x04acks\"B\n" +
+	"\x04acks\x18\x04 \x03(\v2\x15.wail.v1.PartitionAckR\x04acks\x12!\n" +
+	"\fsnapshot_end\x18\x05 \x01(\bR\vsnapshotEnd\"B\n" +
 	"\n" +
 	"AckRefused\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
