@@ -83,16 +83,22 @@ func TestConsumeStreams(t *testing.T) {
 // log, members' leases of lease) with a table "t" of one partition.
 func consumeWorld(t *testing.T, lease time.Duration) (*embedded.Log, *eventbus.Bus, wailv1connect.EventServiceClient, *EventService) {
 	t.Helper()
+	return consumeWorldOf(t, lease, 1)
+}
+
+// consumeWorldOf is consumeWorld with a table "t" of n partitions.
+func consumeWorldOf(t *testing.T, lease time.Duration, n int32) (*embedded.Log, *eventbus.Bus, wailv1connect.EventServiceClient, *EventService) {
+	t.Helper()
 	log, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { log.Close() })
 	bus := eventbus.New(log)
-	if err := bus.CreateTable(t.Context(), "t", 1, 0); err != nil {
+	if err := bus.CreateTable(t.Context(), "t", n, 0); err != nil {
 		t.Fatal(err)
 	}
-	groups := eventbus.NewService(bus, func(table string) (int32, bool) { return 1, table == "t" }).WithGroups(group.New(log, lease))
+	groups := eventbus.NewService(bus, func(table string) (int32, bool) { return n, table == "t" }).WithGroups(group.New(log, lease))
 	t.Cleanup(groups.Close)
 	c, svc := serveEventService(t, groups)
 	return log, bus, c, svc

@@ -50,7 +50,12 @@ type Core struct {
 	delivered []int64
 	eventsTo  []int64 // delivered's value after the last batch that had events
 	unacked   []time.Time
-	seq       uint64 // epochs are unique across partitions and changes
+	// revoking: the partition moves from its live owner, which is sent
+	// no more of its events; it keeps it (and may acknowledge it) until
+	// it acknowledged what it was sent or drainBy passed (Handover).
+	revoking []bool
+	drainBy  []time.Time
+	seq      uint64 // epochs are unique across partitions and changes
 	// shared: ownership is decided by the group's shared entry (shared.go)
 	// and given with Grant; Join and Leave do not balance.
 	shared bool
@@ -70,10 +75,14 @@ type Grant struct {
 
 // Change is what a membership change does: per member, the partitions it
 // loses and those it gets. Revocations must take effect (the member's
-// reader of the partition stopped) before grants are started.
+// reader of the partition stopped) before grants are started. Draining
+// are the partitions a member is to lose once it acknowledged what it was
+// sent (Handover): their readers stop now, the member is told when they
+// are revoked.
 type Change struct {
-	Revoked map[string][]int32
-	Granted map[string][]Grant
+	Revoked  map[string][]int32
+	Granted  map[string][]Grant
+	Draining map[string][]int32
 }
 
 // NewCore returns the core of a group over n partitions whose members
@@ -83,7 +92,8 @@ type Change struct {
 // epochs keep increasing while the process lives).
 func NewCore(n int32, lease time.Duration, committed map[int32]int64, after uint64) *Core {
 	c := &Core{n: n, lease: lease, seq: after, owner: make([]string, n), epoch: make([]uint64, n),
-		committed: make([]int64, n), delivered: make([]int64, n), eventsTo: make([]int64, n), unacked: make([]time.Time, n)}
+		committed: make([]int64, n), delivered: make([]int64, n), eventsTo: make([]int64, n), unacked: make([]time.Time, n),
+		revoking: make([]bool, n), drainBy: make([]time.Time, n)}
 	for p := range c.committed {
 		c.committed[p] = -1
 		if o, ok := committed[int32(p)]; ok {
@@ -108,27 +118,32 @@ func (c *Core) LastEpoch() uint64 { return c.seq }
 // Owner returns a partition's owner ("" none) and epoch.
 func (c *Core) Owner(p int32) (string, uint64) { return c.owner[p], c.epoch[p] }
 
+// Revoking reports whether p drains: it moves from its owner once the
+// owner acknowledged what it was sent.
+func (c *Core) Revoking(p int32) bool { return c.revoking[p] }
+
 // Committed returns a partition's committed offset (-1: never).
 func (c *Core) Committed(p int32) int64 { return c.committed[p] }
 
-// Join adds a member (a member id already in is an error: two live
-// members must not share an id).
-func (c *Core) Join(id string) (Change, error) {
+// Join adds a member at now (a member id already in is an error: two
+// live members must not share an id).
+func (c *Core) Join(id string, now time.Time) (Change, error) {
 	if c.has(id) {
 		return Change{}, fmt.Errorf("%w: %q is a live member: give each member its own id (a member that died leaves when its stream ends)", ErrDuplicateMember, id)
 	}
 	c.members = append(c.members, &member{id: id})
-	return c.rebalance(), nil
+	return c.rebalance(now), nil
 }
 
-// Leave removes a member (unknown: nothing happens).
-func (c *Core) Leave(id string) Change {
+// Leave removes a member at now (unknown: nothing happens); its
+// partitions move at once, draining ones too.
+func (c *Core) Leave(id string, now time.Time) Change {
 	i := slices.IndexFunc(c.members, func(m *member) bool { return m.id == id })
 	if i < 0 {
 		return Change{}
 	}
 	c.members = slices.Delete(c.members, i, i+1)
-	return c.rebalance()
+	return c.rebalance(now)
 }
 
 func (c *Core) has(id string) bool {
@@ -143,6 +158,7 @@ func (c *Core) Grant(p int32, id string, epoch uint64, offset int64) Change {
 		ch.Revoked[o] = append(ch.Revoked[o], p)
 	}
 	c.owner[p], c.epoch[p], c.committed[p] = id, epoch, offset
+	c.revoking[p], c.drainBy[p] = false, time.Time{}
 	c.delivered[p] = max(offset, 0)
 	c.eventsTo[p] = c.delivered[p]
 	c.unacked[p] = time.Time{}
@@ -157,10 +173,16 @@ func (c *Core) Revoke(p int32) Change {
 		if c.has(o) {
 			ch.Revoked[o] = []int32{p}
 		}
-		c.owner[p] = ""
-		c.unacked[p] = time.Time{}
+		c.free(p)
 	}
 	return ch
+}
+
+// free takes p from its owner.
+func (c *Core) free(p int32) {
+	c.owner[p] = ""
+	c.unacked[p] = time.Time{}
+	c.revoking[p], c.drainBy[p] = false, time.Time{}
 }
 
 // Held returns the partitions owned here, by epoch (shared mode).
@@ -176,14 +198,17 @@ func (c *Core) Held() map[int32]uint64 {
 
 // rebalance gives every partition to a live member, as evenly as the
 // counts allow (the first n%m members in join order take one more),
-// keeping partitions where they are when it can.
-func (c *Core) rebalance() Change {
-	ch := Change{Revoked: map[string][]int32{}, Granted: map[string][]Grant{}}
+// keeping partitions where they are when it can, those with
+// unacknowledged events first. A partition that must move from a live
+// member that has unacknowledged events of it drains first (Draining;
+// Handover moves it), from now on; one of a member that left moves at
+// once.
+func (c *Core) rebalance(now time.Time) Change {
+	ch := Change{Revoked: map[string][]int32{}, Granted: map[string][]Grant{}, Draining: map[string][]int32{}}
 	if c.shared {
 		for p, o := range c.owner { // a member that left: its partitions are free here
 			if o != "" && !c.has(o) {
-				c.owner[p] = ""
-				c.unacked[p] = time.Time{}
+				c.free(int32(p))
 			}
 		}
 		return ch
@@ -197,21 +222,37 @@ func (c *Core) rebalance() Change {
 		}
 	}
 	kept := map[string]int{}
+	keep := make([]bool, c.n)
+	// Kept first: the partitions with unacknowledged events (moving one
+	// of those waits for its drain), then the others.
+	for _, busy := range []bool{true, false} {
+		for p := range c.n {
+			o := c.owner[p]
+			if o != "" && c.has(o) && !c.revoking[p] && !c.unacked[p].IsZero() == busy && kept[o] < caps[o] {
+				kept[o]++
+				keep[p] = true
+			}
+		}
+	}
 	var free []int32
 	for p := range c.n {
 		o := c.owner[p]
-		if o != "" && c.has(o) && kept[o] < caps[o] {
-			kept[o]++
-			continue
+		switch {
+		case keep[p]:
+		case o == "":
+			free = append(free, p)
+		case !c.has(o): // it left: at once
+			c.free(p)
+			free = append(free, p)
+		case c.revoking[p]: // draining already: Handover moves it
+		case !c.unacked[p].IsZero():
+			c.revoking[p], c.drainBy[p] = true, now.Add(c.lease)
+			ch.Draining[o] = append(ch.Draining[o], p)
+		default:
+			ch.Revoked[o] = append(ch.Revoked[o], p)
+			c.free(p)
+			free = append(free, p)
 		}
-		if o != "" {
-			if c.has(o) {
-				ch.Revoked[o] = append(ch.Revoked[o], p)
-			}
-			c.owner[p] = ""
-			c.unacked[p] = time.Time{}
-		}
-		free = append(free, p)
 	}
 	for _, p := range free {
 		for _, mb := range c.members {
@@ -229,11 +270,40 @@ func (c *Core) rebalance() Change {
 	return ch
 }
 
+// Handover moves the draining partitions whose owner acknowledged every
+// event it was sent of them, and those that drained for a lease (an owner
+// that acknowledges bit by bit: the drain is bounded by the lease even
+// when the owner's is renewed): each is revoked from its owner and given
+// where the balance says, from the committed offset (the events the
+// owner did not acknowledge go again to the next).
+func (c *Core) Handover(now time.Time) Change {
+	ch := Change{Revoked: map[string][]int32{}}
+	for p := range c.n {
+		if !c.revoking[p] || (!c.unacked[p].IsZero() && now.Before(c.drainBy[p])) {
+			continue
+		}
+		o := c.owner[p]
+		ch.Revoked[o] = append(ch.Revoked[o], p)
+		c.free(p)
+	}
+	if len(ch.Revoked) == 0 {
+		return Change{}
+	}
+	next := c.rebalance(now)
+	for o, ps := range next.Revoked {
+		ch.Revoked[o] = append(ch.Revoked[o], ps...)
+	}
+	ch.Granted, ch.Draining = next.Granted, next.Draining
+	return ch
+}
+
 // Delivered records that the owner of p at epoch was sent the events
 // before next; it reports false when that owner lost p meanwhile (the
 // events must not be sent).
+//
+// A draining partition's owner is sent nothing more of it.
 func (c *Core) Delivered(p int32, epoch uint64, next int64, events bool, now time.Time) bool {
-	if c.epoch[p] != epoch || c.owner[p] == "" {
+	if c.epoch[p] != epoch || c.owner[p] == "" || c.revoking[p] {
 		return false
 	}
 	if events && c.unacked[p].IsZero() && next > c.committedOrZero(p) {

@@ -43,6 +43,7 @@ func owners(t *testing.T, c *Core) map[string]int {
 // partitions it must, each grant at the committed offset with a new epoch.
 func TestCoreMembership(t *testing.T) {
 	t.Parallel()
+	t0 := time.Unix(1000, 0)
 	for seed := range uint64(50) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		n := int32(1 + rng.IntN(12))
@@ -54,13 +55,13 @@ func TestCoreMembership(t *testing.T) {
 			if len(live) == 0 || rng.IntN(3) > 0 {
 				id := fmt.Sprintf("m%d", step)
 				var err error
-				if ch, err = c.Join(id); err != nil {
+				if ch, err = c.Join(id, t0); err != nil {
 					t.Fatal(err)
 				}
 				live = append(live, id)
 			} else {
 				i := rng.IntN(len(live))
-				ch = c.Leave(live[i])
+				ch = c.Leave(live[i], t0)
 				live = append(live[:i], live[i+1:]...)
 			}
 			owners(t, c)
@@ -87,11 +88,12 @@ func TestCoreMembership(t *testing.T) {
 
 func TestCoreJoinTwice(t *testing.T) {
 	t.Parallel()
+	t0 := time.Unix(1000, 0)
 	c := NewCore(2, time.Second, nil, 0)
-	if _, err := c.Join("a"); err != nil {
+	if _, err := c.Join("a", t0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Join("a"); err == nil {
+	if _, err := c.Join("a", t0); err == nil {
 		t.Fatal("a second member with the same id was let in")
 	}
 }
@@ -102,7 +104,7 @@ func TestCoreAcks(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	c := NewCore(1, time.Second, map[int32]int64{0: 10}, 0)
-	ch, _ := c.Join("a")
+	ch, _ := c.Join("a", t0)
 	g := ch.Granted["a"][0]
 	if g.Offset != 10 {
 		t.Fatalf("grant at %d, want the committed 10", g.Offset)
@@ -129,8 +131,8 @@ func TestCoreAcks(t *testing.T) {
 	if got := c.Expired(t0.Add(2 * time.Second)); len(got) != 1 || got[0] != "a" {
 		t.Fatalf("expired = %v, want a (events 12..14 unacknowledged for over a second)", got)
 	}
-	ch, _ = c.Join("b")
-	c.Leave("a")
+	ch, _ = c.Join("b", t0)
+	c.Leave("a", t0)
 	o, e := c.Owner(0)
 	if o != "b" || e == g.Epoch {
 		t.Fatalf("owner %q epoch %d after a left", o, e)
@@ -154,12 +156,12 @@ func TestCoreAckReplays(t *testing.T) {
 	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	c := NewCore(1, time.Second, map[int32]int64{0: 0}, 0)
-	ch, _ := c.Join("a")
+	ch, _ := c.Join("a", t0)
 	old := ch.Granted["a"][0]
-	c.Join("b")
-	c.Leave("b") // nothing moves: a keeps partition 0 at its epoch
-	c.Leave("a")
-	ch, _ = c.Join("a")
+	c.Join("b", t0)
+	c.Leave("b", t0) // nothing moves: a keeps partition 0 at its epoch
+	c.Leave("a", t0)
+	ch, _ = c.Join("a", t0)
 	g := ch.Granted["a"][0]
 	if g.Epoch == old.Epoch {
 		t.Fatalf("a got partition 0 back at its old epoch %d", g.Epoch)

@@ -396,6 +396,9 @@ type PartitionState struct {
 	Epoch     uint64
 	Unacked   time.Time // when the oldest unacknowledged delivery was sent
 	Delivered int64
+	// Revoking: it moves from Owner once Owner acknowledged what it was
+	// sent (or within the lease); Owner is sent no more of it.
+	Revoking bool
 }
 
 // Describe returns a group's members (in join order) and partitions.
@@ -442,6 +445,7 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 			for p := range t.Partitions {
 				out[p].Owner, out[p].Epoch = gr.core.Owner(p)
 				out[p].Unacked, out[p].Delivered = gr.core.unacked[p], gr.core.delivered[p]
+				out[p].Revoking = gr.core.Revoking(p)
 			}
 		}
 		gr.mu.Unlock()
@@ -587,6 +591,8 @@ func (g *Groups) expire() {
 // idle partitions, to which no acknowledgement is ever due, held them for
 // good). gr.mu is held.
 func (gr *grp) expireLocked(now time.Time) {
+	// A drain that took the lease ends: its partition moves.
+	gr.apply(gr.core.Handover(now))
 	for _, id := range gr.core.Expired(now) {
 		if s := gr.sessions[id]; s != nil {
 			gr.leave(s, fmt.Errorf("%w: member %q did not acknowledge delivered events within %s; "+

@@ -82,7 +82,7 @@ func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest Star
 	}
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
-	ch, err := gr.core.Join(id)
+	ch, err := gr.core.Join(id, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +199,7 @@ func (gr *grp) leave(s *Session, why error) {
 	}
 	delete(gr.sessions, s.id)
 	s.end(why)
-	gr.apply(gr.core.Leave(s.id))
+	gr.apply(gr.core.Leave(s.id, time.Now()))
 	gr.g.kickSync()
 }
 
@@ -218,10 +218,15 @@ func (s *Session) end(why error) {
 	close(s.done)
 }
 
-// apply stops the readers of revoked partitions and starts those of
-// granted ones (at the committed offsets), and tells the members; under
-// gr.mu.
+// apply stops the readers of revoked and draining partitions and starts
+// those of granted ones (at the committed offsets), and tells the members
+// (of draining partitions, once they are revoked); under gr.mu.
 func (gr *grp) apply(ch Change) {
+	for id, ps := range ch.Draining {
+		if s := gr.sessions[id]; s != nil {
+			s.stopReaders(ps)
+		}
+	}
 	for id, ps := range ch.Revoked {
 		if s := gr.sessions[id]; s != nil {
 			s.stopReaders(ps)
@@ -459,7 +464,9 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 	// handed over meanwhile starts at the offset committed here.
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
-	defer func() { gr.expireLocked(time.Now()) }() // see expire
+	// See expire; it also moves a draining partition these
+	// acknowledgements completed (Handover).
+	defer func() { gr.expireLocked(time.Now()) }()
 	if gr.sessions[id] == nil {
 		return nil, fmt.Errorf("%w: %q is not a member of group %q of %s (it left or its lease expired): join again", ErrNotMember, id, name, t.Name)
 	}
