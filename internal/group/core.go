@@ -185,6 +185,22 @@ func (c *Core) free(p int32) {
 	c.revoking[p], c.drainBy[p] = false, time.Time{}
 }
 
+// Drain marks p, owned here, revoking from now (shared mode: the group's
+// entry keeps it its owner's until Handover frees it and a sync releases
+// it).
+func (c *Core) Drain(p int32, now time.Time) Change {
+	o := c.owner[p]
+	if o == "" || c.revoking[p] {
+		return Change{}
+	}
+	c.revoking[p], c.drainBy[p] = true, now.Add(c.lease)
+	return Change{Draining: map[string][]int32{o: {p}}}
+}
+
+// Busy reports whether p's owner was sent events of it that it did not
+// acknowledge.
+func (c *Core) Busy(p int32) bool { return !c.unacked[p].IsZero() }
+
 // Held returns the partitions owned here, by epoch (shared mode).
 func (c *Core) Held() map[int32]uint64 {
 	out := map[int32]uint64{}

@@ -591,8 +591,12 @@ func (g *Groups) expire() {
 // idle partitions, to which no acknowledgement is ever due, held them for
 // good). gr.mu is held.
 func (gr *grp) expireLocked(now time.Time) {
-	// A drain that took the lease ends: its partition moves.
-	gr.apply(gr.core.Handover(now))
+	// A drain that ended (acknowledged, or it took the lease): its
+	// partition moves (shared: the next sync releases it).
+	if ch := gr.core.Handover(now); len(ch.Revoked) > 0 {
+		gr.apply(ch)
+		gr.g.kickSync()
+	}
 	for _, id := range gr.core.Expired(now) {
 		if s := gr.sessions[id]; s != nil {
 			gr.leave(s, fmt.Errorf("%w: member %q did not acknowledge delivered events within %s; "+
@@ -636,6 +640,7 @@ func (g *Groups) describeShared(ctx context.Context, t Table, name string, gr *g
 		}
 		if id, e := gr.core.Owner(p); id == o.ID && e == o.Epoch {
 			out[p].Unacked, out[p].Delivered = gr.core.unacked[p], gr.core.delivered[p]
+			out[p].Revoking = gr.core.Revoking(p)
 		}
 	}
 	return members, out, nil

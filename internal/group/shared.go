@@ -126,13 +126,22 @@ type Local struct {
 	SnapWant   string
 	SnapEpoch  uint64
 	SnapEvents int64
+	// Busy: held partitions with events their member was sent and did
+	// not acknowledge; Draining: held partitions that drain (Core.Drain),
+	// released once Core.Handover took them (they are not Held then).
+	Busy     map[int32]bool
+	Draining map[int32]bool
 }
 
 // Plan is what a sync does: Release first (stop those partitions
-// locally, so that nothing more is delivered or committed for them),
-// then write Next (compare-and-set), then grant Claims locally.
+// locally, so that nothing more is delivered or committed for them) and
+// start the drain of Drain (partitions over the member's share that it
+// has unacknowledged events of: they stay its in the entry until it
+// acknowledged them, Core.Drain), then write Next (compare-and-set),
+// then grant Claims locally.
 type Plan struct {
 	Release []int32
+	Drain   []int32
 	Next    *SharedState // nil: nothing to write
 	Claims  []Grant      // the member of each claim: ClaimMembers
 	// ClaimMembers[i] is the member of Claims[i].
@@ -279,21 +288,37 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 			}
 		}
 	}
+	// Kept first: every partition of another process's member (what it
+	// keeps is its process's decision), and this process's with
+	// unacknowledged events (moving one waits for its drain); then this
+	// process's others. A partition draining here is neither kept nor
+	// free: it is released once drained.
 	count := map[SharedMember]int{}
+	keep := make([]bool, n)
+	for _, first := range []bool{true, false} {
+		for p := range n {
+			o := next.Owners[p].SharedMember
+			mine := o.Proc == l.Proc
+			if o.ID == "" || (mine && l.Draining[p]) || (!mine || l.Busy[p]) != first {
+				continue
+			}
+			if count[o] < caps[o] {
+				count[o]++
+				keep[p] = true
+			}
+		}
+	}
 	var free []int32
 	for p := range n {
 		o := next.Owners[p].SharedMember
-		if o.ID == "" {
+		switch {
+		case o.ID == "":
 			free = append(free, p)
-			continue
-		}
-		if count[o] < caps[o] {
-			count[o]++
-			continue
-		}
-		// Over its share: its process releases it (this one now; another
-		// at its own sync).
-		if o.Proc == l.Proc {
+		case keep[p], o.Proc != l.Proc, l.Draining[p]:
+			// (over its share on another process: released at its sync)
+		case l.Busy[p]: // over its share: drained here, then released
+			plan.Drain = append(plan.Drain, p)
+		default: // over its share: released now
 			plan.Release = append(plan.Release, p)
 			next.Owners[p].SharedMember = SharedMember{}
 			changed = true

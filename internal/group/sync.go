@@ -143,7 +143,11 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		}
 		start := time.Now()
 		gr.mu.Lock()
-		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held(), SnapEpoch: gr.snap.epoch}
+		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held(), SnapEpoch: gr.snap.epoch,
+			Busy: map[int32]bool{}, Draining: map[int32]bool{}}
+		for p := range l.Held {
+			l.Busy[p], l.Draining[p] = gr.core.Busy(p), gr.core.Revoking(p)
+		}
 		if l.SnapEpoch == 0 {
 			l.SnapWant = gr.snap.want
 		}
@@ -161,6 +165,9 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		}
 		for _, p := range plan.Release {
 			gr.apply(gr.core.Revoke(p)) // waits for a commit in flight: it holds gr.mu
+		}
+		for _, p := range plan.Drain {
+			gr.apply(gr.core.Drain(p, start)) // released at a sync once drained (Handover)
 		}
 		gr.mu.Unlock()
 		if plan.Err != nil {
