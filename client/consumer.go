@@ -56,8 +56,12 @@ type ConsumerConfig struct {
 	// its cursor.
 	MaxBatchEvents int32
 	// OnPartitions, if set, is called (from Next) when the group grants
-	// partitions to this member or revokes them: events of a revoked
-	// partition that were not acknowledged go to another member.
+	// partitions to this member or revokes them. A partition that moves
+	// to another member (one joined or left) is revoked once this member
+	// acknowledged the events it was sent of it (it gets no more of them
+	// meanwhile), or after the server's api.group_lease_timeout: events
+	// of a revoked partition that were not acknowledged go to another
+	// member.
 	OnPartitions func(granted []*wailv1.PartitionGrant, revoked []int32)
 	// Reconnect says how Next reopens a stream that dropped (the server
 	// went away or restarted, a group member's lease expired).

@@ -274,7 +274,7 @@ func groupPartitions(parts []group.PartitionState) []*wailv1.GroupPartition {
 	out := make([]*wailv1.GroupPartition, len(parts))
 	for i, p := range parts {
 		gp := &wailv1.GroupPartition{Partition: p.Partition, Committed: p.Committed, End: p.End, Owner: p.Owner, Epoch: p.Epoch,
-			Lag: p.End - max(p.Committed, 0)}
+			Lag: p.End - max(p.Committed, 0), Revoking: p.Revoking}
 		if !p.Unacked.IsZero() {
 			gp.UnackedMs = time.Since(p.Unacked).Milliseconds()
 		}

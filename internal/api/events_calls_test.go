@@ -80,8 +80,8 @@ func TestEventGroupCalls(t *testing.T) {
 	t.Parallel()
 	waiting := time.Now().Add(-time.Hour)
 	parts := []group.PartitionState{
-		{Partition: 0, Committed: -1, End: 7},                                        // never committed: all of it is lag
-		{Partition: 1, Committed: 5, End: 9, Owner: "m", Epoch: 2, Unacked: waiting}, // an hour unacknowledged
+		{Partition: 0, Committed: -1, End: 7},                                                        // never committed: all of it is lag
+		{Partition: 1, Committed: 5, End: 9, Owner: "m", Epoch: 2, Unacked: waiting, Revoking: true}, // an hour unacknowledged, draining
 	}
 	g := &groupCalls{refused: map[int32]error{1: errors.New("epoch 1 is over")}, names: []string{"a", "b"}, parts: parts}
 	c, _ := serveEventService(t, g)
@@ -104,8 +104,8 @@ func TestEventGroupCalls(t *testing.T) {
 	}
 	check := func(call string, got []*wailv1.GroupPartition) {
 		t.Helper()
-		if len(got) != 2 || got[0].Lag != 7 || got[0].Committed != -1 || got[0].UnackedMs != 0 ||
-			got[1].Lag != 4 || got[1].Owner != "m" || got[1].Epoch != 2 || got[1].UnackedMs < time.Hour.Milliseconds() {
+		if len(got) != 2 || got[0].Lag != 7 || got[0].Committed != -1 || got[0].UnackedMs != 0 || got[0].Revoking ||
+			got[1].Lag != 4 || got[1].Owner != "m" || got[1].Epoch != 2 || got[1].UnackedMs < time.Hour.Milliseconds() || !got[1].Revoking {
 			t.Errorf("%s: partitions %v", call, got)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 // partition was revoked and m2 gets it from there: version 2 only. Before
 // the drain, m2 got the partition at once and delivered version 1 again
 // and version 2 while m1 held version 1 (per-key order broken across the
-// group).
+// group). DescribeGroup shows the partition revoking meanwhile.
 func TestConsumeHandoverDrains(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
@@ -97,6 +97,13 @@ func TestConsumeHandoverDrains(t *testing.T) {
 	case m := <-m1:
 		t.Fatalf("m1 got %v while its partition 1 drains", m)
 	case <-time.After(300 * time.Millisecond):
+	}
+	d, err := c.DescribeGroup(ctx, connect.NewRequest(&wailv1.DescribeGroupRequest{Table: "t", Group: "g"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Msg.Partitions; len(p) != 2 || p[1].Owner != "m1" || !p[1].Revoking || p[0].Revoking {
+		t.Fatalf("described %v, want partition 1 m1's, revoking", p)
 	}
 	resp, err := c.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: "t", Group: "g", Member: "m1",
 		Acks: []*wailv1.PartitionAck{{Partition: 1, Epoch: held.Epoch, Next: held.Next}}}))

@@ -109,6 +109,9 @@ func printGroupPartitions(w io.Writer, parts []*wailv1.GroupPartition) error {
 		if owner == "" {
 			owner = "-"
 		}
+		if p.Revoking { // it moves once its owner acknowledged what it was sent
+			owner += " (revoking)"
+		}
 		if p.UnackedMs > 0 {
 			unacked = fmt.Sprintf("%dms", p.UnackedMs)
 		}

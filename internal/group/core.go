@@ -4,8 +4,10 @@
 // (commit) how far they processed, durably, in the log's committed
 // offsets; a member that leaves, dies or stops acknowledging loses its
 // partitions, and the next owner starts at the committed offset, so that
-// exactly the unacknowledged events are delivered again. See DESIGN.md,
-// "Consumer groups".
+// exactly the unacknowledged events are delivered again. A partition that
+// moves from a live member (the balance changed) drains first: it moves
+// once that member acknowledged what it was sent, or after a lease. See
+// DESIGN.md, "Consumer groups".
 //
 // Core (this file) decides membership, assignment and leases without I/O;
 // Groups (groups.go) runs it over a log.

@@ -1,9 +1,12 @@
 package group
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestCoreHandoverDrains: a partition that moves from a live member with
@@ -175,4 +178,97 @@ func TestCoreHandoverEnds(t *testing.T) {
 			owners(t, c)
 		})
 	}
+}
+
+// TestGroupsHandoverDrains: the loop over Core. Member a holds records of
+// both partitions unacknowledged when b joins: b gets nothing, a's
+// partition 1 is revoking (Describe, wail_group_revoking_partitions) and
+// a gets no more of its records; once a acknowledged them, a is told it
+// was revoked and b gets it from there.
+func TestGroupsHandoverDrains(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	tb := table(t, l, 2, 5)
+	g := New(l, time.Minute)
+	defer g.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(g.Collector())
+	a, err := g.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oa := owned{}
+	last := map[int32]Message{}
+	until(t, a, oa, func(m Message) {
+		if len(m.Records) > 0 && a.Check(m) {
+			last[m.Partition] = m
+		}
+	}, func() bool { return len(last) == 2 })
+	b, err := g.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, parts, err := g.Describe(ctx, tb, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parts[0].Revoking || !parts[1].Revoking || parts[1].Owner != "a" {
+		t.Fatalf("described %+v, want partition 1 a's, revoking", parts)
+	}
+	if n := revokingMetric(t, reg); n != 1 {
+		t.Fatalf("wail_group_revoking_partitions %v, want 1", n)
+	}
+	appendRecords(t, l, 40)
+	nctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	for {
+		m, err := a.Next(nctx)
+		if err != nil {
+			break
+		}
+		if m.Partition == 1 && (m.Revoked != nil || (m.Granted == nil && a.Check(m))) {
+			t.Fatalf("a got %+v of its draining partition", m)
+		}
+	}
+	cancel()
+	bctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	if m, err := b.Next(bctx); err == nil {
+		t.Fatalf("b got %+v while a holds unacknowledged records of both partitions", m)
+	}
+	cancel()
+	p1 := last[1]
+	if refused, err := g.Ack(ctx, tb, "g", "a", []Ack{{1, p1.Epoch, p1.Next}}); err != nil || len(refused) > 0 {
+		t.Fatalf("a's ack: %v %v", refused, err)
+	}
+	until(t, a, oa, nil, func() bool { _, ok := oa[1]; return !ok })
+	ob := owned{}
+	until(t, b, ob, nil, func() bool { return len(ob) == 1 })
+	if _, ok := ob[1]; !ok {
+		t.Fatalf("b owns %v, want partition 1", ob)
+	}
+	_, parts, err = g.Describe(ctx, tb, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parts[1].Revoking || parts[1].Owner != "b" || parts[1].Committed != p1.Next {
+		t.Fatalf("described %+v, want partition 1 b's from %d", parts, p1.Next)
+	}
+	if n := revokingMetric(t, reg); n != 0 {
+		t.Fatalf("wail_group_revoking_partitions %v once moved, want 0", n)
+	}
+}
+
+func revokingMetric(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "wail_group_revoking_partitions" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no wail_group_revoking_partitions")
+	return 0
 }

@@ -19,16 +19,21 @@ var (
 		[]string{"table", "group"}, nil)
 	membersDesc = prometheus.NewDesc("wail_group_members",
 		"Live members of a consumer group in this process (a member streams from one process: sum over processes for the group's).", []string{"table", "group"}, nil)
+	revokingDesc = prometheus.NewDesc("wail_group_revoking_partitions",
+		"Partitions of a consumer group that move from a member of this process once it acknowledged the events it was sent of them "+
+			"(it is sent no more of them meanwhile; at most api.group_lease_timeout). Sum over processes for the group's.",
+		[]string{"table", "group"}, nil)
 )
 
-// lagCollector reports the lag and members of the groups this process
-// serves (those with a member since it started), reading the committed
-// offsets and partition ends from the log when scraped. In groups shared
-// by processes, the lag is the group's (positions and ends are in the
-// shared log: every process serving it reports the same value, so no
-// process has to reach the others), and the members are this process's
-// (each member streams from one process, so their sum over processes is
-// the group's; a dead process's members are rightly in no sum).
+// lagCollector reports the lag, members and revoking partitions of the
+// groups this process serves (those with a member since it started),
+// reading the committed offsets and partition ends from the log when
+// scraped. In groups shared by processes, the lag is the group's
+// (positions and ends are in the shared log: every process serving it
+// reports the same value, so no process has to reach the others), and the
+// members and revoking partitions are this process's (each member streams
+// from one process, so their sum over processes is the group's; a dead
+// process's members are rightly in no sum).
 type lagCollector struct{ g *Groups }
 
 // Collector returns a Prometheus collector of the groups' lag and
@@ -39,13 +44,14 @@ func (g *Groups) Collector() prometheus.Collector { return lagCollector{g} }
 func (c lagCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- lagDesc
 	ch <- membersDesc
+	ch <- revokingDesc
 }
 
 func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 	type served struct {
 		table, name, topic string
 		partitions         int32
-		members            int
+		members, revoking  int
 	}
 	// The groups are listed under g.mu, and each read under its own lock
 	// after: a group's lock may be held across a commit that waits on the
@@ -60,13 +66,20 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 	list := make([]served, 0, len(grs))
 	for _, gr := range grs {
 		gr.mu.Lock()
-		list = append(list, served{gr.table, gr.name, gr.topic, gr.core.n, len(gr.core.Members())})
+		s := served{table: gr.table, name: gr.name, topic: gr.topic, partitions: gr.core.n, members: len(gr.core.Members())}
+		for p := range gr.core.n {
+			if gr.core.Revoking(p) {
+				s.revoking++
+			}
+		}
 		gr.mu.Unlock()
+		list = append(list, s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lagScrapeTimeout)
 	defer cancel()
 	for _, s := range list {
 		ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(s.members), s.table, s.name)
+		ch <- prometheus.MustNewConstMetric(revokingDesc, prometheus.GaugeValue, float64(s.revoking), s.table, s.name)
 		lag, err := c.g.lag(ctx, s.topic, s.name, s.partitions)
 		if err != nil {
 			continue

@@ -4636,7 +4636,11 @@ type GroupPartition struct {
 	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
 	Epoch uint64 `protobuf:"varint,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	// unacked_ms is how long its oldest unacknowledged event has waited.
-	UnackedMs     int64 `protobuf:"varint,7,opt,name=unacked_ms,json=unackedMs,proto3" json:"unacked_ms,omitempty"`
+	UnackedMs int64 `protobuf:"varint,7,opt,name=unacked_ms,json=unackedMs,proto3" json:"unacked_ms,omitempty"`
+	// revoking: it moves from owner (which is sent no more of it) once
+	// owner acknowledged the events it was sent, or within
+	// api.group_lease_timeout.
+	Revoking      bool `protobuf:"varint,8,opt,name=revoking,proto3" json:"revoking,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4718,6 +4722,13 @@ func (x *GroupPartition) GetUnackedMs() int64 {
 		return x.UnackedMs
 	}
 	return 0
+}
+
+func (x *GroupPartition) GetRevoking() bool {
+	if x != nil {
+		return x.Revoking
+	}
+	return false
 }
 
 type DescribeGroupResponse struct {
@@ -6298,7 +6309,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06groups\x18\x01 \x03(\tR\x06groups\"B\n" +
 	"\x14DescribeGroupRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
-	"\x05group\x18\x02 \x01(\tR\x05group\"\xbb\x01\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\xd7\x01\n" +
 	"\x0eGroupPartition\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x1c\n" +
 	"\tcommitted\x18\x02 \x01(\x03R\tcommitted\x12\x10\n" +
@@ -6307,7 +6318,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x05owner\x18\x05 \x01(\tR\x05owner\x12\x14\n" +
 	"\x05epoch\x18\x06 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
-	"unacked_ms\x18\a \x01(\x03R\tunackedMs\"\xbc\x01\n" +
+	"unacked_ms\x18\a \x01(\x03R\tunackedMs\x12\x1a\n" +
+	"\brevoking\x18\b \x01(\bR\brevoking\"\xbc\x01\n" +
 	"\x15DescribeGroupResponse\x12\x18\n" +
 	"\amembers\x18\x01 \x03(\tR\amembers\x127\n" +
 	"\n" +
