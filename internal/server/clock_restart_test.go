@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -22,11 +23,28 @@ import (
 
 // TestClockAfterRestartPastEveryIntent: the proxy's last run stamped
 // version `ahead` (its clock was 5 s ahead, then set back while down),
-// and after it a redrive logged an intent with an older stored version.
-// At restart the clock still stamps above `ahead`. (It observed only the
-// partition's last intent: the next write of the key got a lower version
-// and was superseded by the proxy's own earlier write.)
+// and after it records with older versions were logged: redrives (their
+// stored versions) or aborts, fewer or more than the clock reads at start
+// (observeWindow). At restart the clock still stamps above `ahead`. (It
+// observed only the partition's last intent, later its last 1,024: the
+// next write of the key got a lower version and was superseded by the
+// proxy's own earlier write.)
 func TestClockAfterRestartPastEveryIntent(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		after int // records logged after the write, with older versions
+		op    intent.Op
+		floor uint64
+	}{
+		{"one redrive", 1, intent.Upsert, intent.NoEventFloor},
+		{"a redrive longer than the window", 1100, intent.Upsert, intent.NoEventFloor},
+		{"aborts more than the window", 1100, intent.Abort, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) { clockAfterRestart(t, tc.after, tc.op, tc.floor) })
+	}
+}
+
+func clockAfterRestart(t *testing.T, after int, op intent.Op, floor uint64) {
 	cfg := config.Default()
 	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
 	cfg.Tables = []config.Table{{Name: "t", Partitions: 1}}
@@ -56,11 +74,15 @@ func TestClockAfterRestartPastEveryIntent(t *testing.T) {
 		return &intentlog.Record{Key: in.Key, Value: b}
 	}
 	now := time.Now()
-	if err := lg.Append(bg, intent.Topic("t"), []*intentlog.Record{
+	recs := []*intentlog.Record{
 		rec(intent.Intent{Table: "t", Key: []byte("k"), Op: intent.Upsert, Version: ahead, ID: "w", ProxyID: cfg.ProxyID, CreatedAt: now}),
-		// then a redrive of another key: its stored (older) version
-		rec(intent.Intent{Table: "t", Key: []byte("j"), Op: intent.Upsert, Version: old, ID: "redrive-1", ProxyID: cfg.ProxyID, CreatedAt: now, PublishedFloor: 0}),
-	}); err != nil {
+	}
+	// then redrives or aborts of other keys, with older versions
+	for i := range after {
+		recs = append(recs, rec(intent.Intent{Table: "t", Key: fmt.Appendf(nil, "j%d", i), Op: op, Version: old + uint64(i)<<10,
+			ID: fmt.Sprintf("later-%d", i), ProxyID: cfg.ProxyID, CreatedAt: now, PublishedFloor: floor}))
+	}
+	if err := lg.Append(bg, intent.Topic("t"), recs); err != nil {
 		t.Fatal(err)
 	}
 	lg.Close()

@@ -288,17 +288,20 @@ func (s *Server) open(ctx context.Context) error {
 	return nil
 }
 
-// observeWindow is how many of a partition's last intents
-// observeLoggedVersions reads. Not only the last: the newest version need
-// not be the last record (a redrive, a reconcile, an abort or an unhang
-// logs an older version after it; two writes stamped in one order can be
-// appended in the other).
+// observeWindow is how many of a partition's last writes
+// observeLoggedVersions reads at least. Not only the last: the newest
+// version need not be the last record, since two writes stamped in one
+// order can be appended in the other.
 const observeWindow = 1024
 
-// observeLoggedVersions moves the clock past the newest of the last
-// observeWindow intents of every partition, so versions keep increasing
-// across a restart even if the wall clock went back while the process was
-// down.
+// observeLoggedVersions moves the clock past the newest version of every
+// partition's last observeWindow writes and of every record logged after
+// them, so versions keep increasing across a restart even if the wall
+// clock went back while the process was down. Records logged with an
+// older version than the partition's newest (a redrive's or a reconcile's,
+// which carry a PublishedFloor, and aborts) do not count towards the
+// window: however many of them follow the proxy's last write, the scan
+// goes back to it.
 func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) error {
 	for _, t := range s.catalog.List() {
 		if _, ok := s.catalog.Resolving(t.Name); !ok {
@@ -306,17 +309,9 @@ func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) er
 		}
 		topic := intent.Topic(t.Name)
 		for p := int32(0); p < t.Partitions; p++ {
-			// Retention can pass the window's start meanwhile: take the
-			// bounds again.
+			// Retention can pass the scan meanwhile: take the bounds again.
 			for try := 1; ; try++ {
-				start, end, err := s.log.Bounds(ctx, topic, p)
-				if err != nil {
-					return fmt.Errorf("bounds of %s/%d: %w", topic, p, err)
-				}
-				if end == start {
-					break
-				}
-				err = observeTail(ctx, s.log, topic, p, max(start, end-observeWindow), end, clock)
+				err := observePartition(ctx, s.log, topic, p, clock)
 				if err == nil {
 					break
 				}
@@ -329,26 +324,54 @@ func (s *Server) observeLoggedVersions(ctx context.Context, clock *hlc.Clock) er
 	return nil
 }
 
+// observePartition observes a partition's intents from its end back to
+// where observeWindow writes were seen (or its start), a window at a time.
+func observePartition(ctx context.Context, log intentlog.Log, topic string, p int32, clock *hlc.Clock) error {
+	start, end, err := log.Bounds(ctx, topic, p)
+	if err != nil {
+		return fmt.Errorf("bounds of %s/%d: %w", topic, p, err)
+	}
+	for writes := 0; end > start && writes < observeWindow; {
+		from := max(start, end-observeWindow)
+		n, err := observeTail(ctx, log, topic, p, from, end, clock)
+		if err != nil {
+			return err
+		}
+		writes += n
+		end = from
+	}
+	return nil
+}
+
 // observeTail observes the versions of the intents [from, end) of a
-// partition.
-func observeTail(ctx context.Context, log intentlog.Log, topic string, p int32, from, end int64, clock *hlc.Clock) error {
+// partition and returns how many were writes (not a redrive's, a
+// reconcile's or an abort).
+func observeTail(ctx context.Context, log intentlog.Log, topic string, p int32, from, end int64, clock *hlc.Clock) (writes int, err error) {
 	r, err := log.NewReader(topic, p, from)
 	if err != nil {
-		return fmt.Errorf("read %s/%d: %w", topic, p, err)
+		return 0, fmt.Errorf("read %s/%d: %w", topic, p, err)
 	}
 	defer r.Close()
 	for r.Position() < end {
 		recs, err := r.Next(ctx)
 		if err != nil {
-			return fmt.Errorf("read %s/%d at %d: %w", topic, p, r.Position(), err)
+			return 0, fmt.Errorf("read %s/%d at %d: %w", topic, p, r.Position(), err)
 		}
 		for _, rec := range recs {
-			if in, err := intent.UnmarshalIntent(rec.Value); err == nil {
-				clock.Observe(in.Version)
+			if rec.Offset >= end {
+				break
+			}
+			in, err := intent.UnmarshalIntent(rec.Value)
+			if err != nil {
+				continue
+			}
+			clock.Observe(in.Version)
+			if in.Op != intent.Abort && in.PublishedFloor == 0 {
+				writes++
 			}
 		}
 	}
-	return nil
+	return writes, nil
 }
 
 // Log returns the process's log (intent log, event bus and dead-letter
