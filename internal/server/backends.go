@@ -31,11 +31,12 @@ import (
 // seams are what a server's own tests put under the log and the store:
 // filesystems with faults, and the log's health callback.
 type seams struct {
-	logFS       vfs.FS             // the embedded log's (nil: the OS's)
-	onLogHealth func(error)        // embedded.Options.OnHealth
-	storeFS     pebblevfs.FS       // Pebble's (nil: the OS's)
-	tracing     *telemetry.Tracing // instead of the configured tracing (tests)
-	afterStore  func() error       // Server.open, once the store is open: an error fails that attempt (tests)
+	logFS       vfs.FS                        // the embedded log's (nil: the OS's)
+	onLogHealth func(error)                   // embedded.Options.OnHealth
+	storeFS     pebblevfs.FS                  // Pebble's (nil: the OS's)
+	tracing     *telemetry.Tracing            // instead of the configured tracing (tests)
+	afterStore  func() error                  // Server.open, once the store is open: an error fails that attempt (tests)
+	wrapStore   func(store.Store) store.Store // Server.open: the store the server uses instead of the one opened (tests)
 }
 
 // Both logs tell the resolver how large an append may be (Server.open).

@@ -200,6 +200,9 @@ func (s *Server) open(ctx context.Context) error {
 		if s.store, err = openStore(ctx, cfg, s.logger, s.seams); err != nil {
 			return fmt.Errorf("server: %w", err)
 		}
+		if s.seams.wrapStore != nil {
+			s.store = s.seams.wrapStore(s.store)
+		}
 		// Once per store: a later step that fails runs open again
 		// (start.go), and a second registration would panic.
 		registerStoreMetrics(s.registry, s.store)
@@ -564,7 +567,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	defer func() {
 		s.sinks.Close() // before the log closes (idempotent: shutdown closed it)
 		stopResolver()
-		background.Wait() // before the log and store close
+		// Before the log and store close, but not past the deadline: a
+		// store that stopped answering (a hung disk under Pebble) holds a
+		// catalog refresh for good.
+		if !waitBy(&background, deadline, s.cfg.ShutdownTimeout) {
+			err = errors.Join(err, fmt.Errorf("server: the catalog refresh or another background task did not stop within shutdown_timeout (%s): the store does not answer; exiting without", s.cfg.ShutdownTimeout))
+		}
 	}()
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -587,6 +595,24 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 		err = errors.Join(fmt.Errorf("server: %w: %w", ErrFailStop, *cause), err)
 	}
 	return errors.Join(lost, err)
+}
+
+// waitBy waits for wg until deadline (zero: timeout from now) and
+// reports whether it ended.
+func waitBy(wg *sync.WaitGroup, deadline time.Time, timeout time.Duration) bool {
+	if deadline.IsZero() {
+		deadline = time.Now().Add(timeout)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // refreshCatalog reloads the catalog until ctx ends, so tables created

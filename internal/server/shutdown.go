@@ -13,20 +13,65 @@ import (
 )
 
 // inflight tracks the requests being served, so that a shutdown that
-// cannot finish them in time says which it waited for.
+// cannot finish them in time says which it waited for, and can cut the
+// streams that would otherwise run until the client leaves.
 type inflight struct {
 	mu   sync.Mutex
-	reqs map[*http.Request]time.Time
+	reqs map[*http.Request]request
+	cut  bool // cutStreams ran: streams that start now are cut at once
 }
+
+type request struct {
+	since time.Time
+	cut   func() // a stream's: ends it (nil for other requests)
+}
+
+// streamPaths are the requests that stream until the client leaves: event
+// streams and the console's tail. Not WriteStream: shutdown answers what
+// it runs (api.ProducerService.Close).
+var streamPaths = []string{"/wail.v1.EventService/", "/console/api/tail"}
+
+func isStream(path string) bool {
+	for _, p := range streamPaths {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// streamCutGrace is how long a stream that shutdown cuts may still write
+// (its last message, the end of the stream) before its writes fail: a
+// client that stopped reading cannot hold up the shutdown.
+const streamCutGrace = 100 * time.Millisecond
 
 func (f *inflight) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := request{since: time.Now()}
+		if isStream(r.URL.Path) {
+			ctx, cancel := context.WithCancel(r.Context())
+			defer cancel()
+			r = r.WithContext(ctx)
+			rc := http.NewResponseController(w)
+			req.cut = func() {
+				// An event stream that shutdown ended (EventService.Close)
+				// writes its end within the grace; then its context ends
+				// (a console tail) and writes fail (a client that stopped
+				// reading).
+				_ = rc.SetWriteDeadline(time.Now().Add(streamCutGrace))
+				time.AfterFunc(streamCutGrace, cancel)
+			}
+		}
 		f.mu.Lock()
 		if f.reqs == nil {
-			f.reqs = map[*http.Request]time.Time{}
+			f.reqs = map[*http.Request]request{}
 		}
-		f.reqs[r] = time.Now()
+		f.reqs[r] = req
+		cut := f.cut
 		f.mu.Unlock()
+		if cut && req.cut != nil {
+			req.cut()
+		}
 		defer func() {
 			f.mu.Lock()
 			delete(f.reqs, r)
@@ -34,6 +79,19 @@ func (f *inflight) wrap(h http.Handler) http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// cutStreams ends the streams being served, and those that start later,
+// within streamCutGrace: then their contexts end and their writes fail.
+func (f *inflight) cutStreams() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cut = true
+	for _, req := range f.reqs {
+		if req.cut != nil {
+			req.cut()
+		}
+	}
 }
 
 // describe names the requests in flight, longest running first.
@@ -44,8 +102,8 @@ func (f *inflight) describe() string {
 		since time.Duration
 	}
 	var rs []req
-	for r, at := range f.reqs {
-		rs = append(rs, req{r.Method + " " + r.URL.Path + " from " + r.RemoteAddr, time.Since(at)})
+	for r, in := range f.reqs {
+		rs = append(rs, req{r.Method + " " + r.URL.Path + " from " + r.RemoteAddr, time.Since(in.since)})
 	}
 	f.mu.Unlock()
 	if len(rs) == 0 {
@@ -122,6 +180,10 @@ func (s *Server) shutdown(hs *http.Server, stopResolver func(), resolverErr <-ch
 		s.events.Close()
 	})
 	closing.Wait()
+	// Streams run until the client leaves (a console tail), or block on a
+	// client that stopped reading: cut them, the subscriber resumes from
+	// its cursor.
+	s.inflight.cutStreams()
 	if s.producer != nil {
 		s.producer.Close() // write streams answer what they run and end
 	}
