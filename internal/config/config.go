@@ -431,9 +431,19 @@ func Load(path string) (Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
 		if strings.Contains(err.Error(), "into time.Duration") {
-			err = fmt.Errorf("%w\n(durations need a unit: 0s, 500ms, 10s, 2m, 168h)", err)
+			err = fmt.Errorf("%w\n(durations need a unit: 0s, 500ms, 10s, 2m, 168h, and are at most 2562047h)", err)
 		}
 		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	// A second document would be ignored: its settings would silently keep
+	// their defaults.
+	var more yaml.Node
+	switch err := dec.Decode(&more); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return c, fmt.Errorf("config %s: %w", path, err)
+	case len(more.Content) > 0 && more.Content[0].Tag != "!!null": // an empty document is no setting
+		return c, fmt.Errorf("config %s: line %d: a second YAML document (---): put every setting in one document", path, more.Content[0].Line)
 	}
 	if err := c.Validate(); err != nil {
 		return c, fmt.Errorf("config %s: %w", path, err)

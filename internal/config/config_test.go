@@ -203,6 +203,20 @@ func TestLoad(t *testing.T) {
 		{name: "memory limit negative", yaml: "memory:\n  limit_bytes: -2\n", wantErr: "memory.limit_bytes -2: want -1 (none), 0 (from the cgroup) or at least 67108864 (64 MiB)"},
 		{name: "memory limit tiny", yaml: "memory:\n  limit_bytes: 67108863\n", wantErr: "memory.limit_bytes 67108863: want"},
 		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n", wantErr: "line 2: cannot unmarshal !!int `0` into time.Duration\n(durations need a unit: 0s"},
+		{name: "durations too long", yaml: "shutdown_timeout: 99999999999h\n", wantErr: "and are at most 2562047h"},
+		// A second document was ignored: its settings silently kept their
+		// defaults.
+		{name: "two documents", yaml: "listen: 127.0.0.1:1\n---\nshutdown_timeout: 5s\n", wantErr: "line 3: a second YAML document (---): put every setting in one document"},
+		{name: "one document after ---", yaml: "---\nlisten: 127.0.0.1:1\n", check: func(t *testing.T, c Config) {
+			if c.Listen != "127.0.0.1:1" {
+				t.Fatal(c.Listen)
+			}
+		}},
+		{name: "an empty document after the settings", yaml: "listen: 127.0.0.1:1\n---\n", check: func(t *testing.T, c Config) {
+			if c.Listen != "127.0.0.1:1" {
+				t.Fatal(c.Listen)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
