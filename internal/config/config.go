@@ -126,7 +126,9 @@ type Log struct {
 	// Retention removes intents older than this (0s keeps them forever).
 	Retention time.Duration `yaml:"retention"`
 	// EventRetention removes events older than this (0s keeps them
-	// forever; Kafka also compacts the event topics).
+	// forever; Kafka also compacts the event topics). At least Retention
+	// (0s when Retention is 0s): events must outlive the intents they
+	// resolve.
 	EventRetention time.Duration `yaml:"event_retention"`
 	// DLQRetention bounds the dead-letter topics (0s, the default, keeps
 	// them forever: a dead letter waits for a person).
@@ -143,6 +145,27 @@ type Log struct {
 	// every other dirty file of that filesystem, so use it on a volume of
 	// wail's own (Linux >= 5.8; elsewhere the log fsyncs per file).
 	SyncFilesystem bool `yaml:"sync_filesystem"`
+}
+
+// validateRetention refuses events that expire before the intents they
+// resolve: a resolver that replays intents (after `wail log repair` of an
+// offsets file, or when a key held its commit back) learns each key's last
+// event from the bus, and a key whose events expired looks new, so it
+// would publish a version a consumer has seen again.
+func (l Log) validateRetention() []error {
+	switch {
+	case l.EventRetention <= 0 || l.Retention < 0:
+		return nil // events forever (a negative value is refused above)
+	case l.Retention == 0:
+		return []error{fmt.Errorf("log.event_retention %s is shorter than log.retention 0s (intents kept forever): "+
+			"a replayed intent whose events expired would be published again; set log.event_retention to 0s (events forever) or log.retention to at most %[1]s",
+			l.EventRetention)}
+	case l.EventRetention < l.Retention:
+		return []error{fmt.Errorf("log.event_retention %s is shorter than log.retention %s: "+
+			"a replayed intent whose events expired would be published again; set log.event_retention to at least %[2]s (or 0s, events forever), or lower log.retention",
+			l.EventRetention, l.Retention)}
+	}
+	return nil
 }
 
 // Kafka configures the Kafka log.
@@ -481,6 +504,7 @@ func (c *Config) Validate() error {
 	check(c.Limits.MaxBatchMutations > 0, "limits.max_batch_mutations must be positive")
 	check(c.Log.SegmentBytes >= 1<<20, "log.segment_bytes %d is below 1 MiB", c.Log.SegmentBytes)
 	check(c.Log.Retention >= 0 && c.Log.EventRetention >= 0 && c.Log.DLQRetention >= 0, "log retention must not be negative")
+	errs = append(errs, c.Log.validateRetention()...)
 	check(c.Log.MaxOpenFiles >= 0, "log.max_open_files %d must not be negative (0: automatic)", c.Log.MaxOpenFiles)
 	check(c.Store.VersionCacheKeys >= 0, "store.version_cache_keys %d must not be negative (0: no cache)", c.Store.VersionCacheKeys)
 	check(c.Store.RowCacheBytes >= 0, "store.row_cache_bytes %d must not be negative (0: no cache)", c.Store.RowCacheBytes)

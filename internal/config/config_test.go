@@ -202,6 +202,27 @@ func TestLoad(t *testing.T) {
 		{name: "gc percent high", yaml: "memory:\n  gc_percent: 10001\n", wantErr: "memory.gc_percent 10001 out of range 25..10000"},
 		{name: "memory limit negative", yaml: "memory:\n  limit_bytes: -2\n", wantErr: "memory.limit_bytes -2: want -1 (none), 0 (from the cgroup) or at least 67108864 (64 MiB)"},
 		{name: "memory limit tiny", yaml: "memory:\n  limit_bytes: 67108863\n", wantErr: "memory.limit_bytes 67108863: want"},
+		// Events must outlive the intents they resolve: a replayed intent
+		// whose key's events expired would publish its version again.
+		{name: "event retention below intent retention", yaml: "log:\n  retention: 168h\n  event_retention: 24h\n",
+			wantErr: "log.event_retention 24h0m0s is shorter than log.retention 168h0m0s"},
+		{name: "finite event retention, intents forever", yaml: "log:\n  retention: 0s\n  event_retention: 720h\n",
+			wantErr: "log.event_retention 720h0m0s is shorter than log.retention 0s (intents kept forever)"},
+		{name: "event retention equal to intent retention", yaml: "log:\n  retention: 24h\n  event_retention: 24h\n", check: func(t *testing.T, c Config) {
+			if c.Log.EventRetention != 24*time.Hour {
+				t.Fatalf("%+v", c.Log)
+			}
+		}},
+		{name: "event retention longer than intent retention", yaml: "log:\n  retention: 24h\n  event_retention: 720h\n", check: func(t *testing.T, c Config) {
+			if c.Log.EventRetention != 720*time.Hour {
+				t.Fatalf("%+v", c.Log)
+			}
+		}},
+		{name: "events forever, intents bounded", yaml: "log:\n  retention: 24h\n  event_retention: 0s\n", check: func(t *testing.T, c Config) {
+			if c.Log.EventRetention != 0 {
+				t.Fatalf("%+v", c.Log)
+			}
+		}},
 		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n", wantErr: "line 2: cannot unmarshal !!int `0` into time.Duration\n(durations need a unit: 0s"},
 		{name: "durations too long", yaml: "shutdown_timeout: 99999999999h\n", wantErr: "and are at most 2562047h"},
 		// A second document was ignored: its settings silently kept their
