@@ -157,23 +157,31 @@ func (a *AdminService) ReconcileTable(ctx context.Context, req *connect.Request[
 	}
 	o := a.op.ReconcileOptions()
 	o.DryRun = m.DryRun
-	rep, gaps, err := a.tableQueue(t).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
+	r, err := a.tableQueue(t).Reconcile(ctx, o, reconcile.Table{Name: t.Name, Partitions: t.Partitions})
 	if err != nil {
 		return nil, toolErr(ctx, err)
 	}
+	rep := r.Report
 	if !m.DryRun {
 		a.logger.Info("table reconciled", "table", m.Name, "scanned", rep.Scanned, "behind", rep.Behind,
-			"in_flight", rep.InFlight, "expired", rep.Expired, "gap_letters_settled", len(gaps))
+			"in_flight", rep.InFlight, "expired", rep.Expired, "gap_letters_settled", len(r.Settled), "gap_letters_open", len(r.Open))
 	}
-	return connect.NewResponse(reconcileResponse(rep)), nil
+	out := reconcileResponse(rep)
+	out.OpenGapLetters = r.Open
+	return connect.NewResponse(out), nil
 }
 
 func reconcileResponse(rep reconcile.Report) *wailv1.ReconcileTableResponse {
 	out := &wailv1.ReconcileTableResponse{KeysScanned: rep.Scanned, KeysBehind: rep.Behind, KeysInFlight: rep.InFlight, KeysExpired: rep.Expired}
 	for _, k := range rep.Keys {
-		out.Keys = append(out.Keys, &wailv1.ReconciledKey{
-			Partition: k.Partition, Key: k.Key, StoredVersion: k.Stored, LastEventVersion: k.LastEvent, Deleted: k.Deleted,
-		})
+		out.Keys = append(out.Keys, reconciledKey(k))
+	}
+	for _, k := range rep.ExpiredKeys {
+		out.ExpiredKeys = append(out.ExpiredKeys, reconciledKey(k))
 	}
 	return out
+}
+
+func reconciledKey(k reconcile.Key) *wailv1.ReconciledKey {
+	return &wailv1.ReconciledKey{Partition: k.Partition, Key: k.Key, StoredVersion: k.Stored, LastEventVersion: k.LastEvent, Deleted: k.Deleted}
 }

@@ -420,7 +420,7 @@ func newDLQSettleCmd(g *globals, ofSink, redrive bool) *cobra.Command {
 					printUnlisted(g.stdout, q, len(m.GetResolutions()), m.GetResolutionsTotal())
 					if rep := m.GetGapReconcile(); rep != nil {
 						fmt.Fprint(g.stdout, "GAP letters: ")
-						return printReconcile(g.stdout, rep, false)
+						return printReconcile(g.stdout, rep, q.table, false)
 					}
 					return nil
 				})
@@ -496,7 +496,7 @@ func newTableReconcileCmd(g *globals) *cobra.Command {
 			req := &wailv1.ReconcileTableRequest{Name: args[0], DryRun: dry}
 			return adminCall(cmd, g, true, asJSON, func(ctx context.Context, a wailv1connect.AdminServiceClient) (*connect.Response[wailv1.ReconcileTableResponse], error) {
 				return a.ReconcileTable(ctx, connect.NewRequest(req))
-			}, func(m *wailv1.ReconcileTableResponse) error { return printReconcile(g.stdout, m, dry) })
+			}, func(m *wailv1.ReconcileTableResponse) error { return printReconcile(g.stdout, m, args[0], dry) })
 		},
 	}
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "only report the keys that are behind; log nothing")
@@ -504,34 +504,66 @@ func newTableReconcileCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printReconcile(w io.Writer, m *wailv1.ReconcileTableResponse, dry bool) error {
+func printReconcile(w io.Writer, m *wailv1.ReconcileTableResponse, table string, dry bool) error {
 	what := "intents logged; the resolver publishes their current state"
 	if dry {
 		what = "dry run: nothing logged"
 	}
 	fmt.Fprintf(w, "scanned %d keys: %d behind (%s), %d in flight, %d expired\n",
 		m.GetKeysScanned(), m.GetKeysBehind(), what, m.GetKeysInFlight(), m.GetKeysExpired())
-	if len(m.GetKeys()) == 0 {
+	if err := printReconciledKeys(w, m.GetKeys(), m.GetKeysBehind(), true); err != nil {
+		return err
+	}
+	if len(m.GetExpiredKeys()) > 0 {
+		fmt.Fprintf(w, "expired (no event left on the bus, stored before its retained events: left alone, publishing them could repeat a version):\n")
+		if err := printReconciledKeys(w, m.GetExpiredKeys(), m.GetKeysExpired(), false); err != nil {
+			return err
+		}
+	}
+	if open := m.GetOpenGapLetters(); len(open) > 0 {
+		offs := make([]string, len(open))
+		for i, o := range open {
+			offs[i] = strconv.FormatInt(o, 10)
+		}
+		fmt.Fprintf(w, "GAP letters left open: %s: their partitions have expired keys, and one of the lost intents may be an expired key's with no event. "+
+			"Write those keys again and reconcile again, or drop the letters once the consumers are known to have their state (`wail dlq drop %s %s`)\n",
+			strings.Join(offs, ", "), table, strings.Join(offs, " "))
+	}
+	return nil
+}
+
+// printReconciledKeys prints keys as a table (with their last events when
+// withLast), and how many of total it did not list.
+func printReconciledKeys(w io.Writer, keys []*wailv1.ReconciledKey, total int64, withLast bool) error {
+	if len(keys) == 0 {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tKEY\tSTORED\tLAST EVENT")
-	for _, k := range m.GetKeys() {
-		last := "-"
-		if v := k.GetLastEventVersion(); v > 0 {
-			last = strconv.FormatUint(v, 10)
-		}
+	if withLast {
+		fmt.Fprintln(tw, "PARTITION\tKEY\tSTORED\tLAST EVENT")
+	} else {
+		fmt.Fprintln(tw, "PARTITION\tKEY\tSTORED")
+	}
+	for _, k := range keys {
 		stored := strconv.FormatUint(k.GetStoredVersion(), 10)
 		if k.GetDeleted() {
 			stored += " (deleted)"
+		}
+		if !withLast {
+			fmt.Fprintf(tw, "%d\t%s\t%s\n", k.GetPartition(), displayBytes(k.GetKey(), 40), stored)
+			continue
+		}
+		last := "-"
+		if v := k.GetLastEventVersion(); v > 0 {
+			last = strconv.FormatUint(v, 10)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", k.GetPartition(), displayBytes(k.GetKey(), 40), stored, last)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if n := m.GetKeysBehind(); n > int64(len(m.GetKeys())) {
-		fmt.Fprintf(w, "(%d more not listed)\n", n-int64(len(m.GetKeys())))
+	if total > int64(len(keys)) {
+		fmt.Fprintf(w, "(%d more not listed)\n", total-int64(len(keys)))
 	}
 	return nil
 }

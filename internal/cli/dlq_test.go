@@ -167,3 +167,23 @@ func TestReconcileCommand(t *testing.T) {
 		{args: []string{"table", "reconcile"}, wantCode: 2, wantErr: "takes 1 argument"},
 	})
 }
+
+// TestPrintReconcileExpired: a reconcile that left keys expired lists
+// them, and the GAP letters they hold open with the command that drops
+// them: a person decides (before, only a count said keys were left alone,
+// and the GAP letters were settled all the same).
+func TestPrintReconcileExpired(t *testing.T) {
+	m := &wailv1.ReconcileTableResponse{KeysScanned: 3, KeysExpired: 2,
+		ExpiredKeys:    []*wailv1.ReconciledKey{{Partition: 1, Key: []byte("old"), StoredVersion: 7}},
+		OpenGapLetters: []int64{4, 9}}
+	var b strings.Builder
+	if err := printReconcile(&b, m, "t", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2 expired", "PARTITION  KEY  STORED\n1          old  7\n", "(1 more not listed)",
+		"GAP letters left open: 4, 9:", "`wail dlq drop t 4 9`"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -276,13 +277,17 @@ func (q *Queue) Redrive(ctx context.Context, sel Selection, o reconcile.Options,
 			}
 		}
 		out.Gap = &rep
-		res, err2 := q.settleGaps(ctx, readGaps(gaps, rep), now())
+		confirmed, _ := confirmedGaps(gaps, rep)
+		res, err2 := q.settleGaps(ctx, confirmed, now())
 		if err2 != nil {
 			return out, err2
 		}
 		out.Add(res, limit)
 		if err != nil {
 			errs = append(errs, err) // the GAP letters of its keys' partitions stay unsettled
+		}
+		if expiredOpen := expiredGaps(gaps, rep); len(expiredOpen) > 0 {
+			errs = append(errs, q.expiredGapError(expiredOpen, rep))
 		}
 	}
 	if err := q.firstResolutions(ctx, out.Resolutions); err != nil {
@@ -363,6 +368,37 @@ func (q *Queue) expiredError(u unsettledLetters) error {
 		ErrExpired, u.n, letterNames(u), q.command("drop", u.offsets...), u.rest(q))
 }
 
+// expiredGapError is the error of a redrive that left GAP letters open
+// because their partitions have expired keys.
+func (q *Queue) expiredGapError(open []int64, rep reconcile.Report) error {
+	return fmt.Errorf("%w: %d GAP letters were not settled (%s): %s", ErrExpired, len(open), joinOffsets(open), expiredKeysAdvice(rep, q.command("drop", open...)))
+}
+
+// expiredKeysAdvice names the expired keys of rep and says what to do
+// about the GAP letters they hold open (drop: the command that drops them).
+func expiredKeysAdvice(rep reconcile.Report, drop string) string {
+	const shown = 10
+	var names []string
+	for _, k := range rep.ExpiredKeys[:min(len(rep.ExpiredKeys), shown)] {
+		names = append(names, fmt.Sprintf("%q (partition %d, stored version %d)", k.Key, k.Partition, k.Stored))
+	}
+	if more := rep.Expired - int64(len(names)); more > 0 {
+		names = append(names, fmt.Sprintf("and %d more", more))
+	}
+	return fmt.Sprintf("%d keys of their partitions are expired: %s: no event of theirs is left on the bus and their stored versions are older than its retained events, "+
+		"so one of the lost intents may be theirs with no event, or their events were published and removed (log.event_retention, compaction); publishing them again could repeat a version. "+
+		"Write each key again (its new version is published) and reconcile again, or, once you know the consumers have their state, drop the letters (`%s`)",
+		rep.Expired, strings.Join(names, ", "), drop)
+}
+
+func joinOffsets(offsets []int64) string {
+	s := make([]string, len(offsets))
+	for i, o := range offsets {
+		s[i] = strconv.FormatInt(o, 10)
+	}
+	return strings.Join(s, ", ")
+}
+
 func (q *Queue) settleGaps(ctx context.Context, gaps []*wailv1.DeadLetterEntry, at time.Time) ([]*wailv1.DeadLetterResolution, error) {
 	res := make([]*wailv1.DeadLetterResolution, len(gaps))
 	for i, e := range gaps {
@@ -371,14 +407,28 @@ func (q *Queue) settleGaps(ctx context.Context, gaps []*wailv1.DeadLetterEntry, 
 	return res, q.Settle(ctx, res)
 }
 
+// Reconciled is what a table reconcile did.
+type Reconciled struct {
+	Report reconcile.Report
+	// Settled are the resolutions of the GAP letters it settled.
+	Settled []*wailv1.DeadLetterResolution
+	// Open are the offsets of the GAP letters it left open because their
+	// partitions have expired keys (Report.ExpiredKeys), or keys the store
+	// failed to read (the error says so).
+	Open []int64
+}
+
 // Reconcile reconciles the whole table (reconcile.Run) and then settles
-// (REDRIVEN) the GAP letters that were unsettled when it started: their
-// lost intents were logged before they were written, so the reconcile
-// compared those intents' keys with the bus. A dry run settles nothing.
-// It returns the report and the resolutions appended. A key the store
-// failed to read leaves the GAP letters of its partition unsettled, and
-// the error is reconcile.ErrUnreadable (the other keys were reconciled).
-func (q *Queue) Reconcile(ctx context.Context, o reconcile.Options, t reconcile.Table) (reconcile.Report, []*wailv1.DeadLetterResolution, error) {
+// (REDRIVEN) the GAP letters that were unsettled when it started and whose
+// partitions' keys are all confirmed: their lost intents were logged
+// before they were written, so the reconcile compared those intents' keys
+// with the bus. A key left expired (no event left on the bus, a stored
+// version older than its retained events) or that the store failed to
+// read may be one of the lost intents' with no event: the GAP letter of
+// its partition stays open (Reconciled.Open). A dry run settles nothing.
+// A key the store failed to read makes the error reconcile.ErrUnreadable
+// (the other keys were reconciled).
+func (q *Queue) Reconcile(ctx context.Context, o reconcile.Options, t reconcile.Table) (Reconciled, error) {
 	var gaps []*wailv1.DeadLetterEntry
 	_, err := q.each(ctx, Selection{All: true}, func(batch []*wailv1.DeadLetterEntry) error {
 		for _, e := range batch {
@@ -389,34 +439,49 @@ func (q *Queue) Reconcile(ctx context.Context, o reconcile.Options, t reconcile.
 		return nil
 	})
 	if err != nil {
-		return reconcile.Report{}, nil, err
+		return Reconciled{}, err
 	}
-	rep, err := reconcile.Run(ctx, o, t, nil)
+	var out Reconciled
+	out.Report, err = reconcile.Run(ctx, o, t, nil)
 	if (err != nil && !errors.Is(err, reconcile.ErrUnreadable)) || o.DryRun || len(gaps) == 0 {
-		return rep, nil, err
+		return out, err
 	}
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
 	}
-	res, err2 := q.settleGaps(ctx, readGaps(gaps, rep), now())
+	confirmed, open := confirmedGaps(gaps, out.Report)
+	out.Open = open
+	res, err2 := q.settleGaps(ctx, confirmed, now())
+	out.Settled = res
 	if err2 != nil {
-		return rep, res, err2
+		return out, err2
 	}
-	return rep, res, err
+	return out, err
 }
 
-// readGaps returns the GAP letters of gaps whose partitions a reconcile
-// (rep) read every key of: a key it could not read may be one of the
-// lost intents', so the letter of its partition stays unsettled.
-func readGaps(gaps []*wailv1.DeadLetterEntry, rep reconcile.Report) []*wailv1.DeadLetterEntry {
-	if len(rep.UnreadableIn) == 0 {
-		return gaps
-	}
-	var out []*wailv1.DeadLetterEntry
+// confirmedGaps splits gaps into the GAP letters whose partitions a
+// reconcile (rep) confirmed every key of, and the offsets of the others: a
+// key it could not read, or left expired, may be one of the lost intents'
+// with no event.
+func confirmedGaps(gaps []*wailv1.DeadLetterEntry, rep reconcile.Report) (confirmed []*wailv1.DeadLetterEntry, open []int64) {
 	for _, e := range gaps {
-		if !rep.UnreadableIn[e.Letter.Partition] {
-			out = append(out, e)
+		if p := e.Letter.Partition; rep.UnreadableIn[p] || rep.ExpiredIn[p] {
+			open = append(open, e.Offset)
+			continue
+		}
+		confirmed = append(confirmed, e)
+	}
+	return confirmed, open
+}
+
+// expiredGaps returns the offsets of the GAP letters of gaps whose
+// partitions have expired keys in rep.
+func expiredGaps(gaps []*wailv1.DeadLetterEntry, rep reconcile.Report) []int64 {
+	var out []int64
+	for _, e := range gaps {
+		if rep.ExpiredIn[e.Letter.Partition] {
+			out = append(out, e.Offset)
 		}
 	}
 	return out

@@ -201,7 +201,8 @@ func TestRedriveGapAndReconcile(t *testing.T) {
 	}
 	// Reconcile settles the remaining GAP letter, not the key's letter.
 	tb.resolved(t)
-	rep, res, err := tb.q.Reconcile(ctx, tb.o, tb.t)
+	r, err := tb.q.Reconcile(ctx, tb.o, tb.t)
+	rep, res := r.Report, r.Settled
 	if err != nil || rep.Scanned != 1 || len(res) != 1 || res[0].Offset != offs[2] {
 		t.Fatalf("reconcile: %+v %v %v", rep, res, err)
 	}
@@ -405,7 +406,8 @@ func TestReconcileUnreadable(t *testing.T) {
 		t.Fatalf("redrive of a GAP letter: %+v, %+v, %v; want ErrUnreadable, the good key reconciled, nothing settled", got.Resolutions, got.Gap, err)
 	}
 	tb.resolved(t)
-	rep, res, err := tb.q.Reconcile(ctx, tb.o, tb.t)
+	r, err := tb.q.Reconcile(ctx, tb.o, tb.t)
+	rep, res := r.Report, r.Settled
 	if !errors.Is(err, reconcile.ErrUnreadable) || !strings.Contains(err.Error(), "row does not decode") || rep.Unreadable != 1 || len(res) != 0 {
 		t.Fatalf("reconcile: %+v, %v, %v; want ErrUnreadable and nothing settled", rep, res, err)
 	}
@@ -417,8 +419,8 @@ func TestReconcileUnreadable(t *testing.T) {
 	}
 	tb.o.Store = healthy
 	tb.resolved(t)
-	if _, res, err := tb.q.Reconcile(ctx, tb.o, tb.t); err != nil || len(res) != 2 {
-		t.Fatalf("reconcile with the store well: %v, %v", res, err)
+	if r, err := tb.q.Reconcile(ctx, tb.o, tb.t); err != nil || len(r.Settled) != 2 {
+		t.Fatalf("reconcile with the store well: %v, %v", r.Settled, err)
 	}
 }
 

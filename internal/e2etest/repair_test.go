@@ -447,7 +447,11 @@ func reconcileAfterGap(t *testing.T, b Backends) {
 	var rep reconcile.Report
 	var settled []*wailv1.DeadLetterResolution
 	var err error
-	r.during("reconcile", func() { rep, settled, err = r.q.Reconcile(ctx, o, tb) })
+	r.during("reconcile", func() {
+		var got dlq.Reconciled
+		got, err = r.q.Reconcile(ctx, o, tb)
+		rep, settled = got.Report, got.Settled
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -158,6 +158,12 @@ type Report struct {
 	InFlight, Expired int64
 	// Keys are the first MaxReported keys behind.
 	Keys []Key
+	// ExpiredKeys are the first MaxReported keys expired, and ExpiredIn
+	// the partitions of all of them: a GAP letter of such a partition
+	// cannot be settled (one of its lost intents may be an expired key's,
+	// which nothing publishes).
+	ExpiredKeys []Key
+	ExpiredIn   map[int32]bool
 	// Unreadable counts the keys the store failed to read (Run goes on
 	// with the others, and fails with ErrUnreadable at the end): nothing
 	// was decided or logged for them. UnreadableKeys are the first
@@ -180,6 +186,13 @@ func (r *Report) add(k Key) {
 		r.InFlight++
 	case Expired:
 		r.Expired++
+		if len(r.ExpiredKeys) < MaxReported {
+			r.ExpiredKeys = append(r.ExpiredKeys, k)
+		}
+		if r.ExpiredIn == nil {
+			r.ExpiredIn = map[int32]bool{}
+		}
+		r.ExpiredIn[k.Partition] = true
 	case Unreadable:
 		r.Unreadable++
 		if len(r.UnreadableKeys) < MaxReported {

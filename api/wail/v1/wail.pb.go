@@ -3643,9 +3643,18 @@ type ReconcileTableResponse struct {
 	// keys_expired counts keys with no event left on the bus whose event
 	// retention or compaction may have removed: left alone, so that no
 	// version is published twice.
-	KeysExpired   int64 `protobuf:"varint,5,opt,name=keys_expired,json=keysExpired,proto3" json:"keys_expired,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	KeysExpired int64 `protobuf:"varint,5,opt,name=keys_expired,json=keysExpired,proto3" json:"keys_expired,omitempty"`
+	// expired_keys lists the first of them (at most 1000; last_event_version
+	// is 0).
+	ExpiredKeys []*ReconciledKey `protobuf:"bytes,6,rep,name=expired_keys,json=expiredKeys,proto3" json:"expired_keys,omitempty"`
+	// open_gap_letters are the offsets of the table's GAP dead letters left
+	// unsettled because their partitions have expired keys: one of the lost
+	// intents may be an expired key's, with no event. Write those keys again
+	// and reconcile again, or drop the letters once the consumers are known
+	// to have the keys' state.
+	OpenGapLetters []int64 `protobuf:"varint,7,rep,packed,name=open_gap_letters,json=openGapLetters,proto3" json:"open_gap_letters,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReconcileTableResponse) Reset() {
@@ -3711,6 +3720,20 @@ func (x *ReconcileTableResponse) GetKeysExpired() int64 {
 		return x.KeysExpired
 	}
 	return 0
+}
+
+func (x *ReconcileTableResponse) GetExpiredKeys() []*ReconciledKey {
+	if x != nil {
+		return x.ExpiredKeys
+	}
+	return nil
+}
+
+func (x *ReconcileTableResponse) GetOpenGapLetters() []int64 {
+	if x != nil {
+		return x.OpenGapLetters
+	}
+	return nil
 }
 
 type SubscribeRequest struct {
@@ -6241,14 +6264,16 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12%\n" +
 	"\x0estored_version\x18\x03 \x01(\x04R\rstoredVersion\x12,\n" +
 	"\x12last_event_version\x18\x04 \x01(\x04R\x10lastEventVersion\x12\x18\n" +
-	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xd1\x01\n" +
+	"\adeleted\x18\x05 \x01(\bR\adeleted\"\xb6\x02\n" +
 	"\x16ReconcileTableResponse\x12!\n" +
 	"\fkeys_scanned\x18\x01 \x01(\x03R\vkeysScanned\x12\x1f\n" +
 	"\vkeys_behind\x18\x02 \x01(\x03R\n" +
 	"keysBehind\x12*\n" +
 	"\x04keys\x18\x03 \x03(\v2\x16.wail.v1.ReconciledKeyR\x04keys\x12$\n" +
 	"\x0ekeys_in_flight\x18\x04 \x01(\x03R\fkeysInFlight\x12!\n" +
-	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\"\x83\x01\n" +
+	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\x129\n" +
+	"\fexpired_keys\x18\x06 \x03(\v2\x16.wail.v1.ReconciledKeyR\vexpiredKeys\x12(\n" +
+	"\x10open_gap_letters\x18\a \x03(\x03R\x0eopenGapLetters\"\x83\x01\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x1b\n" +
@@ -6619,84 +6644,85 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	48, // 37: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
 	34, // 38: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
 	47, // 39: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	6,  // 40: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
-	6,  // 41: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	50, // 42: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
-	6,  // 43: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	53, // 44: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	55, // 45: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	57, // 46: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	62, // 47: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	62, // 48: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	6,  // 49: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
-	66, // 50: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
-	62, // 51: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
-	66, // 52: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
-	66, // 53: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
-	68, // 54: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
-	68, // 55: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
-	66, // 56: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
-	66, // 57: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
-	66, // 58: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
-	10, // 59: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 60: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 61: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 62: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 63: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	23, // 64: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	29, // 65: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	31, // 66: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	24, // 67: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	26, // 68: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	46, // 69: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	38, // 70: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	40, // 71: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	42, // 72: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	44, // 73: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	69, // 74: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
-	71, // 75: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
-	73, // 76: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
-	75, // 77: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
-	77, // 78: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
-	79, // 79: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
-	49, // 80: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	52, // 81: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	56, // 82: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	59, // 83: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	61, // 84: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	64, // 85: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 86: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 87: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 88: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 89: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 90: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	28, // 91: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	30, // 92: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	32, // 93: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	25, // 94: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	27, // 95: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	48, // 96: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	39, // 97: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	41, // 98: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	43, // 99: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	45, // 100: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	70, // 101: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
-	72, // 102: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
-	74, // 103: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
-	76, // 104: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
-	78, // 105: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
-	80, // 106: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
-	51, // 107: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	54, // 108: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	58, // 109: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	60, // 110: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	63, // 111: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	65, // 112: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	86, // [86:113] is the sub-list for method output_type
-	59, // [59:86] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	47, // 40: wail.v1.ReconcileTableResponse.expired_keys:type_name -> wail.v1.ReconciledKey
+	6,  // 41: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
+	6,  // 42: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	50, // 43: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	6,  // 44: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	53, // 45: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	55, // 46: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	57, // 47: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	62, // 48: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	62, // 49: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	6,  // 50: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	66, // 51: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	62, // 52: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	66, // 53: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	66, // 54: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	68, // 55: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	68, // 56: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	66, // 57: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	66, // 58: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	66, // 59: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 60: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 61: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 62: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 63: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 64: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	23, // 65: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	29, // 66: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	31, // 67: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	24, // 68: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	26, // 69: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	46, // 70: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	38, // 71: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	40, // 72: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	42, // 73: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	44, // 74: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	69, // 75: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	71, // 76: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	73, // 77: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	75, // 78: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	77, // 79: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	79, // 80: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	49, // 81: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	52, // 82: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	56, // 83: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	59, // 84: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	61, // 85: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	64, // 86: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 87: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 88: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 89: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 90: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 91: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	28, // 92: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	30, // 93: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	32, // 94: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	25, // 95: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	27, // 96: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	48, // 97: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	39, // 98: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	41, // 99: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	43, // 100: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	45, // 101: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	70, // 102: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	72, // 103: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	74, // 104: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	76, // 105: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	78, // 106: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	80, // 107: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	51, // 108: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	54, // 109: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	58, // 110: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	60, // 111: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	63, // 112: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	65, // 113: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	87, // [87:114] is the sub-list for method output_type
+	60, // [60:87] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
