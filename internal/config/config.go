@@ -126,9 +126,9 @@ type Log struct {
 	// Retention removes intents older than this (0s keeps them forever).
 	Retention time.Duration `yaml:"retention"`
 	// EventRetention removes events older than this (0s keeps them
-	// forever; Kafka also compacts the event topics). At least Retention
-	// (0s when Retention is 0s): events must outlive the intents they
-	// resolve.
+	// forever; Kafka also compacts the event topics). At least
+	// log.retention, and 0s when that is 0s: events must outlive the
+	// intents they resolve.
 	EventRetention time.Duration `yaml:"event_retention"`
 	// DLQRetention bounds the dead-letter topics (0s, the default, keeps
 	// them forever: a dead letter waits for a person).
