@@ -254,7 +254,9 @@ type Store struct {
 	ReplicaDSNs []string `yaml:"replica_dsns"`
 	// MaxConns sizes each connection pool.
 	MaxConns int `yaml:"max_conns"`
-	// QueryTimeout bounds every query.
+	// QueryTimeout bounds every query; postgres and mysql also bound each
+	// statement's run and lock waits inside the database by it, less a
+	// margin, unless the DSN sets those settings itself.
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// ReplicaWait (postgres with replica_dsns): a read at a replica waits
 	// up to this long for the replica to have replayed what the primary

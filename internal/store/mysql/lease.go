@@ -63,7 +63,7 @@ func (s *Store) claimLease(ctx context.Context, name string, l store.Lease, ttl 
 	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	if _, err := s.primary.ExecContext(qctx, createLeaseSQL); err != nil {
+	if err := s.ddl(qctx, createLeaseSQL); err != nil {
 		return store.Lease{}, s.classify(ctx, err)
 	}
 	for {

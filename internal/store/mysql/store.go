@@ -73,6 +73,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,7 +194,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		s.replicas = append(s.replicas, p)
 	}
 	s.levels = sqlstore.LevelNames(len(s.replicas))
-	if _, err := s.primary.ExecContext(qctx, createCatalogSQL); err != nil {
+	if err := s.ddl(qctx, createCatalogSQL); err != nil {
 		return s.classify(ctx, err)
 	}
 	if err := s.migrate(qctx); err != nil {
@@ -249,6 +250,12 @@ func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, erro
 	// time zone with daylight saving makes go back an hour (the repeated
 	// hour is ambiguous): a live proxy's lease would look expired.
 	cfg.Params["time_zone"] = "'+00:00'"
+	// Every statement bounded inside the server too (see sessionBounds).
+	for name, value := range s.sessionBounds(mariadb) {
+		if _, ok := cfg.Params[name]; !ok {
+			cfg.Params[name] = value
+		}
+	}
 	// READ COMMITTED: no gap locks, fewer deadlocks between batches.
 	if mariadb {
 		cfg.Params["tx_isolation"] = "'READ-COMMITTED'"
@@ -268,6 +275,31 @@ func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, erro
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return db, nil
+}
+
+// sessionBounds are the settings of every session of the store's pools
+// (unless the DSN sets them): no lock wait, and on MariaDB no statement,
+// lasts longer inside the server than the store's query timeout, less a
+// margin (sqlstore.SessionBound), which bounds each call on the client's
+// side. The driver only closes its connection when a call gives up: a
+// statement whose server did not see the connection go (a network cut
+// off, a host frozen) went on waiting for a row lock (an autocommit
+// catalog swap or lease renewal, which then committed after its caller
+// was told it failed) for innodb_lock_wait_timeout (50 s by default), or
+// for a metadata lock (DDL, and every statement on the table queued
+// behind it) for lock_wait_timeout (a day by default). Writes, GetMany,
+// scans and DDL set a tighter bound of their own (bound, boundedSelect,
+// boundDDL). MySQL 8 bounds only SELECTs by time (max_execution_time).
+func (s *Store) sessionBounds(mariadb bool) map[string]string {
+	bound := sqlstore.SessionBound(s.timeout)
+	secs := strconv.FormatInt(int64(math.Ceil(bound.Seconds())), 10)
+	params := map[string]string{"lock_wait_timeout": secs, "innodb_lock_wait_timeout": secs}
+	if mariadb {
+		params["max_statement_time"] = strconv.FormatFloat(max(bound, time.Millisecond).Seconds(), 'f', 3, 64)
+	} else {
+		params["max_execution_time"] = strconv.FormatInt(max(bound.Milliseconds(), 1), 10)
+	}
+	return params
 }
 
 // detectDialect picks the dialect for a SELECT VERSION() string such as

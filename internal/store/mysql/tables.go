@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -80,13 +82,41 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	for _, n := range names {
-		_, err := s.primary.ExecContext(ctx, "ALTER TABLE "+quote(n)+" ADD COLUMN schema_id BIGINT NOT NULL DEFAULT 0, ADD COLUMN doc JSON NULL")
+		err := s.ddl(ctx, "ALTER TABLE "+quote(n)+" ADD COLUMN schema_id BIGINT NOT NULL DEFAULT 0, ADD COLUMN doc JSON NULL")
 		var me *mysql.MySQLError
 		if err != nil && !(errors.As(err, &me) && me.Number == 1060) {
 			return fmt.Errorf("add columns to %s: %w", n, err)
 		}
 	}
 	return nil
+}
+
+// boundDDL returns the DDL statement q bounded inside the server by the
+// time ctx has left (sqlstore.Budget): on MariaDB SET STATEMENT
+// max_statement_time (which also stops a wait for a metadata lock) and
+// lock_wait_timeout for q alone; MySQL 8 has no statement bound for DDL
+// and keeps the session's (sessionBounds). So a DROP or CREATE TABLE
+// behind another session's transaction on the table fails with the
+// server's error before the caller's deadline, instead of waiting inside
+// the server, with every statement on the table queued behind it, until
+// the server notices the connection is gone.
+func (s *Store) boundDDL(ctx context.Context, q string) (string, error) {
+	budget, err := sqlstore.Budget(ctx, time.Now())
+	if err != nil || budget == 0 || !s.mariadb {
+		return q, err
+	}
+	return fmt.Sprintf("SET STATEMENT max_statement_time=%.3f, lock_wait_timeout=%d FOR %s",
+		max(budget, time.Millisecond).Seconds(), int64(math.Ceil(budget.Seconds())), q), nil
+}
+
+// ddl runs the DDL statement q on the primary, bounded (boundDDL).
+func (s *Store) ddl(ctx context.Context, q string) error {
+	q, err := s.boundDDL(ctx, q)
+	if err != nil {
+		return err
+	}
+	_, err = s.primary.ExecContext(ctx, q)
+	return err
 }
 
 // existsOnPrimary reports whether table exists, from the cache or the primary.
@@ -122,7 +152,7 @@ func (s *Store) createTable(ctx context.Context, table string) error {
 	return s.tables.Create(table, func() error {
 		qctx, cancel := s.withTimeout(ctx)
 		defer cancel()
-		if _, err := s.primary.ExecContext(qctx, createTableSQL(quote(tableName(table)))); err != nil {
+		if err := s.ddl(qctx, createTableSQL(quote(tableName(table)))); err != nil {
 			return s.classify(ctx, err)
 		}
 		return nil
@@ -206,7 +236,7 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 	return s.tables.Drop(table, func() error {
 		qctx, cancel := s.withTimeout(ctx)
 		defer cancel()
-		if _, err := s.primary.ExecContext(qctx, `DROP TABLE IF EXISTS `+quote(tableName(table))); err != nil {
+		if err := s.ddl(qctx, `DROP TABLE IF EXISTS `+quote(tableName(table))); err != nil {
 			return s.classify(ctx, err)
 		}
 		return nil

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
@@ -74,8 +76,60 @@ func TestWriteBoundIsLocal(t *testing.T) {
 		if err := s.primary.QueryRow(ctx, "SHOW "+setting).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		if v != "0" {
-			t.Errorf("after the bounded write the session has %s = %s, want 0", setting, v)
+		if v != "4750ms" { // the session's own bound: the query timeout less a margin
+			t.Errorf("after the bounded write the session has %s = %s, want 4750ms", setting, v)
 		}
+	}
+}
+
+// TestSessionBounds: every session of the store's pools, primary and
+// replicas, bounds every statement, lock wait and idle transaction inside
+// PostgreSQL by the query timeout, unless the DSN sets its own; a lock
+// wait of a plain statement (a Get behind another session's exclusive
+// lock) ends with the server's own timeout, not only the client's.
+func TestSessionBounds(t *testing.T) {
+	t.Parallel()
+	dsn, replicas := freshDSNs(t, 1)
+	s, err := Open(context.Background(), Options{DSN: dsn, ReplicaDSNs: replicas, QueryTimeout: 1500 * time.Millisecond, Logger: quiet})
+	s = sqltest.Closing(t, s, err)
+	ctx := t.Context()
+	for i, p := range append([]*pgxpool.Pool{s.primary}, s.replicas...) {
+		for _, setting := range []string{"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"} {
+			var v string
+			if err := p.QueryRow(ctx, "SHOW "+setting).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if v != "1350ms" { // sqlstore.SessionBound
+				t.Errorf("pool %d: %s = %s, want 1350ms", i, setting, v)
+			}
+		}
+	}
+	own, err := Open(context.Background(), Options{DSN: dsn + "&lock_timeout=7s", Logger: quiet})
+	own = sqltest.Closing(t, own, err)
+	var v string
+	if err := own.primary.QueryRow(ctx, "SHOW lock_timeout").Scan(&v); err != nil || v != "7s" {
+		t.Errorf("a DSN's own lock_timeout: %s, %v; want 7s", v, err)
+	}
+
+	if err := s.CreateTable(ctx, "sb"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+tableIdent("sb")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.Get(ctx, "sb", []byte("k"), 1)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || (pgErr.Code != codeLockNotAvailable && pgErr.Code != codeQueryCanceled) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a Get behind an exclusive lock: %v; want the server's lock or statement timeout, unavailable", err)
 	}
 }

@@ -71,6 +71,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -194,11 +196,33 @@ func (s *Store) newPool(dsn string, maxConns int32, primary bool) (*pgxpool.Pool
 	if _, ok := cc.RuntimeParams["application_name"]; !ok {
 		cc.RuntimeParams["application_name"] = "wail"
 	}
+	// Every statement bounded inside the server too (see sessionBounds).
+	for name, value := range sessionBounds(s.timeout) {
+		if _, ok := cc.RuntimeParams[name]; !ok && !strings.Contains(cc.RuntimeParams["options"], name) {
+			cc.RuntimeParams[name] = value
+		}
+	}
 	if primary {
 		// Visible only once durable (see the package comment).
 		cc.RuntimeParams["synchronous_commit"] = "on"
 	}
 	return pgxpool.NewWithConfig(context.Background(), cfg)
+}
+
+// sessionBounds are the settings of every session of the store's pools
+// (unless the DSN sets them): no statement, lock wait or transaction left
+// idle runs longer inside PostgreSQL than the store's query timeout, which
+// bounds each call on the client's side (less a margin, so the server's
+// error comes first: sqlstore.SessionBound). The client's bound alone holds
+// only while the server hears of it (pgx sends a cancel request when a
+// call's context ends): a process cut off from the database left its
+// statements running there, a lock wait for as long as the lock was held,
+// and a transaction open with its locks until TCP keepalive gave up on the
+// connection. Writes and GetMany set a tighter bound of their own, local to
+// their transaction (boundSQL).
+func sessionBounds(timeout time.Duration) map[string]string {
+	ms := strconv.FormatInt(max(sqlstore.SessionBound(timeout).Milliseconds(), 1), 10)
+	return map[string]string{"statement_timeout": ms, "lock_timeout": ms, "idle_in_transaction_session_timeout": ms}
 }
 
 // Levels returns "replica-0", "replica-1", ... then "primary".

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -65,15 +67,31 @@ BEGIN
   END LOOP;
 END $$`
 
-// ddl runs one DDL statement on the primary under the advisory DDL lock.
+// ddl runs one DDL statement on the primary under the advisory DDL lock,
+// bounded inside PostgreSQL by ctx's deadline (sqlstore.Budget): one pgx
+// batch (one round trip, one implicit transaction) of boundSQL, the lock
+// and the statement, so the lock wait and the DDL's own wait for the
+// table's lock end with an ERROR before the caller's deadline, and the
+// transaction ends in the server whatever becomes of the client. An
+// explicit transaction, as before, waited in the server for as long as it
+// did not hear the client's cancel, holding the DDL lock every
+// CreateTable and lease claim takes, and once through, held its locks
+// until the client's COMMIT came.
 func (s *Store) ddl(ctx context.Context, sql string) error {
-	return pgx.BeginFunc(ctx, s.primary, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(ddlLockKey)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, sql)
+	conn, err := s.primary.Acquire(ctx)
+	if err != nil {
 		return err
-	})
+	}
+	defer conn.Release()
+	budget, err := sqlstore.Budget(ctx, time.Now())
+	if err != nil {
+		return err
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(boundSQL, strconv.FormatInt(max(budget.Milliseconds(), 1), 10))
+	batch.Queue("SELECT pg_advisory_xact_lock($1)", int64(ddlLockKey))
+	batch.Queue(sql)
+	return conn.SendBatch(ctx, batch).Close()
 }
 
 // existsOnPrimary reports whether table exists, from the cache or the primary.

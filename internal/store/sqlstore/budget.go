@@ -33,9 +33,26 @@ func Budget(ctx context.Context, now time.Time) (time.Duration, error) {
 		return 0, nil
 	}
 	left := deadline.Sub(now)
-	margin := min(max(left/10, minMargin), maxMargin)
+	margin := marginOf(left)
 	if left <= margin {
 		return 0, fmt.Errorf("%w: %s left before the deadline, too little to send the write", store.ErrNotApplied, left.Round(time.Millisecond))
 	}
 	return left - margin, nil
+}
+
+// marginOf is what Budget keeps back of left.
+func marginOf(left time.Duration) time.Duration {
+	return min(max(left/10, minMargin), maxMargin)
+}
+
+// SessionBound is the bound a SQL store sets on every statement of its
+// sessions, for those that set none tighter of their own: a call's
+// timeout (the store's query timeout) less Budget's margin, so that the
+// database stops a statement, and says so, before the call gives up on
+// it; the whole timeout when it is no more than the margin.
+func SessionBound(timeout time.Duration) time.Duration {
+	if m := marginOf(timeout); timeout > m {
+		return timeout - m
+	}
+	return timeout
 }

@@ -44,3 +44,18 @@ func TestBudget(t *testing.T) {
 		})
 	}
 }
+
+func TestSessionBound(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ timeout, want time.Duration }{
+		{5 * time.Second, 4750 * time.Millisecond},
+		{time.Second, 900 * time.Millisecond},
+		{20 * time.Millisecond, 15 * time.Millisecond},
+		{5 * time.Millisecond, 5 * time.Millisecond},
+		{time.Millisecond, time.Millisecond},
+	} {
+		if got := SessionBound(tc.timeout); got != tc.want {
+			t.Errorf("SessionBound(%s) = %s, want %s", tc.timeout, got, tc.want)
+		}
+	}
+}

@@ -109,3 +109,58 @@ func testCancelledWrite[S Store](t *testing.T, c Config[S]) {
 		t.Fatalf("the key holds version %d (%v) after the lock went away, want 1", row.Version, err)
 	}
 }
+
+// testDDLBound: a DROP TABLE that waits for another session's open
+// transaction on the table (a row lock here; any read would do) is
+// stopped by the database itself before the caller's deadline. A bound
+// kept only by the client (the driver closing the connection) left the
+// statement waiting inside the database: on MariaDB for lock_wait_timeout
+// (a day by default), after which it dropped the table the caller had been
+// told was not dropped, and every statement on the table queued behind it
+// meanwhile; on PostgreSQL it held the DDL lock every CreateTable and
+// lease claim takes, for as long as the server did not see the cancel.
+func testDDLBound[S Store](t *testing.T, c Config[S]) {
+	dsn, _ := c.Fresh(t, 0)
+	s := c.open(t, dsn, nil, 0)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "dd"); err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("k")
+	if _, err := s.Apply(ctx, "dd", []store.Mutation{{Key: key, Value: []byte("v"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	lk := c.Locker(t, dsn, "dd")
+	if err := lk.Lock(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	const deadline = time.Second
+	dctx, cancel := context.WithTimeout(ctx, deadline)
+	start := time.Now()
+	err := s.DropTable(dctx, "dd")
+	took := time.Since(start)
+	cancel()
+	if err == nil || took >= deadline {
+		t.Fatalf("a DROP TABLE blocked by another session: %v after %s; want an error before the %s deadline", err, took, deadline)
+	}
+	t.Logf("a DROP TABLE blocked by another session failed after %s: %v", took.Round(time.Millisecond), err)
+	// Another table's DDL does not wait for the failed one.
+	cctx, cancel := context.WithTimeout(ctx, deadline)
+	err = s.CreateTable(cctx, "other")
+	cancel()
+	if err != nil {
+		t.Fatalf("CreateTable after a DROP TABLE that failed: %v", err)
+	}
+	time.Sleep(deadline + deadline/2) // past any bound a driver keeps
+	if err := lk.Release(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // a DROP still queued would run now
+	row, found, err := s.Get(ctx, "dd", key, store.Level(len(s.Levels())-1))
+	if err != nil || !found || row.Version != 1 {
+		t.Fatalf("after the blocker ended: %+v found=%v err=%v; want the row at version 1: the DROP ran after it failed", row, found, err)
+	}
+	if err := s.DropTable(ctx, "dd"); err != nil {
+		t.Fatalf("DropTable with nothing in its way: %v", err)
+	}
+}

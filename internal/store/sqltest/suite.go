@@ -67,6 +67,7 @@ func Run[S Store](t *testing.T, c Config[S]) {
 		{"Unavailable", testUnavailable[S]},
 		{"WriteBound", testWriteBound[S]},
 		{"CancelledWrite", testCancelledWrite[S]},
+		{"DDLBound", testDDLBound[S]},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
