@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -90,5 +91,27 @@ func TestSessionBounds(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // a swap still waiting would commit now
 	if cur, ok, err := s.SwapTable(ctx, "sb", old, old); err != nil || !ok || string(cur) != "old" {
 		t.Fatalf("after the lock went away the entry is %q (%v, %v), want %q: the failed swap committed later", cur, ok, err, old)
+	}
+}
+
+// TestStrictMode: a key longer than the k column (VARBINARY(4096)) is
+// refused, not cut, even where the server's or the DSN's sql_mode is not
+// strict: a cut key was reported applied and never found by Get.
+func TestStrictMode(t *testing.T) {
+	t.Parallel()
+	dsn, _ := freshDSNs(t, 0)
+	for _, suffix := range []string{"", "?sql_mode=%27%27", "?sql_mode=%27ANSI%27"} {
+		s, err := Open(context.Background(), Options{DSN: dsn + suffix, Logger: quiet})
+		s = sqltest.Closing(t, s, err)
+		ctx := t.Context()
+		if err := s.CreateTable(ctx, "sm"); err != nil {
+			t.Fatal(err)
+		}
+		key := bytes.Repeat([]byte{'k'}, 4097)
+		out, err := s.Apply(ctx, "sm", []store.Mutation{{Key: key, Value: []byte("v"), Version: 1}})
+		if !errors.Is(err, store.ErrNotApplied) {
+			row, found, gerr := s.Get(ctx, "sm", key, 0)
+			t.Errorf("DSN%s: a key past the column: Apply = %+v, %v (Get: %+v found=%v %v); want ErrNotApplied", suffix, out, err, row, found, gerr)
+		}
 	}
 }

@@ -59,6 +59,10 @@
 // message's Protobuf JSON, written by the same statement. Columns added by
 // later versions are added to older tables at Open (migrate).
 //
+// Sessions run in strict mode (STRICT_ALL_TABLES added to the server's or
+// the DSN's sql_mode): a value that does not fit its column is an error,
+// never cut.
+//
 // Durability: InnoDB makes a commit visible before its redo log is flushed
 // unless the binary log's two-phase commit is on. With log_bin,
 // sync_binlog=1 and innodb_flush_log_at_trx_commit=1 (scripts/services.sh
@@ -256,6 +260,14 @@ func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, erro
 			cfg.Params[name] = value
 		}
 	}
+	// Strict mode, whatever the server's or the DSN's sql_mode: without it
+	// a key longer than the k column was silently cut, Apply said it was
+	// applied, and no Get (which compares the whole key) ever found it.
+	mode := "@@SESSION.sql_mode"
+	if m, ok := cfg.Params["sql_mode"]; ok {
+		mode = m
+	}
+	cfg.Params["sql_mode"] = "CONCAT(" + mode + ", ',STRICT_ALL_TABLES')"
 	// READ COMMITTED: no gap locks, fewer deadlocks between batches.
 	if mariadb {
 		cfg.Params["tx_isolation"] = "'READ-COMMITTED'"
