@@ -96,27 +96,29 @@ func Handler(r *Registry, logger *slog.Logger, reg prometheus.Registerer) http.H
 }
 
 // bodyTypes are the media types a request body may have, as Confluent's
-// registry takes them (and none: the body is then read as JSON too).
+// registry takes them.
 var bodyTypes = []string{"application/vnd.schemaregistry.v1+json", "application/vnd.schemaregistry+json",
 	"application/json", "application/octet-stream"}
 
-// mediaType refuses a POST or PUT whose body is of another media type
-// (415, as Confluent's registry): a browser sends text/plain and form
-// bodies to another site without asking first, so a page the operator
-// visits could otherwise register schemas with the browser's stored
-// credentials (Basic, a client certificate).
+// mediaType refuses a POST or PUT whose body is of another media type, or
+// of none (415): a browser sends text/plain and form bodies, and bodies
+// with no Content-Type (a no-cors fetch of a Blob or an ArrayBuffer), to
+// another site without asking first, so a page the operator visits could
+// otherwise register schemas or change the mode with the browser's stored
+// credentials (Basic, a client certificate). Confluent's registry reads a
+// body without a type as octet-stream; its clients always send one.
 func mediaType(req *http.Request) *Error {
 	if req.Method != http.MethodPost && req.Method != http.MethodPut {
 		return nil
 	}
 	ct := req.Header.Get("Content-Type")
 	if ct == "" {
-		return nil
+		return errf(http.StatusUnsupportedMediaType, 415, "HTTP 415 Unsupported Media Type: the body has no Content-Type; send Content-Type: %s", contentType)
 	}
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && slices.Contains(bodyTypes, strings.ToLower(mt)) {
 		return nil
 	}
-	return errf(http.StatusUnsupportedMediaType, 415, "HTTP 415 Unsupported Media Type: a body of type %q; send Content-Type: application/vnd.schemaregistry.v1+json", ct)
+	return errf(http.StatusUnsupportedMediaType, 415, "HTTP 415 Unsupported Media Type: a body of type %q; send Content-Type: %s", ct, contentType)
 }
 
 // allowed is the methods mux takes for req's path.
