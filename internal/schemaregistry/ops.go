@@ -455,16 +455,10 @@ func referencedByLive(st *state, subject string, version int) []int {
 func (r *Registry) DeleteVersion(ctx context.Context, subject string, version int, permanent bool) (int, error) {
 	var done int
 	err := r.cleanup(ctx, func(st *state) (bool, error) {
-		v, e := st.version(subject, version, true)
+		deleted := version != latest // latest: the newest live version, else 40401
+		v, e := st.version(subject, version, deleted)
 		if e != nil {
 			return false, e
-		}
-		if version == latest {
-			live := st.Subjects[subject].live(false)
-			if len(live) == 0 {
-				return false, subjectNotFound(subject)
-			}
-			v = live[len(live)-1]
 		}
 		if m := st.mode(subject); m == ReadOnly || m == ReadOnlyOverride {
 			return false, notPermitted("Subject %s is in read-only mode", subject)

@@ -160,14 +160,19 @@ func parseVersion(s string) (int, *Error) {
 	return v, nil
 }
 
-// version finds a version of a subject (latest: the newest one live).
+// version finds a version of a subject. Latest is the newest version
+// live, with deleted too (as Confluent's getLatestVersion): with every
+// version soft-deleted, deleted finds the subject but not its latest.
 func (st *state) version(subject string, version int, deleted bool) (versionRec, *Error) {
 	s, e := st.subject(subject, deleted)
 	if e != nil {
 		return versionRec{}, e
 	}
 	if version == latest {
-		live := s.live(deleted)
+		live := s.live(false)
+		if len(live) == 0 {
+			return versionRec{}, versionNotFound(version)
+		}
 		return live[len(live)-1], nil
 	}
 	v, _, ok := s.find(version)
