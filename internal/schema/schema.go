@@ -367,6 +367,14 @@ func walkMessages(ms protoreflect.MessageDescriptors, fn func(protoreflect.Messa
 func (s *Schema) Fingerprint() [32]byte {
 	var buf bytes.Buffer
 	buf.Write(s.fileBytes())
+	buf.WriteString(s.fingerprintTail())
+	return sha256.Sum256(buf.Bytes())
+}
+
+// fingerprintTail is what a fingerprint takes past the file's descriptor:
+// its form and the paths and origins of its imports.
+func (s *Schema) fingerprintTail() string {
+	var buf strings.Builder
 	if s.descriptorForm {
 		buf.WriteString("\x00descriptor form")
 	}
@@ -378,7 +386,7 @@ func (s *Schema) Fingerprint() [32]byte {
 	for _, p := range paths {
 		fmt.Fprintf(&buf, "\x00%s\x00%s", p, s.origins[p])
 	}
-	return sha256.Sum256(buf.Bytes())
+	return buf.String()
 }
 
 // DescriptorSet is the schema as a serialized FileDescriptorSet: its own

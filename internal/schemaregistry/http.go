@@ -334,6 +334,7 @@ func (h *handler) referencedBy(w http.ResponseWriter, req *http.Request) {
 
 func (h *handler) register(w http.ResponseWriter, req *http.Request) {
 	if sr, ok := h.body(w, req); ok {
+		sr.Normalize = flag(req, "normalize")
 		id, err := h.r.Register(req.Context(), req.PathValue("subject"), sr)
 		do(h, w, struct {
 			ID int `json:"id"`
@@ -343,6 +344,7 @@ func (h *handler) register(w http.ResponseWriter, req *http.Request) {
 
 func (h *handler) lookup(w http.ResponseWriter, req *http.Request) {
 	if sr, ok := h.body(w, req); ok {
+		sr.Normalize = flag(req, "normalize")
 		s, err := h.r.Lookup(req.Context(), req.PathValue("subject"), sr, flag(req, "deleted"))
 		do(h, w, s, err)
 	}

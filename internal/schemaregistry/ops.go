@@ -2,6 +2,7 @@ package schemaregistry
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net/http"
@@ -23,6 +24,10 @@ type SchemaRequest struct {
 	References []Reference `json:"references,omitempty"`
 	ID         int         `json:"id,omitempty"`
 	Version    int         `json:"version,omitempty"`
+	// Normalize compares the schema with those stored once both are
+	// normalized (the normalize=true query parameter; see
+	// schema.Schema.NormalizedFingerprint). The text is kept as sent.
+	Normalize bool `json:"-"`
 }
 
 // SubjectSchema is a subject's version as the API returns it.
@@ -78,6 +83,42 @@ func resolveRefs(st *state, refs []Reference) ([]Reference, *Error) {
 // meaning (fingerprint) or the same text and references.
 func (rec *schemaRec) matches(fp, text string, refs []Reference) bool {
 	return rec.Fingerprint == fp || (rec.Text == text && slices.Equal(rec.Refs, refs))
+}
+
+// candidate is a schema asked for, to find among those stored.
+type candidate struct {
+	fp, text string
+	refs     []Reference
+	// normalized is its normalized fingerprint, when the request asked
+	// to normalize ("": compare as sent).
+	normalized string
+}
+
+func newCandidate(s *schema.Schema, req SchemaRequest, refs []Reference) candidate {
+	c := candidate{fp: fingerprint(s), text: req.Schema, refs: refs}
+	if req.Normalize {
+		n := s.NormalizedFingerprint()
+		c.normalized = hex.EncodeToString(n[:])
+	}
+	return c
+}
+
+// is reports whether the schema stored as id is c: the same as sent or,
+// normalizing, the same once both are normalized (the stored one
+// compiled, and cached, for that).
+func (r *Registry) is(ctx context.Context, st *state, id int, c candidate) (bool, error) {
+	if st.Schemas[id].matches(c.fp, c.text, c.refs) {
+		return true, nil
+	}
+	if c.normalized == "" {
+		return false, nil
+	}
+	s, err := r.compiledByID(ctx, st, id)
+	if err != nil {
+		return false, err
+	}
+	n := s.NormalizedFingerprint()
+	return hex.EncodeToString(n[:]) == c.normalized, nil
 }
 
 // previous are the live versions of a subject, oldest first, compiled.
@@ -136,10 +177,15 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 		if err != nil {
 			return false, err
 		}
-		fp := fingerprint(s)
+		c := newCandidate(s, req, refs)
+		fp := c.fp
 		sub := st.Subjects[subject]
 		for _, v := range sub.live(false) {
-			if st.Schemas[v.ID].matches(fp, req.Schema, refs) && (req.ID <= 0 || req.ID == v.ID) {
+			same, err := r.is(ctx, st, v.ID, c)
+			if err != nil {
+				return false, err
+			}
+			if same && (req.ID <= 0 || req.ID == v.ID) {
 				id = v.ID
 				return false, nil // registered already
 			}
@@ -163,7 +209,11 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 			id = req.ID
 		} else {
 			for _, sid := range sortedIDs(st) {
-				if st.Schemas[sid].matches(fp, req.Schema, refs) {
+				same, err := r.is(ctx, st, sid, c)
+				if err != nil {
+					return false, err
+				}
+				if same {
 					id = sid
 					break
 				}
@@ -237,10 +287,14 @@ func (r *Registry) Lookup(ctx context.Context, subject string, req SchemaRequest
 	if err != nil {
 		return SubjectSchema{}, err
 	}
-	fp := fingerprint(s)
+	c := newCandidate(s, req, refs)
 	live := sub.live(deleted)
 	for i := len(live) - 1; i >= 0; i-- {
-		if st.Schemas[live[i].ID].matches(fp, req.Schema, refs) {
+		same, err := r.is(ctx, st, live[i].ID, c)
+		if err != nil {
+			return SubjectSchema{}, err
+		}
+		if same {
 			return st.subjectSchema(subject, live[i]), nil
 		}
 	}
