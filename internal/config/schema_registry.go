@@ -30,7 +30,8 @@ type SchemaRegistry struct {
 	// registry (Confluent's, Apicurio's Confluent API, another wail's
 	// http://host:port/registry): typed tables register and look up their
 	// schemas there; wail's own registry is not used, and /registry passes
-	// reads (and compatibility tests) on to the external one.
+	// reads (and compatibility tests) on to the external one. Credentials
+	// go in username and password, not in the URL.
 	URL string `yaml:"url"`
 	// TLS to the external registry: ca_file (PEM CAs, else the system's
 	// roots), cert_file and key_file (a client certificate).
@@ -88,10 +89,18 @@ func (s SchemaRegistry) validateURL() []error {
 	}
 	u, err := url.Parse(s.URL)
 	switch {
-	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		errs = append(errs, fmt.Errorf("schema_registry.url %q is not an http:// or https:// URL", s.URL))
+	case err != nil:
+		// url.Parse's error quotes the URL, password and all.
+		errs = append(errs, fmt.Errorf("schema_registry.url does not parse as a URL: give an http:// or https:// URL"))
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		errs = append(errs, fmt.Errorf("schema_registry.url %q is not an http:// or https:// URL", u.Redacted()))
+	case u.User != nil:
+		// In the URL they would be shown wherever the URL is (errors,
+		// logs, wail doctor), and be a second place for one secret.
+		errs = append(errs, fmt.Errorf("schema_registry.url %q has credentials in it: set schema_registry.username and schema_registry.password instead, and give the URL without them",
+			(&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()))
 	case u.Scheme == "http" && (s.TLS.CAFile != "" || s.TLS.CertFile != ""):
-		errs = append(errs, fmt.Errorf("schema_registry.tls needs an https:// schema_registry.url (got %s)", s.URL))
+		errs = append(errs, fmt.Errorf("schema_registry.tls needs an https:// schema_registry.url (got %s)", u.Redacted()))
 	}
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("schema_registry.tls.cert_file and key_file go together"))

@@ -112,8 +112,8 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 }
 
 // HideURLPassword returns what replaces, in a text, the password of a
-// URL with credentials (https://user:password@host: schema_registry.url
-// may be one) by "xxxxx", wherever a URL with those credentials appears
+// URL with credentials (https://user:password@host: the configuration
+// refuses one as schema_registry.url, RemoteOptions.URL may be one) by "xxxxx", wherever a URL with those credentials appears
 // (the registry's own URL, or one built on it that a client quotes in
 // its errors): what wail says of the registry reaches API callers.
 func HideURLPassword(raw string) func(string) string {
