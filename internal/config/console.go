@@ -1,6 +1,10 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"net/url"
+	"strings"
+)
 
 // Console is the web console `wail serve` serves under /console/ on the
 // API address (internal/console).
@@ -13,6 +17,11 @@ type Console struct {
 	// HistoryRecords bounds the records of a partition that a key's
 	// history reads back from the partition's end.
 	HistoryRecords int64 `yaml:"history_records"`
+	// AllowedOrigins are the origins (scheme://host[:port]) of other
+	// sites whose pages may call the console's API from a browser: the
+	// console's own origin always may, another site's page is refused
+	// (it could open tails in the browser of someone who reaches wail).
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 func defaultConsole() Console { return Console{Enabled: true, MaxTails: 8, HistoryRecords: 100000} }
@@ -24,6 +33,13 @@ func (c *Config) validateConsole() []error {
 	}
 	if c.Console.HistoryRecords < 1 || c.Console.HistoryRecords > 100_000_000 {
 		errs = append(errs, fmt.Errorf("console.history_records %d out of range 1..100000000", c.Console.HistoryRecords))
+	}
+	for _, o := range c.Console.AllowedOrigins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			strings.TrimSuffix(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("console.allowed_origins: %q is not an origin: give scheme://host[:port] (e.g. https://ops.example.com), no path", o))
+		}
 	}
 	return errs
 }

@@ -33,3 +33,17 @@ func TestSchemaRegistryURLCredentials(t *testing.T) {
 		t.Errorf("credentials in their own keys: %v, %+v", err, c.SchemaRegistry)
 	}
 }
+
+// TestConsoleAllowedOrigins: console.allowed_origins takes origins, as a
+// browser's Origin header names them, and refuses what is not one.
+func TestConsoleAllowedOrigins(t *testing.T) {
+	t.Parallel()
+	if _, err := Load(write(t, "console:\n  allowed_origins: [\"https://ops.example\", \"http://localhost:3000\"]\n")); err != nil {
+		t.Errorf("origins: %v", err)
+	}
+	for _, bad := range []string{"ops.example", "https://ops.example/console", "ftp://ops.example", "https://u:p@ops.example", "*"} {
+		if _, err := Load(write(t, "console:\n  allowed_origins: [\""+bad+"\"]\n")); err == nil || !strings.Contains(err.Error(), "is not an origin") {
+			t.Errorf("%q: %v, want refused", bad, err)
+		}
+	}
+}

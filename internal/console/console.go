@@ -34,6 +34,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -80,13 +81,17 @@ type Options struct {
 	// HistoryScan bounds the records of a partition a key's history reads
 	// back from its end (0: 100000).
 	HistoryScan int64
+	// AllowedOrigins are the origins (scheme://host[:port]) of other
+	// sites whose pages may call the console's API (crossOrigin).
+	AllowedOrigins []string
 }
 
 // Console serves the console.
 type Console struct {
-	o      Options
-	series *series
-	tails  atomic.Int32
+	o       Options
+	series  *series
+	tails   atomic.Int32
+	origins map[string]bool // AllowedOrigins, as browsers send them
 }
 
 // New returns a console; Run samples the registry.
@@ -106,7 +111,11 @@ func New(o Options) *Console {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Console{o: o, series: newSeries(o.Keep)}
+	c := &Console{o: o, series: newSeries(o.Keep), origins: map[string]bool{}}
+	for _, origin := range o.AllowedOrigins {
+		c.origins[SerializeOrigin(origin)] = true
+	}
+	return c
 }
 
 // Run samples the registry every Interval until ctx ends.
@@ -130,15 +139,77 @@ func (c *Console) Handler() http.Handler {
 	mux := http.NewServeMux()
 	sub, _ := fs.Sub(static, "static") // the directory is embedded
 	mux.Handle("GET /console/", pageHeaders(http.StripPrefix("/console/", http.FileServerFS(sub))))
-	mux.HandleFunc("GET /console/api/{$}", func(w http.ResponseWriter, _ *http.Request) {
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, c.sameOrigin(h)) }
+	api("GET /console/api/{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"endpoints":["whoami","series","tail","history"]}`)
 	})
-	mux.HandleFunc("GET /console/api/whoami", c.serveWhoami)
-	mux.HandleFunc("GET /console/api/series", c.serveSeries)
-	mux.HandleFunc("GET /console/api/tail", c.serveTail)
-	mux.HandleFunc("GET /console/api/history", c.serveHistory)
+	api("GET /console/api/whoami", c.serveWhoami)
+	api("GET /console/api/series", c.serveSeries)
+	api("GET /console/api/tail", c.serveTail)
+	api("GET /console/api/history", c.serveHistory)
 	return mux
+}
+
+// sameOrigin refuses (403) the API's requests that a browser sends for a
+// page of another origin (crossOrigin): with auth off, or credentials a
+// browser sends by itself (a client certificate), any site's page could
+// otherwise open tails, each holding a slot of console.max_tails and
+// reading every partition of its table, or scan keys' histories.
+func (c *Console) sameOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if why := c.crossOrigin(r); why != "" {
+			http.Error(w, "cross-origin request refused: "+why+"; the console's API answers the console's own pages. "+
+				"To let the pages of another site call it, add that site's origin (scheme://host[:port]) to console.allowed_origins", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// crossOrigin says why r comes from a browser showing a page of another
+// origin than the console's and not in AllowedOrigins ("": it does not).
+// Browsers send Sec-Fetch-Site on every request (a page cannot set it):
+// same-origin and none (typed in, a bookmark) pass, cross-site and
+// same-site (another origin of the same site) do not, even without an
+// Origin header (a no-cors fetch, an <img>). Older browsers send only
+// Origin, on cross-origin requests: it must be this host. Clients that
+// are not browsers send neither and pass.
+func (c *Console) crossOrigin(r *http.Request) string {
+	origin := r.Header.Get("Origin")
+	if origin != "" && c.origins[SerializeOrigin(origin)] {
+		return ""
+	}
+	switch site := r.Header.Get("Sec-Fetch-Site"); site {
+	case "same-origin", "none":
+		return ""
+	case "":
+	default:
+		if origin == "" {
+			return "a browser sent it for a page of another site (Sec-Fetch-Site: " + site + ")"
+		}
+		return fmt.Sprintf("a browser sent it for a page of %q (Sec-Fetch-Site: %s)", origin, site)
+	}
+	if origin == "" {
+		return ""
+	}
+	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+		return ""
+	}
+	return fmt.Sprintf("a browser sent it for a page of %q, not of %s", origin, r.Host)
+}
+
+// SerializeOrigin is an origin (scheme://host[:port]) as browsers send it
+// in Origin: in lower case, without the scheme's default port.
+func SerializeOrigin(origin string) string {
+	o := strings.ToLower(strings.TrimSuffix(origin, "/"))
+	switch {
+	case strings.HasPrefix(o, "https://"):
+		o = strings.TrimSuffix(o, ":443")
+	case strings.HasPrefix(o, "http://"):
+		o = strings.TrimSuffix(o, ":80")
+	}
+	return o
 }
 
 // pageHeaders: the pages run only their own scripts and talk only to
