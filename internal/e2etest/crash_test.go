@@ -290,6 +290,22 @@ func (w *remoteWriters) oracle() Stored {
 	}
 }
 
+// serveWithTable builds wail and starts `wail serve` as a child process on
+// a new data dir, with the table (4 partitions, a 2s visibility window).
+func serveWithTable(ctx context.Context, t *testing.T) (bin, dir string, srv *child) {
+	t.Helper()
+	bin = buildWail(t)
+	dir = t.TempDir()
+	srv = startServe(t, bin, dir)
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, "http://"+srv.addr)
+	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{
+		Name: table, Partitions: 4, VisibilityWindowMs: 2000,
+	})); err != nil {
+		t.Fatal(err)
+	}
+	return bin, dir, srv
+}
+
 // TestInvariantsAcrossKill9 runs `wail serve` as a child process, kills it
 // with SIGKILL mid-stream, restarts it on the same data dir, and checks the
 // invariants on what the data dir holds once writes stopped.
@@ -298,18 +314,10 @@ func TestInvariantsAcrossKill9(t *testing.T) {
 		t.Skip("builds and runs the wail binary")
 	}
 	t.Parallel()
-	bin := buildWail(t)
-	dir := t.TempDir()
-	srv := startServe(t, bin, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	bin, dir, srv := serveWithTable(ctx, t)
 	url := "http://" + srv.addr
-	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
-	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{
-		Name: table, Partitions: 4, VisibilityWindowMs: 2000,
-	})); err != nil {
-		t.Fatal(err)
-	}
 	w := &remoteWriters{}
 	w.url.Store(&url)
 	srv = w.killTwice(ctx, t, srv, "http://", func() *child { return startServe(t, bin, dir) })

@@ -3,18 +3,12 @@ package e2etest
 import (
 	"context"
 	"errors"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"connectrpc.com/connect"
-
-	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
-	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
 // TestInvariantsAcrossSIGTERM runs `wail serve` as a child process and
@@ -28,18 +22,10 @@ func TestInvariantsAcrossSIGTERM(t *testing.T) {
 		t.Skip("builds and runs the wail binary")
 	}
 	t.Parallel()
-	bin := buildWail(t)
-	dir := t.TempDir()
-	srv := startServe(t, bin, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	bin, dir, srv := serveWithTable(ctx, t)
 	url := "http://" + srv.addr
-	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
-	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{
-		Name: table, Partitions: 4, VisibilityWindowMs: 2000,
-	})); err != nil {
-		t.Fatal(err)
-	}
 	w := &remoteWriters{}
 	w.url.Store(&url)
 	var stop atomic.Bool

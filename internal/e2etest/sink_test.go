@@ -145,18 +145,11 @@ func TestSinkAcrossKill9(t *testing.T) {
 		t.Skip("builds and runs the wail binary")
 	}
 	t.Parallel()
-	bin := buildWail(t)
-	dir := t.TempDir()
-	srv := startServe(t, bin, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	bin, dir, srv := serveWithTable(ctx, t)
 	url := "http://" + srv.addr
 	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
-	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{
-		Name: table, Partitions: 4, VisibilityWindowMs: 2000,
-	})); err != nil {
-		t.Fatal(err)
-	}
 	ep := newFlakyEndpoint(t, "e2e-secret")
 	if _, err := admin.CreateSink(ctx, connect.NewRequest(&wailv1.CreateSinkRequest{Table: table, Sink: &wailv1.Sink{
 		Name: "hook", Url: "http://" + ep.addr + "/events", Secret: "e2e-secret", Start: "beginning",

@@ -58,6 +58,21 @@ func hasPositions(ctx context.Context, t *testing.T, events wailv1connect.EventS
 	return false
 }
 
+// snapshotMember joins group g of s as member from "snapshot" and reads
+// every row of the snapshot, acknowledging the first ack of them.
+func snapshotMember(ctx context.Context, t *testing.T, events wailv1connect.EventServiceClient, member string, ack int) *client.Consumer {
+	t.Helper()
+	c, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "s", Group: "g", Member: member, Start: "snapshot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if n, err := readSnapshot(ctx, c, ack); err != nil {
+		t.Fatalf("member %s got %d rows of %d: %v", member, n, snapshotAckRows, err)
+	}
+	return c
+}
+
 // readSnapshot reads a member's snapshot rows, acknowledging the first
 // ack of them, and returns how many it read: all of them, unless the
 // stream ends first (err).
@@ -91,13 +106,7 @@ func TestGroupSnapshotEndAcknowledged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	events := snapshotAckEnv(ctx, t)
-	a, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "s", Group: "g", Member: "a", Start: "snapshot"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := readSnapshot(ctx, a, 1); err != nil {
-		t.Fatalf("member a, after %d rows: %v", n, err)
-	}
+	a := snapshotMember(ctx, t, events, "a", 1)
 	// Every row reached a; 19 are not processed. The group must not have
 	// positions yet, however long the server had to commit them.
 	for range 10 {
@@ -107,14 +116,7 @@ func TestGroupSnapshotEndAcknowledged(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	a.Close() // a dies with 19 rows unprocessed
-	b, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "s", Group: "g", Member: "b", Start: "snapshot"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if n, err := readSnapshot(ctx, b, snapshotAckRows); err != nil {
-		t.Fatalf("member b got %d rows of %d again: %v", n, snapshotAckRows, err)
-	}
+	b := snapshotMember(ctx, t, events, "b", snapshotAckRows) // takes it again
 	// b acknowledged them all and reads on (the snapshot's end comes
 	// after the last row): the end is committed, b joins.
 	go func() {
@@ -142,16 +144,9 @@ func TestGroupSnapshotEndNeverAcknowledged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	events := snapshotAckEnv(ctx, t)
-	a, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "s", Group: "g", Member: "a", Start: "snapshot"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if n, err := readSnapshot(ctx, a, 0); err != nil {
-		t.Fatalf("member a, after %d rows: %v", n, err)
-	}
+	a := snapshotMember(ctx, t, events, "a", 0)
 	start := time.Now()
-	_, err = a.Next(ctx)
+	_, err := a.Next(ctx)
 	if !errors.Is(err, client.ErrSnapshotInterrupted) || connect.CodeOf(err) != connect.CodeAborted {
 		t.Fatalf("a member that acknowledged no row: %v; want ErrSnapshotInterrupted (aborted)", err)
 	}
@@ -161,14 +156,7 @@ func TestGroupSnapshotEndNeverAcknowledged(t *testing.T) {
 	if hasPositions(ctx, t, events) {
 		t.Fatal("the snapshot's end was committed though no row was acknowledged")
 	}
-	b, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "s", Group: "g", Member: "b", Start: "snapshot"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if n, err := readSnapshot(ctx, b, snapshotAckRows); err != nil {
-		t.Fatalf("member b got %d rows of %d again: %v", n, snapshotAckRows, err)
-	}
+	snapshotMember(ctx, t, events, "b", snapshotAckRows) // takes it again
 }
 
 // TestGroupSnapshotOldClient: a member that does not ask to acknowledge
