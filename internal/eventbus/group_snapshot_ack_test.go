@@ -115,7 +115,7 @@ func TestGroupSnapshotEndAcknowledged(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	a.Close() // a dies with 19 rows unprocessed
+	a.Close()                                                 // a dies with 19 rows unprocessed
 	b := snapshotMember(ctx, t, events, "b", snapshotAckRows) // takes it again
 	// b acknowledged them all and reads on (the snapshot's end comes
 	// after the last row): the end is committed, b joins.
