@@ -55,6 +55,14 @@ type Config struct {
 		// limits.max_batch_mutations. Higher lets more appends share one
 		// log sync; lower merges more.
 		WritesInFlight int `yaml:"writes_in_flight"`
+		// MaxMergeBytes caps the rows (keys, values, JSON documents) of a
+		// merged batch, as limits.max_batch_mutations caps its
+		// mutations: waiting writes are added to a batch while it stays
+		// within both (a single larger write runs alone). It bounds the
+		// store write, and the memory, of a batch under load. A merged
+		// batch also stays within what the intent log takes in one append
+		// (the embedded log: 16 MiB of intents).
+		MaxMergeBytes int `yaml:"max_merge_bytes"`
 		// MaxBacklog is the most intents of a table logged past the
 		// resolver's committed offsets: at that many its writes are
 		// refused (resource_exhausted, with a retry hint) until the
@@ -404,6 +412,7 @@ func Default() Config {
 	c.Proxy.Enabled = true
 	c.Proxy.LeaseTTL, c.Proxy.ClockSkewAlert = 15*time.Second, time.Second
 	c.Proxy.WritesInFlight = 4
+	c.Proxy.MaxMergeBytes = 64 << 20
 	c.Proxy.MaxBacklog = 200000
 	c.Sinks.Enabled = true
 	return c
@@ -493,6 +502,7 @@ func (c *Config) Validate() error {
 	check(c.Proxy.ClockSkewAlert > 0, "proxy.clock_skew_alert must be positive")
 	check(c.Proxy.MaxBacklog >= 0, "proxy.max_backlog must not be negative (0: off)")
 	check(c.Proxy.WritesInFlight >= 1 && c.Proxy.WritesInFlight <= 1024, "proxy.writes_in_flight %d out of range 1..1024", c.Proxy.WritesInFlight)
+	check(c.Proxy.MaxMergeBytes >= 1<<20 && c.Proxy.MaxMergeBytes <= 512<<20, "proxy.max_merge_bytes %d out of range %d..%d", c.Proxy.MaxMergeBytes, 1<<20, 512<<20)
 	check(c.CatalogRefresh > 0, "catalog_refresh must be positive")
 	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
 	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)

@@ -97,6 +97,7 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "bad duration", yaml: "resolver:\n  backoff_min: soon\n", wantErr: "soon"},
 		{name: "proxy id out of range", yaml: "proxy_id: 5000\n", wantErr: "proxy_id 5000 out of range 0..1023"},
+		{name: "max merge bytes", yaml: "proxy:\n  max_merge_bytes: 1000\n", wantErr: "proxy.max_merge_bytes 1000 out of range 1048576..536870912"},
 		{name: "unsupported store", yaml: "store:\n  kind: oracle\n", wantErr: `store.kind "oracle" is not supported`},
 		{name: "postgres needs a dsn", yaml: "store:\n  kind: postgres\n", wantErr: "store.dsn is required for store.kind postgres"},
 		{name: "dsn on pebble", yaml: "store:\n  dsn: postgres://x\n", wantErr: "store.dsn and store.replica_dsns need store.kind postgres or mysql"},

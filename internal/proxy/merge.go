@@ -12,8 +12,9 @@ import (
 // Merging concurrent writes (DESIGN.md, "Merged writes"). At most
 // Limits.WritesInFlight batches of one table run the write path at once;
 // a write that arrives while that many run waits in the table's queue, and
-// when a batch ends, everything queued (up to Limits.MaxMerge mutations)
-// runs as one: one stamp pass, one intent append, one store write. So at
+// when a batch ends, everything queued (up to Limits.MaxMerge mutations,
+// Limits.MaxMergeBytes of rows and one append of intents: sizes.go) runs
+// as one: one stamp pass, one intent append, one store write. So at
 // low load a write runs at once, alone; under load the number of appends
 // and store writes stays at the rate they complete, whatever the number of
 // writers, and each carries more.
@@ -49,6 +50,10 @@ type queued struct {
 	idx  []int
 	res  []Result
 	at   time.Time // when its Write call began
+	size size
+	// appendLimit is the intent log's bound on one append of the
+	// table's intents (0: none).
+	appendLimit int
 	// lead receives the batch this write must run (it is its first);
 	// done is closed once another write ran it.
 	lead chan []*queued
@@ -70,7 +75,9 @@ func (p *Proxy) mergerOf(table string) *merger {
 // alone if fewer than WritesInFlight batches of t run, else merged with
 // the other writes that wait.
 // arrived is when the Write call began: the stamp bound counts from there.
-func (p *Proxy) writeMerged(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result, arrived time.Time) {
+// sz is the size of the mutations, appendLimit the intent log's bound on
+// one append of t (0: none).
+func (p *Proxy) writeMerged(ctx context.Context, t catalog.Table, muts []Mutation, idx []int, res []Result, arrived time.Time, sz size, appendLimit int) {
 	m := p.mergerOf(t.Name)
 	m.mu.Lock()
 	if m.running < p.limits.WritesInFlight && len(m.queue) == 0 {
@@ -82,7 +89,7 @@ func (p *Proxy) writeMerged(ctx context.Context, t catalog.Table, muts []Mutatio
 		p.handOn(m)
 		return
 	}
-	q := &queued{t: t, muts: muts, idx: idx, res: res, at: arrived, lead: make(chan []*queued, 1), done: make(chan struct{})}
+	q := &queued{t: t, muts: muts, idx: idx, res: res, at: arrived, size: sz, appendLimit: appendLimit, lead: make(chan []*queued, 1), done: make(chan struct{})}
 	m.queue = append(m.queue, q)
 	m.mu.Unlock()
 	p.metrics.mergeWaits.Inc()
@@ -103,15 +110,26 @@ func (p *Proxy) handOn(m *merger) {
 		m.mu.Unlock()
 		return
 	}
-	n, k := 0, 0
-	for k < len(m.queue) && (k == 0 || n+len(m.queue[k].idx) <= p.limits.MaxMerge) {
+	n, sz, k := 0, size{}, 0
+	for k < len(m.queue) && (k == 0 || p.fitsMerge(n, sz, m.queue[k])) {
 		n += len(m.queue[k].idx)
+		sz = sz.plus(m.queue[k].size)
 		k++
 	}
 	batch := m.queue[:k:k]
 	m.queue = append([]*queued(nil), m.queue[k:]...)
 	m.mu.Unlock()
 	batch[0].lead <- batch
+}
+
+// fitsMerge reports whether q may join a merged batch of n mutations of
+// size sz: the batch stays within MaxMerge mutations, MaxMergeBytes of
+// rows, and one append of the intent log (the bound q's Write learnt for
+// the table, which every write of the queue shares).
+func (p *Proxy) fitsMerge(n int, sz size, q *queued) bool {
+	after := sz.plus(q.size)
+	return n+len(q.idx) <= p.limits.MaxMerge && after.rows <= p.maxMergeBytes() &&
+		(q.appendLimit == 0 || after.intents <= q.appendLimit)
 }
 
 // runMerged runs the writes of batch as one and answers each of them;

@@ -81,10 +81,27 @@ type Limits struct {
 	// MaxMerge caps the mutations of a merged batch (one write larger
 	// than that runs alone). Zero values: 4 and MaxBatch.
 	WritesInFlight, MaxMerge int
+	// MaxMergeBytes caps the rows (keys, values, documents) of a merged
+	// batch, as MaxMerge caps its mutations (sizes.go). Zero:
+	// DefaultMaxMergeBytes.
+	MaxMergeBytes int
 	// Bus, when set, is the log under the event bus: a value is refused
 	// when its event would not fit a record there (see fitsBus), so that
 	// no write is acknowledged whose event can never be published.
 	Bus RecordLimiter
+	// Intents, when set, is the intent log's bound on one Append: a
+	// write's intents of a table must fit one (else it is refused), and a
+	// merged batch stops there (sizes.go). Kafka's producer splits an
+	// Append into record batches itself: no bound.
+	Intents AppendLimiter
+}
+
+// AppendLimiter is an intent log that refuses an Append larger than a
+// bound as a whole (the embedded log).
+type AppendLimiter interface {
+	// AppendLimit returns the largest total of records, each counted with
+	// the log's own framing, that one Append to topic takes.
+	AppendLimit(ctx context.Context, topic string) (int, error)
 }
 
 // RecordLimiter is a log that tells the largest record an Append to a
@@ -326,13 +343,21 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 			}
 			continue
 		}
+		sz := sizeOf(name, muts, byTable[name])
+		limit, err := p.fitsAppend(ctx, name, sz, len(byTable[name]))
+		if err != nil {
+			for _, i := range byTable[name] {
+				res[i].Err = err
+			}
+			continue
+		}
 		if wait, err := p.admission.Admit(name); err != nil {
 			for _, i := range byTable[name] {
 				res[i].Err, res[i].RetryAfter = err, wait
 			}
 			continue
 		}
-		p.writeMerged(ctx, t, muts, byTable[name], res, arrived)
+		p.writeMerged(ctx, t, muts, byTable[name], res, arrived, sz, limit)
 		for _, i := range byTable[name] {
 			if res[i].Err == nil {
 				p.metrics.partitions.add(name, t.Partitions, muts[i].Key)

@@ -45,6 +45,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/lease"
 	"github.com/wail-cdc/wail/internal/proxy"
@@ -229,7 +230,12 @@ func (s *Server) open(ctx context.Context) error {
 	s.clock = clock
 	limits := proxy.Limits{
 		MaxKeyBytes: cfg.Limits.MaxKeyBytes, MaxValueBytes: cfg.Limits.MaxValueBytes, MaxBatch: cfg.Limits.MaxBatchMutations,
-		WritesInFlight: cfg.Proxy.WritesInFlight,
+		WritesInFlight: cfg.Proxy.WritesInFlight, MaxMergeBytes: cfg.Proxy.MaxMergeBytes,
+	}
+	if lg, ok := s.log.(*embedded.Log); ok {
+		// The embedded log refuses a larger Append as a whole; Kafka's
+		// producer splits an Append into record batches itself.
+		limits.Intents = lg
 	}
 	if bus, ok := s.log.(proxy.RecordLimiter); ok {
 		limits.Bus = bus // values whose events would not fit the bus are refused
