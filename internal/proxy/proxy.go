@@ -174,6 +174,7 @@ type Proxy struct {
 
 	mergeMu sync.Mutex
 	mergers map[string]*merger // by table
+	fixed   sync.Map           // table name → intentFixed (sizes.go)
 	// stampDelay is MaxStampDelay (tests shorten it).
 	stampDelay time.Duration
 	// admission refuses writes past the resolver's rate (nil: never).
@@ -343,7 +344,7 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 			}
 			continue
 		}
-		sz := sizeOf(name, muts, byTable[name])
+		sz := sizeOf(p.intentFixedOf(name), muts, byTable[name])
 		limit, err := p.fitsAppend(ctx, name, sz, len(byTable[name]))
 		if err != nil {
 			for _, i := range byTable[name] {

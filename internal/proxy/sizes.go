@@ -56,9 +56,21 @@ func intentFixed(table string) int {
 	return len(b) + 1 + 5*binary.MaxVarintLen64 // key: tag, length; record: 4 varints
 }
 
-// sizeOf returns the size of the mutations idx of muts, to table.
-func sizeOf(table string, muts []Mutation, idx []int) size {
-	fixed := intentFixed(table)
+// intentFixedOf is intentFixed(table), computed once per table name (a
+// Write would otherwise encode an intent for it: 0.4µs and two
+// allocations on every write).
+func (p *Proxy) intentFixedOf(table string) int {
+	if n, ok := p.fixed.Load(table); ok {
+		return n.(int)
+	}
+	n := intentFixed(table)
+	p.fixed.Store(table, n)
+	return n
+}
+
+// sizeOf returns the size of the mutations idx of muts, to a table whose
+// intents take fixed bytes with an empty key (intentFixed).
+func sizeOf(fixed int, muts []Mutation, idx []int) size {
 	var s size
 	for _, i := range idx {
 		m := &muts[i]
