@@ -307,7 +307,7 @@ func (c *Consumer) receive(ctx context.Context) error {
 		case r.Event != nil:
 			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next})
 		case r.SnapshotEnd:
-			return c.snapshotEnded(ctx)
+			return c.snapshotEnded(ctx, r.SnapshotId)
 		}
 		return nil
 	}

@@ -24,6 +24,7 @@ type snapshotAcks struct {
 	rows   int64  // rows received
 	acked  int64  // the highest row acknowledged
 	ended  bool   // the server sent snapshot_end
+	id     uint64 // its snapshot_id, which the acknowledgement carries
 	sent   bool   // the end's acknowledgement went out
 }
 
@@ -35,15 +36,16 @@ func (c *Consumer) snapRow() (row int64, stream uint64) {
 	return c.snap.rows, c.snap.stream
 }
 
-// snapshotEnded takes the server's snapshot_end: the end is acknowledged
-// at once if every row was (or when the last is: ackSnapshotRow).
-func (c *Consumer) snapshotEnded(ctx context.Context) error {
+// snapshotEnded takes the server's snapshot_end of snapshot id: the end
+// is acknowledged at once if every row was (or when the last is:
+// ackSnapshotRow).
+func (c *Consumer) snapshotEnded(ctx context.Context, id uint64) error {
 	c.mu.Lock()
-	c.snap.ended = true
+	c.snap.ended, c.snap.id = true, id
 	send := c.snapDueLocked()
 	c.mu.Unlock()
 	if send {
-		return c.ackSnapshotEnd(ctx)
+		return c.ackSnapshotEnd(ctx, id)
 	}
 	return nil
 }
@@ -56,10 +58,10 @@ func (c *Consumer) ackSnapshotRow(ctx context.Context, m Message) error {
 		return fmt.Errorf("%w: the stream of this snapshot row ended before the snapshot's end was committed: the snapshot is taken again", ErrAckRefused)
 	}
 	c.snap.acked = max(c.snap.acked, m.row)
-	send := c.snapDueLocked()
+	send, id := c.snapDueLocked(), c.snap.id
 	c.mu.Unlock()
 	if send {
-		return c.ackSnapshotEnd(ctx)
+		return c.ackSnapshotEnd(ctx, id)
 	}
 	return nil
 }
@@ -74,11 +76,14 @@ func (c *Consumer) snapDueLocked() bool {
 	return true
 }
 
-// ackSnapshotEnd tells the server that every row of the snapshot was
-// processed. If it fails, the server ends the stream once its lease is
-// over (Next: ErrSnapshotInterrupted) and the snapshot is taken again.
-func (c *Consumer) ackSnapshotEnd(ctx context.Context) error {
-	_, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member, SnapshotEnd: true}))
+// ackSnapshotEnd tells the server that every row of snapshot id was
+// processed (the server refuses it for another snapshot of the member: a
+// stream of this consumer that ended, or another consumer's). If it fails,
+// the server ends the stream once its lease is over (Next:
+// ErrSnapshotInterrupted) and the snapshot is taken again.
+func (c *Consumer) ackSnapshotEnd(ctx context.Context, id uint64) error {
+	_, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
+		SnapshotEnd: true, SnapshotId: id}))
 	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
 		return fmt.Errorf("%w: %w", ErrAckRefused, err)
 	}

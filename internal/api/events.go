@@ -29,8 +29,8 @@ type Events interface {
 	JoinGroup(ctx context.Context, table, name, member, start string, snap eventbus.GroupSnapshot) (*group.Session, error)
 	AckGroup(ctx context.Context, table, name, member string, acks []group.Ack) (refused map[int32]error, err error)
 	// AckSnapshotEnd acknowledges the end of the snapshot member takes
-	// (GroupSnapshot.End).
-	AckSnapshotEnd(table, name, member string) error
+	// (GroupSnapshot.End, which gave id).
+	AckSnapshotEnd(table, name, member string, id uint64) error
 	ListGroups(ctx context.Context, table string) ([]string, error)
 	DescribeGroup(ctx context.Context, table, name string) (eventbus.GroupDescription, error)
 	ResetGroup(ctx context.Context, table, name, to string) ([]group.PartitionState, error)
@@ -125,7 +125,9 @@ func (s *EventService) Consume(ctx context.Context, req *connect.Request[wailv1.
 		Deliver: func(evs []*wailv1.StreamedEvent) error { return sendSnapshot(stream, evs) },
 	}
 	if m.AckSnapshot {
-		snap.End = func() error { return stream.Send(&wailv1.ConsumeResponse{SnapshotEnd: true}) }
+		snap.End = func(id uint64) error {
+			return stream.Send(&wailv1.ConsumeResponse{SnapshotEnd: true, SnapshotId: id})
+		}
 	}
 	sess, err := s.bus.JoinGroup(ctx, m.Table, m.Group, m.Member, m.Start, snap)
 	switch {
@@ -221,7 +223,7 @@ func (s *EventService) Ack(ctx context.Context, req *connect.Request[wailv1.AckR
 			return nil, connect.NewError(connect.CodeInvalidArgument,
 				errors.New("an acknowledgement of a snapshot's end carries no partition acknowledgements: send them in another request"))
 		}
-		if err := s.bus.AckSnapshotEnd(m.Table, m.Group, m.Member); err != nil {
+		if err := s.bus.AckSnapshotEnd(m.Table, m.Group, m.Member, m.SnapshotId); err != nil {
 			return nil, eventError(err)
 		}
 		return connect.NewResponse(&wailv1.AckResponse{}), nil

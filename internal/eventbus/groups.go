@@ -43,10 +43,11 @@ func (s *Service) groupTable(table, name string) (group.Table, error) {
 type GroupSnapshot struct {
 	Started func() error
 	Deliver func([]*wailv1.StreamedEvent) error
-	// End, if set, tells the member that the rows are over; the
-	// snapshot's end is then committed only once the member acknowledged
-	// it (AckSnapshotEnd), within the group lease.
-	End func() error
+	// End, if set, tells the member that the rows are over, with the id
+	// its acknowledgement carries; the snapshot's end is then committed
+	// only once the member acknowledged it (AckSnapshotEnd), within the
+	// group lease.
+	End func(id uint64) error
 }
 
 // JoinGroup makes member a member of the consumer group name of table
@@ -91,14 +92,14 @@ func (s *Service) JoinGroup(ctx context.Context, table, name, member, start stri
 }
 
 // AckSnapshotEnd is a member's acknowledgement of the end of the group
-// snapshot it takes on this server (GroupSnapshot.End). Errors:
-// ErrNoGroups, ErrNotFound, ErrInvalid, group.ErrNotMember.
-func (s *Service) AckSnapshotEnd(table, name, member string) error {
+// snapshot it takes on this server (GroupSnapshot.End, which gave id).
+// Errors: ErrNoGroups, ErrNotFound, ErrInvalid, group.ErrNotMember.
+func (s *Service) AckSnapshotEnd(table, name, member string, id uint64) error {
 	t, err := s.groupTable(table, name)
 	if err != nil {
 		return err
 	}
-	return s.groups.AckSnapshotEnd(t, name, member)
+	return s.groups.AckSnapshotEnd(t, name, member, id)
 }
 
 // AckGroup commits a member's acknowledgements durably; refused are the

@@ -37,7 +37,7 @@ var errSnapshotOver = errors.New("snapshot over")
 // meanwhile, and with group.ErrSnapshotLost when this process's claim
 // lapsed.
 func SnapshotGroup(ctx context.Context, stream StreamFunc, groups *group.Groups, t group.Table, name, member string, maxBatch int32,
-	deliver func(context.Context, []*wailv1.StreamedEvent) error, end func() error) (bool, error) {
+	deliver func(context.Context, []*wailv1.StreamedEvent) error, end func(id uint64) error) (bool, error) {
 	return groups.Snapshot(ctx, t, name, member, func(ctx context.Context, run *group.SnapshotRun) error {
 		err := stream(ctx, &wailv1.SubscribeRequest{Table: t.Name, From: "snapshot", MaxBatchEvents: maxBatch},
 			func() error { return nil },

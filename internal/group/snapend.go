@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -23,19 +24,26 @@ var ErrSnapshotUnacked = errors.New("the snapshot's end was not acknowledged in 
 // endWait is a snapshot run waiting for its member's acknowledgement.
 type endWait struct {
 	member string
-	once   sync.Once
-	done   chan struct{}
+	// id names this wait: the member's acknowledgement carries it back.
+	// The member id alone does not tell snapshots apart: a member whose
+	// stream ended (its snapshot aborted) comes back under the same id,
+	// and its previous stream's late acknowledgement would end the new
+	// snapshot, none of whose rows it processed.
+	id   uint64
+	once sync.Once
+	done chan struct{}
 }
 
 // AwaitEnd tells the member that the rows are over (tell, called once the
-// acknowledgement can be taken) and waits for it (Groups.AckSnapshotEnd)
-// for at most the group lease, as for any event delivered. It fails with
-// ErrSnapshotUnacked past it, with ctx's error or with tell's.
-func (r *SnapshotRun) AwaitEnd(ctx context.Context, tell func() error) error {
-	w := &endWait{member: r.member, done: make(chan struct{})}
+// acknowledgement can be taken, with the id the acknowledgement must
+// carry) and waits for it (Groups.AckSnapshotEnd) for at most the group
+// lease, as for any event delivered. It fails with ErrSnapshotUnacked past
+// it, with ctx's error or with tell's.
+func (r *SnapshotRun) AwaitEnd(ctx context.Context, tell func(id uint64) error) error {
+	w := &endWait{member: r.member, id: snapshotID(), done: make(chan struct{})}
 	r.local.end.Store(w)
 	defer r.local.end.CompareAndSwap(w, nil)
-	if err := tell(); err != nil {
+	if err := tell(w.id); err != nil {
 		return err
 	}
 	timer := time.NewTimer(r.g.lease)
@@ -52,10 +60,22 @@ func (r *SnapshotRun) AwaitEnd(ctx context.Context, tell func() error) error {
 	}
 }
 
+// snapshotID returns a snapshot end's id: random (a process that
+// restarted numbers none again), never 0 (an acknowledgement without one).
+func snapshotID() uint64 {
+	for {
+		if id := rand.Uint64(); id != 0 {
+			return id
+		}
+	}
+}
+
 // AckSnapshotEnd is member's acknowledgement of the snapshot it takes of
-// group name: every row was processed. It fails with ErrNotMember when no
-// snapshot of that member waits for it on this process.
-func (g *Groups) AckSnapshotEnd(t Table, name, member string) error {
+// group name, whose end was told with id: every row was processed. It
+// fails with ErrNotMember when no snapshot of that member waits for it on
+// this process, or when id is not that snapshot's (an earlier snapshot's
+// acknowledgement).
+func (g *Groups) AckSnapshotEnd(t Table, name, member string, id uint64) error {
 	g.mu.Lock()
 	local := g.snaps[[2]string{t.Name, name}] // not made here: any name may be asked
 	g.mu.Unlock()
@@ -67,6 +87,11 @@ func (g *Groups) AckSnapshotEnd(t Table, name, member string) error {
 		return fmt.Errorf("%w: no snapshot of member %q of group %q of %s waits for its end's acknowledgement on this server "+
 			"(its stream ended, the snapshot was aborted, or its end was acknowledged already): consume again",
 			ErrNotMember, member, name, t.Name)
+	}
+	if w.id != id {
+		return fmt.Errorf("%w: the snapshot of member %q of group %q of %s that waits for its end's acknowledgement is not snapshot %d "+
+			"(an earlier stream's, which ended: its rows go again with the snapshot taken now): acknowledge the rows of the stream in place",
+			ErrNotMember, member, name, t.Name, id)
 	}
 	w.once.Do(func() { close(w.done) })
 	return nil

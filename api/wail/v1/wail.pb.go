@@ -4167,8 +4167,14 @@ type ConsumeResponse struct {
 	Snapshot bool `protobuf:"varint,8,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	// snapshot_end follows the last snapshot row of a member that asked to
 	// acknowledge it (ConsumeRequest.ack_snapshot): once every row was
-	// processed, send an AckRequest with snapshot_end set.
-	SnapshotEnd   bool `protobuf:"varint,9,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
+	// processed, send an AckRequest with snapshot_end set and this
+	// snapshot_id.
+	SnapshotEnd bool `protobuf:"varint,9,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
+	// snapshot_id names the snapshot that snapshot_end ends (nonzero): the
+	// member's acknowledgement carries it back (AckRequest.snapshot_id), so
+	// that one for an earlier snapshot of the same member (a stream that
+	// ended, a consumer that was replaced) does not end this one.
+	SnapshotId    uint64 `protobuf:"varint,10,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4266,6 +4272,13 @@ func (x *ConsumeResponse) GetSnapshotEnd() bool {
 	return false
 }
 
+func (x *ConsumeResponse) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
 type PartitionAck struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
@@ -4336,8 +4349,11 @@ type AckRequest struct {
 	// snapshot_end acknowledges the snapshot this member took, every row of
 	// it processed (ConsumeResponse.snapshot_end); without acks. Refused
 	// (failed_precondition) when no snapshot of the member waits for it on
-	// this server.
-	SnapshotEnd   bool `protobuf:"varint,5,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
+	// this server, or when snapshot_id is not that snapshot's.
+	SnapshotEnd bool `protobuf:"varint,5,opt,name=snapshot_end,json=snapshotEnd,proto3" json:"snapshot_end,omitempty"`
+	// snapshot_id is the ConsumeResponse.snapshot_id of the snapshot_end
+	// this acknowledges.
+	SnapshotId    uint64 `protobuf:"varint,6,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4405,6 +4421,13 @@ func (x *AckRequest) GetSnapshotEnd() bool {
 		return x.SnapshotEnd
 	}
 	return false
+}
+
+func (x *AckRequest) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
 }
 
 type AckRefused struct {
@@ -6300,7 +6323,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0ePartitionGrant\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xa9\x02\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xca\x02\n" +
 	"\x0fConsumeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -6310,18 +6333,23 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\agranted\x18\x06 \x03(\v2\x17.wail.v1.PartitionGrantR\agranted\x12\x18\n" +
 	"\arevoked\x18\a \x03(\x05R\arevoked\x12\x1a\n" +
 	"\bsnapshot\x18\b \x01(\bR\bsnapshot\x12!\n" +
-	"\fsnapshot_end\x18\t \x01(\bR\vsnapshotEnd\"V\n" +
+	"\fsnapshot_end\x18\t \x01(\bR\vsnapshotEnd\x12\x1f\n" +
+	"\vsnapshot_id\x18\n" +
+	" \x01(\x04R\n" +
+	"snapshotId\"V\n" +
 	"\fPartitionAck\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
-	"\x04next\x18\x03 \x01(\x03R\x04next\"\x9e\x01\n" +
+	"\x04next\x18\x03 \x01(\x03R\x04next\"\xbf\x01\n" +
 	"\n" +
 	"AckRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
 	"\x06member\x18\x03 \x01(\tR\x06member\x12)\n" +
 	"\x04acks\x18\x04 \x03(\v2\x15.wail.v1.PartitionAckR\x04acks\x12!\n" +
-	"\fsnapshot_end\x18\x05 \x01(\bR\vsnapshotEnd\"B\n" +
+	"\fsnapshot_end\x18\x05 \x01(\bR\vsnapshotEnd\x12\x1f\n" +
+	"\vsnapshot_id\x18\x06 \x01(\x04R\n" +
+	"snapshotId\"B\n" +
 	"\n" +
 	"AckRefused\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x16\n" +
