@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -16,6 +17,9 @@ import (
 // (Ack, in any order of calls: a row's acknowledgement covers the rows
 // before it). A member that dies first leaves the group without
 // positions: the next member takes the snapshot again.
+
+// snapEndAttempts bounds the attempts to acknowledge a snapshot's end.
+const snapEndAttempts = 4
 
 // snapshotAcks is the group snapshot on the stream in place (under
 // Consumer.mu).
@@ -42,10 +46,10 @@ func (c *Consumer) snapRow() (row int64, stream uint64) {
 func (c *Consumer) snapshotEnded(ctx context.Context, id uint64) error {
 	c.mu.Lock()
 	c.snap.ended, c.snap.id = true, id
-	send := c.snapDueLocked()
+	send, stream := c.snapDueLocked(), c.snap.stream
 	c.mu.Unlock()
 	if send {
-		return c.ackSnapshotEnd(ctx, id)
+		return c.ackSnapshotEnd(ctx, stream, id)
 	}
 	return nil
 }
@@ -55,13 +59,13 @@ func (c *Consumer) ackSnapshotRow(ctx context.Context, m Message) error {
 	c.mu.Lock()
 	if m.stream != c.snap.stream || c.group == nil {
 		c.mu.Unlock()
-		return fmt.Errorf("%w: the stream of this snapshot row ended before the snapshot's end was committed: the snapshot is taken again", ErrAckRefused)
+		return fmt.Errorf("%w: the stream of this snapshot row ended (unless its end was committed before, the snapshot is taken again)", ErrAckRefused)
 	}
 	c.snap.acked = max(c.snap.acked, m.row)
 	send, id := c.snapDueLocked(), c.snap.id
 	c.mu.Unlock()
 	if send {
-		return c.ackSnapshotEnd(ctx, id)
+		return c.ackSnapshotEnd(ctx, m.stream, id)
 	}
 	return nil
 }
@@ -80,14 +84,38 @@ func (c *Consumer) snapDueLocked() bool {
 // processed (the server refuses it for another snapshot of the member: a
 // stream of this consumer that ended, or another consumer's). If it fails,
 // the server ends the stream once its lease is over (Next:
-// ErrSnapshotInterrupted) and the snapshot is taken again.
-func (c *Consumer) ackSnapshotEnd(ctx context.Context, id uint64) error {
-	_, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
-		SnapshotEnd: true, SnapshotId: id}))
+// ErrSnapshotInterrupted) and the snapshot is taken again, unless it is
+// sent again before: a failure other than a refusal leaves it due, so that
+// the next Ack of a row of the stream (the failed one again) resends it.
+func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error {
+	var err error
+	for n := 1; ; n++ {
+		_, err = c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
+			SnapshotEnd: true, SnapshotId: id}))
+		if err == nil || n == snapEndAttempts || !retriable(connect.CodeOf(err)) {
+			break
+		}
+		// A short outage (the server restarting ends the stream too) is
+		// retried a few times: the server waits a group lease for it.
+		t := time.NewTimer(backoff(50*time.Millisecond, time.Second, n))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			err = ctx.Err()
+		case <-t.C:
+			continue
+		}
+		break
+	}
 	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
 		return fmt.Errorf("%w: %w", ErrAckRefused, err)
 	}
 	if err != nil {
+		c.mu.Lock()
+		if c.snap.stream == stream {
+			c.snap.sent = false
+		}
+		c.mu.Unlock()
 		return fmt.Errorf("consumer of %s: acknowledge the snapshot's end: %w", c.cfg.Table, err)
 	}
 	return nil

@@ -54,6 +54,11 @@ func (r *SnapshotRun) AwaitEnd(ctx context.Context, tell func(id uint64) error) 
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
+		select {
+		case <-w.done: // it came with the timer: taken
+			return nil
+		default:
+		}
 		return fmt.Errorf("%w: member %q of group %q of %s did not acknowledge the snapshot's end within %s (api.group_lease_timeout): "+
 			"acknowledge every snapshot row once processed (client.Consumer.Ack), then consume again: the snapshot is taken again",
 			ErrSnapshotUnacked, r.member, r.name, r.t.Name, r.g.lease)
