@@ -72,7 +72,8 @@ type Config struct {
 		MaxBacklog int64 `yaml:"max_backlog"`
 	} `yaml:"proxy"`
 	// CatalogRefresh is how often the catalog is reloaded from the store,
-	// to see tables that other processes sharing the store created.
+	// to see tables that other processes sharing the store created (at
+	// least 10ms).
 	CatalogRefresh time.Duration `yaml:"catalog_refresh"`
 
 	Limits Limits `yaml:"limits"`
@@ -131,7 +132,8 @@ type Log struct {
 	// SegmentBytes is the size at which the embedded log starts a new
 	// segment file (at least 1 MiB).
 	SegmentBytes int64 `yaml:"segment_bytes"`
-	// Retention removes intents older than this (0s keeps them forever).
+	// Retention removes intents older than this (0s keeps them forever;
+	// otherwise at least 1m).
 	Retention time.Duration `yaml:"retention"`
 	// EventRetention removes events older than this (0s keeps them
 	// forever; Kafka also compacts the event topics). At least
@@ -139,7 +141,8 @@ type Log struct {
 	// intents they resolve.
 	EventRetention time.Duration `yaml:"event_retention"`
 	// DLQRetention bounds the dead-letter topics (0s, the default, keeps
-	// them forever: a dead letter waits for a person).
+	// them forever: a dead letter waits for a person); otherwise at least
+	// 1m.
 	DLQRetention time.Duration `yaml:"dlq_retention"`
 	// NoSync skips fsync: only for throwaway data (tests, demos of speed).
 	NoSync bool `yaml:"no_sync"`
@@ -307,7 +310,8 @@ type Resolver struct {
 	// default the database fills in): then only a read shows the stored row.
 	ReadBackWrites bool `yaml:"read_back_writes"`
 	// BackoffMin is the first wait before a key is read again when the
-	// store does not show its version yet; it doubles up to BackoffMax.
+	// store does not show its version yet; it doubles up to BackoffMax
+	// (at least 100µs).
 	BackoffMin time.Duration `yaml:"backoff_min"`
 	// BackoffMax bounds the wait between reads of a key.
 	BackoffMax time.Duration `yaml:"backoff_max"`
@@ -315,7 +319,8 @@ type Resolver struct {
 	// version of an idle key, and how far back it scans the bus on restart.
 	DedupeHorizon time.Duration `yaml:"dedupe_horizon"`
 	// CommitInterval is how often each partition commits its lowest
-	// unresolved offset (and looks up its table's definition).
+	// unresolved offset (and looks up its table's definition); at least
+	// 1ms.
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	// MaxUnresolved pauses reading a partition while this many of its
 	// intents are unresolved.
@@ -342,8 +347,8 @@ type Resolver struct {
 	TransactionLinger time.Duration `yaml:"transaction_linger"`
 	// RetryBackoffMin and RetryBackoffMax bound the backoff of a key whose
 	// store read or event publish failed: doubling from min to max, with
-	// jitter. How long it is retried is the table's max_attempts and
-	// max_retry_time.
+	// jitter (min at least 1ms). How long it is retried is the table's
+	// max_attempts and max_retry_time.
 	RetryBackoffMin time.Duration `yaml:"retry_backoff_min"`
 	// RetryBackoffMax bounds the backoff of a key whose read or publish
 	// failed.
@@ -503,7 +508,6 @@ func (c *Config) Validate() error {
 	check(c.Proxy.MaxBacklog >= 0, "proxy.max_backlog must not be negative (0: off)")
 	check(c.Proxy.WritesInFlight >= 1 && c.Proxy.WritesInFlight <= 1024, "proxy.writes_in_flight %d out of range 1..1024", c.Proxy.WritesInFlight)
 	check(c.Proxy.MaxMergeBytes >= 1<<20 && c.Proxy.MaxMergeBytes <= 512<<20, "proxy.max_merge_bytes %d out of range %d..%d", c.Proxy.MaxMergeBytes, 1<<20, 512<<20)
-	check(c.CatalogRefresh > 0, "catalog_refresh must be positive")
 	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
 	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)
 	check(c.Store.Kind != StoreMySQL || c.Limits.MaxKeyBytes <= MySQLMaxKeyBytes,
@@ -533,7 +537,6 @@ func (c *Config) Validate() error {
 	check(r.FirstReadDelay >= 0 && r.FirstReadDelay <= time.Second, "resolver.first_read_delay %s out of range 0..1s", r.FirstReadDelay)
 	check(r.BackoffMin > 0 && r.BackoffMax >= r.BackoffMin, "resolver.backoff_min must be positive and <= backoff_max")
 	check(r.DedupeHorizon >= time.Second, "resolver.dedupe_horizon must be at least 1s")
-	check(r.CommitInterval > 0, "resolver.commit_interval must be positive")
 	check(r.MaxUnresolved > 0, "resolver.max_unresolved must be positive")
 	check(r.Group != "", "resolver.group must not be empty")
 	check(r.TransactionProducers >= 1 && r.TransactionProducers <= 64, "resolver.transaction_producers %d out of range 1..64", r.TransactionProducers)
@@ -541,6 +544,7 @@ func (c *Config) Validate() error {
 	check(r.RetryBackoffMin > 0 && r.RetryBackoffMax >= r.RetryBackoffMin, "resolver.retry_backoff_min must be positive and <= retry_backoff_max")
 	check(r.StallAfter >= time.Second, "resolver.stall_after must be at least 1s")
 	check(r.Recheck >= 0 && r.Recheck <= 10, "resolver.recheck %g out of range 0..10 (visibility windows)", r.Recheck)
+	errs = append(errs, c.validateMinimums()...)
 	errs = append(errs, c.validateTables()...)
 	errs = append(errs, c.validateSinks()...)
 	return errors.Join(errs...)

@@ -119,10 +119,11 @@ type JWT struct {
 	PrincipalClaim string `yaml:"principal_claim"`
 	// Leeway is the clock skew allowed on exp, nbf, iat (default 30s).
 	Leeway time.Duration `yaml:"leeway"`
-	// Refresh is how often the key set is read again (default 5m).
+	// Refresh is how often the key set is read again (default 5m; at
+	// least 10ms).
 	Refresh time.Duration `yaml:"refresh"`
 	// RefetchInterval is the least time between two reads of the key set
-	// for a kid not in it (default 30s).
+	// for a kid not in it (default 30s; at least 10ms).
 	RefetchInterval time.Duration `yaml:"refetch_interval"`
 	// FetchTimeout bounds one read of jwks_url or of the discovery
 	// document (default 10s).

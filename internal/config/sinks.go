@@ -20,7 +20,7 @@ type Sinks struct {
 	// api.group_lease_timeout).
 	Enabled bool `yaml:"enabled"`
 	// Refresh is how often sink definitions are read again (changes made
-	// through other processes).
+	// through other processes; at least 10ms).
 	Refresh time.Duration `yaml:"refresh"`
 	// Webhooks are sinks defined by the configuration.
 	Webhooks []Webhook `yaml:"webhooks"`
@@ -83,9 +83,6 @@ func (w Webhook) Sink() (*wailv1.Sink, error) {
 
 func (c *Config) validateSinks() []error {
 	var errs []error
-	if c.Sinks.Refresh <= 0 {
-		errs = append(errs, fmt.Errorf("sinks.refresh must be positive"))
-	}
 	seen := map[[2]string]bool{}
 	for i, w := range c.Sinks.Webhooks {
 		if _, err := w.Sink(); err != nil {

@@ -19,7 +19,7 @@ func TestSinksConfig(t *testing.T) {
 		{"secret and env", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/', secret: x, secret_env: WAIL_TEST_SINK_SECRET}\n", "use one"},
 		{"env unset", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/', secret_env: WAIL_TEST_UNSET_9}\n", "is not set"},
 		{"backoff", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/', backoff_min: 2s, backoff_max: 1s}\n", "backoff"},
-		{"refresh", "sinks:\n  refresh: 0s\n", "sinks.refresh must be positive"},
+		{"refresh", "sinks:\n  refresh: 0s\n", "sinks.refresh 0s is below its minimum of 10ms"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "wail.yaml")
