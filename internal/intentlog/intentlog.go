@@ -120,8 +120,10 @@ type TopicOptions struct {
 
 // Log is a partitioned, replayable, durable log.
 type Log interface {
-	// CreateTopic creates a topic; it is a no-op when the topic exists with
-	// the same partition count, and fails with ErrPartitionMismatch when it
+	// CreateTopic creates a topic; when the topic exists with the same
+	// partition count it creates nothing (the embedded log gives it opts,
+	// durably; Kafka leaves its configs as they are: they may be set
+	// outside wail), and it fails with ErrPartitionMismatch when the topic
 	// exists with another.
 	CreateTopic(ctx context.Context, topic string, partitions int32, opts TopicOptions) error
 	// Partitions returns a topic's partition count (ErrUnknownTopic).

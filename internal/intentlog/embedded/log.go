@@ -127,12 +127,15 @@ func (o *Options) normalize() error {
 	return nil
 }
 
-// topic is an open topic. Its fields but offMu and groups are immutable.
+// topic is an open topic. Its fields but opts, offMu and groups are
+// immutable.
 type topic struct {
-	name  string
-	dir   string
-	opts  intentlog.TopicOptions
-	parts []*partition
+	name string
+	dir  string
+	opts intentlog.TopicOptions // guarded by Log.createMu once the topic is shared
+	// unstored: opts differ from the meta file (a full disk; createMu).
+	unstored bool
+	parts    []*partition
 
 	offMu   sync.Mutex                 // guards groups, commits and deleted
 	groups  map[string]map[int32]int64 // cache of loaded offsets files (durable)
@@ -324,8 +327,9 @@ func (l *Log) partition(op, topic string, id int32) (*partition, error) {
 	return t.parts[id], nil
 }
 
-// CreateTopic implements intentlog.Log. The options of an existing topic are
-// left as they are.
+// CreateTopic implements intentlog.Log. An existing topic takes opts: they
+// replace its stored ones durably (its meta file, atomically), and a
+// retention that changed is applied at once.
 func (l *Log) CreateTopic(ctx context.Context, name string, partitions int32, opts intentlog.TopicOptions) error {
 	if err := l.createTopic(ctx, name, partitions, opts); err != nil {
 		return fmt.Errorf("embedded: create topic %s: %w", name, err)
@@ -352,7 +356,7 @@ func (l *Log) createTopic(ctx context.Context, name string, partitions int32, op
 		if n := int32(len(t.parts)); n != partitions {
 			return fmt.Errorf("has %d partitions, asked for %d: %w", n, partitions, intentlog.ErrPartitionMismatch)
 		}
-		return nil
+		return l.reconfigure(t, opts)
 	} else if !errors.Is(err, intentlog.ErrUnknownTopic) {
 		return err
 	}

@@ -32,7 +32,7 @@ type partition struct {
 	topic string
 	id    int32
 	dir   string
-	topts intentlog.TopicOptions
+	topts intentlog.TopicOptions // guarded by mu (CreateTopic changes it)
 
 	// qmu guards the append queue.
 	qmu      sync.Mutex

@@ -2,8 +2,12 @@ package embedded
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
 )
 
 // every calls fn every interval until Close.
@@ -39,16 +43,13 @@ func (l *Log) enforceRetention() {
 // larger than RetentionBytes. Readers still using a deleted segment keep
 // reading it; its file is closed when the last one lets go.
 func (p *partition) applyRetention(now time.Time) {
-	t := p.topts
-	if t.Retention <= 0 && t.RetentionBytes <= 0 {
-		return
-	}
-	cutoff := now.Add(-t.Retention).UnixMicro()
 	p.mu.Lock()
-	if p.closed {
+	t := p.topts
+	if p.closed || (t.Retention <= 0 && t.RetentionBytes <= 0) {
 		p.mu.Unlock()
 		return
 	}
+	cutoff := now.Add(-t.Retention).UnixMicro()
 	var total int64
 	for _, s := range p.segs {
 		total += s.size
@@ -128,4 +129,47 @@ func (p *partition) removeFiles(s *segment) bool {
 	log.Debug("embedded: retention deleted segment", "topic", p.topic, "partition", p.id,
 		"file", s.logPath, "bytes", s.size, "next_offset", s.next)
 	return true
+}
+
+// reconfigure gives an existing topic new options (CreateTopic of a topic
+// that exists; call it with createMu held): the meta file is replaced
+// atomically and durably first, so that a crash leaves the old options or
+// the new ones, then the partitions take them and retention runs at once
+// (a retention lowered to free space acts within the start that set it).
+// On a full disk the options apply anyway, and are stored once retention
+// freed space; if it freed none, they hold until Close (the next start's
+// CreateTopic stores them).
+func (l *Log) reconfigure(t *topic, opts intentlog.TopicOptions) error {
+	if t.opts == opts && !t.unstored {
+		return nil
+	}
+	m := metaFor(int32(len(t.parts)), opts)
+	err := writeMeta(l.fs, t.dir, m, l.opts.NoSync)
+	if err != nil && !vfs.IsNoSpace(err) {
+		return storageErr(fmt.Errorf("store the new options: %w", err))
+	}
+	if t.opts != opts {
+		l.opts.Logger.Info("embedded: topic options changed", "topic", t.name,
+			"retention", t.opts.Retention.String(), "new_retention", opts.Retention.String(),
+			"retention_bytes", t.opts.RetentionBytes, "new_retention_bytes", opts.RetentionBytes)
+		t.opts = opts
+		for _, p := range t.parts {
+			p.mu.Lock()
+			p.topts = opts
+			p.mu.Unlock()
+		}
+		now := l.opts.Now()
+		for _, p := range t.parts {
+			p.applyRetention(now)
+		}
+		if err != nil { // retention may have freed space
+			err = writeMeta(l.fs, t.dir, m, l.opts.NoSync)
+		}
+	}
+	t.unstored = err != nil
+	if err != nil {
+		l.opts.Logger.Warn("embedded: the disk is full: the topic's new options apply but are not stored; the next start stores them",
+			"topic", t.name, "err", err)
+	}
+	return nil
 }
