@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
@@ -34,8 +35,9 @@ const DefaultDoctorTimeout = 10 * time.Second
 // store is reachable, its schema (the catalog) is in place, how far each
 // replica lags, and (Cassandra) every node answers and every wail table
 // keeps read_repair = 'BLOCKING'; the log (the Kafka brokers, or the
-// embedded log in the data dir) is reachable, and every ready table has
-// its intent and event topics with its partition count. The embedded store
+// embedded log in the data dir) is reachable, every ready table has its
+// intent and event topics with its partition count, and (Kafka) each
+// event topic keeps its records at least as long as its intent topic. The embedded store
 // and log that the server at addr holds are skipped. hc (nil:
 // http.DefaultClient) carries the client's TLS settings; timeout (0:
 // DefaultDoctorTimeout) bounds each check.
@@ -221,6 +223,33 @@ func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 		return
 	}
 	fmt.Fprintf(w, "topics       ok (%d topics of %d tables)\n", n, served)
+	if r, ok := log.(retentionReader); ok {
+		doctorRetention(lctx, r, cfg.Log.Kafka.Brokers, tables, w, fail)
+	}
+}
+
+// doctorRetention checks that every served table's event topic keeps its
+// records at least as long as its intent topic (Kafka: topics keep the
+// configs they were created with, or were given outside wail).
+func doctorRetention(ctx context.Context, r retentionReader, brokers []string, tables []catalog.Table, w io.Writer, fail func(check, format string, args ...any)) {
+	var problems []string
+	for _, t := range tables {
+		if t.State != catalog.Ready && t.State != catalog.Dropping {
+			continue
+		}
+		problem, action, err := retentionProblem(ctx, r, t.Name, brokers)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("table %s: %v (grant DescribeConfigs on its topics)", t.Name, err))
+		case problem != "":
+			problems = append(problems, problem+"; "+action)
+		}
+	}
+	if len(problems) > 0 {
+		fail("retention", "%s", strings.Join(problems, "\n"))
+		return
+	}
+	fmt.Fprintf(w, "retention    ok (every event topic keeps its records at least as long as its intent topic)\n")
 }
 
 // healthTimeout bounds the question to a server's /healthz.

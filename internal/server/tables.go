@@ -33,6 +33,9 @@ func (p topics) Provision(ctx context.Context, t catalog.Table) error {
 	if err := p.s.log.CreateTopic(ctx, dlq.Topic(t.Name), dlq.Partitions, intentlog.TopicOptions{Retention: p.s.cfg.Log.DLQRetention}); err != nil {
 		return fmt.Errorf("dead-letter topic of %s: %w", t.Name, err)
 	}
+	// Kafka's topics keep their configs: check that the events outlive
+	// the intents (the embedded log's took the configured retentions).
+	p.s.checkRetention(ctx, t.Name)
 	return nil
 }
 
@@ -52,6 +55,7 @@ func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 	if err := p.s.deleteTopics(ctx, t.Name, names); err != nil {
 		return err
 	}
+	p.s.health.Clear(retentionComponent(t.Name))
 	if p.s.sinks != nil {
 		if err := p.s.sinks.DropTable(ctx, t.Name); err != nil {
 			return fmt.Errorf("drop the sinks of %s: %w", t.Name, err)
@@ -107,6 +111,7 @@ type forgetter interface{ Forget(topics ...string) }
 // which the dropping process deleted, are forgotten.
 func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	s.tableProblem(t.Name, nil)
+	s.health.Clear(retentionComponent(t.Name))
 	if s.resolver != nil {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()

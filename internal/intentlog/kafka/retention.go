@@ -1,0 +1,60 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// TopicRetention is how long a topic keeps its records by time, as its
+// configs on the brokers say (they may be set outside wail: CreateTopic
+// leaves an existing topic's configs alone).
+type TopicRetention struct {
+	// Topic is the topic's Kafka name.
+	Topic string
+	// RetentionMS is retention.ms; -1 keeps records forever.
+	RetentionMS int64
+	// CleanupPolicy is cleanup.policy. Without "delete" in it, time
+	// retention removes nothing (Forever).
+	CleanupPolicy string
+}
+
+// Forever reports whether time retention never removes a record.
+func (r TopicRetention) Forever() bool {
+	return r.RetentionMS < 0 || !slices.Contains(strings.Split(r.CleanupPolicy, ","), "delete")
+}
+
+// TopicRetention reads topic's retention.ms and cleanup.policy from the
+// brokers (DescribeConfigs on the topic).
+func (l *Log) TopicRetention(ctx context.Context, topic string) (TopicRetention, error) {
+	r := TopicRetention{Topic: l.names.external(topic), RetentionMS: -2}
+	rcs, err := l.adm.DescribeTopicConfigs(ctx, r.Topic)
+	if err != nil {
+		return r, fmt.Errorf("kafka: retention of %s: %w", r.Topic, mapErr(err))
+	}
+	rc, err := rcs.On(r.Topic, nil)
+	if err == nil {
+		err = rc.Err
+	}
+	if err != nil {
+		return r, fmt.Errorf("kafka: retention of %s: %w", r.Topic, mapErr(err))
+	}
+	for _, c := range rc.Configs {
+		switch {
+		case c.Value == nil:
+		case c.Key == "retention.ms":
+			if r.RetentionMS, err = strconv.ParseInt(*c.Value, 10, 64); err != nil {
+				return r, fmt.Errorf("kafka: retention of %s: retention.ms %q: %w", r.Topic, *c.Value, err)
+			}
+		case c.Key == "cleanup.policy":
+			r.CleanupPolicy = *c.Value
+		}
+	}
+	if r.RetentionMS == -2 || r.CleanupPolicy == "" {
+		return r, fmt.Errorf("kafka: retention of %s: %w", r.Topic, errors.New("the brokers did not name retention.ms and cleanup.policy"))
+	}
+	return r, nil
+}

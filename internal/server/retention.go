@@ -1,0 +1,77 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog/kafka"
+)
+
+// retentionReader is a log whose topics' retention may be set outside
+// wail, and whose CreateTopic leaves an existing topic's configs alone
+// (Kafka): log.retention and log.event_retention only apply to topics it
+// creates, so their order is checked on the topics themselves.
+type retentionReader interface {
+	TopicRetention(ctx context.Context, topic string) (kafka.TopicRetention, error)
+}
+
+var _ retentionReader = (*kafka.Log)(nil)
+
+// retentionProblem reads the retention of table's intent and event topics
+// and returns a description of what is wrong (empty when the events
+// outlive the intents), or an error when the configs cannot be read. An
+// event topic that keeps records for less time than its intent topic
+// breaks a replay of intents (DESIGN.md, "events must outlive intents"):
+// a replayed intent whose events expired publishes a version a consumer
+// has seen again.
+func retentionProblem(ctx context.Context, r retentionReader, table string, brokers []string) (problem, action string, err error) {
+	in, err := r.TopicRetention(ctx, intent.Topic(table))
+	if err != nil {
+		return "", "", err
+	}
+	ev, err := r.TopicRetention(ctx, eventbus.Topic(table))
+	if err != nil {
+		return "", "", err
+	}
+	if ev.Forever() || (!in.Forever() && ev.RetentionMS >= in.RetentionMS) {
+		return "", "", nil
+	}
+	intents, want := "forever", "-1"
+	if !in.Forever() {
+		intents = fmt.Sprintf("retention.ms %d (%s)", in.RetentionMS, time.Duration(in.RetentionMS)*time.Millisecond)
+		want = fmt.Sprint(in.RetentionMS)
+	}
+	problem = fmt.Sprintf("event topic %s of table %s keeps records for retention.ms %d (%s, cleanup.policy %s), less than its intent topic %s (%s): "+
+		"a replayed intent whose events expired would publish a version consumers have seen again",
+		ev.Topic, table, ev.RetentionMS, time.Duration(ev.RetentionMS)*time.Millisecond, ev.CleanupPolicy, in.Topic, intents)
+	action = fmt.Sprintf("raise it: kafka-configs.sh --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config retention.ms=%s "+
+		"(or -1: events forever), or lower the intent topic's", strings.Join(brokers, ","), ev.Topic, want)
+	return problem, action, nil
+}
+
+// checkRetention raises (or clears) the health condition retention/<table>
+// when the log is Kafka's; a failed read of the configs is logged and
+// leaves the condition as it was.
+func (s *Server) checkRetention(ctx context.Context, table string) {
+	r, ok := s.log.(retentionReader)
+	if !ok {
+		return
+	}
+	problem, action, err := retentionProblem(ctx, r, table, s.cfg.Log.Kafka.Brokers)
+	switch {
+	case err != nil:
+		s.logger.Warn("cannot read the retention of a table's topics to check that events outlive intents; grant DescribeConfigs on them (wail doctor checks it too)",
+			"table", table, "err", err)
+	case problem == "":
+		s.health.Clear(retentionComponent(table))
+	default:
+		s.health.Set(retentionComponent(table), health.Degraded, problem, action)
+	}
+}
+
+func retentionComponent(table string) string { return "retention/" + table }

@@ -1,0 +1,90 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/servicetest"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
+)
+
+// TestKafkaEventRetentionChecked: Kafka topics keep the configs they were
+// created with (or that were set outside wail), so an event topic whose
+// retention.ms fell below its intent topic's went unnoticed, and a replay
+// of intents whose events expired republished versions consumers had
+// seen. Now the start raises the degraded condition retention/<table>
+// naming the topic, its retention.ms and the command to run, wail doctor
+// fails the same way, and both clear once the topic keeps its events
+// long enough.
+func TestKafkaEventRetentionChecked(t *testing.T) {
+	t.Parallel()
+	brokers := servicetest.KafkaBrokers(t)
+	prefix := sqltest.Name("ret_")
+	intents, events, dlqs := prefix+".intents.t", prefix+".events.t", prefix+".dlq.t"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, intents, events, dlqs)
+	})
+	cfg := testConfig(t)
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	cfg.Log.Kind = config.LogKafka
+	cfg.Log.Kafka.Brokers, cfg.Log.Kafka.ReplicationFactor = brokers, 1
+	cfg.Log.Kafka.IntentTopic, cfg.Log.Kafka.EventTopic, cfg.Log.Kafka.DLQTopic = prefix+".intents.{table}", prefix+".events.{table}", prefix+".dlq.{table}"
+	cfg.Resolver.Group = prefix
+	cfg.Log.Retention, cfg.Log.EventRetention = 2*time.Hour, 2*time.Hour
+	cfg.Tables = []config.Table{{Name: "t", Partitions: 1}}
+
+	r := runServer(t, cfg, seams{})
+	if c, ok := condition(r.srv.health, "retention/t"); ok && c.State != health.OK {
+		t.Fatalf("retention condition with equal retentions: %+v", c)
+	}
+	stopRun(t, r)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	setRetention := func(ms string) {
+		t.Helper()
+		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr(ms)}}, events); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setRetention("3600000") // outside wail: an hour, below the intents' two
+	r = runServer(t, cfg, seams{})
+	c, ok := condition(r.srv.health, "retention/t")
+	if !ok || c.State != health.Degraded || !strings.Contains(c.Reason, events) || !strings.Contains(c.Reason, "retention.ms 3600000") ||
+		!strings.Contains(c.Action, "kafka-configs.sh --bootstrap-server "+strings.Join(brokers, ",")+" --alter --entity-type topics --entity-name "+events+" --add-config retention.ms=7200000") {
+		t.Fatalf("retention condition: %+v %v; want degraded, naming %s, its retention.ms and the command", c, ok, events)
+	}
+	stopRun(t, r)
+	var out bytes.Buffer
+	err = Doctor(ctx, cfg, nil, "", 0, &out)
+	if err == nil || !strings.Contains(out.String(), "retention    FAIL: event topic "+events) || !strings.Contains(out.String(), "--add-config retention.ms=7200000") {
+		t.Fatalf("doctor: %v\n%s\nwant the retention check to fail naming %s and the command", err, out.String(), events)
+	}
+
+	setRetention("-1")
+	r = runServer(t, cfg, seams{})
+	if c, ok := condition(r.srv.health, "retention/t"); ok && c.State != health.OK {
+		t.Fatalf("retention condition with events kept forever: %+v", c)
+	}
+	stopRun(t, r)
+	out.Reset()
+	if err := Doctor(ctx, cfg, nil, "", 0, &out); err != nil || !strings.Contains(out.String(), "retention    ok") {
+		t.Fatalf("doctor with events kept forever: %v\n%s", err, out.String())
+	}
+}
