@@ -104,3 +104,54 @@ type reconcileReport struct {
 	keys    []reconcile.Key
 	open    []int64
 }
+
+// TestGapSettlesDeletedKeyOnCompactedBus: on a compacted bus (Kafka) a
+// key deleted in the store with no record left was counted expired and
+// held the partition's GAP letter open for good (compaction removes a
+// delete event and its tombstone after delete.retention.ms). No record
+// at all, on a compacted topic that lost nothing to time retention, means
+// the key's last record was a removed tombstone or it never had one: a
+// consumer sees it deleted, as the store says, so the letter settles.
+// With time retention on the bus (compact,delete) the key's only upsert
+// may have been removed while its delete was never published: the letter
+// stays open.
+func TestGapSettlesDeletedKeyOnCompactedBus(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		retained bool
+		settled  int
+		expired  int64
+	}{
+		{"compaction only", false, 1, 0},
+		{"time retention too", true, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			tb := newTable(t)
+			if tc.retained {
+				gone := intent.Event{Table: "t", Key: []byte("gone"), Op: intent.Upsert, Version: 7, Value: []byte("v")}
+				if err := tb.bus.Publish(ctx, "t", []intent.Event{gone}); err != nil { // offset 0, "removed by retention"
+					t.Fatal(err)
+				}
+				tb.o.Bus = eventbus.New(retainedLog{tb.log})
+				tb.o.EventRetention = time.Hour
+			}
+			tb.o.Compacted = true
+			deleted := hlc.At(time.Now().Add(-2 * time.Hour))
+			if _, err := tb.store.Apply(ctx, "t", []store.Mutation{{Key: []byte("deleted"), Version: deleted, Delete: true}}); err != nil {
+				t.Fatal(err)
+			}
+			tb.resolved(t)
+			offs := appendLetters(t, tb.log, gap(0))
+			r, err := tb.q.Reconcile(ctx, tb.o, tb.t)
+			if err != nil || len(r.Settled) != tc.settled || r.Report.Expired != tc.expired {
+				t.Fatalf("reconcile: %d settled, %d expired (%+v), %v; want %d settled, %d expired", len(r.Settled), r.Report.Expired, r.Report.ExpiredKeys, err, tc.settled, tc.expired)
+			}
+			if tc.settled == 0 && (len(r.Open) != 1 || r.Open[0] != offs[0]) {
+				t.Errorf("open GAP letters %v, want %d", r.Open, offs[0])
+			}
+		})
+	}
+}

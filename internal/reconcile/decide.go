@@ -11,8 +11,10 @@ type Verdict int
 
 // Verdicts.
 const (
-	// UpToDate: the bus holds an event at or above the stored version, or
-	// the store does not have the key.
+	// UpToDate: the bus holds an event at or above the stored version,
+	// the store does not have the key, or (a compacted bus that lost
+	// nothing to time retention) the store has it deleted and the bus has
+	// no record of it.
 	UpToDate Verdict = iota
 	// InFlight: the intent of the stored version is still unresolved (it
 	// was logged after the resolvers caught up): the resolver publishes it,
@@ -83,8 +85,20 @@ func Decide(f Facts) Verdict {
 		// record, and time retention removes older records first), so an
 		// older last event means the stored version was never published.
 		return Behind
+	case f.Deleted && f.Compacted && f.RetainedSince.IsZero():
+		// Compaction removes a record only once a later one of its key
+		// is on the bus, and a tombstone after delete.retention.ms; with
+		// nothing lost to time retention, no record at all means the
+		// key's last record was a tombstone (its delete was published) or
+		// it never had one. Either way a consumer sees it deleted, as the
+		// store does. (Not on the embedded log, which does not compact:
+		// there, no record with nothing lost means never published.)
+		return UpToDate
 	case f.Deleted && f.Compacted:
-		return Expired // the delete was published and compacted away, or the key never had an event
+		// Time retention (compact,delete) may have removed the key's only
+		// upsert while its delete was never published, or compaction its
+		// published delete: which one is unknown.
+		return Expired
 	case !f.RetainedSince.IsZero() && hlc.Time(f.Version).Before(f.RetainedSince.Add(clockSkew)):
 		return Expired // its event may have been published before the retained records
 	}

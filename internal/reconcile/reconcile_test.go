@@ -40,7 +40,16 @@ func TestDecide(t *testing.T) {
 		{"never_published", Facts{Found: true, Version: 9}, Behind},
 		{"never_published_tombstone", Facts{Found: true, Version: 9, Deleted: true}, Behind},
 		{"in_flight", Facts{Found: true, Version: 9, LastEvent: 5, Pending: true}, InFlight},
-		{"compacted_tombstone", Facts{Found: true, Version: 9, Deleted: true, Compacted: true}, Expired},
+		// On a compacted bus that lost nothing to time retention, no
+		// record at all means the key's last record was a tombstone
+		// compaction removed, or it never had one: a consumer sees it
+		// deleted, as the store does (it was expired, and held GAP
+		// letters open).
+		{"compacted_tombstone", Facts{Found: true, Version: 9, Deleted: true, Compacted: true}, UpToDate},
+		// Time retention (compact,delete) may have removed its only
+		// upsert while its delete was never published.
+		{"compacted_tombstone_retention", Facts{Found: true, Version: recent, Deleted: true, Compacted: true, RetainedSince: now.Add(-time.Hour)}, Expired},
+		{"compacted_tombstone_older_than_retained", Facts{Found: true, Version: old, Deleted: true, Compacted: true, RetainedSince: now.Add(-time.Minute)}, Expired},
 		{"compacted_upsert", Facts{Found: true, Version: 9, Compacted: true}, Behind},
 		{"older_than_retained", Facts{Found: true, Version: old, RetainedSince: now.Add(-time.Minute)}, Expired},
 		{"within_skew_of_retained", Facts{Found: true, Version: recent, RetainedSince: now.Add(-30 * time.Second)}, Expired},
