@@ -647,9 +647,15 @@ func (l *loop) tick(ctx context.Context) {
 	l.startJob()
 	c := l.core.Committed()
 	if time.Since(l.endAt) >= lagEvery {
-		if _, end, err := l.r.log.Bounds(ctx, l.topic, l.partition); err == nil {
-			l.end, l.endAt = end, time.Now()
+		// On the loop's goroutine: bounded, so that a partition without
+		// a leader delays no publish or commit for long (the gauge waits).
+		// A failure waits for the next lagEvery too.
+		bctx, cancel := context.WithTimeout(ctx, lagAsk)
+		if _, end, err := l.r.log.Bounds(bctx, l.topic, l.partition); err == nil {
+			l.end = end
 		}
+		l.endAt = time.Now()
+		cancel()
 		l.limits(ctx) // an operator may change a Kafka topic's max.message.bytes
 	}
 	l.m.lag.Set(float64(max(l.end, l.core.Next()) - c))
@@ -661,6 +667,9 @@ func (l *loop) tick(ctx context.Context) {
 // the lag gauge (on Kafka, two ListOffsets that the loop waits for); in
 // between, the end is at least the offset after what it read.
 const lagEvery = 5 * time.Second
+
+// lagAsk bounds that ask (two ListOffsets that take milliseconds).
+const lagAsk = time.Second
 
 // drain finishes the reads and the jobs in flight (issuing no new reads,
 // retrying nothing: a parked key waits for the next owner), then commits.

@@ -629,6 +629,37 @@ func TestTickLag(t *testing.T) {
 	}
 }
 
+// deadlineLog answers Bounds with the deadline of its context.
+type deadlineLog struct {
+	Log
+	deadline time.Time
+	had      bool
+}
+
+func (b *deadlineLog) Bounds(ctx context.Context, _ string, _ int32) (int64, int64, error) {
+	b.deadline, b.had = ctx.Deadline()
+	return 0, 0, nil
+}
+
+// TestTickBoundsBounded: the tick's Bounds, asked for the lag gauge on the
+// loop's goroutine, ends within lagAsk: a Kafka partition without a
+// leader made it retry until the loop's context ended (or, bounded by the
+// log, for its request timeout every lagEvery), holding every publish,
+// commit and health update of the partition meanwhile.
+func TestTickBoundsBounded(t *testing.T) {
+	t.Parallel()
+	l := testLoop(t, Config{}, nil)
+	lg := &deadlineLog{}
+	l.r.log, l.pub = lg, stubPublisher{}
+	l.tick(context.Background())
+	if !lg.had || time.Until(lg.deadline) > lagAsk {
+		t.Fatalf("Bounds of the tick asked with deadline %v (set: %v); want one within %s", lg.deadline, lg.had, lagAsk)
+	}
+	if l.job != nil {
+		<-l.jobDone
+	}
+}
+
 // commitPublisher is a stubPublisher that records its commits.
 type commitPublisher struct {
 	stubPublisher

@@ -258,13 +258,18 @@ func (r *Resolver) Run(ctx context.Context, tables []catalog.Table, more <-chan 
 // group membership (pm) is returned.
 func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
 	defer r.runs.enter(t.Name, p)()
+	// Raised while the partition cannot start (its loop raises its own
+	// conditions once it runs): else a partition whose start keeps
+	// failing, as a Kafka partition without a leader, was only logged.
+	startHealth := newPartitionHealth(r.cfg.Health, t.Name, p)
+	defer startHealth.clear()
 	backoff := r.cfg.BackoffMax
 	for {
 		cur, ok := r.current(t)
 		if !ok {
 			return nil // dropped
 		}
-		err := r.resolvePartition(ctx, cur, p, pm)
+		err := r.resolvePartition(ctx, cur, p, pm, startHealth.clear)
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
@@ -275,6 +280,10 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 			continue // starts again at once: records the gap, or ends the hang
 		}
 		r.cfg.Logger.Error("resolver partition stopped; restarting", "table", t.Name, "partition", p, "err", err, "retry_in", backoff)
+		startHealth.set(fmt.Sprintf("table %s partition %d could not start or stopped (restarting every %s at most): %v",
+			t.Name, p, maxRestartBackoff, err),
+			"the error says what failed (the intent log, the event bus or the store); once it answers the partition starts by itself, "+
+				"nothing is lost meanwhile (its intents wait in the log); see docs/operations.md, Resolver")
 		select {
 		case <-ctx.Done():
 			return nil
@@ -300,8 +309,9 @@ func localLanding(cfg Config, levels int) bool {
 	return cfg.LocalProxyServes && cfg.Landing != nil && levels == 1
 }
 
-// resolvePartition recovers where the partition stopped and runs its loop.
-func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
+// resolvePartition recovers where the partition stopped and runs its loop;
+// started is called once the loop is about to run.
+func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump, started func()) error {
 	topic := intent.Topic(t.Name)
 	params := Params{
 		Table: t.Name, Partition: p, Window: t.VisibilityWindow, Wide: t.WideWindow, WideUntil: t.WideUntil,
@@ -428,6 +438,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	l.m = r.cfg.Metrics.partition(t.Name, p, params.Levels)
 	l.def = t
 	ran = true
+	started()
 	return l.run(ctx, rd, first)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
@@ -106,7 +107,10 @@ func TestPartitionRestartsAfterAFailedStart(t *testing.T) {
 	env.write(ctx, t, "k", 1, "v")
 	logger, logs := testLogger()
 	log := &failingStart{Log: env.log}
-	r := New(log, env.st, env.bus, testConfig(logger, nil))
+	cfg := testConfig(logger, nil)
+	sink := &lockedSink{}
+	cfg.Health = sink
+	r := New(log, env.st, env.bus, cfg)
 	run := start(ctx, r, env.tb)
 	// The partition runs from before its first Bounds until Run ends.
 	ended := func() bool {
@@ -127,6 +131,38 @@ func TestPartitionRestartsAfterAFailedStart(t *testing.T) {
 	if n := onBus(ctx, t, env)["k"]; n != 1 {
 		t.Fatalf("%d events of k, want 1", n)
 	}
+	// The failed start raised the partition's health condition, saying
+	// why; it was cleared once the partition ran (a partition that cannot
+	// start, as a Kafka partition without a leader, was only logged).
+	calls := sink.get()
+	if len(calls) < 2 || calls[0].component != "resolver/restart/0" || !strings.Contains(calls[0].reason, "could not start") ||
+		!strings.Contains(calls[0].reason, "log unreachable") || !calls[len(calls)-1].cleared {
+		t.Fatalf("health calls %+v; want the failed start raised, then cleared", calls)
+	}
+}
+
+// lockedSink is a recordingSink for concurrent partitions.
+type lockedSink struct {
+	mu sync.Mutex
+	recordingSink
+}
+
+func (s *lockedSink) Set(component string, st health.State, reason, action string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recordingSink.Set(component, st, reason, action)
+}
+
+func (s *lockedSink) Clear(component string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recordingSink.Clear(component)
+}
+
+func (s *lockedSink) get() []healthCall {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]healthCall(nil), s.calls...)
 }
 
 // appendingLog is a log that notes its appends (nothing else is called).

@@ -23,7 +23,9 @@
 //	                     local clock, never decreasing within one Log
 //	Record.Value nil     a null value: a compaction tombstone
 //	Bounds               ListOffsets earliest / latest (the high watermark;
-//	                     a reader reaches it once open transactions ended)
+//	                     a reader reaches it once open transactions ended);
+//	                     retriable errors (no leader) are retried for
+//	                     Options.RequestTimeout, then ErrPartitionUnavailable
 //	OffsetForTime        ListOffsets by timestamp; the end offset when none
 //	Commit / Committed   OffsetCommit / OffsetFetch of a consumer group that
 //	                     has no members (as kadm does); never-committed

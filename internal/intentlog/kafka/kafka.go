@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,13 @@ import (
 )
 
 var _ intentlog.Log = (*Log)(nil)
+
+// ErrPartitionUnavailable: a partition's offsets could not be listed for
+// Options.RequestTimeout because every try failed with a retriable Kafka
+// error (no leader, a leader election, offsets not yet available). The
+// Kafka error stays in the chain. Nothing is lost: asking again once the
+// partition has a leader works.
+var ErrPartitionUnavailable = errors.New("partition unavailable")
 
 // Log is an intentlog.Log on a Kafka cluster. It is safe for concurrent use.
 type Log struct {
@@ -334,11 +342,20 @@ func (l *Log) OffsetForTime(ctx context.Context, topic string, partition int32, 
 
 // listOffset runs a kadm listing for topic and returns partition's offset,
 // retrying retriable Kafka errors (a partition whose leader just moved or
-// was just created) until ctx ends; an unknown topic is not retried.
+// was just created) until ctx ends or, at the latest, for
+// Options.RequestTimeout: then ErrPartitionUnavailable, saying what to
+// check (a partition without a leader would else stall its caller, a
+// resolver starting it, with nothing said). An unknown topic is not
+// retried.
 func (l *Log) listOffset(ctx context.Context, topic string, partition int32,
 	list func(context.Context, ...string) (kadm.ListedOffsets, error)) (int64, error) {
+	// kgo retries some errors itself (NOT_LEADER_FOR_PARTITION) within a
+	// request: the bound is a deadline for the requests too.
+	lctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
+	defer cancel()
+	var last error // the last retriable error
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
-		offs, err := list(ctx, topic)
+		offs, err := list(lctx, topic)
 		var off int64
 		if err == nil {
 			off, err = listed(offs, topic, partition)
@@ -347,15 +364,31 @@ func (l *Log) listOffset(ctx context.Context, topic string, partition int32,
 			l.forget(topic) // deleted: the next call asks the metadata
 			return 0, err
 		}
-		if err == nil || !kerr.IsRetriable(err) {
-			return off, err
+		switch {
+		case err == nil:
+			return off, nil
+		case ctx.Err() != nil:
+			return 0, fmt.Errorf("%w (retrying %w)", ctx.Err(), cmp.Or(last, err))
+		case lctx.Err() != nil:
+			return 0, l.unavailable(topic, partition, cmp.Or(last, err))
+		case !kerr.IsRetriable(err):
+			return 0, err
 		}
+		last = err
 		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%w (retrying %w)", ctx.Err(), err)
+		case <-lctx.Done():
 		case <-time.After(delay):
 		}
 	}
+}
+
+// unavailable is ErrPartitionUnavailable for a partition whose offsets
+// could not be listed for RequestTimeout: err is the last Kafka error.
+func (l *Log) unavailable(topic string, partition int32, err error) error {
+	return fmt.Errorf("%w: no answer for %s (%w); check that partition %d has a leader "+
+		"(kafka-topics.sh --describe --topic %s: \"Leader: none\" means its replicas are down or out of sync) and "+
+		"bring its brokers back; it is asked again, nothing is lost meanwhile",
+		ErrPartitionUnavailable, l.opts.RequestTimeout, err, partition, topic)
 }
 
 // listed picks one partition's offset out of a kadm listing.

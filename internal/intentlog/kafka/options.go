@@ -56,7 +56,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// RequestTimeout bounds admin requests made without a deadline of the
 	// caller's (NewReader's checks, Close's leave); it is also the broker-side
-	// produce timeout (default 30 s).
+	// produce timeout, and how long Bounds, StableEnd and OffsetForTime
+	// retry a partition without a leader before ErrPartitionUnavailable
+	// (default 30 s).
 	RequestTimeout time.Duration
 	// HangingAfter is how long a transaction must have been silent on a
 	// partition before AbortHanging considers it (default 30s): well above
