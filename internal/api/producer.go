@@ -81,6 +81,8 @@ func writeCode(err error) connect.Code {
 		return connect.CodeInvalidArgument
 	case errors.Is(err, proxy.ErrOverloaded):
 		return connect.CodeResourceExhausted
+	case errors.Is(err, proxy.ErrLogRefused):
+		return connect.CodeFailedPrecondition
 	case errors.Is(err, context.Canceled):
 		return connect.CodeCanceled
 	case errors.Is(err, context.DeadlineExceeded):

@@ -229,6 +229,7 @@ func TestWriteCode(t *testing.T) {
 		{fmt.Errorf("%w: key is empty", proxy.ErrInvalid), connect.CodeInvalidArgument},
 		{fmt.Errorf("%w: log down", proxy.ErrUnavailable), connect.CodeUnavailable},
 		{fmt.Errorf("table tx: %w", proxy.ErrOverloaded), connect.CodeResourceExhausted},
+		{fmt.Errorf("%w: record too large", proxy.ErrLogRefused), connect.CodeFailedPrecondition},
 		{fmt.Errorf("append: %w", context.Canceled), connect.CodeCanceled},
 		{fmt.Errorf("append: %w", context.DeadlineExceeded), connect.CodeDeadlineExceeded},
 		{errors.New("anything else"), connect.CodeUnavailable},

@@ -36,6 +36,9 @@ var (
 	ErrClosed = errors.New("log closed")
 	// ErrTooLarge: a record or batch exceeds the configured maximum.
 	ErrTooLarge = errors.New("record too large")
+	// ErrAccessDenied: the log refused wail's credentials, or their
+	// permission for the operation (on Kafka: SASL authentication, an ACL).
+	ErrAccessDenied = errors.New("access denied")
 	// ErrCorrupt: stored bytes failed their checksum or could not be decoded.
 	ErrCorrupt = errors.New("corrupt log data")
 	// ErrStorage: the log's storage failed (an I/O error, a failed fsync, a

@@ -52,6 +52,11 @@ var (
 	ErrInvalid = errors.New("invalid mutation")
 	// ErrUnavailable: Unavailable (intent log or store failed; retry).
 	ErrUnavailable = errors.New("unavailable")
+	// ErrLogRefused: FailedPrecondition. The intent log refused the
+	// intent for a reason a retry does not change (a record over the
+	// topic's limit, a missing topic, wail's credentials): an operator
+	// must act; nothing was written.
+	ErrLogRefused = errors.New("the intent log refused the intent")
 )
 
 // Log is where intents go.
@@ -428,6 +433,39 @@ func afterAppend(mode catalog.FailureMode, logged bool, took, w time.Duration) (
 	return writeStore, slow
 }
 
+// appendRefusal is the error of a write refused because its intents were
+// not logged: err is the append's, cutOff whether its context ended (the
+// caller's, ctx, or half the visibility window, half). It names the
+// cause: only a log that did not answer in time is about the window.
+func appendRefusal(ctx context.Context, cutOff bool, err error, half time.Duration, topic string) error {
+	switch {
+	case errors.Is(err, intentlog.ErrTooLarge):
+		return fmt.Errorf("%w: %w; nothing was written: the intent (key, table, id, version, trace context; never the value) "+
+			"is larger than the intent topic %s takes; raise the topic's max.message.bytes (Kafka) or shorten the key, "+
+			"a retry fails the same way", ErrLogRefused, err, topic)
+	case errors.Is(err, intentlog.ErrUnknownTopic):
+		return fmt.Errorf("%w: %w; nothing was written: the table's intent topic %s is missing from the log (deleted outside wail?); "+
+			"a wail process creates it again when it starts or refreshes its catalog: `wail doctor` says whether it is back",
+			ErrLogRefused, err, topic)
+	case errors.Is(err, intentlog.ErrAccessDenied):
+		return fmt.Errorf("%w: %w; nothing was written: the log refused wail's credentials or their permission to write %s; "+
+			"grant wail's principal Write and Describe on the topic (Kafka ACLs) or fix its credentials (log.kafka.sasl)",
+			ErrLogRefused, err, topic)
+	case errors.Is(err, intentlog.ErrClosed):
+		return fmt.Errorf("%w: the intent log is closed (the server is stopping), nothing was written; retry on another instance or after the restart: %w",
+			ErrUnavailable, err)
+	case cutOff && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("the request's deadline passed before the intent log took the intent, nothing was written: %w", ctx.Err())
+	case cutOff && ctx.Err() != nil:
+		return fmt.Errorf("the request was canceled before the intent log took the intent, nothing was written: %w", ctx.Err())
+	case cutOff:
+		// The proxy's own deadline, not the caller's: unavailable.
+		return fmt.Errorf("%w: the intent log did not take the intent within half the visibility window (%s), nothing was written; retry: %v",
+			ErrUnavailable, half, err)
+	}
+	return fmt.Errorf("%w: the intent log failed: %v; nothing was written, retry", ErrUnavailable, err)
+}
+
 // writeTable is the write path for the mutations idx of one table:
 // stamp, log the intents, write the store, log ABORTs if the store
 // definitely did not apply the write.
@@ -453,6 +491,7 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	actx, cancel := context.WithDeadline(ctx, now.Add(w/appendShare))
 	actx, span := p.tracing.Start(actx, "wail.intent.append")
 	err := p.log.Append(actx, intent.Topic(t.Name), recs)
+	cutOff := actx.Err() != nil // before cancel: the caller's deadline or W/2 passed
 	held()
 	endSpan(span, err)
 	cancel()
@@ -470,9 +509,9 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	}
 	switch next {
 	case refuse:
+		refusal := appendRefusal(ctx, cutOff, err, w/appendShare, intent.Topic(t.Name))
 		for _, i := range idx {
-			res[i].Err = fmt.Errorf("%w: the intent log did not take the intent within half the visibility window (%s), nothing was written; retry: %v",
-				ErrUnavailable, w/appendShare, err)
+			res[i].Err = refusal
 		}
 		return
 	case refuseLate:

@@ -531,7 +531,8 @@ func mapErr(err error) error {
 	var sentinel error
 	switch {
 	case errors.Is(err, intentlog.ErrUnknownTopic), errors.Is(err, intentlog.ErrTooLarge),
-		errors.Is(err, intentlog.ErrOffsetOutOfRange), errors.Is(err, intentlog.ErrClosed):
+		errors.Is(err, intentlog.ErrOffsetOutOfRange), errors.Is(err, intentlog.ErrClosed),
+		errors.Is(err, intentlog.ErrAccessDenied):
 		return err
 	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
 		sentinel = intentlog.ErrUnknownTopic
@@ -541,6 +542,10 @@ func mapErr(err error) error {
 		sentinel = intentlog.ErrOffsetOutOfRange
 	case errors.Is(err, kgo.ErrClientClosed):
 		sentinel = intentlog.ErrClosed
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.GroupAuthorizationFailed),
+		errors.Is(err, kerr.ClusterAuthorizationFailed), errors.Is(err, kerr.TransactionalIDAuthorizationFailed),
+		errors.Is(err, kerr.SaslAuthenticationFailed):
+		sentinel = intentlog.ErrAccessDenied
 	default:
 		return err
 	}

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,5 +97,22 @@ func TestBoundsLeaderless(t *testing.T) {
 				t.Errorf("%d ListOffsets: want retries before the error", lists.Load())
 			}
 		})
+	}
+}
+
+// TestMapErrAccessDenied: Kafka's authorization and authentication errors
+// map to intentlog.ErrAccessDenied (the proxy answers failed_precondition
+// saying to grant the ACL, instead of unavailable as if a retry helped),
+// keeping the Kafka error.
+func TestMapErrAccessDenied(t *testing.T) {
+	for _, kerrr := range []error{kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed,
+		kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed, kerr.SaslAuthenticationFailed} {
+		err := mapErr(fmt.Errorf("produce: %w", kerrr))
+		if !errors.Is(err, intentlog.ErrAccessDenied) || !errors.Is(err, kerrr) {
+			t.Errorf("mapErr(%v) = %v; want ErrAccessDenied with the Kafka error", kerrr, err)
+		}
+	}
+	if err := mapErr(kerr.NotEnoughReplicas); errors.Is(err, intentlog.ErrAccessDenied) {
+		t.Errorf("mapErr(NOT_ENOUGH_REPLICAS) = %v", err)
 	}
 }

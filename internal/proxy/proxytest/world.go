@@ -26,8 +26,10 @@ type World struct {
 	Calls   []string // "append:UPSERT", "apply", "append-failed", ...
 	Intents []intent.Intent
 	Rows    map[string]store.Row
-	// LogFails fails every Append; AbortFails only ABORT ones.
+	// LogFails fails every Append (with LogErr, default "log down");
+	// AbortFails only ABORT ones.
 	LogFails, AbortFails bool
+	LogErr               error
 	StErr                error         // what Apply fails with, nil: it works
 	LogDelay             time.Duration // each Append takes this long, then takes the intents whatever the deadline
 	LogBlock             bool          // Append waits until its ctx ends (a broker that does not answer)
@@ -90,6 +92,9 @@ func (l Log) Append(ctx context.Context, topic string, recs []*intentlog.Record)
 	}
 	if w.LogFails || (w.AbortFails && isAbort(recs)) {
 		w.Calls = append(w.Calls, "append-failed")
+		if w.LogErr != nil {
+			return w.LogErr
+		}
 		return errors.New("log down")
 	}
 	for _, r := range recs {
