@@ -88,6 +88,10 @@ type Member struct {
 	// they are committed with.
 	owners owners
 
+	// produceBound bounds a transaction's produce and offset commit: half
+	// the transaction timeout (see Transact).
+	produceBound time.Duration
+
 	// afterProduce, when set (tests), runs between a transaction's produce
 	// and its offset commit: the crash test kills the process there.
 	afterProduce func()
@@ -134,7 +138,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
-	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}}
+	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}, produceBound: opts.TransactionTimeout / 2}
 	for i := range 2 * max(opts.Producers, 1) {
 		txnID := fmt.Sprintf("%s.%s.%d", opts.Group, opts.InstanceID, i)
 		pOpts := append(append([]kgo.Opt{}, l.common...),
@@ -307,16 +311,34 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 	if err := p.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("kafka: transact: %w", m.classify(err))
 	}
-	err = produce(ctx, p.cl, krs)
+	// Bounded: the producer retries a partition's retriable errors
+	// (NOT_ENOUGH_REPLICAS while too few replicas are in sync) until the
+	// context ends, and the pump's never does, so the shard's partitions
+	// all stalled with nothing said; past the transaction timeout the
+	// coordinator aborts the transaction anyway. Aborted here, it is
+	// tried again, with an error that says why.
+	pctx, cancel := context.WithTimeout(ctx, m.produceBound)
+	defer cancel()
+	err = produce(pctx, p.cl, krs, m.produceBound)
 	if err == nil && m.afterProduce != nil {
 		m.afterProduce()
 	}
 	if err == nil {
-		err = m.txnCommitOffsets(ctx, p, offsets)
+		err = m.txnCommitOffsets(pctx, p, offsets)
+	}
+	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("not acknowledged within %s (half the transaction timeout): check the brokers and the partitions' "+
+			"in-sync replicas (kafka-topics.sh --describe --under-min-isr-partitions): %w", m.produceBound, err)
 	}
 	if err != nil {
-		if aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
+		aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+		switch {
+		case aerr != nil:
 			return fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
+		case errors.Is(err, errInFlight):
+			// Not errAborted: the member must be joined again (new
+			// producers, whose epochs fence this one's retries).
+			return fmt.Errorf("kafka: transact: aborted, but the member must be closed and joined again: %w", err)
 		}
 		return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
 	}
@@ -367,18 +389,36 @@ func (m *Member) records(ctx context.Context, sh *txnShard, recs map[string][]*i
 }
 
 // produce sends krs in the open transaction and waits for all of them.
-func produce(ctx context.Context, cl *kgo.Client, krs []*kgo.Record) error {
+// Once ctx ended, the records still buffered are aborted (their
+// transaction is aborted next); a request in flight is waited for at most
+// grace more: the client may not fail a batch whose fate it does not know
+// (NOT_ENOUGH_REPLICAS_AFTER_APPEND retried forever held it), and the
+// abort that follows fences it.
+func produce(ctx context.Context, cl *kgo.Client, krs []*kgo.Record, grace time.Duration) error {
 	w := newWaiter(len(krs))
 	for _, kr := range krs {
 		cl.Produce(ctx, kr, w.promise)
 	}
 	select {
 	case <-w.done:
+		return w.firstErr()
 	case <-ctx.Done():
-		<-w.done // the client fails them once ctx ends
 	}
-	return w.firstErr()
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	_ = cl.AbortBufferedRecords(actx) // sets the client aborting, so that retried batches fail
+	select {
+	case <-w.done:
+		return w.firstErr()
+	case <-actx.Done():
+		return fmt.Errorf("%w: %w", errInFlight, ctx.Err())
+	}
 }
+
+// errInFlight: records of an aborted transaction were still in flight
+// (the client retrying a batch it may have written): the producer must be
+// closed, so that no retry of theirs can land later.
+var errInFlight = errors.New("records still in flight after the transaction's end")
 
 // txnCommitOffsets adds the group's offsets to the open transaction, fenced
 // by the member's generation: a member that was replaced cannot commit.

@@ -1,0 +1,117 @@
+package kafka
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// failProduce makes the cluster answer every Produce with code on every
+// partition while on is set.
+func failProduce(c *kfake.Cluster, code int16, on *atomic.Bool) {
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !on.Load() {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.ProduceRequest)
+		resp := r.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = r.Version
+		for _, rt := range r.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+}
+
+// TestTransactProduceBounded: brokers that keep answering a retriable
+// produce error (NOT_ENOUGH_REPLICAS: fewer in-sync replicas than
+// min.insync.replicas) made a transaction's produce retry until its
+// context ended, which for the resolver's pump is never: every partition
+// of the shard stalled with nothing said; with some errors
+// (NOT_ENOUGH_REPLICAS_AFTER_APPEND) not even the context ended it.
+// Transact now aborts (IsAborted: to be tried again) once the records are
+// not acknowledged within half the transaction timeout, saying so, and
+// the member goes on once the brokers take records again; when the client
+// keeps a batch it may have written in flight, the error says the member
+// must be joined again (not IsAborted: its producer's retries must not
+// land in a later transaction).
+func TestTransactProduceBounded(t *testing.T) {
+	for _, tc := range []struct {
+		code     int16
+		inFlight bool
+	}{
+		{kerr.NotEnoughReplicas.Code, false},
+		{kerr.KafkaStorageError.Code, false},
+		{kerr.NotEnoughReplicasAfterAppend.Code, true},
+	} {
+		name := kerr.ErrorForCode(tc.code).(*kerr.Error).Message
+		t.Run(name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			l := openLog(t, c.ListenAddrs(), nil)
+			ctx := testCtx(t, time.Minute)
+			in, out := topicName("ner-in"), topicName("ner-out")
+			for _, topic := range []string{in, out} {
+				if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := &assignments{owned: map[int32]bool{}}
+			m, err := l.Join(MemberOptions{Group: "g-" + in, InstanceID: "one", Topics: []string{in},
+				OnAssigned: a.assigned, OnRevoked: a.revoked, SessionTimeout: 6 * time.Second, TransactionTimeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = m.Close(context.Background()) })
+			waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+
+			var on atomic.Bool
+			on.Store(true)
+			failProduce(c, tc.code, &on)
+			rec := map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("v")}}}
+			began := time.Now()
+			// The caller's context would wait 20 s.
+			tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			err = m.Transact(tctx, 0, rec, map[string]map[int32]int64{in: {0: 1}})
+			cancel()
+			if took := time.Since(began); IsAborted(err) == tc.inFlight || took > 10*time.Second ||
+				!strings.Contains(err.Error(), "not acknowledged within 1s") ||
+				tc.inFlight && !strings.Contains(err.Error(), "joined again") {
+				t.Fatalf("transaction while the brokers answer %s: %v after %s; want it ended after half the transaction timeout, saying so", name, err, took)
+			}
+			if tc.inFlight {
+				return // the member is closed and joined again
+			}
+			on.Store(false)
+			if err := m.Transact(ctx, 0, rec, map[string]map[int32]int64{in: {0: 1}}); err != nil {
+				t.Fatalf("transaction once the brokers take records again: %v", err)
+			}
+			if got, err := l.Committed(ctx, "g-"+in, in); err != nil || got[0] != 1 {
+				t.Fatalf("committed %v, %v; want 1", got, err)
+			}
+			if vs := readValues(t, ctx, l, out, 0); len(vs) != 1 {
+				t.Fatalf("%d records visible, want the committed transaction's one", len(vs))
+			}
+		})
+	}
+}
