@@ -45,7 +45,9 @@
 //	                     Transact = BeginTransaction, Produce, AddOffsetsToTxn,
 //	                     TxnOffsetCommit (member id and generation: KIP-447;
 //	                     topic ids for v6+), EndTxn; offsets alone go in an
-//	                     OffsetCommit with the generation
+//	                     OffsetCommit with the generation; produce and
+//	                     offset commit are bounded by half the transaction
+//	                     timeout, then aborted
 //	Unhang (hanging.go)  DescribeProducers, ListTransactions and
 //	                     DescribeTransactions find a transaction open on a
 //	                     partition that its coordinator finished (its
