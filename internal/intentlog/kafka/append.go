@@ -41,7 +41,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		return fmt.Errorf("kafka: append %s: %w", topic, ctx.Err())
+		return fmt.Errorf("kafka: append %s: %w", topic, l.cutOff(ctx.Err(), topic, krs))
 	}
 	if err := w.firstErr(); err != nil {
 		if errors.Is(err, intentlog.ErrUnknownTopic) {

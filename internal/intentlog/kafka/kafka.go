@@ -40,7 +40,8 @@ type Log struct {
 	closed  bool
 	parts   map[string]int32 // partition counts seen in metadata
 	readers map[*reader]struct{}
-	members map[*Member]struct{} // joined and not closed (Forget)
+	members map[*Member]struct{}    // joined and not closed (Forget)
+	unacked map[string]*unackedDiag // why a topic's records were not acknowledged (unacked.go)
 
 	limits recordLimits // max.message.bytes of topics (limits.go)
 }

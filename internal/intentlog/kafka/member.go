@@ -328,7 +328,7 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 	}
 	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
 		err = fmt.Errorf("not acknowledged within %s (half the transaction timeout): check the brokers and the partitions' "+
-			"in-sync replicas (kafka-topics.sh --describe --under-min-isr-partitions): %w", m.produceBound, err)
+			"in-sync replicas (kafka-topics.sh --describe --under-min-isr-partitions): %w", m.produceBound, m.l.cutOffTxn(err, krs))
 	}
 	if err != nil {
 		aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)

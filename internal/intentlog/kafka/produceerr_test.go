@@ -2,11 +2,14 @@ package kafka
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -113,5 +116,91 @@ func TestTransactProduceBounded(t *testing.T) {
 				t.Fatalf("%d records visible, want the committed transaction's one", len(vs))
 			}
 		})
+	}
+}
+
+// TestUnackedReason: an Append cut off by its context (the producer
+// retries NOT_ENOUGH_REPLICAS and a missing leader until then, and keeps
+// no trace of them) looks in the metadata for why: a partition without a
+// leader, or with fewer in-sync replicas than min.insync.replicas (capped
+// at its replica count, as Kafka caps it). Its error said only "context
+// deadline exceeded", and the proxy's answer had nothing to act on.
+func TestUnackedReason(t *testing.T) {
+	part := func(p, leader int32, replicas, isr []int32) kadm.PartitionDetail {
+		return kadm.PartitionDetail{Topic: "t", Partition: p, Leader: leader, Replicas: replicas, ISR: isr}
+	}
+	td := kadm.TopicDetail{Topic: "t", Partitions: kadm.PartitionDetails{
+		0: part(0, 1, []int32{1, 2, 3}, []int32{1, 2, 3}),
+		1: part(1, -1, []int32{1, 2, 3}, nil),
+		2: part(2, 1, []int32{1, 2, 3}, []int32{1}),
+		3: part(3, 1, []int32{1, 2, 3}, []int32{1, 2}),
+		4: part(4, 1, []int32{1}, []int32{1}),
+	}}
+	for _, tc := range []struct {
+		name   string
+		parts  []int32
+		minISR int
+		want   error  // nil: no reason
+		says   string // in the reason
+	}{
+		{name: "healthy", parts: []int32{0}, minISR: 2},
+		{name: "no leader", parts: []int32{0, 1}, minISR: 2, want: kerr.LeaderNotAvailable, says: "partition 1 of t has no leader"},
+		{name: "under min isr", parts: []int32{2}, minISR: 2, want: kerr.NotEnoughReplicas,
+			says: "partition 2 of t has 1 in-sync replica(s) of 3, fewer than min.insync.replicas=2"},
+		{name: "out of sync, at min isr", parts: []int32{3}, minISR: 2},
+		{name: "min isr above the replicas", parts: []int32{4}, minISR: 2},
+		{name: "unknown partition", parts: []int32{9}, minISR: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := unackedReason(td, tc.parts, func() (int, error) { return tc.minISR, nil })
+			if (tc.want == nil) != (err == nil) || tc.want != nil && (!errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says)) {
+				t.Fatalf("reason %v; want %v saying %q", err, tc.want, tc.says)
+			}
+		})
+	}
+	if err := unackedReason(td, []int32{2}, func() (int, error) { return 0, errors.New("denied") }); err != nil {
+		t.Fatalf("reason %v when min.insync.replicas cannot be read; want none", err)
+	}
+}
+
+// TestAppendCutOffSaysWhy: an Append cut off by its context while the
+// brokers keep refusing its records says why, as whyUnacked found (here
+// found a moment before, by an earlier append: it is asked once per
+// unackedTTL per topic).
+func TestAppendCutOffSaysWhy(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := openLog(t, c.ListenAddrs(), nil)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("cut-off")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var on atomic.Bool
+	on.Store(true)
+	failProduce(c, kerr.NotEnoughReplicas.Code, &on)
+	why := fmt.Errorf("partition 0 of %s has 1 in-sync replica(s) of 3, fewer than min.insync.replicas=2 (%w)", topic, kerr.NotEnoughReplicas)
+	l.mu.Lock()
+	l.unacked = map[string]*unackedDiag{topic: {at: time.Now(), err: why}}
+	l.mu.Unlock()
+	actx, cancel := context.WithTimeout(ctx, time.Second)
+	err = l.Append(actx, topic, []*intentlog.Record{{Key: []byte("k"), Value: []byte("v")}})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, kerr.NotEnoughReplicas) || !strings.Contains(err.Error(), "min.insync.replicas=2") {
+		t.Fatalf("append cut off: %v; want the deadline and why", err)
+	}
+	// Healthy metadata (the fake's replicas are all in sync): the
+	// deadline alone, once the last answer is stale.
+	l.mu.Lock()
+	l.unacked[topic].at = time.Now().Add(-unackedTTL)
+	l.mu.Unlock()
+	actx, cancel = context.WithTimeout(ctx, time.Second)
+	err = l.Append(actx, topic, []*intentlog.Record{{Key: []byte("k"), Value: []byte("v")}})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kerr.NotEnoughReplicas) {
+		t.Fatalf("append cut off, metadata healthy: %v; want the deadline alone", err)
 	}
 }
