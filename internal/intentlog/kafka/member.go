@@ -468,11 +468,33 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return fmt.Errorf("commit %s/%d: %w", t.Topic, p.Partition, err)
+				name := t.Topic
+				for _, rt := range req.Topics {
+					if name == "" && rt.TopicID == t.TopicID {
+						name = rt.Topic
+					}
+				}
+				m.staleIDs(err, offsets)
+				return fmt.Errorf("commit %s/%d: %w", name, p.Partition, err)
 			}
 		}
 	}
 	return nil
+}
+
+// staleIDs drops the cached ids of the topics of offsets when a commit
+// was refused for its topic id: the topic was deleted and created again
+// behind wail's back (DeleteTopic forgets them itself). Kept, every
+// commit failed so for ever; the next one reads the id again.
+func (m *Member) staleIDs(err error, offsets map[string]map[int32]int64) {
+	if !errors.Is(err, kerr.UnknownTopicID) && !errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return
+	}
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	for topic := range offsets {
+		delete(m.topicIDs, topic)
+	}
 }
 
 // offsetsAddImplicitly tells whether the cluster finalized transaction
@@ -566,6 +588,7 @@ func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]int64)
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				m.staleIDs(err, offsets)
 				return fmt.Errorf("kafka: commit offsets: %w: commit %s/%d: %w", errAborted, topicOf(req, t.Topic, t.TopicID), p.Partition, err)
 			}
 		}
