@@ -139,8 +139,12 @@ func partitionsOf(krs []*kgo.Record) []int32 {
 }
 
 // cutOff is the error of an Append of krs to topic cut off by its context
-// (ctxErr): with why, when the metadata tells.
+// (ctxErr): with why, when the metadata tells. A cancelled caller (one
+// shutting down) is not kept waiting for it.
 func (l *Log) cutOff(ctxErr error, topic string, krs []*kgo.Record) error {
+	if !errors.Is(ctxErr, context.DeadlineExceeded) {
+		return ctxErr
+	}
 	if why := l.whyUnacked(topic, partitionsOf(krs)); why != nil {
 		return fmt.Errorf("%w (%w)", ctxErr, why)
 	}
