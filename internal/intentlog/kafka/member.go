@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -91,6 +92,12 @@ type Member struct {
 	// produceBound bounds a transaction's produce and offset commit: half
 	// the transaction timeout (see Transact).
 	produceBound time.Duration
+
+	// inFlight is set once a transaction ended with records still in
+	// flight (errInFlight): every later Transact fails until the member
+	// is closed, since the producer's retry of that batch would land in
+	// its next transaction, committed with it.
+	inFlight atomic.Bool
 
 	// afterProduce, when set (tests), runs between a transaction's produce
 	// and its offset commit: the crash test kills the process there.
@@ -282,6 +289,9 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 	sh := m.shards[shard%len(m.shards)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if m.inFlight.Load() {
+		return fmt.Errorf("kafka: transact: the member must be closed and joined again: %w", errInFlight)
+	}
 	recs, offsets = externalMap(m.l.names, recs), externalMap(m.l.names, offsets)
 	krs, err := m.records(ctx, sh, recs)
 	if err != nil {
@@ -331,13 +341,19 @@ func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*int
 			"in-sync replicas (kafka-topics.sh --describe --under-min-isr-partitions): %w", m.produceBound, m.l.cutOffTxn(err, krs))
 	}
 	if err != nil {
+		if errors.Is(err, errInFlight) {
+			m.inFlight.Store(true) // see errInFlight below
+		}
 		aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
 		switch {
 		case aerr != nil:
 			return fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
 		case errors.Is(err, errInFlight):
 			// Not errAborted: the member must be joined again (new
-			// producers, whose epochs fence this one's retries).
+			// producers, whose epochs fence this one's retries). Until
+			// then it transacts no more: its shard's producers take
+			// turns, and this one's next transaction would commit the
+			// retried batch.
 			return fmt.Errorf("kafka: transact: aborted, but the member must be closed and joined again: %w", err)
 		}
 		return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)

@@ -204,3 +204,60 @@ func TestAppendCutOffSaysWhy(t *testing.T) {
 		t.Fatalf("append cut off, metadata healthy: %v; want the deadline alone", err)
 	}
 }
+
+// TestTransactAfterInFlightRefused: once a transaction was aborted with
+// records still in flight (the client retrying a batch it may have
+// written), the member must be joined again before it transacts more: its
+// shard's producers take turns, so the resolver's next transactions (other
+// loops of the shard, the drain of every loop before the member closes)
+// ran on the producer whose retry of the aborted batch could land in
+// them, committed: an event of an aborted transaction published after
+// later ones of its key. Every later Transact now fails (not IsAborted),
+// and nothing of the aborted batch becomes visible.
+func TestTransactAfterInFlightRefused(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := openLog(t, c.ListenAddrs(), nil)
+	ctx := testCtx(t, time.Minute)
+	in, out := topicName("inflight-in"), topicName("inflight-out")
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &assignments{owned: map[int32]bool{}}
+	m, err := l.Join(MemberOptions{Group: "g-" + in, InstanceID: "one", Topics: []string{in},
+		OnAssigned: a.assigned, OnRevoked: a.revoked, SessionTimeout: 6 * time.Second, TransactionTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+
+	var on atomic.Bool
+	on.Store(true)
+	failProduce(c, kerr.NotEnoughReplicasAfterAppend.Code, &on)
+	err = m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("aborted")}}},
+		map[string]map[int32]int64{in: {0: 1}})
+	if err == nil || IsAborted(err) || !strings.Contains(err.Error(), "joined again") {
+		t.Fatalf("transaction with a batch in flight: %v; want it ended, the member to be joined again", err)
+	}
+	on.Store(false)    // the brokers take records again: the batch's retry would land
+	for i := range 2 { // both producers of the shard
+		err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("later")}}},
+			map[string]map[int32]int64{in: {0: int64(2 + i)}})
+		if err == nil || IsAborted(err) || !strings.Contains(err.Error(), "joined again") {
+			t.Fatalf("transaction %d after one ended with a batch in flight: %v; want it refused until the member is joined again", i, err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // a retry of the batch, had it gone on, lands meanwhile
+	if vs := readValues(t, ctx, l, out, 0); len(vs) != 0 {
+		t.Fatalf("records %q visible after an aborted transaction and refused ones; want none", vs)
+	}
+	if got, err := l.Committed(ctx, "g-"+in, in); err != nil || got[0] > 0 {
+		t.Fatalf("committed %v, %v; want nothing", got, err)
+	}
+}
