@@ -463,7 +463,16 @@ func (r *Resolver) unhang(ctx context.Context, table string, p int32, rec eventb
 			}
 			recs = append(recs, &intentlog.Record{Key: e.Key, Value: v})
 		}
-		if err := r.log.Append(ctx, intent.Topic(table), recs); err != nil {
+		// Bounded: the partition's context does not end while it is
+		// owned, and a log that refuses the records (Kafka: fewer
+		// in-sync replicas than min.insync.replicas) is retried until
+		// the context ends: the start waited with nothing said. Failed,
+		// the start is retried (the condition raised meanwhile); the
+		// intents are idempotent, should some of them land anyway.
+		actx, cancel := context.WithTimeout(ctx, unhangAppendWait)
+		err := r.log.Append(actx, intent.Topic(table), recs)
+		cancel()
+		if err != nil {
 			return fmt.Errorf("resolver: %s/%d: log intents for hanging events: %w", table, p, err)
 		}
 	}
@@ -472,6 +481,9 @@ func (r *Resolver) unhang(ctx context.Context, table string, p int32, rec eventb
 	}
 	return nil
 }
+
+// unhangAppendWait bounds unhang's append.
+const unhangAppendWait = 30 * time.Second
 
 // decode turns log records into core entries.
 func decode(recs []intentlog.Record, m *partitionMetrics, logger *slog.Logger) []Entry {

@@ -230,3 +230,35 @@ func TestUnhangLogsTheOrphansOnly(t *testing.T) {
 		})
 	}
 }
+
+// deadlineAppendLog notes the deadline of its appends' contexts.
+type deadlineAppendLog struct {
+	Log
+	deadline time.Time
+	had      bool
+}
+
+func (l *deadlineAppendLog) Append(ctx context.Context, _ string, _ []*intentlog.Record) error {
+	l.deadline, l.had = ctx.Deadline()
+	return nil
+}
+
+// TestUnhangAppendBounded: unhang's append of intents for a hang's orphans
+// has a deadline. It ran with the partition's context, which never ends
+// while the partition is owned: on Kafka, with fewer in-sync replicas
+// than min.insync.replicas on the intent topic (the producer retries
+// NOT_ENOUGH_REPLICAS until its context ends), the partition's start
+// waited for ever, neither failing (and so raising resolver/<table>/<p>)
+// nor logging anything.
+func TestUnhangAppendBounded(t *testing.T) {
+	t.Parallel()
+	log := &deadlineAppendLog{}
+	rec := eventbus.Recovered{Orphans: []intent.Event{{Table: "t", Key: []byte("a"), Op: intent.Upsert, Version: 3}},
+		Unblock: func(context.Context) error { return nil }}
+	if err := New(log, nil, nil, Config{}).unhang(context.Background(), "t", 0, rec); err != nil {
+		t.Fatal(err)
+	}
+	if !log.had || time.Until(log.deadline) > unhangAppendWait {
+		t.Fatalf("unhang appended with deadline %v (set: %v); want one within %s", log.deadline, log.had, unhangAppendWait)
+	}
+}
