@@ -22,7 +22,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	if len(recs) == 0 {
 		return nil
 	}
-	n, err := l.partitionCount(ctx, topic)
+	n, err := l.appendPartitions(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("kafka: append %s: %w", topic, err)
 	}
@@ -59,6 +59,33 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	}
 	return nil
 }
+
+// appendPartitions is partitionCount for an Append: a topic the metadata
+// does not show is asked again for unknownConfirm before it is called
+// unknown (the proxy refuses such a write for good). A broker learns of a
+// topic another process just created a moment after its controller: the
+// first write of a process to a table created a moment before failed so.
+// Cut off before, it is the context's error (a retry may work), not
+// ErrUnknownTopic.
+func (l *Log) appendPartitions(ctx context.Context, topic string) (int32, error) {
+	began := time.Now()
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		n, err := l.partitionCount(ctx, topic)
+		if !errors.Is(err, intentlog.ErrUnknownTopic) || time.Since(began) >= unknownConfirm {
+			return n, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w (the topic was not yet in the metadata: %v)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
+}
+
+// unknownConfirm: how long an Append asks again for a topic the metadata
+// does not show: the client answers from its cache for
+// MetadataMinAge (250 ms), so the metadata is read afresh twice more.
+const unknownConfirm = 600 * time.Millisecond
 
 // produce stamps krs with one timestamp (milliseconds, as Kafka keeps them,
 // never below one handed out before) and hands them to the client in order.
