@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 )
 
 // inflight tracks the requests being served, so that a shutdown that
@@ -27,9 +29,14 @@ type request struct {
 }
 
 // streamPaths are the requests that stream until the client leaves: event
-// streams and the console's tail. Not WriteStream: shutdown answers what
-// it runs (api.ProducerService.Close).
-var streamPaths = []string{"/wail.v1.EventService/", "/console/api/tail"}
+// streams (Subscribe, a group member's Consume) and the console's tail.
+// Not WriteStream: shutdown answers what it runs
+// (api.ProducerService.Close). Not the EventService's other calls: an
+// Ack commits a member's acknowledgements durably, a ResetGroup a
+// group's positions; cut, they were answered as failed although they may
+// have been committed.
+var streamPaths = []string{wailv1connect.EventServiceSubscribeProcedure, wailv1connect.EventServiceConsumeProcedure,
+	"/console/api/tail"}
 
 func isStream(path string) bool {
 	for _, p := range streamPaths {
