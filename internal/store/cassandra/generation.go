@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/gocql/gocql"
 )
@@ -31,11 +32,31 @@ import (
 // was first made) is the id earlier releases gave every table, so tables
 // that exist keep theirs.
 //
-// What it does not cover: a create that read the generation just before
-// a drop of the same name moved it on, and makes its table after the
-// drop, makes the dropped table's id again (wail's lifecycle creates and
-// drops a name from different processes at once only when a create fails
-// while another creator finishes it).
+// A create that read the generation just before a drop of the same name
+// moved it on, and runs its CREATE TABLE after that drop, makes the
+// dropped table's id again. So CreateTable looks after its CREATE: it
+// reads the table's id (system_schema.tables), then the generation at
+// SERIAL, and returns only when the table holds the current generation's
+// id. A table under an older generation's id is condemned: a drop of the
+// name began after it was made (the generation moves only so), and drops
+// whatever table holds the name. The creator that finds one claims its
+// repair as a drop does, by moving the generation on (a lightweight
+// transaction; of racing creators one wins, the others look again),
+// drops it and creates it anew.
+//
+// A repair must never drop the table of a create that returned (the
+// catalog marks the table ready then, and writes start). A create
+// confirms the table it returns with by setting made = gen, by a
+// lightweight transaction conditional on gen: a claim is conditional on
+// the generation and on made as the claimer read them, and the claimer
+// does not claim when made is already the generation. So a claim and a
+// confirmation of one generation exclude each other, and no claim of an
+// older generation can apply once the generation moved past it. Before
+// its DROP the claimer checks the table still is not the one of the
+// generation it moved to. Left: a DROP that reaches Cassandra long after
+// its claim (a process paused between the check and the DROP for as long
+// as another creator takes to make, confirm and ready the table) drops
+// that table, as a drop of the name delayed so long would.
 const generationTable = "wail__generations"
 
 // ensureGenerations creates the generation table once per store (lazily,
@@ -46,32 +67,105 @@ func (s *Store) ensureGenerations(ctx context.Context) error {
 	if s.gensReady {
 		return nil
 	}
-	err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, gen bigint) WITH ID = %s",
+	err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, gen bigint, made bigint) WITH ID = %s",
 		s.ks, generationTable, tableID(s.ks, generationTable)))
-	s.gensReady = err == nil
-	return err
+	if err != nil {
+		return err
+	}
+	// The table of an earlier release has no made column. (A process
+	// adding it at the same time makes the ALTER fail on the existing
+	// column, which is the work done.)
+	var n int
+	err = s.session.Query("SELECT count(*) FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = 'made'",
+		s.ks, generationTable).WithContext(ctx).Consistency(gocql.One).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("the columns of %s: %w", generationTable, s.classify(ctx, err))
+	}
+	if n == 0 {
+		err = s.ddl(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD made bigint", s.ks, generationTable))
+		if err != nil && !strings.Contains(err.Error(), "conflicts with an existing column") && !strings.Contains(err.Error(), "already exists") {
+			return fmt.Errorf("add made to %s: %w", generationTable, err)
+		}
+	}
+	s.gensReady = true
+	return nil
 }
 
 // generation reads table's generation at SERIAL (what Paxos decided
 // last); 0 when it has none.
 func (s *Store) generation(ctx context.Context, table string) (int64, error) {
+	g, err := s.genState(ctx, table)
+	return g.gen, err
+}
+
+// genRow is a table's row of the generation table.
+type genRow struct {
+	gen  int64
+	made *int64 // the generation a create confirmed its table of; nil: none
+}
+
+// confirmed: a create returned with the table of the current generation.
+func (g genRow) confirmed() bool { return g.gen == 0 || g.made != nil && *g.made == g.gen }
+
+// genState reads table's row at SERIAL; generation 0 when it has none.
+func (s *Store) genState(ctx context.Context, table string) (genRow, error) {
 	if err := s.ensureGenerations(ctx); err != nil {
-		return 0, err
+		return genRow{}, err
 	}
-	var gen int64
+	var g genRow
 	err := s.paxos(ctx, func() error {
-		err := s.session.Query(fmt.Sprintf("SELECT gen FROM %s.%s WHERE name = ?", s.ks, generationTable), table).
-			WithContext(ctx).Consistency(gocql.Consistency(gocql.Serial)).Scan(&gen)
+		g = genRow{}
+		err := s.session.Query(fmt.Sprintf("SELECT gen, made FROM %s.%s WHERE name = ?", s.ks, generationTable), table).
+			WithContext(ctx).Consistency(gocql.Consistency(gocql.Serial)).Scan(&g.gen, &g.made)
 		if errors.Is(err, gocql.ErrNotFound) {
-			gen = 0
 			return nil
 		}
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("the generation of table %s: %w", table, s.classify(ctx, err))
+		return genRow{}, fmt.Errorf("the generation of table %s: %w", table, s.classify(ctx, err))
 	}
-	return gen, nil
+	return g, nil
+}
+
+// confirmGeneration records that a create returns with the table of
+// generation gen; false when the generation moved on meanwhile.
+// Generation 0 needs no record: no claim is ever made on it.
+func (s *Store) confirmGeneration(ctx context.Context, table string, gen int64) (bool, error) {
+	if gen == 0 {
+		return true, nil
+	}
+	applied, err := s.cas(ctx, fmt.Sprintf("UPDATE %s.%s SET made = ? WHERE name = ? IF gen = ?", s.ks, generationTable), gen, table, gen)
+	if err != nil {
+		return false, fmt.Errorf("confirming the generation of table %s: %w", table, s.classify(ctx, err))
+	}
+	return applied, nil
+}
+
+// claimRepair moves table's generation on from g, as a drop does, unless
+// it changed since g was read or a create confirmed it meanwhile.
+func (s *Store) claimRepair(ctx context.Context, table string, g genRow) (bool, error) {
+	var made any // null
+	if g.made != nil {
+		made = *g.made
+	}
+	applied, err := s.cas(ctx, fmt.Sprintf("UPDATE %s.%s SET gen = ? WHERE name = ? IF gen = ? AND made = ?", s.ks, generationTable),
+		g.gen+1, table, g.gen, made)
+	if err != nil {
+		return false, fmt.Errorf("moving the generation of table %s on: %w", table, s.classify(ctx, err))
+	}
+	return applied, nil
+}
+
+// generationOf returns the generation below before whose id id is, or
+// -1 when it is none of them.
+func generationOf(ks, cname string, id gocql.UUID, before int64) int64 {
+	for g := before - 1; g >= 0; g-- {
+		if generationID(ks, cname, g) == id {
+			return g
+		}
+	}
+	return -1
 }
 
 // nextGeneration moves table's generation past the one it has now. A

@@ -170,7 +170,8 @@ type Store struct {
 	// fault, when set (tests only), runs each request of a catalog swap
 	// in place of run: "swap" (an attempt's lightweight transaction) and
 	// "read" (the entry at SERIAL). It may fail it, before or after it
-	// ran, and run other requests in between.
+	// ran, and run other requests in between. CreateTable runs its
+	// CREATE TABLE as "create", after it read the generation.
 	fault func(op string, run func() error) error
 }
 
@@ -467,7 +468,9 @@ func (s *Store) qualified(table string) (string, error) {
 	return s.ks + "." + name, nil
 }
 
-// CreateTable creates the table's Cassandra table if it does not exist.
+// CreateTable creates the table's Cassandra table if it does not exist,
+// and returns once it holds the id of the table's current generation
+// (generation.go).
 func (s *Store) CreateTable(ctx context.Context, table string) error {
 	if err := s.checkOpen(); err != nil {
 		return fmt.Errorf("cassandra: create table: %w", err)
@@ -476,21 +479,93 @@ func (s *Store) CreateTable(ctx context.Context, table string) error {
 	if err != nil {
 		return fmt.Errorf("cassandra: create table: %w", err)
 	}
-	// The statement runs even for a table this store made: another
-	// process may have dropped it since. Its id is the generation's
-	// (generation.go).
-	gen, err := s.generation(ctx, table)
-	if err != nil {
-		return fmt.Errorf("cassandra: create table %q: %w", table, err)
-	}
-	name, _ := tableName(table)
-	stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean, schema_id bigint) "+
-		"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, generationID(s.ks, name, gen), table)
-	if err := s.ddl(ctx, stmt); err != nil {
+	if err := s.createTable(ctx, table, q); err != nil {
 		return fmt.Errorf("cassandra: create table %q: %w", table, err)
 	}
 	s.tables.Remember(table)
 	return nil
+}
+
+// createTries bounds the rounds of a create that keeps finding its table
+// dropped, or under an older generation's id.
+const createTries = 8
+
+func (s *Store) createTable(ctx context.Context, table, q string) error {
+	name, _ := tableName(table)
+	for range createTries {
+		// The statement runs even for a table this store made: another
+		// process may have dropped it since.
+		g, err := s.genState(ctx, table)
+		if err != nil {
+			return err
+		}
+		stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean, schema_id bigint) "+
+			"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, generationID(s.ks, name, g.gen), table)
+		if err := s.hook("create", func() error { return s.ddl(ctx, stmt) }); err != nil {
+			return err
+		}
+		// The id first, then the generation: a drop moves the
+		// generation on before it drops.
+		id, found, err := s.tableIDNow(ctx, name)
+		if err != nil {
+			return err
+		}
+		if g, err = s.genState(ctx, table); err != nil {
+			return err
+		}
+		switch {
+		case !found:
+			// Dropped since the CREATE: the drop moved the generation on.
+		case id == generationID(s.ks, name, g.gen):
+			if g.confirmed() {
+				return nil
+			}
+			if ok, err := s.confirmGeneration(ctx, table, g.gen); err != nil || ok {
+				return err
+			}
+		case generationOf(s.ks, name, id, g.gen) < 0:
+			return nil // not one of wail's ids (made by hand): left as it is
+		case g.confirmed():
+			// Another creator repaired it and confirmed the new table
+			// after the id was read: look again.
+		default:
+			if err := s.repair(ctx, table, q, name, g); err != nil {
+				return err
+			}
+		}
+	}
+	return fmt.Errorf("%w: its table kept being dropped, or made under a dropped table's id, while it was created (%d rounds); try again",
+		store.ErrUnavailable, createTries)
+}
+
+// repair drops a table found under an older generation's id than g, if
+// this process wins its claim (generation.go).
+func (s *Store) repair(ctx context.Context, table, q, name string, g genRow) error {
+	claimed, err := s.claimRepair(ctx, table, g)
+	if err != nil || !claimed {
+		return err
+	}
+	id, found, err := s.tableIDNow(ctx, name)
+	if err != nil || !found || id == generationID(s.ks, name, g.gen+1) {
+		return err // already made anew
+	}
+	s.log.Warn("a Cassandra table was under a dropped table's id (a create raced a drop of its name): dropping it to create it anew",
+		"table", table, "keyspace", s.ks, "id", id, "generation", g.gen+1)
+	return s.ddl(ctx, "DROP TABLE IF EXISTS "+q)
+}
+
+// tableIDNow reads the id Cassandra holds for Cassandra table cname.
+func (s *Store) tableIDNow(ctx context.Context, cname string) (gocql.UUID, bool, error) {
+	var id gocql.UUID
+	err := s.session.Query("SELECT id FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?", s.ks, cname).
+		WithContext(ctx).Consistency(gocql.One).Scan(&id)
+	switch {
+	case errors.Is(err, gocql.ErrNotFound):
+		return id, false, nil
+	case err != nil:
+		return id, false, fmt.Errorf("the id of %s: %w", cname, s.classify(ctx, err))
+	}
+	return id, true, nil
 }
 
 // SaveTable writes a catalog entry at the write consistency.
