@@ -117,6 +117,7 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 			return keyResult{err: err}
 		}
 		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
+		s.noteWriteError(err)
 		switch {
 		case err == nil:
 			return keyResult{applied: true, sent: true}

@@ -1,10 +1,15 @@
 package cassandra
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 )
 
 // Cassandra refuses a request larger than native_transport_max_frame_size
@@ -26,16 +31,103 @@ const defaultRequestLimit = 16 << 20
 // few hundred bytes; TestRowLimit writes a row of exactly the limit.
 const rowSlack = 1 << 10
 
+// rowLimitTTL is how long the row limit stands before MutationLimit asks
+// the nodes again: a node added to the cluster, or restarted with other
+// settings, is seen within it.
+const rowLimitTTL = time.Minute
+
+// limits is the row limit and what the nodes told of it.
+type limits struct {
+	mu         sync.Mutex
+	rowLimit   int    // the largest key and value Apply takes
+	rowLimitBy string // what sets it, for messages
+	at         time.Time
+	told       map[string]Node // by host id: the last sizes each node told
+	refreshing bool
+}
+
 // MutationLimit is the largest len(Key)+len(Value) of a mutation that
 // Apply takes: the smallest native_transport_max_frame_size or
-// max_mutation_size any node told at Open (Cassandra's defaults when
-// none did), less rowSlack.
-func (s *Store) MutationLimit() (int, string) { return s.rowLimit, s.rowLimitBy }
+// max_mutation_size any node of the cluster told (Cassandra's defaults
+// when none did), less rowSlack. It never waits: once the limit is older
+// than rowLimitTTL, or a write was refused as too large, it asks the nodes
+// again in the background and returns the limit it has meanwhile.
+func (s *Store) MutationLimit() (int, string) {
+	s.limits.mu.Lock()
+	defer s.limits.mu.Unlock()
+	if s.askLimits != nil && !s.limits.refreshing && s.clock().Sub(s.limits.at) >= rowLimitTTL && !s.closed.Load() {
+		s.limits.refreshing = true
+		s.bg.Add(1)
+		go s.refreshLimits()
+	}
+	return s.limits.rowLimit, s.limits.rowLimitBy
+}
+
+// refreshLimits asks every node for its sizes and sets the row limit.
+func (s *Store) refreshLimits() {
+	defer s.bg.Done()
+	nodes, err := s.askLimits(s.bgCtx)
+	s.limits.mu.Lock()
+	defer s.limits.mu.Unlock()
+	s.limits.refreshing = false
+	if err != nil {
+		s.limits.at = s.clock() // ask again after the TTL, not at every write
+		return
+	}
+	s.learnRowLimitLocked(nodes)
+}
+
+// clock is the store's clock: time.Now unless a test set another.
+func (s *Store) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
+// tooLarge reports whether Cassandra refused a write for its size (the
+// frame: "Request is too big"; the row: "Rejected an oversized mutation").
+func tooLarge(err error) bool {
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "too big") || strings.Contains(m, "oversized mutation") || strings.Contains(m, "max_mutation_size")
+}
+
+// noteWriteError makes the next MutationLimit ask the nodes again when a
+// write was refused for its size: a node's limit is lower than the store
+// knew (it was added, or restarted with other settings, since).
+func (s *Store) noteWriteError(err error) {
+	if err == nil || !tooLarge(err) {
+		return
+	}
+	s.limits.mu.Lock()
+	s.limits.at = time.Time{}
+	s.limits.mu.Unlock()
+}
 
 // learnRowLimit sets the row limit from what the nodes told.
 func (s *Store) learnRowLimit(nodes []Node) {
-	limit, by := int64(0), ""
+	s.limits.mu.Lock()
+	defer s.limits.mu.Unlock()
+	s.learnRowLimitLocked(nodes)
+}
+
+// learnRowLimitLocked sets the row limit from nodes, the cluster's nodes
+// as the driver knows them now: a node that did not answer counts with
+// what it told last, a node no longer listed (removed) no more.
+func (s *Store) learnRowLimitLocked(nodes []Node) {
+	told := map[string]Node{}
 	for _, n := range nodes {
+		id := cmp.Or(n.HostID, n.Address)
+		if n.MaxFrameSize > 0 || n.MaxMutationSize > 0 || n.Answered {
+			told[id] = n
+		} else if last, ok := s.limits.told[id]; ok {
+			told[id] = last
+		}
+	}
+	s.limits.told, s.limits.at = told, s.clock()
+	sorted := slices.SortedFunc(maps.Values(told), func(a, b Node) int { return strings.Compare(a.Address, b.Address) })
+	limit, by := int64(0), ""
+	for _, n := range sorted {
 		for _, st := range []struct {
 			name string
 			v    int64
@@ -48,7 +140,7 @@ func (s *Store) learnRowLimit(nodes []Node) {
 	if limit == 0 {
 		limit, by = defaultRequestLimit, fmt.Sprintf("Cassandra's default native_transport_max_frame_size and max_mutation_size, %d bytes (no node told its own)", defaultRequestLimit)
 	}
-	s.rowLimit, s.rowLimitBy = int(max(limit-rowSlack, 1)), by+fmt.Sprintf(", less %d bytes for the rest of the request", rowSlack)
+	s.limits.rowLimit, s.limits.rowLimitBy = int(max(limit-rowSlack, 1)), by+fmt.Sprintf(", less %d bytes for the rest of the request", rowSlack)
 }
 
 // sizeSetting records a size setting of node n from system_views.settings

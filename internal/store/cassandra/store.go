@@ -152,8 +152,7 @@ type Store struct {
 	inFlight     int
 	timeout      time.Duration
 	writeTimeout time.Duration
-	rowLimit     int    // the largest key and value Apply takes (limits.go)
-	rowLimitBy   string // what sets it, for messages
+	limits       limits // the largest key and value Apply takes (limits.go)
 	replication  Replication
 	log          *slog.Logger
 	closed       atomic.Bool
@@ -165,6 +164,16 @@ type Store struct {
 
 	genMu     sync.Mutex
 	gensReady bool // the generation table exists (generation.go)
+
+	// askLimits asks the nodes for their size settings (limits.go); nil
+	// until connected. now is the clock (tests set both).
+	askLimits func(context.Context) ([]Node, error)
+	now       func() time.Time
+	// bgCtx ends at Close, which waits for bg: the store's own
+	// background requests.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 
 	seqs catalogSeqs // the catalog entries' swap counts last seen (catalog.go)
 	// fault, when set (tests only), runs each request of a catalog swap
@@ -239,6 +248,7 @@ func newStore(opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	s.learnRowLimit(nil) // Cassandra's defaults until the nodes tell theirs
 	return s, nil
 }
@@ -266,6 +276,12 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		return err
 	}
 	s.learnSettings(ctx)
+	s.askLimits = func(ctx context.Context) ([]Node, error) {
+		ctx, cancel := context.WithTimeout(ctx, 2*s.timeout)
+		defer cancel()
+		c, err := s.Nodes(ctx)
+		return c.Nodes, err
+	}
 	return nil
 }
 
@@ -441,6 +457,8 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.bgCancel()
+	s.bg.Wait()
 	s.session.Close()
 	return nil
 }

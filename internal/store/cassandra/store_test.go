@@ -315,7 +315,8 @@ func TestRecreatedTableGetsAnotherID(t *testing.T) {
 // 16 MiB frames and mutations) leaves room for the rest of the request:
 // a row of exactly the limit is stored, and one past what Cassandra takes
 // is refused (not applied), which is why the proxy refuses such rows up
-// front (store.MutationLimiter).
+// front (store.MutationLimiter); that refusal makes the store ask the
+// nodes for their limits again.
 func TestRowLimit(t *testing.T) {
 	s := openTest(t, testOptions(t))
 	ctx := t.Context()
@@ -337,5 +338,21 @@ func TestRowLimit(t *testing.T) {
 	_, err := s.Apply(ctx, "big", []store.Mutation{{Key: []byte("k"), Value: make([]byte, 16<<20), Version: 2}})
 	if !errors.Is(err, store.ErrNotApplied) {
 		t.Fatalf("a row of 16 MiB: %v, want it refused (not applied)", err)
+	}
+	// Refused for its size: the nodes are asked again at the next
+	// MutationLimit (one of them may have been restarted with a smaller
+	// limit since Open).
+	s.limits.mu.Lock()
+	due := s.limits.at.IsZero()
+	s.limits.mu.Unlock()
+	if !tooLarge(err) || !due {
+		t.Fatalf("a row of 16 MiB: %v: not seen as refused for its size (the limits are not asked again)", err)
+	}
+	if got, _ := s.MutationLimit(); got != limit {
+		t.Fatalf("limit %d meanwhile, want %d", got, limit)
+	}
+	s.bg.Wait()
+	if got, by := s.MutationLimit(); got != limit || !strings.Contains(by, "on Cassandra node") {
+		t.Fatalf("limit %d (%s) asked again, want %d", got, by, limit)
 	}
 }

@@ -389,3 +389,62 @@ func TestLearnRowLimit(t *testing.T) {
 		t.Error("a size that is not one was taken")
 	}
 }
+
+// TestRowLimitRefresh: the row limit follows the cluster after Open: a
+// node added (or restarted with other settings) is seen once the limit
+// is rowLimitTTL old, or at once after a write refused as too large; a
+// node that does not answer counts with what it told last, a node
+// removed no more. MutationLimit never waits for the nodes.
+func TestRowLimitRefresh(t *testing.T) {
+	const mib = 1 << 20
+	sizes := func(addr string, frame, mutation int64) Node {
+		return Node{Address: addr, HostID: "id-" + addr, Answered: true, MaxFrameSize: frame, MaxMutationSize: mutation}
+	}
+	silent := func(addr string) Node { return Node{Address: addr, HostID: "id-" + addr} }
+	now := time.Unix(1000, 0)
+	var cluster []Node
+	asked := 0
+	s := &Store{now: func() time.Time { return now }, bgCtx: t.Context()}
+	s.askLimits = func(context.Context) ([]Node, error) { asked++; return cluster, nil }
+	s.learnRowLimit([]Node{sizes("a", 16*mib, 16*mib)}) // as Open
+	limit := func() (int, string) {
+		t.Helper()
+		s.MutationLimit() // starts a refresh when one is due
+		s.bg.Wait()
+		return s.MutationLimit()
+	}
+	steps := []struct {
+		name    string
+		cluster []Node
+		advance time.Duration
+		refused error // a write refused with it first
+		want    int
+		by      string
+		asks    int
+	}{
+		{"node b added, within the TTL", []Node{sizes("a", 16*mib, 16*mib), sizes("b", 16*mib, 8*mib)}, rowLimitTTL / 2, nil,
+			16*mib - rowSlack, "node a", 0},
+		{"node b added, after the TTL", nil, rowLimitTTL / 2, nil, 8*mib - rowSlack, "max_mutation_size=8388608 bytes on Cassandra node b", 1},
+		{"node b does not answer", []Node{sizes("a", 16*mib, 16*mib), silent("b")}, rowLimitTTL, nil,
+			8*mib - rowSlack, "node b", 2},
+		{"node b removed", []Node{sizes("a", 16*mib, 16*mib)}, rowLimitTTL, nil, 16*mib - rowSlack, "node a", 3},
+		{"node a restarted with smaller frames: a write refused", []Node{sizes("a", 4*mib, 16*mib)}, time.Second,
+			errors.New("Request is too big: length 5000000 exceeds maximum allowed length 4194304."), 4*mib - rowSlack,
+			"native_transport_max_frame_size=4194304 bytes on Cassandra node a", 4},
+		{"another error does not ask", []Node{sizes("a", 2*mib, 16*mib)}, time.Second, errors.New("Operation timed out"),
+			4*mib - rowSlack, "node a", 4},
+	}
+	for _, st := range steps {
+		if st.cluster != nil {
+			cluster = st.cluster
+		}
+		now = now.Add(st.advance)
+		if st.refused != nil {
+			s.noteWriteError(st.refused)
+		}
+		got, by := limit()
+		if got != st.want || !strings.Contains(by, st.by) || asked != st.asks {
+			t.Fatalf("%s: limit %d (%s) after %d asks, want %d (%s) after %d", st.name, got, by, asked, st.want, st.by, st.asks)
+		}
+	}
+}
