@@ -274,3 +274,31 @@ func TestMergeStopsAtRowBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestFitsMerge: a queued write joins a merged batch while the batch
+// stays within MaxMerge mutations, MaxMergeBytes of rows and one append
+// of intents, each bound included.
+func TestFitsMerge(t *testing.T) {
+	t.Parallel()
+	p := &Proxy{limits: Limits{MaxMerge: 10, MaxMergeBytes: 1000}}
+	for _, tc := range []struct {
+		name string
+		n    int  // mutations in the batch so far
+		sz   size // the batch's size so far
+		q    queued
+		fits bool
+	}{
+		{"within every bound", 5, size{50, 500}, queued{idx: make([]int, 2), size: size{10, 100}, appendLimit: 100}, true},
+		{"mutations exactly at MaxMerge", 8, size{50, 500}, queued{idx: make([]int, 2), size: size{10, 100}, appendLimit: 100}, true},
+		{"one mutation over MaxMerge", 9, size{50, 500}, queued{idx: make([]int, 2), size: size{10, 100}, appendLimit: 100}, false},
+		{"rows exactly at MaxMergeBytes", 1, size{50, 900}, queued{idx: make([]int, 1), size: size{10, 100}, appendLimit: 100}, true},
+		{"rows one byte over", 1, size{50, 901}, queued{idx: make([]int, 1), size: size{10, 100}, appendLimit: 100}, false},
+		{"intents exactly at the append limit", 1, size{90, 100}, queued{idx: make([]int, 1), size: size{10, 100}, appendLimit: 100}, true},
+		{"intents one byte over", 1, size{91, 100}, queued{idx: make([]int, 1), size: size{10, 100}, appendLimit: 100}, false},
+		{"no append limit", 1, size{1 << 30, 100}, queued{idx: make([]int, 1), size: size{10, 100}}, true},
+	} {
+		if got := p.fitsMerge(tc.n, tc.sz, &tc.q); got != tc.fits {
+			t.Errorf("%s: fits %v, want %v", tc.name, got, tc.fits)
+		}
+	}
+}

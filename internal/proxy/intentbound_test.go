@@ -2,7 +2,11 @@ package proxy
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +45,71 @@ func TestIntentBoundCoversEveryRecord(t *testing.T) {
 				t.Errorf("key of %d bytes, op %v, trace %q: the record takes %d bytes, the bound %d", keyLen, c.op, c.trace, n, bound)
 			}
 		}
+	}
+}
+
+// TestIntentFixedCoversTheWidest: the bound covers an intent at its
+// widest (the largest numbers, the longest id, the widest trace, a
+// timestamp delta of 10 bytes), not only the ones the write path makes
+// today.
+func TestIntentFixedCoversTheWidest(t *testing.T) {
+	t.Parallel()
+	const table = "t"
+	for _, keyLen := range []int{1, 128, 4096} {
+		key := bytes.Repeat([]byte{'k'}, keyLen)
+		in := intent.Intent{
+			Table: table, Key: key, Op: intent.Abort, Version: math.MaxUint64, ProxyID: math.MaxUint32,
+			CreatedAt: time.UnixMicro(-1), PublishedFloor: math.MaxUint64, Trace: intent.WidestTrace,
+			ID: fmt.Sprintf("%d-%d-abort", uint64(math.MaxUint32), uint64(math.MaxUint64)),
+		}
+		b, k, err := in.MarshalKeyed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		framed := intentlog.VarintLen(math.MinInt64) + intentlog.VarintLen(int64(len(k))) + len(k) +
+			intentlog.VarintLen(int64(len(b))) + len(b) + intentlog.VarintLen(0)
+		if bound := sizeOf(intentFixed(table), []Mutation{{Table: table, Key: key}}, []int{0}).intents; framed > bound {
+			t.Errorf("key of %d bytes: the widest record takes %d bytes, the bound %d", keyLen, framed, bound)
+		}
+	}
+}
+
+// TestSizeOf: a mutation's rows count its key, value (not a delete's) and
+// document, and rowSlack; its intents intentFixed and twice its key.
+func TestSizeOf(t *testing.T) {
+	t.Parallel()
+	muts := []Mutation{
+		{Key: []byte("k1"), Value: make([]byte, 100), Doc: make([]byte, 30)},
+		{Key: []byte("key2"), Value: make([]byte, 50), Delete: true, Doc: make([]byte, 7)},
+	}
+	for _, tc := range []struct {
+		idx  []int
+		want size
+	}{
+		{[]int{0}, size{intents: 1000 + 4, rows: 2 + 100 + 30 + rowSlack}},
+		{[]int{1}, size{intents: 1000 + 8, rows: 4 + 7 + rowSlack}},
+		{[]int{0, 1}, size{intents: 2000 + 12, rows: 2 + 100 + 30 + 4 + 7 + 2*rowSlack}},
+	} {
+		if got := sizeOf(1000, muts, tc.idx); got != tc.want {
+			t.Errorf("sizeOf %v = %+v, want %+v", tc.idx, got, tc.want)
+		}
+	}
+}
+
+// appendLimiter is an intent log that takes appends of at most n bytes.
+type appendLimiter int
+
+func (n appendLimiter) AppendLimit(context.Context, string) (int, error) { return int(n), nil }
+
+// TestFitsAppend: a write whose intents take exactly one append fits;
+// one byte more is refused as invalid, naming the limit.
+func TestFitsAppend(t *testing.T) {
+	t.Parallel()
+	p := &Proxy{limits: Limits{Intents: appendLimiter(500)}}
+	if _, err := p.fitsAppend(t.Context(), "t", size{intents: 500}, 3); err != nil {
+		t.Fatalf("intents exactly at the limit: %v", err)
+	}
+	if _, err := p.fitsAppend(t.Context(), "t", size{intents: 501}, 3); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "at most 500 bytes") {
+		t.Fatalf("one byte over: %v; want ErrInvalid naming 500", err)
 	}
 }
