@@ -17,14 +17,35 @@ import (
 // n), and returns once all of them are acknowledged (acks=all), with
 // Partition, Offset and Timestamp filled in. It returns when ctx ends even if
 // records are still in flight (see the package comment).
+//
+// A topic deleted and created again by another process has a new id: the
+// client, which still holds the old one, refuses the records with
+// UNKNOWN_TOPIC_ID. Append then drops what it knows of the topic and tries
+// once more (within ctx) with fresh metadata; the records it was refused
+// were not written.
 func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
 	topic = l.names.external(topic)
 	if len(recs) == 0 {
 		return nil
 	}
-	n, err := l.appendPartitions(ctx, topic)
+	stale, err := l.appendOnce(ctx, topic, recs)
+	if stale && ctx.Err() == nil {
+		_, err = l.appendOnce(ctx, topic, recs)
+	}
 	if err != nil {
 		return fmt.Errorf("kafka: append %s: %w", topic, err)
+	}
+	return nil
+}
+
+// appendOnce is one try of Append (topic is Kafka's name). Its records
+// refused for an unknown topic (or topic id), it forgets the topic so that
+// the next try looks it up afresh, and says so with stale. (A topic the
+// metadata does not show was asked again already: not stale.)
+func (l *Log) appendOnce(ctx context.Context, topic string, recs []*intentlog.Record) (stale bool, err error) {
+	n, err := l.appendPartitions(ctx, topic)
+	if err != nil {
+		return false, err
 	}
 	krs := make([]*kgo.Record, len(recs))
 	for i, r := range recs {
@@ -41,7 +62,7 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		return fmt.Errorf("kafka: append %s: %w", topic, l.cutOff(ctx.Err(), topic, krs))
+		return false, l.cutOff(ctx.Err(), topic, krs)
 	}
 	if err := w.firstErr(); err != nil {
 		if errors.Is(err, intentlog.ErrUnknownTopic) {
@@ -49,15 +70,16 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 			// client must look up): start over with fresh metadata.
 			l.forget(topic)
 			l.cl.PurgeTopicsFromProducing(topic)
+			return true, err
 		}
-		return fmt.Errorf("kafka: append %s: %w", topic, err)
+		return false, err
 	}
 	for i, kr := range krs {
 		recs[i].Partition = kr.Partition
 		recs[i].Offset = kr.Offset
 		recs[i].Timestamp = kr.Timestamp
 	}
-	return nil
+	return false, nil
 }
 
 // appendPartitions is partitionCount for an Append: a topic the metadata
