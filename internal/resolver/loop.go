@@ -514,7 +514,9 @@ func (r *Resolver) appendLimit(ctx context.Context, topic string) int {
 	if r.cfg.Limits == nil {
 		return DefaultAppendBytes
 	}
-	n, err := r.cfg.Limits.AppendLimit(ctx, topic)
+	n, err := bounded(ctx, r.waits.step, func(ctx context.Context) (int, error) {
+		return r.cfg.Limits.AppendLimit(ctx, topic)
+	})
 	if err != nil || n <= 0 {
 		return DefaultAppendBytes
 	}

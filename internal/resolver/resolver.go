@@ -190,7 +190,27 @@ type Resolver struct {
 	multi store.MultiGetter
 	jobs  chan job // reads for the worker pool, from every partition
 	runs  runs     // partitions running per table (Stopped)
+	waits startWaits
 }
+
+// startWaits bound the steps of a partition's start that ask the log or
+// the bus (a field for tests): the partition's context does not end while
+// it is owned, so a broken cluster that does not answer held the start for
+// ever, with nothing logged or raised. Past its bound a step fails; the
+// start is then logged, raises resolver/<table>/<p> and is tried again.
+type startWaits struct {
+	// step bounds each call of the log or bus: the committed offsets,
+	// the first read, ending a hang (and its intents' append).
+	step time.Duration
+	// recover bounds the bus's recovery, which reads every event
+	// published since the oldest unresolved intent (minus the horizon):
+	// longer, since that is work, not only an answer.
+	recover time.Duration
+}
+
+// defaultStartWaits: 30 s for an answer (the Kafka log's request timeout),
+// 10 minutes for the recovery's read.
+var defaultStartWaits = startWaits{step: 30 * time.Second, recover: 10 * time.Minute}
 
 // New returns a resolver.
 func New(log Log, st Store, bus Bus, cfg Config) *Resolver {
@@ -211,7 +231,7 @@ func New(log Log, st Store, bus Bus, cfg Config) *Resolver {
 	}
 	cfg.Concurrency = max(cfg.Concurrency, 1)
 	multi, _ := st.(store.MultiGetter)
-	return &Resolver{log: log, store: st, bus: bus, cfg: cfg, multi: multi, jobs: make(chan job)}
+	return &Resolver{log: log, store: st, bus: bus, cfg: cfg, multi: multi, jobs: make(chan job), waits: defaultStartWaits}
 }
 
 // Run resolves every partition of the given tables and of each table that
@@ -342,7 +362,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	}
 	l.health.stallAfter = max(r.cfg.StallAfter, stallFloor(t.VisibilityWindow, r.cfg.Recheck))
 	l.limits(ctx)
-	committed, err := r.log.Committed(ctx, r.cfg.Group, topic)
+	committed, err := bounded(ctx, r.waits.step, func(ctx context.Context) (map[int32]int64, error) {
+		return r.log.Committed(ctx, r.cfg.Group, topic)
+	})
 	if err != nil {
 		return fmt.Errorf("resolver: committed offsets of %s: %w", topic, err)
 	}
@@ -405,7 +427,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	// logged (Next passes offsets lost to a repair without records).
 	var first []intentlog.Record
 	for len(first) == 0 && rd.Position() < logEnd {
-		if first, err = rd.Next(ctx); err != nil {
+		if first, err = bounded(ctx, r.waits.step, rd.Next); err != nil {
 			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, rd.Position(), err)
 		}
 	}
@@ -416,7 +438,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	if len(first) > 0 {
 		since = first[0].Timestamp
 	}
-	rec, err := r.bus.Recover(ctx, t.Name, p, since.Add(-r.cfg.Horizon))
+	rec, err := bounded(ctx, r.waits.recover, func(ctx context.Context) (eventbus.Recovered, error) {
+		return r.bus.Recover(ctx, t.Name, p, since.Add(-r.cfg.Horizon))
+	})
 	if err != nil {
 		return fmt.Errorf("resolver: recover published versions of %s/%d: %w", t.Name, p, err)
 	}
@@ -463,27 +487,36 @@ func (r *Resolver) unhang(ctx context.Context, table string, p int32, rec eventb
 			}
 			recs = append(recs, &intentlog.Record{Key: e.Key, Value: v})
 		}
-		// Bounded: the partition's context does not end while it is
-		// owned, and a log that refuses the records (Kafka: fewer
-		// in-sync replicas than min.insync.replicas) is retried until
-		// the context ends: the start waited with nothing said. Failed,
-		// the start is retried (the condition raised meanwhile); the
-		// intents are idempotent, should some of them land anyway.
-		actx, cancel := context.WithTimeout(ctx, unhangAppendWait)
-		err := r.log.Append(actx, intent.Topic(table), recs)
-		cancel()
+		// Bounded (startWaits): a log that refuses the records (Kafka:
+		// fewer in-sync replicas than min.insync.replicas) is retried
+		// until the context ends. The intents are idempotent, should
+		// some of them land anyway.
+		_, err := bounded(ctx, r.waits.step, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.log.Append(ctx, intent.Topic(table), recs)
+		})
 		if err != nil {
 			return fmt.Errorf("resolver: %s/%d: log intents for hanging events: %w", table, p, err)
 		}
 	}
-	if err := rec.Unblock(ctx); err != nil {
-		return fmt.Errorf("resolver: %s/%d: %w", table, p, err)
+	if _, err := bounded(ctx, r.waits.step, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, rec.Unblock(ctx)
+	}); err != nil {
+		return fmt.Errorf("resolver: %s/%d: end the hanging transactions: %w", table, p, err)
 	}
 	return nil
 }
 
-// unhangAppendWait bounds unhang's append.
-const unhangAppendWait = 30 * time.Second
+// bounded runs a step of a partition's start for wait at most (see
+// startWaits). Cut off by its bound (not by ctx), its error says so.
+func bounded[T any](ctx context.Context, wait time.Duration, step func(context.Context) (T, error)) (T, error) {
+	sctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	v, err := step(sctx)
+	if err != nil && ctx.Err() == nil && sctx.Err() != nil {
+		return v, fmt.Errorf("no answer within %s: %w", wait, err)
+	}
+	return v, err
+}
 
 // decode turns log records into core entries.
 func decode(recs []intentlog.Record, m *partitionMetrics, logger *slog.Logger) []Entry {

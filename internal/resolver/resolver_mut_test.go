@@ -258,7 +258,7 @@ func TestUnhangAppendBounded(t *testing.T) {
 	if err := New(log, nil, nil, Config{}).unhang(context.Background(), "t", 0, rec); err != nil {
 		t.Fatal(err)
 	}
-	if !log.had || time.Until(log.deadline) > unhangAppendWait {
-		t.Fatalf("unhang appended with deadline %v (set: %v); want one within %s", log.deadline, log.had, unhangAppendWait)
+	if !log.had || time.Until(log.deadline) > defaultStartWaits.step {
+		t.Fatalf("unhang appended with deadline %v (set: %v); want one within %s", log.deadline, log.had, defaultStartWaits.step)
 	}
 }

@@ -1,0 +1,141 @@
+package resolver
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// blockOnce blocks the first call of a step until its context ends.
+type blockOnce struct {
+	mu      sync.Mutex
+	blocked bool
+}
+
+// block waits for ctx the first time and reports whether it did.
+func (b *blockOnce) block(ctx context.Context) error {
+	b.mu.Lock()
+	first := !b.blocked
+	b.blocked = true
+	b.mu.Unlock()
+	if !first {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (b *blockOnce) done() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.blocked
+}
+
+// hangingLog is a log whose Committed, or the first Next of an intent
+// reader, does not answer the first time (a broken cluster).
+type hangingLog struct {
+	Log
+	step string
+	b    *blockOnce
+}
+
+func (l *hangingLog) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	if l.step == "committed" {
+		if err := l.b.block(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return l.Log.Committed(ctx, group, topic)
+}
+
+func (l *hangingLog) NewReader(topic string, p int32, offset int64) (intentlog.Reader, error) {
+	rd, err := l.Log.NewReader(topic, p, offset)
+	if err != nil || l.step != "first read" || !strings.HasPrefix(topic, intent.Topic("")) {
+		return rd, err
+	}
+	return &hangingReader{Reader: rd, b: l.b}, nil
+}
+
+type hangingReader struct {
+	intentlog.Reader
+	b *blockOnce
+}
+
+func (r *hangingReader) Next(ctx context.Context) ([]intentlog.Record, error) {
+	if err := r.b.block(ctx); err != nil {
+		return nil, err
+	}
+	return r.Reader.Next(ctx)
+}
+
+// hangingBus is a bus whose Recover, or the Unblock of a hang it
+// reports, does not answer the first time.
+type hangingBus struct {
+	Bus
+	step string
+	b    *blockOnce
+}
+
+func (b *hangingBus) Recover(ctx context.Context, table string, p int32, since time.Time) (eventbus.Recovered, error) {
+	if b.step == "recover" {
+		if err := b.b.block(ctx); err != nil {
+			return eventbus.Recovered{}, err
+		}
+	}
+	rec, err := b.Bus.Recover(ctx, table, p, since)
+	if err == nil && b.step == "unblock" && !b.b.done() {
+		rec.Unblock = b.b.block // a hang, whose abort does not answer
+	}
+	return rec, err
+}
+
+// TestPartitionStartStepsBounded: the steps of a partition's start that
+// ask the log or the bus (the committed offsets, the first read, the
+// bus's recovery, ending a hang) ran with the partition's context, which
+// does not end while the partition is owned: on a broken cluster a call
+// that did not answer held the start for ever, with nothing logged and no
+// resolver/<table>/<p> condition raised. Each is now bounded: the start
+// fails, is logged and raised, and is tried again.
+func TestPartitionStartStepsBounded(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"committed", "first read", "recover", "unblock"} {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			table := "bound" + strings.ReplaceAll(step, " ", "")
+			env := newTestEnv(ctx, t, table)
+			env.write(ctx, t, "k", 1, "v")
+			logger, logs := testLogger()
+			b := &blockOnce{}
+			cfg := testConfig(logger, nil)
+			sink := &lockedSink{}
+			cfg.Health = sink
+			r := New(&hangingLog{Log: env.log, step: step, b: b}, env.st, &hangingBus{Bus: env.bus, step: step, b: b}, cfg)
+			r.waits = startWaits{step: 200 * time.Millisecond, recover: 200 * time.Millisecond}
+			run := start(ctx, r, env.tb)
+			waitUntil(ctx, t, "the intent resolved after the "+step+" that did not answer", func() bool {
+				return committedAt(ctx, t, env.log, env.tb) == 1
+			})
+			run.stop(t)
+			if !b.done() {
+				t.Fatalf("the %s step was never taken", step)
+			}
+			if !strings.Contains(logs.String(), "restarting") {
+				t.Fatalf("the start that did not end not logged:\n%s", logs)
+			}
+			calls := sink.get()
+			if len(calls) < 2 || calls[0].component != "resolver/"+table+"/0" || !strings.Contains(calls[0].reason, "could not start") ||
+				!calls[len(calls)-1].cleared {
+				t.Fatalf("health calls %+v; want the start raised, then cleared", calls)
+			}
+			t.Logf("raised: %s", calls[0].reason)
+		})
+	}
+}
