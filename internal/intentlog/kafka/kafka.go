@@ -42,6 +42,9 @@ type Log struct {
 	readers map[*reader]struct{}
 	members map[*Member]struct{}    // joined and not closed (Forget)
 	unacked map[string]*unackedDiag // why a topic's records were not acknowledged (unacked.go)
+	diags   sync.WaitGroup          // whyUnacked's metadata reads (Close waits for them: unackedWait at most)
+	// diagnoseHook replaces diagnose (tests).
+	diagnoseHook func(ctx context.Context, topic string, parts []int32) error
 
 	limits recordLimits // max.message.bytes of topics (limits.go)
 }
@@ -113,6 +116,7 @@ func (l *Log) Close() error {
 	for _, r := range readers {
 		r.closeClient()
 	}
+	l.diags.Wait() // no new one starts once closed
 	l.cl.Close()
 	l.limits.close() // refreshes of max.message.bytes end with the client
 	return nil

@@ -36,12 +36,17 @@ type unackedDiag struct {
 // whyUnacked returns why records of topic's partitions parts may not be
 // acknowledged (a partition without a leader: LEADER_NOT_AVAILABLE; fewer
 // in-sync replicas than the topic's min.insync.replicas, capped at its
-// replica count as Kafka caps it: NOT_ENOUGH_REPLICAS), or nil when the
-// metadata shows nothing (or could not be read). Asked at most once per
-// unackedTTL per topic: meanwhile, and while it is being asked, the last
-// answer is returned.
+// replica count as Kafka caps it: NOT_ENOUGH_REPLICAS), as the metadata
+// last read told, or nil when it showed nothing (or was not read yet). It
+// never waits: the caller was cut off by its deadline, and what it does
+// next (the proxy's store write of an independent table) has only the
+// rest of its time. A topic's metadata is read in the background, at most
+// once per unackedTTL (appends failing at a high rate share it), so an
+// outage's first cut-off append may go without a reason and later ones
+// get it.
 func (l *Log) whyUnacked(topic string, parts []int32) error {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.unacked == nil {
 		l.unacked = map[string]*unackedDiag{}
 	}
@@ -50,20 +55,23 @@ func (l *Log) whyUnacked(topic string, parts []int32) error {
 		d = &unackedDiag{}
 		l.unacked[topic] = d
 	}
-	if d.running || time.Since(d.at) < unackedTTL {
-		err := d.err
-		l.mu.Unlock()
-		return err
+	if !d.running && time.Since(d.at) >= unackedTTL && !l.closed {
+		d.running = true
+		parts = slices.Clone(parts)
+		l.diags.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), unackedWait)
+			defer cancel()
+			diagnose := l.diagnose
+			if l.diagnoseHook != nil {
+				diagnose = l.diagnoseHook
+			}
+			err := diagnose(ctx, topic, parts)
+			l.mu.Lock()
+			d.at, d.err, d.running = time.Now(), err, false
+			l.mu.Unlock()
+		})
 	}
-	d.running = true
-	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), unackedWait)
-	defer cancel()
-	err := l.diagnose(ctx, topic, parts)
-	l.mu.Lock()
-	d.at, d.err, d.running = time.Now(), err, false
-	l.mu.Unlock()
-	return err
+	return d.err
 }
 
 func (l *Log) diagnose(ctx context.Context, topic string, parts []int32) error {
