@@ -86,10 +86,11 @@
 //     Records not yet sent are failed when the caller's context ends; as
 //     kgo fails a partition's buffered batch by the context of its first
 //     record, a concurrent Append's records buffered behind it can fail too.
-//     An Append cut off so says, when the metadata shows it, why its
-//     records were not acknowledged (unacked.go: no leader, fewer in-sync
-//     replicas than min.insync.replicas); the client keeps no trace of
-//     the errors it retried.
+//     An Append cut off so says, when the metadata last showed it, why
+//     its records were not acknowledged (unacked.go: no leader, fewer
+//     in-sync replicas than min.insync.replicas; read in the background,
+//     never waited for); the client keeps no trace of the errors it
+//     retried.
 //   - Offsets are contiguous only on topics without transactional writes:
 //     Kafka's transaction markers take offsets too.
 //   - Timestamps are the appender's clock: monotonic within one Log, not
