@@ -66,27 +66,7 @@ func TestTransactProduceBounded(t *testing.T) {
 	} {
 		name := kerr.ErrorForCode(tc.code).(*kerr.Error).Message
 		t.Run(name, func(t *testing.T) {
-			c, err := kfake.NewCluster(kfake.NumBrokers(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(c.Close)
-			l := openLog(t, c.ListenAddrs(), nil)
-			ctx := testCtx(t, time.Minute)
-			in, out := topicName("ner-in"), topicName("ner-out")
-			for _, topic := range []string{in, out} {
-				if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			a := &assignments{owned: map[int32]bool{}}
-			m, err := l.Join(MemberOptions{Group: "g-" + in, InstanceID: "one", Topics: []string{in},
-				OnAssigned: a.assigned, OnRevoked: a.revoked, SessionTimeout: 6 * time.Second, TransactionTimeout: 2 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = m.Close(context.Background()) })
-			waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+			c, l, ctx, in, out, m := fakeMember(t, "ner")
 
 			var on atomic.Bool
 			on.Store(true)
@@ -95,7 +75,7 @@ func TestTransactProduceBounded(t *testing.T) {
 			began := time.Now()
 			// The caller's context would wait 20 s.
 			tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			err = m.Transact(tctx, 0, rec, map[string]map[int32]int64{in: {0: 1}})
+			err := m.Transact(tctx, 0, rec, map[string]map[int32]int64{in: {0: 1}})
 			cancel()
 			if took := time.Since(began); IsAborted(err) == tc.inFlight || took > 10*time.Second ||
 				!strings.Contains(err.Error(), "not acknowledged within 1s") ||
@@ -215,32 +195,12 @@ func TestAppendCutOffSaysWhy(t *testing.T) {
 // later ones of its key. Every later Transact now fails (not IsAborted),
 // and nothing of the aborted batch becomes visible.
 func TestTransactAfterInFlightRefused(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	l := openLog(t, c.ListenAddrs(), nil)
-	ctx := testCtx(t, time.Minute)
-	in, out := topicName("inflight-in"), topicName("inflight-out")
-	for _, topic := range []string{in, out} {
-		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a := &assignments{owned: map[int32]bool{}}
-	m, err := l.Join(MemberOptions{Group: "g-" + in, InstanceID: "one", Topics: []string{in},
-		OnAssigned: a.assigned, OnRevoked: a.revoked, SessionTimeout: 6 * time.Second, TransactionTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+	c, l, ctx, in, out, m := fakeMember(t, "inflight")
 
 	var on atomic.Bool
 	on.Store(true)
 	failProduce(c, kerr.NotEnoughReplicasAfterAppend.Code, &on)
-	err = m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("aborted")}}},
+	err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("aborted")}}},
 		map[string]map[int32]int64{in: {0: 1}})
 	if err == nil || IsAborted(err) || !strings.Contains(err.Error(), "joined again") {
 		t.Fatalf("transaction with a batch in flight: %v; want it ended, the member to be joined again", err)
@@ -260,4 +220,33 @@ func TestTransactAfterInFlightRefused(t *testing.T) {
 	if got, err := l.Committed(ctx, "g-"+in, in); err != nil || got[0] > 0 {
 		t.Fatalf("committed %v, %v; want nothing", got, err)
 	}
+}
+
+// fakeMember is a member of a one-broker fake cluster (a transaction
+// timeout of 2 s) owning the one partition of topic in, with topic out to
+// publish to.
+func fakeMember(t *testing.T, prefix string) (*kfake.Cluster, *Log, context.Context, string, string, *Member) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := openLog(t, c.ListenAddrs(), nil)
+	ctx := testCtx(t, time.Minute)
+	in, out := topicName(prefix+"-in"), topicName(prefix+"-out")
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &assignments{owned: map[int32]bool{}}
+	m, err := l.Join(MemberOptions{Group: "g-" + in, InstanceID: "one", Topics: []string{in},
+		OnAssigned: a.assigned, OnRevoked: a.revoked, SessionTimeout: 6 * time.Second, TransactionTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+	return c, l, ctx, in, out, m
 }
