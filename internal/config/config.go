@@ -203,7 +203,13 @@ type Kafka struct {
 	// ResourceExhausted). It bounds a value and its event: keep
 	// limits.max_value_bytes below it.
 	MaxMessageBytes int32 `yaml:"max_message_bytes"`
-	TLS             struct {
+	// RetentionCheck is how often the retention of every table's intent
+	// and event topics is read again (wail does not alter an existing
+	// topic's configs: it checks that events outlive intents, and raises
+	// retention/<table> when not); besides, at start and at a table's
+	// create. 0s: only then.
+	RetentionCheck time.Duration `yaml:"retention_check"`
+	TLS            struct {
 		// Enabled talks TLS to the brokers (the system's roots unless
 		// ca_file is given).
 		Enabled bool `yaml:"enabled"`
@@ -440,7 +446,7 @@ func defaults() Config {
 		Console: defaultConsole(),
 		Memory:  defaultMemory(),
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
-			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, MaxMessageBytes: 4 << 20, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
+			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, MaxMessageBytes: 4 << 20, RetentionCheck: 5 * time.Minute, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
 		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, ReplicaWait: 50 * time.Millisecond, Cassandra: defaultCassandra(),
 			VersionCacheKeys: 1 << 17, RowCacheBytes: 32 << 20},

@@ -17,6 +17,9 @@ const (
 	// minRetention: the embedded log checks retention every minute, and
 	// an intent must outlive its resolution.
 	minRetention = time.Minute
+	// minRetentionCheck: each check asks the brokers for two topics'
+	// configs per table.
+	minRetentionCheck = time.Second
 )
 
 // validateMinimums refuses an interval below its minimum, naming the key,
@@ -38,6 +41,7 @@ func (c *Config) validateMinimums() []error {
 		{"log.retention", c.Log.Retention, minRetention, forever},
 		{"log.event_retention", c.Log.EventRetention, minRetention, forever},
 		{"log.dlq_retention", c.Log.DLQRetention, minRetention, forever},
+		{"log.kafka.retention_check", c.Log.Kafka.RetentionCheck, minRetentionCheck, " (0s: only at start and table create)"},
 		{"security.auth.jwt.refresh", jwt.Refresh, minRefresh, " (0s: the default, 5m)"},
 		{"security.auth.jwt.refetch_interval", jwt.RefetchInterval, minRefresh, " (0s: the default, 30s)"},
 	} {

@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intent"
@@ -58,20 +60,84 @@ func retentionProblem(ctx context.Context, r retentionReader, table string, brok
 // when the log is Kafka's; a failed read of the configs is logged and
 // leaves the condition as it was.
 func (s *Server) checkRetention(ctx context.Context, table string) {
+	if err := s.recheckRetention(ctx, table); err != nil {
+		s.logger.Warn(retentionUnreadable, "table", table, "err", err)
+	}
+}
+
+const retentionUnreadable = "cannot read the retention of a table's topics to check that events outlive intents; " +
+	"grant DescribeConfigs on them (wail doctor checks it too)"
+
+// recheckRetention is checkRetention that returns a failed read instead
+// of logging it.
+func (s *Server) recheckRetention(ctx context.Context, table string) error {
 	r, ok := s.log.(retentionReader)
 	if !ok {
-		return
+		return nil
 	}
 	problem, action, err := retentionProblem(ctx, r, table, s.cfg.Log.Kafka.Brokers)
 	switch {
 	case err != nil:
-		s.logger.Warn("cannot read the retention of a table's topics to check that events outlive intents; grant DescribeConfigs on them (wail doctor checks it too)",
-			"table", table, "err", err)
+		return err
 	case problem == "":
 		s.health.Clear(retentionComponent(table))
 	default:
 		s.health.Set(retentionComponent(table), health.Degraded, problem, action)
 	}
+	return nil
 }
+
+// watchRetention checks every table's topics again each
+// log.kafka.retention_check until ctx ends: the topics' configs change
+// outside wail (an operator lowers retention.ms, or raises it as the
+// condition's action says, which then clears it without a restart). A read
+// that fails is logged once per table until one works again.
+func (s *Server) watchRetention(ctx context.Context) {
+	every := s.cfg.Log.Kafka.RetentionCheck
+	if _, ok := s.log.(retentionReader); !ok || every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		listed := s.catalog.List()
+		for name := range failing {
+			if !slices.ContainsFunc(listed, func(t catalog.Table) bool { return t.Name == name }) {
+				delete(failing, name)
+			}
+		}
+		for _, tb := range listed {
+			if _, ok := s.catalog.Get(tb.Name); !ok {
+				continue // not ready: being created, dropped, or unreadable
+			}
+			cctx, cancel := context.WithTimeout(ctx, retentionCheckBound)
+			err := s.recheckRetention(cctx, tb.Name)
+			cancel()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil && !failing[tb.Name]:
+				s.logger.Warn(retentionUnreadable, "table", tb.Name, "err", err)
+			}
+			failing[tb.Name] = err != nil
+			if _, ok := s.catalog.Get(tb.Name); !ok {
+				// Dropped while checked: its drop cleared the condition
+				// before this check could set it again.
+				s.health.Clear(retentionComponent(tb.Name))
+				delete(failing, tb.Name)
+			}
+		}
+	}
+}
+
+// retentionCheckBound bounds one table's periodic check (two
+// DescribeConfigs).
+const retentionCheckBound = 30 * time.Second
 
 func retentionComponent(table string) string { return "retention/" + table }

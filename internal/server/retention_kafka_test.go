@@ -88,3 +88,69 @@ func TestKafkaEventRetentionChecked(t *testing.T) {
 		t.Fatalf("doctor with events kept forever: %v\n%s", err, out.String())
 	}
 }
+
+// TestKafkaRetentionRechecked: the check ran only at start and at a
+// table's create, so an event topic's retention.ms lowered behind a
+// running wail went unnoticed until a restart, and an operator who ran
+// the condition's command (raised it) kept a degraded process until the
+// next restart. Now every log.kafka.retention_check reads the topics
+// again: the condition comes and goes with the topic's config.
+func TestKafkaRetentionRechecked(t *testing.T) {
+	t.Parallel()
+	brokers := servicetest.KafkaBrokers(t)
+	prefix := sqltest.Name("rech_")
+	intents, events, dlqs := prefix+".intents.t", prefix+".events.t", prefix+".dlq.t"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, intents, events, dlqs)
+	})
+	cfg := testConfig(t)
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	cfg.Log.Kind = config.LogKafka
+	cfg.Log.Kafka.Brokers, cfg.Log.Kafka.ReplicationFactor = brokers, 1
+	cfg.Log.Kafka.IntentTopic, cfg.Log.Kafka.EventTopic, cfg.Log.Kafka.DLQTopic = prefix+".intents.{table}", prefix+".events.{table}", prefix+".dlq.{table}"
+	cfg.Log.Kafka.RetentionCheck = time.Second // the least
+	cfg.Resolver.Group = prefix
+	cfg.Log.Retention, cfg.Log.EventRetention = 2*time.Hour, 2*time.Hour
+	cfg.Tables = []config.Table{{Name: "t", Partitions: 1}}
+	r := runServer(t, cfg, seams{})
+	defer stopRun(t, r)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, step := range []struct {
+		ms   string
+		want health.State
+	}{
+		{"3600000", health.Degraded}, // lowered behind wail's back
+		{"-1", health.OK},            // the condition's action, taken
+		{"60000", health.Degraded},
+		{"7200000", health.OK},
+	} {
+		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr(step.ms)}}, events); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			c, ok := condition(r.srv.health, "retention/t")
+			state := health.OK
+			if ok {
+				state = c.State
+			}
+			if state == step.want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("retention.ms %s on %s: condition %+v after 15 s of checks every second; want %v", step.ms, events, c, step.want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}

@@ -559,6 +559,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	var background sync.WaitGroup
 	background.Go(func() { s.refreshCatalog(rctx) })
 	background.Go(func() { s.watchStore(rctx) })
+	background.Go(func() { s.watchRetention(rctx) })
 	if refreshTokens != nil {
 		background.Go(func() { refreshTokens(rctx) })
 	}
