@@ -200,7 +200,10 @@ type Resolver struct {
 // start is then logged, raises resolver/<table>/<p> and is tried again.
 type startWaits struct {
 	// step bounds each call of the log or bus: the committed offsets,
-	// the first read, ending a hang (and its intents' append).
+	// the log's bounds, the first read, ending a hang (and its intents'
+	// append), and the start's writes: a retention gap's letter and the
+	// commit past it, lowering a committed offset beyond the log's end,
+	// the letters of offsets a repair lost.
 	step time.Duration
 	// recover bounds the bus's recovery, which reads every event
 	// published since the oldest unresolved intent (minus the horizon):
@@ -368,8 +371,11 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	if err != nil {
 		return fmt.Errorf("resolver: committed offsets of %s: %w", topic, err)
 	}
-	logStart, logEnd, err := r.log.Bounds(ctx, topic, p)
-	if err != nil {
+	var logStart, logEnd int64
+	if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) (err error) {
+		logStart, logEnd, err = r.log.Bounds(ctx, topic, p)
+		return err
+	}); err != nil {
 		return fmt.Errorf("resolver: bounds of %s/%d: %w", topic, p, err)
 	}
 	from, ok := committed[p]
@@ -394,7 +400,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 				return err
 			}
 		}
-		if err := r.recordGap(ctx, l.pub, t.Name, p, gapFrom, logStart); err != nil {
+		if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) error {
+			return r.recordGap(ctx, l.pub, t.Name, p, gapFrom, logStart)
+		}); err != nil {
 			return err
 		}
 		from = logStart
@@ -408,7 +416,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		// recovered versions make harmless), never skip them. Lowered
 		// durably first, so that a restart after the end passed the old
 		// offset does not skip them either.
-		if err := l.pub.commit(ctx, logStart); err != nil {
+		if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) error { return l.pub.commit(ctx, logStart) }); err != nil {
 			return fmt.Errorf("resolver: lower the committed offset %d of %s/%d (beyond the log's end %d) to its start %d: %w",
 				from, topic, p, logEnd, logStart, err)
 		}
@@ -453,7 +461,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	if err != nil {
 		return fmt.Errorf("resolver: recover the dead letters of %s/%d: %w", t.Name, p, err)
 	}
-	if err := r.recordLost(ctx, l.pub, t.Name, p, from, letters); err != nil {
+	if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) error {
+		return r.recordLost(ctx, l.pub, t.Name, p, from, letters)
+	}); err != nil {
 		return err
 	}
 	l.core = NewCore(params, from, rec.Last)
@@ -516,6 +526,12 @@ func bounded[T any](ctx context.Context, wait time.Duration, step func(context.C
 		return v, fmt.Errorf("no answer within %s: %w", wait, err)
 	}
 	return v, err
+}
+
+// boundedDo is bounded for a step that returns only an error.
+func boundedDo(ctx context.Context, wait time.Duration, step func(context.Context) error) error {
+	_, err := bounded(ctx, wait, func(ctx context.Context) (struct{}, error) { return struct{}{}, step(ctx) })
+	return err
 }
 
 // decode turns log records into core entries.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -37,8 +38,13 @@ func (b *blockOnce) done() bool {
 	return b.blocked
 }
 
-// hangingLog is a log whose Committed, or the first Next of an intent
-// reader, does not answer the first time (a broken cluster).
+// hangingLog is a log whose Committed, Bounds, the first Next of an
+// intent reader, or a write of the start (a gap letter, the lowering of a
+// committed offset beyond the end, a letter for offsets lost to a repair)
+// does not answer the first time (a broken cluster). For the writes it
+// makes the start take them: "gap" shows the log's start past the
+// committed offset, "lower" a committed offset beyond the end, "lost" a
+// lost range.
 type hangingLog struct {
 	Log
 	step string
@@ -51,7 +57,58 @@ func (l *hangingLog) Committed(ctx context.Context, group, topic string) (map[in
 			return nil, err
 		}
 	}
-	return l.Log.Committed(ctx, group, topic)
+	m, err := l.Log.Committed(ctx, group, topic)
+	if err != nil || !strings.HasPrefix(topic, intent.Topic("")) {
+		return m, err
+	}
+	if _, ok := m[0]; !ok {
+		switch l.step {
+		case "gap":
+			m[0] = 0 // below the start Bounds shows
+		case "lower":
+			m[0] = 100 // beyond the end
+		}
+	}
+	return m, nil
+}
+
+func (l *hangingLog) Bounds(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	if l.step == "bounds" && strings.HasPrefix(topic, intent.Topic("")) {
+		if err := l.b.block(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	start, end, err := l.Log.Bounds(ctx, topic, p)
+	if l.step == "gap" && strings.HasPrefix(topic, intent.Topic("")) {
+		start = max(start, 1)
+	}
+	return start, end, err
+}
+
+func (l *hangingLog) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	if (l.step == "gap" || l.step == "lost") && strings.HasPrefix(topic, dlq.Topic("")) {
+		if err := l.b.block(ctx); err != nil {
+			return err
+		}
+	}
+	return l.Log.Append(ctx, topic, recs)
+}
+
+func (l *hangingLog) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	if l.step == "lower" {
+		if err := l.b.block(ctx); err != nil {
+			return err
+		}
+	}
+	return l.Log.Commit(ctx, group, topic, offsets)
+}
+
+func (l *hangingLog) Lost(ctx context.Context, topic string, p int32) ([]intentlog.Range, error) {
+	lost, err := l.Log.Lost(ctx, topic, p)
+	if l.step == "lost" && err == nil && !l.b.done() {
+		lost = append(lost, intentlog.Range{From: 0, To: 1})
+	}
+	return lost, err
 }
 
 func (l *hangingLog) NewReader(topic string, p int32, offset int64) (intentlog.Reader, error) {
@@ -96,15 +153,17 @@ func (b *hangingBus) Recover(ctx context.Context, table string, p int32, since t
 }
 
 // TestPartitionStartStepsBounded: the steps of a partition's start that
-// ask the log or the bus (the committed offsets, the first read, the
-// bus's recovery, ending a hang) ran with the partition's context, which
-// does not end while the partition is owned: on a broken cluster a call
-// that did not answer held the start for ever, with nothing logged and no
-// resolver/<table>/<p> condition raised. Each is now bounded: the start
-// fails, is logged and raised, and is tried again.
+// ask the log or the bus (the committed offsets, the log's bounds, the
+// first read, the bus's recovery, ending a hang, and the writes of the
+// start: a retention gap's letter, lowering a committed offset beyond the
+// log's end, a letter for offsets a repair lost) ran with the partition's
+// context, which does not end while the partition is owned: on a broken
+// cluster a call that did not answer held the start for ever, with
+// nothing logged and no resolver/<table>/<p> condition raised. Each is
+// now bounded: the start fails, is logged and raised, and is tried again.
 func TestPartitionStartStepsBounded(t *testing.T) {
 	t.Parallel()
-	for _, step := range []string{"committed", "first read", "recover", "unblock"} {
+	for _, step := range []string{"committed", "bounds", "first read", "recover", "unblock", "gap", "lower", "lost"} {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
