@@ -50,7 +50,30 @@ var (
 	// wraps ErrStorage. Unlike other storage failures it is expected to
 	// clear: once space returns, appends succeed again without a restart.
 	ErrNoSpace = fmt.Errorf("%w: no space left on device", ErrStorage)
+	// ErrTruncated: the log lost records a reader had read (on Kafka an
+	// unclean leader election: the new leader's log diverged below the
+	// reader's position). A *Truncation says where.
+	ErrTruncated = errors.New("log truncated below what was read")
 )
+
+// Truncation is the error of a reader whose partition lost records it had
+// read: the log now diverges from what it read at From (records from From
+// on may be new ones, under offsets the reader passed); it had read up to
+// Read. It matches ErrTruncated.
+type Truncation struct {
+	From, Read int64
+	Err        error // the log's own error
+}
+
+func (t *Truncation) Error() string {
+	return fmt.Sprintf("%v: the log diverges from what was read at offset %d (read up to %d): %v", ErrTruncated, t.From, t.Read, t.Err)
+}
+
+// Is makes a Truncation match ErrTruncated.
+func (t *Truncation) Is(target error) bool { return target == ErrTruncated }
+
+// Unwrap returns the log's own error.
+func (t *Truncation) Unwrap() error { return t.Err }
 
 // Header is a record header (Kafka headers; stored as-is by the embedded log).
 type Header struct {
@@ -223,7 +246,9 @@ var ErrFenced = errors.New("fenced: the partition was fenced by a newer owner")
 type Reader interface {
 	// Next returns the next records, blocking until at least one is durable
 	// or ctx ends. It fails with ErrOffsetOutOfRange when the reader's
-	// position fell below the log start. Offsets may have gaps (Kafka's
+	// position fell below the log start, and with a *Truncation when the
+	// log lost records it had read (Kafka detects it as KIP-320 does, by
+	// the leader epochs of the records read). Offsets may have gaps (Kafka's
 	// transaction markers and aborted records take offsets; the embedded
 	// log's offsets lost to a repair, see Log.Lost); when the reader
 	// passed only such offsets, Next returns no records and a moved

@@ -182,6 +182,11 @@ func scanLetters(ctx context.Context, log Log, table string, p int32, since time
 // gap.
 var errGap = errors.New("resolver: the intent log's retention passed the reader")
 
+// errTruncated: the intent log lost intents the reader had read (an
+// *intentlog.Truncation says from where); the partition starts again
+// from there.
+var errTruncated = errors.New("resolver: the intent log lost intents it had read")
+
 // What removes intents before they are resolved (gap letters say which).
 const (
 	byRetention = "log retention"

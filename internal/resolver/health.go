@@ -10,7 +10,8 @@ import (
 // HealthSink receives the resolver's health conditions; *health.Registry
 // implements it. Each partition of this process raises at most one, as
 // component "resolver/<table>/<partition>", and clears it when it
-// recovers or stops.
+// recovers or stops; plus "resolver/<table>/<partition>/truncated" once
+// the intent log lost intents it had read, until it stops.
 type HealthSink interface {
 	Set(component string, s health.State, reason, action string)
 	Clear(component string)

@@ -168,6 +168,7 @@ type loop struct {
 	lastCreated time.Time
 	logged      map[string]time.Time // rate limit of warnings, by kind
 	fatal       error                // the membership failed: the loop stops
+	lowerTo     int64                // >= 0: the log diverged there (a truncation); commits go no further
 	hang        hangWatch
 }
 
@@ -177,7 +178,7 @@ func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 		results: make(chan []ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, maxJobs),
 		logged: map[string]time.Time{}, suspect: map[string]bool{},
 		held: map[*landing.Write][]ReadRequest{}, landed: make(chan landed),
-		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes,
+		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes, lowerTo: -1,
 	}
 	l.jobCtx, l.stopJob = context.WithCancel(context.Background())
 	l.health = newPartitionHealth(r.cfg.Health, table, p)
@@ -252,6 +253,17 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 				return err
 			}
 		case err := <-readErr:
+			if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 {
+				// The log lost intents it had read (an unclean leader
+				// election): new ones take their offsets from tr.From
+				// on. The final commit goes no further than that, and
+				// the partition starts again there (runPartition).
+				l.lowerTo = tr.From
+				if err := l.drain(); err != nil {
+					return err
+				}
+				return fmt.Errorf("%w: %s/%d: %w", errTruncated, l.topic, l.partition, err)
+			}
 			if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
 				// Retention removed intents the reader had not read. Finish
 				// what is in flight; the partition starts again from its
@@ -709,6 +721,9 @@ func (l *loop) commitFinal() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c := l.core.Committed()
+	if l.lowerTo >= 0 {
+		c = min(c, l.lowerTo)
+	}
 	if c == l.commit {
 		return
 	}

@@ -286,18 +286,40 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 	// failing, as a Kafka partition without a leader, was only logged.
 	startHealth := newPartitionHealth(r.cfg.Health, t.Name, p)
 	defer startHealth.clear()
+	// Raised once the log lost intents the partition had read, until it
+	// stops: they may lack events (a reconcile publishes them).
+	truncHealth := newPartitionHealth(r.cfg.Health, t.Name, p)
+	truncHealth.component += "/truncated"
+	defer truncHealth.clear()
+	lowerTo := int64(-1) // where the next start must begin at the latest
 	backoff := r.cfg.BackoffMax
 	for {
 		cur, ok := r.current(t)
 		if !ok {
 			return nil // dropped
 		}
-		err := r.resolvePartition(ctx, cur, p, pm, startHealth.clear)
+		err := r.resolvePartition(ctx, cur, p, pm, lowerTo, func() {
+			startHealth.clear()
+			lowerTo = -1
+		})
 		if err == nil || ctx.Err() != nil {
 			return nil
 		}
 		if errors.Is(err, errMembership) {
 			return err
+		}
+		if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && errors.Is(err, errTruncated) {
+			lowerTo = tr.From
+			r.cfg.Logger.Error("resolver: the intent log lost intents after they were read (an unclean leader election, a broker that lost "+
+				"acknowledged writes); reading again from where it diverges, so that the new intents there are not skipped. "+
+				"Keys whose intents were lost may lack events: run `wail table reconcile "+t.Name+"`",
+				"table", t.Name, "partition", p, "diverged_at", tr.From, "read_to", tr.Read, "err", err)
+			truncHealth.set(fmt.Sprintf("the intent log of table %s partition %d lost intents after they were read (it diverges from offset %d; read to %d)",
+				t.Name, p, tr.From, tr.Read),
+				"run `wail table reconcile "+t.Name+"` to publish the keys whose lost intents lack events, and check the Kafka cluster "+
+					"(unclean.leader.election.enable, replication); the condition clears when the partition stops or the process restarts; "+
+					"see docs/operations.md, Resolver")
+			continue // starts again at once, from where the log diverges
 		}
 		if errors.Is(err, errGap) || errors.Is(err, errHanging) {
 			continue // starts again at once: records the gap, or ends the hang
@@ -333,8 +355,10 @@ func localLanding(cfg Config, levels int) bool {
 }
 
 // resolvePartition recovers where the partition stopped and runs its loop;
-// started is called once the loop is about to run.
-func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump, started func()) error {
+// started is called once the loop is about to run. A committed offset
+// above lowerTo (>= 0: where the log diverged from what an earlier run
+// read) is lowered to it first.
+func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump, lowerTo int64, started func()) error {
 	topic := intent.Topic(t.Name)
 	params := Params{
 		Table: t.Name, Partition: p, Window: t.VisibilityWindow, Wide: t.WideWindow, WideUntil: t.WideUntil,
@@ -379,6 +403,13 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		return fmt.Errorf("resolver: bounds of %s/%d: %w", topic, p, err)
 	}
 	from, ok := committed[p]
+	if ok && lowerTo >= 0 && from > lowerTo {
+		// Durably first: a restart must not skip the new intents either.
+		if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) error { return l.pub.commit(ctx, lowerTo) }); err != nil {
+			return fmt.Errorf("resolver: lower the committed offset %d of %s/%d to %d, where the log diverged: %w", from, topic, p, lowerTo, err)
+		}
+		from = lowerTo
+	}
 	switch {
 	case !ok:
 		from = logStart // a new group starts where the log does

@@ -57,7 +57,10 @@
 // Errors map to the intentlog sentinels: UNKNOWN_TOPIC_OR_PARTITION to
 // ErrUnknownTopic, MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE (or a record
 // over MaxMessageBytes, refused by the client) to ErrTooLarge,
-// OFFSET_OUT_OF_RANGE to ErrOffsetOutOfRange, a closed client to ErrClosed,
+// OFFSET_OUT_OF_RANGE to ErrOffsetOutOfRange, a log that diverged below
+// what a reader read (kgo.ErrDataLoss: its leader-epoch check, KIP-320,
+// after a leader change) to an *intentlog.Truncation (ErrTruncated), a
+// closed client to ErrClosed,
 // *_AUTHORIZATION_FAILED and SASL_AUTHENTICATION_FAILED to ErrAccessDenied.
 // The Kafka error stays in the chain.
 //

@@ -534,6 +534,9 @@ func (l *Log) committed(ctx context.Context, group, topic string, stable bool) (
 // of it; other errors are returned as they are.
 func mapErr(err error) error {
 	var sentinel error
+	if loss, ok := errors.AsType[*kgo.ErrDataLoss](err); ok && !errors.Is(err, intentlog.ErrTruncated) {
+		return &intentlog.Truncation{From: loss.ResetTo, Read: loss.ConsumedTo, Err: err}
+	}
 	switch {
 	case errors.Is(err, intentlog.ErrUnknownTopic), errors.Is(err, intentlog.ErrTooLarge),
 		errors.Is(err, intentlog.ErrOffsetOutOfRange), errors.Is(err, intentlog.ErrClosed),
