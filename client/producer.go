@@ -43,7 +43,8 @@ type ProducerConfig struct {
 	MaxInFlight int
 	// MaxBuffered is the most writes the producer holds (waiting, in
 	// flight, retrying); Write blocks while it holds that many (default
-	// 100000).
+	// 100000), at most until its delivery timeout: then it fails
+	// unwritten (ErrFull).
 	MaxBuffered int
 	// MaxBufferedBytes is the most bytes of writes (encoded, as in a
 	// batch) the producer holds; Write blocks while the write would take
@@ -51,7 +52,8 @@ type ProducerConfig struct {
 	// 256 MiB: twice what MaxInFlight batches of MaxBatchBytes take with
 	// the defaults, so the batches in flight can be full while the next
 	// gather, yet 100000 writes of 1 MiB cannot hold 100 GB). Writes wait
-	// in turn: a large one is not passed by smaller ones that came after.
+	// in turn: a large one is not passed by smaller ones that came after;
+	// one that waits until its delivery timeout fails unwritten (ErrFull).
 	// A write larger than this goes alone, once nothing else is held.
 	MaxBufferedBytes int
 	// RetryBackoff is the first wait before a retry (default 50ms); it
@@ -63,7 +65,8 @@ type ProducerConfig struct {
 	// writes go on.
 	RetryBackoff, RetryBackoffMax time.Duration
 	// DeliveryTimeout bounds the time from Write to its answer, retries
-	// included (default 2m): then Write fails with the last error. A
+	// and the wait for room (MaxBuffered, MaxBufferedBytes) included
+	// (default 2m): then Write fails with the last error. A
 	// batch still unanswered twice this after it was sent gives its
 	// stream up: the writes after it go on a new one (its keys after
 	// FenceAfterBreak).
@@ -142,7 +145,8 @@ type WriteError struct {
 
 func (e *WriteError) Error() string { return fmt.Sprintf("wail: %s: %s", e.Code, e.Message) }
 
-// Unwrap returns ErrClosed for a write Close gave up on, or nil.
+// Unwrap returns ErrClosed for a write Close gave up on, ErrFull for one
+// that found no room in the producer, or nil.
 func (e *WriteError) Unwrap() error { return e.cause }
 
 // ErrClosed: a write after Close, or one still waiting when Close gave up
@@ -302,22 +306,20 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	if err != nil {
 		return Result{}, err
 	}
+	// The delivery timeout counts from the call: the wait for room
+	// (MaxBuffered, MaxBufferedBytes) is part of it.
+	deadline := time.Now().Add(p.cfg.DeliveryTimeout)
 	held := int64(min(size, p.cfg.MaxBufferedBytes)) // a larger write takes it all: it goes alone
-	if err := p.holdBytes(ctx, held); err != nil {
+	if err := p.holdBytes(ctx, held, deadline); err != nil {
 		return Result{}, err
 	}
-	select {
-	case p.space <- struct{}{}:
-	case <-ctx.Done():
+	if err := p.holdSpace(ctx, deadline); err != nil {
 		p.bytes.Release(held)
-		return Result{}, ctx.Err()
-	case <-p.stop:
-		p.bytes.Release(held)
-		return Result{}, ErrClosed
+		return Result{}, err
 	}
 	now := time.Now()
 	w := &pending{m: m, key: m.GetTable() + "\x00" + string(m.GetKey()), size: size, held: held, at: now,
-		deadline: now.Add(p.cfg.DeliveryTimeout), result: make(chan outcome, 1)}
+		deadline: deadline, result: make(chan outcome, 1)}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -340,21 +342,59 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 }
 
 // holdBytes takes n bytes of MaxBufferedBytes, waiting until writes held
-// give them back, ctx ends (its error) or Close is called (ErrClosed).
-func (p *Producer) holdBytes(ctx context.Context, n int64) error {
+// give them back, ctx ends (its error), Close is called (ErrClosed) or
+// the write's delivery timeout passes (fullError).
+func (p *Producer) holdBytes(ctx context.Context, n int64, deadline time.Time) error {
 	if p.bytes.TryAcquire(n) {
 		return nil
 	}
-	wait, cancel := context.WithCancel(ctx)
+	wait, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	defer context.AfterFunc(p.stopped, cancel)()
 	if err := p.bytes.Acquire(wait, n); err != nil {
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case p.stopped.Err() != nil:
+			return ErrClosed
 		}
-		return ErrClosed
+		return fullError("MaxBufferedBytes")
 	}
 	return nil
+}
+
+// holdSpace takes one of MaxBuffered's tokens, waiting as holdBytes.
+func (p *Producer) holdSpace(ctx context.Context, deadline time.Time) error {
+	select {
+	case p.space <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case p.space <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.stop:
+		return ErrClosed
+	case <-t.C:
+		return fullError("MaxBuffered")
+	}
+}
+
+// ErrFull: a write waited for room in the producer (it held MaxBuffered
+// writes, or MaxBufferedBytes) for its whole delivery timeout, and was
+// not written. The error is a *WriteError, deadline_exceeded, which is
+// also ErrFull (errors.Is).
+var ErrFull = errors.New("wail: producer full")
+
+// fullError is the error of a write that found no room (limit: the
+// ProducerConfig field that held it back) within its delivery timeout.
+func fullError(limit string) error {
+	return &WriteError{Code: connect.CodeDeadlineExceeded, cause: ErrFull, Message: "not written: the producer was full (" + limit +
+		" held by writes waiting for their answers) for the whole delivery timeout; the server answers too slowly or not at all"}
 }
 
 // check refuses a write that cannot go in a batch (it would fail to be
