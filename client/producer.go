@@ -300,7 +300,8 @@ func (p *Producer) Delete(ctx context.Context, table string, key []byte) (Result
 // Write sends m in the next batch and waits for its answer. If ctx ends
 // first, Write returns ctx's error and the write goes on without a waiter
 // (it may be written): the producer reads m until then, so m must not be
-// changed after Write, even once it returned ctx's error.
+// changed after Write, even once it returned ctx's error. An answer that
+// came before ctx ended is returned, not ctx's error.
 func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error) {
 	size, err := p.check(m)
 	if err != nil {
@@ -337,7 +338,12 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 	case o := <-w.result:
 		return o.r, o.err
 	case <-ctx.Done():
-		return Result{}, ctx.Err()
+		select {
+		case o := <-w.result: // answered before: say so, not "canceled"
+			return o.r, o.err
+		default:
+			return Result{}, ctx.Err()
+		}
 	}
 }
 

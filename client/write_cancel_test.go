@@ -1,0 +1,51 @@
+package client
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// answeredCtx is a context that ends once its Write was answered: its
+// Done waits for the server's answer (and a while, for the producer to
+// hand it to the Write), then returns a channel already closed, so that
+// the Write finds both its answer and its context's end.
+type answeredCtx struct {
+	context.Context
+	s    *script
+	done chan struct{}
+}
+
+func (c answeredCtx) Done() <-chan struct{} {
+	for {
+		c.s.mu.Lock()
+		n := c.s.batches
+		c.s.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	return c.done
+}
+
+func (c answeredCtx) Err() error { return context.Canceled }
+
+// TestWriteAnsweredBeforeCancel: a Write whose answer came before its
+// context ended returns that answer, not the context's error: a caller
+// was told "canceled" (and no version) for a write it could have been
+// told was written, about one time in two.
+func TestWriteAnsweredBeforeCancel(t *testing.T) {
+	t.Parallel()
+	for i := range 30 {
+		s := newScript()
+		p := serveScript(t, s, ProducerConfig{Linger: time.Millisecond}, time.Millisecond)
+		done := make(chan struct{})
+		close(done)
+		r, err := p.Put(answeredCtx{Context: context.Background(), s: s, done: done}, "t", []byte("k"), nil)
+		if err != nil || r.Version == 0 {
+			t.Fatalf("write %d, answered before its context ended: %+v, %v; want its version", i, r, err)
+		}
+	}
+}
