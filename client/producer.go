@@ -423,15 +423,19 @@ func (p *Producer) check(m *wailv1.Mutation) (int, error) {
 	}
 	n := proto.Size(m)
 	size := protowire.SizeTag(2) + protowire.SizeBytes(n) // as a WriteStreamRequest's mutation
-	if size > p.cfg.MaxBatchBytes-seqBytes {
-		return invalid(fmt.Sprintf("the write takes %d bytes in a batch, over the producer's MaxBatchBytes (%d, less %d for the batch's seq)", size, p.cfg.MaxBatchBytes, seqBytes))
+	if size > p.cfg.MaxBatchBytes-headBytes {
+		return invalid(fmt.Sprintf("the write takes %d bytes in a batch, over the producer's MaxBatchBytes (%d, less %d for the batch's seq and stamp_before)", size, p.cfg.MaxBatchBytes, headBytes))
 	}
 	return size, nil
 }
 
-// seqBytes is the most a WriteStreamRequest takes besides its mutations:
-// its seq field.
-const seqBytes = 1 + 10
+// headBytes is the most a WriteStreamRequest takes besides its mutations:
+// its seq and stamp_before fields (a tag and at most 10 bytes of varint
+// each). Counting the seq alone, a batch that filled MaxBatchBytes but for
+// it went over once a stamp_before was set (a server up for a year tells
+// times of 8 bytes): set to the server's cap, that batch was refused, by
+// ending the stream, at each try.
+const headBytes = 2 * (1 + 10)
 
 // Close sends what the producer holds, waits for the answers until ctx
 // ends, and stops. Writes still waiting then fail with ErrClosed. A write

@@ -233,7 +233,7 @@ func (l *loop) add(w *pending) bool {
 	}
 	l.ready++
 	l.readyBytes += w.size
-	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.p.cfg.MaxBatchBytes-seqBytes {
+	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.p.cfg.MaxBatchBytes-headBytes {
 		return len(l.flights) < l.p.cfg.MaxInFlight
 	}
 	if len(l.flights) == 0 {
@@ -336,7 +336,7 @@ func firstDeadline(ws []*pending) time.Time {
 // or a fence. It also counts l.ready.
 func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Time) {
 	next = now.Add(time.Hour)
-	size, maxBytes := l.p.cfg.BatchSize, l.p.cfg.MaxBatchBytes-seqBytes
+	size, maxBytes := l.p.cfg.BatchSize, l.p.cfg.MaxBatchBytes-headBytes
 	clear(l.seen)
 	picked, ready := 0, 0
 	pickedBytes, readyBytes := 0, 0
