@@ -100,3 +100,63 @@ func TestMaxBatchBytesCountsStampBefore(t *testing.T) {
 // seqBytesOnly is what the producer left of MaxBatchBytes for a batch's
 // seq alone (a tag and a varint of at most 10 bytes).
 const seqBytesOnly = 1 + 10
+
+// capped is clocked behind a server cap on a batch, which it tells in
+// every answer (max_batch_bytes) as a server of now does.
+type capped struct {
+	clocked
+	limit int
+}
+
+func (c *capped) WriteStream(_ context.Context, st *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]) error {
+	for {
+		req, err := st.Receive()
+		if err != nil {
+			return err // over the cap: the stream ends, as a server's does
+		}
+		out := &wailv1.WriteStreamResponse{Seq: req.GetSeq(), ServerTime: 1 << 60, MaxBatchBytes: uint64(c.limit)}
+		for range req.GetMutations() {
+			out.Results = append(out.Results, &wailv1.WriteResult{Version: c.version.Add(1), Stored: true, IntentLogged: true})
+		}
+		if err := st.Send(out); err != nil {
+			return nil
+		}
+	}
+}
+
+// TestServerBatchCap: a server whose cap on a batch is below the
+// producer's MaxBatchBytes (limits lowered: the cap is
+// limits.max_batch_mutations mutations at their limits) tells it; a write
+// that alone passes it fails at once, invalid_argument, and the writes
+// batched with it are written, in batches within it. (Sent with them, it
+// made the server end the stream at each try: every write of its batch
+// failed at its delivery timeout, and every key in flight was fenced at
+// each break.)
+func TestServerBatchCap(t *testing.T) {
+	t.Parallel()
+	const limit = 4 << 10
+	p := serveHandler(t, &capped{limit: limit}, ProducerConfig{Linger: 20 * time.Millisecond, RetryBackoff: time.Millisecond,
+		DeliveryTimeout: 3 * time.Second}, 300*time.Millisecond, connect.WithReadMaxBytes(limit))
+	sizes := []int{limit / 4, 2 * limit, limit / 4, limit / 4, limit / 4} // the second alone passes the cap
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make([]error, len(sizes))
+	for i, size := range sizes {
+		m := valueOfSize(t, string(rune('a'+i)), size)
+		wg.Go(func() { _, errs[i] = p.Write(context.Background(), m) })
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, err := range errs {
+		var werr *WriteError
+		switch {
+		case sizes[i] > limit && (!errors.As(err, &werr) || werr.Code != connect.CodeInvalidArgument):
+			t.Fatalf("write %d (%d bytes, over the server's cap) after %s: %v; want invalid_argument", i, sizes[i], took.Round(time.Millisecond), err)
+		case sizes[i] <= limit && err != nil:
+			t.Fatalf("write %d (%d bytes) after %s: %v; want written", i, sizes[i], took.Round(time.Millisecond), err)
+		}
+	}
+	if took > time.Second {
+		t.Fatalf("the writes took %s", took.Round(time.Millisecond))
+	}
+}

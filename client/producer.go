@@ -34,9 +34,13 @@ type ProducerConfig struct {
 	// a larger batch with invalid_argument).
 	BatchSize int
 	// MaxBatchBytes is the most bytes per batch, encoded
-	// (default 16 MiB; at most the server's api.max_write_request_bytes,
-	// 32 MiB by default: it refuses a larger batch by ending the stream).
-	// A write larger than this fails at once with invalid_argument.
+	// (default 16 MiB; the server refuses a batch over its cap,
+	// limits.max_batch_mutations mutations at their limits and at most
+	// api.max_write_request_bytes, 32 MiB by default, by ending the
+	// stream). A write larger than this fails at once with
+	// invalid_argument. A server that tells its cap (max_batch_bytes)
+	// gets batches within the lower of the two, and a write over its cap
+	// alone fails invalid_argument unsent, instead of failing its batch.
 	MaxBatchBytes int
 	// MaxInFlight is the most batches sent and not yet answered (default
 	// and most: 8, MaxInFlightLimit); all but one of them full.

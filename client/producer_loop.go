@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -109,6 +110,10 @@ type loop struct {
 	// refused again, the credential is bad, not expired and renewed, and
 	// they fail.
 	reauth error
+	// serverMax is the stream's server's cap on a batch, encoded
+	// (max_batch_bytes of its answers; 0: not told): batches are kept
+	// within it when it is below MaxBatchBytes.
+	serverMax int
 	// unprobed: a server ended a stream permission_denied on its probe
 	// (one before per-batch refusals, with a token scoped to tables):
 	// streams go without a probe, unbounded, as to a server without
@@ -233,7 +238,7 @@ func (l *loop) add(w *pending) bool {
 	}
 	l.ready++
 	l.readyBytes += w.size
-	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.p.cfg.MaxBatchBytes-headBytes {
+	if l.ready >= l.p.cfg.BatchSize || l.readyBytes >= l.batchBytes() {
 		return len(l.flights) < l.p.cfg.MaxInFlight
 	}
 	if len(l.flights) == 0 {
@@ -242,6 +247,16 @@ func (l *loop) add(w *pending) bool {
 		l.wake = minTime(l.wake, w.at.Add(l.holdBehind()))
 	}
 	return false
+}
+
+// batchBytes is the most bytes a batch's mutations take: MaxBatchBytes,
+// or the stream's server's cap when it is lower, less the batch's head.
+func (l *loop) batchBytes() int {
+	n := l.p.cfg.MaxBatchBytes
+	if l.serverMax > 0 {
+		n = min(n, l.serverMax)
+	}
+	return n - headBytes
 }
 
 // holdBehind is the longest a batch not full waits for the batches in
@@ -336,7 +351,7 @@ func firstDeadline(ws []*pending) time.Time {
 // or a fence. It also counts l.ready.
 func (l *loop) take(now time.Time, closing bool) (batch []*pending, next time.Time) {
 	next = now.Add(time.Hour)
-	size, maxBytes := l.p.cfg.BatchSize, l.p.cfg.MaxBatchBytes-headBytes
+	size, maxBytes := l.p.cfg.BatchSize, l.batchBytes()
 	clear(l.seen)
 	picked, ready := 0, 0
 	pickedBytes, readyBytes := 0, 0
@@ -473,7 +488,18 @@ func (l *loop) expire(now time.Time) {
 		l.broken(connect.NewError(connect.CodeDeadlineExceeded,
 			errors.New("a batch got no answer within twice the producer's delivery timeout: the stream is given up and a new one opened")))
 	}
+	maxBytes := l.batchBytes()
 	l.queue = slices.DeleteFunc(l.queue, func(w *pending) bool {
+		if w.size > maxBytes {
+			// Passes the server's cap alone (MaxBatchBytes does not): sent,
+			// it would end the stream at each try, and fail the writes of
+			// its batch with it.
+			l.finish(w, Result{}, &WriteError{Code: connect.CodeInvalidArgument, Message: fmt.Sprintf(
+				"the write takes %d bytes in a batch, over the server's cap on a batch (%d bytes, less %d for the batch's seq and stamp_before: limits.max_batch_mutations mutations at limits.max_key_bytes and limits.max_value_bytes, at most api.max_write_request_bytes); not sent on its stream",
+				w.size, l.serverMax, headBytes)})
+			l.unqueued(w)
+			return true
+		}
 		if !now.After(w.deadline) {
 			return false
 		}
@@ -558,6 +584,9 @@ func (l *loop) answer(a answer) {
 	}
 	now := time.Now()
 	l.clock.observe(a.resp.GetServerTime(), now)
+	if m := a.resp.GetMaxBatchBytes(); m > 0 {
+		l.serverMax = int(min(m, math.MaxInt32)) // the server's cap is at most 1 GiB
+	}
 	if a.resp.GetServerTime() != 0 {
 		// A server that tells its clock answers a probe (its guard
 		// refuses a batch per batch, never by ending the stream): the

@@ -45,7 +45,7 @@ func (l *loop) open(now time.Time) bool {
 		return false
 	}
 	l.gen++
-	l.clock, l.probed = serverClock{}, false // another server, maybe
+	l.clock, l.probed, l.serverMax = serverClock{}, false, 0 // another server, maybe
 	if l.newConn && l.p.closeIdle != nil {
 		l.p.closeIdle() // the old stream ended: its connection is idle
 	}

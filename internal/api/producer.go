@@ -37,12 +37,13 @@ type ProducerService struct {
 	// admit, if set, may refuse writes (Unavailable) before they are
 	// stamped: the proxy id's lease is not valid.
 	admit func() error
-	// streams count the write streams open; inFlight is
-	// StreamLimits.InFlight (writestream.go).
-	streams   *streamSlots
-	inFlight  int
-	closing   chan struct{}
-	closeOnce sync.Once
+	// streams count the write streams open; inFlight and maxBatchBytes
+	// are StreamLimits.InFlight and MaxBatchBytes (writestream.go).
+	streams       *streamSlots
+	inFlight      int
+	maxBatchBytes uint64
+	closing       chan struct{}
+	closeOnce     sync.Once
 }
 
 // Close ends the write streams (at server shutdown): each stops reading,

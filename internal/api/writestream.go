@@ -25,6 +25,11 @@ type StreamLimits struct {
 	// answered but not yet taken by the client, so a client that sends
 	// without reading its answers stops being read.
 	InFlight int
+	// MaxBatchBytes is the cap on one batch, encoded (the procedure's
+	// read cap: a larger batch ends the stream unread), told in every
+	// answer (max_batch_bytes) so that a producer keeps its batches
+	// within it; 0: not told.
+	MaxBatchBytes int64
 }
 
 // DefaultStreamInFlight is StreamLimits.InFlight when unset, and its
@@ -45,6 +50,7 @@ var writeStreams = slotKind{what: "write streams", total: "api.max_write_streams
 func (s *ProducerService) WithStreamLimits(l StreamLimits) *ProducerService {
 	l.InFlight = max(l.InFlight, DefaultStreamInFlight)
 	s.inFlight = l.InFlight
+	s.maxBatchBytes = uint64(max(l.MaxBatchBytes, 0))
 	s.streams = newSlots(writeStreams, l.SlotLimits)
 	return s
 }
@@ -175,6 +181,7 @@ func (w *writeStream) send() {
 	for a := range w.answers {
 		if err == nil {
 			a.ServerTime = w.s.p.ServerTime()
+			a.MaxBatchBytes = w.s.maxBatchBytes
 			if err = w.stream.Send(a); err != nil {
 				w.stop()
 				close(w.failed)

@@ -241,7 +241,8 @@ func (t *timedWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 func (s *Server) writeStreamLimits() api.StreamLimits {
 	a := s.cfg.API
 	return api.StreamLimits{InFlight: a.WriteStreamInFlight,
-		SlotLimits: s.slotLimits("wail_api_write_streams", "WriteStream streams", "max_write_streams", a.MaxWriteStreams, a.MaxWriteStreamsPerClient)}
+		MaxBatchBytes: requestBytes(&s.cfg, wailv1connect.ProducerServiceWriteStreamProcedure), // told to producers
+		SlotLimits:    s.slotLimits("wail_api_write_streams", "WriteStream streams", "max_write_streams", a.MaxWriteStreams, a.MaxWriteStreamsPerClient)}
 }
 
 // streamLimits are the event streams' limits (Subscribe and Consume).

@@ -1232,7 +1232,13 @@ type WriteStreamResponse struct {
 	// means nothing across processes or streams: a client estimates from it
 	// the clock stamp_before is compared with. A batch without mutations is
 	// answered with it alone (0 from a server that does not tell it).
-	ServerTime    uint64 `protobuf:"varint,4,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
+	ServerTime uint64 `protobuf:"varint,4,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
+	// max_batch_bytes is the most bytes of one batch (a WriteStreamRequest,
+	// encoded) the server reads, in every answer (0 from a server that does
+	// not tell it): a larger batch ends the stream unread, and so does its
+	// retry. A client keeps its batches within it, and refuses a write that
+	// alone would pass it, instead of sending it with others.
+	MaxBatchBytes uint64 `protobuf:"varint,5,opt,name=max_batch_bytes,json=maxBatchBytes,proto3" json:"max_batch_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1291,6 +1297,13 @@ func (x *WriteStreamResponse) GetError() *Error {
 func (x *WriteStreamResponse) GetServerTime() uint64 {
 	if x != nil {
 		return x.ServerTime
+	}
+	return 0
+}
+
+func (x *WriteStreamResponse) GetMaxBatchBytes() uint64 {
+	if x != nil {
+		return x.MaxBatchBytes
 	}
 	return 0
 }
@@ -6087,13 +6100,14 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x12WriteStreamRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12/\n" +
 	"\tmutations\x18\x02 \x03(\v2\x11.wail.v1.MutationR\tmutations\x12!\n" +
-	"\fstamp_before\x18\x03 \x01(\x04R\vstampBefore\"\x9e\x01\n" +
+	"\fstamp_before\x18\x03 \x01(\x04R\vstampBefore\"\xc6\x01\n" +
 	"\x13WriteStreamResponse\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\aresults\x18\x02 \x03(\v2\x14.wail.v1.WriteResultR\aresults\x12$\n" +
 	"\x05error\x18\x03 \x01(\v2\x0e.wail.v1.ErrorR\x05error\x12\x1f\n" +
 	"\vserver_time\x18\x04 \x01(\x04R\n" +
-	"serverTime\"S\n" +
+	"serverTime\x12&\n" +
+	"\x0fmax_batch_bytes\x18\x05 \x01(\x04R\rmaxBatchBytes\"S\n" +
 	"\n" +
 	"GetRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
