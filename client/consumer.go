@@ -98,7 +98,8 @@ type Message struct {
 
 	epoch uint64
 	next  int64
-	// row numbers a group snapshot's rows (from 1) on the stream stream.
+	// row numbers a group snapshot's rows (from 1) on the stream stream;
+	// stream counts the group member's streams.
 	row    int64
 	stream uint64
 }
@@ -116,7 +117,11 @@ var ErrConsumerClosed = errors.New("the consumer is closed")
 
 // ErrAckRefused: an acknowledgement was not committed, because the
 // partition moved to another member, or this member is not one any more
-// (its stream dropped: it joins again); the events come again.
+// (its stream dropped or its lease expired: it joins again); the events
+// come again, to the partition's next owner. Next then hands out no more
+// events of what was lost (those on their way to this member when it
+// was lost): of that partition at that epoch, or, when this member is not
+// one any more, of its stream, and joins again.
 var ErrAckRefused = errors.New("acknowledgement refused")
 
 // Consumer reads a table's events, as a group member or from a cursor.
@@ -143,6 +148,9 @@ type Consumer struct {
 	// stop ends the context of the stream in place (a child of ctx, so
 	// that OpenTimeout can end an opening that is not answered).
 	stop context.CancelFunc
+	// lost is what an acknowledgement's refusal said the group member
+	// lost on the stream in place (consumer_lost.go).
+	lost lostAssignments
 }
 
 // NewConsumer opens a consumer on events (a Client's Events): it joins the
@@ -232,6 +240,7 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 	if g != nil {
 		c.group = g
 		c.snap = snapshotAcks{stream: c.snap.stream + 1}
+		c.lost = lostAssignments{}
 	} else {
 		c.sub = s
 	}
@@ -257,6 +266,9 @@ func (c *Consumer) Next(ctx context.Context) (Message, error) {
 		if len(c.queue) > 0 {
 			m := c.queue[0]
 			c.queue = c.queue[1:]
+			if c.isLost(m) {
+				continue // the next owner has it again
+			}
 			return c.deliver(m), nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -287,8 +299,15 @@ func (c *Consumer) receive(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, c.cancel)
 	defer stop()
 	if c.group != nil {
+		if c.memberLost() {
+			return c.dropped(ctx, errMemberLost)
+		}
 		if !c.group.Receive() {
-			return c.dropped(ctx, c.group.Err())
+			err := c.group.Err()
+			if c.memberLost() { // Ack ended the stream
+				err = errMemberLost
+			}
+			return c.dropped(ctx, err)
 		}
 		r := c.group.Msg()
 		c.rc.up(r.Event != nil)
@@ -305,7 +324,10 @@ func (c *Consumer) receive(ctx context.Context) error {
 			m.row, m.stream = c.snapRow()
 			c.queue = append(c.queue, m)
 		case r.Event != nil:
-			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next})
+			c.mu.Lock()
+			stream := c.snap.stream
+			c.mu.Unlock()
+			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next, stream: stream})
 		case r.SnapshotEnd:
 			return c.snapshotEnded(ctx, r.SnapshotId)
 		}
@@ -379,9 +401,11 @@ func (c *Consumer) Ack(ctx context.Context, m Message) error {
 	resp, err := c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
 		Acks: []*wailv1.PartitionAck{{Partition: m.Partition, Epoch: m.epoch, Next: m.next}}}))
 	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
-		// Not a member (any more): its stream dropped, and it joins again
-		// (Next) or its partitions went to others; either way the events
-		// come again.
+		// Not a member (any more): its stream dropped or its lease
+		// expired, and its partitions went to others (or to it again,
+		// under new epochs); either way the events come again. Next
+		// hands out no more of that stream's and joins again.
+		c.lose(m, true)
 		return fmt.Errorf("%w: %w", ErrAckRefused, err)
 	}
 	if ce := new(connect.Error); errors.As(err, &ce) && ce.Code() == connect.CodeCanceled && ctx.Err() == nil {
@@ -395,6 +419,9 @@ func (c *Consumer) Ack(ctx context.Context, m Message) error {
 		return fmt.Errorf("consumer of %s: ack: %w", c.cfg.Table, err)
 	}
 	if len(resp.Msg.Refused) > 0 {
+		// The partition moved on (at m's epoch): Next hands out no more
+		// of its events at that epoch.
+		c.lose(m, false)
 		var why []string
 		for _, r := range resp.Msg.Refused {
 			why = append(why, fmt.Sprintf("partition %d: %s", r.Partition, r.Reason))
