@@ -290,7 +290,7 @@ func eventCode(err error) connect.Code {
 	switch {
 	case errors.Is(err, group.ErrLeaseExpired), errors.Is(err, eventbus.ErrSnapshotAborted):
 		return connect.CodeAborted
-	case errors.Is(err, eventbus.ErrNotFound):
+	case errors.Is(err, eventbus.ErrNotFound), errors.Is(err, group.ErrTableDropped):
 		return connect.CodeNotFound
 	case errors.Is(err, eventbus.ErrInvalid), errors.Is(err, eventbus.ErrBadFrom), errors.Is(err, eventbus.ErrBadCursor),
 		errors.Is(err, group.ErrInvalidAck):

@@ -30,6 +30,7 @@ func TestEventCode(t *testing.T) {
 		code connect.Code
 	}{
 		{eventbus.ErrNotFound, connect.CodeNotFound},
+		{group.ErrTableDropped, connect.CodeNotFound}, // a member's stream: not retried
 		{eventbus.ErrInvalid, connect.CodeInvalidArgument},
 		{eventbus.ErrBadFrom, connect.CodeInvalidArgument},
 		{eventbus.ErrBadCursor, connect.CodeInvalidArgument},

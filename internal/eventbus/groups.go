@@ -21,6 +21,16 @@ func (s *Service) WithGroups(g *group.Groups) *Service {
 	return s
 }
 
+// TableDropped ends the members of the consumer groups of table, created
+// at created (Unix microseconds, 0 unknown), which was dropped
+// (group.ErrTableDropped); webhook sinks' groups are left to their
+// manager, which drops the table's sinks.
+func (s *Service) TableDropped(table string, created int64) {
+	if s.groups != nil {
+		s.groups.TableDropped(table, created, func(name string) bool { return strings.HasPrefix(name, SinkGroupPrefix) })
+	}
+}
+
 // groupTable checks the table and the group's name and returns the table.
 func (s *Service) groupTable(table, name string) (group.Table, error) {
 	if s.groups == nil {

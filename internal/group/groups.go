@@ -32,6 +32,10 @@ var ErrMembers = errors.New("the group has live members")
 // so where the group stands among them is not known.
 var ErrPositionLost = errors.New("the partition's log lost the group's position")
 
+// ErrTableDropped ends the members of a table's groups when the table is
+// dropped (TableDropped).
+var ErrTableDropped = errors.New("the group's table was dropped")
+
 // registryTopic lists the groups ever created, one record per table and
 // group (key "table/group"): what `wail group ls` reads.
 const registryTopic = "wail.groups"
@@ -246,12 +250,15 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		claim := gr.snap.want != "" || gr.snap.epoch != 0
 		gr.mu.Unlock()
 		if live && n != t.Partitions {
-			return nil, fmt.Errorf("group %s of %s: its members joined when the table had %d partitions; it has %d (dropped and created again?): stop them",
-				name, t.Name, n, t.Partitions)
+			// The drop ends them (TableDropped; on another process's
+			// drop, at this process's next catalog refresh): the
+			// refusal is the log-failing kind, retried.
+			return nil, fmt.Errorf("group %s of %s: its members joined when the table had %d partitions; it has %d (dropped and created again): "+
+				"they are ended as this server lets go of the dropped table: retry; if this lasts, stop them", name, t.Name, n, t.Partitions)
 		}
 		if live && !same {
-			return nil, fmt.Errorf("group %s of %s: its members joined a table of that name that was dropped since and created again: stop them",
-				name, t.Name)
+			return nil, fmt.Errorf("group %s of %s: its members joined a table of that name that was dropped since and created again: "+
+				"they are ended as this server lets go of the dropped table: retry; if this lasts, stop them", name, t.Name)
 		}
 		if live {
 			return gr, nil
@@ -644,4 +651,34 @@ func (g *Groups) describeShared(ctx context.Context, t Table, name string, gr *g
 		}
 	}
 	return members, out, nil
+}
+
+// TableDropped ends the members of the groups of table, created at created
+// (Table.Created; 0 unknown: any), with ErrTableDropped: their events are
+// gone with its topic. Groups for which keep reports true are left (their
+// owner stops them). Before, the members' readers failed on the deleted
+// topic (the embedded log: the stream ended as the log failing, which
+// clients retry) or waited on it for good (Kafka: the stream stayed open
+// with nothing, and a member joining the table created again was refused
+// until the old one was stopped by hand).
+func (g *Groups) TableDropped(table string, created int64, keep func(group string) bool) {
+	g.mu.Lock()
+	var grs []*grp
+	for k, gr := range g.groups {
+		if k[0] == table && (keep == nil || !keep(k[1])) {
+			grs = append(grs, gr)
+		}
+	}
+	g.mu.Unlock()
+	for _, gr := range grs {
+		gr.mu.Lock()
+		if gr.sameTable(Table{Name: table, Created: created}) {
+			why := fmt.Errorf("%w: table %s was dropped, with its events and the group's positions: open a new consumer "+
+				"once it is created again (a new table: its group %s starts anew)", ErrTableDropped, table, gr.name)
+			for _, s := range gr.sessions {
+				gr.leave(s, why)
+			}
+		}
+		gr.mu.Unlock()
+	}
 }

@@ -45,6 +45,9 @@ func (p topics) Provision(ctx context.Context, t catalog.Table) error {
 // definitions, so that a drop that stopped half way finds the sinks again
 // when it resumes.
 func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
+	// The group members end first, told the table was dropped, rather
+	// than by their readers meeting the deleted topic.
+	p.s.groupsDropped(t)
 	var names []string
 	if p.s.sinks != nil {
 		var err error
@@ -62,6 +65,19 @@ func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 		}
 	}
 	return nil
+}
+
+// groupsDropped ends the members of the consumer groups of t, which is
+// dropped, on this process.
+func (s *Server) groupsDropped(t catalog.Table) {
+	if s.events == nil {
+		return
+	}
+	var created int64
+	if !t.CreatedAt.IsZero() {
+		created = t.CreatedAt.UnixMicro()
+	}
+	s.events.TableDropped(t.Name, created)
 }
 
 // deleteTopics deletes a table's topics, and the dead-letter topics of its
@@ -110,6 +126,7 @@ type forgetter interface{ Forget(topics ...string) }
 // embedded log (this process's alone) deletes the table's topics; Kafka's,
 // which the dropping process deleted, are forgotten.
 func (s *Server) release(ctx context.Context, t catalog.Table) error {
+	s.groupsDropped(t)
 	s.tableProblem(t.Name, nil)
 	s.health.Clear(retentionComponent(t.Name))
 	if s.resolver != nil {
