@@ -304,8 +304,8 @@ func (c *Consumer) receive(ctx context.Context) error {
 		}
 		if !c.group.Receive() {
 			err := c.group.Err()
-			if c.memberLost() { // Ack ended the stream
-				err = errMemberLost
+			if c.memberLost() && (err == nil || connect.CodeOf(err) == connect.CodeCanceled) {
+				err = errMemberLost // Ack ended the stream (not the server, whose error is kept)
 			}
 			return c.dropped(ctx, err)
 		}
