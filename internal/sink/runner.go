@@ -80,6 +80,9 @@ func (r *runner) run(ctx context.Context) {
 			return
 		}
 		r.failed(err)
+		// Like a failed attempt: the next 2xx clears the condition
+		// (delivered), else it stayed raised while the sink delivered.
+		r.stats.retrying.Store(true)
 		select {
 		case <-time.After(rejoin.backoff(n, rand.Float64(), 0)):
 		case <-ctx.Done():
