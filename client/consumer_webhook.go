@@ -25,8 +25,12 @@ var ErrWebhookSignature = errors.New("webhook signature")
 // It refuses a signature that does not match (constant-time comparison)
 // and one whose timestamp is further than tolerance from now (a replayed
 // request; 5 minutes is a common choice). Deduplicate on the events'
-// event_id as well: a sink delivers at least once.
+// event_id as well: a sink delivers at least once. An empty secret is
+// refused (anyone can sign with an empty key): check that it was loaded.
 func VerifyWebhook(secret []byte, header string, body []byte, now time.Time, tolerance time.Duration) error {
+	if len(secret) == 0 {
+		return fmt.Errorf("%w: the secret to verify with is empty (not loaded?): every request is refused", ErrWebhookSignature)
+	}
 	var ts int64 = -1
 	var sigs []string
 	for _, part := range strings.Split(header, ",") {

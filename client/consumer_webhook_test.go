@@ -67,3 +67,19 @@ func FuzzVerifyWebhook(f *testing.F) {
 
 // containsSig: hex is decoded in either case.
 func containsSig(header, sig string) bool { return strings.Contains(strings.ToLower(header), sig) }
+
+// TestVerifyWebhookRefusesNoSecret: a receiver whose secret is empty (an
+// environment variable not set, as in README's example) must refuse every
+// request: anyone can compute the HMAC with an empty key, so accepting
+// one accepted forged requests.
+func TestVerifyWebhookRefusesNoSecret(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	ts := now.Unix()
+	forged := fmt.Sprintf("t=%d,v1=%s", ts, sign("", ts, `{"events":[]}`))
+	for _, secret := range [][]byte{nil, {}} {
+		err := VerifyWebhook(secret, forged, []byte(`{"events":[]}`), now, 5*time.Minute)
+		if !errors.Is(err, ErrWebhookSignature) {
+			t.Errorf("secret %q: a request signed with the empty key: %v, want ErrWebhookSignature", secret, err)
+		}
+	}
+}
