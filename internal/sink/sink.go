@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,6 +141,14 @@ func Validate(s *wailv1.Sink) error {
 	u, err := url.Parse(s.Url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return bad("url %q: give an absolute http:// or https:// URL", s.Url)
+	}
+	if u.Hostname() == "" {
+		return bad("url %q: no host name (%q would post to this host)", s.Url, u.Host)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return bad("url %q: port %s: use 1..65535", s.Url, p)
+		}
 	}
 	if u.User != nil {
 		return bad("url %q: credentials in the URL would be shown by describe; use --secret (signature) or put a token in the path", s.Url)
