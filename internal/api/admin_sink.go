@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/sink"
 )
@@ -192,4 +193,27 @@ func (a *AdminService) redriveSink(ctx context.Context, m *wailv1.RedriveDeadLet
 		return nil, sinkErr(err)
 	}
 	return &wailv1.RedriveDeadLettersResponse{Resolutions: res.Resolutions, ResolutionsTotal: res.Total}, nil
+}
+
+// hideSinkURLs hides, in a ListSinks or DescribeSink answer, the path and
+// query of the URL of each sink whose table the caller has no admin
+// permission on (sink.HideURL): those calls take consume, and a sink's
+// URL often is a credential (a token in its path, a Slack-style webhook
+// URL whole), which only who may create sinks should read.
+func (g *Guard) hideSinkURLs(ctx context.Context, resp any) {
+	var sts []*wailv1.SinkStatus
+	switch m := resp.(type) {
+	case *wailv1.ListSinksResponse:
+		sts = m.GetSinks()
+	case *wailv1.DescribeSinkResponse:
+		sts = []*wailv1.SinkStatus{m.GetStatus()}
+	default:
+		return
+	}
+	id := identityOf(ctx)
+	for _, st := range sts {
+		if !auth.Allowed(id.grants, auth.Admin, []string{st.GetSink().GetTable()}) {
+			sink.HideURL(st)
+		}
+	}
 }

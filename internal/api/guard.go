@@ -196,7 +196,8 @@ func denied(id identity, perm auth.Permission, table string) error {
 }
 
 // interceptor authorizes each RPC once its request is read, filters
-// ListTables to the tables the caller has a grant on, and audits admin
+// ListTables to the tables the caller has a grant on, hides sink URLs
+// from callers without admin on their table, and audits admin
 // operations.
 type interceptor struct{ g *Guard }
 
@@ -214,6 +215,9 @@ func (i interceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 		}
 		if err == nil && i.g.enabled && proc == wailv1connect.AdminServiceListTablesProcedure {
 			i.g.filterTables(ctx, resp.Any())
+		}
+		if err == nil && i.g.enabled {
+			i.g.hideSinkURLs(ctx, resp.Any())
 		}
 		i.g.auditRPC(ctx, proc, req.Any(), start, err)
 		return resp, err

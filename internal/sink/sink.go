@@ -93,6 +93,19 @@ func urlHider(raw string) func(string) string {
 	return strings.NewReplacer(raw, shown, u.String(), shown, rest, "/…").Replace
 }
 
+// HideURL hides, in a sink's status, its URL's path and query (in the
+// definition and the last error) by scheme://host/…, as /healthz shows
+// them: for callers who may list and describe sinks (consume) but not
+// create them (admin), since the URL often is a credential.
+func HideURL(st *wailv1.SinkStatus) {
+	if st.GetSink() == nil {
+		return
+	}
+	hide := urlHider(st.Sink.Url)
+	st.LastError = hide(st.LastError)
+	st.Sink.Url = hide(st.Sink.Url)
+}
+
 // DeadLetterTopic is where a sink sets aside the batches it gave up on.
 func DeadLetterTopic(table, name string) string { return "wail.sink." + table + "." + name + ".dlq" }
 
