@@ -185,11 +185,18 @@ func (m *Manager) Sync(ctx context.Context) error {
 			want[[2]string{s.Table, s.Name}] = s
 		}
 	}
+	defined := map[[2]string]bool{}
+	for _, s := range sinks {
+		defined[[2]string{s.Table, s.Name}] = true
+	}
 	for k, r := range m.runners {
 		if s, ok := want[k]; !ok || !proto.Equal(s, r.def) {
 			r.cancel()
 			<-r.done
 			delete(m.runners, k)
+			if !defined[k] { // dropped: its series leave /metrics
+				m.metrics.forget(k[0], k[1])
+			}
 		}
 	}
 	for k, s := range want {

@@ -26,3 +26,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// forget removes a dropped sink's series (its lag would stay at its last
+// value for the life of the process).
+func (m *metrics) forget(table, name string) {
+	for _, c := range []*prometheus.CounterVec{m.delivered, m.retries, m.deadLettered} {
+		c.DeleteLabelValues(table, name)
+	}
+	for _, g := range []*prometheus.GaugeVec{m.lag, m.lastError} {
+		g.DeleteLabelValues(table, name)
+	}
+}
