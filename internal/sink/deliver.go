@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -48,6 +51,43 @@ const (
 	maxRedirects = 3
 )
 
+// ErrForbiddenAddress: a sink's request would connect to an address it
+// never posts to: link-local ones (169.254.0.0/16, fe80::/10), where
+// clouds serve instance metadata and credentials, and AWS's fd00:ec2::254.
+// Whoever has admin on one table may create a sink; without this, they
+// could make the server post there and read the start of the answer in
+// the sink's last error. Loopback and private addresses stay allowed:
+// internal endpoints are the common case.
+var ErrForbiddenAddress = errors.New("refused address")
+
+var awsMetadataV6 = netip.MustParseAddr("fd00:ec2::254")
+
+// forbiddenAddr: a sink never connects to ip (ErrForbiddenAddress).
+func forbiddenAddr(ip netip.Addr) bool {
+	ip = ip.Unmap().WithZone("")
+	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip == awsMetadataV6
+}
+
+// checkHost fails with ErrForbiddenAddress for a URL host that is a
+// forbidden IP literal (a name is checked as it is dialled).
+func checkHost(hostname string) error {
+	if ip, err := netip.ParseAddr(hostname); err == nil && forbiddenAddr(ip) {
+		return fmt.Errorf("%w %s: link-local or cloud instance metadata; sinks never post there", ErrForbiddenAddress, hostname)
+	}
+	return nil
+}
+
+// dialControl refuses a connection to a forbidden address, whatever name
+// resolved to it (behind an HTTP proxy of HTTP_PROXY/HTTPS_PROXY, the
+// proxy resolves names: refuse link-local destinations there).
+func dialControl(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil
+	}
+	return checkHost(host)
+}
+
 // Sign returns the hex HMAC-SHA256 of "<ts>.<body>" with secret.
 func Sign(secret []byte, ts int64, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
@@ -75,6 +115,7 @@ func encode(format string, b *wailv1.SinkBatch) ([]byte, string, error) {
 // timeout.
 func NewHTTPClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialControl}).DialContext
 	tr.MaxResponseHeaderBytes = 64 << 10
 	tr.MaxIdleConnsPerHost = 4
 	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
@@ -104,6 +145,9 @@ func post(ctx context.Context, c *http.Client, def *wailv1.Sink, delivery string
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, def.Url, bytes.NewReader(body))
 	if err != nil {
+		return attempt{err: err}
+	}
+	if err := checkHost(req.URL.Hostname()); err != nil { // a definition stored before Validate checked it
 		return attempt{err: err}
 	}
 	req.Header.Set("Content-Type", contentType)

@@ -158,6 +158,9 @@ func Validate(s *wailv1.Sink) error {
 	if u.Hostname() == "" {
 		return bad("url %q: no host name (%q would post to this host)", s.Url, u.Host)
 	}
+	if err := checkHost(u.Hostname()); err != nil {
+		return bad("url %q: %v", s.Url, err)
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return bad("url %q: port %s: use 1..65535", s.Url, p)
