@@ -4974,9 +4974,11 @@ type Sink struct {
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
 	// name: 1-63 lower-case letters, digits or '_', starting with a letter.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// url: http or https. A loopback or private address is allowed: the
-	// sink posts from the server, so who may create sinks (admin) may reach
-	// what the server reaches.
+	// url: http or https, with a host name and a port in 1..65535. A
+	// loopback or private address is allowed: the sink posts from the
+	// server, so who may create sinks (admin) may reach what the server
+	// reaches. Link-local addresses (169.254.0.0/16, fe80::/10: cloud
+	// instance metadata) are refused, written in the URL or resolved.
 	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
 	// secret signs each request (HMAC-SHA256, header Wail-Signature). Never
 	// returned: responses leave it empty and set has_secret.
