@@ -354,6 +354,10 @@ func certUntrusted(p auth.Principal, err error) error {
 // refusals itself, and hands the principal to the gate and interceptor.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.enabled && r.URL.Path != "/healthz" && !g.hosts.allows(r.Host) {
+			refuseHost(w, r)
+			return
+		}
 		id := identity{}
 		if g.enabled || r.TLS != nil { // with auth off, only to name the principal in audit lines
 			id = g.authenticate(r)

@@ -26,7 +26,8 @@ import (
 // PermissionDenied) and the interceptor (the permission its rule names on
 // every table the request names, else PermissionDenied naming it). With
 // auth off, every request is let through as before, and admin operations
-// are still audited, as from "anonymous".
+// are still audited, as from "anonymous", and only a request whose Host
+// wail answers to is let through (host.go: DNS rebinding).
 
 // Guard authenticates and authorizes the requests of the API.
 type Guard struct {
@@ -50,6 +51,8 @@ type Guard struct {
 	// recheckEvery is how often a stream's credential is checked again
 	// (security.reload_interval: tokens are not read more often).
 	recheckEvery time.Duration
+	// hosts are the names the API port answers to with auth off (host.go).
+	hosts hosts
 }
 
 // GuardOptions are what NewGuard needs besides the configuration.
@@ -73,9 +76,9 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 	}
 	q := cfg.Security.Quotas
 	g := &Guard{enabled: cfg.Security.Auth.Enabled, audit: o.Logger, grants: map[auth.Principal][]auth.Grant{}, now: time.Now,
-		recheckEvery: cfg.Security.ReloadInterval,
-		writes:       newLimiter("write", "security.quotas.write_rate", q.WriteRate, q.WriteBurst),
-		reads:        newLimiter("read", "security.quotas.read_rate", q.ReadRate, q.ReadBurst)}
+		recheckEvery: cfg.Security.ReloadInterval, hosts: newHosts(cfg),
+		writes: newLimiter("write", "security.quotas.write_rate", q.WriteRate, q.WriteBurst),
+		reads:  newLimiter("read", "security.quotas.read_rate", q.ReadRate, q.ReadBurst)}
 	for _, cg := range cfg.Security.Auth.Grants {
 		p, err := auth.ParsePrincipal(cg.Principal)
 		if err != nil {

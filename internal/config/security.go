@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/auth"
@@ -23,6 +24,14 @@ type Security struct {
 	// port then requires the metrics permission for /metrics when auth is
 	// on.
 	MetricsListen string `yaml:"metrics_listen"`
+	// AllowedHosts are the names, besides localhost (and names under
+	// .localhost), IP addresses and listen's host, that the API port
+	// answers to with auth off: "wail.internal", ".example.com" (it and
+	// its subdomains), or "*" (any). A request with another Host is
+	// refused 403 (but /healthz): a page of a site whose name was
+	// pointed at wail's address (DNS rebinding) is the browser's own
+	// origin, so the console's origin checks let it through.
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Quotas bound each principal's rate of calls.
 	Quotas Quotas `yaml:"quotas"`
 	// ReloadInterval is how often the certificate, key, client CA and
@@ -238,6 +247,11 @@ func (c *Config) validateSecurity() []error {
 		check(err == nil, "security.auth.grants[%d]: %v", i, err)
 		_, err = auth.ParseGrants(g.Allow)
 		check(err == nil, "security.auth.grants[%d]: %v", i, err)
+	}
+	for _, h := range s.AllowedHosts {
+		name := strings.TrimPrefix(h, ".")
+		check(h == "*" || (name != "" && !strings.ContainsAny(name, ":/[]@ *") && !strings.HasPrefix(name, ".")),
+			"security.allowed_hosts: %q is not a host name: give a name (wail.internal), a domain with its subdomains (.example.com) or * (any), no scheme or port", h)
 	}
 	if s.MetricsListen != "" {
 		_, _, err := net.SplitHostPort(s.MetricsListen)

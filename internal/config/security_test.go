@@ -79,3 +79,19 @@ func TestTokensPath(t *testing.T) {
 		t.Errorf("tokens_file %q", got)
 	}
 }
+
+// TestAllowedHosts: security.allowed_hosts takes host names, domains with
+// their subdomains (.example.com) and *; a URL, a port or a pattern is
+// refused at the start (it would match no Host and refuse every request
+// by that name).
+func TestAllowedHosts(t *testing.T) {
+	t.Parallel()
+	if _, err := Load(write(t, "security:\n  allowed_hosts: [\"wail.internal\", \".corp.example\", \"*\"]\n")); err != nil {
+		t.Errorf("hosts: %v", err)
+	}
+	for _, bad := range []string{"", ".", "..x", "http://wail.internal", "wail.internal:8080", "*.corp.example", "[::1]", "a b"} {
+		if _, err := Load(write(t, "security:\n  allowed_hosts: [\""+bad+"\"]\n")); err == nil || !strings.Contains(err.Error(), "is not a host name") {
+			t.Errorf("%q: %v, want refused", bad, err)
+		}
+	}
+}

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/server/servertest"
@@ -114,5 +117,55 @@ func TestStreamsNotSimpleRequests(t *testing.T) {
 		if resp.StatusCode < 400 {
 			t.Errorf("GET %s: %d, want a refusal (no stream by GET)", proc, resp.StatusCode)
 		}
+	}
+}
+
+// TestRebindingRefused: a page of a site whose name its DNS re-points at
+// wail's address (DNS rebinding) is, to the browser, of its own origin:
+// it sends Sec-Fetch-Site same-origin (and, on a POST, its own origin),
+// which the origin checks let through. With auth off, wail answers only to
+// the names it is reached by (localhost, IP addresses, listen's host,
+// security.allowed_hosts): the page can neither tail events nor drop a
+// table. A name in security.allowed_hosts is served.
+func TestRebindingRefused(t *testing.T) {
+	t.Parallel()
+	base := servertest.Start(t, func(c *config.Config) {
+		c.Tables = []config.Table{{Name: "t", Partitions: 1}}
+		c.Security.AllowedHosts = []string{"wail.internal"}
+	})
+	port := base[strings.LastIndex(base, ":"):]
+	for _, tc := range []struct {
+		name, host, method, path, body string
+		want                           int
+	}{
+		{"a tail", "evil.example" + port, "GET", "/console/api/tail?table=t", "", 403},
+		{"a drop", "evil.example" + port, "POST", "/wail.v1.AdminService/DropTable", `{"name":"t","force":true}`, 403},
+		{"an allowed host's tail", "wail.internal" + port, "GET", "/console/api/tail?table=t", "", 200},
+	} {
+		func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, tc.method, base+tc.path, strings.NewReader(tc.body))
+			req.Host = tc.host
+			req.Header.Set("Sec-Fetch-Site", "same-origin")
+			if tc.method == "POST" {
+				req.Header.Set("Origin", "http://"+tc.host)
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				body := make([]byte, 512)
+				n, _ := resp.Body.Read(body)
+				t.Errorf("%s: %s %s as Host %s: %d %s, want %d", tc.name, tc.method, tc.path, tc.host, resp.StatusCode, body[:n], tc.want)
+			}
+		}()
+	}
+	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, base)
+	if _, err := admin.DescribeTable(context.Background(), connect.NewRequest(&wailv1.DescribeTableRequest{Name: "t"})); err != nil {
+		t.Errorf("table t after the refused drop: %v", err)
 	}
 }

@@ -208,10 +208,10 @@ func TestSlowClientsAreCut(t *testing.T) {
 		drip  string // then one byte every 100 ms
 		says  string // in the answer, if any
 	}{
-		{"slow body", "POST /wail.v1.ProducerService/Put HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{",
+		{"slow body", "POST /wail.v1.ProducerService/Put HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{",
 			"   ", "api.read_timeout"},
 		{"slow headers", "POST /wail.v1.ProducerService/Put HTTP/1.1\r\n", "X-S", ""},
-		{"idle keep-alive", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "", ""},
+		{"idle keep-alive", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "", ""},
 	}
 	var wg sync.WaitGroup
 	for _, tc := range cases {
@@ -327,7 +327,7 @@ func subscribeRaw(t *testing.T, url, table string) net.Conn {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetReadBuffer(4 << 10)
 	}
-	fmt.Fprintf(conn, "POST /wail.v1.EventService/Subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+proto\r\nContent-Length: %d\r\n\r\n", len(env))
+	fmt.Fprintf(conn, "POST /wail.v1.EventService/Subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/connect+proto\r\nContent-Length: %d\r\n\r\n", len(env))
 	conn.Write(env)
 	return conn
 }

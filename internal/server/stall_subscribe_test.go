@@ -38,12 +38,12 @@ func TestShutdownWithStreamsOpen(t *testing.T) {
 			body.WriteByte(0)
 			_ = binary.Write(&body, binary.BigEndian, uint32(len(msg)))
 			body.Write(msg)
-			if _, err := fmt.Fprintf(conn, "POST /wail.v1.EventService/Subscribe HTTP/1.1\r\nHost: x\r\nContent-Type: application/connect+proto\r\nContent-Length: %d\r\n\r\n%s", body.Len(), body.Bytes()); err != nil {
+			if _, err := fmt.Fprintf(conn, "POST /wail.v1.EventService/Subscribe HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/connect+proto\r\nContent-Length: %d\r\n\r\n%s", body.Len(), body.Bytes()); err != nil {
 				t.Fatal(err)
 			}
 		}},
 		{"a console tail", func(t *testing.T, conn net.Conn) {
-			if _, err := fmt.Fprint(conn, "GET /console/api/tail?table=t HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			if _, err := fmt.Fprint(conn, "GET /console/api/tail?table=t HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"); err != nil {
 				t.Fatal(err)
 			}
 		}},
