@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -221,16 +223,26 @@ func (h *handler) body(w http.ResponseWriter, req *http.Request) (SchemaRequest,
 	limit := int64(h.r.lim.MaxSchemaBytes)*2 + maxBodyOverhead // JSON may double a text's size
 	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, limit))
 	if err := dec.Decode(&sr); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.fail(w, errf(http.StatusRequestEntityTooLarge, CodeSchemaTooLarge,
-				"The request is over %d bytes (schema_registry.max_schema_bytes is %d)", limit, h.r.lim.MaxSchemaBytes))
-		} else {
-			h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidSchema, "Invalid schema: the body is not a schema request in JSON: %v", err))
-		}
+		h.fail(w, bodyError(err, fmt.Sprintf("schema_registry.max_schema_bytes is %d", h.r.lim.MaxSchemaBytes),
+			errf(http.StatusUnprocessableEntity, CodeInvalidSchema, "Invalid schema: the body is not a schema request in JSON: %v", err)))
 		return sr, false
 	}
 	return sr, true
+}
+
+// bodyError is the refusal of a request body that did not decode: too
+// large (413; limit says which setting), not arrived in time (408, as the
+// Confluent registry's web layer answers: the server's read deadline,
+// api.read_timeout under wail serve), else invalid.
+func bodyError(err error, limit string, invalid *Error) *Error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return errf(http.StatusRequestEntityTooLarge, CodeSchemaTooLarge, "The request is over %d bytes (%s)", tooBig.Limit, limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errf(http.StatusRequestTimeout, http.StatusRequestTimeout, "The request body did not arrive in time: %v", err)
+	}
+	return invalid
 }
 
 // formatted applies a request's format parameter to a schema answer, as
@@ -401,7 +413,8 @@ func (h *handler) getConfig(w http.ResponseWriter, req *http.Request) {
 func (h *handler) putConfig(w http.ResponseWriter, req *http.Request) {
 	var b configBody
 	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || b.Compatibility == "" {
-		h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility, "Invalid compatibility level: send {\"compatibility\": \"BACKWARD\"} or another level"))
+		h.fail(w, bodyError(err, "a compatibility level's body",
+			errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility, "Invalid compatibility level: send {\"compatibility\": \"BACKWARD\"} or another level")))
 		return
 	}
 	_, err := h.r.SetCompatibility(req.Context(), req.PathValue("subject"), b.Compatibility)
@@ -426,7 +439,8 @@ func (h *handler) getMode(w http.ResponseWriter, req *http.Request) {
 func (h *handler) putMode(w http.ResponseWriter, req *http.Request) {
 	var b modeBody
 	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || b.Mode == "" {
-		h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidMode, "Invalid mode: send {\"mode\": \"READWRITE\"} or another mode"))
+		h.fail(w, bodyError(err, "a mode's body",
+			errf(http.StatusUnprocessableEntity, CodeInvalidMode, "Invalid mode: send {\"mode\": \"READWRITE\"} or another mode")))
 		return
 	}
 	_, err := h.r.SetMode(req.Context(), req.PathValue("subject"), b.Mode, flag(req, "force"))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/schemaregistry"
 )
 
 // Request budgets (docs/operations.md, "Limits and budgets"): what one
@@ -123,8 +125,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	procedure := r.URL.Path
 	raw := rawBytes(requestBytes(g.cfg, procedure))
 	if r.ContentLength > raw {
-		_ = g.errs.Write(w, r, connect.NewError(connect.CodeResourceExhausted,
-			fmt.Errorf("the request body is %d bytes; %s takes at most %d (%s)", r.ContentLength, procedure, raw, capSetting(procedure))))
+		g.tooLarge(w, r, fmt.Sprintf("the request body is %d bytes; %s takes at most %d (%s)", r.ContentLength, procedure, raw, capSetting(procedure)))
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -135,20 +136,43 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if r.Body != nil && r.Body != http.NoBody {
 		_ = rc.SetReadDeadline(time.Now().Add(g.cfg.API.ReadTimeout))
 		r.Body = &timedBody{ReadCloser: http.MaxBytesReader(w, r.Body, raw), rc: rc, timeout: g.cfg.API.ReadTimeout,
-			procedure: procedure}
+			procedure: procedure, rpc: isRPC(procedure)}
 	}
 	tw := &timedWriter{ResponseWriter: w, rc: rc, timeout: g.cfg.API.WriteTimeout}
 	defer tw.finish()
 	g.next.ServeHTTP(tw, r)
 }
 
+// isRPC reports whether path is a procedure's (the rest, /metrics, the
+// console, the schema registry, answer errors of their own kinds).
+func isRPC(path string) bool { return strings.HasPrefix(path, "/wail.v1.") }
+
+// tooLarge refuses a request whose Content-Length is past its cap, before
+// reading it: resource_exhausted to an RPC; 413 to an HTTP endpoint, in
+// the Confluent registry's error body on the registry, which its clients
+// parse (resource_exhausted is HTTP 429, which they retry as a rate limit).
+func (g *guard) tooLarge(w http.ResponseWriter, r *http.Request, msg string) {
+	switch {
+	case isRPC(r.URL.Path):
+		_ = g.errs.Write(w, r, connect.NewError(connect.CodeResourceExhausted, errors.New(msg)))
+	case strings.HasPrefix(r.URL.Path, config.SchemaRegistryPath+"/"):
+		schemaregistry.WriteError(w, &schemaregistry.Error{Status: http.StatusRequestEntityTooLarge,
+			Code: schemaregistry.CodeSchemaTooLarge, Message: msg})
+	default:
+		http.Error(w, msg, http.StatusRequestEntityTooLarge)
+	}
+}
+
 // timedBody lifts the read deadline once the body has arrived, and turns a
-// deadline or size overrun into an error that says which setting it hit.
+// deadline or size overrun into an error that says which setting it hit:
+// to an RPC a connect error; to an HTTP endpoint one that wraps the
+// overrun, which it tells apart (the schema registry: 413, 408).
 type timedBody struct {
 	io.ReadCloser
 	rc        *http.ResponseController
 	timeout   time.Duration
 	procedure string
+	rpc       bool
 	lifted    bool
 }
 
@@ -159,6 +183,9 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	case err == io.EOF && !b.lifted:
 		b.lifted = true
 		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil && !b.rpc && errors.Is(err, os.ErrDeadlineExceeded):
+		return n, fmt.Errorf("the request body did not arrive within %s (api.read_timeout): %w", b.timeout, err)
+	case err != nil && !b.rpc:
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return n, connect.NewError(connect.CodeDeadlineExceeded,
 			fmt.Errorf("the request body did not arrive within %s (api.read_timeout)", b.timeout))

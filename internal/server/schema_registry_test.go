@@ -2,7 +2,10 @@ package server_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,5 +55,45 @@ func TestSchemaRegistryDisabled(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("disabled registry answered %d", resp.StatusCode)
+	}
+}
+
+// TestRegistryBodyRefusals: a registry request whose body is past
+// api.max_admin_request_bytes by its Content-Length, or that does not
+// arrive within api.read_timeout, is answered as the Confluent registry
+// answers (413 with error_code 42209; 408), in its error body, which its
+// clients parse: it was 429 resource_exhausted in a Connect body (a
+// client retries a 429 as rate limited) and 422 "Invalid schema" naming
+// a Connect error. Another HTTP endpoint gets 413 in plain text.
+func TestRegistryBodyRefusals(t *testing.T) {
+	t.Parallel()
+	c := start(t, func(cfg *config.Config) { cfg.API.ReadTimeout = 300 * time.Millisecond })
+	big := `{"schemaType":"PROTOBUF","schema":"` + strings.Repeat(" ", 2<<20) + `"}`
+	for _, tc := range []struct {
+		name, path string
+		want       int
+		says       string
+	}{
+		{"registry", config.SchemaRegistryPath + "/subjects/x/versions", 413, `"error_code":42209`},
+		{"metrics", "/metrics", 413, "api.max_admin_request_bytes"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, c.url+tc.path, strings.NewReader(big))
+		req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want || !strings.Contains(string(b), tc.says) {
+			t.Errorf("%s: %d %s, want %d saying %s", tc.name, resp.StatusCode, b, tc.want, tc.says)
+		}
+	}
+	conn := rawConn(t, c.url)
+	fmt.Fprintf(conn, "POST %s/subjects/x/versions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", config.SchemaRegistryPath)
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	got, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(got), "HTTP/1.1 408") || !strings.Contains(string(got), `"error_code":408`) || !strings.Contains(string(got), "api.read_timeout") {
+		t.Errorf("a slow registry body: %q, want 408 with error_code 408 naming api.read_timeout", got)
 	}
 }
