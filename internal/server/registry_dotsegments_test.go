@@ -163,3 +163,50 @@ func guardedExternalRegistry(t *testing.T, c config.SchemaRegistry) (srv *httpte
 	t.Cleanup(srv.Close)
 	return srv, reader, admin
 }
+
+// TestExternalRegistryMethodOverride: a read that asks, in a header or a
+// query parameter, for another method is refused, not passed on: a
+// registry, or a gateway before it, that honours X-HTTP-Method-Override
+// (Google's front ends, Jersey or Spring with their override filters)
+// would take "POST /compatibility/..." with "X-HTTP-Method-Override:
+// DELETE", a compatibility test for wail's guard (any grant), for a
+// deletion made with wail's credentials.
+func TestExternalRegistryMethodOverride(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.RequestURI)
+		mu.Unlock()
+		w.WriteHeader(200)
+	}))
+	defer upstream.Close()
+	srv, reader, _ := guardedExternalRegistry(t, config.SchemaRegistry{URL: upstream.URL, Username: "wail", Password: "secret", Timeout: 5 * time.Second})
+	for _, tc := range []struct{ method, path, header string }{
+		{http.MethodPost, "/registry/compatibility/subjects/x/versions", "X-HTTP-Method-Override"},
+		{http.MethodPost, "/registry/subjects/x", "X-HTTP-Method"},
+		{http.MethodGet, "/registry/subjects/x/versions", "X-Method-Override"},
+		{http.MethodPost, "/registry/compatibility/subjects/x/versions?_method=DELETE", ""},
+	} {
+		req, _ := http.NewRequest(tc.method, srv.URL+tc.path, strings.NewReader(`{"schema":"syntax = \"proto3\"; message M {}"}`))
+		req.Header.Set("Authorization", "Bearer "+reader)
+		req.Header.Set("Content-Type", "application/json")
+		if tc.header != "" {
+			req.Header.Set(tc.header, "DELETE")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s %s with %s by a read:orders token: %d, want 400", tc.method, tc.path, tc.header, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 0 {
+		t.Errorf("the external registry got %q; want nothing", got)
+	}
+}

@@ -87,6 +87,15 @@ func externalReads(c config.SchemaRegistry) (http.Handler, error) {
 			fmt.Fprintf(w, "{\"error_code\":400,\"message\":%q}\n", "the path has a . or .. segment (or one encoded): name the resource's path itself")
 			return
 		}
+		if why := methodOverride(req); why != "" {
+			// Honoured by the registry or a gateway before it, a
+			// compatibility test's POST would be a deletion, made with
+			// wail's credentials.
+			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "{\"error_code\":400,\"message\":%q}\n", why+" asks for another method than the request's: send the request with its own method")
+			return
+		}
 		rest := strings.TrimPrefix(req.URL.Path, config.SchemaRegistryPath)
 		read := req.Method == http.MethodGet || req.Method == http.MethodHead ||
 			(req.Method == http.MethodPost && (strings.HasPrefix(rest, "/compatibility/") || (strings.HasPrefix(rest, "/subjects/") && strings.Count(rest, "/") == 2)))
@@ -99,6 +108,23 @@ func externalReads(c config.SchemaRegistry) (http.Handler, error) {
 		}
 		proxy.ServeHTTP(w, req)
 	}), nil
+}
+
+// methodOverride names what in req asks for another method than its own
+// (a header or query parameter some servers and gateways honour), "" if
+// nothing does.
+func methodOverride(req *http.Request) string {
+	for _, h := range []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"} {
+		if len(req.Header.Values(h)) > 0 {
+			return "the header " + h
+		}
+	}
+	for k := range req.URL.Query() {
+		if strings.EqualFold(k, "_method") || strings.EqualFold(k, "x-http-method-override") {
+			return "the query parameter " + k
+		}
+	}
+	return ""
 }
 
 // newRemote is the client of the external registry of schema_registry.url.
