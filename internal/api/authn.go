@@ -354,7 +354,7 @@ func certUntrusted(p auth.Principal, err error) error {
 // refusals itself, and hands the principal to the gate and interceptor.
 func (g *Guard) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !g.enabled && r.URL.Path != "/healthz" && !g.hosts.allows(r.Host) {
+		if !g.enabled && r.TLS == nil && r.URL.Path != "/healthz" && !g.hosts.allows(r.Host) {
 			refuseHost(w, r)
 			return
 		}

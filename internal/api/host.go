@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,7 +19,9 @@ import (
 // checks let them through, and with auth off nothing else stops them
 // (a Connect JSON call, a registry PUT). Such a request is told apart by
 // its Host, the attacker's name; with auth off the API port answers only
-// to the names it is reached by (hosts).
+// to the names it is reached by (hosts). Over TLS no name is refused: the
+// browser checked wail's certificate against the name, which the
+// attacker's is not.
 
 // hosts are the names the API port answers to with auth off.
 type hosts struct {
@@ -81,11 +84,11 @@ func (h hosts) allows(hostport string) bool {
 // a Connect error to an RPC, the registry's error body on the registry,
 // else plain text.
 func refuseHost(w http.ResponseWriter, r *http.Request) {
-	msg := fmt.Sprintf("request to host %q refused: with auth off this server answers only to localhost, IP addresses, "+
+	msg := fmt.Sprintf("request to host %q refused: with auth off, over plain HTTP, this server answers only to localhost, IP addresses, "+
 		"listen's host and security.allowed_hosts (a page whose site's name points at this address, DNS rebinding, "+
-		"would otherwise call it from a browser); if you reach it by this name, add it to security.allowed_hosts, or turn auth on", r.Host)
+		"would otherwise call it from a browser); if you reach it by this name, add it to security.allowed_hosts, or turn auth or TLS on", r.Host)
 	if isProcedure(r.URL.Path) {
-		_ = connect.NewErrorWriter().Write(w, r, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s", msg)))
+		_ = connect.NewErrorWriter().Write(w, r, connect.NewError(connect.CodePermissionDenied, errors.New(msg)))
 		return
 	}
 	refuse(w, r, http.StatusForbidden, msg)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +21,8 @@ import (
 // are localhost (or under .localhost), IP addresses, listen's host and
 // security.allowed_hosts pass, at any port; "*" lets any host through; a
 // request without Host (HTTP/1.0) is no browser's and passes. With auth
-// on, no host is refused (a browser sends no token by itself).
+// on, no host is refused (a browser sends no token by itself), nor over
+// TLS (the browser checks wail's certificate against the attacker's name).
 func TestRebindingHostRefused(t *testing.T) {
 	t.Parallel()
 	ok := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) }
@@ -70,9 +72,13 @@ func TestRebindingHostRefused(t *testing.T) {
 		{"the domain itself", "corp.example", drop, named, 418},
 		{"any host allowed", "evil.example", drop, any, 418},
 		{"auth on", "evil.example", drop, authOn, 418},
+		{"over TLS (the browser checked the certificate against the name)", "evil.example", drop, open, 418},
 	} {
 		req := httptest.NewRequest(http.MethodPost, "http://x"+tc.path, strings.NewReader("{}"))
 		req.Host = tc.host
+		if strings.HasPrefix(tc.name, "over TLS") {
+			req.TLS = &tls.ConnectionState{}
+		}
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		tc.h.ServeHTTP(rec, req)

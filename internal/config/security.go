@@ -26,11 +26,12 @@ type Security struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// AllowedHosts are the names, besides localhost (and names under
 	// .localhost), IP addresses and listen's host, that the API port
-	// answers to with auth off: "wail.internal", ".example.com" (it and
-	// its subdomains), or "*" (any). A request with another Host is
-	// refused 403 (but /healthz): a page of a site whose name was
-	// pointed at wail's address (DNS rebinding) is the browser's own
-	// origin, so the console's origin checks let it through.
+	// answers to over plain HTTP with auth off: "wail.internal",
+	// ".example.com" (it and its subdomains), or "*" (any). A request
+	// with another Host is refused 403 (but /healthz): a page of a site
+	// whose name was pointed at wail's address (DNS rebinding) is the
+	// browser's own origin, so the console's origin checks let it
+	// through.
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Quotas bound each principal's rate of calls.
 	Quotas Quotas `yaml:"quotas"`
