@@ -409,6 +409,23 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// HealthDetail says whether the caller of a /healthz request (through
+// Middleware) may see the conditions, which name tables, hosts and
+// errors: always with auth off; with auth on, a principal with the
+// metrics permission (as /metrics needs). Others get the state alone
+// (what a load balancer's or Kubernetes' probe reads), hidden saying why.
+func (g *Guard) HealthDetail(r *http.Request) (ok bool, hidden string) {
+	if !g.enabled {
+		return true, ""
+	}
+	id := identityOf(r.Context())
+	if id.err == nil && !id.principal.IsZero() && auth.Allowed(id.grants, auth.Metrics, nil) {
+		return true, ""
+	}
+	return false, "their detail needs the metrics permission (a token or client certificate with a metrics grant), " +
+		"or read /healthz on security.metrics_listen"
+}
+
 // refuse answers a refusal of an HTTP endpoint: plain text, or on the
 // schema registry the Confluent registry's error body, which its clients
 // parse (they fail on a plain-text body with a JSON error instead of the

@@ -85,6 +85,19 @@ type Condition struct {
 type Report struct {
 	State      State       `json:"state"`
 	Conditions []Condition `json:"conditions,omitempty"`
+	// Hidden says why the conditions are left out (a caller without the
+	// right to see them: HandlerFor); "" when they are shown.
+	Hidden string `json:"hidden,omitempty"`
+}
+
+// Summary is rep without its conditions, which may name hosts, tables
+// and errors: the state, and how many conditions why says are hidden.
+func (rep Report) Summary(why string) Report {
+	out := Report{State: rep.State}
+	if n := len(rep.Conditions); n > 0 {
+		out.Hidden = fmt.Sprintf("%d condition(s) hidden: %s", n, why)
+	}
+	return out
 }
 
 // Registry holds the conditions of one process. The zero value is not
@@ -210,9 +223,19 @@ func (r *Registry) Report() Report {
 // Handler serves the report: 200 when ok or degraded, 503 when unhealthy.
 // The body is text (first line the state, then one line per condition)
 // unless the request asks for JSON (Accept: application/json or ?format=json).
-func (r *Registry) Handler() http.Handler {
+func (r *Registry) Handler() http.Handler { return r.HandlerFor(nil) }
+
+// HandlerFor is Handler that shows a request's caller the conditions only
+// when detail says it may (nil: always); others get the state and the
+// Summary, hidden saying why.
+func (r *Registry) HandlerFor(detail func(*http.Request) (ok bool, hidden string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		rep := r.Report()
+		if detail != nil {
+			if ok, why := detail(req); !ok {
+				rep = rep.Summary(why)
+			}
+		}
 		code := http.StatusOK
 		if rep.State == Unhealthy {
 			code = http.StatusServiceUnavailable
@@ -236,6 +259,10 @@ func (rep Report) Text() string {
 	var b strings.Builder
 	b.WriteString(rep.State.String())
 	b.WriteByte('\n')
+	if rep.Hidden != "" {
+		b.WriteString(rep.Hidden)
+		b.WriteByte('\n')
+	}
 	for _, c := range rep.Conditions {
 		fmt.Fprintf(&b, "%s %s: %s", c.State, c.Component, c.Reason)
 		if c.Action != "" {

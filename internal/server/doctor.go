@@ -281,6 +281,9 @@ func DoctorHealth(ctx context.Context, hc *http.Client, addr string, w io.Writer
 		return rep, nil
 	}
 	fmt.Fprintf(w, "server       %s at %s\n", rep.State, addr)
+	if rep.Hidden != "" {
+		fmt.Fprintf(w, "  %s\n", rep.Hidden)
+	}
 	for _, c := range rep.Conditions {
 		fmt.Fprintf(w, "  %s %s: %s", c.State, c.Component, c.Reason)
 		if c.Action != "" {

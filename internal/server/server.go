@@ -437,7 +437,7 @@ func (s *Server) Handler() http.Handler {
 	if s.console != nil {
 		mux.Handle("/console/", s.console.Handler())
 	}
-	mux.Handle("/healthz", s.health.Handler())
+	mux.Handle("/healthz", s.health.HandlerFor(s.guard.HealthDetail))
 	if s.cfg.SchemaRegistry.Enabled {
 		mux.Handle(config.SchemaRegistryPath+"/", s.schemaRegistry())
 	}
