@@ -168,7 +168,7 @@ func envelopeSize(e *intent.Event) int {
 // already on the partition committed or aborted: a previous owner's last
 // transaction can still be writing its markers when the new owner starts.
 func (b *Bus) LastVersions(ctx context.Context, table string, partition int32, since time.Time) (map[string]uint64, error) {
-	rec, err := b.scan(ctx, table, partition, since, false)
+	rec, err := b.scan(ctx, table, partition, since, false, RecoverWaits{})
 	return rec.Last, err
 }
 
@@ -189,11 +189,25 @@ type Recovered struct {
 	Unblock func(ctx context.Context) error
 }
 
-// Recover is LastVersions for the partition's owner. When the partition is
-// held by hanging transactions (a Kafka broker lost their markers), it
-// reads past them and returns what to do about them.
-func (b *Bus) Recover(ctx context.Context, table string, partition int32, since time.Time) (Recovered, error) {
-	return b.scan(ctx, table, partition, since, true)
+// RecoverWaits bound a Recover (a zero field: no bound). A scan of a big
+// partition is work that may take long, so it has no total bound: one that
+// keeps reading goes on, one that reads nothing for Stall fails.
+type RecoverWaits struct {
+	// Call bounds each question Recover asks the log before it reads: the
+	// offset of since, the partition's bounds.
+	Call time.Duration
+	// Stall fails the scan with ErrStalled once it read nothing for that
+	// long. Keep it well above the time after which the log counts a
+	// silent transaction as hanging (Kafka: 30 s), plus stallCheck: below
+	// it, a hang that Recover would end fails the scan instead.
+	Stall time.Duration
+}
+
+// Recover is LastVersions for the partition's owner, bounded by w. When
+// the partition is held by hanging transactions (a Kafka broker lost their
+// markers), it reads past them and returns what to do about them.
+func (b *Bus) Recover(ctx context.Context, table string, partition int32, since time.Time, w RecoverWaits) (Recovered, error) {
+	return b.scan(ctx, table, partition, since, true, w)
 }
 
 // unhanger is a log on which transactions can hang: Kafka.
@@ -308,22 +322,45 @@ func (b *Bus) endsOf(ctx context.Context, topic string, n int32) ([]int64, error
 	return out, nil
 }
 
-func (b *Bus) scan(ctx context.Context, table string, partition int32, since time.Time, heal bool) (Recovered, error) {
+func (b *Bus) scan(ctx context.Context, table string, partition int32, since time.Time, heal bool, w RecoverWaits) (Recovered, error) {
 	topic := Topic(table)
-	from, err := b.log.OffsetForTime(ctx, topic, partition, since)
+	from, err := within(ctx, w.Call, func(ctx context.Context) (int64, error) {
+		return b.log.OffsetForTime(ctx, topic, partition, since)
+	})
 	if err != nil {
 		return Recovered{Last: map[string]uint64{}}, wrapScan(table, partition, err)
 	}
-	_, end, err := b.log.Bounds(ctx, topic, partition)
+	end, err := within(ctx, w.Call, func(ctx context.Context) (int64, error) {
+		_, end, err := b.log.Bounds(ctx, topic, partition)
+		return end, err
+	})
 	if err != nil {
 		return Recovered{Last: map[string]uint64{}}, wrapScan(table, partition, err)
 	}
-	return b.scanRange(ctx, table, partition, from, end, heal, 0, nil)
+	return b.scanRange(ctx, table, partition, from, end, heal, w.Stall, nil)
+}
+
+// within runs a question to the log for wait at most (0: no bound). Cut
+// off by its bound (not by ctx), its error says so.
+func within[T any](ctx context.Context, wait time.Duration, ask func(context.Context) (T, error)) (T, error) {
+	if wait <= 0 {
+		return ask(ctx)
+	}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	v, err := ask(wctx)
+	if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+		return v, fmt.Errorf("no answer within %s: %w", wait, err)
+	}
+	return v, err
 }
 
 // scanRange reads [from, end) of a partition into Last, counting only the
 // records that want accepts (nil: all). Without records for stall (0: no
-// bound; hangs are then healed or waited out), it fails with ErrStalled.
+// bound), it fails with ErrStalled; only a read that moves the scan on
+// counts, however long the whole scan takes. Healing, a hang found before
+// then is returned (see Recovered); without a bound, hangs are healed or
+// waited out.
 func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from, end int64, heal bool, stall time.Duration, want func(*intentlog.Record) bool) (Recovered, error) {
 	rec := Recovered{Last: map[string]uint64{}}
 	topic := Topic(table)
@@ -348,6 +385,7 @@ func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from
 		if stall > 0 {
 			wait = min(wait, max(time.Until(progress.Add(stall)), time.Millisecond))
 		}
+		pos := r.Position()
 		nctx, cancel := context.WithTimeout(ctx, wait)
 		recs, err := r.Next(nctx)
 		cancel()
@@ -367,7 +405,9 @@ func (b *Bus) scanRange(ctx context.Context, table string, partition int32, from
 		if err != nil {
 			return rec, fmt.Errorf("eventbus: scan %s/%d at %d: %w", table, partition, r.Position(), err)
 		}
-		progress = time.Now()
+		if r.Position() > pos {
+			progress = time.Now()
+		}
 		if want != nil {
 			recs = slices.DeleteFunc(recs, func(r intentlog.Record) bool { return !want(&r) })
 		}

@@ -58,7 +58,7 @@ func TestRecoverHanging(t *testing.T) {
 	if err != nil || len(rec) != 0 || log.asked != 0 {
 		t.Fatalf("LastVersions = %v, %v after %d questions; want nothing, no question about hangs", rec, err, log.asked)
 	}
-	got, err := b.Recover(ctx, "t", 0, time.Now())
+	got, err := b.Recover(ctx, "t", 0, time.Now(), RecoverWaits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestRecoverHanging(t *testing.T) {
 		t.Error("Unblock does not abort the hang")
 	}
 	log.hanging = nil
-	if got, err := b.Recover(ctx, "t", 0, time.Now()); err != nil || got.Unblock != nil || len(got.Orphans) != 0 {
+	if got, err := b.Recover(ctx, "t", 0, time.Now(), RecoverWaits{}); err != nil || got.Unblock != nil || len(got.Orphans) != 0 {
 		t.Errorf("Recover without a hang = %+v, %v", got, err)
 	}
 }

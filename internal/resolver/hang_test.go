@@ -39,8 +39,8 @@ func (b *heldBus) Hanging(ctx context.Context, table string, p int32) (bool, err
 	return false, nil
 }
 
-func (b *heldBus) Recover(ctx context.Context, table string, p int32, since time.Time) (eventbus.Recovered, error) {
-	rec, err := b.Bus.Recover(ctx, table, p, since)
+func (b *heldBus) Recover(ctx context.Context, table string, p int32, since time.Time, w eventbus.RecoverWaits) (eventbus.Recovered, error) {
+	rec, err := b.Bus.Recover(ctx, table, p, since, w)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.steps = append(b.steps, "recover")

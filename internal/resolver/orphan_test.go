@@ -30,8 +30,8 @@ func (b *hangBus) step(s string) {
 	b.mu.Unlock()
 }
 
-func (b *hangBus) Recover(ctx context.Context, table string, p int32, since time.Time) (eventbus.Recovered, error) {
-	rec, err := b.Bus.Recover(ctx, table, p, since)
+func (b *hangBus) Recover(ctx context.Context, table string, p int32, since time.Time, w eventbus.RecoverWaits) (eventbus.Recovered, error) {
+	rec, err := b.Bus.Recover(ctx, table, p, since, w)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err == nil && !b.once {

@@ -74,7 +74,7 @@ type Bus interface {
 	LastVersionsOf(ctx context.Context, table string, partition int32, from int64, want func(key []byte) bool) (eventbus.Retained, error)
 	// Recover is LastVersions for a new owner of the partition, plus what
 	// it needs to end hanging transactions there (see unhang).
-	Recover(ctx context.Context, table string, partition int32, since time.Time) (eventbus.Recovered, error)
+	Recover(ctx context.Context, table string, partition int32, since time.Time, w eventbus.RecoverWaits) (eventbus.Recovered, error)
 	// Hanging reports whether a hanging transaction holds the partition
 	// (see hang.go); the partition then starts again, and Recover ends it.
 	Hanging(ctx context.Context, table string, partition int32) (bool, error)
@@ -204,16 +204,23 @@ type startWaits struct {
 	// append), and the start's writes: a retention gap's letter and the
 	// commit past it, lowering a committed offset beyond the log's end,
 	// the letters of offsets a repair lost.
+	// It also bounds each question the bus's recovery asks (the offset
+	// for a time, the event partition's bounds).
 	step time.Duration
-	// recover bounds the bus's recovery, which reads every event
-	// published since the oldest unresolved intent (minus the horizon):
-	// longer, since that is work, not only an answer.
-	recover time.Duration
+	// recoverStall bounds how long the bus's recovery, which reads every
+	// event published since the oldest unresolved intent (minus the
+	// horizon), may read nothing: that read is work, which on a big
+	// partition takes as long as it takes, so it has no total bound (a
+	// total cut off a scan that was getting on, and the start began it
+	// again from the same point, for ever). It must stay well above the
+	// 30 s after which a Kafka transaction counts as hanging: the scan
+	// stops at a hang until then, and Recover ends it.
+	recoverStall time.Duration
 }
 
 // defaultStartWaits: 30 s for an answer (the Kafka log's request timeout),
-// 10 minutes for the recovery's read.
-var defaultStartWaits = startWaits{step: 30 * time.Second, recover: 10 * time.Minute}
+// 2 minutes without progress for the recovery's read.
+var defaultStartWaits = startWaits{step: 30 * time.Second, recoverStall: 2 * time.Minute}
 
 // New returns a resolver.
 func New(log Log, st Store, bus Bus, cfg Config) *Resolver {
@@ -477,9 +484,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	if len(first) > 0 {
 		since = first[0].Timestamp
 	}
-	rec, err := bounded(ctx, r.waits.recover, func(ctx context.Context) (eventbus.Recovered, error) {
-		return r.bus.Recover(ctx, t.Name, p, since.Add(-r.cfg.Horizon))
-	})
+	rec, err := r.bus.Recover(ctx, t.Name, p, since.Add(-r.cfg.Horizon), eventbus.RecoverWaits{Call: r.waits.step, Stall: r.waits.recoverStall})
 	if err != nil {
 		return fmt.Errorf("resolver: recover published versions of %s/%d: %w", t.Name, p, err)
 	}

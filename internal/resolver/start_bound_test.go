@@ -131,21 +131,43 @@ func (r *hangingReader) Next(ctx context.Context) ([]intentlog.Record, error) {
 	return r.Reader.Next(ctx)
 }
 
-// hangingBus is a bus whose Recover, or the Unblock of a hang it
-// reports, does not answer the first time.
+// hangingEvents is the log under a bus, whose OffsetForTime ("recover
+// time") or Bounds of an event topic ("recover bounds": the bus's
+// recovery asks both) does not answer the first time.
+type hangingEvents struct {
+	intentlog.Log
+	step string
+	b    *blockOnce
+}
+
+func (l *hangingEvents) OffsetForTime(ctx context.Context, topic string, p int32, t time.Time) (int64, error) {
+	if l.step == "recover time" && strings.HasPrefix(topic, eventbus.Topic("")) {
+		if err := l.b.block(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return l.Log.OffsetForTime(ctx, topic, p, t)
+}
+
+func (l *hangingEvents) Bounds(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	if l.step == "recover bounds" && strings.HasPrefix(topic, eventbus.Topic("")) {
+		if err := l.b.block(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	return l.Log.Bounds(ctx, topic, p)
+}
+
+// hangingBus is a bus whose Unblock of a hang it reports does not answer
+// the first time.
 type hangingBus struct {
 	Bus
 	step string
 	b    *blockOnce
 }
 
-func (b *hangingBus) Recover(ctx context.Context, table string, p int32, since time.Time) (eventbus.Recovered, error) {
-	if b.step == "recover" {
-		if err := b.b.block(ctx); err != nil {
-			return eventbus.Recovered{}, err
-		}
-	}
-	rec, err := b.Bus.Recover(ctx, table, p, since)
+func (b *hangingBus) Recover(ctx context.Context, table string, p int32, since time.Time, w eventbus.RecoverWaits) (eventbus.Recovered, error) {
+	rec, err := b.Bus.Recover(ctx, table, p, since, w)
 	if err == nil && b.step == "unblock" && !b.b.done() {
 		rec.Unblock = b.b.block // a hang, whose abort does not answer
 	}
@@ -154,7 +176,9 @@ func (b *hangingBus) Recover(ctx context.Context, table string, p int32, since t
 
 // TestPartitionStartStepsBounded: the steps of a partition's start that
 // ask the log or the bus (the committed offsets, the log's bounds, the
-// first read, the bus's recovery, ending a hang, and the writes of the
+// first read, the bus's recovery's questions (the offset for a time, the
+// event partition's bounds; its read is bounded by how long it reads
+// nothing, TestRecoverProgressNotCutOff), ending a hang, and the writes of the
 // start: a retention gap's letter, lowering a committed offset beyond the
 // log's end, a letter for offsets a repair lost) ran with the partition's
 // context, which does not end while the partition is owned: on a broken
@@ -163,7 +187,7 @@ func (b *hangingBus) Recover(ctx context.Context, table string, p int32, since t
 // now bounded: the start fails, is logged and raised, and is tried again.
 func TestPartitionStartStepsBounded(t *testing.T) {
 	t.Parallel()
-	for _, step := range []string{"committed", "bounds", "first read", "recover", "unblock", "gap", "lower", "lost"} {
+	for _, step := range []string{"committed", "bounds", "first read", "recover time", "recover bounds", "unblock", "gap", "lower", "lost"} {
 		t.Run(step, func(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -176,8 +200,9 @@ func TestPartitionStartStepsBounded(t *testing.T) {
 			cfg := testConfig(logger, nil)
 			sink := &lockedSink{}
 			cfg.Health = sink
-			r := New(&hangingLog{Log: env.log, step: step, b: b}, env.st, &hangingBus{Bus: env.bus, step: step, b: b}, cfg)
-			r.waits = startWaits{step: 200 * time.Millisecond, recover: 200 * time.Millisecond}
+			bus := eventbus.New(&hangingEvents{Log: env.log, step: step, b: b})
+			r := New(&hangingLog{Log: env.log, step: step, b: b}, env.st, &hangingBus{Bus: bus, step: step, b: b}, cfg)
+			r.waits = startWaits{step: 200 * time.Millisecond, recoverStall: time.Minute}
 			run := start(ctx, r, env.tb)
 			waitUntil(ctx, t, "the intent resolved after the "+step+" that did not answer", func() bool {
 				return committedAt(ctx, t, env.log, env.tb) == 1
