@@ -20,17 +20,25 @@ import (
 //
 // A topic deleted and created again by another process has a new id: the
 // client, which still holds the old one, refuses the records with
-// UNKNOWN_TOPIC_ID. Append then drops what it knows of the topic and tries
-// once more (within ctx) with fresh metadata; the records it was refused
-// were not written.
+// UNKNOWN_TOPIC_ID. Append then drops what it knows of the topic (purges
+// it from the client) and tries again (within ctx) with fresh metadata;
+// the records it was refused were not written. A purge fails every record
+// of the topic buffered or in flight in the client (franz-go's "topic
+// purged while buffered"): an Append whose records failed while the topic
+// was purged (by another Append so refused, or by Forget) is tried again
+// too. Its first records may have been written all the same (a request in
+// flight is answered after the purge, unheard), so the topic may hold them
+// twice: harmless for intents, which are idempotent per version (the
+// resolver settles an intent at or below a version it published, or that
+// its read covers, without a second event).
 func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
 	topic = l.names.external(topic)
 	if len(recs) == 0 {
 		return nil
 	}
 	stale, err := l.appendOnce(ctx, topic, recs)
-	if stale && ctx.Err() == nil {
-		_, err = l.appendOnce(ctx, topic, recs)
+	for try := 1; stale && ctx.Err() == nil && try < staleTries; try++ {
+		stale, err = l.appendOnce(ctx, topic, recs)
 	}
 	if err != nil {
 		return fmt.Errorf("kafka: append %s: %w", topic, err)
@@ -38,11 +46,18 @@ func (l *Log) Append(ctx context.Context, topic string, recs []*intentlog.Record
 	return nil
 }
 
+// staleTries bounds the tries of an Append whose topic was purged (see
+// Append): each try after the first follows a purge, and one purge ends
+// what concurrent Appends were refused for (purge).
+const staleTries = 3
+
 // appendOnce is one try of Append (topic is Kafka's name). Its records
-// refused for an unknown topic (or topic id), it forgets the topic so that
-// the next try looks it up afresh, and says so with stale. (A topic the
+// refused for an unknown topic (or topic id), it purges the topic so that
+// the next try looks it up afresh, and says so with stale; so it does when
+// the topic was purged while its records were in the client. (A topic the
 // metadata does not show was asked again already: not stale.)
 func (l *Log) appendOnce(ctx context.Context, topic string, recs []*intentlog.Record) (stale bool, err error) {
+	gen := l.purgeGen(topic) // before the records are in the client
 	n, err := l.appendPartitions(ctx, topic)
 	if err != nil {
 		return false, err
@@ -68,11 +83,12 @@ func (l *Log) appendOnce(ctx context.Context, topic string, recs []*intentlog.Re
 		if errors.Is(err, intentlog.ErrUnknownTopic) {
 			// Deleted, maybe created again (with a new topic id that the
 			// client must look up): start over with fresh metadata.
-			l.forget(topic)
-			l.cl.PurgeTopicsFromProducing(topic)
+			l.purge(topic, gen)
 			return true, err
 		}
-		return false, err
+		// Failed by a purge ("topic purged while buffered", unexported),
+		// or failed otherwise while one happened: try again.
+		return l.purgeGen(topic) != gen, err
 	}
 	for i, kr := range krs {
 		recs[i].Partition = kr.Partition
@@ -80,6 +96,41 @@ func (l *Log) appendOnce(ctx context.Context, topic string, recs []*intentlog.Re
 		recs[i].Timestamp = kr.Timestamp
 	}
 	return false, nil
+}
+
+// purgeGen returns the count of purge starts and ends of topic (Kafka's
+// name): a purge that begins after it, or ends after it, changes it.
+func (l *Log) purgeGen(topic string) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.purges[topic]
+}
+
+// purge forgets topic (Kafka's name) in the Log and purges it from the
+// producer, unless that began since gen (read before the records that were
+// refused went into the client): one purge drops the old id for every
+// Append refused with it, and another would fail their new tries.
+func (l *Log) purge(topic string, gen uint64) {
+	l.mu.Lock()
+	if l.purges[topic] != gen {
+		l.mu.Unlock()
+		return
+	}
+	l.purges[topic]++
+	delete(l.parts, topic)
+	l.mu.Unlock()
+	l.cl.PurgeTopicsFromProducing(topic)
+	l.purged(topic)
+}
+
+// purged counts the end of a purge of topics (Kafka's names): an Append
+// whose records went into the client while it ran sees a change.
+func (l *Log) purged(topics ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, t := range topics {
+		l.purges[t]++
+	}
 }
 
 // appendPartitions is partitionCount for an Append: a topic the metadata

@@ -15,6 +15,7 @@ func (l *Log) Forget(topics ...string) {
 	l.mu.Lock()
 	for _, t := range ext {
 		delete(l.parts, t)
+		l.purges[t]++ // Appends in flight fail, and are tried again
 	}
 	members := make([]*Member, 0, len(l.members))
 	for m := range l.members {
@@ -22,6 +23,7 @@ func (l *Log) Forget(topics ...string) {
 	}
 	l.mu.Unlock()
 	l.cl.PurgeTopicsFromClient(ext...)
+	l.purged(ext...)
 	for _, m := range members {
 		m.forget(ext)
 	}

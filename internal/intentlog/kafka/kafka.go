@@ -36,9 +36,13 @@ type Log struct {
 	produceMu sync.Mutex // orders timestamps with the Produce calls
 	lastMilli int64      // newest timestamp handed out, under produceMu
 
-	mu      sync.Mutex
-	closed  bool
-	parts   map[string]int32 // partition counts seen in metadata
+	mu     sync.Mutex
+	closed bool
+	parts  map[string]int32 // partition counts seen in metadata
+	// purges counts, per topic (Kafka's name), the starts and ends of
+	// purges from the producer: an Append whose records failed while it
+	// changed was failed by a purge, and is tried again (append.go).
+	purges  map[string]uint64
 	readers map[*reader]struct{}
 	members map[*Member]struct{}    // joined and not closed (Forget)
 	unacked map[string]*unackedDiag // why a topic's records were not acknowledged (unacked.go)
@@ -86,6 +90,7 @@ func Open(_ context.Context, opts Options) (*Log, error) {
 		cl:      cl,
 		adm:     adm,
 		parts:   map[string]int32{},
+		purges:  map[string]uint64{},
 		readers: map[*reader]struct{}{},
 		members: map[*Member]struct{}{},
 	}, nil
