@@ -1,6 +1,8 @@
 package client_test
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,5 +60,66 @@ func TestTokenNotSentToAnotherHost(t *testing.T) {
 		t.Fatal("the redirect was not followed: the test proves nothing")
 	} else if got != "" {
 		t.Fatalf("the host redirected to got Authorization %q: the token leaked", got)
+	}
+}
+
+// TestTokenSources: at most one of Token, TokenFile and TokenSource; a
+// TokenSource gives each request's token, and its error fails the request
+// unsent; FromEnv takes WAIL_TOKEN_FILE when WAIL_TOKEN is not set, and
+// neither over a token the options already have.
+func TestTokenSources(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Authorization"))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	src := func(tok string) client.TokenSource {
+		return func(context.Context) (string, error) {
+			if tok == "" {
+				return "", errors.New("the identity provider is down")
+			}
+			return tok, nil
+		}
+	}
+	if _, err := client.Dial(client.Options{Addr: srv.URL, Token: "a", TokenSource: src("b")}); err == nil || !strings.Contains(err.Error(), "one of Token, TokenFile and TokenSource") {
+		t.Fatalf("two token sources: %v; want refused", err)
+	}
+	c, err := client.Dial(client.Options{Addr: srv.URL, TokenSource: src("from-source")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.HTTP.Get(c.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	down, err := client.Dial(client.Options{Addr: srv.URL, TokenSource: src("")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := down.HTTP.Get(down.URL + "/metrics"); err == nil || !strings.Contains(err.Error(), "identity provider is down") {
+		t.Fatalf("a failing source: %v; want its error", err)
+	}
+	mu.Lock()
+	if len(got) != 1 || got[0] != "Bearer from-source" {
+		t.Fatalf("the server got %q; want one request with the source's token", got)
+	}
+	mu.Unlock()
+
+	env := map[string]string{client.EnvToken: "", client.EnvTokenFile: "/run/token"}
+	o := client.Options{}.FromEnv(func(k string) string { return env[k] })
+	if o.Token != "" || o.TokenFile != "/run/token" {
+		t.Fatalf("FromEnv with WAIL_TOKEN_FILE: %+v", o)
+	}
+	env[client.EnvToken] = "t"
+	if o := (client.Options{}).FromEnv(func(k string) string { return env[k] }); o.Token != "t" || o.TokenFile != "" {
+		t.Fatalf("FromEnv with both: Token %q TokenFile %q; want WAIL_TOKEN alone", o.Token, o.TokenFile)
+	}
+	if o := (client.Options{TokenSource: src("x")}).FromEnv(func(k string) string { return env[k] }); o.Token != "" || o.TokenFile != "" {
+		t.Fatalf("FromEnv over a TokenSource: %+v", o)
 	}
 }

@@ -200,6 +200,13 @@ func (c *Consumer) retryable(err error) bool {
 		// first): connect reports a connection reset by the server as
 		// canceled (ECONNRESET, which it takes for a client gone).
 		return c.ctx.Err() == nil
+	case connect.CodeUnauthenticated:
+		// A credential that expired during the stream (a JWT, a client
+		// certificate): once more, with the credential as it is now
+		// (Options.TokenFile or TokenSource renewed, a certificate
+		// renewed on disk, presented by the new connection the server's
+		// refusal asked for). Refused again, it fails.
+		return c.rc.attempt == 0
 	case connect.CodeAlreadyExists:
 		// A member joining again while the server still holds its
 		// previous stream (it has not seen it drop yet).

@@ -51,6 +51,9 @@ const (
 	EnvCert  = "WAIL_CERT"  // PEM file of the client certificate (mutual TLS)
 	EnvKey   = "WAIL_KEY"   // PEM file of the client certificate's key
 	EnvToken = "WAIL_TOKEN" // bearer token
+	// EnvTokenFile names a file holding the bearer token (Options.TokenFile),
+	// used when WAIL_TOKEN is not set.
+	EnvTokenFile = "WAIL_TOKEN_FILE"
 )
 
 // Options say how to reach a server.
@@ -67,6 +70,18 @@ type Options struct {
 	CertFile, KeyFile string
 	// Token is sent as "Authorization: Bearer <token>" on every request.
 	Token string
+	// TokenFile is a file holding the bearer token (surrounding space
+	// trimmed), read at Dial and again when it changes, looked at once a
+	// second at most: for tokens that expire and are renewed by another
+	// process (a JWT, a Kubernetes projected service account token). A
+	// request or a stream's opening carries the token of that moment, so a
+	// stream the server ended for an expired token reconnects with the
+	// renewed one. If it cannot be read later, the last token read is
+	// kept. At most one of Token, TokenFile and TokenSource.
+	TokenFile string
+	// TokenSource, if set, gives the bearer token of each request and
+	// stream's opening (see TokenSource).
+	TokenSource TokenSource
 
 	// MaxConns caps the connections to the server (0: no cap).
 	MaxConns int
@@ -119,8 +134,10 @@ type Options struct {
 }
 
 // FromEnv returns o with every empty connection field (Addr, CAFile,
-// CertFile, KeyFile, Token) taken from the environment, read by getenv
-// (os.Getenv when nil).
+// CertFile, KeyFile) taken from the environment, read by getenv
+// (os.Getenv when nil), and, when none of Token, TokenFile and
+// TokenSource is set, Token from WAIL_TOKEN, else TokenFile from
+// WAIL_TOKEN_FILE.
 func (o Options) FromEnv(getenv func(string) string) Options {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -128,9 +145,14 @@ func (o Options) FromEnv(getenv func(string) string) Options {
 	for _, f := range []struct {
 		v   *string
 		env string
-	}{{&o.Addr, EnvAddr}, {&o.CAFile, EnvCA}, {&o.CertFile, EnvCert}, {&o.KeyFile, EnvKey}, {&o.Token, EnvToken}} {
+	}{{&o.Addr, EnvAddr}, {&o.CAFile, EnvCA}, {&o.CertFile, EnvCert}, {&o.KeyFile, EnvKey}} {
 		if *f.v == "" {
 			*f.v = getenv(f.env)
+		}
+	}
+	if o.Token == "" && o.TokenFile == "" && o.TokenSource == nil {
+		if o.Token = getenv(EnvToken); o.Token == "" {
+			o.TokenFile = getenv(EnvTokenFile)
 		}
 	}
 	return o
@@ -235,9 +257,13 @@ func (o Options) HTTPClient() (*http.Client, error) {
 		tr.Protocols.SetUnencryptedHTTP2(true)
 	}
 	var rt http.RoundTripper = tr
-	if o.Token != "" {
+	token, err := o.tokenSource()
+	if err != nil {
+		return nil, err
+	}
+	if token != nil {
 		u, _ := url.Parse(base) // parsed by BaseURL
-		rt = bearer{token: "Bearer " + o.Token, scheme: u.Scheme, host: u.Host, next: tr}
+		rt = bearer{token: token, scheme: u.Scheme, host: u.Host, next: tr}
 	}
 	if limit := o.maxReceiveBytes(); limit >= 0 {
 		rt = receiveBound{limit: int64(limit), next: rt}
@@ -250,7 +276,7 @@ func (o Options) HTTPClient() (*http.Client, error) {
 // not carry it (net/http's client drops Authorization on such a redirect;
 // a transport that sets it would put it back).
 type bearer struct {
-	token        string
+	token        TokenSource
 	scheme, host string
 	next         http.RoundTripper
 }
@@ -272,8 +298,15 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Scheme != b.scheme || !strings.EqualFold(r.URL.Host, b.host) {
 		return b.next.RoundTrip(r)
 	}
+	tok, err := b.token(r.Context())
+	if err != nil {
+		if r.Body != nil {
+			_ = r.Body.Close() // a RoundTripper closes the body, even on error
+		}
+		return nil, err
+	}
 	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", b.token)
+	r.Header.Set("Authorization", "Bearer "+tok)
 	return b.next.RoundTrip(r)
 }
 

@@ -103,7 +103,7 @@ func (g *globals) addrFlag(fl *pflag.FlagSet) {
 	fl.StringVar(&g.conn.CAFile, "ca", "", "PEM file of the CA that signed the server's certificate; implies https (env "+client.EnvCA+")")
 	fl.StringVar(&g.conn.CertFile, "cert", "", "PEM file of the client certificate, for mutual TLS (env "+client.EnvCert+")")
 	fl.StringVar(&g.conn.KeyFile, "key", "", "PEM file of the client certificate's key (env "+client.EnvKey+")")
-	fl.StringVar(&g.tokenFile, "token-file", "", "file holding the bearer token (env "+client.EnvToken+" holds the token itself)")
+	fl.StringVar(&g.tokenFile, "token-file", "", "file holding the bearer token, read again when it changes (env "+client.EnvTokenFile+" names one; "+client.EnvToken+" holds the token itself)")
 }
 
 // clientFlags adds --addr and --timeout.

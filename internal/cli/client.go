@@ -50,17 +50,16 @@ func (g *globals) clients() (*clients, error) {
 }
 
 // connOptions are the connection flags, completed from the environment
-// (WAIL_CA, WAIL_CERT, WAIL_KEY, WAIL_TOKEN) and --token-file.
+// (WAIL_CA, WAIL_CERT, WAIL_KEY, WAIL_TOKEN, WAIL_TOKEN_FILE) and
+// --token-file (read again when it changes: a long tail or subscribe
+// outlives a token that is renewed).
 func (g *globals) connOptions() (client.Options, error) {
 	o := g.conn
 	if g.tokenFile != "" {
-		b, err := os.ReadFile(g.tokenFile)
-		if err != nil {
+		if _, err := os.Stat(g.tokenFile); err != nil {
 			return o, usageErrorf("--token-file: %v", err)
 		}
-		if o.Token = strings.TrimSpace(string(b)); o.Token == "" {
-			return o, usageErrorf("--token-file %s is empty", g.tokenFile)
-		}
+		o.TokenFile = g.tokenFile
 	}
 	return o.FromEnv(g.getenv), nil
 }
