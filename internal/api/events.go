@@ -49,7 +49,7 @@ var _ wailv1connect.EventServiceHandler = (*EventService)(nil)
 // eventStreams words the refusals of event streams (Subscribe and
 // Consume count together).
 var eventStreams = slotKind{what: "event streams", total: "api.max_subscriptions", perClient: "api.max_subscriptions_per_client",
-	hint: "close one first"}
+	hint: "close one first, or retry later (a stream that dropped is counted until the server sees it end)"}
 
 // NewEventService returns the EventService handler, without limits on
 // the streams open (see WithLimits).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -118,6 +119,7 @@ func (s *ProducerService) one(ctx context.Context, m proxy.Mutation) (*wailv1.Wr
 			if d, err := connect.NewErrorDetail(toProto(r).Error); err == nil {
 				ce.AddDetail(d)
 			}
+			retryLater(ce, r.RetryAfter.Truncate(time.Millisecond)) // and as the standard google.rpc.RetryInfo
 		}
 		if r.Version != 0 {
 			res := toProto(r)

@@ -181,7 +181,7 @@ func TestAdmitGatesWrites(t *testing.T) {
 
 // TestOverloadedWriteOnTheWire: a write the proxy's admission refuses
 // answers resource_exhausted with its retry hint as a wail.v1.Error
-// detail, in a batch as the mutation's error with the hint.
+// detail and a google.rpc.RetryInfo, in a batch as the mutation's error with the hint.
 func TestOverloadedWriteOnTheWire(t *testing.T) {
 	t.Parallel()
 	w := &world{}
@@ -206,6 +206,9 @@ func TestOverloadedWriteOnTheWire(t *testing.T) {
 	}
 	if hint <= 0 || resultOf(t, err) != nil {
 		t.Fatalf("Put: hint %dms, result %+v; want a hint and no version", hint, resultOf(t, err))
+	}
+	if d, ok := retryInfo(t, err); !ok || d != time.Duration(hint)*time.Millisecond {
+		t.Fatalf("Put: RetryInfo %s (%v), want the hint, %dms", d, ok, hint)
 	}
 	resp, err := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{{Table: "tx", Key: []byte("a")}, {Table: "ind", Key: []byte("b")}}}))
 	if err != nil {

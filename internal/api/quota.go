@@ -22,7 +22,7 @@ import (
 // calls, Subscribe opens, and the schema registry's reads), so
 // that one client cannot take the whole process. A call over its quota is
 // refused with ResourceExhausted before any work, saying when to retry
-// (also in the Retry-After-Ms header). With auth off the caller is its
+// (also in the Retry-After-Ms header, and as a RetryInfo detail). With auth off the caller is its
 // network address.
 
 // maxBuckets bounds the callers tracked; past it, full buckets (idle
@@ -106,7 +106,7 @@ func (l *limiter) exhausted(who string, wait time.Duration) error {
 	err := connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
 		"%s is over its %s quota (%s: %g per second, burst %g); retry in %s", who, l.name, l.setting, l.rate.perSecond, l.rate.burst, wait))
 	err.Meta().Set(retryHeader, fmt.Sprint(wait.Milliseconds()))
-	return err
+	return retryLater(err, wait)
 }
 
 // charge takes a call's cost from its caller's quota: a write's

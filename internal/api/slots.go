@@ -29,7 +29,8 @@ type slotKind struct {
 }
 
 // streamSlots counts the open streams of one kind and refuses those over
-// a limit (ResourceExhausted, naming the config key).
+// a limit (ResourceExhausted, naming the config key, with a RetryInfo
+// detail: a slot frees when a stream ends).
 type streamSlots struct {
 	kind     slotKind
 	limits   SlotLimits
@@ -50,12 +51,12 @@ func (t *streamSlots) take(client string) (release func(), err error) {
 	switch {
 	case l.MaxStreams > 0 && t.open >= l.MaxStreams:
 		t.refused("total")
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-			"%d %s are open, the most this server takes (%s); retry later", t.open, k.what, k.total))
+		return nil, retryLater(connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"%d %s are open, the most this server takes (%s); retry later", t.open, k.what, k.total)), SlotRetryDelay)
 	case l.MaxStreamsPerClient > 0 && t.byClient[client] >= l.MaxStreamsPerClient:
 		t.refused("per_client")
-		return nil, connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
-			"%s has %d %s open, the most one client address may (%s); %s", client, t.byClient[client], k.what, k.perClient, k.hint))
+		return nil, retryLater(connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"%s has %d %s open, the most one client address may (%s); %s", client, t.byClient[client], k.what, k.perClient, k.hint)), SlotRetryDelay)
 	}
 	t.open++
 	t.byClient[client]++

@@ -43,7 +43,7 @@ const DefaultStreamInFlight = 8
 
 // writeStreams words the refusals of write streams.
 var writeStreams = slotKind{what: "write streams", total: "api.max_write_streams", perClient: "api.max_write_streams_per_client",
-	hint: "one stream carries many batches at once: share it"}
+	hint: "one stream carries many batches at once: share it (a stream that dropped is counted until the server sees it end)"}
 
 // WithStreamLimits sets the write streams' limits; call it before
 // serving.
