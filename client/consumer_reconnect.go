@@ -18,6 +18,14 @@ import (
 // UntilEnd subscription that reconnected ends at the end of what existed
 // when it reconnected.
 //
+// A reconnection the server refuses saying it clears by itself (a
+// google.rpc.RetryInfo detail, RetryDelay: no stream slot free, under
+// api.max_subscriptions or api.max_subscriptions_per_client, while the
+// server still counts the stream that dropped; the read quota) is tried
+// again in the same way, waiting at least the server's hint (at most
+// MaxWait). Any other refusal, resource_exhausted without that detail
+// included, fails Next.
+//
 // The attempts count, and the wait grows, from the last stream that
 // delivered an event or stayed open SteadyAfter: a stream that the
 // server ends at once after a message without an event (a group member's
@@ -150,7 +158,11 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 		if f := c.cfg.Reconnect.OnReconnect; f != nil {
 			f(err, c.rc.attempt)
 		}
-		if err := c.pause(ctx, c.cfg.Reconnect.wait(c.rc.attempt)); err != nil {
+		wait := c.cfg.Reconnect.wait(c.rc.attempt)
+		if hint, ok := RetryDelay(err); ok {
+			wait = max(wait, min(hint, c.cfg.Reconnect.maxWait())) // as the server asks, within MaxWait
+		}
+		if err := c.pause(ctx, wait); err != nil {
 			return err
 		}
 		_ = c.closeStream() // its error is the one that ended it
@@ -165,10 +177,13 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 			return nil
 		case c.ctx.Err() != nil:
 			return c.ended(ctx, err) // closed meanwhile
-		case !errors.Is(err, ErrOpenTimeout):
+		case errors.Is(err, ErrOpenTimeout):
+			// Not answered in time: another attempt.
+		case retryLater(err):
+			// Refused until, say, a slot frees: another attempt.
+		default:
 			return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
 		}
-		// Not answered in time: another attempt.
 	}
 }
 
@@ -191,6 +206,12 @@ func (c *Consumer) pause(ctx context.Context, d time.Duration) error {
 func (c *Consumer) retryable(err error) bool {
 	if c.cfg.Reconnect.Disabled || !c.rc.established {
 		return false
+	}
+	if retryLater(err) {
+		// Refused for now (a stream slot, the read quota), saying so: the
+		// old stream, dropped, may still be counted until the server sees
+		// it end.
+		return true
 	}
 	switch connect.CodeOf(err) {
 	case connect.CodeUnavailable, connect.CodeAborted:
@@ -225,15 +246,28 @@ func (c *Consumer) midSnapshot() bool {
 	return c.cfg.From == "snapshot" && c.rc.received && c.Cursor() == ""
 }
 
+// retryLater: err is a refusal the server marked as clearing by itself
+// (RetryDelay); other resource_exhausted errors (a message over
+// MaxReceiveBytes, a group snapshot another member takes) are not.
+func retryLater(err error) bool {
+	_, ok := RetryDelay(err)
+	return ok
+}
+
+// maxWait is MaxWait or its default.
+func (r Reconnect) maxWait() time.Duration {
+	if r.MaxWait <= 0 {
+		return 5 * time.Second
+	}
+	return r.MaxWait
+}
+
 // wait is the wait before the attempt'th attempt: MinWait doubling up to
 // MaxWait, less up to half at random.
 func (r Reconnect) wait(attempt int) time.Duration {
-	lo, hi := r.MinWait, r.MaxWait
+	lo, hi := r.MinWait, r.maxWait()
 	if lo <= 0 {
 		lo = 100 * time.Millisecond
-	}
-	if hi <= 0 {
-		hi = 5 * time.Second
 	}
 	d := lo
 	for i := 1; i < attempt && d < hi; i++ {
