@@ -66,7 +66,11 @@ type ProducerConfig struct {
 	// or the table overloaded) gets it, and for all the table's writes:
 	// the producer sends none until the wait ends (writes made meanwhile
 	// are held, within MaxBuffered and MaxBufferedBytes); other tables'
-	// writes go on.
+	// writes go on. A write stream the server refuses with a RetryInfo
+	// detail (RetryDelay: no slot free under api.max_write_streams or
+	// api.max_write_streams_per_client, while it still counts a stream
+	// that dropped) is opened again after its hint, at most
+	// RetryBackoffMax; its writes wait meanwhile.
 	RetryBackoff, RetryBackoffMax time.Duration
 	// DeliveryTimeout bounds the time from Write to its answer, retries
 	// and the wait for room (MaxBuffered, MaxBufferedBytes) included

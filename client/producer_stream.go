@@ -179,7 +179,14 @@ func (l *loop) broken(err error) {
 		return
 	}
 	l.reopenErr++
-	l.reopenAt = time.Now().Add(backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, l.reopenErr))
+	wait := backoff(l.p.cfg.RetryBackoff, l.p.cfg.RetryBackoffMax, l.reopenErr)
+	if hint, ok := RetryDelay(err); ok {
+		// Refused for now, saying when to come back (no write stream slot
+		// free: api.max_write_streams[_per_client], while the server still
+		// counts a stream that dropped): sooner, it would refuse again.
+		wait = max(wait, min(hint, l.p.cfg.RetryBackoffMax))
+	}
+	l.reopenAt = time.Now().Add(wait)
 	now := time.Now()
 	for k, f := range l.fence {
 		if !now.Before(f) {
