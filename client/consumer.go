@@ -251,7 +251,8 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 
 // Next returns the next event. When the stream drops once it was up (the
 // server went away or restarted: unavailable, or the end of the stream;
-// a group member whose lease expired: aborted), Next reopens it with
+// its connection closed or reset, by a load balancer say; a group member
+// whose lease expired: aborted), Next reopens it with
 // backoff (Reconnect): a subscription resumes exactly after the last
 // event Next returned (its cursor, or the stream's start), a group member
 // joins again and gets what was not acknowledged again. It fails with

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"time"
 
@@ -228,6 +229,13 @@ func (c *Consumer) retryable(err error) bool {
 		// renewed on disk, presented by the new connection the server's
 		// refusal asked for). Refused again, it fails.
 		return c.rc.attempt == 0
+	case connect.CodeInternal:
+		// The connection closed (a FIN, not a reset: a load balancer's
+		// idle timeout, a proxy restarting) in the middle of the stream's
+		// body: connect reports it as a protocol error, "incomplete
+		// envelope: unexpected EOF". The server did not end the stream:
+		// it dropped.
+		return errors.Is(err, io.ErrUnexpectedEOF)
 	case connect.CodeAlreadyExists:
 		// A member joining again while the server still holds its
 		// previous stream (it has not seen it drop yet).

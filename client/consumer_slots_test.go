@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -308,5 +309,81 @@ func TestConsumerRetryInfo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConsumerReconnectsAfterConnectionClosed: a connection closed
+// under a stream with a FIN, not a reset (a load balancer's idle
+// timeout, a proxy that restarts), cuts the stream in the middle of its
+// body: connect reports internal, "incomplete envelope: unexpected EOF".
+// Next reconnected as for any dropped stream, over HTTP/1.1 as over
+// HTTP/2, instead of failing for good with internal.
+func TestConsumerReconnectsAfterConnectionClosed(t *testing.T) {
+	t.Parallel()
+	srv := startRestartable(t, nil)
+	defer func() { srv.stop() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	direct, err := client.Dial(client.Options{Addr: srv.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 1})); err != nil {
+		t.Fatal(err)
+	}
+	value := 0
+	put := func() string {
+		t.Helper()
+		value++
+		v := fmt.Sprint(value)
+		if _, err := direct.Producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k"), Value: []byte(v)})); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, h2c := range []bool{false, true} {
+		for _, tc := range []struct {
+			name string
+			cfg  client.ConsumerConfig
+		}{
+			{"subscription", client.ConsumerConfig{Table: "t", From: "latest"}},
+			{"group member", client.ConsumerConfig{Table: "t", Group: fmt.Sprint("g", h2c), Member: "m", Start: "latest"}},
+		} {
+			t.Run(fmt.Sprintf("%s h2c %v", tc.name, h2c), func(t *testing.T) {
+				link := newHalfCut(t, srv.addr)
+				c, err := client.Dial(client.Options{Addr: link.addr(), H2C: h2c})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var reconnects []error
+				cfg := tc.cfg
+				cfg.Reconnect = client.Reconnect{MinWait: 10 * time.Millisecond, MaxWait: 100 * time.Millisecond,
+					OnReconnect: func(err error, _ int) { reconnects = append(reconnects, err) }}
+				cons, err := client.NewConsumer(ctx, c.Events, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cons.Close()
+				next := func(want string) {
+					t.Helper()
+					m, err := cons.Next(ctx)
+					if err == nil {
+						err = cons.Ack(ctx, m)
+					}
+					if err != nil || string(m.Event.GetValue()) != want {
+						t.Fatalf("Next: %v, %v; want the event of %s (reconnections: %v)", m.Event, err, want, reconnects)
+					}
+				}
+				time.Sleep(100 * time.Millisecond) // the stream is up (a member's partitions granted)
+				next(put())
+				link.cut(false)
+				link.release()
+				time.Sleep(50 * time.Millisecond) // the consumer's connection is closed, and the server's
+				next(put())
+				if len(reconnects) == 0 {
+					t.Fatal("no reconnection")
+				}
+			})
+		}
 	}
 }
