@@ -194,9 +194,15 @@ func (m *Manager) Sync(ctx context.Context) error {
 			r.cancel()
 			<-r.done
 			delete(m.runners, k)
-			if !defined[k] { // dropped: its series leave /metrics
-				m.metrics.forget(k[0], k[1])
-			}
+		}
+	}
+	// A dropped sink's series leave /metrics, and its counters go: also
+	// when it was not running at the drop (paused, its table not served
+	// here), when its runner had stopped at an earlier Sync.
+	for k := range m.stats {
+		if !defined[k] && m.runners[k] == nil {
+			m.metrics.forget(k[0], k[1])
+			delete(m.stats, k)
 		}
 	}
 	for k, s := range want {
