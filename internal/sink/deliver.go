@@ -69,12 +69,58 @@ func forbiddenAddr(ip netip.Addr) bool {
 }
 
 // checkHost fails with ErrForbiddenAddress for a URL host that is a
-// forbidden IP literal (a name is checked as it is dialled).
+// forbidden IP literal (a name is checked as it is dialled), in any
+// spelling inet_aton takes (2852039166, 0xA9.0xFE.0xA9.0xFE, 169.254.43518):
+// behind an HTTP(S)_PROXY the proxy resolves the host, and getaddrinfo
+// reads those as the address, where the dialer sees only the proxy's.
 func checkHost(hostname string) error {
-	if ip, err := netip.ParseAddr(hostname); err == nil && forbiddenAddr(ip) {
+	ip, err := netip.ParseAddr(hostname)
+	if err != nil {
+		ip, err = looseIPv4(hostname)
+	}
+	if err == nil && forbiddenAddr(ip) {
 		return fmt.Errorf("%w %s: link-local or cloud instance metadata; sinks never post there", ErrForbiddenAddress, hostname)
 	}
 	return nil
+}
+
+var errNotIPv4 = errors.New("not an IPv4 address")
+
+// looseIPv4 parses an IPv4 address as inet_aton does: one to four parts
+// (the last fills the bytes left: a, a.b (8.24 bits), a.b.c (8.8.16)),
+// each decimal, octal (a leading 0) or hex (0x), and a trailing dot as a
+// resolver may take it.
+func looseIPv4(host string) (netip.Addr, error) {
+	parts := strings.Split(strings.TrimSuffix(host, "."), ".")
+	if len(parts) > 4 {
+		return netip.Addr{}, errNotIPv4
+	}
+	var v uint64
+	for i, p := range parts {
+		base := 10
+		switch {
+		case len(p) > 2 && (p[:2] == "0x" || p[:2] == "0X"):
+			base, p = 16, p[2:]
+		case len(p) > 1 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		if p == "" || p[0] == '+' || p[0] == '-' {
+			return netip.Addr{}, errNotIPv4
+		}
+		n, err := strconv.ParseUint(p, base, 32)
+		if err != nil {
+			return netip.Addr{}, errNotIPv4
+		}
+		bits := 8
+		if i == len(parts)-1 {
+			bits = 8 * (4 - i)
+		}
+		if n >= 1<<bits {
+			return netip.Addr{}, errNotIPv4
+		}
+		v = v<<bits | n
+	}
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), nil
 }
 
 // dialControl refuses a connection to a forbidden address, whatever name
