@@ -88,9 +88,16 @@ func urlHider(raw string) func(string) string {
 		return func(s string) string { return s } // nothing to hide
 	}
 	shown := u.Scheme + "://" + u.Host + "/…"
-	// Longest first: a whole URL before its path alone (an endpoint's
-	// answer may quote the path).
-	return strings.NewReplacer(raw, shown, u.String(), shown, rest, "/…").Replace
+	// Longest first: a whole URL before its path and query, before its
+	// path alone (an endpoint's answer may quote the path, with or
+	// without the query, escaped or not).
+	pairs := []string{raw, shown, u.String(), shown, rest, "/…"}
+	for _, path := range []string{u.EscapedPath(), u.Path} {
+		if len(path) > 1 && path != rest {
+			pairs = append(pairs, path, "/…")
+		}
+	}
+	return strings.NewReplacer(pairs...).Replace
 }
 
 // HideURL hides, in a sink's status, its URL's path and query (in the
