@@ -4978,7 +4978,9 @@ type Sink struct {
 	// loopback or private address is allowed: the sink posts from the
 	// server, so who may create sinks (admin) may reach what the server
 	// reaches. Link-local addresses (169.254.0.0/16, fe80::/10: cloud
-	// instance metadata) are refused, written in the URL or resolved.
+	// instance metadata) are refused, written in the URL (in any spelling)
+	// or resolved; behind an HTTP(S)_PROXY the proxy resolves names and
+	// must refuse them itself.
 	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
 	// secret signs each request (HMAC-SHA256, header Wail-Signature). Never
 	// returned: responses leave it empty and set has_secret.
