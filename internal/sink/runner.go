@@ -37,6 +37,10 @@ type runner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// rejoining: the last session failed (run's goroutine only): the
+	// next one that joins clears the condition it raised.
+	rejoining bool
+
 	dlqMu sync.Mutex // partitions dead-letter at once
 	dlq   bool       // the dead-letter topic was made
 
@@ -80,9 +84,11 @@ func (r *runner) run(ctx context.Context) {
 			return
 		}
 		r.failed(err)
-		// Like a failed attempt: the next 2xx clears the condition
-		// (delivered), else it stayed raised while the sink delivered.
+		// Cleared once a session joins again (or, like a failed
+		// attempt, by the next 2xx): else it stayed raised while the
+		// sink delivered, or had nothing to deliver.
 		r.stats.retrying.Store(true)
+		r.rejoining = true
 		select {
 		case <-time.After(rejoin.backoff(n, rand.Float64(), 0)):
 		case <-ctx.Done():
@@ -115,6 +121,14 @@ func (r *runner) session(ctx context.Context) error {
 		return fmt.Errorf("join group %s: %w", GroupName(r.def.Name), err)
 	}
 	defer sess.Leave()
+	if r.rejoining {
+		// What ended the last session (the log under it) works again;
+		// a failure that comes back raises the condition again.
+		r.rejoining = false
+		if r.stats.retrying.Swap(false) {
+			r.m.health.Clear(r.component())
+		}
+	}
 	return r.deliverPartitions(ctx, sess)
 }
 
