@@ -16,8 +16,9 @@ import (
 // stream's end): handed out, they would be applied after the next owner
 // applied the key's newer events. Once an acknowledgement says so
 // (refused), the consumer hands out no more of them: a partition refused
-// at an epoch, none of that epoch; a member that is not one any more,
-// nothing more of its stream, which it ends, and it joins again. As a
+// at an epoch, none of that epoch or an earlier one; a member that is not
+// one any more, nothing more of its stream, which it ends, and it joins
+// again. As a
 // Kafka consumer drops what it fetched of a generation whose commit
 // failed. What Next returned before the refusal is the application's to
 // guard (apply an event only above the version it holds: README).
@@ -26,7 +27,7 @@ import (
 // Consumer.mu).
 type lostAssignments struct {
 	member bool             // not a member any more: the whole stream
-	parts  map[int32]uint64 // partitions lost, at these epochs
+	parts  map[int32]uint64 // partitions lost, at these epochs and every earlier one
 }
 
 // errMemberLost ends a member's stream once an acknowledgement said it is
@@ -55,7 +56,10 @@ func (c *Consumer) lose(m Message, member bool) {
 	if c.lost.parts == nil {
 		c.lost.parts = map[int32]uint64{}
 	}
-	c.lost.parts[m.Partition] = m.epoch
+	// Epochs only grow: lost at one, a partition was lost at the earlier
+	// ones too (a refusal of an earlier event, acknowledged late, must
+	// not bring a later epoch's events back).
+	c.lost.parts[m.Partition] = max(c.lost.parts[m.Partition], m.epoch)
 }
 
 // isLost reports whether m belongs to what the member lost.
@@ -72,7 +76,7 @@ func (c *Consumer) isLost(m Message) bool {
 		return true
 	}
 	e, ok := c.lost.parts[m.Partition]
-	return ok && e == m.epoch
+	return ok && m.epoch <= e
 }
 
 // memberLost reports whether the stream in place lost its membership.
