@@ -35,14 +35,37 @@ func (s *Store) Apply(ctx context.Context, table string, muts []store.Mutation) 
 	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("cassandra: apply: %w", err)
 	}
-	q, err := s.qualified(table)
-	if err != nil {
+	if err := validTable(table); err != nil {
 		return nil, fmt.Errorf("cassandra: apply: %w: %w: %w", store.ErrUnknownTable, store.ErrNotApplied, err)
 	}
 	b, err := sqlstore.NewBatch(muts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cassandra: apply: %w: %w", store.ErrNotApplied, err)
 	}
+	var out []store.Outcome
+	ran := false
+	// Not applied and the table unknown: no key was written (a retry on
+	// the current generation's table is safe).
+	gone := func(err error) bool {
+		return errors.Is(err, store.ErrNotApplied) && errors.Is(err, store.ErrUnknownTable)
+	}
+	err = s.onTable(ctx, table, gone, func(q string) error {
+		ran = true
+		var err error
+		out, err = s.apply(ctx, table, q, b, muts)
+		return err
+	})
+	switch {
+	case err != nil && !ran:
+		return nil, fmt.Errorf("cassandra: apply to %q: %w: %w", table, store.ErrNotApplied, err)
+	case err != nil:
+		return nil, err
+	}
+	return out, nil
+}
+
+// apply writes b to Cassandra table q (Apply).
+func (s *Store) apply(ctx context.Context, table, q string, b *sqlstore.Batch, muts []store.Mutation) ([]store.Outcome, error) {
 	cl := s.writeConsistency(table)
 	res := make([]keyResult, len(b.Keys))
 	write := func(j int) {

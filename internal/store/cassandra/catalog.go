@@ -283,8 +283,10 @@ func (n *nullable) UnmarshalCQL(_ gocql.TypeInfo, data []byte) error {
 
 // DropTable drops the table's Cassandra table (and its rows); dropping a
 // table that does not exist is not an error. The catalog entry is kept.
-// The table's generation moves on first, so that a table created again
-// under the name gets another id (generation.go).
+// The table's generation moves on first, and only the tables of
+// generations before the new one are dropped: a table created again under
+// the name is another Cassandra table, of another name, which no DROP of
+// this drop, however late, can reach (generation.go).
 func (s *Store) DropTable(ctx context.Context, table string) error {
 	if err := s.dropTable(ctx, table); err != nil {
 		return fmt.Errorf("cassandra: drop table %s: %w", table, err)
@@ -293,17 +295,25 @@ func (s *Store) DropTable(ctx context.Context, table string) error {
 }
 
 func (s *Store) dropTable(ctx context.Context, table string) error {
-	q, err := s.qualified(table)
-	if err != nil {
+	if err := validTable(table); err != nil {
 		return err
 	}
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
 	return s.tables.Drop(table, func() error {
-		if err := s.nextGeneration(ctx, table); err != nil {
+		gen, err := s.nextGeneration(ctx, table)
+		if err != nil {
 			return err
 		}
-		return s.ddl(ctx, "DROP TABLE IF EXISTS "+q)
+		s.forgetGen(table, -1)
+		// The table of the generation it moved from by name, even if
+		// this coordinator does not list it yet; then any garbage of
+		// earlier ones.
+		q := s.ks + "." + generationName(table, gen)
+		if err := s.hook("drop", func() error { return s.ddl(ctx, "DROP TABLE IF EXISTS "+q) }); err != nil {
+			return err
+		}
+		return s.sweep(ctx, table, gen)
 	})
 }

@@ -205,7 +205,8 @@ func (s *Store) Check(ctx context.Context) error {
 // TableOptions are the options of one of wail's tables that wail relies on.
 type TableOptions struct {
 	Keyspace string
-	// Table is the Cassandra table: wail_<name> (or wailh_...), or one of
+	// Table is the Cassandra table: wail_<name> (or wailh_..., or
+	// wailg<generation>_... after a drop: generation.go), or one of
 	// wail's own (wail__catalog, wail__leases).
 	Table string
 	// ReadRepair is the table's read_repair: BLOCKING (Cassandra's
@@ -216,7 +217,7 @@ type TableOptions struct {
 
 // TableOptions reads the options of wail's tables in the keyspace from
 // system_schema.tables, sorted by table. The tables of the keyspace that
-// are not wail's (their names do not start with wail_ or wailh_) are left
+// are not wail's (their names do not start with wail_, wailh_ or wailg) are left
 // out.
 func (s *Store) TableOptions(ctx context.Context) ([]TableOptions, error) {
 	if err := s.checkOpen(); err != nil {
@@ -229,7 +230,7 @@ func (s *Store) TableOptions(ctx context.Context) ([]TableOptions, error) {
 	var out []TableOptions
 	for row := map[string]any{}; iter.MapScan(row); row = map[string]any{} {
 		name, _ := row["table_name"].(string)
-		if !strings.HasPrefix(name, "wail_") && !strings.HasPrefix(name, "wailh_") {
+		if !isWailTable(name) {
 			continue
 		}
 		rr, _ := row["read_repair"].(string)

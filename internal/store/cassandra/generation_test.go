@@ -13,8 +13,7 @@ import (
 
 // storesOnEachNode opens a store per node of the test cluster, each with
 // that node as its only coordinator, on one fresh keyspace.
-func storesOnEachNode(t *testing.T) []*Store {
-	opts := testOptions(t)
+func storesOnEachNode(t *testing.T, opts Options) []*Store {
 	var stores []*Store
 	for _, h := range opts.Hosts {
 		o := opts
@@ -28,13 +27,12 @@ func storesOnEachNode(t *testing.T) []*Store {
 // current generation (read at SERIAL), and returns that id.
 func wantCurrentID(t *testing.T, s *Store, name string) gocql.UUID {
 	t.Helper()
-	cname, _ := tableName(name)
 	gen, err := s.generation(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := tableIDOf(t, s, name)
-	if want := generationID(s.ks, cname, gen); id != want {
+	if want := tableID(s.ks, generationName(name, gen)); id != want {
 		t.Fatalf("table %s has id %s, not %s of its generation %d: it is a dropped table's id, whose rows a node that missed "+
 			"the drop keeps", name, id, want, gen)
 	}
@@ -48,7 +46,7 @@ func wantCurrentID(t *testing.T, s *Store, name string) gocql.UUID {
 // rows in it (reads at ONE, read repairs and snapshots bring them back
 // without an event).
 func TestCreateAfterConcurrentDrop(t *testing.T) {
-	stores := storesOnEachNode(t)
+	stores := storesOnEachNode(t, testOptions(t))
 	creator, dropper := stores[0], stores[1]
 	ctx := t.Context()
 	if err := creator.CreateTable(ctx, "race"); err != nil {
@@ -81,13 +79,13 @@ func TestCreateAfterConcurrentDrop(t *testing.T) {
 }
 
 // TestStaleTableRepairedByRacingCreators: a table left under an older
-// generation's id (a create that lost the race above, in a process that
-// ran an earlier release or died before it looked again) is dropped and
-// made again under the current generation by whichever creators come
-// next, however many at once; the table they agree on is then never
-// dropped by a later create, and keeps its rows.
+// generation's name (a create that lost the race above, in a process that
+// ran an earlier release or died before it looked again) is left aside,
+// and dropped as garbage, by whichever creators come next, however many
+// at once, which make the current generation's table; the table they
+// agree on is then never dropped by a later create, and keeps its rows.
 func TestStaleTableRepairedByRacingCreators(t *testing.T) {
-	stores := storesOnEachNode(t)
+	stores := storesOnEachNode(t, testOptions(t))
 	ctx := t.Context()
 	s := stores[0]
 	if err := s.CreateTable(ctx, "stale"); err != nil {
@@ -97,10 +95,10 @@ func TestStaleTableRepairedByRacingCreators(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The late CREATE of a creator that read generation 0.
-	q, _ := s.qualified("stale")
+	q := s.ks + "." + generationName("stale", 0)
 	cname, _ := tableName("stale")
 	if err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean, schema_id bigint) "+
-		"WITH ID = %s AND gc_grace_seconds = 0", q, generationID(s.ks, cname, 0))); err != nil {
+		"WITH ID = %s AND gc_grace_seconds = 0", q, tableID(s.ks, cname))); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -128,5 +126,8 @@ func TestStaleTableRepairedByRacingCreators(t *testing.T) {
 	}
 	if row, found, err := stores[2].Get(ctx, "stale", []byte("k"), 1); err != nil || !found || row.Version != 1 {
 		t.Fatalf("the row written after the create: %+v found=%v, %v", row, found, err)
+	}
+	if _, found, err := s.tableIDNow(ctx, cname); err != nil || found {
+		t.Fatalf("the table left under generation 0's name: found=%v, %v, want it dropped as garbage", found, err)
 	}
 }

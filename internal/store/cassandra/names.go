@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/gocql/gocql"
 
@@ -32,6 +34,45 @@ func tableName(name string) (string, error) {
 		n = "wailh_" + name[:maxTableName-6-1-16] + "_" + hex.EncodeToString(sum[:8])
 	}
 	return n, nil
+}
+
+// generationName returns the Cassandra table of generation gen of wail
+// table name (a valid name): tableName's for generation 0 (the name of
+// earlier releases), wailg<gen>_<name> after, or, when that is too long
+// for Cassandra, wailgh<gen>_<first characters>_<16 hex characters of
+// the name's SHA-256>. Distinct pairs of name and generation never share
+// a table: the digits end at the first '_', and a name starts with a
+// letter.
+func generationName(name string, gen int64) string {
+	if gen == 0 {
+		n, _ := tableName(name)
+		return n
+	}
+	g := strconv.FormatInt(gen, 10)
+	n := "wailg" + g + "_" + name
+	if len(n) > maxTableName {
+		sum := sha256.Sum256([]byte(name))
+		n = "wailgh" + g + "_" + name[:maxTableName-len("wailgh_")-len(g)-1-16] + "_" + hex.EncodeToString(sum[:8])
+	}
+	return n
+}
+
+// generationOfName returns the generation of wail table name whose
+// Cassandra table cname is, if it is one.
+func generationOfName(name, cname string) (int64, bool) {
+	rest, ok := strings.CutPrefix(cname, "wailgh")
+	if !ok {
+		rest, ok = strings.CutPrefix(cname, "wailg")
+	}
+	digits, _, _ := strings.Cut(rest, "_")
+	gen, err := strconv.ParseInt(digits, 10, 64)
+	switch {
+	case ok && err == nil && gen > 0 && generationName(name, gen) == cname:
+		return gen, true
+	case cname == generationName(name, 0):
+		return 0, true
+	}
+	return 0, false
 }
 
 var keyspaceName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,47}$`)

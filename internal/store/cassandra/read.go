@@ -24,16 +24,17 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 	if level < 0 || int(level) >= len(s.ladder) {
 		return store.Row{}, false, fmt.Errorf("cassandra: get: read level %d out of range [0, %d]", level, len(s.ladder)-1)
 	}
-	q, err := s.qualified(table)
-	if err != nil {
+	if err := validTable(table); err != nil {
 		return store.Row{}, false, fmt.Errorf("cassandra: get: %w: %w", store.ErrUnknownTable, err)
 	}
 	var value []byte
 	var version int64
 	var deleted bool
 	var schemaID int64 // null (0) in rows of versions before the column
-	err = s.session.Query(getStmt(q), key).
-		WithContext(ctx).Consistency(s.ladder[level]).RetryPolicy(readRetry).Scan(&value, &version, &deleted, &schemaID)
+	err := s.onTable(ctx, table, unconfiguredTable, func(q string) error {
+		return s.session.Query(getStmt(q), key).
+			WithContext(ctx).Consistency(s.ladder[level]).RetryPolicy(readRetry).Scan(&value, &version, &deleted, &schemaID)
+	})
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 		return store.Row{}, false, nil
@@ -59,17 +60,30 @@ func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit 
 	if limit <= 0 {
 		return nil, fmt.Errorf("cassandra: scan: %w", store.ErrBadLimit)
 	}
-	q, err := s.qualified(table)
-	if err != nil {
+	if err := validTable(table); err != nil {
 		return nil, fmt.Errorf("cassandra: scan: %w: %w", store.ErrUnknownTable, err)
 	}
+	var out []store.KeyVersion
+	err := s.onTable(ctx, table, func(err error) bool { return errors.Is(err, store.ErrUnknownTable) }, func(q string) error {
+		var err error
+		out, err = s.scanKeys(ctx, q, after, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
+	}
+	return out, nil
+}
+
+// scanKeys is ScanKeys on Cassandra table q.
+func (s *Store) scanKeys(ctx context.Context, q string, after []byte, limit int) ([]store.KeyVersion, error) {
 	var out []store.KeyVersion
 	if after != nil {
 		// The keys after `after` that share its token (a Murmur3
 		// collision: practically never more than after itself).
 		same, err := s.scan(ctx, scanStmt(q, "WHERE token(key) = token(?)"), after)
 		if err != nil {
-			return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
+			return nil, err
 		}
 		slices.SortFunc(same, func(a, b store.KeyVersion) int { return bytes.Compare(a.Key, b.Key) })
 		for _, kv := range same {
@@ -82,15 +96,11 @@ func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit 
 		}
 		rest, err := s.scan(ctx, scanStmt(q, "WHERE token(key) > token(?) LIMIT ?"), after, limit-len(out))
 		if err != nil {
-			return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
+			return nil, err
 		}
 		return append(out, rest...), nil
 	}
-	out, err = s.scan(ctx, scanStmt(q, "LIMIT ?"), limit)
-	if err != nil {
-		return nil, fmt.Errorf("cassandra: scan %q: %w", table, err)
-	}
-	return out, nil
+	return s.scan(ctx, scanStmt(q, "LIMIT ?"), limit)
 }
 
 func (s *Store) scan(ctx context.Context, stmt string, args ...any) ([]store.KeyVersion, error) {

@@ -12,16 +12,18 @@
 //	    version bigint,            -- wail's version: also every cell's write timestamp
 //	    deleted boolean,
 //	    schema_id bigint           -- the value's schema (typed tables); null in rows of older versions
-//	) WITH ID = <derived from keyspace, name and generation> AND gc_grace_seconds = 0;
+//	) WITH ID = <derived from keyspace and table name> AND gc_grace_seconds = 0;
 //	CREATE TABLE <ks>.wail__catalog (name text PRIMARY KEY, spec blob, seq bigint, swaps map<int, blob>);  -- catalog.go
 //	CREATE TABLE <ks>.wail__leases (...);                                  -- lease.go
 //	CREATE TABLE <ks>.wail__generations (name text PRIMARY KEY, gen bigint); -- generation.go
 //
 // Names longer than Cassandra's 48 characters map to
-// wailh_<first 25>_<hash>. The table id is derived from the names and the
-// table's generation (its drops so far), so that wail processes creating
-// a table at once create the same one, and a table created again after a
-// drop is another one (generation.go).
+// wailh_<first 25>_<hash>. That is the table's generation 0; after N
+// drops the table is wailg<N>_<name> (generation.go), so that a table
+// created again after a drop is another one, which no DROP of an older
+// generation's table reaches, however late. The table id is derived from
+// the keyspace and the table's name, so that wail processes creating a
+// table at once create the same one.
 //
 // Last writer wins without Paxos: every write is
 //
@@ -158,6 +160,7 @@ type Store struct {
 	closed       atomic.Bool
 
 	tables sqlstore.Tables // known to exist
+	gens   gens            // the tables' current generations (generation.go)
 
 	leaseMu     sync.Mutex
 	leasesReady bool // the lease table exists (lease.go)
@@ -180,7 +183,9 @@ type Store struct {
 	// in place of run: "swap" (an attempt's lightweight transaction) and
 	// "read" (the entry at SERIAL). It may fail it, before or after it
 	// ran, and run other requests in between. CreateTable runs its
-	// CREATE TABLE as "create", after it read the generation.
+	// CREATE TABLE as "create", after it read the generation; every
+	// DROP TABLE (DropTable's, and of a dropped generation's table) runs
+	// as "drop".
 	fault func(op string, run func() error) error
 }
 
@@ -478,98 +483,73 @@ func (s *Store) writeConsistency(table string) Consistency {
 	return s.write
 }
 
-func (s *Store) qualified(table string) (string, error) {
-	name, err := tableName(table)
-	if err != nil {
-		return "", err
-	}
-	return s.ks + "." + name, nil
+// validTable checks a wail table's name.
+func validTable(table string) error {
+	_, err := tableName(table)
+	return err
 }
 
-// CreateTable creates the table's Cassandra table if it does not exist,
-// and returns once it holds the id of the table's current generation
-// (generation.go).
+// CreateTable creates the Cassandra table of the table's current
+// generation if it does not exist, and returns once it does while the
+// generation is still that one (generation.go).
 func (s *Store) CreateTable(ctx context.Context, table string) error {
 	if err := s.checkOpen(); err != nil {
 		return fmt.Errorf("cassandra: create table: %w", err)
 	}
-	q, err := s.qualified(table)
-	if err != nil {
+	if err := validTable(table); err != nil {
 		return fmt.Errorf("cassandra: create table: %w", err)
 	}
-	if err := s.createTable(ctx, table, q); err != nil {
+	if err := s.createTable(ctx, table); err != nil {
 		return fmt.Errorf("cassandra: create table %q: %w", table, err)
 	}
 	s.tables.Remember(table)
 	return nil
 }
 
-// createTries bounds the rounds of a create that keeps finding its table
-// dropped, or under an older generation's id.
+// createTries bounds the rounds of a create that keeps finding its table's
+// generation moved on by drops.
 const createTries = 8
 
-func (s *Store) createTable(ctx context.Context, table, q string) error {
-	name, _ := tableName(table)
+func (s *Store) createTable(ctx context.Context, table string) error {
 	for range createTries {
-		// The statement runs even for a table this store made: another
-		// process may have dropped it since.
-		g, err := s.genState(ctx, table)
+		// Read at SERIAL, not cached: another process may have dropped
+		// the table since this one last used it.
+		s.gens.mu.Lock()
+		epoch := s.gens.epoch
+		s.gens.mu.Unlock()
+		asOf := int64(-1)
+		if seq, ok := s.seqs.get(table); ok {
+			asOf = seq
+		}
+		gen, err := s.generation(ctx, table)
 		if err != nil {
 			return err
 		}
-		stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean, schema_id bigint) "+
-			"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s'", q, generationID(s.ks, name, g.gen), table)
+		cname := generationName(table, gen)
+		stmt := fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (key blob PRIMARY KEY, value blob, version bigint, deleted boolean, schema_id bigint) "+
+			"WITH ID = %s AND gc_grace_seconds = 0 AND comment = 'wail table %s, generation %d'", s.ks, cname, tableID(s.ks, cname), table, gen)
 		if err := s.hook("create", func() error { return s.ddl(ctx, stmt) }); err != nil {
 			return err
 		}
-		// The id first, then the generation: a drop moves the
-		// generation on before it drops.
-		id, found, err := s.tableIDNow(ctx, name)
+		// A drop moves the generation on before it drops: the same
+		// generation now means no drop of this table began since it
+		// existed.
+		now, err := s.generation(ctx, table)
 		if err != nil {
 			return err
 		}
-		if g, err = s.genState(ctx, table); err != nil {
-			return err
+		if now != gen {
+			continue // dropped meanwhile: its table is garbage
 		}
-		switch {
-		case !found:
-			// Dropped since the CREATE: the drop moved the generation on.
-		case id == generationID(s.ks, name, g.gen):
-			if g.confirmed() {
-				return nil
-			}
-			if ok, err := s.confirmGeneration(ctx, table, g.gen); err != nil || ok {
-				return err
-			}
-		case generationOf(s.ks, name, id, g.gen) < 0:
-			return nil // not one of wail's ids (made by hand): left as it is
-		case g.confirmed():
-			// Another creator repaired it and confirmed the new table
-			// after the id was read: look again.
-		default:
-			if err := s.repair(ctx, table, q, name, g); err != nil {
-				return err
-			}
+		s.rememberGen(table, gen, asOf, epoch)
+		if err := s.sweep(ctx, table, gen); err != nil {
+			s.log.Warn("the Cassandra tables of a wail table's dropped generations (garbage left by creates that raced drops) could not be dropped; "+
+				"the next create or drop of the table tries again", "table", table, "keyspace", s.ks, "generation", gen, "err", err)
 		}
+		return nil
 	}
-	return fmt.Errorf("%w: its table kept being dropped, or made under a dropped table's id, while it was created (%d rounds); try again",
+	return fmt.Errorf("%w: its table kept being dropped while it was created (%d rounds); try again",
 		store.ErrUnavailable, createTries)
-}
-
-// repair drops a table found under an older generation's id than g, if
-// this process wins its claim (generation.go).
-func (s *Store) repair(ctx context.Context, table, q, name string, g genRow) error {
-	claimed, err := s.claimRepair(ctx, table, g)
-	if err != nil || !claimed {
-		return err
-	}
-	id, found, err := s.tableIDNow(ctx, name)
-	if err != nil || !found || id == generationID(s.ks, name, g.gen+1) {
-		return err // already made anew
-	}
-	s.log.Warn("a Cassandra table was under a dropped table's id (a create raced a drop of its name): dropping it to create it anew",
-		"table", table, "keyspace", s.ks, "id", id, "generation", g.gen+1)
-	return s.ddl(ctx, "DROP TABLE IF EXISTS "+q)
 }
 
 // tableIDNow reads the id Cassandra holds for Cassandra table cname.
@@ -615,6 +595,9 @@ func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
 	var swaps map[int][]byte
 	for iter.Scan(&name, &spec, &seq, &swaps) {
 		s.seqs.raise(name, seq)
+		// A table created again is a new entry: the generation read
+		// before it is stale (generation.go).
+		s.forgetGen(name, seq)
 		if !spec.null { // null: deleted by a swap (catalog.go)
 			out = append(out, store.Table{Name: name, Spec: append([]byte{}, spec.b...)})
 		}

@@ -253,10 +253,15 @@ func TestConcurrentCreateTable(t *testing.T) {
 	}
 }
 
-// tableIDOf reads the id Cassandra holds for wail table name.
+// tableIDOf reads the id Cassandra holds for the table of wail table
+// name's current generation.
 func tableIDOf(t *testing.T, s *Store, name string) gocql.UUID {
 	t.Helper()
-	cname, _ := tableName(name)
+	gen, err := s.generation(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cname := generationName(name, gen)
 	var id gocql.UUID
 	if err := s.session.Query("SELECT id FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?", s.ks, cname).
 		Consistency(gocql.One).Scan(&id); err != nil {

@@ -152,24 +152,37 @@ func TestTableName(t *testing.T) {
 	if id := tableID("ks", "wail_a"); id[6]>>4 != 8 || id[8]>>6 != 2 {
 		t.Errorf("table id %s: not a version-8 RFC 4122 UUID", id)
 	}
-	// Generation 0 is the id tables had before generations (they keep
-	// it); every later generation has an id of its own.
-	if generationID("ks", "wail_a", 0) != a {
-		t.Error("generation 0 is not the table's first id")
-	}
-	ids := map[gocql.UUID]int64{}
-	for gen := range int64(100) {
-		id := generationID("ks", "wail_a", gen)
-		if other, ok := ids[id]; ok {
-			t.Fatalf("generations %d and %d share id %s", other, gen, id)
+	// Generation 0 is the name tables had before generations (they keep
+	// it); every later generation has a name, and so an id, of its own,
+	// which tells its generation back.
+	long := "a" + strings.Repeat("b", 62)
+	cnames := map[string]string{}
+	for _, n := range []string{"a", "a_1", "a1", "g1_a", "orders", long, long[:62] + "c", long[:43], long[:42]} {
+		for _, gen := range []int64{0, 1, 2, 10, 11, 1 << 62} {
+			cname := generationName(n, gen)
+			if len(cname) > maxTableName || !isWailTable(cname) {
+				t.Errorf("%s generation %d: Cassandra table %q: too long, or not seen as wail's", n, gen, cname)
+			}
+			pair := fmt.Sprintf("%s generation %d", n, gen)
+			if other, ok := cnames[cname]; ok {
+				t.Errorf("%s and %s share Cassandra table %s", other, pair, cname)
+			}
+			cnames[cname] = pair
+			if got, ok := generationOfName(n, cname); !ok || got != gen {
+				t.Errorf("%s: %s tells generation %d, %v", pair, cname, got, ok)
+			}
 		}
-		if id[6]>>4 != 8 || id[8]>>6 != 2 {
-			t.Errorf("generation %d: id %s: not a version-8 RFC 4122 UUID", gen, id)
-		}
-		ids[id] = gen
 	}
-	if generationID("ks", "wail_a", 1) == generationID("ks", "wail_b", 1) || generationID("ks", "wail_a", 1) == generationID("ks2", "wail_a", 1) {
-		t.Error("generation ids are not derived from keyspace and table")
+	if got := generationName("orders", 0); got != "wail_orders" {
+		t.Errorf("generation 0 of orders: %q", got)
+	}
+	if got := generationName("orders", 3); got != "wailg3_orders" {
+		t.Errorf("generation 3 of orders: %q", got)
+	}
+	for _, other := range []string{"wail_orders2", "wailg3_orders2", "wail__catalog", "wailg_orders", "wailgx_orders"} {
+		if g, ok := generationOfName("orders", other); ok {
+			t.Errorf("%s seen as generation %d of orders", other, g)
+		}
 	}
 }
 
