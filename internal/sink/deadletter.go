@@ -39,7 +39,7 @@ type failure struct {
 	status      int // the last answer's HTTP status (0: none)
 	attempts    int
 	first, last time.Time
-	permanent   bool // the endpoint refused the batch (400, 413, 415, 422)
+	permanent   bool // the endpoint refused the batch (400, 413 alone, 415, 422)
 }
 
 // letters returns the dead letters of recs (offset -1: a snapshot row).

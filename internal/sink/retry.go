@@ -16,7 +16,8 @@ const (
 	// connection error, a redirect not followed, 401/403/404: the
 	// endpoint, not the batch, is wrong, and an operator can fix it).
 	retry
-	// refused: the endpoint refused this batch (400, 413, 415, 422):
+	// refused: the endpoint refused this batch (400, 413, 415, 422; a 413 of several
+	// events is split first: runner.post):
 	// sending it again cannot help; it is dead-lettered at once.
 	refused
 )

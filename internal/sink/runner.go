@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -232,6 +233,17 @@ func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string,
 			r.delivered(len(b.Events))
 			return nil
 		case refused:
+			if a.status == http.StatusRequestEntityTooLarge && len(recs) > 1 {
+				// Too large for the endpoint, not wrong: the two halves
+				// go one after the other (per-key order kept), each
+				// halved again if need be; an event too large alone is
+				// dead-lettered.
+				h := len(recs) / 2
+				if err := r.deliver(ctx, b.Partition, recs[:h], recs[h].Offset, owns); err != nil {
+					return err
+				}
+				return r.deliver(ctx, b.Partition, recs[h:], b.NextOffset, owns)
+			}
 			return r.deadLetter(ctx, recs, failure{err: a.err, status: a.status, attempts: n, first: first, last: time.Now(), permanent: true})
 		}
 		r.stats.retries.Add(1)
