@@ -25,7 +25,7 @@ func TestFormatSerialized(t *testing.T) {
 	if a := call(t, h, "POST", "/subjects/orders-value/versions", string(body)); a.code != 200 || a.body != "{\"id\":1}\n" {
 		t.Fatalf("register with built-in imports and no references: %d %s", a.code, a.body)
 	}
-	if a := call(t, h, "POST", "/compatibility/subjects/orders-value/versions/latest?verbose=true", string(body)); a.code != 200 || a.body != "{\"is_compatible\":true}\n" {
+	if a := call(t, h, "POST", "/compatibility/subjects/orders-value/versions/latest?verbose=true", string(body)); a.code != 200 || a.body != "{\"is_compatible\":true,\"messages\":[]}\n" {
 		t.Fatalf("compatibility: %d %s", a.code, a.body)
 	}
 	fdp := func(t *testing.T, b64 string) *descriptorpb.FileDescriptorProto {

@@ -391,12 +391,17 @@ func (h *handler) check(w http.ResponseWriter, req *http.Request) {
 	if errors.As(err, &e) && e.Code == CodeInvalidSchema && flag(req, "verbose") {
 		msgs, err = []string{e.Message}, nil // verbose: an invalid schema is an answer
 	}
+	// messages only when verbose, then always (an empty list when
+	// compatible), as Confluent's answer.
 	resp := struct {
-		IsCompatible bool     `json:"is_compatible"`
-		Messages     []string `json:"messages,omitempty"`
+		IsCompatible bool      `json:"is_compatible"`
+		Messages     *[]string `json:"messages,omitempty"`
 	}{IsCompatible: len(msgs) == 0}
 	if flag(req, "verbose") {
-		resp.Messages = msgs
+		if msgs == nil {
+			msgs = []string{}
+		}
+		resp.Messages = &msgs
 	}
 	do(h, w, resp, err)
 }

@@ -148,6 +148,20 @@ func TestRawShapes(t *testing.T) {
 			t.Errorf("GET %s: %d %q, want %q", tc.path, a.code, a.body, tc.want)
 		}
 	}
+	// The compatibility test's answer has messages exactly when verbose,
+	// as Confluent's (CompatibilityCheckResponse, NON_NULL): an empty list
+	// when compatible, not an absent key a client indexes into.
+	for _, tc := range []struct{ query, want string }{
+		{"", `{"is_compatible":true}` + "\n"},
+		{"?verbose=false", `{"is_compatible":true}` + "\n"},
+		{"?verbose=true", `{"is_compatible":true,"messages":[]}` + "\n"},
+	} {
+		for _, path := range []string{"/compatibility/subjects/orders-value/versions/latest", "/compatibility/subjects/orders-value/versions"} {
+			if a := call(t, h, "POST", path+tc.query, string(b)); a.code != 200 || a.body != tc.want {
+				t.Errorf("POST %s%s: %d %q, want %q", path, tc.query, a.code, a.body, tc.want)
+			}
+		}
+	}
 	body := call(t, h, "GET", "/subjects/orders-value/versions/1", "").body
 	var got map[string]any
 	_ = json.Unmarshal([]byte(body), &got)
