@@ -456,7 +456,7 @@ func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent 
 					"Subject '%s' was not deleted first before being permanently deleted", subject)
 			}
 			for _, v := range sub.Versions {
-				if ids := st.referencedBy(subject, v.Version); len(ids) > 0 {
+				if ids := referencedFromOthers(st, subject, v.Version, true); len(ids) > 0 {
 					return false, errf(http.StatusUnprocessableEntity, CodeReferenceExists,
 						"One or more references exist to the schema {subject=%s, version=%d}: schema ids %v import it", subject, v.Version, ids)
 				}
@@ -471,7 +471,7 @@ func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent 
 				"Subject '%s' was soft deleted. Set permanent=true to delete permanently", subject)
 		}
 		for _, v := range live {
-			if ids := referencedByLive(st, subject, v.Version); len(ids) > 0 {
+			if ids := referencedFromOthers(st, subject, v.Version, false); len(ids) > 0 {
 				return false, referenceExists(subject, v.Version, ids)
 			}
 		}
@@ -490,6 +490,24 @@ func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent 
 func referenceExists(subject string, version int, ids []int) *Error {
 	return errf(http.StatusUnprocessableEntity, CodeReferenceExists,
 		"One or more references exist to the schema {subject=%s, version=%d}: schema ids %v import it; delete those first", subject, version, ids)
+}
+
+// referencedFromOthers lists the schemas importing a subject's version
+// that a version of another subject uses (live ones only, unless
+// deleted): what keeps the whole subject from being deleted. The
+// subject's own versions importing it go with it, as in Confluent's
+// deleteSubject.
+func referencedFromOthers(st *state, subject string, version int, deleted bool) []int {
+	var out []int
+	for _, id := range st.referencedBy(subject, version) {
+		for _, u := range st.usages(id, deleted) {
+			if u.Subject != subject {
+				out = append(out, id)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // referencedByLive lists the schemas importing a version that some live

@@ -93,3 +93,59 @@ func TestRemoteStoredSchemaWithSoftDeletedReference(t *testing.T) {
 		t.Fatal("a new schema compiled against a soft-deleted reference")
 	}
 }
+
+// TestDeleteSubjectReferencedOnlyByItself: a subject whose later version
+// imports one of its own earlier versions can be deleted, soft then
+// permanently, as in Confluent's registry (deleteSubject leaves the
+// subject's own referrers out: getReferencedBySubjects less the subject);
+// it was refused with 42206 and could not be cleaned up. A reference
+// from another subject still refuses, and deleting the imported version
+// alone still does.
+func TestDeleteSubjectReferencedOnlyByItself(t *testing.T) {
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	if _, err := r.SetCompatibility(ctx, "", "NONE"); err != nil {
+		t.Fatal(err)
+	}
+	ref := Reference{Name: "shop/money.proto", Subject: "shop", Version: 1}
+	for _, s := range []struct {
+		subject, text string
+		refs          []Reference
+	}{{"shop", money, nil}, {"shop", orderWithMoney, []Reference{ref}}, {"other", money, nil}, {"other", orderWithMoney, []Reference{{Name: ref.Name, Subject: "other", Version: 1}}}} {
+		if _, err := r.Register(ctx, s.subject, SchemaRequest{Schema: s.text, SchemaType: Protobuf, References: s.refs}); err != nil {
+			t.Fatalf("register %s: %v", s.subject, err)
+		}
+	}
+	if _, err := r.DeleteVersion(ctx, "shop", 1, false); errCode(err) != CodeReferenceExists {
+		t.Fatalf("soft delete of shop/1 alone, imported by shop/2: %v, want %d", err, CodeReferenceExists)
+	}
+	for _, permanent := range []bool{false, true} {
+		vs, err := r.DeleteSubject(ctx, "shop", permanent)
+		if err != nil || len(vs) != 2 {
+			t.Fatalf("delete subject (permanent %v) referenced only by itself: %v %v, want [1 2]", permanent, vs, err)
+		}
+	}
+	if _, err := r.SchemaByID(ctx, 2); errCode(err) != CodeSchemaNotFound {
+		t.Fatalf("the importer's schema after a permanent delete: %v", err)
+	}
+
+	// Another subject importing it: refused, soft or permanent.
+	if _, err := r.Register(ctx, "third", SchemaRequest{Schema: orderWithMoney + "// third\n", SchemaType: Protobuf,
+		References: []Reference{{Name: ref.Name, Subject: "other", Version: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteSubject(ctx, "other", false); errCode(err) != CodeReferenceExists {
+		t.Fatalf("soft delete of a subject another imports: %v, want %d", err, CodeReferenceExists)
+	}
+	if _, err := r.DeleteSubject(ctx, "third", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteSubject(ctx, "other", false); err != nil {
+		t.Fatalf("soft delete once the other importer is soft-deleted: %v", err)
+	}
+	if _, err := r.DeleteSubject(ctx, "other", true); errCode(err) != CodeReferenceExists {
+		t.Fatalf("permanent delete of a subject a soft-deleted subject imports: %v, want %d", err, CodeReferenceExists)
+	}
+}
