@@ -161,8 +161,8 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 		switch {
 		case mode == ReadOnly || mode == ReadOnlyOverride:
 			return false, notPermitted("Subject %s is in read-only mode", subject)
-		case (req.ID > 0 || req.Version > 0) && mode != Import:
-			return false, notPermitted("Subject %s is not in import mode: a schema id or version can only be given in IMPORT mode", subject)
+		case req.ID > 0 && mode != Import:
+			return false, notPermitted("Subject %s is not in import mode: a schema id can only be given in IMPORT mode", subject)
 		case req.ID <= 0 && mode == Import:
 			// As Confluent's: an import names each schema's id; one
 			// without would take a new id unchecked, maybe one the
@@ -180,7 +180,17 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 		c := newCandidate(s, req, refs)
 		fp := c.fp
 		sub := st.Subjects[subject]
+		// A version given outside IMPORT mode must be the next one, and
+		// is registered as asked even when the subject holds the schema
+		// (as Confluent's register, where only an id needs IMPORT mode).
+		named := req.Version > 0 && mode != Import
+		if named && req.Version != sub.next() {
+			return false, invalidSchema("Version %d is not one more than the previous version: the next version of subject %s is %d", req.Version, subject, sub.next())
+		}
 		for _, v := range sub.live(false) {
+			if named {
+				break
+			}
 			same, err := r.is(ctx, st, v.ID, c)
 			if err != nil {
 				return false, err
@@ -238,10 +248,7 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 			sub = &subjectRec{}
 			st.Subjects[subject] = sub
 		}
-		version := 1
-		if n := len(sub.Versions); n > 0 {
-			version = sub.Versions[n-1].Version + 1
-		}
+		version := sub.next()
 		if req.Version > 0 {
 			if _, _, taken := sub.find(req.Version); taken || req.Version < version {
 				return false, errf(http.StatusUnprocessableEntity, CodeInvalidVersion,

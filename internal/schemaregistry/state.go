@@ -109,6 +109,15 @@ func (st *state) mode(subject string) string {
 }
 
 // live are the versions not soft-deleted (all of them with deleted).
+// next is the number a new version of the subject takes: one more than
+// the last, soft-deleted or not.
+func (s *subjectRec) next() int {
+	if s == nil || len(s.Versions) == 0 {
+		return 1
+	}
+	return s.Versions[len(s.Versions)-1].Version + 1
+}
+
 func (s *subjectRec) live(deleted bool) []versionRec {
 	if s == nil {
 		return nil
