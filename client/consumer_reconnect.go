@@ -144,7 +144,7 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 		}
 		return fmt.Errorf("consumer of %s: %w (%w)", c.cfg.Table, ErrSnapshotInterrupted, err)
 	}
-	if time.Since(c.rc.openedAt) >= cmp.Or(c.cfg.Reconnect.SteadyAfter, DefaultSteadyAfter) {
+	if c.steady() {
 		c.rc.attempt, c.rc.ends = 0, 0 // it was up, if idle
 	}
 	if err == nil {
@@ -188,6 +188,12 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 	}
 }
 
+// steady reports whether the stream in place stayed open
+// Reconnect.SteadyAfter: it counts as up though it delivered no event.
+func (c *Consumer) steady() bool {
+	return time.Since(c.rc.openedAt) >= cmp.Or(c.cfg.Reconnect.SteadyAfter, DefaultSteadyAfter)
+}
+
 // pause waits d before an attempt, unless ctx ends (its error) or the
 // consumer is closed.
 func (c *Consumer) pause(ctx context.Context, d time.Duration) error {
@@ -227,8 +233,9 @@ func (c *Consumer) retryable(err error) bool {
 		// certificate): once more, with the credential as it is now
 		// (Options.TokenFile or TokenSource renewed, a certificate
 		// renewed on disk, presented by the new connection the server's
-		// refusal asked for). Refused again, it fails.
-		return c.rc.attempt == 0
+		// refusal asked for). Refused again, it fails. A stream up
+		// SteadyAfter (an idle table's) counts as up, as in dropped.
+		return c.rc.attempt == 0 || c.steady()
 	case connect.CodeInternal:
 		// The connection closed (a FIN, not a reset: a load balancer's
 		// idle timeout, a proxy restarting) in the middle of the stream's
