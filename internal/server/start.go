@@ -56,7 +56,9 @@ func (s *Server) startingHandler() http.Handler {
 			return ctx, connect.NewError(connect.CodeUnavailable, errors.New(s.startingReason()))
 		}))
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	mux.Handle("/healthz", s.health.Handler())
+	// As once it serves: what the start waits for names the store's or
+	// the brokers' address and its error.
+	mux.Handle("/healthz", s.health.HandlerFor(s.guard.HealthDetail))
 	return s.guarded(mux)
 }
 
