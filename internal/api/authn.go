@@ -411,11 +411,17 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 
 // HealthDetail says whether the caller of a /healthz request (through
 // Middleware) may see the conditions, which name tables, hosts and
-// errors: always with auth off; with auth on, a principal with the
-// metrics permission (as /metrics needs). Others get the state alone
-// (what a load balancer's or Kubernetes' probe reads), hidden saying why.
+// errors: with auth off, a request naming the server by a name it
+// answers to (the API port's other paths refuse the others, but /healthz
+// answers probes by any name; a DNS-rebinding page must not read them);
+// with auth on, a principal with the metrics permission (as /metrics
+// needs). Others get the state alone (what a load balancer's or
+// Kubernetes' probe reads), hidden saying why.
 func (g *Guard) HealthDetail(r *http.Request) (ok bool, hidden string) {
 	if !g.enabled {
+		if !g.answersTo(r) {
+			return false, hostHidden
+		}
 		return true, ""
 	}
 	id := identityOf(r.Context())

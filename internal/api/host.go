@@ -30,11 +30,14 @@ type hosts struct {
 	under []string        // ".example.com": it and its subdomains
 }
 
-// newHosts returns the names of security.allowed_hosts and listen's host.
+// newHosts returns the names of security.allowed_hosts, listen's host
+// and security.metrics_listen's.
 func newHosts(cfg *config.Config) hosts {
 	h := hosts{names: map[string]bool{}}
-	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && host != "" {
-		h.names[normalHost(host)] = true
+	for _, l := range []string{cfg.Listen, cfg.Security.MetricsListen} {
+		if host, _, err := net.SplitHostPort(l); err == nil && host != "" {
+			h.names[normalHost(host)] = true
+		}
 	}
 	for _, a := range cfg.Security.AllowedHosts {
 		switch a = normalHost(a); {
@@ -78,6 +81,44 @@ func (h hosts) allows(hostport string) bool {
 		}
 	}
 	return false
+}
+
+// answersTo reports whether r names the server by a name it answers to
+// (hosts), or came over TLS.
+func (g *Guard) answersTo(r *http.Request) bool { return r.TLS != nil || g.hosts.allows(r.Host) }
+
+// hostHidden says why /healthz shows a request naming another host the
+// state alone.
+const hostHidden = "their detail is shown only to a request naming this server by localhost, an IP address, " +
+	"listen's host or a name of security.allowed_hosts (a page whose site's name points at this address, DNS rebinding, " +
+	"would otherwise read them)"
+
+// MetricsPort guards security.metrics_listen's port, which serves /metrics
+// and /healthz without TLS or auth whatever security.auth says: as the
+// API port with auth off, it refuses /metrics to a Host it does not
+// answer to (a DNS-rebinding page would read it), and its /healthz shows
+// such a request the state alone (with MetricsHealthDetail).
+func (g *Guard) MetricsPort(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && !g.answersTo(r) {
+			http.Error(w, fmt.Sprintf("request to host %q refused: security.metrics_listen's port, without TLS or auth, answers "+
+				"only to localhost, IP addresses, its own host, listen's and security.allowed_hosts (a page whose site's name "+
+				"points at this address, DNS rebinding, would otherwise read it from a browser); if you scrape it by this name, "+
+				"add it to security.allowed_hosts, or scrape it by IP address", r.Host), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// MetricsHealthDetail says whether a /healthz request on
+// security.metrics_listen's port may see the conditions: when it names
+// the port by a name it answers to.
+func (g *Guard) MetricsHealthDetail(r *http.Request) (ok bool, hidden string) {
+	if !g.answersTo(r) {
+		return false, hostHidden
+	}
+	return true, ""
 }
 
 // refuseHost answers a request to a Host the API port does not answer to:

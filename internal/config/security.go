@@ -25,10 +25,11 @@ type Security struct {
 	// on.
 	MetricsListen string `yaml:"metrics_listen"`
 	// AllowedHosts are the names, besides localhost (and names under
-	// .localhost), IP addresses and listen's host, that the API port
-	// answers to over plain HTTP with auth off: "wail.internal",
-	// ".example.com" (it and its subdomains), or "*" (any). A request
-	// with another Host is refused 403 (but /healthz): a page of a site
+	// .localhost), IP addresses, listen's host and metrics_listen's, that
+	// the API port answers to over plain HTTP with auth off, and
+	// metrics_listen's port always: "wail.internal", ".example.com" (it
+	// and its subdomains), or "*" (any). A request with another Host is
+	// refused 403 (/healthz: its conditions are hidden): a page of a site
 	// whose name was pointed at wail's address (DNS rebinding) is the
 	// browser's own origin, so the console's origin checks let it
 	// through.
