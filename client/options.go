@@ -68,7 +68,9 @@ type Options struct {
 	// CertFile and KeyFile are the client certificate and its key, for a
 	// server that asks for one (mutual TLS). Both or neither.
 	CertFile, KeyFile string
-	// Token is sent as "Authorization: Bearer <token>" on every request.
+	// Token is sent as "Authorization: Bearer <token>" on every request
+	// (surrounding space trimmed; one with a space or line break inside
+	// fails Dial).
 	Token string
 	// TokenFile is a file holding the bearer token (surrounding space
 	// trimmed), read at Dial and again when it changes, looked at once a
@@ -299,6 +301,9 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 		return b.next.RoundTrip(r)
 	}
 	tok, err := b.token(r.Context())
+	if err == nil && checkToken(tok) != nil {
+		err = fmt.Errorf("client: the TokenSource's token: %w", checkToken(tok))
+	}
 	if err != nil {
 		if r.Body != nil {
 			_ = r.Body.Close() // a RoundTripper closes the body, even on error

@@ -63,11 +63,14 @@ func (f *tokenFile) get() (string, error) {
 	if err == nil {
 		var b []byte
 		if b, err = os.ReadFile(f.path); err == nil {
-			if tok := strings.TrimSpace(string(b)); tok != "" {
+			tok := strings.TrimSpace(string(b))
+			switch err = checkToken(tok); {
+			case tok == "":
+				err = errors.New("it holds no token")
+			case err == nil:
 				f.token, f.mod, f.size, f.err = tok, fi.ModTime(), fi.Size(), nil
 				return tok, nil
 			}
-			err = errors.New("it holds no token")
 		}
 	}
 	if f.token != "" {
@@ -90,7 +93,10 @@ func (o Options) tokenSource() (TokenSource, error) {
 	case n > 1:
 		return nil, errors.New("client: set one of Token, TokenFile and TokenSource")
 	case o.Token != "":
-		tok := o.Token
+		tok := strings.TrimSpace(o.Token) // as a file's: a secret's trailing line break
+		if err := checkToken(tok); err != nil {
+			return nil, fmt.Errorf("client: Token (%s): %w", EnvToken, err)
+		}
 		return func(context.Context) (string, error) { return tok, nil }, nil
 	case o.TokenFile != "":
 		f, err := newTokenFile(o.TokenFile, time.Now)
@@ -100,4 +106,17 @@ func (o Options) tokenSource() (TokenSource, error) {
 		return func(context.Context) (string, error) { return f.get() }, nil
 	}
 	return o.TokenSource, nil
+}
+
+// errTokenMalformed: a token with a space, line break or control character
+// inside, which an Authorization header cannot carry (two tokens, or a
+// token and a comment, in one file).
+var errTokenMalformed = errors.New("a token has no space, line break or control character inside")
+
+// checkToken refuses a token an Authorization header cannot carry.
+func checkToken(tok string) error {
+	if strings.ContainsFunc(tok, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("it holds more than a token: %w", errTokenMalformed)
+	}
+	return nil
 }

@@ -1,6 +1,9 @@
 package client
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +39,10 @@ func TestTokenFileRotation(t *testing.T) {
 	if _, err := newTokenFile(path, clock); err == nil || !strings.Contains(err.Error(), "holds no token") {
 		t.Fatalf("an empty file: %v; want an error saying it holds no token", err)
 	}
+	write("one\ntwo\n")
+	if _, err := newTokenFile(path, clock); err == nil || !strings.Contains(err.Error(), "token file "+path) || !strings.Contains(err.Error(), "line break") {
+		t.Fatalf("a file of two lines: %v; want an error naming it, saying a token has no line break", err)
+	}
 	write("one\n")
 	f, err := newTokenFile(path, clock)
 	if err != nil {
@@ -55,6 +62,9 @@ func TestTokenFileRotation(t *testing.T) {
 		{"written", 2 * time.Second, func() { write("three") }, "three"},
 		{"removed", 2 * time.Second, func() { _ = os.Remove(path) }, "three"},
 		{"back", 2 * time.Second, func() { write("four") }, "four"},
+		{"two lines", 2 * time.Second, func() { write("five\nsix\n") }, "four"},
+		{"a space inside", 2 * time.Second, func() { write("five six") }, "four"},
+		{"a CRLF line", 2 * time.Second, func() { write("five\r\n") }, "five"},
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)
@@ -65,5 +75,38 @@ func TestTokenFileRotation(t *testing.T) {
 		if err != nil || got != s.want {
 			t.Fatalf("%s: %q, %v; want %q", s.what, got, err, s.want)
 		}
+	}
+}
+
+// TestTokenMalformed: a token with a space, a line break or a control
+// character inside cannot be sent (net/http refuses the header, in an
+// error that names neither the token nor where it came from, at every
+// request): Token is refused at Dial, a TokenSource's at its request,
+// each saying why; space around a Token is trimmed as a file's is.
+func TestTokenMalformed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		token string
+		ok    bool
+	}{{"wail_abc", true}, {" wail_abc\n", true}, {"wail_abc\r\n", true}, {"wail abc", false}, {"wail\nabc", false}, {"wail\x00abc", false}} {
+		src, err := Options{Token: tc.token}.tokenSource()
+		if !tc.ok {
+			if err == nil || !strings.Contains(err.Error(), "Token") {
+				t.Errorf("Token %q: %v; want an error naming Token", tc.token, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Token %q: %v", tc.token, err)
+			continue
+		}
+		if got, _ := src(context.Background()); got != strings.TrimSpace(tc.token) {
+			t.Errorf("Token %q: sends %q", tc.token, got)
+		}
+	}
+	b := bearer{token: func(context.Context) (string, error) { return "a\nb", nil }, scheme: "http", host: "x", next: http.DefaultTransport}
+	req := httptest.NewRequest(http.MethodGet, "http://x/metrics", nil)
+	if _, err := b.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "TokenSource") {
+		t.Fatalf("a TokenSource's token with a line break: %v; want an error naming TokenSource", err)
 	}
 }
