@@ -93,24 +93,6 @@ const hostHidden = "their detail is shown only to a request naming this server b
 	"listen's host or a name of security.allowed_hosts (a page whose site's name points at this address, DNS rebinding, " +
 	"would otherwise read them)"
 
-// MetricsPort guards security.metrics_listen's port, which serves /metrics
-// and /healthz without TLS or auth whatever security.auth says: as the
-// API port with auth off, it refuses /metrics to a Host it does not
-// answer to (a DNS-rebinding page would read it), and its /healthz shows
-// such a request the state alone (with MetricsHealthDetail).
-func (g *Guard) MetricsPort(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && !g.answersTo(r) {
-			http.Error(w, fmt.Sprintf("request to host %q refused: security.metrics_listen's port, without TLS or auth, answers "+
-				"only to localhost, IP addresses, its own host, listen's and security.allowed_hosts (a page whose site's name "+
-				"points at this address, DNS rebinding, would otherwise read it from a browser); if you scrape it by this name, "+
-				"add it to security.allowed_hosts, or scrape it by IP address", r.Host), http.StatusForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // MetricsHealthDetail says whether a /healthz request on
 // security.metrics_listen's port may see the conditions: when it names
 // the port by a name it answers to.

@@ -26,10 +26,11 @@ type Security struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// AllowedHosts are the names, besides localhost (and names under
 	// .localhost), IP addresses, listen's host and metrics_listen's, that
-	// the API port answers to over plain HTTP with auth off, and
-	// metrics_listen's port always: "wail.internal", ".example.com" (it
-	// and its subdomains), or "*" (any). A request with another Host is
-	// refused 403 (/healthz: its conditions are hidden): a page of a site
+	// the API port answers to over plain HTTP with auth off (and to
+	// which metrics_listen's port shows /healthz's conditions):
+	// "wail.internal", ".example.com" (it and its subdomains), or "*"
+	// (any). A request with another Host is refused 403 (/healthz: its
+	// conditions are hidden): a page of a site
 	// whose name was pointed at wail's address (DNS rebinding) is the
 	// browser's own origin, so the console's origin checks let it
 	// through.

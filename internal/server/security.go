@@ -194,7 +194,7 @@ func (s *Server) serveMetrics() (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.HandlerFor(s.guard.MetricsHealthDetail))
-	hs := &http.Server{Handler: s.guard.MetricsPort(mux), ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
 		WriteTimeout: s.cfg.API.WriteTimeout}
 	done := make(chan struct{})
 	go func() {
