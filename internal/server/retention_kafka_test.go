@@ -26,28 +26,7 @@ import (
 // long enough.
 func TestKafkaEventRetentionChecked(t *testing.T) {
 	t.Parallel()
-	brokers := servicetest.KafkaBrokers(t)
-	prefix := sqltest.Name("ret_")
-	intents, events, dlqs := prefix+".intents.t", prefix+".events.t", prefix+".dlq.t"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = adm.DeleteTopics(ctx, intents, events, dlqs)
-	})
-	cfg := testConfig(t)
-	cfg.Log.NoSync, cfg.Store.NoSync = true, true
-	cfg.Log.Kind = config.LogKafka
-	cfg.Log.Kafka.Brokers, cfg.Log.Kafka.ReplicationFactor = brokers, 1
-	cfg.Log.Kafka.IntentTopic, cfg.Log.Kafka.EventTopic, cfg.Log.Kafka.DLQTopic = prefix+".intents.{table}", prefix+".events.{table}", prefix+".dlq.{table}"
-	cfg.Resolver.Group = prefix
-	cfg.Log.Retention, cfg.Log.EventRetention = 2*time.Hour, 2*time.Hour
-	cfg.Tables = []config.Table{{Name: "t", Partitions: 1}}
+	cfg, adm, events, brokers := kafkaRetentionConfig(t, "ret_")
 
 	r := runServer(t, cfg, seams{})
 	if c, ok := condition(r.srv.health, "retention/t"); ok && c.State != health.OK {
@@ -72,7 +51,7 @@ func TestKafkaEventRetentionChecked(t *testing.T) {
 	}
 	stopRun(t, r)
 	var out bytes.Buffer
-	err = Doctor(ctx, cfg, nil, "", 0, &out)
+	err := Doctor(ctx, cfg, nil, "", 0, &out)
 	if err == nil || !strings.Contains(out.String(), "retention    FAIL: event topic "+events) || !strings.Contains(out.String(), "--add-config retention.ms=7200000") {
 		t.Fatalf("doctor: %v\n%s\nwant the retention check to fail naming %s and the command", err, out.String(), events)
 	}
@@ -97,29 +76,8 @@ func TestKafkaEventRetentionChecked(t *testing.T) {
 // again: the condition comes and goes with the topic's config.
 func TestKafkaRetentionRechecked(t *testing.T) {
 	t.Parallel()
-	brokers := servicetest.KafkaBrokers(t)
-	prefix := sqltest.Name("rech_")
-	intents, events, dlqs := prefix+".intents.t", prefix+".events.t", prefix+".dlq.t"
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = adm.DeleteTopics(ctx, intents, events, dlqs)
-	})
-	cfg := testConfig(t)
-	cfg.Log.NoSync, cfg.Store.NoSync = true, true
-	cfg.Log.Kind = config.LogKafka
-	cfg.Log.Kafka.Brokers, cfg.Log.Kafka.ReplicationFactor = brokers, 1
-	cfg.Log.Kafka.IntentTopic, cfg.Log.Kafka.EventTopic, cfg.Log.Kafka.DLQTopic = prefix+".intents.{table}", prefix+".events.{table}", prefix+".dlq.{table}"
+	cfg, adm, events, _ := kafkaRetentionConfig(t, "rech_")
 	cfg.Log.Kafka.RetentionCheck = time.Second // the least
-	cfg.Resolver.Group = prefix
-	cfg.Log.Retention, cfg.Log.EventRetention = 2*time.Hour, 2*time.Hour
-	cfg.Tables = []config.Table{{Name: "t", Partitions: 1}}
 	r := runServer(t, cfg, seams{})
 	defer stopRun(t, r)
 
@@ -153,4 +111,34 @@ func TestKafkaRetentionRechecked(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+}
+
+// kafkaRetentionConfig is a Kafka-backed configuration with table t (one
+// partition; intents and events kept two hours) on topics of a prefix of
+// their own, deleted at the test's end, and an admin client.
+func kafkaRetentionConfig(t *testing.T, name string) (cfg config.Config, adm *kadm.Client, events string, brokers []string) {
+	t.Helper()
+	brokers = servicetest.KafkaBrokers(t)
+	prefix := sqltest.Name(name)
+	intents, events, dlqs := prefix+".intents.t", prefix+".events.t", prefix+".dlq.t"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm = kadm.NewClient(cl)
+	t.Cleanup(func() {
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(ctx, intents, events, dlqs)
+	})
+	cfg = testConfig(t)
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	cfg.Log.Kind = config.LogKafka
+	cfg.Log.Kafka.Brokers, cfg.Log.Kafka.ReplicationFactor = brokers, 1
+	cfg.Log.Kafka.IntentTopic, cfg.Log.Kafka.EventTopic, cfg.Log.Kafka.DLQTopic = prefix+".intents.{table}", prefix+".events.{table}", prefix+".dlq.{table}"
+	cfg.Resolver.Group = prefix
+	cfg.Log.Retention, cfg.Log.EventRetention = 2*time.Hour, 2*time.Hour
+	cfg.Tables = []config.Table{{Name: "t", Partitions: 1}}
+	return cfg, adm, events, brokers
 }
