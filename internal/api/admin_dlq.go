@@ -50,7 +50,8 @@ func toolErr(ctx context.Context, err error) error {
 	case errors.Is(err, dlq.ErrNotFound), errors.Is(err, store.ErrUnknownTable),
 		errors.Is(err, intentlog.ErrUnknownTopic): // the table was dropped while the request ran
 		code = connect.CodeNotFound
-	case errors.Is(err, dlq.ErrRaced): // another request acted on a letter first
+	case errors.Is(err, dlq.ErrRaced), // another request acted on a letter first
+		errors.Is(err, reconcile.ErrRecreated): // the table was dropped and created again while the request ran
 		code = connect.CodeAborted
 	case errors.Is(err, dlq.ErrExpired): // the operator writes the key again or drops the letter
 		code = connect.CodeFailedPrecondition

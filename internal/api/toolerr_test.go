@@ -33,6 +33,7 @@ func TestToolErr(t *testing.T) {
 		{live, wrap(dlq.ErrExpired), connect.CodeFailedPrecondition},
 		{live, wrap(dlq.ErrUnreadable), connect.CodeUnavailable},
 		{live, wrap(reconcile.ErrNoScan), connect.CodeUnimplemented},
+		{live, wrap(reconcile.ErrRecreated), connect.CodeAborted},
 		{live, wrap(reconcile.ErrNotCaughtUp), connect.CodeUnavailable},
 		{live, wrap(reconcile.ErrUnreadable), connect.CodeUnavailable},
 		{live, wrap(fmt.Errorf("%w: %w", reconcile.ErrSlowLog, context.DeadlineExceeded)), connect.CodeUnavailable},

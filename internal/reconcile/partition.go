@@ -59,9 +59,15 @@ func (pr *part) refence(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if pr.scanned && end < pr.fence {
+		return pr.recreated(fmt.Sprintf("its intent partition ends at offset %d, below the %d it ended at before", end, pr.fence))
+	}
 	ret, err := o.Bus.LastVersionsOf(ctx, pr.r.t.Name, pr.p, pr.busEnd, pr.wanted)
 	if err != nil {
 		return fmt.Errorf("reconcile %s/%d: %w", pr.r.t.Name, pr.p, err)
+	}
+	if ret.End < pr.busEnd {
+		return pr.recreated(fmt.Sprintf("its event partition ends at offset %d, below the %d scanned before", ret.End, pr.busEnd))
 	}
 	for k, v := range ret.Last {
 		pr.last[k] = max(pr.last[k], v)
@@ -102,6 +108,9 @@ func (pr *part) fenceOnce(ctx context.Context) (time.Time, int64, error) {
 		if err := pr.awaitCommitted(ctx, topic, end); err != nil {
 			return at, 0, err
 		}
+		if err := pr.samePartitions(ctx); err != nil {
+			return at, 0, err
+		}
 		waited := o.Now().Sub(at)
 		if waited <= budget/2 {
 			return at, end, nil
@@ -111,6 +120,26 @@ func (pr *part) fenceOnce(ctx context.Context) (time.Time, int64, error) {
 				ErrNotCaughtUp, pr.p, pr.r.t.Name, waited.Round(time.Millisecond), try, budget/2, pr.r.t.Name)
 		}
 	}
+}
+
+// samePartitions fails with ErrRecreated when the table's intent topic
+// has another partition count than the run's: the table was dropped and
+// created again, and the run's partitions are not the keys' any more.
+func (pr *part) samePartitions(ctx context.Context) error {
+	n, err := pr.r.o.Log.Partitions(ctx, intent.Topic(pr.r.t.Name))
+	if err != nil {
+		return fmt.Errorf("reconcile %s/%d: intent log: %w", pr.r.t.Name, pr.p, err)
+	}
+	if n != pr.r.t.Partitions {
+		return pr.recreated(fmt.Sprintf("its intent topic has %d partitions, not %d", n, pr.r.t.Partitions))
+	}
+	return nil
+}
+
+// recreated is the ErrRecreated error of the partition, saying why.
+func (pr *part) recreated(why string) error {
+	return fmt.Errorf("%w: table %s, partition %d: %s; nothing more was logged: run it again (the keys logged already are then up to date or in flight)",
+		ErrRecreated, pr.r.t.Name, pr.p, why)
 }
 
 // awaitCommitted waits until the resolvers' committed offset of the
@@ -308,6 +337,11 @@ func (pr *part) log(ctx context.Context, keys []Key) error {
 	}
 	if len(recs) == 0 {
 		return nil
+	}
+	// The decisions hold for the table fenced and scanned: not for one
+	// created again since, with other partitions.
+	if err := pr.samePartitions(ctx); err != nil {
+		return err
 	}
 	// Bounded: an intent that reaches the resolvers later than a quarter
 	// horizon after it was logged may find them having forgotten events

@@ -75,6 +75,11 @@ var (
 	// ErrSlowLog: the intent log did not take a batch of intents within a
 	// quarter of the dedupe horizon.
 	ErrSlowLog = errors.New("the intent log is too slow")
+	// ErrRecreated: the table's topics are not those the run began on
+	// (another partition count, or a partition that ends below where the
+	// run saw it end): the table was dropped and created again meanwhile,
+	// or the log lost records. Nothing more was logged.
+	ErrRecreated = errors.New("the table was dropped and created again while the reconcile ran")
 )
 
 // Options are the backends and settings of a run.
