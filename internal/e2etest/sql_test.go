@@ -137,7 +137,10 @@ func TestProgressiveReadsOnALaggingReplica(t *testing.T) {
 	primary, replica = freshSchema(t, primary, replica)
 	url := servertest.Start(t, func(c *config.Config) {
 		c.Store = config.Store{Kind: config.StorePostgres, DSN: primary, ReplicaDSNs: []string{replica}, MaxConns: 4, QueryTimeout: 5 * time.Second,
-			ReplicaWait: 100 * time.Millisecond}
+			// Long enough for a current replica to replay within it on a
+			// loaded machine (100ms failed once at load 22: a stale read of
+			// a replica that was current), short beside the window.
+			ReplicaWait: time.Second}
 		// Long enough for a current replica to have replayed the write.
 		c.Resolver.FirstReadDelay = 300 * time.Millisecond
 		c.Tables = []config.Table{{Name: "orders", VisibilityWindow: 10 * time.Second, Partitions: 2}}
