@@ -80,7 +80,42 @@ func decodeState(b []byte) (*state, error) {
 	if st.Subjects == nil {
 		st.Subjects = map[string]*subjectRec{}
 	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("schema registry: the stored document is damaged: %w", err)
+	}
 	return st, nil
+}
+
+// check refuses a document no registry writes, which every operation
+// would trip on: a null schema or subject, a version naming a schema the
+// document lacks, versions out of order, or a next id already taken (a new
+// schema would get the id of another). The document is shared through the
+// store: another process, or a hand edit, may have written it.
+func (st *state) check() error {
+	for id, rec := range st.Schemas {
+		switch {
+		case rec == nil:
+			return fmt.Errorf("schema id %d is null", id)
+		case id < 1 || id >= st.NextID:
+			return fmt.Errorf("schema id %d is outside 1..next_id-1 (next_id %d)", id, st.NextID)
+		}
+	}
+	for name, sub := range st.Subjects {
+		if sub == nil {
+			return fmt.Errorf("subject %q is null", name)
+		}
+		prev := 0
+		for _, v := range sub.Versions {
+			if v.Version <= prev {
+				return fmt.Errorf("subject %q: version %d after version %d", name, v.Version, prev)
+			}
+			if st.Schemas[v.ID] == nil {
+				return fmt.Errorf("subject %q version %d: schema id %d is missing", name, v.Version, v.ID)
+			}
+			prev = v.Version
+		}
+	}
+	return nil
 }
 
 func (st *state) encode() ([]byte, error) { return json.Marshal(st) }
