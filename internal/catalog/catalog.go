@@ -30,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -291,6 +292,20 @@ func decode(spec []byte) (Table, error) {
 	var p wailv1.Table
 	if err := proto.Unmarshal(spec, &p); err != nil {
 		return Table{}, err
+	}
+	// What no create writes (Validate bounds every field): a count the
+	// processes would size topics and per-partition state by, or
+	// milliseconds that wrap around as a time.Duration.
+	if p.Partitions < 1 || p.Partitions > HardMaxTablePartitions {
+		return Table{}, fmt.Errorf("%d partitions, out of range 1..%d", p.Partitions, HardMaxTablePartitions)
+	}
+	for _, d := range []struct {
+		field string
+		ms    int64
+	}{{"visibility_window_ms", p.VisibilityWindowMs}, {"max_retry_time_ms", p.MaxRetryTimeMs}, {"wide_window_ms", p.WideWindowMs}} {
+		if d.ms < 0 || d.ms > math.MaxInt64/int64(time.Millisecond) {
+			return Table{}, fmt.Errorf("%s %d out of range", d.field, d.ms)
+		}
 	}
 	return FromProto(&p), nil
 }
