@@ -146,8 +146,9 @@ func (r *runner) handle(ctx context.Context, msg group.Message, owns func() bool
 	if len(recs) == 0 {
 		return r.ack(ctx, msg, msg.Next)
 	}
+	limit := batchLen(r.def)
 	for len(recs) > 0 {
-		chunk := recs[:min(len(recs), int(r.def.MaxBatchEvents))]
+		chunk := recs[:min(len(recs), limit)]
 		recs = recs[len(chunk):]
 		next := chunk[len(chunk)-1].Offset + 1
 		if len(recs) == 0 {
@@ -161,6 +162,17 @@ func (r *runner) handle(ctx context.Context, msg group.Message, owns func() bool
 		}
 	}
 	return nil
+}
+
+// batchLen is the most events one request of def carries. A definition
+// is read from the store, not checked as a create checks it: a
+// max_batch_events of 0 (an entry without it) takes the default, and one
+// out of 1..MaxMaxBatch the nearest bound.
+func batchLen(def *wailv1.Sink) int {
+	if def.MaxBatchEvents == 0 {
+		return DefaultMaxBatch
+	}
+	return int(min(max(def.MaxBatchEvents, 1), MaxMaxBatch))
 }
 
 func (r *runner) ack(ctx context.Context, msg group.Message, next int64) error {

@@ -32,7 +32,7 @@ func (r *runner) snapshot(ctx context.Context) error {
 	r.stats.inSnapshot.Store(true)
 	defer r.stats.inSnapshot.Store(false)
 	n := 0
-	_, err := eventbus.SnapshotGroup(ctx, r.m.snapshot, r.m.groups, r.table, GroupName(r.def.Name), member, r.def.MaxBatchEvents,
+	_, err := eventbus.SnapshotGroup(ctx, r.m.snapshot, r.m.groups, r.table, GroupName(r.def.Name), member, int32(batchLen(r.def)),
 		func(ctx context.Context, evs []*wailv1.StreamedEvent) error {
 			n++
 			b := &wailv1.SinkBatch{Sink: r.def.Name, Table: r.def.Table, Snapshot: true}
