@@ -83,3 +83,28 @@ func FuzzSinkDefs(f *testing.F) {
 		_ = raw
 	})
 }
+
+// TestStoredDefinitionDefaults: a definition read from the store without
+// the settings a create fills in (an entry written by another version, or
+// by hand) runs with their defaults. Before, timeout_ms 0 made every
+// request's deadline pass before it was sent and max_retry_ms 0 gave up
+// at once: every event was dead-lettered, none delivered.
+func TestStoredDefinitionDefaults(t *testing.T) {
+	f := newFixture(t, 1)
+	ep := newEndpoint(t, "")
+	def := &wailv1.Sink{Table: testTable, Name: "s", Url: ep.url(), Start: "beginning"}
+	b, err := proto.Marshal(&wailv1.SinkList{Sinks: []*wailv1.Sink{def}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cat.m[CatalogEntry] = b
+	for v := range uint64(5) {
+		f.publish(event("k", v+1))
+	}
+	m := f.manager()
+	defer m.Close()
+	waitFor(t, "5 events delivered", 10*time.Second, func() bool { return len(ep.events()) >= 5 })
+	if evs, _ := f.deadLetters(m, "s"); len(evs) != 0 {
+		t.Fatalf("%d events dead-lettered", len(evs))
+	}
+}

@@ -182,7 +182,10 @@ func (m *Manager) Sync(ctx context.Context) error {
 	want := map[[2]string]*wailv1.Sink{}
 	for _, s := range sinks {
 		if _, ok := m.table(s.Table); ok && !s.Paused && m.current(s) {
-			want[[2]string{s.Table, s.Name}] = s
+			// Read from the store, which another version (or a hand
+			// edit) may have written without a setting a create fills
+			// in: a timeout or retry time of 0 dead-lettered everything.
+			want[[2]string{s.Table, s.Name}] = WithDefaults(s)
 		}
 	}
 	defined := map[[2]string]bool{}
