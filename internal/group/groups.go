@@ -347,6 +347,15 @@ func (g *Groups) register(ctx context.Context, table, name string) error {
 	return nil
 }
 
+// registryName is the group a registry record's key names for table
+// (false: another table's, or not a group name wail takes: the registry
+// is a topic of the log, which other clients and older versions write,
+// and one bad key must not fail every List of the table).
+func registryName(key []byte, table string) (string, bool) {
+	tbl, name, ok := strings.Cut(string(key), "/")
+	return name, ok && tbl == table && ValidateName("group", name) == nil
+}
+
 // List returns the names of the groups of a table that have committed
 // offsets, sorted.
 func (g *Groups) List(ctx context.Context, t Table) ([]string, error) {
@@ -374,7 +383,7 @@ func (g *Groups) List(ctx context.Context, t Table) ([]string, error) {
 				return nil, fmt.Errorf("group registry: %w", err)
 			}
 			for _, rec := range recs {
-				if tbl, name, ok := strings.Cut(string(rec.Key), "/"); ok && tbl == t.Name {
+				if name, ok := registryName(rec.Key, t.Name); ok {
 					names[name] = true
 				}
 			}
