@@ -109,13 +109,35 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeWail -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeDebezium -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/versus/
 	$(GO) test -run='^$$' -fuzz=FuzzEachEvent -fuzztime=10s -fuzzminimizetime=1s ./internal/bench/
-	$(GO) test -run='^$$' -fuzz=FuzzStrictJSON -fuzztime=10s -fuzzminimizetime=1s ./internal/server/
+	$(GO) test -run='^$$' -fuzz=FuzzStrictJSON -fuzztime=10s -fuzzminimizetime=1s ./internal/api/
 	$(GO) test -run='^$$' -fuzz=FuzzCountJSONMutations -fuzztime=10s -fuzzminimizetime=1s ./internal/api/
 	$(GO) test -run='^$$' -fuzz=FuzzParseCassandraDuration -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
 	$(GO) test -run='^$$' -fuzz=FuzzParseReplication -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
 	$(GO) test -run='^$$' -fuzz='^FuzzCompile$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzCompileSerialized$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schemaregistry/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeState$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/schemaregistry/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEntry$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/catalog/
+	$(GO) test -run='^$$' -fuzz='^FuzzPlanShared$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/group/
+	$(GO) test -run='^$$' -fuzz='^FuzzRegistryKey$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/group/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadMeta$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseIndex$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz='^FuzzReadLost$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeOffsets$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz='^FuzzSinkDefs$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/sink/
+	$(GO) test -run='^$$' -fuzz='^FuzzLegacyLetter$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/sink/
+	$(GO) test -run='^$$' -fuzz='^FuzzJWKS$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
+	$(GO) test -run='^$$' -fuzz='^FuzzJWT$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTokenFile$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
+	$(GO) test -run='^$$' -fuzz='^FuzzBoundedBody$$' -fuzztime=5s -fuzzminimizetime=1s ./client/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRow$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/store/pebble/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTraceparent$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/telemetry/
+	$(GO) test -run='^$$' -fuzz='^FuzzGenerationOfName$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseCassandraSize$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
+	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/eventbus/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/eventbus/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseWire$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/schema/
+	$(GO) test -run='^$$' -fuzz='^FuzzWriteCodec$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/api/
 
 clean:
 	rm -rf bin
