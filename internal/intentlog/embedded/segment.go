@@ -58,6 +58,20 @@ func newSegment(dir string, base int64) *segment {
 	return &segment{base: base, logPath: segmentPath(dir, base, logExt), idxPath: segmentPath(dir, base, idxExt)}
 }
 
+// segmentName reads a segment's file name as segmentPath writes it: 20
+// digits, then .log or .idx. Any other name is not a segment's, though it
+// may parse as a number ("99.log", "+0.log": a file left by someone
+// else, which must neither be opened as a segment nor make a gap).
+func segmentName(name string) (base int64, ext string, ok bool) {
+	ext = filepath.Ext(name)
+	digits := strings.TrimSuffix(name, ext)
+	if (ext != logExt && ext != idxExt) || len(digits) != 20 || strings.Trim(digits, "0123456789") != "" {
+		return 0, "", false
+	}
+	base, err := strconv.ParseInt(digits, 10, 64)
+	return base, ext, err == nil
+}
+
 // listSegments returns the sorted base offsets of the .log files in dir and
 // removes leftovers: temporary files and .idx files without a .log.
 func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
@@ -73,10 +87,9 @@ func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
 			_ = fsys.Remove(filepath.Join(dir, name))
 			continue
 		}
-		ext := filepath.Ext(name)
-		base, perr := strconv.ParseInt(strings.TrimSuffix(name, ext), 10, 64)
+		base, ext, ok := segmentName(name)
 		switch {
-		case perr != nil || base < 0 || e.IsDir():
+		case !ok || e.IsDir():
 			continue
 		case ext == logExt:
 			logs[base] = true
