@@ -124,6 +124,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseIndex$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
 	$(GO) test -run='^$$' -fuzz='^FuzzReadLost$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeOffsets$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
+	$(GO) test -run='^$$' -fuzz='^FuzzSegmentName$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/intentlog/embedded/
 	$(GO) test -run='^$$' -fuzz='^FuzzSinkDefs$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/sink/
 	$(GO) test -run='^$$' -fuzz='^FuzzLegacyLetter$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/sink/
 	$(GO) test -run='^$$' -fuzz='^FuzzJWKS$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
