@@ -128,6 +128,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzSinkDefs$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/sink/
 	$(GO) test -run='^$$' -fuzz='^FuzzLegacyLetter$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/sink/
 	$(GO) test -run='^$$' -fuzz='^FuzzJWKS$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
+	$(GO) test -run='^$$' -fuzz='^FuzzOIDCDiscovery$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
 	$(GO) test -run='^$$' -fuzz='^FuzzJWT$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTokenFile$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/auth/
 	$(GO) test -run='^$$' -fuzz='^FuzzBoundedBody$$' -fuzztime=5s -fuzzminimizetime=1s ./client/

@@ -1,11 +1,16 @@
 package auth
 
 import (
+	"context"
 	"crypto"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,4 +90,43 @@ func sameKey(key any, k signingKey) bool {
 		return true
 	}
 	return false
+}
+
+// FuzzOIDCDiscovery: the issuer's discovery document comes from the
+// network: whatever it holds, reading it does not panic, and a jwks_uri
+// it takes is one CheckKeySetURL accepts, from a document naming the
+// issuer exactly.
+func FuzzOIDCDiscovery(f *testing.F) {
+	var doc atomic.Value
+	doc.Store([]byte(nil))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(doc.Load().([]byte)) }))
+	defer srv.Close()
+	for _, s := range []string{
+		`{"issuer":"ISSUER","jwks_uri":"https://idp.example/keys"}`,
+		`{"issuer":"ISSUER","jwks_uri":"http://127.0.0.1:1/keys"}`,
+		`{"issuer":"ISSUER","jwks_uri":"http://idp.example/keys"}`,
+		`{"issuer":"ISSUER/","jwks_uri":"https://idp.example/keys"}`,
+		`{"issuer":"ISSUER","jwks_uri":"https:///keys"}`,
+		`{"issuer":"ISSUER","jwks_uri":""}`,
+		`[]`,
+	} {
+		f.Add([]byte(strings.ReplaceAll(s, "ISSUER", srv.URL)))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		doc.Store(b)
+		v := &JWTVerifier{cfg: JWTConfig{Issuer: srv.URL, FetchTimeout: 5 * time.Second, MaxBytes: 64 << 10}, now: time.Now,
+			client: srv.Client()}
+		if err := v.discover(context.Background()); err != nil {
+			return
+		}
+		var d struct {
+			Issuer string `json:"issuer"`
+		}
+		if err := json.Unmarshal(b, &d); err != nil || d.Issuer != srv.URL {
+			t.Fatalf("took a document that does not name the issuer: %q", b)
+		}
+		if err := CheckKeySetURL(v.jwksURL); err != nil {
+			t.Fatalf("took jwks_uri %q: %v", v.jwksURL, err)
+		}
+	})
 }
