@@ -117,6 +117,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzCompileSerialized$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=10s -fuzzminimizetime=1s ./internal/schemaregistry/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeState$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/schemaregistry/
+	$(GO) test -run='^$$' -fuzz='^FuzzRemoteAnswers$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/schemaregistry/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEntry$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/catalog/
 	$(GO) test -run='^$$' -fuzz='^FuzzPlanShared$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/group/
 	$(GO) test -run='^$$' -fuzz='^FuzzRegistryKey$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/group/
