@@ -138,6 +138,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzGenerationOfName$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseCassandraSize$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/store/cassandra/
 	$(GO) test -run='^$$' -fuzz='^FuzzCursor$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/eventbus/
+	$(GO) test -run='^$$' -fuzz='^FuzzParseStart$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/eventbus/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/eventbus/
 	$(GO) test -run='^$$' -fuzz='^FuzzParseWire$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzWriteCodec$$' -fuzztime=5s -fuzzminimizetime=1s ./internal/api/
