@@ -338,6 +338,11 @@ type Options struct {
 	// catalog (config catalog_refresh): a drop waits this long for every
 	// process to see a state change.
 	Refresh time.Duration
+	// TakeUp is how long a resolver takes, after its catalog refresh, to
+	// apply an alter (config resolver.commit_interval). A window an alter
+	// lengthened is used for writes only two Refreshes plus TakeUp after
+	// this process saw it (Table.WriteWindow).
+	TakeUp time.Duration
 	// OnProblem, when set, is told when a ready table cannot be served
 	// here (its topics cannot be made) and when that clears (err nil).
 	OnProblem func(table string, err error)
@@ -360,6 +365,37 @@ type entry struct {
 	// and t is only its name, or the definition this process served
 	// before (whose topics it made: served).
 	bad error
+	// narrow, until narrowUntil, is the shorter window writes are still
+	// made under after this process saw an alter lengthen t's (see
+	// WriteWindow).
+	narrow      time.Duration
+	narrowUntil time.Time
+}
+
+// writeWindow is WriteWindow of the cached entry e.
+func (e entry) writeWindow(now time.Time) time.Duration {
+	if now.Before(e.narrowUntil) {
+		return min(e.t.VisibilityWindow, e.narrow)
+	}
+	return e.t.VisibilityWindow
+}
+
+// followWindow returns e, which this process caches at now in place of
+// old (the entry it cached before), with the window writes are made
+// under: when e's window is longer than old's write window, that one
+// applies until hold from now (every process's resolver took the longer
+// one up by then); an unchanged window keeps old's hold.
+func (e entry) followWindow(old entry, now time.Time, hold time.Duration) entry {
+	if e.bad != nil || old.bad != nil || !old.t.CreatedAt.Equal(e.t.CreatedAt) {
+		return e
+	}
+	switch prev := old.writeWindow(now); {
+	case e.t.VisibilityWindow == old.t.VisibilityWindow:
+		e.narrow, e.narrowUntil = old.narrow, old.narrowUntil
+	case e.t.VisibilityWindow > prev:
+		e.narrow, e.narrowUntil = prev, now.Add(hold)
+	}
+	return e
 }
 
 // decodeEntry reads a row of the catalog. An entry that cannot be decoded,
@@ -457,6 +493,9 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 			loaded[t.Name] = e
 			continue
 		}
+		if had {
+			e = e.followWindow(old, time.Now(), c.windowHold())
+		}
 		same := had && old.served && old.t.CreatedAt.Equal(t.CreatedAt)
 		switch {
 		case had && old.served && (!same || t.State == Deleting):
@@ -546,6 +585,12 @@ func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bo
 	return true, nil
 }
 
+// windowHold is how long after this process saw an alter lengthen a
+// table's window writes keep the old one: every process loads the alter
+// within a refresh (one more for a reload that runs late), and its
+// resolver applies it at its next commit tick.
+func (c *Catalog) windowHold() time.Duration { return 2*c.opts.Refresh + c.opts.TakeUp }
+
 // opSeq returns the count of this process's installs (seq).
 func (c *Catalog) opSeq() uint64 {
 	c.opMu.Lock()
@@ -572,6 +617,9 @@ func (c *Catalog) install(e entry, deleted bool) {
 	c.seq++
 	c.mu.Lock()
 	old, had := c.tables[e.t.Name]
+	if had && !deleted {
+		e = e.followWindow(old, time.Now(), c.windowHold())
+	}
 	if deleted {
 		delete(c.tables, e.t.Name)
 	} else {
@@ -630,6 +678,23 @@ func (c *Catalog) Get(name string) (Table, bool) {
 		return Table{}, false
 	}
 	return e.t, true
+}
+
+// WriteWindow is the visibility window a write to t (as Get returned it)
+// admitted at now is made under (the proxy's deadlines): its
+// VisibilityWindow, or, for a while after this process saw an alter
+// lengthen it, the shorter window before. The resolvers of other
+// processes take a longer window up only at their next catalog refresh
+// and commit tick, and until then give up on an intent once the old
+// window (and its recheck) passed: a write made under the new window at
+// once could land after its intent was resolved as not stored, an
+// acknowledged write without an event.
+func (c *Catalog) WriteWindow(t Table, now time.Time) time.Duration {
+	e, ok := c.lookup(t.Name)
+	if !ok || !e.t.CreatedAt.Equal(t.CreatedAt) {
+		return t.VisibilityWindow
+	}
+	return min(t.VisibilityWindow, e.writeWindow(now))
 }
 
 // Resolving returns a table the resolver must work on: ready or dropping

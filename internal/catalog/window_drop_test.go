@@ -117,3 +117,45 @@ func TestDropAfterShortenedWindow(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteWindowAfterGrowth: once this process sees an alter lengthen a
+// table's window, writes keep the window before (the shortest one still
+// held) until the hold passed from when it saw it; a window unchanged
+// since keeps the hold, a shortened one applies at once, a table created
+// anew starts with its own.
+func TestWriteWindowAfterGrowth(t *testing.T) {
+	t.Parallel()
+	const hold = time.Second
+	t0 := time.Unix(1_000_000, 0)
+	mid, end := t0.Add(hold/2), t0.Add(hold)
+	created := t0.Add(-time.Hour)
+	def := func(w time.Duration) entry {
+		return entry{t: Table{Name: "t", VisibilityWindow: w, CreatedAt: created}}
+	}
+	grown := def(10*time.Second).followWindow(def(time.Second), t0, hold)
+	reloaded := def(10*time.Second).followWindow(grown, mid, hold)
+	again := def(20*time.Second).followWindow(grown, mid, hold)
+	anew := entry{t: Table{Name: "t", VisibilityWindow: 10 * time.Second, CreatedAt: t0}}
+	for _, tc := range []struct {
+		name string
+		e    entry
+		at   time.Time
+		want time.Duration
+	}{
+		{"grown", grown, t0, time.Second},
+		{"grown, just before the hold ends", grown, end.Add(-time.Nanosecond), time.Second},
+		{"grown, once the hold ended", grown, end, 10 * time.Second},
+		{"unchanged at a reload", reloaded, mid, time.Second},
+		{"unchanged at a reload, once the first hold ended", reloaded, end, 10 * time.Second},
+		{"grown again while held", again, mid, time.Second},
+		{"grown again while held, past the first hold", again, end, time.Second},
+		{"grown again while held, past its own hold", again, mid.Add(hold), 20 * time.Second},
+		{"shortened while held", def(500*time.Millisecond).followWindow(grown, mid, hold), mid, 500 * time.Millisecond},
+		{"shortened", def(time.Second).followWindow(def(10*time.Second), t0, hold), t0, time.Second},
+		{"created anew", anew.followWindow(def(time.Second), t0, hold), t0, 10 * time.Second},
+	} {
+		if got := tc.e.writeWindow(tc.at); got != tc.want {
+			t.Errorf("%s: write window %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}

@@ -76,6 +76,12 @@ type Tables interface {
 	Get(name string) (catalog.Table, bool)
 }
 
+// windows is Tables that hold a lengthened visibility window back for
+// writes until every resolver took it up (catalog.Catalog.WriteWindow).
+type windows interface {
+	WriteWindow(t catalog.Table, now time.Time) time.Duration
+}
+
 // Limits bound what the proxy accepts.
 type Limits struct {
 	MaxKeyBytes   int
@@ -475,6 +481,9 @@ func (p *Proxy) writeTable(ctx context.Context, t catalog.Table, muts []Mutation
 	}
 	now := time.Now()
 	w := t.VisibilityWindow
+	if ws, ok := p.tables.(windows); ok {
+		w = ws.WriteWindow(t, now)
+	}
 	var tp string
 	if p.tracing.On() {
 		tp = telemetry.Traceparent(trace.SpanContextFromContext(ctx))

@@ -103,7 +103,7 @@ func (s *Server) openCatalog(ctx context.Context) error {
 	}
 	s.catalog, err = catalog.Open(ctx, s.store, catalog.Options{
 		Defaults: defaults, Limits: s.cfg.CatalogLimits(), Provisioner: topics{s},
-		Refresh: s.cfg.CatalogRefresh, OnProblem: s.tableProblem, Release: s.release,
+		Refresh: s.cfg.CatalogRefresh, TakeUp: s.cfg.Resolver.CommitInterval, OnProblem: s.tableProblem, Release: s.release,
 	})
 	if err != nil {
 		return err
