@@ -7,7 +7,8 @@
 //     Claim fails with a *HeldError naming it (host, pid, since); a holder
 //     that does not (it crashed) loses it when it expires, after at most
 //     its TTL, and Claim takes it.
-//   - Run renews the lease every TTL/3 until its context ends, then
+//   - Run renews the lease every TTL/3, counted from the claim (at once
+//     if Run starts later than that), until its context ends, then
 //     releases it (Release), so a restart does not wait. If the name was
 //     taken by another process (after this one's lease lapsed), Run
 //     returns a *LostError: the process must stop writing.
@@ -245,13 +246,8 @@ func (k *Keeper) Renewing() error {
 // changed, if set, is called after each renewal attempt.
 func (k *Keeper) Run(ctx context.Context, changed func()) error {
 	defer k.Release()
-	every := k.opts.TTL / 3
 	for {
-		wait := every
-		if k.Renewing() != nil {
-			wait = max(every/4, 50*time.Millisecond) // retry sooner while failing
-		}
-		if k.opts.Sleep(ctx, wait) != nil {
+		if k.opts.Sleep(ctx, k.nextRenewal()) != nil {
 			return nil
 		}
 		start, wall := k.opts.Now(), k.opts.Wall()
@@ -277,6 +273,20 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 			return &LostError{What: k.opts.What, Lease: got}
 		}
 	}
+}
+
+// nextRenewal is how long Run waits before it renews: until TTL/3 after
+// the start of the last successful renewal (or the claim), at once if
+// that passed (Run started late: the start went on after the claim), and
+// a quarter of that between tries while renewals fail.
+func (k *Keeper) nextRenewal() time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	every := k.opts.TTL / 3
+	if k.renewErr != nil {
+		return max(every/4, 50*time.Millisecond)
+	}
+	return max(k.validUntil.Add(every-k.opts.TTL).Sub(k.opts.Now()), 0)
 }
 
 // Release ends the lease here (Check and Hold refuse from now on) and

@@ -221,6 +221,38 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunAfterASlowStart: Run starts some time after Claim (the start
+// goes on after the claim: the clock observes the log, the tokens are
+// read), and renews when a renewal is due by the claim, at once if that
+// time passed. (It waited a whole renewal period first: after a start of
+// 9s of a 15s lease, the lease was invalid from 12s to 14s, every write
+// refused while the process had just reported itself ready.)
+func TestRunAfterASlowStart(t *testing.T) {
+	t.Parallel()
+	for _, start := range []time.Duration{0, 4 * time.Second, 9 * time.Second, 11 * time.Second} {
+		w := newWorld()
+		k, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
+		if err != nil {
+			t.Fatal(err)
+		}
+		claimed := w.clock()
+		w.sleep(context.Background(), start)
+		ctx, cancel := context.WithCancel(context.Background())
+		w.tick = func(w *world) {
+			if err := k.Check(); err != nil {
+				t.Errorf("after a start of %s, %s after the claim: %v", start, w.clock().Sub(claimed), err)
+				cancel()
+			}
+			if w.clock().Sub(claimed) >= time.Minute {
+				cancel()
+			}
+		}
+		if err := k.Run(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestRunLost: another process took the name after this one's lease
 // lapsed: Run returns a LostError naming it.
 func TestRunLost(t *testing.T) {
