@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -131,4 +132,63 @@ func TestProxyIDLease(t *testing.T) {
 	if strings.Contains(fourth.stderr.String(), "waiting to see its lease renewed") {
 		t.Errorf("a clean stop did not release the lease: %s", fourth.stderr)
 	}
+}
+
+// TestProxyIDLeaseFrozenHolder: a `wail proxy` frozen (SIGSTOP) past its
+// lease while another process took its proxy id writes nothing once it
+// is thawed: every write it answers is refused (its lease is no longer
+// valid), and it exits at its next renewal, naming the process that took
+// the id, while the new holder goes on serving.
+func TestProxyIDLeaseFrozenHolder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the wail binary")
+	}
+	primary, _ := pgDSNs(t)
+	dsn, _ := freshSchema(t, primary, "")
+	bin := buildWail(t)
+	conf := filepath.Join(t.TempDir(), "wail.yaml")
+	if err := os.WriteFile(conf, []byte("proxy:\n  lease_ttl: 3s\ntables:\n  - name: leased\n    partitions: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--config", conf, "--store", "postgres", "--dsn", dsn, "--proxy-id", "9"}
+	host, _ := os.Hostname()
+
+	frozen, ok := startProxy(t, bin, args...)
+	if !ok {
+		t.Fatalf("the first proxy did not start: %s", frozen.stderr)
+	}
+	frozen.put(t, "leased", "k")
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	taker, ok := startProxy(t, bin, args...) // waits out the frozen one's lease, then takes the id
+	if !ok {
+		_ = frozen.cmd.Process.Signal(syscall.SIGCONT)
+		t.Fatalf("proxy id 9 not taken from the frozen holder: %s", taker.stderr)
+	}
+	taker.put(t, "leased", "k")
+	if err := frozen.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	pc := wailv1connect.NewProducerServiceClient(http.DefaultClient, "http://"+frozen.addr)
+	var exit error
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		_, err := pc.Put(context.Background(), connect.NewRequest(&wailv1.PutRequest{Table: "leased", Key: []byte("k"), Value: []byte("thawed")}))
+		if err == nil {
+			t.Fatal("the thawed proxy took a write with the proxy id another process holds")
+		}
+		select {
+		case exit = <-frozen.done:
+		default:
+		}
+		if exit != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := fmt.Sprintf("proxy id 9: this process's lease lapsed and host %s, pid %d took it", host, taker.cmd.Process.Pid)
+	if exit == nil || !strings.Contains(frozen.stderr.String(), want) {
+		t.Fatalf("the thawed proxy: exit %v, stderr %q; want it to exit saying %q", exit, frozen.stderr, want)
+	}
+	taker.put(t, "leased", "k")
 }
