@@ -174,7 +174,7 @@ func (a *AdminService) AlterTable(ctx context.Context, req *connect.Request[wail
 }
 
 // DropTable runs to its end even when the client stops waiting (a drop
-// waits one catalog refresh, or two plus the table's visibility window
+// waits one catalog refresh, or three plus the table's visibility window
 // when not forced, or longer after an alter shortened the window:
 // catalog.Table.DrainWait), so that it never stops half way for that
 // reason.

@@ -57,6 +57,9 @@ var (
 	// ErrLoad: Refresh could not read the catalog from the store (the
 	// store failed), as opposed to tables it read but cannot serve.
 	ErrLoad = errors.New("catalog: load")
+	// ErrStale: this process's copy of the catalog is too old to take
+	// writes with (Fresh).
+	ErrStale = errors.New("the table catalog is stale here")
 )
 
 // FailureMode says what the proxy does when an intent cannot be logged.
@@ -156,19 +159,26 @@ func (t Table) WindowAt(now time.Time) time.Duration {
 	return t.VisibilityWindow
 }
 
-// DrainWait is how long a drop at now waits, once every process stopped
-// taking writes (a refresh after it marked the table dropping), for the
-// writes in flight to land: refresh plus the window, or until WideUntil
-// when that is later (writes admitted under a window an alter shortened).
+// SeenWithin is how long after a change of the catalog every process
+// that takes writes has seen it, with refresh its catalog_refresh: a
+// process whose copy is older refuses writes (Catalog.Fresh), so one
+// reload that fails or runs late is tolerated, not more.
+func SeenWithin(refresh time.Duration) time.Duration { return 2 * refresh }
+
+// DrainWait is how long a drop at now waits, after it marked the table
+// dropping, for the writes in flight to land: until every process saw it
+// and stopped taking writes (SeenWithin), plus the window; or until
+// WideUntil when that is later (writes admitted under a window an alter
+// shortened).
 func (t Table) DrainWait(now time.Time, refresh time.Duration) time.Duration {
-	return max(refresh+t.VisibilityWindow, t.WideUntil.Sub(now))
+	return max(SeenWithin(refresh)+t.VisibilityWindow, t.WideUntil.Sub(now))
 }
 
 // windowAltered returns t, whose window an alter of old changed at now,
 // with the window writes may still be in flight under: when t's is shorter
 // than old's (or than one an earlier alter shortened, while it applies),
 // the longer one applies until no write admitted under it can land any
-// more, a refresh (processes that have not seen the alter admit writes
+// more: SeenWithin (processes that have not seen the alter admit writes
 // under it until then) plus that window from now.
 func (t Table) windowAltered(old Table, now time.Time, refresh time.Duration) Table {
 	wide := old.WindowAt(now)
@@ -176,7 +186,7 @@ func (t Table) windowAltered(old Table, now time.Time, refresh time.Duration) Ta
 	if t.VisibilityWindow >= wide {
 		return t
 	}
-	until := now.Add(refresh + old.VisibilityWindow)
+	until := now.Add(SeenWithin(refresh) + old.VisibilityWindow)
 	if now.Before(old.WideUntil) && old.WideUntil.After(until) {
 		until = old.WideUntil
 	}
@@ -340,8 +350,8 @@ type Options struct {
 	Refresh time.Duration
 	// TakeUp is how long a resolver takes, after its catalog refresh, to
 	// apply an alter (config resolver.commit_interval). A window an alter
-	// lengthened is used for writes only two Refreshes plus TakeUp after
-	// this process saw it (Table.WriteWindow).
+	// lengthened is used for writes only SeenWithin(Refresh) plus TakeUp
+	// after this process saw it (WriteWindow).
 	TakeUp time.Duration
 	// OnProblem, when set, is told when a ready table cannot be served
 	// here (its topics cannot be made) and when that clears (err nil).
@@ -431,6 +441,7 @@ type Catalog struct {
 	mu       sync.RWMutex
 	tables   map[string]entry
 	watchers []chan<- Table
+	loadedAt time.Time // when the reload whose tables are cached began to read them
 }
 
 // Open loads the catalog from the backend and makes sure of the topics of
@@ -468,6 +479,7 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 // to read the catalog.
 func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 	seq := c.opSeq()
+	began := time.Now()
 	rows, err := c.tableEntries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
@@ -538,7 +550,7 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 			announce = append(announce, e.t)
 		}
 	}
-	c.tables = loaded
+	c.tables, c.loadedAt = loaded, began
 	c.mu.Unlock()
 	for name, err := range reported {
 		c.report(name, err)
@@ -587,9 +599,9 @@ func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bo
 
 // windowHold is how long after this process saw an alter lengthen a
 // table's window writes keep the old one: every process loads the alter
-// within a refresh (one more for a reload that runs late), and its
-// resolver applies it at its next commit tick.
-func (c *Catalog) windowHold() time.Duration { return 2*c.opts.Refresh + c.opts.TakeUp }
+// within SeenWithin, and its resolver applies it at its next commit
+// tick.
+func (c *Catalog) windowHold() time.Duration { return SeenWithin(c.opts.Refresh) + c.opts.TakeUp }
 
 // opSeq returns the count of this process's installs (seq).
 func (c *Catalog) opSeq() uint64 {
@@ -653,6 +665,27 @@ func (c *Catalog) lookup(name string) (entry, bool) {
 	e, ok := c.tables[name]
 	c.mu.RUnlock()
 	return e, ok
+}
+
+// Fresh returns nil while this process's copy of the catalog may take
+// writes: the reload it comes from began to read the store less than
+// SeenWithin(Refresh) ago. Another process's drop, or alter of a window,
+// counts on every process seeing it by then (Table.DrainWait,
+// WideUntil): an older copy may not show it, and a write taken with it
+// may land after the drop removed the table's topics and rows. Else it
+// returns an ErrStale that says since when. Always nil without Refresh.
+func (c *Catalog) Fresh() error {
+	if c.opts.Refresh <= 0 {
+		return nil
+	}
+	c.mu.RLock()
+	age := time.Since(c.loadedAt)
+	c.mu.RUnlock()
+	if limit := SeenWithin(c.opts.Refresh); age >= limit {
+		return fmt.Errorf("%w: it was last read from the store %s ago, over %s (twice catalog_refresh): writes are refused until it is read again, "+
+			"since a drop or an alter made elsewhere meanwhile may not be seen here", ErrStale, age.Round(time.Millisecond), limit)
+	}
+	return nil
 }
 
 // Load returns the definition of name as the store holds it now, in any

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -133,5 +134,38 @@ func TestRefreshTellsLoadFromProblems(t *testing.T) {
 	b.fail = true
 	if err := c.Refresh(ctx); !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "store down") {
 		t.Fatalf("refresh with the store down: %v, want ErrLoad", err)
+	}
+}
+
+// TestFreshWhileReloadsFail: a copy of the catalog takes writes for
+// SeenWithin (twice the refresh) from the start of the reload it came
+// from, not longer: a drop or an alter elsewhere counts on being seen by
+// then. A reload that works makes it fresh again.
+func TestFreshWhileReloadsFail(t *testing.T) {
+	t.Parallel()
+	const refresh = 50 * time.Millisecond
+	b := &failingTables{Backend: openStore(t)}
+	opened := time.Now()
+	c := openCatalog(t, b, newTopics(), func(o *Options) { o.Refresh = refresh })
+	if err := c.Fresh(); err != nil && time.Since(opened) < SeenWithin(refresh) {
+		t.Fatalf("just opened: %v", err)
+	}
+	b.fail = true
+	if err := c.Refresh(t.Context()); !errors.Is(err, ErrLoad) {
+		t.Fatalf("refresh with the store down: %v", err)
+	}
+	time.Sleep(time.Until(opened.Add(SeenWithin(refresh))))
+	if err := c.Fresh(); !errors.Is(err, ErrStale) || !strings.Contains(err.Error(), "writes are refused until it is read again") {
+		t.Fatalf("a copy older than %s: %v", SeenWithin(refresh), err)
+	}
+	b.fail = false
+	if err := c.Refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fresh(); err != nil {
+		t.Fatalf("after a reload that worked: %v", err)
+	}
+	if unbounded := openCatalog(t, b, newTopics()); unbounded.Fresh() != nil {
+		t.Fatal("a catalog without Refresh is never stale")
 	}
 }

@@ -107,7 +107,7 @@ func (l *loop) follow() (stop bool) {
 		return true
 	}
 	if t.VisibilityWindow != l.def.VisibilityWindow {
-		l.core.SetWindow(time.Now(), t.VisibilityWindow, l.r.cfg.CatalogRefresh)
+		l.core.SetWindow(time.Now(), t.VisibilityWindow, catalog.SeenWithin(l.r.cfg.CatalogRefresh))
 	}
 	if t.MaxAttempts != l.def.MaxAttempts || t.MaxRetryTime != l.def.MaxRetryTime {
 		l.core.SetRetryBounds(int(t.MaxAttempts), t.MaxRetryTime)
@@ -119,7 +119,7 @@ func (l *loop) follow() (stop bool) {
 // SetWindow changes the visibility window at now (the table was
 // altered). Writes admitted under the old window may still be in flight,
 // or be admitted by processes whose catalog is stale for up to grace
-// (catalog_refresh), their store write landing up to 3/4 of the old
+// (catalog.SeenWithin of catalog_refresh), their store write landing up to 3/4 of the old
 // window after they began. So a longer window also moves the deadlines of
 // the pending intents (they may be of writes admitted under it already),
 // and a shorter one applies only to the intents ingested once no write

@@ -78,15 +78,21 @@ func (s *Server) producerService() *api.ProducerService {
 	return s.producer
 }
 
-// admitWrites refuses writes while wail stops after a storage failure or
-// the proxy id's lease is not valid. Asked when a write arrives and again
-// right before it is stamped.
+// admitWrites refuses writes while wail stops after a storage failure,
+// the proxy id's lease is not valid, or the copy of the table catalog is
+// too old to take writes with (catalog.Catalog.Fresh). Asked when a write
+// arrives and again right before it is stamped.
 func (s *Server) admitWrites() error {
 	if cause := s.stopping.Load(); cause != nil {
 		return fmt.Errorf("wail is stopping after a storage failure and writes nothing more; retry on another instance or after the restart (%v)", *cause)
 	}
 	if s.lease != nil {
-		return s.lease.Check()
+		if err := s.lease.Check(); err != nil {
+			return err
+		}
+	}
+	if s.catalog != nil {
+		return s.catalog.Fresh()
 	}
 	return nil
 }

@@ -536,6 +536,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	refreshTokens, _ := s.guard.UseTokenStore(ctx, auth.CatalogTokens(s.store))
 	stopLease, leaseLost := s.keepLease(ctx)
 	defer stopLease() // after the resolver stopped, before the store closes
+	if s.catalog.Fresh() != nil {
+		// Read when the start opened the store, maybe long ago (it waited
+		// for a dependency, or for the proxy id's lease to expire): too
+		// old to take writes with (a drop elsewhere meanwhile).
+		cctx, cancel := context.WithTimeout(ctx, catalog.SeenWithin(s.cfg.CatalogRefresh))
+		s.catalogHealth(s.catalog.Refresh(cctx))
+		cancel()
+	}
 	defer s.watchClock(ctx)()
 	front.set(s.Handler())
 	s.health.Clear(startComponent) // only now: the API answers
@@ -640,10 +648,31 @@ func (s *Server) refreshCatalog(ctx context.Context) {
 		err := s.catalog.Refresh(ctx)
 		unread := errors.Is(err, catalog.ErrLoad)
 		if unread && !failing && ctx.Err() == nil {
-			s.logger.Warn("cannot reload the table catalog; tables created elsewhere stay unknown here until it works", "err", err)
+			s.logger.Warn("cannot reload the table catalog; tables created elsewhere stay unknown here until it works, "+
+				"and writes are refused once the last copy read is older than twice catalog_refresh", "err", err)
 		}
 		failing = unread
+		s.catalogHealth(err)
 	}
+}
+
+// catalogComponent is the health condition of a copy of the table catalog
+// too old to take writes with.
+const catalogComponent = "catalog"
+
+// catalogHealth reports a copy of the catalog that takes no more writes
+// (unhealthy), with the last reload's error.
+func (s *Server) catalogHealth(reload error) {
+	stale := s.catalog.Fresh()
+	if stale == nil {
+		s.health.Clear(catalogComponent)
+		return
+	}
+	reason := stale.Error()
+	if errors.Is(reload, catalog.ErrLoad) {
+		reason += fmt.Sprintf(" (last reload: %v)", reload)
+	}
+	s.health.Set(catalogComponent, health.Unhealthy, reason, "check that the store is reachable (wail doctor); writes resume once the catalog is read again")
 }
 
 // closeBy closes the log and the store, waiting until deadline at most (a
