@@ -161,9 +161,13 @@ func (t Table) WindowAt(now time.Time) time.Duration {
 
 // SeenWithin is how long after a change of the catalog every process
 // that takes writes has seen it, with refresh its catalog_refresh: a
-// process whose copy is older refuses writes (Catalog.Fresh), so one
-// reload that fails or runs late is tolerated, not more.
-func SeenWithin(refresh time.Duration) time.Duration { return 2 * refresh }
+// process whose copy is older refuses writes (Catalog.Fresh). Twice the
+// refresh plus a second: one reload that fails is tolerated, and a reload
+// may take a second (a short catalog_refresh must not refuse writes
+// whenever a reload takes longer than it).
+func SeenWithin(refresh time.Duration) time.Duration { return 2*refresh + seenSlack }
+
+const seenSlack = time.Second
 
 // DrainWait is how long a drop at now waits, after it marked the table
 // dropping, for the writes in flight to land: until every process saw it
@@ -682,7 +686,7 @@ func (c *Catalog) Fresh() error {
 	age := time.Since(c.loadedAt)
 	c.mu.RUnlock()
 	if limit := SeenWithin(c.opts.Refresh); age >= limit {
-		return fmt.Errorf("%w: it was last read from the store %s ago, over %s (twice catalog_refresh): writes are refused until it is read again, "+
+		return fmt.Errorf("%w: it was last read from the store %s ago, over %s (twice catalog_refresh plus a second): writes are refused until it is read again, "+
 			"since a drop or an alter made elsewhere meanwhile may not be seen here", ErrStale, age.Round(time.Millisecond), limit)
 	}
 	return nil

@@ -426,7 +426,7 @@ type DropHooks struct {
 // Drop removes a table: its rows, its topics (and their committed offsets)
 // and its entry. Unless forced it refuses (ErrBusy) while intents of the
 // table are unresolved, and it first stops the table's writes everywhere,
-// waits until no write can still be in flight (two catalog refreshes plus the
+// waits until no write can still be in flight (SeenWithin(Refresh) plus the
 // table's visibility window, which bounds a write; after an alter that
 // shortened the window, at least until the writes admitted under the old
 // one ended: WideUntil), and refuses, putting the table back, when intents

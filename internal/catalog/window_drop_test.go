@@ -32,11 +32,11 @@ func TestDropAfterShortenedWindow(t *testing.T) {
 		dropper string          // "altering", "other" (refreshed), "new" (opened after the alter)
 		wait    time.Duration   // the least time from the first alter to the drop's second look
 	}{
-		{"dropped where altered", []time.Duration{short}, "altering", refresh + long},
-		{"dropped by another process", []time.Duration{short}, "other", refresh + long},
-		{"dropped by a process opened after the alter", []time.Duration{short}, "new", refresh + long},
-		{"shortened twice", []time.Duration{long / 2, short}, "altering", refresh + long},
-		{"lengthened again", []time.Duration{short, 2 * long}, "altering", refresh + 2*long},
+		{"dropped where altered", []time.Duration{short}, "altering", SeenWithin(refresh) + long},
+		{"dropped by another process", []time.Duration{short}, "other", SeenWithin(refresh) + long},
+		{"dropped by a process opened after the alter", []time.Duration{short}, "new", SeenWithin(refresh) + long},
+		{"shortened twice", []time.Duration{long / 2, short}, "altering", SeenWithin(refresh) + long},
+		{"lengthened again", []time.Duration{short, 2 * long}, "altering", SeenWithin(refresh) + 2*long},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -91,7 +91,7 @@ func TestDropAfterShortenedWindow(t *testing.T) {
 	}
 
 	// Long after the alter the old window no longer applies: the drop
-	// waits a refresh and the new window.
+	// waits SeenWithin and the new window.
 	t.Run("old window over", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
@@ -103,7 +103,7 @@ func TestDropAfterShortenedWindow(t *testing.T) {
 		if _, _, err := c.Alter(ctx, "t", Alter{VisibilityWindow: ptr(short)}); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(refresh + 100*time.Millisecond)
+		time.Sleep(SeenWithin(refresh) + 100*time.Millisecond)
 		began := time.Now()
 		if err := c.Drop(ctx, "t", false, DropHooks{
 			Progress: func(context.Context, Table) ([]int64, []int64, error) { return []int64{3}, []int64{3}, nil },
@@ -111,8 +111,8 @@ func TestDropAfterShortenedWindow(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		// quiesce (refresh + short) and the wait before removing (refresh).
-		if took := time.Since(began); took >= 2*refresh+100*time.Millisecond {
+		// quiesce (SeenWithin + short) and the wait before removing (refresh).
+		if took := time.Since(began); took >= SeenWithin(refresh)+refresh+100*time.Millisecond {
 			t.Errorf("the drop took %s: it waited for a window that no longer applies", took)
 		}
 	})

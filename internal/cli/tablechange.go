@@ -81,7 +81,7 @@ func newTableDropCmd(g *globals) *cobra.Command {
 		Short: "Delete a table: its rows, topics and committed offsets",
 		Long: "Delete a table: its rows, its intent, event and dead-letter topics, the resolver's\n" +
 			"committed offsets, and its webhook sinks with their dead letters. The table stops taking\n" +
-			"writes everywhere first; the drop waits two catalog refreshes plus the table's visibility\n" +
+			"writes everywhere first; the drop waits two catalog refreshes and a second, plus the visibility\n" +
 			"window so that no write is in flight, and\n" +
 			"refuses (failed_precondition) while intents are unresolved or writes arrived meanwhile:\n" +
 			"then stop the writers, wait until `wail table describe NAME` shows lag 0, and run it\n" +

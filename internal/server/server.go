@@ -649,7 +649,7 @@ func (s *Server) refreshCatalog(ctx context.Context) {
 		unread := errors.Is(err, catalog.ErrLoad)
 		if unread && !failing && ctx.Err() == nil {
 			s.logger.Warn("cannot reload the table catalog; tables created elsewhere stay unknown here until it works, "+
-				"and writes are refused once the last copy read is older than twice catalog_refresh", "err", err)
+				"and writes are refused once the last copy read is older than twice catalog_refresh plus a second", "err", err)
 		}
 		failing = unread
 		s.catalogHealth(err)
