@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/api"
+	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/lease"
 	"github.com/wail-cdc/wail/internal/store"
@@ -91,10 +92,17 @@ func (s *Server) admitWrites() error {
 			return err
 		}
 	}
-	if s.catalog != nil {
-		return s.catalog.Fresh()
+	return s.catalogFresh()
+}
+
+// catalogFresh is catalog.Catalog.Fresh on a store that several processes
+// share (the SQL stores, Cassandra); a Pebble store's catalog is this
+// process's alone: nobody else drops or alters its tables.
+func (s *Server) catalogFresh() error {
+	if s.catalog == nil || s.cfg.Store.Kind == config.StorePebble {
+		return nil
 	}
-	return nil
+	return s.catalog.Fresh()
 }
 
 // holdStamped is admitWrites asked right after a write was stamped: it

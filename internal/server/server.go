@@ -536,7 +536,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	refreshTokens, _ := s.guard.UseTokenStore(ctx, auth.CatalogTokens(s.store))
 	stopLease, leaseLost := s.keepLease(ctx)
 	defer stopLease() // after the resolver stopped, before the store closes
-	if s.catalog.Fresh() != nil {
+	if s.catalogFresh() != nil {
 		// Read when the start opened the store, maybe long ago (it waited
 		// for a dependency, or for the proxy id's lease to expire): too
 		// old to take writes with (a drop elsewhere meanwhile).
@@ -663,7 +663,7 @@ const catalogComponent = "catalog"
 // catalogHealth reports a copy of the catalog that takes no more writes
 // (unhealthy), with the last reload's error.
 func (s *Server) catalogHealth(reload error) {
-	stale := s.catalog.Fresh()
+	stale := s.catalogFresh()
 	if stale == nil {
 		s.health.Clear(catalogComponent)
 		return
