@@ -69,11 +69,13 @@ func TestFollowsCatalog(t *testing.T) {
 	waitUntil(ctx, t, "the event of a", func() bool { return committed(ctx, t, env, "g") == 1 })
 
 	// An intent whose write never lands waits out the window: 2s, but the
-	// table was altered to 50ms, and the writes admitted under 2s ended.
+	// table was altered to 50ms, and the writes admitted under 2s ended
+	// (their processes all saw the alter within catalog.SeenWithin of the
+	// refresh, then their old window passed).
 	altered := tb
 	altered.VisibilityWindow = 50 * time.Millisecond
 	cat.set(altered, true)
-	time.Sleep(tb.VisibilityWindow + 100*time.Millisecond) // the loop took up the alter, and its old window passed
+	time.Sleep(catalog.SeenWithin(0) + tb.VisibilityWindow + 100*time.Millisecond)
 	logIntent(ctx, t, env, "lost", 2)
 	logged := time.Now()
 	waitUntil(ctx, t, "the intent unmaterialized after the altered window", func() bool {
