@@ -3,7 +3,6 @@ package sink
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,17 +48,7 @@ func TestSinkHealthClearsOnIdleTable(t *testing.T) {
 	}
 	const component = "sink/" + testTable + "/idle"
 	waitFor(t, "the join to fail", 10*time.Second, func() bool { return log.fails.Load() < 0 })
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		text := reg.Report().Text()
-		if !strings.Contains(text, component) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sink joined again, with nothing to deliver, but its condition stays raised:\n%s", text)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitCleared(t, reg, component, "the sink joined again, with nothing to deliver, but its condition stays raised")
 	st, err := m.Describe(context.Background(), testTable, "idle")
 	if err != nil {
 		t.Fatal(err)

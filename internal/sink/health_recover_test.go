@@ -67,22 +67,29 @@ func TestSinkHealthClearsAfterSessionFailure(t *testing.T) {
 		t.Fatal("the dead letter never failed: the test tests nothing")
 	}
 	const component = "sink/" + testTable + "/hook"
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		text := reg.Report().Text()
-		if !strings.Contains(text, component) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sink delivers again, but its condition stays raised:\n%s", text)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitCleared(t, reg, component, "the sink delivers again, but its condition stays raised")
 	st, err := m.Describe(context.Background(), testTable, "hook")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.State != "running" {
 		t.Errorf("state %q after the delivery, want running", st.State)
+	}
+}
+
+// waitCleared waits up to 5 s for component's condition to leave reg,
+// failing with why and the report when it stays.
+func waitCleared(t *testing.T, reg *health.Registry, component, why string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		text := reg.Report().Text()
+		if !strings.Contains(text, component) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s:\n%s", why, text)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
