@@ -27,10 +27,15 @@ func TestBoundsLeaderless(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		code int16
+		// timeout is Options.RequestTimeout: kgo retries
+		// NOT_LEADER_FOR_PARTITION itself, after a metadata refresh
+		// (about 2 tries in 300ms on a quiet machine, fewer on a
+		// loaded one): its case waits longer so the retries are seen.
+		timeout time.Duration
 	}{
-		{"no leader", kerr.LeaderNotAvailable.Code},
-		{"not leader", kerr.NotLeaderForPartition.Code},
-		{"offset not available", kerr.OffsetNotAvailable.Code},
+		{"no leader", kerr.LeaderNotAvailable.Code, 300 * time.Millisecond},
+		{"not leader", kerr.NotLeaderForPartition.Code, 1500 * time.Millisecond},
+		{"offset not available", kerr.OffsetNotAvailable.Code, 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -38,7 +43,7 @@ func TestBoundsLeaderless(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(c.Close)
-			l := openLog(t, c.ListenAddrs(), func(o *Options) { o.RequestTimeout = 300 * time.Millisecond })
+			l := openLog(t, c.ListenAddrs(), func(o *Options) { o.RequestTimeout = tc.timeout })
 			ctx := testCtx(t, time.Minute)
 			topic := topicName("leaderless")
 			if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
