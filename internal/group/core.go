@@ -40,8 +40,11 @@ var ErrInvalidAck = errors.New("invalid acknowledgement")
 type Core struct {
 	n     int32
 	lease time.Duration
-	// members in join order
+	// members in join order, and their ids (has is asked per partition
+	// in every rebalance: a set keeps a stampede of joins O(m×(m+p))
+	// instead of O(m²×p))
 	members []*member
+	ids     map[string]bool
 	// per partition: owner ("" none), epoch (increases at every change of
 	// owner), committed next offset (-1: never committed), delivered next
 	// offset of the current owner's stream, and when the oldest
@@ -95,7 +98,7 @@ type Change struct {
 func NewCore(n int32, lease time.Duration, committed map[int32]int64, after uint64) *Core {
 	c := &Core{n: n, lease: lease, seq: after, owner: make([]string, n), epoch: make([]uint64, n),
 		committed: make([]int64, n), delivered: make([]int64, n), eventsTo: make([]int64, n), unacked: make([]time.Time, n),
-		revoking: make([]bool, n), drainBy: make([]time.Time, n)}
+		revoking: make([]bool, n), drainBy: make([]time.Time, n), ids: map[string]bool{}}
 	for p := range c.committed {
 		c.committed[p] = -1
 		if o, ok := committed[int32(p)]; ok {
@@ -134,6 +137,7 @@ func (c *Core) Join(id string, now time.Time) (Change, error) {
 		return Change{}, fmt.Errorf("%w: %q is a live member: give each member its own id (a member that died leaves when its stream ends)", ErrDuplicateMember, id)
 	}
 	c.members = append(c.members, &member{id: id})
+	c.ids[id] = true
 	return c.rebalance(now), nil
 }
 
@@ -145,11 +149,12 @@ func (c *Core) Leave(id string, now time.Time) Change {
 		return Change{}
 	}
 	c.members = slices.Delete(c.members, i, i+1)
+	delete(c.ids, id)
 	return c.rebalance(now)
 }
 
 func (c *Core) has(id string) bool {
-	return slices.ContainsFunc(c.members, func(m *member) bool { return m.id == id })
+	return c.ids[id]
 }
 
 // Grant gives p to member id at epoch, reading from offset (the committed
@@ -272,9 +277,12 @@ func (c *Core) rebalance(now time.Time) Change {
 			free = append(free, p)
 		}
 	}
+	// A member full stays full: the search for room goes on from the
+	// last member given one.
+	next := 0
 	for _, p := range free {
-		for _, mb := range c.members {
-			if kept[mb.id] < caps[mb.id] {
+		for ; next < m; next++ {
+			if mb := c.members[next]; kept[mb.id] < caps[mb.id] {
 				kept[mb.id]++
 				c.seq++
 				c.owner[p], c.epoch[p] = mb.id, c.seq

@@ -47,3 +47,25 @@ func BenchmarkPlanShared(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCoreJoin: members joining one by one a group of the embedded
+// log (each Join balances the partitions): a stampede of consumers
+// reconnecting after a restart.
+func BenchmarkCoreJoin(b *testing.B) {
+	for _, c := range []struct {
+		members    int
+		partitions int32
+	}{{100, 64}, {1000, 1024}} {
+		b.Run(fmt.Sprintf("members=%d/partitions=%d", c.members, c.partitions), func(b *testing.B) {
+			now := time.Now()
+			for b.Loop() {
+				core := NewCore(c.partitions, time.Minute, nil, 0)
+				for i := range c.members {
+					if _, err := core.Join(fmt.Sprint("m", i), now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
