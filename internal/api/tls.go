@@ -76,3 +76,43 @@ type serverFiles struct {
 	cert      *tls.Certificate
 	clientCAs *x509.CertPool
 }
+
+// ClientTLS returns the TLS configuration of wail as a client of another
+// service (an external schema registry, webhook endpoints): TLS 1.2 at
+// least, the CAs of c.CAFile (PEM; empty: the system's roots), read now,
+// and the client certificate of c.CertFile and c.KeyFile (empty: none),
+// read again when its files change (checked at most every interval, at a
+// handshake), so a renewal needs no restart. A renewal that does not load
+// keeps the last good pair and is reported to onError (nil once the
+// files load again).
+func ClientTLS(c config.ClientTLS, interval time.Duration, onError func(error)) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s: no PEM certificate in it", c.CAFile)
+		}
+	}
+	if c.CertFile == "" && c.KeyFile == "" {
+		return cfg, nil
+	}
+	w, err := auth.Watch([]string{c.CertFile, c.KeyFile}, interval, func() (*tls.Certificate, error) {
+		pair, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s and key %s: %w", c.CertFile, c.KeyFile, err)
+		}
+		return &pair, nil
+	}, onError)
+	if err != nil {
+		return nil, err
+	}
+	// Whatever the server asks for: a server that wants no certificate
+	// ignores it; one whose CAs did not sign it refuses the handshake,
+	// saying so.
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return w.Get(), nil }
+	return cfg, nil
+}

@@ -35,16 +35,7 @@ type SchemaRegistry struct {
 	URL string `yaml:"url"`
 	// TLS to the external registry: ca_file (PEM CAs, else the system's
 	// roots), cert_file and key_file (a client certificate).
-	TLS struct {
-		// CAFile is a PEM file of the CAs that sign the external
-		// registry's certificate (empty: the system's roots).
-		CAFile string `yaml:"ca_file"`
-		// CertFile is a client certificate (PEM) for a registry that
-		// wants one; key_file goes with it.
-		CertFile string `yaml:"cert_file"`
-		// KeyFile is the client certificate's key (PEM).
-		KeyFile string `yaml:"key_file"`
-	} `yaml:"tls"`
+	TLS ClientTLS `yaml:"tls"`
 	// Username is sent with password as HTTP basic auth to the external
 	// registry (Confluent Cloud's API key and secret; for another wail,
 	// a token as the password).
@@ -82,7 +73,7 @@ func (c *Config) validateSchemaRegistry() []error {
 func (s SchemaRegistry) validateURL() []error {
 	var errs []error
 	if s.URL == "" {
-		if s.TLS.CAFile != "" || s.TLS.CertFile != "" || s.TLS.KeyFile != "" || s.Username != "" || s.Password != "" {
+		if s.TLS.Set() || s.Username != "" || s.Password != "" {
 			errs = append(errs, fmt.Errorf("schema_registry.tls, username and password are for an external registry: set schema_registry.url"))
 		}
 		return errs
@@ -102,9 +93,7 @@ func (s SchemaRegistry) validateURL() []error {
 	case u.Scheme == "http" && (s.TLS.CAFile != "" || s.TLS.CertFile != ""):
 		errs = append(errs, fmt.Errorf("schema_registry.tls needs an https:// schema_registry.url (got %s)", u.Redacted()))
 	}
-	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
-		errs = append(errs, fmt.Errorf("schema_registry.tls.cert_file and key_file go together"))
-	}
+	errs = append(errs, s.TLS.validate("schema_registry.tls")...)
 	if s.Password != "" && s.Username == "" {
 		errs = append(errs, fmt.Errorf("schema_registry.password needs schema_registry.username"))
 	}

@@ -24,6 +24,37 @@ type Sinks struct {
 	Refresh time.Duration `yaml:"refresh"`
 	// Webhooks are sinks defined by the configuration.
 	Webhooks []Webhook `yaml:"webhooks"`
+	// TLS is how this process's sinks connect to https:// endpoints:
+	// ca_file (PEM CAs of endpoints signed by a private CA, else the
+	// system's roots), cert_file and key_file (a client certificate for
+	// endpoints that want mutual TLS). Every process with sinks.enabled
+	// needs the same files: a sink moves between them.
+	TLS ClientTLS `yaml:"tls"`
+}
+
+// ClientTLS is TLS of wail as a client of another service.
+type ClientTLS struct {
+	// CAFile is a PEM file of the CAs that sign the service's
+	// certificate (empty: the system's roots). Read at start.
+	CAFile string `yaml:"ca_file"`
+	// CertFile is a client certificate (PEM) for a service that wants
+	// one; key_file goes with it. Read again when the files change
+	// (security.reload_interval).
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the client certificate's key (PEM).
+	KeyFile string `yaml:"key_file"`
+}
+
+// Set reports whether any file is given.
+func (t ClientTLS) Set() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// validate checks that cert_file and key_file go together; key is where
+// they are (sinks.tls).
+func (t ClientTLS) validate(key string) []error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return []error{fmt.Errorf("%s.cert_file and key_file go together", key)}
+	}
+	return nil
 }
 
 // Webhook is one sink in the configuration (the fields of `wail sink
@@ -93,5 +124,5 @@ func (c *Config) validateSinks() []error {
 		}
 		seen[[2]string{w.Table, w.Name}] = true
 	}
-	return errs
+	return append(errs, c.Sinks.TLS.validate("sinks.tls")...)
 }

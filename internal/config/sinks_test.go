@@ -12,7 +12,7 @@ func TestSinksConfig(t *testing.T) {
 	for _, c := range []struct {
 		name, yaml, wantErr string
 	}{
-		{"ok", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/x', secret_env: WAIL_TEST_SINK_SECRET, max_retry: 1h, start: snapshot}\n", ""},
+		{"ok", "sinks:\n  tls: {ca_file: ca.pem, cert_file: c.pem, key_file: k.pem}\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/x', secret_env: WAIL_TEST_SINK_SECRET, max_retry: 1h, start: snapshot}\n", ""},
 		{"bad url", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'ftp://h/x'}\n", "sinks.webhooks[0] (a): invalid sink: url"},
 		{"bad name", "sinks:\n  webhooks:\n    - {table: orders, name: A, url: 'http://h/'}\n", "invalid sink: name"},
 		{"twice", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/'}\n    - {table: orders, name: a, url: 'http://h/2'}\n", "listed twice"},
@@ -20,6 +20,8 @@ func TestSinksConfig(t *testing.T) {
 		{"env unset", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/', secret_env: WAIL_TEST_UNSET_9}\n", "is not set"},
 		{"backoff", "sinks:\n  webhooks:\n    - {table: orders, name: a, url: 'http://h/', backoff_min: 2s, backoff_max: 1s}\n", "backoff"},
 		{"refresh", "sinks:\n  refresh: 0s\n", "sinks.refresh 0s is below its minimum of 10ms"},
+		{"tls cert without key", "sinks:\n  tls: {cert_file: c.pem}\n", "sinks.tls.cert_file and key_file go together"},
+		{"tls key without cert", "sinks:\n  tls: {key_file: k.pem}\n", "sinks.tls.cert_file and key_file go together"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "wail.yaml")

@@ -3,12 +3,10 @@ package schemaregistry
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -62,32 +60,6 @@ type RemoteOptions struct {
 	Timeout time.Duration
 	// Limits bound the schemas compiled (sizes, imports).
 	Limits Limits
-}
-
-// ClientTLS is the TLS configuration of a registry client: the CAs of
-// caFile (PEM; empty: the system's roots) and the client certificate of
-// certFile and keyFile (empty: none).
-func ClientTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("schema registry CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("schema registry CA %s: no PEM certificate in it", caFile)
-		}
-		cfg.RootCAs = pool
-	}
-	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("schema registry client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
 }
 
 // NewRemote returns a client of the registry at o.URL. It does not call

@@ -153,7 +153,7 @@ func guardedExternalRegistry(t *testing.T, c config.SchemaRegistry) (srv *httpte
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext, err := externalReads(c)
+	ext, err := externalReads(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,14 +52,10 @@ func (s *Server) schemaRegistry() http.Handler {
 // as for its own registry): GETs, lookups (POST /subjects/<s>) and
 // compatibility tests. Changes are refused (405) naming the external
 // registry: make them there, or through a table's alter.
-func externalReads(c config.SchemaRegistry) (http.Handler, error) {
+func externalReads(c config.SchemaRegistry, tlsConf *tls.Config) (http.Handler, error) {
 	target, err := url.Parse(c.URL)
 	if err != nil {
 		return nil, fmt.Errorf("schema_registry.url: %w", err)
-	}
-	tlsConf, err := schemaregistry.ClientTLS(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
-	if err != nil {
-		return nil, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
@@ -127,12 +124,9 @@ func methodOverride(req *http.Request) string {
 	return ""
 }
 
-// newRemote is the client of the external registry of schema_registry.url.
-func newRemote(c config.SchemaRegistry) (*schemaregistry.Remote, error) {
-	tlsConf, err := schemaregistry.ClientTLS(c.TLS.CAFile, c.TLS.CertFile, c.TLS.KeyFile)
-	if err != nil {
-		return nil, err
-	}
+// newRemote is the client of the external registry of schema_registry.url,
+// over tlsConf (registryTLS).
+func newRemote(c config.SchemaRegistry, tlsConf *tls.Config) (*schemaregistry.Remote, error) {
 	return schemaregistry.NewRemote(schemaregistry.RemoteOptions{URL: c.URL, TLS: tlsConf, Username: c.Username, Password: c.Password,
 		Timeout: c.Timeout, Limits: schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes}})
 }
@@ -146,7 +140,11 @@ func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duratio
 	if cfg.SchemaRegistry.URL == "" {
 		return
 	}
-	r, err := newRemote(cfg.SchemaRegistry)
+	tlsConf, err := registryTLS(cfg, nil)
+	var r *schemaregistry.Remote
+	if err == nil {
+		r, err = newRemote(cfg.SchemaRegistry, tlsConf)
+	}
 	if err != nil {
 		fail("registry", "%v", err)
 		return
@@ -191,12 +189,17 @@ func (s *Server) openSchemas() error {
 		s.ownSchemas = schemaregistry.New(schemaregistry.Catalog(s.store), lim)
 		s.schemas = s.ownSchemas
 	} else {
-		r, err := newRemote(c)
+		tlsConf, err := registryTLS(s.cfg, s.reloadProblem(registryTLSComponent, "schema_registry.tls's client certificate",
+			"check that schema_registry.tls.cert_file and key_file match and are PEM"))
+		if err != nil {
+			return err
+		}
+		r, err := newRemote(c, tlsConf)
 		if err != nil {
 			return err
 		}
 		s.schemas = r
-		if s.externalAPI, err = externalReads(c); err != nil {
+		if s.externalAPI, err = externalReads(c, tlsConf); err != nil {
 			return err
 		}
 	}
@@ -207,4 +210,15 @@ func (s *Server) openSchemas() error {
 	}
 	s.bus.SetTyper(s.values) // typed tables' events in the Confluent wire format
 	return nil
+}
+
+// registryTLS is how the external registry is reached
+// (schema_registry.tls); onError hears of a client certificate renewal
+// that does not load.
+func registryTLS(cfg config.Config, onError func(error)) (*tls.Config, error) {
+	t, err := api.ClientTLS(cfg.SchemaRegistry.TLS, cfg.Security.ReloadInterval, onError)
+	if err != nil {
+		return nil, fmt.Errorf("schema_registry.tls: %w", err)
+	}
+	return t, nil
 }

@@ -31,6 +31,9 @@ const (
 	authComponent = "auth"
 	jwksComponent = "jwks"
 	tlsComponent  = "tls"
+	// the client certificates of schema_registry.tls and sinks.tls
+	registryTLSComponent = "schema_registry_tls"
+	sinksTLSComponent    = "sinks_tls"
 )
 
 // openSecurity refuses an exposed API without TLS and auth, reads the

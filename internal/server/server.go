@@ -290,7 +290,12 @@ func (s *Server) open(ctx context.Context) error {
 	s.events = eventbus.NewService(s.bus, s.partitions).WithTableCreated(s.tableCreated).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes)}).
 		WithSnapshots(s.snapshots()).WithGroups(groups)
 	s.eventService = api.NewEventService(s.events).WithLimits(s.streams)
-	s.sinks = sink.New(sink.Options{Backend: s.store, Log: s.log, Table: s.groupTable, Incarnation: s.tableIncarnation, Run: cfg.Sinks.Enabled,
+	sinkTLS, err := api.ClientTLS(cfg.Sinks.TLS, cfg.Security.ReloadInterval, s.reloadProblem(sinksTLSComponent,
+		"sinks.tls's client certificate", "check that sinks.tls.cert_file and key_file match and are PEM"))
+	if err != nil {
+		return fmt.Errorf("server: sinks.tls: %w", err)
+	}
+	s.sinks = sink.New(sink.Options{Client: sink.NewHTTPClient(sinkTLS), Backend: s.store, Log: s.log, Table: s.groupTable, Incarnation: s.tableIncarnation, Run: cfg.Sinks.Enabled,
 		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger,
 		Snapshot: s.events.Stream, Sharing: sharing})
 	s.opened = true

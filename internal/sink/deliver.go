@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -158,9 +159,13 @@ func encode(format string, b *wailv1.SinkBatch) ([]byte, string, error) {
 // most maxRedirects; any other redirect is answered as is (a 3xx: the
 // batch is retried, never counted as delivered by a redirect that turned
 // the POST into a GET). Per-request deadlines come from each sink's
-// timeout.
-func NewHTTPClient() *http.Client {
+// timeout. tlsConf is how https:// endpoints are reached (nil: the
+// system's roots, no client certificate).
+func NewHTTPClient(tlsConf *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConf != nil {
+		tr.TLSClientConfig = tlsConf
+	}
 	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialControl}).DialContext
 	tr.MaxResponseHeaderBytes = 64 << 10
 	tr.MaxIdleConnsPerHost = 4

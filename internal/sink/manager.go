@@ -94,7 +94,7 @@ func New(o Options) *Manager {
 		o.Logger = slog.Default()
 	}
 	if o.Client == nil {
-		o.Client = NewHTTPClient()
+		o.Client = NewHTTPClient(nil)
 	}
 	groups := group.New(o.Log, groupLease).WithLogger(o.Logger)
 	if o.Sharing != nil {

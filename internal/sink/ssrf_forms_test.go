@@ -32,7 +32,7 @@ func TestSinkRefusesLinkLocalSpellings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := NewHTTPClient()
+	c := NewHTTPClient(nil)
 	c.Transport.(*http.Transport).Proxy = http.ProxyURL(pu)
 	for _, u := range []string{
 		"http://2852039166/latest/meta-data/",

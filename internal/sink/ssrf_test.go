@@ -30,7 +30,7 @@ var linkLocalURLs = []string{
 // endpoints are the common case: every other test posts to loopback).
 func TestSinkRefusesLinkLocal(t *testing.T) {
 	t.Parallel()
-	c := NewHTTPClient()
+	c := NewHTTPClient(nil)
 	for _, url := range linkLocalURLs {
 		def := WithDefaults(&wailv1.Sink{Table: "t", Name: "s", Url: url, TimeoutMs: 300})
 		if err := Validate(def); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "cloud instance metadata") {
