@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -70,5 +71,42 @@ func TestSinkTLS(t *testing.T) {
 	case <-ctx.Done():
 		st, _ := admin.ListSinks(context.Background(), connect.NewRequest(&wailv1.ListSinksRequest{Table: "t"}))
 		t.Fatalf("nothing delivered over mutual TLS: %v", st)
+	}
+}
+
+// TestExternalRegistryTLS: schema_registry.tls reaches an external
+// registry signed by a private CA that wants a client certificate:
+// /registry's reads pass through with wail's certificate.
+func TestExternalRegistryTLS(t *testing.T) {
+	t.Parallel()
+	ca, clients := tlstest.NewCA(t, "private"), tlstest.NewCA(t, "clients")
+	pair := ca.Server(t, "registry")
+	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(clients.Cert)
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		fmt.Fprintf(w, "[%q]", r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	upstream.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	upstream.Config.ErrorLog = log.New(io.Discard, "", 0)
+	upstream.StartTLS()
+	defer upstream.Close()
+	wail := clients.Client(t, "wail-registry")
+	_, url := servertest.StartServer(t, func(c *config.Config) {
+		c.SchemaRegistry.URL = upstream.URL
+		c.SchemaRegistry.TLS = config.ClientTLS{CAFile: ca.File, CertFile: wail.CertFile, KeyFile: wail.KeyFile}
+	})
+	resp, err := http.Get(url + "/registry/subjects")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != `["wail-registry"]` {
+		t.Fatalf("GET /registry/subjects: %d %s; want the upstream's answer to wail's client certificate", resp.StatusCode, body)
 	}
 }
