@@ -147,6 +147,23 @@ type Table struct {
 	// zero: none.
 	WideWindow time.Duration
 	WideUntil  time.Time
+	// NarrowWindow, until NarrowUntil, is a shorter window an alter
+	// lengthened: resolvers that have not taken the longer one up yet
+	// (up to SeenWithin plus a commit tick after it) give an intent up
+	// once it passed, so every process makes its writes under it until
+	// then (Catalog.WriteWindow), one that starts meanwhile included.
+	// Set by Alter; zero: none.
+	NarrowWindow time.Duration
+	NarrowUntil  time.Time
+}
+
+// narrowAt is the window writes admitted at now are made under, as the
+// entry says: VisibilityWindow, or NarrowWindow until NarrowUntil.
+func (t Table) narrowAt(now time.Time) time.Duration {
+	if t.NarrowWindow > 0 && now.Before(t.NarrowUntil) {
+		return min(t.VisibilityWindow, t.NarrowWindow)
+	}
+	return t.VisibilityWindow
 }
 
 // WindowAt is the longest visibility window a write in flight at now may
@@ -199,6 +216,27 @@ func (t Table) windowAltered(old Table, now time.Time, refresh time.Duration) Ta
 	return t
 }
 
+// windowGrown returns t, whose window an alter of old changed at now,
+// with the window writes are made under: when t's is longer than the one
+// writes were made under at now (old's, or a shorter one an earlier alter
+// lengthened, while it holds), that one holds until hold from now, when
+// every resolver took the longer one up (the altering process's hold:
+// SeenWithin plus a commit tick; at least the earlier hold). A window no
+// longer than that needs no hold.
+func (t Table) windowGrown(old Table, now time.Time, hold time.Duration) Table {
+	prev := old.narrowAt(now)
+	t.NarrowWindow, t.NarrowUntil = 0, time.Time{}
+	if t.VisibilityWindow <= prev {
+		return t
+	}
+	until := now.Add(hold)
+	if now.Before(old.NarrowUntil) && old.NarrowUntil.After(until) {
+		until = old.NarrowUntil
+	}
+	t.NarrowWindow, t.NarrowUntil = prev, until.Add(time.Microsecond-1).Truncate(time.Microsecond)
+	return t
+}
+
 // Typed reports whether keys or values have a message type.
 func (t Table) Typed() bool { return t.KeyMessage != "" || t.ValueMessage != "" }
 
@@ -224,6 +262,8 @@ func (t Table) Proto() *wailv1.Table {
 		SkipValidation:     t.SkipValidation,
 		WideWindowMs:       t.WideWindow.Milliseconds(),
 		WideUntilUs:        unixMicro(t.WideUntil),
+		NarrowWindowMs:     t.NarrowWindow.Milliseconds(),
+		NarrowUntilUs:      unixMicro(t.NarrowUntil),
 	}
 }
 
@@ -252,9 +292,13 @@ func FromProto(p *wailv1.Table) Table {
 		ValueMessage:     p.ValueMessage,
 		SkipValidation:   p.SkipValidation,
 		WideWindow:       time.Duration(p.WideWindowMs) * time.Millisecond,
+		NarrowWindow:     time.Duration(p.NarrowWindowMs) * time.Millisecond,
 	}
 	if p.WideUntilUs != 0 {
 		t.WideUntil = time.UnixMicro(p.WideUntilUs)
+	}
+	if p.NarrowUntilUs != 0 {
+		t.NarrowUntil = time.UnixMicro(p.NarrowUntilUs)
 	}
 	if t.State == 0 {
 		t.State = Ready
@@ -316,7 +360,7 @@ func decode(spec []byte) (Table, error) {
 	for _, d := range []struct {
 		field string
 		ms    int64
-	}{{"visibility_window_ms", p.VisibilityWindowMs}, {"max_retry_time_ms", p.MaxRetryTimeMs}, {"wide_window_ms", p.WideWindowMs}} {
+	}{{"visibility_window_ms", p.VisibilityWindowMs}, {"max_retry_time_ms", p.MaxRetryTimeMs}, {"wide_window_ms", p.WideWindowMs}, {"narrow_window_ms", p.NarrowWindowMs}} {
 		if d.ms < 0 || d.ms > math.MaxInt64/int64(time.Millisecond) {
 			return Table{}, fmt.Errorf("%s %d out of range", d.field, d.ms)
 		}
@@ -386,12 +430,25 @@ type entry struct {
 	narrowUntil time.Time
 }
 
-// writeWindow is WriteWindow of the cached entry e.
+// writeWindow is WriteWindow of the cached entry e: the shortest of the
+// entry's (Table.narrowAt) and the one this process holds.
 func (e entry) writeWindow(now time.Time) time.Duration {
+	w := e.t.narrowAt(now)
 	if now.Before(e.narrowUntil) {
-		return min(e.t.VisibilityWindow, e.narrow)
+		w = min(w, e.narrow)
 	}
-	return e.t.VisibilityWindow
+	return w
+}
+
+// firstSeen returns e, which this process caches at now without having
+// cached the table before, holding the shorter window the entry names
+// (NarrowWindow) until hold from now too: the entry's NarrowUntil counts
+// from before the alter was saved, on the altering process's clock.
+func (e entry) firstSeen(now time.Time, hold time.Duration) entry {
+	if e.bad == nil && e.t.NarrowWindow > 0 && now.Before(e.t.NarrowUntil) {
+		e.narrow, e.narrowUntil = e.t.NarrowWindow, now.Add(hold)
+	}
+	return e
 }
 
 // followWindow returns e, which this process caches at now in place of
@@ -511,6 +568,8 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		}
 		if had {
 			e = e.followWindow(old, time.Now(), c.windowHold())
+		} else {
+			e = e.firstSeen(time.Now(), c.windowHold())
 		}
 		same := had && old.served && old.t.CreatedAt.Equal(t.CreatedAt)
 		switch {
@@ -633,8 +692,12 @@ func (c *Catalog) install(e entry, deleted bool) {
 	c.seq++
 	c.mu.Lock()
 	old, had := c.tables[e.t.Name]
-	if had && !deleted {
+	switch {
+	case deleted:
+	case had:
 		e = e.followWindow(old, time.Now(), c.windowHold())
+	default:
+		e = e.firstSeen(time.Now(), c.windowHold())
 	}
 	if deleted {
 		delete(c.tables, e.t.Name)

@@ -405,7 +405,8 @@ func (c *Catalog) alter(ctx context.Context, name string, a Alter) (Table, bool,
 		return t, false, nil
 	}
 	if t.VisibilityWindow != e.t.VisibilityWindow {
-		t = t.windowAltered(e.t, time.Now(), c.opts.Refresh)
+		now := time.Now()
+		t = t.windowAltered(e.t, now, c.opts.Refresh).windowGrown(e.t, now, c.windowHold())
 	}
 	if _, err := c.swap(ctx, e.spec, t, served, false); err != nil {
 		return Table{}, false, c.wrap("alter", name, err)

@@ -20,7 +20,9 @@ import (
 // bounded by 3/4 of the old window. (It wrote under the new window at
 // once: a store write that took longer than the old window landed after a
 // resolver elsewhere had resolved its intent as not stored, an
-// acknowledged write without an event.)
+// acknowledged write without an event.) A process that starts within
+// that time keeps the old window too: the hold is in the catalog entry
+// (it knew only the new window, and wrote under it at once).
 func TestWindowGrowthWaitsForResolvers(t *testing.T) {
 	t.Parallel()
 	const (
@@ -52,10 +54,11 @@ func TestWindowGrowthWaitsForResolvers(t *testing.T) {
 	if err := other.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
+	started := open() // a process that starts within the hold: it never saw the old window
 	for _, tc := range []struct {
 		name string
 		cat  *catalog.Catalog
-	}{{"altering process", altering}, {"process that refreshed", other}} {
+	}{{"altering process", altering}, {"process that refreshed", other}, {"process started after the alter", started}} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, _ := tc.cat.Get("t"); got.VisibilityWindow != long {
 				t.Fatalf("the definition's window is %s, want the altered %s", got.VisibilityWindow, long)

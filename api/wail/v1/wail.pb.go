@@ -1487,10 +1487,17 @@ type Table struct {
 	// processes that had not seen the alter yet, may still land until
 	// wide_until_us; until then a drop waits for them and a resolver keeps the
 	// longer window. Zero: no such writes.
-	WideWindowMs  int64 `protobuf:"varint,14,opt,name=wide_window_ms,json=wideWindowMs,proto3" json:"wide_window_ms,omitempty"`
-	WideUntilUs   int64 `protobuf:"varint,15,opt,name=wide_until_us,json=wideUntilUs,proto3" json:"wide_until_us,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WideWindowMs int64 `protobuf:"varint,14,opt,name=wide_window_ms,json=wideWindowMs,proto3" json:"wide_window_ms,omitempty"`
+	WideUntilUs  int64 `protobuf:"varint,15,opt,name=wide_until_us,json=wideUntilUs,proto3" json:"wide_until_us,omitempty"`
+	// narrow_window_ms and narrow_until_us: an alter lengthened the visibility
+	// window, and resolvers of processes that have not taken it up yet give an
+	// intent up once the shorter one (narrow_window_ms) passed: until
+	// narrow_until_us every process makes its writes under that one, a process
+	// that starts meanwhile included. Zero: none.
+	NarrowWindowMs int64 `protobuf:"varint,16,opt,name=narrow_window_ms,json=narrowWindowMs,proto3" json:"narrow_window_ms,omitempty"`
+	NarrowUntilUs  int64 `protobuf:"varint,17,opt,name=narrow_until_us,json=narrowUntilUs,proto3" json:"narrow_until_us,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -1624,6 +1631,20 @@ func (x *Table) GetWideWindowMs() int64 {
 func (x *Table) GetWideUntilUs() int64 {
 	if x != nil {
 		return x.WideUntilUs
+	}
+	return 0
+}
+
+func (x *Table) GetNarrowWindowMs() int64 {
+	if x != nil {
+		return x.NarrowWindowMs
+	}
+	return 0
+}
+
+func (x *Table) GetNarrowUntilUs() int64 {
+	if x != nil {
+		return x.NarrowUntilUs
 	}
 	return 0
 }
@@ -6124,7 +6145,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
 	"\adeleted\x18\x04 \x01(\bR\adeleted\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xc2\x04\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\x94\x05\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -6145,7 +6166,9 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"keySubject\x12#\n" +
 	"\rvalue_subject\x18\r \x01(\tR\fvalueSubject\x12$\n" +
 	"\x0ewide_window_ms\x18\x0e \x01(\x03R\fwideWindowMs\x12\"\n" +
-	"\rwide_until_us\x18\x0f \x01(\x03R\vwideUntilUs\"x\n" +
+	"\rwide_until_us\x18\x0f \x01(\x03R\vwideUntilUs\x12(\n" +
+	"\x10narrow_window_ms\x18\x10 \x01(\x03R\x0enarrowWindowMs\x12&\n" +
+	"\x0fnarrow_until_us\x18\x11 \x01(\x03R\rnarrowUntilUs\"x\n" +
 	"\n" +
 	"TypeSchema\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\tR\x06schema\x128\n" +

@@ -1,0 +1,112 @@
+package catalog
+
+import (
+	"testing"
+	"time"
+)
+
+// TestWriteWindowOfAProcessStartedDuringTheHold: after an alter lengthened
+// a table's window, a process that opens the catalog before every
+// resolver took the longer window up makes its writes under the old one
+// too, until the hold the entry names ended. It knew only the new window
+// (the hold was in the memory of the processes that had seen the old
+// one) and wrote under it at once: a store write longer than the old
+// window landed after a resolver elsewhere still on the old one had
+// resolved its intent as not stored, an acknowledged write without an
+// event. An alter of something else keeps the hold; one that shortens
+// the window below the held one ends it.
+func TestWriteWindowOfAProcessStartedDuringTheHold(t *testing.T) {
+	t.Parallel()
+	const (
+		refresh = 50 * time.Millisecond
+		takeUp  = 50 * time.Millisecond
+		short   = 100 * time.Millisecond
+		long    = 2 * time.Second
+	)
+	hold := SeenWithin(refresh) + takeUp
+	opts := func(o *Options) { o.Refresh, o.TakeUp = refresh, takeUp }
+	for _, tc := range []struct {
+		name  string
+		then  *Alter // a second alter, before the process starts
+		want  time.Duration
+		holds bool // the entry holds a shorter window
+	}{
+		{"lengthened", nil, short, true},
+		{"then another setting altered", &Alter{FailureMode: ptr(Independent)}, short, true},
+		{"then lengthened again", &Alter{VisibilityWindow: ptr(2 * long)}, short, true},
+		{"then shortened below the old window", &Alter{VisibilityWindow: ptr(short / 2)}, short / 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st := openStore(t)
+			altering := openCatalog(t, st, newTopics(), opts)
+			if _, _, err := altering.Create(ctx, Table{Name: "t", Partitions: 1, VisibilityWindow: short}); err != nil {
+				t.Fatal(err)
+			}
+			altered := time.Now()
+			if _, _, err := altering.Alter(ctx, "t", Alter{VisibilityWindow: ptr(long)}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.then != nil {
+				if _, _, err := altering.Alter(ctx, "t", *tc.then); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e, _ := saved(t, st, "t"); tc.holds && (e.NarrowWindow != short || e.NarrowUntil.Before(altered.Add(hold))) {
+				t.Errorf("the entry holds %s until %s after the alter, want %s until %s at least",
+					e.NarrowWindow, e.NarrowUntil.Sub(altered), short, hold)
+			}
+			started := openCatalog(t, st, newTopics(), opts)
+			now := time.Now()
+			tb, ok := started.Get("t")
+			if !ok {
+				t.Fatal("the started process does not serve the table")
+			}
+			if got := started.WriteWindow(tb, now); got != tc.want {
+				t.Errorf("a process started %s after the alter writes under a %s window, want %s (resolvers elsewhere may still apply it)",
+					now.Sub(altered).Round(time.Millisecond), got, tc.want)
+			}
+			if got := started.WriteWindow(tb, now.Add(2*hold)); got != tb.VisibilityWindow {
+				t.Errorf("once the hold ended, the write window is %s, want the table's %s", got, tb.VisibilityWindow)
+			}
+		})
+	}
+}
+
+// TestWindowGrown: what an alter of the window saves as the window writes
+// keep: the one writes were made under at the alter, when the new one is
+// longer, until the hold from the alter (or the earlier hold's end, when
+// later).
+func TestWindowGrown(t *testing.T) {
+	t.Parallel()
+	const hold = time.Second
+	t0 := time.Unix(1_000_000, 0)
+	def := func(w time.Duration) Table { return Table{Name: "t", VisibilityWindow: w} }
+	held := func(w, narrow time.Duration, until time.Time) Table {
+		t := def(w)
+		t.NarrowWindow, t.NarrowUntil = narrow, until
+		return t
+	}
+	for _, tc := range []struct {
+		name        string
+		old         Table
+		window      time.Duration
+		at          time.Time
+		narrow      time.Duration
+		narrowUntil time.Time
+	}{
+		{"lengthened", def(time.Second), 10 * time.Second, t0, time.Second, t0.Add(hold)},
+		{"shortened", def(10 * time.Second), time.Second, t0, 0, time.Time{}},
+		{"lengthened again while held", held(10*time.Second, time.Second, t0.Add(hold)), 20 * time.Second, t0.Add(hold / 2), time.Second, t0.Add(hold * 3 / 2)},
+		{"lengthened again once the hold ended", held(10*time.Second, time.Second, t0.Add(hold)), 20 * time.Second, t0.Add(hold), 10 * time.Second, t0.Add(2 * hold)},
+		{"shortened while held, above the held one", held(10*time.Second, time.Second, t0.Add(hold)), 5 * time.Second, t0.Add(hold / 2), time.Second, t0.Add(hold * 3 / 2)},
+		{"shortened while held, to the held one", held(10*time.Second, time.Second, t0.Add(hold)), time.Second, t0.Add(hold / 2), 0, time.Time{}},
+		{"an entry's hold of no window", held(10*time.Second, 0, t0.Add(hold)), 20 * time.Second, t0, 10 * time.Second, t0.Add(hold)},
+	} {
+		got := def(tc.window).windowGrown(tc.old, tc.at, hold)
+		if got.NarrowWindow != tc.narrow || !got.NarrowUntil.Equal(tc.narrowUntil) {
+			t.Errorf("%s: holds %s until %v, want %s until %v", tc.name, got.NarrowWindow, got.NarrowUntil, tc.narrow, tc.narrowUntil)
+		}
+	}
+}
