@@ -499,6 +499,11 @@ type Catalog struct {
 	// their deletion by a drop (remove).
 	provMu sync.RWMutex
 
+	// makingMu guards making: the tables whose topics a refresh began to
+	// make and did not wait for to the end (provisionBy).
+	makingMu sync.Mutex
+	making   map[string]*making
+
 	mu       sync.RWMutex
 	tables   map[string]entry
 	watchers []chan<- Table
@@ -515,8 +520,8 @@ func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	opts.Defaults = WithDefaults(opts.Defaults, Table{MaxAttempts: DefaultMaxAttempts, MaxRetryTime: DefaultMaxRetryTime})
-	c := &Catalog{backend: b, opts: opts, tables: map[string]entry{}}
-	if _, err := c.reload(ctx); err != nil {
+	c := &Catalog{backend: b, opts: opts, tables: map[string]entry{}, making: map[string]*making{}}
+	if _, err := c.reload(ctx, 0); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -527,9 +532,17 @@ func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
 // announcing them to the watchers), alters, drops, and tables whose topics
 // could not be made before. It returns the first error of reading the
 // catalog (ErrLoad), or the problems of tables it cannot serve (each also
-// told to Options.OnProblem).
+// told to Options.OnProblem). The making of a table's topics that has not
+// finished a quarter of SeenWithin after the refresh began goes on
+// without it: the table is not served here until a later refresh finds
+// it finished, and the others are taken up meanwhile (a refresh held up
+// by one table left the copy stale, and every table refused writes).
 func (c *Catalog) Refresh(ctx context.Context) error {
-	problems, err := c.reload(ctx)
+	var wait time.Duration
+	if c.opts.Refresh > 0 {
+		wait = SeenWithin(c.opts.Refresh) / 4
+	}
+	problems, err := c.reload(ctx, wait)
 	if err != nil {
 		return err
 	}
@@ -537,10 +550,15 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 }
 
 // reload is Refresh; problems are the tables it cannot serve, err a failure
-// to read the catalog.
-func (c *Catalog) reload(ctx context.Context) (problems, err error) {
+// to read the catalog. It waits for the making of topics until wait after
+// it began (0: to the end).
+func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err error) {
 	seq := c.opSeq()
 	began := time.Now()
+	var deadline time.Time
+	if wait > 0 {
+		deadline = began.Add(wait)
+	}
 	rows, err := c.tableEntries(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLoad, err)
@@ -580,7 +598,7 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		case same:
 			e.served = true
 		case t.State == Ready || t.State == Dropping:
-			e.served, err = c.provision(ctx, t, seq)
+			e.served, err = c.provisionBy(ctx, t, seq, deadline)
 			reported[t.Name] = err
 			if err != nil {
 				errs = append(errs, err)
@@ -628,36 +646,6 @@ func (c *Catalog) reload(ctx context.Context) (problems, err error) {
 		}
 	}
 	return errors.Join(errs...), nil
-}
-
-// provision makes sure of a ready table's topics in this process; served
-// reports success. The caller tells OnProblem how it went (report) when
-// it caches the outcome, under opMu: an outcome not cached (a refresh
-// that raced a local change) is not told after a newer one.
-//
-// t was read after seq (c.seq then), maybe before a drop here, which
-// marks the table deleting (a local change: seq moves) and then deletes
-// its topics under provMu: after a local change, the topics are made only
-// while the store still holds t's table ready or dropping, so that they
-// do not come back after the drop (orphans, on which a create of the name
-// with another partition count failed). A table gone or going is not
-// served, without a problem.
-func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bool, err error) {
-	c.provMu.RLock()
-	defer c.provMu.RUnlock()
-	if c.opSeq() != seq {
-		now, found, err := c.load(ctx, t.Name)
-		switch {
-		case err != nil:
-			return false, fmt.Errorf("catalog: table %s is not served here: reading its entry: %w", t.Name, err)
-		case !found || !now.t.CreatedAt.Equal(t.CreatedAt) || (now.t.State != Ready && now.t.State != Dropping):
-			return false, nil
-		}
-	}
-	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
-		return false, fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
-	}
-	return true, nil
 }
 
 // windowHold is how long after this process saw an alter lengthen a
