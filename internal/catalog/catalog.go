@@ -339,8 +339,18 @@ func (t Table) sameDefinition(o Table) bool {
 
 // encode is the catalog entry of a definition (deterministic bytes, since
 // swaps compare them).
-func (t Table) encode() ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.Marshal(t.Proto())
+func (t Table) encode() ([]byte, error) { return t.encodeOver(nil) }
+
+// encodeOver is encode of a definition that replaces the entry old (nil:
+// none), keeping the fields of old this version does not know: a newer
+// wail sharing the store saved them, and it counts on them.
+func (t Table) encodeOver(old []byte) ([]byte, error) {
+	p := t.Proto()
+	var o wailv1.Table
+	if old != nil && proto.Unmarshal(old, &o) == nil {
+		p.ProtoReflect().SetUnknown(o.ProtoReflect().GetUnknown())
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(p)
 }
 
 // Decode reads a catalog entry (store.Table.Spec).
@@ -354,6 +364,12 @@ func decode(spec []byte) (Table, error) {
 	// What no create writes (Validate bounds every field): a count the
 	// processes would size topics and per-partition state by, or
 	// milliseconds that wrap around as a time.Duration.
+	if p.State < 0 || State(p.State) > Deleting {
+		// A newer wail's: what the table takes there is unknown here,
+		// so it is neither served nor changed (a drop without force
+		// skipped the check of its intents and writes).
+		return Table{}, fmt.Errorf("state %d is unknown to this version (saved by a newer wail?)", p.State)
+	}
 	if p.Partitions < 1 || p.Partitions > HardMaxTablePartitions {
 		return Table{}, fmt.Errorf("%d partitions, out of range 1..%d", p.Partitions, HardMaxTablePartitions)
 	}

@@ -51,7 +51,7 @@ func (c *Catalog) swap(ctx context.Context, old []byte, t Table, served, deleted
 	var spec []byte
 	if !deleted {
 		var err error
-		if spec, err = t.encode(); err != nil {
+		if spec, err = t.encodeOver(old); err != nil {
 			return entry{}, err
 		}
 	}
