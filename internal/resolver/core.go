@@ -234,6 +234,9 @@ type Core struct {
 	// before wideUntil (SetWindow).
 	wide      time.Duration
 	wideUntil time.Time
+	// held: no intent expires (HoldExpiry): the table's window may have
+	// been lengthened elsewhere without this core knowing.
+	held bool
 
 	timers timerHeap
 	gen    uint64 // the last timer generation handed out (bump)
@@ -584,7 +587,7 @@ func (c *Core) expireOrRetry(now time.Time, ks *keyState, seen uint64) time.Time
 	var expired []uint64
 	kept := ks.pending[:0]
 	for _, p := range ks.pending {
-		if p.needs && !ks.readAt.Before(p.deadline) {
+		if p.needs && !ks.readAt.Before(p.deadline) && !c.held {
 			if !p.recheck {
 				expired = append(expired, p.version)
 			}

@@ -147,6 +147,12 @@ type Config struct {
 	// Tables, when set, says whether a table is still to be resolved and
 	// its current definition (catalog.Catalog.Resolving); see tables.go.
 	Tables func(name string) (catalog.Table, bool)
+	// CatalogFresh (with Tables), when set, says whether this process's
+	// copy of the catalog is recent enough to know every alter made
+	// elsewhere (catalog.Catalog.Fresh on a shared store): while it is
+	// not, no intent is given up (Core.HoldExpiry), since a window
+	// lengthened elsewhere would not be seen here.
+	CatalogFresh func() error
 	// CatalogRefresh (with Tables) is how long another process may go on
 	// serving a table's definition after it was altered (catalog_refresh):
 	// a visibility window an alter shortened applies only to the intents

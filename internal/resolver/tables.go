@@ -113,6 +113,9 @@ func (l *loop) follow() (stop bool) {
 		l.core.SetRetryBounds(int(t.MaxAttempts), t.MaxRetryTime)
 	}
 	l.def = t
+	if fresh := l.r.cfg.CatalogFresh; fresh != nil {
+		l.core.HoldExpiry(fresh() != nil)
+	}
 	return false
 }
 
@@ -148,6 +151,16 @@ func (c *Core) window(now time.Time) time.Duration {
 	}
 	return c.p.Window
 }
+
+// HoldExpiry stops (held) or lets again intents expire: while held, an
+// intent whose window ended and whose write is not found is read again
+// (with the read backoff) instead of being given up. The loop holds while
+// its copy of the catalog is stale (Config.CatalogFresh): another process
+// may have lengthened the table's window, and a write admitted there
+// under the longer window may still land. Once the copy is read again,
+// SetWindow moves the deadlines if the window grew, and HoldExpiry(false)
+// lets those past them expire.
+func (c *Core) HoldExpiry(held bool) { c.held = held }
 
 // SetRetryBounds changes the table's retry bounds (altered); they apply to
 // the next failure of each key.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"sync"
 	"testing"
 	"time"
@@ -220,4 +221,53 @@ func TestRunning(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestStaleCatalogHoldsExpiry: while the process's catalog copy is stale
+// (Config.CatalogFresh fails: another process may have lengthened the
+// window without this one knowing), an intent whose write has not landed
+// is not given up however long past its window; once the copy is fresh
+// again, it is.
+func TestStaleCatalogHoldsExpiry(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "stale")
+	tb := env.tb
+	tb.VisibilityWindow, tb.CreatedAt = 50*time.Millisecond, time.UnixMicro(1)
+	cat := &fakeCatalog{tables: map[string]catalog.Table{tb.Name: tb}}
+	var stale atomic.Bool
+	stale.Store(true)
+	var logs logbuf.Buffer
+	r := New(env.log, env.st, env.bus, Config{
+		Group: "g", Concurrency: 2, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 1000,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Tables: cat.get,
+		CatalogFresh: func() error {
+			if stale.Load() {
+				return catalog.ErrStale
+			}
+			return nil
+		},
+	})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx, []catalog.Table{tb}, nil) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	env.write(ctx, t, "a", 1, "one")
+	waitUntil(ctx, t, "the event of a", func() bool { return committed(ctx, t, env, "g") == 1 })
+	logIntent(ctx, t, env, "lost", 2)
+	time.Sleep(20 * tb.VisibilityWindow)
+	if strings.Contains(logs.String(), "intent unmaterialized") {
+		t.Fatal("an intent was given up while the catalog copy was stale")
+	}
+	stale.Store(false)
+	waitUntil(ctx, t, "the intent unmaterialized once the catalog is fresh", func() bool {
+		return strings.Contains(logs.String(), "intent unmaterialized")
+	})
 }

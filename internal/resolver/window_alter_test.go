@@ -124,3 +124,52 @@ func TestCoreWindowGrow(t *testing.T) {
 	}
 	t.Fatal("no event")
 }
+
+// TestCoreHoldExpiry: while held (the process's catalog copy is stale: a
+// window lengthened elsewhere would not be seen), an intent whose window
+// ended and whose write is not found is read again, not given up; its
+// write landing late gets its event. Once the hold ends, an intent past
+// its window expires again.
+func TestCoreHoldExpiry(t *testing.T) {
+	t.Parallel()
+	const window = 100 * time.Millisecond
+	c := NewCore(Params{Table: "t", Levels: 1, Window: window, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, 0, nil)
+	// drive reads key from start, finding it absent until found, and
+	// returns what became of it within 20s.
+	drive := func(off int64, key string, start time.Time, found time.Duration) (unmaterialized bool, at time.Duration) {
+		t.Helper()
+		v := ver(int(start.Sub(t0).Milliseconds()), 0)
+		c.Ingest(start, []Entry{put(off, key, v)})
+		for d := time.Duration(0); d <= 20*time.Second; d += 10 * time.Millisecond {
+			now := start.Add(d)
+			c.Tick(now)
+			for range 2 {
+				r := c.Ready()
+				if len(r.Unmaterialized) > 0 {
+					return true, d
+				}
+				if len(r.Events) > 0 {
+					c.Published(now, r.Events)
+					return false, d
+				}
+				for _, rq := range r.Reads {
+					res := ReadResult{Key: rq.Key, Seq: rq.Seq, Level: rq.Level}
+					if d >= found {
+						res.Found, res.Row = true, *row(v, "x")
+					}
+					c.ReadDone(now, res)
+				}
+			}
+		}
+		t.Fatalf("%s: neither an event nor unmaterialized", key)
+		return false, 0
+	}
+	c.HoldExpiry(true)
+	if unmat, at := drive(0, "a", t0, 3*time.Second); unmat {
+		t.Fatalf("held: the intent expired after %s, before its write landed (3s)", at)
+	}
+	c.HoldExpiry(false)
+	if unmat, at := drive(1, "b", t0.Add(time.Minute), time.Hour); !unmat || at > 5*window {
+		t.Fatalf("hold ended: unmaterialized %v after %s; want after the window %s", unmat, at, window)
+	}
+}

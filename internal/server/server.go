@@ -263,7 +263,7 @@ func (s *Server) open(ctx context.Context) error {
 		InstanceID: cfg.ResolverInstance(), Health: s.health, Limits: appendLimits,
 		Logger: s.logger, Metrics: resolver.NewMetrics(reg), Tracing: s.tracing, Join: GroupJoin(s.log, rc.Group, cfg.ResolverInstance(), rc.TransactionProducers),
 		TransactionLinger: rc.TransactionLinger,
-		Tables:            s.catalog.Resolving, CatalogRefresh: cfg.CatalogRefresh, Landing: inFlight,
+		Tables:            s.catalog.Resolving, CatalogFresh: s.catalogFresh, CatalogRefresh: cfg.CatalogRefresh, Landing: inFlight,
 		LocalProxy: cfg.ProxyID, LocalProxyServes: cfg.Proxy.Enabled, ReadBackWrites: rc.ReadBackWrites,
 		// Half of shutdown_timeout: the HTTP server has the other half.
 		DrainTimeout: cfg.ShutdownTimeout / 2,
