@@ -4,8 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
