@@ -57,11 +57,15 @@ var (
 )
 
 // Truncation is the error of a reader whose partition lost records it had
-// read: the log now diverges from what it read at From (records from From
-// on may be new ones, under offsets the reader passed); it had read up to
-// Read. It matches ErrTruncated.
+// read, or records below the position it was started at with a leader
+// epoch (EpochLog): the log now diverges from what was read at From
+// (records from From on may be new ones, under offsets the reader passed);
+// it had read up to Read. Epoch is the leader epoch of the record before
+// From in the log as it is now (-1: unknown), for a commit at From. It
+// matches ErrTruncated.
 type Truncation struct {
 	From, Read int64
+	Epoch      int32
 	Err        error // the log's own error
 }
 
@@ -260,6 +264,45 @@ type Reader interface {
 	Position() int64
 	// Close releases the reader.
 	Close() error
+}
+
+// EpochOffset is a position in a partition with the leader epoch of the
+// record before it (Kafka, KIP-320): the epoch under which the last record
+// consumed below Offset was written. Epoch < 0: unknown, nothing to
+// validate.
+type EpochOffset struct {
+	Offset int64
+	Epoch  int32
+}
+
+// EpochLog is a log whose partitions have leader epochs (Kafka). A
+// truncation below a committed offset (an unclean leader election while
+// no reader ran, after which new records took the lost offsets) cannot be
+// told from a log that lost nothing by the offset alone: a consumer that
+// commits the leader epoch of the last record it consumed with the offset,
+// and starts its next reader at both, has the log validate them (KIP-320),
+// and gets a *Truncation instead of silently passing the new records.
+type EpochLog interface {
+	// CommitEpochs is Log.Commit with the epoch of each offset.
+	CommitEpochs(ctx context.Context, group, topic string, offsets map[int32]EpochOffset) error
+	// CommittedEpochs is Log.Committed with the epoch committed with each
+	// offset (-1 when none was).
+	CommittedEpochs(ctx context.Context, group, topic string) (map[int32]EpochOffset, error)
+	// NewEpochReader is Log.NewReader from at.Offset. With at.Epoch >= 0
+	// the log first checks that it did not diverge below at.Offset from
+	// the records read under that epoch; if it did, the first Next fails
+	// with a *Truncation whose From is where it diverges.
+	NewEpochReader(topic string, partition int32, at EpochOffset) (EpochReader, error)
+}
+
+// EpochReader is a Reader that knows the leader epochs of what it read.
+type EpochReader interface {
+	Reader
+	// EpochBefore returns the leader epoch of the last record it read
+	// below offset (transaction markers included), or the epoch it was
+	// started with when it read none there; -1 when it does not know
+	// (offset below its start, no epoch given).
+	EpochBefore(offset int64) int32
 }
 
 // Hanging describes transactions that hang on a partition: open there

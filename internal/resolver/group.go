@@ -65,9 +65,15 @@ type txnRequest struct {
 	topic  string // intent topic
 	part   int32
 	offset int64
+	epoch  int32           // the leader epoch of the intent before offset (-1: unknown)
 	apart  bool            // runs in a transaction of its own
 	done   <-chan struct{} // the loop is gone: drop the request
 	reply  chan error
+}
+
+// at is the request's offset with its epoch.
+func (rq *txnRequest) at() intentlog.EpochOffset {
+	return intentlog.EpochOffset{Offset: rq.offset, Epoch: rq.epoch}
 }
 
 // maxTxnRequests bounds the loop batches of one transaction.
@@ -162,7 +168,7 @@ func (p *pump) transact(ctx context.Context, batch []*txnRequest) {
 
 func (p *pump) transactLocked(ctx context.Context, batch []*txnRequest) {
 	recs := map[string][]*intentlog.Record{}
-	offsets := map[string]map[int32]int64{}
+	offsets := map[string]map[int32]intentlog.EpochOffset{}
 	live := make([]*txnRequest, 0, len(batch))
 	for _, rq := range batch {
 		select {
@@ -175,15 +181,17 @@ func (p *pump) transactLocked(ctx context.Context, batch []*txnRequest) {
 			recs[topic] = append(recs[topic], rs...)
 		}
 		if offsets[rq.topic] == nil {
-			offsets[rq.topic] = map[int32]int64{}
+			offsets[rq.topic] = map[int32]intentlog.EpochOffset{}
 		}
-		offsets[rq.topic][rq.part] = max(offsets[rq.topic][rq.part], rq.offset)
+		if cur, ok := offsets[rq.topic][rq.part]; !ok || rq.offset >= cur.Offset {
+			offsets[rq.topic][rq.part] = rq.at()
+		}
 	}
 	if len(live) == 0 {
 		return
 	}
 	p.txns.Inc()
-	err := p.group.Transact(ctx, p.shard, recs, offsets)
+	err := transact(ctx, p.group, p.shard, recs, offsets)
 	if len(live) > 1 && errors.Is(err, ErrAborted) {
 		// One loop's records may have aborted it (too large for the
 		// topic, refused by the broker): each runs alone, so that they
@@ -194,7 +202,7 @@ func (p *pump) transactLocked(ctx context.Context, batch []*txnRequest) {
 				continue
 			default:
 			}
-			rq.reply <- p.group.Transact(ctx, p.shard, rq.recs, map[string]map[int32]int64{rq.topic: {rq.part: rq.offset}})
+			rq.reply <- transact(ctx, p.group, p.shard, rq.recs, map[string]map[int32]intentlog.EpochOffset{rq.topic: {rq.part: rq.at()}})
 		}
 		return
 	}

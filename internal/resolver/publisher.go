@@ -71,6 +71,9 @@ type plainPublisher struct {
 	table string
 	topic string // intent topic
 	part  int32
+	// epochs gives the leader epochs of the offsets it commits (nil:
+	// none known).
+	epochs *epochSource
 
 	// mu guards what follows of the events' appends: a loop runs two of
 	// them at a time (overlap), with events of different keys. It is not
@@ -231,7 +234,7 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 }
 
 func (p *plainPublisher) commit(ctx context.Context, offset int64) error {
-	return p.r.log.Commit(ctx, p.r.cfg.Group, p.topic, map[int32]int64{p.part: offset})
+	return p.r.commitAt(ctx, p.topic, p.part, p.epochs.at(offset))
 }
 
 // txnPublisher publishes through the member's transaction pump: records
@@ -245,6 +248,9 @@ type txnPublisher struct {
 	topic string // intent topic
 	part  int32
 	done  <-chan struct{} // the loop is gone: drop what it asked for
+	// epochs gives the leader epochs of the offsets it commits (nil:
+	// none known).
+	epochs *epochSource
 }
 
 func (p *txnPublisher) events(ctx context.Context, evs []intent.Event, offset int64, apart bool) pubResult {
@@ -274,7 +280,7 @@ func (p *txnPublisher) commit(ctx context.Context, offset int64) error {
 }
 
 func (p *txnPublisher) transact(ctx context.Context, rq *txnRequest) error {
-	rq.topic, rq.part, rq.done = p.topic, p.part, p.done
+	rq.topic, rq.part, rq.done, rq.epoch = p.topic, p.part, p.done, p.epochs.at(rq.offset).Epoch
 	err := p.pump.do(ctx, rq)
 	switch {
 	case err == nil:

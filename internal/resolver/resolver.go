@@ -304,7 +304,7 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 	truncHealth := newPartitionHealth(r.cfg.Health, t.Name, p)
 	truncHealth.component += "/truncated"
 	defer truncHealth.clear()
-	lowerTo := int64(-1) // where the next start must begin at the latest
+	lowerTo := intentlog.EpochOffset{Offset: -1, Epoch: -1} // where the next start must begin at the latest
 	backoff := r.cfg.BackoffMax
 	for {
 		cur, ok := r.current(t)
@@ -313,7 +313,7 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 		}
 		err := r.resolvePartition(ctx, cur, p, pm, lowerTo, func() {
 			startHealth.clear()
-			lowerTo = -1
+			lowerTo = intentlog.EpochOffset{Offset: -1, Epoch: -1}
 		})
 		if err == nil || ctx.Err() != nil {
 			return nil
@@ -322,7 +322,7 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 			return err
 		}
 		if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && errors.Is(err, errTruncated) {
-			lowerTo = tr.From
+			lowerTo = intentlog.EpochOffset{Offset: tr.From, Epoch: tr.Epoch}
 			r.cfg.Logger.Error("resolver: the intent log lost intents after they were read (an unclean leader election, a broker that lost "+
 				"acknowledged writes); reading again from where it diverges, so that the new intents there are not skipped. "+
 				"Keys whose intents were lost may lack events: run `wail table reconcile "+t.Name+"`",
@@ -370,8 +370,10 @@ func localLanding(cfg Config, levels int) bool {
 // resolvePartition recovers where the partition stopped and runs its loop;
 // started is called once the loop is about to run. A committed offset
 // above lowerTo (>= 0: where the log diverged from what an earlier run
-// read) is lowered to it first.
-func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump, lowerTo int64, started func()) error {
+// read) is lowered to it first. The reader starts at the committed offset
+// with its leader epoch (epochs.go): a log that diverged below it fails
+// the first read with a truncation (errTruncated), as while reading.
+func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int32, pm *pump, lowerTo intentlog.EpochOffset, started func()) error {
 	topic := intent.Topic(t.Name)
 	params := Params{
 		Table: t.Name, Partition: p, Window: t.VisibilityWindow, Wide: t.WideWindow, WideUntil: t.WideUntil,
@@ -394,16 +396,19 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 			l.stopJob()
 		}
 	}()
+	epochs := &epochSource{known: lowerTo}
 	if pm != nil {
-		l.pub = &txnPublisher{r: r, pump: pm, table: t.Name, topic: topic, part: p, done: l.done}
+		l.pub = &txnPublisher{r: r, pump: pm, table: t.Name, topic: topic, part: p, done: l.done, epochs: epochs}
 	} else {
-		l.pub = newPlainPublisher(r, t.Name, p)
+		pub := newPlainPublisher(r, t.Name, p)
+		pub.epochs = epochs
+		l.pub = pub
 		l.overlap = true // it commits apart from the records, and takes appends at the same time
 	}
 	l.health.stallAfter = max(r.cfg.StallAfter, stallFloor(t.VisibilityWindow, r.cfg.Recheck))
 	l.limits(ctx)
-	committed, err := bounded(ctx, r.waits.step, func(ctx context.Context) (map[int32]int64, error) {
-		return r.log.Committed(ctx, r.cfg.Group, topic)
+	committed, err := bounded(ctx, r.waits.step, func(ctx context.Context) (map[int32]intentlog.EpochOffset, error) {
+		return r.committed(ctx, topic)
 	})
 	if err != nil {
 		return fmt.Errorf("resolver: committed offsets of %s: %w", topic, err)
@@ -415,13 +420,14 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	}); err != nil {
 		return fmt.Errorf("resolver: bounds of %s/%d: %w", topic, p, err)
 	}
-	from, ok := committed[p]
-	if ok && lowerTo >= 0 && from > lowerTo {
+	at, ok := committed[p]
+	from := at.Offset
+	if ok && lowerTo.Offset >= 0 && from > lowerTo.Offset {
 		// Durably first: a restart must not skip the new intents either.
-		if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) error { return l.pub.commit(ctx, lowerTo) }); err != nil {
-			return fmt.Errorf("resolver: lower the committed offset %d of %s/%d to %d, where the log diverged: %w", from, topic, p, lowerTo, err)
+		if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) error { return l.pub.commit(ctx, lowerTo.Offset) }); err != nil {
+			return fmt.Errorf("resolver: lower the committed offset %d of %s/%d to %d, where the log diverged: %w", from, topic, p, lowerTo.Offset, err)
 		}
-		from = lowerTo
+		at, from = lowerTo, lowerTo.Offset
 	}
 	switch {
 	case !ok:
@@ -470,16 +476,27 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 			"table", t.Name, "partition", p, "committed", from, "end", logEnd, "start", logStart)
 		from = logStart
 	}
-	rd, err := r.log.NewReader(topic, p, from)
+	if !ok || from != at.Offset {
+		at = intentlog.EpochOffset{Offset: from, Epoch: -1} // a new group, moved past a gap, lowered to the start: nothing to validate
+	}
+	rd, err := r.newReader(topic, p, at)
 	if err != nil {
 		return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, from, err)
 	}
 	defer rd.Close()
+	if er, ok := rd.(intentlog.EpochReader); ok {
+		epochs.rd = er
+	}
 	// The first record from the committed offset on tells when it was
 	// logged (Next passes offsets lost to a repair without records).
 	var first []intentlog.Record
 	for len(first) == 0 && rd.Position() < logEnd {
 		if first, err = bounded(ctx, r.waits.step, rd.Next); err != nil {
+			if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 {
+				// The log diverged below the committed offset while
+				// no loop of the partition ran (its epoch validated).
+				return fmt.Errorf("%w: %s/%d, starting at %d: %w", errTruncated, topic, p, from, err)
+			}
 			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, rd.Position(), err)
 		}
 	}

@@ -161,7 +161,16 @@ func GroupJoin(log intentlog.Log, group, instance string, producers int) resolve
 type groupMember struct{ *kafka.Member }
 
 func (g groupMember) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
-	err := g.Member.Transact(ctx, shard, recs, offsets)
+	return g.mapErr(g.Member.Transact(ctx, shard, recs, offsets))
+}
+
+// TransactEpochs implements resolver.EpochGroup: the offsets are committed
+// with their leader epochs.
+func (g groupMember) TransactEpochs(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]intentlog.EpochOffset) error {
+	return g.mapErr(g.Member.TransactEpochs(ctx, shard, recs, offsets))
+}
+
+func (g groupMember) mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -275,7 +275,7 @@ func (c *fencedCommitter) read(ctx context.Context) (int64, bool, error) {
 		out, err := c.l.fetchCommitted(ctx, c.group, c.topic, c.topicID, []int32{c.partition}, true)
 		if err == nil {
 			o, ok := out[c.partition]
-			return o, ok, nil
+			return o.Offset, ok, nil
 		}
 		// Unstable: a transaction with this partition's offset is
 		// ending. Unanswered: asked again (never "none": offsets.go).

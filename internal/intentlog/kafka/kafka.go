@@ -420,6 +420,16 @@ func listed(offs kadm.ListedOffsets, topic string, partition int32) (int64, erro
 
 // Commit stores a group's next offsets for a topic.
 func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	at := make(map[int32]intentlog.EpochOffset, len(offsets))
+	for p, o := range offsets {
+		at[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
+	}
+	return l.CommitEpochs(ctx, group, topic, at)
+}
+
+// CommitEpochs implements intentlog.EpochLog: Commit with each offset's
+// committed_leader_epoch (KIP-320).
+func (l *Log) CommitEpochs(ctx context.Context, group, topic string, offsets map[int32]intentlog.EpochOffset) error {
 	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return fmt.Errorf("kafka: commit %s/%s: %w", group, topic, err)
@@ -429,7 +439,7 @@ func (l *Log) Commit(ctx context.Context, group, topic string, offsets map[int32
 	}
 	ps := make(map[int32]kadm.Offset, len(offsets))
 	for p, at := range offsets {
-		ps[p] = kadm.Offset{Topic: topic, Partition: p, At: at, LeaderEpoch: -1}
+		ps[p] = kadm.Offset{Topic: topic, Partition: p, At: at.Offset, LeaderEpoch: max(at.Epoch, -1)}
 	}
 	resp, err := l.adm.CommitOffsets(ctx, group, kadm.Offsets{topic: ps})
 	if err == nil {
@@ -461,6 +471,13 @@ func (l *Log) Lost(context.Context, string, int32) ([]intentlog.Range, error) {
 // only ever a lower bound of what was resolved; the resolver re-reads from
 // there and skips what the bus already has) and is logged.
 func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	out, err := l.CommittedEpochs(ctx, group, topic)
+	return plainOffsets(out), err
+}
+
+// CommittedEpochs implements intentlog.EpochLog: Committed with the leader
+// epoch committed with each offset.
+func (l *Log) CommittedEpochs(ctx context.Context, group, topic string) (map[int32]intentlog.EpochOffset, error) {
 	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: committed %s/%s: %w", group, topic, err)
@@ -486,7 +503,7 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 // of them stays open: it aborts it if it is a hanging one of the group's
 // own (see unhangOffsets) and reads again; otherwise it reads the offsets
 // committed before it.
-func (l *Log) committedPastHang(ctx context.Context, group, topic string) (map[int32]int64, error) {
+func (l *Log) committedPastHang(ctx context.Context, group, topic string) (map[int32]intentlog.EpochOffset, error) {
 	aborted, err := l.unhangOffsets(ctx, group)
 	switch {
 	case err != nil:
@@ -506,7 +523,7 @@ func (l *Log) committedPastHang(ctx context.Context, group, topic string) (map[i
 // over the default transaction timeout of the resolver's producers.
 const stableWait = 15 * time.Second
 
-func (l *Log) committed(ctx context.Context, group, topic string, stable bool) (map[int32]int64, error) {
+func (l *Log) committed(ctx context.Context, group, topic string, stable bool) (map[int32]intentlog.EpochOffset, error) {
 	td, err := l.adm.ListTopics(ctx, topic)
 	if err == nil {
 		err = td.Error()
@@ -540,7 +557,7 @@ func (l *Log) committed(ctx context.Context, group, topic string, stable bool) (
 func mapErr(err error) error {
 	var sentinel error
 	if loss, ok := errors.AsType[*kgo.ErrDataLoss](err); ok && !errors.Is(err, intentlog.ErrTruncated) {
-		return &intentlog.Truncation{From: loss.ResetTo, Read: loss.ConsumedTo, Err: err}
+		return &intentlog.Truncation{From: loss.ResetTo, Read: loss.ConsumedTo, Epoch: loss.ResetToEpoch, Err: err}
 	}
 	switch {
 	case errors.Is(err, intentlog.ErrUnknownTopic), errors.Is(err, intentlog.ErrTooLarge),

@@ -286,6 +286,21 @@ func (m *Member) Shards() int { return len(m.shards) }
 // be joined again; on any error nothing of it is visible to read_committed
 // readers.
 func (m *Member) Transact(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]int64) error {
+	at := make(map[string]map[int32]intentlog.EpochOffset, len(offsets))
+	for topic, ps := range offsets {
+		at[topic] = make(map[int32]intentlog.EpochOffset, len(ps))
+		for p, o := range ps {
+			at[topic][p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
+		}
+	}
+	return m.TransactEpochs(ctx, shard, recs, at)
+}
+
+// TransactEpochs is Transact with the leader epoch of each offset, which
+// the group commits with it (committed_leader_epoch, KIP-320): a reader
+// started at both finds a log that diverged below the offset
+// (intentlog.EpochLog).
+func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]intentlog.EpochOffset) error {
 	sh := m.shards[shard%len(m.shards)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -438,7 +453,7 @@ var errInFlight = errors.New("records still in flight after the transaction's en
 
 // txnCommitOffsets adds the group's offsets to the open transaction, fenced
 // by the member's generation: a member that was replaced cannot commit.
-func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[string]map[int32]int64) error {
+func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[string]map[int32]intentlog.EpochOffset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -472,7 +487,7 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 		}
 		for p, o := range parts {
 			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o, -1
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o.Offset, max(o.Epoch, -1)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)
@@ -502,7 +517,7 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 // was refused for its topic id: the topic was deleted and created again
 // behind wail's back (DeleteTopic forgets them itself). Kept, every
 // commit failed so for ever; the next one reads the id again.
-func (m *Member) staleIDs(err error, offsets map[string]map[int32]int64) {
+func (m *Member) staleIDs(err error, offsets map[string]map[int32]intentlog.EpochOffset) {
 	if !errors.Is(err, kerr.UnknownTopicID) && !errors.Is(err, kerr.UnknownTopicOrPartition) {
 		return
 	}
@@ -572,7 +587,7 @@ func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
 // generation. Not kgo's CommitOffsets: it waits out a join and sync, then
 // commits under the new member id and generation, which owners must check
 // first.
-func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]int64) error {
+func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]intentlog.EpochOffset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -592,7 +607,7 @@ func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]int64)
 		rt.TopicID = id
 		for p, o := range parts {
 			rp := kmsg.NewOffsetCommitRequestTopicPartition()
-			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o, -1
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, o.Offset, max(o.Epoch, -1)
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		req.Topics = append(req.Topics, rt)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // A group's committed offsets are read by naming the topic and its
@@ -29,11 +31,11 @@ import (
 var errUnanswered = errors.New("the answer to the offset fetch does not list the partition")
 
 // fetchCommitted reads a group's committed offsets of partitions of topic
-// (id: its topic ID, zero when unknown): absent from the map, never
-// committed. stable: wait for no transaction (an error wrapping
+// (id: its topic ID, zero when unknown), each with the leader epoch
+// committed with it (-1: none): absent from the map, never committed. stable: wait for no transaction (an error wrapping
 // kerr.UnstableOffsetCommit while one with a partition's offset is open;
 // KIP-447). A group the broker does not know has no offsets.
-func (l *Log) fetchCommitted(ctx context.Context, group, topic string, id [16]byte, partitions []int32, stable bool) (map[int32]int64, error) {
+func (l *Log) fetchCommitted(ctx context.Context, group, topic string, id [16]byte, partitions []int32, stable bool) (map[int32]intentlog.EpochOffset, error) {
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.RequireStable = stable
 	rg := kmsg.NewOffsetFetchRequestGroup()
@@ -51,7 +53,7 @@ func (l *Log) fetchCommitted(ctx context.Context, group, topic string, id [16]by
 
 // offsetsOf picks the offsets of topic's partitions out of the answer to
 // fetchCommitted's request.
-func offsetsOf(resp *kmsg.OffsetFetchResponse, group, topic string, id [16]byte, partitions []int32) (map[int32]int64, error) {
+func offsetsOf(resp *kmsg.OffsetFetchResponse, group, topic string, id [16]byte, partitions []int32) (map[int32]intentlog.EpochOffset, error) {
 	var g *kmsg.OffsetFetchResponseGroup
 	for i := range resp.Groups {
 		if resp.Groups[i].Group == group {
@@ -62,7 +64,7 @@ func offsetsOf(resp *kmsg.OffsetFetchResponse, group, topic string, id [16]byte,
 		return nil, fmt.Errorf("%w: no answer for group %s", errUnanswered, group)
 	}
 	if err := kerr.ErrorForCode(g.ErrorCode); errors.Is(err, kerr.GroupIDNotFound) {
-		return map[int32]int64{}, nil
+		return map[int32]intentlog.EpochOffset{}, nil
 	} else if err != nil {
 		return nil, err
 	}
@@ -72,7 +74,7 @@ func offsetsOf(resp *kmsg.OffsetFetchResponse, group, topic string, id [16]byte,
 			t = &g.Topics[i]
 		}
 	}
-	out := make(map[int32]int64, len(partitions))
+	out := make(map[int32]intentlog.EpochOffset, len(partitions))
 	for _, p := range partitions {
 		var rp *kmsg.OffsetFetchResponseGroupTopicPartition
 		if t != nil {
@@ -88,7 +90,7 @@ func offsetsOf(resp *kmsg.OffsetFetchResponse, group, topic string, id [16]byte,
 		case rp.ErrorCode != 0:
 			return nil, fmt.Errorf("partition %d: %w", p, kerr.ErrorForCode(rp.ErrorCode))
 		case rp.Offset >= 0:
-			out[p] = rp.Offset
+			out[p] = intentlog.EpochOffset{Offset: rp.Offset, Epoch: max(rp.LeaderEpoch, -1)}
 		}
 	}
 	return out, nil
@@ -111,4 +113,16 @@ func topicNames(g *kmsg.OffsetFetchResponseGroup) string {
 		s += name
 	}
 	return "listed: " + s
+}
+
+// plainOffsets drops the epochs of committed offsets.
+func plainOffsets(in map[int32]intentlog.EpochOffset) map[int32]int64 {
+	if in == nil {
+		return nil
+	}
+	out := make(map[int32]int64, len(in))
+	for p, o := range in {
+		out[p] = o.Offset
+	}
+	return out
 }

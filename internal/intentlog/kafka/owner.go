@@ -5,6 +5,8 @@ import (
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // owners records, per partition the member holds, the member id the group
@@ -83,7 +85,7 @@ func (o *owners) revoke(r map[string][]int32) {
 
 // check fails (aborted: the loops of those partitions are about to be
 // revoked) unless every partition of offsets is held under member.
-func (o *owners) check(member string, offsets map[string]map[int32]int64) error {
+func (o *owners) check(member string, offsets map[string]map[int32]intentlog.EpochOffset) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, topic := range slices.Sorted(maps.Keys(offsets)) {

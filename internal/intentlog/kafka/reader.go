@@ -24,12 +24,38 @@ type reader struct {
 	cl     *kgo.Client
 	closed bool
 	err    error // sticky: an error that came with records, returned next
+	// epochs are where the leader epoch of the records read changed, in
+	// offset order: the first is the start (the offset before it, with
+	// the epoch the reader was started with), each other the first record
+	// read under a new epoch. Epochs change rarely (at a leader change);
+	// at most maxEpochMarks are kept, the oldest dropped.
+	epochs []epochMark
 }
+
+// epochMark: the record at offset (and those after it, up to the next
+// mark) was written under epoch.
+type epochMark struct {
+	offset int64
+	epoch  int32
+}
+
+// maxEpochMarks bounds a reader's epoch history: a committed offset
+// older than its marks is committed without an epoch (not validated).
+const maxEpochMarks = 64
 
 // NewReader returns a reader of a partition from offset on. A negative
 // offset fails at once; an unknown topic or partition, or an offset outside
 // [start, end], fails the first Next.
 func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.Reader, error) {
+	return l.NewEpochReader(topic, partition, intentlog.EpochOffset{Offset: offset, Epoch: -1})
+}
+
+// NewEpochReader implements intentlog.EpochLog: NewReader at at.Offset,
+// which, when at.Epoch >= 0, the client validates first (KIP-320:
+// OffsetForLeaderEpoch of at.Epoch; an end offset below at.Offset is
+// kgo.ErrDataLoss, an *intentlog.Truncation from the first Next).
+func (l *Log) NewEpochReader(topic string, partition int32, at intentlog.EpochOffset) (intentlog.EpochReader, error) {
+	offset := at.Offset
 	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: reader %s/%d: %w", topic, partition, err)
@@ -39,6 +65,9 @@ func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.
 	}
 	r := &reader{l: l, topic: topic, part: partition}
 	r.next.Store(offset)
+	if at.Epoch >= 0 {
+		r.epochs = []epochMark{{offset: offset - 1, epoch: at.Epoch}}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -50,6 +79,31 @@ func (l *Log) NewReader(topic string, partition int32, offset int64) (intentlog.
 
 // Position implements intentlog.Reader.
 func (r *reader) Position() int64 { return r.next.Load() }
+
+// EpochBefore implements intentlog.EpochReader.
+func (r *reader) EpochBefore(offset int64) int32 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.epochs) - 1; i >= 0; i-- {
+		if r.epochs[i].offset < offset {
+			return r.epochs[i].epoch
+		}
+	}
+	return -1
+}
+
+// sawEpoch records the epoch of a record read at offset (in offset order).
+func (r *reader) sawEpoch(offset int64, epoch int32) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.epochs); n > 0 && r.epochs[n-1].epoch == epoch {
+		return
+	}
+	if len(r.epochs) == maxEpochMarks {
+		r.epochs = append(r.epochs[:0], r.epochs[1:]...)
+	}
+	r.epochs = append(r.epochs, epochMark{offset: offset, epoch: epoch})
+}
 
 // Next returns the next records, blocking until there are some or ctx ends.
 // It returns none, with a moved Position, when a fetch held only
@@ -97,10 +151,12 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 	if err := r.l.checkPartition(ctx, r.topic, r.part); err != nil {
 		return nil, err
 	}
+	at := kgo.NewOffset().At(r.next.Load())
+	if e := r.EpochBefore(r.next.Load()); e >= 0 {
+		at = at.WithEpoch(e) // validated first (KIP-320)
+	}
 	opts := append(append([]kgo.Opt{}, r.l.common...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-			r.topic: {r.part: kgo.NewOffset().At(r.next.Load())},
-		}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {r.part: at}}),
 		kgo.KeepControlRecords(),                    // to move Position past transaction markers
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // out of range is an error, never a jump
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -165,6 +221,9 @@ func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
 			return
 		}
 		r.next.Store(kr.Offset + 1)
+		if kr.LeaderEpoch >= 0 {
+			r.sawEpoch(kr.Offset, kr.LeaderEpoch)
+		}
 		if kr.Attrs.IsControl() {
 			return // a transaction's commit or abort marker
 		}

@@ -102,3 +102,134 @@ func TestReadTruncatedBelowPosition(t *testing.T) {
 	}
 	t.Logf("%v", err)
 }
+
+// epochEnds answers OffsetForLeaderEpoch as the new leader of a diverged
+// log does: the epoch asked about ends at end, under epoch newEpoch. asked
+// counts the questions.
+func epochEnds(c *kfake.Cluster, end int64, newEpoch int32, asked *atomic.Int32) {
+	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		asked.Add(1)
+		r := req.(*kmsg.OffsetForLeaderEpochRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+		resp.Version = r.Version
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+				sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, newEpoch, end
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+}
+
+// TestStartAtCommittedEpoch: a group commits offset 5 after reading
+// records 0-4; while no reader runs (the resolver restarted, the
+// partition moved to another process) an unclean leader election cuts
+// the log at 2 and new records take offsets 2 on. A reader started at
+// the committed offset alone had nothing to validate: it started at 5 and
+// silently passed the new records at 2-4 (acknowledged writes without
+// events). The offset is now committed with the leader epoch of the last
+// record read (KIP-320), read back with it, and a reader started at both
+// has the client validate them: the divergence is a *Truncation from its
+// first Next. A log that did not diverge reads on (on a real broker too:
+// its epochs validate).
+func TestStartAtCommittedEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		real, diverged bool
+	}{{"not diverged", false, false}, {"diverged at 2", false, true}, {"Kafka, not diverged", true, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := topicName("startepoch")
+			if tc.real {
+				brokers := realBrokers(t)
+				newJanitor(t, brokers).add(topic)
+				runStartAtCommittedEpoch(t, openLog(t, brokers, nil), nil, topic, topicName("startepoch-group"), tc.diverged)
+				return
+			}
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Close)
+			runStartAtCommittedEpoch(t, openLog(t, c.ListenAddrs(), nil), c, topic, "g", tc.diverged)
+		})
+	}
+}
+
+// runStartAtCommittedEpoch is TestStartAtCommittedEpoch on l (c: its kfake
+// cluster, which plays the divergence).
+func runStartAtCommittedEpoch(t *testing.T, l *Log, c *kfake.Cluster, topic, group string, diverged bool) {
+	ctx := testCtx(t, time.Minute)
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	appendN := func(n int, prefix string) {
+		t.Helper()
+		var recs []*intentlog.Record
+		for i := range n {
+			recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "%s%d", prefix, i)})
+		}
+		if err := l.Append(ctx, topic, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendN(5, "old")
+	rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 0, Epoch: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rd.Position() < 5 {
+		if _, err := rd.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	epoch := rd.EpochBefore(5)
+	if epoch < 0 || rd.EpochBefore(0) != -1 {
+		t.Fatalf("EpochBefore(5) = %d, EpochBefore(0) = %d; want the records' epoch, and -1 below the start", epoch, rd.EpochBefore(0))
+	}
+	rd.Close()
+	if err := l.CommitEpochs(ctx, group, topic, map[int32]intentlog.EpochOffset{0: {Offset: 5, Epoch: epoch}}); err != nil {
+		t.Fatal(err)
+	}
+	committed, err := l.CommittedEpochs(ctx, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := committed[0]; got != (intentlog.EpochOffset{Offset: 5, Epoch: epoch}) {
+		t.Fatalf("committed %+v; want offset 5 epoch %d", got, epoch)
+	}
+	var asked atomic.Int32
+	if diverged {
+		epochEnds(c, 2, epoch+1, &asked) // the new leader's log leaves the epoch at 2
+	}
+	appendN(3, "new")
+	rd, err = l.NewEpochReader(topic, 0, committed[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if rd.EpochBefore(5) != epoch {
+		t.Fatalf("EpochBefore(5) of a reader started at epoch %d = %d", epoch, rd.EpochBefore(5))
+	}
+	got, err := rd.Next(ctx)
+	if !diverged {
+		if err != nil || len(got) == 0 || got[0].Offset != 5 {
+			t.Fatalf("Next at the committed position of a log that did not diverge = %v, %v; want the records from 5", got, err)
+		}
+		return
+	}
+	var tr *intentlog.Truncation
+	if !errors.As(err, &tr) || !errors.Is(err, intentlog.ErrTruncated) {
+		t.Fatalf("Next at offset 5 of epoch %d, the epoch ending at 2 = %d records (from %v), %v (epoch asked %d times); want a truncation",
+			epoch, len(got), got, err, asked.Load())
+	}
+	if tr.From != 2 || tr.Read != 5 || tr.Epoch != epoch+1 {
+		t.Fatalf("truncation %+v; want from 2 (epoch %d), read 5", tr, epoch+1)
+	}
+	t.Logf("%v", err)
+}

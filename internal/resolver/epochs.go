@@ -1,0 +1,101 @@
+package resolver
+
+import (
+	"context"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// Leader epochs (Kafka, KIP-320). A truncation of the intent log below a
+// partition's committed offset while no loop of it runs (an unclean leader
+// election while the resolver restarted, or while the partition moved to
+// another process), after which new intents took the lost offsets, cannot
+// be told from a log that lost nothing by the offset alone: the next loop
+// started at the committed offset and silently passed the new intents
+// below it (acknowledged writes without events). On a log with leader
+// epochs (intentlog.EpochLog) a partition commits, with each offset, the
+// epoch of the intent before it as its reader read it, and starts its
+// next reader at both: the log validates them, and a log that diverged
+// below the offset fails the first read with a *intentlog.Truncation,
+// handled as one found while reading (the commit lowered to where the log
+// diverges, the partition started again there).
+
+// EpochGroup is a Group that commits each offset with its leader epoch
+// (TransactEpochs: Transact with intentlog.EpochOffset offsets). A Group
+// without it commits offsets without epochs.
+type EpochGroup interface {
+	TransactEpochs(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]intentlog.EpochOffset) error
+}
+
+// epochSource tells the leader epoch of the intent before an offset a
+// partition commits: its reader's (an intentlog.EpochReader), else, before
+// the reader exists, the one offset whose epoch is known (where the log
+// diverged).
+type epochSource struct {
+	rd    intentlog.EpochReader
+	known intentlog.EpochOffset
+}
+
+// at returns offset with its epoch, -1 when not known.
+func (s *epochSource) at(offset int64) intentlog.EpochOffset {
+	e := int32(-1)
+	switch {
+	case s == nil:
+	case s.rd != nil:
+		e = s.rd.EpochBefore(offset)
+	case offset == s.known.Offset:
+		e = s.known.Epoch
+	}
+	return intentlog.EpochOffset{Offset: offset, Epoch: max(e, -1)}
+}
+
+// committed returns the group's committed offsets of topic, with their
+// epochs when the log keeps them (else -1).
+func (r *Resolver) committed(ctx context.Context, topic string) (map[int32]intentlog.EpochOffset, error) {
+	if el, ok := r.log.(intentlog.EpochLog); ok {
+		return el.CommittedEpochs(ctx, r.cfg.Group, topic)
+	}
+	plain, err := r.log.Committed(ctx, r.cfg.Group, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int32]intentlog.EpochOffset, len(plain))
+	for p, o := range plain {
+		out[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
+	}
+	return out, nil
+}
+
+// commitAt commits one partition's offset with its epoch when the log
+// keeps epochs.
+func (r *Resolver) commitAt(ctx context.Context, topic string, p int32, at intentlog.EpochOffset) error {
+	if el, ok := r.log.(intentlog.EpochLog); ok {
+		return el.CommitEpochs(ctx, r.cfg.Group, topic, map[int32]intentlog.EpochOffset{p: at})
+	}
+	return r.log.Commit(ctx, r.cfg.Group, topic, map[int32]int64{p: at.Offset})
+}
+
+// newReader starts a reader of the partition at at, validated by its
+// epoch when the log has epochs; the reader is an EpochReader then.
+func (r *Resolver) newReader(topic string, p int32, at intentlog.EpochOffset) (intentlog.Reader, error) {
+	if el, ok := r.log.(intentlog.EpochLog); ok {
+		return el.NewEpochReader(topic, p, at)
+	}
+	return r.log.NewReader(topic, p, at.Offset)
+}
+
+// transact runs one transaction of the group, with the offsets' epochs
+// when it keeps them.
+func transact(ctx context.Context, g Group, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]intentlog.EpochOffset) error {
+	if eg, ok := g.(EpochGroup); ok {
+		return eg.TransactEpochs(ctx, shard, recs, offsets)
+	}
+	plain := make(map[string]map[int32]int64, len(offsets))
+	for topic, ps := range offsets {
+		plain[topic] = make(map[int32]int64, len(ps))
+		for p, o := range ps {
+			plain[topic][p] = o.Offset
+		}
+	}
+	return g.Transact(ctx, shard, recs, plain)
+}
