@@ -252,7 +252,8 @@ type Reader interface {
 	// or ctx ends. It fails with ErrOffsetOutOfRange when the reader's
 	// position fell below the log start, and with a *Truncation when the
 	// log lost records it had read (Kafka detects it as KIP-320 does, by
-	// the leader epochs of the records read). Offsets may have gaps (Kafka's
+	// the leader epochs of the records read), or, for a reader started
+	// with an epoch (EpochLog), records below its start. Offsets may have gaps (Kafka's
 	// transaction markers and aborted records take offsets; the embedded
 	// log's offsets lost to a repair, see Log.Lost); when the reader
 	// passed only such offsets, Next returns no records and a moved

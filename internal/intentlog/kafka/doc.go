@@ -29,7 +29,9 @@
 //	OffsetForTime        ListOffsets by timestamp; the end offset when none
 //	Commit / Committed   OffsetCommit / OffsetFetch of a consumer group that
 //	                     has no members (as kadm does); never-committed
-//	                     partitions are absent. Committed sets
+//	                     partitions are absent. CommitEpochs /
+//	                     CommittedEpochs (intentlog.EpochLog) carry each
+//	                     offset's committed_leader_epoch. Committed sets
 //	                     require_stable and waits out UNSTABLE_OFFSET_COMMIT:
 //	                     it never returns an offset an open transaction is
 //	                     about to move; after 15 s it aborts a hanging
@@ -38,7 +40,11 @@
 //	                     partition from an exact offset, read_committed, with
 //	                     no offset reset: falling below the log start is
 //	                     ErrOffsetOutOfRange, never a silent skip; control
-//	                     records are kept only to move Position past them
+//	                     records are kept only to move Position past them.
+//	                     It keeps where the records' leader epochs change
+//	                     (EpochBefore); NewEpochReader starts it at an
+//	                     offset with an epoch, validated by the client
+//	                     first (KIP-320: OffsetForLeaderEpoch)
 //	Member (member.go)   a consumer-group member (cooperative-sticky) that
 //	                     fetches nothing and publishes with a transactional
 //	                     producer (transactional.id = group.instance):
@@ -47,7 +53,8 @@
 //	                     topic ids for v6+), EndTxn; offsets alone go in an
 //	                     OffsetCommit with the generation; produce and
 //	                     offset commit are bounded by half the transaction
-//	                     timeout, then aborted
+//	                     timeout, then aborted; TransactEpochs commits each
+//	                     offset with its leader epoch
 //	Unhang (hanging.go)  DescribeProducers, ListTransactions and
 //	                     DescribeTransactions find a transaction open on a
 //	                     partition that its coordinator finished (its
@@ -59,7 +66,8 @@
 // over MaxMessageBytes, refused by the client) to ErrTooLarge,
 // OFFSET_OUT_OF_RANGE to ErrOffsetOutOfRange, a log that diverged below
 // what a reader read (kgo.ErrDataLoss: its leader-epoch check, KIP-320,
-// after a leader change) to an *intentlog.Truncation (ErrTruncated), a
+// after a leader change, or of the epoch it was started at) to an
+// *intentlog.Truncation (ErrTruncated), a
 // closed client to ErrClosed,
 // *_AUTHORIZATION_FAILED and SASL_AUTHENTICATION_FAILED to ErrAccessDenied.
 // The Kafka error stays in the chain.
