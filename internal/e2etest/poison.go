@@ -119,6 +119,25 @@ func (g *poisonGroup) Transact(ctx context.Context, shard int, recs map[string][
 	return g.Group.Transact(ctx, shard, recs, offsets)
 }
 
+// TransactEpochs is Transact with the intents' leader epochs, kept when
+// the group takes them (resolver.EpochGroup).
+func (g *poisonGroup) TransactEpochs(ctx context.Context, shard int, recs map[string][]*intentlog.Record, offsets map[string]map[int32]intentlog.EpochOffset) error {
+	if err := g.p.refuse(g.p.eventTopic, recs[g.p.eventTopic]); err != nil {
+		return fmt.Errorf("%w: %w", resolver.ErrAborted, err)
+	}
+	if eg, ok := g.Group.(resolver.EpochGroup); ok {
+		return eg.TransactEpochs(ctx, shard, recs, offsets)
+	}
+	plain := map[string]map[int32]int64{}
+	for topic, ps := range offsets {
+		plain[topic] = map[int32]int64{}
+		for p, o := range ps {
+			plain[topic][p] = o.Offset
+		}
+	}
+	return g.Group.Transact(ctx, shard, recs, plain)
+}
+
 // deadLetters is a table's dead-letter topic as read back.
 type deadLetters struct {
 	letters map[int64]*wailv1.DeadLetter // by offset in the topic
