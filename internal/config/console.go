@@ -14,6 +14,9 @@ type Console struct {
 	// MaxTails bounds the live event tails open at once (each reads
 	// every partition of its table).
 	MaxTails int `yaml:"max_tails"`
+	// MaxHistories bounds the key histories read at once (each reads
+	// back up to history_records records of a partition).
+	MaxHistories int `yaml:"max_histories"`
 	// HistoryRecords bounds the records of a partition that a key's
 	// history reads back from the partition's end.
 	HistoryRecords int64 `yaml:"history_records"`
@@ -24,12 +27,17 @@ type Console struct {
 	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
-func defaultConsole() Console { return Console{Enabled: true, MaxTails: 8, HistoryRecords: 100000} }
+func defaultConsole() Console {
+	return Console{Enabled: true, MaxTails: 8, MaxHistories: 4, HistoryRecords: 100000}
+}
 
 func (c *Config) validateConsole() []error {
 	var errs []error
 	if c.Console.MaxTails < 1 || c.Console.MaxTails > 1024 {
 		errs = append(errs, fmt.Errorf("console.max_tails %d out of range 1..1024", c.Console.MaxTails))
+	}
+	if c.Console.MaxHistories < 1 || c.Console.MaxHistories > 1024 {
+		errs = append(errs, fmt.Errorf("console.max_histories %d out of range 1..1024", c.Console.MaxHistories))
 	}
 	if c.Console.HistoryRecords < 1 || c.Console.HistoryRecords > 100_000_000 {
 		errs = append(errs, fmt.Errorf("console.history_records %d out of range 1..100000000", c.Console.HistoryRecords))

@@ -18,7 +18,8 @@
 //     credential is checked again as it sends (Options.Recheck).
 //   - /console/api/history?table=T&key=K: the events of key K still on
 //     the bus, among the last HistoryScan records of its partition (the
-//     newest MaxHistoryEvents of them, and how many older ones).
+//     newest MaxHistoryEvents of them, and how many older ones); at most
+//     MaxHistories read at once.
 //
 // Tables, a key's current row and the dead-letter queue (with redrive)
 // the pages read from the API itself (Connect JSON: AdminService,
@@ -78,6 +79,8 @@ type Options struct {
 	Keep     int
 	// MaxTails bounds the tails open at once (0: 8).
 	MaxTails int
+	// MaxHistories bounds the key histories read at once (0: 4).
+	MaxHistories int
 	// HistoryScan bounds the records of a partition a key's history reads
 	// back from its end (0: 100000).
 	HistoryScan int64
@@ -88,10 +91,12 @@ type Options struct {
 
 // Console serves the console.
 type Console struct {
-	o       Options
-	series  *series
-	tails   atomic.Int32
-	origins map[string]bool // AllowedOrigins, as browsers send them
+	o      Options
+	series *series
+	tails  atomic.Int32
+	// histories are the key histories being read (MaxHistories).
+	histories atomic.Int32
+	origins   map[string]bool // AllowedOrigins, as browsers send them
 }
 
 // New returns a console; Run samples the registry.
@@ -104,6 +109,9 @@ func New(o Options) *Console {
 	}
 	if o.MaxTails <= 0 {
 		o.MaxTails = 8
+	}
+	if o.MaxHistories <= 0 {
+		o.MaxHistories = 4
 	}
 	if o.HistoryScan <= 0 {
 		o.HistoryScan = 100000
@@ -320,6 +328,14 @@ func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "key is empty", http.StatusBadRequest)
 		return
 	}
+	if n := c.histories.Add(1); n > int32(c.o.MaxHistories) {
+		c.histories.Add(-1)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("%d key histories are being read, the most the console reads at once (console.max_histories); retry in a moment",
+			c.o.MaxHistories), http.StatusTooManyRequests)
+		return
+	}
+	defer c.histories.Add(-1)
 	ctx, cancel := context.WithTimeout(r.Context(), historyTimeout)
 	defer cancel()
 	h, err := c.history(ctx, t.Name, t.Partitions, []byte(key))

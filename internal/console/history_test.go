@@ -135,3 +135,66 @@ func TestKeyShownAsItIs(t *testing.T) {
 		})
 	}
 }
+
+// stallBounds is a log whose Bounds blocks, until its context ends,
+// while stalled is open (a slow or unreachable Kafka).
+type stallBounds struct {
+	intentlog.Log
+	stalled chan struct{}
+	entered chan struct{}
+}
+
+func (l *stallBounds) Bounds(ctx context.Context, topic string, p int32) (int64, int64, error) {
+	select {
+	case l.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-l.stalled:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	return l.Log.Bounds(ctx, topic, p)
+}
+
+// TestHistoriesBounded: at most console.max_histories key histories are
+// read at once (each scans up to history_records records of a partition);
+// past them a request is refused with 429 naming the setting, and a
+// freed slot is taken again.
+func TestHistoriesBounded(t *testing.T) {
+	t.Parallel()
+	log, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = log.Close() })
+	if err := log.CreateTopic(context.Background(), eventbus.Topic("t"), 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sl := &stallBounds{Log: log, stalled: make(chan struct{}), entered: make(chan struct{}, 1)}
+	h := console.New(console.Options{Log: sl, MaxHistories: 2, Table: func(name string) (catalog.Table, bool) {
+		return catalog.Table{Name: "t", Partitions: 1}, name == "t"
+	}}).Handler()
+	get := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/console/api/history?table=t&key=k", nil))
+		return w
+	}
+	done := make(chan int, 2)
+	for range 2 {
+		go func() { done <- get().Code }()
+		<-sl.entered
+	}
+	if w := get(); w.Code != http.StatusTooManyRequests || !strings.Contains(w.Body.String(), "console.max_histories") {
+		t.Fatalf("a third history while two are read: %d %s; want 429 naming console.max_histories", w.Code, w.Body)
+	}
+	close(sl.stalled)
+	for range 2 {
+		if code := <-done; code != http.StatusOK {
+			t.Fatalf("a stalled history answered %d", code)
+		}
+	}
+	if w := get(); w.Code != http.StatusOK {
+		t.Fatalf("a history once the others ended: %d %s", w.Code, w.Body)
+	}
+}

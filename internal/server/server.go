@@ -275,7 +275,7 @@ func (s *Server) open(ctx context.Context) error {
 				return s.guard.Enabled(), p, grants
 			},
 			Recheck: s.guard.Rechecker, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
-			MaxTails: cfg.Console.MaxTails, HistoryScan: cfg.Console.HistoryRecords, AllowedOrigins: cfg.Console.AllowedOrigins})
+			MaxTails: cfg.Console.MaxTails, MaxHistories: cfg.Console.MaxHistories, HistoryScan: cfg.Console.HistoryRecords, AllowedOrigins: cfg.Console.AllowedOrigins})
 	}
 	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes)).WithLogger(s.logger)
 	var sharing *group.Sharing
