@@ -31,6 +31,17 @@ type API struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConnections bounds the connections the API port holds open.
+	// Past it, a new connection gets, to each request it sends within
+	// 2 seconds, resource_exhausted (HTTP 503) naming this setting, and is
+	// then closed (/healthz and /metrics are answered); past 64 such
+	// connections at once, a new one is closed without an answer.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxStreamsPerConnection bounds the calls (HTTP/2 streams) one
+	// connection runs at once; clients open another connection for more.
+	MaxStreamsPerConnection int `yaml:"max_streams_per_connection"`
+	// MaxHeaderBytes bounds a request's headers (HTTP 431 past it).
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxSubscriptions bounds the open event streams (Subscribe and
 	// Consume) of the process.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
@@ -88,7 +99,10 @@ func defaultAPI() API {
 		ReadTimeout:          30 * time.Second,
 		WriteTimeout:         30 * time.Second,
 		IdleTimeout:          2 * time.Minute,
-		MaxSubscriptions:     1024,
+		// Each connection may hold max_header_bytes while its headers
+		// arrive, and max_streams_per_connection calls.
+		MaxConnections: 4096, MaxStreamsPerConnection: 100, MaxHeaderBytes: 64 << 10,
+		MaxSubscriptions: 1024,
 		// `wail tail` is one stream; a service with a few consumers per
 		// host stays well below.
 		MaxSubscriptionsPerClient: 64,
@@ -136,6 +150,10 @@ func (c *Config) validateAPI() []error {
 	}{{"read_header_timeout", a.ReadHeaderTimeout}, {"read_timeout", a.ReadTimeout}, {"write_timeout", a.WriteTimeout}, {"idle_timeout", a.IdleTimeout}} {
 		check(d.v >= 100*time.Millisecond, "api.%s %s is below 100ms", d.name, d.v)
 	}
+	check(a.MaxConnections >= 1 && a.MaxConnections <= 1_000_000, "api.max_connections %d out of range 1..1000000", a.MaxConnections)
+	check(a.MaxStreamsPerConnection >= 1 && a.MaxStreamsPerConnection <= 10_000,
+		"api.max_streams_per_connection %d out of range 1..10000", a.MaxStreamsPerConnection)
+	check(a.MaxHeaderBytes >= 4<<10 && a.MaxHeaderBytes <= 16<<20, "api.max_header_bytes %d out of range 4096..%d", a.MaxHeaderBytes, 16<<20)
 	check(a.MaxSubscriptions >= 1, "api.max_subscriptions must be positive")
 	check(a.MaxSubscriptionsPerClient >= 1 && a.MaxSubscriptionsPerClient <= a.MaxSubscriptions,
 		"api.max_subscriptions_per_client %d out of range 1..%d (api.max_subscriptions)", a.MaxSubscriptionsPerClient, a.MaxSubscriptions)

@@ -197,12 +197,15 @@ func (s *Server) serveMetrics() (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", s.health.HandlerFor(s.guard.MetricsHealthDetail))
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
-		WriteTimeout: s.cfg.API.WriteTimeout}
+	// As many connections as the API port takes, counted apart; past
+	// them, connections are answered and closed within seconds.
+	limit := newConnLimit(nil, s.cfg.API.MaxConnections)
+	hs := &http.Server{Handler: limit.wrap(mux), ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
+		WriteTimeout: s.cfg.API.WriteTimeout, MaxHeaderBytes: s.cfg.API.MaxHeaderBytes, ConnContext: connContext}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(limit.listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("the metrics listener stopped; /metrics answers on the API port only", "addr", addr, "err", err)
 		}
 	}()

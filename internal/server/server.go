@@ -122,6 +122,8 @@ type Server struct {
 	inflight inflight
 	// fresh are the connections without a request yet (closed at shutdown).
 	fresh fresh
+	// conns counts the API port's connections (api.max_connections).
+	conns *connLimit
 	// guard authenticates and authorizes requests; tls is the API port's
 	// TLS, nil without (security.go).
 	guard *api.Guard
@@ -156,6 +158,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.health = health.NewRegistry(s.registry)
 	s.streams = s.streamLimits()
 	s.writeStreams = s.writeStreamLimits()
+	s.conns = newConnLimit(s.registry, cfg.API.MaxConnections)
 	s.clockWatch = newClockWatch(s.registry)
 	if err := s.openSecurity(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -510,11 +513,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	s.setStarting(s.firstStartStep(), "wait; if it lasts, see the process's log")
 	// Read and write timeouts are per request (budget.go): server-wide
 	// ones would cut event streams.
-	hs := &http.Server{Handler: s.inflight.wrap(&front), Protocols: &protocols,
+	hs := &http.Server{Handler: s.conns.wrap(s.inflight.wrap(&front)), Protocols: &protocols,
 		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
-		ConnState: s.fresh.track}
+		MaxHeaderBytes: s.cfg.API.MaxHeaderBytes, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.cfg.API.MaxStreamsPerConnection},
+		ConnState: s.fresh.track, ConnContext: connContext}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.serveTLS(hs, ln) }()
+	go func() { serveErr <- s.serveTLS(hs, s.conns.listener(ln)) }()
 	stopMetrics, err := s.serveMetrics()
 	if err != nil {
 		_ = hs.Close()

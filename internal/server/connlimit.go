@@ -1,0 +1,202 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/schemaregistry"
+)
+
+// Connections (api.max_connections): each open connection costs a file
+// descriptor, a goroutine and buffers, and one that never sends holds
+// them until api.read_header_timeout; without a cap, clients that open
+// connections faster than that (slowloris) exhaust the process's file
+// descriptors, and the store, the log and Kafka fail with them.
+//
+// Past the cap a connection is still accepted, to tell its client why:
+// it is a refused connection, whose every deadline is at most
+// refuseWindow after its accept, on which each request gets
+// resource_exhausted (HTTP 503) naming the setting, with Connection:
+// close, but /healthz and /metrics, which a probe or scraper must reach
+// even then. Past maxRefusing refused connections at once, a new
+// connection is closed without a word.
+
+const (
+	// refuseWindow is how long a refused connection stays open: enough
+	// for its client to send a request and read the answer.
+	refuseWindow = 2 * time.Second
+	// maxRefusing bounds the refused connections open at once.
+	maxRefusing = 64
+)
+
+// connLimit counts the connections of a listener.
+type connLimit struct {
+	max      int
+	mu       sync.Mutex
+	open     int // counted connections open
+	refusing int // refused connections open
+	opened   prometheus.Gauge
+	refused  prometheus.Counter
+	errs     *connect.ErrorWriter
+}
+
+// newConnLimit registers its metrics in reg, unless nil.
+func newConnLimit(reg prometheus.Registerer, max int) *connLimit {
+	l := &connLimit{max: max, errs: connect.NewErrorWriter(),
+		opened: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wail_api_connections",
+			Help: "Connections open on the API port, up to api.max_connections."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "wail_api_connections_refused_total",
+			Help: "Connections to the API port refused because api.max_connections were open."}),
+	}
+	if reg != nil {
+		reg.MustRegister(l.opened, l.refused)
+	}
+	return l
+}
+
+// listener counts ln's connections against the limit.
+func (l *connLimit) listener(ln net.Listener) net.Listener { return &limitListener{Listener: ln, l: l} }
+
+type limitListener struct {
+	net.Listener
+	l *connLimit
+}
+
+func (ln *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l := ln.l
+		l.mu.Lock()
+		switch {
+		case l.open < l.max:
+			l.open++
+			l.opened.Set(float64(l.open))
+			l.mu.Unlock()
+			return &countedConn{Conn: c, l: l}, nil
+		case l.refusing < maxRefusing:
+			l.refusing++
+			l.mu.Unlock()
+			l.refused.Inc()
+			rc := &refusedConn{countedConn: countedConn{Conn: c, l: l, refused: true}, until: time.Now().Add(refuseWindow)}
+			_ = rc.SetDeadline(time.Time{})
+			return rc, nil
+		default:
+			l.mu.Unlock()
+			l.refused.Inc()
+			_ = c.Close()
+		}
+	}
+}
+
+// countedConn gives its place back when closed.
+type countedConn struct {
+	net.Conn
+	l       *connLimit
+	refused bool
+	closed  atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.mu.Lock()
+		if c.refused {
+			c.l.refusing--
+		} else {
+			c.l.open--
+			c.l.opened.Set(float64(c.l.open))
+		}
+		c.l.mu.Unlock()
+	}
+	return c.Conn.Close()
+}
+
+// CloseWrite lets the HTTP/1.1 server half-close the connection, as it
+// does a *net.TCPConn's.
+func (c *countedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// refusedConn is a connection past the limit: no deadline the server sets
+// on it is later than until.
+type refusedConn struct {
+	countedConn
+	until time.Time
+}
+
+func (c *refusedConn) clamp(t time.Time) time.Time {
+	if t.IsZero() || t.After(c.until) {
+		return c.until
+	}
+	return t
+}
+
+func (c *refusedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
+func (c *refusedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
+func (c *refusedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
+
+type refusedKey struct{}
+
+// connContext is http.Server.ConnContext: it marks the requests of a
+// refused connection.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok { // TLS
+		c = nc.NetConn()
+	}
+	if _, ok := c.(*refusedConn); ok {
+		return context.WithValue(ctx, refusedKey{}, true)
+	}
+	return ctx
+}
+
+// wrap answers the requests of refused connections: resource_exhausted
+// with a RetryInfo detail to an RPC, the registry's error body on the
+// schema registry, 503 to the rest, but /healthz and /metrics, which are
+// served. Every answer closes the connection.
+func (l *connLimit) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Context().Value(refusedKey{}) == nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Connection", "close") // HTTP/2: a GOAWAY
+		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		msg := fmt.Sprintf("%d connections are open, the most this server takes (api.max_connections); retry later, "+
+			"and reuse connections (HTTP keep-alive; an HTTP/2 or gRPC client runs many calls on one)", l.max)
+		w.Header().Set("Retry-After", "1")
+		switch {
+		case isRPC(r.URL.Path):
+			ce := connect.NewError(connect.CodeResourceExhausted, errors.New(msg))
+			if d, err := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)}); err == nil {
+				ce.AddDetail(d)
+			}
+			_ = l.errs.Write(w, r, ce)
+		case strings.HasPrefix(r.URL.Path, config.SchemaRegistryPath+"/"):
+			schemaregistry.WriteError(w, &schemaregistry.Error{Status: http.StatusServiceUnavailable,
+				Code: http.StatusServiceUnavailable, Message: msg})
+		default:
+			http.Error(w, msg, http.StatusServiceUnavailable)
+		}
+	})
+}
