@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,34 +18,15 @@ import (
 	"github.com/wail-cdc/wail/internal/tlstest"
 )
 
-// mutualServer is an https server of ca's certificate that wants a client
-// certificate of clients and answers its common name.
-func mutualServer(t *testing.T, ca, clients *tlstest.CA) *httptest.Server {
-	t.Helper()
-	pair := ca.Server(t, "endpoint")
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(clients.Cert)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, r.TLS.PeerCertificates[0].Subject.CommonName)
-	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 // TestClientTLS: ClientTLS trusts the CAs of ca_file (an endpoint signed
 // by a private CA is refused without it), presents the client
 // certificate, and takes a renewed one without a restart; a renewal that
 // does not load keeps the last good pair and is reported, then cleared.
 func TestClientTLS(t *testing.T) {
 	ca, clients := tlstest.NewCA(t, "private"), tlstest.NewCA(t, "clients")
-	srv := mutualServer(t, ca, clients)
+	srv := tlstest.MutualServer(t, ca, clients, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
 	clients.Client(t, "first").CopyTo(t, certFile, keyFile)

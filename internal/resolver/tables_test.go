@@ -50,21 +50,9 @@ func TestFollowsCatalog(t *testing.T) {
 	tb.VisibilityWindow, tb.CreatedAt = 2*time.Second, time.UnixMicro(1)
 	cat := &fakeCatalog{tables: map[string]catalog.Table{tb.Name: tb}}
 	var logs logbuf.Buffer
-	r := New(env.log, env.st, env.bus, Config{
-		Group: "g", Concurrency: 2, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
-		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 1000,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Tables: cat.get,
-	})
+	r := New(env.log, env.st, env.bus, followConfig(&logs, cat))
 	more := make(chan catalog.Table, 1)
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx, []catalog.Table{tb}, more) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	defer runTables(ctx, t, r, tb, more)()
 
 	env.write(ctx, t, "a", 1, "one")
 	waitUntil(ctx, t, "the event of a", func() bool { return committed(ctx, t, env, "g") == 1 })
@@ -239,26 +227,14 @@ func TestStaleCatalogHoldsExpiry(t *testing.T) {
 	var stale atomic.Bool
 	stale.Store(true)
 	var logs logbuf.Buffer
-	r := New(env.log, env.st, env.bus, Config{
-		Group: "g", Concurrency: 2, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
-		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 1000,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Tables: cat.get,
-		CatalogFresh: func() error {
-			if stale.Load() {
-				return catalog.ErrStale
-			}
-			return nil
-		},
-	})
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx, []catalog.Table{tb}, nil) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	cfg := followConfig(&logs, cat)
+	cfg.CatalogFresh = func() error {
+		if stale.Load() {
+			return catalog.ErrStale
 		}
-	}()
+		return nil
+	}
+	defer runTables(ctx, t, New(env.log, env.st, env.bus, cfg), tb, nil)()
 	env.write(ctx, t, "a", 1, "one")
 	waitUntil(ctx, t, "the event of a", func() bool { return committed(ctx, t, env, "g") == 1 })
 	logIntent(ctx, t, env, "lost", 2)
@@ -270,4 +246,29 @@ func TestStaleCatalogHoldsExpiry(t *testing.T) {
 	waitUntil(ctx, t, "the intent unmaterialized once the catalog is fresh", func() bool {
 		return strings.Contains(logs.String(), "intent unmaterialized")
 	})
+}
+
+// followConfig is the configuration of a resolver that follows cat,
+// logging to logs.
+func followConfig(logs *logbuf.Buffer, cat *fakeCatalog) Config {
+	return Config{
+		Group: "g", Concurrency: 2, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 1000,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Tables: cat.get,
+	}
+}
+
+// runTables runs r on tb (and the tables sent on more) until the function
+// it returns is called, which checks that Run ended without an error.
+func runTables(ctx context.Context, t *testing.T, r *Resolver, tb catalog.Table, more chan catalog.Table) (stop func()) {
+	t.Helper()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx, []catalog.Table{tb}, more) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
 }

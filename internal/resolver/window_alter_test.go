@@ -42,38 +42,8 @@ func TestCoreWindowShrink(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := tc.core()
-			// drive reads key every 10ms from start, finding it absent, until
-			// found (then it answers with its row); it returns what became of it.
-			drive := func(off int64, key string, start time.Time, found time.Duration) (unmaterialized bool, at time.Duration) {
-				v := ver(int(start.Sub(t0).Milliseconds()), 0)
-				c.Ingest(start, []Entry{put(off, key, v)})
-				for d := time.Duration(0); d <= 20*time.Second; d += 10 * time.Millisecond {
-					now := start.Add(d)
-					c.Tick(now)
-					r := c.Ready()
-					if len(r.Unmaterialized) > 0 {
-						return true, d
-					}
-					if len(r.Events) > 0 {
-						c.Published(now, r.Events)
-						return false, d
-					}
-					for _, rq := range r.Reads {
-						res := ReadResult{Key: rq.Key, Seq: rq.Seq, Level: rq.Level}
-						if d >= found {
-							res.Found, res.Row = true, *row(v, "x")
-						}
-						c.ReadDone(now, res)
-					}
-					if r := c.Ready(); len(r.Unmaterialized) > 0 {
-						return true, d
-					} else if len(r.Events) > 0 {
-						c.Published(now, r.Events)
-						return false, d
-					}
-				}
-				t.Fatalf("%s: neither an event nor unmaterialized", key)
-				return false, 0
+			drive := func(off int64, key string, start time.Time, found time.Duration) (bool, time.Duration) {
+				return driveKey(t, c, off, key, start, found)
 			}
 			// A write admitted under the old window at the alter (another
 			// process had not refreshed yet): its store write lands 5s
@@ -134,35 +104,8 @@ func TestCoreHoldExpiry(t *testing.T) {
 	t.Parallel()
 	const window = 100 * time.Millisecond
 	c := NewCore(Params{Table: "t", Levels: 1, Window: window, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}, 0, nil)
-	// drive reads key from start, finding it absent until found, and
-	// returns what became of it within 20s.
-	drive := func(off int64, key string, start time.Time, found time.Duration) (unmaterialized bool, at time.Duration) {
-		t.Helper()
-		v := ver(int(start.Sub(t0).Milliseconds()), 0)
-		c.Ingest(start, []Entry{put(off, key, v)})
-		for d := time.Duration(0); d <= 20*time.Second; d += 10 * time.Millisecond {
-			now := start.Add(d)
-			c.Tick(now)
-			for range 2 {
-				r := c.Ready()
-				if len(r.Unmaterialized) > 0 {
-					return true, d
-				}
-				if len(r.Events) > 0 {
-					c.Published(now, r.Events)
-					return false, d
-				}
-				for _, rq := range r.Reads {
-					res := ReadResult{Key: rq.Key, Seq: rq.Seq, Level: rq.Level}
-					if d >= found {
-						res.Found, res.Row = true, *row(v, "x")
-					}
-					c.ReadDone(now, res)
-				}
-			}
-		}
-		t.Fatalf("%s: neither an event nor unmaterialized", key)
-		return false, 0
+	drive := func(off int64, key string, start time.Time, found time.Duration) (bool, time.Duration) {
+		return driveKey(t, c, off, key, start, found)
 	}
 	c.HoldExpiry(true)
 	if unmat, at := drive(0, "a", t0, 3*time.Second); unmat {
@@ -172,4 +115,37 @@ func TestCoreHoldExpiry(t *testing.T) {
 	if unmat, at := drive(1, "b", t0.Add(time.Minute), time.Hour); !unmat || at > 5*window {
 		t.Fatalf("hold ended: unmaterialized %v after %s; want after the window %s", unmat, at, window)
 	}
+}
+
+// driveKey ingests an intent of key at off and reads it every 10ms from
+// start, finding it absent until found (then it answers with its row),
+// for at most 20s: it returns whether the intent was given up
+// (unmaterialized) or got its event, and when.
+func driveKey(t *testing.T, c *Core, off int64, key string, start time.Time, found time.Duration) (unmaterialized bool, at time.Duration) {
+	t.Helper()
+	v := ver(int(start.Sub(t0).Milliseconds()), 0)
+	c.Ingest(start, []Entry{put(off, key, v)})
+	for d := time.Duration(0); d <= 20*time.Second; d += 10 * time.Millisecond {
+		now := start.Add(d)
+		c.Tick(now)
+		for range 2 { // before and after this step's reads
+			r := c.Ready()
+			if len(r.Unmaterialized) > 0 {
+				return true, d
+			}
+			if len(r.Events) > 0 {
+				c.Published(now, r.Events)
+				return false, d
+			}
+			for _, rq := range r.Reads {
+				res := ReadResult{Key: rq.Key, Seq: rq.Seq, Level: rq.Level}
+				if d >= found {
+					res.Found, res.Row = true, *row(v, "x")
+				}
+				c.ReadDone(now, res)
+			}
+		}
+	}
+	t.Fatalf("%s: neither an event nor unmaterialized", key)
+	return false, 0
 }

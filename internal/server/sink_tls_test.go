@@ -2,13 +2,9 @@ package server_test
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -29,22 +25,11 @@ import (
 func TestSinkTLS(t *testing.T) {
 	t.Parallel()
 	ca, clients := tlstest.NewCA(t, "private"), tlstest.NewCA(t, "clients")
-	pair := ca.Server(t, "endpoint")
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(clients.Cert)
 	got := make(chan string, 16)
-	ep := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ep := tlstest.MutualServer(t, ca, clients, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		got <- r.TLS.PeerCertificates[0].Subject.CommonName
 	}))
-	ep.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	ep.Config.ErrorLog = log.New(io.Discard, "", 0)
-	ep.StartTLS()
-	defer ep.Close()
 	wail := clients.Client(t, "wail-sinks")
 	_, url := servertest.StartServer(t, func(c *config.Config) {
 		c.Sinks.TLS = config.ClientTLS{CAFile: ca.File, CertFile: wail.CertFile, KeyFile: wail.KeyFile}
@@ -80,21 +65,10 @@ func TestSinkTLS(t *testing.T) {
 func TestExternalRegistryTLS(t *testing.T) {
 	t.Parallel()
 	ca, clients := tlstest.NewCA(t, "private"), tlstest.NewCA(t, "clients")
-	pair := ca.Server(t, "registry")
-	cert, err := tls.LoadX509KeyPair(pair.CertFile, pair.KeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(clients.Cert)
-	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	upstream := tlstest.MutualServer(t, ca, clients, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
 		fmt.Fprintf(w, "[%q]", r.TLS.PeerCertificates[0].Subject.CommonName)
 	}))
-	upstream.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
-	upstream.Config.ErrorLog = log.New(io.Discard, "", 0)
-	upstream.StartTLS()
-	defer upstream.Close()
 	wail := clients.Client(t, "wail-registry")
 	_, url := servertest.StartServer(t, func(c *config.Config) {
 		c.SchemaRegistry.URL = upstream.URL
