@@ -346,6 +346,10 @@ var errCertExpired = errors.New("expired")
 // certUntrusted is the refusal of p's client certificate, which no longer
 // chains to the client CA pool (err: clientCAs.check's).
 func certUntrusted(p auth.Principal, err error) error {
+	if errors.Is(err, errCertRevoked) {
+		return fmt.Errorf("the client certificate of %s: %w (listed since this connection's handshake); "+
+			"connect again with a certificate that is not revoked", p, err)
+	}
 	return fmt.Errorf("the client certificate of %s %w (security.tls.client_ca_file changed since this connection's handshake: %v); "+
 		"connect again with a certificate of a CA it holds", p, errCertUntrusted, err)
 }
@@ -362,7 +366,7 @@ func (g *Guard) Middleware(next http.Handler) http.Handler {
 		if g.enabled || r.TLS != nil { // with auth off, only to name the principal in audit lines
 			id = g.authenticate(r)
 		}
-		if errors.Is(id.err, errCertExpired) || errors.Is(id.err, errCertUntrusted) {
+		if errors.Is(id.err, errCertExpired) || errors.Is(id.err, errCertUntrusted) || errors.Is(id.err, errCertRevoked) {
 			// The connection ends after this answer (HTTP/2: a GOAWAY):
 			// the client's next call makes a new one, whose handshake
 			// presents its certificate as renewed, instead of being

@@ -26,17 +26,17 @@ const maxCertAnswers = 1024
 // clientCAs is the client CA pool in force (security.tls.client_ca_file,
 // read again when it changes) and what it said of the certificates seen.
 type clientCAs struct {
-	pool func() *x509.CertPool
+	trust func() *ClientTrust
 
 	mu      sync.Mutex
-	of      *x509.CertPool   // the pool answers holds answers for
+	of      *ClientTrust     // the trust answers holds answers for
 	answers map[string]error // by the certificate's DER
 }
 
-// UseClientCAs gives the guard the client CA pool in force (ServerTLS's
-// clientCAs); call it before serving.
-func (g *Guard) UseClientCAs(pool func() *x509.CertPool) {
-	g.cas = &clientCAs{pool: pool}
+// UseClientCAs gives the guard the client CA pool and revocations in
+// force (ServerTLS's clientCAs); call it before serving.
+func (g *Guard) UseClientCAs(trust func() *ClientTrust) {
+	g.cas = &clientCAs{trust: trust}
 }
 
 // check returns why (crypto/x509's error) certs (a client's, leaf first, as it presented them)
@@ -47,14 +47,14 @@ func (c *clientCAs) check(certs []*x509.Certificate, now time.Time) error {
 	if c == nil || len(certs) == 0 {
 		return nil
 	}
-	pool := c.pool()
-	if pool == nil {
+	trust := c.trust()
+	if trust == nil {
 		return nil
 	}
 	key := string(certs[0].Raw)
 	c.mu.Lock()
-	if c.of != pool || len(c.answers) >= maxCertAnswers {
-		c.of, c.answers = pool, map[string]error{}
+	if c.of != trust || len(c.answers) >= maxCertAnswers {
+		c.of, c.answers = trust, map[string]error{}
 	}
 	err, known := c.answers[key]
 	c.mu.Unlock()
@@ -66,10 +66,13 @@ func (c *clientCAs) check(certs []*x509.Certificate, now time.Time) error {
 		inter.AddCert(ic)
 	}
 	// As crypto/tls verifies a client's chain at the handshake.
-	_, err = certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: now,
+	chains, err := certs[0].Verify(x509.VerifyOptions{Roots: trust.Pool, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err == nil {
+		err = trust.check(chains)
+	}
 	c.mu.Lock()
-	if c.of == pool {
+	if c.of == trust {
 		c.answers[key] = err
 	}
 	c.mu.Unlock()

@@ -18,11 +18,13 @@ import (
 // made before it keep the certificate they got. A renewal that does not
 // load (a key that does not match, half a file) keeps the last good files
 // and is reported to onError (nil once they load again). onLoad, if set,
-// gets the certificate of every pair that loads. clientCAs returns the
-// client CA pool in force (nil without a client CA), checking the files
-// as a handshake does: the guard checks the certificates of connections
-// made before a change against it (Guard.UseClientCAs).
-func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad func(*x509.Certificate)) (_ *tls.Config, clientCAs func() *x509.CertPool, _ error) {
+// gets the certificate of every pair that loads. With a CRL file, a
+// client certificate (or intermediate) it lists is refused at the
+// handshake, a resumed one's too. clientCAs returns the client CA pool and
+// revocations in force (nil without a client CA), checking the files as a
+// handshake does: the guard checks the certificates of connections made
+// before a change against them (Guard.UseClientCAs).
+func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad func(*x509.Certificate)) (_ *tls.Config, clientCAs func() *ClientTrust, _ error) {
 	load := func() (serverFiles, error) {
 		var f serverFiles
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -35,9 +37,18 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 			if err != nil {
 				return f, fmt.Errorf("TLS client CA: %w", err)
 			}
-			f.clientCAs = x509.NewCertPool()
-			if !f.clientCAs.AppendCertsFromPEM(pem) {
+			f.clientCAs = &ClientTrust{Pool: x509.NewCertPool()}
+			if !f.clientCAs.Pool.AppendCertsFromPEM(pem) {
 				return f, fmt.Errorf("TLS client CA %s: no PEM certificate in it", c.ClientCAFile)
+			}
+			if c.CRLFile != "" {
+				cas, err := parseCerts(pem)
+				if err != nil {
+					return f, fmt.Errorf("TLS client CA %s: %w", c.ClientCAFile, err)
+				}
+				if f.clientCAs.revoked, err = loadRevoked(c.CRLFile, cas); err != nil {
+					return f, err
+				}
 			}
 		}
 		if onLoad != nil {
@@ -48,6 +59,9 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 	files := []string{c.CertFile, c.KeyFile}
 	if c.ClientCAFile != "" {
 		files = append(files, c.ClientCAFile)
+	}
+	if c.CRLFile != "" {
+		files = append(files, c.CRLFile)
 	}
 	w, err := auth.Watch(files, interval, load, onError)
 	if err != nil {
@@ -66,15 +80,23 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 		f := w.Get()
 		out := base.Clone()
 		out.Certificates = []tls.Certificate{*f.cert}
-		out.ClientCAs, out.ClientAuth = f.clientCAs, clientAuth
+		out.ClientAuth = clientAuth
+		if t := f.clientCAs; t != nil {
+			out.ClientCAs = t.Pool
+			if len(t.revoked) > 0 {
+				// Run after the chains are verified, resumptions
+				// included.
+				out.VerifyConnection = func(cs tls.ConnectionState) error { return t.check(cs.VerifiedChains) }
+			}
+		}
 		return out, nil
 	}
-	return cfg, func() *x509.CertPool { return w.Get().clientCAs }, nil
+	return cfg, func() *ClientTrust { return w.Get().clientCAs }, nil
 }
 
 type serverFiles struct {
 	cert      *tls.Certificate
-	clientCAs *x509.CertPool
+	clientCAs *ClientTrust
 }
 
 // ClientTLS returns the TLS configuration of wail as a client of another

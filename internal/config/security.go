@@ -77,6 +77,13 @@ type TLS struct {
 	// signed by client_ca_file (else one is optional and bearer tokens
 	// work too).
 	RequireClientCert bool `yaml:"require_client_cert"`
+	// CRLFile holds certificate revocation lists (PEM "X509 CRL" blocks,
+	// or one DER list) signed by CAs of client_ca_file: a client
+	// certificate (or intermediate) they list is refused, at the
+	// handshake and on connections made before the list changed. Read
+	// again when it changes, like the other files; fetch it from your
+	// CA on a schedule.
+	CRLFile string `yaml:"crl_file"`
 }
 
 // Enabled reports whether TLS is on.
@@ -221,6 +228,7 @@ func (c *Config) validateSecurity() []error {
 	check((s.TLS.CertFile == "") == (s.TLS.KeyFile == ""), "security.tls.cert_file and key_file go together")
 	check(s.TLS.ClientCAFile == "" || s.TLS.Enabled(), "security.tls.client_ca_file needs cert_file and key_file (mutual TLS is TLS)")
 	check(!s.TLS.RequireClientCert || s.TLS.ClientCAFile != "", "security.tls.require_client_cert needs client_ca_file")
+	check(s.TLS.CRLFile == "" || s.TLS.ClientCAFile != "", "security.tls.crl_file needs client_ca_file (the lists revoke client certificates of its CAs)")
 	check(s.ReloadInterval >= 10*time.Millisecond, "security.reload_interval %s is below 10ms", s.ReloadInterval)
 	a := s.Auth
 	check(a.TokensSource == "" || a.TokensSource == TokensFromFile || a.TokensSource == TokensFromCatalog,

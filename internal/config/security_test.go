@@ -17,6 +17,8 @@ func TestSecurityValidate(t *testing.T) {
 		{yaml: "security: {quotas: {write_rate: 100.5, write_burst: 10, read_rate: 5}}"},
 		{yaml: "security: {tls: {cert_file: c.pem}}", want: "cert_file and key_file go together"},
 		{yaml: "security: {tls: {client_ca_file: ca.pem}}", want: "client_ca_file needs cert_file"},
+		{yaml: "security: {tls: {cert_file: c, key_file: k, crl_file: l.crl}}", want: "crl_file needs client_ca_file"},
+		{yaml: "security: {tls: {cert_file: c, key_file: k, client_ca_file: ca.pem, crl_file: l.crl}}"},
 		{yaml: "security: {tls: {cert_file: c, key_file: k, require_client_cert: true}}", want: "require_client_cert needs client_ca_file"},
 		{yaml: "security: {auth: {grants: [{principal: alice, allow: [admin]}]}}", want: "security.auth.grants[0]: bad principal"},
 		{yaml: "security: {auth: {grants: [{principal: 'token:alice', allow: ['write:t']}]}}", want: "permission \"write\""},

@@ -60,7 +60,7 @@ func (s *Server) openSecurity() error {
 	}
 	if t := s.cfg.Security.TLS; t.Enabled() {
 		var notAfter atomic.Int64
-		var clientCAs func() *x509.CertPool
+		var clientCAs func() *api.ClientTrust
 		s.tls, clientCAs, err = api.ServerTLS(t, s.cfg.Security.ReloadInterval,
 			s.reloadProblem(tlsComponent, "the TLS files", "check that the certificate and key files match and are PEM"),
 			func(c *x509.Certificate) { notAfter.Store(c.NotAfter.Unix()) })

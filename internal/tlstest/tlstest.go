@@ -42,7 +42,7 @@ func NewCA(t testing.TB, name string) *CA {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -192,4 +192,24 @@ func MutualServer(t testing.TB, ca, clients *CA, h http.Handler) *httptest.Serve
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// CRL writes to file (PEM) a revocation list of ca that lists the
+// certificates of revoked.
+func (ca *CA) CRL(t testing.TB, file string, revoked ...Pair) {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(serial.Add(1)), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}
+	for _, p := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: p.Cert.SerialNumber, RevocationTime: time.Now()})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := file + ".tmp"
+	writePEM(t, tmp, "X509 CRL", der)
+	if err := os.Rename(tmp, file); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// errCertRevoked: a certificate of the client's chain is listed in
+// security.tls.crl_file.
+var errCertRevoked = errors.New("is revoked")
+
+// ClientTrust is what client certificates are checked against: the
+// client CA pool (security.tls.client_ca_file) and the serials the
+// revocation lists of its CAs list (security.tls.crl_file), as last read.
+type ClientTrust struct {
+	Pool    *x509.CertPool
+	revoked map[string]bool // by revokedKey
+}
+
+func revokedKey(rawIssuer []byte, serial fmt.Stringer) string {
+	return string(rawIssuer) + "\x00" + serial.String()
+}
+
+// check refuses chains (verified ones, leaf first, root last) every one
+// of which has a revoked certificate: a revoked leaf is in all of them; a
+// revoked intermediate, in those through it.
+func (t *ClientTrust) check(chains [][]*x509.Certificate) error {
+	if t == nil || len(t.revoked) == 0 {
+		return nil
+	}
+	var err error
+	for _, chain := range chains {
+		if err = t.checkChain(chain); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (t *ClientTrust) checkChain(chain []*x509.Certificate) error {
+	for i, c := range chain {
+		if i == len(chain)-1 && len(chain) > 1 {
+			break // the root: in client_ca_file, trusted as such
+		}
+		if t.revoked[revokedKey(c.RawIssuer, c.SerialNumber)] {
+			what := "certificate"
+			if i > 0 {
+				what = "intermediate CA certificate"
+			}
+			return fmt.Errorf("%s %q (serial %s, issued by %q) %w: security.tls.crl_file lists it",
+				what, c.Subject.CommonName, c.SerialNumber, c.Issuer.CommonName, errCertRevoked)
+		}
+	}
+	return nil
+}
+
+// loadRevoked reads the revocation lists of file (PEM "X509 CRL" blocks,
+// or one DER list); each must be signed by one of cas (the client CA
+// file's certificates).
+func loadRevoked(file string, cas []*x509.Certificate) (map[string]bool, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("TLS CRL file: %w", err)
+	}
+	var ders [][]byte
+	if rest := b; len(b) > 0 && pemStart(b) {
+		for {
+			var blk *pem.Block
+			blk, rest = pem.Decode(rest)
+			if blk == nil {
+				break
+			}
+			if blk.Type == "X509 CRL" {
+				ders = append(ders, blk.Bytes)
+			}
+		}
+		if len(ders) == 0 {
+			return nil, fmt.Errorf("TLS CRL file %s: no X509 CRL block in it", file)
+		}
+	} else {
+		ders = [][]byte{b}
+	}
+	revoked := map[string]bool{}
+	for i, der := range ders {
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, fmt.Errorf("TLS CRL file %s, list %d: %w", file, i+1, err)
+		}
+		signed := false
+		for _, ca := range cas {
+			if string(ca.RawSubject) == string(l.RawIssuer) && l.CheckSignatureFrom(ca) == nil {
+				signed = true
+				break
+			}
+		}
+		if !signed {
+			return nil, fmt.Errorf("TLS CRL file %s, list %d (issuer %q): signed by no CA of the client CA file; "+
+				"give the lists of the CAs that file holds", file, i+1, l.Issuer.CommonName)
+		}
+		for _, e := range l.RevokedCertificateEntries {
+			revoked[revokedKey(l.RawIssuer, e.SerialNumber)] = true
+		}
+	}
+	return revoked, nil
+}
+
+// pemStart reports whether b looks like PEM (after leading space).
+func pemStart(b []byte) bool {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
+		b = b[1:]
+	}
+	return len(b) >= 5 && string(b[:5]) == "-----"
+}
+
+// parseCerts returns the certificates of a PEM file's CERTIFICATE blocks.
+func parseCerts(pemBytes []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for rest := pemBytes; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			return out, nil
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+}
