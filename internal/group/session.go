@@ -285,10 +285,14 @@ func (s *Session) startReader(topic string, gt Grant) {
 		defer s.wg.Done()
 		err := s.read(ctx, topic, gt)
 		if err != nil && ctx.Err() == nil {
-			if errors.Is(err, ErrPositionLost) {
+			switch {
+			case errors.Is(err, ErrPositionLost):
 				// The member's stream gets the error, which a client
 				// retries: the operator learns it here.
 				s.gr.g.logger.Error("consumer group: a member's partition lost the group's position; the member ends",
+					"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", gt.Partition, "err", err)
+			case errors.Is(err, intentlog.ErrTruncated):
+				s.gr.g.logger.Error("consumer group: a member's partition lost events it was sent; the member ends, and joins again from the group's committed offset",
 					"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", gt.Partition, "err", err)
 			}
 			s.gr.mu.Lock()
@@ -320,6 +324,9 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 				r.Close()
 				if ctx.Err() != nil {
 					return nil
+				}
+				if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 {
+					return s.truncated(gt.Partition, tr, err)
 				}
 				if !errors.Is(err, intentlog.ErrOffsetOutOfRange) {
 					return err
@@ -361,6 +368,28 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 			}
 		}
 	}
+}
+
+// truncated is the error that ends a member whose partition's log lost
+// events below its position (cause, tr: Kafka's leader-epoch check after
+// an unclean leader election) while new events take those offsets again.
+// A member that joins again starts at the group's committed offset: not
+// past where the log diverges, it reads the new events (the error, a
+// read's, is retried); past it, the new events below it are never
+// delivered, and only the operator can move the position back:
+// ErrPositionLost, as for a position past the log's end.
+func (s *Session) truncated(p int32, tr *intentlog.Truncation, cause error) error {
+	s.gr.mu.Lock()
+	committed := s.gr.core.Committed(p)
+	s.gr.mu.Unlock()
+	what := fmt.Sprintf("partition %d: the log diverges from offset %d below what was read (up to %d): it lost events "+
+		"(an unclean Kafka leader election, a broker that lost acknowledged writes) and new events take those offsets again", p, tr.From, tr.Read)
+	if committed <= tr.From {
+		return fmt.Errorf("%s; the group's committed offset %d is not past it: a member that joins again reads the new events: %w", what, committed, cause)
+	}
+	return fmt.Errorf("%w (%w): %s; the group's committed offset %d is past it: the new events from offset %d on are not delivered "+
+		"to a member that joins again; set the group's positions before the loss with `wail group reset` (--to a time or a cursor)",
+		ErrPositionLost, cause, what, committed, tr.From)
 }
 
 // outOfRangeTries bounds the answers out of range in a row for a
