@@ -530,6 +530,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	l.core.AlreadySettled(letters.settled())
 	l.m = r.cfg.Metrics.partition(t.Name, p, params.Levels)
 	l.def = t
+	// Not from the first commit tick only: a window shorter than
+	// commit_interval ends before it.
+	l.holdIfStale()
 	ran = true
 	started()
 	return l.run(ctx, rd, first)

@@ -113,10 +113,16 @@ func (l *loop) follow() (stop bool) {
 		l.core.SetRetryBounds(int(t.MaxAttempts), t.MaxRetryTime)
 	}
 	l.def = t
+	l.holdIfStale()
+	return false
+}
+
+// holdIfStale holds expiry while this process's catalog copy is stale
+// (Config.CatalogFresh), from the loop's start and at each commit tick.
+func (l *loop) holdIfStale() {
 	if fresh := l.r.cfg.CatalogFresh; fresh != nil {
 		l.core.HoldExpiry(fresh() != nil)
 	}
-	return false
 }
 
 // SetWindow changes the visibility window at now (the table was

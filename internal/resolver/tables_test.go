@@ -272,3 +272,28 @@ func runTables(ctx context.Context, t *testing.T, r *Resolver, tb catalog.Table,
 		}
 	}
 }
+
+// TestStaleCatalogHoldsExpiryFromTheStart: a partition that starts while
+// the catalog copy is stale holds expiry from its first read, not from its
+// first commit tick (a window shorter than resolver.commit_interval ends
+// before that tick).
+func TestStaleCatalogHoldsExpiryFromTheStart(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "stalestart")
+	tb := env.tb
+	tb.VisibilityWindow, tb.CreatedAt = 20*time.Millisecond, time.UnixMicro(1)
+	cat := &fakeCatalog{tables: map[string]catalog.Table{tb.Name: tb}}
+	var logs logbuf.Buffer
+	cfg := followConfig(&logs, cat)
+	cfg.CommitInterval = time.Hour
+	cfg.CatalogFresh = func() error { return catalog.ErrStale }
+	logIntent(ctx, t, env, "lost", 2)
+	stop := runTables(ctx, t, New(env.log, env.st, env.bus, cfg), tb, nil)
+	time.Sleep(50 * tb.VisibilityWindow)
+	stop()
+	if strings.Contains(logs.String(), "intent unmaterialized") {
+		t.Fatal("a partition that started with a stale catalog copy gave an intent up before its first commit tick")
+	}
+}
