@@ -41,16 +41,8 @@ func (c *Catalog) provisionBy(ctx context.Context, t Table, seq uint64, deadline
 			}()
 		}
 		c.makingMu.Unlock()
-		wait := time.NewTimer(time.Until(deadline))
-		select {
-		case <-m.done:
-			wait.Stop()
-		case <-wait.C:
-			return false, fmt.Errorf("catalog: table %s is not served here yet: the making of its topics has not finished "+
-				"in %s; a later refresh serves it once it has", t.Name, time.Since(m.began).Round(time.Millisecond))
-		case <-ctx.Done():
-			wait.Stop()
-			return false, fmt.Errorf("catalog: table %s is not served here: making its topics: %w", t.Name, ctx.Err())
+		if err := c.awaitMaking(ctx, t.Name, m, deadline); err != nil {
+			return false, err
 		}
 		c.makingMu.Lock()
 		if c.making[t.Name] == m {
@@ -64,6 +56,29 @@ func (c *Catalog) provisionBy(ctx context.Context, t Table, seq uint64, deadline
 		// this refresh (its context may have ended): make them again.
 	}
 	return false, fmt.Errorf("catalog: table %s is not served here yet: its topics are being made for another table of the name", t.Name)
+}
+
+// awaitMaking waits for m until deadline. A making that finished is
+// taken even once the deadline passed (a select between the two would
+// pick one at random: an earlier table's making may have used the whole
+// wait of the refresh).
+func (c *Catalog) awaitMaking(ctx context.Context, name string, m *making, deadline time.Time) error {
+	select {
+	case <-m.done:
+		return nil
+	default:
+	}
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
+	select {
+	case <-m.done:
+		return nil
+	case <-wait.C:
+		return fmt.Errorf("catalog: table %s is not served here yet: the making of its topics has not finished "+
+			"in %s; a later refresh serves it once it has", name, time.Since(m.began).Round(time.Millisecond))
+	case <-ctx.Done():
+		return fmt.Errorf("catalog: table %s is not served here: making its topics: %w", name, ctx.Err())
+	}
 }
 
 // provision makes sure of a ready table's topics in this process; served

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -102,5 +103,31 @@ func TestRefreshNotHeldByOneTable(t *testing.T) {
 	}
 	if err := c.Fresh(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRefreshTakesAFinishedMaking: a refresh whose wait for topics already
+// ended (an earlier table's making took it all) still serves a table
+// whose making finished meanwhile. It picked at random between the
+// finished making and its ended wait: with one table's topics stuck,
+// every other table created elsewhere was served only at one refresh in
+// two, and its problem came and went.
+func TestRefreshTakesAFinishedMaking(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	c := &Catalog{opts: Options{Provisioner: newTopics()}, making: map[string]*making{}}
+	for i := range 32 {
+		tb := Table{Name: fmt.Sprintf("t%d", i), Partitions: 1, CreatedAt: time.UnixMicro(int64(i + 1))}
+		if served, _ := c.provisionBy(ctx, tb, 0, time.Now()); served {
+			continue // the making finished within the call
+		}
+		c.makingMu.Lock()
+		m := c.making[tb.Name]
+		c.makingMu.Unlock()
+		<-m.done
+		served, err := c.provisionBy(ctx, tb, 0, time.Now().Add(-time.Second))
+		if !served || err != nil {
+			t.Fatalf("table %s, whose topics were made, is not served by a refresh whose wait ended: %v", tb.Name, err)
+		}
 	}
 }
