@@ -102,10 +102,12 @@ func (e entry) firstSeen(now time.Time, hold time.Duration) entry {
 // old (the entry it cached before), with the window writes are made
 // under: when e's window is longer than old's write window, that one
 // applies until hold from now (every process's resolver took the longer
-// one up by then); an unchanged window keeps old's hold.
+// one up by then); an unchanged window keeps old's hold. Another table of
+// the name (dropped and created again), or one whose window old does not
+// say (damaged), is first seen here (firstSeen).
 func (e entry) followWindow(old entry, now time.Time, hold time.Duration) entry {
 	if e.bad != nil || old.bad != nil || !old.t.CreatedAt.Equal(e.t.CreatedAt) {
-		return e
+		return e.firstSeen(now, hold)
 	}
 	switch prev := old.writeWindow(now); {
 	case e.t.VisibilityWindow == old.t.VisibilityWindow:

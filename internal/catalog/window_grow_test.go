@@ -110,3 +110,53 @@ func TestWindowGrown(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteWindowOfATableCreatedAgainDuringTheHold: a process that cached
+// a table, which was dropped, created again and its window lengthened
+// elsewhere before it refreshed, first sees the new table held: it holds
+// the shorter window for its own hold from then, as a process that
+// starts then does. It took the new table as one it knew (another
+// CreatedAt: nothing followed) and held only until the entry's
+// narrow_until_us, on the altering process's clock.
+func TestWriteWindowOfATableCreatedAgainDuringTheHold(t *testing.T) {
+	t.Parallel()
+	const (
+		short = 100 * time.Millisecond
+		long  = 10 * time.Second
+	)
+	ctx := t.Context()
+	st := openStore(t)
+	// The altering process's hold is short; this one's is long.
+	altering := openCatalog(t, st, newTopics(), func(o *Options) { o.Refresh, o.TakeUp = 10*time.Millisecond, 10*time.Millisecond })
+	if _, _, err := altering.Create(ctx, Table{Name: "t", Partitions: 1, VisibilityWindow: short}); err != nil {
+		t.Fatal(err)
+	}
+	c := openCatalog(t, st, newTopics(), func(o *Options) { o.Refresh, o.TakeUp = time.Second, time.Second })
+	if _, ok := c.Get("t"); !ok {
+		t.Fatal("the table is not served")
+	}
+	if err := altering.Drop(ctx, "t", true, (&dropHooks{ends: [][]int64{{0}}}).hooks()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := altering.Create(ctx, Table{Name: "t", Partitions: 1, VisibilityWindow: short}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := altering.Alter(ctx, "t", Alter{VisibilityWindow: ptr(long)}); err != nil {
+		t.Fatal(err)
+	}
+	var tb Table
+	for ok := false; !ok; {
+		_ = c.Refresh(ctx) // the first releases the old table, the next serves the new one
+		tb, ok = c.Get("t")
+	}
+	read := time.Now()
+	e, _ := saved(t, st, "t")
+	if !e.NarrowUntil.After(read) {
+		t.Fatalf("the entry's hold ended before this process read it (%s)", read.Sub(e.NarrowUntil))
+	}
+	at := e.NarrowUntil.Add(time.Millisecond) // the entry's hold ended; this process's, from its read, not
+	if got := c.WriteWindow(tb, at); got != short {
+		t.Errorf("%s after it first read the table, a process writes under a %s window, want %s until its own hold (%s) ended",
+			at.Sub(read).Round(time.Millisecond), got, short, c.windowHold())
+	}
+}
