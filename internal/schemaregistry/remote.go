@@ -70,7 +70,11 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 		timeout = 10 * time.Second
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = o.TLS
+	if o.TLS != nil {
+		// A transport writes into its configuration (the ALPN protocols):
+		// o.TLS may be shared.
+		tr.TLSClientConfig = o.TLS.Clone()
+	}
 	opts := []sr.ClientOpt{sr.URLs(o.URL), sr.HTTPClient(&http.Client{Transport: tr, Timeout: timeout}), sr.UserAgent("wail")}
 	if o.Username != "" {
 		opts = append(opts, sr.BasicAuth(o.Username, o.Password))

@@ -58,7 +58,7 @@ func externalReads(c config.SchemaRegistry, tlsConf *tls.Config) (http.Handler, 
 		return nil, fmt.Errorf("schema_registry.url: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsConf
+	tr.TLSClientConfig = tlsConf.Clone() // the transport writes into it; the registry client shares tlsConf
 	tr.ResponseHeaderTimeout = c.Timeout
 	proxy := &httputil.ReverseProxy{
 		Transport: tr,

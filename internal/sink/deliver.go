@@ -164,7 +164,7 @@ func encode(format string, b *wailv1.SinkBatch) ([]byte, string, error) {
 func NewHTTPClient(tlsConf *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if tlsConf != nil {
-		tr.TLSClientConfig = tlsConf
+		tr.TLSClientConfig = tlsConf.Clone() // the transport writes into it
 	}
 	tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: dialControl}).DialContext
 	tr.MaxResponseHeaderBytes = 64 << 10
