@@ -201,7 +201,8 @@ func (s *Server) serveMetrics() (stop func(), err error) {
 	// them, connections are answered and closed within seconds.
 	limit := newConnLimit(nil, s.cfg.API.MaxConnections)
 	hs := &http.Server{Handler: limit.wrap(mux), ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
-		WriteTimeout: s.cfg.API.WriteTimeout, MaxHeaderBytes: s.cfg.API.MaxHeaderBytes, ConnContext: connContext}
+		WriteTimeout: s.cfg.API.WriteTimeout, MaxHeaderBytes: s.cfg.API.MaxHeaderBytes, ConnContext: connContext,
+		ErrorLog: s.httpLog.stdLogger()}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -124,6 +124,8 @@ type Server struct {
 	fresh fresh
 	// conns counts the API port's connections (api.max_connections).
 	conns *connLimit
+	// httpLog takes net/http's lines (httplog.go).
+	httpLog *httpLog
 	// guard authenticates and authorizes requests; tls is the API port's
 	// TLS, nil without (security.go).
 	guard *api.Guard
@@ -159,6 +161,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.streams = s.streamLimits()
 	s.writeStreams = s.writeStreamLimits()
 	s.conns = newConnLimit(s.registry, cfg.API.MaxConnections)
+	s.httpLog = newHTTPLog(s.logger, s.registry)
 	s.clockWatch = newClockWatch(s.registry)
 	if err := s.openSecurity(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -516,7 +519,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	hs := &http.Server{Handler: s.conns.wrap(s.inflight.wrap(&front)), Protocols: &protocols,
 		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
 		MaxHeaderBytes: s.cfg.API.MaxHeaderBytes, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.cfg.API.MaxStreamsPerConnection},
-		ConnState: s.fresh.track, ConnContext: connContext}
+		ConnState: s.fresh.track, ConnContext: connContext, ErrorLog: s.httpLog.stdLogger()}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serveTLS(hs, s.conns.listener(ln)) }()
 	stopMetrics, err := s.serveMetrics()
