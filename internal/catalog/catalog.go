@@ -401,10 +401,10 @@ type Catalog struct {
 	// opMu orders this process's swaps and what they install in the cache.
 	opMu sync.Mutex
 	seq  uint64 // local installs, under opMu: a refresh that saw an older store skips its round
-	// provMu orders this process's making of a table's topics after a read
-	// of its entry (provision, read-locked: provisions go on at once) and
-	// their deletion by a drop (remove).
-	provMu sync.RWMutex
+	// topicLocks orders this process's making of a table's topics after a
+	// read of its entry (provision, shared) and their deletion by a drop
+	// (remove, exclusive), per table name.
+	topicLocks topicLocks
 
 	// makingMu guards making: the tables whose topics a refresh began to
 	// make and did not wait for to the end (provisionBy).

@@ -292,12 +292,21 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 }
 
 // remove deletes a table marked deleting: topics, rows, then the entry.
-// The topics are deleted under provMu: this process's provision that read
-// the table before it was marked makes them first, not after.
+// The topics are deleted under the exclusive topic lock of its name
+// (topicLocks): this process's provision that read the table before it
+// was marked makes them first, not after. A making of them that a refresh
+// began (provisionBy) is ended first: the table is going, and a log that
+// does not answer held the drop up for good. One that does not end (the
+// log heeds no cancellation either) fails the drop at ctx's end; run
+// again, it goes on from there.
 func (c *Catalog) remove(ctx context.Context, e entry) error {
-	c.provMu.Lock()
+	c.stopMaking(e.t.Name)
+	if err := c.topicLocks.acquire(ctx, e.t.Name, true); err != nil {
+		return fmt.Errorf("topics: waiting for this process's making of them to end (a catalog refresh began it "+
+			"before the drop, and the log has not answered it): %w", err)
+	}
 	err := c.opts.Provisioner.Unprovision(ctx, e.t)
-	c.provMu.Unlock()
+	c.topicLocks.release(e.t.Name, true)
 	if err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}

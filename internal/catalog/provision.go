@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -14,6 +15,20 @@ type making struct {
 	done      chan struct{} // closed once served and err are set
 	served    bool
 	err       error
+	// cancel ends it: a drop here of the table (remove) does not wait
+	// for a making that the log does not answer.
+	cancel context.CancelFunc
+}
+
+// stopMaking ends and forgets the making of name's topics, if any.
+func (c *Catalog) stopMaking(name string) {
+	c.makingMu.Lock()
+	m := c.making[name]
+	delete(c.making, name)
+	c.makingMu.Unlock()
+	if m != nil {
+		m.cancel()
+	}
 }
 
 // provisionBy is provision, waited for until deadline (zero: to the end).
@@ -33,10 +48,12 @@ func (c *Catalog) provisionBy(ctx context.Context, t Table, seq uint64, deadline
 		c.makingMu.Lock()
 		m, begun := c.making[t.Name], false
 		if m == nil {
-			m, begun = &making{createdAt: t.CreatedAt, began: time.Now(), done: make(chan struct{})}, true
+			mctx, cancel := context.WithCancel(ctx)
+			m, begun = &making{createdAt: t.CreatedAt, began: time.Now(), done: make(chan struct{}), cancel: cancel}, true
 			c.making[t.Name] = m
 			go func() {
-				m.served, m.err = c.provision(ctx, t, seq)
+				defer cancel()
+				m.served, m.err = c.provision(mctx, t, seq)
 				close(m.done)
 			}()
 		}
@@ -88,14 +105,16 @@ func (c *Catalog) awaitMaking(ctx context.Context, name string, m *making, deadl
 //
 // t was read after seq (c.seq then), maybe before a drop here, which
 // marks the table deleting (a local change: seq moves) and then deletes
-// its topics under provMu: after a local change, the topics are made only
-// while the store still holds t's table ready or dropping, so that they
-// do not come back after the drop (orphans, on which a create of the name
-// with another partition count failed). A table gone or going is not
-// served, without a problem.
+// its topics under the exclusive topic lock of its name (topicLocks):
+// after a local change, the topics are made only while the store still
+// holds t's table ready or dropping, so that they do not come back after
+// the drop (orphans, on which a create of the name with another partition
+// count failed). A table gone or going is not served, without a problem.
 func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bool, err error) {
-	c.provMu.RLock()
-	defer c.provMu.RUnlock()
+	if err := c.topicLocks.acquire(ctx, t.Name, false); err != nil {
+		return false, fmt.Errorf("catalog: table %s is not served here: waiting for a drop of it here: %w", t.Name, err)
+	}
+	defer c.topicLocks.release(t.Name, false)
 	if c.opSeq() != seq {
 		now, found, err := c.load(ctx, t.Name)
 		switch {
@@ -109,4 +128,69 @@ func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bo
 		return false, fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
 	}
 	return true, nil
+}
+
+// topicLocks orders, per table name, this process's making of a table's
+// topics after a read of its entry (provision: shared, makings go on
+// together) and their deletion by a drop here (remove: exclusive), so
+// that a making that read the table before the drop makes them first, not
+// after. A wait ends with the waiter's context. A sync.RWMutex for every
+// table did not: a making the log did not answer held a drop here up past
+// its deadline, the drop of another table too, and every making that
+// began meanwhile waited behind the drop (a waiting writer holds new
+// readers). Names do not share topics, so one lock per name orders all
+// that needs ordering. The zero value is ready.
+type topicLocks struct {
+	mu       sync.Mutex
+	makers   map[string]int  // makings holding the name
+	deleting map[string]bool // a deletion holds the name
+	changed  chan struct{}   // closed at the next release (nil: nobody waits)
+}
+
+// acquire takes name's lock, exclusive or shared, or fails with ctx's
+// error.
+func (l *topicLocks) acquire(ctx context.Context, name string, exclusive bool) error {
+	for {
+		l.mu.Lock()
+		if !l.deleting[name] && (!exclusive || l.makers[name] == 0) {
+			if exclusive {
+				if l.deleting == nil {
+					l.deleting = map[string]bool{}
+				}
+				l.deleting[name] = true
+			} else {
+				if l.makers == nil {
+					l.makers = map[string]int{}
+				}
+				l.makers[name]++
+			}
+			l.mu.Unlock()
+			return nil
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// release lets name's lock go (as acquired).
+func (l *topicLocks) release(name string, exclusive bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if exclusive {
+		delete(l.deleting, name)
+	} else if l.makers[name]--; l.makers[name] <= 0 {
+		delete(l.makers, name)
+	}
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 }

@@ -1,0 +1,111 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDropNotHeldByStuckMaking: while a refresh's making of one table's
+// topics does not finish (the log does not answer), a drop here of that
+// table, or of another one, ends within its deadline: the drop of the
+// stuck table ends the making and goes on; when the log heeds no
+// cancellation either, it fails at its deadline saying to run it again,
+// and the making of a new table's topics is not held meanwhile. The drop
+// waited for the making forever, past its deadline (the lock ordering
+// makings and drops ignored the context, and was one for every table),
+// and every making began meanwhile waited behind it.
+func TestDropNotHeldByStuckMaking(t *testing.T) {
+	t.Parallel()
+	const (
+		refresh  = 50 * time.Millisecond
+		deadline = time.Second
+	)
+	for _, c := range []struct {
+		name    string
+		drop    string
+		deaf    bool // the log does not heed the making's cancellation
+		stopped bool // the drop ends at its deadline, having deleted nothing
+	}{
+		{name: "the stuck table", drop: "stuck"},
+		{name: "another table", drop: "plain", deaf: true},
+		{name: "the stuck table, its log deaf to cancellation", drop: "stuck", deaf: true, stopped: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st := openStore(t)
+			other := openCatalog(t, st, newTopics())
+			if _, _, err := other.Create(ctx, Table{Name: "plain", Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+			prov := stuckTopics{topics: newTopics(), table: "stuck", release: make(chan struct{}), deaf: c.deaf}
+			cat := openCatalog(t, st, prov, func(o *Options) { o.Refresh = refresh })
+			released := false
+			release := func() {
+				if !released {
+					close(prov.release)
+					released = true
+				}
+			}
+			defer release()
+			if _, _, err := other.Create(ctx, Table{Name: "stuck", Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cat.Refresh(ctx); err == nil {
+				t.Fatal("a refresh serves the table whose topics are not made")
+			}
+			h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+			dctx, cancel := context.WithTimeout(ctx, deadline)
+			defer cancel()
+			began := time.Now()
+			dropped := make(chan error, 1)
+			go func() { dropped <- cat.Drop(dctx, c.drop, true, h.hooks()) }()
+			if c.stopped {
+				// The drop waits for the making; a new table's goes on.
+				time.Sleep(deadline / 3)
+				if _, _, err := other.Create(ctx, Table{Name: "fresh", Partitions: 1}); err != nil {
+					t.Fatal(err)
+				}
+				_ = cat.Refresh(ctx)
+				if _, ok := cat.Get("fresh"); !ok {
+					t.Error("a table created elsewhere is not served while a drop here waits for a stuck making")
+				}
+			}
+			var err error
+			select {
+			case err = <-dropped:
+			case <-time.After(deadline + 2*time.Second):
+				t.Fatalf("the drop of %s still waits %s after it began, its deadline %s", c.drop, time.Since(began).Round(time.Millisecond), deadline)
+			}
+			if !c.stopped {
+				if err != nil {
+					t.Fatalf("drop %s: %v", c.drop, err)
+				}
+				if prov.has(c.drop) {
+					t.Errorf("the topics of %s are left", c.drop)
+				}
+				if _, ok := saved(t, st, c.drop); ok {
+					t.Errorf("the entry of %s is left", c.drop)
+				}
+				return
+			}
+			if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "run the drop again") ||
+				!strings.Contains(err.Error(), "making") {
+				t.Fatalf("drop of the table whose making does not end: %v, want the deadline, saying what it waits for and to run it again", err)
+			}
+			if s, ok := saved(t, st, c.drop); !ok || s.State != Deleting {
+				t.Fatalf("after the drop ended at its deadline the entry is %+v (found %v), want deleting", s, ok)
+			}
+			release()
+			if err := cat.Drop(ctx, c.drop, true, h.hooks()); err != nil {
+				t.Fatalf("the drop run again once the log answers: %v", err)
+			}
+			if prov.has(c.drop) {
+				t.Error("the topics the making made before the drop are left")
+			}
+		})
+	}
+}
