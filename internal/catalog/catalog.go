@@ -476,8 +476,12 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 		release  []Table              // served here, and dropped or created anew elsewhere
 		reported = map[string]error{} // the outcomes of provision, told once this round is cached
 	)
-	for _, r := range rows {
-		e := decodeEntry(r)
+	entries := make([]entry, len(rows))
+	for i, r := range rows {
+		entries[i] = decodeEntry(r)
+	}
+	c.forgetMakings(entries, began)
+	for _, e := range entries {
 		t := e.t
 		old, had := c.lookup(t.Name)
 		if e.bad != nil {

@@ -31,6 +31,28 @@ func (c *Catalog) stopMaking(name string) {
 	}
 }
 
+// forgetMakings ends and forgets the makings begun before a reload
+// (began) that read entries whose table is not theirs to serve any more:
+// gone, going or damaged, or created again since (a making of the new one
+// begins then). Nothing else forgot them: no later refresh asked for them,
+// and a making the log did not answer went on for good.
+func (c *Catalog) forgetMakings(entries []entry, began time.Time) {
+	read := make(map[string]entry, len(entries))
+	for _, e := range entries {
+		read[e.t.Name] = e
+	}
+	c.makingMu.Lock()
+	defer c.makingMu.Unlock()
+	for name, m := range c.making {
+		e, ok := read[name]
+		if m.began.Before(began) && (!ok || e.bad != nil || (e.t.State != Ready && e.t.State != Dropping) ||
+			!e.t.CreatedAt.Equal(m.createdAt)) {
+			delete(c.making, name)
+			m.cancel()
+		}
+	}
+}
+
 // provisionBy is provision, waited for until deadline (zero: to the end).
 // The making goes on when the wait ends, and a later call for the table
 // takes its outcome; meanwhile the table is not served here (the error

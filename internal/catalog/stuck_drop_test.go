@@ -109,3 +109,67 @@ func TestDropNotHeldByStuckMaking(t *testing.T) {
 		})
 	}
 }
+
+// TestMakingForgottenWhenDroppedElsewhere: the making of a table's topics
+// that a refresh began and did not wait for to the end is ended and
+// forgotten once a refresh finds the table dropped elsewhere (or dropped
+// and created again: the new one's topics are made). It stayed in
+// Catalog.making for good, and a making that did not end went on.
+func TestMakingForgottenWhenDroppedElsewhere(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		again bool
+	}{
+		{"dropped", false},
+		{"dropped and created again", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st := openStore(t)
+			other := openCatalog(t, st, newTopics())
+			prov := stuckTopics{topics: newTopics(), table: "stuck", release: make(chan struct{})}
+			defer close(prov.release)
+			cat := openCatalog(t, st, prov, func(o *Options) { o.Refresh = 50 * time.Millisecond })
+			if _, _, err := other.Create(ctx, Table{Name: "stuck", Partitions: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cat.Refresh(ctx); err == nil {
+				t.Fatal("a refresh serves the table whose topics are not made")
+			}
+			cat.makingMu.Lock()
+			m := cat.making["stuck"]
+			cat.makingMu.Unlock()
+			if m == nil {
+				t.Fatal("no making of the stuck table's topics")
+			}
+			h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+			if err := other.Drop(ctx, "stuck", true, h.hooks()); err != nil {
+				t.Fatal(err)
+			}
+			var again Table
+			if c.again {
+				var err error
+				if again, _, err = other.Create(ctx, Table{Name: "stuck", Partitions: 2}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = cat.Refresh(ctx)
+			cat.makingMu.Lock()
+			now, n := cat.making["stuck"], len(cat.making)
+			cat.makingMu.Unlock()
+			switch {
+			case !c.again && n != 0:
+				t.Errorf("%d makings kept after the table was dropped elsewhere", n)
+			case c.again && (now == nil || !now.createdAt.Equal(again.CreatedAt)):
+				t.Errorf("the making kept is %+v, want the one of the table created again (%s)", now, again.CreatedAt)
+			}
+			select {
+			case <-m.done:
+			case <-time.After(2 * time.Second):
+				t.Error("the making of the dropped table's topics goes on")
+			}
+		})
+	}
+}
