@@ -73,7 +73,8 @@ type Config struct {
 	} `yaml:"proxy"`
 	// CatalogRefresh is how often the catalog is reloaded from the store,
 	// to see tables that other processes sharing the store created (at
-	// least 10ms).
+	// least 10ms). Every process sharing a store must use the same one:
+	// drops and alters count on it (not checked).
 	CatalogRefresh time.Duration `yaml:"catalog_refresh"`
 
 	Limits Limits `yaml:"limits"`
@@ -326,7 +327,9 @@ type Resolver struct {
 	DedupeHorizon time.Duration `yaml:"dedupe_horizon"`
 	// CommitInterval is how often each partition commits its lowest
 	// unresolved offset (and looks up its table's definition); at least
-	// 1ms.
+	// 1ms. Every process sharing a store must use the same one: a
+	// lengthened visibility window is used for writes once the altering
+	// process's passed (not checked).
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	// MaxUnresolved pauses reading a partition while this many of its
 	// intents are unresolved.
