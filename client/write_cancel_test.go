@@ -7,12 +7,13 @@ import (
 )
 
 // answeredCtx is a context that ends once its Write was answered: its
-// Done waits for the server's answer (and a while, for the producer to
-// hand it to the Write), then returns a channel already closed, so that
-// the Write finds both its answer and its context's end.
+// Done waits for the server's answer and for the producer to hand it to
+// the Write, then returns a channel already closed, so that the Write
+// finds both its answer and its context's end.
 type answeredCtx struct {
 	context.Context
 	s    *script
+	p    *Producer
 	done chan struct{}
 }
 
@@ -21,12 +22,14 @@ func (c answeredCtx) Done() <-chan struct{} {
 		c.s.mu.Lock()
 		n := c.s.batches
 		c.s.mu.Unlock()
-		if n > 0 {
+		// The producer gives the write's MaxBuffered token back right
+		// after it handed the answer to the Write (a wait of a fixed
+		// 20ms for that was too short on a loaded machine).
+		if n > 0 && len(c.p.space) == 0 {
 			break
 		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(20 * time.Millisecond)
 	return c.done
 }
 
@@ -43,7 +46,7 @@ func TestWriteAnsweredBeforeCancel(t *testing.T) {
 		p := serveScript(t, s, ProducerConfig{Linger: time.Millisecond}, time.Millisecond)
 		done := make(chan struct{})
 		close(done)
-		r, err := p.Put(answeredCtx{Context: context.Background(), s: s, done: done}, "t", []byte("k"), nil)
+		r, err := p.Put(answeredCtx{Context: context.Background(), s: s, p: p, done: done}, "t", []byte("k"), nil)
 		if err != nil || r.Version == 0 {
 			t.Fatalf("write %d, answered before its context ended: %+v, %v; want its version", i, r, err)
 		}
