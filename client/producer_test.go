@@ -319,15 +319,17 @@ func TestProducerFailsWhatCannotBeRetried(t *testing.T) {
 
 // TestProducerDeliveryTimeout: a write the server keeps refusing fails
 // after the delivery timeout with the last error, and Close returns. The
-// timeout falls in a backoff (tries at about 0, 100 and 300 ms, the next
-// at 700): one that falls while a try is out answers "unanswered, it may
-// have been written" instead, which a loaded machine made this test see
-// with tries 5 ms apart.
+// timeout falls in a backoff (tries at about 0, 300 and 900 ms, the next
+// at 2.1 s; 600 ms either side of the 1.5 s timeout): one that falls
+// while a try is out answers "unanswered, it may have been written"
+// instead, which a loaded machine made this test see with tries 5 ms
+// apart, and again with 100 ms (tries at 0, 100 and 300, a 500 ms
+// timeout: the third try's answer came more than 200 ms late).
 func TestProducerDeliveryTimeout(t *testing.T) {
 	t.Parallel()
 	s := newScript()
 	s.failWrite = func(string, int) string { return connect.CodeUnavailable.String() }
-	p := serveScript(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: 100 * time.Millisecond, DeliveryTimeout: 500 * time.Millisecond}, time.Millisecond)
+	p := serveScript(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: 300 * time.Millisecond, DeliveryTimeout: 1500 * time.Millisecond}, time.Millisecond)
 	_, err := p.Put(context.Background(), "t", []byte("k"), nil)
 	var werr *WriteError
 	if !errors.As(err, &werr) || werr.Code != connect.CodeUnavailable {
