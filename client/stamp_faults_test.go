@@ -81,10 +81,21 @@ func slowLink(t *testing.T, addr string, rate int) string {
 			go func() { _, _ = io.Copy(c, u) }()
 			go func() {
 				buf := make([]byte, 8<<10)
+				// Paced on a schedule, not by a sleep per read: a loaded
+				// machine oversleeps each (8 KiB, 8 ms at 1 MiB/s) by
+				// milliseconds, which halved the link's rate and failed
+				// writes at their delivery timeout. Time lost is made up
+				// (up to a burst of 100 ms of the rate); time idle is not.
+				const burst = 100 * time.Millisecond
+				next := time.Now()
 				for {
 					n, err := c.Read(buf)
 					if n > 0 {
-						time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
+						if floor := time.Now().Add(-burst); next.Before(floor) {
+							next = floor
+						}
+						next = next.Add(time.Duration(n) * time.Second / time.Duration(rate))
+						time.Sleep(time.Until(next))
 						if _, err := u.Write(buf[:n]); err != nil {
 							return
 						}
