@@ -114,11 +114,15 @@ func (s *stampedOnce) WriteStream(ctx context.Context, st *connect.BidiStream[wa
 // refused unwritten fails with the stamped attempt's version, so that
 // the caller can match the event that may follow; the last attempt's
 // "nothing was written" alone would hide it.
+//
+// Its delivery timeout leaves the retries a second and more: with 300 ms
+// a loaded machine can answer the first attempt too late for a second
+// one, and the test fails ("1 attempts") though the producer is right.
 func TestProducerErrorKeepsStampedAttempt(t *testing.T) {
 	t.Parallel()
 	s := &stampedOnce{}
 	p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond,
-		DeliveryTimeout: 300 * time.Millisecond}, time.Millisecond)
+		DeliveryTimeout: 1500 * time.Millisecond}, time.Millisecond)
 	_, err := p.Put(context.Background(), "t", []byte("k"), nil)
 	var werr *WriteError
 	if !errors.As(err, &werr) || werr.Version != 77 || !werr.IntentLogged || !strings.Contains(werr.Message, "version 77") {
