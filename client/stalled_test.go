@@ -67,6 +67,8 @@ func (s *attempts) WriteStream(ctx context.Context, st *connect.BidiStream[wailv
 // and one lost with a broken stream, whose last attempts are refused with
 // no version, may have been written by either: the error names the
 // stamped one (Version) and says the lost one may have been written too.
+// Both attempts must come within the delivery timeout, a stream reopened
+// between them: 2 s, not 500 ms, that a loaded machine can overrun.
 func TestLostAndStamped(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -85,7 +87,7 @@ func TestLostAndStamped(t *testing.T) {
 				return "refused"
 			}}
 			p := serveHandler(t, s, ProducerConfig{Linger: time.Millisecond, RetryBackoff: 10 * time.Millisecond,
-				RetryBackoffMax: 20 * time.Millisecond, DeliveryTimeout: 500 * time.Millisecond}, time.Millisecond)
+				RetryBackoffMax: 20 * time.Millisecond, DeliveryTimeout: 2 * time.Second}, time.Millisecond)
 			_, err := p.Put(context.Background(), "t", []byte("k"), []byte("v"))
 			s.mu.Lock()
 			stored := append([]uint64(nil), s.stored...)
