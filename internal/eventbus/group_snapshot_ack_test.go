@@ -18,11 +18,11 @@ import (
 	"github.com/wail-cdc/wail/internal/server/servertest"
 )
 
-// snapshotAckEnv starts a server with a 2s group lease and a table "s" of
-// 20 rows, and returns its event client.
-func snapshotAckEnv(ctx context.Context, t *testing.T) wailv1connect.EventServiceClient {
+// snapshotAckEnv starts a server with the given group lease and a table
+// "s" of 20 rows, and returns its event client.
+func snapshotAckEnv(ctx context.Context, t *testing.T, lease time.Duration) wailv1connect.EventServiceClient {
 	t.Helper()
-	url := servertest.Start(t, func(c *config.Config) { c.API.GroupLeaseTimeout = 2 * time.Second })
+	url := servertest.Start(t, func(c *config.Config) { c.API.GroupLeaseTimeout = lease })
 	admin := wailv1connect.NewAdminServiceClient(http.DefaultClient, url)
 	prod := wailv1connect.NewProducerServiceClient(http.DefaultClient, url)
 	if _, err := admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "s", Partitions: 2})); err != nil {
@@ -105,7 +105,7 @@ func TestGroupSnapshotEndAcknowledged(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	events := snapshotAckEnv(ctx, t)
+	events := snapshotAckEnv(ctx, t, 2*time.Second)
 	a := snapshotMember(ctx, t, events, "a", 1)
 	// Every row reached a; 19 are not processed. The group must not have
 	// positions yet, however long the server had to commit them.
@@ -143,7 +143,7 @@ func TestGroupSnapshotEndNeverAcknowledged(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	events := snapshotAckEnv(ctx, t)
+	events := snapshotAckEnv(ctx, t, 2*time.Second)
 	a := snapshotMember(ctx, t, events, "a", 0)
 	start := time.Now()
 	_, err := a.Next(ctx)
@@ -167,7 +167,7 @@ func TestGroupSnapshotOldClient(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	events := snapshotAckEnv(ctx, t)
+	events := snapshotAckEnv(ctx, t, 2*time.Second)
 	s, err := events.Consume(ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: "s", Group: "g", Member: "old", Start: "snapshot"}))
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +202,7 @@ func TestAckSnapshotEndRefused(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	events := snapshotAckEnv(ctx, t)
+	events := snapshotAckEnv(ctx, t, 2*time.Second)
 	for _, tc := range []struct {
 		name string
 		req  *wailv1.AckRequest
