@@ -317,6 +317,11 @@ func (g *Groups) watchSnapshot(ctx context.Context, cancel context.CancelFunc, r
 		gr := run.gr
 		gr.mu.Lock()
 		lost := gr.snap.epoch != run.epoch || gr.snap.lost || !gr.validNow(time.Now())
+		if lost && gr.snap.epoch == run.epoch {
+			// Final: a sync that renews the lease later (the store back)
+			// must not let the stopped snapshot commit its end (Commit).
+			gr.snap.lost = true
+		}
 		gr.mu.Unlock()
 		if lost {
 			g.logger.Warn("consumer group: this process lost its claim on the group's snapshot (its lease on the group's entry lapsed: the store was slow or out of reach, or the process was paused); "+

@@ -294,3 +294,39 @@ func TestSharedReloadWhileSnapshotWaited(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedSnapshotStopIsFinal: a snapshot stopped because this process
+// could not renew its lease (the store out of reach) stays stopped: once
+// the store is back and a sync renewed the lease (no other process took
+// the claim meanwhile), its commit is still refused and commits nothing.
+// (The stop was not kept: a commit made after the renewal passed every
+// check and committed the end of a snapshot that had been told to stop,
+// so TestSharedSnapshotTakeover's B, on a loaded machine, found positions
+// and took none.)
+func TestSharedSnapshotStopIsFinal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tb, l, A, _, swA := sharedPair(t, time.Second)
+	commitErr := make(chan error, 1)
+	taken, err := A.Snapshot(ctx, tb, "g", "a", func(sctx context.Context, run *SnapshotRun) error {
+		swA.cut.Store(true)
+		<-sctx.Done() // the lease could not be renewed: the snapshot stops
+		swA.cut.Store(false)
+		for renewed := false; !renewed; time.Sleep(5 * time.Millisecond) {
+			run.gr.mu.Lock()
+			renewed = run.gr.validNow(time.Now())
+			run.gr.mu.Unlock()
+		}
+		commitErr <- run.Commit(ctx, map[int32]int64{0: 1, 1: 1})
+		return sctx.Err()
+	})
+	if err := <-commitErr; !errors.Is(err, ErrSnapshotLost) {
+		t.Fatalf("the commit of a stopped snapshot, after the lease was renewed: %v, want %v", err, ErrSnapshotLost)
+	}
+	if taken || !errors.Is(err, ErrSnapshotLost) {
+		t.Fatalf("the stopped snapshot: %v %v, want %v", taken, err, ErrSnapshotLost)
+	}
+	if c, err := l.Committed(ctx, LogGroup("g"), tb.Topic); err != nil || len(c) != 0 {
+		t.Fatalf("committed %v %v after a stopped snapshot, want none", c, err)
+	}
+}
