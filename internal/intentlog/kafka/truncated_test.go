@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -232,4 +233,70 @@ func runStartAtCommittedEpoch(t *testing.T, l *Log, c *kfake.Cluster, topic, gro
 		t.Fatalf("truncation %+v; want from 2 (epoch %d), read 5", tr, epoch+1)
 	}
 	t.Logf("%v", err)
+}
+
+// TestEpochBeforeAcrossLeaderChanges: a reader tells, for an offset the
+// resolver commits (its lowest unresolved intent, often well behind what
+// the reader read), the leader epoch of the record before it as read:
+// the epoch that record was written under, not the last one seen, so
+// that a commit behind a leader change carries the epoch the log
+// validates at that offset. Records read under epochs 3, 4 and 6 (a
+// marker and a record without an epoch among them); the start offset's
+// epoch when the reader was started with one (0 included); -1 before
+// what the reader knows, and once more leader changes were read than it
+// keeps, for the offsets before those it kept.
+func TestEpochBeforeAcrossLeaderChanges(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, fakeBrokers(t), nil)
+	type rec struct {
+		offset int64
+		epoch  int32
+	}
+	for _, tc := range []struct {
+		name  string
+		start intentlog.EpochOffset
+		read  []rec
+		want  map[int64]int32 // EpochBefore(offset)
+	}{
+		{"started with an epoch, nothing read", intentlog.EpochOffset{Offset: 10, Epoch: 3}, nil,
+			map[int64]int32{9: -1, 10: 3, 11: 3}},
+		{"started at epoch 0", intentlog.EpochOffset{Offset: 10, Epoch: 0}, nil,
+			map[int64]int32{9: -1, 10: 0}},
+		{"started at offset 0 with an epoch", intentlog.EpochOffset{Offset: 0, Epoch: 2}, []rec{{0, 2}, {1, 5}},
+			map[int64]int32{0: 2, 1: 2, 2: 5}},
+		{"leader changes read", intentlog.EpochOffset{Offset: 10, Epoch: 3},
+			[]rec{{10, 3}, {11, 3}, {12, 4}, {13, 4}, {14, -1}, {15, 6}},
+			map[int64]int32{9: -1, 10: 3, 11: 3, 12: 3, 13: 4, 14: 4, 15: 4, 16: 6, 100: 6}},
+		{"started without an epoch", intentlog.EpochOffset{Offset: 10, Epoch: -1}, []rec{{10, 3}, {11, 3}, {12, 4}},
+			map[int64]int32{10: -1, 11: 3, 12: 3, 13: 4}},
+		{"more leader changes than kept", intentlog.EpochOffset{Offset: 0, Epoch: -1}, func() []rec {
+			var rs []rec
+			for i := range int64(2 * maxEpochMarks) {
+				rs = append(rs, rec{i, int32(i)})
+			}
+			return rs
+		}(), map[int64]int32{2 * maxEpochMarks: 2*maxEpochMarks - 1, maxEpochMarks + 1: maxEpochMarks, maxEpochMarks: -1, 1: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rd, err := l.NewEpochReader("t", 0, tc.start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			r := rd.(*reader)
+			// The records as a fetch returns them, one fetch each.
+			for _, rc := range tc.read {
+				kr := &kgo.Record{Topic: r.topic, Partition: 0, Offset: rc.offset, LeaderEpoch: rc.epoch}
+				if _, err := r.convert(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: r.topic,
+					Partitions: []kgo.FetchPartition{{Partition: 0, Records: []*kgo.Record{kr}}}}}}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for offset, want := range tc.want {
+				if got := rd.EpochBefore(offset); got != want {
+					t.Errorf("EpochBefore(%d) = %d, want %d", offset, got, want)
+				}
+			}
+		})
+	}
 }
