@@ -159,3 +159,55 @@ func TestWriteWindowAfterGrowth(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowAltered: what an alter of the window saves as the window
+// writes in flight may have been admitted under: the longer one writes
+// were admitted under at the alter (the old window, or a longer one an
+// earlier shortening left in force while it applies), when the new one is
+// shorter, until a refresh plus the old window from the alter (or the
+// earlier one's end, when later), rounded up to the microsecond. Once an
+// earlier shortening's window ended, only the old window counts.
+func TestWindowAltered(t *testing.T) {
+	t.Parallel()
+	const refresh = time.Second
+	grace := SeenWithin(refresh)
+	t0 := time.Unix(1_000_000, 0)
+	def := func(w time.Duration) Table { return Table{Name: "t", VisibilityWindow: w} }
+	wide := func(w, wider time.Duration, until time.Time) Table {
+		t := def(w)
+		t.WideWindow, t.WideUntil = wider, until
+		return t
+	}
+	for _, tc := range []struct {
+		name      string
+		old       Table
+		window    time.Duration
+		at        time.Time
+		wide      time.Duration
+		wideUntil time.Time
+	}{
+		{"shortened", def(10 * time.Second), time.Second, t0, 10 * time.Second, t0.Add(grace + 10*time.Second)},
+		{"lengthened", def(time.Second), 10 * time.Second, t0, 0, time.Time{}},
+		{"unchanged", def(time.Second), time.Second, t0, 0, time.Time{}},
+		{"shortened between microseconds: rounded up", def(10 * time.Second), time.Second, t0.Add(1500 * time.Nanosecond),
+			10 * time.Second, t0.Add(grace + 10*time.Second + 2*time.Microsecond)},
+		{"shortened again while the wider one applies, ending later", wide(5*time.Second, 10*time.Second, t0.Add(time.Hour)), time.Second, t0,
+			10 * time.Second, t0.Add(time.Hour)},
+		{"shortened again while the wider one applies, ending sooner", wide(5*time.Second, 10*time.Second, t0.Add(time.Second)), time.Second, t0,
+			10 * time.Second, t0.Add(grace + 5*time.Second)},
+		{"shortened again once the wider one ended", wide(5*time.Second, 10*time.Second, t0), time.Second, t0,
+			5 * time.Second, t0.Add(grace + 5*time.Second)},
+		{"shortened again once a wider one ending late ended", wide(5*time.Second, 10*time.Second, t0.Add(-time.Nanosecond)), time.Second, t0,
+			5 * time.Second, t0.Add(grace + 5*time.Second)},
+		{"lengthened while the wider one applies, below it", wide(5*time.Second, 10*time.Second, t0.Add(time.Hour)), 7 * time.Second, t0,
+			10 * time.Second, t0.Add(time.Hour)},
+		{"lengthened to the wider one", wide(5*time.Second, 10*time.Second, t0.Add(time.Hour)), 10 * time.Second, t0, 0, time.Time{}},
+		{"lengthened past the wider one", wide(5*time.Second, 10*time.Second, t0.Add(time.Hour)), 20 * time.Second, t0, 0, time.Time{}},
+	} {
+		got := def(tc.window).windowAltered(tc.old, tc.at, refresh)
+		if got.VisibilityWindow != tc.window || got.WideWindow != tc.wide || !got.WideUntil.Equal(tc.wideUntil) {
+			t.Errorf("%s: window %s, wide %s until %v; want %s, wide %s until %v", tc.name,
+				got.VisibilityWindow, got.WideWindow, got.WideUntil, tc.window, tc.wide, tc.wideUntil)
+		}
+	}
+}

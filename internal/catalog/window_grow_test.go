@@ -70,6 +70,13 @@ func TestWriteWindowOfAProcessStartedDuringTheHold(t *testing.T) {
 			if got := started.WriteWindow(tb, now.Add(2*hold)); got != tb.VisibilityWindow {
 				t.Errorf("once the hold ended, the write window is %s, want the table's %s", got, tb.VisibilityWindow)
 			}
+			// A definition of an earlier table of the name (one that Get
+			// returned before a drop and create) keeps its own window.
+			earlier := tb
+			earlier.CreatedAt = earlier.CreatedAt.Add(-time.Hour)
+			if got := started.WriteWindow(earlier, now); got != earlier.VisibilityWindow {
+				t.Errorf("a definition of an earlier table of the name writes under a %s window, want its own %s", got, earlier.VisibilityWindow)
+			}
 		})
 	}
 }
@@ -103,6 +110,7 @@ func TestWindowGrown(t *testing.T) {
 		{"shortened while held, above the held one", held(10*time.Second, time.Second, t0.Add(hold)), 5 * time.Second, t0.Add(hold / 2), time.Second, t0.Add(hold * 3 / 2)},
 		{"shortened while held, to the held one", held(10*time.Second, time.Second, t0.Add(hold)), time.Second, t0.Add(hold / 2), 0, time.Time{}},
 		{"an entry's hold of no window", held(10*time.Second, 0, t0.Add(hold)), 20 * time.Second, t0, 10 * time.Second, t0.Add(hold)},
+		{"lengthened again while an earlier, longer hold lasts", held(10*time.Second, time.Second, t0.Add(3*hold)), 20 * time.Second, t0.Add(hold / 2), time.Second, t0.Add(3 * hold)},
 	} {
 		got := def(tc.window).windowGrown(tc.old, tc.at, hold)
 		if got.NarrowWindow != tc.narrow || !got.NarrowUntil.Equal(tc.narrowUntil) {
@@ -158,5 +166,46 @@ func TestWriteWindowOfATableCreatedAgainDuringTheHold(t *testing.T) {
 	if got := c.WriteWindow(tb, at); got != short {
 		t.Errorf("%s after it first read the table, a process writes under a %s window, want %s until its own hold (%s) ended",
 			at.Sub(read).Round(time.Millisecond), got, short, c.windowHold())
+	}
+}
+
+// TestWriteWindowFirstSeen: a process that caches a table for the first
+// time while its entry holds a shorter window (an alter lengthened it
+// elsewhere, less than a hold ago) writes under the shorter one until the
+// entry's hold ends, or until a hold from when it saw it, when later: the
+// entry's hold counts from the alter, on the altering process's clock.
+// An entry whose hold ended, or that holds no window, holds nothing here.
+func TestWriteWindowFirstSeen(t *testing.T) {
+	t.Parallel()
+	const (
+		hold          = time.Second
+		short, window = time.Second, 10 * time.Second
+	)
+	t0 := time.Unix(1_000_000, 0)
+	seen := func(narrow time.Duration, until time.Time) entry {
+		e := entry{t: Table{Name: "t", VisibilityWindow: window, NarrowWindow: narrow, NarrowUntil: until}}
+		return e.firstSeen(t0, hold)
+	}
+	for _, tc := range []struct {
+		name string
+		e    entry
+		at   time.Time
+		want time.Duration
+	}{
+		{"held by the entry", seen(short, t0.Add(time.Hour)), t0, short},
+		{"held by the entry past this process's hold", seen(short, t0.Add(time.Hour)), t0.Add(2 * hold), short},
+		{"held by the entry, once its hold ended", seen(short, t0.Add(time.Hour)), t0.Add(time.Hour), window},
+		{"the entry's hold ending sooner", seen(short, t0.Add(hold/2)), t0, short},
+		{"the entry's hold ending sooner, once it ended", seen(short, t0.Add(hold/2)), t0.Add(hold / 2), short},
+		{"the entry's hold ending sooner, just before this process's ends", seen(short, t0.Add(hold/2)), t0.Add(hold - time.Nanosecond), short},
+		{"the entry's hold ending sooner, once this process's ended", seen(short, t0.Add(hold/2)), t0.Add(hold), window},
+		{"the entry's hold ended before", seen(short, t0.Add(-time.Nanosecond)), t0, window},
+		{"the entry's hold ending as it is seen", seen(short, t0), t0, window},
+		{"an entry's hold of no window", seen(0, t0.Add(hold/2)), t0, window},
+		{"no hold", seen(0, time.Time{}), t0, window},
+	} {
+		if got := tc.e.writeWindow(tc.at); got != tc.want {
+			t.Errorf("%s: write window %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }
