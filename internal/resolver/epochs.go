@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"sync"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -28,23 +29,41 @@ type EpochGroup interface {
 }
 
 // epochSource tells the leader epoch of the intent before an offset a
-// partition commits: its reader's (an intentlog.EpochReader), else, before
-// the reader exists, the one offset whose epoch is known (where the log
-// diverged).
+// partition commits: where the log diverged (the one offset whose epoch
+// is known from a truncation: found at the start, or by the loop's reader,
+// whose final commit is lowered there), else its reader's (an
+// intentlog.EpochReader), else -1. The reader, started above where the
+// log diverged, knows no epoch there: the lowered commit carried none,
+// and the next start at it was not validated.
 type epochSource struct {
 	rd    intentlog.EpochReader
+	mu    sync.Mutex // known: set by the loop, read by commits
 	known intentlog.EpochOffset
+}
+
+// diverged records that the log diverged at at (a truncation).
+func (s *epochSource) diverged(at intentlog.EpochOffset) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.known = at
 }
 
 // at returns offset with its epoch, -1 when not known.
 func (s *epochSource) at(offset int64) intentlog.EpochOffset {
 	e := int32(-1)
-	switch {
-	case s == nil:
-	case s.rd != nil:
-		e = s.rd.EpochBefore(offset)
-	case offset == s.known.Offset:
-		e = s.known.Epoch
+	if s != nil {
+		s.mu.Lock()
+		known := s.known
+		s.mu.Unlock()
+		switch {
+		case known.Offset >= 0 && offset == known.Offset:
+			e = known.Epoch
+		case s.rd != nil:
+			e = s.rd.EpochBefore(offset)
+		}
 	}
 	return intentlog.EpochOffset{Offset: offset, Epoch: max(e, -1)}
 }

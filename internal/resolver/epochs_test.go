@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ type epochLog struct {
 	mu      sync.Mutex
 	at      int64                           // < 0: not diverged
 	commits map[int32]intentlog.EpochOffset // of the intent topic, with epochs
+	history []intentlog.EpochOffset         // every commit, in order
 }
 
 func newEpochLog(l Log) *epochLog {
@@ -56,8 +58,22 @@ func (l *epochLog) CommitEpochs(ctx context.Context, group, topic string, offset
 	defer l.mu.Unlock()
 	for p, o := range offsets {
 		l.commits[p] = o
+		l.history = append(l.history, o)
 	}
 	return nil
+}
+
+// commitsAt returns the epochs offset was committed with, in order.
+func (l *epochLog) commitsAt(offset int64) []int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int32
+	for _, o := range l.history {
+		if o.Offset == offset {
+			out = append(out, o.Epoch)
+		}
+	}
+	return out
 }
 
 func (l *epochLog) CommittedEpochs(ctx context.Context, group, topic string) (map[int32]intentlog.EpochOffset, error) {
@@ -271,4 +287,63 @@ func TestGroupCommitsEpochs(t *testing.T) {
 	waitUntil(ctx, t, "offset 3 committed with epoch 1", func() bool {
 		return g.committed() == intentlog.EpochOffset{Offset: 3, Epoch: 1}
 	})
+}
+
+// TestCommitsBeforeTheReader: the commits a partition makes when it
+// starts, before its reader read anything, carry the epoch known for
+// their offset: where the log diverged (from a truncation), the new
+// leader's epoch there, so that the next owner validates the new intents
+// as they are; the start of the log when the committed offset was beyond
+// its end, none (-1: no intent before it was read, and a made-up epoch
+// would have the next start validated against an epoch the log may not
+// hold there).
+func TestCommitsBeforeTheReader(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		intents   int
+		committed intentlog.EpochOffset // before the start
+		diverged  int64                 // < 0: not
+		lowered   int64                 // the offset the start commits
+		epoch     int32                 // and its epoch
+	}{
+		// The reader validates the committed epoch at its first read:
+		// before the loop runs when intents follow the committed offset,
+		// else in the loop (its final commit is lowered).
+		{"lowered to where the log diverged, found at the start", 7, intentlog.EpochOffset{Offset: 5, Epoch: 1}, 2, 2, 2},
+		{"lowered to where the log diverged, found by the loop", 5, intentlog.EpochOffset{Offset: 5, Epoch: 1}, 2, 2, 2},
+		{"lowered from beyond the log's end", 5, intentlog.EpochOffset{Offset: 10, Epoch: 1}, -1, 0, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			env := newTestEnv(ctx, t, "epochstart")
+			for i := range tc.intents {
+				env.write(ctx, t, fmt.Sprint("k", i), 1, "v")
+			}
+			log := newEpochLog(env.log)
+			if tc.diverged >= 0 {
+				log.diverge(tc.diverged)
+			}
+			if err := log.CommitEpochs(ctx, "g", intent.Topic(env.tb.Name), map[int32]intentlog.EpochOffset{0: tc.committed}); err != nil {
+				t.Fatal(err)
+			}
+			logger, _ := testLogger()
+			run := start(ctx, New(log, env.st, env.bus, testConfig(logger, nil)), env.tb)
+			defer run.stop(t)
+			waitUntil(ctx, t, "the events of the intents from the lowered offset on", func() bool {
+				return len(onBus(ctx, t, env)) == tc.intents-int(tc.lowered)
+			})
+			got := log.commitsAt(tc.lowered)
+			if len(got) == 0 {
+				t.Fatalf("offset %d never committed (commits %v)", tc.lowered, log.history)
+			}
+			for _, e := range got {
+				if e != tc.epoch {
+					t.Fatalf("offset %d committed with epochs %v, want %d (commits %v)", tc.lowered, got, tc.epoch, log.history)
+				}
+			}
+		})
+	}
 }

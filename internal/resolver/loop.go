@@ -169,6 +169,7 @@ type loop struct {
 	logged      map[string]time.Time // rate limit of warnings, by kind
 	fatal       error                // the membership failed: the loop stops
 	lowerTo     int64                // >= 0: the log diverged there (a truncation); commits go no further
+	epochs      *epochSource         // the epochs of the offsets the publisher commits (nil: none)
 	hang        hangWatch
 }
 
@@ -259,6 +260,7 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 				// on. The final commit goes no further than that, and
 				// the partition starts again there (runPartition).
 				l.lowerTo = tr.From
+				l.epochs.diverged(intentlog.EpochOffset{Offset: tr.From, Epoch: tr.Epoch}) // the final commit's epoch
 				if err := l.drain(); err != nil {
 					return err
 				}

@@ -397,6 +397,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		}
 	}()
 	epochs := &epochSource{known: lowerTo}
+	l.epochs = epochs
 	if pm != nil {
 		l.pub = &txnPublisher{r: r, pump: pm, table: t.Name, topic: topic, part: p, done: l.done, epochs: epochs}
 	} else {
