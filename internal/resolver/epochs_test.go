@@ -312,6 +312,7 @@ func TestCommitsBeforeTheReader(t *testing.T) {
 		// else in the loop (its final commit is lowered).
 		{"lowered to where the log diverged, found at the start", 7, intentlog.EpochOffset{Offset: 5, Epoch: 1}, 2, 2, 2},
 		{"lowered to where the log diverged, found by the loop", 5, intentlog.EpochOffset{Offset: 5, Epoch: 1}, 2, 2, 2},
+		{"lowered to the log's start, where it diverged", 5, intentlog.EpochOffset{Offset: 5, Epoch: 1}, 0, 0, 2},
 		{"lowered from beyond the log's end", 5, intentlog.EpochOffset{Offset: 10, Epoch: 1}, -1, 0, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
