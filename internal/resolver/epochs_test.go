@@ -348,3 +348,43 @@ func TestCommitsBeforeTheReader(t *testing.T) {
 		})
 	}
 }
+
+// readerEpochs is an intentlog.EpochReader whose records below an offset
+// have one epoch, those at or above it the next (EpochBefore only).
+type readerEpochs struct {
+	intentlog.EpochReader
+	change int64
+}
+
+func (r readerEpochs) EpochBefore(offset int64) int32 {
+	if offset <= r.change {
+		return 3
+	}
+	return 4
+}
+
+// TestEpochSourceAt: the epoch committed with an offset is the one where
+// the log diverged for that offset only, else the reader's, else -1.
+func TestEpochSourceAt(t *testing.T) {
+	t.Parallel()
+	none := intentlog.EpochOffset{Offset: -1, Epoch: -1}
+	for _, tc := range []struct {
+		name   string
+		s      *epochSource
+		offset int64
+		want   int32
+	}{
+		{"no source", nil, 5, -1},
+		{"no reader, nothing known", &epochSource{known: none}, 5, -1},
+		{"no reader, at the divergence", &epochSource{known: intentlog.EpochOffset{Offset: 5, Epoch: 2}}, 5, 2},
+		{"no reader, past the divergence", &epochSource{known: intentlog.EpochOffset{Offset: 5, Epoch: 2}}, 6, -1},
+		{"reader, at the divergence", &epochSource{rd: readerEpochs{change: 7}, known: intentlog.EpochOffset{Offset: 5, Epoch: 2}}, 5, 2},
+		{"reader, past the divergence", &epochSource{rd: readerEpochs{change: 7}, known: intentlog.EpochOffset{Offset: 5, Epoch: 2}}, 9, 4},
+		{"reader, before its change", &epochSource{rd: readerEpochs{change: 7}, known: none}, 6, 3},
+		{"reader, offset 0, nothing known", &epochSource{rd: readerEpochs{change: 7}, known: none}, 0, 3},
+	} {
+		if got := tc.s.at(tc.offset); got.Offset != tc.offset || got.Epoch != tc.want {
+			t.Errorf("%s: at(%d) = %+v, want epoch %d", tc.name, tc.offset, got, tc.want)
+		}
+	}
+}
