@@ -23,13 +23,16 @@ import (
 // of file descriptors; a handler that panicked) goes to the log as errors.
 
 // connErrorKinds are the prefixes of net/http's lines about a client's
-// connection, and their kinds.
+// connection, and their kinds, as its sources word them
+// (src/net/http/server.go, h2_bundle.go: some of the HTTP/2 server's lines
+// have no "http2:" prefix). TestHTTPLogClientLines holds one line of each.
 var connErrorKinds = []struct{ prefix, kind string }{
 	{"http: TLS handshake error", "tls_handshake"},
 	{"http2: server: error reading preface", "http2_preface"},
 	{"http2: server connection error", "http2_protocol"},
-	{"http2: timeout waiting for SETTINGS", "http2_protocol"},
-	{"http: URL query contains semicolon", "bad_request"},
+	{"timeout waiting for SETTINGS frames", "http2_protocol"}, // a preface and no SETTINGS within 2s
+	{"timeout waiting for PING response", "http2_protocol"},   // a client gone silent
+	{"http2: received GOAWAY", "http2_protocol"},              // a client that went away saying an error
 }
 
 type httpLog struct {
@@ -45,7 +48,7 @@ type httpLog struct {
 func newHTTPLog(logger *slog.Logger, reg prometheus.Registerer) *httpLog {
 	h := &httpLog{logger: logger, now: time.Now, logged: map[string]time.Time{},
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wail_api_connection_errors_total",
-			Help: "Connections to the API port that failed on the client's side, by kind (tls_handshake: a client that closed or did not trust the certificate, a TCP health check; http2_preface, http2_protocol: an HTTP/2 client that broke the protocol or went away; bad_request)."},
+			Help: "Connections to the API port that failed on the client's side, by kind (tls_handshake: a client that closed or did not trust the certificate, a TCP health check; http2_preface, http2_protocol: an HTTP/2 client that broke the protocol or went away)."},
 			[]string{"kind"})}
 	for _, k := range connErrorKinds {
 		h.errs.WithLabelValues(k.kind) // 0 from the start, for rate()

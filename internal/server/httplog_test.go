@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -114,5 +115,72 @@ func runForTest(t *testing.T, srv *Server) string {
 		cancel()
 		t.Fatalf("server: %v", err)
 		return ""
+	}
+}
+
+// TestHTTPLogClientLines: the lines net/http and its bundled HTTP/2
+// server write about a client's connection (as this Go version words
+// them: src/net/http/server.go, h2_bundle.go) are counted by kind, not
+// logged as errors. An HTTP/2 client that sent its preface and no
+// SETTINGS ("timeout waiting for SETTINGS frames", no "http2:" prefix)
+// and one that went away with an error GOAWAY were logged as errors
+// telling the operator to raise ulimit -n or report a bug.
+func TestHTTPLogClientLines(t *testing.T) {
+	for _, c := range []struct{ line, kind string }{
+		{"http: TLS handshake error from 10.0.0.1:5555: EOF", "tls_handshake"},
+		{"http: TLS handshake error from 10.0.0.1:5555: client sent an HTTP request to an HTTPS server", "tls_handshake"},
+		{"http2: server: error reading preface from client 10.0.0.1:5555: bogus greeting \"GET / HTTP/1.1\\r\\nHost: x\"", "http2_preface"},
+		{"http2: server connection error from 10.0.0.1:5555: connection error: PROTOCOL_ERROR", "http2_protocol"},
+		{"timeout waiting for SETTINGS frames from 10.0.0.1:5555", "http2_protocol"},
+		{"timeout waiting for PING response", "http2_protocol"},
+		{"http2: received GOAWAY [FrameHeader GOAWAY len=8], starting graceful shutdown", "http2_protocol"},
+	} {
+		var logs bytes.Buffer
+		h := newHTTPLog(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
+		h.stdLogger().Printf("%s", c.line)
+		if got := testutil.ToFloat64(h.errs.WithLabelValues(c.kind)); got != 1 {
+			t.Errorf("%q: wail_api_connection_errors_total{kind=%s} = %v; want 1", c.line, c.kind, got)
+		}
+		if s := logs.String(); strings.Contains(s, "level=ERROR") {
+			t.Errorf("%q logged as an error: %s", c.line, s)
+		}
+	}
+}
+
+// TestHTTP2SettingsTimeoutCounted: an HTTP/2 client (h2c) that sends its
+// preface and then nothing is cut off by net/http after 2s with a line of
+// its own wording ("timeout waiting for SETTINGS frames from ..."): it is
+// counted as http2_protocol, not logged as an error (any client could
+// fill the log with it, each line telling to raise ulimit -n).
+func TestHTTP2SettingsTimeoutCounted(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = t.TempDir(), "127.0.0.1:0"
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	var logs lockedBuffer
+	srv, err := New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := runForTest(t, srv)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = io.Copy(io.Discard, c) // until the server closes it
+	counter := srv.httpLog.errs.WithLabelValues("http2_protocol")
+	for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(counter) < 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("wail_api_connection_errors_total{kind=http2_protocol} = %v after an h2c preface without SETTINGS; want 1; log:\n%s",
+				testutil.ToFloat64(counter), logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := logs.String(); strings.Contains(s, "level=ERROR msg=\"HTTP server") {
+		t.Errorf("a client's missing SETTINGS logged as an error:\n%s", s)
 	}
 }
