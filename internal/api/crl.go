@@ -65,23 +65,25 @@ func loadRevoked(file string, cas []*x509.Certificate) (map[string]bool, error) 
 	if err != nil {
 		return nil, fmt.Errorf("TLS CRL file: %w", err)
 	}
+	// PEM blocks may follow text (a comment, `openssl crl -text`), as
+	// pem.Decode allows; a file with no PEM block at all is one DER list.
 	var ders [][]byte
-	if rest := b; len(b) > 0 && pemStart(b) {
-		for {
-			var blk *pem.Block
-			blk, rest = pem.Decode(rest)
-			if blk == nil {
-				break
-			}
-			if blk.Type == "X509 CRL" {
-				ders = append(ders, blk.Bytes)
-			}
+	blocks := 0
+	for rest := b; ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
 		}
-		if len(ders) == 0 {
-			return nil, fmt.Errorf("TLS CRL file %s: no X509 CRL block in it", file)
+		blocks++
+		if blk.Type == "X509 CRL" {
+			ders = append(ders, blk.Bytes)
 		}
-	} else {
+	}
+	switch {
+	case blocks == 0:
 		ders = [][]byte{b}
+	case len(ders) == 0:
+		return nil, fmt.Errorf("TLS CRL file %s: no X509 CRL block in it", file)
 	}
 	revoked := map[string]bool{}
 	for i, der := range ders {
@@ -105,14 +107,6 @@ func loadRevoked(file string, cas []*x509.Certificate) (map[string]bool, error) 
 		}
 	}
 	return revoked, nil
-}
-
-// pemStart reports whether b looks like PEM (after leading space).
-func pemStart(b []byte) bool {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n') {
-		b = b[1:]
-	}
-	return len(b) >= 5 && string(b[:5]) == "-----"
 }
 
 // parseCerts returns the certificates of a PEM file's CERTIFICATE blocks.
