@@ -82,7 +82,9 @@ type TLS struct {
 	// certificate (or intermediate) they list is refused, at the
 	// handshake and on connections made before the list changed. Read
 	// again when it changes, like the other files; fetch it from your
-	// CA on a schedule.
+	// CA on a schedule: a list past its next update is used as it is
+	// (what it lists stays refused; what was revoked since is not).
+	// Text before a PEM block (a comment) is skipped.
 	CRLFile string `yaml:"crl_file"`
 }
 
