@@ -300,14 +300,7 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 // log heeds no cancellation either) fails the drop at ctx's end; run
 // again, it goes on from there.
 func (c *Catalog) remove(ctx context.Context, e entry) error {
-	c.stopMaking(e.t.Name)
-	if err := c.topicLocks.acquire(ctx, e.t.Name, true); err != nil {
-		return fmt.Errorf("topics: waiting for this process's making of them to end (a catalog refresh began it "+
-			"before the drop, and the log has not answered it): %w", err)
-	}
-	err := c.opts.Provisioner.Unprovision(ctx, e.t)
-	c.topicLocks.release(e.t.Name, true)
-	if err != nil {
+	if err := c.unprovision(ctx, e.t); err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
 	if err := c.backend.DropTable(ctx, e.t.Name); err != nil {
@@ -317,6 +310,20 @@ func (c *Catalog) remove(ctx context.Context, e entry) error {
 		return fmt.Errorf("catalog entry: %w", err)
 	}
 	return nil
+}
+
+// unprovision deletes t's topics under the exclusive topic lock of its
+// name, let go even if the Provisioner panics (net/http recovers an admin
+// call's panic: a lock kept held every later drop and making of the name
+// up).
+func (c *Catalog) unprovision(ctx context.Context, t Table) error {
+	c.stopMaking(t.Name)
+	if err := c.topicLocks.acquire(ctx, t.Name, true); err != nil {
+		return fmt.Errorf("waiting for this process's making of them to end (a catalog refresh began it "+
+			"before the drop, and the log has not answered it): %w", err)
+	}
+	defer c.topicLocks.release(t.Name, true)
+	return c.opts.Provisioner.Unprovision(ctx, t)
 }
 
 func (c *Catalog) wrap(op, name string, err error) error {

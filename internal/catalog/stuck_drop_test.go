@@ -173,3 +173,52 @@ func TestMakingForgottenWhenDroppedElsewhere(t *testing.T) {
 		})
 	}
 }
+
+// panicTopics is a Provisioner whose first Unprovision panics (a bug in
+// the log's client, recovered by net/http around an admin call).
+type panicTopics struct {
+	*topics
+	panicked *bool
+}
+
+func (p panicTopics) Unprovision(ctx context.Context, t Table) error {
+	if !*p.panicked {
+		*p.panicked = true
+		panic("unprovision: a bug")
+	}
+	return p.topics.Unprovision(ctx, t)
+}
+
+// TestDropAfterPanicNotHeld: a drop whose deletion of the topics panicked
+// (recovered, as net/http recovers an admin call's panic) lets the
+// table's topic lock go: the drop run again finishes, and the name's
+// topics can be made again. The lock stayed held for good: every later
+// drop of the name failed at its deadline "waiting for this process's
+// making of them to end", and every making of the name waited the same.
+func TestDropAfterPanicNotHeld(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	panicked := false
+	prov := panicTopics{topics: newTopics(), panicked: &panicked}
+	cat := openCatalog(t, openStore(t), prov)
+	if _, _, err := cat.Create(ctx, Table{Name: "t", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the Unprovision did not panic")
+			}
+		}()
+		_ = cat.Drop(ctx, "t", true, h.hooks())
+	}()
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := cat.Drop(dctx, "t", true, h.hooks()); err != nil {
+		t.Fatalf("the drop run again after a panic: %v", err)
+	}
+	if prov.has("t") {
+		t.Error("the topics are left")
+	}
+}
