@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 )
 
 // errCertRevoked: a certificate of the client's chain is listed in
@@ -59,8 +60,9 @@ func (t *ClientTrust) checkChain(chain []*x509.Certificate) error {
 
 // loadRevoked reads the revocation lists of file (PEM "X509 CRL" blocks,
 // or one DER list); each must be signed by one of cas (the client CA
-// file's certificates).
-func loadRevoked(file string, cas []*x509.Certificate) (map[string]bool, error) {
+// file's certificates), else by one of held (the CAs it held before:
+// removed since, their lists revoke nothing it trusts and are skipped).
+func loadRevoked(file string, cas, held []*x509.Certificate) (map[string]bool, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("TLS CRL file: %w", err)
@@ -91,14 +93,10 @@ func loadRevoked(file string, cas []*x509.Certificate) (map[string]bool, error) 
 		if err != nil {
 			return nil, fmt.Errorf("TLS CRL file %s, list %d: %w", file, i+1, err)
 		}
-		signed := false
-		for _, ca := range cas {
-			if string(ca.RawSubject) == string(l.RawIssuer) && l.CheckSignatureFrom(ca) == nil {
-				signed = true
-				break
+		if !signedBy(l, cas) {
+			if signedBy(l, held) {
+				continue // of a CA removed from the client CA file
 			}
-		}
-		if !signed {
 			return nil, fmt.Errorf("TLS CRL file %s, list %d (issuer %q): signed by no CA of the client CA file; "+
 				"give the lists of the CAs that file holds", file, i+1, l.Issuer.CommonName)
 		}
@@ -107,6 +105,26 @@ func loadRevoked(file string, cas []*x509.Certificate) (map[string]bool, error) 
 		}
 	}
 	return revoked, nil
+}
+
+// signedBy reports whether one of cas signed l.
+func signedBy(l *x509.RevocationList, cas []*x509.Certificate) bool {
+	for _, ca := range cas {
+		if string(ca.RawSubject) == string(l.RawIssuer) && l.CheckSignatureFrom(ca) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// heldCAs adds to held the CAs of cas it does not hold yet.
+func heldCAs(held, cas []*x509.Certificate) []*x509.Certificate {
+	for _, ca := range cas {
+		if !slices.ContainsFunc(held, ca.Equal) {
+			held = append(held, ca)
+		}
+	}
+	return held
 }
 
 // parseCerts returns the certificates of a PEM file's CERTIFICATE blocks.

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,7 +42,7 @@ func TestCRLFileWithText(t *testing.T) {
 		if err := os.WriteFile(file, append([]byte(prefix), block...), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		got, err := loadRevoked(file, cas)
+		got, err := loadRevoked(file, cas, nil)
 		if err != nil {
 			t.Errorf("a CRL file beginning with %q: %v", prefix, err)
 			continue
@@ -138,5 +140,103 @@ func TestCRLRefusesResumedSessions(t *testing.T) {
 	}
 	if resumed, err := dial(keptCfg); err != nil || !resumed {
 		t.Fatalf("a certificate not listed, after the change: resumed %v, %v; want a resumed session", resumed, err)
+	}
+}
+
+// TestCRLCARemoved: a CA removed from the client CA file (say after its
+// compromise) is no longer trusted within reload_interval although the
+// CRL file still holds its list: that list revokes nothing the new file
+// trusts. The whole reload was refused ("signed by no CA of the client CA
+// file") and the last good files kept, the removed CA with them: its
+// certificates kept connecting until someone also edited the CRL file. A
+// list of a CA that the client CA file never held is still refused at a
+// reload (a wrong file: the lists in force are kept).
+func TestCRLCARemoved(t *testing.T) {
+	t.Parallel()
+	a, b, stranger := tlstest.NewCA(t, "clients-a"), tlstest.NewCA(t, "clients-b"), tlstest.NewCA(t, "stranger")
+	srvPair := a.Server(t, "wail-server")
+	dir := t.TempDir()
+	caFile, crlFile := filepath.Join(dir, "client-cas.pem"), filepath.Join(dir, "clients.crl")
+	revokedA, clientB := a.Client(t, "revoked-a"), b.Client(t, "b")
+	concat := func(out string, files ...string) {
+		t.Helper()
+		var all []byte
+		for _, f := range files {
+			bs, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, bs...)
+		}
+		tmp := out + ".tmp"
+		if err := os.WriteFile(tmp, all, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crlA, crlB, crlStranger := filepath.Join(dir, "a.crl"), filepath.Join(dir, "b.crl"), filepath.Join(dir, "stranger.crl")
+	a.CRL(t, crlA, revokedA)
+	b.CRL(t, crlB)
+	stranger.CRL(t, crlStranger)
+	concat(caFile, a.File, b.File)
+	concat(crlFile, crlA, crlB)
+	var problem error
+	var mu sync.Mutex
+	_, clientCAs, err := ServerTLS(config.TLS{CertFile: srvPair.CertFile, KeyFile: srvPair.KeyFile, ClientCAFile: caFile, CRLFile: crlFile},
+		10*time.Millisecond, func(err error) { mu.Lock(); problem = err; mu.Unlock() }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(p tlstest.Pair) error {
+		trust := clientCAs()
+		chains, err := p.Cert.Verify(x509.VerifyOptions{Roots: trust.Pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		if err == nil {
+			err = trust.check(chains)
+		}
+		return err
+	}
+	if err := verify(clientB); err != nil {
+		t.Fatalf("a certificate of a CA of the file: %v", err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	concat(caFile, a.File) // b removed; the CRL file still holds b's list
+	deadline := time.Now().Add(5 * time.Second)
+	for verify(clientB) == nil {
+		if time.Now().After(deadline) {
+			mu.Lock()
+			defer mu.Unlock()
+			t.Fatalf("a certificate of a CA removed from the client CA file is still trusted (reload: %v)", problem)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := verify(revokedA); err == nil {
+		t.Error("the list of a CA kept no longer revokes")
+	}
+	mu.Lock()
+	if problem != nil {
+		t.Errorf("the reload reports %v", problem)
+	}
+	mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	concat(crlFile, crlStranger) // a wrong file
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		p := problem
+		mu.Unlock()
+		if p != nil {
+			if !strings.Contains(p.Error(), "signed by no CA of the client CA file") {
+				t.Errorf("the list of a stranger CA: %v", p)
+			}
+			break
+		}
+		_ = clientCAs()
+		if time.Now().After(deadline) {
+			t.Fatal("the list of a CA the client CA file never held is taken at a reload")
+		}
+	}
+	if err := verify(revokedA); err == nil {
+		t.Error("after a wrong CRL file, the lists in force were dropped")
 	}
 }

@@ -25,6 +25,11 @@ import (
 // handshake does: the guard checks the certificates of connections made
 // before a change against them (Guard.UseClientCAs).
 func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad func(*x509.Certificate)) (_ *tls.Config, clientCAs func() *ClientTrust, _ error) {
+	// The CAs the client CA file held at a load that worked: the list of
+	// one removed since revokes nothing the file trusts and is skipped,
+	// so that the removal takes effect (refusing the whole reload kept
+	// the removed CA trusted); one of a CA never held is a wrong file.
+	var held []*x509.Certificate
 	load := func() (serverFiles, error) {
 		var f serverFiles
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
@@ -46,9 +51,10 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 				if err != nil {
 					return f, fmt.Errorf("TLS client CA %s: %w", c.ClientCAFile, err)
 				}
-				if f.clientCAs.revoked, err = loadRevoked(c.CRLFile, cas); err != nil {
+				if f.clientCAs.revoked, err = loadRevoked(c.CRLFile, cas, held); err != nil {
 					return f, err
 				}
+				held = heldCAs(held, cas)
 			}
 		}
 		if onLoad != nil {

@@ -84,7 +84,9 @@ type TLS struct {
 	// again when it changes, like the other files; fetch it from your
 	// CA on a schedule: a list past its next update is used as it is
 	// (what it lists stays refused; what was revoked since is not).
-	// Text before a PEM block (a comment) is skipped.
+	// Text before a PEM block (a comment) is skipped, and so is the list
+	// of a CA removed from client_ca_file since the start (the removal
+	// takes effect).
 	CRLFile string `yaml:"crl_file"`
 }
 
