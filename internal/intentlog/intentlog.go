@@ -209,6 +209,27 @@ type TopicDeleter interface {
 	DeleteTopic(ctx context.Context, topic string) error
 }
 
+// TopicID is the id a log that has them (Kafka, 2.8 and later) gives a
+// topic when it makes it: a topic deleted and made again under its name
+// has another.
+type TopicID [16]byte
+
+// TopicIDDeleter is a log shared by processes whose topics can be deleted
+// by id (Kafka). A deletion by name that reaches the log late (its process
+// paused, its request slow) deletes whatever topic holds the name then:
+// the topics of a table dropped and created again since under the name,
+// with the writes acknowledged on them. One by the id the topic had leaves
+// a topic made again. The embedded log, one process's, has no ids.
+type TopicIDDeleter interface {
+	// TopicIDs returns the ids of those of topics that exist (absent:
+	// no such topic).
+	TopicIDs(ctx context.Context, topics ...string) (map[string]TopicID, error)
+	// DeleteTopicID deletes topic if it still has id, as DeleteTopic
+	// does; a topic gone, or made again since (another id), is left, and
+	// that is not an error.
+	DeleteTopicID(ctx context.Context, topic string, id TopicID) error
+}
+
 // PartitionFencer is a log whose offset commits of one partition of a
 // group can be fenced: a group shared by several processes commits each
 // partition through the committer its owner got when it took the

@@ -1,0 +1,101 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+var _ intentlog.TopicIDDeleter = (*Log)(nil)
+
+// TopicIDs implements intentlog.TopicIDDeleter from fresh metadata.
+func (l *Log) TopicIDs(ctx context.Context, topics ...string) (map[string]intentlog.TopicID, error) {
+	if err := l.checkOpen(); err != nil {
+		return nil, fmt.Errorf("kafka: topic ids: %w", err)
+	}
+	ids := make(map[string]intentlog.TopicID, len(topics))
+	for _, topic := range topics {
+		id, found, err := l.topicID(ctx, l.names.external(topic))
+		if err != nil {
+			return nil, fmt.Errorf("kafka: topic id of %s: %w", l.names.external(topic), err)
+		}
+		if found {
+			ids[topic] = id
+		}
+	}
+	return ids, nil
+}
+
+// topicID reads an external topic's id from fresh metadata (found false:
+// no such topic).
+func (l *Log) topicID(ctx context.Context, topic string) (id intentlog.TopicID, found bool, err error) {
+	tds, err := l.adm.ListTopics(ctx, topic)
+	if err != nil {
+		return id, false, mapErr(err)
+	}
+	td, ok := tds[topic]
+	switch {
+	case !ok, errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+		return id, false, nil
+	case td.Err != nil:
+		return id, false, mapErr(td.Err)
+	case td.ID == (kadm.TopicID{}):
+		return id, false, errors.New("the broker gives no topic id (Kafka before 2.8)")
+	}
+	return intentlog.TopicID(td.ID), true, nil
+}
+
+// DeleteTopicID implements intentlog.TopicIDDeleter with DeleteTopics by
+// id (v6, KIP-516): the broker answers UNKNOWN_TOPIC_ID for a topic gone or
+// made again since, and deletes nothing. Once deleted, it waits until the
+// metadata no longer lists the name with that id, and forgets the topic
+// (as DeleteTopic).
+func (l *Log) DeleteTopicID(ctx context.Context, topic string, id intentlog.TopicID) error {
+	ext := l.names.external(topic)
+	if err := l.checkOpen(); err != nil {
+		return fmt.Errorf("kafka: delete topic %s: %w", ext, err)
+	}
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.TimeoutMillis = 60_000
+	rt := kmsg.NewDeleteTopicsRequestTopic()
+	rt.TopicID = id
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, l.cl)
+	if err == nil {
+		switch {
+		case len(resp.Topics) != 1:
+			err = fmt.Errorf("%d topics in the answer to the deletion of one", len(resp.Topics))
+		default:
+			err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+		}
+	}
+	switch {
+	case errors.Is(err, kerr.UnknownTopicID), errors.Is(err, kerr.UnknownTopicOrPartition):
+		return nil // gone already; a topic of the name now is another's
+	case err != nil:
+		return fmt.Errorf("kafka: delete topic %s (id %x): %w", ext, id, mapErr(err))
+	}
+	l.forget(ext)
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 200*time.Millisecond) {
+		now, found, err := l.topicID(ctx, ext)
+		switch {
+		case err != nil:
+			return fmt.Errorf("kafka: delete topic %s: waiting for the deletion: %w", ext, err)
+		case !found || now != id:
+			l.Forget(topic)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kafka: delete topic %s: waiting for the deletion: %w", ext, ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package kafka
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestDeleteTopicIDLeavesTopicMadeAgain: a dropped table's topics were
+// deleted by name, and a drop's deletion that reached Kafka late (two
+// processes dropped the table, the slower one paused) deleted the topics
+// of the table created again since under the name, with the writes
+// acknowledged on them. A deletion by the id the topic had when the drop
+// began leaves the topic made again; one of the topic still there deletes
+// it.
+func TestDeleteTopicIDLeavesTopicMadeAgain(t *testing.T) {
+	forBoth(t, func(t *testing.T, brokers []string, name func(string) string) {
+		ctx := testCtx(t, time.Minute)
+		topic, absent := name("topicid"), name("topicid-absent")
+		l := openLog(t, brokers, nil)
+		if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ids, err := l.TopicIDs(ctx, topic, absent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, ok := ids[topic]
+		if _, listed := ids[absent]; !ok || listed || old == (intentlog.TopicID{}) {
+			t.Fatalf("TopicIDs = %v; want an id for %s only", ids, topic)
+		}
+		// The faster dropper deletes it, and the table is created again.
+		if err := l.DeleteTopicID(ctx, topic, old); err != nil {
+			t.Fatalf("DeleteTopicID of the topic: %v", err)
+		}
+		for {
+			err := l.CreateTopic(ctx, topic, 3, intentlog.TopicOptions{})
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("creating the topic again: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond) // still being deleted
+		}
+		recs := []*intentlog.Record{{Key: []byte("k"), Value: []byte("new")}}
+		if err := l.Append(ctx, topic, recs); err != nil {
+			t.Fatal(err)
+		}
+		// The slower dropper's deletion arrives.
+		if err := l.DeleteTopicID(ctx, topic, old); err != nil {
+			t.Fatalf("a late DeleteTopicID by the old id: %v; want nil", err)
+		}
+		if n, err := l.Partitions(ctx, topic); err != nil || n != 3 {
+			t.Fatalf("after a late deletion by the old id, the topic made again: %d partitions, %v; want 3, kept", n, err)
+		}
+		if got := readValues(t, ctx, l, topic, recs[0].Partition); len(got) != 1 || got[0] != "new" {
+			t.Fatalf("the topic made again holds %q; want [new]", got)
+		}
+	})
+}
