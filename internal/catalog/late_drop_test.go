@@ -1,0 +1,101 @@
+package catalog
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// idTopics is a Provisioner over a log shared by processes whose topics
+// have ids (Kafka): a table's topics made again under its name have
+// another id.
+type idTopics struct {
+	mu   sync.Mutex
+	ids  map[string]int // table -> id of its topics (absent: none)
+	next int
+}
+
+func newIDTopics() *idTopics { return &idTopics{ids: map[string]int{}} }
+
+func (p *idTopics) Provision(_ context.Context, t Table) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.ids[t.Name]; !ok {
+		p.next++
+		p.ids[t.Name] = p.next
+	}
+	return nil
+}
+
+func (p *idTopics) Unprovision(_ context.Context, t Table) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.ids, t.Name)
+	return nil
+}
+
+func (p *idTopics) id(name string) (int, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id, ok := p.ids[name]
+	return id, ok
+}
+
+// TestLateDropLeavesTableCreatedAgain: two processes drop a table at
+// about the same time (both find it deleting), one finishes, and the
+// table is created again; the slower drop's deletion of the topics,
+// arriving late, deleted the new table's topics by name, with the writes
+// acknowledged on them. It deletes the topics the table had when it was
+// marked deleting, by their ids, and leaves the new table's.
+func TestLateDropLeavesTableCreatedAgain(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	log := newIDTopics()
+	fast := openCatalog(t, st, log, func(o *Options) { o.Refresh = 10 * time.Millisecond })
+	slow := openCatalog(t, st, log, func(o *Options) { o.Refresh = 10 * time.Millisecond })
+	if _, _, err := fast.Create(ctx, Table{Name: "t", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := log.id("t")
+	// The slow drop marks the table deleting, then pauses (its process
+	// stalls) before it deletes the topics.
+	paused, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h := &dropHooks{ends: [][]int64{{0, 0}}, committed: []int64{0, 0}}
+	hooks := h.hooks()
+	slowHooks := hooks
+	slowHooks.Stopped = func(ctx context.Context, name string) error {
+		once.Do(func() { close(paused) })
+		<-resume
+		return hooks.Stopped(ctx, name)
+	}
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- slow.Drop(ctx, "t", true, slowHooks) }()
+	<-paused
+	if s, ok := saved(t, st, "t"); !ok || s.State != Deleting {
+		t.Fatalf("the slow drop paused with the entry %+v (found %v), want deleting", s, ok)
+	}
+	if err := fast.Drop(ctx, "t", true, hooks); err != nil {
+		t.Fatalf("the fast drop: %v", err)
+	}
+	if _, ok := log.id("t"); ok {
+		t.Fatal("the fast drop left the topics")
+	}
+	if _, _, err := fast.Create(ctx, Table{Name: "t", Partitions: 2}); err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+	recreated, _ := log.id("t")
+	close(resume)
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the slow drop: %v", err)
+	}
+	if id, ok := log.id("t"); !ok || id != recreated {
+		t.Fatalf("after the slow drop's late deletion, the topics of t have id %d (found %v); want %d, the "+
+			"table created again (the dropped one's were %d)", id, ok, recreated, old)
+	}
+	if s, ok := saved(t, st, "t"); !ok || s.State != Ready {
+		t.Fatalf("after the slow drop the entry of t is %+v (found %v), want the new table, ready", s, ok)
+	}
+}
