@@ -30,12 +30,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
 	"google.golang.org/protobuf/proto"
 )
@@ -155,7 +158,18 @@ type Table struct {
 	// Set by Alter; zero: none.
 	NarrowWindow time.Duration
 	NarrowUntil  time.Time
+	// TopicIDs, of a table being deleted on a log whose topics have ids
+	// (Kafka), are the ids its topics had once it was marked deleting, by
+	// topic (the topics then absent are not listed): every drop deletes
+	// those (Provisioner.Unprovision), so that one that arrives late
+	// leaves the topics of a table created again under the name since.
+	// Nil: not read yet (or a log without ids). Set by a drop (remove);
+	// a pointer, so that tables compare with ==, never changed once set.
+	TopicIDs *TopicIDs
 }
+
+// TopicIDs are the ids of topics, by topic.
+type TopicIDs map[string]intentlog.TopicID
 
 // SeenWithin is how long after a change of the catalog every process
 // that takes writes has seen it, with refresh its catalog_refresh: a
@@ -194,7 +208,22 @@ func (t Table) Proto() *wailv1.Table {
 		WideUntilUs:        unixMicro(t.WideUntil),
 		NarrowWindowMs:     t.NarrowWindow.Milliseconds(),
 		NarrowUntilUs:      unixMicro(t.NarrowUntil),
+		DeletingTopicIds:   topicIDsProto(t.TopicIDs),
 	}
+}
+
+// topicIDsProto is the saved form of ids, in topic order (an entry's
+// bytes are compared by swaps).
+func topicIDsProto(ids *TopicIDs) *wailv1.TopicIds {
+	if ids == nil {
+		return nil
+	}
+	p := &wailv1.TopicIds{}
+	for _, topic := range slices.Sorted(maps.Keys(*ids)) {
+		id := (*ids)[topic]
+		p.Topics = append(p.Topics, &wailv1.TopicId{Topic: topic, Id: id[:]})
+	}
+	return p
 }
 
 // unixMicro is t in microseconds since the epoch, 0 for the zero time.
@@ -229,6 +258,13 @@ func FromProto(p *wailv1.Table) Table {
 	}
 	if p.NarrowUntilUs != 0 {
 		t.NarrowUntil = time.UnixMicro(p.NarrowUntilUs)
+	}
+	if ids := p.DeletingTopicIds; ids != nil {
+		m := make(TopicIDs, len(ids.Topics))
+		for _, tid := range ids.Topics {
+			m[tid.Topic] = intentlog.TopicID(tid.Id)
+		}
+		t.TopicIDs = &m
 	}
 	if t.State == 0 {
 		t.State = Ready
@@ -311,6 +347,13 @@ func decode(spec []byte) (Table, error) {
 			return Table{}, fmt.Errorf("%s %d out of range", d.field, d.ms)
 		}
 	}
+	if ids := p.DeletingTopicIds; ids != nil {
+		for _, tid := range ids.Topics {
+			if len(tid.Id) != len(intentlog.TopicID{}) {
+				return Table{}, fmt.Errorf("topic id of %q: %d bytes, want %d", tid.Topic, len(tid.Id), len(intentlog.TopicID{}))
+			}
+		}
+	}
 	return FromProto(&p), nil
 }
 
@@ -329,6 +372,18 @@ type Backend interface {
 type Provisioner interface {
 	Provision(ctx context.Context, t Table) error
 	Unprovision(ctx context.Context, t Table) error
+}
+
+// TopicIDReader is a Provisioner on a log shared by processes whose topics
+// have ids (Kafka; intentlog.TopicIDDeleter). A drop saves the ids of the
+// table's topics in its entry once it is marked deleting (Table.TopicIDs)
+// and Unprovision deletes the topics by those: a topic made again under
+// its name since (the table dropped elsewhere and created again) has
+// another id and is left. A Provisioner without ids deletes by name.
+type TopicIDReader interface {
+	// TopicIDs returns the ids of t's topics that exist; nil: the log has
+	// no ids.
+	TopicIDs(ctx context.Context, t Table) (TopicIDs, error)
 }
 
 // Options configures a Catalog.

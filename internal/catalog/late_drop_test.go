@@ -2,18 +2,23 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // idTopics is a Provisioner over a log shared by processes whose topics
 // have ids (Kafka): a table's topics made again under its name have
-// another id.
+// another id. Unprovision deletes by the ids of t.TopicIDs when it has
+// them, else by name.
 type idTopics struct {
-	mu   sync.Mutex
-	ids  map[string]int // table -> id of its topics (absent: none)
-	next int
+	mu       sync.Mutex
+	ids      map[string]int // table -> id of its topics (absent: none)
+	next     int
+	failNext bool // the next Unprovision fails, deleting nothing
 }
 
 func newIDTopics() *idTopics { return &idTopics{ids: map[string]int{}} }
@@ -28,10 +33,32 @@ func (p *idTopics) Provision(_ context.Context, t Table) error {
 	return nil
 }
 
+func (p *idTopics) TopicIDs(_ context.Context, t Table) (TopicIDs, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := TopicIDs{}
+	if id, ok := p.ids[t.Name]; ok {
+		ids[t.Name] = intentlog.TopicID{byte(id)}
+	}
+	return ids, nil
+}
+
 func (p *idTopics) Unprovision(_ context.Context, t Table) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.ids, t.Name)
+	if p.failNext {
+		p.failNext = false
+		return errors.New("the log does not answer")
+	}
+	if t.TopicIDs == nil {
+		delete(p.ids, t.Name)
+		return nil
+	}
+	for topic, id := range *t.TopicIDs {
+		if now, ok := p.ids[topic]; ok && (intentlog.TopicID{byte(now)}) == id {
+			delete(p.ids, topic)
+		}
+	}
 	return nil
 }
 
@@ -46,10 +73,28 @@ func (p *idTopics) id(name string) (int, bool) {
 // about the same time (both find it deleting), one finishes, and the
 // table is created again; the slower drop's deletion of the topics,
 // arriving late, deleted the new table's topics by name, with the writes
-// acknowledged on them. It deletes the topics the table had when it was
-// marked deleting, by their ids, and leaves the new table's.
+// acknowledged on them. It deletes the topics the table had once it was
+// marked deleting, by their ids, and leaves the new table's: whether the
+// slower drop read the entry before the ids were saved in it (it marked
+// the table deleting itself) or after (an earlier drop saved them and
+// failed).
 func TestLateDropLeavesTableCreatedAgain(t *testing.T) {
 	t.Parallel()
+	for _, c := range []struct {
+		name        string
+		pinnedFirst bool // a drop saved the ids and failed before the two drops
+	}{
+		{name: "marked by the slow drop"},
+		{name: "ids saved by an earlier drop", pinnedFirst: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			lateDrop(t, c.pinnedFirst)
+		})
+	}
+}
+
+func lateDrop(t *testing.T, pinnedFirst bool) {
 	ctx := t.Context()
 	st := openStore(t)
 	log := newIDTopics()
@@ -59,12 +104,24 @@ func TestLateDropLeavesTableCreatedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	old, _ := log.id("t")
-	// The slow drop marks the table deleting, then pauses (its process
+	h := &dropHooks{ends: [][]int64{{0, 0}}, committed: []int64{0, 0}}
+	hooks := h.hooks()
+	if pinnedFirst {
+		log.mu.Lock()
+		log.failNext = true
+		log.mu.Unlock()
+		if err := fast.Drop(ctx, "t", true, hooks); err == nil {
+			t.Fatal("the drop whose topic deletion failed succeeded")
+		}
+		if s, ok := saved(t, st, "t"); !ok || s.State != Deleting || s.TopicIDs == nil || len(*s.TopicIDs) != 1 {
+			t.Fatalf("after a drop that failed deleting the topics the entry is %+v (found %v), want "+
+				"deleting with the id of the topics", s, ok)
+		}
+	}
+	// The slow drop reads the table deleting, then pauses (its process
 	// stalls) before it deletes the topics.
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	h := &dropHooks{ends: [][]int64{{0, 0}}, committed: []int64{0, 0}}
-	hooks := h.hooks()
 	slowHooks := hooks
 	slowHooks.Stopped = func(ctx context.Context, name string) error {
 		once.Do(func() { close(paused) })
@@ -95,7 +152,7 @@ func TestLateDropLeavesTableCreatedAgain(t *testing.T) {
 		t.Fatalf("after the slow drop's late deletion, the topics of t have id %d (found %v); want %d, the "+
 			"table created again (the dropped one's were %d)", id, ok, recreated, old)
 	}
-	if s, ok := saved(t, st, "t"); !ok || s.State != Ready {
+	if s, ok := saved(t, st, "t"); !ok || s.State != Ready || s.TopicIDs != nil {
 		t.Fatalf("after the slow drop the entry of t is %+v (found %v), want the new table, ready", s, ok)
 	}
 }

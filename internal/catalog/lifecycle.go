@@ -7,8 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/wail-cdc/wail/internal/store"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -292,6 +293,12 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 }
 
 // remove deletes a table marked deleting: topics, rows, then the entry.
+// On a log whose topics have ids (TopicIDReader), the ids the topics have
+// are first saved in the entry (pinTopics), and the topics are deleted by
+// those: a drop that reaches the log late (two processes dropped the
+// table, the slower one paused) leaves the topics of a table created
+// again under the name since. A drop that finds the table gone (removed
+// by another drop, maybe created again) is done.
 // The topics are deleted under the exclusive topic lock of its name
 // (topicLocks): this process's provision that read the table before it
 // was marked makes them first, not after. A making of them that a refresh
@@ -300,6 +307,13 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 // log heeds no cancellation either) fails the drop at ctx's end; run
 // again, it goes on from there.
 func (c *Catalog) remove(ctx context.Context, e entry) error {
+	e, gone, err := c.pinTopics(ctx, e)
+	switch {
+	case err != nil:
+		return fmt.Errorf("topic ids: %w", err)
+	case gone:
+		return nil
+	}
 	if err := c.unprovision(ctx, e.t); err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
@@ -310,6 +324,41 @@ func (c *Catalog) remove(ctx context.Context, e entry) error {
 		return fmt.Errorf("catalog entry: %w", err)
 	}
 	return nil
+}
+
+// pinTopics saves in e, an entry marked deleting, the ids its topics have
+// (those that exist), unless it holds them already or the Provisioner
+// reads none. The swap from e succeeds only while the store still holds
+// e, and no table of the name can be created while it does: the ids are
+// the dropped table's topics', never a table's created again. A swap lost
+// to another drop that saved them takes theirs; gone: the store holds the
+// table no more (another drop removed it, maybe it was created again).
+func (c *Catalog) pinTopics(ctx context.Context, e entry) (_ entry, gone bool, err error) {
+	r, ok := c.opts.Provisioner.(TopicIDReader)
+	for ok && e.t.TopicIDs == nil {
+		ids, err := r.TopicIDs(ctx, e.t)
+		if err != nil || ids == nil {
+			return e, false, err
+		}
+		t := e.t
+		t.TopicIDs = &ids
+		saved, err := c.swap(ctx, e.spec, t, false, false)
+		if err == nil {
+			return saved, false, nil
+		}
+		if !errors.Is(err, errLost) {
+			return e, false, err
+		}
+		now, found, err := c.load(ctx, e.t.Name)
+		switch {
+		case err != nil:
+			return e, false, err
+		case !found || now.bad != nil || now.t.State != Deleting || !now.t.CreatedAt.Equal(e.t.CreatedAt):
+			return e, true, nil
+		}
+		e = now
+	}
+	return e, false, nil
 }
 
 // unprovision deletes t's topics under the exclusive topic lock of its

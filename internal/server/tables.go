@@ -55,13 +55,62 @@ func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 			return fmt.Errorf("the sinks of %s: %w", t.Name, err)
 		}
 	}
-	if err := p.s.deleteTopics(ctx, t.Name, names); err != nil {
+	if t.TopicIDs != nil {
+		// Saved once the table was marked deleting (TopicIDs): a topic
+		// of the name that has another id now is a table's created
+		// again since, and a topic then absent is none of this one's.
+		if err := p.s.deleteTopicIDs(ctx, *t.TopicIDs); err != nil {
+			return err
+		}
+	} else if err := p.s.deleteTopics(ctx, t.Name, names); err != nil {
 		return err
 	}
 	p.s.health.Clear(retentionComponent(t.Name))
 	if p.s.sinks != nil {
 		if err := p.s.sinks.DropTable(ctx, t.Name); err != nil {
 			return fmt.Errorf("drop the sinks of %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// TopicIDs implements catalog.TopicIDReader: on Kafka, the ids of the
+// table's topics and of its sinks' dead letters' topics that exist; nil
+// on the embedded log (this process's alone: its topics are deleted by
+// name).
+func (p topics) TopicIDs(ctx context.Context, t catalog.Table) (catalog.TopicIDs, error) {
+	d, ok := p.s.log.(intentlog.TopicIDDeleter)
+	if !ok {
+		return nil, nil
+	}
+	all := tableTopics(t.Name)
+	if p.s.sinks != nil {
+		names, err := p.s.sinks.TableSinks(ctx, t.Name)
+		if err != nil {
+			return nil, fmt.Errorf("the sinks of %s: %w", t.Name, err)
+		}
+		for _, n := range names {
+			all = append(all, sink.DeadLetterTopic(t.Name, n))
+		}
+	}
+	ids, err := d.TopicIDs(ctx, all...)
+	if err != nil {
+		return nil, err
+	}
+	return catalog.TopicIDs(ids), nil
+}
+
+// deleteTopicIDs deletes topics by the ids they had; a topic gone, or made
+// again since under its name, is left.
+func (s *Server) deleteTopicIDs(ctx context.Context, ids catalog.TopicIDs) error {
+	d, ok := s.log.(intentlog.TopicIDDeleter)
+	if !ok {
+		return fmt.Errorf("%w: the table's topics were deleted by id, which this log (%s) cannot do: "+
+			"drop it from a process on the Kafka log it was created on", errors.ErrUnsupported, s.cfg.Log.Kind)
+	}
+	for topic, id := range ids {
+		if err := d.DeleteTopicID(ctx, topic, id); err != nil {
+			return err
 		}
 	}
 	return nil

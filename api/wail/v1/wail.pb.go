@@ -1496,8 +1496,13 @@ type Table struct {
 	// that starts meanwhile included. Zero: none.
 	NarrowWindowMs int64 `protobuf:"varint,16,opt,name=narrow_window_ms,json=narrowWindowMs,proto3" json:"narrow_window_ms,omitempty"`
 	NarrowUntilUs  int64 `protobuf:"varint,17,opt,name=narrow_until_us,json=narrowUntilUs,proto3" json:"narrow_until_us,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// deleting_topic_ids, of a table being deleted on a log whose topics have
+	// ids (Kafka), are the ids its topics had once it was marked deleting:
+	// every drop deletes those, so that one arriving late leaves the topics of
+	// a table created again under the name since. Absent: not read yet.
+	DeletingTopicIds *TopicIds `protobuf:"bytes,18,opt,name=deleting_topic_ids,json=deletingTopicIds,proto3" json:"deleting_topic_ids,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Table) Reset() {
@@ -1649,6 +1654,111 @@ func (x *Table) GetNarrowUntilUs() int64 {
 	return 0
 }
 
+func (x *Table) GetDeletingTopicIds() *TopicIds {
+	if x != nil {
+		return x.DeletingTopicIds
+	}
+	return nil
+}
+
+// TopicIds are topics' ids on the log (Kafka's topic ids).
+type TopicIds struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topics        []*TopicId             `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicIds) Reset() {
+	*x = TopicIds{}
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicIds) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicIds) ProtoMessage() {}
+
+func (x *TopicIds) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicIds.ProtoReflect.Descriptor instead.
+func (*TopicIds) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TopicIds) GetTopics() []*TopicId {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+// TopicId is the id of a topic (wail's name of it).
+type TopicId struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Id            []byte                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicId) Reset() {
+	*x = TopicId{}
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicId) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicId) ProtoMessage() {}
+
+func (x *TopicId) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicId.ProtoReflect.Descriptor instead.
+func (*TopicId) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TopicId) GetTopic() string {
+	if x != nil {
+		return x.Topic
+	}
+	return ""
+}
+
+func (x *TopicId) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
 // TypeSchema is the schema of a typed table's keys or values: a Protobuf
 // schema as the schema registry takes it, and the message type in it.
 type TypeSchema struct {
@@ -1665,7 +1775,7 @@ type TypeSchema struct {
 
 func (x *TypeSchema) Reset() {
 	*x = TypeSchema{}
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1677,7 +1787,7 @@ func (x *TypeSchema) String() string {
 func (*TypeSchema) ProtoMessage() {}
 
 func (x *TypeSchema) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[16]
+	mi := &file_wail_v1_wail_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1690,7 +1800,7 @@ func (x *TypeSchema) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypeSchema.ProtoReflect.Descriptor instead.
 func (*TypeSchema) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{16}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TypeSchema) GetSchema() string {
@@ -1727,7 +1837,7 @@ type SchemaReference struct {
 
 func (x *SchemaReference) Reset() {
 	*x = SchemaReference{}
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1739,7 +1849,7 @@ func (x *SchemaReference) String() string {
 func (*SchemaReference) ProtoMessage() {}
 
 func (x *SchemaReference) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[17]
+	mi := &file_wail_v1_wail_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1752,7 +1862,7 @@ func (x *SchemaReference) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchemaReference.ProtoReflect.Descriptor instead.
 func (*SchemaReference) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{17}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SchemaReference) GetName() string {
@@ -1801,7 +1911,7 @@ type CreateTableRequest struct {
 
 func (x *CreateTableRequest) Reset() {
 	*x = CreateTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1923,7 @@ func (x *CreateTableRequest) String() string {
 func (*CreateTableRequest) ProtoMessage() {}
 
 func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[18]
+	mi := &file_wail_v1_wail_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1936,7 @@ func (x *CreateTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableRequest.ProtoReflect.Descriptor instead.
 func (*CreateTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{18}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CreateTableRequest) GetName() string {
@@ -1913,7 +2023,7 @@ type AlterTableRequest struct {
 
 func (x *AlterTableRequest) Reset() {
 	*x = AlterTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1925,7 +2035,7 @@ func (x *AlterTableRequest) String() string {
 func (*AlterTableRequest) ProtoMessage() {}
 
 func (x *AlterTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[19]
+	mi := &file_wail_v1_wail_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1938,7 +2048,7 @@ func (x *AlterTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTableRequest.ProtoReflect.Descriptor instead.
 func (*AlterTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{19}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AlterTableRequest) GetName() string {
@@ -2008,7 +2118,7 @@ type AlterTableResponse struct {
 
 func (x *AlterTableResponse) Reset() {
 	*x = AlterTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2020,7 +2130,7 @@ func (x *AlterTableResponse) String() string {
 func (*AlterTableResponse) ProtoMessage() {}
 
 func (x *AlterTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[20]
+	mi := &file_wail_v1_wail_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2033,7 +2143,7 @@ func (x *AlterTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTableResponse.ProtoReflect.Descriptor instead.
 func (*AlterTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{20}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AlterTableResponse) GetTable() *Table {
@@ -2063,7 +2173,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2185,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[21]
+	mi := &file_wail_v1_wail_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2198,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{21}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DropTableRequest) GetName() string {
@@ -2113,7 +2223,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[22]
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2235,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[22]
+	mi := &file_wail_v1_wail_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2248,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{22}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{24}
 }
 
 type CreateTableResponse struct {
@@ -2152,7 +2262,7 @@ type CreateTableResponse struct {
 
 func (x *CreateTableResponse) Reset() {
 	*x = CreateTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[23]
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2274,7 @@ func (x *CreateTableResponse) String() string {
 func (*CreateTableResponse) ProtoMessage() {}
 
 func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[23]
+	mi := &file_wail_v1_wail_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2287,7 @@ func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableResponse.ProtoReflect.Descriptor instead.
 func (*CreateTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{23}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CreateTableResponse) GetTable() *Table {
@@ -2202,7 +2312,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2324,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[24]
+	mi := &file_wail_v1_wail_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2337,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{24}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{26}
 }
 
 type ListTablesResponse struct {
@@ -2239,7 +2349,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2361,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[25]
+	mi := &file_wail_v1_wail_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2374,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{25}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListTablesResponse) GetTables() []*Table {
@@ -2283,7 +2393,7 @@ type DescribeTableRequest struct {
 
 func (x *DescribeTableRequest) Reset() {
 	*x = DescribeTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2405,7 @@ func (x *DescribeTableRequest) String() string {
 func (*DescribeTableRequest) ProtoMessage() {}
 
 func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[26]
+	mi := &file_wail_v1_wail_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2418,7 @@ func (x *DescribeTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableRequest.ProtoReflect.Descriptor instead.
 func (*DescribeTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{26}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *DescribeTableRequest) GetName() string {
@@ -2332,7 +2442,7 @@ type DescribeTableResponse struct {
 
 func (x *DescribeTableResponse) Reset() {
 	*x = DescribeTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2344,7 +2454,7 @@ func (x *DescribeTableResponse) String() string {
 func (*DescribeTableResponse) ProtoMessage() {}
 
 func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[27]
+	mi := &file_wail_v1_wail_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2357,7 +2467,7 @@ func (x *DescribeTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeTableResponse.ProtoReflect.Descriptor instead.
 func (*DescribeTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{27}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DescribeTableResponse) GetTable() *Table {
@@ -2434,7 +2544,7 @@ type DeadLetter struct {
 
 func (x *DeadLetter) Reset() {
 	*x = DeadLetter{}
-	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2556,7 @@ func (x *DeadLetter) String() string {
 func (*DeadLetter) ProtoMessage() {}
 
 func (x *DeadLetter) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[28]
+	mi := &file_wail_v1_wail_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2569,7 @@ func (x *DeadLetter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetter.ProtoReflect.Descriptor instead.
 func (*DeadLetter) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{28}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeadLetter) GetTable() string {
@@ -2639,7 +2749,7 @@ type DeadLetterResolution struct {
 
 func (x *DeadLetterResolution) Reset() {
 	*x = DeadLetterResolution{}
-	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2761,7 @@ func (x *DeadLetterResolution) String() string {
 func (*DeadLetterResolution) ProtoMessage() {}
 
 func (x *DeadLetterResolution) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[29]
+	mi := &file_wail_v1_wail_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2774,7 @@ func (x *DeadLetterResolution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterResolution.ProtoReflect.Descriptor instead.
 func (*DeadLetterResolution) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{29}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeadLetterResolution) GetOffset() int64 {
@@ -2750,7 +2860,7 @@ type DeadLetterClaim struct {
 
 func (x *DeadLetterClaim) Reset() {
 	*x = DeadLetterClaim{}
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +2872,7 @@ func (x *DeadLetterClaim) String() string {
 func (*DeadLetterClaim) ProtoMessage() {}
 
 func (x *DeadLetterClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[30]
+	mi := &file_wail_v1_wail_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +2885,7 @@ func (x *DeadLetterClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterClaim.ProtoReflect.Descriptor instead.
 func (*DeadLetterClaim) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{30}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeadLetterClaim) GetOffset() int64 {
@@ -2838,7 +2948,7 @@ type DeadLetterRecord struct {
 
 func (x *DeadLetterRecord) Reset() {
 	*x = DeadLetterRecord{}
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2850,7 +2960,7 @@ func (x *DeadLetterRecord) String() string {
 func (*DeadLetterRecord) ProtoMessage() {}
 
 func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[31]
+	mi := &file_wail_v1_wail_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2863,7 +2973,7 @@ func (x *DeadLetterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterRecord.ProtoReflect.Descriptor instead.
 func (*DeadLetterRecord) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{31}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeadLetterRecord) GetEntry() isDeadLetterRecord_Entry {
@@ -2940,7 +3050,7 @@ type DeadLetterEntry struct {
 
 func (x *DeadLetterEntry) Reset() {
 	*x = DeadLetterEntry{}
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2952,7 +3062,7 @@ func (x *DeadLetterEntry) String() string {
 func (*DeadLetterEntry) ProtoMessage() {}
 
 func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[32]
+	mi := &file_wail_v1_wail_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2965,7 +3075,7 @@ func (x *DeadLetterEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadLetterEntry.ProtoReflect.Descriptor instead.
 func (*DeadLetterEntry) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{32}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeadLetterEntry) GetOffset() int64 {
@@ -3018,7 +3128,7 @@ type ListDeadLettersRequest struct {
 
 func (x *ListDeadLettersRequest) Reset() {
 	*x = ListDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3030,7 +3140,7 @@ func (x *ListDeadLettersRequest) String() string {
 func (*ListDeadLettersRequest) ProtoMessage() {}
 
 func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[33]
+	mi := &file_wail_v1_wail_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3043,7 +3153,7 @@ func (x *ListDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{33}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListDeadLettersRequest) GetTable() string {
@@ -3092,7 +3202,7 @@ type ListDeadLettersResponse struct {
 
 func (x *ListDeadLettersResponse) Reset() {
 	*x = ListDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3104,7 +3214,7 @@ func (x *ListDeadLettersResponse) String() string {
 func (*ListDeadLettersResponse) ProtoMessage() {}
 
 func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[34]
+	mi := &file_wail_v1_wail_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3117,7 +3227,7 @@ func (x *ListDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*ListDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{34}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListDeadLettersResponse) GetEntries() []*DeadLetterEntry {
@@ -3147,7 +3257,7 @@ type GetDeadLetterRequest struct {
 
 func (x *GetDeadLetterRequest) Reset() {
 	*x = GetDeadLetterRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3159,7 +3269,7 @@ func (x *GetDeadLetterRequest) String() string {
 func (*GetDeadLetterRequest) ProtoMessage() {}
 
 func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[35]
+	mi := &file_wail_v1_wail_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3172,7 +3282,7 @@ func (x *GetDeadLetterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterRequest.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{35}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetDeadLetterRequest) GetTable() string {
@@ -3205,7 +3315,7 @@ type GetDeadLetterResponse struct {
 
 func (x *GetDeadLetterResponse) Reset() {
 	*x = GetDeadLetterResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3217,7 +3327,7 @@ func (x *GetDeadLetterResponse) String() string {
 func (*GetDeadLetterResponse) ProtoMessage() {}
 
 func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[36]
+	mi := &file_wail_v1_wail_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3230,7 +3340,7 @@ func (x *GetDeadLetterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDeadLetterResponse.ProtoReflect.Descriptor instead.
 func (*GetDeadLetterResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{36}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetDeadLetterResponse) GetEntry() *DeadLetterEntry {
@@ -3262,7 +3372,7 @@ type RedriveDeadLettersRequest struct {
 
 func (x *RedriveDeadLettersRequest) Reset() {
 	*x = RedriveDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3274,7 +3384,7 @@ func (x *RedriveDeadLettersRequest) String() string {
 func (*RedriveDeadLettersRequest) ProtoMessage() {}
 
 func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[37]
+	mi := &file_wail_v1_wail_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3287,7 +3397,7 @@ func (x *RedriveDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{37}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RedriveDeadLettersRequest) GetTable() string {
@@ -3342,7 +3452,7 @@ type RedriveDeadLettersResponse struct {
 
 func (x *RedriveDeadLettersResponse) Reset() {
 	*x = RedriveDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3464,7 @@ func (x *RedriveDeadLettersResponse) String() string {
 func (*RedriveDeadLettersResponse) ProtoMessage() {}
 
 func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[38]
+	mi := &file_wail_v1_wail_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3477,7 @@ func (x *RedriveDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedriveDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*RedriveDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{38}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RedriveDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -3410,7 +3520,7 @@ type DropDeadLettersRequest struct {
 
 func (x *DropDeadLettersRequest) Reset() {
 	*x = DropDeadLettersRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3422,7 +3532,7 @@ func (x *DropDeadLettersRequest) String() string {
 func (*DropDeadLettersRequest) ProtoMessage() {}
 
 func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[39]
+	mi := &file_wail_v1_wail_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3435,7 +3545,7 @@ func (x *DropDeadLettersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersRequest.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{39}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DropDeadLettersRequest) GetTable() string {
@@ -3487,7 +3597,7 @@ type DropDeadLettersResponse struct {
 
 func (x *DropDeadLettersResponse) Reset() {
 	*x = DropDeadLettersResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3499,7 +3609,7 @@ func (x *DropDeadLettersResponse) String() string {
 func (*DropDeadLettersResponse) ProtoMessage() {}
 
 func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[40]
+	mi := &file_wail_v1_wail_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3512,7 +3622,7 @@ func (x *DropDeadLettersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropDeadLettersResponse.ProtoReflect.Descriptor instead.
 func (*DropDeadLettersResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{40}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DropDeadLettersResponse) GetResolutions() []*DeadLetterResolution {
@@ -3540,7 +3650,7 @@ type ReconcileTableRequest struct {
 
 func (x *ReconcileTableRequest) Reset() {
 	*x = ReconcileTableRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3662,7 @@ func (x *ReconcileTableRequest) String() string {
 func (*ReconcileTableRequest) ProtoMessage() {}
 
 func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[41]
+	mi := &file_wail_v1_wail_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3675,7 @@ func (x *ReconcileTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableRequest.ProtoReflect.Descriptor instead.
 func (*ReconcileTableRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{41}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReconcileTableRequest) GetName() string {
@@ -3598,7 +3708,7 @@ type ReconciledKey struct {
 
 func (x *ReconciledKey) Reset() {
 	*x = ReconciledKey{}
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3610,7 +3720,7 @@ func (x *ReconciledKey) String() string {
 func (*ReconciledKey) ProtoMessage() {}
 
 func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[42]
+	mi := &file_wail_v1_wail_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3623,7 +3733,7 @@ func (x *ReconciledKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciledKey.ProtoReflect.Descriptor instead.
 func (*ReconciledKey) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{42}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReconciledKey) GetPartition() int32 {
@@ -3693,7 +3803,7 @@ type ReconcileTableResponse struct {
 
 func (x *ReconcileTableResponse) Reset() {
 	*x = ReconcileTableResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3705,7 +3815,7 @@ func (x *ReconcileTableResponse) String() string {
 func (*ReconcileTableResponse) ProtoMessage() {}
 
 func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[43]
+	mi := &file_wail_v1_wail_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3718,7 +3828,7 @@ func (x *ReconcileTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileTableResponse.ProtoReflect.Descriptor instead.
 func (*ReconcileTableResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{43}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReconcileTableResponse) GetKeysScanned() int64 {
@@ -3806,7 +3916,7 @@ type SubscribeRequest struct {
 
 func (x *SubscribeRequest) Reset() {
 	*x = SubscribeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3818,7 +3928,7 @@ func (x *SubscribeRequest) String() string {
 func (*SubscribeRequest) ProtoMessage() {}
 
 func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[44]
+	mi := &file_wail_v1_wail_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3831,7 +3941,7 @@ func (x *SubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeRequest.ProtoReflect.Descriptor instead.
 func (*SubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{44}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SubscribeRequest) GetTable() string {
@@ -3877,7 +3987,7 @@ type StreamedEvent struct {
 
 func (x *StreamedEvent) Reset() {
 	*x = StreamedEvent{}
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +3999,7 @@ func (x *StreamedEvent) String() string {
 func (*StreamedEvent) ProtoMessage() {}
 
 func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[45]
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4012,7 @@ func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamedEvent.ProtoReflect.Descriptor instead.
 func (*StreamedEvent) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{45}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *StreamedEvent) GetEvent() *ChangeEvent {
@@ -3957,7 +4067,7 @@ type SubscribeResponse struct {
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3969,7 +4079,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[46]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3982,7 +4092,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{46}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *SubscribeResponse) GetEvent() *ChangeEvent {
@@ -4053,7 +4163,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4065,7 +4175,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4078,7 +4188,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ConsumeRequest) GetTable() string {
@@ -4129,7 +4239,7 @@ type PartitionGrant struct {
 
 func (x *PartitionGrant) Reset() {
 	*x = PartitionGrant{}
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4141,7 +4251,7 @@ func (x *PartitionGrant) String() string {
 func (*PartitionGrant) ProtoMessage() {}
 
 func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4154,7 +4264,7 @@ func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionGrant.ProtoReflect.Descriptor instead.
 func (*PartitionGrant) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PartitionGrant) GetPartition() int32 {
@@ -4215,7 +4325,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4227,7 +4337,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4240,7 +4350,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ConsumeResponse) GetEvent() *ChangeEvent {
@@ -4325,7 +4435,7 @@ type PartitionAck struct {
 
 func (x *PartitionAck) Reset() {
 	*x = PartitionAck{}
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4337,7 +4447,7 @@ func (x *PartitionAck) String() string {
 func (*PartitionAck) ProtoMessage() {}
 
 func (x *PartitionAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4350,7 +4460,7 @@ func (x *PartitionAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAck.ProtoReflect.Descriptor instead.
 func (*PartitionAck) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PartitionAck) GetPartition() int32 {
@@ -4394,7 +4504,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4406,7 +4516,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4419,7 +4529,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AckRequest) GetTable() string {
@@ -4474,7 +4584,7 @@ type AckRefused struct {
 
 func (x *AckRefused) Reset() {
 	*x = AckRefused{}
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4486,7 +4596,7 @@ func (x *AckRefused) String() string {
 func (*AckRefused) ProtoMessage() {}
 
 func (x *AckRefused) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4499,7 +4609,7 @@ func (x *AckRefused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRefused.ProtoReflect.Descriptor instead.
 func (*AckRefused) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AckRefused) GetPartition() int32 {
@@ -4528,7 +4638,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4540,7 +4650,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4553,7 +4663,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AckResponse) GetRefused() []*AckRefused {
@@ -4572,7 +4682,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4584,7 +4694,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4597,7 +4707,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListGroupsRequest) GetTable() string {
@@ -4616,7 +4726,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4628,7 +4738,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4641,7 +4751,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -4661,7 +4771,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4673,7 +4783,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4686,7 +4796,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DescribeGroupRequest) GetTable() string {
@@ -4727,7 +4837,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4739,7 +4849,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4752,7 +4862,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GroupPartition) GetPartition() int32 {
@@ -4826,7 +4936,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[58]
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +4948,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[58]
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +4961,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{58}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *DescribeGroupResponse) GetMembers() []string {
@@ -4894,7 +5004,7 @@ type ResetGroupRequest struct {
 
 func (x *ResetGroupRequest) Reset() {
 	*x = ResetGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[59]
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4906,7 +5016,7 @@ func (x *ResetGroupRequest) String() string {
 func (*ResetGroupRequest) ProtoMessage() {}
 
 func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[59]
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4919,7 +5029,7 @@ func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{59}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ResetGroupRequest) GetTable() string {
@@ -4952,7 +5062,7 @@ type ResetGroupResponse struct {
 
 func (x *ResetGroupResponse) Reset() {
 	*x = ResetGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4964,7 +5074,7 @@ func (x *ResetGroupResponse) String() string {
 func (*ResetGroupResponse) ProtoMessage() {}
 
 func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4977,7 +5087,7 @@ func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{60}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
@@ -5047,7 +5157,7 @@ type Sink struct {
 
 func (x *Sink) Reset() {
 	*x = Sink{}
-	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5059,7 +5169,7 @@ func (x *Sink) String() string {
 func (*Sink) ProtoMessage() {}
 
 func (x *Sink) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5072,7 +5182,7 @@ func (x *Sink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sink.ProtoReflect.Descriptor instead.
 func (*Sink) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{61}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *Sink) GetTable() string {
@@ -5212,7 +5322,7 @@ type SinkBatch struct {
 
 func (x *SinkBatch) Reset() {
 	*x = SinkBatch{}
-	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5224,7 +5334,7 @@ func (x *SinkBatch) String() string {
 func (*SinkBatch) ProtoMessage() {}
 
 func (x *SinkBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5237,7 +5347,7 @@ func (x *SinkBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkBatch.ProtoReflect.Descriptor instead.
 func (*SinkBatch) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{62}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *SinkBatch) GetSink() string {
@@ -5322,7 +5432,7 @@ type SinkStatus struct {
 
 func (x *SinkStatus) Reset() {
 	*x = SinkStatus{}
-	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5334,7 +5444,7 @@ func (x *SinkStatus) String() string {
 func (*SinkStatus) ProtoMessage() {}
 
 func (x *SinkStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5347,7 +5457,7 @@ func (x *SinkStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkStatus.ProtoReflect.Descriptor instead.
 func (*SinkStatus) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{63}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SinkStatus) GetSink() *Sink {
@@ -5452,7 +5562,7 @@ type CreateSinkRequest struct {
 
 func (x *CreateSinkRequest) Reset() {
 	*x = CreateSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5464,7 +5574,7 @@ func (x *CreateSinkRequest) String() string {
 func (*CreateSinkRequest) ProtoMessage() {}
 
 func (x *CreateSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5477,7 +5587,7 @@ func (x *CreateSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{64}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateSinkRequest) GetTable() string {
@@ -5504,7 +5614,7 @@ type CreateSinkResponse struct {
 
 func (x *CreateSinkResponse) Reset() {
 	*x = CreateSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5516,7 +5626,7 @@ func (x *CreateSinkResponse) String() string {
 func (*CreateSinkResponse) ProtoMessage() {}
 
 func (x *CreateSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5529,7 +5639,7 @@ func (x *CreateSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSinkResponse.ProtoReflect.Descriptor instead.
 func (*CreateSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{65}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateSinkResponse) GetSink() *Sink {
@@ -5555,7 +5665,7 @@ type ListSinksRequest struct {
 
 func (x *ListSinksRequest) Reset() {
 	*x = ListSinksRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5567,7 +5677,7 @@ func (x *ListSinksRequest) String() string {
 func (*ListSinksRequest) ProtoMessage() {}
 
 func (x *ListSinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5580,7 +5690,7 @@ func (x *ListSinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSinksRequest.ProtoReflect.Descriptor instead.
 func (*ListSinksRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{66}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListSinksRequest) GetTable() string {
@@ -5599,7 +5709,7 @@ type ListSinksResponse struct {
 
 func (x *ListSinksResponse) Reset() {
 	*x = ListSinksResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5611,7 +5721,7 @@ func (x *ListSinksResponse) String() string {
 func (*ListSinksResponse) ProtoMessage() {}
 
 func (x *ListSinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5624,7 +5734,7 @@ func (x *ListSinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSinksResponse.ProtoReflect.Descriptor instead.
 func (*ListSinksResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{67}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListSinksResponse) GetSinks() []*SinkStatus {
@@ -5644,7 +5754,7 @@ type DescribeSinkRequest struct {
 
 func (x *DescribeSinkRequest) Reset() {
 	*x = DescribeSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5656,7 +5766,7 @@ func (x *DescribeSinkRequest) String() string {
 func (*DescribeSinkRequest) ProtoMessage() {}
 
 func (x *DescribeSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5669,7 +5779,7 @@ func (x *DescribeSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSinkRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{68}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *DescribeSinkRequest) GetTable() string {
@@ -5695,7 +5805,7 @@ type DescribeSinkResponse struct {
 
 func (x *DescribeSinkResponse) Reset() {
 	*x = DescribeSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5707,7 +5817,7 @@ func (x *DescribeSinkResponse) String() string {
 func (*DescribeSinkResponse) ProtoMessage() {}
 
 func (x *DescribeSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5720,7 +5830,7 @@ func (x *DescribeSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSinkResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{69}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DescribeSinkResponse) GetStatus() *SinkStatus {
@@ -5740,7 +5850,7 @@ type PauseSinkRequest struct {
 
 func (x *PauseSinkRequest) Reset() {
 	*x = PauseSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5752,7 +5862,7 @@ func (x *PauseSinkRequest) String() string {
 func (*PauseSinkRequest) ProtoMessage() {}
 
 func (x *PauseSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5765,7 +5875,7 @@ func (x *PauseSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSinkRequest.ProtoReflect.Descriptor instead.
 func (*PauseSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{70}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *PauseSinkRequest) GetTable() string {
@@ -5791,7 +5901,7 @@ type PauseSinkResponse struct {
 
 func (x *PauseSinkResponse) Reset() {
 	*x = PauseSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5803,7 +5913,7 @@ func (x *PauseSinkResponse) String() string {
 func (*PauseSinkResponse) ProtoMessage() {}
 
 func (x *PauseSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5816,7 +5926,7 @@ func (x *PauseSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSinkResponse.ProtoReflect.Descriptor instead.
 func (*PauseSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{71}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PauseSinkResponse) GetSink() *Sink {
@@ -5836,7 +5946,7 @@ type ResumeSinkRequest struct {
 
 func (x *ResumeSinkRequest) Reset() {
 	*x = ResumeSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5848,7 +5958,7 @@ func (x *ResumeSinkRequest) String() string {
 func (*ResumeSinkRequest) ProtoMessage() {}
 
 func (x *ResumeSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5861,7 +5971,7 @@ func (x *ResumeSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSinkRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{72}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ResumeSinkRequest) GetTable() string {
@@ -5887,7 +5997,7 @@ type ResumeSinkResponse struct {
 
 func (x *ResumeSinkResponse) Reset() {
 	*x = ResumeSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5899,7 +6009,7 @@ func (x *ResumeSinkResponse) String() string {
 func (*ResumeSinkResponse) ProtoMessage() {}
 
 func (x *ResumeSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5912,7 +6022,7 @@ func (x *ResumeSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSinkResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{73}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ResumeSinkResponse) GetSink() *Sink {
@@ -5932,7 +6042,7 @@ type DropSinkRequest struct {
 
 func (x *DropSinkRequest) Reset() {
 	*x = DropSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	mi := &file_wail_v1_wail_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5944,7 +6054,7 @@ func (x *DropSinkRequest) String() string {
 func (*DropSinkRequest) ProtoMessage() {}
 
 func (x *DropSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	mi := &file_wail_v1_wail_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5957,7 +6067,7 @@ func (x *DropSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSinkRequest.ProtoReflect.Descriptor instead.
 func (*DropSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{74}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *DropSinkRequest) GetTable() string {
@@ -5982,7 +6092,7 @@ type DropSinkResponse struct {
 
 func (x *DropSinkResponse) Reset() {
 	*x = DropSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	mi := &file_wail_v1_wail_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5994,7 +6104,7 @@ func (x *DropSinkResponse) String() string {
 func (*DropSinkResponse) ProtoMessage() {}
 
 func (x *DropSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	mi := &file_wail_v1_wail_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6007,7 +6117,7 @@ func (x *DropSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSinkResponse.ProtoReflect.Descriptor instead.
 func (*DropSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{75}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{77}
 }
 
 // SinkList is how sink definitions are kept: one catalog entry ("_sinks")
@@ -6021,7 +6131,7 @@ type SinkList struct {
 
 func (x *SinkList) Reset() {
 	*x = SinkList{}
-	mi := &file_wail_v1_wail_proto_msgTypes[76]
+	mi := &file_wail_v1_wail_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6033,7 +6143,7 @@ func (x *SinkList) String() string {
 func (*SinkList) ProtoMessage() {}
 
 func (x *SinkList) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[76]
+	mi := &file_wail_v1_wail_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6046,7 +6156,7 @@ func (x *SinkList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkList.ProtoReflect.Descriptor instead.
 func (*SinkList) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{76}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SinkList) GetSinks() []*Sink {
@@ -6145,7 +6255,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
 	"\adeleted\x18\x04 \x01(\bR\adeleted\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x05 \x01(\tR\tvalueJson\"\x94\x05\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xd5\x05\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -6168,7 +6278,13 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0ewide_window_ms\x18\x0e \x01(\x03R\fwideWindowMs\x12\"\n" +
 	"\rwide_until_us\x18\x0f \x01(\x03R\vwideUntilUs\x12(\n" +
 	"\x10narrow_window_ms\x18\x10 \x01(\x03R\x0enarrowWindowMs\x12&\n" +
-	"\x0fnarrow_until_us\x18\x11 \x01(\x03R\rnarrowUntilUs\"x\n" +
+	"\x0fnarrow_until_us\x18\x11 \x01(\x03R\rnarrowUntilUs\x12?\n" +
+	"\x12deleting_topic_ids\x18\x12 \x01(\v2\x11.wail.v1.TopicIdsR\x10deletingTopicIds\"4\n" +
+	"\bTopicIds\x12(\n" +
+	"\x06topics\x18\x01 \x03(\v2\x10.wail.v1.TopicIdR\x06topics\"/\n" +
+	"\aTopicId\x12\x14\n" +
+	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\fR\x02id\"x\n" +
 	"\n" +
 	"TypeSchema\x12\x16\n" +
 	"\x06schema\x18\x01 \x01(\tR\x06schema\x128\n" +
@@ -6587,7 +6703,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -6610,67 +6726,69 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*GetRequest)(nil),                 // 18: wail.v1.GetRequest
 	(*GetResponse)(nil),                // 19: wail.v1.GetResponse
 	(*Table)(nil),                      // 20: wail.v1.Table
-	(*TypeSchema)(nil),                 // 21: wail.v1.TypeSchema
-	(*SchemaReference)(nil),            // 22: wail.v1.SchemaReference
-	(*CreateTableRequest)(nil),         // 23: wail.v1.CreateTableRequest
-	(*AlterTableRequest)(nil),          // 24: wail.v1.AlterTableRequest
-	(*AlterTableResponse)(nil),         // 25: wail.v1.AlterTableResponse
-	(*DropTableRequest)(nil),           // 26: wail.v1.DropTableRequest
-	(*DropTableResponse)(nil),          // 27: wail.v1.DropTableResponse
-	(*CreateTableResponse)(nil),        // 28: wail.v1.CreateTableResponse
-	(*ListTablesRequest)(nil),          // 29: wail.v1.ListTablesRequest
-	(*ListTablesResponse)(nil),         // 30: wail.v1.ListTablesResponse
-	(*DescribeTableRequest)(nil),       // 31: wail.v1.DescribeTableRequest
-	(*DescribeTableResponse)(nil),      // 32: wail.v1.DescribeTableResponse
-	(*DeadLetter)(nil),                 // 33: wail.v1.DeadLetter
-	(*DeadLetterResolution)(nil),       // 34: wail.v1.DeadLetterResolution
-	(*DeadLetterClaim)(nil),            // 35: wail.v1.DeadLetterClaim
-	(*DeadLetterRecord)(nil),           // 36: wail.v1.DeadLetterRecord
-	(*DeadLetterEntry)(nil),            // 37: wail.v1.DeadLetterEntry
-	(*ListDeadLettersRequest)(nil),     // 38: wail.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 39: wail.v1.ListDeadLettersResponse
-	(*GetDeadLetterRequest)(nil),       // 40: wail.v1.GetDeadLetterRequest
-	(*GetDeadLetterResponse)(nil),      // 41: wail.v1.GetDeadLetterResponse
-	(*RedriveDeadLettersRequest)(nil),  // 42: wail.v1.RedriveDeadLettersRequest
-	(*RedriveDeadLettersResponse)(nil), // 43: wail.v1.RedriveDeadLettersResponse
-	(*DropDeadLettersRequest)(nil),     // 44: wail.v1.DropDeadLettersRequest
-	(*DropDeadLettersResponse)(nil),    // 45: wail.v1.DropDeadLettersResponse
-	(*ReconcileTableRequest)(nil),      // 46: wail.v1.ReconcileTableRequest
-	(*ReconciledKey)(nil),              // 47: wail.v1.ReconciledKey
-	(*ReconcileTableResponse)(nil),     // 48: wail.v1.ReconcileTableResponse
-	(*SubscribeRequest)(nil),           // 49: wail.v1.SubscribeRequest
-	(*StreamedEvent)(nil),              // 50: wail.v1.StreamedEvent
-	(*SubscribeResponse)(nil),          // 51: wail.v1.SubscribeResponse
-	(*ConsumeRequest)(nil),             // 52: wail.v1.ConsumeRequest
-	(*PartitionGrant)(nil),             // 53: wail.v1.PartitionGrant
-	(*ConsumeResponse)(nil),            // 54: wail.v1.ConsumeResponse
-	(*PartitionAck)(nil),               // 55: wail.v1.PartitionAck
-	(*AckRequest)(nil),                 // 56: wail.v1.AckRequest
-	(*AckRefused)(nil),                 // 57: wail.v1.AckRefused
-	(*AckResponse)(nil),                // 58: wail.v1.AckResponse
-	(*ListGroupsRequest)(nil),          // 59: wail.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 60: wail.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 61: wail.v1.DescribeGroupRequest
-	(*GroupPartition)(nil),             // 62: wail.v1.GroupPartition
-	(*DescribeGroupResponse)(nil),      // 63: wail.v1.DescribeGroupResponse
-	(*ResetGroupRequest)(nil),          // 64: wail.v1.ResetGroupRequest
-	(*ResetGroupResponse)(nil),         // 65: wail.v1.ResetGroupResponse
-	(*Sink)(nil),                       // 66: wail.v1.Sink
-	(*SinkBatch)(nil),                  // 67: wail.v1.SinkBatch
-	(*SinkStatus)(nil),                 // 68: wail.v1.SinkStatus
-	(*CreateSinkRequest)(nil),          // 69: wail.v1.CreateSinkRequest
-	(*CreateSinkResponse)(nil),         // 70: wail.v1.CreateSinkResponse
-	(*ListSinksRequest)(nil),           // 71: wail.v1.ListSinksRequest
-	(*ListSinksResponse)(nil),          // 72: wail.v1.ListSinksResponse
-	(*DescribeSinkRequest)(nil),        // 73: wail.v1.DescribeSinkRequest
-	(*DescribeSinkResponse)(nil),       // 74: wail.v1.DescribeSinkResponse
-	(*PauseSinkRequest)(nil),           // 75: wail.v1.PauseSinkRequest
-	(*PauseSinkResponse)(nil),          // 76: wail.v1.PauseSinkResponse
-	(*ResumeSinkRequest)(nil),          // 77: wail.v1.ResumeSinkRequest
-	(*ResumeSinkResponse)(nil),         // 78: wail.v1.ResumeSinkResponse
-	(*DropSinkRequest)(nil),            // 79: wail.v1.DropSinkRequest
-	(*DropSinkResponse)(nil),           // 80: wail.v1.DropSinkResponse
-	(*SinkList)(nil),                   // 81: wail.v1.SinkList
+	(*TopicIds)(nil),                   // 21: wail.v1.TopicIds
+	(*TopicId)(nil),                    // 22: wail.v1.TopicId
+	(*TypeSchema)(nil),                 // 23: wail.v1.TypeSchema
+	(*SchemaReference)(nil),            // 24: wail.v1.SchemaReference
+	(*CreateTableRequest)(nil),         // 25: wail.v1.CreateTableRequest
+	(*AlterTableRequest)(nil),          // 26: wail.v1.AlterTableRequest
+	(*AlterTableResponse)(nil),         // 27: wail.v1.AlterTableResponse
+	(*DropTableRequest)(nil),           // 28: wail.v1.DropTableRequest
+	(*DropTableResponse)(nil),          // 29: wail.v1.DropTableResponse
+	(*CreateTableResponse)(nil),        // 30: wail.v1.CreateTableResponse
+	(*ListTablesRequest)(nil),          // 31: wail.v1.ListTablesRequest
+	(*ListTablesResponse)(nil),         // 32: wail.v1.ListTablesResponse
+	(*DescribeTableRequest)(nil),       // 33: wail.v1.DescribeTableRequest
+	(*DescribeTableResponse)(nil),      // 34: wail.v1.DescribeTableResponse
+	(*DeadLetter)(nil),                 // 35: wail.v1.DeadLetter
+	(*DeadLetterResolution)(nil),       // 36: wail.v1.DeadLetterResolution
+	(*DeadLetterClaim)(nil),            // 37: wail.v1.DeadLetterClaim
+	(*DeadLetterRecord)(nil),           // 38: wail.v1.DeadLetterRecord
+	(*DeadLetterEntry)(nil),            // 39: wail.v1.DeadLetterEntry
+	(*ListDeadLettersRequest)(nil),     // 40: wail.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),    // 41: wail.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),       // 42: wail.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),      // 43: wail.v1.GetDeadLetterResponse
+	(*RedriveDeadLettersRequest)(nil),  // 44: wail.v1.RedriveDeadLettersRequest
+	(*RedriveDeadLettersResponse)(nil), // 45: wail.v1.RedriveDeadLettersResponse
+	(*DropDeadLettersRequest)(nil),     // 46: wail.v1.DropDeadLettersRequest
+	(*DropDeadLettersResponse)(nil),    // 47: wail.v1.DropDeadLettersResponse
+	(*ReconcileTableRequest)(nil),      // 48: wail.v1.ReconcileTableRequest
+	(*ReconciledKey)(nil),              // 49: wail.v1.ReconciledKey
+	(*ReconcileTableResponse)(nil),     // 50: wail.v1.ReconcileTableResponse
+	(*SubscribeRequest)(nil),           // 51: wail.v1.SubscribeRequest
+	(*StreamedEvent)(nil),              // 52: wail.v1.StreamedEvent
+	(*SubscribeResponse)(nil),          // 53: wail.v1.SubscribeResponse
+	(*ConsumeRequest)(nil),             // 54: wail.v1.ConsumeRequest
+	(*PartitionGrant)(nil),             // 55: wail.v1.PartitionGrant
+	(*ConsumeResponse)(nil),            // 56: wail.v1.ConsumeResponse
+	(*PartitionAck)(nil),               // 57: wail.v1.PartitionAck
+	(*AckRequest)(nil),                 // 58: wail.v1.AckRequest
+	(*AckRefused)(nil),                 // 59: wail.v1.AckRefused
+	(*AckResponse)(nil),                // 60: wail.v1.AckResponse
+	(*ListGroupsRequest)(nil),          // 61: wail.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 62: wail.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 63: wail.v1.DescribeGroupRequest
+	(*GroupPartition)(nil),             // 64: wail.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 65: wail.v1.DescribeGroupResponse
+	(*ResetGroupRequest)(nil),          // 66: wail.v1.ResetGroupRequest
+	(*ResetGroupResponse)(nil),         // 67: wail.v1.ResetGroupResponse
+	(*Sink)(nil),                       // 68: wail.v1.Sink
+	(*SinkBatch)(nil),                  // 69: wail.v1.SinkBatch
+	(*SinkStatus)(nil),                 // 70: wail.v1.SinkStatus
+	(*CreateSinkRequest)(nil),          // 71: wail.v1.CreateSinkRequest
+	(*CreateSinkResponse)(nil),         // 72: wail.v1.CreateSinkResponse
+	(*ListSinksRequest)(nil),           // 73: wail.v1.ListSinksRequest
+	(*ListSinksResponse)(nil),          // 74: wail.v1.ListSinksResponse
+	(*DescribeSinkRequest)(nil),        // 75: wail.v1.DescribeSinkRequest
+	(*DescribeSinkResponse)(nil),       // 76: wail.v1.DescribeSinkResponse
+	(*PauseSinkRequest)(nil),           // 77: wail.v1.PauseSinkRequest
+	(*PauseSinkResponse)(nil),          // 78: wail.v1.PauseSinkResponse
+	(*ResumeSinkRequest)(nil),          // 79: wail.v1.ResumeSinkRequest
+	(*ResumeSinkResponse)(nil),         // 80: wail.v1.ResumeSinkResponse
+	(*DropSinkRequest)(nil),            // 81: wail.v1.DropSinkRequest
+	(*DropSinkResponse)(nil),           // 82: wail.v1.DropSinkResponse
+	(*SinkList)(nil),                   // 83: wail.v1.SinkList
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -6686,112 +6804,114 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	9,  // 10: wail.v1.WriteStreamResponse.error:type_name -> wail.v1.Error
 	1,  // 11: wail.v1.Table.failure_mode:type_name -> wail.v1.FailureMode
 	2,  // 12: wail.v1.Table.state:type_name -> wail.v1.TableState
-	22, // 13: wail.v1.TypeSchema.references:type_name -> wail.v1.SchemaReference
-	1,  // 14: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	21, // 15: wail.v1.CreateTableRequest.key_schema:type_name -> wail.v1.TypeSchema
-	21, // 16: wail.v1.CreateTableRequest.value_schema:type_name -> wail.v1.TypeSchema
-	1,  // 17: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
-	21, // 18: wail.v1.AlterTableRequest.key_schema:type_name -> wail.v1.TypeSchema
-	21, // 19: wail.v1.AlterTableRequest.value_schema:type_name -> wail.v1.TypeSchema
-	20, // 20: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
-	20, // 21: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
-	20, // 22: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
-	20, // 23: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
-	3,  // 24: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
-	5,  // 25: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
-	6,  // 26: wail.v1.DeadLetter.event:type_name -> wail.v1.ChangeEvent
-	4,  // 27: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
-	33, // 28: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
-	34, // 29: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
-	35, // 30: wail.v1.DeadLetterRecord.claim:type_name -> wail.v1.DeadLetterClaim
-	33, // 31: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
-	34, // 32: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
-	35, // 33: wail.v1.DeadLetterEntry.claim:type_name -> wail.v1.DeadLetterClaim
-	37, // 34: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
-	37, // 35: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
-	34, // 36: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	48, // 37: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
-	34, // 38: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
-	47, // 39: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
-	47, // 40: wail.v1.ReconcileTableResponse.expired_keys:type_name -> wail.v1.ReconciledKey
-	6,  // 41: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
-	6,  // 42: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	50, // 43: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
-	6,  // 44: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	53, // 45: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	55, // 46: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	57, // 47: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	62, // 48: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	62, // 49: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	6,  // 50: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
-	66, // 51: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
-	62, // 52: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
-	66, // 53: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
-	66, // 54: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
-	68, // 55: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
-	68, // 56: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
-	66, // 57: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
-	66, // 58: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
-	66, // 59: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
-	10, // 60: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 61: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 62: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 63: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 64: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	23, // 65: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	29, // 66: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	31, // 67: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	24, // 68: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	26, // 69: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	46, // 70: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	38, // 71: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	40, // 72: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	42, // 73: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	44, // 74: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	69, // 75: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
-	71, // 76: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
-	73, // 77: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
-	75, // 78: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
-	77, // 79: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
-	79, // 80: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
-	49, // 81: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	52, // 82: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	56, // 83: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	59, // 84: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	61, // 85: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	64, // 86: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 87: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 88: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 89: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 90: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 91: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	28, // 92: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	30, // 93: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	32, // 94: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	25, // 95: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	27, // 96: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	48, // 97: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	39, // 98: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	41, // 99: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	43, // 100: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	45, // 101: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	70, // 102: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
-	72, // 103: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
-	74, // 104: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
-	76, // 105: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
-	78, // 106: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
-	80, // 107: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
-	51, // 108: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	54, // 109: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	58, // 110: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	60, // 111: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	63, // 112: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	65, // 113: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	87, // [87:114] is the sub-list for method output_type
-	60, // [60:87] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	21, // 13: wail.v1.Table.deleting_topic_ids:type_name -> wail.v1.TopicIds
+	22, // 14: wail.v1.TopicIds.topics:type_name -> wail.v1.TopicId
+	24, // 15: wail.v1.TypeSchema.references:type_name -> wail.v1.SchemaReference
+	1,  // 16: wail.v1.CreateTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	23, // 17: wail.v1.CreateTableRequest.key_schema:type_name -> wail.v1.TypeSchema
+	23, // 18: wail.v1.CreateTableRequest.value_schema:type_name -> wail.v1.TypeSchema
+	1,  // 19: wail.v1.AlterTableRequest.failure_mode:type_name -> wail.v1.FailureMode
+	23, // 20: wail.v1.AlterTableRequest.key_schema:type_name -> wail.v1.TypeSchema
+	23, // 21: wail.v1.AlterTableRequest.value_schema:type_name -> wail.v1.TypeSchema
+	20, // 22: wail.v1.AlterTableResponse.table:type_name -> wail.v1.Table
+	20, // 23: wail.v1.CreateTableResponse.table:type_name -> wail.v1.Table
+	20, // 24: wail.v1.ListTablesResponse.tables:type_name -> wail.v1.Table
+	20, // 25: wail.v1.DescribeTableResponse.table:type_name -> wail.v1.Table
+	3,  // 26: wail.v1.DeadLetter.kind:type_name -> wail.v1.DeadLetterKind
+	5,  // 27: wail.v1.DeadLetter.intents:type_name -> wail.v1.Intent
+	6,  // 28: wail.v1.DeadLetter.event:type_name -> wail.v1.ChangeEvent
+	4,  // 29: wail.v1.DeadLetterResolution.action:type_name -> wail.v1.DeadLetterAction
+	35, // 30: wail.v1.DeadLetterRecord.letter:type_name -> wail.v1.DeadLetter
+	36, // 31: wail.v1.DeadLetterRecord.resolution:type_name -> wail.v1.DeadLetterResolution
+	37, // 32: wail.v1.DeadLetterRecord.claim:type_name -> wail.v1.DeadLetterClaim
+	35, // 33: wail.v1.DeadLetterEntry.letter:type_name -> wail.v1.DeadLetter
+	36, // 34: wail.v1.DeadLetterEntry.resolution:type_name -> wail.v1.DeadLetterResolution
+	37, // 35: wail.v1.DeadLetterEntry.claim:type_name -> wail.v1.DeadLetterClaim
+	39, // 36: wail.v1.ListDeadLettersResponse.entries:type_name -> wail.v1.DeadLetterEntry
+	39, // 37: wail.v1.GetDeadLetterResponse.entry:type_name -> wail.v1.DeadLetterEntry
+	36, // 38: wail.v1.RedriveDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	50, // 39: wail.v1.RedriveDeadLettersResponse.gap_reconcile:type_name -> wail.v1.ReconcileTableResponse
+	36, // 40: wail.v1.DropDeadLettersResponse.resolutions:type_name -> wail.v1.DeadLetterResolution
+	49, // 41: wail.v1.ReconcileTableResponse.keys:type_name -> wail.v1.ReconciledKey
+	49, // 42: wail.v1.ReconcileTableResponse.expired_keys:type_name -> wail.v1.ReconciledKey
+	6,  // 43: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
+	6,  // 44: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
+	52, // 45: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	6,  // 46: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	55, // 47: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	57, // 48: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	59, // 49: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	64, // 50: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	64, // 51: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	6,  // 52: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	68, // 53: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	64, // 54: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	68, // 55: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	68, // 56: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	70, // 57: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	70, // 58: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	68, // 59: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	68, // 60: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	68, // 61: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 62: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 63: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 64: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 65: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 66: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	25, // 67: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	31, // 68: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	33, // 69: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	26, // 70: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	28, // 71: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	48, // 72: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	40, // 73: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	42, // 74: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	44, // 75: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	46, // 76: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	71, // 77: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	73, // 78: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	75, // 79: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	77, // 80: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	79, // 81: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	81, // 82: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	51, // 83: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	54, // 84: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	58, // 85: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	61, // 86: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	63, // 87: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	66, // 88: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 89: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 90: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 91: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 92: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 93: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	30, // 94: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	32, // 95: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	34, // 96: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	27, // 97: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	29, // 98: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	50, // 99: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	41, // 100: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	43, // 101: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	45, // 102: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	47, // 103: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	72, // 104: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	74, // 105: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	76, // 106: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	78, // 107: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	80, // 108: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	82, // 109: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	53, // 110: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	56, // 111: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	60, // 112: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	62, // 113: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	65, // 114: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	67, // 115: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	89, // [89:116] is the sub-list for method output_type
+	62, // [62:89] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -6799,20 +6919,20 @@ func file_wail_v1_wail_proto_init() {
 	if File_wail_v1_wail_proto != nil {
 		return
 	}
-	file_wail_v1_wail_proto_msgTypes[19].OneofWrappers = []any{}
-	file_wail_v1_wail_proto_msgTypes[31].OneofWrappers = []any{
+	file_wail_v1_wail_proto_msgTypes[21].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[33].OneofWrappers = []any{
 		(*DeadLetterRecord_Letter)(nil),
 		(*DeadLetterRecord_Resolution)(nil),
 		(*DeadLetterRecord_Claim)(nil),
 	}
-	file_wail_v1_wail_proto_msgTypes[33].OneofWrappers = []any{}
+	file_wail_v1_wail_proto_msgTypes[35].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   77,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
