@@ -222,7 +222,8 @@ type TopicID [16]byte
 // a topic made again. The embedded log, one process's, has no ids.
 type TopicIDDeleter interface {
 	// TopicIDs returns the ids of those of topics that exist (absent:
-	// no such topic).
+	// no such topic); errors.ErrUnsupported when the log has none (an
+	// old Kafka).
 	TopicIDs(ctx context.Context, topics ...string) (map[string]TopicID, error)
 	// DeleteTopicID deletes topic if it still has id, as DeleteTopic
 	// does; a topic gone, or made again since (another id), is left, and

@@ -77,7 +77,7 @@ func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 // TopicIDs implements catalog.TopicIDReader: on Kafka, the ids of the
 // table's topics and of its sinks' dead letters' topics that exist; nil
 // on the embedded log (this process's alone: its topics are deleted by
-// name).
+// name) and on a Kafka without topic ids (before 2.8).
 func (p topics) TopicIDs(ctx context.Context, t catalog.Table) (catalog.TopicIDs, error) {
 	d, ok := p.s.log.(intentlog.TopicIDDeleter)
 	if !ok {
@@ -94,7 +94,10 @@ func (p topics) TopicIDs(ctx context.Context, t catalog.Table) (catalog.TopicIDs
 		}
 	}
 	ids, err := d.TopicIDs(ctx, all...)
-	if err != nil {
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return nil, nil // a Kafka before 2.8: by name
+	case err != nil:
 		return nil, err
 	}
 	return catalog.TopicIDs(ids), nil

@@ -15,7 +15,9 @@ import (
 
 var _ intentlog.TopicIDDeleter = (*Log)(nil)
 
-// TopicIDs implements intentlog.TopicIDDeleter from fresh metadata.
+// TopicIDs implements intentlog.TopicIDDeleter from fresh metadata; a
+// broker without topic ids (before Kafka 2.8) fails it with
+// errors.ErrUnsupported.
 func (l *Log) TopicIDs(ctx context.Context, topics ...string) (map[string]intentlog.TopicID, error) {
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: topic ids: %w", err)
@@ -47,7 +49,7 @@ func (l *Log) topicID(ctx context.Context, topic string) (id intentlog.TopicID, 
 	case td.Err != nil:
 		return id, false, mapErr(td.Err)
 	case td.ID == (kadm.TopicID{}):
-		return id, false, errors.New("the broker gives no topic id (Kafka before 2.8)")
+		return id, false, fmt.Errorf("%w: the broker gives no topic id (Kafka before 2.8)", errors.ErrUnsupported)
 	}
 	return intentlog.TopicID(td.ID), true, nil
 }
