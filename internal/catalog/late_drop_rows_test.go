@@ -1,0 +1,102 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/postgres"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
+)
+
+// pausingTopics is the log of idTopics whose first Unprovision pauses
+// (its process stalls) until resume is closed: a drop past the saving of
+// the topics' ids, before its deletions.
+type pausingTopics struct {
+	*idTopics
+	once           sync.Once
+	paused, resume chan struct{}
+}
+
+func (p *pausingTopics) Unprovision(ctx context.Context, t Table) error {
+	p.once.Do(func() {
+		close(p.paused)
+		<-p.resume
+	})
+	return p.idTopics.Unprovision(ctx, t)
+}
+
+// openPostgres opens two stores (two processes) on one fresh schema of
+// the test PostgreSQL database.
+func openPostgres(t *testing.T) (a, b *postgres.Store) {
+	t.Helper()
+	dsn := sqltest.Postgres(t)
+	dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
+	open := func() *postgres.Store {
+		s, err := postgres.Open(t.Context(), postgres.Options{DSN: dsn, MaxConns: 4,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		return sqltest.Closing(t, s, err)
+	}
+	return open(), open()
+}
+
+// TestLateDropLeavesRowsOfTableCreatedAgain: two processes drop a table
+// at about the same time, one finishes, the table is created again and
+// takes a write; the slower drop, past the deletion of the topics (by
+// their ids, which leaves the new table's), then dropped the store's
+// table by name: the new table's, with the acknowledged write. On
+// PostgreSQL it drops the rows only while the catalog holds the entry it
+// is removing, checked in the transaction of the DROP.
+func TestLateDropLeavesRowsOfTableCreatedAgain(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	stFast, stSlow := openPostgres(t)
+	log := newIDTopics()
+	slowLog := &pausingTopics{idTopics: log, paused: make(chan struct{}), resume: make(chan struct{})}
+	refresh := func(o *Options) { o.Refresh = 10 * time.Millisecond }
+	fast := openCatalog(t, stFast, log, refresh)
+	slow := openCatalog(t, stSlow, slowLog, refresh)
+	if _, _, err := fast.Create(ctx, Table{Name: "t", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	h := &dropHooks{ends: [][]int64{{0, 0}}, committed: []int64{0, 0}}
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- slow.Drop(ctx, "t", true, h.hooks()) }()
+	select {
+	case <-slowLog.paused:
+	case err := <-slowDone:
+		t.Fatalf("the slow drop ended before deleting the topics: %v", err)
+	}
+	if err := fast.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatalf("the fast drop: %v", err)
+	}
+	created, _, err := fast.Create(ctx, Table{Name: "t", Partitions: 2})
+	if err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+	mut := store.Mutation{Key: []byte("k"), Value: []byte("acknowledged"), Version: 1}
+	if _, err := stFast.Apply(ctx, "t", []store.Mutation{mut}); err != nil {
+		t.Fatalf("a write to the table created again: %v", err)
+	}
+	close(slowLog.resume)
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the slow drop: %v", err)
+	}
+	row, found, err := stFast.Get(ctx, "t", []byte("k"), 0)
+	switch {
+	case errors.Is(err, store.ErrUnknownTable):
+		t.Fatal("the slow drop, late, dropped the store table of the table created again, with its acknowledged write")
+	case err != nil:
+		t.Fatalf("read of the acknowledged write: %v", err)
+	case !found || string(row.Value) != "acknowledged":
+		t.Fatalf("the acknowledged write reads %+v (found %v)", row, found)
+	}
+	if s, ok := saved(t, stFast, "t"); !ok || s.State != Ready || !s.CreatedAt.Equal(created.CreatedAt) {
+		t.Fatalf("after the slow drop the entry of t is %+v (found %v), want the table created again, ready", s, ok)
+	}
+}
