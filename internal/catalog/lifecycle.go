@@ -317,13 +317,47 @@ func (c *Catalog) remove(ctx context.Context, e entry) error {
 	if err := c.unprovision(ctx, e.t); err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
-	if err := c.backend.DropTable(ctx, e.t.Name); err != nil {
+	e, gone, err = c.dropRows(ctx, e)
+	switch {
+	case err != nil:
 		return fmt.Errorf("store: %w", err)
+	case gone:
+		return nil
 	}
 	if _, err := c.swap(ctx, e.spec, e.t, false, true); err != nil && !errors.Is(err, errLost) {
 		return fmt.Errorf("catalog entry: %w", err)
 	}
 	return nil
+}
+
+// dropRows drops the rows of e, an entry marked deleting. A store that
+// fences its drops (store.FencedDropper) drops them only while the catalog
+// holds e: a drop that reaches the store late, after another removed the
+// table and it was created again under the name, leaves the new table's
+// rows (gone: the store holds the table no more). A store that does not
+// drops by name (DropTable).
+func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, err error) {
+	f, ok := c.backend.(store.FencedDropper)
+	if !ok {
+		return e, false, c.backend.DropTable(ctx, e.t.Name)
+	}
+	for range maxSwaps {
+		dropped, err := f.DropTableIf(ctx, e.t.Name, e.spec)
+		if err != nil || dropped {
+			return e, false, err
+		}
+		// Another drop may have changed the entry of this table (saved
+		// its topics' ids): drop by that.
+		now, found, err := c.load(ctx, e.t.Name)
+		switch {
+		case err != nil:
+			return e, false, err
+		case !found || now.bad != nil || now.t.State != Deleting || !now.t.CreatedAt.Equal(e.t.CreatedAt):
+			return e, true, nil
+		}
+		e = now
+	}
+	return e, false, fmt.Errorf("%w: its catalog entry kept changing; try again", ErrBusy)
 }
 
 // pinTopics saves in e, an entry marked deleting, the ids its topics have

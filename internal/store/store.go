@@ -213,6 +213,20 @@ type TableDropper interface {
 	DropTable(ctx context.Context, table string) error
 }
 
+// FencedDropper is a TableDropper that can drop a table's rows only while
+// its catalog entry is the one a drop removes, checked atomically with the
+// drop (PostgreSQL: in the DROP's transaction, the entry's row locked). A
+// drop by name that arrived late (two processes dropped the table, the
+// slower one paused) dropped the rows of a table created again under the
+// name since, acknowledged writes with them; the catalog drops through it
+// when the store has it (catalog.remove).
+type FencedDropper interface {
+	// DropTableIf drops table as DropTable does if the catalog entry of
+	// its name holds exactly spec; dropped false: it holds something
+	// else or nothing, and nothing was dropped.
+	DropTableIf(ctx context.Context, table string, spec []byte) (dropped bool, err error)
+}
+
 var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // ReservedPrefix begins the names of catalog entries that are not tables

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -211,6 +212,57 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 		}
 		return nil
 	})
+}
+
+// DropTableIf implements store.FencedDropper: one batch, one transaction
+// (as ddl's), that locks the catalog entry's row if it holds spec (FOR
+// UPDATE: no swap of it, and so no create of the name, until the
+// transaction ends) and only then drops the table. PostgreSQL's DDL is
+// transactional: the check and the drop commit together.
+func (s *Store) DropTableIf(ctx context.Context, table string, spec []byte) (bool, error) {
+	dropped, err := s.dropTableIf(ctx, table, spec)
+	if err != nil {
+		return false, fmt.Errorf("postgres: drop table %s: %w", table, err)
+	}
+	return dropped, nil
+}
+
+func (s *Store) dropTableIf(ctx context.Context, table string, spec []byte) (bool, error) {
+	if err := store.ValidateTableName(table); err != nil {
+		return false, err
+	}
+	if s.closed.Load() {
+		return false, store.ErrClosed
+	}
+	var dropped bool
+	err := s.tables.Drop(table, func() error {
+		qctx, cancel := s.withTimeout(ctx)
+		defer cancel()
+		conn, err := s.primary.Acquire(qctx)
+		if err != nil {
+			return s.classify(ctx, err)
+		}
+		defer conn.Release()
+		budget, err := sqlstore.Budget(qctx, time.Now())
+		if err != nil {
+			return err
+		}
+		// A DO block takes no parameters: the name is a valid table name
+		// (letters, digits, '_'), the entry hex.
+		match := `FROM ` + pgx.Identifier{catalogTable}.Sanitize() + ` WHERE name = '` + table +
+			`' AND spec = decode('` + hex.EncodeToString(spec) + `', 'hex')`
+		batch := &pgx.Batch{}
+		batch.Queue(boundSQL, strconv.FormatInt(max(budget.Milliseconds(), 1), 10))
+		batch.Queue("SELECT pg_advisory_xact_lock($1)", int64(ddlLockKey))
+		batch.Queue(`DO $$ BEGIN PERFORM 1 ` + match + ` FOR UPDATE; IF FOUND THEN DROP TABLE IF EXISTS ` +
+			tableIdent(table) + `; END IF; END $$`)
+		batch.Queue(`SELECT EXISTS (SELECT 1 ` + match + `)`).QueryRow(func(r pgx.Row) error { return r.Scan(&dropped) })
+		if err := conn.SendBatch(qctx, batch).Close(); err != nil {
+			return s.classify(ctx, err)
+		}
+		return nil
+	})
+	return dropped, err
 }
 
 // SwapTable implements store.CatalogSwapper with one conditional statement
