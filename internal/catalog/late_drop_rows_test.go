@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/postgres"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
@@ -31,18 +32,38 @@ func (p *pausingTopics) Unprovision(ctx context.Context, t Table) error {
 	return p.idTopics.Unprovision(ctx, t)
 }
 
-// openPostgres opens two stores (two processes) on one fresh schema of
-// the test PostgreSQL database.
-func openPostgres(t *testing.T) (a, b *postgres.Store) {
-	t.Helper()
-	dsn := sqltest.Postgres(t)
-	dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
-	open := func() *postgres.Store {
-		s, err := postgres.Open(t.Context(), postgres.Options{DSN: dsn, MaxConns: 4,
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		return sqltest.Closing(t, s, err)
-	}
-	return open(), open()
+// sqlStore is a store of a database shared by processes.
+type sqlStore interface {
+	Backend
+	Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error)
+	Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// sharedStores open two stores (two processes) on one fresh schema or
+// database of the test servers.
+var sharedStores = []struct {
+	name string
+	open func(t *testing.T) (a, b sqlStore)
+}{
+	{"postgres", func(t *testing.T) (a, b sqlStore) {
+		dsn := sqltest.Postgres(t)
+		dsn = sqltest.WithSearchPath(t, dsn, sqltest.PostgresSchema(t, dsn))
+		open := func() sqlStore {
+			s, err := postgres.Open(t.Context(), postgres.Options{DSN: dsn, MaxConns: 4, Logger: quiet})
+			return sqltest.Closing(t, s, err)
+		}
+		return open(), open()
+	}},
+	{"mysql", func(t *testing.T) (a, b sqlStore) {
+		dsn := sqltest.MySQLDatabase(t, sqltest.MySQL(t))
+		open := func() sqlStore {
+			s, err := mysql.Open(t.Context(), mysql.Options{DSN: dsn, MaxConns: 4, Logger: quiet})
+			return sqltest.Closing(t, s, err)
+		}
+		return open(), open()
+	}},
 }
 
 // TestLateDropLeavesRowsOfTableCreatedAgain: two processes drop a table
@@ -51,11 +72,21 @@ func openPostgres(t *testing.T) (a, b *postgres.Store) {
 // their ids, which leaves the new table's), then dropped the store's
 // table by name: the new table's, with the acknowledged write. On
 // PostgreSQL it drops the rows only while the catalog holds the entry it
-// is removing, checked in the transaction of the DROP.
+// is removing, checked in the transaction of the DROP; on MySQL and
+// MariaDB under a lock of the table's name that CreateTable takes too.
 func TestLateDropLeavesRowsOfTableCreatedAgain(t *testing.T) {
 	t.Parallel()
+	for _, c := range sharedStores {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			stFast, stSlow := c.open(t)
+			lateRowsDrop(t, stFast, stSlow)
+		})
+	}
+}
+
+func lateRowsDrop(t *testing.T, stFast, stSlow sqlStore) {
 	ctx := t.Context()
-	stFast, stSlow := openPostgres(t)
 	log := newIDTopics()
 	slowLog := &pausingTopics{idTopics: log, paused: make(chan struct{}), resume: make(chan struct{})}
 	refresh := func(o *Options) { o.Refresh = 10 * time.Millisecond }

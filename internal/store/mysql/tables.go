@@ -152,7 +152,17 @@ func (s *Store) createTable(ctx context.Context, table string) error {
 	return s.tables.Create(table, func() error {
 		qctx, cancel := s.withTimeout(ctx)
 		defer cancel()
-		if err := s.ddl(qctx, createTableSQL(quote(tableName(table)))); err != nil {
+		// Under the lock of the name: a drop that checked the catalog
+		// before this table's entry was saved drops first (fenced.go).
+		err := s.underTableLock(qctx, table, func(conn *sql.Conn) error {
+			q, err := s.boundDDL(qctx, createTableSQL(quote(tableName(table))))
+			if err != nil {
+				return err
+			}
+			_, err = conn.ExecContext(qctx, q)
+			return err
+		})
+		if err != nil {
 			return s.classify(ctx, err)
 		}
 		return nil
