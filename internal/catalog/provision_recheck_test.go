@@ -13,15 +13,14 @@ func TestProvisionAfterLocalChange(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	cat := openCatalog(t, openStore(t), newTopics())
-	tb, _, err := cat.Create(ctx, Table{Name: "t", Partitions: 1})
-	if err != nil {
+	if _, _, err := cat.Create(ctx, Table{Name: "t", Partitions: 1}); err != nil {
 		t.Fatal(err)
 	}
 	e, found, err := cat.load(ctx, "t")
 	if err != nil || !found || e.t.State != Ready {
 		t.Fatalf("load: %+v %v %v", e.t, found, err)
 	}
-	tb = e.t
+	tb := e.t
 	again, gone := tb, tb
 	again.CreatedAt = tb.CreatedAt.Add(time.Second)
 	gone.Name = "gone"
