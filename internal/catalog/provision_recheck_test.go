@@ -41,3 +41,35 @@ func TestProvisionAfterLocalChange(t *testing.T) {
 		})
 	}
 }
+
+// TestProvisionWhileDropping: after a local change, a provision makes the
+// topics of a table the store holds dropping (it takes no writes, but its
+// resolvers still run and need them) and not of one it holds deleting
+// (its topics are going).
+func TestProvisionWhileDropping(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	cat := openCatalog(t, openStore(t), newTopics())
+	if _, _, err := cat.Create(ctx, Table{Name: "t", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	e, found, err := cat.load(ctx, "t")
+	if err != nil || !found {
+		t.Fatalf("load: %v %v", found, err)
+	}
+	tb := e.t
+	for _, tc := range []struct {
+		state  State
+		served bool
+	}{{Dropping, true}, {Deleting, false}} {
+		next := e.t
+		next.State = tc.state
+		if e, err = cat.swap(ctx, e.spec, next, false, false); err != nil {
+			t.Fatal(err)
+		}
+		served, err := cat.provision(ctx, tb, cat.opSeq()+1) // read before a local change
+		if err != nil || served != tc.served {
+			t.Errorf("the store holds the table %s: served %v, %v; want %v, nil", tc.state, served, err, tc.served)
+		}
+	}
+}
