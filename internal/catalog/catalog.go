@@ -166,6 +166,15 @@ type Table struct {
 	// Nil: not read yet (or a log without ids). Set by a drop (remove);
 	// a pointer, so that tables compare with ==, never changed once set.
 	TopicIDs *TopicIDs
+	// StorePin, of a table being deleted on a store whose drops are
+	// pinned (store.PinnedDropper: Cassandra), is the store's pin of the
+	// table's rows read once it was marked deleting (DropPin): every drop
+	// drops with it (DropTablePinned), so that one that arrives late
+	// leaves the rows of a table created again under the name since.
+	// Empty: not read yet (or a store without pins). Set by a drop
+	// (remove), never changed once set; a string, so that tables compare
+	// with ==.
+	StorePin string
 }
 
 // TopicIDs are the ids of topics, by topic.
@@ -209,6 +218,7 @@ func (t Table) Proto() *wailv1.Table {
 		NarrowWindowMs:     t.NarrowWindow.Milliseconds(),
 		NarrowUntilUs:      unixMicro(t.NarrowUntil),
 		DeletingTopicIds:   topicIDsProto(t.TopicIDs),
+		DeletingStorePin:   []byte(t.StorePin),
 	}
 }
 
@@ -252,6 +262,7 @@ func FromProto(p *wailv1.Table) Table {
 		SkipValidation:   p.SkipValidation,
 		WideWindow:       time.Duration(p.WideWindowMs) * time.Millisecond,
 		NarrowWindow:     time.Duration(p.NarrowWindowMs) * time.Millisecond,
+		StorePin:         string(p.DeletingStorePin),
 	}
 	if p.WideUntilUs != 0 {
 		t.WideUntil = time.UnixMicro(p.WideUntilUs)

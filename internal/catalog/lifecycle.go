@@ -294,11 +294,13 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 
 // remove deletes a table marked deleting: topics, rows, then the entry.
 // On a log whose topics have ids (TopicIDReader), the ids the topics have
-// are first saved in the entry (pinTopics), and the topics are deleted by
-// those: a drop that reaches the log late (two processes dropped the
-// table, the slower one paused) leaves the topics of a table created
-// again under the name since. A drop that finds the table gone (removed
-// by another drop, maybe created again) is done.
+// are first saved in the entry, and on a store whose drops are pinned
+// (store.PinnedDropper) the store's pin of the rows (pin); the topics are
+// deleted by those ids and the rows dropped with that pin: a drop that
+// reaches the log or the store late (two processes dropped the table, the
+// slower one paused) leaves the topics and rows of a table created again
+// under the name since. A drop that finds the table gone (removed by
+// another drop, maybe created again) is done.
 // The topics are deleted under the exclusive topic lock of its name
 // (topicLocks): this process's provision that read the table before it
 // was marked makes them first, not after. A making of them that a refresh
@@ -307,10 +309,10 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 // log heeds no cancellation either) fails the drop at ctx's end; run
 // again, it goes on from there.
 func (c *Catalog) remove(ctx context.Context, e entry) error {
-	e, gone, err := c.pinTopics(ctx, e)
+	e, gone, err := c.pin(ctx, e)
 	switch {
 	case err != nil:
-		return fmt.Errorf("topic ids: %w", err)
+		return err
 	case gone:
 		return nil
 	}
@@ -331,12 +333,17 @@ func (c *Catalog) remove(ctx context.Context, e entry) error {
 }
 
 // dropRows drops the rows of e, an entry marked deleting. A store that
-// fences its drops (store.FencedDropper) drops them only while the catalog
-// holds e: a drop that reaches the store late, after another removed the
-// table and it was created again under the name, leaves the new table's
-// rows (gone: the store holds the table no more). A store that does not
-// drops by name (DropTable).
+// pins its drops (store.PinnedDropper) drops those of the pin saved in e:
+// a drop that reaches the store late, after another removed the table and
+// it was created again under the name, leaves the new table's rows. One
+// that fences them (store.FencedDropper) drops them only while the
+// catalog holds e (gone: the store holds the table no more). Any other
+// drops by name (DropTable), as does a store with pins on an entry without
+// one (saved by a build without pins: none is read here).
 func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, err error) {
+	if p, ok := c.backend.(store.PinnedDropper); ok && e.t.StorePin != "" {
+		return e, false, p.DropTablePinned(ctx, e.t.Name, []byte(e.t.StorePin))
+	}
 	f, ok := c.backend.(store.FencedDropper)
 	if !ok {
 		return e, false, c.backend.DropTable(ctx, e.t.Name)
@@ -360,28 +367,46 @@ func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, er
 	return e, false, fmt.Errorf("%w: its catalog entry kept changing; try again", ErrBusy)
 }
 
-// pinTopics saves in e, an entry marked deleting, the ids its topics have
-// (those that exist), unless it holds them already or the Provisioner
-// reads none. The swap from e succeeds only while the store still holds
-// e, and no table of the name can be created while it does: the ids are
-// the dropped table's topics', never a table's created again. A swap lost
-// to another drop that saved them takes theirs; gone: the store holds the
-// table no more (another drop removed it, maybe it was created again).
-func (c *Catalog) pinTopics(ctx context.Context, e entry) (_ entry, gone bool, err error) {
-	r, ok := c.opts.Provisioner.(TopicIDReader)
-	for ok && e.t.TopicIDs == nil {
-		ids, err := r.TopicIDs(ctx, e.t)
-		if err != nil || ids == nil {
-			return e, false, err
-		}
+// pin saves in e, an entry marked deleting, what identifies the table's
+// topics and rows being dropped, unless it holds them already: the ids
+// its topics have (those that exist), on a log whose topics have ids
+// (TopicIDReader), and the store's pin of its rows, on a store whose
+// drops are pinned (store.PinnedDropper). The swap from e succeeds only
+// while the store still holds e, and no table of the name can be created
+// while it does: the ids and the pin are the dropped table's, never a
+// table's created again. A swap lost to another drop that saved them
+// takes theirs; gone: the store holds the table no more (another drop
+// removed it, maybe it was created again).
+func (c *Catalog) pin(ctx context.Context, e entry) (_ entry, gone bool, err error) {
+	r, readsIDs := c.opts.Provisioner.(TopicIDReader)
+	p, pins := c.backend.(store.PinnedDropper)
+	for range maxSwaps {
 		t := e.t
-		t.TopicIDs = &ids
+		if readsIDs && t.TopicIDs == nil {
+			ids, err := r.TopicIDs(ctx, t)
+			if err != nil {
+				return e, false, fmt.Errorf("topic ids: %w", err)
+			}
+			if ids != nil {
+				t.TopicIDs = &ids
+			}
+		}
+		if pins && t.StorePin == "" {
+			pin, err := p.DropPin(ctx, t.Name)
+			if err != nil {
+				return e, false, fmt.Errorf("store: %w", err)
+			}
+			t.StorePin = string(pin)
+		}
+		if t == e.t {
+			return e, false, nil
+		}
 		saved, err := c.swap(ctx, e.spec, t, false, false)
 		if err == nil {
 			return saved, false, nil
 		}
 		if !errors.Is(err, errLost) {
-			return e, false, err
+			return e, false, fmt.Errorf("saving the topic ids and store pin: %w", err)
 		}
 		now, found, err := c.load(ctx, e.t.Name)
 		switch {
@@ -392,7 +417,7 @@ func (c *Catalog) pinTopics(ctx context.Context, e entry) (_ entry, gone bool, e
 		}
 		e = now
 	}
-	return e, false, nil
+	return e, false, fmt.Errorf("%w: its catalog entry kept changing; try again", ErrBusy)
 }
 
 // unprovision deletes t's topics under the exclusive topic lock of its

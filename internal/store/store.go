@@ -227,6 +227,27 @@ type FencedDropper interface {
 	DropTableIf(ctx context.Context, table string, spec []byte) (dropped bool, err error)
 }
 
+// PinnedDropper is a TableDropper whose drops can be pinned to the room a
+// table has at one moment (Cassandra: the table's generation, which each
+// drop moves on, and its Cassandra table): a drop with the pin drops that
+// room and never one the table got after it. The catalog reads the pin
+// once the table's entry is marked deleting (no table of the name can be
+// created again while it is) and saves it in the entry by a swap from the
+// entry it read, and every drop of the entry drops with that pin: a drop
+// by name that arrived late (two processes dropped the table, the slower
+// one paused) dropped the room of a table created again under the name
+// since, acknowledged writes with it. The catalog drops through it when
+// the store has it and the entry holds a pin (catalog.remove).
+type PinnedDropper interface {
+	// DropPin returns what identifies the room table has now (never
+	// empty), whether or not it exists.
+	DropPin(ctx context.Context, table string) ([]byte, error)
+	// DropTablePinned drops, as DropTable does, the room of table that
+	// pin (from DropPin) identifies, and never a room the table got after
+	// it; idempotent.
+	DropTablePinned(ctx context.Context, table string, pin []byte) error
+}
+
 var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // ReservedPrefix begins the names of catalog entries that are not tables

@@ -1501,6 +1501,12 @@ type Table struct {
 	// every drop deletes those, so that one arriving late leaves the topics of
 	// a table created again under the name since. Absent: not read yet.
 	DeletingTopicIds *TopicIds `protobuf:"bytes,18,opt,name=deleting_topic_ids,json=deletingTopicIds,proto3" json:"deleting_topic_ids,omitempty"`
+	// deleting_store_pin, of a table being deleted on a store whose drops are
+	// pinned (Cassandra: the table's generation), names the store's room for
+	// the table's rows once it was marked deleting: every drop drops that one,
+	// so that one arriving late leaves the rows of a table created again under
+	// the name since. Empty: not read yet.
+	DeletingStorePin []byte `protobuf:"bytes,19,opt,name=deleting_store_pin,json=deletingStorePin,proto3" json:"deleting_store_pin,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1657,6 +1663,13 @@ func (x *Table) GetNarrowUntilUs() int64 {
 func (x *Table) GetDeletingTopicIds() *TopicIds {
 	if x != nil {
 		return x.DeletingTopicIds
+	}
+	return nil
+}
+
+func (x *Table) GetDeletingStorePin() []byte {
+	if x != nil {
+		return x.DeletingStorePin
 	}
 	return nil
 }
@@ -6255,7 +6268,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x18\n" +
 	"\adeleted\x18\x04 \x01(\bR\adeleted\x12\x1d\n" +
 	"\n" +
-	"value_json\x18\x05 \x01(\tR\tvalueJson\"\xd5\x05\n" +
+	"value_json\x18\x05 \x01(\tR\tvalueJson\"\x83\x06\n" +
 	"\x05Table\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x127\n" +
 	"\ffailure_mode\x18\x02 \x01(\x0e2\x14.wail.v1.FailureModeR\vfailureMode\x120\n" +
@@ -6279,7 +6292,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\rwide_until_us\x18\x0f \x01(\x03R\vwideUntilUs\x12(\n" +
 	"\x10narrow_window_ms\x18\x10 \x01(\x03R\x0enarrowWindowMs\x12&\n" +
 	"\x0fnarrow_until_us\x18\x11 \x01(\x03R\rnarrowUntilUs\x12?\n" +
-	"\x12deleting_topic_ids\x18\x12 \x01(\v2\x11.wail.v1.TopicIdsR\x10deletingTopicIds\"4\n" +
+	"\x12deleting_topic_ids\x18\x12 \x01(\v2\x11.wail.v1.TopicIdsR\x10deletingTopicIds\x12,\n" +
+	"\x12deleting_store_pin\x18\x13 \x01(\fR\x10deletingStorePin\"4\n" +
 	"\bTopicIds\x12(\n" +
 	"\x06topics\x18\x01 \x03(\v2\x10.wail.v1.TopicIdR\x06topics\"/\n" +
 	"\aTopicId\x12\x14\n" +

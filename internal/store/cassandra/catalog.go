@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -286,7 +287,10 @@ func (n *nullable) UnmarshalCQL(_ gocql.TypeInfo, data []byte) error {
 // The table's generation moves on first, and only the tables of
 // generations before the new one are dropped: a table created again under
 // the name is another Cassandra table, of another name, which no DROP of
-// this drop, however late, can reach (generation.go).
+// this drop, however late, can reach (generation.go). A drop that
+// reaches DropTable itself late (after another drop of the table, and a
+// create of it again) moves the new table's generation on and drops it:
+// the catalog drops with DropTablePinned.
 func (s *Store) DropTable(ctx context.Context, table string) error {
 	if err := s.dropTable(ctx, table); err != nil {
 		return fmt.Errorf("cassandra: drop table %s: %w", table, err)
@@ -307,13 +311,71 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 			return err
 		}
 		s.forgetGen(table, -1)
-		// The table of the generation it moved from by name, even if
-		// this coordinator does not list it yet; then any garbage of
-		// earlier ones.
-		q := s.ks + "." + generationName(table, gen)
-		if err := s.hook("drop", func() error { return s.ddl(ctx, "DROP TABLE IF EXISTS "+q) }); err != nil {
+		return s.dropGeneration(ctx, table, gen)
+	})
+}
+
+// DropPin implements store.PinnedDropper: the pin is table's generation
+// now, read at SERIAL (8 bytes, big-endian). The catalog reads it once the
+// table's entry is marked deleting, when no create of the table can run:
+// it is the generation of the table being dropped (or, after an earlier
+// drop of it by a build without pins, a later one no create used).
+func (s *Store) DropPin(ctx context.Context, table string) ([]byte, error) {
+	if err := validTable(table); err != nil {
+		return nil, fmt.Errorf("cassandra: drop pin of table %s: %w", table, err)
+	}
+	if err := s.checkOpen(); err != nil {
+		return nil, fmt.Errorf("cassandra: drop pin of table %s: %w", table, err)
+	}
+	gen, err := s.generation(ctx, table)
+	if err != nil {
+		return nil, fmt.Errorf("cassandra: drop pin of table %s: %w", table, err)
+	}
+	return binary.BigEndian.AppendUint64(nil, uint64(gen)), nil
+}
+
+// DropTablePinned implements store.PinnedDropper: it drops the table of
+// the generation pin names, moving the generation on from it only if it
+// is still that one, then the garbage of the generations before it. A
+// drop that arrives late, after another moved the generation on and the
+// table was created again (a later generation, of another Cassandra
+// table), moves nothing and drops only tables of that generation and
+// earlier ones, which nothing uses any more (DropTable, arriving then,
+// moved the new table's generation on and dropped its table).
+func (s *Store) DropTablePinned(ctx context.Context, table string, pin []byte) error {
+	if err := s.dropTablePinned(ctx, table, pin); err != nil {
+		return fmt.Errorf("cassandra: drop table %s: %w", table, err)
+	}
+	return nil
+}
+
+func (s *Store) dropTablePinned(ctx context.Context, table string, pin []byte) error {
+	if err := validTable(table); err != nil {
+		return err
+	}
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if len(pin) != 8 || int64(binary.BigEndian.Uint64(pin)) < 0 {
+		return fmt.Errorf("drop pin %x is not a generation", pin)
+	}
+	gen := int64(binary.BigEndian.Uint64(pin))
+	return s.tables.Drop(table, func() error {
+		if err := s.moveGeneration(ctx, table, gen); err != nil {
 			return err
 		}
-		return s.sweep(ctx, table, gen)
+		s.forgetGen(table, -1)
+		return s.dropGeneration(ctx, table, gen)
 	})
+}
+
+// dropGeneration drops the table of generation gen of table by name, even
+// if this coordinator does not list it yet, then any garbage of earlier
+// ones (sweep). The generation must be past gen.
+func (s *Store) dropGeneration(ctx context.Context, table string, gen int64) error {
+	q := s.ks + "." + generationName(table, gen)
+	if err := s.hook("drop", func() error { return s.ddl(ctx, "DROP TABLE IF EXISTS "+q) }); err != nil {
+		return err
+	}
+	return s.sweep(ctx, table, gen)
 }

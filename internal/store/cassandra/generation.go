@@ -96,14 +96,28 @@ func (s *Store) nextGeneration(ctx context.Context, table string) (int64, error)
 	if err != nil {
 		return 0, err
 	}
+	if err := s.moveGeneration(ctx, table, gen); err != nil {
+		return 0, err
+	}
+	return gen, nil
+}
+
+// moveGeneration moves table's generation from gen to gen+1 if it is gen.
+// It is past gen afterwards either way: one that is not gen any more was
+// moved on by another drop (generations never move back), and is left as
+// it is.
+func (s *Store) moveGeneration(ctx context.Context, table string, gen int64) error {
+	if err := s.ensureGenerations(ctx); err != nil {
+		return err
+	}
 	stmt, args := fmt.Sprintf("UPDATE %s.%s SET gen = ? WHERE name = ? IF gen = ?", s.ks, generationTable), []any{gen + 1, table, gen}
 	if gen == 0 {
 		stmt, args = fmt.Sprintf("INSERT INTO %s.%s (name, gen) VALUES (?, ?) IF NOT EXISTS", s.ks, generationTable), []any{table, int64(1)}
 	}
 	if _, err := s.cas(ctx, stmt, args...); err != nil {
-		return 0, fmt.Errorf("moving the generation of table %s on: %w", table, s.classify(ctx, err))
+		return fmt.Errorf("moving the generation of table %s on from %d: %w", table, gen, s.classify(ctx, err))
 	}
-	return gen, nil
+	return nil
 }
 
 // sweep drops the Cassandra tables of table's generations below below
