@@ -196,3 +196,54 @@ func TestRecreatedTableSeenThroughTheCatalog(t *testing.T) {
 	late.land(t)
 	wantRow(t, opts, stores, "cat", "k2", 2)
 }
+
+// TestPinnedDropSparesRecreatedTable: a drop that reaches the store late
+// (another drop of the table finished, and the table was created again
+// and written) with the pin the table had before the drops moves no
+// generation and drops no table in use: by DropTable it moved the new
+// table's generation on and dropped its table, with its acknowledged rows.
+// Generation 0 (no row in wail__generations) and a later one; a drop with
+// the pin run twice is idempotent.
+func TestPinnedDropSparesRecreatedTable(t *testing.T) {
+	opts := testOptions(t)
+	stores := storesOnEachNode(t, opts)
+	fast, slow := stores[0], stores[1]
+	ctx := t.Context()
+	if err := fast.CreateTable(ctx, "pin"); err != nil {
+		t.Fatal(err)
+	}
+	for gen := int64(0); gen < 2; gen++ {
+		pin, err := slow.DropPin(ctx, "pin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // the fast drop, run again
+			if err := fast.DropTablePinned(ctx, "pin", pin); err != nil {
+				t.Fatalf("generation %d: the drop: %v", gen, err)
+			}
+		}
+		if _, _, err := fast.Get(ctx, "pin", []byte("k"), 1); !errors.Is(err, store.ErrUnknownTable) {
+			t.Fatalf("generation %d: a read after the drop: %v, want ErrUnknownTable", gen, err)
+		}
+		if err := fast.CreateTable(ctx, "pin"); err != nil {
+			t.Fatal(err)
+		}
+		v := uint64(gen + 1)
+		if _, err := fast.Apply(ctx, "pin", []store.Mutation{{Key: []byte("k"), Value: []byte("new"), Version: v}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := slow.DropTablePinned(ctx, "pin", pin); err != nil {
+			t.Fatalf("generation %d: the late drop: %v", gen, err)
+		}
+		if now, err := fast.generation(ctx, "pin"); err != nil || now != gen+1 {
+			t.Fatalf("generation %d: after the late drop the generation is %d (%v), want %d", gen, now, err, gen+1)
+		}
+		wantRow(t, opts, stores, "pin", "k", v)
+	}
+	for _, bad := range [][]byte{nil, []byte("x"), {0x80, 0, 0, 0, 0, 0, 0, 0}} {
+		if err := slow.DropTablePinned(ctx, "pin", bad); err == nil {
+			t.Fatalf("a drop with pin %x: no error", bad)
+		}
+	}
+	wantRow(t, opts, stores, "pin", "k", 2)
+}
