@@ -67,6 +67,10 @@ var sharedStores = []struct {
 		}
 		return open(), open()
 	}},
+	{"pinned", func(t *testing.T) (a, b sqlStore) { // Cassandra's generations, faked
+		st := &genStore{Store: openStore(t)}
+		return st, st
+	}},
 	{"cassandra", func(t *testing.T) (a, b sqlStore) {
 		hosts := cassandratest.Hosts(t)
 		opts := cassandra.Options{Hosts: hosts, Keyspace: cassandratest.Keyspace(t, hosts), LocalDC: cassandratest.DC(),
