@@ -315,6 +315,8 @@ func (s *Store) dropTable(ctx context.Context, table string) error {
 	})
 }
 
+var _ store.PinnedDropper = (*Store)(nil)
+
 // DropPin implements store.PinnedDropper: the pin is table's generation
 // now, read at SERIAL (8 bytes, big-endian). The catalog reads it once the
 // table's entry is marked deleting, when no create of the table can run:

@@ -304,6 +304,10 @@ func testClosed(t *testing.T, s store.Store) {
 	if sc, ok := s.(store.Scanner); ok {
 		_, checks["scan"] = sc.ScanKeys(ctx, "closed", nil, 10)
 	}
+	if pd, ok := s.(store.PinnedDropper); ok {
+		_, checks["drop pin"] = pd.DropPin(ctx, "closed")
+		checks["pinned drop"] = pd.DropTablePinned(ctx, "closed", []byte("pin"))
+	}
 	for op, err := range checks {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", op, err)

@@ -157,3 +157,52 @@ func testDropTable(t *testing.T, s store.Store) {
 		t.Error("DropTable with an invalid name succeeded")
 	}
 }
+
+// testPinnedDrop (a store.PinnedDropper): a drop with a pin drops the
+// table's rows as DropTable does, idempotently; the same drop again after
+// the table was created again (a drop that arrived late) leaves the new
+// table's rows, and so does one with the pin of a table never created.
+func testPinnedDrop(t *testing.T, s store.Store) {
+	pd, ok := s.(store.PinnedDropper)
+	if !ok {
+		t.Skip("not a store.PinnedDropper")
+	}
+	ctx := t.Context()
+	neverPin, err := pd.DropPin(ctx, "pinned")
+	if err != nil || len(neverPin) == 0 {
+		t.Fatalf("DropPin of a table never created = %x, %v; want a pin", neverPin, err)
+	}
+	for round := range 2 {
+		create(t, s, "pinned")
+		apply(t, s, "pinned", put("k", uint64(round+1), "v"))
+		pin, err := pd.DropPin(ctx, "pinned")
+		if err != nil || len(pin) == 0 {
+			t.Fatalf("round %d: DropPin = %x, %v; want a pin", round, pin, err)
+		}
+		for range 2 {
+			if err := pd.DropTablePinned(ctx, "pinned", pin); err != nil {
+				t.Fatalf("round %d: DropTablePinned: %v", round, err)
+			}
+		}
+		if _, _, err := s.Get(ctx, "pinned", []byte("k"), strongest(s)); !errors.Is(err, store.ErrUnknownTable) {
+			t.Fatalf("round %d: Get after DropTablePinned: %v, want ErrUnknownTable", round, err)
+		}
+		create(t, s, "pinned")
+		apply(t, s, "pinned", put("k", 10, "acknowledged"))
+		for _, late := range [][]byte{pin, neverPin} {
+			if err := pd.DropTablePinned(ctx, "pinned", late); err != nil {
+				t.Fatalf("round %d: a late DropTablePinned: %v", round, err)
+			}
+			if _, _, err := s.Get(ctx, "pinned", []byte("k"), strongest(s)); errors.Is(err, store.ErrUnknownTable) {
+				t.Fatalf("round %d: a late DropTablePinned (pin %x) dropped the table created again, with its acknowledged row", round, late)
+			}
+			wantRow(t, s, "pinned", []byte("k"), 10, false, []byte("acknowledged"))
+		}
+		if err := s.DropTable(ctx, "pinned"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pd.DropTablePinned(ctx, "Bad-Name", neverPin); err == nil {
+		t.Error("DropTablePinned with an invalid name succeeded")
+	}
+}

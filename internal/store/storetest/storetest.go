@@ -1,7 +1,7 @@
 // Package storetest is the acceptance suite every store.Store backend must
 // pass: conditional last-writer-wins writes, tombstones, batches, binary and
 // large keys and values, table isolation, the catalog and its atomic swaps,
-// dropping tables, schema ids kept with rows, read levels, concurrent
+// dropping tables (for a store.PinnedDropper, with a pin), schema ids kept with rows, read levels, concurrent
 // writers, behaviour after Close, (for a store.Scanner) paged key scans, and the rule that a read never
 // returns a write that is not durable (durable.go; stores that can hold
 // their durability point for a test offer SyncHolder).
@@ -51,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SwapTableRace", testSwapTableRace, false},
 		{"CatalogEntry", testCatalogEntry, false},
 		{"DropTable", testDropTable, false},
+		{"PinnedDrop", testPinnedDrop, false},
 		{"Levels", testLevels, false},
 		{"Concurrent", testConcurrent, false},
 		{"Closed", testClosed, false},
