@@ -6,8 +6,8 @@
 // command line and the bench use it; so can programs of yours.
 //
 // Options come from code, or from the environment (FromEnv: WAIL_ADDR,
-// WAIL_CA, WAIL_CERT, WAIL_KEY, WAIL_TOKEN), the same variables the wail
-// commands read.
+// WAIL_CA, WAIL_CERT, WAIL_KEY, and WAIL_TOKEN or else WAIL_TOKEN_FILE),
+// the same variables the wail commands read.
 package client
 
 import (
