@@ -13,7 +13,7 @@ import (
 )
 
 // Groups shared by the processes of a deployment (see DESIGN.md,
-// "Consumer groups across processes"). When several processes share a
+// "Groups across processes"). When several processes share a
 // store and a bus, a group's membership and partition ownership live in
 // one catalog entry of the store (SharedState), changed only by
 // compare-and-set, so every process sees one owner per partition. Each

@@ -3,8 +3,8 @@ package resolver
 // Rechecks: a second look at intents that expired unmaterialized.
 //
 // The visibility window is a promise about the store: a write the proxy
-// made commits, and shows, before the window ends (DESIGN.md, "Writes of
-// unknown outcome"). The last quarter of the window is the slack for
+// made commits, and shows, before the window ends (DESIGN.md, "Ambiguous
+// store writes"). The last quarter of the window is the slack for
 // what no deadline inside the database bounds: the commit itself (a WAL
 // flush, an fsync) and the delay before a statement starts at the server.
 // A write whose commit stalls longer (a disk that stops for seconds, a

@@ -28,7 +28,8 @@ var _ retentionReader = (*kafka.Log)(nil)
 // and returns a description of what is wrong (empty when the events
 // outlive the intents), or an error when the configs cannot be read. An
 // event topic that keeps records for less time than its intent topic
-// breaks a replay of intents (DESIGN.md, "events must outlive intents"):
+// breaks a replay of intents (DESIGN.md, "A damaged offsets file": events
+// must outlive the intents they resolve):
 // a replayed intent whose events expired publishes a version a consumer
 // has seen again.
 func retentionProblem(ctx context.Context, r retentionReader, table string, brokers []string) (problem, action string, err error) {
