@@ -10,7 +10,12 @@
 // DESIGN.md, "Consumer groups".
 //
 // Core (this file) decides membership, assignment and leases without I/O;
-// Groups (groups.go) runs it over a log.
+// Groups (groups.go) runs it over a log. A group shared by several
+// processes (Sharing) keeps its membership and partition ownership in one
+// entry of the store's catalog instead (shared.go, sync.go), and commits
+// through a fenced committer per partition (fence.go); a "snapshot" start
+// has one taker at a time (snapclaim.go, snapend.go). See DESIGN.md,
+// "Groups across processes".
 package group
 
 import (

@@ -8,8 +8,9 @@
 // Failure handling (DESIGN.md, "Ambiguous store writes"): the append
 // must end by half the table's visibility window after it began, the
 // store write by three quarters.
-//   - transactional: if the intent cannot be logged the mutation fails with
-//     Unavailable and the store is not touched;
+//   - transactional: if the intent cannot be logged by then, the mutation
+//     fails with Unavailable and the store is not touched (an intent that
+//     was logged, but later than that, gets an ABORT intent);
 //   - independent: the store is written anyway and the answer says
 //     intent_logged=false (no event is guaranteed for that write).
 //

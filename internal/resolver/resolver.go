@@ -3,9 +3,10 @@
 // events: per key strictly in order, across keys in parallel.
 //
 // The decisions are made by Core, a deterministic state machine per
-// partition (core.go) that does no I/O. This file is the I/O around it: one
-// goroutine per partition feeds it intents, read results, publish
-// acknowledgements and clock ticks, runs the reads it asks for on a pool
+// partition (core.go) that does no I/O. The rest is the I/O around it
+// (this file, loop.go, publisher.go, landing.go): one goroutine per
+// partition feeds it intents, read results, publish acknowledgements and
+// clock ticks, runs the reads it asks for on a pool
 // bounded across all partitions, appends its events to the bus in batches
 // (a key has one event on its way at a time, so its events keep their
 // order), and commits its offset.
