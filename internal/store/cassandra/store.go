@@ -1,7 +1,8 @@
 // Package cassandra is store.Store on Apache Cassandra (gocql), with the
-// consistency levels of a configurable ladder as the read levels: the
-// resolver reads at ONE first and escalates (LOCAL_QUORUM, then QUORUM or
-// ALL) only when what it read does not cover the intent.
+// consistency levels of a configurable ladder (store.cassandra.read_ladder)
+// as the read levels: the resolver reads at the first (ONE by default) and
+// escalates (to LOCAL_QUORUM by default; QUORUM or ALL if the ladder goes
+// on) only when what it read does not cover the intent.
 //
 // Schema, in one keyspace (created with the configured replication when
 // missing):
