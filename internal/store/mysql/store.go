@@ -15,6 +15,7 @@
 //	  doc        JSON            NULL                   -- the value as JSON (typed tables)
 //	) ENGINE=InnoDB;
 //	CREATE TABLE wail__catalog (name VARCHAR(64) PRIMARY KEY, spec LONGBLOB NOT NULL);
+//	CREATE TABLE wail__leases (...); -- lease.go: proxy ids (package lease)
 //
 // The primary key is the SHA-256 of the row key (computed here): InnoDB
 // index keys hold at most 3072 bytes and wail keys go up to 4 KiB. Names

@@ -14,6 +14,7 @@
 //	    doc        jsonb                           -- the value as JSON (typed tables)
 //	);
 //	CREATE TABLE wail__catalog (name text PRIMARY KEY, spec bytea NOT NULL);
+//	CREATE TABLE wail__leases (...); -- lease.go: proxy ids (package lease)
 //
 // The primary key is the SHA-256 of the row key, not the key itself: a
 // B-tree entry holds at most 2704 bytes and wail keys go up to 4 KiB.
@@ -26,7 +27,7 @@
 // Apply is one statement per batch, one round trip:
 //
 //	INSERT INTO wail_<name> AS t (key, value, version, deleted, schema_id, doc)
-//	SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bool[], $5::bigint[], $6::jsonb[])
+//	SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bigint[], $4::bool[], $5::bigint[], $6::text[]::jsonb[])
 //	ON CONFLICT (kh) DO UPDATE
 //	   SET value = excluded.value, version = excluded.version,
 //	       deleted = excluded.deleted, updated_at = now(),
