@@ -1,6 +1,7 @@
 // Package catalog keeps wail's table definitions: name, failure mode,
-// visibility window, partition count and retry bounds, and where each table
-// is in its life (creating, ready, dropping, deleting).
+// visibility window, partition count, retry bounds and, for a typed table,
+// its key and value messages, and where each table is in its life
+// (creating, ready, dropping, deleting).
 //
 // Definitions live in the store's catalog (so every process sharing a store
 // sees the same tables) and are cached here; the proxy reads the cache on
@@ -17,8 +18,10 @@
 //     a crashed process left; a failed create removes what it made and
 //     the reservation.
 //   - Alter changes what can change on a live table (failure mode,
-//     visibility window, retry bounds); every process picks it up at its
-//     next Refresh.
+//     visibility window, retry bounds, whether a typed table's writes are
+//     validated); every process picks it up at its next Refresh. A changed
+//     window keeps the other one in force for a while, for writes already
+//     admitted or resolvers not yet told (window.go).
 //   - Drop stops writes (dropping), waits until no write can still be in
 //     flight anywhere and every intent is resolved (unless forced), then
 //     stops resolving (deleting), removes topics, rows and offsets, and
