@@ -10,8 +10,10 @@
 // A log holds topics; a topic has a fixed number of partitions; a record goes
 // to partition Partition(key, n), so a key always lands on the same partition
 // and is totally ordered there. Offsets are per partition, start at 0 and
-// increase by one per record. Append returns only once its records are
-// durable, and readers never see a record before it is durable.
+// increase with every record; they may have gaps (Kafka's transaction
+// markers and aborted records, the embedded log's offsets lost to a
+// repair: Reader.Next). Append returns only once its records are durable,
+// and readers never see a record before it is durable.
 package intentlog
 
 import (
