@@ -4,11 +4,12 @@
 // codec.go), so that what guards the API (TLS, authentication,
 // authorization) is wired once, for every procedure. The handlers and
 // their proto<->domain conversions live here too (ProducerService:
-// producer.go, writestream.go; AdminService: admin.go, admin_dlq.go;
-// EventService: events.go); the work stays with the domains behind small
-// interfaces defined here: the proxy (a Writer), the catalog (Tables),
-// the server (an Operator: schemas, drop hooks, reconcile settings) and
-// the event bus (Events: its streams and consumer groups).
+// producer.go, writestream.go; AdminService: admin.go, admin_dlq.go,
+// admin_sink.go; EventService: events.go); the work stays with the
+// domains behind small interfaces defined here: the proxy (a Writer), the
+// catalog (Tables), the server (an Operator: schemas, drop hooks,
+// reconcile settings), the webhook sinks (Sinks) and the event bus
+// (Events: its streams and consumer groups).
 package api
 
 import (
