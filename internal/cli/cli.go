@@ -1,10 +1,16 @@
-// Package cli is the wail command line: the server (serve), table
-// administration, single-key reads and writes, the event tail and the
-// self-contained demo. Every client command talks to a wail server over the
-// Connect protocol (HTTP/1.1) at --addr. A command offers only the flags it
-// uses: the client flags (--addr, --timeout) are not on serve, proxy,
-// resolve, doctor or demo. docs/reference.md lists every command, flag and
-// configuration key; TestReference generates it from the commands.
+// Package cli is the wail command line: the server (serve, or one role of
+// it: proxy, resolve) and its checks (doctor), table administration,
+// single-key reads and writes, the event tail and consumers, consumer
+// groups, webhook sinks, the dead-letter queue, schemas, bearer tokens,
+// the embedded log's repair (log), the benchmarks (bench) and the
+// self-contained demo. Every client command talks to a wail server over
+// the Connect protocol at --addr (HTTP/1.1; HTTP/2 for the batching
+// producer that bench may drive). A command offers only the
+// flags it uses: the client flags (--addr, --timeout) are not on serve,
+// proxy, resolve or demo, and doctor takes --addr (a server to ask first)
+// with a --timeout of its own (each check's). docs/reference.md lists
+// every command, flag and configuration key; TestReference generates it
+// from the commands.
 //
 // Exit codes: 0 on success, 1 on errors (server errors print as
 // "error: <code>: <message>", a missing key of get as well), 2 on usage
@@ -93,7 +99,8 @@ func newRootCmd(g *globals) *cobra.Command {
 // defaultTimeout bounds each request of a client command.
 const defaultTimeout = 10 * time.Second
 
-// addrFlag adds --addr, the server a client command talks to (connflags.go).
+// addrFlag adds --addr, the server a client command talks to, and the
+// connection flags (--ca, --cert, --key, --token-file).
 func (g *globals) addrFlag(fl *pflag.FlagSet) {
 	env := client.Options{}.FromEnv(g.getenv)
 	if env.Addr == "" {
