@@ -7,7 +7,7 @@ import (
 
 // catchUp is an intent of reconcile or redrive: the stored version v, the
 // key's last version on the bus when it was decided (floor, at least 1:
-// intent.NoEvent), logged at created (ms after t0).
+// intent.NoEventFloor), logged at created (ms after t0).
 func catchUp(off int64, key string, v, floor uint64, created int) Entry {
 	e := put(off, key, v)
 	e.Intent.PublishedFloor = floor
@@ -55,7 +55,7 @@ func TestCoreLateCatchUpIntent(t *testing.T) {
 			{at: 3000, published: true, commit: 1},
 		},
 	}, {
-		// The key has no event on the bus (floor 1, intent.NoEvent): the
+		// The key has no event on the bus (floor 1, intent.NoEventFloor): the
 		// same holds.
 		name: "no event on the bus, landed late: dead-lettered",
 		steps: []step{
