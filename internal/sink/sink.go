@@ -1,8 +1,11 @@
 // Package sink runs webhook sinks: each POSTs a table's events, in
 // batches, to an HTTP endpoint, in per-key order, retrying with
-// exponential backoff on 5xx answers, timeouts and connection errors,
-// bounded by attempts and time, then setting the batch aside in the sink's
-// dead-letter topic and moving on.
+// exponential backoff on 5xx answers (and 408, 429, 401, 403, 404, an
+// unfollowed redirect), timeouts and connection errors, bounded by
+// attempts and time, then setting the batch aside in the sink's
+// dead-letter topic and moving on. A batch the endpoint refuses (400,
+// 413, 415, 422) is set aside at once, a 413 of several events split
+// first (retry.go).
 //
 // A sink is a consumer group member underneath (group "sink.<name>" of
 // its table, package group): the endpoint's acknowledgement of a batch
