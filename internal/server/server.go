@@ -1,11 +1,12 @@
 // Package server assembles a wail process from its configuration: the
-// embedded log (intent log and event bus), the store, the catalog, the
-// proxy, the resolver and the HTTP server that carries the API, and runs
-// them until shutdown.
+// log (embedded or Kafka: the intent log and the event bus), the store
+// (pebble, PostgreSQL, MariaDB/MySQL or Cassandra; backends.go), the
+// catalog, the proxy, the resolver, the webhook sinks, the schema registry
+// and the HTTP server that carries the API, and runs them until shutdown.
 //
 // Shutdown order: stop accepting requests and finish the ones in flight
-// (http.Server.Shutdown; event streams are ended first so they do not hold
-// it up), then stop the resolver (it drains reads and publishes in flight
+// (http.Server.Shutdown; the webhook sinks and event streams are ended
+// first so they do not hold it up), then stop the resolver (it drains reads and publishes in flight
 // and commits), then close the log and the store. All of it ends within
 // shutdown_timeout, whatever the disk does.
 //
