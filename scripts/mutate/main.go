@@ -5,8 +5,10 @@
 // equivalent (it cannot change what the code does). Equivalent survivors
 // are listed, each with the reason, in judged.txt beside this file; every
 // other survivor is a hole in the tests. Gremlins never runs the mutants
-// of switch case expressions and package-level declarations (they lie in
-// no coverage block): this command runs them itself (cases.go).
+// of switch case expressions (and a select's comm clauses), package-level
+// declarations and code after a function literal in the same statement
+// (they lie in no coverage block): this command runs them itself
+// (cases.go).
 //
 //	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [-files REGEXP]
 //	    [-cache DIR] [-cache-max MiB] [-mem-max MiB] [pkg ...]
