@@ -11,7 +11,7 @@
 // (cases.go).
 //
 //	go run ./scripts/mutate [-workers N] [-threshold 90] [-min-timeout 2m] [-cases=false] [-files REGEXP]
-//	    [-cache DIR] [-cache-max MiB] [-mem-max MiB] [pkg ...]
+//	    [-cache DIR] [-cache-max MiB] [-mem-max MiB] [-judged FILE] [pkg ...]
 //
 // -mem-max (4096 MiB) caps the memory of each process of the run, the
 // mutants' test binaries included (memlimit.go).
