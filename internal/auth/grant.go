@@ -1,8 +1,9 @@
 // Package auth is who may do what on wail's API: principals (a bearer
-// token's name, a client certificate's identity), bearer tokens (made
-// here, kept only as hashes in a tokens file), and grants (a permission on
-// the tables a pattern matches). The decisions are pure functions of these;
-// package api applies them to each request.
+// token's name, a client certificate's identity, a verified JWT's
+// principal claim: jwt.go, oidc.go), bearer tokens (made here, kept only
+// as hashes, in a tokens file or in the store's catalog: catalog.go), and
+// grants (a permission on the tables a pattern matches). The decisions are
+// pure functions of these; package api applies them to each request.
 package auth
 
 import (

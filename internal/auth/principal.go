@@ -8,10 +8,10 @@ import (
 	"unicode"
 )
 
-// Principal is who made a request: a bearer token's name or a client
-// certificate's identity. Grants name principals as "token:NAME" and
-// "cert:IDENTITY", so that a certificate never passes for a token of the
-// same name.
+// Principal is who made a request: a bearer token's name, a client
+// certificate's identity or a JWT's principal claim. Grants name
+// principals as "token:NAME", "cert:IDENTITY" and "jwt:NAME", so that one
+// kind never passes for another of the same name.
 type Principal struct {
 	Kind Kind
 	Name string
