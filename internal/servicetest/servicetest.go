@@ -1,9 +1,10 @@
-// Package servicetest decides what a test does when a real service it
-// needs (PostgreSQL, MariaDB, Kafka, kcat) is not there: under CI
-// (CI=true) the test fails, since CI must run every integration test;
-// elsewhere it skips, telling how to start the service, and records the
-// skip so that `make test` can say at the end, loudly, which integration
-// suites did not run.
+// Package servicetest decides what a test does when a real service or
+// tool it needs (PostgreSQL, MariaDB, Kafka, Cassandra, kcat, chromium,
+// promtool, python3 with confluent-kafka, a tmpfs mount) is not there:
+// under CI (CI=true) the test fails, since CI must run every integration
+// test; elsewhere it skips, telling how to start the service, and records
+// the skip so that `make test` can say at the end, loudly, which
+// integration suites did not run.
 package servicetest
 
 import (
