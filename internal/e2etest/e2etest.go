@@ -11,6 +11,10 @@
 //  3. per key, event versions strictly increase on the bus;
 //  4. once writes stop, the last event of each key equals the store's state.
 //
+// Acknowledged means no error and intent_logged. A version held by an
+// unsettled dead letter is exempt from 1 and 4 (Check's Exempt); a run
+// without poison must dead-letter nothing, and Run fails on any letter.
+//
 // Every backend combination runs it through Run. Failures name the key and
 // the versions involved.
 package e2etest
