@@ -9,8 +9,9 @@
 // still read what changed, and traceparent (W3C) when the event is traced.
 // Every DELETE event is followed by a tombstone: the same key with a nil
 // value and no headers. Typed tables' events are in the Confluent wire
-// format instead, the row state itself with the metadata in headers
-// (typed.go); Decode reads both.
+// format instead, the row state itself with the metadata in headers, and
+// the key too when the table has a key type, placed by the row key all
+// the same (typed.go); Decode reads both.
 package eventbus
 
 import (

@@ -2,7 +2,9 @@
 // (on the intent log) and the Event (on the event bus), as plain Go values,
 // and their wire encoding: the protobuf messages wail.v1.Intent and
 // wail.v1.ChangeEvent in standard binary form (see api/wail/v1/wail.proto for
-// the field-by-field format). The log record key is always the row key.
+// the field-by-field format). The log record key is always the row key
+// (a typed table's events, which package eventbus encodes itself, may carry
+// it in the Confluent wire format: eventbus/typed.go).
 package intent
 
 import (
