@@ -1,8 +1,9 @@
 // Package health is the health of one wail process, as /healthz and
 // `wail doctor` report it. Components (the log, the store, the resolver's
-// partitions, the proxy) raise conditions on a Registry while something is
-// wrong and clear them once it is fixed; the process's state is the worst
-// of them.
+// partitions, the proxy id's lease and the clock, the catalog's tables,
+// the sinks, the TLS and token files, the start and the shutdown) raise
+// conditions on a Registry while something is wrong and clear them once
+// it is fixed; the process's state is the worst of them.
 //
 // States:
 //   - ok: nothing is wrong.
