@@ -46,8 +46,9 @@
 //	                     offset with an epoch, validated by the client
 //	                     first (KIP-320: OffsetForLeaderEpoch)
 //	Member (member.go)   a consumer-group member (cooperative-sticky) that
-//	                     fetches nothing and publishes with a transactional
-//	                     producer (transactional.id = group.instance):
+//	                     fetches nothing and publishes with transactional
+//	                     producers (transactional.id = group.instance.n,
+//	                     two per shard, MemberOptions.Producers):
 //	                     Transact = BeginTransaction, Produce, AddOffsetsToTxn,
 //	                     TxnOffsetCommit (member id and generation: KIP-447;
 //	                     topic ids for v6+), EndTxn; offsets alone go in an
