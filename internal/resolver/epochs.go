@@ -71,36 +71,19 @@ func (s *epochSource) at(offset int64) intentlog.EpochOffset {
 // committed returns the group's committed offsets of topic, with their
 // epochs when the log keeps them (else -1).
 func (r *Resolver) committed(ctx context.Context, topic string) (map[int32]intentlog.EpochOffset, error) {
-	if el, ok := r.log.(intentlog.EpochLog); ok {
-		return el.CommittedEpochs(ctx, r.cfg.Group, topic)
-	}
-	plain, err := r.log.Committed(ctx, r.cfg.Group, topic)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int32]intentlog.EpochOffset, len(plain))
-	for p, o := range plain {
-		out[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
-	}
-	return out, nil
+	return intentlog.CommittedAt(ctx, r.log, r.cfg.Group, topic)
 }
 
 // commitAt commits one partition's offset with its epoch when the log
 // keeps epochs.
 func (r *Resolver) commitAt(ctx context.Context, topic string, p int32, at intentlog.EpochOffset) error {
-	if el, ok := r.log.(intentlog.EpochLog); ok {
-		return el.CommitEpochs(ctx, r.cfg.Group, topic, map[int32]intentlog.EpochOffset{p: at})
-	}
-	return r.log.Commit(ctx, r.cfg.Group, topic, map[int32]int64{p: at.Offset})
+	return intentlog.CommitAt(ctx, r.log, r.cfg.Group, topic, map[int32]intentlog.EpochOffset{p: at})
 }
 
 // newReader starts a reader of the partition at at, validated by its
 // epoch when the log has epochs; the reader is an EpochReader then.
 func (r *Resolver) newReader(topic string, p int32, at intentlog.EpochOffset) (intentlog.Reader, error) {
-	if el, ok := r.log.(intentlog.EpochLog); ok {
-		return el.NewEpochReader(topic, p, at)
-	}
-	return r.log.NewReader(topic, p, at.Offset)
+	return intentlog.ReaderAt(r.log, topic, p, at)
 }
 
 // transact runs one transaction of the group, with the offsets' epochs
@@ -111,10 +94,7 @@ func transact(ctx context.Context, g Group, shard int, recs map[string][]*intent
 	}
 	plain := make(map[string]map[int32]int64, len(offsets))
 	for topic, ps := range offsets {
-		plain[topic] = make(map[int32]int64, len(ps))
-		for p, o := range ps {
-			plain[topic][p] = o.Offset
-		}
+		plain[topic] = intentlog.PlainOffsets(ps)
 	}
 	return g.Transact(ctx, shard, recs, plain)
 }
