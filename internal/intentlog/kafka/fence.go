@@ -16,7 +16,10 @@ import (
 
 // Shared consumer groups fence their commits through it (group/fence.go);
 // the server shares groups only on Kafka.
-var _ intentlog.PartitionFencer = (*Log)(nil)
+var (
+	_ intentlog.PartitionFencer      = (*Log)(nil)
+	_ intentlog.FencedEpochCommitter = (*fencedCommitter)(nil)
+)
 
 // fenceTxnTimeout bounds a fenced commit's transaction: one its committer
 // left open (its process died or paused between the offsets and the end)
@@ -48,7 +51,8 @@ func (l *Log) FencePartition(ctx context.Context, group, topic string, partition
 		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, mapErr(d.Err))
 	}
 	c := &fencedCommitter{l: l, txnID: group + ".fence." + topic + "." + strconv.Itoa(int(partition)),
-		group: group, topic: topic, topicID: d.ID, partition: partition, pid: -1, epoch: -1, want: -1, last: -1}
+		group: group, topic: topic, topicID: d.ID, partition: partition, pid: -1, epoch: -1,
+		want: intentlog.EpochOffset{Offset: -1, Epoch: -1}, last: intentlog.EpochOffset{Offset: -1, Epoch: -1}}
 	if err := c.init(ctx); err != nil {
 		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, err)
 	}
@@ -62,15 +66,16 @@ type fencedCommitter struct {
 	topicID             [16]byte
 	partition           int32
 
-	// want: the highest offset asked of Commit; a commit takes it, so
-	// that calls waiting meanwhile are covered by one transaction.
+	// want: the highest offset asked of Commit, with its leader epoch; a
+	// commit takes it, so that calls waiting meanwhile are covered by one
+	// transaction.
 	wantMu sync.Mutex
-	want   int64
+	want   intentlog.EpochOffset
 
 	mu    sync.Mutex // one commit at a time; guards what follows
 	pid   int64
 	epoch int16
-	last  int64 // the highest offset committed (-1: none yet)
+	last  intentlog.EpochOffset // the highest offset committed, with its epoch (offset -1: none yet)
 	// unsure: a transaction's end has an unknown outcome; the next commit
 	// first bumps the epoch with the id and epoch held (KIP-360), which
 	// fails if a newer committer fenced this one meanwhile.
@@ -118,17 +123,26 @@ func retriableTxn(err error) bool {
 		errors.Is(err, kerr.NotCoordinator) || errors.Is(err, kerr.CoordinatorNotAvailable)
 }
 
-// Commit implements intentlog.FencedCommitter. Calls that wait for a
-// commit in progress are covered by the next one, which commits the
-// highest offset asked; a commit never moves the offset back below one
-// this committer committed.
+// Commit implements intentlog.FencedCommitter: CommitEpoch without an
+// epoch.
 func (c *fencedCommitter) Commit(ctx context.Context, offset int64) error {
+	return c.CommitEpoch(ctx, intentlog.EpochOffset{Offset: offset, Epoch: -1})
+}
+
+// CommitEpoch implements intentlog.FencedEpochCommitter: the offset is
+// committed with its committed_leader_epoch (KIP-320). Calls that wait
+// for a commit in progress are covered by the next one, which commits the
+// highest offset asked, with its epoch; a commit never moves the offset
+// back below one this committer committed.
+func (c *fencedCommitter) CommitEpoch(ctx context.Context, at intentlog.EpochOffset) error {
 	c.wantMu.Lock()
-	c.want = max(c.want, offset)
+	if at.Offset > c.want.Offset || (at.Offset == c.want.Offset && c.want.Epoch < 0) {
+		c.want = at
+	}
 	c.wantMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if offset <= c.last {
+	if at.Offset <= c.last.Offset {
 		return nil // committed by a call that took it along
 	}
 	c.wantMu.Lock()
@@ -141,7 +155,7 @@ func (c *fencedCommitter) Commit(ctx context.Context, offset int64) error {
 	return nil
 }
 
-func (c *fencedCommitter) commit(ctx context.Context, offset int64) error {
+func (c *fencedCommitter) commit(ctx context.Context, offset intentlog.EpochOffset) error {
 	if c.unsure {
 		if err := c.init(ctx); err != nil {
 			return err
@@ -172,7 +186,7 @@ func (c *fencedCommitter) commit(ctx context.Context, offset int64) error {
 
 // offsets adds the group's offsets to a new transaction and stages the
 // partition's offset in it.
-func (c *fencedCommitter) offsets(ctx context.Context, offset int64) error {
+func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOffset) error {
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
 		add := kmsg.NewPtrAddOffsetsToTxnRequest()
 		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = c.txnID, c.pid, c.epoch, c.group
@@ -199,7 +213,7 @@ func (c *fencedCommitter) offsets(ctx context.Context, offset int64) error {
 	rt := kmsg.NewTxnOffsetCommitRequestTopic()
 	rt.Topic, rt.TopicID = c.topic, c.topicID
 	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
-	rp.Partition, rp.Offset, rp.LeaderEpoch = c.partition, offset, -1
+	rp.Partition, rp.Offset, rp.LeaderEpoch = c.partition, offset.Offset, max(offset.Epoch, -1)
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, c.l.cl)
@@ -260,31 +274,38 @@ func classifyFence(err error) error {
 // transaction ended, before its markers are written, the broker knows no
 // group and answers no offset (not "unstable").
 func (c *fencedCommitter) Committed(ctx context.Context) (int64, bool, error) {
+	at, ok, err := c.CommittedEpoch(ctx)
+	return at.Offset, ok, err
+}
+
+// CommittedEpoch implements intentlog.FencedEpochCommitter: Committed with
+// the leader epoch committed with the offset.
+func (c *fencedCommitter) CommittedEpoch(ctx context.Context) (intentlog.EpochOffset, bool, error) {
 	o, ok, err := c.read(ctx)
 	c.mu.Lock()
 	last := c.last
 	c.mu.Unlock()
-	if err == nil && last >= 0 && (!ok || o < last) {
+	if err == nil && last.Offset >= 0 && (!ok || o.Offset < last.Offset) {
 		return last, true, nil
 	}
 	return o, ok, err
 }
 
-func (c *fencedCommitter) read(ctx context.Context) (int64, bool, error) {
+func (c *fencedCommitter) read(ctx context.Context) (intentlog.EpochOffset, bool, error) {
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
 		out, err := c.l.fetchCommitted(ctx, c.group, c.topic, c.topicID, []int32{c.partition}, true)
 		if err == nil {
 			o, ok := out[c.partition]
-			return o.Offset, ok, nil
+			return o, ok, nil
 		}
 		// Unstable: a transaction with this partition's offset is
 		// ending. Unanswered: asked again (never "none": offsets.go).
 		if !errors.Is(err, kerr.UnstableOffsetCommit) && !errors.Is(err, errUnanswered) {
-			return 0, false, fmt.Errorf("kafka: committed %s/%s/%d: %w", c.group, c.topic, c.partition, mapErr(err))
+			return intentlog.EpochOffset{}, false, fmt.Errorf("kafka: committed %s/%s/%d: %w", c.group, c.topic, c.partition, mapErr(err))
 		}
 		select {
 		case <-ctx.Done():
-			return 0, false, fmt.Errorf("kafka: committed %s/%s/%d: %w (waiting for %w)", c.group, c.topic, c.partition, ctx.Err(), err)
+			return intentlog.EpochOffset{}, false, fmt.Errorf("kafka: committed %s/%s/%d: %w (waiting for %w)", c.group, c.topic, c.partition, ctx.Err(), err)
 		case <-time.After(delay):
 		}
 	}

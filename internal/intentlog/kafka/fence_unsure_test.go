@@ -52,7 +52,7 @@ func TestFencePartitionUnsureEnd(t *testing.T) {
 		if err := c.Commit(ctx, o); err != nil {
 			t.Fatal(err)
 		}
-		c.pid, c.epoch, c.unsure, c.last = pid, epoch, true, -1
+		c.pid, c.epoch, c.unsure, c.last = pid, epoch, true, intentlog.EpochOffset{Offset: -1, Epoch: -1}
 	}
 
 	a := fence()
@@ -70,7 +70,7 @@ func TestFencePartitionUnsureEnd(t *testing.T) {
 	// The end never reached the coordinator: the transaction is open with
 	// 9 staged; the next commit ends it (aborted) and commits 10; the old
 	// end, arriving late, is fenced.
-	if err := a.offsets(ctx, 9); err != nil {
+	if err := a.offsets(ctx, intentlog.EpochOffset{Offset: 9, Epoch: -1}); err != nil {
 		t.Fatal(err)
 	}
 	pid, epoch := a.pid, a.epoch
