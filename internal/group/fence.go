@@ -27,21 +27,22 @@ type fenced struct {
 }
 
 // fence fences each claimed partition, in parallel, and then reads its
-// committed offset (final: no earlier owner commits after the fence); it
-// returns the committers and offsets of those fenced (a partition never
-// committed has none) and the errors of the others.
-func (g *Groups) fence(ctx context.Context, name, topic string, claims []Grant) (map[int32]fenced, map[int32]int64, error) {
+// committed offset (final: no earlier owner commits after the fence) with
+// its leader epoch (-1: none); it returns the committers and offsets of
+// those fenced (a partition never committed has none) and the errors of
+// the others.
+func (g *Groups) fence(ctx context.Context, name, topic string, claims []Grant) (map[int32]fenced, map[int32]intentlog.EpochOffset, error) {
 	var mu sync.Mutex
-	out, committed := map[int32]fenced{}, map[int32]int64{}
+	out, committed := map[int32]fenced{}, map[int32]intentlog.EpochOffset{}
 	var errs []error
 	var wg sync.WaitGroup
 	for _, c := range claims {
 		wg.Go(func() {
 			fc, err := g.fencer.FencePartition(ctx, LogGroup(name), topic, c.Partition)
-			var o int64
+			var o intentlog.EpochOffset
 			var ok bool
 			if err == nil {
-				o, ok, err = fc.Committed(ctx)
+				o, ok, err = intentlog.CommittedFenced(ctx, fc)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -63,19 +64,20 @@ func (g *Groups) fence(ctx context.Context, name, topic string, claims []Grant) 
 }
 
 // commitFenced commits offsets through the partitions' committers, in
-// parallel; it returns the error of each partition that failed.
-func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]int64) map[int32]error {
+// parallel, each with its leader epoch in leaders (absent: none); it
+// returns the error of each partition that failed.
+func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]int64, leaders map[int32]int32) map[int32]error {
 	var mu sync.Mutex
 	errs := map[int32]error{}
 	var wg sync.WaitGroup
-	for p, o := range offsets {
+	for p, o := range withEpochs(offsets, leaders) {
 		f, ok := cs[p]
 		if !ok {
 			errs[p] = fmt.Errorf("%w: partition %d has no committer here", ErrNotOwner, p)
 			continue
 		}
 		wg.Go(func() {
-			if err := f.c.Commit(ctx, o); err != nil {
+			if err := intentlog.CommitFenced(ctx, f.c, o); err != nil {
 				mu.Lock()
 				errs[p] = err
 				mu.Unlock()
@@ -105,12 +107,13 @@ func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs
 			if err != nil {
 				return nil, fmt.Errorf("fence partition %d: %w", p, err)
 			}
-			o, ok, err := c.Committed(ctx) // final: no earlier committer commits after the fence
+			o, ok, err := intentlog.CommittedFenced(ctx, c) // final: no earlier committer commits after the fence
 			if err != nil {
 				return nil, fmt.Errorf("partition %d: committed offset after its fence: %w", p, err)
 			}
 			if ok {
-				gr.core.Commit(p, epochs[p], o, time.Now())
+				gr.core.Commit(p, epochs[p], o.Offset, time.Now())
+				gr.knownAt(p, o)
 			}
 			f = fenced{epoch: epochs[p], c: c}
 			if gr.fences == nil {
@@ -150,7 +153,7 @@ func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]
 	if err != nil {
 		return nil, nil, err
 	}
-	return fs, committed, nil
+	return fs, intentlog.PlainOffsets(committed), nil
 }
 
 // commitAll commits offsets of a group without members (Reset, a shared
@@ -163,7 +166,7 @@ func (g *Groups) commitAll(ctx context.Context, t Table, name string, fs map[int
 		return g.log.Commit(ctx, LogGroup(name), t.Topic, offsets)
 	}
 	var out []error
-	for p, err := range commitFenced(ctx, fs, offsets) {
+	for p, err := range commitFenced(ctx, fs, offsets, nil) {
 		if errors.Is(err, intentlog.ErrFenced) {
 			err = fmt.Errorf("%w: partition %d was taken by a member meanwhile: %w", ErrMembers, p, err)
 		}

@@ -207,6 +207,10 @@ type grp struct {
 	// fences: in shared mode on a log that fences, the committer of each
 	// partition taken here, with the epoch it was taken at.
 	fences map[int32]fenced
+	// leaders: the committed offsets known here with the leader epoch
+	// committed with them (Kafka; epochs.go), where a member that starts
+	// the partition has the log validate them.
+	leaders map[int32]intentlog.EpochOffset
 }
 
 // sameTable says whether t is the table the group was loaded for (not
@@ -271,10 +275,11 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			old = nil
 		}
 	}
-	committed, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
+	committedAt, err := intentlog.CommittedAt(ctx, g.log, LogGroup(name), t.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
 	}
+	committed := intentlog.PlainOffsets(committedAt)
 	missing := map[int32]int64{}
 	for p := range t.Partitions {
 		if _, ok := committed[p]; ok {
@@ -326,11 +331,18 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		// group's snapshot under this object's claim and lease.
 		old.mu.Lock()
 		old.topic, old.created, old.core, old.loaded, old.starts = t.Topic, t.Created, core, true, missing
+		old.leaders = nil
+		for p, at := range committedAt {
+			old.knownAt(p, at)
+		}
 		old.mu.Unlock()
 		return old, nil
 	}
 	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, created: t.Created, core: core, sessions: map[string]*Session{},
 		sh: sharedLocal{obs: observed{}}, loaded: true, starts: missing}
+	for p, at := range committedAt {
+		gr.knownAt(p, at) // no member yet: nothing else uses gr
+	}
 	g.mu.Lock()
 	g.groups[k] = gr
 	g.mu.Unlock()

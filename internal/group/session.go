@@ -39,6 +39,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	readers map[int32]context.CancelFunc
+	rds     map[int32]partReader // the last reader of each partition (epochs.go)
 	wg      sync.WaitGroup
 	ended   bool
 	// ctl holds grants and revocations, sent before any record batch;
@@ -280,10 +281,11 @@ func (s *Session) startReader(topic string, gt Grant) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.readers[gt.Partition] = cancel
+	at := s.gr.startAt(gt.Partition, gt.Offset) // under gr.mu (apply)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := s.read(ctx, topic, gt)
+		err := s.read(ctx, topic, gt, at)
 		if err != nil && ctx.Err() == nil {
 			switch {
 			case errors.Is(err, ErrPositionLost):
@@ -302,22 +304,28 @@ func (s *Session) startReader(topic string, gt Grant) {
 	}()
 }
 
-// read sends a partition's records from the grant's offset on.
-func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
-	off := max(gt.Offset, 0)
+// read sends a partition's records from the grant's offset on, at: the
+// offset with the leader epoch committed with it, validated first when
+// known (epochs.go).
+func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog.EpochOffset) error {
 	tries := 0 // answers out of range in a row
 	for {
-		r, err := s.gr.g.log.NewReader(topic, gt.Partition, off)
+		r, err := intentlog.ReaderAt(s.gr.g.log, topic, gt.Partition, at)
 		if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
 			tries++
-			if off, err = s.outOfRange(ctx, topic, gt.Partition, off, err, tries); err != nil {
+			off, err := s.outOfRange(ctx, topic, gt.Partition, at.Offset, err, tries)
+			if err != nil {
 				return err
+			}
+			if off != at.Offset {
+				at = intentlog.EpochOffset{Offset: off, Epoch: -1}
 			}
 			continue
 		}
 		if err != nil {
 			return err
 		}
+		s.setReader(gt.Partition, gt.Epoch, r)
 		for {
 			recs, err := r.Next(ctx)
 			if err != nil {
@@ -332,11 +340,20 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant) error {
 					return err
 				}
 				tries++
-				if off, err = s.outOfRange(ctx, topic, gt.Partition, r.Position(), err, tries); err != nil {
+				pos := r.Position()
+				off, err := s.outOfRange(ctx, topic, gt.Partition, pos, err, tries)
+				if err != nil {
 					if ctx.Err() != nil {
 						return nil
 					}
 					return err
+				}
+				// Again where this reader stopped, with the epoch of
+				// what it read before; elsewhere (past a retention
+				// gap) unvalidated.
+				at = intentlog.EpochOffset{Offset: off, Epoch: -1}
+				if off == pos {
+					at.Epoch = intentlog.EpochBefore(r, pos)
 				}
 				break
 			}
@@ -506,6 +523,8 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 	}
 	commit := map[int32]int64{}
 	epochs := map[int32]uint64{}
+	leaders := map[int32]int32{} // the leader epoch of the event before each offset (epochs.go)
+	s := gr.sessions[id]
 	refused = map[int32]error{}
 	now := time.Now()
 	if !gr.validNow(now) {
@@ -519,6 +538,7 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 		}
 		if move && a.Next > commit[a.Partition] {
 			commit[a.Partition], epochs[a.Partition] = a.Next, a.Epoch
+			leaders[a.Partition] = s.leaderEpoch(a.Partition, a.Epoch, a.Next)
 		}
 	}
 	if len(commit) > 0 {
@@ -541,7 +561,7 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 			// acknowledgements of the group go on meanwhile.
 			cs := gr.committers(commit, epochs, refused)
 			gr.mu.Unlock()
-			errs := commitFenced(ctx, cs, commit)
+			errs := commitFenced(ctx, cs, commit, leaders)
 			gr.mu.Lock()
 			for p, err := range errs {
 				if errors.Is(err, intentlog.ErrFenced) {
@@ -561,10 +581,10 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 			if err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 			}
-			if err := fencedResult(commitFenced(ctx, cs, commit), commit, refused); err != nil {
+			if err := fencedResult(commitFenced(ctx, cs, commit, leaders), commit, refused); err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 			}
-		} else if err := g.log.Commit(ctx, LogGroup(name), t.Topic, commit); err != nil {
+		} else if err := intentlog.CommitAt(ctx, g.log, LogGroup(name), t.Topic, withEpochs(commit, leaders)); err != nil {
 			return nil, fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 		}
 		now := time.Now()
@@ -581,8 +601,9 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 			gr.lapse(now)
 			return refused, nil
 		}
-		for p, o := range commit {
-			gr.core.Commit(p, epochs[p], o, now)
+		for p, at := range withEpochs(commit, leaders) {
+			gr.core.Commit(p, epochs[p], at.Offset, now)
+			gr.knownAt(p, at)
 		}
 	}
 	return refused, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/health"
+	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -227,13 +228,13 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	vctx, vcancel := context.WithDeadline(cctx, valid)
 	defer vcancel()
 	var fences map[int32]fenced
-	var committed map[int32]int64
+	var committed map[int32]intentlog.EpochOffset // with their leader epochs (epochs.go)
 	var ferr error
 	if g.fencer != nil {
 		fences, committed, ferr = g.fence(vctx, gr.name, topic, plan.Claims)
 	} else {
 		var err error
-		if committed, err = g.log.Committed(cctx, LogGroup(gr.name), topic); err != nil {
+		if committed, err = intentlog.CommittedAt(cctx, g.log, LogGroup(gr.name), topic); err != nil {
 			return fmt.Errorf("committed offsets (the claimed partitions are released at the next sync): %w", err)
 		}
 	}
@@ -252,7 +253,7 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	gr.mu.Unlock()
 	if len(starts) > 0 {
 		if g.fencer != nil {
-			for p, err := range commitFenced(vctx, fences, starts) {
+			for p, err := range commitFenced(vctx, fences, starts, nil) {
 				delete(fences, p)
 				delete(starts, p)
 				ferr = errors.Join(ferr, fmt.Errorf("commit the start of partition %d (released at the next sync): %w", p, err))
@@ -261,7 +262,7 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 			return fmt.Errorf("commit the start of claimed partitions (released at the next sync): %w", err)
 		}
 		for p, o := range starts {
-			committed[p] = o
+			committed[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
 		}
 	}
 	gr.mu.Lock()
@@ -287,11 +288,13 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 			}
 			gr.fences[c.Partition] = f
 		}
-		off, ok := committed[c.Partition]
+		at, ok := committed[c.Partition]
 		if !ok {
-			off = -1
+			at = intentlog.EpochOffset{Offset: -1, Epoch: -1}
 		}
-		gr.apply(gr.core.Grant(c.Partition, plan.ClaimMembers[i], c.Epoch, off))
+		ch := gr.core.Grant(c.Partition, plan.ClaimMembers[i], c.Epoch, at.Offset)
+		gr.knownAt(c.Partition, at) // before apply starts the reader
+		gr.apply(ch)
 	}
 	return ferr
 }

@@ -1,0 +1,91 @@
+package group
+
+import (
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// Leader epochs (Kafka, KIP-320). A truncation of an event partition below
+// the group's committed offset while no member reads it (an unclean leader
+// election while the group had no members, while the server restarted, or
+// while the partition moved), after which new events took the lost
+// offsets, cannot be told from a log that lost nothing by the offset
+// alone: the next member started at the committed offset and silently
+// passed the new events below it. On a log with leader epochs
+// (intentlog.EpochLog, intentlog.FencedEpochCommitter) each commit of an
+// acknowledgement carries the epoch of the event before the offset, as the
+// member's reader read it, and a member that starts the partition starts
+// its reader at the committed offset and that epoch: the log validates
+// them (OffsetForLeaderEpoch), and a log that diverged below the offset
+// fails the first read with an *intentlog.Truncation, which ends the
+// member with ErrPositionLost (Session.truncated). Offsets committed
+// without an epoch (by an older wail, a reset, a new group's start, a
+// snapshot's end) start unvalidated, as before. The embedded log has no
+// epochs: nothing of this applies to it.
+
+// partReader is the reader a session last started for a partition, with
+// the group epoch of the grant it reads for.
+type partReader struct {
+	epoch uint64
+	rd    intentlog.Reader
+}
+
+// knownAt records that p's committed offset is at (with its leader
+// epoch); under gr.mu. Only a commit that moved the core's committed
+// offset to at.Offset is known: a reader starts validated only at the
+// very offset whose epoch was committed (startAt).
+func (gr *grp) knownAt(p int32, at intentlog.EpochOffset) {
+	if gr.core.Committed(p) != at.Offset {
+		return
+	}
+	if gr.leaders == nil {
+		gr.leaders = map[int32]intentlog.EpochOffset{}
+	}
+	gr.leaders[p] = at
+}
+
+// startAt is where a reader of p granted at offset starts: with the
+// leader epoch committed with offset when known here, else -1 (not
+// validated); under gr.mu.
+func (gr *grp) startAt(p int32, offset int64) intentlog.EpochOffset {
+	at := intentlog.EpochOffset{Offset: max(offset, 0), Epoch: -1}
+	if k, ok := gr.leaders[p]; ok && offset >= 0 && k.Offset == offset {
+		at.Epoch = k.Epoch
+	}
+	return at
+}
+
+// setReader records the reader of p for the grant at epoch.
+func (s *Session) setReader(p int32, epoch uint64, rd intentlog.Reader) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rds == nil {
+		s.rds = map[int32]partReader{}
+	}
+	s.rds[p] = partReader{epoch: epoch, rd: rd}
+}
+
+// leaderEpoch is the leader epoch of the event before next in p, as the
+// member's reader of the grant at epoch read it (-1: unknown). A reader
+// stopped (the partition draining) still knows it.
+func (s *Session) leaderEpoch(p int32, epoch uint64, next int64) int32 {
+	s.mu.Lock()
+	pr, ok := s.rds[p]
+	s.mu.Unlock()
+	if !ok || pr.epoch != epoch {
+		return -1
+	}
+	return intentlog.EpochBefore(pr.rd, next)
+}
+
+// withEpochs gives each offset its leader epoch from leaders (absent:
+// -1, not validated).
+func withEpochs(offsets map[int32]int64, leaders map[int32]int32) map[int32]intentlog.EpochOffset {
+	out := make(map[int32]intentlog.EpochOffset, len(offsets))
+	for p, o := range offsets {
+		out[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
+		if e, ok := leaders[p]; ok {
+			out[p] = intentlog.EpochOffset{Offset: o, Epoch: max(e, -1)}
+		}
+	}
+	return out
+}
