@@ -215,6 +215,13 @@ func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
 			first = mapErr(err)
 		}
 	})
+	if errors.Is(first, intentlog.ErrTruncated) {
+		// The client reset the partition to where its log diverges
+		// and fetches on from there (kgo.ErrDataLoss is informational):
+		// records of the same poll may be the diverged log's, at or past
+		// the position. None is returned before the truncation.
+		return nil, first
+	}
 	var out []intentlog.Record
 	fs.EachRecord(func(kr *kgo.Record) {
 		if kr.Topic != r.topic || kr.Partition != r.part || kr.Offset < r.next.Load() {

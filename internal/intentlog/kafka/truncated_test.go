@@ -300,3 +300,48 @@ func TestEpochBeforeAcrossLeaderChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncationBeforeRecordsOfItsPoll: kgo.ErrDataLoss is informational
+// (the client resets to where the log diverges and fetches on from there),
+// so a poll can carry it together with records the client fetched after
+// the reset: records of the diverged log at and past the reader's
+// position. The reader returned those first and the truncation next, so
+// a group member started at a committed offset validated by its epoch
+// was sometimes sent the new events past it before it ended (a rare
+// failure of group.TestGroupStartDivergedBelowCommitted: "read [5 6 7]").
+// The truncation now comes first; nothing of its poll is returned and the
+// position stays.
+func TestTruncationBeforeRecordsOfItsPoll(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, fakeBrokers(t), nil)
+	rd, err := l.NewEpochReader("t", 0, intentlog.EpochOffset{Offset: 5, Epoch: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	r := rd.(*reader)
+	loss := &kgo.ErrDataLoss{Topic: r.topic, Partition: 0, ConsumedTo: 5, ConsumedToEpoch: 0, ResetTo: 2, ResetToEpoch: 1}
+	var recs []*kgo.Record
+	for o := int64(2); o < 8; o++ {
+		recs = append(recs, &kgo.Record{Topic: r.topic, Partition: 0, Offset: o, LeaderEpoch: 1, Value: []byte("new")})
+	}
+	for _, tc := range []struct {
+		name string
+		fs   kgo.Fetches
+	}{
+		{"error first", kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: r.topic, Partitions: []kgo.FetchPartition{
+			{Partition: 0, Err: loss}, {Partition: 0, Records: recs}}}}}}},
+		{"records first", kgo.Fetches{
+			{Topics: []kgo.FetchTopic{{Topic: r.topic, Partitions: []kgo.FetchPartition{{Partition: 0, Records: recs}}}}},
+			{Topics: []kgo.FetchTopic{{Topic: r.topic, Partitions: []kgo.FetchPartition{{Partition: 0, Err: loss}}}}}}},
+	} {
+		got, err := r.convert(tc.fs)
+		var tr *intentlog.Truncation
+		if len(got) > 0 || !errors.As(err, &tr) || tr.From != 2 || tr.Read != 5 {
+			t.Fatalf("%s: a poll with the data loss and records 2-7 = %d records, %v; want the truncation from 2 alone", tc.name, len(got), err)
+		}
+		if r.Position() != 5 || rd.EpochBefore(5) != 0 {
+			t.Fatalf("%s: position %d, epoch before 5 %d; want 5 and 0 unchanged", tc.name, r.Position(), rd.EpochBefore(5))
+		}
+	}
+}
