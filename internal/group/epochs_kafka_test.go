@@ -33,6 +33,9 @@ type kafkaRig struct {
 	end      atomic.Int64
 	newEpoch atomic.Int32
 	n        int
+	// beforeLeave, when set, runs when consume's member is done, before
+	// it leaves.
+	beforeLeave func()
 }
 
 func newKafkaRig(t *testing.T, brokers int) *kafkaRig {
@@ -131,7 +134,12 @@ func (r *kafkaRig) consume(t *testing.T, G *Groups, id string, to int64) (grant,
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Leave()
+	defer func() {
+		if r.beforeLeave != nil {
+			r.beforeLeave()
+		}
+		s.Leave()
+	}()
 	first = -1
 	m, err := s.Next(ctx)
 	if err != nil || len(m.Granted) != 1 {
@@ -164,7 +172,9 @@ func (r *kafkaRig) consume(t *testing.T, G *Groups, id string, to int64) (grant,
 // TestGroupStartDivergedBelowCommitted: a member read events 0-4 under
 // one leader epoch and acknowledged 5; while no member read the partition
 // (the group had no members; the server restarted), an unclean leader
-// election cut the log at 2 and new events took offsets 2 on. The group's
+// election cut the log at 2 and new events took offsets 2 on (or, with
+// handover, it happened before the member left, and the partition went to
+// a member that had joined meanwhile). The group's
 // offset was committed without a leader epoch: the next member started at
 // 5 and silently passed the new events at 2-4. The commit now carries the
 // epoch of the event before it, a member starting the partition validates
@@ -173,8 +183,17 @@ func (r *kafkaRig) consume(t *testing.T, G *Groups, id string, to int64) (grant,
 // reset`, logged.
 func TestGroupStartDivergedBelowCommitted(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ shared, restart bool }{{false, false}, {false, true}, {true, false}, {true, true}} {
-		t.Run(fmt.Sprintf("shared=%v,restart=%v", tc.shared, tc.restart), func(t *testing.T) {
+	type mode int
+	const (
+		rejoin mode = iota
+		restart
+		handover
+	)
+	for _, tc := range []struct {
+		shared bool
+		mode   mode
+	}{{false, rejoin}, {false, restart}, {false, handover}, {true, rejoin}, {true, restart}, {true, handover}} {
+		t.Run(fmt.Sprintf("shared=%v,mode=%d", tc.shared, tc.mode), func(t *testing.T) {
 			t.Parallel()
 			r := newKafkaRig(t, 1)
 			r.write(t, 5)
@@ -184,29 +203,49 @@ func TestGroupStartDivergedBelowCommitted(t *testing.T) {
 			newGroups := r.groups(tc.shared)
 			G := newGroups(logger)
 			defer G.Close()
-			r.consume(t, G, "a", 5)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			c, err := r.l.CommittedEpochs(ctx, LogGroup("g"), "ev")
-			if err != nil {
-				t.Fatal(err)
+			diverge := func() {
+				c, err := r.l.CommittedEpochs(ctx, LogGroup("g"), "ev")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if c[0].Offset != 5 || c[0].Epoch < 0 {
+					t.Errorf("committed %+v; want offset 5 with the leader epoch of the event at 4", c[0])
+				}
+				// The unclean election: the epoch the events were read
+				// under ends at 2; new events take offsets 2 on.
+				r.newEpoch.Store(max(c[0].Epoch, 0) + 1)
+				r.end.Store(2)
+				r.write(t, 3)
 			}
-			if c[0].Offset != 5 || c[0].Epoch < 0 {
-				t.Errorf("committed %+v; want offset 5 with the leader epoch of the event at 4", c[0])
+			var s *Session
+			var err error
+			if tc.mode == handover {
+				r.beforeLeave = func() { // b joins while a holds the partition
+					if s, err = G.Join(ctx, r.tb, "g", "b", false); err != nil {
+						t.Error(err)
+					}
+					diverge()
+				}
 			}
-			// The unclean election: the epoch the events were read under
-			// ends at 2; new events take offsets 2 on.
-			r.newEpoch.Store(max(c[0].Epoch, 0) + 1)
-			r.end.Store(2)
-			r.write(t, 3)
-			if tc.restart {
+			r.consume(t, G, "a", 5)
+			if tc.mode != handover {
+				diverge()
+			}
+			if tc.mode == restart {
 				G.Close()
 				G = newGroups(logger)
 				defer G.Close()
 			}
-			s, err := G.Join(ctx, r.tb, "g", "b", false)
 			if err != nil {
-				t.Fatal(err)
+				t.FailNow()
+			}
+			if s == nil {
+				if s, err = G.Join(ctx, r.tb, "g", "b", false); err != nil {
+					t.Fatal(err)
+				}
 			}
 			defer s.Leave()
 			var got []int64
