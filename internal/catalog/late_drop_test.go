@@ -83,23 +83,36 @@ func TestLateDropLeavesTableCreatedAgain(t *testing.T) {
 	for _, c := range []struct {
 		name        string
 		pinnedFirst bool // a drop saved the ids and failed before the two drops
+		byName      bool // the log reads no topic ids (embedded; Kafka before 2.8)
 	}{
 		{name: "marked by the slow drop"},
 		{name: "ids saved by an earlier drop", pinnedFirst: true},
+		{name: "by name", byName: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			lateDrop(t, c.pinnedFirst)
+			lateDrop(t, c.pinnedFirst, c.byName)
 		})
 	}
 }
 
-func lateDrop(t *testing.T, pinnedFirst bool) {
+// nameTopics is idTopics read by no TopicIDReader: its topics are
+// deleted by name (the embedded log; Kafka before 2.8).
+type nameTopics struct{ p *idTopics }
+
+func (n nameTopics) Provision(ctx context.Context, t Table) error   { return n.p.Provision(ctx, t) }
+func (n nameTopics) Unprovision(ctx context.Context, t Table) error { return n.p.Unprovision(ctx, t) }
+
+func lateDrop(t *testing.T, pinnedFirst, byName bool) {
 	ctx := t.Context()
 	st := openStore(t)
 	log := newIDTopics()
-	fast := openCatalog(t, st, log, func(o *Options) { o.Refresh = 10 * time.Millisecond })
-	slow := openCatalog(t, st, log, func(o *Options) { o.Refresh = 10 * time.Millisecond })
+	var prov Provisioner = log
+	if byName {
+		prov = nameTopics{log}
+	}
+	fast := openCatalog(t, st, prov, func(o *Options) { o.Refresh = 10 * time.Millisecond })
+	slow := openCatalog(t, st, prov, func(o *Options) { o.Refresh = 10 * time.Millisecond })
 	if _, _, err := fast.Create(ctx, Table{Name: "t", Partitions: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +167,82 @@ func lateDrop(t *testing.T, pinnedFirst bool) {
 	}
 	if s, ok := saved(t, st, "t"); !ok || s.State != Ready || s.TopicIDs != nil {
 		t.Fatalf("after the slow drop the entry of t is %+v (found %v), want the new table, ready", s, ok)
+	}
+}
+
+// pausingNameTopics is nameTopics whose first Unprovision pauses (its
+// process stalls) until resume is closed: a drop past its check of the
+// entry, before its deletion by name.
+type pausingNameTopics struct {
+	nameTopics
+	once           sync.Once
+	paused, resume chan struct{}
+}
+
+func (p *pausingNameTopics) Unprovision(ctx context.Context, t Table) error {
+	p.once.Do(func() {
+		close(p.paused)
+		<-p.resume
+	})
+	return p.nameTopics.Unprovision(ctx, t)
+}
+
+// TestLateDropByNameLeavesTopicsMadeHere: a drop that deletes the topics
+// by name (the embedded log: this process's own) checks, under the topic
+// lock of the name, that the store still holds the table it drops, and
+// deletes them after. The process pauses between the two; meanwhile
+// another drop finishes and the table is created again through this
+// process, whose making of the topics (Create: finish) took no topic lock
+// and made them before the late deletion by name deleted them.
+func TestLateDropByNameLeavesTopicsMadeHere(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	log := newIDTopics()
+	slowLog := &pausingNameTopics{nameTopics: nameTopics{log}, paused: make(chan struct{}), resume: make(chan struct{})}
+	refresh := func(o *Options) { o.Refresh = 10 * time.Millisecond }
+	fast := openCatalog(t, st, nameTopics{log}, refresh)
+	slow := openCatalog(t, st, slowLog, refresh)
+	if _, _, err := fast.Create(ctx, Table{Name: "t", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	h := &dropHooks{ends: [][]int64{{0, 0}}, committed: []int64{0, 0}}
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- slow.Drop(ctx, "t", true, h.hooks()) }()
+	select {
+	case <-slowLog.paused:
+	case err := <-slowDone:
+		t.Fatalf("the slow drop ended before deleting the topics: %v", err)
+	}
+	if err := fast.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatalf("the fast drop: %v", err)
+	}
+	createDone := make(chan error, 1)
+	go func() {
+		_, _, err := slow.Create(ctx, Table{Name: "t", Partitions: 2})
+		createDone <- err
+	}()
+	var createErr error
+	created := false
+	select {
+	case createErr = <-createDone:
+		created = true
+	case <-time.After(200 * time.Millisecond): // waiting for the drop here
+	}
+	close(slowLog.resume)
+	if err := <-slowDone; err != nil {
+		t.Fatalf("the slow drop: %v", err)
+	}
+	if !created {
+		createErr = <-createDone
+	}
+	if createErr != nil {
+		t.Fatalf("create again: %v", createErr)
+	}
+	if _, ok := log.id("t"); !ok {
+		t.Fatal("the slow drop, late, deleted by name the topics of the table created again here")
+	}
+	if s, ok := saved(t, st, "t"); !ok || s.State != Ready {
+		t.Fatalf("after the slow drop the entry of t is %+v (found %v), want the table created again, ready", s, ok)
 	}
 }

@@ -244,7 +244,7 @@ func (c *Catalog) createExisting(ctx context.Context, t Table, ex entry, seq uin
 // ready.
 func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
 	t := e.t
-	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
+	if err := c.provisionLocked(ctx, t); err != nil {
 		return Table{}, c.wrap("create", t.Name, fmt.Errorf("topics: %w", err))
 	}
 	if err := c.backend.CreateTable(ctx, t.Name); err != nil {
@@ -256,6 +256,18 @@ func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
 	}
 	c.report(t.Name, nil)
 	return t, nil
+}
+
+// provisionLocked makes t's topics under the shared topic lock of its
+// name: a drop here of an earlier table of the name that deletes topics
+// by name (unprovision) checks its entry and deletes them with no making
+// of them between.
+func (c *Catalog) provisionLocked(ctx context.Context, t Table) error {
+	if err := c.topicLocks.acquire(ctx, t.Name, false); err != nil {
+		return fmt.Errorf("waiting for a drop here of a table of the name: %w", err)
+	}
+	defer c.topicLocks.release(t.Name, false)
+	return c.opts.Provisioner.Provision(ctx, t)
 }
 
 // undoCreate removes what a failed create made, unless another creator of
@@ -316,8 +328,12 @@ func (c *Catalog) remove(ctx context.Context, e entry) error {
 	case gone:
 		return nil
 	}
-	if err := c.unprovision(ctx, e.t); err != nil {
+	gone, err = c.unprovision(ctx, e)
+	switch {
+	case err != nil:
 		return fmt.Errorf("topics: %w", err)
+	case gone:
+		return nil
 	}
 	e, gone, err = c.dropRows(ctx, e)
 	switch {
@@ -346,7 +362,14 @@ func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, er
 	}
 	f, ok := c.backend.(store.FencedDropper)
 	if !ok {
-		return e, false, c.backend.DropTable(ctx, e.t.Name)
+		// By name: a drop that reaches the store after this check and
+		// after the table was created again drops the new table's rows
+		// (Cassandra's; the check only narrows that window).
+		now, held, err := c.holds(ctx, e.t)
+		if err != nil || !held {
+			return e, !held, err
+		}
+		return now, false, c.backend.DropTable(ctx, e.t.Name)
 	}
 	for range maxSwaps {
 		dropped, err := f.DropTableIf(ctx, e.t.Name, e.spec)
@@ -355,12 +378,9 @@ func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, er
 		}
 		// Another drop may have changed the entry of this table (saved
 		// its topics' ids): drop by that.
-		now, found, err := c.load(ctx, e.t.Name)
-		switch {
-		case err != nil:
-			return e, false, err
-		case !found || now.bad != nil || now.t.State != Deleting || !now.t.CreatedAt.Equal(e.t.CreatedAt):
-			return e, true, nil
+		now, held, err := c.holds(ctx, e.t)
+		if err != nil || !held {
+			return e, !held, err
 		}
 		e = now
 	}
@@ -408,30 +428,73 @@ func (c *Catalog) pin(ctx context.Context, e entry) (_ entry, gone bool, err err
 		if !errors.Is(err, errLost) {
 			return e, false, fmt.Errorf("saving the topic ids and store pin: %w", err)
 		}
-		now, found, err := c.load(ctx, e.t.Name)
-		switch {
-		case err != nil:
-			return e, false, err
-		case !found || now.bad != nil || now.t.State != Deleting || !now.t.CreatedAt.Equal(e.t.CreatedAt):
-			return e, true, nil
+		now, held, err := c.holds(ctx, e.t)
+		if err != nil || !held {
+			return e, !held, err
 		}
 		e = now
 	}
 	return e, false, fmt.Errorf("%w: its catalog entry kept changing; try again", ErrBusy)
 }
 
-// unprovision deletes t's topics under the exclusive topic lock of its
-// name, let go even if the Provisioner panics (net/http recovers an admin
-// call's panic: a lock kept held every later drop and making of the name
-// up).
-func (c *Catalog) unprovision(ctx context.Context, t Table) error {
-	c.stopMaking(t.Name)
-	if err := c.topicLocks.acquire(ctx, t.Name, true); err != nil {
-		return fmt.Errorf("waiting for this process's making of them to end (a catalog refresh began it "+
+// holds reads whether the store still holds the entry of t, a table
+// marked deleting (the same created_at, still deleting): while it does,
+// no table of the name can be created again. now is the entry it holds
+// (another drop may have saved the topics' ids in it).
+func (c *Catalog) holds(ctx context.Context, t Table) (now entry, held bool, err error) {
+	now, found, err := c.load(ctx, t.Name)
+	switch {
+	case err != nil || !found:
+		return entry{}, false, err
+	case now.bad != nil:
+		// A forced drop of a damaged entry saved t in its place, which
+		// need not decode (its partitions unknown): t's bytes.
+		spec, err := t.encodeOver(now.spec)
+		if err != nil || !bytes.Equal(spec, now.spec) {
+			return entry{}, false, nil
+		}
+		return entry{t: t, spec: now.spec}, true, nil
+	case now.t.State != Deleting || !now.t.CreatedAt.Equal(t.CreatedAt):
+		return entry{}, false, nil
+	}
+	return now, true, nil
+}
+
+// StillDeleting reports whether the store still holds the entry of t, a
+// table marked deleting: while it does, no table of the name can have
+// been created again, and what a drop of t removes by the name is t's.
+func (c *Catalog) StillDeleting(ctx context.Context, t Table) (bool, error) {
+	_, held, err := c.holds(ctx, t)
+	if err != nil {
+		return false, fmt.Errorf("catalog: reading %s: %w", t.Name, err)
+	}
+	return held, nil
+}
+
+// unprovision deletes the topics of e, an entry marked deleting, under
+// the exclusive topic lock of its name, let go even if the Provisioner
+// panics (net/http recovers an admin call's panic: a lock kept held every
+// later drop and making of the name up). Topics deleted by name (no ids
+// saved: the embedded log, Kafka before 2.8) are deleted only while the
+// store holds e (gone: it does not; another drop removed the table, which
+// may be created again since): under the lock, this process makes no
+// topics of the name between that check and the deletion (provision,
+// provisionLocked), so on a log of this process's own (embedded) a drop
+// that arrives late leaves the topics of a table created again.
+func (c *Catalog) unprovision(ctx context.Context, e entry) (gone bool, err error) {
+	c.stopMaking(e.t.Name)
+	if err := c.topicLocks.acquire(ctx, e.t.Name, true); err != nil {
+		return false, fmt.Errorf("waiting for this process's making of them to end (a catalog refresh began it "+
 			"before the drop, and the log has not answered it): %w", err)
 	}
-	defer c.topicLocks.release(t.Name, true)
-	return c.opts.Provisioner.Unprovision(ctx, t)
+	defer c.topicLocks.release(e.t.Name, true)
+	if e.t.TopicIDs == nil {
+		_, held, err := c.holds(ctx, e.t)
+		if err != nil || !held {
+			return !held, err
+		}
+	}
+	return false, c.opts.Provisioner.Unprovision(ctx, e.t)
 }
 
 func (c *Catalog) wrap(op, name string, err error) error {
