@@ -43,15 +43,18 @@ func (p topics) Provision(ctx context.Context, t catalog.Table) error {
 // the table's sinks with their dead letters' topics (a table created
 // again under the name must not inherit them): the topics first, then the
 // definitions, so that a drop that stopped half way finds the sinks again
-// when it resumes.
+// when it resumes. The drop may reach here late, the table dropped by
+// another process and created again since: the sinks removed are the
+// dropped table's only (sink.TableDrop), never the new table's.
 func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 	// The group members end first, told the table was dropped, rather
 	// than by their readers meeting the deleted topic.
 	p.s.groupsDropped(t)
+	drop := p.s.sinkDrop(t)
 	var names []string
-	if p.s.sinks != nil {
+	if p.s.sinks != nil && t.TopicIDs == nil {
 		var err error
-		if names, err = p.s.sinks.TableSinks(ctx, t.Name); err != nil {
+		if names, err = p.s.sinks.DroppedSinks(ctx, drop); err != nil {
 			return fmt.Errorf("the sinks of %s: %w", t.Name, err)
 		}
 	}
@@ -65,13 +68,30 @@ func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 	} else if err := p.s.deleteTopics(ctx, t.Name, names); err != nil {
 		return err
 	}
-	p.s.health.Clear(retentionComponent(t.Name))
+	// By name too: a table created again may have raised it since.
+	held, err := p.s.catalog.StillDeleting(ctx, t)
+	if err != nil {
+		return err
+	}
+	if held {
+		p.s.health.Clear(retentionComponent(t.Name))
+	}
 	if p.s.sinks != nil {
-		if err := p.s.sinks.DropTable(ctx, t.Name); err != nil {
+		if err := p.s.sinks.DropTable(ctx, drop); err != nil {
 			return fmt.Errorf("drop the sinks of %s: %w", t.Name, err)
 		}
 	}
 	return nil
+}
+
+// sinkDrop is the drop of t (marked deleting) as its sinks see it: held
+// while the catalog holds t's entry.
+func (s *Server) sinkDrop(t catalog.Table) sink.TableDrop {
+	d := sink.TableDrop{Table: t.Name, Held: func(ctx context.Context) (bool, error) { return s.catalog.StillDeleting(ctx, t) }}
+	if !t.CreatedAt.IsZero() {
+		d.CreatedAtUs = t.CreatedAt.UnixMicro()
+	}
+	return d
 }
 
 // TopicIDs implements catalog.TopicIDReader: on Kafka, the ids of the

@@ -348,7 +348,7 @@ func TestCreateDuringTableDrop(t *testing.T) {
 	}()
 	<-cat.read // the create found the table and read the definitions
 	incarnation.Store(0)
-	if err := m.DropTable(ctx, testTable); err != nil {
+	if err := m.DropTable(ctx, TableDrop{Table: testTable, CreatedAtUs: 1, Held: held(true)}); err != nil {
 		t.Fatal(err)
 	}
 	close(cat.released)

@@ -365,19 +365,96 @@ func (m *Manager) TableSinks(ctx context.Context, table string) ([]string, error
 	return names, nil
 }
 
-// DropTable removes the definitions of every sink of a table (the table
-// is being dropped: their dead letters' topics are deleted first) and
-// stops them.
-func (m *Manager) DropTable(ctx context.Context, table string) error {
-	dropped := false
-	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
-		keep := sinks[:0:0]
-		for _, s := range sinks {
-			if s.GetTable() != table {
-				keep = append(keep, s)
+// TableDrop is a table's drop as its sinks see it: which definitions it
+// removes. The drop may reach them late: another drop of the table
+// finished meanwhile, and the table was created again under the name,
+// with sinks of its own.
+type TableDrop struct {
+	Table string
+	// CreatedAtUs is the dropped table's created_at, Unix microseconds
+	// (0: unknown).
+	CreatedAtUs int64
+	// Held reports whether the catalog still holds the dropped table's
+	// entry (marked deleting): while it does, no table of the name can
+	// have been created again. nil: never known.
+	Held func(ctx context.Context) (bool, error)
+}
+
+// owns: s is a sink of the dropped table. A definition recording the
+// table it was created for (table_created_at_us) is the dropped table's,
+// or an earlier one's of the name (left by a create that raced that
+// table's drop), when it records that table or an earlier one: never a
+// table's created again since, whose created_at is later. One recording
+// none (the configuration's, a definition of an older build) is any
+// table's of the name: the drop's only while held, that is while no
+// table of the name can have been created again.
+func (d TableDrop) owns(s *wailv1.Sink, held bool) bool {
+	switch {
+	case s.GetTable() != d.Table:
+		return false
+	case s.TableCreatedAtUs != 0 && d.CreatedAtUs != 0:
+		return s.TableCreatedAtUs <= d.CreatedAtUs
+	default:
+		return held
+	}
+}
+
+// owned returns the sinks of sinks d owns. Held is asked only when a
+// definition depends on it; the caller reads sinks before: a table
+// created again after a read that found the dropped table held could
+// not have had sinks in what was read.
+func (d TableDrop) owned(ctx context.Context, sinks []*wailv1.Sink) (own, keep []*wailv1.Sink, err error) {
+	held, asked := false, false
+	for _, s := range sinks {
+		if s.GetTable() == d.Table && (s.TableCreatedAtUs == 0 || d.CreatedAtUs == 0) && !asked {
+			asked = true
+			if d.Held != nil {
+				if held, err = d.Held(ctx); err != nil {
+					return nil, nil, fmt.Errorf("sinks: is table %s still being dropped: %w", d.Table, err)
+				}
 			}
 		}
-		dropped = len(keep) < len(sinks)
+		if d.owns(s, held) {
+			own = append(own, s)
+		} else {
+			keep = append(keep, s)
+		}
+	}
+	return own, keep, nil
+}
+
+// DroppedSinks returns the names of the sinks a table's drop removes (d
+// owns), for their dead letters' topics to be deleted by name.
+func (m *Manager) DroppedSinks(ctx context.Context, d TableDrop) ([]string, error) {
+	sinks, _, err := m.defs.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	own, _, err := d.owned(ctx, sinks)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(own))
+	for _, s := range own {
+		names = append(names, s.GetName())
+	}
+	return names, nil
+}
+
+// DropTable removes the definitions of the sinks of a dropped table (d
+// owns; their dead letters' topics are deleted first) and stops them.
+// The definitions are swapped for the rest from the bytes read: a sink
+// created meanwhile is kept.
+func (m *Manager) DropTable(ctx context.Context, d TableDrop) error {
+	dropped := false
+	_, err := m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
+		own, keep, err := d.owned(ctx, sinks)
+		if err != nil {
+			return nil, err
+		}
+		if dropped = len(own) > 0; !dropped {
+			return nil, errUnchanged
+		}
 		return keep, nil
 	})
 	if err != nil || !dropped {
