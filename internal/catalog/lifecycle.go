@@ -364,7 +364,8 @@ func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, er
 	if !ok {
 		// By name: a drop that reaches the store after this check and
 		// after the table was created again drops the new table's rows
-		// (Cassandra's; the check only narrows that window).
+		// (a store that neither pins nor fences its drops, or an entry
+		// saved without a pin; the check only narrows that window).
 		now, held, err := c.holds(ctx, e.t)
 		if err != nil || !held {
 			return e, !held, err
