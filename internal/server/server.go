@@ -500,6 +500,14 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 // at once; the API answers Unavailable, saying what the server waits for,
 // until the log and store are open (start.go). A ctx that ends before then
 // makes it return nil.
+// maxReadFrameBytes is the largest HTTP/2 frame the server takes, the
+// least every peer must take (RFC 9113): Go reads a frame into a buffer
+// of its announced size, allocated when its nine-byte header arrives and
+// kept by the connection, so its default of 1 MiB let api.max_connections
+// clients that send one header each hold 4 GiB. Clients send frames of
+// 16 KiB anyway (gRPC, Go's) unless the server announces more.
+const maxReadFrameBytes = 16 << 10
+
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) (err error) {
 	// Set when shutdown starts: draining and closing end by then.
 	var deadline time.Time
@@ -519,8 +527,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	// ones would cut event streams.
 	hs := &http.Server{Handler: s.conns.wrap(s.inflight.wrap(&front)), Protocols: &protocols,
 		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
-		MaxHeaderBytes: s.cfg.API.MaxHeaderBytes, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.cfg.API.MaxStreamsPerConnection},
-		ConnState: s.fresh.track, ConnContext: connContext, ErrorLog: s.httpLog.stdLogger()}
+		MaxHeaderBytes: s.cfg.API.MaxHeaderBytes,
+		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: s.cfg.API.MaxStreamsPerConnection, MaxReadFrameSize: maxReadFrameBytes},
+		ConnState:      s.fresh.track, ConnContext: connContext, ErrorLog: s.httpLog.stdLogger()}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serveTLS(hs, s.conns.listener(ln)) }()
 	stopMetrics, err := s.serveMetrics()
