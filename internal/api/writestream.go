@@ -32,6 +32,38 @@ type StreamLimits struct {
 	MaxBatchBytes int64
 }
 
+// BodyCharge is what a write stream's body holds of the process's
+// budget of request bodies (the server's api.max_request_bytes_in_flight),
+// when the stream's context carries one (WithBodyCharge): Taken returns
+// the bytes read since its last call, and is called by the goroutine
+// that reads the stream; Release gives n bytes back. A batch holds the
+// bytes it was read from until its answer is sent; what the stream still
+// holds when it ends, its owner gives back.
+type BodyCharge interface {
+	Taken() int64
+	Release(n int64)
+}
+
+type bodyChargeKey struct{}
+
+// WithBodyCharge returns ctx carrying c, for WriteStream.
+func WithBodyCharge(ctx context.Context, c BodyCharge) context.Context {
+	return context.WithValue(ctx, bodyChargeKey{}, c)
+}
+
+// noCharge is the BodyCharge of a stream without a budget.
+type noCharge struct{}
+
+func (noCharge) Taken() int64  { return 0 }
+func (noCharge) Release(int64) {}
+
+func bodyChargeOf(ctx context.Context) BodyCharge {
+	if c, ok := ctx.Value(bodyChargeKey{}).(BodyCharge); ok {
+		return c
+	}
+	return noCharge{}
+}
+
 // DefaultStreamInFlight is StreamLimits.InFlight when unset, and its
 // least: a Go producer (client.MaxInFlight) sends up to this many batches
 // unanswered, and a batch it sent must be read, and stamped, at once. One
@@ -69,9 +101,9 @@ func (s *ProducerService) WriteStream(ctx context.Context, stream *connect.BidiS
 		return err
 	}
 	defer release()
-	w := &writeStream{s: s, stream: stream, ctx: context.WithoutCancel(ctx),
+	w := &writeStream{s: s, stream: stream, ctx: context.WithoutCancel(ctx), charge: bodyChargeOf(ctx),
 		slots:   make(chan struct{}, s.inFlight),
-		answers: make(chan *wailv1.WriteStreamResponse, s.inFlight),
+		answers: make(chan streamAnswer, s.inFlight),
 		read:    make(chan error, 1), sent: make(chan error, 1), failed: make(chan struct{})}
 	go w.send()
 	go w.receive()
@@ -102,8 +134,9 @@ type writeStream struct {
 	s       *ProducerService
 	stream  *connect.BidiStream[wailv1.WriteStreamRequest, wailv1.WriteStreamResponse]
 	ctx     context.Context // the batches': without the client's cancellation
+	charge  BodyCharge
 	slots   chan struct{}
-	answers chan *wailv1.WriteStreamResponse
+	answers chan streamAnswer
 	read    chan error    // the receiver ended (nil: the client closed its side)
 	sent    chan error    // the sender ended
 	failed  chan struct{} // closed when a send failed
@@ -111,6 +144,13 @@ type writeStream struct {
 	mu      sync.Mutex
 	stopped bool // no batch starts any more
 	running sync.WaitGroup
+}
+
+// streamAnswer is a batch's answer, and the body bytes the batch holds
+// until it is sent.
+type streamAnswer struct {
+	*wailv1.WriteStreamResponse
+	bytes int64
 }
 
 // receive reads batches and starts them until the client closes its
@@ -121,8 +161,9 @@ func (w *writeStream) receive() {
 	for {
 		w.slots <- struct{}{}
 		req, err := w.stream.Receive()
+		held := w.charge.Taken()
 		if refused := (*refusedBatch)(nil); errors.As(err, &refused) {
-			if !w.answer(refused.answer) {
+			if !w.answer(streamAnswer{refused.answer, held}) {
 				<-w.slots
 				w.read <- nil
 				return
@@ -137,7 +178,7 @@ func (w *writeStream) receive() {
 			w.read <- err
 			return
 		}
-		if !w.start(req) {
+		if !w.start(req, held) {
 			<-w.slots
 			w.read <- nil
 			return
@@ -145,20 +186,20 @@ func (w *writeStream) receive() {
 	}
 }
 
-// start runs req unless the stream was stopped.
-func (w *writeStream) start(req *wailv1.WriteStreamRequest) bool {
+// start runs req, read from held bytes, unless the stream was stopped.
+func (w *writeStream) start(req *wailv1.WriteStreamRequest, held int64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped {
 		return false
 	}
-	w.running.Go(func() { w.answers <- w.s.streamBatch(w.ctx, req) })
+	w.running.Go(func() { w.answers <- streamAnswer{w.s.streamBatch(w.ctx, req), held} })
 	return true
 }
 
 // answer answers a batch not run (refused whole by the guard) unless
 // the stream was stopped.
-func (w *writeStream) answer(a *wailv1.WriteStreamResponse) bool {
+func (w *writeStream) answer(a streamAnswer) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.stopped {
@@ -182,11 +223,12 @@ func (w *writeStream) send() {
 		if err == nil {
 			a.ServerTime = w.s.p.ServerTime()
 			a.MaxBatchBytes = w.s.maxBatchBytes
-			if err = w.stream.Send(a); err != nil {
+			if err = w.stream.Send(a.WriteStreamResponse); err != nil {
 				w.stop()
 				close(w.failed)
 			}
 		}
+		w.charge.Release(a.bytes)
 		<-w.slots
 	}
 	w.sent <- err

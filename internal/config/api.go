@@ -31,6 +31,13 @@ type API struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxRequestBytesInFlight bounds the bytes of request bodies the
+	// process holds at once, over every connection and call: a body's
+	// bytes are counted as they are read, until its call ends (a write
+	// stream's batch: until it is answered). Past it a call gets
+	// resource_exhausted naming this setting, with a RetryInfo detail.
+	// At least the largest request cap.
+	MaxRequestBytesInFlight int64 `yaml:"max_request_bytes_in_flight"`
 	// MaxConnections bounds the connections the API port holds open.
 	// Past it, a new connection gets, to each request it sends within
 	// 2 seconds, resource_exhausted (HTTP 503) naming this setting, and is
@@ -99,6 +106,10 @@ func defaultAPI() API {
 		ReadTimeout:          30 * time.Second,
 		WriteTimeout:         30 * time.Second,
 		IdleTimeout:          2 * time.Minute,
+		// 16 Write batches at the largest default size; without a cap,
+		// bodies trickled in at api.read_timeout held what the clients'
+		// bandwidth sent in that time.
+		MaxRequestBytesInFlight: 512 << 20,
 		// Each connection may hold max_header_bytes while its headers
 		// arrive, and max_streams_per_connection calls.
 		MaxConnections: 4096, MaxStreamsPerConnection: 100, MaxHeaderBytes: 64 << 10,
@@ -144,6 +155,10 @@ func (c *Config) validateAPI() []error {
 		a.MaxWriteRequestBytes, c.UnaryRequestBytes(), 1<<30)
 	check(a.MaxAdminRequestBytes >= 4<<10 && a.MaxAdminRequestBytes <= 1<<30,
 		"api.max_admin_request_bytes %d out of range 4096..%d", a.MaxAdminRequestBytes, 1<<30)
+	largest := max(c.WriteRequestBytes(), c.UnaryRequestBytes(), a.MaxAdminRequestBytes) + 5 // + a stream message's envelope
+	check(a.MaxRequestBytesInFlight >= largest && a.MaxRequestBytesInFlight <= 1<<40,
+		"api.max_request_bytes_in_flight %d out of range %d..%d (at least the largest request: api.max_write_request_bytes, api.max_admin_request_bytes)",
+		a.MaxRequestBytesInFlight, largest, int64(1)<<40)
 	for _, d := range []struct {
 		name string
 		v    time.Duration

@@ -112,13 +112,14 @@ func (d *cappedGzip) Close() error { return d.zr.Close() }
 // guard applies the raw size cap and the read and write deadlines to every
 // request.
 type guard struct {
-	next http.Handler
-	cfg  *config.Config
-	errs *connect.ErrorWriter
+	next   http.Handler
+	cfg    *config.Config
+	budget *bodyBudget
+	errs   *connect.ErrorWriter
 }
 
-func newGuard(cfg *config.Config, next http.Handler) *guard {
-	return &guard{next: next, cfg: cfg, errs: connect.NewErrorWriter()}
+func newGuard(cfg *config.Config, budget *bodyBudget, next http.Handler) *guard {
+	return &guard{next: next, cfg: cfg, budget: budget, errs: connect.NewErrorWriter()}
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -129,13 +130,23 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
+	hasBody := r.Body != nil && r.Body != http.NoBody
 	if procedure == wailv1connect.ProducerServiceWriteStreamProcedure {
 		// A write stream's body is its batches, for as long as it lives:
-		// connect caps each message, api.max_write_streams the streams.
+		// connect caps each message, api.max_write_streams the streams,
+		// the budget the batches held (each until it is answered).
 		_ = rc.SetReadDeadline(time.Time{})
-	} else if r.Body != nil && r.Body != http.NoBody {
+		if hasBody {
+			body := &chargedBody{ReadCloser: r.Body, b: g.budget, rpc: true}
+			defer body.release()
+			r.Body = body
+			r = r.WithContext(api.WithBodyCharge(r.Context(), body))
+		}
+	} else if hasBody {
 		_ = rc.SetReadDeadline(time.Now().Add(g.cfg.API.ReadTimeout))
-		r.Body = &timedBody{ReadCloser: http.MaxBytesReader(w, r.Body, raw), rc: rc, timeout: g.cfg.API.ReadTimeout,
+		body := &chargedBody{ReadCloser: http.MaxBytesReader(w, r.Body, raw), b: g.budget, rpc: isRPC(procedure)}
+		defer body.release()
+		r.Body = &timedBody{ReadCloser: body, rc: rc, timeout: g.cfg.API.ReadTimeout,
 			procedure: procedure, rpc: isRPC(procedure)}
 	}
 	tw := &timedWriter{ResponseWriter: w, rc: rc, timeout: g.cfg.API.WriteTimeout}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wail-cdc/wail/internal/config"
 )
 
@@ -24,7 +26,7 @@ func BenchmarkGuard(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
-	}{{"bare", bare}, {"guarded", newGuard(&cfg, bare)}} {
+	}{{"bare", bare}, {"guarded", newGuard(&cfg, newBodyBudget(prometheus.NewRegistry(), cfg.API.MaxRequestBytesInFlight), bare)}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

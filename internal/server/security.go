@@ -80,7 +80,7 @@ func (s *Server) openSecurity() error {
 // the guard's authentication (package api).
 func (s *Server) guarded(mux *api.Mux) http.Handler {
 	s.routes = mux.Patterns()
-	return newGuard(&s.cfg, s.guard.Middleware(mux))
+	return newGuard(&s.cfg, s.bodies, s.guard.Middleware(mux))
 }
 
 // reloadProblem reports, as degraded on /healthz and in the log, a file

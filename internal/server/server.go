@@ -125,6 +125,9 @@ type Server struct {
 	fresh fresh
 	// conns counts the API port's connections (api.max_connections).
 	conns *connLimit
+	// bodies counts the request bodies held
+	// (api.max_request_bytes_in_flight).
+	bodies *bodyBudget
 	// httpLog takes net/http's lines (httplog.go).
 	httpLog *httpLog
 	// guard authenticates and authorizes requests; tls is the API port's
@@ -162,6 +165,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.streams = s.streamLimits()
 	s.writeStreams = s.writeStreamLimits()
 	s.conns = newConnLimit(s.registry, cfg.API.MaxConnections)
+	s.bodies = newBodyBudget(s.registry, cfg.API.MaxRequestBytesInFlight)
 	s.httpLog = newHTTPLog(s.logger, s.registry)
 	s.clockWatch = newClockWatch(s.registry)
 	if err := s.openSecurity(); err != nil {

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/wail-cdc/wail/internal/api"
+)
+
+// The process's budget of request bodies in flight
+// (api.max_request_bytes_in_flight). Each request's cap bounds one body,
+// api.read_timeout how long it may take to arrive, but not how many
+// arrive at once: api.max_connections times
+// api.max_streams_per_connection calls, each holding what it read of
+// its body until it ends (and connect's buffer grows by doubling, so
+// about twice that). Clients that sent most of a large Write body and
+// stalled held their bandwidth times api.read_timeout (48 bodies of
+// 2 MiB held 248 MiB of heap; TestRequestBodiesInFlightBounded).
+//
+// A body is charged as it is read, not by its Content-Length: a client
+// that only announces a large body must not take the budget from the
+// others without sending it. A read takes at most what is left; with
+// nothing left, the call fails with resource_exhausted naming the
+// setting and a RetryInfo detail (budgetRetryDelay). A call's bytes are
+// given back when it ends; a write stream's batch's once it is answered
+// (api.BodyCharge), the stream's rest when it ends.
+
+// budgetRetryDelay is the wait a call refused by the budget is told: the
+// budget frees as calls end, within api.read_timeout for stalled ones.
+const budgetRetryDelay = time.Second
+
+// bodyBudget counts the bytes of request bodies held.
+type bodyBudget struct {
+	max     int64
+	used    atomic.Int64
+	held    prometheus.GaugeFunc
+	refused prometheus.Counter
+}
+
+func newBodyBudget(reg prometheus.Registerer, max int64) *bodyBudget {
+	b := &bodyBudget{max: max,
+		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "wail_api_request_bytes_refused_total",
+			Help: "Calls refused (resource_exhausted) because api.max_request_bytes_in_flight bytes of request bodies were held."}),
+	}
+	b.held = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wail_api_request_bytes_in_flight",
+		Help: "Bytes of request bodies held (read and not yet done with), up to api.max_request_bytes_in_flight."},
+		func() float64 { return float64(b.used.Load()) })
+	reg.MustRegister(b.held, b.refused)
+	return b
+}
+
+// reserve takes up to n bytes of what is left and returns how many.
+func (b *bodyBudget) reserve(n int64) int64 {
+	for {
+		used := b.used.Load()
+		k := min(n, b.max-used)
+		if k <= 0 {
+			return 0
+		}
+		if b.used.CompareAndSwap(used, used+k) {
+			return k
+		}
+	}
+}
+
+func (b *bodyBudget) give(n int64) { b.used.Add(-n) }
+
+// errBudget is the refusal of a call whose body does not fit.
+func (b *bodyBudget) errBudget(rpc bool) error {
+	b.refused.Inc()
+	err := fmt.Errorf("%d bytes of request bodies are held, the most this server holds at once (api.max_request_bytes_in_flight); "+
+		"retry later, or raise api.max_request_bytes_in_flight if the memory is there", b.max)
+	if !rpc {
+		return err // the endpoint words its own answer (the registry: 422 with this text)
+	}
+	ce := connect.NewError(connect.CodeResourceExhausted, err)
+	if d, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(budgetRetryDelay)}); derr == nil {
+		ce.AddDetail(d)
+	}
+	return ce
+}
+
+// chargedBody charges what is read of a body to the budget; release
+// gives back what it holds. Its reads are sequential (one reader per
+// body); Release and release may come from other goroutines.
+type chargedBody struct {
+	io.ReadCloser
+	b     *bodyBudget
+	rpc   bool
+	taken int64        // since the last Taken (the reader's goroutine)
+	held  atomic.Int64 // charged, not given back
+}
+
+func (c *chargedBody) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return c.ReadCloser.Read(p)
+	}
+	k := c.b.reserve(int64(len(p)))
+	if k == 0 {
+		return 0, c.b.errBudget(c.rpc)
+	}
+	n, err := c.ReadCloser.Read(p[:k])
+	c.b.give(k - int64(n))
+	c.taken += int64(n)
+	c.held.Add(int64(n))
+	return n, err
+}
+
+var _ api.BodyCharge = (*chargedBody)(nil)
+
+// Taken implements api.BodyCharge: the bytes read since its last call.
+func (c *chargedBody) Taken() int64 {
+	n := c.taken
+	c.taken = 0
+	return n
+}
+
+// Release implements api.BodyCharge.
+func (c *chargedBody) Release(n int64) {
+	c.held.Add(-n)
+	c.b.give(n)
+}
+
+// release gives back what the call still holds, when it ends.
+func (c *chargedBody) release() { c.b.give(c.held.Swap(0)) }

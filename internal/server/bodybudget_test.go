@@ -1,0 +1,178 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/internal/config"
+)
+
+// stallBody sends the headers of a Write with a body of n bytes over
+// conn, then n-1 bytes of it, and stops: the server waits for the last
+// byte until api.read_timeout.
+func stallBody(conn net.Conn, host string, n int) {
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\nContent-Length: %d\r\n\r\n",
+		wailv1connect.ProducerServiceWriteProcedure, host, n)
+	if _, err := conn.Write([]byte(head)); err != nil {
+		return
+	}
+	_, _ = conn.Write(make([]byte, n-1)) // fails once a refused request's connection closes
+}
+
+// refusedInFlight checks that err is resource_exhausted naming
+// api.max_request_bytes_in_flight, with a RetryInfo detail.
+func refusedInFlight(t *testing.T, what string, err error) {
+	t.Helper()
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeResourceExhausted || !strings.Contains(ce.Message(), "api.max_request_bytes_in_flight") {
+		t.Fatalf("%s with the bodies in flight at the cap: %v; want resource_exhausted naming api.max_request_bytes_in_flight", what, err)
+	}
+	for _, d := range ce.Details() {
+		if v, err := d.Value(); err == nil {
+			if _, ok := v.(*errdetails.RetryInfo); ok {
+				return
+			}
+		}
+	}
+	t.Errorf("%s: no RetryInfo detail in %v", what, ce)
+}
+
+// TestRequestBodiesInFlightBounded: clients that send most of a large
+// Write body and then stall (each holding what it sent until
+// api.read_timeout) make the server hold at most
+// api.max_request_bytes_in_flight of them over all connections; past it
+// a request gets resource_exhausted naming the setting, with a RetryInfo
+// detail, whether its body's length is known (connect) or not (gRPC);
+// once the stalled clients go, requests are served again. Without the
+// cap, 48 clients held 48 bodies (the clients' bandwidth times
+// api.read_timeout, over api.max_connections times
+// api.max_streams_per_connection calls). Not parallel: it measures the
+// heap.
+func TestRequestBodiesInFlightBounded(t *testing.T) {
+	const body, clients, budget = 2 << 20, 48, 8 << 20
+	c := start(t, func(cfg *config.Config) {
+		cfg.Tables = []config.Table{{Name: "t"}}
+		cfg.API.MaxWriteRequestBytes = body + 1<<10
+		cfg.API.MaxRequestBytesInFlight = budget
+		cfg.API.ReadTimeout = time.Minute // the stalled bodies stay for the test
+	})
+	host := strings.TrimPrefix(c.url, "http://")
+	before := heapBytes()
+	// The first ones fill the budget but for 4 bytes (which their reads
+	// waiting for the last byte reserve): the others are refused, and so
+	// is every request after them.
+	const fill = budget / body
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		for deadline := time.Now().Add(10 * time.Second); i == fill && metric(t, c.url, "wail_api_request_bytes_in_flight") < fill*(body-1); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("wail_api_request_bytes_in_flight never reached the %d bodies that fill the budget", fill)
+			}
+		}
+		conns[i] = rawConn(t, c.url)
+		go stallBody(conns[i], host, body)
+	}
+	var held int64
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		held = heapBytes() - before
+		if held >= clients*body {
+			break
+		}
+	}
+	t.Logf("%d stalled bodies of %d MiB hold %d MiB of heap", clients, body>>20, held>>20)
+	if held > 3*budget {
+		t.Fatalf("%d clients that stalled their %d MiB bodies hold %d MiB of heap; want at most about api.max_request_bytes_in_flight (%d MiB)",
+			clients, body>>20, held>>20, budget>>20)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	write := func(pc wailv1connect.ProducerServiceClient) error {
+		_, err := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+			{Table: "t", Key: []byte("k"), Value: []byte("v")}}}))
+		return err
+	}
+	grpc := wailv1connect.NewProducerServiceClient(h2cClient(t), c.url, connect.WithGRPC())
+	refusedInFlight(t, "a connect Write (length known)", write(c.producer))
+	refusedInFlight(t, "a gRPC Write (length unknown)", write(grpc))
+
+	for _, conn := range conns {
+		conn.Close()
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := write(grpc)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a Write after the stalled clients went: %v", err)
+		}
+	}
+}
+
+// TestWriteStreamBatchesGiveBackTheirBytes: a write stream's batch holds
+// its bytes against api.max_request_bytes_in_flight only until it is
+// answered, so a stream carries more than the budget over its life; a
+// batch that does not fit ends the stream with resource_exhausted naming
+// the setting; and every byte is given back once the calls end.
+func TestWriteStreamBatchesGiveBackTheirBytes(t *testing.T) {
+	t.Parallel()
+	const request, budget = 2 << 20, 3 << 20
+	c := start(t, func(cfg *config.Config) {
+		cfg.API.MaxWriteRequestBytes = request
+		cfg.API.MaxRequestBytesInFlight = budget
+		cfg.API.ReadTimeout = time.Minute
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hc := h2cClient(t)
+	if _, err := wailv1connect.NewAdminServiceClient(hc, c.url).CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 1})); err != nil {
+		t.Fatal(err)
+	}
+	pc := wailv1connect.NewProducerServiceClient(hc, c.url)
+	batch := func(seq uint64, size int) *wailv1.WriteStreamRequest {
+		return &wailv1.WriteStreamRequest{Seq: seq, Mutations: []*wailv1.Mutation{
+			{Table: "t", Key: fmt.Appendf(nil, "k-%d", seq), Value: make([]byte, size)}}}
+	}
+	s := pc.WriteStream(ctx)
+	for seq := uint64(1); seq <= 8; seq++ { // 4 MiB in all
+		if err := s.Send(batch(seq, 512<<10)); err != nil {
+			t.Fatal(err)
+		}
+		if a, err := s.Receive(); err != nil || a.Error != nil {
+			t.Fatalf("batch %d of a stream over more than the budget: %v %v", seq, a, err)
+		}
+	}
+	_ = s.CloseRequest()
+	_ = s.CloseResponse()
+
+	// A stalled Write holds 2 MiB: a 1.5 MiB batch does not fit.
+	stalled := rawConn(t, c.url)
+	go stallBody(stalled, strings.TrimPrefix(c.url, "http://"), request)
+	for deadline := time.Now().Add(10 * time.Second); metric(t, c.url, "wail_api_request_bytes_in_flight") < request-1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled body was never held")
+		}
+	}
+	s = pc.WriteStream(ctx)
+	_ = s.Send(batch(1, 1536<<10)) // fails if the refusal came first: Receive tells it
+	_, err := s.Receive()
+	refusedInFlight(t, "a write stream's batch", err)
+	_ = s.CloseResponse()
+	stalled.Close()
+	for deadline := time.Now().Add(10 * time.Second); metric(t, c.url, "wail_api_request_bytes_in_flight") != 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wail_api_request_bytes_in_flight is %v once every call ended", metric(t, c.url, "wail_api_request_bytes_in_flight"))
+		}
+	}
+}
