@@ -35,6 +35,10 @@ type Services struct {
 	// WriteStream request of more mutations is refused (InvalidArgument)
 	// before any of them is decoded (wirecodec.go).
 	MaxBatch int
+	// MaxMessages, above 0, bounds the messages an AdminService or
+	// EventService request holds: one of more is refused
+	// (InvalidArgument) before it is decoded (submessages.go).
+	MaxMessages int
 }
 
 // Unimplemented are services whose every procedure answers Unimplemented
@@ -86,7 +90,8 @@ func Mount(mux *Mux, s Services, opts ...connect.HandlerOption) {
 			mux.Handle(wailv1connect.ProducerServiceWriteStreamProcedure, writes)
 		}
 	}
-	mux.Handle(wailv1connect.NewAdminServiceHandler(s.Admin, all...))
-	eopts := append(append([]connect.HandlerOption(nil), all...), s.EventOptions...)
+	bounded := append(append([]connect.HandlerOption(nil), all...), boundedCodecs(s.MaxMessages)...)
+	mux.Handle(wailv1connect.NewAdminServiceHandler(s.Admin, bounded...))
+	eopts := append(append([]connect.HandlerOption(nil), bounded...), s.EventOptions...)
 	mux.Handle(wailv1connect.NewEventServiceHandler(s.Events, eopts...))
 }

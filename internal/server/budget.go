@@ -48,6 +48,14 @@ func requestBytes(cfg *config.Config, procedure string) int64 {
 	return cfg.API.MaxAdminRequestBytes
 }
 
+// maxRequestMessages bounds the messages an AdminService or EventService
+// request holds, counted before it is decoded (api.Services.MaxMessages):
+// an Ack holds one per partition of a table, a table's schemas their
+// references; 64 more for the rest.
+func maxRequestMessages(cfg *config.Config) int {
+	return max(int(cfg.Limits.MaxTablePartitions), 2*cfg.SchemaRegistry.MaxReferences) + 64
+}
+
 // capSetting names the settings behind a procedure's cap, for errors.
 func capSetting(procedure string) string {
 	switch procedure {

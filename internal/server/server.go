@@ -429,7 +429,7 @@ func (s *Server) tableCreated(table string) int64 {
 // package health: 200 when ok or degraded, 503 when unhealthy).
 func (s *Server) Handler() http.Handler {
 	mux := api.NewMux()
-	svc := api.Services{Admin: s.adminService(), Events: s.eventService,
+	svc := api.Services{Admin: s.adminService(), Events: s.eventService, MaxMessages: maxRequestMessages(&s.cfg),
 		ProducerOptions: []connect.HandlerOption{connect.WithInterceptors(s.refuseWhenStopping())}}
 	if !s.cfg.API.CompressEvents {
 		// never: see api.compress_events
