@@ -34,7 +34,8 @@ type API struct {
 	// MaxRequestBytesInFlight bounds the bytes of request bodies the
 	// process holds at once, over every connection and call: a body's
 	// bytes are counted as they are read, until its call ends (a write
-	// stream's batch: until it is answered). Past it a call gets
+	// stream's batch: until it is answered; an event stream's request:
+	// until it is read). Past it a call gets
 	// resource_exhausted naming this setting, with a RetryInfo detail.
 	// At least the largest request cap.
 	MaxRequestBytesInFlight int64 `yaml:"max_request_bytes_in_flight"`

@@ -11,22 +11,27 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/config"
 )
 
-// stallBody sends the headers of a Write with a body of n bytes over
-// conn, then n-1 bytes of it, and stops: the server waits for the last
-// byte until api.read_timeout.
+// zeros are the bodies stallBody sends: one buffer for all (each its
+// own would put the clients' bytes in the heap the test measures).
+var zeros = make([]byte, 4<<20)
+
+// stallBody sends the headers of a Write with a body of n bytes (at most
+// 4 MiB) over conn, then n-1 bytes of it, and stops: the server waits for
+// the last byte until api.read_timeout.
 func stallBody(conn net.Conn, host string, n int) {
 	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\nContent-Length: %d\r\n\r\n",
 		wailv1connect.ProducerServiceWriteProcedure, host, n)
 	if _, err := conn.Write([]byte(head)); err != nil {
 		return
 	}
-	_, _ = conn.Write(make([]byte, n-1)) // fails once a refused request's connection closes
+	_, _ = conn.Write(zeros[:n-1]) // fails once a refused request's connection closes
 }
 
 // refusedInFlight checks that err is resource_exhausted naming
@@ -174,5 +179,44 @@ func TestWriteStreamBatchesGiveBackTheirBytes(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("wail_api_request_bytes_in_flight is %v once every call ended", metric(t, c.url, "wail_api_request_bytes_in_flight"))
 		}
+	}
+}
+
+// TestEventStreamsHoldNoBudget: a Subscribe stream lives on after its
+// request arrived, for as long as its client reads; its body is given
+// back to api.max_request_bytes_in_flight once read (what the stream
+// holds, api.max_subscriptions bounds), or streams left open, with
+// large requests, would take the budget from every other call for good.
+func TestEventStreamsHoldNoBudget(t *testing.T) {
+	t.Parallel()
+	const budget = 3 << 20
+	c := start(t, func(cfg *config.Config) {
+		cfg.Tables = []config.Table{{Name: "t"}}
+		cfg.API.MaxWriteRequestBytes = 2 << 20
+		cfg.API.MaxRequestBytesInFlight = budget
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const streams = 8 // of 512 KiB each: more than the budget
+	for range streams {
+		req := &wailv1.SubscribeRequest{Table: "t", From: "latest"}
+		req.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, 1000, protowire.BytesType), make([]byte, 512<<10)))
+		s, err := c.events.Subscribe(ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+	}
+	for deadline := time.Now().Add(10 * time.Second); metric(t, c.url, "wail_api_subscriptions") < streams; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wail_api_subscriptions = %v, want %d", metric(t, c.url, "wail_api_subscriptions"), streams)
+		}
+	}
+	if _, err := c.producer.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+		{Table: "t", Key: []byte("k"), Value: make([]byte, 1<<20)}}})); err != nil {
+		t.Fatalf("a 1 MiB Write with %d event streams open: %v", streams, err)
+	}
+	if got := metric(t, c.url, "wail_api_request_bytes_in_flight"); got != 0 {
+		t.Errorf("wail_api_request_bytes_in_flight = %v with only event streams open, want 0", got)
 	}
 }

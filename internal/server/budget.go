@@ -152,7 +152,8 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if hasBody {
 		_ = rc.SetReadDeadline(time.Now().Add(g.cfg.API.ReadTimeout))
-		body := &chargedBody{ReadCloser: http.MaxBytesReader(w, r.Body, raw), b: g.budget, rpc: isRPC(procedure)}
+		body := &chargedBody{ReadCloser: http.MaxBytesReader(w, r.Body, raw), b: g.budget, rpc: isRPC(procedure),
+			untilEOF: procedure == wailv1connect.EventServiceSubscribeProcedure || procedure == wailv1connect.EventServiceConsumeProcedure}
 		defer body.release()
 		r.Body = &timedBody{ReadCloser: body, rc: rc, timeout: g.cfg.API.ReadTimeout,
 			procedure: procedure, rpc: isRPC(procedure)}
