@@ -59,18 +59,17 @@ func newBodyBudget(reg prometheus.Registerer, max int64) *bodyBudget {
 	return b
 }
 
-// reserve takes up to n bytes of what is left and returns how many.
-func (b *bodyBudget) reserve(n int64) int64 {
-	for {
-		used := b.used.Load()
-		k := min(n, b.max-used)
-		if k <= 0 {
-			return 0
-		}
-		if b.used.CompareAndSwap(used, used+k) {
-			return k
-		}
+// left is what the budget has left.
+func (b *bodyBudget) left() int64 { return b.max - b.used.Load() }
+
+// charge counts n bytes read, unless they take the budget past its max
+// (reads that ran at once, each within what was left when it began).
+func (b *bodyBudget) charge(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
 	}
+	return true
 }
 
 func (b *bodyBudget) give(n int64) { b.used.Add(-n) }
@@ -109,12 +108,17 @@ func (c *chargedBody) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return c.ReadCloser.Read(p)
 	}
-	k := c.b.reserve(int64(len(p)))
-	if k == 0 {
+	// Nothing is reserved while the read waits: a client that sends
+	// nothing must take nothing (a pooled buffer's capacity would have
+	// reserved megabytes).
+	left := c.b.left()
+	if left <= 0 {
 		return 0, c.b.errBudget(c.rpc)
 	}
-	n, err := c.ReadCloser.Read(p[:k])
-	c.b.give(k - int64(n))
+	n, err := c.ReadCloser.Read(p[:min(int64(len(p)), left)])
+	if !c.b.charge(int64(n)) {
+		return 0, c.b.errBudget(c.rpc)
+	}
 	c.taken += int64(n)
 	c.held.Add(int64(n))
 	if err == io.EOF && c.untilEOF {

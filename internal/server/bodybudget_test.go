@@ -220,3 +220,31 @@ func TestEventStreamsHoldNoBudget(t *testing.T) {
 		t.Errorf("wail_api_request_bytes_in_flight = %v with only event streams open, want 0", got)
 	}
 }
+
+// TestAnnouncedBodiesTakeNoBudget: requests that announce large bodies
+// and send none of them take nothing of api.max_request_bytes_in_flight:
+// a Write goes through while they wait.
+func TestAnnouncedBodiesTakeNoBudget(t *testing.T) {
+	t.Parallel()
+	const body = 2 << 20
+	c := start(t, func(cfg *config.Config) {
+		cfg.Tables = []config.Table{{Name: "t"}}
+		cfg.API.MaxWriteRequestBytes = body + 1<<10
+		cfg.API.MaxRequestBytesInFlight = 2 * body
+		cfg.API.ReadTimeout = time.Minute
+	})
+	host := strings.TrimPrefix(c.url, "http://")
+	for range 16 {
+		conn := rawConn(t, c.url)
+		if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/proto\r\nContent-Length: %d\r\n\r\n",
+			wailv1connect.ProducerServiceWriteProcedure, host, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.producer.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+		{Table: "t", Key: []byte("k"), Value: make([]byte, 1<<20)}}})); err != nil {
+		t.Fatalf("a Write while 16 requests announce 2 MiB bodies: %v", err)
+	}
+}
