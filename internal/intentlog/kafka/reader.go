@@ -24,6 +24,10 @@ type reader struct {
 	cl     *kgo.Client
 	closed bool
 	err    error // sticky: an error that came with records, returned next
+	// trunc: a truncation returned, returned again by every Next (the
+	// client reset to where the log diverges and fetches on from there,
+	// below the position: reading on would pass the records between).
+	trunc error
 	// epochs are where the leader epoch of the records read changed, in
 	// offset order: the first is the start (the offset before it, with
 	// the epoch the reader was started with), each other the first record
@@ -107,7 +111,8 @@ func (r *reader) sawEpoch(offset int64, epoch int32) {
 
 // Next returns the next records, blocking until there are some or ctx ends.
 // It returns none, with a moved Position, when a fetch held only
-// transaction markers.
+// transaction markers. A truncation is final: every Next after it returns
+// it again, the position where it was.
 func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 	cl, err := r.client(ctx)
 	if err != nil {
@@ -128,6 +133,11 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 			r.setSticky(err)
 			return recs, nil
 		case err != nil:
+			if errors.Is(err, intentlog.ErrTruncated) {
+				r.mu.Lock()
+				r.trunc = err
+				r.mu.Unlock()
+			}
 			return nil, r.wrap(err)
 		}
 	}
@@ -182,10 +192,11 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 }
 
 // stateErr is ErrClosed once the reader or its log is closed, else the
-// sticky error, if any (which it clears).
+// truncation it returned, if any, else the sticky error, if any (which it
+// clears).
 func (r *reader) stateErr() error {
 	r.mu.Lock()
-	closed, err := r.closed, r.err
+	closed, err, trunc := r.closed, r.err, r.trunc
 	r.err = nil
 	r.mu.Unlock()
 	if closed {
@@ -193,6 +204,9 @@ func (r *reader) stateErr() error {
 	}
 	if err := r.l.checkOpen(); err != nil {
 		return err
+	}
+	if trunc != nil {
+		return trunc
 	}
 	return err
 }

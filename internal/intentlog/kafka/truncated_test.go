@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -342,6 +343,59 @@ func TestTruncationBeforeRecordsOfItsPoll(t *testing.T) {
 		}
 		if r.Position() != 5 || rd.EpochBefore(5) != 0 {
 			t.Fatalf("%s: position %d, epoch before 5 %d; want 5 and 0 unchanged", tc.name, r.Position(), rd.EpochBefore(5))
+		}
+	}
+}
+
+// TestTruncationIsFinal: after a truncation the client has reset to where
+// the log diverges and fetched on (kgo.ErrDataLoss is informational),
+// while the reader's position stayed where it was: a Next after the
+// truncation returned the diverged log's records from the old position
+// on (the new records below it silently passed) and moved the position
+// as if nothing had happened. Every Next after a truncation now returns
+// it again: the reader is done.
+func TestTruncationIsFinal(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := openLog(t, c.ListenAddrs(), nil)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("truncfinal")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*intentlog.Record
+	for i := range 8 {
+		recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	if err := l.Append(ctx, topic, recs); err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	epochEnds(c, 2, 1, &asked) // the epoch the reader starts at ends at 2
+	rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 5, Epoch: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	for i := range 3 {
+		nctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		got, err := rd.Next(nctx)
+		cancel()
+		var tr *intentlog.Truncation
+		if len(got) > 0 || !errors.As(err, &tr) || tr.From != 2 {
+			offs := make([]int64, 0, len(got))
+			for _, r := range got {
+				offs = append(offs, r.Offset)
+			}
+			t.Fatalf("Next #%d after the log diverged at 2 below the start 5 = records %v, %v (position %d); want the truncation from 2 again",
+				i+1, offs, err, rd.Position())
+		}
+		if rd.Position() != 5 {
+			t.Fatalf("Next #%d: position %d; want 5", i+1, rd.Position())
 		}
 	}
 }
