@@ -17,10 +17,11 @@ func held(v bool) func(context.Context) (bool, error) {
 // TestTableDropRemovesItsOwnSinks: a table's drop removed the definitions
 // of every sink of the table's name. A drop that reached them late
 // (another drop finished, the table was created again and given sinks)
-// removed the new table's. It removes the dropped table's (and earlier
-// tables' of the name, left by creates that raced their drops), never a
-// later table's, and those recording no table (the configuration's, an
-// older build's) only while the catalog still holds the dropped table.
+// removed the new table's. It removes the dropped table's, never a later
+// table's, and those recording another table (earlier tables' of the
+// name, left by creates that raced their drops) or none (the
+// configuration's, an older build's) only while the catalog still holds
+// the dropped table.
 func TestTableDropRemovesItsOwnSinks(t *testing.T) {
 	t.Parallel()
 	const dropped = 10 // the dropped table's created_at_us
@@ -38,12 +39,15 @@ func TestTableDropRemovesItsOwnSinks(t *testing.T) {
 		removed []string
 		err     error
 	}{
+		// Held, "again" is no table's created again since (none can
+		// be): an earlier table's, created by a process whose clock was
+		// ahead.
 		{name: "held", drop: TableDrop{Table: testTable, CreatedAtUs: dropped, Held: held(true)},
-			removed: []string{"dropped", "earlier", "unrecorded"}},
+			removed: []string{"again", "dropped", "earlier", "unrecorded"}},
 		{name: "late", drop: TableDrop{Table: testTable, CreatedAtUs: dropped, Held: held(false)},
-			removed: []string{"dropped", "earlier"}},
+			removed: []string{"dropped"}},
 		{name: "held unknown", drop: TableDrop{Table: testTable, CreatedAtUs: dropped},
-			removed: []string{"dropped", "earlier"}},
+			removed: []string{"dropped"}},
 		{name: "created_at unknown, held", drop: TableDrop{Table: testTable, Held: held(true)},
 			removed: []string{"again", "dropped", "earlier", "unrecorded"}},
 		{name: "created_at unknown, late", drop: TableDrop{Table: testTable, Held: held(false)}},
@@ -85,5 +89,47 @@ func TestTableDropRemovesItsOwnSinks(t *testing.T) {
 				t.Errorf("DropTable removed %v, want %v", gone, c.removed)
 			}
 		})
+	}
+}
+
+// TestLateTableDropLeavesSinksOfTableCreatedAgainBehind: created_at is
+// the creating process's clock, so a table created again on a process
+// whose clock is behind the one that created the dropped table records an
+// earlier created_at than the dropped table's. A drop that reached the
+// sinks late (the catalog holds the dropped table no more) removed that
+// table's sinks, as if left by an earlier table of the name: it removes
+// those recording the dropped table only (and, while the catalog holds it,
+// every one of the name: no table of the name can have been created
+// again, whatever the clocks say).
+func TestLateTableDropLeavesSinksOfTableCreatedAgainBehind(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	const dropped = 10 // the dropped table's created_at_us
+	m := New(Options{Backend: &memCatalog{m: map[string][]byte{}}})
+	if _, err := m.defs.change(ctx, func([]*wailv1.Sink) ([]*wailv1.Sink, error) {
+		return []*wailv1.Sink{
+			{Table: testTable, Name: "dropped", TableCreatedAtUs: dropped},
+			{Table: testTable, Name: "again", TableCreatedAtUs: dropped - 2}, // created again, a clock behind
+		}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	late := TableDrop{Table: testTable, CreatedAtUs: dropped, Held: held(false)}
+	names, err := m.DroppedSinks(ctx, late)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"dropped"}) {
+		t.Errorf("DroppedSinks of the late drop = %v, want [dropped] (not the sinks of the table created again)", names)
+	}
+	if err := m.DropTable(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	left, _, err := m.defs.load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0].Name != "again" {
+		t.Errorf("after the late drop the sinks are %v, want the table created again's (again)", left)
 	}
 }

@@ -380,22 +380,23 @@ type TableDrop struct {
 	Held func(ctx context.Context) (bool, error)
 }
 
-// owns: s is a sink of the dropped table. A definition recording the
-// table it was created for (table_created_at_us) is the dropped table's,
-// or an earlier one's of the name (left by a create that raced that
-// table's drop), when it records that table or an earlier one: never a
-// table's created again since, whose created_at is later. One recording
-// none (the configuration's, a definition of an older build) is any
-// table's of the name: the drop's only while held, that is while no
-// table of the name can have been created again.
+// owns: s is a sink of the dropped table. While the catalog holds the
+// dropped table's entry (held), no table of the name can have been created
+// again: every sink of the name is the dropped table's, or an earlier
+// one's (left by a create that raced that table's drop). Once it does not
+// (the drop reached the sinks late), only a definition that records the
+// dropped table (table_created_at_us its created_at) is: one that records
+// another could be a table's created again since, and created_at is the
+// creating process's clock, so a table created again on a process whose
+// clock is behind records an earlier one than the dropped table's.
 func (d TableDrop) owns(s *wailv1.Sink, held bool) bool {
 	switch {
 	case s.GetTable() != d.Table:
 		return false
-	case s.TableCreatedAtUs != 0 && d.CreatedAtUs != 0:
-		return s.TableCreatedAtUs <= d.CreatedAtUs
+	case held:
+		return true
 	default:
-		return held
+		return s.TableCreatedAtUs != 0 && s.TableCreatedAtUs == d.CreatedAtUs
 	}
 }
 
@@ -406,7 +407,7 @@ func (d TableDrop) owns(s *wailv1.Sink, held bool) bool {
 func (d TableDrop) owned(ctx context.Context, sinks []*wailv1.Sink) (own, keep []*wailv1.Sink, err error) {
 	held, asked := false, false
 	for _, s := range sinks {
-		if s.GetTable() == d.Table && (s.TableCreatedAtUs == 0 || d.CreatedAtUs == 0) && !asked {
+		if s.GetTable() == d.Table && !d.owns(s, false) && !asked {
 			asked = true
 			if d.Held != nil {
 				if held, err = d.Held(ctx); err != nil {
