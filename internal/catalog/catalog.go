@@ -476,9 +476,11 @@ type Catalog struct {
 	topicLocks topicLocks
 
 	// makingMu guards making: the tables whose topics a refresh began to
-	// make and did not wait for to the end (provisionBy).
+	// make and did not wait for to the end (provisionBy); and creating:
+	// the makings of creates here (provisionLocked).
 	makingMu sync.Mutex
 	making   map[string]*making
+	creating map[*createMaking]struct{}
 
 	mu       sync.RWMutex
 	tables   map[string]entry

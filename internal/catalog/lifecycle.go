@@ -261,13 +261,17 @@ func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
 // provisionLocked makes t's topics under the shared topic lock of its
 // name: a drop here of an earlier table of the name that deletes topics
 // by name (unprovision) checks its entry and deletes them with no making
-// of them between.
+// of them between. A drop here of t itself ends the making (stopCreates),
+// as it ends a refresh's: it waits for the lock, and a making the log
+// does not answer held it up until its deadline.
 func (c *Catalog) provisionLocked(ctx context.Context, t Table) error {
+	ctx, done := c.startCreate(ctx, t)
+	defer done()
 	if err := c.topicLocks.acquire(ctx, t.Name, false); err != nil {
-		return fmt.Errorf("waiting for a drop here of a table of the name: %w", err)
+		return fmt.Errorf("waiting for a drop here of a table of the name: %w", droppedHere(ctx, err))
 	}
 	defer c.topicLocks.release(t.Name, false)
-	return c.opts.Provisioner.Provision(ctx, t)
+	return droppedHere(ctx, c.opts.Provisioner.Provision(ctx, t))
 }
 
 // undoCreate removes what a failed create made, unless another creator of
@@ -484,9 +488,10 @@ func (c *Catalog) StillDeleting(ctx context.Context, t Table) (bool, error) {
 // that arrives late leaves the topics of a table created again.
 func (c *Catalog) unprovision(ctx context.Context, e entry) (gone bool, err error) {
 	c.stopMaking(e.t.Name)
+	c.stopCreates(e.t)
 	if err := c.topicLocks.acquire(ctx, e.t.Name, true); err != nil {
-		return false, fmt.Errorf("waiting for this process's making of them to end (a catalog refresh began it "+
-			"before the drop, and the log has not answered it): %w", err)
+		return false, fmt.Errorf("waiting for this process's making of them to end (a catalog refresh or a create "+
+			"began it before the drop, and the log has not answered it): %w", err)
 	}
 	defer c.topicLocks.release(e.t.Name, true)
 	if e.t.TopicIDs == nil {

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -29,6 +30,58 @@ func (c *Catalog) stopMaking(name string) {
 	if m != nil {
 		m.cancel()
 	}
+}
+
+// createMaking is the making of a table's topics by a create here
+// (provisionLocked).
+type createMaking struct {
+	name      string
+	createdAt time.Time // of the table it makes them for
+	cancel    context.CancelCauseFunc
+}
+
+// errDroppedHere ends a create's making of a table's topics that a drop
+// here of the table ended.
+var errDroppedHere = errors.New("the table is being dropped here")
+
+// startCreate registers the making of t's topics by a create here; done
+// forgets it.
+func (c *Catalog) startCreate(ctx context.Context, t Table) (_ context.Context, done func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	m := &createMaking{name: t.Name, createdAt: t.CreatedAt, cancel: cancel}
+	c.makingMu.Lock()
+	if c.creating == nil {
+		c.creating = map[*createMaking]struct{}{}
+	}
+	c.creating[m] = struct{}{}
+	c.makingMu.Unlock()
+	return ctx, func() {
+		c.makingMu.Lock()
+		delete(c.creating, m)
+		c.makingMu.Unlock()
+		cancel(nil)
+	}
+}
+
+// stopCreates ends the makings of t's topics by creates here: t is being
+// dropped. Only t's (its created_at): a drop that arrives late leaves
+// the making of a table created again since.
+func (c *Catalog) stopCreates(t Table) {
+	c.makingMu.Lock()
+	defer c.makingMu.Unlock()
+	for m := range c.creating {
+		if m.name == t.Name && m.createdAt.Equal(t.CreatedAt) {
+			m.cancel(errDroppedHere)
+		}
+	}
+}
+
+// droppedHere says so of err when a drop here ended ctx (stopCreates).
+func droppedHere(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), errDroppedHere) {
+		return fmt.Errorf("%w: %w", errDroppedHere, err)
+	}
+	return err
 }
 
 // forgetMakings ends and forgets the makings begun before a reload
