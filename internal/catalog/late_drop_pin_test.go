@@ -32,7 +32,7 @@ func (s *genStore) DropPin(_ context.Context, table string) ([]byte, error) {
 
 func (s *genStore) DropTablePinned(ctx context.Context, table string, pin []byte) error {
 	if len(pin) != 8 {
-		return fmt.Errorf("drop pin %x is not a generation", pin)
+		return fmt.Errorf("%w: drop pin %x is not a generation", store.ErrBadPin, pin)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -362,7 +362,7 @@ func (c *Catalog) remove(ctx context.Context, e entry) error {
 // one (saved by a build without pins: none is read here).
 func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, err error) {
 	if p, ok := c.backend.(store.PinnedDropper); ok && e.t.StorePin != "" {
-		return e, false, p.DropTablePinned(ctx, e.t.Name, []byte(e.t.StorePin))
+		return c.dropPinned(ctx, p, e)
 	}
 	f, ok := c.backend.(store.FencedDropper)
 	if !ok {
@@ -390,6 +390,32 @@ func (c *Catalog) dropRows(ctx context.Context, e entry) (_ entry, gone bool, er
 		e = now
 	}
 	return e, false, fmt.Errorf("%w: its catalog entry kept changing; try again", ErrBusy)
+}
+
+// dropPinned drops the rows of e with the store pin saved in it. A pin
+// the store cannot drop with (damaged; the entry decodes) is read again
+// (pin, from e without it): while the store holds e no table of the name
+// can have been created since, so the pin read now is e's table's, as it
+// is for an entry saved without one. A drop with the damaged pin failed
+// for good, forced or not.
+func (c *Catalog) dropPinned(ctx context.Context, p store.PinnedDropper, e entry) (_ entry, gone bool, err error) {
+	err = p.DropTablePinned(ctx, e.t.Name, []byte(e.t.StorePin))
+	if !errors.Is(err, store.ErrBadPin) {
+		return e, false, err
+	}
+	t := e.t
+	t.StorePin = ""
+	cleared, serr := c.swap(ctx, e.spec, t, false, false)
+	if serr != nil {
+		if errors.Is(serr, errLost) {
+			serr = fmt.Errorf("%w: its catalog entry changed meanwhile; try again", ErrBusy)
+		}
+		return e, false, fmt.Errorf("%w; removing it from the entry: %w", err, serr)
+	}
+	if e, gone, err = c.pin(ctx, cleared); err != nil || gone {
+		return e, gone, err
+	}
+	return e, false, p.DropTablePinned(ctx, e.t.Name, []byte(e.t.StorePin))
 }
 
 // pin saves in e, an entry marked deleting, what identifies the table's

@@ -244,9 +244,13 @@ type PinnedDropper interface {
 	DropPin(ctx context.Context, table string) ([]byte, error)
 	// DropTablePinned drops, as DropTable does, the room of table that
 	// pin (from DropPin) identifies, and never a room the table got after
-	// it; idempotent.
+	// it; idempotent. A pin it cannot read fails with ErrBadPin.
 	DropTablePinned(ctx context.Context, table string, pin []byte) error
 }
+
+// ErrBadPin: a pin a PinnedDropper cannot drop with (damaged: not one
+// its DropPin returns).
+var ErrBadPin = errors.New("not a drop pin of this store")
 
 var tableName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 

@@ -359,7 +359,7 @@ func (s *Store) dropTablePinned(ctx context.Context, table string, pin []byte) e
 		return err
 	}
 	if len(pin) != 8 || int64(binary.BigEndian.Uint64(pin)) < 0 {
-		return fmt.Errorf("drop pin %x is not a generation", pin)
+		return fmt.Errorf("%w: drop pin %x is not a generation", store.ErrBadPin, pin)
 	}
 	gen := int64(binary.BigEndian.Uint64(pin))
 	return s.tables.Drop(table, func() error {
