@@ -20,7 +20,7 @@ func TestDropEndsStuckCreateHere(t *testing.T) {
 	st := openStore(t)
 	prov := stuckTopics{topics: newTopics(), table: "stuck", release: make(chan struct{})}
 	defer close(prov.release)
-	cat := openCatalog(t, st, prov, func(o *Options) { o.Refresh = 20 * time.Millisecond })
+	cat := openCatalog(t, st, prov, func(o *Options) { o.Refresh = 100 * time.Millisecond })
 	created := make(chan error, 1)
 	go func() {
 		_, _, err := cat.Create(ctx, Table{Name: "stuck", Partitions: 1})
