@@ -60,6 +60,13 @@ type API struct {
 	// SubscriptionBufferBytes bounds the events a stream holds read ahead
 	// of its client (one event larger than this still passes alone).
 	SubscriptionBufferBytes int `yaml:"subscription_buffer_bytes"`
+	// MaxSubscriptionBufferedBytes bounds the events every stream of the
+	// process holds read ahead of its client, all together. Past it a
+	// stream holding events reads no further until its client took them,
+	// and one holding none still reads one batch: clients that read
+	// slowly get back-pressure, not errors, and never stop the others. At
+	// least subscription_buffer_bytes.
+	MaxSubscriptionBufferedBytes int64 `yaml:"max_subscription_buffered_bytes"`
 	// SnapshotMaxKeys bounds the keys a from "snapshot" stream remembers
 	// while its snapshot runs (the chunks in flight, and the keys that
 	// got an event meanwhile); past it the stream fails with
@@ -119,9 +126,12 @@ func defaultAPI() API {
 		// host stays well below.
 		MaxSubscriptionsPerClient: 64,
 		SubscriptionBufferBytes:   4 << 20,
-		SnapshotMaxKeys:           1_000_000,
-		SnapshotChunkKeys:         512,
-		GroupLeaseTimeout:         30 * time.Second,
+		// 128 streams' full buffers; at max_subscriptions, clients that
+		// read nothing held 4 GiB.
+		MaxSubscriptionBufferedBytes: 512 << 20,
+		SnapshotMaxKeys:              1_000_000,
+		SnapshotChunkKeys:            512,
+		GroupLeaseTimeout:            30 * time.Second,
 		// A producer client opens one stream and multiplexes on it.
 		MaxWriteStreams: 1024, MaxWriteStreamsPerClient: 64, WriteStreamInFlight: 8,
 	}
@@ -179,6 +189,9 @@ func (c *Config) validateAPI() []error {
 	check(a.WriteStreamInFlight >= 8 && a.WriteStreamInFlight <= 1024,
 		"api.write_stream_in_flight %d out of range 8..1024 (a Go producer sends up to 8 batches at once; each must be read at once)", a.WriteStreamInFlight)
 	check(a.SubscriptionBufferBytes >= 64<<10, "api.subscription_buffer_bytes %d is below 64 KiB", a.SubscriptionBufferBytes)
+	check(a.MaxSubscriptionBufferedBytes >= int64(a.SubscriptionBufferBytes) && a.MaxSubscriptionBufferedBytes <= 1<<40,
+		"api.max_subscription_buffered_bytes %d out of range %d..%d (at least api.subscription_buffer_bytes)",
+		a.MaxSubscriptionBufferedBytes, a.SubscriptionBufferBytes, int64(1)<<40)
 	check(a.GroupLeaseTimeout >= 100*time.Millisecond, "api.group_lease_timeout %s is below 100ms", a.GroupLeaseTimeout)
 	check(a.SnapshotChunkKeys >= 1 && a.SnapshotChunkKeys <= 100_000, "api.snapshot_chunk_keys %d out of range 1..100000", a.SnapshotChunkKeys)
 	check(a.SnapshotMaxKeys >= 8*a.SnapshotChunkKeys, "api.snapshot_max_keys %d is below 8 chunks (8 * api.snapshot_chunk_keys = %d)",

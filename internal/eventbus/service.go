@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/readahead"
 )
 
 // clockSkew is how far before a version's time a subscription from that
@@ -26,6 +26,9 @@ type Limits struct {
 	// BufferBytes bounds the events one stream holds read ahead of its
 	// client (an event larger than this passes alone).
 	BufferBytes int64
+	// Pool counts (and, with a max, bounds) what every stream of the
+	// process holds read ahead (api.max_subscription_buffered_bytes).
+	Pool *readahead.Pool
 }
 
 // Service is what wail.v1.EventService serves on a bus (its handlers are
@@ -170,7 +173,8 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	core.after, core.created = after, created
 	out := make(chan batch, 64)
 	per := int(min(max(msg.MaxBatchEvents, 0), MaxBatchEvents))
-	buf := newBudget(s.limits.BufferBytes)
+	buf := s.limits.Pool.Stream(s.limits.BufferBytes)
+	defer buf.Close() // after g.Wait: what is still queued goes back to the pool
 	for p := int32(0); p < n; p++ {
 		end := int64(-1)
 		if until != nil {
@@ -218,7 +222,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 			if err == nil {
 				err = sendAll(send, pack(resps, per))
 			}
-			buf.release(size)
+			buf.Release(size)
 			if err != nil {
 				return err
 			}
@@ -273,7 +277,7 @@ func sendAll(send func(*wailv1.SubscribeResponse) error, resps []*wailv1.Subscri
 
 // follow reads one partition from off and hands its events to out, up to
 // end (-1: forever).
-func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, encoded bool, buf *budget, out chan<- batch) error {
+func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	topic := Topic(table)
 	for end < 0 || off < end {
 		r, err := s.bus.log.NewReader(topic, p, off)
@@ -308,8 +312,13 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 }
 
 // pump reads r until end (-1: until an error).
-func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, encoded bool, buf *budget, out chan<- batch) error {
+func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	for end < 0 || r.Position() < end {
+		// Past the process's budget, not before the client took what
+		// the stream holds: a batch read would wait here, uncounted.
+		if err := buf.Wait(ctx); err != nil {
+			return err
+		}
 		recs, err := r.Next(ctx)
 		if err != nil {
 			return err
@@ -323,13 +332,13 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int
 			b.events = append(b.events, ev)
 			b.size += int64(len(recs[i].Key) + len(recs[i].Value))
 		}
-		if b.size, err = buf.acquire(ctx, b.size); err != nil {
+		if b.size, err = buf.Acquire(ctx, b.size); err != nil {
 			return err
 		}
 		select {
 		case out <- b:
 		case <-ctx.Done():
-			buf.release(b.size)
+			buf.Release(b.size)
 			return ctx.Err()
 		}
 	}
@@ -404,39 +413,6 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 		}
 	}
 	return offsets, st.AfterVersion, nil
-}
-
-// budget bounds the bytes of events a stream holds between reading them
-// and sending them (nil: unbounded).
-type budget struct {
-	sem *semaphore.Weighted
-	max int64
-}
-
-func newBudget(max int64) *budget {
-	if max <= 0 {
-		return nil
-	}
-	return &budget{sem: semaphore.NewWeighted(max), max: max}
-}
-
-// acquire waits until n bytes (at most the whole budget) are free and
-// returns how many it took.
-func (b *budget) acquire(ctx context.Context, n int64) (int64, error) {
-	if b == nil {
-		return 0, nil
-	}
-	n = min(max(n, 1), b.max)
-	if err := b.sem.Acquire(ctx, n); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
-func (b *budget) release(n int64) {
-	if b != nil && n > 0 {
-		b.sem.Release(n)
-	}
 }
 
 func unknownTable(table string) error {

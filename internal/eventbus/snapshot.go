@@ -10,6 +10,7 @@ import (
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/readahead"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -105,7 +106,7 @@ type pendingChunk struct {
 // snapshot scans the table's keys in chunks, reads each key's row and
 // hands the rows to out, then for each chunk the mark past which the
 // stream may forget its keys (see DESIGN.md, "Snapshot, then stream").
-func (s *Service) snapshot(ctx context.Context, table string, n int32, buf *budget, out chan<- snapshotMsg) error {
+func (s *Service) snapshot(ctx context.Context, table string, n int32, buf *readahead.Stream, out chan<- snapshotMsg) error {
 	c := s.snapshots
 	slots := make(chan struct{}, orDefault(c.Chunks, 8))
 	pending := make(chan pendingChunk, cap(slots))
@@ -119,6 +120,9 @@ func (s *Service) snapshot(ctx context.Context, table string, n int32, buf *budg
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
+				return nil
+			}
+			if buf.Wait(ctx) != nil {
 				return nil
 			}
 			page, err := c.Source.ScanKeys(ctx, table, after, limit)
@@ -139,13 +143,13 @@ func (s *Service) snapshot(ctx context.Context, table string, n int32, buf *budg
 				keys[i] = string(r.key)
 				m.size += int64(len(r.key) + len(r.value))
 			}
-			if m.size, err = buf.acquire(ctx, m.size); err != nil {
+			if m.size, err = buf.Acquire(ctx, m.size); err != nil {
 				return nil
 			}
 			select {
 			case out <- m:
 			case <-ctx.Done():
-				buf.release(m.size)
+				buf.Release(m.size)
 				return nil
 			}
 			select {

@@ -14,6 +14,7 @@ import (
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/readahead"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -329,7 +330,7 @@ func TestSnapshotChunkTakesItsBytes(t *testing.T) {
 	defer cancel()
 	out := make(chan snapshotMsg, 8)
 	done := make(chan error, 1)
-	go func() { done <- svc.snapshot(ctx, "t", 2, newBudget(1<<20), out) }()
+	go func() { done <- svc.snapshot(ctx, "t", 2, readahead.NewPool(0).Stream(1<<20), out) }()
 	select {
 	case m := <-out:
 		if want := int64(len("k0value0key1v1")); len(m.rows) != 2 || m.size != want {

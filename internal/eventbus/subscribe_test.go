@@ -16,6 +16,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/readahead"
 )
 
 // streams is a Service on a memLog with a table "t", served, a client
@@ -330,7 +331,7 @@ func TestPumpHoldsItsBudget(t *testing.T) {
 	defer cancel()
 	upserts(t, b, 1, 2, 3, 4, 5, 6)
 	size := int64(len(log.parts[Topic("t")][0].recs[0].Value))
-	budget := newBudget(2 * size)
+	budget := readahead.NewPool(0).Stream(2 * size)
 	r, err := log.NewReader(Topic("t"), 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +357,7 @@ func TestPumpHoldsItsBudget(t *testing.T) {
 	if d.size != 2*size || len(d.events) != 2 || d.events[0].event.Version != 1 || d.next != 2 {
 		t.Fatalf("batch %+v, want versions 1 and 2 taking %d bytes", d, 2*size)
 	}
-	budget.release(d.size)
+	budget.Release(d.size)
 	held(1)
 	cancel()
 	select {

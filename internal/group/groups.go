@@ -13,6 +13,7 @@ import (
 
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/readahead"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -91,8 +92,10 @@ type Groups struct {
 	snaps map[[2]string]*snapLocal // start "snapshot" snapshots on this process (snapclaim.go)
 
 	// readAhead bounds the record bytes each member holds read ahead of
-	// its stream (0: only by sessionBuffer messages): WithReadAhead.
+	// its stream (0: only by sessionBuffer messages), within pool (nil:
+	// none): WithReadAhead.
 	readAhead int64
+	pool      *readahead.Pool
 }
 
 // WithLogger sets where the groups log (default slog.Default(); Share's
@@ -108,10 +111,12 @@ func (g *Groups) WithLogger(l *slog.Logger) *Groups {
 // read ahead of its stream to max (api.subscription_buffer_bytes, as a
 // Subscribe stream's): a message's bytes count from when its partition's
 // reader queues it until the member asks for the next message, after
-// sending it. A batch larger than max takes the whole budget. Call it
-// before members join.
-func (g *Groups) WithReadAhead(max int64) *Groups {
-	g.readAhead = max
+// sending it. A batch larger than max takes the whole budget. Every
+// member's read-ahead is also taken from pool (nil: none), the process's
+// (api.max_subscription_buffered_bytes), shared with Subscribe streams.
+// Call it before members join.
+func (g *Groups) WithReadAhead(max int64, pool *readahead.Pool) *Groups {
+	g.readAhead, g.pool = max, pool
 	return g
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/readahead"
 )
 
 // TestMemberReadAheadBounded: a member whose stream does not take its
@@ -32,7 +33,7 @@ func TestMemberReadAheadBounded(t *testing.T) {
 	tb := Table{Name: "t", Topic: "ev", Partitions: 1}
 	for _, budget := range []int64{4 << 20, 1} {
 		t.Run(fmt.Sprint(budget), func(t *testing.T) {
-			g := New(l, time.Minute).WithReadAhead(budget)
+			g := New(l, time.Minute).WithReadAhead(budget, nil)
 			defer g.Close()
 			s, err := g.Join(ctx, tb, fmt.Sprint("g", budget), "m", false)
 			if err != nil {
@@ -81,4 +82,89 @@ func peek(s *Session) []Message {
 		s.out <- m
 	}
 	return ms
+}
+
+// TestMembersReadAheadBoundedProcessWide: members whose streams take
+// nothing hold, all together, about the process's read-ahead budget
+// (api.max_subscription_buffered_bytes, shared with Subscribe streams),
+// not each its own; past it each holds at most one batch (a log read),
+// so a member that reads still gets every record; and members that left
+// give back what they held.
+func TestMembersReadAheadBoundedProcessWide(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	if err := l.CreateTopic(ctx, "ev", 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		records = 64 // 4 MiB
+		member  = 4 << 20
+		budget  = 2 << 20
+		stalled = 8
+		batch   = 1<<20 + 64<<10 // an embedded log read: about 1 MiB
+	)
+	value := make([]byte, 64<<10)
+	for i := range records {
+		if err := l.Append(ctx, "ev", []*intentlog.Record{{Key: fmt.Appendf(nil, "k%d", i), Value: value}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb := Table{Name: "t", Topic: "ev", Partitions: 1}
+	pool := readahead.NewPool(budget)
+	g := New(l, time.Minute).WithReadAhead(member, pool)
+	defer g.Close()
+	var members []*Session
+	for i := range stalled {
+		s, err := g.Join(ctx, tb, fmt.Sprint("stalled", i), "m", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, s)
+		if m := next(t, s); m.Granted == nil {
+			t.Fatalf("first message %+v, want the grant", m)
+		}
+		// The stream sends that and takes nothing more.
+	}
+	held := settled(pool.Used)
+	t.Logf("%d members that take nothing hold %.1f MiB read ahead (each may hold %d MiB; the process %d MiB)",
+		stalled, float64(held)/(1<<20), member>>20, budget>>20)
+	if limit := int64(budget + stalled*batch); held > limit {
+		t.Fatalf("%d members that take nothing hold %d bytes read ahead, more than the process's budget (%d) and one batch each (%d)",
+			stalled, held, budget, limit)
+	}
+	if pool.Waits() == 0 {
+		t.Fatal("no member waited for the process's budget: the test does not fill it")
+	}
+
+	s, err := g.Join(ctx, tb, "reads", "m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, s); m.Granted == nil {
+		t.Fatalf("first message %+v, want the grant", m)
+	}
+	for got := 0; got < records; {
+		got += len(next(t, s).Records)
+	}
+	for _, m := range append(members, s) {
+		m.Leave()
+	}
+	if n := pool.Used(); n != 0 {
+		t.Fatalf("the members left and %d bytes are still counted read ahead", n)
+	}
+}
+
+// settled waits until f returns the same value 10 times in a row, 20 ms
+// apart, and returns it.
+func settled(f func() int64) int64 {
+	last, stable := f(), 0
+	for deadline := time.Now().Add(10 * time.Second); stable < 10 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if n := f(); n == last {
+			stable++
+		} else {
+			last, stable = n, 0
+		}
+	}
+	return last
 }

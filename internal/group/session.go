@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/readahead"
 )
 
 // Message is what a member's stream sends: partitions granted or revoked,
@@ -51,9 +50,8 @@ type Session struct {
 	// budget bounds the record bytes read ahead (Groups.WithReadAhead;
 	// nil: unbounded); sent is what the message Next returned last holds,
 	// released at the next call, once the stream sent it.
-	budget    *semaphore.Weighted
-	budgetMax int64
-	sent      int64
+	budget *readahead.Stream
+	sent   int64
 	// sending is when Next last returned a message, zero once the stream
 	// asked for the next (it sent that one): a stream that takes no
 	// message for longer than the lease is stuck (its client stopped
@@ -89,9 +87,7 @@ func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest Star
 	}
 	s := &Session{gr: gr, id: id, out: make(chan Message, sessionBuffer), done: make(chan struct{}),
 		readers: map[int32]context.CancelFunc{}, signal: make(chan struct{}, 1)}
-	if g.readAhead > 0 {
-		s.budget, s.budgetMax = semaphore.NewWeighted(g.readAhead), g.readAhead
-	}
+	s.budget = g.pool.Stream(g.readAhead)
 	gr.sessions[id] = s
 	gr.apply(ch)
 	g.kickSync()
@@ -215,6 +211,7 @@ func (s *Session) end(why error) {
 	for _, cancel := range s.readers {
 		cancel()
 	}
+	s.budget.Close() // what is queued goes back to the process's budget
 	s.err = why
 	close(s.done)
 }
@@ -327,6 +324,12 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 		}
 		s.setReader(gt.Partition, gt.Epoch, r)
 		for {
+			// Past the process's budget, not before the stream took
+			// what the member holds: a batch read would wait, uncounted.
+			if s.budget.Wait(ctx) != nil {
+				r.Close()
+				return nil
+			}
 			recs, err := r.Next(ctx)
 			if err != nil {
 				r.Close()
@@ -369,12 +372,9 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 					size += recordBytes(&rec)
 				}
 			}
-			if s.budget != nil {
-				m.held = min(max(size, 1), s.budgetMax)
-				if err := s.budget.Acquire(ctx, m.held); err != nil {
-					r.Close()
-					return nil // ctx ended: the reader stops
-				}
+			if m.held, err = s.budget.Acquire(ctx, size); err != nil {
+				r.Close()
+				return nil // ctx ended: the reader stops
 			}
 			select {
 			case s.out <- m:
@@ -457,9 +457,7 @@ func (s *Session) outOfRange(ctx context.Context, topic string, p int32, pos int
 
 // release gives n bytes back to the read-ahead budget.
 func (s *Session) release(n int64) {
-	if s.budget != nil && n > 0 {
-		s.budget.Release(n)
-	}
+	s.budget.Release(n)
 }
 
 // recordBytes is what a record counts against the read-ahead budget.

@@ -50,6 +50,7 @@ import (
 	"github.com/wail-cdc/wail/internal/landing"
 	"github.com/wail-cdc/wail/internal/lease"
 	"github.com/wail-cdc/wail/internal/proxy"
+	"github.com/wail-cdc/wail/internal/readahead"
 	"github.com/wail-cdc/wail/internal/resolver"
 	"github.com/wail-cdc/wail/internal/schemaregistry"
 	"github.com/wail-cdc/wail/internal/sink"
@@ -128,6 +129,9 @@ type Server struct {
 	// bodies counts the request bodies held
 	// (api.max_request_bytes_in_flight).
 	bodies *bodyBudget
+	// readAhead is what event streams hold read ahead of their clients
+	// (api.max_subscription_buffered_bytes).
+	readAhead *readahead.Pool
 	// httpLog takes net/http's lines (httplog.go).
 	httpLog *httpLog
 	// guard authenticates and authorizes requests; tls is the API port's
@@ -166,6 +170,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.writeStreams = s.writeStreamLimits()
 	s.conns = newConnLimit(s.registry, cfg.API.MaxConnections)
 	s.bodies = newBodyBudget(s.registry, cfg.API.MaxRequestBytesInFlight)
+	s.readAhead = newReadAhead(s.registry, cfg.API.MaxSubscriptionBufferedBytes)
 	s.httpLog = newHTTPLog(s.logger, s.registry)
 	s.clockWatch = newClockWatch(s.registry)
 	if err := s.openSecurity(); err != nil {
@@ -288,7 +293,7 @@ func (s *Server) open(ctx context.Context) error {
 			Recheck: s.guard.Rechecker, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
 			MaxTails: cfg.Console.MaxTails, MaxHistories: cfg.Console.MaxHistories, HistoryScan: cfg.Console.HistoryRecords, AllowedOrigins: cfg.Console.AllowedOrigins})
 	}
-	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes)).WithLogger(s.logger)
+	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes), s.readAhead).WithLogger(s.logger)
 	var sharing *group.Sharing
 	if cfg.Store.Kind != config.StorePebble && cfg.Log.Kind == config.LogKafka {
 		// Several processes may serve one group's members, and run
@@ -298,7 +303,7 @@ func (s *Server) open(ctx context.Context) error {
 		groups.Share(*sharing)
 	}
 	s.registry.MustRegister(groups.Collector())
-	s.events = eventbus.NewService(s.bus, s.partitions).WithTableCreated(s.tableCreated).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes)}).
+	s.events = eventbus.NewService(s.bus, s.partitions).WithTableCreated(s.tableCreated).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes), Pool: s.readAhead}).
 		WithSnapshots(s.snapshots()).WithGroups(groups)
 	s.eventService = api.NewEventService(s.events).WithLimits(s.streams)
 	sinkTLS, err := api.ClientTLS(cfg.Sinks.TLS, cfg.Security.ReloadInterval, s.reloadProblem(sinksTLSComponent,
