@@ -90,3 +90,23 @@ func TestPoolPastItsMax(t *testing.T) {
 		t.Fatalf("closed, a take: %d %v, pool at %d; want none counted", n, err, p.Used())
 	}
 }
+
+// BenchmarkAcquireRelease: a batch's cost on a stream within its pool
+// (the hot path: Wait, Acquire, Release), against a stream without one.
+func BenchmarkAcquireRelease(b *testing.B) {
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name string
+		s    *Stream
+	}{{"stream", (*Pool)(nil).Stream(4 << 20)}, {"stream+pool", NewPool(512 << 20).Stream(4 << 20)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					_ = bc.s.Wait(ctx)
+					n, _ := bc.s.Acquire(ctx, 64<<10)
+					bc.s.Release(n)
+				}
+			})
+		})
+	}
+}
