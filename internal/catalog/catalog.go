@@ -481,6 +481,12 @@ type Catalog struct {
 	makingMu sync.Mutex
 	making   map[string]*making
 	creating map[*createMaking]struct{}
+	// made: the created_at of the table whose topics this process made
+	// last, per name (ReleaseTopics). releasing: the releases of each
+	// name running (releasesBegin); released is closed when one ends.
+	made      map[string]time.Time
+	releasing map[string]int
+	released  chan struct{}
 
 	mu       sync.RWMutex
 	tables   map[string]entry
@@ -618,6 +624,10 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 	for name, err := range reported {
 		c.report(name, err)
 	}
+	// Registered with the outcome: a create here that reads the store
+	// from now on finds the table gone, and its making waits for the
+	// release of the dropped one.
+	defer c.releasesBegin(release)()
 	c.opMu.Unlock()
 	c.announce(announce)
 	if c.opts.Release != nil {

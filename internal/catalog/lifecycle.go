@@ -267,11 +267,18 @@ func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
 func (c *Catalog) provisionLocked(ctx context.Context, t Table) error {
 	ctx, done := c.startCreate(ctx, t)
 	defer done()
+	if err := c.awaitReleases(ctx, t.Name); err != nil {
+		return droppedHere(ctx, err)
+	}
 	if err := c.topicLocks.acquire(ctx, t.Name, false); err != nil {
 		return fmt.Errorf("waiting for a drop here of a table of the name: %w", droppedHere(ctx, err))
 	}
 	defer c.topicLocks.release(t.Name, false)
-	return droppedHere(ctx, c.opts.Provisioner.Provision(ctx, t))
+	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
+		return droppedHere(ctx, err)
+	}
+	c.madeFor(t)
+	return nil
 }
 
 // undoCreate removes what a failed create made, unless another creator of
@@ -526,7 +533,11 @@ func (c *Catalog) unprovision(ctx context.Context, e entry) (gone bool, err erro
 			return !held, err
 		}
 	}
-	return false, c.opts.Provisioner.Unprovision(ctx, e.t)
+	if err := c.opts.Provisioner.Unprovision(ctx, e.t); err != nil {
+		return false, err
+	}
+	c.unmade(e.t)
+	return false, nil
 }
 
 func (c *Catalog) wrap(op, name string, err error) error {

@@ -186,6 +186,9 @@ func (c *Catalog) awaitMaking(ctx context.Context, name string, m *making, deadl
 // the drop (orphans, on which a create of the name with another partition
 // count failed). A table gone or going is not served, without a problem.
 func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bool, err error) {
+	if err := c.awaitReleases(ctx, t.Name); err != nil {
+		return false, fmt.Errorf("catalog: table %s is not served here: %w", t.Name, err)
+	}
 	if err := c.topicLocks.acquire(ctx, t.Name, false); err != nil {
 		return false, fmt.Errorf("catalog: table %s is not served here: waiting for a drop of it here: %w", t.Name, err)
 	}
@@ -202,6 +205,7 @@ func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bo
 	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
 		return false, fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
 	}
+	c.madeFor(t)
 	return true, nil
 }
 
@@ -267,5 +271,108 @@ func (l *topicLocks) release(name string, exclusive bool) {
 	if l.changed != nil {
 		close(l.changed)
 		l.changed = nil
+	}
+}
+
+// madeFor notes that this process made t's topics (under the topic lock
+// of its name): until a table of the name is made again here, the topics
+// on a log of this process's own are t's (ReleaseTopics).
+func (c *Catalog) madeFor(t Table) {
+	c.makingMu.Lock()
+	defer c.makingMu.Unlock()
+	if c.made == nil {
+		c.made = map[string]time.Time{}
+	}
+	c.made[t.Name] = t.CreatedAt
+}
+
+// unmade forgets that this process made t's topics: they were deleted.
+func (c *Catalog) unmade(t Table) {
+	c.makingMu.Lock()
+	defer c.makingMu.Unlock()
+	if at, ok := c.made[t.Name]; ok && at.Equal(t.CreatedAt) {
+		delete(c.made, t.Name)
+	}
+}
+
+// ReleaseTopics deletes, with del, the topics of t on a log of this
+// process's own (Options.Release: another process dropped t, maybe
+// created the name again, and cannot delete them): under the exclusive
+// topic lock of the name, and only while they are still t's, no table of
+// the name having been made here since. By name, without the lock, a
+// create of the name through this process between the refresh's decision
+// and the deletion lost the topics it had just made (a ready table that
+// could not take writes, or whose acknowledged writes were lost). The
+// makings of the name's topics here wait meanwhile for the release
+// (awaitReleases): they make the new table's after the deletion, rather
+// than take over the dropped table's topics with its records.
+func (c *Catalog) ReleaseTopics(ctx context.Context, t Table, del func(context.Context) error) error {
+	if err := c.topicLocks.acquire(ctx, t.Name, true); err != nil {
+		return fmt.Errorf("waiting for this process's making of its topics to end: %w", err)
+	}
+	defer c.topicLocks.release(t.Name, true)
+	c.makingMu.Lock()
+	at, ok := c.made[t.Name]
+	c.makingMu.Unlock()
+	if ok && !at.Equal(t.CreatedAt) {
+		return nil // a table of the name made here since: its topics now
+	}
+	if err := del(ctx); err != nil {
+		return err
+	}
+	c.unmade(t)
+	return nil
+}
+
+// releasesBegin registers the releases of ts that a refresh is about to
+// run (call under opMu, as the refresh caches its outcome): a making of
+// a table of their names here, begun from then on, waits for them
+// (awaitReleases). end says they ended.
+func (c *Catalog) releasesBegin(ts []Table) (end func()) {
+	if len(ts) == 0 || c.opts.Release == nil {
+		return func() {}
+	}
+	c.makingMu.Lock()
+	if c.releasing == nil {
+		c.releasing = map[string]int{}
+	}
+	for _, t := range ts {
+		c.releasing[t.Name]++
+	}
+	c.makingMu.Unlock()
+	return func() {
+		c.makingMu.Lock()
+		defer c.makingMu.Unlock()
+		for _, t := range ts {
+			if c.releasing[t.Name]--; c.releasing[t.Name] <= 0 {
+				delete(c.releasing, t.Name)
+			}
+		}
+		if c.released != nil {
+			close(c.released)
+			c.released = nil
+		}
+	}
+}
+
+// awaitReleases waits until no release of a table of the name runs here
+// (releasesBegin), or fails with ctx's error.
+func (c *Catalog) awaitReleases(ctx context.Context, name string) error {
+	for {
+		c.makingMu.Lock()
+		if c.releasing[name] == 0 {
+			c.makingMu.Unlock()
+			return nil
+		}
+		if c.released == nil {
+			c.released = make(chan struct{})
+		}
+		released := c.released
+		c.makingMu.Unlock()
+		select {
+		case <-released:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for this process's release of the topics of a table of the name dropped elsewhere: %w", ctx.Err())
+		}
 	}
 }

@@ -217,8 +217,10 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	// Only this process's topics: the sinks' definitions are the dropping
 	// process's to delete (the table may be created again already, with
 	// sinks of its own; their dead letters' topics are on the log of the
-	// process that runs them).
-	return s.deleteTopics(ctx, t.Name, nil)
+	// process that runs them). By name: under the exclusive topic lock of
+	// the name, and only while they are still t's (a create of the name
+	// through this process since made them for the new table).
+	return s.catalog.ReleaseTopics(ctx, t, func(ctx context.Context) error { return s.deleteTopics(ctx, t.Name, nil) })
 }
 
 // tableTopics are the topics of a table: intents, events, dead letters.
