@@ -65,6 +65,9 @@ func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 		if err := p.s.deleteTopicIDs(ctx, *t.TopicIDs); err != nil {
 			return err
 		}
+		if err := p.s.deleteLettersLeft(ctx, t, drop); err != nil {
+			return err
+		}
 	} else if err := p.s.deleteTopics(ctx, t.Name, names); err != nil {
 		return err
 	}
@@ -121,6 +124,46 @@ func (p topics) TopicIDs(ctx context.Context, t catalog.Table) (catalog.TopicIDs
 		return nil, err
 	}
 	return catalog.TopicIDs(ids), nil
+}
+
+// deleteLettersLeft deletes the dead letters' topics of the sinks of t (a
+// table marked deleting, its topics' ids saved) that the saved ids miss: a
+// sink that dead-lettered for the first time after the ids were saved
+// made its topic then. Left, it was taken over by a sink of the same name
+// of a table created again under the name, which listed and redrove the
+// dropped table's letters. They are deleted by the ids they have, read
+// while the catalog still holds t's entry (read first, then the entry):
+// no table of the name can have been created again before that, so the
+// topics are t's sinks', never a table's created again.
+func (s *Server) deleteLettersLeft(ctx context.Context, t catalog.Table, drop sink.TableDrop) error {
+	d, ok := s.log.(intentlog.TopicIDDeleter)
+	if !ok || s.sinks == nil {
+		return nil
+	}
+	names, err := s.sinks.DroppedSinks(ctx, drop)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	letters := make([]string, 0, len(names))
+	for _, n := range names {
+		letters = append(letters, sink.DeadLetterTopic(t.Name, n))
+	}
+	ids, err := d.TopicIDs(ctx, letters...)
+	if err != nil {
+		return fmt.Errorf("the ids of the dead letters' topics of the sinks of %s: %w", t.Name, err)
+	}
+	for topic, id := range ids {
+		if saved, ok := (*t.TopicIDs)[topic]; ok && saved == id {
+			delete(ids, topic) // deleted by the saved id
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if held, err := s.catalog.StillDeleting(ctx, t); err != nil || !held {
+		return err
+	}
+	return s.deleteTopicIDs(ctx, catalog.TopicIDs(ids))
 }
 
 // deleteTopicIDs deletes topics by the ids they had; a topic gone, or made
