@@ -481,10 +481,11 @@ type Catalog struct {
 	makingMu sync.Mutex
 	making   map[string]*making
 	creating map[*createMaking]struct{}
-	// made: the created_at of the table whose topics this process made
-	// last, per name (ReleaseTopics). releasing: the releases of each
-	// name running (releasesBegin); released is closed when one ends.
-	made      map[string]time.Time
+	// made: the table whose topics this process made last, per name,
+	// until they are deleted here (ReleaseTopics, releaseEarlier).
+	// releasing: the releases of each name running (releasesBegin);
+	// released is closed when one ends.
+	made      map[string]Table
 	releasing map[string]int
 	released  chan struct{}
 
@@ -634,6 +635,8 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 		for _, t := range release {
 			if err := c.opts.Release(ctx, t); err != nil {
 				errs = append(errs, fmt.Errorf("catalog: table %s was dropped elsewhere; releasing it here: %w", t.Name, err))
+			} else {
+				c.unmade(t)
 			}
 		}
 	}

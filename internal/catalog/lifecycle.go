@@ -267,6 +267,9 @@ func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
 func (c *Catalog) provisionLocked(ctx context.Context, t Table) error {
 	ctx, done := c.startCreate(ctx, t)
 	defer done()
+	if err := c.releaseEarlier(ctx, t); err != nil {
+		return droppedHere(ctx, err)
+	}
 	if err := c.awaitReleases(ctx, t.Name); err != nil {
 		return droppedHere(ctx, err)
 	}

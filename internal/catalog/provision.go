@@ -186,6 +186,9 @@ func (c *Catalog) awaitMaking(ctx context.Context, name string, m *making, deadl
 // the drop (orphans, on which a create of the name with another partition
 // count failed). A table gone or going is not served, without a problem.
 func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bool, err error) {
+	if err := c.releaseEarlier(ctx, t); err != nil {
+		return false, fmt.Errorf("catalog: table %s is not served here: %w", t.Name, err)
+	}
 	if err := c.awaitReleases(ctx, t.Name); err != nil {
 		return false, fmt.Errorf("catalog: table %s is not served here: %w", t.Name, err)
 	}
@@ -281,18 +284,47 @@ func (c *Catalog) madeFor(t Table) {
 	c.makingMu.Lock()
 	defer c.makingMu.Unlock()
 	if c.made == nil {
-		c.made = map[string]time.Time{}
+		c.made = map[string]Table{}
 	}
-	c.made[t.Name] = t.CreatedAt
+	c.made[t.Name] = t
 }
 
 // unmade forgets that this process made t's topics: they were deleted.
 func (c *Catalog) unmade(t Table) {
 	c.makingMu.Lock()
 	defer c.makingMu.Unlock()
-	if at, ok := c.made[t.Name]; ok && at.Equal(t.CreatedAt) {
+	if m, ok := c.made[t.Name]; ok && m.CreatedAt.Equal(t.CreatedAt) {
 		delete(c.made, t.Name)
 	}
+}
+
+// releaseEarlier releases (Options.Release), before t's topics are made
+// here, the topics this process made for an earlier table of the name
+// that neither a drop nor a release here deleted: the earlier table was
+// dropped elsewhere (t holds the name now) and this process's refresh
+// did not see it yet, or its release failed. A create here within a
+// refresh of the drop took them over on a log of this process's own, the
+// dropped table's records included, and no refresh released them (the
+// next one found t).
+func (c *Catalog) releaseEarlier(ctx context.Context, t Table) error {
+	if c.opts.Release == nil {
+		return nil
+	}
+	if err := c.awaitReleases(ctx, t.Name); err != nil { // the refresh's, which may release it
+		return err
+	}
+	c.makingMu.Lock()
+	old, ok := c.made[t.Name]
+	c.makingMu.Unlock()
+	if !ok || old.CreatedAt.Equal(t.CreatedAt) {
+		return nil
+	}
+	defer c.releasesBegin([]Table{old})()
+	if err := c.opts.Release(ctx, old); err != nil {
+		return fmt.Errorf("releasing the topics of the table of the name dropped elsewhere: %w", err)
+	}
+	c.unmade(old)
+	return nil
 }
 
 // ReleaseTopics deletes, with del, the topics of t on a log of this
@@ -312,10 +344,10 @@ func (c *Catalog) ReleaseTopics(ctx context.Context, t Table, del func(context.C
 	}
 	defer c.topicLocks.release(t.Name, true)
 	c.makingMu.Lock()
-	at, ok := c.made[t.Name]
+	m, ok := c.made[t.Name]
 	c.makingMu.Unlock()
-	if ok && !at.Equal(t.CreatedAt) {
-		return nil // a table of the name made here since: its topics now
+	if !ok || !m.CreatedAt.Equal(t.CreatedAt) {
+		return nil // deleted here already, or made here since for a table of the name: its topics now
 	}
 	if err := del(ctx); err != nil {
 		return err
