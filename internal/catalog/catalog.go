@@ -631,15 +631,7 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 	defer c.releasesBegin(release)()
 	c.opMu.Unlock()
 	c.announce(announce)
-	if c.opts.Release != nil {
-		for _, t := range release {
-			if err := c.opts.Release(ctx, t); err != nil {
-				errs = append(errs, fmt.Errorf("catalog: table %s was dropped elsewhere; releasing it here: %w", t.Name, err))
-			} else {
-				c.unmade(t)
-			}
-		}
-	}
+	errs = append(errs, c.runReleases(ctx, release)...)
 	return errors.Join(errs...), nil
 }
 

@@ -258,32 +258,6 @@ func (c *Catalog) finish(ctx context.Context, e entry) (Table, error) {
 	return t, nil
 }
 
-// provisionLocked makes t's topics under the shared topic lock of its
-// name: a drop here of an earlier table of the name that deletes topics
-// by name (unprovision) checks its entry and deletes them with no making
-// of them between. A drop here of t itself ends the making (stopCreates),
-// as it ends a refresh's: it waits for the lock, and a making the log
-// does not answer held it up until its deadline.
-func (c *Catalog) provisionLocked(ctx context.Context, t Table) error {
-	ctx, done := c.startCreate(ctx, t)
-	defer done()
-	if err := c.releaseEarlier(ctx, t); err != nil {
-		return droppedHere(ctx, err)
-	}
-	if err := c.awaitReleases(ctx, t.Name); err != nil {
-		return droppedHere(ctx, err)
-	}
-	if err := c.topicLocks.acquire(ctx, t.Name, false); err != nil {
-		return fmt.Errorf("waiting for a drop here of a table of the name: %w", droppedHere(ctx, err))
-	}
-	defer c.topicLocks.release(t.Name, false)
-	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
-		return droppedHere(ctx, err)
-	}
-	c.madeFor(t)
-	return nil
-}
-
 // undoCreate removes what a failed create made, unless another creator of
 // the same definition finished it meanwhile.
 func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {

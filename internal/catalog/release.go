@@ -1,0 +1,155 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+)
+
+// runReleases runs Options.Release for the tables a refresh found dropped
+// (or dropped and created anew) elsewhere, and returns their failures.
+func (c *Catalog) runReleases(ctx context.Context, release []Table) []error {
+	if c.opts.Release == nil {
+		return nil
+	}
+	var errs []error
+	for _, t := range release {
+		if err := c.opts.Release(ctx, t); err != nil {
+			errs = append(errs, fmt.Errorf("catalog: table %s was dropped elsewhere; releasing it here: %w", t.Name, err))
+		} else {
+			c.unmade(t)
+		}
+	}
+	return errs
+}
+
+// madeFor notes that this process made t's topics (under the topic lock
+// of its name): until a table of the name is made again here, the topics
+// on a log of this process's own are t's (ReleaseTopics).
+func (c *Catalog) madeFor(t Table) {
+	c.makingMu.Lock()
+	defer c.makingMu.Unlock()
+	if c.made == nil {
+		c.made = map[string]Table{}
+	}
+	c.made[t.Name] = t
+}
+
+// unmade forgets that this process made t's topics: they were deleted.
+func (c *Catalog) unmade(t Table) {
+	c.makingMu.Lock()
+	defer c.makingMu.Unlock()
+	if m, ok := c.made[t.Name]; ok && m.CreatedAt.Equal(t.CreatedAt) {
+		delete(c.made, t.Name)
+	}
+}
+
+// releaseEarlier releases (Options.Release), before t's topics are made
+// here, the topics this process made for an earlier table of the name
+// that neither a drop nor a release here deleted: the earlier table was
+// dropped elsewhere (t holds the name now) and this process's refresh
+// did not see it yet, or its release failed. A create here within a
+// refresh of the drop took them over on a log of this process's own, the
+// dropped table's records included, and no refresh released them (the
+// next one found t).
+func (c *Catalog) releaseEarlier(ctx context.Context, t Table) error {
+	if c.opts.Release == nil {
+		return nil
+	}
+	if err := c.awaitReleases(ctx, t.Name); err != nil { // the refresh's, which may release it
+		return err
+	}
+	c.makingMu.Lock()
+	old, ok := c.made[t.Name]
+	c.makingMu.Unlock()
+	if !ok || old.CreatedAt.Equal(t.CreatedAt) {
+		return nil
+	}
+	defer c.releasesBegin([]Table{old})()
+	if err := c.opts.Release(ctx, old); err != nil {
+		return fmt.Errorf("releasing the topics of the table of the name dropped elsewhere: %w", err)
+	}
+	c.unmade(old)
+	return nil
+}
+
+// ReleaseTopics deletes, with del, the topics of t on a log of this
+// process's own (Options.Release: another process dropped t, maybe
+// created the name again, and cannot delete them): under the exclusive
+// topic lock of the name, and only while they are still t's, no table of
+// the name having been made here since. By name, without the lock, a
+// create of the name through this process between the refresh's decision
+// and the deletion lost the topics it had just made (a ready table that
+// could not take writes, or whose acknowledged writes were lost). The
+// makings of the name's topics here wait meanwhile for the release
+// (awaitReleases): they make the new table's after the deletion, rather
+// than take over the dropped table's topics with its records.
+func (c *Catalog) ReleaseTopics(ctx context.Context, t Table, del func(context.Context) error) error {
+	if err := c.topicLocks.acquire(ctx, t.Name, true); err != nil {
+		return fmt.Errorf("waiting for this process's making of its topics to end: %w", err)
+	}
+	defer c.topicLocks.release(t.Name, true)
+	c.makingMu.Lock()
+	m, ok := c.made[t.Name]
+	c.makingMu.Unlock()
+	if !ok || !m.CreatedAt.Equal(t.CreatedAt) {
+		return nil // deleted here already, or made here since for a table of the name: its topics now
+	}
+	if err := del(ctx); err != nil {
+		return err
+	}
+	c.unmade(t)
+	return nil
+}
+
+// releasesBegin registers the releases of ts that a refresh is about to
+// run (call under opMu, as the refresh caches its outcome): a making of
+// a table of their names here, begun from then on, waits for them
+// (awaitReleases). end says they ended.
+func (c *Catalog) releasesBegin(ts []Table) (end func()) {
+	if len(ts) == 0 || c.opts.Release == nil {
+		return func() {}
+	}
+	c.makingMu.Lock()
+	if c.releasing == nil {
+		c.releasing = map[string]int{}
+	}
+	for _, t := range ts {
+		c.releasing[t.Name]++
+	}
+	c.makingMu.Unlock()
+	return func() {
+		c.makingMu.Lock()
+		defer c.makingMu.Unlock()
+		for _, t := range ts {
+			if c.releasing[t.Name]--; c.releasing[t.Name] <= 0 {
+				delete(c.releasing, t.Name)
+			}
+		}
+		if c.released != nil {
+			close(c.released)
+			c.released = nil
+		}
+	}
+}
+
+// awaitReleases waits until no release of a table of the name runs here
+// (releasesBegin), or fails with ctx's error.
+func (c *Catalog) awaitReleases(ctx context.Context, name string) error {
+	for {
+		c.makingMu.Lock()
+		if c.releasing[name] == 0 {
+			c.makingMu.Unlock()
+			return nil
+		}
+		if c.released == nil {
+			c.released = make(chan struct{})
+		}
+		released := c.released
+		c.makingMu.Unlock()
+		select {
+		case <-released:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for this process's release of the topics of a table of the name dropped elsewhere: %w", ctx.Err())
+		}
+	}
+}
