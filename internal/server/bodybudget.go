@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,7 +92,8 @@ func (b *bodyBudget) errBudget(rpc bool) error {
 
 // chargedBody charges what is read of a body to the budget; release
 // gives back what it holds. Its reads are sequential (one reader per
-// body); Release and release may come from other goroutines.
+// body); Release and release may come from other goroutines, and
+// reads may come after release.
 type chargedBody struct {
 	io.ReadCloser
 	b   *bodyBudget
@@ -100,8 +102,14 @@ type chargedBody struct {
 	// event stream's request, which the stream keeps for as long as it
 	// lives (api.max_subscriptions bounds those).
 	untilEOF bool
-	taken    int64        // since the last Taken (the reader's goroutine)
-	held     atomic.Int64 // charged, not given back
+	taken    int64 // since the last Taken (the reader's goroutine)
+
+	mu   sync.Mutex
+	held int64 // charged, not given back
+	// done: release gave back what the call held. A write stream's
+	// receiver may still read after its call ended (writeStream.receive);
+	// what it reads then is given back at once, as nothing else would.
+	done bool
 }
 
 func (c *chargedBody) Read(p []byte) (int, error) {
@@ -120,7 +128,7 @@ func (c *chargedBody) Read(p []byte) (int, error) {
 		return 0, c.b.errBudget(c.rpc)
 	}
 	c.taken += int64(n)
-	c.held.Add(int64(n))
+	c.hold(int64(n))
 	if err == io.EOF && c.untilEOF {
 		c.release()
 	}
@@ -136,11 +144,40 @@ func (c *chargedBody) Taken() int64 {
 	return n
 }
 
-// Release implements api.BodyCharge.
+// hold counts n bytes charged as the call's, or gives them back at once
+// once the call ended.
+func (c *chargedBody) hold(n int64) {
+	c.mu.Lock()
+	done := c.done
+	if !done {
+		c.held += n
+	}
+	c.mu.Unlock()
+	if done {
+		c.b.give(n)
+	}
+}
+
+// Release implements api.BodyCharge. Once the call ended, release gave
+// back everything: nothing is given twice.
 func (c *chargedBody) Release(n int64) {
-	c.held.Add(-n)
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return
+	}
+	c.held -= n
+	c.mu.Unlock()
 	c.b.give(n)
 }
 
-// release gives back what the call still holds, when it ends.
-func (c *chargedBody) release() { c.b.give(c.held.Swap(0)) }
+// release gives back what the call still holds, when it ends (an event
+// stream's: once its request is read); what is read after is given back
+// as it is read.
+func (c *chargedBody) release() {
+	c.mu.Lock()
+	n := c.held
+	c.held, c.done = 0, true
+	c.mu.Unlock()
+	c.b.give(n)
+}
