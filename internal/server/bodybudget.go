@@ -31,7 +31,8 @@ import (
 // nothing left, the call fails with resource_exhausted naming the
 // setting and a RetryInfo detail (budgetRetryDelay). A call's bytes are
 // given back when it ends; a write stream's batch's once it is answered
-// (api.BodyCharge), the stream's rest when it ends; an event stream's
+// (api.BodyCharge), the stream's rest when it ends, and a write stream
+// waits for its own batches rather than fail (chargedBody.freed); an event stream's
 // (Subscribe, Consume) once its request is read, as the stream may live
 // for days: streams left open would otherwise take the budget from every
 // other call (TestEventStreamsHoldNoBudget).
@@ -102,7 +103,16 @@ type chargedBody struct {
 	// event stream's request, which the stream keeps for as long as it
 	// lives (api.max_subscriptions bounds those).
 	untilEOF bool
-	taken    int64 // since the last Taken (the reader's goroutine)
+	// freed, a write stream's, is signalled when its bytes are given
+	// back (a batch answered, the call ended): a read that finds the
+	// budget full while batches of its own stream hold bytes waits for
+	// them instead of failing the stream. Refused, a producer pipelining
+	// large batches (client.Producer: up to 8) lost its stream on an idle
+	// server whenever the budget held fewer than it had in flight, again
+	// on every retry (TestWriteStreamWaitsForItsOwnBatches). Those bytes
+	// come back once the batches are answered, or their answers dropped.
+	freed chan struct{}
+	taken int64 // since the last Taken (the reader's goroutine)
 
 	mu   sync.Mutex
 	held int64 // charged, not given back
@@ -120,12 +130,17 @@ func (c *chargedBody) Read(p []byte) (int, error) {
 	// nothing must take nothing (a pooled buffer's capacity would have
 	// reserved megabytes).
 	left := c.b.left()
-	if left <= 0 {
-		return 0, c.b.errBudget(c.rpc)
+	for left <= 0 {
+		if !c.waitOwn() {
+			return 0, c.b.errBudget(c.rpc)
+		}
+		left = c.b.left()
 	}
 	n, err := c.ReadCloser.Read(p[:min(int64(len(p)), left)])
-	if !c.b.charge(int64(n)) {
-		return 0, c.b.errBudget(c.rpc)
+	for !c.b.charge(int64(n)) {
+		if !c.waitOwn() {
+			return 0, c.b.errBudget(c.rpc)
+		}
 	}
 	c.taken += int64(n)
 	c.hold(int64(n))
@@ -133,6 +148,31 @@ func (c *chargedBody) Read(p []byte) (int, error) {
 		c.release()
 	}
 	return n, err
+}
+
+// waitOwn waits until bytes are given back, if batches of the stream
+// hold some (not the message being read: Taken has not counted it to a
+// batch yet); false if none do, or the call ended.
+func (c *chargedBody) waitOwn() bool {
+	if c.freed == nil {
+		return false
+	}
+	c.mu.Lock()
+	own := !c.done && c.held-c.taken > 0
+	c.mu.Unlock()
+	if own {
+		<-c.freed // a signal sent since the check is not lost: the read tries again
+	}
+	return own
+}
+
+func (c *chargedBody) signal() {
+	if c.freed != nil {
+		select {
+		case c.freed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 var _ api.BodyCharge = (*chargedBody)(nil)
@@ -169,6 +209,7 @@ func (c *chargedBody) Release(n int64) {
 	c.held -= n
 	c.mu.Unlock()
 	c.b.give(n)
+	c.signal()
 }
 
 // release gives back what the call still holds, when it ends (an event
@@ -180,4 +221,5 @@ func (c *chargedBody) release() {
 	c.held, c.done = 0, true
 	c.mu.Unlock()
 	c.b.give(n)
+	c.signal()
 }

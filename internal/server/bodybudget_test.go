@@ -248,3 +248,51 @@ func TestAnnouncedBodiesTakeNoBudget(t *testing.T) {
 		t.Fatalf("a Write while 16 requests announce 2 MiB bodies: %v", err)
 	}
 }
+
+// TestWriteStreamWaitsForItsOwnBatches: a producer pipelines its
+// batches (client.Producer: up to 8 unanswered), each holding its bytes
+// until answered; a batch that finds api.max_request_bytes_in_flight
+// full of the stream's own batches waits for them instead of ending the
+// stream. Refused, a producer of large batches on an idle server lost
+// its stream again and again when the budget held fewer than its batches
+// in flight (any budget from the largest request up passes validation).
+func TestWriteStreamWaitsForItsOwnBatches(t *testing.T) {
+	t.Parallel()
+	const request, budget, batches = 2 << 20, 5 << 19, 8 // 2.5 MiB: two 1 MiB batches, not three
+	c := start(t, func(cfg *config.Config) {
+		cfg.API.MaxWriteRequestBytes = request
+		cfg.API.MaxRequestBytesInFlight = budget
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	hc := h2cClient(t)
+	if _, err := wailv1connect.NewAdminServiceClient(hc, c.url).CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 1})); err != nil {
+		t.Fatal(err)
+	}
+	s := wailv1connect.NewProducerServiceClient(hc, c.url).WriteStream(ctx)
+	sent := make(chan error, 1)
+	go func() {
+		for seq := uint64(1); seq <= batches; seq++ {
+			// 1 MiB of many mutations: a batch takes a while to write
+			muts := make([]*wailv1.Mutation, 1000)
+			for i := range muts {
+				muts[i] = &wailv1.Mutation{Table: "t", Key: fmt.Appendf(nil, "k-%d-%d", seq, i), Value: make([]byte, 1<<10)}
+			}
+			if err := s.Send(&wailv1.WriteStreamRequest{Seq: seq, Mutations: muts}); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- s.CloseRequest()
+	}()
+	for seq := uint64(1); seq <= batches; seq++ {
+		a, err := s.Receive()
+		if err != nil || a.Error != nil {
+			t.Fatalf("answer %d of %d pipelined 1 MiB batches under a %d KiB budget, on an idle server: %v %v", seq, batches, budget>>10, a, err)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	_ = s.CloseResponse()
+}

@@ -145,7 +145,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the budget the batches held (each until it is answered).
 		_ = rc.SetReadDeadline(time.Time{})
 		if hasBody {
-			body := &chargedBody{ReadCloser: r.Body, b: g.budget, rpc: true}
+			body := &chargedBody{ReadCloser: r.Body, b: g.budget, rpc: true, freed: make(chan struct{}, 1)}
 			defer body.release()
 			r.Body = body
 			r = r.WithContext(api.WithBodyCharge(r.Context(), body))
