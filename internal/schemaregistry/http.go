@@ -230,10 +230,17 @@ func (h *handler) body(w http.ResponseWriter, req *http.Request) (SchemaRequest,
 	return sr, true
 }
 
+// ErrBusy, wrapped in the error of a request body's read, is the server
+// refusing the body for now (wail serve: api.max_request_bytes_in_flight
+// bytes of bodies held). It is answered 429, which the Confluent clients
+// retry; a 422 made them give up on a valid schema.
+var ErrBusy = errors.New("the server is busy")
+
 // bodyError is the refusal of a request body that did not decode: too
 // large (413; limit says which setting), not arrived in time (408, as the
 // Confluent registry's web layer answers: the server's read deadline,
-// api.read_timeout under wail serve), else invalid.
+// api.read_timeout under wail serve), refused for now (429: ErrBusy),
+// else invalid.
 func bodyError(err error, limit string, invalid *Error) *Error {
 	var tooBig *http.MaxBytesError
 	switch {
@@ -241,6 +248,8 @@ func bodyError(err error, limit string, invalid *Error) *Error {
 		return errf(http.StatusRequestEntityTooLarge, CodeSchemaTooLarge, "The request is over %d bytes (%s)", tooBig.Limit, limit)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errf(http.StatusRequestTimeout, http.StatusRequestTimeout, "The request body did not arrive in time: %v", err)
+	case errors.Is(err, ErrBusy):
+		return errf(http.StatusTooManyRequests, http.StatusTooManyRequests, "%v", err)
 	}
 	return invalid
 }

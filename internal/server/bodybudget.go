@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/wail-cdc/wail/internal/api"
+	"github.com/wail-cdc/wail/internal/schemaregistry"
 )
 
 // The process's budget of request bodies in flight
@@ -79,11 +81,14 @@ func (b *bodyBudget) give(n int64) { b.used.Add(-n) }
 // errBudget is the refusal of a call whose body does not fit.
 func (b *bodyBudget) errBudget(rpc bool) error {
 	b.refused.Inc()
-	err := fmt.Errorf("%d bytes of request bodies are held, the most this server holds at once (api.max_request_bytes_in_flight); "+
+	msg := fmt.Sprintf("%d bytes of request bodies are held, the most this server holds at once (api.max_request_bytes_in_flight); "+
 		"retry later, or raise api.max_request_bytes_in_flight if the memory is there", b.max)
 	if !rpc {
-		return err // the endpoint words its own answer (the registry: 422 with this text)
+		// The endpoint words its own answer: the registry 429, which its
+		// clients retry (TestRegistryBodyRefusedByBudgetIsRetried).
+		return fmt.Errorf("%w: %s", schemaregistry.ErrBusy, msg)
 	}
+	err := errors.New(msg)
 	ce := connect.NewError(connect.CodeResourceExhausted, err)
 	if d, derr := connect.NewErrorDetail(&errdetails.RetryInfo{RetryDelay: durationpb.New(budgetRetryDelay)}); derr == nil {
 		ce.AddDetail(d)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -295,4 +297,46 @@ func TestWriteStreamWaitsForItsOwnBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.CloseResponse()
+}
+
+// TestRegistryBodyRefusedByBudgetIsRetried: the schema registry answers a
+// body refused by api.max_request_bytes_in_flight 429, which Confluent's
+// clients retry, with the setting named; it answered 422 "Invalid
+// schema", which they take as the schema's fault and give up on.
+func TestRegistryBodyRefusedByBudgetIsRetried(t *testing.T) {
+	t.Parallel()
+	const body = 2 << 20
+	c := start(t, func(cfg *config.Config) {
+		cfg.API.MaxWriteRequestBytes = body
+		cfg.API.MaxRequestBytesInFlight = body + 5
+		cfg.API.ReadTimeout = time.Minute
+	})
+	stalled := rawConn(t, c.url)
+	go stallBody(stalled, strings.TrimPrefix(c.url, "http://"), body)
+	for deadline := time.Now().Add(10 * time.Second); metric(t, c.url, "wail_api_request_bytes_in_flight") < body-1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled body was never held")
+		}
+	}
+	for _, path := range []string{"/subjects/s-value/versions", "/config/s-value", "/mode/s-value"} {
+		method := http.MethodPost
+		if path != "/subjects/s-value/versions" {
+			method = http.MethodPut
+		}
+		req, err := http.NewRequest(method, c.url+config.SchemaRegistryPath+path,
+			strings.NewReader(`{"schema": "syntax = \"proto3\"; message M { string a = 1; }", "schemaType": "PROTOBUF", "compatibility": "NONE", "mode": "READWRITE"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(answer), "api.max_request_bytes_in_flight") {
+			t.Errorf("%s %s with the budget full: %d %s; want 429 naming api.max_request_bytes_in_flight", method, path, resp.StatusCode, answer)
+		}
+	}
 }
