@@ -505,10 +505,6 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	return s.Serve(ctx, ln, ready)
 }
 
-// Serve is Run on a listener of the caller's. /healthz and /metrics answer
-// at once; the API answers Unavailable, saying what the server waits for,
-// until the log and store are open (start.go). A ctx that ends before then
-// makes it return nil.
 // maxReadFrameBytes is the largest HTTP/2 frame the server takes, the
 // least every peer must take (RFC 9113): Go reads a frame into a buffer
 // of its announced size, allocated when its nine-byte header arrives and
@@ -517,6 +513,10 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 // 16 KiB anyway (gRPC, Go's) unless the server announces more.
 const maxReadFrameBytes = 16 << 10
 
+// Serve is Run on a listener of the caller's. /healthz and /metrics answer
+// at once; the API answers Unavailable, saying what the server waits for,
+// until the log and store are open (start.go). A ctx that ends before then
+// makes it return nil.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr string)) (err error) {
 	// Set when shutdown starts: draining and closing end by then.
 	var deadline time.Time
