@@ -23,7 +23,8 @@ type API struct {
 	// ReadHeaderTimeout bounds the arrival of a request's headers.
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	// ReadTimeout bounds the arrival of a request's body, from the end of
-	// its headers; not the work that follows, nor an event stream.
+	// its headers; not the work that follows, nor an event stream. A
+	// write stream's: each batch's, from its first bytes.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds each write of a response (one event of a
 	// stream): a client that does not take it within this loses the

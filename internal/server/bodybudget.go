@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,6 +119,8 @@ type chargedBody struct {
 	// on every retry (TestWriteStreamWaitsForItsOwnBatches). Those bytes
 	// come back once the batches are answered, or their answers dropped.
 	freed chan struct{}
+	// batch, a write stream's, bounds the arrival of each batch.
+	batch batchDeadline
 	taken int64 // since the last Taken (the reader's goroutine)
 
 	mu   sync.Mutex
@@ -147,6 +151,10 @@ func (c *chargedBody) Read(p []byte) (int, error) {
 			return 0, c.b.errBudget(c.rpc)
 		}
 	}
+	if n > 0 && c.taken == 0 {
+		c.batch.start()
+	}
+	err = c.batch.explain(err)
 	c.taken += int64(n)
 	c.hold(int64(n))
 	if err == io.EOF && c.untilEOF {
@@ -166,7 +174,9 @@ func (c *chargedBody) waitOwn() bool {
 	own := !c.done && c.held-c.taken > 0
 	c.mu.Unlock()
 	if own {
-		<-c.freed // a signal sent since the check is not lost: the read tries again
+		c.batch.pause() // the wait is the server's, not the client's
+		<-c.freed       // a signal sent since the check is not lost: the read tries again
+		c.batch.resume()
 	}
 	return own
 }
@@ -184,6 +194,7 @@ var _ api.BodyCharge = (*chargedBody)(nil)
 
 // Taken implements api.BodyCharge: the bytes read since its last call.
 func (c *chargedBody) Taken() int64 {
+	c.batch.stop()
 	n := c.taken
 	c.taken = 0
 	return n
@@ -227,4 +238,57 @@ func (c *chargedBody) release() {
 	c.mu.Unlock()
 	c.b.give(n)
 	c.signal()
+}
+
+// batchDeadline bounds how long a write stream's batch takes to arrive
+// once its first bytes have: api.read_timeout, as any body. The stream
+// has no read deadline between batches (it lives for as long as its
+// client writes), so a batch begun and stalled held its bytes of the
+// budget for as long as its connection lived: a few such streams refused
+// every other call for good
+// (TestWriteStreamStalledBatchGivesBackItsBytes). Its methods are called
+// by the stream's reader; without rc, they do nothing.
+type batchDeadline struct {
+	rc      *http.ResponseController
+	timeout time.Duration
+	running bool
+}
+
+// start runs the deadline: a batch's first bytes arrived.
+func (d *batchDeadline) start() {
+	if d.rc != nil {
+		d.running = true
+		_ = d.rc.SetReadDeadline(time.Now().Add(d.timeout))
+	}
+}
+
+// stop lifts it: the batch has arrived.
+func (d *batchDeadline) stop() {
+	if d.running {
+		d.running = false
+		_ = d.rc.SetReadDeadline(time.Time{})
+	}
+}
+
+// pause lifts it while the reader waits for the budget; resume runs it
+// again, whole.
+func (d *batchDeadline) pause() {
+	if d.running {
+		_ = d.rc.SetReadDeadline(time.Time{})
+	}
+}
+
+func (d *batchDeadline) resume() {
+	if d.running {
+		_ = d.rc.SetReadDeadline(time.Now().Add(d.timeout))
+	}
+}
+
+// explain words a read's deadline error as the batch's.
+func (d *batchDeadline) explain(err error) error {
+	if d.running && err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return connect.NewError(connect.CodeDeadlineExceeded,
+			fmt.Errorf("a write stream's batch did not arrive within %s of its first bytes (api.read_timeout)", d.timeout))
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -337,6 +338,63 @@ func TestRegistryBodyRefusedByBudgetIsRetried(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(answer), "api.max_request_bytes_in_flight") {
 			t.Errorf("%s %s with the budget full: %d %s; want 429 naming api.max_request_bytes_in_flight", method, path, resp.StatusCode, answer)
+		}
+	}
+}
+
+// TestWriteStreamStalledBatchGivesBackItsBytes: a write stream has no
+// read deadline (its body is its batches, for as long as it lives), but a
+// batch that has begun to arrive must arrive within api.read_timeout, as
+// any body: 3 streams that each sent most of a 2 MiB batch and stalled
+// held api.max_request_bytes_in_flight for as long as their connection
+// lived, and every call that sent a body was refused meanwhile.
+func TestWriteStreamStalledBatchGivesBackItsBytes(t *testing.T) {
+	t.Parallel()
+	const request, budget = 2 << 20, 6 << 20
+	c := start(t, func(cfg *config.Config) {
+		cfg.Tables = []config.Table{{Name: "t"}}
+		cfg.API.MaxWriteRequestBytes = request
+		cfg.API.MaxRequestBytesInFlight = budget
+		cfg.API.ReadTimeout = time.Second
+	})
+	hc := h2cClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 3 {
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { _ = pw.Close() })
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+wailv1connect.ProducerServiceWriteStreamProcedure, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/connect+proto")
+		go func() {
+			if resp, err := hc.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+		envelope := []byte{0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(envelope[1:], request-1<<10)
+		if _, err := pw.Write(envelope); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = pw.Write(zeros[:request-2<<10]) }() // and the rest never
+	}
+	for deadline := time.Now().Add(10 * time.Second); metric(t, c.url, "wail_api_request_bytes_in_flight") < budget-8<<10; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stalled batches were never held: %v", metric(t, c.url, "wail_api_request_bytes_in_flight"))
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		_, err := c.producer.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+			{Table: "t", Key: []byte("k"), Value: make([]byte, 64<<10)}}}))
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a Write 10 s after 3 write streams stalled their batches (api.read_timeout 1 s): %v; %v bytes held",
+				err, metric(t, c.url, "wail_api_request_bytes_in_flight"))
 		}
 	}
 }

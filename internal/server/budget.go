@@ -142,10 +142,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if procedure == wailv1connect.ProducerServiceWriteStreamProcedure {
 		// A write stream's body is its batches, for as long as it lives:
 		// connect caps each message, api.max_write_streams the streams,
-		// the budget the batches held (each until it is answered).
+		// the budget the batches held (each until it is answered),
+		// api.read_timeout each batch's arrival (batchDeadline).
 		_ = rc.SetReadDeadline(time.Time{})
 		if hasBody {
-			body := &chargedBody{ReadCloser: r.Body, b: g.budget, rpc: true, freed: make(chan struct{}, 1)}
+			body := &chargedBody{ReadCloser: r.Body, b: g.budget, rpc: true, freed: make(chan struct{}, 1),
+				batch: batchDeadline{rc: rc, timeout: g.cfg.API.ReadTimeout}}
 			defer body.release()
 			r.Body = body
 			r = r.WithContext(api.WithBodyCharge(r.Context(), body))
