@@ -76,9 +76,8 @@ func TestRequestBodiesInFlightBounded(t *testing.T) {
 	})
 	host := strings.TrimPrefix(c.url, "http://")
 	before := heapBytes()
-	// The first ones fill the budget but for 4 bytes (which their reads
-	// waiting for the last byte reserve): the others are refused, and so
-	// is every request after them.
+	// The first ones fill the budget but for the last byte of each: the
+	// others are refused, and so is every request after them.
 	const fill = budget / body
 	conns := make([]net.Conn, clients)
 	for i := range conns {
