@@ -15,6 +15,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/api"
 	"github.com/wail-cdc/wail/internal/schemaregistry"
 )
@@ -121,7 +122,13 @@ type chargedBody struct {
 	freed chan struct{}
 	// batch, a write stream's, bounds the arrival of each batch.
 	batch batchDeadline
-	taken int64 // since the last Taken (the reader's goroutine)
+	// maxBatch, above 0, caps what a write stream's batch is read from,
+	// envelope included, as http.MaxBytesReader caps other bodies: connect
+	// reads a batch announced past its cap through to discard it, and
+	// that took the whole budget while the client sent it
+	// (TestWriteStreamOversizedBatchTakesNoMoreThanItsCap).
+	maxBatch int64
+	taken    int64 // since the last Taken (the reader's goroutine)
 
 	mu   sync.Mutex
 	held int64 // charged, not given back
@@ -156,6 +163,11 @@ func (c *chargedBody) Read(p []byte) (int, error) {
 	}
 	err = c.batch.explain(err)
 	c.taken += int64(n)
+	if c.maxBatch > 0 && c.taken > c.maxBatch {
+		return n, connect.NewError(connect.CodeResourceExhausted,
+			fmt.Errorf("a write stream's batch passes %d bytes, the most one takes (%s)", c.maxBatch,
+				capSetting(wailv1connect.ProducerServiceWriteStreamProcedure)))
+	}
 	c.hold(int64(n))
 	if err == io.EOF && c.untilEOF {
 		c.release()
@@ -232,6 +244,7 @@ func (c *chargedBody) Release(n int64) {
 // stream's: once its request is read); what is read after is given back
 // as it is read.
 func (c *chargedBody) release() {
+	c.batch.end()
 	c.mu.Lock()
 	n := c.held
 	c.held, c.done = 0, true
@@ -246,19 +259,42 @@ func (c *chargedBody) release() {
 // client writes), so a batch begun and stalled held its bytes of the
 // budget for as long as its connection lived: a few such streams refused
 // every other call for good
-// (TestWriteStreamStalledBatchGivesBackItsBytes). Its methods are called
-// by the stream's reader; without rc, they do nothing.
+// (TestWriteStreamStalledBatchGivesBackItsBytes). Its methods but end
+// are called by the stream's reader; without rc, they do nothing. The
+// reader may read after the call ended, when the ResponseController
+// must not be used (net/http's HTTP/2 writer panics): end, called
+// before the handler returns, waits for a deadline being set and makes
+// the rest do nothing (TestBatchDeadlineUntouchedAfterCall).
 type batchDeadline struct {
 	rc      *http.ResponseController
 	timeout time.Duration
-	running bool
+	running bool // the reader's
+
+	mu    sync.Mutex
+	ended bool
+}
+
+// set sets the read deadline unless the call ended.
+func (d *batchDeadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.ended {
+		_ = d.rc.SetReadDeadline(t)
+	}
+}
+
+// end makes the deadline untouched from now on: the call ends.
+func (d *batchDeadline) end() {
+	d.mu.Lock()
+	d.ended = true
+	d.mu.Unlock()
 }
 
 // start runs the deadline: a batch's first bytes arrived.
 func (d *batchDeadline) start() {
 	if d.rc != nil {
 		d.running = true
-		_ = d.rc.SetReadDeadline(time.Now().Add(d.timeout))
+		d.set(time.Now().Add(d.timeout))
 	}
 }
 
@@ -266,7 +302,7 @@ func (d *batchDeadline) start() {
 func (d *batchDeadline) stop() {
 	if d.running {
 		d.running = false
-		_ = d.rc.SetReadDeadline(time.Time{})
+		d.set(time.Time{})
 	}
 }
 
@@ -274,13 +310,13 @@ func (d *batchDeadline) stop() {
 // again, whole.
 func (d *batchDeadline) pause() {
 	if d.running {
-		_ = d.rc.SetReadDeadline(time.Time{})
+		d.set(time.Time{})
 	}
 }
 
 func (d *batchDeadline) resume() {
 	if d.running {
-		_ = d.rc.SetReadDeadline(time.Now().Add(d.timeout))
+		d.set(time.Now().Add(d.timeout))
 	}
 }
 

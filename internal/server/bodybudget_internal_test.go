@@ -2,7 +2,9 @@ package server
 
 import (
 	"io"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -50,4 +52,40 @@ func TestChargedBodyReadAfterReleaseHoldsNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// finishedWriter is an HTTP/2 response writer whose handler returned:
+// net/http's panics on SetReadDeadline then (its state is gone).
+type finishedWriter struct {
+	http.ResponseWriter
+	t        *testing.T
+	finished bool
+}
+
+func (w *finishedWriter) SetReadDeadline(time.Time) error {
+	if w.finished {
+		w.t.Error("SetReadDeadline after the handler returned: net/http's HTTP/2 writer panics, and the process with it")
+	}
+	return nil
+}
+
+// TestBatchDeadlineUntouchedAfterCall: a write stream's receiver that
+// reads a batch's first bytes after its call ended (writeStream.receive)
+// does not set the read deadline of the finished call.
+func TestBatchDeadlineUntouchedAfterCall(t *testing.T) {
+	w := &finishedWriter{t: t}
+	b := newBodyBudget(prometheus.NewRegistry(), 1<<20)
+	body := &chargedBody{ReadCloser: &lateBody{n: 64 << 10}, b: b, rpc: true, freed: make(chan struct{}, 1),
+		batch: batchDeadline{rc: http.NewResponseController(w), timeout: time.Second}}
+	p := make([]byte, 16<<10)
+	if _, err := body.Read(p); err != nil { // a batch begins: the deadline runs
+		t.Fatal(err)
+	}
+	body.Taken() // it arrived: lifted
+	body.release()
+	w.finished = true
+	if _, err := body.Read(p); err != nil { // the next begins after the call ended
+		t.Fatal(err)
+	}
+	body.Taken()
 }

@@ -397,3 +397,52 @@ func TestWriteStreamStalledBatchGivesBackItsBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStreamOversizedBatchTakesNoMoreThanItsCap: a write stream's
+// batch announced past its cap (connect reads it through to discard it)
+// is cut once it passes the cap, as a Write's body is: it took the whole
+// of api.max_request_bytes_in_flight while the client sent it (here a
+// 1 MiB Write was refused for as long as the client stalled, up to
+// api.read_timeout).
+func TestWriteStreamOversizedBatchTakesNoMoreThanItsCap(t *testing.T) {
+	t.Parallel()
+	const request, budget = 2 << 20, 6 << 20
+	c := start(t, func(cfg *config.Config) {
+		cfg.Tables = []config.Table{{Name: "t"}}
+		cfg.API.MaxWriteRequestBytes = request
+		cfg.API.MaxRequestBytesInFlight = budget
+		cfg.API.ReadTimeout = time.Minute
+	})
+	hc := h2cClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { _ = pw.Close() })
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+wailv1connect.ProducerServiceWriteStreamProcedure, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/connect+proto")
+	go func() {
+		if resp, err := hc.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	envelope := []byte{0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(envelope[1:], 64<<20)
+	if _, err := pw.Write(envelope); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // 5.5 MiB of it, then nothing
+		_, _ = pw.Write(zeros)
+		_, _ = pw.Write(zeros[:3<<19])
+	}()
+	time.Sleep(time.Second) // the server has read what it takes of it
+	_, err = c.producer.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+		{Table: "t", Key: []byte("k"), Value: make([]byte, 1<<20)}}}))
+	if err != nil {
+		t.Fatalf("a 1 MiB Write while a write stream sends a 64 MiB batch (cap %d MiB, budget %d MiB): %v; %v bytes held",
+			request>>20, budget>>20, err, metric(t, c.url, "wail_api_request_bytes_in_flight"))
+	}
+}

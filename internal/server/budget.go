@@ -147,7 +147,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = rc.SetReadDeadline(time.Time{})
 		if hasBody {
 			body := &chargedBody{ReadCloser: r.Body, b: g.budget, rpc: true, freed: make(chan struct{}, 1),
-				batch: batchDeadline{rc: rc, timeout: g.cfg.API.ReadTimeout}}
+				batch: batchDeadline{rc: rc, timeout: g.cfg.API.ReadTimeout}, maxBatch: raw}
 			defer body.release()
 			r.Body = body
 			r = r.WithContext(api.WithBodyCharge(r.Context(), body))
