@@ -24,12 +24,20 @@ func (c *Catalog) runReleases(ctx context.Context, release []Table) []error {
 
 // madeFor notes that this process made t's topics (under the topic lock
 // of its name): until a table of the name is made again here, the topics
-// on a log of this process's own are t's (ReleaseTopics).
+// on a log of this process's own are t's (ReleaseTopics). A making for an
+// earlier table of the name than the one noted (a refresh's, which read
+// the table before it was dropped elsewhere, ending after a create here
+// made the new table's) leaves the note: the topics, the same by name,
+// are the new table's. Noted as the earlier table's, the release of the
+// new one skipped them, and they stayed on the log for good.
 func (c *Catalog) madeFor(t Table) {
 	c.makingMu.Lock()
 	defer c.makingMu.Unlock()
 	if c.made == nil {
 		c.made = map[string]Table{}
+	}
+	if m, ok := c.made[t.Name]; ok && m.CreatedAt.After(t.CreatedAt) {
+		return
 	}
 	c.made[t.Name] = t
 }

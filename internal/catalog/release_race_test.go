@@ -133,3 +133,74 @@ func TestCreateHereReleasesTheDroppedTable(t *testing.T) {
 		t.Errorf("topics made %v, removed %v: want the dropped table's removed, then the new one's made", provB.made, provB.removed)
 	}
 }
+
+// stallTopics is topics whose making for the table created at stallAt
+// waits, outside the topics' lock, until proceed is closed (entered is
+// closed once it waits).
+type stallTopics struct {
+	*topics
+	stallAt          time.Time
+	entered, proceed chan struct{}
+}
+
+func (p *stallTopics) Provision(ctx context.Context, t Table) error {
+	if t.CreatedAt.Equal(p.stallAt) {
+		close(p.entered)
+		<-p.proceed
+	}
+	return p.topics.Provision(ctx, t)
+}
+
+// TestReleaseAfterStaleMakingHere: a refresh here read a table before
+// another process dropped it, and its making of the table's topics ended
+// only after a create of the name through this process made the new
+// table's (the same topics, by name). The stale making must not count as
+// the last: the new table dropped elsewhere later, the release of it
+// found the topics the dropped earlier table's, skipped them, and they
+// stayed on this process's log for good.
+func TestReleaseAfterStaleMakingHere(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	a := openCatalog(t, st, newTopics())
+	provB := &stallTopics{topics: newTopics(), entered: make(chan struct{}), proceed: make(chan struct{})}
+	var b *Catalog
+	b = openCatalog(t, st, provB, func(o *Options) {
+		o.Release = func(ctx context.Context, tb Table) error {
+			return b.ReleaseTopics(ctx, tb, func(ctx context.Context) error { return provB.Unprovision(ctx, tb) })
+		}
+	})
+	first, _, err := a.Create(ctx, Table{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	provB.stallAt = first.CreatedAt
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- b.Refresh(ctx) }()
+	<-provB.entered // b's making of the first table's topics, read before the drop
+	h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+	if err := a.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := b.Create(ctx, Table{Name: "t"})
+	if err != nil {
+		t.Fatalf("create here: %v", err)
+	}
+	close(provB.proceed)
+	if err := <-refreshed; err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if got, ok := b.Get("t"); !ok || !got.CreatedAt.Equal(second.CreatedAt) {
+		t.Fatalf("b does not serve the table created here: %+v %v", got, ok)
+	}
+	h = &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+	if err := a.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if provB.has("t") {
+		t.Error("the topics of the table created here, dropped elsewhere, were not released here")
+	}
+}
