@@ -58,7 +58,8 @@ func (c *Catalog) unmade(t Table) {
 // did not see it yet, or its release failed. A create here within a
 // refresh of the drop took them over on a log of this process's own, the
 // dropped table's records included, and no refresh released them (the
-// next one found t).
+// next one found t). The earlier table is released only once the store
+// no longer holds it.
 func (c *Catalog) releaseEarlier(ctx context.Context, t Table) error {
 	if c.opts.Release == nil {
 		return nil
@@ -70,6 +71,20 @@ func (c *Catalog) releaseEarlier(ctx context.Context, t Table) error {
 	old, ok := c.made[t.Name]
 	c.makingMu.Unlock()
 	if !ok || old.CreatedAt.Equal(t.CreatedAt) {
+		return nil
+	}
+	// Only while the store no longer holds it: t may be stale (a
+	// refresh's making, or a create's, for a table read before its drop
+	// elsewhere), and old the table of the name created since through
+	// this process, live. Released, it lost its topics, records and all.
+	// Gone, it does not come back.
+	now, found, err := c.load(ctx, t.Name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading the entry of the name: %w", err)
+	case found && now.bad != nil:
+		return fmt.Errorf("reading the entry of the name: %w", now.bad)
+	case found && now.t.CreatedAt.Equal(old.CreatedAt):
 		return nil
 	}
 	defer c.releasesBegin([]Table{old})()

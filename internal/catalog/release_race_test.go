@@ -3,8 +3,11 @@ package catalog
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/store/pebble"
 )
 
 // TestReleaseBeforeCreateHere: a process whose own log holds a table's
@@ -134,19 +137,22 @@ func TestCreateHereReleasesTheDroppedTable(t *testing.T) {
 	}
 }
 
-// stallTopics is topics whose making for the table created at stallAt
-// waits, outside the topics' lock, until proceed is closed (entered is
-// closed once it waits).
+// stallTopics is topics whose first making for the table created at
+// stallAt waits, outside the topics' lock, until proceed is closed
+// (entered is closed once it waits).
 type stallTopics struct {
 	*topics
 	stallAt          time.Time
+	once             sync.Once
 	entered, proceed chan struct{}
 }
 
 func (p *stallTopics) Provision(ctx context.Context, t Table) error {
 	if t.CreatedAt.Equal(p.stallAt) {
-		close(p.entered)
-		<-p.proceed
+		p.once.Do(func() {
+			close(p.entered)
+			<-p.proceed
+		})
 	}
 	return p.topics.Provision(ctx, t)
 }
@@ -202,5 +208,88 @@ func TestReleaseAfterStaleMakingHere(t *testing.T) {
 	}
 	if provB.has("t") {
 		t.Error("the topics of the table created here, dropped elsewhere, were not released here")
+	}
+}
+
+// stallCreateTable is a store whose first CreateTable waits, once
+// entered is closed, until proceed is closed.
+type stallCreateTable struct {
+	*pebble.Store
+	once             sync.Once
+	entered, proceed chan struct{}
+}
+
+func (s *stallCreateTable) CreateTable(ctx context.Context, table string) error {
+	s.once.Do(func() {
+		close(s.entered)
+		<-s.proceed
+	})
+	return s.Store.CreateTable(ctx, table)
+}
+
+// TestStaleMakingReleasesNoLiveTable: a refresh here read a table before
+// another process dropped it, and came to make its topics while a create
+// of the name through this process, which made the new table's topics,
+// was finishing. The stale making released the table whose topics this
+// process made last, as an earlier table of the name dropped elsewhere:
+// the new table, live, lost its topics (and its records).
+func TestStaleMakingReleasesNoLiveTable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	a := openCatalog(t, st, newTopics())
+	provB := &stallTopics{topics: newTopics(), entered: make(chan struct{}), proceed: make(chan struct{})}
+	stB := &stallCreateTable{Store: st, entered: make(chan struct{}), proceed: make(chan struct{})}
+	var released []Table
+	var b *Catalog
+	b = openCatalog(t, stB, provB, func(o *Options) {
+		o.Release = func(ctx context.Context, tb Table) error {
+			released = append(released, tb)
+			return b.ReleaseTopics(ctx, tb, func(ctx context.Context) error { return provB.Unprovision(ctx, tb) })
+		}
+	})
+	other, _, err := a.Create(ctx, Table{Name: "a"}) // read, and made, before t
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Create(ctx, Table{Name: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	provB.stallAt = other.CreatedAt
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- b.Refresh(ctx) }()
+	<-provB.entered // the refresh read t, and makes a's topics first
+	h := &dropHooks{ends: [][]int64{{0}}, committed: []int64{0}}
+	if err := a.Drop(ctx, "t", true, h.hooks()); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		t   Table
+		err error
+	}
+	createdHere := make(chan result, 1)
+	go func() {
+		tb, _, err := b.Create(ctx, Table{Name: "t"})
+		createdHere <- result{tb, err}
+	}()
+	<-stB.entered // the new table's topics are made, its entry not ready yet
+	close(provB.proceed)
+	refreshErr := <-refreshed
+	close(stB.proceed)
+	created := <-createdHere
+	if created.err != nil {
+		t.Fatalf("create here: %v (refresh: %v)", created.err, refreshErr)
+	}
+	if err := b.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := b.Get("t"); !ok || !got.CreatedAt.Equal(created.t.CreatedAt) {
+		t.Fatalf("b does not serve the table created here: %+v %v", got, ok)
+	}
+	if !provB.has("t") {
+		t.Errorf("the topics of the table created here were deleted (released %v)", released)
+	}
+	if len(released) != 0 {
+		t.Errorf("released %v; want none (the table dropped elsewhere was never made here)", released)
 	}
 }
