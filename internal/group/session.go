@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -147,6 +148,26 @@ func (s *Session) next(ctx context.Context) (Message, error) {
 			return Message{}, s.err
 		case <-ctx.Done():
 			return Message{}, ctx.Err()
+		}
+	}
+}
+
+// Hold keeps the read-ahead bytes of the message Next returned last
+// counted until the returned release is called (once the message was
+// delivered or dropped; more calls do nothing), rather than until the
+// next Next: for a member that queues messages after Next, such as a
+// sink's partition queues, so that what it queued counts against its
+// budget. What is not released when the session ends goes back with the
+// rest of its budget.
+func (s *Session) Hold() (release func()) {
+	s.mu.Lock()
+	n := s.sent
+	s.sent = 0
+	s.mu.Unlock()
+	var once atomic.Bool
+	return func() {
+		if once.CompareAndSwap(false, true) {
+			s.release(n)
 		}
 	}
 }

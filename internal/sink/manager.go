@@ -16,6 +16,7 @@ import (
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/readahead"
 )
 
 // groupLease is the lease of sink members: a sink's member lives in the
@@ -49,6 +50,12 @@ type Options struct {
 	// owner of every partition (group.Sharing.Exclusive), which moves
 	// when that process stops or dies.
 	Sharing *group.Sharing
+	// ReadAhead bounds the bytes of events each sink's session holds read
+	// ahead of its deliveries (api.subscription_buffer_bytes; 0: only by
+	// its queues), within ReadAheadPool (api.max_subscription_buffered_bytes,
+	// shared with the process's event streams; nil: none).
+	ReadAhead     int64
+	ReadAheadPool *readahead.Pool
 }
 
 // Manager keeps the definitions and runs the sinks of a process.
@@ -96,7 +103,7 @@ func New(o Options) *Manager {
 	if o.Client == nil {
 		o.Client = NewHTTPClient(nil)
 	}
-	groups := group.New(o.Log, groupLease).WithLogger(o.Logger)
+	groups := group.New(o.Log, groupLease).WithReadAhead(o.ReadAhead, o.ReadAheadPool).WithLogger(o.Logger)
 	if o.Sharing != nil {
 		sh := *o.Sharing
 		sh.Exclusive = true

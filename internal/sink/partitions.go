@@ -10,8 +10,18 @@ import (
 
 // partitionQueue is how many batches of one partition wait for its
 // worker; past it the session waits (a partition whose endpoint requests
-// are slow holds the others back only once that many are queued).
+// are slow holds the others back only once that many are queued). The
+// batches queued and the one in delivery count against the session's
+// read-ahead budget (Options.ReadAhead) until delivered: that bounds them
+// in bytes, past which the session reads no more.
 const partitionQueue = 32
+
+// queued is a batch waiting for, or in, its partition's worker, with the
+// release of its read-ahead bytes (group.Session.Hold).
+type queued struct {
+	msg     group.Message
+	release func()
+}
 
 // deliverPartitions takes the session's batches and hands each to its
 // partition's worker: a partition's batches are delivered (and
@@ -26,19 +36,21 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 		wg.Wait()
 	}()
 	slots := make(chan struct{}, max(r.def.PartitionsInFlight, 1))
-	worker := func(q <-chan group.Message) {
+	worker := func(q <-chan queued) {
 		defer wg.Done()
 		for {
-			var msg group.Message
+			var b queued
 			select {
-			case msg = <-q:
+			case b = <-q:
 			case <-ctx.Done():
-				return
+				return // what is queued goes back with the session's budget
 			}
+			msg := b.msg
 			// The partition's lock: a redrive of its dead letters
 			// (redrive.go) waits for the batch, and the batch for it.
 			unlock, err := r.lockPartition(ctx, msg.Partition)
 			if err != nil {
+				b.release()
 				return
 			}
 			// Checked here, in order, just before delivery: a batch of a
@@ -46,25 +58,28 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 			// count as delivered (its lease starts when it is posted).
 			if !sess.Check(msg) {
 				unlock()
+				b.release()
 				continue
 			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():
 				unlock()
+				b.release()
 				return
 			}
 			owns := func() bool { return sess.Owns(msg.Partition, msg.Epoch) }
 			err = r.handle(ctx, msg, owns)
 			<-slots
 			unlock()
+			b.release()
 			if err != nil && !errors.Is(err, errMoved) {
 				cancel(err)
 				return
 			}
 		}
 	}
-	queues := map[int32]chan group.Message{}
+	queues := map[int32]chan queued{}
 	for {
 		msg, err := sess.Next(ctx)
 		if err != nil {
@@ -81,14 +96,16 @@ func (r *runner) deliverPartitions(ctx context.Context, sess *group.Session) err
 		}
 		q, ok := queues[msg.Partition]
 		if !ok {
-			q = make(chan group.Message, partitionQueue)
+			q = make(chan queued, partitionQueue)
 			queues[msg.Partition] = q
 			wg.Add(1)
 			go worker(q)
 		}
+		b := queued{msg: msg, release: sess.Hold()}
 		select {
-		case q <- msg:
+		case q <- b:
 		case <-ctx.Done():
+			b.release()
 			if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
 				return cause
 			}
