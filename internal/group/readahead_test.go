@@ -168,3 +168,71 @@ func settled(f func() int64) int64 {
 	}
 	return last
 }
+
+// TestSessionHold: a member that queues the messages it takes (a sink)
+// and Holds them keeps their bytes counted past its next Next: once it
+// holds its budget, its readers read no more (Next waits), within the
+// process's pool too; releasing what it holds lets it go on to the end,
+// and a release called twice gives back once.
+func TestSessionHold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	if err := l.CreateTopic(ctx, "ev", 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 128<<10)
+	const records = 40 // 5 MiB
+	for i := range records {
+		if err := l.Append(ctx, "ev", []*intentlog.Record{{Key: fmt.Appendf(nil, "k%d", i), Value: value}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const budget = 1 << 20
+	pool := readahead.NewPool(0) // counts only
+	g := New(l, time.Minute).WithReadAhead(budget, pool)
+	defer g.Close()
+	s, err := g.Join(ctx, Table{Name: "t", Topic: "ev", Partitions: 1}, "g", "m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, s); m.Granted == nil {
+		t.Fatalf("first message %+v, want the grant", m)
+	}
+	var releases []func()
+	var held, got int
+	for {
+		nctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		m, err := s.Next(nctx)
+		cancel()
+		if err != nil {
+			break // the readers wait for what is held
+		}
+		releases = append(releases, s.Hold())
+		got += len(m.Records)
+		for _, r := range m.Records {
+			held += len(r.Key) + len(r.Value)
+		}
+	}
+	if got == records || (held > budget && len(releases) > 1) {
+		t.Fatalf("holding every message it took, the member took %d records (%d bytes) in %d messages; want at most its budget (%d bytes)",
+			got, held, len(releases), budget)
+	}
+	t.Logf("took %d records, %d bytes, in %d messages", got, held, len(releases))
+	if n := pool.Used(); n < min(int64(held), budget) {
+		t.Fatalf("the pool counts %d bytes, the member holds %d", n, held)
+	}
+	for _, release := range releases {
+		release()
+		release()
+	}
+	for got < records {
+		m := next(t, s)
+		s.Hold()() // delivered at once
+		got += len(m.Records)
+	}
+	s.Leave()
+	if n := pool.Used(); n != 0 {
+		t.Fatalf("the member left and the pool counts %d bytes", n)
+	}
+}
