@@ -1,6 +1,7 @@
 // Package readahead counts the bytes event streams (Subscribe, a
-// Consume member's session) hold read ahead of their clients: events
-// read from the log and not yet sent. Each stream holds at most its own
+// Consume member's session, a webhook sink's) hold read ahead of their
+// clients: events read from the log and not yet sent (a sink's: not yet
+// delivered). Each stream holds at most its own
 // budget (api.subscription_buffer_bytes); all of the process's streams
 // together share a Pool (api.max_subscription_buffered_bytes).
 package readahead

@@ -14,7 +14,7 @@ func newReadAhead(reg prometheus.Registerer, max int64) *readahead.Pool {
 	p := readahead.NewPool(max)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wail_api_subscription_buffered_bytes",
-			Help: "Bytes of events event streams (Subscribe, Consume) hold read ahead of their clients, all together, up to about api.max_subscription_buffered_bytes."},
+			Help: "Bytes of events event streams (Subscribe, Consume, webhook sinks) hold read ahead of their clients, all together, up to about api.max_subscription_buffered_bytes."},
 			func() float64 { return float64(p.Used()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wail_api_subscription_buffer_waits_total",
 			Help: "Times an event stream's reader waited for its client to take what it holds because api.max_subscription_buffered_bytes were held (back-pressure, not an error)."},
