@@ -360,24 +360,7 @@ func TestWriteStreamStalledBatchGivesBackItsBytes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for range 3 {
-		pr, pw := io.Pipe()
-		t.Cleanup(func() { _ = pw.Close() })
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+wailv1connect.ProducerServiceWriteStreamProcedure, pr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/connect+proto")
-		go func() {
-			if resp, err := hc.Do(req); err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		}()
-		envelope := []byte{0, 0, 0, 0, 0}
-		binary.BigEndian.PutUint32(envelope[1:], request-1<<10)
-		if _, err := pw.Write(envelope); err != nil {
-			t.Fatal(err)
-		}
+		pw := rawWriteStream(ctx, t, hc, c.url, request-1<<10)
 		go func() { _, _ = pw.Write(zeros[:request-2<<10]) }() // and the rest never
 	}
 	for deadline := time.Now().Add(10 * time.Second); metric(t, c.url, "wail_api_request_bytes_in_flight") < budget-8<<10; time.Sleep(50 * time.Millisecond) {
@@ -416,9 +399,28 @@ func TestWriteStreamOversizedBatchTakesNoMoreThanItsCap(t *testing.T) {
 	hc := h2cClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	pw := rawWriteStream(ctx, t, hc, c.url, 64<<20)
+	go func() { // 5.5 MiB of it, then nothing
+		_, _ = pw.Write(zeros)
+		_, _ = pw.Write(zeros[:3<<19])
+	}()
+	time.Sleep(time.Second) // the server has read what it takes of it
+	_, err := c.producer.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
+		{Table: "t", Key: []byte("k"), Value: make([]byte, 1<<20)}}}))
+	if err != nil {
+		t.Fatalf("a 1 MiB Write while a write stream sends a 64 MiB batch (cap %d MiB, budget %d MiB): %v; %v bytes held",
+			request>>20, budget>>20, err, metric(t, c.url, "wail_api_request_bytes_in_flight"))
+	}
+}
+
+// rawWriteStream opens a WriteStream whose request body the test writes
+// by hand, and writes the envelope of a first batch announced as n bytes:
+// what follows is the test's (pw; closed at the end of the test).
+func rawWriteStream(ctx context.Context, t *testing.T, hc *http.Client, url string, n uint32) *io.PipeWriter {
+	t.Helper()
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { _ = pw.Close() })
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+wailv1connect.ProducerServiceWriteStreamProcedure, pr)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+wailv1connect.ProducerServiceWriteStreamProcedure, pr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,19 +432,9 @@ func TestWriteStreamOversizedBatchTakesNoMoreThanItsCap(t *testing.T) {
 		}
 	}()
 	envelope := []byte{0, 0, 0, 0, 0}
-	binary.BigEndian.PutUint32(envelope[1:], 64<<20)
+	binary.BigEndian.PutUint32(envelope[1:], n)
 	if _, err := pw.Write(envelope); err != nil {
 		t.Fatal(err)
 	}
-	go func() { // 5.5 MiB of it, then nothing
-		_, _ = pw.Write(zeros)
-		_, _ = pw.Write(zeros[:3<<19])
-	}()
-	time.Sleep(time.Second) // the server has read what it takes of it
-	_, err = c.producer.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{
-		{Table: "t", Key: []byte("k"), Value: make([]byte, 1<<20)}}}))
-	if err != nil {
-		t.Fatalf("a 1 MiB Write while a write stream sends a 64 MiB batch (cap %d MiB, budget %d MiB): %v; %v bytes held",
-			request>>20, budget>>20, err, metric(t, c.url, "wail_api_request_bytes_in_flight"))
-	}
+	return pw
 }
