@@ -411,8 +411,23 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 	out := make(chan TailEvent, 64)
 	errc := make(chan error, t.Partitions)
 	topic := eventbus.Topic(table)
+	// Every partition's end is read before the answer starts: a client that
+	// writes once it has the answer's headers sees the event of its write
+	// (read after, the end could already be past it).
+	readers := make([]intentlog.Reader, 0, t.Partitions)
 	for p := int32(0); p < t.Partitions; p++ {
-		go func() { errc <- c.follow(ctx, topic, p, filter, out) }()
+		rd, err := c.fromEnd(ctx, topic, p)
+		if err != nil {
+			for _, rd := range readers {
+				rd.Close()
+			}
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		readers = append(readers, rd)
+	}
+	for p, rd := range readers {
+		go func() { errc <- c.follow(ctx, rd, topic, int32(p), filter, out) }()
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -454,17 +469,22 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// follow sends the events of a partition from its end on whose key
-// contains filter.
-func (c *Console) follow(ctx context.Context, topic string, p int32, filter string, out chan<- TailEvent) error {
+// fromEnd opens a reader of a partition at its end.
+func (c *Console) fromEnd(ctx context.Context, topic string, p int32) (intentlog.Reader, error) {
 	_, end, err := c.o.Log.Bounds(ctx, topic, p)
 	if err != nil {
-		return fmt.Errorf("tail %s/%d: %w", topic, p, err)
+		return nil, fmt.Errorf("tail %s/%d: %w", topic, p, err)
 	}
 	rd, err := c.o.Log.NewReader(topic, p, end)
 	if err != nil {
-		return fmt.Errorf("tail %s/%d: %w", topic, p, err)
+		return nil, fmt.Errorf("tail %s/%d: %w", topic, p, err)
 	}
+	return rd, nil
+}
+
+// follow sends the events rd reads of partition p on whose key contains
+// filter.
+func (c *Console) follow(ctx context.Context, rd intentlog.Reader, topic string, p int32, filter string, out chan<- TailEvent) error {
 	defer rd.Close()
 	for {
 		recs, err := rd.Next(ctx)
