@@ -336,6 +336,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		// group's snapshot under this object's claim and lease.
 		old.mu.Lock()
 		old.topic, old.created, old.core, old.loaded, old.starts = t.Topic, t.Created, core, true, missing
+		old.sh.fixed = g.startsToFix(missing)
 		old.leaders = nil
 		for p, at := range committedAt {
 			old.knownAt(p, at)
@@ -344,7 +345,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		return old, nil
 	}
 	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, created: t.Created, core: core, sessions: map[string]*Session{},
-		sh: sharedLocal{obs: observed{}}, loaded: true, starts: missing}
+		sh: sharedLocal{obs: observed{}, fixed: g.startsToFix(missing)}, loaded: true, starts: missing}
 	for p, at := range committedAt {
 		gr.knownAt(p, at) // no member yet: nothing else uses gr
 	}
@@ -352,6 +353,15 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 	g.groups[k] = gr
 	g.mu.Unlock()
 	return gr, nil
+}
+
+// startsToFix returns the channel a join waits on until the group's
+// entry holds starts (sharedLocal.fixed), nil when there are none to fix.
+func (g *Groups) startsToFix(starts map[int32]int64) chan struct{} {
+	if g.shared == nil || len(starts) == 0 {
+		return nil
+	}
+	return make(chan struct{})
 }
 
 func (g *Groups) register(ctx context.Context, table, name string) error {

@@ -67,7 +67,23 @@ const sessionBuffer = 16
 // Join makes member id a member of the group name of table t, starting a
 // new group's partitions at their first or last offsets. The member takes
 // its Messages until Done; Leave (or the end of ctx) removes it.
+//
+// In a group shared by processes, a member of a new group is answered
+// only once the group's start is in its shared entry (waitStarts).
 func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest StartLatest) (*Session, error) {
+	s, err := g.join(ctx, t, name, id, latest)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.waitStarts(ctx, s.gr); err != nil {
+		s.Leave()
+		return nil, err
+	}
+	return s, nil
+}
+
+// join is Join, without waiting for a shared group's start.
+func (g *Groups) join(ctx context.Context, t Table, name, id string, latest StartLatest) (*Session, error) {
 	// The group's key lock is held until the member is in: a group
 	// without members may be reloaded (or reset) meanwhile. Not g.mu: the
 	// load waits on the log, and other groups must not wait for it.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -54,6 +55,35 @@ type SharedState struct {
 	// Snapshot is the claim of the process taking the group's start
 	// "snapshot" snapshot (nil: none; snapclaim.go).
 	Snapshot *SharedSnapshot `json:"snapshot,omitempty"`
+	// Starts is where the partitions without a committed position start
+	// (nil: none written yet): the first process to list a member of the
+	// new group writes what its join found (Local.Starts), and every
+	// process that claims such a partition starts it there, so the group
+	// starts where its first member's join was answered, not where each
+	// process's join found the end ("latest").
+	Starts *SharedStarts `json:"starts,omitempty"`
+}
+
+// SharedStarts is a new group's start (SharedState.Starts).
+type SharedStarts struct {
+	// Created is the table's creation time the offsets are of (Unix
+	// microseconds, 0 unknown): a table created again has other offsets.
+	Created int64           `json:"created,omitempty"`
+	Offsets map[int32]int64 `json:"offsets"`
+}
+
+// covers says whether s holds the start of every partition of starts for
+// the table created at created.
+func (s *SharedStarts) covers(created int64, starts map[int32]int64) bool {
+	if s == nil || s.Created != created {
+		return false
+	}
+	for p := range starts {
+		if _, ok := s.Offsets[p]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // SharedSnapshot is who takes a group's snapshot: one process at a time,
@@ -131,6 +161,10 @@ type Local struct {
 	// released once Core.Handover took them (they are not Held then).
 	Busy     map[int32]bool
 	Draining map[int32]bool
+	// Starts: where its join put the partitions without a committed
+	// position, for the table created at Created (SharedState.Starts).
+	Starts  map[int32]int64
+	Created int64
 }
 
 // Plan is what a sync does: Release first (stop those partitions
@@ -161,6 +195,27 @@ type Plan struct {
 // ErrPartitions: the group's entry was written for another partition count
 // by live processes.
 var ErrPartitions = errors.New("partition count differs")
+
+// planStarts writes this process's starts (Local.Starts) into the entry
+// for the partitions it has none of (another table's, of an earlier
+// incarnation, are replaced), when this process has members: the first
+// process to list a member fixes the group's start. It reports a change.
+func planStarts(next *SharedState, l Local) bool {
+	if len(l.Members) == 0 || len(l.Starts) == 0 || next.Starts.covers(l.Created, l.Starts) {
+		return false
+	}
+	st := &SharedStarts{Created: l.Created, Offsets: map[int32]int64{}}
+	if next.Starts != nil && next.Starts.Created == l.Created {
+		maps.Copy(st.Offsets, next.Starts.Offsets)
+	}
+	for p, o := range l.Starts {
+		if _, ok := st.Offsets[p]; !ok {
+			st.Offsets[p] = o
+		}
+	}
+	next.Starts = st
+	return true
+}
 
 // planShared returns what process l.Proc does with state s (read from the
 // entry) at now, given what it observed before (updated). A process whose
@@ -219,6 +274,10 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 		}
 		next.Table, next.Group, next.Partitions = table, name, n
 		next.Owners = make([]SharedOwner, n)
+		next.Starts = nil // (offsets of another count's table)
+		changed = true
+	}
+	if planStarts(&next, l) {
 		changed = true
 	}
 	// This process's members: exactly its live ones (none: it leaves).

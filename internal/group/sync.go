@@ -60,6 +60,9 @@ type sharedLocal struct {
 	listed bool
 	// failing: the last sync failed (logged and on health once).
 	failing bool
+	// fixed is closed once the entry holds the group's start of the
+	// partitions starts lists (nil: none to wait for; waitStarts).
+	fixed chan struct{}
 }
 
 // syncTick is how often a process syncs each group's shared entry.
@@ -145,7 +148,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		start := time.Now()
 		gr.mu.Lock()
 		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held(), SnapEpoch: gr.snap.epoch,
-			Busy: map[int32]bool{}, Draining: map[int32]bool{}}
+			Busy: map[int32]bool{}, Draining: map[int32]bool{}, Starts: gr.starts, Created: gr.created}
 		for p := range l.Held {
 			l.Busy[p], l.Draining[p] = gr.core.Busy(p), gr.core.Revoking(p)
 		}
@@ -181,6 +184,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		if plan.Next == nil {
 			gr.mu.Lock()
 			_, gr.sh.listed = st.Procs[g.proc]
+			gr.startsWritten(st.Starts)
 			gr.mu.Unlock()
 			return nil
 		}
@@ -195,6 +199,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		}
 		gr.mu.Lock()
 		_, gr.sh.listed = plan.Next.Procs[g.proc]
+		gr.startsWritten(plan.Next.Starts)
 		if gr.sh.listed {
 			gr.sh.renewed, gr.sh.valid = start, start.Add(trusted(g.procLease))
 		}
@@ -208,6 +213,59 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		return nil
 	}
 	return errors.New("the entry kept changing under this process's writes")
+}
+
+// startsWritten notes that the group's entry holds starts (written by
+// this process or another): a Join waiting for the group's start to be
+// fixed (waitStarts) returns once they cover this process's; under gr.mu.
+func (gr *grp) startsWritten(s *SharedStarts) {
+	if gr.sh.fixed != nil && s.covers(gr.created, gr.starts) {
+		close(gr.sh.fixed)
+		gr.sh.fixed = nil
+	}
+}
+
+// startOf is where a claimed partition without a committed position
+// starts: at the group's start in its entry (s), else where this
+// process's join put it; under gr.mu.
+func (gr *grp) startOf(s *SharedStarts, p int32) (int64, bool) {
+	if s != nil && s.Created == gr.created {
+		if o, ok := s.Offsets[p]; ok {
+			return o, true
+		}
+	}
+	o, ok := gr.starts[p]
+	return o, ok
+}
+
+// waitStarts waits until the group's entry holds the start of the
+// partitions this process's join found without a committed position
+// (startsWritten), so that a member is answered only once the group's
+// start is fixed for every process: one that joins later, and claims a
+// partition first, starts it there, not at the end of its own join. It
+// waits at most two process leases (the store is out of reach: the join
+// fails, to be retried).
+func (g *Groups) waitStarts(ctx context.Context, gr *grp) error {
+	gr.mu.Lock()
+	fixed := gr.sh.fixed
+	gr.mu.Unlock()
+	if fixed == nil {
+		return nil
+	}
+	g.kickSync()
+	t := time.NewTimer(2 * g.procLease)
+	defer t.Stop()
+	select {
+	case <-fixed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("group %s of %s: the group's start could not be written to its shared entry within %s (is the store reachable?): retry",
+			gr.name, gr.table, 2*g.procLease)
+	case <-g.stop:
+		return errors.New("the server is shutting down")
+	}
 }
 
 // grant starts the partitions this process claimed, each at its committed
@@ -245,7 +303,7 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 			continue // not fenced: not granted
 		}
 		if _, ok := committed[c.Partition]; !ok {
-			if o, ok := gr.starts[c.Partition]; ok {
+			if o, ok := gr.startOf(plan.Next.Starts, c.Partition); ok {
 				starts[c.Partition] = o
 			}
 		}
