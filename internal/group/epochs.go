@@ -17,10 +17,13 @@ import (
 // its reader at the committed offset and that epoch: the log validates
 // them (OffsetForLeaderEpoch), and a log that diverged below the offset
 // fails the first read with an *intentlog.Truncation, which ends the
-// member with ErrPositionLost (Session.truncated). Offsets committed
-// without an epoch (by an older wail, a reset, a new group's start, a
-// snapshot's end) start unvalidated, as before. The embedded log has no
-// epochs: nothing of this applies to it.
+// member with ErrPositionLost (Session.truncated). Offsets committed by
+// no member's reader (a reset, a new group's start, a snapshot's end:
+// commitAll, grant) carry the epoch of the event before them as the log
+// has it when they are committed (intentlog.EpochFinder), validated the
+// same way. Offsets committed without an epoch (by an older wail; one at
+// the log's start, with no event before it) start unvalidated, as
+// before. The embedded log has no epochs: nothing of this applies to it.
 
 // partReader is the reader a session last started for a partition, with
 // the group epoch of the grant it reads for.
@@ -86,6 +89,15 @@ func withEpochs(offsets map[int32]int64, leaders map[int32]int32) map[int32]inte
 		if e, ok := leaders[p]; ok {
 			out[p] = intentlog.EpochOffset{Offset: o, Epoch: max(e, -1)}
 		}
+	}
+	return out
+}
+
+// leadersOf returns the leader epoch of each offset of at.
+func leadersOf(at map[int32]intentlog.EpochOffset) map[int32]int32 {
+	out := make(map[int32]int32, len(at))
+	for p, o := range at {
+		out[p] = o.Epoch
 	}
 	return out
 }

@@ -345,9 +345,10 @@ func testGroupEpochsHealthy(t *testing.T, shared bool) {
 }
 
 // TestGroupOffsetWithoutEpoch: an offset committed without a leader epoch
-// (by a wail before epochs were committed, a reset, a new group's start)
-// starts its member unvalidated, as before: it reads on from the offset
-// (a divergence below it is not seen; DESIGN.md).
+// (by a wail before epochs were committed, or before its resets, starts
+// and snapshot ends carried them) starts its member unvalidated, as
+// before: it reads on from the offset (a divergence below it is not seen;
+// DESIGN.md).
 func TestGroupOffsetWithoutEpoch(t *testing.T) {
 	t.Parallel()
 	r := newKafkaRig(t, 1)

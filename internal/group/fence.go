@@ -157,22 +157,28 @@ func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]
 }
 
 // commitAll commits offsets of a group without members (Reset, a shared
-// snapshot's end): through the committers fenceAll returned when there
-// are (a commit the bus applies late then fails once a member of any
-// process took the partition, instead of moving its position back), else
-// unfenced. A partition fenced meanwhile fails with ErrMembers.
-func (g *Groups) commitAll(ctx context.Context, t Table, name string, fs map[int32]fenced, offsets map[int32]int64) error {
+// snapshot's end, an unshared group's start): through the committers
+// fenceAll returned when there are (a commit the bus applies late then
+// fails once a member of any process took the partition, instead of
+// moving its position back), else unfenced. Each offset carries the
+// leader epoch of the event before it, read from the log (epochs.go),
+// which it returns. A partition fenced meanwhile fails with ErrMembers.
+func (g *Groups) commitAll(ctx context.Context, t Table, name string, fs map[int32]fenced, offsets map[int32]int64) (map[int32]intentlog.EpochOffset, error) {
+	at, err := intentlog.EpochsBefore(ctx, g.log, t.Topic, offsets)
+	if err != nil {
+		return nil, err
+	}
 	if fs == nil {
-		return g.log.Commit(ctx, LogGroup(name), t.Topic, offsets)
+		return at, intentlog.CommitAt(ctx, g.log, LogGroup(name), t.Topic, at)
 	}
 	var out []error
-	for p, err := range commitFenced(ctx, fs, offsets, nil) {
+	for p, err := range commitFenced(ctx, fs, offsets, leadersOf(at)) {
 		if errors.Is(err, intentlog.ErrFenced) {
 			err = fmt.Errorf("%w: partition %d was taken by a member meanwhile: %w", ErrMembers, p, err)
 		}
 		out = append(out, err)
 	}
-	return errors.Join(out...)
+	return at, errors.Join(out...)
 }
 
 // committers returns the committers of an acknowledgement's partitions at

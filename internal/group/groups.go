@@ -317,14 +317,18 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			if err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
 			}
-			if err := g.commitAll(ctx, t, name, fs, missing); err != nil {
+			at, err := g.commitAll(ctx, t, name, fs, missing)
+			if err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
 			}
 			if committed == nil {
 				committed = map[int32]int64{}
 			}
-			for p, o := range missing {
-				committed[p] = o
+			if committedAt == nil {
+				committedAt = map[int32]intentlog.EpochOffset{}
+			}
+			for p, o := range at {
+				committed[p], committedAt[p] = o.Offset, o
 			}
 			missing = nil
 		}
@@ -590,7 +594,7 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 			return err
 		}
 	}
-	if err := g.commitAll(ctx, t, name, fs, offsets); err != nil {
+	if _, err := g.commitAll(ctx, t, name, fs, offsets); err != nil {
 		return fmt.Errorf("group %s of %s: commit: %w", name, t.Name, err)
 	}
 	return nil

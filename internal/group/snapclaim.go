@@ -143,7 +143,7 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	// Bounded by the end of the trusted lease, as an acknowledgement.
 	cctx, cancel := context.WithDeadline(ctx, gr.sh.valid)
 	defer cancel()
-	if err := g.commitAll(cctx, r.t, r.name, fs, offsets); err != nil {
+	if _, err := g.commitAll(cctx, r.t, r.name, fs, offsets); err != nil {
 		return fmt.Errorf("group %s of %s: commit the snapshot's end: %w", r.name, r.t.Name, err)
 	}
 	if !gr.validNow(time.Now()) {

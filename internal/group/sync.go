@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/health"
@@ -310,17 +311,28 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	}
 	gr.mu.Unlock()
 	if len(starts) > 0 {
-		if g.fencer != nil {
-			for p, err := range commitFenced(vctx, fences, starts, nil) {
+		// With the leader epoch of the event before each (epochs.go).
+		at, err := intentlog.EpochsBefore(vctx, g.log, topic, starts)
+		switch {
+		case err != nil && g.fencer == nil:
+			return fmt.Errorf("the leader epochs of the starts of claimed partitions (released at the next sync): %w", err)
+		case err != nil:
+			for p := range starts {
+				delete(fences, p) // not granted: released at the next sync
+			}
+			ferr = errors.Join(ferr, fmt.Errorf("the leader epochs of the starts of claimed partitions (released at the next sync): %w", err))
+		case g.fencer != nil:
+			for p, err := range commitFenced(vctx, fences, starts, leadersOf(at)) {
 				delete(fences, p)
-				delete(starts, p)
+				delete(at, p)
 				ferr = errors.Join(ferr, fmt.Errorf("commit the start of partition %d (released at the next sync): %w", p, err))
 			}
-		} else if err := g.log.Commit(vctx, LogGroup(gr.name), topic, starts); err != nil {
-			return fmt.Errorf("commit the start of claimed partitions (released at the next sync): %w", err)
-		}
-		for p, o := range starts {
-			committed[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
+			maps.Copy(committed, at)
+		default:
+			if err := intentlog.CommitAt(vctx, g.log, LogGroup(gr.name), topic, at); err != nil {
+				return fmt.Errorf("commit the start of claimed partitions (released at the next sync): %w", err)
+			}
+			maps.Copy(committed, at)
 		}
 	}
 	gr.mu.Lock()

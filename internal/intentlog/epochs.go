@@ -61,6 +61,26 @@ func EpochBefore(r Reader, offset int64) int32 {
 	return -1
 }
 
+// EpochFinder is a log that reads the leader epoch of the record before
+// an offset without a reader that read it (Kafka): for offsets committed
+// by no consumer's reader (a reset, a group's start, a snapshot's end),
+// so that they too are validated when a reader starts at them.
+type EpochFinder interface {
+	// EpochsBefore returns each offset with the leader epoch of the
+	// record before it in its partition of topic, -1 where there is none
+	// to read (the offset at or below the log's start, past its end).
+	EpochsBefore(ctx context.Context, topic string, offsets map[int32]int64) (map[int32]EpochOffset, error)
+}
+
+// EpochsBefore is l's EpochsBefore when l is an EpochFinder, else offsets
+// with epoch -1 (unknown: nothing to validate).
+func EpochsBefore(ctx context.Context, l any, topic string, offsets map[int32]int64) (map[int32]EpochOffset, error) {
+	if f, ok := l.(EpochFinder); ok {
+		return f.EpochsBefore(ctx, topic, offsets)
+	}
+	return WithoutEpochs(offsets), nil
+}
+
 // FencedEpochCommitter is a FencedCommitter that commits the leader epoch
 // with the offset (Kafka: committed_leader_epoch of TxnOffsetCommit) and
 // reads it back.

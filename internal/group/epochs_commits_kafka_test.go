@@ -1,0 +1,95 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestGroupCommitsWithoutReaderCarryEpochs: the offsets a group commits
+// without a member's reader (a reset, which `wail group reset` and a
+// "latest" sink's start go through; a snapshot's end; a new group's start
+// at "latest", committed by the load or, shared, by the grant) carry the
+// leader epoch of the event before them, read from the log. Before, they
+// carried none: after a divergence below them (an unclean leader election
+// cut the log at 2 below the offset 5 while no member read it, new events
+// took offsets 2 on) the next member started unvalidated at 5 and silently
+// passed the new events at 2-4. Now it ends with ErrPositionLost.
+func TestGroupCommitsWithoutReaderCarryEpochs(t *testing.T) {
+	t.Parallel()
+	paths := map[string]func(ctx context.Context, t *testing.T, G *Groups, r *kafkaRig){
+		"reset": func(ctx context.Context, t *testing.T, G *Groups, r *kafkaRig) {
+			if err := G.Reset(ctx, r.tb, "g", map[int32]int64{0: 5}); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"snapshot end": func(ctx context.Context, t *testing.T, G *Groups, r *kafkaRig) {
+			taken, err := G.Snapshot(ctx, r.tb, "g", "s", func(ctx context.Context, run *SnapshotRun) error {
+				return run.Commit(ctx, map[int32]int64{0: 5})
+			})
+			if err != nil || !taken {
+				t.Fatalf("snapshot: taken %v, %v", taken, err)
+			}
+		},
+		"start latest": func(ctx context.Context, t *testing.T, G *Groups, r *kafkaRig) {
+			s, err := G.Join(ctx, r.tb, "g", "a", true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Leave()
+			if m, err := s.Next(ctx); err != nil || len(m.Granted) != 1 || m.Granted[0].Offset != 5 {
+				t.Fatalf("first message %+v, %v; want the grant at 5", m, err)
+			}
+		},
+	}
+	for name, commit := range paths {
+		for _, shared := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s,shared=%v", name, shared), func(t *testing.T) {
+				t.Parallel()
+				r := newKafkaRig(t, 1)
+				r.write(t, 5)
+				G := r.groups(shared)(nil)
+				defer G.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				commit(ctx, t, G, r)
+				c, err := r.l.CommittedEpochs(ctx, LogGroup("g"), "ev")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c[0].Offset != 5 || c[0].Epoch < 0 {
+					t.Errorf("committed %+v; want offset 5 with the leader epoch of the event at 4", c[0])
+				}
+				r.newEpoch.Store(max(c[0].Epoch, 0) + 1)
+				r.end.Store(2)
+				r.write(t, 3)
+				s, err := G.Join(ctx, r.tb, "g", "b", false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Leave()
+				var got []int64
+				for err == nil && len(got) == 0 {
+					var m Message
+					if m, err = s.Next(ctx); err == nil {
+						for _, rec := range m.Records {
+							got = append(got, rec.Offset)
+						}
+					}
+				}
+				if len(got) > 0 {
+					t.Fatalf("the member joined after the log diverged at 2 below the offset 5 committed by the %s read %v "+
+						"(the new events at 2-4 silently skipped; OffsetForLeaderEpoch asked %d times); want ErrPositionLost", name, got, r.asked.Load())
+				}
+				if !errors.Is(err, ErrPositionLost) || !errors.Is(err, intentlog.ErrTruncated) || !strings.Contains(err.Error(), "diverges from offset 2") {
+					t.Fatalf("the member ended with %v; want ErrPositionLost, the truncation at 2", err)
+				}
+			})
+		}
+	}
+}

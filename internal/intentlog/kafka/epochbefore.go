@@ -1,0 +1,88 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+var _ intentlog.EpochFinder = (*Log)(nil)
+
+// EpochsBefore implements intentlog.EpochFinder: each offset with the
+// leader epoch of the record before it, read from the log without
+// isolation (the epoch of its batch: transaction markers and records of
+// open or aborted transactions count, as they do for a reader's
+// EpochBefore and for the broker's OffsetForLeaderEpoch). The epoch is -1
+// where there is no record before the offset to read: an offset at or
+// below the log's start, or past its end; a record removed meanwhile
+// (retention, compaction); a batch without an epoch.
+func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]int64) (map[int32]intentlog.EpochOffset, error) {
+	out := make(map[int32]intentlog.EpochOffset, len(offsets))
+	want := map[int32]kgo.Offset{}
+	for p, o := range offsets {
+		out[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
+		if o <= 0 {
+			continue
+		}
+		start, end, err := l.Bounds(ctx, topic, p)
+		if err != nil {
+			return nil, fmt.Errorf("kafka: the leader epoch before offset %d of partition %d: %w", o, p, err)
+		}
+		if o > start && o <= end {
+			want[p] = kgo.NewOffset().At(o - 1)
+		}
+	}
+	if len(want) == 0 {
+		return out, nil
+	}
+	ext := l.names.external(topic)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, l.common...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ext: want}),
+		kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		kgo.FetchMaxPartitionBytes(l.opts.MaxMessageBytes),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	rctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
+	defer cancel()
+	for len(want) > 0 {
+		fs := cl.PollFetches(rctx)
+		if err := rctx.Err(); err != nil {
+			return nil, fmt.Errorf("kafka: the leader epochs before offsets of %s: %w", ext, err)
+		}
+		var ferr error
+		fs.EachError(func(_ string, p int32, err error) {
+			if errors.Is(err, kerr.OffsetOutOfRange) { // removed meanwhile: none to read
+				delete(want, p)
+				return
+			}
+			ferr = errors.Join(ferr, fmt.Errorf("partition %d: %w", p, mapErr(err)))
+		})
+		if ferr != nil {
+			return nil, fmt.Errorf("kafka: the leader epochs before offsets of %s: %w", ext, ferr)
+		}
+		fs.EachRecord(func(kr *kgo.Record) {
+			if _, ok := want[kr.Partition]; !ok || kr.Topic != ext {
+				return
+			}
+			before := offsets[kr.Partition] - 1
+			switch {
+			case kr.Offset == before:
+				out[kr.Partition] = intentlog.EpochOffset{Offset: before + 1, Epoch: max(kr.LeaderEpoch, -1)}
+			case kr.Offset < before:
+				return // (a batch's records below the offset asked)
+			}
+			delete(want, kr.Partition)
+		})
+	}
+	return out, nil
+}
