@@ -93,3 +93,57 @@ func TestGroupCommitsWithoutReaderCarryEpochs(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupStartEpochUnknown: a member acknowledged 5 (committed with the
+// leader epoch of the event at 4); when the next member starts the
+// partition, its leader has no record of that epoch (OffsetForLeaderEpoch
+// answers UNDEFINED_EPOCH_OFFSET: its leader-epoch history was lost, or
+// the topic is another one of that name), so the log below the committed
+// offset cannot be validated. franz-go keeps the offset then: the member
+// read on from 5, as if validated, passing whatever new events took the
+// offsets below it. It now ends with ErrPositionLost naming the epoch and
+// `wail group reset`.
+func TestGroupStartEpochUnknown(t *testing.T) {
+	t.Parallel()
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			t.Parallel()
+			r := newKafkaRig(t, 1)
+			r.write(t, 5)
+			G := r.groups(shared)(nil)
+			defer G.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			r.consume(t, G, "a", 5)
+			r.undefined.Store(true)
+			r.write(t, 3)
+			s, err := G.Join(ctx, r.tb, "g", "b", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Leave()
+			var got []int64
+			for err == nil && len(got) == 0 {
+				var m Message
+				if m, err = s.Next(ctx); err == nil {
+					for _, rec := range m.Records {
+						got = append(got, rec.Offset)
+					}
+				}
+			}
+			if len(got) > 0 {
+				t.Fatalf("the member started at 5, whose leader epoch the broker does not know, read %v (OffsetForLeaderEpoch asked %d times); "+
+					"want ErrPositionLost", got, r.asked.Load())
+			}
+			t.Logf("%v", err)
+			if !errors.Is(err, ErrPositionLost) || !errors.Is(err, intentlog.ErrEpochUnknown) {
+				t.Fatalf("the member ended with %v; want ErrPositionLost, the epoch unknown", err)
+			}
+			for _, want := range []string{"committed offset 5", "wail group reset"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("the member's error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
+	"github.com/wail-cdc/wail/internal/intentlog/kafka/kafkatest"
 )
 
 // kafkaRig is a Kafka log on a kfake cluster of n brokers with topic "ev"
@@ -32,7 +33,11 @@ type kafkaRig struct {
 	// that diverged there (an unclean leader election) does.
 	end      atomic.Int64
 	newEpoch atomic.Int32
-	n        int
+	// undefined: OffsetForLeaderEpoch answers UNDEFINED_EPOCH_OFFSET (the
+	// leader has no record of the epoch asked about).
+	undefined atomic.Bool
+	epochs    *kafkatest.EpochCache // of "ev", answered otherwise
+	n         int
 	// beforeLeave, when set, runs when consume's member is done, before
 	// it leaves.
 	beforeLeave func()
@@ -45,14 +50,16 @@ func newKafkaRig(t *testing.T, brokers int) *kafkaRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	r := &kafkaRig{c: c}
+	r := &kafkaRig{c: c, epochs: kafkatest.NewEpochCache()}
 	r.end.Store(-1)
 	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		r.asked.Add(1)
-		end := r.end.Load()
-		if end < 0 {
-			return nil, nil, false
+		end, newEpoch := r.end.Load(), r.newEpoch.Load()
+		if r.undefined.Load() {
+			end, newEpoch = -1, -1 // UNDEFINED_EPOCH_OFFSET
+		} else if end < 0 { // as Kafka answers (kafkatest.EpochCache)
+			return r.epochs.Response(req.(*kmsg.OffsetForLeaderEpochRequest)), nil, true
 		}
 		q := req.(*kmsg.OffsetForLeaderEpochRequest)
 		resp := q.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
@@ -62,7 +69,7 @@ func newKafkaRig(t *testing.T, brokers int) *kafkaRig {
 			st.Topic = rt.Topic
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
-				sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, r.newEpoch.Load(), end
+				sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, newEpoch, end
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
@@ -111,6 +118,7 @@ func (r *kafkaRig) write(t *testing.T, k int) {
 	if err := r.l.Append(context.Background(), "ev", recs); err != nil {
 		t.Fatal(err)
 	}
+	r.epochs.Appended(k)
 }
 
 // move moves the partition's leadership to the next broker (a new leader
@@ -120,6 +128,7 @@ func (r *kafkaRig) move(t *testing.T, brokers int32) {
 	if err := r.c.MoveTopicPartition("ev", 0, (r.c.LeaderFor("ev", 0)+1)%brokers); err != nil {
 		t.Fatal(err)
 	}
+	r.epochs.Moved()
 }
 
 // consume joins member id to group g of G, reads and acknowledges the

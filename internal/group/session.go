@@ -376,6 +376,9 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 				if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 {
 					return s.truncated(gt.Partition, tr, err)
 				}
+				if errors.Is(err, intentlog.ErrEpochUnknown) {
+					return s.epochUnknown(gt.Partition, at.Offset, err)
+				}
 				if !errors.Is(err, intentlog.ErrOffsetOutOfRange) {
 					return err
 				}
@@ -444,6 +447,21 @@ func (s *Session) truncated(p int32, tr *intentlog.Truncation, cause error) erro
 	return fmt.Errorf("%w (%w): %s; the group's committed offset %d is past it: the new events from offset %d on are not delivered "+
 		"to a member that joins again; set the group's positions before the loss with `wail group reset` (--to a time or a cursor)",
 		ErrPositionLost, cause, what, committed, tr.From)
+}
+
+// epochUnknown is the error that ends a member whose partition's reader,
+// started at offset (the group's committed offset) and its leader epoch,
+// found that the log has no record of that epoch (cause: Kafka answered
+// UNDEFINED_EPOCH_OFFSET, its leader-epoch history lost, or the topic
+// another one of that name): whether the log lost events below the
+// offset, and new events took their offsets, cannot be checked. Read on,
+// the member could pass them for ever; a member that joins again finds
+// the same: ErrPositionLost, until the operator sets the positions.
+func (s *Session) epochUnknown(p int32, offset int64, cause error) error {
+	return fmt.Errorf("%w (%w): partition %d: the group's committed offset %d cannot be validated: the log has no record of the leader "+
+		"epoch committed with it, so whether it lost events below the offset (an unclean Kafka leader election, a broker that lost its "+
+		"leader-epoch checkpoint, the topic deleted and created again) and new events took their offsets is not known; check the partition "+
+		"and set the group's positions with `wail group reset` (--to a time or a cursor)", ErrPositionLost, cause, p, offset)
 }
 
 // outOfRangeTries bounds the answers out of range in a row for a

@@ -56,6 +56,14 @@ var (
 	// unclean leader election: the new leader's log diverged below the
 	// reader's position). A *Truncation says where.
 	ErrTruncated = errors.New("log truncated below what was read")
+	// ErrEpochUnknown: a reader was started at an offset and the leader
+	// epoch of the record before it, and the log has no record of that
+	// epoch (on Kafka OffsetForLeaderEpoch answered UNDEFINED_EPOCH_OFFSET:
+	// the partition's leader-epoch history was lost, or the topic is
+	// another one of that name): the log below the offset cannot be
+	// validated. It comes in a *Truncation whose From is -1 (where the log
+	// diverges is not known).
+	ErrEpochUnknown = errors.New("the log has no record of the leader epoch committed with the offset")
 )
 
 // Truncation is the error of a reader whose partition lost records it had
@@ -63,8 +71,9 @@ var (
 // epoch (EpochLog): the log now diverges from what was read at From
 // (records from From on may be new ones, under offsets the reader passed);
 // it had read up to Read. Epoch is the leader epoch of the record before
-// From in the log as it is now (-1: unknown), for a commit at From. It
-// matches ErrTruncated.
+// From in the log as it is now (-1: unknown), for a commit at From.
+// From is -1 when the log cannot say where it diverges (ErrEpochUnknown).
+// It matches ErrTruncated.
 type Truncation struct {
 	From, Read int64
 	Epoch      int32
@@ -72,6 +81,9 @@ type Truncation struct {
 }
 
 func (t *Truncation) Error() string {
+	if t.From < 0 {
+		return fmt.Sprintf("%v: the log below offset %d cannot be validated: %v", ErrTruncated, t.Read, t.Err)
+	}
 	return fmt.Sprintf("%v: the log diverges from what was read at offset %d (read up to %d): %v", ErrTruncated, t.From, t.Read, t.Err)
 }
 

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -19,7 +20,10 @@ import (
 // next reader at both: the log validates them, and a log that diverged
 // below the offset fails the first read with a *intentlog.Truncation,
 // handled as one found while reading (the commit lowered to where the log
-// diverges, the partition started again there).
+// diverges, the partition started again there). A log that has no record
+// of the committed epoch at all (intentlog.ErrEpochUnknown: on Kafka
+// UNDEFINED_EPOCH_OFFSET) cannot say whether or where it diverged: the
+// partition reads again from the log's start (epochUnknown).
 
 // EpochGroup is a Group that commits each offset with its leader epoch
 // (TransactEpochs: Transact with intentlog.EpochOffset offsets). A Group
@@ -66,6 +70,23 @@ func (s *epochSource) at(offset int64) intentlog.EpochOffset {
 		}
 	}
 	return intentlog.EpochOffset{Offset: offset, Epoch: max(e, -1)}
+}
+
+// epochUnknown is the error of a partition whose reader, started at the
+// committed offset from and its leader epoch, found that the log has no
+// record of that epoch (err: intentlog.ErrEpochUnknown): whether the log
+// diverged below from, and new intents took the lost offsets, is not
+// known. A truncation from the log's start: the partition starts again
+// there, its commit lowered durably first, as for a committed offset past
+// the log's end (the versions published before make reading again
+// harmless), logged with reconcile and raised as truncated.
+func (r *Resolver) epochUnknown(ctx context.Context, topic string, p int32, from int64, err error) error {
+	start, _, berr := r.log.Bounds(ctx, topic, p)
+	if berr != nil {
+		return fmt.Errorf("resolver: read %s/%d at %d: %w; bounds: %w", topic, p, from, err, berr)
+	}
+	return fmt.Errorf("%w: %s/%d, starting at %d: the committed offset cannot be validated, reading again from the log's start: %w",
+		errTruncated, topic, p, from, &intentlog.Truncation{From: start, Read: from, Epoch: -1, Err: err})
 }
 
 // committed returns the group's committed offsets of topic, with their

@@ -22,6 +22,7 @@ type epochLog struct {
 	Log
 	mu      sync.Mutex
 	at      int64                           // < 0: not diverged
+	unknown bool                            // no epoch is known: a start with one fails (ErrEpochUnknown)
 	commits map[int32]intentlog.EpochOffset // of the intent topic, with epochs
 	history []intentlog.EpochOffset         // every commit, in order
 }
@@ -118,8 +119,11 @@ func (r *epochReader) Next(ctx context.Context) ([]intentlog.Record, error) {
 	if !r.validated {
 		r.validated = true
 		r.l.mu.Lock()
-		at := r.l.at
+		at, unknown := r.l.at, r.l.unknown
 		r.l.mu.Unlock()
+		if unknown && r.start.Epoch >= 0 {
+			return nil, &intentlog.Truncation{From: -1, Read: r.start.Offset, Epoch: -1, Err: intentlog.ErrEpochUnknown}
+		}
 		if r.start.Epoch == 1 && at >= 0 && at < r.start.Offset {
 			return nil, &intentlog.Truncation{From: at, Read: r.start.Offset, Epoch: 2, Err: context.Canceled}
 		}
@@ -188,6 +192,52 @@ func TestStartDivergedBelowCommitted(t *testing.T) {
 	waitUntil(ctx, t, "offset 5 committed with epoch 2", func() bool {
 		return log.committedEpoch(0) == intentlog.EpochOffset{Offset: 5, Epoch: 2}
 	})
+}
+
+// TestStartEpochUnknown: the partition's previous owner read intents 0-4
+// and committed 5 with their leader epoch; when the next loop starts, the
+// log has no record of that epoch (Kafka answers UNDEFINED_EPOCH_OFFSET:
+// the leader-epoch history was lost, or the topic is another one of that
+// name), so whether it diverged below 5 is not known. The loop failed its
+// first read and restarted for ever (franz-go alone kept the offset: it
+// read on from 5, skipping new intents below it). It now reads again
+// from the log's start (the versions published before make that
+// harmless), so that new intents at 2-4 get their events, and says so,
+// naming reconcile.
+func TestStartEpochUnknown(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "startunk")
+	env.write(ctx, t, "a", 1, "a1")
+	env.write(ctx, t, "b", 1, "b1")
+	for _, k := range []string{"n1", "n2", "n3"} {
+		env.write(ctx, t, k, 1, k) // new intents at offsets the old log had too
+	}
+	log := newEpochLog(env.log)
+	log.unknown = true
+	if err := log.CommitEpochs(ctx, "g", intent.Topic(env.tb.Name), map[int32]intentlog.EpochOffset{0: {Offset: 5, Epoch: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	logger, logs := testLogger()
+	cfg := testConfig(logger, nil)
+	run := start(ctx, New(log, env.st, env.bus, cfg), env.tb)
+	defer run.stop(t)
+	defer func() {
+		if t.Failed() {
+			t.Logf("log:\n%s", logs)
+		}
+	}()
+	waitUntil(ctx, t, "events for the intents below the committed offset", func() bool {
+		last, err := env.bus.LastVersions(ctx, env.tb.Name, 0, time.Time{})
+		if err != nil && ctx.Err() == nil {
+			t.Fatal(err)
+		}
+		return last["n1"] == 1 && last["n2"] == 1 && last["n3"] == 1
+	})
+	if l := logs.String(); !strings.Contains(l, "wail table reconcile startunk") || !strings.Contains(l, "cannot be validated") {
+		t.Fatalf("the unknown epoch not logged with reconcile:\n%s", l)
+	}
 }
 
 // TestNextOwnerFindsDivergence: a loop reads intents 0-4 under epoch 1

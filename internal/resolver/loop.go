@@ -266,6 +266,15 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 				}
 				return fmt.Errorf("%w: %s/%d: %w", errTruncated, l.topic, l.partition, err)
 			}
+			if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && errors.Is(err, intentlog.ErrEpochUnknown) {
+				// The reader's start (nothing read yet) could not be
+				// validated: the partition starts again from the log's
+				// start.
+				if err := l.drain(); err != nil {
+					return err
+				}
+				return l.r.epochUnknown(ctx, l.topic, l.partition, tr.Read, err)
+			}
 			if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
 				// Retention removed intents the reader had not read. Finish
 				// what is in flight; the partition starts again from its

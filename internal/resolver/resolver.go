@@ -324,6 +324,19 @@ func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, p
 		}
 		if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && errors.Is(err, errTruncated) {
 			lowerTo = intentlog.EpochOffset{Offset: tr.From, Epoch: tr.Epoch}
+			if errors.Is(err, intentlog.ErrEpochUnknown) {
+				r.cfg.Logger.Error("resolver: the intent log has no record of the leader epoch committed with the partition's offset "+
+					"(its leader-epoch history was lost, or the topic was deleted and created again): whether it lost intents below the offset "+
+					"cannot be validated; reading again from the log's start so that no new intent is skipped. "+
+					"Keys whose intents were lost may lack events: run `wail table reconcile "+t.Name+"`",
+					"table", t.Name, "partition", p, "committed", tr.Read, "start", tr.From, "err", err)
+				truncHealth.set(fmt.Sprintf("the intent log of table %s partition %d could not validate its committed offset %d (the leader epoch "+
+					"committed with it is unknown to the log): it is read again from the log's start (%d)", t.Name, p, tr.Read, tr.From),
+					"run `wail table reconcile "+t.Name+"` to publish the keys whose lost intents lack events, and check the Kafka cluster "+
+						"(the partition's leader-epoch checkpoint, unclean.leader.election.enable); the condition clears when the partition stops "+
+						"or the process restarts; see docs/operations.md, Resolver")
+				continue
+			}
 			r.cfg.Logger.Error("resolver: the intent log lost intents after they were read (an unclean leader election, a broker that lost "+
 				"acknowledged writes); reading again from where it diverges, so that the new intents there are not skipped. "+
 				"Keys whose intents were lost may lack events: run `wail table reconcile "+t.Name+"`",
@@ -424,7 +437,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	}
 	at, ok := committed[p]
 	from := at.Offset
-	if ok && lowerTo.Offset >= 0 && from > lowerTo.Offset {
+	if ok && lowerTo.Offset >= 0 && from >= lowerTo.Offset { // (equal: the epoch committed could not be validated)
 		// Durably first: a restart must not skip the new intents either.
 		if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) error { return l.pub.commit(ctx, lowerTo.Offset) }); err != nil {
 			return fmt.Errorf("resolver: lower the committed offset %d of %s/%d to %d, where the log diverged: %w", from, topic, p, lowerTo.Offset, err)
@@ -498,6 +511,9 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 				// The log diverged below the committed offset while
 				// no loop of the partition ran (its epoch validated).
 				return fmt.Errorf("%w: %s/%d, starting at %d: %w", errTruncated, topic, p, from, err)
+			}
+			if errors.Is(err, intentlog.ErrEpochUnknown) {
+				return r.epochUnknown(ctx, topic, p, from, err)
 			}
 			return fmt.Errorf("resolver: read %s/%d at %d: %w", topic, p, rd.Position(), err)
 		}

@@ -44,7 +44,15 @@
 //	                     It keeps where the records' leader epochs change
 //	                     (EpochBefore); NewEpochReader starts it at an
 //	                     offset with an epoch, validated by the client
-//	                     first (KIP-320: OffsetForLeaderEpoch)
+//	                     first (KIP-320: OffsetForLeaderEpoch); an epoch
+//	                     the leader has no record of (UNDEFINED_EPOCH_OFFSET,
+//	                     which franz-go lets pass) is asked first by the
+//	                     reader itself: a Truncation with From -1
+//	                     (intentlog.ErrEpochUnknown)
+//	EpochsBefore         (epochbefore.go) the leader epoch of the record
+//	                     before an offset, fetched without isolation, for
+//	                     offsets committed by no reader (group resets,
+//	                     starts, snapshot ends)
 //	Member (member.go)   a consumer-group member (cooperative-sticky) that
 //	                     fetches nothing and publishes with transactional
 //	                     producers (transactional.id = group.instance.n,

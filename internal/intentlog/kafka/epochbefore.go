@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -85,4 +86,30 @@ func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]
 		})
 	}
 	return out, nil
+}
+
+// epochKnown fails with a *intentlog.Truncation (From -1, wrapping
+// intentlog.ErrEpochUnknown) when the leader of the partition has no
+// record of epoch, the leader epoch of the record before offset that a
+// reader starts at: OffsetForLeaderEpoch answers UNDEFINED_EPOCH_OFFSET
+// (its leader-epoch history was lost, or the topic is another one of that
+// name, whose epochs start again). franz-go keeps the offset then (with
+// no reset offset, or nothing consumed yet), as if it had been validated;
+// the Java consumer without a reset policy reports a truncation without a
+// divergent offset, as this does. Any other answer (an end offset below
+// offset included), or none, is left to the client's own validation.
+func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, offset int64, epoch int32) error {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
+	defer cancel()
+	resp, err := l.adm.OffsetForLeaderEpoch(ctx, kadm.OffsetForLeaderEpochRequest{topic: {partition: epoch}})
+	if err != nil {
+		return nil
+	}
+	o, ok := resp[topic][partition]
+	if !ok || o.Err != nil || o.EndOffset >= 0 {
+		return nil
+	}
+	return &intentlog.Truncation{From: -1, Read: offset, Epoch: -1,
+		Err: fmt.Errorf("%w: %s/%d: leader epoch %d, of the record before offset %d (OffsetForLeaderEpoch answered UNDEFINED_EPOCH_OFFSET)",
+			intentlog.ErrEpochUnknown, topic, partition, epoch, offset)}
 }

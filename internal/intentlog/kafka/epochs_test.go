@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/kafka/kafkatest"
 )
 
 // TestEpochsHealthyNoTruncation: a partition whose records were written
@@ -30,10 +31,11 @@ func TestEpochsHealthyNoTruncation(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	var asked atomic.Int32 // OffsetForLeaderEpoch: the epochs are validated
-	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(kmsg.Request) (kmsg.Response, error, bool) {
+	epochs := kafkatest.NewEpochCache()
+	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		asked.Add(1)
-		return nil, nil, false
+		return epochs.Response(req.(*kmsg.OffsetForLeaderEpochRequest)), nil, true // as Kafka answers (kafkatest.EpochCache)
 	})
 	l := openLog(t, c.ListenAddrs(), nil)
 	ctx := testCtx(t, 2*time.Minute)
@@ -52,12 +54,14 @@ func TestEpochsHealthyNoTruncation(t *testing.T) {
 		if err := l.Append(ctx, topic, recs); err != nil {
 			t.Fatal(err)
 		}
+		epochs.Appended(k)
 	}
 	move := func() {
 		t.Helper()
 		if err := c.MoveTopicPartition(topic, 0, (c.LeaderFor(topic, 0)+1)%3); err != nil {
 			t.Fatal(err)
 		}
+		epochs.Moved()
 	}
 	// Epoch 0: 3 records; 1: none; 2: 2; 3, 4: none; 5: 4 (one at a time).
 	appendN(3)

@@ -163,6 +163,12 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 	}
 	at := kgo.NewOffset().At(r.next.Load())
 	if e := r.EpochBefore(r.next.Load()); e >= 0 {
+		if err := r.l.epochKnown(ctx, r.topic, r.part, r.next.Load(), e); err != nil {
+			r.mu.Lock()
+			r.trunc = err
+			r.mu.Unlock()
+			return nil, err
+		}
 		at = at.WithEpoch(e) // validated first (KIP-320)
 	}
 	opts := append(append([]kgo.Opt{}, r.l.common...),
