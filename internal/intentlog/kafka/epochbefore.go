@@ -25,14 +25,22 @@ var _ intentlog.EpochFinder = (*Log)(nil)
 func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]int64) (map[int32]intentlog.EpochOffset, error) {
 	out := make(map[int32]intentlog.EpochOffset, len(offsets))
 	want := map[int32]kgo.Offset{}
+	ext := l.names.external(topic)
+	// The bounds of every partition in one listing each; a partition
+	// missing from them, or with an error, is asked alone (retried).
+	starts, serr := l.adm.ListStartOffsets(ctx, ext)
+	ends, eerr := l.adm.ListEndOffsets(ctx, ext)
 	for p, o := range offsets {
 		out[p] = intentlog.EpochOffset{Offset: o, Epoch: -1}
 		if o <= 0 {
 			continue
 		}
-		start, end, err := l.Bounds(ctx, topic, p)
-		if err != nil {
-			return nil, fmt.Errorf("kafka: the leader epoch before offset %d of partition %d: %w", o, p, err)
+		start, err := listed(starts, ext, p)
+		end, err2 := listed(ends, ext, p)
+		if serr != nil || eerr != nil || err != nil || err2 != nil {
+			if start, end, err = l.Bounds(ctx, topic, p); err != nil {
+				return nil, fmt.Errorf("kafka: the leader epoch before offset %d of partition %d: %w", o, p, err)
+			}
 		}
 		if o > start && o <= end {
 			want[p] = kgo.NewOffset().At(o - 1)
@@ -41,7 +49,6 @@ func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]
 	if len(want) == 0 {
 		return out, nil
 	}
-	ext := l.names.external(topic)
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, l.common...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ext: want}),
 		kgo.KeepControlRecords(),
