@@ -60,9 +60,18 @@ type SharedState struct {
 	// new group writes what its join found (Local.Starts), and every
 	// process that claims such a partition starts it there, so the group
 	// starts where its first member's join was answered, not where each
-	// process's join found the end ("latest").
+	// process's join found the end ("latest"). A partition's start is
+	// spent (startSpent) once a process holds it with a committed
+	// position: a later claim of it without one (the log lost the
+	// group's commits: Kafka expired them, or the consumer group was
+	// deleted) starts where that process's join put it, as a new group's
+	// does, not at the group's first start again.
 	Starts *SharedStarts `json:"starts,omitempty"`
 }
+
+// startSpent is the offset in SharedStarts.Offsets of a partition that
+// had a committed position: its start is not used again.
+const startSpent = -1
 
 // SharedStarts is a new group's start (SharedState.Starts).
 type SharedStarts struct {
@@ -165,6 +174,9 @@ type Local struct {
 	// position, for the table created at Created (SharedState.Starts).
 	Starts  map[int32]int64
 	Created int64
+	// Committed: held partitions with a committed position (their
+	// starts in the entry are spent).
+	Committed map[int32]bool
 }
 
 // Plan is what a sync does: Release first (stop those partitions
@@ -201,8 +213,9 @@ var ErrPartitions = errors.New("partition count differs")
 // incarnation, are replaced), when this process has members: the first
 // process to list a member fixes the group's start. It reports a change.
 func planStarts(next *SharedState, l Local) bool {
+	changed := spendStarts(next, l)
 	if len(l.Members) == 0 || len(l.Starts) == 0 || next.Starts.covers(l.Created, l.Starts) {
-		return false
+		return changed
 	}
 	st := &SharedStarts{Created: l.Created, Offsets: map[int32]int64{}}
 	if next.Starts != nil && next.Starts.Created == l.Created {
@@ -212,6 +225,31 @@ func planStarts(next *SharedState, l Local) bool {
 		if _, ok := st.Offsets[p]; !ok {
 			st.Offsets[p] = o
 		}
+	}
+	next.Starts = st
+	return true
+}
+
+// spendStarts marks spent the starts in the entry of the partitions this
+// process holds with a committed position (l.Committed). It reports a
+// change.
+func spendStarts(next *SharedState, l Local) bool {
+	s := next.Starts
+	if s == nil || s.Created != l.Created {
+		return false
+	}
+	var st *SharedStarts
+	for p := range l.Committed {
+		if o, ok := s.Offsets[p]; !ok || o == startSpent {
+			continue
+		}
+		if st == nil { // (s is the entry read: not changed in place)
+			st = &SharedStarts{Created: s.Created, Offsets: maps.Clone(s.Offsets)}
+		}
+		st.Offsets[p] = startSpent
+	}
+	if st == nil {
+		return false
 	}
 	next.Starts = st
 	return true

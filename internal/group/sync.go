@@ -152,6 +152,12 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 			Busy: map[int32]bool{}, Draining: map[int32]bool{}, Starts: gr.starts, Created: gr.created}
 		for p := range l.Held {
 			l.Busy[p], l.Draining[p] = gr.core.Busy(p), gr.core.Revoking(p)
+			if gr.core.Committed(p) >= 0 {
+				if l.Committed == nil {
+					l.Committed = map[int32]bool{}
+				}
+				l.Committed[p] = true
+			}
 		}
 		if l.SnapEpoch == 0 {
 			l.SnapWant = gr.snap.want
@@ -227,11 +233,12 @@ func (gr *grp) startsWritten(s *SharedStarts) {
 }
 
 // startOf is where a claimed partition without a committed position
-// starts: at the group's start in its entry (s), else where this
-// process's join put it; under gr.mu.
+// starts: at the group's start in its entry (s), unless spent (the
+// partition had a committed position, which the log lost), else where
+// this process's join put it; under gr.mu.
 func (gr *grp) startOf(s *SharedStarts, p int32) (int64, bool) {
 	if s != nil && s.Created == gr.created {
-		if o, ok := s.Offsets[p]; ok {
+		if o, ok := s.Offsets[p]; ok && o != startSpent {
 			return o, true
 		}
 	}

@@ -1,0 +1,161 @@
+package group
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// forgetCommits is a log whose group has lost its committed offsets:
+// Kafka expired them (offsets.retention.minutes: a partition without a
+// commit for that long, in a group without Kafka members), or an operator
+// deleted the Kafka consumer group. Its commits still land.
+type forgetCommits struct{ intentlog.Log }
+
+func (forgetCommits) Committed(context.Context, string, string) (map[int32]int64, error) {
+	return nil, nil
+}
+
+// TestSharedStartNotReusedOnceCommitted: the start a shared group's first
+// join wrote to its entry is the start of partitions never committed. Once
+// a member committed past it (its acknowledgements), a member that joins
+// after the group lost its committed offsets starts where its own join
+// puts it ("latest": the end), as a new group does; it must not start at
+// the group's first start again, delivering for a second time the events
+// acknowledged since (the entry's start was used as long as the table was
+// the same one).
+func TestSharedStartNotReusedOnceCommitted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := openLog(t)
+	tb := table(t, base, 2, 5)
+	cat := &memCatalog{m: map[string][]byte{}}
+	share := func(proc string) Sharing {
+		return Sharing{Store: &memSwapper{c: cat}, Process: proc, Lease: time.Second, Logger: slog.New(slog.DiscardHandler)}
+	}
+	A := New(base, time.Minute).Share(share("A"))
+	defer A.Close()
+	a, err := A.Join(ctx, tb, "g", "a", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oa := owned{}
+	until(t, a, oa, nil, func() bool { return len(oa) == 2 })
+	appendRecords(t, base, 40)
+	ends := map[int32]int64{}
+	for p := range tb.Partitions {
+		_, end, err := base.Bounds(ctx, tb.Topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends[p] = end
+	}
+	// a reads every event and acknowledges them.
+	read := map[int32]int64{}
+	until(t, a, oa, func(m Message) {
+		if a.Check(m) {
+			read[m.Partition] = m.Next
+		}
+	}, func() bool {
+		return read[0] == ends[0] && read[1] == ends[1]
+	})
+	refused, err := A.Ack(ctx, tb, "g", "a", []Ack{{0, oa[0], ends[0]}, {1, oa[1], ends[1]}})
+	if err != nil || len(refused) > 0 {
+		t.Fatalf("ack: %v %v", refused, err)
+	}
+	// a stays until its process wrote the entry at least once more (as a
+	// member that runs for a while does), then leaves.
+	time.Sleep(300 * time.Millisecond)
+	a.Leave()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		st, err := decodeShared(func() []byte { cat.mu.Lock(); defer cat.mu.Unlock(); return cat.m[SharedEntry(tb.Name, "g")] }())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Members) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a's leave not written: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The group's committed offsets are lost; a member joins from "latest".
+	C := New(forgetCommits{base}, time.Minute).Share(share("C"))
+	defer C.Close()
+	c, err := C.Join(ctx, tb, "g", "c", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := map[int32]int64{}
+	for len(granted) < 2 {
+		m, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("c got no partition: %v (granted %v)", err, granted)
+		}
+		for _, g := range m.Granted {
+			granted[g.Partition] = g.Offset
+		}
+	}
+	for p, o := range granted {
+		if o < ends[p] {
+			t.Errorf("c's partition %d starts at %d, the group's first start: the events to %d, acknowledged by a, are delivered again "+
+				"(want the end, %d, where a new group's join from \"latest\" starts)", p, o, ends[p], ends[p])
+		}
+	}
+}
+
+// TestPlanStartsSpent: planStarts marks spent the entry's starts of the
+// partitions the process holds with a committed position (of the same
+// table only), and a spent start counts as written: a process whose join
+// found the partition without a committed position (before the commit)
+// does not write it again.
+func TestPlanStartsSpent(t *testing.T) {
+	t.Parallel()
+	entry := func(created int64, offs map[int32]int64) *SharedStarts {
+		return &SharedStarts{Created: created, Offsets: offs}
+	}
+	for _, tc := range []struct {
+		name    string
+		starts  *SharedStarts
+		l       Local
+		want    *SharedStarts
+		changed bool
+	}{
+		{"committed held partition spent", entry(7, map[int32]int64{0: 5, 1: 6}),
+			Local{Members: []string{"a"}, Created: 7, Committed: map[int32]bool{1: true}},
+			entry(7, map[int32]int64{0: 5, 1: startSpent}), true},
+		{"already spent", entry(7, map[int32]int64{0: startSpent}),
+			Local{Members: []string{"a"}, Created: 7, Committed: map[int32]bool{0: true}},
+			entry(7, map[int32]int64{0: startSpent}), false},
+		{"another table's starts left", entry(7, map[int32]int64{0: 5}),
+			Local{Members: []string{"a"}, Created: 8, Committed: map[int32]bool{0: true}},
+			entry(7, map[int32]int64{0: 5}), false},
+		{"spent is written: not again", entry(7, map[int32]int64{0: startSpent, 1: 6}),
+			Local{Members: []string{"b"}, Created: 7, Starts: map[int32]int64{0: 9, 1: 9}},
+			entry(7, map[int32]int64{0: startSpent, 1: 6}), false},
+		{"a partition not written yet added", entry(7, map[int32]int64{0: startSpent}),
+			Local{Members: []string{"b"}, Created: 7, Starts: map[int32]int64{0: 9, 1: 9}},
+			entry(7, map[int32]int64{0: startSpent, 1: 9}), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := maps.Clone(tc.starts.Offsets)
+			next := SharedState{Starts: tc.starts}
+			if changed := planStarts(&next, tc.l); changed != tc.changed {
+				t.Errorf("changed = %v, want %v", changed, tc.changed)
+			}
+			if !reflect.DeepEqual(next.Starts, tc.want) {
+				t.Errorf("starts = %+v, want %+v", next.Starts, tc.want)
+			}
+			if !maps.Equal(tc.starts.Offsets, before) {
+				t.Errorf("the entry read was changed in place: %v, was %v", tc.starts.Offsets, before)
+			}
+		})
+	}
+}
