@@ -75,7 +75,7 @@ func (g *Groups) Join(ctx context.Context, t Table, name, id string, latest Star
 	if err != nil {
 		return nil, err
 	}
-	if err := g.waitStarts(ctx, s.gr); err != nil {
+	if err := g.waitStarts(ctx, s); err != nil {
 		s.Leave()
 		return nil, err
 	}

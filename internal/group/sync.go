@@ -252,8 +252,10 @@ func (gr *grp) startOf(s *SharedStarts, p int32) (int64, bool) {
 // start is fixed for every process: one that joins later, and claims a
 // partition first, starts it there, not at the end of its own join. It
 // waits at most two process leases (the store is out of reach: the join
-// fails, to be retried).
-func (g *Groups) waitStarts(ctx context.Context, gr *grp) error {
+// fails, to be retried). A member ended meanwhile (its table dropped)
+// fails it at once with why.
+func (g *Groups) waitStarts(ctx context.Context, s *Session) error {
+	gr := s.gr
 	gr.mu.Lock()
 	fixed := gr.sh.fixed
 	gr.mu.Unlock()
@@ -266,6 +268,8 @@ func (g *Groups) waitStarts(ctx context.Context, gr *grp) error {
 	select {
 	case <-fixed:
 		return nil
+	case <-s.done:
+		return s.err
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
