@@ -59,8 +59,10 @@ type sharedLocal struct {
 	renewed time.Time
 	// listed: the entry lists this process (it must write to leave it).
 	listed bool
-	// failing: the last sync failed (logged and on health once).
+	// failing: the last sync failed (logged and on health once), with
+	// lastErr.
 	failing bool
+	lastErr error
 	// fixed is closed once the entry holds the group's start of the
 	// partitions starts lists (nil: none to wait for; waitStarts).
 	fixed chan struct{}
@@ -273,6 +275,13 @@ func (g *Groups) waitStarts(ctx context.Context, s *Session) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
+		gr.mu.Lock()
+		why := gr.sh.lastErr
+		gr.mu.Unlock()
+		if why != nil { // (the syncs fail: say why, ErrPartitions kept)
+			return fmt.Errorf("group %s of %s: the group's start could not be written to its shared entry within %s: %w: retry",
+				gr.name, gr.table, 2*g.procLease, why)
+		}
 		return fmt.Errorf("group %s of %s: the group's start could not be written to its shared entry within %s (is the store reachable?): retry",
 			gr.name, gr.table, 2*g.procLease)
 	case <-g.stop:
@@ -408,7 +417,7 @@ func healthComponent(gr *grp) string { return "group/" + gr.table + "/" + gr.nam
 func (g *Groups) report(gr *grp, err error) {
 	gr.mu.Lock()
 	was := gr.sh.failing
-	gr.sh.failing = err != nil
+	gr.sh.failing, gr.sh.lastErr = err != nil, err
 	gr.mu.Unlock()
 	switch {
 	case err != nil && !was:
