@@ -69,23 +69,31 @@ func TestSharedStartNotReusedOnceCommitted(t *testing.T) {
 	if err != nil || len(refused) > 0 {
 		t.Fatalf("ack: %v %v", refused, err)
 	}
-	// a stays until its process wrote the entry at least once more (as a
-	// member that runs for a while does), then leaves.
-	time.Sleep(300 * time.Millisecond)
-	a.Leave()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		st, err := decodeShared(func() []byte { cat.mu.Lock(); defer cat.mu.Unlock(); return cat.m[SharedEntry(tb.Name, "g")] }())
+	entry := func() *SharedState {
+		t.Helper()
+		cat.mu.Lock()
+		b := cat.m[SharedEntry(tb.Name, "g")]
+		cat.mu.Unlock()
+		st, err := decodeShared(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(st.Members) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a's leave not written: %+v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return st
 	}
+	waitEntry := func(what string, cond func(*SharedState) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(entry()); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not in the entry: %+v", what, entry())
+			}
+		}
+	}
+	// a stays until its process wrote the entry twice more (as a member
+	// that runs for a while does), then leaves.
+	beat := entry().Beat
+	waitEntry("two more writes", func(st *SharedState) bool { return st.Beat >= beat+2 })
+	a.Leave()
+	waitEntry("a's leave", func(st *SharedState) bool { return len(st.Members) == 0 })
 	// The group's committed offsets are lost; a member joins from "latest".
 	C := New(forgetCommits{base}, time.Minute).Share(share("C"))
 	defer C.Close()
