@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -49,13 +51,14 @@ func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]
 	if len(want) == 0 {
 		return out, nil
 	}
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, l.common...),
+	opts := append(append([]kgo.Opt{}, l.common...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ext: want}),
 		kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
 		kgo.FetchMaxPartitionBytes(l.opts.MaxMessageBytes),
-	)...)
+	)
+	cl, err := kgo.NewClient(append(opts, l.opts.ExtraClientOpts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +98,13 @@ func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]
 	return out, nil
 }
 
+// staleMetadataTries bounds the metadata reads of epochKnown while their
+// leader epoch is older than the committed one, staleMetadataWait apart.
+const (
+	staleMetadataTries = 3
+	staleMetadataWait  = 250 * time.Millisecond
+)
+
 // epochKnown fails with a *intentlog.Truncation (From -1, wrapping
 // intentlog.ErrEpochUnknown) when the leader of the partition has no
 // record of epoch, the leader epoch of the record before offset that a
@@ -103,20 +113,59 @@ func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]
 // name, whose epochs start again). franz-go keeps the offset then (with
 // no reset offset, or nothing consumed yet), as if it had been validated;
 // the Java consumer without a reset policy reports a truncation without a
-// divergent offset, as this does. Any other answer (an end offset below
-// offset included), or none, is left to the client's own validation.
+// divergent offset, as this does.
+//
+// The question carries the current leader epoch of fresh metadata, as the
+// Java consumer's does: a broker that still thinks it leads (cut off, its
+// metadata stale) and knows no epoch as new as the committed one answers
+// UNDEFINED to a question without it, but UNKNOWN_LEADER_EPOCH to this
+// one. Metadata whose leader epoch is older than epoch is stale itself.
+// Any answer but UNDEFINED from the leader at that epoch (an end offset
+// below offset included), or none, is left to the client's own
+// validation.
 func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, offset int64, epoch int32) error {
 	ctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
 	defer cancel()
-	resp, err := l.adm.OffsetForLeaderEpoch(ctx, kadm.OffsetForLeaderEpochRequest{topic: {partition: epoch}})
-	if err != nil {
+	var pd kadm.PartitionDetail
+	for try := 0; ; try++ {
+		md, err := l.adm.Metadata(ctx, topic)
+		if err != nil {
+			return nil
+		}
+		var ok bool
+		if pd, ok = md.Topics[topic].Partitions[partition]; !ok || pd.Err != nil {
+			return nil
+		}
+		if pd.LeaderEpoch >= epoch || try == staleMetadataTries-1 {
+			break
+		}
+		// Older than the committed epoch: the broker that answered is
+		// behind, or the topic is another one of the name (its epochs
+		// start again), or the history was lost. Asked again, a broker
+		// that is not behind tells.
+		select {
+		case <-time.After(staleMetadataWait):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+	rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = partition, pd.LeaderEpoch, epoch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, l.cl.Broker(int(pd.Leader)))
+	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
 		return nil
 	}
-	o, ok := resp[topic][partition]
-	if !ok || o.Err != nil || o.EndOffset >= 0 {
+	o := resp.Topics[0].Partitions[0]
+	if o.ErrorCode != 0 || o.EndOffset >= 0 {
 		return nil
 	}
 	return &intentlog.Truncation{From: -1, Read: offset, Epoch: -1,
-		Err: fmt.Errorf("%w: %s/%d: leader epoch %d, of the record before offset %d (OffsetForLeaderEpoch answered UNDEFINED_EPOCH_OFFSET)",
-			intentlog.ErrEpochUnknown, topic, partition, epoch, offset)}
+		Err: fmt.Errorf("%w: %s/%d: leader epoch %d, of the record before offset %d (OffsetForLeaderEpoch answered UNDEFINED_EPOCH_OFFSET at leader epoch %d)",
+			intentlog.ErrEpochUnknown, topic, partition, epoch, offset, pd.LeaderEpoch)}
 }

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -72,5 +74,73 @@ func TestStartAtEpochUnknownToBroker(t *testing.T) {
 	defer rd2.Close()
 	if got, err := rd2.Next(ctx); err != nil || len(got) == 0 || got[0].Offset != 5 {
 		t.Fatalf("Next of a reader started without an epoch = %v, %v; want the records from 5", got, err)
+	}
+}
+
+// TestStaleBrokerUndefinedNotBelieved: the broker asked about a reader's
+// committed epoch is not the partition's leader any more but still thinks
+// it is (cut off from the cluster, its metadata stale), and knows no epoch
+// as new as the committed one: asked without a current leader epoch it
+// answers UNDEFINED_EPOCH_OFFSET, which the reader took for a lost
+// history and failed for good (a group member ended, the resolver read
+// the whole log again). Asked with the leader epoch of fresh metadata, as
+// the Java consumer asks, such a broker answers UNKNOWN_LEADER_EPOCH, and
+// only a leader at that epoch can answer UNDEFINED: the reader validates
+// at the leader and reads on.
+func TestStaleBrokerUndefinedNotBelieved(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := openLog(t, c.ListenAddrs(), nil)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("stalebroker")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*intentlog.Record
+	for i := range 8 {
+		recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	if err := l.Append(ctx, topic, recs); err != nil {
+		t.Fatal(err)
+	}
+	var stale atomic.Int32 // answers of the stale broker
+	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.OffsetForLeaderEpochRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+		resp.Version = r.Version
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				if rp.CurrentLeaderEpoch >= 0 && stale.Load() > 0 {
+					return nil, nil, false // the leader, once asked with an epoch the stale broker has not seen
+				}
+				stale.Add(1)
+				sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+				sp.Partition = rp.Partition
+				if rp.CurrentLeaderEpoch >= 0 {
+					sp.ErrorCode = kerr.UnknownLeaderEpoch.Code // newer than the stale broker's
+				} else {
+					sp.LeaderEpoch, sp.EndOffset = -1, -1 // UNDEFINED_EPOCH_OFFSET
+				}
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 5, Epoch: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got, err := rd.Next(ctx)
+	if err != nil || len(got) == 0 || got[0].Offset != 5 {
+		t.Fatalf("Next at offset 5 of epoch 0, asked first of a stale broker = %d records, %v; want the records from 5", len(got), err)
 	}
 }
