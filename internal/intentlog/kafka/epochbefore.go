@@ -51,14 +51,7 @@ func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]
 	if len(want) == 0 {
 		return out, nil
 	}
-	opts := append(append([]kgo.Opt{}, l.common...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{ext: want}),
-		kgo.KeepControlRecords(),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
-		kgo.FetchMaxPartitionBytes(l.opts.MaxMessageBytes),
-	)
-	cl, err := kgo.NewClient(append(opts, l.opts.ExtraClientOpts...)...)
+	cl, err := l.rawClient(ext, want)
 	if err != nil {
 		return nil, err
 	}
@@ -168,4 +161,19 @@ func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, off
 	return &intentlog.Truncation{From: -1, Read: offset, Epoch: -1,
 		Err: fmt.Errorf("%w: %s/%d: leader epoch %d, of the record before offset %d (OffsetForLeaderEpoch answered UNDEFINED_EPOCH_OFFSET at leader epoch %d)",
 			intentlog.ErrEpochUnknown, topic, partition, epoch, offset, pd.LeaderEpoch)}
+}
+
+// rawClient returns a client that reads partitions of topic from offsets
+// as they are stored: without isolation (records of open and aborted
+// transactions), with transaction markers, and no reset (an offset out of
+// range is an error).
+func (l *Log) rawClient(topic string, offsets map[int32]kgo.Offset) (*kgo.Client, error) {
+	opts := append(append([]kgo.Opt{}, l.common...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		kgo.FetchMaxPartitionBytes(l.opts.MaxMessageBytes),
+	)
+	return kgo.NewClient(append(opts, l.opts.ExtraClientOpts...)...)
 }

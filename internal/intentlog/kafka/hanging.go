@@ -254,13 +254,7 @@ func (l *Log) abortMarker(ctx context.Context, topic string, partition int32, o 
 // nil when the partition stays quiet for readQuiet with a transaction
 // still open that is not a hang: in flight, its outcome is not known yet.
 func (l *Log) readPast(ctx context.Context, topic string, partition int32, from, end int64, hangs map[int64]openTxn) (*intentlog.Hanging, error) {
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, l.common...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}),
-		kgo.KeepControlRecords(),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
-		kgo.FetchMaxPartitionBytes(l.opts.MaxMessageBytes),
-	)...)
+	cl, err := l.rawClient(topic, map[int32]kgo.Offset{partition: kgo.NewOffset().At(from)})
 	if err != nil {
 		return nil, err
 	}
