@@ -51,6 +51,11 @@ type API struct {
 	MaxStreamsPerConnection int `yaml:"max_streams_per_connection"`
 	// MaxHeaderBytes bounds a request's headers (HTTP 431 past it).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ReceiveWindowBytes is the HTTP/2 flow-control window of a connection
+	// and of each of its streams: request bytes a client may send ahead of
+	// what the server read. They wait in memory outside
+	// MaxRequestBytesInFlight, so MaxConnections × this bounds them.
+	ReceiveWindowBytes int `yaml:"receive_window_bytes"`
 	// MaxSubscriptions bounds the open event streams (Subscribe and
 	// Consume) of the process.
 	MaxSubscriptions int `yaml:"max_subscriptions"`
@@ -122,7 +127,11 @@ func defaultAPI() API {
 		// Each connection may hold max_header_bytes while its headers
 		// arrive, and max_streams_per_connection calls.
 		MaxConnections: 4096, MaxStreamsPerConnection: 100, MaxHeaderBytes: 64 << 10,
-		MaxSubscriptions: 1024,
+		// A write stream's batches flow at 256 KiB a round trip (1 GB/s
+		// at 0.25 ms); 4096 connections hold at most 1 GiB unread (Go's
+		// default, 1 MiB, let them hold 4 GiB).
+		ReceiveWindowBytes: 256 << 10,
+		MaxSubscriptions:   1024,
 		// `wail tail` is one stream; a service with a few consumers per
 		// host stays well below.
 		MaxSubscriptionsPerClient: 64,
@@ -180,6 +189,8 @@ func (c *Config) validateAPI() []error {
 	check(a.MaxConnections >= 1 && a.MaxConnections <= 1_000_000, "api.max_connections %d out of range 1..1000000", a.MaxConnections)
 	check(a.MaxStreamsPerConnection >= 1 && a.MaxStreamsPerConnection <= 10_000,
 		"api.max_streams_per_connection %d out of range 1..10000", a.MaxStreamsPerConnection)
+	check(a.ReceiveWindowBytes >= 64<<10 && a.ReceiveWindowBytes <= 64<<20,
+		"api.receive_window_bytes %d out of range %d..%d", a.ReceiveWindowBytes, 64<<10, 64<<20)
 	check(a.MaxHeaderBytes >= 4<<10 && a.MaxHeaderBytes <= 16<<20, "api.max_header_bytes %d out of range 4096..%d", a.MaxHeaderBytes, 16<<20)
 	check(a.MaxSubscriptions >= 1, "api.max_subscriptions must be positive")
 	check(a.MaxSubscriptionsPerClient >= 1 && a.MaxSubscriptionsPerClient <= a.MaxSubscriptions,

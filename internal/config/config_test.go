@@ -74,6 +74,7 @@ func TestLoad(t *testing.T) {
 			wantErr: "schema_registry.max_document_bytes 1000 out of range 262144 (max_schema_bytes)"},
 		{name: "schema registry references", yaml: "schema_registry:\n  max_references: 0\n", wantErr: "schema_registry.max_references 0 out of range 1..4096"},
 		{name: "write stream in flight", yaml: "api:\n  write_stream_in_flight: 7\n", wantErr: "api.write_stream_in_flight 7 out of range 8..1024"},
+		{name: "receive window", yaml: "api:\n  receive_window_bytes: 65535\n", wantErr: "api.receive_window_bytes 65535 out of range 65536..67108864"},
 		{name: "log open file budget", yaml: "log:\n  max_open_files: 512\n", check: func(t *testing.T, c Config) {
 			if c.Log.MaxOpenFiles != 512 || Default().Log.MaxOpenFiles != 0 {
 				t.Fatalf("max_open_files %d, default %d", c.Log.MaxOpenFiles, Default().Log.MaxOpenFiles)

@@ -537,8 +537,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	hs := &http.Server{Handler: s.conns.wrap(s.inflight.wrap(&front)), Protocols: &protocols,
 		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
 		MaxHeaderBytes: s.cfg.API.MaxHeaderBytes,
-		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: s.cfg.API.MaxStreamsPerConnection, MaxReadFrameSize: maxReadFrameBytes},
-		ConnState:      s.fresh.track, ConnContext: connContext, ErrorLog: s.httpLog.stdLogger()}
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.cfg.API.MaxStreamsPerConnection, MaxReadFrameSize: maxReadFrameBytes,
+			MaxReceiveBufferPerConnection: s.cfg.API.ReceiveWindowBytes, MaxReceiveBufferPerStream: s.cfg.API.ReceiveWindowBytes},
+		ConnState: s.fresh.track, ConnContext: connContext, ErrorLog: s.httpLog.stdLogger()}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serveTLS(hs, s.conns.listener(ln)) }()
 	stopMetrics, err := s.serveMetrics()
