@@ -52,7 +52,8 @@ type API struct {
 	// MaxHeaderBytes bounds a request's headers (HTTP 431 past it).
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// ReceiveWindowBytes is the HTTP/2 flow-control window of a connection
-	// and of each of its streams: request bytes a client may send ahead of
+	// (each of its streams gets half, so that one that stops reading
+	// leaves the others room): request bytes a client may send ahead of
 	// what the server read. They wait in memory outside
 	// MaxRequestBytesInFlight, so MaxConnections × this bounds them.
 	ReceiveWindowBytes int `yaml:"receive_window_bytes"`
@@ -127,9 +128,9 @@ func defaultAPI() API {
 		// Each connection may hold max_header_bytes while its headers
 		// arrive, and max_streams_per_connection calls.
 		MaxConnections: 4096, MaxStreamsPerConnection: 100, MaxHeaderBytes: 64 << 10,
-		// A write stream's batches flow at 256 KiB a round trip (1 GB/s
-		// at 0.25 ms); 4096 connections hold at most 1 GiB unread (Go's
-		// default, 1 MiB, let them hold 4 GiB).
+		// A write stream's batches flow at 128 KiB a round trip (half the
+		// connection's: 500 MB/s at 0.25 ms); 4096 connections hold at
+		// most 1 GiB unread (Go's default, 1 MiB, let them hold 4 GiB).
 		ReceiveWindowBytes: 256 << 10,
 		MaxSubscriptions:   1024,
 		// `wail tail` is one stream; a service with a few consumers per

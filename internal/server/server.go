@@ -513,6 +513,17 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 // 16 KiB anyway (gRPC, Go's) unless the server announces more.
 const maxReadFrameBytes = 16 << 10
 
+// streamWindow is the HTTP/2 flow-control window of one call on a
+// connection whose window is conn. Go's server gives the connection's
+// window back only as handlers read, so what a call's client sent and
+// its handler has not read holds that much of the connection's window:
+// were a call's window the connection's, one call that stopped reading
+// (a write stream whose batches wait for their answers, a handler that
+// has not read yet) would leave its neighbours on the connection (a
+// client multiplexes its calls on one; a proxy its clients) a few bytes
+// a round trip (TestStalledStreamLeavesConnectionWindow).
+func streamWindow(conn int) int { return conn / 2 }
+
 // Serve is Run on a listener of the caller's. /healthz and /metrics answer
 // at once; the API answers Unavailable, saying what the server waits for,
 // until the log and store are open (start.go). A ctx that ends before then
@@ -538,7 +549,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 		ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
 		MaxHeaderBytes: s.cfg.API.MaxHeaderBytes,
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: s.cfg.API.MaxStreamsPerConnection, MaxReadFrameSize: maxReadFrameBytes,
-			MaxReceiveBufferPerConnection: s.cfg.API.ReceiveWindowBytes, MaxReceiveBufferPerStream: s.cfg.API.ReceiveWindowBytes},
+			MaxReceiveBufferPerConnection: s.cfg.API.ReceiveWindowBytes, MaxReceiveBufferPerStream: streamWindow(s.cfg.API.ReceiveWindowBytes)},
 		ConnState: s.fresh.track, ConnContext: connContext, ErrorLog: s.httpLog.stdLogger()}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.serveTLS(hs, s.conns.listener(ln)) }()
