@@ -2,14 +2,11 @@ package kafka
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -27,24 +24,7 @@ import (
 // reset policy reports a LogTruncation without a divergent offset.
 func TestStartAtEpochUnknownToBroker(t *testing.T) {
 	t.Parallel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	l := openLog(t, c.ListenAddrs(), nil)
-	ctx := testCtx(t, time.Minute)
-	topic := topicName("epochunknown")
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var recs []*intentlog.Record
-	for i := range 8 {
-		recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
-	}
-	if err := l.Append(ctx, topic, recs); err != nil {
-		t.Fatal(err)
-	}
+	c, l, ctx, topic := oneBrokerRecords(t, "epochunknown", 8)
 	var asked atomic.Int32
 	epochEnds(c, -1, -1, &asked) // UNDEFINED_EPOCH_OFFSET
 	rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 5, Epoch: 3})
@@ -89,24 +69,7 @@ func TestStartAtEpochUnknownToBroker(t *testing.T) {
 // at the leader and reads on.
 func TestStaleBrokerUndefinedNotBelieved(t *testing.T) {
 	t.Parallel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	l := openLog(t, c.ListenAddrs(), nil)
-	ctx := testCtx(t, time.Minute)
-	topic := topicName("stalebroker")
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var recs []*intentlog.Record
-	for i := range 8 {
-		recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
-	}
-	if err := l.Append(ctx, topic, recs); err != nil {
-		t.Fatal(err)
-	}
+	c, l, ctx, topic := oneBrokerRecords(t, "stalebroker", 8)
 	var stale atomic.Int32 // answers of the stale broker
 	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()

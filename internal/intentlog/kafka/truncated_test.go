@@ -356,24 +356,7 @@ func TestTruncationBeforeRecordsOfItsPoll(t *testing.T) {
 // it again: the reader is done.
 func TestTruncationIsFinal(t *testing.T) {
 	t.Parallel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	l := openLog(t, c.ListenAddrs(), nil)
-	ctx := testCtx(t, time.Minute)
-	topic := topicName("truncfinal")
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var recs []*intentlog.Record
-	for i := range 8 {
-		recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
-	}
-	if err := l.Append(ctx, topic, recs); err != nil {
-		t.Fatal(err)
-	}
+	c, l, ctx, topic := oneBrokerRecords(t, "truncfinal", 8)
 	var asked atomic.Int32
 	epochEnds(c, 2, 1, &asked) // the epoch the reader starts at ends at 2
 	rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 5, Epoch: 0})
@@ -398,4 +381,30 @@ func TestTruncationIsFinal(t *testing.T) {
 			t.Fatalf("Next #%d: position %d; want 5", i+1, rd.Position())
 		}
 	}
+}
+
+// oneBrokerRecords returns a one-broker kfake cluster, a log on it, the
+// test's context and a topic of one partition (named after name) holding
+// n records, at offsets 0 to n-1.
+func oneBrokerRecords(t *testing.T, name string, n int) (*kfake.Cluster, *Log, context.Context, string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	l := openLog(t, c.ListenAddrs(), nil)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName(name)
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []*intentlog.Record
+	for i := range n {
+		recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	if err := l.Append(ctx, topic, recs); err != nil {
+		t.Fatal(err)
+	}
+	return c, l, ctx, topic
 }
