@@ -73,15 +73,7 @@ func TestGroupCommitsWithoutReaderCarryEpochs(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer s.Leave()
-				var got []int64
-				for err == nil && len(got) == 0 {
-					var m Message
-					if m, err = s.Next(ctx); err == nil {
-						for _, rec := range m.Records {
-							got = append(got, rec.Offset)
-						}
-					}
-				}
+				got, err := firstOffsets(ctx, s)
 				if len(got) > 0 {
 					t.Fatalf("the member joined after the log diverged at 2 below the offset 5 committed by the %s read %v "+
 						"(the new events at 2-4 silently skipped; OffsetForLeaderEpoch asked %d times); want ErrPositionLost", name, got, r.asked.Load())
@@ -122,15 +114,7 @@ func TestGroupStartEpochUnknown(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Leave()
-			var got []int64
-			for err == nil && len(got) == 0 {
-				var m Message
-				if m, err = s.Next(ctx); err == nil {
-					for _, rec := range m.Records {
-						got = append(got, rec.Offset)
-					}
-				}
-			}
+			got, err := firstOffsets(ctx, s)
 			if len(got) > 0 {
 				t.Fatalf("the member started at 5, whose leader epoch the broker does not know, read %v (OffsetForLeaderEpoch asked %d times); "+
 					"want ErrPositionLost", got, r.asked.Load())
@@ -145,5 +129,23 @@ func TestGroupStartEpochUnknown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// firstOffsets returns the offsets of the first message of s with
+// records, or the error that ended it first.
+func firstOffsets(ctx context.Context, s *Session) ([]int64, error) {
+	for {
+		m, err := s.Next(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var got []int64
+		for _, rec := range m.Records {
+			got = append(got, rec.Offset)
+		}
+		if len(got) > 0 {
+			return got, nil
+		}
 	}
 }
