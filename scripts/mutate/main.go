@@ -216,27 +216,38 @@ func unleash(pkg string, workers int, minTimeout time.Duration, only *regexp.Reg
 }
 
 // excludeFiles lists the package's source files (not tests) whose base
-// name only does not match: gremlins leaves them unmutated. An only that
-// matches no file is an error (a typo would otherwise report 100%).
+// name only does not match, and every source file of the packages below
+// it, by their path under the package: gremlins leaves them unmutated
+// (it mutates the whole tree: with -files '^epochs\.go$' internal/intentlog
+// it mutated embedded's files too). An only that matches no file is an
+// error (a typo would otherwise report 100%).
 func excludeFiles(pkg string, only *regexp.Regexp) ([]string, error) {
 	if only == nil {
 		return nil, nil
 	}
-	names, err := filepath.Glob(filepath.Join(pkg, "*.go"))
-	if err != nil {
-		return nil, err
-	}
 	var out []string
 	matched := 0
-	for _, n := range names {
-		base := filepath.Base(n)
-		switch {
-		case strings.HasSuffix(base, "_test.go"):
-		case only.MatchString(base):
-			matched++
-		default:
-			out = append(out, base)
+	err := filepath.WalkDir(pkg, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
+		base := d.Name()
+		if !strings.HasSuffix(base, ".go") || strings.HasSuffix(base, "_test.go") {
+			return nil
+		}
+		rel, err := filepath.Rel(pkg, path)
+		if err != nil {
+			return err
+		}
+		if rel = filepath.ToSlash(rel); rel == base && only.MatchString(base) {
+			matched++
+			return nil
+		}
+		out = append(out, rel)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if matched == 0 {
 		return nil, fmt.Errorf("-files %q matches no source file of %s", only, pkg)
