@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,15 +21,11 @@ import (
 // the topics' ids, before its deletions.
 type pausingTopics struct {
 	*idTopics
-	once           sync.Once
-	paused, resume chan struct{}
+	*gate
 }
 
 func (p *pausingTopics) Unprovision(ctx context.Context, t Table) error {
-	p.once.Do(func() {
-		close(p.paused)
-		<-p.resume
-	})
+	p.pass()
 	return p.idTopics.Unprovision(ctx, t)
 }
 
@@ -121,7 +116,7 @@ func TestLateDropLeavesRowsOfTableCreatedAgain(t *testing.T) {
 func lateRowsDrop(t *testing.T, stFast, stSlow sqlStore) {
 	ctx := t.Context()
 	log := newIDTopics()
-	slowLog := &pausingTopics{idTopics: log, paused: make(chan struct{}), resume: make(chan struct{})}
+	slowLog := &pausingTopics{idTopics: log, gate: newGate()}
 	refresh := func(o *Options) { o.Refresh = 10 * time.Millisecond }
 	fast := openCatalog(t, stFast, log, refresh)
 	slow := openCatalog(t, stSlow, slowLog, refresh)
@@ -132,7 +127,7 @@ func lateRowsDrop(t *testing.T, stFast, stSlow sqlStore) {
 	slowDone := make(chan error, 1)
 	go func() { slowDone <- slow.Drop(ctx, "t", true, h.hooks()) }()
 	select {
-	case <-slowLog.paused:
+	case <-slowLog.entered:
 	case err := <-slowDone:
 		t.Fatalf("the slow drop ended before deleting the topics: %v", err)
 	}
@@ -147,7 +142,7 @@ func lateRowsDrop(t *testing.T, stFast, stSlow sqlStore) {
 	if _, err := stFast.Apply(ctx, "t", []store.Mutation{mut}); err != nil {
 		t.Fatalf("a write to the table created again: %v", err)
 	}
-	close(slowLog.resume)
+	close(slowLog.proceed)
 	if err := <-slowDone; err != nil {
 		t.Fatalf("the slow drop: %v", err)
 	}

@@ -175,15 +175,11 @@ func lateDrop(t *testing.T, pinnedFirst, byName bool) {
 // entry, before its deletion by name.
 type pausingNameTopics struct {
 	nameTopics
-	once           sync.Once
-	paused, resume chan struct{}
+	*gate
 }
 
 func (p *pausingNameTopics) Unprovision(ctx context.Context, t Table) error {
-	p.once.Do(func() {
-		close(p.paused)
-		<-p.resume
-	})
+	p.pass()
 	return p.nameTopics.Unprovision(ctx, t)
 }
 
@@ -199,7 +195,7 @@ func TestLateDropByNameLeavesTopicsMadeHere(t *testing.T) {
 	ctx := t.Context()
 	st := openStore(t)
 	log := newIDTopics()
-	slowLog := &pausingNameTopics{nameTopics: nameTopics{log}, paused: make(chan struct{}), resume: make(chan struct{})}
+	slowLog := &pausingNameTopics{nameTopics: nameTopics{log}, gate: newGate()}
 	refresh := func(o *Options) { o.Refresh = 10 * time.Millisecond }
 	fast := openCatalog(t, st, nameTopics{log}, refresh)
 	slow := openCatalog(t, st, slowLog, refresh)
@@ -210,7 +206,7 @@ func TestLateDropByNameLeavesTopicsMadeHere(t *testing.T) {
 	slowDone := make(chan error, 1)
 	go func() { slowDone <- slow.Drop(ctx, "t", true, h.hooks()) }()
 	select {
-	case <-slowLog.paused:
+	case <-slowLog.entered:
 	case err := <-slowDone:
 		t.Fatalf("the slow drop ended before deleting the topics: %v", err)
 	}
@@ -229,7 +225,7 @@ func TestLateDropByNameLeavesTopicsMadeHere(t *testing.T) {
 		created = true
 	case <-time.After(200 * time.Millisecond): // waiting for the drop here
 	}
-	close(slowLog.resume)
+	close(slowLog.proceed)
 	if err := <-slowDone; err != nil {
 		t.Fatalf("the slow drop: %v", err)
 	}

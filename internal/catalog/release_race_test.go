@@ -142,17 +142,13 @@ func TestCreateHereReleasesTheDroppedTable(t *testing.T) {
 // (entered is closed once it waits).
 type stallTopics struct {
 	*topics
-	stallAt          time.Time
-	once             sync.Once
-	entered, proceed chan struct{}
+	*gate
+	stallAt time.Time
 }
 
 func (p *stallTopics) Provision(ctx context.Context, t Table) error {
 	if t.CreatedAt.Equal(p.stallAt) {
-		p.once.Do(func() {
-			close(p.entered)
-			<-p.proceed
-		})
+		p.pass()
 	}
 	return p.topics.Provision(ctx, t)
 }
@@ -169,7 +165,7 @@ func TestReleaseAfterStaleMakingHere(t *testing.T) {
 	ctx := t.Context()
 	st := openStore(t)
 	a := openCatalog(t, st, newTopics())
-	provB := &stallTopics{topics: newTopics(), entered: make(chan struct{}), proceed: make(chan struct{})}
+	provB := &stallTopics{topics: newTopics(), gate: newGate()}
 	var b *Catalog
 	b = openCatalog(t, st, provB, func(o *Options) {
 		o.Release = func(ctx context.Context, tb Table) error {
@@ -215,15 +211,11 @@ func TestReleaseAfterStaleMakingHere(t *testing.T) {
 // entered is closed, until proceed is closed.
 type stallCreateTable struct {
 	*pebble.Store
-	once             sync.Once
-	entered, proceed chan struct{}
+	*gate
 }
 
 func (s *stallCreateTable) CreateTable(ctx context.Context, table string) error {
-	s.once.Do(func() {
-		close(s.entered)
-		<-s.proceed
-	})
+	s.pass()
 	return s.Store.CreateTable(ctx, table)
 }
 
@@ -238,8 +230,8 @@ func TestStaleMakingReleasesNoLiveTable(t *testing.T) {
 	ctx := t.Context()
 	st := openStore(t)
 	a := openCatalog(t, st, newTopics())
-	provB := &stallTopics{topics: newTopics(), entered: make(chan struct{}), proceed: make(chan struct{})}
-	stB := &stallCreateTable{Store: st, entered: make(chan struct{}), proceed: make(chan struct{})}
+	provB := &stallTopics{topics: newTopics(), gate: newGate()}
+	stB := &stallCreateTable{Store: st, gate: newGate()}
 	var released []Table
 	var b *Catalog
 	b = openCatalog(t, stB, provB, func(o *Options) {
@@ -292,4 +284,20 @@ func TestStaleMakingReleasesNoLiveTable(t *testing.T) {
 	if len(released) != 0 {
 		t.Errorf("released %v; want none (the table dropped elsewhere was never made here)", released)
 	}
+}
+
+// gate holds the first caller of pass, once entered is closed, until
+// proceed is closed; later callers pass at once.
+type gate struct {
+	once             sync.Once
+	entered, proceed chan struct{}
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), proceed: make(chan struct{})} }
+
+func (g *gate) pass() {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.proceed
+	})
 }
