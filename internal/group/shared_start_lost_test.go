@@ -2,7 +2,6 @@ package group
 
 import (
 	"context"
-	"log/slog"
 	"maps"
 	"reflect"
 	"testing"
@@ -35,10 +34,7 @@ func TestSharedStartNotReusedOnceCommitted(t *testing.T) {
 	defer cancel()
 	base := openLog(t)
 	tb := table(t, base, 2, 5)
-	cat := &memCatalog{m: map[string][]byte{}}
-	share := func(proc string) Sharing {
-		return Sharing{Store: &memSwapper{c: cat}, Process: proc, Lease: time.Second, Logger: slog.New(slog.DiscardHandler)}
-	}
+	cat, share := memSharing()
 	A := New(base, time.Minute).Share(share("A"))
 	defer A.Close()
 	a, err := A.Join(ctx, tb, "g", "a", true)

@@ -32,10 +32,7 @@ func TestSharedLatestStartFixedAtJoin(t *testing.T) {
 	defer cancel()
 	base := openLog(t)
 	tb := table(t, base, 2, 5)
-	cat := &memCatalog{m: map[string][]byte{}}
-	share := func(proc string) Sharing {
-		return Sharing{Store: &memSwapper{c: cat}, Process: proc, Lease: time.Second, Logger: slog.New(slog.DiscardHandler)}
-	}
+	_, share := memSharing()
 	A := New(failCommits{base}, time.Minute).Share(share("A"))
 	B := New(base, time.Minute).Share(share("B"))
 	defer A.Close()
@@ -70,5 +67,14 @@ func TestSharedLatestStartFixedAtJoin(t *testing.T) {
 		if len(m.Granted) > 0 {
 			return
 		}
+	}
+}
+
+// memSharing returns an in-memory catalog of groups' entries and the
+// sharing of each process of a deployment on it (1 s process leases).
+func memSharing() (*memCatalog, func(proc string) Sharing) {
+	cat := &memCatalog{m: map[string][]byte{}}
+	return cat, func(proc string) Sharing {
+		return Sharing{Store: &memSwapper{c: cat}, Process: proc, Lease: time.Second, Logger: slog.New(slog.DiscardHandler)}
 	}
 }
