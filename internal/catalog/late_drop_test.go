@@ -136,10 +136,10 @@ func lateDrop(t *testing.T, pinnedFirst, byName bool) {
 	paused, resume := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	slowHooks := hooks
-	slowHooks.Stopped = func(ctx context.Context, name string) error {
+	slowHooks.Stopped = func(ctx context.Context, t Table) error {
 		once.Do(func() { close(paused) })
 		<-resume
-		return hooks.Stopped(ctx, name)
+		return hooks.Stopped(ctx, t)
 	}
 	slowDone := make(chan error, 1)
 	go func() { slowDone <- slow.Drop(ctx, "t", true, slowHooks) }()

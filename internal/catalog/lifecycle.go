@@ -627,8 +627,9 @@ type DropHooks struct {
 	// intent log and the offset the resolvers committed (below it: resolved).
 	Progress func(ctx context.Context, t Table) (ends, committed []int64, err error)
 	// Stopped returns once this process resolves no partition of the table
-	// (each drained what it had in flight and stopped).
-	Stopped func(ctx context.Context, name string) error
+	// (each drained what it had in flight and stopped); those of a table of
+	// the name created since (another CreatedAt) are not waited for.
+	Stopped func(ctx context.Context, t Table) error
 }
 
 // Drop removes a table: its rows, its topics (and their committed offsets)
@@ -690,7 +691,7 @@ func (c *Catalog) drop(ctx context.Context, name string, force bool, h DropHooks
 	if err := sleep(ctx, c.opts.Refresh); err != nil {
 		return c.wrap("drop", name, err)
 	}
-	if err := h.Stopped(ctx, name); err != nil {
+	if err := h.Stopped(ctx, e.t); err != nil {
 		return c.wrap("drop", name, fmt.Errorf("stopping its resolver partitions: %w", err))
 	}
 	if err := c.remove(ctx, e); err != nil {

@@ -79,10 +79,10 @@ func (h *dropHooks) hooks() DropHooks {
 			}
 			return h.ends[min(h.calls, len(h.ends))-1], h.committed, nil
 		},
-		Stopped: func(_ context.Context, name string) error {
+		Stopped: func(_ context.Context, t Table) error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
-			h.stopped = append(h.stopped, name)
+			h.stopped = append(h.stopped, t.Name)
 			return nil
 		},
 	}

@@ -23,7 +23,7 @@ func TestEntryOfANewerVersion(t *testing.T) {
 	ctx := t.Context()
 	unresolved := DropHooks{
 		Progress: func(context.Context, Table) ([]int64, []int64, error) { return []int64{5}, []int64{2}, nil },
-		Stopped:  func(context.Context, string) error { return nil },
+		Stopped:  func(context.Context, Table) error { return nil },
 	}
 
 	t.Run("unknown state", func(t *testing.T) {

@@ -75,7 +75,7 @@ func TestDropAfterShortenedWindow(t *testing.T) {
 					looks = append(looks, time.Now())
 					return []int64{3}, []int64{3}, nil
 				},
-				Stopped: func(context.Context, string) error { return nil },
+				Stopped: func(context.Context, Table) error { return nil },
 			}
 			if err := dropper.Drop(ctx, "t", false, h); err != nil {
 				t.Fatal(err)
@@ -107,7 +107,7 @@ func TestDropAfterShortenedWindow(t *testing.T) {
 		began := time.Now()
 		if err := c.Drop(ctx, "t", false, DropHooks{
 			Progress: func(context.Context, Table) ([]int64, []int64, error) { return []int64{3}, []int64{3}, nil },
-			Stopped:  func(context.Context, string) error { return nil },
+			Stopped:  func(context.Context, Table) error { return nil },
 		}); err != nil {
 			t.Fatal(err)
 		}

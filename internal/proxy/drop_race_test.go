@@ -81,7 +81,7 @@ func TestWriteQueuedAcrossDrop(t *testing.T) {
 			n := lg.n.Load()
 			return []int64{n}, []int64{n}, nil // a resolver that resolves at once
 		},
-		Stopped: func(context.Context, string) error { return nil },
+		Stopped: func(context.Context, catalog.Table) error { return nil },
 	}
 	dropErr := cat.Drop(ctx, "t", false, hooks)
 	wg.Wait()

@@ -294,7 +294,7 @@ func (r *Resolver) Run(ctx context.Context, tables []catalog.Table, more <-chan 
 // (the log or bus unreachable) is retried with backoff; a failure of the
 // group membership (pm) is returned.
 func (r *Resolver) runPartition(ctx context.Context, t catalog.Table, p int32, pm *pump) error {
-	defer r.runs.enter(t.Name, p)()
+	defer r.runs.enter(t, p)()
 	// Raised while the partition cannot start (its loop raises its own
 	// conditions once it runs): else a partition whose start keeps
 	// failing, as a Kafka partition without a leader, was only logged.

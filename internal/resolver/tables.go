@@ -22,31 +22,42 @@ import (
 // runs counts the partitions of each table that run in this process.
 type runs struct {
 	mu    sync.Mutex
-	n     map[string]int
-	idle  map[string]chan struct{} // closed when n drops to 0
-	parts map[string]int           // "table/partition" -> runs
+	n     map[tableID]int
+	idle  map[tableID]chan struct{} // closed when n drops to 0
+	parts map[string]int            // "table/partition" -> runs
 }
 
+// tableID tells a table from one of the same name created again after it
+// was dropped: the partitions of the new one may run while those of the
+// old one drain.
+type tableID struct {
+	name    string
+	created int64 // CreatedAt, in Unix nanoseconds
+}
+
+func idOf(t catalog.Table) tableID { return tableID{t.Name, t.CreatedAt.UnixNano()} }
+
 // enter records a running partition; the func it returns ends it.
-func (r *runs) enter(table string, p int32) func() {
+func (r *runs) enter(t catalog.Table, p int32) func() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.n == nil {
-		r.n, r.idle, r.parts = map[string]int{}, map[string]chan struct{}{}, map[string]int{}
+		r.n, r.idle, r.parts = map[tableID]int{}, map[tableID]chan struct{}{}, map[string]int{}
 	}
-	if r.n[table] == 0 {
-		r.idle[table] = make(chan struct{})
+	id := idOf(t)
+	if r.n[id] == 0 {
+		r.idle[id] = make(chan struct{})
 	}
-	r.n[table]++
-	part := fmt.Sprintf("%s/%d", table, p)
+	r.n[id]++
+	part := fmt.Sprintf("%s/%d", t.Name, p)
 	r.parts[part]++
 	return func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if r.n[table]--; r.n[table] == 0 {
-			close(r.idle[table])
-			delete(r.n, table)
-			delete(r.idle, table)
+		if r.n[id]--; r.n[id] == 0 {
+			close(r.idle[id])
+			delete(r.n, id)
+			delete(r.idle, id)
 		}
 		if r.parts[part]--; r.parts[part] == 0 {
 			delete(r.parts, part)
@@ -67,12 +78,14 @@ func (r *Resolver) Running() []string {
 	return out
 }
 
-// Stopped returns once no partition of table runs in this process, or when
-// ctx ends. The loops of a table that Config.Tables no longer reports stop
-// within a commit interval plus their drain.
-func (r *Resolver) Stopped(ctx context.Context, table string) error {
+// Stopped returns once no partition of table t runs in this process, or
+// when ctx ends. The loops of a table that Config.Tables no longer reports
+// stop within a commit interval plus their drain. Those of a table of the
+// same name created again since (another CreatedAt) are not t's: they do
+// not hold Stopped.
+func (r *Resolver) Stopped(ctx context.Context, t catalog.Table) error {
 	r.runs.mu.Lock()
-	idle, running := r.runs.idle[table]
+	idle, running := r.runs.idle[idOf(t)]
 	r.runs.mu.Unlock()
 	if !running {
 		return nil

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,14 @@ func TestReleaseLeavesTopicsOfTableCreatedAgainHere(t *testing.T) {
 	}
 	if created.CreatedAt.Equal(dropped.CreatedAt) {
 		t.Fatal("the table created again has the dropped one's created_at")
+	}
+	// The new table's partitions run here before the release (a release
+	// waited for them, as if they were the dropped table's, for ever).
+	for !strings.HasPrefix(strings.Join(r.srv.resolver.Running(), " "), "t/") {
+		if ctx.Err() != nil {
+			t.Fatal("the resolver did not take up the table created again")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := r.srv.release(ctx, dropped); err != nil {
 		t.Fatalf("release of the dropped table: %v", err)

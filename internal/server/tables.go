@@ -247,7 +247,7 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	if s.resolver != nil {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if err := s.resolver.Stopped(ctx, t.Name); err != nil {
+		if err := s.resolver.Stopped(ctx, t); err != nil {
 			return fmt.Errorf("its resolver partitions did not stop: %w", err)
 		}
 	}
@@ -358,11 +358,11 @@ func (s *Server) table(name string) (catalog.Table, bool) {
 func (s *Server) dropHooks() catalog.DropHooks {
 	return catalog.DropHooks{
 		Progress: s.progress,
-		Stopped: func(ctx context.Context, name string) error {
+		Stopped: func(ctx context.Context, t catalog.Table) error {
 			if s.resolver == nil {
 				return nil
 			}
-			return s.resolver.Stopped(ctx, name)
+			return s.resolver.Stopped(ctx, t)
 		},
 	}
 }
