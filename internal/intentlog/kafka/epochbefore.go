@@ -1,12 +1,12 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -113,34 +113,85 @@ const (
 // metadata stale) and knows no epoch as new as the committed one answers
 // UNDEFINED to a question without it, but UNKNOWN_LEADER_EPOCH to this
 // one. Metadata whose leader epoch is older than epoch is stale itself.
-// Any answer but UNDEFINED from the leader at that epoch (an end offset
-// below offset included), or none, is left to the client's own
-// validation.
+//
+// A retriable error (no leader, the leader moving, a broker behind the
+// metadata, a broker unreachable) is asked again, with fresh metadata, for
+// at most Options.RequestTimeout: such errors come with what loses a
+// history (an unclean election, a topic created again), and franz-go's own
+// validation, to which the check left them, lets UNDEFINED pass. Past the
+// bound it fails with ErrPartitionUnavailable, and the reader's start is
+// tried again. Any other answer but UNDEFINED from the leader at that
+// epoch (an end offset below offset included) is left to the client's
+// own validation.
 func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, offset int64, epoch int32) error {
-	ctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
+	lctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
 	defer cancel()
-	var pd kadm.PartitionDetail
-	for try := 0; ; try++ {
-		md, err := l.adm.Metadata(ctx, topic)
-		if err != nil {
+	var last error // the last retriable error
+	for try, delay := 0, 10*time.Millisecond; ; try, delay = try+1, min(2*delay, 250*time.Millisecond) {
+		leaderEpoch, end, err := l.askEpoch(lctx, topic, partition, epoch, try)
+		switch {
+		case err == nil && end >= 0:
 			return nil
+		case err == nil:
+			return &intentlog.Truncation{From: -1, Read: offset, Epoch: -1,
+				Err: fmt.Errorf("%w: %s/%d: leader epoch %d, of the record before offset %d (OffsetForLeaderEpoch answered UNDEFINED_EPOCH_OFFSET at leader epoch %d)",
+					intentlog.ErrEpochUnknown, topic, partition, epoch, offset, leaderEpoch)}
+		case ctx.Err() != nil:
+			return fmt.Errorf("checking leader epoch %d: %w (retrying %w)", epoch, ctx.Err(), cmp.Or(last, err))
+		case lctx.Err() != nil:
+			return fmt.Errorf("checking leader epoch %d: %w", epoch, l.unavailable(topic, partition, cmp.Or(last, err)))
+		case !retriableCheck(err):
+			return nil // the client's validation meets it too, and says
 		}
-		var ok bool
-		if pd, ok = md.Topics[topic].Partitions[partition]; !ok || pd.Err != nil {
-			return nil
+		last = err
+		wait := delay
+		if errors.Is(err, errStaleMetadata) {
+			wait = staleMetadataWait // for the brokers to catch up
 		}
-		if pd.LeaderEpoch >= epoch || try == staleMetadataTries-1 {
-			break
-		}
-		// Older than the committed epoch: the broker that answered is
-		// behind, or the topic is another one of the name (its epochs
-		// start again), or the history was lost. Asked again, a broker
-		// that is not behind tells.
 		select {
-		case <-time.After(staleMetadataWait):
-		case <-ctx.Done():
-			return nil
+		case <-lctx.Done():
+		case <-time.After(wait):
 		}
+	}
+}
+
+// errStaleMetadata: the metadata's leader epoch is older than the one
+// asked about (the broker that answered is behind, or the topic is
+// another one of the name, or the history was lost).
+var errStaleMetadata = errors.New("metadata older than the leader epoch asked about")
+
+// retriableCheck reports whether an error of askEpoch is asked again: a
+// retriable Kafka error, stale metadata, or no answer at all (a broker
+// unreachable, a request timed out).
+func retriableCheck(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	return true
+}
+
+// askEpoch asks the partition's leader, as fresh metadata names it, where
+// epoch ends: the leader epoch the question carried and the end offset
+// (-1: UNDEFINED_EPOCH_OFFSET). Metadata older than epoch is read again
+// up to staleMetadataTries times (try counts the asks), then used.
+func (l *Log) askEpoch(ctx context.Context, topic string, partition int32, epoch int32, try int) (leaderEpoch int32, end int64, err error) {
+	md, err := l.adm.Metadata(ctx, topic)
+	if err != nil {
+		return 0, 0, err
+	}
+	mt := md.Topics[topic]
+	if mt.Err != nil {
+		return 0, 0, mt.Err
+	}
+	pd, ok := mt.Partitions[partition]
+	switch {
+	case !ok:
+		return 0, 0, kerr.UnknownTopicOrPartition
+	case pd.Err != nil:
+		return 0, 0, pd.Err
+	case pd.LeaderEpoch < epoch && try < staleMetadataTries-1:
+		return 0, 0, errStaleMetadata
 	}
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
 	req.ReplicaID = -1
@@ -151,16 +202,17 @@ func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, off
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, l.cl.Broker(int(pd.Leader)))
-	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return nil
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1:
+		return 0, 0, fmt.Errorf("OffsetForLeaderEpoch answered %d topics for 1", len(resp.Topics))
 	}
 	o := resp.Topics[0].Partitions[0]
-	if o.ErrorCode != 0 || o.EndOffset >= 0 {
-		return nil
+	if err := kerr.ErrorForCode(o.ErrorCode); err != nil {
+		return 0, 0, err
 	}
-	return &intentlog.Truncation{From: -1, Read: offset, Epoch: -1,
-		Err: fmt.Errorf("%w: %s/%d: leader epoch %d, of the record before offset %d (OffsetForLeaderEpoch answered UNDEFINED_EPOCH_OFFSET at leader epoch %d)",
-			intentlog.ErrEpochUnknown, topic, partition, epoch, offset, pd.LeaderEpoch)}
+	return pd.LeaderEpoch, o.EndOffset, nil
 }
 
 // rawClient returns a client that reads partitions of topic from offsets

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -105,5 +106,78 @@ func TestStaleBrokerUndefinedNotBelieved(t *testing.T) {
 	got, err := rd.Next(ctx)
 	if err != nil || len(got) == 0 || got[0].Offset != 5 {
 		t.Fatalf("Next at offset 5 of epoch 0, asked first of a stale broker = %d records, %v; want the records from 5", len(got), err)
+	}
+}
+
+// TestEpochCheckOutlastsBrokerErrors: the check of a reader's committed
+// epoch meets a retriable error first (the leader moving, the broker
+// behind the metadata, no leader yet) and UNDEFINED_EPOCH_OFFSET after.
+// Such errors come with what makes a history lost (an unclean leader
+// election, a topic deleted and created again): the check left the
+// validation to the client at the first error, and franz-go lets
+// UNDEFINED pass, so the reader read on from the committed offset,
+// silently. It asks again until it has an answer, for at most the log's
+// RequestTimeout; then the reader's start fails (the partition is
+// unavailable) and is tried again, never read on unvalidated.
+func TestEpochCheckOutlastsBrokerErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		code   int16
+		errors int32 // answers with code before the UNDEFINED ones; -1: every answer
+	}{
+		{"not leader", kerr.NotLeaderForPartition.Code, 1},
+		{"leader epoch fenced", kerr.FencedLeaderEpoch.Code, 2},
+		{"leader epoch unknown", kerr.UnknownLeaderEpoch.Code, 3},
+		{"never an answer", kerr.NotLeaderForPartition.Code, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, l, ctx, topic := oneBrokerRecords(t, "epocherrors", 8)
+			l.opts.RequestTimeout = 2 * time.Second
+			var asked, failing atomic.Int32
+			failing.Store(tc.errors)
+			c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				n := asked.Add(1)
+				r := req.(*kmsg.OffsetForLeaderEpochRequest)
+				resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+				resp.Version = r.Version
+				for _, rt := range r.Topics {
+					st := kmsg.NewOffsetForLeaderEpochResponseTopic()
+					st.Topic = rt.Topic
+					for _, rp := range rt.Partitions {
+						sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+						sp.Partition = rp.Partition
+						if f := failing.Load(); f < 0 || n <= f {
+							sp.ErrorCode = tc.code
+						} else {
+							sp.LeaderEpoch, sp.EndOffset = -1, -1 // UNDEFINED_EPOCH_OFFSET
+						}
+						st.Partitions = append(st.Partitions, sp)
+					}
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp, nil, true
+			})
+			rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 5, Epoch: 0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			got, err := rd.Next(ctx)
+			if tc.errors < 0 {
+				if !errors.Is(err, ErrPartitionUnavailable) || errors.Is(err, intentlog.ErrTruncated) {
+					t.Fatalf("Next while every epoch check fails = %d records, %v (asked %d times); want the partition unavailable, "+
+						"not a truncation", len(got), err, asked.Load())
+				}
+				failing.Store(0) // the broker answers from now on: UNDEFINED
+				got, err = rd.Next(ctx)
+			}
+			if !errors.Is(err, intentlog.ErrEpochUnknown) {
+				t.Fatalf("Next at offset 5 of epoch 0, %s before UNDEFINED_EPOCH_OFFSET = %d records (from %v), %v "+
+					"(asked %d times); want the epoch unknown", tc.name, len(got), got, err, asked.Load())
+			}
+		})
 	}
 }

@@ -164,9 +164,11 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 	at := kgo.NewOffset().At(r.next.Load())
 	if e := r.EpochBefore(r.next.Load()); e >= 0 {
 		if err := r.l.epochKnown(ctx, r.topic, r.part, r.next.Load(), e); err != nil {
-			r.mu.Lock()
-			r.trunc = err
-			r.mu.Unlock()
+			if errors.Is(err, intentlog.ErrTruncated) { // final; else the start is tried again
+				r.mu.Lock()
+				r.trunc = err
+				r.mu.Unlock()
+			}
 			return nil, err
 		}
 		at = at.WithEpoch(e) // validated first (KIP-320)
