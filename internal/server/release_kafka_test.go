@@ -1,0 +1,63 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+)
+
+// TestReleaseKeepsResolvingTableCreatedAgainHere: on Kafka, a release of
+// a table dropped elsewhere forgets its topics (Log.Forget), by name,
+// which also takes them out of the resolver's group subscription. A
+// table of the name created again through this process, whose topics the
+// resolver already consumes, must not lose them: its writes must still
+// be resolved (their events published).
+func TestReleaseKeepsResolvingTableCreatedAgainHere(t *testing.T) {
+	t.Parallel()
+	cfg, _, _, _ := kafkaRetentionConfig(t, "release_created_again")
+	cfg.CatalogRefresh = 50 * time.Millisecond
+	r := runServer(t, cfg, seams{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dropped, ok := r.srv.catalog.Get("t")
+	if !ok {
+		t.Fatal("table t not served")
+	}
+	if err := r.srv.catalog.Drop(ctx, "t", true, r.srv.dropHooks()); err != nil {
+		t.Fatal(err)
+	}
+	created, _, err := r.srv.catalog.Create(ctx, catalog.Table{Name: "t", Partitions: 1})
+	if err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+	if created.CreatedAt.Equal(dropped.CreatedAt) {
+		t.Fatal("the table created again has the dropped one's created_at")
+	}
+	for !strings.HasPrefix(strings.Join(r.srv.resolver.Running(), " "), "t/") {
+		if ctx.Err() != nil {
+			t.Fatal("the resolver did not take up the table created again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.srv.release(ctx, dropped); err != nil {
+		t.Fatalf("release of the dropped table: %v", err)
+	}
+	if _, err := r.put(ctx, "k", "v"); err != nil {
+		t.Fatalf("write to the table created again: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ends, committed, err := r.srv.progress(ctx, created)
+		if err == nil && len(ends) == 1 && ends[0] > 0 && committed[0] >= ends[0] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the write to the table created again is not resolved 30 s after the release of the dropped table "+
+				"(ends %v, committed %v, err %v; running %v)", ends, committed, err, r.srv.resolver.Running())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
