@@ -95,11 +95,13 @@ func (c *Catalog) releaseEarlier(ctx context.Context, t Table) error {
 	return nil
 }
 
-// ReleaseTopics deletes, with del, the topics of t on a log of this
-// process's own (Options.Release: another process dropped t, maybe
-// created the name again, and cannot delete them): under the exclusive
-// topic lock of the name, and only while they are still t's, no table of
-// the name having been made here since. By name, without the lock, a
+// ReleaseTopics lets go, with del, of the topics of t (Options.Release:
+// another process dropped t, maybe created the name again): it deletes
+// them on a log of this process's own, which the dropping process cannot,
+// and forgets them on Kafka's (which also stops the resolver's group
+// consuming them). Under the exclusive topic lock of the name, and only
+// while they are still t's, no table of the name having been made here
+// since. By name, without the lock, a
 // create of the name through this process between the refresh's decision
 // and the deletion lost the topics it had just made (a ready table that
 // could not take writes, or whose acknowledged writes were lost). The

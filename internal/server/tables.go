@@ -251,19 +251,35 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 			return fmt.Errorf("its resolver partitions did not stop: %w", err)
 		}
 	}
-	if f, ok := s.log.(forgetter); ok {
-		f.Forget(tableTopics(t.Name)...)
-	}
-	if s.cfg.Log.Kind != config.LogEmbedded {
+	embedded := s.cfg.Log.Kind == config.LogEmbedded
+	f, forgets := s.log.(forgetter)
+	if !embedded && !forgets {
 		return nil
 	}
-	// Only this process's topics: the sinks' definitions are the dropping
-	// process's to delete (the table may be created again already, with
-	// sinks of its own; their dead letters' topics are on the log of the
-	// process that runs them). By name: under the exclusive topic lock of
-	// the name, and only while they are still t's (a create of the name
-	// through this process since made them for the new table).
-	return s.catalog.ReleaseTopics(ctx, t, func(ctx context.Context) error { return s.deleteTopics(ctx, t.Name, nil) })
+	if !embedded {
+		// Only the wait for a making of the name's topics here (the
+		// topic lock) can take long; a refresh runs its releases.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
+	// By name, so only while they are still t's: under the exclusive
+	// topic lock of the name, and only while no table of the name was
+	// made here since (a create through this process). Forgetting them
+	// took them out of the resolver's group too: the new table's
+	// partitions stopped for good, its writes never resolved. Deleting
+	// them (only this process's: the sinks' definitions are the dropping
+	// process's to delete; their dead letters' topics are on the log of
+	// the process that runs them) lost the new table's topics.
+	return s.catalog.ReleaseTopics(ctx, t, func(ctx context.Context) error {
+		if forgets {
+			f.Forget(tableTopics(t.Name)...)
+		}
+		if !embedded {
+			return nil
+		}
+		return s.deleteTopics(ctx, t.Name, nil)
+	})
 }
 
 // tableTopics are the topics of a table: intents, events, dead letters.
