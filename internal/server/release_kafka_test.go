@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/health"
 )
 
 // TestReleaseKeepsResolvingTableCreatedAgainHere: on Kafka, a release of
@@ -59,5 +62,43 @@ func TestReleaseKeepsResolvingTableCreatedAgainHere(t *testing.T) {
 				"(ends %v, committed %v, err %v; running %v)", ends, committed, err, r.srv.resolver.Running())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReleaseKeepsConditionsOfTableCreatedAgainHere: a release of a table
+// dropped elsewhere clears its health conditions, which are named by the
+// table's name (retention/<table>). A table of the name created again
+// through this process, whose event topic's retention fell below its
+// intents' (the condition raised for it), must keep its condition: it was
+// cleared, and came back only at the next retention check (minutes).
+func TestReleaseKeepsConditionsOfTableCreatedAgainHere(t *testing.T) {
+	t.Parallel()
+	cfg, adm, events, _ := kafkaRetentionConfig(t, "release_conditions")
+	cfg.CatalogRefresh = 50 * time.Millisecond
+	r := runServer(t, cfg, seams{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dropped, ok := r.srv.catalog.Get("t")
+	if !ok {
+		t.Fatal("table t not served")
+	}
+	if err := r.srv.catalog.Drop(ctx, "t", true, r.srv.dropHooks()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.srv.catalog.Create(ctx, catalog.Table{Name: "t", Partitions: 1}); err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("3600000")}}, events); err != nil {
+		t.Fatal(err)
+	}
+	r.srv.checkRetention(ctx, "t")
+	if c, ok := condition(r.srv.health, retentionComponent("t")); !ok || c.State != health.Degraded {
+		t.Fatalf("retention condition of the table created again: %+v %v; want degraded", c, ok)
+	}
+	if err := r.srv.release(ctx, dropped); err != nil {
+		t.Fatalf("release of the dropped table: %v", err)
+	}
+	if c, ok := condition(r.srv.health, retentionComponent("t")); !ok || c.State != health.Degraded {
+		t.Fatalf("retention condition of the table created again, after the release of the dropped one: %+v %v; want degraded", c, ok)
 	}
 }

@@ -242,8 +242,6 @@ type forgetter interface{ Forget(topics ...string) }
 // which the dropping process deleted, are forgotten.
 func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	s.groupsDropped(t)
-	s.tableProblem(t.Name, nil)
-	s.health.Clear(retentionComponent(t.Name))
 	if s.resolver != nil {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -252,10 +250,6 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 		}
 	}
 	embedded := s.cfg.Log.Kind == config.LogEmbedded
-	f, forgets := s.log.(forgetter)
-	if !embedded && !forgets {
-		return nil
-	}
 	if !embedded {
 		// Only the wait for a making of the name's topics here (the
 		// topic lock) can take long; a refresh runs its releases.
@@ -265,14 +259,18 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	}
 	// By name, so only while they are still t's: under the exclusive
 	// topic lock of the name, and only while no table of the name was
-	// made here since (a create through this process). Forgetting them
-	// took them out of the resolver's group too: the new table's
+	// made here since (a create through this process), whose they are
+	// then. Its health conditions (named by the name) were cleared: a
+	// retention condition came back at the next check only. Forgetting
+	// its topics took them out of the resolver's group too: its
 	// partitions stopped for good, its writes never resolved. Deleting
 	// them (only this process's: the sinks' definitions are the dropping
 	// process's to delete; their dead letters' topics are on the log of
-	// the process that runs them) lost the new table's topics.
+	// the process that runs them) lost them.
 	return s.catalog.ReleaseTopics(ctx, t, func(ctx context.Context) error {
-		if forgets {
+		s.tableProblem(t.Name, nil)
+		s.health.Clear(retentionComponent(t.Name))
+		if f, ok := s.log.(forgetter); ok {
 			f.Forget(tableTopics(t.Name)...)
 		}
 		if !embedded {
