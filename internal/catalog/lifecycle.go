@@ -717,8 +717,14 @@ func (c *Catalog) quiesce(ctx context.Context, e entry, h DropHooks) (entry, err
 	if e.t.State == Ready {
 		t := e.t
 		t.State = Dropping
+		// Served here only if this process made its topics: a table of
+		// the name it served may be one dropped elsewhere since, and the
+		// table read the one created again there (the resolver here took
+		// it up on topics never made for it: on a log of this process's
+		// own, the dropped table's).
 		local, ok := c.lookup(name)
-		if e, err = c.swap(ctx, e.spec, t, ok && local.served, false); err != nil {
+		served := ok && local.served && local.t.CreatedAt.Equal(t.CreatedAt)
+		if e, err = c.swap(ctx, e.spec, t, served, false); err != nil {
 			return entry{}, c.wrap("drop", name, err)
 		}
 	}
