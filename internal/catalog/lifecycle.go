@@ -627,8 +627,9 @@ type DropHooks struct {
 	// intent log and the offset the resolvers committed (below it: resolved).
 	Progress func(ctx context.Context, t Table) (ends, committed []int64, err error)
 	// Stopped returns once this process resolves no partition of the table
-	// (each drained what it had in flight and stopped); those of a table of
-	// the name created since (another CreatedAt) are not waited for.
+	// or of a table of its name created before it (each drained what it had
+	// in flight and stopped); those of a table of the name created after it
+	// are not waited for.
 	Stopped func(ctx context.Context, t Table) error
 }
 

@@ -78,24 +78,32 @@ func (r *Resolver) Running() []string {
 	return out
 }
 
-// Stopped returns once no partition of table t runs in this process, or
-// when ctx ends. The loops of a table that Config.Tables no longer reports
-// stop within a commit interval plus their drain. Those of a table of the
-// same name created again since (another CreatedAt) are not t's: they do
-// not hold Stopped.
+// Stopped returns once no partition of table t, or of a table of its name
+// created before it, runs in this process, or when ctx ends. The loops of
+// a table that Config.Tables no longer reports stop within a commit
+// interval plus their drain. Those of a table of the name created after
+// t (created again once t was dropped) are not waited for: a release of
+// t (dropped elsewhere) waited for them, for ever, by name. Those of an
+// earlier one are (a drop here of a table created again elsewhere, before
+// this process's refresh took the old one's partitions away: they read
+// the topics of the name that the drop deletes).
 func (r *Resolver) Stopped(ctx context.Context, t catalog.Table) error {
 	r.runs.mu.Lock()
-	idle, running := r.runs.idle[idOf(t)]
+	var idle []chan struct{}
+	for id, ch := range r.runs.idle {
+		if id.name == t.Name && id.created <= idOf(t).created {
+			idle = append(idle, ch)
+		}
+	}
 	r.runs.mu.Unlock()
-	if !running {
-		return nil
+	for _, ch := range idle {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return nil
 }
 
 // current reports whether t is still to be resolved, as the catalog has

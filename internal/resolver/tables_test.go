@@ -168,10 +168,13 @@ func TestFollow(t *testing.T) {
 
 // TestRunning: Running names each partition while at least one run of it
 // is on (a partition can run twice at once: a restart while the old run
-// drains); Stopped waits for a table only while one of its partitions
-// runs, and not for a table of the same name created again since (a
-// release of the dropped one waited for the new one's partitions, for
-// ever: TestReleaseLeavesTopicsOfTableCreatedAgainHere in CI).
+// drains); Stopped waits for a table only while one of its partitions,
+// or of a table of its name created before it, runs, and not for a table
+// of the same name created again since (a release of the dropped one
+// waited for the new one's partitions, for ever:
+// TestReleaseLeavesTopicsOfTableCreatedAgainHere in CI). A drop here of
+// a table created again elsewhere waits for the old one's partitions,
+// which read the topics of the name it deletes.
 func TestRunning(t *testing.T) {
 	t.Parallel()
 	r := New(nil, nil, nil, Config{})
@@ -194,7 +197,7 @@ func TestRunning(t *testing.T) {
 		stopped []stopped
 	}{
 		{name: "none", do: func() {}, running: "", stopped: []stopped{{a, true}}},
-		{name: "a/0", do: enter(a, 0), running: "a/0", stopped: []stopped{{a, false}, {b, true}, {a2, true}}},
+		{name: "a/0", do: enter(a, 0), running: "a/0", stopped: []stopped{{a, false}, {b, true}, {a2, false}}},
 		{name: "a/0 again", do: enter(a, 0), running: "a/0", stopped: []stopped{{a, false}}},
 		{name: "a/1", do: enter(a, 1), running: "a/0 a/1", stopped: []stopped{{a, false}}},
 		{name: "b/0", do: enter(b, 0), running: "a/0 a/1 b/0", stopped: []stopped{{a, false}, {b, false}}},
@@ -206,8 +209,10 @@ func TestRunning(t *testing.T) {
 			stopped: []stopped{{a, true}, {a2, false}, {b, false}}},
 		{name: "b/0 ends", do: exit(3), running: "a/1", stopped: []stopped{{a, true}, {b, true}, {a2, false}}},
 		{name: "the new a/1 ends", do: exit(4), running: "", stopped: []stopped{{a, true}, {a2, true}}},
-		{name: "a/0 runs again", do: enter(a, 0), running: "a/0", stopped: []stopped{{a, false}, {b, true}, {a2, true}}},
-		{name: "and ends", do: exit(5), running: "", stopped: []stopped{{a, true}}},
+		{name: "a/0 runs again", do: enter(a, 0), running: "a/0", stopped: []stopped{{a, false}, {b, true}, {a2, false}}},
+		{name: "and ends", do: exit(5), running: "", stopped: []stopped{{a, true}, {a2, true}}},
+		{name: "a created again runs a/0", do: enter(a2, 0), running: "a/0", stopped: []stopped{{a, true}, {a2, false}}},
+		{name: "and ends too", do: exit(6), running: "", stopped: []stopped{{a, true}, {a2, true}}},
 	}
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
