@@ -92,7 +92,8 @@ func (l *Log) EpochsBefore(ctx context.Context, topic string, offsets map[int32]
 }
 
 // staleMetadataTries bounds the metadata reads of epochKnown while their
-// leader epoch is older than the committed one, staleMetadataWait apart.
+// leader epoch is older than the committed one, staleMetadataWait apart
+// (counted apart from the retries of other errors).
 const (
 	staleMetadataTries = 3
 	staleMetadataWait  = 250 * time.Millisecond
@@ -120,15 +121,19 @@ const (
 // history (an unclean election, a topic created again), and franz-go's own
 // validation, to which the check left them, lets UNDEFINED pass. Past the
 // bound it fails with ErrPartitionUnavailable, and the reader's start is
-// tried again. Any other answer but UNDEFINED from the leader at that
+// tried again. The log closed meanwhile, it fails with intentlog.ErrClosed;
+// the topic deleted (the metadata does not know it), with
+// intentlog.ErrUnknownTopic, and its partition count is forgotten: asking
+// again brings neither back. Any other answer but UNDEFINED from the leader at that
 // epoch (an end offset below offset included) is left to the client's
 // own validation.
 func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, offset int64, epoch int32) error {
 	lctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
 	defer cancel()
 	var last error // the last retriable error
-	for try, delay := 0, 10*time.Millisecond; ; try, delay = try+1, min(2*delay, 250*time.Millisecond) {
-		leaderEpoch, end, err := l.askEpoch(lctx, topic, partition, epoch, try)
+	stale := 0     // metadata reads older than epoch, counted apart from other retries
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		leaderEpoch, end, err := l.askEpoch(lctx, topic, partition, epoch, stale >= staleMetadataTries-1)
 		switch {
 		case err == nil && end >= 0:
 			return nil
@@ -138,6 +143,11 @@ func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, off
 					intentlog.ErrEpochUnknown, topic, partition, epoch, offset, leaderEpoch)}
 		case ctx.Err() != nil:
 			return fmt.Errorf("checking leader epoch %d: %w (retrying %w)", epoch, ctx.Err(), cmp.Or(last, err))
+		case l.checkOpen() != nil: // its client closed: every question fails at once
+			return fmt.Errorf("checking leader epoch %d: %w (retrying %w)", epoch, intentlog.ErrClosed, err)
+		case errors.Is(err, errTopicGone): // deleted: the next start asks the metadata
+			l.forget(topic)
+			return fmt.Errorf("checking leader epoch %d: %w", epoch, mapErr(err))
 		case lctx.Err() != nil:
 			return fmt.Errorf("checking leader epoch %d: %w", epoch, l.unavailable(topic, partition, cmp.Or(last, err)))
 		case !retriableCheck(err):
@@ -146,6 +156,7 @@ func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, off
 		last = err
 		wait := delay
 		if errors.Is(err, errStaleMetadata) {
+			stale++
 			wait = staleMetadataWait // for the brokers to catch up
 		}
 		select {
@@ -160,6 +171,12 @@ func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, off
 // another one of the name, or the history was lost).
 var errStaleMetadata = errors.New("metadata older than the leader epoch asked about")
 
+// errTopicGone wraps the metadata's error for a topic it does not know
+// (deleted): Kafka calls it retriable (a broker may learn of a new topic
+// late), but the reader's start checked the topic's partitions first,
+// from a count cached while it existed.
+var errTopicGone = errors.New("the metadata does not know the topic")
+
 // retriableCheck reports whether an error of askEpoch is asked again: a
 // retriable Kafka error, stale metadata, or no answer at all (a broker
 // unreachable, a request timed out).
@@ -173,15 +190,22 @@ func retriableCheck(err error) bool {
 
 // askEpoch asks the partition's leader, as fresh metadata names it, where
 // epoch ends: the leader epoch the question carried and the end offset
-// (-1: UNDEFINED_EPOCH_OFFSET). Metadata older than epoch is read again
-// up to staleMetadataTries times (try counts the asks), then used.
-func (l *Log) askEpoch(ctx context.Context, topic string, partition int32, epoch int32, try int) (leaderEpoch int32, end int64, err error) {
+// (-1: UNDEFINED_EPOCH_OFFSET). Metadata older than epoch is
+// errStaleMetadata unless useStale (epochKnown reads it again up to
+// staleMetadataTries times, counting only such reads: the retries of
+// other errors before it, a leader being elected, must not use them up,
+// or a broker behind that still thinks it leads is asked, and its
+// UNDEFINED believed).
+func (l *Log) askEpoch(ctx context.Context, topic string, partition int32, epoch int32, useStale bool) (leaderEpoch int32, end int64, err error) {
 	md, err := l.adm.Metadata(ctx, topic)
 	if err != nil {
 		return 0, 0, err
 	}
 	mt := md.Topics[topic]
-	if mt.Err != nil {
+	switch {
+	case errors.Is(mt.Err, kerr.UnknownTopicOrPartition), errors.Is(mt.Err, kerr.UnknownTopicID):
+		return 0, 0, fmt.Errorf("%w: %w", errTopicGone, mt.Err)
+	case mt.Err != nil:
 		return 0, 0, mt.Err
 	}
 	pd, ok := mt.Partitions[partition]
@@ -190,7 +214,7 @@ func (l *Log) askEpoch(ctx context.Context, topic string, partition int32, epoch
 		return 0, 0, kerr.UnknownTopicOrPartition
 	case pd.Err != nil:
 		return 0, 0, pd.Err
-	case pd.LeaderEpoch < epoch && try < staleMetadataTries-1:
+	case pd.LeaderEpoch < epoch && !useStale:
 		return 0, 0, errStaleMetadata
 	}
 	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
