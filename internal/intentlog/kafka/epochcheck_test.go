@@ -236,3 +236,35 @@ func TestEpochCheckTopicDeleted(t *testing.T) {
 		}
 	}
 }
+
+// TestEpochCheckTopicDeletedRealBroker: TestEpochCheckTopicDeleted on the
+// test cluster (its metadata for a deleted topic, as Kafka answers).
+func TestEpochCheckTopicDeletedRealBroker(t *testing.T) {
+	t.Parallel()
+	brokers := realBrokers(t)
+	l := openLog(t, brokers, func(o *Options) { o.RequestTimeout = 5 * time.Second })
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("epochdeleted-real")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(ctx, topic, []*intentlog.Record{{Key: []byte("k"), Value: []byte("v")}, {Key: []byte("k"), Value: []byte("w")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Bounds(ctx, topic, 0); err != nil { // the partition count cached
+		t.Fatal(err)
+	}
+	if err := openLog(t, brokers, nil).DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 1, Epoch: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	start := time.Now()
+	got, err := rd.Next(ctx)
+	if took := time.Since(start); !errors.Is(err, intentlog.ErrUnknownTopic) || took > 2*time.Second {
+		t.Fatalf("Next of a deleted topic at offset 1 of epoch 0 = %d records, %v after %s; want the topic unknown at once", len(got), err, took)
+	}
+}
