@@ -116,24 +116,27 @@ const (
 // one. Metadata whose leader epoch is older than epoch is stale itself.
 //
 // A retriable error (no leader, the leader moving, a broker behind the
-// metadata, a broker unreachable) is asked again, with fresh metadata, for
-// at most Options.RequestTimeout: such errors come with what loses a
-// history (an unclean election, a topic created again), and franz-go's own
-// validation, to which the check left them, lets UNDEFINED pass. Past the
-// bound it fails with ErrPartitionUnavailable, and the reader's start is
-// tried again. The log closed meanwhile, it fails with intentlog.ErrClosed;
+// metadata, a broker unreachable) is asked again, with fresh metadata,
+// until ctx ends: such errors come with what loses a history (an unclean
+// election, a topic created again), and franz-go's own validation, to
+// which the check left them, lets UNDEFINED pass. The reader waits
+// meanwhile, as its fetch waits for a partition without a leader (a group
+// member whose start failed each Options.RequestTimeout ended, its client
+// joined again, and the partition went to the next member, in turn); past
+// RequestTimeout a warning says so, once. The log closed meanwhile, it fails with intentlog.ErrClosed;
 // the topic deleted (the metadata does not know it), with
 // intentlog.ErrUnknownTopic, and its partition count is forgotten: asking
 // again brings neither back. Any other answer but UNDEFINED from the leader at that
 // epoch (an end offset below offset included) is left to the client's
 // own validation.
 func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, offset int64, epoch int32) error {
-	lctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout)
-	defer cancel()
 	var last error // the last retriable error
 	stale := 0     // metadata reads older than epoch, counted apart from other retries
+	warnAt := time.Now().Add(l.opts.RequestTimeout)
 	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
-		leaderEpoch, end, err := l.askEpoch(lctx, topic, partition, epoch, stale >= staleMetadataTries-1)
+		qctx, cancel := context.WithTimeout(ctx, l.opts.RequestTimeout) // one question
+		leaderEpoch, end, err := l.askEpoch(qctx, topic, partition, epoch, stale >= staleMetadataTries-1)
+		cancel()
 		switch {
 		case err == nil && end >= 0:
 			return nil
@@ -148,19 +151,25 @@ func (l *Log) epochKnown(ctx context.Context, topic string, partition int32, off
 		case errors.Is(err, errTopicGone): // deleted: the next start asks the metadata
 			l.forget(topic)
 			return fmt.Errorf("checking leader epoch %d: %w", epoch, mapErr(err))
-		case lctx.Err() != nil:
-			return fmt.Errorf("checking leader epoch %d: %w", epoch, l.unavailable(topic, partition, cmp.Or(last, err)))
 		case !retriableCheck(err):
 			return nil // the client's validation meets it too, and says
 		}
 		last = err
+		if !warnAt.IsZero() && time.Now().After(warnAt) {
+			// It waits on, as a fetch from a partition without a leader
+			// does: said once, for the operator.
+			l.opts.Logger.Warn("kafka: a reader waits to check the leader epoch of its start offset; it starts once the partition answers",
+				"topic", topic, "partition", partition, "offset", offset, "epoch", epoch,
+				"err", l.unavailable(topic, partition, err))
+			warnAt = time.Time{}
+		}
 		wait := delay
 		if errors.Is(err, errStaleMetadata) {
 			stale++
 			wait = staleMetadataWait // for the brokers to catch up
 		}
 		select {
-		case <-lctx.Done():
+		case <-ctx.Done():
 		case <-time.After(wait):
 		}
 	}
