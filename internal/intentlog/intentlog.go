@@ -31,6 +31,9 @@ var (
 	ErrUnknownTopic = errors.New("unknown topic")
 	// ErrPartitionMismatch: a topic exists with another partition count.
 	ErrPartitionMismatch = errors.New("topic exists with a different partition count")
+	// ErrOwnedElsewhere: a topic exists, made for another owner
+	// (TopicOptions.Owner).
+	ErrOwnedElsewhere = errors.New("topic exists, made for another owner")
 	// ErrOffsetOutOfRange: the offset is below the log start (retention
 	// removed it) or beyond the end.
 	ErrOffsetOutOfRange = errors.New("offset out of range")
@@ -160,6 +163,23 @@ type TopicOptions struct {
 	// Compact asks for log compaction where the implementation supports it
 	// (Kafka); the embedded log keeps every record.
 	Compact bool
+	// Owner says what the topic is made for (wail: a table, by its name
+	// and created_at), on a log that records it (OwnerLister: the
+	// embedded log; Kafka ignores it). Empty claims nothing. A CreateTopic
+	// of a topic that exists with no owner gives it this one; with
+	// another it fails with ErrOwnedElsewhere: a table created again
+	// under a name does not take over the topics, records and committed
+	// offsets of the table of the name dropped while this process did not
+	// see it.
+	Owner string
+}
+
+// OwnerLister is a log that records what each topic was made for
+// (TopicOptions.Owner): the embedded log, one process's, whose topics a
+// process dropping a table elsewhere cannot delete.
+type OwnerLister interface {
+	// TopicOwners returns the owner of each topic that has one.
+	TopicOwners(ctx context.Context) (map[string]string, error)
 }
 
 // Log is a partitioned, replayable, durable log.
@@ -168,7 +188,8 @@ type Log interface {
 	// partition count it creates nothing (the embedded log gives it opts,
 	// durably; Kafka leaves its configs as they are: they may be set
 	// outside wail), and it fails with ErrPartitionMismatch when the topic
-	// exists with another.
+	// exists with another, with ErrOwnedElsewhere when it exists made for
+	// another owner (TopicOptions.Owner).
 	CreateTopic(ctx context.Context, topic string, partitions int32, opts TopicOptions) error
 	// Partitions returns a topic's partition count (ErrUnknownTopic).
 	Partitions(ctx context.Context, topic string) (int32, error)

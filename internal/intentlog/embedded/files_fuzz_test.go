@@ -20,11 +20,13 @@ func FuzzReadMeta(f *testing.F) {
 	for _, m := range []topicMeta{
 		metaFor(1, intentlog.TopicOptions{}),
 		metaFor(16, intentlog.TopicOptions{Retention: time.Hour, RetentionBytes: 1 << 30, Compact: true}),
+		metaFor(3, intentlog.TopicOptions{Owner: "table t 1767225600000000"}),
 	} {
 		b, _ := json.Marshal(m)
 		f.Add(b)
 	}
 	f.Add([]byte(`{"version":1,"partitions":0}`))
+	f.Add([]byte(`{"version":1,"partitions":2,"owner":7}`))
 	f.Add([]byte(`{"version":1,"partitions":2147483647,"retention_ns":-1}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fsys := vfs.NewMem()

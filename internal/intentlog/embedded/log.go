@@ -183,7 +183,10 @@ type Log struct {
 	closeErr   error
 }
 
-var _ intentlog.Log = (*Log)(nil)
+var (
+	_ intentlog.Log         = (*Log)(nil)
+	_ intentlog.OwnerLister = (*Log)(nil)
+)
 
 // Open opens (creating it if needed) the log stored in dir and recovers
 // every partition; see the package comment. Only one Log may have dir open.
@@ -329,7 +332,9 @@ func (l *Log) partition(op, topic string, id int32) (*partition, error) {
 
 // CreateTopic implements intentlog.Log. An existing topic takes opts: they
 // replace its stored ones durably (its meta file, atomically), and a
-// retention that changed is applied at once.
+// retention that changed is applied at once. Its owner (opts.Owner) is
+// kept when opts names none, taken when it had none, and another one
+// fails with intentlog.ErrOwnedElsewhere.
 func (l *Log) CreateTopic(ctx context.Context, name string, partitions int32, opts intentlog.TopicOptions) error {
 	if err := l.createTopic(ctx, name, partitions, opts); err != nil {
 		return fmt.Errorf("embedded: create topic %s: %w", name, err)
@@ -355,6 +360,12 @@ func (l *Log) createTopic(ctx context.Context, name string, partitions int32, op
 	if t, err := l.lookup(name); err == nil {
 		if n := int32(len(t.parts)); n != partitions {
 			return fmt.Errorf("has %d partitions, asked for %d: %w", n, partitions, intentlog.ErrPartitionMismatch)
+		}
+		switch {
+		case opts.Owner == "":
+			opts.Owner = t.opts.Owner // claims nothing: keeps its owner
+		case t.opts.Owner != "" && t.opts.Owner != opts.Owner:
+			return fmt.Errorf("made for %q, asked for %q: %w", t.opts.Owner, opts.Owner, intentlog.ErrOwnedElsewhere)
 		}
 		return l.reconfigure(t, opts)
 	} else if !errors.Is(err, intentlog.ErrUnknownTopic) {
@@ -401,6 +412,24 @@ func (l *Log) makeTopic(name string, m topicMeta) (*topic, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// TopicOwners implements intentlog.OwnerLister.
+func (l *Log) TopicOwners(context.Context) (map[string]string, error) {
+	l.createMu.Lock() // guards the topics' opts
+	defer l.createMu.Unlock()
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return nil, fmt.Errorf("embedded: topic owners: %w", intentlog.ErrClosed)
+	}
+	owners := map[string]string{}
+	for name, t := range l.topics {
+		if t.opts.Owner != "" {
+			owners[name] = t.opts.Owner
+		}
+	}
+	return owners, nil
 }
 
 // Partitions implements intentlog.Log.

@@ -49,16 +49,19 @@ type topicMeta struct {
 	RetentionNanos int64 `json:"retention_ns,omitempty"`
 	RetentionBytes int64 `json:"retention_bytes,omitempty"`
 	Compact        bool  `json:"compact,omitempty"`
+	// Owner is TopicOptions.Owner; absent in the meta of a topic made
+	// before it was recorded (or with none).
+	Owner string `json:"owner,omitempty"`
 }
 
 func metaFor(partitions int32, o intentlog.TopicOptions) topicMeta {
 	return topicMeta{Version: 1, Partitions: partitions, RetentionNanos: int64(o.Retention),
-		RetentionBytes: o.RetentionBytes, Compact: o.Compact}
+		RetentionBytes: o.RetentionBytes, Compact: o.Compact, Owner: o.Owner}
 }
 
 func (m topicMeta) options() intentlog.TopicOptions {
 	return intentlog.TopicOptions{Retention: time.Duration(m.RetentionNanos), RetentionBytes: m.RetentionBytes,
-		Compact: m.Compact}
+		Compact: m.Compact, Owner: m.Owner}
 }
 
 func readMeta(fsys vfs.FS, topicDir string) (topicMeta, error) {

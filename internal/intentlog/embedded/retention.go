@@ -148,6 +148,10 @@ func (l *Log) reconfigure(t *topic, opts intentlog.TopicOptions) error {
 	if err != nil && !vfs.IsNoSpace(err) {
 		return storageErr(fmt.Errorf("store the new options: %w", err))
 	}
+	if t.opts.Owner != opts.Owner {
+		l.opts.Logger.Info("embedded: topic claimed", "topic", t.name, "owner", opts.Owner)
+		t.opts.Owner = opts.Owner
+	}
 	if t.opts != opts {
 		l.opts.Logger.Info("embedded: topic options changed", "topic", t.name,
 			"retention", t.opts.Retention.String(), "new_retention", opts.Retention.String(),
