@@ -400,6 +400,19 @@ type TopicIDReader interface {
 	TopicIDs(ctx context.Context, t Table) (TopicIDs, error)
 }
 
+// OwnedReader is a Provisioner whose log records what each table's topics
+// were made for (the embedded log, one process's: intentlog.OwnerLister).
+// Open notes them as made here (Catalog.made), so that what this process
+// made before a restart is released as what it made since is: the topics
+// of a table dropped elsewhere while it was down are deleted (they stayed
+// for good), and a table created again under the name does not take them
+// over, the dropped table's records and offsets with them.
+type OwnedReader interface {
+	// Owned returns the tables (name and CreatedAt) whose topics the log
+	// holds.
+	Owned(ctx context.Context) ([]Table, error)
+}
+
 // Options configures a Catalog.
 type Options struct {
 	// Defaults fills in what a create leaves zero (Name and State unused).
@@ -424,6 +437,9 @@ type Options struct {
 	// after it stopped being resolved here: a log of this process alone
 	// (embedded) removes its topics, which the dropping process cannot.
 	Release func(ctx context.Context, t Table) error
+	// Opening, when set, is given the catalog before Open loads it: the
+	// releases of that load (Release) use it (ReleaseTopics).
+	Opening func(c *Catalog)
 }
 
 // entry is a table as saved, with the exact bytes the store holds (swaps
@@ -496,7 +512,8 @@ type Catalog struct {
 }
 
 // Open loads the catalog from the backend and makes sure of the topics of
-// every ready table. It fails only when the catalog cannot be read: a table
+// every ready table, first noting what the log's topics were made for
+// (OwnedReader) and releasing those of tables the store no longer holds. It fails only when the catalog cannot be read: a table
 // whose topics cannot be made is not served (Options.OnProblem is told;
 // Refresh tries again).
 func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
@@ -506,6 +523,18 @@ func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
 	opts.Limits = opts.Limits.withDefaults()
 	opts.Defaults = WithDefaults(opts.Defaults, Table{MaxAttempts: DefaultMaxAttempts, MaxRetryTime: DefaultMaxRetryTime})
 	c := &Catalog{backend: b, opts: opts, tables: map[string]entry{}, making: map[string]*making{}}
+	if r, ok := opts.Provisioner.(OwnedReader); ok {
+		owned, err := r.Owned(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: reading which tables the log's topics were made for: %w", err)
+		}
+		for _, t := range owned {
+			c.madeFor(t)
+		}
+	}
+	if opts.Opening != nil {
+		opts.Opening(c)
+	}
 	if _, err := c.reload(ctx, 0); err != nil {
 		return nil, err
 	}
@@ -632,6 +661,7 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 	c.opMu.Unlock()
 	c.announce(announce)
 	errs = append(errs, c.runReleases(ctx, release)...)
+	errs = append(errs, c.releaseUnheld(ctx, loaded, release)...)
 	return errors.Join(errs...), nil
 }
 

@@ -178,3 +178,63 @@ func (c *Catalog) awaitReleases(ctx context.Context, name string) error {
 		}
 	}
 }
+
+// releaseUnheld releases (Options.Release) the topics this process made
+// for tables the store no longer holds that no refresh released: noted
+// at Open from what the log's topics were made for (OwnedReader), the
+// tables dropped elsewhere while this process was down (never served
+// since), or one whose release failed. released are the tables this
+// refresh released already; loaded what it read. A name the store holds
+// ready or dropping under another table is left to the making of that
+// table's topics here, which releases the earlier one first
+// (releaseEarlier); a name whose entry cannot be read is left too.
+func (c *Catalog) releaseUnheld(ctx context.Context, loaded map[string]entry, released []Table) []error {
+	if c.opts.Release == nil {
+		return nil
+	}
+	skip := make(map[string]bool, len(released))
+	for _, t := range released {
+		skip[t.Name] = true
+	}
+	var unheld []Table
+	c.makingMu.Lock()
+	for name, m := range c.made {
+		e, ok := loaded[name]
+		if !skip[name] && (!ok || (e.bad == nil && !e.t.CreatedAt.Equal(m.CreatedAt) &&
+			e.t.State != Ready && e.t.State != Dropping)) {
+			unheld = append(unheld, m)
+		}
+	}
+	c.makingMu.Unlock()
+	var errs []error
+	for _, m := range unheld {
+		if err := c.releaseGone(ctx, m); err != nil {
+			errs = append(errs, fmt.Errorf("catalog: table %s was dropped elsewhere; releasing it here: %w", m.Name, err))
+		}
+	}
+	return errs
+}
+
+// releaseGone releases m, whose topics this process made (as Catalog.made
+// noted after the refresh read the store), once the store, read again,
+// no longer holds it. The entry of a table is saved before its topics are
+// made, and a created_at is never held again: gone now, m was dropped,
+// and a table of the name made here since is not released
+// (ReleaseTopics: only while made still notes m). Read before made, the
+// store could miss a table created here since, live, whose topics the
+// release deleted.
+func (c *Catalog) releaseGone(ctx context.Context, m Table) error {
+	now, found, err := c.load(ctx, m.Name)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading the entry of the name: %w", err)
+	case found && (now.bad != nil || now.t.CreatedAt.Equal(m.CreatedAt)):
+		return nil
+	}
+	defer c.releasesBegin([]Table{m})()
+	if err := c.opts.Release(ctx, m); err != nil {
+		return err
+	}
+	c.unmade(m)
+	return nil
+}

@@ -55,7 +55,13 @@ func (b *Bus) Log() intentlog.Log { return b.log }
 
 // CreateTable creates a table's event topic.
 func (b *Bus) CreateTable(ctx context.Context, table string, partitions int32, retention time.Duration) error {
-	err := b.log.CreateTopic(ctx, Topic(table), partitions, intentlog.TopicOptions{Retention: retention, Compact: true})
+	return b.CreateTableFor(ctx, table, partitions, retention, "")
+}
+
+// CreateTableFor is CreateTable, the topic made for owner
+// (intentlog.TopicOptions.Owner; empty: none).
+func (b *Bus) CreateTableFor(ctx context.Context, table string, partitions int32, retention time.Duration, owner string) error {
+	err := b.log.CreateTopic(ctx, Topic(table), partitions, intentlog.TopicOptions{Retention: retention, Compact: true, Owner: owner})
 	if err != nil {
 		return fmt.Errorf("eventbus: create %s: %w", table, err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,22 +23,86 @@ import (
 // dead-letter topics on this process's log.
 type topics struct{ s *Server }
 
+// Provision makes t's topics, each recorded as made for t (its name and
+// created_at: topicOwner) on the embedded log: a table created again
+// under the name while this process did not see the drop of the one it
+// served does not take over that one's topics, records and committed
+// offsets included (intentlog.ErrOwnedElsewhere; catalog.OwnedReader).
 func (p topics) Provision(ctx context.Context, t catalog.Table) error {
-	err := p.s.log.CreateTopic(ctx, intent.Topic(t.Name), t.Partitions, intentTopicOptions(p.s.cfg))
-	if err != nil {
+	owner := topicOwner(t)
+	opts := intentTopicOptions(p.s.cfg)
+	opts.Owner = owner
+	if err := p.s.log.CreateTopic(ctx, intent.Topic(t.Name), t.Partitions, opts); err != nil {
 		return err
 	}
-	if err := p.s.bus.CreateTable(ctx, t.Name, t.Partitions, p.s.cfg.Log.EventRetention); err != nil {
+	if err := p.s.bus.CreateTableFor(ctx, t.Name, t.Partitions, p.s.cfg.Log.EventRetention, owner); err != nil {
 		return err
 	}
 	// Never compacted: a key can be dead-lettered more than once.
-	if err := p.s.log.CreateTopic(ctx, dlq.Topic(t.Name), dlq.Partitions, intentlog.TopicOptions{Retention: p.s.cfg.Log.DLQRetention}); err != nil {
+	if err := p.s.log.CreateTopic(ctx, dlq.Topic(t.Name), dlq.Partitions, intentlog.TopicOptions{Retention: p.s.cfg.Log.DLQRetention, Owner: owner}); err != nil {
 		return fmt.Errorf("dead-letter topic of %s: %w", t.Name, err)
 	}
 	// Kafka's topics keep their configs: check that the events outlive
 	// the intents (the embedded log's took the configured retentions).
 	p.s.checkRetention(ctx, t.Name)
 	return nil
+}
+
+// ownerPrefix starts what a table's topics record they were made for
+// (topicOwner).
+const ownerPrefix = "table:"
+
+// topicOwner is what t's topics are made for: "table:<name>:<created_at
+// in Unix microseconds>"; empty (no owner) for a table without created_at.
+func topicOwner(t catalog.Table) string {
+	if t.CreatedAt.IsZero() {
+		return ""
+	}
+	return ownerPrefix + t.Name + ":" + strconv.FormatInt(t.CreatedAt.UnixMicro(), 10)
+}
+
+// parseOwner reads what topicOwner wrote.
+func parseOwner(owner string) (catalog.Table, bool) {
+	rest, ok := strings.CutPrefix(owner, ownerPrefix)
+	i := strings.LastIndexByte(rest, ':')
+	if !ok || i <= 0 {
+		return catalog.Table{}, false
+	}
+	us, err := strconv.ParseInt(rest[i+1:], 10, 64)
+	if err != nil || us <= 0 {
+		return catalog.Table{}, false
+	}
+	return catalog.Table{Name: rest[:i], CreatedAt: time.UnixMicro(us)}, true
+}
+
+// Owned implements catalog.OwnedReader: the tables whose topics this
+// process's embedded log holds, by what each topic was made for (the
+// others, on Kafka, are the dropping process's to delete). A table whose
+// topics record two tables (a crash between their deletion and the
+// making of the next one's cannot leave that: all are deleted first) is
+// listed twice; the catalog keeps the later.
+func (p topics) Owned(ctx context.Context) ([]catalog.Table, error) {
+	l, ok := p.s.log.(intentlog.OwnerLister)
+	if !ok || p.s.cfg.Log.Kind != config.LogEmbedded {
+		return nil, nil
+	}
+	owners, err := l.TopicOwners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[catalog.Table]bool{}
+	var owned []catalog.Table
+	for topic, owner := range owners {
+		t, ok := parseOwner(owner)
+		if !ok || !slices.Contains(tableTopics(t.Name), topic) {
+			continue // another's (a sink's dead letters), or not wail's
+		}
+		if !seen[t] {
+			seen[t] = true
+			owned = append(owned, t)
+		}
+	}
+	return owned, nil
 }
 
 // Unprovision deletes the topics with the offsets committed on them, and
@@ -219,6 +285,7 @@ func (s *Server) openCatalog(ctx context.Context) error {
 	s.catalog, err = catalog.Open(ctx, s.store, catalog.Options{
 		Defaults: defaults, Limits: s.cfg.CatalogLimits(), Provisioner: topics{s},
 		Refresh: s.cfg.CatalogRefresh, TakeUp: s.cfg.Resolver.CommitInterval, OnProblem: s.tableProblem, Release: s.release,
+		Opening: func(c *catalog.Catalog) { s.catalog = c },
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// nopTopics is the Provisioner of another process: its log is not this
+// process's (embedded), so it makes and deletes nothing here.
+type nopTopics struct{}
+
+func (nopTopics) Provision(context.Context, catalog.Table) error   { return nil }
+func (nopTopics) Unprovision(context.Context, catalog.Table) error { return nil }
+
+// dropElsewhere drops table t through another process's catalog on the
+// store of cfg (this process down), and creates it again when again.
+func dropElsewhere(t *testing.T, cfg config.Config, again bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := openStore(ctx, cfg, slog.New(slog.DiscardHandler), seams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	defaults, err := cfg.TableDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Open(ctx, st, catalog.Options{Defaults: defaults, Provisioner: nopTopics{}, Refresh: cfg.CatalogRefresh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := func(context.Context, catalog.Table) error { return nil }
+	if err := c.Drop(ctx, "t", true, catalog.DropHooks{Stopped: stopped}); err != nil {
+		t.Fatalf("drop elsewhere: %v", err)
+	}
+	if again {
+		if _, _, err := c.Create(ctx, catalog.Table{Name: "t"}); err != nil {
+			t.Fatalf("create again elsewhere: %v", err)
+		}
+	}
+}
+
+// eventsOf returns the count of records the event topic of t holds here.
+func eventsOf(ctx context.Context, t *testing.T, l intentlog.Log) int64 {
+	t.Helper()
+	topic := eventbus.Topic("t")
+	n, err := l.Partitions(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for p := range n {
+		start, end, err := l.Bounds(ctx, topic, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += end - start
+	}
+	return sum
+}
+
+// TestDroppedElsewhereWhileDown: a process serves table t on its embedded
+// log, with events; it stops; another process drops t (and creates it
+// again); the process starts again. Its log must not keep the dropped
+// table's topics: left, they stayed for good (the name gone), or the table
+// created again took them over here, the dropped table's events at the
+// head of its event stream.
+func TestDroppedElsewhereWhileDown(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		// again: created again elsewhere; config: by this process's
+		// start (its configuration lists it).
+		again, config bool
+	}{
+		{name: "dropped"},
+		{name: "created again elsewhere", again: true, config: true},
+		{name: "created again here", config: true},
+	} {
+		again := c.again || c.config
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig(t)
+			cfg.CatalogRefresh = 50 * time.Millisecond
+			cfg.Resolver.CommitInterval = 10 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			b := runServer(t, cfg, seams{})
+			if _, err := b.put(ctx, "k", "v"); err != nil {
+				t.Fatal(err)
+			}
+			for eventsOf(ctx, t, b.srv.log) == 0 {
+				if ctx.Err() != nil {
+					t.Fatal("the write was not resolved")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			b.stop()
+			if err := <-b.done; err != nil {
+				t.Fatal(err)
+			}
+			b.done <- nil // for the cleanup
+			dropElsewhere(t, cfg, c.again)
+			if !c.config {
+				cfg.Tables = nil // not created again by this process's start
+			}
+			b = runServer(t, cfg, seams{})
+			if !again {
+				for _, topic := range tableTopics("t") {
+					if _, err := b.srv.log.Partitions(ctx, topic); !errors.Is(err, intentlog.ErrUnknownTopic) {
+						t.Errorf("topic %s of the table dropped elsewhere while down: %v, want it deleted", topic, err)
+					}
+				}
+				return
+			}
+			if _, ok := b.srv.catalog.Get("t"); !ok {
+				t.Fatal("the table created again is not served")
+			}
+			if n := eventsOf(ctx, t, b.srv.log); n != 0 {
+				t.Errorf("the event stream of the table created again holds %d events: the dropped table's", n)
+			}
+		})
+	}
+}
