@@ -1,0 +1,125 @@
+package catalog
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// ownedTopics is a Provisioner whose log records what each table's topics
+// were made for (OwnedReader).
+type ownedTopics struct {
+	*topics
+	owned []Table
+}
+
+func (p ownedTopics) Owned(context.Context) ([]Table, error) { return p.owned, nil }
+
+// TestOpenReleasesWhatWasMadeForTablesGone: after a restart, this
+// process's note of what it made (Catalog.made) is empty; Open seeds it
+// from what the log's topics were made for (OwnedReader). The topics of a
+// table dropped elsewhere while the process was down are released (they
+// stayed for good), those of a table dropped and created again under the
+// name before the new table's are made (the new table took them over,
+// the dropped one's records included); never those of a table the store
+// holds: ready, or being dropped (a drop here interrupted by the
+// restart: the drop finishes it).
+func TestOpenReleasesWhatWasMadeForTablesGone(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	first := openCatalog(t, st, newTopics())
+	held, _, err := first.Create(ctx, Table{Name: "held"})
+	noErr(t, err)
+	again, _, err := first.Create(ctx, Table{Name: "again"})
+	noErr(t, err)
+	going, _, err := first.Create(ctx, Table{Name: "going"})
+	noErr(t, err)
+	e, found, err := first.load(ctx, "going")
+	if err != nil || !found {
+		t.Fatalf("load: %v %v", found, err)
+	}
+	deleting := e.t
+	deleting.State = Deleting
+	if _, err := first.swap(ctx, e.spec, deleting, false, false); err != nil {
+		t.Fatal(err)
+	}
+	earlier := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	gone := Table{Name: "gone", CreatedAt: earlier}
+	dropped := Table{Name: "again", CreatedAt: earlier} // "again" was created again since
+
+	p := ownedTopics{topics: newTopics()}
+	for _, tb := range []Table{held, gone, dropped, going} {
+		p.owned = append(p.owned, Table{Name: tb.Name, CreatedAt: tb.CreatedAt})
+		p.parts[tb.Name] = tb.Partitions
+	}
+	var (
+		mu       sync.Mutex
+		released []string
+		c        *Catalog
+	)
+	openCatalog(t, st, p, func(o *Options) {
+		o.Opening = func(cc *Catalog) { c = cc }
+		o.Release = func(ctx context.Context, tb Table) error {
+			return c.ReleaseTopics(ctx, tb, func(context.Context) error {
+				mu.Lock()
+				released = append(released, tb.Name+"@"+tb.CreatedAt.UTC().Format(time.RFC3339))
+				mu.Unlock()
+				p.mu.Lock()
+				made := slices.Contains(p.made, tb.Name)
+				p.mu.Unlock()
+				if made {
+					t.Errorf("%s released after its topics were made for the new table", tb.Name)
+				}
+				return p.Unprovision(ctx, tb)
+			})
+		}
+	})
+	slices.Sort(released)
+	if want := []string{"again@2020-01-01T00:00:00Z", "gone@2020-01-01T00:00:00Z"}; !slices.Equal(released, want) {
+		t.Fatalf("released at Open: %v, want %v", released, want)
+	}
+	if !slices.Equal(p.made, []string{"again"}) {
+		t.Errorf("topics made at Open: %v, want the table created again's", p.made)
+	}
+	if got, ok := c.Get("again"); !ok || !got.CreatedAt.Equal(again.CreatedAt) {
+		t.Errorf("the table created again: %+v, %v; want it served", got, ok)
+	}
+	for _, name := range []string{"held", "going", "again"} {
+		if !p.has(name) {
+			t.Errorf("the topics of %s were deleted", name)
+		}
+	}
+
+	// A refresh that read the store before a create here of a table made
+	// its topics (the note says the new table, the read says nothing)
+	// releases nothing: the store is read again.
+	created, _, err := c.Create(ctx, Table{Name: "new"})
+	noErr(t, err)
+	if errs := c.releaseUnheld(ctx, map[string]entry{}, nil); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if !p.has("new") || slices.Contains(released, "new@"+created.CreatedAt.UTC().Format(time.RFC3339)) {
+		t.Errorf("the table created here was released: %v", released)
+	}
+	// Its drop elsewhere (the entry removed) is released at the next
+	// refresh.
+	e, _, err = c.load(ctx, "going")
+	noErr(t, err)
+	if _, err := first.swap(ctx, e.spec, e.t, false, true); err != nil {
+		t.Fatal(err)
+	}
+	noErr(t, c.Refresh(ctx))
+	if p.has("going") {
+		t.Error("the topics of the table whose drop finished elsewhere stayed")
+	}
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
