@@ -295,6 +295,28 @@ func TestCreateOverForeignTopics(t *testing.T) {
 	}
 }
 
+// TestCreateOverTopicsOwnedElsewhere: topics of the name recorded as
+// made for another table (intentlog.ErrOwnedElsewhere) are not the
+// create's to delete either.
+func TestCreateOverTopicsOwnedElsewhere(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	prov := newTopics()
+	prov.parts["t"] = defaults.Partitions
+	prov.fail = func(Table) error { return intentlog.ErrOwnedElsewhere }
+	c := openCatalog(t, st, prov)
+	_, _, err := c.Create(t.Context(), Table{Name: "t"})
+	if !errors.Is(err, intentlog.ErrOwnedElsewhere) || !strings.Contains(err.Error(), "not the create's to delete") {
+		t.Fatalf("create over topics made for another table: %v", err)
+	}
+	if !prov.has("t") {
+		t.Error("the failed create deleted topics made for another table")
+	}
+	if _, ok := saved(t, st, "t"); ok {
+		t.Error("the failed create left its catalog entry")
+	}
+}
+
 // TestInterruptedCreate: an entry a crashed creator left (creating) is not
 // served; the same create finishes it, another is a conflict, a drop
 // removes it.

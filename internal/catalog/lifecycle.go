@@ -270,12 +270,20 @@ func (c *Catalog) undoCreate(ctx context.Context, e entry, cause error) error {
 	if errors.Is(err, errLost) {
 		return cause // finished (or removed) by someone else
 	}
-	if err == nil && errors.Is(cause, intentlog.ErrPartitionMismatch) {
+	foreign := errors.Is(cause, intentlog.ErrPartitionMismatch) || errors.Is(cause, intentlog.ErrOwnedElsewhere)
+	if err == nil && foreign {
 		// Topics of this name existed before the create (the name was
-		// free in the catalog): not ours to delete.
+		// free in the catalog), or were made for another table of the
+		// name: not ours to delete.
 		_, err = c.swap(ctx, del.spec, del.t, false, true)
 		if errors.Is(err, errLost) {
 			err = nil
+		}
+		if err == nil && errors.Is(cause, intentlog.ErrOwnedElsewhere) {
+			return fmt.Errorf("%w: topics of that name exist, recorded as made for another table of the name "+
+				"that this process does not know of (their owner cannot be read, or names another table): "+
+				"not the create's to delete; if that table is gone, stop wail and remove the topics' "+
+				"directories from the embedded log's directory, then create the table again", cause)
 		}
 		if err == nil {
 			return fmt.Errorf("%w: topics of that name exist with another partition count (left by an earlier "+

@@ -343,7 +343,12 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 		if !embedded {
 			return nil
 		}
-		return s.deleteTopics(ctx, t.Name, nil)
+		if err := s.deleteTopics(ctx, t.Name, nil); err != nil {
+			return err
+		}
+		s.logger.Info("deleted the topics of a table dropped elsewhere", "table", t.Name,
+			"created_at", t.CreatedAt.UTC().Format(time.RFC3339Nano))
+		return nil
 	})
 }
 
