@@ -16,6 +16,14 @@
 //	dir/<topic>/offsets/#quarantine-<group>-<n>
 //	                                      a damaged offsets file a repair replaced
 //
+// meta is {"version":1,"partitions":N} with, when set, "retention_ns",
+// "retention_bytes", "compact" and "owner" (TopicOptions.Owner: what the
+// topic was made for; wail writes "table:<name>:<created_at in Unix
+// microseconds>" on a table's topics). A meta without "owner" (a topic
+// made before it was recorded) reads as none; the first CreateTopic that
+// names one records it, and one naming another fails with
+// intentlog.ErrOwnedElsewhere (TopicOwners lists them).
+//
 // Topic and group names match [A-Za-z0-9._-]+ (not "." or "..", at most 249
 // characters), so each is exactly one path element. meta and offset files
 // are replaced atomically: write "#<name>.tmp", fsync, rename, fsync the
