@@ -196,16 +196,22 @@ func (c *Catalog) releaseUnheld(ctx context.Context, loaded map[string]entry, re
 	for _, t := range released {
 		skip[t.Name] = true
 	}
-	var unheld []Table
 	c.makingMu.Lock()
-	for name, m := range c.made {
-		e, ok := loaded[name]
-		if !skip[name] && (!ok || (e.bad == nil && !e.t.CreatedAt.Equal(m.CreatedAt) &&
+	made := make([]Table, 0, len(c.made))
+	for _, m := range c.made {
+		made = append(made, m)
+	}
+	c.makingMu.Unlock()
+	var unheld []Table
+	c.mu.RLock() // loaded is cached (c.tables): this process's changes change it
+	for _, m := range made {
+		e, ok := loaded[m.Name]
+		if !skip[m.Name] && (!ok || (e.bad == nil && !e.t.CreatedAt.Equal(m.CreatedAt) &&
 			e.t.State != Ready && e.t.State != Dropping)) {
 			unheld = append(unheld, m)
 		}
 	}
-	c.makingMu.Unlock()
+	c.mu.RUnlock()
 	var errs []error
 	for _, m := range unheld {
 		if err := c.releaseGone(ctx, m); err != nil {
