@@ -2,10 +2,13 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // ownedTopics is a Provisioner whose log records what each table's topics
@@ -121,5 +124,44 @@ func noErr(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStaleMakingOverLaterTopics: a making for a table read before its
+// drop elsewhere (stale), that finds the topics of the name made here for
+// the table created since (intentlog.ErrOwnedElsewhere), does not serve
+// it, and is no problem: reported, it stood for the later table, which is
+// served (a refresh that finds it served reports nothing). Topics made
+// for another table not made here are a problem.
+func TestStaleMakingOverLaterTopics(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	stale, later := Table{Name: "t", CreatedAt: t0, Partitions: 1}, Table{Name: "t", CreatedAt: t0.Add(time.Second), Partitions: 1}
+	for _, tc := range []struct {
+		name    string
+		made    *Table
+		problem bool
+	}{
+		{"made here for a later table", &later, false},
+		{"made for a table not made here", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := newTopics()
+			p.fail = func(tb Table) error {
+				if tb.CreatedAt.Equal(stale.CreatedAt) {
+					return fmt.Errorf("create topic: %w", intentlog.ErrOwnedElsewhere)
+				}
+				return nil
+			}
+			c := openCatalog(t, openStore(t), p)
+			if tc.made != nil {
+				c.madeFor(*tc.made)
+			}
+			served, err := c.provision(t.Context(), stale, c.opSeq())
+			if served || (err != nil) != tc.problem {
+				t.Fatalf("provision of the stale table: served %v, %v; want a problem: %v", served, err, tc.problem)
+			}
+		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // making is the making of a table's topics that a refresh began
@@ -206,10 +208,26 @@ func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bo
 		}
 	}
 	if err := c.opts.Provisioner.Provision(ctx, t); err != nil {
+		if errors.Is(err, intentlog.ErrOwnedElsewhere) && c.madeLater(t) {
+			// t is stale: read before its drop elsewhere, a table of the
+			// name created since made its topics here. Not served,
+			// without a problem: reported, it stood as the later
+			// table's, which is served.
+			return false, nil
+		}
 		return false, fmt.Errorf("catalog: table %s is not served here: its topics cannot be made: %w", t.Name, err)
 	}
 	c.madeFor(t)
 	return true, nil
+}
+
+// madeLater says whether this process made the topics of t's name for a
+// table of the name created after t.
+func (c *Catalog) madeLater(t Table) bool {
+	c.makingMu.Lock()
+	defer c.makingMu.Unlock()
+	m, ok := c.made[t.Name]
+	return ok && m.CreatedAt.After(t.CreatedAt)
 }
 
 // topicLocks orders, per table name, this process's making of a table's
