@@ -21,8 +21,9 @@ func (nopTopics) Provision(context.Context, catalog.Table) error   { return nil 
 func (nopTopics) Unprovision(context.Context, catalog.Table) error { return nil }
 
 // dropElsewhere drops table t through another process's catalog on the
-// store of cfg (this process down), and creates it again when again.
-func dropElsewhere(t *testing.T, cfg config.Config, again bool) {
+// store of cfg (this process down), and creates it again when again, with
+// partitions (0: the default).
+func dropElsewhere(t *testing.T, cfg config.Config, again bool, partitions int32) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -44,7 +45,7 @@ func dropElsewhere(t *testing.T, cfg config.Config, again bool) {
 		t.Fatalf("drop elsewhere: %v", err)
 	}
 	if again {
-		if _, _, err := c.Create(ctx, catalog.Table{Name: "t"}); err != nil {
+		if _, _, err := c.Create(ctx, catalog.Table{Name: "t", Partitions: partitions}); err != nil {
 			t.Fatalf("create again elsewhere: %v", err)
 		}
 	}
@@ -82,10 +83,13 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 		// again: created again elsewhere; config: by this process's
 		// start (its configuration lists it).
 		again, config bool
+		partitions    int32
 	}{
 		{name: "dropped"},
 		{name: "created again elsewhere", again: true, config: true},
 		{name: "created again here", config: true},
+		// Failed before too: the topics had another partition count.
+		{name: "created again elsewhere with other partitions", again: true, partitions: 3},
 	} {
 		again := c.again || c.config
 		t.Run(c.name, func(t *testing.T) {
@@ -110,7 +114,7 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 				t.Fatal(err)
 			}
 			b.done <- nil // for the cleanup
-			dropElsewhere(t, cfg, c.again)
+			dropElsewhere(t, cfg, c.again, c.partitions)
 			if !c.config {
 				cfg.Tables = nil // not created again by this process's start
 			}
