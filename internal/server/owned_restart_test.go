@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
 // nopTopics is the Provisioner of another process: its log is not this
@@ -84,12 +87,17 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 		// start (its configuration lists it).
 		again, config bool
 		partitions    int32
+		// crashed: a release here began before a crash: the intent
+		// topic is deleted, the others not.
+		crashed bool
 	}{
 		{name: "dropped"},
 		{name: "created again elsewhere", again: true, config: true},
 		{name: "created again here", config: true},
 		// Failed before too: the topics had another partition count.
 		{name: "created again elsewhere with other partitions", again: true, partitions: 3},
+		{name: "dropped, release crashed", crashed: true},
+		{name: "created again, release crashed", again: true, config: true, crashed: true},
 	} {
 		again := c.again || c.config
 		t.Run(c.name, func(t *testing.T) {
@@ -115,6 +123,18 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 			}
 			b.done <- nil // for the cleanup
 			dropElsewhere(t, cfg, c.again, c.partitions)
+			if c.crashed {
+				l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{NoSync: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := l.DeleteTopic(ctx, intent.Topic("t")); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if !c.config {
 				cfg.Tables = nil // not created again by this process's start
 			}
