@@ -625,12 +625,25 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 		loaded[t.Name] = e
 	}
 	c.mu.RLock()
+	var missing []entry // served here, absent from the read
 	for name, old := range c.tables {
 		if _, ok := loaded[name]; !ok && old.served {
-			release = append(release, old.t)
+			missing = append(missing, old)
 		}
 	}
 	c.mu.RUnlock()
+	for _, old := range missing {
+		gone, err := c.absent(ctx, old.t)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("catalog: table %s is missing from the catalog read: %w", old.t.Name, err))
+			loaded[old.t.Name] = old
+		case gone:
+			release = append(release, old.t)
+		default:
+			loaded[old.t.Name] = old // the read missed it: the next refresh reads it again
+		}
+	}
 	c.opMu.Lock()
 	if c.seq != seq {
 		c.opMu.Unlock()
@@ -663,6 +676,23 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 	errs = append(errs, c.runReleases(ctx, release)...)
 	errs = append(errs, c.releaseUnheld(ctx, loaded, release)...)
 	return errors.Join(errs...), nil
+}
+
+// absent reads again whether the store no longer holds t, a table served
+// here that a read of the catalog did not list: its release deletes its
+// topics, and one read answered empty (a store that misread) deleted
+// every served table's, records and all, made again empty at the next
+// refresh. Still listed under t's created_at, or unreadable (bad), t is
+// held; a failed read says nothing.
+func (c *Catalog) absent(ctx context.Context, t Table) (bool, error) {
+	now, found, err := c.load(ctx, t.Name)
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("reading its entry again: %w", err)
+	case found && (now.bad != nil || now.t.CreatedAt.Equal(t.CreatedAt)):
+		return false, nil
+	}
+	return true, nil
 }
 
 // opSeq returns the count of this process's installs (seq).
