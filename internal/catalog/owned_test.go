@@ -137,12 +137,15 @@ func TestStaleMakingOverLaterTopics(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	stale, later := Table{Name: "t", CreatedAt: t0, Partitions: 1}, Table{Name: "t", CreatedAt: t0.Add(time.Second), Partitions: 1}
+	// Created since on a host whose clock is behind the stale table's.
+	skewed := Table{Name: "t", CreatedAt: t0.Add(-time.Second), Partitions: 1}
 	for _, tc := range []struct {
 		name    string
 		made    *Table
 		problem bool
 	}{
 		{"made here for a later table", &later, false},
+		{"made here for a table created since, by a clock behind", &skewed, false},
 		{"made for a table not made here", nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -221,13 +221,18 @@ func (c *Catalog) provision(ctx context.Context, t Table, seq uint64) (served bo
 	return true, nil
 }
 
-// madeLater says whether this process made the topics of t's name for a
-// table of the name created after t.
+// madeLater says whether this process made the topics of t's name for
+// another table of the name, one the store held when releaseEarlier read
+// it (it releases one the store no longer holds): created after t was
+// read, whatever the created_at of each says. By created_at, a table
+// created since on a host whose clock is behind the one that created t
+// was earlier, and the making of the stale t a problem that no refresh
+// cleared (catalog/<t> stood for the table served).
 func (c *Catalog) madeLater(t Table) bool {
 	c.makingMu.Lock()
 	defer c.makingMu.Unlock()
 	m, ok := c.made[t.Name]
-	return ok && m.CreatedAt.After(t.CreatedAt)
+	return ok && !m.CreatedAt.Equal(t.CreatedAt)
 }
 
 // topicLocks orders, per table name, this process's making of a table's
