@@ -678,17 +678,18 @@ func (c *Catalog) reload(ctx context.Context, wait time.Duration) (problems, err
 	return errors.Join(errs...), nil
 }
 
-// absent reads again whether the store no longer holds t, a table served
-// here that a read of the catalog did not list: its release deletes its
-// topics, and one read answered empty (a store that misread) deleted
-// every served table's, records and all, made again empty at the next
-// refresh. Still listed under t's created_at, or unreadable (bad), t is
-// held; a failed read says nothing.
+// absent reads again whether the store no longer holds t before a
+// release of it that only its absence from a read decided (reload: a
+// table served here; releaseGone: one whose topics were made here): the
+// release deletes its topics, and one read answered empty (a store that
+// misread) deleted every served table's, records and all, made again
+// empty at the next refresh. Still listed under t's created_at, or
+// unreadable (bad), t is held; a failed read says nothing.
 func (c *Catalog) absent(ctx context.Context, t Table) (bool, error) {
 	now, found, err := c.load(ctx, t.Name)
 	switch {
 	case err != nil:
-		return false, fmt.Errorf("reading its entry again: %w", err)
+		return false, fmt.Errorf("reading the entry of the name: %w", err)
 	case found && (now.bad != nil || now.t.CreatedAt.Equal(t.CreatedAt)):
 		return false, nil
 	}

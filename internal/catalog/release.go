@@ -230,12 +230,9 @@ func (c *Catalog) releaseUnheld(ctx context.Context, loaded map[string]entry, re
 // store could miss a table created here since, live, whose topics the
 // release deleted.
 func (c *Catalog) releaseGone(ctx context.Context, m Table) error {
-	now, found, err := c.load(ctx, m.Name)
-	switch {
-	case err != nil:
-		return fmt.Errorf("reading the entry of the name: %w", err)
-	case found && (now.bad != nil || now.t.CreatedAt.Equal(m.CreatedAt)):
-		return nil
+	gone, err := c.absent(ctx, m)
+	if err != nil || !gone {
+		return err
 	}
 	defer c.releasesBegin([]Table{m})()
 	if err := c.opts.Release(ctx, m); err != nil {
