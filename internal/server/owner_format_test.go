@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/catalog"
 )
 
@@ -25,8 +26,12 @@ func TestOwnerFormat(t *testing.T) {
 			}
 		}
 	}
-	if owner := topicOwner(catalog.Table{Name: "t"}); owner != "" {
-		t.Errorf("a table without created_at: owner %q, want none", owner)
+	// Without created_at: the zero time, or as an entry saved without one
+	// reads (created_at_us 0).
+	for _, tb := range []catalog.Table{{Name: "t"}, catalog.FromProto(&wailv1.Table{Name: "t"})} {
+		if owner := topicOwner(tb); owner != "" {
+			t.Errorf("a table without created_at (%v): owner %q, want none (parseOwner takes no table from it)", tb.CreatedAt, owner)
+		}
 	}
 	for _, owner := range []string{"", "table:", "table:t", "table:t:", "table::5", "table:t:0", "table:t:-5",
 		"table:t:x", "Table:t:5", "sink:t:5", "table:t:99999999999999999999"} {

@@ -53,9 +53,13 @@ func (p topics) Provision(ctx context.Context, t catalog.Table) error {
 const ownerPrefix = "table:"
 
 // topicOwner is what t's topics are made for: "table:<name>:<created_at
-// in Unix microseconds>"; empty (no owner) for a table without created_at.
+// in Unix microseconds>"; empty (no owner) for a table without created_at
+// (the zero time, or created_at_us 0 as an entry saved without one reads):
+// "table:<name>:0" named a table parseOwner takes none from, so the topics
+// were claimed for good, never released, and refused to a table created
+// again under the name.
 func topicOwner(t catalog.Table) string {
-	if t.CreatedAt.IsZero() {
+	if t.CreatedAt.IsZero() || t.CreatedAt.UnixMicro() <= 0 {
 		return ""
 	}
 	return ownerPrefix + t.Name + ":" + strconv.FormatInt(t.CreatedAt.UnixMicro(), 10)
