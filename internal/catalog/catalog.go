@@ -37,6 +37,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -528,6 +529,15 @@ func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
 		if err != nil {
 			return nil, fmt.Errorf("catalog: reading which tables the log's topics were made for: %w", err)
 		}
+		if len(owned) > 0 {
+			rows, err := c.tableEntries(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrLoad, err)
+			}
+			if len(rows) == 0 {
+				return nil, noTableHeld(owned)
+			}
+		}
 		for _, t := range owned {
 			c.madeFor(t)
 		}
@@ -539,6 +549,25 @@ func Open(ctx context.Context, b Backend, opts Options) (*Catalog, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// ErrNoTableHeld: the store holds no table, but this process's log holds
+// topics made for tables (OwnedReader). Open refuses to start: the store
+// may not be the one they were made with (a wrong DSN, an empty
+// database), and releasing them would delete them (events consumers had
+// not read, intents not resolved).
+var ErrNoTableHeld = errors.New("the store holds no table, but this process's log holds topics made for tables")
+
+func noTableHeld(owned []Table) error {
+	names := make([]string, 0, len(owned))
+	for _, t := range owned {
+		names = append(names, fmt.Sprintf("%s (created %s)", t.Name, t.CreatedAt.UTC().Format(time.RFC3339Nano)))
+	}
+	slices.Sort(names)
+	return fmt.Errorf("catalog: %w: %s. Check that the store is the one they were made with; if it is (every table "+
+		"was dropped while this process was down), stop the process, remove those tables' topic directories from the "+
+		"embedded log's directory (<data_dir>/log/wail.intents.<table>, wail.events.<table>, wail.dlq.<table>), then start it",
+		ErrNoTableHeld, strings.Join(names, ", "))
 }
 
 // Refresh reloads the definitions from the backend: it takes up tables that

@@ -2,8 +2,10 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,5 +168,34 @@ func TestStaleMakingOverLaterTopics(t *testing.T) {
 				t.Fatalf("provision of the stale table: served %v, %v; want a problem: %v", served, err, tc.problem)
 			}
 		})
+	}
+}
+
+// TestOpenRefusesAStoreThatHoldsNoTable: the log's topics were made for
+// tables, and the store holds none at all: a store that is not the one
+// they were made with (a wrong DSN, an empty database) as likely as every
+// table dropped elsewhere while this process was down. Open released
+// them all (deleted: events the consumers had not read, intents not
+// resolved); it now refuses, naming them and what to do, and keeps them.
+func TestOpenRefusesAStoreThatHoldsNoTable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	p := ownedTopics{topics: newTopics()}
+	made := Table{Name: "orders", CreatedAt: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), Partitions: 4}
+	p.owned = []Table{made}
+	p.parts[made.Name] = made.Partitions
+	var released []string
+	c, err := Open(ctx, openStore(t), Options{Provisioner: p, Release: func(_ context.Context, tb Table) error {
+		released = append(released, tb.Name)
+		return nil
+	}})
+	if !errors.Is(err, ErrNoTableHeld) || c != nil {
+		t.Fatalf("Open on a store holding no table, the log holding topics of %s = %v; want ErrNoTableHeld", made.Name, err)
+	}
+	if !strings.Contains(err.Error(), "orders") {
+		t.Errorf("%v: does not name the table", err)
+	}
+	if len(released) != 0 || !p.has("orders") {
+		t.Errorf("released %v; the topics kept: %v", released, p.has("orders"))
 	}
 }

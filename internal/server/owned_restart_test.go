@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,8 +91,15 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 		// crashed: a release here began before a crash: the intent
 		// topic is deleted, the others not.
 		crashed bool
+		// noneHeld: the store holds no table after the drop (unless
+		// the case says, another table is kept in it).
+		noneHeld bool
 	}{
 		{name: "dropped"},
+		// Not told from a wrong store: the start is refused, the
+		// topics kept (catalog.ErrNoTableHeld).
+		{name: "dropped, the store holds no table", noneHeld: true},
+		{name: "created again here, the store held no table", config: true, noneHeld: true},
 		{name: "created again elsewhere", again: true, config: true},
 		{name: "created again here", config: true},
 		// Failed before too: the topics had another partition count.
@@ -117,6 +125,11 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
+			if !c.again && !c.noneHeld {
+				if _, _, err := b.srv.catalog.Create(ctx, catalog.Table{Name: "keep"}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			b.stop()
 			if err := <-b.done; err != nil {
 				t.Fatal(err)
@@ -137,6 +150,26 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 			}
 			if !c.config {
 				cfg.Tables = nil // not created again by this process's start
+			}
+			if c.noneHeld {
+				srv, err := newServer(cfg, slog.New(slog.DiscardHandler), seams{})
+				if err == nil {
+					err = srv.Run(ctx, func(string) { t.Error("the server started") })
+				}
+				if !errors.Is(err, catalog.ErrNoTableHeld) || !strings.Contains(err.Error(), "t (created") {
+					t.Fatalf("start on a store that holds no table = %v; want catalog.ErrNoTableHeld naming t", err)
+				}
+				l, err := embedded.Open(filepath.Join(cfg.DataDir, "log"), embedded.Options{NoSync: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer l.Close()
+				for _, topic := range tableTopics("t") {
+					if _, err := l.Partitions(ctx, topic); err != nil {
+						t.Errorf("topic %s after the refused start: %v, want it kept", topic, err)
+					}
+				}
+				return
 			}
 			b = runServer(t, cfg, seams{})
 			if !again {
