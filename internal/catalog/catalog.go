@@ -438,6 +438,9 @@ type Options struct {
 	// after it stopped being resolved here: a log of this process alone
 	// (embedded) removes its topics, which the dropping process cannot.
 	Release func(ctx context.Context, t Table) error
+	// OnRelease, when set, is told how each Release ended (err nil: it
+	// was released); one that failed is tried again.
+	OnRelease func(t Table, err error)
 	// Opening, when set, is given the catalog before Open loads it: the
 	// releases of that load (Release) use it (ReleaseTopics).
 	Opening func(c *Catalog)

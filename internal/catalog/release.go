@@ -13,13 +13,24 @@ func (c *Catalog) runReleases(ctx context.Context, release []Table) []error {
 	}
 	var errs []error
 	for _, t := range release {
-		if err := c.opts.Release(ctx, t); err != nil {
+		if err := c.release(ctx, t); err != nil {
 			errs = append(errs, fmt.Errorf("catalog: table %s was dropped elsewhere; releasing it here: %w", t.Name, err))
 		} else {
 			c.unmade(t)
 		}
 	}
 	return errs
+}
+
+// release runs Options.Release for t and tells Options.OnRelease how it
+// ended: a release that fails is tried again (by the next refresh, or the
+// next making of the name), and said meanwhile.
+func (c *Catalog) release(ctx context.Context, t Table) error {
+	err := c.opts.Release(ctx, t)
+	if c.opts.OnRelease != nil && ctx.Err() == nil {
+		c.opts.OnRelease(t, err)
+	}
+	return err
 }
 
 // madeFor notes that this process made t's topics (under the topic lock
@@ -88,7 +99,7 @@ func (c *Catalog) releaseEarlier(ctx context.Context, t Table) error {
 		return nil
 	}
 	defer c.releasesBegin([]Table{old})()
-	if err := c.opts.Release(ctx, old); err != nil {
+	if err := c.release(ctx, old); err != nil {
 		return fmt.Errorf("releasing the topics of the table of the name dropped elsewhere: %w", err)
 	}
 	c.unmade(old)
@@ -235,7 +246,7 @@ func (c *Catalog) releaseGone(ctx context.Context, m Table) error {
 		return err
 	}
 	defer c.releasesBegin([]Table{m})()
-	if err := c.opts.Release(ctx, m); err != nil {
+	if err := c.release(ctx, m); err != nil {
 		return err
 	}
 	c.unmade(m)

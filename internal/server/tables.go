@@ -288,7 +288,7 @@ func (s *Server) openCatalog(ctx context.Context) error {
 	}
 	s.catalog, err = catalog.Open(ctx, s.store, catalog.Options{
 		Defaults: defaults, Limits: s.cfg.CatalogLimits(), Provisioner: topics{s},
-		Refresh: s.cfg.CatalogRefresh, TakeUp: s.cfg.Resolver.CommitInterval, OnProblem: s.tableProblem, Release: s.release,
+		Refresh: s.cfg.CatalogRefresh, TakeUp: s.cfg.Resolver.CommitInterval, OnProblem: s.tableProblem, Release: s.release, OnRelease: s.releaseProblem,
 		Opening: func(c *catalog.Catalog) { s.catalog = c },
 	})
 	if err != nil {
@@ -359,6 +359,22 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 // tableTopics are the topics of a table: intents, events, dead letters.
 func tableTopics(table string) []string {
 	return []string{intent.Topic(table), eventbus.Topic(table), dlq.Topic(table)}
+}
+
+// releaseProblem raises (or clears) the health condition of a table
+// dropped elsewhere whose release here failed: it is tried again, and
+// meanwhile its topics stay on this process's log.
+func (s *Server) releaseProblem(t catalog.Table, err error) {
+	component := "release/" + t.Name
+	if err == nil {
+		s.health.Clear(component)
+		return
+	}
+	s.health.Set(component, health.Degraded,
+		fmt.Sprintf("table %s (created %s) was dropped elsewhere, and releasing it here failed: %v",
+			t.Name, t.CreatedAt.UTC().Format(time.RFC3339Nano), err),
+		"it is tried again at each catalog refresh; fix what the error names (wail doctor; a resolver "+
+			"partition that does not stop: the resolver/"+t.Name+"/<p> conditions; the embedded log's disk)")
 }
 
 // tableProblem raises (or clears) the health condition of a table that
