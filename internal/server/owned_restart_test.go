@@ -11,10 +11,12 @@ import (
 
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
+	"github.com/wail-cdc/wail/internal/sink"
 )
 
 // nopTopics is the Provisioner of another process: its log is not this
@@ -130,6 +132,19 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// A sink of t dead-lettered here (its topic made for t), and
+			// one of another table of the name (made for it).
+			served, _ := b.srv.catalog.Get("t")
+			mine, theirs := sink.DeadLetterTopic("t", "hook"), sink.DeadLetterTopic("t", "hook2")
+			for topic, us := range map[string]int64{mine: served.CreatedAt.UnixMicro(), theirs: served.CreatedAt.UnixMicro() + 1} {
+				o := b.srv.sinks.LetterOwner("t", us)
+				if o == "" {
+					t.Fatal("a sink's dead-letter topic records no owner")
+				}
+				if err := b.srv.log.CreateTopic(ctx, topic, dlq.Partitions, intentlog.TopicOptions{Owner: o}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			b.stop()
 			if err := <-b.done; err != nil {
 				t.Fatal(err)
@@ -172,6 +187,15 @@ func TestDroppedElsewhereWhileDown(t *testing.T) {
 				return
 			}
 			b = runServer(t, cfg, seams{})
+			// The dropped table's sink's dead letters went with it (they
+			// stayed for good: the dropping process deletes the sinks'
+			// definitions, not the topics on this log), not another's.
+			if _, err := b.srv.log.Partitions(ctx, mine); !errors.Is(err, intentlog.ErrUnknownTopic) {
+				t.Errorf("the dead-letter topic of a sink of the table dropped elsewhere while down: %v, want it deleted", err)
+			}
+			if _, err := b.srv.log.Partitions(ctx, theirs); err != nil {
+				t.Errorf("the dead-letter topic of a sink of another table of the name: %v, want it kept", err)
+			}
 			if !again {
 				for _, topic := range tableTopics("t") {
 					if _, err := b.srv.log.Partitions(ctx, topic); !errors.Is(err, intentlog.ErrUnknownTopic) {

@@ -312,7 +312,7 @@ func (s *Server) open(ctx context.Context) error {
 		return fmt.Errorf("server: sinks.tls: %w", err)
 	}
 	s.sinks = sink.New(sink.Options{Client: sink.NewHTTPClient(sinkTLS), Backend: s.store, Log: s.log, Table: s.groupTable, Incarnation: s.tableIncarnation, Run: cfg.Sinks.Enabled,
-		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, Health: s.health, Registerer: s.registry, Logger: s.logger,
+		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, LetterOwner: letterOwner, Health: s.health, Registerer: s.registry, Logger: s.logger,
 		Snapshot: s.events.Stream, Sharing: sharing, ReadAhead: int64(cfg.API.SubscriptionBufferBytes), ReadAheadPool: s.readAhead})
 	s.opened = true
 	return nil

@@ -65,6 +65,12 @@ func topicOwner(t catalog.Table) string {
 	return ownerPrefix + t.Name + ":" + strconv.FormatInt(t.CreatedAt.UnixMicro(), 10)
 }
 
+// letterOwner is what the dead-letter topic of a sink of table, created
+// at createdUs, is made for: the table's topicOwner (sink.Options).
+func letterOwner(table string, createdUs int64) string {
+	return topicOwner(catalog.Table{Name: table, CreatedAt: time.UnixMicro(createdUs)})
+}
+
 // parseOwner reads what topicOwner wrote.
 func parseOwner(owner string) (catalog.Table, bool) {
 	rest, ok := strings.CutPrefix(owner, ownerPrefix)
@@ -347,6 +353,11 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 		if !embedded {
 			return nil
 		}
+		// Its sinks' dead letters first: the table's own topics, left
+		// by a crash meanwhile, say at the next start what to release.
+		if err := s.deleteMadeFor(ctx, t); err != nil {
+			return err
+		}
 		if err := s.deleteTopics(ctx, t.Name, nil); err != nil {
 			return err
 		}
@@ -354,6 +365,32 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 			"created_at", t.CreatedAt.UTC().Format(time.RFC3339Nano))
 		return nil
 	})
+}
+
+// deleteMadeFor deletes the topics of this process's log recorded as made
+// for t other than its own (the dead-letter topics of its sinks that ran
+// here: the dropping process deletes the sinks' definitions, but cannot
+// delete topics on this log).
+func (s *Server) deleteMadeFor(ctx context.Context, t catalog.Table) error {
+	l, ok := s.log.(intentlog.OwnerLister)
+	owner := topicOwner(t)
+	if !ok || owner == "" {
+		return nil
+	}
+	owners, err := l.TopicOwners(ctx)
+	if err != nil {
+		return err
+	}
+	own := tableTopics(t.Name)
+	for topic, o := range owners {
+		if o != owner || slices.Contains(own, topic) {
+			continue
+		}
+		if err := s.log.DeleteTopic(ctx, topic); err != nil && !errors.Is(err, intentlog.ErrUnknownTopic) {
+			return err
+		}
+	}
+	return nil
 }
 
 // tableTopics are the topics of a table: intents, events, dead letters.

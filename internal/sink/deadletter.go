@@ -74,7 +74,8 @@ func (r *runner) appendLetters(ctx context.Context, ls []*wailv1.DeadLetter) err
 	topic := DeadLetterTopic(r.def.Table, r.def.Name)
 	r.dlqMu.Lock()
 	if !r.dlq {
-		if err := r.m.log.CreateTopic(ctx, topic, dlq.Partitions, intentlog.TopicOptions{Retention: r.m.dlqRetention}); err != nil {
+		opts := intentlog.TopicOptions{Retention: r.m.dlqRetention, Owner: r.m.LetterOwner(r.def.Table, r.def.TableCreatedAtUs)}
+		if err := r.m.log.CreateTopic(ctx, topic, dlq.Partitions, opts); err != nil {
 			r.dlqMu.Unlock()
 			return fmt.Errorf("dead-letter topic %s: %w", topic, err)
 		}

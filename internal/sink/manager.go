@@ -39,10 +39,16 @@ type Options struct {
 	Run          bool
 	Refresh      time.Duration // how often definitions are read again (default 5s)
 	DLQRetention time.Duration // of dead-letter topics (0: forever)
-	Health       *health.Registry
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
-	Client       *http.Client // nil: NewHTTPClient
+	// LetterOwner, when set, is what a sink's dead-letter topic is
+	// recorded as made for (intentlog.TopicOptions.Owner): the sink's
+	// table, by its name and created_at_us (0: unknown). On a log of one
+	// process's own (embedded), the release of a table dropped elsewhere
+	// deletes the topics made for it, its sinks' dead letters included.
+	LetterOwner func(table string, tableCreatedUs int64) string
+	Health      *health.Registry
+	Registerer  prometheus.Registerer
+	Logger      *slog.Logger
+	Client      *http.Client // nil: NewHTTPClient
 	// Snapshot serves start "snapshot" (nil: such sinks fail to start).
 	Snapshot Snapshotter
 	// Sharing, when set, runs each sink on one of the processes that
@@ -68,6 +74,7 @@ type Manager struct {
 	run          bool
 	refresh      time.Duration
 	dlqRetention time.Duration
+	letterOwner  func(table string, tableCreatedUs int64) string
 	health       *health.Registry
 	metrics      *metrics
 	logger       *slog.Logger
@@ -110,9 +117,19 @@ func New(o Options) *Manager {
 		groups.Share(sh)
 	}
 	return &Manager{defs: newDefs(o.Backend), log: o.Log, table: o.Table, incarnation: o.Incarnation, groups: groups, run: o.Run,
-		refresh: o.Refresh, dlqRetention: o.DLQRetention, health: o.Health, metrics: newMetrics(o.Registerer),
+		refresh: o.Refresh, dlqRetention: o.DLQRetention, letterOwner: o.LetterOwner, health: o.Health, metrics: newMetrics(o.Registerer),
 		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
 		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}
+}
+
+// LetterOwner is what the dead-letter topic of a sink of the table
+// created at tableCreatedUs is recorded as made for (Options.LetterOwner;
+// empty: nothing).
+func (m *Manager) LetterOwner(table string, tableCreatedUs int64) string {
+	if m.letterOwner == nil {
+		return ""
+	}
+	return m.letterOwner(table, tableCreatedUs)
 }
 
 // Start runs the sinks defined (when this process runs sinks) and follows
