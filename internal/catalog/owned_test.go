@@ -258,3 +258,97 @@ func TestReleaseFailureTold(t *testing.T) {
 		t.Fatalf("told %q after the release worked (topics of gone kept: %v); want it told released", got, p.has("gone"))
 	}
 }
+
+// crashAfterMaking is a Provisioner that makes a table's topics, then
+// stops there (a crash of the creating process: it never goes on).
+type crashAfterMaking struct {
+	*topics
+	madeCh chan Table
+	never  chan struct{}
+}
+
+func (p crashAfterMaking) Provision(ctx context.Context, t Table) error {
+	if err := p.topics.Provision(ctx, t); err != nil {
+		return err
+	}
+	p.madeCh <- t
+	<-p.never
+	return errors.New("crashed")
+}
+
+// TestOpenAfterACrashHereHoldsATable: a create or drop through this
+// process, interrupted by a crash at any step, leaves the store holding
+// the table's entry (creating, or deleting) while the log holds its
+// topics: the entry is saved before the topics are made, and removed only
+// after they are deleted. The next start is not refused as a store that
+// holds no table (ErrNoTableHeld); nor after every table was dropped here.
+func TestOpenAfterACrashHereHoldsATable(t *testing.T) {
+	t.Parallel()
+	// Never closed: the crashed operations never go on (their store is
+	// closed at the end of the test).
+	never := make(chan struct{})
+	cases := []struct {
+		name string
+		// crash runs the operation on a catalog of st up to its crash
+		// point, and returns the table whose topics the log holds then
+		// (none: zero).
+		crash func(t *testing.T, st Backend, p *topics) Table
+	}{
+		{name: "create: topics made, entry creating", crash: func(t *testing.T, st Backend, p *topics) Table {
+			cp := crashAfterMaking{topics: p, madeCh: make(chan Table, 1), never: never}
+			c := openCatalog(t, st, cp)
+			go func() { _, _, _ = c.Create(context.WithoutCancel(t.Context()), Table{Name: "t"}) }()
+			return <-cp.madeCh
+		}},
+		{name: "drop: marked deleting, topics not yet deleted", crash: func(t *testing.T, st Backend, p *topics) Table {
+			c := openCatalog(t, st, p)
+			tb, _, err := c.Create(t.Context(), Table{Name: "t"})
+			noErr(t, err)
+			stopped := make(chan struct{})
+			go func() {
+				_ = c.Drop(context.WithoutCancel(t.Context()), "t", true, DropHooks{
+					Progress: func(context.Context, Table) ([]int64, []int64, error) { return nil, nil, nil },
+					Stopped: func(context.Context, Table) error {
+						close(stopped)
+						<-never
+						return errors.New("crashed")
+					},
+				})
+			}()
+			<-stopped
+			return tb
+		}},
+		{name: "every table dropped here", crash: func(t *testing.T, st Backend, p *topics) Table {
+			c := openCatalog(t, st, p)
+			_, _, err := c.Create(t.Context(), Table{Name: "t"})
+			noErr(t, err)
+			noErr(t, c.Drop(t.Context(), "t", true, DropHooks{
+				Progress: func(context.Context, Table) ([]int64, []int64, error) { return nil, nil, nil },
+				Stopped:  func(context.Context, Table) error { return nil },
+			}))
+			return Table{}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			st := openStore(t)
+			p := newTopics()
+			made := tc.crash(t, st, p)
+			restarted := ownedTopics{topics: newTopics()}
+			if made.Name != "" {
+				if !p.has(made.Name) {
+					t.Fatalf("the topics of %s were not made before the crash", made.Name)
+				}
+				restarted.owned = []Table{{Name: made.Name, CreatedAt: made.CreatedAt}}
+				restarted.parts[made.Name] = made.Partitions
+			} else if len(p.parts) != 0 {
+				t.Fatalf("topics left after every table was dropped here: %v", p.parts)
+			}
+			if _, err := Open(t.Context(), st, Options{Defaults: defaults, Provisioner: restarted,
+				Release: func(context.Context, Table) error { return nil }}); err != nil {
+				t.Fatalf("Open after the crash = %v; want it to start", err)
+			}
+		})
+	}
+}
