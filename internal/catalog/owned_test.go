@@ -352,3 +352,94 @@ func TestOpenAfterACrashHereHoldsATable(t *testing.T) {
 		})
 	}
 }
+
+// TestReleaseFailureToldUntilReleased: a release that failed is said
+// (Options.OnRelease) until one of the same table works, whichever way
+// it is tried again: a create of the name here (which releases it first:
+// refused while it fails, told when it works), or a refresh after the
+// table created again elsewhere was dropped here (its topics deleted by
+// name meanwhile).
+func TestReleaseFailureToldUntilReleased(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"created here", "created elsewhere, dropped here"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			st := openStore(t)
+			first := openCatalog(t, st, newTopics())
+			_, _, err := first.Create(ctx, Table{Name: "t"})
+			noErr(t, err)
+			_, _, err = first.Create(ctx, Table{Name: "keep"})
+			noErr(t, err)
+			p := newTopics()
+			var (
+				mu    sync.Mutex
+				fail  = true
+				told  = map[string]string{} // the last word on each table, by name@created_at
+				c     *Catalog
+				state = func(tb Table) string {
+					mu.Lock()
+					defer mu.Unlock()
+					return told[tb.Name+"@"+tb.CreatedAt.String()]
+				}
+				setFail = func(f bool) { mu.Lock(); fail = f; mu.Unlock() }
+			)
+			c = openCatalog(t, st, p, func(o *Options) {
+				o.Opening = func(cc *Catalog) { c = cc }
+				o.Release = func(ctx context.Context, tb Table) error {
+					mu.Lock()
+					f := fail
+					mu.Unlock()
+					if f {
+						return errors.New("disk on fire")
+					}
+					return c.ReleaseTopics(ctx, tb, func(ctx context.Context) error { return p.Unprovision(ctx, tb) })
+				}
+				o.OnRelease = func(tb Table, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					told[tb.Name+"@"+tb.CreatedAt.String()] = fmt.Sprint(err)
+				}
+			})
+			old, ok := c.Get("t")
+			if !ok {
+				t.Fatal("t not served")
+			}
+			hooks := DropHooks{
+				Progress: func(context.Context, Table) ([]int64, []int64, error) { return nil, nil, nil },
+				Stopped:  func(context.Context, Table) error { return nil },
+			}
+			noErr(t, first.Drop(ctx, "t", true, hooks))
+			_ = c.Refresh(ctx)
+			if got := state(old); got != "disk on fire" {
+				t.Fatalf("told %q after a failed release; want the failure", got)
+			}
+			switch how {
+			case "created here":
+				if _, _, err := c.Create(ctx, Table{Name: "t"}); err == nil {
+					t.Fatal("a create of the name while the release fails worked")
+				}
+				_ = c.Refresh(ctx)
+				if got := state(old); got != "disk on fire" {
+					t.Fatalf("told %q; want the failure still", got)
+				}
+				setFail(false)
+				_, _, err := c.Create(ctx, Table{Name: "t"})
+				noErr(t, err)
+			case "created elsewhere, dropped here":
+				_, _, err := first.Create(ctx, Table{Name: "t"})
+				noErr(t, err)
+				_ = c.Refresh(ctx)
+				noErr(t, c.Drop(ctx, "t", true, hooks))
+				if p.has("t") {
+					t.Fatal("the drop here left the topics")
+				}
+				setFail(false)
+				_ = c.Refresh(ctx)
+			}
+			if got := state(old); got != "<nil>" {
+				t.Fatalf("told %q at the end; want the release told done", got)
+			}
+		})
+	}
+}
