@@ -567,9 +567,10 @@ func noTableHeld(owned []Table) error {
 		names = append(names, fmt.Sprintf("%s (created %s)", t.Name, t.CreatedAt.UTC().Format(time.RFC3339Nano)))
 	}
 	slices.Sort(names)
-	return fmt.Errorf("catalog: %w: %s. Check that the store is the one they were made with; if it is (every table "+
-		"was dropped while this process was down), stop the process, remove those tables' topic directories from the "+
-		"embedded log's directory (<data_dir>/log/wail.intents.<table>, wail.events.<table>, wail.dlq.<table>), then start it",
+	return fmt.Errorf("catalog: %w: %s. Check that the store is the one they were made with (store.kind or --store, "+
+		"store.dsn or --dsn, the data dir's store); if it is (every table was dropped while this process was down), "+
+		"remove those tables' topic directories from the embedded log's directory (<data_dir>/log/wail.intents.<table>, "+
+		"wail.events.<table>, wail.dlq.<table>) while wail is stopped, then start it",
 		ErrNoTableHeld, strings.Join(names, ", "))
 }
 
