@@ -21,6 +21,10 @@ type world struct {
 	// tick runs at every Sleep (another process acting meanwhile).
 	tick     func(w *world)
 	released []string
+	// claims and renewals are the store's times of the calls it got.
+	claims, renewals []time.Time
+	// idle counts the Sleeps in a row that waited no time.
+	idle int
 }
 
 func newWorld() *world {
@@ -29,9 +33,13 @@ func newWorld() *world {
 
 var errDown = errors.New("store down")
 
-func (w *world) ClaimLease(_ context.Context, name string, l store.Lease, ttl time.Duration) (store.Lease, error) {
+func (w *world) ClaimLease(ctx context.Context, name string, l store.Lease, ttl time.Duration) (store.Lease, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.claims = append(w.claims, w.now)
+	if err := ctx.Err(); err != nil {
+		return store.Lease{}, err
+	}
 	if w.down {
 		return store.Lease{}, errDown
 	}
@@ -47,9 +55,13 @@ func (w *world) ClaimLease(_ context.Context, name string, l store.Lease, ttl ti
 	return l, nil
 }
 
-func (w *world) RenewLease(_ context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
+func (w *world) RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.renewals = append(w.renewals, w.now)
+	if err := ctx.Err(); err != nil {
+		return store.Lease{}, err
+	}
 	if w.down {
 		return store.Lease{}, errDown
 	}
@@ -62,9 +74,12 @@ func (w *world) RenewLease(_ context.Context, name, holder string, ttl time.Dura
 	return cur, nil
 }
 
-func (w *world) ReleaseLease(_ context.Context, name, holder string) error {
+func (w *world) ReleaseLease(ctx context.Context, name, holder string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err // a store call whose context ended does nothing
+	}
 	if cur, ok := w.leases[name]; ok && cur.Holder == holder {
 		delete(w.leases, name)
 		w.released = append(w.released, holder)
@@ -85,6 +100,12 @@ func (w *world) sleep(ctx context.Context, d time.Duration) error {
 	w.mu.Lock()
 	w.now = w.now.Add(d)
 	tick := w.tick
+	if d > 0 {
+		w.idle = 0
+	} else if w.idle++; w.idle > 100 {
+		w.mu.Unlock()
+		panic("a hundred waits in a row for no time: a busy loop on the store")
+	}
 	w.mu.Unlock()
 	if tick != nil {
 		tick(w)
@@ -113,8 +134,8 @@ func TestClaimFree(t *testing.T) {
 		t.Fatalf("valid at 11s: %v", err)
 	}
 	w.sleep(context.Background(), 2*time.Second) // 13s: past 80%
-	if err := k.Check(); err == nil || !strings.Contains(err.Error(), "proxy id 3") {
-		t.Fatalf("still valid at 13s without renewal: %v", err)
+	if err := k.Check(); err == nil || err.Error() != "proxy id 3: the lease was not renewed in time; writes resume once it is" {
+		t.Fatalf("at 13s without renewal (none failed): %v", err)
 	}
 }
 
@@ -204,6 +225,10 @@ func TestRun(t *testing.T) {
 		case el >= 20*time.Second && el < 25*time.Second && k.Check() == nil:
 			sawValidWhileDown = true
 		case el >= 40*time.Second && el < 60*time.Second && k.Check() != nil:
+			// The operator learns why: the renewals' error.
+			if err := k.Check(); !strings.Contains(err.Error(), "(last error: store down)") {
+				t.Errorf("check while the renewals fail: %v", err)
+			}
 			sawInvalid = true
 		case el >= 70*time.Second:
 			sawRecovered = k.Check() == nil && k.Renewing() == nil
@@ -339,7 +364,11 @@ func TestReleaseWaitsForHolds(t *testing.T) {
 						t.Errorf("released with a hold in flight")
 					}
 					done()
-					<-ctx.Done() // the hold's end ends the wait
+					select {
+					case <-ctx.Done(): // the hold's end ends the wait
+					case <-time.After(10 * time.Second):
+						t.Error("the hold ended and Release still waits")
+					}
 					return ctx.Err()
 				}
 				return w.sleep(ctx, d)
@@ -353,7 +382,11 @@ func TestReleaseWaitsForHolds(t *testing.T) {
 				t.Fatal(err)
 			}
 			k.Release()
-			<-waited
+			select {
+			case <-waited:
+			default:
+				t.Fatal("Release gave the lease up without waiting for the hold")
+			}
 			if got := len(w.released) == 1; got != tc.released {
 				t.Fatalf("released %v, want %v", w.released, tc.released)
 			}
@@ -383,6 +416,9 @@ func TestSuspendedPastTheLease(t *testing.T) {
 	}{
 		{name: "running", mono: 5 * time.Second, wall: 5 * time.Second, valid: true},
 		{name: "suspended for a minute", mono: time.Second, wall: time.Minute, valid: false},
+		// The margin holds on the wall clock too: 80% of the 15s TTL.
+		{name: "wall clock 11s on", mono: 5 * time.Second, wall: 11 * time.Second, valid: true},
+		{name: "wall clock 13s on, into the margin", mono: 5 * time.Second, wall: 13 * time.Second, valid: false},
 		{name: "wall clock stepped back an hour", mono: 5 * time.Second, wall: -time.Hour, valid: true},
 		{name: "wall clock stepped back, monotonic past the lease", mono: 13 * time.Second, wall: -time.Hour, valid: false},
 	} {
@@ -406,4 +442,126 @@ func TestSuspendedPastTheLease(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClaimPolls: while another holder has the name, Claim asks the store
+// again every tenth of the TTL, at least 100ms and at most a second
+// apart: a crashed holder's name is taken that soon after its lease
+// expires, and the store is not asked more often.
+func TestClaimPolls(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ttl, every time.Duration
+	}{
+		{500 * time.Millisecond, 100 * time.Millisecond},
+		{3 * time.Second, 300 * time.Millisecond},
+		{15 * time.Second, time.Second},
+		{time.Minute, time.Second},
+	} {
+		w := newWorld()
+		if _, err := w.ClaimLease(context.Background(), "proxy/3", other, tc.ttl); err != nil {
+			t.Fatal(err)
+		}
+		begin := w.clock()
+		o := w.opts()
+		o.TTL = tc.ttl
+		if _, err := Claim(context.Background(), w, "proxy/3", me, o); err != nil {
+			t.Fatalf("TTL %s: claim after the holder crashed: %v", tc.ttl, err)
+		}
+		claims := w.claims[1:] // the first is the holder's
+		for i := 1; i < len(claims); i++ {
+			if gap := claims[i].Sub(claims[i-1]); gap != tc.every {
+				t.Fatalf("TTL %s: claims %s apart, want %s", tc.ttl, gap, tc.every)
+			}
+		}
+		if took := w.clock().Sub(begin); took > tc.ttl+tc.every {
+			t.Errorf("TTL %s: took %s after the holder crashed, want at most %s", tc.ttl, took, tc.ttl+tc.every)
+		}
+	}
+}
+
+// TestRenewalRetries: while renewals fail, Run tries again every quarter
+// of the renewal period (TTL/3), but at least 50ms apart: the lease is
+// valid again soon after the store is back, without hammering it.
+func TestRenewalRetries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ttl, every time.Duration
+	}{
+		{15 * time.Second, 1250 * time.Millisecond},
+		{300 * time.Millisecond, 50 * time.Millisecond},
+	} {
+		w := newWorld()
+		o := w.opts()
+		o.TTL = tc.ttl
+		k, err := Claim(context.Background(), w, "proxy/3", me, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.down = true
+		ctx, cancel := context.WithCancel(context.Background())
+		w.tick = func(w *world) {
+			w.mu.Lock()
+			n := len(w.renewals)
+			w.mu.Unlock()
+			if n >= 5 {
+				cancel()
+			}
+		}
+		if err := k.Run(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if w.renewals[0].Sub(w.claims[0]) != tc.ttl/3 {
+			t.Errorf("TTL %s: first renewal %s after the claim, want %s", tc.ttl, w.renewals[0].Sub(w.claims[0]), tc.ttl/3)
+		}
+		for i := 1; i < len(w.renewals); i++ {
+			if gap := w.renewals[i].Sub(w.renewals[i-1]); gap != tc.every {
+				t.Fatalf("TTL %s: failed renewals retried %s apart, want %s", tc.ttl, gap, tc.every)
+			}
+		}
+	}
+}
+
+// TestClaimDefaults: with the default clocks Claim waits on a real timer
+// for another holder, and gives up when its context ends meanwhile.
+func TestClaimDefaults(t *testing.T) {
+	t.Parallel()
+	for _, cancelled := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(context.Background())
+		st := &heldOnce{held: other}
+		if cancelled {
+			st.onHeld = cancel
+		}
+		began := time.Now()
+		k, err := Claim(ctx, st, "proxy/3", me, Options{TTL: time.Second})
+		cancel()
+		switch {
+		case cancelled && !errors.Is(err, context.Canceled):
+			t.Errorf("claim whose context ended while it waited: %v", err)
+		case !cancelled && (err != nil || k.Check() != nil):
+			t.Errorf("claim once the holder is gone: %v", err)
+		case !cancelled && time.Since(began) < 100*time.Millisecond:
+			t.Errorf("claimed again %s after the holder was seen, want 100ms", time.Since(began))
+		}
+	}
+}
+
+// heldOnce is a store where another holder has the name at the first
+// claim only.
+type heldOnce struct {
+	world
+	held   store.Lease
+	onHeld func()
+	asked  int
+}
+
+func (h *heldOnce) ClaimLease(ctx context.Context, name string, l store.Lease, ttl time.Duration) (store.Lease, error) {
+	if h.asked++; h.asked == 1 {
+		if h.onHeld != nil {
+			h.onHeld()
+		}
+		return h.held, store.ErrLeaseHeld
+	}
+	l.Name = name
+	return l, nil
 }
