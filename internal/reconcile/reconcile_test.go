@@ -450,9 +450,15 @@ func TestSlowFence(t *testing.T) {
 	r.log.mu.Lock()
 	r.log.everyCommitted = func() { clock.Add(int64(10 * time.Second)) }
 	r.log.mu.Unlock()
-	_, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
-	if !errors.Is(err, ErrNotCaughtUp) || !strings.Contains(err.Error(), "took 10s") {
-		t.Fatalf("err = %v, want ErrNotCaughtUp: the resolvers are too slow", err)
+	before := r.log.committed.Load()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a fence taken again without end fails too
+	defer cancel()
+	_, err := Keys(ctx, o, r.table, [][]byte{[]byte("k")})
+	if !errors.Is(err, ErrNotCaughtUp) || !strings.Contains(err.Error(), "took 10s to resolve what was logged before the fence, 4 times in a row; reconcile needs less than 7.5s (an eighth of the dedupe horizon)") {
+		t.Fatalf("err = %v, want ErrNotCaughtUp: the resolvers are too slow, by how much", err)
+	}
+	if fences := r.log.committed.Load() - before; fences != 1+maxRefences {
+		t.Errorf("%d fences, want %d", fences, 1+maxRefences)
 	}
 	slow := atomic.Int32{}
 	r.log.mu.Lock()
@@ -465,5 +471,20 @@ func TestSlowFence(t *testing.T) {
 	got, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
 	if err != nil || got[0].Logged != 7 || slow.Load() != 2 {
 		t.Fatalf("one slow wait: %+v, %v after %d waits; want the key logged after a second fence", got, err, slow.Load())
+	}
+	// A wait of an eighth of the horizon exactly is not over it: one fence.
+	waits := atomic.Int32{}
+	r.log.mu.Lock()
+	r.log.everyCommitted = func() {
+		if waits.Add(1) == 1 {
+			clock.Add(int64(o.Horizon / 8))
+		}
+	}
+	r.log.mu.Unlock()
+	r.write("k", 8, false)
+	r.resolveAll() // the intent of 7 logged above
+	got, err = Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
+	if err != nil || got[0].Logged != 8 || waits.Load() != 1 {
+		t.Fatalf("a wait of an eighth of the horizon: %+v, %v after %d waits; want the key logged after one fence", got, err, waits.Load())
 	}
 }
