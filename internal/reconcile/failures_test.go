@@ -40,9 +40,13 @@ func TestSlowAppend(t *testing.T) {
 	o.Log, o.Horizon = log, 2*time.Second
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
+	began := time.Now()
 	_, err := Run(ctx, o, r.table, nil)
 	if !errors.Is(err, ErrSlowLog) || !errors.Is(err, context.DeadlineExceeded) || log.appends != 1 {
 		t.Fatalf("err = %v after %d appends, want ErrSlowLog after one", err, log.appends)
+	}
+	if took := time.Since(began); took > 5*time.Second {
+		t.Errorf("the append gave up after %s, want about 500ms (a quarter of the horizon)", took)
 	}
 }
 

@@ -372,6 +372,11 @@ func TestNotCaughtUp(t *testing.T) {
 	if n := len(r.intents()["k"]); n != 1 {
 		t.Errorf("%d intents of k after a failed fence, want 1", n)
 	}
+	// It asked for the committed offsets every 20ms (pollEvery), not in a
+	// busy loop.
+	if n := r.log.committed.Load(); n > 10 {
+		t.Errorf("%d reads of the committed offsets in 50ms", n)
+	}
 }
 
 // newClockedRig is a one-partition rig with key k stored at 7 and
@@ -398,7 +403,11 @@ func TestSlowReads(t *testing.T) {
 	slow := &slowStore{Store: r.store, get: func() { clock.Add(int64(20 * time.Second)) }}
 	o.Store = slow
 	before := r.log.committed.Load()
-	_, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
+	// The clock moves only with the reads: a wait on it that does not
+	// end fails at this deadline instead of hanging.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	_, err := Keys(ctx, o, r.table, [][]byte{[]byte("k")})
 	if err == nil || !strings.Contains(err.Error(), "took longer than 15s") {
 		t.Fatalf("err = %v, want the reads to take too long", err)
 	}
@@ -415,7 +424,7 @@ func TestSlowReads(t *testing.T) {
 			clock.Add(int64(20 * time.Second))
 		}
 	}
-	got, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
+	got, err := Keys(ctx, o, r.table, [][]byte{[]byte("k")})
 	if err != nil || got[0].Logged != 7 {
 		t.Fatalf("after one slow read: %+v, %v", got, err)
 	}
@@ -486,5 +495,40 @@ func TestSlowFence(t *testing.T) {
 	got, err = Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
 	if err != nil || got[0].Logged != 8 || waits.Load() != 1 {
 		t.Fatalf("a wait of an eighth of the horizon: %+v, %v after %d waits; want the key logged after one fence", got, err, waits.Load())
+	}
+}
+
+// TestReadsWithinTheBudget: reads that end a quarter of the horizon after
+// the fence exactly are still within it: the batch is logged against that
+// fence, and so is the partition's next batch, whose reads take no time.
+func TestReadsWithinTheBudget(t *testing.T) {
+	t.Parallel()
+	r, o, clock := newClockedRig(t) // budget 15s
+	keys := [][]byte{[]byte("k")}
+	for i := range pageKeys {
+		k := fmt.Sprintf("b%04d", i)
+		r.write(k, 7, false)
+		keys = append(keys, []byte(k))
+	}
+	once := atomic.Bool{}
+	o.Store = &slowStore{Store: r.store, get: func() {
+		if !once.Swap(true) {
+			clock.Add(int64(o.Horizon / 4))
+		}
+	}}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	before := r.log.committed.Load()
+	got, err := Keys(ctx, o, r.table, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range got {
+		if k.Logged != 7 {
+			t.Fatalf("key %s: %+v, want logged at 7", k.Key, k)
+		}
+	}
+	if fences := r.log.committed.Load() - before; fences != 1 {
+		t.Errorf("%d fences, want 1", fences)
 	}
 }

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -97,7 +98,11 @@ func TestRecreatedMidRun(t *testing.T) {
 				clock.Add(int64(20 * time.Second))
 			}
 		}}
-		_, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
+		// The clock moves only with the reads: a wait on it that does not
+		// end fails at this deadline instead of hanging.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		_, err := Keys(ctx, o, r.table, [][]byte{[]byte("k")})
 		if !errors.Is(err, ErrRecreated) {
 			t.Errorf("err = %v, want ErrRecreated", err)
 		}
