@@ -532,3 +532,24 @@ func TestReadsWithinTheBudget(t *testing.T) {
 		t.Errorf("%d fences, want 1", fences)
 	}
 }
+
+// TestCatchUpDefault: a zero Options.CatchUp waits DefaultCatchUp for the
+// resolvers, not no time at all.
+func TestCatchUpDefault(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, 1)
+	r.write("k", 7, false)
+	r.logIntent("k", 7) // resolved 100ms later
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		time.Sleep(100 * time.Millisecond)
+		r.resolveAll()
+	})
+	o := r.opts()
+	o.CatchUp = 0
+	got, err := Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
+	if err != nil || got[0].Verdict != Behind {
+		t.Fatalf("keys with a zero CatchUp: %+v, %v; want k behind once the resolvers caught up", got, err)
+	}
+}
