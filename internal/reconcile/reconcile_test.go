@@ -553,3 +553,41 @@ func TestCatchUpDefault(t *testing.T) {
 		t.Fatalf("keys with a zero CatchUp: %+v, %v; want k behind once the resolvers caught up", got, err)
 	}
 }
+
+// slowAppends is the rig's log whose appends take 20s on the test's
+// clock.
+type slowAppends struct {
+	*hookLog
+	clock *atomic.Int64
+}
+
+func (l slowAppends) Append(ctx context.Context, topic string, recs []*intentlog.Record) error {
+	l.clock.Add(int64(20 * time.Second))
+	return l.hookLog.Append(ctx, topic, recs)
+}
+
+// TestWholePagesFencedOnce: a partition whose keys fill whole batches
+// ends with its last batch: a slow append of that batch's intents (past
+// the budget) does not fence the partition again, which would wait for
+// the resolvers, and could fail the run, with nothing left to log.
+func TestWholePagesFencedOnce(t *testing.T) {
+	t.Parallel()
+	r, o, clock := newClockedRig(t)
+	keys := [][]byte{[]byte("k")}
+	for i := range pageKeys - 1 {
+		k := fmt.Sprintf("b%04d", i)
+		r.write(k, 7, false)
+		keys = append(keys, []byte(k))
+	}
+	o.Log = slowAppends{hookLog: r.log, clock: clock}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	before := r.log.committed.Load()
+	got, err := Keys(ctx, o, r.table, keys)
+	if err != nil || len(got) != pageKeys || got[pageKeys-1].Logged != 7 {
+		t.Fatalf("keys: %d, %v; want %d logged", len(got), err, pageKeys)
+	}
+	if fences := r.log.committed.Load() - before; fences != 1 {
+		t.Errorf("%d fences, want 1", fences)
+	}
+}
