@@ -87,6 +87,18 @@ func TestRunPages(t *testing.T) {
 	if len(st.levels) != 1 || st.levels[1] == 0 {
 		t.Errorf("reads at levels %v, want all at the strongest (1)", st.levels)
 	}
+	// A chunk of a page's keys at most: one pass (one fence) per page,
+	// the same report.
+	o.ChunkBytes, o.DryRun = 1, true
+	r.resolveAll()
+	before := r.log.committed.Load()
+	rep, err = Run(t.Context(), o, r.table, nil)
+	if err != nil || rep.Scanned != n {
+		t.Fatalf("in chunks: %d scanned, %v; want %d", rep.Scanned, err, n)
+	}
+	if fences := r.log.committed.Load() - before; fences != 3 {
+		t.Errorf("%d fences of %d keys in chunks of a page, want 3", fences, n)
+	}
 }
 
 func keyIndex(k string) uint64 {
