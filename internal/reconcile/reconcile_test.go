@@ -457,7 +457,13 @@ func TestSlowFence(t *testing.T) {
 	t.Parallel()
 	r, o, clock := newClockedRig(t)
 	r.log.mu.Lock()
-	r.log.everyCommitted = func() { clock.Add(int64(10 * time.Second)) }
+	waits := atomic.Int32{}
+	r.log.everyCommitted = func() { // on the goroutine of Keys
+		if waits.Add(1) > 100 {
+			t.Fatal("fenced again and again: a fence taken again without end")
+		}
+		clock.Add(int64(10 * time.Second))
+	}
 	r.log.mu.Unlock()
 	before := r.log.committed.Load()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a fence taken again without end fails too
@@ -482,10 +488,10 @@ func TestSlowFence(t *testing.T) {
 		t.Fatalf("one slow wait: %+v, %v after %d waits; want the key logged after a second fence", got, err, slow.Load())
 	}
 	// A wait of an eighth of the horizon exactly is not over it: one fence.
-	waits := atomic.Int32{}
+	eighth := atomic.Int32{}
 	r.log.mu.Lock()
 	r.log.everyCommitted = func() {
-		if waits.Add(1) == 1 {
+		if eighth.Add(1) == 1 {
 			clock.Add(int64(o.Horizon / 8))
 		}
 	}
@@ -493,8 +499,8 @@ func TestSlowFence(t *testing.T) {
 	r.write("k", 8, false)
 	r.resolveAll() // the intent of 7 logged above
 	got, err = Keys(t.Context(), o, r.table, [][]byte{[]byte("k")})
-	if err != nil || got[0].Logged != 8 || waits.Load() != 1 {
-		t.Fatalf("a wait of an eighth of the horizon: %+v, %v after %d waits; want the key logged after one fence", got, err, waits.Load())
+	if err != nil || got[0].Logged != 8 || eighth.Load() != 1 {
+		t.Fatalf("a wait of an eighth of the horizon: %+v, %v after %d waits; want the key logged after one fence", got, err, eighth.Load())
 	}
 }
 
