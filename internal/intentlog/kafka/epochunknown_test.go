@@ -138,28 +138,12 @@ func TestEpochCheckOutlastsBrokerErrors(t *testing.T) {
 			l.opts.RequestTimeout = 2 * time.Second
 			var asked, failing atomic.Int32
 			failing.Store(tc.errors)
-			c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
-				c.KeepControl()
-				n := asked.Add(1)
-				r := req.(*kmsg.OffsetForLeaderEpochRequest)
-				resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-				resp.Version = r.Version
-				for _, rt := range r.Topics {
-					st := kmsg.NewOffsetForLeaderEpochResponseTopic()
-					st.Topic = rt.Topic
-					for _, rp := range rt.Partitions {
-						sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
-						sp.Partition = rp.Partition
-						if f := failing.Load(); f < 0 || n <= f {
-							sp.ErrorCode = tc.code
-						} else {
-							sp.LeaderEpoch, sp.EndOffset = -1, -1 // UNDEFINED_EPOCH_OFFSET
-						}
-						st.Partitions = append(st.Partitions, sp)
-					}
-					resp.Topics = append(resp.Topics, st)
+			epochAnswers(c, &asked, func(_ kmsg.OffsetForLeaderEpochRequestTopicPartition, sp *kmsg.OffsetForLeaderEpochResponseTopicPartition) {
+				if f := failing.Load(); f < 0 || asked.Load() <= f {
+					sp.ErrorCode = tc.code
+				} else {
+					sp.LeaderEpoch, sp.EndOffset = -1, -1 // UNDEFINED_EPOCH_OFFSET
 				}
-				return resp, nil, true
 			})
 			rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 5, Epoch: 0})
 			if err != nil {

@@ -109,23 +109,8 @@ func TestReadTruncatedBelowPosition(t *testing.T) {
 // log does: the epoch asked about ends at end, under epoch newEpoch. asked
 // counts the questions.
 func epochEnds(c *kfake.Cluster, end int64, newEpoch int32, asked *atomic.Int32) {
-	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		asked.Add(1)
-		r := req.(*kmsg.OffsetForLeaderEpochRequest)
-		resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
-		resp.Version = r.Version
-		for _, rt := range r.Topics {
-			st := kmsg.NewOffsetForLeaderEpochResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
-				sp.Partition, sp.LeaderEpoch, sp.EndOffset = rp.Partition, newEpoch, end
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+	epochAnswers(c, asked, func(_ kmsg.OffsetForLeaderEpochRequestTopicPartition, sp *kmsg.OffsetForLeaderEpochResponseTopicPartition) {
+		sp.LeaderEpoch, sp.EndOffset = newEpoch, end
 	})
 }
 
