@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
-	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/health"
 )
 
@@ -25,26 +23,7 @@ func TestReleaseKeepsResolvingTableCreatedAgainHere(t *testing.T) {
 	r := runServer(t, cfg, seams{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dropped, ok := r.srv.catalog.Get("t")
-	if !ok {
-		t.Fatal("table t not served")
-	}
-	if err := r.srv.catalog.Drop(ctx, "t", true, r.srv.dropHooks()); err != nil {
-		t.Fatal(err)
-	}
-	created, _, err := r.srv.catalog.Create(ctx, catalog.Table{Name: "t", Partitions: 1})
-	if err != nil {
-		t.Fatalf("create again: %v", err)
-	}
-	if created.CreatedAt.Equal(dropped.CreatedAt) {
-		t.Fatal("the table created again has the dropped one's created_at")
-	}
-	for !strings.HasPrefix(strings.Join(r.srv.resolver.Running(), " "), "t/") {
-		if ctx.Err() != nil {
-			t.Fatal("the resolver did not take up the table created again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	dropped, created := dropAndCreateAgain(ctx, t, r, 1)
 	if err := r.srv.release(ctx, dropped); err != nil {
 		t.Fatalf("release of the dropped table: %v", err)
 	}
@@ -78,16 +57,7 @@ func TestReleaseKeepsConditionsOfTableCreatedAgainHere(t *testing.T) {
 	r := runServer(t, cfg, seams{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	dropped, ok := r.srv.catalog.Get("t")
-	if !ok {
-		t.Fatal("table t not served")
-	}
-	if err := r.srv.catalog.Drop(ctx, "t", true, r.srv.dropHooks()); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := r.srv.catalog.Create(ctx, catalog.Table{Name: "t", Partitions: 1}); err != nil {
-		t.Fatalf("create again: %v", err)
-	}
+	dropped, _ := dropAndCreateAgain(ctx, t, r, 1)
 	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("3600000")}}, events); err != nil {
 		t.Fatal(err)
 	}

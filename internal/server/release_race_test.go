@@ -23,31 +23,10 @@ func TestReleaseLeavesTopicsOfTableCreatedAgainHere(t *testing.T) {
 	r := runServer(t, cfg, seams{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dropped, ok := r.srv.catalog.Get("t")
-	if !ok {
-		t.Fatal("table t not served")
-	}
 	// The table is dropped (elsewhere, as this process's refresh is told;
 	// here for the test) and created again through this process before
 	// the refresh's release of the dropped one reaches the deletion.
-	if err := r.srv.catalog.Drop(ctx, "t", true, r.srv.dropHooks()); err != nil {
-		t.Fatal(err)
-	}
-	created, _, err := r.srv.catalog.Create(ctx, catalog.Table{Name: "t"})
-	if err != nil {
-		t.Fatalf("create again: %v", err)
-	}
-	if created.CreatedAt.Equal(dropped.CreatedAt) {
-		t.Fatal("the table created again has the dropped one's created_at")
-	}
-	// The new table's partitions run here before the release (a release
-	// waited for them, as if they were the dropped table's, for ever).
-	for !strings.HasPrefix(strings.Join(r.srv.resolver.Running(), " "), "t/") {
-		if ctx.Err() != nil {
-			t.Fatal("the resolver did not take up the table created again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	dropped, _ := dropAndCreateAgain(ctx, t, r, 0)
 	if err := r.srv.release(ctx, dropped); err != nil {
 		t.Fatalf("release of the dropped table: %v", err)
 	}
@@ -56,4 +35,33 @@ func TestReleaseLeavesTopicsOfTableCreatedAgainHere(t *testing.T) {
 			t.Errorf("topic %s of the table created again, after the release of the dropped one: %v", topic, err)
 		}
 	}
+}
+
+// dropAndCreateAgain drops table t through r and creates it again (with
+// partitions, 0: the default), and returns once r's resolver runs the new
+// table's partitions (a release of the dropped one waited for them, as if
+// they were its own, for ever).
+func dropAndCreateAgain(ctx context.Context, t *testing.T, r *running, partitions int32) (dropped, created catalog.Table) {
+	t.Helper()
+	dropped, ok := r.srv.catalog.Get("t")
+	if !ok {
+		t.Fatal("table t not served")
+	}
+	if err := r.srv.catalog.Drop(ctx, "t", true, r.srv.dropHooks()); err != nil {
+		t.Fatal(err)
+	}
+	created, _, err := r.srv.catalog.Create(ctx, catalog.Table{Name: "t", Partitions: partitions})
+	if err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+	if created.CreatedAt.Equal(dropped.CreatedAt) {
+		t.Fatal("the table created again has the dropped one's created_at")
+	}
+	for !strings.HasPrefix(strings.Join(r.srv.resolver.Running(), " "), "t/") {
+		if ctx.Err() != nil {
+			t.Fatal("the resolver did not take up the table created again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return dropped, created
 }
