@@ -65,23 +65,18 @@ func TestOpenReleasesWhatWasMadeForTablesGone(t *testing.T) {
 		released []string
 		c        *Catalog
 	)
-	openCatalog(t, st, p, func(o *Options) {
-		o.Opening = func(cc *Catalog) { c = cc }
-		o.Release = func(ctx context.Context, tb Table) error {
-			return c.ReleaseTopics(ctx, tb, func(context.Context) error {
-				mu.Lock()
-				released = append(released, tb.Name+"@"+tb.CreatedAt.UTC().Format(time.RFC3339))
-				mu.Unlock()
-				p.mu.Lock()
-				made := slices.Contains(p.made, tb.Name)
-				p.mu.Unlock()
-				if made {
-					t.Errorf("%s released after its topics were made for the new table", tb.Name)
-				}
-				return p.Unprovision(ctx, tb)
-			})
+	openCatalog(t, st, p, releasing(&c, p, func(tb Table) error {
+		mu.Lock()
+		released = append(released, tb.Name+"@"+tb.CreatedAt.UTC().Format(time.RFC3339))
+		mu.Unlock()
+		p.mu.Lock()
+		made := slices.Contains(p.made, tb.Name)
+		p.mu.Unlock()
+		if made {
+			t.Errorf("%s released after its topics were made for the new table", tb.Name)
 		}
-	})
+		return nil
+	}))
 	slices.Sort(released)
 	if want := []string{"again@2020-01-01T00:00:00Z", "gone@2020-01-01T00:00:00Z"}; !slices.Equal(released, want) {
 		t.Fatalf("released at Open: %v, want %v", released, want)
@@ -327,17 +322,14 @@ func TestReleaseFailureToldUntilReleased(t *testing.T) {
 				}
 				setFail = func(f bool) { mu.Lock(); fail = f; mu.Unlock() }
 			)
-			c = openCatalog(t, st, p, func(o *Options) {
-				o.Opening = func(cc *Catalog) { c = cc }
-				o.Release = func(ctx context.Context, tb Table) error {
-					mu.Lock()
-					f := fail
-					mu.Unlock()
-					if f {
-						return errors.New("disk on fire")
-					}
-					return c.ReleaseTopics(ctx, tb, func(ctx context.Context) error { return p.Unprovision(ctx, tb) })
+			c = openCatalog(t, st, p, releasing(&c, p, func(Table) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if fail {
+					return errors.New("disk on fire")
 				}
+				return nil
+			}), func(o *Options) {
 				o.OnRelease = func(tb Table, err error) {
 					mu.Lock()
 					defer mu.Unlock()
@@ -387,5 +379,24 @@ func TestReleaseFailureToldUntilReleased(t *testing.T) {
 				t.Fatalf("told %q at the end; want the release told done", got)
 			}
 		})
+	}
+}
+
+// releasing sets up a catalog's releases as the server's: Release deletes
+// the table's topics from p (Unprovision) through ReleaseTopics, once
+// first (when set) let it go on; c gets the catalog as Open begins.
+func releasing(c **Catalog, p Provisioner, first func(Table) error) func(*Options) {
+	return func(o *Options) {
+		o.Opening = func(cc *Catalog) { *c = cc }
+		o.Release = func(ctx context.Context, tb Table) error {
+			return (*c).ReleaseTopics(ctx, tb, func(ctx context.Context) error {
+				if first != nil {
+					if err := first(tb); err != nil {
+						return err
+					}
+				}
+				return p.Unprovision(ctx, tb)
+			})
+		}
 	}
 }
