@@ -161,6 +161,11 @@ func TestGateBeforeStamping(t *testing.T) {
 		written bool
 	}{
 		{"re-created", &recreatedTables{n: 2}, false, ErrUnknownTable, false},
+		// Created again right after the write's checks, before Write
+		// looked the table up again to run it: it ran against the new
+		// table, the one the gate compared with, so a value checked
+		// against the old table's schema went into the new one.
+		{"re-created after the checks", &recreatedTables{n: 1}, false, ErrUnknownTable, false},
 		{"admit refuses", &recreatedTables{n: 1 << 30}, true, ErrUnavailable, false},
 		{"admitted", &recreatedTables{n: 1 << 30}, false, nil, true},
 	} {

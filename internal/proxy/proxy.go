@@ -265,7 +265,7 @@ func (p *Proxy) WithTracing(t *telemetry.Tracing) *Proxy {
 // drop waits for the writes that started before it saw the drop, not for
 // those still queued), and admit still lets writes through.
 func (p *Proxy) gate(t catalog.Table) error {
-	if cur, ok := p.tables.Get(t.Name); !ok || !cur.CreatedAt.Equal(t.CreatedAt) {
+	if p.replaced(t) {
 		return fmt.Errorf("%w: %q (dropped while the write waited to be stamped; nothing was written)", ErrUnknownTable, t.Name)
 	}
 	if p.admit != nil {
@@ -274,6 +274,13 @@ func (p *Proxy) gate(t catalog.Table) error {
 		}
 	}
 	return nil
+}
+
+// replaced reports whether t is no longer the table of its name: dropped,
+// or dropped and created again.
+func (p *Proxy) replaced(t catalog.Table) bool {
+	cur, ok := p.tables.Get(t.Name)
+	return !ok || !cur.CreatedAt.Equal(t.CreatedAt)
 }
 
 // unstamped asks again, once the mutations idx are stamped, whether
@@ -327,6 +334,7 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 	defer span.End()
 	res := make([]Result, len(muts))
 	byTable := map[string][]int{}
+	checked := map[string]catalog.Table{} // the table each was checked against
 	var order []string
 	for i := range muts {
 		t, err := p.validate(&muts[i])
@@ -345,14 +353,19 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 		}
 		if _, ok := byTable[t.Name]; !ok {
 			order = append(order, t.Name)
+			checked[t.Name] = t
 		}
 		byTable[t.Name] = append(byTable[t.Name], i)
 	}
 	for _, name := range order {
-		t, ok := p.tables.Get(name)
-		if !ok { // dropped since the checks
+		// Run against the table the mutations were checked against (their
+		// values against its schema): one dropped since, perhaps created
+		// again (the other tables of the request ran meanwhile), is not
+		// theirs.
+		t := checked[name]
+		if p.replaced(t) {
 			for _, i := range byTable[name] {
-				res[i].Err = fmt.Errorf("%w: %q", ErrUnknownTable, name)
+				res[i].Err = fmt.Errorf("%w: %q (dropped since the write was checked; nothing was written)", ErrUnknownTable, name)
 			}
 			continue
 		}
