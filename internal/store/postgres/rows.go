@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqlstore"
@@ -93,7 +95,14 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 // applyOnce runs the statement, bounded inside PostgreSQL by ctx's
 // deadline (see sqlstore.Budget), and marks the entries RETURNING names.
 // It is one round trip: a batch (one implicit transaction) of boundSQL and
-// the statement.
+// the statement, both unnamed statements parsed in the batch. A statement
+// prepared by pgx (its statement cache) is parsed in a round trip of its
+// own before the batch, the first time on each connection, and
+// PostgreSQL's parse takes the table's lock: behind another session's
+// ACCESS EXCLUSIVE lock it waited with no bound but the session's, and
+// the budget, taken before, then gave the INSERT its whole time from when
+// it started, past ctx's deadline (TestWriteBoundAfterPrepare). Parsed in
+// the batch, after boundSQL, the wait counts against the bound.
 func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -102,21 +111,59 @@ func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, 
 		return notSent{err}
 	}
 	defer conn.Release()
+	params, err := applyParams(conn.Conn().TypeMap(), b)
+	if err != nil {
+		return notSent{err}
+	}
 	// The bound is taken once a connection is at hand: the time spent
 	// waiting for one does not count against the database's budget.
 	budget, err := sqlstore.Budget(qctx, time.Now())
 	if err != nil {
 		return notSent{err}
 	}
-	batch := &pgx.Batch{}
-	batch.Queue(boundSQL, strconv.FormatInt(max(budget.Milliseconds(), 1), 10))
-	batch.Queue(applySQL(ident), b.Keys, b.Values, b.Versions, b.Deleted, b.SchemaIDs, jsonbDocs(b.Docs))
-	br := conn.SendBatch(qctx, batch)
-	if err := readApplied(br, b, applied); err != nil {
-		_ = br.Close()
-		return err
+	batch := &pgconn.Batch{}
+	batch.ExecParams(boundSQL, [][]byte{[]byte(strconv.FormatInt(max(budget.Milliseconds(), 1), 10))}, []uint32{pgtype.TextOID}, nil, nil)
+	batch.ExecParams(applySQL(ident), params, applyOIDs, binary(len(applyOIDs)), binary(1))
+	results, err := conn.Conn().PgConn().ExecBatch(qctx, batch).ReadAll()
+	if err != nil {
+		return err // the commit's outcome, or the statement's
 	}
-	return br.Close() // the commit's outcome
+	if len(results) != 2 {
+		return fmt.Errorf("%d results for a batch of 2 statements", len(results))
+	}
+	for _, row := range results[1].Rows {
+		if j, ok := b.Find(row[0]); ok {
+			applied[j] = true
+		}
+	}
+	return nil
+}
+
+// applyOIDs are the types of applySQL's parameters.
+var applyOIDs = []uint32{pgtype.ByteaArrayOID, pgtype.ByteaArrayOID, pgtype.Int8ArrayOID, pgtype.BoolArrayOID, pgtype.Int8ArrayOID, pgtype.TextArrayOID}
+
+// applyParams encodes the columns of b as applySQL's parameters, in the
+// binary format.
+func applyParams(m *pgtype.Map, b *sqlstore.Batch) ([][]byte, error) {
+	values := []any{b.Keys, b.Values, b.Versions, b.Deleted, b.SchemaIDs, jsonbDocs(b.Docs)}
+	params := make([][]byte, len(values))
+	for i, v := range values {
+		p, err := m.Encode(applyOIDs[i], pgtype.BinaryFormatCode, v, nil)
+		if err != nil {
+			return nil, fmt.Errorf("encode parameter %d: %w", i+1, err)
+		}
+		params[i] = p
+	}
+	return params, nil
+}
+
+// binary returns n binary format codes.
+func binary(n int) []int16 {
+	f := make([]int16, n)
+	for i := range f {
+		f[i] = pgtype.BinaryFormatCode
+	}
+	return f
 }
 
 // jsonbDocs returns docs with those jsonb cannot store (the escape
@@ -154,25 +201,6 @@ func hasNULEscape(doc string) bool {
 
 // KeepsDocuments implements store.DocumentStore: the doc column.
 func (s *Store) KeepsDocuments() bool { return true }
-
-// readApplied reads the results of the batch of applyOnce.
-func readApplied(br pgx.BatchResults, b *sqlstore.Batch, applied []bool) error {
-	rows, err := boundRows(br)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var key []byte
-		if err := rows.Scan(&key); err != nil {
-			return err
-		}
-		if j, ok := b.Find(key); ok {
-			applied[j] = true
-		}
-	}
-	return rows.Err()
-}
 
 // boundRows returns the rows of a batch of boundSQL and one query.
 func boundRows(br pgx.BatchResults) (pgx.Rows, error) {

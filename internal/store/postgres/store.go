@@ -42,12 +42,14 @@
 // Deadlocks and serialization failures are retried.
 //
 // The statement is bounded inside PostgreSQL by the caller's deadline: it
-// is sent in one pgx batch (one round trip, one implicit transaction)
-// after
+// is sent in one batch (one round trip, one implicit transaction) after
 //
 //	SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)
 //
-// with the time left less a margin (sqlstore.Budget), so a write the
+// with the time left less a margin (sqlstore.Budget), both unnamed
+// statements parsed in the batch (never prepared first: the parse takes
+// the table's lock, and a wait for it before the batch escaped the
+// bound), so a write the
 // caller gave up on cannot commit long after (DESIGN.md, "Ambiguous store
 // writes"). An ERROR from PostgreSQL (these timeouts included) rolled the
 // write back: Apply wraps store.ErrNotApplied, as for a write never sent;
