@@ -150,13 +150,15 @@ type KeyRead struct {
 }
 
 // MutationLimiter is a store that refuses rows above a size (Cassandra:
-// its request frame and mutation limits). The proxy refuses a larger
-// mutation before stamping it, with an error that names the limit,
-// instead of logging an intent the store then refuses (an ABORT, and a
-// client told to retry what can never be stored).
+// its request frame and mutation limits; MariaDB/MySQL: the server's
+// max_allowed_packet). The proxy refuses a larger mutation before
+// stamping it, with an error that names the limit, instead of logging an
+// intent the store then refuses (an ABORT, and a client told to retry
+// what can never be stored).
 type MutationLimiter interface {
 	// MutationLimit returns the largest len(Key)+len(Value) of a
-	// Mutation that Apply takes, and what sets it, for messages.
+	// Mutation that Apply takes, which is also the largest len(Doc), and
+	// what sets it, for messages.
 	MutationLimit() (bytes int, source string)
 }
 

@@ -95,10 +95,6 @@ import (
 const (
 	DefaultMaxConns     = 16
 	DefaultQueryTimeout = 5 * time.Second
-	// maxAllowedPacket is what the driver may send in one packet; the
-	// server's max_allowed_packet must be at least the largest row (1 MiB
-	// values plus 4 KiB keys); services.sh sets 64 MiB.
-	maxAllowedPacket = 64 << 20
 )
 
 // Dialect selects the SQL for the conditional write.
@@ -119,7 +115,8 @@ const (
 type Options struct {
 	// DSN of the primary in the driver's form, e.g.
 	// "wail:wail@tcp(127.0.0.1:3307)/wail". Open sets parseTime,
-	// interpolateParams=false and a 64 MiB maxAllowedPacket.
+	// interpolateParams=false and maxAllowedPacket to the server's
+	// max_allowed_packet (see limit.go).
 	DSN string
 	// ReplicaDSNs are read-only replicas, the cheaper read levels in order.
 	ReplicaDSNs []string
@@ -140,6 +137,7 @@ type Store struct {
 	levels   []string
 	dialect  Dialect
 	mariadb  bool // the server is MariaDB (not MySQL)
+	packet   int  // the primary's max_allowed_packet, as Open read it (limit.go)
 	timeout  time.Duration
 	log      *slog.Logger
 	closed   atomic.Bool
@@ -179,10 +177,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 func (s *Store) connect(ctx context.Context, opts Options) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	version, err := s.serverVersion(qctx, opts.DSN)
+	version, packet, err := s.serverVersion(qctx, opts.DSN)
 	if err != nil {
 		return s.classify(ctx, err)
 	}
+	s.packet = packet
 	if s.dialect == DialectAuto {
 		s.dialect = detectDialect(version)
 	}
@@ -217,8 +216,8 @@ func (s *Store) config(dsn string) (*mysql.Config, error) {
 	}
 	cfg.ParseTime = true
 	cfg.InterpolateParams = false
-	if cfg.MaxAllowedPacket < maxAllowedPacket {
-		cfg.MaxAllowedPacket = maxAllowedPacket
+	if s.packet > 0 {
+		cfg.MaxAllowedPacket = s.packet // limit.go
 	}
 	if cfg.Timeout <= 0 || cfg.Timeout > s.timeout {
 		cfg.Timeout = s.timeout // dial timeout
@@ -226,21 +225,21 @@ func (s *Store) config(dsn string) (*mysql.Config, error) {
 	return cfg, nil
 }
 
-// serverVersion asks a short-lived connection for SELECT VERSION().
-func (s *Store) serverVersion(ctx context.Context, dsn string) (string, error) {
+// serverVersion asks a short-lived connection for the server's version
+// and max_allowed_packet.
+func (s *Store) serverVersion(ctx context.Context, dsn string) (version string, packet int, _ error) {
 	cfg, err := s.config(dsn)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	db := sql.OpenDB(conn)
 	defer db.Close()
-	var version string
-	err = db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version)
-	return version, err
+	err = db.QueryRowContext(ctx, "SELECT VERSION(), @@max_allowed_packet").Scan(&version, &packet)
+	return version, packet, err
 }
 
 func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, error) {
