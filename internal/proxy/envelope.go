@@ -78,7 +78,8 @@ func eventOverhead(table string, key []byte) int {
 	return max(n, eventbus.Size(&e)+binary.MaxVarintLen64)
 }
 
-// fitsStore refuses a mutation whose row the store would refuse for its
+// fitsStore refuses a mutation whose row, or document (a typed value's
+// JSON, which a DocumentStore keeps too), the store would refuse for its
 // size (store.MutationLimiter): without it, the write would be logged,
 // refused by the store, aborted, and answered as unavailable, and every
 // retry would go the same way.
@@ -95,6 +96,10 @@ func (p *Proxy) fitsStore(m *Mutation) error {
 	if n > limit {
 		return fmt.Errorf("%w: key and value are %d bytes; the store takes rows of at most %d bytes (%s): "+
 			"keep large values elsewhere and write a reference, or lower limits.max_value_bytes to match", ErrInvalid, n, limit, source)
+	}
+	if len(m.Doc) > limit {
+		return fmt.Errorf("%w: the value's JSON document is %d bytes; the store takes at most %d bytes (%s): "+
+			"keep large values elsewhere and write a reference", ErrInvalid, len(m.Doc), limit, source)
 	}
 	return nil
 }

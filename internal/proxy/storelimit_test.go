@@ -13,10 +13,11 @@ import (
 	"github.com/wail-cdc/wail/internal/store"
 )
 
-// limitedStore is a store that takes rows (key and value) of at most
-// limit bytes, and says so (store.MutationLimiter); a larger one is
-// refused before it is written, as Cassandra refuses a request larger
-// than its frame or mutation limit.
+// limitedStore is a store that takes rows (key and value) and documents
+// of at most limit bytes, and says so (store.MutationLimiter); a larger
+// one is refused before it is written, as Cassandra refuses a request
+// larger than its frame or mutation limit, MariaDB a parameter larger
+// than its max_allowed_packet.
 type limitedStore struct {
 	Store
 	limit int
@@ -26,14 +27,15 @@ func (l limitedStore) MutationLimit() (int, string) { return l.limit, "the test 
 
 func (l limitedStore) Apply(ctx context.Context, table string, muts []store.Mutation) ([]store.Outcome, error) {
 	for _, m := range muts {
-		if len(m.Key)+len(m.Value) > l.limit {
+		if len(m.Key)+len(m.Value) > l.limit || len(m.Doc) > l.limit {
 			return nil, fmt.Errorf("%w: request too big", store.ErrNotApplied)
 		}
 	}
 	return l.Store.Apply(ctx, table, muts)
 }
 
-// TestStoreMutationLimit: a row larger than the store takes is refused
+// TestStoreMutationLimit: a row (or a typed value's JSON document, which
+// a DocumentStore keeps too) larger than the store takes is refused
 // before it is stamped (InvalidArgument, naming the store's limit), not
 // logged, tried, aborted and answered "unavailable, retry", which a retry
 // can never cure; a row at the limit is written.
@@ -50,6 +52,9 @@ func TestStoreMutationLimit(t *testing.T) {
 		{"one byte over", Mutation{Table: "tx", Key: []byte("key"), Value: make([]byte, limit-2)},
 			"key and value are 11 bytes; the store takes rows of at most 10 bytes (the test store's limit)"},
 		{"over with the key alone", Mutation{Table: "tx", Key: []byte("12345678"), Value: make([]byte, 3)}, "are 11 bytes"},
+		{"a document at the limit", Mutation{Table: "tx", Key: []byte("key"), Value: []byte("v"), Doc: make([]byte, limit)}, ""},
+		{"a document over", Mutation{Table: "tx", Key: []byte("key"), Value: []byte("v"), Doc: make([]byte, limit+1)},
+			"the value's JSON document is 11 bytes; the store takes at most 10 bytes (the test store's limit)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
