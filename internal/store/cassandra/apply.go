@@ -136,10 +136,12 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 	// by another try, through the node the driver picks next, while the
 	// write may still be sent (the same INSERT: idempotent).
 	for try := 1; ; try++ {
-		if err := s.sendable(ctx, time.Now()); err != nil {
+		sctx, done, err := s.sendable(ctx, time.Now())
+		if err != nil {
 			return keyResult{err: err}
 		}
-		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(ctx).Consistency(cl).Idempotent(true).Exec()
+		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(sctx).Consistency(cl).Idempotent(true).Exec()
+		done()
 		s.noteWriteError(err)
 		switch {
 		case err == nil:
@@ -156,16 +158,24 @@ const writeTries = 3
 // sendable says whether an INSERT may go out now: only when the cluster's
 // own bound on it, write_request_timeout after the coordinator received
 // it, ends before ctx's deadline, so that no replica applies it after the
-// deadline. Without a deadline there is nothing to bound.
-func (s *Store) sendable(ctx context.Context, now time.Time) error {
+// deadline. It returns the context to send it under: one that ends the
+// bound before ctx's deadline, so that an INSERT delayed after this check
+// (a prepare round trip on a node that has not prepared the statement, a
+// re-prepare after UNPREPARED, a slow connection) is not sent later than
+// that; a query that reaches its end after going out has an unknown
+// outcome, as one that reaches ctx's. Without a deadline there is nothing
+// to bound.
+func (s *Store) sendable(ctx context.Context, now time.Time) (context.Context, context.CancelFunc, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
-		return nil
+		return ctx, func() {}, nil
 	}
-	if left := deadline.Sub(now); left < s.writeTimeout {
-		return fmt.Errorf("%w: %s left before the write's deadline, less than the cluster's write_request_timeout (%s) during which a replica "+
+	bound := s.writeBound()
+	if left := deadline.Sub(now); left < bound {
+		return nil, func() {}, fmt.Errorf("%w: %s left before the write's deadline, less than the cluster's write_request_timeout (%s) during which a replica "+
 			"may still apply it, so it was not sent: raise the table's visibility window (the store write gets three quarters of it) "+
-			"or lower write_request_timeout", store.ErrNotApplied, left.Round(time.Millisecond), s.writeTimeout)
+			"or lower write_request_timeout", store.ErrNotApplied, left.Round(time.Millisecond), bound)
 	}
-	return nil
+	sctx, cancel := context.WithDeadline(ctx, deadline.Add(-bound))
+	return sctx, cancel, nil
 }

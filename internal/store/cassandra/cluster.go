@@ -53,7 +53,7 @@ type Cluster struct {
 // Nodes asks every node the driver knows about itself: release, schema
 // version, commit log mode and write_request_timeout.
 func (s *Store) Nodes(ctx context.Context) (Cluster, error) {
-	c := Cluster{Keyspace: s.ks, Replication: s.replication, LocalDC: s.localDC, WriteRequestTimeout: s.writeTimeout}
+	c := Cluster{Keyspace: s.ks, Replication: s.replication, LocalDC: s.localDC, WriteRequestTimeout: s.writeBound()}
 	if err := s.checkOpen(); err != nil {
 		return c, fmt.Errorf("cassandra: nodes: %w", err)
 	}
@@ -127,8 +127,9 @@ func parseCassandraDuration(v string) (time.Duration, error) {
 }
 
 // learnSettings takes the largest write_request_timeout of the nodes (and
-// the configured one) as the bound of a write, and warns about nodes whose
-// commit log shows writes before they are on disk.
+// the configured one) as the bound of a write, as it does the row limit
+// (limits.go, which asks again later), and warns about nodes whose commit
+// log shows writes before they are on disk.
 func (s *Store) learnSettings(ctx context.Context) {
 	c, err := s.Nodes(ctx)
 	if err != nil {
@@ -136,17 +137,13 @@ func (s *Store) learnSettings(ctx context.Context) {
 	}
 	told := false
 	for _, n := range c.Nodes {
-		if n.WriteRequestTimeout > 0 {
-			told = true
-			s.writeTimeout = max(s.writeTimeout, n.WriteRequestTimeout)
-		}
+		told = told || n.WriteRequestTimeout > 0
 		if n.Answered && n.CommitlogSync == "periodic" {
 			s.log.Warn("a Cassandra node runs commitlog_sync: periodic: it shows writes before they are on disk, so an event could carry a version "+
 				"that a crash of its replicas takes back; set commitlog_sync: batch (or group) on every node", "node", n.Address)
 		}
 	}
-	if !told && s.writeTimeout == 0 {
-		s.writeTimeout = DefaultWriteRequestTimeout
+	if !told && s.writeFloor == 0 {
 		s.log.Warn("no Cassandra node told its write_request_timeout (system_views.settings); assuming Cassandra's default; "+
 			"set store.cassandra.write_request_timeout to the cluster's", "assumed", DefaultWriteRequestTimeout)
 	}

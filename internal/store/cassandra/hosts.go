@@ -2,19 +2,32 @@ package cassandra
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/gocql/gocql"
 )
 
 // hostPolicy is the driver's token-aware, data-center-aware host selection
-// with two additions: it keeps the driver's view of every node (for
-// Nodes), and a query whose context names a node (onHost) goes to that
-// node only: node-local tables such as system.local and
-// system_views.settings are read node by node that way.
+// with three additions: it keeps the driver's view of every node (for
+// Nodes); a query whose context names a node (onHost) goes to that node
+// only: node-local tables such as system.local and system_views.settings
+// are read node by node that way; and no other query goes to a node of
+// another data center. The driver's data-center-aware policy ends its
+// plans with the other data centers' nodes, which a request reaches when
+// the local ones cannot take it (down, no connection, a read retried on
+// the next node): LOCAL_QUORUM and LOCAL_ONE count the replicas of the
+// coordinator's data center, so a write through a remote coordinator is
+// acknowledged by that data center's replicas only, and a read there
+// consults only those, missing what a local quorum acknowledged: the
+// overlap Open checks holds in the local data center only.
 type hostPolicy struct {
 	gocql.HostSelectionPolicy
+	localDC string // "": any
 
 	mu    sync.Mutex
 	hosts map[string]*gocql.HostInfo // by host id
@@ -27,6 +40,7 @@ func newHostPolicy(localDC string) *hostPolicy {
 	}
 	return &hostPolicy{
 		HostSelectionPolicy: gocql.TokenAwareHostPolicy(fallback, gocql.ShuffleReplicas()),
+		localDC:             localDC,
 		hosts:               map[string]*gocql.HostInfo{},
 	}
 }
@@ -57,6 +71,22 @@ func (p *hostPolicy) known() []*gocql.HostInfo {
 	return out
 }
 
+// checkLocalDC refuses a local data center that none of the nodes the
+// driver may use is in (a typo in local_dc, or coordinators all in another
+// data center): requests go to its nodes only, so every one would fail "no
+// hosts available", which reads as an outage to wait out.
+func (p *hostPolicy) checkLocalDC() error {
+	dcs := map[string]bool{}
+	for _, h := range p.known() {
+		if h.DataCenter() == p.localDC {
+			return nil
+		}
+		dcs[h.DataCenter()] = true
+	}
+	return fmt.Errorf("no node is in data center %q (local_dc), the only one requests go to: the nodes it may use (coordinators, when set) are in %s; "+
+		"set local_dc to this process's data center", p.localDC, strings.Join(slices.Sorted(maps.Keys(dcs)), ", "))
+}
+
 type hostKey struct{}
 
 // onHost makes the queries run with ctx go to the node h only.
@@ -77,7 +107,18 @@ func (p *hostPolicy) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 			}
 		}
 	}
-	return p.HostSelectionPolicy.Pick(q)
+	next := p.HostSelectionPolicy.Pick(q)
+	if p.localDC == "" {
+		return next
+	}
+	return func() gocql.SelectedHost {
+		for {
+			h := next()
+			if h == nil || h.Info() != nil && h.Info().DataCenter() == p.localDC {
+				return h
+			}
+		}
+	}
 }
 
 type pinned struct{ h *gocql.HostInfo }

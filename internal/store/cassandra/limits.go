@@ -36,14 +36,19 @@ const rowSlack = 1 << 10
 // settings, is seen within it.
 const rowLimitTTL = time.Minute
 
-// limits is the row limit and what the nodes told of it.
+// limits is the row limit and the write bound, and what the nodes told
+// of them.
 type limits struct {
 	mu         sync.Mutex
 	rowLimit   int    // the largest key and value Apply takes
 	rowLimitBy string // what sets it, for messages
-	at         time.Time
-	told       map[string]Node // by host id: the last sizes each node told
-	refreshing bool
+	// writeTimeout is the bound of a write (sendable): the largest
+	// write_request_timeout a node told, at least the configured one
+	// (Store.writeFloor), Cassandra's default when neither.
+	writeTimeout time.Duration
+	at           time.Time
+	told         map[string]Node // by host id: the last settings each node told
+	refreshing   bool
 }
 
 // MutationLimit is the largest len(Key)+len(Value) of a mutation that
@@ -55,15 +60,34 @@ type limits struct {
 func (s *Store) MutationLimit() (int, string) {
 	s.limits.mu.Lock()
 	defer s.limits.mu.Unlock()
+	s.refreshDueLocked()
+	return s.limits.rowLimit, s.limits.rowLimitBy
+}
+
+// writeBound is how long after the coordinator received a write a replica
+// may still apply it: the largest write_request_timeout of the nodes,
+// asked again, as the row limit, once it is rowLimitTTL old (a node
+// restarted with a larger one, or given it by nodetool settimeout, is seen
+// within that), never below the configured one. It never waits.
+func (s *Store) writeBound() time.Duration {
+	s.limits.mu.Lock()
+	defer s.limits.mu.Unlock()
+	s.refreshDueLocked()
+	return s.limits.writeTimeout
+}
+
+// refreshDueLocked starts asking the nodes in the background once what
+// they told is rowLimitTTL old (or a write was refused as too large).
+func (s *Store) refreshDueLocked() {
 	if s.askLimits != nil && !s.limits.refreshing && s.clock().Sub(s.limits.at) >= rowLimitTTL && !s.closed.Load() {
 		s.limits.refreshing = true
 		s.bg.Add(1)
 		go s.refreshLimits()
 	}
-	return s.limits.rowLimit, s.limits.rowLimitBy
 }
 
-// refreshLimits asks every node for its sizes and sets the row limit.
+// refreshLimits asks every node for its settings and sets the row limit
+// and the write bound.
 func (s *Store) refreshLimits() {
 	defer s.bg.Done()
 	nodes, err := s.askLimits(s.bgCtx)
@@ -104,28 +128,47 @@ func (s *Store) noteWriteError(err error) {
 	s.limits.mu.Unlock()
 }
 
-// learnRowLimit sets the row limit from what the nodes told.
+// learnRowLimit sets the row limit and the write bound from what the
+// nodes told.
 func (s *Store) learnRowLimit(nodes []Node) {
 	s.limits.mu.Lock()
 	defer s.limits.mu.Unlock()
 	s.learnRowLimitLocked(nodes)
 }
 
-// learnRowLimitLocked sets the row limit from nodes, the cluster's nodes
-// as the driver knows them now: a node that did not answer counts with
-// what it told last, a node no longer listed (removed) no more.
+// learnRowLimitLocked sets the row limit and the write bound from nodes,
+// the cluster's nodes as the driver knows them now: a node that did not
+// answer counts with what it told last, and so does a setting a node did
+// not tell this time (it answered system.local, but its settings could not
+// be read: forgotten, a larger write_request_timeout would no longer bound
+// the writes, or a smaller size no longer the rows); a node no longer
+// listed (removed) counts no more.
 func (s *Store) learnRowLimitLocked(nodes []Node) {
 	told := map[string]Node{}
 	for _, n := range nodes {
 		id := cmp.Or(n.HostID, n.Address)
-		if n.MaxFrameSize > 0 || n.MaxMutationSize > 0 || n.Answered {
+		last, ok := s.limits.told[id]
+		switch {
+		case n.MaxFrameSize > 0 || n.MaxMutationSize > 0 || n.WriteRequestTimeout > 0 || n.Answered:
+			if ok {
+				n.MaxFrameSize = cmp.Or(n.MaxFrameSize, last.MaxFrameSize)
+				n.MaxMutationSize = cmp.Or(n.MaxMutationSize, last.MaxMutationSize)
+				n.WriteRequestTimeout = cmp.Or(n.WriteRequestTimeout, last.WriteRequestTimeout)
+			}
 			told[id] = n
-		} else if last, ok := s.limits.told[id]; ok {
+		case ok:
 			told[id] = last
 		}
 	}
 	s.limits.told, s.limits.at = told, s.clock()
 	sorted := slices.SortedFunc(maps.Values(told), func(a, b Node) int { return strings.Compare(a.Address, b.Address) })
+	s.limits.writeTimeout = s.writeFloor
+	for _, n := range sorted {
+		s.limits.writeTimeout = max(s.limits.writeTimeout, n.WriteRequestTimeout)
+	}
+	if s.limits.writeTimeout <= 0 {
+		s.limits.writeTimeout = DefaultWriteRequestTimeout
+	}
 	limit, by := int64(0), ""
 	for _, n := range sorted {
 		for _, st := range []struct {

@@ -55,7 +55,8 @@
 // replica drops a mutation older than that (counted from when the
 // coordinator received the request). Apply sends an INSERT only when at
 // least that much time is left before ctx's deadline, so no replica can
-// apply it after the deadline (DESIGN.md, "Ambiguous store writes").
+// apply it after the deadline (DESIGN.md, "Ambiguous store writes"). The
+// nodes are asked for it at Open and again every minute (limits.go).
 //
 // Leases (lease.go), the catalog's swaps (catalog.go) and the tables'
 // generations at create and drop (generation.go) are the only
@@ -124,7 +125,8 @@ type Options struct {
 	ReadLadder []Consistency
 	// Coordinators, when set, are the only nodes (addresses) requests go
 	// to; every node still holds its replicas. Empty: every node of the
-	// local data center, token-aware.
+	// local data center, token-aware. Requests never go to a node of
+	// another data center (hosts.go), so coordinators must be local.
 	Coordinators []string
 	// Conns per node; 0 means DefaultConns.
 	Conns int
@@ -136,7 +138,9 @@ type Options struct {
 	// WriteRequestTimeout is the cluster's write_request_timeout: how long
 	// a replica may still apply a write. Open reads it from every node
 	// (system_views.settings) and keeps the largest of what they say and
-	// this; when no node tells and this is 0, Cassandra's default (2s).
+	// this, and the store asks the nodes again every minute (a node
+	// restarted with another, or given one by nodetool settimeout); when
+	// no node tells and this is 0, Cassandra's default (2s).
 	WriteRequestTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
@@ -144,21 +148,21 @@ type Options struct {
 
 // Store is a store.Store on Cassandra. It is safe for concurrent use.
 type Store struct {
-	session      *gocql.Session
-	policy       *hostPolicy
-	ks           string
-	localDC      string
-	ladder       []Consistency
-	levels       []string
-	write        Consistency
-	tableWrite   map[string]Consistency
-	inFlight     int
-	timeout      time.Duration
-	writeTimeout time.Duration
-	limits       limits // the largest key and value Apply takes (limits.go)
-	replication  Replication
-	log          *slog.Logger
-	closed       atomic.Bool
+	session     *gocql.Session
+	policy      *hostPolicy
+	ks          string
+	localDC     string
+	ladder      []Consistency
+	levels      []string
+	write       Consistency
+	tableWrite  map[string]Consistency
+	inFlight    int
+	timeout     time.Duration
+	writeFloor  time.Duration // Options.WriteRequestTimeout: the least bound of a write (limits.go)
+	limits      limits        // the largest key and value Apply takes, the bound of a write (limits.go)
+	replication Replication
+	log         *slog.Logger
+	closed      atomic.Bool
 
 	tables sqlstore.Tables // known to exist
 	gens   gens            // the tables' current generations (generation.go)
@@ -212,7 +216,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("cassandra: open: %w", err)
 	}
 	s.log.Debug("cassandra store opened", "keyspace", s.ks, "local_dc", s.localDC, "levels", s.levels,
-		"write", levelName(s.write), "write_request_timeout", s.writeTimeout)
+		"write", levelName(s.write), "write_request_timeout", s.writeBound())
 	return s, nil
 }
 
@@ -220,7 +224,7 @@ func newStore(opts Options) (*Store, error) {
 	s := &Store{
 		ks: opts.Keyspace, localDC: opts.LocalDC, ladder: opts.ReadLadder, write: opts.Write,
 		tableWrite: opts.TableWrite, inFlight: opts.InFlight, timeout: opts.QueryTimeout,
-		writeTimeout: opts.WriteRequestTimeout, replication: opts.Replication, log: opts.Logger,
+		writeFloor: opts.WriteRequestTimeout, replication: opts.Replication, log: opts.Logger,
 	}
 	if len(opts.Hosts) == 0 {
 		return nil, errors.New("no hosts given")
@@ -278,6 +282,9 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		return fmt.Errorf("%w: hosts %v: %w", store.ErrUnavailable, opts.Hosts, err)
 	}
 	s.session = session
+	if err := s.policy.checkLocalDC(); err != nil {
+		return err
+	}
 	if err := s.prepareKeyspace(ctx); err != nil {
 		return err
 	}

@@ -82,23 +82,24 @@ func TestWriteTimestampIsTheVersion(t *testing.T) {
 // written; with enough time it goes through.
 func TestWriteBound(t *testing.T) {
 	s := openTest(t, testOptions(t))
-	if s.writeTimeout <= 0 {
-		t.Fatalf("write_request_timeout not learned: %v", s.writeTimeout)
+	bound := s.writeBound()
+	if bound <= 0 {
+		t.Fatalf("write_request_timeout not learned: %v", bound)
 	}
-	t.Logf("write_request_timeout %s", s.writeTimeout)
+	t.Logf("write_request_timeout %s", bound)
 	if err := s.CreateTable(t.Context(), "bound"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), s.writeTimeout/2)
+	ctx, cancel := context.WithTimeout(t.Context(), bound/2)
 	defer cancel()
 	_, err := s.Apply(ctx, "bound", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 5}})
 	if !errors.Is(err, store.ErrNotApplied) {
-		t.Fatalf("Apply with %s left: %v, want ErrNotApplied", s.writeTimeout/2, err)
+		t.Fatalf("Apply with %s left: %v, want ErrNotApplied", bound/2, err)
 	}
 	if _, found, err := s.Get(t.Context(), "bound", []byte("k"), 1); err != nil || found {
 		t.Fatalf("after a write that was not sent: found=%v err=%v", found, err)
 	}
-	ctx, cancel = context.WithTimeout(t.Context(), s.writeTimeout+5*time.Second)
+	ctx, cancel = context.WithTimeout(t.Context(), bound+5*time.Second)
 	defer cancel()
 	if out, err := s.Apply(ctx, "bound", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 5}}); err != nil || !out[0].Applied {
 		t.Fatalf("Apply with enough time: %v, %v", out, err)

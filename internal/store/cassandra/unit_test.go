@@ -247,22 +247,38 @@ func TestClassification(t *testing.T) {
 	}
 }
 
+// TestSendable: an INSERT goes out only with at least the cluster's
+// write bound left before the write's deadline, and it runs under a
+// deadline that much earlier: a send delayed after the check (a prepare
+// round trip on a node that has not prepared it, a re-prepare after
+// UNPREPARED, a slow connection) must not go out later than that, or a
+// replica could apply it up to the bound past the write's deadline, after
+// the resolver gave up on the intent (a stored version without an event).
 func TestSendable(t *testing.T) {
 	t.Parallel()
-	s := &Store{writeTimeout: 2 * time.Second}
+	s := &Store{writeFloor: 2 * time.Second}
+	s.learnRowLimit(nil)
 	now := time.Now()
 	ctx, cancel := context.WithDeadline(context.Background(), now.Add(1999*time.Millisecond))
 	defer cancel()
-	if err := s.sendable(ctx, now); !errors.Is(err, store.ErrNotApplied) || !strings.Contains(err.Error(), "write_request_timeout (2s)") {
+	if _, _, err := s.sendable(ctx, now); !errors.Is(err, store.ErrNotApplied) || !strings.Contains(err.Error(), "write_request_timeout (2s)") {
 		t.Errorf("1.999s left, 2s bound: %v", err)
 	}
-	ctx2, cancel2 := context.WithDeadline(context.Background(), now.Add(2*time.Second))
-	defer cancel2()
-	if err := s.sendable(ctx2, now); err != nil {
-		t.Errorf("2s left, 2s bound: %v", err)
+	for _, left := range []time.Duration{2 * time.Second, 5 * time.Second} {
+		ctx2, cancel2 := context.WithDeadline(context.Background(), now.Add(left))
+		sctx, done, err := s.sendable(ctx2, now)
+		if err != nil {
+			t.Errorf("%s left, 2s bound: %v", left, err)
+		} else if d, _ := sctx.Deadline(); !d.Equal(now.Add(left - 2*time.Second)) {
+			t.Errorf("%s left, 2s bound: the INSERT runs until %s after the check, want %s (it could go out later)", left, d.Sub(now), left-2*time.Second)
+		}
+		done()
+		cancel2()
 	}
-	if err := s.sendable(context.Background(), now); err != nil {
-		t.Errorf("no deadline: %v", err)
+	sctx, done, err := s.sendable(context.Background(), now)
+	defer done()
+	if _, ok := sctx.Deadline(); err != nil || ok {
+		t.Errorf("no deadline: %v, deadline %v", err, ok)
 	}
 }
 
@@ -446,6 +462,8 @@ func TestRowLimitRefresh(t *testing.T) {
 			"native_transport_max_frame_size=4194304 bytes on Cassandra node a", 4},
 		{"another error does not ask", []Node{sizes("a", 2*mib, 16*mib)}, time.Second, errors.New("Operation timed out"),
 			4*mib - rowSlack, "node a", 4},
+		{"node a answers, its settings do not: what it told last", []Node{sizes("a", 0, 0)}, rowLimitTTL, nil,
+			4*mib - rowSlack, "native_transport_max_frame_size=4194304 bytes on Cassandra node a", 5},
 	}
 	for _, st := range steps {
 		if st.cluster != nil {
@@ -458,6 +476,63 @@ func TestRowLimitRefresh(t *testing.T) {
 		got, by := limit()
 		if got != st.want || !strings.Contains(by, st.by) || asked != st.asks {
 			t.Fatalf("%s: limit %d (%s) after %d asks, want %d (%s) after %d", st.name, got, by, asked, st.want, st.by, st.asks)
+		}
+	}
+}
+
+// TestWriteBoundFollowsTheCluster: the bound of a write (how long a
+// replica may still apply it) follows the nodes' write_request_timeout
+// after Open, as the row limit does: a node restarted with a larger one
+// (or given it by nodetool settimeout) is seen once the bound is
+// rowLimitTTL old, and an INSERT is then sent only with that much time
+// left; a node that does not answer counts with what it told last, a
+// node removed no more, and one whose settings could not be read (it
+// answered system.local, not system_views.settings) what it told last of
+// them; the configured timeout stays a floor.
+func TestWriteBoundFollowsTheCluster(t *testing.T) {
+	told := func(addr string, d time.Duration) Node {
+		return Node{Address: addr, HostID: "id-" + addr, Answered: true, WriteRequestTimeout: d}
+	}
+	silent := func(addr string) Node { return Node{Address: addr, HostID: "id-" + addr} }
+	// system.local answered, system_views.settings did not (a timeout).
+	unread := func(addr string) Node {
+		return Node{Address: addr, HostID: "id-" + addr, Answered: true, Err: errors.New("system_views.settings: timeout")}
+	}
+	now := time.Unix(1000, 0)
+	var cluster []Node
+	s := &Store{now: func() time.Time { return now }, bgCtx: t.Context(), writeFloor: 500 * time.Millisecond}
+	s.askLimits = func(context.Context) ([]Node, error) { return cluster, nil }
+	s.learnRowLimit([]Node{told("a", 500*time.Millisecond)}) // as Open
+	steps := []struct {
+		name    string
+		cluster []Node
+		advance time.Duration
+		left    time.Duration // before the write's deadline
+		sent    bool
+	}{
+		{"as at Open", []Node{told("a", 500*time.Millisecond)}, 0, 600 * time.Millisecond, true},
+		{"node a raised to 2s, within the TTL", []Node{told("a", 2*time.Second)}, rowLimitTTL / 2, 600 * time.Millisecond, true},
+		{"node a raised to 2s, after the TTL", nil, rowLimitTTL / 2, 1900 * time.Millisecond, false},
+		{"node a at 2s: enough left", nil, 0, 2 * time.Second, true},
+		{"node a silent: what it told last", []Node{silent("a"), told("b", time.Second)}, rowLimitTTL, 1900 * time.Millisecond, false},
+		{"node a removed", []Node{told("b", time.Second)}, rowLimitTTL, 1100 * time.Millisecond, true},
+		{"below the configured floor", []Node{told("b", 100*time.Millisecond)}, rowLimitTTL, 400 * time.Millisecond, false},
+		{"node b raised to 3s", []Node{told("b", 3*time.Second)}, rowLimitTTL, 2900 * time.Millisecond, false},
+		{"node b answers, its settings do not: what it told last", []Node{unread("b")}, rowLimitTTL, 2900 * time.Millisecond, false},
+	}
+	for _, st := range steps {
+		if st.cluster != nil {
+			cluster = st.cluster
+		}
+		now = now.Add(st.advance)
+		s.MutationLimit() // starts a refresh when one is due
+		s.bg.Wait()
+		ctx, cancel := context.WithDeadline(t.Context(), now.Add(st.left))
+		_, done, err := s.sendable(ctx, now)
+		done()
+		cancel()
+		if sent := err == nil; sent != st.sent {
+			t.Fatalf("%s: %s left: sent=%v (%v), want %v", st.name, st.left, sent, err, st.sent)
 		}
 	}
 }
