@@ -18,7 +18,12 @@
 //	                     partition intentlog.Partition(key, n) explicitly
 //	                     (manual partitioner, n from metadata, cached);
 //	                     returns once every record is acknowledged, with
-//	                     Partition, Offset and Timestamp from the ack
+//	                     Partition, Offset and Timestamp from the ack;
+//	                     record batches (of the Log's producer and the
+//	                     members') are at most the topic's
+//	                     max.message.bytes when it was read (RecordLimit)
+//	                     before the first produce to the partition, else
+//	                     MaxMessageBytes (limits.go: batchMaxBytes)
 //	Record.Timestamp     CreateTime in milliseconds, set by Append from the
 //	                     local clock, never decreasing within one Log
 //	Record.Value nil     a null value: a compaction tombstone

@@ -68,10 +68,19 @@ func Open(_ context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: open: %w", err)
 	}
+	l := &Log{
+		opts:    opts,
+		names:   names(opts.TopicNames),
+		common:  common,
+		parts:   map[string]int32{},
+		purges:  map[string]uint64{},
+		readers: map[*reader]struct{}{},
+		members: map[*Member]struct{}{},
+	}
 	producer := append(append([]kgo.Opt{}, common...),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs it
-		kgo.ProducerBatchMaxBytes(opts.MaxMessageBytes),
+		kgo.ProducerBatchMaxBytesFn(l.batchMaxBytes),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(opts.Linger),
 		kgo.ProduceRequestTimeout(opts.RequestTimeout),
@@ -81,19 +90,9 @@ func Open(_ context.Context, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: open: %w", err)
 	}
-	adm := kadm.NewClient(cl)
-	adm.SetTimeoutMillis(int32(opts.RequestTimeout.Milliseconds()))
-	return &Log{
-		opts:    opts,
-		names:   names(opts.TopicNames),
-		common:  common,
-		cl:      cl,
-		adm:     adm,
-		parts:   map[string]int32{},
-		purges:  map[string]uint64{},
-		readers: map[*reader]struct{}{},
-		members: map[*Member]struct{}{},
-	}, nil
+	l.cl, l.adm = cl, kadm.NewClient(cl)
+	l.adm.SetTimeoutMillis(int32(opts.RequestTimeout.Milliseconds()))
+	return l, nil
 }
 
 // Ping checks that a broker answers.

@@ -126,6 +126,38 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 	return n, err
 }
 
+// batchMaxBytes is the producers' limit on a record batch to topic
+// (Kafka's name), which kgo asks when it first produces to a partition of
+// it: Options.MaxMessageBytes, or the topic's max.message.bytes when that
+// was read (RecordLimit, CreateTopic) and is lower. Kept at the producer's
+// limit, a batch gathering the records of concurrent Appends (or of one
+// transaction) that each fit the topic could exceed it, and the broker
+// refused the whole batch: every Append in it failed with ErrTooLarge.
+// kgo counts a batch with the length prefix of the request's records
+// field, 4 bytes (producerBatchOverhead - brokerBatchOverhead), or 1 to 4
+// on flexible produce versions: the limit is the topic's plus 4, so that a
+// record of RecordLimit goes through, and a batch of several records can
+// still exceed the topic's limit by a byte or two on flexible versions
+// (one for limits of 16 KiB to 2 MiB), which the broker refuses. It never waits: a limit not yet read is the
+// producer's, and a change of the topic's is seen by partitions kgo
+// discovers later (a new Log, a purged topic).
+func (l *Log) batchMaxBytes(topic string) int32 {
+	n := l.opts.MaxMessageBytes
+	c := &l.limits
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tl := c.topics[topic]; tl != nil && !tl.read.IsZero() {
+		topicMax := tl.bytes + producerBatchOverhead - brokerBatchOverhead
+		if topicMax < int(n) {
+			n = int32(max(topicMax, minBatchMaxBytes))
+		}
+	}
+	return n
+}
+
+// minBatchMaxBytes is the least batch limit kgo takes.
+const minBatchMaxBytes = 512
+
 // firstRead bounds the first read of a topic's max.message.bytes.
 const firstRead = 2 * time.Second
 
@@ -174,9 +206,10 @@ func (l *Log) describeMaxMessageBytes(ctx context.Context, topic string) (int, e
 // AppendLimit returns the largest total of records (each counted as
 // RecordLimit counts one) that an Append, or a transaction, to one
 // partition of topic is sure to get through in one record batch: the
-// record limit. The producer splits more into batches of up to its own
-// limit, which a broker whose max.message.bytes for the topic is lower
-// refuses as a whole.
+// record limit. The producer splits more into batches of up to the
+// topic's max.message.bytes as it was when the producer first wrote to
+// the partition (batchMaxBytes); a batch over a limit lowered since then
+// the broker refuses as a whole.
 func (l *Log) AppendLimit(ctx context.Context, topic string) (int, error) {
 	n, _, err := l.RecordLimit(ctx, topic)
 	return n, err

@@ -153,7 +153,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 			kgo.TransactionTimeout(opts.TransactionTimeout),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.ProducerBatchMaxBytes(l.opts.MaxMessageBytes),
+			kgo.ProducerBatchMaxBytesFn(l.batchMaxBytes),
 			kgo.ProducerBatchCompression(codec),
 			kgo.ProducerLinger(l.opts.Linger), // kgo's default (10 ms) would be on every transaction
 			kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
