@@ -46,6 +46,15 @@ type API struct {
 	// then closed (/healthz and /metrics are answered); past 64 such
 	// connections at once, a new one is closed without an answer.
 	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerClient bounds the connections of one client
+	// address among MaxConnections (a larger value counts as
+	// MaxConnections), so that one client (a leak of connections, a
+	// slowloris from one host) cannot take every place. Past it, that
+	// address's new connections are answered as past MaxConnections.
+	// Behind a load balancer or proxy that does not keep client
+	// addresses, its clients share its address: raise it to
+	// MaxConnections there.
+	MaxConnectionsPerClient int `yaml:"max_connections_per_client"`
 	// MaxStreamsPerConnection bounds the calls (HTTP/2 streams) one
 	// connection runs at once; clients open another connection for more.
 	MaxStreamsPerConnection int `yaml:"max_streams_per_connection"`
@@ -88,6 +97,15 @@ type API struct {
 	// go without renewing its lease on a group before its members'
 	// partitions go to members on other processes.
 	GroupLeaseTimeout time.Duration `yaml:"group_lease_timeout"`
+	// GroupCommitRefresh is how old the last commit of the position of a
+	// partition a consumer group member (or a sink) holds may get before
+	// its process commits it again, unchanged: Kafka forgets a committed
+	// position offsets.retention.minutes (7 days by default) after its
+	// last commit, since wail's groups have no Kafka members, so a quiet
+	// table's position was lost while a member held it. Keep it well
+	// below the brokers' offsets.retention.minutes. The embedded log
+	// keeps positions for ever: nothing is committed again there.
+	GroupCommitRefresh time.Duration `yaml:"group_commit_refresh"`
 	// CompressEvents gzips Subscribe messages of 4 KiB or more for clients
 	// that accept gzip. Off by default: a batch of events compresses well,
 	// but on a fast network gzip costs the server more CPU per event than
@@ -128,6 +146,9 @@ func defaultAPI() API {
 		// Each connection may hold max_header_bytes while its headers
 		// arrive, and max_streams_per_connection calls.
 		MaxConnections: 4096, MaxStreamsPerConnection: 100, MaxHeaderBytes: 64 << 10,
+		// A quarter of the places: a client that leaks connections
+		// leaves the others three quarters.
+		MaxConnectionsPerClient: 1024,
 		// A write stream's batches flow at 128 KiB a round trip (half the
 		// connection's: 500 MB/s at 0.25 ms); 4096 connections hold at
 		// most 1 GiB unread (Go's default, 1 MiB, let them hold 4 GiB).
@@ -143,6 +164,7 @@ func defaultAPI() API {
 		SnapshotMaxKeys:              1_000_000,
 		SnapshotChunkKeys:            512,
 		GroupLeaseTimeout:            30 * time.Second,
+		GroupCommitRefresh:           time.Hour,
 		// A producer client opens one stream and multiplexes on it.
 		MaxWriteStreams: 1024, MaxWriteStreamsPerClient: 64, WriteStreamInFlight: 8,
 	}
@@ -188,6 +210,8 @@ func (c *Config) validateAPI() []error {
 		check(d.v >= 100*time.Millisecond, "api.%s %s is below 100ms", d.name, d.v)
 	}
 	check(a.MaxConnections >= 1 && a.MaxConnections <= 1_000_000, "api.max_connections %d out of range 1..1000000", a.MaxConnections)
+	check(a.MaxConnectionsPerClient >= 1 && a.MaxConnectionsPerClient <= 1_000_000,
+		"api.max_connections_per_client %d out of range 1..1000000 (above api.max_connections it counts as api.max_connections)", a.MaxConnectionsPerClient)
 	check(a.MaxStreamsPerConnection >= 1 && a.MaxStreamsPerConnection <= 10_000,
 		"api.max_streams_per_connection %d out of range 1..10000", a.MaxStreamsPerConnection)
 	check(a.ReceiveWindowBytes >= 64<<10 && a.ReceiveWindowBytes <= 64<<20,
@@ -206,6 +230,8 @@ func (c *Config) validateAPI() []error {
 		"api.max_subscription_buffered_bytes %d out of range %d..%d (at least api.subscription_buffer_bytes)",
 		a.MaxSubscriptionBufferedBytes, a.SubscriptionBufferBytes, int64(1)<<40)
 	check(a.GroupLeaseTimeout >= 100*time.Millisecond, "api.group_lease_timeout %s is below 100ms", a.GroupLeaseTimeout)
+	check(a.GroupCommitRefresh >= time.Minute && a.GroupCommitRefresh <= 24*time.Hour,
+		"api.group_commit_refresh %s out of range 1m..24h (keep it well below the Kafka brokers' offsets.retention.minutes)", a.GroupCommitRefresh)
 	check(a.SnapshotChunkKeys >= 1 && a.SnapshotChunkKeys <= 100_000, "api.snapshot_chunk_keys %d out of range 1..100000", a.SnapshotChunkKeys)
 	check(a.SnapshotMaxKeys >= 8*a.SnapshotChunkKeys, "api.snapshot_max_keys %d is below 8 chunks (8 * api.snapshot_chunk_keys = %d)",
 		a.SnapshotMaxKeys, 8*a.SnapshotChunkKeys)

@@ -509,6 +509,10 @@ func (c *Config) Validate() error {
 	}
 	check(c.DataDir != "", "data_dir must not be empty")
 	check(c.Listen != "", "listen must not be empty")
+	if c.Listen != "" {
+		_, _, err := net.SplitHostPort(c.Listen)
+		check(err == nil, "listen %q: %v (host:port, e.g. 127.0.0.1:7070)", c.Listen, err)
+	}
 	check(c.ProxyID <= 1023, "proxy_id %d out of range 0..1023", c.ProxyID)
 	check(c.ShutdownTimeout > 0, "shutdown_timeout must be positive")
 	check(c.StartTimeout >= 0, "start_timeout must not be negative (0: wait for ever)")

@@ -74,6 +74,10 @@ func TestLoad(t *testing.T) {
 			wantErr: "schema_registry.max_document_bytes 1000 out of range 262144 (max_schema_bytes)"},
 		{name: "schema registry references", yaml: "schema_registry:\n  max_references: 0\n", wantErr: "schema_registry.max_references 0 out of range 1..4096"},
 		{name: "write stream in flight", yaml: "api:\n  write_stream_in_flight: 7\n", wantErr: "api.write_stream_in_flight 7 out of range 8..1024"},
+		{name: "group commit refresh too short", yaml: "api:\n  group_commit_refresh: 30s\n", wantErr: "api.group_commit_refresh 30s out of range 1m..24h"},
+		{name: "group commit refresh too long", yaml: "api:\n  group_commit_refresh: 48h\n", wantErr: "api.group_commit_refresh 48h0m0s out of range 1m..24h"},
+		{name: "connections per client", yaml: "api:\n  max_connections_per_client: 0\n",
+			wantErr: "api.max_connections_per_client 0 out of range 1..1000000 (above api.max_connections it counts as api.max_connections)"},
 		{name: "receive window", yaml: "api:\n  receive_window_bytes: 65535\n", wantErr: "api.receive_window_bytes 65535 out of range 65536..67108864"},
 		{name: "log open file budget", yaml: "log:\n  max_open_files: 512\n", check: func(t *testing.T, c Config) {
 			if c.Log.MaxOpenFiles != 512 || Default().Log.MaxOpenFiles != 0 {
@@ -235,6 +239,9 @@ func TestLoad(t *testing.T) {
 				t.Fatal(c.Listen)
 			}
 		}},
+		// A listen address without a port was refused as reachable from
+		// other hosts, "or listen on 127.0.0.1" (which it was).
+		{name: "listen needs a port", yaml: "listen: 127.0.0.1\n", wantErr: `listen "127.0.0.1": address 127.0.0.1: missing port in address`},
 		{name: "an empty document after the settings", yaml: "listen: 127.0.0.1:1\n---\n", check: func(t *testing.T, c Config) {
 			if c.Listen != "127.0.0.1:1" {
 				t.Fatal(c.Listen)
