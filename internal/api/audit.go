@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"
@@ -27,8 +28,20 @@ func (g *Guard) auditTokens(path string, before, after *auth.TokenFile) {
 		switch {
 		case !ok:
 			g.audit.Info("audit: token created", "principal", e.Principal().String(), "token", e.ID, "grants", e.Grants, "tokens_file", path)
+			continue
 		case old.Revoked == nil && e.Revoked != nil:
 			g.audit.Info("audit: token revoked", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
+		case old.Revoked != nil && e.Revoked == nil: // a hand edit: `wail token` never does it
+			g.audit.Info("audit: token revocation undone", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
+		}
+		// Hand edits too: a token widened, or renamed to a principal with
+		// more configured grants.
+		if !slices.Equal(old.Grants, e.Grants) || old.Name != e.Name {
+			attrs := []any{"principal", e.Principal().String(), "token", e.ID, "grants", e.Grants, "grants_before", old.Grants}
+			if old.Name != e.Name {
+				attrs = append(attrs, "principal_before", old.Principal().String())
+			}
+			g.audit.Info("audit: token grants changed", append(attrs, "tokens_file", path)...)
 		}
 	}
 	for _, e := range was {

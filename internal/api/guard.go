@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -233,7 +235,49 @@ func (interceptor) WrapStreamingClient(next connect.StreamingClientFunc) connect
 
 func (i interceptor) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
-		return next(ctx, &authorizedConn{StreamingHandlerConn: conn, ctx: ctx, g: i.g})
+		c := &authorizedConn{StreamingHandlerConn: conn, ctx: ctx, g: i.g}
+		if !i.g.enabled || conn.Spec().StreamType != connect.StreamTypeServer {
+			return next(ctx, c)
+		}
+		wctx, end := context.WithCancelCause(ctx)
+		defer end(nil)
+		stopped := make(chan struct{})
+		id := identityOf(ctx) // as the stream was opened: its own checks update c.ctx
+		go func() { defer close(stopped); c.watch(wctx, id, end) }()
+		err := next(wctx, c)
+		end(nil)
+		<-stopped
+		if cause := context.Cause(wctx); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause // the credential's end, not the handler's answer to its cancel
+		}
+		return err
+	}
+}
+
+// watch checks an event stream's credential and request every
+// recheckEvery while it runs and ends it (end) with the refusal: a
+// stream's sends check it too, but a stream whose table is quiet sends
+// nothing, and a revoked client would keep its place (a subscription, a
+// consumer group's partitions) for as long as the table stayed quiet.
+func (c *authorizedConn) watch(ctx context.Context, id identity, end context.CancelCauseFunc) {
+	t := time.NewTicker(c.g.recheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now, err := c.g.recheck(id)
+		if err == nil {
+			if req := c.watched.Load(); req != nil {
+				err = c.g.authorize(context.WithValue(ctx, identityKey{}, now), c.Spec().Procedure, req)
+			}
+		}
+		if err != nil {
+			end(err)
+			return
+		}
 	}
 }
 
@@ -250,11 +294,18 @@ type authorizedConn struct {
 	ctx       context.Context
 	g         *Guard
 	recheckAt time.Time
+	// req is a server stream's request (Subscribe's, Consume's), which
+	// names the table it reads: authorized again at each check, so that a
+	// stream whose grants were narrowed ends as a new call is refused.
+	// watched is the same, for watch.
+	req     any
+	watched atomic.Value
 }
 
 // recheck checks the stream's credential again when it is due, and takes
 // up its grants in force (a token's may have been narrowed since): the
-// messages it reads from then on are authorized with them.
+// messages it reads from then on are authorized with them, and a server
+// stream's request is authorized again.
 func (c *authorizedConn) recheck() error {
 	if now := c.g.now(); !now.Before(c.recheckAt) {
 		id, err := c.g.recheck(identityOf(c.ctx))
@@ -263,6 +314,11 @@ func (c *authorizedConn) recheck() error {
 		}
 		c.ctx = context.WithValue(c.ctx, identityKey{}, id)
 		c.recheckAt = now.Add(c.g.recheckEvery)
+		if c.req != nil {
+			if err := c.g.authorize(c.ctx, c.Spec().Procedure, c.req); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -291,6 +347,10 @@ func (c *authorizedConn) Receive(m any) error {
 			return c.g.refuseBatch(c.ctx, req, err)
 		}
 		return err
+	}
+	if !batch {
+		c.req = m
+		c.watched.Store(m)
 	}
 	err := c.g.charge(c.ctx, c.Spec().Procedure, c.Peer(), m)
 	if batch && connect.CodeOf(err) == connect.CodeResourceExhausted {

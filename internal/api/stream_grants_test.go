@@ -76,3 +76,38 @@ func TestNarrowedGrantOnStream(t *testing.T) {
 		t.Fatalf("a batch to t after the grant was narrowed: %v, want it refused permission_denied", err)
 	}
 }
+
+// TestNarrowedGrantEndsSubscribe: a token whose grants were narrowed
+// while its Subscribe stream is open gets no event of the table it lost
+// once the change took effect: the stream ends permission_denied, as a
+// new call would be refused (it kept reading the table with the grants it
+// was opened with).
+func TestNarrowedGrantEndsSubscribe(t *testing.T) {
+	t.Parallel()
+	const interval = 10 * time.Millisecond
+	g, tok, tf := newGuardWithToken(t, func(c *config.Config) { c.Security.ReloadInterval = interval },
+		"reader", auth.Grant{Permission: auth.Consume, Tables: "t"})
+	svc, stream, _ := tickingStream(t, g, tok)
+	tf.Tokens[0].Grants = []string{"consume:u"}
+	if err := tf.Write(tf.path); err != nil {
+		t.Fatal(err)
+	}
+	for { // until the change took effect: a new call may not read t
+		e, err := g.verify(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Grants[0] == "consume:u" {
+			break
+		}
+		time.Sleep(interval / 2)
+	}
+	time.Sleep(2 * interval) // the stream's next check is due
+	offer(svc.tick)          // the stream sends an event, unless its watch ended it first
+	if stream.Receive() {
+		t.Fatal("an event of t reached a token that lost consume:t")
+	}
+	if connect.CodeOf(stream.Err()) != connect.CodePermissionDenied {
+		t.Fatalf("the stream ended with %v, want permission_denied", stream.Err())
+	}
+}

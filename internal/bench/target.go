@@ -125,6 +125,9 @@ func startInProcess(ctx context.Context, o *Options) (*target, error) {
 	cfg.DataDir, cfg.Listen, cfg.ShutdownTimeout = dir, "127.0.0.1:0", 30*time.Second
 	cfg.Log.NoSync, cfg.Store.NoSync = o.NoSync, o.NoSync
 	cfg.Log.SyncFilesystem = o.SyncFilesystem
+	// The load generator is one client address with a connection per
+	// writer (--concurrency): as many as the server takes.
+	cfg.API.MaxConnectionsPerClient = cfg.API.MaxConnections
 	if o.Partitions > 0 {
 		cfg.Defaults.Partitions = o.Partitions
 	}

@@ -108,7 +108,7 @@ func registerRunFlags(g *globals, cmd *cobra.Command, o *bench.Options, f *bench
 	g.clientFlags(fl)
 	fl.Float64Var(&o.Rate, "rate", o.Rate, "target writes per second (arrival rate)")
 	fl.DurationVar(&o.Duration, "duration", o.Duration, "measured time of the run (after --warmup)")
-	fl.IntVar(&o.Connections, "connections", 0, "HTTP connections at most (0: --concurrency)")
+	fl.IntVar(&o.Connections, "connections", 0, "HTTP connections at most (0: --concurrency; against --addr, at most the server's api.max_connections_per_client)")
 	fl.IntVar(&o.Tables, "tables", o.Tables, "tables to spread the writes over (bench_0, bench_1, ...)")
 	fl.BoolVar(&o.Preload, "preload", o.Preload, "write every key of the key space once before measuring")
 	fl.BoolVar(&o.AcceptGzip, "gzip", o.AcceptGzip, "accept gzip answers and events, as a default connect-go client does")

@@ -15,7 +15,8 @@
 //     than as a Prometheus label (see proxy.PartitionWrites).
 //   - /console/api/tail?table=T&key=K: a live tail of a table's events
 //     from now on (server-sent events), only keys containing K; its
-//     credential is checked again as it sends (Options.Recheck).
+//     credential is checked again as it sends, and every second while it
+//     sends nothing (Options.Recheck).
 //   - /console/api/history?table=T&key=K: the events of key K still on
 //     the bus, among the last HistoryScan records of its partition (the
 //     newest MaxHistoryEvents of them, and how many older ones); at most
@@ -393,6 +394,10 @@ func (c *Console) history(ctx context.Context, table string, partitions int32, k
 // maxTailValue bounds the bytes of a value the tail shows.
 const maxTailValue = 512
 
+// tailIdleCheck is how often a tail that sends nothing has its credential
+// checked (Options.Recheck asks at most every security.reload_interval).
+const tailIdleCheck = time.Second
+
 func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 	t, filter, ok := c.request(w, r)
 	if !ok {
@@ -441,20 +446,32 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 	if c.o.Recheck != nil {
 		check = c.o.Recheck(r)
 	}
+	// Checked while it sends nothing too: a tail of a quiet table would
+	// stream on, its credential revoked, for as long as its connection
+	// lived (check itself asks at most every security.reload_interval).
+	idle := time.NewTicker(tailIdleCheck)
+	defer idle.Stop()
+	fail := func(err error) { // an error event ends the tail
+		fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
+		_ = rc.Flush()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-idle.C:
+			if err := check(); err != nil {
+				fail(err)
+				return
+			}
 		case err := <-errc:
 			if err != nil && ctx.Err() == nil {
-				fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
-				_ = rc.Flush()
+				fail(err)
 				return
 			}
 		case e := <-out:
 			if err := check(); err != nil {
-				fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
-				_ = rc.Flush()
+				fail(err)
 				return
 			}
 			fmt.Fprint(w, "data: ")

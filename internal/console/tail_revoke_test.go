@@ -28,7 +28,19 @@ func TestRevokedTokenEndsTail(t *testing.T) {
 		if tf.Revoke("ops", time.Now()) != 1 {
 			t.Fatal("nothing revoked")
 		}
-	}, "revoked bearer token")
+	}, "revoked bearer token", false)
+}
+
+// TestRevokedTokenEndsIdleTail: a tail of a table that gets no write after
+// the revocation ends too (it was checked only as it sent an event, and a
+// tail of a quiet table streamed on for as long as its connection lived).
+func TestRevokedTokenEndsIdleTail(t *testing.T) {
+	t.Parallel()
+	tailAfter(t, func(tf *auth.TokenFile) {
+		if tf.Revoke("ops", time.Now()) != 1 {
+			t.Fatal("nothing revoked")
+		}
+	}, "revoked bearer token", true)
 }
 
 // TestNarrowedGrantEndsTail: a console tail whose token lost its admin
@@ -41,14 +53,14 @@ func TestNarrowedGrantEndsTail(t *testing.T) {
 				tf.Tokens[i].Grants = []string{"read:t"}
 			}
 		}
-	}, "lacks the admin permission")
+	}, "lacks the admin permission", false)
 }
 
 // tailAfter opens a tail with an admin token, changes the tokens file
 // with change, and checks that the tail sends no event after the change
 // took effect (a new request with the token is refused) but an error event
-// saying why.
-func tailAfter(t *testing.T, change func(*auth.TokenFile), why string) {
+// saying why; idle: with no write after the change.
+func tailAfter(t *testing.T, change func(*auth.TokenFile), why string, idle bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -129,7 +141,9 @@ func tailAfter(t *testing.T, change func(*auth.TokenFile), why string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(2 * reload) // the tail's next check is due (at most every reload_interval)
-	write("after")
+	if !idle {
+		write("after")
+	}
 	got := next()
 	if strings.HasPrefix(got, "data: ") {
 		t.Fatalf("the tail sent %s after the change", got)

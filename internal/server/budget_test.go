@@ -282,7 +282,7 @@ func TestStreamsOutliveTheTimeouts(t *testing.T) {
 	}
 }
 
-// metric returns the value of an unlabelled metric, or -1.
+// metric returns the value of a metric (name{label="value"} for one series; a bare name sums its series), or -1.
 func metric(t *testing.T, url, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(url + "/metrics")
@@ -291,13 +291,21 @@ func metric(t *testing.T, url, name string) float64 {
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
+	sum, found := 0.0, false
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) == 2 && f[0] == name {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		if f[0] == name || !strings.Contains(name, "{") && strings.HasPrefix(f[0], name+"{") {
 			v, _ := strconv.ParseFloat(f[1], 64)
-			return v
+			sum, found = sum+v, true
 		}
 	}
-	return -1
+	if !found {
+		return -1
+	}
+	return sum
 }
 
 func waitMetric(t *testing.T, url, name string, want float64) {

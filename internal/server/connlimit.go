@@ -44,22 +44,32 @@ const (
 
 // connLimit counts the connections of a listener.
 type connLimit struct {
-	max      int
-	mu       sync.Mutex
-	open     int // counted connections open
-	refusing int // refused connections open
-	opened   prometheus.Gauge
-	refused  prometheus.Counter
-	errs     *connect.ErrorWriter
+	max       int
+	perClient int
+	mu        sync.Mutex
+	open      int            // counted connections open
+	byHost    map[string]int // counted connections open per client address
+	refusing  int            // refused connections open
+	opened    prometheus.Gauge
+	refused   *prometheus.CounterVec
+	errs      *connect.ErrorWriter
 }
 
-// newConnLimit registers its metrics in reg, unless nil.
-func newConnLimit(reg prometheus.Registerer, max int) *connLimit {
-	l := &connLimit{max: max, errs: connect.NewErrorWriter(),
+// Values of the limit label of wail_api_connections_refused_total.
+const (
+	limitTotal     = "total"
+	limitPerClient = "per_client"
+)
+
+// newConnLimit registers its metrics in reg, unless nil. perClient above
+// max counts as max.
+func newConnLimit(reg prometheus.Registerer, max, perClient int) *connLimit {
+	l := &connLimit{max: max, perClient: min(perClient, max), byHost: map[string]int{}, errs: connect.NewErrorWriter(),
 		opened: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wail_api_connections",
 			Help: "Connections open on the API port, up to api.max_connections."}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{Name: "wail_api_connections_refused_total",
-			Help: "Connections to the API port refused because api.max_connections were open."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wail_api_connections_refused_total",
+			Help: "Connections to the API port refused because a limit was reached: total (api.max_connections) or per_client (api.max_connections_per_client)."},
+			[]string{"limit"}),
 	}
 	if reg != nil {
 		reg.MustRegister(l.opened, l.refused)
@@ -82,32 +92,49 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		l := ln.l
+		host := hostOf(c.RemoteAddr())
 		l.mu.Lock()
-		switch {
-		case l.open < l.max:
-			l.open++
-			l.opened.Set(float64(l.open))
-			l.mu.Unlock()
-			return &countedConn{Conn: c, l: l}, nil
-		case l.refusing < maxRefusing:
+		limit := limitTotal
+		if l.open < l.max {
+			if l.byHost[host] < l.perClient {
+				l.open++
+				l.byHost[host]++
+				l.opened.Set(float64(l.open))
+				l.mu.Unlock()
+				return &countedConn{Conn: c, l: l, host: host}, nil
+			}
+			limit = limitPerClient
+		}
+		l.refused.WithLabelValues(limit).Inc()
+		if l.refusing < maxRefusing {
 			l.refusing++
 			l.mu.Unlock()
-			l.refused.Inc()
-			rc := &refusedConn{countedConn: countedConn{Conn: c, l: l, refused: true}, until: time.Now().Add(refuseWindow)}
+			rc := &refusedConn{countedConn: countedConn{Conn: c, l: l, host: host, refused: true},
+				until: time.Now().Add(refuseWindow), limit: limit}
 			_ = rc.SetDeadline(time.Time{})
 			return rc, nil
-		default:
-			l.mu.Unlock()
-			l.refused.Inc()
-			_ = c.Close()
 		}
+		l.mu.Unlock()
+		_ = c.Close()
 	}
+}
+
+// hostOf is the client address of a connection's remote address.
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	if host, _, err := net.SplitHostPort(a.String()); err == nil {
+		return host
+	}
+	return a.String()
 }
 
 // countedConn gives its place back when closed.
 type countedConn struct {
 	net.Conn
 	l       *connLimit
+	host    string
 	refused bool
 	closed  atomic.Bool
 }
@@ -119,6 +146,9 @@ func (c *countedConn) Close() error {
 			c.l.refusing--
 		} else {
 			c.l.open--
+			if c.l.byHost[c.host]--; c.l.byHost[c.host] == 0 {
+				delete(c.l.byHost, c.host)
+			}
 			c.l.opened.Set(float64(c.l.open))
 		}
 		c.l.mu.Unlock()
@@ -140,6 +170,7 @@ func (c *countedConn) CloseWrite() error {
 type refusedConn struct {
 	countedConn
 	until time.Time
+	limit string // limitTotal or limitPerClient
 }
 
 func (c *refusedConn) clamp(t time.Time) time.Time {
@@ -156,13 +187,13 @@ func (c *refusedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWri
 type refusedKey struct{}
 
 // connContext is http.Server.ConnContext: it marks the requests of a
-// refused connection.
+// refused connection with it.
 func connContext(ctx context.Context, c net.Conn) context.Context {
 	if nc, ok := c.(interface{ NetConn() net.Conn }); ok { // TLS
 		c = nc.NetConn()
 	}
-	if _, ok := c.(*refusedConn); ok {
-		return context.WithValue(ctx, refusedKey{}, true)
+	if rc, ok := c.(*refusedConn); ok {
+		return context.WithValue(ctx, refusedKey{}, rc)
 	}
 	return ctx
 }
@@ -173,7 +204,8 @@ func connContext(ctx context.Context, c net.Conn) context.Context {
 // served. Every answer closes the connection.
 func (l *connLimit) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Context().Value(refusedKey{}) == nil {
+		rc, _ := r.Context().Value(refusedKey{}).(*refusedConn)
+		if rc == nil {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -184,6 +216,11 @@ func (l *connLimit) wrap(h http.Handler) http.Handler {
 		}
 		msg := fmt.Sprintf("%d connections are open, the most this server takes (api.max_connections); retry later, "+
 			"and reuse connections (HTTP keep-alive; an HTTP/2 or gRPC client runs many calls on one)", l.max)
+		if rc.limit == limitPerClient {
+			msg = fmt.Sprintf("%d connections from %s are open, the most this server takes from one client address "+
+				"(api.max_connections_per_client); reuse connections (HTTP keep-alive; an HTTP/2 or gRPC client runs many calls on one), "+
+				"or, behind a load balancer or proxy whose address its clients share, raise the setting", l.perClient, rc.host)
+		}
 		w.Header().Set("Retry-After", "1")
 		switch {
 		case isRPC(r.URL.Path):

@@ -199,7 +199,7 @@ func (s *Server) serveMetrics() (stop func(), err error) {
 	mux.Handle("/healthz", s.health.HandlerFor(s.guard.MetricsHealthDetail))
 	// As many connections as the API port takes, counted apart; past
 	// them, connections are answered and closed within seconds.
-	limit := newConnLimit(nil, s.cfg.API.MaxConnections)
+	limit := newConnLimit(nil, s.cfg.API.MaxConnections, s.cfg.API.MaxConnectionsPerClient)
 	hs := &http.Server{Handler: limit.wrap(mux), ReadHeaderTimeout: s.cfg.API.ReadHeaderTimeout, IdleTimeout: s.cfg.API.IdleTimeout,
 		WriteTimeout: s.cfg.API.WriteTimeout, MaxHeaderBytes: s.cfg.API.MaxHeaderBytes, ConnContext: connContext,
 		ErrorLog: s.httpLog.stdLogger()}

@@ -168,7 +168,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.health = health.NewRegistry(s.registry)
 	s.streams = s.streamLimits()
 	s.writeStreams = s.writeStreamLimits()
-	s.conns = newConnLimit(s.registry, cfg.API.MaxConnections)
+	s.conns = newConnLimit(s.registry, cfg.API.MaxConnections, cfg.API.MaxConnectionsPerClient)
 	s.bodies = newBodyBudget(s.registry, cfg.API.MaxRequestBytesInFlight)
 	s.readAhead = newReadAhead(s.registry, cfg.API.MaxSubscriptionBufferedBytes)
 	s.httpLog = newHTTPLog(s.logger, s.registry)
