@@ -264,6 +264,14 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 // error with Reconnect.Disabled): open a new Consumer then.
 func (c *Consumer) Next(ctx context.Context) (Message, error) {
 	for {
+		// Before the rest of a batch too: closed, or with ctx ended, Next
+		// hands out nothing more (Cursor stays at what it returned).
+		if err := ctx.Err(); err != nil {
+			return Message{}, err
+		}
+		if c.ctx.Err() != nil {
+			return Message{}, c.closed()
+		}
 		if len(c.queue) > 0 {
 			m := c.queue[0]
 			c.queue = c.queue[1:]
@@ -271,12 +279,6 @@ func (c *Consumer) Next(ctx context.Context) (Message, error) {
 				continue // the next owner has it again
 			}
 			return c.deliver(m), nil
-		}
-		if err := ctx.Err(); err != nil {
-			return Message{}, err
-		}
-		if c.ctx.Err() != nil {
-			return Message{}, c.closed()
 		}
 		if err := c.receive(ctx); err != nil {
 			return Message{}, err

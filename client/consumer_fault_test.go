@@ -591,3 +591,48 @@ func TestConsumerMaxReceiveBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerStoppedMidBatch: a subscription closed, or called with a
+// context that ended, while events of a batch (MaxBatchEvents) are still
+// to hand out fails Next as it says (ErrConsumerClosed, the context's
+// error), instead of handing out the rest of the batch.
+func TestConsumerStoppedMidBatch(t *testing.T) {
+	t.Parallel()
+	ev := func(v uint64) *wailv1.StreamedEvent {
+		return &wailv1.StreamedEvent{Event: &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: v}, Offset: int64(v)}
+	}
+	batch := &wailv1.SubscribeResponse{Events: []*wailv1.StreamedEvent{ev(1), ev(2), ev(3)}, Cursor: "c3"}
+	for _, tc := range []struct {
+		name string
+		stop func(c *client.Consumer) context.Context
+		want error
+	}{
+		{name: "closed", want: client.ErrConsumerClosed, stop: func(c *client.Consumer) context.Context {
+			c.Close()
+			return context.Background()
+		}},
+		{name: "context ended", want: context.Canceled, stop: func(*client.Consumer) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := &scripted{subs: []scriptedStream[wailv1.SubscribeResponse]{{msgs: []*wailv1.SubscribeResponse{batch}, hold: true}}}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c, err := client.NewConsumer(ctx, s.serve(t), client.ConsumerConfig{Table: "t", MaxBatchEvents: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if m, err := c.Next(ctx); err != nil || m.Offset != 1 {
+				t.Fatalf("the batch's first event: %v, %v", m, err)
+			}
+			if m, err := c.Next(tc.stop(c)); !errors.Is(err, tc.want) {
+				t.Fatalf("Next %s: %v (offset %d), %v; want %v", tc.name, m.Event, m.Offset, err, tc.want)
+			}
+		})
+	}
+}

@@ -166,12 +166,17 @@ func (s *Service) DescribeGroup(ctx context.Context, table, name string) (GroupD
 }
 
 // ResetGroup moves a group without live members (else group.ErrMembers)
-// to a start position (see ParseStart; not "snapshot") and returns its
-// partitions then.
+// to a start position (see ParseStart; not "snapshot", nor "": a reset
+// says where to) and returns its partitions then.
 func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]group.PartitionState, error) {
 	t, err := s.groupTable(table, name)
 	if err != nil {
 		return nil, err
+	}
+	if to == "" {
+		// ParseStart's "latest": a request that lost its field would
+		// move the group past every event it did not consume.
+		return nil, invalid(errors.New(`a reset needs where to: "beginning", "latest", a cursor or a time`))
 	}
 	start, err := ParseStart(to)
 	if err != nil {

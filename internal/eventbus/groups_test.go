@@ -70,6 +70,9 @@ func TestGroupCallsRefused(t *testing.T) {
 		}, ErrNoSnapshots, "cannot list keys"},
 		{"reset to snapshot", func(s *Service) error { _, err := s.ResetGroup(t.Context(), "t", "g", "snapshot"); return err }, ErrInvalid, "cannot be reset"},
 		{"reset to a bad start", func(s *Service) error { _, err := s.ResetGroup(t.Context(), "t", "g", "@x"); return err }, ErrBadFrom, ""},
+		// An empty position is Subscribe's "latest": a request that lost
+		// its field moved the group past every unconsumed event.
+		{"reset without a position", func(s *Service) error { _, err := s.ResetGroup(t.Context(), "t", "g", ""); return err }, ErrInvalid, "where to"},
 		{"ack of an unknown table", func(s *Service) error { _, err := s.AckGroup(t.Context(), "nope", "g", "m", nil); return err }, ErrNotFound, ""},
 		{"no such group", func(s *Service) error { _, err := s.DescribeGroup(t.Context(), "t", "g"); return err }, ErrNotFound, "`wail group ls t`"},
 	} {

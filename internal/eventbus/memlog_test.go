@@ -18,6 +18,7 @@ type memLog struct {
 	readers int           // open readers
 	// errors to fail with (nil: none)
 	createErr, appendErr, boundsErr, timeErr, readerErr, nextErr error
+	nextOnce                                                     error // the next Next's, once
 
 	onNewReader func()                   // called as NewReader returns
 	onNext      func(p int32, pos int64) // called as a reader's Next begins, with its position
@@ -97,6 +98,19 @@ func (l *memLog) retain(topic string, p int32, start int64) {
 	part.start = start
 }
 
+// truncate drops the records of a partition from offset end on (the
+// log lost its tail: an unclean Kafka leader election) and wakes the
+// readers, which a position past the end answers out of range (as
+// Kafka's fetch does).
+func (l *memLog) truncate(topic string, p int32, end int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	part := l.parts[topic][p]
+	part.recs = part.recs[:end-part.start]
+	close(l.grew)
+	l.grew = make(chan struct{})
+}
+
 func (l *memLog) NewReader(topic string, p int32, offset int64) (intentlog.Reader, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -162,7 +176,12 @@ func (r *memReader) Next(ctx context.Context) ([]intentlog.Record, error) {
 			r.l.mu.Unlock()
 			return nil, err
 		}
-		if r.pos < part.start {
+		if err := r.l.nextOnce; err != nil {
+			r.l.nextOnce = nil
+			r.l.mu.Unlock()
+			return nil, err
+		}
+		if r.pos < part.start || r.pos > part.start+int64(len(part.recs)) {
 			r.l.mu.Unlock()
 			return nil, intentlog.ErrOffsetOutOfRange
 		}

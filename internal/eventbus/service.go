@@ -95,6 +95,10 @@ type batch struct {
 	events []liveEvent
 	next   int64
 	size   int64 // taken from the stream's budget
+	// rewind: the partition's log lost what the stream read from next on
+	// (its tail, or where it diverges) and new events take those offsets
+	// again: its position moves back to next (no events).
+	rewind bool
 }
 
 // Stream streams the final events of a table, from every partition (see
@@ -201,7 +205,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 			case <-ctx.Done():
 				return nil
 			case b := <-out:
-				resps, err = core.live(b.p, b.events, b.next)
+				resps, err = core.batch(b)
 				size = b.size
 				// Batching: take what else the queue holds, without
 				// waiting, up to a message's worth of events.
@@ -209,7 +213,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 					select {
 					case b := <-out:
 						var rs []*wailv1.SubscribeResponse
-						rs, err = core.live(b.p, b.events, b.next)
+						rs, err = core.batch(b)
 						resps, size = append(resps, rs...), size+b.size
 					default:
 						more = false
@@ -279,13 +283,25 @@ func sendAll(send func(*wailv1.SubscribeResponse) error, resps []*wailv1.Subscri
 // end (-1: forever).
 func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	topic := Topic(table)
+	tries := 0 // answers out of range in a row within the log's bounds
 	for end < 0 || off < end {
 		r, err := s.bus.log.NewReader(topic, p, off)
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
 		err = s.pump(ctx, r, p, end, after, encoded, buf, out)
+		pos := r.Position()
 		r.Close()
+		if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 && ctx.Err() == nil {
+			// The log lost events the stream read (Kafka's leader-epoch
+			// check) and new events took their offsets: they are
+			// delivered, from where it diverges.
+			var ok bool
+			if off, ok = rewind(ctx, p, tr.From, end, out); !ok || (end >= 0 && off >= end) {
+				return nil
+			}
+			continue
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -294,10 +310,38 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		case !errors.Is(err, intentlog.ErrOffsetOutOfRange):
 			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
-		// retention removed what we were about to read: go on from the start
-		if off, _, err = s.bus.log.Bounds(ctx, topic, p); err != nil {
+		start, last, err := s.bus.log.Bounds(ctx, topic, p)
+		if err != nil {
 			return err
 		}
+		switch {
+		case pos > last:
+			// The log lost its tail (an unclean Kafka leader election)
+			// and new events take those offsets again: they are
+			// delivered, as a stream resumed from a cursor past the end
+			// does (clamped to it). Before, the reader started again at
+			// the log's start and the stream passed every offset below
+			// its position, the new events with them.
+			tries = 0
+			var ok bool
+			if off, ok = rewind(ctx, p, last, end, out); !ok || (end >= 0 && off >= end) {
+				return nil
+			}
+			continue
+		case pos >= start:
+			// Within the bounds: transient (a leader not caught up).
+			if tries++; tries >= outOfRangeTries {
+				return fmt.Errorf("read %s/%d at %d: answered out of range %d times in a row, within the log's bounds [%d, %d]", topic, p, pos, tries, start, last)
+			}
+			if err := sleep(ctx, time.Duration(tries)*100*time.Millisecond); err != nil {
+				return nil
+			}
+			off = pos
+			continue
+		}
+		// retention removed what we were about to read: go on from the start
+		tries = 0
+		off = start
 		if end >= 0 && off >= end {
 			// ... which is past the end: the stream's position moves
 			// there, so that an until-end stream ends (it waited for ever).
@@ -309,6 +353,41 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		}
 	}
 	return nil
+}
+
+// outOfRangeTries bounds the answers out of range in a row for a position
+// within the log's bounds before a stream fails.
+const outOfRangeTries = 5
+
+// sleep waits d, or until ctx ends (its error).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// rewind moves partition p of a stream back to at, below its position,
+// where the log lost what the stream read and new events take those
+// offsets again, and returns where its reader goes on (ok false: ctx
+// ended). An until-end stream (end >= 0) is done with the partition: what
+// it was to deliver up to end is gone, and the new events came after it
+// started.
+func rewind(ctx context.Context, p int32, at, end int64, out chan<- batch) (next int64, ok bool) {
+	b := batch{p: p, next: at, rewind: true}
+	if end >= 0 {
+		b = batch{p: p, next: end}
+	}
+	select {
+	case out <- b:
+		return b.next, true
+	case <-ctx.Done():
+		return 0, false
+	}
 }
 
 // pump reads r until end (-1: until an error).

@@ -120,6 +120,29 @@ func (c *streamCore) cursor() string {
 	return Cursor{Table: c.table, Offsets: c.pos, AfterVersion: c.after, Created: c.created}.String()
 }
 
+// batch handles a batch of a partition reader (live, or a rewind).
+func (c *streamCore) batch(b batch) ([]*wailv1.SubscribeResponse, error) {
+	if b.rewind {
+		c.rewind(b.p, b.next)
+		return nil, nil
+	}
+	return c.live(b.p, b.events, b.next)
+}
+
+// rewind moves p's position back to next: the log lost what the stream
+// read from there on and new events take those offsets again, which the
+// stream delivers (as one resumed from a cursor past the log's end, which
+// is clamped to it). A snapshot's chunks wait for p to reach next at
+// most: the offsets past it they waited for are gone.
+func (c *streamCore) rewind(p int32, next int64) {
+	c.pos[p] = min(c.pos[p], next)
+	if c.snap != nil {
+		for _, st := range c.snap.settling {
+			st.mark[p] = min(st.mark[p], next)
+		}
+	}
+}
+
 // live handles a batch read from partition p: its events, then the
 // reader's position after it. It returns the responses to send.
 func (c *streamCore) live(p int32, evs []liveEvent, next int64) ([]*wailv1.SubscribeResponse, error) {

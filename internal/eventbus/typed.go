@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -217,7 +218,9 @@ func decodeTyped(r *intentlog.Record, op string) (intent.Event, error) {
 	}
 	id := string(header(r, HeaderEventID))
 	table, _, found := strings.Cut(id, "/")
-	if !found {
+	if !found || !utf8.ValidString(table) {
+		// (a ChangeEvent's text fields must be UTF-8: an event that
+		// cannot be encoded failed every stream that read it, for good)
 		return bad("event id", fmt.Errorf("%q", id))
 	}
 	e.Table = table
@@ -246,7 +249,9 @@ func decodeTyped(r *intentlog.Record, op string) (intent.Event, error) {
 	e.IntentAt, e.ResolvedAt = micros(HeaderIntentAt), micros(HeaderResolved)
 	covered, _ := strconv.ParseUint(string(header(r, HeaderCovered)), 10, 32)
 	e.CoveredIntents = uint32(covered)
-	e.Trace = string(header(r, HeaderTrace))
+	if e.Trace = string(header(r, HeaderTrace)); !utf8.ValidString(e.Trace) {
+		return bad("traceparent", fmt.Errorf("%q", e.Trace))
+	}
 	return e, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
@@ -211,23 +213,27 @@ func TestTypedSize(t *testing.T) {
 }
 
 // FuzzDecode: any record decodes or fails cleanly, never panics; what
-// decodes as a typed event encodes back to a record that decodes the same.
+// decodes as a typed event encodes back to a record that decodes the same,
+// and as a ChangeEvent (what a stream sends).
 func FuzzDecode(f *testing.F) {
 	b := &Bus{typer: fixedTyper{7}}
 	for _, e := range []intent.Event{upsert, deletion} {
 		_, recs, _ := b.Records(context.Background(), e.Table, []intent.Event{e})
 		r := recs[0]
-		f.Add(r.Key, r.Value, r.Value == nil, string(header(r, HeaderVersion)), string(header(r, HeaderOp)), string(header(r, HeaderEventID)), string(header(r, HeaderKeyFormat)))
+		f.Add(r.Key, r.Value, r.Value == nil, string(header(r, HeaderVersion)), string(header(r, HeaderOp)), string(header(r, HeaderEventID)), string(header(r, HeaderKeyFormat)), "")
 	}
-	f.Add([]byte("k"), []byte{0, 0, 0, 0, 1}, false, "1", "UPSERT", "t/6b/1", "raw")
-	f.Add([]byte{0, 0, 0, 0, 1, 2}, []byte{0, 0, 0, 0, 1, 0x7f}, false, "9", "UPSERT", "t/6b/9", "confluent")
-	f.Fuzz(func(t *testing.T, key, value []byte, null bool, version, op, id, kf string) {
+	f.Add([]byte("k"), []byte{0, 0, 0, 0, 1}, false, "1", "UPSERT", "t/6b/1", "raw", "")
+	f.Add([]byte{0, 0, 0, 0, 1, 2}, []byte{0, 0, 0, 0, 1, 0x7f}, false, "9", "UPSERT", "t/6b/9", "confluent", "")
+	f.Add([]byte("k"), []byte(nil), true, "3", "DELETE", "\xff/6b/3", "raw", "")
+	f.Add([]byte("k"), []byte(nil), true, "3", "DELETE", "t/6b/3", "raw", "\xff")
+	f.Fuzz(func(t *testing.T, key, value []byte, null bool, version, op, id, kf, trace string) {
 		if null {
 			value = nil
 		}
 		r := &intentlog.Record{Key: key, Value: value, Headers: []intentlog.Header{
 			{Key: HeaderVersion, Value: []byte(version)}, {Key: HeaderOp, Value: []byte(op)},
 			{Key: HeaderEventID, Value: []byte(id)}, {Key: HeaderKeyFormat, Value: []byte(kf)},
+			{Key: HeaderTrace, Value: []byte(trace)},
 		}}
 		e, ok, err := Decode(r)
 		if err != nil || !ok || (len(value) > 0 && value[0] != 0) {
@@ -235,6 +241,9 @@ func FuzzDecode(f *testing.F) {
 		}
 		if e.Version == 0 || (e.Op != intent.Upsert && e.Op != intent.Delete) {
 			t.Fatalf("decoded an invalid event %+v", e)
+		}
+		if _, err := proto.Marshal(e.Proto()); err != nil {
+			t.Fatalf("decoded an event no stream can send: %v", err)
 		}
 	})
 }

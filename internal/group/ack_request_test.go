@@ -13,8 +13,9 @@ import (
 // (or past the delivered), committed the good one and reported the
 // partition refused ("it moved to another member"), so a caller that
 // took the refusal at its word redid work already committed. Such a
-// request, or one naming a partition the table lacks, is now invalid as
-// a whole (ErrInvalidAck: invalid_argument) and commits nothing.
+// request, or one naming a partition the table lacks, or a next below 0,
+// is now invalid as a whole (ErrInvalidAck: invalid_argument) and
+// commits nothing.
 func TestAckRequestRefusalsExact(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -27,6 +28,9 @@ func TestAckRequestRefusalsExact(t *testing.T) {
 		{"good then past delivered", func(e uint64, mid, next int64) []Ack { return []Ack{{0, e, mid}, {0, e, next + 100}} }},
 		{"good and a partition the table lacks", func(e uint64, mid, _ int64) []Ack { return []Ack{{0, e, mid}, {1, e, mid}} }},
 		{"good and a negative partition", func(e uint64, mid, _ int64) []Ack { return []Ack{{-1, e, mid}, {0, e, mid}} }},
+		// A next below 0 is no position: it was answered as taken (nothing
+		// refused, nothing committed), a client bug passed over.
+		{"a negative next", func(e uint64, _, _ int64) []Ack { return []Ack{{0, e, -1}} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -36,8 +36,8 @@ var ErrDuplicateMember = errors.New("member id already in the group")
 var ErrBeyondDelivered = errors.New("acknowledged past the delivered events")
 
 // ErrInvalidAck: an acknowledgement request that names a partition the
-// table does not have, or one partition twice; nothing of it was
-// committed.
+// table does not have, or one partition twice, or a next below 0;
+// nothing of it was committed.
 var ErrInvalidAck = errors.New("invalid acknowledgement")
 
 // Core is the state of one group of one table. Not safe for concurrent

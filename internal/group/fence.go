@@ -101,25 +101,9 @@ func commitFenced(ctx context.Context, cs map[int32]fenced, offsets map[int32]in
 func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs map[int32]uint64) (map[int32]fenced, error) {
 	cs := map[int32]fenced{}
 	for p := range commit {
-		f, ok := gr.fences[p]
-		if !ok || f.epoch != epochs[p] {
-			c, err := gr.g.fencer.FencePartition(ctx, LogGroup(gr.name), gr.topic, p)
-			if err != nil {
-				return nil, fmt.Errorf("fence partition %d: %w", p, err)
-			}
-			o, ok, err := intentlog.CommittedFenced(ctx, c) // final: no earlier committer commits after the fence
-			if err != nil {
-				return nil, fmt.Errorf("partition %d: committed offset after its fence: %w", p, err)
-			}
-			if ok {
-				gr.core.Commit(p, epochs[p], o.Offset, time.Now())
-				gr.knownAt(p, o)
-			}
-			f = fenced{epoch: epochs[p], c: c}
-			if gr.fences == nil {
-				gr.fences = map[int32]fenced{}
-			}
-			gr.fences[p] = f
+		f, err := gr.ownCommitter(ctx, p, epochs[p])
+		if err != nil {
+			return nil, err
 		}
 		cs[p] = f
 	}
@@ -129,6 +113,33 @@ func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs
 		}
 	}
 	return cs, nil
+}
+
+// ownCommitter returns the committer of an unshared group's partition p
+// at its owner's epoch, fencing p when it has none here at that epoch
+// (ownCommitters); under gr.mu.
+func (gr *grp) ownCommitter(ctx context.Context, p int32, epoch uint64) (fenced, error) {
+	if f, ok := gr.fences[p]; ok && f.epoch == epoch {
+		return f, nil
+	}
+	c, err := gr.g.fencer.FencePartition(ctx, LogGroup(gr.name), gr.topic, p)
+	if err != nil {
+		return fenced{}, fmt.Errorf("fence partition %d: %w", p, err)
+	}
+	o, ok, err := intentlog.CommittedFenced(ctx, c) // final: no earlier committer commits after the fence
+	if err != nil {
+		return fenced{}, fmt.Errorf("partition %d: committed offset after its fence: %w", p, err)
+	}
+	if ok {
+		gr.core.Commit(p, epoch, o.Offset, time.Now())
+		gr.knownAt(p, o)
+	}
+	f := fenced{epoch: epoch, c: c}
+	if gr.fences == nil {
+		gr.fences = map[int32]fenced{}
+	}
+	gr.fences[p] = f
+	return f, nil
 }
 
 // fenceAll fences every partition of a group (Reset, a shared snapshot's

@@ -76,6 +76,24 @@ func (c *fakeCommitter) Commit(ctx context.Context, o int64) error {
 	})
 }
 
+// Renew commits at again (or what this committer committed, if higher),
+// as Kafka's committer does (intentlog.CommitRenewer).
+func (c *fakeCommitter) Renew(ctx context.Context, at intentlog.EpochOffset) error {
+	return c.l.reach(ctx, func() error {
+		c.l.st.mu.Lock()
+		defer c.l.st.mu.Unlock()
+		if c.l.st.epoch[c.k] != c.epoch {
+			return intentlog.ErrFenced
+		}
+		o := max(at.Offset, c.hi)
+		if err := c.l.Log.Commit(context.Background(), c.group, c.topic, map[int32]int64{c.p: o}); err != nil {
+			return err
+		}
+		c.hi = o
+		return nil
+	})
+}
+
 func (c *fakeCommitter) Committed(ctx context.Context) (int64, bool, error) {
 	m, err := c.l.Log.Committed(ctx, c.group, c.topic)
 	o, ok := m[c.p]

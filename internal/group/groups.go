@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/health"
@@ -72,9 +73,16 @@ type Groups struct {
 	// that the group loaded again numbers its grants above it (a late
 	// acknowledgement of an old grant must not match a new one).
 	epochs map[[2]string]uint64
-	stop   chan struct{}
-	once   sync.Once
-	wg     sync.WaitGroup
+	// epochBase: every group's epochs are above it, the clock in
+	// microseconds when the process made its Groups, so that they keep
+	// increasing across the process's restarts too (an unshared group's
+	// only record of them is this process's memory): a sink's redrive
+	// claim carries its partition's epoch, and one left by a process that
+	// died is taken over only by a claim at an epoch at least as high.
+	epochBase uint64
+	stop      chan struct{}
+	once      sync.Once
+	wg        sync.WaitGroup
 
 	// shared mode (Share): membership in the store's catalog
 	shared    store.CatalogSwapper
@@ -96,6 +104,22 @@ type Groups struct {
 	// none): WithReadAhead.
 	readAhead int64
 	pool      *readahead.Pool
+	// noAckLease: members are not ended for overdue acknowledgements or
+	// a stream that takes no message (WithoutAckLease).
+	noAckLease bool
+	// refreshEvery: how old the last commit of a position held here may
+	// get before it is committed again (refresh.go; 0: never).
+	refreshEvery atomic.Int64
+}
+
+// WithoutAckLease keeps members however long they hold events
+// unacknowledged or their stream takes no message: for members that live
+// in this process and die with it (webhook sinks), whose batch may take
+// longer than any lease and must not start over. The lease still bounds
+// a partition's drain and a commit. Call it before members join.
+func (g *Groups) WithoutAckLease() *Groups {
+	g.noAckLease = true
+	return g
 }
 
 // WithLogger sets where the groups log (default slog.Default(); Share's
@@ -124,13 +148,18 @@ func (g *Groups) WithReadAhead(max int64, pool *readahead.Pool) *Groups {
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
 	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, keys: map[[2]string]chan struct{}{}, epochs: map[[2]string]uint64{},
-		stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		epochBase: uint64(max(time.Now().UnixMicro(), 0)), stop: make(chan struct{}), kick: make(chan struct{}, 1),
 		snaps: map[[2]string]*snapLocal{}, logger: slog.Default()}
 	if f, ok := log.(intentlog.PartitionFencer); ok {
 		g.fencer = f
 	}
+	g.refreshEvery.Store(int64(DefaultCommitRefresh))
 	g.wg.Add(1)
 	go g.expire()
+	if g.fencer != nil { // (committers of other logs do not renew: refresh.go)
+		g.wg.Add(1)
+		go g.refreshLoop()
+	}
 	return g
 }
 
@@ -216,6 +245,12 @@ type grp struct {
 	// committed with them (Kafka; epochs.go), where a member that starts
 	// the partition has the log validate them.
 	leaders map[int32]intentlog.EpochOffset
+	// renewed: when the position of each partition held here was last
+	// committed here, under any owner (refresh.go).
+	renewed map[int32]time.Time
+	// refreshFailing: the last refresh of its positions failed (logged
+	// once).
+	refreshFailing bool
 }
 
 // sameTable says whether t is the table the group was loaded for (not
@@ -240,6 +275,10 @@ type Table struct {
 // otherwise at their first retained offsets.
 type StartLatest bool
 
+// lastEpoch is the epoch a group's new core numbers its grants above;
+// under g.mu.
+func (g *Groups) lastEpoch(k [2]string) uint64 { return max(g.epochs[k], g.epochBase) }
+
 // load returns the group, under its key's lock (lockKey), loading its
 // state from the log
 // (and, for a new group, committing its start durably) when it has no
@@ -249,7 +288,7 @@ type StartLatest bool
 func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLatest) (*grp, error) {
 	k := [2]string{t.Name, name}
 	g.mu.Lock()
-	after := g.epochs[k]
+	after := g.lastEpoch(k)
 	old := g.groups[k]
 	g.mu.Unlock()
 	if gr := old; gr != nil {
@@ -643,6 +682,9 @@ func (gr *grp) expireLocked(now time.Time) {
 	if ch := gr.core.Handover(now); len(ch.Revoked) > 0 {
 		gr.apply(ch)
 		gr.g.kickSync()
+	}
+	if gr.g.noAckLease {
+		return
 	}
 	for _, id := range gr.core.Expired(now) {
 		if s := gr.sessions[id]; s != nil {

@@ -537,7 +537,8 @@ type Ack struct {
 // it no longer owns (or at another epoch) are refused with ErrNotOwner
 // and not committed; the others are committed. It fails with ErrNotMember
 // when id is not a member, and with ErrInvalidAck, committing nothing,
-// when acks name a partition the table does not have, or one twice.
+// when acks name a partition the table does not have, or one twice, or a
+// next below 0.
 func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) (refused map[int32]error, err error) {
 	// One entry per partition of the table: with two, one committed and
 	// the other refused, the answer said refused for a partition it
@@ -550,6 +551,9 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 		case seen[a.Partition]:
 			return nil, fmt.Errorf("%w: partition %d is acknowledged twice in one request: send one entry per partition (the highest next): nothing was committed",
 				ErrInvalidAck, a.Partition)
+		case a.Next < 0:
+			return nil, fmt.Errorf("%w: partition %d: next %d is no position (an event's next, as delivered): nothing was committed",
+				ErrInvalidAck, a.Partition, a.Next)
 		}
 		seen[a.Partition] = true
 	}
@@ -657,6 +661,7 @@ func (g *Groups) Ack(ctx context.Context, t Table, name, id string, acks []Ack) 
 		for p, at := range withEpochs(commit, leaders) {
 			gr.core.Commit(p, epochs[p], at.Offset, now)
 			gr.knownAt(p, at)
+			gr.committedAt(p, now)
 		}
 	}
 	return refused, nil

@@ -69,6 +69,19 @@ type SharedState struct {
 	Starts *SharedStarts `json:"starts,omitempty"`
 }
 
+// nextEpoch takes the group's next epoch for a claim at now: above the
+// last one given, and not below the clock in microseconds, as the epochs
+// of a group of one process are (Groups.epochBase): a sink's redrive
+// claim carries its partition's epoch, and one left by a process of a
+// deployment before it switched to shared groups (its epochs above its
+// start's clock) is taken over only by a claim at an epoch at least as
+// high. From 1, the shared epochs stayed below it, and the claim held its
+// letter for good (TestSharedEpochsAboveUnsharedOnes).
+func (s *SharedState) nextEpoch(now time.Time) uint64 {
+	s.Seq = max(s.Seq+1, uint64(max(now.UnixMicro(), 0)))
+	return s.Seq
+}
+
 // startSpent is the offset in SharedStarts.Offsets of a partition that
 // had a committed position: its start is not used again.
 const startSpent = -1
@@ -435,9 +448,9 @@ func planShared(s *SharedState, l Local, table, name string, n int32, lease time
 		m := next.Members[cur]
 		count[m]++
 		if m.Proc == l.Proc {
-			next.Seq++
-			next.Owners[p] = SharedOwner{SharedMember: m, Epoch: next.Seq}
-			plan.Claims = append(plan.Claims, Grant{Partition: p, Epoch: next.Seq})
+			e := next.nextEpoch(now)
+			next.Owners[p] = SharedOwner{SharedMember: m, Epoch: e}
+			plan.Claims = append(plan.Claims, Grant{Partition: p, Epoch: e})
 			plan.ClaimMembers = append(plan.ClaimMembers, m.ID)
 			changed = true
 		}

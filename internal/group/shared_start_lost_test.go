@@ -97,16 +97,7 @@ func TestSharedStartNotReusedOnceCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	granted := map[int32]int64{}
-	for len(granted) < 2 {
-		m, err := c.Next(ctx)
-		if err != nil {
-			t.Fatalf("c got no partition: %v (granted %v)", err, granted)
-		}
-		for _, g := range m.Granted {
-			granted[g.Partition] = g.Offset
-		}
-	}
+	granted := grantedOffsets(ctx, t, c, 2)
 	for p, o := range granted {
 		if o < ends[p] {
 			t.Errorf("c's partition %d starts at %d, the group's first start: the events to %d, acknowledged by a, are delivered again "+
@@ -162,4 +153,21 @@ func TestPlanStartsSpent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// grantedOffsets reads s's messages until n partitions were granted to it
+// and returns the offset each was granted at.
+func grantedOffsets(ctx context.Context, t *testing.T, s *Session, n int) map[int32]int64 {
+	t.Helper()
+	granted := map[int32]int64{}
+	for len(granted) < n {
+		m, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("%s got no partition: %v (granted %v)", s.id, err, granted)
+		}
+		for _, g := range m.Granted {
+			granted[g.Partition] = g.Offset
+		}
+	}
+	return granted
 }

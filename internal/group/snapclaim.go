@@ -234,7 +234,7 @@ func (g *Groups) wantSnapshot(ctx context.Context, t Table, name, member string,
 	g.mu.Lock() // only around the map: gr.mu may wait on a commit
 	gr, ok := g.groups[k]
 	if !ok {
-		gr = &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, g.epochs[k]), sessions: map[string]*Session{},
+		gr = &grp{g: g, table: t.Name, name: name, topic: t.Topic, core: NewCore(t.Partitions, g.lease, nil, g.lastEpoch(k)), sessions: map[string]*Session{},
 			sh: sharedLocal{obs: observed{}}}
 		gr.core.shared = true
 		g.groups[k] = gr

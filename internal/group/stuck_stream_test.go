@@ -67,3 +67,39 @@ func TestSlowStreamKept(t *testing.T) {
 		t.Fatalf("an idle member waiting for its next message: %+v, %v; want it kept (the wait's deadline)", m, err)
 	}
 }
+
+// TestWithoutAckLeaseKeepsMembers: on Groups WithoutAckLease (webhook
+// sinks), a member that holds events unacknowledged, and whose stream
+// takes no message, for longer than the lease is kept with its
+// partitions.
+func TestWithoutAckLeaseKeepsMembers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	tb := table(t, l, 1, 3)
+	lease := 100 * time.Millisecond
+	G := New(l, lease).WithoutAckLease()
+	defer G.Close()
+	s, err := G.Join(ctx, tb, "g", "m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, s) // the grant
+	if b := next(t, s); !s.Check(b) || len(b.Records) == 0 {
+		t.Fatalf("batch %+v", b)
+	}
+	time.Sleep(5 * lease) // unacknowledged, and no Next
+	select {
+	case <-s.Done():
+		t.Fatalf("the member was ended: %v", s.Err())
+	default:
+	}
+	if _, err := G.Ack(ctx, tb, "g", "m", []Ack{{Partition: 0, Epoch: 0, Next: 1}}); err != nil {
+		t.Fatalf("ack (which checks the leases too): %v", err)
+	}
+	select {
+	case <-s.Done():
+		t.Fatalf("the member was ended at an acknowledgement: %v", s.Err())
+	default:
+	}
+}

@@ -299,6 +299,21 @@ type FencedCommitter interface {
 	Committed(ctx context.Context) (offset int64, ok bool, err error)
 }
 
+// CommitRenewer is a FencedCommitter of a log that forgets a group's
+// committed offset of a partition not committed for a while (Kafka,
+// KIP-211: offsets.retention.minutes after the partition's last commit,
+// in a group without Kafka members, which wail's groups never have): the
+// owner of a partition whose position does not move (its table gets no
+// events) commits it again, as it is, before that. A log that keeps
+// committed offsets for ever (the embedded log) has none.
+type CommitRenewer interface {
+	// Renew commits at again, even when it is what is committed already
+	// (which Commit skips); when this committer committed a higher offset,
+	// that one instead: it never moves the offset back. Errors are
+	// Commit's.
+	Renew(ctx context.Context, at EpochOffset) error
+}
+
 // ErrFenced: a FencedCommitter was fenced by a later FencePartition of its
 // partition.
 var ErrFenced = errors.New("fenced: the partition was fenced by a newer owner")

@@ -142,3 +142,45 @@ func (s *Server) watchRetention(ctx context.Context) {
 const retentionCheckBound = 30 * time.Second
 
 func retentionComponent(table string) string { return "retention/" + table }
+
+// offsetsRetentionReader is a log that forgets a group's committed offset
+// not committed again for a while (Kafka: offsets.retention.minutes).
+type offsetsRetentionReader interface {
+	OffsetsRetention(ctx context.Context) (time.Duration, error)
+}
+
+var _ offsetsRetentionReader = (*kafka.Log)(nil)
+
+// offsetsRetentionProblem describes what is wrong when the brokers forget
+// a group's positions (retention) within three api.group_commit_refresh
+// (refresh) of their last commit: a refresh that fails once or twice, or
+// comes late, loses them (empty: nothing).
+func offsetsRetentionProblem(retention, refresh time.Duration) string {
+	if retention >= 3*refresh {
+		return ""
+	}
+	return fmt.Sprintf("the Kafka brokers forget a consumer group's position %s after its last commit (offsets.retention.minutes), "+
+		"less than three api.group_commit_refresh (%s): the positions of partitions that get no events may be forgotten while members hold them, "+
+		"and a member that joins after starts as in a new group (\"latest\": skipping events)", retention, refresh)
+}
+
+// checkOffsetsRetention logs, once at start, when the brokers' offsets
+// retention is too short for api.group_commit_refresh.
+func (s *Server) checkOffsetsRetention(ctx context.Context) {
+	r, ok := s.log.(offsetsRetentionReader)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, retentionCheckBound)
+	defer cancel()
+	d, err := r.OffsetsRetention(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Info("cannot read the Kafka brokers' offsets.retention.minutes to check it against api.group_commit_refresh", "err", err)
+		}
+		return
+	}
+	if problem := offsetsRetentionProblem(d, s.cfg.API.GroupCommitRefresh); problem != "" {
+		s.logger.Warn(problem, "action", "lower api.group_commit_refresh to a third of offsets.retention.minutes or less, or raise offsets.retention.minutes on the brokers")
+	}
+}

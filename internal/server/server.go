@@ -293,7 +293,8 @@ func (s *Server) open(ctx context.Context) error {
 			Recheck: s.guard.Rechecker, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
 			MaxTails: cfg.Console.MaxTails, MaxHistories: cfg.Console.MaxHistories, HistoryScan: cfg.Console.HistoryRecords, AllowedOrigins: cfg.Console.AllowedOrigins})
 	}
-	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes), s.readAhead).WithLogger(s.logger)
+	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes), s.readAhead).WithLogger(s.logger).
+		WithCommitRefresh(cfg.API.GroupCommitRefresh)
 	var sharing *group.Sharing
 	if cfg.Store.Kind != config.StorePebble && cfg.Log.Kind == config.LogKafka {
 		// Several processes may serve one group's members, and run
@@ -313,7 +314,8 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.sinks = sink.New(sink.Options{Client: sink.NewHTTPClient(sinkTLS), Backend: s.store, Log: s.log, Table: s.groupTable, Incarnation: s.tableIncarnation, Run: cfg.Sinks.Enabled,
 		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, LetterOwner: letterOwner, Health: s.health, Registerer: s.registry, Logger: s.logger,
-		Snapshot: s.events.Stream, Sharing: sharing, ReadAhead: int64(cfg.API.SubscriptionBufferBytes), ReadAheadPool: s.readAhead})
+		Snapshot: s.events.Stream, Sharing: sharing, ReadAhead: int64(cfg.API.SubscriptionBufferBytes), ReadAheadPool: s.readAhead,
+		CommitRefresh: cfg.API.GroupCommitRefresh})
 	s.opened = true
 	return nil
 }
@@ -611,6 +613,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	background.Go(func() { s.refreshCatalog(rctx) })
 	background.Go(func() { s.watchStore(rctx) })
 	background.Go(func() { s.watchRetention(rctx) })
+	background.Go(func() { s.checkOffsetsRetention(rctx) })
 	if refreshTokens != nil {
 		background.Go(func() { refreshTokens(rctx) })
 	}

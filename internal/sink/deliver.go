@@ -32,7 +32,10 @@ const (
 	// t too far from now (replays): client.VerifyWebhook does.
 	HeaderSignature = "Wail-Signature"
 	// HeaderDelivery: "<table>/<partition>/<first offset>-<next offset>",
-	// the same on every attempt and redelivery of the batch.
+	// the same on every attempt and redelivery of the batch; a snapshot's
+	// requests "<table>/snapshot/<run>-<n>" (run: when that snapshot run
+	// started, Unix µs), the halves of one answered 413 its name with
+	// ".1" and ".2" (a batch's halves have their own ranges).
 	HeaderDelivery = "Wail-Delivery"
 	// HeaderAttempt: 1 for the first attempt of a batch.
 	HeaderAttempt = "Wail-Attempt"

@@ -19,10 +19,14 @@ import (
 	"github.com/wail-cdc/wail/internal/readahead"
 )
 
-// groupLease is the lease of sink members: a sink's member lives in the
-// process that delivers (it dies with it), and a batch may wait for its
-// endpoint up to its max_retry_ms, so no lease should end it.
-const groupLease = 7 * 24 * time.Hour
+// groupLease is the lease of the sinks' groups: what bounds a
+// partition's drain and a commit. It never ends a sink's member
+// (group.Groups.WithoutAckLease): the member lives in the process that
+// delivers (it dies with it), and a batch may take longer than any lease
+// (max_retry_ms up to a week per request, the attempts' timeouts, the
+// wait for a slot, a 413's halves); ended, it started its retries over
+// and was never dead-lettered. (A variable for tests.)
+var groupLease = 7 * 24 * time.Hour
 
 // Options configure a Manager.
 type Options struct {
@@ -62,6 +66,10 @@ type Options struct {
 	// shared with the process's event streams; nil: none).
 	ReadAhead     int64
 	ReadAheadPool *readahead.Pool
+	// CommitRefresh: how old the last commit of a sink's position may get
+	// before it is committed again (api.group_commit_refresh; 0: the
+	// group package's default).
+	CommitRefresh time.Duration
 }
 
 // Manager keeps the definitions and runs the sinks of a process.
@@ -110,7 +118,10 @@ func New(o Options) *Manager {
 	if o.Client == nil {
 		o.Client = NewHTTPClient(nil)
 	}
-	groups := group.New(o.Log, groupLease).WithReadAhead(o.ReadAhead, o.ReadAheadPool).WithLogger(o.Logger)
+	groups := group.New(o.Log, groupLease).WithoutAckLease().WithReadAhead(o.ReadAhead, o.ReadAheadPool).WithLogger(o.Logger)
+	if o.CommitRefresh > 0 {
+		groups.WithCommitRefresh(o.CommitRefresh)
+	}
 	if o.Sharing != nil {
 		sh := *o.Sharing
 		sh.Exclusive = true

@@ -251,6 +251,14 @@ func (r *runner) post(ctx context.Context, b *wailv1.SinkBatch, delivery string,
 				// halved again if need be; an event too large alone is
 				// dead-lettered.
 				h := len(recs) / 2
+				if b.Snapshot {
+					// Still snapshot requests, named after this one: a
+					// snapshot's records have no bus range to name them.
+					if err := r.postSnapshot(ctx, b.Events[:h], recs[:h], delivery+".1", owns); err != nil {
+						return err
+					}
+					return r.postSnapshot(ctx, b.Events[h:], recs[h:], delivery+".2", owns)
+				}
 				if err := r.deliver(ctx, b.Partition, recs[:h], recs[h].Offset, owns); err != nil {
 					return err
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -31,14 +32,18 @@ func (r *runner) snapshot(ctx context.Context) error {
 	r.stats.snapshotEvents.Store(0)
 	r.stats.inSnapshot.Store(true)
 	defer r.stats.inSnapshot.Store(false)
+	// Each run names its requests apart: a snapshot taken again sends
+	// other events under its request numbers, which an endpoint that
+	// deduplicates on Wail-Delivery must not take for redeliveries.
+	run := r.def.Table + "/snapshot/" + strconv.FormatInt(time.Now().UnixMicro(), 10) + "-"
 	n := 0
 	_, err := eventbus.SnapshotGroup(ctx, r.m.snapshot, r.m.groups, r.table, GroupName(r.def.Name), member, int32(batchLen(r.def)),
 		func(ctx context.Context, evs []*wailv1.StreamedEvent) error {
 			n++
-			b := &wailv1.SinkBatch{Sink: r.def.Name, Table: r.def.Table, Snapshot: true}
+			events := make([]*wailv1.ChangeEvent, 0, len(evs))
 			recs := make([]intentlog.Record, 0, len(evs))
 			for _, e := range evs {
-				b.Events = append(b.Events, e.Event)
+				events = append(events, e.Event)
 				v, err := proto.Marshal(e.Event)
 				if err != nil {
 					return err
@@ -51,7 +56,7 @@ func (r *runner) snapshot(ctx context.Context) error {
 			}
 			// (not a group member yet: nothing to lose; ctx ends when this
 			// process lost the snapshot's claim to another process)
-			if err := r.post(ctx, b, r.def.Table+"/snapshot/"+strconv.Itoa(n), recs, func() bool { return ctx.Err() == nil }); err != nil {
+			if err := r.postSnapshot(ctx, events, recs, run+strconv.Itoa(n), func() bool { return ctx.Err() == nil }); err != nil {
 				return err
 			}
 			r.stats.snapshotEvents.Add(int64(len(evs)))
@@ -61,4 +66,12 @@ func (r *runner) snapshot(ctx context.Context) error {
 		return fmt.Errorf("sink %s: %w", r.def.Name, err)
 	}
 	return nil
+}
+
+// postSnapshot posts a request of the sink's snapshot: events, and recs
+// (one for one: the event's record, for its dead letter) as post takes
+// them.
+func (r *runner) postSnapshot(ctx context.Context, events []*wailv1.ChangeEvent, recs []intentlog.Record, delivery string, owns func() bool) error {
+	b := &wailv1.SinkBatch{Sink: r.def.Name, Table: r.def.Table, Snapshot: true, Events: events}
+	return r.post(ctx, b, delivery, recs, owns)
 }

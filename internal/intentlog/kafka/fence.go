@@ -19,6 +19,7 @@ import (
 var (
 	_ intentlog.PartitionFencer      = (*Log)(nil)
 	_ intentlog.FencedEpochCommitter = (*fencedCommitter)(nil)
+	_ intentlog.CommitRenewer        = (*fencedCommitter)(nil)
 )
 
 // fenceTxnTimeout bounds a fenced commit's transaction: one its committer
@@ -152,6 +153,27 @@ func (c *fencedCommitter) CommitEpoch(ctx context.Context, at intentlog.EpochOff
 		return fmt.Errorf("kafka: commit %s/%s/%d: %w", c.group, c.topic, c.partition, err)
 	}
 	c.last = o
+	return nil
+}
+
+// Renew implements intentlog.CommitRenewer: a transaction that commits
+// at again (or the highest offset this committer committed, with its
+// epoch), so that the broker's offsets.retention.minutes counts from now
+// (and the transactional id, unused for transactional.id.expiration.ms,
+// is kept too).
+func (c *fencedCommitter) Renew(ctx context.Context, at intentlog.EpochOffset) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last.Offset > at.Offset || (c.last.Offset == at.Offset && at.Epoch < 0) {
+		at = c.last
+	}
+	if at.Offset < 0 {
+		return nil // nothing committed here, nor asked
+	}
+	if err := c.commit(ctx, at); err != nil {
+		return fmt.Errorf("kafka: commit %s/%s/%d again: %w", c.group, c.topic, c.partition, err)
+	}
+	c.last = at
 	return nil
 }
 

@@ -222,3 +222,44 @@ func BenchmarkGroupCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestFencedRenew: on a real broker, Renew commits the offset again in a
+// transaction of its own even when it is what the committer committed
+// (Commit skips it), so that the broker's offsets.retention.minutes counts
+// from then; it never moves the offset back below what the committer
+// committed, commits an offset read after the fence by a committer that
+// committed nothing yet, and fails with ErrFenced once fenced.
+func TestFencedRenew(t *testing.T) {
+	t.Parallel()
+	ctx, fence, committed := fenceRig(t, "fence-renew", time.Minute)
+	var sent atomic.Int32 // transactions that staged an offset
+	a := fence()
+	a.afterOffsets = func() { sent.Add(1) }
+	if err := a.Commit(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(ctx, 5); err != nil || sent.Load() != 1 {
+		t.Fatalf("commit of the same offset: %v, %d transactions, want 1 (skipped)", err, sent.Load())
+	}
+	if err := a.Renew(ctx, intentlog.EpochOffset{Offset: 5, Epoch: -1}); err != nil || sent.Load() != 2 {
+		t.Fatalf("renew: %v, %d transactions, want 2", err, sent.Load())
+	}
+	if err := a.Renew(ctx, intentlog.EpochOffset{Offset: 3, Epoch: -1}); err != nil || sent.Load() != 3 {
+		t.Fatalf("renew below what was committed: %v, %d transactions, want 3 (5 again)", err, sent.Load())
+	}
+	committed(a, 5)
+
+	b := fence()
+	if err := a.Renew(ctx, intentlog.EpochOffset{Offset: 5, Epoch: -1}); !errors.Is(err, intentlog.ErrFenced) {
+		t.Fatalf("renew of the fenced committer: %v, want ErrFenced", err)
+	}
+	at, ok, err := intentlog.CommittedFenced(ctx, b)
+	if err != nil || !ok || at.Offset != 5 {
+		t.Fatalf("committed after the fence: %v %v %v, want 5", at, ok, err)
+	}
+	b.afterOffsets = func() { sent.Add(1) }
+	if err := b.Renew(ctx, at); err != nil || sent.Load() != 4 {
+		t.Fatalf("renew of the offset read after the fence: %v, %d transactions, want 4", err, sent.Load())
+	}
+	committed(b, 5)
+}

@@ -24,27 +24,7 @@ import (
 // committer fenced the partition meanwhile.
 func TestFencePartitionUnsureEnd(t *testing.T) {
 	t.Parallel()
-	ctx := testCtx(t, 2*time.Minute)
-	l := openLog(t, realBrokers(t), nil)
-	topic := topicName("fence-unsure")
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	group := "wail.test." + topic
-	fence := func() *fencedCommitter {
-		t.Helper()
-		c, err := l.FencePartition(ctx, group, topic, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c.(*fencedCommitter)
-	}
-	committed := func(c *fencedCommitter, want int64) {
-		t.Helper()
-		if o, ok, err := c.Committed(ctx); err != nil || !ok || o != want {
-			t.Fatalf("committed %d (%v, %v), want %d", o, ok, err, want)
-		}
-	}
+	ctx, fence, committed := fenceRig(t, "fence-unsure", 2*time.Minute)
 	// lost: a commit of o whose end was applied, its answer lost.
 	lost := func(c *fencedCommitter, o int64) {
 		t.Helper()
@@ -78,7 +58,7 @@ func TestFencePartitionUnsureEnd(t *testing.T) {
 	if err := a.Commit(ctx, 10); err != nil {
 		t.Fatalf("commit after an end that never arrived: %v", err)
 	}
-	late := &fencedCommitter{l: l, txnID: a.txnID, pid: pid, epoch: epoch}
+	late := &fencedCommitter{l: a.l, txnID: a.txnID, pid: pid, epoch: epoch}
 	ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err := late.end(ectx, true)
 	cancel()
@@ -169,4 +149,34 @@ func TestFencePartitionCancelledBeforeEnd(t *testing.T) {
 	if o, ok, err := c.Committed(ctx); err != nil || !ok || o != 6 {
 		t.Fatalf("committed %d (%v, %v), want 6", o, ok, err)
 	}
+}
+
+// fenceRig makes a topic of one partition (named after name) on the real
+// brokers and returns the test's context, a function that fences its
+// partition 0 in one group (each call a new committer), and a check of the
+// offset a committer reads as committed.
+func fenceRig(t *testing.T, name string, timeout time.Duration) (ctx context.Context, fence func() *fencedCommitter, committed func(*fencedCommitter, int64)) {
+	t.Helper()
+	ctx = testCtx(t, timeout)
+	l := openLog(t, realBrokers(t), nil)
+	topic := topicName(name)
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	group := "wail.test." + topic
+	fence = func() *fencedCommitter {
+		t.Helper()
+		c, err := l.FencePartition(ctx, group, topic, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.(*fencedCommitter)
+	}
+	committed = func(c *fencedCommitter, want int64) {
+		t.Helper()
+		if o, ok, err := c.Committed(ctx); err != nil || !ok || o != want {
+			t.Fatalf("committed %d (%v, %v), want %d", o, ok, err, want)
+		}
+	}
+	return ctx, fence, committed
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // TopicRetention is how long a topic keeps its records by time, as its
@@ -57,4 +58,37 @@ func (l *Log) TopicRetention(ctx context.Context, topic string) (TopicRetention,
 		return r, fmt.Errorf("kafka: retention of %s: %w", r.Topic, errors.New("the brokers did not name retention.ms and cleanup.policy"))
 	}
 	return r, nil
+}
+
+// OffsetsRetention reads the brokers' offsets.retention.minutes (from one
+// broker: the group coordinators share it): how long a group without Kafka
+// members, as wail's groups are, keeps an offset not committed again
+// (KIP-211).
+func (l *Log) OffsetsRetention(ctx context.Context) (time.Duration, error) {
+	md, err := l.adm.BrokerMetadata(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: offsets.retention.minutes: %w", mapErr(err))
+	}
+	if len(md.Brokers) == 0 {
+		return 0, errors.New("kafka: offsets.retention.minutes: the cluster named no broker")
+	}
+	rcs, err := l.adm.DescribeBrokerConfigs(ctx, md.Brokers[0].NodeID)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: offsets.retention.minutes: %w", mapErr(err))
+	}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return 0, fmt.Errorf("kafka: offsets.retention.minutes: %w", mapErr(rc.Err))
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "offsets.retention.minutes" && c.Value != nil {
+				m, err := strconv.ParseInt(*c.Value, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("kafka: offsets.retention.minutes %q: %w", *c.Value, err)
+				}
+				return time.Duration(m) * time.Minute, nil
+			}
+		}
+	}
+	return 0, errors.New("kafka: the broker did not name offsets.retention.minutes")
 }

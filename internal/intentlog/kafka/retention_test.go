@@ -58,3 +58,18 @@ func TestTopicRetention(t *testing.T) {
 		t.Errorf("after an alter outside wail: %+v, %v; want retention.ms 3600000, not forever", r, err)
 	}
 }
+
+// TestOffsetsRetention: the real broker names its offsets.retention.minutes.
+func TestOffsetsRetention(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 30*time.Second)
+	l := openLog(t, realBrokers(t), nil)
+	d, err := l.OffsetsRetention(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d < time.Minute {
+		t.Fatalf("offsets.retention.minutes: %s", d)
+	}
+	t.Logf("offsets.retention.minutes: %s", d)
+}
