@@ -305,11 +305,14 @@ func (p *Producer) Delete(ctx context.Context, table string, key []byte) (Result
 	return p.Write(ctx, &wailv1.Mutation{Table: table, Key: key, Op: wailv1.Op_OP_DELETE})
 }
 
-// Write sends m in the next batch and waits for its answer. If ctx ends
-// first, Write returns ctx's error and the write goes on without a waiter
-// (it may be written): the producer reads m until then, so m must not be
-// changed after Write, even once it returned ctx's error. An answer that
-// came before ctx ended is returned, not ctx's error.
+// Write sends m in the next batch and waits for its answer. A ctx that
+// ends before the write is handed over to the producer (before the call,
+// or while it waits for room) fails it unsent, with ctx's error. If ctx
+// ends after, Write returns ctx's error and the write goes
+// on without a waiter (it may be written): the producer reads m until
+// then, so m must not be changed after Write, even once it returned
+// ctx's error. An answer that came before ctx ended is returned, not
+// ctx's error.
 func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error) {
 	size, err := p.check(m)
 	if err != nil {
@@ -323,6 +326,11 @@ func (p *Producer) Write(ctx context.Context, m *wailv1.Mutation) (Result, error
 		return Result{}, err
 	}
 	if err := p.holdSpace(ctx, deadline); err != nil {
+		p.bytes.Release(held)
+		return Result{}, err
+	}
+	if err := ctx.Err(); err != nil { // ended before it was handed over: nothing sent
+		<-p.space
 		p.bytes.Release(held)
 		return Result{}, err
 	}
