@@ -190,6 +190,10 @@ func reportError(w io.Writer, cmd *cobra.Command, err error) int {
 			fmt.Fprintln(w, "(is a wail server running at --addr / WAIL_ADDR? with TLS, give its CA: --ca / WAIL_CA)")
 		case connect.CodeUnauthenticated:
 			fmt.Fprintln(w, "(give a token of `wail token create`: WAIL_TOKEN or --token-file; or a client certificate: --cert, --key)")
+		case connect.CodeInternal:
+			if ce.Message() == "400 Bad Request" { // a bare status, no Connect error: not a wail answer
+				fmt.Fprintln(w, "(a TLS server answers so to plain http: give its CA, --ca / WAIL_CA, or an https:// address)")
+			}
 		}
 		return 1
 	}

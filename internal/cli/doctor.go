@@ -24,6 +24,10 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			"event topics with its partition count. When a server answers\n" +
 			"at --addr, print its health (/healthz) first: ok, degraded or unhealthy, with each\n" +
 			"condition's reason and what to do; the embedded store and log it holds are skipped.\n" +
+			"A server that answers but whose health cannot be read (a certificate not trusted,\n" +
+			"TLS on one side only, no answer within --timeout) fails the check; nothing\n" +
+			"listening at --addr fails nothing. A --data-dir that does not exist fails, and is\n" +
+			"not made (with the embedded store or log).\n" +
 			"Exits with code 1 when a check fails or the server is unhealthy.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/client"
 	"github.com/wail-cdc/wail/internal/eventbus"
 )
 
@@ -34,7 +37,8 @@ func newTailCmd(g *globals) *cobra.Command {
 			"--cursor C resumes exactly after it. Offsets are not dense (tombstones,\n" +
 			"Kafka transaction markers): never count events to find an end.\n" +
 			"--value-json prints a typed table's values as Protobuf JSON (with the latest\n" +
-			"schema of its value subject).",
+			"schema of its value subject). A server that does not answer the opening of the\n" +
+			"stream within 30s fails it (exit code 1).",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cursor != "" {
@@ -83,13 +87,14 @@ func newTailCmd(g *globals) *cobra.Command {
 // (which is a clean exit).
 func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequest, asJSON bool, value func([]byte) string) error {
 	ctx := cmd.Context()
-	stream, err := cl.events.Subscribe(ctx, connect.NewRequest(req))
+	stream, stop, err := openSubscription(ctx, cl, req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
+	defer stop()
 	defer stream.Close()
 	cursor := ""
 	for stream.Receive() {
@@ -118,6 +123,31 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 		_, err = fmt.Fprintf(g.stderr, "cursor: %s\n", cursor)
 	}
 	return err
+}
+
+// openSubscription opens the stream of req on a child of ctx that the
+// returned stop ends: Subscribe returns once the server answered (its
+// response headers), and that wait is bounded by streamOpenTimeout. Over
+// HTTP/1.1 nothing else bounds it, and a server that took the request and
+// never answered (hung, or a proxy in front of one that is down) held tail
+// for ever.
+func openSubscription(ctx context.Context, cl *clients, req *wailv1.SubscribeRequest) (*connect.ServerStreamForClient[wailv1.SubscribeResponse], context.CancelFunc, error) {
+	sctx, stop := context.WithCancel(ctx)
+	timer := time.AfterFunc(streamOpenTimeout, stop)
+	stream, err := cl.events.Subscribe(sctx, connect.NewRequest(req))
+	if !timer.Stop() && ctx.Err() == nil { // the bound cut the opening
+		if err == nil {
+			_ = stream.Close()
+		}
+		stop()
+		return nil, nil, fmt.Errorf("%w: no answer within %s (is the server at --addr hung, or a proxy in front of one that is down?)",
+			client.ErrOpenTimeout, streamOpenTimeout)
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return stream, stop, nil
 }
 
 // eventsPerMessage is the batch tail asks the server for.
@@ -159,3 +189,7 @@ func formatEvent(m *wailv1.SubscribeResponse, value func([]byte) string) string 
 // plainValue prints a value as text when printable, else as hex, cut at
 // tailValueLimit.
 func plainValue(b []byte) string { return displayBytes(b, tailValueLimit) }
+
+// streamOpenTimeout bounds the wait for the server to answer the opening
+// of tail's stream (a var for tests).
+var streamOpenTimeout = client.DefaultOpenTimeout

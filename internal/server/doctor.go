@@ -2,12 +2,17 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -29,8 +34,8 @@ const DefaultDoctorTimeout = 10 * time.Second
 // Doctor checks what a configuration needs, prints one line per check to w
 // and returns an error naming the failed checks. With addr set (a server's
 // base URL), it first prints the health of the server answering there (see
-// DoctorHealth); an unhealthy server fails the check, one that does not
-// answer does not. Then: TLS and auth (an exposed API that would be
+// DoctorHealth, within timeout); an unhealthy server fails the check, as
+// one whose health cannot be read does; nothing listening at addr does not. Then: TLS and auth (an exposed API that would be
 // refused, the certificate and how long it lasts, the tokens file); the
 // store is reachable, its schema (the catalog) is in place, how far each
 // replica lags, and (Cassandra) every node answers and every wail table
@@ -54,19 +59,35 @@ func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string
 	doctorSecurity(cfg, w, fail) // security.go
 	answered := false
 	if addr != "" {
-		rep, err := DoctorHealth(ctx, hc, addr, w)
+		rep, err := DoctorHealth(ctx, hc, addr, timeout, w)
 		answered = err == nil
 		if answered && rep.State == health.Unhealthy {
 			failed = append(failed, "server")
 		}
 	}
-	tables, inUse := doctorStore(ctx, cfg, timeout, w, fail, answered)
+	// The embedded store and log live in the data dir: one that does not
+	// exist (a typo) would be made empty by opening them, and said to hold
+	// no table.
+	embeddedStore, embeddedLog := cfg.Store.Kind == config.StorePebble, cfg.Log.Kind == config.LogEmbedded
+	noDir := false
+	if embeddedStore || embeddedLog {
+		if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+			noDir = true
+			fail("data dir", "%s does not exist (check --data-dir / data_dir; wail serve makes it at its first start): the embedded store and log were not checked", cfg.DataDir)
+		}
+	}
+	var tables []catalog.Table
+	inUse := false
+	if !noDir || !embeddedStore {
+		tables, inUse = doctorStore(ctx, cfg, timeout, w, fail, answered)
+	}
 	if inUse {
 		fmt.Fprintf(w, "store        skipped: the embedded store is in use (by the server at %s?), whose health is above\n", addr)
 	}
-	if inUse && cfg.Log.Kind == config.LogEmbedded {
+	switch {
+	case inUse && embeddedLog:
 		fmt.Fprintf(w, "log          skipped: the embedded log is in use too\n")
-	} else {
+	case !noDir || !embeddedLog:
 		doctorLog(ctx, cfg, timeout, w, tables, fail)
 	}
 	doctorRegistry(ctx, cfg, timeout, w, tables, fail) // schema_registry.go
@@ -252,18 +273,20 @@ func doctorRetention(ctx context.Context, r retentionReader, brokers []string, t
 	fmt.Fprintf(w, "retention    ok (every event topic keeps its records at least as long as its intent topic)\n")
 }
 
-// healthTimeout bounds the question to a server's /healthz.
-const healthTimeout = 3 * time.Second
-
-// DoctorHealth asks the server at addr (a base URL) for its /healthz and
-// prints its state and conditions (reason and action) to w. It returns an
-// error, after printing that no server answered, when none did.
-func DoctorHealth(ctx context.Context, hc *http.Client, addr string, w io.Writer) (health.Report, error) {
+// DoctorHealth asks the server at addr (a base URL) for its /healthz,
+// within timeout, and prints its state and conditions (reason and action)
+// to w. It returns an error, after printing that no server answered, when
+// nothing listens at addr (the connection was not made). A server that
+// answers but whose health cannot be read (a TLS handshake that fails, a
+// TLS server asked in plain http or the reverse, no answer within timeout,
+// an answer that is no health report) is printed as a failure, with what
+// to do, and reported unhealthy.
+func DoctorHealth(ctx context.Context, hc *http.Client, addr string, timeout time.Duration, w io.Writer) (health.Report, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	var rep health.Report
-	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, addr+"/healthz?format=json", nil)
 	if err != nil {
@@ -271,12 +294,22 @@ func DoctorHealth(ctx context.Context, hc *http.Client, addr string, w io.Writer
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		fmt.Fprintf(w, "server       none answers at %s (health not checked)\n", addr)
-		return rep, err
+		if notListening(err) {
+			fmt.Fprintf(w, "server       none answers at %s (health not checked)\n", addr)
+			return rep, err
+		}
+		fmt.Fprintf(w, "server       FAIL: %s: %s\n", addr, healthError(err, timeout))
+		rep.State = health.Unhealthy
+		return rep, nil
 	}
 	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&rep); err != nil {
-		fmt.Fprintf(w, "server       FAIL: %s/healthz answered %s, not a health report: %v\n", addr, resp.Status, err)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err := json.Unmarshal(body, &rep); err != nil {
+		hint := ""
+		if resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "HTTPS server") {
+			hint = " (the server speaks TLS: give the CA that signed its certificate, --ca / WAIL_CA, or an https:// address)"
+		}
+		fmt.Fprintf(w, "server       FAIL: %s/healthz answered %s, not a health report: %v%s\n", addr, resp.Status, err, hint)
 		rep.State = health.Unhealthy
 		return rep, nil
 	}
@@ -292,4 +325,30 @@ func DoctorHealth(ctx context.Context, hc *http.Client, addr string, w io.Writer
 		fmt.Fprintf(w, " since %s\n", c.Since.UTC().Format(time.RFC3339))
 	}
 	return rep, nil
+}
+
+// notListening reports whether err is a connection that could not be made
+// (refused, no route, a name that does not resolve): no server at the
+// address.
+func notListening(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// healthError is why a server's health could not be read, and what to do.
+func healthError(err error, timeout time.Duration) string {
+	var (
+		verify *tls.CertificateVerificationError
+		unk    x509.UnknownAuthorityError
+		host   x509.HostnameError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("it took the request and did not answer within %s (hung, or loaded: raise --timeout)", timeout)
+	case errors.As(err, &verify) || errors.As(err, &unk) || errors.As(err, &host):
+		return fmt.Sprintf("%v (give the CA that signed its certificate: --ca / WAIL_CA; the address must be a name or IP address the certificate holds)", err)
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return fmt.Sprintf("%v (it serves plain http: leave out --ca, --cert and --key, or use an http:// address)", err)
+	}
+	return err.Error()
 }
