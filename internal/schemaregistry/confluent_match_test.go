@@ -3,7 +3,9 @@ package schemaregistry
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -164,6 +166,166 @@ func TestNormalize(t *testing.T) {
 	for name, text := range map[string]string{"messages in another order": swapped, "a field renamed": renamed} {
 		if code, got := post(t, base+"/subjects/a?normalize=true", body(text)); code != 404 {
 			t.Errorf("look up %s with normalize=true: %d %s; want 404", name, code, got)
+		}
+	}
+}
+
+// TestReferencedByDeleted: GET .../referencedby answers as Confluent's
+// getReferencedBy: the version is found soft-deleted too (it is read with
+// deleted=true), the ids listed are those a live version uses unless
+// ?deleted=true, and offset and limit page the list. wail listed the ids
+// of soft-deleted referrers by default and answered 40401 for a
+// soft-deleted version, so an operator could not see what still holds the
+// version before deleting it for good.
+func TestReferencedByDeleted(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	ctx := t.Context()
+	ref := Reference{Name: "shop/money.proto", Subject: "shop.money", Version: 1}
+	for _, s := range []struct{ subject, text string }{{"shop.money", money}, {"orders-value", orderWithMoney}, {"other-value", strings.Replace(orderWithMoney, "Order", "Other", 1)}, {"third-value", strings.Replace(orderWithMoney, "Order", "Third", 1)}} {
+		var refs []Reference
+		if s.subject != "shop.money" {
+			refs = []Reference{ref}
+		}
+		if _, err := r.Register(ctx, s.subject, SchemaRequest{Schema: s.text, SchemaType: Protobuf, References: refs}); err != nil {
+			t.Fatalf("register %s: %v", s.subject, err)
+		}
+	}
+	h := Handler(r, slog.New(slog.DiscardHandler), nil)
+	const p = "/subjects/shop.money/versions/1/referencedby"
+	check := func(path string, code int, want string) {
+		t.Helper()
+		if a := call(t, h, "GET", path, ""); a.code != code || a.body != want {
+			t.Errorf("GET %s: %d %s; want %d %s", path, a.code, a.body, code, want)
+		}
+	}
+	check(p, 200, "[2,3,4]\n")
+	check(p+"?offset=1&limit=1", 200, "[3]\n")
+	check(p+"?offset=5", 200, "[]\n")
+	check(p+"?limit=0", 200, "[2,3,4]\n") // Confluent: a limit of 0 or less is the default, all
+	if _, err := r.DeleteSubject(ctx, "other-value", false); err != nil {
+		t.Fatal(err)
+	}
+	check(p, 200, "[2,4]\n")
+	check(p+"?deleted=true", 200, "[2,3,4]\n")
+	for _, s := range []string{"orders-value", "third-value"} {
+		if _, err := r.DeleteSubject(ctx, s, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.DeleteVersion(ctx, "shop.money", 1, false); err != nil {
+		t.Fatal(err)
+	}
+	check(p, 200, "[]\n")
+	check(p+"?deleted=true", 200, "[2,3,4]\n")
+	check("/subjects/shop.money/versions/latest/referencedby", 404, `{"error_code":40402,"message":"Version -1 not found."}`+"\n")
+	check("/subjects/shop.money/versions/2/referencedby", 404, `{"error_code":40402,"message":"Version 2 not found."}`+"\n")
+	check("/subjects/nothing/versions/1/referencedby", 404, `{"error_code":40401,"message":"Subject 'nothing' not found."}`+"\n")
+}
+
+// TestListFilters: the lists take Confluent's filters and paging:
+// deletedOnly (subjects whose versions are all soft-deleted; versions
+// soft-deleted), deletedAsNegative (every version, soft-deleted ones as
+// their negative), offset and limit. wail ignored them: a client paging
+// with limit got everything, and one asking for deleted subjects only got
+// the live ones.
+func TestListFilters(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	ctx := t.Context()
+	if _, err := r.SetCompatibility(ctx, "", "NONE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ subject, text string }{{"a", orderV1}, {"a", orderV2}, {"a", money}, {"b", orderV1}, {"c", orderV1}, {"d", money}} {
+		if _, err := r.Register(ctx, s.subject, SchemaRequest{Schema: s.text, SchemaType: Protobuf}); err != nil {
+			t.Fatalf("register %s: %v", s.subject, err)
+		}
+	}
+	if _, err := r.DeleteVersion(ctx, "a", 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteSubject(ctx, "c", false); err != nil {
+		t.Fatal(err)
+	}
+	h := Handler(r, slog.New(slog.DiscardHandler), nil)
+	for _, c := range []struct{ path, want string }{
+		{"/subjects", `["a","b","d"]`},
+		{"/subjects?deleted=true", `["a","b","c","d"]`},
+		{"/subjects?deletedOnly=true", `["c"]`},
+		{"/subjects?deleted=true&deletedOnly=true", `["c"]`},
+		{"/subjects?offset=1&limit=1", `["b"]`},
+		{"/subjects?deleted=true&offset=2", `["c","d"]`},
+		{"/subjects?offset=9", `[]`},
+		{"/subjects?limit=-1", `["a","b","d"]`},
+		{"/subjects/a/versions", `[2,3]`},
+		{"/subjects/a/versions?deleted=true", `[1,2,3]`},
+		{"/subjects/a/versions?deletedOnly=true", `[1]`},
+		{"/subjects/a/versions?deletedAsNegative=true", `[-1,2,3]`},
+		{"/subjects/a/versions?deleted=true&offset=1&limit=1", `[2]`},
+		{"/subjects/c/versions?deletedOnly=true", `[1]`},
+		{"/subjects/c/versions?deletedAsNegative=true", `{"error_code":40401,"message":"Subject 'c' not found."}`},
+		{"/schemas/ids/1/subjects?deleted=true", `["a","b","c"]`},
+		{"/schemas/ids/1/subjects?deleted=true&offset=1&limit=1", `["b"]`},
+		{"/schemas/ids/1/versions?deleted=true&limit=2", `[{"subject":"a","version":1},{"subject":"b","version":1}]`},
+		{"/schemas/ids/1/versions?deleted=true&offset=2", `[{"subject":"c","version":1}]`},
+	} {
+		if a := call(t, h, "GET", c.path, ""); a.body != c.want+"\n" {
+			t.Errorf("GET %s: %d %s; want %s", c.path, a.code, a.body, c.want)
+		}
+	}
+}
+
+// TestRegisterAgainAfterSoftDelete: registering again a schema whose
+// version was soft-deleted makes a new version with the same id and
+// removes the soft-deleted one for good, as Confluent's register
+// tombstones a subject's soft-deleted versions of the id it registers
+// (unless a schema imports them). wail kept them: ?deleted=true listed
+// the schema twice under the subject, where Confluent lists it once.
+func TestRegisterAgainAfterSoftDelete(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	ctx := t.Context()
+	if _, err := r.SetCompatibility(ctx, "", "NONE"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ subject, text string }{{"a", orderV1}, {"a", orderV2}, {"shop.money", money}, {"shop.money", money + "message Rate { double r = 1; }\n"}} {
+		if _, err := r.Register(ctx, s.subject, SchemaRequest{Schema: s.text, SchemaType: Protobuf}); err != nil {
+			t.Fatalf("register %s: %v", s.subject, err)
+		}
+	}
+	// A soft-deleted version another schema imports stays.
+	ref := Reference{Name: "shop/money.proto", Subject: "shop.money", Version: 1}
+	if _, err := r.Register(ctx, "b", SchemaRequest{Schema: orderWithMoney, SchemaType: Protobuf, References: []Reference{ref}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DeleteSubject(ctx, "b", false); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct {
+		subject string
+		version int
+	}{{"a", 1}, {"shop.money", 1}} {
+		if _, err := r.DeleteVersion(ctx, d.subject, d.version, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct{ subject, text string }{{"a", orderV1}, {"shop.money", money}} {
+		if _, err := r.Register(ctx, s.subject, SchemaRequest{Schema: s.text, SchemaType: Protobuf}); err != nil {
+			t.Fatalf("register %s again: %v", s.subject, err)
+		}
+	}
+	h := Handler(r, slog.New(slog.DiscardHandler), nil)
+	for _, c := range []struct{ path, want string }{
+		{"/subjects/a/versions?deleted=true", `[2,3]`},
+		{"/schemas/ids/1/versions?deleted=true", `[{"subject":"a","version":3}]`},
+		{"/subjects/a/versions/3", `{"subject":"a","version":3,"id":1,"schemaType":"PROTOBUF","schema":` + strconv.Quote(orderV1) + `}`},
+		{"/subjects/shop.money/versions?deleted=true", `[1,2,3]`},
+	} {
+		if a := call(t, h, "GET", c.path, ""); a.body != c.want+"\n" {
+			t.Errorf("GET %s: %d %s; want %s", c.path, a.code, a.body, c.want)
 		}
 	}
 }

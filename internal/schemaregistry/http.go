@@ -199,6 +199,20 @@ func flag(req *http.Request, name string) bool {
 	return b
 }
 
+// page applies a list request's offset and limit, as Confluent's registry
+// pages its lists: skip offset items (none when it is not a positive
+// number), then keep limit (all when it is not a positive number).
+func page[T any](req *http.Request, list []T) []T {
+	q := req.URL.Query()
+	if off, err := strconv.Atoi(q.Get("offset")); err == nil && off > 0 {
+		list = list[min(off, len(list)):]
+	}
+	if limit, err := strconv.Atoi(q.Get("limit")); err == nil && limit > 0 && limit < len(list) {
+		list = list[:limit]
+	}
+	return list
+}
+
 func (h *handler) id(w http.ResponseWriter, req *http.Request) (int, bool) {
 	id, err := strconv.Atoi(req.PathValue("id"))
 	if err != nil || id < 1 {
@@ -305,25 +319,40 @@ func (h *handler) subjectsByID(w http.ResponseWriter, req *http.Request) {
 				names = append(names, u.Subject)
 			}
 		}
-		do(h, w, names, err)
+		do(h, w, page(req, names), err)
 	}
 }
 
 func (h *handler) versionsByID(w http.ResponseWriter, req *http.Request) {
 	if id, ok := h.id(w, req); ok {
 		us, err := h.r.Usages(req.Context(), id, flag(req, "deleted"))
-		do(h, w, us, err)
+		do(h, w, page(req, us), err)
 	}
 }
 
+// filter reads a list request's deleted, deletedOnly and (negatives: the
+// versions list) deletedAsNegative parameters; deletedOnly wins over
+// deleted, and deletedAsNegative over both, as in Confluent's registry.
+func filter(req *http.Request, negatives bool) lookup {
+	switch {
+	case negatives && flag(req, "deletedAsNegative"):
+		return deletedAsNeg
+	case flag(req, "deletedOnly"):
+		return deletedOnly
+	case flag(req, "deleted"):
+		return withDeleted
+	}
+	return liveOnly
+}
+
 func (h *handler) subjects(w http.ResponseWriter, req *http.Request) {
-	s, err := h.r.Subjects(req.Context(), req.URL.Query().Get("subjectPrefix"), flag(req, "deleted"))
-	do(h, w, s, err)
+	s, err := h.r.subjects(req.Context(), req.URL.Query().Get("subjectPrefix"), filter(req, false))
+	do(h, w, page(req, s), err)
 }
 
 func (h *handler) versions(w http.ResponseWriter, req *http.Request) {
-	v, err := h.r.Versions(req.Context(), req.PathValue("subject"), flag(req, "deleted"))
-	do(h, w, v, err)
+	v, err := h.r.versions(req.Context(), req.PathValue("subject"), filter(req, true))
+	do(h, w, page(req, v), err)
 }
 
 func (h *handler) version(w http.ResponseWriter, req *http.Request) {
@@ -348,8 +377,8 @@ func (h *handler) versionText(w http.ResponseWriter, req *http.Request) {
 
 func (h *handler) referencedBy(w http.ResponseWriter, req *http.Request) {
 	if v, ok := h.versionParam(w, req); ok {
-		ids, err := h.r.ReferencedBy(req.Context(), req.PathValue("subject"), v)
-		do(h, w, ids, err)
+		ids, err := h.r.ReferencedBy(req.Context(), req.PathValue("subject"), v, flag(req, "deleted"))
+		do(h, w, page(req, ids), err)
 	}
 }
 

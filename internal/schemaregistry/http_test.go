@@ -78,6 +78,10 @@ func TestErrorBodies(t *testing.T) {
 		{"invalid mode", "PUT", "/mode/a", `{"mode": "SIDEWAYS"}`, 422, 42204, "Invalid mode"},
 		{"no subject level", "GET", "/config/a", "", 404, 40408, "does not have subject-level compatibility configured"},
 		{"no subject mode", "GET", "/mode/a", "", 404, 40409, "does not have subject-level mode configured"},
+		// Deleting a subject's level or mode it does not have: Confluent's
+		// deleteSubjectConfig and deleteSubjectMode answer 40401.
+		{"delete no subject level", "DELETE", "/config/a", "", 404, 40401, "Subject 'a' not found."},
+		{"delete no subject mode", "DELETE", "/mode/a", "", 404, 40401, "Subject 'a' not found."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := call(t, h, tc.method, tc.path, tc.body)

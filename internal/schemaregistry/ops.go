@@ -256,6 +256,12 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 			}
 			version = req.Version
 		}
+		// As Confluent's register: the subject's soft-deleted versions of
+		// this id go for good (one version per id and subject), unless a
+		// schema imports them.
+		sub.Versions = slices.DeleteFunc(sub.Versions, func(v versionRec) bool {
+			return v.Deleted && v.ID == id && v.Version < version && len(st.referencedBy(subject, v.Version)) == 0
+		})
 		sub.Versions = append(sub.Versions, versionRec{Version: version, ID: id})
 		return true, nil
 	})
@@ -313,16 +319,50 @@ func (st *state) subjectSchema(subject string, v versionRec) SubjectSchema {
 	return SubjectSchema{Subject: subject, Version: v.Version, ID: v.ID, SchemaType: Protobuf, Schema: rec.Text, References: rec.Refs}
 }
 
+// lookup picks versions by their soft-delete mark: Confluent's
+// LookupFilter (the deleted, deletedOnly and deletedAsNegative parameters).
+type lookup int
+
+const (
+	liveOnly     lookup = iota // versions not soft-deleted
+	withDeleted                // every version
+	deletedOnly                // soft-deleted versions only
+	deletedAsNeg               // every version, soft-deleted ones as their negative
+)
+
+// includes reports whether the filter keeps a version, or a subject whose
+// versions are all deleted or not.
+func (f lookup) includes(deleted bool) bool {
+	switch f {
+	case liveOnly:
+		return !deleted
+	case deletedOnly:
+		return deleted
+	}
+	return true
+}
+
 // Subjects lists the subjects with a live version (any version, with
 // deleted), starting with prefix.
 func (r *Registry) Subjects(ctx context.Context, prefix string, deleted bool) ([]string, error) {
+	f := liveOnly
+	if deleted {
+		f = withDeleted
+	}
+	return r.subjects(ctx, prefix, f)
+}
+
+// subjects lists the subjects starting with prefix that f keeps: a
+// subject is deleted when every version of it is (Confluent's
+// extractUniqueSubjects).
+func (r *Registry) subjects(ctx context.Context, prefix string, f lookup) ([]string, error) {
 	st, err := r.read(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := []string{}
 	for name, s := range st.Subjects {
-		if strings.HasPrefix(name, prefix) && len(s.live(deleted)) > 0 {
+		if strings.HasPrefix(name, prefix) && len(s.Versions) > 0 && f.includes(len(s.live(false)) == 0) {
 			out = append(out, name)
 		}
 	}
@@ -332,17 +372,34 @@ func (r *Registry) Subjects(ctx context.Context, prefix string, deleted bool) ([
 
 // Versions lists a subject's version numbers.
 func (r *Registry) Versions(ctx context.Context, subject string, deleted bool) ([]int, error) {
+	f := liveOnly
+	if deleted {
+		f = withDeleted
+	}
+	return r.versions(ctx, subject, f)
+}
+
+// versions lists the version numbers of a subject that f keeps. The
+// subject must have a live version, or any with deleted or deletedOnly
+// (Confluent's listVersions).
+func (r *Registry) versions(ctx context.Context, subject string, f lookup) ([]int, error) {
 	st, err := r.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sub, e := st.subject(subject, deleted)
+	sub, e := st.subject(subject, f == withDeleted || f == deletedOnly)
 	if e != nil {
 		return nil, e
 	}
 	out := []int{}
-	for _, v := range sub.live(deleted) {
-		out = append(out, v.Version)
+	for _, v := range sub.Versions {
+		switch {
+		case !f.includes(v.Deleted):
+		case f == deletedAsNeg && v.Deleted:
+			out = append(out, -v.Version)
+		default:
+			out = append(out, v.Version)
+		}
 	}
 	return out, nil
 }
@@ -389,17 +446,25 @@ func (r *Registry) Usages(ctx context.Context, id int, deleted bool) ([]subjectV
 	return out, nil
 }
 
-// ReferencedBy lists the ids of the schemas importing a subject's version.
-func (r *Registry) ReferencedBy(ctx context.Context, subject string, version int) ([]int, error) {
+// ReferencedBy lists the ids of the schemas importing a subject's version,
+// soft-deleted or not (as Confluent's getReferencedBy, which reads the
+// version with deleted=true): the ids a live version uses, or every one
+// with deleted.
+func (r *Registry) ReferencedBy(ctx context.Context, subject string, version int, deleted bool) ([]int, error) {
 	st, err := r.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	v, e := st.version(subject, version, false)
+	v, e := st.version(subject, version, true)
 	if e != nil {
 		return nil, e
 	}
-	out := st.referencedBy(subject, v.Version)
+	var out []int
+	if deleted {
+		out = st.referencedBy(subject, v.Version)
+	} else {
+		out = referencedByLive(st, subject, v.Version)
+	}
 	if out == nil {
 		out = []int{}
 	}
@@ -591,8 +656,8 @@ func (r *Registry) Compatibility(ctx context.Context, subject string, defaultToG
 }
 
 // SetCompatibility sets the level of subject ("": global); reset ("")
-// removes a subject's own level, or sets the global one back to BACKWARD.
-// It returns the level it replaced.
+// removes a subject's own level (40401 when it has none, as Confluent's),
+// or sets the global one back to BACKWARD. It returns the level it replaced.
 func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) (schema.Level, error) {
 	var l schema.Level
 	if level != "" {
@@ -615,11 +680,11 @@ func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) 
 			return true, nil
 		}
 		sub := st.Subjects[subject]
+		if l == "" && (sub == nil || sub.Compat == "") {
+			// Nothing to delete: Confluent's deleteSubjectConfig answers 40401.
+			return false, subjectNotFound(subject)
+		}
 		if sub == nil {
-			if l == "" {
-				return false, errf(http.StatusNotFound, CodeSubjectCompatNotConfigured,
-					"Subject '%s' does not have subject-level compatibility configured", subject)
-			}
 			sub = &subjectRec{}
 			st.Subjects[subject] = sub
 		}
@@ -652,9 +717,10 @@ func (r *Registry) Mode(ctx context.Context, subject string, defaultToGlobal boo
 	return st.mode(subject), nil
 }
 
-// SetMode sets the mode of subject ("": global), or resets it (mode ""):
-// IMPORT only on an empty registry or subject unless force. It returns the
-// mode it replaced.
+// SetMode sets the mode of subject ("": global), or resets it (mode "";
+// 40401 for a subject without a mode of its own, as Confluent's): IMPORT
+// only on an empty registry or subject unless force. It returns the mode
+// it replaced.
 func (r *Registry) SetMode(ctx context.Context, subject, mode string, force bool) (string, error) {
 	if mode != "" {
 		m := strings.ToUpper(mode)
@@ -688,11 +754,11 @@ func (r *Registry) SetMode(ctx context.Context, subject, mode string, force bool
 			return true, nil
 		}
 		sub := st.Subjects[subject]
+		if mode == "" && (sub == nil || sub.Mode == "") {
+			// Nothing to delete: Confluent's deleteSubjectMode answers 40401.
+			return false, subjectNotFound(subject)
+		}
 		if sub == nil {
-			if mode == "" {
-				return false, errf(http.StatusNotFound, CodeSubjectModeNotConfigured,
-					"Subject '%s' does not have subject-level mode configured", subject)
-			}
 			sub = &subjectRec{}
 			st.Subjects[subject] = sub
 		}
