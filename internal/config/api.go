@@ -51,6 +51,8 @@ type API struct {
 	// MaxConnections), so that one client (a leak of connections, a
 	// slowloris from one host) cannot take every place. Past it, that
 	// address's new connections are answered as past MaxConnections.
+	// An IPv6 client counts by its /64 (one host is usually given a
+	// whole /64), an IPv4 client by its address.
 	// Behind a load balancer or proxy that does not keep client
 	// addresses, its clients share its address: raise it to
 	// MaxConnections there.

@@ -119,10 +119,17 @@ func (ln *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// hostOf is the client address of a connection's remote address.
+// hostOf is the client of a connection's remote address, as
+// api.max_connections_per_client counts them: an IPv4 address, or an
+// IPv6 address's /64 (one host or one subscriber line is usually given a
+// whole /64: counted by address, one host could cycle through its 2^64
+// addresses and take every place).
 func hostOf(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+		if ip4 := ta.IP.To4(); ip4 != nil || ta.IP.IsLoopback() || len(ta.IP) != net.IPv6len {
+			return ta.IP.String()
+		}
+		return (&net.IPNet{IP: ta.IP.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 	}
 	if host, _, err := net.SplitHostPort(a.String()); err == nil {
 		return host
