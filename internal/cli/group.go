@@ -154,7 +154,9 @@ func newConsumeCmd(g *globals) *cobra.Command {
 			"owns, as tail does; each event is acknowledged (committed) once printed, so a member\n" +
 			"that dies leaves only its unprinted events to another member. Grants and revocations\n" +
 			"print on stderr. Reconnects by itself when the server restarts (it joins again and gets\n" +
-			"its unacknowledged events again). Runs until Ctrl-C.",
+			"its unacknowledged events again). Each acknowledgement waits at most --timeout: one\n" +
+			"the server does not answer in time, or while it is unavailable, is said on stderr and\n" +
+			"consume goes on (that event may come again). Runs until Ctrl-C.",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if group == "" || member == "" {
@@ -167,7 +169,7 @@ func newConsumeCmd(g *globals) *cobra.Command {
 			return consume(cmd.Context(), cl.events, g, &wailv1.ConsumeRequest{Table: args[0], Group: group, Member: member, Start: start})
 		},
 	}
-	g.addrFlag(cmd.Flags())
+	g.clientFlags(cmd.Flags())
 	cmd.Flags().StringVar(&group, "group", "", "the consumer group")
 	cmd.Flags().StringVar(&member, "member", "", "this member's id, unique among the group's live members")
 	cmd.Flags().StringVar(&start, "start", "beginning", "where a new group starts: beginning, latest or snapshot (every key's current state, then the changes)")
@@ -210,13 +212,33 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 		if _, err := io.WriteString(g.stdout, formatEvent(&wailv1.SubscribeResponse{Event: m.Event, Partition: m.Partition, Offset: m.Offset, Snapshot: m.Snapshot}, plainValue)+"\n"); err != nil {
 			return err
 		}
-		if err := cons.Ack(ctx, m); errors.Is(err, client.ErrAckRefused) {
+		actx, cancel := g.unary(ctx)
+		err = cons.Ack(actx, m)
+		cancel()
+		switch {
+		case err == nil:
+		case errors.Is(err, client.ErrAckRefused):
 			fmt.Fprintf(g.stderr, "%v\n", err)
-		} else if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		case ctx.Err() != nil:
+			return nil
+		case ackRetriable(err):
+			// Not acknowledged, or not known to be: the event comes again
+			// unless a later acknowledgement of its partition covers it.
+			fmt.Fprintf(g.stderr, "%v: the event at partition %d, offset %d may come again\n", err, m.Partition, m.Offset)
+		default:
 			return err
 		}
 	}
+}
+
+// ackRetriable reports whether an acknowledgement failed for a reason
+// that passes (no answer within --timeout, the server away or busy), so
+// that consume goes on, rather than for one that stays (a credential
+// refused, the table dropped).
+func ackRetriable(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeDeadlineExceeded, connect.CodeUnavailable, connect.CodeAborted, connect.CodeResourceExhausted, connect.CodeCanceled:
+		return true
+	}
+	return false
 }
