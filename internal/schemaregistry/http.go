@@ -47,6 +47,7 @@ func Handler(r *Registry, logger *slog.Logger, reg prometheus.Registerer) http.H
 	h := &handler{r: r, logger: logger}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { h.reply(w, map[string]any{}) })
+	mux.HandleFunc("GET /schemas", h.schemas)
 	mux.HandleFunc("GET /schemas/types", func(w http.ResponseWriter, _ *http.Request) { h.reply(w, []string{Protobuf}) })
 	mux.HandleFunc("GET /schemas/ids/{id}", h.schemaByID)
 	mux.HandleFunc("GET /schemas/ids/{id}/schema", h.schemaTextByID)
@@ -202,12 +203,26 @@ func flag(req *http.Request, name string) bool {
 // page applies a list request's offset and limit, as Confluent's registry
 // pages its lists: skip offset items (none when it is not a positive
 // number), then keep limit (all when it is not a positive number).
-func page[T any](req *http.Request, list []T) []T {
+func page[T any](req *http.Request, list []T) []T { return pageOf(req, list, 0) }
+
+// schemasLimit is the most schemas GET /schemas answers, as Confluent's
+// registry (schema.search.default.limit and schema.search.max.limit):
+// every schema text of a large registry in one answer is megabytes.
+const schemasLimit = 1000
+
+// pageOf is page with at most max items (0: no bound): a limit that is
+// not a positive number up to max gives max, as in Confluent's registry
+// (normalizeLimit).
+func pageOf[T any](req *http.Request, list []T, max int) []T {
 	q := req.URL.Query()
 	if off, err := strconv.Atoi(q.Get("offset")); err == nil && off > 0 {
 		list = list[min(off, len(list)):]
 	}
-	if limit, err := strconv.Atoi(q.Get("limit")); err == nil && limit > 0 && limit < len(list) {
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit <= 0 || max > 0 && limit > max {
+		limit = max
+	}
+	if limit > 0 && limit < len(list) {
 		list = list[:limit]
 	}
 	return list
@@ -343,6 +358,11 @@ func filter(req *http.Request, negatives bool) lookup {
 		return withDeleted
 	}
 	return liveOnly
+}
+
+func (h *handler) schemas(w http.ResponseWriter, req *http.Request) {
+	s, err := h.r.Schemas(req.Context(), req.URL.Query().Get("subjectPrefix"), flag(req, "deleted"), flag(req, "latestOnly"))
+	do(h, w, pageOf(req, s, schemasLimit), err)
 }
 
 func (h *handler) subjects(w http.ResponseWriter, req *http.Request) {
