@@ -72,14 +72,28 @@ func (l *Log) appendOnce(ctx context.Context, topic string, recs []*intentlog.Re
 			Headers:   toKgoHeaders(r.Headers),
 		}
 	}
+	// The topic's max.message.bytes, for the producer's batches: read
+	// (at most firstRead) if it never was, refreshed in the background
+	// once a minute old.
+	_, _ = l.maxMessageBytes(ctx, topic)
 	w := newWaiter(len(krs))
-	l.produce(ctx, krs, w.promise)
+	used := l.produce(ctx, topic, krs, w.promise)
 	select {
 	case <-w.done:
 	case <-ctx.Done():
 		return false, l.cutOff(ctx.Err(), topic, krs)
 	}
 	if err := w.firstErr(); err != nil {
+		if errors.Is(err, intentlog.ErrTooLarge) {
+			// The topic's limit may have changed (lowered: the broker
+			// refused a batch cut at the old one; raised: the client
+			// refused a record over the old one): read it again, and go
+			// again with a producer told the new one. A record over
+			// the topic's limit as it is fails so.
+			l.rereadLimit(ctx, topic)
+			again := l.prod.Load() != used || l.stale(used, topic)
+			return again, fmt.Errorf("%w; %s", err, l.limitNote(ctx, topic))
+		}
 		if errors.Is(err, intentlog.ErrUnknownTopic) {
 			// Deleted, maybe created again (with a new topic id that the
 			// client must look up): start over with fresh metadata.
@@ -119,7 +133,11 @@ func (l *Log) purge(topic string, gen uint64) {
 	l.purges[topic]++
 	delete(l.parts, topic)
 	l.mu.Unlock()
-	l.cl.PurgeTopicsFromProducing(topic)
+	l.produceMu.Lock()
+	prod := l.prod.Load()
+	l.produceMu.Unlock()
+	prod.cl.PurgeTopicsFromProducing(topic)
+	l.forgetHanded(prod, topic)
 	l.purged(topic)
 }
 
@@ -160,20 +178,56 @@ func (l *Log) appendPartitions(ctx context.Context, topic string) (int32, error)
 // MetadataMinAge (250 ms), so the metadata is read afresh twice more.
 const unknownConfirm = 600 * time.Millisecond
 
-// produce stamps krs with one timestamp (milliseconds, as Kafka keeps them,
-// never below one handed out before) and hands them to the client in order.
-// Holding produceMu across both keeps every partition's timestamps in offset
-// order for the records of this Log.
-func (l *Log) produce(ctx context.Context, krs []*kgo.Record, promise func(*kgo.Record, error)) {
+// produce stamps krs (of topic) with one timestamp (milliseconds, as
+// Kafka keeps them, never below one handed out before) and hands them to
+// the producer in order, which it returns. Holding produceMu across both
+// keeps every partition's timestamps in offset order for the records of
+// this Log (but for records still in flight in a producer that was
+// replaced). A producer that cuts topic's batches at another limit than
+// the topic's as last read is replaced first.
+func (l *Log) produce(ctx context.Context, topic string, krs []*kgo.Record, promise func(*kgo.Record, error)) *batchClient {
 	l.produceMu.Lock()
 	defer l.produceMu.Unlock()
+	prod := l.prod.Load()
+	if l.stale(prod, topic) {
+		prod = l.renewProducer(topic)
+	}
 	milli := max(time.Now().UnixMilli(), l.lastMilli)
 	l.lastMilli = milli
 	ts := time.UnixMilli(milli)
 	for _, kr := range krs {
 		kr.Timestamp = ts
-		l.cl.Produce(ctx, kr, promise)
+		prod.cl.Produce(ctx, kr, promise)
 	}
+	return prod
+}
+
+// renewProducer replaces the producer of Appends, whose batches of topic
+// are cut at a limit no longer the topic's, by a new client (with a new
+// producer id; see batchClient), and returns it. The old one finishes
+// the records it holds, then is closed (but for l.cl, which serves the
+// rest). Once the Log is closed, or when the client cannot be made, the
+// old one stays. Called with produceMu held.
+func (l *Log) renewProducer(topic string) *batchClient {
+	old := l.prod.Load()
+	if l.checkOpen() != nil {
+		return old
+	}
+	bc, err := l.newBatchClient(l.prodOpts, l.opts.ExtraClientOpts)
+	if err != nil {
+		l.opts.Logger.Warn("kafka: cannot make a producer for a changed max.message.bytes; batches keep the old limit",
+			"topic", topic, "err", err)
+		return old
+	}
+	l.opts.Logger.Info("kafka: max.message.bytes of a topic changed; record batches follow it (a new producer)", "topic", topic)
+	l.prod.Store(bc)
+	if old.cl != l.cl {
+		l.drains.Go(func() {
+			_ = old.cl.Flush(l.drainCtx) // each record ends by its Append's context
+			old.cl.Close()
+		})
+	}
+	return bc
 }
 
 // waiter collects the promises of one Append.

@@ -23,6 +23,14 @@ func (l *Log) Forget(topics ...string) {
 	}
 	l.mu.Unlock()
 	l.cl.PurgeTopicsFromClient(ext...)
+	l.produceMu.Lock()
+	prod := l.prod.Load()
+	l.produceMu.Unlock()
+	if prod.cl != l.cl {
+		prod.cl.PurgeTopicsFromProducing(ext...)
+	}
+	l.forgetHanded(prod, ext...)
+	l.forgetLimits(ext...) // a topic of the name created again may have another
 	l.purged(ext...)
 	for _, m := range members {
 		m.forget(ext)
@@ -33,7 +41,9 @@ func (l *Log) Forget(topics ...string) {
 func (m *Member) forget(ext []string) {
 	m.cl.PurgeTopicsFromClient(ext...)
 	for _, p := range m.producers {
-		p.cl.PurgeTopicsFromClient(ext...)
+		bc := p.bc.Load()
+		bc.cl.PurgeTopicsFromClient(ext...)
+		m.l.forgetHanded(bc, ext...)
 	}
 	m.metaMu.Lock()
 	for _, t := range ext {

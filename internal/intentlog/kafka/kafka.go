@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -35,6 +36,15 @@ type Log struct {
 
 	produceMu sync.Mutex // orders timestamps with the Produce calls
 	lastMilli int64      // newest timestamp handed out, under produceMu
+	// prod is the client Appends produce with: cl, until a topic's
+	// max.message.bytes changed, then a new one each time (renewProducer;
+	// replaced under produceMu). The ones it replaced finish their records
+	// (drains) and are closed, but for cl.
+	prod        atomic.Pointer[batchClient]
+	prodOpts    []kgo.Opt // its options, but the batch limit and ExtraClientOpts
+	drains      sync.WaitGroup
+	drainCtx    context.Context // canceled by Close
+	drainCancel context.CancelFunc
 
 	mu     sync.Mutex
 	closed bool
@@ -77,20 +87,20 @@ func Open(_ context.Context, opts Options) (*Log, error) {
 		readers: map[*reader]struct{}{},
 		members: map[*Member]struct{}{},
 	}
-	producer := append(append([]kgo.Opt{}, common...),
+	l.prodOpts = append(append([]kgo.Opt{}, common...),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default and needs it
-		kgo.ProducerBatchMaxBytesFn(l.batchMaxBytes),
 		kgo.ProducerBatchCompression(codec),
 		kgo.ProducerLinger(opts.Linger),
 		kgo.ProduceRequestTimeout(opts.RequestTimeout),
 	)
-	producer = append(producer, opts.ExtraClientOpts...)
-	cl, err := kgo.NewClient(producer...)
+	bc, err := l.newBatchClient(l.prodOpts, opts.ExtraClientOpts)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: open: %w", err)
 	}
-	l.cl, l.adm = cl, kadm.NewClient(cl)
+	l.prod.Store(bc)
+	l.drainCtx, l.drainCancel = context.WithCancel(context.Background())
+	l.cl, l.adm = bc.cl, kadm.NewClient(bc.cl)
 	l.adm.SetTimeoutMillis(int32(opts.RequestTimeout.Milliseconds()))
 	return l, nil
 }
@@ -120,7 +130,15 @@ func (l *Log) Close() error {
 	for _, r := range readers {
 		r.closeClient()
 	}
-	l.diags.Wait() // no new one starts once closed
+	l.diags.Wait()     // no new one starts once closed
+	l.produceMu.Lock() // no producer is renewed once closed
+	prod := l.prod.Load()
+	l.produceMu.Unlock()
+	l.drainCancel()
+	l.drains.Wait()
+	if prod.cl != l.cl {
+		prod.cl.Close()
+	}
 	l.cl.Close()
 	l.limits.close() // refreshes of max.message.bytes end with the client
 	return nil
@@ -148,6 +166,10 @@ func (l *Log) CreateTopic(ctx context.Context, topic string, partitions int32, o
 	_, err := l.adm.CreateTopic(ctx, partitions, l.opts.ReplicationFactor, l.topicConfigs(opts), topic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("kafka: create topic %s: %w", topic, mapErr(err))
+	}
+	if err == nil {
+		// New: a limit cached of a topic of the name before is not its.
+		l.forgetLimits(topic)
 	}
 	if err := l.awaitTopic(ctx, topic, partitions); err != nil {
 		return fmt.Errorf("kafka: create topic %s: %w", topic, err)

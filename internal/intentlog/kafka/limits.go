@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // What a record batch adds around its records, as counted against the two
@@ -61,23 +64,43 @@ const failedRetry = 10 * time.Second
 // whichever is smaller, less the batch around the record; and which limit
 // that is. The topic's setting is read from the brokers at creation (or at
 // the first call), then served from memory and refreshed in the
-// background once a minute old. When it was never read (no DescribeConfigs
-// permission, brokers down) the producer's limit applies.
+// background once a minute old, and at once when a broker refuses records
+// as too large (it may have been lowered). When it was never read (no
+// DescribeConfigs permission, brokers down) the producer's limit applies.
 func (l *Log) RecordLimit(ctx context.Context, topic string) (int, string, error) {
 	if err := l.checkOpen(); err != nil {
 		return 0, "", fmt.Errorf("kafka: record limit of %s: %w", topic, err)
 	}
-	topic = l.names.external(topic)
+	n, source := l.recordLimit(ctx, l.names.external(topic))
+	return n, source, nil
+}
+
+// recordLimit is RecordLimit of topic, Kafka's name.
+func (l *Log) recordLimit(ctx context.Context, topic string) (int, string) {
 	producer := int(l.opts.MaxMessageBytes) - producerBatchOverhead
 	producerSource := fmt.Sprintf("the Kafka producer's limit of %d bytes per record batch", l.opts.MaxMessageBytes)
 	topicMax, err := l.maxMessageBytes(ctx, topic)
 	switch {
 	case err != nil:
-		return producer, producerSource + " (the max.message.bytes of topic " + topic + " could not be read)", nil
+		return producer, producerSource + " (the max.message.bytes of topic " + topic + " could not be read)"
 	case topicMax-brokerBatchOverhead < producer:
-		return topicMax - brokerBatchOverhead, fmt.Sprintf("max.message.bytes=%d of Kafka topic %s", topicMax, topic), nil
+		return topicMax - brokerBatchOverhead, fmt.Sprintf("max.message.bytes=%d of Kafka topic %s", topicMax, topic)
 	}
-	return producer, producerSource, nil
+	return producer, producerSource
+}
+
+// limitNote says what topics (Kafka's names) take, for an error of
+// records refused as too large.
+func (l *Log) limitNote(ctx context.Context, topics ...string) string {
+	var b strings.Builder
+	for i, topic := range topics {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		n, source := l.recordLimit(ctx, topic)
+		fmt.Fprintf(&b, "topic %s takes records of at most %d bytes with their framing (%s)", topic, n, source)
+	}
+	return b.String()
 }
 
 // maxMessageBytes returns the max.message.bytes of topic (a Kafka name).
@@ -138,15 +161,14 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 // on flexible produce versions: the limit is the topic's plus 4, so that a
 // record of RecordLimit goes through, and a batch of several records can
 // still exceed the topic's limit by a byte or two on flexible versions
-// (one for limits of 16 KiB to 2 MiB), which the broker refuses. It never waits: a limit not yet read is the
-// producer's, and a change of the topic's is seen by partitions kgo
-// discovers later (a new Log, a purged topic).
+// (one for limits of 16 KiB to 2 MiB), which the broker refuses. It never
+// waits: a limit not yet read is the producer's. kgo keeps what it was
+// told for the partition's life in the client: a client told another
+// limit than the topic's as last read is replaced (see batchClient).
+// Called with c.mu held.
 func (l *Log) batchMaxBytes(topic string) int32 {
 	n := l.opts.MaxMessageBytes
-	c := &l.limits
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if tl := c.topics[topic]; tl != nil && !tl.read.IsZero() {
+	if tl := l.limits.topics[topic]; tl != nil && !tl.read.IsZero() {
 		topicMax := tl.bytes + producerBatchOverhead - brokerBatchOverhead
 		if topicMax < int(n) {
 			n = int32(max(topicMax, minBatchMaxBytes))
@@ -154,6 +176,104 @@ func (l *Log) batchMaxBytes(topic string) int32 {
 	}
 	return n
 }
+
+// batchClient is a producing client and the batch limits kgo asked of it
+// per topic (Kafka's name; under recordLimits.mu). kgo asks once per
+// partition and never again (ProducerBatchMaxBytesFn): a client whose
+// limit for a topic is no longer the topic's (its max.message.bytes
+// changed: stale) is replaced by a new one, which asks again. Not purged
+// of the topic instead: the purged partitions' sequence numbers would
+// start over under the same producer id, and the broker takes a batch
+// whose numbers match one of its last five as a duplicate: it
+// acknowledges it without writing it.
+type batchClient struct {
+	cl     *kgo.Client
+	handed map[string]int32
+}
+
+// newBatchClient is a producing client of opts then extra (which may
+// override what opts set) whose batch limits are batchMaxBytes.
+func (l *Log) newBatchClient(opts, extra []kgo.Opt) (*batchClient, error) {
+	bc := &batchClient{handed: map[string]int32{}}
+	fn := func(topic string) int32 {
+		c := &l.limits
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := l.batchMaxBytes(topic)
+		if topic != "" { // kgo's check of the option at NewClient
+			bc.handed[topic] = n
+		}
+		return n
+	}
+	all := append(append(append([]kgo.Opt{}, opts...), kgo.ProducerBatchMaxBytesFn(fn)), extra...)
+	cl, err := kgo.NewClient(all...)
+	if err != nil {
+		return nil, err
+	}
+	bc.cl = cl
+	return bc, nil
+}
+
+// stale reports whether bc cuts batches of one of topics (Kafka's names)
+// at another limit than the topic's as last read.
+func (l *Log) stale(bc *batchClient, topics ...string) bool {
+	c := &l.limits
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, topic := range topics {
+		if n, ok := bc.handed[topic]; ok && n != l.batchMaxBytes(topic) {
+			return true
+		}
+	}
+	return false
+}
+
+// forgetHanded drops what bc was told of topics: they were purged from
+// it, and kgo asks again.
+func (l *Log) forgetHanded(bc *batchClient, topics ...string) {
+	c := &l.limits
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, topic := range topics {
+		delete(bc.handed, topic)
+	}
+}
+
+// forgetLimits drops the cached max.message.bytes of topics (Kafka's
+// names): deleted, and maybe created again with another.
+func (l *Log) forgetLimits(topics ...string) {
+	c := &l.limits
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, topic := range topics {
+		delete(c.topics, topic)
+	}
+}
+
+// rereadLimit reads topic's max.message.bytes again now, unless it was
+// read within rereadFloor: a broker (or the client, with a limit it was
+// told before) refused records as too large, and the limit may have
+// changed since it was read. Bounded by firstRead; a failure keeps the
+// last value.
+func (l *Log) rereadLimit(ctx context.Context, topic string) {
+	c := &l.limits
+	c.mu.Lock()
+	if tl := c.topics[topic]; tl != nil && !tl.read.IsZero() && time.Since(tl.read) < rereadFloor {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	rctx, cancel := context.WithTimeout(ctx, firstRead)
+	defer cancel()
+	n, err := l.describeMaxMessageBytes(rctx, topic)
+	if err == nil || ctx.Err() == nil {
+		l.storeLimit(topic, n, err)
+	}
+}
+
+// rereadFloor: a limit read this recently is not read again on a refusal
+// (records refused together by one change ask once).
+const rereadFloor = 100 * time.Millisecond
 
 // minBatchMaxBytes is the least batch limit kgo takes.
 const minBatchMaxBytes = 512
@@ -168,6 +288,13 @@ func (l *Log) storeLimit(topic string, n int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tl := c.topics[topic]
+	if tl == nil { // forgotten meanwhile (Forget)
+		tl = &topicLimit{}
+		if c.topics == nil {
+			c.topics = map[string]*topicLimit{}
+		}
+		c.topics[topic] = tl
+	}
 	tl.refreshing = false
 	if err == nil {
 		tl.bytes, tl.read, tl.warned, tl.failed, tl.lastErr = n, time.Now(), false, time.Time{}, nil
@@ -207,9 +334,10 @@ func (l *Log) describeMaxMessageBytes(ctx context.Context, topic string) (int, e
 // RecordLimit counts one) that an Append, or a transaction, to one
 // partition of topic is sure to get through in one record batch: the
 // record limit. The producer splits more into batches of up to the
-// topic's max.message.bytes as it was when the producer first wrote to
-// the partition (batchMaxBytes); a batch over a limit lowered since then
-// the broker refuses as a whole.
+// topic's max.message.bytes as last read (batchMaxBytes); a batch over a
+// limit lowered since the broker refuses as a whole, which has the limit
+// read again and the records sent again in batches of the new one
+// (Append, Member.Transact).
 func (l *Log) AppendLimit(ctx context.Context, topic string) (int, error) {
 	n, _, err := l.RecordLimit(ctx, topic)
 	return n, err

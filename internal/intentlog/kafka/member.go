@@ -76,6 +76,9 @@ type Member struct {
 	group     string
 	producers []*producer // two per shard
 	shards    []*txnShard
+	// producerOpts are the options of the client of a producer, but its
+	// batch limit and ExtraClientOpts.
+	producerOpts func(txnID string) []kgo.Opt
 
 	metaMu sync.Mutex // guards what follows: cluster facts, asked once
 	// implicitOffsets: the cluster adds the group's offsets to a
@@ -106,9 +109,15 @@ type Member struct {
 
 // producer is one transactional producer of a Member.
 type producer struct {
-	cl    *kgo.Client
+	// bc is its client: replaced (between transactions, under its shard's
+	// mu) by a new one with the same transactional id when a topic's
+	// max.message.bytes changed (see batchClient).
+	bc    atomic.Pointer[batchClient]
 	txnID string
 }
+
+// client is the producer's client.
+func (p *producer) client() *kgo.Client { return p.bc.Load().cl }
 
 // txnShard runs the transactions of one shard, one at a time, on its two
 // producers in turn. Kafka's coordinator finishes a committed transaction
@@ -146,25 +155,27 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
 	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}, produceBound: opts.TransactionTimeout / 2}
-	for i := range 2 * max(opts.Producers, 1) {
-		txnID := fmt.Sprintf("%s.%s.%d", opts.Group, opts.InstanceID, i)
-		pOpts := append(append([]kgo.Opt{}, l.common...),
+	m.producerOpts = func(txnID string) []kgo.Opt {
+		return append(append([]kgo.Opt{}, l.common...),
 			kgo.TransactionalID(txnID),
 			kgo.TransactionTimeout(opts.TransactionTimeout),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.ProducerBatchMaxBytesFn(l.batchMaxBytes),
 			kgo.ProducerBatchCompression(codec),
 			kgo.ProducerLinger(l.opts.Linger), // kgo's default (10 ms) would be on every transaction
 			kgo.ConcurrentTransactionsBackoff(2*time.Millisecond),
 			kgo.ProduceRequestTimeout(l.opts.RequestTimeout),
 		)
-		pcl, err := kgo.NewClient(append(pOpts, l.opts.ExtraClientOpts...)...)
+	}
+	for i := range 2 * max(opts.Producers, 1) {
+		txnID := fmt.Sprintf("%s.%s.%d", opts.Group, opts.InstanceID, i)
+		bc, err := l.newBatchClient(m.producerOpts(txnID), l.opts.ExtraClientOpts)
 		if err != nil {
 			m.closeProducers()
 			return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 		}
-		p := &producer{cl: pcl, txnID: txnID}
+		p := &producer{txnID: txnID}
+		p.bc.Store(bc)
 		m.producers = append(m.producers, p)
 		if i%2 == 0 {
 			m.shards = append(m.shards, &txnShard{pair: [2]*producer{p}})
@@ -254,7 +265,7 @@ func (m *Member) initProducers(timeout time.Duration) error {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			if _, _, err := p.cl.ProducerID(ctx); err != nil {
+			if _, _, err := p.client().ProducerID(ctx); err != nil {
 				errs[i] = fmt.Errorf("init producer %s: %w", p.txnID, err)
 			}
 		}()
@@ -304,22 +315,56 @@ func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string]
 	sh := m.shards[shard%len(m.shards)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if m.inFlight.Load() {
-		return fmt.Errorf("kafka: transact: the member must be closed and joined again: %w", errInFlight)
-	}
 	recs, offsets = externalMap(m.l.names, recs), externalMap(m.l.names, offsets)
+	var topics []string
+	for topic, rs := range recs {
+		if len(rs) > 0 {
+			topics = append(topics, topic)
+			// For the producers' batches: read if it never was,
+			// refreshed in the background once a minute old.
+			_, _ = m.l.maxMessageBytes(ctx, topic)
+		}
+	}
+	for try := 0; ; try++ {
+		used, err := m.transact(ctx, sh, recs, offsets, topics)
+		if !IsAborted(err) || !errors.Is(err, kerr.MessageTooLarge) {
+			return err
+		}
+		// Records refused as too large: a topic's max.message.bytes may
+		// have changed (lowered: the broker refused a batch cut at the
+		// old limit; raised: the client refused a record over it). Read
+		// again; if the producer was told another limit, the
+		// transaction goes again (once) with producers told the new
+		// one. A record over the limit as it is fails so.
+		for _, topic := range topics {
+			m.l.rereadLimit(ctx, topic)
+		}
+		if try > 0 || used == nil || !m.l.stale(used, topics...) {
+			return fmt.Errorf("%w; %s", err, m.l.limitNote(ctx, topics...))
+		}
+	}
+}
+
+// transact is one try of TransactEpochs (Kafka's names; topics: those of
+// recs), with the shard's mu held. It returns the producer client it
+// used (nil: none).
+func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*intentlog.Record,
+	offsets map[string]map[int32]intentlog.EpochOffset, topics []string) (*batchClient, error) {
+	if m.inFlight.Load() {
+		return nil, fmt.Errorf("kafka: transact: the member must be closed and joined again: %w", errInFlight)
+	}
 	krs, err := m.records(ctx, sh, recs)
 	if err != nil {
-		return fmt.Errorf("kafka: transact: %w", err)
+		return nil, fmt.Errorf("kafka: transact: %w", err)
 	}
 	if len(krs) == 0 {
-		return m.commit(ctx, offsets)
+		return nil, m.commit(ctx, offsets)
 	}
 	// Checked again with the offsets (owners); here it saves producing
 	// records that would be aborted.
 	if member, _ := m.cl.GroupMetadata(); len(offsets) > 0 {
 		if err := m.owners.check(member, offsets); err != nil {
-			return fmt.Errorf("kafka: transact: %w", err)
+			return nil, fmt.Errorf("kafka: transact: %w", err)
 		}
 	}
 	p := sh.pair[sh.next]
@@ -327,14 +372,21 @@ func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string]
 	// A transaction whose abort failed earlier is still open in the
 	// client (BeginTransaction would refuse): abort it first. With none
 	// open this returns at once.
-	if err := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); err != nil {
+	if err := p.client().EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); err != nil {
 		if err = m.classify(err); errors.Is(err, ErrFenced) {
-			return fmt.Errorf("kafka: transact: abort of an earlier transaction: %w", err)
+			return nil, fmt.Errorf("kafka: transact: abort of an earlier transaction: %w", err)
 		}
-		return fmt.Errorf("kafka: transact: abort of an earlier transaction: %w: %w", errAborted, err)
+		return nil, fmt.Errorf("kafka: transact: abort of an earlier transaction: %w: %w", errAborted, err)
 	}
-	if err := p.cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("kafka: transact: %w", m.classify(err))
+	// No transaction is open: a client that cuts batches at a limit no
+	// longer a topic's can be replaced.
+	if m.l.stale(p.bc.Load(), topics...) {
+		m.renew(p)
+	}
+	bc := p.bc.Load()
+	cl := bc.cl
+	if err := cl.BeginTransaction(); err != nil {
+		return bc, fmt.Errorf("kafka: transact: %w", m.classify(err))
 	}
 	// Bounded: the producer retries a partition's retriable errors
 	// (NOT_ENOUGH_REPLICAS while too few replicas are in sync) until the
@@ -344,7 +396,7 @@ func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string]
 	// tried again, with an error that says why.
 	pctx, cancel := context.WithTimeout(ctx, m.produceBound)
 	defer cancel()
-	err = produce(pctx, p.cl, krs, m.produceBound)
+	err = produce(pctx, cl, krs, m.produceBound)
 	if err == nil && m.afterProduce != nil {
 		m.afterProduce()
 	}
@@ -359,27 +411,27 @@ func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string]
 		if errors.Is(err, errInFlight) {
 			m.inFlight.Store(true) // see errInFlight below
 		}
-		aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+		aerr := cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
 		switch {
 		case aerr != nil:
-			return fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
+			return bc, fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
 		case errors.Is(err, errInFlight):
 			// Not errAborted: the member must be joined again (new
 			// producers, whose epochs fence this one's retries). Until
 			// then it transacts no more: its shard's producers take
 			// turns, and this one's next transaction would commit the
 			// retried batch.
-			return fmt.Errorf("kafka: transact: aborted, but the member must be closed and joined again: %w", err)
+			return bc, fmt.Errorf("kafka: transact: aborted, but the member must be closed and joined again: %w", err)
 		}
-		return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
+		return bc, fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
 	}
 	// Not cancellable: a cancelled EndTxn leaves its outcome unknown.
-	if err := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
+	if err := cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryCommit); err != nil {
 		if errors.Is(err, kerr.OperationNotAttempted) || errors.Is(err, kerr.TransactionAbortable) {
-			if aerr := p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
-				return fmt.Errorf("kafka: transact: %w", m.classify(aerr))
+			if aerr := cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort); aerr != nil {
+				return bc, fmt.Errorf("kafka: transact: %w", m.classify(aerr))
 			}
-			return fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
+			return bc, fmt.Errorf("kafka: transact: %w: %w", errAborted, err)
 		}
 		// The commit's outcome is unknown. The documented recovery, an
 		// abort, re-initializes the producer (bumping its epoch, which
@@ -387,11 +439,28 @@ func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string]
 		// transaction does not find the client still in this one.
 		err = m.classify(err)
 		if !errors.Is(err, ErrFenced) {
-			_ = p.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+			_ = cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
 		}
-		return fmt.Errorf("kafka: transact: commit of unknown outcome: %w", err)
+		return bc, fmt.Errorf("kafka: transact: commit of unknown outcome: %w", err)
 	}
-	return nil
+	return bc, nil
+}
+
+// renew replaces p's client, which cuts batches at a limit no longer a
+// topic's, by a new one with the same transactional id (whose producer id
+// is initialized, a new epoch, at its first transaction). The old one,
+// with no transaction open, is closed. When the new one cannot be made,
+// the old one stays.
+func (m *Member) renew(p *producer) {
+	bc, err := m.l.newBatchClient(m.producerOpts(p.txnID), m.l.opts.ExtraClientOpts)
+	if err != nil {
+		m.l.opts.Logger.Warn("kafka: cannot make a transactional producer for a changed max.message.bytes; batches keep the old limit",
+			"transactional_id", p.txnID, "err", err)
+		return
+	}
+	m.l.opts.Logger.Info("kafka: max.message.bytes of a topic changed; record batches follow it (a new producer)",
+		"transactional_id", p.txnID)
+	p.bc.Swap(bc).cl.Close()
 }
 
 // records turns recs into kgo records placed by key and stamped with one
@@ -457,14 +526,15 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 	if len(offsets) == 0 {
 		return nil
 	}
-	pid, epoch, err := p.cl.ProducerID(ctx)
+	cl := p.client()
+	pid, epoch, err := cl.ProducerID(ctx)
 	if err != nil {
 		return err
 	}
 	if !m.offsetsAddImplicitly(ctx) {
 		add := kmsg.NewPtrAddOffsetsToTxnRequest()
 		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = p.txnID, pid, epoch, m.group
-		addResp, err := add.RequestWith(ctx, p.cl)
+		addResp, err := add.RequestWith(ctx, cl)
 		if err != nil {
 			return err
 		}
@@ -492,7 +562,7 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 		}
 		req.Topics = append(req.Topics, rt)
 	}
-	resp, err := req.RequestWith(ctx, p.cl)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return err
 	}
@@ -664,6 +734,6 @@ func (m *Member) Close(ctx context.Context) error {
 
 func (m *Member) closeProducers() {
 	for _, p := range m.producers {
-		p.cl.Close()
+		p.client().Close()
 	}
 }
