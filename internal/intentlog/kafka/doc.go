@@ -23,7 +23,10 @@
 //	                     members') are at most the topic's
 //	                     max.message.bytes when it was read (RecordLimit)
 //	                     before the first produce to the partition, else
-//	                     MaxMessageBytes (limits.go: batchMaxBytes)
+//	                     MaxMessageBytes (limits.go: batchMaxBytes); a
+//	                     limit changed since (read every minute, and on a
+//	                     refusal as too large) replaces the producer and
+//	                     the append or transaction goes again once
 //	Record.Timestamp     CreateTime in milliseconds, set by Append from the
 //	                     local clock, never decreasing within one Log
 //	Record.Value nil     a null value: a compaction tombstone

@@ -8,7 +8,8 @@ package kafka
 // that learns that another deleted them calls Forget.
 
 // Forget drops what the Log and its group members know of topics (wail's
-// names): partition counts, topic ids and the clients' metadata. A
+// names): partition counts, topic ids, max.message.bytes and the clients'
+// metadata. A
 // member's group stops consuming them until AddTopics adds them again.
 func (l *Log) Forget(topics ...string) {
 	ext := l.names.externalAll(topics)
