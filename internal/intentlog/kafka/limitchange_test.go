@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,5 +252,46 @@ func TestTransactLimitLowered(t *testing.T) {
 	}
 	if vs := readValues(t, ctx, l, out, 0); len(vs) != 7 {
 		t.Errorf("%d records in the topic, want 7", len(vs))
+	}
+}
+
+// clientCount counts the clients made, and holds those not closed (kgo
+// hooks).
+type clientCount struct {
+	made atomic.Int64
+	open sync.Map // *kgo.Client
+}
+
+func (c *clientCount) OnNewClient(cl *kgo.Client)    { c.made.Add(1); c.open.Store(cl, true) }
+func (c *clientCount) OnClientClosed(cl *kgo.Client) { c.open.Delete(cl) }
+
+// TestRenewAfterCloseClosesClient: a producer's client replaced (a
+// topic's limit changed) while its Member closes is closed too. Before, a
+// client made by a replacement that ran after Close had closed the
+// producers ran on, never closed: its goroutines and connections leaked.
+func TestRenewAfterCloseClosesClient(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	var count clientCount
+	l := openLog(t, brokers, func(o *Options) { o.ExtraClientOpts = append(o.ExtraClientOpts, kgo.WithHooks(&count)) })
+	ctx := testCtx(t, time.Minute)
+	in := topicName("renew-in")
+	if err := (tracked{l, j}).CreateTopic(ctx, in, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := join(t, l, "g-"+in, "one", in)
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	made := count.made.Load()
+	m.renew(m.producers[0])
+	if count.made.Load() != made+1 {
+		t.Fatalf("renew made %d clients, want 1", count.made.Load()-made)
+	}
+	_ = l.Close()
+	open := 0
+	count.open.Range(func(any, any) bool { open++; return true })
+	if open > 0 {
+		t.Fatalf("%d of the %d clients made are not closed", open, count.made.Load())
 	}
 }

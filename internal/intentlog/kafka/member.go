@@ -79,6 +79,11 @@ type Member struct {
 	// producerOpts are the options of the client of a producer, but its
 	// batch limit and ExtraClientOpts.
 	producerOpts func(txnID string) []kgo.Opt
+	// renewMu orders renew's replacing of a producer's client with Close:
+	// once closing, no client is replaced, and one made meanwhile is
+	// closed (it would run on, never closed).
+	renewMu sync.Mutex
+	closing bool
 
 	metaMu sync.Mutex // guards what follows: cluster facts, asked once
 	// implicitOffsets: the cluster adds the group's offsets to a
@@ -458,9 +463,17 @@ func (m *Member) renew(p *producer) {
 			"transactional_id", p.txnID, "err", err)
 		return
 	}
+	m.renewMu.Lock()
+	if m.closing {
+		m.renewMu.Unlock()
+		bc.cl.Close()
+		return
+	}
+	old := p.bc.Swap(bc)
+	m.renewMu.Unlock()
 	m.l.opts.Logger.Info("kafka: max.message.bytes of a topic changed; record batches follow it (a new producer)",
 		"transactional_id", p.txnID)
-	p.bc.Swap(bc).cl.Close()
+	old.cl.Close()
 }
 
 // records turns recs into kgo records placed by key and stamped with one
@@ -725,6 +738,9 @@ func (m *Member) Close(ctx context.Context) error {
 	m.l.mu.Unlock()
 	err := m.cl.LeaveGroupContext(ctx)
 	m.cl.Close()
+	m.renewMu.Lock()
+	m.closing = true // no client is replaced from now on
+	m.renewMu.Unlock()
 	m.closeProducers()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("kafka: leave %s: %w", m.group, err)
