@@ -133,11 +133,20 @@ func (l *Log) purge(topic string, gen uint64) {
 	l.purges[topic]++
 	delete(l.parts, topic)
 	l.mu.Unlock()
+	// Not purged from the client that produces on: were the topic still
+	// there (metadata behind, a broker that did not know it yet), that
+	// client would start the partitions' sequence numbers over under its
+	// producer id, and the broker would take its next batch for a
+	// duplicate of one it holds, acknowledged and never written. A new
+	// client (a new producer id) produces from now on; the old one, which
+	// never produces again, is purged of the topic so that the records of
+	// it that it holds fail and their Appends go again with the new one.
 	l.produceMu.Lock()
-	prod := l.prod.Load()
+	old := l.prod.Load()
+	l.renewProducer(topic, "")
 	l.produceMu.Unlock()
-	prod.cl.PurgeTopicsFromProducing(topic)
-	l.forgetHanded(prod, topic)
+	old.cl.PurgeTopicsFromProducing(topic)
+	l.forgetHanded(old, topic)
 	l.purged(topic)
 }
 
@@ -190,7 +199,7 @@ func (l *Log) produce(ctx context.Context, topic string, krs []*kgo.Record, prom
 	defer l.produceMu.Unlock()
 	prod := l.prod.Load()
 	if l.stale(prod, topic) {
-		prod = l.renewProducer(topic)
+		prod = l.renewProducer(topic, "kafka: max.message.bytes of a topic changed; record batches follow it (a new producer)")
 	}
 	milli := max(time.Now().UnixMilli(), l.lastMilli)
 	l.lastMilli = milli
@@ -202,24 +211,26 @@ func (l *Log) produce(ctx context.Context, topic string, krs []*kgo.Record, prom
 	return prod
 }
 
-// renewProducer replaces the producer of Appends, whose batches of topic
-// are cut at a limit no longer the topic's, by a new client (with a new
-// producer id; see batchClient), and returns it. The old one finishes
-// the records it holds, then is closed (but for l.cl, which serves the
-// rest). Once the Log is closed, or when the client cannot be made, the
-// old one stays. Called with produceMu held.
-func (l *Log) renewProducer(topic string) *batchClient {
+// renewProducer replaces the producer of Appends by a new client (with a
+// new producer id; see batchClient), for topic: its batches are cut at a
+// limit no longer the topic's (an INFO line says so, with msg), or it
+// must forget the topic (purge). It returns the new one. The old one
+// finishes the records it holds, then is closed (but for l.cl, which
+// serves the rest). Once the Log is closed, or when the client cannot be
+// made, the old one stays. Called with produceMu held.
+func (l *Log) renewProducer(topic, msg string) *batchClient {
 	old := l.prod.Load()
 	if l.checkOpen() != nil {
 		return old
 	}
 	bc, err := l.newBatchClient(l.prodOpts, l.opts.ExtraClientOpts)
 	if err != nil {
-		l.opts.Logger.Warn("kafka: cannot make a producer for a changed max.message.bytes; batches keep the old limit",
-			"topic", topic, "err", err)
+		l.opts.Logger.Warn("kafka: cannot make a new producer client; the old one produces on", "topic", topic, "err", err)
 		return old
 	}
-	l.opts.Logger.Info("kafka: max.message.bytes of a topic changed; record batches follow it (a new producer)", "topic", topic)
+	if msg != "" {
+		l.opts.Logger.Info(msg, "topic", topic)
+	}
 	l.prod.Store(bc)
 	if old.cl != l.cl {
 		l.drains.Go(func() {

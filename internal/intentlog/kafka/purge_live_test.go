@@ -1,0 +1,48 @@
+package kafka
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestPurgeOfLiveTopicLosesNothing: the producer's state of a topic is
+// dropped when an Append is refused for an unknown topic (deleted, maybe
+// created again). Were the topic still there (a broker that did not yet
+// know it, metadata behind), the same producer would start its sequence
+// numbers over under the same producer id, and the broker would take the
+// next batch for a duplicate of one it holds: acknowledged, never
+// written, an acknowledged intent lost. Before, the Append after such a
+// purge answered offset 0, and the topic held 3 records, not 4.
+func TestPurgeOfLiveTopicLosesNothing(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	l := openLog(t, brokers, nil)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("purge-live")
+	if err := (tracked{l, j}).CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	appendOne := func(v string) *intentlog.Record {
+		t.Helper()
+		r := &intentlog.Record{Key: []byte("k"), Value: []byte(v)}
+		if err := l.Append(ctx, topic, []*intentlog.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for i := range 3 {
+		appendOne(fmt.Sprint(i))
+	}
+	ext := l.names.external(topic)
+	l.purge(ext, l.purgeGen(ext)) // as an Append refused for an unknown topic does
+	r := appendOne("3")
+	if r.Offset != 3 {
+		t.Errorf("the Append after the purge answered offset %d, want 3", r.Offset)
+	}
+	if vs := readValues(t, ctx, l, topic, 0); len(vs) != 4 {
+		t.Fatalf("the topic holds %v, want the 4 records appended", vs)
+	}
+}
