@@ -133,3 +133,43 @@ func TestSessionBounds(t *testing.T) {
 		t.Fatalf("a Get behind an exclusive lock: %v; want the server's lock or statement timeout, unavailable", err)
 	}
 }
+
+// TestScanBoundByDeadline: ScanKeys behind another session's exclusive
+// lock on the table is stopped by PostgreSQL itself (its statement or
+// lock timeout) before the caller's deadline, not only by the client:
+// the bound the scan set inside the database was the store's whole query
+// timeout, so a caller that gave up (or a process cut off from the
+// database) left the statement waiting there for up to that long.
+func TestScanBoundByDeadline(t *testing.T) {
+	t.Parallel()
+	dsn, _ := freshDSNs(t, 0)
+	s := openFresh(t, false, func(o *Options) { o.DSN, o.QueryTimeout = dsn, 10*time.Second })
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "sc"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+tableIdent("sc")+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	const deadline = time.Second
+	sctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	start := time.Now()
+	_, err = s.ScanKeys(sctx, "sc", nil, 10)
+	took := time.Since(start)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || (pgErr.Code != codeLockNotAvailable && pgErr.Code != codeQueryCanceled) || took >= deadline {
+		t.Fatalf("a scan behind an exclusive lock: %v after %s; want PostgreSQL's own lock or statement timeout before the %s deadline",
+			err, took.Round(time.Millisecond), deadline)
+	}
+}

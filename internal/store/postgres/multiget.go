@@ -3,11 +3,13 @@ package postgres
 import (
 	"context"
 	"crypto/sha256"
+	endian "encoding/binary"
 	"fmt"
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -23,10 +25,10 @@ func multiGetSQL(ident string) string {
 }
 
 // GetMany reads keys at level in one round trip per sqlstore.MultiGetChunk
-// distinct keys (see store.MultiGetter). Each statement runs in a pgx
-// batch after boundSQL, so PostgreSQL itself stops it (statement_timeout,
-// lock_timeout) once the time ctx and the store's query timeout leave,
-// less a margin, has run out.
+// distinct keys (see store.MultiGetter). Each statement runs in a batch
+// after boundSQL (boundQuery), so PostgreSQL itself stops it
+// (statement_timeout, lock_timeout) once the time ctx and the store's
+// query timeout leave, less a margin, has run out.
 func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
 	reads, err := s.getMany(ctx, table, keys, level)
 	if err != nil {
@@ -38,6 +40,9 @@ func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level 
 func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
 	p, err := sqlstore.ReadPool(s.closed.Load(), table, level, s.primary, s.replicas)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.refusedErr(level); err != nil {
 		return nil, err
 	}
 	if len(keys) > 0 {
@@ -58,27 +63,59 @@ func (s *Store) readChunk(ctx context.Context, p *pgxpool.Pool, ident string, ke
 		return err
 	}
 	defer conn.Release()
-	budget, err := sqlstore.Budget(qctx, time.Now())
-	if err != nil {
-		return fmt.Errorf("read not sent: %w", context.DeadlineExceeded)
-	}
 	hashes := make([][]byte, len(keys))
 	for i, k := range keys {
 		sum := sha256.Sum256(k)
 		hashes[i] = sum[:]
 	}
-	batch := &pgx.Batch{}
-	batch.Queue(boundSQL, strconv.FormatInt(max(budget.Milliseconds(), 1), 10))
-	batch.Queue(multiGetSQL(ident), hashes)
-	br := conn.SendBatch(qctx, batch)
-	defer func() { _ = br.Close() }()
-	rows, err := boundRows(br)
+	param, err := conn.Conn().TypeMap().Encode(pgtype.ByteaArrayOID, pgtype.BinaryFormatCode, hashes, nil)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	if err := m.Scan(rows); err != nil {
+	return boundQuery(qctx, conn.Conn().PgConn(), multiGetSQL(ident), [][]byte{param}, []uint32{pgtype.ByteaArrayOID}, func(v [][]byte) error {
+		if len(v) != 5 || len(v[2]) != 8 || len(v[3]) != 1 || len(v[4]) != 8 {
+			return fmt.Errorf("a row of %d columns not as asked", len(v))
+		}
+		m.Found(clone(v[0]), clone(v[1]), int64(endian.BigEndian.Uint64(v[2])), v[3][0] != 0, int64(endian.BigEndian.Uint64(v[4])))
+		return nil
+	})
+}
+
+// boundQuery runs query (parameters params, of types oids, in the binary
+// format) on conn, bounded inside PostgreSQL by ctx's deadline (see
+// sqlstore.Budget), and calls row with the columns of each row (binary
+// format; valid during the call). As applyOnce: one round trip, a batch
+// (one implicit transaction) of boundSQL and query, both unnamed
+// statements parsed in the batch, after the bound, so no prepared
+// statement is left on the connection and the parse's wait for the
+// table's lock counts against the bound.
+func boundQuery(ctx context.Context, conn *pgconn.PgConn, query string, params [][]byte, oids []uint32, row func([][]byte) error) error {
+	budget, err := sqlstore.Budget(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("read not sent: %w", context.DeadlineExceeded)
+	}
+	batch := &pgconn.Batch{}
+	batch.ExecParams(boundSQL, [][]byte{[]byte(strconv.FormatInt(max(budget.Milliseconds(), 1), 10))}, []uint32{pgtype.TextOID}, nil, nil)
+	batch.ExecParams(query, params, oids, binary(len(oids)), binary(1))
+	mrr := conn.ExecBatch(ctx, batch)
+	var ferr error
+	for i := 0; mrr.NextResult(); i++ {
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			if i == 1 && ferr == nil {
+				ferr = row(rr.Values())
+			}
+		}
+		if _, err := rr.Close(); err != nil {
+			_ = mrr.Close()
+			return err
+		}
+	}
+	if err := mrr.Close(); err != nil {
 		return err
 	}
-	return br.Close()
+	return ferr
 }
+
+// clone returns a copy of b (not nil).
+func clone(b []byte) []byte { return append([]byte{}, b...) }

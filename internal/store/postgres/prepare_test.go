@@ -116,3 +116,56 @@ func TestWriteBoundAfterPrepare(t *testing.T) {
 		})
 	}
 }
+
+// TestReadsLeaveNoPreparedStatements: reads (GetMany, Get, ScanKeys) left
+// a named prepared statement per table (and per statement) on every
+// connection of the pools, as pgx's statement cache prepares each SQL
+// text it runs: memory in every backend that grows with the tables read,
+// and statements that a pooler in transaction mode (PgBouncer) hands to
+// another client's backend, or loses. Like writes, they go as unnamed
+// statements.
+func TestReadsLeaveNoPreparedStatements(t *testing.T) {
+	t.Parallel()
+	s := openFresh(t, false, func(o *Options) { o.MaxConns = 1 })
+	ctx := t.Context()
+	for _, table := range []string{"ps1", "ps2"} {
+		if err := s.CreateTable(ctx, table); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Apply(ctx, table, []store.Mutation{{Key: []byte("a"), Value: []byte("v"), Version: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		for n := 2; n <= 4; n++ {
+			keys := make([][]byte, n)
+			for i := range keys {
+				keys[i] = []byte{byte('a' + i)}
+			}
+			if _, err := s.GetMany(ctx, table, keys, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := s.Get(ctx, table, []byte("a"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ScanKeys(ctx, table, nil, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pool's only connection, the one the reads ran on.
+	conn, err := s.primary.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	rows, err := conn.Conn().PgConn().Exec(ctx, `SELECT name || ': ' || statement FROM pg_prepared_statements`).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, r := range rows[0].Rows {
+		left = append(left, string(r[0]))
+	}
+	if len(left) > 0 {
+		t.Fatalf("%d prepared statements left on the connection after reads of 2 tables:\n%s", len(left), strings.Join(left, "\n"))
+	}
+}

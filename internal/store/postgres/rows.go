@@ -202,14 +202,6 @@ func hasNULEscape(doc string) bool {
 // KeepsDocuments implements store.DocumentStore: the doc column.
 func (s *Store) KeepsDocuments() bool { return true }
 
-// boundRows returns the rows of a batch of boundSQL and one query.
-func boundRows(br pgx.BatchResults) (pgx.Rows, error) {
-	if _, err := br.Exec(); err != nil {
-		return nil, err
-	}
-	return br.Query()
-}
-
 // storedVersions reads the current versions of the entries not applied.
 func (s *Store) storedVersions(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool, stored []uint64) error {
 	var keys [][]byte
@@ -259,6 +251,9 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 func (s *Store) get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
 	p, err := sqlstore.ReadPool(s.closed.Load(), table, level, s.primary, s.replicas)
 	if err != nil {
+		return store.Row{}, false, err
+	}
+	if err := s.refusedErr(level); err != nil {
 		return store.Row{}, false, err
 	}
 	s.awaitReplica(ctx, level)

@@ -2,10 +2,10 @@ package postgres
 
 import (
 	"context"
+	endian "encoding/binary"
 	"fmt"
-	"strconv"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqlstore"
@@ -21,8 +21,9 @@ func scanSQL(ident string) string {
 
 // ScanKeys lists up to limit keys of table after the key after, in the
 // order of their SHA-256, from the primary (see store.Scanner). The query
-// runs in a transaction whose statement_timeout is the store's query
-// timeout, so the database stops it too.
+// is bounded inside PostgreSQL by the caller's deadline and the store's
+// query timeout, whichever comes first (boundQuery), so the database stops
+// it too.
 func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
 	out, err := s.scanKeys(ctx, table, after, limit)
 	if err != nil {
@@ -41,27 +42,21 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	conn, err := s.primary.Acquire(qctx)
+	if err != nil {
+		return nil, s.tableErr(ctx, table, err)
+	}
+	defer conn.Release()
+	// Binary parameters: a bytea is its bytes (from is not nil: an empty
+	// value, not NULL, for the first page), a bigint 8 bytes big-endian.
+	p1, p2 := from, endian.BigEndian.AppendUint64(nil, uint64(limit))
 	out := make([]store.KeyVersion, 0, min(limit, 1024))
-	err = pgx.BeginFunc(qctx, s.primary, func(tx pgx.Tx) error {
-		ms := strconv.FormatInt(s.timeout.Milliseconds(), 10)
-		if _, err := tx.Exec(qctx, "SELECT set_config('statement_timeout', $1, true)", ms); err != nil {
-			return err
+	err = boundQuery(qctx, conn.Conn().PgConn(), scanSQL(tableIdent(table)), [][]byte{p1, p2}, []uint32{pgtype.ByteaOID, pgtype.Int8OID}, func(v [][]byte) error {
+		if len(v) != 3 || len(v[1]) != 8 || len(v[2]) != 1 {
+			return fmt.Errorf("a row of %d columns not as asked", len(v))
 		}
-		rows, err := tx.Query(qctx, scanSQL(tableIdent(table)), from, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var kv store.KeyVersion
-			var version int64
-			if err := rows.Scan(&kv.Key, &version, &kv.Deleted); err != nil {
-				return err
-			}
-			kv.Version = uint64(version)
-			out = append(out, kv)
-		}
-		return rows.Err()
+		out = append(out, store.KeyVersion{Key: clone(v[0]), Version: endian.BigEndian.Uint64(v[1]), Deleted: v[2][0] != 0})
+		return nil
 	})
 	if err != nil {
 		return nil, s.tableErr(ctx, table, err)

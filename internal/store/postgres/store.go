@@ -79,6 +79,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -121,14 +122,19 @@ type Store struct {
 	closed   atomic.Bool
 	fresh    *freshness // nil: no replicas, or ReplicaWait < 0
 
+	primaryID atomic.Pointer[identity] // what the primary's reads show (identity.go)
+	reps      []*replicaState          // per replica
+
 	tables sqlstore.Tables // known to exist on the primary
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the primary (and checks it answers), creates the catalog
-// table if needed, and prepares a pool per replica; replicas are connected
-// lazily, so one that is down fails only the reads at its level.
+// table if needed, and prepares a pool per replica. Each replica that
+// answers within the query timeout is checked to show the primary's rows
+// (identity.go): one that does not fails Open. One that is down fails only
+// the reads at its level, and is checked when it connects.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		timeout: opts.QueryTimeout,
@@ -149,19 +155,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 func (s *Store) connect(ctx context.Context, opts Options) error {
-	primary, err := s.newPool(opts.DSN, opts.MaxConns, true)
+	primary, err := s.newPool(opts.DSN, opts.MaxConns, -1)
 	if err != nil {
 		return err
 	}
 	s.primary = primary
+	s.levels = sqlstore.LevelNames(len(opts.ReplicaDSNs))
 	for i, dsn := range opts.ReplicaDSNs {
-		p, err := s.newPool(dsn, opts.MaxConns, false)
+		p, err := s.newPool(dsn, opts.MaxConns, i)
 		if err != nil {
 			return fmt.Errorf("replica %d: %w", i, err)
 		}
 		s.replicas = append(s.replicas, p)
 	}
-	s.levels = sqlstore.LevelNames(len(s.replicas))
 	if wait := opts.ReplicaWait; len(s.replicas) > 0 && wait >= 0 {
 		if wait == 0 {
 			wait = DefaultReplicaWait
@@ -180,10 +186,14 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 	if err := s.ddl(qctx, migrateSQL); err != nil {
 		return s.classify(ctx, err)
 	}
-	return nil
+	vctx, vcancel := s.withTimeout(ctx)
+	defer vcancel()
+	return s.checkReplicasAtOpen(vctx)
 }
 
-func (s *Store) newPool(dsn string, maxConns int32, primary bool) (*pgxpool.Pool, error) {
+// newPool makes the pool of the primary (replica < 0) or of replica
+// replica.
+func (s *Store) newPool(dsn string, maxConns int32, replica int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, err // pgx redacts the password in the DSN it quotes
@@ -205,9 +215,20 @@ func (s *Store) newPool(dsn string, maxConns int32, primary bool) (*pgxpool.Pool
 			cc.RuntimeParams[name] = value
 		}
 	}
-	if primary {
+	// No named prepared statement on the server: pgx's default prepares
+	// every SQL text it runs, on every connection (one per table and
+	// statement, kept for the session: memory in each backend, and
+	// statements a pooler in transaction mode hands to the wrong backend
+	// or loses). Statements are unnamed, their descriptions cached by
+	// pgx; Apply, GetMany and ScanKeys send theirs with explicit types.
+	cc.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	if replica < 0 {
 		// Visible only once durable (see the package comment).
 		cc.RuntimeParams["synchronous_commit"] = "on"
+	} else {
+		// Only a replica that shows the primary's rows (identity.go).
+		s.reps = append(s.reps, &replicaState{level: s.levels[replica], addr: hostPort(cc)})
+		cfg.AfterConnect = s.checkReplica(replica)
 	}
 	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
@@ -221,8 +242,8 @@ func (s *Store) newPool(dsn string, maxConns int32, primary bool) (*pgxpool.Pool
 // call's context ends): a process cut off from the database left its
 // statements running there, a lock wait for as long as the lock was held,
 // and a transaction open with its locks until TCP keepalive gave up on the
-// connection. Writes and GetMany set a tighter bound of their own, local to
-// their transaction (boundSQL).
+// connection. Writes, GetMany and ScanKeys set a tighter bound of their
+// own, from the caller's deadline, local to their transaction (boundSQL).
 func sessionBounds(timeout time.Duration) map[string]string {
 	ms := strconv.FormatInt(max(sqlstore.SessionBound(timeout).Milliseconds(), 1), 10)
 	return map[string]string{"statement_timeout": ms, "lock_timeout": ms, "idle_in_transaction_session_timeout": ms}
@@ -283,6 +304,10 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
+		if err := s.refusedErr(store.Level(i)); err != nil {
+			errs = append(errs, fmt.Errorf("postgres: check %s: %w", name, err))
+			continue
+		}
 		p, _ := sqlstore.Pool(store.Level(i), s.primary, s.replicas)
 		qctx, cancel := s.withTimeout(ctx)
 		var ok bool

@@ -1,0 +1,206 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Replica identity. A read at a replica level is worth something only if
+// the replica shows the primary's rows: a DSN that names a server of
+// another cluster (another PostgreSQL, or a standby of another primary),
+// another database of the cluster, or another schema (a replica DSN
+// without the primary's search_path) serves rows the primary never had,
+// and misses the ones it has. The resolver would publish them.
+//
+// Every connection of a replica pool is checked as it is made (pgxpool's
+// AfterConnect, so at Open and whenever the pool reconnects: after a
+// restart, a failover behind the DSN's host name, the pool's hourly
+// recycling), by one query: the cluster's system_identifier
+// (pg_control_system(), the same on a primary and every physical
+// standby of it), the database's oid and the oid of the schema the DSN's
+// search_path resolves to (a physical standby has the primary's oids). A
+// replica whose schema does not exist yet (it has not replayed its
+// creation) resolves no table and is not refused: its reads answer "not
+// found", as for a table it has not replayed.
+//
+// A connection that does not match is closed, and the replica refused:
+// for refusedRecheck, reads at its level fail at once with the reason
+// (store.ErrUnavailable: the resolver reads the next level), Check
+// reports it, ReplicasRefused counts it, and the store logs it once, at
+// error level, saying what to fix; the connections it had are dropped.
+// After refusedRecheck a read tries a new connection, which is checked
+// again: a fixed DSN (or a server put back) needs no restart. Open
+// refuses a replica that answers and does not match.
+
+// refusedRecheck is how long a refused replica's reads fail without
+// trying it again.
+const refusedRecheck = 10 * time.Second
+
+// identitySQL reads what a connection's reads show; one round trip, run
+// at each new connection.
+const identitySQL = `SELECT s.system_identifier, d.oid, d.datname, n.oid, coalesce(pg_catalog.current_schema(), '')
+FROM pg_catalog.pg_control_system() s
+CROSS JOIN pg_catalog.pg_database d
+LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = pg_catalog.current_schema()
+WHERE d.datname = pg_catalog.current_database()`
+
+// identity is what a connection's reads show.
+type identity struct {
+	system    int64
+	dbOID     uint32
+	db        string
+	schemaOID *uint32 // nil: the search_path resolves to no schema
+	schema    string
+}
+
+func readIdentity(ctx context.Context, c *pgx.Conn) (identity, error) {
+	var id identity
+	err := c.QueryRow(ctx, identitySQL, pgx.QueryExecModeSimpleProtocol).Scan(&id.system, &id.dbOID, &id.db, &id.schemaOID, &id.schema)
+	if err != nil {
+		return identity{}, fmt.Errorf("read the server's identity (pg_control_system()): %w", err)
+	}
+	return id, nil
+}
+
+// differs says how got (a replica's) differs from want (the primary's),
+// or "" when got shows the primary's rows.
+func (want identity) differs(got identity) string {
+	switch {
+	case got.system != want.system:
+		return fmt.Sprintf("its system identifier is %d, the primary's %d: it is not a standby of the primary "+
+			"(another server, or a standby of another primary)", got.system, want.system)
+	case got.dbOID != want.dbOID:
+		return fmt.Sprintf("it reads database %q (oid %d), the primary's database %q (oid %d)", got.db, got.dbOID, want.db, want.dbOID)
+	case got.schemaOID != nil && want.schemaOID != nil && *got.schemaOID != *want.schemaOID:
+		return fmt.Sprintf("its search_path resolves to schema %q, the primary's to schema %q (give the replica DSN the primary DSN's search_path)",
+			got.schema, want.schema)
+	}
+	return ""
+}
+
+// errNotOurs is a replica refused for not showing the primary's rows.
+type errNotOurs struct {
+	level, addr, why string
+}
+
+func (e *errNotOurs) Error() string {
+	return fmt.Sprintf("%s (%s) is not a replica of the primary's data: %s; fix the replica DSN (store.replica_dsns, --replica-dsn) or remove it: its reads go to the next level meanwhile",
+		e.level, e.addr, e.why)
+}
+
+func (e *errNotOurs) Unwrap() error { return store.ErrUnavailable }
+
+// replicaState is what the store knows of a replica's identity.
+type replicaState struct {
+	level, addr string
+	refused     atomic.Pointer[refusal] // nil: not refused
+}
+
+type refusal struct {
+	err *errNotOurs
+	at  time.Time
+}
+
+// checkReplica is replica i's pool's AfterConnect: it refuses a
+// connection whose reads do not show the primary's rows.
+func (s *Store) checkReplica(i int) func(context.Context, *pgx.Conn) error {
+	return func(ctx context.Context, c *pgx.Conn) error {
+		want := s.primaryID.Load()
+		if want == nil {
+			return nil // Open has not read the primary's yet; it checks the replicas after
+		}
+		got, err := readIdentity(ctx, c)
+		if err != nil {
+			return err
+		}
+		r := s.reps[i]
+		if why := want.differs(got); why != "" {
+			err := &errNotOurs{level: r.level, addr: r.addr, why: why}
+			if r.refused.Swap(&refusal{err: err, at: time.Now()}) == nil {
+				s.log.Error("postgres: "+err.Error(), "level", r.level)
+				go s.replicas[i].Reset() // the connections it had (made before it changed)
+			}
+			return err
+		}
+		if r.refused.Swap(nil) != nil {
+			s.log.Info("postgres: replica shows the primary's rows again; reading it", "level", r.level, "addr", r.addr)
+		}
+		return nil
+	}
+}
+
+// refusedErr returns the refusal of the replica of level while reads at
+// it fail at once (see refusedRecheck), or nil.
+func (s *Store) refusedErr(level store.Level) error {
+	if level < 0 || int(level) >= len(s.reps) {
+		return nil
+	}
+	if r := s.reps[level].refused.Load(); r != nil && time.Since(r.at) < refusedRecheck {
+		return r.err
+	}
+	return nil
+}
+
+// ReplicasRefused returns how many replicas are refused now for not
+// showing the primary's rows (see identity.go).
+func (s *Store) ReplicasRefused() int {
+	n := 0
+	for _, r := range s.reps {
+		if r.refused.Load() != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// checkReplicasAtOpen reads the primary's identity, then makes a
+// connection to each replica (all at once, bounded by the query timeout),
+// which checks it: a replica that answers and is not ours fails Open; one
+// that does not answer is left to be checked when it does.
+func (s *Store) checkReplicasAtOpen(ctx context.Context) error {
+	conn, err := s.primary.Acquire(ctx)
+	if err != nil {
+		return s.classify(ctx, err)
+	}
+	id, err := readIdentity(ctx, conn.Conn())
+	conn.Release()
+	if err != nil {
+		return s.classify(ctx, err)
+	}
+	s.primaryID.Store(&id)
+	errs := make([]error, len(s.replicas))
+	done := make(chan struct{})
+	for i, p := range s.replicas {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c, err := p.Acquire(ctx)
+			if err == nil {
+				c.Release()
+				return
+			}
+			var no *errNotOurs
+			if errors.As(err, &no) {
+				errs[i] = no
+				return
+			}
+			s.log.Warn("postgres: replica not reached at open; it is checked when it answers", "level", s.levels[i], "err", err)
+		}()
+	}
+	for range s.replicas {
+		<-done
+	}
+	return errors.Join(errs...)
+}
+
+func hostPort(cfg *pgx.ConnConfig) string {
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+}
