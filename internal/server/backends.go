@@ -192,6 +192,14 @@ type replicaWaiter interface {
 	ReplicaWaits() (waited, stale uint64)
 }
 
+var _ replicaRefuser = (*postgres.Store)(nil)
+
+// replicaRefuser is a store that refuses replicas whose reads do not show
+// the primary's rows (postgres.Store.ReplicasRefused).
+type replicaRefuser interface {
+	ReplicasRefused() int
+}
+
 // registerStoreMetrics exports what the store counts of its own (0 for a
 // store that does not count it).
 func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
@@ -217,6 +225,15 @@ func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
 		Name: "wail_store_replica_stale_reads_total",
 		Help: "PostgreSQL replica reads whose wait ran out (store.replica_wait) before the replica caught up; they read it anyway and mostly escalate.",
 	}, func() float64 { return waits(true) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wail_store_replicas_refused",
+		Help: "PostgreSQL replicas refused because their reads do not show the primary's rows (another cluster, database or schema: fix store.replica_dsns); their reads go to the next level.",
+	}, func() float64 {
+		if rr, ok := st.(replicaRefuser); ok {
+			return float64(rr.ReplicasRefused())
+		}
+		return 0
+	}))
 	if er, ok := st.(engineReporter); ok {
 		reg.MustRegister(newEngineCollector(er))
 	}
