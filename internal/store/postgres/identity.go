@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -53,9 +54,17 @@ CROSS JOIN pg_catalog.pg_database d
 LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = pg_catalog.current_schema()
 WHERE d.datname = pg_catalog.current_database()`
 
+// identityNoSystemSQL is identitySQL for a server that does not let its
+// user read pg_control_system() (a managed service may revoke it): the
+// system identifier is then 0, unknown.
+const identityNoSystemSQL = `SELECT 0::bigint, d.oid, d.datname, n.oid, coalesce(pg_catalog.current_schema(), '')
+FROM pg_catalog.pg_database d
+LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = pg_catalog.current_schema()
+WHERE d.datname = pg_catalog.current_database()`
+
 // identity is what a connection's reads show.
 type identity struct {
-	system    int64
+	system    int64 // 0: unknown (pg_control_system() not readable)
 	dbOID     uint32
 	db        string
 	schemaOID *uint32 // nil: the search_path resolves to no schema
@@ -64,18 +73,39 @@ type identity struct {
 
 func readIdentity(ctx context.Context, c *pgx.Conn) (identity, error) {
 	var id identity
-	err := c.QueryRow(ctx, identitySQL, pgx.QueryExecModeSimpleProtocol).Scan(&id.system, &id.dbOID, &id.db, &id.schemaOID, &id.schema)
+	scan := func(sql string) error {
+		return c.QueryRow(ctx, sql, pgx.QueryExecModeSimpleProtocol).Scan(&id.system, &id.dbOID, &id.db, &id.schemaOID, &id.schema)
+	}
+	err := scan(identitySQL)
+	if noControlFunction(err) {
+		err = scan(identityNoSystemSQL)
+	}
 	if err != nil {
 		return identity{}, fmt.Errorf("read the server's identity (pg_control_system()): %w", err)
 	}
 	return id, nil
 }
 
+// noControlFunction reports whether err says that pg_control_system()
+// cannot be run by this user or on this server (revoked, or not offered
+// by a managed service), rather than that the server failed.
+func noControlFunction(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "42501", "42883", "0A000": // insufficient_privilege, undefined_function, feature_not_supported
+		return true
+	}
+	return false
+}
+
 // differs says how got (a replica's) differs from want (the primary's),
 // or "" when got shows the primary's rows.
 func (want identity) differs(got identity) string {
 	switch {
-	case got.system != want.system:
+	case got.system != want.system && got.system != 0 && want.system != 0:
 		return fmt.Sprintf("its system identifier is %d, the primary's %d: it is not a standby of the primary "+
 			"(another server, or a standby of another primary)", got.system, want.system)
 	case got.dbOID != want.dbOID:
@@ -167,6 +197,9 @@ func (s *Store) ReplicasRefused() int {
 // which checks it: a replica that answers and is not ours fails Open; one
 // that does not answer is left to be checked when it does.
 func (s *Store) checkReplicasAtOpen(ctx context.Context) error {
+	if len(s.replicas) == 0 {
+		return nil
+	}
 	conn, err := s.primary.Acquire(ctx)
 	if err != nil {
 		return s.classify(ctx, err)
@@ -175,6 +208,10 @@ func (s *Store) checkReplicasAtOpen(ctx context.Context) error {
 	conn.Release()
 	if err != nil {
 		return s.classify(ctx, err)
+	}
+	if id.system == 0 {
+		s.log.Warn("postgres: pg_control_system() cannot be read on the primary: replicas are checked by database and schema, " +
+			"not by cluster; grant EXECUTE ON FUNCTION pg_control_system() to wail's user so that a replica of another cluster is refused")
 	}
 	s.primaryID.Store(&id)
 	errs := make([]error, len(s.replicas))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/wail-cdc/wail/internal/store"
 )
 
@@ -134,5 +135,47 @@ func TestReplicaChangesIdentity(t *testing.T) {
 	}
 	if err := s.Check(ctx); err != nil {
 		t.Errorf("Check: %v", err)
+	}
+}
+
+// TestIdentityWithoutControlFunction: a server whose user may not run
+// pg_control_system() (revoked, or a managed service without it) has
+// its replicas checked by database and schema, with the system identifier
+// unknown (0) on either side, instead of every replica, or Open, failing
+// on the query.
+func TestIdentityWithoutControlFunction(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "42501"}, true},
+		{&pgconn.PgError{Code: "42883"}, true},
+		{&pgconn.PgError{Code: "0A000"}, true},
+		{&pgconn.PgError{Code: "57014"}, false}, // canceled: the server failed, not the function
+		{fmt.Errorf("read: %w", &pgconn.PgError{Code: "42501"}), true},
+		{errors.New("connection reset"), false},
+		{nil, false},
+	} {
+		if got := noControlFunction(tc.err); got != tc.want {
+			t.Errorf("noControlFunction(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	oid := func(n uint32) *uint32 { return &n }
+	want := identity{system: 7, dbOID: 16384, db: "wail", schemaOID: oid(2200), schema: "public"}
+	for _, tc := range []struct {
+		got   identity
+		match bool
+	}{
+		{identity{system: 0, dbOID: 16384, db: "wail", schemaOID: oid(2200)}, true},
+		{identity{system: 8, dbOID: 16384, db: "wail", schemaOID: oid(2200)}, false},
+		{identity{system: 0, dbOID: 5, db: "postgres", schemaOID: oid(2200)}, false},
+	} {
+		if why := want.differs(tc.got); (why == "") != tc.match {
+			t.Errorf("differs(%+v) = %q; want a match %v", tc.got, why, tc.match)
+		}
+	}
+	unknown := identity{system: 0, dbOID: 16384, db: "wail", schemaOID: oid(2200)}
+	if why := unknown.differs(identity{system: 8, dbOID: 16384, db: "wail", schemaOID: oid(2200)}); why != "" {
+		t.Errorf("the primary's system unknown: %q; want a replica compared by database and schema", why)
 	}
 }
