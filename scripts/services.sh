@@ -14,6 +14,9 @@
 #                              primary (pg_basebackup -R, physical slot "wailreplica")
 #                              Both: wal_level=logical, 10 WAL senders, 10 slots
 #                              (so logical decoding, e.g. Debezium, can run too)
+#   PostgreSQL other    :5435  Debian cluster "wailother": a server of its own,
+#                              for the test of a replica DSN that names a server
+#                              of another cluster (it must be refused)
 #   MariaDB             :3307  datadir /var/lib/wail-mariadb/data, its own
 #                              socket, pid and log in /var/lib/wail-mariadb
 # Users: wail/wail (database wail; may create schemas in it on PostgreSQL and
@@ -29,6 +32,8 @@ PG_PORT=5433
 PG_REPLICA_PORT=5434
 PG_CLUSTER=wail
 PG_REPLICA=wailreplica
+PG_OTHER_PORT=5435
+PG_OTHER=wailother
 MY_PORT=3307
 MY_BASE=/var/lib/wail-mariadb
 MY_DATA=$MY_BASE/data
@@ -218,19 +223,39 @@ pg_replica_up() {
 	start_cluster "$v" "$PG_REPLICA" "$PG_REPLICA_PORT" || die "PostgreSQL replica $v/$PG_REPLICA does not start"
 }
 
+# pg_other_up starts the independent cluster (a database wail, user wail),
+# creating it when it is missing.
+pg_other_up() {
+	local v=$1
+	if ! cluster_exists "$PG_OTHER"; then
+		log "creating PostgreSQL cluster $v/$PG_OTHER on :$PG_OTHER_PORT (another cluster)"
+		pg_createcluster -p "$PG_OTHER_PORT" --start-conf=manual "$v" "$PG_OTHER" -- \
+			--auth-local=peer --auth-host=scram-sha-256 >/dev/null
+	fi
+	configure_cluster "$v" "$PG_OTHER" "$PG_OTHER_PORT"
+	start_cluster "$v" "$PG_OTHER" "$PG_OTHER_PORT" || die "PostgreSQL $v/$PG_OTHER does not start"
+	psql_on "$PG_OTHER_PORT" <<-'EOF'
+		SELECT format('CREATE ROLE wail LOGIN PASSWORD %L', 'wail')
+		 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wail') \gexec
+		SELECT 'CREATE DATABASE wail OWNER wail'
+		 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'wail') \gexec
+	EOF
+}
+
 pg_up() {
 	local v
 	v=$(pg_version)
 	[[ -n $v ]] || die "no PostgreSQL server under /usr/lib/postgresql"
 	pg_primary_up "$v"
 	pg_replica_up "$v"
+	pg_other_up "$v"
 }
 
 pg_down() {
 	local v name
 	v=$(pg_version)
 	[[ -n $v ]] || return 0
-	for name in "$PG_REPLICA" "$PG_CLUSTER"; do
+	for name in "$PG_OTHER" "$PG_REPLICA" "$PG_CLUSTER"; do
 		if cluster_online "$name"; then
 			log "stopping PostgreSQL $v/$name"
 			pg_ctlcluster "$v" "$name" stop -m fast
@@ -335,6 +360,11 @@ cmd_status() {
 	else
 		echo "postgres replica  127.0.0.1:$PG_REPLICA_PORT  down"; rc=1
 	fi
+	if [[ -n $v ]] && cluster_online "$PG_OTHER"; then
+		echo "postgres other    127.0.0.1:$PG_OTHER_PORT  up ($v/$PG_OTHER)"
+	else
+		echo "postgres other    127.0.0.1:$PG_OTHER_PORT  down"; rc=1
+	fi
 	if my_alive; then
 		echo "mariadb           127.0.0.1:$MY_PORT  up ($(my_client -N -e 'SELECT VERSION()'), datadir $MY_DATA)"
 	else
@@ -346,6 +376,7 @@ cmd_status() {
 cmd_env() {
 	echo "export WAIL_TEST_PG_DSN='postgres://wail:wail@127.0.0.1:$PG_PORT/wail?sslmode=disable'"
 	echo "export WAIL_TEST_PG_REPLICA_DSN='postgres://wail:wail@127.0.0.1:$PG_REPLICA_PORT/wail?sslmode=disable'"
+	echo "export WAIL_TEST_PG_OTHER_DSN='postgres://wail:wail@127.0.0.1:$PG_OTHER_PORT/wail?sslmode=disable'"
 	echo "export WAIL_TEST_MYSQL_DSN='wail:wail@tcp(127.0.0.1:$MY_PORT)/wail'"
 }
 

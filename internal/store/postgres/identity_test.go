@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
 // withDatabase returns dsn naming database db instead.
@@ -42,10 +42,10 @@ func TestReplicaNotOurs(t *testing.T) {
 		{"another schema", replicaDSN(t), "schema"},
 		{"another database", withDatabase(t, replicaDSN(t), "postgres"), "database"},
 	}
-	if other := os.Getenv("WAIL_TEST_PG_OTHER_DSN"); other != "" {
-		// Any PostgreSQL server that is not of the test primary's cluster.
-		cases = append(cases, struct{ name, replica, want string }{"another cluster", other, "system identifier"})
-	}
+	// A PostgreSQL server that is not of the test primary's cluster
+	// (scripts/services.sh runs one), with a database wail whose oid and
+	// public schema's are likely the primary's.
+	cases = append(cases, struct{ name, replica, want string }{"another cluster", sqltest.PostgresOther(t), "system identifier"})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := Open(context.Background(), Options{DSN: dsn, ReplicaDSNs: []string{tc.replica}, Logger: quiet})

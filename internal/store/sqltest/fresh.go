@@ -17,6 +17,9 @@ const (
 	PostgresDSN        = "postgres://wail:wail@127.0.0.1:5433/wail?sslmode=disable"
 	PostgresReplicaDSN = "postgres://wail:wail@127.0.0.1:5434/wail?sslmode=disable"
 	MySQLDSN           = "wail:wail@tcp(127.0.0.1:3307)/wail"
+	// PostgresOtherDSN is a PostgreSQL server of a cluster of its own,
+	// neither the primary nor a standby of it.
+	PostgresOtherDSN = "postgres://wail:wail@127.0.0.1:5435/wail?sslmode=disable"
 )
 
 // Postgres returns the test PostgreSQL primary's DSN (see DSN).
@@ -27,6 +30,12 @@ func Postgres(t testing.TB) string {
 // PostgresReplica returns the test PostgreSQL replica's DSN (see DSN).
 func PostgresReplica(t testing.TB) string {
 	return DSN(t, "WAIL_TEST_PG_REPLICA_DSN", PostgresReplicaDSN, "127.0.0.1:5434", "PostgreSQL replica")
+}
+
+// PostgresOther returns the DSN of the test PostgreSQL server of another
+// cluster (see DSN).
+func PostgresOther(t testing.TB) string {
+	return DSN(t, "WAIL_TEST_PG_OTHER_DSN", PostgresOtherDSN, "127.0.0.1:5435", "PostgreSQL of another cluster")
 }
 
 // MySQL returns the test MariaDB/MySQL DSN (see DSN).
