@@ -90,9 +90,9 @@ func (g *Groups) refreshLoop() {
 			if ctx.Err() != nil {
 				break // Close: the others are not started
 			}
-			err := g.refresh(ctx, gr, every)
+			n, err := g.refresh(ctx, gr, every)
 			if ctx.Err() == nil {
-				g.reportRefresh(gr, err)
+				g.reportRefresh(gr, n, err)
 			}
 		}
 	}
@@ -105,13 +105,16 @@ func (g *Groups) refreshLoop() {
 // partition that moved to another owner since its last commit here is not
 // due for that: every move was due at once, and a rebalance of 64
 // partitions cost as many fences and transactions, for nothing
-// (TestCommitRefreshNotAtEveryMove).
-func (g *Groups) refresh(ctx context.Context, gr *grp, every time.Duration) error {
+// (TestCommitRefreshNotAtEveryMove). It returns how many positions it
+// committed again, and the errors of the others: a partition it did not
+// commit (this process's lease on a shared group lapsed; its committer was
+// fenced by another process, which then holds it) is neither.
+func (g *Groups) refresh(ctx context.Context, gr *grp, every time.Duration) (int, error) {
 	start := time.Now()
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
 	if !gr.validNow(start) { // shared: this process's lease lapsed
-		return nil
+		return 0, nil
 	}
 	due := map[int32]uint64{}
 	for p, e := range gr.core.Held() {
@@ -120,7 +123,7 @@ func (g *Groups) refresh(ctx context.Context, gr *grp, every time.Duration) erro
 		}
 	}
 	if len(due) == 0 {
-		return nil
+		return 0, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.lease/2) // as an acknowledgement's commit
 	defer cancel()
@@ -162,18 +165,20 @@ func (g *Groups) refresh(ctx context.Context, gr *grp, every time.Duration) erro
 	} else {
 		failed = renewFenced(ctx, cs, at) // under the lock, as an acknowledgement's
 	}
+	n := 0
 	for p := range cs {
 		err, bad := failed[p]
 		switch {
 		case !bad:
 			gr.committedAt(p, start)
+			n++
 		case g.shared != nil && errors.Is(err, intentlog.ErrFenced):
 			gr.dropFenced(p, due[p]) // another process took it
 		default:
 			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
 		}
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // renewFenced commits at again through the partitions' committers, in
@@ -228,8 +233,14 @@ func renewFenced(ctx context.Context, cs map[int32]fenced, at map[int32]intentlo
 }
 
 // reportRefresh logs when a group's refreshes start and stop failing
-// (once each): they are tried again at each tick.
-func (g *Groups) reportRefresh(gr *grp, err error) {
+// (once each): they are tried again at each tick. Only a refresh that
+// committed (n > 0) without failing ends a failure: one that committed
+// nothing (the lease lapsed, the committer was fenced, nothing was due)
+// says nothing of the log (TestCommitRefreshNoFalseRecovery).
+func (g *Groups) reportRefresh(gr *grp, n int, err error) {
+	if err == nil && n == 0 {
+		return
+	}
 	gr.mu.Lock()
 	was := gr.refreshFailing
 	gr.refreshFailing = err != nil
