@@ -279,6 +279,29 @@ type StartLatest bool
 // under g.mu.
 func (g *Groups) lastEpoch(k [2]string) uint64 { return max(g.epochs[k], g.epochBase) }
 
+// NeverGave reports whether epoch is above every epoch this process gave
+// (or would have given) in group name of table, which is not shared by
+// processes: only a process that served the group before this one can
+// have given it, its clock ahead of this one's (epochBase), and that
+// process is gone (one process serves an unshared group). A sink's
+// redrive takes over such a process's claim (sink/redrive.go). Shared
+// groups' epochs come from their entry's sequence: false.
+func (g *Groups) NeverGave(table, name string, epoch uint64) bool {
+	if g.shared != nil {
+		return false
+	}
+	k := [2]string{table, name}
+	g.mu.Lock()
+	last, gr := g.lastEpoch(k), g.groups[k]
+	g.mu.Unlock()
+	if gr != nil {
+		gr.mu.Lock()
+		last = max(last, gr.core.LastEpoch())
+		gr.mu.Unlock()
+	}
+	return epoch > last
+}
+
 // load returns the group, under its key's lock (lockKey), loading its
 // state from the log
 // (and, for a new group, committing its start durably) when it has no

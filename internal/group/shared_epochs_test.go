@@ -46,3 +46,36 @@ func TestSharedEpochsAboveUnsharedOnes(t *testing.T) {
 			"a redrive claim left at that epoch is never taken over", ob[0], oa[0])
 	}
 }
+
+// TestNeverGave: an unshared group's process tells the epochs it never
+// gave (above every one it numbered the group's grants with: a process
+// before it, its clock ahead, gave them) from its own; a shared group's
+// are never its alone.
+func TestNeverGave(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	base := openLog(t)
+	tb := table(t, base, 1, 5)
+	for _, shared := range []bool{false, true} {
+		G := New(base, time.Minute)
+		if shared {
+			_, share := memSharing()
+			G.Share(share("A"))
+		}
+		defer G.Close()
+		s, err := G.Join(ctx, tb, "g", "a", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := owned{}
+		until(t, s, o, nil, func() bool { return len(o) == 1 })
+		if G.NeverGave(tb.Name, "g", o[0]) || G.NeverGave(tb.Name, "g", o[0]-1) {
+			t.Errorf("shared=%v: epoch %d (or one below) that this process gave is said never given", shared, o[0])
+		}
+		if got := G.NeverGave(tb.Name, "g", o[0]+1<<40); got == shared {
+			t.Errorf("shared=%v: NeverGave of an epoch far above every one given = %v", shared, got)
+		}
+		s.Leave()
+	}
+}

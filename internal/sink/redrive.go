@@ -190,6 +190,41 @@ func claimID() string {
 // early (its request's context may be over).
 const releaseTimeout = 10 * time.Second
 
+// takeOverForeign claims again, at their epochs, the letters of claimed
+// held by claims at epochs this process never gave in its unshared group:
+// a process that served the group before it, whose clock was ahead of
+// this one's, left them (unshared epochs start above the clock at the
+// process's start), and it is gone. Claimed at c's lower epoch they stayed
+// held until this process's clock caught up (TestSinkRedriveTakesOverAClaimOfAClockAhead).
+// The letters taken over join claimed.Won, under c's id.
+func (r *runner) takeOverForeign(ctx context.Context, q *dlq.Queue, c dlq.Claim, claimed *dlq.Claimed) error {
+	var offs []int64
+	top := c.Epoch
+	for off, h := range claimed.Held {
+		if h.Epoch > c.Epoch && r.m.groups.NeverGave(r.table.Name, GroupName(r.def.Name), h.Epoch) {
+			offs = append(offs, off)
+			top = max(top, h.Epoch)
+		}
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	slices.Sort(offs)
+	c.Epoch = top
+	again, err := q.Claim(ctx, c, offs, time.Now())
+	if err != nil {
+		return err
+	}
+	for _, off := range offs {
+		delete(claimed.Held, off)
+	}
+	maps.Copy(claimed.Settled, again.Settled)
+	maps.Copy(claimed.Held, again.Held)
+	claimed.Won = append(claimed.Won, again.Won...)
+	slices.Sort(claimed.Won)
+	return nil
+}
+
 // redrivePartition redrives the letters of partition p, which it claims
 // first (package dlq, claim.go): it returns the resolutions (appended, or
 // of letters another redrive settled as this one would have), the letters
@@ -213,6 +248,9 @@ func (r *runner) redrivePartition(ctx context.Context, q *dlq.Queue, p int32, le
 	c := dlq.Claim{ID: claimID(), Epoch: epoch, Holder: fmt.Sprintf("%s (sink %s, partition %d epoch %d)", holder, r.def.Name, p, epoch)}
 	claimed, err := q.Claim(ctx, c, offsets, time.Now())
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := r.takeOverForeign(ctx, q, c, &claimed); err != nil {
 		return nil, nil, err
 	}
 	// The letters the claim holds and has not settled yet are released

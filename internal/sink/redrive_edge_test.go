@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -166,6 +167,13 @@ type refusingSink struct {
 
 func newRefusingSink(t *testing.T, partitions int32, name string, refuse func(key string) bool) *refusingSink {
 	t.Helper()
+	return newRefusingSinkWith(t, partitions, name, refuse, false)
+}
+
+// newRefusingSinkWith is newRefusingSink, its process's sink groups
+// shared by processes (through the fixture's catalog) when shared.
+func newRefusingSinkWith(t *testing.T, partitions int32, name string, refuse func(key string) bool, shared bool) *refusingSink {
+	t.Helper()
 	s := &refusingSink{f: newFixture(t, partitions), ep: newEndpoint(t, "")}
 	s.failing.Store(true)
 	s.ep.fail = func(w http.ResponseWriter, r *http.Request, b *wailv1.SinkBatch) bool {
@@ -175,7 +183,14 @@ func newRefusingSink(t *testing.T, partitions int32, name string, refuse func(ke
 		}
 		return false
 	}
-	s.m = s.f.manager()
+	if shared {
+		s.m = New(Options{Backend: s.f.cat, Log: s.f.log, Run: true, Refresh: 50 * time.Millisecond,
+			Table:   func(name string) (group.Table, bool) { return s.f.tbl, name == testTable },
+			Sharing: &group.Sharing{Store: s.f.cat, Process: "A", Lease: 10 * time.Second, Logger: slog.New(slog.DiscardHandler)}})
+		s.m.Start(context.Background())
+	} else {
+		s.m = s.f.manager()
+	}
 	t.Cleanup(s.m.Close)
 	if _, _, err := s.m.Create(context.Background(), &wailv1.Sink{Table: testTable, Name: name, Url: s.ep.url(), Start: "beginning", MaxBatchEvents: 1}); err != nil {
 		t.Fatal(err)

@@ -162,11 +162,14 @@ func TestSinkRedriveAfterDrop(t *testing.T) {
 
 // TestSinkRedriveClaims: a claim left on a letter by a redrive that died
 // (here at the runner's own epoch) is taken over: the letter is sent once
-// and settled; a claim at a higher epoch (a newer owner of the partition
-// redriving it) is not: the redrive sends nothing of it and fails with
-// ErrRaced naming the holder, and the letter stays unsettled.
+// and settled; a claim at a higher epoch (a newer owner of the partition,
+// on another process of the shared group, redriving it) is not: the
+// redrive sends nothing of it and fails with ErrRaced naming the holder,
+// and the letter stays unsettled. (An unshared group has no other
+// process: a claim at an epoch its process never gave is a dead
+// process's, taken over: TestSinkRedriveTakesOverAClaimOfAClockAhead.)
 func TestSinkRedriveClaims(t *testing.T) {
-	s := newRefusingSink(t, 1, "claims", func(key string) bool { return strings.HasPrefix(key, "poison") })
+	s := newRefusingSinkWith(t, 1, "claims", func(key string) bool { return strings.HasPrefix(key, "poison") }, true)
 	m, ctx := s.m, context.Background()
 	s.f.publish(event("poisonA", 1), event("poisonB", 1))
 	var ls []*wailv1.DeadLetterEntry
