@@ -308,9 +308,10 @@ type FencedCommitter interface {
 // committed offsets for ever (the embedded log) has none.
 type CommitRenewer interface {
 	// Renew commits at again, even when it is what is committed already
-	// (which Commit skips); when this committer committed a higher offset,
-	// that one instead: it never moves the offset back. Errors are
-	// Commit's.
+	// (which Commit skips); when a higher offset was committed through
+	// this committer, or asked of it (a commit whose outcome is unknown
+	// may have landed), that one instead: it never moves the offset back.
+	// Errors are Commit's.
 	Renew(ctx context.Context, at EpochOffset) error
 }
 

@@ -157,15 +157,22 @@ func (c *fencedCommitter) CommitEpoch(ctx context.Context, at intentlog.EpochOff
 }
 
 // Renew implements intentlog.CommitRenewer: a transaction that commits
-// at again (or the highest offset this committer committed, with its
-// epoch), so that the broker's offsets.retention.minutes counts from now
-// (and the transactional id, unused for transactional.id.expiration.ms,
-// is kept too).
+// at again (or the highest offset asked of this committer, with its
+// epoch, as the next Commit would: a commit whose end's outcome is unknown
+// may have landed, and its caller still holds the offset below it;
+// TestFencedRenewAfterUnsureEnd), so that the broker's
+// offsets.retention.minutes counts from now (and the transactional id,
+// unused for transactional.id.expiration.ms, is kept too).
 func (c *fencedCommitter) Renew(ctx context.Context, at intentlog.EpochOffset) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.last.Offset > at.Offset || (c.last.Offset == at.Offset && at.Epoch < 0) {
-		at = c.last
+	c.wantMu.Lock()
+	want := c.want
+	c.wantMu.Unlock()
+	for _, o := range []intentlog.EpochOffset{c.last, want} {
+		if o.Offset > at.Offset || (o.Offset == at.Offset && at.Epoch < 0) {
+			at = o
+		}
 	}
 	if at.Offset < 0 {
 		return nil // nothing committed here, nor asked

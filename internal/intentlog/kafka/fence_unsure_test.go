@@ -180,3 +180,28 @@ func fenceRig(t *testing.T, name string, timeout time.Duration) (ctx context.Con
 	}
 	return ctx, fence, committed
 }
+
+// TestFencedRenewAfterUnsureEnd: on a real broker, a commit of 5 whose
+// end's answer was lost (its outcome unknown to the committer; it was
+// applied) fails its acknowledgement, so the group still holds 3 as the
+// committed position; the refresh that follows renews 3. It must not move
+// the offset back below 5, which the broker has and the member asked for:
+// Renew commits the highest offset asked, as the next Commit does. Before,
+// it committed 3, and the next owner got 3 and 4 again.
+func TestFencedRenewAfterUnsureEnd(t *testing.T) {
+	t.Parallel()
+	ctx, fence, committed := fenceRig(t, "fence-renew-unsure", time.Minute)
+	a := fence()
+	if err := a.Commit(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	pid, epoch := a.pid, a.epoch
+	if err := a.Commit(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	a.pid, a.epoch, a.unsure, a.last = pid, epoch, true, intentlog.EpochOffset{Offset: 3, Epoch: -1}
+	if err := a.Renew(ctx, intentlog.EpochOffset{Offset: 3, Epoch: -1}); err != nil {
+		t.Fatal(err)
+	}
+	committed(fence(), 5)
+}
