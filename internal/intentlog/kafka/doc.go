@@ -87,7 +87,9 @@
 // *intentlog.Truncation (ErrTruncated), a
 // closed client to ErrClosed,
 // *_AUTHORIZATION_FAILED and SASL_AUTHENTICATION_FAILED to ErrAccessDenied.
-// The Kafka error stays in the chain.
+// The Kafka error stays in the chain. A reader's fetch reports its topic
+// unknown once the metadata confirms it (asked again for 600 ms: a topic
+// deleted elsewhere); other retriable fetch errors are waited through.
 //
 // # Guarantees
 //

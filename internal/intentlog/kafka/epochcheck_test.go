@@ -210,8 +210,8 @@ func TestEpochCheckLogClosed(t *testing.T) {
 // starts. Its check says the topic is unknown, at once, as a Bounds or
 // a reader of a process that never saw the topic does, and forgets the
 // count: not after the request timeout as a partition without a leader,
-// for every start. (A reader without an epoch waits in its fetch then,
-// as it did before the check asked again.)
+// for every start. (A reader without an epoch, or one whose check still
+// saw the topic, learns it from its fetch: TestReadTopicDeletedLate.)
 func TestEpochCheckTopicDeleted(t *testing.T) {
 	t.Parallel()
 	c, l, ctx, topic := oneBrokerRecords(t, "epochdeleted", 8)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -34,6 +36,10 @@ type reader struct {
 	// read under a new epoch. Epochs change rarely (at a leader change);
 	// at most maxEpochMarks are kept, the oldest dropped.
 	epochs []epochMark
+	// unknownIDs counts the polls in a row, without records, that said
+	// UNKNOWN_TOPIC_ID while the metadata still lists the topic (only
+	// Next touches it).
+	unknownIDs int
 }
 
 // epochMark: the record at offset (and those after it, up to the next
@@ -127,7 +133,12 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 			return nil, r.wrap(err)
 		}
 		from := r.next.Load()
-		recs, err := r.convert(fs)
+		recs, err, unknown := r.convert(fs)
+		if len(recs) > 0 || r.next.Load() > from {
+			r.unknownIDs = 0
+		} else if err == nil && unknown != nil {
+			err = r.topicGone(ctx, unknown)
+		}
 		switch {
 		case len(recs) > 0 || (err == nil && r.next.Load() > from):
 			r.setSticky(err)
@@ -176,6 +187,7 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 	opts := append(append([]kgo.Opt{}, r.l.common...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {r.part: at}}),
 		kgo.KeepControlRecords(),                    // to move Position past transaction markers
+		kgo.KeepRetryableFetchErrors(),              // to see a topic deleted (convert drops the others)
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // out of range is an error, never a jump
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxBytes(r.l.opts.MaxMessageBytes*4),
@@ -229,10 +241,21 @@ func (r *reader) setSticky(err error) {
 }
 
 // convert turns a poll's records into intentlog records and its errors into
-// one error (the first), mapped to the intentlog sentinels.
-func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
+// one error (the first), mapped to the intentlog sentinels. Retriable Kafka
+// errors (the client asks again itself: no leader, a leader moving, ...)
+// are dropped, as the client drops them unless asked to keep them; unknown
+// is the last that says the topic is unknown (UNKNOWN_TOPIC_OR_PARTITION,
+// UNKNOWN_TOPIC_ID), for Next to confirm with the metadata.
+func (r *reader) convert(fs kgo.Fetches) (_ []intentlog.Record, _ error, unknown error) {
 	var first error
 	fs.EachError(func(_ string, _ int32, err error) {
+		if errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID) {
+			unknown = err
+			return
+		}
+		if ke, ok := errors.AsType[*kerr.Error](err); ok && ke.Retriable {
+			return
+		}
 		if first == nil {
 			first = mapErr(err)
 		}
@@ -242,7 +265,7 @@ func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
 		// and fetches on from there (kgo.ErrDataLoss is informational):
 		// records of the same poll may be the diverged log's, at or past
 		// the position. None is returned before the truncation.
-		return nil, first
+		return nil, first, nil
 	}
 	var out []intentlog.Record
 	fs.EachRecord(func(kr *kgo.Record) {
@@ -268,7 +291,48 @@ func (r *reader) convert(fs kgo.Fetches) ([]intentlog.Record, error) {
 	if errors.Is(first, context.Canceled) || errors.Is(first, context.DeadlineExceeded) {
 		first = nil // the caller's context, checked by Next
 	}
-	return out, first
+	return out, first, unknown
+}
+
+// unknownIDPolls: the polls in a row that may say UNKNOWN_TOPIC_ID of a
+// topic the metadata lists before the reader fails with ErrUnknownTopic
+// (the topic deleted and created again: the client keeps the id it read
+// first, and never reads the new topic). A broker says it a moment after
+// a topic's creation too; franz-go asks again five times before it
+// reports it, as this does.
+const unknownIDPolls = 6
+
+// topicGone is ErrUnknownTopic, the partition count forgotten, when the
+// metadata does not know the reader's topic, asked again for
+// unknownConfirm (a broker learns of a topic created elsewhere a moment
+// late), after the reader's client said it was unknown (err): the topic
+// deleted, or deleted and created again (UNKNOWN_TOPIC_ID repeated while
+// the metadata lists it, see unknownIDPolls). Otherwise nil: the reader
+// waits on (no answer from the metadata either: a broker unreachable).
+// Its client, which never read a topic deleted before it started, waits
+// for it for ever otherwise: franz-go asks again for an unknown topic.
+func (r *reader) topicGone(ctx context.Context, err error) error {
+	began := time.Now()
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		_, _, merr := r.l.metadata(ctx, r.topic)
+		switch {
+		case merr == nil && errors.Is(err, kerr.UnknownTopicID):
+			if r.unknownIDs++; r.unknownIDs >= unknownIDPolls {
+				return mapErr(err)
+			}
+			return nil
+		case !errors.Is(merr, intentlog.ErrUnknownTopic):
+			return nil
+		case time.Since(began) >= unknownConfirm:
+			r.l.forget(r.topic)
+			return fmt.Errorf("%w (the metadata does not know the topic)", mapErr(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil // Next returns the context's error
+		case <-time.After(delay):
+		}
+	}
 }
 
 // Close closes the reader; a blocked Next returns ErrClosed.

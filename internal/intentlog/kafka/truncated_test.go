@@ -273,7 +273,7 @@ func TestEpochBeforeAcrossLeaderChanges(t *testing.T) {
 			// The records as a fetch returns them, one fetch each.
 			for _, rc := range tc.read {
 				kr := &kgo.Record{Topic: r.topic, Partition: 0, Offset: rc.offset, LeaderEpoch: rc.epoch}
-				if _, err := r.convert(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: r.topic,
+				if _, err, _ := r.convert(kgo.Fetches{{Topics: []kgo.FetchTopic{{Topic: r.topic,
 					Partitions: []kgo.FetchPartition{{Partition: 0, Records: []*kgo.Record{kr}}}}}}}); err != nil {
 					t.Fatal(err)
 				}
@@ -321,7 +321,7 @@ func TestTruncationBeforeRecordsOfItsPoll(t *testing.T) {
 			{Topics: []kgo.FetchTopic{{Topic: r.topic, Partitions: []kgo.FetchPartition{{Partition: 0, Records: recs}}}}},
 			{Topics: []kgo.FetchTopic{{Topic: r.topic, Partitions: []kgo.FetchPartition{{Partition: 0, Err: loss}}}}}}},
 	} {
-		got, err := r.convert(tc.fs)
+		got, err, _ := r.convert(tc.fs)
 		var tr *intentlog.Truncation
 		if len(got) > 0 || !errors.As(err, &tr) || tr.From != 2 || tr.Read != 5 {
 			t.Fatalf("%s: a poll with the data loss and records 2-7 = %d records, %v; want the truncation from 2 alone", tc.name, len(got), err)
