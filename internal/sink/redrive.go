@@ -195,7 +195,7 @@ const releaseTimeout = 10 * time.Second
 // a process that served the group before it, whose clock was ahead of
 // this one's, left them (unshared epochs start above the clock at the
 // process's start), and it is gone. Claimed at c's lower epoch they stayed
-// held until this process's clock caught up (TestSinkRedriveTakesOverAClaimOfAClockAhead).
+// held until this process's clock caught up (TestSinkRedriveTakesOverAClaimOfBeforeARestart/clock_ahead).
 // The letters taken over join claimed.Won, under c's id.
 func (r *runner) takeOverForeign(ctx context.Context, q *dlq.Queue, c dlq.Claim, claimed *dlq.Claimed) error {
 	var offs []int64

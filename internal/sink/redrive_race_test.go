@@ -167,7 +167,7 @@ func TestSinkRedriveAfterDrop(t *testing.T) {
 // redrive sends nothing of it and fails with ErrRaced naming the holder,
 // and the letter stays unsettled. (An unshared group has no other
 // process: a claim at an epoch its process never gave is a dead
-// process's, taken over: TestSinkRedriveTakesOverAClaimOfAClockAhead.)
+// process's, taken over: TestSinkRedriveTakesOverAClaimOfBeforeARestart/clock_ahead.)
 func TestSinkRedriveClaims(t *testing.T) {
 	s := newRefusingSinkWith(t, 1, "claims", func(key string) bool { return strings.HasPrefix(key, "poison") }, true)
 	m, ctx := s.m, context.Background()

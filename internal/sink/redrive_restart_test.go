@@ -21,7 +21,25 @@ import (
 // dead letter not written, here), the dead process's epoch was above
 // the new one's, its claim held the letter for good, and neither redrive
 // nor drop could ever settle it.
+//
+// "clock ahead": the process that died had a clock ahead of the next
+// one's (the host's clock was stepped back at its restart; the data
+// directory moved to a host whose clock is behind). An unshared group's
+// epochs start above the clock in microseconds when its process started:
+// the dead process's epoch (here ten minutes of microseconds ahead) was
+// above every epoch the next process gives until its clock caught up,
+// and its claim held the letter meanwhile. One process serves an
+// unshared group: a claim at an epoch it never gave is a dead process's.
 func TestSinkRedriveTakesOverAClaimOfBeforeARestart(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ahead time.Duration // of the dead process's epoch, in microseconds
+	}{{"same clock", 0}, {"clock ahead", 10 * time.Minute}} {
+		t.Run(tc.name, func(t *testing.T) { redriveAfterDeadClaim(t, uint64(tc.ahead/time.Microsecond)) })
+	}
+}
+
+func redriveAfterDeadClaim(t *testing.T, ahead uint64) {
 	f := newFixture(t, 1)
 	ep := newEndpoint(t, "")
 	var fixed atomic.Bool
@@ -62,7 +80,7 @@ func TestSinkRedriveTakesOverAClaimOfBeforeARestart(t *testing.T) {
 	})
 	// Its redrive claims the letter, and the process dies before sending.
 	q := m1.queue(testTable, "s")
-	if got, err := q.Claim(context.Background(), dlq.Claim{ID: "died", Epoch: epoch, Holder: "the process that died"}, []int64{ls[0].Offset}, time.Now()); err != nil || len(got.Won) != 1 {
+	if got, err := q.Claim(context.Background(), dlq.Claim{ID: "died", Epoch: epoch + ahead, Holder: "the process that died"}, []int64{ls[0].Offset}, time.Now()); err != nil || len(got.Won) != 1 {
 		t.Fatalf("claim: %+v, %v", got, err)
 	}
 	m1.Close()
