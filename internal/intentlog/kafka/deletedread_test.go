@@ -114,20 +114,7 @@ func TestReadLeaderlessWaits(t *testing.T) {
 			return nil, nil, false
 		}
 		fetches.Add(1)
-		r := req.(*kmsg.FetchRequest)
-		resp := r.ResponseKind().(*kmsg.FetchResponse)
-		resp.Version = r.Version
-		for _, rt := range r.Topics {
-			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewFetchResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotLeaderForPartition.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return fetchAnswer(req, kerr.NotLeaderForPartition.Code), nil, true
 	})
 	rd, err := l.NewReader(topic, 0, 1)
 	if err != nil {

@@ -61,20 +61,7 @@ func TestReadTruncatedBelowPosition(t *testing.T) {
 		if fenced.Swap(true) {
 			return nil, nil, false
 		}
-		r := req.(*kmsg.FetchRequest)
-		resp := r.ResponseKind().(*kmsg.FetchResponse)
-		resp.Version = r.Version
-		for _, rt := range r.Topics {
-			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewFetchResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.FencedLeaderEpoch.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return fetchAnswer(req, kerr.FencedLeaderEpoch.Code), nil, true
 	})
 	c.ControlKey(int16(kmsg.OffsetForLeaderEpoch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		asked.Store(true)
@@ -392,4 +379,23 @@ func oneBrokerRecords(t *testing.T, name string, n int) (*kfake.Cluster, *Log, c
 		t.Fatal(err)
 	}
 	return c, l, ctx, topic
+}
+
+// fetchAnswer answers a fetch request with code for each of its
+// partitions (kfake control functions).
+func fetchAnswer(req kmsg.Request, code int16) kmsg.Response {
+	r := req.(*kmsg.FetchRequest)
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	resp.Version = r.Version
+	for _, rt := range r.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }
