@@ -150,8 +150,8 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 }
 
 // batchMaxBytes is the producers' limit on a record batch to topic
-// (Kafka's name), which kgo asks when it first produces to a partition of
-// it: Options.MaxMessageBytes, or the topic's max.message.bytes when that
+// (Kafka's name), which a client is told when kgo first asks (see
+// batchClient): Options.MaxMessageBytes, or the topic's max.message.bytes when that
 // was read (RecordLimit, CreateTopic) and is lower. Kept at the producer's
 // limit, a batch gathering the records of concurrent Appends (or of one
 // transaction) that each fit the topic could exceed it, and the broker
@@ -162,8 +162,7 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 // record of RecordLimit goes through, and a batch of several records can
 // still exceed the topic's limit by a byte or two on flexible versions
 // (one for limits of 16 KiB to 2 MiB), which the broker refuses. It never
-// waits: a limit not yet read is the producer's. kgo keeps what it was
-// told for the partition's life in the client: a client told another
+// waits: a limit not yet read is the producer's. A client told another
 // limit than the topic's as last read is replaced (see batchClient).
 // Called with c.mu held.
 func (l *Log) batchMaxBytes(topic string) int32 {
@@ -177,28 +176,36 @@ func (l *Log) batchMaxBytes(topic string) int32 {
 	return n
 }
 
-// batchClient is a producing client and the batch limits kgo asked of it
-// per topic (Kafka's name; under recordLimits.mu). kgo asks once per
-// partition and never again (ProducerBatchMaxBytesFn): a client whose
-// limit for a topic is no longer the topic's (its max.message.bytes
-// changed: stale) is replaced by a new one, which asks again. Not purged
-// of the topic instead: the purged partitions' sequence numbers would
-// start over under the same producer id, and the broker takes a batch
-// whose numbers match one of its last five as a duplicate: it
-// acknowledges it without writing it.
+// batchClient is a producing client and the batch limit it cuts each
+// topic's batches at (Kafka's name; under recordLimits.mu): batchMaxBytes
+// when kgo first asked, and the same ever after. kgo keeps what it is told
+// for a partition's life in the client (ProducerBatchMaxBytesFn), but asks
+// again at every metadata read, for partitions it then throws away when it
+// has them already: answered the limit of the moment, what it was told
+// last was not what its batches are cut at. A client whose limit for a
+// topic is no longer the topic's (its max.message.bytes changed: stale)
+// is replaced by a new one, which asks again. Not purged of the topic
+// instead: the purged partitions' sequence numbers would start over under
+// the same producer id, and the broker takes a batch whose numbers match
+// one of its last five as a duplicate: it acknowledges it without writing
+// it.
 type batchClient struct {
 	cl     *kgo.Client
 	handed map[string]int32
 }
 
 // newBatchClient is a producing client of opts then extra (which may
-// override what opts set) whose batch limits are batchMaxBytes.
+// override what opts set) whose batch limits are batchMaxBytes, each
+// topic's as it was when kgo first asked.
 func (l *Log) newBatchClient(opts, extra []kgo.Opt) (*batchClient, error) {
 	bc := &batchClient{handed: map[string]int32{}}
 	fn := func(topic string) int32 {
 		c := &l.limits
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		if n, ok := bc.handed[topic]; ok {
+			return n
+		}
 		n := l.batchMaxBytes(topic)
 		if topic != "" { // kgo's check of the option at NewClient
 			bc.handed[topic] = n
@@ -228,8 +235,9 @@ func (l *Log) stale(bc *batchClient, topics ...string) bool {
 	return false
 }
 
-// forgetHanded drops what bc was told of topics: they were purged from
-// it, and kgo asks again.
+// forgetHanded drops what bc was told of topics: they are purged from it
+// next (after: a partition kgo made in between would keep what it was
+// told before), and kgo asks again.
 func (l *Log) forgetHanded(bc *batchClient, topics ...string) {
 	c := &l.limits
 	c.mu.Lock()
