@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,21 +134,34 @@ func (l *Log) purge(topic string, gen uint64) {
 	l.purges[topic]++
 	delete(l.parts, topic)
 	l.mu.Unlock()
-	// Not purged from the client that produces on: were the topic still
-	// there (metadata behind, a broker that did not know it yet), that
-	// client would start the partitions' sequence numbers over under its
-	// producer id, and the broker would take its next batch for a
-	// duplicate of one it holds, acknowledged and never written. A new
-	// client (a new producer id) produces from now on; the old one, which
-	// never produces again, is purged of the topic so that the records of
-	// it that it holds fail and their Appends go again with the new one.
+	l.leaveTopics(topic)
+	l.purged(topic)
+}
+
+// leaveTopics has Appends produce with a new client (a new producer id)
+// that knows nothing of topics (Kafka's names), and purges them from the
+// one it replaces, which never produces again: the records of theirs that
+// it holds fail, and their Appends go again with the new one. Not purged
+// from the client that produces on: were a topic still there (metadata
+// behind, a broker that did not know it yet, a topic created again and
+// written to before it was forgotten), that client would start the
+// partitions' sequence numbers over under its producer id, and the broker
+// would take its next batch for a duplicate of one it holds, acknowledged
+// and never written. It reports whether the producer was replaced: not
+// once the Log is closed, or when no client could be made (then it
+// stays, the topics not purged, and a refusal for an unknown topic tries
+// again).
+func (l *Log) leaveTopics(topics ...string) bool {
 	l.produceMu.Lock()
 	old := l.prod.Load()
-	l.renewProducer(topic, "")
+	moved := l.renewProducer(strings.Join(topics, ","), "") != old
 	l.produceMu.Unlock()
-	old.cl.PurgeTopicsFromProducing(topic)
-	l.forgetHanded(old, topic)
-	l.purged(topic)
+	if !moved {
+		return false
+	}
+	l.forgetHanded(old, topics...)
+	old.cl.PurgeTopicsFromProducing(topics...)
+	return true
 }
 
 // purged counts the end of a purge of topics (Kafka's names): an Append

@@ -23,14 +23,19 @@ func (l *Log) Forget(topics ...string) {
 		members = append(members, m)
 	}
 	l.mu.Unlock()
-	l.cl.PurgeTopicsFromClient(ext...)
-	l.produceMu.Lock()
-	prod := l.prod.Load()
-	l.produceMu.Unlock()
-	if prod.cl != l.cl {
-		prod.cl.PurgeTopicsFromProducing(ext...)
+	if len(ext) == 0 {
+		return
 	}
-	l.forgetHanded(prod, ext...)
+	// A topic may be there again, created anew and written to (see
+	// leaveTopics): Appends move to a new producer client, and the
+	// clients purged of the topics produce no more. l.cl, which serves
+	// the Log's other requests, was replaced as producer by the first
+	// move; were it still the producer (no client could be made), its
+	// metadata of the topics stays, and an Append refused for an unknown
+	// topic moves again.
+	if l.leaveTopics(ext...) {
+		l.cl.PurgeTopicsFromClient(ext...)
+	}
 	l.forgetLimits(ext...) // a topic of the name created again may have another
 	l.purged(ext...)
 	for _, m := range members {
@@ -43,8 +48,8 @@ func (m *Member) forget(ext []string) {
 	m.cl.PurgeTopicsFromClient(ext...)
 	for _, p := range m.producers {
 		bc := p.bc.Load()
-		bc.cl.PurgeTopicsFromClient(ext...)
 		m.l.forgetHanded(bc, ext...)
+		bc.cl.PurgeTopicsFromClient(ext...)
 	}
 	m.metaMu.Lock()
 	for _, t := range ext {

@@ -46,3 +46,54 @@ func TestPurgeOfLiveTopicLosesNothing(t *testing.T) {
 		t.Fatalf("the topic holds %v, want the 4 records appended", vs)
 	}
 }
+
+// TestForgetOfLiveTopicLosesNothing: Forget purged the topics from the
+// client that produces on. A process learns late that another deleted a
+// table's topics and created them again: it may have written to the new
+// ones meanwhile (its client never wrote to the old ones, so it took the
+// new ones as they were), and Forget then started that client's sequence
+// numbers over under the same producer id; the broker took its next batch
+// for a duplicate and acknowledged it without writing it.
+func TestForgetOfLiveTopicLosesNothing(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("forget-live")
+	other := openLog(t, brokers, nil)
+	if err := (tracked{other, j}).CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		err := other.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("creating the topic again: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond) // still being deleted
+	}
+	l := openLog(t, brokers, nil)
+	appendOne := func(v string) *intentlog.Record {
+		t.Helper()
+		r := &intentlog.Record{Key: []byte("k"), Value: []byte(v)}
+		if err := l.Append(ctx, topic, []*intentlog.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for i := range 3 {
+		appendOne(fmt.Sprint(i))
+	}
+	l.Forget(topic) // it learns of the deletion now
+	r := appendOne("3")
+	if r.Offset != 3 {
+		t.Errorf("the Append after Forget answered offset %d, want 3", r.Offset)
+	}
+	if vs := readValues(t, ctx, l, topic, 0); len(vs) != 4 {
+		t.Fatalf("the topic holds %v, want the 4 records appended", vs)
+	}
+}
