@@ -22,7 +22,7 @@
 //	                     record batches (of the Log's producer and the
 //	                     members') are at most the topic's
 //	                     max.message.bytes when it was read (RecordLimit)
-//	                     before the first produce to the partition, else
+//	                     before the client first produced to the topic, else
 //	                     MaxMessageBytes (limits.go: batchMaxBytes); a
 //	                     limit changed since (read every minute, and on a
 //	                     refusal as too large) replaces the producer and

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -95,5 +96,49 @@ func TestForgetOfLiveTopicLosesNothing(t *testing.T) {
 	}
 	if vs := readValues(t, ctx, l, topic, 0); len(vs) != 4 {
 		t.Fatalf("the topic holds %v, want the 4 records appended", vs)
+	}
+}
+
+// TestForgetOfLiveTopicTransactLosesNothing is the test above for a
+// member's transactional producers: Forget of an event topic still there
+// (created again and written to) must not lose the records of the next
+// transactions. It holds on a cluster of transaction version 2, where
+// each transaction has a new producer epoch and so sequence numbers of
+// their own (on version 1 the purge of a live topic would start them over
+// under the same epoch: not tested here).
+func TestForgetOfLiveTopicTransactLosesNothing(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	l := openLog(t, brokers, nil)
+	log := tracked{l, j}
+	ctx := testCtx(t, 2*time.Minute)
+	in, out := topicName("fltx-in"), topicName("fltx-out")
+	for _, topic := range []string{in, out} {
+		if err := log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, a := join(t, l, "g-"+in, "one", in)
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
+	next := int64(0)
+	transact := func(v string) {
+		t.Helper()
+		recs := []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}
+		if err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: recs}, map[string]map[int32]int64{in: {0: next + 1}}); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	for i := range 4 {
+		transact(fmt.Sprint(i))
+	}
+	t.Logf("transaction version 2: %v", m.offsetsAddImplicitly(ctx))
+	l.Forget(out)
+	for i := 4; i < 8; i++ {
+		transact(fmt.Sprint(i))
+	}
+	if vs := readValues(t, ctx, l, out, 0); len(vs) != 8 {
+		t.Fatalf("the topic holds %v, want the 8 records of the committed transactions", vs)
 	}
 }
