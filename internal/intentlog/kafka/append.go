@@ -78,6 +78,7 @@ func (l *Log) appendOnce(ctx context.Context, topic string, recs []*intentlog.Re
 	// once a minute old.
 	_, _ = l.maxMessageBytes(ctx, topic)
 	w := newWaiter(len(krs))
+	sent := time.Now()
 	used := l.produce(ctx, topic, krs, w.promise)
 	select {
 	case <-w.done:
@@ -91,7 +92,7 @@ func (l *Log) appendOnce(ctx context.Context, topic string, recs []*intentlog.Re
 			// refused a record over the old one): read it again, and go
 			// again with a producer told the new one. A record over
 			// the topic's limit as it is fails so.
-			l.rereadLimit(ctx, topic)
+			l.rereadLimit(ctx, topic, sent)
 			again := l.prod.Load() != used || l.stale(used, topic)
 			return again, fmt.Errorf("%w; %s", err, l.limitNote(ctx, topic))
 		}

@@ -124,8 +124,9 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 			c.wg.Go(func() {
 				rctx, cancel := context.WithTimeout(context.Background(), l.opts.RequestTimeout)
 				defer cancel()
+				began := time.Now()
 				n, err := l.describeMaxMessageBytes(rctx, topic)
-				l.storeLimit(topic, n, err)
+				l.storeLimit(topic, n, err, began)
 			})
 		}
 		n := tl.bytes
@@ -140,11 +141,12 @@ func (l *Log) maxMessageBytes(ctx context.Context, topic string) (int, error) {
 	c.mu.Unlock()
 	rctx, cancel := context.WithTimeout(ctx, firstRead)
 	defer cancel()
+	began := time.Now()
 	n, err := l.describeMaxMessageBytes(rctx, topic)
 	if err == nil || ctx.Err() == nil {
 		// (A read cut by the caller's end says nothing of the cluster:
 		// not remembered as failed.)
-		l.storeLimit(topic, n, err)
+		l.storeLimit(topic, n, err, began)
 	}
 	return n, err
 }
@@ -258,30 +260,33 @@ func (l *Log) forgetLimits(topics ...string) {
 	}
 }
 
-// rereadLimit reads topic's max.message.bytes again now, unless it was
-// read within rereadFloor: a broker (or the client, with a limit it was
-// told before) refused records as too large, and the limit may have
-// changed since it was read. Bounded by firstRead; a failure keeps the
-// last value.
-func (l *Log) rereadLimit(ctx context.Context, topic string) {
+// rereadLimit reads topic's max.message.bytes again now, unless a read
+// of it began after since (when the refused records were handed to the
+// producer): a broker (or the client, with a limit it was told before)
+// refused records as too large, and the limit may have changed since it
+// was read. Records refused together by one change (produced before the
+// batch went) ask once. Not "unless read within the last 100 ms": a read
+// just before the change (the one at the topic's creation, a refresh)
+// kept the old limit, the producer was not replaced, and the records, or
+// the transaction, failed as too large though they fit the new limit
+// (the resolver dead-lettered such events; TestTransactLimitLowered).
+// Bounded by firstRead; a failure keeps the last value.
+func (l *Log) rereadLimit(ctx context.Context, topic string, since time.Time) {
 	c := &l.limits
 	c.mu.Lock()
-	if tl := c.topics[topic]; tl != nil && !tl.read.IsZero() && time.Since(tl.read) < rereadFloor {
+	if tl := c.topics[topic]; tl != nil && !tl.read.IsZero() && tl.read.After(since) {
 		c.mu.Unlock()
 		return
 	}
 	c.mu.Unlock()
 	rctx, cancel := context.WithTimeout(ctx, firstRead)
 	defer cancel()
+	began := time.Now()
 	n, err := l.describeMaxMessageBytes(rctx, topic)
 	if err == nil || ctx.Err() == nil {
-		l.storeLimit(topic, n, err)
+		l.storeLimit(topic, n, err, began)
 	}
 }
-
-// rereadFloor: a limit read this recently is not read again on a refusal
-// (records refused together by one change ask once).
-const rereadFloor = 100 * time.Millisecond
 
 // minBatchMaxBytes is the least batch limit kgo takes.
 const minBatchMaxBytes = 512
@@ -289,9 +294,10 @@ const minBatchMaxBytes = 512
 // firstRead bounds the first read of a topic's max.message.bytes.
 const firstRead = 2 * time.Second
 
-// storeLimit records the outcome of a read of topic's max.message.bytes:
-// a failure keeps the last value (or none) and is logged once.
-func (l *Log) storeLimit(topic string, n int, err error) {
+// storeLimit records the outcome of a read of topic's max.message.bytes
+// that began at began (what it says is as of then at the earliest): a
+// failure keeps the last value (or none) and is logged once.
+func (l *Log) storeLimit(topic string, n int, err error, began time.Time) {
 	c := &l.limits
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -305,7 +311,7 @@ func (l *Log) storeLimit(topic string, n int, err error) {
 	}
 	tl.refreshing = false
 	if err == nil {
-		tl.bytes, tl.read, tl.warned, tl.failed, tl.lastErr = n, time.Now(), false, time.Time{}, nil
+		tl.bytes, tl.read, tl.warned, tl.failed, tl.lastErr = n, began, false, time.Time{}, nil
 		return
 	}
 	if tl.read.IsZero() {

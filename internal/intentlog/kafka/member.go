@@ -331,6 +331,7 @@ func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string]
 		}
 	}
 	for try := 0; ; try++ {
+		sent := time.Now()
 		used, err := m.transact(ctx, sh, recs, offsets, topics)
 		if !IsAborted(err) || !errors.Is(err, kerr.MessageTooLarge) {
 			return err
@@ -342,7 +343,7 @@ func (m *Member) TransactEpochs(ctx context.Context, shard int, recs map[string]
 		// transaction goes again (once) with producers told the new
 		// one. A record over the limit as it is fails so.
 		for _, topic := range topics {
-			m.l.rereadLimit(ctx, topic)
+			m.l.rereadLimit(ctx, topic, sent)
 		}
 		if try > 0 || used == nil || !m.l.stale(used, topics...) {
 			return fmt.Errorf("%w; %s", err, m.l.limitNote(ctx, topics...))
