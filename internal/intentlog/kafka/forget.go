@@ -43,13 +43,18 @@ func (l *Log) Forget(topics ...string) {
 	}
 }
 
-// forget purges external topic names from the member's clients.
+// forget purges external topic names from the member's group client, and
+// has its transactional producers replaced at their next transaction: a
+// producer purged in place of a topic still there (created again and
+// written to) would start its partitions' sequence numbers over, which
+// on a cluster of transaction version 1 (one producer epoch for many
+// transactions) the broker takes for duplicates of batches it holds,
+// acknowledged and never written. A new client has none of the topics'
+// metadata either.
 func (m *Member) forget(ext []string) {
 	m.cl.PurgeTopicsFromClient(ext...)
 	for _, p := range m.producers {
-		bc := p.bc.Load()
-		m.l.forgetHanded(bc, ext...)
-		bc.cl.PurgeTopicsFromClient(ext...)
+		p.renewNext.Store(true)
 	}
 	m.metaMu.Lock()
 	for _, t := range ext {

@@ -119,6 +119,10 @@ type producer struct {
 	// max.message.bytes changed (see batchClient).
 	bc    atomic.Pointer[batchClient]
 	txnID string
+	// renewNext: a topic was forgotten (Forget): the next transaction
+	// replaces the client first, rather than the client being purged of
+	// the topic in place (see Member.forget).
+	renewNext atomic.Bool
 }
 
 // client is the producer's client.
@@ -386,8 +390,10 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 	}
 	// No transaction is open: a client that cuts batches at a limit no
 	// longer a topic's can be replaced.
-	if m.l.stale(p.bc.Load(), topics...) {
-		m.renew(p)
+	if p.renewNext.Load() || m.l.stale(p.bc.Load(), topics...) {
+		if m.renew(p) {
+			p.renewNext.Store(false)
+		}
 	}
 	bc := p.bc.Load()
 	cl := bc.cl
@@ -453,28 +459,29 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 }
 
 // renew replaces p's client, which cuts batches at a limit no longer a
-// topic's, by a new one with the same transactional id (whose producer id
-// is initialized, a new epoch, at its first transaction). The old one,
-// with no transaction open, is closed. When the new one cannot be made,
-// the old one stays.
-func (m *Member) renew(p *producer) {
+// topic's or knows a topic forgotten since, by a new one with the same
+// transactional id (whose producer id is initialized, a new epoch, at its
+// first transaction). The old one, with no transaction open, is closed.
+// When the new one cannot be made, the old one stays (false).
+func (m *Member) renew(p *producer) bool {
 	bc, err := m.l.newBatchClient(m.producerOpts(p.txnID), m.l.opts.ExtraClientOpts)
 	if err != nil {
-		m.l.opts.Logger.Warn("kafka: cannot make a transactional producer for a changed max.message.bytes; batches keep the old limit",
+		m.l.opts.Logger.Warn("kafka: cannot make a new transactional producer client; the old one produces on",
 			"transactional_id", p.txnID, "err", err)
-		return
+		return false
 	}
 	m.renewMu.Lock()
 	if m.closing {
 		m.renewMu.Unlock()
 		bc.cl.Close()
-		return
+		return false
 	}
 	old := p.bc.Swap(bc)
 	m.renewMu.Unlock()
 	m.l.opts.Logger.Info("kafka: max.message.bytes of a topic changed; record batches follow it (a new producer)",
 		"transactional_id", p.txnID)
 	old.cl.Close()
+	return true
 }
 
 // records turns recs into kgo records placed by key and stamped with one

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -134,9 +135,21 @@ func TestForgetOfLiveTopicTransactLosesNothing(t *testing.T) {
 		transact(fmt.Sprint(i))
 	}
 	t.Logf("transaction version 2: %v", m.offsetsAddImplicitly(ctx))
+	before := map[*kgo.Client]bool{}
+	for _, p := range m.producers {
+		before[p.client()] = true
+	}
 	l.Forget(out)
 	for i := 4; i < 8; i++ {
 		transact(fmt.Sprint(i))
+	}
+	// Not purged in place (on transaction version 1 the purged producers'
+	// sequence numbers would start over under their epoch): each
+	// transactional producer runs a new client since.
+	for _, p := range m.producers {
+		if before[p.client()] {
+			t.Errorf("producer %s transacts with the client it had before Forget", p.txnID)
+		}
 	}
 	if vs := readValues(t, ctx, l, out, 0); len(vs) != 8 {
 		t.Fatalf("the topic holds %v, want the 8 records of the committed transactions", vs)
