@@ -192,10 +192,14 @@ type replicaWaiter interface {
 	ReplicaWaits() (waited, stale uint64)
 }
 
-var _ replicaRefuser = (*postgres.Store)(nil)
+var (
+	_ replicaRefuser = (*postgres.Store)(nil)
+	_ replicaRefuser = (*mysql.Store)(nil)
+)
 
 // replicaRefuser is a store that refuses replicas whose reads do not show
-// the primary's rows (postgres.Store.ReplicasRefused).
+// the primary's rows (postgres.Store.ReplicasRefused,
+// mysql.Store.ReplicasRefused).
 type replicaRefuser interface {
 	ReplicasRefused() int
 }
@@ -227,7 +231,7 @@ func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
 	}, func() float64 { return waits(true) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "wail_store_replicas_refused",
-		Help: "PostgreSQL replicas refused because their reads do not show the primary's rows (another cluster, database or schema: fix store.replica_dsns); their reads go to the next level.",
+		Help: "SQL store replicas refused because their reads do not show the primary's rows (PostgreSQL: another cluster, database or schema; MariaDB/MySQL: another wail database, or the primary's server reading another database; fix store.replica_dsns); their reads go to the next level.",
 	}, func() float64 {
 		if rr, ok := st.(replicaRefuser); ok {
 			return float64(rr.ReplicasRefused())

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqlstore"
@@ -13,16 +12,24 @@ import (
 
 var _ store.MultiGetter = (*Store)(nil)
 
-// multiGetSQL reads the rows of n key hashes, stopped by the server after
-// timeoutMs (as scanSQL).
-func (s *Store) multiGetSQL(ident string, n int, timeoutMs int64) string {
-	return s.boundedSelect("SELECT k, value, version, deleted, schema_id FROM "+ident+" WHERE kh IN (?"+strings.Repeat(",?", n-1)+")", timeoutMs)
+// multiGetSQL reads the rows of keys (by their hashes, as literals).
+func multiGetSQL(ident string, keys [][]byte) string {
+	var q strings.Builder
+	q.WriteString("SELECT k, value, version, deleted, schema_id FROM " + ident + " WHERE kh IN (")
+	for i, k := range keys {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteString(hexLiteral(keyHash(k)))
+	}
+	q.WriteByte(')')
+	return q.String()
 }
 
 // GetMany reads keys at level, one statement per sqlstore.MultiGetChunk
 // distinct keys (see store.MultiGetter), each stopped by the server once
 // the time ctx and the store's query timeout leave, less a margin, has run
-// out.
+// out (boundedRead).
 func (s *Store) GetMany(ctx context.Context, table string, keys [][]byte, level store.Level) ([]store.KeyRead, error) {
 	reads, err := s.getMany(ctx, table, keys, level)
 	if err != nil {
@@ -36,6 +43,9 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.refusedErr(level); err != nil {
+		return nil, err
+	}
 	ident := quote(tableName(table))
 	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, db, ident, chunk, m) }
 	return sqlstore.ReadMany(keys, read, func(err error) error { return s.readErr(ctx, table, db != s.primary, err) })
@@ -44,15 +54,11 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 func (s *Store) readChunk(ctx context.Context, db *sql.DB, ident string, keys [][]byte, m *sqlstore.MultiRows) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	budget, err := sqlstore.Budget(qctx, time.Now())
+	q, err := s.boundedRead(qctx, multiGetSQL(ident, keys))
 	if err != nil {
-		return fmt.Errorf("read not sent: %w", context.DeadlineExceeded)
+		return err
 	}
-	args := make([]any, len(keys))
-	for i, k := range keys {
-		args[i] = keyHash(k)
-	}
-	rows, err := db.QueryContext(qctx, s.multiGetSQL(ident, len(keys), max(budget.Milliseconds(), 1)), args...)
+	rows, err := db.QueryContext(qctx, q)
 	if err != nil {
 		return err
 	}

@@ -298,12 +298,14 @@ func (s *Store) tableErr(ctx context.Context, table string, err error) error {
 	err = s.classify(ctx, err)
 	if errors.Is(err, store.ErrUnknownTable) {
 		s.tables.Forget(table)
-		s.dropStmts(table)
 	}
 	return err
 }
 
-// Get reads key at level: replicas first, the primary last.
+// Get reads key at level: replicas first, the primary last. Like GetMany
+// it is one query in the text protocol, with its key as a literal and the
+// bound of the time ctx and the store's query timeout leave inside the
+// server (read.go).
 func (s *Store) Get(ctx context.Context, table string, key []byte, level store.Level) (store.Row, bool, error) {
 	row, found, err := s.get(ctx, table, key, level)
 	if err != nil {
@@ -317,15 +319,19 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	if err != nil {
 		return store.Row{}, false, err
 	}
+	if err := s.refusedErr(level); err != nil {
+		return store.Row{}, false, err
+	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	var value []byte
 	var version int64
 	var deleted bool
 	var schemaID int64
-	st, err := s.getStmt(qctx, db, level, table)
+	q, err := s.boundedRead(qctx, "SELECT value, version, deleted, schema_id FROM "+quote(tableName(table))+
+		" WHERE kh = "+hexLiteral(keyHash(key))+" AND k = "+hexLiteral(key))
 	if err == nil {
-		err = st.QueryRowContext(qctx, keyHash(key), sqlstore.NotNull(key)).Scan(&value, &version, &deleted, &schemaID)
+		err = db.QueryRowContext(qctx, q).Scan(&value, &version, &deleted, &schemaID)
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):

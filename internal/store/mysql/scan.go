@@ -12,24 +12,15 @@ import (
 var _ store.Scanner = (*Store)(nil)
 
 // scanSQL lists a page of keys in primary-key order (kh, the SHA-256 of
-// the key): an index range scan of at most ? rows, which the server stops
-// after timeoutMs (MariaDB: SET STATEMENT max_statement_time; MySQL: the
-// MAX_EXECUTION_TIME hint).
-func (s *Store) scanSQL(ident string, timeoutMs int64) string {
-	return s.boundedSelect("SELECT k, version, deleted FROM "+ident+" WHERE kh > ? ORDER BY kh LIMIT ?", timeoutMs)
-}
-
-// boundedSelect makes the server stop the SELECT q after timeoutMs.
-func (s *Store) boundedSelect(q string, timeoutMs int64) string {
-	if s.mariadb {
-		secs := strconv.FormatFloat(float64(timeoutMs)/1000, 'f', 3, 64)
-		return "SET STATEMENT max_statement_time=" + secs + " FOR " + q
-	}
-	return "SELECT /*+ MAX_EXECUTION_TIME(" + strconv.FormatInt(timeoutMs, 10) + ") */" + q[len("SELECT"):]
+// the key): an index range scan of at most limit rows after from.
+func scanSQL(ident string, from []byte, limit int) string {
+	return "SELECT k, version, deleted FROM " + ident + " WHERE kh > " + hexLiteral(from) + " ORDER BY kh LIMIT " + strconv.Itoa(limit)
 }
 
 // ScanKeys lists up to limit keys of table after the key after, in the
-// order of their SHA-256, from the primary (see store.Scanner).
+// order of their SHA-256, from the primary (see store.Scanner), stopped
+// by the server once the time ctx and the store's query timeout leave,
+// less a margin, has run out (boundedRead).
 func (s *Store) ScanKeys(ctx context.Context, table string, after []byte, limit int) ([]store.KeyVersion, error) {
 	out, err := s.scanKeys(ctx, table, after, limit)
 	if err != nil {
@@ -48,7 +39,11 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	rows, err := s.primary.QueryContext(qctx, s.scanSQL(quote(tableName(table)), s.timeout.Milliseconds()), from, limit)
+	q, err := s.boundedRead(qctx, scanSQL(quote(tableName(table)), from, limit))
+	if err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	rows, err := s.primary.QueryContext(qctx, q)
 	if err != nil {
 		return nil, s.tableErr(ctx, table, err)
 	}

@@ -81,7 +81,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -142,23 +141,26 @@ type Store struct {
 	log      *slog.Logger
 	closed   atomic.Bool
 
-	tables sqlstore.Tables // known to exist on the primary
+	maxConns int // of each pool
 
-	stmtsMu sync.Mutex
-	stmts   map[stmtKey]*sql.Stmt // see stmts.go
+	primaryID atomic.Pointer[identity] // what the primary's reads show (identity.go)
+	reps      []*replicaState          // per replica
+
+	tables sqlstore.Tables // known to exist on the primary
 }
 
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the primary (and checks it answers), detects the dialect,
-// and creates the catalog table if needed. Replicas are connected lazily, so
-// one that is down fails only the reads at its level.
+// and creates the catalog table if needed. Each replica that answers
+// within the query timeout is checked to show the primary's rows
+// (identity.go): one that does not fails Open. One that is down fails
+// only the reads at its level, and is checked when it connects.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	s := &Store{
 		dialect: opts.Dialect,
 		timeout: opts.QueryTimeout,
 		log:     opts.Logger,
-		stmts:   make(map[stmtKey]*sql.Stmt),
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultQueryTimeout
@@ -187,17 +189,21 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 	}
 	mariadb := strings.Contains(strings.ToLower(version), "mariadb")
 	s.mariadb = mariadb
-	if s.primary, err = s.newPool(opts.DSN, opts.MaxConns, mariadb); err != nil {
+	s.maxConns = int(opts.MaxConns)
+	if s.maxConns <= 0 {
+		s.maxConns = DefaultMaxConns
+	}
+	s.levels = sqlstore.LevelNames(len(opts.ReplicaDSNs))
+	if s.primary, err = s.newPool(opts.DSN, mariadb, -1); err != nil {
 		return err
 	}
 	for i, dsn := range opts.ReplicaDSNs {
-		p, err := s.newPool(dsn, opts.MaxConns, mariadb)
+		p, err := s.newPool(dsn, mariadb, i)
 		if err != nil {
 			return fmt.Errorf("replica %d: %w", i, err)
 		}
 		s.replicas = append(s.replicas, p)
 	}
-	s.levels = sqlstore.LevelNames(len(s.replicas))
 	if err := s.ddl(qctx, createCatalogSQL); err != nil {
 		return s.classify(ctx, err)
 	}
@@ -205,6 +211,11 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		return s.classify(ctx, err)
 	}
 	s.warnIfNotDurable(qctx)
+	vctx, vcancel := s.withTimeout(ctx)
+	defer vcancel()
+	if err := s.checkReplicasAtOpen(vctx); err != nil {
+		return s.classify(ctx, err)
+	}
 	return nil
 }
 
@@ -242,7 +253,9 @@ func (s *Store) serverVersion(ctx context.Context, dsn string) (version string, 
 	return version, packet, err
 }
 
-func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, error) {
+// newPool makes the pool of the primary (replica < 0) or of replica
+// replica.
+func (s *Store) newPool(dsn string, mariadb bool, replica int) (*sql.DB, error) {
 	cfg, err := s.config(dsn)
 	if err != nil {
 		return nil, err
@@ -278,13 +291,14 @@ func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, erro
 	if err != nil {
 		return nil, err
 	}
-	db := sql.OpenDB(conn)
-	n := int(maxConns)
-	if n <= 0 {
-		n = DefaultMaxConns
+	if replica >= 0 {
+		// Only a replica that shows the primary's rows (identity.go).
+		s.reps = append(s.reps, &replicaState{level: s.levels[replica], addr: cfg.Addr})
+		conn = checkedConnector{Connector: conn, check: s.checkReplica(replica)}
 	}
-	db.SetMaxOpenConns(n)
-	db.SetMaxIdleConns(n)
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(s.maxConns)
+	db.SetMaxIdleConns(s.maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return db, nil
 }
@@ -299,8 +313,8 @@ func (s *Store) newPool(dsn string, maxConns int32, mariadb bool) (*sql.DB, erro
 // catalog swap or lease renewal, which then committed after its caller
 // was told it failed) for innodb_lock_wait_timeout (50 s by default), or
 // for a metadata lock (DDL, and every statement on the table queued
-// behind it) for lock_wait_timeout (a day by default). Writes, GetMany,
-// scans and DDL set a tighter bound of their own (bound, boundedSelect,
+// behind it) for lock_wait_timeout (a day by default). Writes, reads
+// (Get, GetMany, ScanKeys) and DDL set a tighter bound of their own (bound, boundedRead,
 // boundDDL). MySQL 8 bounds only SELECTs by time (max_execution_time).
 func (s *Store) sessionBounds(mariadb bool) map[string]string {
 	bound := sqlstore.SessionBound(s.timeout)
@@ -366,7 +380,6 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.dropStmts("")
 	return s.closePools()
 }
 
@@ -391,6 +404,10 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
+		if err := s.refusedErr(store.Level(i)); err != nil {
+			errs = append(errs, fmt.Errorf("mysql: check %s: %w", name, err))
+			continue
+		}
 		db, _ := sqlstore.Pool(store.Level(i), s.primary, s.replicas)
 		qctx, cancel := s.withTimeout(ctx)
 		var n int
