@@ -41,3 +41,35 @@ func TestApplyOverOnePacket(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAtMutationLimit: a row as large as MutationLimit allows
+// (len(Key)+len(Value) equal to the server's max_allowed_packet) is
+// written, and read back by Get, GetMany (the resolver's read-back) and
+// ScanKeys: a row the store takes and then cannot read is an intent that
+// never resolves.
+func TestReadAtMutationLimit(t *testing.T) {
+	s := openFresh(t, 0)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "lim"); err != nil {
+		t.Fatal(err)
+	}
+	limit, _ := s.MutationLimit()
+	key := bytes.Repeat([]byte{'k'}, 4096)
+	m := store.Mutation{Key: key, Value: bytes.Repeat([]byte{'v'}, limit-len(key)), Version: 7}
+	outs, err := s.Apply(ctx, "lim", []store.Mutation{m})
+	if err != nil || !outs[0].Applied {
+		t.Fatalf("Apply of a row at the limit (%d bytes): %+v, %v", limit, outs, err)
+	}
+	row, found, err := s.Get(ctx, "lim", key, 0)
+	if err != nil || !found || row.Version != 7 || len(row.Value) != len(m.Value) {
+		t.Errorf("Get of a row at the limit: found %v, version %d, %d bytes, err %v", found, row.Version, len(row.Value), err)
+	}
+	reads, err := s.GetMany(ctx, "lim", [][]byte{key, []byte("other")}, 0)
+	if err != nil || !reads[0].Found || reads[0].Row.Version != 7 || len(reads[0].Row.Value) != len(m.Value) {
+		t.Errorf("GetMany of a row at the limit: %v", err)
+	}
+	kvs, err := s.ScanKeys(ctx, "lim", nil, 10)
+	if err != nil || len(kvs) != 1 || kvs[0].Version != 7 {
+		t.Errorf("ScanKeys of a row at the limit: %d keys, %v", len(kvs), err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -41,8 +42,11 @@ func hexLiteral(b []byte) string {
 // boundedRead returns the SELECT q bounded inside the server by the time
 // ctx has left (sqlstore.Budget): MariaDB's SET STATEMENT
 // max_statement_time, which also stops a wait for a metadata lock, or
-// MySQL's MAX_EXECUTION_TIME hint. It fails, as a deadline exceeded, when
-// too little time is left to send it.
+// MySQL's MAX_EXECUTION_TIME hint, which bounds the execution only; on
+// MySQL 8 (DialectMySQL8) a SET_VAR hint bounds the wait for the table's
+// metadata lock too (lock_wait_timeout, whole seconds rounded up; MySQL
+// 5.7 keeps the session's). It fails, as a deadline exceeded, when too
+// little time is left to send it.
 func (s *Store) boundedRead(ctx context.Context, q string) (string, error) {
 	budget, err := sqlstore.Budget(ctx, time.Now())
 	if err != nil {
@@ -55,5 +59,9 @@ func (s *Store) boundedRead(ctx context.Context, q string) (string, error) {
 	if s.mariadb {
 		return "SET STATEMENT max_statement_time=" + strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64) + " FOR " + q, nil
 	}
-	return "SELECT /*+ MAX_EXECUTION_TIME(" + strconv.FormatInt(ms, 10) + ") */" + q[len("SELECT"):], nil
+	hint := "MAX_EXECUTION_TIME(" + strconv.FormatInt(ms, 10) + ")"
+	if s.dialect == DialectMySQL8 {
+		hint += " SET_VAR(lock_wait_timeout=" + strconv.FormatInt(int64(math.Ceil(budget.Seconds())), 10) + ")"
+	}
+	return "SELECT /*+ " + hint + " */" + q[len("SELECT"):], nil
 }

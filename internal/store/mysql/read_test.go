@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +132,31 @@ func TestReadsLeaveNoPreparedStatements(t *testing.T) {
 	}
 	if left := count() - before; left != 0 {
 		t.Fatalf("%d prepared statements left on the connection after reads of 3 tables", left)
+	}
+}
+
+// TestBoundedReadSQL: the bound of a read as each server takes it; MySQL
+// 8's MAX_EXECUTION_TIME does not cover the wait for the table's metadata
+// lock, which SET_VAR(lock_wait_timeout) bounds. (No MySQL in the test
+// services: the text only.)
+func TestBoundedReadSQL(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	const q = "SELECT k FROM `t` WHERE kh = X'00'"
+	for _, tc := range []struct {
+		s          *Store
+		prefix     string
+		hasLockVar bool
+	}{
+		{&Store{mariadb: true, dialect: DialectMariaDB}, "SET STATEMENT max_statement_time=1.", false},
+		{&Store{dialect: DialectMySQL8}, "SELECT /*+ MAX_EXECUTION_TIME(1", true},
+		{&Store{dialect: DialectMariaDB}, "SELECT /*+ MAX_EXECUTION_TIME(1", false}, // MySQL 5.7
+	} {
+		got, err := tc.s.boundedRead(ctx, q)
+		if err != nil || !strings.HasPrefix(got, tc.prefix) || !strings.HasSuffix(got, " k FROM `t` WHERE kh = X'00'") ||
+			strings.Contains(got, "SET_VAR(lock_wait_timeout=2)") != tc.hasLockVar {
+			t.Errorf("%v (mariadb %v): %q, %v", tc.s.dialect, tc.s.mariadb, got, err)
+		}
 	}
 }

@@ -300,6 +300,10 @@ func (s *Store) newPool(dsn string, mariadb bool, replica int) (*sql.DB, error) 
 	db.SetMaxOpenConns(s.maxConns)
 	db.SetMaxIdleConns(s.maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
+	// A new connection now and then, as pgxpool's: one of a busy replica
+	// pool is checked again (identity.go), and a host name that moved
+	// (a failover) is followed.
+	db.SetConnMaxLifetime(time.Hour)
 	return db, nil
 }
 
