@@ -4,9 +4,15 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
+
+// bigRows gives the store a query timeout for writes and reads of tens of
+// MiB on a loaded machine: these tests are of what the store takes, not
+// of how fast (the default, 5 s, ran out at load 15).
+func bigRows(o *Options) { o.QueryTimeout = time.Minute }
 
 // TestApplyOverOnePacket: one Apply of more bytes than one packet takes
 // (70 rows of 1 MiB values: over the 64 MiB the driver and services.sh's
@@ -16,7 +22,7 @@ import (
 // large parameter of a prepared statement in packets of its own
 // (COM_STMT_SEND_LONG_DATA): only one value must fit max_allowed_packet.
 func TestApplyOverOnePacket(t *testing.T) {
-	s := openFresh(t, 0)
+	s := openFresh(t, 0, bigRows)
 	ctx := t.Context()
 	if err := s.CreateTable(ctx, "big"); err != nil {
 		t.Fatal(err)
@@ -48,7 +54,7 @@ func TestApplyOverOnePacket(t *testing.T) {
 // ScanKeys: a row the store takes and then cannot read is an intent that
 // never resolves.
 func TestReadAtMutationLimit(t *testing.T) {
-	s := openFresh(t, 0)
+	s := openFresh(t, 0, bigRows)
 	ctx := t.Context()
 	if err := s.CreateTable(ctx, "lim"); err != nil {
 		t.Fatal(err)

@@ -319,7 +319,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	if err != nil {
 		return store.Row{}, false, err
 	}
-	if err := s.refusedErr(level); err != nil {
+	if err := s.reps.Err(level); err != nil {
 		return store.Row{}, false, err
 	}
 	qctx, cancel := s.withTimeout(ctx)

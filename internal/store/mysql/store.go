@@ -144,7 +144,8 @@ type Store struct {
 	maxConns int // of each pool
 
 	primaryID atomic.Pointer[identity] // what the primary's reads show (identity.go)
-	reps      []*replicaState          // per replica
+	reps      sqlstore.Replicas        // per replica: its identity checks (identity.go)
+	unmarked  []*atomic.Bool           // per replica: its last connection showed no identity
 
 	tables sqlstore.Tables // known to exist on the primary
 }
@@ -293,7 +294,8 @@ func (s *Store) newPool(dsn string, mariadb bool, replica int) (*sql.DB, error) 
 	}
 	if replica >= 0 {
 		// Only a replica that shows the primary's rows (identity.go).
-		s.reps = append(s.reps, &replicaState{level: s.levels[replica], addr: cfg.Addr})
+		s.reps.Add(s.levels[replica], cfg.Addr)
+		s.unmarked = append(s.unmarked, new(atomic.Bool))
 		conn = checkedConnector{Connector: conn, check: s.checkReplica(replica)}
 	}
 	db := sql.OpenDB(conn)
@@ -408,7 +410,7 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
-		if err := s.refusedErr(store.Level(i)); err != nil {
+		if err := s.reps.Err(store.Level(i)); err != nil {
 			errs = append(errs, fmt.Errorf("mysql: check %s: %w", name, err))
 			continue
 		}

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 )
 
 // Replica identity. A read at a replica level is worth something only if
@@ -34,17 +31,13 @@ import (
 // found", as for a table it has not replayed.
 //
 // A connection that does not match is closed, and the replica refused:
-// for refusedRecheck, reads at its level fail at once with the reason
+// for sqlstore.RefusedRecheck, reads at its level fail at once with the reason
 // (store.ErrUnavailable: the resolver reads the next level), Check
 // reports it, ReplicasRefused counts it, and the store logs it once, at
 // error level, saying what to fix; the connections it had are dropped.
-// After refusedRecheck a read tries a new connection, which is checked
+// After sqlstore.RefusedRecheck a read tries a new connection, which is checked
 // again: a fixed DSN (or a server put back) needs no restart. Open
 // refuses a replica that answers and does not match.
-
-// refusedRecheck is how long a refused replica's reads fail without
-// trying it again.
-const refusedRecheck = 10 * time.Second
 
 // identitySQL reads what a connection's reads show; one round trip, run
 // at each new connection.
@@ -117,29 +110,6 @@ func (want identity) differs(got identity) string {
 	return ""
 }
 
-// errNotOurs is a replica refused for not showing the primary's rows.
-type errNotOurs struct {
-	level, addr, why string
-}
-
-func (e *errNotOurs) Error() string {
-	return fmt.Sprintf("%s (%s) is not a replica of the primary's data: %s; fix the replica DSN (store.replica_dsns, --replica-dsn) or remove it: its reads go to the next level meanwhile",
-		e.level, e.addr, e.why)
-}
-
-func (e *errNotOurs) Unwrap() error { return store.ErrUnavailable }
-
-// replicaState is what the store knows of a replica's identity.
-type replicaState struct {
-	level, addr string
-	refused     atomic.Pointer[refusal] // nil: not refused
-}
-
-type refusal struct {
-	err *errNotOurs
-	at  time.Time
-}
-
 // checkReplica is replica i's pool's AfterConnect: it refuses a
 // connection whose reads do not show the primary's rows.
 func (s *Store) checkReplica(i int) func(context.Context, *pgx.Conn) error {
@@ -152,45 +122,24 @@ func (s *Store) checkReplica(i int) func(context.Context, *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
-		r := s.reps[i]
 		if why := want.differs(got); why != "" {
-			err := &errNotOurs{level: r.level, addr: r.addr, why: why}
-			if r.refused.Swap(&refusal{err: err, at: time.Now()}) == nil {
-				s.log.Error("postgres: "+err.Error(), "level", r.level)
+			err, first := s.reps.Refuse(i, why)
+			if first {
+				s.log.Error("postgres: "+err.Error(), "level", err.Level)
 				go s.replicas[i].Reset() // the connections it had (made before it changed)
 			}
 			return err
 		}
-		if r.refused.Swap(nil) != nil {
-			s.log.Info("postgres: replica shows the primary's rows again; reading it", "level", r.level, "addr", r.addr)
+		if s.reps.Accept(i) {
+			s.log.Info("postgres: replica shows the primary's rows again; reading it", "level", s.levels[i], "addr", s.reps.Addr(i))
 		}
 		return nil
 	}
-}
-
-// refusedErr returns the refusal of the replica of level while reads at
-// it fail at once (see refusedRecheck), or nil.
-func (s *Store) refusedErr(level store.Level) error {
-	if level < 0 || int(level) >= len(s.reps) {
-		return nil
-	}
-	if r := s.reps[level].refused.Load(); r != nil && time.Since(r.at) < refusedRecheck {
-		return r.err
-	}
-	return nil
 }
 
 // ReplicasRefused returns how many replicas are refused now for not
 // showing the primary's rows (see identity.go).
-func (s *Store) ReplicasRefused() int {
-	n := 0
-	for _, r := range s.reps {
-		if r.refused.Load() != nil {
-			n++
-		}
-	}
-	return n
-}
+func (s *Store) ReplicasRefused() int { return s.reps.Refused() }
 
 // checkReplicasAtOpen reads the primary's identity, then makes a
 // connection to each replica (all at once, bounded by the query timeout),
@@ -224,7 +173,7 @@ func (s *Store) checkReplicasAtOpen(ctx context.Context) error {
 				c.Release()
 				return
 			}
-			var no *errNotOurs
+			var no *sqlstore.NotOurs
 			if errors.As(err, &no) {
 				errs[i] = no
 				return

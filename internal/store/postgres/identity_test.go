@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/wail-cdc/wail/internal/store"
@@ -82,7 +81,7 @@ func (h countHandler) Handle(ctx context.Context, r slog.Record) error {
 // same DSN would) is refused at its next connection: its reads fail with
 // store.ErrUnavailable and the reason (the resolver reads the next
 // level), at once while it stays refused, Check says why, the store logs
-// it once; once it matches again a read after refusedRecheck uses it.
+// it once; once it matches again a read after sqlstore.RefusedRecheck uses it.
 func TestReplicaChangesIdentity(t *testing.T) {
 	t.Parallel()
 	var errs atomic.Int32
@@ -125,8 +124,7 @@ func TestReplicaChangesIdentity(t *testing.T) {
 	}
 
 	s.primaryID.Store(&ours)
-	r := s.reps[0].refused.Load()
-	s.reps[0].refused.Store(&refusal{err: r.err, at: time.Now().Add(-refusedRecheck)})
+	s.reps.Recheck(0)
 	if v := versionAt(t, s, "id", "k", 0); v != 1 {
 		t.Errorf("the replica, ours again: version %d", v)
 	}

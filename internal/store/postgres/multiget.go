@@ -42,7 +42,7 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.refusedErr(level); err != nil {
+	if err := s.reps.Err(level); err != nil {
 		return nil, err
 	}
 	if len(keys) > 0 {

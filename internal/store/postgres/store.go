@@ -123,7 +123,7 @@ type Store struct {
 	fresh    *freshness // nil: no replicas, or ReplicaWait < 0
 
 	primaryID atomic.Pointer[identity] // what the primary's reads show (identity.go)
-	reps      []*replicaState          // per replica
+	reps      sqlstore.Replicas        // per replica: its identity checks (identity.go)
 
 	tables sqlstore.Tables // known to exist on the primary
 }
@@ -227,7 +227,7 @@ func (s *Store) newPool(dsn string, maxConns int32, replica int) (*pgxpool.Pool,
 		cc.RuntimeParams["synchronous_commit"] = "on"
 	} else {
 		// Only a replica that shows the primary's rows (identity.go).
-		s.reps = append(s.reps, &replicaState{level: s.levels[replica], addr: hostPort(cc)})
+		s.reps.Add(s.levels[replica], hostPort(cc))
 		cfg.AfterConnect = s.checkReplica(replica)
 	}
 	return pgxpool.NewWithConfig(context.Background(), cfg)
@@ -304,7 +304,7 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
-		if err := s.refusedErr(store.Level(i)); err != nil {
+		if err := s.reps.Err(store.Level(i)); err != nil {
 			errs = append(errs, fmt.Errorf("postgres: check %s: %w", name, err))
 			continue
 		}
