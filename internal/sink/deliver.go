@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,10 +14,12 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -46,7 +49,7 @@ const (
 // Bounds on what an answer may make the sink read.
 const (
 	// maxErrorBody: the start of an error answer's body kept as the
-	// sink's last error.
+	// sink's last error (and of a Location not followed).
 	maxErrorBody = 512
 	// maxDrainBody: the most of an answer's body read at all (to reuse
 	// the connection); a larger one closes the connection instead.
@@ -175,9 +178,13 @@ func NewHTTPClient(tlsConf *tls.Config) *http.Client {
 	return &http.Client{Transport: tr, CheckRedirect: checkRedirect}
 }
 
+// sameOrigin: u has the scheme and host of base (a redirect the client
+// follows).
+func sameOrigin(u, base *url.URL) bool { return u.Scheme == base.Scheme && u.Host == base.Host }
+
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	first := via[0]
-	if len(via) > maxRedirects || req.URL.Scheme != first.URL.Scheme || req.URL.Host != first.URL.Host ||
+	if len(via) > maxRedirects || !sameOrigin(req.URL, first.URL) ||
 		req.Method != http.MethodPost || req.Response == nil ||
 		(req.Response.StatusCode != http.StatusTemporaryRedirect && req.Response.StatusCode != http.StatusPermanentRedirect) {
 		return http.ErrUseLastResponse
@@ -192,10 +199,61 @@ type attempt struct {
 	err        error // a transport error, or what a non-2xx answer said
 }
 
+// maxTimeout bounds timeout_ms (Validate).
+const maxTimeout = 10 * time.Minute
+
+// requestTimeout is def's request timeout. A definition is read from the
+// store, not checked as a create checks it: a timeout_ms below 1 takes
+// the default (else every deadline passed before the request was sent,
+// and milliseconds beyond 2^53 overflow a time.Duration to 0 or less),
+// one above maxTimeout that bound (else an endpoint that never answers
+// held its partition for good).
+func requestTimeout(def *wailv1.Sink) time.Duration {
+	switch ms := def.TimeoutMs; {
+	case ms < 1:
+		return DefaultTimeout
+	case ms > maxTimeout.Milliseconds():
+		return maxTimeout
+	default:
+		return time.Duration(ms) * time.Millisecond
+	}
+}
+
+// excerpt is an endpoint's text (its answer's body, a Location) as an
+// error quotes it: at most maxErrorBody bytes of it, valid UTF-8, on one
+// line, printable (whitespace as a space, other control and format
+// characters, bidi overrides among them, as '?'). The error is shown as
+// is by `wail sink describe` and `dlq show`, and on /healthz: an
+// endpoint's line breaks forged lines there, its escape sequences drove
+// the operator's terminal, and a Location of 60 KiB (net/http reads
+// headers up to 64 KiB) was copied into the dead letter of every event
+// of the batch.
+func excerpt(s string) string {
+	cut := len(s) > maxErrorBody
+	if cut {
+		s = s[:maxErrorBody] // a rune cut in two: '?' below
+	}
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsSpace(r):
+			return ' '
+		case !unicode.IsPrint(r):
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	s = strings.TrimSpace(s)
+	if cut {
+		s += "…"
+	}
+	return s
+}
+
 // post sends one request within timeout; it reads at most maxDrainBody
 // of the answer, whatever the endpoint sends.
 func post(ctx context.Context, c *http.Client, def *wailv1.Sink, delivery string, n int, body []byte, contentType string, now time.Time) attempt {
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(def.TimeoutMs)*time.Millisecond)
+	timeout := requestTimeout(def)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, def.Url, bytes.NewReader(body))
 	if err != nil {
@@ -216,7 +274,10 @@ func post(ctx context.Context, c *http.Client, def *wailv1.Sink, delivery string
 	resp, err := c.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return attempt{err: fmt.Errorf("no answer within %s (sink timeout): %w", time.Duration(def.TimeoutMs)*time.Millisecond, err)}
+			return attempt{err: fmt.Errorf("no answer within %s (sink timeout): %w", timeout, err)}
+		}
+		if errors.As(err, new(x509.UnknownAuthorityError)) {
+			err = fmt.Errorf("%w (an endpoint whose certificate a private CA signed needs that CA in sinks.tls.ca_file)", err)
 		}
 		return attempt{err: err}
 	}
@@ -225,9 +286,13 @@ func post(ctx context.Context, c *http.Client, def *wailv1.Sink, delivery string
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBody-maxErrorBody))
 	if judge(a.status) != accepted {
-		msg := strings.TrimSpace(strings.ToValidUTF8(string(head), "?"))
+		msg := excerpt(string(head))
 		if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
-			msg = "redirect to " + loc + " not followed (only 307/308 to the same host are): set the sink's URL to where it points"
+			msg = "redirect to " + excerpt(loc) + " not followed (only 307/308 to the same host are): set the sink's URL to where it points"
+			if u, err := resp.Location(); err == nil && sameOrigin(u, req.URL) &&
+				(resp.StatusCode == http.StatusTemporaryRedirect || resp.StatusCode == http.StatusPermanentRedirect) {
+				msg = fmt.Sprintf("more than %d redirects (the last to %s)", maxRedirects, excerpt(loc))
+			}
 		}
 		a.err = fmt.Errorf("HTTP %d: %s", a.status, msg)
 	}

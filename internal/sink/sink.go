@@ -188,7 +188,7 @@ func Validate(s *wailv1.Sink) error {
 	if s.MaxBatchEvents < 1 || s.MaxBatchEvents > MaxMaxBatch {
 		return bad("max_batch_events %d: use 1..%d", s.MaxBatchEvents, MaxMaxBatch)
 	}
-	if s.TimeoutMs < 1 || s.TimeoutMs > (10*time.Minute).Milliseconds() {
+	if s.TimeoutMs < 1 || s.TimeoutMs > maxTimeout.Milliseconds() {
 		return bad("timeout_ms %d: use 1..600000", s.TimeoutMs)
 	}
 	if s.MaxAttempts < 0 {
