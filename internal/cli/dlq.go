@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
@@ -214,9 +215,17 @@ func timeUs(us int64) string {
 	return time.UnixMicro(us).UTC().Format(time.RFC3339Nano)
 }
 
-// oneLine flattens s to one line of at most limit characters.
+// oneLine flattens s to one line of at most limit characters, printable
+// ones: other control and format characters (an escape sequence, a bidi
+// override, in what an endpoint or a resolver wrote) show as '?'.
 func oneLine(s string, limit int) string {
 	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Map(func(r rune) rune {
+		if r != ' ' && !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 	if r := []rune(s); limit > 0 && len(r) > limit {
 		s = string(r[:limit]) + "..."
 	}

@@ -146,7 +146,7 @@ func printSink(w io.Writer, st *wailv1.SinkStatus) error {
 	fmt.Fprintf(&b, "delivered:       %d events in %d requests (since the server started)\n", st.DeliveredEvents, st.DeliveredBatches)
 	fmt.Fprintf(&b, "retried:         %d\ndead-lettered:   %d events\n", st.Retries, st.DeadLetteredEvents)
 	if st.LastError != "" {
-		fmt.Fprintf(&b, "last error:      %s (%s)\n", st.LastError, time.UnixMilli(st.LastErrorAtMs).UTC().Format(time.RFC3339))
+		fmt.Fprintf(&b, "last error:      %s (%s)\n", oneLine(st.LastError, 0), time.UnixMilli(st.LastErrorAtMs).UTC().Format(time.RFC3339))
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return err
