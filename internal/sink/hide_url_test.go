@@ -30,3 +30,22 @@ func TestHideURL(t *testing.T) {
 		}
 	}
 }
+
+// TestHideURLCredentials: a create refuses credentials in the URL, but a
+// definition read from the store is not checked as a create checks it (an
+// older version's, a hand edit). The hider left a URL of path "/" as it
+// was, credentials and all, on /healthz (which answers anyone) and to
+// callers without admin; with a path, net/http's quoting of the URL
+// (password as ***) kept the user name.
+func TestHideURLCredentials(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"http://USER:PASS@h:1/", "http://USER:PASS@h:1", "http://USER:PASS@h:1/p?q=1", "http://USER@h:1/"} {
+		hide := urlHider(u)
+		quoted := strings.Replace(u, ":PASS@", ":***@", 1) // as net/http quotes it in its errors
+		for _, s := range []string{u, "check the endpoint " + u, `Post "` + quoted + `": connection refused`} {
+			if got := hide(s); strings.Contains(got, "USER") || strings.Contains(got, "PASS") {
+				t.Errorf("%s: %q shown as %q", u, s, got)
+			}
+		}
+	}
+}

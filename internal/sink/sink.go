@@ -79,22 +79,39 @@ func GroupName(name string) string { return eventbus.SinkGroupPrefix + name }
 
 // urlHider returns what replaces, in a text, a sink's URL raw (as given,
 // or as net/http quotes it in its errors) and its path and query by
-// scheme://host/…: they often hold a token (a Slack-style webhook URL is
-// one whole), and some texts (/healthz) are open to anyone.
+// scheme://host/…, and drops credentials in it: they often hold a token
+// (a Slack-style webhook URL is one whole), and some texts (/healthz) are
+// open to anyone.
 func urlHider(raw string) func(string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return strings.NewReplacer(raw, "(the sink's URL)").Replace
 	}
 	rest := u.RequestURI()
-	if rest == "/" {
+	if rest == "/" && u.User == nil {
 		return func(s string) string { return s } // nothing to hide
 	}
 	shown := u.Scheme + "://" + u.Host + "/…"
+	if rest == "/" {
+		shown = u.Scheme + "://" + u.Host + "/"
+	}
 	// Longest first: a whole URL before its path and query, before its
 	// path alone (an endpoint's answer may quote the path, with or
 	// without the query, escaped or not).
-	pairs := []string{raw, shown, u.String(), shown, rest, "/…"}
+	pairs := []string{raw, shown, u.String(), shown}
+	if u.User != nil {
+		// Credentials, which a create refuses but a definition read from
+		// the store may hold (an older version's, a hand edit): net/http
+		// quotes the URL with the password as ***, url.Redacted as xxxxx.
+		name := u.User.Username()
+		pairs = append(pairs, u.Redacted(), shown)
+		for _, info := range []string{u.User.String(), name + ":***", name + ":xxxxx", name} {
+			pairs = append(pairs, info+"@", "")
+		}
+	}
+	if rest != "/" {
+		pairs = append(pairs, rest, "/…")
+	}
 	for _, path := range []string{u.EscapedPath(), u.Path} {
 		if len(path) > 1 && path != rest {
 			pairs = append(pairs, path, "/…")
