@@ -52,10 +52,13 @@ func expireLimits(l *Log) {
 }
 
 // waitRecordLimit waits until RecordLimit says want (its refresh runs in
-// the background).
+// the background). The cached limits are expired at each try: a broker
+// may answer the old value for a moment after the change (a loaded
+// machine), and a refresh that read it would be the last for a minute.
 func waitRecordLimit(t *testing.T, ctx context.Context, l *Log, topic string, want int) {
 	t.Helper()
 	waitFor(t, "the record limit to be read again", func() bool {
+		expireLimits(l)
 		n, _, err := l.RecordLimit(ctx, topic)
 		return err == nil && n == want
 	})
