@@ -15,4 +15,6 @@ func BenchmarkApply(b *testing.B) { storetest.BenchApply(b, openBench) }
 
 func BenchmarkGet(b *testing.B) { storetest.BenchGet(b, openBench) }
 
+func BenchmarkGetMany(b *testing.B) { storetest.BenchGetMany(b, openBench) }
+
 func BenchmarkApplyDoc(b *testing.B) { storetest.BenchApplyDoc(b, openBench) }

@@ -79,7 +79,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -215,13 +214,14 @@ func (s *Store) newPool(dsn string, maxConns int32, replica int) (*pgxpool.Pool,
 			cc.RuntimeParams[name] = value
 		}
 	}
-	// No named prepared statement on the server: pgx's default prepares
-	// every SQL text it runs, on every connection (one per table and
-	// statement, kept for the session: memory in each backend, and
-	// statements a pooler in transaction mode hands to the wrong backend
-	// or loses). Statements are unnamed, their descriptions cached by
-	// pgx; Apply, GetMany and ScanKeys send theirs with explicit types.
-	cc.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
+	// Reads are prepared on each connection (pgx's default mode,
+	// cache_statement: a statement per table and kind of read, planned
+	// once), which a pooler in transaction mode (PgBouncer before 1.21,
+	// or without max_prepared_statements) hands to the wrong backend:
+	// behind one, the DSN says default_query_exec_mode=cache_describe,
+	// and every statement is unnamed (planned at each read). Apply and
+	// ScanKeys send unnamed statements with explicit types whatever the
+	// mode.
 	if replica < 0 {
 		// Visible only once durable (see the package comment).
 		cc.RuntimeParams["synchronous_commit"] = "on"

@@ -93,6 +93,48 @@ func BenchGet(b *testing.B, open func(b *testing.B) store.Store) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
 
+// BenchGetMany measures reads of 100 random keys of 10,000 at a time
+// (the resolver's read-back: GetMany), from 8 goroutines per CPU;
+// ops/s is keys read per second.
+func BenchGetMany(b *testing.B, open func(b *testing.B) store.Store) {
+	const nkeys, batch = 10000, 100
+	s := open(b)
+	mg, ok := s.(store.MultiGetter)
+	if !ok {
+		b.Skip("the store reads one key at a time")
+	}
+	if err := s.CreateTable(b.Context(), "bench"); err != nil {
+		b.Fatal(err)
+	}
+	value := make([]byte, 100)
+	for start := 0; start < nkeys; start += 1000 {
+		var muts []store.Mutation
+		for i := start; i < start+1000; i++ {
+			muts = append(muts, store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: 1})
+		}
+		if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 0))
+		keys := make([][]byte, batch)
+		for pb.Next() {
+			for i := range keys {
+				keys[i] = binary.BigEndian.AppendUint64(nil, uint64(r.IntN(nkeys)))
+			}
+			reads, err := mg.GetMany(b.Context(), "bench", keys, 0)
+			if err != nil || len(reads) != batch {
+				b.Errorf("GetMany: %d reads, %v", len(reads), err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "keys/s")
+}
+
 // BenchApplyDoc is the cost of a typed table's queryable copy (the doc
 // column, store.Mutation.Doc) on a database's write path: the same
 // batches of 50 puts of one shop.Order (its Protobuf bytes, its schema
