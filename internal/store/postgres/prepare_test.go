@@ -34,9 +34,11 @@ func TestWriteBoundAfterPrepare(t *testing.T) {
 		name    string
 		release time.Duration // when the first lock goes
 		next    bool          // another session's lock queued behind the write
+		warm    bool          // the write's statement prepared on the connection already
 	}{
-		{"released at half the deadline, the next lock queued", deadline / 2, true},
-		{"held past the deadline", 3 * deadline / 2, false},
+		{"released at half the deadline, the next lock queued", deadline / 2, true, false},
+		{"held past the deadline", 3 * deadline / 2, false, false},
+		{"prepared already, held past the deadline", 3 * deadline / 2, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,6 +51,11 @@ func TestWriteBoundAfterPrepare(t *testing.T) {
 			// The row, written by another session: the store's connection
 			// has not run the write's statement yet.
 			exec(t, dsn, `INSERT INTO `+tableIdent("pp")+` (key, value, version, deleted) VALUES ('k', 'v', 1, false)`)
+			if tc.warm { // or by the store's: prepared once (TestWritesPreparedOnce)
+				if _, err := s.Apply(ctx, "pp", []store.Mutation{{Key: []byte("w"), Value: []byte("v"), Version: 1}}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if _, _, err := s.Get(ctx, "pp", []byte("k"), 0); err != nil { // the pool's connection, open
 				t.Fatal(err)
 			}

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -94,15 +91,17 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 
 // applyOnce runs the statement, bounded inside PostgreSQL by ctx's
 // deadline (see sqlstore.Budget), and marks the entries RETURNING names.
-// It is one round trip: a batch (one implicit transaction) of boundSQL and
-// the statement, both unnamed statements parsed in the batch. A statement
-// prepared by pgx (its statement cache) is parsed in a round trip of its
-// own before the batch, the first time on each connection, and
-// PostgreSQL's parse takes the table's lock: behind another session's
-// ACCESS EXCLUSIVE lock it waited with no bound but the session's, and
-// the budget, taken before, then gave the INSERT its whole time from when
-// it started, past ctx's deadline (TestWriteBoundAfterPrepare). Parsed in
-// the batch, after boundSQL, the wait counts against the bound.
+// It is one round trip (boundQuery): boundSQL, then the statement, parsed
+// after the bound, in one implicit transaction. A statement prepared by
+// pgx (its statement cache) is parsed in a round trip of its own before,
+// the first time on each connection, and PostgreSQL's parse takes the
+// table's lock: behind another session's ACCESS EXCLUSIVE lock it waited
+// with no bound but the session's, and the budget, taken before, then
+// gave the INSERT its whole time from when it started, past ctx's
+// deadline (TestWriteBoundAfterPrepare). In pgx's default mode the
+// statement is named, prepared in the bounded round trip the first time
+// on the connection and planned once (TestWritesPreparedOnce); otherwise
+// unnamed.
 func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -115,28 +114,18 @@ func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, 
 	if err != nil {
 		return notSent{err}
 	}
-	// The bound is taken once a connection is at hand: the time spent
-	// waiting for one does not count against the database's budget.
-	budget, err := sqlstore.Budget(qctx, time.Now())
-	if err != nil {
-		return notSent{err}
-	}
-	batch := &pgconn.Batch{}
-	batch.ExecParams(boundSQL, [][]byte{[]byte(strconv.FormatInt(max(budget.Milliseconds(), 1), 10))}, []uint32{pgtype.TextOID}, nil, nil)
-	batch.ExecParams(applySQL(ident), params, applyOIDs, binary(len(applyOIDs)), binary(1))
-	results, err := conn.Conn().PgConn().ExecBatch(qctx, batch).ReadAll()
-	if err != nil {
-		return err // the commit's outcome, or the statement's
-	}
-	if len(results) != 2 {
-		return fmt.Errorf("%d results for a batch of 2 statements", len(results))
-	}
-	for _, row := range results[1].Rows {
+	// The bound is taken once a connection is at hand (in boundQuery):
+	// the time spent waiting for one does not count against the
+	// database's budget.
+	return boundQuery(qctx, conn.Conn().PgConn(), named(conn.Conn()), applySQL(ident), params, applyOIDs, func(row [][]byte) error {
+		if len(row) != 1 {
+			return fmt.Errorf("a row of %d columns not as asked", len(row))
+		}
 		if j, ok := b.Find(row[0]); ok {
 			applied[j] = true
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // applyOIDs are the types of applySQL's parameters.

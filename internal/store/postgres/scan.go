@@ -51,7 +51,7 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 	// value, not NULL, for the first page), a bigint 8 bytes big-endian.
 	p1, p2 := from, endian.BigEndian.AppendUint64(nil, uint64(limit))
 	out := make([]store.KeyVersion, 0, min(limit, 1024))
-	err = boundQuery(qctx, conn.Conn().PgConn(), scanSQL(tableIdent(table)), [][]byte{p1, p2}, []uint32{pgtype.ByteaOID, pgtype.Int8OID}, func(v [][]byte) error {
+	err = boundQuery(qctx, conn.Conn().PgConn(), named(conn.Conn()), scanSQL(tableIdent(table)), [][]byte{p1, p2}, []uint32{pgtype.ByteaOID, pgtype.Int8OID}, func(v [][]byte) error {
 		if len(v) != 3 || len(v[1]) != 8 || len(v[2]) != 1 {
 			return fmt.Errorf("a row of %d columns not as asked", len(v))
 		}

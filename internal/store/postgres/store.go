@@ -42,14 +42,16 @@
 // Deadlocks and serialization failures are retried.
 //
 // The statement is bounded inside PostgreSQL by the caller's deadline: it
-// is sent in one batch (one round trip, one implicit transaction) after
+// is sent in one pipeline (one round trip, one implicit transaction) after
 //
 //	SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)
 //
-// with the time left less a margin (sqlstore.Budget), both unnamed
-// statements parsed in the batch (never prepared first: the parse takes
-// the table's lock, and a wait for it before the batch escaped the
-// bound), so a write the
+// with the time left less a margin (sqlstore.Budget), and parsed there,
+// after the bound (never prepared in a round trip of its own first: the
+// parse takes the table's lock, and a wait for it before the bound
+// escaped it). In pgx's default mode it is a named statement, prepared in
+// that pipeline the first time on each connection and planned once;
+// otherwise unnamed (boundQuery). So a write the
 // caller gave up on cannot commit long after (DESIGN.md, "Ambiguous store
 // writes"). An ERROR from PostgreSQL (these timeouts included) rolled the
 // write back: Apply wraps store.ErrNotApplied, as for a write never sent;
@@ -214,14 +216,14 @@ func (s *Store) newPool(dsn string, maxConns int32, replica int) (*pgxpool.Pool,
 			cc.RuntimeParams[name] = value
 		}
 	}
-	// Reads are prepared on each connection (pgx's default mode,
-	// cache_statement: a statement per table and kind of read, planned
-	// once), which a pooler in transaction mode (PgBouncer before 1.21,
-	// or without max_prepared_statements) hands to the wrong backend:
-	// behind one, the DSN says default_query_exec_mode=cache_describe,
-	// and every statement is unnamed (planned at each read). Apply and
-	// ScanKeys send unnamed statements with explicit types whatever the
-	// mode.
+	// Statements are prepared on each connection (pgx's default mode,
+	// cache_statement: a statement per table and kind of write or read,
+	// planned once; Apply, ScanKeys and GetMany prepare theirs in their
+	// bounded round trip, boundQuery), which a pooler in transaction mode
+	// (PgBouncer before 1.21, or without max_prepared_statements) hands to
+	// the wrong backend: behind one, the DSN says
+	// default_query_exec_mode=cache_describe, and every statement is
+	// unnamed (planned at each call).
 	if replica < 0 {
 		// Visible only once durable (see the package comment).
 		cc.RuntimeParams["synchronous_commit"] = "on"
