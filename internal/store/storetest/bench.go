@@ -60,23 +60,29 @@ func RunWorkers(b *testing.B, conc int, worker func(next func() bool)) {
 	b.RunParallel(func(pb *testing.PB) { worker(pb.Next) })
 }
 
-// BenchGet measures point reads of 100-byte values over 10k keys, 16 readers.
-func BenchGet(b *testing.B, open func(b *testing.B) store.Store) {
-	const nkeys = 10000
-	s := open(b)
+// seedReads creates table bench with n keys (big-endian uint64 0..n-1)
+// of 100-byte values, for the read benchmarks.
+func seedReads(b *testing.B, s store.Store, n int) {
 	if err := s.CreateTable(b.Context(), "bench"); err != nil {
 		b.Fatal(err)
 	}
 	value := make([]byte, 100)
-	for start := 0; start < nkeys; start += 1000 {
+	for start := 0; start < n; start += 1000 {
 		var muts []store.Mutation
-		for i := start; i < start+1000; i++ {
+		for i := start; i < min(start+1000, n); i++ {
 			muts = append(muts, store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: 1})
 		}
 		if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchGet measures point reads of 100-byte values over 10k keys, 16 readers.
+func BenchGet(b *testing.B, open func(b *testing.B) store.Store) {
+	const nkeys = 10000
+	s := open(b)
+	seedReads(b, s, nkeys)
 	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -103,19 +109,7 @@ func BenchGetMany(b *testing.B, open func(b *testing.B) store.Store) {
 	if !ok {
 		b.Skip("the store reads one key at a time")
 	}
-	if err := s.CreateTable(b.Context(), "bench"); err != nil {
-		b.Fatal(err)
-	}
-	value := make([]byte, 100)
-	for start := 0; start < nkeys; start += 1000 {
-		var muts []store.Mutation
-		for i := start; i < start+1000; i++ {
-			muts = append(muts, store.Mutation{Key: binary.BigEndian.AppendUint64(nil, uint64(i)), Value: value, Version: 1})
-		}
-		if _, err := s.Apply(b.Context(), "bench", muts); err != nil {
-			b.Fatal(err)
-		}
-	}
+	seedReads(b, s, nkeys)
 	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
