@@ -234,31 +234,19 @@ func (s *Store) checkReplicasAtOpen(ctx context.Context) error {
 		return err
 	}
 	s.primaryID.Store(&id)
-	errs := make([]error, len(s.replicas))
-	done := make(chan struct{})
-	for i, db := range s.replicas {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			c, err := db.Conn(ctx)
-			if err == nil {
-				_ = c.Close()
-				if s.unmarked[i].Load() {
-					s.log.Warn("mysql: replica does not show the primary's identity ("+identityTable+") yet: "+
-						"it has not replayed it, or it is not a replica of the primary's database; its reads are used",
-						"level", s.levels[i], "addr", s.reps.Addr(i))
-				}
-				return
-			}
-			var no *sqlstore.NotOurs
-			if errors.As(err, &no) {
-				errs[i] = no
-				return
-			}
-			s.log.Warn("mysql: replica not reached at open; it is checked when it answers", "level", s.levels[i], "err", err)
-		}()
-	}
-	for range s.replicas {
-		<-done
-	}
-	return errors.Join(errs...)
+	return sqlstore.CheckAtOpen(len(s.replicas), func(i int) error {
+		c, err := s.replicas[i].Conn(ctx)
+		if err != nil {
+			return err
+		}
+		_ = c.Close()
+		if s.unmarked[i].Load() {
+			s.log.Warn("mysql: replica does not show the primary's identity ("+identityTable+") yet: "+
+				"it has not replayed it, or it is not a replica of the primary's database; its reads are used",
+				"level", s.levels[i], "addr", s.reps.Addr(i))
+		}
+		return nil
+	}, func(i int, err error) {
+		s.log.Warn("mysql: replica not reached at open; it is checked when it answers", "level", s.levels[i], "err", err)
+	})
 }

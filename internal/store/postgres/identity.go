@@ -163,28 +163,16 @@ func (s *Store) checkReplicasAtOpen(ctx context.Context) error {
 			"not by cluster; grant EXECUTE ON FUNCTION pg_control_system() to wail's user so that a replica of another cluster is refused")
 	}
 	s.primaryID.Store(&id)
-	errs := make([]error, len(s.replicas))
-	done := make(chan struct{})
-	for i, p := range s.replicas {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			c, err := p.Acquire(ctx)
-			if err == nil {
-				c.Release()
-				return
-			}
-			var no *sqlstore.NotOurs
-			if errors.As(err, &no) {
-				errs[i] = no
-				return
-			}
-			s.log.Warn("postgres: replica not reached at open; it is checked when it answers", "level", s.levels[i], "err", err)
-		}()
-	}
-	for range s.replicas {
-		<-done
-	}
-	return errors.Join(errs...)
+	return sqlstore.CheckAtOpen(len(s.replicas), func(i int) error {
+		c, err := s.replicas[i].Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		c.Release()
+		return nil
+	}, func(i int, err error) {
+		s.log.Warn("postgres: replica not reached at open; it is checked when it answers", "level", s.levels[i], "err", err)
+	})
 }
 
 func hostPort(cfg *pgx.ConnConfig) string {

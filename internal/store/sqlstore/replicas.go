@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -101,4 +103,29 @@ func (rs *Replicas) Refused() int {
 		}
 	}
 	return n
+}
+
+// CheckAtOpen makes a connection to each of n replicas at once (connect,
+// whose connection check refuses one that is not ours) and returns the
+// refusals, joined: a replica that answers and is not ours fails Open.
+// One that does not answer is passed to unreached (it is checked when it
+// connects).
+func CheckAtOpen(n int, connect func(i int) error, unreached func(i int, err error)) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			err := connect(i)
+			var no *NotOurs
+			switch {
+			case err == nil:
+			case errors.As(err, &no):
+				errs[i] = no
+			default:
+				unreached(i, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
