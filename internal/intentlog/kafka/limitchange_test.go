@@ -207,29 +207,8 @@ func TestTransactLimitLowered(t *testing.T) {
 	l := openLog(t, brokers, func(o *Options) {
 		o.TopicConfigs = map[string]string{"max.message.bytes": "100000"}
 	})
-	log := tracked{l, j}
 	ctx := testCtx(t, 2*time.Minute)
-	in, out := topicName("tlower-in"), topicName("tlower-out")
-	for _, topic := range []string{in, out} {
-		if err := log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, a := join(t, l, "g-"+in, "one", in)
-	t.Cleanup(func() { _ = m.Close(ctx) })
-	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
-	next := int64(0)
-	transact := func(values ...int) error {
-		var recs []*intentlog.Record
-		for _, n := range values {
-			recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: make([]byte, n)})
-		}
-		err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: recs}, map[string]map[int32]int64{in: {0: next + 1}})
-		if err == nil {
-			next++
-		}
-		return err
-	}
+	_, out, transact := transactingMember(t, ctx, l, j, "tlower")
 	for range 2 { // both producers of the shard know the partition
 		if err := transact(10); err != nil {
 			t.Fatal(err)
@@ -297,4 +276,35 @@ func TestRenewAfterCloseClosesClient(t *testing.T) {
 	if open > 0 {
 		t.Fatalf("%d of the %d clients made are not closed", open, count.made.Load())
 	}
+}
+
+// transactingMember creates topics prefix-in and prefix-out (one
+// partition each), joins a member of group g-<in> that owns in's
+// partition, and returns it with out and a transact that puts records of
+// the given value sizes to out, committing in's next offset with them.
+func transactingMember(t *testing.T, ctx context.Context, l *Log, j *topicJanitor, prefix string) (m *Member, out string, transact func(values ...int) error) {
+	t.Helper()
+	in := topicName(prefix + "-in")
+	out = topicName(prefix + "-out")
+	for _, topic := range []string{in, out} {
+		if err := (tracked{l, j}).CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, a := join(t, l, "g-"+in, "one", in)
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
+	next := int64(0)
+	transact = func(values ...int) error {
+		var recs []*intentlog.Record
+		for _, n := range values {
+			recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: make([]byte, n)})
+		}
+		err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: recs}, map[string]map[int32]int64{in: {0: next + 1}})
+		if err == nil {
+			next++
+		}
+		return err
+	}
+	return m, out, transact
 }

@@ -1,7 +1,6 @@
 package kafka
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,29 +86,8 @@ func TestTransactLimitLoweredThenMetadataRefreshed(t *testing.T) {
 		o.TopicConfigs = map[string]string{"max.message.bytes": "100000"}
 		o.ExtraClientOpts = append(o.ExtraClientOpts, kgo.WithHooks(&reads))
 	})
-	log := tracked{l, j}
 	ctx := testCtx(t, 2*time.Minute)
-	in, out := topicName("tlowref-in"), topicName("tlowref-out")
-	for _, topic := range []string{in, out} {
-		if err := log.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, a := join(t, l, "g-"+in, "one", in)
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
-	waitFor(t, "the member to own the partition", func() bool { return a.count() == 1 })
-	next := int64(0)
-	transact := func(values ...int) error {
-		var recs []*intentlog.Record
-		for _, n := range values {
-			recs = append(recs, &intentlog.Record{Key: []byte("k"), Value: make([]byte, n)})
-		}
-		err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: recs}, map[string]map[int32]int64{in: {0: next + 1}})
-		if err == nil {
-			next++
-		}
-		return err
-	}
+	m, out, transact := transactingMember(t, ctx, l, j, "tlowref")
 	for range 2 { // both producers of the shard know the partition
 		if err := transact(10); err != nil {
 			t.Fatal(err)
