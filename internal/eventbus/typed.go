@@ -213,7 +213,7 @@ func decodeTyped(r *intentlog.Record, op string) (intent.Event, error) {
 		return bad("op", fmt.Errorf("%q", op))
 	}
 	var err error
-	if e.Version, err = strconv.ParseUint(string(header(r, HeaderVersion)), 10, 64); err != nil || e.Version == 0 {
+	if e.Version, err = strconv.ParseUint(string(header(r, HeaderVersion)), 10, 64); err != nil || e.Version == 0 || e.Version > intent.MaxVersion {
 		return bad("version", fmt.Errorf("%q", header(r, HeaderVersion)))
 	}
 	id := string(header(r, HeaderEventID))

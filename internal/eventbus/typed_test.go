@@ -180,7 +180,7 @@ func TestTypedSize(t *testing.T) {
 	t.Parallel()
 	neg := time.UnixMicro(-1)
 	wide := intent.Event{Table: strings.Repeat("t", 63), Key: []byte(strings.Repeat("k", 4096)), Op: intent.Upsert,
-		Version: 1<<64 - 1, Value: []byte("v"), IntentAt: neg, ResolvedAt: neg, CoveredIntents: 1<<32 - 1, SchemaID: 1<<32 - 1, Trace: intent.WidestTrace}
+		Version: intent.MaxVersion, Value: []byte("v"), IntentAt: neg, ResolvedAt: neg, CoveredIntents: 1<<32 - 1, SchemaID: 1<<32 - 1, Trace: intent.WidestTrace}
 	short := intent.Event{Table: "t", Key: []byte("k"), Op: intent.Upsert, Version: 1, Value: []byte{}, SchemaID: 1}
 	del := deletion
 	for _, e := range []intent.Event{upsert, del, wide, short} {
@@ -266,6 +266,26 @@ func TestTypedHeaderLens(t *testing.T) {
 			if hs[i] != want {
 				t.Errorf("version %d: header %d (%s): lengths %v, want %v", e.Version, i, h.Key, hs[i], want)
 			}
+		}
+	}
+}
+
+// TestImpossibleVersionRefused: an event record with bit 63 set in its
+// version (no clock stamps one: a forged or damaged record) does not
+// decode, in either form. Decoded, the resolver's recovery took it as the
+// key's last published version, above any version a write can get, and
+// every later write of the key resolved with no event.
+func TestImpossibleVersionRefused(t *testing.T) {
+	t.Parallel()
+	forged := upsert
+	forged.Version = 1 << 63
+	for name, b := range map[string]*Bus{"envelope": New(nil), "typed": {typer: fixedTyper{7}}} {
+		_, recs, err := b.Records(t.Context(), forged.Table, []intent.Event{forged})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, ok, err := Decode(recs[0]); ok || err == nil {
+			t.Errorf("%s: an event of version %d decoded: %+v", name, forged.Version, e)
 		}
 	}
 }

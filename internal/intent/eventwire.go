@@ -152,7 +152,7 @@ func ScanEvent(b []byte) (key []byte, version uint64, ok bool) {
 		}
 		b = b[n:]
 	}
-	if (op != uint64(Upsert) && op != uint64(Delete)) || version == 0 || !utf8.Valid(table) {
+	if (op != uint64(Upsert) && op != uint64(Delete)) || version == 0 || version > MaxVersion || !utf8.Valid(table) {
 		return nil, 0, false
 	}
 	var buf [128]byte

@@ -96,6 +96,12 @@ func protoIntent(b []byte) (Intent, error) {
 		return Intent{}, fmt.Errorf("decode intent: zero version")
 	case len(in.Key) == 0:
 		return Intent{}, fmt.Errorf("decode intent: empty key")
+	case len(in.Key) > MaxKeyBytes:
+		return Intent{}, fmt.Errorf("decode intent: key of %d bytes, over %d", len(in.Key), MaxKeyBytes)
+	case in.Version >= 1<<63:
+		return Intent{}, fmt.Errorf("decode intent: version %d has bit 63 set", in.Version)
+	case in.PublishedFloor >= in.Version:
+		return Intent{}, fmt.Errorf("decode intent: published floor %d not below version %d", in.PublishedFloor, in.Version)
 	}
 	return in, nil
 }
@@ -136,7 +142,7 @@ func checkLikeProto[T any](t *testing.T, data []byte, decode, viaProto func([]by
 }
 
 func FuzzUnmarshalIntentLikeProto(f *testing.F) {
-	for _, in := range []Intent{goldenIntent, {Table: "t", Key: []byte("k"), Op: Abort, Version: 1, Trace: WidestTrace, PublishedFloor: 9}} {
+	for _, in := range []Intent{goldenIntent, {Table: "t", Key: []byte("k"), Op: Abort, Version: 10, Trace: WidestTrace, PublishedFloor: 9}} {
 		b, _ := in.Marshal()
 		f.Add(b)
 		f.Add(append(b, b...)) // every field twice: the last wins
@@ -165,7 +171,7 @@ func FuzzUnmarshalEventLikeProto(f *testing.F) {
 // TestDecodeByHand: the encodings wail writes take the hand-written path
 // (the fuzz targets above pass whichever path is taken).
 func TestDecodeByHand(t *testing.T) {
-	for _, in := range []Intent{goldenIntent, {Table: "t", Key: []byte("k"), Op: Abort, Version: 1, Trace: WidestTrace, PublishedFloor: 9}} {
+	for _, in := range []Intent{goldenIntent, {Table: "t", Key: []byte("k"), Op: Abort, Version: 10, Trace: WidestTrace, PublishedFloor: 9}} {
 		b, _ := in.Marshal()
 		if _, _, ok := decodeIntent(b); !ok {
 			t.Errorf("%+v: decoded by proto", in)
@@ -244,7 +250,7 @@ func FuzzScanEvent(f *testing.F) {
 func TestScanEvent(t *testing.T) {
 	traced := goldenEvent
 	traced.Trace, traced.SchemaID, traced.Op, traced.Value = WidestTrace, 3, Delete, nil
-	for _, e := range []Event{goldenEvent, traced, {Table: "t", Op: Upsert, Version: 1}, {Op: Delete, Version: 1 << 63, Key: make([]byte, 200)}} {
+	for _, e := range []Event{goldenEvent, traced, {Table: "t", Op: Upsert, Version: 1}, {Op: Delete, Version: MaxVersion, Key: make([]byte, 200)}} {
 		b, err := e.Marshal()
 		if err != nil {
 			t.Fatal(err)

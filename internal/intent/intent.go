@@ -63,6 +63,16 @@ type Intent struct {
 	Trace string
 }
 
+// MaxVersion is the highest version a clock stamps (hlc: bit 63 is always
+// 0). A record of the intent or event log with a higher one was forged or
+// damaged, and does not decode: taken as a key's version, it would be above
+// every later write of the key.
+const MaxVersion = 1<<63 - 1
+
+// MaxKeyBytes is the longest key of an intent: the most
+// limits.max_key_bytes allows.
+const MaxKeyBytes = 64 << 10
+
 // NoEventFloor is the PublishedFloor of an intent of reconcile or redrive
 // whose key had no event on the bus: no version is that low, so it only
 // marks the intent.
@@ -133,6 +143,19 @@ func UnmarshalIntent(b []byte) (Intent, error) {
 		return Intent{}, fmt.Errorf("decode intent: zero version")
 	case len(in.Key) == 0:
 		return Intent{}, fmt.Errorf("decode intent: empty key")
+	case len(in.Key) > MaxKeyBytes:
+		// No store wail writes keeps one; its dead letter (key and intent)
+		// could exceed the dead-letter topic's record limit, and a letter
+		// is written again until it lands.
+		return Intent{}, fmt.Errorf("decode intent: key of %d bytes, over %d", len(in.Key), MaxKeyBytes)
+	case in.Version > MaxVersion:
+		// A proxy that observed it at start would stamp versions that
+		// wrap to 0.
+		return Intent{}, fmt.Errorf("decode intent: version %d has bit 63 set", in.Version)
+	case in.PublishedFloor >= in.Version:
+		// Reconcile and redrive log a floor below the stored version (0:
+		// none); one at or above it would hide the key's later writes.
+		return Intent{}, fmt.Errorf("decode intent: published floor %d not below version %d", in.PublishedFloor, in.Version)
 	}
 	return in, nil
 }
@@ -203,6 +226,8 @@ func UnmarshalEvent(b []byte) (Event, error) {
 		return Event{}, fmt.Errorf("decode event: invalid op %d", op)
 	case e.Version == 0:
 		return Event{}, fmt.Errorf("decode event: zero version")
+	case e.Version > MaxVersion:
+		return Event{}, fmt.Errorf("decode event: version %d has bit 63 set", e.Version)
 	}
 	return e, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,6 +241,26 @@ func TestEventIDLen(t *testing.T) {
 	} {
 		if got, want := EventIDLen(c.table, c.key, c.version), len(EventID(c.table, c.key, c.version)); got != want {
 			t.Errorf("EventIDLen(%q, %q, %d) = %d, want %d", c.table, c.key, c.version, got, want)
+		}
+	}
+}
+
+// TestUnmarshalIntentRefusesImpossible refuses what no proxy, reconcile or
+// redrive logs (resolver.TestPoisonIntentsSkipped).
+func TestUnmarshalIntentRefusesImpossible(t *testing.T) {
+	t.Parallel()
+	for _, in := range []Intent{
+		{Table: "t", Key: []byte("a"), Op: Upsert, Version: 5, PublishedFloor: 5},
+		{Table: "t", Key: []byte("a"), Op: Upsert, Version: 5, PublishedFloor: math.MaxUint64},
+		{Table: "t", Key: []byte("a"), Op: Upsert, Version: 1 << 63},
+		{Table: "t", Key: bytes.Repeat([]byte("k"), MaxKeyBytes+1), Op: Upsert, Version: 5},
+	} {
+		b, err := in.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := UnmarshalIntent(b); err == nil {
+			t.Errorf("version %d floor %d: decoded", in.Version, in.PublishedFloor)
 		}
 	}
 }

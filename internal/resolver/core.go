@@ -242,9 +242,10 @@ type Core struct {
 	gen    uint64 // the last timer generation handed out (bump)
 	seq    uint64
 	out    Ready
-	// settled are offsets at or after the start that durable dead letters
-	// settled before a restart: they resolve when ingested.
-	settled map[int64]bool
+	// settled are the intents at or after the start that durable dead
+	// letters settled before a restart, by offset: they resolve when
+	// ingested.
+	settled map[int64]Settled
 
 	outages        // the outage rule (failure.go): what the backends served lately
 	letters uint64 // ids of dead letters
@@ -297,17 +298,27 @@ func NewCore(p Params, start int64, lastPublished map[string]uint64) *Core {
 	return c
 }
 
-// AlreadySettled tells the core, before it ingests them, which offsets at
+// Settled is an intent a durable dead letter holds: its offset, key and
+// version.
+type Settled struct {
+	Offset  int64
+	Key     string
+	Version uint64
+}
+
+// AlreadySettled tells the core, before it ingests them, which intents at
 // or after its start durable dead letters settled (found in the dead-letter
 // queue after a restart): they resolve at once, so that a letter written
-// just before a crash is not written twice.
-func (c *Core) AlreadySettled(offsets []int64) {
-	for _, o := range offsets {
-		if o >= c.next {
+// just before a crash is not written twice. Only the intent a letter holds:
+// another at its offset (the log lost its tail, and new intents took the
+// offsets again) is resolved as any other.
+func (c *Core) AlreadySettled(ls []Settled) {
+	for _, s := range ls {
+		if s.Offset >= c.next {
 			if c.settled == nil {
-				c.settled = map[int64]bool{}
+				c.settled = map[int64]Settled{}
 			}
-			c.settled[o] = true
+			c.settled[s.Offset] = s
 		}
 	}
 }
@@ -353,14 +364,18 @@ func (c *Core) ingest(now time.Time, e *Entry) {
 	c.live++
 	c.next = e.Offset + 1
 	in := &e.Intent
-	if e.Invalid || len(in.Key) == 0 || in.Version == 0 || c.settled[e.Offset] {
+	lettered, ok := c.settled[e.Offset]
+	if ok {
 		delete(c.settled, e.Offset)
+		ok = lettered.Version == in.Version && lettered.Key == string(in.Key)
+	}
+	if e.Invalid || len(in.Key) == 0 || in.Version == 0 || ok {
 		c.done(s)
 		return
 	}
 	s.created = unixNano(in.CreatedAt)
-	if in.Version > c.watermark {
-		c.watermark = in.Version
+	if w := c.versionTime(now, in.Version); w > c.watermark {
+		c.watermark = w
 	}
 	if in.PublishedFloor != 0 && in.PublishedFloor > c.lastPub[string(in.Key)] {
 		// Logged by reconcile or redrive: the bus has an event at or
@@ -750,6 +765,22 @@ func (c *Core) advance() {
 		clear(c.slots[len(kept):])
 		c.slots = kept
 	}
+}
+
+// versionTime is how far an intent of version v moves the core's version
+// time (the watermark the horizon counts from): no further than now. One
+// intent stamped far ahead (a proxy's clock a year ahead, a forged record)
+// made the core forget every idle key's last event at once, so that a
+// write of one logged late published that event's version again, and
+// count every later intent of reconcile and redrive as late (dead-lettered
+// again at each redrive: TestCoreFarFutureVersionForgetsNothing). Held
+// back, the core forgets later, never earlier, and since stays the bound
+// of what it forgot; a proxy's clock a little ahead only delays that.
+func (c *Core) versionTime(now time.Time, v uint64) uint64 {
+	if c.p.Horizon <= 0 {
+		return v
+	}
+	return min(v, hlc.At(now.Add(time.Millisecond))-1) // the last version of now's millisecond
 }
 
 // evict forgets the last published version of idle keys published more than

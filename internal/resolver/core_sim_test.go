@@ -436,9 +436,10 @@ func (s *sim) restart() {
 	s.landed = map[string]uint64{}
 	s.core = NewCore(s.params, s.commit, last)
 	s.reported, s.rechecked = map[string]bool{}, map[string]bool{}
-	var settled []int64
+	var settled []Settled
 	for o := range s.lettered {
-		settled = append(settled, o)
+		in := s.log[o].Intent
+		settled = append(settled, Settled{Offset: o, Key: string(in.Key), Version: in.Version})
 	}
 	s.core.AlreadySettled(settled)
 	s.core.Ingest(s.now, s.log[s.commit:])

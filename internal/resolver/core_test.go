@@ -605,11 +605,11 @@ func TestCoreEvictsIdleKeysPastHorizon(t *testing.T) {
 		t.Fatal("last published version not remembered")
 	}
 	// An intent of another key 500ms later keeps it; 2s later evicts it.
-	c.Ingest(t0, []Entry{put(1, "b", ver(500, 0))})
+	c.Ingest(t0.Add(500*time.Millisecond), []Entry{put(1, "b", ver(500, 0))})
 	if c.LastPublished([]byte("a")) != v {
 		t.Fatal("evicted inside the horizon")
 	}
-	c.Ingest(t0, []Entry{put(2, "c", ver(2000, 0))})
+	c.Ingest(t0.Add(2*time.Second), []Entry{put(2, "c", ver(2000, 0))})
 	if c.LastPublished([]byte("a")) != 0 || len(c.pubLog) != 0 {
 		t.Fatalf("not evicted past the horizon: last published %d, %d records of publishes", c.LastPublished([]byte("a")), len(c.pubLog))
 	}
@@ -709,18 +709,29 @@ func TestCoreParams(t *testing.T) {
 	}
 }
 
-// TestCoreAlreadySettled: offsets that durable dead letters settled before
+// TestCoreAlreadySettled: intents that durable dead letters settled before
 // a restart, from the start on, resolve when ingested, without a read;
-// the others are read as usual.
+// the others are read as usual, another intent at a letter's offset too
+// (the log lost its tail, and new intents took the offsets again).
 func TestCoreAlreadySettled(t *testing.T) {
 	t.Parallel()
 	c := NewCore(Params{Table: "t", Window: time.Second, Levels: 1}, 5, nil)
-	c.AlreadySettled([]int64{4, 5, 7})
-	c.Ingest(t0, []Entry{put(5, "a", ver(0, 0)), put(6, "b", ver(0, 0)), put(7, "c", ver(0, 0))})
+	v := ver(0, 0)
+	c.AlreadySettled([]Settled{{4, "x", v}, {5, "a", v}, {7, "c", v}, {8, "gone", v}, {9, "e", v + 1}})
+	c.Ingest(t0, []Entry{put(5, "a", v), put(6, "b", v), put(7, "c", v), put(8, "d", v), put(9, "e", v)})
 	r := c.Ready()
-	if len(r.Reads) != 1 || string(r.Reads[0].Key) != "b" || r.Commit != 6 || c.Unresolved() != 1 {
-		t.Fatalf("reads %v, commit %d, %d unresolved; want a read of b only, commit 6, 1 unresolved", r.Reads, r.Commit, c.Unresolved())
+	if keys := keysOfReads(r.Reads); keys != "b d e" || r.Commit != 6 || c.Unresolved() != 3 {
+		t.Fatalf("reads of %q, commit %d, %d unresolved; want reads of b d e, commit 6, 3 unresolved", keys, r.Commit, c.Unresolved())
 	}
+}
+
+func keysOfReads(rs []ReadRequest) string {
+	var ks []string
+	for _, r := range rs {
+		ks = append(ks, string(r.Key))
+	}
+	slices.Sort(ks)
+	return strings.Join(ks, " ")
 }
 
 // TestCoreReusesResolvedKeyStates: the states of resolved keys are kept

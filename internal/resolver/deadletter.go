@@ -98,16 +98,11 @@ func letterRecords(ls []*wailv1.DeadLetter) ([]*intentlog.Record, error) {
 type lettersFound struct {
 	offsets map[int64]bool  // intent offsets
 	gaps    map[int64]int64 // gap start -> end
+	intents []Settled       // the intents the letters hold
 }
 
-// settled returns the intent offsets, for Core.AlreadySettled.
-func (f lettersFound) settled() []int64 {
-	out := make([]int64, 0, len(f.offsets))
-	for o := range f.offsets {
-		out = append(out, o)
-	}
-	return out
-}
+// settled returns the intents the letters hold, for Core.AlreadySettled.
+func (f lettersFound) settled() []Settled { return f.intents }
 
 // missing returns the letters of ls that are not in the topic.
 func (f lettersFound) missing(ls []*wailv1.DeadLetter) []*wailv1.DeadLetter {
@@ -169,8 +164,11 @@ func scanLetters(ctx context.Context, log Log, table string, p int32, since time
 			if d.Kind == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
 				found.gaps[d.GapStartOffset] = d.GapEndOffset
 			}
-			for _, o := range d.IntentOffsets {
+			for i, o := range d.IntentOffsets {
 				found.offsets[o] = true
+				if i < len(d.Intents) {
+					found.intents = append(found.intents, Settled{Offset: o, Key: string(d.Key), Version: d.Intents[i].Version})
+				}
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/health"
 )
 
@@ -54,6 +55,11 @@ func (l *loop) observeHealth(now time.Time) {
 	l.m.oldest.Set(age.Seconds())
 	h := &l.health
 	switch {
+	case parked > 0 && l.lettersFailing:
+		h.set(fmt.Sprintf("%d keys of table %s partition %d are parked: their dead letters cannot be written to %s and are written again with backoff; "+
+			"the partition's committed offset waits for them", parked, h.table, h.partition, dlq.Topic(h.table)),
+			"read the resolver's warnings for the error (a full disk, the topic's record limit, the topic deleted) and fix it; "+
+				"the keys resume once their letters land; see docs/operations.md, Resolver")
 	case parked > 0:
 		h.set(fmt.Sprintf("%d keys of table %s partition %d are parked: their store reads or event publishes fail and are retried",
 			parked, h.table, h.partition),

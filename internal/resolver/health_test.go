@@ -104,3 +104,42 @@ func TestStallFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthSaysLettersUnwritten: a key whose dead letter cannot be
+// written (the dead-letter topic full, over a limit, deleted) is parked,
+// and the condition says so and what to do. It said that the key's store
+// reads or publishes fail and that it would go to the dead-letter queue,
+// which is what fails.
+func TestHealthSaysLettersUnwritten(t *testing.T) {
+	t.Parallel()
+	sink := &recordingSink{}
+	l := testLoop(t, Config{Health: sink}, nil)
+	l.core.Ingest(t0, []Entry{put(0, "p", ver(0, 1))})
+	r := l.core.Ready()
+	l.core.ReadDone(t0, ReadResult{Key: []byte("p"), Seq: r.Reads[0].Seq, Found: true, Row: *row(ver(0, 1), "v")})
+	r = l.core.Ready()
+	l.core.PublishFailed(t0, []PublishFailure{{Event: r.Events[0], Err: errors.New("too big"), Permanent: true, Alone: true}})
+	r = l.core.Ready()
+	if len(r.Letters) != 1 {
+		t.Fatalf("setup: %d letters", len(r.Letters))
+	}
+	l.finished(&pubJob{letters: r.Letters, committed: -1, err: errors.New("disk full")})
+	l.observeHealth(t0)
+	if len(sink.calls) != 1 || !strings.Contains(sink.calls[0].reason, "dead letters cannot be written") {
+		t.Fatalf("the sink got %+v, want a condition saying the dead letters cannot be written", sink.calls)
+	}
+	// Written at last: the key is settled and the condition cleared.
+	l.core.Ready()
+	l.core.Tick(time.Now().Add(time.Minute)) // the loop hands the core its clock
+
+	r = l.core.Ready()
+	if len(r.Letters) != 1 {
+		t.Fatalf("the letter is not written again: %+v", r)
+	}
+	l.finished(&pubJob{letters: r.Letters, committed: -1})
+	sink.calls = nil
+	l.observeHealth(t0.Add(time.Minute))
+	if len(sink.calls) != 1 || !sink.calls[0].cleared {
+		t.Fatalf("the sink got %+v, want the condition cleared", sink.calls)
+	}
+}

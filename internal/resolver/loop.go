@@ -138,8 +138,11 @@ type loop struct {
 	// eventBytes and letterBytes bound the records of one append to the
 	// event topic and to the dead-letter topic (AppendLimit).
 	eventBytes, letterBytes int
-	job                     *pubJob // on its way (with overlap: the older of the jobs of records)
-	jobDone                 chan *pubJob
+	// lettersFailing: the last append of dead letters failed (the
+	// condition says so: observeHealth).
+	lettersFailing bool
+	job            *pubJob // on its way (with overlap: the older of the jobs of records)
+	jobDone        chan *pubJob
 	// overlap: the publisher takes jobs at the same time (overlapping).
 	// Then a second job of events starts while the first is on its way
 	// (extra), so that its records are encoded and queued while the log
@@ -291,7 +294,7 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 }
 
 func (l *loop) ingest(recs []intentlog.Record) {
-	entries := decode(recs, l.m, l.r.cfg.Logger)
+	entries := decode(recs, l)
 	for i := len(entries) - 1; i >= 0; i-- {
 		if !entries[i].Invalid {
 			l.lastCreated = entries[i].Intent.CreatedAt
@@ -576,8 +579,10 @@ func (l *loop) finished(j *pubJob) {
 			l.warn("dlq", "dead letters cannot be written; their intents wait (the partition's committed offset stays below them) and "+
 				"are written again with backoff", "err", j.err)
 			l.core.LetterFailed(now, j.letters, j.err)
+			l.lettersFailing = true
 			break
 		}
+		l.lettersFailing = false
 		l.lettered(j.letters)
 		for i := range j.letters {
 			delete(l.suspect, string(j.letters[i].Key))

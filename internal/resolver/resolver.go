@@ -520,9 +520,14 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	}
 	// Everything published since the oldest unresolved intent was logged
 	// (minus the horizon) may cover intents we are about to re-read, and
-	// every dead letter written since may settle some.
+	// every dead letter written since may settle some. No later than now:
+	// a timestamp ahead of the clock (a log host's clock that jumped
+	// ahead, which the embedded log keeps until it passes; a Kafka
+	// producer's) moved the scan past the events of the intents read
+	// again, which were published a second time
+	// (TestRecoverFromFutureStampedIntent).
 	since := time.Now()
-	if len(first) > 0 {
+	if len(first) > 0 && first[0].Timestamp.Before(since) {
 		since = first[0].Timestamp
 	}
 	rec, err := r.bus.Recover(ctx, t.Name, p, since.Add(-r.cfg.Horizon), eventbus.RecoverWaits{Call: r.waits.step, Stall: r.waits.recoverStall})
@@ -614,16 +619,18 @@ func boundedDo(ctx context.Context, wait time.Duration, step func(context.Contex
 	return err
 }
 
-// decode turns log records into core entries.
-func decode(recs []intentlog.Record, m *partitionMetrics, logger *slog.Logger) []Entry {
+// decode turns log records of l's partition into core entries.
+func decode(recs []intentlog.Record, l *loop) []Entry {
 	out := make([]Entry, len(recs))
 	for i := range recs {
 		out[i].Offset = recs[i].Offset
 		in, err := intent.UnmarshalIntent(recs[i].Value)
 		if err != nil {
 			out[i].Invalid = true
-			m.invalid.Inc()
-			logger.Warn("skipping an intent that cannot be decoded", "offset", recs[i].Offset, "err", err)
+			l.m.invalid.Inc()
+			l.r.cfg.Logger.Warn("skipping an intent that cannot be decoded: no wail proxy, reconcile or redrive wrote it; "+
+				"find what else writes to the intent topic and stop it",
+				"table", l.table, "partition", l.partition, "offset", recs[i].Offset, "err", err)
 			continue
 		}
 		out[i].Intent = in
