@@ -97,7 +97,7 @@ func recoverBytes(t testing.TB, data []byte) (truncate bool, pos int64) {
 	noErr(t, err)
 	defer f.Close()
 	s := newSegment("/d", 0)
-	err = s.recover(f, math.MaxInt64, true, slog.New(slog.DiscardHandler))
+	err = s.recover(f, math.MaxInt64, slog.New(slog.DiscardHandler))
 	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
 		t.Fatal(err)
 	}

@@ -71,7 +71,15 @@
 // matching the batch it points at, and a framing walk from there reaching
 // the end of the file); a bad index is rebuilt from a framing walk. The
 // active (last) segment is read completely, checking every batch's CRC,
-// records and offsets, and its index is rebuilt in memory.
+// records and offsets, and its index is rebuilt in memory. Once every
+// partition is recovered, each one's active segment and directory are
+// fsync'd, 16 partitions at a time (syncRecovered): a process killed after
+// a write but before its fsync (or whose fsync and truncate failed) leaves
+// bytes in the page cache that read back as valid, and one killed in a
+// roll leaves a segment whose name is not durable. Appends go after them
+// and a roll seals them, so a power loss would take them from under
+// records acknowledged later (TestOpenMakesWhatItKeepsDurable); a failed
+// fsync fails Open.
 //
 // Corruption is not a torn tail. The writer writes one batch and fsyncs it
 // before it writes the next, so a crash can only tear the last batch: when
@@ -98,7 +106,9 @@
 // the offset and the fix (RepairHint). So does framing damage found in a
 // sealed segment, and a sealed segment that ends before the next one starts
 // (a lost file or lost bytes), unless the gap is listed in the partition's
-// #lost file. CRC damage inside a sealed segment (whose batches Open does
+// #lost file. One that ends past the next one's start (they overlap) is
+// refused whatever #lost lists, with what to do instead of RepairHint. CRC
+// damage inside a sealed segment (whose batches Open does
 // not read) is found by readers, whose error wraps ErrCorrupt and names
 // file, position and RepairHint.
 //
@@ -178,16 +188,23 @@
 // batch's Appends with an error wrapping intentlog.ErrNoSpace; the part of
 // the batch that reached the file is truncated away (readers never saw it:
 // they stop at the published size) and the end offset does not move. The
-// partition keeps trying: the next Append writes at the same position. A
-// probe file written every SpaceProbeInterval clears the condition once
+// partition keeps trying: the next Append writes at the same position.
+// After a failed roll the next batch rolls too, even one that would fit:
+// the segment file the roll created is removed, but that remove may fail
+// or not be durable, and a batch in the old segment would take the offset
+// the file is named after (TestFailedRollLeavesNoOverlap). A file left
+// that the roll cannot create again breaks the partition.
+// A probe file written every SpaceProbeInterval clears the condition once
 // space returns, so that Health recovers even when nobody appends (a
 // partition that failed again while the probe ran stays full until the
 // next probe).
 //
 // Any failed fsync of a segment (ENOSPC included), or a failed syncfs
 // round (which breaks every partition of the round, and then every
-// partition at its next append: sync.go), any other write error
-// and a failed truncate break the partition: its Appends fail with
+// partition at its next append: sync.go), any other write error,
+// a failed truncate, and an active segment that cannot be opened again
+// (the file cache closed it; an I/O error, the file deleted under the log;
+// too many open files only fails that append) break the partition: its Appends fail with
 // ErrStorage until the log is reopened (wail restarts). After a failed
 // fsync the kernel may have dropped the dirty pages and forgotten the
 // error, so the file cannot be trusted in this process; PostgreSQL and

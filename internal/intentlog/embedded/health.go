@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/vfs"
@@ -17,8 +18,9 @@ import (
 //     taking appends, each failing with ErrNoSpace until one succeeds. A
 //     probe writes a small file every SpaceProbeInterval so that Health
 //     clears once space returns even when no one appends.
-//   - any failed fsync of a segment, or another I/O error on a write or a
-//     roll: the partition is broken and refuses appends with ErrStorage
+//   - any failed fsync of a segment, another I/O error on a write or a
+//     roll, or an active segment that cannot be opened again (but for too
+//     many open files, which fails only that append): the partition is broken and refuses appends with ErrStorage
 //     until the log is reopened, since after a failed fsync the kernel may
 //     have dropped the dirty pages and forgotten the error (PostgreSQL and
 //     Kafka treat it as fatal too).
@@ -37,6 +39,12 @@ func storageErr(err error) error {
 	default:
 		return fmt.Errorf("%w: %w", intentlog.ErrStorage, err)
 	}
+}
+
+// outOfFiles reports whether err is the process's or the system's open
+// files running out (EMFILE, ENFILE): nothing the disk did.
+func outOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // setBroken makes the partition refuse appends until the log is reopened.

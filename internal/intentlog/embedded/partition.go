@@ -67,8 +67,13 @@ type partition struct {
 	wpos    int64 // bytes in the active segment (== active.size)
 	nextOff int64 // == end
 	lastTS  int64 // newest timestamp written; timestamps never go back
-	buf     []byte
-	taken   []*appendReq
+	// rollFailed: the last roll failed. A file named after nextOff may be
+	// left (its remove failed, or is not durable), so the next batch rolls
+	// too, even one that would fit: in the active segment it would take
+	// that offset, and the log would overlap the file.
+	rollFailed bool
+	buf        []byte
+	taken      []*appendReq
 }
 
 // openPartition opens or creates a partition directory and recovers it.
@@ -119,7 +124,7 @@ func (p *partition) openSegments() error {
 		}
 		p.segs = append(p.segs, s)
 	}
-	s, err := openActive(p.log.files, p.dir, bases[len(bases)-1], o.IndexIntervalBytes, o.NoSync, o.Logger)
+	s, err := openActive(p.log.files, p.dir, bases[len(bases)-1], o.IndexIntervalBytes, o.Logger)
 	if err != nil {
 		return err
 	}
@@ -254,8 +259,16 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 	seg, pos := p.active, p.wpos
 	f, err := p.log.files.acquire(seg)
 	if err != nil {
-		// Nothing was written: the partition stays as it was.
-		return 0, 0, storageErr(fmt.Errorf("open %s: %w", seg.logPath, err))
+		err = storageErr(fmt.Errorf("open %s: %w", seg.logPath, err))
+		if outOfFiles(err) {
+			// The process's condition, not the disk's: nothing was
+			// written, and the next append opens it again.
+			return 0, 0, err
+		}
+		// The segment holds acknowledged records and cannot be read (an
+		// I/O error, the file gone from under the log): stop, as on a
+		// failed write (TestActiveSegmentReopenFails).
+		return 0, 0, p.setBroken(err)
 	}
 	defer p.log.files.release(seg)
 	if _, err := f.WriteAt(buf, pos); err != nil {
@@ -328,14 +341,16 @@ func (p *partition) publish(seg *segment, pos, n int64, count int, ts int64) {
 }
 
 // maybeRoll starts a new segment when a batch of size bytes and count
-// records does not fit in the active one, then applies retention.
+// records does not fit in the active one, or the last roll failed, then
+// applies retention.
 func (p *partition) maybeRoll(size int64, count int) error {
 	o := &p.log.opts
 	old := p.active
-	if p.wpos == 0 || (p.wpos+size <= o.SegmentBytes && p.nextOff+int64(count)-old.base <= maxRelOffset) {
+	if p.wpos == 0 || (!p.rollFailed && p.wpos+size <= o.SegmentBytes && p.nextOff+int64(count)-old.base <= maxRelOffset) {
 		return nil
 	}
 	s, err := createSegment(p.log.files, p.dir, p.nextOff, o.NoSync)
+	p.rollFailed = err != nil
 	if err != nil {
 		return err
 	}

@@ -160,7 +160,15 @@ func openSealed(c *fileCache, dir string, base, nextBase, interval int64, lost l
 		}
 	}
 	s.index, s.maxTS, s.next = sc.index, sc.maxTS, sc.next
-	if sc.next != nextBase && !lost.covers(sc.next, nextBase) {
+	if sc.next > nextBase {
+		// No #lost range excuses an overlap: it is no gap, and the next
+		// segment would hide records of this one.
+		return nil, fmt.Errorf("%w: %s ends at offset %d, past the start of the next segment %s (offset %d): "+
+			"the segments overlap; if that one is empty, it is what a segment roll that failed left behind: "+
+			"stop wail and remove it; else restore DATA_DIR from a backup (`wail log repair` does not resolve an overlap)",
+			intentlog.ErrCorrupt, s.logPath, sc.next, segmentPath(dir, nextBase, logExt), nextBase)
+	}
+	if sc.next < nextBase && !lost.covers(sc.next, nextBase) {
 		return nil, corruptSegment(s.logPath, sc.pos, sc.next, fmt.Errorf("segment ends at offset %d", sc.next),
 			fmt.Sprintf("the next segment starts at offset %d, so offsets [%d, %d) are missing", nextBase, sc.next, nextBase))
 	}
@@ -224,14 +232,14 @@ func (s *segment) rebuildIndex(fsys vfs.FS, f vfs.File, interval int64, log *slo
 // openActive opens the last segment of a partition: it verifies every batch
 // and truncates a torn tail. Its index is rebuilt in memory; a stale .idx
 // is removed (it is written when the segment is sealed).
-func openActive(c *fileCache, dir string, base, interval int64, noSync bool, log *slog.Logger) (*segment, error) {
+func openActive(c *fileCache, dir string, base, interval int64, log *slog.Logger) (*segment, error) {
 	s := newSegment(dir, base)
 	f, err := c.acquire(s)
 	if err != nil {
 		return nil, err
 	}
 	defer c.release(s)
-	if err := s.recover(f, interval, noSync, log); err != nil {
+	if err := s.recover(f, interval, log); err != nil {
 		return nil, err
 	}
 	if err := c.fs.Remove(s.idxPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -240,8 +248,9 @@ func openActive(c *fileCache, dir string, base, interval int64, noSync bool, log
 	return s, nil
 }
 
-// recover verifies the active segment and truncates a torn tail.
-func (s *segment) recover(f vfs.File, interval int64, noSync bool, log *slog.Logger) error {
+// recover verifies the active segment and truncates a torn tail (Open
+// makes the file durable afterwards: syncRecovered).
+func (s *segment) recover(f vfs.File, interval int64, log *slog.Logger) error {
 	size, err := f.Size()
 	if err != nil {
 		return err
@@ -276,11 +285,6 @@ func (s *segment) recover(f vfs.File, interval int64, noSync bool, log *slog.Log
 		}
 		if terr := f.Truncate(sc.pos); terr != nil {
 			return fmt.Errorf("truncate torn tail: %w", terr)
-		}
-		if !noSync {
-			if serr := f.Sync(); serr != nil {
-				return serr
-			}
 		}
 		log.Warn("embedded: truncated the torn tail of the active segment (a write cut short by a crash; never acknowledged)",
 			"file", s.logPath, "position", sc.pos, "bytes", size-sc.pos, "offset", sc.next, "reason", err)
