@@ -16,7 +16,8 @@
 #                              (so logical decoding, e.g. Debezium, can run too)
 #   PostgreSQL other    :5435  Debian cluster "wailother": a server of its own,
 #                              for the test of a replica DSN that names a server
-#                              of another cluster (it must be refused)
+#                              of another cluster (it must be refused), and of
+#                              one with fsync off (wail may turn it off and on)
 #   MariaDB             :3307  datadir /var/lib/wail-mariadb/data, its own
 #                              socket, pid and log in /var/lib/wail-mariadb
 # Users: wail/wail (database wail; may create schemas in it on PostgreSQL and
@@ -239,6 +240,11 @@ pg_other_up() {
 		 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wail') \gexec
 		SELECT 'CREATE DATABASE wail OWNER wail'
 		 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'wail') \gexec
+		-- A test turns this server's fsync off and on again (a server whose
+		-- commits are not durable is named at Open: TestNotDurableWarned).
+		GRANT ALTER SYSTEM ON PARAMETER fsync TO wail;
+		\c wail
+		GRANT EXECUTE ON FUNCTION pg_reload_conf() TO wail;
 	EOF
 }
 

@@ -16,6 +16,7 @@ import (
 // Server error numbers the store reacts to.
 const (
 	errNoSuchTable     = 1146
+	errNoDatabase      = 1046 // no database selected
 	errDuplicateKey    = 1062
 	errLockWaitTimeout = 1205
 	errDeadlock        = 1213

@@ -141,3 +141,22 @@ func TestReplicaChangesIdentity(t *testing.T) {
 		t.Errorf("Check: %v", err)
 	}
 }
+
+// TestReplicaNamesNoDatabase: a replica DSN that names no database is
+// refused at Open, saying so, as identity.go promises ("its DSN names no
+// database"), not taken for a replica that did not answer and left to
+// fail every read at its level with the server's "No database selected".
+func TestReplicaNamesNoDatabase(t *testing.T) {
+	t.Parallel()
+	dsn, _ := freshDSNs(t, 0)
+	noDB := dsn[:strings.LastIndex(dsn, "/")+1]
+	s, err := Open(context.Background(), Options{DSN: dsn, ReplicaDSNs: []string{noDB}, Logger: quiet})
+	if err == nil {
+		defer s.Close()
+		_, _, rerr := s.Get(t.Context(), "x", []byte("k"), 0)
+		t.Fatalf("Open with a replica DSN naming no database: no error (a Get at its level: %v); want it refused", rerr)
+	}
+	if !strings.Contains(err.Error(), "names no database") {
+		t.Fatalf("Open with a replica DSN naming no database: %v; want it refused as naming none", err)
+	}
+}

@@ -42,8 +42,12 @@ func TestGetManyBound(t *testing.T) {
 	_, err = s.GetMany(rctx, "mb", [][]byte{[]byte("k")}, 0)
 	took := time.Since(start)
 	cancel()
-	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1969") || took >= deadline {
-		t.Fatalf("a read blocked by a table lock: %v after %s; want the server's statement timeout before the %s deadline", err, took, deadline)
+	// The server's own timeout (1969), not the client's deadline: the
+	// bound it was given came from the deadline, less a margin. (Not when
+	// the answer arrived: on a loaded machine it can come a few
+	// milliseconds after the deadline, 609 ms of 600 in a CI run.)
+	if err == nil || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1969") {
+		t.Fatalf("a read blocked by a table lock: %v after %s; want the server's statement timeout, set below the %s deadline", err, took, deadline)
 	}
 	t.Logf("a blocked read was stopped by the server after %s: %v", took.Round(time.Millisecond), err)
 	if _, err := conn.ExecContext(ctx, "UNLOCK TABLES"); err != nil {

@@ -20,6 +20,7 @@ import (
 const (
 	codeDuplicatePrepared = "42P05" // duplicate_prepared_statement
 	codeUndefinedPrepared = "26000" // invalid_sql_statement_name
+	codeStalePrepared     = "0A000" // feature_not_supported: "cached plan must not change result type"
 )
 
 // preparedKey is the key of the set of statements boundQuery prepared on
@@ -76,7 +77,10 @@ func preparedSet(conn *pgconn.PgConn) map[string]bool {
 // its Parse was read; an error whose outcome for the Parse is unknown
 // leaves the connection closed by pgx, and its set with it. A statement
 // already there (42P05) or gone (26000) stopped the pipeline before the
-// query ran: it is run once more, as prepared, or prepared again. Without
+// query ran: it is run once more, as prepared, or prepared again. One
+// whose result type changed (a column altered: 0A000, which the server
+// answers at every later execution, keeping the statement) is
+// deallocated and prepared again (TestPreparedAfterResultTypeChanged). Without
 // prepare, or past maxPrepared statements on the connection, both
 // statements are unnamed and nothing is left on the connection.
 func boundQuery(ctx context.Context, conn *pgconn.PgConn, prepare bool, query string, params [][]byte, oids []uint32, row func([][]byte) error) error {
@@ -98,6 +102,11 @@ func boundQuery(ctx context.Context, conn *pgconn.PgConn, prepare bool, query st
 		case codeDuplicatePrepared:
 			set[name] = true
 		case codeUndefinedPrepared:
+			delete(set, name)
+		case codeStalePrepared:
+			if conn.Deallocate(ctx, name) != nil {
+				return err
+			}
 			delete(set, name)
 		default:
 			return err

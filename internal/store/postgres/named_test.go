@@ -1,9 +1,14 @@
 package postgres
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -164,4 +169,186 @@ func TestPreparedSetOutOfStep(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d statements of the write prepared; want 1", n)
 	}
+}
+
+// TestPreparedAfterResultTypeChanged: a column a prepared statement
+// returns changes type under it (here to a domain over its type, which
+// the store reads as before). PostgreSQL refuses to execute the statement
+// again ("cached plan must not change result type", 0A000) and keeps it:
+// it must be prepared again, not fail every later read on the connection.
+func TestPreparedAfterResultTypeChanged(t *testing.T) {
+	t.Parallel()
+	dsn, _ := freshDSNs(t, 0)
+	s := openFresh(t, false, func(o *Options) { o.DSN, o.MaxConns = dsn, 1 })
+	ctx := t.Context()
+	const table = "rt"
+	if err := s.CreateTable(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, table, []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 7}}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(what string) {
+		t.Helper()
+		keys, err := s.ScanKeys(ctx, table, nil, 10)
+		if err != nil || len(keys) != 1 || keys[0].Version != 7 {
+			t.Fatalf("%s: scan: %+v, %v", what, keys, err)
+		}
+		reads, err := s.GetMany(ctx, table, [][]byte{[]byte("k")}, 0)
+		if err != nil || len(reads) != 1 || reads[0].Row.Version != 7 {
+			t.Fatalf("%s: get many: %+v, %v", what, reads, err)
+		}
+	}
+	read("prepared")
+	exec(t, dsn, `CREATE DOMAIN rt_version AS bigint`)
+	exec(t, dsn, `ALTER TABLE `+tableIdent(table)+` ALTER COLUMN version TYPE rt_version`)
+	for i := range 3 {
+		read(fmt.Sprintf("after the change, read %d", i+1))
+	}
+}
+
+// TestPreparedThenExecuteFails: the pipeline that prepares the write's
+// statement parses it and then fails executing it (a row lock held past
+// the deadline: lock_timeout): the write is not applied, and says so; the
+// statement stays prepared, and the next write on the connection runs it.
+func TestPreparedThenExecuteFails(t *testing.T) {
+	t.Parallel()
+	s, _, tx := lockedRow(t, "pf")
+	ctx := t.Context()
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	_, err := s.Apply(wctx, "pf", []store.Mutation{{Key: []byte("k"), Value: []byte("w"), Version: 2}})
+	cancel()
+	if !errors.Is(err, store.ErrNotApplied) {
+		t.Fatalf("apply behind a row lock: %v; want ErrNotApplied", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := versionAt(t, s, "pf", "k", 0); got != 1 {
+		t.Fatalf("version %d after a write not applied; want 1", got)
+	}
+	for v := uint64(2); v <= 3; v++ {
+		out, err := s.Apply(ctx, "pf", []store.Mutation{{Key: []byte("k"), Value: []byte("w"), Version: v}})
+		if err != nil || !out[0].Applied {
+			t.Fatalf("apply of version %d: %+v, %v", v, out, err)
+		}
+	}
+	n := 0
+	for _, text := range preparedOn(t, s) {
+		if text == applySQL(tableIdent("pf")) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d statements of the write prepared; want 1", n)
+	}
+}
+
+// TestConnectionLostMidPipeline: the session of a write is terminated
+// while its pipeline waits (the statement prepared in it, behind a row
+// lock): the outcome is unknown to the store (FATAL), so the error must
+// not say ErrNotApplied; the next write, on a new connection, prepares
+// its statement there and goes through.
+func TestConnectionLostMidPipeline(t *testing.T) {
+	t.Parallel()
+	s, dsn, tx := lockedRow(t, "lm")
+	ctx := t.Context()
+	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Apply(wctx, "lm", []store.Mutation{{Key: []byte("k"), Value: []byte("w"), Version: 2}})
+		done <- err
+	}()
+	// The write's session (the table's name is this test's alone).
+	waiting := `FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO ` + tableIdent("lm") + ` %'`
+	eventually(t, "the write to wait for the row lock", func() bool { return queryString(t, dsn, `SELECT count(*) `+waiting) == "1" })
+	exec(t, dsn, `SELECT pg_terminate_backend(pid) `+waiting)
+	err := <-done
+	t.Logf("apply whose session was terminated: %v", err)
+	if err == nil || errors.Is(err, store.ErrNotApplied) {
+		t.Fatalf("apply whose session was terminated: %v; want an error of unknown outcome", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Apply(ctx, "lm", []store.Mutation{{Key: []byte("k"), Value: []byte("w"), Version: 3}})
+	if err != nil || !out[0].Applied {
+		t.Fatalf("apply after the connection was lost: %+v, %v", out, err)
+	}
+}
+
+// TestPreparedSetFull: past maxPrepared statements on a connection, a
+// statement not prepared yet runs unnamed (nothing more left on the
+// connection), and one prepared before still runs as prepared.
+func TestPreparedSetFull(t *testing.T) {
+	t.Parallel()
+	s := openFresh(t, false, func(o *Options) { o.MaxConns = 1 })
+	ctx := t.Context()
+	for _, table := range []string{"f1", "f2"} {
+		if err := s.CreateTable(ctx, table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply := func(table string, v uint64) {
+		t.Helper()
+		out, err := s.Apply(ctx, table, []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: v}})
+		if err != nil || !out[0].Applied {
+			t.Fatalf("apply of version %d to %s: %+v, %v", v, table, out, err)
+		}
+	}
+	apply("f1", 1)
+	conn, err := s.primary.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := preparedSet(conn.Conn().PgConn())
+	for i := len(set); i < maxPrepared; i++ {
+		set[fmt.Sprintf("filler_%d", i)] = true
+	}
+	conn.Release()
+	for v := uint64(2); v <= 4; v++ {
+		apply("f1", v)
+		apply("f2", v)
+	}
+	prepared := preparedOn(t, s)
+	count := func(table string) (n int) {
+		for _, text := range prepared {
+			if text == applySQL(tableIdent(table)) {
+				n++
+			}
+		}
+		return n
+	}
+	if count("f1") != 1 || count("f2") != 0 {
+		t.Fatalf("statements of the writes prepared: %d of f1's (want 1), %d of f2's (want 0)", count("f1"), count("f2"))
+	}
+}
+
+// lockedRow opens a store of one connection (on dsn) with table made and its row
+// "k" at version 1, locked FOR UPDATE by another session's transaction
+// (rolled back when the test ends, if the test has not).
+func lockedRow(t *testing.T, table string) (*Store, string, pgx.Tx) {
+	t.Helper()
+	dsn, _ := freshDSNs(t, 0)
+	s := openFresh(t, false, func(o *Options) { o.DSN, o.MaxConns = dsn, 1 })
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, table); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, dsn, `INSERT INTO `+tableIdent(table)+` (key, value, version, deleted) VALUES ('k', 'v', 1, false)`)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(context.Background()) })
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM `+tableIdent(table)+` WHERE key = 'k' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	return s, dsn, tx
 }

@@ -187,9 +187,25 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 	if err := s.ddl(qctx, migrateSQL); err != nil {
 		return s.classify(ctx, err)
 	}
+	s.warnIfNotDurable(qctx)
 	vctx, vcancel := s.withTimeout(ctx)
 	defer vcancel()
 	return s.checkReplicasAtOpen(vctx)
+}
+
+// warnIfNotDurable names, at Open, a primary that acknowledges commits
+// before they are on disk: fsync off on the server, or synchronous_commit
+// off in wail's sessions (newPool sets it on; a pooler that drops startup
+// parameters leaves the server's). A read then sees a write that a crash
+// of the database can lose, and an event can carry a version the store
+// no longer has. A failed check says nothing: Open goes on.
+func (s *Store) warnIfNotDurable(ctx context.Context) {
+	var fsync, syncCommit string
+	err := s.primary.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &syncCommit)
+	if err == nil && (fsync != "on" || syncCommit == "off") {
+		s.log.Warn("postgres: reads may see commits that are not durable yet; set fsync=on on the server, and synchronous_commit to on for wail's sessions (behind a pooler: for its role or database)",
+			"fsync", fsync, "synchronous_commit", syncCommit)
+	}
 }
 
 // newPool makes the pool of the primary (replica < 0) or of replica
