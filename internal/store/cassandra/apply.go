@@ -161,10 +161,12 @@ const writeTries = 3
 // deadline. It returns the context to send it under: one that ends the
 // bound before ctx's deadline, so that an INSERT delayed after this check
 // (a prepare round trip on a node that has not prepared the statement, a
-// re-prepare after UNPREPARED, a slow connection) is not sent later than
-// that; a query that reaches its end after going out has an unknown
-// outcome, as one that reaches ctx's. Without a deadline there is nothing
-// to bound.
+// re-prepare after UNPREPARED, a wait for the connection's writer) is not
+// sent later than that; a query that reaches its end after going out has
+// an unknown outcome, as one that reaches ctx's. The driver stops checking
+// once it hands the frame to the socket: bytes that wait in a full socket
+// buffer reach the coordinator later, which counts the bound from then
+// (DESIGN.md). Without a deadline there is nothing to bound.
 func (s *Store) sendable(ctx context.Context, now time.Time) (context.Context, context.CancelFunc, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {

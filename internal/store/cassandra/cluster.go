@@ -83,28 +83,43 @@ func (s *Store) askNode(ctx context.Context, h *gocql.HostInfo, n *Node) {
 		return
 	}
 	n.Answered, n.SchemaVersion = true, schema.String()
-	iter := s.session.Query("SELECT name, value FROM system_views.settings WHERE name IN ('commitlog_sync', 'write_request_timeout', " +
-		"'native_transport_max_frame_size', 'native_transport_max_frame_size_in_mb', 'max_mutation_size', 'max_mutation_size_in_kb')").
-		WithContext(qctx).Consistency(gocql.One).Iter()
+	iter := s.session.Query(settingsStmt).WithContext(qctx).Consistency(gocql.One).Iter()
 	var name, value string
 	for iter.Scan(&name, &value) {
-		if sizeSetting(n, name, value) {
-			continue
-		}
-		switch name {
-		case "commitlog_sync":
-			n.CommitlogSync = value
-		case "write_request_timeout":
-			d, err := parseCassandraDuration(value)
-			if err != nil {
-				n.Err = fmt.Errorf("write_request_timeout %q: %w", value, err)
-				continue
-			}
-			n.WriteRequestTimeout = d
-		}
+		nodeSetting(n, name, value)
 	}
 	if err := iter.Close(); err != nil {
 		n.Err = fmt.Errorf("system_views.settings: %w", s.classify(ctx, err))
+	}
+}
+
+// settingsStmt reads the settings of one node that wail depends on
+// (nodeSetting), under the names of Cassandra 4.1 and later (with units)
+// and of 4.0 (write_request_timeout_in_ms, max_mutation_size_in_kb, ...),
+// which the later releases list too.
+const settingsStmt = "SELECT name, value FROM system_views.settings WHERE name IN ('commitlog_sync', 'write_request_timeout', " +
+	"'write_request_timeout_in_ms', 'native_transport_max_frame_size', 'native_transport_max_frame_size_in_mb', 'max_mutation_size', " +
+	"'max_mutation_size_in_kb')"
+
+// nodeSetting records setting name of node n, a row of settingsStmt; of
+// a setting told under both names, the one with units wins.
+func nodeSetting(n *Node, name, value string) {
+	if sizeSetting(n, name, value) {
+		return
+	}
+	switch name {
+	case "commitlog_sync":
+		n.CommitlogSync = value
+	case "write_request_timeout", "write_request_timeout_in_ms":
+		if name != "write_request_timeout" && n.WriteRequestTimeout > 0 {
+			return
+		}
+		d, err := parseCassandraDuration(value) // a number alone: milliseconds
+		if err != nil {
+			n.Err = fmt.Errorf("%s %q: %w", name, value, err)
+			return
+		}
+		n.WriteRequestTimeout = d
 	}
 }
 

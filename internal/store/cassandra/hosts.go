@@ -74,14 +74,25 @@ func (p *hostPolicy) known() []*gocql.HostInfo {
 // checkLocalDC refuses a local data center that none of the nodes the
 // driver may use is in (a typo in local_dc, or coordinators all in another
 // data center): requests go to its nodes only, so every one would fail "no
-// hosts available", which reads as an outage to wait out.
-func (p *hostPolicy) checkLocalDC() error {
+// hosts available", which reads as an outage to wait out. probed: local_dc
+// was not configured, the data center is the one a contact point named.
+// With local_dc probed, the nodes must be in one data center: the probe
+// asks whichever contact point the driver picks, at random, so processes
+// of one configuration would take different data centers, and LOCAL_*
+// writes and reads would count different replicas.
+func (p *hostPolicy) checkLocalDC(probed bool) error {
 	dcs := map[string]bool{}
+	found := false
 	for _, h := range p.known() {
-		if h.DataCenter() == p.localDC {
-			return nil
-		}
+		found = found || h.DataCenter() == p.localDC
 		dcs[h.DataCenter()] = true
+	}
+	switch {
+	case found && probed && len(dcs) > 1:
+		return fmt.Errorf("local_dc is not set and the nodes it may use are in %s: set local_dc to this process's data center "+
+			"(without it, each process would take the data center of the contact point that answered first)", strings.Join(slices.Sorted(maps.Keys(dcs)), ", "))
+	case found:
+		return nil
 	}
 	return fmt.Errorf("no node is in data center %q (local_dc), the only one requests go to: the nodes it may use (coordinators, when set) are in %s; "+
 		"set local_dc to this process's data center", p.localDC, strings.Join(slices.Sorted(maps.Keys(dcs)), ", "))

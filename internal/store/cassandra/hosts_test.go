@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -57,5 +58,31 @@ func TestRequestsStayInTheLocalDC(t *testing.T) {
 	}
 	if len(p.known()) != 3 {
 		t.Fatalf("known %d nodes, want every node of every data center (Nodes, limits)", len(p.known()))
+	}
+}
+
+// TestProbedLocalDCNeedsOneDC: with local_dc empty, the data center is the
+// one of the contact point that answers the probe first, which the driver
+// picks at random (12 Opens of the test cluster were answered by all three
+// nodes): with nodes in several data centers, processes of one
+// configuration, or one process from one start to the next, would take
+// different data centers, and their LOCAL_QUORUM writes and reads count
+// different replicas, so a resolver could miss acknowledged writes (the
+// overlap Open checks holds within one data center). Open refuses it,
+// naming the data centers; one data center, or local_dc set, is fine.
+func TestProbedLocalDCNeedsOneDC(t *testing.T) {
+	p := newHostPolicy("dc1")
+	p.HostSelectionPolicy = gocql.DCAwareRoundRobinPolicy("dc1")
+	p.AddHost(hostIn("10.0.0.1", "dc1"))
+	if err := p.checkLocalDC(true); err != nil {
+		t.Fatalf("one data center, probed: %v", err)
+	}
+	p.AddHost(hostIn("10.0.1.1", "dc2"))
+	if err := p.checkLocalDC(false); err != nil {
+		t.Fatalf("two data centers, local_dc set: %v", err)
+	}
+	err := p.checkLocalDC(true)
+	if err == nil || !strings.Contains(err.Error(), "local_dc") || !strings.Contains(err.Error(), "dc1, dc2") {
+		t.Fatalf("two data centers, local_dc probed: %v; want a refusal naming local_dc and both data centers", err)
 	}
 }

@@ -28,3 +28,15 @@ func TestOpenRefusesAnUnknownLocalDC(t *testing.T) {
 		t.Fatalf("Open: %v; want an error naming local_dc %q and the cluster's data center %s, not unavailable", err, "dc-typo", cassandratest.DC())
 	}
 }
+
+// TestOpenProbesTheLocalDC: local_dc empty on a cluster of one data
+// center takes that data center (TestProbedLocalDCNeedsOneDC: refused
+// with several).
+func TestOpenProbesTheLocalDC(t *testing.T) {
+	opts := testOptions(t)
+	opts.LocalDC = ""
+	s := openTest(t, opts)
+	if s.localDC != cassandratest.DC() {
+		t.Fatalf("local data center %q, want %q", s.localDC, cassandratest.DC())
+	}
+}

@@ -114,7 +114,8 @@ type Options struct {
 	Replication Replication
 	// LocalDC is this process's data center: requests go to its nodes and
 	// LOCAL_* levels count its replicas. Empty: the data center of the
-	// first contact point that answers.
+	// first contact point that answers; Open refuses it when the nodes it
+	// may use are in several (the driver picks the contact point at random).
 	LocalDC string
 	// Write is the consistency of writes; zero (ANY, which is refused)
 	// means LOCAL_QUORUM. TableWrite overrides it per wail table.
@@ -264,7 +265,8 @@ func newStore(opts Options) (*Store, error) {
 }
 
 func (s *Store) connect(ctx context.Context, opts Options) error {
-	if s.localDC == "" {
+	probed := s.localDC == ""
+	if probed {
 		dc, err := s.probeDC(opts)
 		if err != nil {
 			return err
@@ -282,7 +284,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		return fmt.Errorf("%w: hosts %v: %w", store.ErrUnavailable, opts.Hosts, err)
 	}
 	s.session = session
-	if err := s.policy.checkLocalDC(); err != nil {
+	if err := s.policy.checkLocalDC(probed); err != nil {
 		return err
 	}
 	if err := s.prepareKeyspace(ctx); err != nil {
@@ -470,10 +472,23 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
-	s.bgCancel()
-	s.bg.Wait()
+	s.stopBackground()
 	s.session.Close()
 	return nil
+}
+
+// stopBackground ends the store's background work, once closed is set,
+// and waits for it. A refresh of the limits checks closed and joins bg
+// under the limits' lock: once that lock was held here, every later one
+// sees closed, and no Add runs beside the Wait (a misuse of the
+// WaitGroup), nor does a refresh start once Close returned
+// (TestNoRefreshAfterClose).
+func (s *Store) stopBackground() {
+	s.limits.mu.Lock()
+	//lint:ignore SA2001 the empty section is the point: a barrier
+	s.limits.mu.Unlock()
+	s.bgCancel()
+	s.bg.Wait()
 }
 
 func (s *Store) checkOpen() error {

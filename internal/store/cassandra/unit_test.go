@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -533,6 +536,91 @@ func TestWriteBoundFollowsTheCluster(t *testing.T) {
 		cancel()
 		if sent := err == nil; sent != st.sent {
 			t.Fatalf("%s: %s left: sent=%v (%v), want %v", st.name, st.left, sent, err, st.sent)
+		}
+	}
+}
+
+// TestWriteRequestTimeoutOfEveryRelease: a node's write_request_timeout
+// is read under either name its release gives it in
+// system_views.settings: write_request_timeout (4.1 and later, with its
+// unit; these also list the old name) and write_request_timeout_in_ms
+// (4.0, in milliseconds, the only one it has), whichever row comes first,
+// the one with the unit winning. A 4.0 node's was never read: the bound
+// of a write stayed Cassandra's default (2s) or the configured one,
+// whatever the cluster's, so a 4.0 cluster with write_request_timeout_in_ms
+// 5000 could apply writes sent with 2s left up to 3s after their deadline.
+func TestWriteRequestTimeoutOfEveryRelease(t *testing.T) {
+	t.Parallel()
+	if !strings.Contains(settingsStmt, "'write_request_timeout_in_ms'") {
+		t.Errorf("the settings read do not ask for write_request_timeout_in_ms: %s", settingsStmt)
+	}
+	for _, tc := range []struct {
+		name string
+		rows [][2]string
+		want time.Duration
+	}{
+		{"4.0", [][2]string{{"write_request_timeout_in_ms", "5000"}}, 5 * time.Second},
+		{"4.1 and later", [][2]string{{"write_request_timeout", "500ms"}, {"write_request_timeout_in_ms", "500"}}, 500 * time.Millisecond},
+		{"4.1 and later, rows the other way", [][2]string{{"write_request_timeout_in_ms", "500"}, {"write_request_timeout", "1500ms"}}, 1500 * time.Millisecond},
+		{"the unit's row wins", [][2]string{{"write_request_timeout", "2s"}, {"write_request_timeout_in_ms", "1999"}}, 2 * time.Second},
+	} {
+		var n Node
+		for _, r := range tc.rows {
+			nodeSetting(&n, r[0], r[1])
+		}
+		if n.WriteRequestTimeout != tc.want || n.Err != nil {
+			t.Errorf("%s: write_request_timeout %s (%v), want %s", tc.name, n.WriteRequestTimeout, n.Err, tc.want)
+		}
+	}
+	var n Node
+	if nodeSetting(&n, "write_request_timeout_in_ms", "soon"); n.Err == nil || n.WriteRequestTimeout != 0 {
+		t.Errorf("a timeout that is not one: %s, %v", n.WriteRequestTimeout, n.Err)
+	}
+}
+
+// TestNoRefreshAfterClose: a refresh of the limits asked by a write that
+// ran beside Close (it saw the store open) either ended before Close
+// returned or never started: the store's background work ends with Close.
+// Before, its Add could run beside Close's Wait (the race detector reports
+// the WaitGroup's misuse) and start a refresh after Close returned.
+func TestNoRefreshAfterClose(t *testing.T) {
+	t.Parallel()
+	for range 2000 {
+		var stopped atomic.Bool
+		late := make(chan struct{}, 1)
+		ctx, cancel := context.WithCancel(t.Context())
+		s := &Store{now: func() time.Time { return time.Unix(0, 0).Add(rowLimitTTL) }, bgCtx: ctx, bgCancel: cancel}
+		s.askLimits = func(context.Context) ([]Node, error) {
+			if stopped.Load() {
+				select {
+				case late <- struct{}{}:
+				default:
+				}
+			}
+			return nil, errors.New("no nodes")
+		}
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				for !s.closed.Load() {
+					s.writeBound()
+					s.limits.mu.Lock()
+					s.limits.at = time.Time{} // due again
+					s.limits.mu.Unlock()
+				}
+				s.writeBound()
+			})
+		}
+		runtime.Gosched()
+		s.closed.Store(true)
+		s.stopBackground()
+		stopped.Store(true)
+		wg.Wait()
+		s.bg.Wait()
+		select {
+		case <-late:
+			t.Fatal("a refresh of the limits started after Close returned")
+		default:
 		}
 	}
 }
