@@ -1,6 +1,11 @@
 package eventbus
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
 
 // Conditions of the event streams and consumer groups that callers
 // branch on (the API maps them to codes: package api). An error that is
@@ -30,3 +35,22 @@ func (e kindError) Unwrap() []error { return []error{e.kind, e.err} }
 
 func invalid(err error) error  { return kindError{ErrInvalid, err} }
 func notFound(err error) error { return kindError{ErrNotFound, err} }
+
+// maxQuoted bounds what an error quotes of a client's input.
+const maxQuoted = 64
+
+// quoted is s quoted (%q) for an error: only its first maxQuoted bytes
+// (cut at a character's start), then its length, when it is longer. A
+// client's megabyte of input, quoted whole, came back (and went to the
+// logs) up to 12 times over: 4 bytes a control character, twice in a
+// time's parse error (TestRefusalEchoBounded).
+func quoted(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:cut], len(s))
+}

@@ -96,7 +96,7 @@ func (s *Service) JoinGroup(ctx context.Context, table, name, member, start stri
 			return nil, err
 		}
 	default:
-		return nil, invalid(fmt.Errorf(`invalid start %q: use "beginning", "latest" or "snapshot" (where a new group starts)`, start))
+		return nil, invalid(fmt.Errorf(`invalid start %s: use "beginning", "latest" or "snapshot" (where a new group starts)`, quoted(start)))
 	}
 	return s.groups.Join(ctx, t, name, member, latest)
 }
@@ -109,6 +109,9 @@ func (s *Service) AckSnapshotEnd(table, name, member string, id uint64) error {
 	if err != nil {
 		return err
 	}
+	if err := group.ValidateName("member", member); err != nil {
+		return invalid(err)
+	}
 	return s.groups.AckSnapshotEnd(t, name, member, id)
 }
 
@@ -120,6 +123,9 @@ func (s *Service) AckGroup(ctx context.Context, table, name, member string, acks
 	t, err := s.groupTable(table, name)
 	if err != nil {
 		return nil, err
+	}
+	if err := group.ValidateName("member", member); err != nil {
+		return nil, invalid(err)
 	}
 	return s.groups.Ack(ctx, t, name, member, acks)
 }
@@ -185,9 +191,17 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	if start.Snapshot {
 		return nil, invalid(errors.New(`a group cannot be reset to "snapshot"`))
 	}
-	offsets, _, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start)
+	offsets, after, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start)
 	if err != nil {
 		return nil, err
+	}
+	if after > 0 {
+		// A group has no version filter: its members would get the events
+		// of version after or below that come later, which this start
+		// skips (TestGroupResetRefusesAnAfterVersion; they were taken).
+		return nil, invalid(fmt.Errorf("a group cannot be reset to a start that skips events of version %d or below "+
+			"(\"v<version>\", or the cursor of a stream started at one): a group has no version filter, so its members "+
+			"would get them; reset to a time, or to a cursor of a stream not started at a version", after))
 	}
 	commit := make(map[int32]int64, len(offsets))
 	for p, o := range offsets {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -45,6 +46,7 @@ type Service struct {
 	created   func(table string) int64
 	snapshots Snapshots
 	groups    *group.Groups
+	logger    *slog.Logger
 	closing   chan struct{}
 	closeOnce sync.Once
 }
@@ -70,6 +72,28 @@ func (s *Service) createdOf(table string) int64 {
 		return 0
 	}
 	return s.created(table)
+}
+
+// WithLogger sets where the service logs what an operator must act on
+// (default: slog.Default()); call it before serving.
+func (s *Service) WithLogger(l *slog.Logger) *Service {
+	s.logger = l
+	return s
+}
+
+// retentionSkipped logs that a stream of table passes offsets [from, to) of
+// partition p, which retention removed before it read them: its
+// subscriber misses those events, as a consumer group's member does (and
+// says, group.session), and as Kafka's auto.offset.reset=earliest.
+func (s *Service) retentionSkipped(table string, p int32, from, to int64) {
+	l := s.logger
+	if l == nil {
+		l = slog.Default()
+	}
+	l.Warn(fmt.Sprintf("event stream: retention removed events of partition %d before this stream read them: skipped %d offsets, "+
+		"reading on from the log's start", p, to-from),
+		"table", table, "partition", p, "from", from, "to", to,
+		"action", "keep log.event_retention above how long subscribers may stay away or fall behind")
 }
 
 // WithLimits sets the limits; call it before serving.
@@ -340,6 +364,7 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 			continue
 		}
 		// retention removed what we were about to read: go on from the start
+		s.retentionSkipped(table, p, pos, start)
 		tries = 0
 		off = start
 		if end >= 0 && off >= end {
@@ -474,13 +499,18 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 			offsets[p] = end
 		case st.Beginning:
 			offsets[p] = start
-		case cur.Offsets != nil:
-			// Below start: retention removed them; above end: the log
-			// lost its tail (Kafka unclean election, a repair) and new
-			// events take those offsets again.
-			offsets[p] = min(max(cur.Offsets[p], start), end)
-		case st.Offset >= 0:
-			offsets[p] = min(max(st.Offset, start), end)
+		case cur.Offsets != nil || st.Offset >= 0:
+			// Below start: retention removed them (logged); above end:
+			// the log lost its tail (Kafka unclean election, a repair) and
+			// new events take those offsets again.
+			o := st.Offset
+			if cur.Offsets != nil {
+				o = cur.Offsets[p]
+			}
+			if o < start {
+				s.retentionSkipped(table, int32(p), o, start)
+			}
+			offsets[p] = min(max(o, start), end)
 		default:
 			at := st.At
 			if at.IsZero() {
@@ -495,5 +525,8 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 }
 
 func unknownTable(table string) error {
+	if len(table) > maxQuoted {
+		return notFound(fmt.Errorf("table %s does not exist", quoted(table)))
+	}
 	return notFound(fmt.Errorf("table %q does not exist: create it with `wail table create %s`", table, table))
 }

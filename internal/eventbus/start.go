@@ -48,27 +48,28 @@ func ParseStart(s string) (Start, error) {
 	case s[0] == '-':
 		d, err := time.ParseDuration(s[1:])
 		if err != nil || d <= 0 {
-			return Start{}, fmt.Errorf("%w: %q", ErrBadFrom, s)
+			return Start{}, fmt.Errorf("%w: %s", ErrBadFrom, quoted(s))
 		}
 		return Start{Ago: d, Offset: -1}, nil
 	case strings.ContainsAny(s, "T:"):
 		at, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
+			if len(s) > maxQuoted { // the parse error quotes s whole
+				return Start{}, fmt.Errorf("%w: %s: not an RFC 3339 time", ErrBadFrom, quoted(s))
+			}
 			return Start{}, fmt.Errorf("%w: %q: %w", ErrBadFrom, s, err)
 		}
 		return Start{At: at, Offset: -1}, nil
 	case s[0] == '@':
 		n, err := strconv.ParseInt(s[1:], 10, 64)
 		if err != nil || n < 0 {
-			return Start{}, fmt.Errorf("%w: %q", ErrBadFrom, s)
+			return Start{}, fmt.Errorf("%w: %s", ErrBadFrom, quoted(s))
 		}
 		return Start{Offset: n}, nil
-	case s[0] == 'v':
-		s = s[1:]
 	}
-	n, err := strconv.ParseUint(s, 10, 64)
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "v"), 10, 64)
 	if err != nil {
-		return Start{}, fmt.Errorf("%w: %q", ErrBadFrom, s)
+		return Start{}, fmt.Errorf("%w: %s", ErrBadFrom, quoted(s))
 	}
 	return Start{AfterVersion: n, Offset: -1}, nil
 }

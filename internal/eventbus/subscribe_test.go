@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/logbuf"
 	"github.com/wail-cdc/wail/internal/readahead"
 )
 
@@ -32,6 +34,8 @@ type streams struct {
 	// shutdown).
 	open     func() int
 	closeAll func()
+	// logs is what the service logged.
+	logs *logbuf.Buffer
 }
 
 // newStreams serves a Service with limits l on a memLog whose table "t"
@@ -45,12 +49,13 @@ func newStreams(t *testing.T, n int32, l Limits) *streams {
 func newStreamsAPI(t *testing.T, n int32, l Limits, al APILimits) *streams {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	st := &streams{ctx: ctx, log: newMemLog()}
+	st := &streams{ctx: ctx, log: newMemLog(), logs: &logbuf.Buffer{}}
 	st.bus = New(st.log)
 	if err := st.bus.CreateTable(ctx, "t", n, 0); err != nil {
 		t.Fatal(err)
 	}
-	st.svc = NewService(st.bus, func(table string) (int32, bool) { return n, table == "t" }).WithLimits(l)
+	st.svc = NewService(st.bus, func(table string) (int32, bool) { return n, table == "t" }).WithLimits(l).
+		WithLogger(slog.New(slog.NewTextHandler(st.logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	mux := http.NewServeMux()
 	st.open, st.closeAll = serveEvents(mux, st.svc, al)
 	srv := httptest.NewServer(mux)
@@ -218,6 +223,13 @@ func TestSubscribeStart(t *testing.T) {
 			if got.Offset != tc.first || got.Event.Version != tc.vers || got.Partition != 0 {
 				t.Errorf("first event at %d (version %d), want %d (version %d)", got.Offset, got.Event.Version, tc.first, tc.vers)
 			}
+			// A start below the log's start skips what retention removed:
+			// the operator is told, with how many offsets (TestSubscribeStart
+			// "@0"; "beginning" asks for whatever is there).
+			const skipped = "retention removed events of partition 0 before this stream read them: skipped 2 offsets"
+			if logs := st.logs.String(); strings.Contains(logs, skipped) != (tc.from == "@0") {
+				t.Errorf("from %s: the log says %q; want the skip named only for @0", tc.from, logs)
+			}
 			log.mu.Lock()
 			asked := log.askedTime
 			log.mu.Unlock()
@@ -229,7 +241,8 @@ func TestSubscribeStart(t *testing.T) {
 }
 
 // TestSubscribeRetention: when retention removes the records a stream is
-// about to read, it goes on from the partition's new start.
+// about to read, it goes on from the partition's new start, and says what
+// it skipped.
 func TestSubscribeRetention(t *testing.T) {
 	t.Parallel()
 	st := newStreams(t, 1, Limits{})
@@ -246,6 +259,9 @@ func TestSubscribeRetention(t *testing.T) {
 	got := receive(t, s, 2)
 	if got[0].Offset != 4 || got[0].Event.Version != 5 || got[1].Offset != 5 {
 		t.Fatalf("after retention: offsets %d, %d; want 4, 5", got[0].Offset, got[1].Offset)
+	}
+	if logs := st.logs.String(); !strings.Contains(logs, "skipped 4 offsets") {
+		t.Errorf("the skip past retention is not logged with its offsets: %q", logs)
 	}
 	if n := log.openReaders(); n != 1 {
 		t.Errorf("%d readers open, want 1 (the one past retention)", n)

@@ -44,10 +44,17 @@ const registryTopic = "wail.groups"
 
 var groupName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
 
+// maxName is the length of the longest name groupName takes.
+const maxName = 128
+
 // ValidateName accepts 1-128 letters, digits, '.', '_' and '-', starting
 // with a letter or digit (also used for member ids).
 func ValidateName(what, name string) error {
 	if !groupName.MatchString(name) {
+		if len(name) > 2*maxName { // quoted whole, a client's megabyte came back 4 times over
+			return fmt.Errorf("invalid %s %.*q... (%d bytes): use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+				what, maxName, name, len(name))
+		}
 		return fmt.Errorf("invalid %s %q: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit", what, name)
 	}
 	return nil
@@ -110,6 +117,8 @@ type Groups struct {
 	// refreshEvery: how old the last commit of a position held here may
 	// get before it is committed again (refresh.go; 0: never).
 	refreshEvery atomic.Int64
+	// refreshSet wakes the refresh loop when refreshEvery changes.
+	refreshSet chan struct{}
 }
 
 // WithoutAckLease keeps members however long they hold events
@@ -148,7 +157,7 @@ func (g *Groups) WithReadAhead(max int64, pool *readahead.Pool) *Groups {
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
 	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, keys: map[[2]string]chan struct{}{}, epochs: map[[2]string]uint64{},
-		epochBase: uint64(max(time.Now().UnixMicro(), 0)), stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		epochBase: uint64(max(time.Now().UnixMicro(), 0)), stop: make(chan struct{}), kick: make(chan struct{}, 1), refreshSet: make(chan struct{}, 1),
 		snaps: map[[2]string]*snapLocal{}, logger: slog.Default()}
 	if f, ok := log.(intentlog.PartitionFencer); ok {
 		g.fencer = f

@@ -40,6 +40,10 @@ const DefaultCommitRefresh = time.Hour
 // (0: never; default DefaultCommitRefresh). Call it before members join.
 func (g *Groups) WithCommitRefresh(every time.Duration) *Groups {
 	g.refreshEvery.Store(int64(max(every, 0)))
+	select {
+	case g.refreshSet <- struct{}{}: // the loop's timer follows it
+	default:
+	}
 	return g
 }
 
@@ -75,6 +79,12 @@ func (g *Groups) refreshLoop() {
 		case <-g.stop:
 			t.Stop()
 			return
+		case <-g.refreshSet:
+			// Set after the loop started (the server sets it after
+			// New): the timer taken from the default (a minute's tick)
+			// is dropped (TestCommitRefreshKafka).
+			t.Stop()
+			continue
 		case <-t.C:
 		}
 		if every <= 0 {

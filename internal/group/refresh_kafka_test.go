@@ -28,8 +28,15 @@ func TestCommitRefreshKafka(t *testing.T) {
 				return nil, nil, false
 			})
 			r.write(t, 5)
-			G := r.groups(shared)(nil).WithCommitRefresh(50 * time.Millisecond)
+			G := r.groups(shared)(nil)
 			defer G.Close()
+			// Set once the refresh loop is waiting on its first timer,
+			// taken from the default (an hour: a minute's tick), as it can
+			// be when the server sets it after New: the loop takes the new
+			// interval at once (it slept out that minute, and this test
+			// timed out in CI).
+			time.Sleep(50 * time.Millisecond)
+			G.WithCommitRefresh(50 * time.Millisecond)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			s, err := G.Join(ctx, r.tb, "g", "a", true)

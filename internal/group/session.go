@@ -494,7 +494,7 @@ func (s *Session) outOfRange(ctx context.Context, topic string, p int32, pos int
 		s.gr.g.logger.Warn(fmt.Sprintf("consumer group: retention removed events of partition %d before the group read them: skipped %d offsets, "+
 			"reading on from the log's start", p, start-pos),
 			"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", p, "from", pos, "to", start,
-			"action", "keep log.retention above how long the group's members may stay away or fall behind")
+			"action", "keep log.event_retention above how long the group's members may stay away or fall behind")
 		return start, nil
 	case tries >= outOfRangeTries:
 		return 0, fmt.Errorf("read %s/%d at %d: answered out of range %d times in a row, within the log's bounds [%d, %d]: %w",
