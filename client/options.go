@@ -59,7 +59,8 @@ const (
 // Options say how to reach a server.
 type Options struct {
 	// Addr is "host:port" or a URL (http:// or https://). Without a scheme
-	// it is https when a CA or client certificate is given, else http.
+	// it is https when a CA or client certificate is given, else http; a
+	// host alone (no port, no scheme) is refused, not taken as port 80.
 	// Empty: DefaultAddr.
 	Addr string
 	// CAFile is a PEM file of the CA(s) that signed the server's
@@ -171,6 +172,10 @@ func (o Options) BaseURL() (string, error) {
 		addr = DefaultAddr
 	}
 	if !strings.Contains(addr, "://") {
+		if _, _, err := net.SplitHostPort(strings.TrimSuffix(addr, "/")); err != nil && !strings.Contains(addr, "/") {
+			// neither host:port nor a URL: http's port 80 is not wail's
+			return "", fmt.Errorf("address %q has no port: give host:port (%s:7070) or a URL (http://%[2]s)", addr, addr)
+		}
 		scheme := "http://"
 		if o.tlsWanted() {
 			scheme = "https://"

@@ -34,6 +34,11 @@ func TestBaseURL(t *testing.T) {
 		{o: client.Options{Addr: "http://h:1", CAFile: "ca.pem"}, wantErr: "plain http"},
 		{o: client.Options{Addr: "ftp://h:1"}, wantErr: "scheme must be http or https"},
 		{o: client.Options{Addr: "http://"}, wantErr: "no host"},
+		// A host without a port or a scheme (neither host:port nor a URL)
+		// went to port 80, not wail's 7070.
+		{o: client.Options{Addr: "wail-prod"}, wantErr: `address "wail-prod" has no port: give host:port (wail-prod:7070) or a URL (http://wail-prod)`},
+		{o: client.Options{Addr: "http://wail-prod"}, want: "http://wail-prod"},
+		{o: client.Options{Addr: "[::1]:7070"}, want: "http://[::1]:7070"},
 	} {
 		got, err := tc.o.BaseURL()
 		if tc.wantErr != "" {

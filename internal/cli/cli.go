@@ -15,7 +15,9 @@
 // Exit codes: 0 on success, 1 on errors (server errors print as
 // "error: <code>: <message>", a missing key of get as well), 2 on usage
 // errors, 74 when serve, proxy or resolve stopped after a storage failure
-// (server.ExitFailStop: restart it, after freeing space if the disk is full).
+// (server.ExitFailStop: restart it, after freeing space if the disk is full),
+// 130 (ExitInterrupted) when SIGINT or SIGTERM stopped a command before it
+// finished (a command that runs until then, serve or tail, exits 0).
 package cli
 
 import (
@@ -74,8 +76,17 @@ func run(ctx context.Context, e env, args []string) int {
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	cmd, err := root.ExecuteContextC(ctx)
+	var ee exitError
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) && !errors.As(err, &ee) {
+		fmt.Fprintln(e.stderr, "error: interrupted before the server answered: it may still carry the request out; check before running it again")
+		return ExitInterrupted
+	}
 	return reportError(e.stderr, cmd, err)
 }
+
+// ExitInterrupted is the exit code of a command that SIGINT or SIGTERM
+// stopped before it finished (128 + SIGINT, as shells report it).
+const ExitInterrupted = 130
 
 func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
@@ -161,6 +172,10 @@ func groupRunE(cmd *cobra.Command, args []string) error {
 	return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
 }
 
+// serverMessageLimit is how much of a server's error message reportError
+// prints.
+const serverMessageLimit = 1000
+
 // reportError prints err on w and returns the exit code.
 func reportError(w io.Writer, cmd *cobra.Command, err error) int {
 	if err == nil {
@@ -184,10 +199,20 @@ func reportError(w io.Writer, cmd *cobra.Command, err error) int {
 		}
 		return 2
 	case errors.As(err, &ce):
-		fmt.Fprintf(w, "error: %s: %s\n", ce.Code(), ce.Message())
+		// What answered may be anything: one line of printable characters,
+		// bounded, so that it cannot forge lines or drive the terminal.
+		fmt.Fprintf(w, "error: %s: %s\n", ce.Code(), oneLine(ce.Message(), serverMessageLimit))
+		if strings.HasPrefix(ce.Message(), "invalid content-type:") { // an answer, but no Connect one: a web page, another service
+			fmt.Fprintln(w, "(the answer at --addr is not a wail server's: is --addr / WAIL_ADDR the address of one?)")
+			return 1
+		}
 		switch ce.Code() {
 		case connect.CodeUnavailable:
 			fmt.Fprintln(w, "(is a wail server running at --addr / WAIL_ADDR? with TLS, give its CA: --ca / WAIL_CA)")
+		case connect.CodeDeadlineExceeded:
+			if f := flagOf(cmd, "timeout"); f != nil && errors.Is(err, context.DeadlineExceeded) { // this client's bound, not the server's
+				fmt.Fprintf(w, "(no answer within --timeout %s: is the server at --addr overloaded or stuck? a slow request needs a longer --timeout)\n", f.Value)
+			}
 		case connect.CodeUnauthenticated:
 			fmt.Fprintln(w, "(give a token of `wail token create`: WAIL_TOKEN or --token-file; or a client certificate: --cert, --key)")
 		case connect.CodeInternal:
@@ -199,4 +224,12 @@ func reportError(w io.Writer, cmd *cobra.Command, err error) int {
 	}
 	fmt.Fprintln(w, "error:", err)
 	return 1
+}
+
+// flagOf is cmd's flag name, or nil (no such flag, or no command).
+func flagOf(cmd *cobra.Command, name string) *pflag.Flag {
+	if cmd == nil {
+		return nil
+	}
+	return cmd.Flag(name)
 }

@@ -409,9 +409,15 @@ func TestGroupCommands(t *testing.T) {
 	if last[0] != "total" || last[1] != "0" {
 		t.Fatalf("lag after consuming everything: %q\n%s", last, out)
 	}
-	code, out, _ = runCLI(bg, url, "", "group", "reset", "t", "g", "--to", "beginning")
-	if code != 0 || !strings.Contains(out, "total") || strings.Contains(out, "total  0") {
-		t.Fatalf("group reset: %d\n%s", code, out)
+	code, out, errOut = runCLI(bg, url, "", "group", "reset", "t", "g", "--to", "beginning")
+	if code != 0 || !strings.Contains(out, "total") || strings.Contains(out, "total  0") || errOut != "" {
+		t.Fatalf("group reset: %d\n%s%s", code, out, errOut)
+	}
+	// A reset of a group that does not exist creates it: a typo of the
+	// name left the group meant where it was, saying nothing.
+	code, _, errOut = runCLI(bg, url, "", "group", "reset", "t", "gg", "--to", "beginning")
+	if code != 0 || !strings.Contains(errOut, "new group gg: table t had no group of that name (`wail group ls t` lists them)") {
+		t.Fatalf("group reset of a new group: %d, stderr %q; want it said new", code, errOut)
 	}
 	ctx, cancel := context.WithTimeout(bg, time.Second)
 	defer cancel()

@@ -38,6 +38,9 @@ func newClients(o client.Options) (*clients, error) {
 
 // clients returns the clients for --addr and the connection flags.
 func (g *globals) clients() (*clients, error) {
+	if g.timeout < 0 {
+		return nil, usageErrorf("--timeout %s is negative: give a bound, or 0 for none", g.timeout)
+	}
 	o, err := g.connOptions()
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			"Exits with code 1 when a check fails or the server is unhealthy.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.config(cmd)
+			cfg, err := f.config(cmd, nil)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -132,11 +133,20 @@ func newGroupResetCmd(g *globals) *cobra.Command {
 			if to == "" {
 				return usageErrorf("--to is required: beginning, latest, a cursor or a time")
 			}
+			// A reset creates a group it does not find: say so, for a typo
+			// of the name leaves the group meant where it was. (Listing
+			// takes consume permission, a reset admin: without it, no note.)
+			known, listErr := eventsCall(cmd, g, func(ctx context.Context, c wailv1connect.EventServiceClient) (*connect.Response[wailv1.ListGroupsResponse], error) {
+				return c.ListGroups(ctx, connect.NewRequest(&wailv1.ListGroupsRequest{Table: args[0]}))
+			})
 			m, err := eventsCall(cmd, g, func(ctx context.Context, c wailv1connect.EventServiceClient) (*connect.Response[wailv1.ResetGroupResponse], error) {
 				return c.ResetGroup(ctx, connect.NewRequest(&wailv1.ResetGroupRequest{Table: args[0], Group: args[1], To: to}))
 			})
 			if err != nil {
 				return err
+			}
+			if listErr == nil && !slices.Contains(known.Groups, args[1]) {
+				fmt.Fprintf(g.stderr, "new group %s: table %s had no group of that name (`wail group ls %s` lists them)\n", args[1], args[0], args[0])
 			}
 			return printGroupPartitions(g.stdout, m.Partitions)
 		},

@@ -80,7 +80,9 @@ func writeCommands(b *bytes.Buffer) {
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	b.WriteString("## Commands\n\n" +
-		"Exit codes: 0 on success, 1 on errors, 2 on a wrong command line. Client commands talk\n" +
+		"Exit codes: 0 on success, 1 on errors, 2 on a wrong command line, 74 when serve, proxy or\n" +
+		"resolve stopped after a storage failure (restart it), 130 when Ctrl-C or SIGTERM stopped a\n" +
+		"command before it finished (serve and tail exit 0 then). Client commands talk\n" +
 		"to the server at `--addr` (default `127.0.0.1:7070`, or `WAIL_ADDR`; http, or https with\n" +
 		"`--ca`, `--cert` and `--key`), with the bearer token of `WAIL_TOKEN` or `--token-file`.\n\n")
 	var walk func(c *cobra.Command)
@@ -163,7 +165,8 @@ func writeConfig(t *testing.T, b *bytes.Buffer) (undocumented []string) {
 	docs := fieldDocs(t, "../config")
 	b.WriteString("## Configuration keys\n\n" +
 		"YAML (`wail serve --config FILE`); every key has the default shown, and a file names\n" +
-		"only what it changes. Unknown keys are errors. Durations need a unit (`0s`, `500ms`,\n" +
+		"only what it changes. Unknown keys are errors (naming the key likely meant), and so is a\n" +
+		"key without a value (remove the line to keep the default). Durations need a unit (`0s`, `500ms`,\n" +
 		"`2m`). `tables[]` entries take `table_defaults` for what they leave out.\n\n" +
 		"| key | default | |\n|---|---|---|\n")
 	walkConfig(b, docs, reflect.TypeOf(config.Config{}), reflect.ValueOf(config.Default()), "Config", "", &undocumented)

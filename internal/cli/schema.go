@@ -62,9 +62,12 @@ func registryError(err error) error {
 	if !errors.As(err, &re) {
 		return err
 	}
-	msg := re.Message
-	if msg == "" { // not a Confluent error body: the API's 401, 403 or 429
-		msg = strings.TrimSpace(string(re.Raw))
+	// Printable (its details get a line each below); without a Confluent
+	// error body (the API's 401, 403 or 429, or whatever answered), the
+	// body itself.
+	msg := oneLine(re.Message, 0)
+	if re.Message == "" {
+		msg = oneLine(string(re.Raw), serverMessageLimit)
 	}
 	if i := strings.Index(msg, "details: ["); i >= 0 && strings.HasSuffix(msg, "]") {
 		msg = msg[:i] + "details:\n  " + strings.Join(splitReasons(msg[i+len("details: ["):len(msg)-1]), "\n  ")

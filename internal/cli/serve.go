@@ -37,7 +37,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			"--config (YAML over the defaults); the flags below override it when given.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.config(cmd)
+			cfg, err := f.config(cmd, nil)
 			if err != nil {
 				return err
 			}
@@ -70,11 +70,10 @@ func newRoleCmd(g *globals, use, short string, r role, apply func(*config.Config
 			"resolver.group, each with its own --resolver-id.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.config(cmd)
+			cfg, err := f.config(cmd, apply)
 			if err != nil {
 				return err
 			}
-			apply(&cfg)
 			return serve(cmd, g, cfg)
 		},
 	}
@@ -107,9 +106,11 @@ func (f *serveFlags) register(cmd *cobra.Command, r role) {
 	}
 }
 
-// config loads the file and applies the flags that were set.
-func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
-	cfg, err := config.Load(f.configFile)
+// config reads the file, applies the flags that were set and then role
+// (when not nil: what wail proxy or resolve turns off), and validates the
+// result: a flag may give what the file leaves out (a DSN, brokers).
+func (f *serveFlags) config(cmd *cobra.Command, role func(*config.Config)) (config.Config, error) {
+	cfg, err := config.Read(f.configFile)
 	if err != nil {
 		return cfg, err
 	}
@@ -145,7 +146,13 @@ func (f *serveFlags) config(cmd *cobra.Command) (config.Config, error) {
 		cfg.Log.Kafka.Brokers = f.brokers
 	}
 	f.security.apply(fl, &cfg)
+	if role != nil {
+		role(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
+		if f.configFile != "" {
+			return cfg, fmt.Errorf("config %s: %w", f.configFile, err)
+		}
 		return cfg, fmt.Errorf("invalid settings: %w", err)
 	}
 	return cfg, nil

@@ -17,7 +17,7 @@ type Cassandra struct {
 	Keyspace string `yaml:"keyspace"`
 	// LocalDC is this process's data center (requests go to its nodes,
 	// LOCAL_* levels count its replicas); empty: the data center of the
-	// first host that answers.
+	// first host that answers, refused when the nodes are in several.
 	LocalDC string `yaml:"local_dc"`
 	// Replication of the keyspace when wail creates it, as in CQL:
 	// {class: NetworkTopologyStrategy, dc1: 3}. Empty: 3 replicas in the

@@ -2,7 +2,8 @@
 // validation with messages that say which setting is wrong and why.
 //
 // Every field has a default; a YAML file only names what it changes. Unknown
-// keys are errors, so a typo never silently falls back to a default.
+// keys are errors (keys.go names the key likely meant), and so are keys
+// without a value, so a typo never silently falls back to a default.
 package config
 
 import (
@@ -12,12 +13,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/intent"
 )
 
 // Config is the whole configuration of a wail process.
@@ -182,7 +185,7 @@ func (l Log) validateRetention() []error {
 
 // Kafka configures the Kafka log.
 type Kafka struct {
-	// Brokers are the bootstrap brokers, host:port.
+	// Brokers are the bootstrap brokers, host:port (log.kind kafka only).
 	Brokers []string `yaml:"brokers"`
 	// ClientID is the client id wail's Kafka clients send (broker logs,
 	// quotas).
@@ -202,7 +205,7 @@ type Kafka struct {
 	// and the max.message.bytes of the topics wail creates (topics that
 	// exist keep theirs: wail reads it and refuses larger records with
 	// ResourceExhausted). It bounds a value and its event: keep
-	// limits.max_value_bytes below it.
+	// limits.max_key_bytes plus limits.max_value_bytes below it (checked).
 	MaxMessageBytes int32 `yaml:"max_message_bytes"`
 	// RetentionCheck is how often the retention of every table's intent
 	// and event topics is read again (wail does not alter an existing
@@ -241,6 +244,14 @@ const (
 	maxKafkaMessageBytes = 1 << 30
 )
 
+// The most of store.max_conns (a pool takes it as an int32; no database
+// serves more) and of resolver.concurrency (as many reads run at once, on
+// as many goroutines).
+const (
+	maxConns       = 10000
+	maxConcurrency = 10000
+)
+
 // Log kinds.
 const (
 	LogEmbedded = "embedded"
@@ -270,7 +281,7 @@ type Store struct {
 	// ReplicaDSNs are read replicas, read first (cheapest level first); the
 	// resolver escalates to the primary when they are behind.
 	ReplicaDSNs []string `yaml:"replica_dsns"`
-	// MaxConns sizes each connection pool.
+	// MaxConns sizes each connection pool (1..10000).
 	MaxConns int `yaml:"max_conns"`
 	// QueryTimeout bounds every query; postgres and mysql also bound each
 	// statement's run and lock waits inside the database by it, less a
@@ -299,8 +310,9 @@ type Resolver struct {
 	// Enabled runs the resolver; false for a proxy-only process (wail
 	// proxy).
 	Enabled bool `yaml:"enabled"`
-	// Concurrency bounds the reads in flight across all partitions. Local
-	// stores want few (reads take microseconds), remote ones more.
+	// Concurrency bounds the reads in flight across all partitions
+	// (1..10000). Local stores want few (reads take microseconds), remote
+	// ones more.
 	Concurrency int `yaml:"concurrency"`
 	// FirstReadDelay holds the first read of an intent until this long after
 	// it was created, since the proxy writes the store only after logging it.
@@ -467,13 +479,37 @@ func defaults() Config {
 // Load reads a YAML file over the defaults and validates the result. An
 // empty path returns the defaults.
 func Load(path string) (Config, error) {
+	c, err := Read(path)
+	if err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		if path == "" {
+			return c, err
+		}
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Read reads a YAML file over the defaults without validating the result,
+// for a caller that changes it further (the flags of wail serve) and then
+// validates it (Validate). An empty path returns the defaults.
+func Read(path string) (Config, error) {
 	c := Default()
 	if path == "" {
-		return c, c.Validate()
+		return c, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("config: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if errs := checkKeys(&doc); len(errs) > 0 {
+		return c, fmt.Errorf("config %s: %w", path, errors.Join(errs...))
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -493,9 +529,6 @@ func Load(path string) (Config, error) {
 	case len(more.Content) > 0 && more.Content[0].Tag != "!!null": // an empty document is no setting
 		return c, fmt.Errorf("config %s: line %d: a second YAML document (---): put every setting in one document", path, more.Content[0].Line)
 	}
-	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("config %s: %w", path, err)
-	}
 	return c, nil
 }
 
@@ -508,9 +541,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	check(c.DataDir != "", "data_dir must not be empty")
+	errs = append(errs, c.checkPaths()...)
 	check(c.Listen != "", "listen must not be empty")
 	if c.Listen != "" {
-		_, _, err := net.SplitHostPort(c.Listen)
+		err := checkListen(c.Listen)
 		check(err == nil, "listen %q: %v (host:port, e.g. 127.0.0.1:7070)", c.Listen, err)
 	}
 	check(c.ProxyID <= 1023, "proxy_id %d out of range 0..1023", c.ProxyID)
@@ -522,7 +556,7 @@ func (c *Config) Validate() error {
 	check(c.Proxy.WritesInFlight >= 1 && c.Proxy.WritesInFlight <= 1024, "proxy.writes_in_flight %d out of range 1..1024", c.Proxy.WritesInFlight)
 	check(c.Proxy.MaxMergeBytes >= 1<<20 && c.Proxy.MaxMergeBytes <= 512<<20, "proxy.max_merge_bytes %d out of range %d..%d", c.Proxy.MaxMergeBytes, 1<<20, 512<<20)
 	check(c.Proxy.Enabled || c.Resolver.Enabled, "proxy.enabled and resolver.enabled are both false: nothing to run")
-	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= 64<<10, "limits.max_key_bytes %d out of range 1..65536", c.Limits.MaxKeyBytes)
+	check(c.Limits.MaxKeyBytes > 0 && c.Limits.MaxKeyBytes <= intent.MaxKeyBytes, "limits.max_key_bytes %d out of range 1..%d", c.Limits.MaxKeyBytes, intent.MaxKeyBytes)
 	check(c.Store.Kind != StoreMySQL || c.Limits.MaxKeyBytes <= MySQLMaxKeyBytes,
 		"limits.max_key_bytes %d: store.kind mysql keeps keys of at most %d bytes (its key column is VARBINARY(%[2]d); a longer key would be refused, or cut short and never found)",
 		c.Limits.MaxKeyBytes, MySQLMaxKeyBytes)
@@ -545,8 +579,14 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateConsole()...)
 	errs = append(errs, c.validateMemory()...)
 	errs = append(errs, c.Log.validate()...)
+	if m := int64(c.Log.Kafka.MaxMessageBytes); c.Log.Kind == LogKafka && m >= minKafkaMessageBytes &&
+		int64(c.Limits.MaxKeyBytes)+int64(c.Limits.MaxValueBytes) >= m {
+		errs = append(errs, fmt.Errorf("limits.max_key_bytes %d + limits.max_value_bytes %d do not fit log.kafka.max_message_bytes %d: "+
+			"the log would refuse the largest writes the API takes; lower limits.max_value_bytes or raise log.kafka.max_message_bytes",
+			c.Limits.MaxKeyBytes, c.Limits.MaxValueBytes, m))
+	}
 	r := c.Resolver
-	check(r.Concurrency > 0, "resolver.concurrency must be positive")
+	check(r.Concurrency >= 1 && r.Concurrency <= maxConcurrency, "resolver.concurrency %d out of range 1..%d", r.Concurrency, maxConcurrency)
 	check(r.FirstReadDelay >= 0 && r.FirstReadDelay <= time.Second, "resolver.first_read_delay %s out of range 0..1s", r.FirstReadDelay)
 	check(r.BackoffMin > 0 && r.BackoffMax >= r.BackoffMin, "resolver.backoff_min must be positive and <= backoff_max")
 	check(r.DedupeHorizon >= time.Second, "resolver.dedupe_horizon must be at least 1s")
@@ -641,6 +681,9 @@ func (l Log) validate() []error {
 	var errs []error
 	switch l.Kind {
 	case LogEmbedded:
+		if len(l.Kafka.Brokers) > 0 {
+			errs = append(errs, fmt.Errorf("log.kafka.brokers needs log.kind kafka (log.kind is %s: the log would stay in data_dir)", l.Kind))
+		}
 	case LogKafka:
 		if len(l.Kafka.Brokers) == 0 {
 			errs = append(errs, errors.New("log.kafka.brokers is required for log.kind kafka"))
@@ -693,8 +736,8 @@ func (s Store) validate() []error {
 	if s.Kind != StoreCassandra && len(s.Cassandra.Hosts) > 0 {
 		errs = append(errs, errors.New("store.cassandra.hosts needs store.kind cassandra"))
 	}
-	if s.MaxConns < 1 {
-		errs = append(errs, errors.New("store.max_conns must be positive"))
+	if s.MaxConns < 1 || s.MaxConns > maxConns {
+		errs = append(errs, fmt.Errorf("store.max_conns %d out of range 1..%d", s.MaxConns, maxConns))
 	}
 	if s.QueryTimeout <= 0 {
 		errs = append(errs, errors.New("store.query_timeout must be positive"))
@@ -703,6 +746,28 @@ func (s Store) validate() []error {
 		errs = append(errs, fmt.Errorf("store.replica_wait %s must be at least 0s and below store.query_timeout", s.ReplicaWait))
 	}
 	return errs
+}
+
+// checkListen checks a listen address: host:port with a port of 0..65535
+// (0: any free one) or a service name.
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	switch n, err := strconv.Atoi(port); {
+	case port == "": // as 0
+		return nil
+	case strings.Trim(port, "-+0123456789") == "": // a number
+		if err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("port %s out of range 0..65535", port)
+		}
+		return nil
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("port %q: not a number nor a known service", port)
+	}
+	return nil
 }
 
 // ResolverInstance is resolver.instance_id, or its default: the host name

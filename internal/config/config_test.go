@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,24 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("%+v", c.Tables)
 			}
 		}},
-		{name: "unknown key", yaml: "lisen: x\n", wantErr: "field lisen not found"},
+		{name: "unknown key", yaml: "lisen: x\n", wantErr: "line 1: unknown key lisen (did you mean listen?)"},
+		// An unknown key in a section was named with the Go type of the
+		// section ("field writes_in_fligth not found in type struct {
+		// Enabled bool ...}"), not where it is nor what was meant.
+		{name: "unknown key of a section", yaml: "proxy:\n  writes_in_fligth: 3\n",
+			wantErr: "line 2: unknown key proxy.writes_in_fligth (did you mean proxy.writes_in_flight?)"},
+		{name: "unknown key of a table", yaml: "tables:\n  - name: orders\n    partition: 4\n",
+			wantErr: "line 3: unknown key tables[0].partition (did you mean tables[0].partitions?)"},
+		{name: "a key of another section", yaml: "max_conns: 4\n", wantErr: "line 1: unknown key max_conns (did you mean store.max_conns?)"},
+		{name: "a key in capitals", yaml: "Listen: 127.0.0.1:1\n", wantErr: "line 1: unknown key Listen (did you mean listen?)"},
+		{name: "unknown key, nothing near", yaml: "resolver:\n  zzzzzz: 1\n", wantErr: "line 2: unknown key resolver.zzzzzz (see docs/reference.md)"},
+		// A key without a value kept its default: "max_backlog:" left the
+		// backlog bound at 200000, "enabled:" left a resolver on.
+		{name: "a key without a value", yaml: "proxy:\n  max_backlog:\n", wantErr: "line 2: proxy.max_backlog has no value: give one, or remove the line to keep the default"},
+		{name: "a switch without a value", yaml: "resolver:\n  enabled:\n", wantErr: "line 2: resolver.enabled has no value"},
+		{name: "a section without settings", yaml: "security:\ntables:\n", check: func(t *testing.T, c Config) {}},
+		{name: "a section given a value", yaml: "proxy: 3\n", wantErr: "line 1: proxy takes settings (key: value lines indented below it), not a single value"},
+		{name: "a list given one value", yaml: "log:\n  kafka:\n    brokers: h:9092\n", wantErr: "line 3: log.kafka.brokers is a list: [a, b], or one \"- item\" line each"},
 		{name: "mysql key longer than its column", yaml: "store:\n  kind: mysql\n  dsn: u:p@tcp(h:3306)/d\nlimits:\n  max_key_bytes: 4097\n",
 			wantErr: "limits.max_key_bytes 4097: store.kind mysql keeps keys of at most 4096 bytes"},
 		{name: "mysql key as long as its column", yaml: "store:\n  kind: mysql\n  dsn: u:p@tcp(h:3306)/d\nlimits:\n  max_key_bytes: 4096\n",
@@ -242,6 +260,33 @@ func TestLoad(t *testing.T) {
 		// A listen address without a port was refused as reachable from
 		// other hosts, "or listen on 127.0.0.1" (which it was).
 		{name: "listen needs a port", yaml: "listen: 127.0.0.1\n", wantErr: `listen "127.0.0.1": address 127.0.0.1: missing port in address`},
+		// A pool size past int32 was cut to one (2147483648 counted as
+		// 0: the default 16), and a resolver.concurrency of a typo's extra
+		// zeros started that many goroutines at once.
+		{name: "store.max_conns past its range", yaml: "store:\n  max_conns: 2147483648\n", wantErr: "store.max_conns 2147483648 out of range 1..10000"},
+		{name: "resolver.concurrency past its range", yaml: "resolver:\n  concurrency: 100000000\n", wantErr: "resolver.concurrency 100000000 out of range 1..10000"},
+		{name: "resolver.concurrency zero", yaml: "resolver:\n  concurrency: 0\n", wantErr: "resolver.concurrency 0 out of range 1..10000"},
+		// A port past 65535 (a digit too many) loaded, and the server
+		// then failed at its start with "invalid port".
+		{name: "listen port out of range", yaml: "listen: 127.0.0.1:70700\n", wantErr: `listen "127.0.0.1:70700": port 70700 out of range 0..65535`},
+		{name: "listen port negative", yaml: "listen: 127.0.0.1:-1\n", wantErr: `listen "127.0.0.1:-1": port -1 out of range 0..65535`},
+		{name: "metrics_listen port out of range", yaml: "security:\n  metrics_listen: 127.0.0.1:99999\n", wantErr: `security.metrics_listen "127.0.0.1:99999": port 99999 out of range 0..65535`},
+		{name: "listen on any port", yaml: "listen: 127.0.0.1:0\n", check: func(t *testing.T, c Config) {}},
+		// Brokers without log.kind kafka loaded, and the process ran the
+		// embedded log in data_dir: its events never reached Kafka.
+		{name: "brokers without kafka", yaml: "log:\n  kafka:\n    brokers: [b:9092]\n", wantErr: "log.kafka.brokers needs log.kind kafka (log.kind is embedded: the log would stay in data_dir)"},
+		// A value limit above what the Kafka log takes loaded: writes of
+		// values the API accepted were then refused by the log.
+		{name: "values larger than kafka takes", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\nlimits:\n  max_value_bytes: 8388608\n",
+			wantErr: "limits.max_key_bytes 4096 + limits.max_value_bytes 8388608 do not fit log.kafka.max_message_bytes 4194304"},
+		{name: "values that kafka takes", yaml: "log:\n  kind: kafka\n  kafka:\n    brokers: [b:9092]\n    max_message_bytes: 16777216\nlimits:\n  max_value_bytes: 8388608\n",
+			check: func(t *testing.T, c Config) {}},
+		// A path starting with ~ loaded: nothing expands it, so the data
+		// went to a directory named "~" below the working directory, and a
+		// file was looked for there.
+		{name: "data_dir with ~", yaml: "data_dir: ~/wail\n", wantErr: `data_dir "~/wail": nothing expands ~ here: give the path in full (/home/...)`},
+		{name: "a file with ~", yaml: "security:\n  tls:\n    cert_file: ~/tls/server.pem\n    key_file: /etc/wail/key.pem\n",
+			wantErr: `security.tls.cert_file "~/tls/server.pem": nothing expands ~ here`},
 		{name: "an empty document after the settings", yaml: "listen: 127.0.0.1:1\n---\n", check: func(t *testing.T, c Config) {
 			if c.Listen != "127.0.0.1:1" {
 				t.Fatal(c.Listen)
@@ -287,5 +332,34 @@ func TestResolverInstance(t *testing.T) {
 		if got := cfg.ResolverInstance(); got != c.want {
 			t.Errorf("ResolverInstance(%q, %q) = %q, want %q", c.id, c.listen, got, c.want)
 		}
+	}
+}
+
+// TestAliasBomb: a file of aliases of aliases (merge keys ten wide, twelve
+// deep) loads, or is refused, at once: the check of the keys walks each
+// anchored node once, instead of 10^12 times.
+func TestAliasBomb(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("tables:\n  - &a0 {name: t0}\n")
+	for i := 1; i <= 12; i++ {
+		refs := make([]string, 10)
+		for j := range refs {
+			refs[j] = fmt.Sprintf("*a%d", i-1)
+		}
+		fmt.Fprintf(&b, "  - &a%d {<<: [%s]}\n", i, strings.Join(refs, ", "))
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Load(write(t, b.String()))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a file of excessive aliasing loaded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Load still runs after 10s")
 	}
 }

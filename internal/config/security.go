@@ -115,7 +115,8 @@ type Auth struct {
 	// long, bearer tokens are refused (Unavailable) rather than a
 	// revocation missed.
 	TokensMaxStaleness time.Duration `yaml:"tokens_max_staleness"`
-	// Grants give principals permissions, besides a token's own grants.
+	// Grants give principals permissions, besides a token's own grants
+	// (with enabled only: without it, nothing is checked).
 	Grants []Grant `yaml:"grants"`
 	// JWT, when jwks_url, jwks_file or issuer is set, also accepts bearer JWTs
 	// (RS256, ES256, EdDSA) signed by a key of that set: principal
@@ -255,6 +256,7 @@ func (c *Config) validateSecurity() []error {
 			"security.auth.jwt durations and max_jwks_bytes must not be negative (0: the default)")
 		check(a.Enabled, "security.auth.jwt needs security.auth.enabled")
 	}
+	check(a.Enabled || len(a.Grants) == 0, "security.auth.grants need security.auth.enabled (--auth): without it every caller may do everything")
 	q := s.Quotas
 	check(q.WriteRate >= 0 && q.ReadRate >= 0 && q.WriteBurst >= 0 && q.ReadBurst >= 0, "security.quotas must not be negative (0: no quota)")
 	for i, g := range s.Auth.Grants {
@@ -269,7 +271,7 @@ func (c *Config) validateSecurity() []error {
 			"security.allowed_hosts: %q is not a host name: give a name (wail.internal), a domain with its subdomains (.example.com) or * (any), no scheme or port", h)
 	}
 	if s.MetricsListen != "" {
-		_, _, err := net.SplitHostPort(s.MetricsListen)
+		err := checkListen(s.MetricsListen)
 		check(err == nil, "security.metrics_listen %q: %v", s.MetricsListen, err)
 	}
 	return errs

@@ -22,10 +22,14 @@ func TestSecurityValidate(t *testing.T) {
 		{yaml: "security: {tls: {cert_file: c, key_file: k, require_client_cert: true}}", want: "require_client_cert needs client_ca_file"},
 		{yaml: "security: {auth: {grants: [{principal: alice, allow: [admin]}]}}", want: "security.auth.grants[0]: bad principal"},
 		{yaml: "security: {auth: {grants: [{principal: 'token:alice', allow: ['write:t']}]}}", want: "permission \"write\""},
+		// Grants without auth loaded, and did nothing: every caller could
+		// do everything while the file seemed to say otherwise.
+		{yaml: "security: {auth: {grants: [{principal: 'token:alice', allow: ['read:orders']}]}}",
+			want: "security.auth.grants need security.auth.enabled (--auth): without it every caller may do everything"},
 		{yaml: "security: {reload_interval: 1ms}", want: "reload_interval"},
 		{yaml: "security: {quotas: {read_rate: -1}}", want: "security.quotas must not be negative"},
 		{yaml: "security: {metrics_listen: nohost}", want: "security.metrics_listen"},
-		{yaml: "security: {tls: {certfile: c.pem}}", want: "field certfile not found"},
+		{yaml: "security: {tls: {certfile: c.pem}}", want: "unknown key security.tls.certfile (did you mean security.tls.cert_file?)"},
 		{yaml: "store: {kind: postgres, dsn: 'postgres://h/db'}\nsecurity: {auth: {enabled: true, tokens_source: catalog, tokens_refresh: 500ms, tokens_max_staleness: 10s}}"},
 		{yaml: "security: {auth: {tokens_source: catalog}}", want: "use tokens_source file"},
 		{yaml: "security: {auth: {tokens_source: db}}", want: "neither file nor catalog"},

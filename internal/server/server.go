@@ -305,7 +305,7 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.registry.MustRegister(groups.Collector())
 	s.events = eventbus.NewService(s.bus, s.partitions).WithTableCreated(s.tableCreated).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes), Pool: s.readAhead}).
-		WithSnapshots(s.snapshots()).WithGroups(groups)
+		WithSnapshots(s.snapshots()).WithGroups(groups).WithLogger(s.logger)
 	s.eventService = api.NewEventService(s.events).WithLimits(s.streams)
 	sinkTLS, err := api.ClientTLS(cfg.Sinks.TLS, cfg.Security.ReloadInterval, s.reloadProblem(sinksTLSComponent,
 		"sinks.tls's client certificate", "check that sinks.tls.cert_file and key_file match and are PEM"))
