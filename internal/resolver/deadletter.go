@@ -2,9 +2,12 @@ package resolver
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -21,44 +24,106 @@ import (
 
 // maxLetterIntents and maxLetterIntentBytes bound the intents of one
 // dead-letter record (their count, their encoded size): a hot key parked
-// for long gathers many, and a record must fit the log's record limit (1
-// MiB by default on both logs), also with keys of a few KiB.
+// for long gathers many. Each record is also cut to the dead-letter
+// topic's record limit (fitLetters).
 const (
 	maxLetterIntents     = 1000
 	maxLetterIntentBytes = 256 << 10
 )
 
+// maxLetterErrorBytes bounds the error detail a dead letter keeps (a
+// store's message may quote a whole row); a letter that does not fit its
+// record limit even so keeps minLetterErrorBytes of it.
+const (
+	maxLetterErrorBytes = 4 << 10
+	minLetterErrorBytes = 256
+)
+
 // scanTimeout bounds a read of the dead-letter topic.
 const scanTimeout = 30 * time.Second
 
-// deadLetters turns a core letter into dead-letter records, in chunks of
-// at most maxLetterIntents intents and maxLetterIntentBytes of them.
+// deadLetters turns a core letter into dead-letter records that fit the
+// dead-letter topic's record limit (l.letterRecord), in chunks of at most
+// maxLetterIntents intents and maxLetterIntentBytes of them. When one
+// intent alone does not fit, the letter is made compact: its error
+// detail cut to minLetterErrorBytes and its intents without their copies
+// of the key and table (the letter holds them once). What still does not
+// fit (a key nearly as large as the limit) goes as it is: the topic
+// refuses it and the loop says so (lettersTooLarge).
 func (l *loop) deadLetters(lt *Letter, now time.Time) []*wailv1.DeadLetter {
-	kind := wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH
-	if lt.Kind == LetterRead {
-		kind = wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ
+	limit := l.letterRecord
+	if limit <= 0 {
+		limit = DefaultAppendBytes
 	}
+	tmpl := &wailv1.DeadLetter{
+		Table: l.table, Partition: l.partition, Key: lt.Key, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH,
+		Error: cutError(lt.Err, maxLetterErrorBytes), Permanent: lt.Permanent, Attempts: uint32(lt.Attempts),
+		FirstAttemptUs: lt.FirstAttempt.UnixMicro(), LastAttemptUs: lt.LastAttempt.UnixMicro(),
+		ResolverId: l.r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
+	}
+	if lt.Kind == LetterRead {
+		tmpl.Kind = wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ
+	}
+	if out, ok := fitLetters(tmpl, lt, limit, false); ok {
+		return out
+	}
+	tmpl.Error = cutError(lt.Err, minLetterErrorBytes)
+	out, _ := fitLetters(tmpl, lt, limit, true)
+	return out
+}
+
+// fitLetters splits the intents of lt over copies of tmpl whose records
+// each take at most limit bytes (letterBytes), and reports whether they
+// do (one intent alone may not fit). Compact leaves the key and table out
+// of the intents.
+func fitLetters(tmpl *wailv1.DeadLetter, lt *Letter, limit int, compact bool) ([]*wailv1.DeadLetter, bool) {
+	// head bounds a record without intents; each intent adds its field
+	// (tag, length, message) and its offset (a packed varint), and the
+	// lengths around them may grow by a few bytes (slack).
+	const slack = 24
+	head := intentlog.FramedSize(len(tmpl.Key), proto.Size(&wailv1.DeadLetterRecord{Entry: &wailv1.DeadLetterRecord_Letter{Letter: tmpl}})) + slack
 	var out []*wailv1.DeadLetter
 	var d *wailv1.DeadLetter
-	size := 0
+	size, est := 0, 0
 	for k := range lt.Intents {
 		in := lt.Intents[k].Proto()
+		if compact {
+			in.Key, in.Table = nil, ""
+		}
 		n := proto.Size(in)
-		if d == nil || len(d.Intents) == maxLetterIntents || size+n > maxLetterIntentBytes {
-			d = &wailv1.DeadLetter{
-				Table: l.table, Partition: l.partition, Key: lt.Key, Kind: kind,
-				Error: lt.Err, Permanent: lt.Permanent, Attempts: uint32(lt.Attempts),
-				FirstAttemptUs: lt.FirstAttempt.UnixMicro(), LastAttemptUs: lt.LastAttempt.UnixMicro(),
-				ResolverId: l.r.cfg.InstanceID, DeadAtUs: now.UnixMicro(),
-			}
+		cost := 1 + intentlog.VarintLen(int64(n)) + n + binary.MaxVarintLen64
+		if d == nil || len(d.Intents) == maxLetterIntents || size+n > maxLetterIntentBytes || est+cost > limit {
+			d = proto.Clone(tmpl).(*wailv1.DeadLetter)
 			out = append(out, d)
-			size = 0
+			size, est = 0, head
 		}
 		d.Intents = append(d.Intents, in)
 		d.IntentOffsets = append(d.IntentOffsets, lt.Offsets[k])
 		size += n
+		est += cost
 	}
-	return out
+	for _, d := range out {
+		if b := letterBytes(d); b == 0 || b > limit {
+			return out, false
+		}
+	}
+	return out, true
+}
+
+// cutError returns err as valid UTF-8 (a proto string must be; a store's
+// message may quote a binary key) of at most max bytes, saying how long
+// it was when cut.
+func cutError(err string, max int) string {
+	err = strings.ToValidUTF8(err, "\uFFFD")
+	if len(err) <= max {
+		return err
+	}
+	note := fmt.Sprintf(" ... (cut: %d bytes in all)", len(err))
+	cut := max - len(note)
+	for cut > 0 && !utf8.RuneStart(err[cut]) {
+		cut--
+	}
+	return err[:cut] + note
 }
 
 // letterBytes bounds the bytes the record of d takes in a log's batch

@@ -38,6 +38,7 @@ type faultyStore struct {
 	poison map[string]bool
 	block  map[string]chan struct{}
 	asked  chan string // a blocked key was read
+	detail string      // appended to the error of a poison key's read
 }
 
 func newFaultyStore(st *pebble.Store) *faultyStore {
@@ -60,7 +61,7 @@ func (s *faultyStore) Get(ctx context.Context, table string, key []byte, level s
 		}
 	}
 	if poison {
-		return store.Row{}, false, errors.New("injected: row cannot be decoded")
+		return store.Row{}, false, errors.New("injected: row cannot be decoded" + s.detail)
 	}
 	return s.Store.Get(ctx, table, key, level)
 }

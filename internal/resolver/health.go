@@ -55,6 +55,13 @@ func (l *loop) observeHealth(now time.Time) {
 	l.m.oldest.Set(age.Seconds())
 	h := &l.health
 	switch {
+	case parked > 0 && l.lettersFailing && l.letterTooLarge != "":
+		h.setState(health.Unhealthy, fmt.Sprintf("a dead letter of table %s partition %d (key %s) does not fit the record limit of %s (%d bytes), "+
+			"even cut to its key, intents and a short reason; its intents wait and the partition's committed offset waits for them",
+			h.table, h.partition, l.letterTooLarge, dlq.Topic(h.table), l.letterRecord),
+			"raise the record limit of "+dlq.Topic(h.table)+" (Kafka: `kafka-configs.sh --alter --entity-type topics --entity-name "+
+				dlq.Topic(h.table)+" --add-config max.message.bytes=N`, N above the record limit named); "+
+				"the letter lands at its next attempt; see docs/operations.md, Resolver")
 	case parked > 0 && l.lettersFailing:
 		h.set(fmt.Sprintf("%d keys of table %s partition %d are parked: their dead letters cannot be written to %s and are written again with backoff; "+
 			"the partition's committed offset waits for them", parked, h.table, h.partition, dlq.Topic(h.table)),
@@ -75,10 +82,14 @@ func (l *loop) observeHealth(now time.Time) {
 }
 
 func (h *partitionHealth) set(reason, action string) {
+	h.setState(health.Degraded, reason, action)
+}
+
+func (h *partitionHealth) setState(s health.State, reason, action string) {
 	if h.sink == nil {
 		return
 	}
-	h.sink.Set(h.component, health.Degraded, reason, action)
+	h.sink.Set(h.component, s, reason, action)
 	h.raised = true
 }
 

@@ -136,11 +136,15 @@ type loop struct {
 	pubQ    []intent.Event
 	letterQ []Letter
 	// eventBytes and letterBytes bound the records of one append to the
-	// event topic and to the dead-letter topic (AppendLimit).
-	eventBytes, letterBytes int
+	// event topic and to the dead-letter topic (AppendLimit); letterRecord
+	// bounds one dead-letter record (RecordLimit, at most letterBytes).
+	eventBytes, letterBytes, letterRecord int
 	// lettersFailing: the last append of dead letters failed (the
-	// condition says so: observeHealth).
+	// condition says so: observeHealth); letterTooLarge: the key of a
+	// letter the dead-letter topic refused as too large on its own
+	// (lettersRefused), until a letter lands.
 	lettersFailing bool
+	letterTooLarge string
 	job            *pubJob // on its way (with overlap: the older of the jobs of records)
 	jobDone        chan *pubJob
 	// overlap: the publisher takes jobs at the same time (overlapping).
@@ -182,7 +186,7 @@ func newLoop(r *Resolver, table string, p int32, core *Core) *loop {
 		results: make(chan []ReadResult, 64), done: make(chan struct{}), jobDone: make(chan *pubJob, maxJobs),
 		logged: map[string]time.Time{}, suspect: map[string]bool{},
 		held: map[*landing.Write][]ReadRequest{}, landed: make(chan landed),
-		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes, lowerTo: -1,
+		eventBytes: DefaultAppendBytes, letterBytes: DefaultAppendBytes, letterRecord: DefaultAppendBytes, lowerTo: -1,
 	}
 	l.jobCtx, l.stopJob = context.WithCancel(context.Background())
 	l.health = newPartitionHealth(r.cfg.Health, table, p)
@@ -458,6 +462,9 @@ func (l *loop) lettersJob() *pubJob {
 	now := time.Now()
 	n, size := 0, 0
 	for n < min(len(l.letterQ), maxLetterBatch) {
+		if n > 0 && (l.suspect[string(l.letterQ[n].Key)] || l.suspect[string(l.letterQ[0].Key)]) {
+			break // a letter refused as too large goes alone (lettersRefused)
+		}
 		ds := l.deadLetters(&l.letterQ[n], now)
 		s := 0
 		for _, d := range ds {
@@ -534,6 +541,32 @@ func (l *loop) nextEvents() []intent.Event {
 func (l *loop) limits(ctx context.Context) {
 	l.eventBytes = l.r.appendLimit(ctx, eventbus.Topic(l.table))
 	l.letterBytes = l.r.appendLimit(ctx, dlq.Topic(l.table))
+	l.letterRecord = min(l.letterBytes, l.r.recordLimit(ctx, dlq.Topic(l.table)))
+}
+
+// RecordLimiter is a log that tells how large one record may be (the
+// embedded and Kafka logs can); Config.Limits may be one.
+type RecordLimiter interface {
+	// RecordLimit returns the largest record, counted with the log's
+	// framing, that an append to topic takes, and which setting says so.
+	RecordLimit(ctx context.Context, topic string) (int, string, error)
+}
+
+// recordLimit returns how large one record of topic may be
+// (DefaultAppendBytes when the log does not tell).
+func (r *Resolver) recordLimit(ctx context.Context, topic string) int {
+	rl, ok := r.cfg.Limits.(RecordLimiter)
+	if !ok {
+		return DefaultAppendBytes
+	}
+	n, err := bounded(ctx, r.waits.step, func(ctx context.Context) (int, error) {
+		n, _, err := rl.RecordLimit(ctx, topic)
+		return n, err
+	})
+	if err != nil || n <= 0 {
+		return DefaultAppendBytes
+	}
+	return n
 }
 
 func (r *Resolver) appendLimit(ctx context.Context, topic string) int {
@@ -576,13 +609,17 @@ func (l *loop) finished(j *pubJob) {
 	case len(j.letters) > 0:
 		if j.err != nil {
 			l.m.letterErrors.Inc()
-			l.warn("dlq", "dead letters cannot be written; their intents wait (the partition's committed offset stays below them) and "+
-				"are written again with backoff", "err", j.err)
+			if errors.Is(j.err, intentlog.ErrTooLarge) {
+				l.lettersRefused(j)
+			} else {
+				l.warn("dlq", "dead letters cannot be written; their intents wait (the partition's committed offset stays below them) and "+
+					"are written again with backoff", "err", j.err)
+			}
 			l.core.LetterFailed(now, j.letters, j.err)
 			l.lettersFailing = true
 			break
 		}
-		l.lettersFailing = false
+		l.lettersFailing, l.letterTooLarge = false, ""
 		l.lettered(j.letters)
 		for i := range j.letters {
 			delete(l.suspect, string(j.letters[i].Key))
@@ -610,6 +647,31 @@ func (l *loop) finished(j *pubJob) {
 		}
 	}
 	l.startJob()
+}
+
+// lettersRefused takes a job of letters the dead-letter topic refused as
+// too large although each record was cut to its record limit (deadLetters):
+// a limit lowered since it was read (it is read again at the next tick),
+// or a letter that cannot fit it. The letters of a job of several go
+// alone from now on, so that one that cannot fit holds back no other; one
+// alone that was refused makes the partition unhealthy (observeHealth)
+// until it lands.
+func (l *loop) lettersRefused(j *pubJob) {
+	l.m.lettersTooLarge.Inc()
+	if len(j.letters) > 1 {
+		for i := range j.letters {
+			l.suspect[string(j.letters[i].Key)] = true
+		}
+		return
+	}
+	l.letterTooLarge = printable(j.letters[0].Key)
+	l.logEvery("dlq-too-large", warnEvery, func() {
+		l.r.cfg.Logger.Error("resolver: a dead letter does not fit the record limit of its dead-letter topic, even cut to its key, intents and "+
+			"a short reason; its intents wait (the partition's committed offset stays below them). Raise the record limit of "+
+			dlq.Topic(l.table)+" (Kafka: the topic's max.message.bytes); "+
+			"the letter is written again with backoff and lands once it fits",
+			"table", l.table, "partition", l.partition, "key", l.letterTooLarge, "record_limit", l.letterRecord, "err", j.err)
+	})
 }
 
 // lettered logs and counts letters made durable.

@@ -12,26 +12,27 @@ import (
 
 // Metrics are the resolver's Prometheus collectors.
 type Metrics struct {
-	reads          *prometheus.CounterVec
-	readErrors     *prometheus.CounterVec
-	escalations    *prometheus.CounterVec
-	events         *prometheus.CounterVec
-	covered        *prometheus.CounterVec
-	unmaterialized *prometheus.CounterVec
-	lateCommits    *prometheus.CounterVec
-	invalid        *prometheus.CounterVec
-	publishErrors  *prometheus.CounterVec
-	commitErrors   *prometheus.CounterVec
-	hangs          *prometheus.CounterVec
-	lag            *prometheus.GaugeVec
-	latency        *prometheus.HistogramVec
-	retriesVec     *prometheus.CounterVec
-	letters        *prometheus.CounterVec
-	letterErrors   *prometheus.CounterVec
-	gapIntents     *prometheus.CounterVec
-	parked         *prometheus.GaugeVec
-	oldest         *prometheus.GaugeVec
-	lagSeconds     *prometheus.GaugeVec
+	reads           *prometheus.CounterVec
+	readErrors      *prometheus.CounterVec
+	escalations     *prometheus.CounterVec
+	events          *prometheus.CounterVec
+	covered         *prometheus.CounterVec
+	unmaterialized  *prometheus.CounterVec
+	lateCommits     *prometheus.CounterVec
+	invalid         *prometheus.CounterVec
+	publishErrors   *prometheus.CounterVec
+	commitErrors    *prometheus.CounterVec
+	hangs           *prometheus.CounterVec
+	lag             *prometheus.GaugeVec
+	latency         *prometheus.HistogramVec
+	retriesVec      *prometheus.CounterVec
+	letters         *prometheus.CounterVec
+	letterErrors    *prometheus.CounterVec
+	lettersTooLarge *prometheus.CounterVec
+	gapIntents      *prometheus.CounterVec
+	parked          *prometheus.GaugeVec
+	oldest          *prometheus.GaugeVec
+	lagSeconds      *prometheus.GaugeVec
 	// The parts of intent_to_event (see observeEvent).
 	firstReadWait *prometheus.HistogramVec
 	resolveTime   *prometheus.HistogramVec
@@ -74,6 +75,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		letters: counter("dead_letters_total",
 			"Dead-letter records written: intents settled without an event (kind=read, publish) and gaps (kind=gap: intents lost to retention or to a log repair).", "table", "kind"),
 		letterErrors: counter("dead_letter_errors_total", "Failed appends of dead letters (retried; their intents wait).", "table"),
+		lettersTooLarge: counter("dead_letters_too_large_total",
+			"Appends of dead letters the dead-letter topic refused as too large although each was cut to its record limit "+
+				"(a key nearly as large as the limit, or a limit lowered since it was read): the partition is unhealthy until the topic's limit is raised.", "table"),
 		gapIntents: counter("gap_intents_total",
 			"Intent offsets that log retention, or a repair of damaged log bytes, removed before the resolver resolved them (each gap is also a dead letter).", "table"),
 		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -112,7 +116,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.landingHeld, m.landingWait)
 		reg.MustRegister(m.reads, m.readErrors, m.escalations, m.events, m.covered, m.unmaterialized, m.lateCommits,
 			m.invalid, m.publishErrors, m.commitErrors, m.hangs, m.lag, m.latency,
-			m.retriesVec, m.letters, m.letterErrors, m.gapIntents, m.parked, m.oldest, m.lagSeconds,
+			m.retriesVec, m.letters, m.letterErrors, m.lettersTooLarge, m.gapIntents, m.parked, m.oldest, m.lagSeconds,
 			m.firstReadWait, m.resolveTime, m.publishTime, m.readsPerEvent, m.perEvent, m.readTime, m.transactions)
 	}
 	return m
@@ -120,68 +124,70 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // partitionMetrics are the collectors of one partition, labels resolved once.
 type partitionMetrics struct {
-	reads          []prometheus.Counter
-	readErrors     prometheus.Counter
-	escalations    prometheus.Counter
-	events         prometheus.Counter
-	covered        prometheus.Counter
-	unmaterialized prometheus.Counter
-	lateCommits    prometheus.Counter
-	invalid        prometheus.Counter
-	publishErrors  prometheus.Counter
-	commitErrors   prometheus.Counter
-	lag            prometheus.Gauge
-	latency        prometheus.Observer
-	readRetries    prometheus.Counter
-	pubRetries     prometheus.Counter
-	readLetters    prometheus.Counter
-	pubLetters     prometheus.Counter
-	letterErrors   prometheus.Counter
-	parked         prometheus.Gauge
-	oldest         prometheus.Gauge
-	lagSeconds     prometheus.Gauge
-	firstReadWait  prometheus.Observer
-	resolveTime    prometheus.Observer
-	publishTime    prometheus.Observer
-	readsPerEvent  prometheus.Observer
-	perEvent       prometheus.Observer
-	readTime       []prometheus.Observer // by level
-	heldLanded     prometheus.Counter
-	heldBound      prometheus.Counter
-	handedOver     prometheus.Counter
-	landingWait    prometheus.Observer
+	reads           []prometheus.Counter
+	readErrors      prometheus.Counter
+	escalations     prometheus.Counter
+	events          prometheus.Counter
+	covered         prometheus.Counter
+	unmaterialized  prometheus.Counter
+	lateCommits     prometheus.Counter
+	invalid         prometheus.Counter
+	publishErrors   prometheus.Counter
+	commitErrors    prometheus.Counter
+	lag             prometheus.Gauge
+	latency         prometheus.Observer
+	readRetries     prometheus.Counter
+	pubRetries      prometheus.Counter
+	readLetters     prometheus.Counter
+	pubLetters      prometheus.Counter
+	letterErrors    prometheus.Counter
+	lettersTooLarge prometheus.Counter
+	parked          prometheus.Gauge
+	oldest          prometheus.Gauge
+	lagSeconds      prometheus.Gauge
+	firstReadWait   prometheus.Observer
+	resolveTime     prometheus.Observer
+	publishTime     prometheus.Observer
+	readsPerEvent   prometheus.Observer
+	perEvent        prometheus.Observer
+	readTime        []prometheus.Observer // by level
+	heldLanded      prometheus.Counter
+	heldBound       prometheus.Counter
+	handedOver      prometheus.Counter
+	landingWait     prometheus.Observer
 }
 
 func (m *Metrics) partition(table string, p int32, levels int) *partitionMetrics {
 	pm := &partitionMetrics{
-		readErrors:     m.readErrors.WithLabelValues(table),
-		escalations:    m.escalations.WithLabelValues(table),
-		events:         m.events.WithLabelValues(table),
-		covered:        m.covered.WithLabelValues(table),
-		unmaterialized: m.unmaterialized.WithLabelValues(table),
-		lateCommits:    m.lateCommits.WithLabelValues(table),
-		invalid:        m.invalid.WithLabelValues(table),
-		publishErrors:  m.publishErrors.WithLabelValues(table),
-		commitErrors:   m.commitErrors.WithLabelValues(table),
-		lag:            m.lag.WithLabelValues(table, strconv.Itoa(int(p))),
-		latency:        m.latency.WithLabelValues(table),
-		readRetries:    m.retriesVec.WithLabelValues(table, "read"),
-		pubRetries:     m.retriesVec.WithLabelValues(table, "publish"),
-		readLetters:    m.letters.WithLabelValues(table, "read"),
-		pubLetters:     m.letters.WithLabelValues(table, "publish"),
-		letterErrors:   m.letterErrors.WithLabelValues(table),
-		parked:         m.parked.WithLabelValues(table, strconv.Itoa(int(p))),
-		oldest:         m.oldest.WithLabelValues(table, strconv.Itoa(int(p))),
-		lagSeconds:     m.lagSeconds.WithLabelValues(table, strconv.Itoa(int(p))),
-		firstReadWait:  m.firstReadWait.WithLabelValues(table),
-		resolveTime:    m.resolveTime.WithLabelValues(table),
-		publishTime:    m.publishTime.WithLabelValues(table),
-		readsPerEvent:  m.readsPerEvent.WithLabelValues(table),
-		perEvent:       m.perEvent.WithLabelValues(table),
-		heldLanded:     m.landingHeld.WithLabelValues(table, "landed"),
-		heldBound:      m.landingHeld.WithLabelValues(table, "bound"),
-		handedOver:     m.landingHeld.WithLabelValues(table, "handed_over"),
-		landingWait:    m.landingWait.WithLabelValues(table),
+		readErrors:      m.readErrors.WithLabelValues(table),
+		escalations:     m.escalations.WithLabelValues(table),
+		events:          m.events.WithLabelValues(table),
+		covered:         m.covered.WithLabelValues(table),
+		unmaterialized:  m.unmaterialized.WithLabelValues(table),
+		lateCommits:     m.lateCommits.WithLabelValues(table),
+		invalid:         m.invalid.WithLabelValues(table),
+		publishErrors:   m.publishErrors.WithLabelValues(table),
+		commitErrors:    m.commitErrors.WithLabelValues(table),
+		lag:             m.lag.WithLabelValues(table, strconv.Itoa(int(p))),
+		latency:         m.latency.WithLabelValues(table),
+		readRetries:     m.retriesVec.WithLabelValues(table, "read"),
+		pubRetries:      m.retriesVec.WithLabelValues(table, "publish"),
+		readLetters:     m.letters.WithLabelValues(table, "read"),
+		pubLetters:      m.letters.WithLabelValues(table, "publish"),
+		letterErrors:    m.letterErrors.WithLabelValues(table),
+		lettersTooLarge: m.lettersTooLarge.WithLabelValues(table),
+		parked:          m.parked.WithLabelValues(table, strconv.Itoa(int(p))),
+		oldest:          m.oldest.WithLabelValues(table, strconv.Itoa(int(p))),
+		lagSeconds:      m.lagSeconds.WithLabelValues(table, strconv.Itoa(int(p))),
+		firstReadWait:   m.firstReadWait.WithLabelValues(table),
+		resolveTime:     m.resolveTime.WithLabelValues(table),
+		publishTime:     m.publishTime.WithLabelValues(table),
+		readsPerEvent:   m.readsPerEvent.WithLabelValues(table),
+		perEvent:        m.perEvent.WithLabelValues(table),
+		heldLanded:      m.landingHeld.WithLabelValues(table, "landed"),
+		heldBound:       m.landingHeld.WithLabelValues(table, "bound"),
+		handedOver:      m.landingHeld.WithLabelValues(table, "handed_over"),
+		landingWait:     m.landingWait.WithLabelValues(table),
 	}
 	for l := 0; l < levels; l++ {
 		pm.reads = append(pm.reads, m.reads.WithLabelValues(table, strconv.Itoa(l)))
