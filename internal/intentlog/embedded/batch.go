@@ -370,8 +370,8 @@ type frameReader struct {
 }
 
 // next returns the next frame and its position, or io.EOF at limit. A
-// framing problem is an error wrapping ErrCorrupt; pos then stays at the bad
-// frame.
+// framing problem is an error wrapping ErrCorrupt, a failed read one
+// wrapping ErrStorage (storageErr); pos then stays at the bad frame.
 func (fr *frameReader) next() ([]byte, int64, error) {
 	pos := fr.pos
 	if pos >= fr.limit {
@@ -416,7 +416,7 @@ func (fr *frameReader) window(n int64) ([]byte, error) {
 		if err == io.EOF {
 			return nil, corrupt("file ends before %d", fr.pos+size)
 		}
-		return nil, err
+		return nil, storageErr(err)
 	}
 	fr.buf, fr.bufPos = b, fr.pos
 	return b[:n:n], nil

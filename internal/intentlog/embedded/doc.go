@@ -215,6 +215,12 @@
 // creation of a topic returns ErrNoSpace or ErrStorage and changes nothing
 // (the files are replaced atomically).
 //
+// A failed read (a Reader's, OffsetForTime's, the first Committed of a
+// group, or Open's of any file) returns an error wrapping ErrStorage and
+// the cause, never ErrCorrupt: a failing disk is told from damaged bytes.
+// It changes nothing, so it breaks no partition: a read tried again reads
+// again (TestReadIOErrorIsStorage, TestOpenIOErrorIsStorage).
+//
 // Health returns nil, or the worst condition (ErrStorage before
 // ErrNoSpace) with the number of partitions affected and the first one;
 // Options.OnHealth is called whenever it changes.

@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -39,6 +40,19 @@ func storageErr(err error) error {
 	default:
 		return fmt.Errorf("%w: %w", intentlog.ErrStorage, err)
 	}
+}
+
+// openErr wraps an error that failed Open with ErrStorage when a file
+// operation caused it (an *fs.PathError or *os.LinkError, but for running
+// out of descriptors), so that a caller tells a failing disk from damage
+// (ErrCorrupt, passed through), a held lock or a bad option.
+func openErr(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	if (errors.As(err, &pe) || errors.As(err, &le)) && !outOfFiles(err) {
+		return storageErr(err)
+	}
+	return err
 }
 
 // outOfFiles reports whether err is the process's or the system's open

@@ -1,0 +1,117 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
+)
+
+// TestReadIOErrorIsStorage: a read that fails with an I/O error (from a
+// sealed or the active segment, by a Reader or OffsetForTime) returns an
+// error wrapping intentlog.ErrStorage and the cause, not ErrCorrupt: a
+// caller tells a failing disk from damaged bytes or a bad argument.
+func TestReadIOErrorIsStorage(t *testing.T) {
+	cases := []struct {
+		name string
+		read func(l *Log) error
+	}{
+		{"reader sealed segment", func(l *Log) error {
+			r, err := l.NewReader(testTopic, 0, 0)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = r.Next(context.Background())
+			return err
+		}},
+		{"reader active segment", func(l *Log) error {
+			_, end, err := l.Bounds(context.Background(), testTopic, 0)
+			if err != nil {
+				return err
+			}
+			r, err := l.NewReader(testTopic, 0, end-1)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = r.Next(context.Background())
+			return err
+		}},
+		{"offset for time", func(l *Log) error {
+			_, err := l.OffsetForTime(context.Background(), testTopic, 0, time.Unix(0, 0))
+			return err
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			efs := vfs.NewErrorFS(nil)
+			l := openLog(t, t.TempDir(), Options{FS: efs, SegmentBytes: 300})
+			defer l.Close()
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			for range 4 {
+				appendBatch(t, l, "a", 5) // several segments
+			}
+			if n := len(segmentFiles(t, l.dir, 0, logExt)); n < 2 {
+				t.Fatalf("%d segment(s), want several", n)
+			}
+			efs.Inject(vfs.Fault{Ops: vfs.OpRead, Path: "*.log"})
+			err := tc.read(l)
+			if efs.Fired() == 0 {
+				t.Fatal("the fault never fired")
+			}
+			if !errors.Is(err, intentlog.ErrStorage) || !errors.Is(err, syscall.EIO) ||
+				errors.Is(err, intentlog.ErrCorrupt) || errors.Is(err, intentlog.ErrNoSpace) {
+				t.Fatalf("read with EIO: %v; want ErrStorage wrapping EIO (not ErrCorrupt, not ErrNoSpace)", err)
+			}
+			efs.Clear()
+			if err := tc.read(l); err != nil {
+				t.Fatalf("read once the disk works again: %v", err)
+			}
+		})
+	}
+}
+
+// TestOpenIOErrorIsStorage: Open failing on an I/O error, whatever file it
+// was reading, returns an error wrapping ErrStorage and the cause.
+func TestOpenIOErrorIsStorage(t *testing.T) {
+	faults := []vfs.Fault{
+		{Ops: vfs.OpRead, Path: "*.log"},
+		{Ops: vfs.OpOpen, Path: "*.log"},
+		{Ops: vfs.OpRead, Path: "meta"},
+		{Ops: vfs.OpSize, Path: "meta"},
+		{Ops: vfs.OpRead, Path: "g"},
+		{Ops: vfs.OpReadDir},
+		{Ops: vfs.OpSync, Path: "*.log"},
+	}
+	for _, f := range faults {
+		t.Run(f.Ops.String()+" "+f.Path, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l := openLog(t, dir, Options{SegmentBytes: 300})
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			for range 4 {
+				appendBatch(t, l, "a", 5)
+			}
+			noErr(t, l.Commit(context.Background(), "g", testTopic, map[int32]int64{0: 3}))
+			noErr(t, l.Close())
+			efs := vfs.NewErrorFS(nil)
+			efs.Inject(f)
+			l, err := Open(dir, Options{FS: efs, Logger: testLogger(t)})
+			if err == nil {
+				_ = l.Close()
+			}
+			if efs.Fired() == 0 {
+				t.Fatal("the fault never fired")
+			}
+			if !errors.Is(err, intentlog.ErrStorage) || !errors.Is(err, syscall.EIO) || errors.Is(err, intentlog.ErrCorrupt) {
+				t.Fatalf("Open with EIO: %v; want ErrStorage wrapping EIO", err)
+			}
+		})
+	}
+}
