@@ -107,7 +107,17 @@
 // sealed segment, and a sealed segment that ends before the next one starts
 // (a lost file or lost bytes), unless the gap is listed in the partition's
 // #lost file. One that ends past the next one's start (they overlap) is
-// refused whatever #lost lists, with what to do instead of RepairHint. CRC
+// refused whatever #lost lists, with what to do instead of RepairHint.
+// So are segments missing at the end of a partition (deleted while wail was
+// stopped, or lost by the disk), found when the last .log has an .idx that
+// verifies against it, or an .idx is left above it (any, when no .log is):
+// a roll writes the .idx of the segment it seals once the new segment's name
+// is durable, so a later segment existed, and opening would give its
+// offsets to new records. The error names the .idx files whose removal
+// accepts the loss (TestOpenRefusesMissingLastSegment). The .idx is not
+// fsync'd: after a power loss that took it too, the loss goes unseen but
+// for groups whose committed offsets are past the end (below). An .idx
+// of the last segment that does not verify is stale and removed. CRC
 // damage inside a sealed segment (whose batches Open does
 // not read) is found by readers, whose error wraps ErrCorrupt and names
 // file, position and RepairHint.

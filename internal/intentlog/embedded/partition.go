@@ -101,9 +101,12 @@ func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.Top
 
 func (p *partition) openSegments() error {
 	o := &p.log.opts
-	bases, err := listSegments(p.log.fs, p.dir)
+	bases, sealedTail, err := listSegments(p.log.fs, p.dir)
 	if err != nil {
 		return err
+	}
+	if len(sealedTail) > 0 {
+		return missingSegments(p.dir, bases, sealedTail)
 	}
 	if len(bases) == 0 {
 		s, err := createSegment(p.log.files, p.dir, 0, o.NoSync)

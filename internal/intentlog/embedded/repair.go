@@ -113,7 +113,7 @@ type partRepair struct {
 }
 
 func (pr *partRepair) run() error {
-	bases, err := listSegments(pr.fs, pr.dir)
+	bases, _, err := listSegments(pr.fs, pr.dir)
 	if errors.Is(err, fs.ErrNotExist) || err == nil && len(bases) == 0 {
 		return nil // Open creates the partition's first segment at 0
 	}

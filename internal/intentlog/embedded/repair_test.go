@@ -251,7 +251,7 @@ func TestRepairBatchTooFarFromBase(t *testing.T) {
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Fatalf("lost %s\nwant %s", got, want)
 	}
-	bases, err := listSegments(mem, craftedDir)
+	bases, _, err := listSegments(mem, craftedDir)
 	if err != nil || len(bases) != 1 || bases[0] != 0 {
 		t.Fatalf("segments after the repair: %v, %v; want only the one at 0", bases, err)
 	}

@@ -73,11 +73,16 @@ func segmentName(name string) (base int64, ext string, ok bool) {
 }
 
 // listSegments returns the sorted base offsets of the .log files in dir and
-// removes leftovers: temporary files and .idx files without a .log.
-func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
+// removes leftovers: temporary files and .idx files without a .log below
+// the last .log (retention deletes a segment's .log first). It also returns
+// the bases of the .idx files above the last .log's base (any, when there
+// is no .log), and then the last .log's too, which it leaves alone: a segment's .idx is written when it is
+// sealed, after the next segment's name was made durable, so each one says
+// that a segment after it existed (missingSegments).
+func listSegments(fsys vfs.FS, dir string) (bases, sealedTail []int64, err error) {
 	ents, err := fsys.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	logs := map[int64]bool{}
 	var idxs []int64
@@ -97,17 +102,54 @@ func listSegments(fsys vfs.FS, dir string) ([]int64, error) {
 			idxs = append(idxs, base)
 		}
 	}
-	for _, b := range idxs {
-		if !logs[b] {
-			_ = fsys.Remove(segmentPath(dir, b, idxExt))
-		}
-	}
-	bases := make([]int64, 0, len(logs))
+	bases = make([]int64, 0, len(logs))
 	for b := range logs {
 		bases = append(bases, b)
 	}
 	slices.Sort(bases)
-	return bases, nil
+	for _, b := range idxs {
+		switch {
+		case len(bases) == 0 || b > bases[len(bases)-1]:
+			sealedTail = append(sealedTail, b)
+		case !logs[b]:
+			_ = fsys.Remove(segmentPath(dir, b, idxExt))
+		}
+	}
+	if len(sealedTail) > 0 && len(bases) > 0 && slices.Contains(idxs, bases[len(bases)-1]) {
+		// So that the error names every .idx to remove at once.
+		sealedTail = append(sealedTail, bases[len(bases)-1])
+	}
+	slices.Sort(sealedTail)
+	return bases, sealedTail, nil
+}
+
+// missingSegments is Open's error for a partition whose last segment has an
+// .idx, or that has .idx files above its last segment (sealedTail, from
+// listSegments): the segments after them are gone (deleted while wail was
+// stopped, or lost by the disk), and opening would hand their offsets to
+// new records.
+func missingSegments(dir string, bases, sealedTail []int64) error {
+	what := fmt.Sprintf("the segment files after %s are missing", segmentPath(dir, sealedTail[len(sealedTail)-1], logExt))
+	if len(bases) == 0 {
+		what = "no segment file is left"
+	}
+	return missingErr(dir, what, sealedTail)
+}
+
+// missingErr says that the segments after those of the .idx files at
+// sealed are gone, with what to do.
+func missingErr(dir, what string, sealed []int64) error {
+	idxs := make([]string, len(sealed))
+	for i, b := range sealed {
+		idxs[i] = segmentPath(dir, b, idxExt)
+	}
+	return fmt.Errorf("%w: partition %s: %s (%s says a later segment existed: an index is written when its segment "+
+		"is sealed by the next one): they were deleted while wail was stopped, or lost by the disk, and opening the "+
+		"partition would give their offsets to new records. Restore the missing files from a backup; or, to accept "+
+		"the loss of the records they held, stop wail and remove %s: the partition then goes on after the records "+
+		"left, the consumer groups past them are moved back with an error at the start, and `wail table reconcile "+
+		"TABLE` (for an intents topic) rebuilds the events of the keys written since",
+		intentlog.ErrCorrupt, dir, what, strings.Join(idxs, ", "), strings.Join(idxs, " "))
 }
 
 // createSegment creates an empty active segment and fsyncs the directory so
@@ -239,6 +281,9 @@ func openActive(c *fileCache, dir string, base, interval int64, log *slog.Logger
 		return nil, err
 	}
 	defer c.release(s)
+	if err := s.checkNotSealed(c.fs, f, interval, dir); err != nil {
+		return nil, err
+	}
 	if err := s.recover(f, interval, log); err != nil {
 		return nil, err
 	}
@@ -246,6 +291,30 @@ func openActive(c *fileCache, dir string, base, interval int64, log *slog.Logger
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkNotSealed fails with missingErr when the last segment has an .idx
+// that verifies against it as a sealed segment's (verifyIndex): it was
+// written when a roll sealed it, once the next segment's name was durable,
+// and that segment is gone. An .idx that does not verify (torn: it is not
+// fsync'd; or left by something else) is stale, and openActive removes it.
+func (s *segment) checkNotSealed(fsys vfs.FS, f vfs.File, interval int64, dir string) error {
+	_, ok, err := readIndexFile(fsys, s.idxPath)
+	if err != nil || !ok {
+		return err
+	}
+	if s.size, err = f.Size(); err != nil {
+		return err
+	}
+	sc, err := s.verifyIndex(fsys, f, interval)
+	switch {
+	case errors.Is(err, errRebuild):
+		return nil
+	case err != nil:
+		return err
+	}
+	return missingErr(dir, fmt.Sprintf("the segment files from offset %d on (after %s) are missing", sc.next, s.logPath),
+		[]int64{s.base})
 }
 
 // recover verifies the active segment and truncates a torn tail (Open
