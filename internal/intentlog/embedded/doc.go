@@ -113,8 +113,12 @@
 // verifies against it, or an .idx is left above it (any, when no .log is):
 // a roll writes the .idx of the segment it seals once the new segment's name
 // is durable, so a later segment existed, and opening would give its
-// offsets to new records. The error names the .idx files whose removal
-// accepts the loss (TestOpenRefusesMissingLastSegment). The .idx is not
+// offsets to new records. So is a partition without a segment file, or
+// without its directory: CreateTopic makes each partition's directory and
+// first segment durable before it writes meta
+// (TestOpenRefusesMissingOnlySegment). The error says what to run to
+// accept the loss: remove the .idx files it names, create an empty first
+// segment when none is left (TestOpenRefusesMissingLastSegment). The .idx is not
 // fsync'd: after a power loss that took it too, the loss goes unseen but
 // for groups whose committed offsets are past the end (below). An .idx
 // of the last segment that does not verify is stale and removed. CRC

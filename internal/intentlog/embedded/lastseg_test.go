@@ -86,11 +86,66 @@ func TestOpenRefusesMissingLastSegment(t *testing.T) {
 			if named == 0 {
 				t.Fatalf("Open: %v; names no .idx file to remove", err)
 			}
+			if first := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt); strings.Contains(err.Error(), "touch "+first) {
+				noErr(t, os.WriteFile(first, nil, 0o644)) // no segment left: the fix starts one at 0
+			}
 			l, err = Open(dir, Options{SegmentBytes: opts.SegmentBytes, Logger: testLogger(t)})
 			noErr(t, err)
 			defer l.Close()
 			if _, end, _ := l.Bounds(context.Background(), testTopic, 0); end >= end0 {
 				t.Fatalf("end %d once the loss is accepted, want below %d", end, end0)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesMissingOnlySegment: a partition whose every segment file
+// (with no .idx to tell: a young partition has one segment) or whose
+// directory is gone is a loss too: CreateTopic makes each partition's
+// directory and first segment durable before it writes meta. Open refuses,
+// instead of starting the partition again at offset 0 under offsets its
+// groups and readers have seen; the error says how to accept the loss.
+func TestOpenRefusesMissingOnlySegment(t *testing.T) {
+	cases := []struct {
+		name   string
+		remove func(dir string) error
+	}{
+		{"only log", func(dir string) error { return os.Remove(segmentPath(dir, 0, logExt)) }},
+		{"partition directory", os.RemoveAll},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l := openLog(t, dir, Options{})
+			createTestTopic(t, l, 2, intentlog.TopicOptions{})
+			for i := range 4 {
+				_, err := tryAppend(l, fmt.Sprint("k", i))
+				noErr(t, err)
+			}
+			noErr(t, l.Close())
+			pdir := filepath.Join(dir, testTopic, "0")
+			noErr(t, tc.remove(pdir))
+
+			l, err := Open(dir, Options{Logger: testLogger(t)})
+			if err == nil {
+				_, end, _ := l.Bounds(context.Background(), testTopic, 0)
+				_ = l.Close()
+				t.Fatalf("Open accepted a partition without its segments (end %d): new records would take their offsets", end)
+			}
+			first := segmentPath(pdir, 0, logExt)
+			if !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), "missing") ||
+				!strings.Contains(err.Error(), first) {
+				t.Fatalf("Open: %v; want ErrCorrupt saying the segments are missing, naming %s", err, first)
+			}
+			// The fix it names to accept the loss: an empty first segment.
+			noErr(t, os.MkdirAll(pdir, 0o755))
+			noErr(t, os.WriteFile(first, nil, 0o644))
+			l, err = Open(dir, Options{Logger: testLogger(t)})
+			noErr(t, err)
+			defer l.Close()
+			if start, end, _ := l.Bounds(context.Background(), testTopic, 0); start != 0 || end != 0 {
+				t.Fatalf("bounds [%d, %d) once the loss is accepted, want [0, 0)", start, end)
 			}
 		})
 	}

@@ -264,7 +264,7 @@ func (l *Log) loadTopics() error {
 		if err != nil {
 			return err
 		}
-		t, err := l.openTopic(e.Name(), m)
+		t, err := l.openTopic(e.Name(), m, false)
 		if err != nil {
 			return err
 		}
@@ -314,12 +314,13 @@ func (l *Log) syncRecovered() error {
 	return g.Wait()
 }
 
-// openTopic opens (creating them if needed) the partitions of a topic.
-func (l *Log) openTopic(name string, m topicMeta) (*topic, error) {
+// openTopic opens the partitions of a topic, or creates them (create: the
+// topic has no meta yet).
+func (l *Log) openTopic(name string, m topicMeta, create bool) (*topic, error) {
 	t := &topic{name: name, dir: filepath.Join(l.dir, name), opts: m.options(), groups: map[string]map[int32]int64{},
 		commits: map[string]*groupCommit{}}
 	for i := range m.Partitions {
-		p, err := openPartition(l, name, t.dir, i, t.opts)
+		p, err := openPartition(l, name, t.dir, i, t.opts, create)
 		if err != nil {
 			t.closeFiles()
 			return nil, fmt.Errorf("partition %d: %w", i, err)
@@ -438,7 +439,7 @@ func (l *Log) makeTopic(name string, m topicMeta) (*topic, error) {
 	if err := l.fs.MkdirAll(filepath.Join(dir, offsetsDir), 0o755); err != nil {
 		return nil, err
 	}
-	t, err := l.openTopic(name, m)
+	t, err := l.openTopic(name, m, true)
 	if err == nil {
 		err = writeMeta(l.fs, dir, m, l.opts.NoSync)
 		if err != nil {

@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"path/filepath"
 	"slices"
@@ -77,13 +78,15 @@ type partition struct {
 }
 
 // openPartition opens or creates a partition directory and recovers it.
-func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.TopicOptions) (*partition, error) {
+func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.TopicOptions, create bool) (*partition, error) {
 	p := &partition{log: l, topic: topic, id: id, dir: filepath.Join(topicDir, strconv.Itoa(int(id))), topts: topts,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{}), notify: make(chan struct{})}
-	if err := l.fs.MkdirAll(p.dir, 0o755); err != nil {
-		return nil, err
+	if create {
+		if err := l.fs.MkdirAll(p.dir, 0o755); err != nil {
+			return nil, err
+		}
 	}
-	if err := p.openSegments(); err != nil {
+	if err := p.openSegments(create); err != nil {
 		for _, s := range p.segs {
 			_ = l.files.forget(s)
 		}
@@ -99,14 +102,21 @@ func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.Top
 	return p, nil
 }
 
-func (p *partition) openSegments() error {
+// openSegments opens the partition's segments, or creates its first one
+// (create). A partition of a topic with meta always has a segment:
+// CreateTopic made the first one durable before it wrote meta.
+func (p *partition) openSegments(create bool) error {
 	o := &p.log.opts
 	bases, sealedTail, err := listSegments(p.log.fs, p.dir)
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !create:
+		return missingErr(p.dir, "the partition's directory is missing", nil)
+	case err != nil:
 		return err
-	}
-	if len(sealedTail) > 0 {
+	case len(sealedTail) > 0:
 		return missingSegments(p.dir, bases, sealedTail)
+	case len(bases) == 0 && !create:
+		return missingErr(p.dir, "no segment file is left", nil)
 	}
 	if len(bases) == 0 {
 		s, err := createSegment(p.log.files, p.dir, 0, o.NoSync)

@@ -129,27 +129,40 @@ func listSegments(fsys vfs.FS, dir string) (bases, sealedTail []int64, err error
 // stopped, or lost by the disk), and opening would hand their offsets to
 // new records.
 func missingSegments(dir string, bases, sealedTail []int64) error {
-	what := fmt.Sprintf("the segment files after %s are missing", segmentPath(dir, sealedTail[len(sealedTail)-1], logExt))
 	if len(bases) == 0 {
-		what = "no segment file is left"
+		return missingErr(dir, "no segment file is left", sealedTail)
 	}
+	what := fmt.Sprintf("the segment files after %s are missing", segmentPath(dir, sealedTail[len(sealedTail)-1], logExt))
 	return missingErr(dir, what, sealedTail)
 }
 
-// missingErr says that the segments after those of the .idx files at
-// sealed are gone, with what to do.
+// missingErr says that segment files of the partition in dir are gone, and
+// what to do. sealed are the bases of the .idx files that show it (a later
+// segment existed); none when the partition has no segment file left,
+// which CreateTopic never leaves (it makes the first one durable before it
+// writes meta).
 func missingErr(dir, what string, sealed []int64) error {
-	idxs := make([]string, len(sealed))
-	for i, b := range sealed {
-		idxs[i] = segmentPath(dir, b, idxExt)
+	var why, fix []string
+	for _, b := range sealed {
+		why = append(why, segmentPath(dir, b, idxExt))
+		fix = append(fix, "rm "+segmentPath(dir, b, idxExt))
 	}
-	return fmt.Errorf("%w: partition %s: %s (%s says a later segment existed: an index is written when its segment "+
-		"is sealed by the next one): they were deleted while wail was stopped, or lost by the disk, and opening the "+
-		"partition would give their offsets to new records. Restore the missing files from a backup; or, to accept "+
-		"the loss of the records they held, stop wail and remove %s: the partition then goes on after the records "+
-		"left, the consumer groups past them are moved back with an error at the start, and `wail table reconcile "+
-		"TABLE` (for an intents topic) rebuilds the events of the keys written since",
-		intentlog.ErrCorrupt, dir, what, strings.Join(idxs, ", "), strings.Join(idxs, " "))
+	because := "every partition has a segment file from its creation on"
+	if len(why) > 0 {
+		because = strings.Join(why, ", ") + " says a later segment existed: an index is written when its segment " +
+			"is sealed by the next one"
+	}
+	after := "the partition then goes on after the records left"
+	if !strings.HasPrefix(what, "the segment files after") {
+		fix = append(fix, "mkdir -p "+dir, "touch "+segmentPath(dir, 0, logExt))
+		after = "the partition then starts again, empty, at offset 0"
+	}
+	return fmt.Errorf("%w: partition %s: %s (%s): they were deleted while wail was stopped, or lost by the disk, "+
+		"and opening the partition would give their offsets to new records. Restore the missing files from a "+
+		"backup; or, to accept the loss of the records they held, stop wail and run `%s`: %s, the consumer "+
+		"groups past them are moved back with an error at the start, and `wail table reconcile TABLE` (for a "+
+		"table's intents topic) rebuilds the events of the keys written since",
+		intentlog.ErrCorrupt, dir, what, because, strings.Join(fix, " && "), after)
 }
 
 // createSegment creates an empty active segment and fsyncs the directory so
@@ -313,7 +326,7 @@ func (s *segment) checkNotSealed(fsys vfs.FS, f vfs.File, interval int64, dir st
 	case err != nil:
 		return err
 	}
-	return missingErr(dir, fmt.Sprintf("the segment files from offset %d on (after %s) are missing", sc.next, s.logPath),
+	return missingErr(dir, fmt.Sprintf("the segment files after %s (from offset %d on) are missing", s.logPath, sc.next),
 		[]int64{s.base})
 }
 
