@@ -41,7 +41,7 @@ func (p *partition) closedErr() error {
 // when that changes it.
 func (l *Log) DeleteTopic(ctx context.Context, name string) error {
 	if err := l.deleteTopic(ctx, name); err != nil {
-		return fmt.Errorf("embedded: delete topic %s: %w", name, err)
+		return fmt.Errorf("embedded: delete topic %s: %w", name, fileErr(err))
 	}
 	return nil
 }

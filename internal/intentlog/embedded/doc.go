@@ -227,7 +227,9 @@
 // offsets are merged into one write of its file, made without holding the
 // lock Committed takes (offsets.go). A failed commit of offsets or
 // creation of a topic returns ErrNoSpace or ErrStorage and changes nothing
-// (the files are replaced atomically).
+// (the files are replaced atomically). A failed deletion of a topic returns
+// ErrStorage too; the topic is gone from the Log already, and a retry
+// removes what is left (TestDeleteTopicIOErrorIsStorage).
 //
 // A failed read (a Reader's, OffsetForTime's, the first Committed of a
 // group, or Open's of any file) returns an error wrapping ErrStorage and

@@ -42,11 +42,12 @@ func storageErr(err error) error {
 	}
 }
 
-// openErr wraps an error that failed Open with ErrStorage when a file
-// operation caused it (an *fs.PathError or *os.LinkError, but for running
-// out of descriptors), so that a caller tells a failing disk from damage
-// (ErrCorrupt, passed through), a held lock or a bad option.
-func openErr(err error) error {
+// fileErr wraps an error that failed Open or DeleteTopic with ErrStorage
+// (or ErrNoSpace) when a file operation caused it (an *fs.PathError or
+// *os.LinkError, but for running out of descriptors), so that a caller
+// tells a failing disk from damage (ErrCorrupt, passed through), a held
+// lock or a bad argument.
+func fileErr(err error) error {
 	var pe *fs.PathError
 	var le *os.LinkError
 	if (errors.As(err, &pe) || errors.As(err, &le)) && !outOfFiles(err) {

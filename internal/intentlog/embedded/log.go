@@ -197,18 +197,18 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, openErr(err))
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, fileErr(err))
 	}
 	// The directory may have just been created: make its entry durable, or
 	// a crash could lose the whole log with acknowledged records in it.
 	if !opts.NoSync {
 		if err := opts.FS.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
-			return nil, fmt.Errorf("embedded: open %s: sync parent directory: %w", dir, openErr(err))
+			return nil, fmt.Errorf("embedded: open %s: sync parent directory: %w", dir, fileErr(err))
 		}
 	}
 	lock, err := opts.FS.Lock(filepath.Join(dir, lockFileName))
 	if err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, openErr(err))
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, fileErr(err))
 	}
 	l := &Log{dir: dir, opts: opts, fs: opts.FS, files: newFileCache(opts.FS, opts.MaxOpenFiles), lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
 	l.recordLimit = min(opts.MaxRecordBytes, opts.MaxBatchBytes-batchHeaderLen)
@@ -233,7 +233,7 @@ func Open(dir string, opts Options) (*Log, error) {
 			t.closeFiles()
 		}
 		_ = lock.Close()
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, openErr(err))
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, fileErr(err))
 	}
 	for _, t := range l.topics {
 		l.startWriters(t)

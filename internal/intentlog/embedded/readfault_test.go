@@ -115,3 +115,35 @@ func TestOpenIOErrorIsStorage(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteTopicIOErrorIsStorage: DeleteTopic failing on a file operation
+// returns an error wrapping ErrStorage and the cause, and a retry once the
+// disk works deletes the topic for good (a reopen does not bring it back).
+func TestDeleteTopicIOErrorIsStorage(t *testing.T) {
+	for _, op := range []vfs.Op{vfs.OpRename, vfs.OpSyncDir, vfs.OpReadDir, vfs.OpRemove} {
+		t.Run(op.String(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			efs := vfs.NewErrorFS(nil)
+			l := openLog(t, dir, Options{FS: efs})
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			appendBatch(t, l, "a", 3)
+			efs.Inject(vfs.Fault{Ops: op})
+			err := l.DeleteTopic(context.Background(), testTopic)
+			if efs.Fired() == 0 {
+				t.Fatal("the fault never fired")
+			}
+			if !errors.Is(err, intentlog.ErrStorage) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("DeleteTopic with EIO: %v; want ErrStorage wrapping EIO", err)
+			}
+			efs.Clear()
+			noErr(t, l.DeleteTopic(context.Background(), testTopic))
+			noErr(t, l.Close())
+			l = openLog(t, dir, Options{})
+			defer l.Close()
+			if _, err := l.Partitions(context.Background(), testTopic); !errors.Is(err, intentlog.ErrUnknownTopic) {
+				t.Fatalf("Partitions after the deletion and a reopen: %v; want ErrUnknownTopic", err)
+			}
+		})
+	}
+}
