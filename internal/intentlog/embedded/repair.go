@@ -33,7 +33,9 @@ type RepairReport struct {
 // file lost) is recorded the same way. A consumer group's offsets file that
 // Open refuses is copied to a quarantine file and replaced by one that
 // starts the group at each partition's first retained offset
-// (repairOffsets). Only FS and Logger of opts are used.
+// (repairOffsets). Only FS and Logger of opts are used. Segments missing
+// at the end of a partition (missingErr) are not repaired: no file says
+// which offsets they held, and Open's error says what to do.
 //
 // Nothing valid is removed: a batch is dropped only when it fails its
 // checks (a whole, valid batch that starts past the expected offset is
