@@ -3923,8 +3923,16 @@ type SubscribeRequest struct {
 	// adds no latency; it caps the value at 1000. 0 (the default, and what
 	// clients that predate batches send) streams one event per message.
 	MaxBatchEvents int32 `protobuf:"varint,4,opt,name=max_batch_events,json=maxBatchEvents,proto3" json:"max_batch_events,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// fail_on_gap: when retention (log.event_retention) removed events this
+	// stream was to deliver (a cursor or offset below a partition's log
+	// start, or a stream that fell behind it), end the stream with
+	// out_of_range instead of skipping them: its message names the partition
+	// and the offsets removed, and a RetentionGap detail carries them; no
+	// event past the gap is sent. Unset (the default): the stream skips
+	// them and says so with a message carrying gap.
+	FailOnGap     bool `protobuf:"varint,5,opt,name=fail_on_gap,json=failOnGap,proto3" json:"fail_on_gap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeRequest) Reset() {
@@ -3985,6 +3993,80 @@ func (x *SubscribeRequest) GetMaxBatchEvents() int32 {
 	return 0
 }
 
+func (x *SubscribeRequest) GetFailOnGap() bool {
+	if x != nil {
+		return x.FailOnGap
+	}
+	return false
+}
+
+// RetentionGap is a range of offsets of a partition that retention
+// (log.event_retention) removed before a stream read them: their events
+// are lost to it. Offsets are not dense: the range counts offsets, not
+// events.
+type RetentionGap struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Partition int32                  `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	// from is the first offset lost: where the stream was.
+	From int64 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	// to is one past the last offset lost: the log's start then, where the
+	// stream reads on.
+	To            int64 `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionGap) Reset() {
+	*x = RetentionGap{}
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionGap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionGap) ProtoMessage() {}
+
+func (x *RetentionGap) ProtoReflect() protoreflect.Message {
+	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionGap.ProtoReflect.Descriptor instead.
+func (*RetentionGap) Descriptor() ([]byte, []int) {
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RetentionGap) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *RetentionGap) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *RetentionGap) GetTo() int64 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
 // StreamedEvent is one event of a batch and where it is on the bus.
 type StreamedEvent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -4000,7 +4082,7 @@ type StreamedEvent struct {
 
 func (x *StreamedEvent) Reset() {
 	*x = StreamedEvent{}
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4012,7 +4094,7 @@ func (x *StreamedEvent) String() string {
 func (*StreamedEvent) ProtoMessage() {}
 
 func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[47]
+	mi := &file_wail_v1_wail_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4025,7 +4107,7 @@ func (x *StreamedEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamedEvent.ProtoReflect.Descriptor instead.
 func (*StreamedEvent) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{47}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StreamedEvent) GetEvent() *ChangeEvent {
@@ -4059,8 +4141,8 @@ func (x *StreamedEvent) GetSnapshot() bool {
 type SubscribeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// event is absent on a message that carries only a cursor: at the end of
-	// a snapshot and at the end of an until_end stream; and on a message
-	// that carries events (max_batch_events).
+	// a snapshot and at the end of an until_end stream; on a message that
+	// carries events (max_batch_events); and on one that carries a gap.
 	Event     *ChangeEvent `protobuf:"bytes,1,opt,name=event,proto3" json:"event,omitempty"`
 	Partition int32        `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
 	Offset    int64        `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
@@ -4073,14 +4155,21 @@ type SubscribeResponse struct {
 	Snapshot bool `protobuf:"varint,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	// events are set when the request asked for batches, in the order the
 	// server read them (per partition, in offset order).
-	Events        []*StreamedEvent `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
+	Events []*StreamedEvent `protobuf:"bytes,6,rep,name=events,proto3" json:"events,omitempty"`
+	// gap, on a message of its own (no event, events or snapshot), says the
+	// stream skipped offsets of a partition that retention removed before it
+	// read them (SubscribeRequest.fail_on_gap ends the stream instead); it
+	// comes before any event of that partition past the gap. Its cursor
+	// resumes past the gap (empty during a snapshot). Clients that predate it
+	// see a message that carries only a cursor, as at the end of a snapshot.
+	Gap           *RetentionGap `protobuf:"bytes,7,opt,name=gap,proto3" json:"gap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SubscribeResponse) Reset() {
 	*x = SubscribeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4092,7 +4181,7 @@ func (x *SubscribeResponse) String() string {
 func (*SubscribeResponse) ProtoMessage() {}
 
 func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[48]
+	mi := &file_wail_v1_wail_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4105,7 +4194,7 @@ func (x *SubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubscribeResponse.ProtoReflect.Descriptor instead.
 func (*SubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{48}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SubscribeResponse) GetEvent() *ChangeEvent {
@@ -4150,6 +4239,13 @@ func (x *SubscribeResponse) GetEvents() []*StreamedEvent {
 	return nil
 }
 
+func (x *SubscribeResponse) GetGap() *RetentionGap {
+	if x != nil {
+		return x.Gap
+	}
+	return nil
+}
+
 type ConsumeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -4176,7 +4272,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4188,7 +4284,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[49]
+	mi := &file_wail_v1_wail_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4201,7 +4297,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{49}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ConsumeRequest) GetTable() string {
@@ -4252,7 +4348,7 @@ type PartitionGrant struct {
 
 func (x *PartitionGrant) Reset() {
 	*x = PartitionGrant{}
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4264,7 +4360,7 @@ func (x *PartitionGrant) String() string {
 func (*PartitionGrant) ProtoMessage() {}
 
 func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[50]
+	mi := &file_wail_v1_wail_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4277,7 +4373,7 @@ func (x *PartitionGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionGrant.ProtoReflect.Descriptor instead.
 func (*PartitionGrant) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{50}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *PartitionGrant) GetPartition() int32 {
@@ -4338,7 +4434,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4350,7 +4446,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[51]
+	mi := &file_wail_v1_wail_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4363,7 +4459,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{51}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ConsumeResponse) GetEvent() *ChangeEvent {
@@ -4448,7 +4544,7 @@ type PartitionAck struct {
 
 func (x *PartitionAck) Reset() {
 	*x = PartitionAck{}
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4460,7 +4556,7 @@ func (x *PartitionAck) String() string {
 func (*PartitionAck) ProtoMessage() {}
 
 func (x *PartitionAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[52]
+	mi := &file_wail_v1_wail_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4473,7 +4569,7 @@ func (x *PartitionAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionAck.ProtoReflect.Descriptor instead.
 func (*PartitionAck) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{52}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PartitionAck) GetPartition() int32 {
@@ -4517,7 +4613,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +4625,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[53]
+	mi := &file_wail_v1_wail_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4542,7 +4638,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{53}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AckRequest) GetTable() string {
@@ -4597,7 +4693,7 @@ type AckRefused struct {
 
 func (x *AckRefused) Reset() {
 	*x = AckRefused{}
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4609,7 +4705,7 @@ func (x *AckRefused) String() string {
 func (*AckRefused) ProtoMessage() {}
 
 func (x *AckRefused) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[54]
+	mi := &file_wail_v1_wail_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4622,7 +4718,7 @@ func (x *AckRefused) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRefused.ProtoReflect.Descriptor instead.
 func (*AckRefused) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{54}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AckRefused) GetPartition() int32 {
@@ -4651,7 +4747,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4663,7 +4759,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[55]
+	mi := &file_wail_v1_wail_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4676,7 +4772,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{55}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AckResponse) GetRefused() []*AckRefused {
@@ -4695,7 +4791,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4707,7 +4803,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[56]
+	mi := &file_wail_v1_wail_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4720,7 +4816,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{56}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListGroupsRequest) GetTable() string {
@@ -4739,7 +4835,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4751,7 +4847,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[57]
+	mi := &file_wail_v1_wail_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4764,7 +4860,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{57}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListGroupsResponse) GetGroups() []string {
@@ -4784,7 +4880,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[58]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4796,7 +4892,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[58]
+	mi := &file_wail_v1_wail_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4809,7 +4905,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{58}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DescribeGroupRequest) GetTable() string {
@@ -4850,7 +4946,7 @@ type GroupPartition struct {
 
 func (x *GroupPartition) Reset() {
 	*x = GroupPartition{}
-	mi := &file_wail_v1_wail_proto_msgTypes[59]
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4862,7 +4958,7 @@ func (x *GroupPartition) String() string {
 func (*GroupPartition) ProtoMessage() {}
 
 func (x *GroupPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[59]
+	mi := &file_wail_v1_wail_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4875,7 +4971,7 @@ func (x *GroupPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupPartition.ProtoReflect.Descriptor instead.
 func (*GroupPartition) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{59}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GroupPartition) GetPartition() int32 {
@@ -4949,7 +5045,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4961,7 +5057,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[60]
+	mi := &file_wail_v1_wail_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4974,7 +5070,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{60}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DescribeGroupResponse) GetMembers() []string {
@@ -5017,7 +5113,7 @@ type ResetGroupRequest struct {
 
 func (x *ResetGroupRequest) Reset() {
 	*x = ResetGroupRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5029,7 +5125,7 @@ func (x *ResetGroupRequest) String() string {
 func (*ResetGroupRequest) ProtoMessage() {}
 
 func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[61]
+	mi := &file_wail_v1_wail_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5042,7 +5138,7 @@ func (x *ResetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{61}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ResetGroupRequest) GetTable() string {
@@ -5075,7 +5171,7 @@ type ResetGroupResponse struct {
 
 func (x *ResetGroupResponse) Reset() {
 	*x = ResetGroupResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5087,7 +5183,7 @@ func (x *ResetGroupResponse) String() string {
 func (*ResetGroupResponse) ProtoMessage() {}
 
 func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[62]
+	mi := &file_wail_v1_wail_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5100,7 +5196,7 @@ func (x *ResetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{62}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ResetGroupResponse) GetPartitions() []*GroupPartition {
@@ -5170,7 +5266,7 @@ type Sink struct {
 
 func (x *Sink) Reset() {
 	*x = Sink{}
-	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5182,7 +5278,7 @@ func (x *Sink) String() string {
 func (*Sink) ProtoMessage() {}
 
 func (x *Sink) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[63]
+	mi := &file_wail_v1_wail_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5195,7 +5291,7 @@ func (x *Sink) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sink.ProtoReflect.Descriptor instead.
 func (*Sink) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{63}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *Sink) GetTable() string {
@@ -5335,7 +5431,7 @@ type SinkBatch struct {
 
 func (x *SinkBatch) Reset() {
 	*x = SinkBatch{}
-	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5347,7 +5443,7 @@ func (x *SinkBatch) String() string {
 func (*SinkBatch) ProtoMessage() {}
 
 func (x *SinkBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[64]
+	mi := &file_wail_v1_wail_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5360,7 +5456,7 @@ func (x *SinkBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkBatch.ProtoReflect.Descriptor instead.
 func (*SinkBatch) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{64}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SinkBatch) GetSink() string {
@@ -5445,7 +5541,7 @@ type SinkStatus struct {
 
 func (x *SinkStatus) Reset() {
 	*x = SinkStatus{}
-	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5457,7 +5553,7 @@ func (x *SinkStatus) String() string {
 func (*SinkStatus) ProtoMessage() {}
 
 func (x *SinkStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[65]
+	mi := &file_wail_v1_wail_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5470,7 +5566,7 @@ func (x *SinkStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkStatus.ProtoReflect.Descriptor instead.
 func (*SinkStatus) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{65}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *SinkStatus) GetSink() *Sink {
@@ -5575,7 +5671,7 @@ type CreateSinkRequest struct {
 
 func (x *CreateSinkRequest) Reset() {
 	*x = CreateSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5587,7 +5683,7 @@ func (x *CreateSinkRequest) String() string {
 func (*CreateSinkRequest) ProtoMessage() {}
 
 func (x *CreateSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[66]
+	mi := &file_wail_v1_wail_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5600,7 +5696,7 @@ func (x *CreateSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSinkRequest.ProtoReflect.Descriptor instead.
 func (*CreateSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{66}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateSinkRequest) GetTable() string {
@@ -5627,7 +5723,7 @@ type CreateSinkResponse struct {
 
 func (x *CreateSinkResponse) Reset() {
 	*x = CreateSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5639,7 +5735,7 @@ func (x *CreateSinkResponse) String() string {
 func (*CreateSinkResponse) ProtoMessage() {}
 
 func (x *CreateSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[67]
+	mi := &file_wail_v1_wail_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5652,7 +5748,7 @@ func (x *CreateSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSinkResponse.ProtoReflect.Descriptor instead.
 func (*CreateSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{67}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CreateSinkResponse) GetSink() *Sink {
@@ -5678,7 +5774,7 @@ type ListSinksRequest struct {
 
 func (x *ListSinksRequest) Reset() {
 	*x = ListSinksRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5690,7 +5786,7 @@ func (x *ListSinksRequest) String() string {
 func (*ListSinksRequest) ProtoMessage() {}
 
 func (x *ListSinksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[68]
+	mi := &file_wail_v1_wail_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5703,7 +5799,7 @@ func (x *ListSinksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSinksRequest.ProtoReflect.Descriptor instead.
 func (*ListSinksRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{68}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListSinksRequest) GetTable() string {
@@ -5722,7 +5818,7 @@ type ListSinksResponse struct {
 
 func (x *ListSinksResponse) Reset() {
 	*x = ListSinksResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5734,7 +5830,7 @@ func (x *ListSinksResponse) String() string {
 func (*ListSinksResponse) ProtoMessage() {}
 
 func (x *ListSinksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[69]
+	mi := &file_wail_v1_wail_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5747,7 +5843,7 @@ func (x *ListSinksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSinksResponse.ProtoReflect.Descriptor instead.
 func (*ListSinksResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{69}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListSinksResponse) GetSinks() []*SinkStatus {
@@ -5767,7 +5863,7 @@ type DescribeSinkRequest struct {
 
 func (x *DescribeSinkRequest) Reset() {
 	*x = DescribeSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5779,7 +5875,7 @@ func (x *DescribeSinkRequest) String() string {
 func (*DescribeSinkRequest) ProtoMessage() {}
 
 func (x *DescribeSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[70]
+	mi := &file_wail_v1_wail_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5792,7 +5888,7 @@ func (x *DescribeSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSinkRequest.ProtoReflect.Descriptor instead.
 func (*DescribeSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{70}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DescribeSinkRequest) GetTable() string {
@@ -5818,7 +5914,7 @@ type DescribeSinkResponse struct {
 
 func (x *DescribeSinkResponse) Reset() {
 	*x = DescribeSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5830,7 +5926,7 @@ func (x *DescribeSinkResponse) String() string {
 func (*DescribeSinkResponse) ProtoMessage() {}
 
 func (x *DescribeSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[71]
+	mi := &file_wail_v1_wail_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5843,7 +5939,7 @@ func (x *DescribeSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeSinkResponse.ProtoReflect.Descriptor instead.
 func (*DescribeSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{71}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DescribeSinkResponse) GetStatus() *SinkStatus {
@@ -5863,7 +5959,7 @@ type PauseSinkRequest struct {
 
 func (x *PauseSinkRequest) Reset() {
 	*x = PauseSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5875,7 +5971,7 @@ func (x *PauseSinkRequest) String() string {
 func (*PauseSinkRequest) ProtoMessage() {}
 
 func (x *PauseSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[72]
+	mi := &file_wail_v1_wail_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5888,7 +5984,7 @@ func (x *PauseSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSinkRequest.ProtoReflect.Descriptor instead.
 func (*PauseSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{72}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PauseSinkRequest) GetTable() string {
@@ -5914,7 +6010,7 @@ type PauseSinkResponse struct {
 
 func (x *PauseSinkResponse) Reset() {
 	*x = PauseSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5926,7 +6022,7 @@ func (x *PauseSinkResponse) String() string {
 func (*PauseSinkResponse) ProtoMessage() {}
 
 func (x *PauseSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[73]
+	mi := &file_wail_v1_wail_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5939,7 +6035,7 @@ func (x *PauseSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSinkResponse.ProtoReflect.Descriptor instead.
 func (*PauseSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{73}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *PauseSinkResponse) GetSink() *Sink {
@@ -5959,7 +6055,7 @@ type ResumeSinkRequest struct {
 
 func (x *ResumeSinkRequest) Reset() {
 	*x = ResumeSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5971,7 +6067,7 @@ func (x *ResumeSinkRequest) String() string {
 func (*ResumeSinkRequest) ProtoMessage() {}
 
 func (x *ResumeSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[74]
+	mi := &file_wail_v1_wail_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5984,7 +6080,7 @@ func (x *ResumeSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSinkRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{74}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ResumeSinkRequest) GetTable() string {
@@ -6010,7 +6106,7 @@ type ResumeSinkResponse struct {
 
 func (x *ResumeSinkResponse) Reset() {
 	*x = ResumeSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	mi := &file_wail_v1_wail_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6022,7 +6118,7 @@ func (x *ResumeSinkResponse) String() string {
 func (*ResumeSinkResponse) ProtoMessage() {}
 
 func (x *ResumeSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[75]
+	mi := &file_wail_v1_wail_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6035,7 +6131,7 @@ func (x *ResumeSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSinkResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{75}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ResumeSinkResponse) GetSink() *Sink {
@@ -6055,7 +6151,7 @@ type DropSinkRequest struct {
 
 func (x *DropSinkRequest) Reset() {
 	*x = DropSinkRequest{}
-	mi := &file_wail_v1_wail_proto_msgTypes[76]
+	mi := &file_wail_v1_wail_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6067,7 +6163,7 @@ func (x *DropSinkRequest) String() string {
 func (*DropSinkRequest) ProtoMessage() {}
 
 func (x *DropSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[76]
+	mi := &file_wail_v1_wail_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6080,7 +6176,7 @@ func (x *DropSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSinkRequest.ProtoReflect.Descriptor instead.
 func (*DropSinkRequest) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{76}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DropSinkRequest) GetTable() string {
@@ -6105,7 +6201,7 @@ type DropSinkResponse struct {
 
 func (x *DropSinkResponse) Reset() {
 	*x = DropSinkResponse{}
-	mi := &file_wail_v1_wail_proto_msgTypes[77]
+	mi := &file_wail_v1_wail_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6117,7 +6213,7 @@ func (x *DropSinkResponse) String() string {
 func (*DropSinkResponse) ProtoMessage() {}
 
 func (x *DropSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[77]
+	mi := &file_wail_v1_wail_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6130,7 +6226,7 @@ func (x *DropSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropSinkResponse.ProtoReflect.Descriptor instead.
 func (*DropSinkResponse) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{77}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{78}
 }
 
 // SinkList is how sink definitions are kept: one catalog entry ("_sinks")
@@ -6144,7 +6240,7 @@ type SinkList struct {
 
 func (x *SinkList) Reset() {
 	*x = SinkList{}
-	mi := &file_wail_v1_wail_proto_msgTypes[78]
+	mi := &file_wail_v1_wail_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6156,7 +6252,7 @@ func (x *SinkList) String() string {
 func (*SinkList) ProtoMessage() {}
 
 func (x *SinkList) ProtoReflect() protoreflect.Message {
-	mi := &file_wail_v1_wail_proto_msgTypes[78]
+	mi := &file_wail_v1_wail_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6169,7 +6265,7 @@ func (x *SinkList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SinkList.ProtoReflect.Descriptor instead.
 func (*SinkList) Descriptor() ([]byte, []int) {
-	return file_wail_v1_wail_proto_rawDescGZIP(), []int{78}
+	return file_wail_v1_wail_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *SinkList) GetSinks() []*Sink {
@@ -6467,24 +6563,30 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0ekeys_in_flight\x18\x04 \x01(\x03R\fkeysInFlight\x12!\n" +
 	"\fkeys_expired\x18\x05 \x01(\x03R\vkeysExpired\x129\n" +
 	"\fexpired_keys\x18\x06 \x03(\v2\x16.wail.v1.ReconciledKeyR\vexpiredKeys\x12(\n" +
-	"\x10open_gap_letters\x18\a \x03(\x03R\x0eopenGapLetters\"\x83\x01\n" +
+	"\x10open_gap_letters\x18\a \x03(\x03R\x0eopenGapLetters\"\xa3\x01\n" +
 	"\x10SubscribeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x12\n" +
 	"\x04from\x18\x02 \x01(\tR\x04from\x12\x1b\n" +
 	"\tuntil_end\x18\x03 \x01(\bR\buntilEnd\x12(\n" +
-	"\x10max_batch_events\x18\x04 \x01(\x05R\x0emaxBatchEvents\"\x8d\x01\n" +
+	"\x10max_batch_events\x18\x04 \x01(\x05R\x0emaxBatchEvents\x12\x1e\n" +
+	"\vfail_on_gap\x18\x05 \x01(\bR\tfailOnGap\"P\n" +
+	"\fRetentionGap\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x03R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x03R\x02to\"\x8d\x01\n" +
 	"\rStreamedEvent\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x1a\n" +
-	"\bsnapshot\x18\x04 \x01(\bR\bsnapshot\"\xd9\x01\n" +
+	"\bsnapshot\x18\x04 \x01(\bR\bsnapshot\"\x82\x02\n" +
 	"\x11SubscribeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x1a\n" +
 	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot\x12.\n" +
-	"\x06events\x18\x06 \x03(\v2\x16.wail.v1.StreamedEventR\x06events\"\x8d\x01\n" +
+	"\x06events\x18\x06 \x03(\v2\x16.wail.v1.StreamedEventR\x06events\x12'\n" +
+	"\x03gap\x18\a \x01(\v2\x15.wail.v1.RetentionGapR\x03gap\"\x8d\x01\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
@@ -6717,7 +6819,7 @@ func file_wail_v1_wail_proto_rawDescGZIP() []byte {
 }
 
 var file_wail_v1_wail_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
+var file_wail_v1_wail_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_wail_v1_wail_proto_goTypes = []any{
 	(Op)(0),                            // 0: wail.v1.Op
 	(FailureMode)(0),                   // 1: wail.v1.FailureMode
@@ -6771,38 +6873,39 @@ var file_wail_v1_wail_proto_goTypes = []any{
 	(*ReconciledKey)(nil),              // 49: wail.v1.ReconciledKey
 	(*ReconcileTableResponse)(nil),     // 50: wail.v1.ReconcileTableResponse
 	(*SubscribeRequest)(nil),           // 51: wail.v1.SubscribeRequest
-	(*StreamedEvent)(nil),              // 52: wail.v1.StreamedEvent
-	(*SubscribeResponse)(nil),          // 53: wail.v1.SubscribeResponse
-	(*ConsumeRequest)(nil),             // 54: wail.v1.ConsumeRequest
-	(*PartitionGrant)(nil),             // 55: wail.v1.PartitionGrant
-	(*ConsumeResponse)(nil),            // 56: wail.v1.ConsumeResponse
-	(*PartitionAck)(nil),               // 57: wail.v1.PartitionAck
-	(*AckRequest)(nil),                 // 58: wail.v1.AckRequest
-	(*AckRefused)(nil),                 // 59: wail.v1.AckRefused
-	(*AckResponse)(nil),                // 60: wail.v1.AckResponse
-	(*ListGroupsRequest)(nil),          // 61: wail.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 62: wail.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 63: wail.v1.DescribeGroupRequest
-	(*GroupPartition)(nil),             // 64: wail.v1.GroupPartition
-	(*DescribeGroupResponse)(nil),      // 65: wail.v1.DescribeGroupResponse
-	(*ResetGroupRequest)(nil),          // 66: wail.v1.ResetGroupRequest
-	(*ResetGroupResponse)(nil),         // 67: wail.v1.ResetGroupResponse
-	(*Sink)(nil),                       // 68: wail.v1.Sink
-	(*SinkBatch)(nil),                  // 69: wail.v1.SinkBatch
-	(*SinkStatus)(nil),                 // 70: wail.v1.SinkStatus
-	(*CreateSinkRequest)(nil),          // 71: wail.v1.CreateSinkRequest
-	(*CreateSinkResponse)(nil),         // 72: wail.v1.CreateSinkResponse
-	(*ListSinksRequest)(nil),           // 73: wail.v1.ListSinksRequest
-	(*ListSinksResponse)(nil),          // 74: wail.v1.ListSinksResponse
-	(*DescribeSinkRequest)(nil),        // 75: wail.v1.DescribeSinkRequest
-	(*DescribeSinkResponse)(nil),       // 76: wail.v1.DescribeSinkResponse
-	(*PauseSinkRequest)(nil),           // 77: wail.v1.PauseSinkRequest
-	(*PauseSinkResponse)(nil),          // 78: wail.v1.PauseSinkResponse
-	(*ResumeSinkRequest)(nil),          // 79: wail.v1.ResumeSinkRequest
-	(*ResumeSinkResponse)(nil),         // 80: wail.v1.ResumeSinkResponse
-	(*DropSinkRequest)(nil),            // 81: wail.v1.DropSinkRequest
-	(*DropSinkResponse)(nil),           // 82: wail.v1.DropSinkResponse
-	(*SinkList)(nil),                   // 83: wail.v1.SinkList
+	(*RetentionGap)(nil),               // 52: wail.v1.RetentionGap
+	(*StreamedEvent)(nil),              // 53: wail.v1.StreamedEvent
+	(*SubscribeResponse)(nil),          // 54: wail.v1.SubscribeResponse
+	(*ConsumeRequest)(nil),             // 55: wail.v1.ConsumeRequest
+	(*PartitionGrant)(nil),             // 56: wail.v1.PartitionGrant
+	(*ConsumeResponse)(nil),            // 57: wail.v1.ConsumeResponse
+	(*PartitionAck)(nil),               // 58: wail.v1.PartitionAck
+	(*AckRequest)(nil),                 // 59: wail.v1.AckRequest
+	(*AckRefused)(nil),                 // 60: wail.v1.AckRefused
+	(*AckResponse)(nil),                // 61: wail.v1.AckResponse
+	(*ListGroupsRequest)(nil),          // 62: wail.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 63: wail.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 64: wail.v1.DescribeGroupRequest
+	(*GroupPartition)(nil),             // 65: wail.v1.GroupPartition
+	(*DescribeGroupResponse)(nil),      // 66: wail.v1.DescribeGroupResponse
+	(*ResetGroupRequest)(nil),          // 67: wail.v1.ResetGroupRequest
+	(*ResetGroupResponse)(nil),         // 68: wail.v1.ResetGroupResponse
+	(*Sink)(nil),                       // 69: wail.v1.Sink
+	(*SinkBatch)(nil),                  // 70: wail.v1.SinkBatch
+	(*SinkStatus)(nil),                 // 71: wail.v1.SinkStatus
+	(*CreateSinkRequest)(nil),          // 72: wail.v1.CreateSinkRequest
+	(*CreateSinkResponse)(nil),         // 73: wail.v1.CreateSinkResponse
+	(*ListSinksRequest)(nil),           // 74: wail.v1.ListSinksRequest
+	(*ListSinksResponse)(nil),          // 75: wail.v1.ListSinksResponse
+	(*DescribeSinkRequest)(nil),        // 76: wail.v1.DescribeSinkRequest
+	(*DescribeSinkResponse)(nil),       // 77: wail.v1.DescribeSinkResponse
+	(*PauseSinkRequest)(nil),           // 78: wail.v1.PauseSinkRequest
+	(*PauseSinkResponse)(nil),          // 79: wail.v1.PauseSinkResponse
+	(*ResumeSinkRequest)(nil),          // 80: wail.v1.ResumeSinkRequest
+	(*ResumeSinkResponse)(nil),         // 81: wail.v1.ResumeSinkResponse
+	(*DropSinkRequest)(nil),            // 82: wail.v1.DropSinkRequest
+	(*DropSinkResponse)(nil),           // 83: wail.v1.DropSinkResponse
+	(*SinkList)(nil),                   // 84: wail.v1.SinkList
 }
 var file_wail_v1_wail_proto_depIdxs = []int32{
 	0,  // 0: wail.v1.Intent.op:type_name -> wail.v1.Op
@@ -6850,82 +6953,83 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	49, // 42: wail.v1.ReconcileTableResponse.expired_keys:type_name -> wail.v1.ReconciledKey
 	6,  // 43: wail.v1.StreamedEvent.event:type_name -> wail.v1.ChangeEvent
 	6,  // 44: wail.v1.SubscribeResponse.event:type_name -> wail.v1.ChangeEvent
-	52, // 45: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
-	6,  // 46: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
-	55, // 47: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	57, // 48: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	59, // 49: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	64, // 50: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	64, // 51: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	6,  // 52: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
-	68, // 53: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
-	64, // 54: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
-	68, // 55: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
-	68, // 56: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
-	70, // 57: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
-	70, // 58: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
-	68, // 59: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
-	68, // 60: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
-	68, // 61: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
-	10, // 62: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 63: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 64: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 65: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 66: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	25, // 67: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	31, // 68: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	33, // 69: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	26, // 70: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	28, // 71: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	48, // 72: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	40, // 73: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	42, // 74: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	44, // 75: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	46, // 76: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	71, // 77: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
-	73, // 78: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
-	75, // 79: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
-	77, // 80: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
-	79, // 81: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
-	81, // 82: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
-	51, // 83: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	54, // 84: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	58, // 85: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	61, // 86: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	63, // 87: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	66, // 88: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 89: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 90: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 91: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 92: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 93: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	30, // 94: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	32, // 95: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	34, // 96: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	27, // 97: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	29, // 98: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	50, // 99: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	41, // 100: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	43, // 101: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	45, // 102: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	47, // 103: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	72, // 104: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
-	74, // 105: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
-	76, // 106: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
-	78, // 107: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
-	80, // 108: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
-	82, // 109: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
-	53, // 110: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	56, // 111: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	60, // 112: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	62, // 113: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	65, // 114: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	67, // 115: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	89, // [89:116] is the sub-list for method output_type
-	62, // [62:89] is the sub-list for method input_type
-	62, // [62:62] is the sub-list for extension type_name
-	62, // [62:62] is the sub-list for extension extendee
-	0,  // [0:62] is the sub-list for field type_name
+	53, // 45: wail.v1.SubscribeResponse.events:type_name -> wail.v1.StreamedEvent
+	52, // 46: wail.v1.SubscribeResponse.gap:type_name -> wail.v1.RetentionGap
+	6,  // 47: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
+	56, // 48: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
+	58, // 49: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	60, // 50: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	65, // 51: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	65, // 52: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	6,  // 53: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	69, // 54: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	65, // 55: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	69, // 56: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	69, // 57: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	71, // 58: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	71, // 59: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	69, // 60: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	69, // 61: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	69, // 62: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 63: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 64: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 65: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 66: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 67: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	25, // 68: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	31, // 69: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	33, // 70: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	26, // 71: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	28, // 72: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	48, // 73: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	40, // 74: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	42, // 75: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	44, // 76: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	46, // 77: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	72, // 78: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	74, // 79: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	76, // 80: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	78, // 81: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	80, // 82: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	82, // 83: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	51, // 84: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	55, // 85: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	59, // 86: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	62, // 87: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	64, // 88: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	67, // 89: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 90: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 91: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 92: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 93: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 94: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	30, // 95: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	32, // 96: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	34, // 97: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	27, // 98: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	29, // 99: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	50, // 100: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	41, // 101: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	43, // 102: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	45, // 103: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	47, // 104: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	73, // 105: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	75, // 106: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	77, // 107: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	79, // 108: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	81, // 109: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	83, // 110: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	54, // 111: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	57, // 112: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	61, // 113: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	63, // 114: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	66, // 115: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	68, // 116: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	90, // [90:117] is the sub-list for method output_type
+	63, // [63:90] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
@@ -6946,7 +7050,7 @@ func file_wail_v1_wail_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wail_v1_wail_proto_rawDesc), len(file_wail_v1_wail_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   79,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
