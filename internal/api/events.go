@@ -302,6 +302,8 @@ func eventCode(err error) connect.Code {
 		return connect.CodeUnimplemented
 	case errors.Is(err, eventbus.ErrSnapshotBusy):
 		return connect.CodeResourceExhausted
+	case errors.Is(err, eventbus.ErrRetentionGap):
+		return connect.CodeOutOfRange
 	case errors.Is(err, group.ErrDuplicateMember):
 		return connect.CodeAlreadyExists
 	}
@@ -309,11 +311,18 @@ func eventCode(err error) connect.Code {
 }
 
 // eventError is err with its code; nil stays nil, and an error that has
-// one (a failed send) keeps it.
+// one (a failed send) keeps it. A retention gap (fail_on_gap) carries
+// the range removed as a RetentionGap detail.
 func eventError(err error) error {
 	var ce *connect.Error
 	if err == nil || errors.As(err, &ce) {
 		return err
 	}
-	return connect.NewError(eventCode(err), err)
+	ce = connect.NewError(eventCode(err), err)
+	if ge, ok := errors.AsType[*eventbus.GapError](err); ok {
+		if d, derr := connect.NewErrorDetail(ge.Gap); derr == nil {
+			ce.AddDetail(d)
+		}
+	}
+	return ce
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 )
 
 // Conditions of the event streams and consumer groups that callers
@@ -25,7 +27,31 @@ var (
 	// "beginning" or "latest" while another took its snapshot, whose end
 	// was then not committed; joining again takes the snapshot again.
 	ErrSnapshotAborted = errors.New("group snapshot aborted")
+	// ErrRetentionGap: retention removed events a stream that asked to
+	// fail rather than skip them (SubscribeRequest.fail_on_gap) was to
+	// deliver; the error is a *GapError, which says which.
+	ErrRetentionGap = errors.New("events removed by retention")
 )
+
+// GapError is ErrRetentionGap with the partition and offsets removed.
+type GapError struct {
+	Table string
+	Gap   *wailv1.RetentionGap
+}
+
+func gapError(table string, gap *wailv1.RetentionGap) error {
+	return &GapError{Table: table, Gap: gap}
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("table %s partition %d: offsets [%d, %d) were removed by retention (log.event_retention) before this stream "+
+		"read them, and it asked to fail rather than skip them (fail_on_gap): their events are lost to it; start again from "+
+		`"beginning" (what is left) or "snapshot" (every key's current state), or without fail_on_gap to skip them; `+
+		"raise log.event_retention above how long subscribers may stay away or fall behind",
+		quoted(e.Table), e.Gap.Partition, e.Gap.From, e.Gap.To)
+}
+
+func (e *GapError) Unwrap() error { return ErrRetentionGap }
 
 // kindError is err, with its message, that is also kind (errors.Is).
 type kindError struct{ kind, err error }

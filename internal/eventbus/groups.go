@@ -191,7 +191,7 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	if start.Snapshot {
 		return nil, invalid(errors.New(`a group cannot be reset to "snapshot"`))
 	}
-	offsets, after, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start)
+	offsets, after, _, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start, false)
 	if err != nil {
 		return nil, err
 	}

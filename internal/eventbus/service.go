@@ -83,8 +83,9 @@ func (s *Service) WithLogger(l *slog.Logger) *Service {
 
 // retentionSkipped logs that a stream of table passes offsets [from, to) of
 // partition p, which retention removed before it read them: its
-// subscriber misses those events, as a consumer group's member does (and
-// says, group.session), and as Kafka's auto.offset.reset=earliest.
+// subscriber misses those events (and is told: SubscribeResponse.gap), as
+// a consumer group's member does (and says, group.session), and as
+// Kafka's auto.offset.reset=earliest.
 func (s *Service) retentionSkipped(table string, p int32, from, to int64) {
 	l := s.logger
 	if l == nil {
@@ -123,6 +124,9 @@ type batch struct {
 	// (its tail, or where it diverges) and new events take those offsets
 	// again: its position moves back to next (no events).
 	rewind bool
+	// gap: retention removed what the stream was to read, up to next,
+	// where its position moves (no events); the subscriber is told.
+	gap *wailv1.RetentionGap
 }
 
 // Stream streams the final events of a table, from every partition (see
@@ -132,7 +136,7 @@ type batch struct {
 // Close is called (it returns nil), the stream is over (until_end), or
 // started or send fails (their error is returned). Its own errors are
 // ErrNotFound, ErrBadFrom, ErrBadCursor, ErrInvalid, ErrNoSnapshots,
-// ErrSnapshotBusy, or the log failing. Webhook sinks call it in the
+// ErrSnapshotBusy, ErrRetentionGap (fail_on_gap), or the log failing. Webhook sinks call it in the
 // process; the API serves Subscribe.
 func (s *Service) Stream(ctx context.Context, msg *wailv1.SubscribeRequest, started func() error, send func(*wailv1.SubscribeResponse) error) error {
 	return s.Subscribe(ctx, msg, false, func(string) error { return started() }, send)
@@ -170,7 +174,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	// headers: once the client's call returns, every event published later
 	// is delivered.
 	created := s.createdOf(table)
-	offsets, after, err := s.startOffsets(ctx, table, n, created, start)
+	offsets, after, gaps, err := s.startOffsets(ctx, table, n, created, start, msg.FailOnGap)
 	if err != nil {
 		return err
 	}
@@ -208,7 +212,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 		if until != nil {
 			end = until[p]
 		}
-		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, after, encoded, buf, out) })
+		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, after, msg.FailOnGap, encoded, buf, out) })
 	}
 	var snap <-chan snapshotMsg
 	if start.Snapshot {
@@ -218,6 +222,12 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	}
 	g.Go(func() error {
 		defer cancel() // the stream is over: stop the readers
+		// A start below the log's start: the gaps first.
+		for _, gap := range gaps {
+			if err := send(&wailv1.SubscribeResponse{Gap: gap, Cursor: core.cursor()}); err != nil {
+				return err
+			}
+		}
 		if core.done() {
 			return send(&wailv1.SubscribeResponse{Cursor: core.cursor()})
 		}
@@ -304,8 +314,10 @@ func sendAll(send func(*wailv1.SubscribeResponse) error, resps []*wailv1.Subscri
 }
 
 // follow reads one partition from off and hands its events to out, up to
-// end (-1: forever).
-func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, encoded bool, buf *readahead.Stream, out chan<- batch) error {
+// end (-1: forever). Past what retention removed before it read it, it
+// fails with ErrRetentionGap (failOnGap), or hands out the gap and goes on
+// from the log's start.
+func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, failOnGap, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	topic := Topic(table)
 	tries := 0 // answers out of range in a row within the log's bounds
 	for end < 0 || off < end {
@@ -363,17 +375,23 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 			off = pos
 			continue
 		}
-		// retention removed what we were about to read: go on from the start
+		// retention removed what we were about to read: fail, or say so
+		// and go on from the start
+		gap := &wailv1.RetentionGap{Partition: p, From: pos, To: start}
+		if failOnGap {
+			return gapError(table, gap)
+		}
 		s.retentionSkipped(table, p, pos, start)
 		tries = 0
 		off = start
+		select {
+		case out <- batch{p: p, next: off, gap: gap}:
+		case <-ctx.Done():
+			return nil
+		}
 		if end >= 0 && off >= end {
-			// ... which is past the end: the stream's position moves
+			// ... which is past the end: the stream's position moved
 			// there, so that an until-end stream ends (it waited for ever).
-			select {
-			case out <- batch{p: p, next: off}:
-			case <-ctx.Done():
-			}
 			return nil
 		}
 	}
@@ -466,19 +484,21 @@ func (s *Service) readEvent(r *intentlog.Record, encoded bool) (liveEvent, bool)
 	return newLiveEvent(r.Offset, e.Proto()), true
 }
 
-// startOffsets returns where each partition of a stream starts, and the
+// startOffsets returns where each partition of a stream starts, the
 // version at or below which it skips events (the start's, or its
-// cursor's). created is the table's creation time (0: unknown), which a
-// cursor that carries one must match.
-func (s *Service) startOffsets(ctx context.Context, table string, n int32, created int64, st Start) ([]int64, uint64, error) {
+// cursor's), and the gaps of a start (a cursor, an offset) below a
+// partition's log start: with failOnGap, the first of them fails it
+// (ErrRetentionGap). created is the table's creation time (0: unknown),
+// which a cursor that carries one must match.
+func (s *Service) startOffsets(ctx context.Context, table string, n int32, created int64, st Start, failOnGap bool) ([]int64, uint64, []*wailv1.RetentionGap, error) {
 	var cur Cursor
 	if st.Cursor != "" {
 		var err error
 		if cur, err = ParseCursor(st.Cursor, table, n); err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		if cur.Created != 0 && created != 0 && cur.Created != created {
-			return nil, 0, fmt.Errorf("%w: it belongs to an earlier table %q, dropped since and created again (at %s): "+
+			return nil, 0, nil, fmt.Errorf("%w: it belongs to an earlier table %q, dropped since and created again (at %s): "+
 				"its positions mean nothing in this one; start from \"beginning\" or a time",
 				ErrBadCursor, table, time.UnixMicro(created).UTC().Format(time.RFC3339))
 		}
@@ -489,10 +509,11 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 	}
 	topic := Topic(table)
 	offsets := make([]int64, n)
+	var gaps []*wailv1.RetentionGap
 	for p := range offsets {
 		start, end, err := s.bus.log.Bounds(ctx, topic, int32(p))
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, nil, err
 		}
 		switch {
 		case st.Latest || st.Snapshot:
@@ -500,14 +521,19 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 		case st.Beginning:
 			offsets[p] = start
 		case cur.Offsets != nil || st.Offset >= 0:
-			// Below start: retention removed them (logged); above end:
-			// the log lost its tail (Kafka unclean election, a repair) and
-			// new events take those offsets again.
+			// Below start: retention removed them (a gap; logged); above
+			// end: the log lost its tail (Kafka unclean election, a
+			// repair) and new events take those offsets again.
 			o := st.Offset
 			if cur.Offsets != nil {
 				o = cur.Offsets[p]
 			}
 			if o < start {
+				gap := &wailv1.RetentionGap{Partition: int32(p), From: o, To: start}
+				if failOnGap {
+					return nil, 0, nil, gapError(table, gap)
+				}
+				gaps = append(gaps, gap)
 				s.retentionSkipped(table, int32(p), o, start)
 			}
 			offsets[p] = min(max(o, start), end)
@@ -517,11 +543,11 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 				at = hlc.Time(st.AfterVersion).Add(-clockSkew)
 			}
 			if offsets[p], err = s.bus.log.OffsetForTime(ctx, topic, int32(p), at); err != nil {
-				return nil, 0, err
+				return nil, 0, nil, err
 			}
 		}
 	}
-	return offsets, st.AfterVersion, nil
+	return offsets, st.AfterVersion, gaps, nil
 }
 
 func unknownTable(table string) error {

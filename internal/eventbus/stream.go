@@ -120,13 +120,31 @@ func (c *streamCore) cursor() string {
 	return Cursor{Table: c.table, Offsets: c.pos, AfterVersion: c.after, Created: c.created}.String()
 }
 
-// batch handles a batch of a partition reader (live, or a rewind).
+// batch handles a batch of a partition reader (live, a rewind, or a
+// retention gap).
 func (c *streamCore) batch(b batch) ([]*wailv1.SubscribeResponse, error) {
-	if b.rewind {
+	switch {
+	case b.rewind:
 		c.rewind(b.p, b.next)
 		return nil, nil
+	case b.gap != nil:
+		return c.gap(b.gap, b.next), nil
 	}
 	return c.live(b.p, b.events, b.next)
+}
+
+// gap moves the position of gap's partition to next, past offsets that
+// retention removed before the stream read them, and returns the message
+// that tells the subscriber (with the cursor past them), then what the
+// move settles.
+func (c *streamCore) gap(gap *wailv1.RetentionGap, next int64) []*wailv1.SubscribeResponse {
+	p := gap.Partition
+	if c.until != nil {
+		next = min(next, c.until[p])
+	}
+	c.pos[p] = max(c.pos[p], next)
+	out := []*wailv1.SubscribeResponse{{Gap: gap, Cursor: c.cursor()}}
+	return append(out, c.settle()...)
 }
 
 // rewind moves p's position back to next: the log lost what the stream
