@@ -55,6 +55,20 @@ type ConsumerConfig struct {
 	// of each batch carries a Cursor. 0: one event per message, each with
 	// its cursor.
 	MaxBatchEvents int32
+	// OnGap, if set, is called (from Next) when a subscription skipped
+	// offsets of a partition that the server's retention
+	// (log.event_retention) removed before it read them: their events are
+	// lost to this consumer (the range counts offsets, not events). It
+	// comes before any event of that partition past the gap, and again on
+	// a reconnection whose cursor retention passed meanwhile; Cursor then
+	// resumes past the gap. Without OnGap, a gap is only in the server's
+	// log (without Group).
+	OnGap func(gap *wailv1.RetentionGap)
+	// FailOnGap: rather than skip what retention removed, NewConsumer or
+	// Next fails with a *GapError (errors.Is ErrRetentionGap; the
+	// server's out_of_range) naming the partition and offsets, and hands
+	// out nothing past the gap: Cursor stays before it (without Group).
+	FailOnGap bool
 	// OnPartitions, if set, is called (from Next) when the group grants
 	// partitions to this member or revokes them. A partition that moves
 	// to another member (one joined or left) is revoked once this member
@@ -165,6 +179,8 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 	switch {
 	case cfg.Group != "" && (cfg.From != "" || cfg.UntilEnd || cfg.MaxBatchEvents != 0):
 		return nil, errors.New("consumer: From, UntilEnd and MaxBatchEvents are for a subscription, not a group member (Start says where a new group starts)")
+	case cfg.Group != "" && (cfg.OnGap != nil || cfg.FailOnGap):
+		return nil, errors.New("consumer: OnGap and FailOnGap are for a subscription, not a group member (a group's gap is in the server's log)")
 	case cfg.Group == "" && cfg.Start != "":
 		return nil, errors.New("consumer: Start is for a group member (Group), not a subscription (From)")
 	case cfg.Reconnect.SteadyAfter < 0:
@@ -174,7 +190,7 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	if err := c.open(cfg.From); err != nil {
 		c.cancel()
-		return nil, fmt.Errorf("consumer of %s: %w", cfg.Table, err)
+		return nil, fmt.Errorf("consumer of %s: %w", cfg.Table, gapError(err))
 	}
 	return c, nil
 }
@@ -202,7 +218,7 @@ func (c *Consumer) open(from string) error {
 			Member: c.cfg.Member, Start: c.cfg.Start, AckSnapshot: true}))
 	} else {
 		s, err = c.events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
-			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents}))
+			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents, FailOnGap: c.cfg.FailOnGap}))
 	}
 	if cut() && c.ctx.Err() == nil { // answered or not, the stream's context is over
 		if err == nil {
@@ -360,6 +376,11 @@ func (c *Consumer) receive(ctx context.Context) error {
 			}
 			c.queue = append(c.queue, m)
 		}
+	case r.Gap != nil: // retention removed what it was to read: skipped
+		c.deliver(Message{Cursor: r.Cursor})
+		if c.cfg.OnGap != nil {
+			c.cfg.OnGap(r.Gap)
+		}
 	case r.Cursor != "": // the end of a snapshot or of an until-end stream
 		c.deliver(Message{Cursor: r.Cursor})
 		// Until end, only this message says the stream read to its end: a
@@ -380,7 +401,7 @@ func (c *Consumer) ended(ctx context.Context, err error) error {
 	if err == nil {
 		return fmt.Errorf("consumer of %s: %w (shutting down?): open a new consumer", c.cfg.Table, ErrStreamEnded)
 	}
-	return fmt.Errorf("consumer of %s: %w", c.cfg.Table, err)
+	return fmt.Errorf("consumer of %s: %w", c.cfg.Table, gapError(err))
 }
 
 func (c *Consumer) closed() error {

@@ -183,7 +183,7 @@ func (c *Consumer) dropped(ctx context.Context, err error) error {
 		case retryLater(err):
 			// Refused until, say, a slot frees: another attempt.
 		default:
-			return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, err)
+			return fmt.Errorf("consumer of %s: reconnect: %w", c.cfg.Table, gapError(err))
 		}
 	}
 }

@@ -23,6 +23,7 @@ func newTailCmd(g *globals) *cobra.Command {
 		asJSON       bool
 		untilEnd     bool
 		valueJSON    bool
+		failOnGap    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "tail TABLE",
@@ -36,6 +37,9 @@ func newTailCmd(g *globals) *cobra.Command {
 			"started and prints the cursor to resume from on stderr (\"cursor: C\");\n" +
 			"--cursor C resumes exactly after it. Offsets are not dense (tombstones,\n" +
 			"Kafka transaction markers): never count events to find an end.\n" +
+			"Events that retention (log.event_retention) removed before tail read them\n" +
+			"are skipped with a line on stderr (\"gap: partition P offsets [FROM, TO) ...\");\n" +
+			"--fail-on-gap fails instead (exit code 1).\n" +
 			"--value-json prints a typed table's values as Protobuf JSON (with the latest\n" +
 			"schema of its value subject). A server that does not answer the opening of the\n" +
 			"stream within 30s fails it (exit code 1).",
@@ -68,7 +72,7 @@ func newTailCmd(g *globals) *cobra.Command {
 				}
 				value = p.print
 			}
-			req := &wailv1.SubscribeRequest{Table: args[0], From: from, UntilEnd: untilEnd, MaxBatchEvents: eventsPerMessage}
+			req := &wailv1.SubscribeRequest{Table: args[0], From: from, UntilEnd: untilEnd, MaxBatchEvents: eventsPerMessage, FailOnGap: failOnGap}
 			return tail(cmd, cl, g, req, asJSON, value)
 		},
 	}
@@ -80,6 +84,7 @@ func newTailCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&untilEnd, "until-end", false, "stop at the end of what exists when tail starts; print the cursor on stderr")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print events as protojson, one per line")
 	cmd.Flags().BoolVar(&valueJSON, "value-json", false, "print a typed table's values as Protobuf JSON")
+	cmd.Flags().BoolVar(&failOnGap, "fail-on-gap", false, "fail rather than skip events that retention removed before tail read them")
 	return cmd
 }
 
@@ -102,6 +107,11 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 			if msg.Cursor != "" {
 				cursor = msg.Cursor
 			}
+			if gap := msg.GetGap(); gap != nil {
+				if _, err := fmt.Fprintln(g.stderr, gapNotice(gap)); err != nil {
+					return err
+				}
+			}
 			switch {
 			case asJSON:
 				err = writeProtoJSON(g.stdout, msg)
@@ -123,6 +133,12 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 		_, err = fmt.Fprintf(g.stderr, "cursor: %s\n", cursor)
 	}
 	return err
+}
+
+// gapNotice is the line tail prints on stderr for a retention gap.
+func gapNotice(gap *wailv1.RetentionGap) string {
+	return fmt.Sprintf("gap: partition %d offsets [%d, %d) were removed by retention (log.event_retention) before tail read them: "+
+		"their events are skipped", gap.GetPartition(), gap.GetFrom(), gap.GetTo())
 }
 
 // openSubscription opens the stream of req on a child of ctx that the
