@@ -61,8 +61,9 @@ type ConsumerConfig struct {
 	// lost to this consumer (the range counts offsets, not events). It
 	// comes before any event of that partition past the gap, and again on
 	// a reconnection whose cursor retention passed meanwhile; Cursor then
-	// resumes past the gap. Without OnGap, a gap is only in the server's
-	// log (without Group).
+	// resumes past the gap. A group member is told too (its group reads on
+	// from the log's start); the next Ack of the partition commits past
+	// the gap. Without OnGap, a gap is only in the server's log.
 	OnGap func(gap *wailv1.RetentionGap)
 	// FailOnGap: rather than skip what retention removed, NewConsumer or
 	// Next fails with a *GapError (errors.Is ErrRetentionGap; the
@@ -179,8 +180,8 @@ func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, c
 	switch {
 	case cfg.Group != "" && (cfg.From != "" || cfg.UntilEnd || cfg.MaxBatchEvents != 0):
 		return nil, errors.New("consumer: From, UntilEnd and MaxBatchEvents are for a subscription, not a group member (Start says where a new group starts)")
-	case cfg.Group != "" && (cfg.OnGap != nil || cfg.FailOnGap):
-		return nil, errors.New("consumer: OnGap and FailOnGap are for a subscription, not a group member (a group's gap is in the server's log)")
+	case cfg.Group != "" && cfg.FailOnGap:
+		return nil, errors.New("consumer: FailOnGap is for a subscription, not a group member (a group reads on past a gap: OnGap tells it)")
 	case cfg.Group == "" && cfg.Start != "":
 		return nil, errors.New("consumer: Start is for a group member (Group), not a subscription (From)")
 	case cfg.Reconnect.SteadyAfter < 0:
@@ -349,6 +350,8 @@ func (c *Consumer) receive(ctx context.Context) error {
 			c.queue = append(c.queue, Message{Event: r.Event, Partition: r.Partition, Offset: r.Offset, epoch: r.Epoch, next: r.Next, stream: stream})
 		case r.SnapshotEnd:
 			return c.snapshotEnded(ctx, r.SnapshotId)
+		case r.Gap != nil && c.cfg.OnGap != nil:
+			c.cfg.OnGap(r.Gap)
 		}
 		return nil
 	}

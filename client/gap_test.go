@@ -46,11 +46,29 @@ func (gapper) Subscribe(ctx context.Context, req *connect.Request[wailv1.Subscri
 	return nil
 }
 
+// Consume grants partition 0 at epoch 1, reports the gap, then sends the
+// event at 4.
+func (gapper) Consume(ctx context.Context, _ *connect.Request[wailv1.ConsumeRequest], s *connect.ServerStream[wailv1.ConsumeResponse]) error {
+	ev := &wailv1.ChangeEvent{Table: "t", Key: []byte("k"), Version: 5, Value: []byte("v")}
+	for _, m := range []*wailv1.ConsumeResponse{
+		{Granted: []*wailv1.PartitionGrant{{Partition: 0, Epoch: 1, Offset: 1}}},
+		{Partition: 0, Epoch: 1, Next: 4, Gap: theGap},
+		{Event: ev, Partition: 0, Offset: 4, Epoch: 1, Next: 5},
+	} {
+		if err := s.Send(m); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
 // TestConsumerRetentionGap: a subscription hands a gap the server
 // reports to OnGap, before the event past it, and its Cursor moves past
 // it; with FailOnGap, NewConsumer or Next fails with a *GapError that
 // says which offsets (errors.Is ErrRetentionGap, the server's
-// out_of_range kept). A group member cannot ask for either.
+// out_of_range kept). A group member is told too, but cannot ask to
+// fail (its group reads on).
 func TestConsumerRetentionGap(t *testing.T) {
 	t.Parallel()
 	mux := http.NewServeMux()
@@ -91,5 +109,16 @@ func TestConsumerRetentionGap(t *testing.T) {
 
 	if _, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "t", Group: "g", Member: "m", FailOnGap: true}); err == nil {
 		t.Errorf("a group member asked FailOnGap and was not refused")
+	}
+	gaps = nil
+	member, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "t", Group: "g", Member: "m",
+		OnGap: func(g *wailv1.RetentionGap) { gaps = append(gaps, g) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err = member.Next(ctx)
+	member.Close()
+	if err != nil || m.Offset != 4 || len(gaps) != 1 || !proto.Equal(gaps[0], theGap) {
+		t.Fatalf("group member: %v at %d, gaps %v; want the gap %v, then the event at 4", err, m.Offset, gaps, theGap)
 	}
 }

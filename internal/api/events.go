@@ -187,6 +187,13 @@ func sendGroupMessage(send func(*wailv1.ConsumeResponse) error, msg group.Messag
 		}
 		return send(r)
 	}
+	if msg.Gap != nil { // retention removed what the member was to read
+		if !check(msg) {
+			return nil // the partition moved on
+		}
+		return send(&wailv1.ConsumeResponse{Partition: msg.Partition, Epoch: msg.Epoch, Next: msg.Next,
+			Gap: &wailv1.RetentionGap{Partition: msg.Partition, From: msg.Gap.From, To: msg.Gap.To}})
+	}
 	var out []*wailv1.ConsumeResponse
 	for _, rec := range msg.Records {
 		e, ok, err := eventbus.Decode(&rec)

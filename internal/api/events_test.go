@@ -41,6 +41,7 @@ func TestEventCode(t *testing.T) {
 		{group.ErrPositionLost, connect.CodeFailedPrecondition},
 		{eventbus.ErrNoGroups, connect.CodeUnimplemented},
 		{eventbus.ErrSnapshotBusy, connect.CodeResourceExhausted},
+		{eventbus.ErrRetentionGap, connect.CodeOutOfRange},
 		{group.ErrDuplicateMember, connect.CodeAlreadyExists},
 		{group.ErrLeaseExpired, connect.CodeAborted},
 		{eventbus.ErrSnapshotAborted, connect.CodeAborted},
@@ -253,6 +254,7 @@ func TestGroupMessageResponses(t *testing.T) {
 		epoch     uint64
 		granted   []string // partition/epoch@offset
 		revoked   []int32
+		gap       string
 	}
 	for _, tc := range []struct {
 		name  string
@@ -273,6 +275,9 @@ func TestGroupMessageResponses(t *testing.T) {
 			Records: []intentlog.Record{notEvent, event(7, "a", 3)}},
 			want: []sent{{key: "a", version: 3, off: 7, next: 8, part: 1, epoch: 2}}},
 		{name: "the partition moved on", moved: true, msg: group.Message{Partition: 1, Epoch: 2, Next: 8, Records: []intentlog.Record{event(7, "a", 3)}}},
+		{name: "a retention gap: told, with next past it", msg: group.Message{Partition: 2, Epoch: 4, Next: 15, Gap: &group.Gap{From: 10, To: 15}},
+			want: []sent{{next: 15, part: 2, epoch: 4, gap: "2:[10,15)"}}},
+		{name: "a retention gap of a partition that moved on", moved: true, msg: group.Message{Partition: 2, Epoch: 4, Next: 15, Gap: &group.Gap{From: 10, To: 15}}},
 	} {
 		var got []sent
 		err := sendGroupMessage(func(r *wailv1.ConsumeResponse) error {
@@ -282,6 +287,9 @@ func TestGroupMessageResponses(t *testing.T) {
 			}
 			for _, g := range r.Granted {
 				s.granted = append(s.granted, fmt.Sprintf("%d/%d@%d", g.Partition, g.Epoch, g.Offset))
+			}
+			if g := r.Gap; g != nil {
+				s.gap = fmt.Sprintf("%d:[%d,%d)", g.Partition, g.From, g.To)
 			}
 			got = append(got, s)
 			return nil

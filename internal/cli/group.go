@@ -162,8 +162,8 @@ func newConsumeCmd(g *globals) *cobra.Command {
 		Short: "Consume a table's events as a member of a consumer group, acknowledging each once printed",
 		Long: "Join a consumer group of a table and print the events of the partitions this member\n" +
 			"owns, as tail does; each event is acknowledged (committed) once printed, so a member\n" +
-			"that dies leaves only its unprinted events to another member. Grants and revocations\n" +
-			"print on stderr. Reconnects by itself when the server restarts (it joins again and gets\n" +
+			"that dies leaves only its unprinted events to another member. Grants, revocations and\n" +
+			"events retention removed before the group read them (\"gap: ...\") print on stderr. Reconnects by itself when the server restarts (it joins again and gets\n" +
 			"its unacknowledged events again). Each acknowledgement waits at most --timeout: one\n" +
 			"the server does not answer in time, or while it is unavailable, is said on stderr and\n" +
 			"consume goes on (that event may come again). Runs until Ctrl-C.",
@@ -198,6 +198,7 @@ func consume(ctx context.Context, c wailv1connect.EventServiceClient, g *globals
 				fmt.Fprintf(g.stderr, "revoked partition %d\n", p)
 			}
 		},
+		OnGap: func(gap *wailv1.RetentionGap) { fmt.Fprintln(g.stderr, gapNotice(gap, "the group")) },
 		Reconnect: client.Reconnect{OnReconnect: func(err error, attempt int) {
 			if err == nil {
 				err = client.ErrStreamEnded

@@ -108,7 +108,7 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 				cursor = msg.Cursor
 			}
 			if gap := msg.GetGap(); gap != nil {
-				if _, err := fmt.Fprintln(g.stderr, gapNotice(gap)); err != nil {
+				if _, err := fmt.Fprintln(g.stderr, gapNotice(gap, "tail")); err != nil {
 					return err
 				}
 			}
@@ -135,10 +135,11 @@ func tail(cmd *cobra.Command, cl *clients, g *globals, req *wailv1.SubscribeRequ
 	return err
 }
 
-// gapNotice is the line tail prints on stderr for a retention gap.
-func gapNotice(gap *wailv1.RetentionGap) string {
-	return fmt.Sprintf("gap: partition %d offsets [%d, %d) were removed by retention (log.event_retention) before tail read them: "+
-		"their events are skipped", gap.GetPartition(), gap.GetFrom(), gap.GetTo())
+// gapNotice is the line tail (or the group, in consume) prints on stderr
+// for a retention gap.
+func gapNotice(gap *wailv1.RetentionGap, reader string) string {
+	return fmt.Sprintf("gap: partition %d offsets [%d, %d) were removed by retention (log.event_retention) before %s read them: "+
+		"their events are skipped", gap.GetPartition(), gap.GetFrom(), gap.GetTo(), reader)
 }
 
 // openSubscription opens the stream of req on a child of ctx that the

@@ -37,6 +37,20 @@ func (gapEvents) Subscribe(_ context.Context, req *connect.Request[wailv1.Subscr
 	return nil
 }
 
+// Consume tells a member of the same gap, then fails (not found: not
+// retried), so that consume ends.
+func (gapEvents) Consume(_ context.Context, _ *connect.Request[wailv1.ConsumeRequest], s *connect.ServerStream[wailv1.ConsumeResponse]) error {
+	for _, m := range []*wailv1.ConsumeResponse{
+		{Granted: []*wailv1.PartitionGrant{{Partition: 1, Epoch: 1, Offset: 3}}},
+		{Partition: 1, Epoch: 1, Next: 7, Gap: &wailv1.RetentionGap{Partition: 1, From: 3, To: 7}},
+	} {
+		if err := s.Send(m); err != nil {
+			return err
+		}
+	}
+	return connect.NewError(connect.CodeNotFound, errors.New("table dropped"))
+}
+
 // TestTailGap: tail says on stderr, in one line, what retention made it
 // skip, and goes on; --fail-on-gap fails with the server's out_of_range.
 func TestTailGap(t *testing.T) {
@@ -60,5 +74,9 @@ func TestTailGap(t *testing.T) {
 		if code != tc.code || !strings.Contains(out, tc.wantOut) || !strings.Contains(errOut, tc.wantErrOut) {
 			t.Errorf("tail %q: exit %d, stdout %q, stderr %q; want exit %d, %q, %q", tc.args, code, out, errOut, tc.code, tc.wantOut, tc.wantErrOut)
 		}
+	}
+	const consumeNotice = "gap: partition 1 offsets [3, 7) were removed by retention (log.event_retention) before the group read them: their events are skipped\n"
+	if _, _, errOut := runCLI(bg, srv.URL, "", "consume", "t", "--group", "g", "--member", "m"); !strings.Contains(errOut, consumeNotice) {
+		t.Errorf("consume: stderr %q, want %q", errOut, consumeNotice)
 	}
 }

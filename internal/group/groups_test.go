@@ -212,7 +212,7 @@ func TestGroupsSendTypedDeletes(t *testing.T) {
 // TestGroupPastRetention: a group whose committed offset retention
 // removed (it stayed away longer than the event retention) reads on from
 // the log's start when a member joins; the member was ended at every
-// join ("offset out of range").
+// join ("offset out of range"). It is told what it lost first (Gap).
 func TestGroupPastRetention(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -250,6 +250,10 @@ func TestGroupPastRetention(t *testing.T) {
 	}
 	if grant := next(t, b); len(grant.Granted) != 1 {
 		t.Fatalf("first message %+v, want a grant", grant)
+	}
+	// The member is told what it lost first, then gets the rest.
+	if gap := next(t, b); gap.Gap == nil || *gap.Gap != (Gap{From: 0, To: start}) || len(gap.Records) > 0 || gap.Next != start {
+		t.Fatalf("first message after the grant %+v (gap %+v); want the gap [0, %d) alone", gap, gap.Gap, start)
 	}
 	batch := next(t, b)
 	if len(batch.Records) == 0 || batch.Records[0].Offset != start {

@@ -66,7 +66,9 @@ func (r faultyReader) Next(context.Context) ([]intentlog.Record, error) {
 // did the same. Now: past the end, the member ends with ErrPositionLost
 // (what to do in the error, and logged), nothing delivered; within the
 // bounds, it reads on from its position; below the start (retention),
-// it goes on from the start and logs what was skipped.
+// it goes on from the start, logs what was skipped and tells the member:
+// a message with the gap (and Next past it, to acknowledge) before the
+// records past it.
 func TestReadOutOfRange(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -75,10 +77,11 @@ func TestReadOutOfRange(t *testing.T) {
 		start, end int64 // Bounds' answer (end -1: the log's)
 		first      int64 // the first offset delivered (-1: the member ends)
 		logged     string
+		gap        *Gap // told before the first batch
 	}{
 		{name: "past the end", times: -1, start: 0, end: 5, first: -1, logged: "wail group reset"},
 		{name: "within the bounds", times: 2, start: 0, end: -1, first: 10},
-		{name: "below the start", times: 1, start: 15, end: -1, first: 15, logged: "skipped 5"},
+		{name: "below the start", times: 1, start: 15, end: -1, first: 15, logged: "skipped 5", gap: &Gap{From: 10, To: 15}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -105,12 +108,22 @@ func TestReadOutOfRange(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Leave()
-			if m := next(t, s); len(m.Granted) != 1 || m.Granted[0].Offset != 10 {
-				t.Fatalf("first message %+v, want the grant at 10", m)
+			grant := next(t, s)
+			if len(grant.Granted) != 1 || grant.Granted[0].Offset != 10 {
+				t.Fatalf("first message %+v, want the grant at 10", grant)
 			}
 			nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			m, err := s.Next(nctx)
+			if c.gap != nil && err == nil {
+				if m.Gap == nil || *m.Gap != *c.gap || len(m.Records) > 0 || m.Next != c.gap.To || m.Epoch != grant.Granted[0].Epoch || m.Partition != 0 {
+					t.Fatalf("first message after the grant %+v (gap %+v), want the gap %+v alone, Next %d at the grant's epoch", m, m.Gap, c.gap, c.gap.To)
+				}
+				if !s.Check(m) {
+					t.Fatalf("the gap's message was refused by Check")
+				}
+				m, err = s.Next(nctx)
+			}
 			switch {
 			case c.first < 0 && err == nil:
 				t.Fatalf("a batch from offset %d (delivered again from the start?), want the member ended", m.Records[0].Offset)

@@ -25,9 +25,17 @@ type Message struct {
 	// Next is the partition's position after Records (records passed
 	// without being sent, such as envelope deletes' tombstones, included).
 	Next int64
+	// Gap, on a message without records, says that the partition's reader
+	// passed offsets retention removed before it read them: Next is past
+	// them.
+	Gap *Gap
 
 	held int64 // bytes of the session's read-ahead budget it holds
 }
+
+// Gap is a range of offsets [From, To) of a partition that retention
+// removed before a member read them: their events are lost to the group.
+type Gap struct{ From, To int64 }
 
 // Session is a live member: its stream takes Messages until Done.
 type Session struct {
@@ -352,6 +360,9 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 				return err
 			}
 			if off != at.Offset {
+				if !s.gap(ctx, gt, at.Offset, off) {
+					return nil
+				}
 				at = intentlog.EpochOffset{Offset: off, Epoch: -1}
 			}
 			continue
@@ -393,10 +404,12 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 				}
 				// Again where this reader stopped, with the epoch of
 				// what it read before; elsewhere (past a retention
-				// gap) unvalidated.
+				// gap, told) unvalidated.
 				at = intentlog.EpochOffset{Offset: off, Epoch: -1}
 				if off == pos {
 					at.Epoch = intentlog.EpochBefore(r, pos)
+				} else if !s.gap(ctx, gt, pos, off) {
+					return nil
 				}
 				break
 			}
@@ -424,6 +437,19 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 				return nil
 			}
 		}
+	}
+}
+
+// gap tells the member that its reader of gt's partition passed offsets
+// [from, to), which retention removed (outOfRange): a message of its own,
+// whose Next, past them, it may acknowledge. It reports false when ctx
+// ended first.
+func (s *Session) gap(ctx context.Context, gt Grant, from, to int64) bool {
+	select {
+	case s.out <- Message{Partition: gt.Partition, Epoch: gt.Epoch, Next: to, Gap: &Gap{From: from, To: to}}:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -4001,8 +4001,8 @@ func (x *SubscribeRequest) GetFailOnGap() bool {
 }
 
 // RetentionGap is a range of offsets of a partition that retention
-// (log.event_retention) removed before a stream read them: their events
-// are lost to it. Offsets are not dense: the range counts offsets, not
+// (log.event_retention) removed before a stream (or a group) read them:
+// their events are lost to it. Offsets are not dense: the range counts offsets, not
 // events.
 type RetentionGap struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -4427,7 +4427,14 @@ type ConsumeResponse struct {
 	// member's acknowledgement carries it back (AckRequest.snapshot_id), so
 	// that one for an earlier snapshot of the same member (a stream that
 	// ended, a consumer that was replaced) does not end this one.
-	SnapshotId    uint64 `protobuf:"varint,10,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	SnapshotId uint64 `protobuf:"varint,10,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// gap, on a message of its own (with partition, epoch and next), says
+	// the member's reader of the partition passed offsets that retention
+	// (log.event_retention) removed before the group read them: their events
+	// are lost to the group, which reads on from the log's start. next is
+	// past them: acknowledging it commits the gap (and every event before
+	// it on the partition); the next event's acknowledgement does too.
+	Gap           *RetentionGap `protobuf:"bytes,11,opt,name=gap,proto3" json:"gap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4530,6 +4537,13 @@ func (x *ConsumeResponse) GetSnapshotId() uint64 {
 		return x.SnapshotId
 	}
 	return 0
+}
+
+func (x *ConsumeResponse) GetGap() *RetentionGap {
+	if x != nil {
+		return x.Gap
+	}
+	return nil
 }
 
 type PartitionAck struct {
@@ -6596,7 +6610,7 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0ePartitionGrant\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xca\x02\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xf3\x02\n" +
 	"\x0fConsumeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -6609,7 +6623,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\fsnapshot_end\x18\t \x01(\bR\vsnapshotEnd\x12\x1f\n" +
 	"\vsnapshot_id\x18\n" +
 	" \x01(\x04R\n" +
-	"snapshotId\"V\n" +
+	"snapshotId\x12'\n" +
+	"\x03gap\x18\v \x01(\v2\x15.wail.v1.RetentionGapR\x03gap\"V\n" +
 	"\fPartitionAck\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
@@ -6957,79 +6972,80 @@ var file_wail_v1_wail_proto_depIdxs = []int32{
 	52, // 46: wail.v1.SubscribeResponse.gap:type_name -> wail.v1.RetentionGap
 	6,  // 47: wail.v1.ConsumeResponse.event:type_name -> wail.v1.ChangeEvent
 	56, // 48: wail.v1.ConsumeResponse.granted:type_name -> wail.v1.PartitionGrant
-	58, // 49: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
-	60, // 50: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
-	65, // 51: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	65, // 52: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
-	6,  // 53: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
-	69, // 54: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
-	65, // 55: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
-	69, // 56: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
-	69, // 57: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
-	71, // 58: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
-	71, // 59: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
-	69, // 60: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
-	69, // 61: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
-	69, // 62: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
-	10, // 63: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
-	12, // 64: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
-	14, // 65: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
-	16, // 66: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
-	18, // 67: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
-	25, // 68: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
-	31, // 69: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
-	33, // 70: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
-	26, // 71: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
-	28, // 72: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
-	48, // 73: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
-	40, // 74: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
-	42, // 75: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
-	44, // 76: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
-	46, // 77: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
-	72, // 78: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
-	74, // 79: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
-	76, // 80: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
-	78, // 81: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
-	80, // 82: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
-	82, // 83: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
-	51, // 84: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
-	55, // 85: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
-	59, // 86: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
-	62, // 87: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
-	64, // 88: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
-	67, // 89: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
-	11, // 90: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
-	13, // 91: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
-	15, // 92: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
-	17, // 93: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
-	19, // 94: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
-	30, // 95: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
-	32, // 96: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
-	34, // 97: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
-	27, // 98: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
-	29, // 99: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
-	50, // 100: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
-	41, // 101: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
-	43, // 102: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
-	45, // 103: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
-	47, // 104: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
-	73, // 105: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
-	75, // 106: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
-	77, // 107: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
-	79, // 108: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
-	81, // 109: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
-	83, // 110: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
-	54, // 111: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
-	57, // 112: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
-	61, // 113: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
-	63, // 114: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
-	66, // 115: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
-	68, // 116: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
-	90, // [90:117] is the sub-list for method output_type
-	63, // [63:90] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	52, // 49: wail.v1.ConsumeResponse.gap:type_name -> wail.v1.RetentionGap
+	58, // 50: wail.v1.AckRequest.acks:type_name -> wail.v1.PartitionAck
+	60, // 51: wail.v1.AckResponse.refused:type_name -> wail.v1.AckRefused
+	65, // 52: wail.v1.DescribeGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	65, // 53: wail.v1.ResetGroupResponse.partitions:type_name -> wail.v1.GroupPartition
+	6,  // 54: wail.v1.SinkBatch.events:type_name -> wail.v1.ChangeEvent
+	69, // 55: wail.v1.SinkStatus.sink:type_name -> wail.v1.Sink
+	65, // 56: wail.v1.SinkStatus.partitions:type_name -> wail.v1.GroupPartition
+	69, // 57: wail.v1.CreateSinkRequest.sink:type_name -> wail.v1.Sink
+	69, // 58: wail.v1.CreateSinkResponse.sink:type_name -> wail.v1.Sink
+	71, // 59: wail.v1.ListSinksResponse.sinks:type_name -> wail.v1.SinkStatus
+	71, // 60: wail.v1.DescribeSinkResponse.status:type_name -> wail.v1.SinkStatus
+	69, // 61: wail.v1.PauseSinkResponse.sink:type_name -> wail.v1.Sink
+	69, // 62: wail.v1.ResumeSinkResponse.sink:type_name -> wail.v1.Sink
+	69, // 63: wail.v1.SinkList.sinks:type_name -> wail.v1.Sink
+	10, // 64: wail.v1.ProducerService.Put:input_type -> wail.v1.PutRequest
+	12, // 65: wail.v1.ProducerService.Delete:input_type -> wail.v1.DeleteRequest
+	14, // 66: wail.v1.ProducerService.Write:input_type -> wail.v1.WriteRequest
+	16, // 67: wail.v1.ProducerService.WriteStream:input_type -> wail.v1.WriteStreamRequest
+	18, // 68: wail.v1.ProducerService.Get:input_type -> wail.v1.GetRequest
+	25, // 69: wail.v1.AdminService.CreateTable:input_type -> wail.v1.CreateTableRequest
+	31, // 70: wail.v1.AdminService.ListTables:input_type -> wail.v1.ListTablesRequest
+	33, // 71: wail.v1.AdminService.DescribeTable:input_type -> wail.v1.DescribeTableRequest
+	26, // 72: wail.v1.AdminService.AlterTable:input_type -> wail.v1.AlterTableRequest
+	28, // 73: wail.v1.AdminService.DropTable:input_type -> wail.v1.DropTableRequest
+	48, // 74: wail.v1.AdminService.ReconcileTable:input_type -> wail.v1.ReconcileTableRequest
+	40, // 75: wail.v1.AdminService.ListDeadLetters:input_type -> wail.v1.ListDeadLettersRequest
+	42, // 76: wail.v1.AdminService.GetDeadLetter:input_type -> wail.v1.GetDeadLetterRequest
+	44, // 77: wail.v1.AdminService.RedriveDeadLetters:input_type -> wail.v1.RedriveDeadLettersRequest
+	46, // 78: wail.v1.AdminService.DropDeadLetters:input_type -> wail.v1.DropDeadLettersRequest
+	72, // 79: wail.v1.AdminService.CreateSink:input_type -> wail.v1.CreateSinkRequest
+	74, // 80: wail.v1.AdminService.ListSinks:input_type -> wail.v1.ListSinksRequest
+	76, // 81: wail.v1.AdminService.DescribeSink:input_type -> wail.v1.DescribeSinkRequest
+	78, // 82: wail.v1.AdminService.PauseSink:input_type -> wail.v1.PauseSinkRequest
+	80, // 83: wail.v1.AdminService.ResumeSink:input_type -> wail.v1.ResumeSinkRequest
+	82, // 84: wail.v1.AdminService.DropSink:input_type -> wail.v1.DropSinkRequest
+	51, // 85: wail.v1.EventService.Subscribe:input_type -> wail.v1.SubscribeRequest
+	55, // 86: wail.v1.EventService.Consume:input_type -> wail.v1.ConsumeRequest
+	59, // 87: wail.v1.EventService.Ack:input_type -> wail.v1.AckRequest
+	62, // 88: wail.v1.EventService.ListGroups:input_type -> wail.v1.ListGroupsRequest
+	64, // 89: wail.v1.EventService.DescribeGroup:input_type -> wail.v1.DescribeGroupRequest
+	67, // 90: wail.v1.EventService.ResetGroup:input_type -> wail.v1.ResetGroupRequest
+	11, // 91: wail.v1.ProducerService.Put:output_type -> wail.v1.PutResponse
+	13, // 92: wail.v1.ProducerService.Delete:output_type -> wail.v1.DeleteResponse
+	15, // 93: wail.v1.ProducerService.Write:output_type -> wail.v1.WriteResponse
+	17, // 94: wail.v1.ProducerService.WriteStream:output_type -> wail.v1.WriteStreamResponse
+	19, // 95: wail.v1.ProducerService.Get:output_type -> wail.v1.GetResponse
+	30, // 96: wail.v1.AdminService.CreateTable:output_type -> wail.v1.CreateTableResponse
+	32, // 97: wail.v1.AdminService.ListTables:output_type -> wail.v1.ListTablesResponse
+	34, // 98: wail.v1.AdminService.DescribeTable:output_type -> wail.v1.DescribeTableResponse
+	27, // 99: wail.v1.AdminService.AlterTable:output_type -> wail.v1.AlterTableResponse
+	29, // 100: wail.v1.AdminService.DropTable:output_type -> wail.v1.DropTableResponse
+	50, // 101: wail.v1.AdminService.ReconcileTable:output_type -> wail.v1.ReconcileTableResponse
+	41, // 102: wail.v1.AdminService.ListDeadLetters:output_type -> wail.v1.ListDeadLettersResponse
+	43, // 103: wail.v1.AdminService.GetDeadLetter:output_type -> wail.v1.GetDeadLetterResponse
+	45, // 104: wail.v1.AdminService.RedriveDeadLetters:output_type -> wail.v1.RedriveDeadLettersResponse
+	47, // 105: wail.v1.AdminService.DropDeadLetters:output_type -> wail.v1.DropDeadLettersResponse
+	73, // 106: wail.v1.AdminService.CreateSink:output_type -> wail.v1.CreateSinkResponse
+	75, // 107: wail.v1.AdminService.ListSinks:output_type -> wail.v1.ListSinksResponse
+	77, // 108: wail.v1.AdminService.DescribeSink:output_type -> wail.v1.DescribeSinkResponse
+	79, // 109: wail.v1.AdminService.PauseSink:output_type -> wail.v1.PauseSinkResponse
+	81, // 110: wail.v1.AdminService.ResumeSink:output_type -> wail.v1.ResumeSinkResponse
+	83, // 111: wail.v1.AdminService.DropSink:output_type -> wail.v1.DropSinkResponse
+	54, // 112: wail.v1.EventService.Subscribe:output_type -> wail.v1.SubscribeResponse
+	57, // 113: wail.v1.EventService.Consume:output_type -> wail.v1.ConsumeResponse
+	61, // 114: wail.v1.EventService.Ack:output_type -> wail.v1.AckResponse
+	63, // 115: wail.v1.EventService.ListGroups:output_type -> wail.v1.ListGroupsResponse
+	66, // 116: wail.v1.EventService.DescribeGroup:output_type -> wail.v1.DescribeGroupResponse
+	68, // 117: wail.v1.EventService.ResetGroup:output_type -> wail.v1.ResetGroupResponse
+	91, // [91:118] is the sub-list for method output_type
+	64, // [64:91] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_wail_v1_wail_proto_init() }
