@@ -143,3 +143,50 @@ func ExampleConsumer_Cursor() {
 	fmt.Println("events after the cursor:", n)
 	// Output: events after the cursor: 2
 }
+
+// A subscription that must not lose events without knowing: OnGap says
+// which offsets retention (the server's log.event_retention) removed
+// before it read them, and FailOnGap fails instead of skipping them
+// (here nothing was removed: the cursor is recent).
+func ExampleConsumerConfig_gaps() {
+	addr, stop := exampleServer()
+	defer stop()
+	c, err := client.Dial(client.Options{Addr: addr})
+	if err != nil {
+		log.Fatal(err)
+	}
+	put(c, "a", "b")
+	ctx := context.Background()
+
+	cons, err := client.NewConsumer(ctx, c.Events, client.ConsumerConfig{Table: "orders", From: "beginning", UntilEnd: true,
+		FailOnGap: true, // without it, the consumer skips them and OnGap is told
+		OnGap: func(gap *wailv1.RetentionGap) {
+			fmt.Printf("lost partition %d offsets [%d, %d)\n", gap.Partition, gap.From, gap.To)
+		}})
+	var ge *client.GapError
+	if errors.As(err, &ge) {
+		fmt.Println("lost offsets: take a snapshot (From \"snapshot\") and resume from it:", ge)
+		return
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer cons.Close()
+	n := 0
+	for {
+		_, err := cons.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.As(err, &ge) {
+			fmt.Println("lost offsets: take a snapshot (From \"snapshot\") and resume from it:", ge)
+			return
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+		n++
+	}
+	fmt.Println("events, none lost:", n)
+	// Output: events, none lost: 2
+}
