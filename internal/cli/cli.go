@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -154,11 +155,34 @@ type codeError struct{ code, msg string }
 
 func (e codeError) Error() string { return e.code + ": " + e.msg }
 
-// exactArgs is cobra.ExactArgs with a usage error naming the arguments.
+// exactArgs is cobra.ExactArgs with a usage error naming the arguments;
+// an empty argument is refused too (rangeArgs).
 func exactArgs(names ...string) cobra.PositionalArgs {
+	return rangeArgs(len(names), names...)
+}
+
+// rangeArgs takes min to len(names) arguments, named names (the optional
+// ones in brackets in the usage error). An empty argument is refused as a
+// usage error, but a VALUE (bytes, which may be empty): no table, group,
+// sink, subject, version, file or token is named "", and the server's
+// refusal of one did not say which argument it was.
+func rangeArgs(min int, names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != len(names) {
-			return usageErrorf("%s takes %d argument(s) (%s), got %d", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
+		if len(args) < min || len(args) > len(names) {
+			shown := slices.Clone(names)
+			for i := min; i < len(shown); i++ {
+				shown[i] = "[" + shown[i] + "]"
+			}
+			count := fmt.Sprint(len(names))
+			if min < len(names) {
+				count = fmt.Sprintf("%d to %d", min, len(names))
+			}
+			return usageErrorf("%s takes %s argument(s) (%s), got %d", cmd.CommandPath(), count, strings.Join(shown, " "), len(args))
+		}
+		for i, a := range args {
+			if a == "" && names[i] != "VALUE" {
+				return usageErrorf("%s: %s is empty", cmd.CommandPath(), names[i])
+			}
 		}
 		return nil
 	}

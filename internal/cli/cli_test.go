@@ -81,7 +81,7 @@ func TestCommands(t *testing.T) {
 		{args: []string{"get", "orders", "k1"}, wantCode: 1, wantErrOut: "not found: key k1 in table orders (deleted at version N)"},
 		{args: []string{"get", "orders", "nope"}, wantCode: 1, wantErrOut: "not found: key nope"},
 		{args: []string{"get", "nope", "k"}, wantCode: 1, wantErrOut: "error: not_found: unknown table \"nope\" (create it with `wail table create nope`)"},
-		{args: []string{"put", "orders", "", "v"}, wantCode: 1, wantErrOut: "error: invalid_argument: invalid mutation: key is empty"},
+		{args: []string{"put", "orders", "", "v"}, wantCode: 2, wantErrOut: "error: wail put: KEY is empty"},
 		{args: []string{"get", "orders", "--hex", "zz"}, wantCode: 2, wantErrOut: "invalid hex"},
 		{args: []string{"put", "orders", "k"}, wantCode: 2, wantErrOut: "takes 3 argument(s)"},
 		{args: []string{"put", "--bogus"}, wantCode: 2, wantErrOut: "unknown flag"},

@@ -40,6 +40,9 @@ func (f *kvFlags) decodeArgs(g *globals, names []string, args []string) ([][]byt
 		if out[i], err = d.decode(names[i], a); err != nil {
 			return nil, enc, err
 		}
+		if names[i] == "KEY" && len(out[i]) == 0 { // from @FILE, @- or an empty --hex: the server refuses it
+			return nil, enc, usageErrorf("KEY is empty: a key has at least one byte")
+		}
 	}
 	return out, enc, nil
 }

@@ -220,7 +220,7 @@ func newSchemaLsCmd(g *globals) *cobra.Command {
 		Use:     "ls [PREFIX]",
 		Aliases: []string{"list"},
 		Short:   "List subjects (starting with PREFIX) with their latest version, schema id and level",
-		Args:    cobra.MaximumNArgs(1),
+		Args:    rangeArgs(0, "PREFIX"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctxParams := []sr.Param{}
 			if len(args) == 1 {
@@ -262,7 +262,7 @@ func newSchemaShowCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show SUBJECT [VERSION]",
 		Short: "Print a version's schema text (default: the latest)",
-		Args:  cobra.RangeArgs(1, 2),
+		Args:  rangeArgs(1, "SUBJECT", "VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v := -1
 			if len(args) == 2 {
@@ -303,7 +303,7 @@ func newSchemaDiffCmd(g *globals) *cobra.Command {
 		Long: "OLD and NEW are versions (a number or latest) or .proto files (their imports from --ref);\n" +
 			"NEW defaults to latest. Each difference is printed with its Confluent type and path and\n" +
 			"whether a reader on NEW still reads what OLD wrote (backward); exit 1 if any does not.",
-		Args: cobra.RangeArgs(2, 3),
+		Args: rangeArgs(2, "SUBJECT", "OLD", "NEW"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			newArg := "latest"
 			if len(args) == 3 {

@@ -43,7 +43,9 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create TABLE NAME --webhook URL",
 		Short: "Create a webhook sink of a table",
-		Args:  exactArgs("TABLE", "NAME"),
+		Long: "Create a webhook sink of a table. Its durations (--request-timeout, --max-retry,\n" +
+			"--backoff-min, --backoff-max) are kept in whole milliseconds: another is refused.",
+		Args: exactArgs("TABLE", "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if def.Url == "" {
 				return usageErrorf("--webhook is required: the URL wail POSTs events to")
@@ -58,8 +60,18 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 				}
 			}
 			def.Name = args[1]
-			def.TimeoutMs, def.MaxRetryMs = timeout.Milliseconds(), maxRetry.Milliseconds()
-			def.BackoffMinMs, def.BackoffMaxMs = bmin.Milliseconds(), bmax.Milliseconds()
+			for _, d := range []struct {
+				name string
+				d    time.Duration
+				ms   *int64
+			}{{"request-timeout", timeout, &def.TimeoutMs}, {"max-retry", maxRetry, &def.MaxRetryMs},
+				{"backoff-min", bmin, &def.BackoffMinMs}, {"backoff-max", bmax, &def.BackoffMaxMs}} {
+				ms, err := millis(d.name, d.d)
+				if err != nil {
+					return err
+				}
+				*d.ms = ms
+			}
 			return adminCall(cmd, g, false, false, func(ctx context.Context, c wailv1connect.AdminServiceClient) (*connect.Response[wailv1.CreateSinkResponse], error) {
 				return c.CreateSink(ctx, connect.NewRequest(&wailv1.CreateSinkRequest{Table: args[0], Sink: &def}))
 			}, func(m *wailv1.CreateSinkResponse) error {

@@ -47,9 +47,17 @@ func newTableCreateCmd(g *globals) *cobra.Command {
 			if f.window < 0 || partitions < 0 || f.maxAttempts < 0 || f.maxRetryTime < 0 {
 				return usageErrorf("--visibility-window, --partitions, --max-attempts and --max-retry-time must not be negative")
 			}
+			window, err := millis("visibility-window", f.window)
+			if err != nil {
+				return err
+			}
+			retryTime, err := millis("max-retry-time", f.maxRetryTime)
+			if err != nil {
+				return err
+			}
 			req := &wailv1.CreateTableRequest{Name: args[0], FailureMode: fm,
-				VisibilityWindowMs: f.window.Milliseconds(), Partitions: partitions,
-				MaxAttempts: f.maxAttempts, MaxRetryTimeMs: f.maxRetryTime.Milliseconds(), SkipValidation: !types.validate}
+				VisibilityWindowMs: window, Partitions: partitions,
+				MaxAttempts: f.maxAttempts, MaxRetryTimeMs: retryTime, SkipValidation: !types.validate}
 			if req.KeySchema, req.ValueSchema, err = types.schemas(); err != nil {
 				return err
 			}
@@ -72,10 +80,10 @@ type tableFlags struct {
 
 func (f *tableFlags) register(cmd *cobra.Command, zero string) {
 	fl := cmd.Flags()
-	fl.DurationVar(&f.window, "visibility-window", 0, "how long the resolver waits for the store to show an intent, e.g. 10s ("+zero+")")
+	fl.DurationVar(&f.window, "visibility-window", 0, "how long the resolver waits for the store to show an intent, e.g. 10s, in whole milliseconds ("+zero+")")
 	fl.StringVar(&f.mode, "failure-mode", "", "transactional or independent ("+zero+")")
 	fl.Int32Var(&f.maxAttempts, "max-attempts", 0, "tries of a key's read or publish before its intents are dead-lettered ("+zero+")")
-	fl.DurationVar(&f.maxRetryTime, "max-retry-time", 0, "time from a key's first failed try until its intents are dead-lettered ("+zero+")")
+	fl.DurationVar(&f.maxRetryTime, "max-retry-time", 0, "time from a key's first failed try until its intents are dead-lettered, in whole milliseconds ("+zero+")")
 }
 
 func createTable(cmd *cobra.Command, g *globals, req *wailv1.CreateTableRequest) error {
@@ -239,4 +247,18 @@ func stateName(s wailv1.TableState) string {
 		return "ready"
 	}
 	return strings.ToLower(strings.TrimPrefix(s.String(), "TABLE_STATE_"))
+}
+
+// millis is the duration of flag --name in the whole milliseconds the
+// server keeps: a negative one, or one not whole milliseconds, is a usage
+// error. Cut to milliseconds, 500us became 0 (the server default, or a
+// refusal naming 0ms) and 10.5ms became 10ms, unsaid.
+func millis(name string, d time.Duration) (int64, error) {
+	switch {
+	case d < 0:
+		return 0, usageErrorf("--%s %s must not be negative", name, d)
+	case d%time.Millisecond != 0:
+		return 0, usageErrorf("--%s %s: give whole milliseconds (e.g. %s): the server keeps milliseconds", name, d, (d + time.Millisecond - 1).Truncate(time.Millisecond))
+	}
+	return d.Milliseconds(), nil
 }

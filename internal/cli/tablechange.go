@@ -35,14 +35,20 @@ func newTableAlterCmd(g *globals) *cobra.Command {
 				req.FailureMode = &fm
 			}
 			if fl.Changed("visibility-window") {
-				ms := f.window.Milliseconds()
+				ms, err := millis("visibility-window", f.window)
+				if err != nil {
+					return err
+				}
 				req.VisibilityWindowMs = &ms
 			}
 			if fl.Changed("max-attempts") {
 				req.MaxAttempts = &f.maxAttempts
 			}
 			if fl.Changed("max-retry-time") {
-				ms := f.maxRetryTime.Milliseconds()
+				ms, err := millis("max-retry-time", f.maxRetryTime)
+				if err != nil {
+					return err
+				}
 				req.MaxRetryTimeMs = &ms
 			}
 			if fl.Changed("validate") {

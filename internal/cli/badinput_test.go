@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestBadInputRefusedLocally: a command line that cannot be right is
+// refused before anything is sent, with the usage exit code (2) and a
+// message naming what is wrong. --addr is an address nothing listens on:
+// a command line that reached for the server would exit 1 (unavailable).
+func TestBadInputRefusedLocally(t *testing.T) {
+	t.Parallel()
+	addr := closedAddr(t)
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // substring of stderr
+	}{
+		// Empty names.
+		{name: "tail empty table", args: []string{"tail", ""}, wantErr: "wail tail: TABLE is empty"},
+		{name: "group ls empty table", args: []string{"group", "ls", ""}, wantErr: "TABLE is empty"},
+		{name: "group describe empty group", args: []string{"group", "describe", "orders", ""}, wantErr: "GROUP is empty"},
+		{name: "group reset empty table", args: []string{"group", "reset", "", "g", "--to", "latest"}, wantErr: "TABLE is empty"},
+		{name: "group reset empty group", args: []string{"group", "reset", "orders", "", "--to", "latest"}, wantErr: "GROUP is empty"},
+		{name: "consume empty table", args: []string{"consume", "", "--group", "g", "--member", "m"}, wantErr: "TABLE is empty"},
+		{name: "table create empty name", args: []string{"table", "create", ""}, wantErr: "NAME is empty"},
+		{name: "table describe empty name", args: []string{"table", "describe", ""}, wantErr: "NAME is empty"},
+		{name: "table drop empty name", args: []string{"table", "drop", ""}, wantErr: "NAME is empty"},
+		{name: "put empty table", args: []string{"put", "", "k", "v"}, wantErr: "TABLE is empty"},
+		{name: "get empty key", args: []string{"get", "orders", ""}, wantErr: "KEY is empty"},
+		{name: "delete empty key from a file", args: []string{"delete", "orders", "@-"}, wantErr: "KEY is empty"},
+		{name: "put empty hex key", args: []string{"put", "orders", "--hex", "", "00"}, wantErr: "KEY is empty"},
+		{name: "sink create empty name", args: []string{"sink", "create", "orders", "", "--webhook", "http://127.0.0.1:1/"}, wantErr: "NAME is empty"},
+		{name: "sink drop empty table", args: []string{"sink", "drop", "", "s"}, wantErr: "TABLE is empty"},
+		{name: "dlq ls empty table", args: []string{"dlq", "ls", ""}, wantErr: "TABLE is empty"},
+		{name: "schema show empty subject", args: []string{"schema", "show", ""}, wantErr: "SUBJECT is empty"},
+		{name: "schema show empty version", args: []string{"schema", "show", "orders-value", ""}, wantErr: "VERSION is empty"},
+		{name: "schema diff empty subject", args: []string{"schema", "diff", "", "1"}, wantErr: "SUBJECT is empty"},
+		{name: "schema register empty subject", args: []string{"schema", "register", "", "x.proto"}, wantErr: "SUBJECT is empty"},
+		{name: "schema check empty file", args: []string{"schema", "check", "orders-value", ""}, wantErr: "FILE.proto is empty"},
+		// cobra's own argument counts exited 1, as a failure of the server would.
+		{name: "schema show too many", args: []string{"schema", "show", "a", "1", "2"}, wantErr: "wail schema show takes 1 to 2 argument(s) (SUBJECT [VERSION]), got 3"},
+		{name: "schema diff too few", args: []string{"schema", "diff", "a"}, wantErr: "wail schema diff takes 2 to 3 argument(s) (SUBJECT OLD [NEW]), got 1"},
+		{name: "schema ls too many", args: []string{"schema", "ls", "a", "b"}, wantErr: "wail schema ls takes 0 to 1 argument(s) ([PREFIX]), got 2"},
+		// Durations the server keeps in milliseconds.
+		{name: "create window under 1ms", args: []string{"table", "create", "t", "--visibility-window", "500us"},
+			wantErr: "--visibility-window 500µs: give whole milliseconds"},
+		{name: "create window not whole ms", args: []string{"table", "create", "t", "--visibility-window", "10.5ms"},
+			wantErr: "--visibility-window 10.5ms: give whole milliseconds"},
+		{name: "alter window under 1ms", args: []string{"table", "alter", "t", "--visibility-window", "1ns"},
+			wantErr: "--visibility-window 1ns: give whole milliseconds"},
+		{name: "alter retry time not whole ms", args: []string{"table", "alter", "t", "--max-retry-time", "1500us"},
+			wantErr: "--max-retry-time 1.5ms: give whole milliseconds"},
+		{name: "sink request timeout under 1ms", args: []string{"sink", "create", "orders", "s", "--webhook", "http://127.0.0.1:1/", "--request-timeout", "100us"},
+			wantErr: "--request-timeout 100µs: give whole milliseconds"},
+		{name: "sink negative backoff", args: []string{"sink", "create", "orders", "s", "--webhook", "http://127.0.0.1:1/", "--backoff-min", "-1s"},
+			wantErr: "--backoff-min -1s must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := runCLI(context.Background(), addr, "", append(tt.args, "--addr", addr)...)
+			if code != 2 || !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("%q: code %d, want 2 and %q on stderr; stdout %q, stderr %q", tt.args, code, tt.wantErr, out, errOut)
+			}
+		})
+	}
+}
+
+// TestEmptyValueAccepted: an empty VALUE is a value (put of "" is no
+// mistake): it is not refused locally; the unreachable server answers.
+func TestEmptyValueAccepted(t *testing.T) {
+	t.Parallel()
+	addr := closedAddr(t)
+	code, _, errOut := runCLI(context.Background(), addr, "", "put", "orders", "k", "", "--addr", addr)
+	if code != 1 || !strings.Contains(errOut, "unavailable") {
+		t.Fatalf("code %d: %s", code, errOut)
+	}
+}
