@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -36,17 +37,25 @@ type tokenPlace struct {
 }
 
 func (f *tokenFlags) place(cmd *cobra.Command) (tokenPlace, error) {
-	if cmd.Flags().Changed("tokens-file") {
+	fl := cmd.Flags()
+	for _, name := range []string{"tokens-file", "data-dir", "config"} {
+		if fl.Changed(name) && fl.Lookup(name).Value.String() == "" { // --data-dir "" put tokens.json at /
+			return tokenPlace{}, usageErrorf("--%s is empty: give a path, or leave the flag out", name)
+		}
+	}
+	if fl.Changed("tokens-file") {
 		return tokenPlace{path: f.tokensFile}, nil
 	}
-	cfg, err := config.Load(f.configFile)
+	// The flags apply before the file is validated: --data-dir stands for
+	// the data_dir of --config, which need not be valid here.
+	cfg, err := config.Read(f.configFile)
 	if err != nil {
 		return tokenPlace{}, err
 	}
-	if cmd.Flags().Changed("data-dir") {
+	if fl.Changed("data-dir") {
 		cfg.DataDir = f.dataDir
 	}
-	if cmd.Flags().Changed("tokens-source") {
+	if fl.Changed("tokens-source") {
 		switch f.tokensSource {
 		case config.TokensFromFile, config.TokensFromCatalog:
 			cfg.Security.Auth.TokensSource = f.tokensSource
@@ -54,8 +63,21 @@ func (f *tokenFlags) place(cmd *cobra.Command) (tokenPlace, error) {
 			return tokenPlace{}, usageErrorf("--tokens-source %q is neither file nor catalog", f.tokensSource)
 		}
 	}
+	if err := cfg.Validate(); err != nil {
+		if f.configFile == "" {
+			return tokenPlace{}, err
+		}
+		return tokenPlace{}, fmt.Errorf("config %s: %w", f.configFile, err)
+	}
 	if cfg.Security.Auth.TokensInCatalog() {
 		return tokenPlace{cfg: &cfg}, nil
+	}
+	if cfg.Security.Auth.TokensFile == "" {
+		// A data dir that is not there is no server's: a typo of it put
+		// the tokens where no server reads them (and ls listed none).
+		if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+			return tokenPlace{}, fmt.Errorf("data dir %s does not exist: give the server's, with --data-dir (or data_dir in --config), or the tokens file with --tokens-file", cfg.DataDir)
+		}
 	}
 	return tokenPlace{path: cfg.TokensPath()}, nil
 }
@@ -95,7 +117,10 @@ func newTokenCmd(g *globals) *cobra.Command {
 			"security.auth.tokens_file) is. With --tokens-source catalog (or\n" +
 			"security.auth.tokens_source catalog in --config), they edit the tokens in the store's\n" +
 			"catalog instead (with the store's credentials from --config), which every server\n" +
-			"sharing the store reads every security.auth.tokens_refresh.",
+			"sharing the store reads every security.auth.tokens_refresh. Without --tokens-file (or\n" +
+			"security.auth.tokens_file), the tokens are tokens.json in the data dir, which must exist:\n" +
+			"a missing one is refused (a typo of it put the tokens where no server reads them).\n" +
+			"--data-dir and --tokens-source apply to --config before it is validated.",
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
