@@ -166,7 +166,8 @@ func writeConfig(t *testing.T, b *bytes.Buffer) (undocumented []string) {
 	b.WriteString("## Configuration keys\n\n" +
 		"YAML (`wail serve --config FILE`); every key has the default shown, and a file names\n" +
 		"only what it changes. Unknown keys are errors (naming the key likely meant), and so is a\n" +
-		"key without a value (remove the line to keep the default). Durations need a unit (`0s`, `500ms`,\n" +
+		"key without a value (remove the line to keep the default), and a value of the wrong type\n" +
+		"(named by key and line; a fraction for a whole number too). Durations need a unit (`0s`, `500ms`,\n" +
 		"`2m`). `tables[]` entries take `table_defaults` for what they leave out.\n\n" +
 		"| key | default | |\n|---|---|---|\n")
 	walkConfig(b, docs, reflect.TypeOf(config.Config{}), reflect.ValueOf(config.Default()), "Config", "", &undocumented)

@@ -515,7 +515,7 @@ func Read(path string) (Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
 		if strings.Contains(err.Error(), "into time.Duration") {
-			err = fmt.Errorf("%w\n(durations need a unit: 0s, 500ms, 10s, 2m, 168h, and are at most 2562047h)", err)
+			err = fmt.Errorf("%w\n(%s)", err, durationHint)
 		}
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}

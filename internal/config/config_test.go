@@ -247,7 +247,19 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("%+v", c.Log)
 			}
 		}},
-		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n", wantErr: "line 2: cannot unmarshal !!int `0` into time.Duration\n(durations need a unit: 0s"},
+		{name: "durations need a unit", yaml: "log:\n  event_retention: 0\n",
+			wantErr: "line 2: log.event_retention: 0 is not a duration: durations need a unit: 0s, 500ms, 10s, 2m, 168h, and are at most 2562047h"},
+		// A value of the wrong type was named by Go type only ("cannot
+		// unmarshal !!str `abc` into int"), not by key.
+		{name: "a number given text", yaml: "store:\n  max_conns: abc\n", wantErr: "line 2: store.max_conns: \"abc\" is not a whole number"},
+		{name: "a number given a fraction", yaml: "tables:\n  - name: orders\n    partitions: 4.5\n", wantErr: "line 3: tables[0].partitions: 4.5 is not a whole number"},
+		{name: "a number too large", yaml: "limits:\n  max_key_bytes: 99999999999999999999\n", wantErr: "line 2: limits.max_key_bytes: 99999999999999999999 is out of range"},
+		{name: "a switch given text", yaml: "resolver:\n  enabled: maybe\n", wantErr: "line 2: resolver.enabled: \"maybe\" is not true or false"},
+		{name: "a fraction given text", yaml: "resolver:\n  recheck: twice\n", wantErr: "line 2: resolver.recheck: \"twice\" is not a number"},
+		{name: "a duration given text", yaml: "proxy:\n  lease_ttl: soon\n", wantErr: "line 2: proxy.lease_ttl: \"soon\" is not a duration"},
+		{name: "wrong types all named", yaml: "store:\n  max_conns: abc\nproxy:\n  lease_ttl: 15\n",
+			wantErr: "line 2: store.max_conns: \"abc\" is not a whole number\nline 4: proxy.lease_ttl: 15 is not a duration"},
+		{name: "a key through an alias", yaml: "x_defaults: &d abc\nstore:\n  max_conns: *d\n", wantErr: "unknown key x_defaults"},
 		{name: "durations too long", yaml: "shutdown_timeout: 99999999999h\n", wantErr: "and are at most 2562047h"},
 		// A second document was ignored: its settings silently kept their
 		// defaults.

@@ -15,7 +15,8 @@ import (
 // or not at all: an unknown key by its path with the key likely meant
 // (the nearest one of its section, or one of that name in another
 // section), a key without a value (which would silently keep its default),
-// a section given a single value, a list given one.
+// a section given a single value, a list given one, a value of the wrong
+// type by its key (checkScalar).
 func checkKeys(doc *yaml.Node) []error {
 	if doc == nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
 		return nil
@@ -86,6 +87,10 @@ func (w *keyWalker) walk(n *yaml.Node, t reflect.Type, path string) {
 		*errs = append(*errs, fmt.Errorf("line %d: %s has no value: give one, or remove the line to keep the default", n.Line, name))
 	case n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode:
 		*errs = append(*errs, fmt.Errorf("line %d: %s takes a single value, not a %s", n.Line, name, map[yaml.Kind]string{yaml.MappingNode: "mapping", yaml.SequenceNode: "list"}[n.Kind]))
+	case n.Kind == yaml.ScalarNode:
+		if err := checkScalar(n, t, name); err != nil {
+			*errs = append(*errs, err)
+		}
 	}
 }
 
