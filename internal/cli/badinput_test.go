@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -44,6 +46,11 @@ func TestBadInputRefusedLocally(t *testing.T) {
 		{name: "schema show too many", args: []string{"schema", "show", "a", "1", "2"}, wantErr: "wail schema show takes 1 to 2 argument(s) (SUBJECT [VERSION]), got 3"},
 		{name: "schema diff too few", args: []string{"schema", "diff", "a"}, wantErr: "wail schema diff takes 2 to 3 argument(s) (SUBJECT OLD [NEW]), got 1"},
 		{name: "schema ls too many", args: []string{"schema", "ls", "a", "b"}, wantErr: "wail schema ls takes 0 to 1 argument(s) ([PREFIX]), got 2"},
+		// Names are UTF-8 text (protobuf strings): one that is not failed
+		// with "internal: marshal message: string field contains invalid UTF-8".
+		{name: "tail table not UTF-8", args: []string{"tail", "or\xffders"}, wantErr: `wail tail: TABLE "or\xffders" is not UTF-8 text`},
+		{name: "group reset group not UTF-8", args: []string{"group", "reset", "orders", "g\xfe", "--to", "latest"}, wantErr: `GROUP "g\xfe" is not UTF-8 text`},
+		{name: "a flag not UTF-8", args: []string{"group", "reset", "orders", "g", "--to", "\xff"}, wantErr: "an argument or flag is not UTF-8 text"},
 		// Durations the server keeps in milliseconds.
 		{name: "create window under 1ms", args: []string{"table", "create", "t", "--visibility-window", "500us"},
 			wantErr: "--visibility-window 500µs: give whole milliseconds"},
@@ -77,5 +84,34 @@ func TestEmptyValueAccepted(t *testing.T) {
 	code, _, errOut := runCLI(context.Background(), addr, "", "put", "orders", "k", "", "--addr", addr)
 	if code != 1 || !strings.Contains(errOut, "unavailable") {
 		t.Fatalf("code %d: %s", code, errOut)
+	}
+}
+
+// endless is a reader that never ends (a device, a pipe that keeps
+// writing).
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) { return len(p), nil }
+
+// TestArgDecoderBounded: @- and @FILE read at most the decoder's limit
+// (the largest value a server takes): @/dev/zero, or a pipe that never
+// ends, grew without bound until memory ran out.
+func TestArgDecoderBounded(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(file, make([]byte, 2048), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := newArgDecoder(encText, endless{})
+	d.limit = 1024
+	if _, err := d.decode("VALUE", "@-"); err == nil || !strings.Contains(err.Error(), "VALUE: stdin holds more than 1024 bytes") {
+		t.Fatalf("stdin: %v", err)
+	}
+	if _, err := d.decode("VALUE", "@"+file); err == nil || !strings.Contains(err.Error(), "VALUE: "+file+" holds more than 1024 bytes") {
+		t.Fatalf("file: %v", err)
+	}
+	d.limit = 2048
+	if b, err := d.decode("VALUE", "@"+file); err != nil || len(b) != 2048 {
+		t.Fatalf("a file of the limit: %d bytes, %v", len(b), err)
 	}
 }

@@ -44,12 +44,30 @@ func parseEncoding(useHex, useBase64 bool) (encoding, error) {
 type argDecoder struct {
 	enc       encoding
 	stdin     io.Reader
-	readFile  func(string) ([]byte, error)
 	stdinUsed bool
+	limit     int64
 }
 
 func newArgDecoder(enc encoding, stdin io.Reader) *argDecoder {
-	return &argDecoder{enc: enc, stdin: stdin, readFile: os.ReadFile}
+	return &argDecoder{enc: enc, stdin: stdin, limit: maxArgBytes}
+}
+
+// maxArgBytes bounds what @FILE and @- read: the largest value a server
+// takes (limits.max_value_bytes is at most 64 MiB). Unbounded, @/dev/zero,
+// or a pipe that never ends, grew until memory ran out.
+const maxArgBytes = 64 << 20
+
+// readBounded reads r to its end, or fails once it holds more than d.limit
+// bytes; what names it in the error (stdin, the file).
+func (d *argDecoder) readBounded(name, what string, r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, d.limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", name, what, err)
+	}
+	if int64(len(b)) > d.limit {
+		return nil, fmt.Errorf("%s: %s holds more than %d bytes, more than any server takes (limits.max_value_bytes)", name, what, d.limit)
+	}
+	return b, nil
 }
 
 // decode resolves one argument; name ("KEY", "VALUE") goes into errors.
@@ -65,17 +83,14 @@ func (d *argDecoder) decode(name, arg string) ([]byte, error) {
 		if d.stdin == nil {
 			return nil, fmt.Errorf("%s: no stdin", name)
 		}
-		b, err := io.ReadAll(d.stdin)
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading stdin: %w", name, err)
-		}
-		return b, nil
+		return d.readBounded(name, "stdin", d.stdin)
 	case strings.HasPrefix(arg, "@"):
-		b, err := d.readFile(arg[1:])
+		f, err := os.Open(arg[1:])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		return b, nil
+		defer f.Close()
+		return d.readBounded(name, arg[1:], f)
 	}
 	b, err := decodeText(d.enc, arg)
 	if err != nil {

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
@@ -161,6 +162,13 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 	return rangeArgs(len(names), names...)
 }
 
+// bytesOrPath are the arguments that may be any bytes: keys and values,
+// files (a path on Linux need not be UTF-8), versions or files. The others
+// are sent as protobuf strings, which must be UTF-8: one that is not
+// failed as "internal: marshal message: string field contains invalid
+// UTF-8".
+var bytesOrPath = map[string]bool{"KEY": true, "VALUE": true, "FILE.proto": true, "DATA_DIR": true, "OLD": true, "NEW": true}
+
 // rangeArgs takes min to len(names) arguments, named names (the optional
 // ones in brackets in the usage error). An empty argument is refused as a
 // usage error, but a VALUE (bytes, which may be empty): no table, group,
@@ -180,8 +188,11 @@ func rangeArgs(min int, names ...string) cobra.PositionalArgs {
 			return usageErrorf("%s takes %s argument(s) (%s), got %d", cmd.CommandPath(), count, strings.Join(shown, " "), len(args))
 		}
 		for i, a := range args {
-			if a == "" && names[i] != "VALUE" {
+			switch {
+			case a == "" && names[i] != "VALUE":
 				return usageErrorf("%s: %s is empty", cmd.CommandPath(), names[i])
+			case !utf8.ValidString(a) && !bytesOrPath[names[i]]:
+				return usageErrorf("%s: %s %q is not UTF-8 text", cmd.CommandPath(), names[i], a)
 			}
 		}
 		return nil
@@ -218,6 +229,14 @@ func reportError(w io.Writer, cmd *cobra.Command, err error) int {
 		return ee.code
 	case errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command"):
 		fmt.Fprintln(w, "error:", err)
+		if cmd != nil {
+			fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+		return 2
+	case errors.As(err, &ce) && ce.Code() == connect.CodeInternal && strings.Contains(ce.Message(), "invalid UTF-8"):
+		// This client's encoding of the request (a flag's value; the
+		// arguments are checked first, rangeArgs): nothing was sent.
+		fmt.Fprintf(w, "error: %s: an argument or flag is not UTF-8 text (names, groups, cursors and the like are)\n", oneLine(ce.Message(), serverMessageLimit))
 		if cmd != nil {
 			fmt.Fprintf(w, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}

@@ -14,7 +14,8 @@ const bytesArgHelp = `KEY and VALUE are bytes, written as:
   text      the argument itself (decoded with --hex or --base64 when given)
   @FILE     the raw contents of FILE (never decoded)
   @-        the raw contents of stdin
-  @@text    the literal text "@text"`
+  @@text    the literal text "@text"
+A KEY is at least one byte; @FILE and @- read at most 64 MiB (no server takes more).`
 
 // kvFlags are the flags shared by put, delete and get.
 type kvFlags struct {
