@@ -51,6 +51,14 @@ func TestBadInputRefusedLocally(t *testing.T) {
 		{name: "tail table not UTF-8", args: []string{"tail", "or\xffders"}, wantErr: `wail tail: TABLE "or\xffders" is not UTF-8 text`},
 		{name: "group reset group not UTF-8", args: []string{"group", "reset", "orders", "g\xfe", "--to", "latest"}, wantErr: `GROUP "g\xfe" is not UTF-8 text`},
 		{name: "a flag not UTF-8", args: []string{"group", "reset", "orders", "g", "--to", "\xff"}, wantErr: "an argument or flag is not UTF-8 text"},
+		// An empty value given for a position was taken as no value: a
+		// script's --cursor "$C" with C empty (no cursor saved) started at
+		// the latest events, skipping what came meanwhile.
+		{name: "tail empty cursor", args: []string{"tail", "orders", "--cursor", ""}, wantErr: "--cursor is empty"},
+		{name: "tail empty from", args: []string{"tail", "orders", "--from", ""}, wantErr: "--from is empty"},
+		{name: "consume empty start", args: []string{"consume", "orders", "--group", "g", "--member", "m", "--start", ""}, wantErr: "--start is empty"},
+		{name: "consume bad start", args: []string{"consume", "orders", "--group", "g", "--member", "m", "--start", "-5m"},
+			wantErr: `--start "-5m": use beginning, latest or snapshot`},
 		// Durations the server keeps in milliseconds.
 		{name: "create window under 1ms", args: []string{"table", "create", "t", "--visibility-window", "500us"},
 			wantErr: "--visibility-window 500µs: give whole milliseconds"},

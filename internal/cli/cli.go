@@ -199,6 +199,19 @@ func rangeArgs(min int, names ...string) cobra.PositionalArgs {
 	}
 }
 
+// emptyFlags refuses each flag of names given with an empty value, where
+// empty would mean "not given": a script's --cursor "$C" with C empty (no
+// cursor saved) started tail at the latest events, skipping what came
+// meanwhile.
+func emptyFlags(cmd *cobra.Command, names ...string) error {
+	for _, name := range names {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed && f.Value.String() == "" {
+			return usageErrorf("--%s is empty: give a value, or leave the flag out", name)
+		}
+	}
+	return nil
+}
+
 // groupRunE is the RunE of a command that only holds subcommands.
 func groupRunE(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {

@@ -172,6 +172,14 @@ func newConsumeCmd(g *globals) *cobra.Command {
 			if group == "" || member == "" {
 				return usageErrorf("--group and --member are required")
 			}
+			if err := emptyFlags(cmd, "start"); err != nil {
+				return err
+			}
+			switch start {
+			case "beginning", "latest", "snapshot":
+			default:
+				return usageErrorf("--start %q: use beginning, latest or snapshot (where a new group starts; `wail group reset` moves one to a time or cursor)", start)
+			}
 			cl, err := g.clients()
 			if err != nil {
 				return err

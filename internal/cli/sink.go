@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -47,6 +46,9 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 			"--backoff-min, --backoff-max) are kept in whole milliseconds: another is refused.",
 		Args: exactArgs("TABLE", "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := emptyFlags(cmd, "format", "start", "secret"); err != nil {
+				return err
+			}
 			if def.Url == "" {
 				return usageErrorf("--webhook is required: the URL wail POSTs events to")
 			}
@@ -54,7 +56,7 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 				if def.Secret != "" {
 					return usageErrorf("--secret and --secret-env: use one")
 				}
-				def.Secret = os.Getenv(secretEnv)
+				def.Secret = g.getenv(secretEnv)
 				if def.Secret == "" {
 					return usageErrorf("--secret-env %s: the environment variable is empty or not set", secretEnv)
 				}

@@ -45,6 +45,9 @@ func newTailCmd(g *globals) *cobra.Command {
 			"stream within 30s fails it (exit code 1).",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := emptyFlags(cmd, "cursor", "from"); err != nil {
+				return err
+			}
 			if cursor != "" {
 				if cmd.Flags().Changed("from") {
 					return usageErrorf("--cursor and --from: give one")
