@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,11 @@ func TestBadInputRefusedLocally(t *testing.T) {
 		{name: "consume empty start", args: []string{"consume", "orders", "--group", "g", "--member", "m", "--start", ""}, wantErr: "--start is empty"},
 		{name: "consume bad start", args: []string{"consume", "orders", "--group", "g", "--member", "m", "--start", "-5m"},
 			wantErr: `--start "-5m": use beginning, latest or snapshot`},
+		// An empty --config ran on the built-in defaults (./wail-data, no
+		// auth); an empty --addr took WAIL_ADDR or the default address.
+		{name: "serve empty config", args: []string{"serve", "--config", ""}, wantErr: "--config is empty"},
+		{name: "doctor empty config", args: []string{"doctor", "--config", ""}, wantErr: "--config is empty"},
+		{name: "table ls empty addr", args: []string{"table", "ls", "--addr", ""}, wantErr: "--addr is empty"},
 		// Durations the server keeps in milliseconds.
 		{name: "create window under 1ms", args: []string{"table", "create", "t", "--visibility-window", "500us"},
 			wantErr: "--visibility-window 500µs: give whole milliseconds"},
@@ -76,7 +82,11 @@ func TestBadInputRefusedLocally(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			code, out, errOut := runCLI(context.Background(), addr, "", append(tt.args, "--addr", addr)...)
+			args := tt.args
+			if !slices.Contains(args, "--addr") && args[0] != "serve" {
+				args = append(args, "--addr", addr)
+			}
+			code, out, errOut := runCLI(context.Background(), addr, "", args...)
 			if code != 2 || !strings.Contains(errOut, tt.wantErr) {
 				t.Fatalf("%q: code %d, want 2 and %q on stderr; stdout %q, stderr %q", tt.args, code, tt.wantErr, out, errOut)
 			}

@@ -110,6 +110,11 @@ func (f *serveFlags) register(cmd *cobra.Command, r role) {
 // (when not nil: what wail proxy or resolve turns off), and validates the
 // result: a flag may give what the file leaves out (a DSN, brokers).
 func (f *serveFlags) config(cmd *cobra.Command, role func(*config.Config)) (config.Config, error) {
+	// An empty --config (a unit's --config $WAIL_CONFIG, unset) ran on the
+	// built-in defaults: another data dir, no TLS, no auth.
+	if err := emptyFlags(cmd, "config"); err != nil {
+		return config.Config{}, err
+	}
 	cfg, err := config.Read(f.configFile)
 	if err != nil {
 		return cfg, err
