@@ -500,12 +500,15 @@ func Read(path string) (Config, error) {
 	if path == "" {
 		return c, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := readBounded(path)
 	if err != nil {
-		return c, fmt.Errorf("config: %w", err)
+		return c, err
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
+		if at := invalidUTF8(b); at != "" { // the parser's message has no line
+			return c, fmt.Errorf("config %s: %s: save the file as UTF-8", path, at)
+		}
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	if errs := checkKeys(&doc); len(errs) > 0 {

@@ -259,6 +259,9 @@ func TestLoad(t *testing.T) {
 		{name: "a duration given text", yaml: "proxy:\n  lease_ttl: soon\n", wantErr: "line 2: proxy.lease_ttl: \"soon\" is not a duration"},
 		{name: "wrong types all named", yaml: "store:\n  max_conns: abc\nproxy:\n  lease_ttl: 15\n",
 			wantErr: "line 2: store.max_conns: \"abc\" is not a whole number\nline 4: proxy.lease_ttl: 15 is not a duration"},
+		// Bytes that are not UTF-8 were "yaml: invalid leading UTF-8
+		// octet", without a line.
+		{name: "not UTF-8", yaml: "store:\n  max_conns: 4\n  kind: \"po\xffstgres\"\n", wantErr: "line 3, column 12: byte 0xff is not UTF-8 text: save the file as UTF-8"},
 		{name: "a key through an alias", yaml: "x_defaults: &d abc\nstore:\n  max_conns: *d\n", wantErr: "unknown key x_defaults"},
 		{name: "durations too long", yaml: "shutdown_timeout: 99999999999h\n", wantErr: "and are at most 2562047h"},
 		// A second document was ignored: its settings silently kept their
@@ -326,6 +329,18 @@ func TestLoad(t *testing.T) {
 func TestMissingFile(t *testing.T) {
 	t.Parallel()
 	if _, err := Load(filepath.Join(t.TempDir(), "nope.yaml")); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestEndlessFile: a configuration file is read up to a bound: --config
+// /dev/zero (or a FIFO that keeps writing) grew until memory ran out.
+func TestEndlessFile(t *testing.T) {
+	t.Parallel()
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip(err)
+	}
+	if _, err := Load("/dev/zero"); err == nil || !strings.Contains(err.Error(), "config /dev/zero: larger than 16 MiB") {
 		t.Fatalf("err = %v", err)
 	}
 }
