@@ -36,7 +36,7 @@ func invalidUTF8(b []byte) string {
 		r, size := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && size == 1 {
 			line := bytes.Count(b[:i], []byte("\n")) + 1
-			col := utf8.RuneCount(b[bytes.LastIndexByte(b[:i], '\n')+1 : i]) + 1
+			col := utf8.RuneCount(b[bytes.LastIndexByte(b[:i], '\n')+1:i]) + 1
 			return fmt.Sprintf("line %d, column %d: byte %#x is not UTF-8 text", line, col, b[i])
 		}
 		i += size
