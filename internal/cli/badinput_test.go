@@ -47,6 +47,8 @@ func TestBadInputRefusedLocally(t *testing.T) {
 		{name: "schema show too many", args: []string{"schema", "show", "a", "1", "2"}, wantErr: "wail schema show takes 1 to 2 argument(s) (SUBJECT [VERSION]), got 3"},
 		{name: "schema diff too few", args: []string{"schema", "diff", "a"}, wantErr: "wail schema diff takes 2 to 3 argument(s) (SUBJECT OLD [NEW]), got 1"},
 		{name: "schema ls too many", args: []string{"schema", "ls", "a", "b"}, wantErr: "wail schema ls takes 0 to 1 argument(s) ([PREFIX]), got 2"},
+		{name: "dlq redrive empty table", args: []string{"dlq", "redrive", "", "--all"}, wantErr: "wail dlq redrive: TABLE is empty"},
+		{name: "dlq drop empty table", args: []string{"dlq", "drop", "", "3"}, wantErr: "wail dlq drop: TABLE is empty"},
 		// Names are UTF-8 text (protobuf strings): one that is not failed
 		// with "internal: marshal message: string field contains invalid UTF-8".
 		{name: "tail table not UTF-8", args: []string{"tail", "or\xffders"}, wantErr: `wail tail: TABLE "or\xffders" is not UTF-8 text`},

@@ -187,16 +187,22 @@ func rangeArgs(min int, names ...string) cobra.PositionalArgs {
 			}
 			return usageErrorf("%s takes %s argument(s) (%s), got %d", cmd.CommandPath(), count, strings.Join(shown, " "), len(args))
 		}
-		for i, a := range args {
-			switch {
-			case a == "" && names[i] != "VALUE":
-				return usageErrorf("%s: %s is empty", cmd.CommandPath(), names[i])
-			case !utf8.ValidString(a) && !bytesOrPath[names[i]]:
-				return usageErrorf("%s: %s %q is not UTF-8 text", cmd.CommandPath(), names[i], a)
-			}
-		}
-		return nil
+		return checkNames(cmd, names, args)
 	}
+}
+
+// checkNames refuses an empty argument (but a VALUE) and one that is not
+// UTF-8 (but bytesOrPath), named by names.
+func checkNames(cmd *cobra.Command, names, args []string) error {
+	for i, a := range args {
+		switch {
+		case a == "" && names[i] != "VALUE":
+			return usageErrorf("%s: %s is empty", cmd.CommandPath(), names[i])
+		case !utf8.ValidString(a) && !bytesOrPath[names[i]]:
+			return usageErrorf("%s: %s %q is not UTF-8 text", cmd.CommandPath(), names[i], a)
+		}
+	}
+	return nil
 }
 
 // emptyFlags refuses each flag of names given with an empty value, where

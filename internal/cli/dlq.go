@@ -348,6 +348,9 @@ func selection(cmd *cobra.Command, args []string, n int, all bool) (letterQueue,
 		}
 		return q, nil, usageErrorf("%s takes %s, then OFFSETs or --all", cmd.CommandPath(), what)
 	}
+	if err := checkNames(cmd, []string{"TABLE", "SINK"}[:n], args[:n]); err != nil {
+		return q, nil, err
+	}
 	q.table = args[0]
 	if n == 2 {
 		q.sink = args[1]
