@@ -135,3 +135,31 @@ func TestArgDecoderBounded(t *testing.T) {
 		t.Fatalf("a file of the limit: %d bytes, %v", len(b), err)
 	}
 }
+
+// TestProtoFileChecked: a .proto file is read up to a bound (a device or an
+// endless pipe grew until memory ran out) and must be UTF-8 (the registry's
+// JSON replaced each bad byte with U+FFFD: the schema registered was not
+// the file; a typed table's failed as "internal: marshal message").
+func TestProtoFileChecked(t *testing.T) {
+	t.Parallel()
+	addr := closedAddr(t)
+	bad := filepath.Join(t.TempDir(), "bad.proto")
+	if err := os.WriteFile(bad, []byte("syntax = \"proto3\";\n// caf\xe9\nmessage V {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"schema", "register", "orders-value", bad}, bad + ": line 2, column 7: byte 0xe9 is not UTF-8 text"},
+		{[]string{"schema", "diff", "orders-value", bad, "1"}, bad + ": line 2, column 7: byte 0xe9 is not UTF-8 text"},
+		{[]string{"table", "create", "orders", "--value-proto", bad}, "--value-proto: " + bad + ": line 2, column 7: byte 0xe9 is not UTF-8 text"},
+		{[]string{"schema", "check", "orders-value", "/dev/zero"}, "/dev/zero: larger than 16 MiB"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCLI(context.Background(), addr, "", append(tt.args, "--addr", addr)...)
+		if code != 2 || !strings.Contains(errOut, tt.wantErr) {
+			t.Errorf("%q: code %d, want 2 and %q: %s", tt.args, code, tt.wantErr, errOut)
+		}
+	}
+}

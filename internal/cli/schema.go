@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -127,9 +128,9 @@ func readSchema(file string, refs []string) (sr.Schema, error) {
 	if err != nil {
 		return sr.Schema{}, err
 	}
-	b, err := os.ReadFile(file)
+	b, err := readProto(file)
 	if err != nil {
-		return sr.Schema{}, usageErrorf("%v", err)
+		return sr.Schema{}, err
 	}
 	return sr.Schema{Schema: string(b), Type: sr.TypeProtobuf, References: rs}, nil
 }
@@ -357,9 +358,9 @@ func newSchemaDiffCmd(g *globals) *cobra.Command {
 func loadSchema(ctx context.Context, cl *sr.Client, subject, arg string, refs []sr.SchemaReference) (*schema.Schema, error) {
 	var text string
 	if strings.HasSuffix(arg, ".proto") {
-		b, err := os.ReadFile(arg)
+		b, err := readProto(arg)
 		if err != nil {
-			return nil, usageErrorf("%v", err)
+			return nil, err
 		}
 		text = string(b)
 	} else {
@@ -401,4 +402,31 @@ func loadSchema(ctx context.Context, cl *sr.Client, subject, arg string, refs []
 		return nil, fmt.Errorf("%s: %w", arg, err)
 	}
 	return s, nil
+}
+
+// maxProtoBytes bounds a .proto file read: a device or a pipe that never
+// ends grew until memory ran out.
+const maxProtoBytes = 16 << 20
+
+// readProto reads a .proto file, at most maxProtoBytes, which must be
+// UTF-8: the registry's JSON replaced each other byte with U+FFFD (the
+// schema registered was not the file), and a typed table's failed as
+// "internal: marshal message". Its errors are usage errors.
+func readProto(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usageErrorf("%v", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxProtoBytes+1))
+	switch {
+	case err != nil:
+		return nil, usageErrorf("%s: %v", path, err)
+	case len(b) > maxProtoBytes:
+		return nil, usageErrorf("%s: larger than %d MiB: is it a .proto file?", path, maxProtoBytes>>20)
+	}
+	if at := config.InvalidUTF8(b); at != "" {
+		return nil, usageErrorf("%s: %s: save the file as UTF-8", path, at)
+	}
+	return b, nil
 }

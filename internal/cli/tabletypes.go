@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 	"time"
 
 	"connectrpc.com/connect"
@@ -61,9 +60,9 @@ func typeSchema(part, file, message string, refs []string) (*wailv1.TypeSchema, 
 	if err != nil {
 		return nil, err
 	}
-	b, err := os.ReadFile(file)
+	b, err := readProto(file)
 	if err != nil {
-		return nil, usageErrorf("--%s-proto: %v", part, err)
+		return nil, usageErrorf("--%s-proto: %w", part, err)
 	}
 	ts := &wailv1.TypeSchema{Schema: string(b), Message: message}
 	for _, r := range rs {

@@ -506,7 +506,7 @@ func Read(path string) (Config, error) {
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		if at := invalidUTF8(b); at != "" { // the parser's message has no line
+		if at := InvalidUTF8(b); at != "" { // the parser's message has no line
 			return c, fmt.Errorf("config %s: %s: save the file as UTF-8", path, at)
 		}
 		return c, fmt.Errorf("config %s: %w", path, err)

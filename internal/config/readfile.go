@@ -29,9 +29,9 @@ func readBounded(path string) ([]byte, error) {
 	return b, nil
 }
 
-// invalidUTF8 names the line, column and value of b's first byte that is
+// InvalidUTF8 names the line, column and value of b's first byte that is
 // not UTF-8, or is "" when b is UTF-8.
-func invalidUTF8(b []byte) string {
+func InvalidUTF8(b []byte) string {
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && size == 1 {
