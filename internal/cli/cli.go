@@ -14,7 +14,9 @@
 //
 // Exit codes: 0 on success, 1 on errors (server errors print as
 // "error: <code>: <message>", a missing key of get as well), 2 on usage
-// errors, 74 when serve, proxy or resolve stopped after a storage failure
+// errors (refused before anything is sent: an empty name, one that is not
+// UTF-8, an empty --config, --addr or --cursor, a duration that is not
+// whole milliseconds where the server keeps milliseconds), 74 when serve, proxy or resolve stopped after a storage failure
 // (server.ExitFailStop: restart it, after freeing space if the disk is full),
 // 130 (ExitInterrupted) when SIGINT or SIGTERM stopped a command before it
 // finished (a command that runs until then, serve or tail, exits 0).

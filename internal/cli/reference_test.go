@@ -84,7 +84,11 @@ func writeCommands(b *bytes.Buffer) {
 		"resolve stopped after a storage failure (restart it), 130 when Ctrl-C or SIGTERM stopped a\n" +
 		"command before it finished (serve and tail exit 0 then). Client commands talk\n" +
 		"to the server at `--addr` (default `127.0.0.1:7070`, or `WAIL_ADDR`; http, or https with\n" +
-		"`--ca`, `--cert` and `--key`), with the bearer token of `WAIL_TOKEN` or `--token-file`.\n\n")
+		"`--ca`, `--cert` and `--key`), with the bearer token of `WAIL_TOKEN` or `--token-file`.\n" +
+		"A wrong command line is refused before anything is sent: an empty argument (but a VALUE)\n" +
+		"or one that is not UTF-8 (but keys, values and paths), an empty value of a flag where\n" +
+		"empty would mean not given (`--config`, `--addr`, `--cursor`, `--from`, `--secret`, ...),\n" +
+		"a duration the server keeps in milliseconds that is not whole milliseconds.\n\n")
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.Hidden {
