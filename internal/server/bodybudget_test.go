@@ -354,10 +354,12 @@ func TestWriteStreamStalledBatchGivesBackItsBytes(t *testing.T) {
 		cfg.Tables = []config.Table{{Name: "t"}}
 		cfg.API.MaxWriteRequestBytes = request
 		cfg.API.MaxRequestBytesInFlight = budget
-		cfg.API.ReadTimeout = time.Second
+		// 3 s: the three batches must be seen held at once; with 1 s the
+		// first was given back before the third had arrived at load 10 (CI)
+		cfg.API.ReadTimeout = 3 * time.Second
 	})
 	hc := h2cClient(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	for range 3 {
 		pw := rawWriteStream(ctx, t, hc, c.url, request-1<<10)
@@ -375,7 +377,7 @@ func TestWriteStreamStalledBatchGivesBackItsBytes(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("a Write 10 s after 3 write streams stalled their batches (api.read_timeout 1 s): %v; %v bytes held",
+			t.Fatalf("a Write 10 s after 3 write streams stalled their batches (api.read_timeout 3 s): %v; %v bytes held",
 				err, metric(t, c.url, "wail_api_request_bytes_in_flight"))
 		}
 	}
