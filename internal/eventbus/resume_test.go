@@ -2,11 +2,13 @@ package eventbus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,13 +47,33 @@ func openRealLog(t *testing.T, kind string) realLog {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	m, err := l.Join(kafka.MemberOptions{Group: "wail-test-" + uniq(), InstanceID: "t"})
+	opts := kafka.MemberOptions{Group: "wail-test-" + uniq(), InstanceID: "t"}
+	m, err := l.Join(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close(context.Background()) })
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		m.Close(context.Background())
+	})
 	return realLog{log: l, transact: func(ctx context.Context, topic string, recs []*intentlog.Record) error {
-		return m.Transact(ctx, 0, map[string][]*intentlog.Record{topic: recs}, nil)
+		mu.Lock()
+		defer mu.Unlock()
+		err := m.Transact(ctx, 0, map[string][]*intentlog.Record{topic: recs}, nil)
+		if errors.Is(err, kafka.ErrFenced) {
+			// As the resolver does: the member joins again (its
+			// instance id fences the old one's producers); err still
+			// says that this transaction's outcome is unknown.
+			m.Close(context.Background())
+			m2, jerr := l.Join(opts)
+			if jerr != nil {
+				return fmt.Errorf("%w; joining again: %w", err, jerr)
+			}
+			m = m2
+		}
+		return err
 	}}
 }
 
