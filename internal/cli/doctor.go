@@ -31,6 +31,9 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			"Exits with code 1 when a check fails or the server is unhealthy.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if timeout < 0 {
+				return usageErrorf("--timeout %s is negative: give a bound, or 0 for the default (%s)", timeout, server.DefaultDoctorTimeout)
+			}
 			cfg, err := f.config(cmd, nil)
 			if err != nil {
 				return err
@@ -44,6 +47,6 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	}
 	f.register(cmd, roleDoctor)
 	g.addrFlag(cmd.Flags())
-	cmd.Flags().DurationVar(&timeout, "timeout", server.DefaultDoctorTimeout, "bound on each check that talks to the store, the log or the server (raise it for a slow or loaded cluster)")
+	cmd.Flags().DurationVar(&timeout, "timeout", server.DefaultDoctorTimeout, "bound on each check that talks to the store, the log or the server (raise it for a slow or loaded cluster; 0: the default)")
 	return cmd
 }

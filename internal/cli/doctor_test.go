@@ -106,3 +106,13 @@ func TestDoctorMissingDataDir(t *testing.T) {
 		t.Fatalf("doctor created the data dir it was given: %v", err)
 	}
 }
+
+// TestDoctorNegativeTimeout: a negative --timeout is refused (usage, exit
+// 2), not taken silently as the default bound.
+func TestDoctorNegativeTimeout(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := runCLI(context.Background(), "http://127.0.0.1:1", "", "doctor", "--data-dir", t.TempDir(), "--timeout", "-5s")
+	if code != 2 || !strings.Contains(errOut, "--timeout -5s is negative") {
+		t.Fatalf("doctor --timeout -5s: code %d\n%s%s", code, out, errOut)
+	}
+}
