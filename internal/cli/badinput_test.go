@@ -67,6 +67,12 @@ func TestBadInputRefusedLocally(t *testing.T) {
 		{name: "serve empty config", args: []string{"serve", "--config", ""}, wantErr: "--config is empty"},
 		{name: "doctor empty config", args: []string{"doctor", "--config", ""}, wantErr: "--config is empty"},
 		{name: "table ls empty addr", args: []string{"table", "ls", "--addr", ""}, wantErr: "--addr is empty"},
+		// An empty connection file meant "not given": WAIL_CA (or the
+		// other's variable) was taken instead, or no TLS at all.
+		{name: "table ls empty ca", args: []string{"table", "ls", "--ca", ""}, wantErr: `"--ca" flag: is empty: give a file`},
+		{name: "table ls empty cert", args: []string{"table", "ls", "--cert", ""}, wantErr: `"--cert" flag: is empty: give a file`},
+		{name: "table ls empty key", args: []string{"table", "ls", "--key", ""}, wantErr: `"--key" flag: is empty: give a file`},
+		{name: "table ls empty token file", args: []string{"table", "ls", "--token-file", ""}, wantErr: `"--token-file" flag: is empty: give a file`},
 		// Durations the server keeps in milliseconds.
 		{name: "create window under 1ms", args: []string{"table", "create", "t", "--visibility-window", "500us"},
 			wantErr: "--visibility-window 500µs: give whole milliseconds"},

@@ -122,11 +122,34 @@ func (g *globals) addrFlag(fl *pflag.FlagSet) {
 		env.Addr = client.DefaultAddr
 	}
 	fl.StringVar(&g.conn.Addr, "addr", env.Addr, "server address (env "+client.EnvAddr+")")
-	fl.StringVar(&g.conn.CAFile, "ca", "", "PEM file of the CA that signed the server's certificate; implies https (env "+client.EnvCA+")")
-	fl.StringVar(&g.conn.CertFile, "cert", "", "PEM file of the client certificate, for mutual TLS (env "+client.EnvCert+")")
-	fl.StringVar(&g.conn.KeyFile, "key", "", "PEM file of the client certificate's key (env "+client.EnvKey+")")
-	fl.StringVar(&g.tokenFile, "token-file", "", "file holding the bearer token, read again when it changes (env "+client.EnvTokenFile+" names one; "+client.EnvToken+" holds the token itself)")
+	fl.Var(pathFlag{&g.conn.CAFile}, "ca", "PEM file of the CA that signed the server's certificate; implies https (env "+client.EnvCA+")")
+	fl.Var(pathFlag{&g.conn.CertFile}, "cert", "PEM file of the client certificate, for mutual TLS (env "+client.EnvCert+")")
+	fl.Var(pathFlag{&g.conn.KeyFile}, "key", "PEM file of the client certificate's key (env "+client.EnvKey+")")
+	fl.Var(pathFlag{&g.tokenFile}, "token-file", "file holding the bearer token, read again when it changes (env "+client.EnvTokenFile+" names one; "+client.EnvToken+" holds the token itself)")
 }
+
+// pathFlag is a file flag that refuses an empty value: empty means "not
+// given" to the connection options, which then took the environment's file
+// (WAIL_CA, ...) or none, so a script's --ca "$CA" with CA unset went on
+// without the TLS it asked for.
+type pathFlag struct{ p *string }
+
+func (f pathFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+
+func (f pathFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("is empty: give a file, or leave the flag out")
+	}
+	*f.p = v
+	return nil
+}
+
+func (pathFlag) Type() string { return "string" }
 
 // clientFlags adds --addr and --timeout.
 func (g *globals) clientFlags(fl *pflag.FlagSet) {
