@@ -67,12 +67,21 @@ func TestBadInputRefusedLocally(t *testing.T) {
 		{name: "serve empty config", args: []string{"serve", "--config", ""}, wantErr: "--config is empty"},
 		{name: "doctor empty config", args: []string{"doctor", "--config", ""}, wantErr: "--config is empty"},
 		{name: "table ls empty addr", args: []string{"table", "ls", "--addr", ""}, wantErr: "--addr is empty"},
+		// A serve flag given empty overrode the file's value with nothing:
+		// --tls-client-ca "$CA" with CA unset dropped the client CA of the
+		// file; --store "$KIND" unset ran on pebble.
+		{name: "serve empty data dir", args: []string{"serve", "--data-dir", ""}, wantErr: "wail serve: --data-dir is empty"},
+		{name: "serve empty client ca", args: []string{"serve", "--tls-client-ca", ""}, wantErr: "--tls-client-ca is empty"},
+		{name: "serve empty store", args: []string{"serve", "--store", ""}, wantErr: "--store is empty"},
+		{name: "proxy empty dsn", args: []string{"proxy", "--dsn", ""}, wantErr: "wail proxy: --dsn is empty"},
+		{name: "doctor empty log", args: []string{"doctor", "--log", ""}, wantErr: "wail doctor: --log is empty"},
+		{name: "sink create empty secret", args: []string{"sink", "create", "orders", "s", "--webhook", "http://127.0.0.1:1/", "--secret", ""}, wantErr: "--secret is empty"},
 		// An empty connection file meant "not given": WAIL_CA (or the
 		// other's variable) was taken instead, or no TLS at all.
-		{name: "table ls empty ca", args: []string{"table", "ls", "--ca", ""}, wantErr: `"--ca" flag: is empty: give a file`},
-		{name: "table ls empty cert", args: []string{"table", "ls", "--cert", ""}, wantErr: `"--cert" flag: is empty: give a file`},
-		{name: "table ls empty key", args: []string{"table", "ls", "--key", ""}, wantErr: `"--key" flag: is empty: give a file`},
-		{name: "table ls empty token file", args: []string{"table", "ls", "--token-file", ""}, wantErr: `"--token-file" flag: is empty: give a file`},
+		{name: "table ls empty ca", args: []string{"table", "ls", "--ca", ""}, wantErr: "--ca is empty"},
+		{name: "table ls empty cert", args: []string{"table", "ls", "--cert", ""}, wantErr: "--cert is empty"},
+		{name: "table ls empty key", args: []string{"table", "ls", "--key", ""}, wantErr: "--key is empty"},
+		{name: "table ls empty token file", args: []string{"table", "ls", "--token-file", ""}, wantErr: "--token-file is empty"},
 		// Durations the server keeps in milliseconds.
 		{name: "create window under 1ms", args: []string{"table", "create", "t", "--visibility-window", "500us"},
 			wantErr: "--visibility-window 500µs: give whole milliseconds"},
@@ -91,7 +100,7 @@ func TestBadInputRefusedLocally(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			args := tt.args
-			if !slices.Contains(args, "--addr") && args[0] != "serve" {
+			if !slices.Contains(args, "--addr") && !slices.Contains([]string{"serve", "proxy", "resolve"}, args[0]) {
 				args = append(args, "--addr", addr)
 			}
 			code, out, errOut := runCLI(context.Background(), addr, "", args...)

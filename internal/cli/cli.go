@@ -102,6 +102,7 @@ func newRootCmd(g *globals) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err: err} })
+	root.PersistentPreRunE = checkNonEmpty
 	root.AddCommand(newServeCmd(g), newTableCmd(g), newPutCmd(g), newDeleteCmd(g), newGetCmd(g),
 		newTailCmd(g), newDemoCmd(g))
 	root.AddCommand(newBenchCmd(g), newLogCmd(g), newDLQCmd(g), newSchemaCmd(g), newTokenCmd(g), newGroupCmd(g), newConsumeCmd(g), newSinkCmd(g))
@@ -122,34 +123,15 @@ func (g *globals) addrFlag(fl *pflag.FlagSet) {
 		env.Addr = client.DefaultAddr
 	}
 	fl.StringVar(&g.conn.Addr, "addr", env.Addr, "server address (env "+client.EnvAddr+")")
-	fl.Var(pathFlag{&g.conn.CAFile}, "ca", "PEM file of the CA that signed the server's certificate; implies https (env "+client.EnvCA+")")
-	fl.Var(pathFlag{&g.conn.CertFile}, "cert", "PEM file of the client certificate, for mutual TLS (env "+client.EnvCert+")")
-	fl.Var(pathFlag{&g.conn.KeyFile}, "key", "PEM file of the client certificate's key (env "+client.EnvKey+")")
-	fl.Var(pathFlag{&g.tokenFile}, "token-file", "file holding the bearer token, read again when it changes (env "+client.EnvTokenFile+" names one; "+client.EnvToken+" holds the token itself)")
+	fl.StringVar(&g.conn.CAFile, "ca", "", "PEM file of the CA that signed the server's certificate; implies https (env "+client.EnvCA+")")
+	fl.StringVar(&g.conn.CertFile, "cert", "", "PEM file of the client certificate, for mutual TLS (env "+client.EnvCert+")")
+	fl.StringVar(&g.conn.KeyFile, "key", "", "PEM file of the client certificate's key (env "+client.EnvKey+")")
+	fl.StringVar(&g.tokenFile, "token-file", "", "file holding the bearer token, read again when it changes (env "+client.EnvTokenFile+" names one; "+client.EnvToken+" holds the token itself)")
+	// Empty, they meant "not given": WAIL_ADDR, WAIL_CA, ... or no TLS was
+	// taken, so a script's --ca "$CA" with CA unset went on without the TLS
+	// it asked for.
+	refuseEmpty(fl, "addr", "ca", "cert", "key", "token-file")
 }
-
-// pathFlag is a file flag that refuses an empty value: empty means "not
-// given" to the connection options, which then took the environment's file
-// (WAIL_CA, ...) or none, so a script's --ca "$CA" with CA unset went on
-// without the TLS it asked for.
-type pathFlag struct{ p *string }
-
-func (f pathFlag) String() string {
-	if f.p == nil {
-		return ""
-	}
-	return *f.p
-}
-
-func (f pathFlag) Set(v string) error {
-	if v == "" {
-		return errors.New("is empty: give a file, or leave the flag out")
-	}
-	*f.p = v
-	return nil
-}
-
-func (pathFlag) Type() string { return "string" }
 
 // clientFlags adds --addr and --timeout.
 func (g *globals) clientFlags(fl *pflag.FlagSet) {
@@ -230,17 +212,31 @@ func checkNames(cmd *cobra.Command, names, args []string) error {
 	return nil
 }
 
-// emptyFlags refuses each flag of names given with an empty value, where
-// empty would mean "not given": a script's --cursor "$C" with C empty (no
-// cursor saved) started tail at the latest events, skipping what came
-// meanwhile.
-func emptyFlags(cmd *cobra.Command, names ...string) error {
+// nonEmpty is the annotation of a flag whose empty value is refused.
+const nonEmpty = "wail_non_empty"
+
+// refuseEmpty marks the flags of names on fl as refusing an empty value,
+// where empty would mean "not given" to what reads them: a script's
+// --cursor "$C" with C empty (no cursor saved) started tail at the latest
+// events, skipping what came meanwhile. The root command checks them
+// (checkNonEmpty) before any command runs.
+func refuseEmpty(fl *pflag.FlagSet, names ...string) {
 	for _, name := range names {
-		if f := cmd.Flags().Lookup(name); f != nil && f.Changed && f.Value.String() == "" {
-			return usageErrorf("--%s is empty: give a value, or leave the flag out", name)
+		if err := fl.SetAnnotation(name, nonEmpty, []string{"true"}); err != nil {
+			panic(err) // a flag not defined yet: a bug of this package
 		}
 	}
-	return nil
+}
+
+// checkNonEmpty refuses a flag marked by refuseEmpty that was given empty.
+func checkNonEmpty(cmd *cobra.Command, _ []string) error {
+	var err error
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if _, marked := f.Annotations[nonEmpty]; marked && err == nil && f.Value.String() == "" {
+			err = usageErrorf("%s: --%s is empty: give a value, or leave the flag out", cmd.CommandPath(), f.Name)
+		}
+	})
+	return err
 }
 
 // groupRunE is the RunE of a command that only holds subcommands.

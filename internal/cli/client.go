@@ -58,9 +58,6 @@ func (g *globals) clients() (*clients, error) {
 // outlives a token that is renewed).
 func (g *globals) connOptions() (client.Options, error) {
 	o := g.conn
-	if o.Addr == "" { // its default is never empty: given so (WAIL_ADDR or the default address would be taken)
-		return o, usageErrorf("--addr is empty: give the server's address, or leave the flag out")
-	}
 	if g.tokenFile != "" {
 		if _, err := os.Stat(g.tokenFile); err != nil {
 			return o, usageErrorf("--token-file: %v", err)

@@ -172,9 +172,6 @@ func newConsumeCmd(g *globals) *cobra.Command {
 			if group == "" || member == "" {
 				return usageErrorf("--group and --member are required")
 			}
-			if err := emptyFlags(cmd, "start"); err != nil {
-				return err
-			}
 			switch start {
 			case "beginning", "latest", "snapshot":
 			default:
@@ -191,6 +188,7 @@ func newConsumeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&group, "group", "", "the consumer group")
 	cmd.Flags().StringVar(&member, "member", "", "this member's id, unique among the group's live members")
 	cmd.Flags().StringVar(&start, "start", "beginning", "where a new group starts: beginning, latest or snapshot (every key's current state, then the changes)")
+	refuseEmpty(cmd.Flags(), "start")
 	return cmd
 }
 

@@ -87,8 +87,9 @@ func writeCommands(b *bytes.Buffer) {
 		"`--ca`, `--cert` and `--key`), with the bearer token of `WAIL_TOKEN` or `--token-file`.\n" +
 		"A wrong command line is refused before anything is sent: an empty argument (but a VALUE)\n" +
 		"or one that is not UTF-8 (but keys, values and paths), an empty value of a flag where\n" +
-		"empty would mean not given (`--config`, `--addr`, `--cursor`, `--from`, `--secret`, ...),\n" +
-		"a duration the server keeps in milliseconds that is not whole milliseconds.\n\n")
+		"empty would mean not given (`--config`, `--addr`, `--ca`, `--cursor`, `--from`, `--secret`,\n" +
+		"serve's `--data-dir`, `--store`, `--dsn`, `--tls-*` files, ...), a duration the server\n" +
+		"keeps in milliseconds that is not whole milliseconds.\n\n")
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.Hidden {

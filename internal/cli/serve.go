@@ -104,17 +104,21 @@ func (f *serveFlags) register(cmd *cobra.Command, r role) {
 	if r != roleDoctor {
 		f.security.register(fl)
 	}
+	// Empty, each meant the file's value or the default: a unit's --config
+	// $WAIL_CONFIG with the variable unset ran on the built-in defaults
+	// (another data dir, no TLS, no auth).
+	for _, name := range []string{"config", "data-dir", "listen", "resolver-id", "store", "dsn", "log",
+		"tls-cert", "tls-key", "tls-client-ca", "tls-crl", "tokens-file", "tokens-source"} {
+		if fl.Lookup(name) != nil {
+			refuseEmpty(fl, name)
+		}
+	}
 }
 
 // config reads the file, applies the flags that were set and then role
 // (when not nil: what wail proxy or resolve turns off), and validates the
 // result: a flag may give what the file leaves out (a DSN, brokers).
 func (f *serveFlags) config(cmd *cobra.Command, role func(*config.Config)) (config.Config, error) {
-	// An empty --config (a unit's --config $WAIL_CONFIG, unset) ran on the
-	// built-in defaults: another data dir, no TLS, no auth.
-	if err := emptyFlags(cmd, "config"); err != nil {
-		return config.Config{}, err
-	}
 	cfg, err := config.Read(f.configFile)
 	if err != nil {
 		return cfg, err

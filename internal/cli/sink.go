@@ -46,9 +46,6 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 			"--backoff-min, --backoff-max) are kept in whole milliseconds: another is refused.",
 		Args: exactArgs("TABLE", "NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := emptyFlags(cmd, "format", "start", "secret"); err != nil {
-				return err
-			}
 			if def.Url == "" {
 				return usageErrorf("--webhook is required: the URL wail POSTs events to")
 			}
@@ -99,6 +96,7 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 	f.DurationVar(&bmin, "backoff-min", 200*time.Millisecond, "first wait before a retry (doubles, with jitter)")
 	f.DurationVar(&bmax, "backoff-max", 30*time.Second, "longest wait before a retry")
 	f.Int32Var(&def.PartitionsInFlight, "partitions-in-flight", 4, "how many partitions' requests are in flight at once (1..256; each partition's go in order)")
+	refuseEmpty(f, "format", "start", "secret")
 	return cmd
 }
 

@@ -45,9 +45,6 @@ func newTailCmd(g *globals) *cobra.Command {
 			"stream within 30s fails it (exit code 1).",
 		Args: exactArgs("TABLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := emptyFlags(cmd, "cursor", "from"); err != nil {
-				return err
-			}
 			if cursor != "" {
 				if cmd.Flags().Changed("from") {
 					return usageErrorf("--cursor and --from: give one")
@@ -88,6 +85,7 @@ func newTailCmd(g *globals) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print events as protojson, one per line")
 	cmd.Flags().BoolVar(&valueJSON, "value-json", false, "print a typed table's values as Protobuf JSON")
 	cmd.Flags().BoolVar(&failOnGap, "fail-on-gap", false, "fail rather than skip events that retention removed before tail read them")
+	refuseEmpty(cmd.Flags(), "cursor", "from")
 	return cmd
 }
 

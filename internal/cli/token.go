@@ -38,11 +38,6 @@ type tokenPlace struct {
 
 func (f *tokenFlags) place(cmd *cobra.Command) (tokenPlace, error) {
 	fl := cmd.Flags()
-	for _, name := range []string{"tokens-file", "data-dir", "config"} {
-		if fl.Changed(name) && fl.Lookup(name).Value.String() == "" { // --data-dir "" put tokens.json at /
-			return tokenPlace{}, usageErrorf("--%s is empty: give a path, or leave the flag out", name)
-		}
-	}
 	if fl.Changed("tokens-file") {
 		return tokenPlace{path: f.tokensFile}, nil
 	}
@@ -128,6 +123,7 @@ func newTokenCmd(g *globals) *cobra.Command {
 	fl.StringVar(&f.configFile, "config", "", "YAML configuration `file` of the server")
 	fl.StringVar(&f.dataDir, "data-dir", "", "the server's data directory (overrides data_dir)")
 	fl.StringVar(&f.tokensFile, "tokens-file", "", "the tokens file (overrides security.auth.tokens_file)")
+	refuseEmpty(fl, "config", "data-dir", "tokens-file") // --data-dir "" put tokens.json at /
 	fl.StringVar(&f.tokensSource, "tokens-source", "", tokensSourceUsage+" (overrides security.auth.tokens_source of --config)")
 	cmd.AddCommand(newTokenCreateCmd(g, &f), newTokenLsCmd(g, &f), newTokenRevokeCmd(g, &f))
 	return cmd
