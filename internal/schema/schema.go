@@ -145,6 +145,14 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		},
 	}
 	serialized := decodeSerialized(main.Source)
+	for _, f := range append([]File{main}, imports...) {
+		if f.Path == main.Path && serialized != nil {
+			continue
+		}
+		if err := checkBrackets(f.Path, f.Source); err != nil {
+			return nil, err
+		}
+	}
 	if serialized != nil {
 		serialized.Name = proto.String(main.Path)
 		if tooDeep(serialized.MessageType, 1) {
