@@ -329,3 +329,39 @@ func TestRegisterAgainAfterSoftDelete(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckVersionBeforeSchema: a compatibility check against a version
+// looks the version up before it reads the schema, as Confluent's
+// CompatibilityResource does: a missing or soft-deleted version is 404
+// 40402 even when the schema is invalid, also with verbose=true (where an
+// invalid schema is otherwise an answer, is_compatible false). Against
+// latest, or every version, the schema is read first.
+func TestCheckVersionBeforeSchema(t *testing.T) {
+	_, _, base := serve(t)
+	body := func(text string) string {
+		b, _ := json.Marshal(map[string]string{"schema": text, "schemaType": "PROTOBUF"})
+		return string(b)
+	}
+	const bad = `syntax = "proto3"; message M { int32 x = 1 }`
+	if code, b := post(t, base+"/subjects/s/versions", body(orderV1)); code != 200 {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	for _, tc := range []struct {
+		path     string
+		code     int
+		contains string
+	}{
+		{"/compatibility/subjects/s/versions/2", 404, `"error_code":40402`},
+		{"/compatibility/subjects/s/versions/2?verbose=true", 404, `"error_code":40402`},
+		{"/compatibility/subjects/nope/versions/1?verbose=true", 404, `"error_code":40402`},
+		{"/compatibility/subjects/s/versions/1", 422, `"error_code":42201`},
+		{"/compatibility/subjects/s/versions/latest", 422, `"error_code":42201`},
+		{"/compatibility/subjects/nope/versions/latest", 422, `"error_code":42201`},
+		{"/compatibility/subjects/s/versions/1?verbose=true", 200, `"is_compatible":false`},
+		{"/compatibility/subjects/s/versions", 422, `"error_code":42201`},
+	} {
+		if code, b := post(t, base+tc.path, body(bad)); code != tc.code || !strings.Contains(b, tc.contains) {
+			t.Errorf("POST %s with an invalid schema: %d %s; want %d %s", tc.path, code, b, tc.code, tc.contains)
+		}
+	}
+}

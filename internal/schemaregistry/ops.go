@@ -390,6 +390,17 @@ func (r *Registry) ReferencedBy(ctx context.Context, subject string, version int
 // one version, or (all) against what the subject's level checks on
 // registration. It returns the reasons it is incompatible; none: it is.
 func (r *Registry) Check(ctx context.Context, subject string, version int, all bool, req SchemaRequest) ([]string, error) {
+	if !all && version != latest {
+		// As Confluent's: the version is looked up before the schema is
+		// read, so a missing one is 40402 whatever the schema.
+		st, err := r.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, e := checkedVersion(st, subject, version); e != nil {
+			return nil, e
+		}
+	}
 	st, s, err := r.compileRequest(ctx, req)
 	if err != nil {
 		return nil, err
@@ -403,13 +414,8 @@ func (r *Registry) Check(ctx context.Context, subject string, version int, all b
 		if len(olds) == 0 && version == latest {
 			return nil, nil // nothing to be incompatible with
 		}
-		v, e := st.version(subject, version, false)
+		v, e := checkedVersion(st, subject, version)
 		if e != nil {
-			if e.Code == CodeSubjectNotFound {
-				// Confluent's test looks the version up alone: a
-				// subject without it lacks the version, 40402.
-				e = versionNotFound(version)
-			}
 			return nil, e
 		}
 		var one []schema.Version
@@ -421,6 +427,17 @@ func (r *Registry) Check(ctx context.Context, subject string, version int, all b
 		olds = one
 	}
 	return checkAgainst(level, s, olds), nil
+}
+
+// checkedVersion is the live version a compatibility check is against.
+// Confluent's check looks the version up alone: a subject without it
+// lacks the version, 40402.
+func checkedVersion(st *state, subject string, version int) (versionRec, *Error) {
+	v, e := st.version(subject, version, false)
+	if e != nil && e.Code == CodeSubjectNotFound {
+		e = versionNotFound(version)
+	}
+	return v, e
 }
 
 // DeleteSubject soft-deletes a subject's versions, or permanently removes
