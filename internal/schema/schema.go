@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -53,7 +54,7 @@ import (
 var ErrInvalid = errors.New("invalid schema")
 
 // MainPath is the import path a schema's own file compiles under when the
-// caller gives none.
+// caller gives none and no import takes it (see mainPath).
 const MainPath = "schema.proto"
 
 // File is one .proto source file.
@@ -117,7 +118,7 @@ const localOrigin = "\x00local"
 func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schema, error) {
 	lim = lim.withDefaults()
 	if main.Path == "" {
-		main.Path = MainPath
+		main.Path = mainPath(imports)
 	}
 	if len(imports) > lim.MaxFiles {
 		return nil, fmt.Errorf("%w: %d imported files, over the limit of %d", ErrInvalid, len(imports), lim.MaxFiles)
@@ -182,6 +183,21 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		}
 	}
 	return &Schema{file: files[0], origins: origins, descriptorForm: serialized != nil}, nil
+}
+
+// mainPath is the path a schema given without one compiles under:
+// MainPath, unless an import is named so (the Confluent registry gives a
+// schema no path, so a reference may take any name), then the first of
+// schema.1.proto, schema.2.proto... that none is.
+func mainPath(imports []File) string {
+	taken := func(p string) bool {
+		return slices.ContainsFunc(imports, func(f File) bool { return f.Path == p })
+	}
+	p := MainPath
+	for i := 1; taken(p); i++ {
+		p = fmt.Sprintf("schema.%d.proto", i)
+	}
+	return p
 }
 
 // checkDescriptor holds a serialized descriptor to the rules a compiler's

@@ -149,3 +149,35 @@ func TestDeleteSubjectReferencedOnlyByItself(t *testing.T) {
 		t.Fatalf("permanent delete of a subject a soft-deleted subject imports: %v, want %d", err, CodeReferenceExists)
 	}
 }
+
+// TestReferenceNamedSchemaProto: a reference may be named schema.proto,
+// the path a schema's own file otherwise compiles under, as in the
+// Confluent registry (where the schema itself has no path): it was
+// refused as "two files named schema.proto". The schema's own file then
+// takes another name, also in its serialized form, which a client adds to
+// one descriptor pool with its references.
+func TestReferenceNamedSchemaProto(t *testing.T) {
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{})
+	if _, err := r.Register(ctx, "common", SchemaRequest{Schema: money, SchemaType: Protobuf}); err != nil {
+		t.Fatal(err)
+	}
+	importer := strings.Replace(orderWithMoney, `import "shop/money.proto";`, `import "schema.proto";`, 1)
+	if importer == orderWithMoney {
+		t.Fatal("orderWithMoney does not import shop/money.proto")
+	}
+	id, err := r.Register(ctx, "orders-value", SchemaRequest{Schema: importer, SchemaType: Protobuf,
+		References: []Reference{{Name: "schema.proto", Subject: "common", Version: 1}}})
+	if err != nil {
+		t.Fatalf("register a schema importing a reference named schema.proto: %v", err)
+	}
+	s, err := New(Catalog(st), Limits{}).ByID(ctx, id)
+	if err != nil {
+		t.Fatalf("ByID(%d): %v", id, err)
+	}
+	if p := s.File().Path(); p == "schema.proto" {
+		t.Errorf("the schema's own file is named %q, as its reference", p)
+	}
+}
