@@ -365,3 +365,101 @@ func TestCheckVersionBeforeSchema(t *testing.T) {
 		}
 	}
 }
+
+// put sends body to the registry at url with PUT, as a Confluent client.
+func put(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestConfigNormalize: "normalize" in a subject's or the global config
+// makes register and lookup normalize without ?normalize=true, as
+// Confluent's (getConfigInScope: the subject's setting, else the global
+// one). wail dropped the setting silently: {"normalize": true} alone was
+// refused as an invalid compatibility level, and with a level it was
+// answered without it, so a serializer that looks its schema up
+// (auto.register.schemas=false) failed with 40403 for a schema declared
+// in another order.
+func TestConfigNormalize(t *testing.T) {
+	_, _, base := serve(t)
+	body := func(text string) string {
+		b, _ := json.Marshal(SchemaRequest{Schema: text, SchemaType: Protobuf})
+		return string(b)
+	}
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"PUT", "/config/a", `{"normalize": true}`, `"normalize":true`},
+		{"GET", "/config/a", "", `"normalize":true`},
+		{"PUT", "/config", `{"compatibility": "FULL", "normalize": true}`, `{"compatibility":"FULL","normalize":true}`},
+		{"GET", "/config", "", `"normalize":true`},
+	} {
+		var code int
+		var got string
+		if tc.method == "PUT" {
+			code, got = put(t, base+tc.path, tc.body)
+		} else {
+			code, got = get(t, base+tc.path)
+		}
+		if code != 200 || !strings.Contains(got, tc.want) {
+			t.Fatalf("%s %s %s: %d %s; want 200 with %s", tc.method, tc.path, tc.body, code, got, tc.want)
+		}
+	}
+	// a: its own setting; b: the global one.
+	for _, subject := range []string{"a", "b"} {
+		if code, got := post(t, base+"/subjects/"+subject+"/versions", body(normBase)); code != 200 || got != "{\"id\":1}\n" {
+			t.Fatalf("register under %s: %d %s", subject, code, got)
+		}
+		if code, got := post(t, base+"/subjects/"+subject, body(normShuffled)); code != 200 || !strings.Contains(got, `"version":1,"id":1`) {
+			t.Errorf("look up the shuffled schema under %s: %d %s; want version 1, id 1", subject, code, got)
+		}
+		if code, got := post(t, base+"/subjects/"+subject+"/versions", body(normShuffled)); code != 200 || got != "{\"id\":1}\n" {
+			t.Errorf("register the shuffled schema under %s: %d %s; want id 1", subject, code, got)
+		}
+		if code, got := get(t, base+"/subjects/"+subject+"/versions"); code != 200 || got != "[1]\n" {
+			t.Errorf("versions of %s: %d %s; want [1]", subject, code, got)
+		}
+	}
+	// A subject's false overrides the global true; deleting the global
+	// config forgets it.
+	if code, got := put(t, base+"/config/c", `{"normalize": false}`); code != 200 {
+		t.Fatalf("PUT /config/c: %d %s", code, got)
+	}
+	if code, got := post(t, base+"/subjects/c/versions", body(normBase)); code != 200 {
+		t.Fatalf("register under c: %d %s", code, got)
+	}
+	if code, got := post(t, base+"/subjects/c", body(normShuffled)); code != 404 {
+		t.Errorf("look up the shuffled schema under c (normalize false): %d %s; want 404", code, got)
+	}
+	if code, got := del(t, base+"/config"); code != 200 {
+		t.Fatalf("DELETE /config: %d %s", code, got)
+	}
+	if code, got := get(t, base+"/config"); code != 200 || strings.Contains(got, "normalize") {
+		t.Errorf("GET /config after DELETE: %d %s; want no normalize", code, got)
+	}
+	if code, got := post(t, base+"/subjects/b", body(normShuffled)); code != 404 {
+		t.Errorf("look up the shuffled schema under b after the global config's delete: %d %s; want 404", code, got)
+	}
+	if code, got := put(t, base+"/config/a", `{}`); code != 422 || !strings.Contains(got, "42203") {
+		t.Errorf("PUT /config/a {}: %d %s; want 422 42203", code, got)
+	}
+}
+
+// del sends DELETE to url.
+func del(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

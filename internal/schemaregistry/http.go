@@ -464,25 +464,24 @@ func (h *handler) check(w http.ResponseWriter, req *http.Request) {
 	do(h, w, resp, err)
 }
 
-type configBody struct {
-	Compatibility string `json:"compatibility"`
-}
-
 func (h *handler) getConfig(w http.ResponseWriter, req *http.Request) {
-	l, err := h.r.Compatibility(req.Context(), req.PathValue("subject"), flag(req, "defaultToGlobal"))
-	do(h, w, map[string]string{"compatibilityLevel": string(l)}, err)
+	c, err := h.r.Config(req.Context(), req.PathValue("subject"), flag(req, "defaultToGlobal"))
+	do(h, w, struct {
+		Compatibility string `json:"compatibilityLevel,omitempty"`
+		Normalize     *bool  `json:"normalize,omitempty"`
+	}{c.Compatibility, c.Normalize}, err)
 }
 
 func (h *handler) putConfig(w http.ResponseWriter, req *http.Request) {
-	var b configBody
-	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || b.Compatibility == "" {
+	var b Config
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || (b.Compatibility == "" && b.Normalize == nil) {
 		h.fail(w, bodyError(err, "a compatibility level's body",
-			errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility, "Invalid compatibility level: send {\"compatibility\": \"BACKWARD\"} or another level")))
+			errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility, "Invalid compatibility level: send {\"compatibility\": \"BACKWARD\"} or another level, or {\"normalize\": true}")))
 		return
 	}
-	_, err := h.r.SetCompatibility(req.Context(), req.PathValue("subject"), b.Compatibility)
-	l, _ := h.r.Compatibility(req.Context(), req.PathValue("subject"), true)
-	do(h, w, configBody{Compatibility: string(l)}, err)
+	_, err := h.r.SetConfig(req.Context(), req.PathValue("subject"), b)
+	c, _ := h.r.Config(req.Context(), req.PathValue("subject"), true)
+	do(h, w, c, err)
 }
 
 func (h *handler) deleteConfig(w http.ResponseWriter, req *http.Request) {

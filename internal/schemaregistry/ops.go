@@ -177,7 +177,9 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 		if err != nil {
 			return false, err
 		}
-		c := newCandidate(s, req, refs)
+		nreq := req
+		nreq.Normalize = req.Normalize || st.normalizes(subject)
+		c := newCandidate(s, nreq, refs)
 		fp := c.fp
 		sub := st.Subjects[subject]
 		// A version given outside IMPORT mode must be the next one, and
@@ -300,6 +302,7 @@ func (r *Registry) Lookup(ctx context.Context, subject string, req SchemaRequest
 	if err != nil {
 		return SubjectSchema{}, err
 	}
+	req.Normalize = req.Normalize || st.normalizes(subject)
 	c := newCandidate(s, req, refs)
 	live := sub.live(deleted)
 	for i := len(live) - 1; i >= 0; i-- {
@@ -571,34 +574,63 @@ func (r *Registry) DeleteVersion(ctx context.Context, subject string, version in
 	return done, err
 }
 
-// Compatibility returns the level of subject ("": global). A subject with
-// no level of its own gives 40408, unless defaultToGlobal.
+// Compatibility returns the level of subject ("": global): see Config
+// ("" for a subject whose own config sets only normalize).
 func (r *Registry) Compatibility(ctx context.Context, subject string, defaultToGlobal bool) (schema.Level, error) {
+	c, err := r.Config(ctx, subject, defaultToGlobal)
+	return schema.Level(c.Compatibility), err
+}
+
+// Config is a subject's or the global config as Confluent's PUT /config
+// takes it: a compatibility level, and whether register and lookup
+// normalize a schema sent without ?normalize=true. In an update an unset
+// field is left as it is.
+type Config struct {
+	Compatibility string `json:"compatibility,omitempty"`
+	Normalize     *bool  `json:"normalize,omitempty"`
+}
+
+// Config returns the config of subject ("": global). A subject with no
+// config of its own gives 40408, unless defaultToGlobal: then, as
+// Confluent's getConfigInScope, each setting is the subject's or else the
+// global one (the level BACKWARD when none is set).
+func (r *Registry) Config(ctx context.Context, subject string, defaultToGlobal bool) (Config, error) {
 	st, err := r.read(ctx)
 	if err != nil {
-		return "", err
+		return Config{}, err
 	}
 	if subject != "" && !defaultToGlobal {
-		if s := st.Subjects[subject]; s == nil || s.Compat == "" {
-			return "", errf(http.StatusNotFound, CodeSubjectCompatNotConfigured,
+		s := st.Subjects[subject]
+		if s == nil || (s.Compat == "" && s.Normalize == nil) {
+			return Config{}, errf(http.StatusNotFound, CodeSubjectCompatNotConfigured,
 				"Subject '%s' does not have subject-level compatibility configured", subject)
 		}
+		return Config{Compatibility: s.Compat, Normalize: s.Normalize}, nil
 	}
-	return st.compat(subject), nil
+	return Config{Compatibility: string(st.compat(subject)), Normalize: st.normalize(subject)}, nil
 }
 
 // SetCompatibility sets the level of subject ("": global); reset ("")
-// removes a subject's own level (40401 when it has none, as Confluent's),
-// or sets the global one back to BACKWARD. It returns the level it replaced.
+// removes a subject's own config (40401 when it has none, as Confluent's),
+// or sets the global one back to BACKWARD without normalize. It returns
+// the level it replaced.
 func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) (schema.Level, error) {
+	return r.SetConfig(ctx, subject, Config{Compatibility: level})
+}
+
+// SetConfig updates the config of subject ("": global) with the fields c
+// sets; an empty c resets it (see SetCompatibility). It returns the level
+// it replaced.
+func (r *Registry) SetConfig(ctx context.Context, subject string, c Config) (schema.Level, error) {
 	var l schema.Level
-	if level != "" {
+	if c.Compatibility != "" {
 		var err error
-		if l, err = schema.ParseLevel(level); err != nil {
+		if l, err = schema.ParseLevel(c.Compatibility); err != nil {
 			return "", errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility,
 				"Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive")
 		}
 	}
+	reset := l == "" && c.Normalize == nil
 	if subject != "" {
 		if e := validSubject(subject); e != nil {
 			return "", e
@@ -608,11 +640,19 @@ func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) 
 	err := r.update(ctx, func(st *state) (bool, error) {
 		prev = st.compat(subject)
 		if subject == "" {
-			st.Compat = string(l)
+			if reset {
+				st.Compat, st.Normalize = "", nil
+			}
+			if l != "" {
+				st.Compat = string(l)
+			}
+			if c.Normalize != nil {
+				st.Normalize = c.Normalize
+			}
 			return true, nil
 		}
 		sub := st.Subjects[subject]
-		if l == "" && (sub == nil || sub.Compat == "") {
+		if reset && (sub == nil || (sub.Compat == "" && sub.Normalize == nil)) {
 			// Nothing to delete: Confluent's deleteSubjectConfig answers 40401.
 			return false, subjectNotFound(subject)
 		}
@@ -620,7 +660,15 @@ func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) 
 			sub = &subjectRec{}
 			st.Subjects[subject] = sub
 		}
-		sub.Compat = string(l)
+		if reset {
+			sub.Compat, sub.Normalize = "", nil
+		}
+		if l != "" {
+			sub.Compat = string(l)
+		}
+		if c.Normalize != nil {
+			sub.Normalize = c.Normalize
+		}
 		st.gc(subject)
 		return true, nil
 	})
@@ -629,7 +677,7 @@ func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) 
 
 // gc forgets a subject that holds neither versions nor settings.
 func (st *state) gc(subject string) {
-	if s := st.Subjects[subject]; s != nil && len(s.Versions) == 0 && s.Compat == "" && s.Mode == "" {
+	if s := st.Subjects[subject]; s != nil && len(s.Versions) == 0 && s.Compat == "" && s.Mode == "" && s.Normalize == nil {
 		delete(st.Subjects, subject)
 	}
 }

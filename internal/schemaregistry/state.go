@@ -51,6 +51,8 @@ type subjectRec struct {
 	Versions []versionRec `json:"versions"`
 	Compat   string       `json:"compatibility,omitempty"` // "": the global level
 	Mode     string       `json:"mode,omitempty"`          // "": the global mode
+	// Normalize: register and lookup normalize (nil: as the global config).
+	Normalize *bool `json:"normalize,omitempty"`
 }
 
 // state is the registry's document.
@@ -62,6 +64,8 @@ type state struct {
 	Subjects map[string]*subjectRec `json:"subjects"`
 	Compat   string                 `json:"compatibility,omitempty"` // "": BACKWARD
 	Mode     string                 `json:"mode,omitempty"`          // "": READWRITE
+	// Normalize: register and lookup normalize (nil: they do not).
+	Normalize *bool `json:"normalize,omitempty"`
 }
 
 func decodeState(b []byte) (*state, error) {
@@ -128,6 +132,22 @@ func (st *state) compat(subject string) schema.Level {
 		return schema.Level(st.Compat)
 	}
 	return schema.Backward
+}
+
+// normalize is the normalize setting in scope for subject: its own, else
+// the global one (nil: none set).
+func (st *state) normalize(subject string) *bool {
+	if s := st.Subjects[subject]; s != nil && s.Normalize != nil {
+		return s.Normalize
+	}
+	return st.Normalize
+}
+
+// normalizes reports whether register and lookup under subject normalize
+// a schema sent without ?normalize=true, as Confluent's config says.
+func (st *state) normalizes(subject string) bool {
+	n := st.normalize(subject)
+	return n != nil && *n
 }
 
 func (st *state) mode(subject string) string {
