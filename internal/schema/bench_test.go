@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -62,4 +64,26 @@ func BenchmarkCheck(b *testing.B) {
 			Check(Full, upd, prev)
 		}
 	})
+}
+
+// BenchmarkDiffOneofs: the diff of a message with many oneofs, each with a
+// field (a oneof's synthetic check used to scan the message's fields:
+// quadratic in their number).
+func BenchmarkDiffOneofs(b *testing.B) {
+	for _, n := range []int{100, 2000} {
+		var src strings.Builder
+		src.WriteString("syntax = \"proto3\";\npackage bench;\nmessage M {\n")
+		for i := range n {
+			fmt.Fprintf(&src, "  oneof o%d { int32 f%d = %d; }\n  optional int32 p%d = %d;\n", i, i, 2*i+1, i, 2*i+2)
+		}
+		src.WriteString("}\n")
+		s := mustCompile(b, src.String())
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				if d := Diff(s, s); len(d) != 0 {
+					b.Fatalf("a schema differs from itself: %v", d)
+				}
+			}
+		})
+	}
 }
