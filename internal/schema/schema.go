@@ -150,7 +150,7 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		if f.Path == main.Path && serialized != nil {
 			continue
 		}
-		if err := checkBrackets(f.Path, f.Source); err != nil {
+		if err := checkText(f.Path, f.Source); err != nil {
 			return nil, err
 		}
 	}
