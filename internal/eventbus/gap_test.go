@@ -9,7 +9,10 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/group"
 )
 
 // TestSubscribeRetentionGap: a subscriber whose position retention
@@ -48,6 +51,8 @@ func TestSubscribeRetentionGap(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
 				st := newStreams(t, 1, Limits{})
+				reg := prometheus.NewRegistry()
+				st.svc.WithRetentionGaps(group.NewRetentionGaps(reg))
 				upserts(t, st.bus, 1, 2, 3, 4, 5, 6) // offsets 0..5
 				if tc.retainFirst > 0 {
 					st.log.retain(Topic("t"), 0, tc.retainFirst)
@@ -125,9 +130,48 @@ func TestSubscribeRetentionGap(t *testing.T) {
 						t.Errorf("from the gap's cursor: first event at %d, want %d", got.Offset, tc.first)
 					}
 				}
+				// Every gap met is counted, skipped or failed on, with its offsets.
+				var wantGaps, wantSkipped float64
+				if tc.gap != nil {
+					wantGaps, wantSkipped = 1, float64(tc.gap.To-tc.gap.From)
+				}
+				if g, o := gapCounts(t, reg); g != wantGaps || o != wantSkipped {
+					t.Errorf("wail_stream_retention_gaps_total %v, skipped offsets %v; want %v and %v", g, o, wantGaps, wantSkipped)
+				}
 			})
 		}
 	}
+}
+
+// gapCounts returns the retention gaps and their offsets counted in reg
+// of table t's Subscribe streams.
+func gapCounts(t *testing.T, reg *prometheus.Registry) (gaps, skipped float64) {
+	t.Helper()
+	return counterValue(t, reg, "wail_stream_retention_gaps_total", "t", ""), counterValue(t, reg, "wail_stream_retention_skipped_offsets_total", "t", "")
+}
+
+// counterValue is the value of counter name{table, group} in reg (0: none).
+func counterValue(t *testing.T, reg *prometheus.Registry, name, table, grp string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["table"] == table && labels["group"] == grp {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func hasGapDetail(ce *connect.Error, want *wailv1.RetentionGap) bool {

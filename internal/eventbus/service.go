@@ -47,6 +47,8 @@ type Service struct {
 	snapshots Snapshots
 	groups    *group.Groups
 	logger    *slog.Logger
+	// gapCount counts the retention gaps streams meet (WithRetentionGaps; nil: none).
+	gapCount  *group.RetentionGaps
 	closing   chan struct{}
 	closeOnce sync.Once
 }
@@ -95,6 +97,13 @@ func (s *Service) retentionSkipped(table string, p int32, from, to int64) {
 		"reading on from the log's start", p, to-from),
 		"table", table, "partition", p, "from", from, "to", to,
 		"action", "keep log.event_retention above how long subscribers may stay away or fall behind")
+}
+
+// WithRetentionGaps makes the streams count the retention gaps they meet
+// into r (nil: none); call it before serving.
+func (s *Service) WithRetentionGaps(r *group.RetentionGaps) *Service {
+	s.gapCount = r
+	return s
 }
 
 // WithLimits sets the limits; call it before serving.
@@ -378,6 +387,7 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		// retention removed what we were about to read: fail, or say so
 		// and go on from the start
 		gap := &wailv1.RetentionGap{Partition: p, From: pos, To: start}
+		s.gapCount.Add(table, "", pos, start)
 		if failOnGap {
 			return gapError(table, gap)
 		}
@@ -530,6 +540,7 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 			}
 			if o < start {
 				gap := &wailv1.RetentionGap{Partition: int32(p), From: o, To: start}
+				s.gapCount.Add(table, "", o, start)
 				if failOnGap {
 					return nil, 0, nil, gapError(table, gap)
 				}

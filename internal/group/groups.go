@@ -119,6 +119,8 @@ type Groups struct {
 	refreshEvery atomic.Int64
 	// refreshSet wakes the refresh loop when refreshEvery changes.
 	refreshSet chan struct{}
+	// gapCount counts the retention gaps members meet (WithRetentionGaps; nil: none).
+	gapCount *RetentionGaps
 }
 
 // WithoutAckLease keeps members however long they hold events

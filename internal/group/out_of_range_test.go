@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
@@ -101,7 +103,8 @@ func TestReadOutOfRange(t *testing.T) {
 			l := &rangeFaults{Log: base, at: 10, times: c.times, start: c.start, end: c.end, bounds: true}
 			var logs bytes.Buffer
 			var logMu sync.Mutex
-			G := New(l, time.Minute).WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil)))
+			reg := prometheus.NewRegistry()
+			G := New(l, time.Minute).WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, nil))).WithRetentionGaps(NewRetentionGaps(reg))
 			defer G.Close()
 			s, err := G.Join(ctx, tb, "g", "a", false)
 			if err != nil {
@@ -138,6 +141,15 @@ func TestReadOutOfRange(t *testing.T) {
 			case m.Records[0].Offset != c.first:
 				t.Fatalf("first batch from offset %d, want from %d", m.Records[0].Offset, c.first)
 			}
+			// The gap is counted, by table and group, with its offsets.
+			var wantGaps, wantSkipped float64
+			if c.gap != nil {
+				wantGaps, wantSkipped = 1, float64(c.gap.To-c.gap.From)
+			}
+			if g, o := gatheredCounter(t, reg, "wail_stream_retention_gaps_total", tb.Name, "g"),
+				gatheredCounter(t, reg, "wail_stream_retention_skipped_offsets_total", tb.Name, "g"); g != wantGaps || o != wantSkipped {
+				t.Errorf("wail_stream_retention_gaps_total %v, skipped offsets %v; want %v and %v", g, o, wantGaps, wantSkipped)
+			}
 			logMu.Lock()
 			got := logs.String()
 			logMu.Unlock()
@@ -146,6 +158,27 @@ func TestReadOutOfRange(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gatheredCounter is the value of counter name{table, group} in reg (0: none).
+func gatheredCounter(t *testing.T, reg *prometheus.Registry, name, table, grp string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if f.GetName() == name && labels["table"] == table && labels["group"] == grp {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 type lockedWriter struct {

@@ -517,6 +517,7 @@ func (s *Session) outOfRange(ctx context.Context, topic string, p int32, pos int
 			"join again (a member starts at the group's committed offset); if that is past the end too, set the group's positions with "+
 			"`wail group reset` (--to a time or a cursor)", ErrPositionLost, cause, p, pos, end)
 	case pos < start:
+		s.gr.g.gapCount.Add(s.gr.table, s.gr.name, pos, start)
 		s.gr.g.logger.Warn(fmt.Sprintf("consumer group: retention removed events of partition %d before the group read them: skipped %d offsets, "+
 			"reading on from the log's start", p, start-pos),
 			"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", p, "from", pos, "to", start,

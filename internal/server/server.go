@@ -132,6 +132,9 @@ type Server struct {
 	// readAhead is what event streams hold read ahead of their clients
 	// (api.max_subscription_buffered_bytes).
 	readAhead *readahead.Pool
+	// retentionGaps counts the retention gaps event streams meet
+	// (Subscribe, groups, sinks); registered once, in newServer.
+	retentionGaps *group.RetentionGaps
 	// httpLog takes net/http's lines (httplog.go).
 	httpLog *httpLog
 	// guard authenticates and authorizes requests; tls is the API port's
@@ -173,6 +176,7 @@ func newServer(cfg config.Config, logger *slog.Logger, sm seams) (*Server, error
 	s.readAhead = newReadAhead(s.registry, cfg.API.MaxSubscriptionBufferedBytes)
 	s.httpLog = newHTTPLog(s.logger, s.registry)
 	s.clockWatch = newClockWatch(s.registry)
+	s.retentionGaps = group.NewRetentionGaps(s.registry)
 	if err := s.openSecurity(); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
@@ -294,7 +298,7 @@ func (s *Server) open(ctx context.Context) error {
 			MaxTails: cfg.Console.MaxTails, MaxHistories: cfg.Console.MaxHistories, HistoryScan: cfg.Console.HistoryRecords, AllowedOrigins: cfg.Console.AllowedOrigins})
 	}
 	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes), s.readAhead).WithLogger(s.logger).
-		WithCommitRefresh(cfg.API.GroupCommitRefresh)
+		WithCommitRefresh(cfg.API.GroupCommitRefresh).WithRetentionGaps(s.retentionGaps)
 	var sharing *group.Sharing
 	if cfg.Store.Kind != config.StorePebble && cfg.Log.Kind == config.LogKafka {
 		// Several processes may serve one group's members, and run
@@ -305,7 +309,8 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.registry.MustRegister(groups.Collector())
 	s.events = eventbus.NewService(s.bus, s.partitions).WithTableCreated(s.tableCreated).WithLimits(eventbus.Limits{BufferBytes: int64(cfg.API.SubscriptionBufferBytes), Pool: s.readAhead}).
-		WithSnapshots(s.snapshots()).WithGroups(groups).WithLogger(s.logger)
+		WithSnapshots(s.snapshots()).WithGroups(groups).WithLogger(s.logger).
+		WithRetentionGaps(s.retentionGaps)
 	s.eventService = api.NewEventService(s.events).WithLimits(s.streams)
 	sinkTLS, err := api.ClientTLS(cfg.Sinks.TLS, cfg.Security.ReloadInterval, s.reloadProblem(sinksTLSComponent,
 		"sinks.tls's client certificate", "check that sinks.tls.cert_file and key_file match and are PEM"))
@@ -315,7 +320,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.sinks = sink.New(sink.Options{Client: sink.NewHTTPClient(sinkTLS), Backend: s.store, Log: s.log, Table: s.groupTable, Incarnation: s.tableIncarnation, Run: cfg.Sinks.Enabled,
 		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, LetterOwner: letterOwner, Health: s.health, Registerer: s.registry, Logger: s.logger,
 		Snapshot: s.events.Stream, Sharing: sharing, ReadAhead: int64(cfg.API.SubscriptionBufferBytes), ReadAheadPool: s.readAhead,
-		CommitRefresh: cfg.API.GroupCommitRefresh})
+		CommitRefresh: cfg.API.GroupCommitRefresh, RetentionGaps: s.retentionGaps})
 	s.opened = true
 	return nil
 }

@@ -70,6 +70,8 @@ type Options struct {
 	// before it is committed again (api.group_commit_refresh; 0: the
 	// group package's default).
 	CommitRefresh time.Duration
+	// RetentionGaps counts the retention gaps sinks' sessions meet (nil: none).
+	RetentionGaps *group.RetentionGaps
 }
 
 // Manager keeps the definitions and runs the sinks of a process.
@@ -118,7 +120,8 @@ func New(o Options) *Manager {
 	if o.Client == nil {
 		o.Client = NewHTTPClient(nil)
 	}
-	groups := group.New(o.Log, groupLease).WithoutAckLease().WithReadAhead(o.ReadAhead, o.ReadAheadPool).WithLogger(o.Logger)
+	groups := group.New(o.Log, groupLease).WithoutAckLease().WithReadAhead(o.ReadAhead, o.ReadAheadPool).WithLogger(o.Logger).
+		WithRetentionGaps(o.RetentionGaps)
 	if o.CommitRefresh > 0 {
 		groups.WithCommitRefresh(o.CommitRefresh)
 	}
