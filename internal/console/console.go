@@ -16,7 +16,8 @@
 //   - /console/api/tail?table=T&key=K: a live tail of a table's events
 //     from now on (server-sent events), only keys containing K; its
 //     credential is checked again as it sends, and every second while it
-//     sends nothing (Options.Recheck).
+//     sends nothing (Options.Recheck). Offsets retention removed before
+//     the tail read them it passes with a "gap" event (TailGap).
 //   - /console/api/history?table=T&key=K: the events of key K still on
 //     the bus, among the last HistoryScan records of its partition (the
 //     newest MaxHistoryEvents of them, and how many older ones); at most
@@ -32,6 +33,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -48,6 +50,7 @@ import (
 	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/catalog"
 	"github.com/wail-cdc/wail/internal/eventbus"
+	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -78,6 +81,9 @@ type Options struct {
 	// kept (0: 300, five minutes at 1s).
 	Interval time.Duration
 	Keep     int
+	// RetentionGaps counts the retention gaps tails meet, as Subscribe
+	// streams' (group ""; nil: none).
+	RetentionGaps *group.RetentionGaps
 	// MaxTails bounds the tails open at once (0: 8).
 	MaxTails int
 	// MaxHistories bounds the key histories read at once (0: 4).
@@ -289,6 +295,21 @@ type TailEvent struct {
 	Trace      string    `json:"traceparent,omitempty"`
 }
 
+// TailGap, in a tail, says that retention (log.event_retention) removed
+// offsets [From, To) of a partition before the tail read them: their
+// events are not shown (sent as the server-sent event "gap").
+type TailGap struct {
+	Partition int32 `json:"partition"`
+	From      int64 `json:"from"`
+	To        int64 `json:"to"`
+}
+
+// tailMsg is what a partition's follower hands the tail: an event or a gap.
+type tailMsg struct {
+	event *TailEvent
+	gap   *TailGap
+}
+
 // History is what the bus holds of a key.
 type History struct {
 	Partition int32 `json:"partition"`
@@ -413,7 +434,7 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w) // reaches a Flusher through wrappers (Unwrap)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	out := make(chan TailEvent, 64)
+	out := make(chan tailMsg, 64)
 	errc := make(chan error, t.Partitions)
 	topic := eventbus.Topic(table)
 	// Every partition's end is read before the answer starts: a client that
@@ -432,7 +453,7 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 		readers = append(readers, rd)
 	}
 	for p, rd := range readers {
-		go func() { errc <- c.follow(ctx, rd, topic, int32(p), filter, out) }()
+		go func() { errc <- c.follow(ctx, rd, table, int32(p), filter, out) }()
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -469,13 +490,18 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 				fail(err)
 				return
 			}
-		case e := <-out:
+		case m := <-out:
 			if err := check(); err != nil {
 				fail(err)
 				return
 			}
+			var v any = m.event
+			if m.gap != nil {
+				fmt.Fprint(w, "event: gap\n")
+				v = m.gap
+			}
 			fmt.Fprint(w, "data: ")
-			if err := enc.Encode(e); err != nil {
+			if err := enc.Encode(v); err != nil {
 				return
 			}
 			fmt.Fprint(w, "\n")
@@ -500,14 +526,56 @@ func (c *Console) fromEnd(ctx context.Context, topic string, p int32) (intentlog
 }
 
 // follow sends the events rd reads of partition p on whose key contains
-// filter.
-func (c *Console) follow(ctx context.Context, rd intentlog.Reader, topic string, p int32, filter string, out chan<- TailEvent) error {
-	defer rd.Close()
+// filter. Past offsets retention removed before it read them, it sends
+// the gap (every key's events in it are lost to the tail) and reads on
+// from the log's start, as a Subscribe stream does.
+func (c *Console) follow(ctx context.Context, rd intentlog.Reader, table string, p int32, filter string, out chan<- tailMsg) error {
+	topic := eventbus.Topic(table)
+	defer func() {
+		if rd != nil {
+			rd.Close()
+		}
+	}()
+	pos := rd.Position()
+	tries := 0 // answers out of range in a row within the log's bounds
 	for {
-		recs, err := rd.Next(ctx)
+		var recs []intentlog.Record
+		var err error
+		if rd == nil {
+			rd, err = c.o.Log.NewReader(topic, p, pos)
+			if err != nil {
+				rd = nil
+			}
+		}
+		if rd != nil {
+			recs, err = rd.Next(ctx)
+		}
+		if errors.Is(err, intentlog.ErrOffsetOutOfRange) && ctx.Err() == nil {
+			if rd != nil {
+				pos = rd.Position()
+				rd.Close()
+				rd = nil
+			}
+			tries++
+			gap, next, err := c.outOfRange(ctx, table, p, pos, err, tries)
+			if err != nil {
+				return err
+			}
+			if gap != nil {
+				tries = 0
+				select {
+				case out <- tailMsg{gap: gap}:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			pos = next
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("tail %s/%d: %w", topic, p, err)
 		}
+		tries = 0
 		for i := range recs {
 			e, ok, err := eventbus.Decode(&recs[i])
 			if !ok || err != nil {
@@ -516,13 +584,44 @@ func (c *Console) follow(ctx context.Context, rd intentlog.Reader, topic string,
 			if !strings.Contains(printableKey(e.Key), filter) {
 				continue
 			}
+			te := tailEvent(p, recs[i].Offset, &e)
 			select {
-			case out <- tailEvent(p, recs[i].Offset, &e):
+			case out <- tailMsg{event: &te}:
 			case <-ctx.Done():
 				return nil
 			}
 		}
 	}
+}
+
+// outOfRangeTries bounds the answers out of range in a row for a position
+// within the log's bounds (a Kafka leader not caught up yet) before the
+// tail ends.
+const outOfRangeTries = 5
+
+// outOfRange returns where a tail's reader of partition p goes on after
+// the log answered its position pos out of range (cause; the tries-th
+// time in a row): below the log's start, retention removed those events
+// before the tail read them: from the start, with the gap to show; within
+// the bounds, the same position after a pause; past the end (the log lost
+// its tail) or out of tries, the tail ends.
+func (c *Console) outOfRange(ctx context.Context, table string, p int32, pos int64, cause error, tries int) (*TailGap, int64, error) {
+	topic := eventbus.Topic(table)
+	start, end, err := c.o.Log.Bounds(ctx, topic, p)
+	switch {
+	case err != nil:
+		return nil, 0, fmt.Errorf("tail %s/%d at %d: %w; bounds: %w", topic, p, pos, cause, err)
+	case pos < start:
+		c.o.RetentionGaps.Add(table, "", pos, start)
+		return &TailGap{Partition: p, From: pos, To: start}, start, nil
+	case pos > end || tries >= outOfRangeTries:
+		return nil, 0, fmt.Errorf("tail %s/%d at %d (the log's bounds [%d, %d]): %w", topic, p, pos, start, end, cause)
+	}
+	select {
+	case <-time.After(time.Duration(tries) * 100 * time.Millisecond):
+	case <-ctx.Done():
+	}
+	return nil, pos, nil
 }
 
 func tailEvent(p int32, offset int64, e *intent.Event) TailEvent {

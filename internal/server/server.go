@@ -295,7 +295,7 @@ func (s *Server) open(ctx context.Context) error {
 				return s.guard.Enabled(), p, grants
 			},
 			Recheck: s.guard.Rechecker, Table: s.catalog.Get, Log: s.log, Logger: s.logger,
-			MaxTails: cfg.Console.MaxTails, MaxHistories: cfg.Console.MaxHistories, HistoryScan: cfg.Console.HistoryRecords, AllowedOrigins: cfg.Console.AllowedOrigins})
+			RetentionGaps: s.retentionGaps, MaxTails: cfg.Console.MaxTails, MaxHistories: cfg.Console.MaxHistories, HistoryScan: cfg.Console.HistoryRecords, AllowedOrigins: cfg.Console.AllowedOrigins})
 	}
 	groups := group.New(s.log, cfg.API.GroupLeaseTimeout).WithReadAhead(int64(cfg.API.SubscriptionBufferBytes), s.readAhead).WithLogger(s.logger).
 		WithCommitRefresh(cfg.API.GroupCommitRefresh).WithRetentionGaps(s.retentionGaps)

@@ -307,8 +307,9 @@ pages.live = {
 // ---- event tail ----
 const maxRows = 200;
 // follow reads api/tail's server-sent events (with fetch: an EventSource
-// cannot send the token); close() ends it.
-function follow(table, key, onEvent, onState) {
+// cannot send the token); close() ends it. onGap gets the offsets of a
+// partition retention removed before the tail read them.
+function follow(table, key, onEvent, onState, onGap) {
   const ctl = new AbortController();
   (async () => {
     try {
@@ -316,10 +317,10 @@ function follow(table, key, onEvent, onState) {
       if (!r.ok) { onState(`error: ${(await r.text()).trim()}`, true); return; }
       onState(`following ${table}${key ? ` (keys containing "${key}")` : ""}`);
       const rd = r.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = "";
+      let buf = "", failed = false; // failed: an error event said why it ends
       for (;;) {
         const { value, done } = await rd.read();
-        if (done) { onState("the tail ended", true); return; }
+        if (done) { if (!failed) onState("the tail ended", true); return; }
         buf += value;
         for (let i; (i = buf.indexOf("\n\n")) >= 0;) {
           const msg = buf.slice(0, i);
@@ -330,7 +331,9 @@ function follow(table, key, onEvent, onState) {
             else if (line.startsWith("data: ")) data += line.slice(6);
           }
           if (!data) continue;
-          if (kind === "error") onState(`error: ${JSON.parse(data)}`, true); else onEvent(JSON.parse(data));
+          if (kind === "error") { failed = true; onState(`error: ${JSON.parse(data)}`, true); }
+          else if (kind === "gap") { if (onGap) onGap(JSON.parse(data)); }
+          else onEvent(JSON.parse(data));
         }
       }
     } catch (e) { if (e.name !== "AbortError") onState(`error: ${e.message}`, true); }
@@ -338,6 +341,12 @@ function follow(table, key, onEvent, onState) {
   return { close: () => ctl.abort() };
 }
 const latency = e => (new Date(e.resolved_at) - new Date(e.intent_at));
+// gapRow is the line a tail shows where retention removed offsets
+// [from, to) of a partition before it read them, over cols columns.
+const gapRow = (g, cols, received) => el("tr", { class: "gap", "data-partition": g.partition, "data-from": g.from, "data-to": g.to },
+  ...(received ? [el("td", { text: new Date().toLocaleTimeString() })] : []),
+  el("td", { colspan: received ? cols - 1 : cols, text: `gap: partition ${g.partition} offsets [${g.from}, ${g.to}) were removed by retention ` +
+    `(log.event_retention) before the tail read them: their events are not shown` }));
 function addRow(tbody, row) {
   tbody.prepend(row);
   while (tbody.rows.length > maxRows) tbody.deleteRow(-1);
@@ -358,7 +367,8 @@ $("#tail-form").addEventListener("submit", ev => {
     el("td", { class: "key", text: e.key }), el("td", { text: e.op }), el("td", { text: e.version }),
     el("td", { text: e.covered_intents }), el("td", { text: `${latency(e)} ms` }),
     el("td", { class: "value", text: e.value + (e.truncated ? "…" : "") }))),
-  (msg, err) => { const s = $("#tail-state"); s.textContent = msg; s.className = err ? "error" : "muted"; });
+  (msg, err) => { const s = $("#tail-state"); s.textContent = msg; s.className = err ? "error" : "muted"; },
+  g => addRow($("#tail-list tbody"), gapRow(g, 8, true)));
 });
 $("#tail-stop").addEventListener("click", stopTail);
 
@@ -396,15 +406,18 @@ $("#key-form").addEventListener("submit", async ev => {
   const row = e => el("tr", { "data-version": e.version }, el("td", { text: `${e.partition}/${e.offset}` }), el("td", { text: e.op }),
     el("td", { text: e.version }), el("td", { text: e.covered_intents }), el("td", { text: e.resolved_at }),
     el("td", { class: "value", text: e.value + (e.truncated ? "…" : "") }));
+  let part = null; // the key's partition, once its history said
   try {
     const r = await request(`api/history?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`);
     if (!r.ok) throw new Error(await r.text());
     const h = await r.json();
     h.events.forEach(e => rows.prepend(row(e)));
+    part = h.partition;
     $("#key-scope").textContent = `(partition ${h.partition}, offsets ${h.from}..${h.end}${h.complete ? "" : ", older ones not read"}` +
       `${h.omitted ? `, ${h.omitted} older ones not shown` : ""}; newest first, new ones as they come)`;
   } catch (e) { $("#key-scope").textContent = e.message; }
-  keyTail = follow(table, key, e => { if (e.key === key) addRow(rows, row(e)); }, () => {});
+  keyTail = follow(table, key, e => { if (e.key === key) addRow(rows, row(e)); }, () => {},
+    g => { if (g.partition === part) addRow(rows, gapRow(g, 6, false)); });
 });
 
 // ---- dead letters ----
