@@ -328,3 +328,53 @@ func (r *Resolver) gap(ctx context.Context, pub publisher, table string, p int32
 	r.cfg.Metrics.gap(table, to-from)
 	return committed, nil
 }
+
+// lettersRefused takes a job of letters the dead-letter topic refused as
+// too large although each record was cut to its record limit (deadLetters),
+// once the limits were read again. When the limit read again is lower
+// (lowered: an operator lowered the topic's max.message.bytes since it was
+// read), or, at the first refusal in a row, the records fit the limit as
+// read (a broker may answer the old limit for a moment after a change; the
+// log reads it again at each refusal), the letters are cut to the limit
+// read at their next try: nothing to report but a warning. Otherwise a
+// letter cannot fit the limit: the letters of a job of several go alone
+// from now on, so that one that cannot fit holds back no other; one alone
+// that was refused makes the partition unhealthy (observeHealth) until it
+// lands.
+func (l *loop) lettersRefused(j *pubJob, lowered bool) {
+	l.refusals++
+	if lowered || (l.refusals == 1 && l.fitLimit(j.records)) {
+		l.logEvery("dlq-limit-lowered", warnEvery, func() {
+			l.r.cfg.Logger.Warn("resolver: the dead-letter topic refused letters cut to its record limit as it was read: the limit was lowered "+
+				"since (Kafka: the topic's max.message.bytes); the letters are cut to the limit read again and written again",
+				"table", l.table, "partition", l.partition, "topic", dlq.Topic(l.table), "record_limit", l.letterRecord, "err", j.err)
+		})
+		return
+	}
+	l.m.lettersTooLarge.Inc()
+	if len(j.letters) > 1 {
+		for i := range j.letters {
+			l.suspect[string(j.letters[i].Key)] = true
+		}
+		return
+	}
+	l.letterTooLarge = printable(j.letters[0].Key)
+	l.logEvery("dlq-too-large", warnEvery, func() {
+		l.r.cfg.Logger.Error("resolver: a dead letter does not fit the record limit of its dead-letter topic, even cut to its key, intents and "+
+			"a short reason; its intents wait (the partition's committed offset stays below them). Raise the record limit of "+
+			dlq.Topic(l.table)+" (Kafka: the topic's max.message.bytes); "+
+			"the letter is written again with backoff and lands once it fits",
+			"table", l.table, "partition", l.partition, "key", l.letterTooLarge, "record_limit", l.letterRecord, "err", j.err)
+	})
+}
+
+// fitLimit says whether every record of ds fits the dead-letter topic's
+// record limit as the loop last read it.
+func (l *loop) fitLimit(ds []*wailv1.DeadLetter) bool {
+	for _, d := range ds {
+		if b := letterBytes(d); b == 0 || b > l.letterRecord {
+			return false
+		}
+	}
+	return len(ds) > 0
+}

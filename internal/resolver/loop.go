@@ -145,8 +145,15 @@ type loop struct {
 	// (lettersRefused), until a letter lands.
 	lettersFailing bool
 	letterTooLarge string
-	job            *pubJob // on its way (with overlap: the older of the jobs of records)
-	jobDone        chan *pubJob
+	// refused: a job of letters the dead-letter topic refused as too
+	// large, judged (lettersRefused) once the loop read the limits again
+	// (run): the topic's limit may have been lowered since it was read.
+	refused *pubJob
+	// refusals counts the appends of letters refused as too large in a
+	// row (lettersRefused), until letters land.
+	refusals int
+	job      *pubJob // on its way (with overlap: the older of the jobs of records)
+	jobDone  chan *pubJob
 	// overlap: the publisher takes jobs at the same time (overlapping).
 	// Then a second job of events starts while the first is on its way
 	// (extra), so that its records are encoded and queued while the log
@@ -247,6 +254,15 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 			l.finished(j)
 			if l.fatal != nil {
 				return l.fatal
+			}
+			if j := l.refused; j != nil {
+				// Read again now, not at the next lagEvery: the log
+				// reads the topic's limit again when a broker refuses
+				// records as too large, and the letters are cut to the
+				// limit read at their next try.
+				l.refused = nil
+				l.limits(ctx)
+				l.lettersRefused(j, l.letterRecord < j.cutTo)
 			}
 		case <-l.timer.C:
 			l.core.Tick(time.Now())
@@ -478,6 +494,7 @@ func (l *loop) lettersJob() *pubJob {
 		n++
 	}
 	j.letters, l.letterQ = l.letterQ[:n:n], l.letterQ[n:]
+	j.cutTo = l.letterRecord
 	keys := make([][]byte, len(j.letters))
 	for i := range j.letters {
 		keys[i] = j.letters[i].Key
@@ -610,7 +627,7 @@ func (l *loop) finished(j *pubJob) {
 		if j.err != nil {
 			l.m.letterErrors.Inc()
 			if errors.Is(j.err, intentlog.ErrTooLarge) {
-				l.lettersRefused(j)
+				l.refused = j // judged by run, once the limits are read again
 			} else {
 				l.warn("dlq", "dead letters cannot be written; their intents wait (the partition's committed offset stays below them) and "+
 					"are written again with backoff", "err", j.err)
@@ -619,7 +636,7 @@ func (l *loop) finished(j *pubJob) {
 			l.lettersFailing = true
 			break
 		}
-		l.lettersFailing, l.letterTooLarge = false, ""
+		l.lettersFailing, l.letterTooLarge, l.refusals = false, "", 0
 		l.lettered(j.letters)
 		for i := range j.letters {
 			delete(l.suspect, string(j.letters[i].Key))
@@ -647,31 +664,6 @@ func (l *loop) finished(j *pubJob) {
 		}
 	}
 	l.startJob()
-}
-
-// lettersRefused takes a job of letters the dead-letter topic refused as
-// too large although each record was cut to its record limit (deadLetters):
-// a limit lowered since it was read (it is read again at the next tick),
-// or a letter that cannot fit it. The letters of a job of several go
-// alone from now on, so that one that cannot fit holds back no other; one
-// alone that was refused makes the partition unhealthy (observeHealth)
-// until it lands.
-func (l *loop) lettersRefused(j *pubJob) {
-	l.m.lettersTooLarge.Inc()
-	if len(j.letters) > 1 {
-		for i := range j.letters {
-			l.suspect[string(j.letters[i].Key)] = true
-		}
-		return
-	}
-	l.letterTooLarge = printable(j.letters[0].Key)
-	l.logEvery("dlq-too-large", warnEvery, func() {
-		l.r.cfg.Logger.Error("resolver: a dead letter does not fit the record limit of its dead-letter topic, even cut to its key, intents and "+
-			"a short reason; its intents wait (the partition's committed offset stays below them). Raise the record limit of "+
-			dlq.Topic(l.table)+" (Kafka: the topic's max.message.bytes); "+
-			"the letter is written again with backoff and lands once it fits",
-			"table", l.table, "partition", l.partition, "key", l.letterTooLarge, "record_limit", l.letterRecord, "err", j.err)
-	})
 }
 
 // lettered logs and counts letters made durable.

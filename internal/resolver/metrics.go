@@ -77,7 +77,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		letterErrors: counter("dead_letter_errors_total", "Failed appends of dead letters (retried; their intents wait).", "table"),
 		lettersTooLarge: counter("dead_letters_too_large_total",
 			"Appends of dead letters the dead-letter topic refused as too large although each was cut to its record limit "+
-				"(a key nearly as large as the limit, or a limit lowered since it was read): the partition is unhealthy until the topic's limit is raised.", "table"),
+				"(a key nearly as large as the limit): the partition is unhealthy until the topic's limit is raised. "+
+				"A limit lowered since it was read is read again and the letters cut to it, uncounted.", "table"),
 		gapIntents: counter("gap_intents_total",
 			"Intent offsets that log retention, or a repair of damaged log bytes, removed before the resolver resolved them (each gap is also a dead letter).", "table"),
 		parked: prometheus.NewGaugeVec(prometheus.GaugeOpts{

@@ -14,6 +14,7 @@ type pubJob struct {
 	commitOnly bool
 	letters    []Letter
 	records    []*wailv1.DeadLetter // of letters
+	cutTo      int                  // the record limit records were cut to (loop.letterRecord then)
 	events     []intent.Event
 	apart      bool // events of keys that failed alone before (see publisher.events)
 	// offset is committed with the records (transactional publishers);
