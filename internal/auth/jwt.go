@@ -60,8 +60,13 @@ type JWTVerifier struct {
 	client *http.Client
 	now    func() time.Time
 
-	mu      sync.Mutex
-	keys    jose.JSONWebKeySet
+	mu   sync.Mutex
+	keys jose.JSONWebKeySet
+	// skipped are the keys of the key set that cannot be used (a key type
+	// or curve go-jose does not know, say: an encryption key), by kid:
+	// why. They are left out, as RFC 7517 section 5 says, and named when
+	// a token's kid is one of them.
+	skipped map[string]string
 	jwksURL string    // JWKSURL, or the one discovery found
 	fetched time.Time // last attempt
 	fetches int
@@ -143,13 +148,14 @@ func (v *JWTVerifier) refresh(ctx context.Context, discover bool) error {
 		err = v.discover(ctx)
 	}
 	var ks jose.JSONWebKeySet
+	var skipped map[string]string
 	if err == nil {
-		ks, err = v.read(ctx)
+		ks, skipped, err = v.read(ctx)
 	}
 	v.mu.Lock()
 	superseded := v.keysFrom > n // a read begun later was applied already
 	if err == nil && !superseded {
-		v.keys, v.keysFrom = ks, n
+		v.keys, v.skipped, v.keysFrom = ks, skipped, n
 	}
 	v.mu.Unlock()
 	if !superseded {
@@ -176,8 +182,7 @@ func (v *JWTVerifier) report(n int, err error) {
 	v.cfg.OnError(err)
 }
 
-func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, error) {
-	var ks jose.JSONWebKeySet
+func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, map[string]string, error) {
 	var body []byte
 	var err error
 	src := v.cfg.JWKSFile
@@ -189,16 +194,58 @@ func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, error) {
 		v.mu.Unlock()
 		body, err = v.get(ctx, src)
 	}
+	var ks jose.JSONWebKeySet
+	var skipped map[string]string
 	if err == nil {
-		err = json.Unmarshal(body, &ks)
-	}
-	if err == nil && len(ks.Keys) == 0 {
-		err = errors.New("it holds no key")
+		ks, skipped, err = parseKeySet(body)
 	}
 	if err != nil {
-		return ks, fmt.Errorf("JWKS %s: %w", src, err)
+		return ks, nil, fmt.Errorf("JWKS %s: %w", src, err)
 	}
-	return ks, nil
+	return ks, skipped, nil
+}
+
+// parseKeySet decodes a key set, leaving out (skipped: by kid, why) the
+// keys that cannot be used: RFC 7517 section 5 says to ignore them, and
+// identity providers publish keys besides their signing ones (X25519
+// encryption keys, curves go-jose does not know). It fails when no key is
+// left.
+func parseKeySet(body []byte) (jose.JSONWebKeySet, map[string]string, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return jose.JSONWebKeySet{}, nil, err
+	}
+	var ks jose.JSONWebKeySet
+	var skipped map[string]string
+	var why []string
+	for i, raw := range doc.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			var named struct {
+				Kid string `json:"kid"`
+			}
+			_ = json.Unmarshal(raw, &named) // a key that is not an object has no kid
+			if skipped == nil {
+				skipped = map[string]string{}
+			}
+			skipped[named.Kid] = err.Error()
+			why = append(why, fmt.Sprintf("key %d (kid %q): %v", i, named.Kid, err))
+			continue
+		}
+		ks.Keys = append(ks.Keys, k)
+	}
+	if len(ks.Keys) == 0 {
+		if len(why) > 0 {
+			if len(why) > 3 { // a large set's every key would flood the log and /healthz
+				why = append(why[:3], fmt.Sprintf("and %d more", len(why)-3))
+			}
+			return ks, nil, fmt.Errorf("it holds no key that can be used (%s)", strings.Join(why, "; "))
+		}
+		return ks, nil, errors.New("it holds no key")
+	}
+	return ks, skipped, nil
 }
 
 // get reads url's body, within FetchTimeout and MaxBytes.
@@ -260,6 +307,14 @@ func (v *JWTVerifier) key(kid string, refetch bool) (jose.JSONWebKey, bool) {
 	return ks[0], true
 }
 
+// skippedKey says why the key set's key kid is left out, if it is.
+func (v *JWTVerifier) skippedKey(kid string) (why string, ok bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	why, ok = v.skipped[kid]
+	return why, ok
+}
+
 // Verify checks tok and returns its principal and expiry.
 func (v *JWTVerifier) Verify(tok string) (Principal, time.Time, error) {
 	p, exp, err := v.verify(tok, true)
@@ -296,6 +351,9 @@ func (v *JWTVerifier) verify(tok string, reading bool) (Principal, time.Time, er
 		return Principal{}, time.Time{}, errors.New("the JWT header has no kid")
 	}
 	k, ok := v.key(h.KeyID, reading)
+	if why, skipped := v.skippedKey(h.KeyID); !ok && skipped {
+		return Principal{}, time.Time{}, fmt.Errorf("key %q of the key set (security.auth.jwt) cannot be used, and is left out: %s", h.KeyID, why)
+	}
 	if !ok && !reading {
 		return Principal{}, time.Time{}, fmt.Errorf("its key %q is no longer in the key set (security.auth.jwt: removed from the JWKS, read again every refresh)", h.KeyID)
 	}
