@@ -93,6 +93,16 @@ func externalReads(c config.SchemaRegistry, tlsConf *tls.Config) (http.Handler, 
 			fmt.Fprintf(w, "{\"error_code\":400,\"message\":%q}\n", why+" asks for another method than the request's: send the request with its own method")
 			return
 		}
+		if family, ok := schemaAPI(req.URL.EscapedPath()); !ok {
+			// Passed on, it would be read with wail's credentials by any
+			// caller with a grant: the DEK registry's keys, exporters'
+			// configurations with other registries' credentials.
+			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, "{\"error_code\":404,\"message\":%q}\n", fmt.Sprintf("/%s is not part of the schema registry API that wail passes on to the external registry "+
+				"(/schemas, /subjects, /config, /mode, /compatibility, /contexts): ask the registry itself", family))
+			return
+		}
 		rest := strings.TrimPrefix(req.URL.Path, config.SchemaRegistryPath)
 		read := req.Method == http.MethodGet || req.Method == http.MethodHead ||
 			(req.Method == http.MethodPost && (strings.HasPrefix(rest, "/compatibility/") || (strings.HasPrefix(rest, "/subjects/") && strings.Count(rest, "/") == 2)))
@@ -105,6 +115,26 @@ func externalReads(c config.SchemaRegistry, tlsConf *tls.Config) (http.Handler, 
 		}
 		proxy.ServeHTTP(w, req)
 	}), nil
+}
+
+// schemaAPIFamilies are the first path segments of the schema registry
+// API (Confluent's, wail's own): what externalReads passes on. A
+// Confluent registry serves other APIs beside it (/dek-registry,
+// /exporters, ...), which no client of wail's registry needs.
+var schemaAPIFamilies = map[string]bool{"": true, "schemas": true, "subjects": true, "config": true, "mode": true,
+	"compatibility": true, "contexts": true}
+
+// schemaAPI reports whether the escaped path of a request to
+// config.SchemaRegistryPath is in the schema registry API, and its first
+// segment, decoded.
+func schemaAPI(escaped string) (family string, ok bool) {
+	rest := strings.TrimPrefix(strings.TrimPrefix(escaped, config.SchemaRegistryPath), "/")
+	first, _, _ := strings.Cut(rest, "/")
+	family, err := url.PathUnescape(first)
+	if err != nil {
+		return first, false
+	}
+	return family, schemaAPIFamilies[family]
 }
 
 // methodOverride names what in req asks for another method than its own
