@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // TestJWKSSkipsKeysItCannotUse: a key set that holds, besides the signing
@@ -82,5 +85,54 @@ func TestJWKSSkipsKeysItCannotUse(t *testing.T) {
 	defer srv.Close()
 	if _, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL}); err == nil || !strings.Contains(err.Error(), "enc1") {
 		t.Fatalf("a key set without a usable key: %v, want an error naming the key skipped", err)
+	}
+}
+
+// TestJWKSSameKidForTwoKeys: two keys of a key set may share a kid (RFC
+// 7517 section 4.5: keys of different types that are alternatives, or a
+// signing and an encryption key); a token names its key by kid and alg.
+// A kid that named more than one key refused every token of it, saying
+// it was not in the key set.
+func TestJWKSSameKidForTwoKeys(t *testing.T) {
+	rs, es, _ := newKeys(t)
+	other, _, _ := newKeys(t)
+	rs.kid, es.kid, other.kid = "k", "k", "k"
+	enc := es.public()
+	enc.Use, enc.Algorithm = "enc", "ECDH-ES"
+	claims := map[string]any{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()}
+	for _, tc := range []struct {
+		name string
+		keys []jose.JSONWebKey
+		ok   []signingKey // their tokens verify
+		no   []signingKey // theirs do not
+	}{
+		{"an RSA and an EC key", []jose.JSONWebKey{rs.public(), es.public()}, []signingKey{rs, es}, []signingKey{other}},
+		{"a signing and an encryption key", []jose.JSONWebKey{rs.public(), enc}, []signingKey{rs}, []signingKey{es, other}},
+		{"without alg or use", []jose.JSONWebKey{{Key: rs.priv.Public(), KeyID: "k"}, {Key: es.priv.Public(), KeyID: "k"}}, []signingKey{rs, es}, []signingKey{other}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set := &jwks{}
+			set.set(tc.keys...)
+			srv := httptest.NewServer(set)
+			defer srv.Close()
+			v, err := NewJWTVerifier(JWTConfig{JWKSURL: srv.URL, RefetchInterval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range tc.ok {
+				tok := sign(t, k, claims)
+				if p, _, err := v.Verify(tok); err != nil || p.Name != "bob" {
+					t.Errorf("the %s token of kid k: %v, %v", k.alg, p, err)
+				}
+				if err := v.Reverify(tok); err != nil {
+					t.Errorf("the %s token of kid k, checked again: %v", k.alg, err)
+				}
+			}
+			for _, k := range tc.no {
+				if _, _, err := v.Verify(sign(t, k, claims)); err == nil || !errors.Is(err, ErrJWT) {
+					t.Errorf("a %s token of kid k signed by a key not in the set: %v, want refused", k.alg, err)
+				}
+			}
+		})
 	}
 }

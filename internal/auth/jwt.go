@@ -288,10 +288,11 @@ func LooksLikeJWT(tok string) bool {
 	return !strings.HasPrefix(tok, tokenPrefix) && strings.Count(tok, ".") == 2
 }
 
-// key returns the key of kid, with refetch reading the key set again when
-// it is not there and the last read is at least RefetchInterval ago (Run
-// reads it every Refresh).
-func (v *JWTVerifier) key(kid string, refetch bool) (jose.JSONWebKey, bool) {
+// keysOf returns the keys of kid (two keys may share one: RFC 7517
+// section 4.5), with refetch reading the key set again when it has none
+// and the last read is at least RefetchInterval ago (Run reads it every
+// Refresh).
+func (v *JWTVerifier) keysOf(kid string, refetch bool) []jose.JSONWebKey {
 	v.mu.Lock()
 	ks := v.keys.Key(kid)
 	if len(ks) == 0 && refetch && v.now().Sub(v.fetched) >= v.cfg.RefetchInterval {
@@ -301,10 +302,18 @@ func (v *JWTVerifier) key(kid string, refetch bool) (jose.JSONWebKey, bool) {
 		ks = v.keys.Key(kid)
 	}
 	v.mu.Unlock()
-	if len(ks) != 1 {
-		return jose.JSONWebKey{}, false
+	return ks
+}
+
+// usable reports why k cannot check a signature with alg ("": it can).
+func usable(k jose.JSONWebKey, kid, alg string) string {
+	switch {
+	case k.Use != "" && k.Use != "sig":
+		return fmt.Sprintf("key %q is not for signatures (use %q)", kid, k.Use)
+	case k.Algorithm != "" && k.Algorithm != alg:
+		return fmt.Sprintf("the JWT's alg %s is not its key %q's (%s)", alg, kid, k.Algorithm)
 	}
-	return ks[0], true
+	return ""
 }
 
 // skippedKey says why the key set's key kid is left out, if it is.
@@ -350,26 +359,42 @@ func (v *JWTVerifier) verify(tok string, reading bool) (Principal, time.Time, er
 	if h.KeyID == "" {
 		return Principal{}, time.Time{}, errors.New("the JWT header has no kid")
 	}
-	k, ok := v.key(h.KeyID, reading)
-	if why, skipped := v.skippedKey(h.KeyID); !ok && skipped {
+	ks := v.keysOf(h.KeyID, reading)
+	if why, skipped := v.skippedKey(h.KeyID); len(ks) == 0 && skipped {
 		return Principal{}, time.Time{}, fmt.Errorf("key %q of the key set (security.auth.jwt) cannot be used, and is left out: %s", h.KeyID, why)
 	}
-	if !ok && !reading {
+	if len(ks) == 0 && !reading {
 		return Principal{}, time.Time{}, fmt.Errorf("its key %q is no longer in the key set (security.auth.jwt: removed from the JWKS, read again every refresh)", h.KeyID)
 	}
-	if !ok {
+	if len(ks) == 0 {
 		return Principal{}, time.Time{}, fmt.Errorf("kid %q is not in the key set (security.auth.jwt): was the token signed by the configured issuer?", h.KeyID)
 	}
-	if k.Use != "" && k.Use != "sig" {
-		return Principal{}, time.Time{}, fmt.Errorf("key %q is not for signatures (use %q)", h.KeyID, k.Use)
-	}
-	if k.Algorithm != "" && k.Algorithm != h.Algorithm {
-		return Principal{}, time.Time{}, fmt.Errorf("the JWT's alg %s is not its key %q's (%s)", h.Algorithm, h.KeyID, k.Algorithm)
-	}
+	// The keys of the kid that may check this alg's signature, each tried:
+	// every key of the set is the issuer's.
+	var why string
 	var std jwt.Claims
 	var all map[string]any
-	if err := t.Claims(k.Key, &std, &all); err != nil {
+	tried := 0
+	for _, k := range ks {
+		if w := usable(k, h.KeyID, h.Algorithm); w != "" {
+			why = w
+			continue
+		}
+		tried++
+		std, all = jwt.Claims{}, nil
+		if err = t.Claims(k.Key, &std, &all); err == nil {
+			break
+		}
+	}
+	switch {
+	case tried == 0 && len(ks) == 1:
+		return Principal{}, time.Time{}, errors.New(why)
+	case tried == 0:
+		return Principal{}, time.Time{}, fmt.Errorf("none of the %d keys of kid %q is for signatures with alg %s (%s)", len(ks), h.KeyID, h.Algorithm, why)
+	case err != nil && tried == 1:
 		return Principal{}, time.Time{}, fmt.Errorf("the signature does not verify with key %q: %w", h.KeyID, err)
+	case err != nil:
+		return Principal{}, time.Time{}, fmt.Errorf("the signature does not verify with any of the %d keys of kid %q: %w", tried, h.KeyID, err)
 	}
 	if std.Expiry == nil {
 		return Principal{}, time.Time{}, errors.New("the JWT has no exp claim")
