@@ -34,6 +34,9 @@ func (g *Guard) auditTokens(path string, before, after *auth.TokenFile) {
 		case old.Revoked != nil && e.Revoked == nil: // a hand edit: `wail token` never does it
 			g.audit.Info("audit: token revocation undone", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
 		}
+		if old.SHA256 != e.SHA256 { // a hand edit: another secret under the token's id, with its grants
+			g.audit.Info("audit: token secret replaced", "principal", e.Principal().String(), "token", e.ID, "tokens_file", path)
+		}
 		// Hand edits too: a token widened, or renamed to a principal with
 		// more configured grants.
 		if !slices.Equal(old.Grants, e.Grants) || old.Name != e.Name {

@@ -12,7 +12,7 @@ import (
 // TestAuditTokenEdits: a tokens document edited by hand (the file, or the
 // catalog's entry) is audited as `wail token`'s changes are, and so are
 // the changes `wail token` cannot make: a token's grants changed (widened,
-// say), a revocation undone.
+// say), a revocation undone, its secret replaced.
 func TestAuditTokenEdits(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
@@ -32,6 +32,10 @@ func TestAuditTokenEdits(t *testing.T) {
 			`msg="audit: token grants changed" principal=token:writer token=0000000000000001 grants=[*:*] grants_before=[produce:t]`},
 		{"revocation undone", func(e *auth.TokenEntry) { e.Revoked = nil }, 1,
 			`msg="audit: token revocation undone" principal=token:old token=0000000000000002`},
+		// Another secret under the token's id: whoever wrote it holds a
+		// token with its grants, and nothing said so.
+		{"secret replaced", func(e *auth.TokenEntry) { e.SHA256 = strings.Repeat("ab", 32) }, 0,
+			`msg="audit: token secret replaced" principal=token:writer token=0000000000000001`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs strings.Builder
