@@ -475,10 +475,18 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func isProcedure(path string) bool { return strings.HasPrefix(path, "/wail.v1.") }
 
+// errTokensUnreadable is the answer to a bearer token while the tokens
+// cannot be read from the catalog (auth.ErrTokensStale); the server's
+// /healthz (its auth condition) and log say why.
+var errTokensUnreadable = fmt.Errorf("%w, or not for longer than security.auth.tokens_max_staleness: bearer tokens are refused until they can be; "+
+	"retry (the server's /healthz auth condition and its log say why)", auth.ErrTokensStale)
+
 // unauthenticated is the error for a request without a valid principal.
 func unauthenticated(id identity) error {
 	if id.err != nil && codeOf(id.err) == connect.CodeUnavailable {
-		return id.err
+		// Not id.err: it names the store's error (its host, user,
+		// database), and the caller is not authenticated.
+		return errTokensUnreadable
 	}
 	if errors.Is(id.err, auth.ErrJWT) {
 		return fmt.Errorf("%w (docs/operations.md \"JWTs refused\")", id.err)

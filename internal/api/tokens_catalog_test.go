@@ -38,7 +38,8 @@ func (f *flakyTokens) Swap(context.Context, []byte, []byte) (bool, error) {
 // TestCatalogTokensFailClosed: with tokens_source catalog, a token is
 // refused Unavailable (503 on HTTP endpoints) before the store is given,
 // works once the catalog is read, and is refused Unavailable again once
-// the catalog could not be read for tokens_max_staleness, naming why.
+// the catalog could not be read for tokens_max_staleness (why is told to
+// OnTokensError: /healthz and the log, not the caller).
 func TestCatalogTokensFailClosed(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
@@ -68,8 +69,8 @@ func TestCatalogTokensFailClosed(t *testing.T) {
 		h.ServeHTTP(w, r)
 		return w.Code, w.Body.String()
 	}
-	if code, body := metrics(); code != http.StatusServiceUnavailable || !strings.Contains(body, "store is not open") {
-		t.Fatalf("before the store: %d %q, want 503 saying the store is not open", code, body)
+	if code, body := metrics(); code != http.StatusServiceUnavailable || !strings.Contains(body, auth.ErrTokensStale.Error()) {
+		t.Fatalf("before the store: %d %q, want 503 saying the tokens could not be read", code, body)
 	}
 	run, err := g.UseTokenStore(t.Context(), st)
 	if err != nil || run == nil {
@@ -90,8 +91,8 @@ func TestCatalogTokensFailClosed(t *testing.T) {
 			break
 		}
 	}
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "tokens_max_staleness") || !strings.Contains(body, "connection refused") {
-		t.Fatalf("catalog down: %d %q, want 503 naming tokens_max_staleness and the cause", code, body)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "tokens_max_staleness") {
+		t.Fatalf("catalog down: %d %q, want 503 naming tokens_max_staleness", code, body)
 	}
 	id := g.authenticate(func() *http.Request {
 		r := httptest.NewRequest(http.MethodPost, "/wail.v1.ProducerService/Put", nil)
@@ -136,3 +137,57 @@ func mustJSON(t *testing.T, tf *auth.TokenFile) []byte {
 	}
 	return b
 }
+
+// TestCatalogTokensRefusalHidesTheCause: a token refused because the
+// catalog cannot be read is answered Unavailable without the store's
+// error, which names the database's host, user and more, to a caller not
+// authenticated (any bearer, well formed or not, got it); /healthz's
+// detail (metrics permission) and the log keep it.
+func TestCatalogTokensRefusalHidesTheCause(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.Store.Kind = config.StorePostgres
+	cfg.Security.Auth = config.Auth{Enabled: true, TokensSource: config.TokensFromCatalog}
+	var told atomic.Value
+	g, err := NewGuard(&cfg, GuardOptions{Logger: slog.New(slog.DiscardHandler), OnTokensError: func(err error) {
+		if err != nil {
+			told.Store(err.Error())
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cause := "failed to connect to `host=db.internal user=wail_owner database=prod`: password authentication failed"
+	st := &failingTokens{err: errors.New(cause)}
+	if _, err := g.UseTokenStore(t.Context(), st); err == nil {
+		t.Fatal("UseTokenStore: the failed read was not returned")
+	}
+	h := g.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	for _, bearer := range []string{"junk", "wail_0123456789abcdef_" + strings.Repeat("A", 43)} {
+		r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		r.Header.Set("Authorization", "Bearer "+bearer)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusServiceUnavailable || strings.Contains(w.Body.String(), "db.internal") || !strings.Contains(w.Body.String(), "/healthz") {
+			t.Errorf("bearer %q: %d %q, want 503 without the store's error, pointing at /healthz", bearer, w.Code, w.Body.String())
+		}
+		id := g.authenticate(func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/wail.v1.ProducerService/Put", nil)
+			r.Header.Set("Authorization", "Bearer "+bearer)
+			return r
+		}())
+		if err := unauthenticated(id); codeOf(id.err) != connect.CodeUnavailable || strings.Contains(err.Error(), "db.internal") {
+			t.Errorf("bearer %q on an RPC: %v, want unavailable without the store's error", bearer, err)
+		}
+	}
+	if s, _ := told.Load().(string); !strings.Contains(s, "db.internal") {
+		t.Errorf("OnTokensError was told %q, want the store's error (for /healthz and the log)", s)
+	}
+}
+
+// failingTokens is a TokenStore whose reads fail with err.
+type failingTokens struct{ err error }
+
+func (f *failingTokens) Load(context.Context) ([]byte, error) { return nil, f.err }
+
+func (f *failingTokens) Swap(context.Context, []byte, []byte) (bool, error) { return false, f.err }
