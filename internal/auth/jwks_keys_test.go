@@ -136,3 +136,19 @@ func TestJWKSSameKidForTwoKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestJWKSURLPasswordHidden: a jwks_url with a password in it (a key set
+// behind basic auth) is named without it when it cannot be read: the
+// error goes to the log and /healthz, whose detail the metrics
+// listener's scrapers read.
+func TestJWKSURLPasswordHidden(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://wail:s3cret@", 1) + "/jwks"
+	_, err := NewJWTVerifier(JWTConfig{JWKSURL: u})
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "/jwks") {
+		t.Fatalf("NewJWTVerifier = %v, want an error naming the URL without its password", err)
+	}
+}

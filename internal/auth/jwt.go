@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -200,7 +201,7 @@ func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, map[string]
 		ks, skipped, err = parseKeySet(body)
 	}
 	if err != nil {
-		return ks, nil, fmt.Errorf("JWKS %s: %w", src, err)
+		return ks, nil, fmt.Errorf("JWKS %s: %w", Redacted(src), err)
 	}
 	return ks, skipped, nil
 }
@@ -246,6 +247,16 @@ func parseKeySet(body []byte) (jose.JSONWebKeySet, map[string]string, error) {
 		return ks, nil, errors.New("it holds no key")
 	}
 	return ks, skipped, nil
+}
+
+// Redacted is src (a URL, or a file) with a URL's password shown as
+// xxxxx: where the key set is read from is named in the log, in /healthz
+// and in configuration errors.
+func Redacted(src string) string {
+	if u, err := url.Parse(src); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return src
 }
 
 // get reads url's body, within FetchTimeout and MaxBytes.

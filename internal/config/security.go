@@ -246,7 +246,7 @@ func (c *Config) validateSecurity() []error {
 		check(j.JWKSURL == "" || j.JWKSFile == "", "security.auth.jwt: set jwks_url or jwks_file, not both")
 		if j.JWKSURL != "" {
 			err := auth.CheckKeySetURL(j.JWKSURL)
-			check(err == nil, "security.auth.jwt.jwks_url %q must be https (http only on a loopback host)", j.JWKSURL)
+			check(err == nil, "security.auth.jwt.jwks_url %q must be https (http only on a loopback host)", auth.Redacted(j.JWKSURL))
 		}
 		if j.Discovers() {
 			err := auth.CheckKeySetURL(j.Issuer)

@@ -37,6 +37,8 @@ func TestSecurityValidate(t *testing.T) {
 		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'https://idp.example/jwks', issuer: x, audience: wail, leeway: 1m}}}"},
 		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'http://127.0.0.1:8080/jwks'}}}"},
 		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'http://idp.example/jwks'}}}", want: "must be https (http only on a loopback host)"},
+		// Named without its password.
+		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'http://wail:s3cret@idp.example/jwks'}}}", want: `"http://wail:xxxxx@idp.example/jwks" must be https`},
 		{yaml: "security: {auth: {enabled: true, jwt: {jwks_url: 'https://a/j', jwks_file: /j}}}", want: "jwks_url or jwks_file, not both"},
 		{yaml: "security: {auth: {enabled: true, jwt: {jwks_file: /j, leeway: -1s}}}", want: "must not be negative"},
 		{yaml: "security: {auth: {jwt: {jwks_file: /j}}}", want: "security.auth.jwt needs security.auth.enabled"},
