@@ -140,10 +140,10 @@ func (g *Guard) verify(tok string) (auth.TokenEntry, error) {
 }
 
 // codeOf is the code of an authentication failure: Unavailable when the
-// tokens could not be read (the client may retry; its token may be fine),
-// else Unauthenticated.
+// tokens, or the JWT key set for a kid not in it, could not be read (the
+// client may retry; its token may be fine), else Unauthenticated.
 func codeOf(err error) connect.Code {
-	if errors.Is(err, auth.ErrTokensStale) {
+	if errors.Is(err, auth.ErrTokensStale) || errors.Is(err, auth.ErrKeySetUnreadable) {
 		return connect.CodeUnavailable
 	}
 	return connect.CodeUnauthenticated
@@ -483,6 +483,11 @@ var errTokensUnreadable = fmt.Errorf("%w, or not for longer than security.auth.t
 
 // unauthenticated is the error for a request without a valid principal.
 func unauthenticated(id identity) error {
+	if errors.Is(id.err, auth.ErrKeySetUnreadable) {
+		// Not id.err: it names where the key set is read from and why it
+		// cannot be, and the caller is not authenticated.
+		return fmt.Errorf("%w: retry (docs/operations.md \"JWTs refused\")", auth.ErrKeySetUnreadable)
+	}
 	if id.err != nil && codeOf(id.err) == connect.CodeUnavailable {
 		// Not id.err: it names the store's error (its host, user,
 		// database), and the caller is not authenticated.

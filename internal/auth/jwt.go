@@ -28,6 +28,12 @@ var JWTAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA
 // ErrJWT is a JWT that does not verify.
 var ErrJWT = errors.New("JWT refused")
 
+// ErrKeySetUnreadable is a JWT whose kid is not in the key set as last
+// read while the key set cannot be read again: it cannot be checked now
+// (the token may be good: a key the issuer rotated in), and package api
+// answers Unavailable, which clients retry.
+var ErrKeySetUnreadable = errors.New("the JWT's key cannot be checked now: its kid is not in the key set as last read, and the key set cannot be read")
+
 // JWTConfig is how JWTs are verified.
 type JWTConfig struct {
 	// JWKSURL or JWKSFile is the key set (RFC 7517) the signatures are
@@ -68,6 +74,8 @@ type JWTVerifier struct {
 	// why. They are left out, as RFC 7517 section 5 says, and named when
 	// a token's kid is one of them.
 	skipped map[string]string
+	// readErr is the error of the last read applied (nil: it worked).
+	readErr error
 	jwksURL string    // JWKSURL, or the one discovery found
 	fetched time.Time // last attempt
 	fetches int
@@ -157,6 +165,9 @@ func (v *JWTVerifier) refresh(ctx context.Context, discover bool) error {
 	superseded := v.keysFrom > n // a read begun later was applied already
 	if err == nil && !superseded {
 		v.keys, v.skipped, v.keysFrom = ks, skipped, n
+	}
+	if !superseded {
+		v.readErr = err
 	}
 	v.mu.Unlock()
 	if !superseded {
@@ -327,6 +338,14 @@ func usable(k jose.JSONWebKey, kid, alg string) string {
 	return ""
 }
 
+// lastReadErr is the error of the last read of the key set (nil: it
+// worked).
+func (v *JWTVerifier) lastReadErr() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.readErr
+}
+
 // skippedKey says why the key set's key kid is left out, if it is.
 func (v *JWTVerifier) skippedKey(kid string) (why string, ok bool) {
 	v.mu.Lock()
@@ -378,6 +397,9 @@ func (v *JWTVerifier) verify(tok string, reading bool) (Principal, time.Time, er
 		return Principal{}, time.Time{}, fmt.Errorf("its key %q is no longer in the key set (security.auth.jwt: removed from the JWKS, read again every refresh)", h.KeyID)
 	}
 	if len(ks) == 0 {
+		if err := v.lastReadErr(); err != nil {
+			return Principal{}, time.Time{}, fmt.Errorf("%w (kid %q; the jwks condition of /healthz says why): %w", ErrKeySetUnreadable, h.KeyID, err)
+		}
 		return Principal{}, time.Time{}, fmt.Errorf("kid %q is not in the key set (security.auth.jwt): was the token signed by the configured issuer?", h.KeyID)
 	}
 	// The keys of the kid that may check this alg's signature, each tried:
