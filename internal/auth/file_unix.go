@@ -17,11 +17,12 @@ func inode(fi os.FileInfo) any {
 	return nil
 }
 
-// checkMode refuses a tokens file that users other than its owner may
-// write: whoever writes it makes tokens.
-func checkMode(path string, fi os.FileInfo) error {
+// checkMode refuses a file of credentials (the tokens file, a JWKS file)
+// that users other than its owner may write: whoever writes it makes
+// tokens. refused is the error, fix the mode to give it.
+func checkMode(path string, fi os.FileInfo, refused error, fix os.FileMode) error {
 	if m := fi.Mode().Perm(); m&0o022 != 0 {
-		return fmt.Errorf("%w: %s has mode %o; run chmod 600 %s", ErrTokenFileMode, path, m, path)
+		return fmt.Errorf("%w: %s has mode %o; run chmod %o %s", refused, path, m, fix, path)
 	}
 	return nil
 }

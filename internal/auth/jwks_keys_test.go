@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,5 +152,56 @@ func TestJWKSURLPasswordHidden(t *testing.T) {
 	_, err := NewJWTVerifier(JWTConfig{JWKSURL: u})
 	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "/jwks") {
 		t.Fatalf("NewJWTVerifier = %v, want an error naming the URL without its password", err)
+	}
+}
+
+// TestJWKSFileWritableByOthers: a jwks_file that users other than its
+// owner may write is refused, as the tokens file is: whoever writes it
+// adds a key and signs JWTs for any principal. At the start it fails;
+// changed later, the last good key set stays in use, reported.
+func TestJWKSFileWritableByOthers(t *testing.T) {
+	rs, _, _ := newKeys(t)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o600, true}, {0o644, true}, {0o664, false}, {0o646, false}} {
+		if err := os.Chmod(path, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := NewJWTVerifier(JWTConfig{JWKSFile: path})
+		if tc.ok != (err == nil) || err != nil && (!errors.Is(err, ErrJWKSFileMode) || !strings.Contains(err.Error(), "chmod 644")) {
+			t.Errorf("mode %o: %v", tc.mode, err)
+		}
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var told error
+	v, err := NewJWTVerifier(JWTConfig{JWKSFile: path, OnError: func(err error) { mu.Lock(); told = err; mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.refresh(context.Background(), false); !errors.Is(err, ErrJWKSFileMode) {
+		t.Fatalf("refresh of a key set file writable by others: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !errors.Is(told, ErrJWKSFileMode) {
+		t.Fatalf("told %v", told)
+	}
+	if _, _, err := v.Verify(sign(t, rs, map[string]any{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()})); err != nil {
+		t.Fatalf("the last good key set: %v", err)
 	}
 }

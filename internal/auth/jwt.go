@@ -28,6 +28,9 @@ var JWTAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.EdDSA
 // ErrJWT is a JWT that does not verify.
 var ErrJWT = errors.New("JWT refused")
 
+// ErrJWKSFileMode is a jwks_file that others than its owner may write.
+var ErrJWKSFileMode = errors.New("the JWKS file is writable by others than its owner")
+
 // ErrKeySetUnreadable is a JWT whose kid is not in the key set as last
 // read while the key set cannot be read again: it cannot be checked now
 // (the token may be good: a key the issuer rotated in), and package api
@@ -199,7 +202,7 @@ func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, map[string]
 	var err error
 	src := v.cfg.JWKSFile
 	if src != "" {
-		body, err = readLimited(func() (io.ReadCloser, error) { return os.Open(src) }, v.cfg.MaxBytes)
+		body, err = readLimited(func() (io.ReadCloser, error) { return openKeySetFile(src) }, v.cfg.MaxBytes)
 	} else {
 		v.mu.Lock()
 		src = v.jwksURL
@@ -215,6 +218,25 @@ func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, map[string]
 		return ks, nil, fmt.Errorf("JWKS %s: %w", Redacted(src), err)
 	}
 	return ks, skipped, nil
+}
+
+// openKeySetFile opens a jwks_file, refusing one that others than its
+// owner may write (ErrJWKSFileMode): whoever writes it signs JWTs for any
+// principal.
+func openKeySetFile(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat() // the file opened, whatever replaces it since
+	if err == nil {
+		err = checkMode(path, fi, ErrJWKSFileMode, 0o644)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // parseKeySet decodes a key set, leaving out (skipped: by kid, why) the

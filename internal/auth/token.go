@@ -97,7 +97,7 @@ type TokenFile struct {
 // others than its owner may write is refused (ErrTokenFileMode).
 func ReadTokenFile(path string) (*TokenFile, error) {
 	if fi, err := os.Stat(path); err == nil {
-		if err := checkMode(path, fi); err != nil {
+		if err := checkMode(path, fi, ErrTokenFileMode, 0o600); err != nil {
 			return nil, fmt.Errorf("tokens file: %w", err)
 		}
 	}

@@ -129,7 +129,9 @@ type JWT struct {
 	// JWKSURL is the key set's URL: https, or http only on a loopback
 	// host; redirects only to the same host are followed.
 	JWKSURL string `yaml:"jwks_url"`
-	// JWKSFile is a local key set file, instead of jwks_url.
+	// JWKSFile is a local key set file, instead of jwks_url; one that
+	// others than its owner may write is refused (chmod 644), as whoever
+	// writes it signs JWTs.
 	JWKSFile string `yaml:"jwks_file"`
 	// Issuer, when set, must be the token's iss. Without jwks_url and
 	// jwks_file, the key set is the jwks_uri of the issuer's OpenID
