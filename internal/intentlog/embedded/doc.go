@@ -39,7 +39,10 @@
 // index.go documents it. The active segment's index lives in memory; it is
 // written to the .idx once, when the segment is sealed (never fsync'd:
 // Open verifies it and rebuilds it when wrong). Readers and OffsetForTime
-// binary-search the index, then walk batches from there.
+// binary-search the index, check that the batch at the entry found is the
+// one it names (Open checks only the last entry: a middle one may be stale
+// after a power loss), rebuild the segment's index from its batches when
+// it is not, and walk batches from there (reindex.go).
 //
 // # Group commit
 //

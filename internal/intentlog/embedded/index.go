@@ -21,7 +21,8 @@ import (
 //	8       8     first timestamp (int64, unix µs) of the batch
 //
 // The .idx file is never fsync'd: it is verified on open and rebuilt from the
-// .log whenever it is missing, short or inconsistent.
+// .log whenever it is missing, short or inconsistent; a read that finds a
+// middle entry wrong rebuilds it too (reindex.go).
 
 const indexEntryLen = 16
 
@@ -75,21 +76,35 @@ func parseIndex(b []byte, size int64) ([]indexEntry, error) {
 // lookupOffset returns the position of the last indexed batch whose base is
 // at most rel (0 when there is none).
 func lookupOffset(entries []indexEntry, rel uint32) int64 {
+	e, _ := entryForOffset(entries, rel)
+	return int64(e.pos)
+}
+
+// entryForOffset returns the last index entry whose base is at most rel,
+// ok false (and position 0) when there is none.
+func entryForOffset(entries []indexEntry, rel uint32) (e indexEntry, ok bool) {
 	i := sort.Search(len(entries), func(i int) bool { return entries[i].rel > rel })
 	if i == 0 {
-		return 0
+		return indexEntry{}, false
 	}
-	return int64(entries[i-1].pos)
+	return entries[i-1], true
 }
 
 // lookupTime returns the position of the last indexed batch whose timestamp
 // is below ts (0 when there is none).
 func lookupTime(entries []indexEntry, ts int64) int64 {
+	e, _ := entryForTime(entries, ts)
+	return int64(e.pos)
+}
+
+// entryForTime returns the last index entry whose timestamp is below ts,
+// ok false (and position 0) when there is none.
+func entryForTime(entries []indexEntry, ts int64) (e indexEntry, ok bool) {
 	i := sort.Search(len(entries), func(i int) bool { return entries[i].ts >= ts })
 	if i == 0 {
-		return 0
+		return indexEntry{}, false
 	}
-	return int64(entries[i-1].pos)
+	return entries[i-1], true
 }
 
 // scan is the state of a walk over the batches of a segment; it rebuilds the

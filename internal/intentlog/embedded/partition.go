@@ -62,6 +62,9 @@ type partition struct {
 	// time, so that a crash never leaves a younger segment deleted and an
 	// older one on disk (a gap that Open refuses).
 	reapMu sync.Mutex
+	// reindexMu serializes reindex: one rebuild of a sealed segment's index
+	// at a time.
+	reindexMu sync.Mutex
 
 	// Owned by the writer goroutine.
 	active  *segment

@@ -100,6 +100,11 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 			continue
 		}
 		recs, err := r.read(v)
+		if errors.Is(err, errStaleIndex) {
+			if v.index, err = r.p.reindex(v.seg, v.index); err == nil {
+				recs, err = r.read(v)
+			}
+		}
 		r.p.release(v.seg)
 		if err != nil {
 			if err = r.p.readErr(err); errors.Is(err, intentlog.ErrCorrupt) {
@@ -144,9 +149,10 @@ func (r *reader) takePending() []intentlog.Record {
 // of v.seg, or an error.
 func (r *reader) read(v view) ([]intentlog.Record, error) {
 	s := v.seg
-	pos := lookupOffset(v.index, uint32(r.next-s.base))
+	entry, indexed := entryForOffset(v.index, uint32(r.next-s.base))
+	pos := int64(entry.pos)
 	if r.posOK && r.posBase == s.base && r.posOff == r.next {
-		pos = r.pos
+		pos, indexed = r.pos, false
 	}
 	f, err := r.l.files.acquire(s)
 	if err != nil {
@@ -159,6 +165,14 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 		frame, fpos, err := fr.next()
 		if err == io.EOF {
 			break
+		}
+		if indexed {
+			// The first batch must be the one the index entry names
+			// (reindex.go).
+			if (err == nil || errors.Is(err, intentlog.ErrCorrupt)) && !matchesEntry(frame, s.base, entry) {
+				return nil, errStaleIndex
+			}
+			indexed = false
 		}
 		var h batchHeader
 		had := len(out)
@@ -296,6 +310,11 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 			return end, nil
 		}
 		off, found, err := p.scanTime(v, ts)
+		if errors.Is(err, errStaleIndex) {
+			if v.index, err = p.reindex(v.seg, v.index); err == nil {
+				off, found, err = p.scanTime(v, ts)
+			}
+		}
 		p.release(v.seg)
 		if err != nil || found {
 			return off, p.readErr(err)
@@ -311,12 +330,21 @@ func (p *partition) scanTime(v view, ts int64) (int64, bool, error) {
 		return 0, false, storageErr(err)
 	}
 	defer p.log.files.release(v.seg)
-	fr := frameReader{r: f, pos: lookupTime(v.index, ts), limit: v.size, chunk: readerChunk, reuse: true}
+	entry, indexed := entryForTime(v.index, ts)
+	fr := frameReader{r: f, pos: int64(entry.pos), limit: v.size, chunk: readerChunk, reuse: true}
 	var recs []intentlog.Record
 	for {
 		frame, pos, err := fr.next()
 		if err == io.EOF {
 			return 0, false, nil
+		}
+		if indexed {
+			// The batch the index entry names, or records before ts may
+			// be skipped (reindex.go).
+			if (err == nil || errors.Is(err, intentlog.ErrCorrupt)) && !matchesEntry(frame, v.seg.base, entry) {
+				return 0, false, errStaleIndex
+			}
+			indexed = false
 		}
 		if err == nil {
 			if _, recs, err = decodeBatch(recs[:0], frame); err == nil {

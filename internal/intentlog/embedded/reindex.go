@@ -1,0 +1,83 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// The .idx of a sealed segment is not fsync'd, and Open checks only its
+// order, its bounds and its last entry (checking every entry would read
+// the whole log at every start). An entry in the middle can still be wrong:
+// a filesystem that shows stale blocks of an unsynced file after a power
+// loss, or bit rot. A wrong entry must neither fail a read of sound data
+// with ErrCorrupt (`wail log repair` finds nothing wrong in the .log and
+// would not clear it) nor make OffsetForTime skip records. So a read that
+// starts at an index entry checks that the batch there is the one the
+// entry names (base offset and first timestamp); when it is not, the
+// segment's index is rebuilt from its batches, the source of truth, and
+// the read starts again (TestStaleIndexEntry).
+
+// errStaleIndex: the batch at an index entry's position is not the one the
+// entry names.
+// It wraps ErrCorrupt: the read retries past it, and one that escapes
+// still says that the data do not match.
+var errStaleIndex = fmt.Errorf("%w: index entry does not match its batch", intentlog.ErrCorrupt)
+
+// matchesEntry reports whether the batch whose first bytes are hdr is the
+// one index entry e of the segment based at base names.
+func matchesEntry(hdr []byte, base int64, e indexEntry) bool {
+	return len(hdr) >= batchHeaderLen && hdr[0] == batchMagic &&
+		int64(binary.BigEndian.Uint64(hdr[9:])) == base+int64(e.rel) &&
+		int64(binary.BigEndian.Uint64(hdr[21:])) == e.ts
+}
+
+// reindex rebuilds the index of s after a read found an entry of index
+// (the snapshot it used) that does not match its batch; it returns the
+// index to read with. The active segment's index is the writer's, built
+// as it wrote: a mismatch there is damage, and so is one that the rebuilt
+// index repeats.
+func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error) {
+	p.reindexMu.Lock()
+	defer p.reindexMu.Unlock()
+	p.mu.Lock()
+	active, size, cur := p.segs[len(p.segs)-1] == s, s.size, s.index
+	p.mu.Unlock()
+	if active {
+		return nil, fmt.Errorf("%s: %w", s.logPath, errStaleIndex)
+	}
+	if len(cur) == 0 || len(cur) != len(index) || &cur[0] != &index[0] {
+		return cur, nil // another read rebuilt it meanwhile
+	}
+	f, err := p.log.files.acquire(s)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	defer p.log.files.release(s)
+	sc := &scan{base: s.base, interval: p.log.opts.IndexIntervalBytes, next: s.base, maxTS: math.MinInt64}
+	if err := sc.run(f, size, false); err != nil {
+		if errors.Is(err, intentlog.ErrCorrupt) {
+			return nil, fmt.Errorf("%s at position %d: %w", s.logPath, sc.pos, err)
+		}
+		return nil, storageErr(err)
+	}
+	if slices.Equal(sc.index, index) {
+		return nil, fmt.Errorf("%s: %w, and a walk of its batches finds the same index", s.logPath, errStaleIndex)
+	}
+	p.mu.Lock()
+	s.index = sc.index
+	dead := s.dead
+	p.mu.Unlock()
+	if !dead {
+		if err := writeIndexFile(p.log.fs, s.idxPath, sc.index); err != nil {
+			p.log.opts.Logger.Warn("embedded: cannot write index; it will be rebuilt on open", "file", s.idxPath, "err", err)
+		}
+	}
+	p.log.opts.Logger.Info("embedded: rebuilt a segment index that did not match its segment", "file", s.idxPath,
+		"entries", len(sc.index))
+	return sc.index, nil
+}
