@@ -12,6 +12,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
 // Storage failures (DESIGN.md, "Failure handling"; docs/operations.md,
@@ -31,6 +32,11 @@ import (
 //   - The log's disk is full (intentlog.ErrNoSpace): the failed batch was
 //     cut off again and nothing is acknowledged, so the log recovers by
 //     itself once space returns. Unhealthy while it lasts; no stop.
+//   - Reads of a log partition fail (embedded.ErrReadFailing: an I/O error
+//     on a read): nothing changed and appends go on, but the partition's
+//     resolver and subscriptions are stuck, and a restart does not mend a
+//     disk. Degraded while it lasts (the log clears it once the failed
+//     position reads again); no stop.
 //
 // Fail stop: the condition goes on the health registry as unhealthy with
 // its reason and action, writes are refused at once (unavailable, naming
@@ -82,12 +88,17 @@ func (s *Server) logHealth(err error) {
 	case err == nil:
 		if s.stopping.Load() == nil {
 			s.health.Clear("log")
-			s.logger.Info("the intent log takes appends again")
+			s.logger.Info("the intent log takes appends and serves reads again")
 		}
 	case errors.Is(err, intentlog.ErrNoSpace):
 		s.health.Set("log", health.Unhealthy,
 			"the intent log's disk is full, writes fail (nothing is acknowledged): "+err.Error(),
 			fmt.Sprintf("free space on the disk of %s (df -h %s; shorten log.retention); writes resume by themselves", dir, dir))
+	case errors.Is(err, embedded.ErrReadFailing): // before ErrStorage, which it wraps
+		s.health.Set("log", health.Degraded,
+			"the intent log's disk fails reads, the partition's resolver and subscriptions wait (appends go on): "+err.Error(),
+			fmt.Sprintf("check the disk of %s (dmesg, smartctl -a); the condition clears by itself once the failed position reads again; "+
+				"a segment file the disk cannot read any more: restore %s from a backup", dir, s.cfg.DataDir))
 	default:
 		s.failStop("log", err)
 	}

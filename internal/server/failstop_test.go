@@ -263,6 +263,43 @@ func TestLogDiskFullRecovers(t *testing.T) {
 	}
 }
 
+// TestLogReadErrorDegrades: the log's disk fails reads: the resolver's
+// read of the intents fails, the health turns degraded naming the failed
+// read and the disk to check, the process does not stop (a restart does
+// not mend a disk, and appends work), and once the disk reads again the
+// condition clears by itself.
+func TestLogReadErrorDegrades(t *testing.T) {
+	t.Parallel()
+	_, r, efs := runWithLogFS(t)
+	ctx := t.Context()
+	efs.Inject(vfs.Fault{Ops: vfs.OpRead, Path: "*.log", Err: syscall.EIO})
+	if _, err := r.put(ctx, "k", "v2"); err != nil {
+		t.Fatalf("write while the log's reads fail: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	c, ok := condition(r.srv.Health(), "log")
+	for !ok && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		c, ok = condition(r.srv.Health(), "log")
+	}
+	if !ok || c.State != health.Degraded || !strings.Contains(c.Reason, "input/output error") || !strings.Contains(c.Action, "dmesg") {
+		t.Fatalf("health while the log's reads fail: %+v", r.srv.Health().Report())
+	}
+	efs.Clear()
+	for ok && time.Now().Before(deadline.Add(10*time.Second)) {
+		time.Sleep(10 * time.Millisecond)
+		_, ok = condition(r.srv.Health(), "log")
+	}
+	if ok {
+		t.Fatalf("the log's condition stays once the disk reads again: %+v", r.srv.Health().Report())
+	}
+	select {
+	case err := <-r.done:
+		t.Fatalf("the server stopped on a failed log read: %v", err)
+	default:
+	}
+}
+
 // TestLogStorageErrorStopsTheProcess: an fsync of the log fails: the
 // partition is broken until a restart, so the process fails stop.
 func TestLogStorageErrorStopsTheProcess(t *testing.T) {

@@ -238,11 +238,15 @@
 // group, or Open's of any file) returns an error wrapping ErrStorage and
 // the cause, never ErrCorrupt: a failing disk is told from damaged bytes.
 // It changes nothing, so it breaks no partition: a read tried again reads
-// again (TestReadIOErrorIsStorage, TestOpenIOErrorIsStorage).
+// again (TestReadIOErrorIsStorage, TestOpenIOErrorIsStorage). A failed read
+// of a partition still shows in Health as ErrReadFailing, until a read
+// gets past the failed position again, or the read probe (every
+// SpaceProbeInterval) reads it, or retention removes its segment
+// (readhealth.go, TestReadFailureInHealth, TestReadFailureProbe).
 //
 // Health returns nil, or the worst condition (ErrStorage before
-// ErrNoSpace) with the number of partitions affected and the first one;
-// Options.OnHealth is called whenever it changes.
+// ErrNoSpace before ErrReadFailing) with the number of partitions affected
+// and the first one; Options.OnHealth is called whenever it changes.
 //
 // # Descriptors
 //

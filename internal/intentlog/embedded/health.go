@@ -26,6 +26,12 @@ import (
 //     have dropped the dirty pages and forgotten the error (PostgreSQL and
 //     Kafka treat it as fatal too).
 
+// ErrReadFailing is Health's condition while a partition's reads fail
+// with an I/O error: appends go on, but the partition's readers (the
+// resolver, subscriptions) are stuck. It clears once a read of the
+// partition, or the probe's, succeeds.
+var ErrReadFailing = errors.New("reads of the log fail")
+
 // storageErr wraps an error of a file operation with ErrNoSpace or
 // ErrStorage.
 func storageErr(err error) error {
@@ -121,11 +127,12 @@ func (p *partition) spaceReturned() {
 	p.log.reportHealth()
 }
 
-// condition returns the partition's broken or no-space error.
-func (p *partition) condition() (broken, noSpace error) {
+// condition returns the partition's broken, no-space and failed-read
+// errors.
+func (p *partition) condition() (broken, noSpace, readFail error) {
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
-	return p.broken, p.noSpace
+	return p.broken, p.noSpace, p.readFault.err
 }
 
 // fullCount reports whether the partition is out of space, and the count
@@ -136,19 +143,23 @@ func (p *partition) fullCount() (n uint64, full bool) {
 	return p.noSpaceN, p.noSpace != nil
 }
 
-// Health reports whether the log takes appends: nil, or an error wrapping
-// intentlog.ErrNoSpace (the disk is full; it clears by itself once space
-// returns) or intentlog.ErrStorage alone (an fsync or I/O error broke a
-// partition; it refuses appends until the log is reopened). The message
-// names the first failing partition and how many fail.
+// Health reports whether the log takes appends and serves reads: nil, or
+// an error wrapping intentlog.ErrNoSpace (the disk is full; it clears by
+// itself once space returns), ErrReadFailing (reads of a partition fail
+// with an I/O error; appends go on, and it clears by itself once the
+// failed position reads again: readhealth.go), or intentlog.ErrStorage
+// alone (an fsync or I/O error broke a partition; it refuses appends
+// until the log is reopened), the worst first. ErrReadFailing wraps the
+// read's error, which wraps ErrStorage: test for it before ErrStorage.
+// The message names the first failing partition and how many fail.
 func (l *Log) Health() error {
 	l.mu.RLock()
 	topics := l.topics
-	var broken, noSpace error
-	nb, ns := 0, 0
+	var broken, noSpace, readFail error
+	nb, ns, nr := 0, 0, 0
 	for _, t := range topics {
 		for _, p := range t.parts {
-			b, s := p.condition()
+			b, s, r := p.condition()
 			if b != nil {
 				nb++
 				broken = cmpOr(broken, fmt.Errorf("%s/%d: %w", t.name, p.id, b))
@@ -156,6 +167,10 @@ func (l *Log) Health() error {
 			if s != nil {
 				ns++
 				noSpace = cmpOr(noSpace, fmt.Errorf("%s/%d: %w", t.name, p.id, s))
+			}
+			if r != nil {
+				nr++
+				readFail = cmpOr(readFail, fmt.Errorf("%s/%d: %w", t.name, p.id, r))
 			}
 		}
 	}
@@ -165,6 +180,8 @@ func (l *Log) Health() error {
 		return fmt.Errorf("%d partition(s) broken by a storage error, first %w", nb, broken)
 	case noSpace != nil:
 		return fmt.Errorf("%d partition(s) cannot append, first %w", ns, noSpace)
+	case readFail != nil:
+		return fmt.Errorf("%d partition(s) cannot be read, first %w", nr, readFail)
 	}
 	return nil
 }

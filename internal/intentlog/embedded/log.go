@@ -53,13 +53,15 @@ type Options struct {
 	// time.Now).
 	Now func() time.Time
 	// OnHealth, if set, is called with Health's new result whenever it
-	// changes (a partition ran out of space or broke, or recovered, or
-	// DeleteTopic took such a partition away). It is called from the
-	// log's goroutines (and DeleteTopic's), never concurrently with
-	// itself, and must not block or call back into the Log.
+	// changes (a partition ran out of space, broke or failed a read, or
+	// recovered, or DeleteTopic took such a partition away). It is called
+	// from the log's goroutines (and those of DeleteTopic and of reads),
+	// never concurrently with itself, and must not block or call back
+	// into the Log.
 	OnHealth func(error)
 	// SpaceProbeInterval is how often, while the disk is full, the log
-	// writes a small probe file to notice that space returned (default 1s).
+	// writes a small probe file to notice that space returned, and, while
+	// a partition's reads fail, reads again where it failed (default 1s).
 	SpaceProbeInterval time.Duration
 	// MaxOpenFiles bounds the segment files open at once (default: a
 	// quarter of the soft RLIMIT_NOFILE, between 64 and 4096). Segment
@@ -242,6 +244,8 @@ func Open(dir string, opts Options) (*Log, error) {
 		l.wg.Go(func() { l.every(opts.RetentionCheckInterval, l.enforceRetention) })
 	}
 	l.wg.Go(func() { l.every(opts.SpaceProbeInterval, l.probeWhileFull) })
+	// Apart from the space probe: a read of a bad sector can take long.
+	l.wg.Go(func() { l.every(opts.SpaceProbeInterval, l.probeReads) })
 	return l, nil
 }
 

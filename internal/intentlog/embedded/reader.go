@@ -156,7 +156,9 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 	}
 	f, err := r.l.files.acquire(s)
 	if err != nil {
-		return nil, storageErr(err)
+		err = storageErr(err)
+		r.p.readFailed(s, pos, err)
+		return nil, err
 	}
 	defer r.l.files.release(s)
 	fr := frameReader{r: f, pos: pos, limit: v.size, chunk: readerChunk}
@@ -180,9 +182,11 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 			h, out, err = r.decode(out, frame, fr.limit-fpos)
 		}
 		if err != nil && len(out) > 0 {
+			r.p.readOK(s, pos, fpos)
 			return out, nil // the next call starts at the bad batch and fails there
 		}
 		if err != nil {
+			r.p.readFailed(s, fpos, err)
 			return nil, fmt.Errorf("%s at position %d: %w", s.logPath, fpos, err)
 		}
 		if len(out) == had {
@@ -196,6 +200,7 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 		return nil, fmt.Errorf("%s: offset %d missing before position %d: %w",
 			s.logPath, r.next, fr.pos, intentlog.ErrCorrupt)
 	}
+	r.p.readOK(s, pos, fr.pos)
 	if len(out) > maxReadRecords {
 		r.pending = out[maxReadRecords:]
 		out = out[:maxReadRecords:maxReadRecords]
@@ -325,17 +330,20 @@ func (p *partition) offsetForTime(ts int64) (int64, error) {
 
 // scanTime looks for the first record with a timestamp >= ts in v.
 func (p *partition) scanTime(v view, ts int64) (int64, bool, error) {
+	entry, indexed := entryForTime(v.index, ts)
 	f, err := p.log.files.acquire(v.seg)
 	if err != nil {
-		return 0, false, storageErr(err)
+		err = storageErr(err)
+		p.readFailed(v.seg, int64(entry.pos), err)
+		return 0, false, err
 	}
 	defer p.log.files.release(v.seg)
-	entry, indexed := entryForTime(v.index, ts)
 	fr := frameReader{r: f, pos: int64(entry.pos), limit: v.size, chunk: readerChunk, reuse: true}
 	var recs []intentlog.Record
 	for {
 		frame, pos, err := fr.next()
 		if err == io.EOF {
+			p.readOK(v.seg, int64(entry.pos), pos)
 			return 0, false, nil
 		}
 		if indexed {
@@ -350,12 +358,14 @@ func (p *partition) scanTime(v view, ts int64) (int64, bool, error) {
 			if _, recs, err = decodeBatch(recs[:0], frame); err == nil {
 				for _, rec := range recs {
 					if rec.Timestamp.UnixMicro() >= ts {
+						p.readOK(v.seg, int64(entry.pos), fr.pos)
 						return rec.Offset, true, nil
 					}
 				}
 				continue
 			}
 		}
+		p.readFailed(v.seg, pos, err)
 		return 0, false, fmt.Errorf("%s at position %d: %w", v.seg.logPath, pos, err)
 	}
 }
