@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ type stepCrashFS struct {
 	n, at int
 	img   *vfs.MemFS
 	ops   []string
+	torn  *rand.Rand // set: the crash keeps a torn prefix of unsynced bytes
 }
 
 func (c *stepCrashFS) step(op, name string) {
@@ -33,7 +35,9 @@ func (c *stepCrashFS) step(op, name string) {
 	}
 	c.n++
 	c.ops = append(c.ops, op+" "+name)
-	if c.n == c.at {
+	if c.n == c.at && c.torn != nil {
+		c.img = c.MemFS.CrashTorn(c.torn)
+	} else if c.n == c.at {
 		c.img = c.MemFS.Crash()
 	}
 }
@@ -66,6 +70,10 @@ func (f *stepCrashFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 func (f *stepCrashFile) Sync() error { f.c.step("sync", f.name); return f.File.Sync() }
+func (f *stepCrashFile) Truncate(size int64) error {
+	f.c.step("truncate", f.name)
+	return f.File.Truncate(size)
+}
 
 // TestCreateTopicReconfigureCrash: a power loss at each step of the
 // replacement of a topic's options (temporary meta file written, synced,

@@ -19,6 +19,9 @@ func checkIndexes(t testing.TB, l *Log, what string) {
 	l.mu.RLock()
 	tp := l.topics[testTopic]
 	l.mu.RUnlock()
+	if tp == nil {
+		return // a crash before the topic's creation finished
+	}
 	for _, p := range tp.parts {
 		p.mu.Lock()
 		type seg struct {
