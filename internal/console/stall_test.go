@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -34,7 +35,15 @@ func TestTailThatNeverReads(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
-	fmt.Fprint(conn, "GET /console/api/tail?table=t HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n") // and never read
+	fmt.Fprint(conn, "GET /console/api/tail?table=t HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+	// Its status line, then nothing more is read. Read first: a probe's
+	// tail (tailStatus) holds the slot until the server sees the probe
+	// gone, and one that came first (a loaded machine) made this tail 429.
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	status, err := bufio.NewReaderSize(conn, 16).ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 200") {
+		t.Fatalf("the tail that will never read: %q, %v", status, err)
+	}
 	tailStatus := func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
