@@ -32,6 +32,10 @@ import (
 //   - The log's disk is full (intentlog.ErrNoSpace): the failed batch was
 //     cut off again and nothing is acknowledged, so the log recovers by
 //     itself once space returns. Unhealthy while it lasts; no stop.
+//   - A read of a log partition finds damaged bytes (embedded.ErrReadCorrupt:
+//     a CRC mismatch, a bad magic byte): the damage is at rest, a restart
+//     finds it again and appends work; its readers stop there until
+//     `wail log repair`. Degraded while it lasts; no stop.
 //   - Reads of a log partition fail (embedded.ErrReadFailing: an I/O error
 //     on a read): nothing changed and appends go on, but the partition's
 //     resolver and subscriptions are stuck, and a restart does not mend a
@@ -94,6 +98,13 @@ func (s *Server) logHealth(err error) {
 		s.health.Set("log", health.Unhealthy,
 			"the intent log's disk is full, writes fail (nothing is acknowledged): "+err.Error(),
 			fmt.Sprintf("free space on the disk of %s (df -h %s; shorten log.retention); writes resume by themselves", dir, dir))
+	case errors.Is(err, embedded.ErrReadCorrupt):
+		s.health.Set("log", health.Degraded,
+			"the intent log holds damaged data, the partition's resolver and subscriptions stop at it (appends go on): "+err.Error(),
+			fmt.Sprintf("stop wail, copy %s aside, run `wail log repair %s` (it moves the damaged bytes to a quarantine file "+
+				"and lists the lost offsets: docs/operations.md, \"Storage\"), start wail; or restore %s from a backup. "+
+				"Check the disk (dmesg, smartctl -a); the condition clears by itself if the position reads fine again",
+				s.cfg.DataDir, s.cfg.DataDir, s.cfg.DataDir))
 	case errors.Is(err, embedded.ErrReadFailing): // before ErrStorage, which it wraps
 		s.health.Set("log", health.Degraded,
 			"the intent log's disk fails reads, the partition's resolver and subscriptions wait (appends go on): "+err.Error(),

@@ -300,6 +300,45 @@ func TestLogReadErrorDegrades(t *testing.T) {
 	}
 }
 
+// TestLogCorruptReadDegrades: the resolver's read of the intents finds
+// damaged bytes (bit rot or a flaky controller flips bits under the
+// checksum): the health turns degraded naming the damage and `wail log
+// repair`, the process does not stop (the damage is at rest: a restart
+// finds it again, and appends work), and once the bytes read fine again
+// the condition clears by itself.
+func TestLogCorruptReadDegrades(t *testing.T) {
+	t.Parallel()
+	cfg, r, efs := runWithLogFS(t)
+	ctx := t.Context()
+	efs.Inject(vfs.Fault{Ops: vfs.OpRead, Path: "*.log", Flip: true})
+	if _, err := r.put(ctx, "k", "v2"); err != nil {
+		t.Fatalf("write while the log's reads find damage: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	c, ok := condition(r.srv.Health(), "log")
+	for !ok && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		c, ok = condition(r.srv.Health(), "log")
+	}
+	if !ok || c.State != health.Degraded || !strings.Contains(c.Reason, "corrupt log data") ||
+		!strings.Contains(c.Reason, ".log at position") || !strings.Contains(c.Action, "wail log repair "+cfg.DataDir) {
+		t.Fatalf("health while the log's reads find damage: %+v", r.srv.Health().Report())
+	}
+	efs.Clear()
+	for ok && time.Now().Before(deadline.Add(10*time.Second)) {
+		time.Sleep(10 * time.Millisecond)
+		_, ok = condition(r.srv.Health(), "log")
+	}
+	if ok {
+		t.Fatalf("the log's condition stays once the data reads fine again: %+v", r.srv.Health().Report())
+	}
+	select {
+	case err := <-r.done:
+		t.Fatalf("the server stopped on damaged log data: %v", err)
+	default:
+	}
+}
+
 // TestLogStorageErrorStopsTheProcess: an fsync of the log fails: the
 // partition is broken until a restart, so the process fails stop.
 func TestLogStorageErrorStopsTheProcess(t *testing.T) {

@@ -64,6 +64,10 @@ type Fault struct {
 	// Partial makes a failing WriteAt first write half of its bytes, as a
 	// short write on a full disk does.
 	Partial bool
+	// Flip makes a matching ReadAt succeed with one bit of every 64th byte
+	// it read flipped instead of failing (bit rot, a flaky controller:
+	// damage the reader must find by checksum). Err is not used.
+	Flip bool
 
 	seen, fired int
 }
@@ -225,10 +229,17 @@ type errorFile struct {
 }
 
 func (f *errorFile) ReadAt(p []byte, off int64) (int, error) {
-	if err := f.e.fail(OpRead, f.name); err != nil {
-		return 0, err
+	ft := f.e.check(OpRead, f.name)
+	if ft != nil && !ft.Flip {
+		return 0, &os.PathError{Op: OpRead.String(), Path: f.name, Err: ft.Err}
 	}
-	return f.f.ReadAt(p, off)
+	n, err := f.f.ReadAt(p, off)
+	if ft != nil {
+		for i := 0; i < n; i += 64 {
+			p[i] ^= 0x10
+		}
+	}
+	return n, err
 }
 
 func (f *errorFile) WriteAt(p []byte, off int64) (int, error) {

@@ -127,7 +127,11 @@
 // of the last segment that does not verify is stale and removed. CRC
 // damage inside a sealed segment (whose batches Open does
 // not read) is found by readers, whose error wraps ErrCorrupt and names
-// file, position and RepairHint.
+// file, position and RepairHint; it shows in Health as ErrReadCorrupt
+// until that position reads fine again (readhealth.go,
+// TestCorruptReadInHealth, TestCorruptReadProbe). Readers see only
+// published batches, so a torn append is never taken for it
+// (TestTornAppendIsNotCorruptRead).
 //
 // Repair (`wail log repair DATA_DIR`) checks every batch, moves each damaged
 // region to a #quarantine file, gives the valid batches after it a segment
@@ -245,7 +249,7 @@
 // (readhealth.go, TestReadFailureInHealth, TestReadFailureProbe).
 //
 // Health returns nil, or the worst condition (ErrStorage before
-// ErrNoSpace before ErrReadFailing) with the number of partitions affected
+// ErrNoSpace before ErrReadCorrupt before ErrReadFailing) with the number of partitions affected
 // and the first one; Options.OnHealth is called whenever it changes.
 //
 // # Descriptors

@@ -32,6 +32,14 @@ import (
 // partition, or the probe's, succeeds.
 var ErrReadFailing = errors.New("reads of the log fail")
 
+// ErrReadCorrupt is Health's condition while a read of a partition found
+// damaged bytes (intentlog.ErrCorrupt: a CRC mismatch, a bad magic byte in
+// a sealed segment): appends go on, but the partition's readers stop at
+// the damage until `wail log repair` removes it. It wraps the read's
+// error, which names the segment file and the position. It clears once
+// that position reads fine again (readhealth.go).
+var ErrReadCorrupt = errors.New("corrupt data in the log")
+
 // storageErr wraps an error of a file operation with ErrNoSpace or
 // ErrStorage.
 func storageErr(err error) error {
@@ -127,12 +135,12 @@ func (p *partition) spaceReturned() {
 	p.log.reportHealth()
 }
 
-// condition returns the partition's broken, no-space and failed-read
-// errors.
-func (p *partition) condition() (broken, noSpace, readFail error) {
+// condition returns the partition's broken, no-space, failed-read and
+// corrupt-read errors.
+func (p *partition) condition() (broken, noSpace, readFail, corrupt error) {
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
-	return p.broken, p.noSpace, p.readFault.err
+	return p.broken, p.noSpace, p.readFaults[faultIO].err, p.readFaults[faultCorrupt].err
 }
 
 // fullCount reports whether the partition is out of space, and the count
@@ -145,21 +153,24 @@ func (p *partition) fullCount() (n uint64, full bool) {
 
 // Health reports whether the log takes appends and serves reads: nil, or
 // an error wrapping intentlog.ErrNoSpace (the disk is full; it clears by
-// itself once space returns), ErrReadFailing (reads of a partition fail
-// with an I/O error; appends go on, and it clears by itself once the
-// failed position reads again: readhealth.go), or intentlog.ErrStorage
-// alone (an fsync or I/O error broke a partition; it refuses appends
-// until the log is reopened), the worst first. ErrReadFailing wraps the
-// read's error, which wraps ErrStorage: test for it before ErrStorage.
-// The message names the first failing partition and how many fail.
+// itself once space returns), ErrReadCorrupt (a read of a partition found
+// damaged bytes; appends go on, and it clears once the position reads
+// fine again: after `wail log repair`, or a file restored), ErrReadFailing
+// (reads of a partition fail with an I/O error; appends go on, and it
+// clears by itself once the failed position reads again: readhealth.go),
+// or intentlog.ErrStorage alone (an fsync or I/O error broke a partition;
+// it refuses appends until the log is reopened), the worst first.
+// ErrReadFailing wraps the read's error, which wraps ErrStorage: test for
+// it before ErrStorage; ErrReadCorrupt wraps intentlog.ErrCorrupt. The
+// message names the first failing partition and how many fail.
 func (l *Log) Health() error {
 	l.mu.RLock()
 	topics := l.topics
-	var broken, noSpace, readFail error
-	nb, ns, nr := 0, 0, 0
+	var broken, noSpace, readFail, corrupt error
+	nb, ns, nr, nc := 0, 0, 0, 0
 	for _, t := range topics {
 		for _, p := range t.parts {
-			b, s, r := p.condition()
+			b, s, r, c := p.condition()
 			if b != nil {
 				nb++
 				broken = cmpOr(broken, fmt.Errorf("%s/%d: %w", t.name, p.id, b))
@@ -172,6 +183,10 @@ func (l *Log) Health() error {
 				nr++
 				readFail = cmpOr(readFail, fmt.Errorf("%s/%d: %w", t.name, p.id, r))
 			}
+			if c != nil {
+				nc++
+				corrupt = cmpOr(corrupt, fmt.Errorf("%s/%d: %w", t.name, p.id, c))
+			}
 		}
 	}
 	l.mu.RUnlock()
@@ -180,6 +195,8 @@ func (l *Log) Health() error {
 		return fmt.Errorf("%d partition(s) broken by a storage error, first %w", nb, broken)
 	case noSpace != nil:
 		return fmt.Errorf("%d partition(s) cannot append, first %w", ns, noSpace)
+	case corrupt != nil:
+		return fmt.Errorf("%d partition(s) hold damaged data, first %w", nc, corrupt)
 	case readFail != nil:
 		return fmt.Errorf("%d partition(s) cannot be read, first %w", nr, readFail)
 	}

@@ -46,9 +46,10 @@ type partition struct {
 	stop     chan struct{} // closed by Close
 	exited   chan struct{} // closed when the writer returned
 	deleted  atomic.Bool   // DeleteTopic: fail with errDeleted, not ErrClosed
-	// readFault is where the last read failed (readhealth.go); readFailing
-	// says whether it is set, without the lock.
-	readFault   readFault
+	// readFaults are where the last read failed with an I/O error and
+	// where the last read found damage (readhealth.go); readFailing says
+	// whether either is set, without the lock.
+	readFaults  [faultKinds]readFault
 	readFailing atomic.Bool
 
 	// mu guards the segment list, the bounds and what readers see.

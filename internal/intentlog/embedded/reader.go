@@ -197,6 +197,7 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 		n += len(frame)
 	}
 	if len(out) == 0 {
+		r.p.readFailed(s, fr.pos, corrupt("offset %d missing before it", r.next))
 		return nil, fmt.Errorf("%s: offset %d missing before position %d: %w",
 			s.logPath, r.next, fr.pos, intentlog.ErrCorrupt)
 	}

@@ -21,8 +21,27 @@ import (
 // backoff); a read elsewhere in the partition does not, or a healthy
 // segment read by one reader would hide a bad one another reader is stuck
 // on. A segment retention removed takes its failure with it.
+//
+// A read that finds damaged bytes (ErrCorrupt: a CRC mismatch, a bad
+// magic byte in a sealed segment) shows as ErrReadCorrupt the same way,
+// naming the segment file, the position and `wail log repair`: the
+// partition's readers stop there until a person repairs the log. It
+// clears the same ways (a read past the position, or the probe decoding
+// the batch there, once the bytes read fine: a flaky controller, a file
+// restored from a backup), and with the process, since a repair needs
+// the log closed. Readers see only the published part of the active
+// segment, never a torn tail a failed append cut off again, so damage
+// they find is damage at rest. A stale index entry (errStaleIndex) is not
+// damage: the read rebuilds the index and goes on.
 
-// readFault is where a partition's last failed read was.
+// The kinds of read faults a partition records.
+const (
+	faultIO      = iota // ErrReadFailing
+	faultCorrupt        // ErrReadCorrupt
+	faultKinds
+)
+
+// readFault is where a partition's last failed read of a kind was.
 type readFault struct {
 	err error
 	seg *segment
@@ -30,11 +49,20 @@ type readFault struct {
 	n   uint64 // counts failures: a probe clears only the one it read for
 }
 
-// readFailed records a failed read of s at pos, when err is the disk's
-// (not damage, not Close, not the process out of descriptors).
+// readFailed records a failed read of s at pos, when err is the disk's or
+// damage (not Close, not the process out of descriptors, not a stale
+// index).
 func (p *partition) readFailed(s *segment, pos int64, err error) {
-	if !errors.Is(err, intentlog.ErrStorage) || errors.Is(err, intentlog.ErrCorrupt) ||
-		errors.Is(err, intentlog.ErrClosed) || outOfFiles(err) {
+	if errors.Is(err, intentlog.ErrClosed) || outOfFiles(err) || errors.Is(err, errStaleIndex) {
+		return
+	}
+	var kind int
+	switch {
+	case errors.Is(err, intentlog.ErrCorrupt):
+		kind, err = faultCorrupt, fmt.Errorf("%w: %s at position %d: %w; %s", ErrReadCorrupt, s.logPath, pos, err, RepairHint)
+	case errors.Is(err, intentlog.ErrStorage):
+		kind, err = faultIO, fmt.Errorf("%w: %w", ErrReadFailing, err)
+	default:
 		return
 	}
 	p.mu.Lock()
@@ -44,8 +72,9 @@ func (p *partition) readFailed(s *segment, pos int64, err error) {
 		return
 	}
 	p.qmu.Lock()
-	first := p.readFault.err == nil
-	p.readFault = readFault{err: fmt.Errorf("%w: %w", ErrReadFailing, err), seg: s, pos: pos, n: p.readFault.n + 1}
+	f := &p.readFaults[kind]
+	first := f.err == nil
+	*f = readFault{err: err, seg: s, pos: pos, n: f.n + 1}
 	p.readFailing.Store(true)
 	p.qmu.Unlock()
 	if first {
@@ -54,26 +83,30 @@ func (p *partition) readFailed(s *segment, pos int64, err error) {
 }
 
 // readOK records a read of s that got through [from, to): it clears the
-// failure recorded there.
+// failures recorded there.
 func (p *partition) readOK(s *segment, from, to int64) {
 	if !p.readFailing.Load() {
 		return
 	}
 	p.qmu.Lock()
-	f := p.readFault
+	faults := p.readFaults
 	p.qmu.Unlock()
-	if f.seg == s && from <= f.pos && f.pos < to {
-		p.clearReadFault(f.n)
+	for kind, f := range faults {
+		if f.err != nil && f.seg == s && from <= f.pos && f.pos < to {
+			p.clearReadFault(kind, f.n)
+		}
 	}
 }
 
-// clearReadFault clears the n-th failure, unless a later one replaced it.
-func (p *partition) clearReadFault(n uint64) {
+// clearReadFault clears the n-th failure of kind, unless a later one
+// replaced it.
+func (p *partition) clearReadFault(kind int, n uint64) {
 	p.qmu.Lock()
-	ok := p.readFault.err != nil && p.readFault.n == n
+	f := &p.readFaults[kind]
+	ok := f.err != nil && f.n == n
 	if ok {
-		p.readFault = readFault{n: n}
-		p.readFailing.Store(false)
+		*f = readFault{n: n}
+		p.readFailing.Store(p.readFaults[faultIO].err != nil || p.readFaults[faultCorrupt].err != nil)
 	}
 	p.qmu.Unlock()
 	if ok {
@@ -82,7 +115,7 @@ func (p *partition) clearReadFault(n uint64) {
 }
 
 // probeReads, called every SpaceProbeInterval, reads again where each
-// partition's last read failed.
+// partition's last reads failed.
 func (l *Log) probeReads() {
 	l.mu.RLock()
 	var failing []*partition
@@ -95,15 +128,18 @@ func (l *Log) probeReads() {
 	}
 	l.mu.RUnlock()
 	for _, p := range failing {
-		p.probeRead()
+		for kind := range faultKinds {
+			p.probeRead(kind)
+		}
 	}
 }
 
-// probeRead reads up to a reader's chunk at the failed position, and clears
+// probeRead reads again at the position of the failure of kind: up to a
+// reader's chunk for an I/O error, the batch there for damage. It clears
 // the failure when that succeeds or its segment is gone.
-func (p *partition) probeRead() {
+func (p *partition) probeRead(kind int) {
 	p.qmu.Lock()
-	f := p.readFault
+	f := p.readFaults[kind]
 	p.qmu.Unlock()
 	if f.err == nil {
 		return
@@ -120,7 +156,7 @@ func (p *partition) probeRead() {
 	size := f.seg.size
 	p.mu.Unlock()
 	if !live {
-		p.clearReadFault(f.n)
+		p.clearReadFault(kind, f.n)
 		return
 	}
 	defer p.release(f.seg)
@@ -129,11 +165,23 @@ func (p *partition) probeRead() {
 		return
 	}
 	defer p.log.files.release(f.seg)
+	if kind == faultCorrupt {
+		fr := frameReader{r: file, pos: f.pos, limit: size, chunk: readerChunk}
+		frame, _, err := fr.next()
+		if err == nil {
+			_, _, err = decodeBatch(nil, frame)
+		}
+		if err != nil && err != io.EOF {
+			return
+		}
+		p.clearReadFault(kind, f.n)
+		return
+	}
 	buf := make([]byte, max(min(readerChunk, size-f.pos), 0))
 	if len(buf) > 0 {
 		if _, err := file.ReadAt(buf, f.pos); err != nil && err != io.EOF {
 			return
 		}
 	}
-	p.clearReadFault(f.n)
+	p.clearReadFault(kind, f.n)
 }

@@ -60,6 +60,7 @@ func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error
 	defer p.log.files.release(s)
 	sc := &scan{base: s.base, interval: p.log.opts.IndexIntervalBytes, next: s.base, maxTS: math.MinInt64}
 	if err := sc.run(f, size, false); err != nil {
+		p.readFailed(s, sc.pos, storageErr(err))
 		if errors.Is(err, intentlog.ErrCorrupt) {
 			return nil, fmt.Errorf("%s at position %d: %w", s.logPath, sc.pos, err)
 		}

@@ -1,0 +1,154 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/vfs"
+)
+
+// corruptSealed opens a log of 20 batches of 3 records (5 segments) whose
+// first sealed segment has its first batch's CRC damaged at rest: found by
+// readers, not at Open. It returns the log, the damaged file and position,
+// and the health calls.
+func corruptSealed(t *testing.T, probe time.Duration) (*Log, string, int64, *healthLog) {
+	t.Helper()
+	const batches, per, perSeg = 20, 3, 4
+	const batchBytes = batchHeaderLen + per*23
+	dir := t.TempDir()
+	opts := Options{SegmentBytes: perSeg * batchBytes, IndexIntervalBytes: 3 * batchBytes}
+	l := openLog(t, dir, opts)
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	for i := range batches {
+		appendBatch(t, l, fmt.Sprintf("b%02d", i), per)
+	}
+	noErr(t, l.Close())
+	path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
+	pos := batchPositions(t, path)[0]
+	flipByte(40)(t, path, pos)
+	hl := &healthLog{}
+	opts.OnHealth, opts.SpaceProbeInterval = hl.report, probe
+	l = openLog(t, dir, opts)
+	t.Cleanup(func() { _ = l.Close() })
+	return l, path, pos, hl
+}
+
+// TestCorruptReadInHealth: a read that finds damaged bytes in a sealed
+// segment (ErrCorrupt) shows in Health (and OnHealth) as ErrReadCorrupt
+// naming the partition, the segment file, the position and `wail log
+// repair`, without breaking the partition or counting as a failing disk;
+// it clears once the data there reads fine again.
+func TestCorruptReadInHealth(t *testing.T) {
+	for _, tc := range readCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, path, pos, hl := corruptSealed(t, time.Hour)
+			if h := l.Health(); h != nil {
+				t.Fatalf("Health before a read found the damage: %v", h)
+			}
+			if err := tc.read(l); !errors.Is(err, intentlog.ErrCorrupt) {
+				t.Fatalf("read of damaged bytes: %v, want ErrCorrupt", err)
+			}
+			h := l.Health()
+			if !errors.Is(h, ErrReadCorrupt) || !errors.Is(h, intentlog.ErrCorrupt) || errors.Is(h, intentlog.ErrStorage) ||
+				errors.Is(h, ErrReadFailing) {
+				t.Fatalf("Health after a read found damage: %v; want ErrReadCorrupt wrapping ErrCorrupt only", h)
+			}
+			for _, want := range []string{testTopic + "/0", path, fmt.Sprintf("position %d", pos), "wail log repair DATA_DIR"} {
+				if !strings.Contains(h.Error(), want) {
+					t.Fatalf("Health %q does not name %q", h, want)
+				}
+			}
+			if n, last := hl.last(); n != 1 || !errors.Is(last, ErrReadCorrupt) {
+				t.Fatalf("OnHealth: %d calls, last %v; want one with ErrReadCorrupt", n, last)
+			}
+			if _, err := tryAppend(l, "x"); err != nil {
+				t.Fatalf("append while a sealed segment is damaged: %v", err)
+			}
+			_ = tc.read(l)
+			if n, _ := hl.last(); n != 1 {
+				t.Fatalf("OnHealth called %d times after a second read of the damage, want once", n)
+			}
+			flipByte(40)(t, path, pos) // the bytes read fine again
+			if err := tc.read(l); err != nil {
+				t.Fatalf("read once the bytes are sound: %v", err)
+			}
+			if h := l.Health(); h != nil {
+				t.Fatalf("Health after the data read fine again: %v", h)
+			}
+			if n, last := hl.last(); n != 2 || last != nil {
+				t.Fatalf("OnHealth: %d calls, last %v; want a second one with nil", n, last)
+			}
+		})
+	}
+}
+
+// TestCorruptReadProbe: the damage found by a reader that does not come
+// back (a subscriber gone, a resolver waiting out its backoff) is decoded
+// again by the probe: it stays while the batch is damaged and clears once
+// it is sound (a segment restored from a backup, a flaky controller).
+func TestCorruptReadProbe(t *testing.T) {
+	t.Parallel()
+	l, path, pos, _ := corruptSealed(t, 5*time.Millisecond)
+	if err := readCases[0].read(l); !errors.Is(err, intentlog.ErrCorrupt) {
+		t.Fatalf("read of damaged bytes: %v, want ErrCorrupt", err)
+	}
+	time.Sleep(50 * time.Millisecond) // probes decode the damaged batch again
+	if h := l.Health(); !errors.Is(h, ErrReadCorrupt) {
+		t.Fatalf("Health while the batch is still damaged: %v, want ErrReadCorrupt", h)
+	}
+	flipByte(40)(t, path, pos)
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Health() != nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if h := l.Health(); h != nil {
+		t.Fatalf("Health once the batch is sound, with no read but the probe's: %v", h)
+	}
+}
+
+// TestTornAppendIsNotCorruptRead: an append cut short on a full disk
+// leaves a torn batch at the active segment's end until it is cut off
+// again; readers tailing the partition meanwhile never see it, so no read
+// reports damage (ErrReadCorrupt) for it.
+func TestTornAppendIsNotCorruptRead(t *testing.T) {
+	t.Parallel()
+	efs, hl := vfs.NewErrorFS(nil), &healthLog{}
+	l := openLog(t, t.TempDir(), Options{FS: efs, OnHealth: hl.report, SpaceProbeInterval: time.Hour})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	appendBatch(t, l, "a", 5)
+	r, err := l.NewReader(testTopic, 0, 0)
+	noErr(t, err)
+	defer r.Close()
+	efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Path: "*.log", Err: syscall.ENOSPC, Partial: true, Times: 1})
+	if _, err := tryAppend(l, "torn"); !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("append on a full disk: %v, want ErrNoSpace", err)
+	}
+	appendBatch(t, l, "b", 5)
+	var got int
+	for got < 10 {
+		recs, err := r.Next(context.Background())
+		if err != nil {
+			t.Fatalf("read after a torn append: %v", err)
+		}
+		got += len(recs)
+	}
+	hl.mu.Lock()
+	defer hl.mu.Unlock()
+	for _, h := range hl.calls {
+		if errors.Is(h, ErrReadCorrupt) || errors.Is(h, intentlog.ErrCorrupt) {
+			t.Fatalf("a torn append reported as damage: %v", h)
+		}
+	}
+	if h := l.Health(); h != nil {
+		t.Fatalf("Health after the torn append was cut off and appends went on: %v", h)
+	}
+}
