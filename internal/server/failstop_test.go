@@ -339,6 +339,45 @@ func TestLogCorruptReadDegrades(t *testing.T) {
 	}
 }
 
+// TestLogOffsetsReadErrorDegrades: the log's disk fails the read of the
+// resolvers' committed offsets (their group's offsets file): the resolver
+// cannot start, the health turns degraded naming the group and the file,
+// the process does not stop, and once the disk reads again the condition
+// clears by itself.
+func TestLogOffsetsReadErrorDegrades(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t)
+	efs := vfs.NewErrorFS(nil)
+	efs.Inject(vfs.Fault{Ops: vfs.OpOpen | vfs.OpRead, Path: cfg.Resolver.Group, Err: syscall.EIO})
+	r := runServer(t, cfg, seams{logFS: efs})
+	deadline := time.Now().Add(10 * time.Second)
+	c, ok := condition(r.srv.Health(), "log")
+	for !ok && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		c, ok = condition(r.srv.Health(), "log")
+	}
+	if !ok || c.State != health.Degraded || !strings.Contains(c.Reason, "group "+cfg.Resolver.Group) ||
+		!strings.Contains(c.Reason, "offsets/"+cfg.Resolver.Group+": input/output error") || !strings.Contains(c.Action, "dmesg") {
+		t.Fatalf("health while the group's offsets cannot be read: %+v", r.srv.Health().Report())
+	}
+	efs.Clear()
+	for ok && time.Now().Before(deadline.Add(10*time.Second)) {
+		time.Sleep(10 * time.Millisecond)
+		_, ok = condition(r.srv.Health(), "log")
+	}
+	if ok {
+		t.Fatalf("the log's condition stays once the offsets read again: %+v", r.srv.Health().Report())
+	}
+	if _, err := r.put(t.Context(), "k", "v"); err != nil {
+		t.Fatalf("write once the offsets read again: %v", err)
+	}
+	select {
+	case err := <-r.done:
+		t.Fatalf("the server stopped on a failed read of committed offsets: %v", err)
+	default:
+	}
+}
+
 // TestLogStorageErrorStopsTheProcess: an fsync of the log fails: the
 // partition is broken until a restart, so the process fails stop.
 func TestLogStorageErrorStopsTheProcess(t *testing.T) {

@@ -246,7 +246,11 @@
 // of a partition still shows in Health as ErrReadFailing, until a read
 // gets past the failed position again, or the read probe (every
 // SpaceProbeInterval) reads it, or retention removes its segment
-// (readhealth.go, TestReadFailureInHealth, TestReadFailureProbe).
+// (readhealth.go, TestReadFailureInHealth, TestReadFailureProbe). So does
+// a failed read of a group's offsets file (not cached, so the next
+// Committed reads again), naming topic, group and file, until a read of it
+// works, a commit replaces it or the probe reads it (offsetshealth.go,
+// TestCommittedFailureInHealth).
 //
 // Health returns nil, or the worst condition (ErrStorage before
 // ErrNoSpace before ErrReadCorrupt before ErrReadFailing) with the number of partitions affected

@@ -162,7 +162,9 @@ func (p *partition) fullCount() (n uint64, full bool) {
 // it refuses appends until the log is reopened), the worst first.
 // ErrReadFailing wraps the read's error, which wraps ErrStorage: test for
 // it before ErrStorage; ErrReadCorrupt wraps intentlog.ErrCorrupt. The
-// message names the first failing partition and how many fail.
+// read conditions cover a group's offsets file too (offsetshealth.go).
+// The message names the first failing partition (or topic and group) and
+// how many fail.
 func (l *Log) Health() error {
 	l.mu.RLock()
 	topics := l.topics
@@ -188,6 +190,17 @@ func (l *Log) Health() error {
 				corrupt = cmpOr(corrupt, fmt.Errorf("%s/%d: %w", t.name, p.id, c))
 			}
 		}
+		groups, faults := t.groupConditions()
+		for _, g := range groups {
+			f := fmt.Errorf("%s group %s: %w", t.name, g, faults[g])
+			if errors.Is(f, ErrReadCorrupt) {
+				nc++
+				corrupt = cmpOr(corrupt, f)
+			} else {
+				nr++
+				readFail = cmpOr(readFail, f)
+			}
+		}
 	}
 	l.mu.RUnlock()
 	switch {
@@ -196,9 +209,9 @@ func (l *Log) Health() error {
 	case noSpace != nil:
 		return fmt.Errorf("%d partition(s) cannot append, first %w", ns, noSpace)
 	case corrupt != nil:
-		return fmt.Errorf("%d partition(s) hold damaged data, first %w", nc, corrupt)
+		return fmt.Errorf("%d partition(s) or group offsets hold damaged data, first %w", nc, corrupt)
 	case readFail != nil:
-		return fmt.Errorf("%d partition(s) cannot be read, first %w", nr, readFail)
+		return fmt.Errorf("%d partition(s) or group offsets cannot be read, first %w", nr, readFail)
 	}
 	return nil
 }

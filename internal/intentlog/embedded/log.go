@@ -145,6 +145,10 @@ type topic struct {
 	groups  map[string]map[int32]int64 // cache of loaded offsets files (durable)
 	commits map[string]*groupCommit    // commits merging per group (offsets.go)
 	deleted bool                       // DeleteTopic moved the directory away
+	// faultMu guards groupFaults: the failed reads of offsets files by
+	// group (offsetshealth.go). A leaf: nothing is locked under it.
+	faultMu     sync.Mutex
+	groupFaults map[string]error
 	// offIO is held shared while an offsets file is written, exclusively
 	// by DeleteTopic while it moves the directory away.
 	offIO sync.RWMutex
@@ -245,7 +249,12 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.wg.Go(func() { l.every(opts.SpaceProbeInterval, l.probeWhileFull) })
 	// Apart from the space probe: a read of a bad sector can take long.
-	l.wg.Go(func() { l.every(opts.SpaceProbeInterval, l.probeReads) })
+	l.wg.Go(func() {
+		l.every(opts.SpaceProbeInterval, func() {
+			l.probeReads()
+			l.probeGroups()
+		})
+	})
 	return l, nil
 }
 

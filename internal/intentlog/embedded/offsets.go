@@ -271,6 +271,7 @@ func (l *Log) writeCommits(t *topic, group string, g *groupCommit) {
 		g.pending, g.waiters = nil, nil
 		var next map[int32]int64
 		cur, err := t.loadGroup(l.fs, group)
+		loadErr := err
 		if err == nil && t.deleted {
 			err = errDeleted
 		}
@@ -279,6 +280,9 @@ func (l *Log) writeCommits(t *topic, group string, g *groupCommit) {
 			maps.Copy(next, offsets)
 		}
 		t.offMu.Unlock()
+		if loadErr != nil {
+			l.groupRead(t, group, loadErr)
+		}
 		if err == nil {
 			err = l.writeOffsets(t, group, next)
 		}
@@ -308,6 +312,7 @@ func (l *Log) writeOffsets(t *topic, group string, offs map[int32]int64) error {
 	t.offMu.Lock()
 	t.groups[group] = offs
 	t.offMu.Unlock()
+	l.groupRead(t, group, nil) // the file reads as offs now
 	return nil
 }
 
@@ -324,15 +329,18 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 		l.testHookCommitted(topic)
 	}
 	t.offMu.Lock()
-	defer t.offMu.Unlock()
 	if t.deleted {
+		t.offMu.Unlock()
 		// Found before a deletion: its offsets (cached, or read from a
 		// topic of the name created since) are not the topic's.
 		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, errDeleted)
 	}
 	cur, err := t.loadGroup(l.fs, group)
+	cur = maps.Clone(cur)
+	t.offMu.Unlock()
+	l.groupRead(t, group, err)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
 	}
-	return maps.Clone(cur), nil
+	return cur, nil
 }
