@@ -378,6 +378,30 @@ func TestLogOffsetsReadErrorDegrades(t *testing.T) {
 	}
 }
 
+// TestLogOpenIOErrorSaysWhatToRun: the log's disk fails a read at start:
+// the start fails (status 1, not a fail stop: there is nothing to drain),
+// and the error says what to check and what to restore.
+func TestLogOpenIOErrorSaysWhatToRun(t *testing.T) {
+	t.Parallel()
+	cfg, r, _ := runWithLogFS(t)
+	r.stop()
+	r.done <- <-r.done // stopped; leave it for the cleanup
+	efs := vfs.NewErrorFS(nil)
+	efs.Inject(vfs.Fault{Ops: vfs.OpRead, Path: "*.log", Err: syscall.EIO})
+	srv, err := newServer(cfg, slog.New(slog.DiscardHandler), seams{logFS: efs})
+	if err == nil {
+		err = srv.Run(t.Context(), func(string) {})
+	}
+	if err == nil || errors.Is(err, ErrFailStop) || !errors.Is(err, intentlog.ErrStorage) {
+		t.Fatalf("start with a log disk failing reads: %v; want ErrStorage, no fail stop", err)
+	}
+	for _, want := range []string{"input/output error", "dmesg", "restore " + cfg.DataDir + "/log from a backup"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("start with a log disk failing reads: %v; want it to say %q", err, want)
+		}
+	}
+}
+
 // TestLogStorageErrorStopsTheProcess: an fsync of the log fails: the
 // partition is broken until a restart, so the process fails stop.
 func TestLogStorageErrorStopsTheProcess(t *testing.T) {

@@ -203,18 +203,18 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, fileErr(err))
+		return nil, openErr(dir, err)
 	}
 	// The directory may have just been created: make its entry durable, or
 	// a crash could lose the whole log with acknowledged records in it.
 	if !opts.NoSync {
 		if err := opts.FS.SyncDir(filepath.Dir(filepath.Clean(dir))); err != nil {
-			return nil, fmt.Errorf("embedded: open %s: sync parent directory: %w", dir, fileErr(err))
+			return nil, openErr(dir, fmt.Errorf("sync parent directory: %w", err))
 		}
 	}
 	lock, err := opts.FS.Lock(filepath.Join(dir, lockFileName))
 	if err != nil {
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, fileErr(err))
+		return nil, openErr(dir, err)
 	}
 	l := &Log{dir: dir, opts: opts, fs: opts.FS, files: newFileCache(opts.FS, opts.MaxOpenFiles), lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
 	l.recordLimit = min(opts.MaxRecordBytes, opts.MaxBatchBytes-batchHeaderLen)
@@ -239,7 +239,7 @@ func Open(dir string, opts Options) (*Log, error) {
 			t.closeFiles()
 		}
 		_ = lock.Close()
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, fileErr(err))
+		return nil, openErr(dir, err)
 	}
 	for _, t := range l.topics {
 		l.startWriters(t)
@@ -256,6 +256,22 @@ func Open(dir string, opts Options) (*Log, error) {
 		})
 	})
 	return l, nil
+}
+
+// openErr is Open's error: a file operation's wraps ErrStorage (or
+// ErrNoSpace), and since it stops the start it says what to run (damage,
+// ErrCorrupt, names its own fix).
+func openErr(dir string, err error) error {
+	err = fileErr(err)
+	switch {
+	case errors.Is(err, intentlog.ErrCorrupt) || !errors.Is(err, intentlog.ErrStorage):
+	case errors.Is(err, intentlog.ErrNoSpace):
+		return fmt.Errorf("embedded: open %s: %w; free space on its disk (df -h %s) and start again", dir, err, dir)
+	default:
+		return fmt.Errorf("embedded: open %s: %w; check its disk (dmesg, smartctl -a) and start again; "+
+			"a file the disk cannot read any more: restore %s from a backup (with the rest of the data dir)", dir, err, dir)
+	}
+	return fmt.Errorf("embedded: open %s: %w", dir, err)
 }
 
 func (l *Log) loadTopics() error {

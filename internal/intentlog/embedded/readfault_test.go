@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -111,6 +112,12 @@ func TestOpenIOErrorIsStorage(t *testing.T) {
 			}
 			if !errors.Is(err, intentlog.ErrStorage) || !errors.Is(err, syscall.EIO) || errors.Is(err, intentlog.ErrCorrupt) {
 				t.Fatalf("Open with EIO: %v; want ErrStorage wrapping EIO", err)
+			}
+			// It stops the start: it says what to run.
+			for _, want := range []string{"dmesg", "smartctl -a", "restore " + dir + " from a backup"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Fatalf("Open with EIO: %v; want it to say what to run (%q)", err, want)
+				}
 			}
 		})
 	}
