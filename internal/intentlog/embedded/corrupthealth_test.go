@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -150,5 +151,50 @@ func TestTornAppendIsNotCorruptRead(t *testing.T) {
 	}
 	if h := l.Health(); h != nil {
 		t.Fatalf("Health after the torn append was cut off and appends went on: %v", h)
+	}
+}
+
+// TestCorruptReindexInHealth: a read finds a stale index entry, and the
+// walk that rebuilds the index stops at damage before it: the read fails
+// with ErrCorrupt, and Health names the damage (ErrReadCorrupt at the
+// damaged batch), as a read that met it would.
+func TestCorruptReindexInHealth(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	opts := Options{SegmentBytes: 4 << 10, IndexIntervalBytes: 128, RetentionCheckInterval: -1}
+	l := openLog(t, dir, opts)
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	for i := range 120 {
+		appendBatch(t, l, fmt.Sprintf("b%03d", i), 2)
+	}
+	noErr(t, l.Close())
+	idx := segmentFiles(t, dir, 0, idxExt)
+	if len(idx) == 0 {
+		t.Fatal("no sealed segment")
+	}
+	b, err := os.ReadFile(idx[0])
+	noErr(t, err)
+	entries, err := parseIndex(b, 1<<30)
+	noErr(t, err)
+	if len(entries) < 4 {
+		t.Fatalf("%d index entries, want 4 or more", len(entries))
+	}
+	from := int64(entries[2].rel)
+	entries[2].pos++
+	noErr(t, os.WriteFile(idx[0], encodeIndex(entries), 0o644))
+	path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
+	damaged := int64(entries[1].pos)
+	flipByte(20)(t, path, damaged)
+	l = openLog(t, dir, opts)
+	defer l.Close()
+	r, err := l.NewReader(testTopic, 0, from)
+	noErr(t, err)
+	defer r.Close()
+	if _, err := r.Next(context.Background()); !errors.Is(err, intentlog.ErrCorrupt) {
+		t.Fatalf("read from a stale entry after damage: %v, want ErrCorrupt", err)
+	}
+	h := l.Health()
+	if !errors.Is(h, ErrReadCorrupt) || !strings.Contains(h.Error(), fmt.Sprintf("%s at position %d", path, damaged)) {
+		t.Fatalf("Health after the reindex met damage: %v; want ErrReadCorrupt at %s position %d", h, path, damaged)
 	}
 }
