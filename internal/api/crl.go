@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 )
 
@@ -63,7 +62,7 @@ func (t *ClientTrust) checkChain(chain []*x509.Certificate) error {
 // file's certificates), else by one of held (the CAs it held before:
 // removed since, their lists revoke nothing it trusts and are skipped).
 func loadRevoked(file string, cas, held []*x509.Certificate) (map[string]bool, error) {
-	b, err := os.ReadFile(file)
+	b, err := readTrustFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("TLS CRL file: %w", err)
 	}

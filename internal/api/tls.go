@@ -3,13 +3,20 @@ package api
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/config"
 )
+
+// ErrTLSFileMode is a client CA file or CRL file that others than its
+// owner may write: whoever writes the one makes wail accept any client
+// certificate, the other stops a revocation.
+var ErrTLSFileMode = errors.New("a TLS client CA or CRL file is writable by others than its owner")
 
 // ServerTLS returns the API port's TLS configuration (TLS 1.2 at least,
 // HTTP/2 and HTTP/1.1): the certificate and key, and the client CA for
@@ -38,7 +45,7 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 		}
 		f.cert = &cert
 		if c.ClientCAFile != "" {
-			pem, err := os.ReadFile(c.ClientCAFile)
+			pem, err := readTrustFile(c.ClientCAFile)
 			if err != nil {
 				return f, fmt.Errorf("TLS client CA: %w", err)
 			}
@@ -98,6 +105,17 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 		return out, nil
 	}
 	return cfg, func() *ClientTrust { return w.Get().clientCAs }, nil
+}
+
+// readTrustFile reads a client CA or CRL file, refusing one that others
+// than its owner may write (ErrTLSFileMode).
+func readTrustFile(path string) ([]byte, error) {
+	f, err := auth.OpenChecked(path, ErrTLSFileMode, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 type serverFiles struct {

@@ -224,13 +224,21 @@ func (v *JWTVerifier) read(ctx context.Context) (jose.JSONWebKeySet, map[string]
 // owner may write (ErrJWKSFileMode): whoever writes it signs JWTs for any
 // principal.
 func openKeySetFile(path string) (*os.File, error) {
+	return OpenChecked(path, ErrJWKSFileMode, 0o644)
+}
+
+// OpenChecked opens a file of credentials or trust (a JWKS file, a TLS
+// client CA or CRL file), refusing one that others than its owner may
+// write: the error wraps refused and says to run chmod fix. The mode
+// checked is the file opened's, whatever replaces it since.
+func OpenChecked(path string, refused error, fix os.FileMode) (*os.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat() // the file opened, whatever replaces it since
+	fi, err := f.Stat()
 	if err == nil {
-		err = checkMode(path, fi, ErrJWKSFileMode, 0o644)
+		err = checkMode(path, fi, refused, fix)
 	}
 	if err != nil {
 		f.Close()

@@ -7,7 +7,8 @@ import (
 )
 
 // Watched is a value loaded from files and loaded again when one of them
-// changes (size, modification time or inode), checked at most once per
+// changes (size, modification time, inode or mode: a file made writable by
+// others is read again, and a check of its mode refuses it), checked at most once per
 // interval, on use: certificates and the tokens file are renewed without
 // a restart and without a goroutine. A load that fails keeps the last good
 // value, reports the error to onError (nil once a load works again) and
@@ -23,12 +24,15 @@ type Watched[T any] struct {
 	value   T
 	stamp   []stamp
 	checked time.Time
+	// failing: a load failed since the last good one.
+	failing bool
 }
 
 type stamp struct {
 	ok   bool
 	size int64
 	mod  time.Time
+	mode os.FileMode
 	sys  any
 }
 
@@ -37,7 +41,7 @@ func stampOf(path string) stamp {
 	if err != nil {
 		return stamp{}
 	}
-	return stamp{ok: true, size: fi.Size(), mod: fi.ModTime(), sys: inode(fi)}
+	return stamp{ok: true, size: fi.Size(), mod: fi.ModTime(), mode: fi.Mode(), sys: inode(fi)}
 }
 
 // Watch loads the value now (its error is returned) and returns the
@@ -81,17 +85,24 @@ func (w *Watched[T]) Get() T {
 		}
 	}
 	if !changed {
+		if w.failing {
+			// The files are back as the last good load found them (a
+			// mode put back, a bad renewal undone): that value is theirs.
+			w.failing = false
+			w.onError(nil)
+		}
 		return w.value
 	}
 	v, err := w.load()
 	if err != nil {
+		w.failing = true
 		// Keep the old value and try again at the next check (a renewal
 		// that writes the certificate, then the key, passes through a pair
 		// that does not match).
 		w.onError(err)
 		return w.value
 	}
-	w.value, w.stamp = v, st
+	w.value, w.stamp, w.failing = v, st, false
 	w.onError(nil)
 	return w.value
 }

@@ -67,11 +67,15 @@ type TLS struct {
 	// CertFile is the server's certificate chain (PEM); with KeyFile it
 	// turns TLS on (TLS 1.2 at least).
 	CertFile string `yaml:"cert_file"`
-	// KeyFile is the server certificate's private key (PEM).
+	// KeyFile is the server certificate's private key (PEM); one that
+	// others may read, or others than its owner may write, is warned of
+	// at the start (chmod 600).
 	KeyFile string `yaml:"key_file"`
 	// ClientCAFile (PEM) verifies the certificates clients present
 	// (mutual TLS); a verified certificate's identity is a principal
-	// ("cert:" + its common name, else its first URI or DNS SAN).
+	// ("cert:" + its common name, else its first URI or DNS SAN). One
+	// that others than its owner may write is refused (chmod 644), as
+	// whoever writes it makes any client certificate trusted.
 	ClientCAFile string `yaml:"client_ca_file"`
 	// RequireClientCert refuses connections without a client certificate
 	// signed by client_ca_file (else one is optional and bearer tokens
@@ -86,7 +90,8 @@ type TLS struct {
 	// (what it lists stays refused; what was revoked since is not).
 	// Text before a PEM block (a comment) is skipped, and so is the list
 	// of a CA removed from client_ca_file since the start (the removal
-	// takes effect).
+	// takes effect). One that others than its owner may write is
+	// refused (chmod 644), as the client CA file is.
 	CRLFile string `yaml:"crl_file"`
 }
 
@@ -140,6 +145,8 @@ type JWT struct {
 	// refresh.
 	Issuer string `yaml:"issuer"`
 	// Audience, when set, must be one of the token's aud (required then).
+	// Without it, a token the issuer minted for another of its services
+	// is accepted: wail warns of it at the start, and doctor too.
 	Audience string `yaml:"audience"`
 	// PrincipalClaim names the principal: jwt:<its value> (default sub).
 	PrincipalClaim string `yaml:"principal_claim"`

@@ -44,9 +44,13 @@ func (s *Server) openSecurity() error {
 	if err := s.cfg.CheckExposure(); err != nil {
 		return err
 	}
-	if sec := s.cfg.Security; !config.Loopback(s.cfg.Listen) && !(sec.TLS.Enabled() && sec.Auth.Enabled) {
+	sec := s.cfg.Security
+	if !config.Loopback(s.cfg.Listen) && !(sec.TLS.Enabled() && sec.Auth.Enabled) {
 		s.logger.Warn("security.insecure: the API is served to other hosts without TLS or authentication; anyone who reaches it may write, read and drop tables",
 			"listen", s.cfg.Listen, "tls", sec.TLS.Enabled(), "auth", sec.Auth.Enabled)
+	}
+	if j := sec.Auth.JWT; sec.Auth.Enabled && j.Enabled() && j.Audience == "" {
+		s.logger.Warn("security.auth.jwt: "+noAudience, "action", "set security.auth.jwt.audience to the audience the identity provider puts in wail's tokens (aud)")
 	}
 	var err error
 	onTokens := s.reloadProblem(authComponent, "the tokens file "+s.cfg.TokensPath(), "fix the file (`wail token ls` reads it)")
@@ -68,12 +72,29 @@ func (s *Server) openSecurity() error {
 			return err
 		}
 		s.guard.UseClientCAs(clientCAs)
+		if p := keyModeProblem(t.KeyFile); p != "" {
+			s.logger.Warn("security.tls.key_file: the TLS private key is not kept secret: "+p, "key_file", t.KeyFile)
+		}
 		s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wail_tls_certificate_expiry_timestamp_seconds",
 			Help: "When the API port's certificate in use expires (Unix time); alert well before: wail_tls_certificate_expiry_timestamp_seconds - time() < 14 * 86400.",
 		}, func() float64 { return float64(notAfter.Load()) }))
 	}
 	return nil
+}
+
+// noAudience is what JWTs accepted without security.auth.jwt.audience
+// let in.
+const noAudience = "no audience is configured: a JWT the issuer minted for another of its services is accepted as well as one minted for wail"
+
+// keyModeProblem says what is wrong with the mode of the TLS key file
+// ("": nothing, or it cannot be read: loading it says so).
+func keyModeProblem(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return auth.SecretModeProblem(path, fi)
 }
 
 // guarded wraps the routes of mux in the request budgets (budget.go) and
@@ -242,12 +263,28 @@ func doctorSecurity(cfg config.Config, w io.Writer, fail func(check, format stri
 			}
 			fmt.Fprintf(w, "tls          ok (certificate %s, expires in %s%s)\n", pair.Leaf.Subject, left, note)
 		}
+		if p := keyModeProblem(t.KeyFile); p != "" {
+			fmt.Fprintf(w, "tls          WARN: the private key is not kept secret: %s\n", p)
+		}
 		if t.ClientCAFile != "" {
 			b, err := os.ReadFile(t.ClientCAFile)
 			if err != nil || !x509.NewCertPool().AppendCertsFromPEM(b) {
 				fail("tls", "client CA %s: not a readable PEM certificate file (%v)", t.ClientCAFile, err)
 			}
 		}
+		for _, f := range []string{t.ClientCAFile, t.CRLFile} {
+			if f == "" {
+				continue
+			}
+			if fh, err := auth.OpenChecked(f, api.ErrTLSFileMode, 0o644); errors.Is(err, api.ErrTLSFileMode) {
+				fail("tls", "%v", err)
+			} else if err == nil {
+				fh.Close()
+			}
+		}
+	}
+	if a := cfg.Security.Auth; a.Enabled && a.JWT.Enabled() && a.JWT.Audience == "" {
+		fmt.Fprintf(w, "jwt          WARN: %s; set security.auth.jwt.audience\n", noAudience)
 	}
 	if a := cfg.Security.Auth; a.Enabled && a.TokensInCatalog() {
 		fmt.Fprintf(w, "auth         ok (tokens in the store's catalog, entry %s, read every %s; `wail token ls --config` lists them; %d configured grants)\n",
