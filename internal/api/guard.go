@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +70,15 @@ type GuardOptions struct {
 	// OnJWKSError is told when the JWT key set cannot be read (the last
 	// good one stays in use), and nil once it can.
 	OnJWKSError func(error)
+	// OnTokensGone is told when the tokens file, read before, is removed
+	// (every bearer token is refused: ErrTokensFileGone), and nil once it
+	// is back and reads.
+	OnTokensGone func(error)
 }
+
+// ErrTokensFileGone is a tokens file removed while the server runs: it
+// holds no token then, and every bearer token is refused.
+var ErrTokensFileGone = errors.New("the tokens file was removed; every bearer token is refused")
 
 // NewGuard returns the guard of cfg.Security; with auth on it reads the
 // tokens file (a missing one holds no token).
@@ -113,13 +123,31 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 	}
 	path := cfg.TokensPath()
 	var last *auth.TokenFile
+	// read: the file was read once; gone: it was removed since.
+	read, gone := false, false
 	watched, err := auth.Watch([]string{path}, cfg.Security.ReloadInterval, func() (*auth.TokenFile, error) {
+		_, statErr := os.Stat(path)
+		missing := errors.Is(statErr, fs.ErrNotExist)
 		tf, err := auth.ReadTokenFile(path)
-		if err == nil {
-			g.auditTokens(path, last, tf)
-			last = tf
+		if err != nil {
+			return tf, err
 		}
-		return tf, err
+		g.auditTokens(path, last, tf)
+		last = tf
+		switch {
+		case missing && read && !gone:
+			gone = true
+			if o.OnTokensGone != nil {
+				o.OnTokensGone(fmt.Errorf("%w: %s", ErrTokensFileGone, path))
+			}
+		case !missing && gone:
+			gone = false
+			if o.OnTokensGone != nil {
+				o.OnTokensGone(nil)
+			}
+		}
+		read = read || !missing
+		return tf, nil
 	}, o.OnTokensError)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)

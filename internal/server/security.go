@@ -30,7 +30,10 @@ import (
 const (
 	authComponent = "auth"
 	jwksComponent = "jwks"
-	tlsComponent  = "tls"
+	// a tokens file removed while running (the auth component says why a
+	// file that is there does not load)
+	tokensFileComponent = "tokens_file"
+	tlsComponent        = "tls"
 	// the client certificates of schema_registry.tls and sinks.tls
 	registryTLSComponent = "schema_registry_tls"
 	sinksTLSComponent    = "sinks_tls"
@@ -58,7 +61,7 @@ func (s *Server) openSecurity() error {
 		onTokens = s.catalogTokensProblem()
 	}
 	s.guard, err = api.NewGuard(&s.cfg, api.GuardOptions{Logger: s.logger, OnTokensError: onTokens,
-		OnJWKSError: s.jwksProblem()})
+		OnJWKSError: s.jwksProblem(), OnTokensGone: s.tokensGoneProblem()})
 	if err != nil {
 		return err
 	}
@@ -124,6 +127,23 @@ func (s *Server) reloadProblem(component, what, action string) func(error) {
 			s.logger.Warn(what+" changed but does not load; the last good one stays in use", "err", err, "action", action)
 			last = err.Error()
 		}
+	}
+}
+
+// tokensGoneProblem reports, as unhealthy on /healthz and once in the
+// log, a tokens file removed while the server runs: every bearer token
+// is refused until it is back.
+func (s *Server) tokensGoneProblem() func(error) {
+	path := s.cfg.TokensPath()
+	action := "put the tokens file back (from a backup) at " + path + ", or make new tokens with `wail token create` (clients need them); it is read again within security.reload_interval"
+	return func(err error) {
+		if err == nil {
+			s.health.Clear(tokensFileComponent)
+			s.logger.Info("the tokens file is back; bearer tokens are accepted again", "tokens_file", path)
+			return
+		}
+		s.health.Set(tokensFileComponent, health.Unhealthy, err.Error(), action)
+		s.logger.Error("the tokens file was removed; every bearer token is refused", "tokens_file", path, "action", action)
 	}
 }
 
