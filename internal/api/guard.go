@@ -109,7 +109,8 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 		leeway, refresh, refetch, timeout := j.Durations()
 		v, err := auth.NewJWTVerifier(auth.JWTConfig{JWKSURL: j.JWKSURL, JWKSFile: j.JWKSFile, Issuer: j.Issuer,
 			Audience: j.Audience, PrincipalClaim: j.PrincipalClaim, Leeway: leeway, Refresh: refresh,
-			RefetchInterval: refetch, FetchTimeout: timeout, MaxBytes: j.MaxJWKSBytes, OnError: o.OnJWKSError})
+			RefetchInterval: refetch, FetchTimeout: timeout, MaxBytes: j.MaxJWKSBytes, OnError: o.OnJWKSError,
+			StartUnread: true})
 		if err != nil {
 			return nil, fmt.Errorf("auth: security.auth.jwt: %w", err)
 		}

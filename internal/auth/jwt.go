@@ -37,6 +37,11 @@ var ErrJWKSFileMode = errors.New("the JWKS file is writable by others than its o
 // answers Unavailable, which clients retry.
 var ErrKeySetUnreadable = errors.New("the JWT's key cannot be checked now: its kid is not in the key set as last read, and the key set cannot be read")
 
+// ErrNoKeySet is a key set from an identity provider (jwks_url, or
+// discovery) that could not be read since the start (JWTConfig.StartUnread):
+// there is no last good one, and every JWT is refused (ErrKeySetUnreadable).
+var ErrNoKeySet = errors.New("no JWT key set has been read since the start; every JWT is refused (unavailable) until one is")
+
 // JWTConfig is how JWTs are verified.
 type JWTConfig struct {
 	// JWKSURL or JWKSFile is the key set (RFC 7517) the signatures are
@@ -60,8 +65,16 @@ type JWTConfig struct {
 	FetchTimeout time.Duration
 	MaxBytes     int64
 	// OnError is told when the key set cannot be read (the last good one
-	// stays in use), and nil once it can.
+	// stays in use; ErrNoKeySet when there is none), and nil once it can.
 	OnError func(error)
+	// StartUnread: a key set read from a URL (JWKSURL, or discovery) that
+	// cannot be read by NewJWTVerifier does not fail it: an identity
+	// provider's outage then does not stop the start. Until a read works,
+	// every JWT is refused ErrKeySetUnreadable (no key, nothing verifies),
+	// Run reads again every RefetchInterval, and OnError is told
+	// ErrNoKeySet. A JWKSFile, the configuration's own, must be readable,
+	// and a discovery document that names another issuer still fails it.
+	StartUnread bool
 }
 
 // JWTVerifier verifies JWTs against a key set it keeps fresh.
@@ -98,8 +111,8 @@ type JWTVerifier struct {
 	beforeReport func(n int)
 }
 
-// NewJWTVerifier reads the key set once (it must be readable) and returns
-// the verifier.
+// NewJWTVerifier reads the key set once (it must be readable, but see
+// JWTConfig.StartUnread) and returns the verifier.
 func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 	if cfg.PrincipalClaim == "" {
 		cfg.PrincipalClaim = "sub"
@@ -118,7 +131,10 @@ func NewJWTVerifier(cfg JWTConfig) (*JWTVerifier, error) {
 		return nil
 	}}
 	if err := v.refresh(context.Background(), v.discovers()); err != nil {
-		return nil, err
+		var ce configError
+		if !cfg.StartUnread || cfg.JWKSFile != "" || errors.As(err, &ce) {
+			return nil, err
+		}
 	}
 	return v, nil
 }
@@ -134,10 +150,33 @@ func (v *JWTVerifier) discovers() bool {
 // then. A failed read is told to OnError and the last good key set stays
 // in use. The server runs it with its background loops and stops it at
 // shutdown.
+// While no key set was read (JWTConfig.StartUnread), it reads every
+// RefetchInterval instead, if that is shorter.
 func (v *JWTVerifier) Run(ctx context.Context) {
-	if v.cfg.Refresh > 0 {
-		every(ctx, v.cfg.Refresh, func() { _ = v.refresh(ctx, v.discovers()) }) // told to OnError; the old keys stay
+	if v.cfg.Refresh <= 0 {
+		return
 	}
+	for {
+		d := v.cfg.Refresh
+		if !v.hasKeys() && v.cfg.RefetchInterval > 0 && v.cfg.RefetchInterval < d {
+			d = v.cfg.RefetchInterval
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		_ = v.refresh(ctx, v.discovers()) // told to OnError; the old keys stay
+	}
+}
+
+// hasKeys reports whether a key set was read.
+func (v *JWTVerifier) hasKeys() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.keysFrom > 0
 }
 
 // Fetches is how many times the key set was read.
@@ -169,12 +208,16 @@ func (v *JWTVerifier) refresh(ctx context.Context, discover bool) error {
 	if err == nil && !superseded {
 		v.keys, v.skipped, v.keysFrom = ks, skipped, n
 	}
+	told := err
+	if err != nil && v.keysFrom == 0 {
+		told = fmt.Errorf("%w: %w", ErrNoKeySet, err)
+	}
 	if !superseded {
-		v.readErr = err
+		v.readErr = told
 	}
 	v.mu.Unlock()
 	if !superseded {
-		v.report(n, err)
+		v.report(n, told)
 	}
 	return err
 }
@@ -348,8 +391,10 @@ func (v *JWTVerifier) keysOf(kid string, refetch bool) []jose.JSONWebKey {
 	v.mu.Lock()
 	ks := v.keys.Key(kid)
 	if len(ks) == 0 && refetch && v.now().Sub(v.fetched) >= v.cfg.RefetchInterval {
+		// Discovery again too if it never worked (StartUnread).
+		discover := v.discovers() && v.jwksURL == ""
 		v.mu.Unlock()
-		_ = v.refresh(context.Background(), false) // told to OnError; the old keys stay
+		_ = v.refresh(context.Background(), discover) // told to OnError; the old keys stay
 		v.mu.Lock()
 		ks = v.keys.Key(kid)
 	}

@@ -33,18 +33,26 @@ func (v *JWTVerifier) discover(ctx context.Context) error {
 	}
 	switch {
 	case d.Issuer != v.cfg.Issuer:
-		return fmt.Errorf("OIDC discovery %s: it names issuer %q, not %q (security.auth.jwt.issuer must be the issuer exactly)", doc, d.Issuer, v.cfg.Issuer)
+		return configError{fmt.Errorf("OIDC discovery %s: it names issuer %q, not %q (security.auth.jwt.issuer must be the issuer exactly)", doc, d.Issuer, v.cfg.Issuer)}
 	case d.JWKSURI == "":
 		return fmt.Errorf("OIDC discovery %s: it has no jwks_uri", doc)
 	}
 	if err := CheckKeySetURL(d.JWKSURI); err != nil {
-		return fmt.Errorf("OIDC discovery %s: jwks_uri: %w", doc, err)
+		return configError{fmt.Errorf("OIDC discovery %s: jwks_uri: %w", doc, err)}
 	}
 	v.mu.Lock()
 	v.jwksURL = d.JWKSURI
 	v.mu.Unlock()
 	return nil
 }
+
+// configError is a read of the key set that worked but found the
+// configuration wrong (the issuer's discovery document names another
+// issuer): it fails NewJWTVerifier even with StartUnread, as reading again
+// will not help.
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
 
 // CheckKeySetURL accepts an https URL, or an http one on a loopback host
 // (a key set read in clear from another host could be anyone's).

@@ -153,7 +153,9 @@ type JWT struct {
 	// Leeway is the clock skew allowed on exp, nbf, iat (default 30s).
 	Leeway time.Duration `yaml:"leeway"`
 	// Refresh is how often the key set is read again (default 5m; at
-	// least 10ms).
+	// least 10ms); while none was read since the start (the identity
+	// provider did not answer: wail starts, refusing JWTs unavailable),
+	// every refetch_interval.
 	Refresh time.Duration `yaml:"refresh"`
 	// RefetchInterval is the least time between two reads of the key set
 	// for a kid not in it (default 30s; at least 10ms).

@@ -165,9 +165,13 @@ func (s *Server) jwksProblem() func(error) {
 			return
 		}
 		action := "check security.auth.jwt.jwks_url (or jwks_file, or the issuer's discovery document) and the identity provider; docs/operations.md \"JWTs refused\""
-		s.health.Set(jwksComponent, health.Degraded, "the JWT key set cannot be read; the last good one stays in use: "+err.Error(), action)
+		what := "the JWT key set cannot be read; the last good one stays in use"
+		if errors.Is(err, auth.ErrNoKeySet) { // the error says every JWT is refused
+			what = "the JWT key set cannot be read"
+		}
+		s.health.Set(jwksComponent, health.Degraded, what+": "+err.Error(), action)
 		if !failing {
-			s.logger.Warn("the JWT key set cannot be read; the last good one stays in use", "err", err, "action", action)
+			s.logger.Warn(what, "err", err, "action", action)
 		}
 		failing = true
 	}
