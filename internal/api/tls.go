@@ -6,17 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/config"
 )
 
-// ErrTLSFileMode is a client CA file or CRL file that others than its
-// owner may write: whoever writes the one makes wail accept any client
-// certificate, the other stops a revocation.
-var ErrTLSFileMode = errors.New("a TLS client CA or CRL file is writable by others than its owner")
+// ErrTLSFileMode is a CA file or CRL file that others than its owner may
+// write: whoever writes the API port's client CA makes wail accept any
+// client certificate, its CRL stops a revocation, and the CA wail trusts
+// as a client (schema_registry.tls, sinks.tls) lets them read and change
+// what wail sends.
+var ErrTLSFileMode = errors.New("a TLS CA or CRL file is writable by others than its owner")
 
 // ServerTLS returns the API port's TLS configuration (TLS 1.2 at least,
 // HTTP/2 and HTTP/1.1): the certificate and key, and the client CA for
@@ -107,8 +108,9 @@ func ServerTLS(c config.TLS, interval time.Duration, onError func(error), onLoad
 	return cfg, func() *ClientTrust { return w.Get().clientCAs }, nil
 }
 
-// readTrustFile reads a client CA or CRL file, refusing one that others
-// than its owner may write (ErrTLSFileMode).
+// readTrustFile reads a CA or CRL file, refusing one that others than its
+// owner may write (ErrTLSFileMode): whoever could write it could make wail
+// trust their certificates.
 func readTrustFile(path string) ([]byte, error) {
 	f, err := auth.OpenChecked(path, ErrTLSFileMode, 0o644)
 	if err != nil {
@@ -134,7 +136,7 @@ type serverFiles struct {
 func ClientTLS(c config.ClientTLS, interval time.Duration, onError func(error)) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
+		pem, err := readTrustFile(c.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("CA file: %w", err)
 		}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,35 @@ func TestTLSTrustFileMode(t *testing.T) {
 			_ = trust()
 			if reported != nil {
 				t.Errorf("back to 0644: still reported %v", reported)
+			}
+		})
+	}
+}
+
+// TestClientTLSCAFileMode: the CA file wail trusts as a client (of an
+// external schema registry, of webhook endpoints) is refused when others
+// than its owner may write it: whoever could write it could add a CA and
+// read or change what wail sends there (registry credentials, events).
+func TestClientTLSCAFileMode(t *testing.T) {
+	t.Parallel()
+	ca := tlstest.NewCA(t, "registry")
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o644, true}, {0o600, true}, {0o664, false}, {0o646, false}} {
+		t.Run(fmt.Sprintf("%o", tc.mode), func(t *testing.T) {
+			t.Parallel()
+			caFile := filepath.Join(t.TempDir(), "ca.pem")
+			copyFile(t, ca.File, caFile)
+			if err := os.Chmod(caFile, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ClientTLS(config.ClientTLS{CAFile: caFile}, 0, nil)
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("mode %o refused: %v", tc.mode, err)
+			case !tc.ok && (!errors.Is(err, ErrTLSFileMode) || !strings.Contains(err.Error(), "chmod 644 "+caFile)):
+				t.Fatalf("mode %o: %v; want ErrTLSFileMode saying chmod 644 %s", tc.mode, err, caFile)
 			}
 		})
 	}
