@@ -65,7 +65,7 @@ func TestErrorBodies(t *testing.T) {
 		{"json schema", "POST", "/subjects/a/versions", `{"schema": "{}", "schemaType": "JSON"}`, 422, 42201, "this one is JSON"},
 		{"not json", "POST", "/subjects/a/versions", `schema please`, 422, 42201, "not a schema request in JSON"},
 		{"empty", "POST", "/subjects/a/versions", reg("  "), 422, 42201, "the schema is empty"},
-		{"syntax error", "POST", "/subjects/a/versions", reg("syntax = \"proto3\";\nmessage {"), 422, 42201, "schema.proto:2:9"},
+		{"syntax error", "POST", "/subjects/a/versions", reg("syntax = \"proto3\";\nmessage {"), 422, 42201, "Invalid schema: schema.proto:2:9"},
 		{"schema too large", "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message A { int32 x = 1; }` + strings.Repeat("\n", 300)), 422, 42209, "over schema_registry.max_schema_bytes (200)"},
 		{"request too large", "POST", "/subjects/a/versions", reg(strings.Repeat("x", 70<<10)), 413, 42209, "schema_registry.max_schema_bytes is 200"},
 		{"invalid subject", "POST", "/subjects/a%01b/versions", reg(`syntax = "proto3";`), 422, 42208, "Invalid subject"},

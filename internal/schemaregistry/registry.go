@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/wail-cdc/wail/internal/schema"
@@ -217,7 +218,8 @@ func compileWith(ctx context.Context, lim Limits, text string, refs []Reference,
 	s, err := schema.Compile(ctx, schema.File{Source: text}, imports, schema.Limits{MaxFileBytes: lim.MaxSchemaBytes, MaxFiles: lim.MaxReferences})
 	if err != nil {
 		if errors.Is(err, schema.ErrInvalid) {
-			return nil, invalidSchema("%v", err)
+			// "Invalid schema: " says it already.
+			return nil, invalidSchema("%s", strings.TrimPrefix(err.Error(), schema.ErrInvalid.Error()+": "))
 		}
 		return nil, err
 	}
