@@ -31,8 +31,10 @@ import (
 // restored from a backup), and with the process, since a repair needs
 // the log closed. Readers see only the published part of the active
 // segment, never a torn tail a failed append cut off again, so damage
-// they find is damage at rest. A stale index entry (errStaleIndex) is not
-// damage: the read rebuilds the index and goes on.
+// they find is damage at rest. A stale index entry (errStaleIndex) of a
+// sealed segment is not damage: the read rebuilds the index and goes on;
+// in the active segment, whose index the writer built, a batch that does
+// not match its entry is damage (activeMismatch).
 
 // The kinds of read faults a partition records.
 const (

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 
@@ -39,8 +40,8 @@ func matchesEntry(hdr []byte, base int64, e indexEntry) bool {
 // reindex rebuilds the index of s after a read found an entry of index
 // (the snapshot it used) that does not match its batch; it returns the
 // index to read with. The active segment's index is the writer's, built
-// as it wrote: a mismatch there is damage, and so is one that the rebuilt
-// index repeats.
+// as it wrote: a mismatch there is damage (activeMismatch), and so is one
+// that the rebuilt index repeats.
 func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error) {
 	p.reindexMu.Lock()
 	defer p.reindexMu.Unlock()
@@ -48,7 +49,7 @@ func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error
 	active, size, cur := p.segs[len(p.segs)-1] == s, s.size, s.index
 	p.mu.Unlock()
 	if active {
-		return nil, fmt.Errorf("%s: %w", s.logPath, errStaleIndex)
+		return nil, p.activeMismatch(s, index, size)
 	}
 	if len(cur) == 0 || len(cur) != len(index) || &cur[0] != &index[0] {
 		return cur, nil // another read rebuilt it meanwhile
@@ -81,4 +82,36 @@ func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error
 	p.log.opts.Logger.Info("embedded: rebuilt a segment index that did not match its segment", "file", s.idxPath,
 		"entries", len(sc.index))
 	return sc.index, nil
+}
+
+// activeMismatch finds the batch of the active segment s that does not
+// match the writer's entry of index for it (the first one; size is the
+// part readers see), records it as damage (ErrReadCorrupt, as a read that
+// failed to decode it would) and returns the read's error.
+func (p *partition) activeMismatch(s *segment, index []indexEntry, size int64) error {
+	f, err := p.log.files.acquire(s)
+	if err != nil {
+		return storageErr(err)
+	}
+	defer p.log.files.release(s)
+	var hdr [batchHeaderLen]byte
+	for _, e := range index {
+		pos := int64(e.pos)
+		if pos >= size {
+			break
+		}
+		n, err := f.ReadAt(hdr[:], pos)
+		if n < len(hdr) && err != nil && err != io.EOF {
+			err = storageErr(err)
+			p.readFailed(s, pos, err)
+			return fmt.Errorf("%s at position %d: %w", s.logPath, pos, err)
+		}
+		if !matchesEntry(hdr[:n], s.base, e) {
+			err := corrupt("the batch there is not the one the writer indexed (offset %d, timestamp %d)", s.base+int64(e.rel), e.ts)
+			p.readFailed(s, pos, err)
+			return fmt.Errorf("%s at position %d: %w", s.logPath, pos, err)
+		}
+	}
+	// Every entry matches now: the read that did not match saw other bytes.
+	return fmt.Errorf("%s: %w", s.logPath, errStaleIndex)
 }
