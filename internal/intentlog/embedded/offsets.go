@@ -286,6 +286,11 @@ func (l *Log) writeCommits(t *topic, group string, g *groupCommit) {
 		if err == nil {
 			err = l.writeOffsets(t, group, next)
 		}
+		if err == nil {
+			// The file reads as next now. Not under offIO, which is below
+			// Log.mu (reportHealth) in the lock order.
+			l.groupRead(t, group, nil)
+		}
 		for _, w := range waiters {
 			w <- err
 		}
@@ -312,7 +317,6 @@ func (l *Log) writeOffsets(t *topic, group string, offs map[int32]int64) error {
 	t.offMu.Lock()
 	t.groups[group] = offs
 	t.offMu.Unlock()
-	l.groupRead(t, group, nil) // the file reads as offs now
 	return nil
 }
 

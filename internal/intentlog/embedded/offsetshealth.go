@@ -21,7 +21,8 @@ import (
 
 // groupRead records the outcome of a read of group's offsets file (nil:
 // it read, or a commit replaced it) and reports a change of health. Call
-// it without t.offMu (reportHealth takes Log.mu).
+// it without t.offMu or t.offIO (reportHealth takes Log.mu, above them in
+// the lock order: doc.go).
 func (l *Log) groupRead(t *topic, group string, err error) {
 	var fault error
 	switch {
