@@ -68,8 +68,21 @@ type Fault struct {
 	// it read flipped instead of failing (bit rot, a flaky controller:
 	// damage the reader must find by checksum). Err is not used.
 	Flip bool
+	// Bytes, when set, makes only a ReadAt or WriteAt whose bytes overlap
+	// [Bytes[0], Bytes[1]) of the file match (a bad sector): other calls
+	// and other ranges pass.
+	Bytes [2]int64
 
 	seen, fired int
+}
+
+// covers reports whether a call on the n bytes at off (n < 0: not a
+// ReadAt or WriteAt) is within the fault's Bytes.
+func (f *Fault) covers(off, n int64) bool {
+	if f.Bytes == [2]int64{} {
+		return true
+	}
+	return n >= 0 && off < f.Bytes[1] && off+n > f.Bytes[0]
 }
 
 func (f *Fault) match(op Op, path string) bool {
@@ -130,10 +143,16 @@ func (e *ErrorFS) Fired() int {
 
 // check returns the fault that fails this call, or nil.
 func (e *ErrorFS) check(op Op, path string) *Fault {
+	return e.checkAt(op, path, 0, -1)
+}
+
+// checkAt returns the fault that fails this call on the n bytes at off
+// (n < 0: a call on no bytes), or nil.
+func (e *ErrorFS) checkAt(op Op, path string, off, n int64) *Fault {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, f := range e.faults {
-		if !f.match(op, path) {
+		if !f.match(op, path) || !f.covers(off, n) {
 			continue
 		}
 		f.seen++
@@ -229,7 +248,7 @@ type errorFile struct {
 }
 
 func (f *errorFile) ReadAt(p []byte, off int64) (int, error) {
-	ft := f.e.check(OpRead, f.name)
+	ft := f.e.checkAt(OpRead, f.name, off, int64(len(p)))
 	if ft != nil && !ft.Flip {
 		return 0, &os.PathError{Op: OpRead.String(), Path: f.name, Err: ft.Err}
 	}
@@ -243,7 +262,7 @@ func (f *errorFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f *errorFile) WriteAt(p []byte, off int64) (int, error) {
-	if ft := f.e.check(OpWrite, f.name); ft != nil {
+	if ft := f.e.checkAt(OpWrite, f.name, off, int64(len(p))); ft != nil {
 		n := 0
 		if ft.Partial {
 			n, _ = f.f.WriteAt(p[:len(p)/2], off)

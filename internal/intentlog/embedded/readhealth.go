@@ -136,9 +136,11 @@ func (l *Log) probeReads() {
 	}
 }
 
-// probeRead reads again at the position of the failure of kind: up to a
-// reader's chunk for an I/O error, the batch there for damage. It clears
-// the failure when that succeeds or its segment is gone.
+// probeRead reads again at the position of the failure of kind, as a
+// reader does: the whole batch there (a bad sector past a reader's first
+// chunk fails every read of a large batch), decoded for damage. It clears
+// the failure when that succeeds (for an I/O error: when the read gets no
+// I/O error) or its segment is gone.
 func (p *partition) probeRead(kind int) {
 	p.qmu.Lock()
 	f := p.readFaults[kind]
@@ -167,23 +169,20 @@ func (p *partition) probeRead(kind int) {
 		return
 	}
 	defer p.log.files.release(f.seg)
-	if kind == faultCorrupt {
-		fr := frameReader{r: file, pos: f.pos, limit: size, chunk: readerChunk}
-		frame, _, err := fr.next()
-		if err == nil {
-			_, _, err = decodeBatch(nil, frame)
-		}
-		if err != nil && err != io.EOF {
+	fr := frameReader{r: file, pos: f.pos, limit: size, chunk: readerChunk}
+	frame, _, err := fr.next()
+	if kind == faultIO {
+		if errors.Is(err, intentlog.ErrStorage) {
 			return
 		}
-		p.clearReadFault(kind, f.n)
+		p.clearReadFault(kind, f.n) // damage there is the reader's to find
 		return
 	}
-	buf := make([]byte, max(min(readerChunk, size-f.pos), 0))
-	if len(buf) > 0 {
-		if _, err := file.ReadAt(buf, f.pos); err != nil && err != io.EOF {
-			return
-		}
+	if err == nil {
+		_, _, err = decodeBatch(nil, frame)
+	}
+	if err != nil && err != io.EOF {
+		return
 	}
 	p.clearReadFault(kind, f.n)
 }
