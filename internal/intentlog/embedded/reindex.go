@@ -76,7 +76,10 @@ func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error
 	p.mu.Unlock()
 	if !dead {
 		if err := writeIndexFile(p.log.fs, s.idxPath, sc.index); err != nil {
-			p.log.opts.Logger.Warn("embedded: cannot write index; it will be rebuilt on open", "file", s.idxPath, "err", err)
+			// The stale file stays (written aside, then renamed): the next
+			// start does not see it, and a read rebuilds it again.
+			p.log.opts.Logger.Warn("embedded: cannot write a rebuilt index; the stale one stays on disk and reads rebuild it again. "+
+				"Check the disk (df -h, dmesg)", "file", s.idxPath, "err", err)
 		}
 	}
 	p.log.opts.Logger.Info("embedded: rebuilt a segment index that did not match its segment", "file", s.idxPath,
