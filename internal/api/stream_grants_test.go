@@ -111,3 +111,45 @@ func TestNarrowedGrantEndsSubscribe(t *testing.T) {
 		t.Fatalf("the stream ended with %v, want permission_denied", stream.Err())
 	}
 }
+
+// TestProbeOfTableScopedProducer: a batch without writes (the producer
+// client's probe, whose answer tells the server's clock) passes the guard
+// for a token that may produce to some table: it writes nothing. It was
+// refused permission_denied unless the token could produce to every table,
+// so a producer with a least-privilege token wrote without its stamp
+// bound. A token that may not produce at all is still refused.
+func TestProbeOfTableScopedProducer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		grant auth.Grant
+		ok    bool
+	}{
+		{"produce to one table", auth.Grant{Permission: auth.Produce, Tables: "orders"}, true},
+		{"produce to a pattern", auth.Grant{Permission: auth.Produce, Tables: "shop_*"}, true},
+		{"all on one table", auth.Grant{Permission: auth.All, Tables: "orders"}, true},
+		{"read only", auth.Grant{Permission: auth.Read, Tables: "*"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g, tok, _ := newGuardWithToken(t, nil, "writer", tc.grant)
+			r := httptest.NewRequest(http.MethodPost, wailv1connect.ProducerServiceWriteStreamProcedure, nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			id := g.authenticate(r)
+			if id.err != nil {
+				t.Fatal(id.err)
+			}
+			conn := &batches{next: make(chan *wailv1.WriteStreamRequest, 1)}
+			c := &authorizedConn{StreamingHandlerConn: conn, ctx: context.WithValue(context.Background(), identityKey{}, id), g: g}
+			conn.next <- &wailv1.WriteStreamRequest{Seq: 1}
+			err := c.Receive(&wailv1.WriteStreamRequest{})
+			var refused *refusedBatch
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("the probe was refused: %v", err)
+			case !tc.ok && (!errors.As(err, &refused) || refused.answer.GetError().GetCode() != connect.CodePermissionDenied.String()):
+				t.Fatalf("the probe of a read-only token: %v, want it refused permission_denied", err)
+			}
+		})
+	}
+}
