@@ -126,9 +126,12 @@
 //   - Timestamps are the appender's clock: monotonic within one Log, not
 //     across Logs (several proxies), so OffsetForTime may return an earlier
 //     offset than the exact one, as the interface allows.
-//   - Partition counts are cached for Append: a topic whose partitions are
-//     added behind wail's back keeps getting the old placement until the
-//     Log is reopened (and such a change breaks key order anyway).
+//   - Partition counts are cached for Append and Transact: a topic whose
+//     partitions are added behind wail's back keeps getting the placement
+//     of the count the Log first saw until it is reopened or forgets the
+//     topic; fresh reads (Partitions, CreateTopic) answer the live count
+//     but never replace the cached one, so keys never move partitions in a
+//     running process (a restart refuses the table: ErrPartitionMismatch).
 //
 // Open does not contact the brokers; Ping does. Every Reader has its own
 // client (one fetch session and its connections); that is fine for a

@@ -232,7 +232,14 @@ func (l *Log) awaitTopic(ctx context.Context, topic string, want int32) error {
 }
 
 // metadata returns topic's partition count and whether every partition has a
-// leader, and caches the count.
+// leader, and caches the count unless one is cached already: the count a
+// Log first saw places its keys until the topic is forgotten (deleted,
+// Forget). Partitions added behind wail's back (kafka-topics.sh --alter)
+// must not move keys of a running process: a fresh read (Partitions, a
+// CreateTopic, a reader's check of a vanished topic) replaced the count,
+// and Append and Transact then put a key on another partition than its
+// earlier records (per-key order broke for consumers, and intents went to
+// partitions the table does not have).
 func (l *Log) metadata(ctx context.Context, topic string) (n int32, ready bool, err error) {
 	tds, err := l.adm.ListTopics(ctx, topic)
 	if err != nil {
@@ -254,7 +261,9 @@ func (l *Log) metadata(ctx context.Context, topic string) (n int32, ready bool, 
 	n = int32(len(td.Partitions))
 	if n > 0 {
 		l.mu.Lock()
-		l.parts[topic] = n
+		if _, ok := l.parts[topic]; !ok {
+			l.parts[topic] = n
+		}
 		l.mu.Unlock()
 	}
 	return n, ready, nil
