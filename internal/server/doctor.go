@@ -270,7 +270,7 @@ func doctorRetention(ctx context.Context, r retentionReader, brokers []string, t
 		fail("retention", "%s", strings.Join(problems, "\n"))
 		return
 	}
-	fmt.Fprintf(w, "retention    ok (every event topic keeps its records at least as long as its intent topic)\n")
+	fmt.Fprintf(w, "retention    ok (every event topic keeps its records at least as long as its intent topic, and no intent topic is compacted)\n")
 }
 
 // DoctorHealth asks the server at addr (a base URL) for its /healthz,

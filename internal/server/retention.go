@@ -31,11 +31,23 @@ var _ retentionReader = (*kafka.Log)(nil)
 // breaks a replay of intents (DESIGN.md, "A damaged offsets file": events
 // must outlive the intents they resolve):
 // a replayed intent whose events expired publishes a version a consumer
-// has seen again.
+// has seen again. A compacted intent topic (cleanup.policy set outside
+// wail) is wrong on its own: compaction removes a key's intents that a
+// resolver behind has not read, and a later intent of the key whose write
+// never reached the store covers nothing, so the stored write gets no
+// event.
 func retentionProblem(ctx context.Context, r retentionReader, table string, brokers []string) (problem, action string, err error) {
 	in, err := r.TopicRetention(ctx, intent.Topic(table))
 	if err != nil {
 		return "", "", err
+	}
+	if in.Compacted() {
+		problem = fmt.Sprintf("intent topic %s of table %s has cleanup.policy %s: Kafka compaction removes a key's older intents, "+
+			"resolved or not; an acknowledged write whose intent is removed before the resolver reads it may get no event",
+			in.Topic, table, in.CleanupPolicy)
+		action = fmt.Sprintf("kafka-configs.sh --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config cleanup.policy=delete, "+
+			"then wail table reconcile %s (publishes what compaction may have cost)", strings.Join(brokers, ","), in.Topic, table)
+		return problem, action, nil
 	}
 	ev, err := r.TopicRetention(ctx, eventbus.Topic(table))
 	if err != nil {

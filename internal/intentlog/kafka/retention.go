@@ -28,6 +28,12 @@ func (r TopicRetention) Forever() bool {
 	return r.RetentionMS < 0 || !slices.Contains(strings.Split(r.CleanupPolicy, ","), "delete")
 }
 
+// Compacted reports whether compaction removes records of the topic (its
+// cleanup.policy has "compact"): a key's older records go, read or not.
+func (r TopicRetention) Compacted() bool {
+	return slices.Contains(strings.Split(r.CleanupPolicy, ","), "compact")
+}
+
 // TopicRetention reads topic's retention.ms and cleanup.policy from the
 // brokers (DescribeConfigs on the topic).
 func (l *Log) TopicRetention(ctx context.Context, topic string) (TopicRetention, error) {
