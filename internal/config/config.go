@@ -209,9 +209,11 @@ type Kafka struct {
 	MaxMessageBytes int32 `yaml:"max_message_bytes"`
 	// RetentionCheck is how often the retention of every table's intent
 	// and event topics is read again (wail does not alter an existing
-	// topic's configs: it checks that events outlive intents, and raises
-	// retention/<table> when not); besides, at start and at a table's
-	// create. 0s: only then.
+	// topic's configs: it checks that events outlive intents and that no
+	// intent topic is compacted, and raises retention/<table> when not);
+	// besides, at start and at a table's create. 0s: only then. The same
+	// periodic check compares the topics' partition counts with the
+	// table's (partitions/<table>).
 	RetentionCheck time.Duration `yaml:"retention_check"`
 	TLS            struct {
 		// Enabled talks TLS to the brokers (the system's roots unless

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/health"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/kafka"
 )
 
@@ -131,6 +133,9 @@ func (s *Server) watchRetention(ctx context.Context) {
 			}
 			cctx, cancel := context.WithTimeout(ctx, retentionCheckBound)
 			err := s.recheckRetention(cctx, tb.Name)
+			if err == nil {
+				err = s.checkPartitions(cctx, tb)
+			}
 			cancel()
 			switch {
 			case ctx.Err() != nil:
@@ -143,6 +148,7 @@ func (s *Server) watchRetention(ctx context.Context) {
 				// Dropped while checked: its drop cleared the condition
 				// before this check could set it again.
 				s.health.Clear(retentionComponent(tb.Name))
+				s.health.Clear(partitionsComponent(tb.Name))
 				delete(failing, tb.Name)
 			}
 		}
@@ -154,6 +160,44 @@ func (s *Server) watchRetention(ctx context.Context) {
 const retentionCheckBound = 30 * time.Second
 
 func retentionComponent(table string) string { return "retention/" + table }
+
+// checkPartitions raises (or clears) the health condition
+// partitions/<table> when the table's intent or event topic has another
+// partition count than the table: partitions added behind wail's back
+// (kafka-topics.sh --alter). This process keeps placing keys by the
+// table's count, so nothing fails until a restart, which no longer serves
+// the table (its topics' count differs from the catalog's).
+func (s *Server) checkPartitions(ctx context.Context, t catalog.Table) error {
+	var problems []string
+	k := s.cfg.Log.Kafka
+	for _, tp := range []struct{ topic, name string }{
+		{intent.Topic(t.Name), strings.ReplaceAll(k.IntentTopic, "{table}", t.Name)},
+		{eventbus.Topic(t.Name), strings.ReplaceAll(k.EventTopic, "{table}", t.Name)},
+	} {
+		n, err := s.log.Partitions(ctx, tp.topic)
+		switch {
+		case errors.Is(err, intentlog.ErrUnknownTopic):
+			// Deleted: the catalog's refresh makes it again.
+		case err != nil:
+			return err
+		case n != t.Partitions:
+			problems = append(problems, fmt.Sprintf("%s of table %s has %d partitions, the table %d", tp.name, t.Name, n, t.Partitions))
+		}
+	}
+	if len(problems) == 0 {
+		s.health.Clear(partitionsComponent(t.Name))
+		return nil
+	}
+	s.health.Set(partitionsComponent(t.Name), health.Degraded,
+		strings.Join(problems, "; ")+": partitions were added behind wail's back. This process keeps placing every key by the table's count "+
+			"(no key moves, every write is resolved), but a restart no longer serves the table",
+		fmt.Sprintf("Kafka cannot take partitions away: before any restart, stop the writes to %s, let the resolvers catch up (wail table describe %s), "+
+			"then drop the table and create it again (wail table drop %s --force; wail table create %s --partitions %d), and have its consumers start over",
+			t.Name, t.Name, t.Name, t.Name, t.Partitions))
+	return nil
+}
+
+func partitionsComponent(table string) string { return "partitions/" + table }
 
 // offsetsRetentionReader is a log that forgets a group's committed offset
 // not committed again for a while (Kafka: offsets.retention.minutes).

@@ -154,6 +154,7 @@ func (p topics) Unprovision(ctx context.Context, t catalog.Table) error {
 	}
 	if held {
 		p.s.health.Clear(retentionComponent(t.Name))
+		p.s.health.Clear(partitionsComponent(t.Name))
 	}
 	if p.s.sinks != nil {
 		if err := p.s.sinks.DropTable(ctx, drop); err != nil {
@@ -347,6 +348,7 @@ func (s *Server) release(ctx context.Context, t catalog.Table) error {
 	return s.catalog.ReleaseTopics(ctx, t, func(ctx context.Context) error {
 		s.tableProblem(t.Name, nil)
 		s.health.Clear(retentionComponent(t.Name))
+		s.health.Clear(partitionsComponent(t.Name))
 		if f, ok := s.log.(forgetter); ok {
 			f.Forget(tableTopics(t.Name)...)
 		}
