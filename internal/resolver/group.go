@@ -255,7 +255,12 @@ type member struct {
 	// assigned before the pumps existed. They start when what they lack
 	// arrives.
 	unknown map[tp]bool
-	closed  bool // stopAll ran: assign nothing more
+	// beyond holds the assigned partitions said not to be their table's
+	// (at or past its partition count: added to the intent topic behind
+	// wail's back), so that each is said once. They stay parked in
+	// unknown: a table made again with more partitions starts them.
+	beyond map[tp]bool
+	closed bool // stopAll ran: assign nothing more
 }
 
 type partitionRun struct {
@@ -293,7 +298,7 @@ func (r *Resolver) runGroup(ctx context.Context, tables []catalog.Table, more <-
 // runMember joins the group and runs the assigned partitions until ctx
 // ends (then drains them, commits and leaves) or a partition fails.
 func (r *Resolver) runMember(ctx context.Context, known *[]catalog.Table, more <-chan catalog.Table) error {
-	m := &member{r: r, ctx: ctx, errs: make(chan error, 1), tables: map[string]catalog.Table{}, parts: map[tp]*partitionRun{}, unknown: map[tp]bool{}}
+	m := &member{r: r, ctx: ctx, errs: make(chan error, 1), tables: map[string]catalog.Table{}, parts: map[tp]*partitionRun{}, unknown: map[tp]bool{}, beyond: map[tp]bool{}}
 	var topics []string
 	for _, t := range *known {
 		m.tables[intent.Topic(t.Name)] = t
@@ -381,6 +386,18 @@ func (m *member) startLocked(k tp) {
 	t, ok := m.tables[k.topic]
 	switch {
 	case m.closed:
+		return
+	case ok && (k.part < 0 || k.part >= t.Partitions):
+		// Not the table's: keys are placed by its count, so nothing is
+		// written there, and starting it failed for ever ("no partition").
+		m.unknown[k] = true
+		if !m.beyond[k] {
+			m.beyond[k] = true
+			m.r.cfg.Logger.Warn("resolver: the group assigned an intent partition the table does not have (partitions were added to its "+
+				"intent topic behind wail's back); it is left alone. The table must be drained and made again before any restart: "+
+				"see the partitions/"+t.Name+" condition and docs/operations.md, Kafka",
+				"table", t.Name, "partition", k.part, "table_partitions", t.Partitions)
+		}
 		return
 	case !ok || len(m.pumps) == 0: // parked until the table or the pumps arrive
 		m.unknown[k] = true

@@ -11,6 +11,7 @@ import (
 	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/wail-cdc/wail/internal/config"
 	"github.com/wail-cdc/wail/internal/dlq"
@@ -37,6 +38,7 @@ type seams struct {
 	tracing     *telemetry.Tracing            // instead of the configured tracing (tests)
 	afterStore  func() error                  // Server.open, once the store is open: an error fails that attempt (tests)
 	wrapStore   func(store.Store) store.Store // Server.open: the store the server uses instead of the one opened (tests)
+	kafkaOpts   []kgo.Opt                     // kafka.Options.ExtraClientOpts (tests: a short metadata refresh)
 }
 
 // Both logs tell the resolver how large an append may be (Server.open).
@@ -52,7 +54,7 @@ func OpenLog(ctx context.Context, cfg config.Config, logger *slog.Logger) (inten
 
 func openLog(ctx context.Context, cfg config.Config, logger *slog.Logger, sm seams) (intentlog.Log, error) {
 	if cfg.Log.Kind == config.LogKafka {
-		return openKafka(ctx, cfg.Log.Kafka, logger)
+		return openKafka(ctx, cfg.Log.Kafka, logger, sm.kafkaOpts)
 	}
 	// Segment files, store files and connections need more than the
 	// usual soft limit of 1024 descriptors.
@@ -70,8 +72,9 @@ func openLog(ctx context.Context, cfg config.Config, logger *slog.Logger, sm sea
 	return l, nil
 }
 
-func openKafka(ctx context.Context, k config.Kafka, logger *slog.Logger) (intentlog.Log, error) {
+func openKafka(ctx context.Context, k config.Kafka, logger *slog.Logger, extra []kgo.Opt) (intentlog.Log, error) {
 	opts := kafkaOptions(k, logger)
+	opts.ExtraClientOpts = extra
 	l, err := kafka.Open(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open kafka log: %w", err)

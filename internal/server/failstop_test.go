@@ -63,7 +63,13 @@ func testConfig(t *testing.T) config.Config {
 
 func runServer(t *testing.T, cfg config.Config, sm seams) *running {
 	t.Helper()
-	srv, err := newServer(cfg, slog.New(slog.DiscardHandler), sm)
+	return runServerLogged(t, cfg, sm, slog.New(slog.DiscardHandler))
+}
+
+// runServerLogged is runServer with the server logging to logger.
+func runServerLogged(t *testing.T, cfg config.Config, sm seams, logger *slog.Logger) *running {
+	t.Helper()
+	srv, err := newServer(cfg, logger, sm)
 	if err != nil {
 		t.Fatal(err)
 	}

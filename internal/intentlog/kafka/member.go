@@ -42,7 +42,10 @@ type MemberOptions struct {
 	InstanceID string
 	// Topics are consumed by the group (more with AddTopics).
 	Topics []string
-	// OnAssigned is called with partitions newly assigned to this member.
+	// OnAssigned is called with partitions newly assigned to this member:
+	// the topics' live partitions, which include any added behind wail's
+	// back once the client's metadata (refreshed every 5 minutes) shows
+	// them, beyond the count the Log places keys by.
 	OnAssigned func(map[string][]int32)
 	// OnRevoked is called with partitions taken away (or lost); it must
 	// return only once no Transact of theirs is running or will run.

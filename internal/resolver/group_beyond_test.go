@@ -1,0 +1,54 @@
+package resolver
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/logbuf"
+)
+
+// TestAssignedPartitionBeyondTable: the group assigns the partitions the
+// intent topic has, which include those added behind wail's back (Kafka:
+// kafka-topics.sh --alter --partitions). One at or past the table's count
+// is not the table's: nothing is written there. Its start failed with "no
+// partition", logged as an error and tried again every 30 s at most, for
+// ever. Now it is left alone, said once with a warning pointing at the
+// partitions/<table> condition, and the table's partition resolves.
+func TestAssignedPartitionBeyondTable(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	env := newTestEnv(ctx, t, "grown")
+	env.write(ctx, t, "k", 1, "one")
+	g := &eagerGroup{offsets: map[int32]int64{}}
+	join := func(_ []string, assigned, _ func(map[string][]int32)) (Group, error) {
+		assigned(map[string][]int32{intent.Topic("grown"): {0, 1, 2}})
+		return g, nil
+	}
+	var logs logbuf.Buffer
+	r := New(env.log, env.st, env.bus, Config{Group: "g", BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		Horizon: time.Minute, CommitInterval: 10 * time.Millisecond, MaxUnresolved: 100, Join: join,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx, []catalog.Table{env.tb}, nil) }()
+	waitUntil(ctx, t, "the table's partition resolved its intent", func() bool { return g.committed() == 1 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if strings.Contains(out, "level=ERROR") {
+		t.Errorf("errors logged about partitions the table does not have:\n%s", out)
+	}
+	for _, p := range []string{"partition=1 ", "partition=2 "} {
+		if n := strings.Count(out, p); n != 1 || !strings.Contains(out, "partitions/grown") {
+			t.Errorf("%d lines with %s, want 1 pointing at partitions/grown:\n%s", n, p, out)
+		}
+	}
+}
