@@ -167,60 +167,54 @@ func (p *partition) fullCount() (n uint64, full bool) {
 // how many fail.
 func (l *Log) Health() error {
 	l.mu.RLock()
-	topics := l.topics
-	var broken, noSpace, readFail, corrupt error
-	nb, ns, nr, nc := 0, 0, 0, 0
-	for _, t := range topics {
+	var broken, noSpace, readFail, corrupt tally
+	for _, t := range l.topics {
 		for _, p := range t.parts {
 			b, s, r, c := p.condition()
-			if b != nil {
-				nb++
-				broken = cmpOr(broken, fmt.Errorf("%s/%d: %w", t.name, p.id, b))
-			}
-			if s != nil {
-				ns++
-				noSpace = cmpOr(noSpace, fmt.Errorf("%s/%d: %w", t.name, p.id, s))
-			}
-			if r != nil {
-				nr++
-				readFail = cmpOr(readFail, fmt.Errorf("%s/%d: %w", t.name, p.id, r))
-			}
-			if c != nil {
-				nc++
-				corrupt = cmpOr(corrupt, fmt.Errorf("%s/%d: %w", t.name, p.id, c))
-			}
+			broken.add(b, "%s/%d", t.name, p.id)
+			noSpace.add(s, "%s/%d", t.name, p.id)
+			readFail.add(r, "%s/%d", t.name, p.id)
+			corrupt.add(c, "%s/%d", t.name, p.id)
 		}
 		groups, faults := t.groupConditions()
 		for _, g := range groups {
-			f := fmt.Errorf("%s group %s: %w", t.name, g, faults[g])
-			if errors.Is(f, ErrReadCorrupt) {
-				nc++
-				corrupt = cmpOr(corrupt, f)
+			if errors.Is(faults[g], ErrReadCorrupt) {
+				corrupt.add(faults[g], "%s group %s", t.name, g)
 			} else {
-				nr++
-				readFail = cmpOr(readFail, f)
+				readFail.add(faults[g], "%s group %s", t.name, g)
 			}
 		}
 	}
 	l.mu.RUnlock()
 	switch {
-	case broken != nil:
-		return fmt.Errorf("%d partition(s) broken by a storage error, first %w", nb, broken)
-	case noSpace != nil:
-		return fmt.Errorf("%d partition(s) cannot append, first %w", ns, noSpace)
-	case corrupt != nil:
-		return fmt.Errorf("%d partition(s) or group offsets hold damaged data, first %w", nc, corrupt)
-	case readFail != nil:
-		return fmt.Errorf("%d partition(s) or group offsets cannot be read, first %w", nr, readFail)
+	case broken.first != nil:
+		return fmt.Errorf("%d partition(s) broken by a storage error, first %w", broken.n, broken.first)
+	case noSpace.first != nil:
+		return fmt.Errorf("%d partition(s) cannot append, first %w", noSpace.n, noSpace.first)
+	case corrupt.first != nil:
+		return fmt.Errorf("%d partition(s) or group offsets hold damaged data, first %w", corrupt.n, corrupt.first)
+	case readFail.first != nil:
+		return fmt.Errorf("%d partition(s) or group offsets cannot be read, first %w", readFail.n, readFail.first)
 	}
 	return nil
 }
 
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
+// tally counts the partitions (or groups) in one condition and keeps the
+// first one's error, prefixed with where it is.
+type tally struct {
+	n     int
+	first error
+}
+
+// add counts err unless it is nil; the first is formatted where+": "+err.
+func (t *tally) add(err error, where string, args ...any) {
+	if err == nil {
+		return
 	}
-	return b
+	t.n++
+	if t.first == nil {
+		t.first = fmt.Errorf(where+": %w", append(args, err)...)
+	}
 }
 
 // reportHealth calls Options.OnHealth when the health changed.
