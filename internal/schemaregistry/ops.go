@@ -640,15 +640,7 @@ func (r *Registry) SetConfig(ctx context.Context, subject string, c Config) (sch
 	err := r.update(ctx, func(st *state) (bool, error) {
 		prev = st.compat(subject)
 		if subject == "" {
-			if reset {
-				st.Compat, st.Normalize = "", nil
-			}
-			if l != "" {
-				st.Compat = string(l)
-			}
-			if c.Normalize != nil {
-				st.Normalize = c.Normalize
-			}
+			setScope(&st.Compat, &st.Normalize, reset, l, c.Normalize)
 			return true, nil
 		}
 		sub := st.Subjects[subject]
@@ -660,19 +652,25 @@ func (r *Registry) SetConfig(ctx context.Context, subject string, c Config) (sch
 			sub = &subjectRec{}
 			st.Subjects[subject] = sub
 		}
-		if reset {
-			sub.Compat, sub.Normalize = "", nil
-		}
-		if l != "" {
-			sub.Compat = string(l)
-		}
-		if c.Normalize != nil {
-			sub.Normalize = c.Normalize
-		}
+		setScope(&sub.Compat, &sub.Normalize, reset, l, c.Normalize)
 		st.gc(subject)
 		return true, nil
 	})
 	return prev, err
+}
+
+// setScope applies a config change to one scope's (global or a subject's)
+// level and normalize: reset clears both first, then what is given is set.
+func setScope(compat *string, normalize **bool, reset bool, l schema.Level, n *bool) {
+	if reset {
+		*compat, *normalize = "", nil
+	}
+	if l != "" {
+		*compat = string(l)
+	}
+	if n != nil {
+		*normalize = n
+	}
 }
 
 // gc forgets a subject that holds neither versions nor settings.
