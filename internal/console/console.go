@@ -594,32 +594,25 @@ func (c *Console) follow(ctx context.Context, rd intentlog.Reader, table string,
 	}
 }
 
-// outOfRangeTries bounds the answers out of range in a row for a position
-// within the log's bounds (a Kafka leader not caught up yet) before the
-// tail ends.
-const outOfRangeTries = 5
-
 // outOfRange returns where a tail's reader of partition p goes on after
 // the log answered its position pos out of range (cause; the tries-th
 // time in a row): below the log's start, retention removed those events
 // before the tail read them: from the start, with the gap to show; within
 // the bounds, the same position after a pause; past the end (the log lost
-// its tail) or out of tries, the tail ends.
+// its tail) or out of tries, the tail ends (intentlog.PlaceOutOfRange).
 func (c *Console) outOfRange(ctx context.Context, table string, p int32, pos int64, cause error, tries int) (*TailGap, int64, error) {
 	topic := eventbus.Topic(table)
-	start, end, err := c.o.Log.Bounds(ctx, topic, p)
+	o, err := intentlog.PlaceOutOfRange(ctx, c.o.Log, topic, p, pos, cause, tries)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, pos, nil // the tail is gone: its reader ends next
 	case err != nil:
-		return nil, 0, fmt.Errorf("tail %s/%d at %d: %w; bounds: %w", topic, p, pos, cause, err)
-	case pos < start:
-		c.o.RetentionGaps.Add(table, "", pos, start)
-		return &TailGap{Partition: p, From: pos, To: start}, start, nil
-	case pos > end || tries >= outOfRangeTries:
-		return nil, 0, fmt.Errorf("tail %s/%d at %d (the log's bounds [%d, %d]): %w", topic, p, pos, start, end, cause)
-	}
-	select {
-	case <-time.After(time.Duration(tries) * 100 * time.Millisecond):
-	case <-ctx.Done():
+		return nil, 0, err
+	case o.Placement == intentlog.BelowStart:
+		c.o.RetentionGaps.Add(table, "", pos, o.Start)
+		return &TailGap{Partition: p, From: pos, To: o.Start}, o.Start, nil
+	case o.Placement == intentlog.PastEnd:
+		return nil, 0, fmt.Errorf("tail %s/%d at %d, past the log's end %d (the log lost its tail): %w", topic, p, pos, o.End, cause)
 	}
 	return nil, pos, nil
 }

@@ -355,12 +355,15 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		case !errors.Is(err, intentlog.ErrOffsetOutOfRange):
 			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
-		start, last, err := s.bus.log.Bounds(ctx, topic, p)
+		o, err := intentlog.PlaceOutOfRange(ctx, s.bus.log, topic, p, pos, err, tries+1)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
 			return err
 		}
-		switch {
-		case pos > last:
+		switch o.Placement {
+		case intentlog.PastEnd:
 			// The log lost its tail (an unclean Kafka leader election)
 			// and new events take those offsets again: they are
 			// delivered, as a stream resumed from a cursor past the end
@@ -369,21 +372,17 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 			// its position, the new events with them.
 			tries = 0
 			var ok bool
-			if off, ok = rewind(ctx, p, last, end, out); !ok || (end >= 0 && off >= end) {
+			if off, ok = rewind(ctx, p, o.End, end, out); !ok || (end >= 0 && off >= end) {
 				return nil
 			}
 			continue
-		case pos >= start:
-			// Within the bounds: transient (a leader not caught up).
-			if tries++; tries >= outOfRangeTries {
-				return fmt.Errorf("read %s/%d at %d: answered out of range %d times in a row, within the log's bounds [%d, %d]", topic, p, pos, tries, start, last)
-			}
-			if err := sleep(ctx, time.Duration(tries)*100*time.Millisecond); err != nil {
-				return nil
-			}
+		case intentlog.Within:
+			// transient (a leader not caught up): again, after a pause
+			tries++
 			off = pos
 			continue
 		}
+		start := o.Start
 		// retention removed what we were about to read: fail, or say so
 		// and go on from the start
 		gap := &wailv1.RetentionGap{Partition: p, From: pos, To: start}
@@ -406,22 +405,6 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		}
 	}
 	return nil
-}
-
-// outOfRangeTries bounds the answers out of range in a row for a position
-// within the log's bounds before a stream fails.
-const outOfRangeTries = 5
-
-// sleep waits d, or until ctx ends (its error).
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // rewind moves partition p of a stream back to at, below its position,

@@ -490,11 +490,6 @@ func (s *Session) epochUnknown(p int32, offset int64, cause error) error {
 		"and set the group's positions with `wail group reset` (--to a time or a cursor)", ErrPositionLost, cause, p, offset)
 }
 
-// outOfRangeTries bounds the answers out of range in a row for a
-// position the log's bounds contain (a leader not caught up yet, as
-// right after a Kafka leader election) before the member ends.
-const outOfRangeTries = 5
-
 // outOfRange returns where a reader of p goes on after the log answered
 // its position pos out of range (cause; the tries-th time in a row),
 // from the log's bounds now. Below the start, retention removed those
@@ -504,35 +499,26 @@ const outOfRangeTries = 5
 // unclean Kafka leader election, a repair of the embedded log) and new
 // events take those offsets again: ErrPositionLost (nothing is delivered
 // again from the start, and no position moves back). Within the bounds,
-// the answer was transient: the same position again, after a pause.
+// the answer was transient: the same position again, after a pause
+// (intentlog.PlaceOutOfRange).
 func (s *Session) outOfRange(ctx context.Context, topic string, p int32, pos int64, cause error, tries int) (int64, error) {
-	start, end, err := s.gr.g.log.Bounds(ctx, topic, p)
+	o, err := intentlog.PlaceOutOfRange(ctx, s.gr.g.log, topic, p, pos, cause, tries)
 	if err != nil {
-		return 0, fmt.Errorf("read %s/%d at %d: %w; bounds: %w", topic, p, pos, cause, err)
+		return 0, err
 	}
-	switch {
-	case pos > end:
+	switch o.Placement {
+	case intentlog.PastEnd:
 		return 0, fmt.Errorf("%w (%w): partition %d: position %d is past the log's end %d (the log lost its tail: an unclean Kafka leader election, "+
 			"or a repair of the embedded log's tail); new events take those offsets again and where the group stands among them is not known; "+
 			"join again (a member starts at the group's committed offset); if that is past the end too, set the group's positions with "+
-			"`wail group reset` (--to a time or a cursor)", ErrPositionLost, cause, p, pos, end)
-	case pos < start:
-		s.gr.g.gapCount.Add(s.gr.table, s.gr.name, pos, start)
+			"`wail group reset` (--to a time or a cursor)", ErrPositionLost, cause, p, pos, o.End)
+	case intentlog.BelowStart:
+		s.gr.g.gapCount.Add(s.gr.table, s.gr.name, pos, o.Start)
 		s.gr.g.logger.Warn(fmt.Sprintf("consumer group: retention removed events of partition %d before the group read them: skipped %d offsets, "+
-			"reading on from the log's start", p, start-pos),
-			"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", p, "from", pos, "to", start,
+			"reading on from the log's start", p, o.Start-pos),
+			"table", s.gr.table, "group", s.gr.name, "member", s.id, "partition", p, "from", pos, "to", o.Start,
 			"action", "keep log.event_retention above how long the group's members may stay away or fall behind")
-		return start, nil
-	case tries >= outOfRangeTries:
-		return 0, fmt.Errorf("read %s/%d at %d: answered out of range %d times in a row, within the log's bounds [%d, %d]: %w",
-			topic, p, pos, tries, start, end, cause)
-	}
-	t := time.NewTimer(time.Duration(tries) * 100 * time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		return 0, ctx.Err()
+		return o.Start, nil
 	}
 	return pos, nil
 }
