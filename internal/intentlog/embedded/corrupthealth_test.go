@@ -21,6 +21,13 @@ import (
 // and the health calls.
 func corruptSealed(t *testing.T, probe time.Duration) (*Log, string, int64, *healthLog) {
 	t.Helper()
+	return corruptSealedFS(t, probe, nil)
+}
+
+// corruptSealedFS is corruptSealed with the log opened again on fsys (nil:
+// the operating system's).
+func corruptSealedFS(t *testing.T, probe time.Duration, fsys vfs.FS) (*Log, string, int64, *healthLog) {
+	t.Helper()
 	const batches, per, perSeg = 20, 3, 4
 	const batchBytes = batchHeaderLen + per*23
 	dir := t.TempDir()
@@ -35,7 +42,7 @@ func corruptSealed(t *testing.T, probe time.Duration) (*Log, string, int64, *hea
 	pos := batchPositions(t, path)[0]
 	flipByte(40)(t, path, pos)
 	hl := &healthLog{}
-	opts.OnHealth, opts.SpaceProbeInterval = hl.report, probe
+	opts.OnHealth, opts.SpaceProbeInterval, opts.FS = hl.report, probe, fsys
 	l = openLog(t, dir, opts)
 	t.Cleanup(func() { _ = l.Close() })
 	return l, path, pos, hl
@@ -196,5 +203,31 @@ func TestCorruptReindexInHealth(t *testing.T) {
 	h := l.Health()
 	if !errors.Is(h, ErrReadCorrupt) || !strings.Contains(h.Error(), fmt.Sprintf("%s at position %d", path, damaged)) {
 		t.Fatalf("Health after the reindex met damage: %v; want ErrReadCorrupt at %s position %d", h, path, damaged)
+	}
+}
+
+// TestHealthNamesEveryCondition: with the disk full and damaged data found
+// by a read at once, Health is the worst (ErrNoSpace: it decides the
+// state) and names the damage after it, not wrapped: an operator who
+// frees space is told of the repair still to do before it shows alone.
+func TestHealthNamesEveryCondition(t *testing.T) {
+	t.Parallel()
+	efs := vfs.NewErrorFS(nil)
+	l, path, pos, _ := corruptSealedFS(t, time.Hour, efs)
+	if err := readCases[0].read(l); !errors.Is(err, intentlog.ErrCorrupt) {
+		t.Fatalf("read of damaged bytes: %v, want ErrCorrupt", err)
+	}
+	efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Path: "*.log", Err: syscall.ENOSPC})
+	if _, err := tryAppend(l, "x"); !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("append on a full disk: %v, want ErrNoSpace", err)
+	}
+	h := l.Health()
+	if !errors.Is(h, intentlog.ErrNoSpace) || errors.Is(h, ErrReadCorrupt) {
+		t.Fatalf("Health: %v; want ErrNoSpace, the damage not wrapped", h)
+	}
+	for _, want := range []string{"1 partition(s) cannot append", "; also 1 partition(s) or group offsets hold damaged data", fmt.Sprintf("%s at position %d", path, pos)} {
+		if !strings.Contains(h.Error(), want) {
+			t.Fatalf("Health %q does not name %q", h, want)
+		}
 	}
 }

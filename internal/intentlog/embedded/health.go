@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -159,7 +160,8 @@ func (p *partition) fullCount() (n uint64, full bool) {
 // (reads of a partition fail with an I/O error; appends go on, and it
 // clears by itself once the failed position reads again: readhealth.go),
 // or intentlog.ErrStorage alone (an fsync or I/O error broke a partition;
-// it refuses appends until the log is reopened), the worst first.
+// it refuses appends until the log is reopened): the worst of them, with
+// the others that hold named after it ("; also ..."), not wrapped.
 // ErrReadFailing wraps the read's error, which wraps ErrStorage: test for
 // it before ErrStorage; ErrReadCorrupt wraps intentlog.ErrCorrupt. The
 // read conditions cover a group's offsets file too (offsetshealth.go).
@@ -186,17 +188,32 @@ func (l *Log) Health() error {
 		}
 	}
 	l.mu.RUnlock()
-	switch {
-	case broken.first != nil:
-		return fmt.Errorf("%d partition(s) broken by a storage error, first %w", broken.n, broken.first)
-	case noSpace.first != nil:
-		return fmt.Errorf("%d partition(s) cannot append, first %w", noSpace.n, noSpace.first)
-	case corrupt.first != nil:
-		return fmt.Errorf("%d partition(s) or group offsets hold damaged data, first %w", corrupt.n, corrupt.first)
-	case readFail.first != nil:
-		return fmt.Errorf("%d partition(s) or group offsets cannot be read, first %w", readFail.n, readFail.first)
+	var worst error
+	var also []string
+	for _, c := range []struct {
+		t    tally
+		what string
+	}{
+		{broken, "partition(s) broken by a storage error"},
+		{noSpace, "partition(s) cannot append"},
+		{corrupt, "partition(s) or group offsets hold damaged data"},
+		{readFail, "partition(s) or group offsets cannot be read"},
+	} {
+		switch {
+		case c.t.first == nil:
+		case worst == nil:
+			worst = fmt.Errorf("%d %s, first %w", c.t.n, c.what, c.t.first)
+		default:
+			also = append(also, fmt.Sprintf("%d %s, first %v", c.t.n, c.what, c.t.first))
+		}
 	}
-	return nil
+	if len(also) > 0 {
+		// Named, not wrapped: the worst condition alone decides what
+		// the error is (errors.Is), and an operator who cures it is not
+		// surprised by the next.
+		return fmt.Errorf("%w; also %s", worst, strings.Join(also, "; also "))
+	}
+	return worst
 }
 
 // tally counts the partitions (or groups) in one condition and keeps the
