@@ -486,7 +486,8 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 				from, topic, p, logEnd, logStart, err)
 		}
 		r.cfg.Logger.Error("resolver: the committed offset is beyond the intent log's end: the log lost intents after they were read "+
-			"(an unclean leader election, a broker that lost acknowledged writes); reading again from the log's start so that no new intent is skipped. "+
+			"(an unclean leader election, a broker that lost acknowledged writes, the topic created again with the group's offsets kept, "+
+			"a log directory restored from an older backup); reading again from the log's start so that no new intent is skipped. "+
 			"Keys whose intents were lost may lack events: run `wail table reconcile "+t.Name+"`",
 			"table", t.Name, "partition", p, "committed", from, "end", logEnd, "start", logStart)
 		from = logStart
