@@ -107,11 +107,9 @@ func NewGuard(cfg *config.Config, o GuardOptions) (*Guard, error) {
 		return g, nil
 	}
 	if j := cfg.Security.Auth.JWT; j.Enabled() {
-		leeway, refresh, refetch, timeout := j.Durations()
-		v, err := auth.NewJWTVerifier(auth.JWTConfig{JWKSURL: j.JWKSURL, JWKSFile: j.JWKSFile, Issuer: j.Issuer,
-			Audience: j.Audience, PrincipalClaim: j.PrincipalClaim, Leeway: leeway, Refresh: refresh,
-			RefetchInterval: refetch, FetchTimeout: timeout, MaxBytes: j.MaxJWKSBytes, OnError: o.OnJWKSError,
-			StartUnread: true})
+		jc := JWTConfig(j)
+		jc.OnError, jc.StartUnread = o.OnJWKSError, true
+		v, err := auth.NewJWTVerifier(jc)
 		if err != nil {
 			return nil, fmt.Errorf("auth: security.auth.jwt: %w", err)
 		}
@@ -482,4 +480,13 @@ func (g *Guard) filterTables(ctx context.Context, resp any) {
 		}
 	}
 	out.Tables = kept
+}
+
+// JWTConfig is how security.auth.jwt verifies JWTs (the server's guard, and
+// `wail doctor`, which reads the key set as the server would).
+func JWTConfig(j config.JWT) auth.JWTConfig {
+	leeway, refresh, refetch, timeout := j.Durations()
+	return auth.JWTConfig{JWKSURL: j.JWKSURL, JWKSFile: j.JWKSFile, Issuer: j.Issuer, Audience: j.Audience,
+		PrincipalClaim: j.PrincipalClaim, Leeway: leeway, Refresh: refresh, RefetchInterval: refetch,
+		FetchTimeout: timeout, MaxBytes: j.MaxJWKSBytes}
 }

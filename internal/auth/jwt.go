@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -411,6 +412,41 @@ func usable(k jose.JSONWebKey, kid, alg string) string {
 		return fmt.Sprintf("the JWT's alg %s is not its key %q's (%s)", alg, kid, k.Algorithm)
 	}
 	return ""
+}
+
+// KeySet describes the key set a verifier holds (`wail doctor` prints
+// it).
+type KeySet struct {
+	// Source is where it was read: the URL (a password shown as xxxxx)
+	// or the file.
+	Source string
+	// Signing counts the keys that can check a signature (use "sig" or
+	// none).
+	Signing int
+	// Left are the keys that cannot: "kid K: why", sorted.
+	Left []string
+}
+
+// KeySet describes the key set held now.
+func (v *JWTVerifier) KeySet() KeySet {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ks := KeySet{Source: v.cfg.JWKSFile}
+	if ks.Source == "" {
+		ks.Source = Redacted(v.jwksURL)
+	}
+	for _, k := range v.keys.Keys {
+		if k.Use != "" && k.Use != "sig" {
+			ks.Left = append(ks.Left, fmt.Sprintf("kid %q: not for signatures (use %q)", k.KeyID, k.Use))
+			continue
+		}
+		ks.Signing++
+	}
+	for kid, why := range v.skipped {
+		ks.Left = append(ks.Left, fmt.Sprintf("kid %q: %s", kid, why))
+	}
+	slices.Sort(ks.Left)
+	return ks
 }
 
 // lastReadErr is the error of the last read of the key set (nil: it

@@ -15,8 +15,8 @@ func newDoctorCmd(g *globals) *cobra.Command {
 		Use:   "doctor",
 		Short: "Check a running server's health, the store and the log: reachable, schema and topics in place, replica lag",
 		Long: "Check the configuration that `wail serve` would use (same --config and flags):\n" +
-			"TLS and auth (the certificate and when it expires, the tokens file, a listen address\n" +
-			"that would be refused); the store is reachable, its schema is in place, how far each\n" +
+			"TLS and auth (the certificate and when it expires, the tokens file, the JWT key set\n" +
+			"read as the server would, a listen address that would be refused); the store is reachable, its schema is in place, how far each\n" +
 			"read replica lags; on Cassandra, every node answers, agrees on the schema and\n" +
 			"runs commitlog_sync batch or group, and every wail table keeps read_repair = 'BLOCKING'\n" +
 			"(doctor names the ALTER TABLE that sets it back); the log (Kafka brokers, or the\n" +

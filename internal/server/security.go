@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -307,8 +308,8 @@ func doctorSecurity(cfg config.Config, w io.Writer, fail func(check, format stri
 			}
 		}
 	}
-	if a := cfg.Security.Auth; a.Enabled && a.JWT.Enabled() && a.JWT.Audience == "" {
-		fmt.Fprintf(w, "jwt          WARN: %s; set security.auth.jwt.audience\n", noAudience)
+	if a := cfg.Security.Auth; a.Enabled && a.JWT.Enabled() {
+		doctorJWT(a.JWT, w, fail)
 	}
 	if a := cfg.Security.Auth; a.Enabled && a.TokensInCatalog() {
 		fmt.Fprintf(w, "auth         ok (tokens in the store's catalog, entry %s, read every %s; `wail token ls --config` lists them; %d configured grants)\n",
@@ -345,4 +346,30 @@ func OpenTokenStore(ctx context.Context, cfg config.Config, logger *slog.Logger)
 		return nil, nil, err
 	}
 	return auth.CatalogTokens(st), st.Close, nil
+}
+
+// doctorJWT reads the JWT key set as the server would at its start: a
+// key set wail cannot read (the identity provider down, a wrong
+// jwks_url or issuer) or that holds no key for signatures makes every
+// JWT refused, which the server only says once it runs (degraded `jwks`).
+func doctorJWT(j config.JWT, w io.Writer, fail func(check, format string, args ...any)) {
+	v, err := auth.NewJWTVerifier(api.JWTConfig(j))
+	if err != nil {
+		fail("jwt", "%v: every JWT would be refused (unavailable) until it can be read; check security.auth.jwt (jwks_url, jwks_file, issuer) "+
+			"and the identity provider (curl -s the URL from this host)", err)
+	} else {
+		ks := v.KeySet()
+		left := ""
+		if len(ks.Left) > 0 {
+			left = fmt.Sprintf("; %d left out: %s", len(ks.Left), strings.Join(ks.Left, "; "))
+		}
+		if ks.Signing == 0 {
+			fail("jwt", "the key set %s holds no key for signatures%s: every JWT would be refused", ks.Source, left)
+		} else {
+			fmt.Fprintf(w, "jwt          ok (key set %s: %d key(s) for signatures%s)\n", ks.Source, ks.Signing, left)
+		}
+	}
+	if j.Audience == "" {
+		fmt.Fprintf(w, "jwt          WARN: %s; set security.auth.jwt.audience\n", noAudience)
+	}
 }
