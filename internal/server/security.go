@@ -69,16 +69,26 @@ func (s *Server) openSecurity() error {
 	if t := s.cfg.Security.TLS; t.Enabled() {
 		var notAfter atomic.Int64
 		var clientCAs func() *api.ClientTrust
+		var keyMu sync.Mutex
+		keyWarned := "" // the key file's mode problem last warned of
 		s.tls, clientCAs, err = api.ServerTLS(t, s.cfg.Security.ReloadInterval,
 			s.reloadProblem(tlsComponent, "the TLS files", "check that the certificate and key files match and are PEM"),
-			func(c *x509.Certificate) { notAfter.Store(c.NotAfter.Unix()) })
+			func(c *x509.Certificate) {
+				notAfter.Store(c.NotAfter.Unix())
+				// At the start and at every renewal: a renewal tool
+				// may write the new key readable by all.
+				keyMu.Lock()
+				defer keyMu.Unlock()
+				if p := keyModeProblem(t.KeyFile); p != keyWarned {
+					if keyWarned = p; p != "" {
+						s.logger.Warn("security.tls.key_file: the TLS private key is not kept secret: "+p, "key_file", t.KeyFile)
+					}
+				}
+			})
 		if err != nil {
 			return err
 		}
 		s.guard.UseClientCAs(clientCAs)
-		if p := keyModeProblem(t.KeyFile); p != "" {
-			s.logger.Warn("security.tls.key_file: the TLS private key is not kept secret: "+p, "key_file", t.KeyFile)
-		}
 		s.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "wail_tls_certificate_expiry_timestamp_seconds",
 			Help: "When the API port's certificate in use expires (Unix time); alert well before: wail_tls_certificate_expiry_timestamp_seconds - time() < 14 * 86400.",

@@ -3,12 +3,14 @@ package server
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +68,66 @@ func TestTLSKeyFileModeWarned(t *testing.T) {
 		if warned != tc.warn {
 			t.Errorf("key mode %o: warned %v, want %v:\n%s", tc.mode, warned, tc.warn, logs.String())
 		}
+	}
+}
+
+// TestTLSKeyFileModeWarnedAtRenewal: a renewal that writes the new key
+// readable by all (a renewal tool's umask) is warned of when the server
+// loads it, as at the start; once, not at every reload.
+func TestTLSKeyFileModeWarnedAtRenewal(t *testing.T) {
+	t.Parallel()
+	ca := tlstest.NewCA(t, "ca")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Server(t, "first").CopyTo(t, certFile, keyFile)
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Security.TLS = config.TLS{CertFile: certFile, KeyFile: keyFile}
+	cfg.Security.ReloadInterval = time.Millisecond
+	var logs logbuf.Buffer
+	s := securityServer(cfg, &logs)
+	if err := s.openSecurity(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "not kept secret") {
+		t.Fatalf("warned of a key of mode 600:\n%s", logs.String())
+	}
+	renewed := ca.Server(t, "renewed")
+	renewed.CopyTo(t, certFile, keyFile)
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	handshake := func() string {
+		t.Helper()
+		time.Sleep(5 * time.Millisecond) // past ReloadInterval
+		c, err := s.tls.GetConfigForClient(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Certificates[0].Leaf.Subject.CommonName
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for handshake() != "renewed" {
+		if time.Now().After(deadline) {
+			t.Fatal("the renewed pair never loaded")
+		}
+	}
+	if n := strings.Count(logs.String(), "chmod 600 "+keyFile); n != 1 {
+		t.Fatalf("%d warnings naming chmod 600 %s after the renewal, want 1:\n%s", n, keyFile, logs.String())
+	}
+	ca.Server(t, "again").CopyTo(t, certFile, keyFile)
+	if err := os.Chmod(keyFile, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for handshake() != "again" {
+		if time.Now().After(deadline) {
+			t.Fatal("the second renewal never loaded")
+		}
+	}
+	if n := strings.Count(logs.String(), "chmod 600 "+keyFile); n != 1 {
+		t.Fatalf("%d warnings after a second renewal of the same mode, want still 1:\n%s", n, logs.String())
 	}
 }
 
