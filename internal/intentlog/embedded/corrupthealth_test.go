@@ -231,3 +231,45 @@ func TestHealthNamesEveryCondition(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingOffsetProbe: a batch header damaged while the log runs so
+// that the batch seems to hold earlier offsets (its base offset, which a
+// reader skips past without checking the CRC) leaves the offsets after it
+// missing at the segment's end: a reader fails there ("offset N
+// missing"), at a position the probe has nothing to decode at. The
+// condition stays (it cleared at the next probe, and every reader's retry
+// raised it again: the health flapped).
+func TestMissingOffsetProbe(t *testing.T) {
+	t.Parallel()
+	const batches, per, perSeg = 20, 3, 4
+	const batchBytes = batchHeaderLen + per*23
+	dir := t.TempDir()
+	hl := &healthLog{}
+	opts := Options{SegmentBytes: perSeg * batchBytes, IndexIntervalBytes: 3 * batchBytes, OnHealth: hl.report,
+		SpaceProbeInterval: 5 * time.Millisecond}
+	l := openLog(t, dir, opts)
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	for i := range batches {
+		appendBatch(t, l, fmt.Sprintf("b%02d", i), per)
+	}
+	path := segmentPath(filepath.Join(dir, testTopic, "0"), 12, logExt)
+	pos := batchPositions(t, path)
+	flipByte(16)(t, path, pos[len(pos)-1]) // base offset 21 reads as 5
+	r, err := l.NewReader(testTopic, 0, 18)
+	noErr(t, err)
+	defer r.Close()
+	if recs, err := r.Next(context.Background()); err != nil || len(recs) != 3 {
+		t.Fatalf("read of offsets 18-20: %d records, %v", len(recs), err)
+	}
+	if _, err := r.Next(context.Background()); !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), "offset 21 missing") {
+		t.Fatalf("read of offset 21 behind a damaged header: %v, want ErrCorrupt, offset 21 missing", err)
+	}
+	time.Sleep(100 * time.Millisecond) // probes
+	if h := l.Health(); !errors.Is(h, ErrReadCorrupt) {
+		t.Fatalf("Health after probes: %v, want ErrReadCorrupt still", h)
+	}
+	if n, _ := hl.last(); n != 1 {
+		t.Fatalf("OnHealth called %d times, want once", n)
+	}
+}

@@ -3,7 +3,6 @@ package embedded
 import (
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -140,7 +139,8 @@ func (l *Log) probeReads() {
 // reader does: the whole batch there (a bad sector past a reader's first
 // chunk fails every read of a large batch), decoded for damage. It clears
 // the failure when that succeeds (for an I/O error: when the read gets no
-// I/O error) or its segment is gone.
+// I/O error) or its segment is gone; damage found at a segment's end
+// (offsets missing before it) stays.
 func (p *partition) probeRead(kind int) {
 	p.qmu.Lock()
 	f := p.readFaults[kind]
@@ -181,7 +181,11 @@ func (p *partition) probeRead(kind int) {
 	if err == nil {
 		_, _, err = decodeBatch(nil, frame)
 	}
-	if err != nil && err != io.EOF {
+	if err != nil {
+		// io.EOF: the failure is at the segment's end (offsets missing
+		// before it: a batch that seems to hold earlier ones), with
+		// nothing there to decode. It stays until the segment goes
+		// (retention, or a repair with the log closed).
 		return
 	}
 	p.clearReadFault(kind, f.n)
