@@ -2,8 +2,10 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,44 +234,84 @@ func TestHealthNamesEveryCondition(t *testing.T) {
 	}
 }
 
-// TestMissingOffsetProbe: a batch header damaged while the log runs so
-// that the batch seems to hold earlier offsets (its base offset, which a
-// reader skips past without checking the CRC) leaves the offsets after it
-// missing at the segment's end: a reader fails there ("offset N
-// missing"), at a position the probe has nothing to decode at. The
-// condition stays (it cleared at the next probe, and every reader's retry
-// raised it again: the health flapped).
-func TestMissingOffsetProbe(t *testing.T) {
-	t.Parallel()
+// TestSkippedBatchDamage: a read that finds the offset it wants missing
+// shows in Health and stays there, while the damage is elsewhere than
+// where the read stopped. A header whose base offset reads lower (bit rot
+// after Open, which checks the sealed segments) is skipped by its header
+// alone (a reader past damage it does not need is not stopped by it), so
+// the read fails at the next batch ("batch starts at offset 21, expected
+// 18") or, for a segment's last batch, at the segment's end ("offset 21
+// missing"), as for a sound batch that holds earlier offsets (a segment
+// file mixed up with another). The probe found nothing wrong at either
+// place and cleared the condition, and every reader's retry raised it
+// again: the health flapped.
+func TestSkippedBatchDamage(t *testing.T) {
 	const batches, per, perSeg = 20, 3, 4
 	const batchBytes = batchHeaderLen + per*23
-	dir := t.TempDir()
-	hl := &healthLog{}
-	opts := Options{SegmentBytes: perSeg * batchBytes, IndexIntervalBytes: 3 * batchBytes, OnHealth: hl.report,
-		SpaceProbeInterval: 5 * time.Millisecond}
-	l := openLog(t, dir, opts)
-	defer l.Close()
-	createTestTopic(t, l, 1, intentlog.TopicOptions{})
-	for i := range batches {
-		appendBatch(t, l, fmt.Sprintf("b%02d", i), per)
-	}
-	path := segmentPath(filepath.Join(dir, testTopic, "0"), 12, logExt)
-	pos := batchPositions(t, path)
-	flipByte(16)(t, path, pos[len(pos)-1]) // base offset 21 reads as 5
-	r, err := l.NewReader(testTopic, 0, 18)
-	noErr(t, err)
-	defer r.Close()
-	if recs, err := r.Next(context.Background()); err != nil || len(recs) != 3 {
-		t.Fatalf("read of offsets 18-20: %d records, %v", len(recs), err)
-	}
-	if _, err := r.Next(context.Background()); !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), "offset 21 missing") {
-		t.Fatalf("read of offset 21 behind a damaged header: %v, want ErrCorrupt, offset 21 missing", err)
-	}
-	time.Sleep(100 * time.Millisecond) // probes
-	if h := l.Health(); !errors.Is(h, ErrReadCorrupt) {
-		t.Fatalf("Health after probes: %v, want ErrReadCorrupt still", h)
-	}
-	if n, _ := hl.last(); n != 1 {
-		t.Fatalf("OnHealth called %d times, want once", n)
+	for _, tc := range []struct {
+		name   string
+		batch  int                 // of segment 1 (offsets 12, 15, 18, 21)
+		damage func(b []byte)      // of the batch's bytes
+		from   int64               // the reader's start
+		want   string              // in the second Next's error
+		at     func([]int64) int64 // the position Health names
+	}{
+		{"a skipped batch's base offset", 2, func(b []byte) { b[16] ^= 0x10 }, 12, "batch starts at offset 21, expected 18",
+			func(pos []int64) int64 { return pos[3] }},
+		{"a segment's last batch's base offset", 3, func(b []byte) { b[16] ^= 0x10 }, 18, "offset 21 missing",
+			func([]int64) int64 { return -1 }},
+		{"a sound batch of earlier offsets at a segment's end", 3, func(b []byte) {
+			b[16] ^= 0x10
+			binary.BigEndian.PutUint32(b[5:], crc32.Checksum(b[9:], castagnoli))
+		}, 18, "offset 21 missing", func([]int64) int64 { return -1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			hl := &healthLog{}
+			opts := Options{SegmentBytes: perSeg * batchBytes, IndexIntervalBytes: 3 * batchBytes, OnHealth: hl.report,
+				SpaceProbeInterval: 5 * time.Millisecond}
+			l := openLog(t, dir, opts)
+			defer l.Close()
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			for i := range batches {
+				appendBatch(t, l, fmt.Sprintf("b%02d", i), per)
+			}
+			path := segmentPath(filepath.Join(dir, testTopic, "0"), 12, logExt)
+			pos := batchPositions(t, path)
+			b, err := os.ReadFile(path)
+			noErr(t, err)
+			end := int64(len(b))
+			if tc.batch+1 < len(pos) {
+				end = pos[tc.batch+1]
+			}
+			tc.damage(b[pos[tc.batch]:end])
+			patch(t, path, pos[tc.batch], b[pos[tc.batch]:end])
+			r, err := l.NewReader(testTopic, 0, tc.from)
+			noErr(t, err)
+			defer r.Close()
+			var read int
+			for range 10 { // up to the damage
+				var recs []intentlog.Record
+				if recs, err = r.Next(context.Background()); err != nil {
+					break
+				}
+				read += len(recs)
+			}
+			if !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("read into the damage: %d records, %v; want ErrCorrupt, %q", read, err, tc.want)
+			}
+			time.Sleep(100 * time.Millisecond) // probes
+			h := l.Health()
+			if !errors.Is(h, ErrReadCorrupt) {
+				t.Fatalf("Health after probes: %v, want ErrReadCorrupt still", h)
+			}
+			if at := tc.at(pos); at >= 0 && !strings.Contains(h.Error(), fmt.Sprintf("%s at position %d", path, at)) {
+				t.Fatalf("Health %v does not name the damaged batch at %d", h, at)
+			}
+			if n, _ := hl.last(); n != 1 {
+				t.Fatalf("OnHealth called %d times, want once", n)
+			}
+		})
 	}
 }

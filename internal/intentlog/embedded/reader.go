@@ -197,7 +197,7 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 		n += len(frame)
 	}
 	if len(out) == 0 {
-		r.p.readFailed(s, fr.pos, corrupt("offset %d missing before it", r.next))
+		r.p.readFailed(s, fr.pos, offsetGap{corrupt("offset %d missing before it", r.next)})
 		return nil, fmt.Errorf("%s: offset %d missing before position %d: %w",
 			s.logPath, r.next, fr.pos, intentlog.ErrCorrupt)
 	}
@@ -209,6 +209,16 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 	return out, nil
 }
 
+// offsetGap is the ErrCorrupt of a read whose batches skip the offset it
+// wants: a batch starts past it, or the segment ends before it. The
+// damage may be elsewhere than where the read stopped (a batch before
+// with a damaged base offset seems to hold earlier offsets, and a read
+// skips such batches by their header alone, without their CRC, so that a
+// reader past damage it does not need is not stopped by it).
+type offsetGap struct{ error }
+
+func (e offsetGap) Unwrap() error { return e.error }
+
 // decode appends to out the records of frame from r.next on (nothing when
 // the batch ends before r.next, checking only its framing then). left is
 // the bytes from the frame's start to the end of what the read may see:
@@ -219,7 +229,7 @@ func (r *reader) decode(out []intentlog.Record, frame []byte, left int64) (batch
 		return h, out, err
 	}
 	if h.base > r.next {
-		return h, out, corrupt("batch starts at offset %d, expected %d", h.base, r.next)
+		return h, out, offsetGap{corrupt("batch starts at offset %d, expected %d", h.base, r.next)}
 	}
 	if out == nil {
 		out = make([]intentlog.Record, 0, readCap(h.count, len(frame), left))

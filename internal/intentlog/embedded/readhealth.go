@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -48,6 +49,9 @@ type readFault struct {
 	seg *segment
 	pos int64
 	n   uint64 // counts failures: a probe clears only the one it read for
+	// gap: the read found the offset it wanted missing (offsetGap), which
+	// the batch at pos does not show: the probe leaves it to the readers.
+	gap bool
 }
 
 // readFailed records a failed read of s at pos, when err is the disk's or
@@ -75,7 +79,7 @@ func (p *partition) readFailed(s *segment, pos int64, err error) {
 	p.qmu.Lock()
 	f := &p.readFaults[kind]
 	first := f.err == nil
-	*f = readFault{err: err, seg: s, pos: pos, n: f.n + 1}
+	*f = readFault{err: err, seg: s, pos: pos, n: f.n + 1, gap: errors.As(err, new(offsetGap))}
 	p.readFailing.Store(true)
 	p.qmu.Unlock()
 	if first {
@@ -139,8 +143,8 @@ func (l *Log) probeReads() {
 // reader does: the whole batch there (a bad sector past a reader's first
 // chunk fails every read of a large batch), decoded for damage. It clears
 // the failure when that succeeds (for an I/O error: when the read gets no
-// I/O error) or its segment is gone; damage found at a segment's end
-// (offsets missing before it) stays.
+// I/O error) or its segment is gone; offsets a read found missing
+// (offsetGap) stay until a read gets through or the segment is gone.
 func (p *partition) probeRead(kind int) {
 	p.qmu.Lock()
 	f := p.readFaults[kind]
@@ -163,6 +167,11 @@ func (p *partition) probeRead(kind int) {
 		p.clearReadFault(kind, f.n)
 		return
 	}
+	if f.gap {
+		// Offsets missing: the batch there (or the segment's end) shows
+		// nothing of it; a reader's read that gets through clears it.
+		return
+	}
 	defer p.release(f.seg)
 	file, err := p.log.files.acquire(f.seg)
 	if err != nil {
@@ -181,11 +190,7 @@ func (p *partition) probeRead(kind int) {
 	if err == nil {
 		_, _, err = decodeBatch(nil, frame)
 	}
-	if err != nil {
-		// io.EOF: the failure is at the segment's end (offsets missing
-		// before it: a batch that seems to hold earlier ones), with
-		// nothing there to decode. It stays until the segment goes
-		// (retention, or a repair with the log closed).
+	if err != nil && err != io.EOF {
 		return
 	}
 	p.clearReadFault(kind, f.n)
