@@ -145,6 +145,7 @@ func boundOnce(ctx context.Context, conn *pgconn.PgConn, name string, prepare bo
 			first = err
 		}
 	}
+	completed := false // the statement's CommandComplete was read
 	for queries := 0; ; {
 		res, err := p.GetResults()
 		if err != nil {
@@ -169,12 +170,14 @@ func boundOnce(ctx context.Context, conn *pgconn.PgConn, name string, prepare bo
 			}
 			if _, err := res.Close(); err != nil {
 				fail(err)
+			} else if queries == 2 {
+				completed = true
 			}
 		case *pgconn.PipelineSync:
 			if err := p.Close(); err != nil {
 				fail(err)
 			}
-			return first
+			return ended(first, completed)
 		case nil:
 			fail(errors.New("pipeline ended before its sync"))
 		}
@@ -184,6 +187,26 @@ func boundOnce(ctx context.Context, conn *pgconn.PgConn, name string, prepare bo
 	}
 	if err := p.Close(); err != nil {
 		fail(err)
+	}
+	return ended(first, completed)
+}
+
+// ended returns first, the first error of a pipeline, as notRun when it
+// is the server ending the session (FATAL, PANIC: pg_terminate_backend, a
+// shutdown, a restart, and for a connection that sat in the pool, the
+// FATAL the server sent it then) before the statement completed. The
+// pipeline's implicit transaction commits only at its Sync, after the
+// statement's CommandComplete, which the server sends (flushing what it
+// buffered) before any later FATAL: without it, the statement did not
+// commit and never will (TestTerminatedWhileIdle).
+func ended(first error, completed bool) error {
+	var pgErr *pgconn.PgError
+	if completed || !errors.As(first, &pgErr) {
+		return first
+	}
+	switch severity(pgErr) {
+	case "FATAL", "PANIC":
+		return notRun{first}
 	}
 	return first
 }

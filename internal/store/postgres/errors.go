@@ -82,25 +82,39 @@ type notSent struct{ err error }
 func (e notSent) Error() string { return e.err.Error() }
 func (e notSent) Unwrap() error { return e.err }
 
+// notRun is the server ending the session (FATAL, PANIC) before the
+// write's statement completed (boundOnce, ended): its transaction did
+// not commit.
+type notRun struct{ err error }
+
+func (e notRun) Error() string { return e.err.Error() }
+func (e notRun) Unwrap() error { return e.err }
+
+// severity is err's severity, not localized.
+func severity(err *pgconn.PgError) string {
+	if err.SeverityUnlocalized != "" {
+		return err.SeverityUnlocalized
+	}
+	return err.Severity
+}
+
 // definite reports whether err of a write says that it did not commit and
-// will not: it was never sent, or PostgreSQL answered with an ERROR, which
+// will not: it was never sent, PostgreSQL answered with an ERROR, which
 // rolls the write's transaction back (its own statement or lock timeout
-// included). Anything else (FATAL or PANIC, which end the session and can
-// come after the commit; a connection lost; the caller's deadline, after
-// which pgx closes the connection and the statement may still run) leaves
-// the outcome unknown.
+// included), or ended the session (FATAL, PANIC) before the statement
+// completed (notRun). Anything else (FATAL or PANIC after the statement
+// completed, which can come after the commit; a connection lost; the
+// caller's deadline, after which pgx closes the connection and the
+// statement may still run) leaves the outcome unknown.
 func definite(err error) bool {
 	var ns notSent
-	if errors.As(err, &ns) || pgconn.SafeToRetry(err) {
+	var nr notRun
+	if errors.As(err, &ns) || errors.As(err, &nr) || pgconn.SafeToRetry(err) {
 		return true
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		sev := pgErr.SeverityUnlocalized
-		if sev == "" {
-			sev = pgErr.Severity
-		}
-		return sev == "ERROR"
+		return severity(pgErr) == "ERROR"
 	}
 	return false
 }

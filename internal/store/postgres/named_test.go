@@ -246,9 +246,11 @@ func TestPreparedThenExecuteFails(t *testing.T) {
 
 // TestConnectionLostMidPipeline: the session of a write is terminated
 // while its pipeline waits (the statement prepared in it, behind a row
-// lock): the outcome is unknown to the store (FATAL), so the error must
-// not say ErrNotApplied; the next write, on a new connection, prepares
-// its statement there and goes through.
+// lock): the FATAL comes before the statement completed, so the write
+// did not commit and the error says ErrNotApplied (a FATAL after it
+// completed leaves the outcome unknown: TestTerminatedAtCommit); the row
+// keeps its version; the next write, on a new connection, prepares its
+// statement there and goes through.
 func TestConnectionLostMidPipeline(t *testing.T) {
 	t.Parallel()
 	s, dsn, tx := lockedRow(t, "lm")
@@ -266,11 +268,14 @@ func TestConnectionLostMidPipeline(t *testing.T) {
 	exec(t, dsn, `SELECT pg_terminate_backend(pid) `+waiting)
 	err := <-done
 	t.Logf("apply whose session was terminated: %v", err)
-	if err == nil || errors.Is(err, store.ErrNotApplied) {
-		t.Fatalf("apply whose session was terminated: %v; want an error of unknown outcome", err)
+	if !errors.Is(err, store.ErrNotApplied) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("apply whose session was terminated before its statement completed: %v; want ErrNotApplied and ErrUnavailable", err)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if v := queryString(t, dsn, `SELECT version::text FROM `+tableIdent("lm")+` WHERE key = 'k'`); v != "1" {
+		t.Fatalf("version %s stored after a write reported not applied; want 1", v)
 	}
 	out, err := s.Apply(ctx, "lm", []store.Mutation{{Key: []byte("k"), Value: []byte("w"), Version: 3}})
 	if err != nil || !out[0].Applied {

@@ -54,9 +54,12 @@
 // otherwise unnamed (boundQuery). So a write the
 // caller gave up on cannot commit long after (DESIGN.md, "Ambiguous store
 // writes"). An ERROR from PostgreSQL (these timeouts included) rolled the
-// write back: Apply wraps store.ErrNotApplied, as for a write never sent;
-// other errors (FATAL, a lost connection, the caller's deadline) leave
-// the outcome unknown.
+// write back: Apply wraps store.ErrNotApplied, as for a write never sent,
+// and so does a FATAL (the session ended: a restart, pg_terminate_backend)
+// read before the statement's CommandComplete (the transaction commits
+// only at the pipeline's Sync, after it); other errors (a FATAL after
+// it, a lost connection, the caller's deadline) leave the outcome
+// unknown.
 //
 // Typed tables (DESIGN.md, "Queryable rows"): schema_id is the registry id
 // of the schema the value was written with, and doc the value as its
