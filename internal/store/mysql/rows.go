@@ -131,7 +131,7 @@ func (e commitErr) Unwrap() error { return e.err }
 func (s *Store) applyTx(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool, stored []uint64) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	tx, err := s.primary.Conn(qctx)
+	tx, err := s.conn(qctx, s.primary, "primary")
 	if err != nil {
 		return err
 	}

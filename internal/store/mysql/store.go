@@ -370,6 +370,19 @@ func (s *Store) warnIfNotDurable(ctx context.Context) {
 	}
 }
 
+// conn takes a connection of db, the pool of level, within ctx; a wait
+// that ctx ended while every connection of db was in use says so
+// (sqlstore.PoolFull).
+func (s *Store) conn(ctx context.Context, db *sql.DB, level string) (*sql.Conn, error) {
+	c, err := db.Conn(ctx)
+	if err != nil && ctx.Err() != nil {
+		if st := db.Stats(); st.MaxOpenConnections > 0 && st.InUse >= st.MaxOpenConnections {
+			return nil, sqlstore.PoolFull(level, st.MaxOpenConnections, err)
+		}
+	}
+	return c, err
+}
+
 // Levels returns "replica-0", "replica-1", ... then "primary".
 func (s *Store) Levels() []string { return append([]string(nil), s.levels...) }
 

@@ -55,7 +55,7 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 func (s *Store) readChunk(ctx context.Context, p *pgxpool.Pool, ident string, keys [][]byte, m *sqlstore.MultiRows) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	conn, err := p.Acquire(qctx)
+	conn, err := s.acquire(qctx, p, s.levelName(p))
 	if err != nil {
 		return err
 	}

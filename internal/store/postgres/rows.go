@@ -105,7 +105,7 @@ func (s *Store) apply(ctx context.Context, table string, muts []store.Mutation) 
 func (s *Store) applyOnce(ctx context.Context, ident string, b *sqlstore.Batch, applied []bool) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	conn, err := s.primary.Acquire(qctx)
+	conn, err := s.acquire(qctx, s.primary, "primary")
 	if err != nil {
 		return notSent{err}
 	}
@@ -248,11 +248,16 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	s.awaitReplica(ctx, level)
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	conn, err := s.acquire(qctx, p, s.levelName(p))
+	if err != nil {
+		return store.Row{}, false, s.readErr(ctx, table, p != s.primary, err)
+	}
+	defer conn.Release()
 	var value []byte
 	var version int64
 	var deleted bool
 	var schemaID int64
-	err = p.QueryRow(qctx, `SELECT value, version, deleted, schema_id FROM `+tableIdent(table)+
+	err = conn.QueryRow(qctx, `SELECT value, version, deleted, schema_id FROM `+tableIdent(table)+
 		` WHERE kh = sha256($1) AND key = $1`, sqlstore.NotNull(key)).Scan(&value, &version, &deleted, &schemaID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):

@@ -42,7 +42,7 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 	}
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	conn, err := s.primary.Acquire(qctx)
+	conn, err := s.acquire(qctx, s.primary, "primary")
 	if err != nil {
 		return nil, s.tableErr(ctx, table, err)
 	}

@@ -270,6 +270,29 @@ func sessionBounds(timeout time.Duration) map[string]string {
 	return map[string]string{"statement_timeout": ms, "lock_timeout": ms, "idle_in_transaction_session_timeout": ms}
 }
 
+// acquire takes a connection of p, the pool of level, within ctx; a wait
+// that ctx ended while every connection of p was in use says so
+// (sqlstore.PoolFull).
+func (s *Store) acquire(ctx context.Context, p *pgxpool.Pool, level string) (*pgxpool.Conn, error) {
+	c, err := p.Acquire(ctx)
+	if err != nil && ctx.Err() != nil {
+		if st := p.Stat(); st.AcquiredConns() >= st.MaxConns() {
+			return nil, sqlstore.PoolFull(level, int(st.MaxConns()), err)
+		}
+	}
+	return c, err
+}
+
+// levelName is the name of the read level of pool p.
+func (s *Store) levelName(p *pgxpool.Pool) string {
+	for i, r := range s.replicas {
+		if r == p {
+			return s.levels[i]
+		}
+	}
+	return "primary"
+}
+
 // Levels returns "replica-0", "replica-1", ... then "primary".
 func (s *Store) Levels() []string { return append([]string(nil), s.levels...) }
 
