@@ -234,8 +234,18 @@ func (s *Store) config(dsn string) (*mysql.Config, error) {
 	if cfg.Timeout <= 0 || cfg.Timeout > s.timeout {
 		cfg.Timeout = s.timeout // dial timeout
 	}
+	cfg.Logger = driverLog{s.log}
 	return cfg, nil
 }
+
+// driverLog is the driver's logger: its messages (a pooled connection
+// found dead and replaced, a packet cut short) went to stderr as
+// unstructured "[mysql] ..." lines whatever the process's log format.
+// They are the store's, at debug level: an error they describe that
+// fails a call is that call's to return (TestDriverLogsThroughTheStore).
+type driverLog struct{ log *slog.Logger }
+
+func (l driverLog) Print(v ...any) { l.log.Debug("mysql driver: " + fmt.Sprint(v...)) }
 
 // serverVersion asks a short-lived connection for the server's version
 // and max_allowed_packet.
