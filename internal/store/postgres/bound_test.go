@@ -27,6 +27,7 @@ func TestDefinite(t *testing.T) {
 		{"a localized ERROR", &pgconn.PgError{Severity: "ERROR", Code: "55P03"}, true},
 		{"FATAL can follow the commit", &pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01"}, false},
 		{"PANIC", &pgconn.PgError{SeverityUnlocalized: "PANIC"}, false},
+		{"FATAL before the statement completed", notRun{&pgconn.PgError{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01"}}, true},
 		{"never sent", notSent{context.DeadlineExceeded}, true},
 		{"wrapped", fmt.Errorf("x: %w", notSent{io.EOF}), true},
 		{"the caller's deadline mid-write", context.DeadlineExceeded, false},
@@ -35,6 +36,34 @@ func TestDefinite(t *testing.T) {
 	for _, tc := range tests {
 		if got := definite(tc.err); got != tc.want {
 			t.Errorf("%s: definite(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestEnded: only the server ending the session before the statement
+// completed makes a pipeline's error definite (notRun).
+func TestEnded(t *testing.T) {
+	t.Parallel()
+	fatal := &pgconn.PgError{SeverityUnlocalized: "FATAL", Code: "57P01"}
+	tests := []struct {
+		name      string
+		err       error
+		completed bool
+		notRun    bool
+	}{
+		{"FATAL before the statement completed", fatal, false, true},
+		{"FATAL after it completed (the commit may be done)", fatal, true, false},
+		{"PANIC before it completed", &pgconn.PgError{SeverityUnlocalized: "PANIC"}, false, true},
+		{"a localized FATAL", &pgconn.PgError{Severity: "FATAL"}, false, true},
+		{"an ERROR stays as it is", &pgconn.PgError{SeverityUnlocalized: "ERROR", Code: "57014"}, false, false},
+		{"the connection lost", io.ErrUnexpectedEOF, false, false},
+		{"none", nil, false, false},
+	}
+	for _, tc := range tests {
+		got := ended(tc.err, tc.completed)
+		var nr notRun
+		if errors.As(got, &nr) != tc.notRun || !errors.Is(got, tc.err) {
+			t.Errorf("%s: ended(%v, %v) = %#v; want notRun %v, wrapping the error", tc.name, tc.err, tc.completed, got, tc.notRun)
 		}
 	}
 }
