@@ -3,15 +3,11 @@ package mysql
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/wail-cdc/wail/internal/store"
 	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
@@ -40,87 +36,22 @@ func TestKilledUnderLoad(t *testing.T) {
 	}
 	defer killer.Close()
 	killer.SetMaxOpenConns(1)
-	stop := make(chan struct{})
-	killed := make(chan int)
-	go func() {
-		n := 0
-		defer func() { killed <- n }()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(15 * time.Millisecond):
-			}
-			rows, err := killer.QueryContext(ctx, `SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()`, cfg.DBName)
-			if err != nil {
-				t.Errorf("list the store's connections: %v", err)
-				return
-			}
-			var ids []int64
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err == nil {
-					ids = append(ids, id)
-				}
-			}
-			_ = rows.Close()
-			for _, id := range ids {
-				_, _ = killer.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)) // gone already: no matter
-				n++
+	sqltest.EndedUnderLoad(t, s, "kl", func(ctx context.Context) (int, error) {
+		rows, err := killer.QueryContext(ctx, `SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()`, cfg.DBName)
+		if err != nil {
+			return 0, err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err == nil {
+				ids = append(ids, id)
 			}
 		}
-	}()
-	type result struct {
-		keys []string
-		err  error
-	}
-	var mu sync.Mutex
-	var results []result
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(2 * time.Second)
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; time.Now().Before(deadline); i++ {
-				var muts []store.Mutation
-				var keys []string
-				for j := range 3 {
-					k := fmt.Sprintf("w%d-%d-%d", w, i, j)
-					keys = append(keys, k)
-					muts = append(muts, store.Mutation{Key: []byte(k), Value: []byte("v"), Version: 1})
-				}
-				wctx, cancel := context.WithTimeout(ctx, time.Second)
-				_, err := s.Apply(wctx, "kl", muts)
-				cancel()
-				mu.Lock()
-				results = append(results, result{keys, err})
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	close(stop)
-	t.Logf("kills: %d", <-killed)
-	var notApplied, unknown, ok int
-	for _, r := range results {
-		switch {
-		case r.err == nil:
-			ok++
-			continue
-		case errors.Is(r.err, store.ErrNotApplied):
-			notApplied++
-		default:
-			unknown++ // the COMMIT was sent, or the connection went during it
-			continue
+		_ = rows.Close()
+		for _, id := range ids {
+			_, _ = killer.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)) // gone already: no matter
 		}
-		for _, k := range r.keys {
-			_, found, err := s.Get(ctx, "kl", []byte(k), 0)
-			for err != nil && ctx.Err() == nil { // the kills are over: a retry gets a new connection
-				_, found, err = s.Get(ctx, "kl", []byte(k), 0)
-			}
-			if found {
-				t.Errorf("key %s stored by a write reported not applied: %v", k, r.err)
-			}
-		}
-	}
-	t.Logf("writes: %d applied, %d not applied, %d of unknown outcome", ok, notApplied, unknown)
+		return len(ids), nil
+	})
 }

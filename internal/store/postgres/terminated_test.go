@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wail-cdc/wail/internal/store"
+	"github.com/wail-cdc/wail/internal/store/sqltest"
 )
 
 // TestTerminatedWhileIdle: a pooled connection whose session the server
@@ -117,80 +117,10 @@ func TestTerminatedUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer killer.Close(context.Background())
-	stop := make(chan struct{})
-	killed := make(chan int)
-	go func() {
-		n := 0
-		defer func() { killed <- n }()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(15 * time.Millisecond):
-			}
-			if _, err := killer.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app); err != nil {
-				t.Errorf("terminate the store's sessions: %v", err)
-				return
-			}
-			n++
-		}
-	}()
-	type result struct {
-		keys []string
-		err  error
-	}
-	var mu sync.Mutex
-	var results []result
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(2 * time.Second)
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; time.Now().Before(deadline); i++ {
-				var muts []store.Mutation
-				var keys []string
-				for j := range 3 {
-					k := fmt.Sprintf("w%d-%d-%d", w, i, j)
-					keys = append(keys, k)
-					muts = append(muts, store.Mutation{Key: []byte(k), Value: []byte("v"), Version: 1})
-				}
-				wctx, cancel := context.WithTimeout(ctx, time.Second)
-				_, err := s.Apply(wctx, "tl", muts)
-				cancel()
-				mu.Lock()
-				results = append(results, result{keys, err})
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	close(stop)
-	t.Logf("terminations: %d", <-killed)
-	var notApplied, unknown, ok int
-	for _, r := range results {
-		switch {
-		case r.err == nil:
-			ok++
-			continue
-		case errors.Is(r.err, store.ErrNotApplied):
-			notApplied++
-		default:
-			unknown++
-			continue
-		}
-		for _, k := range r.keys {
-			_, found, err := s.Get(ctx, "tl", []byte(k), 0)
-			for err != nil && ctx.Err() == nil { // the terminations are over: a retry gets a new session
-				_, found, err = s.Get(ctx, "tl", []byte(k), 0)
-			}
-			if found {
-				t.Errorf("key %s stored by a write reported not applied: %v", k, r.err)
-			}
-		}
-	}
-	t.Logf("writes: %d applied, %d not applied, %d of unknown outcome", ok, notApplied, unknown)
-	if notApplied == 0 {
-		t.Log("no write was reported not applied: nothing checked this run")
-	}
+	sqltest.EndedUnderLoad(t, s, "tl", func(ctx context.Context) (int, error) {
+		tag, err := killer.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, app)
+		return int(tag.RowsAffected()), err
+	})
 }
 
 // withParam returns dsn with the run-time parameter name set to value.
