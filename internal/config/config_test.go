@@ -91,6 +91,8 @@ func TestLoad(t *testing.T) {
 		{name: "schema registry document below a schema", yaml: "schema_registry:\n  max_document_bytes: 1000\n",
 			wantErr: "schema_registry.max_document_bytes 1000 out of range 262144 (max_schema_bytes)"},
 		{name: "schema registry references", yaml: "schema_registry:\n  max_references: 0\n", wantErr: "schema_registry.max_references 0 out of range 1..4096"},
+		{name: "schema registry compiles", yaml: "schema_registry:\n  max_compiles: 0\n", wantErr: "schema_registry.max_compiles 0 out of range 1..1024"},
+		{name: "schema registry compile timeout", yaml: "schema_registry:\n  compile_timeout: 10ms\n", wantErr: "schema_registry.compile_timeout 10ms out of range 100ms..10m"},
 		{name: "write stream in flight", yaml: "api:\n  write_stream_in_flight: 7\n", wantErr: "api.write_stream_in_flight 7 out of range 8..1024"},
 		{name: "group commit refresh too short", yaml: "api:\n  group_commit_refresh: 30s\n", wantErr: "api.group_commit_refresh 30s out of range 1m..24h"},
 		{name: "group commit refresh too long", yaml: "api:\n  group_commit_refresh: 48h\n", wantErr: "api.group_commit_refresh 48h0m0s out of range 1m..24h"},

@@ -26,6 +26,16 @@ type SchemaRegistry struct {
 	// store's catalog: a registration past it is refused (42209);
 	// deletes (soft, then permanent) always go through, to make room.
 	MaxDocumentBytes int `yaml:"max_document_bytes"`
+	// MaxCompiles bounds the schema compiles that run at once (a
+	// registration, a lookup, a compatibility check, a typed table's
+	// schema), so that schemas never take every core from the writes;
+	// others wait for a slot.
+	MaxCompiles int `yaml:"max_compiles"`
+	// CompileTimeout bounds each schema compile, its wait for a slot
+	// included: past it the request fails 50002 (a schema with its
+	// references costs up to seconds of CPU; the client's own timeout
+	// would not stop the server's work).
+	CompileTimeout time.Duration `yaml:"compile_timeout"`
 	// URL, when set, points wail at an external Confluent-compatible
 	// registry (Confluent's, Apicurio's Confluent API, another wail's
 	// http://host:port/registry): typed tables register and look up their
@@ -47,7 +57,8 @@ type SchemaRegistry struct {
 }
 
 func defaultSchemaRegistry() SchemaRegistry {
-	return SchemaRegistry{Enabled: true, MaxSchemaBytes: 256 << 10, MaxReferences: 64, MaxDocumentBytes: 8 << 20, Timeout: 10 * time.Second}
+	return SchemaRegistry{Enabled: true, MaxSchemaBytes: 256 << 10, MaxReferences: 64, MaxDocumentBytes: 8 << 20, MaxCompiles: 2,
+		CompileTimeout: 10 * time.Second, Timeout: 10 * time.Second}
 }
 
 func (c *Config) validateSchemaRegistry() []error {
@@ -64,6 +75,12 @@ func (c *Config) validateSchemaRegistry() []error {
 	if s.MaxDocumentBytes < s.MaxSchemaBytes || s.MaxDocumentBytes > 256<<20 {
 		errs = append(errs, fmt.Errorf("schema_registry.max_document_bytes %d out of range %d (max_schema_bytes)..%d",
 			s.MaxDocumentBytes, s.MaxSchemaBytes, 256<<20))
+	}
+	if s.MaxCompiles < 1 || s.MaxCompiles > 1024 {
+		errs = append(errs, fmt.Errorf("schema_registry.max_compiles %d out of range 1..1024", s.MaxCompiles))
+	}
+	if s.CompileTimeout < 100*time.Millisecond || s.CompileTimeout > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("schema_registry.compile_timeout %s out of range 100ms..10m", s.CompileTimeout))
 	}
 	errs = append(errs, s.validateURL()...)
 	return errs

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/schema"
 )
@@ -43,10 +44,15 @@ type Limits struct {
 	// MaxDocumentBytes bounds the whole registry's document, all schemas
 	// together; a registration past it is refused (42209).
 	MaxDocumentBytes int
+	// MaxCompiles bounds the schema compiles that run at once (others
+	// wait); CompileTimeout bounds each, its wait included (50002 past
+	// it).
+	MaxCompiles    int
+	CompileTimeout time.Duration
 }
 
 // DefaultLimits are the limits used for zero fields.
-var DefaultLimits = Limits{MaxSchemaBytes: 256 << 10, MaxReferences: 64, MaxDocumentBytes: 8 << 20}
+var DefaultLimits = Limits{MaxSchemaBytes: 256 << 10, MaxReferences: 64, MaxDocumentBytes: 8 << 20, MaxCompiles: 2, CompileTimeout: 10 * time.Second}
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxSchemaBytes <= 0 {
@@ -58,6 +64,12 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDocumentBytes <= 0 {
 		l.MaxDocumentBytes = DefaultLimits.MaxDocumentBytes
 	}
+	if l.MaxCompiles <= 0 {
+		l.MaxCompiles = DefaultLimits.MaxCompiles
+	}
+	if l.CompileTimeout <= 0 {
+		l.CompileTimeout = DefaultLimits.CompileTimeout
+	}
 	return l
 }
 
@@ -68,6 +80,7 @@ const maxSwaps = 32
 type Registry struct {
 	storage Storage
 	lim     Limits
+	gate    *compileGate
 
 	mu       sync.Mutex
 	raw      []byte // the document last read
@@ -90,7 +103,8 @@ func (r *Registry) changed(subject string, err error) {
 
 // New returns a registry over storage.
 func New(storage Storage, lim Limits) *Registry {
-	return &Registry{storage: storage, lim: lim.withDefaults(), compiled: map[int]compiledSchema{}}
+	lim = lim.withDefaults()
+	return &Registry{storage: storage, lim: lim, gate: newCompileGate(lim), compiled: map[int]compiledSchema{}}
 }
 
 // read returns the current document, decoded; callers must not change it.
@@ -167,7 +181,7 @@ func (r *Registry) swap(ctx context.Context, bounded bool, fn func(st *state) (s
 // schema keeps compiling, for reads by id, after what it imports was
 // soft-deleted behind its own deleted versions).
 func (r *Registry) compile(ctx context.Context, st *state, text string, refs []Reference, stored bool) (*schema.Schema, error) {
-	return compileWith(ctx, r.lim, text, refs, func(ref Reference) (string, []Reference, string, error) {
+	return compileWith(ctx, r.gate, r.lim, text, refs, func(_ context.Context, ref Reference) (string, []Reference, string, error) {
 		v, e := st.version(ref.Subject, ref.Version, stored)
 		if e != nil {
 			return "", nil, "", invalidSchema("reference %q (subject %q version %d): %s", ref.Name, ref.Subject, ref.Version, e.Message)
@@ -179,13 +193,19 @@ func (r *Registry) compile(ctx context.Context, st *state, text string, refs []R
 
 // compileWith compiles a schema text with its references, each fetched
 // (its text, its own references, and its origin: subject/version) by
-// fetch, within lim.
-func compileWith(ctx context.Context, lim Limits, text string, refs []Reference,
-	fetch func(Reference) (text string, refs []Reference, origin string, err error)) (*schema.Schema, error) {
+// fetch, within lim and gate.
+func compileWith(ctx context.Context, gate *compileGate, lim Limits, text string, refs []Reference,
+	fetch func(context.Context, Reference) (text string, refs []Reference, origin string, err error)) (*schema.Schema, error) {
 	if len(text) > lim.MaxSchemaBytes {
 		return nil, errf(http.StatusUnprocessableEntity, CodeSchemaTooLarge,
 			"The schema is %d bytes, over schema_registry.max_schema_bytes (%d)", len(text), lim.MaxSchemaBytes)
 	}
+	return gate.run(ctx, func(ctx context.Context) (*schema.Schema, error) { return compileRefs(ctx, lim, text, refs, fetch) })
+}
+
+// compileRefs is compileWith within its gate.
+func compileRefs(ctx context.Context, lim Limits, text string, refs []Reference,
+	fetch func(context.Context, Reference) (text string, refs []Reference, origin string, err error)) (*schema.Schema, error) {
 	var imports []schema.File
 	seen := map[string]string{} // import path -> subject/version
 	var walk func(refs []Reference) error
@@ -194,7 +214,7 @@ func compileWith(ctx context.Context, lim Limits, text string, refs []Reference,
 			if _, ok := seen[ref.Name]; !ok && len(seen) >= lim.MaxReferences {
 				return invalidSchema("more than %d referenced files (schema_registry.max_references)", lim.MaxReferences)
 			}
-			src, sub, origin, err := fetch(ref)
+			src, sub, origin, err := fetch(ctx, ref)
 			if err != nil {
 				return err
 			}

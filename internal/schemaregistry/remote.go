@@ -26,8 +26,9 @@ import (
 // Compatibility is the external registry's to check. Safe for concurrent
 // use.
 type Remote struct {
-	cl  *sr.Client
-	lim Limits
+	cl   *sr.Client
+	lim  Limits
+	gate *compileGate
 	// url is the registry's URL as errors show it, hide what hides its
 	// password in a text (HideURLPassword).
 	url      string
@@ -84,7 +85,8 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry %s: %w", hide(o.URL), hidden(err, hide))
 	}
-	return &Remote{cl: cl, lim: o.Limits.withDefaults(), url: hide(o.URL), hide: hide, byID: map[int]remoteSchema{}}, nil
+	lim := o.Limits.withDefaults()
+	return &Remote{cl: cl, lim: lim, gate: newCompileGate(lim), url: hide(o.URL), hide: hide, byID: map[int]remoteSchema{}}, nil
 }
 
 // HideURLPassword returns what replaces, in a text, the password of a
@@ -157,7 +159,7 @@ func (r *Remote) compile(ctx context.Context, text string, refs []Reference, sto
 	if stored {
 		ctx = sr.WithParams(ctx, sr.ShowDeleted)
 	}
-	return compileWith(ctx, r.lim, text, refs, func(ref Reference) (string, []Reference, string, error) {
+	return compileWith(ctx, r.gate, r.lim, text, refs, func(ctx context.Context, ref Reference) (string, []Reference, string, error) {
 		ss, err := r.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
 		if err != nil {
 			return "", nil, "", r.remoteErr(err)

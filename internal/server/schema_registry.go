@@ -158,7 +158,14 @@ func methodOverride(req *http.Request) string {
 // over tlsConf (registryTLS).
 func newRemote(c config.SchemaRegistry, tlsConf *tls.Config) (*schemaregistry.Remote, error) {
 	return schemaregistry.NewRemote(schemaregistry.RemoteOptions{URL: c.URL, TLS: tlsConf, Username: c.Username, Password: c.Password,
-		Timeout: c.Timeout, Limits: schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes}})
+		Timeout: c.Timeout, Limits: registryLimits(c)})
+}
+
+// registryLimits are schema_registry's limits, for wail's own registry and
+// the client of an external one.
+func registryLimits(c config.SchemaRegistry) schemaregistry.Limits {
+	return schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes,
+		MaxCompiles: c.MaxCompiles, CompileTimeout: c.CompileTimeout}
 }
 
 // doctorRegistry checks an external registry (schema_registry.url): it
@@ -214,7 +221,7 @@ func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duratio
 // the external one of schema_registry.url.
 func (s *Server) openSchemas() error {
 	c := s.cfg.SchemaRegistry
-	lim := schemaregistry.Limits{MaxSchemaBytes: c.MaxSchemaBytes, MaxReferences: c.MaxReferences, MaxDocumentBytes: c.MaxDocumentBytes}
+	lim := registryLimits(c)
 	if c.URL == "" {
 		s.ownSchemas = schemaregistry.New(schemaregistry.Catalog(s.store), lim)
 		s.schemas = s.ownSchemas

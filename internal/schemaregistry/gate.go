@@ -1,0 +1,50 @@
+package schemaregistry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/schema"
+)
+
+// compileGate bounds schema compiles, which cost CPU in proportion to the
+// schema and its references (up to max_references files of
+// max_schema_bytes each: seconds of CPU): at most cap(slots) run at once,
+// and each, its wait for a slot included, within timeout. A client that
+// keeps its connection open cannot make the server compile for longer,
+// and clients together cannot take more cores than the slots (the writes
+// share the process). A compile stops at its deadline between files.
+type compileGate struct {
+	slots   chan struct{}
+	timeout time.Duration
+}
+
+func newCompileGate(lim Limits) *compileGate {
+	return &compileGate{slots: make(chan struct{}, lim.MaxCompiles), timeout: lim.CompileTimeout}
+}
+
+// run runs compile within the gate.
+func (g *compileGate) run(ctx context.Context, compile func(ctx context.Context) (*schema.Schema, error)) (*schema.Schema, error) {
+	gctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	select {
+	case g.slots <- struct{}{}:
+	case <-gctx.Done():
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errf(http.StatusServiceUnavailable, CodeTimeout,
+			"The operation timed out: %d schema compiles ran for %s, the most this server runs at once (schema_registry.max_compiles); retry later",
+			cap(g.slots), g.timeout)
+	}
+	defer func() { <-g.slots }()
+	s, err := compile(gctx)
+	if err != nil && ctx.Err() == nil && errors.Is(gctx.Err(), context.DeadlineExceeded) {
+		return nil, errf(http.StatusUnprocessableEntity, CodeTimeout,
+			"The operation timed out: compiling the schema with its references took longer than schema_registry.compile_timeout (%s); "+
+				"use fewer or smaller referenced files, or raise compile_timeout", g.timeout)
+	}
+	return s, err
+}

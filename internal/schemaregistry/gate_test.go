@@ -1,0 +1,67 @@
+package schemaregistry
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCompileGate: schema compiles are bounded in number and time, as the
+// server bounds them, not the client: a registration with every compile
+// slot taken waits, then fails 50002 naming schema_registry.max_compiles
+// (503: retry later); one whose compile takes longer than
+// schema_registry.compile_timeout fails 50002 naming it, while its
+// client would have waited for ever; neither keeps a slot.
+func TestCompileGate(t *testing.T) {
+	t.Parallel()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	r := New(Catalog(st), Limits{MaxCompiles: 1, CompileTimeout: 300 * time.Millisecond})
+	ctx := t.Context()
+	const text = "syntax = \"proto3\";\nmessage M { int32 f = 1; }\n"
+
+	r.gate.slots <- struct{}{} // a compile runs
+	start := time.Now()
+	_, err := r.Register(ctx, "a-value", SchemaRequest{Schema: text, SchemaType: Protobuf})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeTimeout || e.Status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "schema_registry.max_compiles") {
+		t.Fatalf("register with the only compile slot taken: %v; want 50002 (503) naming schema_registry.max_compiles", err)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("refused after %v, before compile_timeout", waited)
+	}
+	<-r.gate.slots
+	if _, err := r.Register(ctx, "a-value", SchemaRequest{Schema: text, SchemaType: Protobuf}); err != nil {
+		t.Fatalf("register once the slot is free: %v", err)
+	}
+
+	// A schema whose references take longer than compile_timeout to
+	// compile: 20 files of 200 KiB (60 ms or more each).
+	var refs []Reference
+	var main strings.Builder
+	main.WriteString("syntax = \"proto3\";\n")
+	for i := range 20 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "syntax = \"proto3\";\npackage p%d;\n", i)
+		for j := 0; b.Len() < 200<<10; j++ {
+			fmt.Fprintf(&b, "message M%d { int32 f = 1; }\n", j)
+		}
+		subject := fmt.Sprintf("p%d", i)
+		if _, err := New(Catalog(st), Limits{}).Register(ctx, subject, SchemaRequest{Schema: b.String(), SchemaType: Protobuf}); err != nil {
+			t.Fatalf("register reference %s: %v", subject, err)
+		}
+		refs = append(refs, Reference{Name: subject + ".proto", Subject: subject, Version: 1})
+		fmt.Fprintf(&main, "import %q;\n", subject+".proto")
+	}
+	main.WriteString("message X { p0.M1 a = 1; }\n")
+	_, err = r.Register(ctx, "big-value", SchemaRequest{Schema: main.String(), SchemaType: Protobuf, References: refs})
+	if !errors.As(err, &e) || e.Code != CodeTimeout || !strings.Contains(e.Message, "schema_registry.compile_timeout") {
+		t.Fatalf("register of a schema whose compile outlasts compile_timeout: %v; want 50002 naming schema_registry.compile_timeout", err)
+	}
+	if len(r.gate.slots) != 0 {
+		t.Fatal("a timed-out compile kept its slot")
+	}
+}
