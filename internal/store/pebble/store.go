@@ -187,6 +187,9 @@ func Open(dir string, opts Options) (s *Store, err error) {
 			s, err = nil, fmt.Errorf("pebble: open %s: %v", dir, r)
 		}
 	}()
+	if err := checkWAL(fs, dir); err != nil {
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+	}
 	db, err = pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
