@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -62,8 +64,9 @@ type failure struct {
 	done chan struct{} // closed once err is set
 	err  error
 
-	mu    sync.Mutex
-	armed bool // the store is open: filesystem errors fail it
+	mu     sync.Mutex
+	armed  bool  // the store is open: filesystem errors fail it
+	damage error // a damaged file reported before (corrupt)
 }
 
 func newFailure(log *slog.Logger) *failure {
@@ -261,3 +264,39 @@ func (f *stopFile) SyncTo(length int64) (bool, error) {
 
 // Close reports write errors some filesystems only report on close.
 func (f *stopFile) Close() error { return f.f.check("close", f.name, f.File.Close()) }
+
+// damaged is what the store says of a file damaged at rest (a checksum
+// that fails, a record that does not decode): Pebble reads no further
+// than such a file, so the store cannot serve it and no setting helps.
+// Only the first line of cause is kept: Pebble's errors carry their stack
+// when formatted in full.
+func damaged(what string, cause error) error {
+	msg, _, _ := strings.Cut(cause.Error(), "\n")
+	return fmt.Errorf("%s is damaged (%s): check the disk (dmesg, smartctl -a), then restore DATA_DIR from a backup "+
+		"and run `wail table reconcile TABLE` for every table; the store cannot serve a damaged file", what, msg)
+}
+
+// corrupt handles Pebble's report of a damaged file (its DataCorruption
+// event, in place of the default, a Fatalf with the error's stack, which
+// in a background job ended the process): once the store is open it
+// fails it; during Open it is kept for Open's error (openDamage).
+func (f *failure) corrupt(info pebble.DataCorruptionInfo) {
+	err := damaged(info.Path, info.Details)
+	f.mu.Lock()
+	armed := f.armed
+	if !armed && f.damage == nil {
+		f.damage = err
+	}
+	f.mu.Unlock()
+	if armed {
+		f.fail(err)
+	}
+}
+
+// openDamage is the first damaged file Pebble reported before the store
+// was open.
+func (f *failure) openDamage() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.damage
+}

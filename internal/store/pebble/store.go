@@ -165,9 +165,11 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	fail := newFailure(log)
 	stalls := newStallClock()
+	events := stalls.listener()
+	events.DataCorruption = fail.corrupt
 	po := &pebble.Options{
 		Logger:             slogLogger{l: log, f: fail},
-		EventListener:      stalls.listener(),
+		EventListener:      events,
 		FormatMajorVersion: pebble.FormatNewest,
 		FS:                 &stopFS{FS: fs, f: fail},
 	}
@@ -192,7 +194,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	db, err = pebble.Open(dir, po)
 	if err != nil {
-		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, err))
 	}
 	s = &Store{
 		db:      db,
@@ -218,7 +220,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, err))
 	}
 	fail.arm()
 	if s.wopts.Sync {
@@ -226,6 +228,19 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	log.Debug("pebble store opened", "dir", dir, "tables", len(s.tables), "sync", !opts.NoSync)
 	return s, nil
+}
+
+// openError is the error Open fails with: the damaged file Pebble
+// reported, if it did; for other damage Pebble found (a MANIFEST or an
+// older WAL that does not decode), what to run.
+func openError(fail *failure, err error) error {
+	if d := fail.openDamage(); d != nil {
+		return d
+	}
+	if pebble.IsCorruptionError(err) {
+		return damaged("the store's files", err)
+	}
+	return err
 }
 
 // closeAfterPanic closes db (if Open got that far) after a panic during
