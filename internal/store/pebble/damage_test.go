@@ -21,10 +21,12 @@ func TestDamagedFileSaysWhatToRun(t *testing.T) {
 		name   string
 		flush  bool
 		glob   string
-		damage func(b []byte)
+		damage func(b []byte) // nil: the file is removed
+		says   string
 	}{
-		{"sstable block", true, "*.sst", func(b []byte) { b[len(b)/4] ^= 0xff }},
-		{"manifest record", false, "MANIFEST-*", func(b []byte) { b[len(b)/2] ^= 0xff }},
+		{"sstable block", true, "*.sst", func(b []byte) { b[len(b)/4] ^= 0xff }, "damaged"},
+		{"manifest record", false, "MANIFEST-*", func(b []byte) { b[len(b)/2] ^= 0xff }, "damaged"},
+		{"sstable missing", true, "*.sst", nil, "missing"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -52,8 +54,13 @@ func TestDamagedFileSaysWhatToRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.damage(b)
-			if err := os.WriteFile(m[0], b, 0o644); err != nil {
+			if c.damage == nil {
+				err = os.Remove(m[0])
+			} else {
+				c.damage(b)
+				err = os.WriteFile(m[0], b, 0o644)
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			s, err = Open(dir, Options{Logger: quiet})
@@ -71,7 +78,7 @@ func TestDamagedFileSaysWhatToRun(t *testing.T) {
 			if strings.Contains(msg, "\n") {
 				t.Errorf("the error is %d lines, not one: %.400s", strings.Count(msg, "\n")+1, msg)
 			}
-			for _, want := range []string{filepath.Base(m[0]), "damaged", "dmesg", "restore DATA_DIR from a backup", "wail table reconcile"} {
+			for _, want := range []string{strings.TrimSuffix(filepath.Base(m[0]), ".sst"), c.says, "dmesg", "restore DATA_DIR from a backup", "wail table reconcile"} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("error %.400q does not say %q", msg, want)
 				}

@@ -33,7 +33,9 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,7 +191,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 			s, err = nil, fmt.Errorf("pebble: open %s: %v", dir, r)
 		}
 	}()
-	if err := checkWAL(fs, dir); err != nil {
+	if err := checkLogs(fs, dir); err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
 	db, err = pebble.Open(dir, po)
@@ -232,13 +234,19 @@ func Open(dir string, opts Options) (s *Store, err error) {
 
 // openError is the error Open fails with: the damaged file Pebble
 // reported, if it did; for other damage Pebble found (a MANIFEST or an
-// older WAL that does not decode), what to run.
+// older WAL that does not decode) or a file the MANIFEST names that is
+// missing, what to run.
 func openError(fail *failure, err error) error {
 	if d := fail.openDamage(); d != nil {
 		return d
 	}
-	if pebble.IsCorruptionError(err) {
-		return damaged("the store's files", err)
+	switch {
+	case pebble.IsCorruptionError(err):
+		return damaged("a file of the store", err)
+	case errors.Is(err, os.ErrNotExist): // a file the MANIFEST names
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return fmt.Errorf("a file of the store is missing (%s): it was deleted (by hand, a cleanup script) or lost by the disk; check the disk (dmesg, smartctl -a), "+
+			"then restore DATA_DIR from a backup and run `wail table reconcile TABLE` for every table", msg)
 	}
 	return err
 }
