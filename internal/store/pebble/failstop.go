@@ -96,10 +96,17 @@ func (f *failure) failed() error {
 	}
 }
 
+// arm marks the store open: from now on filesystem errors and damaged
+// files fail it. A damaged file Pebble reported after Open last checked
+// fails it now.
 func (f *failure) arm() {
 	f.mu.Lock()
 	f.armed = true
+	damage := f.damage
 	f.mu.Unlock()
+	if damage != nil {
+		f.fail(damage)
+	}
 }
 
 // check handles the result of a write-side filesystem operation: once the

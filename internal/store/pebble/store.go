@@ -220,6 +220,9 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	if err = s.loadTables(); err == nil {
 		err = s.loadVersions()
 	}
+	if err == nil {
+		err = fail.openDamage() // reported by a job of Pebble's own
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, err))
