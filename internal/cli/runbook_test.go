@@ -1,0 +1,253 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/logbuf"
+	"github.com/wail-cdc/wail/internal/server"
+)
+
+// The runbook of docs/operations.md played for real: a broken data dir is
+// made, the command the page names is run, and the situation must clear.
+
+// runLoggedServer runs a server on dataDir whose log goes to logs, until
+// stop or the test's end.
+func runLoggedServer(t *testing.T, dataDir string, logs *logbuf.Buffer, mutate func(*config.Config)) (url string, stop func()) {
+	t.Helper()
+	srv, err := server.New(serverConfig(dataDir, mutate), slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stopServer, err := startServer(context.Background(), srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			if err := stopServer(); err != nil {
+				t.Errorf("server: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + addr, stop
+}
+
+// startErr is the error of a server start on dataDir (nil: it started).
+func startErr(ctx context.Context, dataDir string) error {
+	srv, err := server.New(serverConfig(dataDir, nil), slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	_, stop, err := startServer(ctx, srv)
+	if err == nil {
+		return stop()
+	}
+	return err
+}
+
+// serverConfig is the configuration of a test server on dataDir.
+func serverConfig(dataDir string, mutate func(*config.Config)) config.Config {
+	cfg := config.Default()
+	cfg.DataDir, cfg.Listen = dataDir, "127.0.0.1:0"
+	cfg.Log.NoSync, cfg.Store.NoSync = true, true
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return cfg
+}
+
+// TestRunbookLogRepairThenReconcile: intents damaged on disk before the
+// resolver resolved them. The page says: start fails naming `wail log
+// repair`; run it; at the next start the resolver writes a GAP letter and
+// logs an error naming `wail table reconcile TABLE`; run it: it settles
+// the GAP letter and the lost key gets its event.
+func TestRunbookLogRepairThenReconcile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := t.TempDir()
+	var logs logbuf.Buffer
+	url, stop := runLoggedServer(t, data, &logs, func(cfg *config.Config) { cfg.Resolver.Enabled = false })
+	if code, _, errOut := runCLI(ctx, url, "", "table", "create", "t", "--partitions", "1"); code != 0 {
+		t.Fatal(errOut)
+	}
+	seg := filepath.Join(data, "log", "wail.intents.t", "0", "00000000000000000000.log")
+	var sizes []int64
+	for _, k := range []string{"a", "b", "c"} {
+		if code, _, errOut := runCLI(ctx, url, "", "put", "t", k, "value-"+k); code != 0 {
+			t.Fatalf("put %s: %s", k, errOut)
+		}
+		st, err := os.Stat(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, st.Size())
+	}
+	stop()
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, sizes[0]+30); err != nil { // the batch of "b"
+		t.Fatal(err)
+	}
+	f.Close()
+
+	err = startErr(ctx, data)
+	if err == nil || !strings.Contains(err.Error(), "wail log repair") {
+		t.Fatalf("start on the damaged log: %v; want an error naming wail log repair", err)
+	}
+
+	code, out, errOut := runCLI(ctx, "", "", "log", "repair", data)
+	if code != 0 || !strings.Contains(out, "lost wail.intents.t/0 offsets [1, 2)") {
+		t.Fatalf("log repair: code %d\n%s%s", code, out, errOut)
+	}
+
+	url, _ = runLoggedServer(t, data, &logs, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "wail table reconcile t") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error naming `wail table reconcile t` in the log:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runSteps(t, url, []step{
+		{args: []string{"dlq", "ls", "t"}, want: []string{"gap", "intents [1, 2)", "unsettled"}},
+		{args: []string{"table", "reconcile", "t"}, want: []string{"scanned 3 keys: 1 behind (intents logged"}},
+		{args: []string{"dlq", "ls", "t"}, want: []string{"no dead letters in table t"}},
+		{args: []string{"tail", "t", "--from", "beginning"}, want: []string{"key=a ", "key=b ", "key=c "}, timeout: 3 * time.Second},
+	})
+}
+
+// TestRunbookMissingSegment: the last segment of a table's intent
+// partition deleted while wail was stopped, its intents unresolved. The
+// page says: start fails naming the command that accepts the loss; run
+// it, start wail, run `wail table reconcile TABLE`: the keys whose intents
+// were lost get their events.
+func TestRunbookMissingSegment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := t.TempDir()
+	var logs logbuf.Buffer
+	url, stop := runLoggedServer(t, data, &logs, func(cfg *config.Config) {
+		cfg.Resolver.Enabled = false
+		cfg.Log.SegmentBytes = 1 << 20
+		cfg.Limits.MaxKeyBytes = 65536 // intents carry keys, not values: large keys roll segments
+	})
+	if code, _, errOut := runCLI(ctx, url, "", "table", "create", "t", "--partitions", "1"); code != 0 {
+		t.Fatal(errOut)
+	}
+	part := filepath.Join(data, "log", "wail.intents.t", "0")
+	var keys []string
+	for i := range 24 {
+		big := make([]byte, 30000) // incompressible: 60 kB in hex
+		rand.Read(big)
+		k := fmt.Sprintf("k%02d-%x", i, big)
+		keys = append(keys, k)
+		if code, _, errOut := runCLI(ctx, url, "", "put", "t", k, "v"); code != 0 {
+			t.Fatalf("put %s: %s", k[:3], errOut)
+		}
+	}
+	stop()
+	segs, err := filepath.Glob(filepath.Join(part, "*.log"))
+	if err != nil || len(segs) < 2 {
+		t.Fatalf("segments of %s: %v %v; want at least 2", part, segs, err)
+	}
+	if err := os.Remove(segs[len(segs)-1]); err != nil {
+		t.Fatal(err)
+	}
+
+	err = startErr(ctx, data)
+	if err == nil {
+		t.Fatal("start with a segment missing: no error")
+	}
+	_, fix, _ := strings.Cut(err.Error(), "stop wail and run `")
+	fix, _, ok := strings.Cut(fix, "`")
+	if !ok || fix == "" {
+		t.Fatalf("start with a segment missing: %v; want the command that accepts the loss", err)
+	}
+	if out, err := exec.Command("sh", "-c", fix).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", fix, err, out)
+	}
+
+	url, _ = runLoggedServer(t, data, &logs, func(cfg *config.Config) { cfg.Limits.MaxKeyBytes = 65536 })
+	var want []string
+	for _, k := range keys {
+		want = append(want, "UPSERT key="+k[:8])
+	}
+	runSteps(t, url, []step{
+		{args: []string{"table", "reconcile", "t"}, want: []string{"scanned 24 keys: "}},
+		{args: []string{"table", "reconcile", "t"}, want: []string{"scanned 24 keys: 0 behind"}},
+		{args: []string{"tail", "t", "--from", "beginning"}, want: want, timeout: 3 * time.Second},
+	})
+}
+
+// TestRunbookTokensFileRemoved: the tokens file deleted while the server
+// runs. The page says: every bearer token is refused and the server is
+// unhealthy (tokens_file); `wail token create` new tokens: they work, and
+// the condition clears when the file is read again.
+func TestRunbookTokensFileRemoved(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data, dir := t.TempDir(), t.TempDir()
+	tokenFile := func(name string) string {
+		t.Helper()
+		code, out, errOut := runCLI(ctx, "", "", "token", "create", name, "--data-dir", data, "--grant", "admin:*", "--grant", "metrics")
+		if code != 0 {
+			t.Fatalf("token create %s: %s", name, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(lines[len(lines)-1]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	alice := tokenFile("alice")
+	var logs logbuf.Buffer
+	url, _ := runLoggedServer(t, data, &logs, func(cfg *config.Config) {
+		cfg.Security.Auth.Enabled = true
+		cfg.Security.ReloadInterval = 20 * time.Millisecond
+	})
+	server := func(token string) string {
+		_, out, _ := runCLI(ctx, url, "", "doctor", "--data-dir", t.TempDir(), "--token-file", token)
+		line, _, _ := strings.Cut(out[strings.Index(out, "server "):], "\n")
+		return line
+	}
+	if got := server(alice); !strings.Contains(got, "server       ok at ") {
+		t.Fatalf("doctor before: %s", got)
+	}
+	if err := os.Remove(filepath.Join(data, "tokens.json")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if code, _, errOut := runCLI(ctx, url, "", "table", "ls", "--token-file", alice); code != 1 || !strings.Contains(errOut, "unauthenticated") {
+		t.Fatalf("table ls with the tokens file removed: code %d, %s", code, errOut)
+	}
+	if got := server(alice); !strings.Contains(got, "server       unhealthy at ") {
+		t.Fatalf("doctor with the tokens file removed: %s", got)
+	}
+	bob := tokenFile("bob")
+	time.Sleep(50 * time.Millisecond)
+	if code, _, errOut := runCLI(ctx, url, "", "table", "ls", "--token-file", bob); code != 0 {
+		t.Fatalf("table ls with a token made after the removal: %s", errOut)
+	}
+	if got := server(bob); !strings.Contains(got, "server       ok at ") {
+		t.Fatalf("doctor after wail token create: %s", got)
+	}
+	if !strings.Contains(logs.String(), "the tokens file is back") {
+		t.Errorf("no `the tokens file is back` in the log:\n%s", logs.String())
+	}
+}
