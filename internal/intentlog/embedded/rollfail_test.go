@@ -116,3 +116,37 @@ func TestOverlappingSegmentsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlapEmptyNextRemoved: the overlap error says that an empty next
+// segment is a failed roll's leftover, to remove before starting again.
+// Once it is removed, the log opens with every record: the refused Open
+// must not leave the index it rebuilt for the first segment, which would
+// say that a later segment existed and refuse the next Open as segments
+// missing.
+func TestOverlapEmptyNextRemoved(t *testing.T) {
+	mem := vfs.NewMem()
+	l := openLog(t, "/log", Options{FS: mem})
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	var want []intentlog.Record
+	for _, tag := range []string{"a", "b", "c"} {
+		want = append(want, appendBatch(t, l, tag, 1)...)
+	}
+	noErr(t, l.Close())
+	next := segmentPath(filepath.Join("/log", testTopic, "0"), 2, logExt)
+	f, err := mem.OpenFile(next, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	noErr(t, err)
+	noErr(t, f.Close())
+	if l, err := Open("/log", Options{FS: mem, Logger: testLogger(t)}); err == nil || !strings.Contains(err.Error(), "if that one is empty") {
+		if l != nil {
+			_ = l.Close()
+		}
+		t.Fatalf("Open: %v; want the overlap, naming the empty segment to remove", err)
+	}
+	noErr(t, mem.Remove(next))
+	l, err = Open("/log", Options{FS: mem, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("Open once the empty segment is removed: %v", err)
+	}
+	defer l.Close()
+	sameRecords(t, "after the removal", readAll(t, l, 0), want)
+}

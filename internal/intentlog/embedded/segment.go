@@ -209,8 +209,9 @@ func openSealed(c *fileCache, dir string, base, nextBase, interval int64, lost l
 	if err != nil && !errors.Is(err, errRebuild) {
 		return nil, err
 	}
-	if err != nil {
-		if sc, err = s.rebuildIndex(c.fs, f, interval, log); err != nil {
+	rebuilt := err != nil
+	if rebuilt {
+		if sc, err = s.rebuildIndex(f, interval); err != nil {
 			return nil, err
 		}
 	}
@@ -226,6 +227,17 @@ func openSealed(c *fileCache, dir string, base, nextBase, interval int64, lost l
 	if sc.next < nextBase && !lost.covers(sc.next, nextBase) {
 		return nil, corruptSegment(s.logPath, sc.pos, sc.next, fmt.Errorf("segment ends at offset %d", sc.next),
 			fmt.Sprintf("the next segment starts at offset %d, so offsets [%d, %d) are missing", nextBase, sc.next, nextBase))
+	}
+	if rebuilt {
+		// Only now: an index written for a segment refused above would
+		// say that a later segment existed, and once the operator removed
+		// the next segment (an empty leftover of a failed roll, as the
+		// overlap error says) the next Open would refuse the partition as
+		// segments missing.
+		if werr := writeIndexFile(c.fs, s.idxPath, sc.index); werr != nil {
+			log.Warn("embedded: cannot write index", "file", s.idxPath, "err", werr)
+		}
+		log.Info("embedded: rebuilt segment index", "file", s.idxPath, "entries", len(sc.index))
 	}
 	return s, nil
 }
@@ -266,9 +278,10 @@ func (s *segment) verifyIndex(fsys vfs.FS, f vfs.File, interval int64) (*scan, e
 	return sc, nil
 }
 
-// rebuildIndex walks all batch headers of a sealed segment and rewrites its
-// .idx.
-func (s *segment) rebuildIndex(fsys vfs.FS, f vfs.File, interval int64, log *slog.Logger) (*scan, error) {
+// rebuildIndex walks all batch headers of a sealed segment and builds its
+// index (openSealed writes it to the .idx once the segment passed its
+// checks).
+func (s *segment) rebuildIndex(f vfs.File, interval int64) (*scan, error) {
 	sc := &scan{base: s.base, interval: interval, next: s.base, maxTS: math.MinInt64}
 	err := sc.run(f, s.size, false)
 	if err != nil && !errors.Is(err, intentlog.ErrCorrupt) {
@@ -277,10 +290,6 @@ func (s *segment) rebuildIndex(fsys vfs.FS, f vfs.File, interval int64, log *slo
 	if err != nil {
 		return nil, corruptSegment(s.logPath, sc.pos, sc.next, err, "the segment is sealed (not the last one)")
 	}
-	if werr := writeIndexFile(fsys, s.idxPath, sc.index); werr != nil {
-		log.Warn("embedded: cannot write index", "file", s.idxPath, "err", werr)
-	}
-	log.Info("embedded: rebuilt segment index", "file", s.idxPath, "entries", len(sc.index))
 	return sc, nil
 }
 
