@@ -3,8 +3,12 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -250,4 +254,87 @@ func TestRunbookTokensFileRemoved(t *testing.T) {
 	if !strings.Contains(logs.String(), "the tokens file is back") {
 		t.Errorf("no `the tokens file is back` in the log:\n%s", logs.String())
 	}
+}
+
+// TestRunbookStoreWithoutTables: the store removed while the log keeps
+// a table's topics. The page says: the start is refused naming the
+// tables; with the store the right one, remove their topic directories
+// under <data_dir>/log and start.
+func TestRunbookStoreWithoutTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := t.TempDir()
+	var logs logbuf.Buffer
+	url, stop := runLoggedServer(t, data, &logs, nil)
+	if code, _, errOut := runCLI(ctx, url, "", "table", "create", "t", "--partitions", "1"); code != 0 {
+		t.Fatal(errOut)
+	}
+	stop()
+	if err := os.RemoveAll(filepath.Join(data, "store")); err != nil {
+		t.Fatal(err)
+	}
+	err := startErr(ctx, data)
+	if err == nil || !strings.Contains(err.Error(), "the store holds no table, but this process's log holds topics made for tables: t (created ") {
+		t.Fatalf("start with the store removed: %v", err)
+	}
+	for _, topic := range []string{"wail.intents.t", "wail.events.t", "wail.dlq.t"} {
+		if err := os.RemoveAll(filepath.Join(data, "log", topic)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url, _ = runLoggedServer(t, data, &logs, nil)
+	runSteps(t, url, []step{
+		{args: []string{"table", "create", "t", "--partitions", "1"}},
+		{args: []string{"put", "t", "k", "v"}},
+		{args: []string{"tail", "t", "--from", "beginning"}, want: []string{"key=k "}, timeout: 3 * time.Second},
+	})
+}
+
+// TestRunbookSinkReplay: the page's replay of a webhook sink: `wail sink
+// pause`, `wail group reset T sink.N --to ...`, `wail sink resume`: the
+// endpoint gets the events again.
+func TestRunbookSinkReplay(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	got := map[string]int{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		for _, k := range []string{"k1", "k2"} {
+			got[k] += strings.Count(string(b), `"key":"`+base64.StdEncoding.EncodeToString([]byte(k))+`"`)
+		}
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	delivered := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			ok := got["k1"] >= n && got["k2"] >= n
+			g := fmt.Sprint(got)
+			mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deliveries %s; want each key %d times", g, n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	url, _ := runServer(t, nil)
+	runSteps(t, url, []step{
+		{args: []string{"table", "create", "t", "--partitions", "1"}},
+		{args: []string{"sink", "create", "t", "s", "--webhook", hook.URL, "--start", "beginning"}},
+		{args: []string{"put", "t", "k1", "v"}},
+		{args: []string{"put", "t", "k2", "v"}},
+	})
+	delivered(1)
+	runSteps(t, url, []step{
+		{args: []string{"sink", "pause", "t", "s"}},
+		{args: []string{"group", "reset", "t", "sink.s", "--to", "beginning"}},
+		{args: []string{"sink", "resume", "t", "s"}},
+	})
+	delivered(2)
 }
