@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -337,4 +339,49 @@ func TestRunbookSinkReplay(t *testing.T) {
 		{args: []string{"sink", "resume", "t", "s"}},
 	})
 	delivered(2)
+}
+
+// TestRunbookDamagedCatalogEntry: a table whose catalog entry does not
+// decode. The page says: the process serves the others, /healthz says
+// catalog/<table> degraded, `wail table drop t --force` removes it (a
+// drop without --force is refused), and doctor's catalog check passes again.
+func TestRunbookDamagedCatalogEntry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := t.TempDir()
+	var logs logbuf.Buffer
+	url, stop := runLoggedServer(t, data, &logs, nil)
+	runSteps(t, url, []step{
+		{args: []string{"table", "create", "x", "--partitions", "1"}},
+		{args: []string{"table", "create", "y", "--partitions", "1"}},
+	})
+	stop()
+	st, err := server.OpenStore(ctx, serverConfig(data, nil), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := st.SwapTable(ctx, "x", []byte("not the entry"), nil) // reads it
+	if err != nil || old == nil {
+		t.Fatalf("reading the entry: %q %v", old, err)
+	}
+	if _, ok, err := st.SwapTable(ctx, "x", old, []byte{0xff, 0xff, 0xff}); err != nil || !ok {
+		t.Fatalf("damaging the entry: %v %v", ok, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	url, _ = runLoggedServer(t, data, &logs, nil)
+	runSteps(t, url, []step{
+		{args: []string{"put", "y", "k", "v"}},
+		{args: []string{"doctor", "--data-dir", t.TempDir()}, want: []string{"server degraded at ", "catalog/x", "the catalog entry of table x cannot be read"}},
+		{args: []string{"table", "drop", "x"}, wantCode: 1, wantErr: "--force"},
+		{args: []string{"table", "drop", "x", "--force"}},
+		{args: []string{"doctor", "--data-dir", t.TempDir()}, want: []string{"server ok at "}},
+		{args: []string{"table", "ls"}, want: []string{"y"}},
+	})
+	for _, topic := range []string{"wail.intents.x", "wail.events.x", "wail.dlq.x"} {
+		if _, err := os.Stat(filepath.Join(data, "log", topic)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("topic %s after the drop: %v; want it deleted", topic, err)
+		}
+	}
 }
