@@ -385,3 +385,34 @@ func TestRunbookDamagedCatalogEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestRunbookDropUnresolved: a drop of a table whose intents no resolver
+// resolved. The page says: it fails naming the unresolved intents; `wail
+// table describe t` shows the lag; a resolver that runs brings it to 0 and
+// the drop goes through (or --force drops at once).
+func TestRunbookDropUnresolved(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	var logs logbuf.Buffer
+	fast := func(cfg *config.Config) { cfg.CatalogRefresh = 200 * time.Millisecond } // a drop waits for refreshes
+	url, stop := runLoggedServer(t, data, &logs, func(cfg *config.Config) {
+		fast(cfg)
+		cfg.Resolver.Enabled = false
+	})
+	runSteps(t, url, []step{
+		{args: []string{"table", "create", "t", "--partitions", "2", "--visibility-window", "100ms"}},
+		{args: []string{"table", "create", "u", "--partitions", "1"}},
+		{args: []string{"put", "t", "k", "v"}},
+		{args: []string{"put", "u", "k", "v"}},
+		{args: []string{"table", "drop", "t"}, wantCode: 1, wantErr: "failed_precondition: table busy: table t has 1 unresolved intents (partitions ["},
+		{args: []string{"table", "describe", "t"}, want: []string{"LAG"}},
+		{args: []string{"table", "drop", "u", "--force"}},
+	})
+	stop()
+	url, _ = runLoggedServer(t, data, &logs, fast)
+	runSteps(t, url, []step{
+		{args: []string{"tail", "t", "--from", "beginning"}, want: []string{"key=k "}, timeout: 3 * time.Second},
+		{args: []string{"table", "drop", "t"}},
+		{args: []string{"table", "describe", "t"}, wantCode: 1, wantErr: "not_found"},
+	})
+}
