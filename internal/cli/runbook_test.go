@@ -227,10 +227,10 @@ func TestRunbookTokensFileRemoved(t *testing.T) {
 		cfg.Security.Auth.Enabled = true
 		cfg.Security.ReloadInterval = 20 * time.Millisecond
 	})
-	server := func(token string) string {
-		_, out, _ := runCLI(ctx, url, "", "doctor", "--data-dir", t.TempDir(), "--token-file", token)
+	server := func(token string) string { // doctor's line of the server, and its exit code
+		code, out, _ := runCLI(ctx, url, "", "doctor", "--data-dir", t.TempDir(), "--token-file", token)
 		line, _, _ := strings.Cut(out[strings.Index(out, "server "):], "\n")
-		return line
+		return fmt.Sprintf("%s (exit %d)", line, code)
 	}
 	if got := server(alice); !strings.Contains(got, "server       ok at ") {
 		t.Fatalf("doctor before: %s", got)
@@ -242,7 +242,7 @@ func TestRunbookTokensFileRemoved(t *testing.T) {
 	if code, _, errOut := runCLI(ctx, url, "", "table", "ls", "--token-file", alice); code != 1 || !strings.Contains(errOut, "unauthenticated") {
 		t.Fatalf("table ls with the tokens file removed: code %d, %s", code, errOut)
 	}
-	if got := server(alice); !strings.Contains(got, "server       unhealthy at ") {
+	if got := server(alice); !strings.Contains(got, "server       unhealthy at ") || !strings.HasSuffix(got, "(exit 1)") {
 		t.Fatalf("doctor with the tokens file removed: %s", got)
 	}
 	bob := tokenFile("bob")
@@ -250,7 +250,7 @@ func TestRunbookTokensFileRemoved(t *testing.T) {
 	if code, _, errOut := runCLI(ctx, url, "", "table", "ls", "--token-file", bob); code != 0 {
 		t.Fatalf("table ls with a token made after the removal: %s", errOut)
 	}
-	if got := server(bob); !strings.Contains(got, "server       ok at ") {
+	if got := server(bob); !strings.Contains(got, "server       ok at ") || !strings.HasSuffix(got, "(exit 0)") {
 		t.Fatalf("doctor after wail token create: %s", got)
 	}
 	if !strings.Contains(logs.String(), "the tokens file is back") {
