@@ -416,3 +416,63 @@ func TestRunbookDropUnresolved(t *testing.T) {
 		{args: []string{"table", "describe", "t"}, wantCode: 1, wantErr: "not_found"},
 	})
 }
+
+// TestRunbookDamagedResolverOffsets: the resolvers' committed offsets file
+// damaged. The page says: the start is refused naming `wail log repair`;
+// run it; the resolvers resolve every retained intent again, publishing no
+// version the event topic still holds.
+func TestRunbookDamagedResolverOffsets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := t.TempDir()
+	var logs logbuf.Buffer
+	url, stop := runLoggedServer(t, data, &logs, nil)
+	runSteps(t, url, []step{
+		{args: []string{"table", "create", "t", "--partitions", "2"}},
+		{args: []string{"put", "t", "k1", "v1"}},
+		{args: []string{"put", "t", "k2", "v2"}},
+		{args: []string{"put", "t", "k1", "v3"}},
+	})
+	events := func() string {
+		t.Helper()
+		code, out, errOut := runCLI(ctx, url, "", "tail", "t", "--from", "beginning", "--until-end")
+		if code != 0 {
+			t.Fatalf("tail: %s", errOut)
+		}
+		return out
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	before := events()
+	for strings.Count(before, "UPSERT") < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("events before: %s", before)
+		}
+		time.Sleep(20 * time.Millisecond)
+		before = events()
+	}
+	stop()
+	offsets := filepath.Join(data, "log", "wail.intents.t", "offsets", "wail-resolver")
+	if err := os.WriteFile(offsets, []byte("WOF1 damaged"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := startErr(ctx, data); err == nil || !strings.Contains(err.Error(), "wail log repair") {
+		t.Fatalf("start with the offsets file damaged: %v; want an error naming wail log repair", err)
+	}
+	if code, out, errOut := runCLI(ctx, "", "", "log", "repair", data); code != 0 || !strings.Contains(out, "reset group wail-resolver of wail.intents.t") {
+		t.Fatalf("log repair: code %d\n%s%s", code, out, errOut)
+	}
+	url, _ = runLoggedServer(t, data, &logs, nil)
+	runSteps(t, url, []step{{args: []string{"put", "t", "k3", "v4"}}})
+	deadline = time.Now().Add(10 * time.Second)
+	after := events()
+	for !strings.Contains(after, "key=k3 ") {
+		if time.Now().After(deadline) {
+			t.Fatalf("events after the repair: %s", after)
+		}
+		time.Sleep(20 * time.Millisecond)
+		after = events()
+	}
+	if got := strings.Count(after, "UPSERT"); got != 4 {
+		t.Errorf("%d events after the repair and one more write, want 4 (none published again):\nbefore:\n%s\nafter:\n%s", got, before, after)
+	}
+}
