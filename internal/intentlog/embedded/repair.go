@@ -35,7 +35,9 @@ type RepairReport struct {
 // starts the group at each partition's first retained offset
 // (repairOffsets). Only FS and Logger of opts are used. Segments missing
 // at the end of a partition (missingErr) are not repaired: no file says
-// which offsets they held, and Open's error says what to do.
+// which offsets they held, and Open's error says what to do. Nor are
+// overlapping segments (one that ends past the next one's base): no file
+// says which holds the true records, and Repair fails with Open's error.
 //
 // Nothing valid is removed: a batch is dropped only when it fails its
 // checks (a whole, valid batch that starts past the expected offset is
@@ -136,6 +138,11 @@ func (pr *partRepair) run() error {
 		end, err := pr.segment(base, limit)
 		if err != nil {
 			return err
+		}
+		if end > limit {
+			// Not repaired (which segment holds the true records?), and
+			// not a sound log either: Open refuses it.
+			return overlapErr(segmentPath(pr.dir, base, logExt), end, segmentPath(pr.dir, limit, logExt), limit)
 		}
 		if limit != math.MaxInt64 && end < limit && !pr.lost.covers(end, limit) && !pr.found.covers(end, limit) {
 			pr.found = append(pr.found, Lost{Topic: pr.topic, Partition: pr.id, From: end, To: limit,

@@ -150,3 +150,34 @@ func TestOverlapEmptyNextRemoved(t *testing.T) {
 	defer l.Close()
 	sameRecords(t, "after the removal", readAll(t, l, 0), want)
 }
+
+// TestRepairNamesOverlap: Repair does not resolve overlapping segments
+// (no file says which one holds the true records), but it must not report
+// a sound log either: `wail log repair` said "nothing to repair" and the
+// start then failed on the overlap. It fails with the overlap, as Open
+// does, and changes nothing.
+func TestRepairNamesOverlap(t *testing.T) {
+	mem := vfs.NewMem()
+	l := openLog(t, "/log", Options{FS: mem})
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	var want []intentlog.Record
+	for _, tag := range []string{"a", "b", "c"} {
+		want = append(want, appendBatch(t, l, tag, 1)...)
+	}
+	noErr(t, l.Close())
+	next := segmentPath(filepath.Join("/log", testTopic, "0"), 2, logExt)
+	f, err := mem.OpenFile(next, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	noErr(t, err)
+	noErr(t, f.Close())
+	rep, err := Repair("/log", Options{FS: mem, Logger: testLogger(t)})
+	if !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), "the segments overlap") {
+		t.Fatalf("Repair of overlapping segments: %+v, %v; want ErrCorrupt naming the overlap", rep, err)
+	}
+	noErr(t, mem.Remove(next))
+	l, err = Open("/log", Options{FS: mem, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("Open once the empty segment is removed: %v", err)
+	}
+	defer l.Close()
+	sameRecords(t, "after the removal", readAll(t, l, 0), want)
+}

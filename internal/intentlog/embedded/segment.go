@@ -219,10 +219,7 @@ func openSealed(c *fileCache, dir string, base, nextBase, interval int64, lost l
 	if sc.next > nextBase {
 		// No #lost range excuses an overlap: it is no gap, and the next
 		// segment would hide records of this one.
-		return nil, fmt.Errorf("%w: %s ends at offset %d, past the start of the next segment %s (offset %d): "+
-			"the segments overlap; if that one is empty, it is what a segment roll that failed left behind: "+
-			"stop wail and remove it; else restore DATA_DIR from a backup (`wail log repair` does not resolve an overlap)",
-			intentlog.ErrCorrupt, s.logPath, sc.next, segmentPath(dir, nextBase, logExt), nextBase)
+		return nil, overlapErr(s.logPath, sc.next, segmentPath(dir, nextBase, logExt), nextBase)
 	}
 	if sc.next < nextBase && !lost.covers(sc.next, nextBase) {
 		return nil, corruptSegment(s.logPath, sc.pos, sc.next, fmt.Errorf("segment ends at offset %d", sc.next),
@@ -240,6 +237,16 @@ func openSealed(c *fileCache, dir string, base, nextBase, interval int64, lost l
 		log.Info("embedded: rebuilt segment index", "file", s.idxPath, "entries", len(sc.index))
 	}
 	return s, nil
+}
+
+// overlapErr is the error of a segment (path) that ends at offset end,
+// past the start of the next one (next, at nextBase): Open refuses it, and
+// Repair cannot tell which of the two holds the true records.
+func overlapErr(path string, end int64, next string, nextBase int64) error {
+	return fmt.Errorf("%w: %s ends at offset %d, past the start of the next segment %s (offset %d): "+
+		"the segments overlap; if that one is empty, it is what a segment roll that failed left behind: "+
+		"stop wail and remove it; else restore DATA_DIR from a backup (`wail log repair` does not resolve an overlap)",
+		intentlog.ErrCorrupt, path, end, next, nextBase)
 }
 
 var errRebuild = errors.New("rebuild index")
