@@ -29,6 +29,8 @@ func newLogCmd(g *globals) *cobra.Command {
 			"first retained offset, the lowest position it can have: it reads again what it had read (the\n" +
 			"resolvers resolve those intents again, publishing no version the event topic still holds; a\n" +
 			"consumer group gets those events again) and skips nothing still in the log.\n" +
+			"Segment files missing at the end of a partition, and overlapping segments, are not repaired:\n" +
+			"it fails with the error the start gives, which says what to do.\n" +
 			"A sound log is left unchanged. The server must be stopped (the log directory is locked).",
 		Args: exactArgs("DATA_DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -33,9 +33,10 @@ type RepairReport struct {
 // file lost) is recorded the same way. A consumer group's offsets file that
 // Open refuses is copied to a quarantine file and replaced by one that
 // starts the group at each partition's first retained offset
-// (repairOffsets). Only FS and Logger of opts are used. Segments missing
+// (repairOffsets). Only FS, Logger and IndexIntervalBytes of opts are used. Segments missing
 // at the end of a partition (missingErr) are not repaired: no file says
-// which offsets they held, and Open's error says what to do. Nor are
+// which offsets they held, and Repair fails with Open's error, which says
+// what to do. Nor are
 // overlapping segments (one that ends past the next one's base): no file
 // says which holds the true records, and Repair fails with Open's error.
 //
@@ -73,7 +74,8 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 		}
 		starts := make([]int64, m.Partitions)
 		for id := range m.Partitions {
-			pr := partRepair{fs: fsys, topic: e.Name(), id: id, dir: filepath.Join(tdir, strconv.Itoa(int(id))), rep: rep}
+			pr := partRepair{fs: fsys, topic: e.Name(), id: id, dir: filepath.Join(tdir, strconv.Itoa(int(id))), rep: rep,
+				interval: opts.IndexIntervalBytes}
 			if err := pr.run(); err != nil {
 				return rep, fmt.Errorf("embedded: repair %s/%d: %w", e.Name(), id, err)
 			}
@@ -106,22 +108,33 @@ type span struct {
 }
 
 type partRepair struct {
-	fs    vfs.FS
-	topic string
-	id    int32
-	dir   string
-	rep   *RepairReport
-	lost  lostRanges
-	found lostRanges // added by this repair
-	start int64      // the partition's first retained offset, as Open finds it
+	fs       vfs.FS
+	topic    string
+	id       int32
+	dir      string
+	rep      *RepairReport
+	lost     lostRanges
+	found    lostRanges // added by this repair
+	interval int64      // the log's index interval, as Open uses it
+	start    int64      // the partition's first retained offset, as Open finds it
 }
 
 func (pr *partRepair) run() error {
-	bases, _, err := listSegments(pr.fs, pr.dir)
-	if errors.Is(err, fs.ErrNotExist) || err == nil && len(bases) == 0 {
-		return nil // Open creates the partition's first segment at 0
+	// Segments missing at the end are not repaired (no file says which
+	// offsets they held), but said, as Open says them: a repair that found
+	// nothing to do would leave a log Open refuses.
+	bases, sealedTail, err := listSegments(pr.fs, pr.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return missingErr(pr.dir, "the partition's directory is missing", nil)
+	case err != nil:
+		return err
+	case len(sealedTail) > 0:
+		return missingSegments(pr.dir, bases, sealedTail)
+	case len(bases) == 0:
+		return missingErr(pr.dir, "no segment file is left", nil)
 	}
-	if err != nil {
+	if err := pr.lastNotSealed(bases[len(bases)-1]); err != nil {
 		return err
 	}
 	// The repair keeps every segment file (a damaged one keeps its valid
@@ -161,6 +174,19 @@ func (pr *partRepair) run() error {
 	}
 	pr.rep.Lost = append(pr.rep.Lost, pr.found...)
 	return nil
+}
+
+// lastNotSealed fails as Open does when the partition's last segment has
+// an index that verifies against it (checkNotSealed): the segments after
+// it are gone.
+func (pr *partRepair) lastNotSealed(base int64) error {
+	s := newSegment(pr.dir, base)
+	f, err := pr.fs.OpenFile(s.logPath, os.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return s.checkNotSealed(pr.fs, f, pr.interval, pr.dir)
 }
 
 // segment checks one segment, whose offsets must stay below limit, and

@@ -181,3 +181,60 @@ func TestRepairNamesOverlap(t *testing.T) {
 	defer l.Close()
 	sameRecords(t, "after the removal", readAll(t, l, 0), want)
 }
+
+// TestRepairNamesMissingSegments: segment files missing at the end of a
+// partition (or all of them, or its directory) are not repaired (no file
+// says what they held), but Repair must not report a sound log: `wail log
+// repair` said "nothing to repair" and the start then failed on them. It
+// fails with Open's error, whose command (accepting the loss) lets the log
+// open.
+func TestRepairNamesMissingSegments(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		remove func(t *testing.T, mem *vfs.MemFS, pdir string)
+		want   string
+	}{
+		{"last segment", func(t *testing.T, mem *vfs.MemFS, pdir string) {
+			bases, _, err := listSegments(mem, pdir)
+			noErr(t, err)
+			if len(bases) < 2 {
+				t.Fatalf("segments %v; want a roll", bases)
+			}
+			noErr(t, mem.Remove(segmentPath(pdir, bases[len(bases)-1], logExt)))
+		}, "are missing"},
+		{"every segment", func(t *testing.T, mem *vfs.MemFS, pdir string) {
+			ents, err := mem.ReadDir(pdir)
+			noErr(t, err)
+			for _, e := range ents {
+				noErr(t, mem.Remove(filepath.Join(pdir, e.Name())))
+			}
+		}, "no segment file is left"},
+		{"directory", func(t *testing.T, mem *vfs.MemFS, pdir string) {
+			ents, err := mem.ReadDir(pdir)
+			noErr(t, err)
+			for _, e := range ents {
+				noErr(t, mem.Remove(filepath.Join(pdir, e.Name())))
+			}
+			noErr(t, mem.Remove(pdir))
+		}, "the partition's directory is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			l := openLog(t, "/log", Options{FS: mem, SegmentBytes: 800})
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			for i := range 4 {
+				appendBatch(t, l, fmt.Sprint("batch-", i, "-", strings.Repeat("v", 300)), 1)
+			}
+			noErr(t, l.Close())
+			tc.remove(t, mem, filepath.Join("/log", testTopic, "0"))
+			_, openErr := Open("/log", Options{FS: mem, Logger: testLogger(t)})
+			if !errors.Is(openErr, intentlog.ErrCorrupt) || !strings.Contains(openErr.Error(), tc.want) {
+				t.Fatalf("Open: %v; want ErrCorrupt with %q", openErr, tc.want)
+			}
+			rep, err := Repair("/log", Options{FS: mem, Logger: testLogger(t)})
+			if !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Repair: %+v, %v; want ErrCorrupt with %q", rep, err, tc.want)
+			}
+		})
+	}
+}
