@@ -476,3 +476,51 @@ func TestRunbookDamagedResolverOffsets(t *testing.T) {
 		t.Errorf("%d events after the repair and one more write, want 4 (none published again):\nbefore:\n%s\nafter:\n%s", got, before, after)
 	}
 }
+
+// TestRunbookOverload: writes past proxy.max_backlog while no resolver
+// publishes. The page says: writes are refused resource_exhausted with
+// `overloaded: table t has N intents ...`, /healthz says proxy/overload;
+// once a resolver catches up, writes are taken and the condition clears.
+func TestRunbookOverload(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := t.TempDir()
+	var logs logbuf.Buffer
+	small := func(cfg *config.Config) { cfg.Proxy.MaxBacklog = 2 }
+	url, stop := runLoggedServer(t, data, &logs, func(cfg *config.Config) {
+		small(cfg)
+		cfg.Resolver.Enabled = false
+	})
+	runSteps(t, url, []step{{args: []string{"table", "create", "t", "--partitions", "1"}}})
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		code, _, errOut := runCLI(ctx, url, "", "put", "t", fmt.Sprint("k", i), "v")
+		if code != 0 {
+			if !strings.Contains(errOut, "resource_exhausted: overloaded: table t has ") || !strings.Contains(errOut, "(proxy.max_backlog 2)") {
+				t.Fatalf("put %d refused: %s; want resource_exhausted: overloaded naming proxy.max_backlog", i, errOut)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no write refused past proxy.max_backlog 2")
+		}
+		time.Sleep(50 * time.Millisecond) // the backlog is measured every 250 ms
+	}
+	runSteps(t, url, []step{
+		{args: []string{"doctor", "--data-dir", t.TempDir()}, want: []string{"server degraded at ", "proxy/overload", "writes to t (", "are refused (resource_exhausted)"}},
+	})
+	stop()
+	url, _ = runLoggedServer(t, data, &logs, small)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, out, _ := runCLI(ctx, url, "", "doctor", "--data-dir", t.TempDir())
+		if code == 0 && strings.Contains(out, "server       ok at ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("doctor once a resolver runs:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	runSteps(t, url, []step{{args: []string{"put", "t", "after", "v"}}})
+}
