@@ -291,7 +291,9 @@ func reportError(w io.Writer, cmd *cobra.Command, err error) int {
 		}
 		switch ce.Code() {
 		case connect.CodeUnavailable:
-			fmt.Fprintln(w, "(is a wail server running at --addr / WAIL_ADDR? with TLS, give its CA: --ca / WAIL_CA)")
+			if !connect.IsWireError(ce) { // no server's answer (a server's says what is wrong itself)
+				fmt.Fprintln(w, "(is a wail server running at --addr / WAIL_ADDR? with TLS, give its CA: --ca / WAIL_CA)")
+			}
 		case connect.CodeDeadlineExceeded:
 			if f := flagOf(cmd, "timeout"); f != nil && errors.Is(err, context.DeadlineExceeded) { // this client's bound, not the server's
 				fmt.Fprintf(w, "(no answer within --timeout %s: is the server at --addr overloaded or stuck? a slow request needs a longer --timeout)\n", f.Value)

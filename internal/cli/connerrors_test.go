@@ -155,3 +155,34 @@ func TestClientTimeout(t *testing.T) {
 		t.Fatalf("table ls against a silent server: code %d, stderr %q; want the bound named", code, errOut)
 	}
 }
+
+// TestUnavailableHint: the hint that no server may be running at --addr
+// follows an unavailable that no server sent (nothing listens), not one a
+// wail server answered (a reconcile whose resolver has not caught up, a
+// server starting): that one says what is wrong itself, and the hint sent
+// the operator looking for a server that runs.
+func TestUnavailableHint(t *testing.T) {
+	t.Parallel()
+	const hint = "(is a wail server running at --addr / WAIL_ADDR?"
+	answered := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"code":"unavailable","message":"the resolver has not caught up: partition 0 of table t"}`)
+	}))
+	t.Cleanup(answered.Close)
+	for _, tc := range []struct {
+		name     string
+		addr     string
+		wantHint bool
+	}{
+		{"a server's answer", strings.TrimPrefix(answered.URL, "http://"), false},
+		{"nothing listens", closedAddr(t), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCLI(context.Background(), tc.addr, "", "table", "ls")
+			if code != 1 || !strings.Contains(errOut, "error: unavailable: ") || strings.Contains(errOut, hint) != tc.wantHint {
+				t.Fatalf("code %d, stderr %q; want code 1, unavailable, the hint %v", code, errOut, tc.wantHint)
+			}
+		})
+	}
+}
