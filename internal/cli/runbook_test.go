@@ -294,7 +294,9 @@ func TestRunbookStoreWithoutTables(t *testing.T) {
 
 // TestRunbookSinkReplay: the page's replay of a webhook sink: `wail sink
 // pause`, `wail group reset T sink.N --to ...`, `wail sink resume`: the
-// endpoint gets the events again.
+// endpoint gets the events again. A reset of a sink that runs is refused
+// (before, it answered the new positions and the sink's next commit
+// overwrote them: nothing was replayed).
 func TestRunbookSinkReplay(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
@@ -334,6 +336,9 @@ func TestRunbookSinkReplay(t *testing.T) {
 	})
 	delivered(1)
 	runSteps(t, url, []step{
+		// A running sink would overwrite the reset with its next commit.
+		{args: []string{"group", "reset", "t", "sink.s", "--to", "beginning"}, wantCode: 1,
+			wantErr: "failed_precondition: the group has live members: group sink.s is webhook sink s's, which runs: pause it first (`wail sink pause t s`)"},
 		{args: []string{"sink", "pause", "t", "s"}},
 		{args: []string{"group", "reset", "t", "sink.s", "--to", "beginning"}},
 		{args: []string{"sink", "resume", "t", "s"}},

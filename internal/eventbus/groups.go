@@ -191,6 +191,19 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	if start.Snapshot {
 		return nil, invalid(errors.New(`a group cannot be reset to "snapshot"`))
 	}
+	if sinkName, ok := strings.CutPrefix(name, SinkGroupPrefix); ok && s.sinkRuns != nil {
+		// A sink is no member of its group (it holds its position itself):
+		// its next commit would overwrite the reset, and nothing would be
+		// delivered again.
+		runs, err := s.sinkRuns(ctx, table, sinkName)
+		if err != nil {
+			return nil, err
+		}
+		if runs {
+			return nil, fmt.Errorf("%w: group %s is webhook sink %s's, which runs: pause it first (`wail sink pause %s %s`), "+
+				"reset, then `wail sink resume %s %s`", group.ErrMembers, name, sinkName, table, sinkName, table, sinkName)
+		}
+	}
 	offsets, after, _, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start, false)
 	if err != nil {
 		return nil, err

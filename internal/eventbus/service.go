@@ -48,7 +48,10 @@ type Service struct {
 	groups    *group.Groups
 	logger    *slog.Logger
 	// gapCount counts the retention gaps streams meet (WithRetentionGaps; nil: none).
-	gapCount  *group.RetentionGaps
+	gapCount *group.RetentionGaps
+	// sinkRuns reports whether a table's webhook sink is defined and not
+	// paused (WithSinks; nil: no sinks).
+	sinkRuns  func(ctx context.Context, table, name string) (bool, error)
 	closing   chan struct{}
 	closeOnce sync.Once
 }
@@ -103,6 +106,14 @@ func (s *Service) retentionSkipped(table string, p int32, from, to int64) {
 // into r (nil: none); call it before serving.
 func (s *Service) WithRetentionGaps(r *group.RetentionGaps) *Service {
 	s.gapCount = r
+	return s
+}
+
+// WithSinks tells the service which webhook sinks run (defined and not
+// paused: runs), so that a reset of a running sink's group is refused;
+// call it before serving.
+func (s *Service) WithSinks(runs func(ctx context.Context, table, name string) (bool, error)) *Service {
+	s.sinkRuns = runs
 	return s
 }
 

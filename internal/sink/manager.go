@@ -526,6 +526,18 @@ func (m *Manager) List(ctx context.Context, table string) ([]*wailv1.SinkStatus,
 	return out, nil
 }
 
+// Runs reports whether table has a sink name that is not paused: it
+// delivers (here or on another process) and commits its group's
+// positions.
+func (m *Manager) Runs(ctx context.Context, table, name string) (bool, error) {
+	sinks, _, err := m.defs.load(ctx)
+	if err != nil {
+		return false, err
+	}
+	i := find(sinks, table, name)
+	return i >= 0 && !sinks[i].Paused, nil
+}
+
 // Describe returns a sink's status.
 func (m *Manager) Describe(ctx context.Context, table, name string) (*wailv1.SinkStatus, error) {
 	sinks, _, err := m.defs.load(ctx)
