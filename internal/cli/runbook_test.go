@@ -51,6 +51,18 @@ func runLoggedServer(t *testing.T, dataDir string, logs *logbuf.Buffer, mutate f
 	return "http://" + addr, stop
 }
 
+// eventually waits up to 10 s for ok, polling.
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // startErr is the error of a server start on dataDir (nil: it started).
 func startErr(ctx context.Context, dataDir string) error {
 	srv, err := server.New(serverConfig(dataDir, nil), slog.New(slog.DiscardHandler))
@@ -238,18 +250,18 @@ func TestRunbookTokensFileRemoved(t *testing.T) {
 	if err := os.Remove(filepath.Join(data, "tokens.json")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if code, _, errOut := runCLI(ctx, url, "", "table", "ls", "--token-file", alice); code != 1 || !strings.Contains(errOut, "unauthenticated") {
-		t.Fatalf("table ls with the tokens file removed: code %d, %s", code, errOut)
-	}
+	eventually(t, "alice's token refused once the tokens file is removed", func() bool {
+		code, _, errOut := runCLI(ctx, url, "", "table", "ls", "--token-file", alice)
+		return code == 1 && strings.Contains(errOut, "unauthenticated")
+	})
 	if got := server(alice); !strings.Contains(got, "server       unhealthy at ") || !strings.HasSuffix(got, "(exit 1)") {
 		t.Fatalf("doctor with the tokens file removed: %s", got)
 	}
 	bob := tokenFile("bob")
-	time.Sleep(50 * time.Millisecond)
-	if code, _, errOut := runCLI(ctx, url, "", "table", "ls", "--token-file", bob); code != 0 {
-		t.Fatalf("table ls with a token made after the removal: %s", errOut)
-	}
+	eventually(t, "a token made after the removal accepted", func() bool {
+		code, _, _ := runCLI(ctx, url, "", "table", "ls", "--token-file", bob)
+		return code == 0
+	})
 	if got := server(bob); !strings.Contains(got, "server       ok at ") || !strings.HasSuffix(got, "(exit 0)") {
 		t.Fatalf("doctor after wail token create: %s", got)
 	}
@@ -415,6 +427,17 @@ func TestRunbookDropUnresolved(t *testing.T) {
 	})
 	stop()
 	url, _ = runLoggedServer(t, data, &logs, fast)
+	deadline := time.Now().Add(10 * time.Second)
+	for { // as the error says: until describe shows lag 0
+		_, out, _ := runCLI(context.Background(), url, "", "table", "describe", "t")
+		if f := strings.Fields(out[strings.LastIndex(out, "total"):]); len(f) > 3 && f[3] == "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("describe once a resolver runs:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	runSteps(t, url, []step{
 		{args: []string{"tail", "t", "--from", "beginning"}, want: []string{"key=k "}, timeout: 3 * time.Second},
 		{args: []string{"table", "drop", "t"}},
