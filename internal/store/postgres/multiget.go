@@ -45,8 +45,15 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if len(keys) > 0 {
 		s.awaitReplica(ctx, level)
 	}
+	if len(keys) == 0 {
+		s.reps.Done(level, sqlstore.Unknown, nil) // read nothing: says nothing
+	}
 	ident := tableIdent(table)
-	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, p, ident, chunk, m) }
+	read := func(chunk [][]byte, m *sqlstore.MultiRows) error {
+		err := s.readChunk(ctx, p, ident, chunk, m)
+		s.replicaDone(ctx, level, err)
+		return err
+	}
 	return sqlstore.ReadMany(keys, read, func(err error) error { return s.readErr(ctx, table, p != s.primary, err) })
 }
 

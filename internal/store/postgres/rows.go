@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -250,6 +251,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	defer cancel()
 	conn, err := s.acquire(qctx, p, s.levelName(p))
 	if err != nil {
+		s.replicaDone(ctx, level, err)
 		return store.Row{}, false, s.readErr(ctx, table, p != s.primary, err)
 	}
 	defer conn.Release()
@@ -259,6 +261,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	var schemaID int64
 	err = conn.QueryRow(qctx, `SELECT value, version, deleted, schema_id FROM `+tableIdent(table)+
 		` WHERE kh = sha256($1) AND key = $1`, sqlstore.NotNull(key)).Scan(&value, &version, &deleted, &schemaID)
+	s.replicaDone(ctx, level, err)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.Row{}, false, nil
@@ -283,4 +286,27 @@ func (s *Store) readErr(ctx context.Context, table string, replica bool, err err
 // answers "not found").
 func (s *Store) replicaErr(ctx context.Context, table string, err error) error {
 	return sqlstore.ReplicaErr(s.classify(ctx, err), func() (bool, error) { return s.existsOnPrimary(ctx, table) })
+}
+
+// replicaDone tells the breaker of the replica of level (a no-op at the
+// primary) what a read that sqlstore.Replicas.Err let through found, err
+// (nil or pgx.ErrNoRows: it answered), and logs the breaker opening and
+// closing.
+func (s *Store) replicaDone(ctx context.Context, level store.Level, err error) {
+	if level < 0 || int(level) >= len(s.replicas) {
+		return
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	}
+	var pgErr *pgconn.PgError
+	race := retryable(err) || errors.As(err, &pgErr) && pgErr.Code == codeLockNotAvailable
+	opened, closed := s.reps.Done(level, sqlstore.ReadOutcome(ctx, err, s.classify(ctx, err), race), err)
+	switch {
+	case opened:
+		s.log.Warn("postgres: replica does not answer; its reads go to the next level (the primary at the end) until a probe read answers: check the replica's host and the network to it",
+			"level", s.levels[level], "addr", s.reps.Addr(int(level)), "err", err)
+	case closed:
+		s.log.Info("postgres: replica answers again; reading it", "level", s.levels[level], "addr", s.reps.Addr(int(level)))
+	}
 }

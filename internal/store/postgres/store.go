@@ -112,6 +112,10 @@ type Options struct {
 	// was asked (see fresh.go); then it reads the replica either way.
 	// 0 means DefaultReplicaWait; negative: no wait (read at once).
 	ReplicaWait time.Duration
+	// Breaker configures each replica's circuit breaker: reads at a
+	// replica that keeps timing out or losing its connection go to the
+	// next level at once for a while (sqlstore.Breaker).
+	Breaker sqlstore.Breaker
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -165,6 +169,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 	}
 	s.primary = primary
 	s.levels = sqlstore.LevelNames(len(opts.ReplicaDSNs))
+	s.reps.SetBreaker(opts.Breaker)
 	for i, dsn := range opts.ReplicaDSNs {
 		p, err := s.newPool(dsn, opts.MaxConns, i)
 		if err != nil {
@@ -357,6 +362,7 @@ func (s *Store) Check(ctx context.Context) error {
 		var ok bool
 		err := p.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", catalogTable).Scan(&ok)
 		cancel()
+		s.replicaDone(ctx, store.Level(i), err) // a check probes an open breaker too
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("postgres: check %s: %w", name, s.classify(ctx, err)))

@@ -39,11 +39,13 @@ func (e *NotOurs) Unwrap() error { return store.ErrUnavailable }
 // for concurrent use.
 type Replicas struct {
 	reps []*replica
+	cfg  Breaker // breaker.go
 }
 
 type replica struct {
 	level, addr string
 	refused     atomic.Pointer[refusal] // nil: not refused
+	breaker     breaker                 // breaker.go
 }
 
 type refusal struct {
@@ -73,16 +75,19 @@ func (rs *Replicas) Refuse(i int, why string) (err *NotOurs, first bool) {
 func (rs *Replicas) Accept(i int) (wasRefused bool) { return rs.reps[i].refused.Swap(nil) != nil }
 
 // Err returns the refusal of the replica of level while its reads fail at
-// once (RefusedRecheck), or nil (the primary's level, or a replica not
-// refused or due to be tried again).
+// once (RefusedRecheck), or *Bypassed while its breaker is open
+// (breaker.go), or nil: the read may go to it (the primary's level, or a
+// replica not refused or due to be tried again). A read Err let through
+// at a replica level must report its outcome to Done.
 func (rs *Replicas) Err(level store.Level) error {
 	if level < 0 || int(level) >= len(rs.reps) {
 		return nil
 	}
-	if r := rs.reps[level].refused.Load(); r != nil && time.Since(r.at) < RefusedRecheck {
-		return r.err
+	r := rs.reps[level]
+	if f := r.refused.Load(); f != nil && time.Since(f.at) < RefusedRecheck {
+		return f.err
 	}
-	return nil
+	return rs.admit(r, time.Now())
 }
 
 // Recheck has the next read of refused replica i try it again at once,

@@ -1,0 +1,190 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// Replica circuit breaker. A replica whose host stops answering (a
+// network partition, a hung server) cost every read sent to it the whole
+// query timeout before the resolver read the next level: under load the
+// resolver's throughput collapsed while the primary was fine. So each
+// replica has a breaker: after Breaker.Failures reads in a row that timed
+// out or lost their connection it opens, and reads at its level fail at
+// once as store.ErrUnavailable (*Bypassed), which the resolver answers as
+// it answers any failed replica read, by reading the next level (the
+// primary at the end): correctness is that of escalation. After
+// Breaker.Backoff one read goes to the replica (half-open); if it
+// answers the breaker closes, if it stalls too the breaker opens again
+// for twice as long, up to Breaker.MaxBackoff.
+
+// Breaker defaults (store.replica_breaker_*).
+const (
+	DefaultBreakerFailures   = 3
+	DefaultBreakerBackoff    = time.Second
+	DefaultBreakerMaxBackoff = 30 * time.Second
+)
+
+// Breaker configures the replica circuit breakers.
+type Breaker struct {
+	// Failures is how many replica reads in a row that timed out or lost
+	// their connection open the breaker; 0 means DefaultBreakerFailures,
+	// negative: never open.
+	Failures int
+	// Backoff is how long an opened breaker sends no read to its replica
+	// before one read probes it; 0 means DefaultBreakerBackoff.
+	Backoff time.Duration
+	// MaxBackoff bounds the backoff, which doubles with each probe that
+	// stalls too; 0 means DefaultBreakerMaxBackoff.
+	MaxBackoff time.Duration
+}
+
+func (b Breaker) withDefaults() Breaker {
+	if b.Failures == 0 {
+		b.Failures = DefaultBreakerFailures
+	}
+	if b.Backoff <= 0 {
+		b.Backoff = DefaultBreakerBackoff
+	}
+	if b.MaxBackoff <= 0 {
+		b.MaxBackoff = DefaultBreakerMaxBackoff
+	}
+	b.MaxBackoff = max(b.MaxBackoff, b.Backoff)
+	return b
+}
+
+// Outcome is what one replica read says of its replica.
+type Outcome int
+
+const (
+	// Answered: the replica answered (rows, none, or an SQL error).
+	Answered Outcome = iota
+	// Stalled: the read timed out or lost its connection.
+	Stalled
+	// Unknown: the read says nothing of the replica (its caller gave up
+	// first, the replica was refused, the store is closing).
+	Unknown
+)
+
+// ReadOutcome returns the outcome of a replica read whose error is err
+// (nil: it answered), classified by the store as classified (unavailable
+// for timeouts and connection errors), race telling a lock race (an
+// answer) from a stall.
+func ReadOutcome(ctx context.Context, err, classified error, race bool) Outcome {
+	var no *NotOurs
+	switch {
+	case err == nil:
+		return Answered
+	case ctx.Err() != nil, errors.As(err, &no), errors.Is(classified, store.ErrClosed):
+		return Unknown
+	case errors.Is(classified, store.ErrUnavailable) && !race:
+		return Stalled
+	}
+	return Answered
+}
+
+// Bypassed is the error of a read at a replica level while its breaker
+// is open; it is store.ErrUnavailable (the resolver reads the next level).
+type Bypassed struct {
+	Level, Addr string
+	Until       time.Time // when a read probes the replica again
+	Last        string    // the last stalled read's error
+}
+
+func (e *Bypassed) Error() string {
+	return fmt.Sprintf("%s (%s) does not answer (%s): its reads go to the next level, the primary at the end, and one probes it again at %s; check the replica's host and the network to it",
+		e.Level, e.Addr, e.Last, e.Until.UTC().Format(time.RFC3339Nano))
+}
+
+func (e *Bypassed) Unwrap() error { return store.ErrUnavailable }
+
+// breaker is one replica's.
+type breaker struct {
+	mu       sync.Mutex
+	fails    int       // stalled reads in a row while closed
+	open     bool      // open or half-open
+	until    time.Time // open: no read before then
+	backoff  time.Duration
+	probing  bool // half-open: a read probes it now
+	last     string
+	bypassed uint64 // reads failed at once, ever
+}
+
+// SetBreaker configures the replicas' breakers; call it before use.
+func (rs *Replicas) SetBreaker(b Breaker) { rs.cfg = b }
+
+// admit returns nil when a read may go to replica r (closed, or the
+// half-open probe, which the caller must report to done), or the error
+// that bypasses it.
+func (rs *Replicas) admit(r *replica, now time.Time) error {
+	b := &r.breaker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open {
+		return nil
+	}
+	if !now.Before(b.until) && !b.probing {
+		b.probing = true
+		return nil
+	}
+	b.bypassed++
+	return &Bypassed{Level: r.level, Addr: r.addr, Until: b.until, Last: b.last}
+}
+
+// Done reports the outcome of a read that Err admitted at level (a no-op
+// at the primary's level). It returns whether this read opened replica's
+// breaker (opened: log it, once) or closed it (closed).
+func (rs *Replicas) Done(level store.Level, o Outcome, err error) (opened, closed bool) {
+	cfg := rs.cfg.withDefaults()
+	if level < 0 || int(level) >= len(rs.reps) || cfg.Failures < 0 {
+		return false, false
+	}
+	b := &rs.reps[level].breaker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch o {
+	case Answered:
+		b.fails = 0
+		closed = b.open
+		b.open, b.probing, b.backoff = false, false, 0
+	case Stalled:
+		if err != nil {
+			b.last = err.Error()
+		}
+		switch {
+		case b.probing: // the probe stalled too: longer
+			b.probing = false
+			b.backoff = min(2*b.backoff, cfg.MaxBackoff)
+			b.until = time.Now().Add(b.backoff)
+		case !b.open:
+			b.fails++
+			if b.fails >= cfg.Failures {
+				b.open, b.fails, opened = true, 0, true
+				b.backoff = cfg.Backoff
+				b.until = time.Now().Add(b.backoff)
+			}
+		}
+	case Unknown:
+		b.probing = false // the next read probes
+	}
+	return opened, closed
+}
+
+// Bypassed returns how many replicas' breakers are open (or half-open)
+// now, and how many reads they failed at once so far.
+func (rs *Replicas) Bypassed() (replicas int, reads uint64) {
+	for _, r := range rs.reps {
+		r.breaker.mu.Lock()
+		if r.breaker.open {
+			replicas++
+		}
+		reads += r.breaker.bypassed
+		r.breaker.mu.Unlock()
+	}
+	return replicas, reads
+}
