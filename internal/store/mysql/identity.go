@@ -227,6 +227,11 @@ func (s *Store) dropIdle(i int) {
 // showing the primary's rows (see identity.go).
 func (s *Store) ReplicasRefused() int { return s.reps.Refused() }
 
+// ReplicasBypassed returns how many replicas' circuit breakers are open
+// now (their reads go to the next level: Options.Breaker), and how many
+// reads they failed at once so far.
+func (s *Store) ReplicasBypassed() (replicas int, reads uint64) { return s.reps.Bypassed() }
+
 // checkReplicasAtOpen marks and reads the primary's identity, then makes
 // a connection to each replica (all at once, bounded by ctx), which
 // checks it: a replica that answers and is not ours fails Open; one that

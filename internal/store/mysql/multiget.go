@@ -46,22 +46,29 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if err := s.reps.Err(level); err != nil {
 		return nil, err
 	}
+	if len(keys) == 0 {
+		s.reps.Done(level, sqlstore.Unknown, nil) // read nothing: says nothing
+	}
 	ident := quote(tableName(table))
-	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, db, ident, chunk, m) }
+	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, level, db, ident, chunk, m) }
 	return sqlstore.ReadMany(keys, read, func(err error) error { return s.readErr(ctx, table, db != s.primary, err) })
 }
 
-func (s *Store) readChunk(ctx context.Context, db *sql.DB, ident string, keys [][]byte, m *sqlstore.MultiRows) error {
+// readChunk reads the rows of keys from db, the pool of level, into m,
+// bounded inside the server.
+func (s *Store) readChunk(ctx context.Context, level store.Level, db *sql.DB, ident string, keys [][]byte, m *sqlstore.MultiRows) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	q, err := s.boundedRead(qctx, multiGetSQL(ident, keys))
 	if err != nil {
+		s.reps.Done(level, sqlstore.Unknown, nil) // not sent
 		return err
 	}
 	rows, err := db.QueryContext(qctx, q)
-	if err != nil {
-		return err
+	if err == nil {
+		err = m.Scan(rows)
+		_ = rows.Close()
 	}
-	defer rows.Close()
-	return m.Scan(rows)
+	s.replicaDone(ctx, level, err)
+	return err
 }

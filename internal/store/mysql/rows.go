@@ -332,6 +332,9 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 		" WHERE kh = "+hexLiteral(keyHash(key))+" AND k = "+hexLiteral(key))
 	if err == nil {
 		err = db.QueryRowContext(qctx, q).Scan(&value, &version, &deleted, &schemaID)
+		s.replicaDone(ctx, level, err)
+	} else {
+		s.reps.Done(level, sqlstore.Unknown, nil) // not sent
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -357,4 +360,25 @@ func (s *Store) readErr(ctx context.Context, table string, replica bool, err err
 // answers "not found").
 func (s *Store) replicaErr(ctx context.Context, table string, err error) error {
 	return sqlstore.ReplicaErr(s.classify(ctx, err), func() (bool, error) { return s.existsOnPrimary(ctx, table) })
+}
+
+// replicaDone tells the breaker of the replica of level (a no-op at the
+// primary) what a read that sqlstore.Replicas.Err let through found, err
+// (nil or sql.ErrNoRows: it answered), and logs the breaker opening and
+// closing.
+func (s *Store) replicaDone(ctx context.Context, level store.Level, err error) {
+	if level < 0 || int(level) >= len(s.replicas) {
+		return
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
+	opened, closed := s.reps.Done(level, sqlstore.ReadOutcome(ctx, err, s.classify(ctx, err), retryable(err)), err)
+	switch {
+	case opened:
+		s.log.Warn("mysql: replica does not answer; its reads go to the next level (the primary at the end) until a probe read answers: check the replica's host and the network to it",
+			"level", s.levels[level], "addr", s.reps.Addr(int(level)), "err", err)
+	case closed:
+		s.log.Info("mysql: replica answers again; reading it", "level", s.levels[level], "addr", s.reps.Addr(int(level)))
+	}
 }

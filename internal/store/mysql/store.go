@@ -125,6 +125,10 @@ type Options struct {
 	QueryTimeout time.Duration
 	// Dialect; DialectAuto (the zero value) detects it.
 	Dialect Dialect
+	// Breaker configures each replica's circuit breaker: reads at a
+	// replica that keeps timing out or losing its connection go to the
+	// next level at once for a while (sqlstore.Breaker).
+	Breaker sqlstore.Breaker
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -195,6 +199,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		s.maxConns = DefaultMaxConns
 	}
 	s.levels = sqlstore.LevelNames(len(opts.ReplicaDSNs))
+	s.reps.SetBreaker(opts.Breaker)
 	if s.primary, err = s.newPool(opts.DSN, mariadb, -1); err != nil {
 		return err
 	}
@@ -442,6 +447,7 @@ func (s *Store) Check(ctx context.Context) error {
 		var n int
 		err := db.QueryRowContext(qctx, "SELECT COUNT(*) FROM "+quote(catalogTable)).Scan(&n)
 		cancel()
+		s.replicaDone(ctx, store.Level(i), err) // a check probes an open breaker too
 		if err != nil {
 			errs = append(errs, fmt.Errorf("mysql: check %s: %w", name, s.classify(ctx, err)))
 		}

@@ -115,6 +115,14 @@ type breaker struct {
 	bypassed uint64 // reads failed at once, ever
 }
 
+// now is the breakers' clock (a test's, or the time).
+func (rs *Replicas) now() time.Time {
+	if rs.clock != nil {
+		return rs.clock()
+	}
+	return time.Now()
+}
+
 // SetBreaker configures the replicas' breakers; call it before use.
 func (rs *Replicas) SetBreaker(b Breaker) { rs.cfg = b }
 
@@ -160,13 +168,13 @@ func (rs *Replicas) Done(level store.Level, o Outcome, err error) (opened, close
 		case b.probing: // the probe stalled too: longer
 			b.probing = false
 			b.backoff = min(2*b.backoff, cfg.MaxBackoff)
-			b.until = time.Now().Add(b.backoff)
+			b.until = rs.now().Add(b.backoff)
 		case !b.open:
 			b.fails++
 			if b.fails >= cfg.Failures {
 				b.open, b.fails, opened = true, 0, true
 				b.backoff = cfg.Backoff
-				b.until = time.Now().Add(b.backoff)
+				b.until = rs.now().Add(b.backoff)
 			}
 		}
 	case Unknown:

@@ -38,8 +38,9 @@ func (e *NotOurs) Unwrap() error { return store.ErrUnavailable }
 // (the replica levels in order). Add them before use; the rest is safe
 // for concurrent use.
 type Replicas struct {
-	reps []*replica
-	cfg  Breaker // breaker.go
+	reps  []*replica
+	cfg   Breaker          // breaker.go
+	clock func() time.Time // nil: time.Now (tests set it)
 }
 
 type replica struct {
@@ -87,7 +88,7 @@ func (rs *Replicas) Err(level store.Level) error {
 	if f := r.refused.Load(); f != nil && time.Since(f.at) < RefusedRecheck {
 		return f.err
 	}
-	return rs.admit(r, time.Now())
+	return rs.admit(r, rs.now())
 }
 
 // Recheck has the next read of refused replica i try it again at once,
