@@ -295,6 +295,18 @@ type Store struct {
 	// reads at once (most reads right after a write then find the replica
 	// behind and go to the primary as well).
 	ReplicaWait time.Duration `yaml:"replica_wait"`
+	// ReplicaBreakerFailures (postgres, mysql with replica_dsns): after
+	// this many reads of a replica in a row time out or lose their
+	// connection, its reads go to the next level (the primary at the end)
+	// at once, until a probe read answers; 0: never (every read of a
+	// replica that stopped answering waits the query timeout).
+	ReplicaBreakerFailures int `yaml:"replica_breaker_failures"`
+	// ReplicaBreakerBackoff is how long a replica's reads go to the next
+	// level before one read probes it again; it doubles with each probe
+	// that does not answer either.
+	ReplicaBreakerBackoff time.Duration `yaml:"replica_breaker_backoff"`
+	// ReplicaBreakerMaxBackoff bounds that doubling.
+	ReplicaBreakerMaxBackoff time.Duration `yaml:"replica_breaker_max_backoff"`
 	// Cassandra configures store.kind cassandra (cassandra.go).
 	Cassandra Cassandra `yaml:"cassandra"`
 }
@@ -465,7 +477,8 @@ func defaults() Config {
 		Log: Log{Kind: LogEmbedded, SegmentBytes: 64 << 20, Retention: 7 * 24 * time.Hour,
 			Kafka: Kafka{ClientID: "wail", ReplicationFactor: -1, MaxMessageBytes: 4 << 20, RetentionCheck: 5 * time.Minute, IntentTopic: "wail.intents.{table}", EventTopic: "wail.events.{table}",
 				DLQTopic: "wail.dlq.{table}"}},
-		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, ReplicaWait: 50 * time.Millisecond, Cassandra: defaultCassandra(),
+		Store: Store{Kind: StorePebble, MaxConns: 16, QueryTimeout: 5 * time.Second, ReplicaWait: 50 * time.Millisecond,
+			ReplicaBreakerFailures: 3, ReplicaBreakerBackoff: time.Second, ReplicaBreakerMaxBackoff: 30 * time.Second, Cassandra: defaultCassandra(),
 			VersionCacheKeys: 1 << 17, RowCacheBytes: 32 << 20},
 		Resolver: Resolver{
 			Enabled: true, Concurrency: 16, FirstReadDelay: 2 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 200 * time.Millisecond,
@@ -749,6 +762,12 @@ func (s Store) validate() []error {
 	}
 	if s.ReplicaWait < 0 || s.ReplicaWait >= s.QueryTimeout {
 		errs = append(errs, fmt.Errorf("store.replica_wait %s must be at least 0s and below store.query_timeout", s.ReplicaWait))
+	}
+	if s.ReplicaBreakerFailures < 0 {
+		errs = append(errs, fmt.Errorf("store.replica_breaker_failures %d must be at least 0 (0: never bypass a replica)", s.ReplicaBreakerFailures))
+	}
+	if s.ReplicaBreakerBackoff <= 0 || s.ReplicaBreakerMaxBackoff < s.ReplicaBreakerBackoff {
+		errs = append(errs, fmt.Errorf("store.replica_breaker_backoff %s must be positive and at most store.replica_breaker_max_backoff %s", s.ReplicaBreakerBackoff, s.ReplicaBreakerMaxBackoff))
 	}
 	return errs
 }

@@ -114,6 +114,13 @@ func TestLoad(t *testing.T) {
 		}},
 		{name: "transaction linger", yaml: "resolver:\n  transaction_linger: 2s\n", wantErr: "resolver.transaction_linger 2s out of range 0s..1s"},
 		{name: "negative replica wait", yaml: "store:\n  replica_wait: -1ms\n", wantErr: "store.replica_wait -1ms must be at least 0s and below store.query_timeout"},
+		{name: "replica breaker off", yaml: "store:\n  replica_breaker_failures: 0\n", check: func(t *testing.T, c Config) {
+			if c.Store.ReplicaBreakerFailures != 0 || Default().Store.ReplicaBreakerFailures != 3 {
+				t.Errorf("replica_breaker_failures %d (default %d), want 0 (default 3)", c.Store.ReplicaBreakerFailures, Default().Store.ReplicaBreakerFailures)
+			}
+		}},
+		{name: "negative replica breaker failures", yaml: "store:\n  replica_breaker_failures: -1\n", wantErr: "store.replica_breaker_failures -1 must be at least 0"},
+		{name: "replica breaker backoff over its max", yaml: "store:\n  replica_breaker_backoff: 1m\n", wantErr: "store.replica_breaker_backoff 1m0s must be positive and at most store.replica_breaker_max_backoff 30s"},
 		{name: "replica wait over the query timeout", yaml: "store:\n  replica_wait: 5s\n", wantErr: "store.replica_wait 5s must be at least 0s and below store.query_timeout"},
 		{name: "log sync rounds", yaml: "log:\n  sync_filesystem: true\n", check: func(t *testing.T, c Config) {
 			if !c.Log.SyncFilesystem || Default().Log.SyncFilesystem {

@@ -25,6 +25,7 @@ import (
 	"github.com/wail-cdc/wail/internal/store/mysql"
 	"github.com/wail-cdc/wail/internal/store/pebble"
 	"github.com/wail-cdc/wail/internal/store/postgres"
+	"github.com/wail-cdc/wail/internal/store/sqlstore"
 	"github.com/wail-cdc/wail/internal/telemetry"
 	"github.com/wail-cdc/wail/internal/vfs"
 )
@@ -115,7 +116,7 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm s
 		}
 		st, err := postgres.Open(ctx, postgres.Options{
 			DSN: cfg.Store.DSN, ReplicaDSNs: cfg.Store.ReplicaDSNs, MaxConns: int32(cfg.Store.MaxConns),
-			QueryTimeout: cfg.Store.QueryTimeout, ReplicaWait: wait, Logger: logger,
+			QueryTimeout: cfg.Store.QueryTimeout, ReplicaWait: wait, Breaker: replicaBreaker(cfg.Store), Logger: logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
@@ -124,7 +125,7 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm s
 	case config.StoreMySQL:
 		st, err := mysql.Open(ctx, mysql.Options{
 			DSN: cfg.Store.DSN, ReplicaDSNs: cfg.Store.ReplicaDSNs, MaxConns: int32(cfg.Store.MaxConns),
-			QueryTimeout: cfg.Store.QueryTimeout, Logger: logger,
+			QueryTimeout: cfg.Store.QueryTimeout, Breaker: replicaBreaker(cfg.Store), Logger: logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open mysql store: %w", err)
@@ -189,6 +190,27 @@ func (g groupMember) mapErr(err error) error {
 	return err
 }
 
+// replicaBreaker is the SQL stores' replica circuit breaker of the
+// store.replica_breaker_* settings (0 failures: never open).
+func replicaBreaker(c config.Store) sqlstore.Breaker {
+	b := sqlstore.Breaker{Failures: c.ReplicaBreakerFailures, Backoff: c.ReplicaBreakerBackoff, MaxBackoff: c.ReplicaBreakerMaxBackoff}
+	if b.Failures == 0 {
+		b.Failures = -1
+	}
+	return b
+}
+
+// replicaBypasser is a store whose replicas have circuit breakers
+// (postgres.Store.ReplicasBypassed, mysql.Store.ReplicasBypassed).
+type replicaBypasser interface {
+	ReplicasBypassed() (replicas int, reads uint64)
+}
+
+var (
+	_ replicaBypasser = (*postgres.Store)(nil)
+	_ replicaBypasser = (*mysql.Store)(nil)
+)
+
 // replicaWaiter is a store whose replica reads wait for the replica to
 // catch up (postgres.Store.ReplicaWaits).
 type replicaWaiter interface {
@@ -241,6 +263,20 @@ func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
 		}
 		return 0
 	}))
+	bypassed := func() (int, uint64) {
+		if rb, ok := st.(replicaBypasser); ok {
+			return rb.ReplicasBypassed()
+		}
+		return 0, 0
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "wail_store_replicas_bypassed",
+		Help: "SQL store replicas whose reads go to the next level at once (their circuit breaker is open: their last store.replica_breaker_failures reads timed out or lost the connection; a read probes them again after store.replica_breaker_backoff); check the replica's host and the network to it.",
+	}, func() float64 { n, _ := bypassed(); return float64(n) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "wail_store_replica_reads_bypassed_total",
+		Help: "SQL store replica reads failed at once as unavailable, without going to the replica, because its circuit breaker was open; the resolver read the next level instead.",
+	}, func() float64 { _, r := bypassed(); return float64(r) }))
 	if er, ok := st.(engineReporter); ok {
 		reg.MustRegister(newEngineCollector(er))
 	}
