@@ -372,33 +372,3 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
-// ReplicaLag returns, per replica in level order, how far its visible state
-// trails the WAL it has received: 0 when everything received is replayed,
-// otherwise now() - pg_last_xact_replay_timestamp() (the age of the last
-// transaction it replayed). It does not see WAL the replica has not received
-// yet (a disconnected replica reports 0; check pg_stat_wal_receiver), and a
-// server that is not in recovery reports 0.
-func (s *Store) ReplicaLag(ctx context.Context) ([]time.Duration, error) {
-	if s.closed.Load() {
-		return nil, fmt.Errorf("postgres: replica lag: %w", store.ErrClosed)
-	}
-	lags := make([]time.Duration, len(s.replicas))
-	for i, p := range s.replicas {
-		qctx, cancel := s.withTimeout(ctx)
-		var secs float64
-		err := p.QueryRow(qctx, replicaLagSQL).Scan(&secs)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("postgres: replica lag %s: %w", s.levels[i], s.classify(ctx, err))
-		}
-		lags[i] = time.Duration(secs * float64(time.Second))
-	}
-	return lags, nil
-}
-
-const replicaLagSQL = `SELECT CASE
-  WHEN NOT pg_is_in_recovery() THEN 0
-  WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
-  ELSE coalesce(greatest(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0), 0)
-END::float8`

@@ -1,0 +1,62 @@
+package postgres
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/store"
+)
+
+// TestReplicaLagSeam: the lag of a replica is judged against the
+// primary's flushed WAL position, not the replica's own received one: a
+// replica cut off from its primary has replayed all it received (the
+// old check said 0) while the primary wrote on.
+func TestReplicaLagSeam(t *testing.T) {
+	cases := []struct {
+		name    string
+		primary int64
+		pos     replicaPos
+		want    time.Duration
+	}{
+		{"not in recovery", 100, replicaPos{inRecovery: false, replayed: -1, age: -1}, 0},
+		{"replayed what the primary flushed", 100, replicaPos{inRecovery: true, replayed: 100, age: 30}, 0},
+		{"ahead of the primary's sample (it flushed since)", 100, replicaPos{inRecovery: true, replayed: 120, age: 30}, 0},
+		{"disconnected: behind the primary, all received replayed", 200, replicaPos{inRecovery: true, replayed: 100, age: 42.5}, 42500 * time.Millisecond},
+		{"behind, nothing replayed since it started", 200, replicaPos{inRecovery: true, replayed: 100, age: -1, sinceStart: 7}, 7 * time.Second},
+		{"behind, a replay timestamp ahead of its clock", 200, replicaPos{inRecovery: true, replayed: 100, age: -0.5}, 0},
+	}
+	for _, c := range cases {
+		if got := replicaLag(c.primary, c.pos); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+// TestReplicaLagOfRealReplica reads the test replica's position as
+// ReplicaLag does: caught up after a write, its lag is 0; with the
+// primary's position past it (as for a replica cut off from its
+// primary), the lag is the age of its last replayed transaction.
+func TestReplicaLagOfRealReplica(t *testing.T) {
+	s := openFresh(t, true)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "lag"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "lag", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "lag 0 once the replica replayed the write", func() bool {
+		lags, err := s.ReplicaLag(ctx)
+		return err == nil && len(lags) == 1 && lags[0] == 0
+	})
+	pos, err := s.replicaPos(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pos.inRecovery || pos.replayed <= 0 || pos.age < 0 {
+		t.Fatalf("replica position %+v: want in recovery, a replay position and a replayed transaction", pos)
+	}
+	if lag := replicaLag(pos.replayed+1<<20, pos); lag <= 0 {
+		t.Errorf("lag %s behind a primary 1 MiB of WAL ahead, want the age of its last replayed transaction (%.3fs)", lag, pos.age)
+	}
+}
