@@ -64,11 +64,7 @@ func (s *Store) readChunk(ctx context.Context, level store.Level, db *sql.DB, id
 		s.reps.Done(level, sqlstore.Unknown, nil) // not sent
 		return err
 	}
-	rows, err := db.QueryContext(qctx, q)
-	if err == nil {
-		err = m.Scan(rows)
-		_ = rows.Close()
-	}
+	err = s.read(qctx, db, q, func(rows *sql.Rows) error { return m.Scan(rows) })
 	s.replicaDone(ctx, level, err)
 	return err
 }

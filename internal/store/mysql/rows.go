@@ -331,7 +331,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	q, err := s.boundedRead(qctx, "SELECT value, version, deleted, schema_id FROM "+quote(tableName(table))+
 		" WHERE kh = "+hexLiteral(keyHash(key))+" AND k = "+hexLiteral(key))
 	if err == nil {
-		err = db.QueryRowContext(qctx, q).Scan(&value, &version, &deleted, &schemaID)
+		err = s.read(qctx, db, q, func(rows *sql.Rows) error { return scanRow(rows, &value, &version, &deleted, &schemaID) })
 		s.replicaDone(ctx, level, err)
 	} else {
 		s.reps.Done(level, sqlstore.Unknown, nil) // not sent

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 
@@ -43,22 +44,21 @@ func (s *Store) scanKeys(ctx context.Context, table string, after []byte, limit 
 	if err != nil {
 		return nil, s.classify(ctx, err)
 	}
-	rows, err := s.primary.QueryContext(qctx, q)
-	if err != nil {
-		return nil, s.tableErr(ctx, table, err)
-	}
-	defer rows.Close()
 	out := make([]store.KeyVersion, 0, min(limit, 1024))
-	for rows.Next() {
-		var kv store.KeyVersion
-		var version int64
-		if err := rows.Scan(&kv.Key, &version, &kv.Deleted); err != nil {
-			return nil, s.tableErr(ctx, table, err)
+	err = s.read(qctx, s.primary, q, func(rows *sql.Rows) error {
+		out = out[:0] // a try again starts over
+		for rows.Next() {
+			var kv store.KeyVersion
+			var version int64
+			if err := rows.Scan(&kv.Key, &version, &kv.Deleted); err != nil {
+				return err
+			}
+			kv.Version = uint64(version)
+			out = append(out, kv)
 		}
-		kv.Version = uint64(version)
-		out = append(out, kv)
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, s.tableErr(ctx, table, err)
 	}
 	return out, nil

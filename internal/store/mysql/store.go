@@ -75,6 +75,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -396,6 +397,53 @@ func (s *Store) conn(ctx context.Context, db *sql.DB, level string) (*sql.Conn, 
 		}
 	}
 	return c, err
+}
+
+// read runs the read q on a connection of db (conn: a wait for one of
+// a full pool says so) and hands its rows to scan; as db.QueryContext
+// does, it tries again on another connection, twice at most, when the
+// driver found the connection broken before sending q
+// (driver.ErrBadConn).
+func (s *Store) read(ctx context.Context, db *sql.DB, q string, scan func(*sql.Rows) error) error {
+	for try := 0; ; try++ {
+		c, err := s.conn(ctx, db, s.levelName(db))
+		if err != nil {
+			return err
+		}
+		rows, err := c.QueryContext(ctx, q)
+		if err == nil {
+			err = scan(rows)
+			if cerr := rows.Close(); err == nil {
+				err = cerr
+			}
+		}
+		_ = c.Close()
+		if !errors.Is(err, driver.ErrBadConn) || try == 2 || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// scanRow scans the one row rows holds into dest, or returns
+// sql.ErrNoRows (as sql.Row.Scan).
+func scanRow(rows *sql.Rows, dest ...any) error {
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	return rows.Scan(dest...)
+}
+
+// levelName is the name of the read level of pool db.
+func (s *Store) levelName(db *sql.DB) string {
+	for i, r := range s.replicas {
+		if r == db {
+			return s.levels[i]
+		}
+	}
+	return "primary"
 }
 
 // Levels returns "replica-0", "replica-1", ... then "primary".
