@@ -31,12 +31,14 @@ const DefaultReplicaWait = 50 * time.Millisecond
 // samples of P are kept, so a replica that replayed one of them is
 // covered up to that sample's time. A replica that is not in recovery
 // (no replay position) counts as covered. Probe errors cover nothing:
-// the reads wait out ReplicaWait.
+// the reads wait out ReplicaWait. A replica whose circuit breaker is open
+// (sqlstore.Breaker) is not probed.
 type freshness struct {
 	primary  *pgxpool.Pool
 	replicas []*pgxpool.Pool
 	timeout  time.Duration
 	wait     time.Duration
+	skip     func(i int) bool // replica i is not probed (its breaker is open)
 
 	demand  chan struct{} // a read waits: probe (buffered 1)
 	stop    chan struct{}
@@ -58,9 +60,9 @@ type lsnSample struct {
 
 const maxSamples = 32
 
-func newFreshness(primary *pgxpool.Pool, replicas []*pgxpool.Pool, timeout, wait time.Duration) *freshness {
+func newFreshness(primary *pgxpool.Pool, replicas []*pgxpool.Pool, timeout, wait time.Duration, skip func(int) bool) *freshness {
 	f := &freshness{
-		primary: primary, replicas: replicas, timeout: timeout, wait: wait,
+		primary: primary, replicas: replicas, timeout: timeout, wait: wait, skip: skip,
 		demand: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 		covered: make([]time.Time, len(replicas)), changed: make(chan struct{}),
 	}
@@ -148,6 +150,12 @@ func (f *freshness) probe() {
 	}
 	f.mu.Unlock()
 	for i, r := range f.replicas {
+		if f.skip(i) {
+			// Bypassed: nobody waits for it, and a probe of a replica that
+			// stopped answering would hold every other replica's reads
+			// for the query timeout.
+			continue
+		}
 		var replayed int64
 		if err := r.QueryRow(ctx, replayLSNSQL).Scan(&replayed); err != nil {
 			continue

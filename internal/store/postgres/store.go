@@ -181,7 +181,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		if wait == 0 {
 			wait = DefaultReplicaWait
 		}
-		s.fresh = newFreshness(s.primary, s.replicas, s.timeout, wait)
+		s.fresh = newFreshness(s.primary, s.replicas, s.timeout, wait, s.reps.Open)
 	}
 
 	qctx, cancel := s.withTimeout(ctx)

@@ -183,6 +183,15 @@ func (rs *Replicas) Done(level store.Level, o Outcome, err error) (opened, close
 	return opened, closed
 }
 
+// Open reports whether replica i's breaker is open (or half-open): its
+// reads are bypassed but a probe.
+func (rs *Replicas) Open(i int) bool {
+	b := &rs.reps[i].breaker
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.open
+}
+
 // Bypassed returns how many replicas' breakers are open (or half-open)
 // now, and how many reads they failed at once so far.
 func (rs *Replicas) Bypassed() (replicas int, reads uint64) {

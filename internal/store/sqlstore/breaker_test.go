@@ -119,6 +119,9 @@ func TestBreakerCounts(t *testing.T) {
 	if err := rs.Err(0); err != nil {
 		t.Errorf("replica-0: %v, want nil (its breaker is its own)", err)
 	}
+	if rs.Open(0) || !rs.Open(1) {
+		t.Errorf("Open(0), Open(1) = %v, %v; want false, true", rs.Open(0), rs.Open(1))
+	}
 	if opened, closed := rs.Done(2, Stalled, nil); opened || closed {
 		t.Error("Done at the primary's level changed something")
 	}
