@@ -303,9 +303,9 @@ type Store struct {
 	ReplicaBreakerFailures int `yaml:"replica_breaker_failures"`
 	// ReplicaBreakerBackoff is how long a replica's reads go to the next
 	// level before one read probes it again; it doubles with each probe
-	// that does not answer either.
+	// that does not answer either (0s: 1s).
 	ReplicaBreakerBackoff time.Duration `yaml:"replica_breaker_backoff"`
-	// ReplicaBreakerMaxBackoff bounds that doubling.
+	// ReplicaBreakerMaxBackoff bounds that doubling (0s: 30s).
 	ReplicaBreakerMaxBackoff time.Duration `yaml:"replica_breaker_max_backoff"`
 	// Cassandra configures store.kind cassandra (cassandra.go).
 	Cassandra Cassandra `yaml:"cassandra"`
@@ -766,8 +766,8 @@ func (s Store) validate() []error {
 	if s.ReplicaBreakerFailures < 0 {
 		errs = append(errs, fmt.Errorf("store.replica_breaker_failures %d must be at least 0 (0: never bypass a replica)", s.ReplicaBreakerFailures))
 	}
-	if s.ReplicaBreakerBackoff <= 0 || s.ReplicaBreakerMaxBackoff < s.ReplicaBreakerBackoff {
-		errs = append(errs, fmt.Errorf("store.replica_breaker_backoff %s must be positive and at most store.replica_breaker_max_backoff %s", s.ReplicaBreakerBackoff, s.ReplicaBreakerMaxBackoff))
+	if s.ReplicaBreakerBackoff < 0 || s.ReplicaBreakerMaxBackoff < 0 || s.ReplicaBreakerMaxBackoff > 0 && s.ReplicaBreakerMaxBackoff < s.ReplicaBreakerBackoff {
+		errs = append(errs, fmt.Errorf("store.replica_breaker_backoff %s must be at least 0s (0s: 1s) and at most store.replica_breaker_max_backoff %s", s.ReplicaBreakerBackoff, s.ReplicaBreakerMaxBackoff))
 	}
 	return errs
 }

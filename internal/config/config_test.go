@@ -120,7 +120,8 @@ func TestLoad(t *testing.T) {
 			}
 		}},
 		{name: "negative replica breaker failures", yaml: "store:\n  replica_breaker_failures: -1\n", wantErr: "store.replica_breaker_failures -1 must be at least 0"},
-		{name: "replica breaker backoff over its max", yaml: "store:\n  replica_breaker_backoff: 1m\n", wantErr: "store.replica_breaker_backoff 1m0s must be positive and at most store.replica_breaker_max_backoff 30s"},
+		{name: "replica breaker backoff over its max", yaml: "store:\n  replica_breaker_backoff: 1m\n", wantErr: "store.replica_breaker_backoff 1m0s must be at least 0s (0s: 1s) and at most store.replica_breaker_max_backoff 30s"},
+		{name: "negative replica breaker backoff", yaml: "store:\n  replica_breaker_backoff: -1s\n", wantErr: "store.replica_breaker_backoff -1s must be at least 0s"},
 		{name: "replica wait over the query timeout", yaml: "store:\n  replica_wait: 5s\n", wantErr: "store.replica_wait 5s must be at least 0s and below store.query_timeout"},
 		{name: "log sync rounds", yaml: "log:\n  sync_filesystem: true\n", check: func(t *testing.T, c Config) {
 			if !c.Log.SyncFilesystem || Default().Log.SyncFilesystem {

@@ -204,6 +204,7 @@ func replicaBreaker(c config.Store) sqlstore.Breaker {
 // (postgres.Store.ReplicasBypassed, mysql.Store.ReplicasBypassed).
 type replicaBypasser interface {
 	ReplicasBypassed() (replicas int, reads uint64)
+	BypassedReplicas() []error
 }
 
 var (

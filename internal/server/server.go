@@ -618,6 +618,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(addr str
 	var background sync.WaitGroup
 	background.Go(func() { s.refreshCatalog(rctx) })
 	background.Go(func() { s.watchStore(rctx) })
+	background.Go(func() { s.watchReplicas(rctx) })
 	background.Go(func() { s.watchRetention(rctx) })
 	background.Go(func() { s.checkOffsetsRetention(rctx) })
 	if refreshTokens != nil {

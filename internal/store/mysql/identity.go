@@ -232,6 +232,10 @@ func (s *Store) ReplicasRefused() int { return s.reps.Refused() }
 // reads they failed at once so far.
 func (s *Store) ReplicasBypassed() (replicas int, reads uint64) { return s.reps.Bypassed() }
 
+// BypassedReplicas returns, per replica whose circuit breaker is open now,
+// a *sqlstore.Bypassed that says which and why.
+func (s *Store) BypassedReplicas() []error { return s.reps.BypassedNow() }
+
 // checkReplicasAtOpen marks and reads the primary's identity, then makes
 // a connection to each replica (all at once, bounded by ctx), which
 // checks it: a replica that answers and is not ours fails Open; one that

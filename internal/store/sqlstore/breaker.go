@@ -192,6 +192,21 @@ func (rs *Replicas) Open(i int) bool {
 	return b.open
 }
 
+// BypassedNow returns the error of each replica whose breaker is open
+// now (*Bypassed: which, why, until when), in level order.
+func (rs *Replicas) BypassedNow() []error {
+	var errs []error
+	for _, r := range rs.reps {
+		b := &r.breaker
+		b.mu.Lock()
+		if b.open {
+			errs = append(errs, &Bypassed{Level: r.level, Addr: r.addr, Until: b.until, Last: b.last})
+		}
+		b.mu.Unlock()
+	}
+	return errs
+}
+
 // Bypassed returns how many replicas' breakers are open (or half-open)
 // now, and how many reads they failed at once so far.
 func (rs *Replicas) Bypassed() (replicas int, reads uint64) {

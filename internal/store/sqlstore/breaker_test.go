@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +119,9 @@ func TestBreakerCounts(t *testing.T) {
 	}
 	if err := rs.Err(0); err != nil {
 		t.Errorf("replica-0: %v, want nil (its breaker is its own)", err)
+	}
+	if errs := rs.BypassedNow(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "replica-1 (h:2) does not answer (timeout)") {
+		t.Errorf("BypassedNow() = %v, want replica-1's", errs)
 	}
 	if rs.Open(0) || !rs.Open(1) {
 		t.Errorf("Open(0), Open(1) = %v, %v; want false, true", rs.Open(0), rs.Open(1))
