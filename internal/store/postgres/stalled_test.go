@@ -33,6 +33,21 @@ func viaProxy(t *testing.T, dsn string) (string, *sqltest.Proxy) {
 // answers. Once the replica answers again, its reads go to it again.
 // Before, every read at its level waited the whole query timeout.
 func TestStalledReplica(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		deadline time.Duration // of the reader's context, 0: none
+	}{
+		{"no deadline of the reader", 0},
+		// The resolver bounds each job of reads by as long as the
+		// default query_timeout (5 s): its context ends first, which
+		// must count as a stall of the replica too.
+		{"the reader's deadline the query timeout", 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) { stalledReplica(t, tc.deadline) })
+	}
+}
+
+func stalledReplica(t *testing.T, deadline time.Duration) {
 	const timeout = 2 * time.Second
 	dsn, rdsns := freshDSNs(t, 1)
 	rdsn, proxy := viaProxy(t, rdsns[0])
@@ -54,10 +69,15 @@ func TestStalledReplica(t *testing.T) {
 	read := func() (waited bool) {
 		t.Helper()
 		start := time.Now()
-		_, _, err := s.Get(ctx, "st", key, 0)
-		waited = time.Since(start) >= timeout
-		if !errors.Is(err, store.ErrUnavailable) {
-			t.Fatalf("read of the stalled replica: %v, want store.ErrUnavailable", err)
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline > 0 {
+			rctx, cancel = context.WithTimeout(ctx, deadline)
+		}
+		_, _, err := s.Get(rctx, "st", key, 0)
+		cancel()
+		waited = time.Since(start) >= min(timeout, max(deadline, timeout))-50*time.Millisecond
+		if !errors.Is(err, store.ErrUnavailable) && (deadline == 0 || !errors.Is(err, context.DeadlineExceeded)) {
+			t.Fatalf("read of the stalled replica: %v, want store.ErrUnavailable (or the reader's deadline)", err)
 		}
 		if v := versionAt(t, s, "st", "k", 1); v != 1 {
 			t.Fatalf("the primary's version %d, want 1", v)

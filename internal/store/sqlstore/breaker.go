@@ -66,20 +66,26 @@ const (
 	Answered Outcome = iota
 	// Stalled: the read timed out or lost its connection.
 	Stalled
-	// Unknown: the read says nothing of the replica (its caller gave up
-	// first, the replica was refused, the store is closing).
+	// Unknown: the read says nothing of the replica (its caller canceled
+	// it, the replica was refused, the store is closing).
 	Unknown
 )
 
 // ReadOutcome returns the outcome of a replica read whose error is err
 // (nil: it answered), classified by the store as classified (unavailable
 // for timeouts and connection errors), race telling a lock race (an
-// answer) from a stall.
+// answer) from a stall. The end of its caller's deadline is a stall too:
+// replicas are read by the resolver, whose jobs of reads are bounded by
+// as long as the default store.query_timeout, so its deadline, not the
+// query's, ends a read of a stalled replica (the breaker never opened);
+// the API reads the primary.
 func ReadOutcome(ctx context.Context, err, classified error, race bool) Outcome {
 	var no *NotOurs
 	switch {
 	case err == nil:
 		return Answered
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return Stalled
 	case ctx.Err() != nil, errors.As(err, &no), errors.Is(classified, store.ErrClosed):
 		return Unknown
 	case errors.Is(classified, store.ErrUnavailable) && !race:

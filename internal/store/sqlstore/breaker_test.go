@@ -78,6 +78,8 @@ func TestReadOutcome(t *testing.T) {
 	live := context.Background()
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
+	late, cancelLate := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelLate()
 	unavail := fmt.Errorf("%w: i/o timeout", store.ErrUnavailable)
 	sqlErr := errors.New("syntax error")
 	cases := []struct {
@@ -91,7 +93,8 @@ func TestReadOutcome(t *testing.T) {
 		{"an SQL error is an answer", live, sqlErr, sqlErr, false, Answered},
 		{"a timeout or lost connection stalls", live, unavail, unavail, false, Stalled},
 		{"a lock race is an answer", live, unavail, unavail, true, Answered},
-		{"the caller gave up: nothing", gone, unavail, unavail, false, Unknown},
+		{"the caller canceled: nothing", gone, unavail, unavail, false, Unknown},
+		{"the caller's deadline ended it: stalled", late, context.DeadlineExceeded, context.DeadlineExceeded, false, Stalled},
 		{"refused: nothing", live, &NotOurs{}, &NotOurs{}, false, Unknown},
 		{"closed: nothing", live, store.ErrClosed, store.ErrClosed, false, Unknown},
 	}
