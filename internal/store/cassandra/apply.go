@@ -122,8 +122,8 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 	var cur int64
 	var unused int64
 	// Every column, not only the version (versionStmt says why).
-	err := s.session.Query(versionStmt(q), key).WithContext(ctx).Consistency(cl).
-		RetryPolicy(readRetry).Scan(&cur, &unused, &unused, &unused)
+	err := asRead(s.session.Query(versionStmt(q), key).WithContext(ctx).Consistency(cl), s.speculateAfter()).
+		Scan(&cur, &unused, &unused, &unused)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
 	case err != nil:

@@ -32,8 +32,8 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 	var deleted bool
 	var schemaID int64 // null (0) in rows of versions before the column
 	err := s.onTable(ctx, table, unconfiguredTable, func(q string) error {
-		return s.session.Query(getStmt(q), key).
-			WithContext(ctx).Consistency(s.ladder[level]).RetryPolicy(readRetry).Scan(&value, &version, &deleted, &schemaID)
+		return asRead(s.session.Query(getStmt(q), key).WithContext(ctx).Consistency(s.ladder[level]), s.speculateAfter()).
+			Scan(&value, &version, &deleted, &schemaID)
 	})
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
@@ -108,7 +108,7 @@ func (s *Store) scan(ctx context.Context, stmt string, args ...any) ([]store.Key
 	if n, ok := args[len(args)-1].(int); ok {
 		page = min(n, maxScanPage)
 	}
-	iter := s.session.Query(stmt, args...).WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).PageSize(page).Iter()
+	iter := asRead(s.session.Query(stmt, args...).WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]), s.speculateAfter()).PageSize(page).Iter()
 	var out []store.KeyVersion
 	var key []byte
 	var version, unused int64

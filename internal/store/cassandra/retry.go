@@ -3,6 +3,7 @@ package cassandra
 import (
 	"errors"
 	"net"
+	"time"
 
 	"github.com/gocql/gocql"
 )
@@ -19,6 +20,34 @@ import (
 // driver: only Apply knows whether a write may still be sent (its bound),
 // and it tries again itself after a refusal that is certain (writeKey).
 const readTries = 3
+
+// A coordinator can also stall without an error: a frozen process, a
+// network path that black-holes, a node too overloaded to answer. Its
+// connections stay open and the driver waits the whole query timeout
+// (store.query_timeout) before it tries another node, which is as long
+// as the resolver gives a job of reads (5s): the token-aware plans of a
+// third of the keys (replication 3) start with that node, and every one
+// of those reads failed, after the whole wait. So a read not answered
+// within readSpeculateAfter (at most a quarter of the query timeout) is
+// sent to the next node of its plan as well, and then to one more
+// (gocql's speculative execution; readTries coordinators in all), and
+// the first answer wins (TestReadsGoAroundAStalledCoordinator). Reads
+// only: a write sent twice may be refused for sure by one coordinator
+// while the other applies it, and Apply could no longer say "not
+// applied" of it (writeKey).
+const readSpeculateAfter = 500 * time.Millisecond
+
+// asRead makes q a read: retried on the next node when its coordinator
+// cannot serve (nextNode), and sent to another node as well when its
+// coordinator does not answer within delay.
+func asRead(q *gocql.Query, delay time.Duration) *gocql.Query {
+	return q.RetryPolicy(readRetry).Idempotent(true).
+		SetSpeculativeExecutionPolicy(&gocql.SimpleSpeculativeExecution{NumAttempts: readTries - 1, TimeoutDelay: delay})
+}
+
+// speculateAfter is how long a read waits for its coordinator before it
+// goes to another node as well (readSpeculateAfter).
+func (s *Store) speculateAfter() time.Duration { return min(readSpeculateAfter, s.timeout/4) }
 
 type nextNode struct{}
 

@@ -145,6 +145,12 @@ type Options struct {
 	WriteRequestTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+
+	// dialer, when set (tests only), makes the driver's connections, to
+	// the addresses the nodes gossip: a test routes one node through a
+	// proxy of its own that delays, black-holes or resets its traffic
+	// (faultproxy_test.go).
+	dialer gocql.Dialer
 }
 
 // Store is a store.Store on Cassandra. It is safe for concurrent use.
@@ -312,6 +318,9 @@ func (s *Store) clusterConfig(opts Options) *gocql.ClusterConfig {
 	}
 	c.ReconnectInterval = 5 * time.Second
 	c.Logger = driverLog{s.log}
+	if opts.dialer != nil {
+		c.Dialer = opts.dialer
+	}
 	return c
 }
 
@@ -609,8 +618,8 @@ func (s *Store) Tables(ctx context.Context) ([]store.Table, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, fmt.Errorf("cassandra: tables: %w", err)
 	}
-	iter := s.session.Query(fmt.Sprintf("SELECT name, spec, seq, swaps FROM %s.%s", s.ks, catalogTable)).
-		WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]).RetryPolicy(readRetry).Iter()
+	iter := asRead(s.session.Query(fmt.Sprintf("SELECT name, spec, seq, swaps FROM %s.%s", s.ks, catalogTable)).
+		WithContext(ctx).Consistency(s.ladder[len(s.ladder)-1]), s.speculateAfter()).Iter()
 	var out []store.Table
 	var name string
 	var spec nullable
