@@ -317,6 +317,15 @@ func (s *Store) clusterConfig(opts Options) *gocql.ClusterConfig {
 		c.NumConns = DefaultConns
 	}
 	c.ReconnectInterval = 5 * time.Second
+	// One try at a node's first connection, not the driver's three a
+	// second apart: a node that accepts connections and never answers (a
+	// frozen process, a path that black-holes) held Open, which waits for
+	// every node's first connection, 3 x (timeout + 1s) (and the driver's
+	// protocol discovery and control connection may wait a timeout each
+	// on it as well): longer than the 30s wail serve gives an attempt to
+	// open from a 9s timeout on (TestOpenWithAStalledNode). A node that
+	// failed is tried again every ReconnectInterval.
+	c.ReconnectionPolicy = &gocql.ConstantReconnectionPolicy{MaxRetries: 1}
 	c.Logger = driverLog{s.log}
 	if opts.dialer != nil {
 		c.Dialer = opts.dialer
