@@ -122,7 +122,7 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 	var cur int64
 	var unused int64
 	// Every column, not only the version (versionStmt says why).
-	err := asRead(s.session.Query(versionStmt(q), key).WithContext(ctx).Consistency(cl), s.speculateAfter()).
+	err := asRead(s.session.Query(versionStmt(q), key).WithContext(withKey(ctx, key)).Consistency(cl), s.speculateAfter()).
 		Scan(&cur, &unused, &unused, &unused)
 	switch {
 	case errors.Is(err, gocql.ErrNotFound):
@@ -140,7 +140,7 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 		if err != nil {
 			return keyResult{err: err}
 		}
-		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(sctx).Consistency(cl).Idempotent(true).Exec()
+		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(withKey(sctx, key)).Consistency(cl).Idempotent(true).Exec()
 		done()
 		s.noteWriteError(err)
 		switch {

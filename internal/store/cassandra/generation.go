@@ -74,8 +74,17 @@ func (s *Store) generation(ctx context.Context, table string) (int64, error) {
 	var gen int64
 	err := s.paxos(ctx, func() error {
 		gen = 0
+		// Every request of a table reads its generation first, at the
+		// process's first use and after a drop: a coordinator that
+		// stalls must not hold them all for their whole deadline
+		// (TestFirstReadsDuringAStall). Not sent twice at once, as
+		// other reads are (retry.go): two SERIAL reads of a row contend
+		// in Paxos. An attempt cut short is tried again (paxos), on a
+		// replica the driver picks again.
+		actx, cancel := context.WithTimeout(ctx, s.timeout/4)
+		defer cancel()
 		err := s.session.Query(fmt.Sprintf("SELECT gen FROM %s.%s WHERE name = ?", s.ks, generationTable), table).
-			WithContext(ctx).Consistency(gocql.Consistency(gocql.Serial)).Scan(&gen)
+			WithContext(withKey(actx, []byte(table))).Consistency(gocql.Consistency(gocql.Serial)).Scan(&gen)
 		if errors.Is(err, gocql.ErrNotFound) {
 			return nil
 		}

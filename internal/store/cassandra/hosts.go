@@ -28,12 +28,13 @@ import (
 type hostPolicy struct {
 	gocql.HostSelectionPolicy
 	localDC string // "": any
+	ks      string // the keyspace of the queries' routing keys (routed)
 
 	mu    sync.Mutex
 	hosts map[string]*gocql.HostInfo // by host id
 }
 
-func newHostPolicy(localDC string) *hostPolicy {
+func newHostPolicy(localDC, ks string) *hostPolicy {
 	var fallback gocql.HostSelectionPolicy = gocql.RoundRobinHostPolicy()
 	if localDC != "" {
 		fallback = gocql.DCAwareRoundRobinPolicy(localDC)
@@ -41,6 +42,7 @@ func newHostPolicy(localDC string) *hostPolicy {
 	return &hostPolicy{
 		HostSelectionPolicy: gocql.TokenAwareHostPolicy(fallback, gocql.ShuffleReplicas()),
 		localDC:             localDC,
+		ks:                  ks,
 		hosts:               map[string]*gocql.HostInfo{},
 	}
 }
@@ -118,7 +120,11 @@ func (p *hostPolicy) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 			}
 		}
 	}
-	next := p.HostSelectionPolicy.Pick(q)
+	var key []byte
+	if q != nil {
+		key, _ = q.Context().Value(routeKey{}).([]byte)
+	}
+	next := p.HostSelectionPolicy.Pick(routed{q, key, p.ks})
 	if p.localDC == "" {
 		return next
 	}
@@ -136,3 +142,31 @@ type pinned struct{ h *gocql.HostInfo }
 
 func (s pinned) Info() *gocql.HostInfo { return s.h }
 func (s pinned) Mark(error)            {}
+
+type routeKey struct{}
+
+// withKey makes the queries run with ctx go to the replicas of key, a
+// partition key of a wail table (token-aware).
+func withKey(ctx context.Context, key []byte) context.Context {
+	return context.WithValue(ctx, routeKey{}, key)
+}
+
+// routed is a query as the driver's token-aware policy sees it: the
+// routing key withKey gave (none: any node, in the data center's round
+// robin) and the keyspace. Left to itself, the driver learns a
+// statement's routing key by having one node prepare it, the first up in
+// its own order, once per statement and process, under the context of
+// the statement's first query and before any coordinator is chosen:
+// with that node stalled (a frozen process, a path that black-holes)
+// every query of the statement, every key and level, waited for it and
+// failed at its deadline, and the next one asked again
+// (TestFirstReadsDuringAStall). A wail table's partition key is the one
+// blob column key, whose routing key is its bytes.
+type routed struct {
+	gocql.ExecutableQuery
+	key []byte
+	ks  string
+}
+
+func (r routed) GetRoutingKey() ([]byte, error) { return r.key, nil }
+func (r routed) Keyspace() string               { return r.ks }

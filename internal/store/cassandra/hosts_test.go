@@ -32,7 +32,7 @@ func hostIn(addr, dc string) *gocql.HostInfo {
 // Nodes asks every node) goes to another data center.
 func TestRequestsStayInTheLocalDC(t *testing.T) {
 	local1, local2, remote := hostIn("10.0.0.1", "dc1"), hostIn("10.0.0.2", "dc1"), hostIn("10.0.1.1", "dc2")
-	p := newHostPolicy("dc1")
+	p := newHostPolicy("dc1", "ks")
 	// The token-aware policy needs a session; its fallback, which the
 	// plan ends with, is where other data centers come in.
 	p.HostSelectionPolicy = gocql.DCAwareRoundRobinPolicy("dc1")
@@ -71,7 +71,7 @@ func TestRequestsStayInTheLocalDC(t *testing.T) {
 // overlap Open checks holds within one data center). Open refuses it,
 // naming the data centers; one data center, or local_dc set, is fine.
 func TestProbedLocalDCNeedsOneDC(t *testing.T) {
-	p := newHostPolicy("dc1")
+	p := newHostPolicy("dc1", "ks")
 	p.HostSelectionPolicy = gocql.DCAwareRoundRobinPolicy("dc1")
 	p.AddHost(hostIn("10.0.0.1", "dc1"))
 	if err := p.checkLocalDC(true); err != nil {

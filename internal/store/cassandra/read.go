@@ -32,7 +32,7 @@ func (s *Store) Get(ctx context.Context, table string, key []byte, level store.L
 	var deleted bool
 	var schemaID int64 // null (0) in rows of versions before the column
 	err := s.onTable(ctx, table, unconfiguredTable, func(q string) error {
-		return asRead(s.session.Query(getStmt(q), key).WithContext(ctx).Consistency(s.ladder[level]), s.speculateAfter()).
+		return asRead(s.session.Query(getStmt(q), key).WithContext(withKey(ctx, key)).Consistency(s.ladder[level]), s.speculateAfter()).
 			Scan(&value, &version, &deleted, &schemaID)
 	})
 	switch {

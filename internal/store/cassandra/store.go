@@ -61,7 +61,8 @@
 // Leases (lease.go), the catalog's swaps (catalog.go) and the tables'
 // generations at create and drop (generation.go) are the only
 // lightweight transactions. Reads go to another node when the coordinator
-// cannot serve (retry.go).
+// cannot serve, or as well when it does not answer soon (retry.go); the
+// store gives each query its routing key itself (hosts.go).
 //
 // Durability: the cluster must run commitlog_sync batch or group, which
 // make a write visible on a replica only after its commit log entry is
@@ -279,7 +280,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		}
 		s.localDC = dc
 	}
-	s.policy = newHostPolicy(s.localDC)
+	s.policy = newHostPolicy(s.localDC, s.ks)
 	cluster := s.clusterConfig(opts)
 	cluster.PoolConfig.HostSelectionPolicy = s.policy
 	if len(opts.Coordinators) > 0 {
