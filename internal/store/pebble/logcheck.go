@@ -47,11 +47,15 @@ var ErrDamagedLog = errors.New("the store's WAL or MANIFEST is damaged")
 // dropped every write after it, acknowledged ones included). So both are
 // walked here first (TestDamagedLogRefused). At the first position that
 // holds no valid chunk, a valid chunk further on proves the position was
-// synced, so damaged: in the MANIFEST any (Pebble syncs each version edit
-// before it writes the next), in the WAL one whose synced offset lies past
-// it. A torn tail has none: nothing is written after an unsynced MANIFEST
-// edit, and no WAL chunk written after an unsynced position says it was
-// synced. The search starts right after the damaged position (its
+// synced, so damaged: in the MANIFEST one that starts a record (full or
+// first: Pebble syncs each version edit before it writes the next), in
+// the WAL one whose synced offset lies past it. A torn tail has none:
+// nothing is written after an unsynced MANIFEST edit, and no WAL chunk
+// written after an unsynced position says it was synced. The disk may
+// keep an unsynced edit's later chunks and lose its first (the page of
+// the next block, newly allocated, written with the file's new size, the
+// rewrite of the page before it not): those start no record
+// (TestTornManifestEditOpens). The search starts right after the damaged position (its
 // length may be what was damaged), so a record torn by a power loss whose
 // value holds the bytes of a valid chunk with a later synced offset (a
 // client's, crafted) makes Open refuse: the truncate the error gives then
@@ -133,7 +137,8 @@ func readAll(fs vfs.FS, path string) ([]byte, error) {
 
 // damage returns the first position of b that holds no valid chunk of log
 // logNum, when a valid chunk further on proves it had been synced (for a
-// WAL: one of the sync-offset format whose offset lies past it).
+// WAL: one of the sync-offset format whose offset lies past it; for the
+// MANIFEST: one that starts a record, encoding full or first).
 func damage(b []byte, logNum uint32, wal bool) (int, bool) {
 	bad := 0
 	for bad < len(b) {
@@ -154,7 +159,7 @@ func damage(b []byte, logNum uint32, wal bool) (int, bool) {
 		if enc := b[p+6]; enc == 0 || enc > 12 || wal && enc < 9 {
 			continue // cheap tests first: most positions are no header
 		}
-		if _, synced, ok := logChunk(b, p, logNum); ok && (!wal || synced > uint64(bad)) {
+		if _, synced, ok := logChunk(b, p, logNum); ok && (wal && synced > uint64(bad) || !wal && b[p+6] <= 2) {
 			return bad, true
 		}
 	}
