@@ -54,7 +54,13 @@ func TestEnded(t *testing.T) {
 		{"FATAL before the statement completed", fatal, false, true},
 		{"FATAL after it completed (the commit may be done)", fatal, true, false},
 		{"PANIC before it completed", &pgconn.PgError{SeverityUnlocalized: "PANIC"}, false, true},
-		{"a localized FATAL", &pgconn.PgError{Severity: "FATAL"}, false, true},
+		{"a localized FATAL", &pgconn.PgError{Severity: "FATAL", Code: "57P01"}, false, true},
+		{"idle session timeout", &pgconn.PgError{SeverityUnlocalized: "FATAL", Code: "57P05"}, false, true},
+		// A pooler's own FATAL (PgBouncer: the server's connection lost,
+		// its query_timeout) can come after the server committed and
+		// before the pooler passed the CommandComplete on.
+		{"a pooler's FATAL (server conn crashed?)", &pgconn.PgError{SeverityUnlocalized: "FATAL", Code: "08P01", Message: "server conn crashed?"}, false, false},
+		{"a FATAL of no session end", &pgconn.PgError{SeverityUnlocalized: "FATAL", Code: "XX000"}, false, false},
 		{"an ERROR stays as it is", &pgconn.PgError{SeverityUnlocalized: "ERROR", Code: "57014"}, false, false},
 		{"the connection lost", io.ErrUnexpectedEOF, false, false},
 		{"none", nil, false, false},

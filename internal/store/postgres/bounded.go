@@ -198,15 +198,29 @@ func boundOnce(ctx context.Context, conn *pgconn.PgConn, name string, prepare bo
 // pipeline's implicit transaction commits only at its Sync, after the
 // statement's CommandComplete, which the server sends (flushing what it
 // buffered) before any later FATAL: without it, the statement did not
-// commit and never will (TestTerminatedWhileIdle).
+// commit and never will (TestTerminatedWhileIdle). Only a FATAL the
+// server sends when it ends a session counts (sessionEnd): a pooler's own
+// (PgBouncer's "server conn crashed?", its query_timeout: 08P01) can come
+// after the server committed, before the pooler passed the
+// CommandComplete on, and leaves the outcome unknown (TestEnded).
 func ended(first error, completed bool) error {
 	var pgErr *pgconn.PgError
 	if completed || !errors.As(first, &pgErr) {
 		return first
 	}
 	switch severity(pgErr) {
-	case "FATAL", "PANIC":
+	case "FATAL":
+		if sessionEnd[pgErr.Code] {
+			return notRun{first}
+		}
+	case "PANIC":
 		return notRun{first}
 	}
 	return first
 }
+
+// sessionEnd holds the codes of the FATALs PostgreSQL sends when it ends
+// a session: pg_terminate_backend or a shutdown (57P01), a crash of
+// another backend (57P02), a start or recovery (57P03), idle_session_timeout
+// (57P05), idle_in_transaction_session_timeout (25P03).
+var sessionEnd = map[string]bool{"57P01": true, "57P02": true, "57P03": true, "57P05": true, "25P03": true}
