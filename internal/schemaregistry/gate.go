@@ -27,6 +27,7 @@ func newCompileGate(lim Limits) *compileGate {
 
 // run runs compile within the gate.
 func (g *compileGate) run(ctx context.Context, compile func(ctx context.Context) (*schema.Schema, error)) (*schema.Schema, error) {
+	start := time.Now()
 	gctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	select {
@@ -40,8 +41,17 @@ func (g *compileGate) run(ctx context.Context, compile func(ctx context.Context)
 			cap(g.slots), g.timeout)
 	}
 	defer func() { <-g.slots }()
+	waited := time.Since(start)
 	s, err := compile(gctx)
 	if err != nil && ctx.Err() == nil && errors.Is(gctx.Err(), context.DeadlineExceeded) {
+		if waited > g.timeout/2 {
+			// The wait for a slot took most of the time: the server is
+			// busy, the schema may be fine (TestCompileGateLateSlot).
+			return nil, errf(http.StatusServiceUnavailable, CodeTimeout,
+				"The operation timed out: the schema waited %s of schema_registry.compile_timeout (%s) for one of the %d compiles this server runs at once "+
+					"(schema_registry.max_compiles), and its compile did not end in the rest; retry later",
+				waited.Round(time.Millisecond), g.timeout, cap(g.slots))
+		}
 		return nil, errf(http.StatusUnprocessableEntity, CodeTimeout,
 			"The operation timed out: compiling the schema with its references took longer than schema_registry.compile_timeout (%s); "+
 				"use fewer or smaller referenced files, or raise compile_timeout", g.timeout)

@@ -1,12 +1,15 @@
 package schemaregistry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/schema"
 )
 
 // TestCompileGate: schema compiles are bounded in number and time, as the
@@ -63,5 +66,28 @@ func TestCompileGate(t *testing.T) {
 	}
 	if len(r.gate.slots) != 0 {
 		t.Fatal("a timed-out compile kept its slot")
+	}
+}
+
+// TestCompileGateLateSlot: compile_timeout counts the wait for a slot, so
+// a compile that got its slot late and ran out of time failed because the
+// server was busy, not because of its schema: 503 (retry later), not the
+// 422 that tells the client to use fewer or smaller references. A compile
+// that had the slot from the start and outlasted compile_timeout is still
+// the schema's (422).
+func TestCompileGateLateSlot(t *testing.T) {
+	t.Parallel()
+	slow := func(ctx context.Context) (*schema.Schema, error) { <-ctx.Done(); return nil, ctx.Err() }
+	g := newCompileGate(Limits{MaxCompiles: 1, CompileTimeout: 400 * time.Millisecond})
+	g.slots <- struct{}{} // another compile runs, for most of the timeout
+	time.AfterFunc(300*time.Millisecond, func() { <-g.slots })
+	_, err := g.run(t.Context(), slow)
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeTimeout || e.Status != http.StatusServiceUnavailable {
+		t.Fatalf("compile that got its slot late and ran out of time: %v; want 50002 (503: retry later)", err)
+	}
+	_, err = g.run(t.Context(), slow)
+	if !errors.As(err, &e) || e.Code != CodeTimeout || e.Status != http.StatusUnprocessableEntity || !strings.Contains(e.Message, "compile_timeout") {
+		t.Fatalf("compile that had the slot and outlasted compile_timeout: %v; want 50002 (422) naming compile_timeout", err)
 	}
 }
