@@ -191,19 +191,6 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	if start.Snapshot {
 		return nil, invalid(errors.New(`a group cannot be reset to "snapshot"`))
 	}
-	if sinkName, ok := strings.CutPrefix(name, SinkGroupPrefix); ok && s.sinkRuns != nil {
-		// A sink is no member of its group (it holds its position itself):
-		// its next commit would overwrite the reset, and nothing would be
-		// delivered again.
-		runs, err := s.sinkRuns(ctx, table, sinkName)
-		if err != nil {
-			return nil, err
-		}
-		if runs {
-			return nil, fmt.Errorf("%w: group %s is webhook sink %s's, which runs: pause it first (`wail sink pause %s %s`), "+
-				"reset, then `wail sink resume %s %s`", group.ErrMembers, name, sinkName, table, sinkName, table, sinkName)
-		}
-	}
 	offsets, after, _, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start, false)
 	if err != nil {
 		return nil, err
@@ -220,7 +207,16 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	for p, o := range offsets {
 		commit[int32(p)] = o
 	}
-	if err := s.groups.Reset(ctx, t, name, commit); err != nil {
+	reset := func(ctx context.Context) error { return s.groups.Reset(ctx, t, name, commit) }
+	if sinkName, ok := strings.CutPrefix(name, SinkGroupPrefix); ok && s.sinkPaused != nil {
+		// A sink is no member of its group (it holds its position
+		// itself): its next commit would overwrite the reset, and
+		// nothing would be delivered again.
+		err = s.sinkPaused(ctx, table, sinkName, reset)
+	} else {
+		err = reset(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 	_, parts, err := s.groups.Describe(ctx, t, name)

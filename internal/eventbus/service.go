@@ -49,11 +49,11 @@ type Service struct {
 	logger    *slog.Logger
 	// gapCount counts the retention gaps streams meet (WithRetentionGaps; nil: none).
 	gapCount *group.RetentionGaps
-	// sinkRuns reports whether a table's webhook sink is defined and not
-	// paused (WithSinks; nil: no sinks).
-	sinkRuns  func(ctx context.Context, table, name string) (bool, error)
-	closing   chan struct{}
-	closeOnce sync.Once
+	// sinkPaused runs a reset of a webhook sink's group while the sink
+	// is paused (WithSinks; nil: no sinks).
+	sinkPaused func(ctx context.Context, table, name string, reset func(context.Context) error) error
+	closing    chan struct{}
+	closeOnce  sync.Once
 }
 
 // NewService returns the event streams and groups of a bus, without
@@ -109,11 +109,11 @@ func (s *Service) WithRetentionGaps(r *group.RetentionGaps) *Service {
 	return s
 }
 
-// WithSinks tells the service which webhook sinks run (defined and not
-// paused: runs), so that a reset of a running sink's group is refused;
-// call it before serving.
-func (s *Service) WithSinks(runs func(ctx context.Context, table, name string) (bool, error)) *Service {
-	s.sinkRuns = runs
+// WithSinks makes a reset of webhook sink name's group run through
+// whilePaused (sink.Manager.WhilePaused), which refuses it with
+// group.ErrMembers while the sink runs; call it before serving.
+func (s *Service) WithSinks(whilePaused func(ctx context.Context, table, name string, reset func(context.Context) error) error) *Service {
+	s.sinkPaused = whilePaused
 	return s
 }
 

@@ -321,7 +321,7 @@ func (s *Server) open(ctx context.Context) error {
 		Refresh: cfg.Sinks.Refresh, DLQRetention: cfg.Log.DLQRetention, LetterOwner: letterOwner, Health: s.health, Registerer: s.registry, Logger: s.logger,
 		Snapshot: s.events.Stream, Sharing: sharing, ReadAhead: int64(cfg.API.SubscriptionBufferBytes), ReadAheadPool: s.readAhead,
 		CommitRefresh: cfg.API.GroupCommitRefresh, RetentionGaps: s.retentionGaps})
-	s.events.WithSinks(s.sinks.Runs)
+	s.events.WithSinks(s.sinks.WhilePaused)
 	s.opened = true
 	return nil
 }

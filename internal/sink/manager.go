@@ -206,7 +206,12 @@ func (m *Manager) Sync(ctx context.Context) error {
 	if !m.run {
 		return nil
 	}
-	m.syncMu.Lock()
+	if !m.syncMu.TryLock() {
+		if testHookSyncWaits != nil {
+			testHookSyncWaits()
+		}
+		m.syncMu.Lock()
+	}
 	defer m.syncMu.Unlock()
 	sinks, _, err := m.defs.load(ctx)
 	if err != nil {
@@ -370,6 +375,9 @@ func (m *Manager) SetPaused(ctx context.Context, table, name string, paused bool
 	if err != nil {
 		return nil, err
 	}
+	if testHookPauseRecorded != nil {
+		testHookPauseRecorded()
+	}
 	return Public(out), m.Sync(ctx)
 }
 
@@ -524,18 +532,6 @@ func (m *Manager) List(ctx context.Context, table string) ([]*wailv1.SinkStatus,
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-// Runs reports whether table has a sink name that is not paused: it
-// delivers (here or on another process) and commits its group's
-// positions.
-func (m *Manager) Runs(ctx context.Context, table, name string) (bool, error) {
-	sinks, _, err := m.defs.load(ctx)
-	if err != nil {
-		return false, err
-	}
-	i := find(sinks, table, name)
-	return i >= 0 && !sinks[i].Paused, nil
 }
 
 // Describe returns a sink's status.
