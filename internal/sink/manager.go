@@ -94,6 +94,8 @@ type Manager struct {
 	// syncMu makes each Sync's read of the definitions and its start and
 	// stop of runners one step: a Sync that read before a Drop cannot
 	// apply after the Drop's own Sync and start the dropped sink again.
+	// WhilePaused holds it through a reset of a sink's group, and
+	// Close until its runners stopped.
 	syncMu  sync.Mutex
 	mu      sync.Mutex
 	runners map[[2]string]*runner
@@ -180,9 +182,14 @@ func (m *Manager) Start(ctx context.Context) {
 // Close stops every sink (a batch in flight is delivered again by the
 // next run: it was not acknowledged) and waits for them.
 func (m *Manager) Close() {
+	// Under the sync lock until the runners stopped: a reset
+	// (WhilePaused) that finds none here runs after their last commits.
+	// (Released before the wait for Start's loop, whose Sync takes it.)
+	m.syncMu.Lock()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		m.syncMu.Unlock()
 		return
 	}
 	m.closed = true
@@ -196,6 +203,7 @@ func (m *Manager) Close() {
 	for _, r := range rs {
 		<-r.done
 	}
+	m.syncMu.Unlock()
 	m.wg.Wait()
 	m.groups.Close()
 }
@@ -207,9 +215,7 @@ func (m *Manager) Sync(ctx context.Context) error {
 		return nil
 	}
 	if !m.syncMu.TryLock() {
-		if testHookSyncWaits != nil {
-			testHookSyncWaits()
-		}
+		runHook(&testHookSyncWaits)
 		m.syncMu.Lock()
 	}
 	defer m.syncMu.Unlock()
@@ -375,9 +381,7 @@ func (m *Manager) SetPaused(ctx context.Context, table, name string, paused bool
 	if err != nil {
 		return nil, err
 	}
-	if testHookPauseRecorded != nil {
-		testHookPauseRecorded()
-	}
+	runHook(&testHookPauseRecorded)
 	return Public(out), m.Sync(ctx)
 }
 
