@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -176,6 +177,64 @@ func TestSinkResetAfterPauseRecorded(t *testing.T) {
 		t.Fatalf("reset after the pause: %v", err)
 	}
 	if c := f.committed(); c != 0 {
+		t.Fatalf("committed %d after the reset, want 0", c)
+	}
+}
+
+// TestSinkResetAcrossProcesses: a sink shared by processes (Sharing) runs
+// on process A, and is paused and its group reset through process B,
+// which does not run sinks, before A read the pause. A's runner is a
+// member of the shared entry until it left: the reset is refused until
+// then, and holds once it answered.
+func TestSinkResetAcrossProcesses(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, 1)
+	ep := newEndpoint(t, "")
+	quiet := slog.New(slog.DiscardHandler)
+	table := func(name string) (group.Table, bool) { return f.tbl, name == testTable }
+	// A reads the definitions only when told (Sync).
+	a := New(Options{Backend: f.cat, Log: f.log, Run: true, Refresh: time.Hour, Table: table,
+		Sharing: &group.Sharing{Store: f.cat, Process: "A", Lease: 10 * time.Second, Logger: quiet}})
+	a.Start(ctx)
+	t.Cleanup(a.Close)
+	b := New(Options{Backend: f.cat, Log: f.log, Table: table})
+	t.Cleanup(b.Close)
+	api := group.New(f.log, 10*time.Second)
+	api.Share(group.Sharing{Store: f.cat, Process: "B", Lease: 10 * time.Second, Logger: quiet})
+	t.Cleanup(api.Close)
+	if _, _, err := a.Create(ctx, &wailv1.Sink{Table: testTable, Name: "s", Url: ep.url(), Start: "beginning"}); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(event("a", 1))
+	waitFor(t, "a", time.Minute, func() bool { return len(ep.events()) == 1 })
+	committed := func() int64 {
+		c, err := f.log.Committed(ctx, group.LogGroup(GroupName("s")), f.tbl.Topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c[0]
+	}
+	waitFor(t, "a's commit", time.Minute, func() bool { return committed() == 1 })
+	reset := func() error {
+		return b.WhilePaused(ctx, testTable, "s", func(ctx context.Context) error {
+			return api.Reset(ctx, f.tbl, GroupName("s"), map[int32]int64{0: 0})
+		})
+	}
+	if _, err := b.SetPaused(ctx, testTable, "s", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := reset(); !errors.Is(err, group.ErrMembers) {
+		t.Fatalf("reset while A still runs the sink: %v, want group.ErrMembers", err)
+	}
+	if err := a.Sync(ctx); err != nil { // A reads the pause: its runner stops and leaves
+		t.Fatal(err)
+	}
+	waitFor(t, "the reset once A's runner left", time.Minute, func() bool { return reset() == nil })
+	f.publish(event("b", 2))
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := committed(); c != 0 {
 		t.Fatalf("committed %d after the reset, want 0", c)
 	}
 }
