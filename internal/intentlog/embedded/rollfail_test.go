@@ -117,13 +117,12 @@ func TestOverlappingSegmentsRefused(t *testing.T) {
 	}
 }
 
-// TestOverlapEmptyNextRemoved: the overlap error says that an empty next
-// segment is a failed roll's leftover, to remove before starting again.
-// Once it is removed, the log opens with every record: the refused Open
-// must not leave the index it rebuilt for the first segment, which would
-// say that a later segment existed and refuse the next Open as segments
-// missing.
-func TestOverlapEmptyNextRemoved(t *testing.T) {
+// emptyNextSegment makes a log of three one-record batches whose
+// partition has an empty next segment after them (a failed roll's
+// leftover: the segments overlap) and returns it, that file and the
+// records.
+func emptyNextSegment(t *testing.T) (*vfs.MemFS, string, []intentlog.Record) {
+	t.Helper()
 	mem := vfs.NewMem()
 	l := openLog(t, "/log", Options{FS: mem})
 	createTestTopic(t, l, 1, intentlog.TopicOptions{})
@@ -136,6 +135,28 @@ func TestOverlapEmptyNextRemoved(t *testing.T) {
 	f, err := mem.OpenFile(next, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	noErr(t, err)
 	noErr(t, f.Close())
+	return mem, next, want
+}
+
+// opensWith checks that the log in mem opens and holds want.
+func opensWith(t *testing.T, mem *vfs.MemFS, want []intentlog.Record) {
+	t.Helper()
+	l, err := Open("/log", Options{FS: mem, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("Open once the empty segment is removed: %v", err)
+	}
+	defer l.Close()
+	sameRecords(t, "after the removal", readAll(t, l, 0), want)
+}
+
+// TestOverlapEmptyNextRemoved: the overlap error says that an empty next
+// segment is a failed roll's leftover, to remove before starting again.
+// Once it is removed, the log opens with every record: the refused Open
+// must not leave the index it rebuilt for the first segment, which would
+// say that a later segment existed and refuse the next Open as segments
+// missing.
+func TestOverlapEmptyNextRemoved(t *testing.T) {
+	mem, next, want := emptyNextSegment(t)
 	if l, err := Open("/log", Options{FS: mem, Logger: testLogger(t)}); err == nil || !strings.Contains(err.Error(), "if that one is empty") {
 		if l != nil {
 			_ = l.Close()
@@ -143,12 +164,7 @@ func TestOverlapEmptyNextRemoved(t *testing.T) {
 		t.Fatalf("Open: %v; want the overlap, naming the empty segment to remove", err)
 	}
 	noErr(t, mem.Remove(next))
-	l, err = Open("/log", Options{FS: mem, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("Open once the empty segment is removed: %v", err)
-	}
-	defer l.Close()
-	sameRecords(t, "after the removal", readAll(t, l, 0), want)
+	opensWith(t, mem, want)
 }
 
 // TestRepairNamesOverlap: Repair does not resolve overlapping segments
@@ -157,29 +173,13 @@ func TestOverlapEmptyNextRemoved(t *testing.T) {
 // start then failed on the overlap. It fails with the overlap, as Open
 // does, and changes nothing.
 func TestRepairNamesOverlap(t *testing.T) {
-	mem := vfs.NewMem()
-	l := openLog(t, "/log", Options{FS: mem})
-	createTestTopic(t, l, 1, intentlog.TopicOptions{})
-	var want []intentlog.Record
-	for _, tag := range []string{"a", "b", "c"} {
-		want = append(want, appendBatch(t, l, tag, 1)...)
-	}
-	noErr(t, l.Close())
-	next := segmentPath(filepath.Join("/log", testTopic, "0"), 2, logExt)
-	f, err := mem.OpenFile(next, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	noErr(t, err)
-	noErr(t, f.Close())
+	mem, next, want := emptyNextSegment(t)
 	rep, err := Repair("/log", Options{FS: mem, Logger: testLogger(t)})
 	if !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), "the segments overlap") {
 		t.Fatalf("Repair of overlapping segments: %+v, %v; want ErrCorrupt naming the overlap", rep, err)
 	}
 	noErr(t, mem.Remove(next))
-	l, err = Open("/log", Options{FS: mem, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("Open once the empty segment is removed: %v", err)
-	}
-	defer l.Close()
-	sameRecords(t, "after the removal", readAll(t, l, 0), want)
+	opensWith(t, mem, want)
 }
 
 // TestRepairNamesMissingSegments: segment files missing at the end of a
