@@ -282,6 +282,12 @@ func runServer(t *testing.T, mutate func(*config.Config)) (url string, stop func
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveUntilStop(t, srv)
+}
+
+// serveUntilStop runs srv until stop or the test's end.
+func serveUntilStop(t *testing.T, srv *server.Server) (url string, stop func()) {
+	t.Helper()
 	addr, stopServer, err := startServer(context.Background(), srv)
 	if err != nil {
 		t.Fatal(err)

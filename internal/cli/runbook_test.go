@@ -35,20 +35,7 @@ func runLoggedServer(t *testing.T, dataDir string, logs *logbuf.Buffer, mutate f
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, stopServer, err := startServer(context.Background(), srv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			if err := stopServer(); err != nil {
-				t.Errorf("server: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return "http://" + addr, stop
+	return serveUntilStop(t, srv)
 }
 
 // eventually waits up to 10 s for ok, polling.
