@@ -29,7 +29,9 @@ type SchemaRegistry struct {
 	// MaxCompiles bounds the schema compiles that run at once (a
 	// registration, a lookup, a compatibility check, a typed table's
 	// schema), so that schemas never take every core from the writes;
-	// others wait for a slot.
+	// others wait for a slot. Schemas already stored (a typed table's,
+	// compiled again after a start) may take one more slot, so that a
+	// flood of registrations does not hold back the writes.
 	MaxCompiles int `yaml:"max_compiles"`
 	// CompileTimeout bounds each schema compile, its wait for a slot
 	// included: past it the request fails 50002 (a schema with its

@@ -16,22 +16,37 @@ import (
 // keeps its connection open cannot make the server compile for longer,
 // and clients together cannot take more cores than the slots (the writes
 // share the process). A compile stops at its deadline between files.
+//
+// A schema already stored (compiled again after a start or when its cache
+// entry is gone: for the writes and events of typed tables, for the
+// compatibility checks against it) may also take the one slot of stored:
+// it was accepted within these bounds once, and a flood of registrations,
+// which take the shared slots, cannot make the writes of a typed table
+// wait for it.
 type compileGate struct {
 	slots   chan struct{}
+	stored  chan struct{}
 	timeout time.Duration
 }
 
 func newCompileGate(lim Limits) *compileGate {
-	return &compileGate{slots: make(chan struct{}, lim.MaxCompiles), timeout: lim.CompileTimeout}
+	return &compileGate{slots: make(chan struct{}, lim.MaxCompiles), stored: make(chan struct{}, 1), timeout: lim.CompileTimeout}
 }
 
-// run runs compile within the gate.
-func (g *compileGate) run(ctx context.Context, compile func(ctx context.Context) (*schema.Schema, error)) (*schema.Schema, error) {
+// run runs compile within the gate; stored: the schema is a stored one.
+func (g *compileGate) run(ctx context.Context, stored bool, compile func(ctx context.Context) (*schema.Schema, error)) (*schema.Schema, error) {
 	start := time.Now()
 	gctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
+	own := g.stored
+	if !stored {
+		own = nil // a send on a nil channel is never ready
+	}
+	slot := g.slots
 	select {
 	case g.slots <- struct{}{}:
+	case own <- struct{}{}:
+		slot = own
 	case <-gctx.Done():
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -40,7 +55,7 @@ func (g *compileGate) run(ctx context.Context, compile func(ctx context.Context)
 			"The operation timed out: %d schema compiles ran for %s, the most this server runs at once (schema_registry.max_compiles); retry later",
 			cap(g.slots), g.timeout)
 	}
-	defer func() { <-g.slots }()
+	defer func() { <-slot }()
 	waited := time.Since(start)
 	s, err := compile(gctx)
 	if err != nil && ctx.Err() == nil && errors.Is(gctx.Err(), context.DeadlineExceeded) {

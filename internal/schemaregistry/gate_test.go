@@ -81,13 +81,55 @@ func TestCompileGateLateSlot(t *testing.T) {
 	g := newCompileGate(Limits{MaxCompiles: 1, CompileTimeout: 400 * time.Millisecond})
 	g.slots <- struct{}{} // another compile runs, for most of the timeout
 	time.AfterFunc(300*time.Millisecond, func() { <-g.slots })
-	_, err := g.run(t.Context(), slow)
+	_, err := g.run(t.Context(), false, slow)
 	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeTimeout || e.Status != http.StatusServiceUnavailable {
 		t.Fatalf("compile that got its slot late and ran out of time: %v; want 50002 (503: retry later)", err)
 	}
-	_, err = g.run(t.Context(), slow)
+	_, err = g.run(t.Context(), false, slow)
 	if !errors.As(err, &e) || e.Code != CodeTimeout || e.Status != http.StatusUnprocessableEntity || !strings.Contains(e.Message, "compile_timeout") {
 		t.Fatalf("compile that had the slot and outlasted compile_timeout: %v; want 50002 (422) naming compile_timeout", err)
+	}
+}
+
+// TestCompileGateStoredSlot: schemas already registered compile in a slot
+// of their own besides the shared ones, so a flood of registrations (each
+// a compile of a schema a client sent) cannot make the writes of a typed
+// table that need a stored schema compiled (the first write after a
+// start, a new version) wait for compile_timeout and fail Unavailable. The
+// extra slot is for stored schemas only: a registration still waits for a
+// shared one.
+func TestCompileGateStoredSlot(t *testing.T) {
+	t.Parallel()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	ctx := t.Context()
+	const text = "syntax = \"proto3\";\nmessage M { int32 f = 1; }\n"
+	if _, err := New(Catalog(st), Limits{}).Register(ctx, "a-value", SchemaRequest{Schema: text, SchemaType: Protobuf}); err != nil {
+		t.Fatal(err)
+	}
+
+	r := New(Catalog(st), Limits{MaxCompiles: 1, CompileTimeout: 2 * time.Second}) // nothing compiled yet; time for a loaded machine
+	r.gate.slots <- struct{}{}                                                     // a registration's compile runs
+	if _, _, err := r.Latest(ctx, "a-value"); err != nil {
+		t.Fatalf("latest schema of a subject while registrations take every shared slot: %v", err)
+	}
+	var e *Error
+	_, err := r.Register(ctx, "b-value", SchemaRequest{Schema: text + "message N { int32 g = 1; }\n", SchemaType: Protobuf})
+	if !errors.As(err, &e) || e.Code != CodeTimeout || e.Status != http.StatusServiceUnavailable {
+		t.Fatalf("registration with the shared slot taken: %v; want 50002 (503): the stored schemas' slot is not for it", err)
+	}
+	// With both taken, a stored schema's compile waits and fails as busy,
+	// not as a schema that "no longer compiles".
+	r2 := New(Catalog(st), Limits{MaxCompiles: 1, CompileTimeout: 300 * time.Millisecond})
+	r2.gate.slots <- struct{}{}
+	r2.gate.stored <- struct{}{}
+	_, _, err = r2.Latest(ctx, "a-value")
+	if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || strings.Contains(err.Error(), "no longer compiles") {
+		t.Fatalf("latest schema with every slot taken: %v; want 50002 (503), not \"no longer compiles\"", err)
+	}
+	<-r.gate.slots
+	if len(r.gate.stored) != 0 {
+		t.Fatal("a stored schema's compile kept its slot")
 	}
 }

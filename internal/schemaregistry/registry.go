@@ -181,7 +181,7 @@ func (r *Registry) swap(ctx context.Context, bounded bool, fn func(st *state) (s
 // schema keeps compiling, for reads by id, after what it imports was
 // soft-deleted behind its own deleted versions).
 func (r *Registry) compile(ctx context.Context, st *state, text string, refs []Reference, stored bool) (*schema.Schema, error) {
-	return compileWith(ctx, r.gate, r.lim, text, refs, func(_ context.Context, ref Reference) (string, []Reference, string, error) {
+	return compileWith(ctx, r.gate, stored, r.lim, text, refs, func(_ context.Context, ref Reference) (string, []Reference, string, error) {
 		v, e := st.version(ref.Subject, ref.Version, stored)
 		if e != nil {
 			return "", nil, "", invalidSchema("reference %q (subject %q version %d): %s", ref.Name, ref.Subject, ref.Version, e.Message)
@@ -193,14 +193,14 @@ func (r *Registry) compile(ctx context.Context, st *state, text string, refs []R
 
 // compileWith compiles a schema text with its references, each fetched
 // (its text, its own references, and its origin: subject/version) by
-// fetch, within lim and gate.
-func compileWith(ctx context.Context, gate *compileGate, lim Limits, text string, refs []Reference,
+// fetch, within lim and gate (stored: a stored schema, compiled again).
+func compileWith(ctx context.Context, gate *compileGate, stored bool, lim Limits, text string, refs []Reference,
 	fetch func(context.Context, Reference) (text string, refs []Reference, origin string, err error)) (*schema.Schema, error) {
 	if len(text) > lim.MaxSchemaBytes {
 		return nil, errf(http.StatusUnprocessableEntity, CodeSchemaTooLarge,
 			"The schema is %d bytes, over schema_registry.max_schema_bytes (%d)", len(text), lim.MaxSchemaBytes)
 	}
-	return gate.run(ctx, func(ctx context.Context) (*schema.Schema, error) { return compileRefs(ctx, lim, text, refs, fetch) })
+	return gate.run(ctx, stored, func(ctx context.Context) (*schema.Schema, error) { return compileRefs(ctx, lim, text, refs, fetch) })
 }
 
 // compileRefs is compileWith within its gate.
@@ -261,6 +261,9 @@ func (r *Registry) compiledByID(ctx context.Context, st *state, id int) (*schema
 		return c.schema, nil
 	}
 	s, err := r.compile(ctx, st, rec.Text, rec.Refs, true)
+	if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusServiceUnavailable {
+		return nil, fmt.Errorf("schema registry: stored schema %d: %w", id, err) // busy: retry later
+	}
 	if err != nil {
 		return nil, fmt.Errorf("schema registry: stored schema %d no longer compiles: %w", id, err)
 	}

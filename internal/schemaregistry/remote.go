@@ -159,7 +159,7 @@ func (r *Remote) compile(ctx context.Context, text string, refs []Reference, sto
 	if stored {
 		ctx = sr.WithParams(ctx, sr.ShowDeleted)
 	}
-	return compileWith(ctx, r.gate, r.lim, text, refs, func(ctx context.Context, ref Reference) (string, []Reference, string, error) {
+	return compileWith(ctx, r.gate, stored, r.lim, text, refs, func(ctx context.Context, ref Reference) (string, []Reference, string, error) {
 		ss, err := r.cl.SchemaByVersion(ctx, ref.Subject, ref.Version)
 		if err != nil {
 			return "", nil, "", r.remoteErr(err)
