@@ -257,10 +257,35 @@ type member struct {
 	unknown map[tp]bool
 	// beyond holds the assigned partitions said not to be their table's
 	// (at or past its partition count: added to the intent topic behind
-	// wail's back), so that each is said once. They stay parked in
-	// unknown: a table made again with more partitions starts them.
-	beyond map[tp]bool
+	// wail's back), so that each is said once: it is the run's, shared by
+	// its memberships (each join after a fenced member is assigned them
+	// again). They stay parked in unknown: a table made again with more
+	// partitions starts them.
+	beyond *saidOnce
 	closed bool // stopAll ran: assign nothing more
+}
+
+// saidOnce is the set of partitions beyond their table's count that were
+// said, with the count they were said against (a table made again with
+// another count is said again).
+type saidOnce struct {
+	mu   sync.Mutex
+	said map[tp]int32
+}
+
+// first reports whether k, beyond a table of n partitions, was not said
+// yet, and marks it said.
+func (s *saidOnce) first(k tp, n int32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if said, ok := s.said[k]; ok && said == n {
+		return false
+	}
+	if s.said == nil {
+		s.said = map[tp]int32{}
+	}
+	s.said[k] = n
+	return true
 }
 
 type partitionRun struct {
@@ -273,8 +298,9 @@ type partitionRun struct {
 func (r *Resolver) runGroup(ctx context.Context, tables []catalog.Table, more <-chan catalog.Table) error {
 	backoff := r.cfg.BackoffMax
 	known := append([]catalog.Table(nil), tables...)
+	beyond := &saidOnce{}
 	for {
-		err := r.runMember(ctx, &known, more)
+		err := r.runMember(ctx, &known, more, beyond)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -297,8 +323,8 @@ func (r *Resolver) runGroup(ctx context.Context, tables []catalog.Table, more <-
 
 // runMember joins the group and runs the assigned partitions until ctx
 // ends (then drains them, commits and leaves) or a partition fails.
-func (r *Resolver) runMember(ctx context.Context, known *[]catalog.Table, more <-chan catalog.Table) error {
-	m := &member{r: r, ctx: ctx, errs: make(chan error, 1), tables: map[string]catalog.Table{}, parts: map[tp]*partitionRun{}, unknown: map[tp]bool{}, beyond: map[tp]bool{}}
+func (r *Resolver) runMember(ctx context.Context, known *[]catalog.Table, more <-chan catalog.Table, beyond *saidOnce) error {
+	m := &member{r: r, ctx: ctx, errs: make(chan error, 1), tables: map[string]catalog.Table{}, parts: map[tp]*partitionRun{}, unknown: map[tp]bool{}, beyond: beyond}
 	var topics []string
 	for _, t := range *known {
 		m.tables[intent.Topic(t.Name)] = t
@@ -391,8 +417,7 @@ func (m *member) startLocked(k tp) {
 		// Not the table's: keys are placed by its count, so nothing is
 		// written there, and starting it failed for ever ("no partition").
 		m.unknown[k] = true
-		if !m.beyond[k] {
-			m.beyond[k] = true
+		if m.beyond.first(k, t.Partitions) {
 			m.r.cfg.Logger.Warn("resolver: the group assigned an intent partition the table does not have (partitions were added to its "+
 				"intent topic behind wail's back); it is left alone. The table must be drained and made again before any restart: "+
 				"see the partitions/"+t.Name+" condition and docs/operations.md, Kafka",
