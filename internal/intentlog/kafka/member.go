@@ -20,6 +20,15 @@ import (
 // moved on); the member must be closed and joined again.
 var ErrFenced = errors.New("kafka: fenced")
 
+// ErrTopicReplaced: a commit named a topic by the id it had when the
+// member's partitions of it were assigned, and the broker knows no such
+// topic any more: it was deleted behind wail's back, and maybe created
+// again under its name. The offsets being committed are the old topic's:
+// committed on the new one they would skip its records below them. It
+// wraps ErrFenced: the member must be closed and joined again (the new
+// member's partitions start from the new topic's committed offsets).
+var ErrTopicReplaced = errors.New("kafka: a topic was deleted (and maybe created again) while the member held its partitions")
+
 // errAborted: a transaction aborted for a reason that a retry in a new
 // transaction can overcome (a rebalance, a coordinator moving).
 var errAborted = errors.New("kafka: transaction aborted")
@@ -226,7 +235,8 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	// They are forgotten before their loops drain (whose commits are then
 	// refused: another member may have owned them meanwhile) and recorded
 	// under the new id only once the loops stopped.
-	assigned := func(_ context.Context, cl *kgo.Client, a map[string][]int32) {
+	assigned := func(ctx context.Context, cl *kgo.Client, a map[string][]int32) {
+		m.pinIDs(ctx, a)
 		member, _ := cl.GroupMetadata()
 		stale := m.owners.stale(member)
 		m.owners.revoke(stale)
@@ -411,7 +421,15 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 	// tried again, with an error that says why.
 	pctx, cancel := context.WithTimeout(ctx, m.produceBound)
 	defer cancel()
+	// TxnOffsetCommit names topics by name before v6 (Kafka 4.3 too):
+	// the broker would take the offsets for a topic created again under
+	// the name. Checked while the records are produced.
+	idCheck := make(chan error, 1)
+	go func() { idCheck <- m.sameIDs(pctx, offsets) }()
 	err = produce(pctx, cl, krs, m.produceBound)
+	if cerr := <-idCheck; err == nil {
+		err = cerr
+	}
 	if err == nil && m.afterProduce != nil {
 		m.afterProduce()
 	}
@@ -430,6 +448,8 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 		switch {
 		case aerr != nil:
 			return bc, fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
+		case errors.Is(err, ErrTopicReplaced):
+			return bc, fmt.Errorf("kafka: transact: aborted: %w", err)
 		case errors.Is(err, errInFlight):
 			// Not errAborted: the member must be joined again (new
 			// producers, whose epochs fence this one's retries). Until
@@ -599,27 +619,24 @@ func (m *Member) txnCommitOffsets(ctx context.Context, p *producer, offsets map[
 						name = rt.Topic
 					}
 				}
-				m.staleIDs(err, offsets)
-				return fmt.Errorf("commit %s/%d: %w", name, p.Partition, err)
+				return fmt.Errorf("commit %s/%d: %w", name, p.Partition, replaced(err))
 			}
 		}
 	}
 	return nil
 }
 
-// staleIDs drops the cached ids of the topics of offsets when a commit
-// was refused for its topic id: the topic was deleted and created again
-// behind wail's back (DeleteTopic forgets them itself). Kept, every
-// commit failed so for ever; the next one reads the id again.
-func (m *Member) staleIDs(err error, offsets map[string]map[int32]intentlog.EpochOffset) {
+// replaced marks a commit refused for its topic id (UNKNOWN_TOPIC_ID) or
+// name (UNKNOWN_TOPIC_OR_PARTITION) with ErrTopicReplaced and ErrFenced.
+// The member keeps the id (see topicID): its partitions' offsets are the
+// old topic's, and every commit of them is refused so until the member is
+// joined again. (Reading the id again here committed them on a topic
+// created again under the name: TestCommitNotCarriedToTopicCreatedAgain.)
+func replaced(err error) error {
 	if !errors.Is(err, kerr.UnknownTopicID) && !errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return
+		return err
 	}
-	m.metaMu.Lock()
-	defer m.metaMu.Unlock()
-	for topic := range offsets {
-		delete(m.topicIDs, topic)
-	}
+	return fmt.Errorf("%w: %w: %w", ErrFenced, ErrTopicReplaced, err)
 }
 
 // offsetsAddImplicitly tells whether the cluster finalized transaction
@@ -655,7 +672,60 @@ func (m *Member) offsetsAddImplicitly(ctx context.Context) bool {
 	return ok
 }
 
-// topicID returns a topic's id, from the metadata the first time.
+// sameIDs fails with ErrTopicReplaced when a topic of offsets has, by
+// fresh metadata, another id than the member's (or none: deleted). Only
+// between this check and the commit can a topic be replaced unseen; a
+// deletion takes longer than that.
+func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]intentlog.EpochOffset) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	topics := make([]string, 0, len(offsets))
+	for topic := range offsets {
+		topics = append(topics, topic)
+	}
+	tds, err := m.l.adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("topic ids: %w", err)
+	}
+	for _, topic := range topics {
+		id, err := m.topicID(ctx, topic)
+		if err != nil {
+			return err
+		}
+		td, ok := tds[topic]
+		switch {
+		case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+			return fmt.Errorf("%s: %w", topic, replaced(kerr.UnknownTopicOrPartition))
+		case td.Err != nil:
+			return fmt.Errorf("metadata of %s: %w", topic, td.Err)
+		case td.ID != id:
+			return fmt.Errorf("%s (id %x, now %x): %w", topic, id, td.ID, replaced(kerr.UnknownTopicID))
+		}
+	}
+	return nil
+}
+
+// pinIDs reads the ids of the topics of newly assigned partitions that
+// the member has none of yet, before their loops start: the offsets of a
+// partition are committed under the id its topic had then, never under
+// one read later (a topic deleted and created again meanwhile: its loop's
+// reader reads the old one). A read that fails is left to the first
+// commit.
+func (m *Member) pinIDs(ctx context.Context, a map[string][]int32) {
+	if len(a) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.l.opts.RequestTimeout)
+	defer cancel()
+	for topic := range a {
+		_, _ = m.topicID(ctx, topic)
+	}
+}
+
+// topicID returns a topic's id, from the metadata the first time. It is
+// kept for the member's life (see replaced), but for a topic forgotten
+// through the Log (dropped by wail: Forget).
 func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
 	m.metaMu.Lock()
 	defer m.metaMu.Unlock()
@@ -713,7 +783,9 @@ func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]intent
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				m.staleIDs(err, offsets)
+				if err := replaced(err); errors.Is(err, ErrTopicReplaced) {
+					return fmt.Errorf("kafka: commit offsets: commit %s/%d: %w", topicOf(req, t.Topic, t.TopicID), p.Partition, err)
+				}
 				return fmt.Errorf("kafka: commit offsets: %w: commit %s/%d: %w", errAborted, topicOf(req, t.Topic, t.TopicID), p.Partition, err)
 			}
 		}

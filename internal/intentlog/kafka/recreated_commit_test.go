@@ -1,0 +1,126 @@
+package kafka
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestCommitNotCarriedToTopicCreatedAgain: a member holds a partition of a
+// topic that is deleted and created again behind wail's back (same name,
+// same partition count, leader epoch 0 again on a fresh topic). Kafka
+// drops the group's offsets with the old topic, and new writes land on the
+// new one from offset 0. The member's loop still commits offsets it read
+// from the old topic: its first commit is refused for the old topic id,
+// and the member read the id again and committed the old offset on the new
+// topic. The next start of the partition read from there, its epoch (0)
+// validated by the new topic's leader, and the new topic's records below
+// it were skipped: acknowledged writes without events. An offset of one
+// topic must never be committed on another of the same name.
+func TestCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
+	brokers := realBrokers(t)
+	for _, tc := range []struct {
+		name        string
+		txn         bool // the old offset commits in a transaction with records
+		commitFirst bool // the member committed (read the id) before the deletion
+	}{
+		{name: "alone", commitFirst: true},
+		{name: "transaction", txn: true, commitFirst: true},
+		{name: "first commit after", txn: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := newJanitor(t, brokers)
+			ctx := testCtx(t, 2*time.Minute)
+			l := openLog(t, brokers, nil)
+			in, out := topicName("recommit-in"), topicName("recommit-out")
+			j.add(in)
+			j.add(out)
+			group := "g-" + in
+			rec := func(v string) []*intentlog.Record {
+				return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}
+			}
+			for _, topic := range []string{in, out} {
+				if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, v := range []string{"a", "b", "c"} {
+				if err := l.Append(ctx, in, rec(v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, a := join(t, l, group, "one", in)
+			t.Cleanup(func() { _ = m.Close(ctx) })
+			waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+			if tc.commitFirst {
+				if err := m.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 2}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			other := openLog(t, brokers, nil)
+			ids, err := other.TopicIDs(ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := other.DeleteTopic(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			// Created again: a CreateTopic that finds the old topic not
+			// gone yet takes it as it is.
+			for {
+				err := other.CreateTopic(ctx, in, 1, intentlog.TopicOptions{})
+				now, ierr := other.TopicIDs(ctx, in)
+				if err == nil && ierr == nil && now[in] != ids[in] && now[in] != (intentlog.TopicID{}) {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("creating the topic again: %v, %v", err, ierr)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
+				if err := other.Append(ctx, in, rec(v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The old loop's next commit (offset 3, of the old topic),
+			// retried as an aborted transaction is.
+			var recs map[string][]*intentlog.Record
+			if tc.txn {
+				recs = map[string][]*intentlog.Record{out: rec("event")}
+			}
+			for try := range 3 {
+				if err = m.Transact(ctx, 0, recs, map[string]map[int32]int64{in: {0: 3}}); err == nil || !IsAborted(err) {
+					break
+				}
+				t.Logf("commit %d of the old topic's offset: %v", try, err)
+			}
+			if !errors.Is(err, ErrFenced) || !errors.Is(err, ErrTopicReplaced) {
+				t.Errorf("commit of the old topic's offset on the new topic: %v; want ErrTopicReplaced, ErrFenced (join again)", err)
+			}
+			got, err := other.CommittedEpochs(ctx, group, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at, ok := got[0]; ok {
+				t.Fatalf("the group's offset of the new topic is %d (epoch %d), committed from the old topic's; "+
+					"want none (the new topic's records below it are never read)", at.Offset, at.Epoch)
+			}
+			// Joined again, the member commits the new topic's offsets.
+			if err := m.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			m2, a2 := join(t, l, group, "one", in)
+			t.Cleanup(func() { _ = m2.Close(ctx) })
+			waitFor(t, "the partition assigned again", func() bool { return a2.count() == 1 })
+			if err := m2.Transact(ctx, 0, recs, map[string]map[int32]int64{in: {0: 1}}); err != nil {
+				t.Fatalf("commit of the new member: %v", err)
+			}
+			if got, err := other.Committed(ctx, group, in); err != nil || got[0] != 1 {
+				t.Fatalf("committed %v, %v; want 1", got, err)
+			}
+		})
+	}
+}
