@@ -71,7 +71,14 @@
 //	                     OffsetCommit with the generation; produce and
 //	                     offset commit are bounded by half the transaction
 //	                     timeout, then aborted; TransactEpochs commits each
-//	                     offset with its leader epoch
+//	                     offset with its leader epoch. Offsets are committed
+//	                     under the topic id read when their partitions were
+//	                     assigned (checked with fresh metadata before a
+//	                     TxnOffsetCommit, which names topics by name before
+//	                     v6): a topic deleted and created again meanwhile
+//	                     fails the commit with ErrTopicReplaced (ErrFenced:
+//	                     join again), never carries the old topic's offsets
+//	                     to the new one
 //	Unhang (hanging.go)  DescribeProducers, ListTransactions and
 //	                     DescribeTransactions find a transaction open on a
 //	                     partition that its coordinator finished (its
