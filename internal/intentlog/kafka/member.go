@@ -673,7 +673,7 @@ func (m *Member) offsetsAddImplicitly(ctx context.Context) bool {
 }
 
 // sameIDs fails with ErrTopicReplaced when a topic of offsets has, by
-// fresh metadata, another id than the member's (or none: deleted). Only
+// fresh metadata, another id than the member's. Only
 // between this check and the commit can a topic be replaced unseen; a
 // deletion takes longer than that.
 func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]intentlog.EpochOffset) error {
@@ -696,7 +696,10 @@ func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]inten
 		td, ok := tds[topic]
 		switch {
 		case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
-			return fmt.Errorf("%s: %w", topic, replaced(kerr.UnknownTopicOrPartition))
+			// Deleted, or a broker behind: aborted and tried again,
+			// until the metadata shows the topic (another id: replaced)
+			// or the reader finds it gone.
+			return fmt.Errorf("metadata of %s: %w", topic, kerr.UnknownTopicOrPartition)
 		case td.Err != nil:
 			return fmt.Errorf("metadata of %s: %w", topic, td.Err)
 		case td.ID != id:
