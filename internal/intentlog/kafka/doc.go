@@ -73,9 +73,10 @@
 //	                     timeout, then aborted; TransactEpochs commits each
 //	                     offset with its leader epoch. Offsets are committed
 //	                     under the topic id read when their partitions were
-//	                     assigned (checked with fresh metadata before a
-//	                     TxnOffsetCommit, which names topics by name before
-//	                     v6): a topic deleted and created again meanwhile
+//	                     assigned (checked with fresh metadata before each
+//	                     commit: TxnOffsetCommit before v6 and OffsetCommit
+//	                     before v10 name topics by name): a topic deleted
+//	                     and created again meanwhile
 //	                     fails the commit with ErrTopicReplaced (ErrFenced:
 //	                     join again), never carries the old topic's offsets
 //	                     to the new one

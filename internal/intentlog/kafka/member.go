@@ -762,6 +762,14 @@ func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]intent
 	if err := m.owners.check(member, offsets); err != nil {
 		return fmt.Errorf("kafka: commit offsets: %w", err)
 	}
+	// OffsetCommit names topics by id from v10 on only (the broker then
+	// refuses an old id itself); before, by name, as TxnOffsetCommit.
+	if err := m.sameIDs(ctx, offsets); err != nil {
+		if errors.Is(err, ErrTopicReplaced) {
+			return fmt.Errorf("kafka: commit offsets: %w", err)
+		}
+		return fmt.Errorf("kafka: commit offsets: %w: %w", errAborted, err)
+	}
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.Generation, req.MemberID = m.group, gen, member
 	for topic, parts := range offsets {
