@@ -76,10 +76,9 @@
 //	                     assigned (checked with fresh metadata before each
 //	                     commit: TxnOffsetCommit before v6 and OffsetCommit
 //	                     before v10 name topics by name): a topic deleted
-//	                     and created again meanwhile
-//	                     fails the commit with ErrTopicReplaced (ErrFenced:
-//	                     join again), never carries the old topic's offsets
-//	                     to the new one
+//	                     and created again meanwhile fails the commit with
+//	                     ErrTopicReplaced (ErrFenced: join again), never
+//	                     carries the old topic's offsets to the new one
 //	Unhang (hanging.go)  DescribeProducers, ListTransactions and
 //	                     DescribeTransactions find a transaction open on a
 //	                     partition that its coordinator finished (its
