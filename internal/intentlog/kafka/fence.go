@@ -216,6 +216,13 @@ func (c *fencedCommitter) commit(ctx context.Context, offset intentlog.EpochOffs
 // offsets adds the group's offsets to a new transaction and stages the
 // partition's offset in it.
 func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOffset) error {
+	// TxnOffsetCommit names the topic by name before v6 (Kafka 4.3 too):
+	// a topic deleted and created again since the fence would take the
+	// old topic's offset, and the group's next member skip its records
+	// below it.
+	if err := c.sameTopic(ctx); err != nil {
+		return err
+	}
 	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
 		add := kmsg.NewPtrAddOffsetsToTxnRequest()
 		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = c.txnID, c.pid, c.epoch, c.group
@@ -255,6 +262,26 @@ func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOff
 				return fmt.Errorf("stage the offset: %w", err)
 			}
 		}
+	}
+	return nil
+}
+
+// sameTopic fails with intentlog.ErrUnknownTopic unless fresh metadata
+// shows the committer's topic with the id it had at the fence.
+func (c *fencedCommitter) sameTopic(ctx context.Context) error {
+	td, err := c.l.adm.ListTopics(ctx, c.topic)
+	if err != nil {
+		return fmt.Errorf("metadata: %w", mapErr(err))
+	}
+	d, ok := td[c.topic]
+	switch {
+	case !ok, errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+		return fmt.Errorf("%w: deleted since the partition was fenced", intentlog.ErrUnknownTopic)
+	case d.Err != nil:
+		return fmt.Errorf("metadata: %w", mapErr(d.Err))
+	case d.ID != c.topicID:
+		return fmt.Errorf("%w: deleted and created again since the partition was fenced (id %x, now %x): "+
+			"the offset is the old topic's", intentlog.ErrUnknownTopic, c.topicID, d.ID)
 	}
 	return nil
 }

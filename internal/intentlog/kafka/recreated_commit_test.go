@@ -124,3 +124,72 @@ func TestCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestFencedCommitNotCarriedToTopicCreatedAgain: a consumer group's
+// partition committer (FencePartition) commits in transactions
+// (TxnOffsetCommit, which Kafka takes by topic name before v6). Its topic
+// deleted and created again behind wail's back, a late acknowledgement of
+// an event read from the old topic was committed on the new one: the
+// group's next member started there and never got the new topic's events
+// below it. The committer commits only on the topic it fenced.
+func TestFencedCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	ctx := testCtx(t, 2*time.Minute)
+	l := openLog(t, brokers, nil)
+	topic := topicName("refence")
+	j.add(topic)
+	group := "g-" + topic
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
+	for _, v := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, topic, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := l.FencePartition(ctx, group, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Commit(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	other := openLog(t, brokers, nil)
+	ids, err := other.TopicIDs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		err := other.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{})
+		now, ierr := other.TopicIDs(ctx, topic)
+		if err == nil && ierr == nil && now[topic] != ids[topic] && now[topic] != (intentlog.TopicID{}) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("creating the topic again: %v, %v", err, ierr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} {
+		if err := other.Append(ctx, topic, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = c.Commit(ctx, 3) // a late acknowledgement of the old topic's event
+	t.Logf("commit of the old topic's offset: %v", err)
+	if !errors.Is(err, intentlog.ErrUnknownTopic) {
+		t.Errorf("commit of the old topic's offset after the topic was created again: %v; want ErrUnknownTopic", err)
+	}
+	got, err := other.CommittedEpochs(ctx, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := got[0]; ok {
+		t.Fatalf("the group's offset of the new topic is %d, committed from the old topic's; want none", at.Offset)
+	}
+}
