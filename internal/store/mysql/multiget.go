@@ -43,28 +43,31 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.reps.Err(level); err != nil {
+	admitted, err := s.reps.Admit(level)
+	if err != nil {
 		return nil, err
 	}
 	if len(keys) == 0 {
-		s.reps.Done(level, sqlstore.Unknown, nil) // read nothing: says nothing
+		admitted.Done(sqlstore.Unknown, nil) // read nothing: says nothing
 	}
 	ident := quote(tableName(table))
-	read := func(chunk [][]byte, m *sqlstore.MultiRows) error { return s.readChunk(ctx, level, db, ident, chunk, m) }
+	read := func(chunk [][]byte, m *sqlstore.MultiRows) error {
+		return s.readChunk(ctx, admitted, db, ident, chunk, m)
+	}
 	return sqlstore.ReadMany(keys, read, func(err error) error { return s.readErr(ctx, table, db != s.primary, err) })
 }
 
-// readChunk reads the rows of keys from db, the pool of level, into m,
-// bounded inside the server.
-func (s *Store) readChunk(ctx context.Context, level store.Level, db *sql.DB, ident string, keys [][]byte, m *sqlstore.MultiRows) error {
+// readChunk reads the rows of keys from db, the pool of admitted's level,
+// into m, bounded inside the server.
+func (s *Store) readChunk(ctx context.Context, admitted sqlstore.Read, db *sql.DB, ident string, keys [][]byte, m *sqlstore.MultiRows) error {
 	qctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	q, err := s.boundedRead(qctx, multiGetSQL(ident, keys))
 	if err != nil {
-		s.reps.Done(level, sqlstore.Unknown, nil) // not sent
+		admitted.Done(sqlstore.Unknown, nil) // not sent
 		return err
 	}
 	err = s.read(qctx, db, q, func(rows *sql.Rows) error { return m.Scan(rows) })
-	s.replicaDone(ctx, level, err)
+	s.replicaDone(ctx, admitted, err)
 	return err
 }

@@ -319,7 +319,8 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	if err != nil {
 		return store.Row{}, false, err
 	}
-	if err := s.reps.Err(level); err != nil {
+	read, err := s.reps.Admit(level)
+	if err != nil {
 		return store.Row{}, false, err
 	}
 	qctx, cancel := s.withTimeout(ctx)
@@ -332,9 +333,9 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 		" WHERE kh = "+hexLiteral(keyHash(key))+" AND k = "+hexLiteral(key))
 	if err == nil {
 		err = s.read(qctx, db, q, func(rows *sql.Rows) error { return scanRow(rows, &value, &version, &deleted, &schemaID) })
-		s.replicaDone(ctx, level, err)
+		s.replicaDone(ctx, read, err)
 	} else {
-		s.reps.Done(level, sqlstore.Unknown, nil) // not sent
+		read.Done(sqlstore.Unknown, nil) // not sent
 	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -363,17 +364,18 @@ func (s *Store) replicaErr(ctx context.Context, table string, err error) error {
 }
 
 // replicaDone tells the breaker of the replica of level (a no-op at the
-// primary) what a read that sqlstore.Replicas.Err let through found, err
+// primary) what read, which sqlstore.Replicas.Admit let through, found, err
 // (nil or sql.ErrNoRows: it answered), and logs the breaker opening and
 // closing.
-func (s *Store) replicaDone(ctx context.Context, level store.Level, err error) {
+func (s *Store) replicaDone(ctx context.Context, read sqlstore.Read, err error) {
+	level := read.Level()
 	if level < 0 || int(level) >= len(s.replicas) {
 		return
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		err = nil
 	}
-	opened, closed := s.reps.Done(level, sqlstore.ReadOutcome(ctx, err, s.classify(ctx, err), retryable(err)), err)
+	opened, closed := read.Done(sqlstore.ReadOutcome(ctx, err, s.classify(ctx, err), retryable(err)), err)
 	switch {
 	case opened:
 		s.log.Warn("mysql: replica does not answer; its reads go to the next level (the primary at the end) until a probe read answers: check the replica's host and the network to it",

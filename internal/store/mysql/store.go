@@ -486,16 +486,17 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
-		if err := s.reps.Err(store.Level(i)); err != nil {
+		admitted, err := s.reps.Admit(store.Level(i))
+		if err != nil {
 			errs = append(errs, fmt.Errorf("mysql: check %s: %w", name, err))
 			continue
 		}
 		db, _ := sqlstore.Pool(store.Level(i), s.primary, s.replicas)
 		qctx, cancel := s.withTimeout(ctx)
 		var n int
-		err := db.QueryRowContext(qctx, "SELECT COUNT(*) FROM "+quote(catalogTable)).Scan(&n)
+		err = db.QueryRowContext(qctx, "SELECT COUNT(*) FROM "+quote(catalogTable)).Scan(&n)
 		cancel()
-		s.replicaDone(ctx, store.Level(i), err) // a check probes an open breaker too
+		s.replicaDone(ctx, admitted, err) // a check probes an open breaker too
 		if err != nil {
 			errs = append(errs, fmt.Errorf("mysql: check %s: %w", name, s.classify(ctx, err)))
 		}

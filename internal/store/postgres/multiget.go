@@ -39,19 +39,20 @@ func (s *Store) getMany(ctx context.Context, table string, keys [][]byte, level 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.reps.Err(level); err != nil {
+	admitted, err := s.reps.Admit(level)
+	if err != nil {
 		return nil, err
 	}
 	if len(keys) > 0 {
 		s.awaitReplica(ctx, level)
 	}
 	if len(keys) == 0 {
-		s.reps.Done(level, sqlstore.Unknown, nil) // read nothing: says nothing
+		admitted.Done(sqlstore.Unknown, nil) // read nothing: says nothing
 	}
 	ident := tableIdent(table)
 	read := func(chunk [][]byte, m *sqlstore.MultiRows) error {
 		err := s.readChunk(ctx, p, ident, chunk, m)
-		s.replicaDone(ctx, level, err)
+		s.replicaDone(ctx, admitted, err)
 		return err
 	}
 	return sqlstore.ReadMany(keys, read, func(err error) error { return s.readErr(ctx, table, p != s.primary, err) })

@@ -243,7 +243,8 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	if err != nil {
 		return store.Row{}, false, err
 	}
-	if err := s.reps.Err(level); err != nil {
+	read, err := s.reps.Admit(level)
+	if err != nil {
 		return store.Row{}, false, err
 	}
 	s.awaitReplica(ctx, level)
@@ -251,7 +252,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	defer cancel()
 	conn, err := s.acquire(qctx, p, s.levelName(p))
 	if err != nil {
-		s.replicaDone(ctx, level, err)
+		s.replicaDone(ctx, read, err)
 		return store.Row{}, false, s.readErr(ctx, table, p != s.primary, err)
 	}
 	defer conn.Release()
@@ -261,7 +262,7 @@ func (s *Store) get(ctx context.Context, table string, key []byte, level store.L
 	var schemaID int64
 	err = conn.QueryRow(qctx, `SELECT value, version, deleted, schema_id FROM `+tableIdent(table)+
 		` WHERE kh = sha256($1) AND key = $1`, sqlstore.NotNull(key)).Scan(&value, &version, &deleted, &schemaID)
-	s.replicaDone(ctx, level, err)
+	s.replicaDone(ctx, read, err)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return store.Row{}, false, nil
@@ -289,10 +290,11 @@ func (s *Store) replicaErr(ctx context.Context, table string, err error) error {
 }
 
 // replicaDone tells the breaker of the replica of level (a no-op at the
-// primary) what a read that sqlstore.Replicas.Err let through found, err
+// primary) what read, which sqlstore.Replicas.Admit let through, found, err
 // (nil or pgx.ErrNoRows: it answered), and logs the breaker opening and
 // closing.
-func (s *Store) replicaDone(ctx context.Context, level store.Level, err error) {
+func (s *Store) replicaDone(ctx context.Context, read sqlstore.Read, err error) {
+	level := read.Level()
 	if level < 0 || int(level) >= len(s.replicas) {
 		return
 	}
@@ -301,7 +303,7 @@ func (s *Store) replicaDone(ctx context.Context, level store.Level, err error) {
 	}
 	var pgErr *pgconn.PgError
 	race := retryable(err) || errors.As(err, &pgErr) && pgErr.Code == codeLockNotAvailable
-	opened, closed := s.reps.Done(level, sqlstore.ReadOutcome(ctx, err, s.classify(ctx, err), race), err)
+	opened, closed := read.Done(sqlstore.ReadOutcome(ctx, err, s.classify(ctx, err), race), err)
 	switch {
 	case opened:
 		s.log.Warn("postgres: replica does not answer; its reads go to the next level (the primary at the end) until a probe read answers: check the replica's host and the network to it",

@@ -353,16 +353,17 @@ func (s *Store) Check(ctx context.Context) error {
 	}
 	var errs []error
 	for i, name := range s.levels {
-		if err := s.reps.Err(store.Level(i)); err != nil {
+		admitted, err := s.reps.Admit(store.Level(i))
+		if err != nil {
 			errs = append(errs, fmt.Errorf("postgres: check %s: %w", name, err))
 			continue
 		}
 		p, _ := sqlstore.Pool(store.Level(i), s.primary, s.replicas)
 		qctx, cancel := s.withTimeout(ctx)
 		var ok bool
-		err := p.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", catalogTable).Scan(&ok)
+		err = p.QueryRow(qctx, "SELECT to_regclass($1) IS NOT NULL", catalogTable).Scan(&ok)
 		cancel()
-		s.replicaDone(ctx, store.Level(i), err) // a check probes an open breaker too
+		s.replicaDone(ctx, admitted, err) // a check probes an open breaker too
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("postgres: check %s: %w", name, s.classify(ctx, err)))

@@ -116,10 +116,27 @@ type breaker struct {
 	open     bool      // open or half-open
 	until    time.Time // open: no read before then
 	backoff  time.Duration
-	probing  bool // half-open: a read probes it now
+	probe    uint64 // half-open: the number of the read that probes it now; 0: none
+	probes   uint64 // probes let through, ever (numbers them)
 	last     string
 	bypassed uint64 // reads failed at once, ever
 }
+
+// Read is a read that Replicas.Admit let through: report its outcome to
+// Done (a read in parts, once per part). Only the probe's outcome moves
+// an open breaker: a read let through while it was closed and finishing
+// while the probe is out says nothing the opening did not (its stall
+// must not stand for the probe's, which doubled the backoff once more
+// than the probes that stalled; its cancellation must not let a second
+// probe out). A read at the primary's level reports nothing.
+type Read struct {
+	rs    *Replicas
+	level store.Level
+	probe uint64 // the probe's number; 0: not a probe
+}
+
+// Level is the level the read was let through at.
+func (r Read) Level() store.Level { return r.level }
 
 // now is the breakers' clock (a test's, or the time).
 func (rs *Replicas) now() time.Time {
@@ -132,47 +149,53 @@ func (rs *Replicas) now() time.Time {
 // SetBreaker configures the replicas' breakers; call it before use.
 func (rs *Replicas) SetBreaker(b Breaker) { rs.cfg = b }
 
-// admit returns nil when a read may go to replica r (closed, or the
-// half-open probe, which the caller must report to done), or the error
-// that bypasses it.
-func (rs *Replicas) admit(r *replica, now time.Time) error {
+// admit returns the read let through to the replica of level (closed,
+// or the half-open probe), or the error that bypasses it.
+func (rs *Replicas) admit(level store.Level, now time.Time) (Read, error) {
+	r := rs.reps[level]
 	b := &r.breaker
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.open {
-		return nil
+		return Read{rs: rs, level: level}, nil
 	}
-	if !now.Before(b.until) && !b.probing {
-		b.probing = true
-		return nil
+	if !now.Before(b.until) && b.probe == 0 {
+		b.probes++
+		b.probe = b.probes
+		return Read{rs: rs, level: level, probe: b.probe}, nil
 	}
 	b.bypassed++
-	return &Bypassed{Level: r.level, Addr: r.addr, Until: b.until, Last: b.last}
+	return Read{}, &Bypassed{Level: r.level, Addr: r.addr, Until: b.until, Last: b.last}
 }
 
-// Done reports the outcome of a read that Err admitted at level (a no-op
-// at the primary's level). It returns whether this read opened replica's
-// breaker (opened: log it, once) or closed it (closed).
-func (rs *Replicas) Done(level store.Level, o Outcome, err error) (opened, closed bool) {
-	cfg := rs.cfg.withDefaults()
-	if level < 0 || int(level) >= len(rs.reps) || cfg.Failures < 0 {
+// Done reports the outcome of read r (a no-op at the primary's level). It
+// returns whether r opened its replica's breaker (opened: log it, once)
+// or closed it (closed).
+func (r Read) Done(o Outcome, err error) (opened, closed bool) {
+	rs := r.rs
+	if rs == nil {
 		return false, false
 	}
-	b := &rs.reps[level].breaker
+	cfg := rs.cfg.withDefaults()
+	if cfg.Failures < 0 {
+		return false, false
+	}
+	b := &rs.reps[r.level].breaker
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	isProbe := r.probe != 0 && r.probe == b.probe
 	switch o {
-	case Answered:
+	case Answered: // any answer, the probe's or a late read's, closes it
 		b.fails = 0
 		closed = b.open
-		b.open, b.probing, b.backoff = false, false, 0
+		b.open, b.probe, b.backoff = false, 0, 0
 	case Stalled:
 		if err != nil {
 			b.last = err.Error()
 		}
 		switch {
-		case b.probing: // the probe stalled too: longer
-			b.probing = false
+		case isProbe: // the probe stalled too: longer
+			b.probe = 0
 			b.backoff = min(2*b.backoff, cfg.MaxBackoff)
 			b.until = rs.now().Add(b.backoff)
 		case !b.open:
@@ -184,7 +207,9 @@ func (rs *Replicas) Done(level store.Level, o Outcome, err error) (opened, close
 			}
 		}
 	case Unknown:
-		b.probing = false // the next read probes
+		if isProbe {
+			b.probe = 0 // the next read probes
+		}
 	}
 	return opened, closed
 }

@@ -47,7 +47,7 @@ func TestBreaker(t *testing.T) {
 					got = append(got, ' ')
 					continue
 				}
-				err := rs.Err(0)
+				read, err := rs.Admit(0)
 				if err != nil {
 					var by *Bypassed
 					if !errors.As(err, &by) || !errors.Is(err, store.ErrUnavailable) {
@@ -59,11 +59,11 @@ func TestBreaker(t *testing.T) {
 				got = append(got, '+')
 				switch step {
 				case 'S':
-					rs.Done(0, Stalled, errors.New("timeout"))
+					read.Done(Stalled, errors.New("timeout"))
 				case 'A':
-					rs.Done(0, Answered, nil)
+					read.Done(Answered, nil)
 				case 'U':
-					rs.Done(0, Unknown, nil)
+					read.Done(Unknown, nil)
 				case 'O': // out: no outcome yet
 				}
 			}
@@ -110,17 +110,18 @@ func TestBreakerCounts(t *testing.T) {
 	rs.Add("replica-0", "h:1")
 	rs.Add("replica-1", "h:2")
 	for range DefaultBreakerFailures {
-		if err := rs.Err(1); err != nil {
+		read, err := rs.Admit(1)
+		if err != nil {
 			t.Fatal(err)
 		}
-		rs.Done(1, Stalled, errors.New("timeout"))
+		read.Done(Stalled, errors.New("timeout"))
 	}
-	_ = rs.Err(1)
-	_ = rs.Err(1)
+	_, _ = rs.Admit(1)
+	_, _ = rs.Admit(1)
 	if n, reads := rs.Bypassed(); n != 1 || reads != 2 {
 		t.Errorf("Bypassed() = %d, %d; want 1, 2", n, reads)
 	}
-	if err := rs.Err(0); err != nil {
+	if _, err := rs.Admit(0); err != nil {
 		t.Errorf("replica-0: %v, want nil (its breaker is its own)", err)
 	}
 	if errs := rs.BypassedNow(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "replica-1 (h:2) does not answer (timeout)") {
@@ -129,7 +130,96 @@ func TestBreakerCounts(t *testing.T) {
 	if rs.Open(0) || !rs.Open(1) {
 		t.Errorf("Open(0), Open(1) = %v, %v; want false, true", rs.Open(0), rs.Open(1))
 	}
-	if opened, closed := rs.Done(2, Stalled, nil); opened || closed {
+	primary, err := rs.Admit(2)
+	if err != nil {
+		t.Fatalf("the primary's level: %v", err)
+	}
+	if opened, closed := primary.Done(Stalled, nil); opened || closed {
 		t.Error("Done at the primary's level changed something")
+	}
+}
+
+// TestBreakerLateRead: reads let through while the breaker was closed and
+// finishing only once it is open, its probe out, are not the probe: a
+// late stall must not stand for the probe's (which would double the
+// backoff once more than the probes that stalled), a late read that says
+// nothing must not let a second probe out, and the probe's own outcome
+// still counts.
+func TestBreakerLateRead(t *testing.T) {
+	cases := []struct {
+		name string
+		late Outcome // what the late read reports while the probe is out
+		// after it, and past any backoff: is a new read bypassed (the
+		// probe still out), and the probe then stalls: how long until the
+		// next probe
+		wantBypassed bool
+		wantBackoff  time.Duration
+	}{
+		{"a late stall", Stalled, true, 2 * time.Second},
+		{"a late read that says nothing", Unknown, true, 2 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var rs Replicas
+			rs.SetBreaker(Breaker{Failures: 3, Backoff: time.Second, MaxBackoff: 8 * time.Second})
+			now := time.Unix(1000, 0)
+			rs.clock = func() time.Time { return now }
+			rs.Add("replica-0", "h:1")
+			reads := make([]Read, 4) // four reads out at once
+			for i := range reads {
+				var err error
+				if reads[i], err = rs.Admit(0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, r := range reads[:3] { // three stall: open
+				r.Done(Stalled, errors.New("timeout"))
+			}
+			now = now.Add(time.Second)
+			probe, err := rs.Admit(0)
+			if err != nil {
+				t.Fatalf("probe: %v", err)
+			}
+			reads[3].Done(c.late, errors.New("late timeout"))
+			now = now.Add(2 * time.Second) // the probe is slow
+			if _, err := rs.Admit(0); (err != nil) != c.wantBypassed {
+				t.Errorf("a read after the late one: %v, want bypassed %v (one probe at a time)", err, c.wantBypassed)
+			}
+			probe.Done(Stalled, errors.New("probe timeout"))
+			errs := rs.BypassedNow()
+			if len(errs) != 1 {
+				t.Fatalf("BypassedNow() = %v, want the replica's", errs)
+			}
+			var by *Bypassed
+			if !errors.As(errs[0], &by) {
+				t.Fatalf("%v: not *Bypassed", errs[0])
+			}
+			if got := by.Until.Sub(now); got != c.wantBackoff {
+				t.Errorf("after the probe stalled the next probe is in %v, want %v (doubled once, by the probe)", got, c.wantBackoff)
+			}
+		})
+	}
+}
+
+// TestBreakerProbeInParts: a probe read in parts (a multi-get's chunks)
+// reports each part; its stall doubles the backoff once.
+func TestBreakerProbeInParts(t *testing.T) {
+	var rs Replicas
+	rs.SetBreaker(Breaker{Failures: 1, Backoff: time.Second, MaxBackoff: 8 * time.Second})
+	now := time.Unix(1000, 0)
+	rs.clock = func() time.Time { return now }
+	rs.Add("replica-0", "h:1")
+	first, _ := rs.Admit(0)
+	first.Done(Stalled, errors.New("timeout"))
+	now = now.Add(time.Second)
+	probe, err := rs.Admit(0)
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	probe.Done(Stalled, errors.New("chunk 1 timeout"))
+	probe.Done(Stalled, errors.New("chunk 2 timeout"))
+	now = now.Add(2 * time.Second)
+	if _, err := rs.Admit(0); err != nil {
+		t.Errorf("2s after the probe stalled: %v, want the next probe (backoff doubled once)", err)
 	}
 }

@@ -75,20 +75,20 @@ func (rs *Replicas) Refuse(i int, why string) (err *NotOurs, first bool) {
 // reports whether it was refused until now.
 func (rs *Replicas) Accept(i int) (wasRefused bool) { return rs.reps[i].refused.Swap(nil) != nil }
 
-// Err returns the refusal of the replica of level while its reads fail at
-// once (RefusedRecheck), or *Bypassed while its breaker is open
-// (breaker.go), or nil: the read may go to it (the primary's level, or a
-// replica not refused or due to be tried again). A read Err let through
-// at a replica level must report its outcome to Done.
-func (rs *Replicas) Err(level store.Level) error {
+// Admit returns the refusal of the replica of level while its reads fail
+// at once (RefusedRecheck), or *Bypassed while its breaker is open
+// (breaker.go), or the read that may go to it (the primary's level, or a
+// replica not refused or due to be tried again), whose outcome the
+// caller reports to its Done.
+func (rs *Replicas) Admit(level store.Level) (Read, error) {
 	if level < 0 || int(level) >= len(rs.reps) {
-		return nil
+		return Read{level: level}, nil
 	}
 	r := rs.reps[level]
 	if f := r.refused.Load(); f != nil && time.Since(f.at) < RefusedRecheck {
-		return f.err
+		return Read{}, f.err
 	}
-	return rs.admit(r, rs.now())
+	return rs.admit(level, rs.now())
 }
 
 // Recheck has the next read of refused replica i try it again at once,
