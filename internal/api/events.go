@@ -13,6 +13,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/eventbus"
 	"github.com/wail-cdc/wail/internal/group"
+	"github.com/wail-cdc/wail/internal/sink"
 )
 
 // Events is what EventService serves: the event bus's streams and its
@@ -313,6 +314,8 @@ func eventCode(err error) connect.Code {
 		return connect.CodeOutOfRange
 	case errors.Is(err, group.ErrDuplicateMember):
 		return connect.CodeAlreadyExists
+	case errors.Is(err, sink.ErrSyncBusy): // a sink's runners are starting or stopping: retry
+		return connect.CodeUnavailable
 	}
 	return connect.CodeUnavailable // the log failed: retry
 }

@@ -91,18 +91,20 @@ type Manager struct {
 	client       *http.Client
 	snapshot     Snapshotter
 
-	// syncMu makes each Sync's read of the definitions and its start and
-	// stop of runners one step: a Sync that read before a Drop cannot
-	// apply after the Drop's own Sync and start the dropped sink again.
-	// WhilePaused holds it through a reset of a sink's group, and
-	// Close until its runners stopped.
-	syncMu  sync.Mutex
-	mu      sync.Mutex
-	runners map[[2]string]*runner
-	stats   map[[2]string]*stats // kept across restarts of a runner
-	closed  bool
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// syncLock (a lock: one token) makes each Sync's read of the
+	// definitions and its start and stop of runners one step: a Sync
+	// that read before a Drop cannot apply after the Drop's own Sync and
+	// start the dropped sink again. WhilePaused holds it through a reset
+	// of a sink's group (and waits for it within its context: a Sync
+	// holds it while a runner stops, which has no bound), and Close
+	// until its runners stopped.
+	syncLock chan struct{}
+	mu       sync.Mutex
+	runners  map[[2]string]*runner
+	stats    map[[2]string]*stats // kept across restarts of a runner
+	closed   bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
 
 	lagMu sync.Mutex // not mu: Sync holds mu while it waits for runners
 	lagAt map[[2]string]time.Time
@@ -135,7 +137,7 @@ func New(o Options) *Manager {
 	return &Manager{defs: newDefs(o.Backend), log: o.Log, table: o.Table, incarnation: o.Incarnation, groups: groups, run: o.Run,
 		refresh: o.Refresh, dlqRetention: o.DLQRetention, letterOwner: o.LetterOwner, health: o.Health, metrics: newMetrics(o.Registerer),
 		logger: o.Logger, client: o.Client, snapshot: o.Snapshot, runners: map[[2]string]*runner{}, stats: map[[2]string]*stats{},
-		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{})}
+		lagAt: map[[2]string]time.Time{}, stop: make(chan struct{}), syncLock: make(chan struct{}, 1)}
 }
 
 // LetterOwner is what the dead-letter topic of a sink of the table
@@ -185,11 +187,11 @@ func (m *Manager) Close() {
 	// Under the sync lock until the runners stopped: a reset
 	// (WhilePaused) that finds none here runs after their last commits.
 	// (Released before the wait for Start's loop, whose Sync takes it.)
-	m.syncMu.Lock()
+	m.lockSync()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		m.syncMu.Unlock()
+		m.unlockSync()
 		return
 	}
 	m.closed = true
@@ -203,7 +205,7 @@ func (m *Manager) Close() {
 	for _, r := range rs {
 		<-r.done
 	}
-	m.syncMu.Unlock()
+	m.unlockSync()
 	m.wg.Wait()
 	m.groups.Close()
 }
@@ -214,11 +216,13 @@ func (m *Manager) Sync(ctx context.Context) error {
 	if !m.run {
 		return nil
 	}
-	if !m.syncMu.TryLock() {
+	select {
+	case m.syncLock <- struct{}{}:
+	default:
 		runHook(&testHookSyncWaits)
-		m.syncMu.Lock()
+		m.lockSync()
 	}
-	defer m.syncMu.Unlock()
+	defer m.unlockSync()
 	sinks, _, err := m.defs.load(ctx)
 	if err != nil {
 		return err
@@ -244,6 +248,7 @@ func (m *Manager) Sync(ctx context.Context) error {
 	for k, r := range m.runners {
 		if s, ok := want[k]; !ok || !proto.Equal(s, r.def) {
 			r.cancel()
+			runHook(&testHookStopping)
 			<-r.done
 			delete(m.runners, k)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -235,6 +236,58 @@ func TestSinkResetAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c := committed(); c != 0 {
+		t.Fatalf("committed %d after the reset, want 0", c)
+	}
+}
+
+// TestSinkResetWhileSyncStops: a reset while a Sync (here a pause's)
+// stops the sink's runner, which takes its time (a commit or a leave
+// held up by the store). Before, the reset waited for the sync lock
+// without any bound: its request's deadline passed and it still hung. It
+// waits within its context and then answers ErrSyncBusy, saying to retry;
+// once the pause answered, the reset holds.
+func TestSinkResetWhileSyncStops(t *testing.T) {
+	ctx := context.Background()
+	f := newResetFixture(t, newEndpoint(t, ""))
+	f.publish(event("a", 1))
+	waitFor(t, "a", time.Minute, func() bool { return len(f.ep.events()) == 1 })
+	var (
+		once      sync.Once
+		answered  bool // the reset answered while the runner was stopping
+		resetDone = make(chan error, 1)
+	)
+	setHook(t, &testHookStopping, func() {
+		once.Do(func() {
+			rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			go func() {
+				defer cancel()
+				resetDone <- f.reset(rctx)
+			}()
+			// The runner's stop takes until the reset answered, or a
+			// while past its deadline.
+			select {
+			case err := <-resetDone:
+				answered = true
+				resetDone <- err
+			case <-time.After(10 * time.Second):
+			}
+		})
+	})
+	if _, err := f.m.SetPaused(ctx, testTable, "s", true); err != nil {
+		t.Fatal(err)
+	}
+	testHookStopping.Store(nil)
+	err := <-resetDone
+	if !answered {
+		t.Fatalf("the reset waited for the pause's Sync 10s past its deadline (then answered %v)", err)
+	}
+	if !errors.Is(err, ErrSyncBusy) || !strings.Contains(err.Error(), "retry") {
+		t.Fatalf("reset while a Sync stops the runner, past its deadline: %v, want ErrSyncBusy saying to retry", err)
+	}
+	if err := f.reset(ctx); err != nil {
+		t.Fatalf("reset after the pause: %v", err)
+	}
+	if c := f.committed(); c != 0 {
 		t.Fatalf("committed %d after the reset, want 0", c)
 	}
 }
