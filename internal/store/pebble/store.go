@@ -195,6 +195,9 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	db, err = pebble.Open(dir, po)
 	if err != nil {
+		if oerr := optionsFileError(fs, dir, po, err); oerr != nil {
+			return nil, fmt.Errorf("pebble: open %s: %w", dir, oerr)
+		}
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, err))
 	}
 	s = &Store{
