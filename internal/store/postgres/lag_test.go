@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,5 +59,42 @@ func TestReplicaLagOfRealReplica(t *testing.T) {
 	}
 	if lag := replicaLag(pos.replayed+1<<20, pos); lag <= 0 {
 		t.Errorf("lag %s behind a primary 1 MiB of WAL ahead, want the age of its last replayed transaction (%.3fs)", lag, pos.age)
+	}
+}
+
+// TestReplicaLagAfterIdlePrimary: the primary was idle for an hour, then
+// wrote; the replica, a few milliseconds behind, is read before it
+// replayed the write (the hook makes its first read so: its position
+// just short of the primary's, its last replayed transaction an hour
+// old). Before, ReplicaLag reported the hour the primary was idle; the
+// replica replays the write at once, and its lag is what that took.
+func TestReplicaLagAfterIdlePrimary(t *testing.T) {
+	s := openFresh(t, true)
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "lag"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "lag", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "lag 0 once the replica replayed the write", func() bool {
+		lags, err := s.ReplicaLag(ctx)
+		return err == nil && len(lags) == 1 && lags[0] == 0
+	})
+	var reads atomic.Int32
+	h := func(i int, p replicaPos) replicaPos {
+		if reads.Add(1) == 1 { // behind the primary's flush, after an idle hour
+			p.replayed, p.age = 0, time.Hour.Seconds()
+		}
+		return p
+	}
+	testHookReplicaPos.Store(&h)
+	t.Cleanup(func() { testHookReplicaPos.Store(nil) })
+	lags, err := s.ReplicaLag(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lags) != 1 || lags[0] >= time.Minute {
+		t.Fatalf("lags %v after an idle primary, want the replica's real lag (it replayed the primary's position on the next read), not the primary's idle hour", lags)
 	}
 }
