@@ -18,6 +18,7 @@ import (
 	"github.com/wail-cdc/wail/internal/group"
 	"github.com/wail-cdc/wail/internal/intent"
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/sink"
 )
 
 // TestEventCode: every condition of the event streams and groups gets its
@@ -48,6 +49,8 @@ func TestEventCode(t *testing.T) {
 		// a member joining during a group's snapshot is Aborted (retry at
 		// once), not ErrMembers' FailedPrecondition
 		{errors.Join(eventbus.ErrSnapshotAborted, group.ErrMembers), connect.CodeAborted},
+		// a reset of a sink's group that waited out a Sync: retry
+		{fmt.Errorf("%w: ... (%w)", sink.ErrSyncBusy, context.DeadlineExceeded), connect.CodeUnavailable},
 		{errors.New("broker gone"), connect.CodeUnavailable},
 		{connect.NewError(connect.CodeCanceled, errors.New("client went away")), connect.CodeCanceled},
 	} {
