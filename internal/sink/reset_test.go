@@ -291,3 +291,25 @@ func TestSinkResetWhileSyncStops(t *testing.T) {
 		t.Fatalf("committed %d after the reset, want 0", c)
 	}
 }
+
+// TestLockSyncWithin: the wait for the sync lock ends at its bound (a
+// reset without a deadline waits SyncWait at most) or at its context's
+// end, whichever is first, and takes the lock once it is free.
+func TestLockSyncWithin(t *testing.T) {
+	t.Parallel()
+	m := New(Options{Backend: &memCatalog{m: map[string][]byte{}}})
+	m.lockSync() // a Sync stopping a runner holds it
+	if err := m.lockSyncWithin(t.Context(), 50*time.Millisecond); err == nil || !strings.Contains(err.Error(), "waited 50ms") {
+		t.Fatalf("wait for a held lock, bounded at 50ms: %v; want \"waited 50ms\"", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := m.lockSyncWithin(ctx, time.Hour); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait for a held lock within a context of 50ms: %v; want the context's deadline", err)
+	}
+	time.AfterFunc(20*time.Millisecond, m.unlockSync)
+	if err := m.lockSyncWithin(t.Context(), time.Hour); err != nil {
+		t.Fatalf("wait for a lock let go of: %v", err)
+	}
+	m.unlockSync()
+}
