@@ -2,9 +2,12 @@ package pebble
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -203,5 +206,96 @@ func TestWALCrashTailsOpen(t *testing.T) {
 	damaged[syncedTo/2] ^= 0x10
 	if err := checkDir(t, name, damaged); err == nil {
 		t.Fatal("a byte flipped in the synced part, followed by chunks that say so: opened")
+	}
+}
+
+// listed is an FS that lists a directory's names in the order given:
+// checkLogs must not depend on the order the directory lists its files in.
+type listed struct {
+	vfs.FS
+	names []string
+}
+
+func (l listed) List(string) ([]string, error) { return l.names, nil }
+
+// TestCheckLogsReadsTheCurrentLogs: only the last WAL (the highest number)
+// and the MANIFEST the highest marker iteration names are checked, in
+// whatever order the directory lists them. Pebble refuses damage in an
+// older WAL itself, and an older MANIFEST is no longer read: damage there
+// is none of checkLogs' business, and damage in the current ones is
+// refused whatever else the directory holds.
+func TestCheckLogsReadsTheCurrentLogs(t *testing.T) {
+	wal := func(logNum uint32, damaged bool) []byte {
+		b, syncedTo := walFile(t, logNum, 300, 40, 0)
+		if damaged {
+			b[syncedTo/2] ^= 0x10
+		}
+		return b
+	}
+	manifest := func(damaged bool) []byte {
+		var buf bytes.Buffer
+		w := record.NewWriter(&buf)
+		for range 4 {
+			if _, err := w.WriteRecord(bytes.Repeat([]byte("e"), 100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b := buf.Bytes()
+		if damaged {
+			b[legacyHeaderSize+10] ^= 0x40 // the first edit's payload
+		}
+		return b
+	}
+	type file struct {
+		name string
+		b    []byte
+	}
+	for _, c := range []struct {
+		name    string
+		files   []file
+		refused string // the damaged file named in the error, "" none
+	}{
+		{"older WAL damaged, last healthy", []file{
+			{"000005.log", wal(5, true)}, {"000006.log", wal(6, true)}, {"000007.log", wal(7, false)}}, ""},
+		{"last WAL damaged, older healthy", []file{
+			{"000005.log", wal(5, false)}, {"000006.log", wal(6, false)}, {"000007.log", wal(7, true)}}, "000007.log"},
+		{"older MANIFEST damaged, current healthy", []file{
+			{"MANIFEST-000001", manifest(true)}, {"marker.manifest.000001.MANIFEST-000001", nil},
+			{"MANIFEST-000004", manifest(true)}, {"marker.manifest.000002.MANIFEST-000004", nil},
+			{"MANIFEST-000009", manifest(false)}, {"marker.manifest.000003.MANIFEST-000009", nil}}, ""},
+		{"current MANIFEST damaged, older healthy", []file{
+			{"MANIFEST-000001", manifest(false)}, {"marker.manifest.000001.MANIFEST-000001", nil},
+			{"MANIFEST-000004", manifest(false)}, {"marker.manifest.000002.MANIFEST-000004", nil},
+			{"MANIFEST-000009", manifest(true)}, {"marker.manifest.000003.MANIFEST-000009", nil}}, "MANIFEST-000009"},
+	} {
+		dir := t.TempDir()
+		var names []string
+		for _, f := range c.files {
+			if err := os.WriteFile(filepath.Join(dir, f.name), f.b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, f.name)
+		}
+		// Listed in the order written, and backwards: the current file
+		// first, last, and (for the MANIFEST's) amid the others.
+		reversed := slices.Clone(names)
+		slices.Reverse(reversed)
+		for order, names := range map[string][]string{"in order": names, "backwards": reversed} {
+			t.Run(c.name+", "+order, func(t *testing.T) {
+				err := checkLogs(listed{vfs.Default, names}, dir)
+				if c.refused == "" {
+					if err != nil {
+						t.Fatalf("checkLogs: %v, want nil", err)
+					}
+					return
+				}
+				if !errors.Is(err, ErrDamagedLog) || !strings.Contains(err.Error(), filepath.Join(dir, c.refused)+" holds") {
+					t.Fatalf("checkLogs: %v, want ErrDamagedLog naming %s", err, c.refused)
+				}
+			})
+		}
 	}
 }
