@@ -299,3 +299,40 @@ func TestCheckLogsReadsTheCurrentLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestWALBlockEnds: a block whose last bytes cannot hold a chunk header
+// ends with zeros (padding, not damage: the WAL opens), but a block's last
+// 19 bytes can hold one (an empty first fragment of the next record): when
+// they are zeros and chunks after them say they had been synced, that is
+// damage.
+func TestWALBlockEnds(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		size    int // record size: chunks of syncHeaderSize+size bytes
+		end     int // where the block's last chunk ends
+		clear   bool
+		refused bool
+	}{
+		{"padding of 10 bytes", 16360, 2 * (syncHeaderSize + 16360), false, false},
+		{"an empty fragment of 19 bytes lost", 32730, syncHeaderSize + 32730, true, true},
+		{"an empty fragment of 19 bytes kept", 32730, syncHeaderSize + 32730, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, syncedTo := walFile(t, 7, c.size, 6, 0)
+			if syncedTo <= logBlockSize {
+				t.Fatalf("synced to %d: want synced chunks in the second block", syncedTo)
+			}
+			tail := b[c.end:logBlockSize]
+			if c.end+syncHeaderSize > logBlockSize != zeros(tail) {
+				t.Fatalf("block ends with %x", tail)
+			}
+			if c.clear {
+				clear(tail)
+			}
+			err := checkDir(t, "000007.log", b)
+			if c.refused != (err != nil) {
+				t.Fatalf("checkLogs: %v, want refused %v", err, c.refused)
+			}
+		})
+	}
+}
