@@ -3,11 +3,15 @@ package embedded
 import (
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
+	"github.com/wail-cdc/wail/internal/logbuf"
 	"github.com/wail-cdc/wail/internal/vfs"
 )
 
@@ -120,12 +124,24 @@ func TestStaleIndexEntry(t *testing.T) {
 			tc.spoil(entries)
 			noErr(t, os.WriteFile(idx[0], encodeIndex(entries), 0o644))
 
+			var logs logbuf.Buffer
 			l = openLog(t, dir, Options{FS: vfs.Default, SegmentBytes: opts.SegmentBytes,
-				IndexIntervalBytes: opts.IndexIntervalBytes, Now: clock.Now, RetentionCheckInterval: -1})
+				IndexIntervalBytes: opts.IndexIntervalBytes, Now: clock.Now, RetentionCheckInterval: -1,
+				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			defer l.Close()
 			tc.check(t, l, 0, good, want)
 			sameRecords(t, "read back", readAll(t, l, 0), want)
 			checkIndexes(t, l, "after the read")
+			// The rebuilt index replaced the stale file, said once, with
+			// no warning that it could not be written.
+			b, err = os.ReadFile(idx[0])
+			noErr(t, err)
+			if onDisk, err := parseIndex(b, 1<<30); err != nil || !slices.Equal(onDisk, good) {
+				t.Errorf("index file after the rebuild: %v (%v), want %v", onDisk, err, good)
+			}
+			if out := logs.String(); strings.Count(out, "rebuilt a segment index") != 1 || strings.Contains(out, "cannot write") {
+				t.Errorf("log after the rebuild:\n%s", out)
+			}
 		})
 	}
 }
