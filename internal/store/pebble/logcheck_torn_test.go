@@ -336,3 +336,37 @@ func TestWALBlockEnds(t *testing.T) {
 		})
 	}
 }
+
+// TestManifestRecordAtTheEnd: a record that starts at the MANIFEST's last
+// bytes proves the damage before it synced, down to an empty record (a
+// bare 7-byte header) that ends the file.
+func TestManifestRecordAtTheEnd(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		last []byte // the record after the damaged one
+	}{
+		{"an edit", bytes.Repeat([]byte("e"), 10)},
+		{"an empty record", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := record.NewWriter(&buf)
+			for _, r := range [][]byte{bytes.Repeat([]byte("e"), 100), c.last} {
+				if _, err := w.WriteRecord(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			b := buf.Bytes()
+			if want := 2*legacyHeaderSize + 100 + len(c.last); len(b) != want {
+				t.Fatalf("MANIFEST of %d bytes, want %d", len(b), want)
+			}
+			b[legacyHeaderSize+10] ^= 0x40 // the first edit's payload
+			if at, ok := damage(b, 0, false); !ok || at != 0 {
+				t.Fatalf("damage = %d, %v; want 0, true", at, ok)
+			}
+		})
+	}
+}
