@@ -397,3 +397,36 @@ func TestWALProvedByALastFragment(t *testing.T) {
 		t.Fatalf("checkLogs: %v, want ErrDamagedLog", err)
 	}
 }
+
+// TestWALLostAtTheSyncedOffset: the first chunk written after the last
+// sync lost, the later unsynced chunks kept: they say the WAL was synced
+// up to the lost chunk's start, not past it, so this is a torn tail and
+// opens.
+func TestWALLostAtTheSyncedOffset(t *testing.T) {
+	b, syncedTo := walFile(t, 7, 300, 10, 5)
+	end, _, ok := logChunk(b, syncedTo, 7)
+	if !ok {
+		t.Fatalf("no chunk at the synced offset %d", syncedTo)
+	}
+	at := 0 // later chunks that say the WAL was synced up to syncedTo
+	for pos := end; pos < len(b); {
+		e, synced, ok := logChunk(b, pos, 7)
+		if !ok {
+			break
+		}
+		if synced > uint64(syncedTo) {
+			t.Fatalf("unsynced chunk at %d says synced to %d, past %d", pos, synced, syncedTo)
+		}
+		if synced == uint64(syncedTo) {
+			at++
+		}
+		pos = e
+	}
+	if at == 0 {
+		t.Fatalf("no chunk after %d says the WAL was synced up to it", syncedTo)
+	}
+	clear(b[syncedTo:end])
+	if err := checkDir(t, "000007.log", b); err != nil {
+		t.Fatalf("checkLogs: %v, want nil (a torn tail)", err)
+	}
+}
