@@ -337,16 +337,19 @@ func TestWALBlockEnds(t *testing.T) {
 	}
 }
 
-// TestManifestRecordAtTheEnd: a record that starts at the MANIFEST's last
-// bytes proves the damage before it synced, down to an empty record (a
-// bare 7-byte header) that ends the file.
+// TestManifestRecordAtTheEnd: a record that starts after the damage
+// proves it synced, down to an empty record (a bare 7-byte header) that
+// ends the file, and one that spans blocks (its first fragment, encoding
+// 2, starts it).
 func TestManifestRecordAtTheEnd(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		last []byte // the record after the damaged one
+		enc  byte   // its first chunk's encoding
 	}{
-		{"an edit", bytes.Repeat([]byte("e"), 10)},
-		{"an empty record", nil},
+		{"an edit", bytes.Repeat([]byte("e"), 10), 1},
+		{"an empty record", nil, 1},
+		{"an edit spanning blocks", bytes.Repeat([]byte("e"), 40000), 2},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -360,7 +363,10 @@ func TestManifestRecordAtTheEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := buf.Bytes()
-			if want := 2*legacyHeaderSize + 100 + len(c.last); len(b) != want {
+			if enc := b[legacyHeaderSize+100+6]; enc != c.enc {
+				t.Fatalf("the second record starts with a chunk of encoding %d, want %d", enc, c.enc)
+			}
+			if want := 2*legacyHeaderSize + 100 + len(c.last); c.enc == 1 && len(b) != want {
 				t.Fatalf("MANIFEST of %d bytes, want %d", len(b), want)
 			}
 			b[legacyHeaderSize+10] ^= 0x40 // the first edit's payload
