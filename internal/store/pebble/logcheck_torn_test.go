@@ -3,6 +3,7 @@ package pebble
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -340,40 +341,48 @@ func TestWALBlockEnds(t *testing.T) {
 // TestManifestRecordAtTheEnd: a record that starts after the damage
 // proves it synced, down to an empty record (a bare 7-byte header) that
 // ends the file, and one that spans blocks (its first fragment, encoding
-// 2, starts it).
+// 2, starts it). Undamaged, none of them is damage (a record's middle and
+// last fragments, encodings 3 and 4, are chunks of the MANIFEST's format).
 func TestManifestRecordAtTheEnd(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		last []byte // the record after the damaged one
-		enc  byte   // its first chunk's encoding
+		name  string
+		after [][]byte // the records after the first one
+		enc   byte     // the first chunk's encoding of the second record
 	}{
-		{"an edit", bytes.Repeat([]byte("e"), 10), 1},
-		{"an empty record", nil, 1},
-		{"an edit spanning blocks", bytes.Repeat([]byte("e"), 40000), 2},
+		{"an edit", [][]byte{bytes.Repeat([]byte("e"), 10)}, 1},
+		{"an empty record at the end", [][]byte{nil}, 1},
+		{"an edit spanning blocks at the end", [][]byte{bytes.Repeat([]byte("e"), 40000)}, 2},
+		{"an edit spanning three blocks, then another", [][]byte{bytes.Repeat([]byte("e"), 70000), []byte("x")}, 2},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			w := record.NewWriter(&buf)
-			for _, r := range [][]byte{bytes.Repeat([]byte("e"), 100), c.last} {
-				if _, err := w.WriteRecord(r); err != nil {
+		for _, damaged := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, damaged %v", c.name, damaged), func(t *testing.T) {
+				var buf bytes.Buffer
+				w := record.NewWriter(&buf)
+				for _, r := range append([][]byte{bytes.Repeat([]byte("e"), 100)}, c.after...) {
+					if _, err := w.WriteRecord(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := w.Close(); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			b := buf.Bytes()
-			if enc := b[legacyHeaderSize+100+6]; enc != c.enc {
-				t.Fatalf("the second record starts with a chunk of encoding %d, want %d", enc, c.enc)
-			}
-			if want := 2*legacyHeaderSize + 100 + len(c.last); c.enc == 1 && len(b) != want {
-				t.Fatalf("MANIFEST of %d bytes, want %d", len(b), want)
-			}
-			b[legacyHeaderSize+10] ^= 0x40 // the first edit's payload
-			if at, ok := damage(b, 0, false); !ok || at != 0 {
-				t.Fatalf("damage = %d, %v; want 0, true", at, ok)
-			}
-		})
+				b := buf.Bytes()
+				if enc := b[legacyHeaderSize+100+6]; enc != c.enc {
+					t.Fatalf("the second record starts with a chunk of encoding %d, want %d", enc, c.enc)
+				}
+				if want := 2*legacyHeaderSize + 100; c.after[0] == nil && len(b) != want {
+					t.Fatalf("MANIFEST of %d bytes, want %d", len(b), want)
+				}
+				want := -1
+				if damaged {
+					b[legacyHeaderSize+10] ^= 0x40 // the first edit's payload
+					want = 0
+				}
+				if at, ok := damage(b, 0, false); ok != damaged || ok && at != want {
+					t.Fatalf("damage = %d, %v; want %d, %v", at, ok, want, damaged)
+				}
+			})
+		}
 	}
 }
 
