@@ -351,3 +351,35 @@ func TestCoreRecheckStats(t *testing.T) {
 		})
 	}
 }
+
+// TestRechecksOnly: a key whose every intent needing an event waits for
+// its recheck is due at the earliest of their deadlines, in whatever
+// order they are pending; an intent that needs an event and does not wait
+// for a recheck (or none needing one) means the key is not rechecks only.
+func TestRechecksOnly(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, tc := range []struct {
+		name    string
+		pending []pending
+		want    time.Time
+		ok      bool
+	}{
+		{"none", nil, time.Time{}, false},
+		{"one", []pending{{needs: true, recheck: true, deadline: at(5)}}, at(5), true},
+		{"earliest last", []pending{{needs: true, recheck: true, deadline: at(9)}, {needs: true, recheck: true, deadline: at(3)}}, at(3), true},
+		{"earliest first", []pending{{needs: true, recheck: true, deadline: at(3)}, {needs: true, recheck: true, deadline: at(9)}}, at(3), true},
+		{"earliest between", []pending{{needs: true, recheck: true, deadline: at(7)}, {needs: true, recheck: true, deadline: at(2)},
+			{needs: true, recheck: true, deadline: at(8)}}, at(2), true},
+		{"one not waiting for a recheck", []pending{{needs: true, recheck: true, deadline: at(3)}, {needs: true, deadline: at(1)}}, time.Time{}, false},
+		{"not needing an event is left out", []pending{{deadline: at(1)}, {needs: true, recheck: true, deadline: at(4)}}, at(4), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ks := &keyState{pending: tc.pending}
+			got, ok := ks.rechecksOnly()
+			if !got.Equal(tc.want) || ok != tc.ok {
+				t.Fatalf("rechecksOnly = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
