@@ -31,14 +31,16 @@ type fenced struct {
 // its leader epoch (-1: none); it returns the committers and offsets of
 // those fenced (a partition never committed has none) and the errors of
 // the others.
-func (g *Groups) fence(ctx context.Context, name, topic string, claims []Grant) (map[int32]fenced, map[int32]intentlog.EpochOffset, error) {
+// Each committer commits only on the topic with id (zero: the topic's id
+// at the fence; fencePartition).
+func (g *Groups) fence(ctx context.Context, name, topic string, id intentlog.TopicID, claims []Grant) (map[int32]fenced, map[int32]intentlog.EpochOffset, error) {
 	var mu sync.Mutex
 	out, committed := map[int32]fenced{}, map[int32]intentlog.EpochOffset{}
 	var errs []error
 	var wg sync.WaitGroup
 	for _, c := range claims {
 		wg.Go(func() {
-			fc, err := g.fencer.FencePartition(ctx, LogGroup(name), topic, c.Partition)
+			fc, err := g.fencePartition(ctx, name, topic, c.Partition, id)
 			var o intentlog.EpochOffset
 			var ok bool
 			if err == nil {
@@ -61,6 +63,34 @@ func (g *Groups) fence(ctx context.Context, name, topic string, claims []Grant) 
 		return out, committed, fmt.Errorf("fence the claimed partitions (released at the next sync): %w", errors.Join(errs...))
 	}
 	return out, committed, nil
+}
+
+// fencePartition fences p of group name's topic; its committer commits
+// only on the topic with id when the log can pin it (a zero id pins the
+// topic's id now).
+func (g *Groups) fencePartition(ctx context.Context, name, topic string, p int32, id intentlog.TopicID) (intentlog.FencedCommitter, error) {
+	if pf, ok := g.fencer.(intentlog.PinnedFencer); ok {
+		return pf.FencePartitionOf(ctx, LogGroup(name), topic, p, id)
+	}
+	return g.fencer.FencePartition(ctx, LogGroup(name), topic, p)
+}
+
+// topicID returns the id of topic an unshared group on a log that
+// pins its committers (Kafka) is loaded for; zero otherwise.
+func (g *Groups) topicID(ctx context.Context, topic string) (intentlog.TopicID, error) {
+	_, pins := g.fencer.(intentlog.PinnedFencer)
+	ids, ok := g.log.(intentlog.TopicIDDeleter)
+	if g.shared != nil || !pins || !ok {
+		return intentlog.TopicID{}, nil
+	}
+	m, err := ids.TopicIDs(ctx, topic)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return intentlog.TopicID{}, nil
+	case err != nil:
+		return intentlog.TopicID{}, fmt.Errorf("topic id: %w", err)
+	}
+	return m[topic], nil
 }
 
 // commitFenced commits offsets through the partitions' committers, in
@@ -117,12 +147,18 @@ func (gr *grp) ownCommitters(ctx context.Context, commit map[int32]int64, epochs
 
 // ownCommitter returns the committer of an unshared group's partition p
 // at its owner's epoch, fencing p when it has none here at that epoch
-// (ownCommitters); under gr.mu.
+// (ownCommitters); under gr.mu. Its committer commits only on the topic
+// the group was loaded from (grp.topicID), whose offsets the core holds
+// and whose records its members' readers read (Session.read): made at
+// the first acknowledgement, it would otherwise take the id of a topic
+// deleted and created again since, and commit the old topic's offset on
+// it, where the group's next member skips the new topic's events below
+// it (TestFirstAckAfterTopicCreatedAgain).
 func (gr *grp) ownCommitter(ctx context.Context, p int32, epoch uint64) (fenced, error) {
 	if f, ok := gr.fences[p]; ok && f.epoch == epoch {
 		return f, nil
 	}
-	c, err := gr.g.fencer.FencePartition(ctx, LogGroup(gr.name), gr.topic, p)
+	c, err := gr.g.fencePartition(ctx, gr.name, gr.topic, p, gr.topicID)
 	if err != nil {
 		return fenced{}, fmt.Errorf("fence partition %d: %w", p, err)
 	}
@@ -148,7 +184,9 @@ func (gr *grp) ownCommitter(ctx context.Context, p int32, epoch uint64) (fenced,
 // and the group's committed positions read after the fence (on a log
 // that fences, final: a member that takes a partition later fences the
 // committers returned first).
-func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]fenced, map[int32]int64, error) {
+// Each committer commits only on the topic with id (zero: the topic's id
+// at the fence).
+func (g *Groups) fenceAll(ctx context.Context, t Table, name string, id intentlog.TopicID) (map[int32]fenced, map[int32]int64, error) {
 	if g.fencer == nil {
 		c, err := g.log.Committed(ctx, LogGroup(name), t.Topic)
 		if err != nil {
@@ -160,7 +198,7 @@ func (g *Groups) fenceAll(ctx context.Context, t Table, name string) (map[int32]
 	for p := range t.Partitions {
 		claims[p] = Grant{Partition: p}
 	}
-	fs, committed, err := g.fence(ctx, name, t.Topic, claims)
+	fs, committed, err := g.fence(ctx, name, t.Topic, id, claims)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -236,12 +236,19 @@ type grp struct {
 	g           *Groups
 	table, name string
 	topic       string
-	created     int64      // Table.Created at load (0: unknown)
-	mu          sync.Mutex // guards core and sessions
-	core        *Core
-	sessions    map[string]*Session
-	sh          sharedLocal // shared mode
-	snap        snapClaim   // shared mode: the group's snapshot claim here
+	// topicID: the id of the topic when the group was loaded (zero: the
+	// log has none, or the group is shared by processes, whose
+	// committers are pinned at their grants instead): an unshared
+	// group's committers commit only on it, and its members' readers
+	// read only it (a topic deleted and created again behind wail's back
+	// has another; the core's offsets are not its).
+	topicID  intentlog.TopicID
+	created  int64      // Table.Created at load (0: unknown)
+	mu       sync.Mutex // guards core and sessions
+	core     *Core
+	sessions map[string]*Session
+	sh       sharedLocal // shared mode
+	snap     snapClaim   // shared mode: the group's snapshot claim here
 	// loaded: its positions were loaded from the log (not only a snapshot
 	// claim held before the group has any).
 	loaded bool
@@ -353,6 +360,13 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			old = nil
 		}
 	}
+	// The topic's id, read before its offsets: those read are of this
+	// id or (the topic deleted and created again meanwhile) of a later
+	// one, which the committers pinned to it refuse (ownCommitter).
+	topicID, err := g.topicID(ctx, t.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("group %s of %s: %w", name, t.Name, err)
+	}
 	committedAt, err := intentlog.CommittedAt(ctx, g.log, LogGroup(name), t.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
@@ -386,7 +400,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			// Through committers fenced first (on a log that fences): a
 			// start commit that lands late (this join gave up) fails once
 			// a member committed, instead of moving its position back.
-			fs, _, err := g.fenceAll(ctx, t, name)
+			fs, _, err := g.fenceAll(ctx, t, name, topicID)
 			if err != nil {
 				return nil, fmt.Errorf("group %s of %s: commit the start: %w", name, t.Name, err)
 			}
@@ -412,7 +426,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		// Reloaded in place: a member here takes (or waits for) the
 		// group's snapshot under this object's claim and lease.
 		old.mu.Lock()
-		old.topic, old.created, old.core, old.loaded, old.starts = t.Topic, t.Created, core, true, missing
+		old.topic, old.topicID, old.created, old.core, old.loaded, old.starts = t.Topic, topicID, t.Created, core, true, missing
 		old.sh.fixed = g.startsToFix(missing)
 		old.leaders = nil
 		for p, at := range committedAt {
@@ -421,7 +435,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		old.mu.Unlock()
 		return old, nil
 	}
-	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, created: t.Created, core: core, sessions: map[string]*Session{},
+	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, topicID: topicID, created: t.Created, core: core, sessions: map[string]*Session{},
 		sh: sharedLocal{obs: observed{}, fixed: g.startsToFix(missing)}, loaded: true, starts: missing}
 	for p, at := range committedAt {
 		gr.knownAt(p, at) // no member yet: nothing else uses gr
@@ -636,7 +650,7 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 	// No committer of a member that was in the group commits after this.
 	// Its commit goes through the committers fenced here: a commit the
 	// bus applies late fails once a member took the partition.
-	fs, prev, err := g.fenceAll(ctx, t, name)
+	fs, prev, err := g.fenceAll(ctx, t, name, intentlog.TopicID{})
 	if err != nil {
 		return fmt.Errorf("group %s of %s: %w", name, t.Name, err)
 	}

@@ -324,10 +324,11 @@ func (s *Session) startReader(topic string, gt Grant) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.readers[gt.Partition] = cancel
 	at := s.gr.startAt(gt.Partition, gt.Offset) // under gr.mu (apply)
+	pin := s.gr.topicID
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		err := s.read(ctx, topic, gt, at)
+		err := s.read(ctx, topic, pin, gt, at)
 		if err != nil && ctx.Err() == nil {
 			switch {
 			case errors.Is(err, ErrPositionLost):
@@ -348,8 +349,10 @@ func (s *Session) startReader(topic string, gt Grant) {
 
 // read sends a partition's records from the grant's offset on, at: the
 // offset with the leader epoch committed with it, validated first when
-// known (epochs.go).
-func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog.EpochOffset) error {
+// known (epochs.go). Records of a topic whose id is not pin (when not
+// zero: grp.topicID) end the reader with intentlog.ErrUnknownTopic: the
+// topic was deleted and created again, and at is the old one's.
+func (s *Session) read(ctx context.Context, topic string, pin intentlog.TopicID, gt Grant, at intentlog.EpochOffset) error {
 	tries := 0 // answers out of range in a row
 	for {
 		r, err := intentlog.ReaderAt(s.gr.g.log, topic, gt.Partition, at)
@@ -413,6 +416,10 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 				}
 				break
 			}
+			if err := sameTopic(r, pin); err != nil {
+				r.Close()
+				return err
+			}
 			tries = 0
 			m := Message{Partition: gt.Partition, Epoch: gt.Epoch, Next: r.Position()}
 			var size int64
@@ -438,6 +445,20 @@ func (s *Session) read(ctx context.Context, topic string, gt Grant, at intentlog
 			}
 		}
 	}
+}
+
+// sameTopic fails with intentlog.ErrUnknownTopic when r read a topic
+// whose id is not pin (zero: any).
+func sameTopic(r intentlog.Reader, pin intentlog.TopicID) error {
+	tr, ok := r.(intentlog.TopicIDReader)
+	if !ok || pin == (intentlog.TopicID{}) {
+		return nil
+	}
+	if id := tr.TopicID(); id != (intentlog.TopicID{}) && id != pin {
+		return fmt.Errorf("%w: deleted and created again since the group was loaded (id %x, now %x): "+
+			"the group's offsets are the old topic's", intentlog.ErrUnknownTopic, pin[:], id[:])
+	}
+	return nil
 }
 
 // gap tells the member that its reader of gt's partition passed offsets

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // Snapshots of start "snapshot" groups (and sinks), one taker at a time.
@@ -124,7 +126,7 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	// On a log that fences, the end commits through committers fenced
 	// first: applied late (the process paused, the request stuck in the
 	// broker), it fails once a member took the partition.
-	fs, prev, err := g.fenceAll(ctx, r.t, r.name)
+	fs, prev, err := g.fenceAll(ctx, r.t, r.name, intentlog.TopicID{})
 	if err != nil {
 		return fmt.Errorf("group %s of %s: the snapshot's end: %w", r.name, r.t.Name, err)
 	}

@@ -310,7 +310,9 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 	var committed map[int32]intentlog.EpochOffset // with their leader epochs (epochs.go)
 	var ferr error
 	if g.fencer != nil {
-		fences, committed, ferr = g.fence(vctx, gr.name, topic, plan.Claims)
+		// Pinned to the topic's id at the fence, read before the
+		// committed offsets (of that id) the readers start at.
+		fences, committed, ferr = g.fence(vctx, gr.name, topic, intentlog.TopicID{}, plan.Claims)
 	} else {
 		var err error
 		if committed, err = intentlog.CommittedAt(cctx, g.log, LogGroup(gr.name), topic); err != nil {

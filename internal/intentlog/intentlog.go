@@ -282,6 +282,25 @@ type PartitionFencer interface {
 	FencePartition(ctx context.Context, group, topic string, partition int32) (FencedCommitter, error)
 }
 
+// PinnedFencer is a PartitionFencer whose committer can be pinned to the
+// topic a reader read (Kafka): a topic deleted and created again under its
+// name has another id, and an offset read from the old one, committed on
+// the new one, would skip the new one's records below it.
+type PinnedFencer interface {
+	// FencePartitionOf is FencePartition whose committer commits only on
+	// the topic with id (ErrUnknownTopic when the topic has another id
+	// now, or later); a zero id pins the id the topic has now.
+	FencePartitionOf(ctx context.Context, group, topic string, partition int32, id TopicID) (FencedCommitter, error)
+}
+
+// TopicIDReader is a reader that knows the id of the topic whose records
+// it returned (Kafka).
+type TopicIDReader interface {
+	// TopicID is the id of the topic of the records returned so far;
+	// zero before any (or when the log did not say).
+	TopicID() TopicID
+}
+
 // FencedCommitter commits one partition's offset for a group until a later
 // FencePartition of that partition fences it.
 type FencedCommitter interface {

@@ -56,7 +56,8 @@
 //	                     the leader has no record of (UNDEFINED_EPOCH_OFFSET,
 //	                     which franz-go lets pass) is asked first by the
 //	                     reader itself: a Truncation with From -1
-//	                     (intentlog.ErrEpochUnknown)
+//	                     (intentlog.ErrEpochUnknown). TopicID is the id
+//	                     its fetched records carry (intentlog.TopicIDReader)
 //	EpochsBefore         (epochbefore.go) the leader epoch of the record
 //	                     before an offset, fetched without isolation, for
 //	                     offsets committed by no reader (group resets,
@@ -79,6 +80,15 @@
 //	                     and created again meanwhile fails the commit with
 //	                     ErrTopicReplaced (ErrFenced: join again), never
 //	                     carries the old topic's offsets to the new one
+//	FencePartition       (fence.go) a consumer group partition's committer:
+//	                     a transactional id of its own, fenced by
+//	                     InitProducerID; each commit is a transaction
+//	                     (AddOffsetsToTxn, TxnOffsetCommit, EndTxn) on the
+//	                     topic id of the fence, checked before it;
+//	                     FencePartitionOf pins the id a reader read
+//	                     (intentlog.PinnedFencer): another id now is
+//	                     ErrUnknownTopic, never the old offsets on the new
+//	                     topic
 //	Unhang (hanging.go)  DescribeProducers, ListTransactions and
 //	                     DescribeTransactions find a transaction open on a
 //	                     partition that its coordinator finished (its

@@ -18,6 +18,7 @@ import (
 // the server shares groups only on Kafka.
 var (
 	_ intentlog.PartitionFencer      = (*Log)(nil)
+	_ intentlog.PinnedFencer         = (*Log)(nil)
 	_ intentlog.FencedEpochCommitter = (*fencedCommitter)(nil)
 	_ intentlog.CommitRenewer        = (*fencedCommitter)(nil)
 )
@@ -36,6 +37,16 @@ const fenceTxnTimeout = 10 * time.Second
 // gets it. Each commit is a transaction of its own: AddOffsetsToTxn,
 // TxnOffsetCommit (generation -1: no Kafka group membership), EndTxn.
 func (l *Log) FencePartition(ctx context.Context, group, topic string, partition int32) (intentlog.FencedCommitter, error) {
+	return l.FencePartitionOf(ctx, group, topic, partition, intentlog.TopicID{})
+}
+
+// FencePartitionOf implements intentlog.PinnedFencer: FencePartition
+// whose committer commits only on the topic with id (a consumer group's
+// member read it: fetched records carry their topic's id), which fails
+// with intentlog.ErrUnknownTopic when the topic has another id: deleted
+// and created again since the reader read it, whose offsets are not the
+// new topic's. A zero id pins the topic's id now.
+func (l *Log) FencePartitionOf(ctx context.Context, group, topic string, partition int32, id intentlog.TopicID) (intentlog.FencedCommitter, error) {
 	topic = l.names.external(topic)
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, err)
@@ -50,6 +61,9 @@ func (l *Log) FencePartition(ctx context.Context, group, topic string, partition
 		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, intentlog.ErrUnknownTopic)
 	case d.Err != nil:
 		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, mapErr(d.Err))
+	case id != (intentlog.TopicID{}) && intentlog.TopicID(d.ID) != id:
+		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w: deleted and created again (id %x, now %x): "+
+			"the offsets read are the old topic's", group, topic, partition, intentlog.ErrUnknownTopic, id[:], d.ID[:])
 	}
 	c := &fencedCommitter{l: l, txnID: group + ".fence." + topic + "." + strconv.Itoa(int(partition)),
 		group: group, topic: topic, topicID: d.ID, partition: partition, pid: -1, epoch: -1,
@@ -281,7 +295,7 @@ func (c *fencedCommitter) sameTopic(ctx context.Context) error {
 		return fmt.Errorf("metadata: %w", mapErr(d.Err))
 	case d.ID != c.topicID:
 		return fmt.Errorf("%w: deleted and created again since the partition was fenced (id %x, now %x): "+
-			"the offset is the old topic's", intentlog.ErrUnknownTopic, c.topicID, d.ID)
+			"the offset is the old topic's", intentlog.ErrUnknownTopic, c.topicID[:], d.ID[:])
 	}
 	return nil
 }

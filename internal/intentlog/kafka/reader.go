@@ -40,6 +40,10 @@ type reader struct {
 	// UNKNOWN_TOPIC_ID while the metadata still lists the topic (only
 	// Next touches it).
 	unknownIDs int
+	// id: the id of the topic of the records returned (zero before any,
+	// or when the broker does not say: fetch before v13); its client
+	// keeps the id it read first.
+	id atomic.Pointer[intentlog.TopicID]
 }
 
 // epochMark: the record at offset (and those after it, up to the next
@@ -85,6 +89,14 @@ func (l *Log) NewEpochReader(topic string, partition int32, at intentlog.EpochOf
 	}
 	l.readers[r] = struct{}{}
 	return r, nil
+}
+
+// TopicID implements intentlog.TopicIDReader.
+func (r *reader) TopicID() intentlog.TopicID {
+	if id := r.id.Load(); id != nil {
+		return *id
+	}
+	return intentlog.TopicID{}
 }
 
 // Position implements intentlog.Reader.
@@ -266,6 +278,19 @@ func (r *reader) convert(fs kgo.Fetches) (_ []intentlog.Record, _ error, unknown
 		// records of the same poll may be the diverged log's, at or past
 		// the position. None is returned before the truncation.
 		return nil, first, nil
+	}
+	if r.id.Load() == nil {
+		fs.EachTopic(func(ft kgo.FetchTopic) {
+			if ft.Topic != r.topic || ft.TopicID == ([16]byte{}) {
+				return
+			}
+			for _, fp := range ft.Partitions {
+				if fp.Partition == r.part && fp.Err == nil && len(fp.Records) > 0 {
+					id := intentlog.TopicID(ft.TopicID)
+					r.id.CompareAndSwap(nil, &id)
+				}
+			}
+		})
 	}
 	var out []intentlog.Record
 	fs.EachRecord(func(kr *kgo.Record) {

@@ -193,3 +193,60 @@ func TestFencedCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
 		t.Fatalf("the group's offset of the new topic is %d, committed from the old topic's; want none", at.Offset)
 	}
 }
+
+// TestReaderTopicIDPinsFence: a reader says the id of the topic whose
+// records it returned, and a committer pinned to an id commits only on
+// the topic with it (a consumer group's offsets read from a topic deleted
+// and created again since are the old one's).
+func TestReaderTopicIDPinsFence(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	ctx := testCtx(t, time.Minute)
+	l := openLog(t, brokers, nil)
+	topic := topicName("pinned")
+	j.add(topic)
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(ctx, topic, []*intentlog.Record{{Key: []byte("k"), Value: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := l.TopicIDs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.NewReader(topic, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	tr := r.(intentlog.TopicIDReader)
+	if id := tr.TopicID(); id != (intentlog.TopicID{}) {
+		t.Errorf("the id before any record was read: %x; want none", id)
+	}
+	if _, err := r.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if id := tr.TopicID(); id != ids[topic] {
+		t.Fatalf("the reader's topic id %x; want %x", id, ids[topic])
+	}
+	for _, tc := range []struct {
+		name string
+		id   intentlog.TopicID
+		want error
+	}{
+		{"the topic's", ids[topic], nil},
+		{"none (now)", intentlog.TopicID{}, nil},
+		{"another", intentlog.TopicID{1}, intentlog.ErrUnknownTopic},
+	} {
+		c, err := l.FencePartitionOf(ctx, "g-"+topic, topic, 0, tc.id)
+		if !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
+			t.Errorf("%s: fence %v; want %v", tc.name, err, tc.want)
+		}
+		if err == nil {
+			if err := c.Commit(ctx, 1); err != nil {
+				t.Errorf("%s: commit: %v", tc.name, err)
+			}
+		}
+	}
+}
