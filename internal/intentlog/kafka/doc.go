@@ -79,7 +79,9 @@
 //	                     before v10 name topics by name): a topic deleted
 //	                     and created again meanwhile fails the commit with
 //	                     ErrTopicReplaced (ErrFenced: join again), never
-//	                     carries the old topic's offsets to the new one
+//	                     carries the old topic's offsets to the new one;
+//	                     so does a topic forgotten (Forget) until its
+//	                     partitions are assigned again
 //	FencePartition       (fence.go) a consumer group partition's committer:
 //	                     a transactional id of its own, fenced by
 //	                     InitProducerID; each commit is a transaction

@@ -10,7 +10,9 @@ package kafka
 // Forget drops what the Log and its group members know of topics (wail's
 // names): partition counts, topic ids, max.message.bytes and the clients'
 // metadata. A
-// member's group stops consuming them until AddTopics adds them again.
+// member's group stops consuming them until AddTopics adds them again;
+// its offsets of them are refused (ErrTopicReplaced) until their
+// partitions are assigned again, which reads their ids anew.
 func (l *Log) Forget(topics ...string) {
 	ext := l.names.externalAll(topics)
 	l.mu.Lock()
@@ -59,6 +61,7 @@ func (m *Member) forget(ext []string) {
 	m.metaMu.Lock()
 	for _, t := range ext {
 		delete(m.topicIDs, t)
+		m.forgotten[t] = true // (topicID)
 	}
 	m.metaMu.Unlock()
 }

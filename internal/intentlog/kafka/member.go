@@ -103,6 +103,10 @@ type Member struct {
 	// version 2), so AddOffsetsToTxn is skipped.
 	implicitOffsets *bool
 	topicIDs        map[string][16]byte // TxnOffsetCommit v6+ names topics by id
+	// forgotten: topics forgotten through the Log (Forget) since their
+	// partitions were last assigned here: their offsets are refused
+	// (topicID) until an assignment reads the id anew (pinIDs).
+	forgotten map[string]bool
 
 	// owners: the member id each held partition was assigned under;
 	// offsets are committed only for partitions held under the member id
@@ -175,7 +179,7 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
-	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}, produceBound: opts.TransactionTimeout / 2}
+	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}, forgotten: map[string]bool{}, produceBound: opts.TransactionTimeout / 2}
 	m.producerOpts = func(txnID string) []kgo.Opt {
 		return append(append([]kgo.Opt{}, l.common...),
 			kgo.TransactionalID(txnID),
@@ -714,11 +718,21 @@ func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]inten
 // partition are committed under the id its topic had then, never under
 // one read later (a topic deleted and created again meanwhile: its loop's
 // reader reads the old one). A read that fails is left to the first
-// commit.
+// commit. A topic forgotten through the Log (Forget) is read anew: its
+// partitions assigned again are those of a topic created again, or of
+// the same one.
 func (m *Member) pinIDs(ctx context.Context, a map[string][]int32) {
 	if len(a) == 0 {
 		return
 	}
+	m.metaMu.Lock()
+	for topic := range a {
+		if m.forgotten[topic] {
+			delete(m.forgotten, topic)
+			delete(m.topicIDs, topic)
+		}
+	}
+	m.metaMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, m.l.opts.RequestTimeout)
 	defer cancel()
 	for topic := range a {
@@ -727,11 +741,19 @@ func (m *Member) pinIDs(ctx context.Context, a map[string][]int32) {
 }
 
 // topicID returns a topic's id, from the metadata the first time. It is
-// kept for the member's life (see replaced), but for a topic forgotten
-// through the Log (dropped by wail: Forget).
+// kept for the member's life (see replaced); a topic forgotten through
+// the Log (dropped by wail: Forget) since its partitions were assigned
+// fails with ErrTopicReplaced until they are assigned again (pinIDs):
+// the offsets of a partition assigned before are the dropped topic's,
+// and reading the id here named a topic created again since
+// (TestForgottenTopicIDNotReadAgain: a Forget between a transaction's
+// check, sameIDs, and its TxnOffsetCommit).
 func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
 	m.metaMu.Lock()
 	defer m.metaMu.Unlock()
+	if m.forgotten[topic] {
+		return [16]byte{}, fmt.Errorf("%s was forgotten (its table dropped) since its partitions were assigned: %w", topic, replaced(kerr.UnknownTopicID))
+	}
 	if id, ok := m.topicIDs[topic]; ok {
 		return id, nil
 	}

@@ -250,3 +250,74 @@ func TestReaderTopicIDPinsFence(t *testing.T) {
 		}
 	}
 }
+
+// TestForgottenTopicIDNotReadAgain: a member's commit checks its topics'
+// ids (sameIDs) while its records are produced, then names them in
+// TxnOffsetCommit (topicID). Forget (wail dropped the table) cleared the
+// cached ids: a Forget, and the topic created again, between the check
+// and the commit made the commit read the new topic's id and commit the
+// old topic's offset on it; a commit after them passed the check too,
+// until the member's group let go of the topic (a rebalance, not awaited
+// by Forget). A forgotten topic's offsets are refused (ErrTopicReplaced)
+// until its partitions are assigned again, which reads the id anew.
+func TestForgottenTopicIDNotReadAgain(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	ctx := testCtx(t, 2*time.Minute)
+	l := openLog(t, brokers, nil)
+	in := topicName("forgot-in")
+	j.add(in)
+	if err := l.CreateTopic(ctx, in, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, a := join(t, l, "g-"+in, "one", in)
+	t.Cleanup(func() { _ = m.Close(ctx) })
+	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+	if err := m.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	other := openLog(t, brokers, nil)
+	ids, err := other.TopicIDs(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.DeleteTopic(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		err := other.CreateTopic(ctx, in, 1, intentlog.TopicOptions{})
+		now, ierr := other.TopicIDs(ctx, in)
+		if err == nil && ierr == nil && now[in] != ids[in] && now[in] != (intentlog.TopicID{}) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("creating the topic again: %v, %v", err, ierr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	l.Forget(in)
+	offsets := map[string]map[int32]intentlog.EpochOffset{in: {0: {Offset: 3, Epoch: -1}}}
+	err = m.sameIDs(ctx, offsets)
+	t.Logf("the check of the old topic's offset after Forget: %v", err)
+	if !errors.Is(err, ErrTopicReplaced) || !errors.Is(err, ErrFenced) {
+		t.Errorf("the check of the old topic's offset after Forget and the topic created again: %v; want ErrTopicReplaced, ErrFenced", err)
+	}
+	id, err := m.topicID(ctx, in)
+	if err == nil && intentlog.TopicID(id) != ids[in] {
+		t.Fatalf("the member's commit names the topic by the new topic's id %x after Forget; the offsets are the old topic's (%x): "+
+			"want ErrTopicReplaced", id, ids[in])
+	}
+	if !errors.Is(err, ErrTopicReplaced) {
+		t.Errorf("the topic id of a forgotten topic: %x, %v; want ErrTopicReplaced", id, err)
+	}
+	// Joined again, the member commits the new topic's offsets.
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m2, a2 := join(t, l, "g-"+in, "one", in)
+	t.Cleanup(func() { _ = m2.Close(ctx) })
+	waitFor(t, "the partition assigned again", func() bool { return a2.count() == 1 })
+	if err := m2.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 1}}); err != nil {
+		t.Fatalf("commit of the new member: %v", err)
+	}
+}
