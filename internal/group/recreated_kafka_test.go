@@ -156,3 +156,78 @@ func TestFirstAckAfterTopicCreatedAgain(t *testing.T) {
 		t.Fatalf("the next member's first message %+v, %v; want the grant at 0 (the new topic's start)", m, err)
 	}
 }
+
+// TestGrantAfterTopicCreatedAgain: a partition of a group served by one
+// process moves to another member after its topic was deleted and created
+// again behind wail's back: the member's reader started at the group's
+// committed offset, the old topic's 3, on the new topic, and sent its
+// events from 3 on: the new topic's events 0-2 were skipped by the group.
+// The reader's records carry the new topic's id: the member ends with
+// ErrUnknownTopic before any is sent.
+func TestGrantAfterTopicCreatedAgain(t *testing.T) {
+	l := realKafkaLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("wail-test-group-regrant-%d", time.Now().UnixNano())
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
+	for _, v := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, topic, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb := Table{Name: "t", Topic: topic, Partitions: 1}
+	G := New(patientKafka{l}, time.Minute)
+	defer G.Close()
+	a, err := G.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last Message
+	until(t, a, owned{}, func(m Message) {
+		if len(m.Records) > 0 && a.Check(m) {
+			last = m
+		}
+	}, func() bool { return last.Next == 3 })
+	if refused, err := G.Ack(ctx, tb, "g", "a", []Ack{{Partition: 0, Epoch: last.Epoch, Next: 3}}); err != nil || len(refused) > 0 {
+		t.Fatalf("ack 3: %v %v", refused, err)
+	}
+	b, err := G.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Leave()
+
+	other := realKafkaLog(t)
+	recreateTopic(ctx, t, other, topic, 1)
+	// Acknowledged writes on the new topic, through this process's log
+	// (which learns of the new topic so).
+	for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} {
+		if err := l.Append(ctx, topic, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Leave() // the partition moves to b, at the group's offset 3
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	for {
+		m, err := b.Next(rctx)
+		if err != nil {
+			t.Logf("b ended: %v", err)
+			if !errors.Is(err, intentlog.ErrUnknownTopic) {
+				t.Fatalf("b: %v; want %v (its reader read a topic created again from the old topic's offset)", err, intentlog.ErrUnknownTopic)
+			}
+			return
+		}
+		if len(m.Records) > 0 {
+			var got []string
+			for _, r := range m.Records {
+				got = append(got, fmt.Sprintf("%d:%s", r.Offset, r.Value))
+			}
+			t.Fatalf("b got %v of the new topic from the old topic's offset 3: its events 0-2 are skipped by the group", got)
+		}
+	}
+}
