@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,6 +213,101 @@ func TestGrantAfterTopicCreatedAgain(t *testing.T) {
 	}
 	a.Leave() // the partition moves to b, at the group's offset 3
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	for {
+		m, err := b.Next(rctx)
+		if err != nil {
+			t.Logf("b ended: %v", err)
+			if !errors.Is(err, intentlog.ErrUnknownTopic) {
+				t.Fatalf("b: %v; want %v (its reader read a topic created again from the old topic's offset)", err, intentlog.ErrUnknownTopic)
+			}
+			return
+		}
+		if len(m.Records) > 0 {
+			var got []string
+			for _, r := range m.Records {
+				got = append(got, fmt.Sprintf("%d:%s", r.Offset, r.Value))
+			}
+			t.Fatalf("b got %v of the new topic from the old topic's offset 3: its events 0-2 are skipped by the group", got)
+		}
+	}
+}
+
+// hookedKafka runs before once, as its second reader starts.
+type hookedKafka struct {
+	*kafka.Log
+	mu      sync.Mutex
+	readers int
+	before  func()
+}
+
+func (l *hookedKafka) NewEpochReader(topic string, p int32, at intentlog.EpochOffset) (intentlog.EpochReader, error) {
+	l.mu.Lock()
+	l.readers++
+	n := l.readers
+	l.mu.Unlock()
+	if n == 2 {
+		l.before()
+	}
+	return l.Log.NewEpochReader(topic, p, at)
+}
+
+// TestSharedGrantThenTopicCreatedAgain: in a group shared by processes,
+// a partition's grant fences it and reads its committed offset (3, the
+// old topic's); the topic is deleted and created again behind wail's back
+// before the member's reader starts. The reader started at 3 on the new
+// topic and sent its events from 3 on: the new topic's events 0-2 were
+// skipped by the group. The reader's records carry another id than the
+// partition's committer fenced: the member ends with ErrUnknownTopic
+// before any is sent.
+func TestSharedGrantThenTopicCreatedAgain(t *testing.T) {
+	l := realKafkaLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("wail-test-group-shregrant-%d", time.Now().UnixNano())
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
+	for _, v := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, topic, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := realKafkaLog(t)
+	hl := &hookedKafka{Log: l, before: func() {
+		recreateTopic(ctx, t, other, topic, 1)
+		for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
+			if err := l.Append(ctx, topic, rec(v)); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	tb := Table{Name: "t", Topic: topic, Partitions: 1}
+	G := New(hl, time.Minute).Share(Sharing{Store: &memSwapper{c: &memCatalog{m: map[string][]byte{}}}, Process: "P1",
+		Lease: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	defer G.Close()
+	a, err := G.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last Message
+	until(t, a, owned{}, func(m Message) {
+		if len(m.Records) > 0 && a.Check(m) {
+			last = m
+		}
+	}, func() bool { return last.Next == 3 })
+	if refused, err := G.Ack(ctx, tb, "g", "a", []Ack{{Partition: 0, Epoch: last.Epoch, Next: 3}}); err != nil || len(refused) > 0 {
+		t.Fatalf("ack 3: %v %v", refused, err)
+	}
+	b, err := G.Join(ctx, tb, "g", "b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Leave()
+	a.Leave() // the partition moves to b, fenced at the group's offset 3; then the topic is created again
+	rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer rcancel()
 	for {
 		m, err := b.Next(rctx)

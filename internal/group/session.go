@@ -325,6 +325,13 @@ func (s *Session) startReader(topic string, gt Grant) {
 	s.readers[gt.Partition] = cancel
 	at := s.gr.startAt(gt.Partition, gt.Offset) // under gr.mu (apply)
 	pin := s.gr.topicID
+	if f, ok := s.gr.fences[gt.Partition]; ok && f.epoch == gt.Epoch {
+		// Shared by processes: the topic the grant fenced, whose
+		// committed offset the reader starts at.
+		if tc, ok := f.c.(intentlog.TopicIDReader); ok {
+			pin = tc.TopicID()
+		}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -350,8 +357,9 @@ func (s *Session) startReader(topic string, gt Grant) {
 // read sends a partition's records from the grant's offset on, at: the
 // offset with the leader epoch committed with it, validated first when
 // known (epochs.go). Records of a topic whose id is not pin (when not
-// zero: grp.topicID) end the reader with intentlog.ErrUnknownTopic: the
-// topic was deleted and created again, and at is the old one's.
+// zero: grp.topicID, or the topic a shared group's grant fenced) end the
+// reader with intentlog.ErrUnknownTopic: the topic was deleted and
+// created again, and at is the old one's.
 func (s *Session) read(ctx context.Context, topic string, pin intentlog.TopicID, gt Grant, at intentlog.EpochOffset) error {
 	tries := 0 // answers out of range in a row
 	for {
@@ -455,7 +463,7 @@ func sameTopic(r intentlog.Reader, pin intentlog.TopicID) error {
 		return nil
 	}
 	if id := tr.TopicID(); id != (intentlog.TopicID{}) && id != pin {
-		return fmt.Errorf("%w: deleted and created again since the group was loaded (id %x, now %x): "+
+		return fmt.Errorf("%w: deleted and created again since the partition's offset was read (id %x, now %x): "+
 			"the group's offsets are the old topic's", intentlog.ErrUnknownTopic, pin[:], id[:])
 	}
 	return nil

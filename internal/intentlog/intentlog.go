@@ -294,10 +294,12 @@ type PinnedFencer interface {
 }
 
 // TopicIDReader is a reader that knows the id of the topic whose records
-// it returned (Kafka).
+// it returned, or a FencedCommitter that knows the id of the topic it
+// commits on (Kafka).
 type TopicIDReader interface {
-	// TopicID is the id of the topic of the records returned so far;
-	// zero before any (or when the log did not say).
+	// TopicID is the id of the topic of the records returned so far
+	// (zero before any), or of the committer's topic; zero when the log
+	// did not say.
 	TopicID() TopicID
 }
 

@@ -21,6 +21,7 @@ var (
 	_ intentlog.PinnedFencer         = (*Log)(nil)
 	_ intentlog.FencedEpochCommitter = (*fencedCommitter)(nil)
 	_ intentlog.CommitRenewer        = (*fencedCommitter)(nil)
+	_ intentlog.TopicIDReader        = (*fencedCommitter)(nil)
 )
 
 // fenceTxnTimeout bounds a fenced commit's transaction: one its committer
@@ -100,6 +101,10 @@ type fencedCommitter struct {
 	// transaction's end.
 	afterOffsets func()
 }
+
+// TopicID implements intentlog.TopicIDReader: the id of the topic the
+// committer commits on, read at the fence (or pinned: FencePartitionOf).
+func (c *fencedCommitter) TopicID() intentlog.TopicID { return intentlog.TopicID(c.topicID) }
 
 // init gets the producer id and a new epoch for the transactional id:
 // with pid -1 it fences every committer before it; with this committer's
