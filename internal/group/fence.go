@@ -78,9 +78,18 @@ func (g *Groups) fencePartition(ctx context.Context, name, topic string, p int32
 // topicID returns the id of topic an unshared group on a log that
 // pins its committers (Kafka) is loaded for; zero otherwise.
 func (g *Groups) topicID(ctx context.Context, topic string) (intentlog.TopicID, error) {
+	if g.shared != nil {
+		return intentlog.TopicID{}, nil
+	}
+	return g.pinID(ctx, topic)
+}
+
+// pinID returns the id of topic now on a log that pins its committers
+// (Kafka), zero otherwise (or when the topic has none).
+func (g *Groups) pinID(ctx context.Context, topic string) (intentlog.TopicID, error) {
 	_, pins := g.fencer.(intentlog.PinnedFencer)
 	ids, ok := g.log.(intentlog.TopicIDDeleter)
-	if g.shared != nil || !pins || !ok {
+	if !pins || !ok {
 		return intentlog.TopicID{}, nil
 	}
 	m, err := ids.TopicIDs(ctx, topic)

@@ -590,7 +590,7 @@ func (g *Groups) Describe(ctx context.Context, t Table, name string) ([]string, 
 // Reset commits offsets for a group without live members (a new group
 // is created).
 func (g *Groups) Reset(ctx context.Context, t Table, name string, offsets map[int32]int64) error {
-	return g.reset(ctx, t, name, offsets, false)
+	return g.reset(ctx, t, name, offsets, false, intentlog.TopicID{})
 }
 
 // errPositionsMeanwhile refuses a snapshot's end once the group has
@@ -600,8 +600,10 @@ var errPositionsMeanwhile = fmt.Errorf("%w: the group has positions committed du
 // reset is Reset; onlyNew (a snapshot's end) refuses it with ErrMembers
 // when the group has positions, read under g.mu after the members were
 // checked (and, shared, after the fence): a member that joined, committed
-// and left after an earlier check keeps its acknowledgements.
-func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[int32]int64, onlyNew bool) error {
+// and left after an earlier check keeps its acknowledgements. The
+// offsets are committed only on the topic with id (zero: the topic's id
+// at the fence; fenceAll).
+func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[int32]int64, onlyNew bool, id intentlog.TopicID) error {
 	k := [2]string{t.Name, name}
 	unlock, err := g.lockKey(ctx, k)
 	if err != nil {
@@ -650,7 +652,7 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 	// No committer of a member that was in the group commits after this.
 	// Its commit goes through the committers fenced here: a commit the
 	// bus applies late fails once a member took the partition.
-	fs, prev, err := g.fenceAll(ctx, t, name, intentlog.TopicID{})
+	fs, prev, err := g.fenceAll(ctx, t, name, id)
 	if err != nil {
 		return fmt.Errorf("group %s of %s: %w", name, t.Name, err)
 	}

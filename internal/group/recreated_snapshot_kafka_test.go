@@ -1,0 +1,66 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestSnapshotEndAfterTopicCreatedAgain: a group's snapshot read the
+// event topic's end (3: its cursor) and sent its rows; meanwhile the
+// topic was deleted and created again behind wail's back, with new
+// events. The snapshot's end committed through committers fenced at the
+// commit, which took the new topic's id: the old topic's 3 was committed
+// on the new topic, and the group's members never got its events 0-2.
+// The end commits only on the topic the snapshot started from.
+func TestSnapshotEndAfterTopicCreatedAgain(t *testing.T) {
+	l := realKafkaLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("wail-test-group-snapshot-recreated-%d", time.Now().UnixNano())
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
+	for _, v := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, topic, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb := Table{Name: "t", Topic: topic, Partitions: 1}
+	G := New(l, time.Minute)
+	defer G.Close()
+	other := realKafkaLog(t)
+	var commitErr error
+	taken, err := G.Snapshot(ctx, tb, "g", "s", func(ctx context.Context, run *SnapshotRun) error {
+		_, end, err := l.Bounds(ctx, topic, 0) // the snapshot's cursor
+		if err != nil {
+			return err
+		}
+		recreateTopic(ctx, t, other, topic, 1)
+		for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
+			if err := other.Append(ctx, topic, rec(v)); err != nil {
+				return err
+			}
+		}
+		commitErr = run.Commit(ctx, map[int32]int64{0: end})
+		return commitErr
+	})
+	t.Logf("the snapshot: taken %v, %v", taken, err)
+	got, cerr := other.CommittedEpochs(ctx, LogGroup("g"), topic)
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	if at, ok := got[0]; ok {
+		t.Fatalf("the group's offset of the new topic is %d, the old topic's snapshot end (commit: %v); "+
+			"want none (the new topic's events below it are never read)", at.Offset, commitErr)
+	}
+	if !errors.Is(commitErr, intentlog.ErrUnknownTopic) {
+		t.Fatalf("the snapshot's end after the topic was created again: %v; want %v", commitErr, intentlog.ErrUnknownTopic)
+	}
+}
