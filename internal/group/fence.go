@@ -75,15 +75,6 @@ func (g *Groups) fencePartition(ctx context.Context, name, topic string, p int32
 	return g.fencer.FencePartition(ctx, LogGroup(name), topic, p)
 }
 
-// topicID returns the id of topic an unshared group on a log that
-// pins its committers (Kafka) is loaded for; zero otherwise.
-func (g *Groups) topicID(ctx context.Context, topic string) (intentlog.TopicID, error) {
-	if g.shared != nil {
-		return intentlog.TopicID{}, nil
-	}
-	return g.pinID(ctx, topic)
-}
-
 // pinID returns the id of topic now on a log that pins its committers
 // (Kafka), zero otherwise (or when the topic has none).
 func (g *Groups) pinID(ctx context.Context, topic string) (intentlog.TopicID, error) {
@@ -287,4 +278,12 @@ func (gr *grp) dropFenced(p int32, epoch uint64) {
 		gr.apply(gr.core.Revoke(p))
 	}
 	gr.g.kickSync()
+}
+
+// hexID is id in hex ("": zero).
+func hexID(id intentlog.TopicID) string {
+	if id == (intentlog.TopicID{}) {
+		return ""
+	}
+	return fmt.Sprintf("%x", id[:])
 }

@@ -256,6 +256,9 @@ type grp struct {
 	// position start (found at load); the process that claims one commits
 	// it then (grant), under its lease, as an acknowledgement.
 	starts map[int32]int64
+	// startsTopic: the id (hex) of the topic starts are of, read before
+	// them ("": the log pins no committers; see SharedStarts.Topic).
+	startsTopic string
 	// fences: in shared mode on a log that fences, the committer of each
 	// partition taken here, with the epoch it was taken at.
 	fences map[int32]fenced
@@ -363,9 +366,13 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 	// The topic's id, read before its offsets: those read are of this
 	// id or (the topic deleted and created again meanwhile) of a later
 	// one, which the committers pinned to it refuse (ownCommitter).
-	topicID, err := g.topicID(ctx, t.Topic)
+	pin, err := g.pinID(ctx, t.Topic)
 	if err != nil {
 		return nil, fmt.Errorf("group %s of %s: %w", name, t.Name, err)
+	}
+	topicID, startsTopic := pin, hexID(pin)
+	if g.shared != nil {
+		topicID = intentlog.TopicID{} // pinned at each grant instead
 	}
 	committedAt, err := intentlog.CommittedAt(ctx, g.log, LogGroup(name), t.Topic)
 	if err != nil {
@@ -427,6 +434,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		// group's snapshot under this object's claim and lease.
 		old.mu.Lock()
 		old.topic, old.topicID, old.created, old.core, old.loaded, old.starts = t.Topic, topicID, t.Created, core, true, missing
+		old.startsTopic = startsTopic
 		old.sh.fixed = g.startsToFix(missing)
 		old.leaders = nil
 		for p, at := range committedAt {
@@ -435,7 +443,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		old.mu.Unlock()
 		return old, nil
 	}
-	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, topicID: topicID, created: t.Created, core: core, sessions: map[string]*Session{},
+	gr := &grp{g: g, table: t.Name, name: name, topic: t.Topic, topicID: topicID, startsTopic: startsTopic, created: t.Created, core: core, sessions: map[string]*Session{},
 		sh: sharedLocal{obs: observed{}, fixed: g.startsToFix(missing)}, loaded: true, starts: missing}
 	for p, at := range committedAt {
 		gr.knownAt(p, at) // no member yet: nothing else uses gr

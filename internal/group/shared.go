@@ -92,6 +92,11 @@ type SharedStarts struct {
 	// microseconds, 0 unknown): a table created again has other offsets.
 	Created int64           `json:"created,omitempty"`
 	Offsets map[int32]int64 `json:"offsets"`
+	// Topic is the id (hex) of the topic the offsets are of, read before
+	// them ("": unknown): a partition granted on a topic of another id
+	// (deleted and created again behind wail's back since) starts at
+	// its start instead (grant).
+	Topic string `json:"topic,omitempty"`
 }
 
 // covers says whether s holds the start of every partition of starts for
@@ -187,6 +192,8 @@ type Local struct {
 	// position, for the table created at Created (SharedState.Starts).
 	Starts  map[int32]int64
 	Created int64
+	// StartsTopic: the id (hex) of the topic Starts are of ("": unknown).
+	StartsTopic string
 	// Committed: held partitions with a committed position (their
 	// starts in the entry are spent).
 	Committed map[int32]bool
@@ -230,9 +237,10 @@ func planStarts(next *SharedState, l Local) bool {
 	if len(l.Members) == 0 || len(l.Starts) == 0 || next.Starts.covers(l.Created, l.Starts) {
 		return changed
 	}
-	st := &SharedStarts{Created: l.Created, Offsets: map[int32]int64{}}
+	st := &SharedStarts{Created: l.Created, Offsets: map[int32]int64{}, Topic: l.StartsTopic}
 	if next.Starts != nil && next.Starts.Created == l.Created {
 		maps.Copy(st.Offsets, next.Starts.Offsets)
+		st.Topic = next.Starts.Topic // (offsets of another topic: its partitions start at its start, grant)
 	}
 	for p, o := range l.Starts {
 		if _, ok := st.Offsets[p]; !ok {

@@ -151,7 +151,7 @@ func (g *Groups) sync(ctx context.Context, gr *grp) error {
 		start := time.Now()
 		gr.mu.Lock()
 		l := Local{Proc: g.proc, Members: gr.core.Members(), Held: gr.core.Held(), SnapEpoch: gr.snap.epoch,
-			Busy: map[int32]bool{}, Draining: map[int32]bool{}, Starts: gr.starts, Created: gr.created}
+			Busy: map[int32]bool{}, Draining: map[int32]bool{}, Starts: gr.starts, Created: gr.created, StartsTopic: gr.startsTopic}
 		for p := range l.Held {
 			l.Busy[p], l.Draining[p] = gr.core.Busy(p), gr.core.Revoking(p)
 			if gr.core.Committed(p) >= 0 {
@@ -237,15 +237,16 @@ func (gr *grp) startsWritten(s *SharedStarts) {
 // startOf is where a claimed partition without a committed position
 // starts: at the group's start in its entry (s), unless spent (the
 // partition had a committed position, which the log lost), else where
-// this process's join put it; under gr.mu.
-func (gr *grp) startOf(s *SharedStarts, p int32) (int64, bool) {
+// this process's join put it, with the id (hex) of the topic it is of
+// ("": unknown); under gr.mu.
+func (gr *grp) startOf(s *SharedStarts, p int32) (int64, string, bool) {
 	if s != nil && s.Created == gr.created {
 		if o, ok := s.Offsets[p]; ok && o != startSpent {
-			return o, true
+			return o, s.Topic, true
 		}
 	}
 	o, ok := gr.starts[p]
-	return o, ok
+	return o, gr.startsTopic, ok
 }
 
 // waitStarts waits until the group's entry holds the start of the
@@ -320,18 +321,39 @@ func (g *Groups) grant(ctx context.Context, gr *grp, plan Plan) error {
 		}
 	}
 	starts := map[int32]int64{}
+	var replaced []int32 // starts of a topic deleted and created again since
 	gr.mu.Lock()
 	for _, c := range plan.Claims {
-		if _, ok := fences[c.Partition]; g.fencer != nil && !ok {
+		f, ok := fences[c.Partition]
+		if g.fencer != nil && !ok {
 			continue // not fenced: not granted
 		}
 		if _, ok := committed[c.Partition]; !ok {
-			if o, ok := gr.startOf(plan.Next.Starts, c.Partition); ok {
+			if o, of, ok := gr.startOf(plan.Next.Starts, c.Partition); ok {
 				starts[c.Partition] = o
+				if ft := fencedTopic(f); of != "" && ft != "" && of != ft {
+					replaced = append(replaced, c.Partition)
+				}
 			}
 		}
 	}
 	gr.mu.Unlock()
+	// A start read from a topic deleted and created again (behind
+	// wail's back) since: every event of the topic fenced came after
+	// it, so the partition starts at its start, not at the old topic's
+	// offset, below which the new topic's events would be skipped
+	// (TestSharedStartAfterTopicCreatedAgain).
+	for _, p := range replaced {
+		start, _, err := g.log.Bounds(vctx, topic, p)
+		if err != nil {
+			delete(fences, p) // not granted: released at the next sync
+			delete(starts, p)
+			ferr = errors.Join(ferr, fmt.Errorf("the start of partition %d, whose topic was deleted and created again "+
+				"(released at the next sync): %w", p, err))
+			continue
+		}
+		starts[p] = start
+	}
 	if len(starts) > 0 {
 		// With the leader epoch of the event before each (epochs.go).
 		at, err := intentlog.EpochsBefore(vctx, g.log, topic, starts)
@@ -447,4 +469,13 @@ func (s *Session) Owns(p int32, epoch uint64) bool {
 	defer s.gr.mu.Unlock()
 	id, e := s.gr.core.Owner(p)
 	return id == s.id && e == epoch && s.gr.validNow(time.Now())
+}
+
+// fencedTopic is the id (hex) of the topic f's committer commits on ("":
+// unknown).
+func fencedTopic(f fenced) string {
+	if tr, ok := f.c.(intentlog.TopicIDReader); ok {
+		return hexID(tr.TopicID())
+	}
+	return ""
 }
