@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -352,6 +354,9 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 			return nil, fmt.Errorf("group %s of %s: its members joined a table of that name that was dropped since and created again: "+
 				"they are ended as this server lets go of the dropped table: retry; if this lasts, stop them", name, t.Name)
 		}
+		if live && gr.replacedTopic(ctx) {
+			live = false // its members were ended: loaded again below
+		}
 		if live {
 			return gr, nil
 		}
@@ -452,6 +457,38 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 	g.groups[k] = gr
 	g.mu.Unlock()
 	return gr, nil
+}
+
+// replacedTopic reports whether the topic of gr (an unshared group with
+// members, loaded when its topic had gr.topicID) has another id now:
+// deleted and created again behind wail's back. Its members are then
+// ended: their offsets are the old topic's (refused by their committers
+// and readers), and while any is in it a member joining again would join
+// the group as loaded and end in turn, the group never loaded again for
+// the new topic (TestJoinAfterTopicCreatedAgain). A failed read of the
+// id is no answer: false.
+func (gr *grp) replacedTopic(ctx context.Context) bool {
+	gr.mu.Lock()
+	was := gr.topicID
+	gr.mu.Unlock()
+	if was == (intentlog.TopicID{}) {
+		return false
+	}
+	now, err := gr.g.pinID(ctx, gr.topic)
+	if err != nil || now == (intentlog.TopicID{}) || now == was {
+		return false
+	}
+	gr.g.logger.Error("consumer group: the event topic was deleted and created again behind wail's back; the group's members end and join again "+
+		"from the new topic's committed offsets: events of the deleted topic not yet acknowledged are gone, run `wail table reconcile` for the table",
+		"table", gr.table, "group", gr.name, "topic", gr.topic)
+	why := fmt.Errorf("%w: %s was deleted and created again (id %x, now %x): the group's offsets are the old topic's: join again",
+		intentlog.ErrUnknownTopic, gr.topic, was[:], now[:])
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	for _, s := range slices.Collect(maps.Values(gr.sessions)) {
+		gr.leave(s, why)
+	}
+	return true
 }
 
 // startsToFix returns the channel a join waits on until the group's

@@ -327,3 +327,96 @@ func TestSharedGrantThenTopicCreatedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinAfterTopicCreatedAgain: members of a group served by one
+// process hold the partitions of a topic that is deleted and created
+// again behind wail's back. A member that joins while they are still in
+// it joined the group as it was loaded, with the old topic's offsets:
+// granted a partition with new events, its reader ended with
+// ErrUnknownTopic, and as members kept joining again the group was never
+// without members, never loaded again, and no member got the new topic's
+// events (a rejoin storm). A join that finds the group's topic with
+// another id ends the members it has (their offsets are the old topic's)
+// and loads the group again.
+func TestJoinAfterTopicCreatedAgain(t *testing.T) {
+	l := realKafkaLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("wail-test-group-rejoin-%d", time.Now().UnixNano())
+	if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	keyOf := map[int32][]byte{}
+	for i := 0; len(keyOf) < 2; i++ {
+		k := fmt.Appendf(nil, "k%d", i)
+		if _, ok := keyOf[intentlog.Partition(k, 2)]; !ok {
+			keyOf[intentlog.Partition(k, 2)] = k
+		}
+	}
+	for p := range int32(2) {
+		for _, v := range []string{"a", "b", "c"} {
+			if err := l.Append(ctx, topic, []*intentlog.Record{{Key: keyOf[p], Value: []byte(v)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tb := Table{Name: "t", Topic: topic, Partitions: 2}
+	G := New(patientKafka{l}, time.Minute)
+	defer G.Close()
+	a, err := G.Join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Leave()
+	next, o := map[int32]int64{}, owned{}
+	until(t, a, o, func(m Message) {
+		if len(m.Records) > 0 && a.Check(m) {
+			next[m.Partition] = m.Next
+		}
+	}, func() bool { return next[0] == 3 && next[1] == 3 })
+	acks := []Ack{{Partition: 0, Epoch: o[0], Next: 3}, {Partition: 1, Epoch: o[1], Next: 3}}
+	if refused, err := G.Ack(ctx, tb, "g", "a", acks); err != nil || len(refused) > 0 {
+		t.Fatalf("ack 3 and 3: %v %v", refused, err)
+	}
+
+	other := realKafkaLog(t)
+	recreateTopic(ctx, t, other, topic, 2)
+	for p := range int32(2) {
+		if err := l.Append(ctx, topic, []*intentlog.Record{{Key: keyOf[p], Value: []byte("n0")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := G.Join(ctx, tb, "g", "c", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Leave()
+	select {
+	case <-a.Done():
+		if !errors.Is(a.Err(), intentlog.ErrUnknownTopic) {
+			t.Fatalf("a ended: %v; want %v", a.Err(), intentlog.ErrUnknownTopic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a, a member of the group loaded from the old topic, is still in it after a join found the topic created again")
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	got := map[int32]string{}
+	for len(got) < 2 {
+		m, err := c.Next(rctx)
+		if err != nil {
+			t.Fatalf("c: %v (got %v); want the new topic's events from its start", err, got)
+		}
+		for _, r := range m.Records {
+			if _, ok := got[m.Partition]; !ok {
+				got[m.Partition] = fmt.Sprintf("%d:%s", r.Offset, r.Value)
+			}
+		}
+	}
+	for p := range int32(2) {
+		if got[p] != "0:n0" {
+			t.Fatalf("c's first event of partition %d: %s; want 0:n0 (the new topic's first)", p, got[p])
+		}
+	}
+}
