@@ -60,7 +60,13 @@ func TestConsumeAckBoundedByTimeout(t *testing.T) {
 		_, out, errOut = runCLI(ctx, proxy.URL, "", "consume", "t", "--group", "g", "--member", "m1", "--timeout", "300ms")
 	}()
 	<-done
-	if strings.Count(out, "\n") != 3 {
+	// The 3 events, each printed after the ack before it was given up.
+	// They may come again after them: a stream lost under load (the
+	// proxy's connection to the server closed; seen once in CI at load
+	// 14) is joined again, and the unacknowledged events are delivered
+	// again, as they should be.
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || !strings.Contains(lines[0], "key=a ") || !strings.Contains(lines[1], "key=b ") || !strings.Contains(lines[2], "key=c ") {
 		t.Fatalf("consume printed %q (stderr %q); want the 3 events, each ack given up after --timeout", out, errOut)
 	}
 	if !strings.Contains(errOut, "ack") || !strings.Contains(errOut, "may come again") {
