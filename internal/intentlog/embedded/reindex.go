@@ -56,7 +56,11 @@ func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error
 	}
 	f, err := p.log.files.acquire(s)
 	if err != nil {
-		return nil, storageErr(err)
+		// A read that fails with an I/O error shows in Health (readhealth.go),
+		// at the segment's start, where the walk would begin.
+		err = storageErr(err)
+		p.readFailed(s, 0, err)
+		return nil, err
 	}
 	defer p.log.files.release(s)
 	sc := &scan{base: s.base, interval: p.log.opts.IndexIntervalBytes, next: s.base, maxTS: math.MinInt64}
@@ -94,7 +98,11 @@ func (p *partition) reindex(s *segment, index []indexEntry) ([]indexEntry, error
 func (p *partition) activeMismatch(s *segment, index []indexEntry, size int64) error {
 	f, err := p.log.files.acquire(s)
 	if err != nil {
-		return storageErr(err)
+		// Shown in Health as any read's I/O error, at the segment's start
+		// (the first entry's batch), where the check would begin.
+		err = storageErr(err)
+		p.readFailed(s, 0, err)
+		return err
 	}
 	defer p.log.files.release(s)
 	var hdr [batchHeaderLen]byte
