@@ -199,8 +199,8 @@ func TestCorruptReindexInHealth(t *testing.T) {
 	r, err := l.NewReader(testTopic, 0, from)
 	noErr(t, err)
 	defer r.Close()
-	if _, err := r.Next(context.Background()); !errors.Is(err, intentlog.ErrCorrupt) {
-		t.Fatalf("read from a stale entry after damage: %v, want ErrCorrupt", err)
+	if _, err := r.Next(context.Background()); !errors.Is(err, intentlog.ErrCorrupt) || !strings.Contains(err.Error(), fmt.Sprintf("%s at position %d", path, damaged)) {
+		t.Fatalf("read from a stale entry after damage: %v, want ErrCorrupt at %s position %d", err, path, damaged)
 	}
 	h := l.Health()
 	if !errors.Is(h, ErrReadCorrupt) || !strings.Contains(h.Error(), fmt.Sprintf("%s at position %d", path, damaged)) {

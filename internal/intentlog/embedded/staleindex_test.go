@@ -95,53 +95,64 @@ func TestStaleIndexEntry(t *testing.T) {
 			}},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			clock := &fakeClock{}
-			clock.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-			dir := t.TempDir()
-			opts := Options{SegmentBytes: 4 << 10, IndexIntervalBytes: 128, Now: clock.Now, RetentionCheckInterval: -1}
-			l := openLog(t, dir, opts)
-			createTestTopic(t, l, 1, intentlog.TopicOptions{})
-			var want []intentlog.Record
-			for i := range 120 {
-				clock.Advance(time.Second)
-				want = append(want, appendBatch(t, l, string(rune('a'+i%26))+time.Duration(i).String(), 2)...)
+		for _, writeFails := range []bool{false, true} {
+			name := tc.name
+			if writeFails {
+				name += ", rebuilt index not written"
 			}
-			noErr(t, l.Close())
-			idx := segmentFiles(t, dir, 0, idxExt)
-			if len(idx) == 0 {
-				t.Fatal("no sealed segment")
-			}
-			b, err := os.ReadFile(idx[0])
-			noErr(t, err)
-			entries, err := parseIndex(b, 1<<30)
-			noErr(t, err)
-			if len(entries) < 4 {
-				t.Fatalf("%d index entries, want 4 or more", len(entries))
-			}
-			good := append([]indexEntry(nil), entries...)
-			tc.spoil(entries)
-			noErr(t, os.WriteFile(idx[0], encodeIndex(entries), 0o644))
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				clock := &fakeClock{}
+				clock.ns.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+				dir := t.TempDir()
+				opts := Options{SegmentBytes: 4 << 10, IndexIntervalBytes: 128, Now: clock.Now, RetentionCheckInterval: -1}
+				l := openLog(t, dir, opts)
+				createTestTopic(t, l, 1, intentlog.TopicOptions{})
+				var want []intentlog.Record
+				for i := range 120 {
+					clock.Advance(time.Second)
+					want = append(want, appendBatch(t, l, string(rune('a'+i%26))+time.Duration(i).String(), 2)...)
+				}
+				noErr(t, l.Close())
+				idx := segmentFiles(t, dir, 0, idxExt)
+				if len(idx) == 0 {
+					t.Fatal("no sealed segment")
+				}
+				b, err := os.ReadFile(idx[0])
+				noErr(t, err)
+				entries, err := parseIndex(b, 1<<30)
+				noErr(t, err)
+				if len(entries) < 4 {
+					t.Fatalf("%d index entries, want 4 or more", len(entries))
+				}
+				good := append([]indexEntry(nil), entries...)
+				tc.spoil(entries)
+				noErr(t, os.WriteFile(idx[0], encodeIndex(entries), 0o644))
 
-			var logs logbuf.Buffer
-			l = openLog(t, dir, Options{FS: vfs.Default, SegmentBytes: opts.SegmentBytes,
-				IndexIntervalBytes: opts.IndexIntervalBytes, Now: clock.Now, RetentionCheckInterval: -1,
-				Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			defer l.Close()
-			tc.check(t, l, 0, good, want)
-			sameRecords(t, "read back", readAll(t, l, 0), want)
-			checkIndexes(t, l, "after the read")
-			// The rebuilt index replaced the stale file, said once, with
-			// no warning that it could not be written.
-			b, err = os.ReadFile(idx[0])
-			noErr(t, err)
-			if onDisk, err := parseIndex(b, 1<<30); err != nil || !slices.Equal(onDisk, good) {
-				t.Errorf("index file after the rebuild: %v (%v), want %v", onDisk, err, good)
-			}
-			if out := logs.String(); strings.Count(out, "rebuilt a segment index") != 1 || strings.Contains(out, "cannot write") {
-				t.Errorf("log after the rebuild:\n%s", out)
-			}
-		})
+				efs := vfs.NewErrorFS(vfs.Default)
+				if writeFails {
+					efs.Inject(vfs.Fault{Ops: vfs.OpOpen, Path: "*" + idxExt + ".tmp"})
+				}
+				var logs logbuf.Buffer
+				l = openLog(t, dir, Options{FS: efs, SegmentBytes: opts.SegmentBytes, IndexIntervalBytes: opts.IndexIntervalBytes,
+					Now: clock.Now, RetentionCheckInterval: -1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				defer l.Close()
+				tc.check(t, l, 0, good, want)
+				sameRecords(t, "read back", readAll(t, l, 0), want)
+				checkIndexes(t, l, "after the read")
+				// The rebuilt index is written over the stale one, or, when
+				// that fails, a warning says the stale one stays.
+				b, err = os.ReadFile(idx[0])
+				noErr(t, err)
+				onDisk, err := parseIndex(b, 1<<30)
+				noErr(t, err)
+				warned := strings.Contains(logs.String(), "cannot write a rebuilt index")
+				rebuilt := strings.Count(logs.String(), "rebuilt a segment index")
+				if wantDisk := map[bool][]indexEntry{false: good, true: entries}[writeFails]; !slices.Equal(onDisk, wantDisk) || warned != writeFails || rebuilt != 1 {
+					t.Fatalf("after the rebuild (write fails: %v): %s holds %v, want %v; warned %v; rebuild said %d times, want once; logs:\n%s",
+						writeFails, idx[0], onDisk, wantDisk, warned, rebuilt, logs.String())
+				}
+			})
+		}
 	}
 }
