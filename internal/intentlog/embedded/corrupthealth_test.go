@@ -315,3 +315,154 @@ func TestSkippedBatchDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestReadUpToDamageKeepsIt: a read that stops just before a damaged batch
+// another read failed at (it returns the records before it; its next call
+// fails there) has not read the damage: Health keeps ErrReadCorrupt at
+// that batch. Only a read that gets through the batch clears it.
+func TestReadUpToDamageKeepsIt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{IndexIntervalBytes: 64, SpaceProbeInterval: time.Hour})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	for i := range 6 {
+		appendBatch(t, l, fmt.Sprintf("b%02d", i), 2)
+	}
+	p := l.topics[testTopic].parts[0]
+	p.mu.Lock()
+	index := p.segs[len(p.segs)-1].index
+	p.mu.Unlock()
+	if len(index) < 3 || index[2].rel != 4 {
+		t.Fatalf("index %v; want an entry for every batch of 2 records", index)
+	}
+	e := index[2]
+	path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
+	flipByte(batchHeaderLen+2)(t, path, int64(e.pos)) // a record's byte: the CRC fails
+	at, err := l.NewReader(testTopic, 0, int64(e.rel))
+	noErr(t, err)
+	defer at.Close()
+	if _, err := at.Next(context.Background()); !errors.Is(err, intentlog.ErrCorrupt) {
+		t.Fatalf("read of the damaged batch: %v, want ErrCorrupt", err)
+	}
+	before, err := l.NewReader(testTopic, 0, 0)
+	noErr(t, err)
+	defer before.Close()
+	recs, err := before.Next(context.Background())
+	if err != nil || len(recs) != int(e.rel) {
+		t.Fatalf("read from 0: %d records, %v; want the %d before the damaged batch", len(recs), err, e.rel)
+	}
+	if h := l.Health(); !errors.Is(h, ErrReadCorrupt) || !strings.Contains(h.Error(), fmt.Sprintf("%s at position %d", path, e.pos)) {
+		t.Fatalf("Health after a read stopped just before the damage: %v; want ErrReadCorrupt at %s position %d", h, path, e.pos)
+	}
+}
+
+// TestReadFaultsOfBothKinds: a partition with a failed read of each kind
+// (an I/O error at one batch, damage at another) clears each where a read
+// gets through it, in either order: clearing the first leaves the other
+// to be cleared by its own read.
+func TestReadFaultsOfBothKinds(t *testing.T) {
+	for _, ioFirst := range []bool{true, false} {
+		t.Run(fmt.Sprintf("I/O error cleared first: %v", ioFirst), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			efs := vfs.NewErrorFS(nil)
+			l := openLog(t, dir, Options{FS: efs, IndexIntervalBytes: 64, SpaceProbeInterval: time.Hour})
+			defer l.Close()
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			for i := range 6 {
+				appendBatch(t, l, fmt.Sprintf("b%02d", i), 2)
+			}
+			p := l.topics[testTopic].parts[0]
+			p.mu.Lock()
+			index := p.segs[len(p.segs)-1].index
+			p.mu.Unlock()
+			if len(index) < 5 || index[1].rel != 2 {
+				t.Fatalf("index %v; want an entry for every batch of 2 records", index)
+			}
+			ioAt, badAt := index[1], index[3]
+			path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
+			read := func(e indexEntry) error {
+				r, err := l.NewReader(testTopic, 0, int64(e.rel))
+				noErr(t, err)
+				defer r.Close()
+				_, err = r.Next(context.Background())
+				return err
+			}
+			efs.Inject(vfs.Fault{Ops: vfs.OpRead, Path: "*.log", Bytes: [2]int64{int64(ioAt.pos), int64(ioAt.pos) + 1}})
+			if err := read(ioAt); !errors.Is(err, intentlog.ErrStorage) {
+				t.Fatalf("read of a batch that fails with EIO: %v, want ErrStorage", err)
+			}
+			flipByte(batchHeaderLen+2)(t, path, int64(badAt.pos))
+			if err := read(badAt); !errors.Is(err, intentlog.ErrCorrupt) {
+				t.Fatalf("read of a damaged batch: %v, want ErrCorrupt", err)
+			}
+			// Health wraps the worst condition and names the others.
+			names := func(h error, cond error) bool { return h != nil && strings.Contains(h.Error(), cond.Error()) }
+			if h := l.Health(); !names(h, ErrReadFailing) || !names(h, ErrReadCorrupt) {
+				t.Fatalf("Health with both: %v; want ErrReadFailing and ErrReadCorrupt", h)
+			}
+			clearIO := func() {
+				efs.Clear()
+				noErr(t, read(ioAt)) // the records up to the damaged batch: through the I/O fault
+				if h := l.Health(); names(h, ErrReadFailing) {
+					t.Fatalf("Health after a read got through the I/O fault: %v", h)
+				}
+			}
+			clearBad := func() {
+				flipByte(batchHeaderLen+2)(t, path, int64(badAt.pos))
+				noErr(t, read(badAt))
+				if h := l.Health(); names(h, ErrReadCorrupt) {
+					t.Fatalf("Health after a read got through the batch once sound: %v", h)
+				}
+			}
+			if ioFirst {
+				clearIO()
+				clearBad()
+			} else {
+				clearBad()
+				clearIO()
+			}
+			if h := l.Health(); h != nil {
+				t.Fatalf("Health after reads got through both faults: %v", h)
+			}
+		})
+	}
+}
+
+// TestProbeAfterRetention: the probe reads again where a read found damage,
+// holding the segment while it does (and letting go after); once
+// retention removed the segment, the probe clears the failure: the
+// damage went with it.
+func TestProbeAfterRetention(t *testing.T) {
+	t.Parallel()
+	l, _, _, _ := corruptSealed(t, time.Hour)
+	if err := readCases[0].read(l); !errors.Is(err, intentlog.ErrCorrupt) {
+		t.Fatalf("read of damaged bytes: %v, want ErrCorrupt", err)
+	}
+	p := l.topics[testTopic].parts[0]
+	p.mu.Lock()
+	s := p.segs[0]
+	p.mu.Unlock()
+	l.probeReads()
+	p.mu.Lock()
+	refs := s.refs
+	p.mu.Unlock()
+	if h := l.Health(); !errors.Is(h, ErrReadCorrupt) || refs != 0 {
+		t.Fatalf("after a probe of the still damaged batch: Health %v, segment refs %d; want ErrReadCorrupt, 0 refs", h, refs)
+	}
+	p.mu.Lock()
+	p.topts.RetentionBytes = 1 // every sealed segment goes
+	p.mu.Unlock()
+	p.applyRetention(time.Now())
+	p.mu.Lock()
+	dead := s.dead
+	p.mu.Unlock()
+	if !dead {
+		t.Fatal("retention kept the damaged segment")
+	}
+	l.probeReads()
+	if h := l.Health(); h != nil {
+		t.Fatalf("Health after retention removed the damaged segment and a probe ran: %v; want nil", h)
+	}
+}
