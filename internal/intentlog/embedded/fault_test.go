@@ -304,3 +304,33 @@ func TestSpaceProbeKeepsNewerFailure(t *testing.T) {
 		t.Fatalf("append once space returned: %v", err)
 	}
 }
+
+// TestAppendClearsDiskFull: an append that succeeds once space returns,
+// before any space probe ran, clears the full-disk condition: Health is
+// nil and OnHealth hears of it.
+func TestAppendClearsDiskFull(t *testing.T) {
+	t.Parallel()
+	efs := vfs.NewErrorFS(nil)
+	h := &healthLog{}
+	l := openLog(t, t.TempDir(), Options{FS: efs, OnHealth: h.report, SpaceProbeInterval: time.Hour})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	appendBatch(t, l, "a", 2)
+	efs.Inject(vfs.Fault{Ops: vfs.OpWrite, Err: syscall.ENOSPC})
+	if _, err := tryAppend(l, "lost"); !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("append on a full disk: %v; want ErrNoSpace", err)
+	}
+	if n, err := h.last(); n != 1 || !errors.Is(err, intentlog.ErrNoSpace) {
+		t.Fatalf("OnHealth: %d calls, last %v; want one with ErrNoSpace", n, err)
+	}
+	efs.Clear()
+	if _, err := tryAppend(l, "kept"); err != nil {
+		t.Fatalf("append once space returned: %v", err)
+	}
+	if err := l.Health(); err != nil {
+		t.Fatalf("Health after an append succeeded again: %v; want nil", err)
+	}
+	if n, err := h.last(); n != 2 || err != nil {
+		t.Fatalf("OnHealth: %d calls, last %v; want a second one with nil", n, err)
+	}
+}
