@@ -265,7 +265,7 @@ func spendStarts(next *SharedState, l Local) bool {
 			continue
 		}
 		if st == nil { // (s is the entry read: not changed in place)
-			st = &SharedStarts{Created: s.Created, Offsets: maps.Clone(s.Offsets)}
+			st = &SharedStarts{Created: s.Created, Offsets: maps.Clone(s.Offsets), Topic: s.Topic}
 		}
 		st.Offsets[p] = startSpent
 	}

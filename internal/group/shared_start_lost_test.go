@@ -110,11 +110,15 @@ func TestSharedStartNotReusedOnceCommitted(t *testing.T) {
 // partitions the process holds with a committed position (of the same
 // table only), and a spent start counts as written: a process whose join
 // found the partition without a committed position (before the commit)
-// does not write it again.
+// does not write it again. The topic the starts are of is kept.
 func TestPlanStartsSpent(t *testing.T) {
 	t.Parallel()
 	entry := func(created int64, offs map[int32]int64) *SharedStarts {
 		return &SharedStarts{Created: created, Offsets: offs}
+	}
+	of := func(topic string, s *SharedStarts) *SharedStarts {
+		s.Topic = topic
+		return s
 	}
 	for _, tc := range []struct {
 		name    string
@@ -138,9 +142,27 @@ func TestPlanStartsSpent(t *testing.T) {
 		{"a partition not written yet added", entry(7, map[int32]int64{0: startSpent}),
 			Local{Members: []string{"b"}, Created: 7, Starts: map[int32]int64{0: 9, 1: 9}},
 			entry(7, map[int32]int64{0: startSpent, 1: 9}), true},
+		// The topic the starts are of stays with those not spent: a
+		// partition granted later on a topic created again since starts
+		// at its start (grant).
+		{"spent: the topic kept", of("ab", entry(7, map[int32]int64{0: 5, 1: 6})),
+			Local{Members: []string{"a"}, Created: 7, Committed: map[int32]bool{1: true}, StartsTopic: "ab"},
+			of("ab", entry(7, map[int32]int64{0: 5, 1: startSpent})), true},
+		{"added: the entry's topic kept", of("ab", entry(7, map[int32]int64{0: startSpent})),
+			Local{Members: []string{"b"}, Created: 7, Starts: map[int32]int64{0: 9, 1: 9}, StartsTopic: "cd"},
+			of("ab", entry(7, map[int32]int64{0: startSpent, 1: 9})), true},
+		{"an entry of an older wail (no topic): none", entry(7, map[int32]int64{0: 5}),
+			Local{Members: []string{"b"}, Created: 7, Starts: map[int32]int64{0: 9, 1: 9}, StartsTopic: "cd"},
+			entry(7, map[int32]int64{0: 5, 1: 9}), true},
+		{"a new entry: this process's topic", nil,
+			Local{Members: []string{"b"}, Created: 7, Starts: map[int32]int64{0: 9}, StartsTopic: "cd"},
+			of("cd", entry(7, map[int32]int64{0: 9})), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := maps.Clone(tc.starts.Offsets)
+			var before map[int32]int64
+			if tc.starts != nil {
+				before = maps.Clone(tc.starts.Offsets)
+			}
 			next := SharedState{Starts: tc.starts}
 			if changed := planStarts(&next, tc.l); changed != tc.changed {
 				t.Errorf("changed = %v, want %v", changed, tc.changed)
@@ -148,7 +170,7 @@ func TestPlanStartsSpent(t *testing.T) {
 			if !reflect.DeepEqual(next.Starts, tc.want) {
 				t.Errorf("starts = %+v, want %+v", next.Starts, tc.want)
 			}
-			if !maps.Equal(tc.starts.Offsets, before) {
+			if tc.starts != nil && !maps.Equal(tc.starts.Offsets, before) {
 				t.Errorf("the entry read was changed in place: %v, was %v", tc.starts.Offsets, before)
 			}
 		})
