@@ -356,6 +356,11 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		}
 		if live && gr.replacedTopic(ctx) {
 			live = false // its members were ended: loaded again below
+			// Their leaves gave the partitions of each to those still in
+			// it, at epochs above last: the new core numbers above them.
+			gr.mu.Lock()
+			last = gr.core.LastEpoch()
+			gr.mu.Unlock()
 		}
 		if live {
 			return gr, nil

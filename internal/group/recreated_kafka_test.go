@@ -420,3 +420,77 @@ func TestJoinAfterTopicCreatedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestRejoinAfterTopicCreatedAgainEpochs: the join that finds the
+// group's topic created again (replacedTopic) ends its members one by
+// one: each leave gives the partitions of the member gone to those
+// still in it, at new epochs, told to them before they end in turn. The
+// group loaded again numbered its grants above the epoch read before
+// those leaves: it gave those epochs again, to other members (an
+// acknowledgement carrying one was taken as the new owner's).
+func TestRejoinAfterTopicCreatedAgainEpochs(t *testing.T) {
+	l := realKafkaLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topic := fmt.Sprintf("wail-test-group-rejoin-epochs-%d", time.Now().UnixNano())
+	if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	tb := Table{Name: "t", Topic: topic, Partitions: 2}
+	G := New(patientKafka{l}, time.Minute)
+	defer G.Close()
+	old := map[string]*Session{}
+	for _, id := range []string{"a", "b"} {
+		s, err := G.Join(ctx, tb, "g", id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Leave()
+		old[id] = s
+	}
+	was, err := l.TopicIDs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recreateTopic(ctx, t, realKafkaLog(t), topic, 2)
+	for { // until the group's log sees it (its metadata from any broker)
+		now, err := l.TopicIDs(ctx, topic)
+		if err == nil && now[topic] != was[topic] && now[topic] != (intentlog.TopicID{}) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the group's log does not see the topic created again: %v %v", now, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := G.Join(ctx, tb, "g", "c", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Leave()
+	var given uint64 // the highest epoch the ended members were told of
+	for id, s := range old {
+		for {
+			nctx, ncancel := context.WithTimeout(ctx, 20*time.Second)
+			m, err := s.Next(nctx)
+			ncancel()
+			if err != nil {
+				if !errors.Is(err, intentlog.ErrUnknownTopic) {
+					t.Fatalf("%s ended: %v; want %v", id, err, intentlog.ErrUnknownTopic)
+				}
+				break
+			}
+			for _, g := range m.Granted {
+				given = max(given, g.Epoch)
+			}
+		}
+	}
+	o := owned{}
+	until(t, c, o, nil, func() bool { return len(o) == 2 })
+	for p, e := range o {
+		if e <= given {
+			t.Errorf("c was granted partition %d at epoch %d; the ended members were given epochs up to %d", p, e, given)
+		}
+	}
+}
