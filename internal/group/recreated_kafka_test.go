@@ -54,6 +54,32 @@ func (r patientEpochReader) TopicID() intentlog.TopicID {
 	return intentlog.TopicID{}
 }
 
+// kafkaTopic makes a Kafka topic of n partitions on the test brokers
+// (named after what, deleted after the test) and a context that ends
+// after 2 minutes.
+func kafkaTopic(t *testing.T, what string, n int32) (context.Context, *kafka.Log, string) {
+	t.Helper()
+	l := realKafkaLog(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	topic := fmt.Sprintf("wail-test-group-%s-%d", what, time.Now().UnixNano())
+	if err := l.CreateTopic(ctx, topic, n, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	return ctx, l, topic
+}
+
+// appendValues appends a record of key "k" to topic per value, in order.
+func appendValues(ctx context.Context, l *kafka.Log, topic string, values ...string) error {
+	for _, v := range values {
+		if err := l.Append(ctx, topic, []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // recreateTopic deletes topic and creates it again (n partitions) until
 // it has another id.
 func recreateTopic(ctx context.Context, t *testing.T, l *kafka.Log, topic string, n int32) {
@@ -87,19 +113,9 @@ func recreateTopic(ctx context.Context, t *testing.T, l *kafka.Log, topic string
 // the group's next member started at 3 and never got the new topic's
 // events 0-2. The committer commits only on the topic its reader read.
 func TestFirstAckAfterTopicCreatedAgain(t *testing.T) {
-	l := realKafkaLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	topic := fmt.Sprintf("wail-test-group-recreated-%d", time.Now().UnixNano())
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+	ctx, l, topic := kafkaTopic(t, "recreated", 1)
+	if err := appendValues(ctx, l, topic, "a", "b", "c"); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
-	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
-	for _, v := range []string{"a", "b", "c"} {
-		if err := l.Append(ctx, topic, rec(v)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	tb := Table{Name: "t", Topic: topic, Partitions: 1}
 	G := New(patientKafka{l}, time.Minute)
@@ -118,10 +134,8 @@ func TestFirstAckAfterTopicCreatedAgain(t *testing.T) {
 
 	other := realKafkaLog(t)
 	recreateTopic(ctx, t, other, topic, 1)
-	for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
-		if err := other.Append(ctx, topic, rec(v)); err != nil {
-			t.Fatal(err)
-		}
+	if err := appendValues(ctx, other, topic, "n0", "n1", "n2", "n3", "n4"); err != nil { // acknowledged writes on the new topic
+		t.Fatal(err)
 	}
 	// Retried as a client retries a failed acknowledgement (a broker
 	// answers a moment after the creation that it does not know the
@@ -166,19 +180,9 @@ func TestFirstAckAfterTopicCreatedAgain(t *testing.T) {
 // The reader's records carry the new topic's id: the member ends with
 // ErrUnknownTopic before any is sent.
 func TestGrantAfterTopicCreatedAgain(t *testing.T) {
-	l := realKafkaLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	topic := fmt.Sprintf("wail-test-group-regrant-%d", time.Now().UnixNano())
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+	ctx, l, topic := kafkaTopic(t, "regrant", 1)
+	if err := appendValues(ctx, l, topic, "a", "b", "c"); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
-	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
-	for _, v := range []string{"a", "b", "c"} {
-		if err := l.Append(ctx, topic, rec(v)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	tb := Table{Name: "t", Topic: topic, Partitions: 1}
 	G := New(patientKafka{l}, time.Minute)
@@ -206,10 +210,8 @@ func TestGrantAfterTopicCreatedAgain(t *testing.T) {
 	recreateTopic(ctx, t, other, topic, 1)
 	// Acknowledged writes on the new topic, through this process's log
 	// (which learns of the new topic so).
-	for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} {
-		if err := l.Append(ctx, topic, rec(v)); err != nil {
-			t.Fatal(err)
-		}
+	if err := appendValues(ctx, l, topic, "n0", "n1", "n2", "n3", "n4"); err != nil {
+		t.Fatal(err)
 	}
 	a.Leave() // the partition moves to b, at the group's offset 3
 	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
@@ -261,27 +263,15 @@ func (l *hookedKafka) NewEpochReader(topic string, p int32, at intentlog.EpochOf
 // partition's committer fenced: the member ends with ErrUnknownTopic
 // before any is sent.
 func TestSharedGrantThenTopicCreatedAgain(t *testing.T) {
-	l := realKafkaLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	topic := fmt.Sprintf("wail-test-group-shregrant-%d", time.Now().UnixNano())
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+	ctx, l, topic := kafkaTopic(t, "shregrant", 1)
+	if err := appendValues(ctx, l, topic, "a", "b", "c"); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
-	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
-	for _, v := range []string{"a", "b", "c"} {
-		if err := l.Append(ctx, topic, rec(v)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	other := realKafkaLog(t)
 	hl := &hookedKafka{Log: l, before: func() {
 		recreateTopic(ctx, t, other, topic, 1)
-		for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
-			if err := l.Append(ctx, topic, rec(v)); err != nil {
-				t.Error(err)
-			}
+		if err := appendValues(ctx, l, topic, "n0", "n1", "n2", "n3", "n4"); err != nil { // acknowledged writes on the new topic
+			t.Error(err)
 		}
 	}}
 	tb := Table{Name: "t", Topic: topic, Partitions: 1}
@@ -339,14 +329,7 @@ func TestSharedGrantThenTopicCreatedAgain(t *testing.T) {
 // another id ends the members it has (their offsets are the old topic's)
 // and loads the group again.
 func TestJoinAfterTopicCreatedAgain(t *testing.T) {
-	l := realKafkaLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	topic := fmt.Sprintf("wail-test-group-rejoin-%d", time.Now().UnixNano())
-	if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	ctx, l, topic := kafkaTopic(t, "rejoin", 2)
 	keyOf := map[int32][]byte{}
 	for i := 0; len(keyOf) < 2; i++ {
 		k := fmt.Appendf(nil, "k%d", i)
@@ -429,14 +412,7 @@ func TestJoinAfterTopicCreatedAgain(t *testing.T) {
 // those leaves: it gave those epochs again, to other members (an
 // acknowledgement carrying one was taken as the new owner's).
 func TestRejoinAfterTopicCreatedAgainEpochs(t *testing.T) {
-	l := realKafkaLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	topic := fmt.Sprintf("wail-test-group-rejoin-epochs-%d", time.Now().UnixNano())
-	if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
+	ctx, l, topic := kafkaTopic(t, "rejoin-epochs", 2)
 	tb := Table{Name: "t", Topic: topic, Partitions: 2}
 	G := New(patientKafka{l}, time.Minute)
 	defer G.Close()

@@ -3,7 +3,6 @@ package group
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -18,19 +17,9 @@ import (
 // on the new topic, and the group's members never got its events 0-2.
 // The end commits only on the topic the snapshot started from.
 func TestSnapshotEndAfterTopicCreatedAgain(t *testing.T) {
-	l := realKafkaLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	topic := fmt.Sprintf("wail-test-group-snapshot-recreated-%d", time.Now().UnixNano())
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+	ctx, l, topic := kafkaTopic(t, "snapshot-recreated", 1)
+	if err := appendValues(ctx, l, topic, "a", "b", "c"); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
-	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
-	for _, v := range []string{"a", "b", "c"} {
-		if err := l.Append(ctx, topic, rec(v)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	tb := Table{Name: "t", Topic: topic, Partitions: 1}
 	G := New(l, time.Minute)
@@ -43,10 +32,8 @@ func TestSnapshotEndAfterTopicCreatedAgain(t *testing.T) {
 			return err
 		}
 		recreateTopic(ctx, t, other, topic, 1)
-		for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
-			if err := other.Append(ctx, topic, rec(v)); err != nil {
-				return err
-			}
+		if err := appendValues(ctx, other, topic, "n0", "n1", "n2", "n3", "n4"); err != nil { // acknowledged writes on the new topic
+			return err
 		}
 		commitErr = run.Commit(ctx, map[int32]int64{0: end})
 		return commitErr

@@ -37,27 +37,15 @@ func (l *fenceHookedKafka) FencePartition(ctx context.Context, group, topic stri
 // Every event of the topic fenced came after the start: the partition
 // starts at its start.
 func TestSharedStartAfterTopicCreatedAgain(t *testing.T) {
-	l := realKafkaLog(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	topic := fmt.Sprintf("wail-test-group-shstart-%d", time.Now().UnixNano())
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+	ctx, l, topic := kafkaTopic(t, "shstart", 1)
+	if err := appendValues(ctx, l, topic, "a", "b", "c"); err != nil {
 		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.DeleteTopic(context.Background(), topic) })
-	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
-	for _, v := range []string{"a", "b", "c"} {
-		if err := l.Append(ctx, topic, rec(v)); err != nil {
-			t.Fatal(err)
-		}
 	}
 	other := realKafkaLog(t)
 	hl := &fenceHookedKafka{Log: l, before: func() {
 		recreateTopic(ctx, t, other, topic, 1)
-		for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
-			if err := other.Append(ctx, topic, rec(v)); err != nil {
-				t.Error(err)
-			}
+		if err := appendValues(ctx, other, topic, "n0", "n1", "n2", "n3", "n4"); err != nil { // acknowledged writes on the new topic
+			t.Error(err)
 		}
 	}}
 	tb := Table{Name: "t", Topic: topic, Partitions: 1}
