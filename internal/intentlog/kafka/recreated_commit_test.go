@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -60,26 +61,7 @@ func TestCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
 				}
 			}
 			other := openLog(t, brokers, nil)
-			ids, err := other.TopicIDs(ctx, in)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := other.DeleteTopic(ctx, in); err != nil {
-				t.Fatal(err)
-			}
-			// Created again: a CreateTopic that finds the old topic not
-			// gone yet takes it as it is.
-			for {
-				err := other.CreateTopic(ctx, in, 1, intentlog.TopicOptions{})
-				now, ierr := other.TopicIDs(ctx, in)
-				if err == nil && ierr == nil && now[in] != ids[in] && now[in] != (intentlog.TopicID{}) {
-					break
-				}
-				if ctx.Err() != nil {
-					t.Fatalf("creating the topic again: %v, %v", err, ierr)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
+			createAgain(ctx, t, other, in, 1)
 			for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
 				if err := other.Append(ctx, in, rec(v)); err != nil {
 					t.Fatal(err)
@@ -91,6 +73,7 @@ func TestCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
 			if tc.txn {
 				recs = map[string][]*intentlog.Record{out: rec("event")}
 			}
+			var err error
 			for try := range 3 {
 				if err = m.Transact(ctx, 0, recs, map[string]map[int32]int64{in: {0: 3}}); err == nil || !IsAborted(err) {
 					break
@@ -157,24 +140,7 @@ func TestFencedCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := openLog(t, brokers, nil)
-	ids, err := other.TopicIDs(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.DeleteTopic(ctx, topic); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		err := other.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{})
-		now, ierr := other.TopicIDs(ctx, topic)
-		if err == nil && ierr == nil && now[topic] != ids[topic] && now[topic] != (intentlog.TopicID{}) {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("creating the topic again: %v, %v", err, ierr)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	createAgain(ctx, t, other, topic, 1)
 	for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} {
 		if err := other.Append(ctx, topic, rec(v)); err != nil {
 			t.Fatal(err)
@@ -277,35 +243,18 @@ func TestForgottenTopicIDNotReadAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := openLog(t, brokers, nil)
-	ids, err := other.TopicIDs(ctx, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.DeleteTopic(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	for {
-		err := other.CreateTopic(ctx, in, 1, intentlog.TopicOptions{})
-		now, ierr := other.TopicIDs(ctx, in)
-		if err == nil && ierr == nil && now[in] != ids[in] && now[in] != (intentlog.TopicID{}) {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("creating the topic again: %v, %v", err, ierr)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	old := createAgain(ctx, t, other, in, 1)
 	l.Forget(in)
 	offsets := map[string]map[int32]intentlog.EpochOffset{in: {0: {Offset: 3, Epoch: -1}}}
-	err = m.sameIDs(ctx, offsets)
+	err := m.sameIDs(ctx, offsets)
 	t.Logf("the check of the old topic's offset after Forget: %v", err)
 	if !errors.Is(err, ErrTopicReplaced) || !errors.Is(err, ErrFenced) {
 		t.Errorf("the check of the old topic's offset after Forget and the topic created again: %v; want ErrTopicReplaced, ErrFenced", err)
 	}
 	id, err := m.topicID(ctx, in)
-	if err == nil && intentlog.TopicID(id) != ids[in] {
+	if err == nil && intentlog.TopicID(id) != old {
 		t.Fatalf("the member's commit names the topic by the new topic's id %x after Forget; the offsets are the old topic's (%x): "+
-			"want ErrTopicReplaced", id, ids[in])
+			"want ErrTopicReplaced", id, old)
 	}
 	if !errors.Is(err, ErrTopicReplaced) {
 		t.Errorf("the topic id of a forgotten topic: %x, %v; want ErrTopicReplaced", id, err)
@@ -319,5 +268,30 @@ func TestForgottenTopicIDNotReadAgain(t *testing.T) {
 	waitFor(t, "the partition assigned again", func() bool { return a2.count() == 1 })
 	if err := m2.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 1}}); err != nil {
 		t.Fatalf("commit of the new member: %v", err)
+	}
+}
+
+// createAgain deletes topic through l and creates it again (n
+// partitions) until it has another id (a CreateTopic that finds the old
+// topic not gone yet takes it as it is); it returns the old id.
+func createAgain(ctx context.Context, t *testing.T, l *Log, topic string, n int32) intentlog.TopicID {
+	t.Helper()
+	ids, err := l.TopicIDs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteTopic(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		err := l.CreateTopic(ctx, topic, n, intentlog.TopicOptions{})
+		now, ierr := l.TopicIDs(ctx, topic)
+		if err == nil && ierr == nil && now[topic] != ids[topic] && now[topic] != (intentlog.TopicID{}) {
+			return ids[topic]
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("creating the topic again: %v, %v", err, ierr)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
