@@ -28,19 +28,11 @@ func TestActiveHeaderDamageInHealth(t *testing.T) {
 	l := openLog(t, dir, Options{IndexIntervalBytes: 64, OnHealth: hl.report, SpaceProbeInterval: time.Hour})
 	defer l.Close()
 	createTestTopic(t, l, 1, intentlog.TopicOptions{})
-	for i := range 20 {
-		appendBatch(t, l, fmt.Sprintf("b%02d", i), 2)
-	}
-	p := l.topics[testTopic].parts[0]
-	p.mu.Lock()
-	s := p.segs[len(p.segs)-1]
-	index := s.index
-	p.mu.Unlock()
-	if len(p.segs) != 1 || len(index) < 3 {
-		t.Fatalf("%d segments, %d index entries; want one active segment with 3 entries or more", len(p.segs), len(index))
+	s, index, path := activeBatches(t, l, dir, 20)
+	if len(index) < 3 {
+		t.Fatalf("%d index entries; want 3 or more", len(index))
 	}
 	e := index[2]
-	path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
 	flipByte(16)(t, path, int64(e.pos)) // the base offset's low byte
 	r, err := l.NewReader(testTopic, 0, s.base+int64(e.rel))
 	noErr(t, err)
@@ -122,20 +114,11 @@ func TestActiveMismatchReadFails(t *testing.T) {
 			l := openLog(t, dir, Options{FS: efs, IndexIntervalBytes: 64, OnHealth: hl.report, SpaceProbeInterval: time.Hour})
 			defer l.Close()
 			createTestTopic(t, l, 1, intentlog.TopicOptions{})
-			for i := range 20 {
-				appendBatch(t, l, fmt.Sprintf("b%02d", i), 2)
-			}
-			p := l.topics[testTopic].parts[0]
-			p.mu.Lock()
-			s := p.segs[len(p.segs)-1]
-			index := s.index
-			nsegs := len(p.segs)
-			p.mu.Unlock()
-			if nsegs != 1 || len(index) < 3 {
-				t.Fatalf("%d segments, %d index entries; want one active segment with 3 entries or more", nsegs, len(index))
+			s, index, path := activeBatches(t, l, dir, 20)
+			if len(index) < 3 {
+				t.Fatalf("%d index entries; want 3 or more", len(index))
 			}
 			e := index[2]
-			path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
 			flipByte(16)(t, path, int64(e.pos)) // the base offset's low byte: the batch no longer matches e
 			tc.fail(t, l, efs, s, index)
 			err := tc.read(t, l, s, index, e)
@@ -202,4 +185,23 @@ func TestReindexOpenFails(t *testing.T) {
 	if h := l.Health(); !errors.Is(h, ErrReadFailing) || !errors.Is(h, syscall.EIO) {
 		t.Fatalf("Health after the rebuild could not open the segment: %v; want ErrReadFailing wrapping EIO", h)
 	}
+}
+
+// activeBatches appends n batches of 2 records to partition 0 of the test
+// topic of l (in dir), which must stay in one segment, and returns that
+// segment, its index and its file's path.
+func activeBatches(t *testing.T, l *Log, dir string, n int) (*segment, []indexEntry, string) {
+	t.Helper()
+	for i := range n {
+		appendBatch(t, l, fmt.Sprintf("b%02d", i), 2)
+	}
+	p := l.topics[testTopic].parts[0]
+	p.mu.Lock()
+	s, nsegs := p.segs[len(p.segs)-1], len(p.segs)
+	index := s.index
+	p.mu.Unlock()
+	if nsegs != 1 {
+		t.Fatalf("%d segments; want one active segment", nsegs)
+	}
+	return s, index, segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
 }

@@ -326,18 +326,11 @@ func TestReadUpToDamageKeepsIt(t *testing.T) {
 	l := openLog(t, dir, Options{IndexIntervalBytes: 64, SpaceProbeInterval: time.Hour})
 	defer l.Close()
 	createTestTopic(t, l, 1, intentlog.TopicOptions{})
-	for i := range 6 {
-		appendBatch(t, l, fmt.Sprintf("b%02d", i), 2)
-	}
-	p := l.topics[testTopic].parts[0]
-	p.mu.Lock()
-	index := p.segs[len(p.segs)-1].index
-	p.mu.Unlock()
+	_, index, path := activeBatches(t, l, dir, 6)
 	if len(index) < 3 || index[2].rel != 4 {
 		t.Fatalf("index %v; want an entry for every batch of 2 records", index)
 	}
 	e := index[2]
-	path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
 	flipByte(batchHeaderLen+2)(t, path, int64(e.pos)) // a record's byte: the CRC fails
 	at, err := l.NewReader(testTopic, 0, int64(e.rel))
 	noErr(t, err)
@@ -370,18 +363,11 @@ func TestReadFaultsOfBothKinds(t *testing.T) {
 			l := openLog(t, dir, Options{FS: efs, IndexIntervalBytes: 64, SpaceProbeInterval: time.Hour})
 			defer l.Close()
 			createTestTopic(t, l, 1, intentlog.TopicOptions{})
-			for i := range 6 {
-				appendBatch(t, l, fmt.Sprintf("b%02d", i), 2)
-			}
-			p := l.topics[testTopic].parts[0]
-			p.mu.Lock()
-			index := p.segs[len(p.segs)-1].index
-			p.mu.Unlock()
+			_, index, path := activeBatches(t, l, dir, 6)
 			if len(index) < 5 || index[1].rel != 2 {
 				t.Fatalf("index %v; want an entry for every batch of 2 records", index)
 			}
 			ioAt, badAt := index[1], index[3]
-			path := segmentPath(filepath.Join(dir, testTopic, "0"), 0, logExt)
 			read := func(e indexEntry) error {
 				r, err := l.NewReader(testTopic, 0, int64(e.rel))
 				noErr(t, err)
