@@ -80,6 +80,24 @@ func appendValues(ctx context.Context, l *kafka.Log, topic string, values ...str
 	return nil
 }
 
+// joinRead joins member to group "g" of tb and reads its messages until
+// one of records ends at next (a one-partition table); it returns the
+// session and that message.
+func joinRead(ctx context.Context, t *testing.T, G *Groups, tb Table, member string, next int64) (*Session, Message) {
+	t.Helper()
+	s, err := G.Join(ctx, tb, "g", member, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last Message
+	until(t, s, owned{}, func(m Message) {
+		if len(m.Records) > 0 && s.Check(m) {
+			last = m
+		}
+	}, func() bool { return last.Next == next })
+	return s, last
+}
+
 // recreateTopic deletes topic and creates it again (n partitions) until
 // it has another id.
 func recreateTopic(ctx context.Context, t *testing.T, l *kafka.Log, topic string, n int32) {
@@ -120,17 +138,8 @@ func TestFirstAckAfterTopicCreatedAgain(t *testing.T) {
 	tb := Table{Name: "t", Topic: topic, Partitions: 1}
 	G := New(patientKafka{l}, time.Minute)
 	defer G.Close()
-	s, err := G.Join(ctx, tb, "g", "a", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, last := joinRead(ctx, t, G, tb, "a", 3)
 	defer s.Leave()
-	var last Message
-	until(t, s, owned{}, func(m Message) {
-		if len(m.Records) > 0 && s.Check(m) {
-			last = m
-		}
-	}, func() bool { return last.Next == 3 })
 
 	other := realKafkaLog(t)
 	recreateTopic(ctx, t, other, topic, 1)
@@ -141,6 +150,7 @@ func TestFirstAckAfterTopicCreatedAgain(t *testing.T) {
 	// answers a moment after the creation that it does not know the
 	// topic).
 	var refused map[int32]error
+	var err error
 	for try := range 10 {
 		refused, err = G.Ack(ctx, tb, "g", "a", []Ack{{Partition: 0, Epoch: last.Epoch, Next: last.Next}})
 		t.Logf("the old topic's acknowledgement, try %d: refused %v, %v", try, refused, err)
@@ -187,16 +197,7 @@ func TestGrantAfterTopicCreatedAgain(t *testing.T) {
 	tb := Table{Name: "t", Topic: topic, Partitions: 1}
 	G := New(patientKafka{l}, time.Minute)
 	defer G.Close()
-	a, err := G.Join(ctx, tb, "g", "a", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last Message
-	until(t, a, owned{}, func(m Message) {
-		if len(m.Records) > 0 && a.Check(m) {
-			last = m
-		}
-	}, func() bool { return last.Next == 3 })
+	a, last := joinRead(ctx, t, G, tb, "a", 3)
 	if refused, err := G.Ack(ctx, tb, "g", "a", []Ack{{Partition: 0, Epoch: last.Epoch, Next: 3}}); err != nil || len(refused) > 0 {
 		t.Fatalf("ack 3: %v %v", refused, err)
 	}
@@ -278,16 +279,7 @@ func TestSharedGrantThenTopicCreatedAgain(t *testing.T) {
 	G := New(hl, time.Minute).Share(Sharing{Store: &memSwapper{c: &memCatalog{m: map[string][]byte{}}}, Process: "P1",
 		Lease: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
 	defer G.Close()
-	a, err := G.Join(ctx, tb, "g", "a", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var last Message
-	until(t, a, owned{}, func(m Message) {
-		if len(m.Records) > 0 && a.Check(m) {
-			last = m
-		}
-	}, func() bool { return last.Next == 3 })
+	a, last := joinRead(ctx, t, G, tb, "a", 3)
 	if refused, err := G.Ack(ctx, tb, "g", "a", []Ack{{Partition: 0, Epoch: last.Epoch, Next: 3}}); err != nil || len(refused) > 0 {
 		t.Fatalf("ack 3: %v %v", refused, err)
 	}
