@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,13 +41,19 @@ func (s *Store) ReplicaLag(ctx context.Context) ([]time.Duration, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: replica lag: the primary's WAL position: %w", s.classify(ctx, err))
 	}
+	// Watched together: each replica's lag counts from asked, so one
+	// watched after another's whole catch-up wait would lag that much more.
 	lags := make([]time.Duration, len(s.replicas))
+	errs := make([]error, len(s.replicas))
+	var wg sync.WaitGroup
 	for i := range s.replicas {
-		lag, err := s.lagOf(ctx, i, primary, asked)
+		wg.Go(func() { lags[i], errs[i] = s.lagOf(ctx, i, primary, asked) })
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
 			return nil, fmt.Errorf("postgres: replica lag %s: %w", s.levels[i], s.classify(ctx, err))
 		}
-		lags[i] = lag
 	}
 	return lags, nil
 }

@@ -98,3 +98,40 @@ func TestReplicaLagAfterIdlePrimary(t *testing.T) {
 		t.Fatalf("lags %v after an idle primary, want the replica's real lag (it replayed the primary's position on the next read), not the primary's idle hour", lags)
 	}
 }
+
+// TestReplicaLagWatchesReplicasTogether: with two replicas, the first
+// never catching up (watched the whole lagCatchUp) and the second
+// replaying the primary's position right after its first read, the
+// second's lag is what its own replay took. Watched one after the other,
+// it was measured from before the first's watch: lagCatchUp too much, a
+// healthy replica reported a second behind.
+func TestReplicaLagWatchesReplicasTogether(t *testing.T) {
+	s := openFresh(t, true, func(o *Options) { o.ReplicaDSNs = append(o.ReplicaDSNs, o.ReplicaDSNs[0]) })
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "lag"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "lag", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "lag 0 once the replica replayed the write", func() bool {
+		lags, err := s.ReplicaLag(ctx)
+		return err == nil && len(lags) == 2 && lags[0] == 0 && lags[1] == 0
+	})
+	var second atomic.Int32
+	h := func(i int, p replicaPos) replicaPos {
+		if i == 0 || second.Add(1) == 1 { // behind: 0 for ever, 1 at its first read only
+			p.replayed, p.age = 0, 0.005
+		}
+		return p
+	}
+	testHookReplicaPos.Store(&h)
+	t.Cleanup(func() { testHookReplicaPos.Store(nil) })
+	lags, err := s.ReplicaLag(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lags) != 2 || lags[0] < lagCatchUp || lags[1] >= lagCatchUp/2 {
+		t.Fatalf("lags %v, want the first at least %s (never caught up) and the second what its replay took (one poll)", lags, lagCatchUp)
+	}
+}
