@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,18 +39,8 @@ func TestReplicaLagSeam(t *testing.T) {
 // primary's position past it (as for a replica cut off from its
 // primary), the lag is the age of its last replayed transaction.
 func TestReplicaLagOfRealReplica(t *testing.T) {
-	s := openFresh(t, true)
+	s := caughtUp(t, 1)
 	ctx := t.Context()
-	if err := s.CreateTable(ctx, "lag"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Apply(ctx, "lag", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "lag 0 once the replica replayed the write", func() bool {
-		lags, err := s.ReplicaLag(ctx)
-		return err == nil && len(lags) == 1 && lags[0] == 0
-	})
 	pos, err := s.replicaPos(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -69,18 +60,8 @@ func TestReplicaLagOfRealReplica(t *testing.T) {
 // old). Before, ReplicaLag reported the hour the primary was idle; the
 // replica replays the write at once, and its lag is what that took.
 func TestReplicaLagAfterIdlePrimary(t *testing.T) {
-	s := openFresh(t, true)
+	s := caughtUp(t, 1)
 	ctx := t.Context()
-	if err := s.CreateTable(ctx, "lag"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Apply(ctx, "lag", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "lag 0 once the replica replayed the write", func() bool {
-		lags, err := s.ReplicaLag(ctx)
-		return err == nil && len(lags) == 1 && lags[0] == 0
-	})
 	var reads atomic.Int32
 	h := func(i int, p replicaPos) replicaPos {
 		if reads.Add(1) == 1 { // behind the primary's flush, after an idle hour
@@ -106,18 +87,8 @@ func TestReplicaLagAfterIdlePrimary(t *testing.T) {
 // it was measured from before the first's watch: lagCatchUp too much, a
 // healthy replica reported a second behind.
 func TestReplicaLagWatchesReplicasTogether(t *testing.T) {
-	s := openFresh(t, true, func(o *Options) { o.ReplicaDSNs = append(o.ReplicaDSNs, o.ReplicaDSNs[0]) })
+	s := caughtUp(t, 2)
 	ctx := t.Context()
-	if err := s.CreateTable(ctx, "lag"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Apply(ctx, "lag", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "lag 0 once the replica replayed the write", func() bool {
-		lags, err := s.ReplicaLag(ctx)
-		return err == nil && len(lags) == 2 && lags[0] == 0 && lags[1] == 0
-	})
 	var second atomic.Int32
 	h := func(i int, p replicaPos) replicaPos {
 		if i == 0 || second.Add(1) == 1 { // behind: 0 for ever, 1 at its first read only
@@ -134,4 +105,27 @@ func TestReplicaLagWatchesReplicasTogether(t *testing.T) {
 	if len(lags) != 2 || lags[0] < lagCatchUp || lags[1] >= lagCatchUp/2 {
 		t.Fatalf("lags %v, want the first at least %s (never caught up) and the second what its replay took (one poll)", lags, lagCatchUp)
 	}
+}
+
+// caughtUp opens a store whose replicas are the test replica n times,
+// writes a row and waits until every replica lags 0 (replayed it).
+func caughtUp(t *testing.T, n int) *Store {
+	t.Helper()
+	s := openFresh(t, true, func(o *Options) {
+		for len(o.ReplicaDSNs) < n {
+			o.ReplicaDSNs = append(o.ReplicaDSNs, o.ReplicaDSNs[0])
+		}
+	})
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "lag"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Apply(ctx, "lag", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "lag 0 once the replicas replayed the write", func() bool {
+		lags, err := s.ReplicaLag(ctx)
+		return err == nil && len(lags) == n && !slices.ContainsFunc(lags, func(d time.Duration) bool { return d != 0 })
+	})
+	return s
 }
