@@ -52,7 +52,7 @@ func (l *Log) FencePartitionOf(ctx context.Context, group, topic string, partiti
 	if err := l.checkOpen(); err != nil {
 		return nil, fmt.Errorf("kafka: fence %s/%s/%d: %w", group, topic, partition, err)
 	}
-	td, err := l.adm.ListTopics(ctx, topic)
+	td, err := l.freshTopics(ctx, topic)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: fence %s/%s/%d: metadata: %w", group, topic, partition, mapErr(err))
 	}
@@ -288,7 +288,7 @@ func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOff
 // sameTopic fails with intentlog.ErrUnknownTopic unless fresh metadata
 // shows the committer's topic with the id it had at the fence.
 func (c *fencedCommitter) sameTopic(ctx context.Context) error {
-	td, err := c.l.adm.ListTopics(ctx, c.topic)
+	td, err := c.l.freshTopics(ctx, c.topic)
 	if err != nil {
 		return fmt.Errorf("metadata: %w", mapErr(err))
 	}

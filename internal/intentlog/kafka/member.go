@@ -430,7 +430,8 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 	// the name. Checked while the records are produced.
 	idCheck := make(chan error, 1)
 	go func() { idCheck <- m.sameIDs(pctx, offsets) }()
-	err = produce(pctx, cl, krs, m.produceBound)
+	perr := produce(pctx, cl, krs, m.produceBound)
+	err = perr
 	if cerr := <-idCheck; err == nil {
 		err = cerr
 	}
@@ -440,9 +441,14 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 	if err == nil {
 		err = m.txnCommitOffsets(pctx, p, offsets)
 	}
-	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+	switch {
+	case err == nil || ctx.Err() != nil || !errors.Is(pctx.Err(), context.DeadlineExceeded):
+	case perr != nil:
 		err = fmt.Errorf("not acknowledged within %s (half the transaction timeout): check the brokers and the partitions' "+
 			"in-sync replicas (kafka-topics.sh --describe --under-min-isr-partitions): %w", m.produceBound, m.l.cutOffTxn(err, krs))
+	default: // the records were acknowledged: the metadata or the group coordinator did not answer
+		err = fmt.Errorf("records acknowledged, but not the offsets' check or commit within %s (half the transaction timeout): "+
+			"check the brokers' metadata and the group coordinator (kafka-consumer-groups.sh --describe --group %s): %w", m.produceBound, m.group, err)
 	}
 	if err != nil {
 		if errors.Is(err, errInFlight) {
@@ -688,7 +694,7 @@ func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]inten
 	for topic := range offsets {
 		topics = append(topics, topic)
 	}
-	tds, err := m.l.adm.ListTopics(ctx, topics...)
+	tds, err := m.l.freshTopics(ctx, topics...)
 	if err != nil {
 		return fmt.Errorf("topic ids: %w", err)
 	}
@@ -757,7 +763,7 @@ func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
 	if id, ok := m.topicIDs[topic]; ok {
 		return id, nil
 	}
-	td, err := m.l.adm.ListTopics(ctx, topic)
+	td, err := m.l.freshTopics(ctx, topic)
 	if err != nil {
 		return [16]byte{}, err
 	}

@@ -35,10 +35,36 @@ func (l *Log) TopicIDs(ctx context.Context, topics ...string) (map[string]intent
 	return ids, nil
 }
 
+// freshTopics asks a broker for the metadata of topics, as kadm's
+// ListTopics answers it (name, id, error), never from the client's cache:
+// kadm answers from metadata up to MetadataMinAge old, and the id checks
+// that keep a deleted topic's offsets off one created again under its name
+// must see a topic replaced a moment ago (TestTopicIDChecksAskTheBroker).
+func (l *Log) freshTopics(ctx context.Context, topics ...string) (kadm.TopicDetails, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, topic := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, l.cl)
+	if err != nil {
+		return nil, err
+	}
+	tds := make(kadm.TopicDetails, len(resp.Topics))
+	for _, rt := range resp.Topics {
+		if rt.Topic == nil {
+			continue
+		}
+		tds[*rt.Topic] = kadm.TopicDetail{Topic: *rt.Topic, ID: rt.TopicID, IsInternal: rt.IsInternal, Err: kerr.ErrorForCode(rt.ErrorCode)}
+	}
+	return tds, nil
+}
+
 // topicID reads an external topic's id from fresh metadata (found false:
 // no such topic).
 func (l *Log) topicID(ctx context.Context, topic string) (id intentlog.TopicID, found bool, err error) {
-	tds, err := l.adm.ListTopics(ctx, topic)
+	tds, err := l.freshTopics(ctx, topic)
 	if err != nil {
 		return id, false, mapErr(err)
 	}
