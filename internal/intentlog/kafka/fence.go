@@ -238,29 +238,15 @@ func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOff
 	// TxnOffsetCommit names the topic by name before v6 (Kafka 4.3 too):
 	// a topic deleted and created again since the fence would take the
 	// old topic's offset, and the group's next member skip its records
-	// below it.
-	if err := c.sameTopic(ctx); err != nil {
-		return err
+	// below it. Asked while the offsets are added to the transaction.
+	same := make(chan error, 1)
+	go func() { same <- c.sameTopic(ctx) }()
+	err := c.addOffsets(ctx)
+	if serr := <-same; err == nil || errors.Is(serr, intentlog.ErrUnknownTopic) {
+		err = serr // a topic replaced says more than what the coordinator answered
 	}
-	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
-		add := kmsg.NewPtrAddOffsetsToTxnRequest()
-		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = c.txnID, c.pid, c.epoch, c.group
-		addResp, err := add.RequestWith(ctx, c.l.cl)
-		if err != nil {
-			return err
-		}
-		err = kerr.ErrorForCode(addResp.ErrorCode)
-		if err == nil {
-			break
-		}
-		if !retriableTxn(err) { // CONCURRENT_TRANSACTIONS: the last end's markers are being written
-			return fmt.Errorf("add offsets to the transaction: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("add offsets to the transaction: %w (while the coordinator answered %w)", ctx.Err(), err)
-		case <-time.After(delay):
-		}
+	if err != nil {
+		return err
 	}
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = c.txnID, c.group, c.pid, c.epoch
@@ -283,6 +269,31 @@ func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOff
 		}
 	}
 	return nil
+}
+
+// addOffsets adds the group's offsets to the open transaction
+// (AddOffsetsToTxn), asking again while the coordinator is busy.
+func (c *fencedCommitter) addOffsets(ctx context.Context) error {
+	for delay := 5 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = c.txnID, c.pid, c.epoch, c.group
+		addResp, err := add.RequestWith(ctx, c.l.cl)
+		if err != nil {
+			return err
+		}
+		err = kerr.ErrorForCode(addResp.ErrorCode)
+		if err == nil {
+			return nil
+		}
+		if !retriableTxn(err) { // CONCURRENT_TRANSACTIONS: the last end's markers are being written
+			return fmt.Errorf("add offsets to the transaction: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("add offsets to the transaction: %w (while the coordinator answered %w)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+	}
 }
 
 // sameTopic fails with intentlog.ErrUnknownTopic unless fresh metadata
