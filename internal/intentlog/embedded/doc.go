@@ -15,6 +15,7 @@
 //	dir/<topic>/offsets/<group>           a consumer group's committed offsets
 //	dir/<topic>/offsets/#quarantine-<group>-<n>
 //	                                      a damaged offsets file a repair replaced
+//	                                      (a long <group> cut, then ~ and its CRC-32C)
 //
 // meta is {"version":1,"partitions":N} with, when set, "retention_ns",
 // "retention_bytes", "compact" and "owner" (TopicOptions.Owner: what the

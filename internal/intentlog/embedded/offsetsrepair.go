@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io/fs"
 	"path/filepath"
 	"slices"
@@ -45,7 +46,7 @@ type OffsetsReset struct {
 // start at its end.
 //
 // The damaged bytes are copied to "#quarantine-<group>-<n>" (the first n
-// not taken; a name Open ignores) before the file is replaced, each
+// not taken; a name Open ignores; offsetsQuarantineName) before the file is replaced, each
 // written atomically and durably (writeFileAtomic): a crash in between
 // leaves the damaged file in place, and repairing again copies it again.
 func repairOffsets(fsys vfs.FS, topic, tdir string, starts []int64, rep *RepairReport) error {
@@ -78,7 +79,7 @@ func repairOffsets(fsys vfs.FS, topic, tdir string, starts []int64, rep *RepairR
 		}
 		var q string
 		for n := 1; ; n++ {
-			if name := fmt.Sprintf("#quarantine-%s-%d", group, n); !taken[name] {
+			if name := offsetsQuarantineName(group, n); !taken[name] {
 				taken[name], q = true, filepath.Join(dir, name)
 				break
 			}
@@ -97,4 +98,22 @@ func repairOffsets(fsys vfs.FS, topic, tdir string, starts []int64, rep *RepairR
 			Reason: stripCorrupt(bad), Start: slices.Clone(starts)})
 	}
 	return nil
+}
+
+// maxFileName is the longest file name that Linux filesystems take
+// (NAME_MAX).
+const maxFileName = 255
+
+// offsetsQuarantineName is "#quarantine-<group>-<n>". The name of a group
+// may be 249 characters long (maxNameLen), too long for that name once
+// writeFileAtomic puts "#" and ".tmp" around it: then the group's name is
+// cut to fit and followed by "~" and its CRC-32C, in hex.
+func offsetsQuarantineName(group string, n int) string {
+	suffix := fmt.Sprintf("-%d", n)
+	name := "#quarantine-" + group + suffix
+	if over := len("#"+name+".tmp") - maxFileName; over > 0 {
+		tag := fmt.Sprintf("~%08x", crc32.Checksum([]byte(group), castagnoli))
+		name = "#quarantine-" + group[:len(group)-over-len(tag)] + tag + suffix
+	}
+	return name
 }
