@@ -29,6 +29,8 @@ func newLogCmd(g *globals) *cobra.Command {
 			"first retained offset, the lowest position it can have: it reads again what it had read (the\n" +
 			"resolvers resolve those intents again, publishing no version the event topic still holds; a\n" +
 			"consumer group gets those events again) and skips nothing still in the log.\n" +
+			"A partition's damaged #lost file is copied to #quarantine-lost-<n> and written again from the\n" +
+			"gaps between its segments.\n" +
 			"Segment files missing at the end of a partition, and overlapping segments, are not repaired:\n" +
 			"it fails with the error the start gives, which says what to do.\n" +
 			"A sound log is left unchanged. The server must be stopped (the log directory is locked).",
@@ -45,9 +47,13 @@ func newLogCmd(g *globals) *cobra.Command {
 			w := g.stdout
 			fmt.Fprintf(w, "checked %d partitions, %d segments, %d bytes, %d offsets files in %s\n",
 				rep.Partitions, rep.Segments, rep.Bytes, rep.OffsetsFiles, dir)
-			if len(rep.Lost) == 0 && len(rep.Offsets) == 0 {
+			if len(rep.Lost) == 0 && len(rep.Offsets) == 0 && len(rep.LostFiles) == 0 {
 				fmt.Fprintln(w, "nothing to repair")
 				return nil
+			}
+			for _, f := range rep.LostFiles {
+				fmt.Fprintf(w, "rebuilt %s: it was damaged (%s); its bytes are kept in %s; the gaps it listed are listed again below\n",
+					f.File, f.Reason, f.Quarantine)
 			}
 			for _, l := range rep.Lost {
 				to := fmt.Sprint(l.To)

@@ -460,6 +460,11 @@ func (ls lostRanges) covers(from, to int64) bool {
 	return false
 }
 
+// lostRepairHint is the fix that Open's error about a damaged #lost file
+// names.
+const lostRepairHint = "stop wail and run `wail log repair DATA_DIR` (it keeps the file's bytes in a quarantine " +
+	"file and lists again the gaps between the partition's segments)"
+
 func readLost(fsys vfs.FS, dir string) (lostRanges, error) {
 	b, err := vfs.ReadFile(fsys, filepath.Join(dir, lostFile))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -135,6 +135,9 @@ func (p *partition) openSegments(create bool) error {
 		return nil
 	}
 	lost, err := readLost(p.log.fs, p.dir)
+	if errors.Is(err, intentlog.ErrCorrupt) {
+		return fmt.Errorf("%w; %s", err, lostRepairHint)
+	}
 	if err != nil {
 		return err
 	}

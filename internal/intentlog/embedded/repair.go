@@ -21,6 +21,14 @@ type RepairReport struct {
 	Lost         []Lost         // ranges removed by this repair
 	OffsetsFiles int            // consumer groups' offsets files checked
 	Offsets      []OffsetsReset // offsets files replaced by this repair
+	LostFiles    []LostRebuilt  // damaged #lost files rebuilt by this repair
+}
+
+// LostRebuilt is a partition's #lost file that did not read, which Repair
+// copied to a quarantine file and wrote again from the gaps between the
+// partition's segments (listed in RepairReport.Lost).
+type LostRebuilt struct {
+	File, Quarantine, Reason string
 }
 
 // Repair checks every batch (framing, CRC, records, offsets) of every
@@ -33,7 +41,9 @@ type RepairReport struct {
 // file lost) is recorded the same way. A consumer group's offsets file that
 // Open refuses is copied to a quarantine file and replaced by one that
 // starts the group at each partition's first retained offset
-// (repairOffsets). Only FS, Logger and IndexIntervalBytes of opts are used. Segments missing
+// (repairOffsets). A partition's #lost file that does not read is copied
+// to "#quarantine-lost-<n>" and written again: the gaps between segments
+// it listed are found again. Only FS, Logger and IndexIntervalBytes of opts are used. Segments missing
 // at the end of a partition (missingErr) are not repaired: no file says
 // which offsets they held, and Repair fails with Open's error, which says
 // what to do. Nor are
@@ -91,6 +101,10 @@ func Repair(dir string, opts Options) (*RepairReport, error) {
 			"from", l.From, "to", l.To, "segment", l.Segment, "position", l.Position, "bytes", l.Bytes,
 			"quarantine", l.Quarantine, "reason", l.Reason)
 	}
+	for _, f := range rep.LostFiles {
+		opts.Logger.Warn("embedded: repair rebuilt a damaged #lost file from the gaps between segments", "file", f.File,
+			"quarantine", f.Quarantine, "reason", f.Reason)
+	}
 	for _, o := range rep.Offsets {
 		opts.Logger.Warn("embedded: repair replaced a damaged offsets file; the group starts again at each "+
 			"partition's first retained offset", "topic", o.Topic, "group", o.Group, "file", o.File,
@@ -140,7 +154,19 @@ func (pr *partRepair) run() error {
 	// The repair keeps every segment file (a damaged one keeps its valid
 	// start, maybe none), so the first one's base stays the start.
 	pr.start = bases[0]
-	if pr.lost, err = readLost(pr.fs, pr.dir); err != nil {
+	rewrite := false // a damaged #lost, copied to a quarantine file
+	if pr.lost, err = readLost(pr.fs, pr.dir); errors.Is(err, intentlog.ErrCorrupt) {
+		// Nothing in it can be trusted; the gaps it listed are found
+		// again below (the ranges open at their end only said why the
+		// log went on below its old end, and are not needed).
+		q, qerr := pr.quarantineLost()
+		if qerr != nil {
+			return qerr
+		}
+		pr.rep.LostFiles = append(pr.rep.LostFiles, LostRebuilt{File: filepath.Join(pr.dir, lostFile), Quarantine: q,
+			Reason: stripCorrupt(err)})
+		pr.lost, rewrite = nil, true
+	} else if err != nil {
 		return err
 	}
 	for i, base := range bases {
@@ -163,7 +189,7 @@ func (pr *partRepair) run() error {
 				Reason: fmt.Sprintf("no segment holds offsets [%d, %d)", end, limit)})
 		}
 	}
-	if len(pr.found) == 0 {
+	if len(pr.found) == 0 && !rewrite {
 		return nil
 	}
 	if err := pr.fs.SyncDir(pr.dir); err != nil {
@@ -174,6 +200,31 @@ func (pr *partRepair) run() error {
 	}
 	pr.rep.Lost = append(pr.rep.Lost, pr.found...)
 	return nil
+}
+
+// quarantineLost copies the partition's damaged #lost file to
+// "#quarantine-lost-<n>" (the first n not taken), durably.
+func (pr *partRepair) quarantineLost() (string, error) {
+	path := filepath.Join(pr.dir, lostFile)
+	b, err := vfs.ReadFile(pr.fs, path)
+	if err != nil {
+		return "", err
+	}
+	for n := 1; ; n++ {
+		q := filepath.Join(pr.dir, fmt.Sprintf("#quarantine-lost-%d", n))
+		f, err := pr.fs.OpenFile(q, os.O_RDONLY, 0)
+		if err == nil {
+			_ = f.Close()
+			continue
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if err := writeFileAtomic(pr.fs, q, b, false); err != nil {
+			return "", fmt.Errorf("quarantine %s: %w", path, err)
+		}
+		return q, nil
+	}
 }
 
 // lastNotSealed fails as Open does when the partition's last segment has
