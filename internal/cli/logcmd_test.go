@@ -16,7 +16,8 @@ import (
 
 // TestLogRepair: `wail log repair DATA_DIR` on a log with a damaged batch
 // followed by valid ones prints the lost offsets and the quarantine file;
-// the log opens afterwards; a second run finds nothing.
+// the log opens afterwards; a second run finds nothing; a damaged #lost
+// file is rebuilt, saying so.
 func TestLogRepair(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -66,6 +67,20 @@ func TestLogRepair(t *testing.T) {
 	code, out, _ = runCLI(ctx, "", "", "log", "repair", data)
 	if code != 0 || !strings.Contains(out, "nothing to repair") {
 		t.Fatalf("second log repair: code %d\n%s", code, out)
+	}
+	// A damaged #lost file: rebuilt, the gap listed again.
+	lost := filepath.Join(dir, "t", "0", "#lost")
+	if err := os.WriteFile(lost, []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := embedded.Open(dir, embedded.Options{}); err == nil || !strings.Contains(err.Error(), "wail log repair") {
+		t.Fatalf("Open with a damaged #lost: %v", err)
+	}
+	code, out, errOut = runCLI(ctx, "", "", "log", "repair", data)
+	if code != 0 || !strings.Contains(out, "rebuilt "+lost+": it was damaged (") ||
+		!strings.Contains(out, "its bytes are kept in "+lost[:len(lost)-len("#lost")]+"#quarantine-lost-1") ||
+		!strings.Contains(out, "lost t/0 offsets [1, 2)") {
+		t.Fatalf("log repair of a damaged #lost: code %d\n%s%s", code, out, errOut)
 	}
 	if code, _, errOut := runCLI(ctx, "", "", "log", "repair", t.TempDir()); code != 1 || !strings.Contains(errOut, "holds no embedded log") {
 		t.Fatalf("log repair of an empty directory: code %d, %s", code, errOut)
