@@ -257,3 +257,22 @@ func TestCommitsMerge(t *testing.T) {
 		})
 	}
 }
+
+// TestCommittedIsACopy: what Committed returns is the caller's: changing
+// it changes neither what Committed returns next nor what a Commit merges
+// with.
+func TestCommittedIsACopy(t *testing.T) {
+	l := openLog(t, "/log", Options{FS: vfs.NewMem()})
+	defer l.Close()
+	createTestTopic(t, l, 2, intentlog.TopicOptions{})
+	ctx := context.Background()
+	noErr(t, l.Append(ctx, testTopic, manyRecords("r", 40)))
+	noErr(t, l.Commit(ctx, "g", testTopic, map[int32]int64{0: 1}))
+	got, err := l.Committed(ctx, "g", testTopic)
+	noErr(t, err)
+	got[0], got[1] = 9, 9
+	noErr(t, l.Commit(ctx, "g", testTopic, map[int32]int64{1: 2}))
+	if got, err := l.Committed(ctx, "g", testTopic); err != nil || !maps.Equal(got, map[int32]int64{0: 1, 1: 2}) {
+		t.Fatalf("Committed = %v, %v; want map[0:1 1:2]", got, err)
+	}
+}

@@ -72,3 +72,28 @@ func TestCommittedFailureInHealth(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitReadFailureInHealth: a Commit that cannot read the group's
+// offsets file (to merge with them) fails, and shows in Health as a failed
+// Committed does; a read that works clears it.
+func TestCommitReadFailureInHealth(t *testing.T) {
+	efs := vfs.NewErrorFS(nil)
+	l := openLog(t, t.TempDir(), Options{FS: efs, SpaceProbeInterval: time.Hour})
+	defer l.Close()
+	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	appendBatch(t, l, "a", 2)
+	efs.Inject(vfs.Fault{Ops: vfs.OpOpen | vfs.OpRead, Path: "g1"})
+	if err := l.Commit(context.Background(), "g1", testTopic, map[int32]int64{0: 1}); !errors.Is(err, intentlog.ErrStorage) {
+		t.Fatalf("Commit with EIO reading the offsets: %v, want ErrStorage", err)
+	}
+	if h := l.Health(); !errors.Is(h, ErrReadFailing) || !strings.Contains(h.Error(), testTopic+" group g1") {
+		t.Fatalf("Health after a failed Commit: %v; want ErrReadFailing naming %s group g1", h, testTopic)
+	}
+	efs.Clear()
+	if _, err := l.Committed(context.Background(), "g1", testTopic); err != nil {
+		t.Fatalf("Committed once the disk reads again: %v", err)
+	}
+	if h := l.Health(); h != nil {
+		t.Fatalf("Health once the offsets read again: %v", h)
+	}
+}
