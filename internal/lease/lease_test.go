@@ -21,6 +21,10 @@ type world struct {
 	// tick runs at every Sleep (another process acting meanwhile).
 	tick     func(w *world)
 	released []string
+	// releaseCalls counts the ReleaseLease calls, whatever they did.
+	releaseCalls int
+	// onRenew, if set, runs at the start of every RenewLease call.
+	onRenew func()
 	// claims and renewals are the store's times of the calls it got.
 	claims, renewals []time.Time
 	// idle counts the Sleeps in a row that waited no time.
@@ -56,6 +60,9 @@ func (w *world) ClaimLease(ctx context.Context, name string, l store.Lease, ttl 
 }
 
 func (w *world) RenewLease(ctx context.Context, name, holder string, ttl time.Duration) (store.Lease, error) {
+	if w.onRenew != nil {
+		w.onRenew()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.renewals = append(w.renewals, w.now)
@@ -77,6 +84,7 @@ func (w *world) RenewLease(ctx context.Context, name, holder string, ttl time.Du
 func (w *world) ReleaseLease(ctx context.Context, name, holder string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.releaseCalls++
 	if err := ctx.Err(); err != nil {
 		return err // a store call whose context ended does nothing
 	}
@@ -128,6 +136,10 @@ func TestClaimFree(t *testing.T) {
 	k, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
 	if err != nil || k.Check() != nil || k.Lease().Holder != "me" {
 		t.Fatalf("claim: %v, check %v", err, k.Check())
+	}
+	// The lease as the store granted it.
+	if l := k.Lease(); l.Name != "proxy/3" || !l.Expires.Equal(w.clock().Add(15*time.Second)) {
+		t.Fatalf("claimed lease %+v", l)
 	}
 	w.sleep(context.Background(), 11*time.Second) // under 80% of 15s
 	if err := k.Check(); err != nil {
@@ -296,8 +308,71 @@ func TestRunLost(t *testing.T) {
 		!strings.Contains(err.Error(), "writes nothing more and stops; if both processes should run, give each proxy sharing a store its own id") {
 		t.Fatalf("run: %v", err)
 	}
-	if len(w.released) != 0 {
-		t.Fatalf("released another's lease: %v", w.released)
+	if len(w.released) != 0 || w.releaseCalls != 0 {
+		t.Fatalf("released another's lease: %v (%d store calls)", w.released, w.releaseCalls)
+	}
+	// Writes stop at once, though the lease's time (from the claim) is
+	// not over: another process holds the id now.
+	const why = "proxy id 3: this process's lease lapsed and another process took it"
+	if err := k.Check(); err == nil || !strings.HasPrefix(err.Error(), why) {
+		t.Fatalf("check after the loss: %v", err)
+	}
+	if _, err := k.Hold(); err == nil || !strings.HasPrefix(err.Error(), why) {
+		t.Fatalf("hold after the loss: %v", err)
+	}
+}
+
+// TestRunEndsDuringARenewal: a renewal cut off because Run's context
+// ended (the process stops) is no failure: nobody is told the renewals
+// fail (a stopping proxy's /healthz said its lease could not be renewed).
+func TestRunEndsDuringARenewal(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	k, err := Claim(context.Background(), w, "proxy/3", me, w.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w.onRenew = cancel
+	changed := 0
+	if err := k.Run(ctx, func() { changed++ }); err != nil {
+		t.Fatal(err)
+	}
+	if changed != 0 || k.Renewing() != nil {
+		t.Fatalf("the cut-off renewal was reported: %d calls, renewing %v", changed, k.Renewing())
+	}
+	if len(w.released) != 1 {
+		t.Fatalf("released %v", w.released)
+	}
+}
+
+// TestHoldDoneTwice: a hold's done called again ends nothing more: the
+// other holds still keep Release waiting.
+func TestHoldDoneTwice(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	o := w.opts()
+	waited := false
+	o.Sleep = func(ctx context.Context, d time.Duration) error {
+		waited = true
+		return w.sleep(ctx, d) // the other hold does not end in time
+	}
+	k, err := Claim(context.Background(), w, "proxy/3", me, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done1, err := k.Hold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Hold(); err != nil {
+		t.Fatal(err)
+	}
+	done1()
+	done1()
+	k.Release()
+	if !waited || len(w.released) != 0 {
+		t.Fatalf("Release with a hold in flight: waited %v, released %v", waited, w.released)
 	}
 }
 
