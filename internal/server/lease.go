@@ -47,8 +47,11 @@ func (s *Server) claimProxyID(ctx context.Context) error {
 		k, err := lease.Claim(ctx, st, fmt.Sprintf("proxy/%d", s.cfg.ProxyID), s.leaseHolder, lease.Options{
 			TTL: s.cfg.Proxy.LeaseTTL, What: s.proxyIDName(),
 			Waiting: func(held store.Lease) {
-				why := fmt.Sprintf("%s is held by host %s, pid %d, since %s: waiting to see its lease renewed (a live holder: this process will not start) or expire (a stopped one: this process takes the id; at most proxy.lease_ttl)",
-					s.proxyIDName(), held.Host, held.PID, held.Since.UTC().Format(time.RFC3339))
+				// The holder's lease lasts its own proxy.lease_ttl, which
+				// may not be this process's: say when it expires.
+				why := fmt.Sprintf("%s is held by host %s, pid %d, since %s: waiting to see its lease renewed (a live holder: this process will not start) "+
+					"or expire (a stopped one: this process takes the id once its lease expires, at %s by the store's clock)",
+					s.proxyIDName(), held.Host, held.PID, held.Since.UTC().Format(time.RFC3339), held.Expires.UTC().Format(time.RFC3339))
 				s.setStarting(why, "if that process still runs, stop it or give this one its own --proxy-id")
 				if !logged {
 					s.logger.Warn(why)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,5 +73,59 @@ func TestClaimAgainAfterAnUnansweredClaim(t *testing.T) {
 	}
 	if s.lease == nil || s.lease.Check() != nil {
 		t.Fatal("no valid lease after the claim")
+	}
+}
+
+// crashedHolder is a store where a process that crashed holds every
+// lease until expires (by the store's clock, which does not move here).
+type crashedHolder struct {
+	store.Store
+	expires time.Time
+}
+
+func (c *crashedHolder) ClaimLease(_ context.Context, name string, _ store.Lease, _ time.Duration) (store.Lease, error) {
+	since := c.expires.Add(-20 * time.Minute)
+	return store.Lease{Name: name, Holder: "crashed", Host: "there", PID: 77, Since: since, Renewed: since.Add(10 * time.Minute),
+		Expires: c.expires}, store.ErrLeaseHeld
+}
+
+func (c *crashedHolder) RenewLease(context.Context, string, string, time.Duration) (store.Lease, error) {
+	return store.Lease{}, store.ErrLeaseLost
+}
+
+func (c *crashedHolder) ReleaseLease(context.Context, string, string) error { return nil }
+
+// TestClaimWaitSaysWhenTheHolderExpires: the holder of the proxy id
+// leased it with its own proxy.lease_ttl (10m, since lowered to this
+// process's 15s): the start says when that lease expires, the time the id
+// is free if the holder crashed. (It said the wait lasted at most
+// proxy.lease_ttl, this process's: 15s, while it lasted up to 10m.)
+func TestClaimWaitSaysWhenTheHolderExpires(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	expires := time.Date(2026, 5, 1, 10, 20, 0, 0, time.UTC)
+	s.store = &crashedHolder{Store: s.store, expires: expires}
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.claimProxyID(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("claim: %v, want the context's end while it waits", err)
+	}
+	why := s.starting.Load()
+	if why == nil {
+		t.Fatal("the start does not say what it waits for")
+	}
+	for _, want := range []string{"proxy id 0 is held by host there, pid 77", "once its lease expires, at 2026-05-01T10:20:00Z by the store's clock"} {
+		if !strings.Contains(*why, want) {
+			t.Errorf("start condition %q lacks %q", *why, want)
+		}
+	}
+	if strings.Contains(*why, "at most proxy.lease_ttl") {
+		t.Errorf("start condition %q bounds the wait by this process's proxy.lease_ttl", *why)
 	}
 }
