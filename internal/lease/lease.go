@@ -243,7 +243,9 @@ func (k *Keeper) Renewing() error {
 
 // Run renews the lease until ctx ends, then releases it. It returns a
 // *LostError if the lease is gone to another process, nil otherwise.
-// changed, if set, is called after each renewal attempt.
+// changed, if set, is called after each renewal attempt. An attempt the
+// store does not answer within four fifths of the TTL (when its answer
+// could no longer make the lease valid) is given up as failed.
 func (k *Keeper) Run(ctx context.Context, changed func()) error {
 	defer k.Release()
 	for {
@@ -251,7 +253,12 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 			return nil
 		}
 		start, wall := k.opts.Now(), k.opts.Wall()
-		got, err := k.st.RenewLease(ctx, k.name, k.me.Holder, k.opts.TTL)
+		// An answer after TTL less the margin makes the lease valid no
+		// more (validity counts from the start): give the call up then,
+		// report it and try again, whatever the store's own timeout.
+		rctx, cancel := context.WithTimeout(ctx, k.opts.TTL-k.margin())
+		got, err := k.st.RenewLease(rctx, k.name, k.me.Holder, k.opts.TTL)
+		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}

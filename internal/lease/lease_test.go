@@ -18,6 +18,9 @@ type world struct {
 	now    time.Time
 	leases map[string]store.Lease
 	down   bool // the store does not answer
+	// stall makes a renewal hang until its context ends (a store that
+	// takes the call and never answers).
+	stall bool
 	// tick runs at every Sleep (another process acting meanwhile).
 	tick     func(w *world)
 	released []string
@@ -66,6 +69,11 @@ func (w *world) RenewLease(ctx context.Context, name, holder string, ttl time.Du
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.renewals = append(w.renewals, w.now)
+	if w.stall {
+		w.mu.Unlock()
+		<-ctx.Done()
+		w.mu.Lock()
+	}
 	if err := ctx.Err(); err != nil {
 		return store.Lease{}, err
 	}
@@ -639,4 +647,52 @@ func (h *heldOnce) ClaimLease(ctx context.Context, name string, l store.Lease, t
 	}
 	l.Name = name
 	return l, nil
+}
+
+// TestRenewalStalls: a renewal the store takes and does not answer
+// (a stalled database, a Cassandra renewal retried through Paxos
+// contention: longer than the TTL) is given up once its answer could no
+// longer make the lease valid (validity counts from its start): the
+// lapse is reported (the proxy's /healthz) and the next renewal tried,
+// instead of waiting for the store's own timeout. (Run waited for the
+// call however long it took: writes were refused while nothing said the
+// renewals failed, and after the store recovered until the hung call
+// ended.)
+func TestRenewalStalls(t *testing.T) {
+	t.Parallel()
+	w := newWorld()
+	o := w.opts()
+	o.TTL = 500 * time.Millisecond // real time here: the stalled call's bound
+	k, err := Claim(context.Background(), w, "proxy/3", me, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mu.Lock()
+	w.stall = true
+	w.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reported := make(chan error, 1)
+	ran := make(chan error, 1)
+	go func() {
+		ran <- k.Run(ctx, func() {
+			select {
+			case reported <- k.Renewing():
+			default:
+			}
+			cancel()
+		})
+	}()
+	select {
+	case err := <-reported:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the stalled renewal reported %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("a stalled renewal was waited for without end, and nobody was told")
+	}
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
 }
