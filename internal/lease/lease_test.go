@@ -26,6 +26,9 @@ type world struct {
 	released []string
 	// releaseCalls counts the ReleaseLease calls, whatever they did.
 	releaseCalls int
+	// bounds are the real time each RenewLease call had left before its
+	// context's deadline when it came (-1: none).
+	bounds []time.Duration
 	// onRenew, if set, runs at the start of every RenewLease call.
 	onRenew func()
 	// claims and renewals are the store's times of the calls it got.
@@ -69,6 +72,11 @@ func (w *world) RenewLease(ctx context.Context, name, holder string, ttl time.Du
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.renewals = append(w.renewals, w.now)
+	bound := time.Duration(-1)
+	if d, ok := ctx.Deadline(); ok {
+		bound = time.Until(d)
+	}
+	w.bounds = append(w.bounds, bound)
 	if w.stall {
 		w.mu.Unlock()
 		<-ctx.Done()
@@ -263,6 +271,13 @@ func TestRun(t *testing.T) {
 	}
 	if len(w.released) != 1 || w.released[0] != "me" {
 		t.Fatalf("released %v", w.released)
+	}
+	// Each renewal is given up after four fifths of the TTL (12s; real
+	// time: the call gets here well within the 4.5s to spare).
+	for i, b := range w.bounds {
+		if b > 12*time.Second || b <= 7500*time.Millisecond {
+			t.Fatalf("renewal %d bounded by %s, want 12s", i, b)
+		}
 	}
 }
 
