@@ -703,6 +703,8 @@ func TestRenewalStalls(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("the stalled renewal reported %v", err)
 		}
+	case err := <-ran:
+		t.Fatalf("Run ended (%v) without reporting the stalled renewal", err)
 	case <-time.After(30 * time.Second):
 		cancel()
 		t.Fatal("a stalled renewal was waited for without end, and nobody was told")
