@@ -111,12 +111,20 @@ func (s *Server) catalogFresh() error {
 // holdStamped is admitWrites asked right after a write was stamped: it
 // also holds the proxy id's lease until the write's intents are appended
 // (lease.Keeper.Hold), so that it is released at shutdown only once the
-// next holder's clock can observe them.
+// next holder's clock can observe them. The catalog is checked after the
+// hold, as admitWrites does (TestHoldStampedChecksTheCatalog).
 func (s *Server) holdStamped() (done func(), err error) {
 	if cause := s.stopping.Load(); cause != nil || s.lease == nil {
 		return func() {}, s.admitWrites()
 	}
-	return s.lease.Hold()
+	if done, err = s.lease.Hold(); err != nil {
+		return nil, err
+	}
+	if err := s.catalogFresh(); err != nil {
+		done()
+		return nil, err
+	}
+	return done, nil
 }
 
 // keepLease renews the proxy id's lease until stop is called (which

@@ -129,3 +129,42 @@ func TestClaimWaitSaysWhenTheHolderExpires(t *testing.T) {
 		t.Errorf("start condition %q bounds the wait by this process's proxy.lease_ttl", *why)
 	}
 }
+
+// TestHoldStampedChecksTheCatalog: with a lease (every store that
+// processes share), the check right after a write is stamped refuses it
+// when the catalog is stale, as the check before does: a write that
+// waited between the two (a queue, admission control) past another
+// process's drop of its table must not land after the drop. It held the
+// lease only, and let the write through.
+func TestHoldStampedChecksTheCatalog(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.CatalogRefresh = 100 * time.Millisecond // stale 1.2 s after the last read: no refresh runs here (no Run)
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	s.store = &ackLostLeases{Store: s.store, answered: true}
+	if err := s.claimProxyID(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.cfg.Store.Kind = config.StorePostgres // a catalog that other processes change
+	for deadline := time.Now().Add(5 * time.Second); s.catalog.Fresh() == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the catalog never went stale")
+		}
+	}
+	if err := s.admitWrites(); err == nil {
+		t.Fatal("admitWrites let a write through on a stale catalog")
+	}
+	done, err := s.holdStamped()
+	if err == nil {
+		done()
+		t.Fatal("holdStamped let a stamped write through on a stale catalog; want the catalog's error, as admitWrites")
+	}
+	if !strings.Contains(err.Error(), "writes are refused until it is read again") {
+		t.Fatalf("holdStamped: %v; want the stale catalog's error", err)
+	}
+}
