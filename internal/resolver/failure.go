@@ -26,7 +26,9 @@ import (
 //     between two counted failures that held an uncounted one: time the
 //     store or the bus was out for the key is not retry time, so a key
 //     whose level was down for longer than MaxRetryTime between two
-//     transient failures is not dead-lettered for it.
+//     transient failures is not dead-lettered for it. A counted failure
+//     that is the key's only one and unsure (below) dead-letters nothing
+//     (MaxAttempts 1): the key's next counted failure does.
 //
 // The outage rule decides what counts: a failed attempt counts only if the
 // backend served other keys since the key's previous attempt.
@@ -244,15 +246,16 @@ func (c *Core) readFailed(now time.Time, ks *keyState, err error, top bool) {
 	f.served = false
 	f.readMark = c.seq
 	retried := f.retried
-	if c.failed(now, ks, err.Error(), counted, false) {
+	// No read asked after the key's has succeeded: the store may have
+	// stopped serving everyone just then.
+	unsure := counted && c.readOK[ks.level] <= ks.seq
+	if c.failed(now, ks, err.Error(), counted, unsure, false) {
 		ps := ks.pending
 		ks.pending = nil
 		c.deadLetter(ks, LetterRead, ps)
 		return
 	}
-	if counted && c.readOK[ks.level] <= ks.seq {
-		// No read asked after the key's has succeeded: the store may
-		// have stopped serving everyone just then.
+	if unsure {
 		c.doubt(&c.unsure, ks, c.seq, retried)
 	}
 	c.out.ReadRetries++
@@ -321,14 +324,15 @@ func (c *Core) PublishFailed(now time.Time, fails []PublishFailure) {
 			c.pubUnsure = c.strike(c.pubUnsure, ks.name, ks.fail.sent)
 		}
 		retried := ks.fail.retried
-		if c.failed(now, ks, errString(f.Err), counted, certain && f.Permanent) {
+		// The bus may have stopped taking anything just then: a counted
+		// failure is unsure.
+		if c.failed(now, ks, errString(f.Err), counted, counted, certain && f.Permanent) {
 			ps := ks.inFlight
 			ks.inFlight, ks.event = nil, nil
 			c.deadLetter(ks, LetterPublish, ps)
 			continue
 		}
 		if counted {
-			// The bus may have stopped taking anything just then.
 			c.doubt(&c.pubUnsure, ks, c.sent, retried)
 		}
 		c.out.PublishRetries++
@@ -369,7 +373,7 @@ func (c *Core) LetterFailed(now time.Time, letters []Letter, err error) {
 			continue
 		}
 		c.pubUnsure = c.strike(c.pubUnsure, ks.name, ks.fail.sent)
-		c.failed(now, ks, errString(err), false, false)
+		c.failed(now, ks, errString(err), false, false, false)
 		ks.phase = retrying
 		c.timer(ks, c.retryAt(now, ks))
 	}
@@ -384,8 +388,13 @@ func (c *Core) lettering(l *Letter) *keyState {
 }
 
 // failed records a failed attempt and reports whether the key's intents
-// must go to the dead-letter queue now.
-func (c *Core) failed(now time.Time, ks *keyState, err string, counted, permanent bool) bool {
+// must go to the dead-letter queue now. A counted failure that is unsure
+// (it may be the first of an outage: unsureFail) and the key's only
+// counted one dead-letters nothing, whatever the bounds (MaxAttempts 1):
+// else an outage dead-lettered every key whose attempt came first in it,
+// before the failures after it could take it back. The key's next counted
+// failure confirms it.
+func (c *Core) failed(now time.Time, ks *keyState, err string, counted, unsure, permanent bool) bool {
 	f := &ks.fail
 	if f.tries == 0 {
 		f.first = now
@@ -406,6 +415,9 @@ func (c *Core) failed(now time.Time, ks *keyState, err string, counted, permanen
 	}
 	f.counted++
 	f.lastCounted, f.outage = now, false
+	if unsure && f.counted == 1 {
+		return false
+	}
 	return f.counted >= c.p.MaxAttempts || f.retried >= c.p.MaxRetryTime
 }
 

@@ -9,7 +9,9 @@ import (
 // read counts toward the bounds only if the store served another read at
 // that level since the key's round began. A read that succeeded just
 // before (the last seq when the key's state was made) proves nothing
-// about an outage that starts now; a probe issued after the failure does.
+// about an outage that starts now; a probe issued after the failure does
+// (and confirms a counted failure: with MaxAttempts 1, the key's next
+// counted failure dead-letters it).
 func TestCoreReadFailureCountsOnlyReadsSinceItsRound(t *testing.T) {
 	t.Parallel()
 	v1 := ver(0, 0)
@@ -24,8 +26,13 @@ func TestCoreReadFailureCountsOnlyReadsSinceItsRound(t *testing.T) {
 		{read: errRes("a"), reads: []string{"probe@0"}, probe: "b", retries: &[2]int{1, 0}, parked: n(1)},
 		{read: probeRes(true)}, // the store serves: the next failure counts
 		{at: 40, tick: true, reads: []string{"a@0"}},
-		{at: 40, read: errRes("a"), letters: []string{letter("a", "read", v1)}, parked: n(1)},
-		{at: 40, lettered: true, commit: 2, parked: n(0)},
+		// counted, but a's only counted failure and unsure: no letter yet
+		// (TestCoreOneAttemptOutageStart); the probe after it confirms it
+		{at: 40, read: errRes("a"), reads: []string{"probe@0"}, parked: n(1)},
+		{at: 40, read: probeRes(true)},
+		{at: 80, tick: true, reads: []string{"a@0"}},
+		{at: 80, read: errRes("a"), letters: []string{letter("a", "read", v1)}, parked: n(1)},
+		{at: 80, lettered: true, commit: 2, parked: n(0)},
 	})
 }
 
