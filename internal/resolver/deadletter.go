@@ -169,7 +169,11 @@ type lettersFound struct {
 // settled returns the intents the letters hold, for Core.AlreadySettled.
 func (f lettersFound) settled() []Settled { return f.intents }
 
-// missing returns the letters of ls that are not in the topic.
+// missing returns the letters of ls that are not in the topic: those of
+// intents with only the intents none in the topic holds. A letter's
+// records may be cut otherwise than those that landed (the record limit
+// read again since), so a record whose first intent landed may hold
+// others that did not.
 func (f lettersFound) missing(ls []*wailv1.DeadLetter) []*wailv1.DeadLetter {
 	var out []*wailv1.DeadLetter
 	for _, d := range ls {
@@ -178,11 +182,43 @@ func (f lettersFound) missing(ls []*wailv1.DeadLetter) []*wailv1.DeadLetter {
 			if f.gaps[d.GapStartOffset] != d.GapEndOffset {
 				out = append(out, d)
 			}
-		case len(d.IntentOffsets) == 0 || !f.offsets[d.IntentOffsets[0]]:
+		case len(d.IntentOffsets) == 0:
 			out = append(out, d)
+		default:
+			if rest := f.unfound(d); rest != nil {
+				out = append(out, rest)
+			}
 		}
 	}
 	return out
+}
+
+// unfound returns d with only its intents whose offsets are not in the
+// topic (d itself when none is), nil when every one is.
+func (f lettersFound) unfound(d *wailv1.DeadLetter) *wailv1.DeadLetter {
+	n := 0
+	for _, o := range d.IntentOffsets {
+		if !f.offsets[o] {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case len(d.IntentOffsets):
+		return d
+	}
+	rest := proto.Clone(d).(*wailv1.DeadLetter)
+	rest.Intents, rest.IntentOffsets = nil, nil
+	for i, o := range d.IntentOffsets {
+		if !f.offsets[o] {
+			rest.IntentOffsets = append(rest.IntentOffsets, o)
+			if i < len(d.Intents) {
+				rest.Intents = append(rest.Intents, d.Intents[i])
+			}
+		}
+	}
+	return rest
 }
 
 // scanLetters reads a table's dead-letter topic from the first record

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -415,40 +416,75 @@ func TestHealthOfParkedAndStalledPartitions(t *testing.T) {
 // taken for written.
 func TestLettersMissing(t *testing.T) {
 	t.Parallel()
-	found := lettersFound{offsets: map[int64]bool{0: true, 7: true}, gaps: map[int64]int64{0: 5, 10: 20}}
+	found := lettersFound{offsets: map[int64]bool{0: true, 7: true, 9: true}, gaps: map[int64]int64{0: 5, 10: 20}}
 	gap := func(from, to int64) *wailv1.DeadLetter {
 		return &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP, GapStartOffset: from, GapEndOffset: to}
 	}
 	intents := func(offsets ...int64) *wailv1.DeadLetter {
-		return &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ, IntentOffsets: offsets}
+		d := &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ, IntentOffsets: offsets}
+		for _, o := range offsets {
+			d.Intents = append(d.Intents, &wailv1.Intent{Version: uint64(o) + 100})
+		}
+		return d
 	}
 	cases := []struct {
 		name    string
 		letter  *wailv1.DeadLetter
 		missing bool
+		// rest: the offsets of the intents a letter partly found keeps
+		// (nil: the letter as it is)
+		rest []int64
 	}{
-		{"a gap found", gap(10, 20), false},
-		{"a gap found, from offset 0", gap(0, 5), false},
-		{"a gap with another end", gap(10, 15), true},
-		{"a gap not found", gap(30, 40), true},
-		{"intents found", intents(7, 8), false},
-		{"intents from offset 0 found", intents(0), false},
-		{"intents not found", intents(8, 7), true},
-		{"a letter of no intents", intents(), true},
-		{"a publish letter found", &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH, IntentOffsets: []int64{7}}, false},
+		{"a gap found", gap(10, 20), false, nil},
+		{"a gap found, from offset 0", gap(0, 5), false, nil},
+		{"a gap with another end", gap(10, 15), true, nil},
+		{"a gap not found", gap(30, 40), true, nil},
+		{"intents found", intents(7, 9), false, nil},
+		{"intents from offset 0 found", intents(0), false, nil},
+		{"intents not found", intents(8, 10), true, nil},
+		{"intents found but the last (cut otherwise)", intents(7, 8), true, []int64{8}},
+		{"intents found but the first", intents(8, 7), true, []int64{8}},
+		{"intents found between others", intents(6, 7, 8, 9, 11), true, []int64{6, 8, 11}},
+		{"a letter of no intents", intents(), true, nil},
+		{"a publish letter found", &wailv1.DeadLetter{Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_PUBLISH, IntentOffsets: []int64{7}}, false, nil},
+	}
+	check := func(name string, got, letter *wailv1.DeadLetter, rest []int64) {
+		t.Helper()
+		if rest == nil {
+			if got != letter {
+				t.Errorf("%s: missing returned %v, want the letter as it is", name, got)
+			}
+			return
+		}
+		if !slices.Equal(got.IntentOffsets, rest) || len(got.Intents) != len(rest) {
+			t.Fatalf("%s: missing returned %v, want the intents at %v", name, got, rest)
+		}
+		for i, in := range got.Intents {
+			if in.Version != uint64(rest[i])+100 {
+				t.Errorf("%s: intent at offset %d has version %d, want that of its offset", name, rest[i], in.Version)
+			}
+		}
+		if len(letter.IntentOffsets) == len(rest) {
+			t.Errorf("%s: the letter was changed", name)
+		}
 	}
 	for _, c := range cases {
 		got := found.missing([]*wailv1.DeadLetter{c.letter})
-		if (len(got) == 1) != c.missing || len(got) > 1 || (c.missing && got[0] != c.letter) {
+		if (len(got) == 1) != c.missing || len(got) > 1 {
 			t.Errorf("%s: missing returned %v, want missing=%v", c.name, got, c.missing)
+			continue
+		}
+		if c.missing {
+			check(c.name, got[0], c.letter, c.rest)
 		}
 	}
-	var all []*wailv1.DeadLetter
-	var want []*wailv1.DeadLetter
+	var all, want []*wailv1.DeadLetter
+	var rests [][]int64
 	for _, c := range cases {
 		all = append(all, c.letter)
 		if c.missing {
 			want = append(want, c.letter)
+			rests = append(rests, c.rest)
 		}
 	}
 	got := found.missing(all)
@@ -456,8 +492,6 @@ func TestLettersMissing(t *testing.T) {
 		t.Fatalf("missing of all: %d letters, want %d", len(got), len(want))
 	}
 	for i := range got {
-		if got[i] != want[i] {
-			t.Fatalf("missing of all: letter %d is %v, want %v (in order)", i, got[i], want[i])
-		}
+		check(fmt.Sprintf("missing of all, letter %d (in order)", i), got[i], want[i], rests[i])
 	}
 }
