@@ -112,3 +112,60 @@ func TestFitLettersAtTheLimit(t *testing.T) {
 		t.Fatalf("two intents whose estimate is a byte over the limit (%d bytes): %d records, want 2", est-1, len(ds))
 	}
 }
+
+// TestFitLettersIntentBytes: a record holds at most maxLetterIntentBytes
+// of intents: exactly that many bytes go in one record, a byte more in
+// two.
+func TestFitLettersIntentBytes(t *testing.T) {
+	t.Parallel()
+	lt, tmpl := testLetter(0, 0)
+	add := func(size int) {
+		t.Helper()
+		for l := range size {
+			in := intent.Intent{Table: "t", Key: lt.Key, Op: intent.Upsert, Version: 7, ID: strings.Repeat("i", l), CreatedAt: letterT0}
+			if proto.Size(in.Proto()) == size {
+				lt.Intents = append(lt.Intents, in)
+				lt.Offsets = append(lt.Offsets, int64(len(lt.Offsets)))
+				return
+			}
+		}
+		t.Fatalf("no intent of %d bytes", size)
+	}
+	for range maxLetterIntentBytes/1000 - 1 {
+		add(1000)
+	}
+	last := maxLetterIntentBytes - 1000*(maxLetterIntentBytes/1000-1)
+	add(last)
+	if ds, ok := fitLetters(tmpl, lt, 4*DefaultAppendBytes, false); !ok || len(ds) != 1 {
+		t.Fatalf("intents of %d bytes in all: fit %v, %d records, want 1", maxLetterIntentBytes, ok, len(ds))
+	}
+	lt.Intents, lt.Offsets = lt.Intents[:len(lt.Intents)-1], lt.Offsets[:len(lt.Offsets)-1]
+	add(last + 1)
+	if ds, _ := fitLetters(tmpl, lt, 4*DefaultAppendBytes, false); len(ds) != 2 {
+		t.Fatalf("intents of %d bytes in all: %d records, want 2", maxLetterIntentBytes+1, len(ds))
+	}
+}
+
+// TestCutError: an error detail of at most max bytes is kept as it is;
+// a longer one is cut to max bytes at a rune's start, saying how long it
+// was.
+func TestCutError(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, err string
+		max       int
+		want      string
+	}{
+		{"shorter", "boom", 300, "boom"},
+		{"exactly max", strings.Repeat("a", 300), 300, strings.Repeat("a", 300)},
+		{"a byte over", strings.Repeat("a", 301), 300, strings.Repeat("a", 300-28) + " ... (cut: 301 bytes in all)"},
+		{"cut inside a rune", strings.Repeat("a", 271) + "é" + strings.Repeat("b", 100), 300,
+			strings.Repeat("a", 271) + " ... (cut: 373 bytes in all)"},
+		{"not UTF-8", "key \xff", 300, "key \uFFFD"},
+	} {
+		got := cutError(tc.err, tc.max)
+		if got != tc.want || len(got) > tc.max {
+			t.Errorf("%s: cutError gave %q (%d bytes), want %q", tc.name, got, len(got), tc.want)
+		}
+	}
+}
