@@ -432,6 +432,9 @@ func TestEpochSourceAt(t *testing.T) {
 		{"reader, past the divergence", &epochSource{rd: readerEpochs{change: 7}, known: intentlog.EpochOffset{Offset: 5, Epoch: 2}}, 9, 4},
 		{"reader, before its change", &epochSource{rd: readerEpochs{change: 7}, known: none}, 6, 3},
 		{"reader, offset 0, nothing known", &epochSource{rd: readerEpochs{change: 7}, known: none}, 0, 3},
+		// the log diverged at its first offset: no intent before it, no
+		// epoch, whatever the reader read before
+		{"reader, diverged at offset 0", &epochSource{rd: readerEpochs{change: 7}, known: intentlog.EpochOffset{Offset: 0, Epoch: -1}}, 0, -1},
 	} {
 		if got := tc.s.at(tc.offset); got.Offset != tc.offset || got.Epoch != tc.want {
 			t.Errorf("%s: at(%d) = %+v, want epoch %d", tc.name, tc.offset, got, tc.want)
