@@ -213,9 +213,7 @@ func (f lettersFound) unfound(d *wailv1.DeadLetter) *wailv1.DeadLetter {
 	for i, o := range d.IntentOffsets {
 		if !f.offsets[o] {
 			rest.IntentOffsets = append(rest.IntentOffsets, o)
-			if i < len(d.Intents) {
-				rest.Intents = append(rest.Intents, d.Intents[i])
-			}
+			rest.Intents = append(rest.Intents, d.Intents[i]) // one per offset (fitLetters)
 		}
 	}
 	return rest
