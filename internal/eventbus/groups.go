@@ -191,7 +191,7 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	if start.Snapshot {
 		return nil, invalid(errors.New(`a group cannot be reset to "snapshot"`))
 	}
-	offsets, after, _, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start, false)
+	offsets, after, gaps, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +206,14 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	commit := make(map[int32]int64, len(offsets))
 	for p, o := range offsets {
 		commit[int32(p)] = o
+	}
+	for _, g := range gaps {
+		// Below the log's start, as asked: the members meet the gap and
+		// are told (group.Message.Gap, counted under the group), as when
+		// retention removes events after the reset; the log's start
+		// committed instead skipped them unsaid
+		// (TestGroupResetBelowRetention).
+		commit[g.Partition] = g.From
 	}
 	reset := func(ctx context.Context) error { return s.groups.Reset(ctx, t, name, commit) }
 	if sinkName, ok := strings.CutPrefix(name, SinkGroupPrefix); ok && s.sinkPaused != nil {

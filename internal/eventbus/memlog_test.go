@@ -3,6 +3,7 @@ package eventbus
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 type memLog struct {
 	mu      sync.Mutex
 	parts   map[string][]*memPart
-	grew    chan struct{} // closed and replaced on every append
-	readers int           // open readers
+	grew    chan struct{}                 // closed and replaced on every append
+	readers int                           // open readers
+	commits map[[2]string]map[int32]int64 // by group, topic
 	// errors to fail with (nil: none)
 	createErr, appendErr, boundsErr, timeErr, readerErr, nextErr error
 	nextOnce                                                     error // the next Next's, once
@@ -133,9 +135,25 @@ func (l *memLog) openReaders() int {
 	return l.readers
 }
 
-func (l *memLog) Commit(context.Context, string, string, map[int32]int64) error { return nil }
-func (l *memLog) Committed(context.Context, string, string) (map[int32]int64, error) {
-	return nil, nil
+func (l *memLog) Commit(_ context.Context, group, topic string, offsets map[int32]int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.commits == nil {
+		l.commits = map[[2]string]map[int32]int64{}
+	}
+	c := l.commits[[2]string{group, topic}]
+	if c == nil {
+		c = map[int32]int64{}
+		l.commits[[2]string{group, topic}] = c
+	}
+	maps.Copy(c, offsets)
+	return nil
+}
+
+func (l *memLog) Committed(_ context.Context, group, topic string) (map[int32]int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.commits[[2]string{group, topic}]), nil
 }
 func (l *memLog) DeleteTopic(_ context.Context, topic string) error {
 	l.mu.Lock()

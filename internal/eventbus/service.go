@@ -194,7 +194,14 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	// headers: once the client's call returns, every event published later
 	// is delivered.
 	created := s.createdOf(table)
-	offsets, after, gaps, err := s.startOffsets(ctx, table, n, created, start, msg.FailOnGap)
+	offsets, after, gaps, err := s.startOffsets(ctx, table, n, created, start, func(gap *wailv1.RetentionGap) error {
+		s.gapCount.Add(table, "", gap.From, gap.To)
+		if msg.FailOnGap {
+			return gapError(table, gap)
+		}
+		s.retentionSkipped(table, gap.Partition, gap.From, gap.To)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -491,10 +498,11 @@ func (s *Service) readEvent(r *intentlog.Record, encoded bool) (liveEvent, bool)
 // startOffsets returns where each partition of a stream starts, the
 // version at or below which it skips events (the start's, or its
 // cursor's), and the gaps of a start (a cursor, an offset) below a
-// partition's log start: with failOnGap, the first of them fails it
-// (ErrRetentionGap). created is the table's creation time (0: unknown),
+// partition's log start, each passed to gapped first (nil: none), whose
+// error fails it. created is the table's creation time (0: unknown),
 // which a cursor that carries one must match.
-func (s *Service) startOffsets(ctx context.Context, table string, n int32, created int64, st Start, failOnGap bool) ([]int64, uint64, []*wailv1.RetentionGap, error) {
+func (s *Service) startOffsets(ctx context.Context, table string, n int32, created int64, st Start,
+	gapped func(*wailv1.RetentionGap) error) ([]int64, uint64, []*wailv1.RetentionGap, error) {
 	var cur Cursor
 	if st.Cursor != "" {
 		var err error
@@ -534,12 +542,12 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 			}
 			if o < start {
 				gap := &wailv1.RetentionGap{Partition: int32(p), From: o, To: start}
-				s.gapCount.Add(table, "", o, start)
-				if failOnGap {
-					return nil, 0, nil, gapError(table, gap)
+				if gapped != nil {
+					if err := gapped(gap); err != nil {
+						return nil, 0, nil, err
+					}
 				}
 				gaps = append(gaps, gap)
-				s.retentionSkipped(table, int32(p), o, start)
 			}
 			offsets[p] = min(max(o, start), end)
 		default:
