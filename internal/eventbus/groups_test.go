@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -153,7 +154,8 @@ func TestGroupResetDescribe(t *testing.T) {
 // TestJoinGroupSnapshot: a member joining a new start "snapshot" group
 // is told the request was taken (Started), gets the table's rows
 // (Deliver) and joins from the snapshot's end, committed as the group's
-// positions; a Started or Deliver that fails fails the join with its
+// positions, described meanwhile as the snapshot's taker with the events
+// it sent; a Started or Deliver that fails fails the join with its
 // error, and a member that joins from "beginning" during the snapshot
 // aborts it (ErrSnapshotAborted): neither joins nor commits positions.
 func TestJoinGroupSnapshot(t *testing.T) {
@@ -182,6 +184,10 @@ func TestJoinGroupSnapshot(t *testing.T) {
 			sess, err := svc.JoinGroup(ctx, "t", "g", "m1", "snapshot", GroupSnapshot{
 				Started: func() error { return tc.started },
 				Deliver: func(evs []*wailv1.StreamedEvent) error {
+					// Described as under way, with the rows sent before.
+					if d, err := svc.DescribeGroup(ctx, "t", "g"); err != nil || d.SnapshotMember != "m1" || d.SnapshotEvents != int64(rows) {
+						t.Errorf("described during the snapshot after %d rows: %+v, %v; want m1 taking it, %d events sent", rows, d, err, rows)
+					}
 					rows += len(evs)
 					if tc.otherJoins && rows == 1 {
 						other, err := svc.JoinGroup(ctx, "t", "g", "m2", "beginning", GroupSnapshot{})
@@ -214,5 +220,89 @@ func TestJoinGroupSnapshot(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServiceTableDropped: the drop of a table ends the members of its
+// consumer groups (group.ErrTableDropped) whose table was created when
+// the service says, not those of a table created again since; webhook
+// sinks' groups are left to their manager. A service without groups has
+// none to end.
+func TestServiceTableDropped(t *testing.T) {
+	t.Parallel()
+	svc, bus := groupService(t)
+	svc.WithTableCreated(func(string) int64 { return 1 })
+	NewService(bus, func(string) (int32, bool) { return 2, true }).TableDropped("t", 1) // no groups
+	ctx := t.Context()
+	member, err := svc.JoinGroup(ctx, "t", "g", "m", "", GroupSnapshot{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Leave()
+	tb, err := svc.groupTable("t", SinkGroupPrefix+"hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := svc.groups.Join(ctx, tb, SinkGroupPrefix+"hook", "s", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Leave()
+	ended := func(s *group.Session) bool {
+		select {
+		case <-s.Done():
+			return true
+		default:
+			return false
+		}
+	}
+	svc.TableDropped("t", 2) // a later creation's drop
+	if ended(member) || ended(sink) {
+		t.Fatalf("the drop of a table created after the members' ended them: %v, %v", member.Err(), sink.Err())
+	}
+	svc.TableDropped("t", 1)
+	select {
+	case <-member.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the member of the dropped table's group stayed in")
+	}
+	if !errors.Is(member.Err(), group.ErrTableDropped) {
+		t.Errorf("the member ended with %v, want group.ErrTableDropped", member.Err())
+	}
+	if ended(sink) {
+		t.Errorf("the drop ended the webhook sink's group: %v", sink.Err())
+	}
+}
+
+// TestGroupResetOfASink: a reset of a webhook sink's group runs through
+// the sinks' manager (WithSinks: the sink is no member, and would
+// overwrite the reset with its next commit), which names the sink and
+// may refuse it; other groups are reset directly.
+func TestGroupResetOfASink(t *testing.T) {
+	t.Parallel()
+	svc, _ := groupService(t)
+	ctx := t.Context()
+	var paused []string
+	refuse := false
+	svc.WithSinks(func(ctx context.Context, table, name string, reset func(context.Context) error) error {
+		paused = append(paused, table+"/"+name)
+		if refuse {
+			return fmt.Errorf("%w: sink %s runs", group.ErrMembers, name)
+		}
+		return reset(ctx)
+	})
+	if _, err := svc.ResetGroup(ctx, "t", "g", "beginning"); err != nil || len(paused) != 0 {
+		t.Fatalf("reset of a member group: %v, through the sinks %v; want done directly", err, paused)
+	}
+	parts, err := svc.ResetGroup(ctx, "t", SinkGroupPrefix+"hook", "latest")
+	if err != nil || len(paused) != 1 || paused[0] != "t/hook" || len(parts) != 2 {
+		t.Fatalf("reset of sink hook's group: %v, %v, through the sinks %v; want done once sink t/hook was paused", parts, err, paused)
+	}
+	refuse = true
+	if _, err := svc.ResetGroup(ctx, "t", SinkGroupPrefix+"other", "latest"); !errors.Is(err, group.ErrMembers) {
+		t.Errorf("reset refused by the sinks: %v, want group.ErrMembers", err)
+	}
+	if _, err := svc.DescribeGroup(ctx, "t", SinkGroupPrefix+"other"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the refused reset made the group: %v", err)
 	}
 }
