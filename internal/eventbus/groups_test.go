@@ -306,3 +306,39 @@ func TestGroupResetOfASink(t *testing.T) {
 		t.Errorf("the refused reset made the group: %v", err)
 	}
 }
+
+// TestGroupResetDuringSnapshot: a reset while a member of this process
+// takes the group's snapshot is refused with group.ErrMembers, as in a
+// group shared by processes (docs/operations.md: "member M is taking the
+// group's snapshot"), and the snapshot ends as taken. Before, an unshared
+// group was reset under the taker, whose end was then refused: the
+// member was told another member had joined (ErrSnapshotAborted).
+func TestGroupResetDuringSnapshot(t *testing.T) {
+	t.Parallel()
+	src := &memSource{levels: []string{"one"}, rows: map[string]store.Row{
+		"a": {Version: 1, Value: []byte("A")}, "b": {Version: 2, Value: []byte("B")}}}
+	svc, log := snapshotService(t, src, 0, nil, nil)
+	svc.WithGroups(group.New(log, time.Minute))
+	ctx := t.Context()
+	var resetErr error
+	sess, err := svc.JoinGroup(ctx, "t", "g", "m1", "snapshot", GroupSnapshot{
+		Started: func() error { return nil },
+		Deliver: func([]*wailv1.StreamedEvent) error {
+			if resetErr == nil {
+				_, resetErr = svc.ResetGroup(ctx, "t", "g", "beginning")
+				if resetErr == nil {
+					resetErr = errors.New("done")
+				}
+			}
+			return nil
+		}})
+	if sess != nil {
+		defer sess.Leave()
+	}
+	if !errors.Is(resetErr, group.ErrMembers) || !strings.Contains(resetErr.Error(), "m1") {
+		t.Errorf("reset during m1's snapshot: %v, want group.ErrMembers naming m1", resetErr)
+	}
+	if err != nil {
+		t.Errorf("the snapshot with a reset refused meanwhile: %v, want taken", err)
+	}
+}

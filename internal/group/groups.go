@@ -662,7 +662,17 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 	defer unlock()
 	g.mu.Lock()
 	gr := g.groups[k]
+	var taker *string
+	if local := g.snaps[k]; local != nil && !onlyNew { // (the snapshot's own end: onlyNew)
+		taker = local.member.Load()
+	}
 	g.mu.Unlock()
+	if taker != nil {
+		// Its end would be refused (errPositionsMeanwhile), and the
+		// member told that another one joined
+		// (eventbus.TestGroupResetDuringSnapshot).
+		return fmt.Errorf("%w: member %s is taking the group's snapshot: stop it first", ErrMembers, *taker)
+	}
 	if gr != nil {
 		gr.mu.Lock()
 		m := gr.core.Members()
