@@ -422,7 +422,9 @@ type Table struct {
 	Partitions int32 `yaml:"partitions"`
 	// MaxAttempts bounds the counted failures of a key's store read or
 	// event publish before the resolver dead-letters its intents
-	// (1..1000000; whichever of the two bounds comes first). Alterable.
+	// (1..1000000; whichever of the two bounds comes first). A key's only
+	// counted failure that may be the first of an outage dead-letters
+	// nothing, so with 1 it may take the key's second. Alterable.
 	MaxAttempts int32 `yaml:"max_attempts"`
 	// MaxRetryTime bounds the time from a key's first counted failure until
 	// its intents are dead-lettered, less the time the store or the bus was
