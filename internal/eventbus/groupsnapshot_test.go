@@ -16,8 +16,9 @@ import (
 // one: a cursor alone is no batch), counts them as the snapshot's
 // progress, and commits the stream's first cursor as the group's
 // positions; a stream that fails, ends early, or whose cursor is bad, a
-// deliver that fails and a context that ends commit nothing; a group
-// with positions is not taken again.
+// deliver that fails and a context that ends commit nothing (and once it
+// ended, deliver is not called: the claim may be another process's); a
+// group with positions is not taken again.
 func TestSnapshotGroup(t *testing.T) {
 	t.Parallel()
 	ev := func(v uint64) *wailv1.ChangeEvent { return &wailv1.ChangeEvent{Key: []byte("k"), Version: v} }
@@ -28,6 +29,7 @@ func TestSnapshotGroup(t *testing.T) {
 		msgs      []*wailv1.SubscribeResponse
 		streamErr error // what the stream returns after msgs
 		cancel    bool  // the stream's context ends after msgs
+		cancelled bool  // the stream's context ends before msgs
 		deliver   error
 		positions bool // the group has positions before
 		wantErr   string
@@ -46,6 +48,8 @@ func TestSnapshotGroup(t *testing.T) {
 		{name: "a bad cursor", msgs: []*wailv1.SubscribeResponse{{Event: ev(1)}, {Cursor: Cursor{Table: "other", Offsets: []int64{1, 2}}.String()}},
 			want: "[[1]]", wantErr: "snapshot: "},
 		{name: "the context ends", msgs: []*wailv1.SubscribeResponse{{Event: ev(1)}}, cancel: true, want: "[[1]]", wantErr: context.Canceled.Error()},
+		{name: "the context ended before a batch", cancelled: true, msgs: []*wailv1.SubscribeResponse{{Event: ev(1)}, {Cursor: end}},
+			want: "[]", wantErr: context.Canceled.Error()},
 		{name: "a group with positions", positions: true, msgs: []*wailv1.SubscribeResponse{{Event: ev(1)}, {Cursor: end}}, want: "[]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +69,9 @@ func TestSnapshotGroup(t *testing.T) {
 				}
 				if err := started(); err != nil {
 					return err
+				}
+				if tc.cancelled {
+					cancel()
 				}
 				for _, m := range tc.msgs {
 					if err := send(m); err != nil {
