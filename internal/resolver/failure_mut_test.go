@@ -3,6 +3,7 @@ package resolver
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestCoreReadFailureCountsOnlyReadsSinceItsRound (issue 19): a failed
@@ -58,6 +59,28 @@ func TestCoreLetterCarriesTheError(t *testing.T) {
 		ls := c.Ready().Letters
 		if len(ls) != 1 || ls[0].Err != tc.want || !ls[0].Permanent || ls[0].Kind != LetterPublish || ls[0].Attempts != 1 {
 			t.Fatalf("%s: letters %+v, want one permanent publish letter of 1 attempt with error %q", tc.name, ls, tc.want)
+		}
+	}
+}
+
+// TestCoreTakenBackOnce: an unsure failure taken back stays among the
+// unsure ones while one before it is undecided (here, a's: only a's
+// reads failed since); the strikes that follow do not take it back
+// again (which would count the key's failures below zero and take
+// back its retry time twice).
+func TestCoreTakenBackOnce(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	b := &keyState{name: "b", fail: failStreak{counted: 1, retried: 30 * time.Millisecond, unsure: 2, added: 20 * time.Millisecond}}
+	c.keys["b"] = b
+	us := []unsureFail{{key: "a", mark: 1, id: 1}, {key: "b", mark: 2, id: 2, strikes: 1}}
+	for seq := uint64(3); seq <= 5; seq++ { // a's reads fail: they strike b's failure only
+		us = c.strike(us, "a", seq)
+		if b.fail.counted != 0 || b.fail.retried != 10*time.Millisecond {
+			t.Fatalf("after a's read %d: b's failures %d, retry time %s; want 0, 10ms (taken back once)", seq, b.fail.counted, b.fail.retried)
+		}
+		if len(us) != 2 {
+			t.Fatalf("after a's read %d: unsure %+v, want a's and b's still", seq, us)
 		}
 	}
 }
