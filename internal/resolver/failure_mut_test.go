@@ -84,3 +84,111 @@ func TestCoreTakenBackOnce(t *testing.T) {
 		}
 	}
 }
+
+// letterOut drives key's intent v at offset off to a dead letter: read,
+// event, a permanent publish failure. It returns the letter.
+func letterOut(t *testing.T, c *Core, now time.Time, off int64, key string, v uint64) Letter {
+	t.Helper()
+	c.Ingest(now, []Entry{put(off, key, v)})
+	rq := c.Ready().Reads[0]
+	c.ReadDone(now, ReadResult{Key: rq.Key, Seq: rq.Seq, Found: true, Row: *row(v, "x")})
+	e := c.Ready().Events[0]
+	c.PublishFailed(now, []PublishFailure{{Event: e, Err: errors.New("too large"), Permanent: true, Alone: true}})
+	ls := c.Ready().Letters
+	if len(ls) != 1 {
+		t.Fatalf("letters %+v, want one", ls)
+	}
+	return ls[0]
+}
+
+// TestCoreStaleLetterAckIgnored: an acknowledgement of a key's earlier
+// letter (late or repeated) settles nothing of the letter now out for it:
+// letters are told apart by ID, and the intents of the one out stay below
+// the committed offset until it is durable.
+func TestCoreStaleLetterAckIgnored(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	l1 := letterOut(t, c, t0, 0, "a", ver(0, 0))
+	c.Lettered(t0, []Letter{l1})
+	if got := c.Committed(); got != 1 {
+		t.Fatalf("committed %d after the first letter, want 1", got)
+	}
+	l2 := letterOut(t, c, t0, 1, "a", ver(1, 0))
+	c.Lettered(t0, []Letter{l1}) // stale
+	if got := c.Committed(); got != 1 {
+		t.Fatalf("committed %d after a stale acknowledgement, want 1 (letter %d is still out)", got, l2.ID)
+	}
+	c.Lettered(t0, []Letter{l2})
+	if got := c.Committed(); got != 2 {
+		t.Fatalf("committed %d after the second letter, want 2", got)
+	}
+}
+
+// TestCoreLetteredEndsTheStreak: a key whose letter is durable starts
+// afresh with the intents that arrived meanwhile: it is no longer parked,
+// and their failures count from zero (the next letter says 1 attempt).
+func TestCoreLetteredEndsTheStreak(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	v2 := ver(1, 0)
+	l1 := letterOut(t, c, t0, 0, "a", ver(0, 0))
+	c.Ingest(t0, []Entry{put(1, "a", v2)}) // waits behind the letter
+	c.Lettered(t0, []Letter{l1})
+	if got := c.Parked(); got != 0 {
+		t.Fatalf("parked %d after the letter, want 0", got)
+	}
+	rq := c.Ready().Reads[0]
+	c.ReadDone(t0, ReadResult{Key: rq.Key, Seq: rq.Seq, Found: true, Row: *row(v2, "x")})
+	e := c.Ready().Events[0]
+	c.PublishFailed(t0, []PublishFailure{{Event: e, Err: errors.New("too large"), Permanent: true, Alone: true}})
+	if ls := c.Ready().Letters; len(ls) != 1 || ls[0].Attempts != 1 {
+		t.Fatalf("letters %+v, want one of 1 attempt", ls)
+	}
+}
+
+// TestCoreLetterRetryBacksOff: a letter that cannot be written is written
+// again after a backoff that doubles per failure, as reads and publishes.
+func TestCoreLetterRetryBacksOff(t *testing.T) {
+	t.Parallel()
+	p := failParams
+	p.RetryMax = time.Second
+	c := NewCore(p, 0, nil)
+	l := letterOut(t, c, t0, 0, "a", ver(0, 0))         // 1 failed attempt
+	c.LetterFailed(t0, []Letter{l}, errors.New("down")) // 2: retry within [10ms, 20ms]
+	t1 := t0.Add(20 * time.Millisecond)
+	c.Tick(t1)
+	if ls := c.Ready().Letters; len(ls) != 1 {
+		t.Fatalf("letters %+v at the first retry, want the letter again", ls)
+	}
+	c.LetterFailed(t1, []Letter{l}, errors.New("down")) // 3: within [20ms, 40ms]
+	c.Tick(t1.Add(15 * time.Millisecond))
+	if ls := c.Ready().Letters; len(ls) != 0 {
+		t.Fatalf("letters %+v 15ms after the second failure, want none before 20ms", ls)
+	}
+	c.Tick(t1.Add(40 * time.Millisecond))
+	if ls := c.Ready().Letters; len(ls) != 1 {
+		t.Fatalf("letters %+v at the second retry, want the letter again", ls)
+	}
+}
+
+// TestCoreIntentDuringLetterReadAgain: an intent that arrives while the
+// key's letter is out, of a version at or below the failed event's, is
+// not taken as covered by that event (the letter's intents are fixed):
+// once the letter is durable the key reads it again and settles it.
+func TestCoreIntentDuringLetterReadAgain(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	v1 := ver(0, 0)
+	l1 := letterOut(t, c, t0, 0, "a", v1)
+	c.Ingest(t0, []Entry{put(1, "a", v1)}) // the same write's intent again
+	c.Lettered(t0, []Letter{l1})
+	rs := c.Ready().Reads
+	if len(rs) != 1 {
+		t.Fatalf("reads %+v after the letter, want one of a", rs)
+	}
+	c.ReadDone(t0, ReadResult{Key: rs[0].Key, Seq: rs[0].Seq, Found: true, Row: *row(v1, "x")})
+	c.Published(t0, c.Ready().Events)
+	if got := c.Committed(); got != 2 {
+		t.Fatalf("committed %d, want 2: the intent that came during the letter settled", got)
+	}
+}
