@@ -57,8 +57,9 @@ func TestCoreLetterCarriesTheError(t *testing.T) {
 		e := c.Ready().Events[0]
 		c.PublishFailed(t0, []PublishFailure{{Event: e, Err: tc.err, Permanent: true, Alone: true}})
 		ls := c.Ready().Letters
-		if len(ls) != 1 || ls[0].Err != tc.want || !ls[0].Permanent || ls[0].Kind != LetterPublish || ls[0].Attempts != 1 {
-			t.Fatalf("%s: letters %+v, want one permanent publish letter of 1 attempt with error %q", tc.name, ls, tc.want)
+		if len(ls) != 1 || ls[0].Err != tc.want || !ls[0].Permanent || ls[0].Kind != LetterPublish || ls[0].Attempts != 1 ||
+			!ls[0].FirstAttempt.Equal(t0) || !ls[0].LastAttempt.Equal(t0) {
+			t.Fatalf("%s: letters %+v, want one permanent publish letter of 1 attempt at t0 with error %q", tc.name, ls, tc.want)
 		}
 	}
 }
