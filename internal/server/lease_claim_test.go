@@ -53,13 +53,7 @@ func (a *ackLostLeases) ReleaseLease(context.Context, string, string) error { re
 // that claim to expire.)
 func TestClaimAgainAfterAnUnansweredClaim(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	s, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+	s := pebbleServer(t, nil)
 	s.store = &ackLostLeases{Store: s.store}
 	ctx := t.Context()
 	if err := s.claimProxyID(ctx); !waitable(err) {
@@ -102,13 +96,7 @@ func (c *crashedHolder) ReleaseLease(context.Context, string, string) error { re
 // proxy.lease_ttl, this process's: 15s, while it lasted up to 10m.)
 func TestClaimWaitSaysWhenTheHolderExpires(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	s, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+	s := pebbleServer(t, nil)
 	expires := time.Date(2026, 5, 1, 10, 20, 0, 0, time.UTC)
 	s.store = &crashedHolder{Store: s.store, expires: expires}
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
@@ -138,14 +126,8 @@ func TestClaimWaitSaysWhenTheHolderExpires(t *testing.T) {
 // lease only, and let the write through.
 func TestHoldStampedChecksTheCatalog(t *testing.T) {
 	t.Parallel()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.CatalogRefresh = 100 * time.Millisecond // stale 1.2 s after the last read: no refresh runs here (no Run)
-	s, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
+	// Stale 1.2 s after the last read: no refresh runs here (no Run).
+	s := pebbleServer(t, func(c *config.Config) { c.CatalogRefresh = 100 * time.Millisecond })
 	s.store = &ackLostLeases{Store: s.store, answered: true}
 	if err := s.claimProxyID(t.Context()); err != nil {
 		t.Fatal(err)
@@ -167,4 +149,21 @@ func TestHoldStampedChecksTheCatalog(t *testing.T) {
 	if !strings.Contains(err.Error(), "writes are refused until it is read again") {
 		t.Fatalf("holdStamped: %v; want the stale catalog's error", err)
 	}
+}
+
+// pebbleServer is a server made by New (not run) on the default config
+// with a data dir of the test's, tune applied first; closed at cleanup.
+func pebbleServer(t *testing.T, tune func(*config.Config)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	if tune != nil {
+		tune(&cfg)
+	}
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	return s
 }

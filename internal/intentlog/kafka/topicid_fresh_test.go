@@ -3,9 +3,7 @@ package kafka
 import (
 	"errors"
 	"testing"
-	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -19,17 +17,7 @@ import (
 // topic deleted and created again within that time passed as the same.
 func TestTopicIDChecksAskTheBroker(t *testing.T) {
 	t.Parallel()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	l := openLog(t, c.ListenAddrs(), nil)
-	ctx := testCtx(t, time.Minute)
-	topic := topicName("fresh-id")
-	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c, l, ctx, topic := oneBrokerRecords(t, "fresh-id", 0)
 	var asked int
 	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -75,7 +63,7 @@ func TestTopicIDChecksAskTheBroker(t *testing.T) {
 	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = m.sameIDs(ctx, map[string]map[int32]intentlog.EpochOffset{topic: {0: {Offset: 1, Epoch: -1}}})
+	err := m.sameIDs(ctx, map[string]map[int32]intentlog.EpochOffset{topic: {0: {Offset: 1, Epoch: -1}}})
 	if !errors.Is(err, ErrTopicReplaced) {
 		t.Fatalf("check right after the topic was created again: %v; want ErrTopicReplaced", err)
 	}
