@@ -193,3 +193,31 @@ func TestCoreIntentDuringLetterReadAgain(t *testing.T) {
 		t.Fatalf("committed %d, want 2: the intent that came during the letter settled", got)
 	}
 }
+
+// TestCoreCommitAfterLetter: a transaction carrying a key's dead letter
+// commits the offset past the intents the letter settles (they resolve
+// when it is acknowledged), and one without it stays below them: the
+// letter is not durable yet.
+func TestCoreCommitAfterLetter(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	letterOut(t, c, t0, 0, "a", ver(0, 0))
+	c.Ingest(t0, []Entry{put(1, "b", ver(0, 0))}) // being read
+	c.Ready()
+	for _, tc := range []struct {
+		keys []string
+		want int64
+	}{
+		{nil, 0},
+		{[]string{"b"}, 0}, // a's letter holds it
+		{[]string{"a"}, 1}, // b is still being read
+	} {
+		var keys [][]byte
+		for _, k := range tc.keys {
+			keys = append(keys, []byte(k))
+		}
+		if got := c.CommitAfter(keys); got != tc.want {
+			t.Errorf("CommitAfter(%v) = %d, want %d", tc.keys, got, tc.want)
+		}
+	}
+}
