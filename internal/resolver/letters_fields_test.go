@@ -9,7 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/internal/dlq"
 	"github.com/wail-cdc/wail/internal/intent"
+	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/intentlog/embedded"
 )
 
@@ -117,5 +119,40 @@ func TestLettersRefusedNotFitting(t *testing.T) {
 	l.lettersRefused(j, false)
 	if n := testutil.ToFloat64(tooLarge); n != 2 || l.letterTooLarge != "" || !l.suspect["a"] || !l.suspect["b"] {
 		t.Fatalf("a job of two letters refused: counted %v in all, key %q, suspects %v; want 2, none, a and b", n, l.letterTooLarge, l.suspect)
+	}
+}
+
+// TestScanLettersOfItsPartition: a scan finds only the letters of its
+// partition: another partition's letter at the same intent offset must
+// not pass for this one's (its letter would never be written).
+func TestScanLettersOfItsPartition(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	log, err := embedded.Open(t.TempDir(), embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	if err := log.CreateTopic(ctx, dlq.Topic("t"), dlq.Partitions, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := []*wailv1.DeadLetter{
+		{Table: "t", Partition: 1, Key: []byte("k"), Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_READ,
+			Intents: []*wailv1.Intent{{Version: 7}}, IntentOffsets: []int64{5}},
+		{Table: "t", Partition: 1, Kind: wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP, GapStartOffset: 8, GapEndOffset: 9},
+	}
+	recs, err := letterRecords(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Append(ctx, dlq.Topic("t"), recs); err != nil {
+		t.Fatal(err)
+	}
+	found, err := scanLetters(ctx, log, "t", 0, time.UnixMilli(0))
+	if err != nil || len(found.offsets) != 0 || len(found.gaps) != 0 || len(found.settled()) != 0 {
+		t.Fatalf("partition 0 found %+v, %v; want none of partition 1's letters", found, err)
+	}
+	if found, err := scanLetters(ctx, log, "t", 1, time.UnixMilli(0)); err != nil || !found.offsets[5] || found.gaps[8] != 9 {
+		t.Fatalf("partition 1 found %+v, %v; want its letter at 5 and gap [8, 9)", found, err)
 	}
 }
