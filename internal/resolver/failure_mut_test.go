@@ -221,3 +221,27 @@ func TestCoreCommitAfterLetter(t *testing.T) {
 		}
 	}
 }
+
+// TestCoreAfterLetterReadsAtOnce: a key whose event was dead-lettered
+// reads its intents left uncovered as soon as the letter is durable, not
+// after the backoff its last read had set for them (the letter's
+// failures took their own time).
+func TestCoreAfterLetterReadsAtOnce(t *testing.T) {
+	t.Parallel()
+	c := NewCore(failParams, 0, nil)
+	v1, v2 := ver(0, 0), ver(1, 0)
+	c.Ingest(t0, []Entry{put(0, "a", v1), put(1, "a", v2)})
+	rq := c.Ready().Reads[0]
+	// v2 is not in the store yet: v1 goes out, v2 waits a backoff
+	c.ReadDone(t0, ReadResult{Key: rq.Key, Seq: rq.Seq, Found: true, Row: *row(v1, "x")})
+	e := c.Ready().Events[0]
+	c.PublishFailed(t0, []PublishFailure{{Event: e, Err: errors.New("too large"), Permanent: true, Alone: true}})
+	ls := c.Ready().Letters
+	if len(ls) != 1 {
+		t.Fatalf("letters %+v, want one", ls)
+	}
+	c.Lettered(t0, ls)
+	if rs := c.Ready().Reads; len(rs) != 1 || string(rs[0].Key) != "a" {
+		t.Fatalf("reads %+v once the letter is durable, want a's at once", rs)
+	}
+}
