@@ -208,7 +208,7 @@ func (r catalogRow) holds(spec []byte) bool {
 // round in progress on it), again while that times out.
 func (s *Store) readEntry(ctx context.Context, name string) (catalogRow, error) {
 	var row catalogRow
-	err := s.paxos(ctx, func() error {
+	err := s.paxos(ctx, func(ctx context.Context) error {
 		return s.hook("read", func() error {
 			row = catalogRow{}
 			err := s.session.Query("SELECT spec, seq, swaps FROM "+s.ks+"."+catalogTable+" WHERE name = ?", name).WithContext(ctx).

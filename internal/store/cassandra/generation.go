@@ -72,15 +72,15 @@ func (s *Store) generation(ctx context.Context, table string) (int64, error) {
 		return 0, err
 	}
 	var gen int64
-	err := s.paxos(ctx, func() error {
+	err := s.paxos(ctx, func(ctx context.Context) error {
 		gen = 0
 		// Every request of a table reads its generation first, at the
 		// process's first use and after a drop: a coordinator that
 		// stalls must not hold them all for their whole deadline
 		// (TestFirstReadsDuringAStall). Not sent twice at once, as
 		// other reads are (retry.go): two SERIAL reads of a row contend
-		// in Paxos. An attempt cut short is tried again (paxos), on a
-		// replica the driver picks again.
+		// in Paxos. An attempt cut short is tried again (paxos), on
+		// another coordinator.
 		actx, cancel := context.WithTimeout(ctx, s.timeout/4)
 		defer cancel()
 		err := s.session.Query(fmt.Sprintf("SELECT gen FROM %s.%s WHERE name = ?", s.ks, generationTable), table).

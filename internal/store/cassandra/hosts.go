@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gocql/gocql"
 )
@@ -32,6 +33,8 @@ type hostPolicy struct {
 
 	mu    sync.Mutex
 	hosts map[string]*gocql.HostInfo // by host id
+
+	replicas atomic.Bool // learnReplicas ran: keep the keyspace's replicas current as nodes come and go
 }
 
 func newHostPolicy(localDC, ks string) *hostPolicy {
@@ -52,6 +55,9 @@ func (p *hostPolicy) AddHost(h *gocql.HostInfo) {
 	p.hosts[h.HostID()] = h
 	p.mu.Unlock()
 	p.HostSelectionPolicy.AddHost(h)
+	if p.replicas.Load() {
+		p.learnReplicas()
+	}
 }
 
 func (p *hostPolicy) RemoveHost(h *gocql.HostInfo) {
@@ -59,6 +65,9 @@ func (p *hostPolicy) RemoveHost(h *gocql.HostInfo) {
 	delete(p.hosts, h.HostID())
 	p.mu.Unlock()
 	p.HostSelectionPolicy.RemoveHost(h)
+	if p.replicas.Load() {
+		p.learnReplicas()
+	}
 }
 
 // known returns the nodes the driver knows, by address.
@@ -124,18 +133,104 @@ func (p *hostPolicy) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 	if q != nil {
 		key, _ = q.Context().Value(routeKey{}).([]byte)
 	}
-	next := p.HostSelectionPolicy.Pick(routed{q, key, p.ks})
-	if p.localDC == "" {
-		return next
+	next := distinct(p.HostSelectionPolicy.Pick(routed{q, key, p.ks}))
+	if p.localDC != "" {
+		all := next
+		next = func() gocql.SelectedHost {
+			for {
+				h := all()
+				if h == nil || h.Info() != nil && h.Info().DataCenter() == p.localDC {
+					return h
+				}
+			}
+		}
 	}
+	if q != nil {
+		if t, ok := q.Context().Value(triedKey{}).(*tried); ok {
+			return t.plan(next)
+		}
+	}
+	return next
+}
+
+// distinct passes a plan on without the nodes it named already. The
+// driver's replicas of a token (NetworkTopologyStrategy with one rack)
+// name a node once per token of it they meet on the ring, so that a key's
+// plan named a node twice (and one replica only in the round robin after
+// them): a request retried on the next node of its plan went to the node
+// that failed it again.
+func distinct(next gocql.NextHost) gocql.NextHost {
+	var named []*gocql.HostInfo
 	return func() gocql.SelectedHost {
 		for {
 			h := next()
-			if h == nil || h.Info() != nil && h.Info().DataCenter() == p.localDC {
+			if h == nil || h.Info() == nil || !slices.Contains(named, h.Info()) {
+				if h != nil && h.Info() != nil {
+					named = append(named, h.Info())
+				}
 				return h
 			}
 		}
 	}
+}
+
+// tried holds the coordinators that the attempts of one operation were
+// sent to (paxos tries a statement again after its attempt timed out).
+type tried struct {
+	mu    sync.Mutex
+	hosts []*gocql.HostInfo
+}
+
+type triedKey struct{}
+
+// withTried makes the queries run with the returned context start at
+// nodes that none of them was sent to before, then go on to those.
+func withTried(ctx context.Context) context.Context {
+	return context.WithValue(ctx, triedKey{}, &tried{})
+}
+
+// plan orders next's nodes: first those not tried (in next's order), then
+// those tried; it records every node it hands out.
+func (t *tried) plan(next gocql.NextHost) gocql.NextHost {
+	var order []gocql.SelectedHost
+	i := -1
+	return func() gocql.SelectedHost {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if i < 0 {
+			var again []gocql.SelectedHost
+			for h := next(); h != nil; h = next() {
+				if slices.Contains(t.hosts, h.Info()) {
+					again = append(again, h)
+				} else {
+					order = append(order, h)
+				}
+			}
+			order, i = append(order, again...), 0
+		}
+		if i == len(order) {
+			return nil
+		}
+		h := order[i]
+		i++
+		if !slices.Contains(t.hosts, h.Info()) {
+			t.hosts = append(t.hosts, h.Info())
+		}
+		return h
+	}
+}
+
+// learnReplicas has the driver compute which nodes hold each token of the
+// store's keyspace, as it does on its own only for a session's keyspace
+// (a store names its keyspace in each statement, and makes it after it
+// connects): without it a key's plan started at its primary replica
+// alone, every time, and the shuffle of replicas that spreads the reads
+// of a key did nothing. The driver computes them again for the session's
+// keyspace only when a node joins or leaves: so does AddHost and
+// RemoveHost once this ran.
+func (p *hostPolicy) learnReplicas() {
+	p.replicas.Store(true)
+	p.HostSelectionPolicy.KeyspaceChanged(gocql.KeyspaceUpdateEvent{Keyspace: p.ks, Change: "UPDATED"})
 }
 
 type pinned struct{ h *gocql.HostInfo }

@@ -86,3 +86,79 @@ func TestProbedLocalDCNeedsOneDC(t *testing.T) {
 		t.Fatalf("two data centers, local_dc probed: %v; want a refusal naming local_dc and both data centers", err)
 	}
 }
+
+// TestPlansKnowTheKeyspaceReplicas: the driver computes the replicas of
+// a keyspace's tokens on its own only for the session's keyspace, which a
+// store never sets (it makes its keyspace after connecting, and names it
+// in every statement), or when it sees the keyspace made: for a store
+// opened on a keyspace that existed, a key's plan began with its primary
+// replica alone, every time, then went on in the data center's round
+// robin. So a statement tried again (a Paxos read after its attempt
+// timed out) went back to that replica: with it stalled, every
+// generation read of a table whose row it held failed
+// (TestFirstReadsDuringAStall failed on the cluster of a CI run). And
+// the replicas the driver computes (NetworkTopologyStrategy, one rack)
+// may name a node twice, so a plan did too: a read sent on to the next
+// node of its plan went to the one that failed it. With replication 3
+// on three nodes every node is a replica of every key: plans start at
+// more than one of them, and name each node once.
+func TestPlansKnowTheKeyspaceReplicas(t *testing.T) {
+	opts := testOptions(t)
+	openTest(t, opts) // makes the keyspace
+	s := openTest(t, opts)
+	for _, key := range []string{"first0", "first1", "first2", "k"} {
+		starts := map[string]int{}
+		for range 60 {
+			next := s.policy.Pick(s.session.Query("SELECT 1").WithContext(withKey(t.Context(), []byte(key))))
+			var plan []string
+			for h := next(); h != nil; h = next() {
+				plan = append(plan, h.Info().ConnectAddress().String())
+			}
+			if len(plan) != 3 || plan[0] == plan[1] || plan[1] == plan[2] || plan[0] == plan[2] {
+				t.Fatalf("key %q: plan %v; want each of the three nodes once", key, plan)
+			}
+			starts[plan[0]]++
+		}
+		if len(starts) < 2 {
+			t.Errorf("key %q: 60 plans started at %v; want them spread over its replicas", key, starts)
+		}
+	}
+}
+
+// TestTriedNodesGoLast: an operation tried again (paxos) starts at a node
+// its attempts before were not sent to, and a plan names a node once even
+// when the driver's plan names it twice.
+func TestTriedNodesGoLast(t *testing.T) {
+	a, b, c := hostIn("10.0.0.1", "dc1"), hostIn("10.0.0.2", "dc1"), hostIn("10.0.0.3", "dc1")
+	plan := func(hs ...*gocql.HostInfo) gocql.NextHost {
+		i := 0
+		return func() gocql.SelectedHost {
+			if i == len(hs) {
+				return nil
+			}
+			i++
+			return pinned{hs[i-1]}
+		}
+	}
+	names := func(next gocql.NextHost, n int) (out []string) {
+		for range n {
+			if h := next(); h != nil {
+				out = append(out, h.Info().ConnectAddress().String())
+			}
+		}
+		return out
+	}
+	if got := names(distinct(plan(c, c, a, c, b)), 5); strings.Join(got, " ") != "10.0.0.3 10.0.0.1 10.0.0.2" {
+		t.Fatalf("distinct plan: %v", got)
+	}
+	tr := withTried(context.Background()).Value(triedKey{}).(*tried)
+	if got := names(tr.plan(plan(c, a, b)), 1); got[0] != "10.0.0.3" {
+		t.Fatalf("first attempt at %v, want the plan's first node", got)
+	}
+	if got := names(tr.plan(plan(c, a, b)), 3); strings.Join(got, " ") != "10.0.0.1 10.0.0.2 10.0.0.3" {
+		t.Fatalf("second attempt's plan %v; want the node tried last", got)
+	}
+	if got := names(tr.plan(plan(c, b, a)), 3); strings.Join(got, " ") != "10.0.0.3 10.0.0.2 10.0.0.1" {
+		t.Fatalf("third attempt's plan %v (every node tried): want the plan as it is", got)
+	}
+}

@@ -50,10 +50,17 @@ const casTries = 8
 // (at SERIAL, which finishes any Paxos round in progress) to learn what
 // happened, so an attempt that applied and timed out shows as the
 // caller's own lease.
-func (s *Store) paxos(ctx context.Context, op func() error) error {
+//
+// Each attempt runs with ctx carrying the coordinators the attempts
+// before it went to (withTried), and starts at another one: an attempt
+// cut short at its coordinator (stalled, overloaded) is tried again
+// elsewhere, not on the plan that led to it again (a key's plan starts at
+// the same replica two times in three, or always: hostPolicy).
+func (s *Store) paxos(ctx context.Context, op func(ctx context.Context) error) error {
+	ctx = withTried(ctx)
 	var err error
 	for try := range casTries {
-		if err = op(); err == nil {
+		if err = op(ctx); err == nil {
 			return nil
 		}
 		if err = s.classify(ctx, err); !errors.Is(err, store.ErrUnavailable) {
@@ -81,7 +88,7 @@ func backoff(ctx context.Context, try int) error {
 
 // cas runs a lightweight transaction; applied says whether it took effect.
 func (s *Store) cas(ctx context.Context, stmt string, args ...any) (applied bool, err error) {
-	err = s.paxos(ctx, func() (err error) {
+	err = s.paxos(ctx, func(ctx context.Context) (err error) {
 		applied, err = s.session.Query(stmt, args...).WithContext(ctx).Consistency(gocql.Quorum).
 			SerialConsistency(gocql.Serial).MapScanCAS(map[string]any{})
 		return err
@@ -92,7 +99,7 @@ func (s *Store) cas(ctx context.Context, stmt string, args ...any) (applied bool
 // lease reads name's lease at SERIAL (what Paxos decided last).
 func (s *Store) lease(ctx context.Context, name string) (store.Lease, bool, error) {
 	l := store.Lease{Name: name}
-	err := s.paxos(ctx, func() error {
+	err := s.paxos(ctx, func(ctx context.Context) error {
 		err := s.session.Query(fmt.Sprintf("SELECT holder, host, pid, since, renewed, expires FROM %s.%s WHERE name = ?", s.ks, leaseTable), name).
 			WithContext(ctx).Consistency(gocql.Consistency(gocql.Serial)).Scan(&l.Holder, &l.Host, &l.PID, &l.Since, &l.Renewed, &l.Expires)
 		if errors.Is(err, gocql.ErrNotFound) {

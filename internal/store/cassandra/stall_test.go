@@ -273,6 +273,11 @@ func TestFirstReadsDuringAStall(t *testing.T) {
 	s, p := openThroughProxy(t, opts)
 	p.Stall()
 	defer p.Resume()
+	// What a read may spend around node 3 stalled: the generation read's
+	// attempt there (a quarter of the query timeout), then each statement
+	// of a scan (two after a key) at most readSpeculateAfter before it
+	// goes to another node as well; and a second for the work itself.
+	budget := opts.QueryTimeout/4 + 2*readSpeculateAfter + time.Second
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failed := 0
@@ -286,7 +291,7 @@ func TestFirstReadsDuringAStall(t *testing.T) {
 		for _, key := range []string{"a", "b"} {
 			for level := range store.Level(2) {
 				wg.Go(func() {
-					ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+					ctx, cancel := context.WithTimeout(t.Context(), budget)
 					defer cancel()
 					row, found, err := s.Get(ctx, table, []byte(key), level)
 					if err != nil || !found || row.Version != 5 {
@@ -297,7 +302,7 @@ func TestFirstReadsDuringAStall(t *testing.T) {
 		}
 		for _, after := range [][]byte{nil, []byte("a")} {
 			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+				ctx, cancel := context.WithTimeout(t.Context(), budget)
 				defer cancel()
 				if _, err := s.ScanKeys(ctx, table, after, 10); err != nil {
 					fail("scan of %s after %q: %v", table, after, err)
