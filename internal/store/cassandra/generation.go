@@ -83,12 +83,14 @@ func (s *Store) generation(ctx context.Context, table string) (int64, error) {
 		// another coordinator.
 		actx, cancel := context.WithTimeout(ctx, s.timeout/4)
 		defer cancel()
-		err := s.session.Query(fmt.Sprintf("SELECT gen FROM %s.%s WHERE name = ?", s.ks, generationTable), table).
-			WithContext(withKey(actx, []byte(table))).Consistency(gocql.Consistency(gocql.Serial)).Scan(&gen)
-		if errors.Is(err, gocql.ErrNotFound) {
-			return nil
-		}
-		return err
+		return s.hook("generation", func() error {
+			err := s.session.Query(fmt.Sprintf("SELECT gen FROM %s.%s WHERE name = ?", s.ks, generationTable), table).
+				WithContext(withKey(actx, []byte(table))).Consistency(gocql.Consistency(gocql.Serial)).Scan(&gen)
+			if errors.Is(err, gocql.ErrNotFound) {
+				return nil
+			}
+			return err
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("the generation of table %s: %w", table, s.classify(ctx, err))
@@ -160,7 +162,24 @@ func (s *Store) sweep(ctx context.Context, table string, below int64) error {
 type gens struct {
 	mu    sync.Mutex
 	m     map[string]cachedGen
-	epoch uint64 // counts forgets: a read begun before one is not cached
+	epoch uint64              // counts forgets: a read begun before one is not cached, nor shared after it
+	reads map[string]*genRead // the read in flight of each table, shared by the requests that need it
+}
+
+// genRead is a read of a table's generation at SERIAL that the requests
+// needing it at once share: each read of its own, concurrent on one row,
+// contended in Paxos (the first requests of a table come together: a
+// resolver's jobs, a subscription's reads), and with a coordinator
+// stalled they outlasted their deadlines (TestFirstReadsDuringAStall).
+// A request shares a read begun at its own epoch and catalog seq only:
+// one that knows of a forget or a newer catalog entry reads again.
+type genRead struct {
+	epoch     uint64
+	asOf      int64
+	done      chan struct{} // closed when gen and err are set
+	gen       int64
+	err       error
+	abandoned bool // the reader's own context ended it: the others read again
 }
 
 type cachedGen struct {
@@ -169,25 +188,52 @@ type cachedGen struct {
 }
 
 // currentGen returns table's current generation, from the cache or read
-// at SERIAL.
+// at SERIAL (genRead: shared with the requests that need it meanwhile).
 func (s *Store) currentGen(ctx context.Context, table string) (int64, error) {
-	s.gens.mu.Lock()
-	c, ok := s.gens.m[table]
-	epoch := s.gens.epoch
-	s.gens.mu.Unlock()
-	if ok {
-		return c.gen, nil
+	for {
+		asOf := int64(-1)
+		if seq, ok := s.seqs.get(table); ok {
+			asOf = seq
+		}
+		s.gens.mu.Lock()
+		if c, ok := s.gens.m[table]; ok {
+			s.gens.mu.Unlock()
+			return c.gen, nil
+		}
+		epoch := s.gens.epoch
+		if r := s.gens.reads[table]; r != nil && r.epoch == epoch && r.asOf == asOf {
+			s.gens.mu.Unlock()
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return 0, fmt.Errorf("the generation of table %s: %w", table, ctx.Err())
+			}
+			if r.abandoned {
+				continue
+			}
+			return r.gen, r.err
+		}
+		r := &genRead{epoch: epoch, asOf: asOf, done: make(chan struct{})}
+		if s.gens.reads == nil {
+			s.gens.reads = map[string]*genRead{}
+		}
+		s.gens.reads[table] = r
+		s.gens.mu.Unlock()
+
+		r.gen, r.err = s.generation(ctx, table)
+		r.abandoned = r.err != nil && ctx.Err() != nil
+		s.gens.mu.Lock()
+		if s.gens.reads[table] == r {
+			delete(s.gens.reads, table)
+		}
+		s.gens.mu.Unlock()
+		close(r.done)
+		if r.err != nil {
+			return 0, r.err
+		}
+		s.rememberGen(table, r.gen, asOf, epoch)
+		return r.gen, nil
 	}
-	asOf := int64(-1)
-	if seq, ok := s.seqs.get(table); ok {
-		asOf = seq
-	}
-	gen, err := s.generation(ctx, table)
-	if err != nil {
-		return 0, err
-	}
-	s.rememberGen(table, gen, asOf, epoch)
-	return gen, nil
 }
 
 // rememberGen caches gen, read with the catalog entry at seq asOf, unless
@@ -214,6 +260,8 @@ func (s *Store) forgetGen(table string, seq int64) {
 	if c, ok := s.gens.m[table]; ok && (seq < 0 || c.asOf < seq) {
 		delete(s.gens.m, table)
 		s.gens.epoch++
+	} else if r := s.gens.reads[table]; r != nil && (seq < 0 || r.asOf < seq) {
+		s.gens.epoch++ // the read in flight began before: no request shares it now, nor is it cached
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gocql/gocql"
 
@@ -148,5 +149,70 @@ func TestStaleTableRepairedByRacingCreators(t *testing.T) {
 	}
 	if _, found, err := s.tableIDNow(ctx, cname); err != nil || found {
 		t.Fatalf("the table left under generation 0's name: found=%v, %v, want it dropped as garbage", found, err)
+	}
+}
+
+// TestGenerationReadShared: the first requests of a table come together
+// (a resolver's jobs, a subscription's reads), and each read the table's
+// generation at SERIAL on its own: reads of one row that contend in
+// Paxos, which with a coordinator stalled outlasted the requests'
+// deadlines (TestFirstReadsDuringAStall). They share one read now; a
+// request that knows of a forget (its table found gone) does not share a
+// read begun before it.
+func TestGenerationReadShared(t *testing.T) {
+	opts := testOptions(t)
+	opts.QueryTimeout = time.Minute // an attempt held by the fault below is not cut short (and counted again)
+	s := openTest(t, opts)
+	if err := s.CreateTable(t.Context(), "shared"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	reads := 0
+	release := make(chan struct{})
+	s.fault = func(op string, run func() error) error {
+		if op == "generation" {
+			mu.Lock()
+			reads++
+			mu.Unlock()
+			<-release
+		}
+		return run()
+	}
+	s.forgetGen("shared", -1)
+	readsNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return reads
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if _, err := s.currentGen(t.Context(), "shared"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for readsNow() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the others join, or read on their own
+	if n := readsNow(); n != 1 {
+		t.Errorf("8 requests at once read the generation %d times; want once", n)
+	}
+	// A forget while the read is in flight: a request after it reads
+	// again.
+	s.forgetGen("shared", -1)
+	wg.Go(func() {
+		if _, err := s.currentGen(t.Context(), "shared"); err != nil {
+			t.Error(err)
+		}
+	})
+	for readsNow() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	if n := readsNow(); n != 2 {
+		t.Errorf("the generation was read %d times; want twice (once before a forget, once after)", n)
 	}
 }
