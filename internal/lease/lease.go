@@ -7,8 +7,11 @@
 //     Claim fails with a *HeldError naming it (host, pid, since); a holder
 //     that does not (it crashed) loses it when it expires, after at most
 //     its TTL, and Claim takes it.
-//   - Run renews the lease every TTL/3, counted from the claim (at once
-//     if Run starts later than that), until its context ends, then
+//   - Run renews the lease every TTL/3, counted from the claim on the
+//     monotonic clock and on the wall clock both (at once if Run starts
+//     later than that, or a clock shows the host was suspended or was
+//     stepped forward: Run looks at both at least every TTL/15), and
+//     while renewals fail every TTL/12, until its context ends, then
 //     releases it (Release), so a restart does not wait. If the name was
 //     taken by another process (after this one's lease lapsed), Run
 //     returns a *LostError: the process must stop writing.
@@ -140,6 +143,7 @@ type Keeper struct {
 	validUntil time.Time     // by the local clock (its monotonic reading)
 	wallUntil  time.Time     // by the wall clock
 	renewErr   error         // the last renewal's error, nil once one succeeds
+	tried      time.Time     // when the last renewal began (local clock)
 	ended      string        // why the lease is over here for good ("": it is not)
 	lost       bool          // another process took it
 	holds      int           // Holds not yet done
@@ -246,13 +250,29 @@ func (k *Keeper) Renewing() error {
 // changed, if set, is called after each renewal attempt. An attempt the
 // store does not answer within four fifths of the TTL (when its answer
 // could no longer make the lease valid) is given up as failed.
+//
+// It sleeps at most poll at a time and looks at both clocks when it
+// wakes: a host suspended (the monotonic clock, and with it a timer,
+// stopped) or a wall clock stepped forward ends the lease's validity
+// here (Check), and a renewal is due at once then, not when the
+// monotonic clock reaches it (writes were refused for up to a third of
+// the TTL while /healthz, which only renewals update, said nothing).
 func (k *Keeper) Run(ctx context.Context, changed func()) error {
 	defer k.Release()
 	for {
-		if k.opts.Sleep(ctx, k.nextRenewal()) != nil {
+		if d := k.nextRenewal(); d > 0 {
+			if k.opts.Sleep(ctx, min(d, k.poll())) != nil {
+				return nil
+			}
+			continue
+		}
+		if ctx.Err() != nil {
 			return nil
 		}
 		start, wall := k.opts.Now(), k.opts.Wall()
+		k.mu.Lock()
+		k.tried = start
+		k.mu.Unlock()
 		// An answer after TTL less the margin makes the lease valid no
 		// more (validity counts from the start): give the call up then,
 		// report it and try again, whatever the store's own timeout.
@@ -283,18 +303,25 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 }
 
 // nextRenewal is how long Run waits before it renews: until TTL/3 after
-// the start of the last successful renewal (or the claim), at once if
-// that passed (Run started late: the start went on after the claim), and
-// a quarter of that between tries while renewals fail.
+// the start of the last successful renewal (or the claim) on either
+// clock, at once if that passed (Run started late: the start went on
+// after the claim; the host was suspended; the wall clock was stepped
+// forward), and a quarter of that after the start of a try while
+// renewals fail.
 func (k *Keeper) nextRenewal() time.Duration {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	every := k.opts.TTL / 3
 	if k.renewErr != nil {
-		return max(every/4, 50*time.Millisecond)
+		return max(k.tried.Add(max(every/4, 50*time.Millisecond)).Sub(k.opts.Now()), 0)
 	}
-	return max(k.validUntil.Add(every-k.opts.TTL).Sub(k.opts.Now()), 0)
+	mono := k.validUntil.Add(every - k.opts.TTL).Sub(k.opts.Now())
+	wall := k.wallUntil.Add(every - k.opts.TTL).Sub(k.opts.Wall())
+	return max(min(mono, wall), 0)
 }
+
+// poll is the longest Run sleeps at once (Run).
+func (k *Keeper) poll() time.Duration { return max(k.opts.TTL/15, 10*time.Millisecond) }
 
 // Release ends the lease here (Check and Hold refuse from now on) and
 // gives it up in the store, so that a restart does not wait, once the

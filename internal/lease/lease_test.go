@@ -713,3 +713,55 @@ func TestRenewalStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRenewsSoonAfterAClockStep: the wall clock stepped forward (or the
+// host suspended: the monotonic clock stopped while the wall clock went
+// on) ends the lease's validity here until the next renewal. Run renewed
+// only when the monotonic clock reached a third of the TTL: writes were
+// refused that long while /healthz, which renewals update, said nothing
+// (a step 2s after the claim of a 15s lease: refused until 5s). Run looks
+// at both clocks at least every TTL/15 and renews at once.
+func TestRenewsSoonAfterAClockStep(t *testing.T) {
+	t.Parallel()
+	for _, step := range []time.Duration{time.Minute, 10 * time.Second} {
+		w := newWorld()
+		o := w.opts()
+		claimed := w.clock()
+		o.Wall = func() time.Time { // a step forward 2s after the claim
+			now := w.clock()
+			if now.Sub(claimed) >= 2*time.Second {
+				return now.Add(step)
+			}
+			return now
+		}
+		k, err := Claim(context.Background(), w, "proxy/3", me, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var refused time.Duration // the longest run of Check refusing, as the ticks see it
+		var since time.Time
+		w.tick = func(w *world) {
+			now := w.clock()
+			switch err := k.Check(); {
+			case err != nil && since.IsZero():
+				since = now
+			case err == nil && !since.IsZero():
+				refused = max(refused, now.Sub(since))
+				since = time.Time{}
+			}
+			if now.Sub(claimed) >= 20*time.Second {
+				cancel()
+			}
+		}
+		if err := k.Run(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if len(w.renewals) == 0 || w.renewals[0].Sub(claimed) > 3*time.Second {
+			t.Errorf("wall clock %s on at 2s: first renewal at %v, want by 3s (the step seen within TTL/15)", step, w.renewals[0].Sub(claimed))
+		}
+		if refused > time.Second || !since.IsZero() {
+			t.Errorf("wall clock %s on at 2s: writes refused for %s (still refused: %v); want at most TTL/15", step, refused, !since.IsZero())
+		}
+	}
+}
