@@ -238,12 +238,22 @@ func (s *Store) currentGen(ctx context.Context, table string) (int64, error) {
 
 // rememberGen caches gen, read with the catalog entry at seq asOf, unless
 // the cache forgot something since epoch (then table's entry goes too:
-// the next use reads the generation).
+// the next use reads the generation), or a newer entry is known now, or
+// cached: a read begun before Tables saw the table's entry change may
+// end after that forget, which saw only the read in flight then (begun
+// after; TestGenerationReadBeforeANewEntryNotCachedOverIt).
 func (s *Store) rememberGen(table string, gen, asOf int64, epoch uint64) {
+	known, ok := s.seqs.get(table)
 	s.gens.mu.Lock()
 	defer s.gens.mu.Unlock()
 	if s.gens.epoch != epoch {
 		delete(s.gens.m, table)
+		return
+	}
+	if ok && known > asOf {
+		return
+	}
+	if c, ok := s.gens.m[table]; ok && c.asOf > asOf {
 		return
 	}
 	if s.gens.m == nil {
