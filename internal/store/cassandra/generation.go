@@ -220,20 +220,32 @@ func (s *Store) currentGen(ctx context.Context, table string) (int64, error) {
 		s.gens.reads[table] = r
 		s.gens.mu.Unlock()
 
-		r.gen, r.err = s.generation(ctx, table)
-		r.abandoned = r.err != nil && ctx.Err() != nil
-		s.gens.mu.Lock()
-		if s.gens.reads[table] == r {
-			delete(s.gens.reads, table)
-		}
-		s.gens.mu.Unlock()
-		close(r.done)
+		s.readGen(ctx, table, r)
 		if r.err != nil {
 			return 0, r.err
 		}
 		s.rememberGen(table, r.gen, asOf, epoch)
 		return r.gen, nil
 	}
+}
+
+// readGen reads table's generation for r and the requests sharing it.
+// Those read again if this one's context ended it, or it panicked (a
+// panic recovered above would otherwise leave r in flight for good, and
+// every later request of the table waiting on it until its deadline;
+// TestGenerationReadPanickedIsNotWaitedFor).
+func (s *Store) readGen(ctx context.Context, table string, r *genRead) {
+	r.abandoned = true
+	defer func() {
+		s.gens.mu.Lock()
+		if s.gens.reads[table] == r {
+			delete(s.gens.reads, table)
+		}
+		s.gens.mu.Unlock()
+		close(r.done)
+	}()
+	r.gen, r.err = s.generation(ctx, table)
+	r.abandoned = r.err != nil && ctx.Err() != nil
 }
 
 // rememberGen caches gen, read with the catalog entry at seq asOf, unless

@@ -1,6 +1,7 @@
 package cassandra
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -85,5 +86,30 @@ func TestGenerationReadBeforeANewEntryNotCachedOverIt(t *testing.T) {
 	s.gens.mu.Unlock()
 	if ok && c.asOf < 2 {
 		t.Fatalf("cached: the generation read as of catalog seq %d, while seq 2 is known; want none read before seq 2", c.asOf)
+	}
+}
+
+// TestGenerationReadPanickedIsNotWaitedFor: a request whose generation
+// read panics (recovered above it: net/http recovers a handler's panic)
+// must not leave its read in flight for good: every later request of the
+// table waited for it until its own deadline.
+func TestGenerationReadPanickedIsNotWaitedFor(t *testing.T) {
+	s := &Store{gensReady: true}
+	first := true
+	s.fault = func(op string, run func() error) error {
+		if op == "generation" && first {
+			first = false
+			panic("a read that panics")
+		}
+		return nil
+	}
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = s.currentGen(t.Context(), "t")
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.currentGen(ctx, "t"); err != nil {
+		t.Fatalf("the read after one that panicked: %v; want it read", err)
 	}
 }
