@@ -56,7 +56,7 @@ func (s *Store) ensureGenerations(ctx context.Context) error {
 		return nil
 	}
 	// (Earlier builds gave it a made column too, now unused.)
-	err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, gen bigint) WITH ID = %s",
+	err := s.ensureTable(ctx, generationTable, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, gen bigint) WITH ID = %s",
 		s.ks, generationTable, tableID(s.ks, generationTable)))
 	if err != nil {
 		return err

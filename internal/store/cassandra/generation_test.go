@@ -168,13 +168,16 @@ func TestGenerationReadShared(t *testing.T) {
 	}
 	var mu sync.Mutex
 	reads := 0
-	release := make(chan struct{})
+	// The reads go on one at a time: two SERIAL reads of one row at once
+	// may contend in Paxos, time out and be tried again (counted again).
+	release := []chan struct{}{make(chan struct{}), make(chan struct{})}
 	s.fault = func(op string, run func() error) error {
 		if op == "generation" {
 			mu.Lock()
 			reads++
+			wait := release[min(reads, 2)-1]
 			mu.Unlock()
-			<-release
+			<-wait
 		}
 		return run()
 	}
@@ -184,9 +187,9 @@ func TestGenerationReadShared(t *testing.T) {
 		defer mu.Unlock()
 		return reads
 	}
-	var wg sync.WaitGroup
+	var wg, first sync.WaitGroup
 	for range 8 {
-		wg.Go(func() {
+		first.Go(func() {
 			if _, err := s.currentGen(t.Context(), "shared"); err != nil {
 				t.Error(err)
 			}
@@ -210,8 +213,16 @@ func TestGenerationReadShared(t *testing.T) {
 	for readsNow() < 2 {
 		time.Sleep(time.Millisecond)
 	}
-	close(release)
+	close(release[0])
+	firstDone := make(chan struct{})
+	go func() { first.Wait(); close(firstDone) }()
+	select {
+	case <-firstDone:
+	case <-time.After(5 * time.Second): // one of the 8 came after the forget, and waits on the second read
+	}
+	close(release[1])
 	wg.Wait()
+	first.Wait()
 	if n := readsNow(); n != 2 {
 		t.Errorf("the generation was read %d times; want twice (once before a forget, once after)", n)
 	}

@@ -34,7 +34,7 @@ func (s *Store) ensureLeases(ctx context.Context) error {
 	if s.leasesReady {
 		return nil
 	}
-	err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, holder text, host text, pid int, "+
+	err := s.ensureTable(ctx, leaseTable, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, holder text, host text, pid int, "+
 		"since timestamp, renewed timestamp, expires timestamp) WITH ID = %s AND gc_grace_seconds = 0", s.ks, leaseTable, tableID(s.ks, leaseTable)))
 	s.leasesReady = err == nil
 	return err

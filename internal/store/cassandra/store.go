@@ -595,6 +595,27 @@ func (s *Store) createTable(ctx context.Context, table string) error {
 		store.ErrUnavailable, createTries)
 }
 
+// ensureTable runs create, a CREATE TABLE IF NOT EXISTS of wail's own
+// Cassandra table cname, unless the node that answers a read of the
+// schema knows the table: a process makes its tables at their first use,
+// under a lock every first request of every table waits on, and a DDL
+// statement waits on whichever node it went to, while the read goes
+// around a node that does not answer (asRead; TestFirstUseDuringAStall).
+// The tables exist nearly always: a node that has not learnt of one yet
+// only has it made again, the same (its id is fixed).
+func (s *Store) ensureTable(ctx context.Context, cname, create string) error {
+	var id gocql.UUID
+	err := asRead(s.session.Query("SELECT id FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?", s.ks, cname).
+		WithContext(ctx).Consistency(gocql.One), s.speculateAfter()).Scan(&id)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, gocql.ErrNotFound):
+		return fmt.Errorf("looking for table %s: %w", cname, s.classify(ctx, err))
+	}
+	return s.ddl(ctx, create)
+}
+
 // tableIDNow reads the id Cassandra holds for Cassandra table cname.
 func (s *Store) tableIDNow(ctx context.Context, cname string) (gocql.UUID, bool, error) {
 	var id gocql.UUID
