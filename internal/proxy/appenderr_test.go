@@ -24,13 +24,18 @@ func TestAppendErrorSaysItsCause(t *testing.T) {
 		return fmt.Errorf("kafka: append wail.intents.tx: %w: %s", sentinel, code)
 	}
 	for _, tc := range []struct {
-		name     string
-		logErr   error
-		block    bool          // the log does not answer
-		client   time.Duration // the client's deadline, 0: none
-		sentinel error         // proxy sentinel (or context error) in the chain
-		cause    error         // kept in the chain
-		says     string
+		name   string
+		logErr error
+		block  bool          // the log does not answer
+		client time.Duration // the client's deadline, 0: none
+		cancel time.Duration // the client cancels after this, 0: never
+		// endInHold: the client's context ends once the append returned
+		// (canceled, or its deadline waited for, in hold's done): the
+		// append was not cut off, its own error is the cause
+		endInHold bool
+		sentinel  error // proxy sentinel (or context error) in the chain
+		cause     error // kept in the chain
+		says      string
 	}{
 		{name: "too large", logErr: kafkaErr(intentlog.ErrTooLarge, "MESSAGE_TOO_LARGE"),
 			sentinel: ErrLogRefused, cause: intentlog.ErrTooLarge, says: "max.message.bytes"},
@@ -44,6 +49,12 @@ func TestAppendErrorSaysItsCause(t *testing.T) {
 			sentinel: ErrUnavailable, says: "the intent log failed: log down"},
 		{name: "client deadline", block: true, client: 100 * time.Millisecond,
 			sentinel: context.DeadlineExceeded, says: "the request's deadline"},
+		{name: "client canceled", block: true, cancel: 100 * time.Millisecond,
+			sentinel: context.Canceled, says: "the request was canceled"},
+		{name: "failed, then canceled", logErr: errors.New("log down"), endInHold: true,
+			sentinel: ErrUnavailable, says: "the intent log failed: log down"},
+		{name: "failed, then the deadline", logErr: errors.New("log down"), client: 100 * time.Millisecond, endInHold: true,
+			sentinel: ErrUnavailable, says: "the intent log failed: log down"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -54,6 +65,22 @@ func TestAppendErrorSaysItsCause(t *testing.T) {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tc.client)
 				defer cancel()
+			}
+			ctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			if tc.cancel > 0 {
+				time.AfterFunc(tc.cancel, cancel)
+			}
+			if tc.endInHold {
+				p.WithHold(func() (func(), error) {
+					return func() {
+						if tc.client > 0 {
+							<-ctx.Done()
+						} else {
+							cancel()
+						}
+					}, nil
+				})
 			}
 			r := p.Write(ctx, []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
 			if r.Err == nil || r.Stored || r.IntentLogged {

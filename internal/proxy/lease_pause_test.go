@@ -129,3 +129,22 @@ func TestHoldSpansTheAppend(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitRefusesBeforeTheHold: with both set, admit is asked before a
+// write is stamped and hold after; a write admit refuses is refused
+// unwritten even though hold would let it through (it is never stamped,
+// hold is not asked, nothing is logged or stored).
+func TestAdmitRefusesBeforeTheHold(t *testing.T) {
+	t.Parallel()
+	w := &world{Rows: map[string]store.Row{}}
+	holds := 0
+	p := New(w.Log(), w.Store(), proxytest.TxAndInd(10*time.Second), mustClock(t),
+		Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10}, nil).
+		WithAdmit(func() error { return errors.New("wail is stopping") }).
+		WithHold(func() (func(), error) { holds++; return func() {}, nil })
+	r := p.Write(context.Background(), []Mutation{{Table: "tx", Key: []byte("k"), Value: []byte("v")}})[0]
+	if !errors.Is(r.Err, ErrUnavailable) || r.Version != 0 || r.IntentLogged || r.Stored || holds != 0 ||
+		w.IntentCount() != 0 || w.Row("k").Version != 0 {
+		t.Fatalf("a write admit refused: %+v, %d holds, %d intents, row %+v", r, holds, w.IntentCount(), w.Row("k"))
+	}
+}

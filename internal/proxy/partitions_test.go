@@ -86,6 +86,21 @@ func TestWritePathCountsPartitions(t *testing.T) {
 	if got := m.PartitionWrites().Table("nope"); got != nil {
 		t.Errorf("an unknown table counted: %v", got)
 	}
+	// Writes that failed after they were checked are not counted either.
+	for _, fail := range []func(){
+		func() { w.StErr = errStoreDown },
+		func() { w.StErr, w.LogFails = nil, true },
+	} {
+		w.Mu.Lock()
+		fail()
+		w.Mu.Unlock()
+		if r := p.Write(t.Context(), []Mutation{{Table: "tx", Key: []byte("c"), Value: []byte("5")}})[0]; r.Err == nil {
+			t.Fatalf("result %+v, want a failed write", r)
+		}
+		if got := m.PartitionWrites().Table("tx"); !slices.Equal(got, []uint64{3}) {
+			t.Errorf("tx by partition %v after a failed write, want [3]", got)
+		}
+	}
 }
 
 // keyIn returns a key that Kafka's partitioner puts at partition p or

@@ -60,12 +60,16 @@ func TestWritePath(t *testing.T) {
 		stErr     error
 		wantErr   error
 		wantMsg   string
+		notMsg    string // what the error must not claim
+		del       bool   // the mutation is a delete
 		logged    bool
 		stored    bool
 		wantCalls []string
 	}{
 		{name: "intent first, then store", table: "tx", logged: true, stored: true,
 			wantCalls: []string{"append:UPSERT", "apply"}},
+		{name: "a delete logs a DELETE intent", table: "tx", del: true, logged: true, stored: true,
+			wantCalls: []string{"append:DELETE", "apply"}},
 		{name: "transactional: log down rejects and leaves the store alone", table: "tx", logFails: true,
 			wantErr: ErrUnavailable, wantMsg: "nothing was written", wantCalls: []string{"append-failed"}},
 		{name: "independent: log down still writes the store", table: "ind", logFails: true, stored: true,
@@ -73,22 +77,27 @@ func TestWritePath(t *testing.T) {
 		{name: "store did not apply the write: error and an ABORT", table: "tx", stErr: errNotApplied, logged: true,
 			wantErr: ErrUnavailable, wantMsg: "did not apply", wantCalls: []string{"append:UPSERT", "apply-failed", "append:ABORT"}},
 		{name: "store outcome unknown: error, no ABORT", table: "tx", stErr: errStoreDown, logged: true,
-			wantErr: ErrUnavailable, wantMsg: "outcome is unknown", wantCalls: []string{"append:UPSERT", "apply-failed"}},
+			wantErr: ErrUnavailable, wantMsg: "outcome is unknown", notMsg: "no event is guaranteed", wantCalls: []string{"append:UPSERT", "apply-failed"}},
 		{name: "store deadline mid-write: no ABORT", table: "tx", stErr: errUnknownSent, logged: true,
-			wantErr: ErrUnavailable, wantMsg: "outcome is unknown", wantCalls: []string{"append:UPSERT", "apply-failed"}},
+			wantErr: ErrUnavailable, wantMsg: "outcome is unknown", notMsg: "no event is guaranteed", wantCalls: []string{"append:UPSERT", "apply-failed"}},
 		{name: "independent: both down", table: "ind", logFails: true, stErr: errNotApplied,
-			wantErr: ErrUnavailable, wantMsg: "did not apply", wantCalls: []string{"append-failed", "apply-failed"}},
+			wantErr: ErrUnavailable, wantMsg: "did not apply", notMsg: "ABORT", wantCalls: []string{"append-failed", "apply-failed"}},
 		{name: "independent: log down, store outcome unknown", table: "ind", logFails: true, stErr: errStoreDown,
-			wantErr: ErrUnavailable, wantMsg: "no event is guaranteed", wantCalls: []string{"append-failed", "apply-failed"}},
+			wantErr: ErrUnavailable, wantMsg: "no event is guaranteed", notMsg: "its event follows", wantCalls: []string{"append-failed", "apply-failed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := &world{LogFails: tc.logFails, StErr: tc.stErr}
 			p := newProxy(t, w)
-			r := p.Write(context.Background(), []Mutation{{Table: tc.table, Key: []byte("k"), Value: []byte("v")}})[0]
-			if !errors.Is(r.Err, tc.wantErr) || (tc.wantErr == nil && r.Err != nil) || (r.Err != nil && !strings.Contains(r.Err.Error(), tc.wantMsg)) {
-				t.Fatalf("err = %v, want %v saying %q", r.Err, tc.wantErr, tc.wantMsg)
+			m := Mutation{Table: tc.table, Key: []byte("k"), Value: []byte("v")}
+			if tc.del {
+				m = Mutation{Table: tc.table, Key: []byte("k"), Delete: true}
+			}
+			r := p.Write(context.Background(), []Mutation{m})[0]
+			if !errors.Is(r.Err, tc.wantErr) || (tc.wantErr == nil && r.Err != nil) || (r.Err != nil && !strings.Contains(r.Err.Error(), tc.wantMsg)) ||
+				(r.Err != nil && tc.notMsg != "" && strings.Contains(r.Err.Error(), tc.notMsg)) {
+				t.Fatalf("err = %v, want %v saying %q (not %q)", r.Err, tc.wantErr, tc.wantMsg, tc.notMsg)
 			}
 			if r.IntentLogged != tc.logged || r.Stored != tc.stored || r.Version == 0 {
 				t.Fatalf("result %+v, want logged=%v stored=%v", r, tc.logged, tc.stored)
