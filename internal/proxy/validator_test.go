@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/catalog"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // upperValidator stands for the server's typed values: JSON values are
@@ -15,6 +16,10 @@ import (
 // converts to one byte more than the value limit (16 bytes in newProxy),
 // "limit" to exactly the limit.
 type upperValidator struct{ calls int }
+
+// typedSchema is the schema id upperValidator gives a converted value; it
+// keeps the JSON as the value's document.
+const typedSchema = 7
 
 func (v *upperValidator) Validate(_ context.Context, _ catalog.Table, m *Mutation) error {
 	v.calls++
@@ -26,7 +31,8 @@ func (v *upperValidator) Validate(_ context.Context, _ catalog.Table, m *Mutatio
 	case string(m.Value) == "limit":
 		m.Value = []byte(strings.Repeat("x", 16))
 	case m.JSON:
-		m.Value, m.JSON = []byte(strings.ToUpper(string(m.Value))), false
+		m.Doc = m.Value
+		m.Value, m.JSON, m.SchemaID = []byte(strings.ToUpper(string(m.Value))), false, typedSchema
 	}
 	return nil
 }
@@ -74,6 +80,21 @@ func TestValidator(t *testing.T) {
 			}
 			if r.Err != nil || !r.Stored || string(w.Rows["k"].Value) != tc.wantValue {
 				t.Fatalf("got %+v, row %q, want %q stored", r, w.Rows["k"].Value, tc.wantValue)
+			}
+			// The validator's schema and document go to the store with the value.
+			var doc []byte
+			schema := uint32(0)
+			if tc.mut.JSON {
+				doc, schema = tc.mut.Value, typedSchema
+			}
+			var got *store.Mutation
+			for i := range w.Applied {
+				if string(w.Applied[i].Key) == "k" {
+					got = &w.Applied[i]
+				}
+			}
+			if got == nil || got.SchemaID != schema || string(got.Doc) != string(doc) || w.Rows["k"].SchemaID != schema {
+				t.Fatalf("stored %+v, want schema %d and document %q", got, schema, doc)
 			}
 			if tc.validator && v.calls != 2 {
 				t.Fatalf("validator called %d times for 2 mutations", v.calls)

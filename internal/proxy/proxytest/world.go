@@ -38,8 +38,9 @@ type World struct {
 	Levels                        []string // the store's read levels (nil: one, "local")
 	GetErr                        error    // what Get fails with
 	GotLevel                      store.Level
-	OnApply                       func() // called as Apply begins
-	ApplyHonoursCtx               bool   // Apply fails once its ctx ended
+	OnApply                       func()           // called as Apply begins
+	ApplyHonoursCtx               bool             // Apply fails once its ctx ended
+	Applied                       []store.Mutation // every mutation Apply stored
 }
 
 // Log is the world's intent log (the proxy's only use of a log: Append).
@@ -142,7 +143,8 @@ func (s Store) Apply(ctx context.Context, _ string, muts []store.Mutation) ([]st
 	for i, m := range muts {
 		cur := w.Rows[string(m.Key)]
 		if m.Version > cur.Version {
-			w.Rows[string(m.Key)] = store.Row{Value: m.Value, Version: m.Version, Deleted: m.Delete}
+			w.Rows[string(m.Key)] = store.Row{Value: m.Value, Version: m.Version, Deleted: m.Delete, SchemaID: m.SchemaID}
+			w.Applied = append(w.Applied, m)
 			outs[i] = store.Outcome{Applied: true, Current: m.Version}
 		} else {
 			outs[i] = store.Outcome{Current: cur.Version}
