@@ -25,6 +25,9 @@ func TestStampBefore(t *testing.T) {
 		{name: "bound reached", bounds: []uint64{past}, refused: true},
 		{name: "one bound reached of two", bounds: []uint64{future, past}, refused: true},
 		{name: "a bound reached beside none", bounds: []uint64{0, past}, refused: true},
+		// the earliest bound counts, whatever the order
+		{name: "one bound reached of two, first", bounds: []uint64{past, future}, refused: true},
+		{name: "a bound reached, then none", bounds: []uint64{past, 0}, refused: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
