@@ -111,6 +111,26 @@ func TestMergedWrites(t *testing.T) {
 			if got := log.appendSizes()[1:]; fmt.Sprint(got) != fmt.Sprint(tc.wantSizes) {
 				t.Fatalf("appends after the first took %v records, want %v", got, tc.wantSizes)
 			}
+			// Every waiting write counts as a wait; the merged histogram
+			// has the batches of more than one write only, by writes.
+			var waits, merged dto.Metric
+			if err := p.metrics.mergeWaits.Write(&waits); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.metrics.merged.Write(&merged); err != nil {
+				t.Fatal(err)
+			}
+			var wantCount, wantSum int
+			for _, n := range tc.wantSizes {
+				if n/2 > 1 {
+					wantCount, wantSum = wantCount+1, wantSum+n/2
+				}
+			}
+			if h := merged.GetHistogram(); waits.GetCounter().GetValue() != float64(tc.waiting) ||
+				h.GetSampleCount() != uint64(wantCount) || h.GetSampleSum() != float64(wantSum) {
+				t.Fatalf("%v merge waits, merged batches %d of %v writes; want %d, %d of %d",
+					waits.GetCounter().GetValue(), h.GetSampleCount(), h.GetSampleSum(), tc.waiting, wantCount, wantSum)
+			}
 			seen := map[uint64]bool{}
 			for i, rs := range results {
 				for j, r := range rs {
