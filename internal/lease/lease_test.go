@@ -35,6 +35,9 @@ type world struct {
 	claims, renewals []time.Time
 	// idle counts the Sleeps in a row that waited no time.
 	idle int
+	// delay is how long a claim or a renewal takes to reach the store,
+	// and its answer to come back (a slow network).
+	delay time.Duration
 }
 
 func newWorld() *world {
@@ -46,6 +49,8 @@ var errDown = errors.New("store down")
 func (w *world) ClaimLease(ctx context.Context, name string, l store.Lease, ttl time.Duration) (store.Lease, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.now = w.now.Add(w.delay)
+	defer func() { w.now = w.now.Add(w.delay) }()
 	w.claims = append(w.claims, w.now)
 	if err := ctx.Err(); err != nil {
 		return store.Lease{}, err
@@ -71,6 +76,8 @@ func (w *world) RenewLease(ctx context.Context, name, holder string, ttl time.Du
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.now = w.now.Add(w.delay)
+	defer func() { w.now = w.now.Add(w.delay) }()
 	w.renewals = append(w.renewals, w.now)
 	bound := time.Duration(-1)
 	if d, ok := ctx.Deadline(); ok {
@@ -479,7 +486,12 @@ func TestReleaseWaitsForHolds(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			begin := w.clock()
 			k.Release()
+			// A hold that hangs is waited for a fifth of the TTL.
+			if waited := w.clock().Sub(begin); !tc.endHold && waited != 3*time.Second {
+				t.Fatalf("Release waited %s for a hanging hold, want the margin (3s)", waited)
+			}
 			select {
 			case <-waited:
 			default:
