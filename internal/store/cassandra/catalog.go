@@ -250,6 +250,15 @@ func (c *catalogSeqs) get(name string) (int64, bool) {
 	return seq, ok
 }
 
+// asOf is name's seq as last seen, -1 when none was: what a generation
+// read is tagged with (cachedGen.asOf).
+func (c *catalogSeqs) asOf(name string) int64 {
+	if seq, ok := c.get(name); ok {
+		return seq
+	}
+	return -1
+}
+
 // set records a seq read at SERIAL or made by a swap.
 func (c *catalogSeqs) set(name string, seq int64) {
 	c.mu.Lock()

@@ -191,10 +191,7 @@ type cachedGen struct {
 // at SERIAL (genRead: shared with the requests that need it meanwhile).
 func (s *Store) currentGen(ctx context.Context, table string) (int64, error) {
 	for {
-		asOf := int64(-1)
-		if seq, ok := s.seqs.get(table); ok {
-			asOf = seq
-		}
+		asOf := s.seqs.asOf(table)
 		s.gens.mu.Lock()
 		if c, ok := s.gens.m[table]; ok {
 			s.gens.mu.Unlock()
@@ -255,14 +252,14 @@ func (s *Store) readGen(ctx context.Context, table string, r *genRead) {
 // end after that forget, which saw only the read in flight then (begun
 // after; TestGenerationReadBeforeANewEntryNotCachedOverIt).
 func (s *Store) rememberGen(table string, gen, asOf int64, epoch uint64) {
-	known, ok := s.seqs.get(table)
+	known := s.seqs.asOf(table)
 	s.gens.mu.Lock()
 	defer s.gens.mu.Unlock()
 	if s.gens.epoch != epoch {
 		delete(s.gens.m, table)
 		return
 	}
-	if ok && known > asOf {
+	if known > asOf {
 		return
 	}
 	if c, ok := s.gens.m[table]; ok && c.asOf > asOf {

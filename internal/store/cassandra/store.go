@@ -560,10 +560,7 @@ func (s *Store) createTable(ctx context.Context, table string) error {
 		s.gens.mu.Lock()
 		epoch := s.gens.epoch
 		s.gens.mu.Unlock()
-		asOf := int64(-1)
-		if seq, ok := s.seqs.get(table); ok {
-			asOf = seq
-		}
+		asOf := s.seqs.asOf(table)
 		gen, err := s.generation(ctx, table)
 		if err != nil {
 			return err
