@@ -3,12 +3,15 @@ package cassandra
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gocql/gocql"
 )
@@ -34,7 +37,19 @@ type hostPolicy struct {
 	mu    sync.Mutex
 	hosts map[string]*gocql.HostInfo // by host id
 
-	replicas atomic.Bool // learnReplicas ran: keep the keyspace's replicas current as nodes come and go
+	// The keyspace's replicas (learnReplicas): meta reads the keyspace's
+	// replication (the session's KeyspaceMetadata); a failed learn is
+	// tried again after retry[0], doubling up to retry[1].
+	meta  func(string) (*gocql.KeyspaceMetadata, error)
+	retry [2]time.Duration
+	log   *slog.Logger
+
+	learning atomic.Bool   // learnReplicas ran: keep the keyspace's replicas current as nodes come and go
+	again    chan struct{} // learn them again (1 buffered: kicks coalesce)
+	learnMu  sync.Mutex
+	stop     context.CancelFunc // ends the learner; nil: none runs
+	done     chan struct{}      // closed when it ended
+	stopped  bool               // stopLearning ran: no learner starts
 }
 
 func newHostPolicy(localDC, ks string) *hostPolicy {
@@ -43,10 +58,15 @@ func newHostPolicy(localDC, ks string) *hostPolicy {
 		fallback = gocql.DCAwareRoundRobinPolicy(localDC)
 	}
 	return &hostPolicy{
-		HostSelectionPolicy: gocql.TokenAwareHostPolicy(fallback, gocql.ShuffleReplicas()),
+		// Not gocql.ShuffleReplicas: evenly shuffles the key's replicas
+		// once each.
+		HostSelectionPolicy: gocql.TokenAwareHostPolicy(marked{fallback}),
 		localDC:             localDC,
 		ks:                  ks,
 		hosts:               map[string]*gocql.HostInfo{},
+		retry:               [2]time.Duration{time.Second, 30 * time.Second},
+		log:                 slog.Default(),
+		again:               make(chan struct{}, 1),
 	}
 }
 
@@ -55,9 +75,7 @@ func (p *hostPolicy) AddHost(h *gocql.HostInfo) {
 	p.hosts[h.HostID()] = h
 	p.mu.Unlock()
 	p.HostSelectionPolicy.AddHost(h)
-	if p.replicas.Load() {
-		p.learnReplicas()
-	}
+	p.learnAgain()
 }
 
 func (p *hostPolicy) RemoveHost(h *gocql.HostInfo) {
@@ -65,9 +83,19 @@ func (p *hostPolicy) RemoveHost(h *gocql.HostInfo) {
 	delete(p.hosts, h.HostID())
 	p.mu.Unlock()
 	p.HostSelectionPolicy.RemoveHost(h)
-	if p.replicas.Load() {
-		p.learnReplicas()
+	p.learnAgain()
+}
+
+// KeyspaceChanged: the session tells of a change of a keyspace (made,
+// altered, dropped), and the driver's policy reads its replication and
+// computes its replicas again; dropping them when that read fails. For
+// the store's keyspace, once learnReplicas ran, the learner does it.
+func (p *hostPolicy) KeyspaceChanged(e gocql.KeyspaceUpdateEvent) {
+	if e.Keyspace == p.ks && p.learning.Load() {
+		p.learnAgain()
+		return
 	}
+	p.HostSelectionPolicy.KeyspaceChanged(e)
 }
 
 // known returns the nodes the driver knows, by address.
@@ -133,7 +161,7 @@ func (p *hostPolicy) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 	if q != nil {
 		key, _ = q.Context().Value(routeKey{}).([]byte)
 	}
-	next := distinct(p.HostSelectionPolicy.Pick(routed{q, key, p.ks}))
+	next := distinct(evenly(p.HostSelectionPolicy.Pick(routed{q, key, p.ks})))
 	if p.localDC != "" {
 		all := next
 		next = func() gocql.SelectedHost {
@@ -153,12 +181,71 @@ func (p *hostPolicy) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 	return next
 }
 
-// distinct passes a plan on without the nodes it named already. The
-// driver's replicas of a token (NetworkTopologyStrategy with one rack)
-// name a node once per token of it they meet on the ring, so that a key's
-// plan named a node twice (and one replica only in the round robin after
-// them): a request retried on the next node of its plan went to the node
-// that failed it again.
+// replicasEnd marks the end of a key's replicas in the plans of the
+// driver's token-aware policy: its fallback (marked) starts its plans with
+// it, and the token-aware policy goes on to the fallback's plan after the
+// replicas (every plan, when the query has no routing key).
+var replicasEnd = &gocql.HostInfo{}
+
+// marked is the round robin of the token-aware policy's fallback, its
+// plans starting with replicasEnd.
+type marked struct{ gocql.HostSelectionPolicy }
+
+func (m marked) Pick(q gocql.ExecutableQuery) gocql.NextHost {
+	next := m.HostSelectionPolicy.Pick(q)
+	first := true
+	return func() gocql.SelectedHost {
+		if first {
+			first = false
+			return pinned{replicasEnd}
+		}
+		return next()
+	}
+}
+
+// evenly starts a plan of the token-aware policy with the key's replicas
+// (those up, of the local data center), each once, in an order each of
+// them is equally likely to come first in, then goes on with the round
+// robin's plan. The driver's replicas of a token (NetworkTopologyStrategy
+// with fewer racks than replicas) name a node once per token of it they
+// meet on the ring, [A A B]: its shuffle of them started two plans in
+// three at A (TestPlansStartEvenlyAtAKeysReplicas). A plan without the
+// mark (not the token-aware policy's) goes on as it is.
+func evenly(next gocql.NextHost) gocql.NextHost {
+	var replicas []gocql.SelectedHost
+	for {
+		h := next()
+		if h == nil { // no mark: the plan as it is
+			i := 0
+			return func() gocql.SelectedHost {
+				if i == len(replicas) {
+					return nil
+				}
+				i++
+				return replicas[i-1]
+			}
+		}
+		if h.Info() == replicasEnd {
+			break
+		}
+		if !slices.ContainsFunc(replicas, func(r gocql.SelectedHost) bool { return r.Info() == h.Info() }) {
+			replicas = append(replicas, h)
+		}
+	}
+	rand.Shuffle(len(replicas), func(i, j int) { replicas[i], replicas[j] = replicas[j], replicas[i] })
+	i := 0
+	return func() gocql.SelectedHost {
+		if i < len(replicas) {
+			i++
+			return replicas[i-1]
+		}
+		return next()
+	}
+}
+
+// distinct passes a plan on without the nodes it named already: the
+// driver's replicas (above) may name a node twice, and a request retried
+// on the next node of its plan went to the node that failed it again.
 func distinct(next gocql.NextHost) gocql.NextHost {
 	var named []*gocql.HostInfo
 	return func() gocql.SelectedHost {
@@ -225,12 +312,110 @@ func (t *tried) plan(next gocql.NextHost) gocql.NextHost {
 // (a store names its keyspace in each statement, and makes it after it
 // connects): without it a key's plan started at its primary replica
 // alone, every time, and the shuffle of replicas that spreads the reads
-// of a key did nothing. The driver computes them again for the session's
-// keyspace only when a node joins or leaves: so does AddHost and
-// RemoveHost once this ran.
+// of a key did nothing. It learns them now, then keeps them current: a
+// learner learns them again when a node joins or leaves or the keyspace
+// changes (the driver computes them again then for the session's keyspace
+// only), and after a failure, with backoff, until it succeeds. The driver
+// reads the keyspace's replication to compute them (a schema query on its
+// control connection, unless cached) and drops them when that read fails:
+// every plan of a key started at its primary replica until the next node
+// event (TestReplicasOutliveAFailedLearn). So a learn reads the
+// replication first and leaves the replicas learned last in place when it
+// cannot; the driver reads it again from its cache (a schema change of the
+// keyspace, such as a table made, empties it in between only rarely: then
+// the read after tells the failure, and the learner tries again).
+// stopLearning ends the learner.
 func (p *hostPolicy) learnReplicas() {
-	p.replicas.Store(true)
+	p.learnMu.Lock()
+	defer p.learnMu.Unlock()
+	if p.stopped || p.stop != nil {
+		return
+	}
+	p.learning.Store(true)
+	ctx, stop := context.WithCancel(context.Background())
+	p.stop, p.done = stop, make(chan struct{})
+	err := p.learn()
+	go p.learner(ctx, err)
+}
+
+// learnAgain has the learner learn the replicas again, once learnReplicas
+// ran; it does not wait.
+func (p *hostPolicy) learnAgain() {
+	if !p.learning.Load() {
+		return
+	}
+	select {
+	case p.again <- struct{}{}:
+	default: // one is due already
+	}
+}
+
+// learn has the driver compute the keyspace's replicas, if it can read
+// the keyspace's replication.
+func (p *hostPolicy) learn() error {
+	if _, err := p.meta(p.ks); err != nil {
+		return fmt.Errorf("reading the replication of keyspace %s: %w", p.ks, err)
+	}
 	p.HostSelectionPolicy.KeyspaceChanged(gocql.KeyspaceUpdateEvent{Keyspace: p.ks, Change: "UPDATED"})
+	if _, err := p.meta(p.ks); err != nil {
+		return fmt.Errorf("reading the replication of keyspace %s: %w", p.ks, err)
+	}
+	return nil
+}
+
+// learner learns the replicas again when asked (learnAgain) and, while
+// the last learn failed (err), after a backoff; until ctx ends.
+func (p *hostPolicy) learner(ctx context.Context, err error) {
+	defer close(p.done)
+	backoff := p.retry[0]
+	retry := time.NewTimer(backoff)
+	defer retry.Stop()
+	if err == nil {
+		retry.Stop()
+	} else {
+		p.log.Warn("cannot learn which Cassandra nodes hold the keyspace's data: each key's requests start at its primary replica "+
+			"until it is learned; tried again with backoff", "keyspace", p.ks, "err", err)
+	}
+	failing := err != nil
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.again:
+		case <-retry.C:
+		}
+		retry.Stop()
+		err := p.learn()
+		switch {
+		case err == nil && failing:
+			p.log.Info("learned which Cassandra nodes hold the keyspace's data", "keyspace", p.ks)
+			failing, backoff = false, p.retry[0]
+			continue
+		case err == nil:
+			continue
+		case !failing:
+			p.log.Warn("cannot learn again which Cassandra nodes hold the keyspace's data: requests keep those learned before; "+
+				"tried again with backoff", "keyspace", p.ks, "err", err)
+			failing = true
+		default:
+			backoff = min(2*backoff, p.retry[1])
+		}
+		retry.Reset(backoff/2 + rand.N(backoff/2+1))
+	}
+}
+
+// stopLearning ends the learner, if one runs, and waits for it; no
+// learner starts after. A learn under way ends with the session's
+// connections: close the session first.
+func (p *hostPolicy) stopLearning() {
+	p.learnMu.Lock()
+	p.stopped = true
+	stop, done := p.stop, p.done
+	p.learnMu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 }
 
 type pinned struct{ h *gocql.HostInfo }

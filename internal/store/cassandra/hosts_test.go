@@ -2,10 +2,19 @@ package cassandra
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
 	"net"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/gocql/gocql"
@@ -119,6 +128,7 @@ func TestPlansKnowTheKeyspaceReplicas(t *testing.T) {
 			}
 			starts[plan[0]]++
 		}
+		t.Logf("key %q: 60 plans started at %v", key, starts)
 		if len(starts) < 2 {
 			t.Errorf("key %q: 60 plans started at %v; want them spread over its replicas", key, starts)
 		}
@@ -160,5 +170,221 @@ func TestTriedNodesGoLast(t *testing.T) {
 	}
 	if got := names(tr.plan(plan(c, b, a)), 3); strings.Join(got, " ") != "10.0.0.3 10.0.0.2 10.0.0.1" {
 		t.Fatalf("third attempt's plan %v (every node tried): want the plan as it is", got)
+	}
+}
+
+// ringHost is a node of data center dc1, rack r1, up, holding tokens
+// (Murmur3).
+func ringHost(addr string, tokens []string) *gocql.HostInfo {
+	h := hostIn(addr, "dc1")
+	v := reflect.ValueOf(h).Elem()
+	for name, val := range map[string]any{"rack": "r1", "tokens": tokens} {
+		f := v.FieldByName(name)
+		reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(val))
+	}
+	return h
+}
+
+// schema answers the driver's and the policy's questions about the
+// keyspace's replication (NetworkTopologyStrategy, dc1: 3), as a session's
+// KeyspaceMetadata does, or fails as it does when its query fails (the
+// control connection down, a timeout) while down is set.
+type schema struct {
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (s *schema) meta(ks string) (*gocql.KeyspaceMetadata, error) {
+	if ks == "" {
+		return nil, gocql.ErrNoKeyspace
+	}
+	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, errors.New("gocql: no response received from cassandra within timeout period")
+	}
+	return &gocql.KeyspaceMetadata{Name: ks, StrategyClass: "org.apache.cassandra.locator.NetworkTopologyStrategy",
+		StrategyOptions: map[string]any{"dc1": "3"}}, nil
+}
+
+// ringPolicy is the policy of a store on keyspace "ks" of a cluster of
+// nodes 10.0.0.1 to 10.0.0.n, 16 tokens each (random, seeded), one rack,
+// as a session sets it up (the session's hosts, its partitioner), without
+// a cluster: the driver's token-aware policy asks sc for the keyspace's
+// replication. The replicas are not learned yet.
+func ringPolicy(t *testing.T, n int, sc *schema) (*hostPolicy, []*gocql.HostInfo) {
+	t.Helper()
+	p := newHostPolicy("dc1", "ks")
+	p.meta = sc.meta
+	p.retry = [2]time.Duration{time.Millisecond, 10 * time.Millisecond}
+	p.log = quiet
+	inner := reflect.ValueOf(p.HostSelectionPolicy).Elem()
+	for name, val := range map[string]any{
+		"getKeyspaceMetadata": sc.meta,
+		"getKeyspaceName":     func() string { return "" }, // a store sets no keyspace on its session
+		"logger":              log.New(io.Discard, "", 0),
+	} {
+		f := inner.FieldByName(name)
+		reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf(val))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	var hosts []*gocql.HostInfo
+	for i := range n {
+		var tokens []string
+		for range 16 {
+			tokens = append(tokens, strconv.FormatInt(int64(r.Uint64()), 10))
+		}
+		hosts = append(hosts, ringHost(fmt.Sprintf("10.0.0.%d", i+1), tokens))
+	}
+	for _, h := range hosts[:min(n, 3)] {
+		p.AddHost(h)
+	}
+	p.SetPartitioner("org.apache.cassandra.dht.Murmur3Partitioner")
+	t.Cleanup(p.stopLearning)
+	return p, hosts
+}
+
+// starts counts the first nodes of the plans of key: 600 plans.
+func starts(p *hostPolicy, key string) map[string]int {
+	out := map[string]int{}
+	for range 600 {
+		next := p.Pick((&gocql.Query{}).WithContext(withKey(context.Background(), []byte(key))))
+		out[next().Info().ConnectAddress().String()]++
+	}
+	return out
+}
+
+// spread is how many of the keys' plans start at more than one node.
+func spread(p *hostPolicy, keys int) int {
+	n := 0
+	for i := range keys {
+		if len(starts(p, fmt.Sprint("key", i))) > 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReplicasOutliveAFailedLearn: the driver drops a keyspace's replicas
+// when it cannot read the keyspace's replication (the control connection
+// down or timing out): when a node joins or leaves, the store has it
+// learn them again, and while that failed every plan of a key started at
+// its primary replica, for every key, until the next node event (the
+// reads of a key piled on one node; with it stalled, every first attempt
+// failed). The replicas learned before stay until they are learned again.
+func TestReplicasOutliveAFailedLearn(t *testing.T) {
+	sc := &schema{}
+	p, hosts := ringPolicy(t, 4, sc)
+	p.learnReplicas()
+	if n := spread(p, 20); n < 18 {
+		t.Fatalf("replicas learned: the plans of %d keys of 20 start at more than one node, want most", n)
+	}
+	sc.down.Store(true)
+	p.AddHost(hosts[3]) // a node joins while the schema cannot be read
+	time.Sleep(50 * time.Millisecond)
+	if n := spread(p, 20); n < 18 {
+		t.Errorf("after a failed learn: the plans of %d keys of 20 start at more than one node; want the replicas kept", n)
+	}
+	sc.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// learned again with the new node: it is a replica of some keys
+		n := 0
+		for i := range 40 {
+			if starts(p, fmt.Sprint("key", i))[hosts[3].ConnectAddress().String()] > 0 {
+				n++
+			}
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the node that joined during the failure starts no plan of 40 keys 5 s after the schema answers again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReplicasLearnedAgainAfterAFailure: a learn that failed (at Open, or
+// after a node event) is tried again with backoff, not only at the next
+// node event, which may never come: until then every plan of a key
+// started at its primary replica.
+func TestReplicasLearnedAgainAfterAFailure(t *testing.T) {
+	sc := &schema{}
+	sc.down.Store(true)
+	p, _ := ringPolicy(t, 3, sc)
+	p.learnReplicas()
+	if n := spread(p, 10); n != 0 {
+		t.Fatalf("replicas never learned: the plans of %d keys of 10 start at more than one node, want none (the driver's primary replica)", n)
+	}
+	sc.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for spread(p, 10) < 9 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replicas are not learned 5 s after the schema answers again: the plans of %d keys of 10 start at more than one node", spread(p, 10))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReplicaLearningStopsAtClose: the retries of a failing learn end
+// when the store closes, leaving no goroutine and asking nothing after.
+func TestReplicaLearningStopsAtClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	sc := &schema{}
+	sc.down.Store(true)
+	p, _ := ringPolicy(t, 3, sc)
+	p.learnReplicas()
+	for deadline := time.Now().Add(2 * time.Second); sc.calls.Load() < 5; time.Sleep(time.Millisecond) { // retrying
+		if time.Now().After(deadline) {
+			t.Fatalf("the keyspace's replication was read %d times in 2 s of failures; want retries", sc.calls.Load())
+		}
+	}
+	p.stopLearning()
+	calls := sc.calls.Load()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines after stopLearning, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+	time.Sleep(50 * time.Millisecond)
+	if c := sc.calls.Load(); c != calls {
+		t.Errorf("the schema was asked %d times after stopLearning returned", c-calls)
+	}
+	p.stopLearning() // again: nothing
+}
+
+// TestPlansStartEvenlyAtAKeysReplicas: the plans of a key start at each
+// of the replicas the driver names equally often. The driver's replicas
+// (NetworkTopologyStrategy with fewer racks than replicas) name a node
+// once per token of it they meet on the ring, [A A B]: shuffled, then
+// with the second A dropped, A started two plans in three.
+func TestPlansStartEvenlyAtAKeysReplicas(t *testing.T) {
+	p, _ := ringPolicy(t, 3, &schema{})
+	p.learnReplicas()
+	total := map[string]int{}
+	skewed := 0
+	const keys = 200
+	for i := range keys {
+		key := fmt.Sprint("key", i)
+		s := starts(p, key)
+		for _, c := range s {
+			if want := 600 / len(s); c < want*4/5 || c > want*6/5 {
+				skewed++
+				if skewed <= 3 {
+					t.Logf("key %q: 600 plans started at %v", key, s)
+				}
+				break
+			}
+		}
+		for h, c := range s {
+			total[h] += c
+		}
+	}
+	t.Logf("first nodes of %d plans of %d keys: %v", 600*keys, keys, total)
+	if skewed > 0 {
+		t.Errorf("the plans of %d keys of %d start at one of the key's replicas more often than at the others", skewed, keys)
 	}
 }

@@ -220,6 +220,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := s.connect(ctx, opts); err != nil {
 		if s.session != nil {
 			s.session.Close()
+			s.policy.stopLearning()
 		}
 		return nil, fmt.Errorf("cassandra: open: %w", err)
 	}
@@ -281,6 +282,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		s.localDC = dc
 	}
 	s.policy = newHostPolicy(s.localDC, s.ks)
+	s.policy.log = s.log
 	cluster := s.clusterConfig(opts)
 	cluster.PoolConfig.HostSelectionPolicy = s.policy
 	if len(opts.Coordinators) > 0 {
@@ -291,6 +293,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		return fmt.Errorf("%w: hosts %v: %w", store.ErrUnavailable, opts.Hosts, err)
 	}
 	s.session = session
+	s.policy.meta = session.KeyspaceMetadata
 	if err := s.policy.checkLocalDC(probed); err != nil {
 		return err
 	}
@@ -494,6 +497,7 @@ func (s *Store) Close() error {
 	}
 	s.stopBackground()
 	s.session.Close()
+	s.policy.stopLearning() // after the session: that ends a schema read the learner waits for
 	return nil
 }
 
