@@ -17,7 +17,7 @@ import (
 )
 
 // hostPolicy is the driver's token-aware, data-center-aware host selection
-// with three additions: it keeps the driver's view of every node (for
+// with these additions: it keeps the driver's view of every node (for
 // Nodes); a query whose context names a node (onHost) goes to that node
 // only: node-local tables such as system.local and system_views.settings
 // are read node by node that way; and no other query goes to a node of
@@ -28,7 +28,9 @@ import (
 // coordinator's data center, so a write through a remote coordinator is
 // acknowledged by that data center's replicas only, and a read there
 // consults only those, missing what a local quorum acknowledged: the
-// overlap Open checks holds in the local data center only.
+// overlap Open checks holds in the local data center only. A key's plan
+// starts at its replicas, as Cassandra places them (ring.go), each equally
+// likely first (evenly).
 type hostPolicy struct {
 	gocql.HostSelectionPolicy
 	localDC string // "": any
@@ -43,6 +45,13 @@ type hostPolicy struct {
 	meta  func(string) (*gocql.KeyspaceMetadata, error)
 	retry [2]time.Duration
 	log   *slog.Logger
+
+	// Where keys go, as Cassandra places them (ring.go): the ring of the
+	// nodes known, when their partitioner is Murmur3Partitioner, and the
+	// keyspace's replication (nil: unknown).
+	ring        atomic.Pointer[ring]
+	murmur      atomic.Bool
+	replication atomic.Pointer[Replication]
 
 	learning atomic.Bool   // learnReplicas ran: keep the keyspace's replicas current as nodes come and go
 	again    chan struct{} // learn them again (1 buffered: kicks coalesce)
@@ -73,6 +82,7 @@ func newHostPolicy(localDC, ks string) *hostPolicy {
 func (p *hostPolicy) AddHost(h *gocql.HostInfo) {
 	p.mu.Lock()
 	p.hosts[h.HostID()] = h
+	p.ring.Store(newRing(slices.Collect(maps.Values(p.hosts))))
 	p.mu.Unlock()
 	p.HostSelectionPolicy.AddHost(h)
 	p.learnAgain()
@@ -81,9 +91,30 @@ func (p *hostPolicy) AddHost(h *gocql.HostInfo) {
 func (p *hostPolicy) RemoveHost(h *gocql.HostInfo) {
 	p.mu.Lock()
 	delete(p.hosts, h.HostID())
+	p.ring.Store(newRing(slices.Collect(maps.Values(p.hosts))))
 	p.mu.Unlock()
 	p.HostSelectionPolicy.RemoveHost(h)
 	p.learnAgain()
+}
+
+func (p *hostPolicy) SetPartitioner(name string) {
+	p.murmur.Store(strings.HasSuffix(name, "Murmur3Partitioner"))
+	p.HostSelectionPolicy.SetPartitioner(name)
+}
+
+// setReplication tells the keyspace's replication.
+func (p *hostPolicy) setReplication(r Replication) { p.replication.Store(&r) }
+
+// placed are the replicas of key that may coordinate its requests (up, in
+// the local data center), as Cassandra places them; ok is false when
+// that is not known (no routing key, another partitioner than
+// Murmur3Partitioner, the replication not known yet).
+func (p *hostPolicy) placed(key []byte) ([]*gocql.HostInfo, bool) {
+	r, repl := p.ring.Load(), p.replication.Load()
+	if key == nil || r == nil || repl == nil || !p.murmur.Load() {
+		return nil, false
+	}
+	return slices.DeleteFunc(r.replicas(key, *repl, p.localDC), func(h *gocql.HostInfo) bool { return !h.IsUp() }), true
 }
 
 // KeyspaceChanged: the session tells of a change of a keyspace (made,
@@ -161,7 +192,8 @@ func (p *hostPolicy) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 	if q != nil {
 		key, _ = q.Context().Value(routeKey{}).([]byte)
 	}
-	next := distinct(evenly(p.HostSelectionPolicy.Pick(routed{q, key, p.ks})))
+	placed, ok := p.placed(key)
+	next := distinct(evenly(placed, ok, p.HostSelectionPolicy.Pick(routed{q, key, p.ks})))
 	if p.localDC != "" {
 		all := next
 		next = func() gocql.SelectedHost {
@@ -203,41 +235,59 @@ func (m marked) Pick(q gocql.ExecutableQuery) gocql.NextHost {
 	}
 }
 
-// evenly starts a plan of the token-aware policy with the key's replicas
-// (those up, of the local data center), each once, in an order each of
-// them is equally likely to come first in, then goes on with the round
-// robin's plan. The driver's replicas of a token (NetworkTopologyStrategy
-// with fewer racks than replicas) name a node once per token of it they
-// meet on the ring, [A A B]: its shuffle of them started two plans in
-// three at A (TestPlansStartEvenlyAtAKeysReplicas). A plan without the
-// mark (not the token-aware policy's) goes on as it is.
-func evenly(next gocql.NextHost) gocql.NextHost {
-	var replicas []gocql.SelectedHost
+// evenly starts a plan of the token-aware policy with the key's replicas,
+// each once, in an order each of them is equally likely to come first in,
+// then goes on with the driver's plan: its replicas, then its round robin.
+// The replicas are those placed, when ok, else the driver's. The driver's
+// replicas of a token (NetworkTopologyStrategy with fewer racks than
+// replicas) name a node once per token of it they meet on the ring, [A A
+// B]: its shuffle of them started two plans in three at A
+// (TestPlansStartEvenlyAtAKeysReplicas), and C, a replica too, none
+// (TestRingPlacesKeysAsCassandra). A plan without the mark (not the
+// token-aware policy's) goes on as it is.
+func evenly(placed []*gocql.HostInfo, ok bool, next gocql.NextHost) gocql.NextHost {
+	var driver []gocql.SelectedHost
 	for {
 		h := next()
 		if h == nil { // no mark: the plan as it is
 			i := 0
 			return func() gocql.SelectedHost {
-				if i == len(replicas) {
+				if i == len(driver) {
 					return nil
 				}
 				i++
-				return replicas[i-1]
+				return driver[i-1]
 			}
 		}
 		if h.Info() == replicasEnd {
 			break
 		}
-		if !slices.ContainsFunc(replicas, func(r gocql.SelectedHost) bool { return r.Info() == h.Info() }) {
-			replicas = append(replicas, h)
-		}
+		driver = append(driver, h)
 	}
-	rand.Shuffle(len(replicas), func(i, j int) { replicas[i], replicas[j] = replicas[j], replicas[i] })
-	i := 0
+	var first []gocql.SelectedHost
+	if ok {
+		for _, h := range placed {
+			first = append(first, pinned{h})
+		}
+	} else {
+		for _, h := range driver {
+			if !slices.ContainsFunc(first, func(f gocql.SelectedHost) bool { return f.Info() == h.Info() }) {
+				first = append(first, h)
+			}
+		}
+		driver = nil
+	}
+	rand.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
 	return func() gocql.SelectedHost {
-		if i < len(replicas) {
-			i++
-			return replicas[i-1]
+		switch {
+		case len(first) > 0:
+			h := first[0]
+			first = first[1:]
+			return h
+		case len(driver) > 0:
+			h := driver[0]
+			driver = driver[1:]
+			return h
 		}
 		return next()
 	}
@@ -312,7 +362,10 @@ func (t *tried) plan(next gocql.NextHost) gocql.NextHost {
 // (a store names its keyspace in each statement, and makes it after it
 // connects): without it a key's plan started at its primary replica
 // alone, every time, and the shuffle of replicas that spreads the reads
-// of a key did nothing. It learns them now, then keeps them current: a
+// of a key did nothing. (The store places keys itself, placed, once it
+// knows the keyspace's replication, which a learn updates too; the
+// driver's replicas serve where it cannot: another partitioner than
+// Murmur3Partitioner.) It learns them now, then keeps them current: a
 // learner learns them again when a node joins or leaves or the keyspace
 // changes (the driver computes them again then for the session's keyspace
 // only), and after a failure, with backoff, until it succeeds. The driver
@@ -353,8 +406,16 @@ func (p *hostPolicy) learnAgain() {
 // learn has the driver compute the keyspace's replicas, if it can read
 // the keyspace's replication.
 func (p *hostPolicy) learn() error {
-	if _, err := p.meta(p.ks); err != nil {
+	md, err := p.meta(p.ks)
+	if err != nil {
 		return fmt.Errorf("reading the replication of keyspace %s: %w", p.ks, err)
+	}
+	opts := map[string]string{"class": md.StrategyClass}
+	for k, v := range md.StrategyOptions {
+		opts[k] = fmt.Sprint(v)
+	}
+	if r, err := ParseReplication(opts); err == nil {
+		p.setReplication(r)
 	}
 	p.HostSelectionPolicy.KeyspaceChanged(gocql.KeyspaceUpdateEvent{Keyspace: p.ks, Change: "UPDATED"})
 	if _, err := p.meta(p.ks); err != nil {
@@ -370,14 +431,22 @@ func (p *hostPolicy) learner(ctx context.Context, err error) {
 	backoff := p.retry[0]
 	retry := time.NewTimer(backoff)
 	defer retry.Stop()
-	if err == nil {
-		retry.Stop()
-	} else {
-		p.log.Warn("cannot learn which Cassandra nodes hold the keyspace's data: each key's requests start at its primary replica "+
-			"until it is learned; tried again with backoff", "keyspace", p.ks, "err", err)
-	}
-	failing := err != nil
+	retry.Stop()
+	failing := false
 	for {
+		switch {
+		case err == nil && failing:
+			p.log.Info("read the Cassandra keyspace's replication again", "keyspace", p.ks)
+			failing, backoff = false, p.retry[0]
+		case err == nil:
+		case !failing:
+			p.log.Warn(warnLearn, "keyspace", p.ks, "err", err)
+			failing = true
+			fallthrough
+		default:
+			retry.Reset(backoff/2 + rand.N(backoff/2+1))
+			backoff = min(2*backoff, p.retry[1])
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -385,24 +454,12 @@ func (p *hostPolicy) learner(ctx context.Context, err error) {
 		case <-retry.C:
 		}
 		retry.Stop()
-		err := p.learn()
-		switch {
-		case err == nil && failing:
-			p.log.Info("learned which Cassandra nodes hold the keyspace's data", "keyspace", p.ks)
-			failing, backoff = false, p.retry[0]
-			continue
-		case err == nil:
-			continue
-		case !failing:
-			p.log.Warn("cannot learn again which Cassandra nodes hold the keyspace's data: requests keep those learned before; "+
-				"tried again with backoff", "keyspace", p.ks, "err", err)
-			failing = true
-		default:
-			backoff = min(2*backoff, p.retry[1])
-		}
-		retry.Reset(backoff/2 + rand.N(backoff/2+1))
+		err = p.learn()
 	}
 }
+
+const warnLearn = "cannot read the Cassandra keyspace's replication to learn which nodes hold its data; " +
+	"requests keep what was learned before; tried again with backoff"
 
 // stopLearning ends the learner, if one runs, and waits for it; no
 // learner starts after. A learn under way ends with the session's

@@ -108,13 +108,22 @@ func TestProbedLocalDCNeedsOneDC(t *testing.T) {
 // (TestFirstReadsDuringAStall failed on the cluster of a CI run). And
 // the replicas the driver computes (NetworkTopologyStrategy, one rack)
 // may name a node twice, so a plan did too: a read sent on to the next
-// node of its plan went to the one that failed it. With replication 3
-// on three nodes every node is a replica of every key: plans start at
-// more than one of them, and name each node once.
+// node of its plan went to the one that failed it, and missed a replica:
+// each of these keys started at two nodes only. With replication 3 on
+// three nodes every node is a replica of every key: plans start at each
+// of them, and name each node once. The store places keys by Cassandra's
+// tokens (TestMurmur3Token): a key's is the node's.
 func TestPlansKnowTheKeyspaceReplicas(t *testing.T) {
 	opts := testOptions(t)
 	openTest(t, opts) // makes the keyspace
 	s := openTest(t, opts)
+	var token int64
+	if err := s.session.Query("SELECT token(key) FROM system.local").WithContext(t.Context()).Scan(&token); err != nil {
+		t.Fatal(err)
+	}
+	if got := murmur3Token([]byte("local")); got != token {
+		t.Errorf("the token of %q is %d, Cassandra's %d", "local", got, token)
+	}
 	for _, key := range []string{"first0", "first1", "first2", "k"} {
 		starts := map[string]int{}
 		for range 60 {
@@ -128,9 +137,8 @@ func TestPlansKnowTheKeyspaceReplicas(t *testing.T) {
 			}
 			starts[plan[0]]++
 		}
-		t.Logf("key %q: 60 plans started at %v", key, starts)
-		if len(starts) < 2 {
-			t.Errorf("key %q: 60 plans started at %v; want them spread over its replicas", key, starts)
+		if len(starts) < 3 {
+			t.Errorf("key %q: 60 plans started at %v; want them spread over its replicas, every node", key, starts)
 		}
 	}
 }
@@ -173,6 +181,12 @@ func TestTriedNodesGoLast(t *testing.T) {
 	}
 }
 
+// setRack moves h to rack.
+func setRack(h *gocql.HostInfo, rack string) {
+	f := reflect.ValueOf(h).Elem().FieldByName("rack")
+	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().SetString(rack)
+}
+
 // ringHost is a node of data center dc1, rack r1, up, holding tokens
 // (Murmur3).
 func ringHost(addr string, tokens []string) *gocql.HostInfo {
@@ -206,11 +220,12 @@ func (s *schema) meta(ks string) (*gocql.KeyspaceMetadata, error) {
 		StrategyOptions: map[string]any{"dc1": "3"}}, nil
 }
 
-// ringPolicy is the policy of a store on keyspace "ks" of a cluster of
+// ringPolicy is the policy of a store on keyspace "ks" as a session sets
+// it up (its hosts, its partitioner), without a cluster: the driver's
+// token-aware policy asks sc for the keyspace's replication. It returns
 // nodes 10.0.0.1 to 10.0.0.n, 16 tokens each (random, seeded), one rack,
-// as a session sets it up (the session's hosts, its partitioner), without
-// a cluster: the driver's token-aware policy asks sc for the keyspace's
-// replication. The replicas are not learned yet.
+// of which the policy knows the first three. The replicas are not
+// learned yet.
 func ringPolicy(t *testing.T, n int, sc *schema) (*hostPolicy, []*gocql.HostInfo) {
 	t.Helper()
 	p := newHostPolicy("dc1", "ks")
@@ -274,6 +289,7 @@ func spread(p *hostPolicy, keys int) int {
 func TestReplicasOutliveAFailedLearn(t *testing.T) {
 	sc := &schema{}
 	p, hosts := ringPolicy(t, 4, sc)
+	p.murmur.Store(false) // the driver's replicas: the store does not place keys itself (TestPlacementNeedsNoSchemaRead)
 	p.learnReplicas()
 	if n := spread(p, 20); n < 18 {
 		t.Fatalf("replicas learned: the plans of %d keys of 20 start at more than one node, want most", n)
@@ -357,34 +373,42 @@ func TestReplicaLearningStopsAtClose(t *testing.T) {
 }
 
 // TestPlansStartEvenlyAtAKeysReplicas: the plans of a key start at each
-// of the replicas the driver names equally often. The driver's replicas
-// (NetworkTopologyStrategy with fewer racks than replicas) name a node
-// once per token of it they meet on the ring, [A A B]: shuffled, then
-// with the second A dropped, A started two plans in three.
+// of its replicas equally often: with replication 3 on three nodes, at
+// each node. The driver's replicas (NetworkTopologyStrategy with fewer
+// racks than replicas) name a node once per token of it they meet on the
+// ring, [A A B]: shuffled, then with the second A dropped, A started two
+// plans in three, B one, C none. Where the store cannot place keys
+// itself (another partitioner than Murmur3Partitioner), the plans start
+// evenly at the driver's replicas, each once.
 func TestPlansStartEvenlyAtAKeysReplicas(t *testing.T) {
-	p, _ := ringPolicy(t, 3, &schema{})
-	p.learnReplicas()
-	total := map[string]int{}
-	skewed := 0
-	const keys = 200
-	for i := range keys {
-		key := fmt.Sprint("key", i)
-		s := starts(p, key)
-		for _, c := range s {
-			if want := 600 / len(s); c < want*4/5 || c > want*6/5 {
-				skewed++
-				if skewed <= 3 {
-					t.Logf("key %q: 600 plans started at %v", key, s)
+	for _, placed := range []bool{true, false} {
+		t.Run(fmt.Sprint("placed=", placed), func(t *testing.T) {
+			p, _ := ringPolicy(t, 3, &schema{})
+			p.learnReplicas()
+			p.murmur.Store(placed)
+			total := map[string]int{}
+			skewed := 0
+			const keys = 200
+			for i := range keys {
+				key := fmt.Sprint("key", i)
+				s := starts(p, key)
+				for _, c := range s {
+					if want := 600 / len(s); c < want*4/5 || c > want*6/5 || placed && len(s) != 3 {
+						skewed++
+						if skewed <= 3 {
+							t.Logf("key %q: 600 plans started at %v", key, s)
+						}
+						break
+					}
 				}
-				break
+				for h, c := range s {
+					total[h] += c
+				}
 			}
-		}
-		for h, c := range s {
-			total[h] += c
-		}
-	}
-	t.Logf("first nodes of %d plans of %d keys: %v", 600*keys, keys, total)
-	if skewed > 0 {
-		t.Errorf("the plans of %d keys of %d start at one of the key's replicas more often than at the others", skewed, keys)
+			t.Logf("first nodes of %d plans of %d keys: %v", 600*keys, keys, total)
+			if skewed > 0 {
+				t.Errorf("the plans of %d keys of %d do not start at each of the key's replicas equally often", skewed, keys)
+			}
+		})
 	}
 }

@@ -300,6 +300,7 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 	if err := s.prepareKeyspace(ctx); err != nil {
 		return err
 	}
+	s.policy.setReplication(s.replication)
 	s.policy.learnReplicas()
 	s.learnSettings(ctx)
 	s.askLimits = func(ctx context.Context) ([]Node, error) {
