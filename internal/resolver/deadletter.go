@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -223,21 +224,35 @@ func (f lettersFound) unfound(d *wailv1.DeadLetter) *wailv1.DeadLetter {
 // appended at or after since, and returns what the letters of partition p
 // settled.
 func scanLetters(ctx context.Context, log Log, table string, p int32, since time.Time) (lettersFound, error) {
-	found := lettersFound{offsets: map[int64]bool{}, gaps: map[int64]int64{}}
 	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
 	defer cancel()
 	topic := dlq.Topic(table)
 	from, err := log.OffsetForTime(ctx, topic, 0, since)
+	if errors.Is(err, intentlog.ErrUnknownTopic) {
+		return lettersFound{offsets: map[int64]bool{}, gaps: map[int64]int64{}}, nil // not provisioned (yet): no letters; writing one fails and is retried
+	}
+	if err != nil {
+		return lettersFound{}, fmt.Errorf("resolver: scan %s: %w", topic, err)
+	}
+	return scanLettersAt(ctx, log, table, p, from, false)
+}
+
+// scanLettersAt reads a table's dead-letter topic from offset from (from
+// its start when that is later), and returns what the letters of
+// partition p settled: only their gaps when gapsOnly.
+func scanLettersAt(ctx context.Context, log Log, table string, p int32, from int64, gapsOnly bool) (lettersFound, error) {
+	found := lettersFound{offsets: map[int64]bool{}, gaps: map[int64]int64{}}
+	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
+	topic := dlq.Topic(table)
+	start, end, err := log.Bounds(ctx, topic, 0)
 	if errors.Is(err, intentlog.ErrUnknownTopic) {
 		return found, nil // not provisioned (yet): no letters; writing one fails and is retried
 	}
 	if err != nil {
 		return found, fmt.Errorf("resolver: scan %s: %w", topic, err)
 	}
-	_, end, err := log.Bounds(ctx, topic, 0)
-	if err != nil {
-		return found, fmt.Errorf("resolver: scan %s: %w", topic, err)
-	}
+	from = max(from, start)
 	if from >= end {
 		return found, nil
 	}
@@ -262,6 +277,9 @@ func scanLetters(ctx context.Context, log Log, table string, p int32, since time
 			}
 			if d.Kind == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
 				found.gaps[d.GapStartOffset] = d.GapEndOffset
+			}
+			if gapsOnly {
+				continue
 			}
 			for i, o := range d.IntentOffsets {
 				found.offsets[o] = true
@@ -329,19 +347,49 @@ func (r *Resolver) recordGap(ctx context.Context, pub publisher, table string, p
 // recordLost writes a gap letter for each range of a partition's intents
 // from the committed offset on that the log lost to a repair (Log.Lost):
 // the reader skips them, but never silently. A range whose letter an
-// earlier run wrote (found among the partition's letters) is not written
-// again. The committed offset stays where it is: intents before the range
-// may be unresolved.
+// earlier run wrote is not written again: found are the partition's
+// letters of the start's scan (from the oldest unresolved intent's
+// timestamp less the horizon), and a range it has no letter of is looked
+// for from the dead-letter topic's start, since that run may have been
+// longer ago than the scan reaches back (the partition idle since, or the
+// intents' timestamps ahead of the clock). Such ranges are rare (a repair
+// made them): a scan that fails costs a duplicate letter, not the
+// partition. The committed offset stays where it is: intents before the
+// range may be unresolved.
 func (r *Resolver) recordLost(ctx context.Context, pub publisher, table string, p int32, committed int64, found lettersFound) error {
 	lost, err := r.log.Lost(ctx, intent.Topic(table), p)
 	if err != nil {
 		return fmt.Errorf("resolver: lost offsets of %s/%d: %w", intent.Topic(table), p, err)
 	}
-	for _, g := range lost {
+	recorded := func(g intentlog.Range) bool {
 		from := max(g.From, committed)
-		if g.To <= from || found.gaps[from] == g.To {
-			continue // resolved before they were lost, or recorded already
+		return g.To <= from || found.gaps[from] == g.To // resolved before they were lost, or recorded already
+	}
+	scanned := false
+	for _, g := range lost {
+		if recorded(g) {
+			continue
 		}
+		if !scanned {
+			scanned = true
+			all, err := scanLettersAt(ctx, r.log, table, p, 0, true)
+			switch {
+			case err == nil:
+				if found.gaps == nil {
+					found.gaps = map[int64]int64{}
+				}
+				maps.Copy(found.gaps, all.gaps)
+				if recorded(g) {
+					continue
+				}
+			case ctx.Err() != nil:
+				return err
+			default:
+				r.cfg.Logger.Warn("resolver: cannot read the dead-letter topic from its start to find the gap letters of an earlier run; "+
+					"a gap letter it wrote may be written again", "table", table, "partition", p, "err", err)
+			}
+		}
+		from := max(g.From, committed)
 		if _, err := r.gap(ctx, pub, table, p, from, g.To, byRepair, committed); err != nil {
 			return err
 		}

@@ -458,7 +458,7 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 		// the partition.
 		gapFrom := from
 		if pm == nil {
-			found, err := scanLetters(ctx, r.log, t.Name, p, time.UnixMilli(0))
+			found, err := scanLettersAt(ctx, r.log, t.Name, p, 0, true)
 			if err == nil {
 				gapFrom = found.gapEnd(from)
 			} else if ctx.Err() != nil {
