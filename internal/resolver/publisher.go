@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/internal/dlq"
@@ -61,11 +60,6 @@ func permanent(err error) bool {
 	return errors.Is(err, intentlog.ErrTooLarge) || errors.Is(err, eventbus.ErrEncode)
 }
 
-// landedMargin is how far before a failed append of dead letters a check
-// of the dead-letter topic starts reading (the topic has a writer per
-// partition; record timestamps come from the log's clock).
-const landedMargin = 10 * time.Second
-
 type plainPublisher struct {
 	r     *Resolver
 	table string
@@ -88,13 +82,19 @@ type plainPublisher struct {
 	// uncertain, from the check that settled them; an event at or below
 	// is on the bus already.
 	landed map[string]uint64
-	// a letters append failed: check the dead-letter topic before the next
-	lettersUncertain time.Time
+	// lettersFrom is the dead-letter topic's end before an append of
+	// letters that failed (-1: none did): the next append checks the
+	// records from there first. An offset, not a time: the topic's
+	// record timestamps come from the log's clock, which may step back
+	// between the append's start and its records, and a check from a
+	// time before the start missed letters that landed, which were
+	// written twice.
+	lettersFrom int64
 }
 
 func newPlainPublisher(r *Resolver, table string, part int32) *plainPublisher {
 	return &plainPublisher{r: r, table: table, topic: intent.Topic(table), part: part,
-		uncertain: map[string]uint64{}, landed: map[string]uint64{}}
+		uncertain: map[string]uint64{}, landed: map[string]uint64{}, lettersFrom: -1}
 }
 
 func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64, _ bool) pubResult {
@@ -190,27 +190,35 @@ func (p *plainPublisher) check(ctx context.Context) error {
 }
 
 func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _ int64) (bool, error) {
-	since := p.lettersUncertain
-	if !since.IsZero() {
+	topic := dlq.Topic(p.table)
+	from := p.lettersFrom
+	if from >= 0 {
 		// An append of letters failed: skip those that landed anyway.
-		found, err := scanLetters(ctx, p.r.log, p.table, p.part, since)
+		found, err := scanLettersAt(ctx, p.r.log, p.table, p.part, from, false)
 		if err != nil {
 			return false, err
 		}
-		p.lettersUncertain = time.Time{}
+		p.lettersFrom = -1
 		ls = found.missing(ls)
 		if len(ls) == 0 {
 			return false, nil
 		}
 	}
+	// Read before the first append: whatever of this call lands, even an
+	// append that fails late (a stalled disk, a lost answer) or a later
+	// append of this call that fails, is at or after it. The topic has
+	// one partition, written by this process alone (the embedded log).
+	_, end, err := p.r.log.Bounds(ctx, topic, 0)
+	if err != nil {
+		if from >= 0 {
+			p.lettersFrom = from // what landed before is checked again
+		}
+		return false, fmt.Errorf("resolver: write dead letters of %s: the end of %s: %w", p.table, topic, err)
+	}
 	// One letter may hold more intents than one append takes: the
 	// records go in appends within the log's limit (a failure midway
 	// leaves the next call to skip what landed).
-	limit := p.r.appendLimit(ctx, dlq.Topic(p.table))
-	// Taken before the first append: one that lands but fails late (a
-	// stalled disk, a lost answer), or a later append of this batch that
-	// fails late, must not move the next check's scan past what landed.
-	started := time.Now()
+	limit := p.r.appendLimit(ctx, topic)
 	for len(ls) > 0 {
 		n, size := 1, letterBytes(ls[0])
 		for n < len(ls) && size+letterBytes(ls[n]) <= limit {
@@ -219,12 +227,12 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 		}
 		recs, err := letterRecords(ls[:n])
 		if err == nil {
-			err = p.r.log.Append(ctx, dlq.Topic(p.table), recs)
+			err = p.r.log.Append(ctx, topic, recs)
 		}
 		if err != nil {
-			p.lettersUncertain = started.Add(-landedMargin)
-			if !since.IsZero() && since.Before(p.lettersUncertain) {
-				p.lettersUncertain = since // what landed before is retried too
+			p.lettersFrom = end
+			if from >= 0 {
+				p.lettersFrom = min(from, end) // what landed before is retried too
 			}
 			return false, fmt.Errorf("resolver: write dead letters of %s: %w", p.table, err)
 		}
