@@ -521,15 +521,15 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	}
 	// Everything published since the oldest unresolved intent was logged
 	// (minus the horizon) may cover intents we are about to re-read, and
-	// every dead letter written since may settle some. No later than now:
-	// a timestamp ahead of the clock (a log host's clock that jumped
-	// ahead, which the embedded log keeps until it passes; a Kafka
-	// producer's) moved the scan past the events of the intents read
-	// again, which were published a second time
-	// (TestRecoverFromFutureStampedIntent).
+	// every dead letter written since may settle some.
 	since := time.Now()
-	if len(first) > 0 && first[0].Timestamp.Before(since) {
-		since = first[0].Timestamp
+	if len(first) > 0 {
+		if err := boundedDo(ctx, r.waits.step, func(ctx context.Context) (err error) {
+			since, err = r.loggedBy(ctx, topic, p, first[0], since, logStart)
+			return err
+		}); err != nil {
+			return fmt.Errorf("resolver: when %s/%d at %d was logged: %w", topic, p, first[0].Offset, err)
+		}
 	}
 	rec, err := r.bus.Recover(ctx, t.Name, p, since.Add(-r.cfg.Horizon), eventbus.RecoverWaits{Call: r.waits.step, Stall: r.waits.recoverStall})
 	if err != nil {
@@ -560,6 +560,51 @@ func (r *Resolver) resolvePartition(ctx context.Context, t catalog.Table, p int3
 	ran = true
 	started()
 	return l.run(ctx, rd, first)
+}
+
+// loggedBy returns a time no later than when rec, the first intent from
+// the committed offset on, was logged (give or take the clocks' skew,
+// which the horizon the scans reach back covers): its timestamp, unless
+// that is after now. A timestamp ahead of now (a log host's clock that
+// jumped ahead, which the embedded log keeps until it passes; a Kafka
+// producer's) says nothing of when it was logged: the last record before
+// it stamped before now was logged before it, so its timestamp does
+// (OffsetForTime: the first record stamped at or after now follows it);
+// without one from start on, the Unix epoch (the scans read their topics
+// from their starts). Before, now stood for it: it moved the scans past
+// the events of the intents read again (TestRecoverFromFutureStampedIntent),
+// and, for a restart more than the horizon after they were resolved (a
+// crash before the commit, a key before them parked meanwhile), past their
+// events and letters, which were published and written a second time
+// (TestRecoverFromFutureStampedIntentAfterHorizon).
+func (r *Resolver) loggedBy(ctx context.Context, topic string, p int32, rec intentlog.Record, now time.Time, start int64) (time.Time, error) {
+	if rec.Timestamp.Before(now) {
+		return rec.Timestamp, nil
+	}
+	off, err := r.log.OffsetForTime(ctx, topic, p, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if off = min(off, rec.Offset); off <= start {
+		return time.UnixMilli(0), nil
+	}
+	rd, err := r.log.NewReader(topic, p, off-1)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer rd.Close()
+	for rd.Position() < off {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, b := range recs {
+			if b.Offset < off && b.Timestamp.Before(now) {
+				return b.Timestamp, nil
+			}
+		}
+	}
+	return time.UnixMilli(0), nil // the record before it lost (a repair), or not an intent (a Kafka control record)
 }
 
 // unhang deals with hanging transactions that held a bus partition (see
