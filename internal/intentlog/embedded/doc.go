@@ -63,7 +63,12 @@
 // the sync too: each hands its written batch to the log's syncer, which
 // makes every batch queued durable with one syncfs(2) per round (sync.go).
 // Timestamps come from
-// Options.Now, clamped so they never decrease within a partition. Before a
+// Options.Now, clamped so they never decrease within the log: a batch is
+// stamped no earlier than the newest timestamp of any partition (found
+// again at Open), so a record appended after another was read is stamped
+// no earlier, whatever its topic, also after the clock stepped back (the
+// resolver scans the event bus and the dead-letter topic from an intent's
+// timestamp: TestClockGoesBackAcrossTopics). Before a
 // batch that would take the active segment past SegmentBytes, the writer
 // rolls a new segment (and fsyncs the directory) and then applies retention.
 //

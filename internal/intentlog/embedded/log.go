@@ -7,8 +7,10 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -171,6 +173,15 @@ type Log struct {
 
 	wg sync.WaitGroup // writers, the retention and space loops
 
+	// lastTS is the newest timestamp written to any partition (unix µs):
+	// a batch is stamped no earlier, so timestamps never go back across
+	// the log either. A record appended after another was read is
+	// stamped no earlier, whatever its topic: a scan of one topic from a
+	// record's timestamp in another (the resolver's, of the event bus and
+	// the dead-letter topic from an intent's) finds what was written
+	// after that record, also after the clock stepped back.
+	lastTS atomic.Int64
+
 	// testHookOffsetsWrite, if set, runs before each offsets file write.
 	testHookOffsetsWrite func(group string)
 	// testHookCommitted, if set, runs in Committed once it found the topic.
@@ -217,6 +228,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, openErr(dir, err)
 	}
 	l := &Log{dir: dir, opts: opts, fs: opts.FS, files: newFileCache(opts.FS, opts.MaxOpenFiles), lockFile: lock, topics: map[string]*topic{}, closing: make(chan struct{})}
+	l.lastTS.Store(math.MinInt64)
 	l.recordLimit = min(opts.MaxRecordBytes, opts.MaxBatchBytes-batchHeaderLen)
 	l.recordLimitSource = fmt.Sprintf("the embedded log's record limit of %d bytes", l.recordLimit)
 	err = l.loadTopics()
@@ -670,6 +682,16 @@ func (l *Log) OffsetForTime(ctx context.Context, topic string, partition int32, 
 		return 0, fmt.Errorf("embedded: offset for time %s/%d: %w", topic, partition, err)
 	}
 	return off, nil
+}
+
+// stamped raises the log's newest timestamp to ts.
+func (l *Log) stamped(ts int64) {
+	for {
+		cur := l.lastTS.Load()
+		if ts <= cur || l.lastTS.CompareAndSwap(cur, ts) {
+			return
+		}
+	}
 }
 
 // Close implements intentlog.Log: it fails queued Appends with ErrClosed,

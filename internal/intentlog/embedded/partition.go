@@ -107,6 +107,7 @@ func openPartition(l *Log, topic, topicDir string, id int32, topts intentlog.Top
 	for _, s := range p.segs {
 		p.lastTS = max(p.lastTS, s.maxTS)
 	}
+	l.stamped(p.lastTS)
 	return p, nil
 }
 
@@ -273,7 +274,7 @@ func (p *partition) commit(reqs []*appendReq) (int64, int64, error) {
 		}
 		return 0, 0, p.setBroken(err)
 	}
-	ts := max(p.log.opts.Now().UnixMicro(), p.lastTS)
+	ts := max(p.log.opts.Now().UnixMicro(), p.lastTS, p.log.lastTS.Load())
 	buf := beginBatch(p.buf[:0])
 	for _, r := range reqs {
 		buf = append(buf, r.body...)
@@ -347,6 +348,7 @@ func (p *partition) writeFailed(f vfs.File, seg *segment, pos int64, err error) 
 // publish makes a durable batch visible: it updates the segment, the bounds
 // and the index, and wakes waiting readers.
 func (p *partition) publish(seg *segment, pos, n int64, count int, ts int64) {
+	p.log.stamped(ts) // before a reader can see the batch
 	var entry *indexEntry
 	if k := len(seg.index); k == 0 || pos-int64(seg.index[k-1].pos) >= p.log.opts.IndexIntervalBytes {
 		entry = &indexEntry{rel: uint32(p.nextOff - seg.base), pos: uint32(pos), ts: ts}
