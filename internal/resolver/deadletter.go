@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -347,49 +346,19 @@ func (r *Resolver) recordGap(ctx context.Context, pub publisher, table string, p
 // recordLost writes a gap letter for each range of a partition's intents
 // from the committed offset on that the log lost to a repair (Log.Lost):
 // the reader skips them, but never silently. A range whose letter an
-// earlier run wrote is not written again: found are the partition's
-// letters of the start's scan (from the oldest unresolved intent's
-// timestamp less the horizon), and a range it has no letter of is looked
-// for from the dead-letter topic's start, since that run may have been
-// longer ago than the scan reaches back (the partition idle since, or the
-// intents' timestamps ahead of the clock). Such ranges are rare (a repair
-// made them): a scan that fails costs a duplicate letter, not the
-// partition. The committed offset stays where it is: intents before the
-// range may be unresolved.
+// earlier run wrote (found among the partition's letters) is not written
+// again. The committed offset stays where it is: intents before the range
+// may be unresolved.
 func (r *Resolver) recordLost(ctx context.Context, pub publisher, table string, p int32, committed int64, found lettersFound) error {
 	lost, err := r.log.Lost(ctx, intent.Topic(table), p)
 	if err != nil {
 		return fmt.Errorf("resolver: lost offsets of %s/%d: %w", intent.Topic(table), p, err)
 	}
-	recorded := func(g intentlog.Range) bool {
-		from := max(g.From, committed)
-		return g.To <= from || found.gaps[from] == g.To // resolved before they were lost, or recorded already
-	}
-	scanned := false
 	for _, g := range lost {
-		if recorded(g) {
-			continue
-		}
-		if !scanned {
-			scanned = true
-			all, err := scanLettersAt(ctx, r.log, table, p, 0, true)
-			switch {
-			case err == nil:
-				if found.gaps == nil {
-					found.gaps = map[int64]int64{}
-				}
-				maps.Copy(found.gaps, all.gaps)
-				if recorded(g) {
-					continue
-				}
-			case ctx.Err() != nil:
-				return err
-			default:
-				r.cfg.Logger.Warn("resolver: cannot read the dead-letter topic from its start to find the gap letters of an earlier run; "+
-					"a gap letter it wrote may be written again", "table", table, "partition", p, "err", err)
-			}
-		}
 		from := max(g.From, committed)
+		if g.To <= from || found.gaps[from] == g.To {
+			continue // resolved before they were lost, or recorded already
+		}
 		if _, err := r.gap(ctx, pub, table, p, from, g.To, byRepair, committed); err != nil {
 			return err
 		}

@@ -41,10 +41,9 @@ func (l *frozenLostLog) Commit(ctx context.Context, group, topic string, offsets
 // run, more than the dedupe horizon later, finds that letter and does not
 // write it again, also when the intents' log timestamps are ahead of the
 // clock (the log host's clock jumped ahead while they were logged and
-// back since): the letters of lost ranges are looked for from the
-// topic's start. Before, they were looked for from the oldest unresolved
-// intent's timestamp (no later than now) minus the horizon, which missed
-// the letter: each restart wrote it again (dead letters and gap metrics
+// back since): the start's scan begins before they were logged
+// (loggedBy). Before, it began at now less the horizon, which missed the
+// letter: each restart wrote it again (dead letters and gap metrics
 // counted twice, a settled gap listed open again).
 func TestLostGapLetterOnceAfterHorizon(t *testing.T) {
 	t.Parallel()

@@ -243,15 +243,9 @@ func TestRecordLost(t *testing.T) {
 		{name: "a record of another range", committed: 0, recorded: map[int64]int64{10: 19}, want: "[10,20) [30,40) [50,60)"},
 		{name: "all behind", committed: 60, want: ""},
 	}
-	// Without a dead-letter topic: the scan from its start finds no letter.
-	empty, err := embedded.Open(t.TempDir(), embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer empty.Close()
 	for _, c := range cases {
 		logger, logs := testLogger()
-		r := New(lostLog{Log: empty, lost: lost}, nil, nil, Config{Logger: logger, Metrics: NewMetrics(nil)})
+		r := New(lostLog{lost: lost}, nil, nil, Config{Logger: logger, Metrics: NewMetrics(nil)})
 		sink := &letterSink{}
 		if err := r.recordLost(context.Background(), sink, "t", 2, c.committed, lettersFound{gaps: c.recorded}); err != nil {
 			t.Fatal(err)
