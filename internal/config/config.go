@@ -349,7 +349,10 @@ type Resolver struct {
 	// BackoffMax bounds the wait between reads of a key.
 	BackoffMax time.Duration `yaml:"backoff_max"`
 	// DedupeHorizon is how long the resolver remembers the last published
-	// version of an idle key, and how far back it scans the bus on restart.
+	// version of an idle key, and how far back (before its oldest
+	// unresolved intent was logged) it scans the bus and the dead-letter
+	// topic on restart: clock skew beyond it can repeat an event or a
+	// dead letter.
 	DedupeHorizon time.Duration `yaml:"dedupe_horizon"`
 	// CommitInterval is how often each partition commits its lowest
 	// unresolved offset (and looks up its table's definition); at least
