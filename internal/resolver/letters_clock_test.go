@@ -67,3 +67,32 @@ func TestLetterCheckAfterClockStepsBack(t *testing.T) {
 		t.Fatalf("%d letters, want 1 (the one that landed, not written again)", len(ls))
 	}
 }
+
+// TestLetterCheckOutlivesOtherLetters: a letter that landed although its
+// append failed is retried after another letter went out alone (the
+// core retries each key on its own backoff): the retry still checks what
+// landed, and the letter is not written twice. Before, the call of the
+// other letter used up the check.
+func TestLetterCheckOutlivesOtherLetters(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env := newTestEnv(ctx, t, "otherdlq")
+	lg := &scriptLog{Log: env.log, script: []string{"landfail"}}
+	logger, _ := testLogger()
+	r := New(lg, env.st, env.bus, testConfig(logger, nil))
+	p := newPlainPublisher(r, env.tb.Name, 0)
+	a := r.gapLetter(env.tb.Name, 0, 0, 1, byRepair, time.Now())
+	b := r.gapLetter(env.tb.Name, 0, 5, 6, byRepair, time.Now())
+	if _, err := p.letters(ctx, []*wailv1.DeadLetter{a}, 0); err == nil {
+		t.Fatal("first append: want error")
+	}
+	for _, l := range []*wailv1.DeadLetter{b, a} {
+		if _, err := p.letters(ctx, []*wailv1.DeadLetter{l}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ls := readLetters(ctx, t, env.log, env.tb.Name); len(ls) != 2 {
+		t.Fatalf("%d letters, want 2 (a once, b once)", len(ls))
+	}
+}

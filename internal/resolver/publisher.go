@@ -82,19 +82,46 @@ type plainPublisher struct {
 	// uncertain, from the check that settled them; an event at or below
 	// is on the bus already.
 	landed map[string]uint64
-	// lettersFrom is the dead-letter topic's end before an append of
-	// letters that failed (-1: none did): the next append checks the
-	// records from there first. An offset, not a time: the topic's
+	// uncertainLetters are the letters (letterAt) of appends that failed
+	// and that no call wrote since; lettersFrom is the dead-letter
+	// topic's end before the earliest of those appends (-1: none). A call
+	// with any of them reads the partition's letters from there first,
+	// and writes only those that did not land. Kept until each is
+	// written: the core retries each key on its own backoff, so another
+	// key's letter may go out first (it used up the check, and the
+	// letter was written twice). An offset, not a time: the topic's
 	// record timestamps come from the log's clock, which may step back
-	// between the append's start and its records, and a check from a
-	// time before the start missed letters that landed, which were
-	// written twice.
-	lettersFrom int64
+	// between an append's start and its records (a check from 10 s before
+	// the start missed letters that landed).
+	uncertainLetters map[letterAt]bool
+	lettersFrom      int64
+}
+
+// letterAt identifies a dead letter to the plain publisher: by the offset
+// of each intent it holds (the core writes a key's letter again as it
+// was, but its records may be cut otherwise), or a gap letter by its
+// start.
+type letterAt struct {
+	gap    bool
+	offset int64
+}
+
+// eachLetterAt calls f with what identifies the letters of ls.
+func eachLetterAt(ls []*wailv1.DeadLetter, f func(letterAt)) {
+	for _, d := range ls {
+		if d.Kind == wailv1.DeadLetterKind_DEAD_LETTER_KIND_GAP {
+			f(letterAt{gap: true, offset: d.GapStartOffset})
+			continue
+		}
+		for _, o := range d.IntentOffsets {
+			f(letterAt{offset: o})
+		}
+	}
 }
 
 func newPlainPublisher(r *Resolver, table string, part int32) *plainPublisher {
 	return &plainPublisher{r: r, table: table, topic: intent.Topic(table), part: part,
-		uncertain: map[string]uint64{}, landed: map[string]uint64{}, lettersFrom: -1}
+		uncertain: map[string]uint64{}, landed: map[string]uint64{}, uncertainLetters: map[letterAt]bool{}, lettersFrom: -1}
 }
 
 func (p *plainPublisher) events(ctx context.Context, evs []intent.Event, _ int64, _ bool) pubResult {
@@ -191,16 +218,17 @@ func (p *plainPublisher) check(ctx context.Context) error {
 
 func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _ int64) (bool, error) {
 	topic := dlq.Topic(p.table)
-	from := p.lettersFrom
-	if from >= 0 {
+	all := ls
+	check := false
+	eachLetterAt(ls, func(at letterAt) { check = check || p.uncertainLetters[at] })
+	if check {
 		// An append of letters failed: skip those that landed anyway.
-		found, err := scanLettersAt(ctx, p.r.log, p.table, p.part, from, false)
+		found, err := scanLettersAt(ctx, p.r.log, p.table, p.part, p.lettersFrom, false)
 		if err != nil {
 			return false, err
 		}
-		p.lettersFrom = -1
-		ls = found.missing(ls)
-		if len(ls) == 0 {
+		if ls = found.missing(ls); len(ls) == 0 {
+			p.lettersWritten(all)
 			return false, nil
 		}
 	}
@@ -210,9 +238,6 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 	// one partition, written by this process alone (the embedded log).
 	_, end, err := p.r.log.Bounds(ctx, topic, 0)
 	if err != nil {
-		if from >= 0 {
-			p.lettersFrom = from // what landed before is checked again
-		}
 		return false, fmt.Errorf("resolver: write dead letters of %s: the end of %s: %w", p.table, topic, err)
 	}
 	// One letter may hold more intents than one append takes: the
@@ -230,15 +255,27 @@ func (p *plainPublisher) letters(ctx context.Context, ls []*wailv1.DeadLetter, _
 			err = p.r.log.Append(ctx, topic, recs)
 		}
 		if err != nil {
-			p.lettersFrom = end
-			if from >= 0 {
-				p.lettersFrom = min(from, end) // what landed before is retried too
+			// Those that landed before (skipped above) are written
+			// again too: they are checked again.
+			eachLetterAt(all, func(at letterAt) { p.uncertainLetters[at] = true })
+			if p.lettersFrom < 0 || end < p.lettersFrom {
+				p.lettersFrom = end
 			}
 			return false, fmt.Errorf("resolver: write dead letters of %s: %w", p.table, err)
 		}
 		ls = ls[n:]
 	}
+	p.lettersWritten(all)
 	return false, nil
+}
+
+// lettersWritten forgets the letters of ls as uncertain: they are in the
+// dead-letter topic.
+func (p *plainPublisher) lettersWritten(ls []*wailv1.DeadLetter) {
+	eachLetterAt(ls, func(at letterAt) { delete(p.uncertainLetters, at) })
+	if len(p.uncertainLetters) == 0 {
+		p.lettersFrom = -1
+	}
 }
 
 func (p *plainPublisher) commit(ctx context.Context, offset int64) error {
