@@ -221,10 +221,12 @@ type Log interface {
 	// lost.
 	Lost(ctx context.Context, topic string, partition int32) ([]Range, error)
 	// Commit stores a consumer group's next offsets durably. An offset
-	// beyond the partition's end is not meant to be committed; if the log
-	// later ends below a committed offset (it lost its tail), the embedded
-	// log lowers the offset to the end at Open so that no new record is
-	// skipped.
+	// beyond the partition's end is not meant to be committed (the group
+	// would skip the records appended below it): the embedded log refuses
+	// one with ErrOffsetOutOfRange, committing nothing; Kafka takes it.
+	// If the log later ends below a committed offset (it lost its tail),
+	// the embedded log lowers the offset to the end at Open so that no new
+	// record is skipped.
 	Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error
 	// Committed returns a group's committed offsets; partitions never
 	// committed are absent.

@@ -373,7 +373,7 @@ func TestCommitsBeforeTheReader(t *testing.T) {
 			for i := range tc.intents {
 				env.write(ctx, t, fmt.Sprint("k", i), 1, "v")
 			}
-			log := newEpochLog(env.log)
+			log := newEpochLog(newPastEndCommits(env.log)) // (a committed offset beyond the end: Kafka's)
 			if tc.diverged >= 0 {
 				log.diverge(tc.diverged)
 			}

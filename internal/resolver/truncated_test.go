@@ -3,7 +3,9 @@ package resolver
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +30,8 @@ func TestCommittedBeyondLogEnd(t *testing.T) {
 	env.write(ctx, t, "a", 1, "v")
 	env.write(ctx, t, "b", 2, "v")
 	// The group had read up to 10 before the log lost [2, 10).
-	if err := env.log.Commit(ctx, "g", intent.Topic(env.tb.Name), map[int32]int64{0: 10}); err != nil {
+	log := newPastEndCommits(env.log)
+	if err := log.Commit(ctx, "g", intent.Topic(env.tb.Name), map[int32]int64{0: 10}); err != nil {
 		t.Fatal(err)
 	}
 	// Intents logged after the loss: some before the resolver starts
@@ -38,7 +41,7 @@ func TestCommittedBeyondLogEnd(t *testing.T) {
 		env.write(ctx, t, fmt.Sprintf("k%02d", i), uint64(10+i), "v")
 	}
 	logger, logs := testLogger()
-	run := start(ctx, New(env.log, env.st, env.bus, testConfig(logger, nil)), env.tb)
+	run := start(ctx, New(log, env.st, env.bus, testConfig(logger, nil)), env.tb)
 	var last map[string]int
 	defer func() { t.Logf("on the bus: %v", last) }()
 	// The rest once the resolver found the offset beyond the end: written
@@ -72,4 +75,61 @@ func TestCommittedBeyondLogEnd(t *testing.T) {
 	if !strings.Contains(logs.String(), "beyond the intent log's end") {
 		t.Errorf("no error logged for the committed offset beyond the end:\n%s", logs)
 	}
+}
+
+// pastEndCommits is a log that takes a committed offset beyond its
+// partition's end, as a Kafka broker does (the embedded log refuses one):
+// the state of a group whose log lost its tail after it committed. Such
+// an offset is kept here, and answered by Committed until a commit within
+// the end replaces it.
+type pastEndCommits struct {
+	Log
+	mu   sync.Mutex
+	past map[[2]string]map[int32]int64 // by group, topic
+}
+
+func newPastEndCommits(l Log) *pastEndCommits {
+	return &pastEndCommits{Log: l, past: map[[2]string]map[int32]int64{}}
+}
+
+func (l *pastEndCommits) Commit(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	within, past := map[int32]int64{}, map[int32]int64{}
+	for p, o := range offsets {
+		_, end, err := l.Bounds(ctx, topic, p)
+		if err != nil {
+			return err
+		}
+		if o > end {
+			past[p] = o
+		} else {
+			within[p] = o
+		}
+	}
+	if len(within) > 0 {
+		if err := l.Log.Commit(ctx, group, topic, within); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := [2]string{group, topic}
+	if l.past[k] == nil {
+		l.past[k] = map[int32]int64{}
+	}
+	for p := range within {
+		delete(l.past[k], p)
+	}
+	maps.Copy(l.past[k], past)
+	return nil
+}
+
+func (l *pastEndCommits) Committed(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	offs, err := l.Log.Committed(ctx, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	maps.Copy(offs, l.past[[2]string{group, topic}])
+	return offs, nil
 }

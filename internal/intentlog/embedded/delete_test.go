@@ -221,6 +221,7 @@ func TestCommittedAfterRecreate(t *testing.T) {
 	defer l.Close()
 	ctx := context.Background()
 	createTestTopic(t, l, 1, intentlog.TopicOptions{})
+	appendBatch(t, l, "r", 5)
 	noErr(t, l.Commit(ctx, "g", testTopic, map[int32]int64{0: 5}))
 	l.testHookCommitted = func(string) {
 		l.testHookCommitted = nil

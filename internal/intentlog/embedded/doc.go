@@ -156,7 +156,13 @@
 // recovered ends: an offset beyond the end (the log lost its tail after the
 // group read it) is lowered to the end, durably, with an error log line and
 // an entry in Warnings, so that records appended later, which reuse those
-// offsets, are not skipped.
+// offsets, are not skipped. A commit beyond the end while the log is open
+// is refused (ErrOffsetOutOfRange, nothing committed): a group that reads
+// commits no more than its readers returned, which were durable, so no
+// crash leaves its offset past the recovered end
+// (TestCommitNeverBeyondRecoveredEnd); such an offset can only be another
+// topic's of the name, deleted since, or a caller's bug
+// (TestCommitBeyondEnd).
 //
 // # Reading
 //

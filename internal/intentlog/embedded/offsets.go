@@ -229,6 +229,19 @@ func (l *Log) commit(ctx context.Context, group, topic string, offsets map[int32
 			return fmt.Errorf("partition %d offset %d: out of range for %d partitions", p, off, len(t.parts))
 		}
 	}
+	// Beyond the end, the group would skip the records appended later
+	// at the offsets below it: no caller that commits what it read
+	// passes one, since a partition's end only grows while the log is
+	// open (Open lowers offsets a lost tail left beyond it: clamp.go),
+	// but an offset of another topic of the name, deleted since, may.
+	// Kafka takes any offset; here the end is at hand.
+	for _, p := range slices.Sorted(maps.Keys(offsets)) {
+		if end := t.parts[p].endOffset(); offsets[p] > end {
+			return fmt.Errorf("partition %d offset %d: beyond the partition's end %d (the next offset to be written): "+
+				"a group committed there would skip the records appended below it; nothing was committed: %w",
+				p, offsets[p], end, intentlog.ErrOffsetOutOfRange)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -347,4 +360,12 @@ func (l *Log) Committed(ctx context.Context, group, topic string) (map[int32]int
 		return nil, fmt.Errorf("embedded: committed %s/%s: %w", group, topic, err)
 	}
 	return cur, nil
+}
+
+// endOffset returns the partition's end: the next offset to be written,
+// everything below it durable.
+func (p *partition) endOffset() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.end
 }

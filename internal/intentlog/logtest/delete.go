@@ -21,7 +21,17 @@ func (s *suite) testDeleteTopic(t *testing.T) {
 	appendRecs(t, l, other, []*intentlog.Record{keyed("a", "kept")})
 	group := "g-" + s.runID
 	for _, tp := range []string{topic, other} {
-		if err := l.Commit(ctx, group, tp, map[int32]int64{0: 1, 1: 1}); err != nil {
+		// Each partition's end: the embedded log refuses an offset
+		// beyond it.
+		offs := map[int32]int64{}
+		for p := range int32(2) {
+			_, end, err := l.Bounds(ctx, tp, p)
+			if err != nil {
+				t.Fatalf("Bounds %s/%d: %v", tp, p, err)
+			}
+			offs[p] = end
+		}
+		if err := l.Commit(ctx, group, tp, offs); err != nil {
 			t.Fatalf("Commit %s: %v", tp, err)
 		}
 	}
