@@ -88,7 +88,8 @@ func TestGroupCallsRefused(t *testing.T) {
 }
 
 // TestGroupResetDescribe: a reset creates the group at the start asked
-// (each partition's offset) and describes it; a member that joins is
+// (each partition's offset; a cursor's past the end at the end) and
+// describes it; a member that joins is
 // described as its partitions' owner, and its acknowledgement commits.
 func TestGroupResetDescribe(t *testing.T) {
 	t.Parallel()
@@ -101,6 +102,11 @@ func TestGroupResetDescribe(t *testing.T) {
 	}{
 		{"beginning", [2]int64{0, 0}},
 		{"latest", func() (w [2]int64) { w[p] = 2; return }()},
+		// Past the ends (a cursor from before the log lost its tail, or
+		// made up): each partition's end, where the events that take
+		// those offsets again are delivered from; never past it, where
+		// the group would skip them.
+		{Cursor{Table: "t", Offsets: []int64{50, 50}}.String(), func() (w [2]int64) { w[p] = 2; return }()},
 		{"@1", func() (w [2]int64) { w[p] = 1; return }()},
 	} {
 		parts, err := svc.ResetGroup(ctx, "t", "g", tc.to)
