@@ -348,3 +348,45 @@ func TestGroupResetDuringSnapshot(t *testing.T) {
 		t.Errorf("the snapshot with a reset refused meanwhile: %v, want taken", err)
 	}
 }
+
+// TestGroupAckPastTheEnd: an acknowledgement whose next is past what the
+// member was delivered (past the partition's end: a client's bug or a
+// forged request) is refused for its partition, naming what was
+// delivered, and commits nothing: committed, the group would skip the
+// events appended below it. The member stays in the group, and its
+// acknowledgement of what it was delivered commits.
+func TestGroupAckPastTheEnd(t *testing.T) {
+	t.Parallel()
+	svc, _ := groupService(t)
+	ctx := t.Context()
+	p := intentlog.Partition([]byte("k"), 2)
+	sess, err := svc.JoinGroup(ctx, "t", "g", "m1", "beginning", GroupSnapshot{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Leave()
+	var got group.Message
+	for got.Records == nil {
+		if got, err = sess.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got.Partition != p || got.Next != 2 || !sess.Check(got) { // (Check records the delivery, as the stream does)
+		t.Fatalf("delivered %+v, want partition %d up to 2", got, p)
+	}
+	for _, next := range []int64{3, 1 << 40} {
+		refused, err := svc.AckGroup(ctx, "t", "g", "m1", []group.Ack{{Partition: p, Epoch: got.Epoch, Next: next}})
+		if err != nil || !errors.Is(refused[p], group.ErrBeyondDelivered) || !strings.Contains(refused[p].Error(), "delivered up to 2") {
+			t.Fatalf("ack of next %d: refused %v, %v; want partition %d refused as past what was delivered (2)", next, refused, err, p)
+		}
+		if d, err := svc.DescribeGroup(ctx, "t", "g"); err != nil || d.Partitions[p].Committed > 0 || len(d.Members) != 1 {
+			t.Fatalf("after the ack of next %d: %+v, %v; want nothing committed, the member in the group", next, d, err)
+		}
+	}
+	if refused, err := svc.AckGroup(ctx, "t", "g", "m1", []group.Ack{{Partition: p, Epoch: got.Epoch, Next: got.Next}}); err != nil || len(refused) != 0 {
+		t.Fatalf("ack of what was delivered: %v, %v", refused, err)
+	}
+	if d, err := svc.DescribeGroup(ctx, "t", "g"); err != nil || d.Partitions[p].Committed != 2 {
+		t.Fatalf("after the ack: %+v, %v; want partition %d committed at 2", d, err, p)
+	}
+}
