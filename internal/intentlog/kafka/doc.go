@@ -74,9 +74,11 @@
 //	                     timeout, then aborted; TransactEpochs commits each
 //	                     offset with its leader epoch. Offsets are committed
 //	                     under the topic id read when their partitions were
-//	                     assigned (checked with fresh metadata before each
-//	                     commit: TxnOffsetCommit before v6 and OffsetCommit
-//	                     before v10 name topics by name): a topic deleted
+//	                     assigned (checked with the group coordinator's
+//	                     fresh metadata: TxnOffsetCommit before v6 and
+//	                     OffsetCommit before v10 name topics by name; in a
+//	                     transaction once the offsets are staged, before
+//	                     EndTxn, else before the commit): a topic deleted
 //	                     and created again meanwhile fails the commit with
 //	                     ErrTopicReplaced (ErrFenced: join again), never
 //	                     carries the old topic's offsets to the new one;
@@ -86,7 +88,8 @@
 //	                     a transactional id of its own, fenced by
 //	                     InitProducerID; each commit is a transaction
 //	                     (AddOffsetsToTxn, TxnOffsetCommit, EndTxn) on the
-//	                     topic id of the fence, checked before it;
+//	                     topic id of the fence, checked (as a member's)
+//	                     once the offset is staged, before EndTxn;
 //	                     FencePartitionOf pins the id a reader read
 //	                     (intentlog.PinnedFencer): another id now is
 //	                     ErrUnknownTopic, never the old offsets on the new

@@ -98,8 +98,9 @@ type fencedCommitter struct {
 	unsure bool
 
 	// afterOffsets, when set (tests), runs between the offsets and the
-	// transaction's end.
-	afterOffsets func()
+	// transaction's end; beforeStage between the topic id's check and
+	// TxnOffsetCommit.
+	afterOffsets, beforeStage func()
 }
 
 // TopicID implements intentlog.TopicIDReader: the id of the topic the
@@ -209,15 +210,16 @@ func (c *fencedCommitter) commit(ctx context.Context, offset intentlog.EpochOffs
 			return err
 		}
 	}
-	err := c.offsets(ctx, offset)
-	if err == nil && c.afterOffsets != nil {
-		c.afterOffsets()
-	}
+	node, err := c.offsets(ctx, offset)
 	// The end is not cancellable (a cancelled EndTxn leaves its outcome
 	// unknown), but bounded: past the transaction timeout the
-	// coordinator aborts it anyway.
+	// coordinator aborts it anyway. Nor is the topic id's check before
+	// it, once the offset is staged (see offsets).
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fenceTxnTimeout)
 	defer cancel()
+	if err == nil {
+		err = c.sameTopic(ectx, node)
+	}
 	if eerr := c.end(ectx, err == nil); err != nil {
 		if eerr != nil && !errors.Is(eerr, intentlog.ErrFenced) {
 			c.unsure = true
@@ -233,20 +235,38 @@ func (c *fencedCommitter) commit(ctx context.Context, offset intentlog.EpochOffs
 }
 
 // offsets adds the group's offsets to a new transaction and stages the
-// partition's offset in it.
-func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOffset) error {
+// partition's offset in it; it returns the group coordinator's node id,
+// whose metadata sameTopic asks next, before the end.
+func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOffset) (int32, error) {
 	// TxnOffsetCommit names the topic by name before v6 (Kafka 4.3 too):
-	// a topic deleted and created again since the fence would take the
-	// old topic's offset, and the group's next member skip its records
-	// below it. Asked while the offsets are added to the transaction.
-	same := make(chan error, 1)
-	go func() { same <- c.sameTopic(ctx) }()
+	// the group coordinator takes the offset for whatever topic has the
+	// name in its metadata then, and a topic deleted and created again
+	// since the fence would take the old topic's offset, the group's next
+	// member skipping its records below it. So the id is checked once
+	// the offset is staged, before the end, on the coordinator's metadata
+	// (found while the offsets are added to the transaction): a topic
+	// replaced before the stage shows its new id there, and one deleted
+	// after has the offset staged for it dropped with it (Kafka 4.3).
+	// Checked beside AddOffsetsToTxn, which the coordinator may answer
+	// CONCURRENT_TRANSACTIONS for a while, a topic replaced before the
+	// stage took the old offset (TestFencedCommitTopicReplaced).
+	coord := make(chan int32, 1)
+	var cerr error
+	go func() {
+		node, err := c.l.groupCoordinator(ctx, c.group)
+		cerr = err
+		coord <- node
+	}()
 	err := c.addOffsets(ctx)
-	if serr := <-same; err == nil || errors.Is(serr, intentlog.ErrUnknownTopic) {
-		err = serr // a topic replaced says more than what the coordinator answered
+	node := <-coord
+	if err == nil && cerr != nil {
+		err = fmt.Errorf("topic id: %w", cerr)
 	}
 	if err != nil {
-		return err
+		return -1, err
+	}
+	if c.beforeStage != nil {
+		c.beforeStage()
 	}
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = c.txnID, c.group, c.pid, c.epoch
@@ -259,16 +279,22 @@ func (c *fencedCommitter) offsets(ctx context.Context, offset intentlog.EpochOff
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, c.l.cl)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
 			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return fmt.Errorf("stage the offset: %w", err)
+				if serr := c.sameTopic(ctx, node); errors.Is(serr, intentlog.ErrUnknownTopic) {
+					return -1, fmt.Errorf("stage the offset: %w: %w", serr, err) // replaced says more
+				}
+				return -1, fmt.Errorf("stage the offset: %w", err)
 			}
 		}
 	}
-	return nil
+	if c.afterOffsets != nil {
+		c.afterOffsets()
+	}
+	return node, nil
 }
 
 // addOffsets adds the group's offsets to the open transaction
@@ -296,10 +322,11 @@ func (c *fencedCommitter) addOffsets(ctx context.Context) error {
 	}
 }
 
-// sameTopic fails with intentlog.ErrUnknownTopic unless fresh metadata
-// shows the committer's topic with the id it had at the fence.
-func (c *fencedCommitter) sameTopic(ctx context.Context) error {
-	td, err := c.l.freshTopics(ctx, c.topic)
+// sameTopic fails with intentlog.ErrUnknownTopic unless fresh metadata of
+// the broker node (the group's coordinator) shows the committer's topic
+// with the id it had at the fence.
+func (c *fencedCommitter) sameTopic(ctx context.Context, node int32) error {
+	td, err := c.l.freshTopicsAt(ctx, node, c.topic)
 	if err != nil {
 		return fmt.Errorf("metadata: %w", mapErr(err))
 	}

@@ -50,7 +50,7 @@ func TestFencePartitionUnsureEnd(t *testing.T) {
 	// The end never reached the coordinator: the transaction is open with
 	// 9 staged; the next commit ends it (aborted) and commits 10; the old
 	// end, arriving late, is fenced.
-	if err := a.offsets(ctx, intentlog.EpochOffset{Offset: 9, Epoch: -1}); err != nil {
+	if _, err := a.offsets(ctx, intentlog.EpochOffset{Offset: 9, Epoch: -1}); err != nil {
 		t.Fatal(err)
 	}
 	pid, epoch := a.pid, a.epoch

@@ -125,7 +125,8 @@ type Member struct {
 
 	// afterProduce, when set (tests), runs between a transaction's produce
 	// and its offset commit: the crash test kills the process there.
-	afterProduce func()
+	// afterOffsets runs between the offset commit and the id check.
+	afterProduce, afterOffsets func()
 }
 
 // producer is one transactional producer of a Member.
@@ -426,20 +427,35 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 	pctx, cancel := context.WithTimeout(ctx, m.produceBound)
 	defer cancel()
 	// TxnOffsetCommit names topics by name before v6 (Kafka 4.3 too):
-	// the broker would take the offsets for a topic created again under
-	// the name. Checked while the records are produced.
-	idCheck := make(chan error, 1)
-	go func() { idCheck <- m.sameIDs(pctx, offsets) }()
+	// the group coordinator takes the offsets for whatever topic has the
+	// name in its metadata then, a topic created again under it too. So
+	// the ids are checked once the offsets are in the transaction, before
+	// it commits, on the coordinator's metadata (found while the records
+	// are produced): a topic replaced before the offsets went in shows
+	// its new id there; one deleted after has the offsets staged for it
+	// dropped with it (TestTxnCommitAfterTopicReplacedDuringProduce:
+	// checked beside the produce, a topic replaced while the records were
+	// in flight, up to half the transaction timeout, took the old
+	// topic's offsets).
+	coord := make(chan coordinator, 1)
+	go func() { coord <- m.coordinator(pctx, offsets) }()
 	perr := produce(pctx, cl, krs, m.produceBound)
 	err = perr
-	if cerr := <-idCheck; err == nil {
-		err = cerr
+	co := <-coord
+	if err == nil {
+		err = co.err
 	}
 	if err == nil && m.afterProduce != nil {
 		m.afterProduce()
 	}
 	if err == nil {
 		err = m.txnCommitOffsets(pctx, p, offsets)
+	}
+	if err == nil && m.afterOffsets != nil {
+		m.afterOffsets()
+	}
+	if err == nil {
+		err = m.sameIDs(pctx, co.node, offsets)
 	}
 	switch {
 	case err == nil || ctx.Err() != nil || !errors.Is(pctx.Err(), context.DeadlineExceeded):
@@ -682,11 +698,35 @@ func (m *Member) offsetsAddImplicitly(ctx context.Context) bool {
 	return ok
 }
 
+// coordinator is the group coordinator's node id, or why it is not known.
+type coordinator struct {
+	node int32
+	err  error
+}
+
+// coordinator finds the group's coordinator, whose metadata sameIDs asks
+// (node -1 when there are no offsets to check).
+func (m *Member) coordinator(ctx context.Context, offsets map[string]map[int32]intentlog.EpochOffset) coordinator {
+	if len(offsets) == 0 {
+		return coordinator{node: -1}
+	}
+	node, err := m.l.groupCoordinator(ctx, m.group)
+	if err != nil {
+		return coordinator{node: -1, err: fmt.Errorf("topic ids: %w", err)}
+	}
+	return coordinator{node: node}
+}
+
 // sameIDs fails with ErrTopicReplaced when a topic of offsets has, by
-// fresh metadata, another id than the member's. Only
-// between this check and the commit can a topic be replaced unseen; a
-// deletion takes longer than that.
-func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]intentlog.EpochOffset) error {
+// fresh metadata of the broker node (the group's coordinator; -1: any),
+// another id than the member's. In a transaction it runs once the
+// offsets are in it (by name: TxnOffsetCommit before v6), before it
+// commits: the coordinator took them for the topic its metadata had
+// then, which it shows now or a newer one. A topic deleted after that
+// has the offsets staged for it dropped with it (Kafka 4.3:
+// TestFencedCommitTopicReplaced), and one created again before it shows
+// its new id here.
+func (m *Member) sameIDs(ctx context.Context, node int32, offsets map[string]map[int32]intentlog.EpochOffset) error {
 	if len(offsets) == 0 {
 		return nil
 	}
@@ -694,7 +734,7 @@ func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]inten
 	for topic := range offsets {
 		topics = append(topics, topic)
 	}
-	tds, err := m.l.freshTopics(ctx, topics...)
+	tds, err := m.l.freshTopicsAt(ctx, node, topics...)
 	if err != nil {
 		return fmt.Errorf("topic ids: %w", err)
 	}
@@ -713,7 +753,7 @@ func (m *Member) sameIDs(ctx context.Context, offsets map[string]map[int32]inten
 		case td.Err != nil:
 			return fmt.Errorf("metadata of %s: %w", topic, td.Err)
 		case td.ID != id:
-			return fmt.Errorf("%s (id %x, now %x): %w", topic, id, td.ID, replaced(kerr.UnknownTopicID))
+			return fmt.Errorf("%s (id %x, now %x): %w", topic, id[:], td.ID[:], replaced(kerr.UnknownTopicID))
 		}
 	}
 	return nil
@@ -791,8 +831,16 @@ func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]intent
 		return fmt.Errorf("kafka: commit offsets: %w", err)
 	}
 	// OffsetCommit names topics by id from v10 on only (the broker then
-	// refuses an old id itself); before, by name, as TxnOffsetCommit.
-	if err := m.sameIDs(ctx, offsets); err != nil {
+	// refuses an old id itself); before, by name, as TxnOffsetCommit,
+	// and, not in a transaction, checked before it only: a topic
+	// replaced between the check and the commit (one round trip) is
+	// not seen.
+	co := m.coordinator(ctx, offsets)
+	err := co.err
+	if err == nil {
+		err = m.sameIDs(ctx, co.node, offsets)
+	}
+	if err != nil {
 		if errors.Is(err, ErrTopicReplaced) {
 			return fmt.Errorf("kafka: commit offsets: %w", err)
 		}

@@ -41,15 +41,33 @@ func (l *Log) TopicIDs(ctx context.Context, topics ...string) (map[string]intent
 // that keep a deleted topic's offsets off one created again under its name
 // must see a topic replaced a moment ago (TestTopicIDChecksAskTheBroker).
 func (l *Log) freshTopics(ctx context.Context, topics ...string) (kadm.TopicDetails, error) {
+	return l.freshTopicsAt(ctx, -1, topics...)
+}
+
+// freshTopicsAt is freshTopics asked of the broker node (-1: any). A
+// broker's metadata never goes back, but brokers apply it each at its own
+// pace: the group coordinator's, asked after it took a TxnOffsetCommit
+// naming topics by name, shows each topic as it was then or newer
+// (Member.sameIDs), which another broker, a moment behind, may not.
+func (l *Log) freshTopicsAt(ctx context.Context, node int32, topics ...string) (kadm.TopicDetails, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	for _, topic := range topics {
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(topic)
 		req.Topics = append(req.Topics, rt)
 	}
-	resp, err := req.RequestWith(ctx, l.cl)
-	if err != nil {
-		return nil, err
+	var resp *kmsg.MetadataResponse
+	if node < 0 {
+		var err error
+		if resp, err = req.RequestWith(ctx, l.cl); err != nil {
+			return nil, err
+		}
+	} else {
+		kresp, err := l.cl.Broker(int(node)).RetriableRequest(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("broker %d: %w", node, err)
+		}
+		resp = kresp.(*kmsg.MetadataResponse)
 	}
 	tds := make(kadm.TopicDetails, len(resp.Topics))
 	for _, rt := range resp.Topics {
@@ -59,6 +77,20 @@ func (l *Log) freshTopics(ctx context.Context, topics ...string) (kadm.TopicDeta
 		tds[*rt.Topic] = kadm.TopicDetail{Topic: *rt.Topic, ID: rt.TopicID, IsInternal: rt.IsInternal, Err: kerr.ErrorForCode(rt.ErrorCode)}
 	}
 	return tds, nil
+}
+
+// groupCoordinator is the node id of group's coordinator: the broker
+// that takes the group's offset commits, and checks their topics' names
+// against its metadata.
+func (l *Log) groupCoordinator(ctx context.Context, group string) (int32, error) {
+	c, ok := l.adm.FindGroupCoordinators(ctx, group)[group]
+	switch {
+	case !ok:
+		return -1, fmt.Errorf("the coordinator of group %s: no answer", group)
+	case c.Err != nil:
+		return -1, fmt.Errorf("the coordinator of group %s: %w", group, c.Err)
+	}
+	return c.NodeID, nil
 }
 
 // topicID reads an external topic's id from fresh metadata (found false:

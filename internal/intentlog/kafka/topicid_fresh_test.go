@@ -36,7 +36,7 @@ func TestTopicIDChecksAskTheBroker(t *testing.T) {
 		{"Log.topicID", func() error { _, _, err := l.topicID(ctx, topic); return err }},
 		{"Member.topicID", func() error { delete(m.topicIDs, topic); _, err := m.topicID(ctx, topic); return err }},
 		{"Member.sameIDs", func() error {
-			return m.sameIDs(ctx, map[string]map[int32]intentlog.EpochOffset{topic: {0: {Offset: 1, Epoch: -1}}})
+			return m.sameIDs(ctx, -1, map[string]map[int32]intentlog.EpochOffset{topic: {0: {Offset: 1, Epoch: -1}}})
 		}},
 		{"FencePartitionOf", func() error { _, err := l.FencePartitionOf(ctx, "g", topic, 0, intentlog.TopicID{}); return err }},
 	}
@@ -63,7 +63,7 @@ func TestTopicIDChecksAskTheBroker(t *testing.T) {
 	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err := m.sameIDs(ctx, map[string]map[int32]intentlog.EpochOffset{topic: {0: {Offset: 1, Epoch: -1}}})
+	err := m.sameIDs(ctx, -1, map[string]map[int32]intentlog.EpochOffset{topic: {0: {Offset: 1, Epoch: -1}}})
 	if !errors.Is(err, ErrTopicReplaced) {
 		t.Fatalf("check right after the topic was created again: %v; want ErrTopicReplaced", err)
 	}

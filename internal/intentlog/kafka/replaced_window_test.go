@@ -1,0 +1,158 @@
+package kafka
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
+)
+
+// TestTxnCommitAfterTopicReplacedDuringProduce: a transaction checks its
+// offsets' topic ids (sameIDs) beside its produce, then names the topics
+// in TxnOffsetCommit, which Kafka takes by name before v6. The produce
+// may take up to half the transaction timeout (acks=all, a slow
+// follower): a topic deleted and created again while the records were
+// still in flight passed the check, and the old topic's offset was
+// committed on the new topic, whose records below it the group's next
+// member skipped. The ids are checked once the offsets are in the
+// transaction, before it commits; a topic replaced after that has the
+// offsets staged for it dropped with it (Kafka 4.3), and the check fails
+// the transaction too.
+func TestTxnCommitAfterTopicReplacedDuringProduce(t *testing.T) {
+	for _, hook := range []string{"before the offsets", "before the end"} {
+		t.Run(hook, func(t *testing.T) { testTxnCommitTopicReplaced(t, hook == "before the offsets") })
+	}
+}
+
+func testTxnCommitTopicReplaced(t *testing.T, beforeOffsets bool) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	ctx := testCtx(t, 2*time.Minute)
+	l := openLog(t, brokers, nil)
+	in, out := topicName("window-in"), topicName("window-out")
+	j.add(in)
+	j.add(out)
+	group := "g-" + in
+	rec := func(v string) []*intentlog.Record {
+		return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}
+	}
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, in, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, a := join(t, l, group, "one", in)
+	t.Cleanup(func() { _ = m.Close(ctx) })
+	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+	if err := m.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	other := openLog(t, brokers, nil)
+	// While the records are in flight (the hook runs once they are
+	// acknowledged, before the offsets go in), or once the offsets are
+	// in the transaction.
+	replace := func() {
+		m.afterProduce, m.afterOffsets = nil, nil
+		createAgain(ctx, t, other, in, 1)
+		for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} { // acknowledged writes on the new topic
+			if err := other.Append(ctx, in, rec(v)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if beforeOffsets {
+		m.afterProduce = replace
+	} else {
+		m.afterOffsets = replace
+	}
+	err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: rec("event")}, map[string]map[int32]int64{in: {0: 3}})
+	t.Logf("the transaction with the old topic's offset: %v", err)
+	if !errors.Is(err, ErrFenced) || !errors.Is(err, ErrTopicReplaced) {
+		t.Errorf("transaction with the old topic's offset, the topic replaced during its produce: %v; want ErrTopicReplaced, ErrFenced", err)
+	}
+	got, err := other.CommittedEpochs(ctx, group, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := got[0]; ok {
+		t.Fatalf("the group's offset of the new topic is %d (epoch %d), committed from the old topic's; "+
+			"want none (the new topic's records below it are never read)", at.Offset, at.Epoch)
+	}
+}
+
+// TestFencedCommitTopicReplaced: a consumer group partition's committer
+// checks its topic's id (beside AddOffsetsToTxn, which the coordinator
+// answers CONCURRENT_TRANSACTIONS, asked again, while the last
+// transaction's markers are written), stages its offset (TxnOffsetCommit,
+// by name before v6) and ends the transaction. A topic deleted and
+// created again after the check and before the stage took the old
+// topic's offset on the new topic; one replaced after the stage, before
+// the end, had the offset dropped with the old topic (Kafka 4.3) but the
+// commit said it was committed. The id is checked once the offset is
+// staged, before the end: either way the commit fails with the topic
+// unknown and nothing lands on the new topic.
+func TestFencedCommitTopicReplaced(t *testing.T) {
+	for _, hook := range []string{"before the stage", "before the end"} {
+		t.Run(hook, func(t *testing.T) { testFencedCommitTopicReplaced(t, hook == "before the stage") })
+	}
+}
+
+func testFencedCommitTopicReplaced(t *testing.T, beforeStage bool) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	ctx := testCtx(t, 2*time.Minute)
+	l := openLog(t, brokers, nil)
+	topic := topicName("refence-end")
+	j.add(topic)
+	group := "g-" + topic
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec := func(v string) []*intentlog.Record { return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}} }
+	for _, v := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, topic, rec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fc, err := l.FencePartition(ctx, group, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fc.Commit(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	other := openLog(t, brokers, nil)
+	c := fc.(*fencedCommitter)
+	replace := func() {
+		c.afterOffsets, c.beforeStage = nil, nil
+		createAgain(ctx, t, other, topic, 1)
+		for _, v := range []string{"n0", "n1", "n2", "n3", "n4"} {
+			if err := other.Append(ctx, topic, rec(v)); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	if beforeStage {
+		c.beforeStage = replace
+	} else {
+		c.afterOffsets = replace
+	}
+	err = c.Commit(ctx, 3) // a late acknowledgement of the old topic's event
+	t.Logf("commit of the old topic's offset: %v", err)
+	if !errors.Is(err, intentlog.ErrUnknownTopic) {
+		t.Errorf("commit of the old topic's offset, the topic replaced: %v; want ErrUnknownTopic", err)
+	}
+	got, err := other.CommittedEpochs(ctx, group, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if at, ok := got[0]; ok {
+		t.Fatalf("the group's offset of the new topic is %d, committed from the old topic's; want none", at.Offset)
+	}
+}
