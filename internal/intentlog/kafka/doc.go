@@ -74,7 +74,8 @@
 //	                     timeout, then aborted; TransactEpochs commits each
 //	                     offset with its leader epoch. Offsets are committed
 //	                     under the topic id read when their partitions were
-//	                     assigned (checked with the group coordinator's
+//	                     assigned (unread then: refused, ErrFenced; checked
+//	                     with the group coordinator's
 //	                     fresh metadata: TxnOffsetCommit before v6 and
 //	                     OffsetCommit before v10 name topics by name; in a
 //	                     transaction once the offsets are staged, before

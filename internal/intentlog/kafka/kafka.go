@@ -59,6 +59,9 @@ type Log struct {
 	diags   sync.WaitGroup          // whyUnacked's metadata reads (Close waits for them: unackedWait at most)
 	// diagnoseHook replaces diagnose (tests).
 	diagnoseHook func(ctx context.Context, topic string, parts []int32) error
+	// pinHook, when set (tests), fails a member's read of a newly
+	// assigned topic's id (pinIDs) with the error it returns.
+	pinHook func(topic string) error
 
 	limits recordLimits // max.message.bytes of topics (limits.go)
 }

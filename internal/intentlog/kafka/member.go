@@ -107,6 +107,10 @@ type Member struct {
 	// partitions were last assigned here: their offsets are refused
 	// (topicID) until an assignment reads the id anew (pinIDs).
 	forgotten map[string]bool
+	// unpinned: topics whose id pinIDs could not read: their offsets are
+	// refused (topicID) for the member's life, since an id read later
+	// may be a topic's created again after the loops read their offsets.
+	unpinned map[string]error
 
 	// owners: the member id each held partition was assigned under;
 	// offsets are committed only for partitions held under the member id
@@ -180,7 +184,8 @@ func (l *Log) Join(opts MemberOptions) (*Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: join %s: %w", opts.Group, err)
 	}
-	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}, forgotten: map[string]bool{}, produceBound: opts.TransactionTimeout / 2}
+	m := &Member{l: l, group: opts.Group, topicIDs: map[string][16]byte{}, forgotten: map[string]bool{}, unpinned: map[string]error{},
+		produceBound: opts.TransactionTimeout / 2}
 	m.producerOpts = func(txnID string) []kgo.Opt {
 		return append(append([]kgo.Opt{}, l.common...),
 			kgo.TransactionalID(txnID),
@@ -474,7 +479,7 @@ func (m *Member) transact(ctx context.Context, sh *txnShard, recs map[string][]*
 		switch {
 		case aerr != nil:
 			return bc, fmt.Errorf("kafka: transact: abort after %w: %w", err, m.classify(aerr))
-		case errors.Is(err, ErrTopicReplaced):
+		case errors.Is(err, ErrFenced): // ErrTopicReplaced, a topic unpinned
 			return bc, fmt.Errorf("kafka: transact: aborted: %w", err)
 		case errors.Is(err, errInFlight):
 			// Not errAborted: the member must be joined again (new
@@ -763,49 +768,51 @@ func (m *Member) sameIDs(ctx context.Context, node int32, offsets map[string]map
 // the member has none of yet, before their loops start: the offsets of a
 // partition are committed under the id its topic had then, never under
 // one read later (a topic deleted and created again meanwhile: its loop's
-// reader reads the old one). A read that fails is left to the first
-// commit. A topic forgotten through the Log (Forget) is read anew: its
-// partitions assigned again are those of a topic created again, or of
-// the same one.
+// reader reads the old one). A topic whose id cannot be read then is
+// refused for the member's life (unpinned; TestUnpinnedTopicNotReadAtCommit:
+// its first commit read the id, of a topic created again since the loops
+// read their offsets). A topic forgotten through the Log (Forget) is read
+// anew: its partitions assigned again are those of a topic created
+// again, or of the same one.
 func (m *Member) pinIDs(ctx context.Context, a map[string][]int32) {
 	if len(a) == 0 {
 		return
 	}
 	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
 	for topic := range a {
 		if m.forgotten[topic] {
 			delete(m.forgotten, topic)
 			delete(m.topicIDs, topic)
 		}
 	}
-	m.metaMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, m.l.opts.RequestTimeout)
 	defer cancel()
 	for topic := range a {
-		_, _ = m.topicID(ctx, topic)
+		if _, ok := m.topicIDs[topic]; ok || m.unpinned[topic] != nil {
+			continue
+		}
+		id, err := m.l.pinnedID(ctx, topic)
+		if err != nil {
+			m.unpinned[topic] = err
+			m.l.opts.Logger.Warn("kafka: the topic id of newly assigned partitions could not be read; "+
+				"their offsets are refused until the member joins again", "group", m.group, "topic", topic, "err", err)
+			continue
+		}
+		m.topicIDs[topic] = id
 	}
 }
 
-// topicID returns a topic's id, from the metadata the first time. It is
-// kept for the member's life (see replaced); a topic forgotten through
-// the Log (dropped by wail: Forget) since its partitions were assigned
-// fails with ErrTopicReplaced until they are assigned again (pinIDs):
-// the offsets of a partition assigned before are the dropped topic's,
-// and reading the id here named a topic created again since
-// (TestForgottenTopicIDNotReadAgain: a Forget between a transaction's
-// check, sameIDs, and its TxnOffsetCommit).
-func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
-	m.metaMu.Lock()
-	defer m.metaMu.Unlock()
-	if m.forgotten[topic] {
-		return [16]byte{}, fmt.Errorf("%s was forgotten (its table dropped) since its partitions were assigned: %w", topic, replaced(kerr.UnknownTopicID))
+// pinnedID reads topic's id for a member's assignment (pinIDs).
+func (l *Log) pinnedID(ctx context.Context, topic string) ([16]byte, error) {
+	if l.pinHook != nil {
+		if err := l.pinHook(topic); err != nil {
+			return [16]byte{}, err
+		}
 	}
-	if id, ok := m.topicIDs[topic]; ok {
-		return id, nil
-	}
-	td, err := m.l.freshTopics(ctx, topic)
+	td, err := l.freshTopics(ctx, topic)
 	if err != nil {
-		return [16]byte{}, err
+		return [16]byte{}, mapErr(err)
 	}
 	d, ok := td[topic]
 	switch {
@@ -814,8 +821,34 @@ func (m *Member) topicID(ctx context.Context, topic string) ([16]byte, error) {
 	case d.Err != nil:
 		return [16]byte{}, fmt.Errorf("metadata of %s: %w", topic, mapErr(d.Err))
 	}
-	m.topicIDs[topic] = d.ID
 	return d.ID, nil
+}
+
+// topicID returns the id a topic's partitions were assigned under
+// (pinIDs), kept for the member's life (see replaced). A topic forgotten
+// through the Log (dropped by wail: Forget) since its partitions were
+// assigned fails with ErrTopicReplaced until they are assigned again
+// (pinIDs): the offsets of a partition assigned before are the dropped
+// topic's, and reading the id here named a topic created again since
+// (TestForgottenTopicIDNotReadAgain: a Forget between a transaction's
+// check, sameIDs, and its TxnOffsetCommit). A topic whose id pinIDs could
+// not read, or that was never assigned here, fails with ErrFenced: an id
+// read now may be a topic's created again since the offsets were read
+// (TestUnpinnedTopicNotReadAtCommit).
+func (m *Member) topicID(_ context.Context, topic string) ([16]byte, error) {
+	m.metaMu.Lock()
+	defer m.metaMu.Unlock()
+	if m.forgotten[topic] {
+		return [16]byte{}, fmt.Errorf("%s was forgotten (its table dropped) since its partitions were assigned: %w", topic, replaced(kerr.UnknownTopicID))
+	}
+	if id, ok := m.topicIDs[topic]; ok {
+		return id, nil
+	}
+	if err := m.unpinned[topic]; err != nil {
+		return [16]byte{}, fmt.Errorf("%w: the id of topic %s could not be read when its partitions were assigned (%w); "+
+			"its offsets are committed only under the id read then: the member must join again", ErrFenced, topic, err)
+	}
+	return [16]byte{}, fmt.Errorf("%w: topic %s has no partitions assigned to the member", ErrFenced, topic)
 }
 
 // commit commits offsets outside a transaction, under the member's
@@ -841,7 +874,7 @@ func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]intent
 		err = m.sameIDs(ctx, co.node, offsets)
 	}
 	if err != nil {
-		if errors.Is(err, ErrTopicReplaced) {
+		if errors.Is(err, ErrFenced) { // ErrTopicReplaced, a topic unpinned
 			return fmt.Errorf("kafka: commit offsets: %w", err)
 		}
 		return fmt.Errorf("kafka: commit offsets: %w: %w", errAborted, err)
@@ -853,7 +886,7 @@ func (m *Member) commit(ctx context.Context, offsets map[string]map[int32]intent
 		rt.Topic = topic
 		id, err := m.topicID(ctx, topic)
 		if err != nil {
-			return fmt.Errorf("kafka: commit offsets: %w: %w", errAborted, err)
+			return fmt.Errorf("kafka: commit offsets: %w", err) // ErrFenced
 		}
 		rt.TopicID = id
 		for p, o := range parts {

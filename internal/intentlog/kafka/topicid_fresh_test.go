@@ -28,13 +28,14 @@ func TestTopicIDChecksAskTheBroker(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	m := &Member{l: l, topicIDs: map[string][16]byte{}, forgotten: map[string]bool{}}
+	m := &Member{l: l, topicIDs: map[string][16]byte{}, forgotten: map[string]bool{}, unpinned: map[string]error{}}
+	m.pinIDs(ctx, map[string][]int32{topic: {0}}) // sameIDs checks the id pinned
 	checks := []struct {
 		name string
 		run  func() error
 	}{
 		{"Log.topicID", func() error { _, _, err := l.topicID(ctx, topic); return err }},
-		{"Member.topicID", func() error { delete(m.topicIDs, topic); _, err := m.topicID(ctx, topic); return err }},
+		{"Member.pinIDs", func() error { _, err := l.pinnedID(ctx, topic); return err }},
 		{"Member.sameIDs", func() error {
 			return m.sameIDs(ctx, -1, map[string]map[int32]intentlog.EpochOffset{topic: {0: {Offset: 1, Epoch: -1}}})
 		}},
@@ -54,6 +55,7 @@ func TestTopicIDChecksAskTheBroker(t *testing.T) {
 	// Deleted and created again right after the member pinned the id:
 	// its next check sees another id (on the cache it saw the old one).
 	delete(m.topicIDs, topic)
+	m.pinIDs(ctx, map[string][]int32{topic: {0}})
 	if _, err := m.topicID(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
