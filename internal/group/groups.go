@@ -2,6 +2,7 @@ package group
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,7 +42,11 @@ var ErrPositionLost = errors.New("the partition's log lost the group's position"
 var ErrTableDropped = errors.New("the group's table was dropped")
 
 // registryTopic lists the groups ever created, one record per table and
-// group (key "table/group"): what `wail group ls` reads.
+// group (key "table/group"): what `wail group ls` reads. Its value is the
+// id of the table's topic the group's positions were of and the table's
+// creation time (registryValue; empty when the log has no topic ids, or
+// written by an older wail), which a load that finds no positions
+// compares (positionsLost).
 const registryTopic = "wail.groups"
 
 var groupName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
@@ -389,6 +394,15 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 		return nil, fmt.Errorf("group %s of %s: committed offsets: %w", name, t.Name, err)
 	}
 	committed := intentlog.PlainOffsets(committedAt)
+	if latest && len(committed) == 0 {
+		lost, err := g.positionsLost(ctx, t, name, pin)
+		if err != nil {
+			return nil, fmt.Errorf("group %s of %s: %w", name, t.Name, err)
+		}
+		latest = StartLatest(!lost)
+	} else if len(committed) > 0 {
+		g.registerLater(ctx, t, name, pin)
+	}
 	missing := map[int32]int64{}
 	for p := range t.Partitions {
 		if _, ok := committed[p]; ok {
@@ -405,7 +419,7 @@ func (g *Groups) load(ctx context.Context, t Table, name string, latest StartLat
 	}
 	if len(missing) > 0 {
 		if len(committed) == 0 { // a new group: list it
-			if err := g.register(ctx, t.Name, name); err != nil {
+			if err := g.register(ctx, t, name, pin); err != nil {
 				return nil, err
 			}
 		}
@@ -505,12 +519,107 @@ func (g *Groups) startsToFix(starts map[int32]int64) chan struct{} {
 	return make(chan struct{})
 }
 
-func (g *Groups) register(ctx context.Context, table, name string) error {
+// register lists the group in the registry, with the id of its table's
+// topic (pin; zero: the log has none) and the table's creation time.
+func (g *Groups) register(ctx context.Context, t Table, name string, pin intentlog.TopicID) error {
 	if err := g.log.CreateTopic(ctx, registryTopic, 1, intentlog.TopicOptions{Compact: true}); err != nil {
 		return fmt.Errorf("group registry: %w", err)
 	}
-	if err := g.log.Append(ctx, registryTopic, []*intentlog.Record{{Key: []byte(table + "/" + name), Value: []byte{}}}); err != nil {
+	if err := g.log.Append(ctx, registryTopic, []*intentlog.Record{{Key: []byte(t.Name + "/" + name), Value: registryValue(t, pin)}}); err != nil {
 		return fmt.Errorf("group registry: %w", err)
+	}
+	return nil
+}
+
+// registerLater records the topic id of a group loaded with positions
+// (pin, read before them) in the registry, for a group listed by an older
+// wail, without one: when the topic is deleted and created again behind
+// wail's back, Kafka drops the positions with it, and the id tells the
+// next load that the group is not new (positionsLost). Best effort: a
+// group whose record lacks it starts as a new one then, as before.
+func (g *Groups) registerLater(ctx context.Context, t Table, name string, pin intentlog.TopicID) {
+	if pin == (intentlog.TopicID{}) {
+		return
+	}
+	err := g.log.Append(ctx, registryTopic, []*intentlog.Record{{Key: []byte(t.Name + "/" + name), Value: registryValue(t, pin)}})
+	if err != nil && ctx.Err() == nil {
+		g.logger.Warn("consumer group: could not record the event topic's id in the group registry; should the topic be deleted and "+
+			"created again behind wail's back, a group starting at \"latest\" would start at the new topic's end",
+			"table", t.Name, "group", name, "err", err)
+	}
+}
+
+// registryValue is a registry record's value: the topic id and the
+// table's creation time (big-endian), or nothing without an id.
+func registryValue(t Table, pin intentlog.TopicID) []byte {
+	if pin == (intentlog.TopicID{}) {
+		return []byte{}
+	}
+	return binary.BigEndian.AppendUint64(append([]byte(nil), pin[:]...), uint64(t.Created))
+}
+
+// positionsLost tells whether a group that has no positions had some on
+// a topic of its table that was deleted and created again behind wail's
+// back (Kafka drops a group's offsets with its topic): its registry
+// record names this table (the same creation time, known) and another
+// topic id than pin. Such a group is not new: it starts at the new topic's start
+// (every event of it came after the group's positions), never at its
+// end (TestLatestGroupAfterTopicCreatedAgain: the events the new topic
+// took before the group was loaded again were never sent).
+func (g *Groups) positionsLost(ctx context.Context, t Table, name string, pin intentlog.TopicID) (bool, error) {
+	if pin == (intentlog.TopicID{}) || t.Created == 0 { // no ids; the table's identity unknown
+		return false, nil
+	}
+	var last []byte
+	found := false
+	err := g.scanRegistry(ctx, func(rec intentlog.Record) {
+		if n, ok := registryName(rec.Key, t.Name); ok && n == name {
+			last, found = rec.Value, true
+		}
+	})
+	if err != nil || !found || len(last) != 24 {
+		return false, err
+	}
+	was := intentlog.TopicID(last[:16])
+	if int64(binary.BigEndian.Uint64(last[16:])) != t.Created || was == pin {
+		return false, nil
+	}
+	g.logger.Warn("consumer group: the event topic was deleted and created again behind wail's back, and the group's positions went with it; "+
+		"the group starts at the new topic's start, not at its end (\"latest\": it is not a new group)",
+		"table", t.Name, "group", name, "topic", t.Topic, "was", hexID(was), "now", hexID(pin))
+	return true, nil
+}
+
+// scanRegistry calls f with each record of the registry, in order (none
+// when there is no registry).
+func (g *Groups) scanRegistry(ctx context.Context, f func(intentlog.Record)) error {
+	n, err := g.log.Partitions(ctx, registryTopic)
+	if errors.Is(err, intentlog.ErrUnknownTopic) {
+		return nil
+	}
+	if err != nil || n != 1 {
+		return fmt.Errorf("group registry: %d partitions, %w", n, err)
+	}
+	start, end, err := g.log.Bounds(ctx, registryTopic, 0)
+	if err != nil {
+		return fmt.Errorf("group registry: %w", err)
+	}
+	if start >= end {
+		return nil
+	}
+	r, err := g.log.NewReader(registryTopic, 0, start)
+	if err != nil {
+		return fmt.Errorf("group registry: %w", err)
+	}
+	defer r.Close()
+	for r.Position() < end {
+		recs, err := r.Next(ctx)
+		if err != nil {
+			return fmt.Errorf("group registry: %w", err)
+		}
+		for _, rec := range recs {
+			f(rec)
+		}
 	}
 	return nil
 }
@@ -527,35 +636,13 @@ func registryName(key []byte, table string) (string, bool) {
 // List returns the names of the groups of a table that have committed
 // offsets, sorted.
 func (g *Groups) List(ctx context.Context, t Table) ([]string, error) {
-	n, err := g.log.Partitions(ctx, registryTopic)
-	if errors.Is(err, intentlog.ErrUnknownTopic) {
-		return nil, nil
-	}
-	if err != nil || n != 1 {
-		return nil, fmt.Errorf("group registry: %d partitions, %w", n, err)
-	}
-	start, end, err := g.log.Bounds(ctx, registryTopic, 0)
-	if err != nil {
-		return nil, fmt.Errorf("group registry: %w", err)
-	}
 	names := map[string]bool{}
-	if start < end {
-		r, err := g.log.NewReader(registryTopic, 0, start)
-		if err != nil {
-			return nil, fmt.Errorf("group registry: %w", err)
+	if err := g.scanRegistry(ctx, func(rec intentlog.Record) {
+		if name, ok := registryName(rec.Key, t.Name); ok {
+			names[name] = true
 		}
-		defer r.Close()
-		for r.Position() < end {
-			recs, err := r.Next(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("group registry: %w", err)
-			}
-			for _, rec := range recs {
-				if name, ok := registryName(rec.Key, t.Name); ok {
-					names[name] = true
-				}
-			}
-		}
+	}); err != nil {
+		return nil, err
 	}
 	var out []string
 	for name := range names {
@@ -739,7 +826,13 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 		return errPositionsMeanwhile
 	}
 	if len(prev) == 0 {
-		if err := g.register(ctx, t.Name, name); err != nil {
+		pin := id
+		if pin == (intentlog.TopicID{}) {
+			if pin, err = g.pinID(ctx, t.Topic); err != nil {
+				return fmt.Errorf("group %s of %s: %w", name, t.Name, err)
+			}
+		}
+		if err := g.register(ctx, t, name, pin); err != nil {
 			return err
 		}
 	}

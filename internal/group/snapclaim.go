@@ -126,7 +126,7 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	if sn := st.Snapshot; sn == nil || sn.Proc != g.proc || sn.Epoch != r.epoch {
 		return fmt.Errorf("%w: the group's entry gives it to another process or to none", ErrSnapshotLost)
 	}
-	if err := g.register(ctx, r.t.Name, r.name); err != nil {
+	if err := g.register(ctx, r.t, r.name, r.topicID); err != nil {
 		return err
 	}
 	// On a log that fences, the end commits through committers fenced
