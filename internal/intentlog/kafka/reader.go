@@ -343,7 +343,8 @@ func (r *reader) topicGone(ctx context.Context, err error) error {
 		switch {
 		case merr == nil && errors.Is(err, kerr.UnknownTopicID):
 			if r.unknownIDs++; r.unknownIDs >= unknownIDPolls {
-				return mapErr(err)
+				return fmt.Errorf("%w (the metadata lists the topic under another id than the reader's: "+
+					"deleted and created again since the reader started; its position is the old topic's)", mapErr(err))
 			}
 			return nil
 		case !errors.Is(merr, intentlog.ErrUnknownTopic):
