@@ -86,10 +86,12 @@ func (a *Admission) Admit(table string) (retryAfter time.Duration, err error) {
 	}
 	retryAfter = maxRetryAfter
 	if b.drain > 0 {
+		// Bounded in seconds, before the conversion: at a slow enough
+		// rate the wait holds more nanoseconds than a Duration.
 		excess := float64(b.intents - a.limit*9/10)
-		retryAfter = time.Duration(excess / b.drain * float64(time.Second))
+		retryAfter = time.Duration(min(excess/b.drain, maxRetryAfter.Seconds()) * float64(time.Second))
 	}
-	retryAfter = min(max(retryAfter, minRetryAfter), maxRetryAfter)
+	retryAfter = max(retryAfter, minRetryAfter)
 	return retryAfter, fmt.Errorf("%w: table %s has %d intents its resolver has not published yet, the most it may (proxy.max_backlog %d); "+
 		"writes are refused until it catches up: retry in %s (the producer client does)",
 		ErrOverloaded, table, b.intents, a.limit, retryAfter.Round(time.Millisecond))

@@ -107,6 +107,14 @@ func TestAdmissionDrain(t *testing.T) {
 		{"same instant", []obs{{1000, 0, 0}, {1000, 500, 0}}, maxRetryAfter},
 		{"no progress", []obs{{1000, 0, 0}, {1000, 500, 2 * time.Second}, {1000, 500, 4 * time.Second}}, maxRetryAfter},
 		{"went back", []obs{{1000, 500, 0}, {1000, 0, 2 * time.Second}}, maxRetryAfter},
+		// The rate of the last interval, not since the first observation:
+		// 500 intents in the 2 s since the last one, 250/s (not 500 in 3 s).
+		{"last interval", []obs{{1000, 0, 0}, {1000, 1000, time.Second}, {1000, 1500, 3 * time.Second}}, 400 * time.Millisecond},
+		// A position that went back (a truncation lowered a commit)
+		// measures no rate: the last one measured stands (1000/s).
+		{"went back after a rate", []obs{{1000, 0, 0}, {1000, 1000, time.Second}, {1000, 0, 2 * time.Second}}, 100 * time.Millisecond},
+		// 1 intent/s leaves 100 s to wait: the hint is at most the longest.
+		{"slow resolver", []obs{{1000, 0, 0}, {1000, 1, time.Second}}, maxRetryAfter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := NewAdmission(1000)
@@ -121,5 +129,46 @@ func TestAdmissionDrain(t *testing.T) {
 				t.Errorf("Admit = %v, %v; want %v, ErrOverloaded", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestAdmissionStalledHint: however slowly the resolver drains, the hint
+// is the longest one, never the shortest: here proxy.max_backlog was
+// lowered to 200000 under a backlog of 2 million, and the resolver
+// committed one intent in the day its measures failed (the backlog keeps
+// its last measure meanwhile). The 1.8 million intents over 90% of the
+// limit take 1.6e11 s at that rate, more nanoseconds than a Duration
+// holds: converted as is, the hint wrapped to a negative Duration and was
+// raised to the shortest, 50 ms, and every client retried at once.
+func TestAdmissionStalledHint(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	a := NewAdmission(200000)
+	a.Observe("t", 2000000, 5000, t0)
+	a.Observe("t", 2000000, 5001, t0.Add(24*time.Hour))
+	if got, err := a.Admit("t"); !errors.Is(err, ErrOverloaded) || got != maxRetryAfter {
+		t.Errorf("Admit = %v, %v; want %v, ErrOverloaded", got, err, maxRetryAfter)
+	}
+}
+
+// TestAdmissionForget: a table forgotten (dropped) leaves Over, so the
+// overload condition it raised clears, and a table created again under
+// its name is admitted until its own backlog is measured; other tables
+// keep theirs.
+func TestAdmissionForget(t *testing.T) {
+	t.Parallel()
+	a := NewAdmission(100)
+	now := time.Unix(1000, 0)
+	a.Observe("t", 500, 0, now)
+	a.Observe("u", 500, 0, now)
+	a.Forget("t")
+	if over := a.Over(); len(over) != 1 || over["u"] != 500 {
+		t.Errorf("Over() = %v after t was forgotten, want only u", over)
+	}
+	if wait, err := a.Admit("t"); err != nil || wait != 0 {
+		t.Errorf("a table forgotten is refused: %v (%s)", err, wait)
+	}
+	if _, err := a.Admit("u"); !errors.Is(err, ErrOverloaded) {
+		t.Errorf("the other table: %v, want ErrOverloaded", err)
 	}
 }
