@@ -122,7 +122,8 @@ func keyIn(t *testing.T, p, n int32) []byte {
 // more (a table of 1024 partitions holds 16 chunks, not one more, not a
 // chunk per partition); a table whose counters exist while no write has
 // landed yet (Table racing the first add, between its grow and its Add)
-// reads as no counts.
+// reads as no counts, before its grow too; the first write of a table
+// makes the counters of all its partitions.
 func TestPartitionWritesGrowth(t *testing.T) {
 	t.Parallel()
 	var w PartitionWrites
@@ -143,9 +144,21 @@ func TestPartitionWritesGrowth(t *testing.T) {
 
 	pc := &partitionCounts{}
 	w.tables.Store("racing", pc)
+	if got := w.Table("racing"); got != nil {
+		t.Errorf("counters not grown yet: %v, want none", got)
+	}
 	w.grow(pc, 8)
 	if got := w.Table("racing"); len(got) != 0 {
 		t.Errorf("counters grown, nothing added: %v, want none", got)
+	}
+
+	// The first write makes the counters of every partition of the table
+	// (16 chunks for 1024 partitions), whichever partition it counts on:
+	// later writes never grow them (lock, allocation), whatever their key.
+	w.add("first", 1024, []byte("a"))
+	c, _ := w.tables.Load("first")
+	if n := len(*c.(*partitionCounts).chunks.Load()); n != 16 {
+		t.Errorf("after the first write of a table of 1024 partitions: %d chunks, want 16", n)
 	}
 }
 
