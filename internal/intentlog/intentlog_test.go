@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -39,6 +40,28 @@ func TestPartitionInRange(t *testing.T) {
 			if p := Partition(key, n); p < 0 || p >= n {
 				t.Fatalf("Partition(%v, %d) = %d", key, n, p)
 			}
+		}
+	}
+}
+
+// TestPartitionMatchesKafka: a key goes to the partition Kafka's default
+// partitioner picks (franz-go's, for keyed records: murmur2 made positive,
+// modulo the partitions), so that consumers and tools that partition
+// by key as Kafka does (co-partitioned topics, a producer of its own)
+// agree with wail; about half of the keys hash with the high bit set,
+// which toPositive clears.
+func TestPartitionMatchesKafka(t *testing.T) {
+	t.Parallel()
+	kafka := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		key := make([]byte, 1+rng.IntN(40))
+		for j := range key {
+			key[j] = byte(rng.Uint32())
+		}
+		n := int32(1 + i%1024)
+		if got, want := Partition(key, n), int32(kafka.Partition(&kgo.Record{Key: key}, int(n))); got != want {
+			t.Fatalf("Partition(%x, %d) = %d, Kafka's partitioner says %d", key, n, got, want)
 		}
 	}
 }
