@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -242,12 +243,18 @@ func TestMergeStopsAtRowBytes(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		maxBytes  int
+		value     int      // bytes of each value of the waiting writes (0: value)
 		waiting   []int    // mutations of each write that arrives while the first is in flight
 		wantSizes []string // records per append, the first's included
 	}{
 		{name: "two writes a batch", maxBytes: 5000, waiting: []int{2, 2, 2, 2, 2}, wantSizes: []string{"1", "4", "4", "2"}},
 		{name: "a write over the bound runs alone", maxBytes: 5000, waiting: []int{6, 2, 2}, wantSizes: []string{"1", "6", "4"}},
 		{name: "unset: the default bound", maxBytes: 0, waiting: []int{2, 2, 2, 2, 2}, wantSizes: []string{"1", "10"}},
+		// Rows of an 8-byte key and a 1-byte value count the store's
+		// overhead of a row too (rowSlack, 64 bytes): 73 bytes each, 1,460
+		// a write of 20, three writes a batch (by their bytes alone, 180
+		// a write, all four would go).
+		{name: "small rows count the store's overhead", maxBytes: 5000, value: 1, waiting: []int{20, 20, 20, 20}, wantSizes: []string{"1", "60", "20"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -257,8 +264,9 @@ func TestMergeStopsAtRowBytes(t *testing.T) {
 			p := New(g, w.Store(), tbs, mustClock(t), Limits{MaxKeyBytes: 16, MaxValueBytes: value, MaxBatch: 100,
 				WritesInFlight: 1, MaxMergeBytes: tc.maxBytes}, nil)
 			var waiting [][]Mutation
+			v := cmp.Or(tc.value, value)
 			for i, n := range tc.waiting {
-				waiting = append(waiting, keyed(fmt.Sprint("w", i, "-"), n, 8, value))
+				waiting = append(waiting, keyed(fmt.Sprint("w", i, "-"), n, 8, v))
 			}
 			results, sizes := mergeUnder(t, p, g, keyed("first", 1, 8, 1), waiting)
 			for i, rs := range results {
