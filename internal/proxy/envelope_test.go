@@ -110,6 +110,25 @@ func TestFitsBus(t *testing.T) {
 	}
 }
 
+// TestBusLimitBelowTheEnvelope: a bus whose record limit is below what
+// the event of a key adds to its value (a topic's max.message.bytes set
+// far too low) refuses every value of that key, the empty one included,
+// and the error says the largest value the key can take is 0 bytes, not
+// a negative number.
+func TestBusLimitBelowTheEnvelope(t *testing.T) {
+	t.Parallel()
+	w := &world{Rows: map[string]store.Row{}}
+	var topic string
+	tbs := tables{"orders": {Name: "orders", FailureMode: catalog.Transactional, VisibilityWindow: time.Second}}
+	p := New(w.Log(), w.Store(), tbs, mustClock(t), Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 1, Bus: busLimit{400, &topic}}, nil)
+	for _, n := range []int{0, 1} {
+		r := p.Write(context.Background(), []Mutation{{Table: "orders", Key: []byte("k"), Value: make([]byte, n)}})[0]
+		if !errors.Is(r.Err, ErrInvalid) || !strings.Contains(r.Err.Error(), "the largest value this key can take is 0 bytes") || r.Version != 0 {
+			t.Errorf("a value of %d bytes under a bus limit of 400: %+v, want ErrInvalid saying the largest value is 0 bytes", n, r)
+		}
+	}
+}
+
 // TestEventOverheadBound: the cheap bound fitsBus checks first is never
 // below the exact one, so it never accepts what the exact check refuses.
 func TestEventOverheadBound(t *testing.T) {
