@@ -102,3 +102,38 @@ func TestValidator(t *testing.T) {
 		})
 	}
 }
+
+// bracePrinter prints a value as JSON by wrapping it in braces, and
+// records the table it was asked for.
+type bracePrinter struct{ table string }
+
+func (b *bracePrinter) JSON(_ context.Context, t catalog.Table, value []byte) ([]byte, error) {
+	b.table = t.Name
+	return []byte("{" + string(value) + "}"), nil
+}
+
+// TestValueJSON: Get's JSON form of a value comes from the Printer, given
+// the table; an untyped table, or no Printer, is invalid_argument naming
+// the table (its values have no JSON form), an unknown table not_found.
+func TestValueJSON(t *testing.T) {
+	t.Parallel()
+	tbs := tables{
+		"typed": {Name: "typed", ValueMessage: "shop.Order"},
+		"plain": {Name: "plain"},
+	}
+	p := New(nil, nil, tbs, mustClock(t), Limits{}, nil)
+	if _, err := p.ValueJSON(t.Context(), "typed", []byte("v")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "table typed is not typed") {
+		t.Errorf("no Printer set: %v, want ErrInvalid naming the table", err)
+	}
+	pr := &bracePrinter{}
+	p.SetPrinter(pr)
+	if got, err := p.ValueJSON(t.Context(), "typed", []byte("v")); err != nil || string(got) != "{v}" || pr.table != "typed" {
+		t.Errorf("typed table: %q, %v (printed for table %q); want {v} from the Printer for typed", got, err, pr.table)
+	}
+	if _, err := p.ValueJSON(t.Context(), "plain", []byte("v")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "table plain is not typed") {
+		t.Errorf("untyped table: %v, want ErrInvalid naming the table", err)
+	}
+	if _, err := p.ValueJSON(t.Context(), "nope", []byte("v")); !errors.Is(err, ErrUnknownTable) || errors.Is(err, ErrInvalid) {
+		t.Errorf("unknown table: %v, want ErrUnknownTable", err)
+	}
+}
