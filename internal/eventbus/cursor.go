@@ -8,6 +8,8 @@ import (
 	"hash/crc32"
 	"math"
 	"strings"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // A cursor is where a subscriber resumes: the next offset of every
@@ -21,12 +23,15 @@ import (
 //
 // Text form: "c" followed by the unpadded base64url of the binary form:
 //
-//	byte     version: 1; 2 with an after-version; 3 with the table's creation time
+//	byte     version: 1; 2 with an after-version; 3 with the table's creation time;
+//	         4 with the event topic's fingerprint
 //	uint32   CRC-32C of the table name, big endian: a cursor of another table is refused
 //	uvarint  n, the number of partitions
 //	n uvarint the next offset of partitions 0..n-1
-//	uvarint  (versions 2 and 3) the after-version (version 2: > 0; version 3: 0 for none)
-//	uvarint  (version 3) the table's creation time, Unix microseconds, > 0
+//	uvarint  (versions 2 to 4) the after-version (version 2: > 0; versions 3 and 4: 0 for none)
+//	uvarint  (versions 3 and 4) the table's creation time, Unix microseconds
+//	         (version 3: > 0; version 4: 0 for unknown)
+//	8 bytes  (version 4) the fingerprint of the event topic's id (TopicPrint), not 0
 //	uint32   CRC-32C of everything before, big endian
 //
 // A cursor is written in the lowest version that holds what it carries.
@@ -38,15 +43,32 @@ import (
 // name (and partition count) from one of the table now: its offsets mean
 // nothing there, and it is refused.
 //
+// The fingerprint tells a cursor of an event topic that was deleted and
+// created again behind wail's back (Kafka: the same name, partition count
+// and table, another topic id) from one of the topic now: its offsets are
+// the old topic's, and every event of the new topic came after them, so
+// a stream from it starts at the new topic's start. It is written only on
+// a log whose topics have ids (Kafka); the embedded log has none and
+// writes version 3 (or lower) as before. 8 bytes, not the id's 16: a
+// cursor goes with every event (16 bytes are 22 more characters of
+// base64url on each, 8 are 11), and the fingerprint only has to tell a
+// topic from the one it replaced. It folds the whole id (the XOR of its
+// halves), so that each of the id's random bits counts (Kafka's ids are
+// random UUIDs: 122 random bits; their fixed version and variant bits
+// fold into random ones): a new topic passes for the old one with odds
+// of 2^-64.
+//
 // Clients treat cursors as opaque strings: the format may gain versions,
 // and a server decodes every version it ever wrote.
 
 // Cursor encodings: version 1 holds offsets; version 2 also an
-// after-version; version 3 also the table's creation time.
+// after-version; version 3 also the table's creation time; version 4
+// also the event topic's fingerprint.
 const (
 	cursorVersion1 = 1
 	cursorVersion2 = 2
 	cursorVersion3 = 3
+	cursorVersion4 = 4
 )
 
 // cursorPrefix starts a cursor's text form.
@@ -62,26 +84,44 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 var ErrBadCursor = errors.New("invalid cursor")
 
 // Cursor is a decoded cursor: the next offset of each partition, the
-// version at or below which events are skipped (0: none) and the table's
-// creation time in Unix microseconds (0: unknown).
+// version at or below which events are skipped (0: none), the table's
+// creation time in Unix microseconds (0: unknown) and the fingerprint of
+// the id of the event topic the offsets are of (TopicPrint; 0: unknown,
+// the log has no ids).
 type Cursor struct {
 	Table        string
 	Offsets      []int64
 	AfterVersion uint64
 	Created      int64
+	Topic        uint64
+}
+
+// TopicPrint is the fingerprint of a topic id that a cursor carries: the
+// XOR of its halves (see the format above), never 0; 0 for the zero id
+// (none).
+func TopicPrint(id intentlog.TopicID) uint64 {
+	if id == (intentlog.TopicID{}) {
+		return 0
+	}
+	if f := binary.BigEndian.Uint64(id[:8]) ^ binary.BigEndian.Uint64(id[8:]); f != 0 {
+		return f
+	}
+	return 1
 }
 
 // String encodes the cursor.
 func (c Cursor) String() string {
-	return encodeCursor(tableSum(c.Table), c.Offsets, c.AfterVersion, uint64(max(c.Created, 0)))
+	return encodeCursor(tableSum(c.Table), c.Offsets, c.AfterVersion, uint64(max(c.Created, 0)), c.Topic)
 }
 
 // encodeCursor builds the text form with one allocation (the string) for
 // up to 8 partitions: a stream sends a cursor with every event.
-func encodeCursor(table uint32, offsets []int64, after, created uint64) string {
-	var buf [1 + 4 + binary.MaxVarintLen32 + 10*binary.MaxVarintLen64 + 4]byte
+func encodeCursor(table uint32, offsets []int64, after, created, topic uint64) string {
+	var buf [1 + 4 + binary.MaxVarintLen32 + 10*binary.MaxVarintLen64 + 8 + 4]byte
 	version := byte(cursorVersion1)
 	switch {
+	case topic != 0:
+		version = cursorVersion4
 	case created > 0:
 		version = cursorVersion3
 	case after > 0:
@@ -96,8 +136,11 @@ func encodeCursor(table uint32, offsets []int64, after, created uint64) string {
 	if version >= cursorVersion2 {
 		b = binary.AppendUvarint(b, after)
 	}
-	if version == cursorVersion3 {
+	if version >= cursorVersion3 {
 		b = binary.AppendUvarint(b, created)
+	}
+	if version == cursorVersion4 {
+		b = binary.BigEndian.AppendUint64(b, topic)
 	}
 	b = binary.BigEndian.AppendUint32(b, crc32c(b))
 	var text [len(cursorPrefix) + (len(buf)*4+2)/3]byte
@@ -153,7 +196,7 @@ func decodeCursor(s string) (Cursor, uint32, error) {
 	if len(b) < 1+4+1+4 {
 		return Cursor{}, 0, errors.New("it is too short")
 	}
-	if b[0] < cursorVersion1 || b[0] > cursorVersion3 {
+	if b[0] < cursorVersion1 || b[0] > cursorVersion4 {
 		return Cursor{}, 0, fmt.Errorf("unknown version %d (written by a newer wail?)", b[0])
 	}
 	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
@@ -182,12 +225,18 @@ func decodeCursor(s string) (Cursor, uint32, error) {
 		}
 		c.AfterVersion, rest = v, rest[k:]
 	}
-	if b[0] == cursorVersion3 {
+	if b[0] >= cursorVersion3 {
 		created, k := uvarint(rest)
-		if k <= 0 || created == 0 || created > math.MaxInt64 {
+		if k <= 0 || (created == 0 && b[0] == cursorVersion3) || created > math.MaxInt64 {
 			return Cursor{}, 0, errors.New("bad table creation time")
 		}
 		c.Created, rest = int64(created), rest[k:]
+	}
+	if b[0] == cursorVersion4 {
+		if len(rest) < 8 || binary.BigEndian.Uint64(rest) == 0 {
+			return Cursor{}, 0, errors.New("bad topic fingerprint")
+		}
+		c.Topic, rest = binary.BigEndian.Uint64(rest), rest[8:]
 	}
 	if len(rest) != 0 {
 		return Cursor{}, 0, errors.New("trailing bytes")

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -34,18 +36,20 @@ func TestCursorRoundTrip(t *testing.T) {
 		for _, v2 := range []struct {
 			after   uint64
 			created int64
-		}{{1, 0}, {1 << 63, 0}, {0, 1}, {0, math.MaxInt64}, {7, 1_796_000_000_000_000}} {
-			s := Cursor{Table: "orders", Offsets: offs, AfterVersion: v2.after, Created: v2.created}.String()
+			topic   uint64
+		}{{1, 0, 0}, {1 << 63, 0, 0}, {0, 1, 0}, {0, math.MaxInt64, 0}, {7, 1_796_000_000_000_000, 0},
+			{0, 0, 1}, {0, 0, math.MaxUint64}, {7, 1_796_000_000_000_000, 0x0123456789abcdef}, {1 << 63, 0, 1 << 63}} {
+			s := Cursor{Table: "orders", Offsets: offs, AfterVersion: v2.after, Created: v2.created, Topic: v2.topic}.String()
 			got, err := ParseCursor(s, "orders", int32(len(offs)))
-			if err != nil || !slices.Equal(got.Offsets, offs) || got.AfterVersion != v2.after || got.Created != v2.created {
-				t.Errorf("ParseCursor(%q) = %+v, %v; want %v after version %d created %d", s, got, err, offs, v2.after, v2.created)
+			if err != nil || !slices.Equal(got.Offsets, offs) || got.AfterVersion != v2.after || got.Created != v2.created || got.Topic != v2.topic {
+				t.Errorf("ParseCursor(%q) = %+v, %v; want %v after version %d created %d topic %x", s, got, err, offs, v2.after, v2.created, v2.topic)
 			}
 		}
 	}
 }
 
-// TestCursorGolden pins the text forms of versions 1, 2 and 3: a server
-// must decode every cursor it ever handed out.
+// TestCursorGolden pins the text forms of versions 1 to 4: a server must
+// decode every cursor it ever handed out.
 func TestCursorGolden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -55,6 +59,8 @@ func TestCursorGolden(t *testing.T) {
 		{"cursor-v1", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}}},
 		{"cursor-v2", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52}},
 		{"cursor-v3", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52, Created: 1_796_000_000_000_000}},
+		{"cursor-v4", Cursor{Table: "orders", Offsets: []int64{0, 1, 300, 1 << 33}, AfterVersion: 1 << 52, Created: 1_796_000_000_000_000,
+			Topic: 0x9e3779b97f4a7c15}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { testCursorGolden(t, tc.name, tc.c) })
 	}
@@ -76,7 +82,7 @@ func testCursorGolden(t *testing.T, name string, c Cursor) {
 		t.Errorf("cursor encodes as %q, golden %q: a format change needs a new version", c.String(), golden)
 	}
 	got, err := ParseCursor(golden, "orders", 4)
-	if err != nil || !slices.Equal(got.Offsets, c.Offsets) || got.AfterVersion != c.AfterVersion || got.Created != c.Created {
+	if err != nil || !slices.Equal(got.Offsets, c.Offsets) || got.AfterVersion != c.AfterVersion || got.Created != c.Created || got.Topic != c.Topic {
 		t.Errorf("golden cursor decodes as %+v, %v", got, err)
 	}
 }
@@ -88,8 +94,8 @@ func TestCursorRefused(t *testing.T) {
 	enc := func(b []byte) string { return "c" + base64.RawURLEncoding.EncodeToString(b) }
 	flipped := slices.Clone(raw)
 	flipped[len(flipped)-5] ^= 1
-	v4 := slices.Clone(raw)
-	v4[0] = 4
+	v5 := slices.Clone(raw)
+	v5[0] = 5
 	// version v of the good cursor's body, with tail after its offsets.
 	vn := func(v byte, tail ...byte) string {
 		body := append(append([]byte{v}, raw[1:len(raw)-4]...), tail...)
@@ -105,7 +111,7 @@ func TestCursorRefused(t *testing.T) {
 		{"empty", "c", "orders", 2, "too short"},
 		{"cut", enc(raw[:len(raw)-1]), "orders", 2, "checksum"},
 		{"altered", enc(flipped), "orders", 2, "checksum"},
-		{"newer version", enc(v4), "orders", 2, "unknown version 4"},
+		{"newer version", enc(v5), "orders", 2, "unknown version 5"},
 		{"version 0", vn(0), "orders", 2, "unknown version 0"},
 		{"version 2 without its after-version", vn(2), "orders", 2, "bad after-version"},
 		{"version 2 after version 0", vn(2, 0), "orders", 2, "bad after-version"},
@@ -113,6 +119,11 @@ func TestCursorRefused(t *testing.T) {
 		{"version 3 without its creation time", vn(3, 0), "orders", 2, "bad table creation time"},
 		{"version 3 created at 0", vn(3, 0, 0), "orders", 2, "bad table creation time"},
 		{"version 3 with trailing bytes", vn(3, 0, 1, 1), "orders", 2, "trailing bytes"},
+		{"version 4 without its creation time", vn(4, 0), "orders", 2, "bad table creation time"},
+		{"version 4 without its topic fingerprint", vn(4, 0, 0), "orders", 2, "bad topic fingerprint"},
+		{"version 4 with a short topic fingerprint", vn(4, 0, 0, 1, 2, 3, 4, 5, 6, 7), "orders", 2, "bad topic fingerprint"},
+		{"version 4 with a zero topic fingerprint", vn(4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "orders", 2, "bad topic fingerprint"},
+		{"version 4 with trailing bytes", vn(4, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9), "orders", 2, "trailing bytes"},
 		{"other table", good, "users", 2, "another table"},
 		{"other partition count", good, "orders", 3, "2 partitions, table \"orders\" has 3"},
 	}
@@ -131,6 +142,8 @@ func FuzzCursor(f *testing.F) {
 	f.Add(Cursor{Table: "t", Offsets: []int64{math.MaxInt64}}.String())
 	f.Add(Cursor{Table: "t", Offsets: []int64{3}, AfterVersion: 1 << 50}.String())
 	f.Add(Cursor{Table: "t", Offsets: []int64{3}, Created: 1 << 50}.String())
+	f.Add(Cursor{Table: "t", Offsets: []int64{3, 9}, AfterVersion: 5, Created: 1 << 50, Topic: 0x0123456789abcdef}.String())
+	f.Add(Cursor{Table: "t", Offsets: []int64{3}, Topic: 1}.String())
 	f.Add("c")
 	f.Add("cAQ")
 	f.Fuzz(func(t *testing.T, s string) {
@@ -138,7 +151,7 @@ func FuzzCursor(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if enc := encodeCursor(sum, c.Offsets, c.AfterVersion, uint64(c.Created)); enc != s {
+		if enc := encodeCursor(sum, c.Offsets, c.AfterVersion, uint64(c.Created), c.Topic); enc != s {
 			t.Fatalf("%q decodes to %+v, which encodes as %q", s, c, enc)
 		}
 		for _, o := range c.Offsets {
@@ -223,17 +236,46 @@ func TestCursorDecodeBounds(t *testing.T) {
 
 // TestCursorEncodeAllocs: a stream sends a cursor with every event, so
 // encoding one of up to 8 partitions allocates only its string (the
-// buffers stay on the stack), at the longest offsets too.
+// buffers stay on the stack), at the longest offsets too, and in the
+// longest version (4: after-version, creation time, topic fingerprint).
 func TestCursorEncodeAllocs(t *testing.T) {
 	for _, n := range []int{1, 8} {
 		offs := make([]int64, n)
 		for i := range offs {
 			offs[i] = math.MaxInt64
 		}
-		c := Cursor{Table: "orders", Offsets: offs}
-		if a := testing.AllocsPerRun(100, func() { cursorSink = c.String() }); a != 1 {
-			t.Errorf("%d partitions: %v allocations, want 1 (the string)", n, a)
+		for _, c := range []Cursor{{Table: "orders", Offsets: offs},
+			{Table: "orders", Offsets: offs, AfterVersion: math.MaxUint64, Created: math.MaxInt64, Topic: math.MaxUint64}} {
+			if a := testing.AllocsPerRun(100, func() { cursorSink = c.String() }); a != 1 {
+				t.Errorf("%d partitions, %+v: %v allocations, want 1 (the string)", n, c, a)
+			}
 		}
+	}
+}
+
+// TestTopicPrint: a topic id's fingerprint folds both halves (a topic
+// whose id differs from another's in either half has another one), is
+// never 0 for an id, and is 0 for none.
+func TestTopicPrint(t *testing.T) {
+	t.Parallel()
+	var id intentlog.TopicID
+	if TopicPrint(id) != 0 {
+		t.Errorf("the zero id: fingerprint %x, want 0", TopicPrint(id))
+	}
+	for i := range id {
+		id[i] = byte(i + 1)
+	}
+	base := TopicPrint(id)
+	for i := range id {
+		other := id
+		other[i] ^= 0x40
+		if TopicPrint(other) == base {
+			t.Errorf("ids differing in byte %d have the same fingerprint %x", i, base)
+		}
+	}
+	same := intentlog.TopicID{1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8} // halves equal: XOR 0
+	if TopicPrint(same) == 0 {
+		t.Errorf("an id whose halves are equal: fingerprint 0, the value of none")
 	}
 }
 
