@@ -191,7 +191,11 @@ func (s *Service) ResetGroup(ctx context.Context, table, name, to string) ([]gro
 	if start.Snapshot {
 		return nil, invalid(errors.New(`a group cannot be reset to "snapshot"`))
 	}
-	offsets, after, gaps, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), start, nil)
+	id, err := s.topicID(ctx, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	offsets, after, gaps, err := s.startOffsets(ctx, t.Name, t.Partitions, s.createdOf(t.Name), TopicPrint(id), name, start, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -194,7 +194,13 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	// headers: once the client's call returns, every event published later
 	// is delivered.
 	created := s.createdOf(table)
-	offsets, after, gaps, err := s.startOffsets(ctx, table, n, created, start, func(gap *wailv1.RetentionGap) error {
+	// The topic's id before its bounds: cursors carry it (version 4),
+	// and the readers check their records against it.
+	id, err := s.topicID(ctx, table)
+	if err != nil {
+		return err
+	}
+	offsets, after, gaps, err := s.startOffsets(ctx, table, n, created, TopicPrint(id), "", start, func(gap *wailv1.RetentionGap) error {
 		s.gapCount.Add(table, "", gap.From, gap.To)
 		if msg.FailOnGap {
 			return gapError(table, gap)
@@ -213,7 +219,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	}
 	startCursor := ""
 	if !start.Snapshot {
-		startCursor = Cursor{Table: table, Offsets: offsets, AfterVersion: after, Created: created}.String()
+		startCursor = Cursor{Table: table, Offsets: offsets, AfterVersion: after, Created: created, Topic: TopicPrint(id)}.String()
 	}
 	if err := started(startCursor); err != nil {
 		return err
@@ -229,7 +235,7 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 	}()
 	g, ctx := errgroup.WithContext(sctx)
 	core := newStreamCore(table, offsets, until, snapKeys)
-	core.after, core.created = after, created
+	core.after, core.created, core.topic = after, created, TopicPrint(id)
 	out := make(chan batch, 64)
 	per := int(min(max(msg.MaxBatchEvents, 0), MaxBatchEvents))
 	buf := s.limits.Pool.Stream(s.limits.BufferBytes)
@@ -239,7 +245,9 @@ func (s *Service) Subscribe(ctx context.Context, msg *wailv1.SubscribeRequest, e
 		if until != nil {
 			end = until[p]
 		}
-		g.Go(func() error { return s.follow(ctx, table, p, offsets[p], end, after, msg.FailOnGap, encoded, buf, out) })
+		g.Go(func() error {
+			return s.follow(ctx, table, id, p, offsets[p], end, after, msg.FailOnGap, encoded, buf, out)
+		})
 	}
 	var snap <-chan snapshotMsg
 	if start.Snapshot {
@@ -343,8 +351,10 @@ func sendAll(send func(*wailv1.SubscribeResponse) error, resps []*wailv1.Subscri
 // follow reads one partition from off and hands its events to out, up to
 // end (-1: forever). Past what retention removed before it read it, it
 // fails with ErrRetentionGap (failOnGap), or hands out the gap and goes on
-// from the log's start.
-func (s *Service) follow(ctx context.Context, table string, p int32, off, end int64, after uint64, failOnGap, encoded bool, buf *readahead.Stream, out chan<- batch) error {
+// from the log's start. Records of a topic whose id is not id (when not
+// zero: the id read before the stream's start offsets) fail it with
+// intentlog.ErrUnknownTopic (sameTopic).
+func (s *Service) follow(ctx context.Context, table string, id intentlog.TopicID, p int32, off, end int64, after uint64, failOnGap, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	topic := Topic(table)
 	tries := 0 // answers out of range in a row within the log's bounds
 	for end < 0 || off < end {
@@ -352,7 +362,7 @@ func (s *Service) follow(ctx context.Context, table string, p int32, off, end in
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
-		err = s.pump(ctx, r, p, end, after, encoded, buf, out)
+		err = s.pump(ctx, r, id, p, end, after, encoded, buf, out)
 		pos := r.Position()
 		r.Close()
 		if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 && ctx.Err() == nil {
@@ -444,8 +454,9 @@ func rewind(ctx context.Context, p int32, at, end int64, out chan<- batch) (next
 	}
 }
 
-// pump reads r until end (-1: until an error).
-func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int64, after uint64, encoded bool, buf *readahead.Stream, out chan<- batch) error {
+// pump reads r until end (-1: until an error), each batch of records
+// checked first to come from the topic with id (sameTopic).
+func (s *Service) pump(ctx context.Context, r intentlog.Reader, id intentlog.TopicID, p int32, end int64, after uint64, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	for end < 0 || r.Position() < end {
 		// Past the process's budget, not before the client took what
 		// the stream holds: a batch read would wait here, uncounted.
@@ -454,6 +465,9 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, p int32, end int
 		}
 		recs, err := r.Next(ctx)
 		if err != nil {
+			return err
+		}
+		if err := sameTopic(r, id); err != nil {
 			return err
 		}
 		b := batch{p: p, next: r.Position()}
@@ -500,8 +514,13 @@ func (s *Service) readEvent(r *intentlog.Record, encoded bool) (liveEvent, bool)
 // cursor's), and the gaps of a start (a cursor, an offset) below a
 // partition's log start, each passed to gapped first (nil: none), whose
 // error fails it. created is the table's creation time (0: unknown),
-// which a cursor that carries one must match.
-func (s *Service) startOffsets(ctx context.Context, table string, n int32, created int64, st Start,
+// which a cursor that carries one must match. fp is the fingerprint of
+// the event topic's id, read before its bounds (0: the log has no ids):
+// a cursor of a topic with another one (deleted and created again behind
+// wail's back) starts every partition at the new topic's start (its
+// offset 0: the gap to the log's start reported as for any cursor), said
+// in a WARN naming group (the group reset to the cursor; "": a stream).
+func (s *Service) startOffsets(ctx context.Context, table string, n int32, created int64, fp uint64, group string, st Start,
 	gapped func(*wailv1.RetentionGap) error) ([]int64, uint64, []*wailv1.RetentionGap, error) {
 	var cur Cursor
 	if st.Cursor != "" {
@@ -515,6 +534,10 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 				ErrBadCursor, table, time.UnixMicro(created).UTC().Format(time.RFC3339))
 		}
 		st.AfterVersion = cur.AfterVersion
+		if cur.Topic != 0 && fp != 0 && cur.Topic != fp {
+			s.topicReplaced(table, group, cur.Topic, fp)
+			cur.Offsets = make([]int64, n) // the new topic's start
+		}
 	}
 	if st.Ago > 0 {
 		st.At = time.Now().Add(-st.Ago)
@@ -561,6 +584,64 @@ func (s *Service) startOffsets(ctx context.Context, table string, n int32, creat
 		}
 	}
 	return offsets, st.AfterVersion, gaps, nil
+}
+
+// topicID returns the id of table's event topic now on a log whose
+// topics have ids (Kafka); zero otherwise (the embedded log, a Kafka
+// without them, a topic that does not exist: reading it fails next).
+func (s *Service) topicID(ctx context.Context, table string) (intentlog.TopicID, error) {
+	d, ok := s.bus.log.(intentlog.TopicIDDeleter)
+	if !ok {
+		return intentlog.TopicID{}, nil
+	}
+	topic := Topic(table)
+	ids, err := d.TopicIDs(ctx, topic)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return intentlog.TopicID{}, nil
+	case err != nil:
+		return intentlog.TopicID{}, fmt.Errorf("eventbus: the id of %s: %w", topic, err)
+	}
+	return ids[topic], nil
+}
+
+// topicReplaced logs that a cursor (of a stream, or of a reset of group)
+// is of an event topic that was deleted and created again since: it
+// starts at the new topic's start.
+func (s *Service) topicReplaced(table, group string, was, now uint64) {
+	l := s.logger
+	if l == nil {
+		l = slog.Default()
+	}
+	who, attrs := "event stream: ", []any{"table", table}
+	if group != "" {
+		who, attrs = "consumer group reset: ", append(attrs, "group", group)
+	}
+	l.Warn(who+"the cursor's event topic was deleted and created again behind wail's back, and its positions went with it; "+
+		"it starts at the new topic's start, not at the cursor's offsets (the old topic's): every event of the new topic came after the cursor, "+
+		"nothing is skipped",
+		append(attrs, "topic", Topic(table), "was", fmt.Sprintf("%016x", was), "now", fmt.Sprintf("%016x", now),
+			"action", "events of the deleted topic after the cursor are gone: run `wail table reconcile "+table+"`; "+
+				"drop tables with `wail table drop` rather than deleting their topics by hand")...)
+}
+
+// sameTopic fails with intentlog.ErrUnknownTopic when r read a topic
+// whose id is not id (zero: any), as a group member's reader does: the
+// topic was deleted and created again after the stream read its id, and
+// the reader's offsets are the old topic's. The stream ends before it
+// sends any of those records; resumed from its last cursor (of the old
+// topic), it starts at the new topic's start.
+func sameTopic(r intentlog.Reader, id intentlog.TopicID) error {
+	tr, ok := r.(intentlog.TopicIDReader)
+	if !ok || id == (intentlog.TopicID{}) {
+		return nil
+	}
+	if now := tr.TopicID(); now != (intentlog.TopicID{}) && now != id {
+		return fmt.Errorf("%w: the event topic was deleted and created again behind wail's back since this stream started "+
+			"(id %x, now %x): its offsets are the old topic's; resume from the last cursor, which starts at the new topic's start",
+			intentlog.ErrUnknownTopic, id[:], now[:])
+	}
+	return nil
 }
 
 func unknownTable(table string) error {

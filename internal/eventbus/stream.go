@@ -28,9 +28,11 @@ type streamCore struct {
 	// snap is the snapshot's state while one runs (nil: none, or over).
 	snap *snapshotFilter
 	// after: the stream skips events of this version or below (0: none);
-	// its cursors carry it, and created, the table's creation time.
+	// its cursors carry it, created, the table's creation time, and
+	// topic, the fingerprint of the event topic's id (TopicPrint).
 	after   uint64
 	created int64
+	topic   uint64
 }
 
 // snapshotFilter keeps per-key versions increasing while a snapshot
@@ -117,7 +119,7 @@ func (c *streamCore) cursor() string {
 	if c.snap != nil {
 		return ""
 	}
-	return Cursor{Table: c.table, Offsets: c.pos, AfterVersion: c.after, Created: c.created}.String()
+	return Cursor{Table: c.table, Offsets: c.pos, AfterVersion: c.after, Created: c.created, Topic: c.topic}.String()
 }
 
 // batch handles a batch of a partition reader (live, a rewind, or a

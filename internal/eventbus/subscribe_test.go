@@ -355,7 +355,7 @@ func TestPumpHoldsItsBudget(t *testing.T) {
 	defer r.Close()
 	out := make(chan batch, 10)
 	done := make(chan error, 1)
-	go func() { done <- svc.pump(ctx, r, 0, -1, 0, false, budget, out) }()
+	go func() { done <- svc.pump(ctx, r, intentlog.TopicID{}, 0, -1, 0, false, budget, out) }()
 	held := func(want int) {
 		t.Helper()
 		time.Sleep(50 * time.Millisecond) // time to read too far, if it would
