@@ -33,7 +33,7 @@ type ringToken struct {
 // a Murmur3Partitioner's.
 func newRing(hosts []*gocql.HostInfo) *ring {
 	r := &ring{racks: map[string]int{}, nodes: map[string]int{}, rack: map[string]string{}}
-	seen := map[string]bool{}
+	seen := map[[2]string]bool{} // data center, rack
 	for _, h := range hosts {
 		n := len(r.tokens)
 		for _, s := range h.Tokens() {
@@ -47,7 +47,7 @@ func newRing(hosts []*gocql.HostInfo) *ring {
 			continue
 		}
 		r.rack[h.HostID()] = h.Rack()
-		loc := h.DataCenter() + "/" + h.Rack()
+		loc := [2]string{h.DataCenter(), h.Rack()}
 		r.nodes[h.DataCenter()]++
 		if !seen[loc] {
 			seen[loc] = true
@@ -128,8 +128,13 @@ func (r *ring) replicas(key []byte, repl Replication, dc string) []*gocql.HostIn
 
 // murmur3Token is key's token under Murmur3Partitioner: the first half of
 // MurmurHash3 x64 128 (seed 0), as Cassandra computes it (the bytes of the
-// tail taken as signed), Long.MIN_VALUE being Long.MAX_VALUE.
+// tail taken as signed), Long.MIN_VALUE being Long.MAX_VALUE (normalize);
+// the empty key's is Long.MIN_VALUE, the minimum token (getToken), as
+// Cassandra has it, though no key of a wail table is empty.
 func murmur3Token(key []byte) int64 {
+	if len(key) == 0 {
+		return math.MinInt64
+	}
 	const (
 		c1 = -8663945395140668459 // 0x87c37b91114253d5
 		c2 = 5545529020109919103  // 0x4cf5ad432745937f
@@ -189,9 +194,14 @@ func murmur3Token(key []byte) int64 {
 	h2 += h1
 	h1 = fmix(h1)
 	h2 = fmix(h2)
-	h1 += h2
-	if h1 == math.MinInt64 {
+	return normalize(h1 + h2)
+}
+
+// normalize is Murmur3Partitioner.normalize: Long.MIN_VALUE, the minimum
+// token, which no key has, is Long.MAX_VALUE.
+func normalize(h int64) int64 {
+	if h == math.MinInt64 {
 		return math.MaxInt64
 	}
-	return h1
+	return h
 }
