@@ -444,8 +444,9 @@ func (p *hostPolicy) learner(ctx context.Context, err error) {
 			failing = true
 			fallthrough
 		default:
-			retry.Reset(backoff/2 + rand.N(backoff/2+1))
-			backoff = min(2*backoff, p.retry[1])
+			var wait time.Duration
+			wait, backoff = backoffStep(backoff, p.retry[1])
+			retry.Reset(wait)
 		}
 		select {
 		case <-ctx.Done():
@@ -456,6 +457,13 @@ func (p *hostPolicy) learner(ctx context.Context, err error) {
 		retry.Stop()
 		err = p.learn()
 	}
+}
+
+// backoffStep is the wait before a retry, drawn from half of backoff to
+// all of it (processes that failed together do not retry together), and
+// the backoff after: doubled, up to most.
+func backoffStep(backoff, most time.Duration) (wait, next time.Duration) {
+	return backoff/2 + rand.N(backoff/2+1), min(2*backoff, most)
 }
 
 const warnLearn = "cannot read the Cassandra keyspace's replication to learn which nodes hold its data; " +

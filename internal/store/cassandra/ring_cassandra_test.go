@@ -387,3 +387,30 @@ func TestRingPlacesKeysAsCassandraOnRandomRings(t *testing.T) {
 	}
 	t.Logf("%d placements checked", checked)
 }
+
+// TestRingOfTheNodesTokens: the ring is of Murmur3Partitioner's tokens,
+// or none: not of another partitioner's (RandomPartitioner's go to
+// 2^127), even where some of them would parse, nor of nodes that tell no
+// tokens. Two nodes on one token (a node replacing another, both known
+// for a moment) come in the order of their host ids, whatever order the
+// driver named them in: every process places keys alike.
+func TestRingOfTheNodesTokens(t *testing.T) {
+	random := node("10.0.0.1", "dc1", "r1", nil)
+	f := reflect.ValueOf(random).Elem().FieldByName("tokens")
+	reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem().Set(reflect.ValueOf([]string{"1234", "85070591730234615865843651857942052864"}))
+	if r := newRing([]*gocql.HostInfo{node("10.0.0.2", "dc1", "r1", []int64{5}), random}); r != nil {
+		t.Errorf("a ring of RandomPartitioner's tokens: %d tokens, want none (nil)", len(r.tokens))
+	}
+	if r := newRing([]*gocql.HostInfo{node("10.0.0.3", "dc1", "r1", nil)}); r != nil {
+		t.Errorf("a ring of a node without tokens: %+v, want none (nil)", r)
+	}
+	key := []byte("k")
+	tk := murmur3Token(key)
+	a, b := node("10.0.0.4", "dc1", "r1", []int64{tk, tk + 10}), node("10.0.0.5", "dc1", "r1", []int64{tk, tk - 10})
+	for _, hosts := range [][]*gocql.HostInfo{{a, b}, {b, a}} {
+		got := newRing(hosts).replicas(key, Replication{"": 2}, "")
+		if want := []*gocql.HostInfo{a, b}; !slices.Equal(got, want) { // id-10.0.0.4 < id-10.0.0.5
+			t.Errorf("two nodes on the key's token, named %v: replicas %v, want %v", addrs(hosts), addrs(got), addrs(want))
+		}
+	}
+}
