@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -166,7 +167,8 @@ func TestPlacementFollowsTheNodes(t *testing.T) {
 // TestKeyspaceChangedLearns: a change of the store's keyspace has the
 // replicas learned again: by the driver before learnReplicas ran, by the
 // learner after, which keeps them when the replication cannot be read
-// (the driver drops them then).
+// (the driver drops them then). Another keyspace's change is the
+// driver's.
 func TestKeyspaceChangedLearns(t *testing.T) {
 	sc := &schema{}
 	p, _ := ringPolicy(t, 4, sc)
@@ -177,6 +179,13 @@ func TestKeyspaceChangedLearns(t *testing.T) {
 		t.Fatalf("the keyspace changed before learnReplicas: the plans of %d keys of 10 start at more than one node; want the driver's replicas learned", n)
 	}
 	p.learnReplicas()
+	var own atomic.Int64 // the learner's reads
+	p.meta = func(ks string) (*gocql.KeyspaceMetadata, error) { own.Add(1); return sc.meta(ks) }
+	p.KeyspaceChanged(gocql.KeyspaceUpdateEvent{Keyspace: "other", Change: "UPDATED"})
+	time.Sleep(20 * time.Millisecond)
+	if n := own.Load(); n != 0 {
+		t.Errorf("another keyspace changed: the learner read the replication %d times, want none (the driver's business)", n)
+	}
 	sc.down.Store(true)
 	p.KeyspaceChanged(ev)
 	time.Sleep(20 * time.Millisecond)

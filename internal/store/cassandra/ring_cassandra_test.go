@@ -293,7 +293,7 @@ func sameSet(a, b []*gocql.HostInfo) bool {
 // TestRingPlacesKeysAsCassandraOnRandomRings: on random rings (one to
 // three data centers of one to eight nodes in one to four racks, one to
 // eight tokens a node, nodes without tokens yet, tokens equal to keys'
-// tokens, names that join to the same "dc/rack"), every key's replicas
+// tokens or one off, names that join to the same "dc/rack"), every key's replicas
 // are the nodes Cassandra places it on, under every replication:
 // NetworkTopologyStrategy (Cassandra 3.0-5.0's algorithm: the same
 // nodes, in the same order, in each data center; 2.x's: the same nodes)
@@ -317,8 +317,8 @@ func TestRingPlacesKeysAsCassandraOnRandomRings(t *testing.T) {
 			for {
 				var t int64
 				switch r.IntN(6) {
-				case 0: // a key's token: the key's primary replica is this node
-					t = murmur3Token(keys[r.IntN(len(keys))])
+				case 0: // a key's token (its primary replica is this node) or next to it
+					t = murmur3Token(keys[r.IntN(len(keys))]) + int64(r.IntN(3)) - 1
 				case 1:
 					t = []int64{math.MinInt64 + 1, math.MaxInt64, 0}[r.IntN(3)]
 				default:
@@ -404,6 +404,19 @@ func TestRingOfTheNodesTokens(t *testing.T) {
 	if r := newRing([]*gocql.HostInfo{node("10.0.0.3", "dc1", "r1", nil)}); r != nil {
 		t.Errorf("a ring of a node without tokens: %+v, want none (nil)", r)
 	}
+	// A rack changed under the ring (the driver fills in a HostInfo's
+	// empty fields in place): the ring places keys by the racks it
+	// counted until it is made again, else a node would be a rack repeat
+	// that the counts leave no room for, and a key would have 2 replicas.
+	abc := []*gocql.HostInfo{node("10.0.0.6", "dc1", "a", []int64{-100}), node("10.0.0.7", "dc1", "b", []int64{0}), node("10.0.0.8", "dc1", "c", []int64{100})}
+	r := newRing(abc)
+	setRack(abc[2], "a")
+	for i := range 20 {
+		if got := r.replicas([]byte(fmt.Sprint("key", i)), Replication{"dc1": 3}, "dc1"); len(got) != 3 {
+			t.Fatalf("a rack changed under the ring: replicas %v, want the three nodes", addrs(got))
+		}
+	}
+
 	key := []byte("k")
 	tk := murmur3Token(key)
 	a, b := node("10.0.0.4", "dc1", "r1", []int64{tk, tk + 10}), node("10.0.0.5", "dc1", "r1", []int64{tk, tk - 10})
