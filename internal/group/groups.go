@@ -87,6 +87,11 @@ type Groups struct {
 	// that the group loaded again numbers its grants above it (a late
 	// acknowledgement of an old grant must not match a new one).
 	epochs map[[2]string]uint64
+	// recorded: the topic id this process last wrote in each group's
+	// registry record (register, registerLater), by table and group: a
+	// load with positions writes the record only when it lacks the id,
+	// not at every load (a lone member's every reconnect).
+	recorded map[[2]string]intentlog.TopicID
 	// epochBase: every group's epochs are above it, the clock in
 	// microseconds when the process made its Groups, so that they keep
 	// increasing across the process's restarts too (an unshared group's
@@ -165,7 +170,7 @@ func (g *Groups) WithReadAhead(max int64, pool *readahead.Pool) *Groups {
 // New returns the groups of a log; a member whose acknowledgement is
 // overdue by lease loses its partitions. Close stops its lease checks.
 func New(log intentlog.Log, lease time.Duration) *Groups {
-	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, keys: map[[2]string]chan struct{}{}, epochs: map[[2]string]uint64{},
+	g := &Groups{log: log, lease: lease, groups: map[[2]string]*grp{}, keys: map[[2]string]chan struct{}{}, epochs: map[[2]string]uint64{}, recorded: map[[2]string]intentlog.TopicID{},
 		epochBase: uint64(max(time.Now().UnixMicro(), 0)), stop: make(chan struct{}), kick: make(chan struct{}, 1), refreshSet: make(chan struct{}, 1),
 		snaps: map[[2]string]*snapLocal{}, logger: slog.Default()}
 	if f, ok := log.(intentlog.PartitionFencer); ok {
@@ -528,20 +533,38 @@ func (g *Groups) register(ctx context.Context, t Table, name string, pin intentl
 	if err := g.log.Append(ctx, registryTopic, []*intentlog.Record{{Key: []byte(t.Name + "/" + name), Value: registryValue(t, pin)}}); err != nil {
 		return fmt.Errorf("group registry: %w", err)
 	}
+	g.setRecorded(t, name, pin)
 	return nil
+}
+
+// setRecorded notes that the group's registry record holds pin.
+func (g *Groups) setRecorded(t Table, name string, pin intentlog.TopicID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.recorded[[2]string{t.Name, name}] = pin
 }
 
 // registerLater records the topic id of a group loaded with positions
 // (pin, read before them) in the registry, for a group listed by an older
 // wail, without one: when the topic is deleted and created again behind
 // wail's back, Kafka drops the positions with it, and the id tells the
-// next load that the group is not new (positionsLost). Best effort: a
-// group whose record lacks it starts as a new one then, as before.
+// next load that the group is not new (positionsLost). Once per process
+// and id (recorded), not at every load. Best effort: a group whose record
+// lacks it starts as a new one then, as before.
 func (g *Groups) registerLater(ctx context.Context, t Table, name string, pin intentlog.TopicID) {
 	if pin == (intentlog.TopicID{}) {
 		return
 	}
+	g.mu.Lock()
+	done := g.recorded[[2]string{t.Name, name}] == pin
+	g.mu.Unlock()
+	if done {
+		return
+	}
 	err := g.log.Append(ctx, registryTopic, []*intentlog.Record{{Key: []byte(t.Name + "/" + name), Value: registryValue(t, pin)}})
+	if err == nil {
+		g.setRecorded(t, name, pin)
+	}
 	if err != nil && ctx.Err() == nil {
 		g.logger.Warn("consumer group: could not record the event topic's id in the group registry; should the topic be deleted and "+
 			"created again behind wail's back, a group starting at \"latest\" would start at the new topic's end",

@@ -42,18 +42,20 @@ func testLatestGroupAfterTopicCreatedAgain(t *testing.T, older bool, created int
 	}
 	tb := Table{Name: topic, Topic: topic, Partitions: 1, Created: 1}
 	G := New(patientKafka{l}, time.Minute)
-	defer G.Close()
+	defer func() { G.Close() }()
 	a, err := G.Join(ctx, tb, "g", "a", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if older {
-		// As an older wail listed it; its next load (with positions)
-		// records the id.
+		// As an older wail listed it; the next load (with positions)
+		// of a process upgraded since records the id.
 		if err := l.Append(ctx, registryTopic, []*intentlog.Record{{Key: []byte(tb.Name + "/g"), Value: []byte{}}}); err != nil {
 			t.Fatal(err)
 		}
 		a.Leave()
+		G.Close()
+		G = New(patientKafka{l}, time.Minute)
 		if a, err = G.Join(ctx, tb, "g", "a", true); err != nil {
 			t.Fatal(err)
 		}
