@@ -778,28 +778,37 @@ func (m *Member) pinIDs(ctx context.Context, a map[string][]int32) {
 	if len(a) == 0 {
 		return
 	}
+	var read []string
 	m.metaMu.Lock()
-	defer m.metaMu.Unlock()
 	for topic := range a {
 		if m.forgotten[topic] {
 			delete(m.forgotten, topic)
 			delete(m.topicIDs, topic)
 		}
+		if _, ok := m.topicIDs[topic]; !ok && m.unpinned[topic] == nil {
+			read = append(read, topic)
+		}
 	}
+	m.metaMu.Unlock()
+	// Not under metaMu: the transactions of the partitions held before
+	// check their ids under it meanwhile (TestPinIDsHoldsNoLockAcrossItsRead).
+	// Assignments come one at a time; a Forget meanwhile leaves the topic
+	// forgotten, which topicID checks first.
 	ctx, cancel := context.WithTimeout(ctx, m.l.opts.RequestTimeout)
 	defer cancel()
-	for topic := range a {
-		if _, ok := m.topicIDs[topic]; ok || m.unpinned[topic] != nil {
-			continue
-		}
+	for _, topic := range read {
 		id, err := m.l.pinnedID(ctx, topic)
+		m.metaMu.Lock()
 		if err != nil {
 			m.unpinned[topic] = err
+		} else {
+			m.topicIDs[topic] = id
+		}
+		m.metaMu.Unlock()
+		if err != nil {
 			m.l.opts.Logger.Warn("kafka: the topic id of newly assigned partitions could not be read; "+
 				"their offsets are refused until the member joins again", "group", m.group, "topic", topic, "err", err)
-			continue
 		}
-		m.topicIDs[topic] = id
 	}
 }
 
