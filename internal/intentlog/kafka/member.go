@@ -797,7 +797,7 @@ func (m *Member) pinIDs(ctx context.Context, a map[string][]int32) {
 	ctx, cancel := context.WithTimeout(ctx, m.l.opts.RequestTimeout)
 	defer cancel()
 	for _, topic := range read {
-		id, err := m.l.pinnedID(ctx, topic)
+		id, err := m.pinnedIDRetried(ctx, topic)
 		m.metaMu.Lock()
 		if err != nil {
 			m.unpinned[topic] = err
@@ -811,6 +811,34 @@ func (m *Member) pinIDs(ctx context.Context, a map[string][]int32) {
 		}
 	}
 }
+
+// pinnedIDRetried is pinnedID tried again a few times with backoff (at
+// most pinTries in all, within ctx): before the partitions' loops start
+// (and read their offsets), an id read late is as good as one read at
+// once, and a topic whose id could not be read is refused for the
+// member's life, which the resolver meets by joining its whole group
+// again (TestPinIDsRetriesATransientFailure). A few, not until ctx ends:
+// the assignment waits for them.
+func (m *Member) pinnedIDRetried(ctx context.Context, topic string) ([16]byte, error) {
+	id, err := m.l.pinnedID(ctx, topic)
+	wait := 50 * time.Millisecond
+	for try := 1; err != nil && try < pinTries; try++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return id, err
+		case <-t.C:
+		}
+		wait *= 2
+		id, err = m.l.pinnedID(ctx, topic)
+	}
+	return id, err
+}
+
+// pinTries is how many times pinIDs reads a topic's id before it gives up
+// (waiting 50 ms, 100 ms, 200 ms between).
+const pinTries = 4
 
 // pinnedID reads topic's id for a member's assignment (pinIDs).
 func (l *Log) pinnedID(ctx context.Context, topic string) ([16]byte, error) {

@@ -111,3 +111,41 @@ func TestPinIDsHoldsNoLockAcrossItsRead(t *testing.T) {
 	}
 	done()
 }
+
+// TestPinIDsRetriesATransientFailure: a read of a newly assigned topic's
+// id that fails once (a broker a moment behind a topic just made, a
+// request lost) is tried again within the request timeout, before the
+// partitions' loops start (and read their offsets): the member commits
+// their offsets. Before, one failed read refused the topic's offsets for
+// the member's life, and the resolver joined its whole group again.
+func TestPinIDsRetriesATransientFailure(t *testing.T) {
+	brokers := realBrokers(t)
+	j := newJanitor(t, brokers)
+	ctx := testCtx(t, time.Minute)
+	l := openLog(t, brokers, nil)
+	in, out := topicName("pinretry-in"), topicName("pinretry-out")
+	for _, topic := range []string{in, out} {
+		j.add(topic)
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	failed := 0
+	l.pinHook = func(string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failed++; failed == 1 {
+			return context.DeadlineExceeded
+		}
+		return nil
+	}
+	m, a := join(t, l, "g-"+in, "one", in)
+	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
+	err := m.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("v")}}},
+		map[string]map[int32]int64{in: {0: 0}})
+	if err != nil {
+		t.Errorf("a transaction after one failed read of the id at the assignment: %v", err)
+	}
+}
