@@ -97,12 +97,19 @@ type Member struct {
 	renewMu sync.Mutex
 	closing bool
 
+	// askMu: one transaction at a time asks offsetsAddImplicitly's
+	// question (never held with metaMu across the request).
+	askMu sync.Mutex
+
 	metaMu sync.Mutex // guards what follows: cluster facts, asked once
 	// implicitOffsets: the cluster adds the group's offsets to a
 	// transaction with TxnOffsetCommit v5+ (KIP-890 part 2, transaction
 	// version 2), so AddOffsetsToTxn is skipped.
 	implicitOffsets *bool
-	topicIDs        map[string][16]byte // TxnOffsetCommit v6+ names topics by id
+	// askFailed: when offsetsAddImplicitly's question last failed; it is
+	// not asked again until askRetry after.
+	askFailed time.Time
+	topicIDs  map[string][16]byte // TxnOffsetCommit v6+ names topics by id
 	// forgotten: topics forgotten through the Log (Forget) since their
 	// partitions were last assigned here: their offsets are refused
 	// (topicID) until an assignment reads the id anew (pinIDs).
@@ -131,6 +138,9 @@ type Member struct {
 	// and its offset commit: the crash test kills the process there.
 	// afterOffsets runs between the offset commit and the id check.
 	afterProduce, afterOffsets func()
+	// askHook, when set (tests), runs before offsetsAddImplicitly's
+	// ApiVersions request; an error it returns fails the question.
+	askHook func(ctx context.Context) error
 }
 
 // producer is one transactional producer of a Member.
@@ -673,18 +683,61 @@ func replaced(err error) error {
 // offsetsAddImplicitly tells whether the cluster finalized transaction
 // version 2 and takes TxnOffsetCommit v5+ (as franz-go decides for its own
 // transactions): then TxnOffsetCommit adds the offsets to the transaction
-// itself, one round trip fewer. When in doubt (the question failed): no.
+// itself, one round trip fewer. When in doubt: no (AddOffsetsToTxn, right
+// on every cluster). The question (ApiVersions) is asked by one
+// transaction at a time, within askBound of its time, and without metaMu,
+// which the other transactions' topic id checks take
+// (TestOffsetsQuestionHoldsNoLock); while it is asked, and for askRetry
+// after it failed, the others answer no at once
+// (TestOffsetsQuestionNotAskedAtEveryTransaction). Once answered, it is
+// asked no more.
 func (m *Member) offsetsAddImplicitly(ctx context.Context) bool {
+	known := func() (answer *bool, wait bool) {
+		m.metaMu.Lock()
+		defer m.metaMu.Unlock()
+		return m.implicitOffsets, !m.askFailed.IsZero() && time.Since(m.askFailed) < askRetry
+	}
+	if answer, wait := known(); answer != nil || wait {
+		return answer != nil && *answer
+	}
+	if !m.askMu.TryLock() {
+		return false // another transaction is asking
+	}
+	defer m.askMu.Unlock()
+	if answer, wait := known(); answer != nil || wait { // answered meanwhile
+		return answer != nil && *answer
+	}
+	actx, cancel := context.WithTimeout(ctx, m.produceBound/askBound)
+	defer cancel()
+	ok, err := m.askImplicit(actx)
 	m.metaMu.Lock()
 	defer m.metaMu.Unlock()
-	if m.implicitOffsets != nil {
-		return *m.implicitOffsets
+	switch {
+	case err == nil:
+		m.implicitOffsets = &ok
+	case ctx.Err() == nil:
+		// (A question cut by the caller's end says nothing of the
+		// cluster: asked again by the next transaction.)
+		m.askFailed = time.Now()
+	}
+	return ok
+}
+
+// askImplicit asks the cluster offsetsAddImplicitly's question.
+func (m *Member) askImplicit(ctx context.Context) (bool, error) {
+	if m.askHook != nil {
+		if err := m.askHook(ctx); err != nil {
+			return false, err
+		}
 	}
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.ClientSoftwareName, req.ClientSoftwareVersion = "wail", "1"
 	resp, err := req.RequestWith(ctx, m.cl)
-	if err != nil || resp.ErrorCode != 0 {
-		return false // ask again next time
+	if err != nil {
+		return false, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return false, err
 	}
 	ok := false
 	for _, f := range resp.FinalizedFeatures {
@@ -698,10 +751,18 @@ func (m *Member) offsetsAddImplicitly(ctx context.Context) bool {
 			txnOffsetCommitV5 = true
 		}
 	}
-	ok = ok && txnOffsetCommitV5
-	m.implicitOffsets = &ok
-	return ok
+	return ok && txnOffsetCommitV5, nil
 }
+
+const (
+	// askRetry is how long after a failed question offsetsAddImplicitly
+	// asks it again.
+	askRetry = 10 * time.Second
+	// askBound: the question takes at most this fraction of the
+	// transaction's produce bound (half the transaction timeout), so
+	// that its transaction, answered no, still commits in time.
+	askBound = 4
+)
 
 // coordinator is the group coordinator's node id, or why it is not known.
 type coordinator struct {
