@@ -32,23 +32,9 @@ func testTxnCommitTopicReplaced(t *testing.T, beforeOffsets bool) {
 	j := newJanitor(t, brokers)
 	ctx := testCtx(t, 2*time.Minute)
 	l := openLog(t, brokers, nil)
-	in, out := topicName("window-in"), topicName("window-out")
-	j.add(in)
-	j.add(out)
+	in, out := inOutTopics(ctx, t, l, j, "window")
 	group := "g-" + in
-	rec := func(v string) []*intentlog.Record {
-		return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}
-	}
-	for _, topic := range []string{in, out} {
-		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, v := range []string{"a", "b", "c"} {
-		if err := l.Append(ctx, in, rec(v)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rec := keyRec
 	m, a := join(t, l, group, "one", in)
 	t.Cleanup(func() { _ = m.Close(ctx) })
 	waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
@@ -173,23 +159,9 @@ func TestUnpinnedTopicNotReadAtCommit(t *testing.T) {
 	j := newJanitor(t, brokers)
 	ctx := testCtx(t, 2*time.Minute)
 	l := openLog(t, brokers, nil)
-	in, out := topicName("unpinned-in"), topicName("unpinned-out")
-	j.add(in)
-	j.add(out)
+	in, out := inOutTopics(ctx, t, l, j, "unpinned")
 	group := "g-" + in
-	rec := func(v string) []*intentlog.Record {
-		return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}
-	}
-	for _, topic := range []string{in, out} {
-		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, v := range []string{"a", "b", "c"} {
-		if err := l.Append(ctx, in, rec(v)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	rec := keyRec
 	// The metadata does not answer the read of the id at the assignment.
 	l.pinHook = func(string) error { return context.DeadlineExceeded }
 	m, a := join(t, l, group, "one", in)
@@ -287,4 +259,29 @@ func TestReadTopicCreatedAgainRealBroker(t *testing.T) {
 			t.Fatalf("Next after the topic was created again read the new topic's record %d:%s", r.Offset, r.Value)
 		}
 	}
+}
+
+// keyRec is one record of key "k" with value v.
+func keyRec(v string) []*intentlog.Record {
+	return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}
+}
+
+// inOutTopics creates topics prefix-in and prefix-out of one partition
+// (deleted at the test's end) and appends the intents a, b and c to in.
+func inOutTopics(ctx context.Context, t *testing.T, l *Log, j *topicJanitor, prefix string) (in, out string) {
+	t.Helper()
+	in, out = topicName(prefix+"-in"), topicName(prefix+"-out")
+	j.add(in)
+	j.add(out)
+	for _, topic := range []string{in, out} {
+		if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"a", "b", "c"} {
+		if err := l.Append(ctx, in, keyRec(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in, out
 }
