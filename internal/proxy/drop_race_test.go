@@ -58,9 +58,14 @@ func TestWriteQueuedAcrossDrop(t *testing.T) {
 	if _, _, err := cat.Create(ctx, catalog.Table{Name: "t"}); err != nil {
 		t.Fatal(err)
 	}
-	world := &proxytest.World{Rows: nil, LogDelay: w/2 - 10*time.Millisecond} // each append within W/2
+	// Each append takes W/10, well within its W/2 (W/2 - 10ms failed
+	// write a on a loaded machine: "the intent log took 508ms"); a's
+	// intent is in the log 4 W/10 before the drop's first look.
+	world := &proxytest.World{Rows: nil, LogDelay: w / 10}
 	var slowOnce sync.Once
-	world.OnApply = func() { slowOnce.Do(func() { time.Sleep(w*3/4 - 10*time.Millisecond) }) } // the first store write within 3W/4
+	// The first store write (a's) holds the merge queue until 0.84 W,
+	// 0.34 W after the drop's first look.
+	world.OnApply = func() { slowOnce.Do(func() { time.Sleep(w*3/4 - 10*time.Millisecond) }) }
 	lg := &countLog{inner: world.Log()}
 	p := New(lg, world.Store(), cat, mustClock(t), Limits{MaxKeyBytes: 8, MaxValueBytes: 16, MaxBatch: 10, WritesInFlight: 1}, nil)
 
@@ -93,6 +98,12 @@ func TestWriteQueuedAcrossDrop(t *testing.T) {
 		dropErr, b.Err, b.IntentLogged, b.Stored, appended.Sub(secondLook))
 	if dropErr == nil && b.Err == nil && b.Stored {
 		t.Fatalf("the drop succeeded and a write admitted before it was acknowledged, its intent logged %v after the drop's last look at the log: an acknowledged write without an event", appended.Sub(secondLook))
+	}
+	// Refused at its turn, b leaves the drop nothing to wait for. (Stamped
+	// and logged instead, it failed the drop as busy: the catalog's last
+	// look saw its intent.)
+	if dropErr != nil || !errors.Is(b.Err, ErrUnknownTable) || b.IntentLogged || b.Stored {
+		t.Fatalf("drop: %v; b: err=%v logged=%v stored=%v; want the drop done and b refused unwritten as an unknown table", dropErr, b.Err, b.IntentLogged, b.Stored)
 	}
 }
 
