@@ -35,23 +35,9 @@ func TestCommitNotCarriedToTopicCreatedAgain(t *testing.T) {
 			j := newJanitor(t, brokers)
 			ctx := testCtx(t, 2*time.Minute)
 			l := openLog(t, brokers, nil)
-			in, out := topicName("recommit-in"), topicName("recommit-out")
-			j.add(in)
-			j.add(out)
+			in, out := inOutTopics(ctx, t, l, j, "recommit")
 			group := "g-" + in
-			rec := func(v string) []*intentlog.Record {
-				return []*intentlog.Record{{Key: []byte("k"), Value: []byte(v)}}
-			}
-			for _, topic := range []string{in, out} {
-				if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, v := range []string{"a", "b", "c"} {
-				if err := l.Append(ctx, in, rec(v)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			rec := keyRec
 			m, a := join(t, l, group, "one", in)
 			t.Cleanup(func() { _ = m.Close(ctx) })
 			waitFor(t, "the partition assigned", func() bool { return a.count() == 1 })
