@@ -256,7 +256,7 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 	}
 	if g != nil {
 		c.group = g
-		c.snap = snapshotAcks{stream: c.snap.stream + 1}
+		c.snap = snapshotAcks{stream: c.snap.stream + 1, told: c.snap.told}
 		c.lost = lostAssignments{}
 	} else {
 		c.sub = s
@@ -335,6 +335,16 @@ func (c *Consumer) receive(ctx context.Context) error {
 		// snapshot: the server sends the member's join (an empty message)
 		// once the snapshot's end is committed.
 		c.rc.inSnapshot = (r.Event != nil && r.Snapshot) || r.SnapshotEnd
+		if row := r.Event != nil && r.Snapshot; c.snapshotTold(row) && row {
+			// A snapshot row after this member told the server the end
+			// of its snapshot (no row follows the end on its stream): the
+			// stream it was on dropped, and the server did not commit
+			// that end (it died first): the group takes the snapshot
+			// again, here. A new one leaves out the keys deleted since.
+			_ = c.Close()
+			return fmt.Errorf("consumer of %s: %w (the snapshot's end was not committed: the stream dropped first, and the group takes it again)",
+				c.cfg.Table, ErrSnapshotInterrupted)
+		}
 		if (len(r.Granted) > 0 || len(r.Revoked) > 0) && c.cfg.OnPartitions != nil {
 			c.cfg.OnPartitions(r.Granted, r.Revoked)
 		}

@@ -77,7 +77,11 @@ const SteadyStream = DefaultSteadyAfter
 // Start "snapshot"), which cannot be resumed: a new snapshot leaves out
 // the keys deleted meanwhile, so a read model built from the first one
 // would keep them. Discard what the snapshot built and open a new
-// Consumer (a group whose snapshot was not over takes it again).
+// Consumer (a group whose snapshot was not over takes it again). A group
+// member whose stream drops once it acknowledged the snapshot's end joins
+// again instead (the server may have committed that end): it fails with
+// ErrSnapshotInterrupted only if the snapshot's rows come again (the end
+// was not committed), else goes on after the snapshot.
 var ErrSnapshotInterrupted = errors.New("the stream dropped during a snapshot, which cannot be resumed")
 
 // startCursorHeader is api.StartCursorHeader: a subscription's start.
@@ -256,7 +260,12 @@ func (c *Consumer) retryable(err error) bool {
 // takes the snapshot again).
 func (c *Consumer) midSnapshot() bool {
 	if c.group != nil {
-		return c.rc.inSnapshot
+		// Once the member told the server the snapshot's end, the server
+		// may have committed it (its answer does not wait for that):
+		// joined again, the member is told whether the snapshot is over
+		// (receive). Before, it has nothing committed: the snapshot is
+		// taken again.
+		return c.rc.inSnapshot && !c.snapshotToldKeep()
 	}
 	return c.cfg.From == "snapshot" && c.rc.received && c.Cursor() == ""
 }

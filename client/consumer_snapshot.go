@@ -30,6 +30,13 @@ type snapshotAcks struct {
 	ended  bool   // the server sent snapshot_end
 	id     uint64 // its snapshot_id, which the acknowledgement carries
 	sent   bool   // the end's acknowledgement went out
+	// told: this member acknowledged a snapshot's end (or tried to: the
+	// server may have taken it and lost the answer), so the server may
+	// have committed it. Kept across the member's streams until one sends
+	// a message other than a snapshot row: a stream that drops after the
+	// end was told is joined again, and the next stream says whether the
+	// snapshot is over (the member's join) or taken again (its rows).
+	told bool
 }
 
 // snapRow numbers a snapshot row just received.
@@ -70,6 +77,20 @@ func (c *Consumer) ackSnapshotRow(ctx context.Context, m Message) error {
 	return nil
 }
 
+// snapshotTold reports whether this member told the server a snapshot's
+// end (the server may have committed it), and forgets it unless row: a
+// stream's message other than a snapshot row (the member's join) says the
+// snapshot is over.
+func (c *Consumer) snapshotTold(row bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	told := c.snap.told
+	if !row {
+		c.snap.told = false
+	}
+	return told
+}
+
 // snapDueLocked says whether the end's acknowledgement is due now (and
 // marks it sent: once per stream).
 func (c *Consumer) snapDueLocked() bool {
@@ -88,6 +109,11 @@ func (c *Consumer) snapDueLocked() bool {
 // sent again before: a failure other than a refusal leaves it due, so that
 // the next Ack of a row of the stream (the failed one again) resends it.
 func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error {
+	c.mu.Lock()
+	if c.snap.stream == stream {
+		c.snap.told = true
+	}
+	c.mu.Unlock()
 	var err error
 	for n := 1; ; n++ {
 		_, err = c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
@@ -119,4 +145,12 @@ func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error 
 		return fmt.Errorf("consumer of %s: acknowledge the snapshot's end: %w", c.cfg.Table, err)
 	}
 	return nil
+}
+
+// snapshotToldKeep reports whether this member told the server a
+// snapshot's end (snapshotTold), forgetting nothing.
+func (c *Consumer) snapshotToldKeep() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snap.told
 }
