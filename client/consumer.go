@@ -232,7 +232,15 @@ func (c *Consumer) open(from string) error {
 		stop()
 		return err
 	}
-	return c.setStream(g, s, stop)
+	if err := c.setStream(g, s, stop); err != nil {
+		return err
+	}
+	if s != nil {
+		// The server answered: its start is the position (Cursor) from
+		// now on, before any Next.
+		c.startCursor()
+	}
+	return nil
 }
 
 // closeEither closes the stream that is not nil.
