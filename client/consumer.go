@@ -169,7 +169,12 @@ type Consumer struct {
 }
 
 // NewConsumer opens a consumer on events (a Client's Events): it joins the
-// group, or starts the subscription, before it returns.
+// group, or starts the subscription, before it returns. The server's
+// refusal of the stream (an unknown table, an invalid From, Start or
+// cursor, a member id already in the group, a FailOnGap subscription's
+// gap at its start) is the error of its first Next, not of NewConsumer:
+// over Connect a stream's refusal comes in its body, after its headers.
+// That Next returns it without reconnecting.
 func NewConsumer(ctx context.Context, events wailv1connect.EventServiceClient, cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.Table == "" {
 		return nil, errors.New("consumer: Table is required")
