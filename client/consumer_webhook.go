@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // WebhookSignatureHeader is the header a webhook sink signs its requests
@@ -39,7 +40,7 @@ func VerifyWebhook(secret []byte, header string, body []byte, now time.Time, tol
 		case "t":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return fmt.Errorf("%w: bad timestamp %q", ErrWebhookSignature, v)
+				return fmt.Errorf("%w: bad timestamp %s", ErrWebhookSignature, quoted(v))
 			}
 			ts = n
 		case "v1":
@@ -47,7 +48,7 @@ func VerifyWebhook(secret []byte, header string, body []byte, now time.Time, tol
 		}
 	}
 	if ts < 0 || len(sigs) == 0 {
-		return fmt.Errorf("%w: header %q has no t= and v1= (is the sink's secret set?)", ErrWebhookSignature, header)
+		return fmt.Errorf("%w: header %s has no t= and v1= (is the sink's secret set?)", ErrWebhookSignature, quoted(header))
 	}
 	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
 		return fmt.Errorf("%w: timestamp %d is %s from now, beyond %s (a replay, or clocks apart)", ErrWebhookSignature, ts, d.Round(time.Second), tolerance)
@@ -62,4 +63,22 @@ func VerifyWebhook(secret []byte, header string, body []byte, now time.Time, tol
 		}
 	}
 	return fmt.Errorf("%w: no v1 signature matches (wrong secret, or the body was changed)", ErrWebhookSignature)
+}
+
+// maxQuoted bounds what a refusal quotes of a request's header.
+const maxQuoted = 64
+
+// quoted is s quoted (%q) for an error: its first maxQuoted bytes (cut at
+// a character's start), then its length, when it is longer. A receiver
+// that logs its refusals would log a megabyte header whole, 4 bytes per
+// control character.
+func quoted(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%q... (%d bytes)", s[:cut], len(s))
 }

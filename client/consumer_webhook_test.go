@@ -83,3 +83,20 @@ func TestVerifyWebhookRefusesNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyWebhookEchoBounded: a refusal quotes at most the start of
+// what the request sent: a receiver that logs it does not log a
+// megabyte header (or timestamp) an attacker sent.
+func TestVerifyWebhookEchoBounded(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	huge := strings.Repeat("\x01", 1<<20)
+	for _, header := range []string{huge, "t=" + huge + ",v1=00"} {
+		err := VerifyWebhook([]byte("s"), header, []byte("b"), now, 5*time.Minute)
+		if !errors.Is(err, ErrWebhookSignature) {
+			t.Fatalf("%v, want ErrWebhookSignature", err)
+		}
+		if n := len(err.Error()); n > 512 {
+			t.Errorf("the refusal is %d bytes long: %.120s...", n, err)
+		}
+	}
+}
