@@ -128,6 +128,7 @@ func (l *loop) run(ctx context.Context, rd intentlog.Reader, first []intentlog.R
 		l.health.clear()
 		l.m.parked.Set(0)
 		l.m.oldest.Set(0)
+		l.m.lag.Set(0) // the next owner reports it (a rebalance, a drop, a restart)
 		l.m.lagSeconds.Set(0)
 	}()
 
