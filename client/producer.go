@@ -142,7 +142,9 @@ type Result struct {
 // that was stamped, and Message says so; when no attempt with a version is
 // known but one was lost with a broken stream, Message says it may have
 // been written. A write Close gave up on after such an attempt fails with
-// a WriteError that is also ErrClosed.
+// a WriteError that is also ErrClosed. A write whose last attempt was lost
+// with a broken stream fails unavailable (or deadline_exceeded, a stream
+// given up as stuck), whatever code the transport gave the break.
 type WriteError struct {
 	Code         connect.Code
 	Message      string

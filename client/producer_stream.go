@@ -193,6 +193,15 @@ func (l *loop) broken(err error) {
 			delete(l.fence, k) // else kept by a key no write came to again (its write failed meanwhile)
 		}
 	}
+	// A write lost with the stream fails, at its delivery timeout, with
+	// the break as its last error, under a code that says what it is: a
+	// transient failure whose outcome is unknown. The transport's own code
+	// says how the bytes ended (internal for a frame cut off by a server
+	// killed mid-answer, unknown for a reset), not that the server erred.
+	lostCode := connect.CodeOf(err)
+	if !retriable(lostCode) {
+		lostCode = connect.CodeUnavailable
+	}
 	var lost []*pending
 	for seq, f := range l.flights {
 		fence := l.fenceOf(f, now)
@@ -203,7 +212,7 @@ func (l *loop) broken(err error) {
 				continue
 			}
 			l.fence[w.key] = maxTime(l.fence[w.key], fence)
-			w.lastErr = &WriteError{Code: connect.CodeOf(err), Message: "the write stream broke before the answer: " + err.Error()}
+			w.lastErr = &WriteError{Code: lostCode, Message: "the write stream broke before the answer: " + err.Error()}
 			w.lost = true
 		}
 		for _, w := range f.writes {
