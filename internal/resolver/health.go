@@ -58,7 +58,7 @@ func (l *loop) observeHealth(now time.Time) {
 	case parked > 0 && l.lettersFailing && l.letterTooLarge != "":
 		h.setState(health.Unhealthy, fmt.Sprintf("a dead letter of table %s partition %d (key %s) does not fit the record limit of %s (%d bytes), "+
 			"even cut to its key, intents and a short reason; its intents wait and the partition's committed offset waits for them",
-			h.table, h.partition, l.letterTooLarge, dlq.Topic(h.table), l.letterRecord),
+			h.table, h.partition, reasonKey(l.letterTooLarge), dlq.Topic(h.table), l.letterRecord),
 			"raise the record limit of "+dlq.Topic(h.table)+" (Kafka: `kafka-configs.sh --alter --entity-type topics --entity-name "+
 				dlq.Topic(h.table)+" --add-config max.message.bytes=N`, N above the record limit named); "+
 				"the letter lands at its next attempt; see docs/operations.md, Resolver")
@@ -98,4 +98,17 @@ func (h *partitionHealth) clear() {
 		h.sink.Clear(h.component)
 		h.raised = false
 	}
+}
+
+// reasonKeyChars bounds a key printed in a health reason.
+const reasonKeyChars = 96
+
+// reasonKey cuts a printed key (printable) for a health reason, which
+// /healthz answers and the console shows at every poll: a key may be
+// kilobytes long. The log line of the same condition has it whole.
+func reasonKey(k string) string {
+	if len(k) <= reasonKeyChars {
+		return k
+	}
+	return fmt.Sprintf("%s… (%d characters; the resolver's error log has it whole)", k[:reasonKeyChars], len(k))
 }

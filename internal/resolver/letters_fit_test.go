@@ -150,4 +150,12 @@ func TestLetterTooLargeUnhealthy(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("no error log:\n%s", tail(logs.String(), 2000))
 	}
+	// The reason names the key cut short (it is polled on /healthz and
+	// shown on the console); the log has it whole.
+	if strings.Contains(reason, key) || !strings.Contains(reason, key[:64]) || !strings.Contains(reason, "4000 characters") {
+		t.Errorf("health names the key of 4000 bytes whole or not at all (%d bytes): %.300q", len(reason), reason)
+	}
+	if !strings.Contains(logs.String(), "key="+key) {
+		t.Errorf("the error log lacks the whole key")
+	}
 }
