@@ -55,7 +55,15 @@ import (
 //     succeeded.
 //
 // Before Open returns, filesystem errors go to Pebble as usual and Open
-// fails with them (e.g. a disk too full to start on).
+// fails with them (e.g. a disk too full to start on). One does not come
+// back to Open: a failed flush or compaction (the replay of a WAL left by
+// a crash is flushed before pebble.Open returns) is a background error,
+// which Pebble retries at once and for ever, so Open would spin. The first
+// background error before the store is open fails Open with it (openFail);
+// from then on a write-side operation that fails blocks, as after the
+// store is open, so the retries stop. That Pebble is left as it is (its
+// Open may never return, it keeps its lock) and the process must exit, as
+// it does when the store fails to open.
 
 // failure is the store's fail-stop state.
 type failure struct {
@@ -64,13 +72,37 @@ type failure struct {
 	done chan struct{} // closed once err is set
 	err  error
 
-	mu     sync.Mutex
-	armed  bool  // the store is open: filesystem errors fail it
-	damage error // a damaged file reported before (corrupt)
+	mu      sync.Mutex
+	armed   bool  // the store is open: filesystem errors fail it
+	damage  error // a damaged file reported before (corrupt)
+	openErr error // a background job failed before the store was open (background)
+
+	openFailed chan struct{} // closed once openErr is set
 }
 
 func newFailure(log *slog.Logger) *failure {
-	return &failure{log: log, done: make(chan struct{})}
+	return &failure{log: log, done: make(chan struct{}), openFailed: make(chan struct{})}
+}
+
+// background handles Pebble's report of a failed background job (a flush
+// or a compaction; in place of the default, which logs it): logged, and
+// before the store is open it fails Open (see above).
+func (f *failure) background(err error) {
+	f.log.Error("background error: "+err.Error(), "component", "pebble")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.armed || f.openErr != nil {
+		return
+	}
+	f.openErr = err
+	close(f.openFailed)
+}
+
+// openFailure is the background error that failed Open, or nil.
+func (f *failure) openFailure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.openErr
 }
 
 // fail stops the store for good, the first time with cause; it returns the
@@ -98,15 +130,21 @@ func (f *failure) failed() error {
 
 // arm marks the store open: from now on filesystem errors and damaged
 // files fail it. A damaged file Pebble reported after Open last checked
-// fails it now.
-func (f *failure) arm() {
+// fails it now. It returns the background error that failed Open, if one
+// came after Open last checked: the store is not armed then.
+func (f *failure) arm() error {
 	f.mu.Lock()
+	if f.openErr != nil {
+		f.mu.Unlock()
+		return f.openErr
+	}
 	f.armed = true
 	damage := f.damage
 	f.mu.Unlock()
 	if damage != nil {
 		f.fail(damage)
 	}
+	return nil
 }
 
 // check handles the result of a write-side filesystem operation: once the
@@ -116,8 +154,11 @@ func (f *failure) check(op, path string, err error) error {
 		return nil
 	}
 	f.mu.Lock()
-	armed := f.armed
+	armed, openFailed := f.armed, f.openErr != nil
 	f.mu.Unlock()
+	if openFailed {
+		select {} // a background job failed during Open: no retries (see above)
+	}
 	if !armed {
 		return err
 	}

@@ -536,6 +536,54 @@ func TestOpenOnAFailingDisk(t *testing.T) {
 	}
 }
 
+// TestOpenWithAWALToFlushOnAFullDisk: a store whose WAL holds writes not
+// yet flushed (the process was killed, or stopped after a storage
+// failure) is opened on a disk too full for the sstable the replay
+// flushes. Pebble retries a failed flush without end (and Open waits for
+// it): the start must fail with the disk's error instead, at once, not
+// hang (spinning, deaf to SIGTERM, logging a line per retry). Once space
+// is back, the store opens with every write.
+func TestOpenWithAWALToFlushOnAFullDisk(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	s := openT(t, "store", Options{FS: mem})
+	if err := s.CreateTable(t.Context(), "t"); err != nil {
+		t.Fatal(err)
+	}
+	for v := uint64(1); v <= 10; v++ {
+		mustApply(t, s, mut(fmt.Sprintf("k%d", v), v))
+	}
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{}) // killed: the writes are in the WAL only
+	_ = s.Close()
+
+	f := newFault()
+	f.arm(both(isTable, isWrite), syscall.ENOSPC)
+	err := within(t, 10*time.Second, "Open", func() error {
+		return noPanic(func() error {
+			s, err := Open("store", Options{FS: errorfs.Wrap(crashed, f), Logger: quiet})
+			if err == nil {
+				s.Close()
+			}
+			return err
+		})
+	})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open on a full disk with a WAL to flush: %v, want ENOSPC", err)
+	}
+	if !strings.Contains(err.Error(), "free space") {
+		t.Errorf("Open's error %q does not say what to do (free space)", err)
+	}
+	// Space is back (the failed Open keeps its lock, as the process it
+	// ends would until it exits: a copy of the disk stands for the next
+	// start).
+	after := openT(t, "store", Options{FS: crashed.CrashClone(vfs.CrashCloneCfg{})})
+	defer after.Close()
+	for v := uint64(1); v <= 10; v++ {
+		if _, found, err := after.Get(t.Context(), "t", fmt.Appendf(nil, "k%d", v), 0); err != nil || !found {
+			t.Fatalf("k%d after the start with space: found=%v err=%v", v, found, err)
+		}
+	}
+}
+
 // TestTableWritesOnAFailingWAL: a write of the catalog or the table
 // registry (CreateTable, SaveTable, SwapTable, DropTable) whose WAL write or
 // sync fails returns store.ErrStorage in bounded time (it never hangs, and

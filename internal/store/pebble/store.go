@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -168,6 +169,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	stalls := newStallClock()
 	events := stalls.listener()
 	events.DataCorruption = fail.corrupt
+	events.BackgroundError = fail.background
 	po := &pebble.Options{
 		Logger:             slogLogger{l: log, f: fail},
 		EventListener:      events,
@@ -193,8 +195,11 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	if err := checkLogs(fs, dir); err != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, err)
 	}
-	db, err = pebble.Open(dir, po)
+	db, err = openPebble(dir, po, fail)
 	if err != nil {
+		if ferr := fail.openFailure(); ferr != nil {
+			return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(dir, ferr))
+		}
 		if oerr := optionsFileError(fs, dir, po, err); oerr != nil {
 			return nil, fmt.Errorf("pebble: open %s: %w", dir, oerr)
 		}
@@ -225,16 +230,63 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	if err == nil {
 		err = fail.openDamage() // reported by a job of Pebble's own
 	}
+	if ferr := fail.openFailure(); ferr != nil {
+		// A flush or compaction failed: it holds up Close for good (failstop.go).
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(dir, ferr))
+	}
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, err))
 	}
-	fail.arm()
+	if ferr := fail.arm(); ferr != nil {
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(dir, ferr))
+	}
 	if s.wopts.Sync {
 		s.running.Go(s.syncer)
 	}
 	log.Debug("pebble store opened", "dir", dir, "tables", len(s.tables), "sync", !opts.NoSync)
 	return s, nil
+}
+
+// openPebble is pebble.Open, or the background error that fails it first
+// (failstop.go): Pebble retries a failed flush for ever, and its Open
+// waits for the flush of the WAL it replayed. Then pebble.Open is left
+// running, as a failed store is; a panic of pebble.Open is Open's (it
+// recovers it).
+func openPebble(dir string, po *pebble.Options, fail *failure) (*pebble.DB, error) {
+	type result struct {
+		db  *pebble.DB
+		err error
+		r   any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		defer func() {
+			res.r = recover()
+			done <- res
+		}()
+		res.db, res.err = pebble.Open(dir, po)
+	}()
+	select {
+	case res := <-done:
+		if res.r != nil {
+			closeAfterPanic(res.db)
+			panic(res.r)
+		}
+		return res.db, res.err
+	case <-fail.openFailed:
+		return nil, fail.openFailure()
+	}
+}
+
+// backgroundError is Open's error when a flush or compaction failed before
+// the store was open: what failed, and what to do.
+func backgroundError(dir string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("the store could not write its files while opening: %w; free space on its disk (df -h %s) and start again", err, dir)
+	}
+	return fmt.Errorf("the store could not write its files while opening: %w; check the disk (dmesg, smartctl -a) and start again", err)
 }
 
 // openError is the error Open fails with: the damaged file Pebble
