@@ -154,3 +154,48 @@ func TestDeleteTopicIOErrorIsStorage(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenPermissionErrorSaysWhatToRun: Open refused by the file system's
+// permissions (a data dir owned by another user, a file made by root) or
+// on a file system mounted read-only says so and what to run, not to check
+// the disk and restore the log from a backup: nothing is damaged, and a
+// restore would not help.
+func TestOpenPermissionErrorSaysWhatToRun(t *testing.T) {
+	for _, tc := range []struct {
+		err       error
+		want, not []string
+	}{
+		{syscall.EACCES, []string{"permission denied", "chown", "the user wail runs as"}, []string{"restore", "smartctl"}},
+		{syscall.EPERM, []string{"operation not permitted", "chown", "the user wail runs as"}, []string{"restore", "smartctl"}},
+		{syscall.EROFS, []string{"read-only file system", "mount", "dmesg"}, []string{"restore"}},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			l := openLog(t, dir, Options{})
+			createTestTopic(t, l, 1, intentlog.TopicOptions{})
+			appendBatch(t, l, "a", 5)
+			noErr(t, l.Close())
+			efs := vfs.NewErrorFS(nil)
+			efs.Inject(vfs.Fault{Ops: vfs.OpLock, Err: tc.err})
+			l, err := Open(dir, Options{FS: efs, Logger: testLogger(t)})
+			if err == nil {
+				_ = l.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Open: %v; want it to wrap %v", err, tc.err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Open: %v; want it to say %q", err, want)
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(err.Error(), not) {
+					t.Errorf("Open: %v; it says %q, which does not help here", err, not)
+				}
+			}
+		})
+	}
+}

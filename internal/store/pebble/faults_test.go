@@ -671,3 +671,40 @@ func TestTableWritesOnAFailingWAL(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenPermissionErrorSaysWhatToRun: a store Open refused by the file
+// system's permissions (a data dir owned by another user) or on a file
+// system mounted read-only says what to run.
+func TestOpenPermissionErrorSaysWhatToRun(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{syscall.EACCES, []string{"chown", "the user wail runs as"}},
+		{syscall.EPERM, []string{"chown", "the user wail runs as"}},
+		{syscall.EROFS, []string{"read-write", "findmnt"}},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			mem := vfs.NewMem()
+			s := openT(t, "store", Options{FS: mem})
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			f := newFault()
+			f.arm(func(op errorfs.Op) bool { return op.Kind == errorfs.OpLock }, tc.err)
+			s, err := Open("store", Options{FS: errorfs.Wrap(mem, f), Logger: quiet})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Open: %v; want it to wrap %v", err, tc.err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Open: %v; want it to say %q", err, want)
+				}
+			}
+		})
+	}
+}

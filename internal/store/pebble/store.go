@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -203,7 +204,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		if oerr := optionsFileError(fs, dir, po, err); oerr != nil {
 			return nil, fmt.Errorf("pebble: open %s: %w", dir, oerr)
 		}
-		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, err))
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, dir, err))
 	}
 	s = &Store{
 		db:      db,
@@ -236,7 +237,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	if err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, err))
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, dir, err))
 	}
 	if ferr := fail.arm(); ferr != nil {
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(dir, ferr))
@@ -293,11 +294,17 @@ func backgroundError(dir string, err error) error {
 // reported, if it did; for other damage Pebble found (a MANIFEST or an
 // older WAL that does not decode) or a file the MANIFEST names that is
 // missing, what to run.
-func openError(fail *failure, err error) error {
+func openError(fail *failure, dir string, err error) error {
 	if d := fail.openDamage(); d != nil {
 		return d
 	}
 	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w; the data dir must belong to the user wail runs as: give it to that user (chown -R USER %s, with the rest of the data dir) "+
+			"or run wail as its owner (ls -ln %s), and start again", err, dir, dir)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w; mount its file system read-write (findmnt -T %s), and start again; "+
+			"if the kernel remounted it read-only after errors, check the disk first (dmesg, smartctl -a)", err, dir)
 	case pebble.IsCorruptionError(err):
 		return damaged("a file of the store", err)
 	case errors.Is(err, os.ErrNotExist): // a file the MANIFEST names
