@@ -18,7 +18,7 @@ func lockFile(name string) (io.Closer, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("lock %s: held by another process or Log: %w", name, err)
+		return nil, fmt.Errorf("lock %s: held by another process (or by another open in this one): %w", name, err)
 	}
 	return f, nil
 }

@@ -225,6 +225,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		}
 	}
 	lock, err := opts.FS.Lock(filepath.Join(dir, lockFileName))
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("embedded: open %s: another wail process uses this data dir (a wail serve, proxy or resolve, or a wail log repair): "+
+			"stop it, or give this one another --data-dir (fuser -v %s names it): %w", dir, filepath.Join(dir, lockFileName), errors.Unwrap(err))
+	}
 	if err != nil {
 		return nil, openErr(dir, err)
 	}

@@ -199,3 +199,25 @@ func TestOpenPermissionErrorSaysWhatToRun(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenLockedSaysWhatToRun: opening a log another process (a running
+// wail, a `wail log repair`) holds says so and what to do, in words an
+// operator acts on (not the package's own "Log").
+func TestOpenLockedSaysWhatToRun(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, Options{})
+	defer l.Close()
+	second, err := Open(dir, Options{Logger: testLogger(t)})
+	if err == nil {
+		_ = second.Close()
+		t.Fatal("a second Open of a held log succeeded")
+	}
+	for _, want := range []string{"another wail process", "stop it", "--data-dir"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Open of a held log: %v; want it to say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "or Log") {
+		t.Errorf("Open of a held log: %v; it names the package's type", err)
+	}
+}
