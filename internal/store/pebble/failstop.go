@@ -54,16 +54,17 @@ import (
 //     next Open replays the WAL and finds exactly the writes whose sync
 //     succeeded.
 //
-// Before Open returns, filesystem errors go to Pebble as usual and Open
-// fails with them (e.g. a disk too full to start on). One does not come
-// back to Open: a failed flush or compaction (the replay of a WAL left by
-// a crash is flushed before pebble.Open returns) is a background error,
-// which Pebble retries at once and for ever, so Open would spin. The first
-// background error before the store is open fails Open with it (openFail);
-// from then on a write-side operation that fails blocks, as after the
-// store is open, so the retries stop. That Pebble is left as it is (its
-// Open may never return, it keeps its lock) and the process must exit, as
-// it does when the store fails to open.
+// Before the store is open, a failed write-side operation fails Open with
+// its error (e.g. a disk too full to start on) and blocks, as after:
+// Pebble's Open waits for the flush of the WAL it replayed (the writes of
+// a process killed or stopped after a failure), and a failed flush is a
+// background error that Pebble retries at once and for ever (Open spun,
+// logging each retry), or, for a MANIFEST write, fatal (Fatalf: in a
+// background job its panic ended the process). A failed background job
+// whose error came from elsewhere (a read) fails Open too (background).
+// Open then returns without waiting for pebble.Open (openPebble), which is
+// left as it is (it keeps its lock): the process must exit, as it does
+// when the store fails to open.
 
 // failure is the store's fail-stop state.
 type failure struct {
@@ -75,7 +76,7 @@ type failure struct {
 	mu      sync.Mutex
 	armed   bool  // the store is open: filesystem errors fail it
 	damage  error // a damaged file reported before (corrupt)
-	openErr error // a background job failed before the store was open (background)
+	openErr error // a write-side operation or a background job failed before the store was open
 
 	openFailed chan struct{} // closed once openErr is set
 }
@@ -91,14 +92,21 @@ func (f *failure) background(err error) {
 	f.log.Error("background error: "+err.Error(), "component", "pebble")
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.armed || f.openErr != nil {
-		return
+	if !f.armed {
+		f.openFailLocked(err)
 	}
-	f.openErr = err
-	close(f.openFailed)
 }
 
-// openFailure is the background error that failed Open, or nil.
+// openFailLocked fails Open with err, unless it failed already. f.mu is
+// held.
+func (f *failure) openFailLocked(err error) {
+	if f.openErr == nil {
+		f.openErr = err
+		close(f.openFailed)
+	}
+}
+
+// openFailure is the error that failed Open (openFailLocked), or nil.
 func (f *failure) openFailure() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -130,7 +138,7 @@ func (f *failure) failed() error {
 
 // arm marks the store open: from now on filesystem errors and damaged
 // files fail it. A damaged file Pebble reported after Open last checked
-// fails it now. It returns the background error that failed Open, if one
+// fails it now. It returns the error that failed Open, if one
 // came after Open last checked: the store is not armed then.
 func (f *failure) arm() error {
 	f.mu.Lock()
@@ -147,26 +155,26 @@ func (f *failure) arm() error {
 	return nil
 }
 
-// check handles the result of a write-side filesystem operation: once the
-// store is open, an error fails it and the operation never returns.
+// check handles the result of a write-side filesystem operation: an error
+// fails the store (before it is open: Open) and the operation never
+// returns.
 func (f *failure) check(op, path string, err error) error {
 	if err == nil {
 		return nil
-	}
-	f.mu.Lock()
-	armed, openFailed := f.armed, f.openErr != nil
-	f.mu.Unlock()
-	if openFailed {
-		select {} // a background job failed during Open: no retries (see above)
-	}
-	if !armed {
-		return err
 	}
 	var pe *fs.PathError
 	if !errors.As(err, &pe) { // else it names the operation and the file
 		err = fmt.Errorf("%s %s: %w", op, path, err)
 	}
-	f.fail(err)
+	f.mu.Lock()
+	armed := f.armed
+	if !armed {
+		f.openFailLocked(err)
+	}
+	f.mu.Unlock()
+	if armed {
+		f.fail(err)
+	}
 	select {} // fail stop: see above
 }
 

@@ -544,6 +544,21 @@ func TestOpenOnAFailingDisk(t *testing.T) {
 // hang (spinning, deaf to SIGTERM, logging a line per retry). Once space
 // is back, the store opens with every write.
 func TestOpenWithAWALToFlushOnAFullDisk(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		match func(errorfs.Op) bool
+	}{
+		{"sstable", both(isTable, isWrite)},
+		// Pebble takes a failed MANIFEST write for fatal (Fatalf): in the
+		// flush, a background job, its panic ended the process.
+		{"manifest", both(isManifest, isWrite)},
+		{"manifest_sync", both(isManifest, isSync)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testOpenWithAWALToFlush(t, tc.match) })
+	}
+}
+
+func testOpenWithAWALToFlush(t *testing.T, match func(errorfs.Op) bool) {
 	mem := vfs.NewCrashableMem()
 	s := openT(t, "store", Options{FS: mem})
 	if err := s.CreateTable(t.Context(), "t"); err != nil {
@@ -556,7 +571,7 @@ func TestOpenWithAWALToFlushOnAFullDisk(t *testing.T) {
 	_ = s.Close()
 
 	f := newFault()
-	f.arm(both(isTable, isWrite), syscall.ENOSPC)
+	f.arm(match, syscall.ENOSPC)
 	err := within(t, 10*time.Second, "Open", func() error {
 		return noPanic(func() error {
 			s, err := Open("store", Options{FS: errorfs.Wrap(crashed, f), Logger: quiet})

@@ -199,7 +199,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	db, err = openPebble(dir, po, fail)
 	if err != nil {
 		if ferr := fail.openFailure(); ferr != nil {
-			return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(dir, ferr))
+			return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(fail, dir, ferr))
 		}
 		if oerr := optionsFileError(fs, dir, po, err); oerr != nil {
 			return nil, fmt.Errorf("pebble: open %s: %w", dir, oerr)
@@ -233,14 +233,14 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	if ferr := fail.openFailure(); ferr != nil {
 		// A flush or compaction failed: it holds up Close for good (failstop.go).
-		return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(dir, ferr))
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(fail, dir, ferr))
 	}
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("pebble: open %s: %w", dir, openError(fail, dir, err))
 	}
 	if ferr := fail.arm(); ferr != nil {
-		return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(dir, ferr))
+		return nil, fmt.Errorf("pebble: open %s: %w", dir, backgroundError(fail, dir, ferr))
 	}
 	if s.wopts.Sync {
 		s.running.Go(s.syncer)
@@ -281,13 +281,17 @@ func openPebble(dir string, po *pebble.Options, fail *failure) (*pebble.DB, erro
 	}
 }
 
-// backgroundError is Open's error when a flush or compaction failed before
-// the store was open: what failed, and what to do.
-func backgroundError(dir string, err error) error {
-	if errors.Is(err, syscall.ENOSPC) {
-		return fmt.Errorf("the store could not write its files while opening: %w; free space on its disk (df -h %s) and start again", err, dir)
+// backgroundError is Open's error when a write of the store's files (or a
+// background job) failed before the store was open: what failed, and what
+// to do.
+func backgroundError(fail *failure, dir string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("the store failed to write its files while opening: %w; free space on its disk (df -h %s) and start again", err, dir)
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+		return openError(fail, dir, err)
 	}
-	return fmt.Errorf("the store could not write its files while opening: %w; check the disk (dmesg, smartctl -a) and start again", err)
+	return fmt.Errorf("the store failed on its disk while opening: %w; check the disk (dmesg, smartctl -a) and start again", err)
 }
 
 // openError is the error Open fails with: the damaged file Pebble
