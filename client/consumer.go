@@ -348,12 +348,13 @@ func (c *Consumer) receive(ctx context.Context) error {
 		// snapshot: the server sends the member's join (an empty message)
 		// once the snapshot's end is committed.
 		c.rc.inSnapshot = (r.Event != nil && r.Snapshot) || r.SnapshotEnd
-		if row := r.Event != nil && r.Snapshot; c.snapshotTold(row) && row {
-			// A snapshot row after this member told the server the end
-			// of its snapshot (no row follows the end on its stream): the
-			// stream it was on dropped, and the server did not commit
-			// that end (it died first): the group takes the snapshot
-			// again, here. A new one leaves out the keys deleted since.
+		if again := (r.Event != nil && r.Snapshot) || r.SnapshotEnd; c.snapshotTold(again) && again {
+			// A snapshot row, or a snapshot's end, after this member told
+			// the server the end of its snapshot (neither follows the end
+			// on its stream): the stream it was on dropped, and the server
+			// did not commit that end (it died first): the group takes the
+			// snapshot again, here (an end first: the new one has no row).
+			// A new one leaves out the keys deleted since.
 			_ = c.Close()
 			return fmt.Errorf("consumer of %s: %w (the snapshot's end was not committed: the stream dropped first, and the group takes it again)",
 				c.cfg.Table, ErrSnapshotInterrupted)

@@ -80,8 +80,9 @@ const SteadyStream = DefaultSteadyAfter
 // Consumer (a group whose snapshot was not over takes it again). A group
 // member whose stream drops once it acknowledged the snapshot's end joins
 // again instead (the server may have committed that end): it fails with
-// ErrSnapshotInterrupted only if the snapshot's rows come again (the end
-// was not committed), else goes on after the snapshot.
+// ErrSnapshotInterrupted only if the snapshot comes again (its rows, or
+// its end when it has none: the end was not committed), else goes on
+// after the snapshot.
 var ErrSnapshotInterrupted = errors.New("the stream dropped during a snapshot, which cannot be resumed")
 
 // startCursorHeader is api.StartCursorHeader: a subscription's start.

@@ -78,14 +78,14 @@ func (c *Consumer) ackSnapshotRow(ctx context.Context, m Message) error {
 }
 
 // snapshotTold reports whether this member told the server a snapshot's
-// end (the server may have committed it), and forgets it unless row: a
-// stream's message other than a snapshot row (the member's join) says the
-// snapshot is over.
-func (c *Consumer) snapshotTold(row bool) bool {
+// end (the server may have committed it), and forgets it unless again (a
+// snapshot row or end: the snapshot taken again): a stream's other
+// message (the member's join) says the snapshot is over.
+func (c *Consumer) snapshotTold(again bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	told := c.snap.told
-	if !row {
+	if !again {
 		c.snap.told = false
 	}
 	return told

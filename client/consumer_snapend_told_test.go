@@ -1,0 +1,75 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
+	"github.com/wail-cdc/wail/client"
+)
+
+// snapEndTold plays grps to a group member that takes a one-row snapshot
+// and acknowledges the row (so the end), the end's acknowledgement taken
+// (the service h makes of s answers it), and returns the Next after the
+// end's: the stream the row came on dropped (grps[0]), and grps[1] is the
+// member's next stream.
+func snapEndTold(t *testing.T, s *scripted, h wailv1connect.EventServiceHandler) (client.Message, error) {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewEventServiceHandler(h))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", Group: "g", Member: "m", Start: "snapshot",
+		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	m, err := c.Next(ctx)
+	if err != nil || !m.Snapshot {
+		t.Fatalf("snapshot row: %v, %v", m, err)
+	}
+	if err := c.Ack(ctx, m); err != nil {
+		t.Fatalf("Ack of the last row: %v", err)
+	}
+	// The end comes after the row: Next acknowledges it.
+	m, err = c.Next(ctx)
+	if errors.Is(err, client.ErrAckRefused) {
+		m, err = c.Next(ctx)
+	}
+	return m, err
+}
+
+var (
+	toldRow    = &wailv1.ChangeEvent{Table: "t", Key: []byte("a"), Version: 1}
+	toldChange = &wailv1.ChangeEvent{Table: "t", Key: []byte("b"), Version: 9}
+)
+
+// TestConsumerSnapshotTakenAgainWithoutRows: a group member told the
+// server its snapshot's end, the stream dropped before the server
+// committed it, and joined again the member takes the snapshot again,
+// which has no row (every key deleted meanwhile): the next stream's first
+// message is the new snapshot's end. Next fails with
+// ErrSnapshotInterrupted, as when the rows come again: the first
+// snapshot's rows, kept, would stay after the new snapshot's end is
+// committed past their deletes. It acknowledged the new end and went on.
+func TestConsumerSnapshotTakenAgainWithoutRows(t *testing.T) {
+	t.Parallel()
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeUnavailable, last: 200 * time.Millisecond},
+		{msgs: []*wailv1.ConsumeResponse{{SnapshotEnd: true, SnapshotId: 8}, {}, {Event: toldChange, Partition: 1, Offset: 5, Epoch: 1, Next: 6}}, hold: true},
+	}}
+	m, err := snapEndTold(t, s, ackingScripted{s})
+	if !errors.Is(err, client.ErrSnapshotInterrupted) {
+		t.Fatalf("Next: %v (%v), want ErrSnapshotInterrupted: the group took the snapshot again, without rows", err, m.Event)
+	}
+}
