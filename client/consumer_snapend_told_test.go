@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,5 +72,73 @@ func TestConsumerSnapshotTakenAgainWithoutRows(t *testing.T) {
 	m, err := snapEndTold(t, s, ackingScripted{s})
 	if !errors.Is(err, client.ErrSnapshotInterrupted) {
 		t.Fatalf("Next: %v (%v), want ErrSnapshotInterrupted: the group took the snapshot again, without rows", err, m.Event)
+	}
+}
+
+// endRefusing is a scripted event service that takes the acknowledgements
+// of rows and refuses those of a snapshot's end, as the server does past
+// the group lease (no snapshot of the member waits for it any more: it
+// was aborted, its end not committed).
+type endRefusing struct{ *scripted }
+
+func (endRefusing) Ack(_ context.Context, req *connect.Request[wailv1.AckRequest]) (*connect.Response[wailv1.AckResponse], error) {
+	if req.Msg.SnapshotEnd {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New(`not a member: no snapshot of member "m" waits for its end's acknowledgement`))
+	}
+	return connect.NewResponse(&wailv1.AckResponse{}), nil
+}
+
+// TestConsumerSnapshotEndRefused: a group member acknowledged its
+// snapshot's end past the group lease: the server refused it (the
+// snapshot was aborted, its end not committed) and ended the stream
+// (aborted); another member, waiting, took the snapshot and committed its
+// end. Next fails with ErrSnapshotInterrupted, as the lease's doc says
+// (ConsumerConfig.Start): joined again, the member would get its join and
+// the changes after the other member's snapshot, and keep the rows of its
+// own, whose deletes came before. Only a refusal of every attempt says
+// the end was not taken: one whose answer was lost may have been.
+func TestConsumerSnapshotEndRefused(t *testing.T) {
+	t.Parallel()
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeAborted, last: 200 * time.Millisecond},
+		{msgs: []*wailv1.ConsumeResponse{{}, {Event: toldChange, Partition: 1, Offset: 5, Epoch: 1, Next: 6}}, hold: true},
+	}}
+	m, err := snapEndTold(t, s, endRefusing{s})
+	if !errors.Is(err, client.ErrSnapshotInterrupted) {
+		t.Fatalf("Next: %v (%v), want ErrSnapshotInterrupted: the end's acknowledgement was refused, and the end not committed", err, m.Event)
+	}
+}
+
+// endLost is a scripted event service whose first acknowledgement of a
+// snapshot's end is taken but its answer lost (unavailable), and the
+// next refused (acknowledged already).
+type endLost struct {
+	*scripted
+	ends atomic.Int32
+}
+
+func (e *endLost) Ack(_ context.Context, req *connect.Request[wailv1.AckRequest]) (*connect.Response[wailv1.AckResponse], error) {
+	switch {
+	case !req.Msg.SnapshotEnd:
+		return connect.NewResponse(&wailv1.AckResponse{}), nil
+	case e.ends.Add(1) == 1:
+		return nil, connect.NewError(connect.CodeUnavailable, errors.New("connection reset"))
+	}
+	return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("its end was acknowledged already"))
+}
+
+// TestConsumerSnapshotEndRefusedAfterLost: the refusal of an
+// acknowledgement of the end that follows one whose answer was lost says
+// nothing (that one may have been taken, and the end committed): the
+// member joins again and goes on after its join.
+func TestConsumerSnapshotEndRefusedAfterLost(t *testing.T) {
+	t.Parallel()
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeUnavailable, last: 500 * time.Millisecond},
+		{msgs: []*wailv1.ConsumeResponse{{}, {Event: toldChange, Partition: 1, Offset: 5, Epoch: 1, Next: 6}}, hold: true},
+	}}
+	m, err := snapEndTold(t, s, &endLost{scripted: s})
+	if err != nil || m.Event.GetVersion() != toldChange.Version {
+		t.Fatalf("Next: %v, %v; want the change after the join", m.Event, err)
 	}
 }

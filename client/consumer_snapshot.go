@@ -36,7 +36,14 @@ type snapshotAcks struct {
 	// a message other than a snapshot row: a stream that drops after the
 	// end was told is joined again, and the next stream says whether the
 	// snapshot is over (the member's join) or taken again (its rows).
+	// A refusal of every acknowledgement of the end sent on the stream
+	// (the server aborted the snapshot: past the group lease, say) says
+	// it was not taken: told is false again.
 	told bool
+	// taken: an acknowledgement of this stream's end may have been taken
+	// (answered, or its answer lost): a refusal of a later one (the end
+	// was acknowledged already) says nothing.
+	taken bool
 }
 
 // snapRow numbers a snapshot row just received.
@@ -118,6 +125,13 @@ func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error 
 	for n := 1; ; n++ {
 		_, err = c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
 			SnapshotEnd: true, SnapshotId: id}))
+		if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+			c.mu.Lock()
+			if c.snap.stream == stream {
+				c.snap.taken = true
+			}
+			c.mu.Unlock()
+		}
 		if err == nil || n == snapEndAttempts || !retriable(connect.CodeOf(err)) {
 			break
 		}
@@ -134,6 +148,14 @@ func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error 
 		break
 	}
 	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
+		c.mu.Lock()
+		if c.snap.stream == stream && !c.snap.taken {
+			// Not taken: the server cannot have committed the end (it
+			// aborted the snapshot), and a drop of the stream is one
+			// during the snapshot (midSnapshot).
+			c.snap.told = false
+		}
+		c.mu.Unlock()
 		return fmt.Errorf("%w: %w", ErrAckRefused, err)
 	}
 	if err != nil {
