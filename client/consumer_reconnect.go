@@ -265,8 +265,8 @@ func (c *Consumer) midSnapshot() bool {
 		// may have committed it (its answer does not wait for that):
 		// joined again, the member is told whether the snapshot is over
 		// (receive). Before, it has nothing committed: the snapshot is
-		// taken again.
-		return c.rc.inSnapshot && !c.snapshotToldKeep()
+		// taken again (and the end is not told from now).
+		return c.snapshotDropped()
 	}
 	return c.cfg.From == "snapshot" && c.rc.received && c.Cursor() == ""
 }

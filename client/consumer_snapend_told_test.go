@@ -142,3 +142,55 @@ func TestConsumerSnapshotEndRefusedAfterLost(t *testing.T) {
 		t.Fatalf("Next: %v, %v; want the change after the join", m.Event, err)
 	}
 }
+
+// endCounting is a scripted event service that takes every
+// acknowledgement and counts those of a snapshot's end.
+type endCounting struct {
+	*scripted
+	ends atomic.Int32
+}
+
+func (e *endCounting) Ack(_ context.Context, req *connect.Request[wailv1.AckRequest]) (*connect.Response[wailv1.AckResponse], error) {
+	if req.Msg.SnapshotEnd {
+		e.ends.Add(1)
+	}
+	return connect.NewResponse(&wailv1.AckResponse{}), nil
+}
+
+// TestConsumerNoEndAfterInterrupted: once Next failed with
+// ErrSnapshotInterrupted (the stream dropped after the snapshot's end
+// came, before its last row was acknowledged), an Ack of that row, late
+// (a worker that still processed it), does not acknowledge the end: a
+// server that has not seen the drop yet would commit it, and the new
+// consumer the error asks for would resume after the snapshot, its rows
+// discarded as the error asked.
+func TestConsumerNoEndAfterInterrupted(t *testing.T) {
+	t.Parallel()
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeUnavailable, last: 100 * time.Millisecond},
+	}}
+	h := &endCounting{scripted: s}
+	mux := http.NewServeMux()
+	mux.Handle(wailv1connect.NewEventServiceHandler(h))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", Group: "g", Member: "m", Start: "snapshot",
+		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	row, err := c.Next(ctx)
+	if err != nil || !row.Snapshot {
+		t.Fatalf("snapshot row: %v, %v", row, err)
+	}
+	if _, err := c.Next(ctx); !errors.Is(err, client.ErrSnapshotInterrupted) {
+		t.Fatalf("Next: %v, want ErrSnapshotInterrupted", err)
+	}
+	_ = c.Ack(ctx, row)
+	if n := h.ends.Load(); n != 0 {
+		t.Fatalf("the Ack of the row after ErrSnapshotInterrupted acknowledged the snapshot's end (%d times): a server that still held the stream would commit it", n)
+	}
+}

@@ -99,9 +99,27 @@ func (c *Consumer) snapshotTold(again bool) bool {
 }
 
 // snapDueLocked says whether the end's acknowledgement is due now (and
-// marks it sent: once per stream).
+// marks it sent, once per stream, and the end told: in one hold of
+// Consumer.mu with the marks, so that a drop of the stream (midSnapshot)
+// sees either the end told or no acknowledgement of it ever going out).
 func (c *Consumer) snapDueLocked() bool {
 	if !c.snap.ended || c.snap.sent || c.snap.acked < c.snap.rows {
+		return false
+	}
+	c.snap.sent, c.snap.told = true, true
+	return true
+}
+
+// snapshotDropped reports whether a group member's stream that dropped
+// did so during its snapshot: the member had a snapshot row or end last
+// and did not tell the end. If so, the end is never acknowledged from
+// now (a late Ack of the last row): a server that has not seen the drop
+// yet would commit it, though Next fails with ErrSnapshotInterrupted,
+// which asks to discard the snapshot's rows.
+func (c *Consumer) snapshotDropped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.rc.inSnapshot || c.snap.told {
 		return false
 	}
 	c.snap.sent = true
@@ -116,11 +134,6 @@ func (c *Consumer) snapDueLocked() bool {
 // sent again before: a failure other than a refusal leaves it due, so that
 // the next Ack of a row of the stream (the failed one again) resends it.
 func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error {
-	c.mu.Lock()
-	if c.snap.stream == stream {
-		c.snap.told = true
-	}
-	c.mu.Unlock()
 	var err error
 	for n := 1; ; n++ {
 		_, err = c.events.Ack(ctx, connect.NewRequest(&wailv1.AckRequest{Table: c.cfg.Table, Group: c.cfg.Group, Member: c.cfg.Member,
@@ -167,12 +180,4 @@ func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error 
 		return fmt.Errorf("consumer of %s: acknowledge the snapshot's end: %w", c.cfg.Table, err)
 	}
 	return nil
-}
-
-// snapshotToldKeep reports whether this member told the server a
-// snapshot's end (snapshotTold), forgetting nothing.
-func (c *Consumer) snapshotToldKeep() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.snap.told
 }
