@@ -79,7 +79,7 @@ func writeCode(err error) connect.Code {
 	switch {
 	case errors.Is(err, proxy.ErrUnknownTable):
 		return connect.CodeNotFound
-	case errors.Is(err, proxy.ErrInvalid):
+	case errors.Is(err, proxy.ErrInvalid), errors.Is(err, proxy.ErrNoJSON):
 		return connect.CodeInvalidArgument
 	case errors.Is(err, proxy.ErrOverloaded):
 		return connect.CodeResourceExhausted

@@ -352,6 +352,14 @@ func TestGetRPC(t *testing.T) {
 	if _, err := get("tx", ""); connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Errorf("empty key: %v", err)
 	}
+	// A JSON form asked of a table whose values are not typed is the
+	// request's fault, said as such (not as an invalid mutation: Get
+	// mutates nothing).
+	_, err := pc.Get(ctx, connect.NewRequest(&wailv1.GetRequest{Table: "tx", Key: []byte("v"), ValueJson: true}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "table tx is not typed: its values have no JSON form") ||
+		strings.Contains(err.Error(), "mutation") {
+		t.Errorf("value_json of an untyped table: %v", err)
+	}
 	w.Mu.Lock()
 	w.GetErr = errors.New("replica gone")
 	w.Mu.Unlock()

@@ -51,6 +51,9 @@ var (
 	ErrUnknownTable = errors.New("unknown table")
 	// ErrInvalid: InvalidArgument (empty or oversized key, oversized value, bad op).
 	ErrInvalid = errors.New("invalid mutation")
+	// ErrNoJSON: InvalidArgument. A value's JSON form was asked of a
+	// table whose values are not typed.
+	ErrNoJSON = errors.New("its values have no JSON form")
 	// ErrUnavailable: Unavailable (intent log or store failed; retry).
 	ErrUnavailable = errors.New("unavailable")
 	// ErrLogRefused: FailedPrecondition. The intent log refused the

@@ -122,18 +122,18 @@ func TestValueJSON(t *testing.T) {
 		"plain": {Name: "plain"},
 	}
 	p := New(nil, nil, tbs, mustClock(t), Limits{}, nil)
-	if _, err := p.ValueJSON(t.Context(), "typed", []byte("v")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "table typed is not typed") {
-		t.Errorf("no Printer set: %v, want ErrInvalid naming the table", err)
+	if _, err := p.ValueJSON(t.Context(), "typed", []byte("v")); !errors.Is(err, ErrNoJSON) || !strings.Contains(err.Error(), "table typed is not typed") {
+		t.Errorf("no Printer set: %v, want ErrNoJSON naming the table", err)
 	}
 	pr := &bracePrinter{}
 	p.SetPrinter(pr)
 	if got, err := p.ValueJSON(t.Context(), "typed", []byte("v")); err != nil || string(got) != "{v}" || pr.table != "typed" {
 		t.Errorf("typed table: %q, %v (printed for table %q); want {v} from the Printer for typed", got, err, pr.table)
 	}
-	if _, err := p.ValueJSON(t.Context(), "plain", []byte("v")); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "table plain is not typed") {
-		t.Errorf("untyped table: %v, want ErrInvalid naming the table", err)
+	if _, err := p.ValueJSON(t.Context(), "plain", []byte("v")); !errors.Is(err, ErrNoJSON) || !strings.Contains(err.Error(), "table plain is not typed") {
+		t.Errorf("untyped table: %v, want ErrNoJSON naming the table", err)
 	}
-	if _, err := p.ValueJSON(t.Context(), "nope", []byte("v")); !errors.Is(err, ErrUnknownTable) || errors.Is(err, ErrInvalid) {
+	if _, err := p.ValueJSON(t.Context(), "nope", []byte("v")); !errors.Is(err, ErrUnknownTable) || errors.Is(err, ErrNoJSON) {
 		t.Errorf("unknown table: %v, want ErrUnknownTable", err)
 	}
 }

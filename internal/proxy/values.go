@@ -52,7 +52,7 @@ func (p *Proxy) checkValue(ctx context.Context, t catalog.Table, m *Mutation) er
 // Call it before serving.
 func (p *Proxy) SetPrinter(pr Printer) { p.printer = pr }
 
-// ValueJSON prints a value of table as JSON: ErrInvalid when the table is
+// ValueJSON prints a value of table as JSON: ErrNoJSON when the table is
 // not typed (or no Printer is set).
 func (p *Proxy) ValueJSON(ctx context.Context, table string, value []byte) ([]byte, error) {
 	t, ok := p.tables.Get(table)
@@ -60,7 +60,7 @@ func (p *Proxy) ValueJSON(ctx context.Context, table string, value []byte) ([]by
 	case !ok:
 		return nil, fmt.Errorf("%w %q", ErrUnknownTable, table)
 	case t.ValueMessage == "" || p.printer == nil:
-		return nil, fmt.Errorf("%w: table %s is not typed: its values have no JSON form", ErrInvalid, table)
+		return nil, fmt.Errorf("table %s is not typed: %w (leave out value_json, or give the table a value type)", table, ErrNoJSON)
 	}
 	return p.printer.JSON(ctx, t, value)
 }
