@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -34,10 +35,11 @@ var hostile = []string{
 }
 
 // shownKey is how the pages show key k: as text, or 0x-hex when it is not
-// UTF-8 or has control or format characters (its text would pass for
-// another key's).
+// UTF-8, has control or format characters or starts with "0x" (its text
+// would pass for another key's).
 func shownKey(k string) string {
-	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return unicode.Is(unicode.Cf, r) || (unicode.IsControl(r) && r != '\t') }) {
+	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return unicode.Is(unicode.Cf, r) || (unicode.IsControl(r) && r != '\t') }) &&
+		!strings.HasPrefix(strings.ToLower(k), "0x") {
 		return k
 	}
 	return "0x" + hex.EncodeToString([]byte(k))
@@ -113,10 +115,32 @@ func TestBrowserEscapes(t *testing.T) {
 	}
 	b.shot("xss-key")
 
+	// A key shown as 0x-hex: the key's page shows its new events as they
+	// come (it followed the tail with the key's text, which the tail's
+	// filter, matching keys as shown, never met).
+	for _, k := range []string{"0x6bff", "user-4\u200b2"} {
+		b.do(chromedp.Navigate(url + "/console/#key"))
+		b.waitJS("the table select filled", `document.querySelector('#key-table option[value="t"]') !== null`)
+		b.do(chromedp.SetValue("#key-key", k), chromedp.Click(`#key-form button[type="submit"]`))
+		b.waitJS("the history of "+strconv.Quote(k), `document.querySelector('#key-scope').textContent.startsWith('(partition')`)
+		live := false
+		for i := 0; i < 100 && !live; i++ { // until the page's tail has started
+			v := fmt.Sprintf(`{"live":%d}`, i)
+			if _, err := pc.Write(ctx, connect.NewRequest(&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{{Table: "t", Key: []byte(k), Value: []byte(v)}}})); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			live = eval[bool](b, `[...document.querySelectorAll('#key-events tbody tr')].some(r => r.cells[5].textContent.startsWith('{"live":'))`)
+		}
+		if !live {
+			t.Errorf("the page of key %s (shown as %s) shows none of its new events", strconv.Quote(k), shownKey(k))
+		}
+	}
+
 	// Dead letters: the key and the error text.
 	stored := servertest.Lose(t, srv, "t", "lost", `{}`, false)
 	var letters []*wailv1.DeadLetter
-	keys := append(hostile, "k\xff\xfe", "\ufeffk", "k\x7f") // not UTF-8, a byte order mark, DEL: shown as hex
+	keys := append(hostile, "k\xff\xfe", "\ufeffk", "k\x7f", "0x6bff") // not UTF-8, a byte order mark, DEL, text like hex: shown as hex
 	for _, h := range keys {
 		l := letter(h, stored)
 		if utf8.ValidString(h) {

@@ -636,9 +636,12 @@ func tailEvent(p int32, offset int64, e *intent.Event) TailEvent {
 }
 
 // printable shows bytes as text when they are valid UTF-8 without
-// control characters (but tabs), else as 0x-hex.
+// control characters (but tabs), else as 0x-hex; text that starts with
+// "0x" (or "0X") too, or it would pass for other bytes shown as 0x-hex
+// (the text "0x6bff" for the bytes 6b ff: a binary key, a big-endian id).
 func printable(b []byte) string {
-	if utf8.Valid(b) && !strings.ContainsFunc(string(b), func(r rune) bool { return unicode.IsControl(r) && r != '\t' }) {
+	if utf8.Valid(b) && !strings.ContainsFunc(string(b), func(r rune) bool { return unicode.IsControl(r) && r != '\t' }) &&
+		!(len(b) >= 2 && b[0] == '0' && (b[1] == 'x' || b[1] == 'X')) {
 		return string(b)
 	}
 	return "0x" + hex.EncodeToString(b)

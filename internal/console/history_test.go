@@ -112,7 +112,9 @@ func TestTruncatedValueStaysText(t *testing.T) {
 // for another key: with a format character (a bidi override turns
 // "gnp.exe" around, a zero-width space makes "user-42" of another key)
 // or a control character (DEL, C1), it shows as 0x-hex, as in `wail
-// tail`; a value shows as text unless it has control characters.
+// tail`; a value shows as text unless it has control characters. A key or
+// value whose text starts with "0x" shows as 0x-hex too: the text
+// "0x6bff" would pass for the bytes 6b ff, which show so.
 func TestKeyShownAsItIs(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ name, key, value, wantKey, wantValue string }{
@@ -125,6 +127,10 @@ func TestKeyShownAsItIs(t *testing.T) {
 		{"C1 control", "k\u0085", "v\u0085", "0x6bc285", "0x76c285"},
 		{"newline", "k\n", "a\nb", "0x6b0a", "0x610a62"},
 		{"not UTF-8", "k\xff", "v\xff", "0x6bff", "0x76ff"},
+		// The text "0x6bff" would pass for the key of bytes 6b ff above
+		// (a binary key: a big-endian id, a UUID's bytes).
+		{"text like hex", "0x6bff", "0x6bff", "0x307836626666", "0x307836626666"},
+		{"text like hex, upper case", "0X6BFF", "v", "0x305836424646", "v"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -377,14 +377,15 @@ let keyTail = null;
 const b64 = s => btoa(String.fromCharCode(...new TextEncoder().encode(s)));
 const unb64 = s => { try { return new TextDecoder().decode(Uint8Array.from(atob(s || ""), c => c.charCodeAt(0))); } catch { return s; } };
 // keyText shows a key (base64) as the tail shows one: as text when it is
-// UTF-8 without control (but tab) or format characters, else as 0x-hex
-// (a key not UTF-8, or whose text would pass for another key's: a bidi
-// override, a zero-width space).
+// UTF-8 without control (but tab) or format characters and does not start
+// with "0x", else as 0x-hex (a key not UTF-8, or whose text would pass for
+// another key's: a bidi override, a zero-width space, the text "0x6bff"
+// for the bytes 6b ff).
 const keyText = s => {
   const b = Uint8Array.from(atob(s || ""), c => c.charCodeAt(0));
   try {
     const t = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(b);
-    if (!/[\p{Cc}\p{Cf}]/u.test(t.replaceAll("\t", ""))) return t;
+    if (!/[\p{Cc}\p{Cf}]/u.test(t.replaceAll("\t", "")) && !/^0x/i.test(t)) return t;
   } catch { }
   return "0x" + Array.from(b, x => x.toString(16).padStart(2, "0")).join("");
 };
@@ -416,7 +417,8 @@ $("#key-form").addEventListener("submit", async ev => {
     $("#key-scope").textContent = `(partition ${h.partition}, offsets ${h.from}..${h.end}${h.complete ? "" : ", older ones not read"}` +
       `${h.omitted ? `, ${h.omitted} older ones not shown` : ""}; newest first, new ones as they come)`;
   } catch (e) { $("#key-scope").textContent = e.message; }
-  keyTail = follow(table, key, e => { if (e.key === key) addRow(rows, row(e)); }, () => {},
+  const shown = keyText(b64(key)); // the tail shows (and filters) keys so
+  keyTail = follow(table, shown, e => { if (e.key === shown) addRow(rows, row(e)); }, () => {},
     g => { if (g.partition === part) addRow(rows, gapRow(g, 6, false)); });
 });
 
