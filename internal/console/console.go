@@ -473,7 +473,10 @@ func (c *Console) serveTail(w http.ResponseWriter, r *http.Request) {
 	idle := time.NewTicker(tailIdleCheck)
 	defer idle.Stop()
 	fail := func(err error) { // an error event ends the tail
-		fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
+		// A JSON string, which the page parses (Go's %q is not JSON: \x7f,
+		// \a, \U000e0001); one line, as HTML- and line-escaped as events.
+		msg, _ := json.Marshal(err.Error())
+		fmt.Fprintf(w, "event: error\ndata: %s\n\n", msg)
 		_ = rc.Flush()
 	}
 	for {
