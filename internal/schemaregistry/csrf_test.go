@@ -87,3 +87,29 @@ func TestReadonlyOverrideFreezesAll(t *testing.T) {
 		t.Errorf("delete under a READWRITE subject while the registry is READONLY_OVERRIDE: %v, want 42205", err)
 	}
 }
+
+// TestAnswersNotSniffed: every answer says X-Content-Type-Options:
+// nosniff, not only errors: a schema's text (GET .../schema, text/plain)
+// holds whatever its registrant wrote in its comments, markup included,
+// which a browser that sniffs types could run as a page of wail's origin.
+func TestAnswersNotSniffed(t *testing.T) {
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	h := Handler(New(Catalog(st), Limits{}), slog.New(slog.DiscardHandler), nil)
+	reg := `{"schemaType":"PROTOBUF","schema":"syntax = \"proto3\";\n// <html><script>alert(document.domain)</script>\nmessage X { string a = 1; }"}`
+	req := httptest.NewRequest("POST", "/subjects/a/versions", strings.NewReader(reg))
+	req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	for _, path := range []string{"/schemas/ids/1/schema", "/subjects/a/versions/1/schema", "/schemas/ids/1", "/subjects", "/subjects/a/versions/1", "/config", "/"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if rec.Code != 200 || rec.Header().Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: %d, Content-Type %q, X-Content-Type-Options %q; want 200 and nosniff", path, rec.Code,
+				rec.Header().Get("Content-Type"), rec.Header().Get("X-Content-Type-Options"))
+		}
+	}
+}

@@ -150,11 +150,16 @@ type handler struct {
 
 func (h *handler) reply(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// text answers a schema's text, which holds whatever its registrant
+// wrote (markup in a comment): nosniff, or a browser that sniffs types
+// could render it as a page of wail's origin.
 func (h *handler) text(w http.ResponseWriter, s string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = io.WriteString(w, s)
 }
 
