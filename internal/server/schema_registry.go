@@ -79,27 +79,21 @@ func externalReads(c config.SchemaRegistry, tlsConf *tls.Config) (http.Handler, 
 			// Decoded and passed on, "/compatibility/%2E%2E/subjects/x/
 			// versions" would be a registration with wail's credentials
 			// once the registry resolved it.
-			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, "{\"error_code\":400,\"message\":%q}\n", "the path has a . or .. segment (or one encoded): name the resource's path itself")
+			refuseExternal(w, http.StatusBadRequest, "the path has a . or .. segment (or one encoded): name the resource's path itself")
 			return
 		}
 		if why := methodOverride(req); why != "" {
 			// Honoured by the registry or a gateway before it, a
 			// compatibility test's POST would be a deletion, made with
 			// wail's credentials.
-			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, "{\"error_code\":400,\"message\":%q}\n", why+" asks for another method than the request's: send the request with its own method")
+			refuseExternal(w, http.StatusBadRequest, why+" asks for another method than the request's: send the request with its own method")
 			return
 		}
 		if family, ok := schemaAPI(req.URL.EscapedPath()); !ok {
 			// Passed on, it would be read with wail's credentials by any
 			// caller with a grant: the DEK registry's keys, exporters'
 			// configurations with other registries' credentials.
-			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprintf(w, "{\"error_code\":404,\"message\":%q}\n", fmt.Sprintf("/%s is not part of the schema registry API that wail passes on to the external registry "+
+			refuseExternal(w, http.StatusNotFound, fmt.Sprintf("/%s is not part of the schema registry API that wail passes on to the external registry "+
 				"(/schemas, /subjects, /config, /mode, /compatibility, /contexts): ask the registry itself", family))
 			return
 		}
@@ -107,14 +101,18 @@ func externalReads(c config.SchemaRegistry, tlsConf *tls.Config) (http.Handler, 
 		read := req.Method == http.MethodGet || req.Method == http.MethodHead ||
 			(req.Method == http.MethodPost && (strings.HasPrefix(rest, "/compatibility/") || (strings.HasPrefix(rest, "/subjects/") && strings.Count(rest, "/") == 2)))
 		if !read {
-			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			fmt.Fprintf(w, "{\"error_code\":405,\"message\":%q}\n", "this wail uses the external schema registry "+schemaregistry.HideURLPassword(c.URL)(c.URL)+
+			refuseExternal(w, http.StatusMethodNotAllowed, "this wail uses the external schema registry "+schemaregistry.HideURLPassword(c.URL)(c.URL)+
 				" (schema_registry.url) and passes on reads only: make changes there, or evolve a table with wail table alter")
 			return
 		}
 		proxy.ServeHTTP(w, req)
 	}), nil
+}
+
+// refuseExternal answers, in the external registry's stead, the
+// registry's error body (error_code: status), which its clients parse.
+func refuseExternal(w http.ResponseWriter, status int, msg string) {
+	schemaregistry.WriteError(w, &schemaregistry.Error{Status: status, Code: status, Message: msg})
 }
 
 // schemaAPIFamilies are the first path segments of the schema registry
