@@ -110,9 +110,10 @@ const localOrigin = "\x00local"
 // Compile compiles main with the files it imports (directly or not).
 // Confluent's built-in imports (google/protobuf/*.proto, google/type/*.proto,
 // confluent/meta.proto, confluent/type/decimal.proto: builtin.go) need no
-// import; an import of the same path wins. main's
-// Source is .proto text or, as the Confluent registry also takes, a base64
-// serialized FileDescriptorProto (imports stay text). It fails
+// import; an import of the same path wins. Each file's Source (main's and
+// each import's) is .proto text or, as the Confluent registry also takes, a
+// base64 serialized FileDescriptorProto (what confluent-kafka's Python
+// serializer registers, imports included). It fails
 // with ErrInvalid, naming the file, line and column, when the source does
 // not compile, and when a file passes lim.
 func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schema, error) {
@@ -145,25 +146,29 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 			return io.NopCloser(strings.NewReader(src)), nil
 		},
 	}
-	serialized := decodeSerialized(main.Source)
+	// Each file, the schema's own or an import, is .proto text or a
+	// serialized descriptor (confluent-kafka's Python serializer registers
+	// a message's imports so too), named by its path whatever name it
+	// carries.
+	serialized := map[string]*descriptorpb.FileDescriptorProto{}
 	for _, f := range append([]File{main}, imports...) {
-		if f.Path == main.Path && serialized != nil {
+		fdp := decodeSerialized(f.Source)
+		if fdp == nil {
+			if err := checkText(f.Path, f.Source); err != nil {
+				return nil, err
+			}
 			continue
 		}
-		if err := checkText(f.Path, f.Source); err != nil {
-			return nil, err
+		fdp.Name = proto.String(f.Path)
+		if tooDeep(fdp.MessageType, 1) {
+			return nil, fmt.Errorf("%w: %s: message nesting depth must be less than %d (as in a .proto file)", ErrInvalid, f.Path, maxNesting)
 		}
-	}
-	if serialized != nil {
-		serialized.Name = proto.String(main.Path)
-		if tooDeep(serialized.MessageType, 1) {
-			return nil, fmt.Errorf("%w: message nesting depth must be less than %d (as in a .proto file)", ErrInvalid, maxNesting)
-		}
+		serialized[f.Path] = fdp
 	}
 	c := protocompile.Compiler{
 		Resolver: withBuiltins(protocompile.ResolverFunc(func(path string) (protocompile.SearchResult, error) {
-			if path == main.Path && serialized != nil {
-				return protocompile.SearchResult{Proto: serialized}, nil
+			if fdp, ok := serialized[path]; ok {
+				return protocompile.SearchResult{Proto: fdp}, nil
 			}
 			return sources.FindFileByPath(path)
 		})),
@@ -177,12 +182,30 @@ func Compile(ctx context.Context, main File, imports []File, lim Limits) (*Schem
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if serialized != nil {
-		if err := checkDescriptor(serialized, files[0]); err != nil {
-			return nil, err
+	for _, fd := range compiledFiles(files[0]) {
+		if fdp, ok := serialized[fd.Path()]; ok {
+			if err := checkDescriptor(fdp, fd); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return &Schema{file: files[0], origins: origins, descriptorForm: serialized != nil}, nil
+	return &Schema{file: files[0], origins: origins, descriptorForm: serialized[main.Path] != nil}, nil
+}
+
+// compiledFiles is fd and every file it imports, directly or not.
+func compiledFiles(fd protoreflect.FileDescriptor) []protoreflect.FileDescriptor {
+	out := []protoreflect.FileDescriptor{fd}
+	seen := map[string]bool{fd.Path(): true}
+	for i := 0; i < len(out); i++ {
+		imps := out[i].Imports()
+		for j := range imps.Len() {
+			if imp := imps.Get(j).FileDescriptor; !seen[imp.Path()] {
+				seen[imp.Path()] = true
+				out = append(out, imp)
+			}
+		}
+	}
+	return out
 }
 
 // mainPath is the path a schema given without one compiles under:

@@ -181,6 +181,54 @@ message Order { string placed_at = 1; message Line { int32 sku_id_2 = 1; } map<s
 	}
 }
 
+// TestCompileSerializedImport: an import may be a base64 serialized
+// FileDescriptorProto too, as the Confluent registry takes it: what
+// confluent-kafka's Python serializer registers for each file a message's
+// file imports (under the import's path), before the message's own file,
+// which references it. Imports were read as .proto text only, and such a
+// schema was refused ("shop/money.proto:1:1: syntax error").
+func TestCompileSerializedImport(t *testing.T) {
+	moneyText := `syntax = "proto3"; package shop.money; message Money { int64 units = 1; string currency_code = 2; }`
+	fdp := protodesc.ToFileDescriptorProto(mustCompile(t, moneyText).File())
+	fdp.Name = proto.String("other/name.proto") // the path the import is named by wins
+	for _, f := range fdp.MessageType[0].Field {
+		f.JsonName = nil // as generated code embeds it
+	}
+	b, err := proto.Marshal(fdp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	money := File{Path: "shop/money.proto", Source: base64.StdEncoding.EncodeToString(b), Origin: "shop/money.proto/1"}
+	order := `syntax = "proto3"; package shop; import "shop/money.proto"; message Order { shop.money.Money total = 1; }`
+	s, err := Compile(context.Background(), File{Source: order}, []File{money}, Limits{})
+	if err != nil {
+		t.Fatalf("a schema importing a serialized file: %v", err)
+	}
+	m, err := s.MessageType("shop.Order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.FromJSON([]byte(`{"total":{"units":"5","currencyCode":"EUR"}}`)); err != nil {
+		t.Fatalf("a value of the imported type: %v", err)
+	}
+	// The same types as the text form of the import.
+	text := mustCompile(t, order, File{Path: "shop/money.proto", Source: moneyText, Origin: "text"})
+	if d := Incompatible(Diff(text, s)); len(d) != 0 {
+		t.Fatalf("the serialized import differs from its text: %v", d)
+	}
+	// A serialized import is held to the rules a serialized schema is (a
+	// message field without its type: protocompile links it).
+	bad := protodesc.ToFileDescriptorProto(mustCompile(t, moneyText).File())
+	bad.MessageType[0].Field[0].Type = descriptorpb.FieldDescriptorProto_TYPE_MESSAGE.Enum()
+	if b, err = proto.Marshal(bad); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Compile(context.Background(), File{Source: order}, []File{{Path: "shop/money.proto", Source: base64.StdEncoding.EncodeToString(b)}}, Limits{})
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a broken serialized import: %v, want ErrInvalid", err)
+	}
+}
+
 // TestJSONName: protoc's default JSON names.
 func TestJSONName(t *testing.T) {
 	for in, want := range map[string]string{"id": "id", "placed_at": "placedAt", "sku_id_2": "skuId2", "a__b": "aB", "_x": "X", "x_": "x", "iOS_app": "iOSApp"} {

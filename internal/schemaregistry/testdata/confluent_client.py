@@ -116,4 +116,38 @@ data = ProtobufSerializer(Dated, fresh(), {"use.deprecated.format": False})(msg,
 check("serializer registered dt-value", fresh().get_latest_version("dt-value").schema_id == int.from_bytes(data[1:5], "big"))
 back = ProtobufDeserializer(Dated, {"use.deprecated.format": False}, fresh())(data, ctx)
 check("deserializer with the registry client", back == msg)
+
+# A message whose file imports another of the application's files: the
+# stock serializer registers the import first, under its path as the
+# subject, as a base64 FileDescriptorProto (not .proto text), then the
+# message's file with a reference to it; the stock deserializer fetches
+# both, serialized.
+price = descriptor_pb2.FileDescriptorProto(name="shop/price.proto", package="shop.price", syntax="proto3")
+pm = price.message_type.add(name="Price")
+pm.field.add(name="units", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_INT64,
+             label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+pm.field.add(name="currency_code", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+             label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+descriptor_pool.Default().Add(price)
+priced = descriptor_pb2.FileDescriptorProto(name="shop/priced.proto", package="shop", syntax="proto3",
+                                            dependency=["shop/price.proto"])
+qm = priced.message_type.add(name="Priced")
+qm.field.add(name="sku", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+             label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+qm.field.add(name="price", number=2, type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+             label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL, type_name=".shop.price.Price")
+descriptor_pool.Default().Add(priced)
+Price = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName("shop.price.Price"))
+Priced = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName("shop.Priced"))
+pctx = SerializationContext("priced", MessageField.VALUE)
+pmsg = Priced(sku="s-1", price=Price(units=1250, currency_code="EUR"))
+try:
+    pdata = ProtobufSerializer(Priced, fresh(), {"use.deprecated.format": False})(pmsg, pctx)
+except Exception as e:  # the serializer wraps the registry's refusal
+    check(f"serializer registered a message importing another file ({e})", False)
+check("import registered under its path", fresh().get_latest_version("shop/price.proto").version == 1)
+pv = fresh().get_latest_version("priced-value")
+check("importer registered with its reference", pv.schema_id == int.from_bytes(pdata[1:5], "big")
+      and [(r.name, r.subject, r.version) for r in pv.schema.references] == [("shop/price.proto", "shop/price.proto", 1)])
+check("deserializer fetches the import", ProtobufDeserializer(Priced, {"use.deprecated.format": False}, fresh())(pdata, pctx) == pmsg)
 print("all steps passed")
