@@ -66,9 +66,37 @@ func TestLatestIgnoresDeleted(t *testing.T) {
 	if code, body := get(t, base+"/subjects/orders-value/versions/1?deleted=true"); code != 200 || !strings.Contains(body, `"version":1`) {
 		t.Errorf("GET 1?deleted=true: %d %s; want the soft-deleted version 1", code, body)
 	}
-	// Deleting "latest" still deletes the newest live version: none left.
-	if err := cl.DeleteSchema(ctx, "orders-value", -1, sr.SoftDelete); code(err) != CodeSubjectNotFound {
-		t.Errorf("soft delete of latest with none live: %v, want 40401", err)
+	// Deleting "latest" still deletes the newest live version: none left,
+	// and the subject still exists with its deleted versions, so 40402, as
+	// Confluent's validateDeleteSchemaVersion answers (its hasSubjects
+	// counts deleted versions); an unknown subject is 40401.
+	for _, mode := range []sr.DeleteHow{sr.SoftDelete, sr.HardDelete} {
+		if err := cl.DeleteSchema(ctx, "orders-value", -1, mode); code(err) != CodeVersionNotFound {
+			t.Errorf("delete (permanent %v) of latest with none live: %v, want 40402", mode, err)
+		}
+	}
+	if err := cl.DeleteSchema(ctx, "nope", -1, sr.SoftDelete); code(err) != CodeSubjectNotFound {
+		t.Errorf("delete of latest of an unknown subject: %v, want 40401", err)
+	}
+}
+
+// TestVersionIDs: a version in a path is read as Confluent's VersionId
+// reads it: "latest" in any case, spaces around it trimmed, and a number
+// that is not a 32-bit integer invalid (42202), not a version not found.
+func TestVersionIDs(t *testing.T) {
+	cl, _, base := serve(t)
+	if _, err := cl.CreateSchema(t.Context(), "orders-value", proto(orderV1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"LATEST", "Latest", "%20latest", "1"} {
+		if c, body := get(t, base+"/subjects/orders-value/versions/"+v); c != 200 || !strings.Contains(body, `"version":1`) {
+			t.Errorf("GET versions/%s: %d %s; want version 1", v, c, body)
+		}
+	}
+	for _, v := range []string{"2147483648", "99999999999", "-9223372036854775809"} {
+		if c, body := get(t, base+"/subjects/orders-value/versions/"+v); c != 422 || !strings.Contains(body, `"error_code":42202`) {
+			t.Errorf("GET versions/%s: %d %s; want 422 42202", v, c, body)
+		}
 	}
 }
 

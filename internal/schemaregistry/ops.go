@@ -534,8 +534,10 @@ func referencedByLive(st *state, subject string, version int) []int {
 func (r *Registry) DeleteVersion(ctx context.Context, subject string, version int, permanent bool) (int, error) {
 	var done int
 	err := r.cleanup(ctx, func(st *state) (bool, error) {
-		deleted := version != latest // latest: the newest live version, else 40401
-		v, e := st.version(subject, version, deleted)
+		// Latest is the newest live version; with none, 40402 while the
+		// subject has soft-deleted versions (Confluent's
+		// validateDeleteSchemaVersion), 40401 once it has none.
+		v, e := st.version(subject, version, true)
 		if e != nil {
 			return false, e
 		}

@@ -210,18 +210,20 @@ func (st *state) subject(name string, deleted bool) (*subjectRec, *Error) {
 // latest is the subject's newest version: "latest" and -1 name it.
 const latest = -1
 
-// parseVersion reads a version path parameter: a positive number,
-// "latest" or -1.
+// parseVersion reads a version path parameter as Confluent's VersionId
+// does: spaces around it trimmed, "latest" in any case or -1, or a
+// positive 32-bit number.
 func parseVersion(s string) (int, *Error) {
-	if s == "latest" {
+	t := strings.TrimSpace(s)
+	if strings.EqualFold(t, "latest") {
 		return latest, nil
 	}
-	v, err := strconv.Atoi(s)
+	v, err := strconv.ParseInt(t, 10, 32)
 	if err != nil || v == 0 || v < latest {
 		return 0, errf(http.StatusUnprocessableEntity, CodeInvalidVersion,
 			"The specified version '%s' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"", s)
 	}
-	return v, nil
+	return int(v), nil
 }
 
 // version finds a version of a subject. Latest is the newest version
