@@ -3,6 +3,9 @@ package schemaregistry
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -171,5 +174,51 @@ func TestImportNeedsID(t *testing.T) {
 	}
 	if id, err := r.Register(ctx, "s", SchemaRequest{Schema: orderV2, SchemaType: Protobuf}); err != nil || id != 6 {
 		t.Fatalf("after the import: id %d, %v; want 6", id, err)
+	}
+}
+
+// TestLoweredLimitsKeepStoredSchemas: schema_registry.max_schema_bytes and
+// max_references bound what is registered, not what is stored. Lowered
+// after a schema was registered, they made it "no longer compile": its
+// records could not be fetched serialized by id (what confluent-kafka's
+// deserializer asks for), a typed table could not check or publish its
+// values, and every registration under its subject failed, its check
+// against the stored schema included.
+func TestLoweredLimitsKeepStoredSchemas(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openPebble(t, t.TempDir())
+	defer st.Close()
+	store := Catalog(st)
+	wide := New(store, Limits{})
+	refs := []Reference{{Name: "shop/money.proto", Subject: "shop.money", Version: 1}}
+	if _, err := wide.Register(ctx, "shop.money", SchemaRequest{Schema: money, SchemaType: Protobuf}); err != nil {
+		t.Fatal(err)
+	}
+	big := orderWithMoney + "// " + strings.Repeat("padding ", 40) + "\n"
+	id, err := wide.Register(ctx, "orders-value", SchemaRequest{Schema: big, SchemaType: Protobuf, References: refs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := Limits{MaxSchemaBytes: len(orderWithMoney) + 40, MaxReferences: 1}
+	if len(big) <= lim.MaxSchemaBytes {
+		t.Fatal("the stored schema is within the lowered limit")
+	}
+	narrow := New(store, lim)
+	if _, err := narrow.ByID(ctx, id); err != nil {
+		t.Fatalf("ByID(%d) of a schema stored under a higher limit: %v", id, err)
+	}
+	h := Handler(narrow, slog.New(slog.DiscardHandler), nil)
+	if a := call(t, h, "GET", "/schemas/ids/"+strconv.Itoa(id)+"?format=serialized", ""); a.code != 200 {
+		t.Errorf("GET the stored schema serialized: %d %s", a.code, a.body)
+	}
+	small := orderWithMoney + "// v2\n"
+	if _, err := narrow.Register(ctx, "orders-value", SchemaRequest{Schema: strings.Replace(small, "total = 2;", "total = 2; string note = 3;", 1),
+		SchemaType: Protobuf, References: refs}); err != nil {
+		t.Errorf("register a new version within the limit, checked against the stored one: %v", err)
+	}
+	// New schemas still obey the limits.
+	if _, err := narrow.Register(ctx, "other-value", SchemaRequest{Schema: big + "// other\n", SchemaType: Protobuf, References: refs}); errCode(err) != CodeSchemaTooLarge {
+		t.Errorf("a new schema over the limit: %v, want error code %d", err, CodeSchemaTooLarge)
 	}
 }

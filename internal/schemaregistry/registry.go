@@ -27,6 +27,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -181,7 +182,15 @@ func (r *Registry) swap(ctx context.Context, bounded bool, fn func(st *state) (s
 // schema keeps compiling, for reads by id, after what it imports was
 // soft-deleted behind its own deleted versions).
 func (r *Registry) compile(ctx context.Context, st *state, text string, refs []Reference, stored bool) (*schema.Schema, error) {
-	return compileWith(ctx, r.gate, stored, r.lim, text, refs, func(_ context.Context, ref Reference) (string, []Reference, string, error) {
+	lim := r.lim
+	if stored {
+		// A stored schema was within the limits it was registered under;
+		// lowered since (max_schema_bytes, max_references), they bound new
+		// schemas only, or its records could no longer be read by id. The
+		// document bounds what is stored, and the gate each compile.
+		lim.MaxSchemaBytes, lim.MaxReferences = math.MaxInt32, math.MaxInt32
+	}
+	return compileWith(ctx, r.gate, stored, lim, text, refs, func(_ context.Context, ref Reference) (string, []Reference, string, error) {
 		v, e := st.version(ref.Subject, ref.Version, stored)
 		if e != nil {
 			return "", nil, "", invalidSchema("reference %q (subject %q version %d): %s", ref.Name, ref.Subject, ref.Version, e.Message)
