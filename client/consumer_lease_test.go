@@ -24,13 +24,7 @@ func TestConsumerSlowHandlerPastLease(t *testing.T) {
 	defer srv.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 1})); err != nil {
-		t.Fatal(err)
-	}
+	c := dialTable(ctx, t, srv, 1)
 	const n = 6
 	for i := range n {
 		if _, err := c.Producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")})); err != nil {
@@ -82,13 +76,7 @@ func TestConsumerTableDropped(t *testing.T) {
 	defer srv.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 2})); err != nil {
-		t.Fatal(err)
-	}
+	c := dialTable(ctx, t, srv, 2)
 	if _, err := c.Producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("k"), Value: []byte("v")})); err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,19 @@ func (r *restartable) start() {
 // startRestartable starts a server on a temporary data dir, without
 // fsync, its configuration changed by mutate (if not nil); the caller
 // stops it.
+// dialTable dials srv and creates its table "t" of partitions partitions.
+func dialTable(ctx context.Context, t *testing.T, srv *restartable, partitions int32) *client.Client {
+	t.Helper()
+	c, err := client.Dial(client.Options{Addr: srv.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: partitions})); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func startRestartable(t *testing.T, mutate func(*config.Config)) *restartable {
 	t.Helper()
 	cfg := config.Default()

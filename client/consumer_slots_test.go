@@ -324,13 +324,7 @@ func TestConsumerReconnectsAfterConnectionClosed(t *testing.T) {
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	direct, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := direct.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 1})); err != nil {
-		t.Fatal(err)
-	}
+	direct := dialTable(ctx, t, srv, 1)
 	value := 0
 	put := func() string {
 		t.Helper()

@@ -158,13 +158,7 @@ func TestConsumerStreamDropsAfterSnapshotEndCommitted(t *testing.T) {
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	direct, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := direct.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 2})); err != nil {
-		t.Fatal(err)
-	}
+	direct := dialTable(ctx, t, srv, 2)
 	for _, k := range []string{"a", "b", "c"} {
 		if _, err := direct.Producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte(k), Value: []byte(`{}`)})); err != nil {
 			t.Fatal(err)

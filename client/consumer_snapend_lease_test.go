@@ -27,13 +27,7 @@ func TestConsumerSnapshotEndPastLeaseServer(t *testing.T) {
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 1})); err != nil {
-		t.Fatal(err)
-	}
+	c := dialTable(ctx, t, srv, 1)
 	if _, err := c.Producer.Put(ctx, connect.NewRequest(&wailv1.PutRequest{Table: "t", Key: []byte("a"), Value: []byte(`{}`)})); err != nil {
 		t.Fatal(err)
 	}

@@ -21,13 +21,7 @@ func TestConsumerCursorBeforeNext(t *testing.T) {
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 2})); err != nil {
-		t.Fatal(err)
-	}
+	c := dialTable(ctx, t, srv, 2)
 	cons, err := client.NewConsumer(ctx, c.Events, client.ConsumerConfig{Table: "t", From: "latest"})
 	if err != nil {
 		t.Fatal(err)

@@ -26,13 +26,7 @@ func TestGroupChurn(t *testing.T) {
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 4})); err != nil {
-		t.Fatal(err)
-	}
+	c := dialTable(ctx, t, srv, 4)
 	var (
 		mu      sync.Mutex
 		ackedTo = map[int32]int64{} // per partition, the highest next whose Ack returned

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"connectrpc.com/connect"
-
 	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
 	"github.com/wail-cdc/wail/client"
 )
@@ -25,13 +23,7 @@ func TestProducerServerRestarts(t *testing.T) {
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 3})); err != nil {
-		t.Fatal(err)
-	}
+	c := dialTable(ctx, t, srv, 3)
 	p, err := client.NewProducer(client.Options{Addr: srv.addr}, client.ProducerConfig{Linger: time.Millisecond,
 		RetryBackoff: 10 * time.Millisecond, RetryBackoffMax: 100 * time.Millisecond})
 	if err != nil {

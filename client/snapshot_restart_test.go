@@ -28,13 +28,7 @@ func TestSnapshotThenStreamAcrossRestart(t *testing.T) {
 	defer func() { srv.stop() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := client.Dial(client.Options{Addr: srv.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin.CreateTable(ctx, connect.NewRequest(&wailv1.CreateTableRequest{Name: "t", Partitions: 3})); err != nil {
-		t.Fatal(err)
-	}
+	c := dialTable(ctx, t, srv, 3)
 	const keys = 80
 	write := func(i int) {
 		k := []byte(fmt.Sprintf("k%02d", rand.IntN(keys)))
