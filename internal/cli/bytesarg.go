@@ -147,14 +147,17 @@ func isPrintable(b []byte) bool {
 	return true
 }
 
-// displayBytes shows b as text when printable, else as 0x-prefixed hex. A
-// limit > 0 truncates the result to that many characters, marked with "...".
+// displayBytes shows b as text when printable, else as 0x-prefixed hex;
+// text that starts with "0x" (or "0X") too, or it would pass for other
+// bytes shown as hex (the text "0x6bff" for the bytes 6b ff), as the
+// console shows it. A limit > 0 truncates the result to that many
+// characters, marked with "...".
 func displayBytes(b []byte, limit int) string {
 	var s string
 	switch {
 	case len(b) == 0:
 		return `""`
-	case isPrintable(b):
+	case isPrintable(b) && !(len(b) >= 2 && b[0] == '0' && (b[1] == 'x' || b[1] == 'X')):
 		s = string(b)
 	default:
 		s = "0x" + hex.EncodeToString(b)

@@ -100,6 +100,12 @@ func TestDisplayBytes(t *testing.T) {
 		{[]byte("a\nb"), 0, "0x610a62"},
 		{[]byte("héllo wörld"), 5, "héllo..."},
 		{[]byte{0xff, 0xff, 0xff}, 4, "0xff..."},
+		// Text that starts with 0x is shown as hex too: "0x6bff" would
+		// pass for the bytes 6b ff (as in the console).
+		{[]byte("0x6bff"), 0, "0x307836626666"},
+		{[]byte("0Xa"), 0, "0x305861"},
+		{[]byte("0"), 0, "0"},
+		{[]byte("x0"), 0, "x0"},
 	}
 	for _, tc := range tests {
 		if got := displayBytes(tc.in, tc.limit); got != tc.want {

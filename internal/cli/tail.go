@@ -30,8 +30,9 @@ func newTailCmd(g *globals) *cobra.Command {
 		Short: "Stream the change events of a table until Ctrl-C (or --until-end)",
 		Long: "Stream the change events of a table, one line per event:\n" +
 			"  PARTITION/OFFSET OP key=KEY version=N value=VALUE\n" +
-			"Keys and values print as text when printable, else as 0x-prefixed hex;\n" +
-			"values are cut at 200 characters. --json prints each SubscribeResponse\n" +
+			"Keys and values print as text when printable (and not starting with\n" +
+			"0x), else as 0x-prefixed hex; values are cut at 200 characters.\n" +
+			"--json prints each SubscribeResponse\n" +
 			"(event, partition, offset, cursor) as one line of protojson.\n" +
 			"--until-end stops at the end of what the table's events held when tail\n" +
 			"started and prints the cursor to resume from on stderr (\"cursor: C\");\n" +
