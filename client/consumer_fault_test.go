@@ -97,11 +97,30 @@ func (s *scripted) opened() []string {
 
 func (s *scripted) serve(t *testing.T) wailv1connect.EventServiceClient {
 	t.Helper()
+	return serveEvents(t, s)
+}
+
+// serveEvents serves h over HTTP for the test and returns a client of it.
+func serveEvents(t *testing.T, h wailv1connect.EventServiceHandler) wailv1connect.EventServiceClient {
+	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(s))
+	mux.Handle(wailv1connect.NewEventServiceHandler(h))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return wailv1connect.NewEventServiceClient(srv.Client(), srv.URL)
+}
+
+// snapshotMember opens member m of group g of table t from "snapshot"
+// on events, reconnecting at once; it is closed at the test's end.
+func snapshotMember(ctx context.Context, t *testing.T, events wailv1connect.EventServiceClient) *client.Consumer {
+	t.Helper()
+	c, err := client.NewConsumer(ctx, events, client.ConsumerConfig{Table: "t", Group: "g", Member: "m", Start: "snapshot",
+		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 // TestConsumerUntilEndNeedsItsEnd: an until-end subscription whose

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -252,18 +250,9 @@ func TestConsumerSnapshotEndToldNotCommitted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := &scripted{grps: tc.grps}
-			mux := http.NewServeMux()
-			mux.Handle(wailv1connect.NewEventServiceHandler(ackingScripted{s}))
-			srv := httptest.NewServer(mux)
-			defer srv.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", Group: "g", Member: "m", Start: "snapshot",
-				Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := snapshotMember(ctx, t, serveEvents(t, ackingScripted{s}))
 			m, err := c.Next(ctx)
 			if err != nil || !m.Snapshot {
 				t.Fatalf("snapshot row: %v, %v", m, err)

@@ -3,8 +3,6 @@ package client_test
 import (
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,18 +21,9 @@ import (
 // member's next stream.
 func snapEndTold(t *testing.T, s *scripted, h wailv1connect.EventServiceHandler) (client.Message, error) {
 	t.Helper()
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(h))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
-	c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", Group: "g", Member: "m", Start: "snapshot",
-		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := snapshotMember(ctx, t, serveEvents(t, h))
 	m, err := c.Next(ctx)
 	if err != nil || !m.Snapshot {
 		t.Fatalf("snapshot row: %v, %v", m, err)
@@ -170,18 +159,9 @@ func TestConsumerNoEndAfterInterrupted(t *testing.T) {
 		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeUnavailable, last: 100 * time.Millisecond},
 	}}
 	h := &endCounting{scripted: s}
-	mux := http.NewServeMux()
-	mux.Handle(wailv1connect.NewEventServiceHandler(h))
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, err := client.NewConsumer(ctx, wailv1connect.NewEventServiceClient(srv.Client(), srv.URL), client.ConsumerConfig{Table: "t", Group: "g", Member: "m", Start: "snapshot",
-		Reconnect: client.Reconnect{MinWait: time.Millisecond, MaxWait: time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := snapshotMember(ctx, t, serveEvents(t, h))
 	row, err := c.Next(ctx)
 	if err != nil || !row.Snapshot {
 		t.Fatalf("snapshot row: %v, %v", row, err)
