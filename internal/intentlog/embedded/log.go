@@ -280,16 +280,13 @@ func Open(dir string, opts Options) (*Log, error) {
 // ErrCorrupt, names its own fix).
 func openErr(dir string, err error) error {
 	err = fileErr(err)
+	access := vfs.AccessAdvice(dir, err)
 	switch {
 	case errors.Is(err, intentlog.ErrCorrupt) || !errors.Is(err, intentlog.ErrStorage):
 	case errors.Is(err, intentlog.ErrNoSpace):
 		return fmt.Errorf("embedded: open %s: %w; free space on its disk (df -h %s) and start again", dir, err, dir)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("embedded: open %s: %w; the data dir must belong to the user wail runs as: "+
-			"give it to that user (chown -R USER %s, with the rest of the data dir) or run wail as its owner (ls -ln %s), and start again", dir, err, dir, dir)
-	case errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("embedded: open %s: %w; mount its file system read-write (findmnt -T %s), and start again; "+
-			"if the kernel remounted it read-only after errors, check the disk first (dmesg, smartctl -a)", dir, err, dir)
+	case access != nil:
+		return fmt.Errorf("embedded: open %s: %w", dir, access)
 	default:
 		return fmt.Errorf("embedded: open %s: %w; check its disk (dmesg, smartctl -a) and start again; "+
 			"a file the disk cannot read any more: restore %s from a backup (with the rest of the data dir)", dir, err, dir)

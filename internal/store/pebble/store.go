@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -47,6 +46,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/wail-cdc/wail/internal/store"
+	wailvfs "github.com/wail-cdc/wail/internal/vfs"
 )
 
 const (
@@ -288,7 +288,7 @@ func backgroundError(fail *failure, dir string, err error) error {
 	switch {
 	case errors.Is(err, syscall.ENOSPC):
 		return fmt.Errorf("the store failed to write its files while opening: %w; free space on its disk (df -h %s) and start again", err, dir)
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.EROFS):
+	case wailvfs.AccessAdvice(dir, err) != nil:
 		return openError(fail, dir, err)
 	}
 	return fmt.Errorf("the store failed on its disk while opening: %w; check the disk (dmesg, smartctl -a) and start again", err)
@@ -302,13 +302,10 @@ func openError(fail *failure, dir string, err error) error {
 	if d := fail.openDamage(); d != nil {
 		return d
 	}
+	if access := wailvfs.AccessAdvice(dir, err); access != nil {
+		return access
+	}
 	switch {
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%w; the data dir must belong to the user wail runs as: give it to that user (chown -R USER %s, with the rest of the data dir) "+
-			"or run wail as its owner (ls -ln %s), and start again", err, dir, dir)
-	case errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("%w; mount its file system read-write (findmnt -T %s), and start again; "+
-			"if the kernel remounted it read-only after errors, check the disk first (dmesg, smartctl -a)", err, dir)
 	case pebble.IsCorruptionError(err):
 		return damaged("a file of the store", err)
 	case errors.Is(err, os.ErrNotExist): // a file the MANIFEST names
