@@ -477,6 +477,20 @@ func TestConfigNormalize(t *testing.T) {
 	if code, got := put(t, base+"/config/a", `{}`); code != 422 || !strings.Contains(got, "42203") {
 		t.Errorf("PUT /config/a {}: %d %s; want 422 42203", code, got)
 	}
+	// GET answers compatibilityLevel; a PUT of what GET answered sets it
+	// (Confluent reads only "compatibility" and ignores the other).
+	if code, got := put(t, base+"/config/a", `{"compatibilityLevel": "FORWARD"}`); code != 200 {
+		t.Errorf("PUT /config/a compatibilityLevel: %d %s", code, got)
+	}
+	if code, got := get(t, base+"/config/a"); code != 200 || !strings.Contains(got, `"compatibilityLevel":"FORWARD"`) {
+		t.Errorf("GET /config/a after a PUT of compatibilityLevel: %d %s; want FORWARD", code, got)
+	}
+	if code, got := put(t, base+"/config/a", `{"compatibility": "NONE", "compatibilityLevel": "FULL"}`); code != 200 {
+		t.Errorf("PUT /config/a both: %d %s", code, got)
+	}
+	if code, got := get(t, base+"/config/a"); code != 200 || !strings.Contains(got, `"compatibilityLevel":"NONE"`) {
+		t.Errorf("GET /config/a after a PUT of both names: %d %s; want compatibility's NONE", code, got)
+	}
 }
 
 // del sends DELETE to url.

@@ -257,8 +257,7 @@ func (h *handler) body(w http.ResponseWriter, req *http.Request) (SchemaRequest,
 	limit := int64(h.r.lim.MaxSchemaBytes)*2 + maxBodyOverhead // JSON may double a text's size
 	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, limit))
 	if err := dec.Decode(&sr); err != nil {
-		h.fail(w, bodyError(err, fmt.Sprintf("schema_registry.max_schema_bytes is %d", h.r.lim.MaxSchemaBytes),
-			errf(http.StatusUnprocessableEntity, CodeInvalidSchema, "Invalid schema: the body is not a schema request in JSON: %v", err)))
+		h.fail(w, bodyError(err, fmt.Sprintf("schema_registry.max_schema_bytes is %d", h.r.lim.MaxSchemaBytes), "a schema request"))
 		return sr, false
 	}
 	return sr, true
@@ -274,8 +273,10 @@ var ErrBusy = errors.New("the server is busy")
 // large (413; limit says which setting), not arrived in time (408, as the
 // Confluent registry's web layer answers: the server's read deadline,
 // api.read_timeout under wail serve), refused for now (429: ErrBusy),
-// else invalid.
-func bodyError(err error, limit string, invalid *Error) *Error {
+// else not JSON of the request's shape (400 with error_code 400, as
+// Confluent's JsonParseExceptionMapper and JsonMappingExceptionMapper
+// answer; what names the body expected).
+func bodyError(err error, limit, what string) *Error {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -285,7 +286,7 @@ func bodyError(err error, limit string, invalid *Error) *Error {
 	case errors.Is(err, ErrBusy):
 		return errf(http.StatusTooManyRequests, http.StatusTooManyRequests, "%v", err)
 	}
-	return invalid
+	return errf(http.StatusBadRequest, http.StatusBadRequest, "The body is not %s in JSON: %v", what, err)
 }
 
 // formatted applies a request's format parameter to a schema answer, as
@@ -478,10 +479,23 @@ func (h *handler) getConfig(w http.ResponseWriter, req *http.Request) {
 }
 
 func (h *handler) putConfig(w http.ResponseWriter, req *http.Request) {
-	var b Config
-	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || (b.Compatibility == "" && b.Normalize == nil) {
-		h.fail(w, bodyError(err, "a compatibility level's body",
-			errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility, "Invalid compatibility level: send {\"compatibility\": \"BACKWARD\"} or another level, or {\"normalize\": true}")))
+	var body struct {
+		Config
+		// Level is the name GET answers the level under; Confluent reads
+		// only "compatibility" (and ignores this one), so a PUT of what GET
+		// answered would change nothing there. "compatibility" wins.
+		Level string `json:"compatibilityLevel"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&body); err != nil {
+		h.fail(w, bodyError(err, "a compatibility level's body", "a compatibility level's body"))
+		return
+	}
+	b := body.Config
+	if b.Compatibility == "" {
+		b.Compatibility = body.Level
+	}
+	if b.Compatibility == "" && b.Normalize == nil {
+		h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidCompatibility, "Invalid compatibility level: send {\"compatibility\": \"BACKWARD\"} or another level, or {\"normalize\": true}"))
 		return
 	}
 	_, err := h.r.SetConfig(req.Context(), req.PathValue("subject"), b)
@@ -505,9 +519,12 @@ func (h *handler) getMode(w http.ResponseWriter, req *http.Request) {
 
 func (h *handler) putMode(w http.ResponseWriter, req *http.Request) {
 	var b modeBody
-	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil || b.Mode == "" {
-		h.fail(w, bodyError(err, "a mode's body",
-			errf(http.StatusUnprocessableEntity, CodeInvalidMode, "Invalid mode: send {\"mode\": \"READWRITE\"} or another mode")))
+	if err := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBodyOverhead)).Decode(&b); err != nil {
+		h.fail(w, bodyError(err, "a mode's body", "a mode's body"))
+		return
+	}
+	if b.Mode == "" {
+		h.fail(w, errf(http.StatusUnprocessableEntity, CodeInvalidMode, "Invalid mode: send {\"mode\": \"READWRITE\"} or another mode"))
 		return
 	}
 	_, err := h.r.SetMode(req.Context(), req.PathValue("subject"), b.Mode, flag(req, "force"))

@@ -63,7 +63,15 @@ func TestErrorBodies(t *testing.T) {
 		{"a compatibility test by GET", "GET", "/compatibility/subjects/x/versions", "", 405, 405, "takes POST"},
 		{"avro", "POST", "/subjects/a/versions", `{"schema": "{\"type\": \"string\"}"}`, 422, 42201, "set \"schemaType\": \"PROTOBUF\""},
 		{"json schema", "POST", "/subjects/a/versions", `{"schema": "{}", "schemaType": "JSON"}`, 422, 42201, "this one is JSON"},
-		{"not json", "POST", "/subjects/a/versions", `schema please`, 422, 42201, "not a schema request in JSON"},
+		// Confluent's web layer (rest-utils' JsonParseExceptionMapper and
+		// JsonMappingExceptionMapper) answers 400 with error_code 400 for a
+		// body that is not JSON or not of the request's shape.
+		{"not json", "POST", "/subjects/a/versions", `schema please`, 400, 400, "not a schema request in JSON"},
+		{"json of another shape", "POST", "/subjects/a/versions", `{"schema": 7}`, 400, 400, "not a schema request in JSON"},
+		{"empty body", "POST", "/subjects/a/versions", ``, 400, 400, "not a schema request in JSON"},
+		{"config not json", "PUT", "/config", `{"compatibility": `, 400, 400, "not a compatibility level's body in JSON"},
+		{"mode not json", "PUT", "/mode/a", `mode`, 400, 400, "not a mode's body in JSON"},
+		{"no level", "PUT", "/config", `{}`, 422, 42203, "Invalid compatibility level"},
 		{"empty", "POST", "/subjects/a/versions", reg("  "), 422, 42201, "the schema is empty"},
 		{"syntax error", "POST", "/subjects/a/versions", reg("syntax = \"proto3\";\nmessage {"), 422, 42201, "Invalid schema: schema.proto:2:9"},
 		{"schema too large", "POST", "/subjects/a/versions", reg(`syntax = "proto3"; message A { int32 x = 1; }` + strings.Repeat("\n", 300)), 422, 42209, "over schema_registry.max_schema_bytes (200)"},
