@@ -170,16 +170,22 @@ func (f *serveFlags) config(cmd *cobra.Command, role func(*config.Config)) (conf
 // serve runs the server until the command's context ends.
 func serve(cmd *cobra.Command, g *globals, cfg config.Config) error {
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The address first: New creates the data dir, which a taken port
+	// would otherwise leave behind.
+	ln, err := server.Listen(cfg.Listen, "listen (--listen)")
+	if err != nil {
+		return err
+	}
 	server.TuneMemory(cfg.Memory, g.memoryEnv())
 	srv, err := server.New(cfg, logger)
 	if err != nil {
-		return err
+		return errors.Join(err, ln.Close())
 	}
 	dir := cfg.DataDir
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
-	err = srv.Run(cmd.Context(), func(addr string) {
+	err = srv.Serve(cmd.Context(), ln, func(addr string) {
 		if !strings.Contains(addr, "://") {
 			scheme := "http://"
 			if cfg.Security.TLS.Enabled() {

@@ -246,9 +246,9 @@ func (s *Server) serveMetrics() (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := Listen(addr, "security.metrics_listen")
 	if err != nil {
-		return nil, fmt.Errorf("server: metrics listen: %w", err)
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))

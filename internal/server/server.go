@@ -28,6 +28,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -506,11 +507,35 @@ func (s *Server) recovered(_ context.Context, spec connect.Spec, _ http.Header, 
 // finishes in-flight ones, drains the resolver, commits and closes. It
 // returns nil after a clean shutdown.
 func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	ln, err := Listen(s.cfg.Listen, "listen (--listen)")
 	if err != nil {
-		return errors.Join(fmt.Errorf("server: listen: %w", err), s.closeBy(time.Time{}))
+		return errors.Join(err, s.closeBy(time.Time{}))
 	}
 	return s.Serve(ctx, ln, ready)
+}
+
+// Listen listens on addr, the value of setting; its error says what to
+// run and change for the usual causes (another process on the port, a
+// port below 1024 without the right, an address of no interface here).
+// wail serve listens before New, so a failure leaves nothing created.
+func Listen(addr, setting string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	var hint string
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		hint = fmt.Sprintf("another process listens there (ss -ltnp 'sport = :%s' names it): stop it, or set %s to a free address", port, setting)
+	case errors.Is(err, syscall.EACCES):
+		hint = fmt.Sprintf("a port below 1024 needs root or CAP_NET_BIND_SERVICE: set %s to a port above 1023, or grant the capability", setting)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = fmt.Sprintf("no interface of this host has that address (ip -brief address lists them): set %s to one of them, 127.0.0.1 or 0.0.0.0", setting)
+	default:
+		return nil, fmt.Errorf("server: %s %s: %w", setting, addr, err)
+	}
+	return nil, fmt.Errorf("server: %s %s: %w; %s", setting, addr, err, hint)
 }
 
 // maxReadFrameBytes is the largest HTTP/2 frame the server takes, the
