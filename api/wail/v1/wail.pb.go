@@ -4265,9 +4265,16 @@ type ConsumeRequest struct {
 	// processed, leaves the group without positions and the next member
 	// takes the snapshot again (its rows at least once). Unset (clients
 	// before it): the end is committed once every row was sent.
-	AckSnapshot   bool `protobuf:"varint,5,opt,name=ack_snapshot,json=ackSnapshot,proto3" json:"ack_snapshot,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AckSnapshot bool `protobuf:"varint,5,opt,name=ack_snapshot,json=ackSnapshot,proto3" json:"ack_snapshot,omitempty"`
+	// told_snapshot_id: the snapshot_id of a snapshot_end this member
+	// acknowledged (AckRequest.snapshot_end) on an earlier stream, which
+	// dropped before the member's join told it the end was committed. The
+	// join then carries committed_snapshot_id, so that the member can tell
+	// its own snapshot's end from another member's that the group committed
+	// meanwhile. 0: none.
+	ToldSnapshotId uint64 `protobuf:"varint,6,opt,name=told_snapshot_id,json=toldSnapshotId,proto3" json:"told_snapshot_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConsumeRequest) Reset() {
@@ -4333,6 +4340,13 @@ func (x *ConsumeRequest) GetAckSnapshot() bool {
 		return x.AckSnapshot
 	}
 	return false
+}
+
+func (x *ConsumeRequest) GetToldSnapshotId() uint64 {
+	if x != nil {
+		return x.ToldSnapshotId
+	}
+	return 0
 }
 
 // PartitionGrant is a partition given to a member: its events follow from
@@ -4434,9 +4448,18 @@ type ConsumeResponse struct {
 	// are lost to the group, which reads on from the log's start. next is
 	// past them: acknowledging it commits the gap (and every event before
 	// it on the partition); the next event's acknowledgement does too.
-	Gap           *RetentionGap `protobuf:"bytes,11,opt,name=gap,proto3" json:"gap,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Gap *RetentionGap `protobuf:"bytes,11,opt,name=gap,proto3" json:"gap,omitempty"`
+	// committed_snapshot_id, on the member's join of a request with
+	// told_snapshot_id, is the snapshot_id of the snapshot whose end the
+	// group's positions were committed at: told_snapshot_id, the member's
+	// own (its rows are the group's), or another member's (they are not:
+	// the member's snapshot was not committed, and the group went on after
+	// the other one). 0: the server does not know (the positions are not a
+	// snapshot's end acknowledged by its member: a member's start from
+	// "beginning" or "latest", a reset; or a server before this field).
+	CommittedSnapshotId uint64 `protobuf:"varint,12,opt,name=committed_snapshot_id,json=committedSnapshotId,proto3" json:"committed_snapshot_id,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ConsumeResponse) Reset() {
@@ -4544,6 +4567,13 @@ func (x *ConsumeResponse) GetGap() *RetentionGap {
 		return x.Gap
 	}
 	return nil
+}
+
+func (x *ConsumeResponse) GetCommittedSnapshotId() uint64 {
+	if x != nil {
+		return x.CommittedSnapshotId
+	}
+	return 0
 }
 
 type PartitionAck struct {
@@ -6600,17 +6630,18 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x06cursor\x18\x04 \x01(\tR\x06cursor\x12\x1a\n" +
 	"\bsnapshot\x18\x05 \x01(\bR\bsnapshot\x12.\n" +
 	"\x06events\x18\x06 \x03(\v2\x16.wail.v1.StreamedEventR\x06events\x12'\n" +
-	"\x03gap\x18\a \x01(\v2\x15.wail.v1.RetentionGapR\x03gap\"\x8d\x01\n" +
+	"\x03gap\x18\a \x01(\v2\x15.wail.v1.RetentionGapR\x03gap\"\xb7\x01\n" +
 	"\x0eConsumeRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x16\n" +
 	"\x06member\x18\x03 \x01(\tR\x06member\x12\x14\n" +
 	"\x05start\x18\x04 \x01(\tR\x05start\x12!\n" +
-	"\fack_snapshot\x18\x05 \x01(\bR\vackSnapshot\"\\\n" +
+	"\fack_snapshot\x18\x05 \x01(\bR\vackSnapshot\x12(\n" +
+	"\x10told_snapshot_id\x18\x06 \x01(\x04R\x0etoldSnapshotId\"\\\n" +
 	"\x0ePartitionGrant\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xf3\x02\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\"\xa7\x03\n" +
 	"\x0fConsumeResponse\x12*\n" +
 	"\x05event\x18\x01 \x01(\v2\x14.wail.v1.ChangeEventR\x05event\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
@@ -6624,7 +6655,8 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\n" +
 	" \x01(\x04R\n" +
 	"snapshotId\x12'\n" +
-	"\x03gap\x18\v \x01(\v2\x15.wail.v1.RetentionGapR\x03gap\"V\n" +
+	"\x03gap\x18\v \x01(\v2\x15.wail.v1.RetentionGapR\x03gap\x122\n" +
+	"\x15committed_snapshot_id\x18\f \x01(\x04R\x13committedSnapshotId\"V\n" +
 	"\fPartitionAck\x12\x1c\n" +
 	"\tpartition\x18\x01 \x01(\x05R\tpartition\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x12\n" +
