@@ -221,7 +221,7 @@ func (c *Consumer) open(from string) error {
 	)
 	if c.cfg.Group != "" {
 		g, err = c.events.Consume(ctx, connect.NewRequest(&wailv1.ConsumeRequest{Table: c.cfg.Table, Group: c.cfg.Group,
-			Member: c.cfg.Member, Start: c.cfg.Start, AckSnapshot: true}))
+			Member: c.cfg.Member, Start: c.cfg.Start, AckSnapshot: true, ToldSnapshotId: c.toldSnapshotID()}))
 	} else {
 		s, err = c.events.Subscribe(ctx, connect.NewRequest(&wailv1.SubscribeRequest{Table: c.cfg.Table, From: from,
 			UntilEnd: c.cfg.UntilEnd, MaxBatchEvents: c.cfg.MaxBatchEvents, FailOnGap: c.cfg.FailOnGap}))
@@ -269,7 +269,7 @@ func (c *Consumer) setStream(g *connect.ServerStreamForClient[wailv1.ConsumeResp
 	}
 	if g != nil {
 		c.group = g
-		c.snap = snapshotAcks{stream: c.snap.stream + 1, told: c.snap.told}
+		c.snap = snapshotAcks{stream: c.snap.stream + 1, told: c.snap.told, toldID: c.snap.toldID}
 		c.lost = lostAssignments{}
 	} else {
 		c.sub = s
@@ -348,7 +348,20 @@ func (c *Consumer) receive(ctx context.Context) error {
 		// snapshot: the server sends the member's join (an empty message)
 		// once the snapshot's end is committed.
 		c.rc.inSnapshot = (r.Event != nil && r.Snapshot) || r.SnapshotEnd
-		if again := (r.Event != nil && r.Snapshot) || r.SnapshotEnd; c.snapshotTold(again) && again {
+		again := (r.Event != nil && r.Snapshot) || r.SnapshotEnd
+		told, toldID := c.snapshotTold(again)
+		if told && !again && r.CommittedSnapshotId != 0 && r.CommittedSnapshotId != toldID {
+			// The member's join, after this member told the server the
+			// end of its snapshot on a stream that dropped: the server did
+			// not commit that end, and another member took the snapshot
+			// and committed its own meanwhile (the join says whose end the
+			// group's positions are). This member's rows are not the
+			// group's: the changes between the two ends would be missed.
+			_ = c.Close()
+			return fmt.Errorf("consumer of %s: %w (the snapshot's end was not committed: the stream dropped first, and another member's snapshot was committed meanwhile)",
+				c.cfg.Table, ErrSnapshotInterrupted)
+		}
+		if told && again {
 			// A snapshot row, or a snapshot's end, after this member told
 			// the server the end of its snapshot (neither follows the end
 			// on its stream): the stream it was on dropped, and the server

@@ -81,8 +81,10 @@ const SteadyStream = DefaultSteadyAfter
 // member whose stream drops once it acknowledged the snapshot's end joins
 // again instead (the server may have committed that end): it fails with
 // ErrSnapshotInterrupted only if the snapshot comes again (its rows, or
-// its end when it has none: the end was not committed), else goes on
-// after the snapshot.
+// its end when it has none: the end was not committed) or its join says
+// that the group's positions are another member's snapshot's end (this
+// one's was not committed, and the group goes on after that one), else
+// goes on after the snapshot.
 var ErrSnapshotInterrupted = errors.New("the stream dropped during a snapshot, which cannot be resumed")
 
 // startCursorHeader is api.StartCursorHeader: a subscription's start.

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,5 +173,75 @@ func TestConsumerNoEndAfterInterrupted(t *testing.T) {
 	_ = c.Ack(ctx, row)
 	if n := h.ends.Load(); n != 0 {
 		t.Fatalf("the Ack of the row after ErrSnapshotInterrupted acknowledged the snapshot's end (%d times): a server that still held the stream would commit it", n)
+	}
+}
+
+// toldRecording is a scripted event service that takes every
+// acknowledgement and records each Consume request's told_snapshot_id.
+type toldRecording struct {
+	*scripted
+	mu   sync.Mutex
+	told []uint64
+}
+
+func (r *toldRecording) Consume(ctx context.Context, req *connect.Request[wailv1.ConsumeRequest], st *connect.ServerStream[wailv1.ConsumeResponse]) error {
+	r.mu.Lock()
+	r.told = append(r.told, req.Msg.ToldSnapshotId)
+	r.mu.Unlock()
+	return r.scripted.Consume(ctx, req, st)
+}
+
+func (*toldRecording) Ack(context.Context, *connect.Request[wailv1.AckRequest]) (*connect.Response[wailv1.AckResponse], error) {
+	return connect.NewResponse(&wailv1.AckResponse{}), nil
+}
+
+func (r *toldRecording) requests() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]uint64(nil), r.told...)
+}
+
+// TestConsumerSnapshotEndOtherCommitted: a group member acknowledged its
+// snapshot's end (7), taken, and the stream dropped before the server
+// committed it (the drop cancelled the commit, or the process died);
+// another member, waiting, took the snapshot and committed its end (8)
+// before this one joined again. The join says whose end the group's
+// positions are (committed_snapshot_id, asked with told_snapshot_id):
+// another snapshot's, so this member's rows are not the group's (the
+// changes between the two ends would be missed), and Next fails with
+// ErrSnapshotInterrupted. Before, the join said nothing and the member
+// went on with its rows kept.
+func TestConsumerSnapshotEndOtherCommitted(t *testing.T) {
+	t.Parallel()
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeUnavailable, last: 200 * time.Millisecond},
+		{msgs: []*wailv1.ConsumeResponse{{CommittedSnapshotId: 8}, {Event: toldChange, Partition: 1, Offset: 5, Epoch: 1, Next: 6}}, hold: true},
+	}}
+	h := &toldRecording{scripted: s}
+	m, err := snapEndTold(t, s, h)
+	if !errors.Is(err, client.ErrSnapshotInterrupted) {
+		t.Fatalf("Next: %v (%v), want ErrSnapshotInterrupted: the group's positions are another member's snapshot's end", err, m.Event)
+	}
+	if got := h.requests(); len(got) != 2 || got[0] != 0 || got[1] != 7 {
+		t.Fatalf("told_snapshot_id of the Consume requests: %v, want [0 7]", got)
+	}
+}
+
+// TestConsumerSnapshotEndOwnCommitted: as above, but the group's
+// positions are this member's snapshot's end (the server committed it
+// after the drop): the member goes on after its join, its rows kept.
+func TestConsumerSnapshotEndOwnCommitted(t *testing.T) {
+	t.Parallel()
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeUnavailable, last: 200 * time.Millisecond},
+		{msgs: []*wailv1.ConsumeResponse{{CommittedSnapshotId: 7}, {Event: toldChange, Partition: 1, Offset: 5, Epoch: 1, Next: 6}}, hold: true},
+	}}
+	h := &toldRecording{scripted: s}
+	m, err := snapEndTold(t, s, h)
+	if err != nil || m.Event.GetVersion() != toldChange.Version {
+		t.Fatalf("Next: %v, %v; want the change after the join", m.Event, err)
+	}
+	if got := h.requests(); len(got) != 2 || got[1] != 7 {
+		t.Fatalf("told_snapshot_id of the Consume requests: %v, want [0 7]", got)
 	}
 }

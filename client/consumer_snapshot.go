@@ -40,6 +40,11 @@ type snapshotAcks struct {
 	// (the server aborted the snapshot: past the group lease, say) says
 	// it was not taken: told is false again.
 	told bool
+	// toldID is the id of the end told (with told): the next stream's
+	// request carries it (ConsumeRequest.told_snapshot_id), and the
+	// member's join answers whose snapshot's end the group's positions
+	// are (committed_snapshot_id).
+	toldID uint64
 	// taken: an acknowledgement of this stream's end may have been taken
 	// (answered, or its answer lost): a refusal of a later one (the end
 	// was acknowledged already) says nothing.
@@ -85,17 +90,29 @@ func (c *Consumer) ackSnapshotRow(ctx context.Context, m Message) error {
 }
 
 // snapshotTold reports whether this member told the server a snapshot's
-// end (the server may have committed it), and forgets it unless again (a
-// snapshot row or end: the snapshot taken again): a stream's other
-// message (the member's join) says the snapshot is over.
-func (c *Consumer) snapshotTold(again bool) bool {
+// end (the server may have committed it), and which (its id), and forgets
+// it unless again (a snapshot row or end: the snapshot taken again): a
+// stream's other message (the member's join) says the snapshot is over.
+func (c *Consumer) snapshotTold(again bool) (bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	told := c.snap.told
+	told, id := c.snap.told, c.snap.toldID
 	if !again {
-		c.snap.told = false
+		c.snap.told, c.snap.toldID = false, 0
 	}
-	return told
+	return told, id
+}
+
+// toldSnapshotID is the id of the snapshot's end this member told on a
+// stream that dropped before its join (0: none): the request of the next
+// stream carries it.
+func (c *Consumer) toldSnapshotID() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.snap.told {
+		return 0
+	}
+	return c.snap.toldID
 }
 
 // snapDueLocked says whether the end's acknowledgement is due now (and
@@ -106,7 +123,7 @@ func (c *Consumer) snapDueLocked() bool {
 	if !c.snap.ended || c.snap.sent || c.snap.acked < c.snap.rows {
 		return false
 	}
-	c.snap.sent, c.snap.told = true, true
+	c.snap.sent, c.snap.told, c.snap.toldID = true, true, c.snap.id
 	return true
 }
 
@@ -166,7 +183,7 @@ func (c *Consumer) ackSnapshotEnd(ctx context.Context, stream, id uint64) error 
 			// Not taken: the server cannot have committed the end (it
 			// aborted the snapshot), and a drop of the stream is one
 			// during the snapshot (midSnapshot).
-			c.snap.told = false
+			c.snap.told, c.snap.toldID = false, 0
 		}
 		c.mu.Unlock()
 		return fmt.Errorf("%w: %w", ErrAckRefused, err)
