@@ -32,6 +32,9 @@ type Events interface {
 	// AckSnapshotEnd acknowledges the end of the snapshot member takes
 	// (GroupSnapshot.End, which gave id).
 	AckSnapshotEnd(table, name, member string, id uint64) error
+	// CommittedSnapshot returns the id of the snapshot whose end the
+	// group's positions were committed at (0: not known).
+	CommittedSnapshot(ctx context.Context, table, name string) (uint64, error)
 	ListGroups(ctx context.Context, table string) ([]string, error)
 	DescribeGroup(ctx context.Context, table, name string) (eventbus.GroupDescription, error)
 	ResetGroup(ctx context.Context, table, name, to string) ([]group.PartitionState, error)
@@ -141,8 +144,22 @@ func (s *EventService) Consume(ctx context.Context, req *connect.Request[wailv1.
 	// The join, an empty message (not Send(nil), which only flushes the
 	// headers and reaches no client): after a snapshot it tells the member
 	// that the snapshot is over and its end committed, even if no
-	// partition is granted to it yet.
-	if err := stream.Send(&wailv1.ConsumeResponse{}); err != nil {
+	// partition is granted to it yet. To a member that told a snapshot's
+	// end on a stream that dropped, it says whose snapshot's end the
+	// group's positions are: its own, or another member's that was
+	// committed instead (its rows are not the group's).
+	join := &wailv1.ConsumeResponse{}
+	if m.ToldSnapshotId != 0 {
+		id, err := s.bus.CommittedSnapshot(ctx, m.Table, m.Group)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			return eventError(err)
+		}
+		join.CommittedSnapshotId = id
+	}
+	if err := stream.Send(join); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)

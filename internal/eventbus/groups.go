@@ -115,6 +115,18 @@ func (s *Service) AckSnapshotEnd(table, name, member string, id uint64) error {
 	return s.groups.AckSnapshotEnd(t, name, member, id)
 }
 
+// CommittedSnapshot returns the id of the snapshot (GroupSnapshot.End's)
+// whose end the group's positions were committed at, 0 when not known
+// (group.Groups.CommittedSnapshot). Errors: ErrNoGroups, ErrNotFound,
+// ErrInvalid, ctx's, or the log or store failing.
+func (s *Service) CommittedSnapshot(ctx context.Context, table, name string) (uint64, error) {
+	t, err := s.groupTable(table, name)
+	if err != nil {
+		return 0, err
+	}
+	return s.groups.CommittedSnapshot(ctx, t, name)
+}
+
 // AckGroup commits a member's acknowledgements durably; refused are the
 // partitions whose acknowledgement was not taken, and why. Errors:
 // ErrNoGroups, ErrNotFound, ErrInvalid, group.ErrNotMember,

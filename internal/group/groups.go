@@ -46,7 +46,9 @@ var ErrTableDropped = errors.New("the group's table was dropped")
 // id of the table's topic the group's positions were of and the table's
 // creation time (registryValue; empty when the log has no topic ids, or
 // written by an older wail), which a load that finds no positions
-// compares (positionsLost).
+// compares (positionsLost). A group that took a snapshot also has a
+// record "table/group/snapshot" (not a group name: List skips it) saying
+// whose snapshot's end its positions are (CommittedSnapshot).
 const registryTopic = "wail.groups"
 
 var groupName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}$`)
@@ -857,6 +859,12 @@ func (g *Groups) reset(ctx context.Context, t Table, name string, offsets map[in
 		}
 		if err := g.register(ctx, t, name, pin); err != nil {
 			return err
+		}
+	}
+	if !onlyNew {
+		// The positions are no snapshot's end any more.
+		if err := g.recordSnapshot(ctx, t, name, 0); err != nil {
+			return fmt.Errorf("group %s of %s: %w", name, t.Name, err)
 		}
 	}
 	if _, err := g.commitAll(ctx, t, name, fs, offsets); err != nil {

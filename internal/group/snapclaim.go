@@ -90,6 +90,9 @@ type SnapshotRun struct {
 	// behind wail's back has another, whose events below the old end
 	// the group would skip: TestSnapshotEndAfterTopicCreatedAgain).
 	topicID intentlog.TopicID
+	// endID: the id of the end its member acknowledged (AwaitEnd; 0:
+	// none), recorded once the end is committed (CommittedSnapshot).
+	endID uint64
 }
 
 // Count adds n rows sent (progress, in DescribeGroup).
@@ -111,9 +114,17 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 		}
 		return err
 	}
+	// No record may name a snapshot whose end the positions are not:
+	// cleared first, and this one's id written once committed.
+	if err := g.recordSnapshot(ctx, r.t, r.name, 0); err != nil {
+		return fmt.Errorf("group %s of %s: the snapshot's end: %w", r.name, r.t.Name, err)
+	}
 	if r.gr == nil {
 		err := g.reset(ctx, r.t, r.name, offsets, true, r.topicID)
 		r.commit.Store(err == nil)
+		if err == nil {
+			r.recordCommitted(ctx)
+		}
 		return err
 	}
 	st, err := g.sharedView(ctx, r.t, r.name)
@@ -161,6 +172,7 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 		return fmt.Errorf("%w: the commit returned after this process's lease lapsed", ErrSnapshotLost)
 	}
 	r.commit.Store(true)
+	r.recordCommitted(ctx) // before Snapshot gives the claim up (CommittedSnapshot)
 	return nil
 }
 

@@ -2,11 +2,14 @@ package group
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/wail-cdc/wail/internal/intentlog"
 )
 
 // The snapshot's end, acknowledged. A member that asks for it (a client
@@ -50,12 +53,14 @@ func (r *SnapshotRun) AwaitEnd(ctx context.Context, tell func(id uint64) error) 
 	defer timer.Stop()
 	select {
 	case <-w.done:
+		r.endID = w.id
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-timer.C:
 		select {
 		case <-w.done: // it came with the timer: taken
+			r.endID = w.id
 			return nil
 		default:
 		}
@@ -100,4 +105,95 @@ func (g *Groups) AckSnapshotEnd(t Table, name, member string, id uint64) error {
 	}
 	w.once.Do(func() { close(w.done) })
 	return nil
+}
+
+// Whose snapshot the group's positions are. A member that acknowledged
+// its snapshot's end and whose stream dropped before its join does not
+// know whether the end was committed: the drop may have cancelled the
+// commit (or the process died), and another member, waiting, may have
+// taken the snapshot and committed its own end before this one joins
+// again. Its join says it (CommittedSnapshot): the id of the snapshot
+// whose end the group's positions were committed at, kept in the group
+// registry (a record of its own per group: key "table/group/snapshot",
+// which List skips, value the table's creation time and the id,
+// big-endian). A snapshot's commit clears it first (0) and writes its
+// id once the commit succeeded, so the record never names a snapshot
+// whose end the positions are not; a reset clears it. 0 says nothing is
+// known (positions of a member's start, a reset, a commit whose record
+// could not be written, or a wail before it).
+
+// snapshotRecordKey is the registry key of a group's committed snapshot.
+func snapshotRecordKey(t Table, name string) []byte {
+	return []byte(t.Name + "/" + name + "/snapshot")
+}
+
+// recordSnapshot writes id as the group's committed snapshot (0: none
+// known).
+func (g *Groups) recordSnapshot(ctx context.Context, t Table, name string, id uint64) error {
+	v := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(t.Created)), id)
+	if err := g.log.CreateTopic(ctx, registryTopic, 1, intentlog.TopicOptions{Compact: true}); err != nil {
+		return fmt.Errorf("group registry: %w", err)
+	}
+	if err := g.log.Append(ctx, registryTopic, []*intentlog.Record{{Key: snapshotRecordKey(t, name), Value: v}}); err != nil {
+		return fmt.Errorf("group registry: the group's committed snapshot: %w", err)
+	}
+	return nil
+}
+
+// recordCommitted writes the id of the snapshot whose end run just
+// committed (acknowledged by its member; 0 otherwise: nothing to write,
+// the commit cleared the record). Best effort, and not under the
+// snapshot's context, which the member's drop ends: without it, a member
+// whose acknowledged end was not committed is not told that this one was
+// (its join says nothing, and it goes on as before).
+func (r *SnapshotRun) recordCommitted(ctx context.Context) {
+	if r.endID == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.g.lease)
+	defer cancel()
+	if err := r.g.recordSnapshot(ctx, r.t, r.name, r.endID); err != nil {
+		r.g.logger.Warn("consumer group: could not record which snapshot's end the group's positions are; a member whose own snapshot's end "+
+			"was not committed (its stream dropped first) and that joins again is not told, and keeps its rows",
+			"table", r.t.Name, "group", r.name, "err", err, "action", "check the log (`wail doctor`)")
+	}
+}
+
+// CommittedSnapshot returns the id of the snapshot (SnapshotRun.AwaitEnd's)
+// whose end the group's positions were committed at, 0 when not known. In
+// a group shared by processes it first waits, at most a lease, while
+// another process holds the snapshot claim: a taker writes the id after
+// its commit, before it gives the claim up, and a member of another
+// process may have found its positions and joined in between.
+func (g *Groups) CommittedSnapshot(ctx context.Context, t Table, name string) (uint64, error) {
+	if g.shared != nil {
+		deadline := time.Now().Add(g.lease)
+		for {
+			st, err := g.sharedView(ctx, t, name)
+			if err != nil {
+				return 0, err
+			}
+			if st.Snapshot == nil || time.Now().After(deadline) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(g.syncTick()):
+			}
+		}
+	}
+	key := string(snapshotRecordKey(t, name))
+	var last []byte
+	if err := g.scanRegistry(ctx, func(rec intentlog.Record) {
+		if string(rec.Key) == key {
+			last = rec.Value
+		}
+	}); err != nil {
+		return 0, fmt.Errorf("group %s of %s: %w", name, t.Name, err)
+	}
+	if len(last) != 16 || int64(binary.BigEndian.Uint64(last)) != t.Created {
+		return 0, nil // none, or of a table dropped since
+	}
+	return binary.BigEndian.Uint64(last[8:]), nil
 }
