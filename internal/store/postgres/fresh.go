@@ -30,7 +30,9 @@ const DefaultReplicaWait = 50 * time.Millisecond
 // commit acknowledged before t: its covered time becomes t. Earlier
 // samples of P are kept, so a replica that replayed one of them is
 // covered up to that sample's time. A replica that is not in recovery
-// (no replay position) counts as covered. Probe errors cover nothing:
+// (pg_is_in_recovery(): a promoted replica, the primary itself) counts
+// as covered: its replay position, if it has one, is that of the
+// recovery it ran when it started, and never moves again. Probe errors cover nothing:
 // the reads wait out ReplicaWait. A replica whose circuit breaker is open
 // (sqlstore.Breaker) is not probed.
 type freshness struct {
@@ -124,7 +126,13 @@ func (f *freshness) run() {
 
 const (
 	primaryLSNSQL = `SELECT (pg_current_wal_flush_lsn() - '0/0')::bigint`
-	replayLSNSQL  = `SELECT coalesce((pg_last_wal_replay_lsn() - '0/0')::bigint, -1)`
+	// replayLSNSQL: -1 for a server not in recovery, whatever
+	// pg_last_wal_replay_lsn() says: that stays at the last record of
+	// the recovery the server ran at its start (after a crash, or before
+	// its promotion), a position the primary's has long passed, and is
+	// NULL only for a server started without one; 0 for a standby that
+	// replayed nothing yet (it covers nothing).
+	replayLSNSQL = `SELECT CASE WHEN pg_is_in_recovery() THEN coalesce((pg_last_wal_replay_lsn() - '0/0')::bigint, 0) ELSE -1 END`
 )
 
 // probe samples the primary, then every replica (see freshness).

@@ -116,3 +116,34 @@ func BenchmarkReplicaReadAfterWrite(b *testing.B) {
 		})
 	}
 }
+
+// TestReplicaWaitNotInRecovery: a replica level served by a server that
+// is not in recovery (a promoted replica, or the primary named as one)
+// has nothing to replay: it covers every read at once, and a read there
+// does not wait ReplicaWait.
+func TestReplicaWaitNotInRecovery(t *testing.T) {
+	t.Parallel()
+	s := openFresh(t, false, func(o *Options) {
+		o.ReplicaDSNs = []string{o.DSN}
+		o.ReplicaWait = 5 * time.Second
+	})
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "fn"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.Apply(ctx, "fn", []store.Mutation{{Key: []byte("k"), Value: []byte("v"), Version: uint64(i + 1)}}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if got := versionAt(t, s, "fn", "k", 0); got != uint64(i+1) {
+			t.Fatalf("read %d at the replica level: version %d, want %d", i, got, i+1)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("read %d at a replica level not in recovery took %s: it waited for a replay that never comes", i, took)
+		}
+	}
+	if _, stale := s.ReplicaWaits(); stale != 0 {
+		t.Errorf("%d reads gave up waiting on a server not in recovery", stale)
+	}
+}
