@@ -32,6 +32,7 @@ func TestDefinite(t *testing.T) {
 		{"wrapped", fmt.Errorf("x: %w", notSent{io.EOF}), true},
 		{"the caller's deadline mid-write", context.DeadlineExceeded, false},
 		{"the connection lost", io.ErrUnexpectedEOF, false},
+		{"pgconn says nothing was sent", fmt.Errorf("x: %w", unsent{io.ErrUnexpectedEOF}), true},
 	}
 	for _, tc := range tests {
 		if got := definite(tc.err); got != tc.want {
@@ -39,6 +40,12 @@ func TestDefinite(t *testing.T) {
 		}
 	}
 }
+
+// unsent is an error pgconn.SafeToRetry reports as one before anything
+// was sent (as pgconn's own connect and write errors do).
+type unsent struct{ error }
+
+func (unsent) SafeToRetry() bool { return true }
 
 // TestEnded: only the server ending the session before the statement
 // completed makes a pipeline's error definite (notRun).
