@@ -121,4 +121,10 @@ func TestReplicaLagsTable(t *testing.T) {
 	if _, _, err := s.Get(ctx, "never", []byte("k"), 0); !errors.Is(err, store.ErrUnknownTable) {
 		t.Errorf("Get(never) at level 0: %v, want ErrUnknownTable", err)
 	}
+	if reads, err := s.GetMany(ctx, "late", [][]byte{[]byte("k")}, 0); err != nil || len(reads) != 1 || reads[0].Found {
+		t.Errorf("GetMany at level 0 before the replica has the table: %+v, %v", reads, err)
+	}
+	if _, err := s.GetMany(ctx, "never", [][]byte{[]byte("k")}, 0); !errors.Is(err, store.ErrUnknownTable) {
+		t.Errorf("GetMany(never) at level 0: %v, want ErrUnknownTable", err)
+	}
 }

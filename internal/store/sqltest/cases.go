@@ -128,6 +128,21 @@ func testCurrent[S Store](t *testing.T, c Config[S]) {
 	if _, err := s.Apply(ctx, "cur", []store.Mutation{put("x", 1<<63)}); err == nil {
 		t.Error("version 2^63 was accepted")
 	}
+	// Version 0 is greater than nothing: a write of an absent key at 0
+	// is applied (MySQL tells it from the versions read before and after
+	// the write, an absent row's being -1), and one more at 0 is not.
+	for i, applied := range []bool{true, false} {
+		out, err := s.Apply(ctx, "cur", []store.Mutation{put("z", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out[0] != (store.Outcome{Applied: applied}) {
+			t.Errorf("write %d of absent key z at version 0: %+v, want applied %v", i+1, out[0], applied)
+		}
+	}
+	if row, found, err := s.Get(ctx, "cur", []byte("z"), 0); err != nil || !found || row.Version != 0 {
+		t.Errorf("z after its write at version 0: %+v, found %v, %v", row, found, err)
+	}
 }
 
 // testClosed: after Close, with a replica, Check and ReplicaLag fail with
