@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -133,5 +135,143 @@ func TestMultiRows(t *testing.T) {
 	chunks := NewMultiRows(big).Chunks()
 	if len(chunks) != 3 || len(chunks[0]) != MultiGetChunk || len(chunks[2]) != 1 {
 		t.Errorf("%d keys in chunks of %d, %d, ...", len(big), len(chunks[0]), len(chunks[len(chunks)-1]))
+	}
+}
+
+// rowsOf is a result set of rows of (key, value, version, deleted,
+// schema id), failing with err once they are read.
+type rowsOf struct {
+	rows [][]any
+	err  error
+	i    int
+}
+
+func (r *rowsOf) Next() bool { r.i++; return r.i <= len(r.rows) }
+
+func (r *rowsOf) Scan(dest ...any) error {
+	for j, v := range r.rows[r.i-1] {
+		reflect.ValueOf(dest[j]).Elem().Set(reflect.ValueOf(v))
+	}
+	return nil
+}
+
+func (r *rowsOf) Err() error { return r.err }
+
+// TestReadMany: a chunk that fails fails GetMany with what fail makes of
+// its error, never answers its keys "not found" (which would pass for
+// their state); fail's nil (a replica that lacks the table yet) answers
+// them not found. A result set that ends in an error fails its chunk.
+func TestReadMany(t *testing.T) {
+	t.Parallel()
+	keys := [][]byte{[]byte("a"), []byte("b")}
+	boom := errors.New("connection lost mid-read")
+	for _, tc := range []struct {
+		name     string
+		rowsErr  error // the result set's error after its rows
+		failed   error // what fail makes of it
+		wantErr  bool
+		wantRead bool // a found
+	}{
+		{"answered", nil, nil, false, true},
+		{"the result set fails", boom, boom, true, false},
+		{"the replica lacks the table", boom, nil, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var failedWith error
+			reads, err := ReadMany(keys, func(chunk [][]byte, m *MultiRows) error {
+				return m.Scan(&rowsOf{rows: [][]any{{[]byte("a"), []byte("va"), int64(3), false, int64(0)}}, err: tc.rowsErr})
+			}, func(err error) error {
+				failedWith = err
+				return tc.failed
+			})
+			if (err != nil) != tc.wantErr || (err != nil && !errors.Is(err, tc.failed)) {
+				t.Fatalf("ReadMany = %+v, %v; want error %v", reads, err, tc.wantErr)
+			}
+			if tc.rowsErr != nil && !errors.Is(failedWith, tc.rowsErr) {
+				t.Errorf("fail was given %v, want the result set's error", failedWith)
+			}
+			if err == nil && (len(reads) != 2 || reads[0].Found != tc.wantRead || reads[1].Found) {
+				t.Errorf("reads %+v", reads)
+			}
+		})
+	}
+}
+
+// TestReplicasRefused: a replica refused fails its reads at once with the
+// refusal, until RefusedRecheck passes or Recheck is called; Refuse and
+// Accept report the changes the store logs (first refusal, accepted
+// again).
+func TestReplicasRefused(t *testing.T) {
+	t.Parallel()
+	var rs Replicas
+	rs.Add("replica-0", "a:1")
+	rs.Add("replica-1", "b:1")
+	if rs.Accept(0) {
+		t.Error("Accept of a replica never refused says it was refused")
+	}
+	if _, first := rs.Refuse(1, "another cluster"); !first {
+		t.Error("the first refusal is not reported first")
+	}
+	if _, first := rs.Refuse(1, "another cluster"); first {
+		t.Error("a second refusal is reported first")
+	}
+	if n := rs.Refused(); n != 1 {
+		t.Errorf("Refused = %d, want 1", n)
+	}
+	var no *NotOurs
+	if _, err := rs.Admit(1); !errors.As(err, &no) || no.Level != "replica-1" || !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Admit of a refused replica: %v, want its NotOurs", err)
+	}
+	if _, err := rs.Admit(0); err != nil {
+		t.Errorf("Admit of the other replica: %v", err)
+	}
+	if _, err := rs.Admit(2); err != nil { // the primary
+		t.Errorf("Admit of the primary: %v", err)
+	}
+	rs.Recheck(1)
+	if _, err := rs.Admit(1); err != nil {
+		t.Errorf("Admit after Recheck: %v, want the read let through to check it again", err)
+	}
+	if !rs.Accept(1) {
+		t.Error("Accept of a refused replica does not say it was refused")
+	}
+	if rs.Accept(1) || rs.Refused() != 0 {
+		t.Errorf("after Accept: accepted again, or %d refused", rs.Refused())
+	}
+}
+
+// TestCheckAtOpen: replicas that answer and are not ours fail Open, all
+// of them named; one that does not answer is left to be checked when it
+// connects.
+func TestCheckAtOpen(t *testing.T) {
+	t.Parallel()
+	down := errors.New("connection refused")
+	var unreached []int
+	var mu sync.Mutex
+	err := CheckAtOpen(4, func(i int) error {
+		switch i {
+		case 1, 3:
+			return fmt.Errorf("check: %w", &NotOurs{Level: fmt.Sprintf("replica-%d", i), Why: "another cluster"})
+		case 2:
+			return down
+		}
+		return nil
+	}, func(i int, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if errors.Is(err, down) {
+			unreached = append(unreached, i)
+		}
+	})
+	var no *NotOurs
+	if !errors.As(err, &no) || !strings.Contains(err.Error(), "replica-1") || !strings.Contains(err.Error(), "replica-3") || errors.Is(err, down) {
+		t.Errorf("CheckAtOpen = %v, want the refusals of replicas 1 and 3 only", err)
+	}
+	if !reflect.DeepEqual(unreached, []int{2}) {
+		t.Errorf("unreached %v, want [2]", unreached)
+	}
+	if err := CheckAtOpen(2, func(int) error { return nil }, func(int, error) { t.Error("unreached called") }); err != nil {
+		t.Errorf("CheckAtOpen of replicas that are ours: %v", err)
 	}
 }
