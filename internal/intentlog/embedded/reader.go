@@ -203,10 +203,49 @@ func (r *reader) read(v view) ([]intentlog.Record, error) {
 	}
 	r.p.readOK(s, pos, fr.pos)
 	if len(out) > maxReadRecords {
-		r.pending = out[maxReadRecords:]
+		r.pending = compact(out[maxReadRecords:])
 		out = out[:maxReadRecords:maxReadRecords]
 	}
 	return out, nil
+}
+
+// compact returns a copy of recs whose bytes (keys, values, headers) are
+// copied into one buffer of their own: records held between reads
+// (pending) then keep only their own bytes, not the read's chunk of the
+// file (256 KiB), record array and header array they alias, which a
+// reader of each partition of every stream whose client reads nothing
+// held (half a MiB each, counted in no read-ahead budget).
+func compact(recs []intentlog.Record) []intentlog.Record {
+	n, h := 0, 0
+	for i := range recs {
+		n += len(recs[i].Key) + len(recs[i].Value) + len(recs[i].RouteKey)
+		for _, x := range recs[i].Headers {
+			n += len(x.Value)
+		}
+		h += len(recs[i].Headers)
+	}
+	buf := make([]byte, 0, n)
+	hdrs := make([]intentlog.Header, 0, h)
+	take := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		buf = append(buf, b...)
+		return buf[len(buf)-len(b) : len(buf) : len(buf)]
+	}
+	out := make([]intentlog.Record, len(recs))
+	for i, r := range recs {
+		r.Key, r.Value, r.RouteKey = take(r.Key), take(r.Value), take(r.RouteKey)
+		if r.Headers != nil {
+			k := len(hdrs)
+			for _, x := range r.Headers {
+				hdrs = append(hdrs, intentlog.Header{Key: x.Key, Value: take(x.Value)})
+			}
+			r.Headers = hdrs[k:len(hdrs):len(hdrs)]
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // offsetGap is the ErrCorrupt of a read whose batches skip the offset it
