@@ -477,7 +477,7 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, id intentlog.Top
 				continue
 			}
 			b.events = append(b.events, ev)
-			b.size += int64(len(recs[i].Key) + len(recs[i].Value))
+			b.size += ev.memory()
 		}
 		if b.size, err = buf.Acquire(ctx, b.size); err != nil {
 			return err
