@@ -57,6 +57,16 @@ type epochMark struct {
 // older than its marks is committed without an epoch (not validated).
 const maxEpochMarks = 64
 
+// readerFetchBytes bounds what a reader's client fetches at once, and
+// holds buffered ahead of Next (one fetch): a reader reads one partition,
+// and every partition of every event stream has one, so a stream whose
+// client reads nothing holds that (decoded: several times its bytes for
+// small records) per partition, twice. A record batch larger still is
+// fetched whole (Kafka returns the first batch whatever the limits).
+// The limit was max_message_bytes (4 MiB), four times per fetch: a
+// stalled stream of a table of 4 partitions held some 90 MiB.
+const readerFetchBytes = 1 << 20
+
 // NewReader returns a reader of a partition from offset on. A negative
 // offset fails at once; an unknown topic or partition, or an offset outside
 // [start, end], fails the first Next.
@@ -202,8 +212,8 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 		kgo.KeepRetryableFetchErrors(),              // to see a topic deleted (convert drops the others)
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()), // out of range is an error, never a jump
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxBytes(r.l.opts.MaxMessageBytes*4),
-		kgo.FetchMaxPartitionBytes(r.l.opts.MaxMessageBytes),
+		kgo.FetchMaxBytes(readerFetchBytes),
+		kgo.FetchMaxPartitionBytes(readerFetchBytes),
 	)
 	opts = append(opts, r.l.opts.ExtraClientOpts...)
 	cl, err := kgo.NewClient(opts...)
