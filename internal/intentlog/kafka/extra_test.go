@@ -43,8 +43,13 @@ func TestTopicConfigs(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]map[string]string{
-			plain:  {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": "4194304"},
-			events: {"cleanup.policy": "compact,delete", "retention.ms": "3600000", "retention.bytes": "1048576"},
+			plain: {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1", "max.message.bytes": "4194304"},
+			// min.compaction.lag.ms: a delete's event outlives compaction
+			// as long as its tombstone does (delete.retention.ms), for a
+			// consumer that is behind: wail's streams pass tombstones, and
+			// without it the event went at the next compaction, so such a
+			// consumer never saw the delete (deleteEventLag).
+			events: {"cleanup.policy": "compact,delete", "retention.ms": "3600000", "retention.bytes": "1048576", "min.compaction.lag.ms": "86400000"},
 		}
 		rcs, err := l.adm.DescribeTopicConfigs(ctx, plain, events)
 		if err != nil {

@@ -203,11 +203,25 @@ func (l *Log) topicConfigs(opts intentlog.TopicOptions) map[string]*string {
 		"retention.bytes":   kadm.StringPtr(strconv.FormatInt(retentionBytes, 10)),
 		"max.message.bytes": kadm.StringPtr(strconv.Itoa(int(l.opts.MaxMessageBytes))),
 	}
+	if opts.Compact {
+		cfg["min.compaction.lag.ms"] = kadm.StringPtr(strconv.FormatInt(deleteEventLag.Milliseconds(), 10))
+	}
 	for k, v := range l.opts.TopicConfigs {
 		cfg[k] = kadm.StringPtr(v)
 	}
 	return cfg
 }
+
+// deleteEventLag is the min.compaction.lag.ms of compacted topics: the
+// least time compaction leaves a record in place, Kafka's default
+// delete.retention.ms (how long it keeps a tombstone). A delete's event
+// is followed by a tombstone of its key, which compaction keeps in its
+// place; event streams pass tombstones (they carry no event), so a
+// consumer that was behind when its segment was compacted (at the next
+// roll: seconds, with large values) never saw the delete, and kept the
+// key. With the lag, a consumer behind by less than a day sees every
+// delete, as a Kafka consumer of the tombstones does.
+const deleteEventLag = 24 * time.Hour
 
 // awaitTopic waits until the metadata shows topic with a leader for each of
 // its partitions; ErrPartitionMismatch when it has another count.
