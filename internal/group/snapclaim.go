@@ -150,7 +150,22 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 	if len(prev) > 0 { // a member joined and left since the check above
 		return errPositionsMeanwhile
 	}
-	gr := r.gr
+	if err := r.commitShared(ctx, fs, offsets); err != nil {
+		return err
+	}
+	// Before Snapshot gives the claim up (CommittedSnapshot), and not
+	// under the group's lock: the write may take a lease, and this
+	// process's syncs, which renew every group's lease in turn, would
+	// wait for it (TestSharedSnapshotRecordHoldsNoGroupLock).
+	r.recordCommitted(ctx)
+	return nil
+}
+
+// commitShared commits the snapshot's end of a shared group under the
+// group's lock, once no member is in it and while this process holds the
+// claim and its lease.
+func (r *SnapshotRun) commitShared(ctx context.Context, fs map[int32]fenced, offsets map[int32]int64) error {
+	g, gr := r.g, r.gr
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
 	if m := gr.core.Members(); len(m) > 0 {
@@ -172,7 +187,6 @@ func (r *SnapshotRun) Commit(ctx context.Context, offsets map[int32]int64) error
 		return fmt.Errorf("%w: the commit returned after this process's lease lapsed", ErrSnapshotLost)
 	}
 	r.commit.Store(true)
-	r.recordCommitted(ctx) // before Snapshot gives the claim up (CommittedSnapshot)
 	return nil
 }
 
