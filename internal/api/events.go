@@ -33,7 +33,8 @@ type Events interface {
 	// (GroupSnapshot.End, which gave id).
 	AckSnapshotEnd(table, name, member string, id uint64) error
 	// CommittedSnapshot returns the id of the snapshot whose end the
-	// group's positions were committed at (0: not known).
+	// group's positions were committed at (0: not known); it fails past
+	// two group leases.
 	CommittedSnapshot(ctx context.Context, table, name string) (uint64, error)
 	ListGroups(ctx context.Context, table string) ([]string, error)
 	DescribeGroup(ctx context.Context, table, name string) (eventbus.GroupDescription, error)

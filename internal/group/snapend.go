@@ -164,8 +164,13 @@ func (r *SnapshotRun) recordCommitted(ctx context.Context) {
 // a group shared by processes it first waits, at most a lease, while
 // another process holds the snapshot claim: a taker writes the id after
 // its commit, before it gives the claim up, and a member of another
-// process may have found its positions and joined in between.
+// process may have found its positions and joined in between. It fails
+// past two leases (a store or a registry that does not answer): the
+// member asking has joined, and its partitions wait for its join
+// (TestCommittedSnapshotHungRegistry).
 func (g *Groups) CommittedSnapshot(ctx context.Context, t Table, name string) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*g.lease)
+	defer cancel()
 	if g.shared != nil {
 		deadline := time.Now().Add(g.lease)
 		for {
@@ -190,7 +195,7 @@ func (g *Groups) CommittedSnapshot(ctx context.Context, t Table, name string) (u
 			last = rec.Value
 		}
 	}); err != nil {
-		return 0, fmt.Errorf("group %s of %s: %w", name, t.Name, err)
+		return 0, fmt.Errorf("group %s of %s: whose snapshot's end the positions are: %w", name, t.Name, err)
 	}
 	if len(last) != 16 || int64(binary.BigEndian.Uint64(last)) != t.Created {
 		return 0, nil // none, or of a table dropped since
