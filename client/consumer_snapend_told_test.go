@@ -245,3 +245,26 @@ func TestConsumerSnapshotEndOwnCommitted(t *testing.T) {
 		t.Fatalf("told_snapshot_id of the Consume requests: %v, want [0 7]", got)
 	}
 }
+
+// TestConsumerSnapshotEndToldAcrossFailedJoin: as
+// TestConsumerSnapshotEndOtherCommitted, but the first join again fails
+// (the server could not read whose snapshot the group's positions are:
+// unavailable, before any message): the member keeps its told end across
+// it, asks again on the next stream, and fails there with
+// ErrSnapshotInterrupted.
+func TestConsumerSnapshotEndToldAcrossFailedJoin(t *testing.T) {
+	t.Parallel()
+	s := &scripted{grps: []scriptedStream[wailv1.ConsumeResponse]{
+		{msgs: []*wailv1.ConsumeResponse{{Event: toldRow, Snapshot: true}, {SnapshotEnd: true, SnapshotId: 7}}, code: connect.CodeUnavailable, last: 200 * time.Millisecond},
+		{code: connect.CodeUnavailable},
+		{msgs: []*wailv1.ConsumeResponse{{CommittedSnapshotId: 8}, {Event: toldChange, Partition: 1, Offset: 5, Epoch: 1, Next: 6}}, hold: true},
+	}}
+	h := &toldRecording{scripted: s}
+	m, err := snapEndTold(t, s, h)
+	if !errors.Is(err, client.ErrSnapshotInterrupted) {
+		t.Fatalf("Next: %v (%v), want ErrSnapshotInterrupted: the group's positions are another member's snapshot's end", err, m.Event)
+	}
+	if got := h.requests(); len(got) != 3 || got[0] != 0 || got[1] != 7 || got[2] != 7 {
+		t.Fatalf("told_snapshot_id of the Consume requests: %v, want [0 7 7]", got)
+	}
+}

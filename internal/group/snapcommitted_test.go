@@ -130,3 +130,25 @@ func TestSharedCommittedSnapshotWaitsForTheClaim(t *testing.T) {
 		t.Fatal("CommittedSnapshot still waits after the claim was given up")
 	}
 }
+
+// TestCommittedSnapshotRecordNotAGroup: the record saying whose snapshot
+// a group's positions are (key "table/group/snapshot") is no group of
+// its own: List (the console, `wail group ls`) shows the group once, and
+// a group named like the record's key cannot be made (names have no
+// '/').
+func TestCommittedSnapshotRecordNotAGroup(t *testing.T) {
+	t.Parallel()
+	l := openLog(t)
+	tb := table(t, l, 1, 5)
+	tb.Created = 42
+	G := New(l, time.Minute)
+	defer G.Close()
+	takeAcked(t, G, tb, nil)
+	names, err := G.List(context.Background(), tb)
+	if err != nil || len(names) != 1 || names[0] != "g" {
+		t.Fatalf("List: %q, %v; want [g]", names, err)
+	}
+	if err := ValidateName("group", "g/snapshot"); err == nil {
+		t.Fatal(`group name "g/snapshot" taken: its registry record would be read as group g's committed snapshot`)
+	}
+}
