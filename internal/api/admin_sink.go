@@ -16,7 +16,7 @@ import (
 // Sinks are the webhook sinks AdminService's sink calls manage (package
 // sink's Manager).
 type Sinks interface {
-	Create(ctx context.Context, def *wailv1.Sink) (_ *wailv1.Sink, created bool, err error)
+	CreateSink(ctx context.Context, def *wailv1.Sink) (sink.Created, error)
 	List(ctx context.Context, table string) ([]*wailv1.SinkStatus, error)
 	Describe(ctx context.Context, table, name string) (*wailv1.SinkStatus, error)
 	SetPaused(ctx context.Context, table, name string, paused bool) (*wailv1.Sink, error)
@@ -76,11 +76,11 @@ func (a *AdminService) CreateSink(ctx context.Context, req *connect.Request[wail
 	}
 	def = sink.WithDefaults(def)
 	def.Table = req.Msg.Table
-	out, created, err := sinks.Create(ctx, def)
+	c, err := sinks.CreateSink(ctx, def)
 	if err != nil {
 		return nil, sinkErr(err)
 	}
-	return connect.NewResponse(&wailv1.CreateSinkResponse{Sink: out, Created: created}), nil
+	return connect.NewResponse(&wailv1.CreateSinkResponse{Sink: c.Sink, Created: c.Created, Resumed: c.Resumed}), nil
 }
 
 func (a *AdminService) ListSinks(ctx context.Context, req *connect.Request[wailv1.ListSinksRequest]) (*connect.Response[wailv1.ListSinksResponse], error) {

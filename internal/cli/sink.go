@@ -78,6 +78,11 @@ func newSinkCreateCmd(g *globals) *cobra.Command {
 				if !m.Created {
 					what = "exists (same definition)"
 				}
+				if m.Resumed {
+					_, err := fmt.Fprintf(g.stdout, "sink %s of %s %s: %s, %s; it resumes group sink.%s's committed position, kept from a sink of this name dropped before (--start %s is not applied); %s\n",
+						m.Sink.Name, m.Sink.Table, what, m.Sink.Url, m.Sink.Format, m.Sink.Name, m.Sink.Start, startOver(m.Sink))
+					return err
+				}
 				_, err := fmt.Fprintf(g.stdout, "sink %s of %s %s: %s, %s, starting at %s\n", m.Sink.Name, m.Sink.Table, what, m.Sink.Url, m.Sink.Format, m.Sink.Start)
 				return err
 			})
@@ -202,6 +207,16 @@ func newSinkPauseCmd(g *globals, pause bool) *cobra.Command {
 			return err
 		},
 	}
+}
+
+// startOver says how a sink created again, which resumed its group's
+// positions, starts where its start says instead.
+func startOver(s *wailv1.Sink) string {
+	if s.Start == "snapshot" {
+		return "a snapshot is taken only by a group without positions: to take one, create the sink under another name"
+	}
+	return fmt.Sprintf("to start at %s: wail sink pause %s %s; wail group reset %s sink.%s --to %s; wail sink resume %s %s",
+		s.Start, s.Table, s.Name, s.Table, s.Name, s.Start, s.Table, s.Name)
 }
 
 func newSinkDropCmd(g *globals) *cobra.Command {

@@ -285,17 +285,42 @@ func (m *Manager) Sync(ctx context.Context) error {
 // Create saves a definition (with defaults); the same definition again
 // is not an error (created false).
 func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, created bool, err error) {
+	c, err := m.CreateSink(ctx, s)
+	return c.Sink, c.Created, err
+}
+
+// Created is what a CreateSink did.
+type Created struct {
+	Sink    *wailv1.Sink // the definition saved, without its secret
+	Created bool         // false: the same definition was there already
+	// Resumed: the name's group (sink.NAME) had committed positions when
+	// the definition was saved, those of a sink of the name dropped
+	// before (a drop keeps them): the sink goes on from them and its
+	// start was not applied.
+	Resumed bool
+}
+
+// CreateSink is Create, also saying whether the sink resumes the
+// positions of one of its name dropped before.
+func (m *Manager) CreateSink(ctx context.Context, s *wailv1.Sink) (_ Created, err error) {
 	def := WithDefaults(s)
 	if err := Validate(def); err != nil {
-		return nil, false, err
+		return Created{}, err
 	}
-	if _, ok := m.table(def.Table); !ok {
-		return nil, false, fmt.Errorf("%w: table %q does not exist (or is not served yet)", ErrNotFound, def.Table)
+	t, ok := m.table(def.Table)
+	if !ok {
+		return Created{}, fmt.Errorf("%w: table %q does not exist (or is not served yet)", ErrNotFound, def.Table)
 	}
 	if def.Start == StartSnapshot && m.snapshot == nil {
-		return nil, false, fmt.Errorf("%w: start snapshot: this server cannot take snapshots", ErrInvalid)
+		return Created{}, fmt.Errorf("%w: start snapshot: this server cannot take snapshots", ErrInvalid)
 	}
+	// Read before the definition is saved (a runner commits positions
+	// once it runs). A read that fails only leaves Resumed unset: the
+	// create itself does not depend on it.
+	_, had, herr := m.groups.Describe(ctx, t, GroupName(def.Name))
+	resumed := herr == nil && had != nil
 	def.TableCreatedAtUs = m.incarnationOf(def.Table)
+	created := false
 	_, err = m.defs.change(ctx, func(sinks []*wailv1.Sink) ([]*wailv1.Sink, error) {
 		if i := find(sinks, def.Table, def.Name); i >= 0 {
 			if old := sinks[i].TableCreatedAtUs; old != 0 && old < def.TableCreatedAtUs {
@@ -313,7 +338,7 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 		return append(sinks, def), nil
 	})
 	if err != nil {
-		return nil, false, err
+		return Created{}, err
 	}
 	if def.Start == "latest" {
 		// Also when the same definition is there already: a create that
@@ -321,11 +346,11 @@ func (m *Manager) Create(ctx context.Context, s *wailv1.Sink) (_ *wailv1.Sink, c
 		// the start is completed by the same create again (startAtEnd
 		// leaves a group that has a position alone).
 		if err := m.startAtEnd(ctx, def); err != nil && (created || !errors.Is(err, group.ErrMembers)) {
-			return nil, created, fmt.Errorf("sink %s of %s created, but its start could not be committed (it starts where it first runs; create it again to commit it): %w",
+			return Created{Created: created}, fmt.Errorf("sink %s of %s created, but its start could not be committed (it starts where it first runs; create it again to commit it): %w",
 				def.Name, def.Table, err)
 		}
 	}
-	return Public(def), created, m.Sync(ctx)
+	return Created{Sink: Public(def), Created: created, Resumed: created && resumed}, m.Sync(ctx)
 }
 
 // incarnationOf returns a served table's created_at_us (0: unknown).

@@ -5758,9 +5758,15 @@ func (x *CreateSinkRequest) GetSink() *Sink {
 }
 
 type CreateSinkResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sink          *Sink                  `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
-	Created       bool                   `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Sink    *Sink                  `protobuf:"bytes,1,opt,name=sink,proto3" json:"sink,omitempty"`
+	Created bool                   `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	// resumed: the sink was created under the name of one dropped before,
+	// whose group (sink.NAME) kept its committed positions (a drop keeps
+	// them): it goes on from them, and sink.start was not applied. To start
+	// over: pause it, reset the group (ResetGroup, `wail group reset TABLE
+	// sink.NAME --to beginning`), resume it.
+	Resumed       bool `protobuf:"varint,3,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5805,6 +5811,13 @@ func (x *CreateSinkResponse) GetSink() *Sink {
 func (x *CreateSinkResponse) GetCreated() bool {
 	if x != nil {
 		return x.Created
+	}
+	return false
+}
+
+func (x *CreateSinkResponse) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
 	}
 	return false
 }
@@ -6759,10 +6772,11 @@ const file_wail_v1_wail_proto_rawDesc = "" +
 	"\x0fsnapshot_events\x18\r \x01(\x03R\x0esnapshotEvents\"L\n" +
 	"\x11CreateSinkRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12!\n" +
-	"\x04sink\x18\x02 \x01(\v2\r.wail.v1.SinkR\x04sink\"Q\n" +
+	"\x04sink\x18\x02 \x01(\v2\r.wail.v1.SinkR\x04sink\"k\n" +
 	"\x12CreateSinkResponse\x12!\n" +
 	"\x04sink\x18\x01 \x01(\v2\r.wail.v1.SinkR\x04sink\x12\x18\n" +
-	"\acreated\x18\x02 \x01(\bR\acreated\"(\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\x12\x18\n" +
+	"\aresumed\x18\x03 \x01(\bR\aresumed\"(\n" +
 	"\x10ListSinksRequest\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\">\n" +
 	"\x11ListSinksResponse\x12)\n" +
