@@ -35,7 +35,7 @@ func (l *joinFailLog) Committed(ctx context.Context, group, topic string) (map[i
 func TestSinkHealthClearsOnIdleTable(t *testing.T) {
 	f := newFixture(t, 1)
 	log := &joinFailLog{Log: f.log}
-	log.fails.Store(1)
+	log.fails.Store(2) // the create's read of the group's positions (CreateSink's Resumed), then the join's
 	ep := newEndpoint(t, "")
 	reg := health.NewRegistry(nil)
 	m := New(Options{Backend: f.cat, Log: log, Run: true, Refresh: 50 * time.Millisecond, Health: reg,
