@@ -56,6 +56,11 @@ const (
 	maxDrainBody = 64 << 10
 	// maxRedirects to the same host (307 and 308 only).
 	maxRedirects = 3
+	// drainTimeout bounds the read of an answer's body once its head
+	// came: the answer is known by then, and an endpoint that trickles
+	// its body held every batch for the whole request timeout. The
+	// connection of a body not read by then is closed.
+	drainTimeout = time.Second
 )
 
 // ErrForbiddenAddress: a sink's request would connect to an address it
@@ -282,6 +287,11 @@ func post(ctx context.Context, c *http.Client, def *wailv1.Sink, delivery string
 		return attempt{err: err}
 	}
 	defer resp.Body.Close()
+	// The body is read for the error's excerpt and to reuse the
+	// connection: for at most drainTimeout (cancel ends the read, and
+	// the connection with it).
+	drain := time.AfterFunc(drainTimeout, cancel)
+	defer drain.Stop()
 	a := attempt{status: resp.StatusCode, retryAfter: retryAfter(resp.Header)}
 	head, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBody-maxErrorBody))
