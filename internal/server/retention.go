@@ -56,7 +56,7 @@ func retentionProblem(ctx context.Context, r retentionReader, table string, brok
 		return "", "", err
 	}
 	if ev.Forever() || (!in.Forever() && ev.RetentionMS >= in.RetentionMS) {
-		return "", "", nil
+		return compactionLagProblem(ev, table, brokers)
 	}
 	intents, want := "forever", "-1"
 	if !in.Forever() {
@@ -68,6 +68,28 @@ func retentionProblem(ctx context.Context, r retentionReader, table string, brok
 		ev.Topic, table, ev.RetentionMS, time.Duration(ev.RetentionMS)*time.Millisecond, ev.CleanupPolicy, in.Topic, intents)
 	action = fmt.Sprintf("raise it: kafka-configs.sh --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config retention.ms=%s "+
 		"(or -1: events forever), or lower the intent topic's", strings.Join(brokers, ","), ev.Topic, want)
+	return problem, action, nil
+}
+
+// compactionLagProblem describes an event topic whose compaction may
+// drop a delete's event and keep its tombstone (empty when it cannot):
+// event streams pass tombstones, so a consumer behind at that compaction
+// never sees the delete, and its copy keeps a key the store no longer
+// has. wail creates compacted topics with min.compaction.lag.ms of a day
+// (Kafka's default delete.retention.ms); topics made before, or altered
+// outside wail, may have 0.
+func compactionLagProblem(ev kafka.TopicRetention, table string, brokers []string) (problem, action string, err error) {
+	if !ev.DeletesOutlived() {
+		return "", "", nil
+	}
+	problem = fmt.Sprintf("event topic %s of table %s is compacted with min.compaction.lag.ms %d (%s), less than its delete.retention.ms %d (%s): "+
+		"compaction may drop a delete's event and keep its tombstone, which event streams pass, so a consumer behind by more than %s "+
+		"never sees the delete and keeps the key",
+		ev.Topic, table, ev.MinCompactionLagMS, time.Duration(ev.MinCompactionLagMS)*time.Millisecond,
+		ev.DeleteRetentionMS, time.Duration(ev.DeleteRetentionMS)*time.Millisecond, time.Duration(ev.MinCompactionLagMS)*time.Millisecond)
+	action = fmt.Sprintf("raise it: kafka-configs.sh --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config min.compaction.lag.ms=%d; "+
+		"consumers of %s that were behind may have missed deletes: rebuild their copies from a snapshot (Subscribe from \"snapshot\", or a new group that starts from it)",
+		strings.Join(brokers, ","), ev.Topic, ev.DeleteRetentionMS, table)
 	return problem, action, nil
 }
 

@@ -21,6 +21,22 @@ type TopicRetention struct {
 	// CleanupPolicy is cleanup.policy. Without "delete" in it, time
 	// retention removes nothing (Forever).
 	CleanupPolicy string
+	// MinCompactionLagMS is min.compaction.lag.ms: the least time
+	// compaction leaves a record in place (-1: not named).
+	MinCompactionLagMS int64
+	// DeleteRetentionMS is delete.retention.ms: how long compaction keeps
+	// a tombstone once it compacted its segment (-1: not named).
+	DeleteRetentionMS int64
+}
+
+// DeletesOutlived reports whether compaction may drop a delete's event
+// while it keeps the tombstone after it (which event streams pass): a
+// compacted topic whose min.compaction.lag.ms is below its
+// delete.retention.ms (0, Kafka's default: at its segment's first
+// compaction). A consumer behind by more than the lag then never sees
+// the delete and keeps the key.
+func (r TopicRetention) DeletesOutlived() bool {
+	return r.Compacted() && r.MinCompactionLagMS >= 0 && r.DeleteRetentionMS >= 0 && r.MinCompactionLagMS < r.DeleteRetentionMS
 }
 
 // Forever reports whether time retention never removes a record.
@@ -34,10 +50,11 @@ func (r TopicRetention) Compacted() bool {
 	return slices.Contains(strings.Split(r.CleanupPolicy, ","), "compact")
 }
 
-// TopicRetention reads topic's retention.ms and cleanup.policy from the
-// brokers (DescribeConfigs on the topic).
+// TopicRetention reads topic's retention.ms, cleanup.policy,
+// min.compaction.lag.ms and delete.retention.ms from the brokers
+// (DescribeConfigs on the topic).
 func (l *Log) TopicRetention(ctx context.Context, topic string) (TopicRetention, error) {
-	r := TopicRetention{Topic: l.names.external(topic), RetentionMS: -2}
+	r := TopicRetention{Topic: l.names.external(topic), RetentionMS: -2, MinCompactionLagMS: -1, DeleteRetentionMS: -1}
 	rcs, err := l.adm.DescribeTopicConfigs(ctx, r.Topic)
 	if err != nil {
 		return r, fmt.Errorf("kafka: retention of %s: %w", r.Topic, mapErr(err))
@@ -58,6 +75,16 @@ func (l *Log) TopicRetention(ctx context.Context, topic string) (TopicRetention,
 			}
 		case c.Key == "cleanup.policy":
 			r.CleanupPolicy = *c.Value
+		case c.Key == "min.compaction.lag.ms" || c.Key == "delete.retention.ms":
+			ms, err := strconv.ParseInt(*c.Value, 10, 64)
+			if err != nil || ms < 0 {
+				return r, fmt.Errorf("kafka: retention of %s: %s %q is not a count of milliseconds", r.Topic, c.Key, *c.Value)
+			}
+			if c.Key == "min.compaction.lag.ms" {
+				r.MinCompactionLagMS = ms
+			} else {
+				r.DeleteRetentionMS = ms
+			}
 		}
 	}
 	if r.RetentionMS == -2 || r.CleanupPolicy == "" {
