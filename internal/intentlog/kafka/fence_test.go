@@ -263,3 +263,29 @@ func TestFencedRenew(t *testing.T) {
 	}
 	committed(b, 5)
 }
+
+// TestFencedNothingCommittedYet: a new committer asked to renew nothing
+// (offset -1: none committed, none asked) runs no transaction; and one
+// whose commit landed reads it back even while the broker answers no
+// offset (right after a group's first transaction, before its markers
+// are written, the broker knows no group): here committed offsets set by
+// hand (0 too) on a group the broker never saw.
+func TestFencedNothingCommittedYet(t *testing.T) {
+	t.Parallel()
+	ctx, fence, _ := fenceRig(t, "fence-nothing", time.Minute)
+	var sent atomic.Int32
+	a := fence()
+	a.afterOffsets = func() { sent.Add(1) }
+	if err := a.Renew(ctx, intentlog.EpochOffset{Offset: -1, Epoch: -1}); err != nil || sent.Load() != 0 {
+		t.Fatalf("renew of nothing: %v, %d transactions, want none", err, sent.Load())
+	}
+	if at, ok, err := a.CommittedEpoch(ctx); err != nil || ok {
+		t.Fatalf("committed before any commit: %v %v %v, want none", at, ok, err)
+	}
+	for _, last := range []intentlog.EpochOffset{{Offset: 0, Epoch: 2}, {Offset: 7, Epoch: 2}} {
+		a.last = last
+		if at, ok, err := a.CommittedEpoch(ctx); err != nil || !ok || at != last {
+			t.Fatalf("committed while the broker answers none: %v %v %v, want %v", at, ok, err, last)
+		}
+	}
+}
