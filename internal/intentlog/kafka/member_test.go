@@ -1,12 +1,14 @@
 package kafka
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -235,5 +237,25 @@ func TestMemberShardTakesTurns(t *testing.T) {
 	values := readValues(t, ctx, l, out, 0)
 	if fmt.Sprint(values) != fmt.Sprint(want) {
 		t.Fatalf("read %v, want %v", values, want)
+	}
+}
+
+// TestReplacedMarks: a commit refused for its topic's id or name is a
+// topic replaced and a fence (the member joins again); other refusals are
+// left as they are.
+func TestReplacedMarks(t *testing.T) {
+	for _, tc := range []struct {
+		err      error
+		replaced bool
+	}{
+		{kerr.UnknownTopicID, true},
+		{kerr.UnknownTopicOrPartition, true},
+		{kerr.IllegalGeneration, false},
+		{kerr.UnknownMemberID, false},
+	} {
+		err := replaced(tc.err)
+		if !errors.Is(err, tc.err) || errors.Is(err, ErrTopicReplaced) != tc.replaced || errors.Is(err, ErrFenced) != tc.replaced {
+			t.Errorf("replaced(%v) = %v; want replaced and fenced: %v", tc.err, err, tc.replaced)
+		}
 	}
 }

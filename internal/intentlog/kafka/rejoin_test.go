@@ -47,6 +47,16 @@ func TestRejoinUnderNewMemberID(t *testing.T) {
 	if aOwns.count() != 1 {
 		t.Fatal("A was told it lost the partition before it joined again; the test needs it not to know")
 	}
+	// Before it joins again, A commits under its old member id and
+	// generation, which the coordinator refuses (KIP-447: the generation
+	// fences a member the group replaced; its transactional ids are its
+	// own, so no producer epoch fences it).
+	errZombieTxn := a.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("zombie")}}},
+		map[string]map[int32]int64{in: {0: 4}})
+	errZombieCommit := a.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 4}})
+	if errZombieTxn == nil || errZombieCommit == nil {
+		t.Fatalf("A's transaction and offset commit under its old generation: %v; %v; want both refused", errZombieTxn, errZombieCommit)
+	}
 
 	// A joins again (under a new member id) and its sync is held: the
 	// window in which A still holds the partition under valid membership.
@@ -324,4 +334,88 @@ func (r *rejoin) dropSilently(m *Member) (rebalance func()) {
 func (r *rejoin) empty() bool {
 	gs, err := r.l.adm.DescribeGroups(r.ctx, r.group)
 	return err == nil && gs[r.group].Err == nil && len(gs[r.group].Members) == 0
+}
+
+// TestLostPartitionNotAssignedAgain: a member told its partitions are
+// lost (its heartbeat answered UNKNOWN_MEMBER_ID: the group dropped it and
+// gave them to another member) joins again under a new member id and, given
+// none of them, is not handed them again (as partitions held under an
+// earlier member id are: owners) nor commits for them, which the
+// coordinator would take from a valid member (KIP-447 checks the member,
+// not the partition).
+func TestLostPartitionNotAssignedAgain(t *testing.T) {
+	r := newRejoin(t)
+	ctx, in := r.ctx, r.in
+	a, aOwns := r.join("a", 4*time.Second)
+	waitFor(t, "A to own the partition", func() bool { return aOwns.count() == 1 })
+	if err := a.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	oldID, _ := a.cl.GroupMetadata()
+	var lose atomic.Bool
+	r.c.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r.c.KeepControl()
+		hb := req.(*kmsg.HeartbeatRequest)
+		if hb.MemberID != oldID {
+			return nil, nil, false
+		}
+		resp := hb.ResponseKind().(*kmsg.HeartbeatResponse)
+		if lose.Load() {
+			resp.ErrorCode = kerr.UnknownMemberID.Code
+		}
+		return resp, nil, true
+	})
+	waitFor(t, "the group to drop A", r.empty)
+	b, bOwns := r.join("b", 6*time.Second)
+	waitFor(t, "B to own the partition", func() bool { return bOwns.count() == 1 })
+	if err := b.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	lose.Store(true)
+	waitFor(t, "A to lose the partition", func() bool { return aOwns.count() == 0 })
+	waitFor(t, "A to join again", func() bool {
+		id, _ := a.cl.GroupMetadata()
+		gs, err := r.l.adm.DescribeGroups(ctx, r.group)
+		return id != "" && id != oldID && err == nil && gs[r.group].State == "Stable" && len(gs[r.group].Members) == 2
+	})
+	time.Sleep(500 * time.Millisecond) // the sync's callbacks
+	if aOwns.count() != 0 || bOwns.count() != 1 {
+		t.Fatalf("after A joined again A owns %d, B %d; want B alone", aOwns.count(), bOwns.count())
+	}
+	if err := a.Transact(ctx, 0, nil, map[string]map[int32]int64{in: {0: 4}}); err == nil {
+		t.Fatal("A committed for a partition it lost")
+	}
+	got, err := r.l.Committed(ctx, r.group, in)
+	if err != nil || got[0] != 5 {
+		t.Fatalf("committed %v, %v; want B's 5", got, err)
+	}
+}
+
+// TestRevokedDuringTransaction: a partition revoked (or lost) while a
+// transaction with its offset produces its records is not committed by
+// it: the owners are checked again as the offsets go in, and the
+// transaction aborts, though the coordinator would take them from the
+// member (KIP-447 checks the member, not the partition).
+func TestRevokedDuringTransaction(t *testing.T) {
+	r := newRejoin(t)
+	ctx, in, out := r.ctx, r.in, r.out
+	a, aOwns := r.join("a", 4*time.Second)
+	waitFor(t, "A to own the partition", func() bool { return aOwns.count() == 1 })
+	if err := a.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("kept")}}},
+		map[string]map[int32]int64{in: {0: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	a.afterProduce = func() { a.owners.revoke(map[string][]int32{in: {0}}) }
+	err := a.Transact(ctx, 0, map[string][]*intentlog.Record{out: {{Key: []byte("k"), Value: []byte("revoked")}}},
+		map[string]map[int32]int64{in: {0: 4}})
+	if !IsAborted(err) {
+		t.Fatalf("transaction of a partition revoked meanwhile: %v, want aborted", err)
+	}
+	got, err := r.l.Committed(ctx, r.group, in)
+	if err != nil || got[0] != 3 {
+		t.Fatalf("committed %v, %v; want 3", got, err)
+	}
+	if vals := readValues(t, ctx, r.l, out, 0); len(vals) != 1 || vals[0] != "kept" {
+		t.Fatalf("read_committed sees %q, want the first transaction's record only", vals)
+	}
 }
