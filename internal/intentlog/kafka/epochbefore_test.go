@@ -5,8 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -120,5 +122,21 @@ func TestEpochsBeforeMatchesReader(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEpochsBeforeRecordRemoved: the record before an offset removed
+// between the bounds' listing and its fetch (retention; the fetch answered
+// OFFSET_OUT_OF_RANGE) has no epoch to read: -1, not an error.
+func TestEpochsBeforeRecordRemoved(t *testing.T) {
+	t.Parallel()
+	c, l, ctx, topic := oneBrokerRecords(t, "epochsremoved", 8)
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		return fetchAnswer(req, kerr.OffsetOutOfRange.Code), nil, true
+	})
+	got, err := l.EpochsBefore(ctx, topic, map[int32]int64{0: 5})
+	if err != nil || got[0] != (intentlog.EpochOffset{Offset: 5, Epoch: -1}) {
+		t.Fatalf("EpochsBefore(5) of a record removed = %+v, %v; want epoch -1", got, err)
 	}
 }

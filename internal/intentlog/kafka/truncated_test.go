@@ -399,3 +399,24 @@ func fetchAnswer(req kmsg.Request, code int16) kmsg.Response {
 	}
 	return resp
 }
+
+// TestTruncationFromTheStart: the epoch a reader starts at ends at offset
+// 0 on the leader (the log diverged from its very start): that is a
+// known end, a truncation from 0 for the client's validation to report,
+// not an epoch the leader has no record of (UNDEFINED_EPOCH_OFFSET, -1).
+func TestTruncationFromTheStart(t *testing.T) {
+	t.Parallel()
+	c, l, ctx, topic := oneBrokerRecords(t, "truncstart", 8)
+	var asked atomic.Int32
+	epochEnds(c, 0, 1, &asked)
+	rd, err := l.NewEpochReader(topic, 0, intentlog.EpochOffset{Offset: 5, Epoch: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	got, err := rd.Next(ctx)
+	var tr *intentlog.Truncation
+	if len(got) > 0 || !errors.As(err, &tr) || tr.From != 0 || errors.Is(err, intentlog.ErrEpochUnknown) {
+		t.Fatalf("Next after the log diverged at 0 below the start 5 = %d records, %v; want a truncation from 0, the epoch known", len(got), err)
+	}
+}
