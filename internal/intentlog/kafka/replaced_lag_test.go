@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,7 +40,12 @@ func TestTxnIDCheckAsksTheCoordinator(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A group whose coordinator is node 0: node ids from 0 up are a
+	// broker's (-1: any).
 	group := "g-" + in
+	for i := 0; c.CoordinatorFor(group) != 0; i++ {
+		group = fmt.Sprintf("g%d-%s", i, in)
+	}
 	// The brokers but the coordinator lag: they still list the old id.
 	var old intentlog.TopicID
 	var lagging atomic.Bool

@@ -13,15 +13,23 @@ import (
 // of the table created again since under the name, with the writes
 // acknowledged on them. A deletion by the id the topic had when the drop
 // began leaves the topic made again; one of the topic still there deletes
-// it.
+// it, and forgets what the log knew of it (its record limit).
 func TestDeleteTopicIDLeavesTopicMadeAgain(t *testing.T) {
 	forBoth(t, func(t *testing.T, brokers []string, name func(string) string) {
 		ctx := testCtx(t, time.Minute)
 		topic, absent := name("topicid"), name("topicid-absent")
-		l := openLog(t, brokers, nil)
+		l := openLog(t, brokers, func(o *Options) {
+			o.TopicConfigs = map[string]string{"max.message.bytes": "100000"}
+		})
 		if err := l.CreateTopic(ctx, topic, 2, intentlog.TopicOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		if _, _, err := l.RecordLimit(ctx, topic); err != nil { // read, and kept
+			t.Fatal(err)
+		}
+		other := openLog(t, brokers, func(o *Options) {
+			o.TopicConfigs = map[string]string{"max.message.bytes": "20000"}
+		})
 		ids, err := l.TopicIDs(ctx, topic, absent)
 		if err != nil {
 			t.Fatal(err)
@@ -35,7 +43,7 @@ func TestDeleteTopicIDLeavesTopicMadeAgain(t *testing.T) {
 			t.Fatalf("DeleteTopicID of the topic: %v", err)
 		}
 		for {
-			err := l.CreateTopic(ctx, topic, 3, intentlog.TopicOptions{})
+			err := other.CreateTopic(ctx, topic, 3, intentlog.TopicOptions{})
 			if err == nil {
 				break
 			}
@@ -43,6 +51,10 @@ func TestDeleteTopicIDLeavesTopicMadeAgain(t *testing.T) {
 				t.Fatalf("creating the topic again: %v", err)
 			}
 			time.Sleep(200 * time.Millisecond) // still being deleted
+		}
+		// The deletion forgot what the log knew of the topic (as Forget).
+		if n, source, err := l.RecordLimit(ctx, topic); err != nil || n != 20000-brokerBatchOverhead {
+			t.Fatalf("RecordLimit after DeleteTopicID = %d (%s), %v; want %d (the new topic's)", n, source, err, 20000-brokerBatchOverhead)
 		}
 		recs := []*intentlog.Record{{Key: []byte("k"), Value: []byte("new")}}
 		if err := l.Append(ctx, topic, recs); err != nil {
