@@ -168,3 +168,41 @@ func TestPurgeOncePerRefusal(t *testing.T) {
 		t.Fatalf("after Forget the count is %d, want %d", got, gen+4)
 	}
 }
+
+// TestAppendTimestampsNeverGoBack: the records of an Append are stamped
+// with one timestamp never below one handed out before, though the clock
+// went back (here: a stamp an hour ahead handed out already); so are a
+// member's transactions.
+func TestAppendTimestampsNeverGoBack(t *testing.T) {
+	t.Parallel()
+	l := openLog(t, fakeBrokers(t), nil)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("stamps")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ahead := time.Now().Add(time.Hour).UnixMilli()
+	l.produceMu.Lock()
+	l.lastMilli = ahead
+	l.produceMu.Unlock()
+	recs := []*intentlog.Record{{Key: []byte("a"), Value: []byte("1")}, {Key: []byte("b"), Value: []byte("2")}}
+	if err := l.Append(ctx, topic, recs); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Timestamp.UnixMilli() != ahead {
+			t.Fatalf("record stamped %v after %v was handed out; want the same", r.Timestamp, time.UnixMilli(ahead))
+		}
+	}
+	// A member's transactions too (per shard, over both its producers).
+	m, sh := &Member{l: l}, &txnShard{lastMilli: ahead}
+	krs, err := m.records(ctx, sh, map[string][]*intentlog.Record{topic: recs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kr := range krs {
+		if kr.Timestamp.UnixMilli() != ahead {
+			t.Fatalf("transaction's record stamped %v after %v was handed out; want the same", kr.Timestamp, time.UnixMilli(ahead))
+		}
+	}
+}

@@ -1,8 +1,12 @@
 package kafka
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
 )
@@ -71,4 +75,56 @@ func TestDeleteTopicIDLeavesTopicMadeAgain(t *testing.T) {
 			t.Fatalf("the topic made again holds %q; want [new]", got)
 		}
 	})
+}
+
+// TestDeleteTopicIDEndsWhenMadeAgain: DeleteTopicID waits for the
+// metadata to drop the id it deleted, and ends as well when the name
+// comes back with another id (a table created again at once by another
+// process) instead of waiting for the name to go. On kfake, whose
+// deletion is answered here but done by the other process.
+func TestDeleteTopicIDEndsWhenMadeAgain(t *testing.T) {
+	t.Parallel()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx := testCtx(t, time.Minute)
+	l, other := openLog(t, c.ListenAddrs(), nil), openLog(t, c.ListenAddrs(), nil)
+	topic := topicName("topicid-again")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := l.TopicIDs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ControlKey(int16(kmsg.DeleteTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.DeleteTopicsRequest)
+		resp := r.ResponseKind().(*kmsg.DeleteTopicsResponse)
+		resp.Version = r.Version
+		for _, rt := range r.Topics {
+			st := kmsg.NewDeleteTopicsResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	made := make(chan error, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		if err := other.DeleteTopic(ctx, topic); err != nil {
+			made <- err
+			return
+		}
+		made <- other.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{})
+	}()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := l.DeleteTopicID(dctx, topic, ids[topic]); err != nil {
+		t.Fatalf("DeleteTopicID while the topic is made again: %v; want it to end", err)
+	}
+	if err := <-made; err != nil {
+		t.Fatal(err)
+	}
 }
