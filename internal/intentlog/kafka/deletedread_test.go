@@ -3,11 +3,13 @@ package kafka
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/wail-cdc/wail/internal/intentlog"
@@ -182,5 +184,103 @@ func TestReadTopicCreatedAgain(t *testing.T) {
 				t.Fatalf("Next after the topic was created again read the new topic's record at %d", r.Offset)
 			}
 		}
+	}
+}
+
+// TestReadSkipsTransactionMarkers: a reader returns the records of
+// committed transactions alone, never their markers (control records)
+// nor an aborted transaction's records, and its position moves past the
+// markers to the end.
+func TestReadSkipsTransactionMarkers(t *testing.T) {
+	t.Parallel()
+	brokers := fakeBrokers(t)
+	l := openLog(t, brokers, nil)
+	ctx := testCtx(t, time.Minute)
+	topic := topicName("markers")
+	if err := l.CreateTopic(ctx, topic, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.TransactionalID(topicName("txn")), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, txn := range []struct {
+		vals []string
+		end  kgo.TransactionEndTry
+	}{{[]string{"a", "b"}, kgo.TryCommit}, {[]string{"aborted"}, kgo.TryAbort}, {[]string{"c"}, kgo.TryCommit}} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range txn.vals {
+			if err := p.ProduceSync(ctx, &kgo.Record{Key: []byte("k"), Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.EndTransaction(ctx, txn.end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, end, err := l.Bounds(ctx, topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := l.NewReader(topic, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var got []string
+	for rd.Position() < end {
+		recs, err := rd.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			got = append(got, string(r.Value))
+		}
+	}
+	if !slices.Equal(got, []string{"a", "b", "c"}) || rd.Position() != end {
+		t.Fatalf("read %q, position %d; want [a b c], the end %d", got, rd.Position(), end)
+	}
+}
+
+// TestTopicGoneConfirms: a reader's client saying the topic is unknown is
+// confirmed with the metadata: UNKNOWN_TOPIC_ID while the metadata lists
+// the topic fails the reader at the unknownIDPolls-th poll in a row, not
+// before; a topic the metadata does not know yet, but does a moment later
+// (created elsewhere a moment before), is waited for.
+func TestTopicGoneConfirms(t *testing.T) {
+	t.Parallel()
+	c, l, ctx, topic := oneBrokerRecords(t, "topicgone", 1)
+	r := &reader{l: l, topic: topic}
+	for i := 1; i <= unknownIDPolls; i++ {
+		err := r.topicGone(ctx, kerr.UnknownTopicID)
+		if (err != nil) != (i == unknownIDPolls) || err != nil && !errors.Is(err, intentlog.ErrUnknownTopic) {
+			t.Fatalf("poll %d saying UNKNOWN_TOPIC_ID of a listed topic: %v; want the topic unknown at poll %d only", i, err, unknownIDPolls)
+		}
+	}
+	// A topic created by another process (none of its metadata cached).
+	fresh := topicName("topicgone-fresh")
+	if err := openLog(t, c.ListenAddrs(), nil).CreateTopic(ctx, fresh, 1, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var unknown atomic.Int32
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.MetadataRequest)
+		if len(r.Topics) != 1 || r.Topics[0].Topic == nil || *r.Topics[0].Topic != fresh || unknown.Add(1) > 1 {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.MetadataResponse)
+		resp.Version = r.Version
+		st := kmsg.NewMetadataResponseTopic()
+		st.Topic, st.ErrorCode = kmsg.StringPtr(fresh), kerr.UnknownTopicOrPartition.Code
+		resp.Topics = append(resp.Topics, st)
+		return resp, nil, true
+	})
+	r = &reader{l: l, topic: fresh}
+	if err := r.topicGone(ctx, kerr.UnknownTopicOrPartition); err != nil || unknown.Load() < 2 {
+		t.Fatalf("topic unknown to the metadata once, then listed: %v after %d metadata answers; want it waited for", err, unknown.Load())
 	}
 }
