@@ -115,6 +115,11 @@ func (l *Log) Unhang(ctx context.Context, topic string, partition int32, from, e
 	return h, nil
 }
 
+// offsetsPartition is the partition of __consumer_offsets (of n) that
+// holds group's offsets: Kafka's Utils.abs(group.hashCode()) % n, where
+// abs masks the sign bit.
+func offsetsPartition(group string, n int32) int32 { return (javaHash(group) & 0x7fffffff) % n }
+
 // unhangOffsets aborts the hanging transactions of the group's own
 // producers (transactional ids "group.*", see Member) on the group's
 // __consumer_offsets partition, which keep Committed from reading stable
@@ -127,7 +132,7 @@ func (l *Log) unhangOffsets(ctx context.Context, group string) (bool, error) {
 	if err != nil {
 		return false, wrapHanging(topic, -1, err)
 	}
-	part := int32((javaHash(group) & 0x7fffffff) % n)
+	part := offsetsPartition(group, n)
 	txns, err := l.openTxns(ctx, topic, part, time.Now().Add(-l.opts.HangingAfter))
 	if err != nil {
 		return false, wrapHanging(topic, part, err)

@@ -19,6 +19,8 @@ func TestHanging(t *testing.T) {
 	}{
 		{"transactional id expired", coordView{}, true},
 		{"id moved to another producer id", coordView{found: true, pid: 8, epoch: 0, state: "Ongoing", parts: with}, true},
+		{"id moved, the same epoch ongoing", coordView{found: true, pid: 8, epoch: 9, state: "Ongoing", parts: with}, true},
+		{"id moved, the same epoch preparing", coordView{found: true, pid: 8, epoch: 9, state: "PrepareCommit"}, true},
 		{"its own transaction, ongoing", coordView{found: true, pid: 7, epoch: 9, state: "Ongoing", parts: with}, false},
 		{"ongoing without the partition", coordView{found: true, pid: 7, epoch: 9, state: "Ongoing", parts: other}, true},
 		{"a later transaction ongoing", coordView{found: true, pid: 7, epoch: 10, state: "Ongoing", parts: with}, true},
@@ -46,6 +48,17 @@ func TestJavaHash(t *testing.T) {
 	for s, want := range map[string]int32{"": 0, "hello": 99162322, "é": 233, "wail-resolver.orders": -203493011} {
 		if got := javaHash(s); got != want {
 			t.Errorf("javaHash(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// TestOffsetsPartition: a group's offsets partition is Kafka's, for
+// groups whose Java hash is negative too.
+func TestOffsetsPartition(t *testing.T) {
+	t.Parallel()
+	for group, want := range map[string]int32{"": 0, "hello": 22, "wail-resolver.orders": 37} {
+		if got := offsetsPartition(group, 50); got != want {
+			t.Errorf("offsetsPartition(%q, 50) = %d, want %d", group, got, want)
 		}
 	}
 }

@@ -82,3 +82,28 @@ func TestOffsetsRetention(t *testing.T) {
 	}
 	t.Logf("offsets.retention.minutes: %s", d)
 }
+
+// TestRetentionForever: time retention removes records only under a
+// cleanup.policy with "delete" and a retention.ms of 0 or more; compaction
+// only under one with "compact".
+func TestRetentionForever(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		ms                 int64
+		policy             string
+		forever, compacted bool
+	}{
+		{3600000, "delete", false, false},
+		{0, "delete", false, false},
+		{-1, "delete", true, false},
+		{3600000, "compact", true, true},
+		{3600000, "compact,delete", false, true},
+		{3600000, "delete,compact", false, true},
+		{-1, "compact,delete", true, true},
+	} {
+		r := TopicRetention{RetentionMS: tc.ms, CleanupPolicy: tc.policy}
+		if r.Forever() != tc.forever || r.Compacted() != tc.compacted {
+			t.Errorf("%+v: forever %t, compacted %t; want %t, %t", r, r.Forever(), r.Compacted(), tc.forever, tc.compacted)
+		}
+	}
+}
