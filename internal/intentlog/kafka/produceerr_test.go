@@ -141,6 +141,11 @@ func TestUnackedReason(t *testing.T) {
 	if err := unackedReason(td, []int32{2}, func() (int, error) { return 0, errors.New("denied") }); err != nil {
 		t.Fatalf("reason %v when min.insync.replicas cannot be read; want none", err)
 	}
+	// min.insync.replicas is asked only for a partition out of sync.
+	asked := 0
+	if err := unackedReason(td, []int32{0, 4}, func() (int, error) { asked++; return 2, nil }); err != nil || asked != 0 {
+		t.Fatalf("reason %v of partitions in sync, min.insync.replicas asked %d times; want none, not asked", err, asked)
+	}
 }
 
 // TestAppendCutOffSaysWhy: an Append cut off by its context while the
