@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/wail-cdc/wail/internal/health"
 )
 
@@ -58,9 +56,7 @@ func TestReleaseKeepsConditionsOfTableCreatedAgainHere(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	dropped, _ := dropAndCreateAgain(ctx, t, r, 1)
-	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("3600000")}}, events); err != nil {
-		t.Fatal(err)
-	}
+	setTopicConfig(ctx, t, adm, events, "retention.ms", "3600000")
 	// A broker may answer DescribeConfigs with the old retention for a
 	// moment (it applies the controller's change asynchronously).
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/wail-cdc/wail/internal/health"
 )
 
@@ -37,9 +35,7 @@ func TestKafkaIntentCompactionChecked(t *testing.T) {
 		{"delete", health.OK}, // the condition's action, taken
 	} {
 		r := runServer(t, cfg, seams{})
-		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kadm.StringPtr(step.policy)}}, intents); err != nil {
-			t.Fatal(err)
-		}
+		setTopicConfig(ctx, t, adm, intents, "cleanup.policy", step.policy)
 		var c health.Condition
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			var ok bool

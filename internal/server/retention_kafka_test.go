@@ -36,13 +36,7 @@ func TestKafkaEventRetentionChecked(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	setRetention := func(ms string) {
-		t.Helper()
-		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr(ms)}}, events); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setRetention("3600000") // outside wail: an hour, below the intents' two
+	setTopicConfig(ctx, t, adm, events, "retention.ms", "3600000") // outside wail: an hour, below the intents' two
 	r = runServer(t, cfg, seams{})
 	c, ok := condition(r.srv.health, "retention/t")
 	if !ok || c.State != health.Degraded || !strings.Contains(c.Reason, events) || !strings.Contains(c.Reason, "retention.ms 3600000") ||
@@ -56,7 +50,7 @@ func TestKafkaEventRetentionChecked(t *testing.T) {
 		t.Fatalf("doctor: %v\n%s\nwant the retention check to fail naming %s and the command", err, out.String(), events)
 	}
 
-	setRetention("-1")
+	setTopicConfig(ctx, t, adm, events, "retention.ms", "-1")
 	r = runServer(t, cfg, seams{})
 	if c, ok := condition(r.srv.health, "retention/t"); ok && c.State != health.OK {
 		t.Fatalf("retention condition with events kept forever: %+v", c)
@@ -92,9 +86,7 @@ func TestKafkaRetentionRechecked(t *testing.T) {
 		{"60000", health.Degraded},
 		{"7200000", health.OK},
 	} {
-		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr(step.ms)}}, events); err != nil {
-			t.Fatal(err)
-		}
+		setTopicConfig(ctx, t, adm, events, "retention.ms", step.ms)
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			c, ok := condition(r.srv.health, "retention/t")
@@ -110,6 +102,15 @@ func TestKafkaRetentionRechecked(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+	}
+}
+
+// setTopicConfig sets a config of topic outside wail, as an operator's
+// kafka-configs.sh --alter does.
+func setTopicConfig(ctx context.Context, t *testing.T, adm *kadm.Client, topic, key, value string) {
+	t.Helper()
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: key, Value: kadm.StringPtr(value)}}, topic); err != nil {
+		t.Fatal(err)
 	}
 }
 

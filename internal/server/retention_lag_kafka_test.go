@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-
 	"github.com/wail-cdc/wail/internal/health"
 )
 
@@ -34,9 +32,7 @@ func TestKafkaCompactionLagChecked(t *testing.T) {
 	defer cancel()
 	setLag := func(ms string) {
 		t.Helper()
-		if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "min.compaction.lag.ms", Value: kadm.StringPtr(ms)}}, events); err != nil {
-			t.Fatal(err)
-		}
+		setTopicConfig(ctx, t, adm, events, "min.compaction.lag.ms", ms)
 		time.Sleep(time.Second) // the broker's metadata after the controller's
 	}
 	setLag("0")
