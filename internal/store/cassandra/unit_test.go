@@ -49,6 +49,9 @@ func TestOverlaps(t *testing.T) {
 		{multi, eq, eq, true},
 		{Replication{"dc1": 2}, lq, lq, true}, // 2 + 2 > 2
 		{Replication{"dc1": 1}, one, one, true},
+		// LOCAL_ONE counts its one replica in the local data center: with
+		// one replica there, writers and readers of dc1 share it
+		{Replication{"dc1": 1, "dc2": 3}, lone, lone, true},
 	}
 	for _, tc := range tests {
 		if got := tc.r.Overlaps(tc.write, tc.read, "dc1"); got != tc.want {
@@ -72,6 +75,15 @@ func TestSatisfiable(t *testing.T) {
 	}
 	if err := (Replication{"dc1": 3}).Satisfiable(gocql.LocalQuorum, "dc9"); err == nil || !strings.Contains(err.Error(), `data center "dc9"`) {
 		t.Errorf("LOCAL_QUORUM in a data center without replicas: %v", err)
+	}
+	if err := (Replication{"dc1": 3}).Satisfiable(gocql.LocalOne, "dc9"); err == nil || !strings.Contains(err.Error(), `data center "dc9"`) {
+		t.Errorf("LOCAL_ONE in a data center without replicas: %v", err)
+	}
+	// A level that needs no replica (ANY; a serial level) promises nothing.
+	for _, c := range []Consistency{gocql.Any, gocql.Consistency(gocql.Serial)} {
+		if err := (Replication{"dc1": 3}).Satisfiable(c, "dc1"); err == nil {
+			t.Errorf("%s: satisfiable", levelName(c))
+		}
 	}
 }
 
@@ -223,6 +235,8 @@ func TestClassification(t *testing.T) {
 		{gocql.ErrConnectionClosed, false, true, false},
 		{gocql.ErrTimeoutNoResponse, false, true, false},
 		{context.DeadlineExceeded, false, true, false},
+		{fmt.Errorf("send: %w", gocql.ErrNoStreams), true, true, false},
+		{requestErr{gocql.ErrCodeInvalid, "Keyspace wail does not exist"}, true, false, false},
 		{errors.New("something else"), false, false, false},
 	}
 	s := &Store{}
@@ -243,6 +257,12 @@ func TestClassification(t *testing.T) {
 	cancel()
 	if errors.Is(s.classify(ctx, context.Canceled), store.ErrUnavailable) {
 		t.Error("a cancelled caller is reported as an unavailable store")
+	}
+	if errors.Is(s.classify(ctx, gocql.ErrTimeoutNoResponse), store.ErrUnavailable) {
+		t.Error("a timeout after the caller's own context ended is reported as an unavailable store")
+	}
+	if !notApplied(gocql.ErrSessionClosed) {
+		t.Error("a write on a closed session: not notApplied")
 	}
 	s.closed.Store(true)
 	if !errors.Is(s.classify(context.Background(), gocql.ErrConnectionClosed), store.ErrClosed) {
@@ -348,7 +368,12 @@ func TestReadRetry(t *testing.T) {
 		requestErr{gocql.ErrCodeUnavailable, "Cannot achieve consistency level ALL"}: gocql.RetryNextHost,
 		requestErr{gocql.ErrCodeReadTimeout, "Operation timed out"}:                  gocql.RetryNextHost,
 		requestErr{gocql.ErrCodeBootstrapping, "bootstrapping"}:                      gocql.RetryNextHost,
-		gocql.ErrConnectionClosed: gocql.RetryNextHost,
+		requestErr{gocql.ErrCodeOverloaded, "overloaded"}:                            gocql.RetryNextHost,
+		// one replica could not read (a corrupt sstable): another may
+		requestErr{gocql.ErrCodeReadFailure, "Operation failed"}:        gocql.RetryNextHost,
+		requestErr{gocql.ErrCodeWriteTimeout, "Operation timed out"}:    gocql.Rethrow,
+		gocql.ErrTimeoutNoResponse:                                      gocql.RetryNextHost,
+		gocql.ErrConnectionClosed:                                       gocql.RetryNextHost,
 		requestErr{gocql.ErrCodeInvalid, "table wail_x does not exist"}: gocql.Rethrow,
 		requestErr{gocql.ErrCodeServer, "server error"}:                 gocql.Rethrow,
 		errors.New("something else"):                                    gocql.Rethrow,
@@ -357,7 +382,28 @@ func TestReadRetry(t *testing.T) {
 			t.Errorf("%v: retry type %v, want %v", err, got, want)
 		}
 	}
+	// readTries coordinators in all: the first and readTries-1 more.
+	for n, want := range map[int]bool{0: true, readTries - 1: true, readTries: false} {
+		if got := readRetry.Attempt(attempts(n)); got != want {
+			t.Errorf("after %d attempts: another %v, want %v", n, got, want)
+		}
+	}
+	// A read goes to another node after a quarter of the query timeout,
+	// at most readSpeculateAfter.
+	for timeout, want := range map[time.Duration]time.Duration{time.Second: 250 * time.Millisecond, time.Minute: readSpeculateAfter} {
+		if got := (&Store{timeout: timeout}).speculateAfter(); got != want {
+			t.Errorf("query timeout %s: speculates after %s, want %s", timeout, got, want)
+		}
+	}
 }
+
+// attempts is a query tried n times (TestReadRetry).
+type attempts int
+
+func (n attempts) Attempts() int                   { return int(n) }
+func (attempts) SetConsistency(gocql.Consistency)  {}
+func (attempts) GetConsistency() gocql.Consistency { return gocql.One }
+func (attempts) Context() context.Context          { return context.Background() }
 
 func TestParseCassandraSize(t *testing.T) {
 	for _, tc := range []struct {
@@ -622,5 +668,36 @@ func TestNoRefreshAfterClose(t *testing.T) {
 			t.Fatal("a refresh of the limits started after Close returned")
 		default:
 		}
+	}
+}
+
+// TestLimitsAfterAFailedAsk: an ask of the nodes' settings that fails is
+// not repeated at every write, only once the TTL passed again; and with no
+// node telling its write_request_timeout and none configured, the bound
+// of a write is Cassandra's default, never 0 (which would send every
+// INSERT, however little time its deadline leaves).
+func TestLimitsAfterAFailedAsk(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	asked := 0
+	s := &Store{now: func() time.Time { return now }, bgCtx: t.Context()}
+	s.askLimits = func(context.Context) ([]Node, error) { asked++; return nil, errors.New("no node answers") }
+	s.learnRowLimit([]Node{{Address: "a", HostID: "id-a", Answered: true}}) // as Open: told nothing
+	if got := s.writeBound(); got != DefaultWriteRequestTimeout {
+		t.Errorf("no node told, none configured: write bound %s, want Cassandra's default %s", got, DefaultWriteRequestTimeout)
+	}
+	now = now.Add(rowLimitTTL)
+	for i := range 3 {
+		s.writeBound()
+		s.bg.Wait()
+		if asked != 1 {
+			t.Fatalf("write %d after the TTL, the ask failing: %d asks, want 1 (the next one after the TTL)", i, asked)
+		}
+	}
+	now = now.Add(rowLimitTTL)
+	s.writeBound()
+	s.bg.Wait()
+	if asked != 2 {
+		t.Fatalf("the TTL passed again: %d asks, want 2", asked)
 	}
 }
