@@ -143,13 +143,26 @@ func (s *Store) writeKey(ctx context.Context, q string, cl Consistency, b *sqlst
 		err = s.session.Query(insertStmt(q), key, value, version, deleted, schemaID, version).WithContext(withKey(sctx, key)).Consistency(cl).Idempotent(true).Exec()
 		done()
 		s.noteWriteError(err)
-		switch {
-		case err == nil:
-			return keyResult{applied: true, sent: true}
-		case !notApplied(err) || !coordinatorCannotServe(err) && !errors.Is(err, gocql.ErrNoConnections) || try == writeTries:
-			return keyResult{sent: true, err: err}
+		if r, again := afterInsert(err, try); !again {
+			return r
 		}
 	}
+}
+
+// afterInsert is what try number try of a key's INSERT, which ended with
+// err, did, and whether to try again: only after a refusal that is
+// certain (notApplied) by a coordinator that could not serve it, while
+// writeTries allows. After any other failure the INSERT may have reached
+// a replica: another try could be refused for sure, and the key then
+// reported not applied although the first one landed.
+func afterInsert(err error, try int) (keyResult, bool) {
+	switch {
+	case err == nil:
+		return keyResult{applied: true, sent: true}, false
+	case !notApplied(err) || !coordinatorCannotServe(err) && !errors.Is(err, gocql.ErrNoConnections) || try == writeTries:
+		return keyResult{sent: true, err: err}, false
+	}
+	return keyResult{}, true
 }
 
 // writeTries bounds the tries of one INSERT refused for sure.

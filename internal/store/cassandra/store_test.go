@@ -128,6 +128,43 @@ func TestUnavailableIsNotApplied(t *testing.T) {
 	if _, _, err := s.Get(t.Context(), "unavail", []byte("k"), 1); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("read at ALL with 3 of 4 replicas: %v, want ErrUnavailable", err)
 	}
+	// A scan runs at the strongest read level (ALL), never the weakest.
+	if _, err := s.ScanKeys(t.Context(), "unavail", nil, 10); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("scan at ALL with 3 of 4 replicas: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.ScanKeys(t.Context(), "unavail", []byte("k"), 10); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("scan after a key at ALL with 3 of 4 replicas: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestPartlyWrittenIsNotNotApplied: a batch of which one key was written
+// and another refused for sure (a key longer than Cassandra takes, refused
+// at its version read) is not store.ErrNotApplied: the written key's
+// version is stored, and the resolver must publish it (invariant 2 and 4:
+// an intent aborted as not applied would leave a stored version without
+// an event). Nor is its outcome unknown: each key's fate is known.
+func TestPartlyWrittenIsNotNotApplied(t *testing.T) {
+	s := openTest(t, testOptions(t))
+	ctx := t.Context()
+	if err := s.CreateTable(ctx, "partly"); err != nil {
+		t.Fatal(err)
+	}
+	huge := []byte(strings.Repeat("k", 1<<16)) // Cassandra keys are at most 65535 bytes
+	_, err := s.Apply(ctx, "partly", []store.Mutation{{Key: []byte("small"), Value: []byte("v"), Version: 5}, {Key: huge, Value: []byte("v"), Version: 5}})
+	if err == nil || errors.Is(err, store.ErrNotApplied) || strings.Contains(err.Error(), "outcome unknown") {
+		t.Fatalf("one key written, one refused: %v, want an error that is neither ErrNotApplied nor an unknown outcome", err)
+	}
+	if !strings.Contains(err.Error(), "1 of 2 keys written") {
+		t.Errorf("one key written, one refused: %v, want it to say 1 of 2 keys written", err)
+	}
+	row, found, err := s.Get(ctx, "partly", []byte("small"), 1)
+	if err != nil || !found || row.Version != 5 {
+		t.Fatalf("the written key: %+v found=%v err=%v, want version 5", row, found, err)
+	}
+	// Refused alone: not applied.
+	if _, err := s.Apply(ctx, "partly", []store.Mutation{{Key: huge, Value: []byte("v"), Version: 6}}); !errors.Is(err, store.ErrNotApplied) {
+		t.Fatalf("a key too long alone: %v, want ErrNotApplied", err)
+	}
 }
 
 // TestOpenRefusesLevelsThatMissWrites: a strongest read level that does

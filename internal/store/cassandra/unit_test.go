@@ -701,3 +701,39 @@ func TestLimitsAfterAFailedAsk(t *testing.T) {
 		t.Fatalf("the TTL passed again: %d asks, want 2", asked)
 	}
 }
+
+// TestAfterInsert: an INSERT is tried again only after a refusal that is
+// certain by a coordinator that could not serve it, at most writeTries
+// times; any other failure is reported as sent, so that Apply says its
+// outcome is unknown rather than "not applied" (a timeout, a lost
+// connection: a replica may hold the write).
+func TestAfterInsert(t *testing.T) {
+	t.Parallel()
+	unavailable := requestErr{gocql.ErrCodeUnavailable, "Cannot achieve consistency level QUORUM"}
+	tests := []struct {
+		err   error
+		try   int
+		want  keyResult
+		again bool
+	}{
+		{nil, 1, keyResult{applied: true, sent: true}, false},
+		{unavailable, 1, keyResult{}, true},
+		{unavailable, writeTries - 1, keyResult{}, true},
+		{unavailable, writeTries, keyResult{sent: true, err: unavailable}, false},
+		{requestErr{gocql.ErrCodeBootstrapping, "bootstrapping"}, 1, keyResult{}, true},
+		{gocql.ErrNoConnections, 1, keyResult{}, true},
+		// not certain: a replica may hold it
+		{gocql.ErrTimeoutNoResponse, 1, keyResult{sent: true, err: gocql.ErrTimeoutNoResponse}, false},
+		{gocql.ErrConnectionClosed, 1, keyResult{sent: true, err: gocql.ErrConnectionClosed}, false},
+		{requestErr{gocql.ErrCodeOverloaded, "overloaded"}, 1, keyResult{sent: true, err: requestErr{gocql.ErrCodeOverloaded, "overloaded"}}, false},
+		{requestErr{gocql.ErrCodeWriteTimeout, "timed out"}, 1, keyResult{sent: true, err: requestErr{gocql.ErrCodeWriteTimeout, "timed out"}}, false},
+		// certain, but another coordinator would refuse it too
+		{requestErr{gocql.ErrCodeInvalid, "Key may not be empty"}, 1, keyResult{sent: true, err: requestErr{gocql.ErrCodeInvalid, "Key may not be empty"}}, false},
+	}
+	for _, tc := range tests {
+		got, again := afterInsert(tc.err, tc.try)
+		if got != tc.want || again != tc.again {
+			t.Errorf("try %d ended with %v: %+v, again %v; want %+v, again %v", tc.try, tc.err, got, again, tc.want, tc.again)
+		}
+	}
+}
