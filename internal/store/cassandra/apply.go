@@ -81,10 +81,26 @@ func (s *Store) apply(ctx context.Context, table, q string, b *sqlstore.Batch, m
 		}
 		_ = g.Wait() // writeKey reports in res
 	}
-	applied := make([]bool, len(res))
-	stored := make([]uint64, len(res))
-	var unknown, definite error
-	written := 0
+	applied, stored, written, unknown, definite := tally(res)
+	switch {
+	case unknown == nil && definite == nil:
+		return b.Outcomes(muts, applied, stored), nil
+	case unknown == nil && written == 0:
+		return nil, fmt.Errorf("cassandra: apply to %q: %w: %w", table, store.ErrNotApplied, s.classify(ctx, definite))
+	case unknown == nil:
+		// Not store.ErrNotApplied: some keys were written.
+		return nil, fmt.Errorf("cassandra: apply to %q: %d of %d keys written, the others were not: %v", table, written, len(res), s.classify(ctx, definite))
+	}
+	return nil, fmt.Errorf("cassandra: apply to %q: outcome unknown (%d of %d keys written for sure): %w", table, written, len(res), s.classify(ctx, unknown))
+}
+
+// tally sorts what the writes of a batch's keys did: which were applied,
+// the versions that beat the others, how many were written, the first
+// failure that leaves a key's outcome unknown (an INSERT that went out and
+// was not refused for sure) and the first that is certain (a version read
+// that failed, before any INSERT; a refusal for sure).
+func tally(res []keyResult) (applied []bool, stored []uint64, written int, unknown, definite error) {
+	applied, stored = make([]bool, len(res)), make([]uint64, len(res))
 	for j, r := range res {
 		applied[j], stored[j] = r.applied, r.stored
 		switch {
@@ -96,16 +112,7 @@ func (s *Store) apply(ctx context.Context, table, q string, b *sqlstore.Batch, m
 			definite = firstErr(definite, r.err)
 		}
 	}
-	switch {
-	case unknown == nil && definite == nil:
-		return b.Outcomes(muts, applied, stored), nil
-	case unknown == nil && written == 0:
-		return nil, fmt.Errorf("cassandra: apply to %q: %w: %w", table, store.ErrNotApplied, s.classify(ctx, definite))
-	case unknown == nil:
-		// Not store.ErrNotApplied: some keys were written.
-		return nil, fmt.Errorf("cassandra: apply to %q: %d of %d keys written, the others were not: %v", table, written, len(res), s.classify(ctx, definite))
-	}
-	return nil, fmt.Errorf("cassandra: apply to %q: outcome unknown (%d of %d keys written for sure): %w", table, written, len(res), s.classify(ctx, unknown))
+	return applied, stored, written, unknown, definite
 }
 
 // firstErr keeps the first error.

@@ -737,3 +737,37 @@ func TestAfterInsert(t *testing.T) {
 		}
 	}
 }
+
+// TestTally: a key whose version read failed sent nothing (its failure is
+// certain, whatever it was); one whose INSERT went out and failed other
+// than for sure leaves the batch's outcome unknown; the first error of
+// each kind is kept.
+func TestTally(t *testing.T) {
+	t.Parallel()
+	timeout := gocql.ErrTimeoutNoResponse
+	unavailable := requestErr{gocql.ErrCodeUnavailable, "Cannot achieve consistency level QUORUM"}
+	tests := []struct {
+		name              string
+		res               []keyResult
+		written           int
+		unknown, definite error
+	}{
+		{"applied and beaten", []keyResult{{applied: true, sent: true}, {stored: 9}}, 1, nil, nil},
+		{"version read timed out", []keyResult{{err: timeout}}, 0, nil, timeout},
+		{"insert timed out", []keyResult{{sent: true, err: timeout}}, 0, timeout, nil},
+		{"insert refused for sure", []keyResult{{sent: true, err: unavailable}}, 0, nil, unavailable},
+		{"first of each", []keyResult{{applied: true, sent: true}, {err: unavailable}, {sent: true, err: timeout}, {err: timeout}, {sent: true, err: gocql.ErrConnectionClosed}},
+			1, timeout, unavailable},
+	}
+	for _, tc := range tests {
+		applied, stored, written, unknown, definite := tally(tc.res)
+		if written != tc.written || unknown != tc.unknown || definite != tc.definite {
+			t.Errorf("%s: written %d, unknown %v, definite %v; want %d, %v, %v", tc.name, written, unknown, definite, tc.written, tc.unknown, tc.definite)
+		}
+		for j, r := range tc.res {
+			if applied[j] != r.applied || stored[j] != r.stored {
+				t.Errorf("%s: key %d: applied %v stored %d, want %v %d", tc.name, j, applied[j], stored[j], r.applied, r.stored)
+			}
+		}
+	}
+}
