@@ -431,3 +431,33 @@ func TestSweepSparesATableOfAnotherID(t *testing.T) {
 		t.Fatalf("%s, made by hand under another id, was dropped by the sweep of a drop", byHand)
 	}
 }
+
+// TestWriteAfterARecreateElsewhere: a store whose cached generation of a
+// table was dropped by another process, and the table created again
+// there, writes to the new generation's table: the write that finds its
+// table gone (nothing written) reads the generation again and runs on the
+// new one, rather than failing the intent as written to no table.
+func TestWriteAfterARecreateElsewhere(t *testing.T) {
+	opts := testOptions(t) // one keyspace for both
+	a, b := openTest(t, opts), openTest(t, opts)
+	ctx := t.Context()
+	if err := a.CreateTable(ctx, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := a.Apply(ctx, "elsewhere", []store.Mutation{{Key: []byte("k"), Value: []byte("v1"), Version: 5}}); err != nil || !out[0].Applied {
+		t.Fatalf("first write: %v, %v", out, err)
+	}
+	if err := b.DropTable(ctx, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateTable(ctx, "elsewhere"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.Apply(ctx, "elsewhere", []store.Mutation{{Key: []byte("k"), Value: []byte("v2"), Version: 3}})
+	if err != nil || !out[0].Applied {
+		t.Fatalf("a write after the table was dropped and created again by another store: %v, %v, want applied on the new table", out, err)
+	}
+	if row, found, err := b.Get(ctx, "elsewhere", []byte("k"), 1); err != nil || !found || row.Version != 3 {
+		t.Fatalf("the new table through the other store: %+v found=%v err=%v, want version 3", row, found, err)
+	}
+}

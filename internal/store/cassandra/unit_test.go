@@ -771,3 +771,15 @@ func TestTally(t *testing.T) {
 		}
 	}
 }
+
+// TestGetLevelOutOfRange: a read level outside the ladder, below it as
+// above, is an error before any request.
+func TestGetLevelOutOfRange(t *testing.T) {
+	t.Parallel()
+	s := &Store{ladder: []Consistency{gocql.One, gocql.Quorum}, levels: []string{"one", "quorum"}}
+	for _, level := range []store.Level{-1, 2} {
+		if _, _, err := s.Get(context.Background(), "t", []byte("k"), level); err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("level %d: %v, want out of range", level, err)
+		}
+	}
+}
