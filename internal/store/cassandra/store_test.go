@@ -142,7 +142,9 @@ func TestUnavailableIsNotApplied(t *testing.T) {
 // at its version read) is not store.ErrNotApplied: the written key's
 // version is stored, and the resolver must publish it (invariant 2 and 4:
 // an intent aborted as not applied would leave a stored version without
-// an event). Nor is its outcome unknown: each key's fate is known.
+// an event). The caller treats the batch as of unknown outcome (it reads
+// the keys back); the error says how many keys were written, not that an
+// INSERT's outcome is unknown.
 func TestPartlyWrittenIsNotNotApplied(t *testing.T) {
 	s := openTest(t, testOptions(t))
 	ctx := t.Context()
