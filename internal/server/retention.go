@@ -56,7 +56,8 @@ func retentionProblem(ctx context.Context, r retentionReader, table string, brok
 		return "", "", err
 	}
 	if ev.Forever() || (!in.Forever() && ev.RetentionMS >= in.RetentionMS) {
-		return compactionLagProblem(ev, table, brokers)
+		problem, action = compactionLagProblem(ev, table, brokers)
+		return problem, action, nil
 	}
 	intents, want := "forever", "-1"
 	if !in.Forever() {
@@ -78,9 +79,9 @@ func retentionProblem(ctx context.Context, r retentionReader, table string, brok
 // has. wail creates compacted topics with min.compaction.lag.ms of a day
 // (Kafka's default delete.retention.ms); topics made before, or altered
 // outside wail, may have 0.
-func compactionLagProblem(ev kafka.TopicRetention, table string, brokers []string) (problem, action string, err error) {
+func compactionLagProblem(ev kafka.TopicRetention, table string, brokers []string) (problem, action string) {
 	if !ev.DeletesOutlived() {
-		return "", "", nil
+		return "", ""
 	}
 	problem = fmt.Sprintf("event topic %s of table %s is compacted with min.compaction.lag.ms %d (%s), less than its delete.retention.ms %d (%s): "+
 		"compaction may drop a delete's event and keep its tombstone, which event streams pass, so a consumer behind by more than %s "+
@@ -90,7 +91,7 @@ func compactionLagProblem(ev kafka.TopicRetention, table string, brokers []strin
 	action = fmt.Sprintf("raise it: kafka-configs.sh --bootstrap-server %s --alter --entity-type topics --entity-name %s --add-config min.compaction.lag.ms=%d; "+
 		"consumers of %s that were behind may have missed deletes: rebuild their copies from a snapshot (Subscribe from \"snapshot\", or a new group that starts from it)",
 		strings.Join(brokers, ","), ev.Topic, ev.DeleteRetentionMS, table)
-	return problem, action, nil
+	return problem, action
 }
 
 // checkRetention raises (or clears) the health condition retention/<table>
