@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/wail-cdc/wail/internal/store"
 )
@@ -17,7 +18,10 @@ import (
 // answered "unavailable, retry" for ever. A row at the limit is written.
 func TestMutationLimit(t *testing.T) {
 	t.Parallel()
-	s := openFresh(t, 0)
+	// A row of max_allowed_packet (64 MiB) takes 2–5 s on a quiet machine
+	// and more beside other suites (-race, a loaded CI): the query timeout
+	// (5 s by default) is not what this test is about.
+	s := openFresh(t, 0, func(o *Options) { o.QueryTimeout = 2 * time.Minute })
 	ctx := t.Context()
 	l, ok := any(s).(store.MutationLimiter)
 	if !ok {
