@@ -62,8 +62,8 @@
 //	                     before an offset, fetched without isolation, for
 //	                     offsets committed by no reader (group resets,
 //	                     starts, snapshot ends)
-//	Member (member.go)   a consumer-group member (cooperative-sticky) that
-//	                     fetches nothing and publishes with transactional
+//	Member (member.go,   a consumer-group member (cooperative-sticky) that
+//	 txnoffsets.go)      fetches nothing and publishes with transactional
 //	                     producers (transactional.id = group.instance.n,
 //	                     two per shard, MemberOptions.Producers):
 //	                     Transact = BeginTransaction, Produce, AddOffsetsToTxn,
