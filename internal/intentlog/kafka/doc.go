@@ -157,6 +157,9 @@
 //     running process (a restart refuses the table: ErrPartitionMismatch).
 //
 // Open does not contact the brokers; Ping does. Every Reader has its own
-// client (one fetch session and its connections); that is fine for a
-// resolver's one reader per partition, but not for thousands of readers.
+// client (one fetch session and its connections, and one fetch buffered
+// ahead of Next); that is fine for a resolver's one reader per partition,
+// but not for thousands of readers. A reader whose caller stopped asking
+// (an event stream whose client reads nothing) lets its client go after
+// Options.ReaderIdle and makes one again at the next Next.
 package kafka

@@ -65,6 +65,15 @@ type Options struct {
 	// the transaction timeout of wail's producers (10s by default), so by
 	// then the coordinator has ended every transaction it still knew of.
 	HangingAfter time.Duration
+	// ReaderIdle is how long a Reader's caller may go without calling Next
+	// before the reader lets its client go (default 10 s): the fetch the
+	// client buffered ahead (up to 1 MiB, decoded) and its connections,
+	// which an event stream whose client reads nothing would otherwise
+	// hold per partition for as long as it stays open. The next Next makes
+	// a client again at the reader's position (validated by its leader
+	// epoch), and fails with ErrUnknownTopic if the topic is another one
+	// of the same name by then.
+	ReaderIdle time.Duration
 	// Linger is how long the producer waits for more records before sending
 	// a partition's batch (default 0: send at once; concurrent Appends still
 	// share requests while earlier ones are in flight). See the benchmark.
@@ -130,6 +139,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.HangingAfter <= 0 {
 		o.HangingAfter = 30 * time.Second
+	}
+	if o.ReaderIdle <= 0 {
+		o.ReaderIdle = 10 * time.Second
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = defaultRequestTimeout

@@ -15,7 +15,8 @@ import (
 )
 
 // reader reads one partition with a kgo client of its own, created by the
-// first Next (after checking that the partition exists).
+// first Next (after checking that the partition exists), and let go when
+// no Next came for Options.ReaderIdle (release): made again by the next.
 type reader struct {
 	l     *Log
 	topic string
@@ -25,7 +26,11 @@ type reader struct {
 	mu     sync.Mutex
 	cl     *kgo.Client
 	closed bool
-	err    error // sticky: an error that came with records, returned next
+	// nexts counts the Nexts running; idle lets the client go once none
+	// ran for Options.ReaderIdle (see release).
+	nexts int
+	idle  *time.Timer
+	err   error // sticky: an error that came with records, returned next
 	// trunc: a truncation returned, returned again by every Next (the
 	// client reset to where the log diverges and fetches on from there,
 	// below the position: reading on would pass the records between).
@@ -142,6 +147,8 @@ func (r *reader) sawEpoch(offset int64, epoch int32) {
 // transaction markers. A truncation is final: every Next after it returns
 // it again, the position where it was.
 func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
+	r.enter()
+	defer r.leave()
 	cl, err := r.client(ctx)
 	if err != nil {
 		return nil, r.wrap(err)
@@ -174,6 +181,54 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 			return nil, r.wrap(err)
 		}
 	}
+}
+
+// enter marks a Next running: the client is not let go under it.
+func (r *reader) enter() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nexts++
+	if r.idle != nil {
+		r.idle.Stop()
+	}
+}
+
+// leave marks a Next done; the last one out arms the idle timer.
+func (r *reader) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.nexts--; r.nexts > 0 || r.closed || r.cl == nil {
+		return
+	}
+	if r.idle == nil {
+		r.idle = time.AfterFunc(r.l.opts.ReaderIdle, r.release)
+	} else {
+		r.idle.Reset(r.l.opts.ReaderIdle)
+	}
+}
+
+// release lets an idle reader's client go: the fetch it buffered ahead
+// (up to readerFetchBytes, decoded several times over for small records)
+// and its connections. A stream whose client reads nothing stops calling
+// Next once its read-ahead is full, and held them per partition for as
+// long as it stayed open, outside every budget. The next Next makes a
+// client again at the position, validated by the leader epoch of the
+// record before it (KIP-320: a log truncated meanwhile is a Truncation),
+// and the topic id of its records is checked against the one read so far
+// (convert). Only a reader that knows that id is released: it read
+// records, so it has its topic's id to compare (a reader that never got
+// one buffered nothing either; a broker that never says ids keeps its
+// clients).
+func (r *reader) release() {
+	r.mu.Lock()
+	cl := r.cl
+	if r.nexts > 0 || r.closed || cl == nil || r.id.Load() == nil {
+		r.mu.Unlock()
+		return
+	}
+	r.cl = nil
+	r.mu.Unlock()
+	cl.Close()
 }
 
 func (r *reader) wrap(err error) error {
@@ -289,7 +344,20 @@ func (r *reader) convert(fs kgo.Fetches) (_ []intentlog.Record, _ error, unknown
 		// the position. None is returned before the truncation.
 		return nil, first, nil
 	}
-	if r.id.Load() == nil {
+	if id := r.id.Load(); id != nil {
+		// A client made again after a release learns the topic's id anew:
+		// another id is another topic under the same name, whose offsets
+		// say nothing of the position (an original client asks by the id
+		// it read first, and hears UNKNOWN_TOPIC_ID: topicGone).
+		var other bool
+		fs.EachTopic(func(ft kgo.FetchTopic) {
+			other = other || (ft.Topic == r.topic && ft.TopicID != [16]byte{} && intentlog.TopicID(ft.TopicID) != *id)
+		})
+		if other {
+			return nil, fmt.Errorf("%w (the topic was deleted and created again since the reader read it; its position is the old topic's)",
+				intentlog.ErrUnknownTopic), nil
+		}
+	} else {
 		fs.EachTopic(func(ft kgo.FetchTopic) {
 			if ft.Topic != r.topic || ft.TopicID == ([16]byte{}) {
 				return
@@ -386,6 +454,9 @@ func (r *reader) closeClient() {
 	r.mu.Lock()
 	cl := r.cl
 	r.closed = true
+	if r.idle != nil {
+		r.idle.Stop()
+	}
 	r.mu.Unlock()
 	if cl != nil {
 		cl.Close()
