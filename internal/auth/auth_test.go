@@ -25,6 +25,8 @@ func TestMatch(t *testing.T) {
 		{"orders_*", "orders_eu", true}, {"orders_*", "orders", false}, {"*_eu", "orders_eu", true},
 		{"o*s*u", "orders_eu", true}, {"o*s*u", "orders_eux", false}, {"a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac", false},
 		{"**", "x", true}, {"", "", true}, {"", "x", false},
+		// Only '*' is a wildcard: '?' and '.' match themselves alone.
+		{"o?ders", "orders", false}, {"o.ders", "orders", false}, {"o?ders", "o?ders", true},
 	} {
 		if got := Match(tc.pattern, tc.name); got != tc.want {
 			t.Errorf("Match(%q, %q) = %v, want %v", tc.pattern, tc.name, got, tc.want)
@@ -86,7 +88,11 @@ func TestParsePrincipal(t *testing.T) {
 			t.Errorf("ParsePrincipal(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "alice", "user:alice", "token:", "token:a b", "cert: x", "cert:x\n", "token:" + strings.Repeat("a", 65)} {
+	if _, err := ParsePrincipal("cert:" + strings.Repeat("x", MaxName)); err != nil {
+		t.Errorf("a name of MaxName characters: %v", err)
+	}
+	for _, in := range []string{"", "alice", "user:alice", "token:", "token:a b", "cert: x", "cert:x\n", "token:" + strings.Repeat("a", 65),
+		"cert:" + strings.Repeat("x", MaxName+1)} {
 		if _, err := ParsePrincipal(in); !errors.Is(err, ErrBadPrincipal) {
 			t.Errorf("ParsePrincipal(%q): %v, want ErrBadPrincipal", in, err)
 		}
@@ -168,13 +174,21 @@ func TestTokens(t *testing.T) {
 		// The id's first character is made a letter: a random id of
 		// digits only is its own upper case (1 run in 1,850).
 		"upper id": {tok: tokenPrefix + "A" + strings.ToUpper(tok[len(tokenPrefix)+1:len(tokenPrefix)+tokenIDLen]) + tok[len(tokenPrefix)+tokenIDLen:], want: ErrMalformedToken},
+		// The right id and secret in the wrong frame: another prefix, or no
+		// '_' between the id and the secret.
+		"other prefix": {tok: "wail-" + tok[len(tokenPrefix):], want: ErrMalformedToken},
+		"no separator": {tok: tok[:at-1] + "x" + tok[at:], want: ErrMalformedToken},
 	} {
 		if _, err := tf.Verify(tc.tok); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Verify: %v, want %v", name, err, tc.want)
 		}
 	}
-	if n := tf.Revoke("alice", now); n != 2 {
-		t.Fatalf("revoked %d, want 2", n)
+	// By id: the one token; then by name: the other.
+	if n := tf.Revoke(e.ID, now); n != 1 {
+		t.Fatalf("revoked %d by id, want 1", n)
+	}
+	if n := tf.Revoke("alice", now); n != 1 {
+		t.Fatalf("revoked %d, want 1", n)
 	}
 	if n := tf.Revoke("alice", now); n != 0 {
 		t.Fatalf("revoked %d again, want 0", n)
@@ -194,17 +208,44 @@ func TestTokens(t *testing.T) {
 func TestParseTokenFileRefuses(t *testing.T) {
 	t.Parallel()
 	for name, body := range map[string]string{
-		"not JSON":  `{`,
-		"short id":  `{"tokens":[{"id":"01","name":"a","sha256":"` + strings.Repeat("0", 64) + `"}]}`,
-		"bad hash":  `{"tokens":[{"id":"0123456789abcdef","name":"a","sha256":"zz"}]}`,
-		"bad name":  `{"tokens":[{"id":"0123456789abcdef","name":"a b","sha256":"` + strings.Repeat("0", 64) + `"}]}`,
-		"bad grant": `{"tokens":[{"id":"0123456789abcdef","name":"a","sha256":"` + strings.Repeat("0", 64) + `","grants":["write:t"]}]}`,
+		"not JSON":   `{`,
+		"short id":   `{"tokens":[{"id":"01","name":"a","sha256":"` + strings.Repeat("0", 64) + `"}]}`,
+		"bad hash":   `{"tokens":[{"id":"0123456789abcdef","name":"a","sha256":"zz"}]}`,
+		"short hash": `{"tokens":[{"id":"0123456789abcdef","name":"a","sha256":"` + strings.Repeat("0", 62) + `"}]}`,
+		"bad name":   `{"tokens":[{"id":"0123456789abcdef","name":"a b","sha256":"` + strings.Repeat("0", 64) + `"}]}`,
+		"bad grant":  `{"tokens":[{"id":"0123456789abcdef","name":"a","sha256":"` + strings.Repeat("0", 64) + `","grants":["write:t"]}]}`,
 		"repeated id": `{"tokens":[{"id":"0123456789abcdef","name":"a","sha256":"` + strings.Repeat("0", 64) + `"},` +
 			`{"id":"0123456789abcdef","name":"b","sha256":"` + strings.Repeat("0", 64) + `"}]}`,
 	} {
 		if _, err := ParseTokenFile([]byte(body)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestTokensOfAFileNotRead: a token made on a tokens file built in
+// memory (not read: `wail token create` on a missing file) verifies,
+// the first one made included, and only with its own secret.
+func TestTokensOfAFileNotRead(t *testing.T) {
+	t.Parallel()
+	tf := &TokenFile{}
+	var toks []string
+	for _, name := range []string{"alice", "bob"} {
+		tok, _, err := tf.Create(name, nil, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok)
+	}
+	for i, tok := range toks {
+		if e, err := tf.Verify(tok); err != nil || e.Name != []string{"alice", "bob"}[i] {
+			t.Errorf("token %d: %+v, %v", i, e, err)
+		}
+	}
+	// bob's id with alice's secret.
+	at := len(tokenPrefix) + tokenIDLen
+	if _, err := tf.Verify(toks[1][:at] + toks[0][at:]); !errors.Is(err, ErrUnknownToken) {
+		t.Errorf("another token's secret: %v, want ErrUnknownToken", err)
 	}
 }
 

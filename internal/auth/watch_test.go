@@ -58,8 +58,23 @@ func TestWatched(t *testing.T) {
 	step(time.Second, "two", 4) // tried again
 	write("three")
 	step(time.Second, "three", 5)
-	if len(errs) != 4 || errs[0] != nil || errs[1] == nil || errs[2] == nil || errs[3] != nil {
-		t.Fatalf("onError calls %v, want nil (two), bad, bad, nil (three)", errs)
+	step(time.Second, "three", 5) // loaded: no change since
+	// Changed in place, to the same size, with another modification time
+	// only; then its mode only (made readable by its group).
+	if err := os.WriteFile(path, []byte("four!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	step(time.Second, "four!", 6)
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	step(time.Second, "four!", 7)
+	if len(errs) != 6 || errs[0] != nil || errs[1] == nil || errs[2] == nil || errs[3] != nil || errs[4] != nil || errs[5] != nil {
+		t.Fatalf("onError calls %v, want nil (two), bad, bad, nil (three), nil (four!), nil (its mode)", errs)
 	}
 	if _, err := Watch([]string{path}, time.Second, func() (string, error) { return "", errors.New("no") }, nil); err == nil {
 		t.Fatal("Watch returned no error on a first load that failed")
