@@ -113,15 +113,18 @@ func TestCRLRevokesClientCertificates(t *testing.T) {
 func TestCRLFileRefused(t *testing.T) {
 	t.Parallel()
 	ca, other := tlstest.NewCA(t, "clients"), tlstest.NewCA(t, "other")
+	impostor := tlstest.NewCA(t, "clients") // the client CA's name, another key
 	srvPair := ca.Server(t, "wail-server")
 	dir := t.TempDir()
-	otherCRL, garbage := filepath.Join(dir, "other.crl"), filepath.Join(dir, "garbage.crl")
+	otherCRL, garbage, impostorCRL := filepath.Join(dir, "other.crl"), filepath.Join(dir, "garbage.crl"), filepath.Join(dir, "impostor.crl")
 	other.CRL(t, otherCRL)
+	impostor.CRL(t, impostorCRL)
 	if err := os.WriteFile(garbage, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ file, want string }{
 		{otherCRL, "signed by no CA of the client CA file"},
+		{impostorCRL, "signed by no CA of the client CA file"},
 		{garbage, "no X509 CRL block"},
 		{filepath.Join(dir, "none.crl"), "none.crl"},
 	} {
