@@ -2,6 +2,9 @@ package api
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -457,5 +460,61 @@ func TestRevocationOfEachChain(t *testing.T) {
 	}
 	if err := tr.check([][]*x509.Certificate{{leaf, bad, root}}); !errors.Is(err, errCertRevoked) {
 		t.Errorf("the only chain through a revoked intermediate: %v, want errCertRevoked", err)
+	}
+}
+
+// TestClientCAUsageNarrowed: a client CA file replaced by the same CA
+// restricted to server certificates (extended key usage serverAuth) cuts
+// off its client certificates on kept connections too: the chain is
+// checked again for client authentication, as at a handshake.
+func TestClientCAUsageNarrowed(t *testing.T) {
+	t.Parallel()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := func(eku ...x509.ExtKeyUsage) *x509.Certificate {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "clients"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+			KeyUsage: x509.KeyUsageCertSign, ExtKeyUsage: eku}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	open, serverOnly := ca(), ca(x509.ExtKeyUsageServerAuth)
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "svc"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+		open, &leafKey.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust := func(c *x509.Certificate) *ClientTrust {
+		p := x509.NewCertPool()
+		p.AddCert(c)
+		return &ClientTrust{Pool: p}
+	}
+	var cur atomic.Pointer[ClientTrust]
+	cur.Store(trust(open))
+	cas := &clientCAs{trust: cur.Load}
+	if err := cas.check([]*x509.Certificate{leaf}, time.Now()); err != nil {
+		t.Fatalf("under the CA for any usage: %v", err)
+	}
+	cur.Store(trust(serverOnly))
+	if err := cas.check([]*x509.Certificate{leaf}, time.Now()); err == nil {
+		t.Fatal("under the CA restricted to serverAuth: the client certificate still passes")
 	}
 }
