@@ -151,8 +151,9 @@ func codeOf(err error) connect.Code {
 
 // recheck checks again the credential a stream was opened with: a bearer
 // token revoked (or removed) since, as the tokens file was last read, a
-// client certificate or JWT expired since, or a JWT whose key left the key
-// set as last read, ends it Unauthenticated, as a new call would be. It returns the identity with the grants in force now (a
+// client certificate expired since, a JWT expired since (past the leeway,
+// as for a new call), or a JWT whose key left the key set as last read,
+// ends it Unauthenticated, as a new call would be. It returns the identity with the grants in force now (a
 // token's, as the tokens file has them: they may have changed).
 func (g *Guard) recheck(id identity) (identity, error) {
 	var certErr error
@@ -170,10 +171,13 @@ func (g *Guard) recheck(id identity) (identity, error) {
 		id.grants = append(gs, g.grants[id.principal]...)
 	case certErr != nil:
 		return id, connect.NewError(connect.CodeUnauthenticated, certUntrusted(id.principal, certErr))
-	case !id.notAfter.IsZero() && g.now().After(id.notAfter):
+	case id.jwt == "" && !id.notAfter.IsZero() && g.now().After(id.notAfter):
 		return id, connect.NewError(connect.CodeUnauthenticated,
-			fmt.Errorf("the credential (client certificate or JWT) of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
+			fmt.Errorf("the client certificate of %s expired at %s during the stream; renew it and call again", id, id.notAfter.UTC().Format(time.RFC3339)))
 	case id.jwt != "" && g.jwt != nil:
+		// Its exp too, with security.auth.jwt.leeway as a new call's: a
+		// JWT taken within the leeway past its exp keeps its stream until
+		// the leeway is over, not ended at once as expired.
 		if err := g.jwt.Reverify(id.jwt); err != nil {
 			return id, connect.NewError(connect.CodeUnauthenticated,
 				fmt.Errorf("the JWT of %s no longer verifies during the stream: %w; get a new token and call again (docs/operations.md \"JWTs refused\")", id, err))

@@ -65,12 +65,18 @@ func (is *jwtIssuer) publish(kids ...string) {
 // mint is a JWT of sub signed by kid's key, valid for an hour.
 func (is *jwtIssuer) mint(kid, sub string) string {
 	is.t.Helper()
+	return is.mintUntil(kid, sub, time.Now().Add(time.Hour))
+}
+
+// mintUntil is a JWT of sub signed by kid's key whose exp is exp.
+func (is *jwtIssuer) mintUntil(kid, sub string, exp time.Time) string {
+	is.t.Helper()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: is.keys[kid], KeyID: kid}}, nil)
 	if err != nil {
 		is.t.Fatal(err)
 	}
 	s, err := jwt.Signed(signer).Claims(jwt.Claims{Subject: sub, Issuer: "https://idp",
-		Expiry: jwt.NewNumericDate(time.Now().Add(time.Hour))}).Serialize()
+		Expiry: jwt.NewNumericDate(exp)}).Serialize()
 	if err != nil {
 		is.t.Fatal(err)
 	}
