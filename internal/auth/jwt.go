@@ -516,8 +516,6 @@ func (v *JWTVerifier) verify(tok string, reading bool) (Principal, time.Time, er
 	// The keys of the kid that may check this alg's signature, each tried:
 	// every key of the set is the issuer's.
 	var why string
-	var std jwt.Claims
-	var all map[string]any
 	tried := 0
 	for _, k := range ks {
 		if w := usable(k, h.KeyID, h.Algorithm); w != "" {
@@ -525,8 +523,7 @@ func (v *JWTVerifier) verify(tok string, reading bool) (Principal, time.Time, er
 			continue
 		}
 		tried++
-		std, all = jwt.Claims{}, nil
-		if err = t.Claims(k.Key, &std, &all); err == nil {
+		if err = t.Claims(k.Key); err == nil { // the signature alone
 			break
 		}
 	}
@@ -539,6 +536,14 @@ func (v *JWTVerifier) verify(tok string, reading bool) (Principal, time.Time, er
 		return Principal{}, time.Time{}, fmt.Errorf("the signature does not verify with key %q: %w", h.KeyID, err)
 	case err != nil:
 		return Principal{}, time.Time{}, fmt.Errorf("the signature does not verify with any of the %d keys of kid %q: %w", tried, h.KeyID, err)
+	}
+	// Verified above: the claims are decoded apart, so that one of the
+	// wrong type is not taken for a signature that does not verify.
+	var std jwt.Claims
+	var all map[string]any
+	if err := t.UnsafeClaimsWithoutVerification(&std, &all); err != nil {
+		return Principal{}, time.Time{}, fmt.Errorf("the signature verifies, but its claims do not decode "+
+			"(iss and sub are strings, aud a string or strings, exp, nbf and iat numbers): %w", err)
 	}
 	if std.Expiry == nil {
 		return Principal{}, time.Time{}, errors.New("the JWT has no exp claim")

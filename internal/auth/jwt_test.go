@@ -146,6 +146,9 @@ func TestJWT(t *testing.T) {
 		{"wrong audience", sign(t, rs, with("aud", []string{"other"})), "does not include \"wail\""},
 		{"no audience", sign(t, rs, with("aud", nil)), "does not include \"wail\""},
 		{"no principal", sign(t, rs, with("sub", nil)), "principal claim \"sub\""},
+		// The signature verifies: said so, not "does not verify".
+		{"principal not a string", sign(t, rs, with("sub", 12)), "claims do not decode"},
+		{"exp not a number", sign(t, rs, with("exp", "tomorrow")), "claims do not decode"},
 		{"wrong key", sign(t, other, good()), "signature does not verify"},
 		{"tampered payload", tampered, "signature does not verify"},
 		{"alg none", raw(map[string]any{"alg": "none", "kid": rs.kid}, good(), func(string) []byte { return nil }), "not a signed JWT"},
