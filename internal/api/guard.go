@@ -19,6 +19,7 @@ import (
 	"github.com/wail-cdc/wail/api/wail/v1/wailv1connect"
 	"github.com/wail-cdc/wail/internal/auth"
 	"github.com/wail-cdc/wail/internal/config"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // Where authentication and authorization happen. Every request to the API
@@ -212,7 +213,7 @@ func (g *Guard) authorize(ctx context.Context, procedure string, req any) error 
 	}
 	for _, t := range tables {
 		if !auth.Allowed(id.grants, perm, []string{t}) {
-			return connect.NewError(connect.CodePermissionDenied, denied(id, perm, t))
+			return refusal(id, perm, t)
 		}
 	}
 	if len(tables) == 0 && !auth.Allowed(id.grants, perm, nil) && !(noWrites(req) && mayOnSomeTable(id.grants, perm)) {
@@ -239,6 +240,17 @@ func noWrites(req any) bool {
 // mayOnSomeTable: one of grants gives perm, on whatever tables.
 func mayOnSomeTable(grants []auth.Grant, perm auth.Permission) bool {
 	return slices.ContainsFunc(grants, func(g auth.Grant) bool { return g.Permission == auth.All || g.Permission == perm })
+}
+
+// refusal is the answer to a request of id naming table, on which it
+// lacks perm: permission_denied naming the grant, or invalid_argument when
+// no table can have that name ("Orders", "", "ord*"), which no grant
+// would help (a grant of it would be a pattern, or never match).
+func refusal(id identity, perm auth.Permission, table string) *connect.Error {
+	if err := store.ValidateTableName(table); err != nil {
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return connect.NewError(connect.CodePermissionDenied, denied(id, perm, table))
 }
 
 func denied(id identity, perm auth.Permission, table string) error {
@@ -391,7 +403,7 @@ func (c *authorizedConn) Receive(m any) error {
 		}
 	}
 	if err := c.g.authorize(c.ctx, c.Spec().Procedure, m); err != nil {
-		if batch && connect.CodeOf(err) == connect.CodePermissionDenied {
+		if code := connect.CodeOf(err); batch && (code == connect.CodePermissionDenied || code == connect.CodeInvalidArgument) {
 			return c.g.refuseBatch(c.ctx, req, err)
 		}
 		return err
@@ -417,7 +429,8 @@ func (r *refusedBatch) Error() string { return "a batch refused: " + r.answer.St
 // may not write (err) as Write refuses such a request: whole, nothing of
 // it written, not charged. But per mutation, so that a client batching
 // many writers' writes fails only the forbidden ones: permission_denied
-// for a forbidden table's mutations, aborted (unwritten: send it again)
+// for a forbidden table's mutations (invalid_argument for a name no table
+// can have: refusal), aborted (unwritten: send it again)
 // for the others; and without ending the stream, so the batches after it
 // are served.
 func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest, err error) error {
@@ -432,7 +445,8 @@ func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest,
 	}
 	return refused(req, err, func(m *wailv1.Mutation) *wailv1.Error {
 		if !allowed(m) {
-			return &wailv1.Error{Code: connect.CodePermissionDenied.String(), Message: denied(id, perm, m.GetTable()).Error()}
+			r := refusal(id, perm, m.GetTable())
+			return &wailv1.Error{Code: r.Code().String(), Message: r.Message()}
 		}
 		return &wailv1.Error{Code: connect.CodeAborted.String(),
 			Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}

@@ -15,6 +15,7 @@ import (
 	"github.com/wail-cdc/wail/internal/hlc"
 	"github.com/wail-cdc/wail/internal/intentlog"
 	"github.com/wail-cdc/wail/internal/readahead"
+	"github.com/wail-cdc/wail/internal/store"
 )
 
 // clockSkew is how far before a version's time a subscription from that
@@ -647,6 +648,9 @@ func sameTopic(r intentlog.Reader, id intentlog.TopicID) error {
 func unknownTable(table string) error {
 	if len(table) > maxQuoted {
 		return notFound(fmt.Errorf("table %s does not exist", quoted(table)))
+	}
+	if err := store.ValidateTableName(table); err != nil { // no table can have it: creating one would fail
+		return notFound(fmt.Errorf("table %q does not exist: %w", table, err))
 	}
 	return notFound(fmt.Errorf("table %q does not exist: create it with `wail table create %s`", table, table))
 }

@@ -400,6 +400,8 @@ func (p *Proxy) Write(ctx context.Context, muts []Mutation) []Result {
 func (p *Proxy) validate(m *Mutation) (catalog.Table, error) {
 	t, ok := p.tables.Get(m.Table)
 	switch {
+	case !ok && store.ValidateTableName(m.Table) != nil: // no table can have it: creating one would fail
+		return t, fmt.Errorf("%w: %w", ErrUnknownTable, store.ValidateTableName(m.Table))
 	case !ok:
 		return t, fmt.Errorf("%w %q (create it with `wail table create %s`)", ErrUnknownTable, m.Table, m.Table)
 	case len(m.Key) == 0:

@@ -123,6 +123,8 @@ func TestLimitsAndUnknownTables(t *testing.T) {
 		wantMsg string
 	}{
 		{"unknown table", Mutation{Table: "nope", Key: []byte("k")}, ErrUnknownTable, `unknown table "nope"`},
+		// not "create it with `wail table create Orders`", which refuses the name
+		{"a name no table can have", Mutation{Table: "Orders", Key: []byte("k")}, ErrUnknownTable, `invalid table name "Orders"`},
 		{"empty key", Mutation{Table: "tx"}, ErrInvalid, "key is empty"},
 		{"key over the limit", Mutation{Table: "tx", Key: []byte("123456789")}, ErrInvalid, "key is 9 bytes, the limit is 8"},
 		{"value over the limit", Mutation{Table: "tx", Key: []byte("k"), Value: make([]byte, 17)}, ErrInvalid, "value is 17 bytes, the limit is 16"},
