@@ -75,6 +75,9 @@ func (g *Guard) authenticate(r *http.Request) identity {
 			}
 			return identity{principal: p, grants: g.grants[p], jwt: tok, notAfter: exp}
 		}
+		if g.jwt == nil && !basic && auth.LooksLikeJWT(tok) {
+			return identity{err: errNoJWTs}
+		}
 		if g.tokens == nil {
 			return identity{err: errors.New("this server has no tokens (auth is off)")}
 		}
@@ -108,6 +111,11 @@ func (g *Guard) authenticate(r *http.Request) identity {
 	}
 	return identity{}
 }
+
+// errNoJWTs is a bearer JWT on a server that takes none (not "malformed
+// bearer token", which reads as a wail token mistyped).
+var errNoJWTs = errors.New("the bearer token is a JWT, and this server takes none (security.auth.jwt is not set): " +
+	"give a wail token, or set security.auth.jwt on the server")
 
 // isRegistry reports whether path is the schema registry's, where
 // clients that only speak Basic auth (Confluent's, with

@@ -43,7 +43,7 @@ var (
 // ParseToken checks a token's form and returns its id.
 func ParseToken(tok string) (id string, err error) {
 	if len(tok) != TokenLen || !strings.HasPrefix(tok, tokenPrefix) || tok[len(tokenPrefix)+tokenIDLen] != '_' {
-		return "", fmt.Errorf("%w: a wail token is %s + 16 hex digits + _ + 43 characters (`wail token create` makes one)", ErrMalformedToken, tokenPrefix)
+		return "", fmt.Errorf("%w: a wail token is %s + 16 hex digits + _ + 43 characters", ErrMalformedToken, tokenPrefix)
 	}
 	id = tok[len(tokenPrefix) : len(tokenPrefix)+tokenIDLen]
 	if _, err := hex.DecodeString(id); err != nil || strings.ToLower(id) != id {
