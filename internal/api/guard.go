@@ -213,7 +213,7 @@ func (g *Guard) authorize(ctx context.Context, procedure string, req any) error 
 	}
 	for _, t := range tables {
 		if !auth.Allowed(id.grants, perm, []string{t}) {
-			return refusal(id, perm, t)
+			return connect.NewError(connect.CodePermissionDenied, denied(id, perm, t))
 		}
 	}
 	if len(tables) == 0 && !auth.Allowed(id.grants, perm, nil) && !(noWrites(req) && mayOnSomeTable(id.grants, perm)) {
@@ -242,18 +242,18 @@ func mayOnSomeTable(grants []auth.Grant, perm auth.Permission) bool {
 	return slices.ContainsFunc(grants, func(g auth.Grant) bool { return g.Permission == auth.All || g.Permission == perm })
 }
 
-// refusal is the answer to a request of id naming table, on which it
-// lacks perm: permission_denied naming the grant, or invalid_argument when
-// no table can have that name ("Orders", "", "ord*"), which no grant
-// would help (a grant of it would be a pattern, or never match).
-func refusal(id identity, perm auth.Permission, table string) *connect.Error {
-	if err := store.ValidateTableName(table); err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, err)
-	}
-	return connect.NewError(connect.CodePermissionDenied, denied(id, perm, table))
-}
-
+// denied says what id lacks to call with perm on table ("*": every
+// table): the grant that would give it, unless no table can have that
+// name ("Orders", "", "ord*"), which no grant would help (a grant of it
+// would never match, or be a pattern): then what a table name is.
 func denied(id identity, perm auth.Permission, table string) error {
+	if err := store.ValidateTableName(table); err != nil && table != "*" {
+		lacks := "lacks the " + string(perm) + " permission"
+		if perm == auth.Any {
+			lacks = "has no permission"
+		}
+		return fmt.Errorf("%s %s on table %q, and no grant can give it: %w", id, lacks, table, err)
+	}
 	if perm == auth.Any {
 		return fmt.Errorf("%s has no permission on table %q (grant one, e.g. read:%s)", id, table, table)
 	}
@@ -403,7 +403,7 @@ func (c *authorizedConn) Receive(m any) error {
 		}
 	}
 	if err := c.g.authorize(c.ctx, c.Spec().Procedure, m); err != nil {
-		if code := connect.CodeOf(err); batch && (code == connect.CodePermissionDenied || code == connect.CodeInvalidArgument) {
+		if batch && connect.CodeOf(err) == connect.CodePermissionDenied {
 			return c.g.refuseBatch(c.ctx, req, err)
 		}
 		return err
@@ -429,8 +429,7 @@ func (r *refusedBatch) Error() string { return "a batch refused: " + r.answer.St
 // may not write (err) as Write refuses such a request: whole, nothing of
 // it written, not charged. But per mutation, so that a client batching
 // many writers' writes fails only the forbidden ones: permission_denied
-// for a forbidden table's mutations (invalid_argument for a name no table
-// can have: refusal), aborted (unwritten: send it again)
+// for a forbidden table's mutations, aborted (unwritten: send it again)
 // for the others; and without ending the stream, so the batches after it
 // are served.
 func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest, err error) error {
@@ -445,8 +444,7 @@ func (g *Guard) refuseBatch(ctx context.Context, req *wailv1.WriteStreamRequest,
 	}
 	return refused(req, err, func(m *wailv1.Mutation) *wailv1.Error {
 		if !allowed(m) {
-			r := refusal(id, perm, m.GetTable())
-			return &wailv1.Error{Code: r.Code().String(), Message: r.Message()}
+			return &wailv1.Error{Code: connect.CodePermissionDenied.String(), Message: denied(id, perm, m.GetTable()).Error()}
 		}
 		return &wailv1.Error{Code: connect.CodeAborted.String(),
 			Message: fmt.Sprintf("not written: its batch names table %q, which %s may not write, and a batch is refused whole; send it again without that table's writes", forbidden, id)}
