@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,12 +94,34 @@ func writeCode(err error) connect.Code {
 	return connect.CodeUnavailable
 }
 
+// codeless is a write error as its RPC answers it: without the leading
+// "unavailable: " that proxy.ErrUnavailable puts in front of its message,
+// since the code says it already (a client printed "unavailable:
+// unavailable: the store write's outcome is unknown ..."). It unwraps to
+// the error, so errors.Is on the server sees the same chain.
+type codeless struct {
+	msg string
+	err error
+}
+
+func (e codeless) Error() string { return e.msg }
+func (e codeless) Unwrap() error { return e.err }
+
+// writeErr is err as an RPC answers it (codeless).
+func writeErr(err error) error {
+	prefix := proxy.ErrUnavailable.Error() + ": "
+	if msg := err.Error(); errors.Is(err, proxy.ErrUnavailable) && strings.HasPrefix(msg, prefix) {
+		return codeless{msg: strings.TrimPrefix(msg, prefix), err: err}
+	}
+	return err
+}
+
 func toProto(r proxy.Result) *wailv1.WriteResult {
 	out := &wailv1.WriteResult{
 		Version: r.Version, IntentLogged: r.IntentLogged, Stored: r.Stored, Superseded: r.Superseded,
 	}
 	if r.Err != nil {
-		out.Error = &wailv1.Error{Code: writeCode(r.Err).String(), Message: r.Err.Error(), RetryAfterMs: r.RetryAfter.Milliseconds()}
+		out.Error = &wailv1.Error{Code: writeCode(r.Err).String(), Message: writeErr(r.Err).Error(), RetryAfterMs: r.RetryAfter.Milliseconds()}
 	}
 	return out
 }
@@ -113,7 +136,7 @@ func (s *ProducerService) one(ctx context.Context, m proxy.Mutation) (*wailv1.Wr
 	}
 	r := s.p.Write(ctx, []proxy.Mutation{m})[0]
 	if r.Err != nil {
-		ce := connect.NewError(writeCode(r.Err), r.Err)
+		ce := connect.NewError(writeCode(r.Err), writeErr(r.Err))
 		if r.RetryAfter > 0 {
 			// the hint, as a wail.v1.Error detail
 			if d, err := connect.NewErrorDetail(toProto(r).Error); err == nil {
@@ -237,7 +260,7 @@ func value(m proxy.Mutation, bin []byte, json string) (proxy.Mutation, error) {
 func (s *ProducerService) Get(ctx context.Context, req *connect.Request[wailv1.GetRequest]) (*connect.Response[wailv1.GetResponse], error) {
 	row, found, err := s.p.Get(ctx, req.Msg.Table, req.Msg.Key)
 	if err != nil {
-		return nil, connect.NewError(writeCode(err), err)
+		return nil, connect.NewError(writeCode(err), writeErr(err))
 	}
 	out := &wailv1.GetResponse{Version: row.Version, Deleted: row.Deleted}
 	if found && !row.Deleted {
@@ -245,7 +268,7 @@ func (s *ProducerService) Get(ctx context.Context, req *connect.Request[wailv1.G
 		if req.Msg.ValueJson {
 			j, err := s.p.ValueJSON(ctx, req.Msg.Table, row.Value)
 			if err != nil {
-				return nil, connect.NewError(writeCode(err), err)
+				return nil, connect.NewError(writeCode(err), writeErr(err))
 			}
 			out.ValueJson = string(j)
 		}

@@ -291,5 +291,5 @@ func errorProto(err error) *wailv1.Error {
 		ms, _ := strconv.ParseInt(ce.Meta().Get(retryHeader), 10, 64)
 		return &wailv1.Error{Code: ce.Code().String(), Message: ce.Message(), RetryAfterMs: ms}
 	}
-	return &wailv1.Error{Code: writeCode(err).String(), Message: err.Error()}
+	return &wailv1.Error{Code: writeCode(err).String(), Message: writeErr(err).Error()}
 }
