@@ -148,6 +148,7 @@ type Keeper struct {
 	lost       bool          // another process took it
 	holds      int           // Holds not yet done
 	drained    chan struct{} // closed when holds drops to 0 (nil: nobody waits)
+	lapse      time.Duration // how long the lease was invalid before the last renewal, until Lapse tells it
 }
 
 // Claim takes name for me (Holder, Host, PID set), waiting while another
@@ -287,6 +288,7 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 		k.renewErr = err
 		switch {
 		case err == nil:
+			k.noteLapse(start, wall)
 			k.validUntil, k.wallUntil = start.Add(k.opts.TTL), wall.Add(k.opts.TTL)
 		case lost:
 			k.lost = true // never valid again
@@ -300,6 +302,30 @@ func (k *Keeper) Run(ctx context.Context, changed func()) error {
 			return &LostError{What: k.opts.What, Lease: got}
 		}
 	}
+}
+
+// noteLapse, at a renewal that began at start (wall on the wall clock)
+// and succeeded, keeps for Lapse how long the lease had been invalid, if
+// it was when the renewal began: from the end of its validity until now,
+// on whichever clock ended it first. k.mu is held.
+func (k *Keeper) noteLapse(start, wall time.Time) {
+	if k.ended != "" || start.Before(k.validUntil.Add(-k.margin())) && wall.Before(k.wallUntil.Add(-k.margin())) {
+		return
+	}
+	k.lapse = max(k.opts.Now().Sub(k.validUntil.Add(-k.margin())), k.opts.Wall().Sub(k.wallUntil.Add(-k.margin())), 0)
+}
+
+// Lapse returns how long the lease was invalid (writes refused) before the
+// last successful renewal, once: 0 if it was valid then, or if Lapse
+// already told it. A process paused past its lease renews at once when
+// it wakes, without a renewal ever failing; this is how it learns that it
+// refused writes meanwhile.
+func (k *Keeper) Lapse() time.Duration {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	d := k.lapse
+	k.lapse = 0
+	return d
 }
 
 // nextRenewal is how long Run waits before it renews: until TTL/3 after

@@ -147,12 +147,22 @@ func (s *Server) keepLease(ctx context.Context) (stop func(), lost <-chan error)
 }
 
 // leaseHealth reports renewals that fail: degraded while the lease is
-// still valid, unhealthy (writes refused) once it is not.
+// still valid, unhealthy (writes refused) once it is not. A lapse is also
+// logged, once when a failed renewal finds it and once when a renewal ends
+// it (with how long writes were refused): /healthz shows only the moment,
+// and a process paused past its lease renews at once when it wakes, so
+// only that line tells why its writes were refused meanwhile.
 func (s *Server) leaseHealth() {
 	err := s.lease.Renewing()
 	switch {
 	case err == nil:
 		s.health.Clear(leaseComponent)
+		if d := s.lease.Lapse(); d > 0 {
+			s.leaseLapsed.Store(false)
+			s.logger.Warn("the proxy id's lease is renewed after it lapsed: writes were refused meanwhile (unavailable: the lease was not renewed in time); "+
+				"the store did not answer the renewals, or this process was paused or suspended past proxy.lease_ttl",
+				"proxy_id", s.cfg.ProxyID, "lapsed_for", d.Round(time.Millisecond))
+		}
 	case s.lease.Check() == nil:
 		s.health.Set(leaseComponent, health.Degraded,
 			fmt.Sprintf("cannot renew the lease on %s: %v; writes stop if it is not renewed in time", s.proxyIDName(), err),
@@ -161,6 +171,10 @@ func (s *Server) leaseHealth() {
 		s.health.Set(leaseComponent, health.Unhealthy,
 			fmt.Sprintf("the lease on %s lapsed: writes are refused until it is renewed: %v", s.proxyIDName(), err),
 			"check that the store is reachable")
+		if !s.leaseLapsed.Swap(true) {
+			s.logger.Warn("the proxy id's lease lapsed: writes are refused until a renewal succeeds; check that the store is reachable",
+				"proxy_id", s.cfg.ProxyID, "err", err)
+		}
 	}
 }
 

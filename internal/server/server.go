@@ -115,6 +115,9 @@ type Server struct {
 	// opened is set once open succeeded (start.go).
 	opened bool
 	lease  *lease.Keeper // the proxy id's, on a shared store (lease.go)
+	// leaseLapsed: the lapse of the lease was logged, its renewal not yet
+	// (leaseHealth).
+	leaseLapsed atomic.Bool
 	// leaseHolder is who claims it, the same in every attempt of a start.
 	leaseHolder store.Lease
 	// clockWatch alerts on clock skew (clock.go).
