@@ -27,7 +27,8 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			"A server that answers but whose health cannot be read (a certificate not trusted,\n" +
 			"TLS on one side only, no answer within --timeout) fails the check; nothing\n" +
 			"listening at --addr fails nothing. A --data-dir that does not exist fails, and is\n" +
-			"not made (with the embedded store or log).\n" +
+			"not made (with the embedded store or log); likewise a Cassandra keyspace that does\n" +
+			"not exist (doctor creates nothing in the cluster).\n" +
 			"Exits with code 1 when a check fails or the server is unhealthy.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -16,11 +16,17 @@ import (
 // names are parsed here, the rest is checked by cassandra.Open against
 // the cluster.
 func openCassandra(ctx context.Context, s config.Store, logger *slog.Logger) (*cassandra.Store, error) {
+	return openCassandraWith(ctx, s, logger, false)
+}
+
+// openCassandraWith is openCassandra; existing opens the keyspace as it
+// is, creating nothing (cassandra.Options.Existing: wail doctor).
+func openCassandraWith(ctx context.Context, s config.Store, logger *slog.Logger, existing bool) (*cassandra.Store, error) {
 	opts, err := cassandraOptions(s)
 	if err != nil {
 		return nil, fmt.Errorf("open cassandra store: %w", err)
 	}
-	opts.Logger = logger
+	opts.Logger, opts.Existing = logger, existing
 	st, err := cassandra.Open(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open cassandra store: %w", err)

@@ -126,7 +126,7 @@ var (
 func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, fail func(check, format string, args ...any), answered bool) (tables []catalog.Table, inUse bool) {
 	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := OpenStore(sctx, cfg, slog.New(slog.DiscardHandler))
+	st, err := doctorOpen(sctx, cfg)
 	switch {
 	case err != nil && answered && cfg.Store.Kind == config.StorePebble:
 		return nil, true
@@ -176,6 +176,20 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 		}
 	}
 	return tables, false
+}
+
+// doctorOpen opens the store to check it: as wail serve does, except that
+// a Cassandra store creates nothing (a keyspace missing, from a typo in
+// store.cassandra.keyspace, fails the check rather than being made).
+func doctorOpen(ctx context.Context, cfg config.Config) (store.Store, error) {
+	if cfg.Store.Kind == config.StoreCassandra {
+		st, err := openCassandraWith(ctx, cfg.Store, slog.New(slog.DiscardHandler), true)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return st, nil
+	}
+	return OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
 }
 
 func decodeTables(rows []store.Table) (out []catalog.Table, damaged []error) {

@@ -146,6 +146,10 @@ type Options struct {
 	WriteRequestTimeout time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Existing opens the keyspace as it is, for a check (wail doctor): Open
+	// creates nothing (no keyspace, no catalog table, no column) and fails
+	// with ErrNoKeyspace when the keyspace does not exist.
+	Existing bool
 
 	// dialer, when set (tests only), makes the driver's connections, to
 	// the addresses the nodes gossip: a test routes one node through a
@@ -169,6 +173,7 @@ type Store struct {
 	writeFloor  time.Duration // Options.WriteRequestTimeout: the least bound of a write (limits.go)
 	limits      limits        // the largest key and value Apply takes, the bound of a write (limits.go)
 	replication Replication
+	existing    bool // Options.Existing: create nothing
 	log         *slog.Logger
 	closed      atomic.Bool
 
@@ -202,6 +207,9 @@ type Store struct {
 	fault func(op string, run func() error) error
 }
 
+// ErrNoKeyspace: Open with Options.Existing found no keyspace of the name.
+var ErrNoKeyspace = errors.New("no such keyspace")
+
 var (
 	_ store.Store           = (*Store)(nil)
 	_ store.Scanner         = (*Store)(nil)
@@ -233,7 +241,7 @@ func newStore(opts Options) (*Store, error) {
 	s := &Store{
 		ks: opts.Keyspace, localDC: opts.LocalDC, ladder: opts.ReadLadder, write: opts.Write,
 		tableWrite: opts.TableWrite, inFlight: opts.InFlight, timeout: opts.QueryTimeout,
-		writeFloor: opts.WriteRequestTimeout, replication: opts.Replication, log: opts.Logger,
+		writeFloor: opts.WriteRequestTimeout, replication: opts.Replication, existing: opts.Existing, log: opts.Logger,
 	}
 	if len(opts.Hosts) == 0 {
 		return nil, errors.New("no hosts given")
@@ -356,18 +364,24 @@ func (s *Store) probeDC(opts Options) (string, error) {
 }
 
 // prepareKeyspace creates the keyspace (if missing) and the catalog table,
-// then checks the levels against the keyspace's actual replication.
+// then checks the levels against the keyspace's actual replication. With
+// Options.Existing it creates nothing.
 func (s *Store) prepareKeyspace(ctx context.Context) error {
 	repl := s.replication
 	if repl == nil {
 		repl = Replication{s.localDC: DefaultReplicationFactor}
 	}
-	if err := s.ddl(ctx, fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s", s.ks, repl.CQL())); err != nil {
-		return err
+	if !s.existing {
+		if err := s.ddl(ctx, fmt.Sprintf("CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s", s.ks, repl.CQL())); err != nil {
+			return err
+		}
 	}
 	var opts map[string]string
 	q := s.session.Query("SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?", s.ks).WithContext(ctx)
-	if err := q.Consistency(gocql.One).Scan(&opts); err != nil {
+	switch err := q.Consistency(gocql.One).Scan(&opts); {
+	case errors.Is(err, gocql.ErrNotFound) && s.existing:
+		return fmt.Errorf("%w: keyspace %s does not exist (wail serve creates it at its first start): check store.cassandra.keyspace", ErrNoKeyspace, s.ks)
+	case err != nil:
 		return fmt.Errorf("reading the replication of keyspace %s: %w", s.ks, s.classify(ctx, err))
 	}
 	actual, err := ParseReplication(opts)
@@ -379,6 +393,9 @@ func (s *Store) prepareKeyspace(ctx context.Context) error {
 		return err
 	}
 	s.warnFewNodes()
+	if s.existing {
+		return nil
+	}
 	if err := s.ddl(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s (name text PRIMARY KEY, spec blob, seq bigint, swaps map<int, blob>) WITH ID = %s",
 		s.ks, catalogTable, tableID(s.ks, catalogTable))); err != nil {
 		return err
