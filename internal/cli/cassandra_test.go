@@ -28,12 +28,22 @@ func cassandraConfig(t *testing.T, ks string) string {
 
 // TestDoctorCassandra: `wail doctor --store cassandra --hosts ...` (the
 // flags of `wail serve`) shows the cluster, every node with its state, and
-// schema agreement; a host that is not a node makes it fail.
+// schema agreement; a host that is not a node makes it fail. The keyspace
+// is made first, as `wail serve` makes it at its first start (doctor
+// makes none: TestDoctorCreatesNoKeyspace).
 func TestDoctorCassandra(t *testing.T) {
 	hosts := cassandratest.Hosts(t)
 	ks := cassandratest.Keyspace(t, hosts)
 	cfg := cassandraConfig(t, ks)
 	ctx := context.Background()
+	st, err := cassandra.Open(ctx, cassandra.Options{
+		Hosts: hosts, Keyspace: ks, LocalDC: cassandratest.DC(), Replication: cassandra.Replication{cassandratest.DC(): 3},
+		QueryTimeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	code, out, errOut := runCLI(ctx, "", "", "doctor", "--timeout", "90s", "--config", cfg, "--data-dir", t.TempDir(), "--store", "cassandra", "--hosts", strings.Join(hosts, ","))
 	if code != 0 || !strings.Contains(out, "store        ok (read levels [one local_quorum])") ||
 		!strings.Contains(out, "cluster      keyspace "+ks+", replication {'class': 'NetworkTopologyStrategy', '"+cassandratest.DC()+"': 3}") ||
