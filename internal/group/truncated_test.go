@@ -51,7 +51,8 @@ func (r truncatedReader) Next(ctx context.Context) ([]intentlog.Record, error) {
 // ErrPositionLost (a client does not join again by itself) naming the
 // offset where the log diverges, the group's committed offset and `wail
 // group reset`; a committed offset not past it ends it with the
-// truncation (a client joins again and reads the new events). Both are
+// truncation (a client joins again and reads the new events; at the
+// offset where it diverges too, the first new event's). Both are
 // logged as errors.
 func TestReadTruncated(t *testing.T) {
 	t.Parallel()
@@ -63,6 +64,7 @@ func TestReadTruncated(t *testing.T) {
 	}{
 		{"committed past the divergence", 8, true, []string{"diverges from offset 5", "committed offset 8 is past it", "wail group reset"}},
 		{"committed below it", 3, false, []string{"diverges from offset 5", "committed offset 3 is not past it"}},
+		{"committed at it", 5, false, []string{"diverges from offset 5", "committed offset 5 is not past it"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
