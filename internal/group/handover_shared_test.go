@@ -129,3 +129,45 @@ func TestSharedHandoverDrains(t *testing.T) {
 		t.Fatalf("a owns %v, want partition 0 still", oa)
 	}
 }
+
+// TestSharedPlanDrainingNotCounted: a partition draining here does not
+// count in its member's share: the member keeps its others up to its
+// share (a at 2 of 3 keeps idle 0 and busy 1 while 2 drains to b's
+// process), rather than releasing an idle one while the draining one
+// stays its in the entry.
+func TestSharedPlanDrainingNotCounted(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	a := SharedMember{"A", "a"}
+	st := &SharedState{Partitions: 3, Seq: 3, Beat: 3, Procs: map[string]uint64{"A": 2, "B": 3},
+		Members: []SharedMember{a, {"B", "b"}},
+		Owners:  []SharedOwner{{a, 1}, {a, 2}, {a, 3}}}
+	l := Local{Proc: "A", Members: []string{"a"}, Held: map[int32]uint64{0: 1, 1: 2, 2: 3},
+		Busy: map[int32]bool{1: true, 2: true}, Draining: map[int32]bool{2: true}}
+	plan := planShared(st, l, "t", "g", 3, time.Second, observed{}, now, true, false)
+	if len(plan.Release) != 0 || len(plan.Drain) != 0 || len(plan.Claims) != 0 {
+		t.Fatalf("release %v drain %v claims %v, want none (a keeps 0 and 1, 2 drains)", plan.Release, plan.Drain, plan.Claims)
+	}
+}
+
+// TestSharedPlanEpochsUnique: every claim takes an epoch above the last
+// one given, even when the entry's sequence is ahead of this process's
+// clock (another process's clock ahead): two claims of one sync never
+// share one, nor reuse the last (a late acknowledgement of that grant
+// would match).
+func TestSharedPlanEpochsUnique(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	seq := uint64(now.UnixMicro()) + 1e9
+	st := &SharedState{Partitions: 2, Seq: seq, Beat: 1, Procs: map[string]uint64{"A": 1},
+		Members: []SharedMember{{"A", "a"}}, Owners: make([]SharedOwner, 2)}
+	l := Local{Proc: "A", Members: []string{"a"}, Held: map[int32]uint64{}}
+	plan := planShared(st, l, "t", "g", 2, time.Second, observed{}, now, true, false)
+	if len(plan.Claims) != 2 {
+		t.Fatalf("claims %v, want both partitions", plan.Claims)
+	}
+	e0, e1 := plan.Claims[0].Epoch, plan.Claims[1].Epoch
+	if e0 <= seq || e1 <= seq || e0 == e1 || plan.Next.Seq != max(e0, e1) {
+		t.Fatalf("claims at %d and %d, entry's sequence %d from %d: want two distinct epochs above it", e0, e1, plan.Next.Seq, seq)
+	}
+}
