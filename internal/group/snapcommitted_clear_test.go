@@ -60,3 +60,31 @@ func TestCommittedSnapshotClearedBeforeTheNextEnd(t *testing.T) {
 		t.Fatalf("committed snapshot %d after a snapshot's end failed to commit over lost positions, want 0 (none known)", got)
 	}
 }
+
+// TestSnapshotEndAckedOnlyByItsMember: the end's acknowledgement counts
+// only from the member taking the snapshot: another member's, even with
+// the end's id, is refused (ErrNotMember) and the snapshot still waits.
+func TestSnapshotEndAckedOnlyByItsMember(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	tb := table(t, l, 1, 5)
+	G := New(l, time.Minute)
+	defer G.Close()
+	taken, err := G.Snapshot(ctx, tb, "g", "s", func(ctx context.Context, run *SnapshotRun) error {
+		return run.AwaitEnd(ctx, func(id uint64) error {
+			if err := G.AckSnapshotEnd(tb, "g", "x", id); !errors.Is(err, ErrNotMember) {
+				t.Errorf("another member's acknowledgement of the end: %v, want ErrNotMember", err)
+			}
+			go func() {
+				if err := G.AckSnapshotEnd(tb, "g", "s", id); err != nil {
+					t.Error(err)
+				}
+			}()
+			return nil
+		})
+	})
+	if taken || err == nil { // (ended without committing)
+		t.Fatalf("snapshot: taken %v, %v", taken, err)
+	}
+}
