@@ -62,8 +62,10 @@ func TestCommittedSnapshotClearedBeforeTheNextEnd(t *testing.T) {
 }
 
 // TestSnapshotEndAckedOnlyByItsMember: the end's acknowledgement counts
-// only from the member taking the snapshot: another member's, even with
-// the end's id, is refused (ErrNotMember) and the snapshot still waits.
+// only from the member taking the snapshot, for that end: another
+// member's, even with the end's id, or the member's with another id (an
+// earlier stream's), is refused (ErrNotMember) and the snapshot still
+// waits.
 func TestSnapshotEndAckedOnlyByItsMember(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -75,6 +77,9 @@ func TestSnapshotEndAckedOnlyByItsMember(t *testing.T) {
 		return run.AwaitEnd(ctx, func(id uint64) error {
 			if err := G.AckSnapshotEnd(tb, "g", "x", id); !errors.Is(err, ErrNotMember) {
 				t.Errorf("another member's acknowledgement of the end: %v, want ErrNotMember", err)
+			}
+			if err := G.AckSnapshotEnd(tb, "g", "s", id+1); !errors.Is(err, ErrNotMember) {
+				t.Errorf("the member's acknowledgement of another end (an earlier stream's): %v, want ErrNotMember", err)
 			}
 			go func() {
 				if err := G.AckSnapshotEnd(tb, "g", "s", id); err != nil {
