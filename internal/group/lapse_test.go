@@ -106,3 +106,37 @@ func TestLeaveOfAnEndedSessionSparesItsSuccessor(t *testing.T) {
 		t.Fatalf("the new session's ack: %v", err)
 	}
 }
+
+// TestGrantAfterTheLeaseLapsedGrantsNothing: a sync's claims whose
+// committed offsets were read after this process's lease lapsed are not
+// granted (released at the next sync): another process may own them.
+func TestGrantAfterTheLeaseLapsedGrantsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	tb := table(t, l, 2, 5)
+	if err := l.Commit(ctx, LogGroup("g"), tb.Topic, map[int32]int64{1: 3}); err != nil {
+		t.Fatal(err)
+	}
+	G := New(l, time.Minute)
+	t.Cleanup(G.Close)
+	G.shared, G.proc, G.procLease = &memSwapper{c: &memCatalog{m: map[string][]byte{}}}, "A", time.Second
+	s, err := G.join(ctx, tb, "g", "a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr := s.gr
+	gr.mu.Lock()
+	gr.sh.valid = time.Now().Add(-time.Millisecond)
+	gr.mu.Unlock()
+	plan := Plan{Next: &SharedState{}, Claims: []Grant{{Partition: 1, Epoch: 9}}, ClaimMembers: []string{"a"}}
+	if err := G.grant(ctx, gr, plan); err != nil {
+		t.Fatal(err)
+	}
+	gr.mu.Lock()
+	o, _ := gr.core.Owner(1)
+	gr.mu.Unlock()
+	if o != "" {
+		t.Fatalf("partition 1 granted to %q after the lease lapsed", o)
+	}
+}
