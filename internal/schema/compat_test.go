@@ -110,3 +110,28 @@ func TestParseLevel(t *testing.T) {
 		t.Errorf("ParseLevel(SIDEWAYS): %v", err)
 	}
 }
+
+// TestCheckQuotes: which refusals quote the old schema. FULL's forward
+// half quotes nothing (TestCheckMessages), even when it is the only half
+// refused; FORWARD alone quotes it. A schema of exactly maxQuoted bytes is
+// quoted whole.
+func TestCheckQuotes(t *testing.T) {
+	const old = `syntax = "proto3"; message M { int32 x = 1; }`
+	// Adds a message: old readers lack it (forward), new ones do not care.
+	const added = `syntax = "proto3"; message M { int32 x = 1; } message N {}`
+	prev := []Version{{Version: 2, Schema: mustCompile(t, old), Text: old}}
+	got := Check(Full, mustCompile(t, added), prev)
+	if len(got) != 1 || !strings.Contains(got[0], "MESSAGE_REMOVED") {
+		t.Errorf("FULL, forward break only: %q, want the break alone", got)
+	}
+	got = Check(Forward, mustCompile(t, added), prev)
+	if len(got) != 3 || got[1] != "{oldSchemaVersion: 2}" {
+		t.Errorf("FORWARD: %q, want the break and the quote", got)
+	}
+	exact := strings.Repeat("x", maxQuoted)
+	prev[0].Text = exact
+	got = Check(Backward, mustCompile(t, `syntax = "proto3"; message M { string x = 1; }`), prev)
+	if len(got) == 0 || got[len(got)-1] != "{oldSchema: '"+exact+"'}" {
+		t.Errorf("a schema of exactly maxQuoted bytes is not quoted whole")
+	}
+}

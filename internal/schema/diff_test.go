@@ -139,6 +139,11 @@ func TestDiffRules(t *testing.T) {
 			want: []string{"ONEOF_FIELD_REMOVED #/Order/payment/7"}, detail: "field iban (shop.Order.iban) removed"},
 		{name: "oneof deleted whole", edits: []string{"  oneof payment {\n    string card = 6;\n    string iban = 7;\n  }\n", ""},
 			want: []string{"ONEOF_REMOVED #/Order/payment"}, compatible: true},
+		// Not deleted whole when a member survives elsewhere: the members
+		// gone are reported as removed from it.
+		{name: "oneof removed, one member kept at top level", edits: []string{"  oneof payment {\n    string card = 6;\n    string iban = 7;\n  }\n", "  string card = 6;\n"},
+			want:   []string{"ONEOF_REMOVED #/Order/payment", "ONEOF_FIELD_MOVED_TO_TOP_LEVEL #/Order/6", "ONEOF_FIELD_REMOVED #/Order/payment/7"},
+			detail: "field iban (shop.Order.iban) removed"},
 		{name: "oneof renamed", edits: []string{"oneof payment", "oneof method"},
 			want: []string{"ONEOF_ADDED #/Order/method", "ONEOF_REMOVED #/Order/payment"}, compatible: true},
 		{name: "oneof field moved to top level", edits: []string{"    string iban = 7;\n  }", "  }\n  string iban = 7;"},
