@@ -170,3 +170,65 @@ func TestFreshWhileReloadsFail(t *testing.T) {
 		t.Fatal("a catalog without Refresh is never stale")
 	}
 }
+
+// TestDamagedEntryKeepsItsBudget: the entry of a table served here that
+// becomes unreadable is neither written nor resolved here, but still
+// counts the partitions this process served it with against
+// limits.max_partitions: its topics are still there, and the table comes
+// back when the entry is restored.
+func TestDamagedEntryKeepsItsBudget(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	c := openCatalog(t, st, newTopics(), func(o *Options) { o.Limits = Limits{MaxTablePartitions: 4, MaxPartitions: 8} })
+	for _, tb := range []Table{{Name: "x", Partitions: 4}, {Name: "a", Partitions: 2}} {
+		if _, _, err := c.Create(ctx, tb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := st.Tables(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Name == "x" {
+			if _, ok, err := st.SwapTable(ctx, "x", r.Spec, []byte{0xff, 0xff, 0xff}); err != nil || !ok {
+				t.Fatalf("damaging the entry: %v %v", ok, err)
+			}
+		}
+	}
+	if err := c.Refresh(ctx); err == nil {
+		t.Fatal("refresh with a damaged entry reported no problem")
+	}
+	if _, ok := c.Get("x"); ok {
+		t.Error("x is served from a damaged entry")
+	}
+	if _, ok := c.Resolving("x"); ok {
+		t.Error("x is resolved from a damaged entry")
+	}
+	if _, _, err := c.Create(ctx, Table{Name: "b", Partitions: 4}); !errors.Is(err, ErrBudget) {
+		t.Errorf("4 + 2 + 4 partitions over a budget of 8, 4 of them the damaged table's: %v, want ErrBudget", err)
+	}
+	if _, _, err := c.Create(ctx, Table{Name: "b", Partitions: 2}); err != nil {
+		t.Errorf("exactly the budget: %v", err)
+	}
+}
+
+// TestLoadOfADamagedEntry: Load of an entry that cannot be read fails,
+// saying what to run, rather than answer a definition of nothing but the
+// name (no state, no partitions) that callers would act on.
+func TestLoadOfADamagedEntry(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st := openStore(t)
+	c := openCatalog(t, st, newTopics())
+	if _, ok, err := st.SwapTable(ctx, "x", nil, []byte{0xff, 0xff, 0xff}); err != nil || !ok {
+		t.Fatalf("saving the damaged entry: %v %v", ok, err)
+	}
+	if tb, found, err := c.Load(ctx, "x"); !errors.Is(err, ErrBusy) || found || !strings.Contains(err.Error(), "wail table drop x --force") {
+		t.Errorf("Load of a damaged entry: %+v %v %v, want ErrBusy saying what to run", tb, found, err)
+	}
+	if _, found, err := c.Load(ctx, "y"); err != nil || found {
+		t.Errorf("Load of an absent table: %v %v", found, err)
+	}
+}
