@@ -12,7 +12,8 @@ func TestJudge(t *testing.T) {
 		want   verdict
 	}{
 		{200, accepted}, {204, accepted}, {299, accepted},
-		{0, retry}, // no answer
+		{0, retry},                 // no answer
+		{199, retry}, {300, retry}, // (300 is no redirect the client follows: answered as is)
 		{301, retry}, {307, retry}, {401, retry}, {404, retry},
 		{408, retry}, {429, retry}, {500, retry}, {503, retry},
 		{400, refused}, {413, refused}, {415, refused}, {422, refused},

@@ -58,7 +58,8 @@ func TestSinkRefusesLinkLocalSpellings(t *testing.T) {
 		t.Errorf("the proxy was asked %d times for link-local addresses", n)
 	}
 	// Names that merely look numeric stay names.
-	for _, u := range []string{"http://10.0.0.1/x", "http://0x.example/", "http://1.2.3.4.5/", "http://hooks-169.internal/", "http://123abc/"} {
+	for _, u := range []string{"http://10.0.0.1/x", "http://0x.example/", "http://1.2.3.4.5/", "http://hooks-169.internal/", "http://123abc/",
+		"http://169.253.65536/", "http://169.254.169.256/"} { // a part over its bits: no address (inet_aton refuses it)
 		if err := Validate(WithDefaults(&wailv1.Sink{Table: "t", Name: "s", Url: u})); err != nil {
 			t.Errorf("create %s: %v, want it taken", u, err)
 		}

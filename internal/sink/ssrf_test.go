@@ -17,6 +17,8 @@ var linkLocalURLs = []string{
 	"http://[::ffff:169.254.169.254]/",
 	"http://[fd00:ec2::254]/latest/meta-data/",
 	"http://[fe80::1%25lo]:8080/",
+	"http://224.0.0.251/",    // link-local multicast
+	"http://[ff02::1]:8080/", // link-local multicast
 }
 
 // TestSinkRefusesLinkLocal: a sink never connects to a link-local
