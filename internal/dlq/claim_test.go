@@ -100,6 +100,11 @@ func TestFoldClaims(t *testing.T) {
 			if err != nil || e.Resolution.GetAction() != c.settled || (c.settled != 0 && e.Resolution.AtUs != resAt[c.by]) {
 				t.Fatalf("Get: %v, %v", e, err)
 			}
+			// Get shows the claim holding the letter: none once it is settled
+			// (a claim before it settled, or one after, which changes nothing).
+			if e.Claim.GetId() != c.held {
+				t.Fatalf("Get: claim %v, want %q (settled %v)", e.Claim, c.held, c.settled)
+			}
 			ls, _, err := q.List(ctx, ListOptions{After: -1})
 			if err != nil || (len(ls) == 0) != (c.settled != 0) {
 				t.Fatalf("List: %v, %v (settled %v)", ls, err, c.settled)

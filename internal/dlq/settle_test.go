@@ -151,7 +151,7 @@ func TestRedrive(t *testing.T) {
 	if left, _, _ := tb.q.List(ctx, ListOptions{After: -1}); len(left) != 1 {
 		t.Errorf("a failed request settled letters: %v", offsetsOf(left))
 	}
-	for _, sel := range []Selection{{}, {All: true, Offsets: []int64{1}}, {Offsets: []int64{-3}}, {Offsets: make([]int64, MaxLimit+1)}} {
+	for _, sel := range []Selection{{}, {All: true, Offsets: []int64{1}}, {Offsets: []int64{-3}}, {Offsets: []int64{-1}}, {Offsets: make([]int64, MaxLimit+1)}} {
 		if _, err := tb.q.Redrive(ctx, sel, tb.o, tb.t); !errors.Is(err, ErrBadSelection) {
 			t.Errorf("selection %+v: %v, want ErrBadSelection", sel, err)
 		}
@@ -471,4 +471,25 @@ func TestRecreateDuringRedrive(t *testing.T) {
 // resolutions is the resolutions of an answer (a drop's), with its error.
 func resolutions(a Answer, err error) ([]*wailv1.DeadLetterResolution, error) {
 	return a.Resolutions, err
+}
+
+// TestReconcileDryRunSettlesNothing: a dry run of a table reconcile
+// settles no GAP letter, even one whose partition it confirmed: it stays
+// unsettled for the reconcile that does the work.
+func TestReconcileDryRunSettlesNothing(t *testing.T) {
+	t.Parallel()
+	tb := newTable(t)
+	ctx := t.Context()
+	tb.state(t, "k", 40, 0)
+	tb.resolved(t)
+	offs := appendLetters(t, tb.log, gap(0))
+	o := tb.o
+	o.DryRun = true
+	r, err := tb.q.Reconcile(ctx, o, tb.t)
+	if err != nil || len(r.Settled) != 0 {
+		t.Fatalf("dry run: settled %v, %v; want none, no error", r.Settled, err)
+	}
+	if left, _, _ := tb.q.List(ctx, ListOptions{After: -1}); len(left) != 1 || left[0].Offset != offs[0] {
+		t.Errorf("unsettled after a dry run %v, want the GAP letter %d", offsetsOf(left), offs[0])
+	}
 }
