@@ -201,7 +201,7 @@ func (s *Store) Check(ctx context.Context) error {
 		return errors.Join(append(errs, err)...)
 	}
 	if !c.SchemaAgreement && !s.schemaSettles(ctx) {
-		errs = append(errs, errors.New("cassandra: check: the nodes do not agree on the schema (see the schema versions above); wait, or look for nodes that cannot gossip"))
+		errs = append(errs, errors.New("cassandra: check: the nodes do not agree on the schema (each node's schema version: the node lines of wail doctor, or nodetool describecluster); wait, or look for nodes that cannot gossip"))
 	}
 	for _, n := range c.Nodes {
 		if n.Answered && n.CommitlogSync == "periodic" {
