@@ -214,8 +214,9 @@ func (r *reader) leave() {
 // long as it stayed open, outside every budget. The next Next makes a
 // client again at the position, validated by the leader epoch of the
 // record before it (KIP-320: a log truncated meanwhile is a Truncation),
-// and the topic id of its records is checked against the one read so far
-// (convert). Only a reader that knows that id is released: it read
+// after fresh metadata said the topic's id is still the one read so far
+// (sameID: another topic of the name would pass as this one truncated),
+// and the topic id of its records is checked too (convert). Only a reader that knows that id is released: it read
 // records, so it has its topic's id to compare (a reader that never got
 // one buffered nothing either; a broker that never says ids keeps its
 // clients).
@@ -229,6 +230,46 @@ func (r *reader) release() {
 	r.cl = nil
 	r.mu.Unlock()
 	cl.Close()
+}
+
+// sameID waits until fresh metadata answers for the reader's topic, and
+// fails with ErrUnknownTopic unless it is still the topic of id, the one
+// the reader read: a client made again after a release learns the topic
+// by its name, and the leader epoch check of its start would take
+// another topic of the name, shorter than the position, for the reader's
+// own truncated (its epochs start again: a *intentlog.Truncation from the
+// new topic's end, which an event stream rewinds to and a group member
+// reports as events lost), where a reader that kept its client hears
+// UNKNOWN_TOPIC_ID. No answer (a broker unreachable, a request timed
+// out) is asked again until ctx ends, as a fetch waits.
+func (r *reader) sameID(ctx context.Context, id intentlog.TopicID) error {
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 250*time.Millisecond) {
+		qctx, cancel := context.WithTimeout(ctx, r.l.opts.RequestTimeout) // one question
+		now, found, err := r.l.topicID(qctx, r.topic)
+		cancel()
+		switch {
+		case err == nil && found && now == id:
+			return nil
+		case err == nil && !found:
+			r.l.forget(r.topic)
+			return fmt.Errorf("%w (the metadata does not know the topic)", intentlog.ErrUnknownTopic)
+		case err == nil:
+			return fmt.Errorf("%w (deleted and created again since the reader read it: id %x, now %x; its position is the old topic's)",
+				intentlog.ErrUnknownTopic, id[:], now[:])
+		case errors.Is(err, errors.ErrUnsupported): // a broker downgraded: the fetches' ids are checked (convert)
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("checking the topic id: %w (retrying %w)", ctx.Err(), err)
+		case r.l.checkOpen() != nil:
+			return fmt.Errorf("checking the topic id: %w", intentlog.ErrClosed)
+		case !retriableCheck(err):
+			return fmt.Errorf("checking the topic id: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+	}
 }
 
 func (r *reader) wrap(err error) error {
@@ -248,6 +289,11 @@ func (r *reader) client(ctx context.Context) (*kgo.Client, error) {
 	}
 	if err := r.l.checkPartition(ctx, r.topic, r.part); err != nil {
 		return nil, err
+	}
+	if id := r.id.Load(); id != nil { // made again after a release
+		if err := r.sameID(ctx, *id); err != nil {
+			return nil, err
+		}
 	}
 	at := kgo.NewOffset().At(r.next.Load())
 	if e := r.EpochBefore(r.next.Load()); e >= 0 {
