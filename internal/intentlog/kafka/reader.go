@@ -142,8 +142,9 @@ func (r *reader) sawEpoch(offset int64, epoch int32) {
 	r.epochs = append(r.epochs, epochMark{offset: offset, epoch: epoch})
 }
 
-// Next returns the next records, blocking until there are some or ctx ends.
-// It returns none, with a moved Position, when a fetch held only
+// Next returns the next records, blocking until there are some or ctx ends
+// (records its poll took as ctx ended are returned, with no error). It
+// returns none, with a moved Position, when a fetch held only
 // transaction markers. A truncation is final: every Next after it returns
 // it again, the position where it was.
 func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
@@ -158,14 +159,16 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 		if err := r.stateErr(); err != nil {
 			return nil, r.wrap(err)
 		}
-		if err := ctx.Err(); err != nil {
-			return nil, r.wrap(err)
-		}
+		// What the poll took is converted even when ctx ended meanwhile
+		// (a deadline that passed as the fetch landed): the client has
+		// moved past it and never returns it again. Dropped, its records
+		// were skipped by the next Nexts, or waited for at the position
+		// for ever when nothing came after them; a truncation was missed.
 		from := r.next.Load()
 		recs, err, unknown := r.convert(fs)
 		if len(recs) > 0 || r.next.Load() > from {
 			r.unknownIDs = 0
-		} else if err == nil && unknown != nil {
+		} else if err == nil && unknown != nil && ctx.Err() == nil {
 			err = r.topicGone(ctx, unknown)
 		}
 		switch {
@@ -179,6 +182,8 @@ func (r *reader) Next(ctx context.Context) ([]intentlog.Record, error) {
 				r.mu.Unlock()
 			}
 			return nil, r.wrap(err)
+		case ctx.Err() != nil:
+			return nil, r.wrap(ctx.Err())
 		}
 	}
 }
