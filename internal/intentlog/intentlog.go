@@ -342,7 +342,9 @@ type CommitRenewer interface {
 // partition.
 var ErrFenced = errors.New("fenced: the partition was fenced by a newer owner")
 
-// Reader reads one partition in offset order.
+// Reader reads one partition in offset order. One goroutine at a time
+// calls Next; Close may be called from any (a Next blocked meanwhile
+// returns ErrClosed).
 type Reader interface {
 	// Next returns the next records, blocking until at least one is durable
 	// or ctx ends. It fails with ErrOffsetOutOfRange when the reader's
