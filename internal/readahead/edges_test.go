@@ -178,3 +178,64 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatalf("closed again after a release and a take: pool at %d, want 30", p.Used())
 	}
 }
+
+// TestTakeDropsPastThePool: Take takes at once where Acquire would not
+// wait for the pool (a stream holding nothing, a pool with room), else
+// takes nothing, says so and counts a drop; Room returns once a Take
+// of that many bytes would take them; a stream's own budget is waited
+// for (its client is merely slow), counted in the pool meanwhile.
+func TestTakeDropsPastThePool(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := NewPool(100)
+	a, b := p.Stream(0), p.Stream(0)
+	if n, ok, err := a.Take(ctx, 150); !ok || err != nil || n != 150 {
+		t.Fatalf("a stream holding nothing, past the pool: Take = %d %v %v", n, ok, err)
+	}
+	if n, ok, err := a.Take(ctx, 10); ok || err != nil || n != 0 || p.Used() != 150 || p.Drops() != 1 {
+		t.Fatalf("a stream holding events, pool full: Take = %d %v %v (used %d, drops %d); want nothing taken, one drop",
+			n, ok, err, p.Used(), p.Drops())
+	}
+	if n, ok, _ := b.Take(ctx, 10); !ok || n != 10 {
+		t.Fatalf("another stream holding nothing: Take = %d %v", n, ok)
+	}
+	roomed := make(chan error, 1)
+	go func() { roomed <- a.Room(ctx, 10) }()
+	select {
+	case err := <-roomed:
+		t.Fatalf("Room returned (%v) while the stream holds events and the pool is full", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.Release(150)
+	if err := <-roomed; err != nil {
+		t.Fatal(err)
+	}
+	if n, ok, _ := a.Take(ctx, 10); !ok || n != 10 || p.Used() != 20 {
+		t.Fatalf("after Room: Take = %d %v (used %d)", n, ok, p.Used())
+	}
+	a.Release(10)
+	b.Release(10)
+
+	// The stream's own budget: waited for, counted in the pool meanwhile.
+	c := p.Stream(30)
+	if n, ok, _ := c.Take(ctx, 30); !ok || n != 30 {
+		t.Fatalf("Take of the whole budget = %d %v", n, ok)
+	}
+	took := make(chan int64, 1)
+	go func() { n, _, _ := c.Take(ctx, 20); took <- n }()
+	for deadline := time.Now().Add(5 * time.Second); p.Used() != 50 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Used() != 50 {
+		t.Fatalf("a Take waiting for the stream's budget: pool used %d, want 50 (counted while it waits)", p.Used())
+	}
+	c.Release(30)
+	if n := <-took; n != 20 {
+		t.Fatalf("Take after the stream's client took: %d", n)
+	}
+	c.Close()
+	if p.Used() != 0 {
+		t.Fatalf("closed: pool used %d", p.Used())
+	}
+}

@@ -20,6 +20,7 @@ type Pool struct {
 	max   int64 // 0: unbounded (counted only)
 	used  atomic.Int64
 	waits atomic.Int64
+	drops atomic.Int64
 }
 
 // NewPool returns a pool of max bytes (0: unbounded, only counted).
@@ -31,6 +32,11 @@ func (p *Pool) Used() int64 { return p.used.Load() }
 // Waits is how many times a stream's reader waited for its client
 // because the pool was full.
 func (p *Pool) Waits() int64 { return p.waits.Load() }
+
+// Drops is how many batches streams' readers dropped because the pool
+// was full and their streams held events (Take), to read them again
+// once it has room.
+func (p *Pool) Drops() int64 { return p.drops.Load() }
 
 // Stream is one stream's read-ahead: at most max bytes (0: no bound of
 // its own), and within its pool's. A batch is taken (Acquire) by a
@@ -98,26 +104,10 @@ func (s *Stream) take(ctx context.Context, n int64) error {
 	p := s.pool
 	counted := false
 	for {
-		h := s.held.Load()
-		switch {
-		case h <= closedHeld/2:
-			return nil
-		case h == 0:
-			if !s.held.CompareAndSwap(0, n) {
-				continue // another reader of the stream took first
-			}
-			p.used.Add(n)
-			return nil
-		case p.max <= 0 || p.used.Add(n) <= p.max:
-			if p.max <= 0 {
-				p.used.Add(n)
-			}
-			if s.held.Add(n) <= closedHeld/2 {
-				p.used.Add(-n) // closed meanwhile: Close did not count it
-			}
+		ok, h := s.tryTake(n)
+		if ok {
 			return nil
 		}
-		p.used.Add(-n)
 		ready := func() bool { return s.held.Load() != h || p.used.Load()+n <= p.max }
 		if !counted {
 			counted = true
@@ -129,21 +119,109 @@ func (s *Stream) take(ctx context.Context, n int64) error {
 	}
 }
 
-// Wait returns once the stream may read more: its pool has room, or the
-// stream holds nothing (or is closed). A reader calls it before reading
-// its next batch, so that past the pool a stream whose client does not
-// read holds no batch waiting to be taken; it fails only with ctx's
-// error.
+// tryTake takes n bytes of the pool if take would not wait; else it
+// takes nothing and returns false with what the stream held.
+func (s *Stream) tryTake(n int64) (bool, int64) {
+	p := s.pool
+	for {
+		h := s.held.Load()
+		switch {
+		case h <= closedHeld/2:
+			return true, h
+		case h == 0:
+			if !s.held.CompareAndSwap(0, n) {
+				continue // another reader of the stream took first
+			}
+			p.used.Add(n)
+			return true, h
+		case p.max <= 0 || p.used.Add(n) <= p.max:
+			if p.max <= 0 {
+				p.used.Add(n)
+			}
+			if s.held.Add(n) <= closedHeld/2 {
+				p.used.Add(-n) // closed meanwhile: Close did not count it
+			}
+			return true, h
+		}
+		p.used.Add(-n)
+		return false, h
+	}
+}
+
+// Take is Acquire for a reader that can read its batch again: when the
+// pool is full and the stream holds events (where Acquire waits for the
+// stream's client with the batch in hand), it takes nothing and returns
+// false at once, and the reader drops the batch, waits for Room and
+// reads it again. Past the pool a stream then holds no read waiting to
+// be counted: the process holds the pool plus one batch per stream. The
+// bytes taken are counted in the pool first, then within the stream's
+// own budget, for which Take waits (its client is merely slower than the
+// log: no read again); it fails only with ctx's error.
+func (s *Stream) Take(ctx context.Context, n int64) (int64, bool, error) {
+	if s == nil {
+		return 0, true, nil
+	}
+	n = max(n, 1)
+	if s.sem != nil {
+		n = min(n, s.max)
+	}
+	if s.pool != nil {
+		if ok, _ := s.tryTake(n); !ok {
+			s.pool.drops.Add(1)
+			return 0, false, nil
+		}
+	}
+	if s.sem != nil {
+		if err := s.sem.Acquire(ctx, n); err != nil {
+			s.giveBack(n)
+			return 0, false, err
+		}
+	}
+	return n, true, nil
+}
+
+// Room returns once a Take of n bytes would take them (the pool has
+// room for them, or the stream holds nothing, or is closed): a reader
+// whose Take failed calls it before it reads its batch again. It fails
+// only with ctx's error.
+func (s *Stream) Room(ctx context.Context, n int64) error {
+	if s == nil || s.pool == nil || s.pool.max <= 0 {
+		return nil
+	}
+	n = max(n, 1)
+	if s.sem != nil {
+		n = min(n, s.max)
+	}
+	p := s.pool
+	ready := func() bool { return s.held.Load() <= 0 || p.used.Load()+n <= p.max }
+	for !ready() {
+		if err := s.wait(ctx, ready); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Wait returns once the stream may read more: its pool has room and the
+// stream holds less than its own budget, or the stream holds nothing (or
+// is closed). A reader calls it before reading its next batch, so that a
+// stream whose client does not read reads no batch it could not take.
+// It fails only with ctx's error.
 func (s *Stream) Wait(ctx context.Context) error {
 	if s == nil || s.pool == nil || s.pool.max <= 0 {
 		return nil
 	}
 	p := s.pool
-	ready := func() bool { h := s.held.Load(); return h <= 0 || p.used.Load() < p.max }
+	ready := func() bool {
+		h := s.held.Load()
+		return h <= 0 || p.used.Load() < p.max && (s.max <= 0 || h < s.max)
+	}
 	if ready() {
 		return nil
 	}
-	p.waits.Add(1)
+	if p.used.Load() >= p.max {
+		p.waits.Add(1) // not a wait for the stream's own budget
+	}
 	for !ready() {
 		if err := s.wait(ctx, ready); err != nil {
 			return err
@@ -175,19 +253,24 @@ func (s *Stream) wait(ctx context.Context, ready func() bool) error {
 	}
 }
 
-// Release gives back n bytes Acquire took.
+// Release gives back n bytes Acquire (or Take) took.
 func (s *Stream) Release(n int64) {
 	if s == nil || n <= 0 {
 		return
 	}
+	s.giveBack(n)
+	if s.sem != nil {
+		s.sem.Release(n)
+	}
+}
+
+// giveBack gives back to the pool n bytes the stream took of it.
+func (s *Stream) giveBack(n int64) {
 	if s.pool != nil {
 		if s.held.Add(-n) > closedHeld/2 {
 			s.pool.used.Add(-n)
 		}
 		s.wake()
-	}
-	if s.sem != nil {
-		s.sem.Release(n)
 	}
 }
 
