@@ -90,3 +90,66 @@ func TestStalledStreamMemoryOfSmallEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledStreamsOfManyPartitionsMemory: streams of a table of many
+// partitions whose clients read nothing hold, in the process's memory,
+// about the process's read-ahead budget plus one batch per stream, not
+// also one log read per partition each (the read of each partition's
+// reader that passed Stream.Wait before the budget filled and waited to
+// be counted with its events: partitions × streams × about 1 MiB).
+func TestStalledStreamsOfManyPartitionsMemory(t *testing.T) {
+	const (
+		parts   = 8
+		value   = 16 << 10
+		events  = 8 * 160 // per partition: 2.5 MiB, some three log reads
+		stream  = 1 << 20
+		budget  = 4 << 20
+		stalled = 16
+		batch   = 1<<20 + 128<<10 // an embedded log read: about 1 MiB
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	log, err := embedded.Open(t.TempDir(), embedded.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	bus := New(log)
+	if err := bus.CreateTable(ctx, "t", parts, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < events; i += 64 {
+		var evs []intent.Event
+		for j := i; j < i+64; j++ {
+			evs = append(evs, intent.Event{Table: "t", Key: fmt.Appendf(nil, "k%05d", j), Op: intent.Upsert, Version: uint64(j + 1), Value: make([]byte, value)})
+		}
+		if err := bus.Publish(ctx, "t", evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := readahead.NewPool(budget)
+	svc := NewService(bus, func(string) (int32, bool) { return parts, true }).WithLimits(Limits{BufferBytes: stream, Pool: pool})
+	before := heapInUse()
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range stalled {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := &wailv1.SubscribeRequest{Table: "t", From: "beginning"}
+			send := func(*wailv1.SubscribeResponse) error { <-sctx.Done(); return sctx.Err() }
+			_ = svc.Subscribe(sctx, req, false, func(string) error { return nil }, send)
+		}()
+	}
+	held := settled(pool.Used)
+	time.Sleep(200 * time.Millisecond)
+	grown := heapInUse() - before
+	stop()
+	wg.Wait()
+	t.Logf("%d stalled streams of %d partitions count %.1f MiB read ahead; the heap grew %.1f MiB (budget %d MiB, dropped reads %d)",
+		stalled, parts, float64(held)/(1<<20), float64(grown)/(1<<20), budget>>20, pool.Drops())
+	if limit := int64(budget + stalled*batch + 4<<20); grown > limit {
+		t.Fatalf("%d streams of %d partitions that read nothing hold %.1f MiB of heap, more than the process's budget (%d MiB) and one batch each (with slack: %.1f MiB)",
+			stalled, parts, float64(grown)/(1<<20), budget>>20, float64(limit)/(1<<20))
+	}
+}

@@ -357,15 +357,42 @@ func sendAll(send func(*wailv1.SubscribeResponse) error, resps []*wailv1.Subscri
 // intentlog.ErrUnknownTopic (sameTopic).
 func (s *Service) follow(ctx context.Context, table string, id intentlog.TopicID, p int32, off, end int64, after uint64, failOnGap, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	topic := Topic(table)
-	tries := 0 // answers out of range in a row within the log's bounds
+	tries := 0         // answers out of range in a row within the log's bounds
+	epoch := int32(-1) // of the record before off, after a dropped read
 	for end < 0 || off < end {
-		r, err := s.bus.log.NewReader(topic, p, off)
+		var r intentlog.Reader
+		var err error
+		if epoch >= 0 {
+			r, err = intentlog.ReaderAt(s.bus.log, topic, p, intentlog.EpochOffset{Offset: off, Epoch: epoch})
+		} else {
+			r, err = s.bus.log.NewReader(topic, p, off)
+		}
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
+		validated := epoch >= 0
+		epoch = -1
 		err = s.pump(ctx, r, id, p, end, after, encoded, buf, out)
 		pos := r.Position()
+		if d, ok := errors.AsType[*droppedRead](err); ok {
+			// The process's read-ahead is full and the stream holds
+			// events: the read was dropped, not held uncounted; read
+			// again from its first offset once the stream may take it,
+			// checked (Kafka) against the leader epoch read before it,
+			// as the reader would have gone on.
+			epoch = intentlog.EpochBefore(r, d.at)
+			r.Close()
+			if buf.Room(ctx, d.size) != nil {
+				return nil
+			}
+			off = d.at
+			continue
+		}
 		r.Close()
+		if validated && errors.Is(err, intentlog.ErrEpochUnknown) && ctx.Err() == nil {
+			off = pos // the log no longer knows that epoch: unchecked, as before
+			continue
+		}
 		if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 && ctx.Err() == nil {
 			// The log lost events the stream read (Kafka's leader-epoch
 			// check) and new events took their offsets: they are
@@ -456,7 +483,8 @@ func rewind(ctx context.Context, p int32, at, end int64, out chan<- batch) (next
 }
 
 // pump reads r until end (-1: until an error), each batch of records
-// checked first to come from the topic with id (sameTopic).
+// checked first to come from the topic with id (sameTopic). A batch the
+// stream cannot take ends it with a *droppedRead.
 func (s *Service) pump(ctx context.Context, r intentlog.Reader, id intentlog.TopicID, p int32, end int64, after uint64, encoded bool, buf *readahead.Stream, out chan<- batch) error {
 	for end < 0 || r.Position() < end {
 		// Past the process's budget, not before the client took what
@@ -464,6 +492,7 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, id intentlog.Top
 		if err := buf.Wait(ctx); err != nil {
 			return err
 		}
+		from := r.Position()
 		recs, err := r.Next(ctx)
 		if err != nil {
 			return err
@@ -480,8 +509,12 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, id intentlog.Top
 			b.events = append(b.events, ev)
 			b.size += ev.memory()
 		}
-		if b.size, err = buf.Acquire(ctx, b.size); err != nil {
+		size := b.size
+		var ok bool
+		if b.size, ok, err = buf.Take(ctx, size); err != nil {
 			return err
+		} else if !ok {
+			return &droppedRead{at: from, size: size}
 		}
 		select {
 		case out <- b:
@@ -491,6 +524,15 @@ func (s *Service) pump(ctx context.Context, r intentlog.Reader, id intentlog.Top
 		}
 	}
 	return nil
+}
+
+// droppedRead is a pump's read the stream could not take (Stream.Take):
+// its records were dropped, to read again from at once the stream has
+// room for size bytes.
+type droppedRead struct{ at, size int64 }
+
+func (d *droppedRead) Error() string {
+	return fmt.Sprintf("read at %d dropped: the process's read-ahead is full", d.at)
 }
 
 // readEvent returns the event of a record; ok is false for a record that

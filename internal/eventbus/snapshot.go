@@ -143,8 +143,19 @@ func (s *Service) snapshot(ctx context.Context, table string, n int32, buf *read
 				keys[i] = string(r.key)
 				m.size += int64(len(r.key) + len(r.value))
 			}
-			if m.size, err = buf.Acquire(ctx, m.size); err != nil {
+			size := m.size
+			var ok bool
+			if m.size, ok, err = buf.Take(ctx, size); err != nil {
 				return nil
+			} else if !ok {
+				// The process's read-ahead is full and the stream holds
+				// events: drop the chunk rather than hold it uncounted,
+				// and read it again once the stream may take it.
+				<-slots
+				if buf.Room(ctx, size) != nil {
+					return nil
+				}
+				continue
 			}
 			select {
 			case out <- m:

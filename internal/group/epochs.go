@@ -26,11 +26,20 @@ import (
 // before. The embedded log has no epochs: nothing of this applies to it.
 
 // partReader is the reader a session last started for a partition, with
-// the group epoch of the grant it reads for.
+// the group epoch of the grant it reads for, and the readers before it
+// of the same grant that it replaced when they dropped a read
+// (Stream.Take; the most recent last, at most maxPrevReaders): the
+// messages they sent may still be unacknowledged, and only they know the
+// epochs below the new reader's start.
 type partReader struct {
 	epoch uint64
 	rd    intentlog.Reader
+	prev  []intentlog.Reader
 }
+
+// maxPrevReaders bounds a partReader's prev: acknowledgements of
+// messages sent by readers older still commit without an epoch.
+const maxPrevReaders = 4
 
 // knownAt records that p's committed offset is at (with its leader
 // epoch); under gr.mu. Only a commit that moved the core's committed
@@ -58,13 +67,22 @@ func (gr *grp) startAt(p int32, offset int64) intentlog.EpochOffset {
 }
 
 // setReader records the reader of p for the grant at epoch.
-func (s *Session) setReader(p int32, epoch uint64, rd intentlog.Reader) {
+// With again, rd reads again what the reader before it dropped: that
+// one is kept in prev.
+func (s *Session) setReader(p int32, epoch uint64, rd intentlog.Reader, again bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rds == nil {
 		s.rds = map[int32]partReader{}
 	}
-	s.rds[p] = partReader{epoch: epoch, rd: rd}
+	pr := partReader{epoch: epoch, rd: rd}
+	if old, ok := s.rds[p]; ok && again && old.epoch == epoch {
+		pr.prev = append(old.prev, old.rd)
+		if len(pr.prev) > maxPrevReaders {
+			pr.prev = pr.prev[len(pr.prev)-maxPrevReaders:]
+		}
+	}
+	s.rds[p] = pr
 }
 
 // leaderEpoch is the leader epoch of the event before next in p, as the
@@ -77,7 +95,11 @@ func (s *Session) leaderEpoch(p int32, epoch uint64, next int64) int32 {
 	if !ok || pr.epoch != epoch {
 		return -1
 	}
-	return intentlog.EpochBefore(pr.rd, next)
+	e := intentlog.EpochBefore(pr.rd, next)
+	for i := len(pr.prev) - 1; e < 0 && i >= 0; i-- {
+		e = intentlog.EpochBefore(pr.prev[i], next) // next below rd's start
+	}
+	return e
 }
 
 // withEpochs gives each offset its leader epoch from leaders (absent:

@@ -236,3 +236,63 @@ func TestSessionHold(t *testing.T) {
 		t.Fatalf("the member left and the pool counts %d bytes", n)
 	}
 }
+
+// TestMemberDroppedReadsDeliverEveryRecordOnce: a member of a topic of
+// many partitions that stops taking its messages while the process's
+// read-ahead is full drops the reads it cannot take (Stream.Take) and
+// reads them again once it took what it held: it still gets every
+// record exactly once, in offset order per partition.
+func TestMemberDroppedReadsDeliverEveryRecordOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := openLog(t)
+	const (
+		parts   = 8
+		records = 8 * 24 // per partition: 1.5 MiB, two log reads
+		member  = 4 << 20
+		budget  = 2 << 20
+	)
+	if err := l.CreateTopic(ctx, "ev", parts, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	value := make([]byte, 64<<10)
+	for i := range records {
+		if err := l.Append(ctx, "ev", []*intentlog.Record{{Key: fmt.Appendf(nil, "k%d", i), Value: value, Partition: int32(i % parts)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := readahead.NewPool(budget)
+	g := New(l, time.Minute).WithReadAhead(member, pool)
+	defer g.Close()
+	s, err := g.Join(ctx, Table{Name: "t", Topic: "ev", Partitions: parts}, "g", "m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Leave()
+	if m := next(t, s); m.Granted == nil {
+		t.Fatalf("first message %+v, want the grant", m)
+	}
+	settled(pool.Used)
+	drops := pool.Drops()
+	if drops == 0 {
+		t.Fatal("no reader of the member dropped a read: the test does not fill the process's read-ahead")
+	}
+	seen := map[string]int{}
+	last := map[int32]int64{}
+	for len(seen) < records {
+		m := next(t, s)
+		for _, r := range m.Records {
+			seen[string(r.Key)]++
+			if o, ok := last[m.Partition]; ok && r.Offset <= o {
+				t.Fatalf("partition %d: offset %d after %d", m.Partition, r.Offset, o)
+			}
+			last[m.Partition] = r.Offset
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("record %s delivered %d times", k, n)
+		}
+	}
+	t.Logf("%d records delivered once each, in order; %d reads dropped while stalled, %d in all", records, drops, pool.Drops())
+}

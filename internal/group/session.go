@@ -361,7 +361,8 @@ func (s *Session) startReader(topic string, gt Grant) {
 // reader with intentlog.ErrUnknownTopic: the topic was deleted and
 // created again, and at is the old one's.
 func (s *Session) read(ctx context.Context, topic string, pin intentlog.TopicID, gt Grant, at intentlog.EpochOffset) error {
-	tries := 0 // answers out of range in a row
+	tries := 0       // answers out of range in a row
+	dropped := false // the last reader's read was dropped (Stream.Take)
 	for {
 		r, err := intentlog.ReaderAt(s.gr.g.log, topic, gt.Partition, at)
 		if errors.Is(err, intentlog.ErrOffsetOutOfRange) {
@@ -381,7 +382,8 @@ func (s *Session) read(ctx context.Context, topic string, pin intentlog.TopicID,
 		if err != nil {
 			return err
 		}
-		s.setReader(gt.Partition, gt.Epoch, r)
+		s.setReader(gt.Partition, gt.Epoch, r, dropped)
+		dropped = false
 		for {
 			// Past the process's budget, not before the stream took
 			// what the member holds: a batch read would wait, uncounted.
@@ -389,6 +391,7 @@ func (s *Session) read(ctx context.Context, topic string, pin intentlog.TopicID,
 				r.Close()
 				return nil
 			}
+			from := r.Position()
 			recs, err := r.Next(ctx)
 			if err != nil {
 				r.Close()
@@ -440,9 +443,22 @@ func (s *Session) read(ctx context.Context, topic string, pin intentlog.TopicID,
 					size += recordBytes(&rec)
 				}
 			}
-			if m.held, err = s.budget.Acquire(ctx, size); err != nil {
+			var ok bool
+			if m.held, ok, err = s.budget.Take(ctx, size); err != nil {
 				r.Close()
 				return nil // ctx ended: the reader stops
+			} else if !ok {
+				// The process's read-ahead is full and the member holds
+				// records: drop the read rather than hold it uncounted,
+				// and read it again (validated by the epoch read before
+				// it) once the member may take it.
+				at = intentlog.EpochOffset{Offset: from, Epoch: intentlog.EpochBefore(r, from)}
+				r.Close()
+				if s.budget.Room(ctx, size) != nil {
+					return nil
+				}
+				dropped = true
+				break
 			}
 			select {
 			case s.out <- m:
