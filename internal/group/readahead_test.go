@@ -3,6 +3,7 @@ package group
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -295,4 +296,61 @@ func TestMemberDroppedReadsDeliverEveryRecordOnce(t *testing.T) {
 		}
 	}
 	t.Logf("%d records delivered once each, in order; %d reads dropped while stalled, %d in all", records, drops, pool.Drops())
+}
+
+// TestStalledMembersOfManyPartitionsMemory: members of a topic of many
+// partitions whose streams take nothing hold, in the process's memory,
+// about the process's read-ahead budget plus one batch per member, not
+// also one log read per partition each (a read that passed Stream.Wait
+// before the budget filled waited to be counted with its records).
+func TestStalledMembersOfManyPartitionsMemory(t *testing.T) {
+	ctx := context.Background()
+	l := openLog(t)
+	const (
+		parts   = 8
+		records = 8 * 40 // per partition: 2.5 MiB, three log reads
+		member  = 1 << 20
+		budget  = 4 << 20
+		stalled = 16
+		batch   = 1<<20 + 128<<10 // an embedded log read: about 1 MiB
+	)
+	if err := l.CreateTopic(ctx, "ev", parts, intentlog.TopicOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range records {
+		if err := l.Append(ctx, "ev", []*intentlog.Record{{Key: fmt.Appendf(nil, "k%d", i), Value: make([]byte, 64<<10), Partition: int32(i % parts)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool := readahead.NewPool(budget)
+	g := New(l, time.Minute).WithReadAhead(member, pool)
+	defer g.Close()
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapAlloc)
+	}
+	before := heap()
+	for i := range stalled {
+		s, err := g.Join(ctx, Table{Name: "t", Topic: "ev", Partitions: parts}, fmt.Sprint("g", i), "m", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Leave()
+		if m := next(t, s); m.Granted == nil {
+			t.Fatalf("first message %+v, want the grant", m)
+		}
+	}
+	held := settled(pool.Used)
+	time.Sleep(200 * time.Millisecond)
+	grown := heap() - before
+	t.Logf("%d members of %d partitions that take nothing count %.1f MiB read ahead; the heap grew %.1f MiB (budget %d MiB, dropped reads %d)",
+		stalled, parts, float64(held)/(1<<20), float64(grown)/(1<<20), budget>>20, pool.Drops())
+	// Slack: the readers' own state (128 of them), the sessions'.
+	if limit := int64(budget + stalled*batch + 8<<20); grown > limit {
+		t.Fatalf("%d members of %d partitions that take nothing hold %.1f MiB of heap, more than the process's budget (%d MiB) and one batch each (with slack: %.1f MiB)",
+			stalled, parts, float64(grown)/(1<<20), budget>>20, float64(limit)/(1<<20))
+	}
 }
