@@ -223,3 +223,22 @@ func TestRedirectLoopSaid(t *testing.T) {
 		t.Errorf("error %q: want it to say the redirects were too many", msg)
 	}
 }
+
+// TestRedirectToAnotherSchemeNotFollowed: a 307 to the same host and port
+// under another scheme (https here; from an https endpoint, http would
+// send the signed body in the clear) is not followed: only the scheme and
+// host of the sink's URL are, and the error says so.
+func TestRedirectToAnotherSchemeNotFollowed(t *testing.T) {
+	var n atomic.Int64
+	a := hostilePost(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		n.Add(1)
+		http.Redirect(w, r, "https://"+r.Host+"/moved", http.StatusTemporaryRedirect)
+	})
+	if a.status != http.StatusTemporaryRedirect || n.Load() != 1 {
+		t.Fatalf("attempt %+v after %d requests, want the 307 answered as it is after 1", a, n.Load())
+	}
+	if msg := a.err.Error(); !strings.Contains(msg, "not followed") {
+		t.Errorf("error %q: want it to say the redirect was not followed", msg)
+	}
+}
