@@ -13,8 +13,11 @@ import (
 // Append of two records that each fit, and that would make a batch one
 // byte larger than the topic takes, goes in two batches and is written (a
 // producer that cut batches a byte later put both in one, which the broker
-// refused as a whole: the Append failed with ErrTooLarge). On kfake, which
-// speaks the latest (flexible) produce version.
+// refused as a whole: the Append failed with ErrTooLarge). On kfake, with
+// the producer's first batch: until it has the broker's produce version,
+// kgo counts the records length as 4 bytes, and the limit is exact; on a
+// flexible version it counts the uvarint (3 bytes at this size), and a
+// batch may be a byte over the topic's limit (see batchMaxBytes).
 func TestAppendCutsBatchesAtTheTopicLimit(t *testing.T) {
 	t.Parallel()
 	const topicMax = 100000
