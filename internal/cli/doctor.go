@@ -27,8 +27,9 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			"A server that answers but whose health cannot be read (a certificate not trusted,\n" +
 			"TLS on one side only, no answer within --timeout) fails the check; nothing\n" +
 			"listening at --addr fails nothing. A --data-dir that does not exist fails, and is\n" +
-			"not made (with the embedded store or log); likewise a Cassandra keyspace that does\n" +
-			"not exist (doctor creates nothing in the cluster).\n" +
+			"not made (with the embedded store or log); likewise a Cassandra keyspace, or a\n" +
+			"PostgreSQL schema or MySQL database without wail's catalog table, fails: doctor\n" +
+			"creates nothing in the store (wail serve sets it up at its first start).\n" +
 			"Exits with code 1 when a check fails or the server is unhealthy.",
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

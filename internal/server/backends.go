@@ -40,6 +40,7 @@ type seams struct {
 	afterStore  func() error                  // Server.open, once the store is open: an error fails that attempt (tests)
 	wrapStore   func(store.Store) store.Store // Server.open: the store the server uses instead of the one opened (tests)
 	kafkaOpts   []kgo.Opt                     // kafka.Options.ExtraClientOpts (tests: a short metadata refresh)
+	existing    bool                          // the Options.Existing of the PostgreSQL, MySQL and Cassandra stores: create nothing (doctor)
 }
 
 // Both logs tell the resolver how large an append may be (Server.open).
@@ -117,6 +118,7 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm s
 		st, err := postgres.Open(ctx, postgres.Options{
 			DSN: cfg.Store.DSN, ReplicaDSNs: cfg.Store.ReplicaDSNs, MaxConns: int32(cfg.Store.MaxConns),
 			QueryTimeout: cfg.Store.QueryTimeout, ReplicaWait: wait, Breaker: replicaBreaker(cfg.Store), Logger: logger,
+			Existing: sm.existing,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open postgres store: %w", err)
@@ -126,13 +128,14 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, sm s
 		st, err := mysql.Open(ctx, mysql.Options{
 			DSN: cfg.Store.DSN, ReplicaDSNs: cfg.Store.ReplicaDSNs, MaxConns: int32(cfg.Store.MaxConns),
 			QueryTimeout: cfg.Store.QueryTimeout, Breaker: replicaBreaker(cfg.Store), Logger: logger,
+			Existing: sm.existing,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open mysql store: %w", err)
 		}
 		return st, nil
 	case config.StoreCassandra:
-		st, err := openCassandra(ctx, cfg.Store, logger)
+		st, err := openCassandraWith(ctx, cfg.Store, logger, sm.existing)
 		if err != nil {
 			return nil, err // not a nil *cassandra.Store in a non-nil store.Store
 		}

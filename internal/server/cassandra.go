@@ -12,15 +12,10 @@ import (
 	"github.com/wail-cdc/wail/internal/store/cassandra"
 )
 
-// openCassandra opens the Cassandra store of store.cassandra: the level
-// names are parsed here, the rest is checked by cassandra.Open against
-// the cluster.
-func openCassandra(ctx context.Context, s config.Store, logger *slog.Logger) (*cassandra.Store, error) {
-	return openCassandraWith(ctx, s, logger, false)
-}
-
-// openCassandraWith is openCassandra; existing opens the keyspace as it
-// is, creating nothing (cassandra.Options.Existing: wail doctor).
+// openCassandraWith opens the Cassandra store of store.cassandra: the
+// level names are parsed here, the rest is checked by cassandra.Open
+// against the cluster. existing opens the keyspace as it is, creating
+// nothing (cassandra.Options.Existing: wail doctor).
 func openCassandraWith(ctx context.Context, s config.Store, logger *slog.Logger, existing bool) (*cassandra.Store, error) {
 	opts, err := cassandraOptions(s)
 	if err != nil {

@@ -37,7 +37,8 @@ const DefaultDoctorTimeout = 10 * time.Second
 // DoctorHealth, within timeout); an unhealthy server fails the check, as
 // one whose health cannot be read does; nothing listening at addr does not. Then: TLS and auth (an exposed API that would be
 // refused, the certificate and how long it lasts, the tokens file); the
-// store is reachable, its schema (the catalog) is in place, how far each
+// store is reachable, its schema (the catalog) is in place (doctor
+// creates none: doctorOpen), how far each
 // replica lags, and (Cassandra) every node answers and every wail table
 // keeps read_repair = 'BLOCKING'; the log (the Kafka brokers, or the
 // embedded log in the data dir) is reachable, every ready table has its
@@ -179,17 +180,11 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 }
 
 // doctorOpen opens the store to check it: as wail serve does, except that
-// a Cassandra store creates nothing (a keyspace missing, from a typo in
-// store.cassandra.keyspace, fails the check rather than being made).
+// a PostgreSQL, MySQL or Cassandra store creates nothing (a keyspace, a
+// schema or a database wail never ran on, from a typo in the DSN or
+// store.cassandra.keyspace, fails the check rather than being set up).
 func doctorOpen(ctx context.Context, cfg config.Config) (store.Store, error) {
-	if cfg.Store.Kind == config.StoreCassandra {
-		st, err := openCassandraWith(ctx, cfg.Store, slog.New(slog.DiscardHandler), true)
-		if err != nil {
-			return nil, err // not a typed nil in the interface
-		}
-		return st, nil
-	}
-	return OpenStore(ctx, cfg, slog.New(slog.DiscardHandler))
+	return openStore(ctx, cfg, slog.New(slog.DiscardHandler), seams{existing: true})
 }
 
 func decodeTables(rows []store.Table) (out []catalog.Table, damaged []error) {

@@ -95,15 +95,18 @@ func (want identity) differs(got identity) string {
 }
 
 // markIdentity gives the primary's database its identity, unless it has
-// one, and returns what the primary's reads show.
-func (s *Store) markIdentity(ctx context.Context) (identity, error) {
-	if err := s.ddl(ctx, createIdentitySQL); err != nil {
-		return identity{}, err
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	if _, err := s.primary.ExecContext(ctx, "INSERT IGNORE INTO "+quote(identityTable)+" (one, id) VALUES (1, '"+hex.EncodeToString(b[:])+"')"); err != nil {
-		return identity{}, err
+// one (or mark is false: Options.Existing), and returns what the
+// primary's reads show.
+func (s *Store) markIdentity(ctx context.Context, mark bool) (identity, error) {
+	if mark {
+		if err := s.ddl(ctx, createIdentitySQL); err != nil {
+			return identity{}, err
+		}
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		if _, err := s.primary.ExecContext(ctx, "INSERT IGNORE INTO "+quote(identityTable)+" (one, id) VALUES (1, '"+hex.EncodeToString(b[:])+"')"); err != nil {
+			return identity{}, err
+		}
 	}
 	conn, err := s.primary.Conn(ctx)
 	if err != nil {
@@ -116,7 +119,7 @@ func (s *Store) markIdentity(ctx context.Context) (identity, error) {
 		id, err = readIdentity(ctx, c.(driver.Conn))
 		return err
 	})
-	if err == nil && id.marker == "" {
+	if err == nil && id.marker == "" && mark {
 		err = errors.New("the primary's " + identityTable + " is empty")
 	}
 	return id, err
@@ -236,12 +239,13 @@ func (s *Store) ReplicasBypassed() (replicas int, reads uint64) { return s.reps.
 // a *sqlstore.Bypassed that says which and why.
 func (s *Store) BypassedReplicas() []error { return s.reps.BypassedNow() }
 
-// checkReplicasAtOpen marks and reads the primary's identity, then makes
+// checkReplicasAtOpen marks (unless mark is false) and reads the
+// primary's identity, then makes
 // a connection to each replica (all at once, bounded by ctx), which
 // checks it: a replica that answers and is not ours fails Open; one that
 // does not answer is left to be checked when it does.
-func (s *Store) checkReplicasAtOpen(ctx context.Context) error {
-	id, err := s.markIdentity(ctx)
+func (s *Store) checkReplicasAtOpen(ctx context.Context, mark bool) error {
+	id, err := s.markIdentity(ctx, mark)
 	if err != nil {
 		return err
 	}

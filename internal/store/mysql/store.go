@@ -132,7 +132,16 @@ type Options struct {
 	Breaker sqlstore.Breaker
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Existing opens the database as it is, for a check (wail doctor):
+	// Open creates no table (neither the catalog nor wail__identity) and
+	// migrates none, and fails with ErrNoCatalog when wail's catalog
+	// table is not in the DSN's database.
+	Existing bool
 }
+
+// ErrNoCatalog: Open with Options.Existing found no catalog table (wail
+// never ran on this database, or the DSN names another).
+var ErrNoCatalog = errors.New("no wail catalog")
 
 // Store is a store.Store on MariaDB or MySQL. It is safe for concurrent use.
 type Store struct {
@@ -158,7 +167,8 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the primary (and checks it answers), detects the dialect,
-// and creates the catalog table if needed. Each replica that answers
+// and creates the catalog table if needed (with Options.Existing: checks
+// that it exists). Each replica that answers
 // within the query timeout is checked to show the primary's rows
 // (identity.go): one that does not fails Open. One that is down fails
 // only the reads at its level, and is checked when it connects.
@@ -211,17 +221,44 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 		}
 		s.replicas = append(s.replicas, p)
 	}
-	if err := s.ddl(qctx, createCatalogSQL); err != nil {
-		return s.classify(ctx, err)
-	}
-	if err := s.migrate(qctx); err != nil {
-		return s.classify(ctx, err)
+	if opts.Existing {
+		if err := s.checkCatalog(qctx); err != nil {
+			return s.classify(ctx, err)
+		}
+	} else {
+		if err := s.ddl(qctx, createCatalogSQL); err != nil {
+			return s.classify(ctx, err)
+		}
+		if err := s.migrate(qctx); err != nil {
+			return s.classify(ctx, err)
+		}
 	}
 	s.warnIfNotDurable(qctx)
 	vctx, vcancel := s.withTimeout(ctx)
 	defer vcancel()
-	if err := s.checkReplicasAtOpen(vctx); err != nil {
+	if err := s.checkReplicasAtOpen(vctx, !opts.Existing); err != nil {
 		return s.classify(ctx, err)
+	}
+	return nil
+}
+
+// checkCatalog fails with ErrNoCatalog, saying where it looked and what
+// to run, when the primary's database has no catalog table
+// (Options.Existing).
+func (s *Store) checkCatalog(ctx context.Context) error {
+	var db sql.NullString
+	var n int
+	err := s.primary.QueryRowContext(ctx, `SELECT DATABASE(), (SELECT COUNT(*) FROM information_schema.tables
+ WHERE table_schema = DATABASE() AND table_name = ?)`, catalogTable).Scan(&db, &n)
+	switch {
+	case err != nil:
+		return err
+	case !db.Valid:
+		return fmt.Errorf("%w: no table %s: the DSN names no database (wail serve creates the table in the DSN's database, which must exist): "+
+			"add /<database> to the DSN", ErrNoCatalog, catalogTable)
+	case n == 0:
+		return fmt.Errorf("%w: no table %s in database %s (wail serve creates it at its first start): check the DSN's database",
+			ErrNoCatalog, catalogTable, db.String)
 	}
 	return nil
 }

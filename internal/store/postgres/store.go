@@ -84,6 +84,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wail-cdc/wail/internal/store"
@@ -118,7 +119,16 @@ type Options struct {
 	Breaker sqlstore.Breaker
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+	// Existing opens the schema as it is, for a check (wail doctor): Open
+	// creates no table and migrates none, and fails with ErrNoCatalog when
+	// wail's catalog table is not in the schema the DSN's search_path
+	// resolves to.
+	Existing bool
 }
+
+// ErrNoCatalog: Open with Options.Existing found no catalog table (wail
+// never ran on this database and schema, or the DSN names another).
+var ErrNoCatalog = errors.New("no wail catalog")
 
 // Store is a store.Store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
@@ -139,7 +149,7 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open connects to the primary (and checks it answers), creates the catalog
-// table if needed, and prepares a pool per replica. Each replica that
+// table if needed (with Options.Existing: checks that it exists), and prepares a pool per replica. Each replica that
 // answers within the query timeout is checked to show the primary's rows
 // (identity.go): one that does not fails Open. One that is down fails only
 // the reads at its level, and is checked when it connects.
@@ -189,16 +199,44 @@ func (s *Store) connect(ctx context.Context, opts Options) error {
 	if err := s.primary.Ping(qctx); err != nil {
 		return s.classify(ctx, err)
 	}
-	if err := s.ddl(qctx, createCatalogSQL); err != nil {
-		return s.classify(ctx, err)
-	}
-	if err := s.ddl(qctx, migrateSQL); err != nil {
-		return s.classify(ctx, err)
+	if opts.Existing {
+		if err := s.checkCatalog(qctx); err != nil {
+			return s.classify(ctx, err)
+		}
+	} else {
+		if err := s.ddl(qctx, createCatalogSQL); err != nil {
+			return s.classify(ctx, err)
+		}
+		if err := s.ddl(qctx, migrateSQL); err != nil {
+			return s.classify(ctx, err)
+		}
 	}
 	s.warnIfNotDurable(qctx)
 	vctx, vcancel := s.withTimeout(ctx)
 	defer vcancel()
 	return s.checkReplicasAtOpen(vctx)
+}
+
+// checkCatalog fails with ErrNoCatalog, saying where it looked and what
+// to run, when the primary has no catalog table (Options.Existing).
+func (s *Store) checkCatalog(ctx context.Context) error {
+	var db, path string
+	var schema *string
+	var ok bool
+	err := s.primary.QueryRow(ctx, "SELECT current_database(), current_schema(), current_setting('search_path'), to_regclass($1) IS NOT NULL",
+		pgx.Identifier{catalogTable}.Sanitize()).Scan(&db, &schema, &path, &ok)
+	switch {
+	case err != nil:
+		return err
+	case schema == nil:
+		return fmt.Errorf("%w: no table %s: the search_path (%s) of database %s names no schema that exists "+
+			"(wail serve creates the table in the first schema of the search_path, which must exist): check the DSN's database and search_path",
+			ErrNoCatalog, catalogTable, path, db)
+	case !ok:
+		return fmt.Errorf("%w: no table %s in schema %s of database %s (wail serve creates it at its first start): check the DSN's database and search_path",
+			ErrNoCatalog, catalogTable, *schema, db)
+	}
+	return nil
 }
 
 // warnIfNotDurable names, at Open, a primary that acknowledges commits
