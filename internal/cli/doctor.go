@@ -49,6 +49,6 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	}
 	f.register(cmd, roleDoctor)
 	g.addrFlag(cmd.Flags())
-	cmd.Flags().DurationVar(&timeout, "timeout", server.DefaultDoctorTimeout, "bound on each check that talks to the store, the log or the server (raise it for a slow or loaded cluster; 0: the default)")
+	cmd.Flags().DurationVar(&timeout, "timeout", server.DefaultDoctorTimeout, "bound on each check that talks to the store, the log, the registry or the server, each on its own (opening the store, its schema, its catalog, each topic, ...; raise it for a slow or loaded machine or cluster; 0: the default)")
 	return cmd
 }

@@ -28,7 +28,7 @@ import (
 )
 
 // DefaultDoctorTimeout bounds each check that talks to a store, a log or
-// a server when Doctor is given no bound.
+// a server when Doctor is given no bound (each check its own: bounded).
 const DefaultDoctorTimeout = 10 * time.Second
 
 // Doctor checks what a configuration needs, prints one line per check to w
@@ -46,7 +46,7 @@ const DefaultDoctorTimeout = 10 * time.Second
 // event topic keeps its records at least as long as its intent topic. The embedded store
 // and log that the server at addr holds are skipped. hc (nil:
 // http.DefaultClient) carries the client's TLS settings; timeout (0:
-// DefaultDoctorTimeout) bounds each check.
+// DefaultDoctorTimeout) bounds each check on its own (bounded).
 func Doctor(ctx context.Context, cfg config.Config, hc *http.Client, addr string, timeout time.Duration, w io.Writer) error {
 	if timeout <= 0 {
 		timeout = DefaultDoctorTimeout
@@ -125,9 +125,11 @@ var (
 // doctorStore checks the store and returns the tables of its catalog;
 // inUse says that the embedded store is locked by a server that answered.
 func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, fail func(check, format string, args ...any), answered bool) (tables []catalog.Table, inUse bool) {
-	sctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	st, err := doctorOpen(sctx, cfg)
+	var st store.Store
+	err := bounded(ctx, timeout, func(ctx context.Context) (err error) {
+		st, err = doctorOpen(ctx, cfg)
+		return err
+	})
 	switch {
 	case err != nil && answered && cfg.Store.Kind == config.StorePebble:
 		return nil, true
@@ -137,12 +139,36 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 	}
 	defer st.Close()
 	fmt.Fprintf(w, "store        ok (read levels %v)\n", st.Levels())
+	return doctorStoreChecks(ctx, st, timeout, w, fail), false
+}
+
+// bounded runs one check with a deadline of its own, timeout from now:
+// a check does not run out of time because the ones before it were slow
+// (one deadline for every check failed a store that answered each one,
+// on a loaded machine). An error past that deadline says what to do.
+func bounded(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := check(cctx)
+	if err != nil && errors.Is(cctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("%w (no answer within --timeout %s: on a loaded machine, store or log, raise --timeout)", err, timeout)
+	}
+	return err
+}
+
+// doctorStoreChecks runs the checks of an open store, each bounded by
+// timeout, and returns the tables of its catalog.
+func doctorStoreChecks(ctx context.Context, st store.Store, timeout time.Duration, w io.Writer, fail func(check, format string, args ...any)) (tables []catalog.Table) {
 	if c, ok := st.(schemaChecker); ok {
-		if err := c.Check(sctx); err != nil {
+		if err := bounded(ctx, timeout, c.Check); err != nil {
 			fail("schema", "%v", err)
 		}
 	}
-	if rows, err := st.Tables(sctx); err != nil {
+	var rows []store.Table
+	if err := bounded(ctx, timeout, func(ctx context.Context) (err error) {
+		rows, err = st.Tables(ctx)
+		return err
+	}); err != nil {
 		fail("catalog", "%v", err)
 	} else {
 		var damaged []error
@@ -154,17 +180,21 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 		}
 	}
 	if c, ok := st.(clusterStore); ok {
-		if err := doctorCluster(sctx, c, w); err != nil {
+		if err := bounded(ctx, timeout, func(ctx context.Context) error { return doctorCluster(ctx, c, w) }); err != nil {
 			fail("nodes", "%v", err)
 		}
 	}
 	if t, ok := st.(tableOptioner); ok {
-		if err := doctorReadRepair(sctx, t, w); err != nil {
+		if err := bounded(ctx, timeout, func(ctx context.Context) error { return doctorReadRepair(ctx, t, w) }); err != nil {
 			fail("read_repair", "%v", err)
 		}
 	}
 	if r, ok := st.(replicaLagger); ok {
-		lags, err := r.ReplicaLag(sctx)
+		var lags []time.Duration
+		err := bounded(ctx, timeout, func(ctx context.Context) (err error) {
+			lags, err = r.ReplicaLag(ctx)
+			return err
+		})
 		switch {
 		case err != nil:
 			fail("replicas", "%v", err)
@@ -176,7 +206,7 @@ func doctorStore(ctx context.Context, cfg config.Config, timeout time.Duration, 
 			}
 		}
 	}
-	return tables, false
+	return tables
 }
 
 // doctorOpen opens the store to check it: as wail serve does, except that
@@ -209,9 +239,11 @@ func decodeTables(rows []store.Table) (out []catalog.Table, damaged []error) {
 
 // doctorLog checks the log and the topics of the ready tables.
 func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
-	lctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	log, err := OpenLog(lctx, cfg, slog.New(slog.DiscardHandler))
+	var log intentlog.Log
+	err := bounded(ctx, timeout, func(ctx context.Context) (err error) {
+		log, err = OpenLog(ctx, cfg, slog.New(slog.DiscardHandler))
+		return err
+	})
 	if err != nil {
 		fail("log", "%v", err)
 		return
@@ -222,6 +254,12 @@ func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 		where = fmt.Sprintf("kafka %v", cfg.Log.Kafka.Brokers)
 	}
 	fmt.Fprintf(w, "log          ok (%s)\n", where)
+	doctorLogChecks(ctx, log, cfg.Log.Kafka.Brokers, timeout, w, tables, fail)
+}
+
+// doctorLogChecks checks the topics of the ready tables on an open log,
+// each topic's check bounded by timeout.
+func doctorLogChecks(ctx context.Context, log intentlog.Log, brokers []string, timeout time.Duration, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
 	var problems []error
 	n, served := 0, 0
 	for _, t := range tables {
@@ -235,7 +273,11 @@ func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 			if topic == dlq.Topic(t.Name) {
 				want = dlq.Partitions
 			}
-			got, err := log.Partitions(lctx, topic)
+			var got int32
+			err := bounded(ctx, timeout, func(ctx context.Context) (err error) {
+				got, err = log.Partitions(ctx, topic)
+				return err
+			})
 			switch {
 			case errors.Is(err, intentlog.ErrUnknownTopic):
 				problems = append(problems, fmt.Errorf("%s of table %s is missing: a wail process makes it when it starts or "+
@@ -254,20 +296,25 @@ func doctorLog(ctx context.Context, cfg config.Config, timeout time.Duration, w 
 	}
 	fmt.Fprintf(w, "topics       ok (%d topics of %d tables)\n", n, served)
 	if r, ok := log.(retentionReader); ok {
-		doctorRetention(lctx, r, cfg.Log.Kafka.Brokers, tables, w, fail)
+		doctorRetention(ctx, r, brokers, timeout, tables, w, fail)
 	}
 }
 
 // doctorRetention checks that every served table's event topic keeps its
 // records at least as long as its intent topic (Kafka: topics keep the
-// configs they were created with, or were given outside wail).
-func doctorRetention(ctx context.Context, r retentionReader, brokers []string, tables []catalog.Table, w io.Writer, fail func(check, format string, args ...any)) {
+// configs they were created with, or were given outside wail); each
+// table's check is bounded by timeout.
+func doctorRetention(ctx context.Context, r retentionReader, brokers []string, timeout time.Duration, tables []catalog.Table, w io.Writer, fail func(check, format string, args ...any)) {
 	var problems []string
 	for _, t := range tables {
 		if t.State != catalog.Ready && t.State != catalog.Dropping {
 			continue
 		}
-		problem, action, err := retentionProblem(ctx, r, t.Name, brokers)
+		var problem, action string
+		err := bounded(ctx, timeout, func(ctx context.Context) (err error) {
+			problem, action, err = retentionProblem(ctx, r, t.Name, brokers)
+			return err
+		})
 		switch {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("table %s: %v (grant DescribeConfigs on its topics)", t.Name, err))

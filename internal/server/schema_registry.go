@@ -169,8 +169,8 @@ func registryLimits(c config.SchemaRegistry) schemaregistry.Limits {
 // doctorRegistry checks an external registry (schema_registry.url): it
 // answers with wail's credentials, and holds the subjects of the typed
 // tables of the catalog (their latest schemas compile and have the
-// tables' message types). wail's own registry is the store's, checked
-// with it.
+// tables' message types), each request bounded by timeout. wail's own
+// registry is the store's, checked with it.
 func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duration, w io.Writer, tables []catalog.Table, fail func(check, format string, args ...any)) {
 	if cfg.SchemaRegistry.URL == "" {
 		return
@@ -184,9 +184,10 @@ func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duratio
 		fail("registry", "%v", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if _, err := r.Versions(ctx, "_wail_doctor_probe", false); err != nil {
+	if err := bounded(ctx, timeout, func(ctx context.Context) error {
+		_, err := r.Versions(ctx, "_wail_doctor_probe", false)
+		return err
+	}); err != nil {
 		var e *schemaregistry.Error
 		if !errors.As(err, &e) || e.Code != schemaregistry.CodeSubjectNotFound {
 			fail("registry", "%v", err)
@@ -200,10 +201,15 @@ func doctorRegistry(ctx context.Context, cfg config.Config, timeout time.Duratio
 				continue
 			}
 			subject := subjectOf(cfg, t.Name, p.part)
-			id, sch, err := r.Latest(ctx, subject)
-			if err == nil {
-				_, err = sch.MessageType(p.msg)
-			}
+			var id int
+			err := bounded(ctx, timeout, func(ctx context.Context) error {
+				var sch *schema.Schema
+				var err error
+				if id, sch, err = r.Latest(ctx, subject); err == nil {
+					_, err = sch.MessageType(p.msg)
+				}
+				return err
+			})
 			if err != nil {
 				fail("registry", "table %s's %s schema (subject %s, id %d): %v", t.Name, p.part, subject, id, err)
 				return
