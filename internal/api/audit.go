@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -67,11 +69,49 @@ func (g *Guard) auditRPC(ctx context.Context, procedure string, req any, start t
 		code = connect.CodeOf(err).String()
 	}
 	g.audit.Info("audit: admin operation", "principal", identityOf(ctx).String(), "procedure", procedure,
-		"tables", tables, "code", code, "took", time.Since(start).Round(time.Microsecond))
+		"tables", auditTables(tables), "code", code, "took", time.Since(start).Round(time.Microsecond))
 }
 
 // auditHTTP logs an admin operation on an HTTP endpoint (the schema
 // registry's changes): who, what, and the status it answered.
 func (g *Guard) auditHTTP(id identity, method, path string, status int) {
-	g.audit.Info("audit: admin operation", "principal", id.String(), "endpoint", method+" "+path, "status", status)
+	g.audit.Info("audit: admin operation", "principal", id.String(), "endpoint", auditField(method+" "+path), "status", status)
+}
+
+// Bounds of what an audit line quotes of a request. A caller refused for
+// want of a grant is audited (it asked for an admin operation) and
+// chooses the path (up to api.max_header_bytes) and the table names (up
+// to the request's size): each is cut, with a marker saying how long it
+// was, so the line stays short and still says who asked for what. The
+// principal is bounded already (auth.MaxName).
+const (
+	auditFieldBytes = 256 // of a path or a table name
+	auditTablesMax  = 8   // table names quoted; then how many more
+)
+
+// auditField is s, or its first auditFieldBytes (whole runes) and
+// "…(N bytes)" when it is longer.
+func auditField(s string) string {
+	if len(s) <= auditFieldBytes {
+		return s
+	}
+	cut := auditFieldBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s…(%d bytes)", s[:cut], len(s))
+}
+
+// auditTables is tables as an audit line quotes them: each name cut
+// (auditField), at most auditTablesMax of them, then "…(N more)".
+func auditTables(tables []string) []string {
+	n := min(len(tables), auditTablesMax)
+	out := make([]string, 0, n+1)
+	for _, t := range tables[:n] {
+		out = append(out, auditField(t))
+	}
+	if more := len(tables) - n; more > 0 {
+		out = append(out, fmt.Sprintf("…(%d more)", more))
+	}
+	return out
 }
