@@ -38,6 +38,7 @@ type hostPolicy struct {
 
 	mu    sync.Mutex
 	hosts map[string]*gocql.HostInfo // by host id
+	down  map[string]bool            // by host id: told down (HostDown), not up since
 
 	// The keyspace's replicas (learnReplicas): meta reads the keyspace's
 	// replication (the session's KeyspaceMetadata); a failed learn is
@@ -73,6 +74,7 @@ func newHostPolicy(localDC, ks string) *hostPolicy {
 		localDC:             localDC,
 		ks:                  ks,
 		hosts:               map[string]*gocql.HostInfo{},
+		down:                map[string]bool{},
 		retry:               [2]time.Duration{time.Second, 30 * time.Second},
 		log:                 slog.Default(),
 		again:               make(chan struct{}, 1),
@@ -91,10 +93,54 @@ func (p *hostPolicy) AddHost(h *gocql.HostInfo) {
 func (p *hostPolicy) RemoveHost(h *gocql.HostInfo) {
 	p.mu.Lock()
 	delete(p.hosts, h.HostID())
+	delete(p.down, h.HostID())
 	p.ring.Store(newRing(slices.Collect(maps.Values(p.hosts))))
 	p.mu.Unlock()
 	p.HostSelectionPolicy.RemoveHost(h)
 	p.learnAgain()
+}
+
+// Logged when the driver tells a node down or up again (nodeState).
+const (
+	warnNodeDown = "a Cassandra node is down: requests go to its keys' other replicas, and succeed while enough of each key's replicas " +
+		"are up for the consistency level; check the node (nodetool status, its system.log) and run wail doctor"
+	infoNodeUp = "a Cassandra node is up again: requests go to it again"
+)
+
+// HostDown: the driver found the node down (its status event, or every
+// connection to it failing); logged once, until it is up again.
+func (p *hostPolicy) HostDown(h *gocql.HostInfo) {
+	p.nodeState(h, false)
+	p.HostSelectionPolicy.HostDown(h)
+}
+
+// HostUp: the driver connected to the node: at the session's start
+// (not logged), or after it was down (logged).
+func (p *hostPolicy) HostUp(h *gocql.HostInfo) {
+	p.nodeState(h, true)
+	p.HostSelectionPolicy.HostUp(h)
+}
+
+// nodeState logs a node going down (WARN) and coming back (INFO), once
+// each: the driver tells a down node down again at each reconnection
+// that fails, and every node up at the session's start.
+func (p *hostPolicy) nodeState(h *gocql.HostInfo, up bool) {
+	id := h.HostID()
+	p.mu.Lock()
+	was := p.down[id]
+	if up {
+		delete(p.down, id)
+	} else {
+		p.down[id] = true
+	}
+	p.mu.Unlock()
+	attrs := []any{"node", h.ConnectAddress().String(), "data_center", h.DataCenter(), "rack", h.Rack(), "host_id", id}
+	switch {
+	case !up && !was:
+		p.log.Warn(warnNodeDown, attrs...)
+	case up && was:
+		p.log.Info(infoNodeUp, attrs...)
+	}
 }
 
 func (p *hostPolicy) SetPartitioner(name string) {
