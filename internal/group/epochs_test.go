@@ -38,7 +38,7 @@ func TestLeaderEpochOfTheGrantsReader(t *testing.T) {
 	if e := s.leaderEpoch(0, 1, 5); e != -1 {
 		t.Fatalf("no reader: epoch %d, want -1", e)
 	}
-	s.setReader(0, 1, marksReader{marks: [][2]int64{{0, 3}, {4, 7}}}) // offsets 0-3 at epoch 3, 4 at 7
+	s.setReader(0, 1, marksReader{marks: [][2]int64{{0, 3}, {4, 7}}}, false) // offsets 0-3 at epoch 3, 4 at 7
 	for next, want := range map[int64]int32{0: -1, 1: 3, 4: 3, 5: 7} {
 		if e := s.leaderEpoch(0, 1, next); e != want {
 			t.Errorf("grant 1, next %d: epoch %d, want %d (the event before it read at that epoch)", next, e, want)
@@ -52,11 +52,20 @@ func TestLeaderEpochOfTheGrantsReader(t *testing.T) {
 	if e := s.leaderEpoch(0, 2, 9); e != -1 {
 		t.Errorf("grant 2 before its reader started: epoch %d, want -1 (not the epoch grant 1's reader read offset 4 at)", e)
 	}
-	s.setReader(0, 2, marksReader{marks: [][2]int64{{8, 9}}})
+	s.setReader(0, 2, marksReader{marks: [][2]int64{{8, 9}}}, false)
 	if e := s.leaderEpoch(0, 2, 9); e != 9 {
 		t.Errorf("grant 2, next 9: epoch %d, want 9", e)
 	}
 	if e := s.leaderEpoch(0, 1, 5); e != -1 {
 		t.Errorf("grant 1 once grant 2's reader started: epoch %d, want -1", e)
+	}
+	// A reader of grant 2 that reads again what the one before it dropped
+	// (from 20 on): below its start the one before answers, whose
+	// messages may still be unacknowledged.
+	s.setReader(0, 2, marksReader{marks: [][2]int64{{20, 11}}}, true)
+	for next, want := range map[int64]int32{9: 9, 21: 11} {
+		if e := s.leaderEpoch(0, 2, next); e != want {
+			t.Errorf("grant 2 read again from 20, next %d: epoch %d, want %d", next, e, want)
+		}
 	}
 }
