@@ -41,6 +41,7 @@ func TestRebindingHostRefused(t *testing.T) {
 	open := guard(false, "127.0.0.1:7070")
 	named := guard(false, "wail.internal:7070", "ops.example", ".corp.example")
 	any := guard(false, "0.0.0.0:7070", "*")
+	anyIP := guard(false, ":7070") // listen names no host
 	authOn := guard(true, "127.0.0.1:7070")
 	drop := wailv1connect.AdminServiceDropTableProcedure
 	for _, tc := range []struct {
@@ -56,6 +57,8 @@ func TestRebindingHostRefused(t *testing.T) {
 		{"a name ending in localhost", "evil-localhost:7070", drop, open, 403},
 		{"a name with a loopback prefix", "127.0.0.1.evil.example", drop, open, 403},
 		{"a name under an allowed one", "x.ops.example", drop, named, 403},
+		{"a name ending in an allowed domain, not under it", "evilcorp.example", drop, named, 403},
+		{"an empty name (listen names no host)", ":7070", drop, anyIP, 403},
 		{"healthz", "evil.example", "/healthz", open, 418},
 		{"localhost", "localhost:7070", drop, open, 418},
 		{"localhost, upper case, trailing dot", "LocalHost.:7070", drop, open, 418},
@@ -88,6 +91,51 @@ func TestRebindingHostRefused(t *testing.T) {
 		}
 		if tc.want == 403 && !strings.Contains(rec.Body.String(), "security.allowed_hosts") {
 			t.Errorf("%s: refusal %q does not say what to do", tc.name, rec.Body)
+		}
+		if tc.want == 403 && tc.path == drop && !strings.Contains(rec.Body.String(), `"code":"permission_denied"`) {
+			t.Errorf("%s: refusal of an RPC %q, want a Connect error (permission_denied)", tc.name, rec.Body)
+		}
+	}
+}
+
+// TestHealthDetailByHost: with auth off, /healthz shows its conditions
+// only to a request naming the server by a name it answers to (listen's
+// host, security.metrics_listen's, localhost, an IP address) or over TLS;
+// a DNS-rebinding page's (another name, plain HTTP) gets the state alone,
+// on the API port and the metrics port alike.
+func TestHealthDetailByHost(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:7070"
+	cfg.Security.MetricsListen = "metrics.internal:9090"
+	g, err := NewGuard(&cfg, GuardOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, host string
+		tls, shown bool
+	}{
+		{"another name", "evil.example:7070", false, false},
+		{"another name over TLS", "evil.example:7070", true, true},
+		{"metrics_listen's host", "metrics.internal:9090", false, true},
+		{"localhost", "localhost:9090", false, true},
+		{"an IP address", "10.1.2.3:9090", false, true},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "http://x/healthz", nil)
+		req.Host = tc.host
+		if tc.tls {
+			req.TLS = &tls.ConnectionState{}
+		}
+		for _, detail := range []struct {
+			port string
+			f    func(*http.Request) (bool, string)
+		}{{"API port", g.HealthDetail}, {"metrics port", g.MetricsHealthDetail}} {
+			ok, hidden := detail.f(req)
+			if ok != tc.shown || (ok != (hidden == "")) {
+				t.Errorf("%s, %s (Host %s): shown %v (%q), want %v", detail.port, tc.name, tc.host, ok, hidden, tc.shown)
+			}
 		}
 	}
 }
