@@ -1,0 +1,63 @@
+package sink
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	wailv1 "github.com/wail-cdc/wail/api/wail/v1"
+)
+
+// TestSyncRunsWhatIsDefinedHere: Sync runs a sink only for a table this
+// process serves (one of another table is stopped here), runs a changed
+// definition as changed (the configuration's sink moved to another URL
+// delivers there from then on), and starts nothing once the manager is
+// closed (a create or drop racing Close syncs after it).
+func TestSyncRunsWhatIsDefinedHere(t *testing.T) {
+	f := newFixture(t, 1)
+	ep1, ep2 := newEndpoint(t, ""), newEndpoint(t, "")
+	ctx := context.Background()
+	m := f.manager()
+	defer m.Close()
+
+	if err := m.Apply(ctx, &wailv1.Sink{Table: "other", Name: "s", Url: ep1.url()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := m.Describe(ctx, "other", "s"); err != nil || st.State != "stopped" {
+		t.Fatalf("a sink of a table not served here: %v, %v; want it stopped", st, err)
+	}
+
+	if err := m.Apply(ctx, &wailv1.Sink{Table: testTable, Name: "s", Url: ep1.url(), MaxBatchEvents: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(event("a", 1))
+	waitFor(t, "a@1 at the first URL", time.Minute, func() bool { return received(ep1, "a", 1) == 1 })
+	if err := m.Apply(ctx, &wailv1.Sink{Table: testTable, Name: "s", Url: ep2.url(), MaxBatchEvents: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(event("b", 1))
+	waitFor(t, "b@1 at the URL the definition names now", time.Minute, func() bool { return received(ep2, "b", 1) == 1 })
+	if n := received(ep1, "b", 1); n != 0 {
+		t.Fatalf("b@1 went %d times to the URL of before", n)
+	}
+
+	m.Close()
+	if err := m.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	n := len(m.runners)
+	m.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d runners after a Sync that followed Close, want none", n)
+	}
+}
