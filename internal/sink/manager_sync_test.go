@@ -11,7 +11,8 @@ import (
 // TestSyncRunsWhatIsDefinedHere: Sync runs a sink only for a table this
 // process serves (one of another table is stopped here), runs a changed
 // definition as changed (the configuration's sink moved to another URL
-// delivers there from then on), and starts nothing once the manager is
+// delivers there from then on), stops a dropped one before the drop
+// returns, and starts nothing once the manager is
 // closed (a create or drop racing Close syncs after it).
 func TestSyncRunsWhatIsDefinedHere(t *testing.T) {
 	f := newFixture(t, 1)
@@ -48,6 +49,21 @@ func TestSyncRunsWhatIsDefinedHere(t *testing.T) {
 	waitFor(t, "b@1 at the URL the definition names now", time.Minute, func() bool { return received(ep2, "b", 1) == 1 })
 	if n := received(ep1, "b", 1); n != 0 {
 		t.Fatalf("b@1 went %d times to the URL of before", n)
+	}
+
+	// A drop's Sync returns once the runner stopped: nothing of the sink
+	// is delivered after it.
+	r, err := m.runner(&wailv1.Sink{Table: testTable, Name: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Drop(ctx, testTable, "s"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.done:
+	default:
+		t.Fatal("Drop returned before the sink's runner stopped")
 	}
 
 	m.Close()
