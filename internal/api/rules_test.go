@@ -40,6 +40,10 @@ func TestTablesOf(t *testing.T) {
 	}{
 		{&wailv1.PutRequest{Table: "orders"}, []string{"orders"}},
 		{&wailv1.CreateTableRequest{Name: "orders"}, []string{"orders"}},
+		// a sink's requests name the sink too: the table is "table"
+		{&wailv1.DescribeSinkRequest{Table: "orders", Name: "hook"}, []string{"orders"}},
+		// a repeated scalar (offsets) names no table
+		{&wailv1.RedriveDeadLettersRequest{Table: "orders", Offsets: []int64{1, 2}, Sink: "hook"}, []string{"orders"}},
 		{&wailv1.ListTablesRequest{}, nil},
 		{&wailv1.WriteRequest{Mutations: []*wailv1.Mutation{{Table: "a"}, {Table: "b"}, {Table: "a"}}}, []string{"a", "b"}},
 		{&wailv1.WriteRequest{}, nil},
