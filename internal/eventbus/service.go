@@ -359,6 +359,7 @@ func (s *Service) follow(ctx context.Context, table string, id intentlog.TopicID
 	topic := Topic(table)
 	tries := 0         // answers out of range in a row within the log's bounds
 	epoch := int32(-1) // of the record before off, after a dropped read
+	again := false     // off is where a dropped read started
 	for end < 0 || off < end {
 		var r intentlog.Reader
 		var err error
@@ -370,8 +371,13 @@ func (s *Service) follow(ctx context.Context, table string, id intentlog.TopicID
 		if err != nil {
 			return fmt.Errorf("read %s/%d: %w", topic, p, err)
 		}
+		if again {
+			// Where a reader of the topic of id stopped: another topic
+			// of the name is ErrUnknownTopic, not the old one truncated.
+			intentlog.PinTopicID(r, id)
+		}
 		validated := epoch >= 0
-		epoch = -1
+		epoch, again = -1, false
 		err = s.pump(ctx, r, id, p, end, after, encoded, buf, out)
 		pos := r.Position()
 		if d, ok := errors.AsType[*droppedRead](err); ok {
@@ -385,12 +391,12 @@ func (s *Service) follow(ctx context.Context, table string, id intentlog.TopicID
 			if buf.Room(ctx, d.size) != nil {
 				return nil
 			}
-			off = d.at
+			off, again = d.at, true
 			continue
 		}
 		r.Close()
 		if validated && errors.Is(err, intentlog.ErrEpochUnknown) && ctx.Err() == nil {
-			off = pos // the log no longer knows that epoch: unchecked, as before
+			off, again = pos, true // the log no longer knows that epoch: unchecked, as before
 			continue
 		}
 		if tr, ok := errors.AsType[*intentlog.Truncation](err); ok && tr.From >= 0 && ctx.Err() == nil {

@@ -382,6 +382,11 @@ func (s *Session) read(ctx context.Context, topic string, pin intentlog.TopicID,
 		if err != nil {
 			return err
 		}
+		if dropped {
+			// Where a reader of pin's topic stopped: another topic of
+			// the name is ErrUnknownTopic, not the old one truncated.
+			intentlog.PinTopicID(r, pin)
+		}
 		s.setReader(gt.Partition, gt.Epoch, r, dropped)
 		dropped = false
 		for {

@@ -305,6 +305,27 @@ type TopicIDReader interface {
 	TopicID() TopicID
 }
 
+// TopicIDPinner is a reader that can be told, before its first read, the
+// id of the topic its start offset is of (Kafka): a reader started again
+// where another one of the same topic stopped. Another topic of the name
+// (deleted and created again meanwhile) then fails its reads with
+// ErrUnknownTopic, checked before the leader epoch of its start, as for
+// a reader that let its client go and made one again: otherwise a new
+// topic shorter than the start passes as the old one truncated (a
+// *Truncation from its end, or ErrOffsetOutOfRange past it).
+type TopicIDPinner interface {
+	// PinTopicID sets the topic's id, unless the reader already has one.
+	PinTopicID(id TopicID)
+}
+
+// PinTopicID pins r to the topic of id when r is a TopicIDPinner and id
+// is not zero (the log did not say); else it does nothing.
+func PinTopicID(r Reader, id TopicID) {
+	if p, ok := r.(TopicIDPinner); ok && id != (TopicID{}) {
+		p.PinTopicID(id)
+	}
+}
+
 // FencedCommitter commits one partition's offset for a group until a later
 // FencePartition of that partition fences it.
 type FencedCommitter interface {

@@ -57,7 +57,9 @@
 //	                     which franz-go lets pass) is asked first by the
 //	                     reader itself: a Truncation with From -1
 //	                     (intentlog.ErrEpochUnknown). TopicID is the id
-//	                     its fetched records carry (intentlog.TopicIDReader)
+//	                     its fetched records carry (intentlog.TopicIDReader);
+//	                     PinTopicID sets it before the first read, for a
+//	                     reader started where another one stopped
 //	EpochsBefore         (epochbefore.go) the leader epoch of the record
 //	                     before an offset, fetched without isolation, for
 //	                     offsets committed by no reader (group resets,

@@ -114,6 +114,16 @@ func (r *reader) TopicID() intentlog.TopicID {
 	return intentlog.TopicID{}
 }
 
+// PinTopicID implements intentlog.TopicIDPinner: the reader's client,
+// when it makes one, first checks with fresh metadata that the topic is
+// still the one of id (sameID), and its fetches' topic ids are checked
+// against it, as for a client made again after a release.
+func (r *reader) PinTopicID(id intentlog.TopicID) {
+	if id != (intentlog.TopicID{}) {
+		r.id.CompareAndSwap(nil, &id)
+	}
+}
+
 // Position implements intentlog.Reader.
 func (r *reader) Position() int64 { return r.next.Load() }
 
