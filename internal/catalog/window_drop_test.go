@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -136,6 +137,14 @@ func TestWriteWindowAfterGrowth(t *testing.T) {
 	reloaded := def(10*time.Second).followWindow(grown, mid, hold)
 	again := def(20*time.Second).followWindow(grown, mid, hold)
 	anew := entry{t: Table{Name: "t", VisibilityWindow: 10 * time.Second, CreatedAt: t0}}
+	heldLonger := def(20 * time.Second)
+	heldLonger.t.NarrowWindow, heldLonger.t.NarrowUntil = time.Second, t0.Add(time.Hour)
+	heldLonger.narrow, heldLonger.narrowUntil = 5*time.Second, t0.Add(time.Hour)
+	restored := def(10 * time.Second)
+	restored.t.NarrowWindow, restored.t.NarrowUntil = time.Second, mid.Add(-time.Nanosecond)
+	damaged := restored
+	damaged.bad = errors.New("damaged")
+	restored = restored.followWindow(damaged, t0, hold)
 	for _, tc := range []struct {
 		name string
 		e    entry
@@ -153,6 +162,16 @@ func TestWriteWindowAfterGrowth(t *testing.T) {
 		{"shortened while held", def(500*time.Millisecond).followWindow(grown, mid, hold), mid, 500 * time.Millisecond},
 		{"shortened", def(time.Second).followWindow(def(10*time.Second), t0, hold), t0, time.Second},
 		{"created anew", anew.followWindow(def(time.Second), t0, hold), t0, 10 * time.Second},
+		// The shortest of the entry's and the one held here: the entry's
+		// hold counts on the altering process's clock, which may be
+		// behind (the window this process held was longer then).
+		{"held here longer than the entry holds", heldLonger, t0, time.Second},
+		// An entry damaged and restored while held: the cached damaged
+		// one says nothing of this process's hold, so the restored one is
+		// first seen, held for a hold from then.
+		{"restored while held", restored, t0, time.Second},
+		{"restored while held, once the entry's hold ended", restored, mid, time.Second},
+		{"restored while held, once this process's ended", restored, end, 10 * time.Second},
 	} {
 		if got := tc.e.writeWindow(tc.at); got != tc.want {
 			t.Errorf("%s: write window %s, want %s", tc.name, got, tc.want)
@@ -204,7 +223,10 @@ func TestWindowAltered(t *testing.T) {
 		{"lengthened to the wider one", wide(5*time.Second, 10*time.Second, t0.Add(time.Hour)), 10 * time.Second, t0, 0, time.Time{}},
 		{"lengthened past the wider one", wide(5*time.Second, 10*time.Second, t0.Add(time.Hour)), 20 * time.Second, t0, 0, time.Time{}},
 	} {
-		got := def(tc.window).windowAltered(tc.old, tc.at, refresh)
+		// As Alter makes it: the old definition with the new window.
+		n := tc.old
+		n.VisibilityWindow = tc.window
+		got := n.windowAltered(tc.old, tc.at, refresh)
 		if got.VisibilityWindow != tc.window || got.WideWindow != tc.wide || !got.WideUntil.Equal(tc.wideUntil) {
 			t.Errorf("%s: window %s, wide %s until %v; want %s, wide %s until %v", tc.name,
 				got.VisibilityWindow, got.WideWindow, got.WideUntil, tc.window, tc.wide, tc.wideUntil)

@@ -104,6 +104,7 @@ func TestWindowGrown(t *testing.T) {
 		narrowUntil time.Time
 	}{
 		{"lengthened", def(time.Second), 10 * time.Second, t0, time.Second, t0.Add(hold)},
+		{"lengthened between microseconds: rounded up", def(time.Second), 10 * time.Second, t0.Add(1500 * time.Nanosecond), time.Second, t0.Add(hold + 2*time.Microsecond)},
 		{"shortened", def(10 * time.Second), time.Second, t0, 0, time.Time{}},
 		{"lengthened again while held", held(10*time.Second, time.Second, t0.Add(hold)), 20 * time.Second, t0.Add(hold / 2), time.Second, t0.Add(hold * 3 / 2)},
 		{"lengthened again once the hold ended", held(10*time.Second, time.Second, t0.Add(hold)), 20 * time.Second, t0.Add(hold), 10 * time.Second, t0.Add(2 * hold)},
@@ -112,7 +113,10 @@ func TestWindowGrown(t *testing.T) {
 		{"an entry's hold of no window", held(10*time.Second, 0, t0.Add(hold)), 20 * time.Second, t0, 10 * time.Second, t0.Add(hold)},
 		{"lengthened again while an earlier, longer hold lasts", held(10*time.Second, time.Second, t0.Add(3*hold)), 20 * time.Second, t0.Add(hold / 2), time.Second, t0.Add(3 * hold)},
 	} {
-		got := def(tc.window).windowGrown(tc.old, tc.at, hold)
+		// As Alter makes it: the old definition with the new window.
+		n := tc.old
+		n.VisibilityWindow = tc.window
+		got := n.windowGrown(tc.old, tc.at, hold)
 		if got.NarrowWindow != tc.narrow || !got.NarrowUntil.Equal(tc.narrowUntil) {
 			t.Errorf("%s: holds %s until %v, want %s until %v", tc.name, got.NarrowWindow, got.NarrowUntil, tc.narrow, tc.narrowUntil)
 		}
@@ -207,5 +211,33 @@ func TestWriteWindowFirstSeen(t *testing.T) {
 		if got := tc.e.writeWindow(tc.at); got != tc.want {
 			t.Errorf("%s: write window %s, want %s", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestWriteWindowOfAnEarlierDefinition: a write to a table as Get returned
+// it before an alter lengthened its window is made under that definition's
+// window, the hold ended or not: only a definition read since (or a
+// shorter window held) may say otherwise.
+func TestWriteWindowOfAnEarlierDefinition(t *testing.T) {
+	t.Parallel()
+	const short, long = 100 * time.Millisecond, 2 * time.Second
+	ctx := t.Context()
+	c := openCatalog(t, openStore(t), newTopics())
+	if _, _, err := c.Create(ctx, Table{Name: "t", Partitions: 1, VisibilityWindow: short}); err != nil {
+		t.Fatal(err)
+	}
+	earlier, ok := c.Get("t")
+	if !ok {
+		t.Fatal("the table is not served")
+	}
+	if _, _, err := c.Alter(ctx, "t", Alter{VisibilityWindow: ptr(long)}); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(2 * c.windowHold())
+	if got := c.WriteWindow(earlier, later); got != short {
+		t.Errorf("once the hold ended, a definition read before the alter writes under a %s window, want its own %s", got, short)
+	}
+	if tb, _ := c.Get("t"); c.WriteWindow(tb, later) != long {
+		t.Errorf("once the hold ended, the definition read since writes under a %s window, want %s", c.WriteWindow(tb, later), long)
 	}
 }
