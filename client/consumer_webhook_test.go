@@ -37,10 +37,49 @@ func TestVerifyWebhook(t *testing.T) {
 		{"no timestamp", "v1=" + sign("s", ts, "body"), "body", false},
 		{"bad timestamp", "t=x,v1=00", "body", false},
 		{"not hex", fmt.Sprintf("t=%d,v1=zz", ts), "body", false},
+		{"exactly the tolerance ahead", fmt.Sprintf("t=%d,v1=%s", ts+300, sign("s", ts+300, "body")), "body", true},
+		{"spaces after the commas", fmt.Sprintf("t=%d, v1=%s", ts, sign("s", ts, "body")), "body", true},
+		{"a second, bad timestamp", good + ",t=x", "body", false},
+		{"the signature with more after it", good + "zz", "body", false},
+		{"the signature with half a byte more", good + "0", "body", false},
 	} {
 		err := VerifyWebhook([]byte("s"), c.header, []byte(c.body), now, 5*time.Minute)
 		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrWebhookSignature)) {
 			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
+		}
+	}
+}
+
+// TestVerifyWebhookSaysWhatIsMissing: a header without a timestamp or
+// without a signature is refused saying so (the sink's secret not set),
+// not as a replay or a wrong secret.
+func TestVerifyWebhookSaysWhatIsMissing(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	ts := now.Unix()
+	for _, header := range []string{"v1=" + sign("s", ts, "body"), fmt.Sprintf("t=%d", ts), fmt.Sprintf("t=-1,v1=%s", sign("s", -1, "body"))} {
+		// A tolerance of a century: the missing timestamp is not refused
+		// as too old.
+		err := VerifyWebhook([]byte("s"), header, []byte("body"), now, 100*365*24*time.Hour)
+		if !errors.Is(err, ErrWebhookSignature) || !strings.Contains(err.Error(), "has no t= and v1=") {
+			t.Errorf("header %q: %v, want ErrWebhookSignature saying it has no t= and v1=", header, err)
+		}
+	}
+}
+
+// TestQuoted: a refusal quotes a header whole up to maxQuoted bytes; a
+// longer one, its first maxQuoted bytes cut back to a character's start,
+// and its length.
+func TestQuoted(t *testing.T) {
+	a64 := strings.Repeat("a", maxQuoted)
+	for _, tc := range []struct{ s, want string }{
+		{"", `""`},
+		{a64, `"` + a64 + `"`},
+		{a64 + "b", `"` + a64 + `"... (65 bytes)`},
+		{a64[1:] + "€" + "b", `"` + a64[1:] + `"... (67 bytes)`},
+		{strings.Repeat("\x80", 100), `""... (100 bytes)`},
+	} {
+		if got := quoted(tc.s); got != tc.want {
+			t.Errorf("quoted(%.20q...) = %s, want %s", tc.s, got, tc.want)
 		}
 	}
 }

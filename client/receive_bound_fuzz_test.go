@@ -42,6 +42,7 @@ func FuzzBoundedBody(f *testing.F) {
 	f.Add(env([]byte("hello"), nil, []byte("world")), uint16(8), uint8(3), true)
 	f.Add(env([]byte("hello"), bytes.Repeat([]byte("x"), 100)), uint16(8), uint8(1), true)
 	f.Add([]byte{0, 0xff, 0xff, 0xff, 0xff}, uint16(0), uint8(200), true)
+	f.Add(env(bytes.Repeat([]byte("x"), 8), nil), uint16(8), uint8(4), true) // exactly the bound
 	f.Add([]byte("a unary answer"), uint16(5), uint8(2), false)
 	f.Add([]byte("short"), uint16(5), uint8(7), false)
 	f.Fuzz(func(t *testing.T, data []byte, limit16 uint16, chunk uint8, enveloped bool) {
