@@ -88,6 +88,12 @@ func TestStampWindow(t *testing.T) {
 			t.Errorf("after an answer in %s: window %s, want %s", step.took, got, step.want)
 		}
 	}
+	// An answer stamped in time forgets 1/8 of the slowest time too.
+	s := newStampWindow(FenceAfterBreak)
+	s.answered(4 * time.Second)
+	if s.settled(); s.get() != 7*time.Second {
+		t.Errorf("after an answer in 4 s, then one stamped in time: window %s, want 7 s", s.get())
+	}
 	for range 200 {
 		w.answered(time.Millisecond)
 	}
